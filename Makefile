@@ -1,0 +1,48 @@
+# troth: `make demo` tells the story, `make test` runs every check, `make bench` the benchmarks.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench lint softhsm clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,hsm,bench]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/troth demo
+
+# SoftHSM2 backs the PKCS#11 vault tests: installed from Debian when missing and we are root.
+softhsm:
+	@if command -v softhsm2-util >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make test: installing softhsm2 (Debian)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q softhsm2 >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q softhsm2 >/dev/null; }; \
+	else \
+		echo "make test: softhsm2 is missing and we are not root: the PKCS#11 tests will be SKIPPED."; \
+		echo "           install it with: sudo apt-get install softhsm2"; \
+	fi
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy --strict src tests
+
+test: $(VENV)/.installed-dev softhsm lint
+	TROTH_REQUIRE_HSM=$$(command -v softhsm2-util >/dev/null 2>&1 && echo 1 || echo 0) \
+		$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/troth bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

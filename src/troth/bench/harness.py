@@ -1,0 +1,69 @@
+"""Side-by-side measurement: every figure is timed against its floor (or a peer) in the same
+run, rounds interleaved, so machine noise hits both alike. The per-operation time of each side
+is the minimum over rounds (the least-disturbed run, as timeit recommends)."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Case", "Measurement", "measure_pair", "select"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    ratio: float
+    target: str | None = None
+    meets_target: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A named benchmark; `run(quick)` returns its measurements."""
+
+    name: str
+    run: Callable[[bool], list[Measurement]]
+
+
+Batch = Callable[[int], None]
+"""Runs an operation `n` times."""
+
+
+def _time(batch: Batch, n: int) -> float:
+    start = time.perf_counter()
+    batch(n)
+    return (time.perf_counter() - start) / n
+
+
+def measure_pair(subject: Batch, floor: Batch, *, n: int, rounds: int) -> tuple[float, float]:
+    """Seconds per operation of `subject` and `floor`, interleaved over `rounds` rounds."""
+    subject(max(1, n // 10))  # warm caches and code paths
+    floor(max(1, n // 10))
+    best_subject = best_floor = float("inf")
+    for _ in range(rounds):
+        best_subject = min(best_subject, _time(subject, n))
+        best_floor = min(best_floor, _time(floor, n))
+    return best_subject, best_floor
+
+
+def ratio_target(ratio: float, limit: float) -> tuple[str, bool]:
+    return f"<= {limit}x", ratio <= limit
+
+
+def select(cases: list[Case], pattern: str | None) -> list[Case]:
+    if not pattern:
+        return cases
+    glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    return [c for c in cases if fnmatch.fnmatch(c.name, glob)]

@@ -1,0 +1,141 @@
+"""Identity benchmarks: creation (in memory, persisted in batches, persisted one by one) against
+keygen + signature + hash, and history verification against its signature verifications."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
+from troth.crypto import KeyType
+from troth.crypto.bench_floor import ed25519_keygen_sign, ed25519_verify_loop
+from troth.identity import new_identity, verify_history
+from troth.node import init_node, open_node
+from troth.vault import SoftwareVault
+
+NOW = 1_790_000_000
+_US = 1e6
+
+
+def _floor_create(n: int) -> None:
+    # the raw operations one identity needs: a key pair, one signature, one SHA-256
+    body = b"\x00" * 120
+    for _ in range(n):
+        ed25519_keygen_sign(body)
+        hashlib.sha256(body).digest()
+
+
+def _create(quick: bool) -> list[Measurement]:
+    n, rounds = (200, 3) if quick else (1000, 7)
+    results = []
+
+    vault = SoftwareVault()
+
+    def in_memory(k: int) -> None:
+        for _ in range(k):
+            new_identity(vault, KeyType.ED25519, now=NOW, valid_for=86_400)
+
+    value, floor = measure_pair(in_memory, _floor_create, n=n, rounds=rounds)
+    results.append(
+        Measurement(
+            "identity.create.memory",
+            value * _US,
+            "us/identity",
+            "floor: Ed25519 keygen + sign + SHA-256",
+            floor * _US,
+            value / floor,
+        )
+    )
+
+    with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
+        home = Path(tmp)
+        init_node("bench", home=home)
+        with open_node("bench", home=home) as node:
+            service = node.identities
+
+            def batched(k: int) -> None:
+                service.create_many(k, now=NOW)
+
+            def single(k: int) -> None:
+                for _ in range(k):
+                    service.create(now=NOW)
+
+            value, floor = measure_pair(batched, _floor_create, n=n, rounds=rounds)
+            ratio = value / floor
+            target, ok = ratio_target(ratio, 1.5)
+            rate = 1 / value
+            results.append(
+                Measurement(
+                    "identity.create.persisted",
+                    value * _US,
+                    "us/identity",
+                    "floor: Ed25519 keygen + sign + SHA-256",
+                    floor * _US,
+                    ratio,
+                    target + " and >= 2000/s",
+                    ok and rate >= 2000,
+                    {"identities_per_s": round(rate), "transaction": f"one per batch of {n}"},
+                )
+            )
+            value, floor = measure_pair(single, _floor_create, n=n // 4, rounds=rounds)
+            results.append(
+                Measurement(
+                    "identity.create.persisted.single",
+                    value * _US,
+                    "us/identity",
+                    "floor: Ed25519 keygen + sign + SHA-256",
+                    floor * _US,
+                    value / floor,
+                    extra={
+                        "identities_per_s": round(1 / value),
+                        "transaction": "one per identity",
+                        "durability": node.config.durability,
+                    },
+                )
+            )
+    return results
+
+
+def _verify(quick: bool) -> list[Measurement]:
+    n, rounds = (200, 3) if quick else (1000, 7)
+    vault = SoftwareVault()
+    handle, identity = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
+    one = identity.history
+    from troth.identity import rotate_identity
+
+    for step in range(4):
+        handle, identity = rotate_identity(
+            vault, identity, handle, KeyType.ED25519, now=NOW + step + 1, valid_for=10**8
+        )
+    five = identity.history
+    results = []
+    for name, history, verifications in (
+        ("identity.verify.1", one, 1),
+        ("identity.verify.5", five, 9),
+    ):
+        floor_batch = ed25519_verify_loop(verifications)
+
+        def subject(k: int, history: bytes = history) -> None:
+            for _ in range(k):
+                verify_history(history, now=NOW + 10)
+
+        value, floor = measure_pair(subject, floor_batch, n=n // verifications + 50, rounds=rounds)
+        ratio = value / floor
+        target, ok = ratio_target(ratio, 1.3)
+        results.append(
+            Measurement(
+                name,
+                value * _US,
+                "us/history",
+                f"floor: {verifications} Ed25519 key loads + verifications",
+                floor * _US,
+                ratio,
+                target,
+                ok,
+            )
+        )
+    return results
+
+
+CASES = [Case("identity.create", _create), Case("identity.verify", _verify)]

@@ -1,0 +1,35 @@
+"""`troth bench`: run the benchmarks and print each figure with its floor and the ratio."""
+
+from __future__ import annotations
+
+import click
+
+from troth.cli.output import Reporter, json_command
+
+
+@click.command("bench")
+@click.option("--only", "pattern", help="Run only cases matching this glob or substring.")
+@click.option("--quick", is_flag=True, help="Fewer rounds (a smoke run, figures are rougher).")
+@json_command
+def bench(pattern: str | None, quick: bool, reporter: Reporter) -> None:
+    """Benchmarks, each beside its floor or a peer measured in the same run."""
+    from troth.bench import ALL_CASES, select
+
+    cases = select(ALL_CASES, pattern)
+    if not cases:
+        raise ValueError(f"no benchmark matches {pattern!r}")
+    results = []
+    for case in cases:
+        reporter.info(f"running {case.name} ...")
+        results.extend(case.run(quick))
+    lines = [f"{'benchmark':36} {'value':>14} {'baseline':>14} {'ratio':>7}  target"]
+    for m in results:
+        verdict = "" if m.meets_target is None else (" ok" if m.meets_target else " MISSED")
+        lines.append(
+            f"{m.name:36} {m.value:9.1f} {m.unit.split('/')[0]:4} {m.baseline_value:9.1f} "
+            f"{m.unit.split('/')[0]:4} {m.ratio:6.2f}x  {m.target or ''}{verdict}"
+        )
+        lines.append(f"  {'':34} baseline = {m.baseline}; per {m.unit.split('/')[-1]}")
+        for key, value in m.extra.items():
+            lines.append(f"  {'':34} {key} = {value}")
+    reporter.result([m.to_json() for m in results], "\n".join(lines))

@@ -1,0 +1,31 @@
+"""The `troth` command line. The only code that prints; each command is one library call."""
+
+from __future__ import annotations
+
+import click
+
+from troth import __version__
+from troth.cli.bench_cmd import bench
+from troth.cli.demo_cmd import demo
+from troth.cli.identity_cmds import identity_group
+from troth.cli.node_cmds import node_group
+
+
+@click.group()
+@click.version_option(__version__, prog_name="troth")
+def cli() -> None:
+    """troth: cryptographic identity and trust for AI agents.
+
+    State lives in $TROTH_HOME (else the platform data directory).
+    Exit codes: 0 ok, 1 invalid or denied, 2 usage, 3 configuration, 4 I/O.
+    """
+
+
+cli.add_command(identity_group)
+cli.add_command(node_group)
+cli.add_command(demo)
+cli.add_command(bench)
+
+
+def main() -> None:
+    cli(prog_name="troth")

@@ -1,0 +1,110 @@
+"""How commands report: `--json` to stdout, human text to stdout, diagnostics to stderr, and
+one exit code per error class (0 ok, 1 invalid/denied, 2 usage, 3 config, 4 I/O)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from troth.errors import (
+    ConfigError,
+    ConflictError,
+    CryptoError,
+    DecodeError,
+    IdentityError,
+    NotFound,
+    StorageError,
+    TrothError,
+    VaultError,
+)
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_INVALID",
+    "EXIT_IO",
+    "EXIT_USAGE",
+    "Reporter",
+    "exit_code",
+    "json_command",
+]
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_IO = 4
+
+R = TypeVar("R")
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, DecodeError | CryptoError | IdentityError | ConflictError):
+        return EXIT_INVALID
+    if isinstance(exc, NotFound | ValueError):
+        return EXIT_USAGE
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, StorageError | VaultError | OSError):
+        return EXIT_IO
+    return EXIT_INVALID
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    data: dict[str, Any] = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, IdentityError):
+        data.update(reason=exc.reason.value, change=exc.change, detail=exc.detail)
+    return data
+
+
+class Reporter:
+    """Prints a command's result in the format the user asked for."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def result(self, data: dict[str, Any] | list[Any], text: str | None = None) -> None:
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, sort_keys=False))
+        elif text is not None:
+            click.echo(text)
+
+    def info(self, text: str) -> None:
+        """Progress and notes for people: stderr, never mixed into --json output."""
+        click.echo(text, err=True)
+
+    def fail(
+        self, exc: BaseException, code: int | None = None, payload: dict[str, Any] | None = None
+    ) -> NoReturn:
+        """Report `exc` on stderr (with --json, also `payload` or an error object on stdout)
+        and exit with its code."""
+        code = exit_code(exc) if code is None else code
+        if self.as_json:
+            click.echo(json.dumps(payload or error_object(exc), indent=2))
+        message = exc.diagnostics() if isinstance(exc, TrothError) else str(exc)
+        click.echo(f"troth: {message}", err=True)
+        sys.exit(code)
+
+
+def json_command(func: Callable[..., R]) -> Callable[..., R]:
+    """Add `--json` and map troth's errors to exit codes; the command gets a `reporter`."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
+        reporter = Reporter(as_json)
+        try:
+            return func(*args, reporter=reporter, **kwargs)
+        except (TrothError, ValueError, OSError) as exc:
+            reporter.fail(exc)
+
+    return wrapper
+
+
+def kv(pairs: dict[str, Any]) -> str:
+    """Human output: aligned `key: value` lines."""
+    width = max(len(k) for k in pairs)
+    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in pairs.items())

@@ -1,0 +1,110 @@
+"""Key types, public keys and signature verification (Ed25519 RFC 8032, ECDSA P-256 FIPS 186-5).
+
+ECDSA signatures travel as raw r||s (2 x 32 bytes, SEC 1 §4.1) with s in the lower half of the
+group order: signing normalises to low-s, verification rejects high-s, so a signature cannot be
+mutated into a second valid one (the malleability Trail of Bits reported in Ockam).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature as _PycaInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from troth.errors import InvalidKey, InvalidSignature
+
+__all__ = ["P256_ORDER", "KeyType", "PublicKey", "verify_signature"]
+
+# The order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_P256_HALF = P256_ORDER // 2
+
+
+class KeyType(enum.IntEnum):
+    """Key types and their wire numbers (docs/formats.md, "Key types")."""
+
+    ED25519 = 1
+    P256 = 2
+    X25519 = 3
+
+    @property
+    def public_length(self) -> int:
+        return _PUBLIC_LENGTHS[self]
+
+    @property
+    def can_sign(self) -> bool:
+        return self is not KeyType.X25519
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @classmethod
+    def from_label(cls, label: str) -> KeyType:
+        for key_type, text in _LABELS.items():
+            if text == label:
+                return key_type
+        raise ValueError(f"unknown key type {label!r} (choose {', '.join(_LABELS.values())})")
+
+
+_LABELS = {KeyType.ED25519: "ed25519", KeyType.P256: "p256", KeyType.X25519: "x25519"}
+_PUBLIC_LENGTHS = {KeyType.ED25519: 32, KeyType.P256: 65, KeyType.X25519: 32}
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A public key: its type and raw bytes (Ed25519/X25519: 32 bytes; P-256: 65-byte SEC 1
+    uncompressed point). The length is checked here; the point itself when first used."""
+
+    key_type: KeyType
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.data) != _PUBLIC_LENGTHS[self.key_type] or (
+            self.key_type is KeyType.P256 and self.data[0] != 0x04
+        ):
+            raise InvalidKey(f"not a {self.key_type.label} public key ({len(self.data)} bytes)")
+
+    def p256_compressed(self) -> bytes:
+        """The 33-byte SEC 1 compressed form of a P-256 key (used by Multikey, docs/formats.md)."""
+        if self.key_type is not KeyType.P256:
+            raise InvalidKey("only P-256 keys have a compressed form")
+        x, y = self.data[1:33], self.data[33:]
+        return bytes([2 + (y[-1] & 1)]) + x
+
+    def load_x25519(self) -> x25519.X25519PublicKey:
+        """The key as a pyca object (used by crypto.keys' callers inside troth.crypto/vault)."""
+        if self.key_type is not KeyType.X25519:
+            raise InvalidKey("not an X25519 key")
+        return x25519.X25519PublicKey.from_public_bytes(self.data)
+
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_SECP256R1 = ec.SECP256R1()
+
+
+def verify_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
+    """Raise `InvalidSignature` unless `signature` is `key`'s signature over `data`."""
+    try:
+        if key.key_type is KeyType.ED25519:
+            ed25519.Ed25519PublicKey.from_public_bytes(key.data).verify(signature, data)
+            return
+        if key.key_type is KeyType.P256:
+            if len(signature) != 64:
+                raise InvalidSignature
+            r = int.from_bytes(signature[:32], "big")
+            s = int.from_bytes(signature[32:], "big")
+            if not (0 < r < P256_ORDER and 0 < s <= _P256_HALF):
+                raise InvalidSignature  # high-s (malleated) or out of range
+            pub = ec.EllipticCurvePublicKey.from_encoded_point(_SECP256R1, key.data)
+            pub.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
+            return
+    except _PycaInvalidSignature:
+        raise InvalidSignature from None
+    except ValueError as exc:  # a point not on the curve, a key of the wrong size
+        raise InvalidKey(f"invalid {key.key_type.label} public key: {exc}") from None
+    raise InvalidKey(f"{key.key_type.label} keys cannot verify signatures")

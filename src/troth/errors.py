@@ -1,0 +1,148 @@
+"""The one error tree of troth. Each layer raises its own branch; the CLI maps them to exit codes.
+
+    TrothError
+    ├── DecodeError            bytes that are not a well-formed troth encoding (any layer's decoder)
+    ├── CryptoError            a primitive refused its input
+    │   ├── InvalidSignature   a signature did not verify (opaque: no reason, no oracle)
+    │   └── InvalidKey         public key bytes that are not a key of the stated type
+    ├── VaultError             a key store failed
+    │   ├── KeyNotFound        no key behind this handle
+    │   └── UnsupportedKeyType this vault cannot hold keys of this type
+    ├── StorageError           the database failed or a conditional write lost
+    │   └── ConflictError      a compare-and-swap found a newer value
+    ├── ConfigError            the node, home or environment is mis-configured
+    ├── NotFound               no node / identity / key by that name
+    └── IdentityError          a change history or purpose-key attestation is invalid
+                               (reason + change index)
+
+Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
+ConflictError); 2 usage (bad arguments, NotFound); 3 ConfigError; 4 I/O (StorageError,
+VaultError, OSError).
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "CryptoError",
+    "DecodeError",
+    "DecodeProblem",
+    "IdentityError",
+    "IdentityFailure",
+    "InvalidKey",
+    "InvalidSignature",
+    "KeyNotFound",
+    "NotFound",
+    "StorageError",
+    "TrothError",
+    "UnsupportedKeyType",
+    "VaultError",
+]
+
+
+class TrothError(Exception):
+    """Base of every error troth raises on purpose."""
+
+    def diagnostics(self) -> str:
+        """A text for people: what failed and why."""
+        return str(self)
+
+
+class DecodeProblem(enum.Enum):
+    """What exactly was wrong with bytes that failed to decode."""
+
+    MALFORMED = "malformed"
+    NON_CANONICAL = "not in canonical form"
+    TRAILING_BYTES = "trailing bytes"
+    OVER_LIMIT = "over a limit"
+    UNKNOWN_TYPE = "unknown type tag"
+    UNKNOWN_VERSION = "unknown version"
+
+
+class DecodeError(TrothError):
+    """Input is not a well-formed encoding: malformed, non-canonical, trailing bytes, over a limit,
+    or a type tag / version this troth does not know. `problem` says which."""
+
+    def __init__(self, message: str, problem: DecodeProblem = DecodeProblem.MALFORMED) -> None:
+        self.problem = problem
+        super().__init__(message)
+
+
+class CryptoError(TrothError):
+    pass
+
+
+class InvalidSignature(CryptoError):
+    def __init__(self) -> None:
+        super().__init__("signature does not verify")
+
+
+class InvalidKey(CryptoError):
+    pass
+
+
+class VaultError(TrothError):
+    pass
+
+
+class KeyNotFound(VaultError):
+    pass
+
+
+class UnsupportedKeyType(VaultError):
+    pass
+
+
+class StorageError(TrothError):
+    pass
+
+
+class ConflictError(StorageError):
+    pass
+
+
+class ConfigError(TrothError):
+    pass
+
+
+class NotFound(TrothError):
+    pass
+
+
+class IdentityFailure(enum.Enum):
+    """Why a change history (or an attestation made under one) was refused."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_VERSION = "unknown version"
+    UNKNOWN_TYPE = "unknown type tag"
+    OVER_LIMIT = "over a limit"
+    TRAILING_BYTES = "trailing bytes"
+    BROKEN_LINK = "broken hash link"
+    BAD_SIGNATURE = "bad signature"
+    BAD_PREVIOUS_SIGNATURE = "bad previous-key signature"
+    MISSING_PREVIOUS_SIGNATURE = "missing previous-key signature"
+    UNEXPECTED_PREVIOUS_SIGNATURE = "first change carries a previous-key signature"
+    KEY_OUTSIDE_VALIDITY = "key used outside its validity"
+    TIME_REVERSED = "change dated before its predecessor"
+    FUTURE_CHANGE = "change dated in the future"
+    FORK = "history forks from the stored copy"
+    ROLLBACK = "history is older than the stored copy"
+    IDENTIFIER_MISMATCH = "identifier does not match"
+    ATTESTATION_INVALID = "purpose-key attestation invalid"
+    ATTESTATION_STALE = "purpose-key attestation made under an older change"
+    ATTESTATION_EXPIRED = "purpose-key attestation expired"
+    WRONG_PURPOSE = "purpose key has the wrong purpose or key type"
+
+
+class IdentityError(TrothError):
+    """A history or attestation was refused: `reason`, and `change` (0-based index) when known."""
+
+    def __init__(self, reason: IdentityFailure, detail: str = "", change: int | None = None):
+        self.reason = reason
+        self.detail = detail
+        self.change = change
+        where = f"change {change}: " if change is not None else ""
+        super().__init__(f"{where}{reason.value}" + (f" ({detail})" if detail else ""))

@@ -1,0 +1,43 @@
+"""Identities: signed change histories, identifiers, purpose-key attestations, DID documents."""
+
+from troth.identity.attestation import (
+    PurposeKeyAttestation,
+    VerifiedPurposeKey,
+    attest_purpose_key,
+    verify_attestation,
+)
+from troth.identity.change import ChangeBody, SignedChange, decode_history, encode_history
+from troth.identity.create import new_identity, rotate_identity
+from troth.identity.did import did_document, multikey
+from troth.identity.history import (
+    VerifiedChange,
+    VerifiedIdentity,
+    change_hashes,
+    check_extends,
+    verify_history,
+)
+from troth.identity.identifier import Identifier
+from troth.identity.service import IdentityService, LocalIdentity
+
+__all__ = [
+    "ChangeBody",
+    "Identifier",
+    "IdentityService",
+    "LocalIdentity",
+    "PurposeKeyAttestation",
+    "SignedChange",
+    "VerifiedChange",
+    "VerifiedIdentity",
+    "VerifiedPurposeKey",
+    "attest_purpose_key",
+    "change_hashes",
+    "check_extends",
+    "decode_history",
+    "did_document",
+    "encode_history",
+    "multikey",
+    "new_identity",
+    "rotate_identity",
+    "verify_attestation",
+    "verify_history",
+]

@@ -1,0 +1,140 @@
+"""The change-history format (docs/formats.md, "Identity change history").
+
+    change body   = ["troth.identity.change", 1, previous-hash / null, [key-type, public-key],
+                     created_at, valid_from, valid_until]                       (canonical CBOR)
+    signed change = [body (bstr), signature (bstr), previous-key signature (bstr / null)]
+    history       = ["troth.identity.history", 1, [signed change, ...]]
+
+The signatures are over the body bytes exactly as carried; the body begins with its type tag,
+so a change signature can never be taken for another troth signature (domain separation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, NamedTuple
+
+from troth import limits
+from troth.crypto import KeyType, PublicKey
+from troth.encoding import cbor
+from troth.errors import DecodeError, DecodeProblem, InvalidKey
+
+__all__ = [
+    "CHANGE_TYPE",
+    "FORMAT_VERSION",
+    "HISTORY_TYPE",
+    "ChangeBody",
+    "SignedChange",
+    "decode_history",
+    "decode_public_key",
+    "encode_history",
+    "encode_public_key",
+]
+
+CHANGE_TYPE: Final = "troth.identity.change"
+HISTORY_TYPE: Final = "troth.identity.history"
+FORMAT_VERSION: Final = 1
+_SIGNING_TYPES: Final = frozenset({KeyType.ED25519, KeyType.P256})
+
+
+def decode_public_key(
+    value: Any, what: str, allowed: frozenset[KeyType] = _SIGNING_TYPES
+) -> PublicKey:
+    pair = cbor.expect_array(value, what, 2)
+    number = cbor.expect_int(pair[0], f"{what} type")
+    try:
+        key_type = KeyType(number)
+    except ValueError:
+        raise DecodeError(f"{what}: unknown key type {number}") from None
+    if key_type not in allowed:
+        raise DecodeError(f"{what}: {key_type.label} keys are not allowed here")
+    try:
+        return PublicKey(key_type, cbor.expect_bytes(pair[1], f"{what} bytes"))
+    except InvalidKey as exc:
+        raise DecodeError(f"{what}: {exc}") from None
+
+
+def encode_public_key(key: PublicKey) -> list[Any]:
+    return [int(key.key_type), key.data]
+
+
+class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot path)
+    previous: bytes | None
+    primary_key: PublicKey
+    created_at: int
+    valid_from: int
+    valid_until: int
+
+    def encode(self) -> bytes:
+        return cbor.encode(
+            [
+                CHANGE_TYPE,
+                FORMAT_VERSION,
+                self.previous,
+                encode_public_key(self.primary_key),
+                self.created_at,
+                self.valid_from,
+                self.valid_until,
+            ]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> ChangeBody:
+        value = cbor.expect_array(
+            cbor.decode(data, max_bytes=limits.MAX_CHANGE_BYTES), "change body"
+        )
+        cbor.expect_header(value, CHANGE_TYPE, FORMAT_VERSION, "change body")
+        if len(value) != 7:
+            raise DecodeError(f"change body: expected 7 elements, got {len(value)}")
+        previous = None if value[2] is None else cbor.expect_bytes(value[2], "previous hash", 32)
+        return cls(
+            previous=previous,
+            primary_key=decode_public_key(value[3], "primary key"),
+            created_at=cbor.expect_int(value[4], "created_at"),
+            valid_from=cbor.expect_int(value[5], "valid_from"),
+            valid_until=cbor.expect_int(value[6], "valid_until"),
+        )
+
+
+class SignedChange(NamedTuple):
+    body: bytes
+    signature: bytes
+    previous_signature: bytes | None
+
+    def to_cbor(self) -> list[Any]:
+        return [self.body, self.signature, self.previous_signature]
+
+
+def encode_history(changes: Sequence[SignedChange]) -> bytes:
+    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes]])
+
+
+def decode_history(data: bytes) -> list[SignedChange]:
+    """Decode (not verify) a history. Raises only DecodeError."""
+    value = cbor.expect_array(
+        cbor.decode(data, max_bytes=limits.MAX_IDENTITY_HISTORY_BYTES), "history"
+    )
+    cbor.expect_header(value, HISTORY_TYPE, FORMAT_VERSION, "history")
+    if len(value) != 3:
+        raise DecodeError(f"history: expected 3 elements, got {len(value)}")
+    entries = cbor.expect_array(value[2], "changes")
+    if not entries:
+        raise DecodeError("history: no changes")
+    if len(entries) > limits.MAX_IDENTITY_CHANGES:
+        raise DecodeError(
+            f"history: {len(entries)} changes, over the limit of {limits.MAX_IDENTITY_CHANGES}",
+            DecodeProblem.OVER_LIMIT,
+        )
+    changes = []
+    for index, entry in enumerate(entries):
+        fields = cbor.expect_array(entry, f"change {index}", 3)
+        changes.append(
+            SignedChange(
+                body=cbor.expect_bytes(fields[0], f"change {index} body"),
+                signature=cbor.expect_bytes(fields[1], f"change {index} signature", 64),
+                previous_signature=None
+                if fields[2] is None
+                else cbor.expect_bytes(fields[2], f"change {index} previous signature", 64),
+            )
+        )
+    return changes

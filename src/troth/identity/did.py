@@ -1,0 +1,42 @@
+"""DID documents for `did:troth:` identifiers (W3C DID Core 1.0; keys as Multikey, W3C
+Controlled Identifiers 1.0 §2.2.2, multicodec ed25519-pub 0xed01 / p256-pub 0x8024)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import base58
+
+from troth.crypto import KeyType, PublicKey
+from troth.identity.history import VerifiedIdentity
+
+__all__ = ["did_document", "multikey"]
+
+_MULTICODEC: Final = {KeyType.ED25519: b"\xed\x01", KeyType.P256: b"\x80\x24"}
+
+
+def multikey(key: PublicKey) -> str:
+    """The Multikey `publicKeyMultibase` of a signing key: 'z' + base58btc(multicodec || key)."""
+    raw = key.p256_compressed() if key.key_type is KeyType.P256 else key.data
+    return "z" + base58.b58encode(_MULTICODEC[key.key_type] + raw).decode("ascii")
+
+
+def did_document(identity: VerifiedIdentity) -> dict[str, Any]:
+    """The DID document of a verified identity: its current primary key, for authentication
+    and assertions. The key id is the change number, so a rotation gives a new id."""
+    did = identity.identifier.did
+    key_id = f"{did}#key-{identity.current.index}"
+    return {
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "id": did,
+        "verificationMethod": [
+            {
+                "id": key_id,
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": multikey(identity.current_key),
+            }
+        ],
+        "authentication": [key_id],
+        "assertionMethod": [key_id],
+    }

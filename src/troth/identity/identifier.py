@@ -1,0 +1,52 @@
+"""Identifiers: SHA-256 of the first change's signed body bytes, all 256 bits.
+
+Text form: "T" followed by 64 lowercase hex digits. DID form: "did:troth:" + the same 64 hex
+digits (docs/formats.md, "Identifiers").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["DID_PREFIX", "TEXT_PREFIX", "Identifier"]
+
+TEXT_PREFIX: Final = "T"
+DID_PREFIX: Final = "did:troth:"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.digest) != 32:
+            raise ValueError("an identifier is a 32-byte SHA-256 digest")
+
+    def __str__(self) -> str:
+        return TEXT_PREFIX + self.digest.hex()
+
+    @property
+    def did(self) -> str:
+        return DID_PREFIX + self.digest.hex()
+
+    @classmethod
+    def parse(cls, text: str) -> Identifier:
+        """Parse the text form or the DID form; raise ValueError otherwise."""
+        if text.startswith(DID_PREFIX):
+            body = text[len(DID_PREFIX) :]
+        elif text.startswith(TEXT_PREFIX):
+            body = text[len(TEXT_PREFIX) :]
+        else:
+            raise ValueError(f"not an identifier: {text!r}")
+        if not _HEX64.fullmatch(body):
+            raise ValueError(f"not an identifier: {text!r}")
+        return cls(bytes.fromhex(body))
+
+    @staticmethod
+    def looks_like(text: str) -> bool:
+        """Whether `text` is in identifier form (names can never be: they are lowercase)."""
+        body = text[len(DID_PREFIX) :] if text.startswith(DID_PREFIX) else text[1:]
+        return text[:1] in (TEXT_PREFIX, "d") and bool(_HEX64.fullmatch(body))

@@ -1,0 +1,69 @@
+"""Where troth keeps state: `$TROTH_HOME`, else the platform's user data dir (platformdirs).
+
+Directories are created 0700 and files 0600; files are written atomically (temp file, fsync,
+rename, fsync of the directory), so a crash leaves the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from troth.errors import ConfigError
+
+__all__ = ["read_private_file", "secure_dir", "troth_home", "write_private_file"]
+
+
+def troth_home() -> Path:
+    env = os.environ.get("TROTH_HOME")
+    return Path(env) if env else platformdirs.user_data_path("troth", appauthor=False)
+
+
+def secure_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed and make it 0700."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create directory {path}: {exc}") from exc
+    return path
+
+
+def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write `data` to `path` atomically with mode 0600. `exclusive`: fail if `path` exists."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            os.link(tmp, path)  # fails with FileExistsError if another writer won
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_private_file(path: Path) -> bytes:
+    """Read a file that must not be readable by group or others (like ssh's private keys)."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise ConfigError(
+                f"{path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc

@@ -1,0 +1,183 @@
+"""A node: the named home of a vault, its database and its identities.
+
+<home>/nodes/<name>/node.json   configuration (NodeConfig)
+<home>/nodes/<name>/node.db     SQLite: sealed software keys, histories, local identities
+<home>/nodes/<name>/vault.key   the software vault's KEK, unless TROTH_VAULT_KEY supplies it
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from troth.crypto import KeyType
+from troth.errors import ConfigError, NotFound
+from troth.identity import IdentityService
+from troth.names import check_name
+from troth.node.config import NodeConfig, VaultKind
+from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
+from troth.storage import SqliteDatabase, SqliteIdentityStore, SqliteKeyStore
+from troth.vault import CompositeVault, SoftwareVault, Vault
+from troth.vault.software import KEK_SIZE
+
+__all__ = ["DEFAULT_NODE", "Node", "init_node", "list_nodes", "open_node"]
+
+DEFAULT_NODE: Final = "default"
+DEFAULT_PKCS11_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
+DEFAULT_PIN_ENV: Final = "TROTH_PKCS11_PIN"
+_KEK_ENV: Final = "TROTH_VAULT_KEY"
+
+
+def _nodes_dir(home: Path) -> Path:
+    return home / "nodes"
+
+
+@dataclass
+class Node:
+    config: NodeConfig
+    path: Path
+    db: SqliteDatabase
+    vault: Vault
+    identities: IdentityService
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def close(self) -> None:
+        close = getattr(self.vault, "close", None)
+        if close is not None:
+            close()
+        self.db.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def init_node(
+    name: str,
+    *,
+    home: Path | None = None,
+    vault: VaultKind = "software",
+    pkcs11_module: str | None = None,
+    token_label: str | None = None,
+    pin_env: str | None = None,
+    durability: str = "normal",
+) -> NodeConfig:
+    """Create a node directory and its configuration (ConfigError if it exists)."""
+    check_name(name, "node name")
+    home = home or troth_home()
+    path = _nodes_dir(home) / name
+    if (path / "node.json").exists():
+        raise ConfigError(f"node {name!r} already exists in {home}")
+    if vault == "pkcs11" and not token_label:
+        raise ConfigError("a pkcs11 node needs --token-label")
+    if durability not in ("normal", "full"):
+        raise ConfigError(f"unknown durability {durability!r}")
+    config = NodeConfig(
+        name=name,
+        vault=vault,
+        kek_source="env" if os.environ.get(_KEK_ENV) else "file",
+        durability="full" if durability == "full" else "normal",
+        pkcs11_module=(pkcs11_module or DEFAULT_PKCS11_MODULE) if vault == "pkcs11" else None,
+        token_label=token_label if vault == "pkcs11" else None,
+        pin_env=(pin_env or DEFAULT_PIN_ENV) if vault == "pkcs11" else None,
+    )
+    secure_dir(home)
+    secure_dir(_nodes_dir(home))
+    secure_dir(path)
+    try:
+        write_private_file(path / "node.json", config.to_json(), exclusive=True)
+    except FileExistsError:
+        raise ConfigError(f"node {name!r} already exists in {home}") from None
+    node = open_node(name, home=home)  # creates the database and checks the vault opens
+    node.close()
+    return config
+
+
+def list_nodes(home: Path | None = None) -> list[NodeConfig]:
+    base = _nodes_dir(home or troth_home())
+    if not base.is_dir():
+        return []
+    return [
+        NodeConfig.from_json(read_private_file(p / "node.json"), p / "node.json")
+        for p in sorted(base.iterdir())
+        if (p / "node.json").is_file()
+    ]
+
+
+def open_node(name: str, *, home: Path | None = None, create_default: bool = False) -> Node:
+    """Open node `name`. With `create_default`, the default node is created on first use."""
+    home = home or troth_home()
+    path = _nodes_dir(home) / check_name(name, "node name")
+    config_path = path / "node.json"
+    if not config_path.is_file():
+        if create_default and name == DEFAULT_NODE:
+            init_node(name, home=home)
+        else:
+            raise NotFound(f"no node {name!r} in {home} (create it with: troth node init {name})")
+    config = NodeConfig.from_json(read_private_file(config_path), config_path)
+    db = SqliteDatabase(path / "node.db", durability=config.durability)
+    try:
+        software = SoftwareVault(SqliteKeyStore(db), _load_kek(config, path))
+        vault: Vault = software
+        if config.vault == "pkcs11":
+            vault = CompositeVault(_open_pkcs11(config), software, frozenset({KeyType.X25519}))
+    except BaseException:
+        db.close()
+        raise
+    return Node(config, path, db, vault, IdentityService(vault, SqliteIdentityStore(db)))
+
+
+def _load_kek(config: NodeConfig, path: Path) -> bytes:
+    text = os.environ.get(_KEK_ENV)
+    if config.kek_source == "env":
+        if not text:
+            raise ConfigError(
+                f"node {config.name!r} takes its vault key from {_KEK_ENV}, which is not set"
+            )
+        return parse_kek(text)
+    key_file = path / "vault.key"
+    if not key_file.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            write_private_file(key_file, os.urandom(KEK_SIZE), exclusive=True)
+    kek = read_private_file(key_file)
+    if len(kek) != KEK_SIZE:
+        raise ConfigError(f"{key_file} must hold exactly {KEK_SIZE} bytes")
+    return kek
+
+
+def parse_kek(text: str) -> bytes:
+    """A KEK given as 64 hex digits or base64 of 32 bytes."""
+    text = text.strip()
+    try:
+        kek = (
+            bytes.fromhex(text)
+            if len(text) == 2 * KEK_SIZE
+            else base64.b64decode(text, validate=True)
+        )
+    except (ValueError, binascii.Error):
+        kek = b""
+    if len(kek) != KEK_SIZE:
+        raise ConfigError(f"{_KEK_ENV} must be 64 hex digits or base64 of {KEK_SIZE} bytes")
+    return kek
+
+
+def _open_pkcs11(config: NodeConfig) -> Vault:
+    from troth.vault.pkcs11 import Pkcs11Vault
+
+    pin_env = config.pin_env or DEFAULT_PIN_ENV
+    pin = os.environ.get(pin_env)
+    if not pin:
+        raise ConfigError(
+            f"node {config.name!r} reads its token PIN from ${pin_env}, which is not set"
+        )
+    return Pkcs11Vault(config.pkcs11_module or DEFAULT_PKCS11_MODULE, config.token_label or "", pin)

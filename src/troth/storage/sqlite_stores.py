@@ -1,0 +1,133 @@
+"""The repository interfaces of troth.storage.base (and the vault's SealedKeyStore) over SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+from troth.errors import ConflictError
+from troth.storage.base import LocalIdentityRecord, PurposeKeyRecord
+from troth.storage.sqlite import SqliteDatabase
+
+__all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
+
+
+class SqliteKeyStore:
+    """Sealed private keys of the software vault (`vault_keys`, `vault_meta`)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def put_sealed_key(
+        self, key_number: int, key_type: int, purpose: int, sealed: bytes, created_at: int
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO vault_keys VALUES (?, ?, ?, ?, ?)",
+            (key_number, key_type, purpose, sealed, created_at),
+        )
+
+    def get_sealed_key(self, key_number: int) -> tuple[int, int, bytes] | None:
+        row = self._db.fetch_one(
+            "SELECT key_type, purpose, sealed FROM vault_keys WHERE key_id = ?", (key_number,)
+        )
+        return None if row is None else (row[0], row[1], row[2])
+
+    def delete_sealed_key(self, key_number: int) -> bool:
+        query = "DELETE FROM vault_keys WHERE key_id = ?"
+        return self._db.execute(query, (key_number,)).rowcount == 1
+
+    def get_vault_meta(self, name: str) -> bytes | None:
+        row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (name,))
+        return None if row is None else bytes(row[0])
+
+    def put_vault_meta(self, name: str, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO vault_meta VALUES (?, ?)", (name, value))
+
+
+_LOCAL_SELECT = (
+    "SELECT identifier, name, primary_key, created_at, history, changes FROM identities "
+    "WHERE primary_key IS NOT NULL"
+)
+
+
+class SqliteIdentityStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._db.transaction()
+
+    def get_history(self, identifier: bytes) -> tuple[bytes, int] | None:
+        row = self._db.fetch_one(
+            "SELECT history, changes FROM identities WHERE identifier = ?", (identifier,)
+        )
+        return None if row is None else (bytes(row[0]), row[1])
+
+    def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
+        self._db.execute(
+            "INSERT INTO identities (identifier, history, changes, updated_at) VALUES (?, ?, ?, ?)",
+            (identifier, history, changes, now),
+        )
+
+    def add_local(
+        self, identifier: bytes, history: bytes, name: str | None, primary_key: str, now: int
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO identities VALUES (?, ?, 1, ?, ?, ?, ?)",
+            (identifier, history, now, primary_key, name, now),
+        )
+
+    def update_history(
+        self,
+        identifier: bytes,
+        history: bytes,
+        changes: int,
+        expected_changes: int,
+        now: int,
+        primary_key: str | None = None,
+    ) -> None:
+        updated = self._db.execute(
+            "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
+            "primary_key = coalesce(?, primary_key) WHERE identifier = ? AND changes = ?",
+            (history, changes, now, primary_key, identifier, expected_changes),
+        ).rowcount
+        if updated != 1:
+            raise ConflictError("the stored history changed meanwhile")
+
+    def find_local(
+        self, *, name: str | None = None, identifier: bytes | None = None
+    ) -> LocalIdentityRecord | None:
+        if name is not None:
+            row = self._db.fetch_one(_LOCAL_SELECT + " AND name = ?", (name,))
+        else:
+            row = self._db.fetch_one(_LOCAL_SELECT + " AND identifier = ?", (identifier,))
+        return None if row is None else _local(row)
+
+    def list_local(self) -> Iterator[LocalIdentityRecord]:
+        for row in self._db.fetch_all(_LOCAL_SELECT + " ORDER BY created_at, name"):
+            yield _local(row)
+
+    def put_purpose_key(self, record: PurposeKeyRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO purpose_keys VALUES (?, ?, ?, ?)",
+            (record.identifier, record.purpose, record.key_handle, record.attestation),
+        )
+
+    def get_purpose_key(self, identifier: bytes, purpose: int) -> PurposeKeyRecord | None:
+        row = self._db.fetch_one(
+            "SELECT key_handle, attestation FROM purpose_keys WHERE identifier = ? AND purpose = ?",
+            (identifier, purpose),
+        )
+        return None if row is None else PurposeKeyRecord(identifier, purpose, row[0], bytes(row[1]))
+
+    def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
+        rows = self._db.fetch_all(
+            "DELETE FROM purpose_keys WHERE identifier = ? "
+            "RETURNING purpose, key_handle, attestation",
+            (identifier,),
+        )
+        return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
+
+
+def _local(row: tuple[bytes, str | None, str, int, bytes, int]) -> LocalIdentityRecord:
+    return LocalIdentityRecord(bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5])

@@ -1,0 +1,224 @@
+"""The PKCS#11 vault: keys generated inside a token (an HSM, or SoftHSM2 for tests) as sensitive,
+non-extractable objects. The private value never leaves the token; this module only asks the
+token to sign.
+
+- Ed25519: CKK_EC_EDWARDS, CKA_EC_PARAMS = OID 1.3.101.112, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA
+  (PKCS#11 v3.0 §2.3).
+- P-256: CKK_EC on secp256r1, CKM_EC_KEY_PAIR_GEN; we hash with SHA-256 on the host and sign the
+  digest with plain CKM_ECDSA (SoftHSM2 has no CKM_ECDSA_SHA256), then normalise to low-s.
+- CKA_EC_POINT is a DER OCTET STRING around the raw point (PKCS#11 v3.0 §2.3.3).
+- X25519 is not offered: SoftHSM2 2.6 and python-pkcs11 have no CKK_EC_MONTGOMERY. A PKCS#11 node
+  keeps its secure-channel keys in its software vault (troth.vault.composite).
+
+python-pkcs11 is the optional `hsm` extra; it is imported when this vault is opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+from typing import Any
+
+from troth.crypto import KeyType, PublicKey
+from troth.crypto.private import p256_raw_low_s
+from troth.errors import ConfigError, KeyNotFound, UnsupportedKeyType, VaultError
+from troth.vault.base import KeyHandle, KeyPurpose
+
+__all__ = ["Pkcs11Vault"]
+
+
+def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> Any:
+    from pkcs11 import exceptions as p11_errors
+
+    try:
+        lib = pkcs11.lib(module_path)
+    except (RuntimeError, OSError) as exc:
+        raise ConfigError(f"cannot load PKCS#11 module {module_path}: {exc}") from exc
+    try:
+        token = lib.get_token(token_label=token_label)
+    except p11_errors.NoSuchToken as exc:
+        raise ConfigError(f"no PKCS#11 token labelled {token_label!r}") from exc
+    except p11_errors.PKCS11Error as exc:
+        raise ConfigError(f"cannot list tokens of {module_path}: {type(exc).__name__}") from exc
+    try:
+        return token.open(user_pin=pin, rw=True)
+    except p11_errors.PKCS11Error as exc:
+        raise ConfigError(f"cannot log in to token {token_label!r}: {type(exc).__name__}") from exc
+
+
+_OID_ED25519 = "1.3.101.112"
+_CURVE_P256 = "secp256r1"
+_LABEL_PREFIX = "troth:"
+
+
+class _SharedSession:
+    """One logged-in session per (module, token) per process: PKCS#11 login state belongs to
+    the application, so a second C_Login fails with USER_ALREADY_LOGGED_IN. Sessions are not
+    thread-safe, so they come with one lock."""
+
+    def __init__(self, session: Any, pin_digest: bytes) -> None:
+        self.session = session
+        self.pin_digest = pin_digest
+        self.refs = 0
+        self.lock = threading.Lock()
+
+
+_SESSIONS: dict[tuple[str, str], _SharedSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+class Pkcs11Vault:
+    """Keys inside one PKCS#11 token, found by label; the user PIN comes from the caller."""
+
+    name = "pkcs11"
+
+    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+        try:
+            import pkcs11
+            from pkcs11 import exceptions as p11_errors
+        except ImportError as exc:
+            raise ConfigError(
+                "the PKCS#11 vault needs the 'hsm' extra: pip install 'troth[hsm]'"
+            ) from exc
+        self._p11 = pkcs11
+        self._errors = p11_errors
+        self._objects: dict[str, Any] = {}
+        self._key = (module_path, token_label)
+        pin_digest = hashlib.sha256(pin.encode()).digest()
+        with _SESSIONS_LOCK:
+            shared = _SESSIONS.get(self._key)
+            if shared is None:
+                shared = _SharedSession(
+                    _open_session(pkcs11, module_path, token_label, pin), pin_digest
+                )
+                _SESSIONS[self._key] = shared
+            elif not hmac.compare_digest(shared.pin_digest, pin_digest):
+                raise ConfigError(f"token {token_label!r} is already open here with another PIN")
+            shared.refs += 1
+        self._shared = shared
+        self._session = shared.session
+        self._lock = shared.lock
+        self._closed = False
+
+    def close(self) -> None:
+        with _SESSIONS_LOCK:
+            if self._closed:
+                return
+            self._closed = True
+            self._shared.refs -= 1
+            if self._shared.refs == 0:
+                del _SESSIONS[self._key]
+                with self._lock:
+                    self._session.close()
+
+    # -- the Vault interface ------------------------------------------------------------------
+
+    def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
+        p11 = self._p11
+        from pkcs11.util.ec import encode_named_curve_parameters
+
+        if key_type is KeyType.ED25519:
+            params = encode_named_curve_parameters(_OID_ED25519)
+            p11_type, mechanism = p11.KeyType.EC_EDWARDS, p11.Mechanism.EC_EDWARDS_KEY_PAIR_GEN
+        elif key_type is KeyType.P256:
+            params = encode_named_curve_parameters(_CURVE_P256)
+            p11_type, mechanism = p11.KeyType.EC, p11.Mechanism.EC_KEY_PAIR_GEN
+        else:
+            raise UnsupportedKeyType(f"the PKCS#11 vault cannot hold {key_type.label} keys")
+        key_id = os.urandom(16).hex()
+        attr = p11.Attribute
+        common = {
+            attr.TOKEN: True,
+            attr.ID: bytes.fromhex(key_id),
+            attr.LABEL: _LABEL_PREFIX + key_id,
+        }
+        with self._lock, self._mapped("generate"):
+            _, private = self._session.generate_keypair(
+                p11_type,
+                mechanism=mechanism,
+                public_template={**common, attr.EC_PARAMS: params, attr.VERIFY: True},
+                private_template={
+                    **common,
+                    attr.SENSITIVE: True,
+                    attr.EXTRACTABLE: False,
+                    attr.SIGN: True,
+                    attr.PRIVATE: True,
+                },
+                store=True,
+            )
+            self._objects[key_id] = private
+        return KeyHandle(self.name, key_type, key_id)
+
+    def public_key(self, handle: KeyHandle) -> PublicKey:
+        from asn1crypto.core import OctetString
+
+        public = self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)
+        with self._lock, self._mapped("read public key"):
+            point = OctetString.load(public[self._p11.Attribute.EC_POINT]).native
+        return PublicKey(handle.key_type, bytes(point))
+
+    def sign(self, handle: KeyHandle, data: bytes) -> bytes:
+        private = self._objects.get(handle.key_id)
+        if private is None:
+            private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+            self._objects[handle.key_id] = private
+        mechanism = self._p11.Mechanism
+        with self._lock, self._mapped("sign"):
+            if handle.key_type is KeyType.ED25519:
+                return bytes(private.sign(data, mechanism=mechanism.EDDSA))
+            raw = bytes(private.sign(hashlib.sha256(data).digest(), mechanism=mechanism.ECDSA))
+        return p256_raw_low_s(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+
+    def dh(self, handle: KeyHandle, peer: PublicKey) -> bytes:
+        raise UnsupportedKeyType("the PKCS#11 vault holds no X25519 keys")
+
+    def delete(self, handle: KeyHandle) -> None:
+        objects = [
+            self._find(handle, self._p11.ObjectClass.PRIVATE_KEY),
+            self._find(handle, self._p11.ObjectClass.PUBLIC_KEY),
+        ]
+        with self._lock, self._mapped("delete"):
+            for obj in objects:
+                obj.destroy()
+            self._objects.pop(handle.key_id, None)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _find(self, handle: KeyHandle, object_class: Any) -> Any:
+        if handle.vault != self.name or handle.key_type not in (KeyType.ED25519, KeyType.P256):
+            raise KeyNotFound(f"{handle} is not a key of this vault")
+        try:
+            key_id = bytes.fromhex(handle.key_id)
+        except ValueError:
+            raise KeyNotFound(f"{handle} is not a key of this vault") from None
+        with self._lock, self._mapped("find key"):
+            found = list(
+                self._session.get_objects(
+                    {self._p11.Attribute.CLASS: object_class, self._p11.Attribute.ID: key_id}
+                )
+            )
+        if len(found) != 1:
+            raise KeyNotFound(f"no key {handle} in the token")
+        return found[0]
+
+    def _mapped(self, what: str) -> _MapErrors:
+        return _MapErrors(what, self._errors.PKCS11Error)
+
+
+class _MapErrors:
+    """Turn python-pkcs11 errors into VaultError (one place, `raise ... from`)."""
+
+    def __init__(self, what: str, base: type[Exception]) -> None:
+        self._what = what
+        self._base = base
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is not None and isinstance(exc, self._base):
+            raise VaultError(f"PKCS#11 {self._what} failed: {type(exc).__name__}") from exc

@@ -1,0 +1,187 @@
+"""The software vault: keys in the node's database, sealed with AES-256-GCM under a
+key-encryption key (KEK). Threat model: docs/vault.md.
+
+A key id is 16 hex digits naming a time-ordered 63-bit key number. Sealed key (version 1) =
+0x01 || nonce (12 random bytes) || AES-256-GCM(KEK, nonce, raw private key,
+AAD = "troth.vault.key/1" 0x00 key-id 0x00 key-type purpose). The AAD binds a ciphertext to its
+row, so rows cannot be swapped. A KEK check value in `vault_meta` makes a wrong KEK fail at open.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Final, Protocol
+
+from troth.crypto import Aead, AeadAlgorithm, KeyType, PublicKey
+from troth.crypto.private import PrivateKey, generate_private_key, load_private_key
+from troth.errors import ConfigError, ConflictError, CryptoError, KeyNotFound, VaultError
+from troth.vault.base import KeyHandle, KeyPurpose
+
+__all__ = ["KEK_SIZE", "SealedKeyStore", "SoftwareVault"]
+
+KEK_SIZE: Final = 32
+_SEAL_VERSION: Final = b"\x01"
+_KEY_AAD: Final = b"troth.vault.key/1\x00"
+_CHECK_AAD: Final = b"troth.vault.kek-check/1"
+_CHECK_PLAINTEXT: Final = b"troth vault key check"
+_CACHE_SIZE: Final = 4096
+_EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+
+
+class SealedKeyStore(Protocol):
+    """Where the software vault keeps sealed keys (troth.storage implements it)."""
+
+    def put_sealed_key(
+        self, key_number: int, key_type: int, purpose: int, sealed: bytes, created_at: int
+    ) -> None: ...
+
+    def get_sealed_key(self, key_number: int) -> tuple[int, int, bytes] | None: ...
+
+    def delete_sealed_key(self, key_number: int) -> bool: ...
+
+    def get_vault_meta(self, name: str) -> bytes | None: ...
+
+    def put_vault_meta(self, name: str, value: bytes) -> None: ...
+
+
+class SoftwareVault:
+    """Keys in process memory (a bounded cache) and, when `store` is given, sealed at rest.
+
+    With `store=None` the vault is ephemeral: keys live only as long as this object.
+    """
+
+    name = "software"
+
+    def __init__(self, store: SealedKeyStore | None = None, kek: bytes | None = None) -> None:
+        self._store = store
+        self._cache: dict[str, PrivateKey] = {}
+        self._aead: Aead | None = None
+        self._last_number = 0
+        if store is not None:
+            if kek is None or len(kek) != KEK_SIZE:
+                raise ConfigError(f"a persistent software vault needs a {KEK_SIZE}-byte KEK")
+            self._aead = Aead(AeadAlgorithm.AES_256_GCM, kek)
+            self._check_kek(store, self._aead)
+
+    @staticmethod
+    def _check_kek(store: SealedKeyStore, aead: Aead) -> None:
+        check = store.get_vault_meta("kek_check")
+        if check is None:
+            nonce = os.urandom(Aead.NONCE_SIZE)
+            store.put_vault_meta(
+                "kek_check", nonce + aead.encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
+            )
+            return
+        try:
+            aead.decrypt(check[: Aead.NONCE_SIZE], check[Aead.NONCE_SIZE :], _CHECK_AAD)
+        except CryptoError:
+            raise ConfigError(
+                "the vault key (TROTH_VAULT_KEY or vault.key) does not open this vault"
+            ) from None
+
+    # -- the Vault interface ------------------------------------------------------------------
+
+    def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
+        key = generate_private_key(key_type)
+        for _attempt in range(3):
+            rnd = os.urandom(3 + Aead.NONCE_SIZE)
+            number = self._next_number(rnd[:3])
+            key_id = f"{number:016x}"
+            if self._store is None or self._aead is None:
+                break
+            nonce = rnd[3:]
+            aad = _aad(key_id, key_type, purpose)
+            sealed = _SEAL_VERSION + nonce + self._aead.encrypt(nonce, key.private_bytes(), aad)
+            try:
+                self._store.put_sealed_key(number, int(key_type), int(purpose), sealed, _now())
+                break
+            except ConflictError:  # another process took this number in the same millisecond
+                continue
+        else:
+            raise VaultError("could not allocate a key number")
+        self._remember(key_id, key)
+        return KeyHandle(self.name, key_type, key_id)
+
+    def _next_number(self, random3: bytes) -> int:
+        """A time-ordered 63-bit key number: milliseconds since 2025-01-01 (41 bits, until
+        2094) and 22 random bits, strictly increasing within this process. Time order keeps
+        inserts at the end of the table's B-tree; the random bits keep processes apart."""
+        number = (time.time_ns() // 1_000_000 - _EPOCH_MS) << 22 | int.from_bytes(random3) >> 2
+        if number <= self._last_number:
+            number = self._last_number + 1
+        self._last_number = number
+        return number
+
+    def public_key(self, handle: KeyHandle) -> PublicKey:
+        return self._load(handle).public_key
+
+    def sign(self, handle: KeyHandle, data: bytes) -> bytes:
+        return self._load(handle).sign(data)
+
+    def dh(self, handle: KeyHandle, peer: PublicKey) -> bytes:
+        return self._load(handle).dh(peer)
+
+    def delete(self, handle: KeyHandle) -> None:
+        self._check_handle(handle)
+        found = self._cache.pop(handle.key_id, None) is not None
+        if self._store is not None:
+            found = self._store.delete_sealed_key(_key_number(handle)) or found
+        if not found:
+            raise KeyNotFound(f"no key {handle}")
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_handle(self, handle: KeyHandle) -> None:
+        if handle.vault != self.name:
+            raise KeyNotFound(f"{handle} belongs to the {handle.vault} vault")
+
+    def _remember(self, key_id: str, key: PrivateKey) -> None:
+        cache = self._cache
+        if len(cache) >= _CACHE_SIZE:  # drop the older half (amortised O(1)); they reload on use
+            self._cache = cache = dict(itertools.islice(cache.items(), _CACHE_SIZE // 2, None))
+        cache[key_id] = key
+
+    def _load(self, handle: KeyHandle) -> PrivateKey:
+        key = self._cache.get(handle.key_id)
+        if key is not None and key.key_type is handle.key_type:
+            return key
+        self._check_handle(handle)
+        if self._store is None or self._aead is None:
+            raise KeyNotFound(f"no key {handle}")
+        row = self._store.get_sealed_key(_key_number(handle))
+        if row is None:
+            raise KeyNotFound(f"no key {handle}")
+        key_type, purpose, sealed = row
+        if (
+            key_type != handle.key_type
+            or not isinstance(sealed, bytes)
+            or sealed[:1] != _SEAL_VERSION
+        ):
+            raise VaultError(f"key {handle} does not match its stored record")
+        nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
+        try:
+            raw = self._aead.decrypt(
+                nonce, ciphertext, _aad(handle.key_id, handle.key_type, purpose)
+            )
+        except CryptoError:
+            raise VaultError(f"key {handle} failed to unseal (tampered or another KEK)") from None
+        key = load_private_key(handle.key_type, raw)
+        self._remember(handle.key_id, key)
+        return key
+
+
+def _key_number(handle: KeyHandle) -> int:
+    try:
+        return int(handle.key_id, 16)
+    except ValueError:
+        raise KeyNotFound(f"no key {handle}") from None
+
+
+def _aad(key_id: str, key_type: KeyType | int, purpose: KeyPurpose | int) -> bytes:
+    return _KEY_AAD + key_id.encode() + b"\x00" + bytes((int(key_type), int(purpose)))
+
+
+def _now() -> int:
+    return int(time.time())  # bookkeeping only: when the row was written

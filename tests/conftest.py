@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated $TROTH_HOME, a fixed clock, and a real SoftHSM2 token on tmpfs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from troth.clock import FixedClock
+
+NOW = 1_790_000_000  # 2026-09-21, a fixed "now" for deterministic tests
+
+_SOFTHSM_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+
+
+@pytest.fixture(autouse=True)
+def troth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own $TROTH_HOME and no ambient vault key or node choice."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TROTH_HOME", str(home))
+    monkeypatch.delenv("TROTH_VAULT_KEY", raising=False)
+    monkeypatch.delenv("TROTH_NODE", raising=False)
+    return home
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@dataclass(frozen=True)
+class SoftHsm:
+    module: str
+    token_label: str
+    pin: str
+
+
+@pytest.fixture(scope="session")
+def softhsm() -> Iterator[SoftHsm]:
+    """A SoftHSM2 token initialised for this test session, its token directory on tmpfs."""
+    module = next((m for m in _SOFTHSM_MODULES if Path(m).exists()), None)
+    util = shutil.which("softhsm2-util")
+    if module is None or util is None:
+        message = "SoftHSM2 is not installed (apt-get install softhsm2; make test does it as root)"
+        if os.environ.get("TROTH_REQUIRE_HSM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    pytest.importorskip("pkcs11")
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    root = Path(tempfile.mkdtemp(prefix="troth-softhsm-", dir=base))
+    tokens = root / "tokens"
+    tokens.mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # before python-pkcs11 loads the module
+    label, pin = "troth-test", "2468"
+    subprocess.run(
+        [util, "--init-token", "--free", "--label", label, "--so-pin", "13579", "--pin", pin],
+        check=True,
+        capture_output=True,
+    )
+    yield SoftHsm(module, label, pin)
+    shutil.rmtree(root, ignore_errors=True)

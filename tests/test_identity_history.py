@@ -1,0 +1,289 @@
+"""verify_history: accepts honest histories; each rejection path names its change and reason."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.histories import (
+    CHANGE_TYPE,
+    DAY,
+    T0,
+    body_for,
+    encode,
+    honest_history,
+    raw_body,
+    raw_history,
+    sign_change,
+)
+from troth import limits
+from troth.crypto import KeyType, sha256
+from troth.crypto.private import generate_private_key
+from troth.errors import DecodeError, IdentityError, IdentityFailure
+from troth.identity import (
+    SignedChange,
+    change_hashes,
+    check_extends,
+    decode_history,
+    verify_history,
+)
+
+F = IdentityFailure
+NOW = T0 + 10 * DAY
+
+
+def rejects(
+    data: bytes, reason: IdentityFailure, change: int | None = None, now: int = NOW
+) -> None:
+    with pytest.raises(IdentityError) as caught:
+        verify_history(data, now=now)
+    assert caught.value.reason is reason, caught.value
+    assert caught.value.change == change, caught.value
+
+
+@pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
+@pytest.mark.parametrize("length", [1, 2, 5])
+def test_honest_histories_verify(key_type: KeyType, length: int) -> None:
+    keys, changes = honest_history(length, key_type)
+    identity = verify_history(encode(changes), now=NOW)
+    assert identity.identifier.digest == sha256(changes[0].body)
+    assert identity.current_key == keys[-1].public_key
+    assert [c.index for c in identity.changes] == list(range(length))
+    assert identity.history == encode(changes)
+
+
+def test_verified_identity_cannot_be_constructed() -> None:
+    _, changes = honest_history(1)
+    identity = verify_history(encode(changes), now=NOW)
+    with pytest.raises(TypeError):
+        type(identity)(identity.identifier, identity.changes, identity.history, object())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        identity.history = b""  # type: ignore[misc]
+
+
+# -- envelope ---------------------------------------------------------------------------------
+
+
+def test_malformed_bytes() -> None:
+    rejects(b"\xff\x00", F.MALFORMED)
+    rejects(b"", F.MALFORMED)
+    rejects(raw_history([]), F.MALFORMED)  # no changes
+    rejects(raw_history([[b"body", b"s" * 64]]), F.MALFORMED)  # 2 fields, not 3
+    rejects(raw_history([[b"body", b"s" * 63, None]]), F.MALFORMED)  # short signature
+
+
+def test_unknown_history_version_and_type() -> None:
+    _, changes = honest_history(1)
+    entries = [c.to_cbor() for c in changes]
+    rejects(raw_history(entries, version=2), F.UNKNOWN_VERSION)
+    rejects(raw_history(entries, type_tag="troth.identity.histories"), F.UNKNOWN_TYPE)
+
+
+def test_trailing_bytes() -> None:
+    _, changes = honest_history(2)
+    rejects(encode(changes) + b"\x00", F.TRAILING_BYTES)
+
+
+def test_over_limits() -> None:
+    _, changes = honest_history(1)
+    too_many = [changes[0].to_cbor()] * (limits.MAX_IDENTITY_CHANGES + 1)
+    rejects(raw_history(too_many), F.OVER_LIMIT)
+    rejects(b"\x00" * (limits.MAX_IDENTITY_HISTORY_BYTES + 1), F.OVER_LIMIT)
+
+
+# -- change bodies ------------------------------------------------------------------------------
+
+
+def signed_raw(fields: list[object]) -> bytes:
+    key = generate_private_key(KeyType.ED25519)
+    body = raw_body(fields)
+    return raw_history([[body, key.sign(body), None]])
+
+
+def test_change_body_type_version_and_shape() -> None:
+    key = generate_private_key(KeyType.ED25519).public_key
+    good = [CHANGE_TYPE, 1, None, [1, key.data], T0, T0, T0 + DAY]
+    rejects(signed_raw(["troth.identity.purpose-key", *good[1:]]), F.UNKNOWN_TYPE, 0)
+    rejects(signed_raw([CHANGE_TYPE, 2, *good[2:]]), F.UNKNOWN_VERSION, 0)
+    rejects(signed_raw(good[:6]), F.MALFORMED, 0)
+    rejects(signed_raw([*good, 0]), F.MALFORMED, 0)
+    rejects(signed_raw([*good[:2], b"short", *good[3:]]), F.MALFORMED, 0)
+    rejects(signed_raw([*good[:3], [9, key.data], *good[4:]]), F.MALFORMED, 0)  # unknown key type
+    rejects(signed_raw([*good[:3], [3, key.data], *good[4:]]), F.MALFORMED, 0)  # X25519 cannot sign
+    rejects(signed_raw([*good[:3], [1, key.data[:31]], *good[4:]]), F.MALFORMED, 0)
+    rejects(signed_raw([*good[:4], -1, *good[5:]]), F.MALFORMED, 0)
+
+
+def test_non_canonical_body_rejected() -> None:
+    keys, changes = honest_history(1)
+    body = changes[0].body
+    index = body.index(b"\x1a")  # first 4-byte unsigned int (created_at): widen it to 8 bytes
+    widened = body[:index] + b"\x1b\x00\x00\x00\x00" + body[index + 1 :]
+    forged = SignedChange(widened, keys[0].sign(widened), None)
+    rejects(encode([forged]), F.MALFORMED, 0)
+
+
+# -- links and signatures ----------------------------------------------------------------------
+
+
+def test_broken_link() -> None:
+    keys, changes = honest_history(2)
+    body = body_for(keys[1], sha256(b"not the previous change"), T0 + DAY)
+    rejects(encode([changes[0], sign_change(body, keys[1], keys[0])]), F.BROKEN_LINK, 1)
+
+
+def test_first_change_must_not_link() -> None:
+    key = generate_private_key(KeyType.ED25519)
+    rejects(encode([sign_change(body_for(key, sha256(b"x"), T0), key, None)]), F.BROKEN_LINK, 0)
+
+
+def test_reordered_changes() -> None:
+    _, changes = honest_history(3)
+    rejects(encode([changes[0], changes[2], changes[1]]), F.BROKEN_LINK, 1)
+    rejects(encode([changes[1], changes[0]]), F.BROKEN_LINK, 0)
+
+
+def test_dropped_middle_change() -> None:
+    _, changes = honest_history(3)
+    rejects(encode([changes[0], changes[2]]), F.BROKEN_LINK, 1)
+
+
+@pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
+def test_bad_signature(key_type: KeyType) -> None:
+    _, changes = honest_history(2, key_type)
+    bad = bytearray(changes[1].signature)
+    bad[3] ^= 0x01
+    tampered = changes[1]._replace(signature=bytes(bad))
+    rejects(encode([changes[0], tampered]), F.BAD_SIGNATURE, 1)
+
+
+def test_signature_by_wrong_key() -> None:
+    _keys, changes = honest_history(1)
+    intruder = generate_private_key(KeyType.ED25519)
+    forged = changes[0]._replace(signature=intruder.sign(changes[0].body))
+    rejects(encode([forged]), F.BAD_SIGNATURE, 0)
+
+
+def test_missing_previous_signature() -> None:
+    _, changes = honest_history(2)
+    rejects(
+        encode([changes[0], changes[1]._replace(previous_signature=None)]),
+        F.MISSING_PREVIOUS_SIGNATURE,
+        1,
+    )
+
+
+def test_previous_signature_by_wrong_key() -> None:
+    """An attacker with only a new key cannot rotate someone else's identity."""
+    _keys, changes = honest_history(2)
+    attacker = generate_private_key(KeyType.ED25519)
+    body = body_for(attacker, sha256(changes[0].body), T0 + DAY)
+    rejects(
+        encode([changes[0], sign_change(body, attacker, attacker)]), F.BAD_PREVIOUS_SIGNATURE, 1
+    )
+
+
+def test_unexpected_previous_signature_on_first_change() -> None:
+    keys, changes = honest_history(1)
+    extra = changes[0]._replace(previous_signature=keys[0].sign(changes[0].body))
+    rejects(encode([extra]), F.UNEXPECTED_PREVIOUS_SIGNATURE, 0)
+
+
+# -- time ----------------------------------------------------------------------------------------
+
+
+def test_created_outside_own_validity() -> None:
+    key = generate_private_key(KeyType.ED25519)
+    body = body_for(key, None, T0, valid_from=T0 + 10, valid_until=T0 + DAY)
+    rejects(encode([sign_change(body, key, None)]), F.KEY_OUTSIDE_VALIDITY, 0)
+    body = body_for(key, None, T0 + 2 * DAY, valid_from=T0, valid_until=T0 + DAY)
+    rejects(encode([sign_change(body, key, None)]), F.KEY_OUTSIDE_VALIDITY, 0)
+
+
+def test_expired_key_cannot_sign_a_rotation() -> None:
+    """Trail of Bits (Ockam review): an expired key could still sign a rotation."""
+    old = generate_private_key(KeyType.ED25519)
+    new = generate_private_key(KeyType.ED25519)
+    first = sign_change(body_for(old, None, T0, valid_until=T0 + DAY), old, None)
+    late = body_for(new, sha256(first.body), T0 + 2 * DAY)
+    rejects(encode([first, sign_change(late, new, old)]), F.KEY_OUTSIDE_VALIDITY, 1)
+
+
+def test_time_reversed() -> None:
+    old = generate_private_key(KeyType.ED25519)
+    new = generate_private_key(KeyType.ED25519)
+    first = sign_change(body_for(old, None, T0 + DAY, valid_from=T0), old, None)
+    earlier = body_for(new, sha256(first.body), T0 + 10)
+    rejects(encode([first, sign_change(earlier, new, old)]), F.TIME_REVERSED, 1)
+
+
+def test_future_change() -> None:
+    _, changes = honest_history(1, start=NOW + limits.MAX_CLOCK_SKEW_SECONDS + 1)
+    rejects(encode(changes), F.FUTURE_CHANGE, 0)
+    _, changes = honest_history(1, start=NOW + limits.MAX_CLOCK_SKEW_SECONDS)
+    verify_history(encode(changes), now=NOW)  # within the skew: accepted
+
+
+def test_current_key_expired_at_now() -> None:
+    key = generate_private_key(KeyType.ED25519)
+    change = sign_change(body_for(key, None, T0, valid_until=T0 + DAY), key, None)
+    rejects(encode([change]), F.KEY_OUTSIDE_VALIDITY, 0, now=T0 + DAY + 1)
+    verify_history(encode([change]), now=T0 + DAY)  # the last valid second
+
+
+# -- append-only ---------------------------------------------------------------------------------
+
+
+def test_extension_accepted_fork_and_rollback_rejected() -> None:
+    keys, changes = honest_history(3)
+    stored = change_hashes(encode(changes[:2]))
+    check_extends(stored, verify_history(encode(changes[:2]), now=NOW))  # same
+    check_extends(stored, verify_history(encode(changes), now=NOW))  # extension
+    with pytest.raises(IdentityError) as caught:
+        check_extends(stored, verify_history(encode(changes[:1]), now=NOW))
+    assert caught.value.reason is F.ROLLBACK
+    other = generate_private_key(KeyType.ED25519)
+    fork_body = body_for(other, sha256(changes[0].body), T0 + DAY)
+    fork = [changes[0], sign_change(fork_body, other, keys[0])]
+    with pytest.raises(IdentityError) as caught:
+        check_extends(stored, verify_history(encode(fork), now=NOW))
+    assert caught.value.reason is F.FORK
+    assert caught.value.change == 1
+    _, unrelated = honest_history(2)
+    with pytest.raises(IdentityError) as caught:
+        check_extends(stored, verify_history(encode(unrelated), now=NOW))
+    assert caught.value.reason is F.IDENTIFIER_MISMATCH
+
+
+# -- properties ------------------------------------------------------------------------------------
+
+_KEYS, _CHANGES = honest_history(2)
+_HISTORY = encode(_CHANGES)
+_IDENTITY = verify_history(_HISTORY, now=NOW)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_flipped_bytes_are_rejected_never_another_identity(data: st.DataObject) -> None:
+    mutated = bytearray(_HISTORY)
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[position] ^= data.draw(st.integers(1, 255))
+    try:
+        identity = verify_history(bytes(mutated), now=NOW)
+    except IdentityError:
+        return
+    assert identity.identifier == _IDENTITY.identifier  # never a different identity
+    assert [c.change_hash for c in identity.changes] == [c.change_hash for c in _IDENTITY.changes]
+
+
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes(data: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        decode_history(data)
+    with contextlib.suppress(IdentityError):
+        verify_history(data, now=NOW)
