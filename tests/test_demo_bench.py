@@ -20,6 +20,19 @@ def test_demo_chapter_1() -> None:
     assert "accepted (this must never happen)" not in out
 
 
+def test_demo_chapter_2() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--chapter", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "enrolled 1,000 agents with one-time tickets" in out
+    assert 'only if:   context.complaint == "123"' in out
+    assert "refused when issuing: link 3: delegation amplifies authority" in out
+    assert "a hand-built chain is refused by the verifier: link 3: delegation amplifies" in out
+    assert "sub-agent: link 1: revoked" in out
+    assert "sibling (billing): still valid" in out
+    assert "must never happen" not in out
+
+
 def test_demo_unknown_chapter() -> None:
     result = CliRunner().invoke(cli, ["demo", "--chapter", "99"])
     assert result.exit_code == 2
@@ -36,6 +49,12 @@ def test_bench_json_shape() -> None:
         "identity.create.persisted.single",
         "identity.verify.1",
         "identity.verify.5",
+        "credential.issue",
+        "credential.verify",
+        "chain.verify.2.cold.floor",
+        "chain.verify.5.cold.floor",
+        "chain.verify.2.warm.biscuit",
+        "enroll.200",
     } <= names
     for row in rows:
         assert {"name", "value", "unit", "baseline", "ratio"} <= row.keys()

@@ -121,8 +121,9 @@ def test_change_body_type_version_and_shape() -> None:
 def test_non_canonical_body_rejected() -> None:
     keys, changes = honest_history(1)
     body = changes[0].body
-    index = body.index(b"\x1a")  # first 4-byte unsigned int (created_at): widen it to 8 bytes
-    widened = body[:index] + b"\x1b\x00\x00\x00\x00" + body[index + 1 :]
+    created = b"\x1a" + T0.to_bytes(4, "big")  # created_at as a 4-byte unsigned integer
+    index = body.index(created)
+    widened = body[:index] + b"\x1b\x00\x00\x00\x00" + body[index + 1 :]  # the same in 8 bytes
     forged = SignedChange(widened, keys[0].sign(widened), None)
     rejects(encode([forged]), F.MALFORMED, 0)
 

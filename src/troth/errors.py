@@ -12,12 +12,15 @@
     │   └── ConflictError      a compare-and-swap found a newer value
     ├── ConfigError            the node, home or environment is mis-configured
     ├── NotFound               no node / identity / key by that name
-    └── IdentityError          a change history or purpose-key attestation is invalid
-                               (reason + change index)
+    ├── IdentityError          a change history or purpose-key attestation is invalid
+    │                          (reason + change index)
+    ├── CredentialError        a credential, delegation chain or revocation feed is invalid
+    │                          (reason + link index)
+    └── AuthorityError         the authority refused: ticket, role, membership (reason)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-ConflictError); 2 usage (bad arguments, NotFound); 3 ConfigError; 4 I/O (StorageError,
-VaultError, OSError).
+CredentialError, AuthorityError, ConflictError); 2 usage (bad arguments, NotFound);
+3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AuthorityError",
+    "AuthorityFailure",
     "ConfigError",
     "ConflictError",
+    "CredentialError",
+    "CredentialFailure",
     "CryptoError",
     "DecodeError",
     "DecodeProblem",
@@ -146,3 +153,59 @@ class IdentityError(TrothError):
         self.change = change
         where = f"change {change}: " if change is not None else ""
         super().__init__(f"{where}{reason.value}" + (f" ({detail})" if detail else ""))
+
+
+class CredentialFailure(enum.Enum):
+    """Why a credential, a delegation chain or a revocation feed was refused."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_VERSION = "unknown version"
+    UNKNOWN_TYPE = "unknown type tag"
+    OVER_LIMIT = "over a limit"
+    TRAILING_BYTES = "trailing bytes"
+    UNTRUSTED_ISSUER = "issuer is not a trust anchor"
+    MISSING_HISTORY = "no change history for the issuer"
+    ISSUER_INVALID = "issuer identity invalid"
+    ATTESTATION_INVALID = "issuer signing-key attestation invalid"
+    BAD_SIGNATURE = "bad signature"
+    WRONG_SUBJECT = "subject is not the presenting identity"
+    NOT_YET_VALID = "not yet valid"
+    EXPIRED = "expired"
+    MISALIGNED = "link issuer is not the previous link's subject"
+    BROKEN_LINK = "link does not name its parent credential"
+    NOT_A_DELEGATION = "delegation fields in the wrong place"
+    AMPLIFIED = "delegation amplifies authority"
+    DEPTH_EXCEEDED = "delegation deeper than allowed"
+    CYCLE = "delegation cycle"
+    REVOKED = "revoked"
+    NO_FEED = "no revocation feed for the authority"
+    STALE_FEED = "revocation feed is stale"
+    FEED_INVALID = "revocation feed invalid"
+    FEED_ROLLBACK = "revocation feed is older than or forks from the one held"
+
+
+class CredentialError(TrothError):
+    """A credential or chain was refused: `reason`, and `link` (0 = the authority's credential)."""
+
+    def __init__(self, reason: CredentialFailure, detail: str = "", link: int | None = None):
+        self.reason = reason
+        self.detail = detail
+        self.link = link
+        where = f"link {link}: " if link is not None else ""
+        super().__init__(f"{where}{reason.value}" + (f" ({detail})" if detail else ""))
+
+
+class AuthorityFailure(enum.Enum):
+    TICKET_UNKNOWN = "ticket unknown, used up or expired"
+    ROLE_REQUIRED = "the caller's role does not allow this"
+    RESERVED_ATTRIBUTE = "attributes under troth. are reserved to admins"
+    NOT_A_MEMBER = "not a member of this authority"
+    REQUEST_INVALID = "request invalid"
+    NOT_UPSTREAM = "only an upstream issuer can revoke this link"
+
+
+class AuthorityError(TrothError):
+    def __init__(self, reason: AuthorityFailure, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(reason.value + (f" ({detail})" if detail else ""))

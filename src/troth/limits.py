@@ -29,6 +29,34 @@ MAX_ATTESTATION_BYTES: Final = 512
 MAX_CLOCK_SKEW_SECONDS: Final = 300
 """How far in the future a timestamp may lie before it counts as 'in the future'."""
 
+# -- credentials (troth.credentials, troth.authority) ----------------------------------------
+MAX_CREDENTIAL_BYTES: Final = 8 * 1024
+"""Largest signed credential (body, signature and the issuer's key attestation)."""
+MAX_ATTRIBUTES: Final = 64
+"""Most attributes in one credential."""
+MAX_ATTRIBUTE_VALUES: Final = 64
+"""Most strings in one set-valued attribute."""
+MAX_ATTRIBUTE_TEXT: Final = 256
+"""Longest attribute key or value (characters)."""
+MAX_CAVEATS: Final = 16
+"""Most caveats one delegation link may add."""
+MAX_CAVEAT_TEXT: Final = 1024
+"""Longest caveat (a Cedar condition, characters)."""
+MAX_PURPOSE_TEXT: Final = 256
+"""Longest delegation purpose (characters)."""
+MAX_DELEGATION_LINKS: Final = 8
+"""Most delegation links below an authority-issued credential (global hard limit)."""
+MAX_CHAIN_BYTES: Final = 128 * 1024
+"""Largest credential chain bundle (credentials and the issuers' histories)."""
+MAX_TICKET_BYTES: Final = 48 * 1024
+"""Largest decoded enrollment ticket (it carries the authority's history)."""
+MAX_FEED_ENTRIES: Final = 100_000
+"""Most entries in a revocation feed."""
+MAX_FEED_BYTES: Final = 16 * 1024 * 1024
+"""Largest revocation feed document."""
+MAX_REVOCATION_REASON: Final = 256
+"""Longest revocation reason (characters)."""
+
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64
 """Longest node or identity name."""

@@ -38,3 +38,38 @@ def open_cli_node(name: str) -> Node:
 
 def read_input_file(path: str) -> bytes:
     return Path(path).read_bytes()
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_duration(text: str) -> int:
+    """`90`, `30s`, `10m`, `1h`, `2d` -> seconds (ValueError otherwise)."""
+    text = text.strip()
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    if not number.isdigit() or int(number) <= 0:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 1h, 2d)")
+    return int(number) * _UNITS[unit]
+
+
+def _to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def duration_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option taking a duration (90, 30s, 10m, 1h, 2d), converted to seconds."""
+    return click.option(*names, type=str, callback=_to_seconds, metavar="DURATION", **kwargs)
+
+
+def write_output(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
+
+
+def open_authority_node(name: str) -> Node:
+    """The local node hosting authority NAME (the node has the authority's name)."""
+    return open_node(name, home=home())

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from troth import __version__
+from troth.cli.authority_cmds import authority_group
 from troth.cli.bench_cmd import bench
+from troth.cli.credential_cmds import (
+    credential_group,
+    enroll,
+    revocations_group,
+    revoke_group,
+)
 from troth.cli.demo_cmd import demo
 from troth.cli.identity_cmds import identity_group
 from troth.cli.node_cmds import node_group
@@ -23,6 +30,11 @@ def cli() -> None:
 
 cli.add_command(identity_group)
 cli.add_command(node_group)
+cli.add_command(authority_group)
+cli.add_command(enroll)
+cli.add_command(credential_group)
+cli.add_command(revoke_group)
+cli.add_command(revocations_group)
 cli.add_command(demo)
 cli.add_command(bench)
 

@@ -18,6 +18,7 @@ from troth.identity.history import (
 )
 from troth.identity.identifier import Identifier
 from troth.identity.service import IdentityService, LocalIdentity
+from troth.identity.signer import Signer, verify_signed_by
 
 __all__ = [
     "ChangeBody",
@@ -26,6 +27,7 @@ __all__ = [
     "LocalIdentity",
     "PurposeKeyAttestation",
     "SignedChange",
+    "Signer",
     "VerifiedChange",
     "VerifiedIdentity",
     "VerifiedPurposeKey",
@@ -40,4 +42,5 @@ __all__ = [
     "rotate_identity",
     "verify_attestation",
     "verify_history",
+    "verify_signed_by",
 ]

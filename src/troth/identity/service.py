@@ -17,6 +17,7 @@ from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, v
 from troth.identity.create import new_identity, rotate_identity
 from troth.identity.history import VerifiedIdentity, change_hashes, check_extends, verify_history
 from troth.identity.identifier import Identifier
+from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
 from troth.vault import KeyHandle, KeyPurpose, Vault
@@ -235,6 +236,12 @@ class IdentityService:
         if record is not None:
             self._forget_keys([KeyHandle.parse(record.key_handle)])
         return handle, verified
+
+    def signer(self, ref: str, *, now: int) -> Signer:
+        """Sign as local identity `ref` with its (created or renewed on demand) signing key."""
+        handle, key = self.purpose_key(ref, KeyPurpose.SIGNING, now=now)
+        identity = self.get(ref, now=now).identity
+        return Signer(identity, self.vault, handle, key.attestation, key.expires_at)
 
     def _forget_keys(self, handles: list[KeyHandle]) -> None:
         """Delete keys that no longer back anything (best effort: an orphan is harmless)."""

@@ -15,13 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from troth.authority import Authority
+from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
+from troth.credentials.wallet import CredentialWallet
 from troth.crypto import KeyType
 from troth.errors import ConfigError, NotFound
 from troth.identity import IdentityService
 from troth.names import check_name
 from troth.node.config import NodeConfig, VaultKind
 from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
-from troth.storage import SqliteDatabase, SqliteIdentityStore, SqliteKeyStore
+from troth.storage import (
+    SqliteAuthorityStore,
+    SqliteCredentialStore,
+    SqliteDatabase,
+    SqliteIdentityStore,
+    SqliteKeyStore,
+)
 from troth.vault import CompositeVault, SoftwareVault, Vault
 from troth.vault.software import KEK_SIZE
 
@@ -44,10 +53,36 @@ class Node:
     db: SqliteDatabase
     vault: Vault
     identities: IdentityService
+    wallet: CredentialWallet
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    def authority(self) -> Authority:
+        """The authority this node hosts (NotFound if none)."""
+        store = SqliteAuthorityStore(self.db)
+        config = store.get_config()
+        if config is None:
+            raise NotFound(f"node {self.name!r} hosts no authority (troth authority create)")
+        return Authority(self.identities, store, config)
+
+    def create_authority(
+        self,
+        name: str,
+        *,
+        now: int,
+        credential_ttl: int = DEFAULT_CREDENTIAL_TTL,
+        delegation_depth: int = DEFAULT_DELEGATION_DEPTH,
+    ) -> Authority:
+        return Authority.create(
+            self.identities,
+            SqliteAuthorityStore(self.db),
+            name,
+            now=now,
+            credential_ttl=credential_ttl,
+            delegation_depth=delegation_depth,
+        )
 
     def close(self) -> None:
         close = getattr(self.vault, "close", None)
@@ -134,7 +169,9 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     except BaseException:
         db.close()
         raise
-    return Node(config, path, db, vault, IdentityService(vault, SqliteIdentityStore(db)))
+    identities = IdentityService(vault, SqliteIdentityStore(db))
+    wallet = CredentialWallet(identities, SqliteCredentialStore(db))
+    return Node(config, path, db, vault, identities, wallet)
 
 
 def _load_kek(config: NodeConfig, path: Path) -> bytes:

@@ -3,12 +3,22 @@ same protocols, and nothing above this package changes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["IdentityStore", "LocalIdentityRecord", "PurposeKeyRecord", "Transactional"]
+__all__ = [
+    "AuthorityConfig",
+    "AuthorityStore",
+    "CredentialStore",
+    "HeldCredential",
+    "IdentityStore",
+    "LocalIdentityRecord",
+    "MemberRecord",
+    "PurposeKeyRecord",
+    "Transactional",
+]
 
 
 class Transactional(Protocol):
@@ -84,3 +94,98 @@ class IdentityStore(Transactional, Protocol):
     def take_purpose_keys(self, identifier: bytes) -> list[PurposeKeyRecord]:
         """Remove and return every purpose key of the identity (a rotation retires them)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityConfig:
+    identifier: bytes
+    name: str
+    credential_ttl: int
+    delegation_depth: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    identifier: bytes
+    attributes: bytes
+    added_by: bytes
+    added_at: int
+
+
+class AuthorityStore(Transactional, Protocol):
+    """The state of an authority: members, tickets, issued credentials, revocations."""
+
+    def get_config(self) -> AuthorityConfig | None: ...
+
+    def put_config(self, config: AuthorityConfig) -> None: ...
+
+    def put_ticket(
+        self,
+        code_hash: bytes,
+        attributes: bytes,
+        uses: int,
+        expires_at: int,
+        created_by: bytes,
+        now: int,
+    ) -> None: ...
+
+    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes] | None:
+        """One atomic conditional write: take one use of an unexpired ticket with uses left.
+        Returns (attributes, created_by), or None. Among N concurrent redeemers of a ticket
+        with k uses, exactly min(N, k) win."""
+        ...
+
+    def put_member(self, record: MemberRecord) -> None:
+        """Insert or replace a member."""
+        ...
+
+    def get_member(self, identifier: bytes) -> MemberRecord | None: ...
+
+    def list_members(self) -> list[MemberRecord]: ...
+
+    def remove_member(self, identifier: bytes) -> bool: ...
+
+    def record_issued(
+        self, credential_id: bytes, subject: bytes, expires_at: int, now: int
+    ) -> None: ...
+
+    def unexpired_issued(self, subject: bytes, now: int) -> list[bytes]:
+        """Ids of the credentials issued to `subject` that have not expired at `now`."""
+        ...
+
+    def append_revocation(self, make_entry: Callable[[int, bytes], tuple[bytes, bytes]]) -> int:
+        """Append an entry atomically: `make_entry(seq, head)` gets the next sequence number and
+        the current head and returns (entry bytes, new head). Returns the sequence number."""
+        ...
+
+    def revocation_entries(self) -> list[bytes]: ...
+
+    def revocation_head(self) -> bytes | None:
+        """The head after the last entry, or None when there is none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCredential:
+    identifier: bytes
+    id: bytes
+    chain: bytes
+    authority: bytes
+    expires_at: int
+
+
+class CredentialStore(Transactional, Protocol):
+    """Chains held by local identities, and the newest verified revocation feed per authority."""
+
+    def put_held(self, held: HeldCredential, now: int) -> None:
+        """Insert or replace."""
+        ...
+
+    def list_held(self, identifier: bytes) -> list[HeldCredential]:
+        """Newest expiry first."""
+        ...
+
+    def get_feed(self, authority: bytes) -> bytes | None: ...
+
+    def put_feed(self, authority: bytes, feed: bytes, count: int, issued_at: int) -> None: ...

@@ -48,6 +48,38 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         key_handle TEXT NOT NULL, attestation BLOB NOT NULL, PRIMARY KEY (identifier, purpose)
     );
     """,
+    """
+    -- the authority hosted by this node (at most one)
+    CREATE TABLE authority (
+        identifier BLOB PRIMARY KEY, name TEXT NOT NULL, credential_ttl INTEGER NOT NULL,
+        delegation_depth INTEGER NOT NULL, created_at INTEGER NOT NULL
+    );
+    CREATE TABLE members (
+        identifier BLOB PRIMARY KEY, attributes BLOB NOT NULL, added_by BLOB NOT NULL,
+        added_at INTEGER NOT NULL
+    );
+    -- enrollment tickets: only the SHA-256 of the code is stored
+    CREATE TABLE tickets (
+        code_hash BLOB PRIMARY KEY, attributes BLOB NOT NULL, uses_left INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, created_by BLOB NOT NULL, created_at INTEGER NOT NULL
+    );
+    CREATE TABLE issued_credentials (
+        id BLOB PRIMARY KEY, subject BLOB NOT NULL, expires_at INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL
+    );
+    CREATE INDEX issued_by_subject ON issued_credentials (subject, expires_at);
+    CREATE TABLE revocations (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, head BLOB NOT NULL);
+    -- credentials (chains) held by this node's identities
+    CREATE TABLE held_credentials (
+        identifier BLOB NOT NULL, id BLOB NOT NULL, chain BLOB NOT NULL, authority BLOB NOT NULL,
+        expires_at INTEGER NOT NULL, stored_at INTEGER NOT NULL, PRIMARY KEY (identifier, id)
+    );
+    -- the newest revocation feed this node has verified, per authority
+    CREATE TABLE feeds (
+        authority BLOB PRIMARY KEY, feed BLOB NOT NULL, count INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL
+    );
+    """,
 )
 
 

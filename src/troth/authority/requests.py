@@ -1,0 +1,77 @@
+"""Signed requests to an authority (enroll, refresh, revoke a link). The requester signs with
+its signing purpose key and ships its change history, so the authority needs nothing else.
+Over a secure channel (the channels issue) the same bytes travel as a message.
+
+    body    = ["troth.authority.request", 1, kind, authority (32), requested_at, arguments]
+    request = [body (bstr), signature (bstr), attestation (bstr), requester history (bstr)]
+
+kind "enroll": arguments = [ticket code]; "refresh": []; "revoke": [credential id, chain, reason].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import AuthorityError, AuthorityFailure, DecodeError, IdentityError
+from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history, verify_signed_by
+
+__all__ = ["KINDS", "VerifiedRequest", "make_request", "verify_request"]
+
+REQUEST_TYPE: Final = "troth.authority.request"
+VERSION: Final = 1
+KINDS: Final = frozenset({"enroll", "refresh", "revoke"})
+
+
+def make_request(
+    signer: Signer, kind: str, authority: Identifier, arguments: list[Any], *, now: int
+) -> bytes:
+    body = cbor.encode([REQUEST_TYPE, VERSION, kind, authority.digest, now, arguments])
+    return cbor.encode([body, signer.sign(body), signer.attestation, signer.identity.history])
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRequest:
+    kind: str
+    requester: VerifiedIdentity
+    arguments: list[Any]
+    requested_at: int
+
+
+def verify_request(data: bytes, *, authority: Identifier, kind: str, now: int) -> VerifiedRequest:
+    """Verify a request of `kind` addressed to `authority`, made within the clock skew of `now`."""
+    fail = AuthorityFailure.REQUEST_INVALID
+    try:
+        body, signature, attestation, history = cbor.expect_array(
+            cbor.decode(data, max_bytes=limits.MAX_CHAIN_BYTES + limits.MAX_IDENTITY_HISTORY_BYTES),
+            "request",
+            4,
+        )
+        body = cbor.expect_bytes(body, "body")
+        value = cbor.expect_array(
+            cbor.decode(body, max_bytes=limits.MAX_CHAIN_BYTES + 1024), "request", 6
+        )
+        cbor.expect_header(value, REQUEST_TYPE, VERSION, "request")
+        request_kind = cbor.expect_text(value[2], "kind")
+        addressed = Identifier(cbor.expect_bytes(value[3], "authority", 32))
+        requested_at = cbor.expect_int(value[4], "requested_at")
+        arguments = cbor.expect_array(value[5], "arguments")
+        identity = verify_history(cbor.expect_bytes(history, "history"), now=now)
+        verify_signed_by(
+            identity,
+            cbor.expect_bytes(attestation, "attestation"),
+            body,
+            cbor.expect_bytes(signature, "signature", 64),
+            at=requested_at,
+        )
+    except (DecodeError, IdentityError) as exc:
+        raise AuthorityError(fail, str(exc)) from None
+    if request_kind != kind:
+        raise AuthorityError(fail, f"a {request_kind!r} request where {kind!r} was expected")
+    if addressed != authority:
+        raise AuthorityError(fail, "addressed to another authority")
+    if abs(now - requested_at) > limits.MAX_CLOCK_SKEW_SECONDS:
+        raise AuthorityError(fail, "request time is outside the allowed clock skew")
+    return VerifiedRequest(request_kind, identity, arguments, requested_at)

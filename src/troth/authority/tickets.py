@@ -1,0 +1,70 @@
+"""Enrollment tickets: one string that carries a one-time code, the authority's identity and
+its address, so `troth enroll TICKET` needs nothing else (docs/formats.md, "Tickets").
+
+    ticket = "troth-ticket:" + base64url(["troth.ticket", 1, code (32 bytes),
+                                          authority history, address])
+
+The code is 256 random bits; the authority stores only SHA-256(code).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from typing import Final
+
+from troth import limits
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.errors import DecodeError
+
+__all__ = ["TICKET_PREFIX", "Ticket", "code_hash", "new_code"]
+
+TICKET_PREFIX: Final = "troth-ticket:"
+TICKET_TYPE: Final = "troth.ticket"
+VERSION: Final = 1
+CODE_SIZE: Final = 32
+
+
+def new_code() -> bytes:
+    return os.urandom(CODE_SIZE)
+
+
+def code_hash(code: bytes) -> bytes:
+    return sha256(b"troth.ticket-code/1\x00" + code)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    code: bytes
+    authority_history: bytes
+    address: str
+
+    def __str__(self) -> str:
+        data = cbor.encode([TICKET_TYPE, VERSION, self.code, self.authority_history, self.address])
+        return TICKET_PREFIX + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    def __repr__(self) -> str:  # never print the code by accident
+        return f"Ticket(address={self.address!r})"
+
+    @classmethod
+    def parse(cls, text: str) -> Ticket:
+        text = text.strip()
+        if not text.startswith(TICKET_PREFIX):
+            raise DecodeError(f"a ticket starts with {TICKET_PREFIX!r}")
+        encoded = text[len(TICKET_PREFIX) :]
+        if len(encoded) > limits.MAX_TICKET_BYTES * 4 // 3 + 4:
+            raise DecodeError("ticket too long")
+        try:
+            data = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise DecodeError(f"ticket is not base64url: {exc}") from None
+        value = cbor.expect_array(cbor.decode(data, max_bytes=limits.MAX_TICKET_BYTES), "ticket", 5)
+        cbor.expect_header(value, TICKET_TYPE, VERSION, "ticket")
+        return cls(
+            cbor.expect_bytes(value[2], "code", CODE_SIZE),
+            cbor.expect_bytes(value[3], "authority history"),
+            cbor.expect_text(value[4], "address"),
+        )

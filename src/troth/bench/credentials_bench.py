@@ -1,0 +1,303 @@
+"""Credential benchmarks: issue and verify against their signature floors; 2- and 5-link chain
+verification beside biscuit-python (the `bench` extra) at the same depth; 1,000 enrollments.
+
+What each side does, so the comparison is read correctly:
+- troth cold: a new verifier: every issuer history, signing-key attestation and link signature
+  is verified, plus narrowing, windows, revocation feed, presenter.
+- troth warm: the same verifier again (signatures cached by chain hash); windows, revocation,
+  key validity and presenter are re-checked on every call.
+- biscuit cold: Biscuit.from_bytes (block signatures) + Authorizer with one allow policy.
+- biscuit warm: Authorizer over an already-parsed token.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from troth.authority import Ticket
+from troth.authority.client import enroll_request
+from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    build_feed,
+    delegate,
+    feed_genesis,
+    issue_credential,
+    verify_feed,
+)
+from troth.crypto import KeyType
+from troth.crypto.bench_floor import (
+    ed25519_sign_loop,
+    ed25519_sign_verify_loop,
+    ed25519_verify_loop,
+)
+from troth.identity import Signer, attest_purpose_key, new_identity
+from troth.node import init_node, open_node
+from troth.vault import KeyPurpose, SoftwareVault
+
+NOW = 1_790_000_000
+_US = 1e6
+ATTRS = Attributes({"orders.access": frozenset({"read", "write"}), "orders.customer": "4471"})
+READ = Attributes({"orders.access": "read", "orders.customer": "4471"})
+
+
+def _signer(vault: SoftwareVault) -> Signer:
+    primary, identity = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
+    handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    attestation = attest_purpose_key(
+        vault,
+        primary,
+        identity,
+        KeyPurpose.SIGNING,
+        vault.public_key(handle),
+        now=NOW,
+        expires_at=NOW + 10**7,
+    )
+    return Signer(identity, vault, handle, attestation, NOW + 10**7)
+
+
+def _chain(links: int) -> tuple[bytes, Any, dict[Any, Any], Signer]:
+    """A chain of `links` credentials (the authority's + links-1 delegations)."""
+    vault = SoftwareVault()
+    authority = _signer(vault)
+    holders = [_signer(vault) for _ in range(links)]
+    chain = CredentialChain(
+        (
+            issue_credential(
+                authority,
+                subject=holders[0].identity.identifier,
+                attributes=ATTRS,
+                now=NOW,
+                ttl=3600,
+                depth=links,
+            ),
+        ),
+        (authority.identity.history,),
+    )
+    for index in range(links - 1):
+        chain = delegate(
+            holders[index],
+            chain,
+            subject=holders[index + 1].identity.identifier,
+            attributes=READ,
+            now=NOW,
+            ttl=3000,
+            purpose="p",
+        )
+    feed = verify_feed(
+        build_feed(authority, [], feed_genesis(authority.identity.identifier), now=NOW),
+        authority=authority.identity.identifier,
+        now=NOW,
+        max_staleness=10**6,
+    )
+    return (
+        chain.encode(),
+        holders[-1].identity.identifier,
+        {authority.identity.identifier: feed},
+        authority,
+    )
+
+
+def _issue_and_verify(quick: bool) -> list[Measurement]:
+    n, rounds = (200, 3) if quick else (1000, 7)
+    data, actor, feeds, authority = _chain(1)
+    subject = actor
+    policy = TrustPolicy(frozenset({authority.identity.identifier}))
+
+    def issue(k: int) -> None:
+        for _ in range(k):
+            issue_credential(
+                authority, subject=subject, attributes=ATTRS, now=NOW, ttl=3600, depth=2
+            )
+
+    value, floor = measure_pair(issue, ed25519_sign_loop(1), n=n, rounds=rounds)
+    results = [
+        Measurement(
+            "credential.issue",
+            value * _US,
+            "us/credential",
+            "floor: 1 Ed25519 signature",
+            floor * _US,
+            value / floor,
+        )
+    ]
+
+    def cold(k: int) -> None:
+        for _ in range(k):
+            ChainVerifier(policy).verify(data, presenter=actor, feeds=feeds, now=NOW + 1)
+
+    value, floor = measure_pair(cold, ed25519_verify_loop(3), n=n // 2, rounds=rounds)
+    target, ok = ratio_target(value / floor, 1.3)
+    results.append(
+        Measurement(
+            "credential.verify",
+            value * _US,
+            "us/credential",
+            "floor: 3 Ed25519 key loads + verifications "
+            "(issuer history, key attestation, credential)",
+            floor * _US,
+            value / floor,
+            target,
+            ok,
+        )
+    )
+    return results
+
+
+def _biscuit(links: int) -> tuple[Any, Any] | None:
+    try:  # typed as Any: biscuit-python 0.4's bundled stubs predate its own API
+        ba: Any = importlib.import_module("biscuit_auth")
+    except ImportError:
+        return None
+    root = ba.KeyPair()
+    token = ba.BiscuitBuilder(
+        'right("orders", "read"); right("orders", "write"); customer("4471");'
+    ).build(root.private_key)
+    for _ in range(links - 1):
+        token = token.append(ba.BlockBuilder('check if operation("read");'))
+    raw = bytes(token.to_bytes())  # its stubs say list[int]; it returns bytes
+    public = ba.PublicKey.from_bytes(root.public_key.to_bytes(), ba.Algorithm.Ed25519)
+    policy = 'resource("orders"); operation("read"); allow if right("orders", "read");'
+
+    def cold(k: int) -> None:
+        for _ in range(k):
+            ba.AuthorizerBuilder(policy).build(ba.Biscuit.from_bytes(raw, public)).authorize()
+
+    parsed = ba.Biscuit.from_bytes(raw, public)
+
+    def warm(k: int) -> None:
+        for _ in range(k):
+            ba.AuthorizerBuilder(policy).build(parsed).authorize()
+
+    return cold, warm
+
+
+def _chains(quick: bool) -> list[Measurement]:
+    n, rounds = (100, 3) if quick else (500, 7)
+    results = []
+    for links in (2, 5):
+        data, actor, feeds, authority = _chain(links)
+        policy = TrustPolicy(frozenset({authority.identity.identifier}))
+        warm_verifier = ChainVerifier(policy)
+
+        def cold(
+            k: int, data: bytes = data, actor: Any = actor, feeds: Any = feeds, policy: Any = policy
+        ) -> None:
+            for _ in range(k):
+                ChainVerifier(policy).verify(data, presenter=actor, feeds=feeds, now=NOW + 1)
+
+        def warm(
+            k: int,
+            data: bytes = data,
+            actor: Any = actor,
+            feeds: Any = feeds,
+            v: Any = warm_verifier,
+        ) -> None:
+            for _ in range(k):
+                v.verify(data, presenter=actor, feeds=feeds, now=NOW + 1)
+
+        verifications = 3 * links  # each link: its issuer's history, key attestation, signature
+        value, floor = measure_pair(
+            cold, ed25519_verify_loop(verifications), n=max(20, n // links), rounds=rounds
+        )
+        results.append(
+            Measurement(
+                f"chain.verify.{links}.cold.floor",
+                value * _US,
+                "us/chain",
+                f"floor: {verifications} Ed25519 key loads + verifications",
+                floor * _US,
+                value / floor,
+            )
+        )
+        peer = _biscuit(links)
+        if peer is None:
+            continue
+        biscuit_cold, biscuit_warm = peer
+        value, other = measure_pair(cold, biscuit_cold, n=max(20, n // links), rounds=rounds)
+        results.append(
+            Measurement(
+                f"chain.verify.{links}.cold.biscuit",
+                value * _US,
+                "us/chain",
+                f"peer: biscuit-python from_bytes + authorize, {links} blocks",
+                other * _US,
+                value / other,
+            )
+        )
+        value, other = measure_pair(warm, biscuit_warm, n=n * 4, rounds=rounds)
+        extra = {"speedup_vs_peer": round(other / value, 2)}
+        target = ok = None
+        if links == 2:
+            target, ok = ">= 1.5x faster than the peer", other / value >= 1.5
+        results.append(
+            Measurement(
+                f"chain.verify.{links}.warm.biscuit",
+                value * _US,
+                "us/chain",
+                f"peer: biscuit-python authorize of a parsed {links}-block token",
+                other * _US,
+                value / other,
+                target,
+                ok,
+                extra,
+            )
+        )
+    return results
+
+
+def _enrollments(quick: bool) -> list[Measurement]:
+    count = 200 if quick else 1000
+    with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
+        home = Path(tmp)
+        init_node("auth", home=home)
+        init_node("agents", home=home)
+        with open_node("auth", home=home) as auth_node, open_node("agents", home=home) as agents:
+            authority = auth_node.create_authority("acme", now=NOW)
+            agents.identities.create_many(count, now=NOW, name_prefix="agent")
+            start = time.perf_counter()
+            for number in range(count):
+                ticket = authority.create_ticket(
+                    creator=authority.identifier, attributes=READ, address="node:auth", now=NOW
+                )
+                request = enroll_request(
+                    agents.identities, f"agent-{number}", Ticket.parse(str(ticket)), now=NOW
+                )
+                chain = authority.enroll(request, now=NOW)
+                agents.wallet.hold(f"agent-{number}", chain.encode(), now=NOW)
+            elapsed = time.perf_counter() - start
+    # floor per enrollment: the member signs its request and signs its signing-key attestation
+    # (first use), the authority verifies history, attestation and request, signs the credential,
+    # and the member checks the credential (history, attestation, signature)
+    floor_batch = ed25519_sign_verify_loop(3, 6)
+    t0 = time.perf_counter()
+    floor_batch(count)
+    floor = time.perf_counter() - t0
+    target_ok = elapsed * 1000 / count <= 5.0
+    return [
+        Measurement(
+            f"enroll.{count}",
+            elapsed,
+            "s",
+            f"floor: {count} x (3 Ed25519 signatures + 6 verifications)",
+            floor,
+            elapsed / floor,
+            "<= 5 s per 1,000",
+            target_ok,
+            {"enrollments_per_s": round(count / elapsed)},
+        )
+    ]
+
+
+CASES = [
+    Case("credential.issue-verify", _issue_and_verify),
+    Case("chain.verify", _chains),
+    Case("enroll", _enrollments),
+]

@@ -1,0 +1,503 @@
+"""`troth enroll`, `troth credential ...`, `troth revoke ...`, `troth revocations ...`."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+
+from troth.authority import Ticket
+from troth.authority.client import enroll_request, refresh_request, revoke_request, ticket_authority
+from troth.cli.common import (
+    CLOCK,
+    duration_option,
+    home,
+    node_option,
+    open_authority_node,
+    open_cli_node,
+    read_input_file,
+    write_output,
+)
+from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    TrustPolicy,
+    VerifiedFeed,
+    chain_actor,
+    feed_authority,
+    verify_feed,
+)
+from troth.credentials.vc import export_credential_vc, troth_resolver, verify_eddsa_jcs_2022
+from troth.errors import ConfigError, CredentialError, CredentialFailure, NotFound
+from troth.identity import Identifier, verify_history
+from troth.node import Node, list_nodes, open_node
+
+
+def _summary(held_chain: bytes, node: Node) -> dict[str, Any]:
+    return node.wallet.inspect(held_chain, now=CLOCK.now()).to_json()
+
+
+def _authority_node_for(address: str) -> str:
+    if not address.startswith("node:"):
+        raise ConfigError(
+            f"ticket address {address!r}: this troth enrolls with authorities on this machine "
+            "(node:NAME); network enrollment comes with secure channels"
+        )
+    return address[len("node:") :]
+
+
+def _local_authority(identifier: Identifier) -> str:
+    """The local node hosting the authority `identifier`."""
+    for config in list_nodes(home()):
+        with open_node(config.name, home=home()) as node:
+            try:
+                if node.authority().identifier == identifier:
+                    return config.name
+            except NotFound:
+                continue
+    raise NotFound(f"no node on this machine hosts authority {identifier}")
+
+
+@click.command("enroll")
+@click.argument("ticket")
+@click.option("--identity", "identity_name", required=True, help="The local identity to enroll.")
+@node_option
+@json_command
+def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
+    """Redeem TICKET: the authority makes IDENTITY a member and issues its credential."""
+    parsed = Ticket.parse(ticket)
+    now = CLOCK.now()
+    authority_node_name = _authority_node_for(parsed.address)
+    with ExitStack() as stack:
+        node = stack.enter_context(open_cli_node(node_name))
+        authority_node = (
+            node
+            if authority_node_name == node.name
+            else stack.enter_context(open_authority_node(authority_node_name))
+        )
+        authority = authority_node.authority()
+        if authority.identifier != ticket_authority(parsed, now=now):
+            raise ConfigError(
+                f"node {authority_node_name!r} hosts another authority than the ticket's"
+            )
+        chain = authority.enroll(
+            enroll_request(node.identities, identity_name, parsed, now=now), now=now
+        )
+        held = node.wallet.hold(identity_name, chain.encode(), now=now)
+        node.wallet.update_feed(
+            authority.feed(now=now), authority=authority.identifier, now=now, max_staleness=300
+        )
+    data = held.to_json()
+    reporter.result(
+        data,
+        f"enrolled {identity_name} with {held.authority}\n"
+        + kv({"attributes": json.dumps(data["attributes"]), "expires_at": held.expires_at}),
+    )
+
+
+@click.group("credential")
+def credential_group() -> None:
+    """Credentials: show, export, import, refresh, delegate, verify."""
+
+
+@credential_group.command("show")
+@click.argument("ref")
+@node_option
+@json_command
+def show(ref: str, node_name: str, reporter: Reporter) -> None:
+    """Show a chain FILE, or the credentials local identity NAME holds (structure only)."""
+    with open_cli_node(node_name) as node:
+        if Path(ref).is_file():
+            data: Any = _summary(read_input_file(ref), node)
+            reporter.result(data, json.dumps(data, indent=2))
+            return
+        rows = [_summary(h.chain, node) for h in node.wallet.held(ref)]
+    reporter.result(rows, json.dumps(rows, indent=2) if rows else f"{ref} holds no credentials")
+
+
+@credential_group.command("export")
+@click.option("--identity", "identity_name", help="Export the best chain this identity holds.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True
+)
+@click.option("--authority", "authority_name", help="With --format vc: the issuing authority.")
+@click.option("--subject", help="With --format vc: the member whose credential to issue as a VC.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@node_option
+@json_command
+def export(
+    identity_name: str | None,
+    fmt: str,
+    authority_name: str | None,
+    subject: str | None,
+    out: str,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Write a credential chain (CBOR), or an authority-issued credential as a W3C VC."""
+    now = CLOCK.now()
+    if fmt == "vc":
+        if not (authority_name and subject):
+            raise ValueError("--format vc needs --authority and --subject")
+        with open_authority_node(authority_name) as node:
+            authority = node.authority()
+            member = authority.member(Identifier.parse(subject))
+            document = export_credential_vc(
+                authority.signer(now),
+                credential_id=os.urandom(16),
+                subject=member.identifier,
+                attributes=member.attributes,
+                valid_from=now,
+                valid_until=now + authority.config.credential_ttl,
+                now=now,
+            )
+        write_output(out, json.dumps(document, indent=2).encode() + b"\n")
+        reporter.result({"file": out, "format": "vc", "id": document["id"]}, f"wrote {out}")
+        return
+    if not identity_name:
+        raise ValueError("--format cbor needs --identity")
+    with open_cli_node(node_name) as node:
+        chain = node.wallet.best(identity_name, now=now)
+    write_output(out, chain)
+    reporter.result(
+        {"file": out, "format": "cbor", "bytes": len(chain)}, f"wrote {len(chain)} bytes to {out}"
+    )
+
+
+@credential_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--identity", "identity_name", required=True)
+@node_option
+@json_command
+def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
+    """Hold a chain delegated to a local identity (so it can use or delegate it further)."""
+    with open_cli_node(node_name) as node:
+        held = node.wallet.hold(identity_name, read_input_file(file), now=CLOCK.now())
+    reporter.result(held.to_json(), f"{identity_name} now holds a {len(held.links)}-link chain")
+
+
+@credential_group.command("refresh")
+@click.option("--identity", "identity_name", required=True)
+@node_option
+@json_command
+def refresh(identity_name: str, node_name: str, reporter: Reporter) -> None:
+    """Get a fresh member credential from the (local) authority before the current one expires."""
+    now = CLOCK.now()
+    with open_cli_node(node_name) as node:
+        held = node.wallet.held(identity_name)
+        if not held:
+            raise NotFound(f"{identity_name} holds no credential: enroll first")
+        authority_id = Identifier(held[0].authority)
+        with open_authority_node(_local_authority(authority_id)) as authority_node:
+            authority = authority_node.authority()
+            request = refresh_request(node.identities, identity_name, authority_id, now=now)
+            chain = authority.refresh(request, now=now)
+        checked = node.wallet.hold(identity_name, chain.encode(), now=now)
+    reporter.result(checked.to_json(), f"refreshed; expires at {checked.expires_at}")
+
+
+@credential_group.command("delegate")
+@click.option("--from", "from_name", required=True, help="The local identity delegating.")
+@click.option("--to", "to_identifier", required=True, help="The identifier receiving authority.")
+@click.option(
+    "--attr", "attrs", multiple=True, help="key=value to pass on (a subset of what is held)."
+)
+@duration_option("--ttl", required=True)
+@click.option("--purpose", required=True)
+@click.option(
+    "--caveat", "caveats", multiple=True, help="A Cedar condition the gates will enforce."
+)
+@click.option(
+    "--depth", type=click.IntRange(0, 8), help="Further links allowed (default: one less)."
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@node_option
+@json_command
+def delegate_cmd(
+    from_name: str,
+    to_identifier: str,
+    attrs: tuple[str, ...],
+    ttl: int,
+    purpose: str,
+    caveats: tuple[str, ...],
+    depth: int | None,
+    out: str,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Delegate part of what FROM holds to another identity (refused if it would amplify)."""
+    now = CLOCK.now()
+    with open_cli_node(node_name) as node:
+        chain = node.wallet.delegate(
+            from_name,
+            to=Identifier.parse(to_identifier),
+            attributes=Attributes.from_assignments(attrs),
+            now=now,
+            ttl=ttl,
+            purpose=purpose,
+            caveats=caveats,
+            depth=depth,
+        )
+        summary = node.wallet.inspect(chain, now=now).to_json()
+    write_output(out, chain)
+    reporter.result(summary, f"wrote a {len(summary['chain'])}-link chain to {out}")
+
+
+def _load_feeds(
+    feed_files: tuple[str, ...],
+    authority_name: str | None,
+    anchors: frozenset[Identifier],
+    now: int,
+    max_age: int,
+) -> dict[Identifier, VerifiedFeed]:
+    feeds: dict[Identifier, VerifiedFeed] = {}
+    sources = [read_input_file(f) for f in feed_files]
+    if authority_name:
+        with open_authority_node(authority_name) as node:
+            sources.append(node.authority().feed(now=now))
+    for data in sources:
+        claimed = feed_authority(data)
+        if claimed not in anchors:
+            raise CredentialError(
+                CredentialFailure.FEED_INVALID, f"feed of {claimed}, not a trusted authority"
+            )
+        feeds[claimed] = verify_feed(data, authority=claimed, now=now, max_staleness=max_age)
+    return feeds
+
+
+@credential_group.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--trust", "trusted", multiple=True, required=True, help="A trusted authority identifier."
+)
+@click.option(
+    "--feed",
+    "feed_files",
+    multiple=True,
+    help="A revocation feed file (troth revocations show --out).",
+)
+@click.option(
+    "--authority",
+    "authority_name",
+    help="Take the feed (or, for a VC, the history) from this local authority.",
+)
+@duration_option("--max-feed-age", default="5m", show_default=True)
+@click.option("--presenter", help="The identity presenting the chain (default: its last subject).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True
+)
+@click.option(
+    "--issuer-history", type=click.Path(exists=True, dir_okay=False), help="With --format vc."
+)
+@json_command
+def verify(
+    file: str,
+    trusted: tuple[str, ...],
+    feed_files: tuple[str, ...],
+    authority_name: str | None,
+    max_feed_age: int,
+    presenter: str | None,
+    fmt: str,
+    issuer_history: str | None,
+    reporter: Reporter,
+) -> None:
+    """Verify a chain (or a single credential) or a W3C VC: exit 0 valid, 1 invalid."""
+    now = CLOCK.now()
+    anchors = frozenset(Identifier.parse(t) for t in trusted)
+    data = read_input_file(file)
+    try:
+        if fmt == "vc":
+            result = _verify_vc(data, anchors, authority_name, issuer_history, now)
+            reporter.result(result, "valid\n" + json.dumps(result, indent=2))
+            return
+        feeds = _load_feeds(feed_files, authority_name, anchors, now, max_feed_age)
+        actor = Identifier.parse(presenter) if presenter else chain_actor(data)
+        verified = ChainVerifier(TrustPolicy(anchors)).verify(
+            data, presenter=actor, feeds=feeds, now=now
+        )
+    except CredentialError as exc:
+        payload = {
+            "valid": False,
+            "reason": exc.reason.value,
+            "link": exc.link,
+            "detail": exc.detail,
+        }
+        reporter.fail(exc, EXIT_INVALID, payload)
+    result = {"valid": True, **verified.to_json()}
+    lines = [f"valid: {verified.actor} acts", f"  authority {verified.authority}"]
+    for link in verified.links:
+        lines.append(f"  link {link.index}: {link.issuer} -> {link.subject}")
+        if link.purpose:
+            lines.append(f"          purpose: {link.purpose}")
+        attributes = json.dumps(link.attributes.to_json())
+        lines.append(f"          attributes: {attributes}, expires {link.expires_at}")
+        for caveat in link.caveats:
+            lines.append(f"          caveat: {caveat}")
+    lines.append(f"  effective attributes: {json.dumps(verified.attributes.to_json())}")
+    lines.append(f"  window: {verified.not_before} .. {verified.expires_at}")
+    reporter.result(result, "\n".join(lines))
+
+
+def _verify_vc(
+    data: bytes,
+    anchors: frozenset[Identifier],
+    authority_name: str | None,
+    issuer_history: str | None,
+    now: int,
+) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+        issuer = Identifier.parse(document["issuer"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CredentialError(CredentialFailure.MALFORMED, f"not a troth VC: {exc}") from None
+    if issuer not in anchors:
+        raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, str(issuer))
+    if issuer_history:
+        history = read_input_file(issuer_history)
+    elif authority_name:
+        with open_authority_node(authority_name) as node:
+            history = node.authority().history()
+    else:
+        raise ValueError(
+            "a VC needs its issuer's history: --issuer-history FILE or --authority NAME"
+        )
+    identity = verify_history(history, now=now)
+    if identity.identifier != issuer:
+        raise CredentialError(CredentialFailure.ISSUER_INVALID, "the history is not the issuer's")
+    unsecured = verify_eddsa_jcs_2022(document, troth_resolver(identity, at=now))
+    if "validFrom" in unsecured and _parse_time(unsecured["validFrom"]) > now + 60:
+        raise CredentialError(CredentialFailure.NOT_YET_VALID, unsecured["validFrom"])
+    if "validUntil" in unsecured and _parse_time(unsecured["validUntil"]) <= now:
+        raise CredentialError(CredentialFailure.EXPIRED, unsecured["validUntil"])
+    return {
+        "valid": True,
+        "issuer": str(issuer),
+        "subject": unsecured["credentialSubject"]["id"],
+        "attributes": unsecured["credentialSubject"].get("attributes", {}),
+    }
+
+
+def _parse_time(text: str) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise CredentialError(CredentialFailure.MALFORMED, f"bad date {text!r}") from None
+
+
+@click.group("revoke")
+def revoke_group() -> None:
+    """Revoke credentials, delegation links or identities (permanent)."""
+
+
+@revoke_group.command("credential")
+@click.argument("credential_id")
+@click.option("--authority", "authority_name", required=True)
+@click.option("--reason", default="")
+@json_command
+def revoke_credential(
+    credential_id: str, authority_name: str, reason: str, reporter: Reporter
+) -> None:
+    """The authority revokes a credential (any link in chains rooted at it)."""
+    with open_authority_node(authority_name) as node:
+        seq = node.authority().revoke_credential(
+            bytes.fromhex(credential_id), now=CLOCK.now(), reason=reason
+        )
+    reporter.result(
+        {"seq": seq, "revoked": credential_id}, f"revoked credential {credential_id} (entry {seq})"
+    )
+
+
+@revoke_group.command("identity")
+@click.argument("identifier")
+@click.option("--authority", "authority_name", required=True)
+@click.option("--reason", default="")
+@json_command
+def revoke_identity(identifier: str, authority_name: str, reason: str, reporter: Reporter) -> None:
+    """The authority revokes an identity for good: all it holds and issued stops verifying."""
+    with open_authority_node(authority_name) as node:
+        seq = node.authority().revoke_identity(
+            Identifier.parse(identifier), now=CLOCK.now(), reason=reason
+        )
+    reporter.result(
+        {"seq": seq, "revoked": identifier}, f"revoked identity {identifier} (entry {seq})"
+    )
+
+
+@revoke_group.command("link")
+@click.argument("credential_id")
+@click.option("--chain", "chain_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--by", "by_name", required=True, help="The local identity revoking (an upstream issuer)."
+)
+@click.option("--authority", "authority_name", required=True)
+@click.option("--reason", default="")
+@node_option
+@json_command
+def revoke_link(
+    credential_id: str,
+    chain_file: str,
+    by_name: str,
+    authority_name: str,
+    reason: str,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """A delegator revokes a link it (or an upstream link) issued: descendants die,
+    siblings live."""
+    now = CLOCK.now()
+    chain = read_input_file(chain_file)
+    with open_cli_node(node_name) as node, open_authority_node(authority_name) as authority_node:
+        authority = authority_node.authority()
+        request = revoke_request(
+            node.identities,
+            by_name,
+            authority.identifier,
+            credential_id=bytes.fromhex(credential_id),
+            chain=chain,
+            reason=reason,
+            now=now,
+        )
+        seq = authority.revoke_link(request, now=now)
+    reporter.result(
+        {"seq": seq, "revoked": credential_id}, f"revoked link {credential_id} (entry {seq})"
+    )
+
+
+@click.group("revocations")
+def revocations_group() -> None:
+    """The authority's signed revocation feed."""
+
+
+@revocations_group.command("show")
+@click.option("--authority", "authority_name", required=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the signed feed here.")
+@json_command
+def revocations_show(authority_name: str, out: str | None, reporter: Reporter) -> None:
+    now = CLOCK.now()
+    with open_authority_node(authority_name) as node:
+        authority = node.authority()
+        data = authority.feed(now=now)
+    feed = verify_feed(data, authority=authority.identifier, now=now, max_staleness=60)
+    if out:
+        write_output(out, data)
+    rows = [e.to_json() for e in feed.entries]
+    result = {
+        "authority": str(feed.authority),
+        "count": feed.count,
+        "head": feed.head.hex(),
+        "issued_at": feed.issued_at,
+        "entries": rows,
+    }
+    text = "\n".join(
+        f"{r['seq']:>4} {r['kind']:<10} {r['target']} by {r['revoked_by']}" for r in rows
+    )
+    reporter.result(
+        result, f"{feed.count} revocation(s), head {feed.head.hex()[:16]}...\n{text}".rstrip()
+    )

@@ -1,0 +1,164 @@
+"""Credential attributes: namespaced keys -> a string or a set of strings.
+
+Keys are `namespace.name[.more]` in lowercase ASCII, so an attribute can never shadow a built-in
+name of a policy engine (Ockam's `identifier` collision, lessons.md). Keys under `troth.` are
+reserved to the authority's admins. A value is a string or a non-empty set of strings; for
+narrowing, a string counts as the set holding it.
+
+CBOR: a map text -> text / [+ text], sets as arrays sorted by their UTF-8 bytes, no duplicates.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import DecodeError, DecodeProblem
+
+__all__ = ["RESERVED_PREFIX", "AttributeValue", "Attributes", "check_key"]
+
+RESERVED_PREFIX: Final = "troth."
+_KEY = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
+
+AttributeValue = str | frozenset[str]
+
+
+@functools.lru_cache(maxsize=4096)  # keys repeat across credentials; validation is on the hot path
+def check_key(key: str) -> str:
+    if len(key) > limits.MAX_ATTRIBUTE_TEXT or not _KEY.fullmatch(key):
+        raise ValueError(
+            f"invalid attribute name {key!r}: use namespace.name (lowercase letters, digits, _ -)"
+        )
+    return key
+
+
+def _check_text(text: str, what: str) -> str:
+    if not text or len(text) > limits.MAX_ATTRIBUTE_TEXT:
+        raise ValueError(f"{what} must be 1-{limits.MAX_ATTRIBUTE_TEXT} characters")
+    return text
+
+
+def _as_set(value: AttributeValue) -> frozenset[str]:
+    return frozenset((value,)) if isinstance(value, str) else value
+
+
+class Attributes(Mapping[str, AttributeValue]):
+    """An immutable, validated attribute map."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, AttributeValue | Iterable[str]] | None = None) -> None:
+        checked: dict[str, AttributeValue] = {}
+        for key, value in (items or {}).items():
+            check_key(key)
+            if isinstance(value, str):
+                checked[key] = _check_text(value, f"value of {key}")
+            else:
+                values = frozenset(_check_text(v, f"value of {key}") for v in value)
+                if not values or len(values) > limits.MAX_ATTRIBUTE_VALUES:
+                    raise ValueError(f"{key}: a set holds 1-{limits.MAX_ATTRIBUTE_VALUES} values")
+                checked[key] = values
+        if len(checked) > limits.MAX_ATTRIBUTES:
+            raise ValueError(f"more than {limits.MAX_ATTRIBUTES} attributes")
+        self._items = checked
+
+    @classmethod
+    def from_assignments(cls, assignments: Iterable[str]) -> Attributes:
+        """`key=value` strings; a key given more than once becomes a set."""
+        collected: dict[str, list[str]] = {}
+        for text in assignments:
+            key, sep, value = text.partition("=")
+            if not sep:
+                raise ValueError(f"attribute {text!r} is not key=value")
+            collected.setdefault(key.strip(), []).append(value)
+        return cls({k: v[0] if len(v) == 1 else frozenset(v) for k, v in collected.items()})
+
+    # -- Mapping ------------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> AttributeValue:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Attributes({self.to_json()!r})"
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributes):
+            return self._items == other._items
+        return NotImplemented
+
+    # -- semantics ----------------------------------------------------------------------------
+
+    def reserved_keys(self) -> list[str]:
+        return sorted(k for k in self._items if k.startswith(RESERVED_PREFIX))
+
+    def first_excess_over(self, parent: Attributes) -> str | None:
+        """The first key whose value `parent` does not cover (None when self ⊆ parent)."""
+        for key, value in self._items.items():
+            held = parent._items.get(key)
+            if held is None or not _as_set(value) <= _as_set(held):
+                return key
+        return None
+
+    def merged(self, other: Attributes) -> Attributes:
+        """These attributes with `other`'s values taking precedence."""
+        return Attributes({**self._items, **other._items})
+
+    def without(self, keys: Iterable[str]) -> Attributes:
+        drop = set(keys)
+        return Attributes({k: v for k, v in self._items.items() if k not in drop})
+
+    # -- encodings ----------------------------------------------------------------------------
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            k: v if isinstance(v, str) else sorted(v, key=str.encode)
+            for k, v in self._items.items()
+        }
+
+    @classmethod
+    def from_cbor(cls, value: Any) -> Attributes:
+        if not isinstance(value, dict):
+            raise DecodeError("attributes: expected a map")
+        if len(value) > limits.MAX_ATTRIBUTES:
+            raise DecodeError("attributes: too many", DecodeProblem.OVER_LIMIT)
+        items: dict[str, AttributeValue] = {}
+        for key, raw in value.items():
+            if not isinstance(key, str):
+                raise DecodeError("attributes: keys must be text")
+            if isinstance(raw, list):
+                if not raw or len(raw) > limits.MAX_ATTRIBUTE_VALUES:
+                    raise DecodeError(f"attribute {key}: 1-{limits.MAX_ATTRIBUTE_VALUES} values")
+                texts = [cbor.expect_text(v, f"attribute {key}") for v in raw]
+                if texts != sorted(set(texts), key=str.encode):
+                    raise DecodeError(
+                        f"attribute {key}: set not sorted or has duplicates",
+                        DecodeProblem.NON_CANONICAL,
+                    )
+                items[key] = frozenset(texts)
+            else:
+                items[key] = cbor.expect_text(raw, f"attribute {key}")
+            try:
+                check_key(key)
+                for text in (raw,) if isinstance(raw, str) else raw:
+                    _check_text(text, f"value of {key}")
+            except ValueError as exc:
+                raise DecodeError(f"attributes: {exc}") from None
+        attributes = cls.__new__(cls)  # validated above: skip __init__'s second pass
+        attributes._items = items
+        return attributes
+
+    def to_json(self) -> dict[str, str | list[str]]:
+        return {k: v if isinstance(v, str) else sorted(v) for k, v in sorted(self._items.items())}

@@ -1,0 +1,210 @@
+"""Credential, delegation and chain formats (docs/formats.md, "Credentials").
+
+    body       = ["troth.credential", 1, id (16 bytes), subject (32), issuer (32),
+                  attributes, created_at, not_before, expires_at, depth,
+                  null / [parent credential hash (32), purpose, [caveat, ...]]]
+    credential = [body (bstr), signature (bstr), issuer's signing-key attestation (bstr)]
+    chain      = ["troth.credential.chain", 1, [credential, ...], [issuer history, ...]]
+
+The signature is made by the issuer's signing purpose key over the body bytes; the attestation
+proves that key belongs to the issuer, so a verifier needs only the issuer's change history.
+A credential's hash is SHA-256(body); a delegation names its parent by that hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth import limits
+from troth.credentials.attributes import Attributes
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.errors import DecodeError, DecodeProblem
+from troth.identity import Identifier
+
+__all__ = [
+    "CHAIN_TYPE",
+    "CREDENTIAL_TYPE",
+    "CredentialBody",
+    "CredentialChain",
+    "Delegation",
+    "SignedCredential",
+]
+
+CREDENTIAL_TYPE: Final = "troth.credential"
+CHAIN_TYPE: Final = "troth.credential.chain"
+VERSION: Final = 1
+
+
+def _text(value: Any, what: str, limit: int) -> str:
+    text = cbor.expect_text(value, what)
+    if len(text) > limit:
+        raise DecodeError(f"{what}: longer than {limit} characters", DecodeProblem.OVER_LIMIT)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """What a delegation link adds: its parent, why, and the conditions it imposes."""
+
+    parent: bytes
+    purpose: str
+    caveats: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.parent) != 32:
+            raise ValueError("a parent credential hash is 32 bytes")
+        if len(self.purpose) > limits.MAX_PURPOSE_TEXT:
+            raise ValueError(f"purpose longer than {limits.MAX_PURPOSE_TEXT} characters")
+        if len(self.caveats) > limits.MAX_CAVEATS:
+            raise ValueError(f"more than {limits.MAX_CAVEATS} caveats")
+        for caveat in self.caveats:
+            if not caveat.strip() or len(caveat) > limits.MAX_CAVEAT_TEXT:
+                raise ValueError(f"a caveat is 1-{limits.MAX_CAVEAT_TEXT} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialBody:
+    id: bytes
+    subject: Identifier
+    issuer: Identifier
+    attributes: Attributes
+    created_at: int
+    not_before: int
+    expires_at: int
+    depth: int
+    delegation: Delegation | None
+
+    def __post_init__(self) -> None:
+        if len(self.id) != 16:
+            raise ValueError("a credential id is 16 bytes")
+        if not self.not_before <= self.expires_at:
+            raise ValueError("not_before is after expires_at")
+        if not 0 <= self.depth <= limits.MAX_DELEGATION_LINKS:
+            raise ValueError(f"depth must be 0-{limits.MAX_DELEGATION_LINKS}")
+
+    def encode(self) -> bytes:
+        delegation = self.delegation
+        return cbor.encode(
+            [
+                CREDENTIAL_TYPE,
+                VERSION,
+                self.id,
+                self.subject.digest,
+                self.issuer.digest,
+                self.attributes.to_cbor(),
+                self.created_at,
+                self.not_before,
+                self.expires_at,
+                self.depth,
+                None
+                if delegation is None
+                else [delegation.parent, delegation.purpose, list(delegation.caveats)],
+            ]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> CredentialBody:
+        value = cbor.expect_array(
+            cbor.decode(data, max_bytes=limits.MAX_CREDENTIAL_BYTES), "credential"
+        )
+        cbor.expect_header(value, CREDENTIAL_TYPE, VERSION, "credential")
+        if len(value) != 11:
+            raise DecodeError(f"credential: expected 11 elements, got {len(value)}")
+        delegation = None
+        if value[10] is not None:
+            parent, purpose, caveats = cbor.expect_array(value[10], "delegation", 3)
+            caveat_list = cbor.expect_array(caveats, "caveats")
+            if len(caveat_list) > limits.MAX_CAVEATS:
+                raise DecodeError("too many caveats", DecodeProblem.OVER_LIMIT)
+            try:
+                delegation = Delegation(
+                    cbor.expect_bytes(parent, "parent", 32),
+                    _text(purpose, "purpose", limits.MAX_PURPOSE_TEXT),
+                    tuple(_text(c, "caveat", limits.MAX_CAVEAT_TEXT) for c in caveat_list),
+                )
+            except ValueError as exc:
+                raise DecodeError(f"delegation: {exc}") from None
+        try:
+            return cls(
+                id=cbor.expect_bytes(value[2], "id", 16),
+                subject=Identifier(cbor.expect_bytes(value[3], "subject", 32)),
+                issuer=Identifier(cbor.expect_bytes(value[4], "issuer", 32)),
+                attributes=Attributes.from_cbor(value[5]),
+                created_at=cbor.expect_int(value[6], "created_at"),
+                not_before=cbor.expect_int(value[7], "not_before"),
+                expires_at=cbor.expect_int(value[8], "expires_at"),
+                depth=cbor.expect_int(value[9], "depth"),
+                delegation=delegation,
+            )
+        except ValueError as exc:
+            raise DecodeError(f"credential: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCredential:
+    """A credential as carried: not verified."""
+
+    body: bytes
+    signature: bytes
+    attestation: bytes
+
+    @property
+    def hash(self) -> bytes:
+        return sha256(self.body)
+
+    def to_cbor(self) -> list[bytes]:
+        return [self.body, self.signature, self.attestation]
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_cbor())
+
+    @classmethod
+    def from_cbor(cls, value: Any, what: str = "credential") -> SignedCredential:
+        body, signature, attestation = cbor.expect_array(value, what, 3)
+        return cls(
+            cbor.expect_bytes(body, f"{what} body"),
+            cbor.expect_bytes(signature, f"{what} signature", 64),
+            cbor.expect_bytes(attestation, f"{what} attestation"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialChain:
+    """Credentials root first (the root issued by an authority), and the change histories of
+    every issuer in the chain. Not verified: `troth.credentials.verify` does that."""
+
+    credentials: tuple[SignedCredential, ...]
+    histories: tuple[bytes, ...]
+
+    def encode(self) -> bytes:
+        return cbor.encode(
+            [CHAIN_TYPE, VERSION, [c.to_cbor() for c in self.credentials], list(self.histories)]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> CredentialChain:
+        value = cbor.expect_array(cbor.decode(data, max_bytes=limits.MAX_CHAIN_BYTES), "chain")
+        cbor.expect_header(value, CHAIN_TYPE, VERSION, "chain")
+        if len(value) != 4:
+            raise DecodeError(f"chain: expected 4 elements, got {len(value)}")
+        entries = cbor.expect_array(value[2], "credentials")
+        histories = cbor.expect_array(value[3], "histories")
+        if not entries:
+            raise DecodeError("chain: no credentials")
+        if len(entries) > limits.MAX_DELEGATION_LINKS + 1 or len(histories) > len(entries) + 1:
+            raise DecodeError("chain: too many links or histories", DecodeProblem.OVER_LIMIT)
+        return cls(
+            tuple(SignedCredential.from_cbor(e, f"credential {i}") for i, e in enumerate(entries)),
+            tuple(cbor.expect_bytes(h, "history") for h in histories),
+        )
+
+    def extended(self, link: SignedCredential, issuer_history: bytes) -> CredentialChain:
+        """This chain with a delegation link appended (and the delegator's history)."""
+        histories = (
+            self.histories
+            if issuer_history in self.histories
+            else (*self.histories, issuer_history)
+        )
+        return CredentialChain((*self.credentials, link), histories)

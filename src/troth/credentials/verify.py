@@ -1,0 +1,332 @@
+"""Verifying credentials and delegation chains (docs/formats.md, "Chain verification").
+
+A chain verifies when: the root is issued by a trust anchor; every link is signed by its
+issuer's attested signing key; each link's issuer is the previous link's subject and names the
+previous credential by hash; each link only narrows (attributes a subset, expiry no later,
+depth strictly lower, within the global limit); no identity appears twice (no cycles); no link,
+issuer or subject is revoked in the root authority's feed, which is fresh; every link is within
+its window (with a bounded clock skew); and the last subject is the presenting identity.
+
+`ChainVerifier` caches what depends only on the bytes (signatures, attestations, structure)
+and re-checks on every call what depends on time and state: windows, key validity, the
+revocation feed, the presenter, and (optionally) the stored copies of identities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from troth import limits
+from troth.credentials.attributes import Attributes
+from troth.credentials.format import CredentialBody, CredentialChain
+from troth.credentials.revocation import VerifiedFeed
+from troth.crypto import sha256
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    DecodeProblem,
+    IdentityError,
+    IdentityFailure,
+)
+from troth.identity import Identifier, VerifiedIdentity, verify_history, verify_signed_by
+
+__all__ = ["ChainVerifier", "TrustPolicy", "VerifiedCredential", "VerifiedLink", "chain_actor"]
+
+_F = CredentialFailure
+_VERIFIED: Final = object()
+_DECODE_REASONS: Final = {
+    DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
+    DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
+    DecodeProblem.OVER_LIMIT: _F.OVER_LIMIT,
+    DecodeProblem.TRAILING_BYTES: _F.TRAILING_BYTES,
+}
+
+
+def _decode_failure(exc: DecodeError, link: int | None = None) -> CredentialError:
+    return CredentialError(_DECODE_REASONS.get(exc.problem, _F.MALFORMED), str(exc), link)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """What a verifier trusts. There is no default: an empty anchor set is an error."""
+
+    anchors: frozenset[Identifier]
+    max_clock_skew: int = 60
+    max_feed_staleness: int = 300
+
+    def __post_init__(self) -> None:
+        if not self.anchors:
+            raise ValueError("a trust policy needs at least one authority (trust anchor)")
+        if not 0 <= self.max_clock_skew <= limits.MAX_CLOCK_SKEW_SECONDS:
+            raise ValueError(f"clock skew must be 0-{limits.MAX_CLOCK_SKEW_SECONDS} s")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedLink:
+    index: int
+    id: bytes
+    hash: bytes
+    issuer: Identifier
+    subject: Identifier
+    attributes: Attributes
+    not_before: int
+    expires_at: int
+    depth: int
+    purpose: str | None
+    caveats: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id.hex(),
+            "issuer": str(self.issuer),
+            "subject": str(self.subject),
+            "attributes": self.attributes.to_json(),
+            "purpose": self.purpose,
+            "caveats": list(self.caveats),
+            "not_before": self.not_before,
+            "expires_at": self.expires_at,
+            "depth": self.depth,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedCredential:
+    """A verified chain: who acts, who delegated to whom, and what it may do."""
+
+    actor: Identifier
+    authority: Identifier
+    links: tuple[VerifiedLink, ...]
+    attributes: Attributes
+    caveats: tuple[str, ...]
+    not_before: int
+    expires_at: int
+    _token: object = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedCredential is made by ChainVerifier.verify")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "actor": str(self.actor),
+            "authority": str(self.authority),
+            "chain": [link.to_json() for link in self.links],
+            "attributes": self.attributes.to_json(),
+            "caveats": list(self.caveats),
+            "window": {"not_before": self.not_before, "expires_at": self.expires_at},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What verification derived from the bytes alone (cached per chain)."""
+
+    result: VerifiedCredential
+    identities: tuple[VerifiedIdentity, ...]
+    keys_valid_until: int
+    verified_at: int
+
+
+def chain_actor(data: bytes) -> Identifier:
+    """The last subject of a chain (for tools that verify a file with no presenter)."""
+    try:
+        chain = CredentialChain.decode(data)
+        return CredentialBody.decode(chain.credentials[-1].body).subject
+    except DecodeError as exc:
+        raise _decode_failure(exc) from None
+
+
+class ChainVerifier:
+    """Verifies chains under one `TrustPolicy`; safe to share (the cache is a plain dict)."""
+
+    def __init__(
+        self,
+        policy: TrustPolicy,
+        *,
+        known: Callable[[VerifiedIdentity], None] | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        self.policy = policy
+        self._known = known
+        self._cache: dict[bytes, _Checked] = {}
+        self._cache_size = cache_size
+
+    def verify(
+        self,
+        data: bytes,
+        *,
+        presenter: Identifier,
+        feeds: Mapping[Identifier, VerifiedFeed],
+        now: int,
+    ) -> VerifiedCredential:
+        """Verify chain bytes presented by `presenter` at `now` against the authority's feed."""
+        key = sha256(data)
+        checked = self._cache.get(key)
+        if checked is None or now < checked.verified_at:
+            checked = self._check_bytes(data, now)
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[key] = checked
+        self._check_state(checked, presenter, feeds, now)
+        return checked.result
+
+    def verify_structure(self, data: bytes, *, now: int) -> VerifiedCredential:
+        """Only the checks that depend on the bytes: signatures, attestations, alignment,
+        narrowing, cycles. NOT a verification for access: no windows, no revocation, no
+        presenter. For holders and for the authority judging a revocation request."""
+        return self._check_bytes(data, now).result
+
+    # -- checks that depend on time and state (every call) --------------------------------------
+
+    def _check_state(
+        self,
+        checked: _Checked,
+        presenter: Identifier,
+        feeds: Mapping[Identifier, VerifiedFeed],
+        now: int,
+    ) -> None:
+        result, skew = checked.result, self.policy.max_clock_skew
+        if now > checked.keys_valid_until:
+            raise CredentialError(_F.ISSUER_INVALID, "an issuer's current key has expired")
+        for link in result.links:
+            if now < link.not_before - skew:
+                raise CredentialError(_F.NOT_YET_VALID, f"valid from {link.not_before}", link.index)
+            if now >= link.expires_at + skew:
+                raise CredentialError(_F.EXPIRED, f"expired at {link.expires_at}", link.index)
+        feed = feeds.get(result.authority)
+        if feed is None:
+            raise CredentialError(_F.NO_FEED, str(result.authority))
+        feed.check_fresh(now=now, max_staleness=self.policy.max_feed_staleness)
+        revoked_ids, revoked_identities = feed.revoked_credentials, feed.revoked_identities
+        for link in result.links:
+            if link.id in revoked_ids:
+                raise CredentialError(_F.REVOKED, f"credential {link.id.hex()}", link.index)
+            if (
+                link.subject.digest in revoked_identities
+                or link.issuer.digest in revoked_identities
+            ):
+                raise CredentialError(_F.REVOKED, "identity revoked", link.index)
+        if result.actor != presenter:
+            raise CredentialError(_F.WRONG_SUBJECT, f"{result.actor} != {presenter}")
+        if self._known is not None:
+            for identity in checked.identities:
+                try:
+                    self._known(identity)
+                except IdentityError as exc:
+                    raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
+
+    # -- checks that depend on the bytes (cached) -----------------------------------------------
+
+    def _check_bytes(self, data: bytes, now: int) -> _Checked:
+        try:
+            chain = CredentialChain.decode(data)
+        except DecodeError as exc:
+            raise _decode_failure(exc) from None
+        identities: dict[Identifier, VerifiedIdentity] = {}
+        for history in chain.histories:
+            try:
+                identity = verify_history(history, now=now)
+            except IdentityError as exc:
+                raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
+            if identity.identifier in identities:
+                raise CredentialError(_F.MALFORMED, f"two histories for {identity.identifier}")
+            identities[identity.identifier] = identity
+
+        links: list[VerifiedLink] = []
+        seen: set[Identifier] = set()
+        previous: VerifiedLink | None = None
+        for index, signed in enumerate(chain.credentials):
+            try:
+                body = CredentialBody.decode(signed.body)
+            except DecodeError as exc:
+                raise _decode_failure(exc, index) from None
+            self._check_link(index, body, previous, seen)
+            issuer = identities.get(body.issuer)
+            if issuer is None:
+                raise CredentialError(_F.MISSING_HISTORY, str(body.issuer), index)
+            try:
+                key = verify_signed_by(
+                    issuer, signed.attestation, signed.body, signed.signature, at=body.created_at
+                )
+            except IdentityError as exc:
+                bad = exc.reason is IdentityFailure.BAD_SIGNATURE
+                reason = _F.BAD_SIGNATURE if bad else _F.ATTESTATION_INVALID
+                raise CredentialError(reason, str(exc), index) from None
+            if body.expires_at > key.expires_at:
+                raise CredentialError(
+                    _F.ATTESTATION_INVALID, "outlives the issuer's signing key", index
+                )
+            previous = VerifiedLink(
+                index,
+                body.id,
+                signed.hash,
+                body.issuer,
+                body.subject,
+                body.attributes,
+                body.not_before,
+                body.expires_at,
+                body.depth,
+                None if body.delegation is None else body.delegation.purpose,
+                () if body.delegation is None else body.delegation.caveats,
+            )
+            links.append(previous)
+
+        last = links[-1]
+        result = VerifiedCredential(
+            actor=last.subject,
+            authority=links[0].issuer,
+            links=tuple(links),
+            attributes=last.attributes,
+            caveats=tuple(c for link in links for c in link.caveats),
+            not_before=max(link.not_before for link in links),
+            expires_at=min(link.expires_at for link in links),
+            _token=_VERIFIED,
+        )
+        used = tuple(identities[link.issuer] for link in links)
+        return _Checked(
+            result,
+            used,
+            min(i.current.body.valid_until for i in used),
+            now,
+        )
+
+    def _check_link(
+        self,
+        index: int,
+        body: CredentialBody,
+        previous: VerifiedLink | None,
+        seen: set[Identifier],
+    ) -> None:
+        """The structural rules of a link: anchors, alignment, narrowing, depth, cycles."""
+        if previous is None:
+            if body.issuer not in self.policy.anchors:
+                raise CredentialError(_F.UNTRUSTED_ISSUER, str(body.issuer), index)
+            if body.delegation is not None:
+                raise CredentialError(_F.NOT_A_DELEGATION, "the root names a parent", index)
+            seen.add(body.issuer)
+        else:
+            if body.delegation is None:
+                raise CredentialError(_F.NOT_A_DELEGATION, "a link without a parent", index)
+            if body.issuer != previous.subject:
+                raise CredentialError(_F.MISALIGNED, f"issuer {body.issuer}", index)
+            if body.delegation.parent != previous.hash:
+                raise CredentialError(_F.BROKEN_LINK, f"parent is not link {index - 1}", index)
+            excess = body.attributes.first_excess_over(previous.attributes)
+            if excess is not None:
+                raise CredentialError(_F.AMPLIFIED, f"attribute {excess!r}", index)
+            if body.expires_at > previous.expires_at:
+                raise CredentialError(_F.AMPLIFIED, "expires after its parent", index)
+            if body.depth >= previous.depth:
+                raise CredentialError(
+                    _F.DEPTH_EXCEEDED,
+                    f"depth {body.depth}, parent allows {previous.depth - 1}",
+                    index,
+                )
+            if index > limits.MAX_DELEGATION_LINKS:
+                raise CredentialError(_F.DEPTH_EXCEEDED, "over the global limit", index)
+        if body.subject in seen:
+            raise CredentialError(_F.CYCLE, f"{body.subject} appears twice", index)
+        seen.add(body.subject)

@@ -1,0 +1,42 @@
+"""Signing as an identity: its signing purpose key, with the attestation that proves the key is
+the identity's. Formats above identity (credentials, revocation feeds, requests, traces) ship
+`(body, signature, attestation)` so that a verifier needs only the signer's change history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troth.crypto import verify_signature
+from troth.errors import CryptoError, IdentityError, IdentityFailure
+from troth.identity.attestation import VerifiedPurposeKey, verify_attestation
+from troth.identity.history import VerifiedIdentity
+from troth.vault import KeyHandle, KeyPurpose, Vault
+
+__all__ = ["Signer", "verify_signed_by"]
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """An identity's signing key in a vault, attested under its current change."""
+
+    identity: VerifiedIdentity
+    vault: Vault
+    handle: KeyHandle
+    attestation: bytes
+    expires_at: int
+
+    def sign(self, body: bytes) -> bytes:
+        return self.vault.sign(self.handle, body)
+
+
+def verify_signed_by(
+    identity: VerifiedIdentity, attestation: bytes, body: bytes, signature: bytes, *, at: int
+) -> VerifiedPurposeKey:
+    """Verify `signature` over `body` by `identity`'s signing key, attested and valid at `at`.
+    Raises IdentityError (attestation) or IdentityError(ATTESTATION_INVALID) for the signature."""
+    key = verify_attestation(identity, attestation, purpose=KeyPurpose.SIGNING, now=at)
+    try:
+        verify_signature(key.key, signature, body)
+    except CryptoError:
+        raise IdentityError(IdentityFailure.BAD_SIGNATURE, "signature by the signing key") from None
+    return key

@@ -1,0 +1,72 @@
+"""Identities with signing keys, built without a node (for credential tests and vectors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troth.crypto import KeyType
+from troth.identity import Identifier, Signer, VerifiedIdentity, attest_purpose_key, new_identity
+from troth.vault import KeyHandle, KeyPurpose, Vault
+
+SIGNING_TTL = 90 * 86_400
+
+
+@dataclass(frozen=True)
+class Party:
+    identity: VerifiedIdentity
+    primary: KeyHandle
+    signer: Signer
+
+    @property
+    def identifier(self) -> Identifier:
+        return self.identity.identifier
+
+
+def make_party(
+    vault: Vault, *, now: int, key_type: KeyType = KeyType.ED25519, signing_ttl: int = SIGNING_TTL
+) -> Party:
+    primary, identity = new_identity(vault, key_type, now=now, valid_for=10 * 365 * 86_400)
+    signing = vault.generate(key_type, KeyPurpose.SIGNING)
+    attestation = attest_purpose_key(
+        vault,
+        primary,
+        identity,
+        KeyPurpose.SIGNING,
+        vault.public_key(signing),
+        now=now,
+        expires_at=now + signing_ttl,
+    )
+    return Party(
+        identity, primary, Signer(identity, vault, signing, attestation, now + signing_ttl)
+    )
+
+
+def empty_feed(authority: Party, *, now: int) -> bytes:
+    """A signed revocation feed with no entries."""
+    from troth.credentials import build_feed, feed_genesis
+
+    return build_feed(authority.signer, [], feed_genesis(authority.identifier), now=now)
+
+
+def feed_with(
+    authority: Party, entries: list[tuple[int, bytes]], *, now: int, revoked_at: int | None = None
+) -> bytes:
+    """A feed revoking (kind, target) pairs, all by the authority (at `revoked_at`, else `now`)."""
+    from troth.credentials import (
+        RevocationEntry,
+        RevocationKind,
+        build_feed,
+        feed_genesis,
+        next_head,
+    )
+
+    head = feed_genesis(authority.identifier)
+    encoded = []
+    for seq, (kind, target) in enumerate(entries):
+        when = now if revoked_at is None else revoked_at
+        entry = RevocationEntry(
+            seq, RevocationKind(kind), target, authority.identifier, when, ""
+        ).encode()
+        encoded.append(entry)
+        head = next_head(head, entry)
+    return build_feed(authority.signer, encoded, head, now=now)

@@ -1,0 +1,297 @@
+"""The credential CLI in-process: authority, tickets, enroll, delegate, verify, revoke, VC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from troth.cli.main import cli
+
+
+def run(*args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result
+
+
+def run_json(*args: str, code: int = 0) -> Any:
+    return json.loads(run(*args, "--json", code=code).stdout)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, str]:
+    authority = run_json("authority", "create", "acme")["identifier"]
+    ids = {"authority": authority, "dir": str(tmp_path)}
+    for name in ("customer", "support", "sub", "sibling"):
+        ids[name] = run_json("identity", "create", "--name", name)["identifier"]
+    ticket = run(
+        "authority",
+        "ticket",
+        "create",
+        "--authority",
+        "acme",
+        "--attr",
+        "orders.customer=4471",
+        "--attr",
+        "orders.access=read",
+        "--attr",
+        "orders.access=write",
+    ).stdout.strip()
+    enrolled = run_json("enroll", ticket, "--identity", "customer")
+    assert enrolled["attributes"] == {"orders.access": ["read", "write"], "orders.customer": "4471"}
+    return ids
+
+
+def delegate(
+    world: dict[str, str], frm: str, to: str, out: str, *attrs: str, code: int = 0, **opts: str
+) -> Result:
+    args = [
+        "credential",
+        "delegate",
+        "--from",
+        frm,
+        "--to",
+        world[to],
+        "--ttl",
+        opts.get("ttl", "30m"),
+        "--purpose",
+        "resolve complaint 123",
+        "--out",
+        str(Path(world["dir"]) / out),
+    ]
+    for attr in attrs:
+        args += ["--attr", attr]
+    return run(*args, code=code)
+
+
+def test_enroll_delegate_verify(world: dict[str, str]) -> None:
+    delegate(world, "customer", "support", "d1", "orders.customer=4471", "orders.access=read")
+    run("credential", "import", str(Path(world["dir"]) / "d1"), "--identity", "support")
+    delegate(world, "support", "sub", "d2", "orders.customer=4471", ttl="10m")
+    report = run_json(
+        "credential",
+        "verify",
+        str(Path(world["dir"]) / "d2"),
+        "--trust",
+        world["authority"],
+        "--authority",
+        "acme",
+    )
+    assert report["valid"] is True
+    assert report["actor"] == world["sub"]
+    assert [link["subject"] for link in report["chain"]] == [
+        world["customer"],
+        world["support"],
+        world["sub"],
+    ]
+    assert report["attributes"] == {"orders.customer": "4471"}
+    assert report["window"]["expires_at"] - report["window"]["not_before"] == 600
+    human = run(
+        "credential",
+        "verify",
+        str(Path(world["dir"]) / "d2"),
+        "--trust",
+        world["authority"],
+        "--authority",
+        "acme",
+    )
+    assert "purpose: resolve complaint 123" in human.stdout
+    shown = run_json("credential", "show", "support")
+    assert len(shown) == 1
+    assert len(shown[0]["chain"]) == 2
+
+
+def test_amplification_refused(world: dict[str, str]) -> None:
+    result = delegate(world, "customer", "support", "x", "orders.access=delete", code=1)
+    assert "amplifies" in result.stderr
+    result = delegate(world, "customer", "support", "x", "orders.customer=4471", ttl="2h", code=1)
+    assert "expires after the parent" in result.stderr
+
+
+def test_verify_fails_closed(world: dict[str, str]) -> None:
+    out = Path(world["dir"]) / "own"
+    run("credential", "export", "--identity", "customer", "--out", str(out))
+    report = run_json("credential", "verify", str(out), "--trust", world["authority"], code=1)
+    assert report["reason"] == "no revocation feed for the authority"
+    other = run_json("identity", "create", "--name", "stranger")["identifier"]
+    report = run_json(
+        "credential", "verify", str(out), "--trust", other, "--authority", "acme", code=1
+    )
+    assert report["valid"] is False
+    report = run_json(
+        "credential",
+        "verify",
+        str(out),
+        "--trust",
+        world["authority"],
+        "--authority",
+        "acme",
+        "--presenter",
+        world["sub"],
+        code=1,
+    )
+    assert report["reason"] == "subject is not the presenting identity"
+
+
+def test_revocations(world: dict[str, str]) -> None:
+    delegate(world, "customer", "support", "d1", "orders.customer=4471")
+    run("credential", "import", str(Path(world["dir"]) / "d1"), "--identity", "support")
+    delegate(world, "support", "sub", "d2", "orders.customer=4471", ttl="10m")
+    delegate(world, "customer", "sibling", "s1", "orders.customer=4471", ttl="10m")
+    d2 = str(Path(world["dir"]) / "d2")
+    middle = run_json("credential", "show", d2)["chain"][1]["id"]
+    result = run(
+        "revoke", "link", middle, "--chain", d2, "--by", "sub", "--authority", "acme", code=1
+    )
+    assert "upstream" in result.stderr
+    run(
+        "revoke",
+        "link",
+        middle,
+        "--chain",
+        d2,
+        "--by",
+        "customer",
+        "--authority",
+        "acme",
+        "--reason",
+        "resolved",
+    )
+    feed_file = str(Path(world["dir"]) / "feed")
+    feed = run_json("revocations", "show", "--authority", "acme", "--out", feed_file)
+    assert feed["count"] == 1
+    assert feed["entries"][0]["revoked_by"] == world["customer"]
+    report = run_json(
+        "credential", "verify", d2, "--trust", world["authority"], "--feed", feed_file, code=1
+    )
+    assert report["reason"] == "revoked"
+    assert report["link"] == 1
+    run_json(
+        "credential",
+        "verify",
+        str(Path(world["dir"]) / "s1"),
+        "--trust",
+        world["authority"],
+        "--feed",
+        feed_file,
+    )
+    run("revoke", "identity", world["customer"], "--authority", "acme")
+    report = run_json(
+        "credential",
+        "verify",
+        str(Path(world["dir"]) / "s1"),
+        "--trust",
+        world["authority"],
+        "--authority",
+        "acme",
+        code=1,
+    )
+    assert report["reason"] == "revoked"
+    run("revoke", "credential", "00" * 16, "--authority", "acme")
+    assert run_json("revocations", "show", "--authority", "acme")["count"] == 3
+
+
+def test_members_and_tickets(world: dict[str, str]) -> None:
+    members = run_json("authority", "members", "list", "--authority", "acme")
+    assert [m["identifier"] for m in members] == [world["customer"]]
+    shown = run_json("authority", "members", "show", world["customer"], "--authority", "acme")
+    assert shown["attributes"]["orders.customer"] == "4471"
+    ticket = run_json(
+        "authority",
+        "ticket",
+        "create",
+        "--authority",
+        "acme",
+        "--enroller",
+        "--uses",
+        "2",
+        "--ttl",
+        "1h",
+    )
+    assert ticket["uses"] == 2
+    assert ticket["ticket"].startswith("troth-ticket:")
+    run("enroll", ticket["ticket"], "--identity", "support")
+    assert run_json("authority", "members", "show", world["support"], "--authority", "acme")[
+        "attributes"
+    ] == {"troth.role": "enroller"}
+    removed = run_json("authority", "members", "remove", world["customer"], "--authority", "acme")
+    assert len(removed["revoked_credentials"]) == 1
+    run("authority", "members", "show", world["customer"], "--authority", "acme", code=1)
+    run("authority", "ticket", "create", "--authority", "acme", "--ttl", "soon", code=2)
+    run("enroll", "troth-ticket:garbage", "--identity", "sub", code=1)
+    run(
+        "enroll",
+        ticket["ticket"].replace("troth-ticket:", "troth-tickt:"),
+        "--identity",
+        "sub",
+        code=1,
+    )
+
+
+def test_refresh(world: dict[str, str]) -> None:
+    refreshed = run_json("credential", "refresh", "--identity", "customer")
+    assert refreshed["authority"] == world["authority"]
+    assert len(run_json("credential", "show", "customer")) == 2
+
+
+def test_vc_export_and_verify(world: dict[str, str], tmp_path: Path) -> None:
+    vc = tmp_path / "vc.json"
+    run(
+        "credential",
+        "export",
+        "--format",
+        "vc",
+        "--authority",
+        "acme",
+        "--subject",
+        world["customer"],
+        "--out",
+        str(vc),
+    )
+    document = json.loads(vc.read_text())
+    assert document["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+    report = run_json(
+        "credential",
+        "verify",
+        "--format",
+        "vc",
+        str(vc),
+        "--trust",
+        world["authority"],
+        "--authority",
+        "acme",
+    )
+    assert report["subject"] == "did:troth:" + world["customer"][1:]
+    history = tmp_path / "acme.history"
+    run("identity", "export", "acme", "--node", "acme", "--out", str(history))
+    run_json(
+        "credential",
+        "verify",
+        "--format",
+        "vc",
+        str(vc),
+        "--trust",
+        world["authority"],
+        "--issuer-history",
+        str(history),
+    )
+    document["credentialSubject"]["attributes"]["orders.access"] = ["admin"]
+    vc.write_text(json.dumps(document))
+    report = run_json(
+        "credential",
+        "verify",
+        "--format",
+        "vc",
+        str(vc),
+        "--trust",
+        world["authority"],
+        "--authority",
+        "acme",
+        code=1,
+    )
+    assert report["reason"] == "bad signature"
+    run("credential", "verify", "--format", "vc", str(vc), "--trust", world["authority"], code=2)
