@@ -16,7 +16,10 @@
     │                          (reason + change index)
     ├── CredentialError        a credential, delegation chain or revocation feed is invalid
     │                          (reason + link index)
-    └── AuthorityError         the authority refused: ticket, role, membership (reason)
+    ├── AuthorityError         the authority refused: ticket, role, membership (reason)
+    ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
+    │                          close code sent to the peer
+    └── RoutingError           a message could not be routed, or was denied (default deny)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
 CredentialError, AuthorityError, ConflictError); 2 usage (bad arguments, NotFound);
@@ -30,6 +33,8 @@ import enum
 __all__ = [
     "AuthorityError",
     "AuthorityFailure",
+    "ChannelError",
+    "ChannelFailure",
     "ConfigError",
     "ConflictError",
     "CredentialError",
@@ -43,6 +48,7 @@ __all__ = [
     "InvalidSignature",
     "KeyNotFound",
     "NotFound",
+    "RoutingError",
     "StorageError",
     "TrothError",
     "UnsupportedKeyType",
@@ -209,3 +215,33 @@ class AuthorityError(TrothError):
         self.reason = reason
         self.detail = detail
         super().__init__(reason.value + (f" ({detail})" if detail else ""))
+
+
+class ChannelFailure(enum.IntEnum):
+    """Why a channel closed; the number is the close code on the wire (docs/protocols.md)."""
+
+    NORMAL = 0
+    HANDSHAKE_FAILED = 1
+    DECRYPT_FAILED = 2
+    REPLAY = 3
+    PEER_INVALID = 4
+    CREDENTIAL_INVALID = 5
+    PEER_NOT_ALLOWED = 6
+    REVOKED = 7
+    TOO_LARGE = 8
+    NONCE_EXHAUSTED = 9
+    PROTOCOL = 10
+    TIMEOUT = 11
+    PEER_CLOSED = 12
+
+
+class ChannelError(TrothError):
+    def __init__(self, reason: ChannelFailure, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        label = reason.name.lower().replace("_", " ")
+        super().__init__(label + (f" ({detail})" if detail else ""))
+
+
+class RoutingError(TrothError):
+    """No route, a bad address, or a destination this source may not reach."""

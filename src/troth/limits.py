@@ -57,6 +57,22 @@ MAX_FEED_BYTES: Final = 16 * 1024 * 1024
 MAX_REVOCATION_REASON: Final = 256
 """Longest revocation reason (characters)."""
 
+# -- secure channels, routing, transport (troth.channel, troth.routing, troth.transport) ------
+MAX_CHANNEL_FRAME: Final = 65535
+"""A channel frame is one Noise message (Noise spec §3)."""
+MAX_CHANNEL_CREDENTIALS: Final = 8
+"""Most credential chains one side presents in a handshake or refresh."""
+MAX_APPLICATION_MESSAGE: Final = 16 * 1024 * 1024
+"""Largest application message a channel reassembles from fragments."""
+MAX_REASSEMBLIES: Final = 16
+"""Most fragmented messages a channel reassembles at once."""
+MAX_TRANSPORT_FRAME: Final = 128 * 1024
+"""Largest TCP frame (a routed message: routes + one channel frame)."""
+MAX_ROUTE_LENGTH: Final = 16
+"""Most addresses in an onward or return route."""
+MAX_ADDRESS_TEXT: Final = 256
+"""Longest address value."""
+
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64
 """Longest node or identity name."""

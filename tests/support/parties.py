@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from troth.channel import ChannelIdentity
 from troth.crypto import KeyType
 from troth.identity import Identifier, Signer, VerifiedIdentity, attest_purpose_key, new_identity
 from troth.vault import KeyHandle, KeyPurpose, Vault
@@ -70,3 +71,42 @@ def feed_with(
         encoded.append(entry)
         head = next_head(head, entry)
     return build_feed(authority.signer, encoded, head, now=now)
+
+
+@dataclass(frozen=True)
+class ChannelParty:
+    """A party with an attested X25519 channel key, ready to open secure channels."""
+
+    party: Party
+    vault: Vault
+    channel_key: KeyHandle
+    attestation: bytes
+
+    @property
+    def identifier(self) -> Identifier:
+        return self.party.identifier
+
+    def me(self, credentials: tuple[bytes, ...] = ()) -> ChannelIdentity:
+        from troth.vault.ephemeral import VaultDhKey
+
+        return ChannelIdentity(
+            self.party.identity.history,
+            VaultDhKey(self.vault, self.channel_key),
+            self.attestation,
+            credentials,
+        )
+
+
+def make_channel_party(vault: Vault, *, now: int) -> ChannelParty:
+    party = make_party(vault, now=now)
+    handle = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
+    attestation = attest_purpose_key(
+        vault,
+        party.primary,
+        party.identity,
+        KeyPurpose.SECURE_CHANNEL,
+        vault.public_key(handle),
+        now=now,
+        expires_at=now + SIGNING_TTL,
+    )
+    return ChannelParty(party, vault, handle, attestation)

@@ -103,6 +103,7 @@ class VerifiedCredential:
     caveats: tuple[str, ...]
     not_before: int
     expires_at: int
+    chain: bytes = field(repr=False)
     _token: object = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -283,6 +284,7 @@ class ChainVerifier:
             caveats=tuple(c for link in links for c in link.caveats),
             not_before=max(link.not_before for link in links),
             expires_at=min(link.expires_at for link in links),
+            chain=data,
             _token=_VERIFIED,
         )
         used = tuple(identities[link.issuer] for link in links)

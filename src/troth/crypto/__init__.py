@@ -4,7 +4,13 @@ Thin typed wrappers over pyca/cryptography; troth never implements a primitive i
 """
 
 from troth.crypto.aead import Aead, AeadAlgorithm
-from troth.crypto.hashing import constant_time_equal, hkdf_sha256, hmac_sha256, sha256
+from troth.crypto.hashing import (
+    constant_time_equal,
+    hkdf_sha256,
+    hmac_sha256,
+    noise_hkdf,
+    sha256,
+)
 from troth.crypto.keys import KeyType, PublicKey, verify_signature
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "constant_time_equal",
     "hkdf_sha256",
     "hmac_sha256",
+    "noise_hkdf",
     "sha256",
     "verify_signature",
 ]

@@ -39,6 +39,29 @@ class Aead:
     def encrypt(self, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
         return self._cipher.encrypt(nonce, plaintext, associated_data)
 
+    def encrypt_into(
+        self,
+        nonce: bytes,
+        plaintext: bytes | memoryview,
+        associated_data: bytes,
+        out: bytearray | memoryview,
+    ) -> int:
+        """Encrypt into a preallocated buffer (len(plaintext) + 16 bytes); returns the length."""
+        return self._cipher.encrypt_into(nonce, plaintext, associated_data, out)
+
+    def decrypt_into(
+        self,
+        nonce: bytes,
+        ciphertext: bytes | memoryview,
+        associated_data: bytes,
+        out: bytearray | memoryview,
+    ) -> int:
+        """Decrypt into a preallocated buffer (len(ciphertext) - 16 bytes); opaque failure."""
+        try:
+            return self._cipher.decrypt_into(nonce, ciphertext, associated_data, out)
+        except InvalidTag:
+            raise CryptoError("decryption failed") from None
+
     def decrypt(self, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
         try:
             return self._cipher.decrypt(nonce, ciphertext, associated_data)

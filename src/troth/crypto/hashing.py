@@ -8,7 +8,7 @@ import hmac as _hmac
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["constant_time_equal", "hkdf_sha256", "hmac_sha256", "sha256"]
+__all__ = ["constant_time_equal", "hkdf_sha256", "hmac_sha256", "noise_hkdf", "sha256"]
 
 
 def sha256(data: bytes) -> bytes:
@@ -25,3 +25,15 @@ def hkdf_sha256(key_material: bytes, *, salt: bytes | None, info: bytes, length:
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     return _hmac.compare_digest(a, b)
+
+
+def noise_hkdf(chaining_key: bytes, input_key_material: bytes, outputs: int) -> tuple[bytes, ...]:
+    """HKDF as the Noise spec defines it (rev 34, §4.3) over HMAC-SHA256: 2 or 3 outputs of
+    32 bytes. (It is RFC 5869 HKDF with salt = chaining_key and empty info; written out here
+    because Noise calls it per message and building a pyca HKDF object each time costs more.)"""
+    temp_key = hmac_sha256(chaining_key, input_key_material)
+    output1 = hmac_sha256(temp_key, b"\x01")
+    output2 = hmac_sha256(temp_key, output1 + b"\x02")
+    if outputs == 2:
+        return output1, output2
+    return output1, output2, hmac_sha256(temp_key, output2 + b"\x03")

@@ -1,0 +1,298 @@
+"""The Noise Protocol Framework, revision 34, for the XX pattern: sans-IO, exactly per the
+spec's own objects (§5: CipherState, SymmetricState, HandshakeState), so stock test vectors
+pass. Supported: Noise_XX_25519_AESGCM_SHA256 and Noise_XX_25519_ChaChaPoly_SHA256.
+
+    XX:  -> e
+         <- e, ee, s, es
+         -> s, se
+
+Private keys are `DhKey`s (troth.vault.ephemeral): the static key stays in the vault, the
+ephemeral key in memory for one handshake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from troth.crypto import Aead, AeadAlgorithm, KeyType, PublicKey, noise_hkdf, sha256
+from troth.errors import ChannelError, ChannelFailure, CryptoError, InvalidKey
+from troth.vault.ephemeral import DhKey, EphemeralKey
+
+__all__ = [
+    "MAX_MESSAGE",
+    "PROTOCOL_NAMES",
+    "CipherState",
+    "HandshakeState",
+    "SymmetricState",
+]
+
+MAX_MESSAGE: Final = 65535  # §3: every Noise message is at most 65535 bytes
+DHLEN: Final = 32
+HASHLEN: Final = 32
+TAGLEN: Final = 16
+MAX_NONCE: Final = 2**64 - 1  # §5.1: reserved, never used to encrypt
+_ZEROS32: Final = bytes(32)
+_ALGORITHMS: Final = {
+    "AESGCM": AeadAlgorithm.AES_256_GCM,
+    "ChaChaPoly": AeadAlgorithm.CHACHA20_POLY1305,
+}
+PROTOCOL_NAMES: Final = frozenset(f"Noise_XX_25519_{c}_SHA256" for c in _ALGORITHMS)
+# XX message patterns (§7.5): tokens per message, alternating initiator / responder
+XX: Final = (("e",), ("e", "ee", "s", "es"), ("s", "se"))
+
+
+def _fail(reason: ChannelFailure, detail: str) -> ChannelError:
+    return ChannelError(reason, detail)
+
+
+class CipherState:
+    """§5.1: a key k (or none) and a 64-bit nonce n."""
+
+    __slots__ = ("_aead", "_algorithm", "_nonce", "n")
+
+    def __init__(self, algorithm: AeadAlgorithm, key: bytes | None = None) -> None:
+        self._algorithm = algorithm
+        self._aead: Aead | None = None
+        self.n = 0
+        # §12.1 / §12.3: AESGCM nonces are big-endian, ChaChaPoly little-endian, after 4 zeros
+        self._nonce: Callable[[int], bytes] = (
+            _nonce_big if algorithm is AeadAlgorithm.AES_256_GCM else _nonce_little
+        )
+        if key is not None:
+            self.initialize_key(key)
+
+    def initialize_key(self, key: bytes) -> None:
+        self._aead = Aead(self._algorithm, key)
+        self.n = 0
+
+    def has_key(self) -> bool:
+        return self._aead is not None
+
+    def set_nonce(self, nonce: int) -> None:
+        self.n = nonce
+
+    def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
+        if self._aead is None:
+            return plaintext
+        if self.n >= MAX_NONCE:
+            raise _fail(ChannelFailure.NONCE_EXHAUSTED, "nonce 2^64-1 is reserved")
+        ciphertext = self._aead.encrypt(self._nonce(self.n), plaintext, ad)
+        self.n += 1
+        return ciphertext
+
+    def decrypt_with_ad(self, ad: bytes, ciphertext: bytes) -> bytes:
+        """On failure raises and leaves n unchanged (§5.1)."""
+        if self._aead is None:
+            return ciphertext
+        if self.n >= MAX_NONCE:
+            raise _fail(ChannelFailure.NONCE_EXHAUSTED, "nonce 2^64-1 is reserved")
+        try:
+            plaintext = self._aead.decrypt(self._nonce(self.n), ciphertext, ad)
+        except CryptoError:
+            raise _fail(ChannelFailure.DECRYPT_FAILED, "authentication failed") from None
+        self.n += 1
+        return plaintext
+
+    def encrypt_at(self, nonce: int, ad: bytes, plaintext: bytes) -> bytes:
+        """ENCRYPT(k, nonce, ad, plaintext) with an explicit nonce (transport with explicit
+        nonces: SetNonce then EncryptWithAd, without keeping state)."""
+        if self._aead is None or nonce >= MAX_NONCE:
+            raise _fail(ChannelFailure.NONCE_EXHAUSTED, "no key or reserved nonce")
+        return self._aead.encrypt(self._nonce(nonce), plaintext, ad)
+
+    def decrypt_at(self, nonce: int, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
+        if self._aead is None or nonce >= MAX_NONCE:
+            raise _fail(ChannelFailure.DECRYPT_FAILED, "no key or reserved nonce")
+        try:
+            return self._aead.decrypt(self._nonce(nonce), bytes(ciphertext), ad)
+        except CryptoError:
+            raise _fail(ChannelFailure.DECRYPT_FAILED, "authentication failed") from None
+
+    def rekey(self) -> None:
+        """§4.2 REKEY(k) = first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zero bytes); n is kept."""
+        if self._aead is None:
+            raise _fail(ChannelFailure.PROTOCOL, "rekey without a key")
+        key = self._aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32]
+        n = self.n
+        self.initialize_key(key)
+        self.n = n
+
+    def rekeyed(self) -> CipherState:
+        """A copy of this state with REKEY applied (the state itself is unchanged)."""
+        if self._aead is None:
+            raise _fail(ChannelFailure.PROTOCOL, "rekey without a key")
+        key = self._aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32]
+        return CipherState(self._algorithm, key)
+
+
+def _nonce_big(n: int) -> bytes:
+    return b"\x00\x00\x00\x00" + n.to_bytes(8, "big")
+
+
+def _nonce_little(n: int) -> bytes:
+    return b"\x00\x00\x00\x00" + n.to_bytes(8, "little")
+
+
+class SymmetricState:
+    """§5.2: the chaining key ck, the handshake hash h, and a CipherState."""
+
+    __slots__ = ("_algorithm", "cipher", "ck", "h")
+
+    def __init__(self, protocol_name: str) -> None:
+        if protocol_name not in PROTOCOL_NAMES:
+            raise ValueError(f"unsupported Noise protocol {protocol_name!r}")
+        self._algorithm = _ALGORITHMS[protocol_name.split("_")[3]]
+        name = protocol_name.encode("ascii")
+        self.h = name.ljust(HASHLEN, b"\x00") if len(name) <= HASHLEN else sha256(name)
+        self.ck = self.h
+        self.cipher = CipherState(self._algorithm)
+
+    def mix_key(self, input_key_material: bytes) -> None:
+        self.ck, temp_k = noise_hkdf(self.ck, input_key_material, 2)
+        self.cipher.initialize_key(temp_k)
+
+    def mix_hash(self, data: bytes) -> None:
+        self.h = sha256(self.h + data)
+
+    def encrypt_and_hash(self, plaintext: bytes) -> bytes:
+        ciphertext = self.cipher.encrypt_with_ad(self.h, plaintext)
+        self.mix_hash(ciphertext)
+        return ciphertext
+
+    def decrypt_and_hash(self, ciphertext: bytes) -> bytes:
+        plaintext = self.cipher.decrypt_with_ad(self.h, ciphertext)
+        self.mix_hash(ciphertext)
+        return plaintext
+
+    def split(self) -> tuple[CipherState, CipherState]:
+        temp_k1, temp_k2 = noise_hkdf(self.ck, b"", 2)
+        return CipherState(self._algorithm, temp_k1), CipherState(self._algorithm, temp_k2)
+
+
+class HandshakeState:
+    """§5.3 for XX. `write_message` / `read_message` alternate; after the third message
+    `split()` gives (initiator->responder, responder->initiator) CipherStates (§5.2 Split)."""
+
+    def __init__(
+        self,
+        protocol_name: str,
+        *,
+        initiator: bool,
+        prologue: bytes,
+        static: DhKey,
+        ephemeral: DhKey | None = None,
+        make_ephemeral: Callable[[], DhKey] = EphemeralKey,
+    ) -> None:
+        self.symmetric = SymmetricState(protocol_name)
+        self.symmetric.mix_hash(prologue)
+        self.initiator = initiator
+        self.s = static
+        self.e = ephemeral
+        self._make_ephemeral = make_ephemeral
+        self.rs: PublicKey | None = None
+        self.re: PublicKey | None = None
+        self._index = 0
+        self._failed = False
+
+    @property
+    def handshake_hash(self) -> bytes:
+        return self.symmetric.h
+
+    @property
+    def messages_done(self) -> int:
+        """How many of the three XX messages have been written or read."""
+        return self._index
+
+    @property
+    def complete(self) -> bool:
+        return self._index == len(XX)
+
+    def _my_turn(self) -> bool:
+        return (self._index % 2 == 0) == self.initiator
+
+    def _check(self, writing: bool) -> None:
+        if self._failed:
+            raise _fail(ChannelFailure.PROTOCOL, "handshake already failed")
+        if self.complete or self._my_turn() != writing:
+            raise _fail(ChannelFailure.PROTOCOL, "out of turn")
+
+    def _dh(self, token: str) -> bytes:
+        """§5.3: ee = DH(e, re); es = DH(e, rs) as initiator, DH(s, re) as responder;
+        se = DH(s, re) as initiator, DH(e, rs) as responder."""
+        mine, theirs = (
+            token[0] if self.initiator else token[1],
+            token[1] if self.initiator else token[0],
+        )
+        key = self.e if mine == "e" else self.s
+        peer = self.re if theirs == "e" else self.rs
+        if key is None or peer is None:
+            raise _fail(ChannelFailure.PROTOCOL, f"missing key for {token}")
+        return key.dh(peer)
+
+    def write_message(self, payload: bytes) -> bytes:
+        self._check(writing=True)
+        try:
+            out = bytearray()
+            for op in XX[self._index]:  # the pattern's tokens (e, s, ee, es, se)
+                if op == "e":
+                    if self.e is None:
+                        self.e = self._make_ephemeral()
+                    out += self.e.public_key.data
+                    self.symmetric.mix_hash(self.e.public_key.data)
+                elif op == "s":
+                    out += self.symmetric.encrypt_and_hash(self.s.public_key.data)
+                else:
+                    self.symmetric.mix_key(self._dh(op))
+            out += self.symmetric.encrypt_and_hash(payload)
+        except BaseException:
+            self._failed = True
+            raise
+        if len(out) > MAX_MESSAGE:
+            self._failed = True
+            raise _fail(ChannelFailure.TOO_LARGE, f"{len(out)} bytes")
+        self._index += 1
+        return bytes(out)
+
+    def read_message(self, message: bytes) -> bytes:
+        self._check(writing=False)
+        if len(message) > MAX_MESSAGE:
+            self._failed = True
+            raise _fail(ChannelFailure.TOO_LARGE, f"{len(message)} bytes")
+        try:
+            view = memoryview(message)
+            for op in XX[self._index]:  # the pattern's tokens (e, s, ee, es, se)
+                if op == "e":
+                    if len(view) < DHLEN:
+                        raise _fail(ChannelFailure.HANDSHAKE_FAILED, "message too short")
+                    self.re = PublicKey(KeyType.X25519, bytes(view[:DHLEN]))
+                    self.symmetric.mix_hash(self.re.data)
+                    view = view[DHLEN:]
+                elif op == "s":
+                    size = DHLEN + (TAGLEN if self.symmetric.cipher.has_key() else 0)
+                    if len(view) < size:
+                        raise _fail(ChannelFailure.HANDSHAKE_FAILED, "message too short")
+                    self.rs = PublicKey(
+                        KeyType.X25519, self.symmetric.decrypt_and_hash(bytes(view[:size]))
+                    )
+                    view = view[size:]
+                else:
+                    self.symmetric.mix_key(self._dh(op))
+            payload = self.symmetric.decrypt_and_hash(bytes(view))
+        except InvalidKey as exc:
+            self._failed = True
+            raise _fail(ChannelFailure.HANDSHAKE_FAILED, str(exc)) from None
+        except CryptoError as exc:  # e.g. an all-zero DH result from a low-order point
+            self._failed = True
+            raise _fail(ChannelFailure.HANDSHAKE_FAILED, str(exc)) from None
+        except BaseException:
+            self._failed = True
+            raise
+        self._index += 1
+        return payload
+
+    def split(self) -> tuple[CipherState, CipherState]:
+        """(c1, c2): c1 encrypts initiator -> responder, c2 responder -> initiator."""
+        if not self.complete or self._failed:
+            raise _fail(ChannelFailure.PROTOCOL, "handshake not complete")
+        return self.symmetric.split()

@@ -1,0 +1,85 @@
+"""What rides inside the secure channel (docs/protocols.md, "Secure channel").
+
+Handshake payloads (Noise XX messages 2 and 3, encrypted):
+    auth = ["troth.channel.auth", 1, change history (bstr), channel-key attestation (bstr),
+            [credential chain (bstr), ...]]
+
+Transport plaintext (after the handshake): kind (1 byte) || body length (4, big-endian) || body
+|| zero padding. Kinds: 0 data, 1 fragment (message id 8 || total 4 || offset 4 || chunk),
+2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import ChannelError, ChannelFailure, DecodeError
+
+__all__ = ["AuthPayload", "Kind", "pack", "unpack"]
+
+AUTH_TYPE: Final = "troth.channel.auth"
+VERSION: Final = 1
+HEADER: Final = struct.Struct(">BI")
+FRAGMENT: Final = struct.Struct(">QII")
+
+
+class Kind(enum.IntEnum):
+    DATA = 0
+    FRAGMENT = 1
+    CREDENTIALS = 2
+    CLOSE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPayload:
+    history: bytes
+    attestation: bytes
+    credentials: tuple[bytes, ...]
+
+    def encode(self) -> bytes:
+        return cbor.encode(
+            [AUTH_TYPE, VERSION, self.history, self.attestation, list(self.credentials)]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> AuthPayload:
+        try:
+            value = cbor.expect_array(
+                cbor.decode(data, max_bytes=limits.MAX_CHANNEL_FRAME), "auth", 5
+            )
+            cbor.expect_header(value, AUTH_TYPE, VERSION, "auth")
+            chains = cbor.expect_array(value[4], "credentials")
+            if len(chains) > limits.MAX_CHANNEL_CREDENTIALS:
+                raise DecodeError("too many credentials")
+            return cls(
+                cbor.expect_bytes(value[2], "history"),
+                cbor.expect_bytes(value[3], "attestation"),
+                tuple(cbor.expect_bytes(c, "credential") for c in chains),
+            )
+        except DecodeError as exc:
+            raise ChannelError(ChannelFailure.PEER_INVALID, f"auth payload: {exc}") from None
+
+
+def pack(kind: Kind, body: bytes, padding: int) -> bytes:
+    """The plaintext of one transport frame, padded to a multiple of `padding` (0: none)."""
+    plain = HEADER.pack(kind, len(body)) + body
+    if padding > 1 and len(plain) % padding:
+        plain += bytes(padding - len(plain) % padding)
+    return plain
+
+
+def unpack(plain: bytes) -> tuple[Kind, memoryview]:
+    if len(plain) < HEADER.size:
+        raise ChannelError(ChannelFailure.PROTOCOL, "short frame")
+    kind, length = HEADER.unpack_from(plain)
+    if length > len(plain) - HEADER.size:
+        raise ChannelError(ChannelFailure.PROTOCOL, "frame length past the end")
+    try:
+        return Kind(kind), memoryview(plain)[HEADER.size : HEADER.size + length]
+    except ValueError:
+        raise ChannelError(ChannelFailure.PROTOCOL, f"unknown frame kind {kind}") from None

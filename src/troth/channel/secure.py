@@ -1,0 +1,486 @@
+"""The secure channel: Noise XX bound to identities and credentials, then an explicit-nonce
+transport with a replay window, rekeying, padding, fragmentation and in-band credential
+refresh. Sans-IO: frames in, events out, `now` passed in (docs/protocols.md).
+
+Frames (each at most one Noise message, 65535 bytes):
+    0x01 || Noise handshake message            (messages 1-3 of XX)
+    0x02 || nonce (8, big-endian) || AEAD(k_epoch, nonce, ad = "", plaintext)
+
+Each side verifies the other from signatures only the other's keys could make: the change
+history (and that it extends any stored copy), the attestation binding the Noise static key to
+the identity, the credential chains (for the configured trust anchors, against the revocation
+feeds), then asks its PeerPolicy whether to admit the peer. Nothing is delivered before that.
+
+Rekeying: the nonce space is cut into epochs of `rekey_interval` messages; epoch e uses
+REKEY^e(k) (Noise §4.2), so both sides rekey at the same nonces without signalling, and a
+receiver keeps the current and the previous epoch's keys for late messages inside the window.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from troth import limits
+from troth.channel.noise import MAX_MESSAGE, TAGLEN, CipherState, HandshakeState
+from troth.channel.payloads import FRAGMENT, AuthPayload, Kind, pack, unpack
+from troth.channel.replay import ReplayWindow, Verdict
+from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
+from troth.encoding import cbor
+from troth.errors import (
+    ChannelError,
+    ChannelFailure,
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    IdentityError,
+)
+from troth.identity import Identifier, VerifiedIdentity, verify_attestation, verify_history
+from troth.vault import KeyPurpose
+from troth.vault.ephemeral import DhKey
+
+__all__ = [
+    "PROLOGUE",
+    "ChannelIdentity",
+    "ChannelSettings",
+    "ChannelState",
+    "ChannelTrust",
+    "Closed",
+    "Dropped",
+    "Established",
+    "Event",
+    "PeerPolicy",
+    "Received",
+    "SecureChannel",
+    "VerifiedPeer",
+]
+
+PROLOGUE: Final = b"troth.channel/1"
+HANDSHAKE_FRAME: Final = 0x01
+TRANSPORT_FRAME: Final = 0x02
+_NONCE: Final = struct.Struct(">Q")
+_OVERHEAD: Final = 1 + _NONCE.size + TAGLEN  # frame type, nonce, tag
+MAX_PLAINTEXT: Final = MAX_MESSAGE - _OVERHEAD
+_F = ChannelFailure
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelIdentity:
+    """Who this side is: its history, its Noise static key (in a vault), the attestation that
+    binds that key to the identity, and the credential chains it presents."""
+
+    history: bytes
+    static: DhKey
+    attestation: bytes
+    credentials: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPeer:
+    identity: VerifiedIdentity
+    credentials: tuple[VerifiedCredential, ...]
+
+    @property
+    def identifier(self) -> Identifier:
+        return self.identity.identifier
+
+
+class PeerPolicy(Protocol):
+    def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether to talk to this (authenticated) peer."""
+        ...
+
+
+Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTrust:
+    """How this side judges peers. `verifier` checks credential chains (None: ignore them);
+    `known` raises IdentityError for a history that forks from or rolls back a stored copy."""
+
+    policy: PeerPolicy
+    verifier: ChainVerifier | None = None
+    feeds: Feeds = dict
+    known: Callable[[VerifiedIdentity], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    cipher: str = "AESGCM"
+    replay_window: int = 2048
+    rekey_interval: int = 1 << 16
+    padding: int = 0
+    max_message: int = limits.MAX_APPLICATION_MESSAGE
+
+    def __post_init__(self) -> None:
+        if self.rekey_interval < self.replay_window:
+            raise ValueError("rekey_interval must be at least the replay window")
+        if self.cipher not in ("AESGCM", "ChaChaPoly"):
+            raise ValueError(f"unknown cipher {self.cipher!r}")
+
+    @property
+    def protocol_name(self) -> str:
+        return f"Noise_XX_25519_{self.cipher}_SHA256"
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    peer: VerifiedPeer
+    handshake_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    nonce: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    reason: ChannelFailure
+    detail: str
+    by_peer: bool
+
+
+Event = Established | Received | Dropped | Closed
+
+
+class ChannelState(enum.Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# -- the channel ---------------------------------------------------------------------------------
+
+
+class _Receiver:
+    """The receiving keys: the current epoch's and the previous one's (for late messages)."""
+
+    __slots__ = ("epochs",)
+
+    def __init__(self, base: CipherState) -> None:
+        self.epochs = {0: base}
+
+    def cipher_for(self, epoch: int) -> CipherState:
+        cipher = self.epochs.get(epoch)
+        if cipher is not None:
+            return cipher
+        top = max(self.epochs)
+        if epoch == top + 1:
+            cipher = self.epochs[top].rekeyed()
+            self.epochs = {top: self.epochs[top], epoch: cipher}
+            return cipher
+        if epoch < top:
+            raise ChannelError(_F.REPLAY, f"epoch {epoch} keys are gone")
+        raise ChannelError(_F.PROTOCOL, f"nonce from epoch {epoch}, holding {top}")
+
+
+class SecureChannel:
+    """One end of a secure channel. Create with `initiator` or `responder`; feed it every frame
+    from the peer with `receive`; take frames to send from `outgoing()`."""
+
+    def __init__(
+        self,
+        *,
+        initiator: bool,
+        me: ChannelIdentity,
+        trust: ChannelTrust,
+        settings: ChannelSettings | None = None,
+    ) -> None:
+        self.settings = settings or ChannelSettings()
+        self.initiator = initiator
+        self.me = me
+        self.trust = trust
+        self.state = ChannelState.HANDSHAKE
+        self.peer: VerifiedPeer | None = None
+        self.close_reason: ChannelFailure | None = None
+        self._handshake: HandshakeState | None = HandshakeState(
+            self.settings.protocol_name, initiator=initiator, prologue=PROLOGUE, static=me.static
+        )
+        self._outgoing: list[bytes] = []
+        self._send: CipherState | None = None
+        self._send_epoch = 0
+        self._receiver: _Receiver | None = None
+        self._next_nonce = 0
+        self._window = ReplayWindow(self.settings.replay_window)
+        self._reassembly: dict[
+            int, tuple[int, dict[int, bytes], int]
+        ] = {}  # id -> (total, chunks, got)
+        self.handshake_hash = b""
+
+    @classmethod
+    def initiate(
+        cls, *, me: ChannelIdentity, trust: ChannelTrust, settings: ChannelSettings | None = None
+    ) -> SecureChannel:
+        channel = cls(initiator=True, me=me, trust=trust, settings=settings)
+        channel._write_handshake(b"")  # message 1: -> e
+        return channel
+
+    # -- outgoing --------------------------------------------------------------------------------
+
+    def outgoing(self) -> list[bytes]:
+        frames, self._outgoing = self._outgoing, []
+        return frames
+
+    def send(self, payload: bytes) -> None:
+        """Queue an application message (fragmented when over one frame)."""
+        if self.state is not ChannelState.OPEN:
+            raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
+        if len(payload) > self.settings.max_message:
+            raise ChannelError(_F.TOO_LARGE, f"{len(payload)} bytes")
+        padding = self.settings.padding
+        capacity = MAX_PLAINTEXT - (MAX_PLAINTEXT % padding if padding > 1 else 0)
+        chunk = capacity - 5  # the kind and length header
+        if len(payload) <= chunk:
+            self._send_frame(Kind.DATA, payload)
+            return
+        chunk -= FRAGMENT.size
+        message_id = self._next_nonce
+        view = memoryview(payload)
+        for offset in range(0, len(payload), chunk):
+            header = FRAGMENT.pack(message_id, len(payload), offset)
+            self._send_frame(Kind.FRAGMENT, header + view[offset : offset + chunk])
+
+    def send_credentials(self, chains: tuple[bytes, ...]) -> None:
+        """In-band credential refresh: present (new) chains to the peer."""
+        if self.state is not ChannelState.OPEN:
+            raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
+        self._send_frame(Kind.CREDENTIALS, cbor.encode(list(chains)))
+
+    def close(self, reason: ChannelFailure = _F.NORMAL, detail: str = "") -> Closed:
+        """Close locally; tell the peer when the transport is up."""
+        if self.state is ChannelState.OPEN:
+            self._send_frame(Kind.CLOSE, bytes((int(reason),)) + detail.encode()[:200])
+        return self._closed(reason, detail, by_peer=False)
+
+    def _send_frame(self, kind: Kind, body: bytes) -> None:
+        nonce = self._next_nonce
+        epoch = nonce // self.settings.rekey_interval
+        cipher = self._send
+        if cipher is None:
+            raise ChannelError(_F.PROTOCOL, "no transport keys")
+        while self._send_epoch < epoch:
+            cipher = self._send = cipher.rekeyed()
+            self._send_epoch += 1
+        self._next_nonce += 1
+        ciphertext = cipher.encrypt_at(nonce, b"", pack(kind, body, self.settings.padding))
+        self._outgoing.append(bytes((TRANSPORT_FRAME,)) + _NONCE.pack(nonce) + ciphertext)
+
+    # -- incoming --------------------------------------------------------------------------------
+
+    def receive(self, frame: bytes, now: int) -> list[Event]:
+        """Process one frame from the peer. Errors close the channel and come back as Closed."""
+        if self.state is ChannelState.CLOSED:
+            return []
+        try:
+            if len(frame) > MAX_MESSAGE + 1 or not frame:
+                raise ChannelError(_F.TOO_LARGE if frame else _F.PROTOCOL, f"{len(frame)} bytes")
+            if frame[0] == HANDSHAKE_FRAME and self.state is ChannelState.HANDSHAKE:
+                return self._read_handshake(frame[1:], now)
+            if frame[0] == TRANSPORT_FRAME and self.state is ChannelState.OPEN:
+                return self._read_transport(frame, now)
+            raise ChannelError(_F.PROTOCOL, f"unexpected frame {frame[0]} while {self.state.value}")
+        except ChannelError as exc:
+            event = self.close(exc.reason, exc.detail)
+            return [event]
+
+    def _write_handshake(self, payload: bytes) -> None:
+        if self._handshake is None:
+            raise ChannelError(_F.PROTOCOL, "handshake over")
+        self._outgoing.append(bytes((HANDSHAKE_FRAME,)) + self._handshake.write_message(payload))
+
+    def _auth_payload(self) -> bytes:
+        return AuthPayload(self.me.history, self.me.attestation, self.me.credentials).encode()
+
+    def _read_handshake(self, message: bytes, now: int) -> list[Event]:
+        handshake = self._handshake
+        if handshake is None:
+            raise ChannelError(_F.PROTOCOL, "handshake over")
+        payload = handshake.read_message(message)
+        step = handshake.messages_done  # 1-3
+        if step == 1:  # responder read "-> e": answer with "<- e, ee, s, es" + our identity
+            if payload:
+                raise ChannelError(_F.HANDSHAKE_FAILED, "message 1 carries no payload")
+            self._write_handshake(self._auth_payload())
+            return []
+        if step == 2:  # initiator read message 2: check the responder, then "-> s, se"
+            peer = self._verify_peer(AuthPayload.decode(payload), handshake, now)
+            self._write_handshake(self._auth_payload())
+            self._establish(handshake, peer)
+            return [Established(peer, self.handshake_hash)]
+        try:  # responder read message 3
+            peer = self._verify_peer(AuthPayload.decode(payload), handshake, now)
+        except ChannelError as exc:
+            # The initiator already considers the channel open (XX): tell it why, under the
+            # keys the handshake just agreed, before closing.
+            self._establish(handshake, None)
+            return [self.close(exc.reason, exc.detail)]
+        self._establish(handshake, peer)
+        return [Established(peer, self.handshake_hash)]
+
+    def _establish(self, handshake: HandshakeState, peer: VerifiedPeer | None) -> None:
+        c1, c2 = handshake.split()
+        send, receive = (c1, c2) if self.initiator else (c2, c1)
+        self._send = send
+        self._receiver = _Receiver(receive)
+        self.handshake_hash = handshake.handshake_hash
+        self._handshake = None  # ephemeral keys dropped: forward secrecy
+        self.peer = peer
+        self.state = ChannelState.OPEN
+
+    def _verify_peer(self, auth: AuthPayload, handshake: HandshakeState, now: int) -> VerifiedPeer:
+        try:
+            identity = verify_history(auth.history, now=now)
+            if self.trust.known is not None:
+                self.trust.known(identity)
+            key = verify_attestation(
+                identity, auth.attestation, purpose=KeyPurpose.SECURE_CHANNEL, now=now
+            )
+        except IdentityError as exc:
+            raise ChannelError(_F.PEER_INVALID, str(exc)) from None
+        if key.key != handshake.rs:
+            raise ChannelError(_F.PEER_INVALID, "attested key is not the Noise static key")
+        credentials = self._verify_credentials(identity.identifier, auth.credentials, now)
+        peer = VerifiedPeer(identity, credentials)
+        if not self.trust.policy.admit(peer):
+            raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
+        return peer
+
+    def _verify_credentials(
+        self, presenter: Identifier, chains: tuple[bytes, ...], now: int
+    ) -> tuple[VerifiedCredential, ...]:
+        verifier = self.trust.verifier
+        if verifier is None or not chains:
+            return ()
+        if len(chains) > limits.MAX_CHANNEL_CREDENTIALS:
+            raise ChannelError(_F.CREDENTIAL_INVALID, "too many credentials")
+        feeds = self.trust.feeds()
+        verified = []
+        for chain in chains:
+            try:
+                verified.append(verifier.verify(chain, presenter=presenter, feeds=feeds, now=now))
+            except CredentialError as exc:
+                reason = (
+                    _F.REVOKED if exc.reason is CredentialFailure.REVOKED else _F.CREDENTIAL_INVALID
+                )
+                raise ChannelError(reason, str(exc)) from None
+        return tuple(verified)
+
+    def _read_transport(self, frame: bytes, now: int) -> list[Event]:
+        if len(frame) < 1 + _NONCE.size + TAGLEN:
+            raise ChannelError(_F.PROTOCOL, "short transport frame")
+        (nonce,) = _NONCE.unpack_from(frame, 1)
+        verdict = self._window.check(nonce)
+        if verdict is Verdict.DUPLICATE:
+            return [Dropped(nonce, "duplicate")]
+        if verdict is Verdict.TOO_OLD:
+            raise ChannelError(_F.REPLAY, f"nonce {nonce} is below the window")
+        receiver = self._receiver
+        if receiver is None:
+            raise ChannelError(_F.PROTOCOL, "no transport keys")
+        cipher = receiver.cipher_for(nonce // self.settings.rekey_interval)
+        plain = cipher.decrypt_at(nonce, b"", memoryview(frame)[1 + _NONCE.size :])
+        self._window.accept(nonce)
+        kind, body = unpack(plain)
+        if kind is Kind.DATA:
+            return [Received(bytes(body))]
+        if kind is Kind.FRAGMENT:
+            return self._reassemble(body)
+        if kind is Kind.CREDENTIALS:
+            return self._refresh(bytes(body), now)
+        try:
+            reason = ChannelFailure(body[0])
+        except (IndexError, ValueError):
+            reason = _F.PROTOCOL
+        return [self._closed(reason, bytes(body[1:]).decode(errors="replace"), by_peer=True)]
+
+    def _reassemble(self, body: memoryview) -> list[Event]:
+        if len(body) < FRAGMENT.size:
+            raise ChannelError(_F.PROTOCOL, "short fragment")
+        message_id, total, offset = FRAGMENT.unpack_from(body)
+        chunk = bytes(body[FRAGMENT.size :])
+        if total > self.settings.max_message or offset + len(chunk) > total or not chunk:
+            raise ChannelError(_F.TOO_LARGE, f"fragment of a {total}-byte message")
+        entry = self._reassembly.get(message_id)
+        if entry is None:
+            if len(self._reassembly) >= limits.MAX_REASSEMBLIES:
+                raise ChannelError(_F.PROTOCOL, "too many messages in reassembly")
+            entry = (total, {}, 0)
+        known_total, chunks, got = entry
+        if known_total != total or offset in chunks:
+            raise ChannelError(_F.PROTOCOL, "inconsistent fragments")
+        chunks[offset] = chunk
+        got += len(chunk)
+        if got < total:
+            self._reassembly[message_id] = (total, chunks, got)
+            return []
+        self._reassembly.pop(message_id, None)
+        message = b"".join(chunks[o] for o in sorted(chunks))
+        if len(message) != total:
+            raise ChannelError(_F.PROTOCOL, "fragments overlap")
+        return [Received(message)]
+
+    def _refresh(self, body: bytes, now: int) -> list[Event]:
+        peer = self.peer
+        if peer is None:
+            raise ChannelError(_F.PROTOCOL, "refresh before the handshake")
+        try:
+            chains = tuple(
+                cbor.expect_bytes(c, "chain")
+                for c in cbor.expect_array(cbor.decode(body), "chains")
+            )
+        except DecodeError as exc:
+            raise ChannelError(_F.PROTOCOL, str(exc)) from None
+        credentials = self._verify_credentials(peer.identifier, chains, now)
+        updated = VerifiedPeer(peer.identity, credentials)
+        if not self.trust.policy.admit(updated):
+            raise ChannelError(
+                _F.PEER_NOT_ALLOWED, "refreshed credentials no longer admit the peer"
+            )
+        self.peer = updated
+        return [Established(updated, self.handshake_hash)]
+
+    # -- continuous evaluation -------------------------------------------------------------------
+
+    def check_peer(self, now: int) -> list[Event]:
+        """Re-check the peer's credentials against the current feeds (and their expiry); close
+        when the peer is revoked or no longer admitted."""
+        peer = self.peer
+        if self.state is not ChannelState.OPEN or peer is None or self.trust.verifier is None:
+            return []
+        chains = tuple(self._chain_bytes(peer))
+        try:
+            credentials = self._verify_credentials(peer.identifier, chains, now)
+            if not self.trust.policy.admit(VerifiedPeer(peer.identity, credentials)):
+                raise ChannelError(_F.PEER_NOT_ALLOWED, "the peer is no longer admitted")
+        except ChannelError as exc:
+            return [self.close(exc.reason, exc.detail)]
+        return []
+
+    def _chain_bytes(self, peer: VerifiedPeer) -> list[bytes]:
+        return [c.chain for c in peer.credentials]
+
+    def _closed(self, reason: ChannelFailure, detail: str, *, by_peer: bool) -> Closed:
+        self.state = ChannelState.CLOSED
+        self.close_reason = reason
+        self._handshake = None
+        self._send = None
+        self._receiver = None
+        self._reassembly.clear()
+        return Closed(reason, detail, by_peer)

@@ -1,0 +1,498 @@
+"""The secure channel, both ends in memory: handshake binding, every failure path, transport
+over a lossy, reordering, duplicating link with a fake clock, rekeying, fragmentation,
+padding, in-band credential refresh, continuous re-checks."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.parties import (
+    ChannelParty,
+    Party,
+    empty_feed,
+    feed_with,
+    make_channel_party,
+    make_party,
+)
+from troth.channel import (
+    AllowIdentifiers,
+    AnyAuthenticatedIdentity,
+    ChannelSettings,
+    ChannelState,
+    ChannelTrust,
+    Closed,
+    DenyAll,
+    Dropped,
+    Established,
+    Event,
+    Received,
+    ReplayWindow,
+    RequireAttributes,
+    SecureChannel,
+    Verdict,
+)
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialBody,
+    CredentialChain,
+    TrustPolicy,
+    VerifiedFeed,
+    issue_credential,
+    verify_feed,
+)
+from troth.errors import ChannelError, ChannelFailure, IdentityError, IdentityFailure
+from troth.identity import Identifier, VerifiedIdentity, rotate_identity
+from troth.vault import SoftwareVault
+
+T = 1_780_000_000
+F = ChannelFailure
+MEMBER = Attributes({"agents.team": "support"})
+
+
+@dataclass
+class World:
+    vault: SoftwareVault
+    authority: Party
+    alice: ChannelParty
+    bob: ChannelParty
+    feed: VerifiedFeed
+
+    def credential(
+        self, who: ChannelParty, ttl: int = 3600, attributes: Attributes = MEMBER
+    ) -> bytes:
+        signed = issue_credential(
+            self.authority.signer,
+            subject=who.identifier,
+            attributes=attributes,
+            now=T,
+            ttl=ttl,
+            depth=1,
+        )
+        return CredentialChain((signed,), (self.authority.identity.history,)).encode()
+
+    def trust(self, policy: object = None) -> ChannelTrust:
+        verifier = ChainVerifier(
+            TrustPolicy(frozenset({self.authority.identifier}), max_feed_staleness=10**6)
+        )
+        return ChannelTrust(
+            policy=policy or RequireAttributes(MEMBER),  # type: ignore[arg-type]
+            verifier=verifier,
+            feeds=lambda: {self.authority.identifier: self.feed},
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    vault = SoftwareVault()
+    authority = make_party(vault, now=T)
+    feed = verify_feed(
+        empty_feed(authority, now=T), authority=authority.identifier, now=T, max_staleness=10**6
+    )
+    return World(
+        vault, authority, make_channel_party(vault, now=T), make_channel_party(vault, now=T), feed
+    )
+
+
+def pump(a: SecureChannel, b: SecureChannel, now: int = T + 1) -> tuple[list[Event], list[Event]]:
+    """Deliver frames both ways until quiet; return the events each side saw."""
+    seen_a: list[Event] = []
+    seen_b: list[Event] = []
+    for _ in range(10):
+        to_b, to_a = a.outgoing(), b.outgoing()
+        if not to_a and not to_b:
+            break
+        for frame in to_b:
+            seen_b += b.receive(frame, now)
+        for frame in to_a:
+            seen_a += a.receive(frame, now)
+    return seen_a, seen_b
+
+
+def pair(
+    world: World,
+    *,
+    a_trust: ChannelTrust | None = None,
+    b_trust: ChannelTrust | None = None,
+    a_creds: tuple[bytes, ...] | None = None,
+    b_creds: tuple[bytes, ...] | None = None,
+    settings: ChannelSettings | None = None,
+) -> tuple[SecureChannel, SecureChannel, list[Event], list[Event]]:
+    a_creds = (world.credential(world.alice),) if a_creds is None else a_creds
+    b_creds = (world.credential(world.bob),) if b_creds is None else b_creds
+    a = SecureChannel.initiate(
+        me=world.alice.me(a_creds), trust=a_trust or world.trust(), settings=settings
+    )
+    b = SecureChannel(
+        initiator=False, me=world.bob.me(b_creds), trust=b_trust or world.trust(), settings=settings
+    )
+    events_a, events_b = pump(a, b)
+    return a, b, events_a, events_b
+
+
+def closed(events: list[Event]) -> Closed:
+    found = [e for e in events if isinstance(e, Closed)]
+    assert found, events
+    return found[0]
+
+
+# -- handshake -----------------------------------------------------------------------------------
+
+
+def test_handshake_binds_identities_and_credentials(world: World) -> None:
+    a, b, events_a, events_b = pair(world)
+    established_a = [e for e in events_a if isinstance(e, Established)]
+    established_b = [e for e in events_b if isinstance(e, Established)]
+    assert established_a[0].peer.identifier == world.bob.identifier
+    assert established_b[0].peer.identifier == world.alice.identifier
+    assert established_b[0].peer.credentials[0].attributes == MEMBER
+    assert a.handshake_hash == b.handshake_hash != b""
+    assert a.state is b.state is ChannelState.OPEN
+    a.send(b"hello bob")
+    b.send(b"hello alice")
+    events_a, events_b = pump(a, b)
+    assert events_b == [Received(b"hello bob")]
+    assert events_a == [Received(b"hello alice")]
+
+
+@pytest.mark.parametrize("cipher", ["AESGCM", "ChaChaPoly"])
+def test_both_cipher_suites(world: World, cipher: str) -> None:
+    a, b, _, _ = pair(world, settings=ChannelSettings(cipher=cipher))
+    a.send(b"x" * 1000)
+    assert pump(a, b)[1] == [Received(b"x" * 1000)]
+
+
+def test_wrong_key_attestation(world: World) -> None:
+    """The history is alice's, but the attested key is another identity's channel key."""
+    me = world.alice.me((world.credential(world.alice),))
+    forged = type(me)(me.history, me.static, world.bob.attestation, me.credentials)
+    a = SecureChannel.initiate(me=forged, trust=world.trust())
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    events_a, events_b = pump(a, b)
+    assert closed(events_a).reason is F.PEER_INVALID or closed(events_b).reason is F.PEER_INVALID
+
+
+def test_attested_key_must_be_the_noise_key(world: World) -> None:
+    me = world.alice.me((world.credential(world.alice),))
+    other = make_channel_party(
+        world.vault, now=T
+    )  # alice's history + attestation, other's Noise key
+    forged = type(me)(me.history, other.me().static, me.attestation, me.credentials)
+    a = SecureChannel.initiate(me=forged, trust=world.trust())
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    _, events_b = pump(a, b)
+    assert closed(events_b).reason is F.PEER_INVALID
+    assert "not the Noise static key" in closed(events_b).detail
+
+
+def test_invalid_and_forked_history(world: World) -> None:
+    me = world.alice.me((world.credential(world.alice),))
+    bad = bytearray(me.history)
+    bad[-3] ^= 1
+    a = SecureChannel.initiate(
+        me=type(me)(bytes(bad), me.static, me.attestation, me.credentials), trust=world.trust()
+    )
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    assert closed(pump(a, b)[1]).reason is F.PEER_INVALID
+
+    def known(identity: VerifiedIdentity) -> None:
+        raise IdentityError(IdentityFailure.FORK, "stored copy differs")
+
+    trust = world.trust()
+    forked = ChannelTrust(trust.policy, trust.verifier, trust.feeds, known)
+    _, _, _, events_b = pair(world, b_trust=forked)
+    assert closed(events_b).reason is F.PEER_INVALID
+
+
+def test_untrusted_expired_and_revoked_credentials(world: World) -> None:
+    stranger_authority = make_party(world.vault, now=T)
+    foreign = CredentialChain(
+        (
+            issue_credential(
+                stranger_authority.signer,
+                subject=world.alice.identifier,
+                attributes=MEMBER,
+                now=T,
+                ttl=3600,
+                depth=1,
+            ),
+        ),
+        (stranger_authority.identity.history,),
+    ).encode()
+    _, _, _, events_b = pair(world, a_creds=(foreign,))
+    assert closed(events_b).reason is F.CREDENTIAL_INVALID
+
+    short = world.credential(world.alice, ttl=1)
+    a = SecureChannel.initiate(me=world.alice.me((short,)), trust=world.trust())
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    _, events_b = pump(a, b, now=T + 1000)
+    assert closed(events_b).reason is F.CREDENTIAL_INVALID
+
+    credential = world.credential(world.alice)
+    credential_id = CredentialBody.decode(CredentialChain.decode(credential).credentials[0].body).id
+    world.feed = verify_feed(
+        feed_with(world.authority, [(1, credential_id)], now=T),
+        authority=world.authority.identifier,
+        now=T,
+        max_staleness=10**6,
+    )
+    _, _, _, events_b = pair(world, a_creds=(credential,))
+    assert closed(events_b).reason is F.REVOKED
+
+
+def test_peer_not_allowed(world: World) -> None:
+    _, _, events_a, events_b = pair(world, b_trust=world.trust(DenyAll()))
+    assert closed(events_b).reason is F.PEER_NOT_ALLOWED
+    # the initiator (open after message 2) learns why, authenticated, from the responder
+    assert closed(events_a) == Closed(F.PEER_NOT_ALLOWED, str(world.alice.identifier), by_peer=True)
+    _, _, _, events_b = pair(world, a_creds=())  # no credentials: not a member
+    assert closed(events_b).reason is F.PEER_NOT_ALLOWED
+    allow = world.trust(AllowIdentifiers(frozenset({world.alice.identifier})))
+    _, _, _, events_b = pair(world, a_creds=(), b_trust=allow)
+    assert isinstance(events_b[0], Established)
+    anyone = world.trust(AnyAuthenticatedIdentity())
+    _, _, _, events_b = pair(world, a_creds=(), b_trust=anyone)
+    assert isinstance(events_b[0], Established)
+
+
+def test_responder_rejects_initiator_after_message_2(world: World) -> None:
+    """Message 2 reaches an unauthenticated initiator (XX): the responder still rejects at 3."""
+    _, b, _, _events_b = pair(world, b_trust=world.trust(DenyAll()))
+    assert b.state is ChannelState.CLOSED
+
+
+@pytest.mark.parametrize("message", [0, 1, 2])
+def test_tampered_handshake_message(world: World, message: int) -> None:
+    """A flipped byte in any handshake message fails the handshake (message 1 is not
+    authenticated by itself: a changed `e` makes message 2 undecryptable for the initiator)."""
+    a = SecureChannel.initiate(
+        me=world.alice.me((world.credential(world.alice),)), trust=world.trust()
+    )
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    sides = [(a, b), (b, a), (a, b)]  # (writer, reader) of messages 1, 2, 3
+    for index, (writer, reader) in enumerate(sides):
+        (frame,) = writer.outgoing()
+        if index == message:
+            flipped = bytearray(frame)
+            flipped[len(flipped) // 2] ^= 0x01
+            frame = bytes(flipped)
+        events = reader.receive(frame, T + 1)
+        if reader.state is ChannelState.CLOSED:
+            break
+    failed = a if a.state is ChannelState.CLOSED else b
+    assert failed.state is ChannelState.CLOSED
+    assert failed.close_reason in (F.HANDSHAKE_FAILED, F.DECRYPT_FAILED)
+    assert not any(isinstance(e, Established) for e in events)
+
+
+def test_garbage_and_out_of_order_frames(world: World) -> None:
+    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
+    assert closed(b.receive(b"\x02" + bytes(40), T)).reason is F.PROTOCOL
+    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
+    assert closed(b.receive(b"\x01" + bytes(5), T)).reason is F.HANDSHAKE_FAILED
+    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
+    assert closed(b.receive(b"\x01" + bytes(70_000), T)).reason is F.TOO_LARGE
+
+
+# -- transport -----------------------------------------------------------------------------------
+
+
+def test_fragmentation_and_padding(world: World) -> None:
+    a, b, _, _ = pair(world, settings=ChannelSettings(padding=256))
+    for size in (0, 1, 65_000, 65_505, 65_506, 200_000, 1_000_000):
+        payload = random.Random(size).randbytes(size)
+        a.send(payload)
+        frames = a.outgoing()
+        assert all(len(f) <= 65535 for f in frames)
+        assert all((len(f) - 25) % 256 == 0 for f in frames)  # padded plaintexts
+        events = [e for f in frames for e in b.receive(f, T)]
+        assert events == [Received(payload)], size
+    with pytest.raises(ChannelError):
+        a.send(bytes(16 * 1024 * 1024 + 1))
+
+
+def test_rekey_epochs(world: World) -> None:
+    a, b, _, _ = pair(world, settings=ChannelSettings(replay_window=64, rekey_interval=64))
+    for n in range(300):
+        a.send(n.to_bytes(2, "big"))
+    frames = a.outgoing()
+    # deliver with local reordering inside the window, across epoch boundaries
+    rng = random.Random(7)
+    for start in range(0, len(frames), 16):
+        block = frames[start : start + 16]
+        rng.shuffle(block)
+        frames[start : start + 16] = block
+    received = [e.payload for f in frames for e in b.receive(f, T) if isinstance(e, Received)]
+    assert sorted(received) == [n.to_bytes(2, "big") for n in range(300)]
+
+
+class Link:
+    """A lossy, reordering, duplicating link driven by a seeded RNG and a fake clock."""
+
+    def __init__(self, seed: int, loss: float, duplicate: float, max_delay: int) -> None:
+        self.rng = random.Random(seed)
+        self.loss, self.duplicate, self.max_delay = loss, duplicate, max_delay
+        self.in_flight: list[tuple[int, int, bytes]] = []
+        self.clock = T
+        self.counter = 0
+
+    def send(self, frame: bytes) -> None:
+        if self.rng.random() < self.loss:
+            return
+        copies = 2 if self.rng.random() < self.duplicate else 1
+        for _ in range(copies):
+            self.counter += 1
+            self.in_flight.append(
+                (self.clock + self.rng.randint(0, self.max_delay), self.counter, frame)
+            )
+
+    def deliver_due(self) -> list[bytes]:
+        self.clock += 1
+        due = sorted(f for f in self.in_flight if f[0] <= self.clock)
+        self.in_flight = [f for f in self.in_flight if f[0] > self.clock]
+        return [frame for _, _, frame in due]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lossy_reordering_duplicating_link(world: World, seed: int) -> None:
+    a, b, _, _ = pair(world)
+    link = Link(seed, loss=0.1, duplicate=0.1, max_delay=20)
+    sent: list[bytes] = []
+    received: list[bytes] = []
+    dropped = 0
+    for step in range(400):
+        payload = f"message {step}".encode()
+        a.send(payload)
+        sent.append(payload)
+        for frame in a.outgoing():
+            link.send(frame)
+        for frame in link.deliver_due():
+            for event in b.receive(frame, link.clock):
+                if isinstance(event, Received):
+                    received.append(event.payload)
+                elif isinstance(event, Dropped):
+                    dropped += 1
+                else:
+                    pytest.fail(f"unexpected {event}")
+    for _ in range(30):
+        for frame in link.deliver_due():
+            received += [e.payload for e in b.receive(frame, link.clock) if isinstance(e, Received)]
+    assert len(received) == len(set(received))  # nothing delivered twice
+    assert set(received) <= set(sent)  # nothing invented
+    assert len(received) >= 300  # ~10% lost
+    assert dropped > 0  # the duplicates were seen and dropped
+    assert b.state is ChannelState.OPEN
+
+
+def test_decrypt_failure_closes(world: World) -> None:
+    a, b, _, _ = pair(world)
+    a.send(b"secret")
+    frame = bytearray(a.outgoing()[0])
+    frame[-1] ^= 1
+    assert closed(b.receive(bytes(frame), T)).reason is F.DECRYPT_FAILED
+    assert b.state is ChannelState.CLOSED
+    with pytest.raises(ChannelError):
+        b.send(b"after close")
+
+
+def test_replay_inside_window_dropped_outside_closes(world: World) -> None:
+    a, b, _, _ = pair(world, settings=ChannelSettings(replay_window=64, rekey_interval=64))
+    a.send(b"first")
+    first = a.outgoing()[0]
+    assert b.receive(first, T) == [Received(b"first")]
+    assert isinstance(b.receive(first, T)[0], Dropped)
+    for n in range(64):
+        a.send(b"%d" % n)
+    for frame in a.outgoing():
+        b.receive(frame, T)
+    assert closed(b.receive(first, T)).reason is F.REPLAY
+
+
+def test_close_reaches_the_peer(world: World) -> None:
+    a, b, _, _ = pair(world)
+    a.close(F.NORMAL, "bye")
+    events: list[Event] = [e for f in a.outgoing() for e in b.receive(f, T)]
+    assert events == [Closed(F.NORMAL, "bye", by_peer=True)]
+
+
+def test_in_band_credential_refresh_and_revocation(world: World) -> None:
+    a, b, _, _ = pair(world)
+    fresh = world.credential(
+        world.alice, attributes=MEMBER.merged(Attributes({"agents.tier": "gold"}))
+    )
+    a.send_credentials((fresh,))
+    events = [e for f in a.outgoing() for e in b.receive(f, T)]
+    assert isinstance(events[0], Established)
+    assert events[0].peer.credentials[0].attributes["agents.tier"] == "gold"
+    # the refreshed credential is revoked: the next re-check closes the channel
+    fresh_id = CredentialBody.decode(CredentialChain.decode(fresh).credentials[0].body).id
+    world.feed = verify_feed(
+        feed_with(world.authority, [(1, fresh_id)], now=T + 5),
+        authority=world.authority.identifier,
+        now=T + 5,
+        max_staleness=10**6,
+    )
+    assert b.check_peer(T + 6)[0].reason is F.REVOKED  # type: ignore[union-attr]
+    assert b.state is ChannelState.CLOSED
+
+
+def test_rotation_of_the_peer_after_the_handshake(world: World) -> None:
+    """A channel key attested under an older change is refused once the identity rotates."""
+    party = world.alice.party
+    _, rotated = rotate_identity(
+        world.vault,
+        party.identity,
+        party.primary,
+        party.primary.key_type,
+        now=T + 1,
+        valid_for=10**8,
+    )
+    me = world.alice.me((world.credential(world.alice),))
+    stale = type(me)(rotated.history, me.static, me.attestation, me.credentials)
+    a = SecureChannel.initiate(me=stale, trust=world.trust())
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    assert closed(pump(a, b, now=T + 2)[1]).reason is F.PEER_INVALID
+
+
+# -- the replay window ---------------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(0, 5000), max_size=300), st.sampled_from([64, 128, 2048]))
+def test_window_delivers_exactly_what_it_admits(nonces: list[int], size: int) -> None:
+    """Model: accept a nonce iff it was never accepted and is within `size` of the highest
+    accepted so far; every replay is dropped."""
+    window = ReplayWindow(size)
+    accepted: set[int] = set()
+    top = -1
+    for nonce in nonces:
+        verdict = window.check(nonce)
+        fresh = nonce not in accepted and nonce > top - size
+        assert (verdict is Verdict.NEW) == fresh, (nonce, top)
+        if verdict is Verdict.NEW:
+            window.accept(nonce)
+            accepted.add(nonce)
+            top = max(top, nonce)
+        elif nonce in accepted:
+            assert verdict in (Verdict.DUPLICATE, Verdict.TOO_OLD)
+
+
+def test_identifiers_are_used_not_names(world: World) -> None:
+    assert isinstance(world.alice.identifier, Identifier)
