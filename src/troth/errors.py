@@ -19,7 +19,8 @@
     ├── AuthorityError         the authority refused: ticket, role, membership (reason)
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
-    └── RoutingError           a message could not be routed, or was denied (default deny)
+    ├── RoutingError           a message could not be routed, or was denied (default deny)
+    └── RemoteError            a service answered a request with an error
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
 CredentialError, AuthorityError, ConflictError); 2 usage (bad arguments, NotFound);
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidSignature",
     "KeyNotFound",
     "NotFound",
+    "RemoteError",
     "RoutingError",
     "StorageError",
     "TrothError",
@@ -245,3 +247,7 @@ class ChannelError(TrothError):
 
 class RoutingError(TrothError):
     """No route, a bad address, or a destination this source may not reach."""
+
+
+class RemoteError(TrothError):
+    """A service on another node refused or failed a request; the message is its answer."""

@@ -71,13 +71,18 @@ def ticket_create(
     """Create a ticket (printed once: it is the only copy of the code)."""
     if enroller and admin:
         raise ValueError("choose --enroller or --admin, not both")
+    from troth.node.daemon import node_status
+
     now = CLOCK.now()
+    status = node_status(home(), authority_name)
+    listening = status.get("listening") if status["running"] else None
+    address = f"/tcp/{listening}" if listening else f"node:{authority_name}"
     with open_authority_node(authority_name) as node:
         authority = node.authority()
         ticket = authority.create_ticket(
             creator=authority.identifier,
             attributes=Attributes.from_assignments(attrs),
-            address=f"node:{node.name}",
+            address=address,
             now=now,
             uses=uses,
             ttl=ttl,

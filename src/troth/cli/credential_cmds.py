@@ -44,10 +44,7 @@ def _summary(held_chain: bytes, node: Node) -> dict[str, Any]:
 
 def _authority_node_for(address: str) -> str:
     if not address.startswith("node:"):
-        raise ConfigError(
-            f"ticket address {address!r}: this troth enrolls with authorities on this machine "
-            "(node:NAME); network enrollment comes with secure channels"
-        )
+        raise ConfigError(f"ticket address {address!r} is neither node:NAME nor a route")
     return address[len("node:") :]
 
 
@@ -72,6 +69,14 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
     """Redeem TICKET: the authority makes IDENTITY a member and issues its credential."""
     parsed = Ticket.parse(ticket)
     now = CLOCK.now()
+    if parsed.address.startswith("/"):  # over the network: a secure channel to the authority
+        from troth.cli.network_cmds import _ask
+
+        data: Any = _ask(node_name, "enroll", {"ticket": ticket, "identity": identity_name})
+        reporter.result(
+            data, f"enrolled {identity_name} with {data['authority']} over a secure channel"
+        )
+        return
     authority_node_name = _authority_node_for(parsed.address)
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))

@@ -15,6 +15,7 @@ from troth.cli.credential_cmds import (
 )
 from troth.cli.demo_cmd import demo
 from troth.cli.identity_cmds import identity_group
+from troth.cli.network_cmds import channel_group, message_group, relay_group
 from troth.cli.node_cmds import node_group
 
 
@@ -35,9 +36,16 @@ cli.add_command(enroll)
 cli.add_command(credential_group)
 cli.add_command(revoke_group)
 cli.add_command(revocations_group)
+cli.add_command(channel_group)
+cli.add_command(message_group)
+cli.add_command(relay_group)
 cli.add_command(demo)
 cli.add_command(bench)
 
 
 def main() -> None:
     cli(prog_name="troth")
+
+
+if __name__ == "__main__":  # `python -m troth.cli.main` (how `troth node start` runs a node)
+    main()

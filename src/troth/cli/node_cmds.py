@@ -62,7 +62,103 @@ def init(
 @json_command
 def list_(reporter: Reporter) -> None:
     """List the nodes in $TROTH_HOME."""
+    from troth.node.daemon import node_status
+
     rows = [
-        {"name": c.name, "vault": c.vault, "durability": c.durability} for c in list_nodes(home())
+        {
+            "name": c.name,
+            "vault": c.vault,
+            "durability": c.durability,
+            "running": node_status(home(), c.name)["running"],
+        }
+        for c in list_nodes(home())
     ]
-    reporter.result(rows, "\n".join(f"{r['name']}  {r['vault']}" for r in rows) or "(no nodes)")
+    text = "\n".join(
+        f"{r['name']}  {r['vault']}  {'running' if r['running'] else 'stopped'}" for r in rows
+    )
+    reporter.result(rows, text or "(no nodes)")
+
+
+@node_group.command("create")
+@click.argument("name")
+@click.option(
+    "--vault", type=click.Choice(["software", "pkcs11"]), default="software", show_default=True
+)
+@click.option("--pkcs11-module", help="Path of the PKCS#11 library (default: SoftHSM2's).")
+@click.option("--token-label", help="Label of the PKCS#11 token.")
+@click.option("--pin-env", help="Environment variable holding the token's user PIN.")
+@json_command
+def create(
+    name: str,
+    vault: str,
+    pkcs11_module: str | None,
+    token_label: str | None,
+    pin_env: str | None,
+    reporter: Reporter,
+) -> None:
+    """Create node NAME with its vault and its default identity (also named NAME)."""
+    from troth.cli.common import CLOCK
+    from troth.node import open_node
+
+    config = init_node(
+        name,
+        home=home(),
+        vault="pkcs11" if vault == "pkcs11" else "software",
+        pkcs11_module=pkcs11_module,
+        token_label=token_label,
+        pin_env=pin_env,
+    )
+    with open_node(name, home=home()) as node:
+        identity = node.identities.create(now=CLOCK.now(), name=name)
+    data = {"name": config.name, "vault": config.vault, "identifier": str(identity.identifier)}
+    reporter.result(data, kv(data))
+
+
+@node_group.command("start")
+@click.argument("name")
+@click.option("--tcp-listen", help="host:port to listen on (e.g. 127.0.0.1:4000; port 0: any).")
+@click.option("--foreground", is_flag=True, help="Run in this process until interrupted.")
+@json_command
+def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporter) -> None:
+    """Start node NAME (a background process with a pid file and a log in its directory)."""
+    import asyncio
+    import logging
+
+    from troth.node.daemon import serve, start_daemon
+    from troth.routing import Address
+
+    listen = None
+    if tcp_listen:
+        listen = Address("tcp", tcp_listen).host_port()
+    if foreground:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        asyncio.run(serve(home(), name, listen))
+        return
+    status = start_daemon(home(), name, tcp_listen)
+    reporter.result(status, kv({k: status[k] for k in ("name", "pid", "listening", "identifier")}))
+
+
+@node_group.command("stop")
+@click.argument("name")
+@json_command
+def stop(name: str, reporter: Reporter) -> None:
+    """Stop node NAME."""
+    from troth.node.daemon import stop_daemon
+
+    stopped = stop_daemon(home(), name)
+    reporter.result(
+        {"name": name, "stopped": stopped}, f"{name}: {'stopped' if stopped else 'not running'}"
+    )
+
+
+@node_group.command("status")
+@click.argument("name")
+@json_command
+def status(name: str, reporter: Reporter) -> None:
+    """Is node NAME running, and where does it listen."""
+    from troth.node.daemon import control, node_status
+
+    data = node_status(home(), name)
+    if data["running"]:
+        data.update(control(home(), name, "status", {}))
+    reporter.result(data, kv({k: v for k, v in data.items() if k != "control"}))

@@ -111,6 +111,15 @@ class CredentialWallet:
         )
         return chain.encode()
 
+    # -- trusted authorities --------------------------------------------------------------------
+
+    def trust(self, authority: Identifier, address: str, *, now: int) -> None:
+        """Trust `authority` (as a trust anchor for peers' credentials), reachable at `address`."""
+        self.store.trust_authority(authority.digest, address, now)
+
+    def trusted(self) -> dict[Identifier, str]:
+        return {Identifier(digest): address for digest, address in self.store.trusted_authorities()}
+
     # -- revocation feeds ------------------------------------------------------------------------
 
     def update_feed(

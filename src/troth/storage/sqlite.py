@@ -80,6 +80,12 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         issued_at INTEGER NOT NULL
     );
     """,
+    """
+    -- authorities this node trusts (it enrolled with them), and the route to reach each
+    CREATE TABLE trusted_authorities (
+        identifier BLOB PRIMARY KEY, address TEXT NOT NULL, added_at INTEGER NOT NULL
+    );
+    """,
 )
 
 

@@ -150,3 +150,13 @@ class SqliteCredentialStore:
         self._db.execute(
             "INSERT OR REPLACE INTO feeds VALUES (?, ?, ?, ?)", (authority, feed, count, issued_at)
         )
+
+    def trust_authority(self, identifier: bytes, address: str, now: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO trusted_authorities VALUES (?, ?, ?)",
+            (identifier, address, now),
+        )
+
+    def trusted_authorities(self) -> list[tuple[bytes, str]]:
+        rows = self._db.fetch_all("SELECT identifier, address FROM trusted_authorities")
+        return [(bytes(r[0]), r[1]) for r in rows]

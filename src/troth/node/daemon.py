@@ -1,0 +1,221 @@
+"""Running a node in the background: a process with a pid file, a log file, a status file and
+a control socket in its node directory (docs/protocols.md, "Node control").
+
+    <node dir>/node.pid      the daemon's pid
+    <node dir>/node.log      its log (appended)
+    <node dir>/status.json   pid, listening address, control socket path (written when ready)
+    <node dir>/control.sock  Unix socket, 0600 in a 0700 directory: CBOR requests from the CLI
+
+The control protocol: a transport frame (troth.transport.framing) holding the CBOR map
+{"op": text, "args": map}; the answer {"ok": bool, "result": any} or {"ok": false, "error": text}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from troth.encoding import cbor
+from troth.errors import ConfigError, NotFound, RemoteError, TrothError
+from troth.node.home import secure_dir, write_private_file
+from troth.node.node import open_node
+from troth.node.runtime import NodeRuntime
+from troth.transport.framing import FRAME_HEADER, check_header, frame
+
+__all__ = ["control", "node_status", "run_transient", "serve", "start_daemon", "stop_daemon"]
+
+START_TIMEOUT: Final = 15.0
+STOP_TIMEOUT: Final = 10.0
+log = logging.getLogger("troth.node.daemon")
+
+
+def _dir(home: Path, name: str) -> Path:
+    path = home / "nodes" / name
+    if not (path / "node.json").is_file():
+        raise NotFound(f"no node {name!r} (create it with: troth node create {name})")
+    return path
+
+
+def _socket_path(node_dir: Path) -> Path:
+    path = node_dir / "control.sock"
+    if len(str(path)) < 100:  # AF_UNIX paths are limited to ~108 bytes
+        return path
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    runtime = Path(base) / f"troth-{os.getuid()}"
+    secure_dir(runtime)
+    info = runtime.lstat()
+    if runtime.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(f"{runtime} is not a private directory of this user")
+    return runtime / (hashlib.sha256(str(node_dir).encode()).hexdigest()[:20] + ".sock")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def node_status(home: Path, name: str) -> dict[str, Any]:
+    node_dir = _dir(home, name)
+    status_file = node_dir / "status.json"
+    if not status_file.is_file():
+        return {"name": name, "running": False}
+    status: dict[str, Any] = json.loads(status_file.read_text())
+    if not _alive(int(status.get("pid", 0))):
+        return {"name": name, "running": False, "stale_pid": status.get("pid")}
+    return {"name": name, "running": True, **status}
+
+
+def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
+    """Start node `name` in the background; return its status once it is ready."""
+    node_dir = _dir(home, name)
+    if node_status(home, name)["running"]:
+        raise ConfigError(f"node {name!r} is already running")
+    (node_dir / "status.json").unlink(missing_ok=True)
+    command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--foreground"]
+    if tcp_listen:
+        command += ["--tcp-listen", tcp_listen]
+    log_file = node_dir / "node.log"
+    with open(log_file, "ab") as out:
+        os.chmod(log_file, 0o600)
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            env={**os.environ, "TROTH_HOME": str(home)},
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        status = node_status(home, name)
+        if status["running"] and status.get("pid") == process.pid:
+            return status
+        if process.poll() is not None:
+            tail = log_file.read_text(errors="replace").splitlines()[-5:]
+            raise ConfigError(f"node {name!r} failed to start: " + " | ".join(tail))
+        time.sleep(0.05)
+    process.kill()
+    raise ConfigError(f"node {name!r} did not become ready within {START_TIMEOUT} s")
+
+
+def stop_daemon(home: Path, name: str) -> bool:
+    """Stop a running node (SIGTERM, then SIGKILL after a grace period). False if not running."""
+    status = node_status(home, name)
+    if not status["running"]:
+        return False
+    pid = int(status["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    node_dir = _dir(home, name)
+    for leftover in ("status.json", "node.pid"):
+        (node_dir / leftover).unlink(missing_ok=True)
+    return True
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    length = check_header(await reader.readexactly(FRAME_HEADER.size))
+    return await reader.readexactly(length)
+
+
+async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:
+    reader, writer = await asyncio.open_unix_connection(path)
+    try:
+        writer.write(frame(cbor.encode({"op": op, "args": arguments})))
+        await writer.drain()
+        answer = cbor.decode(await asyncio.wait_for(_read_frame(reader), timeout))
+    finally:
+        writer.close()
+    if not isinstance(answer, dict) or answer.get("ok") is not True:
+        raise RemoteError(str(answer.get("error") if isinstance(answer, dict) else answer))
+    return answer.get("result")
+
+
+def control(
+    home: Path, name: str, op: str, arguments: dict[str, Any], timeout: float = 30.0
+) -> Any:
+    """Ask running node `name` to do `op` (NotFound when it is not running)."""
+    status = node_status(home, name)
+    if not status["running"]:
+        raise NotFound(f"node {name!r} is not running (troth node start {name})")
+    return asyncio.run(_control_request(status["control"], op, arguments, timeout))
+
+
+def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> Any:
+    """Do `op` with an in-process runtime of node `name` (no listener) and stop it."""
+
+    async def run() -> Any:
+        with open_node(name, home=home) as node:
+            runtime = NodeRuntime(node)
+            await runtime.start()
+            try:
+                return await runtime.control(op, arguments)
+            finally:
+                await runtime.stop()
+
+    return asyncio.run(run())
+
+
+async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
+    """Run node `name` until SIGTERM or SIGINT (the body of `troth node start --foreground`)."""
+    node_dir = _dir(home, name)
+    socket_path = _socket_path(node_dir)
+    socket_path.unlink(missing_ok=True)
+    with open_node(name, home=home) as node:
+        runtime = NodeRuntime(node)
+        await runtime.start(listen)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                request = cbor.decode(await asyncio.wait_for(_read_frame(reader), 10))
+                result = await runtime.control(str(request["op"]), dict(request.get("args") or {}))
+                answer: dict[str, Any] = {"ok": True, "result": result}
+            except (TrothError, KeyError, TypeError, ValueError, TimeoutError) as exc:
+                answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            with contextlib.suppress(ConnectionError):
+                writer.write(frame(cbor.encode(answer)))
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_unix_server(handle, str(socket_path))
+        os.chmod(socket_path, 0o600)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        status = {
+            "pid": os.getpid(),
+            "listening": None if runtime.listening is None else "{}:{}".format(*runtime.listening),
+            "control": str(socket_path),
+            "identifier": runtime.status()["identifier"],
+        }
+        write_private_file(node_dir / "node.pid", f"{os.getpid()}\n".encode())
+        write_private_file(node_dir / "status.json", json.dumps(status).encode())
+        log.info("node %s running: %s", name, status)
+        try:
+            await stop.wait()
+        finally:
+            log.info("node %s stopping", name)
+            server.close()
+            await runtime.stop()
+            for leftover in (socket_path, node_dir / "status.json", node_dir / "node.pid"):
+                leftover.unlink(missing_ok=True)

@@ -1,0 +1,409 @@
+"""A running node (asyncio): its router, TCP transport, secure-channel listener, services
+(echo, relay, and the authority when it hosts one), revocation feeds and continuous checks.
+
+The node acts as its default identity (named like the node). It trusts the authorities it
+enrolled with (and the one it hosts): their members are admitted to its services over secure
+channels; the authority service alone also admits any authenticated identity, so that
+newcomers can enroll with a ticket. Everything else is denied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth.authority import Ticket
+from troth.authority.client import enroll_request, ticket_authority
+from troth.channel import (
+    AllowIdentifiers,
+    AnyAuthenticatedIdentity,
+    AnyOf,
+    ChannelIdentity,
+    ChannelSettings,
+    ChannelTrust,
+    RequireAttributes,
+    VerifiedPeer,
+)
+from troth.clock import Clock, SystemClock
+from troth.credentials import Attributes, ChainVerifier, TrustPolicy, VerifiedFeed, verify_feed
+from troth.encoding import cbor
+from troth.errors import NotFound, RemoteError, RoutingError, TrothError
+from troth.identity import Identifier
+from troth.node.channels import LISTENER, ChannelEnd, ChannelManager
+from troth.node.node import Node
+from troth.node.services import RequestContext, Service, call
+from troth.routing import Address, Route, RoutedMessage, Router, Source, format_route, parse_route
+from troth.transport import Listener, TcpTransport
+from troth.vault import KeyPurpose
+from troth.vault.ephemeral import VaultDhKey
+
+__all__ = ["NodeRuntime", "split_service_route"]
+
+log = logging.getLogger("troth.node")
+ECHO: Final = Address("service", "echo")
+RELAY: Final = Address("service", "relay")
+AUTHORITY: Final = Address("service", "authority")
+RELAY_ATTRIBUTE: Final = "troth.relay"
+MAINTENANCE_SECONDS: Final = 30
+FEED_STALENESS: Final = 300
+
+
+def split_service_route(text: str) -> tuple[Route, Address]:
+    """`/tcp/h:p[/relay/x]/service/echo` -> (route to the node, the service address)."""
+    route = parse_route(text)
+    if route[-1].kind != "service" or len(route) < 2:
+        raise RoutingError(f"{text!r} must end with /service/NAME after the route to a node")
+    return route[:-1], route[-1]
+
+
+@dataclass
+class _Cached:
+    identity: ChannelIdentity
+    until: int
+
+
+class NodeRuntime:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        clock: Clock | None = None,
+        settings: ChannelSettings | None = None,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self.node = node
+        self.clock = clock or SystemClock()
+        self.name = node.name
+        self.router = Router()
+        self.tcp = TcpTransport(self.router)
+        self.feeds: dict[Identifier, VerifiedFeed] = {}
+        self.channels = ChannelManager(
+            self.router,
+            me=self._me,
+            trust=self._trust,
+            access=self._access,
+            settings=settings or ChannelSettings(),
+            handshake_timeout=handshake_timeout,
+            clock=self.clock.now,
+        )
+        self.listening: tuple[str, int] | None = None
+        self.relays: dict[str, tuple[Address, Identifier]] = {}
+        self._open: dict[str, ChannelEnd] = {}
+        self._me_cache: _Cached | None = None
+        self._verifier: ChainVerifier | None = None
+        self._anchors: frozenset[Identifier] = frozenset()
+        self._hosted: Identifier | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, listen: tuple[str, int] | None = None) -> None:
+        identities = self.node.identities
+        if not any(r.name == self.name for r in identities.list_local()):
+            identities.create(now=self.clock.now(), name=self.name)
+        with contextlib.suppress(NotFound):
+            self._hosted = self.node.authority().identifier
+        self._refresh_anchors()
+        self._load_feeds()
+        Service(self.router, "echo", {"echo": self._echo}).start()
+        Service(self.router, "relay", {"create": self._create_relay}).start()
+        if self._hosted is not None:
+            Service(self.router, "authority", self._authority_methods()).start()
+        self.channels.start()
+        if listen is not None:
+            listener = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
+            self.listening = await self.tcp.listen(listen[0], listen[1], listener)
+        self._spawn(self._maintain())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.channels.close_all()
+        await self.tcp.close()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            try:
+                await self.refresh_feeds()
+                await self.channels.check_peers()
+            except TrothError as exc:
+                log.warning("maintenance: %s", exc)
+
+    # -- trust -----------------------------------------------------------------------------------
+
+    def _refresh_anchors(self) -> None:
+        anchors = set(self.node.wallet.trusted())
+        if self._hosted is not None:
+            anchors.add(self._hosted)
+        if frozenset(anchors) != self._anchors:
+            self._anchors = frozenset(anchors)
+            self._verifier = (
+                ChainVerifier(TrustPolicy(self._anchors, max_feed_staleness=FEED_STALENESS))
+                if anchors
+                else None
+            )
+
+    def _load_feeds(self) -> None:
+        now = self.clock.now()
+        if self._hosted is not None:
+            self._hosted_feed(now)
+        for authority in self.node.wallet.trusted():
+            with contextlib.suppress(TrothError):
+                self.feeds[authority] = self.node.wallet.feed(
+                    authority, now=now, max_staleness=10**9
+                )
+
+    def _hosted_feed(self, now: int) -> None:
+        if self._hosted is not None:
+            data = self.node.authority().feed(now=now)
+            self.feeds[self._hosted] = verify_feed(
+                data, authority=self._hosted, now=now, max_staleness=FEED_STALENESS
+            )
+
+    async def refresh_feeds(self) -> None:
+        """The hosted authority's feed is re-signed; others are fetched over secure channels."""
+        now = self.clock.now()
+        self._hosted_feed(now)
+        for authority, address in self.node.wallet.trusted().items():
+            if authority == self._hosted:
+                continue
+            try:
+                end = await self.channel_to(parse_route(address))
+                data = await call(self.router, (end.enc, AUTHORITY), "feed", None)
+                self.feeds[authority] = self.node.wallet.update_feed(
+                    data, authority=authority, now=now, max_staleness=FEED_STALENESS
+                )
+            except TrothError as exc:
+                log.warning("feed of %s: %s", authority, exc)
+
+    def _me(self) -> ChannelIdentity:
+        now = self.clock.now()
+        cached = self._me_cache
+        if cached is not None and now < cached.until:
+            return cached.identity
+        identities, wallet = self.node.identities, self.node.wallet
+        handle, key = identities.purpose_key(self.name, KeyPurpose.SECURE_CHANNEL, now=now)
+        chains = tuple(h.chain for h in wallet.held(self.name) if h.expires_at > now)[:8]
+        expiry = min(
+            [key.expires_at, *(h.expires_at for h in wallet.held(self.name) if h.expires_at > now)]
+        )
+        identity = ChannelIdentity(
+            identities.export(self.name),
+            VaultDhKey(self.node.vault, handle),
+            key.attestation,
+            chains,
+        )
+        self._me_cache = _Cached(identity, min(now + 60, expiry))
+        return identity
+
+    def _trust(self, *, also: frozenset[Identifier] = frozenset()) -> ChannelTrust:
+        policies: list[Any] = [
+            AllowIdentifiers(self._anchors | also),
+            RequireAttributes(Attributes()),
+        ]
+        if self._hosted is not None:
+            policies.append(AnyAuthenticatedIdentity())  # newcomers may reach the authority only
+        return ChannelTrust(
+            policy=AnyOf(tuple(policies)),
+            verifier=self._verifier,
+            feeds=lambda: self.feeds,
+            known=self.node.identities.check_known,
+        )
+
+    def _access(self, peer: VerifiedPeer) -> frozenset[Address]:
+        """Default deny: members (and trusted authorities) reach the services; any other
+        authenticated identity reaches only the authority service (to enroll)."""
+        member = bool(peer.credentials) or peer.identifier in self._anchors
+        services = {ECHO, RELAY, AUTHORITY} if member else {AUTHORITY}
+        return frozenset(a for a in services if self.router.has(a))
+
+    # -- channels ------------------------------------------------------------------------------
+
+    async def channel_to(
+        self, route: Route, *, also_trust: frozenset[Identifier] = frozenset()
+    ) -> ChannelEnd:
+        """An open channel to the node at `route` (reused while it stays open)."""
+        key = format_route(route)
+        end = self._open.get(key)
+        if end is not None and end.enc in self.channels.ends:
+            return end
+        if also_trust:
+            manager = self.channels
+            original = manager.trust
+            manager.trust = lambda: self._trust(also=also_trust)
+            try:
+                end = await manager.open(route)
+            finally:
+                manager.trust = original
+        else:
+            end = await self.channels.open(route)
+        self._open[key] = end
+        return end
+
+    async def send_message(self, to: str, text: str) -> Any:
+        route, service = split_service_route(to)
+        end = await self.channel_to(route)
+        return await call(self.router, (end.enc, service), "echo", text)
+
+    # -- relays ----------------------------------------------------------------------------------
+
+    async def create_relay(self, name: str, at: str) -> dict[str, str]:
+        """Ask the relay node at `at` to forward `/relay/<name>` to this node over our
+        connection, so this node is reachable without a listening port."""
+        end = await self.channel_to(parse_route(at))
+        await call(self.router, (end.enc, RELAY), "create", name)
+        connection = self.tcp.connection(end.peer_route[0])
+        if connection is None:
+            raise RoutingError("the relay's connection is gone")
+        connection.allow(LISTENER)  # relayed handshakes reach our channel listener
+        return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
+
+    async def _create_relay(self, name: Any, context: RequestContext) -> str:
+        source = context.source
+        if not isinstance(source, ChannelEnd) or source.peer is None:
+            raise RemoteError("relays are created over secure channels")
+        if not isinstance(name, str):
+            raise RemoteError("relay name must be text")
+        address = Address("relay", name)
+        granted = any(
+            (value := c.attributes.get(RELAY_ATTRIBUTE)) is not None
+            and (
+                name in value or "*" in value
+                if not isinstance(value, str)
+                else value in (name, "*")
+            )
+            for c in source.peer.credentials
+        )
+        if not granted:
+            raise RemoteError(f"creating relay {name!r} needs the {RELAY_ATTRIBUTE} attribute")
+        owner = source.peer.identifier
+        existing = self.relays.get(name)
+        if existing is not None and existing[1] != owner:
+            raise RemoteError(f"relay {name!r} belongs to another identity")
+        connection = source.peer_route[0]
+        self.router.unregister(address)
+
+        async def forward(message: RoutedMessage, _source: Source | None) -> None:
+            await self.router.route(
+                RoutedMessage((connection, *message.onward), message.return_route, message.payload)
+            )
+
+        self.router.register(address, forward)
+        self.relays[name] = (connection, owner)
+        return f"/relay/{name}"
+
+    # -- services --------------------------------------------------------------------------------
+
+    async def _echo(self, arguments: Any, context: RequestContext) -> Any:
+        return arguments
+
+    def _authority_methods(self) -> dict[str, Any]:
+        async def enroll(request: Any, context: RequestContext) -> bytes:
+            chain = self.node.authority().enroll(
+                cbor.expect_bytes(request, "request"), now=self.clock.now()
+            )
+            return chain.encode()
+
+        async def refresh(request: Any, context: RequestContext) -> bytes:
+            chain = self.node.authority().refresh(
+                cbor.expect_bytes(request, "request"), now=self.clock.now()
+            )
+            return chain.encode()
+
+        async def revoke(request: Any, context: RequestContext) -> int:
+            return self.node.authority().revoke_link(
+                cbor.expect_bytes(request, "request"), now=self.clock.now()
+            )
+
+        async def feed(arguments: Any, context: RequestContext) -> bytes:
+            return self.node.authority().feed(now=self.clock.now())
+
+        return {"enroll": enroll, "refresh": refresh, "revoke": revoke, "feed": feed}
+
+    # -- enrollment across nodes -----------------------------------------------------------------
+
+    async def enroll(self, ticket_text: str, identity: str) -> dict[str, Any]:
+        """Enroll local `identity` (default: this node's) with the authority named in a ticket,
+        over a secure channel to the ticket's address."""
+        ticket = Ticket.parse(ticket_text)
+        now = self.clock.now()
+        authority = ticket_authority(ticket, now=now)
+        route = parse_route(ticket.address)
+        request = enroll_request(self.node.identities, identity, ticket, now=now)
+        end = await self.channel_to(route, also_trust=frozenset({authority}))
+        if end.peer is None or end.peer.identifier != authority:
+            raise RemoteError("the ticket's address is not its authority")
+        chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
+        held = self.node.wallet.hold(identity, cbor.expect_bytes(chain, "chain"), now=now)
+        self.node.wallet.trust(authority, ticket.address, now=now)
+        feed = await call(self.router, (end.enc, AUTHORITY), "feed", None)
+        self.feeds[authority] = self.node.wallet.update_feed(
+            cbor.expect_bytes(feed, "feed"),
+            authority=authority,
+            now=now,
+            max_staleness=FEED_STALENESS,
+        )
+        self._me_cache = None
+        self._refresh_anchors()
+        if identity == self.name:
+            await end.present(self._me().credentials)  # the open channel now carries them
+        return held.to_json()
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def channel_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for end in self.channels.ends.values():
+            peer = end.peer
+            rows.append(
+                {
+                    "id": end.enc.value.removesuffix(".enc"),
+                    "state": end.channel.state.value,
+                    "peer": str(peer.identifier) if peer else None,
+                    "route": format_route(end.peer_route),
+                    "messages_in": end.messages_in,
+                    "messages_out": end.messages_out,
+                }
+            )
+        return rows
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "identifier": str(self.node.identities.get(self.name, now=self.clock.now()).identifier),
+            "listening": None if self.listening is None else "{}:{}".format(*self.listening),
+            "channels": len(self.channels.ends),
+            "relays": sorted(self.relays),
+            "authority": None if self._hosted is None else str(self._hosted),
+            "trusted": [str(a) for a in sorted(self._anchors, key=lambda a: a.digest)],
+        }
+
+    # -- control (what the CLI asks a running node to do) ----------------------------------------
+
+    async def control(self, op: str, arguments: dict[str, Any]) -> Any:
+        if op == "status":
+            return self.status()
+        if op == "channel.create":
+            end = await self.channel_to(parse_route(arguments["to"]))
+            return {
+                "id": end.enc.value.removesuffix(".enc"),
+                "peer": str(end.peer.identifier) if end.peer else None,
+            }
+        if op == "channel.list":
+            return self.channel_rows()
+        if op == "message.send":
+            return await self.send_message(arguments["to"], arguments["text"])
+        if op == "relay.create":
+            return await self.create_relay(arguments["name"], arguments["at"])
+        if op == "enroll":
+            return await self.enroll(arguments["ticket"], arguments.get("identity") or self.name)
+        raise RoutingError(f"unknown control operation {op!r}")

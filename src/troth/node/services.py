@@ -1,0 +1,99 @@
+"""Node services and their one request/response protocol (docs/protocols.md, "Services").
+
+    request  = ["troth.service.request", 1, method, arguments]
+    response = ["troth.service.response", 1, ok (bool), result / error text]
+
+A request travels through a secure channel to `/service/<name>` with a fresh reply address
+(`/worker/req-...`) as its return route; the service answers to that route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth.encoding import cbor
+from troth.errors import DecodeError, RemoteError, RoutingError, TrothError
+from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
+
+__all__ = ["Method", "RequestContext", "Service", "call", "error_response"]
+
+log = logging.getLogger("troth.node.services")
+REQUEST: Final = "troth.service.request"
+RESPONSE: Final = "troth.service.response"
+VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    source: Source | None  # the channel end the request came through (None: local)
+    return_route: Route
+
+
+Method = Callable[[Any, RequestContext], Awaitable[Any]]
+
+
+def error_response(text: str) -> bytes:
+    return cbor.encode([RESPONSE, VERSION, False, text])
+
+
+class Service:
+    """A named service: methods keyed by name, each `async (arguments, context) -> result`."""
+
+    def __init__(self, router: Router, name: str, methods: dict[str, Method]) -> None:
+        self.address = Address("service", name)
+        self.router = router
+        self.methods = methods
+
+    def start(self) -> None:
+        self.router.register(self.address, self._handle)
+
+    async def _handle(self, message: RoutedMessage, source: Source | None) -> None:
+        try:
+            value = cbor.expect_array(cbor.decode(message.payload), "request", 4)
+            cbor.expect_header(value, REQUEST, VERSION, "request")
+            method = self.methods.get(cbor.expect_text(value[2], "method"))
+            if method is None:
+                raise RemoteError(f"{self.address} has no method {value[2]!r}")
+            result = await method(value[3], RequestContext(source, message.return_route))
+            payload = cbor.encode([RESPONSE, VERSION, True, result])
+        except TrothError as exc:
+            payload = error_response(f"{type(exc).__name__}: {exc}")
+        if message.return_route:
+            with contextlib.suppress(TrothError):
+                await self.router.route(RoutedMessage(message.return_route, (), payload))
+
+
+async def call(
+    router: Router, route: Route, method: str, arguments: Any, *, timeout: float = 10.0
+) -> Any:
+    """Send a request along `route` (ending at a service) and wait for its response."""
+    reply = new_worker_address("req")
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def receive(message: RoutedMessage, source: Source | None) -> None:
+        if not future.done():
+            future.set_result(message.payload)
+
+    router.register(reply, receive)
+    try:
+        await router.route(
+            RoutedMessage(route, (reply,), cbor.encode([REQUEST, VERSION, method, arguments]))
+        )
+        payload = await asyncio.wait_for(future, timeout)
+    except TimeoutError:
+        raise RoutingError(f"no answer from {route[-1]} within {timeout} s") from None
+    finally:
+        router.unregister(reply)
+    try:
+        value = cbor.expect_array(cbor.decode(payload), "response", 4)
+        cbor.expect_header(value, RESPONSE, VERSION, "response")
+    except DecodeError as exc:
+        raise RemoteError(f"malformed response: {exc}") from None
+    if value[2] is not True:
+        raise RemoteError(str(value[3]))
+    return value[3]

@@ -1,0 +1,84 @@
+"""Addresses and routes (docs/protocols.md, "Routing").
+
+An address is a kind and a value; a route is the list of addresses a message still has to
+travel. Text form: `/tcp/127.0.0.1:4000/relay/agent-b/service/echo`.
+
+Kinds: `tcp` (host:port of a node to connect to), `service` (a named service of a node),
+`relay` (a named relay on a relay node), `worker` (a node-local address: a connection, a
+channel endpoint, a waiting client; random and unguessable).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth import limits
+from troth.errors import DecodeError, RoutingError
+
+__all__ = [
+    "KINDS",
+    "Address",
+    "Route",
+    "format_route",
+    "parse_route",
+    "route_from_cbor",
+    "route_to_cbor",
+]
+
+KINDS: Final = frozenset({"tcp", "service", "relay", "worker"})
+_VALUE = re.compile(r"[A-Za-z0-9._:\-\[\]*]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    kind: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise RoutingError(f"unknown address kind {self.kind!r}")
+        if not 0 < len(self.value) <= limits.MAX_ADDRESS_TEXT or not _VALUE.fullmatch(self.value):
+            raise RoutingError(f"invalid {self.kind} address {self.value!r}")
+
+    def __str__(self) -> str:
+        return f"/{self.kind}/{self.value}"
+
+    def host_port(self) -> tuple[str, int]:
+        if self.kind != "tcp":
+            raise RoutingError(f"{self} is not a tcp address")
+        host, _, port = self.value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise RoutingError(f"{self} is not host:port")
+        return host.strip("[]"), int(port)
+
+
+Route = tuple[Address, ...]
+
+
+def parse_route(text: str) -> Route:
+    parts = [p for p in text.strip().split("/") if p]
+    if not parts or len(parts) % 2:
+        raise RoutingError(f"a route is /kind/value pairs: {text!r}")
+    route = tuple(Address(parts[i], parts[i + 1]) for i in range(0, len(parts), 2))
+    if len(route) > limits.MAX_ROUTE_LENGTH:
+        raise RoutingError(f"more than {limits.MAX_ROUTE_LENGTH} hops")
+    return route
+
+
+def format_route(route: Route) -> str:
+    return "".join(str(a) for a in route)
+
+
+def route_to_cbor(route: Route) -> list[list[str]]:
+    return [[a.kind, a.value] for a in route]
+
+
+def route_from_cbor(value: Any) -> Route:
+    if not isinstance(value, list) or len(value) > limits.MAX_ROUTE_LENGTH:
+        raise DecodeError("route: expected at most 16 addresses")
+    try:
+        return tuple(Address(kind, text) for kind, text in value)
+    except (ValueError, TypeError, RoutingError) as exc:
+        raise DecodeError(f"route: {exc}") from None
