@@ -101,11 +101,17 @@ class CipherState:
             raise _fail(ChannelFailure.NONCE_EXHAUSTED, "no key or reserved nonce")
         return self._aead.encrypt(self._nonce(nonce), plaintext, ad)
 
+    def encrypt_at_into(self, nonce: int, ad: bytes, plaintext: bytes, out: memoryview) -> None:
+        """encrypt_at, writing ciphertext || tag into `out` (len(plaintext) + 16 bytes)."""
+        if self._aead is None or nonce >= MAX_NONCE:
+            raise _fail(ChannelFailure.NONCE_EXHAUSTED, "no key or reserved nonce")
+        self._aead.encrypt_into(self._nonce(nonce), plaintext, ad, out)
+
     def decrypt_at(self, nonce: int, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
         if self._aead is None or nonce >= MAX_NONCE:
             raise _fail(ChannelFailure.DECRYPT_FAILED, "no key or reserved nonce")
         try:
-            return self._aead.decrypt(self._nonce(nonce), bytes(ciphertext), ad)
+            return self._aead.decrypt(self._nonce(nonce), ciphertext, ad)
         except CryptoError:
             raise _fail(ChannelFailure.DECRYPT_FAILED, "authentication failed") from None
 

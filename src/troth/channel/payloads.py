@@ -65,12 +65,13 @@ class AuthPayload:
             raise ChannelError(ChannelFailure.PEER_INVALID, f"auth payload: {exc}") from None
 
 
-def pack(kind: Kind, body: bytes, padding: int) -> bytes:
-    """The plaintext of one transport frame, padded to a multiple of `padding` (0: none)."""
-    plain = HEADER.pack(kind, len(body)) + body
-    if padding > 1 and len(plain) % padding:
-        plain += bytes(padding - len(plain) % padding)
-    return plain
+def pack(kind: Kind, parts: tuple[bytes | memoryview, ...], padding: int) -> bytes:
+    """The plaintext of one transport frame (its body given in parts, joined once), padded to
+    a multiple of `padding` (0: none)."""
+    length = sum(len(p) for p in parts)
+    total = HEADER.size + length
+    pad = padding - total % padding if padding > 1 and total % padding else 0
+    return b"".join((HEADER.pack(kind, length), *parts, bytes(pad)))
 
 
 def unpack(plain: bytes) -> tuple[Kind, memoryview]:

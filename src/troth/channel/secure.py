@@ -141,7 +141,7 @@ class Established:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    payload: bytes
+    payload: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,15 +213,14 @@ class SecureChannel:
         self._handshake: HandshakeState | None = HandshakeState(
             self.settings.protocol_name, initiator=initiator, prologue=PROLOGUE, static=me.static
         )
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[bytes | bytearray] = []
         self._send: CipherState | None = None
         self._send_epoch = 0
         self._receiver: _Receiver | None = None
         self._next_nonce = 0
         self._window = ReplayWindow(self.settings.replay_window)
-        self._reassembly: dict[
-            int, tuple[int, dict[int, bytes], int]
-        ] = {}  # id -> (total, chunks, got)
+        # message id -> (total size, chunks by offset, bytes so far)
+        self._reassembly: dict[int, tuple[int, dict[int, memoryview], int]] = {}
         self.handshake_hash = b""
 
     @classmethod
@@ -234,11 +233,11 @@ class SecureChannel:
 
     # -- outgoing --------------------------------------------------------------------------------
 
-    def outgoing(self) -> list[bytes]:
+    def outgoing(self) -> list[bytes | bytearray]:
         frames, self._outgoing = self._outgoing, []
         return frames
 
-    def send(self, payload: bytes) -> None:
+    def send(self, payload: bytes | memoryview) -> None:
         """Queue an application message (fragmented when over one frame)."""
         if self.state is not ChannelState.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
@@ -248,28 +247,28 @@ class SecureChannel:
         capacity = MAX_PLAINTEXT - (MAX_PLAINTEXT % padding if padding > 1 else 0)
         chunk = capacity - 5  # the kind and length header
         if len(payload) <= chunk:
-            self._send_frame(Kind.DATA, payload)
+            self._send_frame(Kind.DATA, (payload,))
             return
         chunk -= FRAGMENT.size
         message_id = self._next_nonce
         view = memoryview(payload)
         for offset in range(0, len(payload), chunk):
             header = FRAGMENT.pack(message_id, len(payload), offset)
-            self._send_frame(Kind.FRAGMENT, header + view[offset : offset + chunk])
+            self._send_frame(Kind.FRAGMENT, (header, view[offset : offset + chunk]))
 
     def send_credentials(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: present (new) chains to the peer."""
         if self.state is not ChannelState.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
-        self._send_frame(Kind.CREDENTIALS, cbor.encode(list(chains)))
+        self._send_frame(Kind.CREDENTIALS, (cbor.encode(list(chains)),))
 
     def close(self, reason: ChannelFailure = _F.NORMAL, detail: str = "") -> Closed:
         """Close locally; tell the peer when the transport is up."""
         if self.state is ChannelState.OPEN:
-            self._send_frame(Kind.CLOSE, bytes((int(reason),)) + detail.encode()[:200])
+            self._send_frame(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))
         return self._closed(reason, detail, by_peer=False)
 
-    def _send_frame(self, kind: Kind, body: bytes) -> None:
+    def _send_frame(self, kind: Kind, parts: tuple[bytes | memoryview, ...]) -> None:
         nonce = self._next_nonce
         epoch = nonce // self.settings.rekey_interval
         cipher = self._send
@@ -279,12 +278,16 @@ class SecureChannel:
             cipher = self._send = cipher.rekeyed()
             self._send_epoch += 1
         self._next_nonce += 1
-        ciphertext = cipher.encrypt_at(nonce, b"", pack(kind, body, self.settings.padding))
-        self._outgoing.append(bytes((TRANSPORT_FRAME,)) + _NONCE.pack(nonce) + ciphertext)
+        plain = pack(kind, parts, self.settings.padding)
+        frame = bytearray(_OVERHEAD + len(plain))  # type || nonce || ciphertext || tag
+        frame[0] = TRANSPORT_FRAME
+        _NONCE.pack_into(frame, 1, nonce)
+        cipher.encrypt_at_into(nonce, b"", plain, memoryview(frame)[1 + _NONCE.size :])
+        self._outgoing.append(frame)
 
     # -- incoming --------------------------------------------------------------------------------
 
-    def receive(self, frame: bytes, now: int) -> list[Event]:
+    def receive(self, frame: bytes | bytearray | memoryview, now: int) -> list[Event]:
         """Process one frame from the peer. Errors close the channel and come back as Closed."""
         if self.state is ChannelState.CLOSED:
             return []
@@ -292,7 +295,7 @@ class SecureChannel:
             if len(frame) > MAX_MESSAGE + 1 or not frame:
                 raise ChannelError(_F.TOO_LARGE if frame else _F.PROTOCOL, f"{len(frame)} bytes")
             if frame[0] == HANDSHAKE_FRAME and self.state is ChannelState.HANDSHAKE:
-                return self._read_handshake(frame[1:], now)
+                return self._read_handshake(bytes(frame[1:]), now)
             if frame[0] == TRANSPORT_FRAME and self.state is ChannelState.OPEN:
                 return self._read_transport(frame, now)
             raise ChannelError(_F.PROTOCOL, f"unexpected frame {frame[0]} while {self.state.value}")
@@ -382,7 +385,7 @@ class SecureChannel:
                 raise ChannelError(reason, str(exc)) from None
         return tuple(verified)
 
-    def _read_transport(self, frame: bytes, now: int) -> list[Event]:
+    def _read_transport(self, frame: bytes | bytearray | memoryview, now: int) -> list[Event]:
         if len(frame) < 1 + _NONCE.size + TAGLEN:
             raise ChannelError(_F.PROTOCOL, "short transport frame")
         (nonce,) = _NONCE.unpack_from(frame, 1)
@@ -399,7 +402,7 @@ class SecureChannel:
         self._window.accept(nonce)
         kind, body = unpack(plain)
         if kind is Kind.DATA:
-            return [Received(bytes(body))]
+            return [Received(body)]  # a view of the decrypted plaintext, not a copy
         if kind is Kind.FRAGMENT:
             return self._reassemble(body)
         if kind is Kind.CREDENTIALS:
@@ -414,7 +417,7 @@ class SecureChannel:
         if len(body) < FRAGMENT.size:
             raise ChannelError(_F.PROTOCOL, "short fragment")
         message_id, total, offset = FRAGMENT.unpack_from(body)
-        chunk = bytes(body[FRAGMENT.size :])
+        chunk = body[FRAGMENT.size :]
         if total > self.settings.max_message or offset + len(chunk) > total or not chunk:
             raise ChannelError(_F.TOO_LARGE, f"fragment of a {total}-byte message")
         entry = self._reassembly.get(message_id)

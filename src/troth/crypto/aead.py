@@ -62,7 +62,9 @@ class Aead:
         except InvalidTag:
             raise CryptoError("decryption failed") from None
 
-    def decrypt(self, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
+    def decrypt(
+        self, nonce: bytes, ciphertext: bytes | memoryview, associated_data: bytes
+    ) -> bytes:
         try:
             return self._cipher.decrypt(nonce, ciphertext, associated_data)
         except InvalidTag:

@@ -49,7 +49,7 @@ def _reject_tag(decoder: object, tag: object) -> NoReturn:
 
 
 def decode(
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     *,
     max_bytes: int = limits.MAX_CBOR_BYTES,
     max_depth: int = limits.MAX_CBOR_DEPTH,

@@ -91,7 +91,7 @@ class ChannelEnd:
             elif isinstance(event, Closed):
                 self._closed(event)
 
-    async def _deliver(self, payload: bytes) -> None:
+    async def _deliver(self, payload: bytes | memoryview) -> None:
         """Route a decrypted message; a denied request is answered, not silently dropped."""
         try:
             limit = self.channel.settings.max_message

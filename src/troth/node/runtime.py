@@ -44,6 +44,7 @@ __all__ = ["NodeRuntime", "split_service_route"]
 
 log = logging.getLogger("troth.node")
 ECHO: Final = Address("service", "echo")
+SINK: Final = Address("service", "sink")
 RELAY: Final = Address("service", "relay")
 AUTHORITY: Final = Address("service", "authority")
 RELAY_ATTRIBUTE: Final = "troth.relay"
@@ -97,6 +98,8 @@ class NodeRuntime:
         self._anchors: frozenset[Identifier] = frozenset()
         self._hosted: Identifier | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.sunk_messages = 0
+        self.sunk_bytes = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -108,8 +111,9 @@ class NodeRuntime:
             self._hosted = self.node.authority().identifier
         self._refresh_anchors()
         self._load_feeds()
-        Service(self.router, "echo", {"echo": self._echo}).start()
+        Service(self.router, "echo", {"echo": self._echo, "discard": self._discard}).start()
         Service(self.router, "relay", {"create": self._create_relay}).start()
+        self.router.register(SINK, self._sink)
         if self._hosted is not None:
             Service(self.router, "authority", self._authority_methods()).start()
         self.channels.start()
@@ -223,7 +227,7 @@ class NodeRuntime:
         """Default deny: members (and trusted authorities) reach the services; any other
         authenticated identity reaches only the authority service (to enroll)."""
         member = bool(peer.credentials) or peer.identifier in self._anchors
-        services = {ECHO, RELAY, AUTHORITY} if member else {AUTHORITY}
+        services = {ECHO, SINK, RELAY, AUTHORITY} if member else {AUTHORITY}
         return frozenset(a for a in services if self.router.has(a))
 
     # -- channels ------------------------------------------------------------------------------
@@ -306,6 +310,20 @@ class NodeRuntime:
     async def _echo(self, arguments: Any, context: RequestContext) -> Any:
         return arguments
 
+    async def _discard(self, arguments: Any, context: RequestContext) -> int:
+        """Take a message, answer only its size (for throughput measurements)."""
+        return len(arguments) if isinstance(arguments, bytes | str) else 0
+
+    async def _sink(self, message: RoutedMessage, source: Source | None) -> None:
+        """One-way messages are counted and dropped (throughput measurements)."""
+        self.sunk_messages += 1
+        self.sunk_bytes += len(message.payload)
+
+    async def send_oneway(self, route: Route, service: Address, payload: bytes) -> None:
+        """Send one message through the channel at `route`, expecting no answer."""
+        end = await self.channel_to(route)
+        await self.router.route(RoutedMessage((end.enc, service), (), payload))
+
     def _authority_methods(self) -> dict[str, Any]:
         async def enroll(request: Any, context: RequestContext) -> bytes:
             chain = self.node.authority().enroll(
@@ -384,6 +402,7 @@ class NodeRuntime:
             "channels": len(self.channels.ends),
             "relays": sorted(self.relays),
             "authority": None if self._hosted is None else str(self._hosted),
+            "sunk": {"messages": self.sunk_messages, "bytes": self.sunk_bytes},
             "trusted": [str(a) for a in sorted(self._anchors, key=lambda a: a.digest)],
         }
 

@@ -73,7 +73,9 @@ async def call(
 ) -> Any:
     """Send a request along `route` (ending at a service) and wait for its response."""
     reply = new_worker_address("req")
-    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[bytes | bytearray | memoryview] = (
+        asyncio.get_running_loop().create_future()
+    )
 
     async def receive(message: RoutedMessage, source: Source | None) -> None:
         if not future.done():
@@ -84,7 +86,8 @@ async def call(
         await router.route(
             RoutedMessage(route, (reply,), cbor.encode([REQUEST, VERSION, method, arguments]))
         )
-        payload = await asyncio.wait_for(future, timeout)
+        async with asyncio.timeout(timeout):
+            payload = await future
     except TimeoutError:
         raise RoutingError(f"no answer from {route[-1]} within {timeout} s") from None
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -11,16 +12,30 @@ from troth.encoding import cbor
 from troth.errors import DecodeError
 from troth.routing.address import Address, Route, route_from_cbor, route_to_cbor
 
-__all__ = ["RoutedMessage"]
+__all__ = ["Buffer", "RoutedMessage"]
 
 _HEADER_LEN: Final = struct.Struct(">H")
+Buffer = bytes | bytearray | memoryview
+"""Payloads travel as any bytes-like object, so large ones are not copied at every layer."""
+
+
+@functools.lru_cache(maxsize=1024)  # a stream repeats the same routes frame after frame
+def _encode_header(onward: Route, return_route: Route) -> bytes:
+    header = cbor.encode([route_to_cbor(onward), route_to_cbor(return_route)])
+    return _HEADER_LEN.pack(len(header)) + header
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_header(header: bytes) -> tuple[Route, Route]:
+    onward, return_route = cbor.expect_array(cbor.decode(header, max_bytes=8192), "routes", 2)
+    return route_from_cbor(onward), route_from_cbor(return_route)
 
 
 @dataclass(frozen=True, slots=True)
 class RoutedMessage:
     onward: Route
     return_route: Route
-    payload: bytes
+    payload: Buffer
 
     def next_hop(self) -> Address:
         if not self.onward:
@@ -37,28 +52,24 @@ class RoutedMessage:
         came on) prepended to the return route."""
         return RoutedMessage(self.onward, (via, *self.return_route), self.payload)
 
+    def header(self) -> bytes:
+        """header length (2) || CBOR [onward, return]; the payload follows as it is."""
+        return _encode_header(self.onward, self.return_route)
+
     def encode(self) -> bytes:
-        """header length (2) || CBOR [onward, return] || payload: the payload is not re-encoded."""
-        header = cbor.encode([route_to_cbor(self.onward), route_to_cbor(self.return_route)])
-        return _HEADER_LEN.pack(len(header)) + header + self.payload
+        return self.header() + self.payload
 
     @classmethod
     def decode(
         cls, data: bytes | memoryview, *, max_size: int = limits.MAX_TRANSPORT_FRAME
     ) -> RoutedMessage:
+        if len(data) > max_size:
+            raise DecodeError(f"message of {len(data)} bytes over the limit of {max_size}")
         if len(data) < _HEADER_LEN.size:
             raise DecodeError("message too short")
         (length,) = _HEADER_LEN.unpack_from(data)
-        if _HEADER_LEN.size + length > len(data):
+        end = _HEADER_LEN.size + length
+        if end > len(data):
             raise DecodeError("message header past the end")
-        header = cbor.decode(
-            bytes(data[_HEADER_LEN.size : _HEADER_LEN.size + length]), max_bytes=8192
-        )
-        onward, return_route = cbor.expect_array(header, "routes", 2)
-        if len(data) > max_size:
-            raise DecodeError(f"message of {len(data)} bytes over the limit of {max_size}")
-        return cls(
-            route_from_cbor(onward),
-            route_from_cbor(return_route),
-            bytes(data[_HEADER_LEN.size + length :]),
-        )
+        onward, return_route = _decode_header(bytes(data[_HEADER_LEN.size : end]))
+        return cls(onward, return_route, memoryview(data)[end:])

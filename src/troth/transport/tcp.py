@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from troth.errors import DecodeError, RoutingError, TrothError
 from troth.routing import Address, Handler, RoutedMessage, Router, Source, new_worker_address
-from troth.transport.framing import FRAME_HEADER, check_header, frame
+from troth import limits
+from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header
 
 __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
@@ -77,8 +78,18 @@ class TcpConnection:
             raise RoutingError(f"{self.name} is closed")
         if message.return_route:
             self.allow(message.return_route[0])  # replies may come back to the sender
-        self.writer.write(frame(message.encode()))
-        await self.writer.drain()
+        header = message.header()
+        size = len(header) + len(message.payload)
+        if size > limits.MAX_TRANSPORT_FRAME:
+            raise RoutingError(f"message of {size} bytes over the frame limit")
+        try:
+            self.writer.writelines(
+                (FRAME_HEADER.pack(FRAME_VERSION, size) + header, message.payload)
+            )
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            await self.close()
+            raise RoutingError(f"{self.name}: {exc}") from None
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -88,9 +99,8 @@ class TcpConnection:
             while True:
                 header = await self.reader.readexactly(FRAME_HEADER.size)
                 length = check_header(header)
-                body = await asyncio.wait_for(
-                    self.reader.readexactly(length), self.transport.frame_timeout
-                )
+                async with asyncio.timeout(self.transport.frame_timeout):  # no task per frame
+                    body = await self.reader.readexactly(length)
                 self.frames_in += 1
                 self.bytes_in += length
                 message = RoutedMessage.decode(body).stepped_in(self.address)
