@@ -36,6 +36,7 @@ from troth.channel import (
     SecureChannel,
     Verdict,
 )
+from troth.channel.secure import PACKET_LIMIT, split_packet
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -300,13 +301,23 @@ def test_tampered_handshake_message(world: World, message: int) -> None:
     assert not any(isinstance(e, Established) for e in events)
 
 
+def packet(frame: bytes) -> bytes:
+    return len(frame).to_bytes(2, "big") + frame
+
+
 def test_garbage_and_out_of_order_frames(world: World) -> None:
-    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
-    assert closed(b.receive(b"\x02" + bytes(40), T)).reason is F.PROTOCOL
-    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
-    assert closed(b.receive(b"\x01" + bytes(5), T)).reason is F.HANDSHAKE_FAILED
-    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
-    assert closed(b.receive(b"\x01" + bytes(70_000), T)).reason is F.TOO_LARGE
+    cases = [
+        (packet(b"\x02" + bytes(40)), F.PROTOCOL),  # a transport frame during the handshake
+        (packet(b"\x01" + bytes(5)), F.HANDSHAKE_FAILED),  # a handshake message too short
+        (packet(b"\x07" + bytes(5)), F.PROTOCOL),  # an unknown frame type
+        (packet(b""), F.PROTOCOL),  # an empty frame
+        (b"\x00\x10abc", F.PROTOCOL),  # a frame longer than its packet
+        (b"\x00", F.PROTOCOL),  # a truncated length
+        (bytes(140_000), F.TOO_LARGE),  # a packet over the transport limit
+    ]
+    for data, reason in cases:
+        b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
+        assert closed(b.receive(data, T)).reason is reason, data[:8]
 
 
 # -- transport -----------------------------------------------------------------------------------
@@ -317,10 +328,12 @@ def test_fragmentation_and_padding(world: World) -> None:
     for size in (0, 1, 65_000, 65_505, 65_506, 200_000, 1_000_000):
         payload = random.Random(size).randbytes(size)
         a.send(payload)
-        frames = a.outgoing()
+        packets = a.outgoing()
+        frames = [f for p in packets for f in split_packet(p)]
+        assert all(len(p) <= PACKET_LIMIT for p in packets)
         assert all(len(f) <= 65535 for f in frames)
         assert all((len(f) - 25) % 256 == 0 for f in frames)  # padded plaintexts
-        events = [e for f in frames for e in b.receive(f, T)]
+        events = [e for p in packets for e in b.receive(p, T)]
         assert events == [Received(payload)], size
     with pytest.raises(ChannelError):
         a.send(bytes(16 * 1024 * 1024 + 1))

@@ -100,14 +100,14 @@ def test_relay_end_to_end_and_the_relay_sees_only_ciphertext(tmp_path: Path) -> 
         def spy(message: RoutedMessage) -> None:
             seen.append(message.encode())
 
-        original_start = net.hub.tcp._start
+        original_started = net.hub.tcp._started
 
-        def spying_start(connection: TcpConnection) -> None:
+        def spying_started(connection: TcpConnection) -> None:
             connection.on_frame = spy
-            original_start(connection)
+            original_started(connection)
 
-        net.hub.tcp._start = spying_start  # type: ignore[method-assign]
-        for connection in list(net.hub.tcp._all):
+        net.hub.tcp._started = spying_started  # type: ignore[method-assign]
+        for connection in net.hub.tcp.connections():
             connection.on_frame = spy
         await b.create_relay("b", net.address)
         route = f"{net.address}/relay/b/service/echo"
@@ -202,9 +202,10 @@ def test_stalled_handshakes_time_out(tmp_path: Path) -> None:
         # a peer that sends message 1 and then stalls: the hub drops its half-open end
         host, port = net.hub.listening or ("", 0)
         reader, writer = await asyncio.open_connection(host, port)
-        e = EphemeralKey().public_key.data  # a valid message 1: "-> e"
+        e = EphemeralKey().public_key.data  # a valid message 1 ("-> e") in a one-frame packet
+        hello_packet = (33).to_bytes(2, "big") + b"\x01" + e
         hello = RoutedMessage(
-            parse_route("/service/channels"), parse_route("/worker/peer-1"), b"\x01" + e
+            parse_route("/service/channels"), parse_route("/worker/peer-1"), hello_packet
         )
         writer.write(frame(hello.encode()))
         await writer.drain()

@@ -2,7 +2,9 @@
 transport with a replay window, rekeying, padding, fragmentation and in-band credential
 refresh. Sans-IO: frames in, events out, `now` passed in (docs/protocols.md).
 
-Frames (each at most one Noise message, 65535 bytes):
+Frames (each at most one Noise message, 65535 bytes), sent in packets of one or more
+length-prefixed frames (length: 2 bytes, big-endian), so that a fragmented message travels as
+one packet:
     0x01 || Noise handshake message            (messages 1-3 of XX)
     0x02 || nonce (8, big-endian) || AEAD(k_epoch, nonce, ad = "", plaintext)
 
@@ -56,14 +58,40 @@ __all__ = [
     "Received",
     "SecureChannel",
     "VerifiedPeer",
+    "split_packet",
 ]
 
 PROLOGUE: Final = b"troth.channel/1"
 HANDSHAKE_FRAME: Final = 0x01
 TRANSPORT_FRAME: Final = 0x02
 _NONCE: Final = struct.Struct(">Q")
+_LENGTH: Final = struct.Struct(">H")
 _OVERHEAD: Final = 1 + _NONCE.size + TAGLEN  # frame type, nonce, tag
 MAX_PLAINTEXT: Final = MAX_MESSAGE - _OVERHEAD
+PACKET_LIMIT: Final = limits.MAX_TRANSPORT_FRAME - 4096  # leaves room for the routes
+
+
+def split_packet(packet: bytes | bytearray | memoryview) -> list[memoryview]:
+    """The frames of a packet: each is length (2 bytes) || frame (at most 65535 bytes)."""
+    if len(packet) > limits.MAX_TRANSPORT_FRAME:
+        raise ChannelError(_F.TOO_LARGE, f"packet of {len(packet)} bytes")
+    view = memoryview(packet)
+    frames = []
+    at = 0
+    while at < len(view):
+        if len(view) - at < _LENGTH.size:
+            raise ChannelError(_F.PROTOCOL, "truncated packet")
+        (length,) = _LENGTH.unpack_from(view, at)
+        start = at + _LENGTH.size
+        if start + length > len(view):
+            raise ChannelError(_F.PROTOCOL, "frame past the end of its packet")
+        frames.append(view[start : start + length])
+        at = start + length
+    if not frames:
+        raise ChannelError(_F.PROTOCOL, "empty packet")
+    return frames
+
+
 _F = ChannelFailure
 
 
@@ -247,66 +275,112 @@ class SecureChannel:
         capacity = MAX_PLAINTEXT - (MAX_PLAINTEXT % padding if padding > 1 else 0)
         chunk = capacity - 5  # the kind and length header
         if len(payload) <= chunk:
-            self._send_frame(Kind.DATA, (payload,))
+            self._emit([(Kind.DATA, (payload,))])
             return
         chunk -= FRAGMENT.size
         message_id = self._next_nonce
         view = memoryview(payload)
-        for offset in range(0, len(payload), chunk):
-            header = FRAGMENT.pack(message_id, len(payload), offset)
-            self._send_frame(Kind.FRAGMENT, (header, view[offset : offset + chunk]))
+        self._emit(
+            [
+                (
+                    Kind.FRAGMENT,
+                    (
+                        FRAGMENT.pack(message_id, len(payload), offset),
+                        view[offset : offset + chunk],
+                    ),
+                )
+                for offset in range(0, len(payload), chunk)
+            ]
+        )
 
     def send_credentials(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: present (new) chains to the peer."""
         if self.state is not ChannelState.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
-        self._send_frame(Kind.CREDENTIALS, (cbor.encode(list(chains)),))
+        self._emit([(Kind.CREDENTIALS, (cbor.encode(list(chains)),))])
 
     def close(self, reason: ChannelFailure = _F.NORMAL, detail: str = "") -> Closed:
         """Close locally; tell the peer when the transport is up."""
         if self.state is ChannelState.OPEN:
-            self._send_frame(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))
+            self._emit([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
         return self._closed(reason, detail, by_peer=False)
 
-    def _send_frame(self, kind: Kind, parts: tuple[bytes | memoryview, ...]) -> None:
-        nonce = self._next_nonce
-        epoch = nonce // self.settings.rekey_interval
+    def _emit(self, frames: list[tuple[Kind, tuple[bytes | memoryview, ...]]]) -> None:
+        """Encrypt frames straight into packets (length-prefixed frames, up to PACKET_LIMIT
+        bytes each), so a fragmented message leaves as one packet and is copied once."""
+        padding = self.settings.padding
+        plains = [pack(kind, parts, padding) for kind, parts in frames]
+        group: list[bytes] = []
+        size = 0
+        for plain in plains:
+            need = _LENGTH.size + _OVERHEAD + len(plain)
+            if group and size + need > PACKET_LIMIT:
+                self._seal(group, size)
+                group, size = [], 0
+            group.append(plain)
+            size += need
+        if group:
+            self._seal(group, size)
+
+    def _seal(self, plains: list[bytes], size: int) -> None:
+        packet = bytearray(size)
+        view = memoryview(packet)
+        at = 0
+        for plain in plains:
+            nonce = self._next_nonce
+            cipher = self._cipher_for_sending(nonce)
+            self._next_nonce += 1
+            length = _OVERHEAD + len(plain)
+            _LENGTH.pack_into(packet, at, length)
+            packet[at + 2] = TRANSPORT_FRAME
+            _NONCE.pack_into(packet, at + 3, nonce)
+            body = at + 3 + _NONCE.size
+            cipher.encrypt_at_into(nonce, b"", plain, view[body : body + len(plain) + TAGLEN])
+            at += _LENGTH.size + length
+        self._outgoing.append(packet)
+
+    def _cipher_for_sending(self, nonce: int) -> CipherState:
         cipher = self._send
         if cipher is None:
             raise ChannelError(_F.PROTOCOL, "no transport keys")
+        epoch = nonce // self.settings.rekey_interval
         while self._send_epoch < epoch:
             cipher = self._send = cipher.rekeyed()
             self._send_epoch += 1
-        self._next_nonce += 1
-        plain = pack(kind, parts, self.settings.padding)
-        frame = bytearray(_OVERHEAD + len(plain))  # type || nonce || ciphertext || tag
-        frame[0] = TRANSPORT_FRAME
-        _NONCE.pack_into(frame, 1, nonce)
-        cipher.encrypt_at_into(nonce, b"", plain, memoryview(frame)[1 + _NONCE.size :])
-        self._outgoing.append(frame)
+        return cipher
 
     # -- incoming --------------------------------------------------------------------------------
 
-    def receive(self, frame: bytes | bytearray | memoryview, now: int) -> list[Event]:
-        """Process one frame from the peer. Errors close the channel and come back as Closed."""
-        if self.state is ChannelState.CLOSED:
-            return []
+    def receive(self, packet: bytes | bytearray | memoryview, now: int) -> list[Event]:
+        """Process one packet (one or more frames) from the peer. Errors close the channel
+        and come back as a Closed event."""
+        events: list[Event] = []
         try:
-            if len(frame) > MAX_MESSAGE + 1 or not frame:
-                raise ChannelError(_F.TOO_LARGE if frame else _F.PROTOCOL, f"{len(frame)} bytes")
-            if frame[0] == HANDSHAKE_FRAME and self.state is ChannelState.HANDSHAKE:
-                return self._read_handshake(bytes(frame[1:]), now)
-            if frame[0] == TRANSPORT_FRAME and self.state is ChannelState.OPEN:
-                return self._read_transport(frame, now)
-            raise ChannelError(_F.PROTOCOL, f"unexpected frame {frame[0]} while {self.state.value}")
+            for frame in split_packet(packet):
+                if self.state is ChannelState.CLOSED:
+                    break
+                events += self._receive_frame(frame, now)
         except ChannelError as exc:
-            event = self.close(exc.reason, exc.detail)
-            return [event]
+            if self.state is not ChannelState.CLOSED:
+                events.append(self.close(exc.reason, exc.detail))
+        return events
+
+    def _receive_frame(self, frame: memoryview, now: int) -> list[Event]:
+        if not frame:
+            raise ChannelError(_F.PROTOCOL, "empty frame")
+        if frame[0] == HANDSHAKE_FRAME and self.state is ChannelState.HANDSHAKE:
+            return self._read_handshake(bytes(frame[1:]), now)
+        if frame[0] == TRANSPORT_FRAME and self.state is ChannelState.OPEN:
+            return self._read_transport(frame, now)
+        raise ChannelError(_F.PROTOCOL, f"unexpected frame {frame[0]} while {self.state.value}")
 
     def _write_handshake(self, payload: bytes) -> None:
         if self._handshake is None:
             raise ChannelError(_F.PROTOCOL, "handshake over")
-        self._outgoing.append(bytes((HANDSHAKE_FRAME,)) + self._handshake.write_message(payload))
+        frame = bytes((HANDSHAKE_FRAME,)) + self._handshake.write_message(payload)
+        if len(frame) > MAX_MESSAGE:
+            raise ChannelError(_F.TOO_LARGE, f"handshake frame of {len(frame)} bytes")
+        self._outgoing.append(_LENGTH.pack(len(frame)) + frame)
 
     def _auth_payload(self) -> bytes:
         return AuthPayload(self.me.history, self.me.attestation, self.me.credentials).encode()
@@ -385,7 +459,7 @@ class SecureChannel:
                 raise ChannelError(reason, str(exc)) from None
         return tuple(verified)
 
-    def _read_transport(self, frame: bytes | bytearray | memoryview, now: int) -> list[Event]:
+    def _read_transport(self, frame: memoryview, now: int) -> list[Event]:
         if len(frame) < 1 + _NONCE.size + TAGLEN:
             raise ChannelError(_F.PROTOCOL, "short transport frame")
         (nonce,) = _NONCE.unpack_from(frame, 1)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 __all__ = [
     "ed25519_keygen_sign",
     "ed25519_sign_loop",
     "ed25519_sign_verify_loop",
     "ed25519_verify_loop",
+    "x25519_xx_floor",
 ]
 
 
@@ -57,5 +58,29 @@ def ed25519_sign_verify_loop(signs: int, verifies: int) -> Callable[[int], None]
     def batch(n: int) -> None:
         sign(n)
         verify(n)
+
+    return batch
+
+
+def x25519_xx_floor() -> Callable[[int], None]:
+    """The X25519 work of one Noise XX handshake, both sides: 2 ephemeral key generations and
+    6 key agreements (ee, es, se on each side), each with the peer's public key loaded."""
+    statics = [x25519.X25519PrivateKey.generate() for _ in range(2)]
+    static_publics = [k.public_key().public_bytes_raw() for k in statics]
+    load = x25519.X25519PublicKey.from_public_bytes
+
+    def batch(n: int) -> None:
+        for _ in range(n):
+            e_i, e_r = x25519.X25519PrivateKey.generate(), x25519.X25519PrivateKey.generate()
+            ei_pub, er_pub = (
+                e_i.public_key().public_bytes_raw(),
+                e_r.public_key().public_bytes_raw(),
+            )
+            e_i.exchange(load(er_pub))  # ee (initiator)
+            e_r.exchange(load(ei_pub))  # ee (responder)
+            statics[1].exchange(load(ei_pub))  # es (responder)
+            e_i.exchange(load(static_publics[1]))  # es (initiator)
+            statics[0].exchange(load(er_pub))  # se (initiator)
+            e_r.exchange(load(static_publics[0]))  # se (responder)
 
     return batch

@@ -11,7 +11,7 @@ channel endpoint, a waiting client; random and unguessable).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth import limits
@@ -35,12 +35,19 @@ _VALUE = re.compile(r"[A-Za-z0-9._:\-\[\]*]+")
 class Address:
     kind: str
     value: str
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise RoutingError(f"unknown address kind {self.kind!r}")
         if not 0 < len(self.value) <= limits.MAX_ADDRESS_TEXT or not _VALUE.fullmatch(self.value):
             raise RoutingError(f"invalid {self.kind} address {self.value!r}")
+        # addresses are dictionary keys on every hop: hash once (the generated hash would
+        # rebuild a tuple each time)
+        object.__setattr__(self, "_hash", hash((self.kind, self.value)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return f"/{self.kind}/{self.value}"
