@@ -362,11 +362,11 @@ class Link:
     def __init__(self, seed: int, loss: float, duplicate: float, max_delay: int) -> None:
         self.rng = random.Random(seed)
         self.loss, self.duplicate, self.max_delay = loss, duplicate, max_delay
-        self.in_flight: list[tuple[int, int, bytes]] = []
+        self.in_flight: list[tuple[int, int, bytes | bytearray]] = []
         self.clock = T
         self.counter = 0
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes | bytearray) -> None:
         if self.rng.random() < self.loss:
             return
         copies = 2 if self.rng.random() < self.duplicate else 1
@@ -376,7 +376,7 @@ class Link:
                 (self.clock + self.rng.randint(0, self.max_delay), self.counter, frame)
             )
 
-    def deliver_due(self) -> list[bytes]:
+    def deliver_due(self) -> list[bytes | bytearray]:
         self.clock += 1
         due = sorted(f for f in self.in_flight if f[0] <= self.clock)
         self.in_flight = [f for f in self.in_flight if f[0] > self.clock]
