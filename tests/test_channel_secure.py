@@ -20,6 +20,7 @@ from tests.support.parties import (
     make_party,
 )
 from troth.channel import (
+    Accepted,
     AllowIdentifiers,
     AnyAuthenticatedIdentity,
     ChannelSettings,
@@ -154,6 +155,8 @@ def test_handshake_binds_identities_and_credentials(world: World) -> None:
     assert established_b[0].peer.credentials[0].attributes == MEMBER
     assert a.handshake_hash == b.handshake_hash != b""
     assert a.state is b.state is ChannelState.OPEN
+    assert Accepted() in events_a  # only the responder's word opens it for the initiator
+    assert a.accepted
     a.send(b"hello bob")
     b.send(b"hello alice")
     events_a, events_b = pump(a, b)

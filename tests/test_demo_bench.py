@@ -33,6 +33,16 @@ def test_demo_chapter_2() -> None:
     assert "must never happen" not in out
 
 
+def test_demo_chapter_3() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--chapter", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "agent-b has no listening port" in out
+    assert "containing any plaintext: 0" in out
+    assert "agent-b refused it: peer not allowed" in out
+    assert "must never happen" not in out
+
+
 def test_demo_unknown_chapter() -> None:
     result = CliRunner().invoke(cli, ["demo", "--chapter", "99"])
     assert result.exit_code == 2

@@ -97,18 +97,10 @@ def test_relay_end_to_end_and_the_relay_sees_only_ciphertext(tmp_path: Path) -> 
         await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
         seen: list[bytes] = []
 
-        def spy(message: RoutedMessage) -> None:
+        def spy(connection: TcpConnection, message: RoutedMessage) -> None:
             seen.append(message.encode())
 
-        original_started = net.hub.tcp._started
-
-        def spying_started(connection: TcpConnection) -> None:
-            connection.on_frame = spy
-            original_started(connection)
-
-        net.hub.tcp._started = spying_started  # type: ignore[method-assign]
-        for connection in net.hub.tcp.connections():
-            connection.on_frame = spy
+        net.hub.tcp.observers.append(spy)
         await b.create_relay("b", net.address)
         route = f"{net.address}/relay/b/service/echo"
         for _ in range(3):

@@ -10,6 +10,7 @@ from troth.channel.policy import (
 )
 from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.secure import (
+    Accepted,
     ChannelIdentity,
     ChannelSettings,
     ChannelState,
@@ -25,6 +26,7 @@ from troth.channel.secure import (
 )
 
 __all__ = [
+    "Accepted",
     "AllowIdentifiers",
     "AnyAuthenticatedIdentity",
     "AnyOf",

@@ -6,7 +6,7 @@ Handshake payloads (Noise XX messages 2 and 3, encrypted):
 
 Transport plaintext (after the handshake): kind (1 byte) || body length (4, big-endian) || body
 || zero padding. Kinds: 0 data, 1 fragment (message id 8 || total 4 || offset 4 || chunk),
-2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail).
+2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail), 4 accepted (empty).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Kind(enum.IntEnum):
     FRAGMENT = 1
     CREDENTIALS = 2
     CLOSE = 3
+    ACCEPTED = 4  # the responder admitted the initiator (sent once, after message 3)
 
 
 @dataclass(frozen=True, slots=True)

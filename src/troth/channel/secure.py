@@ -46,6 +46,7 @@ from troth.vault.ephemeral import DhKey
 
 __all__ = [
     "PROLOGUE",
+    "Accepted",
     "ChannelIdentity",
     "ChannelSettings",
     "ChannelState",
@@ -173,6 +174,12 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
+class Accepted:
+    """The responder verified and admitted us (the initiator): XX lets the initiator finish
+    first, so only this tells it the channel is really open."""
+
+
+@dataclass(frozen=True, slots=True)
 class Dropped:
     nonce: int
     why: str
@@ -185,7 +192,7 @@ class Closed:
     by_peer: bool
 
 
-Event = Established | Received | Dropped | Closed
+Event = Established | Accepted | Received | Dropped | Closed
 
 
 class ChannelState(enum.Enum):
@@ -238,6 +245,7 @@ class SecureChannel:
         self.state = ChannelState.HANDSHAKE
         self.peer: VerifiedPeer | None = None
         self.close_reason: ChannelFailure | None = None
+        self.accepted = False  # initiator: set when the responder's ACCEPTED frame arrives
         self._handshake: HandshakeState | None = HandshakeState(
             self.settings.protocol_name, initiator=initiator, prologue=PROLOGUE, static=me.static
         )
@@ -404,11 +412,13 @@ class SecureChannel:
         try:  # responder read message 3
             peer = self._verify_peer(AuthPayload.decode(payload), handshake, now)
         except ChannelError as exc:
-            # The initiator already considers the channel open (XX): tell it why, under the
+            # The initiator already considers the handshake done (XX): tell it why, under the
             # keys the handshake just agreed, before closing.
             self._establish(handshake, None)
             return [self.close(exc.reason, exc.detail)]
         self._establish(handshake, peer)
+        self.accepted = True
+        self._emit([(Kind.ACCEPTED, ())])
         return [Established(peer, self.handshake_hash)]
 
     def _establish(self, handshake: HandshakeState, peer: VerifiedPeer | None) -> None:
@@ -479,6 +489,11 @@ class SecureChannel:
             return [Received(body)]  # a view of the decrypted plaintext, not a copy
         if kind is Kind.FRAGMENT:
             return self._reassemble(body)
+        if kind is Kind.ACCEPTED:
+            if not self.initiator or self.accepted:
+                raise ChannelError(_F.PROTOCOL, "unexpected acceptance")
+            self.accepted = True
+            return [Accepted()]
         if kind is Kind.CREDENTIALS:
             return self._refresh(bytes(body), now)
         try:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from troth.channel import (
+    Accepted,
     ChannelIdentity,
     ChannelSettings,
     ChannelState,
@@ -83,8 +84,11 @@ class ChannelEnd:
         for event in events:
             if isinstance(event, Established):
                 self._allowed |= self.manager.access(event.peer)
-                if not self.established.done():
+                if not self.channel.initiator and not self.established.done():
                     self.established.set_result(event.peer)
+            elif isinstance(event, Accepted):  # the initiator is admitted: open() may return
+                if self.channel.peer is not None and not self.established.done():
+                    self.established.set_result(self.channel.peer)
             elif isinstance(event, Received):
                 self.messages_in += 1
                 await self._deliver(event.payload)

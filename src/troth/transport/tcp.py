@@ -63,7 +63,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.closed = asyncio.Event()
         self.frames_in = 0
         self.bytes_in = 0
-        self.on_frame: collections.abc.Callable[[RoutedMessage], None] | None = None  # tests
+
         self._socket: asyncio.Transport | None = None
         self._buffer = bytearray(READ_BUFFER)
         self._start = 0  # first unread byte
@@ -182,8 +182,8 @@ class TcpConnection(asyncio.BufferedProtocol):
                 log.warning("%s: closing: %s", self.name, exc)
                 self._abort()
                 return
-            if self.on_frame is not None:
-                self.on_frame(message)
+            for observe in self.owner.observers:
+                observe(self, message)
             try:
                 await router.route(message, self)
             except TrothError as exc:  # denied or undeliverable: drop this message only
@@ -252,6 +252,10 @@ class TcpTransport:
     _connections: dict[str, TcpConnection] = field(default_factory=dict)
     _all: set[TcpConnection] = field(default_factory=set)
     _listeners: list[Listener] = field(default_factory=list)
+    observers: list[collections.abc.Callable[[TcpConnection, RoutedMessage], None]] = field(
+        default_factory=list
+    )
+    """Called with every message that arrives (what a relay sees: tests and the demo)."""
 
     def __post_init__(self) -> None:
         self.router.add_transport(self)
