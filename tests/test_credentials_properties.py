@@ -165,3 +165,52 @@ def test_verifier_raises_only_credential_error(data: bytes) -> None:
         )
     with contextlib.suppress(CredentialError):
         verify_feed(data, authority=AUTHORITY.identifier, now=T, max_staleness=60)
+
+
+_CHAIN = CredentialChain(
+    (
+        issue_credential(
+            AUTHORITY.signer,
+            subject=PARTIES[1].identifier,
+            attributes=Attributes({"orders.access": frozenset({"read", "write"})}),
+            now=T,
+            ttl=3600,
+            depth=2,
+        ),
+    ),
+    (AUTHORITY.identity.history,),
+)
+_CHAIN2 = delegate(
+    PARTIES[1].signer,
+    _CHAIN,
+    subject=PARTIES[2].identifier,
+    attributes=Attributes({"orders.access": "read"}),
+    now=T,
+    ttl=600,
+    purpose="p",
+).encode()
+_RESULT = VERIFIER.verify(
+    _CHAIN2, presenter=PARTIES[2].identifier, feeds={AUTHORITY.identifier: FEED}, now=T
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_tampering_any_byte_never_yields_more(data: st.DataObject) -> None:
+    """Flip bytes anywhere in a 2-link chain: it is refused, or verifies to the very same
+    authority (a byte inside an unused part of the encoding cannot exist: never different)."""
+    mutated = bytearray(_CHAIN2)
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutated[data.draw(st.integers(0, len(mutated) - 1))] ^= data.draw(st.integers(1, 255))
+    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY.identifier})))
+    try:
+        result = verifier.verify(
+            bytes(mutated),
+            presenter=PARTIES[2].identifier,
+            feeds={AUTHORITY.identifier: FEED},
+            now=T,
+        )
+    except CredentialError:
+        return
+    assert result.attributes == _RESULT.attributes
+    assert [link.id for link in result.links] == [link.id for link in _RESULT.links]

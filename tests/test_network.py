@@ -235,3 +235,18 @@ def test_chacha_channels_and_large_messages(tmp_path: Path) -> None:
         assert await a.send_message(f"{net.address}/service/echo", big) == big
 
     run(test, tmp_path)
+
+
+def test_member_credentials_refresh_before_expiry(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        await a.send_message(f"{net.address}/service/echo", "x")  # a channel is open
+        assert await a.refresh_credentials() == 0  # an hour left: nothing to do
+        assert await a.refresh_credentials(margin=10**6) == 1
+        assert len(a.node.wallet.held("a")) == 2
+        hub_ends = [e for e in net.hub.channels.ends.values() if e.peer and e.peer.credentials]
+        assert hub_ends  # the hub saw the fresh credential in-band, the channel stayed open
+        assert await a.send_message(f"{net.address}/service/echo", "still open") == "still open"
+
+    run(test, tmp_path)

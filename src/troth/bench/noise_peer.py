@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -50,23 +51,11 @@ def _noise_connection() -> ModuleType:
 
 
 def _static_private_bytes(protocol_name: str) -> bytes:
-    """Raw bytes of a new static private key for the DH function named in `protocol_name`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import x448, x25519
-
-    dh = protocol_name.split("_")[2]
-    key: x25519.X25519PrivateKey | x448.X448PrivateKey
-    if dh == "25519":
-        key = x25519.X25519PrivateKey.generate()
-    elif dh == "448":
-        key = x448.X448PrivateKey.generate()
-    else:
-        raise ValueError(f"unsupported DH function {dh!r} in {protocol_name!r}")
-    return key.private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
+    """A new static X25519 private key as raw bytes (any 32 random bytes are one: X25519
+    clamps them, RFC 7748 §5)."""
+    if protocol_name.split("_")[2] != "25519":
+        raise ValueError(f"only X25519 protocols are measured, not {protocol_name!r}")
+    return os.urandom(32)
 
 
 def _xx_handshake(

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from troth.cli.common import home
 from troth.cli.output import Reporter, json_command, kv
 from troth.node import init_node, list_nodes
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @click.group("node")
 def node_group() -> None:
     """Nodes: a vault (software or PKCS#11), a database, identities."""
+
+
+def vault_options(func: F) -> F:
+    """--vault, --pkcs11-module, --token-label, --pin-env (for node init and node create)."""
+    for option in reversed(
+        (
+            click.option(
+                "--vault",
+                type=click.Choice(["software", "pkcs11"]),
+                default="software",
+                show_default=True,
+            ),
+            click.option(
+                "--pkcs11-module", help="Path of the PKCS#11 library (default: SoftHSM2's)."
+            ),
+            click.option("--token-label", help="Label of the PKCS#11 token."),
+            click.option("--pin-env", help="Environment variable holding the token's user PIN."),
+        )
+    ):
+        func = option(func)
+    return func
 
 
 @node_group.command("init")

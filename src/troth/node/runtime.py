@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from troth.authority import Ticket
-from troth.authority.client import enroll_request, ticket_authority
+from troth.authority.client import enroll_request, refresh_request, ticket_authority
 from troth.channel import (
     AllowIdentifiers,
     AnyAuthenticatedIdentity,
     AnyOf,
     ChannelIdentity,
     ChannelSettings,
+    ChannelState,
     ChannelTrust,
     RequireAttributes,
     VerifiedPeer,
@@ -50,6 +51,7 @@ AUTHORITY: Final = Address("service", "authority")
 RELAY_ATTRIBUTE: Final = "troth.relay"
 MAINTENANCE_SECONDS: Final = 30
 FEED_STALENESS: Final = 300
+REFRESH_MARGIN: Final = 600  # refresh a member credential when it has 10 minutes left
 
 
 def split_service_route(text: str) -> tuple[Route, Address]:
@@ -138,6 +140,7 @@ class NodeRuntime:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:
                 await self.refresh_feeds()
+                await self.refresh_credentials()
                 await self.channels.check_peers()
             except TrothError as exc:
                 log.warning("maintenance: %s", exc)
@@ -188,6 +191,36 @@ class NodeRuntime:
                 )
             except TrothError as exc:
                 log.warning("feed of %s: %s", authority, exc)
+
+    async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
+        """Refresh member credentials that expire within `margin` seconds (from each trusted
+        authority, over a secure channel), and present the fresh ones on open channels (in-band
+        refresh). Returns how many were refreshed."""
+        now = self.clock.now()
+        held = self.node.wallet.held(self.name)
+        refreshed = 0
+        for authority, address in self.node.wallet.trusted().items():
+            mine = [h for h in held if Identifier(h.authority) == authority]
+            if not mine or max(h.expires_at for h in mine) - now > margin:
+                continue
+            request = refresh_request(self.node.identities, self.name, authority, now=now)
+            if authority == self._hosted:
+                chain = self.node.authority().refresh(request, now=now).encode()
+            else:
+                end = await self.channel_to(parse_route(address))
+                chain = cbor.expect_bytes(
+                    await call(self.router, (end.enc, AUTHORITY), "refresh", request), "chain"
+                )
+            self.node.wallet.hold(self.name, chain, now=now)
+            refreshed += 1
+        if refreshed:
+            self._me_cache = None
+            credentials = self._me().credentials
+            for end in list(self.channels.ends.values()):
+                if end.channel.state is ChannelState.OPEN:
+                    with contextlib.suppress(TrothError):
+                        await end.present(credentials)
+        return refreshed
 
     def _me(self) -> ChannelIdentity:
         now = self.clock.now()
