@@ -21,6 +21,7 @@ from troth.credentials import (
     CredentialChain,
     TrustPolicy,
     VerifiedFeed,
+    delegate,
     verify_feed,
 )
 from troth.errors import AuthorityError, AuthorityFailure, CredentialError, CredentialFailure
@@ -211,7 +212,7 @@ def test_remove_member_revokes_its_credentials(setup: Setup) -> None:
     verifier, feeds = verifier_for(setup, NOW + 1)
     verifier.verify(chain.encode(), presenter=setup.id("alice"), feeds=feeds, now=NOW + 1)
     revoked = setup.authority.remove_member(setup.id("alice"), now=NOW + 2)
-    assert revoked == [CredentialBody.decode(chain.credentials[0].body).id]
+    assert revoked == [chain.credentials[0].hash]
     verifier, feeds = verifier_for(setup, NOW + 3)
     with pytest.raises(CredentialError) as caught:
         verifier.verify(chain.encode(), presenter=setup.id("alice"), feeds=feeds, now=NOW + 3)
@@ -242,7 +243,7 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
     to_sibling = wallet.delegate(
         "customer", to=setup.id("sibling"), attributes=read, now=NOW, ttl=600, purpose="other"
     )
-    middle = CredentialBody.decode(CredentialChain.decode(to_sub).credentials[1].body).id
+    middle = CredentialChain.decode(to_sub).credentials[1].hash
 
     # the sub-agent is downstream of the middle link: it may not revoke it
     with pytest.raises(AuthorityError) as caught:
@@ -251,7 +252,7 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
                 setup.agents.identities,
                 "sub",
                 setup.authority.identifier,
-                credential_id=middle,
+                credential_hash=middle,
                 chain=to_sub,
                 reason="",
                 now=NOW,
@@ -265,7 +266,7 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
             setup.agents.identities,
             "customer",
             setup.authority.identifier,
-            credential_id=middle,
+            credential_hash=middle,
             chain=to_sub,
             reason="resolved",
             now=NOW,
@@ -305,3 +306,48 @@ def test_one_authority_per_node(setup: Setup) -> None:
     with pytest.raises(AuthorityError):
         setup.authority_node.create_authority("again", now=NOW)
     assert setup.authority_node.authority().identifier == setup.authority.identifier
+
+
+def test_a_member_cannot_revoke_someone_elses_credential(setup: Setup) -> None:
+    """Credential serial ids are chosen by their issuers: revocations name the credential's
+    hash, so copying a victim's serial into one's own delegation revokes only that delegation."""
+    victim = setup.enroll("victim", setup.ticket())
+    attacker = setup.enroll("mallory", setup.ticket())
+    setup.agents.wallet.hold("mallory", attacker.encode(), now=NOW)
+    setup.agents.identities.create(now=NOW, name="throwaway")
+    victim_serial = CredentialBody.decode(victim.credentials[0].body).id
+    forged = delegate(
+        setup.agents.identities.signer("mallory", now=NOW),
+        attacker,
+        subject=setup.id("throwaway"),
+        attributes=Attributes({"orders.customer": "4471"}),
+        now=NOW,
+        ttl=60,
+        purpose="impersonate a serial",
+        credential_id=victim_serial,
+    )
+    request = revoke_request(
+        setup.agents.identities,
+        "mallory",
+        setup.authority.identifier,
+        credential_hash=forged.credentials[1].hash,
+        chain=forged.encode(),
+        reason="",
+        now=NOW,
+    )
+    setup.authority.revoke_link(request, now=NOW)
+    verifier, feeds = verifier_for(setup, NOW + 1)
+    verifier.verify(victim.encode(), presenter=setup.id("victim"), feeds=feeds, now=NOW + 1)
+    with pytest.raises(AuthorityError):  # and the victim's own hash is not in the forged chain
+        setup.authority.revoke_link(
+            revoke_request(
+                setup.agents.identities,
+                "mallory",
+                setup.authority.identifier,
+                credential_hash=victim.credentials[0].hash,
+                chain=forged.encode(),
+                reason="",
+                now=NOW,
+            ),
+            now=NOW,
+        )

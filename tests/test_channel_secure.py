@@ -41,7 +41,6 @@ from troth.channel.secure import PACKET_LIMIT, split_packet
 from troth.credentials import (
     Attributes,
     ChainVerifier,
-    CredentialBody,
     CredentialChain,
     TrustPolicy,
     VerifiedFeed,
@@ -246,7 +245,7 @@ def test_untrusted_expired_and_revoked_credentials(world: World) -> None:
     assert closed(events_b).reason is F.CREDENTIAL_INVALID
 
     credential = world.credential(world.alice)
-    credential_id = CredentialBody.decode(CredentialChain.decode(credential).credentials[0].body).id
+    credential_id = CredentialChain.decode(credential).credentials[0].hash
     world.feed = verify_feed(
         feed_with(world.authority, [(1, credential_id)], now=T),
         authority=world.authority.identifier,
@@ -460,7 +459,7 @@ def test_in_band_credential_refresh_and_revocation(world: World) -> None:
     assert isinstance(events[0], Established)
     assert events[0].peer.credentials[0].attributes["agents.tier"] == "gold"
     # the refreshed credential is revoked: the next re-check closes the channel
-    fresh_id = CredentialBody.decode(CredentialChain.decode(fresh).credentials[0].body).id
+    fresh_id = CredentialChain.decode(fresh).credentials[0].hash
     world.feed = verify_feed(
         feed_with(world.authority, [(1, fresh_id)], now=T + 5),
         authority=world.authority.identifier,

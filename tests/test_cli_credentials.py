@@ -191,7 +191,7 @@ def test_revocations(world: dict[str, str]) -> None:
         code=1,
     )
     assert report["reason"] == "revoked"
-    run("revoke", "credential", "00" * 16, "--authority", "acme")
+    run("revoke", "credential", "00" * 32, "--authority", "acme")
     assert run_json("revocations", "show", "--authority", "acme")["count"] == 3
 
 

@@ -478,7 +478,7 @@ def test_revoked_link_kills_descendants_not_siblings(world: World) -> None:
         purpose="p",
     )
     sibling = to_bob(world, subject=world.carol.identifier)
-    middle = CredentialBody.decode(to_b.credentials[1].body).id
+    middle = to_b.credentials[1].hash
     feed = verify_feed(
         feed_with(world.authority, [(1, middle)], now=T + 6),
         authority=world.authority.identifier,
@@ -524,7 +524,7 @@ def test_cache_never_skips_state_checks(world: World) -> None:
     world.feed = verify_feed(
         feed_with(
             world.authority,
-            [(1, CredentialBody.decode(world.root.credentials[0].body).id)],
+            [(1, world.root.credentials[0].hash)],
             now=T + 6,
         ),
         authority=world.authority.identifier,

@@ -45,9 +45,9 @@ def test_empty_and_populated(authority: Party) -> None:
     )
     assert feed.count == 0
     assert feed.head == feed_genesis(authority.identifier)
-    data = feed_with(authority, [(1, b"\x01" * 16), (2, b"\x02" * 32)], now=T)
+    data = feed_with(authority, [(1, b"\x01" * 32), (2, b"\x02" * 32)], now=T)
     feed = verify_feed(data, authority=authority.identifier, now=T, max_staleness=60)
-    assert feed.revoked_credentials == {b"\x01" * 16}
+    assert feed.revoked_credentials == {b"\x01" * 32}
     assert feed.revoked_identities == {b"\x02" * 32}
     assert [e.seq for e in feed.entries] == [0, 1]
 
@@ -62,7 +62,7 @@ def test_staleness(authority: Party) -> None:
 
 def test_wrong_authority_and_tampering(authority: Party) -> None:
     other = make_party(SoftwareVault(), now=T)
-    data = feed_with(authority, [(1, b"\x01" * 16)], now=T)
+    data = feed_with(authority, [(1, b"\x01" * 32)], now=T)
     rejects(data, other, F.FEED_INVALID)
     value = cbor.decode(data)
     value[3] = []  # drop the entries, keep the signed head
@@ -79,7 +79,7 @@ def test_wrong_authority_and_tampering(authority: Party) -> None:
 
 def test_sequence_gap_is_refused(authority: Party) -> None:
     entry = RevocationEntry(
-        1, RevocationKind.CREDENTIAL, b"\x01" * 16, authority.identifier, T, ""
+        1, RevocationKind.CREDENTIAL, b"\x01" * 32, authority.identifier, T, ""
     ).encode()
     head = next_head(feed_genesis(authority.identifier), entry)
     rejects(build_feed(authority.signer, [entry], head, now=T), authority, F.FEED_INVALID)
@@ -87,22 +87,22 @@ def test_sequence_gap_is_refused(authority: Party) -> None:
 
 def test_append_only(authority: Party) -> None:
     one = verify_feed(
-        feed_with(authority, [(1, b"\x01" * 16)], now=T, revoked_at=T),
+        feed_with(authority, [(1, b"\x01" * 32)], now=T, revoked_at=T),
         authority=authority.identifier,
         now=T,
         max_staleness=60,
     )
-    two = feed_with(authority, [(1, b"\x01" * 16), (1, b"\x02" * 16)], now=T + 5, revoked_at=T)
+    two = feed_with(authority, [(1, b"\x01" * 32), (1, b"\x02" * 32)], now=T + 5, revoked_at=T)
     verify_feed(two, authority=authority.identifier, now=T + 5, max_staleness=60, previous=one)
     held = verify_feed(two, authority=authority.identifier, now=T + 5, max_staleness=60)
     # an older feed (fewer entries) after a newer one: rollback
     rejects(empty_feed(authority, now=T + 6), authority, F.FEED_ROLLBACK, previous=held)
     # same length, different entries: a fork
-    fork = feed_with(authority, [(1, b"\x01" * 16), (1, b"\x03" * 16)], now=T + 6, revoked_at=T)
+    fork = feed_with(authority, [(1, b"\x01" * 32), (1, b"\x03" * 32)], now=T + 6, revoked_at=T)
     rejects(fork, authority, F.FEED_ROLLBACK, previous=held)
     # a snapshot issued before the held one
     rejects(
-        feed_with(authority, [(1, b"\x01" * 16), (1, b"\x02" * 16)], now=T + 4, revoked_at=T),
+        feed_with(authority, [(1, b"\x01" * 32), (1, b"\x02" * 32)], now=T + 4, revoked_at=T),
         authority,
         F.FEED_ROLLBACK,
         previous=held,
@@ -111,7 +111,7 @@ def test_append_only(authority: Party) -> None:
 
 def test_entry_shapes() -> None:
     by = Identifier(b"\x05" * 32)
-    with pytest.raises(ValueError, match="16 bytes"):
-        RevocationEntry(0, RevocationKind.CREDENTIAL, b"\x01" * 32, by, T, "")
     with pytest.raises(ValueError, match="32 bytes"):
-        RevocationEntry(0, RevocationKind.IDENTITY, b"\x01" * 16, by, T, "")
+        RevocationEntry(0, RevocationKind.CREDENTIAL, b"\x01" * 16, by, T, "")
+    with pytest.raises(ValueError, match="32 bytes"):
+        RevocationEntry(0, RevocationKind.IDENTITY, b"\x01" * 31, by, T, "")

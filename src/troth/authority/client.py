@@ -33,10 +33,10 @@ def revoke_request(
     ref: str,
     authority: Identifier,
     *,
-    credential_id: bytes,
+    credential_hash: bytes,
     chain: bytes,
     reason: str,
     now: int,
 ) -> bytes:
-    arguments = [credential_id, chain, reason]
+    arguments = [credential_hash, chain, reason]
     return make_request(identities.signer(ref, now=now), "revoke", authority, arguments, now=now)

@@ -197,7 +197,7 @@ class Authority:
             depth=self.config.delegation_depth,
         )
         body = CredentialBody.decode(credential.body)
-        self.store.record_issued(body.id, member.digest, body.expires_at, now)
+        self.store.record_issued(credential.hash, member.digest, body.expires_at, now)
         return CredentialChain((credential,), (signer.identity.history,))
 
     # -- members ---------------------------------------------------------------------------------
@@ -225,9 +225,11 @@ class Authority:
 
     # -- revocation ------------------------------------------------------------------------------
 
-    def revoke_credential(self, credential_id: bytes, *, now: int, reason: str = "") -> int:
-        """Revoke any credential in chains rooted here (the authority is upstream of all)."""
-        return self._append(RevocationKind.CREDENTIAL, credential_id, self.identifier, now, reason)
+    def revoke_credential(self, credential_hash: bytes, *, now: int, reason: str = "") -> int:
+        """Revoke any credential (by its hash) in chains rooted here (the authority is
+        upstream of all of them)."""
+        kind = RevocationKind.CREDENTIAL
+        return self._append(kind, credential_hash, self.identifier, now, reason)
 
     def revoke_identity(self, identifier: Identifier, *, now: int, reason: str = "") -> int:
         """Revoke an identity for good: every link it issued or holds stops verifying."""
@@ -244,7 +246,7 @@ class Authority:
         verified = verify_request(request, authority=self.identifier, kind="revoke", now=now)
         try:
             target, chain, reason = verified.arguments
-            target = cbor.expect_bytes(target, "credential id", 16)
+            target = cbor.expect_bytes(target, "credential hash", 32)
             chain = cbor.expect_bytes(chain, "chain")
             reason = cbor.expect_text(reason, "reason")
         except (ValueError, DecodeError):
@@ -254,7 +256,7 @@ class Authority:
             links = verifier.verify_structure(chain, now=now).links
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
-        position = next((link.index for link in links if link.id == target), None)
+        position = next((link.index for link in links if link.hash == target), None)
         if position is None:
             raise AuthorityError(_A.REQUEST_INVALID, "the credential is not in the chain")
         revoker = verified.requester.identifier

@@ -5,7 +5,8 @@ Over a secure channel (the channels issue) the same bytes travel as a message.
     body    = ["troth.authority.request", 1, kind, authority (32), requested_at, arguments]
     request = [body (bstr), signature (bstr), attestation (bstr), requester history (bstr)]
 
-kind "enroll": arguments = [ticket code]; "refresh": []; "revoke": [credential id, chain, reason].
+kind "enroll": arguments = [ticket code]; "refresh": []; "revoke": [credential hash, chain,
+reason].
 """
 
 from __future__ import annotations

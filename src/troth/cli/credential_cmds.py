@@ -464,7 +464,7 @@ def revoke_link(
             node.identities,
             by_name,
             authority.identifier,
-            credential_id=bytes.fromhex(credential_id),
+            credential_hash=bytes.fromhex(credential_id),
             chain=chain,
             reason=reason,
             now=now,

@@ -2,7 +2,8 @@
 (docs/formats.md, "Revocation feed").
 
     entry    = ["troth.revocation", 1, seq, kind, target, revoked_by (32), revoked_at, reason]
-               kind 1: target = a credential id (16 bytes); kind 2: an identifier (32 bytes)
+               kind 1: target = a credential hash (SHA-256 of its body, 32 bytes: nobody can
+               give another credential the same one); kind 2: an identifier (32 bytes)
     head_0   = SHA-256("troth.revocation.feed/1" 0x00 authority identifier)
     head_n+1 = SHA-256(head_n || entry_n bytes)
     snapshot = ["troth.revocation.snapshot", 1, authority (32), count, head_count, issued_at]
@@ -66,9 +67,8 @@ class RevocationEntry:
     reason: str
 
     def __post_init__(self) -> None:
-        expected = 16 if self.kind is RevocationKind.CREDENTIAL else 32
-        if len(self.target) != expected:
-            raise ValueError(f"a {self.kind.name.lower()} revocation names {expected} bytes")
+        if len(self.target) != 32:
+            raise ValueError(f"a {self.kind.name.lower()} revocation names 32 bytes")
         if len(self.reason) > limits.MAX_REVOCATION_REASON:
             raise ValueError("reason too long")
 

@@ -80,7 +80,8 @@ class VerifiedLink:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id.hex(),
+            "id": self.hash.hex(),  # what revocations name (SHA-256 of the body)
+            "serial": self.id.hex(),
             "issuer": str(self.issuer),
             "subject": str(self.subject),
             "attributes": self.attributes.to_json(),
@@ -203,8 +204,8 @@ class ChainVerifier:
         feed.check_fresh(now=now, max_staleness=self.policy.max_feed_staleness)
         revoked_ids, revoked_identities = feed.revoked_credentials, feed.revoked_identities
         for link in result.links:
-            if link.id in revoked_ids:
-                raise CredentialError(_F.REVOKED, f"credential {link.id.hex()}", link.index)
+            if link.hash in revoked_ids:
+                raise CredentialError(_F.REVOKED, f"credential {link.hash.hex()}", link.index)
             if (
                 link.subject.digest in revoked_identities
                 or link.issuer.digest in revoked_identities

@@ -44,7 +44,7 @@ class CredentialWallet:
         self.store.put_held(
             HeldCredential(
                 local.identifier,
-                checked.links[-1].id,
+                checked.links[-1].hash,
                 chain,
                 checked.authority.digest,
                 checked.expires_at,
@@ -62,11 +62,11 @@ class CredentialWallet:
         *,
         now: int,
         needs: Attributes | None = None,
-        credential_id: bytes | None = None,
+        credential_hash: bytes | None = None,
     ) -> bytes:
         """The held chain that expires last among those valid at `now` (and covering `needs`)."""
         for held in self.held(ref):
-            if held.expires_at <= now or (credential_id is not None and held.id != credential_id):
+            if held.expires_at <= now or (credential_hash is not None and held.id != credential_hash):
                 continue
             if needs is not None and needs.first_excess_over(
                 self.inspect(held.chain, now=now).attributes
@@ -88,15 +88,15 @@ class CredentialWallet:
         purpose: str,
         caveats: Sequence[str] = (),
         depth: int | None = None,
-        credential_id: bytes | None = None,
+        credential_hash: bytes | None = None,
     ) -> bytes:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
-        `credential_id`, else the held chain that covers `attributes` and expires last (else
+        `credential_hash` (the held chain ending in that credential), else the held chain that covers `attributes` and expires last (else
         the one that expires last, and delegate() refuses the amplification)."""
         try:
-            parent = self.best(ref, now=now, needs=attributes, credential_id=credential_id)
+            parent = self.best(ref, now=now, needs=attributes, credential_hash=credential_hash)
         except NotFound:
-            parent = self.best(ref, now=now, credential_id=credential_id)
+            parent = self.best(ref, now=now, credential_hash=credential_hash)
         signer = self.identities.signer(ref, now=now)
         chain = delegate(
             signer,

@@ -140,7 +140,7 @@ def run(story: Story, home: Path, clock: Clock) -> None:
                 now=now,
                 ttl=60,
                 purpose="amplify",
-                credential_id=verified.links[-1].id,
+                credential_hash=verified.links[-1].hash,
             )
         except CredentialError as exc:
             story.say(f"  refused when issuing: {exc}")
@@ -151,12 +151,12 @@ def run(story: Story, home: Path, clock: Clock) -> None:
         except CredentialError as exc:
             story.say(f"  a hand-built chain is refused by the verifier: {exc}")
 
-        middle = CredentialBody.decode(CredentialChain.decode(to_sub).credentials[1].body)
+        middle = CredentialChain.decode(to_sub).credentials[1]
         request = revoke_request(
             agents.identities,
             "customer-4471",
             authority.identifier,
-            credential_id=middle.id,
+            credential_hash=middle.hash,
             chain=to_sub,
             reason="complaint resolved",
             now=now,

@@ -69,7 +69,12 @@ def build() -> dict[str, Any]:
     )
     entries = [
         RevocationEntry(
-            0, RevocationKind.CREDENTIAL, bytes([2]) * 16, member.identifier, T + 120, "done"
+            0,
+            RevocationKind.CREDENTIAL,
+            chain2.credentials[1].hash,
+            member.identifier,
+            T + 120,
+            "done",
         ),
         RevocationEntry(
             1, RevocationKind.IDENTITY, bytes([9]) * 32, authority.identifier, T + 180, ""
