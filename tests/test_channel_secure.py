@@ -37,13 +37,15 @@ from troth.channel import (
     SecureChannel,
     Verdict,
 )
-from troth.channel.secure import PACKET_LIMIT, split_packet
+from troth.channel.payloads import FRAGMENT, Kind
+from troth.channel.secure import PACKET_LIMIT, REASSEMBLY_TIMEOUT, split_packet
 from troth.credentials import (
     Attributes,
     ChainVerifier,
     CredentialChain,
     TrustPolicy,
     VerifiedFeed,
+    delegate,
     issue_credential,
     verify_feed,
 )
@@ -515,3 +517,70 @@ def test_window_delivers_exactly_what_it_admits(nonces: list[int], size: int) ->
 
 def test_identifiers_are_used_not_names(world: World) -> None:
     assert isinstance(world.alice.identifier, Identifier)
+
+
+# -- hardening (review findings) ------------------------------------------------------------------
+
+
+def test_small_non_final_fragments_are_refused(world: World) -> None:
+    a, b, _, _ = pair(world)
+    a._emit([(Kind.FRAGMENT, (FRAGMENT.pack(7, 100_000, 0), b"x"))])
+    assert closed([e for p in a.outgoing() for e in b.receive(p, T)]).reason is F.PROTOCOL
+
+
+def test_incomplete_reassembly_expires(world: World) -> None:
+    a, b, _, _ = pair(world)
+    a.send(bytes(200_000))
+    frames = [f for p in a.outgoing() for f in split_packet(p)]
+    assert len(frames) == 4
+    b.receive(len(frames[0]).to_bytes(2, "big") + bytes(frames[0]), T)
+    assert b._reassembling > 0
+    b.receive(len(frames[1]).to_bytes(2, "big") + bytes(frames[1]), T + REASSEMBLY_TIMEOUT + 1)
+    assert b._reassembling == len(frames[1]) - 25  # the first was dropped: one frame held
+
+
+def test_low_order_ephemeral_key_closes_cleanly(world: World) -> None:
+    b = SecureChannel(initiator=False, me=world.bob.me(), trust=world.trust())
+    events = b.receive(packet(b"\x01" + bytes(32)), T)  # e = 0: an all-zero DH result
+    assert closed(events).reason is F.HANDSHAKE_FAILED
+
+
+def test_padding_is_bounded() -> None:
+    with pytest.raises(ValueError, match="padding"):
+        ChannelSettings(padding=5000)
+
+
+def test_revoked_identity_without_credentials_is_closed(world: World) -> None:
+    _a, b, _, _ = pair(world, a_creds=(), b_trust=world.trust(AnyAuthenticatedIdentity()))
+    assert b.state is ChannelState.OPEN
+    world.feed = verify_feed(
+        feed_with(world.authority, [(2, world.alice.identifier.digest)], now=T + 5),
+        authority=world.authority.identifier,
+        now=T + 5,
+        max_staleness=10**6,
+    )
+    assert closed(b.check_peer(T + 6)).reason is F.REVOKED
+    # and it cannot come back
+    _, _b2, _, events_b = pair(world, a_creds=(), b_trust=world.trust(AnyAuthenticatedIdentity()))
+    assert closed(events_b).reason is F.REVOKED
+
+
+def test_credentials_with_caveats_do_not_admit_until_gates_evaluate_them(world: World) -> None:
+    root = world.credential(world.alice)
+    carol = make_channel_party(world.vault, now=T)
+    caveated = delegate(
+        world.alice.party.signer,
+        CredentialChain.decode(root),
+        subject=carol.identifier,
+        attributes=MEMBER,
+        now=T,
+        ttl=600,
+        purpose="p",
+        caveats=['context.ticket == "9"'],
+    ).encode()
+    a = SecureChannel.initiate(me=carol.me((caveated,)), trust=world.trust())
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    _, events_b = pump(a, b)
+    assert closed(events_b).reason is F.PEER_NOT_ALLOWED

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from troth import limits
+from troth.authority.client import revoke_request
 from troth.credentials import Attributes
 from troth.errors import ChannelError, ChannelFailure, RemoteError, RoutingError
 from troth.node import Node, init_node, open_node
@@ -248,5 +249,90 @@ def test_member_credentials_refresh_before_expiry(tmp_path: Path) -> None:
         hub_ends = [e for e in net.hub.channels.ends.values() if e.peer and e.peer.credentials]
         assert hub_ends  # the hub saw the fresh credential in-band, the channel stayed open
         assert await a.send_message(f"{net.address}/service/echo", "still open") == "still open"
+
+    run(test, tmp_path)
+
+
+# -- hardening (review findings) ------------------------------------------------------------------
+
+
+def test_a_long_return_route_is_dropped_at_the_relay_not_at_the_node(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        b = await net.node("b")
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", net.address)
+        host, port = net.hub.listening or ("", 0)
+        _reader, writer = await asyncio.open_connection(host, port)
+        sixteen = tuple(Address("worker", f"w-{n}") for n in range(16))
+        attack = RoutedMessage(parse_route("/relay/b/service/channels"), sixteen, b"\x00")
+        writer.write(frame(attack.encode()))
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        reply = await a.send_message(f"{net.address}/relay/b/service/echo", "still here")
+        assert reply == "still here"  # b's connection to the relay survived
+        writer.close()
+
+    run(test, tmp_path)
+
+
+def test_garbage_to_the_channel_listener_leaves_no_state(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        host, port = net.hub.listening or ("", 0)
+        _reader, writer = await asyncio.open_connection(host, port)
+        for n in range(200):
+            garbage = RoutedMessage(parse_route("/service/channels"), (), b"\x00\x03abc%d" % n)
+            writer.write(frame(garbage.encode()))
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        assert not net.hub.channels.ends
+        (connection,) = net.hub.tcp.connections()
+        assert len(connection._replies) < 5
+        writer.close()
+
+    run(test, tmp_path)
+
+
+def test_a_bad_request_does_not_break_the_connection(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        authority = net.hub.node.authority().identifier
+        held = a.node.wallet.held("a")[0]
+        request = revoke_request(
+            a.node.identities,
+            "a",
+            authority,
+            credential_hash=held.id,
+            chain=held.chain,
+            reason="x" * 1000,
+            now=int(time.time()),
+        )
+        end = await a.channel_to(parse_route(net.address))
+        with pytest.raises(RemoteError, match="invalid"):
+            await call(a.router, (end.enc, Address("service", "authority")), "revoke", request)
+        assert await a.send_message(f"{net.address}/service/echo", "ok") == "ok"
+
+    run(test, tmp_path)
+
+
+def test_a_relay_ends_with_its_channel(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        b = await net.node("b")
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", net.address)
+        a = await net.node("a", timeout=1.0)
+        await a.enroll(net.ticket(), "a")
+        await a.send_message(f"{net.address}/relay/b/service/echo", "up")
+        for end in list(b.channels.ends.values()):
+            if end.peer and end.peer.identifier == net.hub.node.authority().identifier:
+                await end.close()
+        a2 = await net.node("a2", timeout=1.0)
+        await a2.enroll(net.ticket(), "a2")
+        with pytest.raises(ChannelError) as caught:
+            await a2.send_message(f"{net.address}/relay/b/service/echo", "down")
+        assert caught.value.reason is ChannelFailure.TIMEOUT
+        assert "b" not in net.hub.relays
 
     run(test, tmp_path)

@@ -77,6 +77,9 @@ class Allowing:
     def allow(self, address: Address) -> None:
         self.allowed.add(address)
 
+    def forget(self, address: Address) -> None:
+        self.allowed.discard(address)
+
 
 def test_router_denies_by_default() -> None:
     async def run() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from troth import limits
 from troth.authority.requests import verify_request
 from troth.authority.tickets import Ticket, code_hash, new_code
 from troth.credentials import (
@@ -249,6 +250,8 @@ class Authority:
             target = cbor.expect_bytes(target, "credential hash", 32)
             chain = cbor.expect_bytes(chain, "chain")
             reason = cbor.expect_text(reason, "reason")
+            if len(reason) > limits.MAX_REVOCATION_REASON:
+                raise ValueError("reason too long")
         except (ValueError, DecodeError):
             raise AuthorityError(_A.REQUEST_INVALID, "revoke takes [id, chain, reason]") from None
         verifier = ChainVerifier(TrustPolicy(frozenset({self.identifier})))
@@ -267,6 +270,9 @@ class Authority:
     def _append(
         self, kind: RevocationKind, target: bytes, by: Identifier, now: int, reason: str
     ) -> int:
+        if len(reason) > limits.MAX_REVOCATION_REASON:
+            raise AuthorityError(_A.REQUEST_INVALID, "reason too long")
+
         def make(seq: int, head: bytes) -> tuple[bytes, bytes]:
             entry = RevocationEntry(seq, kind, target, by, now, reason).encode()
             return entry, next_head(head or feed_genesis(self.identifier), entry)

@@ -251,6 +251,9 @@ class HandshakeState:
                 else:
                     self.symmetric.mix_key(self._dh(op))
             out += self.symmetric.encrypt_and_hash(payload)
+        except (CryptoError, InvalidKey) as exc:  # e.g. a low-order peer key: all-zero DH
+            self._failed = True
+            raise _fail(ChannelFailure.HANDSHAKE_FAILED, str(exc)) from None
         except BaseException:
             self._failed = True
             raise

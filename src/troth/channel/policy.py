@@ -29,13 +29,17 @@ class AllowIdentifiers:
 @dataclass(frozen=True, slots=True)
 class RequireAttributes:
     """Admit a peer holding a verified credential (from the channel's trust anchors) whose
-    attributes cover `attributes`; `Attributes()` admits any member."""
+    attributes cover `attributes`; `Attributes()` admits any member. Credentials that carry
+    caveats do not count until the gates evaluate caveats: fail closed."""
 
     attributes: Attributes
 
     def admit(self, peer: VerifiedPeer) -> bool:
         wanted = self.attributes
-        return any(wanted.first_excess_over(c.attributes) is None for c in peer.credentials)
+        return any(
+            not c.caveats and wanted.first_excess_over(c.attributes) is None
+            for c in peer.credentials
+        )
 
 
 @dataclass(frozen=True, slots=True)

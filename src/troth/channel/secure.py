@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from troth import limits
@@ -70,6 +70,9 @@ _LENGTH: Final = struct.Struct(">H")
 _OVERHEAD: Final = 1 + _NONCE.size + TAGLEN  # frame type, nonce, tag
 MAX_PLAINTEXT: Final = MAX_MESSAGE - _OVERHEAD
 PACKET_LIMIT: Final = limits.MAX_TRANSPORT_FRAME - 4096  # leaves room for the routes
+MAX_PADDING: Final = 4096
+MIN_FRAGMENT: Final = 4096  # every fragment but the last carries at least this much
+REASSEMBLY_TIMEOUT: Final = 60  # seconds an incomplete message is kept
 
 
 def split_packet(packet: bytes | bytearray | memoryview) -> list[memoryview]:
@@ -151,6 +154,8 @@ class ChannelSettings:
     def __post_init__(self) -> None:
         if self.rekey_interval < self.replay_window:
             raise ValueError("rekey_interval must be at least the replay window")
+        if not 0 <= self.padding <= MAX_PADDING:
+            raise ValueError(f"padding must be 0-{MAX_PADDING} bytes")
         if self.cipher not in ("AESGCM", "ChaChaPoly"):
             raise ValueError(f"unknown cipher {self.cipher!r}")
 
@@ -204,6 +209,15 @@ class ChannelState(enum.Enum):
 # -- the channel ---------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Reassembly:
+    total: int
+    started: int
+    chunks: dict[int, memoryview] = field(default_factory=dict)
+    got: int = 0  # message bytes received
+    held: int = 0  # decrypted-frame bytes kept alive for them
+
+
 class _Receiver:
     """The receiving keys: the current epoch's and the previous one's (for late messages)."""
 
@@ -213,17 +227,22 @@ class _Receiver:
         self.epochs = {0: base}
 
     def cipher_for(self, epoch: int) -> CipherState:
+        """The key for `epoch` (the next epoch's is derived, not yet kept: see `commit`)."""
         cipher = self.epochs.get(epoch)
         if cipher is not None:
             return cipher
         top = max(self.epochs)
         if epoch == top + 1:
-            cipher = self.epochs[top].rekeyed()
-            self.epochs = {top: self.epochs[top], epoch: cipher}
-            return cipher
+            return self.epochs[top].rekeyed()
         if epoch < top:
             raise ChannelError(_F.REPLAY, f"epoch {epoch} keys are gone")
         raise ChannelError(_F.PROTOCOL, f"nonce from epoch {epoch}, holding {top}")
+
+    def commit(self, epoch: int, cipher: CipherState) -> None:
+        """A frame of `epoch` authenticated: keep its key (and only the one before it)."""
+        if epoch not in self.epochs:
+            top = max(self.epochs)
+            self.epochs = {top: self.epochs[top], epoch: cipher}
 
 
 class SecureChannel:
@@ -255,8 +274,8 @@ class SecureChannel:
         self._receiver: _Receiver | None = None
         self._next_nonce = 0
         self._window = ReplayWindow(self.settings.replay_window)
-        # message id -> (total size, chunks by offset, bytes so far)
-        self._reassembly: dict[int, tuple[int, dict[int, memoryview], int]] = {}
+        self._reassembly: dict[int, _Reassembly] = {}  # by message id
+        self._reassembling = 0  # bytes held by all reassemblies
         self.handshake_hash = b""
 
     @classmethod
@@ -443,11 +462,17 @@ class SecureChannel:
             raise ChannelError(_F.PEER_INVALID, str(exc)) from None
         if key.key != handshake.rs:
             raise ChannelError(_F.PEER_INVALID, "attested key is not the Noise static key")
+        self._check_identity_revoked(identity.identifier)
         credentials = self._verify_credentials(identity.identifier, auth.credentials, now)
         peer = VerifiedPeer(identity, credentials)
         if not self.trust.policy.admit(peer):
             raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
         return peer
+
+    def _check_identity_revoked(self, identifier: Identifier) -> None:
+        for feed in self.trust.feeds().values():
+            if identifier.digest in feed.revoked_identities:
+                raise ChannelError(_F.REVOKED, f"{identifier} is revoked by {feed.authority}")
 
     def _verify_credentials(
         self, presenter: Identifier, chains: tuple[bytes, ...], now: int
@@ -481,14 +506,16 @@ class SecureChannel:
         receiver = self._receiver
         if receiver is None:
             raise ChannelError(_F.PROTOCOL, "no transport keys")
-        cipher = receiver.cipher_for(nonce // self.settings.rekey_interval)
+        epoch = nonce // self.settings.rekey_interval
+        cipher = receiver.cipher_for(epoch)
         plain = cipher.decrypt_at(nonce, b"", memoryview(frame)[1 + _NONCE.size :])
+        receiver.commit(epoch, cipher)  # only an authenticated frame changes any state
         self._window.accept(nonce)
         kind, body = unpack(plain)
         if kind is Kind.DATA:
             return [Received(body)]  # a view of the decrypted plaintext, not a copy
         if kind is Kind.FRAGMENT:
-            return self._reassemble(body)
+            return self._reassemble(body, now)
         if kind is Kind.ACCEPTED:
             if not self.initiator or self.accepted:
                 raise ChannelError(_F.PROTOCOL, "unexpected acceptance")
@@ -502,31 +529,51 @@ class SecureChannel:
             reason = _F.PROTOCOL
         return [self._closed(reason, bytes(body[1:]).decode(errors="replace"), by_peer=True)]
 
-    def _reassemble(self, body: memoryview) -> list[Event]:
+    def _reassemble(self, body: memoryview, now: int) -> list[Event]:
+        """Collect fragments. Memory is bounded: a chunk is kept as a view of its decrypted
+        frame and the whole frame counts against the limit (so padding or trailing bytes
+        cannot make a small chunk pin more than it is charged for); all reassemblies together
+        hold at most `max_message` bytes; every fragment but the last carries at least
+        MIN_FRAGMENT bytes; an incomplete message is dropped after REASSEMBLY_TIMEOUT s."""
         if len(body) < FRAGMENT.size:
             raise ChannelError(_F.PROTOCOL, "short fragment")
         message_id, total, offset = FRAGMENT.unpack_from(body)
         chunk = body[FRAGMENT.size :]
-        if total > self.settings.max_message or offset + len(chunk) > total or not chunk:
+        size = len(chunk)
+        if total > self.settings.max_message or offset + size > total or not size:
             raise ChannelError(_F.TOO_LARGE, f"fragment of a {total}-byte message")
+        if size < MIN_FRAGMENT and offset + size != total:
+            raise ChannelError(_F.PROTOCOL, f"a {size}-byte fragment that is not the last")
+        self._expire_reassemblies(now)
         entry = self._reassembly.get(message_id)
         if entry is None:
             if len(self._reassembly) >= limits.MAX_REASSEMBLIES:
                 raise ChannelError(_F.PROTOCOL, "too many messages in reassembly")
-            entry = (total, {}, 0)
-        known_total, chunks, got = entry
-        if known_total != total or offset in chunks:
+            entry = _Reassembly(total, now)
+            self._reassembly[message_id] = entry
+        if entry.total != total or offset in entry.chunks:
             raise ChannelError(_F.PROTOCOL, "inconsistent fragments")
-        chunks[offset] = chunk
-        got += len(chunk)
-        if got < total:
-            self._reassembly[message_id] = (total, chunks, got)
+        held = len(body.obj)  # type: ignore[arg-type]  # the whole decrypted frame stays alive
+        if self._reassembling + held > self.settings.max_message + MAX_MESSAGE:
+            raise ChannelError(_F.TOO_LARGE, "reassembly over the message limit")
+        entry.chunks[offset] = chunk
+        entry.got += size
+        entry.held += held
+        self._reassembling += held
+        if entry.got < total:
             return []
-        self._reassembly.pop(message_id, None)
-        message = b"".join(chunks[o] for o in sorted(chunks))
+        del self._reassembly[message_id]
+        self._reassembling -= entry.held
+        message = b"".join(entry.chunks[o] for o in sorted(entry.chunks))
         if len(message) != total:
             raise ChannelError(_F.PROTOCOL, "fragments overlap")
         return [Received(message)]
+
+    def _expire_reassemblies(self, now: int) -> None:
+        for message_id, entry in list(self._reassembly.items()):
+            if now - entry.started > REASSEMBLY_TIMEOUT:
+                del self._reassembly[message_id]
+                self._reassembling -= entry.held
 
     def _refresh(self, body: bytes, now: int) -> list[Event]:
         peer = self.peer
@@ -554,10 +601,11 @@ class SecureChannel:
         """Re-check the peer's credentials against the current feeds (and their expiry); close
         when the peer is revoked or no longer admitted."""
         peer = self.peer
-        if self.state is not ChannelState.OPEN or peer is None or self.trust.verifier is None:
+        if self.state is not ChannelState.OPEN or peer is None:
             return []
         chains = tuple(self._chain_bytes(peer))
         try:
+            self._check_identity_revoked(peer.identifier)
             credentials = self._verify_credentials(peer.identifier, chains, now)
             if not self.trust.policy.admit(VerifiedPeer(peer.identity, credentials)):
                 raise ChannelError(_F.PEER_NOT_ALLOWED, "the peer is no longer admitted")

@@ -18,6 +18,7 @@ configured maximum staleness. Revocation is permanent: an entry can never be rem
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,7 +32,13 @@ from troth.errors import (
     DecodeProblem,
     IdentityError,
 )
-from troth.identity import Identifier, Signer, verify_history, verify_signed_by
+from troth.identity import (
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    verify_history,
+    verify_signed_by,
+)
 
 __all__ = [
     "RevocationEntry",
@@ -181,8 +188,11 @@ def verify_feed(
     now: int,
     max_staleness: int,
     previous: VerifiedFeed | None = None,
+    known: Callable[[VerifiedIdentity], None] | None = None,
 ) -> VerifiedFeed:
-    """Verify a feed by `authority`, fresh at `now`, extending `previous` if one is held."""
+    """Verify a feed by `authority`, fresh at `now`, extending `previous` if one is held;
+    `known` raises IdentityError when the embedded history forks from or rolls back a copy
+    the caller stored."""
     try:
         value = cbor.expect_array(
             cbor.decode(
@@ -217,6 +227,8 @@ def verify_feed(
         identity = verify_history(history, now=now)
         if identity.identifier != authority:
             raise CredentialError(_F.FEED_INVALID, "the history is not the authority's")
+        if known is not None:
+            known(identity)
         verify_signed_by(
             identity, attestation, body, cbor.expect_bytes(signature, "sig", 64), at=issued_at
         )

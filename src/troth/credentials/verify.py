@@ -31,12 +31,19 @@ from troth.errors import (
     IdentityError,
     IdentityFailure,
 )
-from troth.identity import Identifier, VerifiedIdentity, verify_history, verify_signed_by
+from troth.identity import (
+    Identifier,
+    VerifiedIdentity,
+    decode_history,
+    verify_history,
+    verify_signed_by,
+)
 
 __all__ = ["ChainVerifier", "TrustPolicy", "VerifiedCredential", "VerifiedLink", "chain_actor"]
 
 _F = CredentialFailure
 _VERIFIED: Final = object()
+CACHE_BYTES: Final = 32 * 1024 * 1024  # chain bytes a verifier keeps verified results for
 _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
     DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
@@ -155,6 +162,7 @@ class ChainVerifier:
         self._known = known
         self._cache: dict[bytes, _Checked] = {}
         self._cache_size = cache_size
+        self._cache_bytes = 0
 
     def verify(
         self,
@@ -169,9 +177,7 @@ class ChainVerifier:
         checked = self._cache.get(key)
         if checked is None or now < checked.verified_at:
             checked = self._check_bytes(data, now)
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            self._cache[key] = checked
+            self._remember(key, checked, len(data))
         self._check_state(checked, presenter, feeds, now)
         return checked.result
 
@@ -180,6 +186,17 @@ class ChainVerifier:
         narrowing, cycles. NOT a verification for access: no windows, no revocation, no
         presenter. For holders and for the authority judging a revocation request."""
         return self._check_bytes(data, now).result
+
+    def _remember(self, key: bytes, checked: _Checked, size: int) -> None:
+        """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES."""
+        cache = self._cache
+        if key in cache:
+            return
+        while cache and (len(cache) >= self._cache_size or self._cache_bytes + size > CACHE_BYTES):
+            oldest = next(iter(cache))
+            self._cache_bytes -= len(cache.pop(oldest).result.chain)
+        cache[key] = checked
+        self._cache_bytes += size
 
     # -- checks that depend on time and state (every call) --------------------------------------
 
@@ -223,44 +240,19 @@ class ChainVerifier:
     # -- checks that depend on the bytes (cached) -----------------------------------------------
 
     def _check_bytes(self, data: bytes, now: int) -> _Checked:
+        """Cheap checks first (decoding, anchors, alignment, narrowing, depth, cycles), then
+        the signatures, verifying only the histories of issuers the links name."""
         try:
             chain = CredentialChain.decode(data)
+            bodies = [CredentialBody.decode(signed.body) for signed in chain.credentials]
         except DecodeError as exc:
             raise _decode_failure(exc) from None
-        identities: dict[Identifier, VerifiedIdentity] = {}
-        for history in chain.histories:
-            try:
-                identity = verify_history(history, now=now)
-            except IdentityError as exc:
-                raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
-            if identity.identifier in identities:
-                raise CredentialError(_F.MALFORMED, f"two histories for {identity.identifier}")
-            identities[identity.identifier] = identity
 
         links: list[VerifiedLink] = []
         seen: set[Identifier] = set()
         previous: VerifiedLink | None = None
-        for index, signed in enumerate(chain.credentials):
-            try:
-                body = CredentialBody.decode(signed.body)
-            except DecodeError as exc:
-                raise _decode_failure(exc, index) from None
+        for index, (signed, body) in enumerate(zip(chain.credentials, bodies, strict=True)):
             self._check_link(index, body, previous, seen)
-            issuer = identities.get(body.issuer)
-            if issuer is None:
-                raise CredentialError(_F.MISSING_HISTORY, str(body.issuer), index)
-            try:
-                key = verify_signed_by(
-                    issuer, signed.attestation, signed.body, signed.signature, at=body.created_at
-                )
-            except IdentityError as exc:
-                bad = exc.reason is IdentityFailure.BAD_SIGNATURE
-                reason = _F.BAD_SIGNATURE if bad else _F.ATTESTATION_INVALID
-                raise CredentialError(reason, str(exc), index) from None
-            if body.expires_at > key.expires_at:
-                raise CredentialError(
-                    _F.ATTESTATION_INVALID, "outlives the issuer's signing key", index
-                )
             previous = VerifiedLink(
                 index,
                 body.id,
@@ -275,6 +267,40 @@ class ChainVerifier:
                 () if body.delegation is None else body.delegation.caveats,
             )
             links.append(previous)
+
+        histories: dict[Identifier, bytes] = {}
+        for history in chain.histories:
+            try:  # the identifier is the hash of the first body: known before verifying
+                identifier = Identifier(sha256(decode_history(history)[0].body))
+            except DecodeError as exc:
+                raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
+            if identifier in histories:
+                raise CredentialError(_F.MALFORMED, f"two histories for {identifier}")
+            histories[identifier] = history
+
+        identities: dict[Identifier, VerifiedIdentity] = {}
+        for index, (signed, body) in enumerate(zip(chain.credentials, bodies, strict=True)):
+            issuer = identities.get(body.issuer)
+            if issuer is None:
+                issuer_history = histories.get(body.issuer)
+                if issuer_history is None:
+                    raise CredentialError(_F.MISSING_HISTORY, str(body.issuer), index)
+                try:
+                    issuer = identities[body.issuer] = verify_history(issuer_history, now=now)
+                except IdentityError as exc:
+                    raise CredentialError(_F.ISSUER_INVALID, str(exc), index) from None
+            try:
+                key = verify_signed_by(
+                    issuer, signed.attestation, signed.body, signed.signature, at=body.created_at
+                )
+            except IdentityError as exc:
+                bad = exc.reason is IdentityFailure.BAD_SIGNATURE
+                reason = _F.BAD_SIGNATURE if bad else _F.ATTESTATION_INVALID
+                raise CredentialError(reason, str(exc), index) from None
+            if body.expires_at > key.expires_at:
+                raise CredentialError(
+                    _F.ATTESTATION_INVALID, "outlives the issuer's signing key", index
+                )
 
         last = links[-1]
         result = VerifiedCredential(

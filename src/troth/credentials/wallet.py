@@ -66,7 +66,9 @@ class CredentialWallet:
     ) -> bytes:
         """The held chain that expires last among those valid at `now` (and covering `needs`)."""
         for held in self.held(ref):
-            if held.expires_at <= now or (credential_hash is not None and held.id != credential_hash):
+            if held.expires_at <= now or (
+                credential_hash is not None and held.id != credential_hash
+            ):
                 continue
             if needs is not None and needs.first_excess_over(
                 self.inspect(held.chain, now=now).attributes
@@ -91,8 +93,9 @@ class CredentialWallet:
         credential_hash: bytes | None = None,
     ) -> bytes:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
-        `credential_hash` (the held chain ending in that credential), else the held chain that covers `attributes` and expires last (else
-        the one that expires last, and delegate() refuses the amplification)."""
+        the held chain ending in credential `credential_hash`, else the held chain that covers
+        `attributes` and expires last (else the one that expires last, and delegate() refuses
+        the amplification)."""
         try:
             parent = self.best(ref, now=now, needs=attributes, credential_hash=credential_hash)
         except NotFound:
@@ -128,7 +131,12 @@ class CredentialWallet:
         """Verify a newer feed (it must extend the one held) and keep it."""
         previous = self._held_feed(authority, now)
         feed = verify_feed(
-            data, authority=authority, now=now, max_staleness=max_staleness, previous=previous
+            data,
+            authority=authority,
+            now=now,
+            max_staleness=max_staleness,
+            previous=previous,
+            known=self.identities.check_known,
         )
         self.store.put_feed(authority.digest, data, feed.count, feed.issued_at)
         return feed

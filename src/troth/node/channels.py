@@ -38,6 +38,9 @@ __all__ = ["LISTENER", "ChannelEnd", "ChannelManager"]
 
 log = logging.getLogger("troth.node.channels")
 LISTENER = Address("service", "channels")
+MAX_HALF_OPEN = 256  # responder ends still in their handshake, per node
+MAX_REPLY_PATHS = 1024  # reply paths a channel remembers (oldest forgotten first)
+_MESSAGE_1 = b"\x00\x21\x01"  # a packet of one 33-byte handshake frame: "-> e", no payload
 
 Access = Callable[[VerifiedPeer], frozenset[Address]]
 """Which node addresses messages from this peer may reach (default deny)."""
@@ -46,10 +49,17 @@ Access = Callable[[VerifiedPeer], frozenset[Address]]
 class ChannelEnd:
     """One end of a secure channel on this node; the Source of the messages it decrypts."""
 
-    def __init__(self, manager: ChannelManager, channel: SecureChannel, peer_route: Route) -> None:
+    def __init__(
+        self,
+        manager: ChannelManager,
+        channel: SecureChannel,
+        peer_route: Route,
+        source: Source | None = None,
+    ) -> None:
         self.manager = manager
         self.channel = channel
         self.peer_route = peer_route
+        self.source = source  # the connection that brought message 1 (responders)
         token = os.urandom(8).hex()
         self.enc = Address("worker", f"chan-{token}.enc")
         self.dec = Address("worker", f"chan-{token}.dec")
@@ -57,7 +67,8 @@ class ChannelEnd:
         self.established: asyncio.Future[VerifiedPeer] = asyncio.get_running_loop().create_future()
         # a responder's failure has no waiter: mark the exception as seen
         self.established.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._allowed: set[Address] = set()
+        self._granted: frozenset[Address] = frozenset()  # what the peer may reach, per policy
+        self._replies: dict[Address, None] = {}  # reply paths of local senders (bounded)
         self.created = time.monotonic()
         self.messages_in = 0
         self.messages_out = 0
@@ -69,10 +80,17 @@ class ChannelEnd:
     # -- Source (for decrypted messages) ---------------------------------------------------------
 
     def allows(self, address: Address) -> bool:
-        return address in self._allowed
+        return address in self._granted or address in self._replies
 
     def allow(self, address: Address) -> None:
-        self._allowed.add(address)
+        replies = self._replies
+        if address not in replies:
+            if len(replies) >= MAX_REPLY_PATHS:
+                del replies[next(iter(replies))]
+            replies[address] = None
+
+    def forget(self, address: Address) -> None:
+        self._replies.pop(address, None)
 
     # -- workers -----------------------------------------------------------------------------------
 
@@ -83,7 +101,8 @@ class ChannelEnd:
         await self._flush()
         for event in events:
             if isinstance(event, Established):
-                self._allowed |= self.manager.access(event.peer)
+                # recomputed (never just widened): a refresh may also take access away
+                self._granted = self.manager.access(event.peer)
                 if not self.channel.initiator and not self.established.done():
                     self.established.set_result(event.peer)
             elif isinstance(event, Accepted):  # the initiator is admitted: open() may return
@@ -177,10 +196,18 @@ class ChannelManager:
         return end
 
     async def _listen(self, message: RoutedMessage, source: Source | None) -> None:
+        payload = message.payload
+        if len(payload) != len(_MESSAGE_1) + 32 or bytes(payload[:3]) != _MESSAGE_1:
+            raise RoutingError("not a secure channel message 1")  # no state for garbage
+        half_open = sum(
+            1 for e in self.ends.values() if not e.channel.initiator and e.channel.peer is None
+        )
+        if half_open >= MAX_HALF_OPEN:
+            raise RoutingError("too many handshakes in progress")
         channel = SecureChannel(
             initiator=False, me=self.me(), trust=self.trust(), settings=self.settings
         )
-        end = self._add(channel, message.return_route)
+        end = self._add(channel, message.return_route, source)
         if source is not None:
             source.allow(end.dec)  # the rest of this handshake, and the channel, come this way
         asyncio.get_running_loop().call_later(self.handshake_timeout, self._expire, end)
@@ -191,8 +218,10 @@ class ChannelManager:
             log.info("%s: handshake timed out", end.name)
             end._closed(end.channel.close(ChannelFailure.TIMEOUT))
 
-    def _add(self, channel: SecureChannel, peer_route: Route) -> ChannelEnd:
-        end = ChannelEnd(self, channel, peer_route)
+    def _add(
+        self, channel: SecureChannel, peer_route: Route, source: Source | None = None
+    ) -> ChannelEnd:
+        end = ChannelEnd(self, channel, peer_route, source)
         self.router.register(end.dec, end.from_peer)
         self.router.register(end.enc, end.from_local)
         self.ends[end.enc] = end
@@ -202,6 +231,8 @@ class ChannelManager:
         self.router.unregister(end.dec)
         self.router.unregister(end.enc)
         self.ends.pop(end.enc, None)
+        if end.source is not None:
+            end.source.forget(end.dec)
 
     async def check_peers(self) -> None:
         """Continuous evaluation: re-check every open channel's peer (revocation, expiry)."""

@@ -70,14 +70,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_our_node(pid: int, name: str) -> bool:
+    """Whether `pid` is alive and is `troth node start NAME` (a stale pid may be reused)."""
+    if not _alive(pid):
+        return False
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid file
+    return b"troth.cli.main" in words and name.encode() in words and b"start" in words
+
+
 def node_status(home: Path, name: str) -> dict[str, Any]:
     node_dir = _dir(home, name)
     status_file = node_dir / "status.json"
     if not status_file.is_file():
         return {"name": name, "running": False}
-    status: dict[str, Any] = json.loads(status_file.read_text())
-    if not _alive(int(status.get("pid", 0))):
-        return {"name": name, "running": False, "stale_pid": status.get("pid")}
+    try:
+        status: dict[str, Any] = json.loads(status_file.read_text())
+        pid = int(status.get("pid", 0))
+    except (ValueError, TypeError):
+        return {"name": name, "running": False}
+    if not _is_our_node(pid, name):
+        return {"name": name, "running": False, "stale_pid": pid}
     return {"name": name, "running": True, **status}
 
 
@@ -122,9 +137,9 @@ def stop_daemon(home: Path, name: str) -> bool:
     pid = int(status["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and _is_our_node(pid, name):
         time.sleep(0.05)
-    if _alive(pid):
+    if _is_our_node(pid, name):
         os.kill(pid, signal.SIGKILL)
     node_dir = _dir(home, name)
     for leftover in ("status.json", "node.pid"):
@@ -189,7 +204,9 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
                 request = cbor.decode(await asyncio.wait_for(_read_frame(reader), 10))
                 result = await runtime.control(str(request["op"]), dict(request.get("args") or {}))
                 answer: dict[str, Any] = {"ok": True, "result": result}
-            except (TrothError, KeyError, TypeError, ValueError, TimeoutError) as exc:
+            except Exception as exc:  # any failure is the caller's answer, never the daemon's end
+                if not isinstance(exc, TrothError | KeyError | TypeError | ValueError):
+                    log.exception("control request failed")
                 answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             with contextlib.suppress(ConnectionError):
                 writer.write(frame(cbor.encode(answer)))

@@ -52,6 +52,15 @@ RELAY_ATTRIBUTE: Final = "troth.relay"
 MAINTENANCE_SECONDS: Final = 30
 FEED_STALENESS: Final = 300
 REFRESH_MARGIN: Final = 600  # refresh a member credential when it has 10 minutes left
+FEED_REUSE: Final = 5  # seconds a signed feed is served again before it is re-signed
+
+
+def _grants_relay(value: str | frozenset[str] | None, name: str) -> bool:
+    """Whether a `troth.relay` attribute value allows creating relay `name`."""
+    if value is None:
+        return False
+    values = {value} if isinstance(value, str) else value
+    return name in values or "*" in values
 
 
 def split_service_route(text: str) -> tuple[Route, Address]:
@@ -100,6 +109,7 @@ class NodeRuntime:
         self._anchors: frozenset[Identifier] = frozenset()
         self._hosted: Identifier | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._feed_cache: tuple[bytes | None, int, bytes] | None = None
         self.sunk_messages = 0
         self.sunk_bytes = 0
 
@@ -138,12 +148,12 @@ class NodeRuntime:
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
-            try:
-                await self.refresh_feeds()
-                await self.refresh_credentials()
-                await self.channels.check_peers()
-            except TrothError as exc:
-                log.warning("maintenance: %s", exc)
+            # each step on its own: a failing refresh must never stop the re-checks of peers
+            for step in (self.refresh_feeds, self.refresh_credentials, self.channels.check_peers):
+                try:
+                    await step()
+                except Exception:  # logged, retried next round
+                    log.exception("maintenance: %s failed", step.__name__)
 
     # -- trust -----------------------------------------------------------------------------------
 
@@ -154,7 +164,10 @@ class NodeRuntime:
         if frozenset(anchors) != self._anchors:
             self._anchors = frozenset(anchors)
             self._verifier = (
-                ChainVerifier(TrustPolicy(self._anchors, max_feed_staleness=FEED_STALENESS))
+                ChainVerifier(
+                    TrustPolicy(self._anchors, max_feed_staleness=FEED_STALENESS),
+                    known=self.node.identities.check_known,  # no rolled-back issuer histories
+                )
                 if anchors
                 else None
             )
@@ -169,9 +182,20 @@ class NodeRuntime:
                     authority, now=now, max_staleness=10**9
                 )
 
+    def _signed_feed(self) -> bytes:
+        """The hosted authority's feed, re-signed when it changed or is FEED_REUSE s old (so
+        requests for it cannot make the node sign and send it without end)."""
+        now = self.clock.now()
+        authority = self.node.authority()
+        head = authority.store.revocation_head()
+        cached = self._feed_cache
+        if cached is None or cached[0] != head or now - cached[1] >= FEED_REUSE:
+            cached = self._feed_cache = (head, now, authority.feed(now=now))
+        return cached[2]
+
     def _hosted_feed(self, now: int) -> None:
         if self._hosted is not None:
-            data = self.node.authority().feed(now=now)
+            data = self._signed_feed()
             self.feeds[self._hosted] = verify_feed(
                 data, authority=self._hosted, now=now, max_staleness=FEED_STALENESS
             )
@@ -312,13 +336,8 @@ class NodeRuntime:
             raise RemoteError("relay name must be text")
         address = Address("relay", name)
         granted = any(
-            (value := c.attributes.get(RELAY_ATTRIBUTE)) is not None
-            and (
-                name in value or "*" in value
-                if not isinstance(value, str)
-                else value in (name, "*")
-            )
-            for c in source.peer.credentials
+            not c.caveats and _grants_relay(c.attributes.get(RELAY_ATTRIBUTE), name)
+            for c in source.peer.credentials  # caveats are not evaluated yet (gates): skip them
         )
         if not granted:
             raise RemoteError(f"creating relay {name!r} needs the {RELAY_ATTRIBUTE} attribute")
@@ -327,9 +346,14 @@ class NodeRuntime:
         if existing is not None and existing[1] != owner:
             raise RemoteError(f"relay {name!r} belongs to another identity")
         connection = source.peer_route[0]
+        owner_channel = source.enc
         self.router.unregister(address)
 
         async def forward(message: RoutedMessage, _source: Source | None) -> None:
+            if owner_channel not in self.channels.ends:  # the relay lives as long as its channel
+                self.router.unregister(address)
+                self.relays.pop(name, None)
+                raise RoutingError(f"relay {name!r} is gone")
             await self.router.route(
                 RoutedMessage((connection, *message.onward), message.return_route, message.payload)
             )
@@ -376,7 +400,7 @@ class NodeRuntime:
             )
 
         async def feed(arguments: Any, context: RequestContext) -> bytes:
-            return self.node.authority().feed(now=self.clock.now())
+            return self._signed_feed()
 
         return {"enroll": enroll, "refresh": refresh, "revoke": revoke, "feed": feed}
 

@@ -63,6 +63,9 @@ class Service:
             payload = cbor.encode([RESPONSE, VERSION, True, result])
         except TrothError as exc:
             payload = error_response(f"{type(exc).__name__}: {exc}")
+        except Exception:  # a bug: answer, log, and keep the connection that carried it
+            log.exception("%s: a request failed", self.address)
+            payload = error_response("internal error")
         if message.return_route:
             with contextlib.suppress(TrothError):
                 await self.router.route(RoutedMessage(message.return_route, (), payload))

@@ -9,7 +9,7 @@ from typing import Final
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError
+from troth.errors import DecodeError, RoutingError
 from troth.routing.address import Address, Route, route_from_cbor, route_to_cbor
 
 __all__ = ["Buffer", "RoutedMessage"]
@@ -19,15 +19,24 @@ Buffer = bytes | bytearray | memoryview
 """Payloads travel as any bytes-like object, so large ones are not copied at every layer."""
 
 
+_MAX_HEADER: Final = 8192
+
+
 @functools.lru_cache(maxsize=1024)  # a stream repeats the same routes frame after frame
 def _encode_header(onward: Route, return_route: Route) -> bytes:
+    if len(onward) > limits.MAX_ROUTE_LENGTH or len(return_route) > limits.MAX_ROUTE_LENGTH:
+        raise RoutingError(f"a route longer than {limits.MAX_ROUTE_LENGTH} hops")
     header = cbor.encode([route_to_cbor(onward), route_to_cbor(return_route)])
+    if len(header) > _MAX_HEADER:
+        raise RoutingError(f"route header of {len(header)} bytes")
     return _HEADER_LEN.pack(len(header)) + header
 
 
 @functools.lru_cache(maxsize=1024)
 def _decode_header(header: bytes) -> tuple[Route, Route]:
-    onward, return_route = cbor.expect_array(cbor.decode(header, max_bytes=8192), "routes", 2)
+    onward, return_route = cbor.expect_array(
+        cbor.decode(header, max_bytes=_MAX_HEADER), "routes", 2
+    )
     return route_from_cbor(onward), route_from_cbor(return_route)
 
 
@@ -49,7 +58,10 @@ class RoutedMessage:
 
     def stepped_in(self, via: Address) -> RoutedMessage:
         """As received from a transport: its onward route unchanged, `via` (the connection it
-        came on) prepended to the return route."""
+        came on) prepended to the return route (RoutingError past the route limit, so a long
+        return route is dropped here instead of breaking the next hop)."""
+        if len(self.return_route) >= limits.MAX_ROUTE_LENGTH:
+            raise RoutingError(f"return route longer than {limits.MAX_ROUTE_LENGTH} hops")
         return RoutedMessage(self.onward, (via, *self.return_route), self.payload)
 
     def header(self) -> bytes:

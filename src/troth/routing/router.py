@@ -26,6 +26,10 @@ class Source(Protocol):
         """Let later messages from this source reach `address` (a reply path, a new endpoint)."""
         ...
 
+    def forget(self, address: Address) -> None:
+        """Undo `allow` (the endpoint is gone)."""
+        ...
+
 
 Handler = Callable[[RoutedMessage, Source | None], Awaitable[None]]
 """A worker: gets the message (already past its own address) and its source (None: local)."""

@@ -34,6 +34,8 @@ log = logging.getLogger("troth.transport.tcp")
 WRITE_BUFFER = 1 << 20  # bytes queued for the socket before senders wait
 READ_BUFFER = 4 * limits.MAX_TRANSPORT_FRAME  # the receive buffer (several frames)
 MAX_QUEUED_FRAMES = 64  # frames read but not yet routed before reading pauses
+WRITE_TIMEOUT = 10.0  # seconds a send may wait for a slow peer before its connection is dropped
+MAX_REPLY_PATHS = 4096  # reply paths a connection remembers (oldest forgotten first)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.name = f"tcp {peer} ({'out' if outgoing else 'in'})"
         self._kinds = listener.kinds if listener else frozenset()
         self._allowed: set[Address] = set(listener.addresses) if listener else set()
+        self._replies: dict[Address, None] = {}  # reply paths and channel ends: bounded, ordered
         self.closed = asyncio.Event()
         self.frames_in = 0
         self.bytes_in = 0
@@ -80,10 +83,18 @@ class TcpConnection(asyncio.BufferedProtocol):
     # -- Source ----------------------------------------------------------------------------------
 
     def allows(self, address: Address) -> bool:
-        return address in self._allowed or address.kind in self._kinds
+        return address in self._allowed or address in self._replies or address.kind in self._kinds
 
     def allow(self, address: Address) -> None:
-        self._allowed.add(address)
+        replies = self._replies
+        if address in replies or address in self._allowed:
+            return
+        if len(replies) >= MAX_REPLY_PATHS:
+            del replies[next(iter(replies))]
+        replies[address] = None
+
+    def forget(self, address: Address) -> None:
+        self._replies.pop(address, None)
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
@@ -111,6 +122,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self._end += nbytes
         buffer = self._buffer
         view = memoryview(buffer)
+        before = len(self._frames)
         try:
             while self._end - self._start >= FRAME_HEADER.size:
                 version, length = FRAME_HEADER.unpack_from(buffer, self._start)
@@ -132,8 +144,8 @@ class TcpConnection(asyncio.BufferedProtocol):
         if self._start == self._end:
             self._start = self._end = 0
             self._partial_since = None
-        elif self._partial_since is None:
-            self._partial_since = time.monotonic()
+        elif self._partial_since is None or before != len(self._frames):
+            self._partial_since = time.monotonic()  # a new frame started (the stall clock)
         if self._frames:
             self._wakeup.set()
             if len(self._frames) >= MAX_QUEUED_FRAMES and self._socket is not None:
@@ -176,18 +188,19 @@ class TcpConnection(asyncio.BufferedProtocol):
                 self._reading_paused = False
             self.frames_in += 1
             self.bytes_in += len(body)
-            try:
+            try:  # the framing held: a bad message is dropped, the connection stays
                 message = RoutedMessage.decode(body).stepped_in(self.address)
-            except DecodeError as exc:
-                log.warning("%s: closing: %s", self.name, exc)
-                self._abort()
-                return
+            except TrothError as exc:
+                log.info("%s: dropped a malformed message: %s", self.name, exc)
+                continue
             for observe in self.owner.observers:
                 observe(self, message)
             try:
                 await router.route(message, self)
             except TrothError as exc:  # denied or undeliverable: drop this message only
                 log.info("%s: dropped a message: %s", self.name, exc)
+            except Exception:  # a bug must not stop this connection: log it, drop the message
+                log.exception("%s: a message failed", self.name)
 
     def _arm_watchdog(self) -> None:
         timeout = self.owner.frame_timeout
@@ -223,7 +236,13 @@ class TcpConnection(asyncio.BufferedProtocol):
         else:  # written now: one send() for the frame is worth one join
             socket.write(b"".join((prefix, message.payload)))
         if not self._writable.is_set():
-            await self._writable.wait()
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await self._writable.wait()
+            except TimeoutError:
+                log.warning("%s: peer not reading for %s s: dropped", self.name, WRITE_TIMEOUT)
+                self._abort()
+                raise RoutingError(f"{self.name} is not reading") from None
             if self._socket is None:
                 raise RoutingError(f"{self.name} closed while sending")
 
