@@ -7,6 +7,7 @@ transaction each, so a crash leaves either the old state or the new one.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -30,6 +31,7 @@ longer rotate, so the default is long)."""
 PURPOSE_KEY_TTL: Final = 30 * 86_400
 """Default validity of a purpose-key attestation: thirty days."""
 _RENEW_BEFORE: Final = 86_400
+KNOWN_CACHE_SECONDS: Final = 10.0
 """A purpose key within a day of expiry is replaced on next use."""
 
 Progress = Callable[[int, int], None]
@@ -61,6 +63,7 @@ class IdentityService:
         self.store = store
         self.primary_key_ttl = primary_key_ttl
         self.purpose_key_ttl = purpose_key_ttl
+        self._known: dict[bytes, tuple[float, list[bytes] | None]] = {}
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class IdentityService:
             except TrothError:
                 self._forget_keys([handle])
                 raise
+        self._known.pop(rotated.identifier.digest, None)
         self._forget_keys([old, *(KeyHandle.parse(r.key_handle) for r in retired)])
         return LocalIdentity(record.name, rotated, handle)
 
@@ -172,6 +176,7 @@ class IdentityService:
         """Verify a history and store it; a stored identity only accepts an extension of itself."""
         identity = verify_history(data, now=now)
         digest = identity.identifier.digest
+        self._known.pop(digest, None)
         with self.store.transaction():
             stored = self.store.get_history(digest)
             if stored is None:
@@ -189,10 +194,22 @@ class IdentityService:
         return identity
 
     def check_known(self, identity: VerifiedIdentity) -> None:
-        """Raise IdentityError if a stored copy exists and `identity` is not an extension of it."""
-        stored = self.store.get_history(identity.identifier.digest)
-        if stored is not None:
-            check_extends(change_hashes(stored[0]), identity)
+        """Raise IdentityError if a stored copy exists and `identity` is not an extension of it.
+
+        Called on every handshake and chain check, so the stored change hashes are kept in
+        memory for KNOWN_CACHE_SECONDS (this process's own writes refresh them at once; a copy
+        another process stores is seen within that time)."""
+        digest = identity.identifier.digest
+        now = time.monotonic()
+        cached = self._known.get(digest)
+        if cached is None or now - cached[0] > KNOWN_CACHE_SECONDS:
+            stored = self.store.get_history(digest)
+            cached = (now, None if stored is None else change_hashes(stored[0]))
+            if len(self._known) >= 4096:
+                self._known.clear()
+            self._known[digest] = cached
+        if cached[1] is not None:
+            check_extends(cached[1], identity)
 
     # -- purpose keys ------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
 log = logging.getLogger("troth.transport.tcp")
 WRITE_BUFFER = 1 << 20  # bytes queued for the socket before senders wait
-READ_BUFFER = 4 * limits.MAX_TRANSPORT_FRAME  # the receive buffer (several frames)
+READ_BUFFER = 4 * limits.MAX_TRANSPORT_FRAME  # the receive buffer once traffic is heavy
+FIRST_READ_BUFFER = 16 * 1024  # a new connection's buffer (zeroing 512 KiB per connection
+# would cost more than a whole handshake): it grows to READ_BUFFER with the first big frame
 MAX_QUEUED_FRAMES = 64  # frames read but not yet routed before reading pauses
 WRITE_TIMEOUT = 10.0  # seconds a send may wait for a slow peer before its connection is dropped
 MAX_REPLY_PATHS = 4096  # reply paths a connection remembers (oldest forgotten first)
@@ -68,7 +70,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.bytes_in = 0
 
         self._socket: asyncio.Transport | None = None
-        self._buffer = bytearray(READ_BUFFER)
+        self._buffer = bytearray(FIRST_READ_BUFFER)
         self._start = 0  # first unread byte
         self._end = 0  # one past the last byte received
         self._partial_since: float | None = None
@@ -113,9 +115,15 @@ class TcpConnection(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._end == len(self._buffer):  # full: move the unread part to the front
             unread = self._end - self._start
-            view = memoryview(self._buffer)
-            view[:unread] = bytes(view[self._start : self._end])
-            self._start, self._end = 0, unread
+            if len(self._buffer) < READ_BUFFER:  # traffic is heavy: grow (once) while moving
+                grown = bytearray(READ_BUFFER)
+                grown[:unread] = self._buffer[self._start : self._end]
+                self._buffer = grown
+                self._start, self._end = 0, unread
+            else:
+                view = memoryview(self._buffer)
+                view[:unread] = bytes(view[self._start : self._end])
+                self._start, self._end = 0, unread
         return memoryview(self._buffer)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -132,7 +140,13 @@ class TcpConnection(asyncio.BufferedProtocol):
                 if self._end - begin < length:
                     if begin + length > len(buffer):  # make room for the rest of this frame
                         unread = self._end - self._start
-                        view[:unread] = bytes(view[self._start : self._end])
+                        if FRAME_HEADER.size + length > len(buffer):  # a big frame: grow
+                            del view
+                            grown = bytearray(max(READ_BUFFER, FRAME_HEADER.size + length))
+                            grown[:unread] = buffer[self._start : self._end]
+                            self._buffer = buffer = grown
+                        else:
+                            view[:unread] = bytes(view[self._start : self._end])
                         self._start, self._end = 0, unread
                     break
                 self._frames.append(bytes(view[begin : begin + length]))  # the one copy
