@@ -31,8 +31,9 @@ longer rotate, so the default is long)."""
 PURPOSE_KEY_TTL: Final = 30 * 86_400
 """Default validity of a purpose-key attestation: thirty days."""
 _RENEW_BEFORE: Final = 86_400
-KNOWN_CACHE_SECONDS: Final = 10.0
 """A purpose key within a day of expiry is replaced on next use."""
+KNOWN_CACHE_SECONDS: Final = 10.0
+"""How long check_known trusts its in-memory copy of a stored history's change hashes."""
 
 Progress = Callable[[int, int], None]
 
