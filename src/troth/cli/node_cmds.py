@@ -9,7 +9,7 @@ import click
 
 from troth.cli.common import home
 from troth.cli.output import Reporter, json_command, kv
-from troth.node import init_node, list_nodes
+from troth.node import NodeConfig, init_node, list_nodes
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,8 +19,8 @@ def node_group() -> None:
     """Nodes: a vault (software or PKCS#11), a database, identities."""
 
 
-def vault_options(func: F) -> F:
-    """--vault, --pkcs11-module, --token-label, --pin-env (for node init and node create)."""
+def node_options(func: F) -> F:
+    """--vault, --pkcs11-module, --token-label, --pin-env, --durability (node init, create)."""
     for option in reversed(
         (
             click.option(
@@ -34,47 +34,39 @@ def vault_options(func: F) -> F:
             ),
             click.option("--token-label", help="Label of the PKCS#11 token."),
             click.option("--pin-env", help="Environment variable holding the token's user PIN."),
+            click.option(
+                "--durability",
+                type=click.Choice(["normal", "full"]),
+                default="normal",
+                show_default=True,
+                help="normal: survive a process crash; full: also a power loss (fsync every "
+                "commit).",
+            ),
         )
     ):
         func = option(func)
     return func
 
 
-@node_group.command("init")
-@click.argument("name")
-@click.option(
-    "--vault", type=click.Choice(["software", "pkcs11"]), default="software", show_default=True
-)
-@click.option("--pkcs11-module", help="Path of the PKCS#11 library (default: SoftHSM2's).")
-@click.option("--token-label", help="Label of the PKCS#11 token.")
-@click.option("--pin-env", help="Environment variable holding the token's user PIN.")
-@click.option(
-    "--durability",
-    type=click.Choice(["normal", "full"]),
-    default="normal",
-    show_default=True,
-    help="normal: survive a process crash; full: also a power loss (fsync every commit).",
-)
-@json_command
-def init(
-    name: str,
-    vault: str,
-    pkcs11_module: str | None,
-    token_label: str | None,
-    pin_env: str | None,
-    durability: str,
-    reporter: Reporter,
-) -> None:
-    """Create node NAME with its vault."""
-    config = init_node(
+def _init(name: str, options: dict[str, Any]) -> NodeConfig:
+    return init_node(
         name,
         home=home(),
-        vault="pkcs11" if vault == "pkcs11" else "software",
-        pkcs11_module=pkcs11_module,
-        token_label=token_label,
-        pin_env=pin_env,
-        durability=durability,
+        vault="pkcs11" if options["vault"] == "pkcs11" else "software",
+        pkcs11_module=options["pkcs11_module"],
+        token_label=options["token_label"],
+        pin_env=options["pin_env"],
+        durability=options["durability"],
     )
+
+
+@node_group.command("init")
+@click.argument("name")
+@node_options
+@json_command
+def init(name: str, reporter: Reporter, **options: Any) -> None:
+    """Create node NAME with its vault."""
+    config = _init(name, options)
     data = {
         "name": config.name,
         "vault": config.vault,
@@ -107,33 +99,14 @@ def list_(reporter: Reporter) -> None:
 
 @node_group.command("create")
 @click.argument("name")
-@click.option(
-    "--vault", type=click.Choice(["software", "pkcs11"]), default="software", show_default=True
-)
-@click.option("--pkcs11-module", help="Path of the PKCS#11 library (default: SoftHSM2's).")
-@click.option("--token-label", help="Label of the PKCS#11 token.")
-@click.option("--pin-env", help="Environment variable holding the token's user PIN.")
+@node_options
 @json_command
-def create(
-    name: str,
-    vault: str,
-    pkcs11_module: str | None,
-    token_label: str | None,
-    pin_env: str | None,
-    reporter: Reporter,
-) -> None:
+def create(name: str, reporter: Reporter, **options: Any) -> None:
     """Create node NAME with its vault and its default identity (also named NAME)."""
     from troth.cli.common import CLOCK
     from troth.node import open_node
 
-    config = init_node(
-        name,
-        home=home(),
-        vault="pkcs11" if vault == "pkcs11" else "software",
-        pkcs11_module=pkcs11_module,
-        token_label=token_label,
-        pin_env=pin_env,
-    )
+    config = _init(name, options)
     with open_node(name, home=home()) as node:
         identity = node.identities.create(now=CLOCK.now(), name=name)
     data = {"name": config.name, "vault": config.vault, "identifier": str(identity.identifier)}
