@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from troth import limits
-from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
 
 __all__ = ["RESERVED_PREFIX", "AttributeValue", "Attributes", "check_key"]
@@ -130,32 +129,40 @@ class Attributes(Mapping[str, AttributeValue]):
 
     @classmethod
     def from_cbor(cls, value: Any) -> Attributes:
-        if not isinstance(value, dict):
+        """Decode and validate (hot path: one pass, messages built only on failure)."""
+        if type(value) is not dict:
             raise DecodeError("attributes: expected a map")
         if len(value) > limits.MAX_ATTRIBUTES:
             raise DecodeError("attributes: too many", DecodeProblem.OVER_LIMIT)
         items: dict[str, AttributeValue] = {}
         for key, raw in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise DecodeError("attributes: keys must be text")
-            if isinstance(raw, list):
-                if not raw or len(raw) > limits.MAX_ATTRIBUTE_VALUES:
-                    raise DecodeError(f"attribute {key}: 1-{limits.MAX_ATTRIBUTE_VALUES} values")
-                texts = [cbor.expect_text(v, f"attribute {key}") for v in raw]
-                if texts != sorted(set(texts), key=str.encode):
-                    raise DecodeError(
-                        f"attribute {key}: set not sorted or has duplicates",
-                        DecodeProblem.NON_CANONICAL,
-                    )
-                items[key] = frozenset(texts)
-            else:
-                items[key] = cbor.expect_text(raw, f"attribute {key}")
             try:
                 check_key(key)
-                for text in (raw,) if isinstance(raw, str) else raw:
-                    _check_text(text, f"value of {key}")
             except ValueError as exc:
                 raise DecodeError(f"attributes: {exc}") from None
+            if type(raw) is str:
+                texts: list[str] = [raw]
+                items[key] = raw
+            elif type(raw) is list:
+                if not raw or len(raw) > limits.MAX_ATTRIBUTE_VALUES:
+                    raise DecodeError(f"attribute {key}: 1-{limits.MAX_ATTRIBUTE_VALUES} values")
+                texts = raw
+                items[key] = frozenset(raw)
+            else:
+                raise DecodeError(f"attribute {key}: expected a text string or an array")
+            for text in texts:
+                if type(text) is not str or not text or len(text) > limits.MAX_ATTRIBUTE_TEXT:
+                    raise DecodeError(
+                        f"attribute {key}: values must be text of 1-{limits.MAX_ATTRIBUTE_TEXT} "
+                        "characters"
+                    )
+            if len(texts) > 1 and texts != sorted(set(texts), key=str.encode):
+                raise DecodeError(
+                    f"attribute {key}: set not sorted or has duplicates",
+                    DecodeProblem.NON_CANONICAL,
+                )
         attributes = cls.__new__(cls)  # validated above: skip __init__'s second pass
         attributes._items = items
         return attributes

@@ -33,8 +33,8 @@ from troth.errors import (
 )
 from troth.identity import (
     Identifier,
+    UnverifiedHistory,
     VerifiedIdentity,
-    decode_history,
     verify_history,
     verify_signed_by,
 )
@@ -268,10 +268,11 @@ class ChainVerifier:
             )
             links.append(previous)
 
-        histories: dict[Identifier, bytes] = {}
-        for history in chain.histories:
+        histories: dict[Identifier, UnverifiedHistory] = {}
+        for history_bytes in chain.histories:
             try:  # the identifier is the hash of the first body: known before verifying
-                identifier = Identifier(sha256(decode_history(history)[0].body))
+                history = UnverifiedHistory.decode(history_bytes)
+                identifier = Identifier(history.identifier_digest)
             except DecodeError as exc:
                 raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
             if identifier in histories:

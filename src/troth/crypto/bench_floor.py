@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
-    "ed25519_keygen_sign",
     "ed25519_sign_loop",
     "ed25519_sign_verify_loop",
     "ed25519_verify_loop",
+    "identity_floor",
     "x25519_xx_floor",
 ]
 
 
-def ed25519_keygen_sign(data: bytes) -> bytes:
-    """One Ed25519 key generation and one signature."""
-    return ed25519.Ed25519PrivateKey.generate().sign(data)
+def identity_floor(*, sealed: bool) -> Callable[[int], None]:
+    """The raw operations of one new identity: an Ed25519 key generation, its public key (it
+    goes into the first change), one signature and one SHA-256 over a change-sized body.
+    `sealed` adds what keeping the private key at rest needs: its raw bytes, a fresh 12-byte
+    nonce and one AES-256-GCM encryption (the software vault's seal)."""
+    body = bytes(120)
+    seal = AESGCM(os.urandom(32)).encrypt
+    aad = bytes(28)
+    generate = ed25519.Ed25519PrivateKey.generate
+
+    def batch(n: int) -> None:
+        for _ in range(n):
+            key = generate()
+            key.public_key().public_bytes_raw()
+            key.sign(body)
+            hashlib.sha256(body).digest()
+            if sealed:
+                seal(os.urandom(12), key.private_bytes_raw(), aad)
+
+    return batch
 
 
 def ed25519_verify_loop(count: int) -> Callable[[int], None]:

@@ -6,7 +6,13 @@ from troth.identity.attestation import (
     attest_purpose_key,
     verify_attestation,
 )
-from troth.identity.change import ChangeBody, SignedChange, decode_history, encode_history
+from troth.identity.change import (
+    ChangeBody,
+    SignedChange,
+    UnverifiedHistory,
+    decode_history,
+    encode_history,
+)
 from troth.identity.create import new_identity, rotate_identity
 from troth.identity.did import did_document, multikey
 from troth.identity.history import (
@@ -28,6 +34,7 @@ __all__ = [
     "PurposeKeyAttestation",
     "SignedChange",
     "Signer",
+    "UnverifiedHistory",
     "VerifiedChange",
     "VerifiedIdentity",
     "VerifiedPurposeKey",

@@ -33,6 +33,7 @@ __all__ = [
 
 ATTESTATION_TYPE: Final = "troth.identity.purpose-key"
 _VERSION: Final = 1
+_PURPOSES: Final = {int(purpose): purpose for purpose in KeyPurpose}
 _ALL_KEY_TYPES: Final = frozenset(KeyType)
 _KEY_TYPES_FOR: Final = {
     KeyPurpose.SECURE_CHANNEL: frozenset({KeyType.X25519}),
@@ -64,10 +65,9 @@ class PurposeKeyAttestation:
         cbor.expect_header(value, ATTESTATION_TYPE, _VERSION, "attestation")
         if len(value) != 8:
             raise DecodeError(f"attestation: expected 8 elements, got {len(value)}")
-        try:
-            purpose = KeyPurpose(cbor.expect_int(value[4], "purpose"))
-        except ValueError:
-            raise DecodeError("attestation: unknown purpose") from None
+        purpose = _PURPOSES.get(value[4]) if type(value[4]) is int else None
+        if purpose is None:
+            raise DecodeError("attestation: unknown purpose")
         if purpose is KeyPurpose.PRIMARY:
             raise DecodeError("attestation: a primary key is not a purpose key")
         return cls(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from troth import limits
-from troth.crypto import KeyType, PublicKey
+from troth.crypto import KeyType, PublicKey, sha256
 from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem, InvalidKey
 
@@ -25,6 +25,7 @@ __all__ = [
     "HISTORY_TYPE",
     "ChangeBody",
     "SignedChange",
+    "UnverifiedHistory",
     "decode_history",
     "decode_public_key",
     "encode_history",
@@ -35,17 +36,17 @@ CHANGE_TYPE: Final = "troth.identity.change"
 HISTORY_TYPE: Final = "troth.identity.history"
 FORMAT_VERSION: Final = 1
 _SIGNING_TYPES: Final = frozenset({KeyType.ED25519, KeyType.P256})
+_KEY_TYPES: Final = {int(key_type): key_type for key_type in KeyType}
 
 
 def decode_public_key(
     value: Any, what: str, allowed: frozenset[KeyType] = _SIGNING_TYPES
 ) -> PublicKey:
     pair = cbor.expect_array(value, what, 2)
-    number = cbor.expect_int(pair[0], f"{what} type")
-    try:
-        key_type = KeyType(number)
-    except ValueError:
-        raise DecodeError(f"{what}: unknown key type {number}") from None
+    number = pair[0]
+    key_type = _KEY_TYPES.get(number) if type(number) is int else None
+    if key_type is None:
+        raise DecodeError(f"{what}: unknown key type {number!r}")
     if key_type not in allowed:
         raise DecodeError(f"{what}: {key_type.label} keys are not allowed here")
     try:
@@ -138,3 +139,20 @@ def decode_history(data: bytes) -> list[SignedChange]:
             )
         )
     return changes
+
+
+class UnverifiedHistory(NamedTuple):
+    """A decoded history not yet verified, with the bytes it was decoded from."""
+
+    data: bytes
+    changes: tuple[SignedChange, ...]
+
+    @classmethod
+    def decode(cls, data: bytes) -> UnverifiedHistory:
+        """Decode (not verify) `data`. Raises only DecodeError."""
+        return cls(bytes(data), tuple(decode_history(data)))
+
+    @property
+    def identifier_digest(self) -> bytes:
+        """The identifier it claims: the hash of its first change body (formats.md)."""
+        return sha256(self.changes[0].body)

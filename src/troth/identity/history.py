@@ -19,7 +19,13 @@ from troth.errors import (
     IdentityError,
     IdentityFailure,
 )
-from troth.identity.change import ChangeBody, SignedChange, decode_history, encode_history
+from troth.identity.change import (
+    ChangeBody,
+    SignedChange,
+    UnverifiedHistory,
+    decode_history,
+    encode_history,
+)
 from troth.identity.identifier import Identifier
 
 __all__ = [
@@ -95,14 +101,17 @@ def _decode_failure(exc: DecodeError, change: int | None = None) -> IdentityErro
     return IdentityError(_DECODE_REASONS[exc.problem], str(exc), change)
 
 
-def verify_history(data: bytes, *, now: int) -> VerifiedIdentity:
-    """Verify every change of `data` and that the current key is valid at `now`."""
-    if len(data) > limits.MAX_IDENTITY_HISTORY_BYTES:
-        raise IdentityError(IdentityFailure.OVER_LIMIT, f"{len(data)} bytes")
-    try:
-        signed_changes = decode_history(data)
-    except DecodeError as exc:
-        raise _decode_failure(exc) from None
+def verify_history(data: bytes | UnverifiedHistory, *, now: int) -> VerifiedIdentity:
+    """Verify every change of `data` (bytes, or a history already decoded from them) and that
+    the current key is valid at `now`."""
+    if not isinstance(data, UnverifiedHistory):
+        if len(data) > limits.MAX_IDENTITY_HISTORY_BYTES:
+            raise IdentityError(IdentityFailure.OVER_LIMIT, f"{len(data)} bytes")
+        try:
+            data = UnverifiedHistory.decode(data)
+        except DecodeError as exc:
+            raise _decode_failure(exc) from None
+    signed_changes = data.changes
 
     changes: list[VerifiedChange] = []
     previous: VerifiedChange | None = None
@@ -133,7 +142,7 @@ def verify_history(data: bytes, *, now: int) -> VerifiedIdentity:
             len(changes) - 1,
         )
     return VerifiedIdentity(
-        Identifier(changes[0].change_hash), tuple(changes), bytes(data), _VERIFIED
+        Identifier(changes[0].change_hash), tuple(changes), data.data, _VERIFIED
     )
 
 

@@ -25,6 +25,9 @@ class Identifier:
         if len(self.digest) != 32:
             raise ValueError("an identifier is a 32-byte SHA-256 digest")
 
+    def __hash__(self) -> int:  # the generated one hashes a 1-tuple; identifiers key hot dicts
+        return hash(self.digest)
+
     def __str__(self) -> str:
         return TEXT_PREFIX + self.digest.hex()
 
