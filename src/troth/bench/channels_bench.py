@@ -162,7 +162,7 @@ def _establish(quick: bool) -> list[Measurement]:
 
 
 def _bulk(quick: bool) -> list[Measurement]:
-    count, rounds = (300, 2) if quick else (2000, 4)
+    count, rounds = (300, 2) if quick else (2000, 10)
     payload = os.urandom(_MESSAGE)
     loop = _Loop()
     results: list[Measurement] = []
