@@ -37,14 +37,15 @@ class Case:
     run: Callable[[bool], list[Measurement]]
 
 
-Batch = Callable[[int], None]
-"""Runs an operation `n` times."""
+Batch = Callable[[int], float | None]
+"""Runs an operation `n` times; returns its own seconds per operation when only part of its
+work is the operation (a peer that needs setup, such as a server thread), else None."""
 
 
 def _time(batch: Batch, n: int) -> float:
     start = time.perf_counter()
-    batch(n)
-    return (time.perf_counter() - start) / n
+    own = batch(n)
+    return (time.perf_counter() - start) / n if own is None else own
 
 
 def measure_pair(subject: Batch, floor: Batch, *, n: int, rounds: int) -> tuple[float, float]:

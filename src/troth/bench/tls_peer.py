@@ -4,7 +4,7 @@ loopback TCP, each side at its best.
 Measured: the time of a full mutual-TLS 1.3 handshake (new TCP connection, ECDSA P-256
 certificates on both sides, no resumption, no early data) and the bulk throughput of
 application data over one established connection (one preallocated send buffer, `recv_into`
-one preallocated receive buffer), with plain TCP as the reference. A server thread plays the
+one preallocated receive buffer). A server thread plays the
 peer; every figure is timed on the client side with `time.perf_counter`.
 """
 
@@ -25,7 +25,6 @@ from troth.crypto.bench_tls import TlsPki, make_tls_pki
 __all__ = [
     "client_context",
     "mutual_tls_handshakes",
-    "plain_tcp_throughput",
     "server_context",
     "temporary_pki",
     "tls_bulk_throughput",
@@ -155,14 +154,13 @@ def _receive_exactly(sock: socket.socket, buffer: bytearray) -> None:
         got += n
 
 
-def mutual_tls_handshakes(pki: TlsPki, count: int, *, until_server_done: bool = True) -> float:
+def mutual_tls_handshakes(pki: TlsPki, count: int) -> float:
     """Seconds per full mutual-TLS 1.3 handshake over a new loopback TCP connection.
 
     The client times from `connect()` to handshake completion. In TLS 1.3 the client finishes
     first (its Finished flight, certificate and signature included, is still in flight to the
-    server), so by default completion is the moment the client receives the server's one-byte
-    confirmation that its side is done too (client certificate verified); with
-    `until_server_done=False` it is the return of the client's `do_handshake`. Handshakes run
+    server), so completion is the moment the client receives the server's one-byte
+    confirmation that its side is done too (client certificate verified). Handshakes run
     one at a time, after `_WARMUP` uncounted ones.
     """
     if count < 1:
@@ -194,29 +192,29 @@ def mutual_tls_handshakes(pki: TlsPki, count: int, *, until_server_done: bool = 
                     sock, server_hostname=_SERVER_NAME, do_handshake_on_connect=False
                 ) as tls:
                     tls.do_handshake()
-                    client_done = time.perf_counter()
                     _receive_exactly(tls, ack)
                     both_done = time.perf_counter()
                     if tls.session_reused or tls.version() != "TLSv1.3":
                         raise ConnectionError("not a full TLS 1.3 handshake")
             if i >= _WARMUP:
-                elapsed += (both_done if until_server_done else client_done) - start
+                elapsed += both_done - start
         return elapsed / count
 
     return _run_pair(serve, client)
 
 
-def _bulk(
-    message_size: int,
-    total_bytes: int,
-    wrap_server: Callable[[socket.socket], socket.socket],
-    wrap_client: Callable[[socket.socket], socket.socket],
+def tls_bulk_throughput(
+    pki: TlsPki, message_size: int = 65536, total_bytes: int = 256 * 2**20
 ) -> float:
+    """Bytes per second of application data, client to server, over one established mutual-TLS
+    1.3 connection on loopback: `sendall` of `message_size`-byte slices of one buffer against
+    `recv_into` one buffer, timed from the first send to the receiver's one-byte reply."""
     if message_size < 1 or total_bytes < 1:
         raise ValueError("message_size and total_bytes must be >= 1")
+    server_ctx, client_ctx = server_context(pki), client_context(pki)
 
     def serve(listener: socket.socket) -> None:
-        with _accept(listener) as conn, wrap_server(conn) as sock:
+        with _accept(listener) as conn, server_ctx.wrap_socket(conn, server_side=True) as sock:
             buffer = bytearray(max(message_size, _RECEIVE_BUFFER))
             sock.sendall(_ACK)  # ready: the timed transfer starts after any handshake
             received = 0
@@ -228,7 +226,10 @@ def _bulk(
             sock.sendall(_ACK)
 
     def client(address: _Address) -> float:
-        with _connect(address) as raw, wrap_client(raw) as sock:
+        with (
+            _connect(address) as raw,
+            client_ctx.wrap_socket(raw, server_hostname=_SERVER_NAME) as sock,
+        ):
             message = memoryview(bytes(message_size))
             full, rest = divmod(total_bytes, message_size)
             ack = bytearray(1)
@@ -242,23 +243,3 @@ def _bulk(
             return total_bytes / (time.perf_counter() - start)
 
     return _run_pair(serve, client)
-
-
-def tls_bulk_throughput(
-    pki: TlsPki, message_size: int = 65536, total_bytes: int = 256 * 2**20
-) -> float:
-    """Bytes per second of application data, client to server, over one established mutual-TLS
-    1.3 connection on loopback: `sendall` of `message_size`-byte slices of one buffer against
-    `recv_into` one buffer, timed from the first send to the receiver's one-byte reply."""
-    server_ctx, client_ctx = server_context(pki), client_context(pki)
-    return _bulk(
-        message_size,
-        total_bytes,
-        lambda conn: server_ctx.wrap_socket(conn, server_side=True),
-        lambda sock: client_ctx.wrap_socket(sock, server_hostname=_SERVER_NAME),
-    )
-
-
-def plain_tcp_throughput(message_size: int = 65536, total_bytes: int = 256 * 2**20) -> float:
-    """As `tls_bulk_throughput`, over plain loopback TCP: the reference without TLS."""
-    return _bulk(message_size, total_bytes, lambda conn: conn, lambda sock: sock)
