@@ -15,8 +15,7 @@ def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
 
 
 def enroll_request(identities: IdentityService, ref: str, ticket: Ticket, *, now: int) -> bytes:
-    authority = ticket_authority(ticket, now=now)
-    identities.import_history(ticket.authority_history, now=now)
+    authority = identities.import_history(ticket.authority_history, now=now).identifier
     return make_request(
         identities.signer(ref, now=now), "enroll", authority, [ticket.code], now=now
     )

@@ -11,7 +11,7 @@ attributes. Nobody else may create tickets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from troth import limits
 from troth.authority.requests import verify_request
@@ -51,6 +51,14 @@ class Member:
     attributes: Attributes
     added_by: Identifier
     added_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "identifier": str(self.identifier),
+            "attributes": self.attributes.to_json(),
+            "added_by": str(self.added_by),
+            "added_at": self.added_at,
+        }
 
 
 def _member(record: MemberRecord) -> Member:
@@ -107,12 +115,7 @@ class Authority:
         record = self.store.get_member(identifier.digest)
         if record is None:
             return frozenset()
-        value = _member(record).attributes.get(ROLE)
-        return (
-            frozenset()
-            if value is None
-            else frozenset((value,) if isinstance(value, str) else value)
-        )
+        return _member(record).attributes.values_of(ROLE)
 
     def create_ticket(
         self,
@@ -172,7 +175,7 @@ class Authority:
             self.store.put_member(
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), redeemed[1], now)
             )
-            self.identities.import_history(verified.requester.history, now=now)
+            self.identities.import_history(verified.requester, now=now)
             return self._issue(member, attributes, now)
 
     def refresh(self, request: bytes, *, now: int) -> CredentialChain:
@@ -181,11 +184,8 @@ class Authority:
         return self.issue_member_credential(verified.requester.identifier, now=now)
 
     def issue_member_credential(self, member: Identifier, *, now: int) -> CredentialChain:
-        record = self.store.get_member(member.digest)
-        if record is None:
-            raise AuthorityError(_A.NOT_A_MEMBER, str(member))
         with self.store.transaction():
-            return self._issue(member, _member(record).attributes, now)
+            return self._issue(member, self.member(member).attributes, now)
 
     def _issue(self, member: Identifier, attributes: Attributes, now: int) -> CredentialChain:
         signer = self.signer(now)
@@ -281,6 +281,7 @@ class Authority:
 
     def feed(self, *, now: int) -> bytes:
         """The signed revocation feed as of `now`."""
-        entries = self.store.revocation_entries()
-        head = self.store.revocation_head() or feed_genesis(self.identifier)
+        with self.store.transaction():  # one snapshot: the head matches the entries
+            entries = self.store.revocation_entries()
+            head = self.store.revocation_head() or feed_genesis(self.identifier)
         return build_feed(self.signer(now), entries, head, now=now)

@@ -19,11 +19,10 @@ from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, IdentityError
 from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history, verify_signed_by
 
-__all__ = ["KINDS", "VerifiedRequest", "make_request", "verify_request"]
+__all__ = ["VerifiedRequest", "make_request", "verify_request"]
 
 REQUEST_TYPE: Final = "troth.authority.request"
 VERSION: Final = 1
-KINDS: Final = frozenset({"enroll", "refresh", "revoke"})
 
 
 def make_request(

@@ -8,8 +8,9 @@ from troth.authority import ADMIN, ENROLLER
 from troth.cli.common import CLOCK, duration_option, home, open_authority_node
 from troth.cli.output import Reporter, json_command, kv
 from troth.credentials import Attributes
+from troth.errors import NotFound
 from troth.identity import Identifier
-from troth.node import init_node, list_nodes, open_node
+from troth.node import init_node, open_node
 
 
 @click.group("authority")
@@ -30,9 +31,12 @@ def authority_group() -> None:
 @json_command
 def create(name: str, credential_ttl: int, depth: int, reporter: Reporter) -> None:
     """Create authority NAME in a node of the same name (created when missing)."""
-    if name not in {c.name for c in list_nodes(home())}:
+    try:
+        node = open_node(name, home=home())
+    except NotFound:
         init_node(name, home=home())
-    with open_node(name, home=home()) as node:
+        node = open_node(name, home=home())
+    with node:
         authority = node.create_authority(
             name, now=CLOCK.now(), credential_ttl=credential_ttl, delegation_depth=depth
         )
@@ -75,7 +79,7 @@ def ticket_create(
 
     now = CLOCK.now()
     status = node_status(home(), authority_name)
-    listening = status.get("listening") if status["running"] else None
+    listening = status.get("listening")  # only a running node's status has it
     address = f"/tcp/{listening}" if listening else f"node:{authority_name}"
     with open_authority_node(authority_name) as node:
         authority = node.authority()
@@ -110,15 +114,7 @@ def members_group() -> None:
 def members_list(authority_name: str, reporter: Reporter) -> None:
     with open_authority_node(authority_name) as node:
         members = node.authority().members()
-    rows = [
-        {
-            "identifier": str(m.identifier),
-            "attributes": m.attributes.to_json(),
-            "added_by": str(m.added_by),
-            "added_at": m.added_at,
-        }
-        for m in members
-    ]
+    rows = [m.to_json() for m in members]
     text = "\n".join(f"{r['identifier']}  {r['attributes']}" for r in rows)
     reporter.result(rows, text or "(no members)")
 
@@ -130,12 +126,7 @@ def members_list(authority_name: str, reporter: Reporter) -> None:
 def members_show(identifier: str, authority_name: str, reporter: Reporter) -> None:
     with open_authority_node(authority_name) as node:
         member = node.authority().member(Identifier.parse(identifier))
-    data = {
-        "identifier": str(member.identifier),
-        "attributes": member.attributes.to_json(),
-        "added_by": str(member.added_by),
-        "added_at": member.added_at,
-    }
+    data = member.to_json()
     reporter.result(data, kv(data))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from contextlib import ExitStack
@@ -10,7 +11,7 @@ from typing import Any
 
 import click
 
-from troth.authority import Ticket
+from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, refresh_request, revoke_request, ticket_authority
 from troth.cli.common import (
     CLOCK,
@@ -22,7 +23,7 @@ from troth.cli.common import (
     read_input_file,
     write_output,
 )
-from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
+from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -48,15 +49,27 @@ def _authority_node_for(address: str) -> str:
     return address[len("node:") :]
 
 
-def _local_authority(identifier: Identifier) -> str:
-    """The local node hosting the authority `identifier`."""
+def _authority_on(stack: ExitStack, node: Node, name: str) -> Authority:
+    """The authority node `name` hosts: `node` itself when it is that node, else opened once
+    (closed with `stack`)."""
+    host = node if name == node.name else stack.enter_context(open_authority_node(name))
+    return host.authority()
+
+
+def _local_authority(stack: ExitStack, node: Node, identifier: Identifier) -> Authority:
+    """The authority `identifier` hosted on this machine: on `node`, else on another node
+    (each opened once; the one hosting it stays open until `stack` closes)."""
+    with contextlib.suppress(NotFound):
+        if (authority := node.authority()).identifier == identifier:
+            return authority
     for config in list_nodes(home()):
-        with open_node(config.name, home=home()) as node:
-            try:
-                if node.authority().identifier == identifier:
-                    return config.name
-            except NotFound:
-                continue
+        if config.name == node.name:
+            continue
+        with ExitStack() as opened, contextlib.suppress(NotFound):
+            authority = opened.enter_context(open_node(config.name, home=home())).authority()
+            if authority.identifier == identifier:
+                stack.enter_context(opened.pop_all())  # the host stays open with `stack`
+                return authority
     raise NotFound(f"no node on this machine hosts authority {identifier}")
 
 
@@ -80,12 +93,7 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
     authority_node_name = _authority_node_for(parsed.address)
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
-        authority_node = (
-            node
-            if authority_node_name == node.name
-            else stack.enter_context(open_authority_node(authority_node_name))
-        )
-        authority = authority_node.authority()
+        authority = _authority_on(stack, node, authority_node_name)
         if authority.identifier != ticket_authority(parsed, now=now):
             raise ConfigError(
                 f"node {authority_node_name!r} hosts another authority than the ticket's"
@@ -193,15 +201,15 @@ def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -
 def refresh(identity_name: str, node_name: str, reporter: Reporter) -> None:
     """Get a fresh member credential from the (local) authority before the current one expires."""
     now = CLOCK.now()
-    with open_cli_node(node_name) as node:
+    with ExitStack() as stack:
+        node = stack.enter_context(open_cli_node(node_name))
         held = node.wallet.held(identity_name)
         if not held:
             raise NotFound(f"{identity_name} holds no credential: enroll first")
         authority_id = Identifier(held[0].authority)
-        with open_authority_node(_local_authority(authority_id)) as authority_node:
-            authority = authority_node.authority()
-            request = refresh_request(node.identities, identity_name, authority_id, now=now)
-            chain = authority.refresh(request, now=now)
+        authority = _local_authority(stack, node, authority_id)
+        request = refresh_request(node.identities, identity_name, authority_id, now=now)
+        chain = authority.refresh(request, now=now)
         checked = node.wallet.hold(identity_name, chain.encode(), now=now)
     reporter.result(checked.to_json(), f"refreshed; expires at {checked.expires_at}")
 
@@ -326,13 +334,7 @@ def verify(
             data, presenter=actor, feeds=feeds, now=now
         )
     except CredentialError as exc:
-        payload = {
-            "valid": False,
-            "reason": exc.reason.value,
-            "link": exc.link,
-            "detail": exc.detail,
-        }
-        reporter.fail(exc, EXIT_INVALID, payload)
+        reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
     result = {"valid": True, **verified.to_json()}
     lines = [f"valid: {verified.actor} acts", f"  authority {verified.authority}"]
     for link in verified.links:
@@ -458,8 +460,9 @@ def revoke_link(
     siblings live."""
     now = CLOCK.now()
     chain = read_input_file(chain_file)
-    with open_cli_node(node_name) as node, open_authority_node(authority_name) as authority_node:
-        authority = authority_node.authority()
+    with ExitStack() as stack:
+        node = stack.enter_context(open_cli_node(node_name))
+        authority = _authority_on(stack, node, authority_name)
         request = revoke_request(
             node.identities,
             by_name,

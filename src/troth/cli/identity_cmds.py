@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from troth.cli.common import CLOCK, node_option, open_cli_node, read_input_file
-from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
+from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
 from troth.crypto import KeyType
 from troth.errors import IdentityError
 from troth.identity import VerifiedIdentity, did_document, verify_history
@@ -138,13 +138,7 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
             with open_node(node_name, home=troth_home()) as node:
                 node.identities.check_known(identity)
     except IdentityError as exc:
-        result = {
-            "valid": False,
-            "reason": exc.reason.value,
-            "change": exc.change,
-            "detail": exc.detail,
-        }
-        reporter.fail(exc, EXIT_INVALID, result)
+        reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
     result = {"valid": True, **describe(identity)}
     del result["name"]
     reporter.result(result, "valid\n" + kv(result))

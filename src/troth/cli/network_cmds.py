@@ -13,12 +13,14 @@ import click
 
 from troth.cli.common import home
 from troth.cli.output import Reporter, json_command, kv
-from troth.node.daemon import control, node_status, run_transient
 
 
 def _ask(node: str, op: str, arguments: dict[str, Any], *, transient: bool = True) -> Any:
-    if node_status(home(), node)["running"] or not transient:
-        return control(home(), node, op, arguments)
+    from troth.node.daemon import control, node_status, run_transient  # asyncio: on use only
+
+    status = node_status(home(), node)
+    if status["running"] or not transient:
+        return control(home(), node, op, arguments, status=status)
     return run_transient(home(), node, op, arguments)
 
 

@@ -159,5 +159,5 @@ def status(name: str, reporter: Reporter) -> None:
 
     data = node_status(home(), name)
     if data["running"]:
-        data.update(control(home(), name, "status", {}))
+        data.update(control(home(), name, "status", {}, status=data))
     reporter.result(data, kv({k: v for k, v in data.items() if k != "control"}))

@@ -14,6 +14,7 @@ import click
 from troth.errors import (
     ConfigError,
     ConflictError,
+    CredentialError,
     CryptoError,
     DecodeError,
     IdentityError,
@@ -58,6 +59,12 @@ def error_object(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, IdentityError):
         data.update(reason=exc.reason.value, change=exc.change, detail=exc.detail)
     return data
+
+
+def invalid_object(exc: IdentityError | CredentialError) -> dict[str, Any]:
+    """What `verify` commands print for something that did not verify."""
+    where = {"change": exc.change} if isinstance(exc, IdentityError) else {"link": exc.link}
+    return {"valid": False, "reason": exc.reason.value, **where, "detail": exc.detail}
 
 
 class Reporter:

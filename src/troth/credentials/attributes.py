@@ -115,9 +115,10 @@ class Attributes(Mapping[str, AttributeValue]):
         """These attributes with `other`'s values taking precedence."""
         return Attributes({**self._items, **other._items})
 
-    def without(self, keys: Iterable[str]) -> Attributes:
-        drop = set(keys)
-        return Attributes({k: v for k, v in self._items.items() if k not in drop})
+    def values_of(self, key: str) -> frozenset[str]:
+        """The values of `key` as a set (empty when absent)."""
+        value = self._items.get(key)
+        return frozenset() if value is None else _as_set(value)
 
     # -- encodings ----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from troth import limits
 from troth.crypto import sha256
@@ -148,7 +148,6 @@ class VerifiedFeed:
     head: bytes
     issued_at: int
     entries: tuple[RevocationEntry, ...]
-    heads: tuple[bytes, ...] = field(repr=False)  # heads[i] = head after i entries
     revoked_credentials: frozenset[bytes] = field(repr=False)
     revoked_identities: frozenset[bytes] = field(repr=False)
     _token: object = field(repr=False, compare=False)
@@ -164,20 +163,44 @@ class VerifiedFeed:
             )
 
 
+class _FeedParts(NamedTuple):
+    """A feed decoded, nothing verified."""
+
+    body: bytes
+    signature: Any
+    attestation: Any
+    snapshot: list[Any]
+    raw_entries: list[bytes]
+    history: bytes
+
+
+def _decode_feed(data: bytes) -> _FeedParts:
+    """Decode a feed's structure (formats.md, "Revocation feed"). Raises only DecodeError."""
+    value = cbor.expect_array(
+        cbor.decode(
+            data, max_bytes=limits.MAX_FEED_BYTES, max_items=4 * limits.MAX_FEED_ENTRIES + 64
+        ),
+        "feed",
+    )
+    cbor.expect_header(value, FEED_TYPE, VERSION, "feed")
+    if len(value) != 5:
+        raise DecodeError("feed: expected 5 elements")
+    body, signature, attestation = cbor.expect_array(value[2], "snapshot", 3)
+    body = cbor.expect_bytes(body, "snapshot")
+    snapshot = cbor.expect_array(cbor.decode(body), "snapshot", 6)
+    cbor.expect_header(snapshot, SNAPSHOT_TYPE, VERSION, "snapshot")
+    raw_entries = [cbor.expect_bytes(e, "entry") for e in cbor.expect_array(value[3], "entries")]
+    if len(raw_entries) > limits.MAX_FEED_ENTRIES:
+        raise DecodeError("feed: too many entries", DecodeProblem.OVER_LIMIT)
+    history = cbor.expect_bytes(value[4], "authority history")
+    return _FeedParts(body, signature, attestation, snapshot, raw_entries, history)
+
+
 def feed_authority(data: bytes) -> Identifier:
     """The authority a feed claims to be from (unverified: pass it to verify_feed)."""
     try:
-        value = cbor.expect_array(
-            cbor.decode(
-                data, max_bytes=limits.MAX_FEED_BYTES, max_items=4 * limits.MAX_FEED_ENTRIES + 64
-            ),
-            "feed",
-        )
-        cbor.expect_header(value, FEED_TYPE, VERSION, "feed")
-        body = cbor.expect_bytes(cbor.expect_array(value[2], "snapshot", 3)[0], "snapshot")
-        snapshot = cbor.expect_array(cbor.decode(body), "snapshot", 6)
-        return Identifier(cbor.expect_bytes(snapshot[2], "authority", 32))
-    except (DecodeError, IndexError) as exc:
+        return Identifier(cbor.expect_bytes(_decode_feed(data).snapshot[2], "authority", 32))
+    except DecodeError as exc:
         raise CredentialError(_F.FEED_INVALID, str(exc)) from None
 
 
@@ -194,26 +217,7 @@ def verify_feed(
     `known` raises IdentityError when the embedded history forks from or rolls back a copy
     the caller stored."""
     try:
-        value = cbor.expect_array(
-            cbor.decode(
-                data, max_bytes=limits.MAX_FEED_BYTES, max_items=4 * limits.MAX_FEED_ENTRIES + 64
-            ),
-            "feed",
-        )
-        cbor.expect_header(value, FEED_TYPE, VERSION, "feed")
-        if len(value) != 5:
-            raise DecodeError("feed: expected 5 elements")
-        body, signature, attestation = cbor.expect_array(value[2], "snapshot", 3)
-        snapshot = cbor.expect_array(
-            cbor.decode(cbor.expect_bytes(body, "snapshot")), "snapshot", 6
-        )
-        cbor.expect_header(snapshot, SNAPSHOT_TYPE, VERSION, "snapshot")
-        raw_entries = [
-            cbor.expect_bytes(e, "entry") for e in cbor.expect_array(value[3], "entries")
-        ]
-        if len(raw_entries) > limits.MAX_FEED_ENTRIES:
-            raise DecodeError("feed: too many entries", DecodeProblem.OVER_LIMIT)
-        history = cbor.expect_bytes(value[4], "authority history")
+        body, signature, attestation, snapshot, raw_entries, history = _decode_feed(data)
         signer = Identifier(cbor.expect_bytes(snapshot[2], "authority", 32))
         count = cbor.expect_int(snapshot[3], "count")
         head = cbor.expect_bytes(snapshot[4], "head", 32)
@@ -236,7 +240,7 @@ def verify_feed(
         raise CredentialError(_F.FEED_INVALID, str(exc)) from None
     if issued_at > now + limits.MAX_CLOCK_SKEW_SECONDS:
         raise CredentialError(_F.FEED_INVALID, "issued in the future")
-    heads = [feed_genesis(authority)]
+    heads = [feed_genesis(authority)]  # heads[i] = head after i entries
     for index, (entry, raw) in enumerate(zip(entries, raw_entries, strict=True)):
         if entry.seq != index:
             raise CredentialError(_F.FEED_INVALID, f"entry {index} has seq {entry.seq}")
@@ -256,7 +260,6 @@ def verify_feed(
         head,
         issued_at,
         tuple(entries),
-        tuple(heads),
         frozenset(e.target for e in entries if e.kind is RevocationKind.CREDENTIAL),
         frozenset(e.target for e in entries if e.kind is RevocationKind.IDENTITY),
         _VERIFIED,

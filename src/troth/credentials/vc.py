@@ -27,7 +27,13 @@ import rfc8785
 from troth.credentials.attributes import Attributes
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
 from troth.errors import CredentialError, CredentialFailure, CryptoError, IdentityError
-from troth.identity import Identifier, Signer, VerifiedIdentity, verify_attestation
+from troth.identity import (
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    ed25519_from_multikey,
+    verify_attestation,
+)
 from troth.vault import KeyPurpose
 
 __all__ = [
@@ -43,7 +49,6 @@ __all__ = [
 
 CRYPTOSUITE: Final = "eddsa-jcs-2022"
 VC_CONTEXT: Final = "https://www.w3.org/ns/credentials/v2"
-_ED25519_MULTICODEC: Final = b"\xed\x01"
 _XSD_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 _F = CredentialFailure
 
@@ -128,12 +133,9 @@ def verify_eddsa_jcs_2022(secured: dict[str, Any], resolve: Resolver) -> dict[st
 
 def _ed25519_from_multikey(value: str) -> PublicKey:
     try:
-        raw = base58.b58decode(value[1:]) if value.startswith("z") else b""
+        return ed25519_from_multikey(value)
     except ValueError:
-        raw = b""
-    if len(raw) != 34 or raw[:2] != _ED25519_MULTICODEC:
-        raise CredentialError(_F.MALFORMED, f"not an Ed25519 Multikey: {value!r}")
-    return PublicKey(KeyType.ED25519, raw[2:])
+        raise CredentialError(_F.MALFORMED, f"not an Ed25519 Multikey: {value!r}") from None
 
 
 def did_key_resolver(method: str, proof: dict[str, Any]) -> PublicKey:

@@ -14,7 +14,7 @@ from troth.identity.change import (
     encode_history,
 )
 from troth.identity.create import new_identity, rotate_identity
-from troth.identity.did import did_document, multikey
+from troth.identity.did import did_document, ed25519_from_multikey, multikey
 from troth.identity.history import (
     VerifiedChange,
     VerifiedIdentity,
@@ -43,6 +43,7 @@ __all__ = [
     "check_extends",
     "decode_history",
     "did_document",
+    "ed25519_from_multikey",
     "encode_history",
     "multikey",
     "new_identity",

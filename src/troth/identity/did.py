@@ -10,7 +10,7 @@ import base58
 from troth.crypto import KeyType, PublicKey
 from troth.identity.history import VerifiedIdentity
 
-__all__ = ["did_document", "multikey"]
+__all__ = ["did_document", "ed25519_from_multikey", "multikey"]
 
 _MULTICODEC: Final = {KeyType.ED25519: b"\xed\x01", KeyType.P256: b"\x80\x24"}
 
@@ -19,6 +19,15 @@ def multikey(key: PublicKey) -> str:
     """The Multikey `publicKeyMultibase` of a signing key: 'z' + base58btc(multicodec || key)."""
     raw = key.p256_compressed() if key.key_type is KeyType.P256 else key.data
     return "z" + base58.b58encode(_MULTICODEC[key.key_type] + raw).decode("ascii")
+
+
+def ed25519_from_multikey(value: str) -> PublicKey:
+    """The Ed25519 key of a Multikey `publicKeyMultibase` (the inverse of `multikey`); raises
+    ValueError for anything else."""
+    raw = base58.b58decode(value[1:]) if value.startswith("z") else b""
+    if len(raw) != 34 or raw[:2] != _MULTICODEC[KeyType.ED25519]:
+        raise ValueError(f"not an Ed25519 Multikey: {value!r}")
+    return PublicKey(KeyType.ED25519, raw[2:])
 
 
 def did_document(identity: VerifiedIdentity) -> dict[str, Any]:

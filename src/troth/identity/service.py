@@ -173,25 +173,28 @@ class IdentityService:
 
     # -- known identities (append-only) --------------------------------------------------------
 
-    def import_history(self, data: bytes, *, now: int) -> VerifiedIdentity:
-        """Verify a history and store it; a stored identity only accepts an extension of itself."""
-        identity = verify_history(data, now=now)
+    def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
+        """Store a history (verified here unless it already is); a stored identity only accepts
+        an extension of itself."""
+        identity = data if isinstance(data, VerifiedIdentity) else verify_history(data, now=now)
         digest = identity.identifier.digest
-        self._known.pop(digest, None)
-        with self.store.transaction():
-            stored = self.store.get_history(digest)
-            if stored is None:
-                self.store.insert_history(digest, identity.history, len(identity.changes), now)
-                return identity
-            self.check_known(identity)
-            if len(identity.changes) > stored[1]:
-                if self.store.find_local(identifier=digest) is not None:
-                    raise IdentityError(
-                        IdentityFailure.FORK, "a local identity is rotated only by its own node"
+        try:
+            with self.store.transaction():
+                stored = self.store.get_history(digest)
+                if stored is None:
+                    self.store.insert_history(digest, identity.history, len(identity.changes), now)
+                    return identity
+                check_extends(change_hashes(stored[0]), identity)
+                if len(identity.changes) > stored[1]:
+                    if self.store.find_local(identifier=digest) is not None:
+                        raise IdentityError(
+                            IdentityFailure.FORK, "a local identity is rotated only by its own node"
+                        )
+                    self.store.update_history(
+                        digest, identity.history, len(identity.changes), stored[1], now
                     )
-                self.store.update_history(
-                    digest, identity.history, len(identity.changes), stored[1], now
-                )
+        finally:
+            self._known.pop(digest, None)  # after the write: check_known reads it afresh
         return identity
 
     def check_known(self, identity: VerifiedIdentity) -> None:
@@ -219,6 +222,12 @@ class IdentityService:
     ) -> tuple[KeyHandle, VerifiedPurposeKey]:
         """The identity's key for `purpose`, attested under its current change; created (or
         replaced when it nears expiry or was made under an older change) on demand."""
+        _local, handle, verified = self._purpose_key(ref, purpose, now=now)
+        return handle, verified
+
+    def _purpose_key(
+        self, ref: str, purpose: KeyPurpose, *, now: int
+    ) -> tuple[LocalIdentity, KeyHandle, VerifiedPurposeKey]:
         with self.store.transaction():
             local = self.get(ref, now=now)
             digest = local.identifier.digest
@@ -229,7 +238,7 @@ class IdentityService:
                         local.identity, record.attestation, purpose=purpose, now=now
                     )
                     if verified.expires_at - now > _RENEW_BEFORE:
-                        return KeyHandle.parse(record.key_handle), verified
+                        return local, KeyHandle.parse(record.key_handle), verified
                 except IdentityError:
                     pass  # stale or expired: replace it below
             key_type = (
@@ -253,13 +262,12 @@ class IdentityService:
             verified = verify_attestation(local.identity, attestation, purpose=purpose, now=now)
         if record is not None:
             self._forget_keys([KeyHandle.parse(record.key_handle)])
-        return handle, verified
+        return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
         """Sign as local identity `ref` with its (created or renewed on demand) signing key."""
-        handle, key = self.purpose_key(ref, KeyPurpose.SIGNING, now=now)
-        identity = self.get(ref, now=now).identity
-        return Signer(identity, self.vault, handle, key.attestation, key.expires_at)
+        local, handle, key = self._purpose_key(ref, KeyPurpose.SIGNING, now=now)
+        return Signer(local.identity, self.vault, handle, key.attestation, key.expires_at)
 
     def _forget_keys(self, handles: list[KeyHandle]) -> None:
         """Delete keys that no longer back anything (best effort: an orphan is harmless)."""

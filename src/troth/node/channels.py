@@ -177,9 +177,12 @@ class ChannelManager:
     def start(self) -> None:
         self.router.register(LISTENER, self._listen)
 
-    async def open(self, route: Route) -> ChannelEnd:
-        """Open a channel to the listener at the end of `route`; wait for the handshake."""
-        channel = SecureChannel.initiate(me=self.me(), trust=self.trust(), settings=self.settings)
+    async def open(self, route: Route, *, trust: ChannelTrust | None = None) -> ChannelEnd:
+        """Open a channel to the listener at the end of `route`; wait for the handshake.
+        `trust` replaces the manager's for this channel only."""
+        channel = SecureChannel.initiate(
+            me=self.me(), trust=trust or self.trust(), settings=self.settings
+        )
         end = self._add(channel, ())
         (first,) = channel.outgoing()
         try:

@@ -29,7 +29,7 @@ from typing import Any, Final
 from troth.encoding import cbor
 from troth.errors import ConfigError, NotFound, RemoteError, TrothError
 from troth.node.home import secure_dir, write_private_file
-from troth.node.node import open_node
+from troth.node.node import node_dir, open_node
 from troth.node.runtime import NodeRuntime
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
@@ -41,14 +41,14 @@ log = logging.getLogger("troth.node.daemon")
 
 
 def _dir(home: Path, name: str) -> Path:
-    path = home / "nodes" / name
+    path = node_dir(home, name)
     if not (path / "node.json").is_file():
         raise NotFound(f"no node {name!r} (create it with: troth node create {name})")
     return path
 
 
-def _socket_path(node_dir: Path) -> Path:
-    path = node_dir / "control.sock"
+def _socket_path(directory: Path) -> Path:
+    path = directory / "control.sock"
     if len(str(path)) < 100:  # AF_UNIX paths are limited to ~108 bytes
         return path
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
@@ -57,7 +57,7 @@ def _socket_path(node_dir: Path) -> Path:
     info = runtime.lstat()
     if runtime.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise ConfigError(f"{runtime} is not a private directory of this user")
-    return runtime / (hashlib.sha256(str(node_dir).encode()).hexdigest()[:20] + ".sock")
+    return runtime / (hashlib.sha256(str(directory).encode()).hexdigest()[:20] + ".sock")
 
 
 def _alive(pid: int) -> bool:
@@ -82,8 +82,8 @@ def _is_our_node(pid: int, name: str) -> bool:
 
 
 def node_status(home: Path, name: str) -> dict[str, Any]:
-    node_dir = _dir(home, name)
-    status_file = node_dir / "status.json"
+    directory = _dir(home, name)
+    status_file = directory / "status.json"
     if not status_file.is_file():
         return {"name": name, "running": False}
     try:
@@ -98,14 +98,14 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
 
 def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     """Start node `name` in the background; return its status once it is ready."""
-    node_dir = _dir(home, name)
+    directory = _dir(home, name)
     if node_status(home, name)["running"]:
         raise ConfigError(f"node {name!r} is already running")
-    (node_dir / "status.json").unlink(missing_ok=True)
+    (directory / "status.json").unlink(missing_ok=True)
     command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--foreground"]
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
-    log_file = node_dir / "node.log"
+    log_file = directory / "node.log"
     with open(log_file, "ab") as out:
         os.chmod(log_file, 0o600)
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -141,9 +141,9 @@ def stop_daemon(home: Path, name: str) -> bool:
         time.sleep(0.05)
     if _is_our_node(pid, name):
         os.kill(pid, signal.SIGKILL)
-    node_dir = _dir(home, name)
+    directory = _dir(home, name)
     for leftover in ("status.json", "node.pid"):
-        (node_dir / leftover).unlink(missing_ok=True)
+        (directory / leftover).unlink(missing_ok=True)
     return True
 
 
@@ -166,10 +166,17 @@ async def _control_request(path: str, op: str, arguments: dict[str, Any], timeou
 
 
 def control(
-    home: Path, name: str, op: str, arguments: dict[str, Any], timeout: float = 30.0
+    home: Path,
+    name: str,
+    op: str,
+    arguments: dict[str, Any],
+    timeout: float = 30.0,
+    *,
+    status: dict[str, Any] | None = None,
 ) -> Any:
-    """Ask running node `name` to do `op` (NotFound when it is not running)."""
-    status = node_status(home, name)
+    """Ask running node `name` to do `op` (NotFound when it is not running); `status` is its
+    `node_status` when the caller already read it."""
+    status = status or node_status(home, name)
     if not status["running"]:
         raise NotFound(f"node {name!r} is not running (troth node start {name})")
     return asyncio.run(_control_request(status["control"], op, arguments, timeout))
@@ -192,8 +199,8 @@ def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> 
 
 async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
     """Run node `name` until SIGTERM or SIGINT (the body of `troth node start --foreground`)."""
-    node_dir = _dir(home, name)
-    socket_path = _socket_path(node_dir)
+    directory = _dir(home, name)
+    socket_path = _socket_path(directory)
     socket_path.unlink(missing_ok=True)
     with open_node(name, home=home) as node:
         runtime = NodeRuntime(node)
@@ -225,8 +232,8 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
             "control": str(socket_path),
             "identifier": runtime.status()["identifier"],
         }
-        write_private_file(node_dir / "node.pid", f"{os.getpid()}\n".encode())
-        write_private_file(node_dir / "status.json", json.dumps(status).encode())
+        write_private_file(directory / "node.pid", f"{os.getpid()}\n".encode())
+        write_private_file(directory / "status.json", json.dumps(status).encode())
         log.info("node %s running: %s", name, status)
         try:
             await stop.wait()
@@ -234,5 +241,5 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
             log.info("node %s stopping", name)
             server.close()
             await runtime.stop()
-            for leftover in (socket_path, node_dir / "status.json", node_dir / "node.pid"):
+            for leftover in (socket_path, directory / "status.json", directory / "node.pid"):
                 leftover.unlink(missing_ok=True)

@@ -46,6 +46,11 @@ def _nodes_dir(home: Path) -> Path:
     return home / "nodes"
 
 
+def node_dir(home: Path, name: str) -> Path:
+    """The directory of node `name` (ConfigError for a name that is not a valid node name)."""
+    return _nodes_dir(home) / check_name(name, "node name")
+
+
 @dataclass
 class Node:
     config: NodeConfig
@@ -108,9 +113,8 @@ def init_node(
     durability: str = "normal",
 ) -> NodeConfig:
     """Create a node directory and its configuration (ConfigError if it exists)."""
-    check_name(name, "node name")
     home = home or troth_home()
-    path = _nodes_dir(home) / name
+    path = node_dir(home, name)
     if (path / "node.json").exists():
         raise ConfigError(f"node {name!r} already exists in {home}")
     if vault == "pkcs11" and not token_label:
@@ -152,7 +156,7 @@ def list_nodes(home: Path | None = None) -> list[NodeConfig]:
 def open_node(name: str, *, home: Path | None = None, create_default: bool = False) -> Node:
     """Open node `name`. With `create_default`, the default node is created on first use."""
     home = home or troth_home()
-    path = _nodes_dir(home) / check_name(name, "node name")
+    path = node_dir(home, name)
     config_path = path / "node.json"
     if not config_path.is_file():
         if create_default and name == DEFAULT_NODE:

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
-from troth.authority import Ticket
+from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, refresh_request, ticket_authority
 from troth.channel import (
     AllowIdentifiers,
@@ -55,11 +55,8 @@ REFRESH_MARGIN: Final = 600  # refresh a member credential when it has 10 minute
 FEED_REUSE: Final = 5  # seconds a signed feed is served again before it is re-signed
 
 
-def _grants_relay(value: str | frozenset[str] | None, name: str) -> bool:
-    """Whether a `troth.relay` attribute value allows creating relay `name`."""
-    if value is None:
-        return False
-    values = {value} if isinstance(value, str) else value
+def _grants_relay(values: frozenset[str], name: str) -> bool:
+    """Whether `troth.relay` attribute values allow creating relay `name`."""
     return name in values or "*" in values
 
 
@@ -107,7 +104,7 @@ class NodeRuntime:
         self._me_cache: _Cached | None = None
         self._verifier: ChainVerifier | None = None
         self._anchors: frozenset[Identifier] = frozenset()
-        self._hosted: Identifier | None = None
+        self._authority: Authority | None = None  # the authority this node hosts
         self._tasks: set[asyncio.Task[None]] = set()
         self._feed_cache: tuple[bytes | None, int, bytes] | None = None
         self.sunk_messages = 0
@@ -117,10 +114,12 @@ class NodeRuntime:
 
     async def start(self, listen: tuple[str, int] | None = None) -> None:
         identities = self.node.identities
-        if not any(r.name == self.name for r in identities.list_local()):
+        try:
+            identities.find(self.name)
+        except NotFound:
             identities.create(now=self.clock.now(), name=self.name)
         with contextlib.suppress(NotFound):
-            self._hosted = self.node.authority().identifier
+            self._authority = self.node.authority()
         self._refresh_anchors()
         self._load_feeds()
         Service(self.router, "echo", {"echo": self._echo, "discard": self._discard}).start()
@@ -139,6 +138,15 @@ class NodeRuntime:
             task.cancel()
         await self.channels.close_all()
         await self.tcp.close()
+
+    @property
+    def _hosted(self) -> Identifier | None:
+        return None if self._authority is None else self._authority.identifier
+
+    def _hosting(self) -> Authority:
+        if self._authority is None:
+            raise NotFound(f"node {self.name!r} hosts no authority")
+        return self._authority
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -174,8 +182,7 @@ class NodeRuntime:
 
     def _load_feeds(self) -> None:
         now = self.clock.now()
-        if self._hosted is not None:
-            self._hosted_feed(now)
+        self._hosted_feed(now)
         for authority in self.node.wallet.trusted():
             with contextlib.suppress(TrothError):
                 self.feeds[authority] = self.node.wallet.feed(
@@ -186,7 +193,7 @@ class NodeRuntime:
         """The hosted authority's feed, re-signed when it changed or is FEED_REUSE s old (so
         requests for it cannot make the node sign and send it without end)."""
         now = self.clock.now()
-        authority = self.node.authority()
+        authority = self._hosting()
         head = authority.store.revocation_head()
         cached = self._feed_cache
         if cached is None or cached[0] != head or now - cached[1] >= FEED_REUSE:
@@ -229,7 +236,7 @@ class NodeRuntime:
                 continue
             request = refresh_request(self.node.identities, self.name, authority, now=now)
             if authority == self._hosted:
-                chain = self.node.authority().refresh(request, now=now).encode()
+                chain = self._hosting().refresh(request, now=now).encode()
             else:
                 end = await self.channel_to(parse_route(address))
                 chain = cbor.expect_bytes(
@@ -253,10 +260,9 @@ class NodeRuntime:
             return cached.identity
         identities, wallet = self.node.identities, self.node.wallet
         handle, key = identities.purpose_key(self.name, KeyPurpose.SECURE_CHANNEL, now=now)
-        chains = tuple(h.chain for h in wallet.held(self.name) if h.expires_at > now)[:8]
-        expiry = min(
-            [key.expires_at, *(h.expires_at for h in wallet.held(self.name) if h.expires_at > now)]
-        )
+        live = [h for h in wallet.held(self.name) if h.expires_at > now]
+        chains = tuple(h.chain for h in live[:8])
+        expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(
             identities.export(self.name),
             VaultDhKey(self.node.vault, handle),
@@ -297,16 +303,8 @@ class NodeRuntime:
         end = self._open.get(key)
         if end is not None and end.enc in self.channels.ends:
             return end
-        if also_trust:
-            manager = self.channels
-            original = manager.trust
-            manager.trust = lambda: self._trust(also=also_trust)
-            try:
-                end = await manager.open(route)
-            finally:
-                manager.trust = original
-        else:
-            end = await self.channels.open(route)
+        trust = self._trust(also=also_trust) if also_trust else None
+        end = await self.channels.open(route, trust=trust)
         self._open[key] = end
         return end
 
@@ -336,7 +334,7 @@ class NodeRuntime:
             raise RemoteError("relay name must be text")
         address = Address("relay", name)
         granted = any(
-            not c.caveats and _grants_relay(c.attributes.get(RELAY_ATTRIBUTE), name)
+            not c.caveats and _grants_relay(c.attributes.values_of(RELAY_ATTRIBUTE), name)
             for c in source.peer.credentials  # caveats are not evaluated yet (gates): skip them
         )
         if not granted:
@@ -383,19 +381,19 @@ class NodeRuntime:
 
     def _authority_methods(self) -> dict[str, Any]:
         async def enroll(request: Any, context: RequestContext) -> bytes:
-            chain = self.node.authority().enroll(
+            chain = self._hosting().enroll(
                 cbor.expect_bytes(request, "request"), now=self.clock.now()
             )
             return chain.encode()
 
         async def refresh(request: Any, context: RequestContext) -> bytes:
-            chain = self.node.authority().refresh(
+            chain = self._hosting().refresh(
                 cbor.expect_bytes(request, "request"), now=self.clock.now()
             )
             return chain.encode()
 
         async def revoke(request: Any, context: RequestContext) -> int:
-            return self.node.authority().revoke_link(
+            return self._hosting().revoke_link(
                 cbor.expect_bytes(request, "request"), now=self.clock.now()
             )
 
@@ -454,7 +452,7 @@ class NodeRuntime:
     def status(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "identifier": str(self.node.identities.get(self.name, now=self.clock.now()).identifier),
+            "identifier": str(Identifier(self.node.identities.find(self.name).identifier)),
             "listening": None if self.listening is None else "{}:{}".format(*self.listening),
             "channels": len(self.channels.ends),
             "relays": sorted(self.relays),
