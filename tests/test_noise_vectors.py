@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixed_vault import FixedDhKey
-from troth.channel.noise import HandshakeState
+from troth.channel.noise import CipherState, HandshakeState
+from troth.crypto import KeyType
+from troth.crypto.aead import Aead, AeadAlgorithm
+from troth.crypto.private import PrivateKey, load_private_key
 
 FOLDER = Path(__file__).parent / "vectors" / "noise"
 VECTORS: list[dict[str, Any]] = [
@@ -19,6 +21,11 @@ VECTORS: list[dict[str, Any]] = [
 ]
 
 
+def _key(hex_text: str) -> PrivateKey:
+    """A vector's raw X25519 key as a test-only software key (troth's vault never exports)."""
+    return load_private_key(KeyType.X25519, bytes.fromhex(hex_text))
+
+
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"{v['file']}:{v['protocol_name']}")
 def test_vector(vector: dict[str, Any]) -> None:
     name = vector["protocol_name"]
@@ -26,15 +33,15 @@ def test_vector(vector: dict[str, Any]) -> None:
         name,
         initiator=True,
         prologue=bytes.fromhex(vector["init_prologue"]),
-        static=FixedDhKey(bytes.fromhex(vector["init_static"])),
-        ephemeral=FixedDhKey(bytes.fromhex(vector["init_ephemeral"])),
+        static=_key(vector["init_static"]),
+        ephemeral=_key(vector["init_ephemeral"]),
     )
     responder = HandshakeState(
         name,
         initiator=False,
         prologue=bytes.fromhex(vector["resp_prologue"]),
-        static=FixedDhKey(bytes.fromhex(vector["resp_static"])),
-        ephemeral=FixedDhKey(bytes.fromhex(vector["resp_ephemeral"])),
+        static=_key(vector["resp_static"]),
+        ephemeral=_key(vector["resp_ephemeral"]),
     )
     messages = vector["messages"]
     for index, message in enumerate(messages[:3]):
@@ -57,3 +64,20 @@ def test_vector(vector: dict[str, Any]) -> None:
         ciphertext = sender.encrypt_with_ad(b"", payload)
         assert ciphertext.hex() == message["ciphertext"], f"transport message {index}"
         assert receiver.decrypt_with_ad(b"", ciphertext) == payload
+
+
+@pytest.mark.parametrize("algorithm", list(AeadAlgorithm))
+def test_rekey_is_the_specs_rekey_and_keeps_the_nonce(algorithm: AeadAlgorithm) -> None:
+    key = bytes(range(32))
+    # §4.2 REKEY(k) = ENCRYPT(k, 2^64-1, zerolen, zeros)[:32]; §12: nonce byte order per cipher
+    nonce = bytes(4) + bytes([0xFF] * 8)  # 2^64-1 reads the same in either byte order
+    expected = CipherState(algorithm, Aead(algorithm, key).encrypt(nonce, bytes(32), b"")[:32])
+    cipher = CipherState(algorithm, key)
+    cipher.encrypt_with_ad(b"", b"first")
+    fresh = cipher.rekeyed()
+    cipher.rekey()
+    assert (cipher.n, fresh.n) == (1, 0)
+    expected.n = 1
+    sealed = cipher.encrypt_with_ad(b"", b"hello")
+    assert sealed == expected.encrypt_with_ad(b"", b"hello")
+    assert fresh.encrypt_with_ad(b"", b"hello") != sealed  # n = 0, not 1

@@ -45,17 +45,3 @@ class FixedKeyVault:
 
     def delete(self, handle: KeyHandle) -> None:
         self._keys.pop(handle.key_id, None)
-
-
-class FixedDhKey:
-    """A test-only X25519 key from raw bytes (Noise vectors inject their keys this way)."""
-
-    def __init__(self, raw: bytes) -> None:
-        self._key = load_private_key(KeyType.X25519, raw)
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._key.public_key
-
-    def dh(self, peer: PublicKey) -> bytes:
-        return self._key.dh(peer)

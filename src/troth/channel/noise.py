@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from troth import limits
 from troth.crypto import Aead, AeadAlgorithm, KeyType, PublicKey, noise_hkdf, sha256
-from troth.errors import ChannelError, ChannelFailure, CryptoError, InvalidKey
+from troth.errors import ChannelError, ChannelFailure, CryptoError
 from troth.vault.ephemeral import DhKey, EphemeralKey
 
 __all__ = [
@@ -27,17 +28,13 @@ __all__ = [
     "SymmetricState",
 ]
 
-MAX_MESSAGE: Final = 65535  # §3: every Noise message is at most 65535 bytes
+MAX_MESSAGE: Final = limits.MAX_CHANNEL_FRAME  # §3: every Noise message is at most 65535 bytes
 DHLEN: Final = 32
 HASHLEN: Final = 32
 TAGLEN: Final = 16
 MAX_NONCE: Final = 2**64 - 1  # §5.1: reserved, never used to encrypt
 _ZEROS32: Final = bytes(32)
-_ALGORITHMS: Final = {
-    "AESGCM": AeadAlgorithm.AES_256_GCM,
-    "ChaChaPoly": AeadAlgorithm.CHACHA20_POLY1305,
-}
-PROTOCOL_NAMES: Final = frozenset(f"Noise_XX_25519_{c}_SHA256" for c in _ALGORITHMS)
+PROTOCOL_NAMES: Final = frozenset(f"Noise_XX_25519_{a.value}_SHA256" for a in AeadAlgorithm)
 # XX message patterns (§7.5): tokens per message, alternating initiator / responder
 XX: Final = (("e",), ("e", "ee", "s", "es"), ("s", "se"))
 
@@ -69,9 +66,6 @@ class CipherState:
     def has_key(self) -> bool:
         return self._aead is not None
 
-    def set_nonce(self, nonce: int) -> None:
-        self.n = nonce
-
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
         if self._aead is None:
             return plaintext
@@ -94,15 +88,9 @@ class CipherState:
         self.n += 1
         return plaintext
 
-    def encrypt_at(self, nonce: int, ad: bytes, plaintext: bytes) -> bytes:
-        """ENCRYPT(k, nonce, ad, plaintext) with an explicit nonce (transport with explicit
-        nonces: SetNonce then EncryptWithAd, without keeping state)."""
-        if self._aead is None or nonce >= MAX_NONCE:
-            raise _fail(ChannelFailure.NONCE_EXHAUSTED, "no key or reserved nonce")
-        return self._aead.encrypt(self._nonce(nonce), plaintext, ad)
-
     def encrypt_at_into(self, nonce: int, ad: bytes, plaintext: bytes, out: memoryview) -> None:
-        """encrypt_at, writing ciphertext || tag into `out` (len(plaintext) + 16 bytes)."""
+        """ENCRYPT(k, nonce, ad, plaintext) with an explicit nonce (transport messages carry
+        theirs), writing ciphertext || tag into `out` (len(plaintext) + 16 bytes)."""
         if self._aead is None or nonce >= MAX_NONCE:
             raise _fail(ChannelFailure.NONCE_EXHAUSTED, "no key or reserved nonce")
         self._aead.encrypt_into(self._nonce(nonce), plaintext, ad, out)
@@ -116,20 +104,20 @@ class CipherState:
             raise _fail(ChannelFailure.DECRYPT_FAILED, "authentication failed") from None
 
     def rekey(self) -> None:
-        """§4.2 REKEY(k) = first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zero bytes); n is kept."""
-        if self._aead is None:
-            raise _fail(ChannelFailure.PROTOCOL, "rekey without a key")
-        key = self._aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32]
+        """§5.1 Rekey(): k = REKEY(k); n is kept."""
         n = self.n
-        self.initialize_key(key)
+        self.initialize_key(self._next_key())
         self.n = n
 
     def rekeyed(self) -> CipherState:
-        """A copy of this state with REKEY applied (the state itself is unchanged)."""
+        """A new state with REKEY(k) and n = 0 (this state is unchanged)."""
+        return CipherState(self._algorithm, self._next_key())
+
+    def _next_key(self) -> bytes:
+        """§4.2 REKEY(k) = the first 32 bytes of ENCRYPT(k, 2^64-1, zerolen, zeros)."""
         if self._aead is None:
             raise _fail(ChannelFailure.PROTOCOL, "rekey without a key")
-        key = self._aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32]
-        return CipherState(self._algorithm, key)
+        return self._aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32]
 
 
 def _nonce_big(n: int) -> bytes:
@@ -148,7 +136,7 @@ class SymmetricState:
     def __init__(self, protocol_name: str) -> None:
         if protocol_name not in PROTOCOL_NAMES:
             raise ValueError(f"unsupported Noise protocol {protocol_name!r}")
-        self._algorithm = _ALGORITHMS[protocol_name.split("_")[3]]
+        self._algorithm = AeadAlgorithm(protocol_name.split("_")[3])
         name = protocol_name.encode("ascii")
         self.h = name.ljust(HASHLEN, b"\x00") if len(name) <= HASHLEN else sha256(name)
         self.ck = self.h
@@ -251,7 +239,7 @@ class HandshakeState:
                 else:
                     self.symmetric.mix_key(self._dh(op))
             out += self.symmetric.encrypt_and_hash(payload)
-        except (CryptoError, InvalidKey) as exc:  # e.g. a low-order peer key: all-zero DH
+        except CryptoError as exc:  # e.g. a low-order peer key (all-zero DH) or a bad key
             self._failed = True
             raise _fail(ChannelFailure.HANDSHAKE_FAILED, str(exc)) from None
         except BaseException:
@@ -288,10 +276,7 @@ class HandshakeState:
                 else:
                     self.symmetric.mix_key(self._dh(op))
             payload = self.symmetric.decrypt_and_hash(bytes(view))
-        except InvalidKey as exc:
-            self._failed = True
-            raise _fail(ChannelFailure.HANDSHAKE_FAILED, str(exc)) from None
-        except CryptoError as exc:  # e.g. an all-zero DH result from a low-order point
+        except CryptoError as exc:  # e.g. an all-zero DH result from a low-order point, a bad key
             self._failed = True
             raise _fail(ChannelFailure.HANDSHAKE_FAILED, str(exc)) from None
         except BaseException:

@@ -20,7 +20,7 @@ class Verdict(enum.Enum):
 
 
 class ReplayWindow:
-    __slots__ = ("_bits", "size", "top")
+    __slots__ = ("_bits", "_mask", "size", "top")
 
     def __init__(self, size: int = 2048) -> None:
         if size < 64:
@@ -28,6 +28,7 @@ class ReplayWindow:
         self.size = size
         self.top = -1  # nothing seen yet
         self._bits = 0  # bit i set = nonce (top - i) seen
+        self._mask = (1 << size) - 1
 
     def check(self, nonce: int) -> Verdict:
         """Classify without recording (call `accept` after the frame authenticates)."""
@@ -41,9 +42,7 @@ class ReplayWindow:
     def accept(self, nonce: int) -> None:
         if nonce > self.top:
             shift = nonce - self.top
-            self._bits = (
-                (self._bits << shift | 1) & ((1 << self.size) - 1) if shift < self.size else 1
-            )
+            self._bits = (self._bits << shift | 1) & self._mask if shift < self.size else 1
             self.top = nonce
         else:
             self._bits |= 1 << (self.top - nonce)

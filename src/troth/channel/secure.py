@@ -27,8 +27,14 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from troth import limits
-from troth.channel.noise import MAX_MESSAGE, TAGLEN, CipherState, HandshakeState
-from troth.channel.payloads import FRAGMENT, AuthPayload, Kind, pack, unpack
+from troth.channel.noise import (
+    MAX_MESSAGE,
+    PROTOCOL_NAMES,
+    TAGLEN,
+    CipherState,
+    HandshakeState,
+)
+from troth.channel.payloads import FRAGMENT, HEADER, AuthPayload, Kind, pack, unpack
 from troth.channel.replay import ReplayWindow, Verdict
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.encoding import cbor
@@ -156,7 +162,7 @@ class ChannelSettings:
             raise ValueError("rekey_interval must be at least the replay window")
         if not 0 <= self.padding <= MAX_PADDING:
             raise ValueError(f"padding must be 0-{MAX_PADDING} bytes")
-        if self.cipher not in ("AESGCM", "ChaChaPoly"):
+        if self.protocol_name not in PROTOCOL_NAMES:
             raise ValueError(f"unknown cipher {self.cipher!r}")
 
     @property
@@ -300,7 +306,7 @@ class SecureChannel:
             raise ChannelError(_F.TOO_LARGE, f"{len(payload)} bytes")
         padding = self.settings.padding
         capacity = MAX_PLAINTEXT - (MAX_PLAINTEXT % padding if padding > 1 else 0)
-        chunk = capacity - 5  # the kind and length header
+        chunk = capacity - HEADER.size  # the kind and length header
         if len(payload) <= chunk:
             self._emit([(Kind.DATA, (payload,))])
             return
@@ -495,7 +501,7 @@ class SecureChannel:
         return tuple(verified)
 
     def _read_transport(self, frame: memoryview, now: int) -> list[Event]:
-        if len(frame) < 1 + _NONCE.size + TAGLEN:
+        if len(frame) < _OVERHEAD:
             raise ChannelError(_F.PROTOCOL, "short transport frame")
         (nonce,) = _NONCE.unpack_from(frame, 1)
         verdict = self._window.check(nonce)
@@ -603,7 +609,7 @@ class SecureChannel:
         peer = self.peer
         if self.state is not ChannelState.OPEN or peer is None:
             return []
-        chains = tuple(self._chain_bytes(peer))
+        chains = tuple(c.chain for c in peer.credentials)
         try:
             self._check_identity_revoked(peer.identifier)
             credentials = self._verify_credentials(peer.identifier, chains, now)
@@ -612,9 +618,6 @@ class SecureChannel:
         except ChannelError as exc:
             return [self.close(exc.reason, exc.detail)]
         return []
-
-    def _chain_bytes(self, peer: VerifiedPeer) -> list[bytes]:
-        return [c.chain for c in peer.credentials]
 
     def _closed(self, reason: ChannelFailure, detail: str, *, by_peer: bool) -> Closed:
         self.state = ChannelState.CLOSED

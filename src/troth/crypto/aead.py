@@ -49,19 +49,6 @@ class Aead:
         """Encrypt into a preallocated buffer (len(plaintext) + 16 bytes); returns the length."""
         return self._cipher.encrypt_into(nonce, plaintext, associated_data, out)
 
-    def decrypt_into(
-        self,
-        nonce: bytes,
-        ciphertext: bytes | memoryview,
-        associated_data: bytes,
-        out: bytearray | memoryview,
-    ) -> int:
-        """Decrypt into a preallocated buffer (len(ciphertext) - 16 bytes); opaque failure."""
-        try:
-            return self._cipher.decrypt_into(nonce, ciphertext, associated_data, out)
-        except InvalidTag:
-            raise CryptoError("decryption failed") from None
-
     def decrypt(
         self, nonce: bytes, ciphertext: bytes | memoryview, associated_data: bytes
     ) -> bytes:

@@ -69,7 +69,6 @@ class ChannelEnd:
         self.established.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._granted: frozenset[Address] = frozenset()  # what the peer may reach, per policy
         self._replies: dict[Address, None] = {}  # reply paths of local senders (bounded)
-        self.created = time.monotonic()
         self.messages_in = 0
         self.messages_out = 0
 

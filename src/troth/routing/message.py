@@ -51,10 +51,10 @@ class RoutedMessage:
             raise DecodeError("message has no onward route")
         return self.onward[0]
 
-    def stepped(self, via: Address | None = None) -> RoutedMessage:
-        """Past its first hop; `via` (the address it arrived through) joins the return route."""
-        return_route = self.return_route if via is None else (via, *self.return_route)
-        return RoutedMessage(self.onward[1:], return_route, self.payload)
+    def stepped(self) -> RoutedMessage:
+        """Past its first hop (the return route is extended where a message arrives:
+        `stepped_in`)."""
+        return RoutedMessage(self.onward[1:], self.return_route, self.payload)
 
     def stepped_in(self, via: Address) -> RoutedMessage:
         """As received from a transport: its onward route unchanged, `via` (the connection it

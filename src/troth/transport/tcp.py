@@ -47,8 +47,6 @@ class Listener:
     addresses: frozenset[Address] = frozenset()
     kinds: frozenset[str] = frozenset()  # every address of these kinds (e.g. "relay")
     server: asyncio.Server | None = None
-    host: str = ""
-    port: int = 0
 
 
 class TcpConnection(asyncio.BufferedProtocol):
@@ -66,8 +64,6 @@ class TcpConnection(asyncio.BufferedProtocol):
         self._allowed: set[Address] = set(listener.addresses) if listener else set()
         self._replies: dict[Address, None] = {}  # reply paths and channel ends: bounded, ordered
         self.closed = asyncio.Event()
-        self.frames_in = 0
-        self.bytes_in = 0
 
         self._socket: asyncio.Transport | None = None
         self._buffer = bytearray(FIRST_READ_BUFFER)
@@ -113,18 +109,22 @@ class TcpConnection(asyncio.BufferedProtocol):
         self._arm_watchdog()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._end == len(self._buffer):  # full: move the unread part to the front
-            unread = self._end - self._start
-            if len(self._buffer) < READ_BUFFER:  # traffic is heavy: grow (once) while moving
-                grown = bytearray(READ_BUFFER)
-                grown[:unread] = self._buffer[self._start : self._end]
-                self._buffer = grown
-                self._start, self._end = 0, unread
-            else:
-                view = memoryview(self._buffer)
-                view[:unread] = bytes(view[self._start : self._end])
-                self._start, self._end = 0, unread
+        if self._end == len(self._buffer):  # full: the unread part to the front (traffic is
+            self._move_unread(max(len(self._buffer), READ_BUFFER))  # heavy: grown once)
         return memoryview(self._buffer)[self._end :]
+
+    def _move_unread(self, size: int) -> None:
+        """Move the unread bytes to the front of the buffer, into a new one of `size` bytes
+        when that is larger (the old buffer is never resized: views of it may be alive)."""
+        unread = self._end - self._start
+        source = memoryview(self._buffer)[self._start : self._end]
+        if size > len(self._buffer):
+            grown = bytearray(size)
+            grown[:unread] = source
+            self._buffer = grown
+        else:
+            memoryview(self._buffer)[:unread] = source  # overlapping: memoryview copies safely
+        self._start, self._end = 0, unread
 
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes
@@ -139,15 +139,8 @@ class TcpConnection(asyncio.BufferedProtocol):
                 begin = self._start + FRAME_HEADER.size
                 if self._end - begin < length:
                     if begin + length > len(buffer):  # make room for the rest of this frame
-                        unread = self._end - self._start
-                        if FRAME_HEADER.size + length > len(buffer):  # a big frame: grow
-                            del view
-                            grown = bytearray(max(READ_BUFFER, FRAME_HEADER.size + length))
-                            grown[:unread] = buffer[self._start : self._end]
-                            self._buffer = buffer = grown
-                        else:
-                            view[:unread] = bytes(view[self._start : self._end])
-                        self._start, self._end = 0, unread
+                        need = FRAME_HEADER.size + length
+                        self._move_unread(need if need <= len(buffer) else max(READ_BUFFER, need))
                     break
                 self._frames.append(bytes(view[begin : begin + length]))  # the one copy
                 self._start = begin + length
@@ -200,8 +193,6 @@ class TcpConnection(asyncio.BufferedProtocol):
             if self._reading_paused and len(frames) < MAX_QUEUED_FRAMES // 2 and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
-            self.frames_in += 1
-            self.bytes_in += len(body)
             try:  # the framing held: a bad message is dropped, the connection stays
                 message = RoutedMessage.decode(body).stepped_in(self.address)
             except TrothError as exc:
@@ -303,7 +294,7 @@ class TcpTransport:
 
         server = await loop.create_server(accepted, host, port)
         bound = server.sockets[0].getsockname()
-        listener.server, listener.host, listener.port = server, bound[0], bound[1]
+        listener.server = server
         self._listeners.append(listener)
         return bound[0], bound[1]
 
