@@ -57,6 +57,18 @@ class Setup:
     def id(self, name: str) -> Identifier:
         return self.agents.identities.get(name, now=NOW).identifier
 
+    def revoke_link(self, by: str, credential_hash: bytes, chain: bytes, reason: str = "") -> int:
+        request = revoke_request(
+            self.agents.identities,
+            by,
+            self.authority.identifier,
+            credential_hash=credential_hash,
+            chain=chain,
+            reason=reason,
+            now=NOW,
+        )
+        return self.authority.revoke_link(request, now=NOW)
+
 
 @pytest.fixture
 def setup(troth_home: Path) -> Iterator[Setup]:
@@ -247,32 +259,10 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
 
     # the sub-agent is downstream of the middle link: it may not revoke it
     with pytest.raises(AuthorityError) as caught:
-        setup.authority.revoke_link(
-            revoke_request(
-                setup.agents.identities,
-                "sub",
-                setup.authority.identifier,
-                credential_hash=middle,
-                chain=to_sub,
-                reason="",
-                now=NOW,
-            ),
-            now=NOW,
-        )
+        setup.revoke_link("sub", middle, to_sub)
     assert caught.value.reason is A.NOT_UPSTREAM
     # the customer issued it: it may
-    setup.authority.revoke_link(
-        revoke_request(
-            setup.agents.identities,
-            "customer",
-            setup.authority.identifier,
-            credential_hash=middle,
-            chain=to_sub,
-            reason="resolved",
-            now=NOW,
-        ),
-        now=NOW,
-    )
+    setup.revoke_link("customer", middle, to_sub, reason="resolved")
     verifier, feeds = verifier_for(setup, NOW + 1)
     with pytest.raises(CredentialError) as revoked:
         verifier.verify(to_sub, presenter=setup.id("sub"), feeds=feeds, now=NOW + 1)
@@ -326,28 +316,8 @@ def test_a_member_cannot_revoke_someone_elses_credential(setup: Setup) -> None:
         purpose="impersonate a serial",
         credential_id=victim_serial,
     )
-    request = revoke_request(
-        setup.agents.identities,
-        "mallory",
-        setup.authority.identifier,
-        credential_hash=forged.credentials[1].hash,
-        chain=forged.encode(),
-        reason="",
-        now=NOW,
-    )
-    setup.authority.revoke_link(request, now=NOW)
+    setup.revoke_link("mallory", forged.credentials[1].hash, forged.encode())
     verifier, feeds = verifier_for(setup, NOW + 1)
     verifier.verify(victim.encode(), presenter=setup.id("victim"), feeds=feeds, now=NOW + 1)
     with pytest.raises(AuthorityError):  # and the victim's own hash is not in the forged chain
-        setup.authority.revoke_link(
-            revoke_request(
-                setup.agents.identities,
-                "mallory",
-                setup.authority.identifier,
-                credential_hash=victim.credentials[0].hash,
-                chain=forged.encode(),
-                reason="",
-                now=NOW,
-            ),
-            now=NOW,
-        )
+        setup.revoke_link("mallory", victim.credentials[0].hash, forged.encode())

@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 from tests.support.parties import (
     ChannelParty,
     Party,
-    empty_feed,
-    feed_with,
     make_channel_party,
     make_party,
+    verified_feed,
 )
 from troth.channel import (
     Accepted,
@@ -47,7 +46,6 @@ from troth.credentials import (
     VerifiedFeed,
     delegate,
     issue_credential,
-    verify_feed,
 )
 from troth.errors import ChannelError, ChannelFailure, IdentityError, IdentityFailure
 from troth.identity import Identifier, VerifiedIdentity, rotate_identity
@@ -94,9 +92,7 @@ class World:
 def world() -> World:
     vault = SoftwareVault()
     authority = make_party(vault, now=T)
-    feed = verify_feed(
-        empty_feed(authority, now=T), authority=authority.identifier, now=T, max_staleness=10**6
-    )
+    feed = verified_feed(authority, now=T)
     return World(
         vault, authority, make_channel_party(vault, now=T), make_channel_party(vault, now=T), feed
     )
@@ -248,12 +244,7 @@ def test_untrusted_expired_and_revoked_credentials(world: World) -> None:
 
     credential = world.credential(world.alice)
     credential_id = CredentialChain.decode(credential).credentials[0].hash
-    world.feed = verify_feed(
-        feed_with(world.authority, [(1, credential_id)], now=T),
-        authority=world.authority.identifier,
-        now=T,
-        max_staleness=10**6,
-    )
+    world.feed = verified_feed(world.authority, [(1, credential_id)], now=T)
     _, _, _, events_b = pair(world, a_creds=(credential,))
     assert closed(events_b).reason is F.REVOKED
 
@@ -462,12 +453,7 @@ def test_in_band_credential_refresh_and_revocation(world: World) -> None:
     assert events[0].peer.credentials[0].attributes["agents.tier"] == "gold"
     # the refreshed credential is revoked: the next re-check closes the channel
     fresh_id = CredentialChain.decode(fresh).credentials[0].hash
-    world.feed = verify_feed(
-        feed_with(world.authority, [(1, fresh_id)], now=T + 5),
-        authority=world.authority.identifier,
-        now=T + 5,
-        max_staleness=10**6,
-    )
+    world.feed = verified_feed(world.authority, [(1, fresh_id)], now=T + 5)
     assert b.check_peer(T + 6)[0].reason is F.REVOKED  # type: ignore[union-attr]
     assert b.state is ChannelState.CLOSED
 
@@ -553,12 +539,7 @@ def test_padding_is_bounded() -> None:
 def test_revoked_identity_without_credentials_is_closed(world: World) -> None:
     _a, b, _, _ = pair(world, a_creds=(), b_trust=world.trust(AnyAuthenticatedIdentity()))
     assert b.state is ChannelState.OPEN
-    world.feed = verify_feed(
-        feed_with(world.authority, [(2, world.alice.identifier.digest)], now=T + 5),
-        authority=world.authority.identifier,
-        now=T + 5,
-        max_staleness=10**6,
-    )
+    world.feed = verified_feed(world.authority, [(2, world.alice.identifier.digest)], now=T + 5)
     assert closed(b.check_peer(T + 6)).reason is F.REVOKED
     # and it cannot come back
     _, _b2, _, events_b = pair(world, a_creds=(), b_trust=world.trust(AnyAuthenticatedIdentity()))

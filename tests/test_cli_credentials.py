@@ -7,19 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from troth.cli.main import cli
-
-
-def run(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    return result
-
-
-def run_json(*args: str, code: int = 0) -> Any:
-    return json.loads(run(*args, "--json", code=code).stdout)
+from tests.support.cli import run, run_json
 
 
 @pytest.fixture
@@ -68,19 +58,17 @@ def delegate(
     return run(*args, code=code)
 
 
+def verify(world: dict[str, str], path: str | Path, *extra: str, code: int = 0) -> Any:
+    """`troth credential verify PATH --trust <the authority> EXTRA... --json`."""
+    args = ("credential", "verify", str(path), "--trust", world["authority"], *extra)
+    return run_json(*args, code=code)
+
+
 def test_enroll_delegate_verify(world: dict[str, str]) -> None:
     delegate(world, "customer", "support", "d1", "orders.customer=4471", "orders.access=read")
     run("credential", "import", str(Path(world["dir"]) / "d1"), "--identity", "support")
     delegate(world, "support", "sub", "d2", "orders.customer=4471", ttl="10m")
-    report = run_json(
-        "credential",
-        "verify",
-        str(Path(world["dir"]) / "d2"),
-        "--trust",
-        world["authority"],
-        "--authority",
-        "acme",
-    )
+    report = verify(world, str(Path(world["dir"]) / "d2"), "--authority", "acme")
     assert report["valid"] is True
     assert report["actor"] == world["sub"]
     assert [link["subject"] for link in report["chain"]] == [
@@ -115,25 +103,14 @@ def test_amplification_refused(world: dict[str, str]) -> None:
 def test_verify_fails_closed(world: dict[str, str]) -> None:
     out = Path(world["dir"]) / "own"
     run("credential", "export", "--identity", "customer", "--out", str(out))
-    report = run_json("credential", "verify", str(out), "--trust", world["authority"], code=1)
+    report = verify(world, str(out), code=1)
     assert report["reason"] == "no revocation feed for the authority"
     other = run_json("identity", "create", "--name", "stranger")["identifier"]
     report = run_json(
         "credential", "verify", str(out), "--trust", other, "--authority", "acme", code=1
     )
     assert report["valid"] is False
-    report = run_json(
-        "credential",
-        "verify",
-        str(out),
-        "--trust",
-        world["authority"],
-        "--authority",
-        "acme",
-        "--presenter",
-        world["sub"],
-        code=1,
-    )
+    report = verify(world, str(out), "--authority", "acme", "--presenter", world["sub"], code=1)
     assert report["reason"] == "subject is not the presenting identity"
 
 
@@ -165,31 +142,12 @@ def test_revocations(world: dict[str, str]) -> None:
     feed = run_json("revocations", "show", "--authority", "acme", "--out", feed_file)
     assert feed["count"] == 1
     assert feed["entries"][0]["revoked_by"] == world["customer"]
-    report = run_json(
-        "credential", "verify", d2, "--trust", world["authority"], "--feed", feed_file, code=1
-    )
+    report = verify(world, d2, "--feed", feed_file, code=1)
     assert report["reason"] == "revoked"
     assert report["link"] == 1
-    run_json(
-        "credential",
-        "verify",
-        str(Path(world["dir"]) / "s1"),
-        "--trust",
-        world["authority"],
-        "--feed",
-        feed_file,
-    )
+    verify(world, str(Path(world["dir"]) / "s1"), "--feed", feed_file)
     run("revoke", "identity", world["customer"], "--authority", "acme")
-    report = run_json(
-        "credential",
-        "verify",
-        str(Path(world["dir"]) / "s1"),
-        "--trust",
-        world["authority"],
-        "--authority",
-        "acme",
-        code=1,
-    )
+    report = verify(world, str(Path(world["dir"]) / "s1"), "--authority", "acme", code=1)
     assert report["reason"] == "revoked"
     run("revoke", "credential", "00" * 32, "--authority", "acme")
     assert run_json("revocations", "show", "--authority", "acme")["count"] == 3
@@ -254,44 +212,20 @@ def test_vc_export_and_verify(world: dict[str, str], tmp_path: Path) -> None:
     )
     document = json.loads(vc.read_text())
     assert document["proof"]["cryptosuite"] == "eddsa-jcs-2022"
-    report = run_json(
-        "credential",
-        "verify",
-        "--format",
-        "vc",
-        str(vc),
-        "--trust",
-        world["authority"],
-        "--authority",
-        "acme",
-    )
+    report = verify(world, str(vc), "--format", "vc", "--authority", "acme")
     assert report["subject"] == "did:troth:" + world["customer"][1:]
     history = tmp_path / "acme.history"
     run("identity", "export", "acme", "--node", "acme", "--out", str(history))
-    run_json(
-        "credential",
-        "verify",
+    verify(
+        world,
+        str(vc),
         "--format",
         "vc",
-        str(vc),
-        "--trust",
-        world["authority"],
         "--issuer-history",
         str(history),
     )
     document["credentialSubject"]["attributes"]["orders.access"] = ["admin"]
     vc.write_text(json.dumps(document))
-    report = run_json(
-        "credential",
-        "verify",
-        "--format",
-        "vc",
-        str(vc),
-        "--trust",
-        world["authority"],
-        "--authority",
-        "acme",
-        code=1,
-    )
+    report = verify(world, str(vc), "--format", "vc", "--authority", "acme", code=1)
     assert report["reason"] == "bad signature"
     run("credential", "verify", "--format", "vc", str(vc), "--trust", world["authority"], code=2)

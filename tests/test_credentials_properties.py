@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.parties import Party, empty_feed, feed_with, make_party
+from tests.support.parties import Party, feed_with, make_party, verified_feed
 from troth.authority import Ticket
 from troth.credentials import (
     Attributes,
@@ -30,9 +30,7 @@ VAULT = SoftwareVault()
 PARTIES = [make_party(VAULT, now=T) for _ in range(6)]
 AUTHORITY = PARTIES[0]
 VERIFIER = ChainVerifier(TrustPolicy(frozenset({AUTHORITY.identifier})))
-FEED = verify_feed(
-    empty_feed(AUTHORITY, now=T), authority=AUTHORITY.identifier, now=T, max_staleness=10**6
-)
+FEED = verified_feed(AUTHORITY, now=T)
 
 KEYS = ["orders.access", "orders.customer", "support.tier", "billing.scope"]
 VALUES = ["a", "b", "c", "d"]
@@ -118,12 +116,7 @@ def test_a_revoked_link_never_verifies_again(data: st.DataObject, links: int) ->
     chain, _ = build_chain(data, links)
     target = data.draw(st.integers(0, links))
     revoked_id = chain.credentials[target].hash
-    feed = verify_feed(
-        feed_with(AUTHORITY, [(1, revoked_id)], now=T, revoked_at=T),
-        authority=AUTHORITY.identifier,
-        now=T,
-        max_staleness=10**6,
-    )
+    feed = verified_feed(AUTHORITY, [(1, revoked_id)], now=T, revoked_at=T)
     later_entries = data.draw(st.lists(st.binary(min_size=32, max_size=32), max_size=3))
     later = verify_feed(
         feed_with(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from tests.support.parties import Party, empty_feed, feed_with, make_party
+from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -22,7 +22,6 @@ from troth.credentials import (
     VerifiedFeed,
     delegate,
     issue_credential,
-    verify_feed,
 )
 from troth.encoding import cbor
 from troth.errors import CredentialError, CredentialFailure
@@ -52,12 +51,7 @@ class World:
 
     def feed_at(self, now: int) -> None:
         """A fresh (empty) feed as of `now`."""
-        self.feed = verify_feed(
-            empty_feed(self.authority, now=now),
-            authority=self.authority.identifier,
-            now=now,
-            max_staleness=300,
-        )
+        self.feed = verified_feed(self.authority, now=now)
 
     def verify(
         self, chain: CredentialChain | bytes, presenter: Party, now: int = T + 10
@@ -85,12 +79,7 @@ def world() -> World:
         ),
         (authority.identity.history,),
     )
-    feed = verify_feed(
-        empty_feed(authority, now=T + 5),
-        authority=authority.identifier,
-        now=T + 5,
-        max_staleness=300,
-    )
+    feed = verified_feed(authority, now=T + 5)
     verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier}), max_clock_skew=SKEW))
     return World(vault, authority, alice, bob, carol, root, verifier, feed)
 
@@ -479,12 +468,7 @@ def test_revoked_link_kills_descendants_not_siblings(world: World) -> None:
     )
     sibling = to_bob(world, subject=world.carol.identifier)
     middle = to_b.credentials[1].hash
-    feed = verify_feed(
-        feed_with(world.authority, [(1, middle)], now=T + 6),
-        authority=world.authority.identifier,
-        now=T + 6,
-        max_staleness=300,
-    )
+    feed = verified_feed(world.authority, [(1, middle)], now=T + 6)
     world.feed = feed
     rejects(lambda: world.verify(below, world.carol), F.REVOKED, 1)
     rejects(lambda: world.verify(to_b, world.bob), F.REVOKED, 1)
@@ -496,12 +480,7 @@ def test_revoked_link_kills_descendants_not_siblings(world: World) -> None:
 def test_revoked_identity(world: World, who: str) -> None:
     chain = to_bob(world)
     party = getattr(world, who)
-    world.feed = verify_feed(
-        feed_with(world.authority, [(2, party.identifier.digest)], now=T + 6),
-        authority=world.authority.identifier,
-        now=T + 6,
-        max_staleness=300,
-    )
+    world.feed = verified_feed(world.authority, [(2, party.identifier.digest)], now=T + 6)
     rejects(lambda: world.verify(chain, world.bob), F.REVOKED)
 
 
@@ -521,16 +500,7 @@ def test_cache_never_skips_state_checks(world: World) -> None:
     rejects(lambda: world.verify(data, world.bob), F.WRONG_SUBJECT)
     world.feed_at(T + 3600)
     rejects(lambda: world.verify(data, world.alice, now=T + 3600 + SKEW), F.EXPIRED)
-    world.feed = verify_feed(
-        feed_with(
-            world.authority,
-            [(1, world.root.credentials[0].hash)],
-            now=T + 6,
-        ),
-        authority=world.authority.identifier,
-        now=T + 6,
-        max_staleness=300,
-    )
+    world.feed = verified_feed(world.authority, [(1, world.root.credentials[0].hash)], now=T + 6)
     rejects(lambda: world.verify(data, world.alice), F.REVOKED, 0)
 
 

@@ -4,43 +4,43 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from troth.cli.main import cli
 
+CHAPTERS = {
+    1: [
+        "created 1,000 agent identities",
+        "identifier unchanged: True",
+        "rejected: change 1: bad signature",
+        '"id": "did:troth:',
+    ],
+    2: [
+        "enrolled 1,000 agents with one-time tickets",
+        'only if:   context.complaint == "123"',
+        "refused when issuing: link 3: delegation amplifies authority",
+        "a hand-built chain is refused by the verifier: link 3: delegation amplifies",
+        "sub-agent: link 1: revoked",
+        "sibling (billing): still valid",
+    ],
+    3: [
+        "agent-b has no listening port",
+        "containing any plaintext: 0",
+        "agent-b refused it: peer not allowed",
+    ],
+}
+NEVER = {1: "accepted (this must never happen)", 2: "must never happen", 3: "must never happen"}
 
-def test_demo_chapter_1() -> None:
-    result = CliRunner().invoke(cli, ["demo", "--chapter", "1"], catch_exceptions=False)
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_demo_chapter(chapter: int) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--chapter", str(chapter)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "created 1,000 agent identities" in out
-    assert "identifier unchanged: True" in out
-    assert "rejected: change 1: bad signature" in out
-    assert '"id": "did:troth:' in out
-    assert "accepted (this must never happen)" not in out
-
-
-def test_demo_chapter_2() -> None:
-    result = CliRunner().invoke(cli, ["demo", "--chapter", "2"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "enrolled 1,000 agents with one-time tickets" in out
-    assert 'only if:   context.complaint == "123"' in out
-    assert "refused when issuing: link 3: delegation amplifies authority" in out
-    assert "a hand-built chain is refused by the verifier: link 3: delegation amplifies" in out
-    assert "sub-agent: link 1: revoked" in out
-    assert "sibling (billing): still valid" in out
-    assert "must never happen" not in out
-
-
-def test_demo_chapter_3() -> None:
-    result = CliRunner().invoke(cli, ["demo", "--chapter", "3"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "agent-b has no listening port" in out
-    assert "containing any plaintext: 0" in out
-    assert "agent-b refused it: peer not allowed" in out
-    assert "must never happen" not in out
+    for line in CHAPTERS[chapter]:
+        assert line in out
+    assert NEVER[chapter] not in out
 
 
 def test_demo_unknown_chapter() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from troth.channel import ChannelIdentity
+from troth.credentials import VerifiedFeed
 from troth.crypto import KeyType
 from troth.identity import Identifier, Signer, VerifiedIdentity, attest_purpose_key, new_identity
 from troth.vault import KeyHandle, KeyPurpose, Vault
@@ -71,6 +72,20 @@ def feed_with(
         encoded.append(entry)
         head = next_head(head, entry)
     return build_feed(authority.signer, encoded, head, now=now)
+
+
+def verified_feed(
+    authority: Party,
+    entries: list[tuple[int, bytes]] | None = None,
+    *,
+    now: int,
+    revoked_at: int | None = None,
+) -> VerifiedFeed:
+    """`feed_with` (or `empty_feed`), signed and verified at `now`."""
+    from troth.credentials import verify_feed
+
+    data = feed_with(authority, entries or [], now=now, revoked_at=revoked_at)
+    return verify_feed(data, authority=authority.identifier, now=now, max_staleness=60)
 
 
 @dataclass(frozen=True)
