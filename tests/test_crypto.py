@@ -136,3 +136,108 @@ def test_aead_round_trip_and_opaque_failure(algorithm: AeadAlgorithm) -> None:
             aead.decrypt(nonce, bad_ct, bad_ad)
     with pytest.raises(CryptoError):
         Aead(algorithm, b"short")
+
+
+# -- Ed25519 keys of small order (issue 7: R = identity, S = 0 "verifies" every message) --------
+
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P  # RFC 8032 §5.1
+
+
+def _sqrt(a: int) -> int | None:
+    """A square root mod p (RFC 8032 §5.1.3's recipe, p = 5 mod 8), or None."""
+    root = pow(a, (_P + 3) // 8, _P)
+    if root * root % _P != a % _P:
+        root = root * pow(2, (_P - 1) // 4, _P) % _P
+    return root if root * root % _P == a % _P else None
+
+
+def _add(one: tuple[int, int], two: tuple[int, int]) -> tuple[int, int]:
+    """Point addition on -x^2 + y^2 = 1 + d x^2 y^2 (RFC 8032 §5.1.4, affine)."""
+    (x1, y1), (x2, y2) = one, two
+    t = _D * x1 * x2 * y1 * y2 % _P
+    return (
+        (x1 * y2 + y1 * x2) * pow(1 + t, -1, _P) % _P,
+        (y1 * y2 + x1 * x2) * pow(1 - t, -1, _P) % _P,
+    )
+
+
+def _small_order_points() -> list[tuple[int, int]]:
+    """The 8 points of order dividing 8, derived from the curve equation alone."""
+    i = _sqrt(_P - 1)
+    assert i is not None
+    points = [(0, 1), (0, _P - 1), (i, 0), (_P - i, 0)]  # orders 1, 2, 4, 4
+    # order 8: doubling gives y = 0, i.e. x^2 = -y^2, so d y^4 + 2 y^2 - 1 = 0
+    root = _sqrt(1 + _D)
+    assert root is not None
+    for y_squared in ((-1 + root) * pow(_D, -1, _P) % _P, (-1 - root) * pow(_D, -1, _P) % _P):
+        y = _sqrt(y_squared)
+        if y is None:
+            continue
+        for y_signed in (y, _P - y):
+            x = _sqrt(-y_signed * y_signed % _P)
+            assert x is not None
+            points += [(x, y_signed), (_P - x, y_signed)]
+    return points
+
+
+def _encodings(point: tuple[int, int]) -> list[bytes]:
+    """Every 32-byte string that decodes to `point`: canonical, y + p, and x = 0 with sign 1."""
+    x, y = point
+    ys = [y] + ([y + _P] if y + _P < 2**255 else [])
+    signs = [0, 1] if x == 0 else [x & 1]
+    return [(value | sign << 255).to_bytes(32, "little") for value in ys for sign in signs]
+
+
+def test_small_order_points_derived_from_the_curve() -> None:
+    from troth.crypto.keys import ED25519_SMALL_ORDER_Y
+
+    points = _small_order_points()
+    assert len(set(points)) == 8
+    for point in points:
+        x, y = point
+        assert (-x * x + y * y - 1 - _D * x * x * y * y) % _P == 0  # on the curve
+        multiple = point
+        for _ in range(3):
+            multiple = _add(multiple, multiple)
+        assert multiple == (0, 1)  # [8]P is the identity
+    assert {y for _, y in points} == ED25519_SMALL_ORDER_Y
+
+
+def test_small_order_ed25519_keys_refused_with_every_encoding() -> None:
+    from troth.crypto.keys import ED25519_SMALL_ORDER_ENCODINGS
+
+    encodings = [e for point in _small_order_points() for e in _encodings(point)]
+    assert len(encodings) == 14  # 8 canonical, y + p for y = 0 and 1, sign 1 on x = 0
+    assert set(encodings) == ED25519_SMALL_ORDER_ENCODINGS
+    assert bytes([1]) + bytes(31) in encodings
+    for encoding in encodings:
+        with pytest.raises(InvalidKey, match="small order"):
+            PublicKey(KeyType.ED25519, encoding)
+    for _ in range(64):  # honest keys are untouched
+        key = generate_private_key(KeyType.ED25519)
+        assert PublicKey(KeyType.ED25519, key.public_key.data) == key.public_key
+
+
+def test_identity_key_signature_that_verifies_everything_is_refused_at_decode() -> None:
+    """With A = identity, R = identity and S = 0, OpenSSL verifies any message: the key must never
+    reach verification. (pyca is imported here only to show the forgery is real.)"""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tests.support.histories import raw_body, raw_history
+    from troth.errors import IdentityError, IdentityFailure
+    from troth.identity import verify_history
+    from troth.identity.change import CHANGE_TYPE, FORMAT_VERSION
+
+    identity_point = bytes([1]) + bytes(31)
+    forged = identity_point + bytes(32)  # R = identity, S = 0
+    raw = ed25519.Ed25519PublicKey.from_public_bytes(identity_point)
+    for message in (b"", b"pay mallory", bytes(range(256))):
+        raw.verify(forged, message)  # the forgery works against the bare primitive
+    with pytest.raises(InvalidKey):
+        PublicKey(KeyType.ED25519, identity_point)
+    body = raw_body([CHANGE_TYPE, FORMAT_VERSION, 0, None, [1, identity_point], bytes(32), 1, 1, 2])
+    with pytest.raises(IdentityError) as caught:
+        verify_history(raw_history([[body, forged, None]]), now=1)
+    assert caught.value.reason is IdentityFailure.MALFORMED
+    assert "small order" in str(caught.value)

@@ -17,11 +17,39 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from troth.errors import InvalidKey, InvalidSignature
 
-__all__ = ["P256_ORDER", "KeyType", "PublicKey", "verify_signature"]
+__all__ = [
+    "ED25519_SMALL_ORDER_ENCODINGS",
+    "ED25519_SMALL_ORDER_Y",
+    "P256_ORDER",
+    "KeyType",
+    "PublicKey",
+    "verify_signature",
+]
 
 # The order n of the P-256 group (FIPS 186-5 / SEC 2 §2.4.2).
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _P256_HALF = P256_ORDER // 2
+
+# Ed25519 public keys of small order (RFC 8032 §5.1 curve; the torsion subgroup of order 8). With
+# such a key A, [8]A is the identity, so e.g. A = identity (`01 00…00`), R = identity, S = 0
+# satisfies [S]B = R + [k]A for every message k: the "signature" verifies everything (pyca/OpenSSL
+# accept it). The 8 points are those with y = 1 (the identity, x = 0), y = p - 1 (order 2, x = 0),
+# y = 0 (order 4, x = ±sqrt(-1)) and y = ±Y8 (order 8, both signs of x), where
+# Y8^2 = (-1 - sqrt(1 + d)) / d mod p (the doubling of a point of order 8 has y = 0, i.e.
+# x^2 = -y^2 on -x^2 + y^2 = 1 + d x^2 y^2). tests/test_crypto.py derives them again. The
+# refused encodings are every 32-byte string whose y (the low 255 bits) is one of these mod p,
+# with either sign bit: the 8 canonical encodings, y + p for y = 0 and 1, and the "negative
+# zero" x of the two points with x = 0 (14 strings; one set lookup per key).
+_ED25519_P = 2**255 - 19
+_ED25519_Y8 = 0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+ED25519_SMALL_ORDER_Y = frozenset({0, 1, _ED25519_P - 1, _ED25519_Y8, _ED25519_P - _ED25519_Y8})
+ED25519_SMALL_ORDER_ENCODINGS = frozenset(
+    (y | sign << 255).to_bytes(32, "little")
+    for small in ED25519_SMALL_ORDER_Y
+    for y in (small, small + _ED25519_P)
+    if y < 2**255
+    for sign in (0, 1)
+)
 
 
 class KeyType(enum.IntEnum):
@@ -58,7 +86,8 @@ _PUBLIC_LENGTHS = {KeyType.ED25519: 32, KeyType.P256: 65, KeyType.X25519: 32}
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """A public key: its type and raw bytes (Ed25519/X25519: 32 bytes; P-256: 65-byte SEC 1
-    uncompressed point). The length is checked here; the point itself when first used."""
+    uncompressed point). The length is checked here, and that an Ed25519 key is not of small
+    order; the point itself when first used."""
 
     key_type: KeyType
     data: bytes
@@ -68,6 +97,8 @@ class PublicKey:
             self.key_type is KeyType.P256 and self.data[0] != 0x04
         ):
             raise InvalidKey(f"not a {self.key_type.label} public key ({len(self.data)} bytes)")
+        if self.key_type is KeyType.ED25519 and self.data in ED25519_SMALL_ORDER_ENCODINGS:
+            raise InvalidKey("an Ed25519 public key of small order")
 
     def p256_compressed(self) -> bytes:
         """The 33-byte SEC 1 compressed form of a P-256 key (used by Multikey, docs/formats.md)."""

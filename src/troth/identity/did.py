@@ -8,6 +8,7 @@ from typing import Any, Final
 import base58
 
 from troth.crypto import KeyType, PublicKey
+from troth.errors import InvalidKey
 from troth.identity.history import VerifiedIdentity
 
 __all__ = ["did_document", "ed25519_from_multikey", "multikey"]
@@ -27,12 +28,17 @@ def ed25519_from_multikey(value: str) -> PublicKey:
     raw = base58.b58decode(value[1:]) if value.startswith("z") else b""
     if len(raw) != 34 or raw[:2] != _MULTICODEC[KeyType.ED25519]:
         raise ValueError(f"not an Ed25519 Multikey: {value!r}")
-    return PublicKey(KeyType.ED25519, raw[2:])
+    try:
+        return PublicKey(KeyType.ED25519, raw[2:])
+    except InvalidKey as exc:  # a key of small order
+        raise ValueError(f"not a usable Ed25519 key: {exc}") from None
 
 
 def did_document(identity: VerifiedIdentity) -> dict[str, Any]:
     """The DID document of a verified identity: its current primary key, for authentication
-    and assertions. The key id is the change number, so a rotation gives a new id."""
+    and assertions. The key id is the change number, so a rotation gives a new id. The
+    pre-rotation commitment is not in it: DID Core 1.0 defines no property for one (it stays
+    in the history, as KERI methods keep it in their key event log)."""
     did = identity.identifier.did
     key_id = f"{did}#key-{identity.current.index}"
     return {
