@@ -461,11 +461,11 @@ def test_in_band_credential_refresh_and_revocation(world: World) -> None:
 def test_rotation_of_the_peer_after_the_handshake(world: World) -> None:
     """A channel key attested under an older change is refused once the identity rotates."""
     party = world.alice.party
-    _, rotated = rotate_identity(
+    _, rotated, _ = rotate_identity(
         world.vault,
         party.identity,
         party.primary,
-        party.primary.key_type,
+        party.next_primary,
         now=T + 1,
         valid_for=10**8,
     )

@@ -221,11 +221,11 @@ def test_attestation_of_another_identity(world: World) -> None:
 
 
 def test_issuer_rotation_retires_its_credentials(world: World) -> None:
-    _, rotated = rotate_identity(
+    _, rotated, _ = rotate_identity(
         world.vault,
         world.authority.identity,
         world.authority.primary,
-        world.authority.primary.key_type,
+        world.authority.next_primary,
         now=T + 1,
         valid_for=10**8,
     )

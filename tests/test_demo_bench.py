@@ -15,6 +15,9 @@ CHAPTERS = {
         "identifier unchanged: True",
         "rejected: change 1: bad signature",
         '"id": "did:troth:',
+        "refused: history is older than the stored copy",
+        "refused: change 1: key does not match the pre-rotation commitment",
+        "refused: change 1: history forks from the stored copy",
     ],
     2: [
         "enrolled 1,000 agents with one-time tickets",
@@ -59,6 +62,7 @@ def test_bench_json_shape() -> None:
         "identity.create.persisted.single",
         "identity.verify.1",
         "identity.verify.5",
+        "identity.rotate",
         "credential.issue",
         "credential.verify",
         "chain.verify.2.cold.floor",

@@ -26,7 +26,7 @@ Setup = tuple[SoftwareVault, KeyHandle, VerifiedIdentity]
 @pytest.fixture
 def setup() -> Setup:
     vault = SoftwareVault()
-    handle, identity = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**7)
+    handle, identity, _next = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**7)
     return vault, handle, identity
 
 
@@ -74,11 +74,14 @@ def test_expired(setup: Setup) -> None:
     rejects(identity, data, F.ATTESTATION_EXPIRED, now=NOW + 100)
 
 
-def test_stale_after_rotation(setup: Setup) -> None:
-    vault, handle, identity = setup
+def test_stale_after_rotation() -> None:
+    vault = SoftwareVault()
+    handle, identity, next_key = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**7)
     data = attest(vault, handle, identity)
-    _, rotated = rotate_identity(vault, identity, handle, KeyType.ED25519, now=NOW, valid_for=10**7)
-    rejects(rotated, data, F.ATTESTATION_STALE)
+    rotated = rotate_identity(vault, identity, handle, next_key, now=NOW, valid_for=10**7)
+    rejects(rotated.identity, data, F.ATTESTATION_STALE)
+    fresh = attest(vault, rotated.primary, rotated.identity)
+    verify_attestation(rotated.identity, fresh, purpose=KeyPurpose.SECURE_CHANNEL, now=NOW)
 
 
 def test_wrong_purpose_and_key_type(setup: Setup) -> None:
@@ -91,7 +94,7 @@ def test_wrong_purpose_and_key_type(setup: Setup) -> None:
 
 def test_other_identity(setup: Setup) -> None:
     vault, handle, identity = setup
-    _, other = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**7)
+    _, other, _ = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**7)
     rejects(other, attest(vault, handle, identity), F.IDENTIFIER_MISMATCH)
 
 

@@ -13,8 +13,10 @@ from tests.support.histories import (
     CHANGE_TYPE,
     DAY,
     T0,
+    HonestHistory,
     body_for,
     encode,
+    extend,
     honest_history,
     raw_body,
     raw_history,
@@ -23,14 +25,17 @@ from tests.support.histories import (
 from troth import limits
 from troth.crypto import KeyType, sha256
 from troth.crypto.private import generate_private_key
+from troth.encoding import cbor
 from troth.errors import DecodeError, IdentityError, IdentityFailure
 from troth.identity import (
     SignedChange,
     change_hashes,
     check_extends,
     decode_history,
+    next_key_digest,
     verify_history,
 )
+from troth.identity.change import HISTORY_TYPE
 
 F = IdentityFailure
 NOW = T0 + 10 * DAY
@@ -48,21 +53,55 @@ def rejects(
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
 @pytest.mark.parametrize("length", [1, 2, 5])
 def test_honest_histories_verify(key_type: KeyType, length: int) -> None:
-    keys, changes = honest_history(length, key_type)
+    keys, changes, next_key = honest_history(length, key_type)
     identity = verify_history(encode(changes), now=NOW)
     assert identity.identifier.digest == sha256(changes[0].body)
     assert identity.current_key == keys[-1].public_key
+    assert identity.next_key_digest == next_key_digest(next_key.public_key)
     assert [c.index for c in identity.changes] == list(range(length))
+    assert [c.body.position for c in identity.changes] == list(range(length))
     assert identity.history == encode(changes)
 
 
 def test_verified_identity_cannot_be_constructed() -> None:
-    _, changes = honest_history(1)
+    _, changes, _ = honest_history(1)
     identity = verify_history(encode(changes), now=NOW)
     with pytest.raises(TypeError):
         type(identity)(identity.identifier, identity.changes, identity.history, object())
     with pytest.raises(dataclasses.FrozenInstanceError):
         identity.history = b""  # type: ignore[misc]
+
+
+# -- pre-rotation: the attacks of issue 7 -----------------------------------------------------
+
+
+def test_k0_fork_with_an_attacker_key_is_refused() -> None:
+    """A thief of the rotated-out key k0 builds [c0, c1'] introducing its own key, signed by k0
+    and by that key: c1' cannot reveal the key c0 committed to, so every verifier (stateless
+    ones included) refuses it."""
+    owner = honest_history(1)
+    attacker = generate_private_key(KeyType.ED25519)
+    fork = extend(owner, T0 + DAY, new_key=attacker)
+    assert fork.keys[0] is owner.keys[0]  # signed by k0 as the previous key
+    rejects(encode(fork.changes), F.NEXT_KEY_MISMATCH, 1)
+    honest = extend(owner, T0 + DAY)
+    verify_history(encode(honest.changes), now=NOW)  # the owner's own rotation verifies
+
+
+def test_thief_of_the_current_key_cannot_rotate_it_away() -> None:
+    """With the current key of a 3-change history (not the next key), no change 3 verifies."""
+    owner = honest_history(3)
+    for key_type in (KeyType.ED25519, KeyType.P256):
+        stolen = extend(owner, T0 + 5 * DAY, new_key=generate_private_key(key_type))
+        rejects(encode(stolen.changes), F.NEXT_KEY_MISMATCH, 3)
+
+
+def test_the_committed_key_is_not_in_the_history() -> None:
+    """Only a digest of the next key is published, never the key itself."""
+    history = honest_history(2)
+    data = encode(history.changes)
+    assert history.next_key.public_key.data not in data
+    assert next_key_digest(history.next_key.public_key) in data
 
 
 # -- envelope ---------------------------------------------------------------------------------
@@ -77,19 +116,33 @@ def test_malformed_bytes() -> None:
 
 
 def test_unknown_history_version_and_type() -> None:
-    _, changes = honest_history(1)
+    _, changes, _ = honest_history(1)
     entries = [c.to_cbor() for c in changes]
-    rejects(raw_history(entries, version=2), F.UNKNOWN_VERSION)
+    rejects(raw_history(entries, version=1), F.UNKNOWN_VERSION)  # version 1 is not read
+    rejects(raw_history(entries, version=3), F.UNKNOWN_VERSION)
     rejects(raw_history(entries, type_tag="troth.identity.histories"), F.UNKNOWN_TYPE)
 
 
+def test_checkpoint_slot_must_be_null() -> None:
+    """The 4th history element is reserved for checkpoints; version 2 requires null."""
+    _, changes, _ = honest_history(2)
+    entries = [c.to_cbor() for c in changes]
+    checkpoints: list[object] = [b"", b"\x00" * 32, 0, [], False]
+    for checkpoint in checkpoints:
+        with pytest.raises(DecodeError, match="checkpoint slot"):
+            decode_history(raw_history(entries, checkpoint=checkpoint))
+        rejects(raw_history(entries, checkpoint=checkpoint), F.MALFORMED)
+    rejects(cbor.encode([HISTORY_TYPE, 2, entries]), F.MALFORMED)  # the version-1 shape
+    rejects(cbor.encode([HISTORY_TYPE, 2, entries, None, None]), F.MALFORMED)
+
+
 def test_trailing_bytes() -> None:
-    _, changes = honest_history(2)
+    _, changes, _ = honest_history(2)
     rejects(encode(changes) + b"\x00", F.TRAILING_BYTES)
 
 
 def test_over_limits() -> None:
-    _, changes = honest_history(1)
+    _, changes, _ = honest_history(1)
     too_many = [changes[0].to_cbor()] * (limits.MAX_IDENTITY_CHANGES + 1)
     rejects(raw_history(too_many), F.OVER_LIMIT)
     rejects(b"\x00" * (limits.MAX_IDENTITY_HISTORY_BYTES + 1), F.OVER_LIMIT)
@@ -106,20 +159,26 @@ def signed_raw(fields: list[object]) -> bytes:
 
 def test_change_body_type_version_and_shape() -> None:
     key = generate_private_key(KeyType.ED25519).public_key
-    good = [CHANGE_TYPE, 1, None, [1, key.data], T0, T0, T0 + DAY]
+    digest = next_key_digest(key)
+    good = [CHANGE_TYPE, 2, 0, None, [1, key.data], digest, T0, T0, T0 + DAY]
     rejects(signed_raw(["troth.identity.purpose-key", *good[1:]]), F.UNKNOWN_TYPE, 0)
-    rejects(signed_raw([CHANGE_TYPE, 2, *good[2:]]), F.UNKNOWN_VERSION, 0)
-    rejects(signed_raw(good[:6]), F.MALFORMED, 0)
+    rejects(signed_raw([CHANGE_TYPE, 1, *good[2:]]), F.UNKNOWN_VERSION, 0)
+    rejects(signed_raw([CHANGE_TYPE, 3, *good[2:]]), F.UNKNOWN_VERSION, 0)
+    rejects(signed_raw(good[:8]), F.MALFORMED, 0)
     rejects(signed_raw([*good, 0]), F.MALFORMED, 0)
-    rejects(signed_raw([*good[:2], b"short", *good[3:]]), F.MALFORMED, 0)
-    rejects(signed_raw([*good[:3], [9, key.data], *good[4:]]), F.MALFORMED, 0)  # unknown key type
-    rejects(signed_raw([*good[:3], [3, key.data], *good[4:]]), F.MALFORMED, 0)  # X25519 cannot sign
-    rejects(signed_raw([*good[:3], [1, key.data[:31]], *good[4:]]), F.MALFORMED, 0)
-    rejects(signed_raw([*good[:4], -1, *good[5:]]), F.MALFORMED, 0)
+    rejects(signed_raw([*good[:2], -1, *good[3:]]), F.MALFORMED, 0)  # negative index
+    rejects(signed_raw([*good[:2], b"\x00", *good[3:]]), F.MALFORMED, 0)  # index not an integer
+    rejects(signed_raw([*good[:3], b"short", *good[4:]]), F.MALFORMED, 0)
+    rejects(signed_raw([*good[:4], [9, key.data], *good[5:]]), F.MALFORMED, 0)  # unknown type
+    rejects(signed_raw([*good[:4], [3, key.data], *good[5:]]), F.MALFORMED, 0)  # X25519 can't sign
+    rejects(signed_raw([*good[:4], [1, key.data[:31]], *good[5:]]), F.MALFORMED, 0)
+    rejects(signed_raw([*good[:5], digest[:31], *good[6:]]), F.MALFORMED, 0)  # short digest
+    rejects(signed_raw([*good[:5], None, *good[6:]]), F.MALFORMED, 0)  # no commitment
+    rejects(signed_raw([*good[:6], -1, *good[7:]]), F.MALFORMED, 0)
 
 
 def test_non_canonical_body_rejected() -> None:
-    keys, changes = honest_history(1)
+    keys, changes, _ = honest_history(1)
     body = changes[0].body
     created = b"\x1a" + T0.to_bytes(4, "big")  # created_at as a 4-byte unsigned integer
     index = body.index(created)
@@ -128,34 +187,46 @@ def test_non_canonical_body_rejected() -> None:
     rejects(encode([forged]), F.MALFORMED, 0)
 
 
-# -- links and signatures ----------------------------------------------------------------------
+# -- links, indexes and signatures ---------------------------------------------------------------
 
 
 def test_broken_link() -> None:
-    keys, changes = honest_history(2)
-    body = body_for(keys[1], sha256(b"not the previous change"), T0 + DAY)
-    rejects(encode([changes[0], sign_change(body, keys[1], keys[0])]), F.BROKEN_LINK, 1)
+    keys, changes, next_key = honest_history(1)
+    body = body_for(next_key, sha256(b"not the previous change"), T0 + DAY)
+    rejects(encode([changes[0], sign_change(body, next_key, keys[0])]), F.BROKEN_LINK, 1)
 
 
 def test_first_change_must_not_link() -> None:
     key = generate_private_key(KeyType.ED25519)
-    rejects(encode([sign_change(body_for(key, sha256(b"x"), T0), key, None)]), F.BROKEN_LINK, 0)
+    body = body_for(key, sha256(b"x"), T0, index=0)
+    rejects(encode([sign_change(body, key, None)]), F.BROKEN_LINK, 0)
+
+
+@pytest.mark.parametrize("wrong", [0, 2, 7, 2**32])
+def test_change_with_a_wrong_index(wrong: int) -> None:
+    history = honest_history(1)
+    body = body_for(history.next_key, sha256(history.changes[0].body), T0 + DAY, index=wrong)
+    change = sign_change(body, history.next_key, history.keys[0])
+    rejects(encode([history.changes[0], change]), F.BROKEN_LINK, 1)
+    key = generate_private_key(KeyType.ED25519)
+    first = sign_change(body_for(key, None, T0, index=1), key, None)
+    rejects(encode([first]), F.BROKEN_LINK, 0)
 
 
 def test_reordered_changes() -> None:
-    _, changes = honest_history(3)
+    _, changes, _ = honest_history(3)
     rejects(encode([changes[0], changes[2], changes[1]]), F.BROKEN_LINK, 1)
     rejects(encode([changes[1], changes[0]]), F.BROKEN_LINK, 0)
 
 
 def test_dropped_middle_change() -> None:
-    _, changes = honest_history(3)
+    _, changes, _ = honest_history(3)
     rejects(encode([changes[0], changes[2]]), F.BROKEN_LINK, 1)
 
 
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
 def test_bad_signature(key_type: KeyType) -> None:
-    _, changes = honest_history(2, key_type)
+    _, changes, _ = honest_history(2, key_type)
     bad = bytearray(changes[1].signature)
     bad[3] ^= 0x01
     tampered = changes[1]._replace(signature=bytes(bad))
@@ -163,14 +234,14 @@ def test_bad_signature(key_type: KeyType) -> None:
 
 
 def test_signature_by_wrong_key() -> None:
-    _keys, changes = honest_history(1)
+    _keys, changes, _ = honest_history(1)
     intruder = generate_private_key(KeyType.ED25519)
     forged = changes[0]._replace(signature=intruder.sign(changes[0].body))
     rejects(encode([forged]), F.BAD_SIGNATURE, 0)
 
 
 def test_missing_previous_signature() -> None:
-    _, changes = honest_history(2)
+    _, changes, _ = honest_history(2)
     rejects(
         encode([changes[0], changes[1]._replace(previous_signature=None)]),
         F.MISSING_PREVIOUS_SIGNATURE,
@@ -179,17 +250,16 @@ def test_missing_previous_signature() -> None:
 
 
 def test_previous_signature_by_wrong_key() -> None:
-    """An attacker with only a new key cannot rotate someone else's identity."""
-    _keys, changes = honest_history(2)
-    attacker = generate_private_key(KeyType.ED25519)
-    body = body_for(attacker, sha256(changes[0].body), T0 + DAY)
-    rejects(
-        encode([changes[0], sign_change(body, attacker, attacker)]), F.BAD_PREVIOUS_SIGNATURE, 1
-    )
+    """Even the holder of the committed next key (a stolen backup of the sealed key alone)
+    cannot rotate without the current key: the previous-key signature stays required."""
+    history = honest_history(1)
+    body = body_for(history.next_key, sha256(history.changes[0].body), T0 + DAY)
+    forged = sign_change(body, history.next_key, history.next_key)
+    rejects(encode([history.changes[0], forged]), F.BAD_PREVIOUS_SIGNATURE, 1)
 
 
 def test_unexpected_previous_signature_on_first_change() -> None:
-    keys, changes = honest_history(1)
+    keys, changes, _ = honest_history(1)
     extra = changes[0]._replace(previous_signature=keys[0].sign(changes[0].body))
     rejects(encode([extra]), F.UNEXPECTED_PREVIOUS_SIGNATURE, 0)
 
@@ -209,7 +279,7 @@ def test_expired_key_cannot_sign_a_rotation() -> None:
     """Trail of Bits (Ockam review): an expired key could still sign a rotation."""
     old = generate_private_key(KeyType.ED25519)
     new = generate_private_key(KeyType.ED25519)
-    first = sign_change(body_for(old, None, T0, valid_until=T0 + DAY), old, None)
+    first = sign_change(body_for(old, None, T0, valid_until=T0 + DAY, commit=new), old, None)
     late = body_for(new, sha256(first.body), T0 + 2 * DAY)
     rejects(encode([first, sign_change(late, new, old)]), F.KEY_OUTSIDE_VALIDITY, 1)
 
@@ -217,15 +287,15 @@ def test_expired_key_cannot_sign_a_rotation() -> None:
 def test_time_reversed() -> None:
     old = generate_private_key(KeyType.ED25519)
     new = generate_private_key(KeyType.ED25519)
-    first = sign_change(body_for(old, None, T0 + DAY, valid_from=T0), old, None)
+    first = sign_change(body_for(old, None, T0 + DAY, valid_from=T0, commit=new), old, None)
     earlier = body_for(new, sha256(first.body), T0 + 10)
     rejects(encode([first, sign_change(earlier, new, old)]), F.TIME_REVERSED, 1)
 
 
 def test_future_change() -> None:
-    _, changes = honest_history(1, start=NOW + limits.MAX_CLOCK_SKEW_SECONDS + 1)
+    _, changes, _ = honest_history(1, start=NOW + limits.MAX_CLOCK_SKEW_SECONDS + 1)
     rejects(encode(changes), F.FUTURE_CHANGE, 0)
-    _, changes = honest_history(1, start=NOW + limits.MAX_CLOCK_SKEW_SECONDS)
+    _, changes, _ = honest_history(1, start=NOW + limits.MAX_CLOCK_SKEW_SECONDS)
     verify_history(encode(changes), now=NOW)  # within the skew: accepted
 
 
@@ -240,21 +310,23 @@ def test_current_key_expired_at_now() -> None:
 
 
 def test_extension_accepted_fork_and_rollback_rejected() -> None:
-    keys, changes = honest_history(3)
+    history = honest_history(3)
+    changes = history.changes
     stored = change_hashes(encode(changes[:2]))
     check_extends(stored, verify_history(encode(changes[:2]), now=NOW))  # same
     check_extends(stored, verify_history(encode(changes), now=NOW))  # extension
     with pytest.raises(IdentityError) as caught:
         check_extends(stored, verify_history(encode(changes[:1]), now=NOW))
     assert caught.value.reason is F.ROLLBACK
-    other = generate_private_key(KeyType.ED25519)
-    fork_body = body_for(other, sha256(changes[0].body), T0 + DAY)
-    fork = [changes[0], sign_change(fork_body, other, keys[0])]
+    # a fork that verifies on its own: the committed key k1 re-used with another next key
+    # (what a thief holding a full backup, sealed next key included, can build)
+    prefix = HonestHistory(history.keys[:1], changes[:1], history.keys[1])
+    fork = extend(prefix, T0 + DAY + 5)
     with pytest.raises(IdentityError) as caught:
-        check_extends(stored, verify_history(encode(fork), now=NOW))
+        check_extends(stored, verify_history(encode(fork.changes), now=NOW))
     assert caught.value.reason is F.FORK
     assert caught.value.change == 1
-    _, unrelated = honest_history(2)
+    _, unrelated, _ = honest_history(2)
     with pytest.raises(IdentityError) as caught:
         check_extends(stored, verify_history(encode(unrelated), now=NOW))
     assert caught.value.reason is F.IDENTIFIER_MISMATCH
@@ -262,7 +334,7 @@ def test_extension_accepted_fork_and_rollback_rejected() -> None:
 
 # -- properties ------------------------------------------------------------------------------------
 
-_KEYS, _CHANGES = honest_history(2)
+_KEYS, _CHANGES, _NEXT = honest_history(2)
 _HISTORY = encode(_CHANGES)
 _IDENTITY = verify_history(_HISTORY, now=NOW)
 
@@ -280,6 +352,16 @@ def test_flipped_bytes_are_rejected_never_another_identity(data: st.DataObject) 
         return
     assert identity.identifier == _IDENTITY.identifier  # never a different identity
     assert [c.change_hash for c in identity.changes] == [c.change_hash for c in _IDENTITY.changes]
+
+
+@pytest.mark.parametrize("position", range(len(_HISTORY)))
+def test_every_single_byte_flip_is_refused(position: int) -> None:
+    """Tamper one byte anywhere in a v2 history (index, commitment and checkpoint slot
+    included): refused, whichever check catches it."""
+    mutated = bytearray(_HISTORY)
+    mutated[position] ^= 0x01
+    with pytest.raises(IdentityError):
+        verify_history(bytes(mutated), now=NOW)
 
 
 @given(st.binary(max_size=400))

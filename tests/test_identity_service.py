@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.histories import body_for, encode, sign_change
+from tests.support.histories import HonestHistory, encode, extend, honest_history
 from troth.crypto import KeyType, sha256
-from troth.crypto.private import generate_private_key
-from troth.errors import ConflictError, IdentityError, IdentityFailure, NotFound
-from troth.identity import IdentityService, decode_history, verify_history
+from troth.errors import ConflictError, IdentityError, IdentityFailure, KeyNotFound, NotFound
+from troth.identity import (
+    IdentityService,
+    decode_history,
+    next_key_digest,
+    rotate_identity,
+    verify_history,
+)
 from troth.node import Node, init_node, open_node
 from troth.vault import KeyHandle, KeyPurpose
 
@@ -45,26 +50,85 @@ def test_create_many_is_atomic(node: Node) -> None:
     with pytest.raises(ConflictError):
         node.identities.create_many(5, now=NOW, name_prefix="batch")
     assert [r.name for r in node.identities.list_local()] == ["batch-3"]
-    assert node.db.fetch_one("SELECT count(*) FROM vault_keys")[0] == 1
+    assert node.db.fetch_one("SELECT count(*) FROM vault_keys")[0] == 2  # primary + next
     created = node.identities.create_many(5, now=NOW, name_prefix="agent")
     assert len({c.identifier for c in created}) == 5
+
+
+def test_next_key_is_generated_committed_and_unused(node: Node) -> None:
+    """The next key is made in the vault with the identity, only its digest is published, and
+    nothing is signed with it until the rotation that reveals it."""
+    local = node.identities.create(now=NOW, name="a")
+    committed = node.vault.public_key(local.next_key)
+    assert local.next_key != local.primary_key
+    assert local.identity.next_key_digest == next_key_digest(committed)
+    assert committed.data not in node.identities.export("a")
+    signing, _ = node.identities.purpose_key("a", KeyPurpose.SIGNING, now=NOW)
+    assert signing not in (local.primary_key, local.next_key)
+    again = node.identities.get("a", now=NOW)
+    assert again.next_key == local.next_key
+    rotated = node.identities.rotate("a", now=NOW + 5)
+    assert rotated.primary_key == local.next_key
+    assert rotated.identity.current_key == committed
+    assert rotated.next_key not in (local.primary_key, local.next_key)
+    assert rotated.identity.next_key_digest == next_key_digest(
+        node.vault.public_key(rotated.next_key)
+    )
 
 
 def test_rotation_keeps_identifier_and_retires_keys(node: Node) -> None:
     service = node.identities
     local = service.create(now=NOW, name="a", key_type=KeyType.P256)
     old_channel, _ = service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW)
-    rotated = service.rotate("a", now=NOW + 10, key_type=KeyType.ED25519)
+    rotated = service.rotate("a", now=NOW + 10)
     assert rotated.identifier == local.identifier
-    assert rotated.identity.current_key.key_type is KeyType.ED25519
+    assert rotated.identity.current_key.key_type is KeyType.P256
     assert len(verify_history(service.export("a"), now=NOW + 20).changes) == 2
     # the old primary key and the old purpose key are gone from the vault
     for handle in (local.primary_key, old_channel):
-        with pytest.raises(Exception, match="no key"):
+        with pytest.raises(KeyNotFound):
             node.vault.public_key(handle)
     new_channel, attested = service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW + 20)
     assert new_channel != old_channel
     assert attested.identifier == local.identifier
+
+
+def test_rotation_to_another_key_type_appends_two_changes(node: Node) -> None:
+    """The commitment names a P-256 key: switching to Ed25519 reveals it while committing to an
+    Ed25519 key, then reveals that one, in one transaction."""
+    service = node.identities
+    local = service.create(now=NOW, name="a", key_type=KeyType.P256)
+    rotated = service.rotate("a", now=NOW + 10, key_type=KeyType.ED25519)
+    history = verify_history(service.export("a"), now=NOW + 20)
+    assert [c.body.primary_key.key_type for c in history.changes] == [
+        KeyType.P256,
+        KeyType.P256,
+        KeyType.ED25519,
+    ]
+    assert history.identifier == local.identifier
+    assert rotated.identity.history == history.history
+    assert rotated.primary_key.key_type is rotated.next_key.key_type is KeyType.ED25519
+    for handle in (local.primary_key, local.next_key):  # the intermediate key is deleted too
+        with pytest.raises(KeyNotFound):
+            node.vault.public_key(handle)
+    again = service.rotate("a", now=NOW + 30)  # the next rotation is a single change again
+    assert len(again.identity.changes) == 4
+
+
+def test_rotation_reads_a_clock_inside_its_transaction(node: Node) -> None:
+    """With a Clock, the time is read after the write lock is taken."""
+    service = node.identities
+    service.create(now=NOW, name="a")
+    reads: list[bool] = []
+
+    class LockCheckingClock:
+        def now(self) -> int:
+            reads.append(node.db.connection().in_transaction)
+            return NOW + 7
+
+    rotated = service.rotate("a", now=LockCheckingClock())
+    assert reads == [True]
+    assert rotated.identity.current.body.created_at == NOW + 7
 
 
 def test_purpose_key_reused_until_near_expiry(node: Node) -> None:
@@ -93,11 +157,8 @@ def test_expired_key_rotation_rejected(troth_home: Path) -> None:
 
 def test_import_is_append_only(node: Node) -> None:
     service = node.identities
-    keys = [generate_private_key(KeyType.ED25519) for _ in range(3)]
-    changes = [sign_change(body_for(keys[0], None, NOW - 100), keys[0], None)]
-    for index in (1, 2):
-        body = body_for(keys[index], sha256(changes[-1].body), NOW - 100 + index)
-        changes.append(sign_change(body, keys[index], keys[index - 1]))
+    history = extend(extend(honest_history(1, start=NOW - 100), NOW - 99), NOW - 98)
+    changes = history.changes
     service.import_history(encode(changes[:2]), now=NOW)
     service.import_history(encode(changes[:2]), now=NOW)  # same again: fine
     service.import_history(encode(changes), now=NOW)  # extension: stored
@@ -106,31 +167,33 @@ def test_import_is_append_only(node: Node) -> None:
     with pytest.raises(IdentityError) as caught:
         service.import_history(encode(changes[:2]), now=NOW)
     assert caught.value.reason is IdentityFailure.ROLLBACK
-    other = generate_private_key(KeyType.ED25519)
-    fork = [
-        *changes[:2],
-        sign_change(body_for(other, sha256(changes[1].body), NOW - 90), other, keys[1]),
-    ]
+    # a fork that verifies on its own (the committed key re-used with another next key)
+    prefix = HonestHistory(history.keys[:2], changes[:2], history.keys[2])
+    fork = extend(prefix, NOW - 90)
+    verify_history(encode(fork.changes), now=NOW)
     with pytest.raises(IdentityError) as caught:
-        service.import_history(encode(fork), now=NOW)
+        service.import_history(encode(fork.changes), now=NOW)
     assert caught.value.reason is IdentityFailure.FORK
+    assert caught.value.change == 2
     assert node.identities.store.get_history(digest) == (encode(changes), 3)
 
 
 def test_local_identity_cannot_be_extended_by_import(node: Node) -> None:
+    """Even a valid rotation made with this node's own keys (next key included) is not taken
+    from outside: a local identity is rotated only by IdentityService.rotate."""
     local = node.identities.create(now=NOW, name="mine")
-    intruder = generate_private_key(KeyType.ED25519)
-    stolen = node.vault  # the attacker would need our key; simulate a signed extension by us
-    body = body_for(intruder, local.identity.current_change_hash, NOW + 1)
-    encoded = body.encode()
-    from troth.identity import SignedChange
-
-    signed = SignedChange(encoded, intruder.sign(encoded), stolen.sign(local.primary_key, encoded))
+    extension = rotate_identity(
+        node.vault,
+        local.identity,
+        local.primary_key,
+        local.next_key,
+        now=NOW + 1,
+        valid_for=10**6,
+    )
     with pytest.raises(IdentityError) as caught:
-        node.identities.import_history(
-            encode([local.identity.changes[0].signed, signed]), now=NOW + 2
-        )
+        node.identities.import_history(extension.identity.history, now=NOW + 2)
     assert caught.value.reason is IdentityFailure.FORK
+    assert node.identities.export("mine") == local.identity.history
 
 
 def test_concurrent_rotations_serialise(troth_home: Path) -> None:
@@ -156,3 +219,23 @@ def test_concurrent_rotations_serialise(troth_home: Path) -> None:
         assert len(history.changes) == 5
         current = KeyHandle.parse(node.identities.find("a").primary_key)
         assert node.vault.public_key(current) == history.current_key
+
+
+def test_a_history_kept_in_memory_is_rechecked_at_each_time(troth_home: Path) -> None:
+    """The service reuses local histories it built; the rules that depend on `now` still apply,
+    with the same reasons as a fresh verification."""
+    init_node("t")
+    with open_node("t") as node:
+        warm = IdentityService(node.vault, node.identities.store, primary_key_ttl=100)
+        warm.create(now=NOW, name="a")
+        cold = IdentityService(node.vault, node.identities.store)
+        for service in (warm, cold):
+            assert service.get("a", now=NOW + 100).identity.current.body.valid_until == NOW + 100
+            for now, reason in (
+                (NOW + 101, IdentityFailure.KEY_OUTSIDE_VALIDITY),
+                (NOW - 301, IdentityFailure.FUTURE_CHANGE),
+            ):
+                with pytest.raises(IdentityError) as caught:
+                    service.get("a", now=now)
+                assert caught.value.reason is reason
+                assert caught.value.change == 0

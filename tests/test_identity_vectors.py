@@ -51,3 +51,24 @@ def test_identifier_is_sha256_of_first_body() -> None:
     for vector in VECTORS:
         digest = hashlib.sha256(bytes.fromhex(vector["change0_body"])).hexdigest()
         assert vector["identifier"] == "T" + digest
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["key_type"])
+def test_next_key_digests_commit_to_the_listed_keys(vector: dict[str, Any]) -> None:
+    """Change i commits to SHA-256("troth.identity.next-key/1" 0x00 || CBOR [type, key]) of
+    private key i+1's public key (formats.md, "Pre-rotation and stored histories")."""
+    import hashlib
+
+    from troth.crypto.private import load_private_key
+    from troth.encoding import cbor
+
+    key_type = KeyType.from_label(vector["key_type"])
+    publics = [
+        load_private_key(key_type, bytes.fromhex(raw)).public_key for raw in vector["private_keys"]
+    ]
+    for change, key in (("change0", publics[1]), ("change1", publics[2])):
+        encoded = cbor.encode([int(key.key_type), key.data])
+        digest = hashlib.sha256(b"troth.identity.next-key/1\x00" + encoded).hexdigest()
+        assert vector[f"{change}_next_key_digest"] == digest
+    two = verify_history(bytes.fromhex(vector["history2"]), now=vector["rotated_at"])
+    assert two.current_key == publics[1]  # the rotation revealed the committed key

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import NOW, SoftHsm
 from troth.crypto import KeyType, verify_signature
 from troth.errors import ConfigError, KeyNotFound, UnsupportedKeyType
-from troth.identity import did_document, verify_attestation, verify_history
+from troth.identity import did_document, next_key_digest, verify_attestation, verify_history
 from troth.node import init_node, open_node
 from troth.vault import KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
@@ -96,18 +96,29 @@ def test_hsm_node_identity_lifecycle(
     )
     with open_node("hsm") as node:
         local = node.identities.create(now=NOW, name="agent", key_type=key_type)
-        assert local.primary_key.vault == "pkcs11"
+        assert local.primary_key.vault == local.next_key.vault == "pkcs11"  # both in the token
+        committed = node.vault.public_key(local.next_key)
+        assert local.identity.next_key_digest == next_key_digest(committed)
         rotated = node.identities.rotate("agent", now=NOW + 60)
+        assert rotated.primary_key == local.next_key  # the committed key, revealed
+        assert rotated.identity.current_key == committed
+        assert rotated.next_key.vault == "pkcs11"  # the new next key is made in the token
+        again = node.identities.rotate("agent", now=NOW + 61)
+        assert again.primary_key == rotated.next_key
+        for retired in (local.primary_key, rotated.primary_key):
+            with pytest.raises(KeyNotFound):
+                node.vault.public_key(retired)
         history = node.identities.export("agent")
         channel_key, channel = node.identities.purpose_key(
-            "agent", KeyPurpose.SECURE_CHANNEL, now=NOW + 61
+            "agent", KeyPurpose.SECURE_CHANNEL, now=NOW + 62
         )
         signing_key, signing = node.identities.purpose_key(
-            "agent", KeyPurpose.SIGNING, now=NOW + 61
+            "agent", KeyPurpose.SIGNING, now=NOW + 62
         )
     verified = verify_history(history, now=NOW + 120)  # the software verifier
-    assert verified.identifier == local.identifier == rotated.identifier
-    assert len(verified.changes) == 2
+    assert verified.identifier == local.identifier == again.identifier
+    assert len(verified.changes) == 3
+    assert verified.next_key_digest == again.identity.next_key_digest
     assert channel_key.vault == "software"  # X25519 lives in the node's software vault
     assert signing_key.vault == "pkcs11"
     verify_attestation(

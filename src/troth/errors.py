@@ -143,6 +143,7 @@ class IdentityFailure(enum.Enum):
     KEY_OUTSIDE_VALIDITY = "key used outside its validity"
     TIME_REVERSED = "change dated before its predecessor"
     FUTURE_CHANGE = "change dated in the future"
+    NEXT_KEY_MISMATCH = "key does not match the pre-rotation commitment"
     FORK = "history forks from the stored copy"
     ROLLBACK = "history is older than the stored copy"
     IDENTIFIER_MISMATCH = "identifier does not match"

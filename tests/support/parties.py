@@ -18,6 +18,7 @@ class Party:
     identity: VerifiedIdentity
     primary: KeyHandle
     signer: Signer
+    next_primary: KeyHandle  # the committed next primary key (pre-rotation)
 
     @property
     def identifier(self) -> Identifier:
@@ -27,7 +28,9 @@ class Party:
 def make_party(
     vault: Vault, *, now: int, key_type: KeyType = KeyType.ED25519, signing_ttl: int = SIGNING_TTL
 ) -> Party:
-    primary, identity = new_identity(vault, key_type, now=now, valid_for=10 * 365 * 86_400)
+    primary, identity, next_primary = new_identity(
+        vault, key_type, now=now, valid_for=10 * 365 * 86_400
+    )
     signing = vault.generate(key_type, KeyPurpose.SIGNING)
     attestation = attest_purpose_key(
         vault,
@@ -39,7 +42,10 @@ def make_party(
         expires_at=now + signing_ttl,
     )
     return Party(
-        identity, primary, Signer(identity, vault, signing, attestation, now + signing_ttl)
+        identity,
+        primary,
+        Signer(identity, vault, signing, attestation, now + signing_ttl),
+        next_primary,
     )
 
 

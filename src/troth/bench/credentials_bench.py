@@ -49,7 +49,7 @@ READ = Attributes({"orders.access": "read", "orders.customer": "4471"})
 
 
 def _signer(vault: SoftwareVault) -> Signer:
-    primary, identity = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
+    primary, identity, _next = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     attestation = attest_purpose_key(
         vault,

@@ -1,5 +1,6 @@
 """Identity benchmarks: creation (in memory, persisted in batches, persisted one by one) against
-keygen + signature + hash, and history verification against its signature verifications."""
+two keygens + signature + hashes, rotation against its keygen + signatures + hashes + seal, and
+history verification against its signature verifications."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.crypto import KeyType
-from troth.crypto.bench_floor import ed25519_verify_loop, identity_floor
-from troth.identity import new_identity, verify_history
+from troth.crypto.bench_floor import ed25519_verify_loop, identity_floor, rotation_floor
+from troth.identity import new_identity, rotate_identity, verify_history
 from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
 
@@ -17,8 +18,11 @@ NOW = 1_790_000_000
 _US = 1e6
 
 
-_FLOOR = "floor: Ed25519 keygen + public key + sign + SHA-256"
-_SEALED_FLOOR = _FLOOR + " + AES-GCM seal of the private key"
+_FLOOR = "floor: 2 Ed25519 keygens (primary, next) + public keys + sign + 2 SHA-256"
+_SEALED_FLOOR = _FLOOR + " + AES-GCM seals of both private keys"
+_ROTATION_FLOOR = (
+    "floor: Ed25519 keygen (next key) + 2 public keys + 2 signs + 2 SHA-256 + AES-GCM seal"
+)
 
 
 def _create(quick: bool) -> list[Measurement]:
@@ -96,13 +100,11 @@ def _create(quick: bool) -> list[Measurement]:
 def _verify(quick: bool) -> list[Measurement]:
     n, rounds = (200, 3) if quick else (1000, 7)
     vault = SoftwareVault()
-    handle, identity = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
+    handle, identity, next_key = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
     one = identity.history
-    from troth.identity import rotate_identity
-
     for step in range(4):
-        handle, identity = rotate_identity(
-            vault, identity, handle, KeyType.ED25519, now=NOW + step + 1, valid_for=10**8
+        handle, identity, next_key = rotate_identity(
+            vault, identity, handle, next_key, now=NOW + step + 1, valid_for=10**8
         )
     five = identity.history
     results = []
@@ -134,4 +136,52 @@ def _verify(quick: bool) -> list[Measurement]:
     return results
 
 
-CASES = [Case("identity.create", _create), Case("identity.verify", _verify)]
+def _rotate(quick: bool) -> list[Measurement]:
+    """`IdentityService.rotate` on a persisted node: each rotation turns a fresh one-change
+    identity into a two-change one (a typical rotation, not one of a 64-change history)."""
+    n, rounds = (100, 3) if quick else (250, 7)  # every key stays in the vault's cache
+    with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
+        home = Path(tmp)
+        init_node("bench", home=home)
+        with open_node("bench", home=home) as node:
+            service = node.identities
+            names = iter(
+                [
+                    local.name or ""
+                    for local in service.create_many(
+                        max(1, n // 10) + n * rounds, now=NOW, name_prefix="r"
+                    )
+                ]
+            )
+
+            def rotate(k: int) -> None:
+                for _ in range(k):
+                    service.rotate(next(names), now=NOW + 1)
+
+            value, floor = measure_pair(rotate, rotation_floor(), n=n, rounds=rounds)
+            ratio = value / floor
+            target, ok = ratio_target(ratio, 2.0)
+            return [
+                Measurement(
+                    "identity.rotate",
+                    value * _US,
+                    "us/rotation",
+                    _ROTATION_FLOOR,
+                    floor * _US,
+                    ratio,
+                    target,
+                    ok,
+                    {
+                        "rotations_per_s": round(1 / value),
+                        "transaction": "one per rotation",
+                        "durability": node.config.durability,
+                    },
+                )
+            ]
+
+
+CASES = [
+    Case("identity.create", _create),
+    Case("identity.rotate", _rotate),
+    Case("identity.verify", _verify),
+]

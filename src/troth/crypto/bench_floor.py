@@ -14,28 +14,56 @@ __all__ = [
     "ed25519_sign_verify_loop",
     "ed25519_verify_loop",
     "identity_floor",
+    "rotation_floor",
     "x25519_xx_floor",
 ]
 
 
 def identity_floor(*, sealed: bool) -> Callable[[int], None]:
-    """The raw operations of one new identity: an Ed25519 key generation, its public key (it
-    goes into the first change), one signature and one SHA-256 over a change-sized body.
-    `sealed` adds what keeping the private key at rest needs: its raw bytes, a fresh 12-byte
-    nonce and one AES-256-GCM encryption (the software vault's seal)."""
-    body = bytes(120)
+    """The raw operations of one new identity: two Ed25519 key generations (the primary key and
+    the next key it commits to) and their public keys, one signature, and two SHA-256s over
+    change-sized inputs (the change hash, the next-key digest). `sealed` adds what keeping both
+    private keys at rest needs: their raw bytes, a fresh 12-byte nonce and one AES-256-GCM
+    encryption each (the software vault's seal)."""
+    body = bytes(160)
     seal = AESGCM(os.urandom(32)).encrypt
     aad = bytes(28)
     generate = ed25519.Ed25519PrivateKey.generate
 
     def batch(n: int) -> None:
         for _ in range(n):
-            key = generate()
+            key, following = generate(), generate()
             key.public_key().public_bytes_raw()
+            hashlib.sha256(following.public_key().public_bytes_raw()).digest()
             key.sign(body)
             hashlib.sha256(body).digest()
             if sealed:
                 seal(os.urandom(12), key.private_bytes_raw(), aad)
+                seal(os.urandom(12), following.private_bytes_raw(), aad)
+
+    return batch
+
+
+def rotation_floor() -> Callable[[int], None]:
+    """The raw operations of one rotation: one Ed25519 key generation (the new next key), the
+    public keys of the revealed key and of the new next key, two signatures (by the revealed
+    key and by the previous key), two SHA-256s (change hash, next-key digest) and the seal of
+    the new next key."""
+    body = bytes(160)
+    seal = AESGCM(os.urandom(32)).encrypt
+    aad = bytes(28)
+    generate = ed25519.Ed25519PrivateKey.generate
+    revealed, previous = generate(), generate()
+
+    def batch(n: int) -> None:
+        for _ in range(n):
+            following = generate()
+            revealed.public_key().public_bytes_raw()
+            hashlib.sha256(following.public_key().public_bytes_raw()).digest()
+            revealed.sign(body)
+            previous.sign(body)
+            hashlib.sha256(body).digest()
+            seal(os.urandom(12), following.private_bytes_raw(), aad)
 
     return batch
 

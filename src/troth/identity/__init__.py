@@ -12,8 +12,9 @@ from troth.identity.change import (
     UnverifiedHistory,
     decode_history,
     encode_history,
+    next_key_digest,
 )
-from troth.identity.create import new_identity, rotate_identity
+from troth.identity.create import HeldIdentity, new_identity, rotate_identity
 from troth.identity.did import did_document, ed25519_from_multikey, multikey
 from troth.identity.history import (
     VerifiedChange,
@@ -28,6 +29,7 @@ from troth.identity.signer import Signer, verify_signed_by
 
 __all__ = [
     "ChangeBody",
+    "HeldIdentity",
     "Identifier",
     "IdentityService",
     "LocalIdentity",
@@ -47,6 +49,7 @@ __all__ = [
     "encode_history",
     "multikey",
     "new_identity",
+    "next_key_digest",
     "rotate_identity",
     "verify_attestation",
     "verify_history",

@@ -1,12 +1,16 @@
 """The change-history format (docs/formats.md, "Identity change history").
 
-    change body   = ["troth.identity.change", 1, previous-hash / null, [key-type, public-key],
-                     created_at, valid_from, valid_until]                       (canonical CBOR)
+    change body   = ["troth.identity.change", 2, index, previous-hash / null,
+                     [key-type, public-key], next-key-digest, created_at, valid_from, valid_until]
     signed change = [body (bstr), signature (bstr), previous-key signature (bstr / null)]
-    history       = ["troth.identity.history", 1, [signed change, ...]]
+    history       = ["troth.identity.history", 2, [signed change, ...], null]
+    next-key-digest = SHA-256("troth.identity.next-key/1" 0x00 || CBOR [key-type, public-key])
 
-The signatures are over the body bytes exactly as carried; the body begins with its type tag,
-so a change signature can never be taken for another troth signature (domain separation).
+Every change commits to the digest of the NEXT primary key (pre-rotation, as KERI does); a
+rotation must reveal that key. The last history element is reserved for a checkpoint and must
+be null in version 2. The signatures are over the body bytes exactly as carried; the body
+begins with its type tag, so a change signature can never be taken for another troth signature
+(domain separation).
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ __all__ = [
     "decode_public_key",
     "encode_history",
     "encode_public_key",
+    "next_key_digest",
 ]
 
 CHANGE_TYPE: Final = "troth.identity.change"
 HISTORY_TYPE: Final = "troth.identity.history"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+NEXT_KEY_DOMAIN: Final = b"troth.identity.next-key/1\x00"
 _SIGNING_TYPES: Final = frozenset({KeyType.ED25519, KeyType.P256})
 _KEY_TYPES: Final = {int(key_type): key_type for key_type in KeyType}
 
@@ -59,9 +65,19 @@ def encode_public_key(key: PublicKey) -> list[Any]:
     return [int(key.key_type), key.data]
 
 
+def next_key_digest(key: PublicKey) -> bytes:
+    """The pre-rotation commitment to `key` (docs/formats.md, "Pre-rotation and stored
+    histories"): SHA-256 of a domain tag and the key as carried in a change."""
+    return sha256(NEXT_KEY_DOMAIN + cbor.encode(encode_public_key(key)))
+
+
 class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot path)
+    """One change: its position, link, primary key, commitment to the next key and window."""
+
+    position: int  # the wire field `index`: the change's 0-based position in its history
     previous: bytes | None
     primary_key: PublicKey
+    next_key_digest: bytes
     created_at: int
     valid_from: int
     valid_until: int
@@ -71,8 +87,10 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
             [
                 CHANGE_TYPE,
                 FORMAT_VERSION,
+                self.position,
                 self.previous,
                 encode_public_key(self.primary_key),
+                self.next_key_digest,
                 self.created_at,
                 self.valid_from,
                 self.valid_until,
@@ -85,15 +103,17 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
             cbor.decode(data, max_bytes=limits.MAX_CHANGE_BYTES), "change body"
         )
         cbor.expect_header(value, CHANGE_TYPE, FORMAT_VERSION, "change body")
-        if len(value) != 7:
-            raise DecodeError(f"change body: expected 7 elements, got {len(value)}")
-        previous = None if value[2] is None else cbor.expect_bytes(value[2], "previous hash", 32)
+        if len(value) != 9:
+            raise DecodeError(f"change body: expected 9 elements, got {len(value)}")
+        previous = None if value[3] is None else cbor.expect_bytes(value[3], "previous hash", 32)
         return cls(
+            position=cbor.expect_int(value[2], "index"),
             previous=previous,
-            primary_key=decode_public_key(value[3], "primary key"),
-            created_at=cbor.expect_int(value[4], "created_at"),
-            valid_from=cbor.expect_int(value[5], "valid_from"),
-            valid_until=cbor.expect_int(value[6], "valid_until"),
+            primary_key=decode_public_key(value[4], "primary key"),
+            next_key_digest=cbor.expect_bytes(value[5], "next-key digest", 32),
+            created_at=cbor.expect_int(value[6], "created_at"),
+            valid_from=cbor.expect_int(value[7], "valid_from"),
+            valid_until=cbor.expect_int(value[8], "valid_until"),
         )
 
 
@@ -107,7 +127,8 @@ class SignedChange(NamedTuple):
 
 
 def encode_history(changes: Sequence[SignedChange]) -> bytes:
-    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes]])
+    """The history envelope around signed changes (its checkpoint slot null)."""
+    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes], None])
 
 
 def decode_history(data: bytes) -> list[SignedChange]:
@@ -116,8 +137,10 @@ def decode_history(data: bytes) -> list[SignedChange]:
         cbor.decode(data, max_bytes=limits.MAX_IDENTITY_HISTORY_BYTES), "history"
     )
     cbor.expect_header(value, HISTORY_TYPE, FORMAT_VERSION, "history")
-    if len(value) != 3:
-        raise DecodeError(f"history: expected 3 elements, got {len(value)}")
+    if len(value) != 4:
+        raise DecodeError(f"history: expected 4 elements, got {len(value)}")
+    if value[3] is not None:
+        raise DecodeError("history: the checkpoint slot is reserved and must be null in version 2")
     entries = cbor.expect_array(value[2], "changes")
     if not entries:
         raise DecodeError("history: no changes")

@@ -1,46 +1,71 @@
 """Making and extending change histories with keys held in a vault (no storage here).
 
-The first change is signed by its own key; a rotation is signed by the new key and by the
-previous key, which must be valid at the rotation's time (docs/formats.md).
+Pre-rotation (docs/formats.md, "Pre-rotation and stored histories"): every change commits to
+the digest of the next primary key, which is generated in the vault together with the change
+and never used until the rotation that reveals it. The first change is signed by its own key; a
+rotation is signed by the revealed key and by the previous key, which must be valid at the
+rotation's time.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from troth.crypto import KeyType
 from troth.errors import IdentityError, IdentityFailure
-from troth.identity.change import ChangeBody, SignedChange
+from troth.identity.change import ChangeBody, SignedChange, next_key_digest
 from troth.identity.history import VerifiedIdentity
 from troth.vault import KeyHandle, KeyPurpose, Vault
 
-__all__ = ["new_identity", "rotate_identity"]
+__all__ = ["HeldIdentity", "new_identity", "rotate_identity"]
 
 
-def new_identity(
-    vault: Vault, key_type: KeyType, *, now: int, valid_for: int
-) -> tuple[KeyHandle, VerifiedIdentity]:
-    """Generate a primary key in `vault` and sign the first change of a new history."""
+class HeldIdentity(NamedTuple):
+    """An identity with the vault handles of its current primary key and its committed next key."""
+
+    primary: KeyHandle
+    identity: VerifiedIdentity
+    next_key: KeyHandle
+
+
+def new_identity(vault: Vault, key_type: KeyType, *, now: int, valid_for: int) -> HeldIdentity:
+    """Generate a primary key and the next primary key in `vault`, and sign the first change of
+    a new history (committing to the next key)."""
     handle = vault.generate(key_type, KeyPurpose.PRIMARY)
-    body = ChangeBody(None, vault.public_key(handle), now, now, now + valid_for)
+    next_key = vault.generate(key_type, KeyPurpose.PRIMARY)
+    body = ChangeBody(
+        0,
+        None,
+        vault.public_key(handle),
+        next_key_digest(vault.public_key(next_key)),
+        now,
+        now,
+        now + valid_for,
+    )
     encoded = body.encode()
     signed = SignedChange(encoded, vault.sign(handle, encoded), None)
-    return handle, VerifiedIdentity.first(signed, body)
+    return HeldIdentity(handle, VerifiedIdentity.first(signed, body), next_key)
 
 
 def rotate_identity(
     vault: Vault,
     identity: VerifiedIdentity,
     current: KeyHandle,
-    key_type: KeyType,
+    next_key: KeyHandle,
     *,
     now: int,
     valid_for: int,
-) -> tuple[KeyHandle, VerifiedIdentity]:
-    """Append a change with a new primary key, signed by it and by the current key.
+    next_type: KeyType | None = None,
+) -> HeldIdentity:
+    """Append a change revealing the committed `next_key`, signed by it and by the current key,
+    and committing to a new next key (of `next_type`, default: the revealed key's type).
 
-    Refuses (IdentityError) when the current key is not valid at `now`: an expired key must not
-    be able to sign a rotation (Trail of Bits' finding in Ockam).
+    Refuses (IdentityError) when the current key is not valid at `now` (an expired key must not
+    be able to sign a rotation: Trail of Bits' finding in Ockam), when `current` is not the
+    current key, and when `next_key` is not the committed one (NEXT_KEY_MISMATCH).
     """
     before = identity.current.body
+    index = identity.current.index + 1
     if not before.valid_from <= now <= before.valid_until:
         raise IdentityError(
             IdentityFailure.KEY_OUTSIDE_VALIDITY,
@@ -48,15 +73,24 @@ def rotate_identity(
             identity.current.index,
         )
     if now < before.created_at:
-        raise IdentityError(IdentityFailure.TIME_REVERSED, change=identity.current.index + 1)
+        raise IdentityError(IdentityFailure.TIME_REVERSED, change=index)
     if vault.public_key(current) != before.primary_key:
         raise IdentityError(
             IdentityFailure.BAD_PREVIOUS_SIGNATURE, "the handle is not the current key"
         )
-    handle = vault.generate(key_type, KeyPurpose.PRIMARY)
+    revealed = vault.public_key(next_key)
+    if next_key_digest(revealed) != before.next_key_digest:
+        raise IdentityError(IdentityFailure.NEXT_KEY_MISMATCH, "the handle is not it", index)
+    following = vault.generate(next_type or next_key.key_type, KeyPurpose.PRIMARY)
     body = ChangeBody(
-        identity.current_change_hash, vault.public_key(handle), now, now, now + valid_for
+        index,
+        identity.current_change_hash,
+        revealed,
+        next_key_digest(vault.public_key(following)),
+        now,
+        now,
+        now + valid_for,
     )
     encoded = body.encode()
-    signed = SignedChange(encoded, vault.sign(handle, encoded), vault.sign(current, encoded))
-    return handle, identity.extended(signed, body)
+    signed = SignedChange(encoded, vault.sign(next_key, encoded), vault.sign(current, encoded))
+    return HeldIdentity(next_key, identity.extended(signed, body), following)

@@ -7,6 +7,7 @@ hostile history costs at most one decode before it is refused.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -25,6 +26,7 @@ from troth.identity.change import (
     UnverifiedHistory,
     decode_history,
     encode_history,
+    next_key_digest,
 )
 from troth.identity.identifier import Identifier
 
@@ -81,6 +83,25 @@ class VerifiedIdentity:
     def current_change_hash(self) -> bytes:
         return self.changes[-1].change_hash
 
+    @property
+    def next_key_digest(self) -> bytes:
+        """The current change's commitment to the next primary key (pre-rotation)."""
+        return self.changes[-1].body.next_key_digest
+
+    def check_valid_at(self, now: int) -> None:
+        """Raise IdentityError unless the rules of `verify_history` that depend on the time
+        hold at `now` (no change dated after now + skew; the current key valid at `now`): for
+        a history verified or built earlier, whose time-independent checks already passed."""
+        latest_allowed = now + limits.MAX_CLOCK_SKEW_SECONDS
+        for change in self.changes:
+            if change.body.created_at > latest_allowed:
+                raise IdentityError(
+                    IdentityFailure.FUTURE_CHANGE,
+                    f"created_at {change.body.created_at}",
+                    change.index,
+                )
+        _check_current_key(self.changes[-1].body, now, len(self.changes) - 1)
+
     def extended(self, signed: SignedChange, body: ChangeBody) -> VerifiedIdentity:
         """This identity with one more change that the caller has just built and signed."""
         change = VerifiedChange(len(self.changes), sha256(signed.body), body, signed)
@@ -134,16 +155,19 @@ def verify_history(data: bytes | UnverifiedHistory, *, now: int) -> VerifiedIden
         previous = VerifiedChange(index, sha256(signed.body), body, signed)
         changes.append(previous)
 
-    current = changes[-1].body
+    _check_current_key(changes[-1].body, now, len(changes) - 1)
+    return VerifiedIdentity(
+        Identifier(changes[0].change_hash), tuple(changes), data.data, _VERIFIED
+    )
+
+
+def _check_current_key(current: ChangeBody, now: int, index: int) -> None:
     if not current.valid_from - limits.MAX_CLOCK_SKEW_SECONDS <= now <= current.valid_until:
         raise IdentityError(
             IdentityFailure.KEY_OUTSIDE_VALIDITY,
             f"current key valid {current.valid_from}..{current.valid_until}, now is {now}",
-            len(changes) - 1,
+            index,
         )
-    return VerifiedIdentity(
-        Identifier(changes[0].change_hash), tuple(changes), data.data, _VERIFIED
-    )
 
 
 def _check_structure(
@@ -154,6 +178,8 @@ def _check_structure(
     latest_allowed: int,
 ) -> None:
     fail = IdentityFailure
+    if body.position != index:
+        raise IdentityError(fail.BROKEN_LINK, f"index {body.position} at position {index}", index)
     if not body.valid_from <= body.created_at <= body.valid_until:
         raise IdentityError(
             fail.KEY_OUTSIDE_VALIDITY, "created outside its own key's validity", index
@@ -180,6 +206,8 @@ def _check_structure(
             f"rotation at {body.created_at}",
             index,
         )
+    if next_key_digest(body.primary_key) != before.next_key_digest:
+        raise IdentityError(fail.NEXT_KEY_MISMATCH, change=index)  # formats.md, pre-rotation
 
 
 def change_hashes(history: bytes) -> list[bytes]:
@@ -187,7 +215,7 @@ def change_hashes(history: bytes) -> list[bytes]:
     return [sha256(change.body) for change in decode_history(history)]
 
 
-def check_extends(stored_hashes: list[bytes], candidate: VerifiedIdentity) -> None:
+def check_extends(stored_hashes: Sequence[bytes], candidate: VerifiedIdentity) -> None:
     """Raise unless `candidate` equals the stored history (given by its change hashes, first
     one = identifier) or appends changes to it: no fork, no rollback."""
     if stored_hashes[0] != candidate.identifier.digest:
@@ -198,5 +226,6 @@ def check_extends(stored_hashes: list[bytes], candidate: VerifiedIdentity) -> No
     if len(candidate.changes) < len(stored_hashes):
         raise IdentityError(
             IdentityFailure.ROLLBACK,
-            f"{len(candidate.changes)} changes, the stored copy has {len(stored_hashes)}",
+            f"it ends at change {len(candidate.changes) - 1}, "
+            f"the stored copy at change {len(stored_hashes) - 1}",
         )

@@ -1,23 +1,26 @@
-"""Identities of a node: create, rotate, look up, export, import (append-only), purpose keys.
+"""Identities of a node: create, rotate, look up, export, observe (store-or-extend), purpose keys.
 
-Every method takes `now`; storage and vault come from the node. Writes happen in one
-transaction each, so a crash leaves either the old state or the new one.
+Every method takes `now` (a rotation may take a Clock, read once the write lock is held);
+storage and vault come from the node. Writes happen in one transaction each, so a crash leaves
+either the old state or the new one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from troth.clock import Clock, SystemClock
 from troth.crypto import KeyType
-from troth.errors import ConflictError, IdentityError, IdentityFailure, NotFound, TrothError
+from troth.errors import ConflictError, IdentityError, NotFound, TrothError
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
 from troth.identity.create import new_identity, rotate_identity
-from troth.identity.history import VerifiedIdentity, change_hashes, check_extends, verify_history
+from troth.identity.history import VerifiedIdentity, verify_history
 from troth.identity.identifier import Identifier
+from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
@@ -32,19 +35,20 @@ PURPOSE_KEY_TTL: Final = 30 * 86_400
 """Default validity of a purpose-key attestation: thirty days."""
 _RENEW_BEFORE: Final = 86_400
 """A purpose key within a day of expiry is replaced on next use."""
-KNOWN_CACHE_SECONDS: Final = 10.0
-"""How long check_known trusts its in-memory copy of a stored history's change hashes."""
+_VERIFIED_LOCAL_SIZE: Final = 4096
+"""Local identities whose verified history is kept in memory at most."""
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class LocalIdentity:
-    """An identity whose primary key this node's vault holds."""
+    """An identity whose primary key (and committed next primary key) this node's vault holds."""
 
     name: str | None
     identity: VerifiedIdentity
     primary_key: KeyHandle
+    next_key: KeyHandle
 
     @property
     def identifier(self) -> Identifier:
@@ -52,6 +56,8 @@ class LocalIdentity:
 
 
 class IdentityService:
+    """A node's local identities (keys in its vault) and the histories it has observed."""
+
     def __init__(
         self,
         vault: Vault,
@@ -59,12 +65,19 @@ class IdentityService:
         *,
         primary_key_ttl: int = PRIMARY_KEY_TTL,
         purpose_key_ttl: int = PURPOSE_KEY_TTL,
+        clock: Clock | None = None,
+        known_cache_seconds: float = KNOWN_CACHE_SECONDS,
     ) -> None:
         self.vault = vault
         self.store = store
         self.primary_key_ttl = primary_key_ttl
         self.purpose_key_ttl = purpose_key_ttl
-        self._known: dict[bytes, tuple[float, list[bytes] | None]] = {}
+        self._known = KnownHistories(
+            store, clock or SystemClock(), cache_seconds=known_cache_seconds
+        )
+        # local histories this process built or verified, reused while the stored bytes are
+        # the same (a rotation or a signer then re-checks only what depends on the time)
+        self._verified_local: dict[bytes, VerifiedIdentity] = {}
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -98,18 +111,19 @@ class IdentityService:
         return created
 
     def _create_one(self, name: str | None, key_type: KeyType, now: int) -> LocalIdentity:
-        handle, identity = new_identity(
+        handle, identity, next_key = new_identity(
             self.vault, key_type, now=now, valid_for=self.primary_key_ttl
         )
         digest = identity.identifier.digest
         try:
-            self.store.add_local(digest, identity.history, name, str(handle), now)
+            self.store.add_local(digest, identity.history, name, str(handle), str(next_key), now)
         except ConflictError:
-            self._forget_keys([handle])
+            self._forget_keys([handle, next_key])
             if name is not None and self.store.find_local(name=name) is not None:
                 raise ConflictError(f"an identity named {name!r} exists") from None
             raise
-        return LocalIdentity(name, identity, handle)
+        self._keep_verified(identity)
+        return LocalIdentity(name, identity, handle, next_key)
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -124,11 +138,23 @@ class IdentityService:
         return record
 
     def get(self, ref: str, *, now: int) -> LocalIdentity:
-        record = self.find(ref)
+        """The local identity `ref`, its stored history verified at `now`."""
+        return self._local(self.find(ref), now)
+
+    def _local(self, record: LocalIdentityRecord, now: int) -> LocalIdentity:
+        identity = self._verified_local.get(record.identifier)
+        if identity is not None and identity.history == record.history:
+            identity.check_valid_at(now)
+        else:
+            identity = verify_history(record.history, now=now)
+            self._keep_verified(identity)
+        if record.next_key is None:  # unreachable for version-2 histories (they verify above)
+            raise NotFound(f"local identity {record.name or ''!r} has no committed next key")
         return LocalIdentity(
             record.name,
-            verify_history(record.history, now=now),
+            identity,
             KeyHandle.parse(record.primary_key),
+            KeyHandle.parse(record.next_key),
         )
 
     def list_local(self) -> Iterator[LocalIdentityRecord]:
@@ -139,81 +165,86 @@ class IdentityService:
 
     # -- rotation -----------------------------------------------------------------------------
 
-    def rotate(self, ref: str, *, now: int, key_type: KeyType | None = None) -> LocalIdentity:
-        """Append a change with a new primary key; retire the old key and all purpose keys."""
+    def rotate(
+        self, ref: str, *, now: int | Clock, key_type: KeyType | None = None
+    ) -> LocalIdentity:
+        """Reveal the committed next key as the new primary key, commit to a freshly generated
+        next key, and retire the old primary key and every purpose key.
+
+        Pass a Clock as `now` to have the time read after the write lock is taken (a rotation
+        waiting on another one then never dates itself before it). A `key_type` other than the
+        committed key's appends two changes in the same transaction: the first reveals the
+        committed key while committing to a key of `key_type`, the second reveals that one (so
+        `troth identity rotate X --key-type p256` works although the commitment names another
+        type). The intermediate key is deleted with the old primary key.
+        """
+        generated: list[KeyHandle] = []
         with self.store.transaction():
-            record = self.find(ref)
-            identity = verify_history(record.history, now=now)
-            old = KeyHandle.parse(record.primary_key)
-            handle, rotated = rotate_identity(
-                self.vault,
-                identity,
-                old,
-                key_type or old.key_type,
-                now=now,
-                valid_for=self.primary_key_ttl,
-            )
-            digest = rotated.identifier.digest
+            at = now if isinstance(now, int) else now.now()
+            local = self.get(ref, now=at)
+            digest = local.identifier.digest
+            wanted = key_type or local.next_key.key_type
+            retired = [local.primary_key]
             try:
+                held = rotate_identity(
+                    self.vault,
+                    local.identity,
+                    local.primary_key,
+                    local.next_key,
+                    now=at,
+                    valid_for=self.primary_key_ttl,
+                    next_type=wanted,
+                )
+                generated.append(held.next_key)
+                if held.primary.key_type is not wanted:
+                    retired.append(held.primary)
+                    held = rotate_identity(
+                        self.vault,
+                        held.identity,
+                        held.primary,
+                        held.next_key,
+                        now=at,
+                        valid_for=self.primary_key_ttl,
+                    )
+                    generated.append(held.next_key)
                 self.store.update_history(
                     digest,
-                    rotated.history,
-                    len(rotated.changes),
-                    len(identity.changes),
-                    now,
-                    primary_key=str(handle),
+                    held.identity.history,
+                    len(held.identity.changes),
+                    len(local.identity.changes),
+                    at,
+                    primary_key=str(held.primary),
+                    next_key=str(held.next_key),
                 )
-                retired = self.store.take_purpose_keys(digest)
+                retired_purpose = self.store.take_purpose_keys(digest)
             except TrothError:
-                self._forget_keys([handle])
+                self._forget_keys(generated)
                 raise
-        self._known.pop(rotated.identifier.digest, None)
-        self._forget_keys([old, *(KeyHandle.parse(r.key_handle) for r in retired)])
-        return LocalIdentity(record.name, rotated, handle)
+        self._keep_verified(held.identity)
+        self._known.remember(digest, [c.change_hash for c in held.identity.changes])
+        self._forget_keys([*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)])
+        return LocalIdentity(local.name, held.identity, held.primary, held.next_key)
 
-    # -- known identities (append-only) --------------------------------------------------------
+    # -- observed identities (store-or-extend) -------------------------------------------------
 
-    def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
-        """Store a history (verified here unless it already is); a stored identity only accepts
-        an extension of itself."""
-        identity = data if isinstance(data, VerifiedIdentity) else verify_history(data, now=now)
-        digest = identity.identifier.digest
-        try:
-            with self.store.transaction():
-                stored = self.store.get_history(digest)
-                if stored is None:
-                    self.store.insert_history(digest, identity.history, len(identity.changes), now)
-                    return identity
-                check_extends(change_hashes(stored[0]), identity)
-                if len(identity.changes) > stored[1]:
-                    if self.store.find_local(identifier=digest) is not None:
-                        raise IdentityError(
-                            IdentityFailure.FORK, "a local identity is rotated only by its own node"
-                        )
-                    self.store.update_history(
-                        digest, identity.history, len(identity.changes), stored[1], now
-                    )
-        finally:
-            self._known.pop(digest, None)  # after the write: check_known reads it afresh
-        return identity
+    def observe(self, identity: VerifiedIdentity) -> None:
+        """Record a verified history: the first one of an identifier is stored, a later one
+        must equal or extend the stored copy (then it replaces it), anything else raises
+        IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH). Atomic: of two concurrent
+        observations of different extensions exactly one is stored, the other is a fork. A
+        local identity is never replaced by an observed copy. The known-peer hot path touches
+        no database within `known_cache_seconds` (troth.identity.known)."""
+        self._known.observe(identity)
 
     def check_known(self, identity: VerifiedIdentity) -> None:
-        """Raise IdentityError if a stored copy exists and `identity` is not an extension of it.
+        """Alias of observe, removed after the merge."""
+        self._known.observe(identity)
 
-        Called on every handshake and chain check, so the stored change hashes are kept in
-        memory for KNOWN_CACHE_SECONDS (this process's own writes refresh them at once; a copy
-        another process stores is seen within that time)."""
-        digest = identity.identifier.digest
-        now = time.monotonic()
-        cached = self._known.get(digest)
-        if cached is None or now - cached[0] > KNOWN_CACHE_SECONDS:
-            stored = self.store.get_history(digest)
-            cached = (now, None if stored is None else change_hashes(stored[0]))
-            if len(self._known) >= 4096:
-                self._known.clear()
-            self._known[digest] = cached
-        if cached[1] is not None:
-            check_extends(cached[1], identity)
+    def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
+        """Verify `data` at `now` (unless it already is verified) and observe it."""
+        identity = data if isinstance(data, VerifiedIdentity) else verify_history(data, now=now)
+        self._known.observe(identity)
+        return identity
 
     # -- purpose keys ------------------------------------------------------------------------
 
@@ -268,6 +299,14 @@ class IdentityService:
         """Sign as local identity `ref` with its (created or renewed on demand) signing key."""
         local, handle, key = self._purpose_key(ref, KeyPurpose.SIGNING, now=now)
         return Signer(local.identity, self.vault, handle, key.attestation, key.expires_at)
+
+    def _keep_verified(self, identity: VerifiedIdentity) -> None:
+        verified = self._verified_local
+        if len(verified) >= _VERIFIED_LOCAL_SIZE:  # drop the older half (amortised O(1))
+            verified = self._verified_local = dict(
+                itertools.islice(verified.items(), _VERIFIED_LOCAL_SIZE // 2, None)
+            )
+        verified[identity.identifier.digest] = identity
 
     def _forget_keys(self, handles: list[KeyHandle]) -> None:
         """Delete keys that no longer back anything (best effort: an orphan is harmless)."""

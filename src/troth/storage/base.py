@@ -30,7 +30,8 @@ class Transactional(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LocalIdentityRecord:
-    """An identity whose primary key this node holds."""
+    """An identity whose primary key this node holds, with its committed next primary key
+    (None only for rows written before pre-rotation)."""
 
     identifier: bytes
     name: str | None
@@ -38,6 +39,7 @@ class LocalIdentityRecord:
     created_at: int
     history: bytes
     changes: int
+    next_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +62,16 @@ class IdentityStore(Transactional, Protocol):
         ...
 
     def add_local(
-        self, identifier: bytes, history: bytes, name: str | None, primary_key: str, now: int
+        self,
+        identifier: bytes,
+        history: bytes,
+        name: str | None,
+        primary_key: str,
+        next_key: str,
+        now: int,
     ) -> None:
-        """Store a new identity whose primary key this node holds (ConflictError on a taken
-        name or identifier)."""
+        """Store a new identity whose primary key (and committed next key) this node holds
+        (ConflictError on a taken name or identifier)."""
         ...
 
     def update_history(
@@ -74,9 +82,11 @@ class IdentityStore(Transactional, Protocol):
         expected_changes: int,
         now: int,
         primary_key: str | None = None,
+        next_key: str | None = None,
     ) -> None:
         """Replace a history only if the stored copy still has `expected_changes` changes
-        (ConflictError otherwise); for a rotation, also record the new `primary_key`."""
+        (ConflictError otherwise); for a rotation, also record the new `primary_key` and
+        `next_key`."""
         ...
 
     def find_local(

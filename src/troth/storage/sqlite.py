@@ -86,6 +86,11 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         identifier BLOB PRIMARY KEY, address TEXT NOT NULL, added_at INTEGER NOT NULL
     );
     """,
+    """
+    -- pre-rotation: the handle of a local identity's committed next primary key (NULL for
+    -- imported identities), used only by the rotation that reveals it
+    ALTER TABLE identities ADD COLUMN next_key TEXT;
+    """,
 )
 
 

@@ -45,12 +45,14 @@ class SqliteKeyStore:
 
 
 _LOCAL_SELECT = (
-    "SELECT identifier, name, primary_key, created_at, history, changes FROM identities "
-    "WHERE primary_key IS NOT NULL"
+    "SELECT identifier, name, primary_key, created_at, history, changes, next_key "
+    "FROM identities WHERE primary_key IS NOT NULL"
 )
 
 
 class SqliteIdentityStore:
+    """Known histories, local identities and purpose keys (`identities`, `purpose_keys`)."""
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
@@ -70,11 +72,18 @@ class SqliteIdentityStore:
         )
 
     def add_local(
-        self, identifier: bytes, history: bytes, name: str | None, primary_key: str, now: int
+        self,
+        identifier: bytes,
+        history: bytes,
+        name: str | None,
+        primary_key: str,
+        next_key: str,
+        now: int,
     ) -> None:
         self._db.execute(
-            "INSERT INTO identities VALUES (?, ?, 1, ?, ?, ?, ?)",
-            (identifier, history, now, primary_key, name, now),
+            "INSERT INTO identities (identifier, history, changes, updated_at, primary_key, name, "
+            "created_at, next_key) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
+            (identifier, history, now, primary_key, name, now, next_key),
         )
 
     def update_history(
@@ -85,11 +94,13 @@ class SqliteIdentityStore:
         expected_changes: int,
         now: int,
         primary_key: str | None = None,
+        next_key: str | None = None,
     ) -> None:
         updated = self._db.execute(
             "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
-            "primary_key = coalesce(?, primary_key) WHERE identifier = ? AND changes = ?",
-            (history, changes, now, primary_key, identifier, expected_changes),
+            "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key) "
+            "WHERE identifier = ? AND changes = ?",
+            (history, changes, now, primary_key, next_key, identifier, expected_changes),
         ).rowcount
         if updated != 1:
             raise ConflictError("the stored history changed meanwhile")
@@ -129,5 +140,7 @@ class SqliteIdentityStore:
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
 
 
-def _local(row: tuple[bytes, str | None, str, int, bytes, int]) -> LocalIdentityRecord:
-    return LocalIdentityRecord(bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5])
+def _local(
+    row: tuple[bytes, str | None, str, int, bytes, int, str | None],
+) -> LocalIdentityRecord:
+    return LocalIdentityRecord(bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6])

@@ -25,21 +25,23 @@ from troth.vault import KeyPurpose
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
 VALID_FOR = 10 * 365 * 86_400
 ROTATED = CREATED + 86_400
+# per key type: the first primary key, the next key it commits to (revealed by the rotation),
+# and the next key the rotation commits to
 KEYS = {
-    "ed25519": [bytes(range(32)), bytes(range(32, 64))],
-    "p256": [bytes.fromhex("11" * 32), bytes.fromhex("22" * 32)],
+    "ed25519": [bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96))],
+    "p256": [bytes.fromhex("11" * 32), bytes.fromhex("22" * 32), bytes.fromhex("33" * 32)],
 }
 X25519_KEY = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
 
 
 def build(label: str) -> dict[str, Any]:
     key_type = KeyType.from_label(label)
-    first, second = KEYS[label]
-    vault = FixedKeyVault([(key_type, first), (key_type, second), (KeyType.X25519, X25519_KEY)])
-    handle, identity = new_identity(vault, key_type, now=CREATED, valid_for=VALID_FOR)
+    keys = KEYS[label]
+    vault = FixedKeyVault([*((key_type, key) for key in keys), (KeyType.X25519, X25519_KEY)])
+    handle, identity, next_key = new_identity(vault, key_type, now=CREATED, valid_for=VALID_FOR)
     one = identity
-    handle, identity = rotate_identity(
-        vault, identity, handle, key_type, now=ROTATED, valid_for=VALID_FOR
+    handle, identity, next_key = rotate_identity(
+        vault, identity, handle, next_key, now=ROTATED, valid_for=VALID_FOR
     )
     channel = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
     attestation = attest_purpose_key(
@@ -53,17 +55,19 @@ def build(label: str) -> dict[str, Any]:
     )
     return {
         "key_type": label,
-        "private_keys": [first.hex(), second.hex()],
+        "private_keys": [key.hex() for key in keys],
         "x25519_private_key": X25519_KEY.hex(),
         "created_at": CREATED,
         "rotated_at": ROTATED,
         "valid_for": VALID_FOR,
         "change0_body": one.changes[0].signed.body.hex(),
         "change0_signature": one.changes[0].signed.signature.hex(),
+        "change0_next_key_digest": one.next_key_digest.hex(),
         "history1": one.history.hex(),
         "change1_body": identity.changes[1].signed.body.hex(),
         "change1_signature": identity.changes[1].signed.signature.hex(),
         "change1_previous_signature": (identity.changes[1].signed.previous_signature or b"").hex(),
+        "change1_next_key_digest": identity.next_key_digest.hex(),
         "history2": identity.history.hex(),
         "identifier": str(identity.identifier),
         "did": identity.identifier.did,
