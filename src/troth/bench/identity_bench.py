@@ -173,7 +173,8 @@ def _rotate(quick: bool) -> list[Measurement]:
                     ok,
                     {
                         "rotations_per_s": round(1 / value),
-                        "transaction": "one per rotation",
+                        "transaction": "one per rotation, then the old key's deletion",
+                        "history": "reused from memory (a fresh process first verifies it)",
                         "durability": node.config.durability,
                     },
                 )

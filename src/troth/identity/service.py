@@ -17,7 +17,7 @@ from troth.clock import Clock, SystemClock
 from troth.crypto import KeyType
 from troth.errors import ConflictError, IdentityError, NotFound, TrothError
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
-from troth.identity.create import new_identity, rotate_identity
+from troth.identity.create import HeldIdentity, new_identity, rotate_identity
 from troth.identity.history import VerifiedIdentity, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
@@ -184,19 +184,10 @@ class IdentityService:
             local = self.get(ref, now=at)
             digest = local.identifier.digest
             wanted = key_type or local.next_key.key_type
-            retired = [local.primary_key]
+            held = HeldIdentity(local.primary_key, local.identity, local.next_key)
+            retired: list[KeyHandle] = []
             try:
-                held = rotate_identity(
-                    self.vault,
-                    local.identity,
-                    local.primary_key,
-                    local.next_key,
-                    now=at,
-                    valid_for=self.primary_key_ttl,
-                    next_type=wanted,
-                )
-                generated.append(held.next_key)
-                if held.primary.key_type is not wanted:
+                while True:  # one change, or two when the committed key is of another type
                     retired.append(held.primary)
                     held = rotate_identity(
                         self.vault,
@@ -205,8 +196,11 @@ class IdentityService:
                         held.next_key,
                         now=at,
                         valid_for=self.primary_key_ttl,
+                        next_type=wanted,
                     )
                     generated.append(held.next_key)
+                    if held.primary.key_type is wanted:
+                        break
                 self.store.update_history(
                     digest,
                     held.identity.history,
