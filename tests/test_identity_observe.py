@@ -22,6 +22,7 @@ from tests.support.histories import HonestHistory, encode, extend, honest_histor
 from troth.clock import FixedClock
 from troth.crypto import KeyType
 from troth.crypto.private import generate_private_key
+from troth.encoding import cbor
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import (
     ChangeBody,
@@ -167,6 +168,18 @@ def test_first_copy_stored_then_only_extensions(tmp_path: Path) -> None:
     service.observe(verify_history(encode(history.changes), now=NOW))  # equal: fine
     refused(service, encode(history.changes[:2]), F.ROLLBACK)
     assert store.get_history(digest) == (encode(history.changes), 3)
+
+
+def test_an_unreadable_stored_copy_refuses_rather_than_being_replaced(tmp_path: Path) -> None:
+    line = honest_history(1, start=T)
+    identity = verify_history(encode(line.changes), now=NOW)
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "v.db"))
+    version_1 = cbor.encode(["troth.identity.history", 1, [c.to_cbor() for c in line.changes]])
+    store.insert_history(identity.identifier.digest, version_1, 1, NOW)
+    with pytest.raises(IdentityError) as caught:
+        observer(tmp_path / "v.db").observe(identity)
+    assert caught.value.reason is F.MALFORMED
+    assert store.get_history(identity.identifier.digest) == (version_1, 1)
 
 
 def test_a_copy_stored_by_another_process_is_seen(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from troth.node import init_node, open_node
 from troth.vault import KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
 
+pytestmark = pytest.mark.hsm
 SIGNING_TYPES = [KeyType.ED25519, KeyType.P256]
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from troth.clock import Clock
-from troth.errors import IdentityError, IdentityFailure
+from troth.errors import DecodeError, IdentityError, IdentityFailure
 from troth.identity.history import VerifiedIdentity, change_hashes, check_extends
 from troth.storage import IdentityStore
 
@@ -55,7 +55,7 @@ class KnownHistories:
         if known is None:
             stored = self._store.get_history(digest)
             if stored is not None:
-                known = self.remember(digest, change_hashes(stored[0]))
+                known = self.remember(digest, _stored_hashes(stored[0]))
         if known is not None:
             if known[-1] == identity.current_change_hash:
                 return  # the stored copy itself: hash-linked changes, equal last hash, equal all
@@ -70,7 +70,7 @@ class KnownHistories:
             if stored is None:
                 self._store.insert_history(digest, identity.history, len(hashes), self._clock.now())
             else:
-                check_extends(self.remember(digest, change_hashes(stored[0])), identity)
+                check_extends(self.remember(digest, _stored_hashes(stored[0])), identity)
                 if len(hashes) > stored[1]:
                     if self._store.find_local(identifier=digest) is not None:
                         raise IdentityError(
@@ -107,3 +107,12 @@ class KnownHistories:
 
     def _fresh(self, entry: tuple[float, tuple[bytes, ...]], now: float) -> bool:
         return now - entry[0] <= self._cache_seconds
+
+
+def _stored_hashes(history: bytes) -> list[bytes]:
+    """The change hashes of the stored copy; a copy this troth cannot read (an older format)
+    refuses every observation of that identifier rather than being replaced."""
+    try:
+        return change_hashes(history)
+    except DecodeError as exc:
+        raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
