@@ -80,7 +80,9 @@ def rotate_identity(
         )
     revealed = vault.public_key(next_key)
     if next_key_digest(revealed) != before.next_key_digest:
-        raise IdentityError(IdentityFailure.NEXT_KEY_MISMATCH, "the handle is not it", index)
+        raise IdentityError(
+            IdentityFailure.NEXT_KEY_MISMATCH, "the handle is not the committed next key", index
+        )
     following = vault.generate(next_type or next_key.key_type, KeyPurpose.PRIMARY)
     body = ChangeBody(
         index,

@@ -75,8 +75,9 @@ class IdentityService:
         self._known = KnownHistories(
             store, clock or SystemClock(), cache_seconds=known_cache_seconds
         )
-        # local histories this process built or verified, reused while the stored bytes are
-        # the same (a rotation or a signer then re-checks only what depends on the time)
+        # local histories this process verified or rotated, reused while the stored bytes are
+        # the same (a rotation or a signer then re-checks only what depends on the time); not
+        # filled by creation, which would keep every identity of a batch alive for nothing
         self._verified_local: dict[bytes, VerifiedIdentity] = {}
 
     # -- creation -----------------------------------------------------------------------------
@@ -122,7 +123,6 @@ class IdentityService:
             if name is not None and self.store.find_local(name=name) is not None:
                 raise ConflictError(f"an identity named {name!r} exists") from None
             raise
-        self._keep_verified(identity)
         return LocalIdentity(name, identity, handle, next_key)
 
     # -- lookup -------------------------------------------------------------------------------
