@@ -274,7 +274,7 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
         authority=setup.authority.identifier,
         now=NOW + 1,
         max_staleness=60,
-    ).entries[-1]
+    ).new_entries[-1]
     assert entry.revoked_by == setup.id("customer")
     assert entry.reason == "resolved"
 

@@ -168,11 +168,13 @@ class ChainVerifier:
         self,
         data: bytes,
         *,
-        presenter: Identifier,
+        presenter: Identifier | VerifiedIdentity,
         feeds: Mapping[Identifier, VerifiedFeed],
         now: int,
     ) -> VerifiedCredential:
-        """Verify chain bytes presented by `presenter` at `now` against the authority's feed."""
+        """Verify chain bytes presented by `presenter` at `now` against the authority's feed.
+        Given the presenter's verified history (not only its identifier), that history must
+        not be superseded in the feed either."""
         key = sha256(data)
         checked = self._cache.get(key)
         if checked is None or now < checked.verified_at:
@@ -203,7 +205,7 @@ class ChainVerifier:
     def _check_state(
         self,
         checked: _Checked,
-        presenter: Identifier,
+        presenter: Identifier | VerifiedIdentity,
         feeds: Mapping[Identifier, VerifiedFeed],
         now: int,
     ) -> None:
@@ -215,6 +217,11 @@ class ChainVerifier:
                 raise CredentialError(_F.NOT_YET_VALID, f"valid from {link.not_before}", link.index)
             if now >= link.expires_at + skew:
                 raise CredentialError(_F.EXPIRED, f"expired at {link.expires_at}", link.index)
+        for filed_under, held in feeds.items():
+            if held.authority != filed_under:
+                raise CredentialError(
+                    _F.FEED_INVALID, f"{held.authority}'s feed filed under {filed_under}"
+                )
         feed = feeds.get(result.authority)
         if feed is None:
             raise CredentialError(_F.NO_FEED, str(result.authority))
@@ -228,8 +235,17 @@ class ChainVerifier:
                 or link.issuer.digest in revoked_identities
             ):
                 raise CredentialError(_F.REVOKED, "identity revoked", link.index)
-        if result.actor != presenter:
-            raise CredentialError(_F.WRONG_SUBJECT, f"{result.actor} != {presenter}")
+        actor = presenter if isinstance(presenter, Identifier) else presenter.identifier
+        if result.actor != actor:
+            raise CredentialError(_F.WRONG_SUBJECT, f"{result.actor} != {actor}")
+        # stateless verifiers too: no issuer (or presenter) history the feed says is superseded
+        for index, identity in enumerate(checked.identities):
+            try:
+                feed.check_current(identity)
+            except CredentialError as exc:
+                raise CredentialError(exc.reason, exc.detail, index) from None
+        if not isinstance(presenter, Identifier):
+            feed.check_current(presenter)
         if self._known is not None:
             for identity in checked.identities:
                 try:
