@@ -624,3 +624,28 @@ def test_the_100001_entry_cliff(setup: Setup) -> None:
             chain.encode(), presenter=setup.id("alice"), feeds={authority: feed}, now=NOW + 2
         )
     assert caught.value.reason is CredentialFailure.REVOKED
+
+
+def test_the_authoritys_own_view_of_its_feed(setup: Setup) -> None:
+    """What the hosting node verifies against: read from the store, grown incrementally, the
+    same entries a holder verifies from the signed pages."""
+    setup.agents.identities.create(now=NOW, name="early")
+    setup.agents.identities.rotate("early", now=NOW + 1)
+    setup.enroll("early", setup.ticket(), now=NOW + 2)
+    setup.authority.revoke_credentials([b"\x01" * 32, b"\x02" * 32], now=NOW + 2)
+    own = setup.authority.held_feed(now=NOW + 3)
+    assert (own.count, own.complete, own.issued_at) == (3, True, NOW + 3)
+    setup.authority.revoke_identity(setup.id("early"), now=NOW + 4)
+    grown = setup.authority.held_feed(now=NOW + 5, previous=own)
+    synced = verify_feed(
+        setup.authority.feed(now=NOW + 5),
+        authority=setup.authority.identifier,
+        now=NOW + 5,
+        max_staleness=60,
+    )
+    assert (grown.count, grown.head) == (synced.count, synced.head) == (4, synced.head)
+    assert set(grown.revoked_credentials) == set(synced.revoked_credentials)
+    assert set(grown.revoked_identities) == {setup.id("early").digest}
+    assert grown.supersession(setup.id("early")) == synced.supersession(setup.id("early"))
+    assert grown.supersession(setup.id("early")) is not None
+    assert setup.id("early").digest not in own.revoked_identities

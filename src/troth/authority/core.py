@@ -31,6 +31,7 @@ from troth.credentials import (
     CredentialChain,
     RevocationKind,
     TrustPolicy,
+    VerifiedFeed,
     issue_credential,
 )
 from troth.crypto import sha256
@@ -381,3 +382,7 @@ class Authority:
     def feed(self, *, now: int, since: int = 0) -> bytes:
         """One signed page of the revocation feed from entry `since`, as of `now`."""
         return self.revocations.page(self.signer(now), since=since, now=now)
+
+    def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
+        """The authority's own view of its feed (what the node hosting it verifies against)."""
+        return self.revocations.held(now=now, previous=previous)

@@ -20,11 +20,12 @@ from troth.credentials import (
     RevocationEntry,
     RevocationKind,
     Supersession,
+    VerifiedFeed,
     build_page,
     feed_genesis,
     next_head,
 )
-from troth.credentials.revocation import entry_cost, page_entry_budget
+from troth.credentials.revocation import entry_cost, feed_from_store, page_entry_budget
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier, Signer, VerifiedIdentity
 from troth.storage import AuthorityStore, RevocationRecord
@@ -154,9 +155,29 @@ class AuthorityFeed:
                 entry.revoked_at,
                 None if charged_to is None else charged_to.digest,
                 None if entry.extra is None else entry.extra.changes,
+                None if entry.extra is None else entry.extra.change_hash,
             )
         )
         return new_head
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def held(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
+        """The whole feed as the authority's own verified view, read from its store (nothing to
+        verify: the store is where the feed is made), current as of `now`; only the entries
+        after `previous` are read."""
+        with self.store.transaction():  # one snapshot
+            count, head = self.store.revocation_tip()
+            start = 0 if previous is None or previous.count > count else previous.count
+            return feed_from_store(
+                self.authority,
+                count=count,
+                head=head or feed_genesis(self.authority),
+                latest=count,
+                issued_at=now,
+                rows=self.store.revocation_rows(start),
+                previous=None if start == 0 else previous,
+            )
 
     # -- pages -----------------------------------------------------------------------------------
 

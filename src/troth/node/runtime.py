@@ -198,10 +198,10 @@ class NodeRuntime:
     def _load_feeds(self) -> None:
         """The feeds this node holds (from its store, not verified again), whether fresh or not:
         verifications check freshness; the maintenance syncs them."""
-        self._sync_hosted_feed()
+        self._hosted_feed()
         for authority in self.node.wallet.trusted():
             feed = self.node.wallet.held_feed(authority)
-            if feed is not None:
+            if feed is not None and authority != self._hosted:
                 self.feeds[authority] = feed
 
     def _feed_page(self, since: int) -> bytes:
@@ -220,11 +220,13 @@ class NodeRuntime:
         self._pages[since] = (length, now, page)
         return page
 
-    def _sync_hosted_feed(self) -> None:
-        """The hosted authority's feed, held like any other (paged, verified, stored)."""
-        if self._hosted is not None:
-            self.feeds[self._hosted] = self.node.wallet.sync_feed(
-                self._hosted, self._feed_page, now=self.clock.now()
+    def _hosted_feed(self) -> None:
+        """The hosted authority's feed, read from its own store (only what was appended since
+        the last read)."""
+        if self._authority is not None:
+            hosted = self._authority.identifier
+            self.feeds[hosted] = self._authority.held_feed(
+                now=self.clock.now(), previous=self.feeds.get(hosted)
             )
 
     async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
@@ -244,8 +246,9 @@ class NodeRuntime:
             since = next_since
 
     async def refresh_feeds(self) -> None:
-        """The hosted authority's feed is synced locally; others over secure channels."""
-        self._sync_hosted_feed()
+        """The hosted authority's feed is read from its store; others are synced over secure
+        channels."""
+        self._hosted_feed()
         for authority, address in self.node.wallet.trusted().items():
             if authority == self._hosted:
                 continue

@@ -99,6 +99,10 @@ class IdentityStore(Transactional, Protocol):
         ...
 
 
+FeedRow = tuple[int, int, bytes, int | None, bytes | None]
+"""A verified feed entry as a holder keeps it: (seq, kind, target, changes, change hash)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorityConfig:
     identifier: bytes
@@ -122,6 +126,7 @@ class RevocationRecord:
     revoked_at: int
     charged_to: bytes | None  # the member whose quota it used (None: the authority's own)
     changes: int | None  # a supersession's change count
+    change_hash: bytes | None  # and the hash of its last change
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +218,10 @@ class AuthorityStore(Transactional, Protocol):
         """The head after the first `count` entries (None for 0 entries)."""
         ...
 
+    def revocation_rows(self, start: int) -> Iterator[FeedRow]:
+        """The entries from `start` on as rows (seq, kind, target, changes, change hash)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class HeldCredential:
@@ -221,10 +230,6 @@ class HeldCredential:
     chain: bytes
     authority: bytes
     expires_at: int
-
-
-FeedRow = tuple[int, int, bytes, int | None, bytes | None]
-"""A verified feed entry as a holder keeps it: (seq, kind, target, changes, change hash)."""
 
 
 class CredentialStore(Transactional, Protocol):

@@ -94,7 +94,8 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     DROP TABLE revocations;
     CREATE TABLE revocations (
         seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, head BLOB NOT NULL, kind INTEGER NOT NULL,
-        target BLOB NOT NULL, revoked_at INTEGER NOT NULL, charged_to BLOB, changes INTEGER
+        target BLOB NOT NULL, revoked_at INTEGER NOT NULL, charged_to BLOB, changes INTEGER,
+        change_hash BLOB
     );
     CREATE UNIQUE INDEX revocations_once ON revocations (kind, target) WHERE kind < 3;
     CREATE INDEX revocations_superseded ON revocations (target, changes) WHERE kind = 3;

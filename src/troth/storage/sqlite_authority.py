@@ -140,7 +140,7 @@ class SqliteAuthorityStore:
 
     def add_revocation(self, record: RevocationRecord) -> None:
         self._db.execute(
-            "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.seq,
                 record.entry,
@@ -150,6 +150,7 @@ class SqliteAuthorityStore:
                 record.revoked_at,
                 record.charged_to,
                 record.changes,
+                record.change_hash,
             ),
         )
 
@@ -168,11 +169,35 @@ class SqliteAuthorityStore:
             cursor.close()
         return entries
 
+    def revocation_rows(self, start: int) -> Iterator[FeedRow]:
+        return _rows(
+            self._db,
+            "SELECT seq, kind, target, changes, change_hash FROM revocations WHERE seq >= ? "
+            "ORDER BY seq",
+            (start,),
+        )
+
     def head_at(self, count: int) -> bytes | None:
         if count == 0:
             return None
         row = self._db.fetch_one("SELECT head FROM revocations WHERE seq = ?", (count - 1,))
         return None if row is None else bytes(row[0])
+
+
+def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[FeedRow]:
+    """Feed rows (seq, kind, target, changes, change hash) of a query, streamed."""
+    cursor = db.execute(sql, params)
+    try:
+        for seq, kind, target, changes, change_hash in cursor:
+            yield (
+                seq,
+                kind,
+                bytes(target),
+                changes,
+                None if change_hash is None else bytes(change_hash),
+            )
+    finally:
+        cursor.close()
 
 
 def _member(row: tuple[bytes, bytes, bytes, int]) -> MemberRecord:
@@ -227,22 +252,12 @@ class SqliteCredentialStore:
             )
 
     def feed_rows(self, authority: bytes, start: int) -> Iterator[FeedRow]:
-        cursor = self._db.execute(
+        return _rows(
+            self._db,
             "SELECT seq, kind, target, changes, change_hash FROM feed_entries "
             "WHERE authority = ? AND seq >= ? ORDER BY seq",
             (authority, start),
         )
-        try:
-            for seq, kind, target, changes, change_hash in cursor:
-                yield (
-                    seq,
-                    kind,
-                    bytes(target),
-                    changes,
-                    None if change_hash is None else bytes(change_hash),
-                )
-        finally:
-            cursor.close()
 
     def announced(self, identifier: bytes, authority: bytes) -> int:
         row = self._db.fetch_one(
