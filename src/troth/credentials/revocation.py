@@ -85,6 +85,9 @@ class RevocationKind(enum.IntEnum):
     SUPERSEDED = 3
 
 
+_KINDS: Final = {int(kind): kind for kind in RevocationKind}
+
+
 @dataclass(frozen=True, slots=True)
 class Supersession:
     """A kind-3 entry's claim: the identity has at least `changes` changes, and change
@@ -144,21 +147,24 @@ class RevocationEntry:
         cbor.expect_header(value, ENTRY_TYPE, VERSION, "revocation")
         if len(value) != 9:
             raise DecodeError("revocation: expected 9 elements")
+        _, _, seq, kind, target, revoked_by, revoked_at, reason, extra = value
+        kind = _KINDS.get(cbor.expect_int(kind, "kind"))
+        if kind is None:
+            raise DecodeError("revocation: unknown kind")
         try:
-            extra = None
-            if value[8] is not None:
-                changes, change_hash = cbor.expect_array(value[8], "supersession", 2)
+            if extra is not None:
+                changes, change_hash = cbor.expect_array(extra, "supersession", 2)
                 extra = Supersession(
                     cbor.expect_int(changes, "changes"), cbor.expect_bytes(change_hash, "hash")
                 )
             return cls(
-                seq=cbor.expect_int(value[2], "seq"),
-                kind=RevocationKind(cbor.expect_int(value[3], "kind")),
-                target=cbor.expect_bytes(value[4], "target"),
-                revoked_by=Identifier(cbor.expect_bytes(value[5], "revoked_by", 32)),
-                revoked_at=cbor.expect_int(value[6], "revoked_at"),
-                reason=cbor.expect_text(value[7], "reason"),
-                extra=extra,
+                cbor.expect_int(seq, "seq"),
+                kind,
+                cbor.expect_bytes(target, "target"),
+                Identifier(cbor.expect_bytes(revoked_by, "revoked_by", 32)),
+                cbor.expect_int(revoked_at, "revoked_at"),
+                cbor.expect_text(reason, "reason"),
+                extra,
             )
         except ValueError as exc:
             raise DecodeError(f"revocation: {exc}") from None
