@@ -9,11 +9,15 @@ from typing import Any
 
 import click
 
+from troth.authority.client import rotated_request
 from troth.cli.common import CLOCK, node_option, open_cli_node, read_input_file
+from troth.cli.credential_cmds import _local_authority
+from troth.cli.network_cmds import _ask
 from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
+from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType
 from troth.errors import IdentityError, NotFound, TrothError
-from troth.identity import VerifiedIdentity, did_document, verify_history
+from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.node import open_node, troth_home
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
@@ -127,14 +131,9 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
 def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
     """Announce `ref`'s rotated history: to authorities hosted on this machine directly, to
     others over a secure channel (through the running node, else a transient one)."""
-    from troth.authority.client import rotated_request
-    from troth.cli.credential_cmds import _local_authority
-    from troth.cli.network_cmds import _ask
-    from troth.credentials.wallet import Announcement
-
     now = CLOCK.now()
     done: list[dict[str, Any]] = []
-    remote = False
+    remote: list[Identifier] = []
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
         changes, authorities = node.wallet.unannounced(ref)
@@ -148,7 +147,7 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
                 outcome = node.wallet.mark_announced(ref, authority, changes, seq)
             except NotFound:
                 if routes.get(authority, "").startswith("/"):
-                    remote = True
+                    remote.append(authority)
                     continue
                 outcome = Announcement(ref, authority, changes, error="no route to it is known")
             except TrothError as exc:
@@ -158,9 +157,7 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
         try:
             done.extend(_ask(node_name, "announce", {"identity": ref}))
         except TrothError as exc:
-            done.append(
-                {"identity": ref, "authority": "(remote)", "announced": False, "error": str(exc)}
-            )
+            done.extend(Announcement(ref, a, changes, error=str(exc)).to_json() for a in remote)
     return done
 
 

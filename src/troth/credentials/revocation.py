@@ -34,6 +34,7 @@ from troth.errors import (
     DecodeError,
     DecodeProblem,
     IdentityError,
+    StorageError,
 )
 from troth.identity import (
     Identifier,
@@ -394,7 +395,7 @@ def feed_from_store(
     for seq, kind, target, changes, change_hash in rows:
         index.add(seq, kind, target, changes, change_hash)
     if index.count != count:
-        raise ValueError(f"the store holds {index.count} entries, its state says {count}")
+        raise StorageError(f"the store holds {index.count} feed entries, its state says {count}")
     return _feed(authority, count, head, latest, issued_at, (), index)
 
 

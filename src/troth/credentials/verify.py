@@ -4,8 +4,9 @@ A chain verifies when: the root is issued by a trust anchor; every link is signe
 issuer's attested signing key; each link's issuer is the previous link's subject and names the
 previous credential by hash; each link only narrows (attributes a subset, expiry no later,
 depth strictly lower, within the global limit); no identity appears twice (no cycles); no link,
-issuer or subject is revoked in the root authority's feed, which is fresh; every link is within
-its window (with a bounded clock skew); and the last subject is the presenting identity.
+issuer or subject is revoked in the root authority's feed, which is complete and fresh; no
+issuer history (nor the presenter's, when given) is superseded in that feed; every link is
+within its window (with a bounded clock skew); and the last subject is the presenting identity.
 
 `ChainVerifier` caches what depends only on the bytes (signatures, attestations, structure)
 and re-checks on every call what depends on time and state: windows, key validity, the
