@@ -225,15 +225,21 @@ def test_attestation_of_another_identity(world: World) -> None:
     rejects(lambda: world.verify(chain, world.alice), F.ATTESTATION_INVALID, 0)
 
 
-def test_issuer_rotation_retires_its_credentials(world: World) -> None:
+def rotate(world: World, party: Party) -> VerifiedIdentity:
+    """`party`'s history with one more change (a new primary key)."""
     _, rotated = rotate_identity(
         world.vault,
-        world.authority.identity,
-        world.authority.primary,
-        world.authority.primary.key_type,
+        party.identity,
+        party.primary,
+        party.primary.key_type,
         now=T + 1,
         valid_for=10**8,
     )
+    return rotated
+
+
+def test_issuer_rotation_retires_its_credentials(world: World) -> None:
+    rotated = rotate(world, world.authority)
     chain = CredentialChain(world.root.credentials, (rotated.history,))
     rejects(lambda: world.verify(chain, world.alice), F.ATTESTATION_INVALID, 0)
 
@@ -491,14 +497,7 @@ def superseding(world: World, rotated: VerifiedIdentity) -> VerifiedFeed:
 def test_superseded_issuer_and_presenter_histories_are_refused(world: World) -> None:
     """A stateless verifier with a fresh feed refuses a stolen backup's older history, as the
     issuer of a link and as the presenter, and accepts the current one."""
-    _, rotated = rotate_identity(
-        world.vault,
-        world.alice.identity,
-        world.alice.primary,
-        world.alice.primary.key_type,
-        now=T + 1,
-        valid_for=10**8,
-    )
+    rotated = rotate(world, world.alice)
     old_delegation = to_bob(world)  # signed under alice's first change
     world.feed = superseding(world, rotated)
     rejects(lambda: world.verify(old_delegation, world.bob), F.SUPERSEDED, 1)
