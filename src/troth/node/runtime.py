@@ -114,9 +114,8 @@ class NodeRuntime:
         self._anchors: frozenset[Identifier] = frozenset()
         self._authority: Authority | None = None  # the authority this node hosts
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pages: dict[
-            int, tuple[int, int, bytes]
-        ] = {}  # since -> (feed length, signed at, page)
+        # signed pages of the hosted feed: since -> (the feed's length, signed at, page)
+        self._pages: dict[int, tuple[int, int, bytes]] = {}
         self.sunk_messages = 0
         self.sunk_bytes = 0
 
