@@ -27,7 +27,14 @@ from troth.credentials import (
     write_page_sequence,
 )
 from troth.encoding import cbor
-from troth.errors import CredentialError, CredentialFailure, DecodeError, DecodeProblem
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    DecodeProblem,
+    IdentityError,
+    IdentityFailure,
+)
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
@@ -272,3 +279,15 @@ def test_pages_are_signed_snapshots_of_their_end(authority: Party) -> None:
         build_page(
             authority.signer, [feed[0].encode()], start=0, head=b"\x00" * 32, latest=0, now=T
         )
+
+
+def test_a_forked_authority_history_is_refused(authority: Party) -> None:
+    """`known` (the holder's stored copies) refuses the page's authority history."""
+    seen: list[VerifiedIdentity] = []
+
+    def forked(identity: VerifiedIdentity) -> None:
+        seen.append(identity)
+        raise IdentityError(IdentityFailure.FORK, change=1)
+
+    rejects(empty_feed(authority, now=T), authority, F.FEED_INVALID, known=forked)
+    assert [i.identifier for i in seen] == [authority.identifier]

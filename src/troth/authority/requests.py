@@ -71,8 +71,6 @@ def verify_request(
         requested_at = cbor.expect_int(value[4], "requested_at")
         arguments = cbor.expect_array(value[5], "arguments")
         identity = verify_history(cbor.expect_bytes(history, "history"), now=now)
-        if known is not None:
-            known(identity)
         verify_signed_by(
             identity,
             cbor.expect_bytes(attestation, "attestation"),
@@ -80,6 +78,8 @@ def verify_request(
             cbor.expect_bytes(signature, "signature", 64),
             at=requested_at,
         )
+        if known is not None:  # once the request is known to be the requester's
+            known(identity)
     except (DecodeError, IdentityError) as exc:
         raise AuthorityError(fail, str(exc)) from None
     if request_kind != kind:

@@ -495,9 +495,9 @@ def verify_page(
         identity = verify_history(page.history, now=now)
         if identity.identifier != authority:
             raise CredentialError(_F.FEED_INVALID, "the history is not the authority's")
-        if known is not None:
-            known(identity)
         verify_signed_by(identity, page.attestation, page.body, page.signature, at=page.issued_at)
+        if known is not None:  # once the page is known to be the authority's
+            known(identity)
     except IdentityError as exc:
         raise CredentialError(_F.FEED_INVALID, str(exc)) from None
     if page.issued_at > now + limits.MAX_CLOCK_SKEW_SECONDS:
