@@ -3,6 +3,7 @@ refresh, member removal, and revocation by upstream issuers only."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,8 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from troth import limits
 from troth.authority import ADMIN, ENROLLER, Authority, Ticket
-from troth.authority.client import enroll_request, refresh_request, revoke_request
+from troth.authority.client import (
+    enroll_request,
+    refresh_request,
+    revoke_request,
+    rotated_request,
+)
 from troth.authority.requests import make_request
 from troth.credentials import (
     Attributes,
@@ -21,8 +28,10 @@ from troth.credentials import (
     CredentialChain,
     TrustPolicy,
     VerifiedFeed,
+    chain_actor,
     delegate,
     verify_feed,
+    verify_page,
 )
 from troth.errors import AuthorityError, AuthorityFailure, CredentialError, CredentialFailure
 from troth.identity import Identifier
@@ -57,17 +66,27 @@ class Setup:
     def id(self, name: str) -> Identifier:
         return self.agents.identities.get(name, now=NOW).identifier
 
-    def revoke_link(self, by: str, credential_hash: bytes, chain: bytes, reason: str = "") -> int:
-        request = revoke_request(
+    def revoke_request(
+        self, by: str, credential_hash: bytes, chain: bytes, reason: str = "", now: int = NOW
+    ) -> bytes:
+        return revoke_request(
             self.agents.identities,
             by,
             self.authority.identifier,
             credential_hash=credential_hash,
             chain=chain,
             reason=reason,
-            now=NOW,
+            now=now,
         )
-        return self.authority.revoke_link(request, now=NOW)
+
+    def revoke_link(
+        self, by: str, credential_hash: bytes, chain: bytes, reason: str = "", now: int = NOW
+    ) -> int:
+        request = self.revoke_request(by, credential_hash, chain, reason, now)
+        return self.authority.revoke_link(request, now=now)
+
+    def feed_length(self) -> int:
+        return self.authority.store.revocation_tip()[0]
 
 
 @pytest.fixture
@@ -274,7 +293,7 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
         authority=setup.authority.identifier,
         now=NOW + 1,
         max_staleness=60,
-    ).entries[-1]
+    ).new_entries[-1]
     assert entry.revoked_by == setup.id("customer")
     assert entry.reason == "resolved"
 
@@ -321,3 +340,312 @@ def test_a_member_cannot_revoke_someone_elses_credential(setup: Setup) -> None:
     verifier.verify(victim.encode(), presenter=setup.id("victim"), feeds=feeds, now=NOW + 1)
     with pytest.raises(AuthorityError):  # and the victim's own hash is not in the forged chain
         setup.revoke_link("mallory", victim.credentials[0].hash, forged.encode())
+
+
+# -- the feed cannot be flooded (issue 7) --------------------------------------------------------
+
+
+def delegations(setup: Setup, count: int, *, by: str = "customer") -> list[tuple[bytes, bytes]]:
+    """`by` (enrolled here) delegates `count` distinct links to one sub-agent: (hash, chain)."""
+    if by not in {r.name for r in setup.agents.identities.list_local()}:
+        setup.agents.wallet.hold(by, setup.enroll(by, setup.ticket()).encode(), now=NOW)
+    setup.agents.identities.create(now=NOW, name=f"{by}-sub")
+    made = []
+    for n in range(count):
+        chain = setup.agents.wallet.delegate(
+            by, to=setup.id(f"{by}-sub"), attributes=ORDERS, now=NOW, ttl=600, purpose=f"job {n}"
+        )
+        made.append((CredentialChain.decode(chain).credentials[-1].hash, chain))
+    return made
+
+
+def test_replayed_revoke_request_appends_once(setup: Setup) -> None:
+    """The review's attack: one member replays one signed revoke request 10,000 times."""
+    ((target, chain),) = delegations(setup, 1)
+    request = setup.revoke_request("customer", target, chain, reason="done")
+    before = setup.feed_length()
+    answers = {setup.authority.revoke_link(request, now=NOW + n % 300) for n in range(10_000)}
+    assert answers == {before}
+    assert setup.feed_length() == before + 1
+
+
+def test_revoking_again_appends_nothing_and_answers_the_same(setup: Setup) -> None:
+    (target, chain), (other, _) = delegations(setup, 2)
+    seq = setup.revoke_link("customer", target, chain)
+    again = [setup.revoke_link("customer", target, chain, reason=f"again {n}") for n in range(5)]
+    assert again == [seq] * 5  # distinct signed requests, the same revocation
+    assert setup.authority.revoke_credential(target, now=NOW) == seq
+    assert setup.authority.revoke_credential(other, now=NOW) == seq + 1
+    identity = setup.id("customer-sub")
+    first = setup.authority.revoke_identity(identity, now=NOW)
+    assert setup.authority.revoke_identity(identity, now=NOW + 5) == first
+    assert setup.authority.revoke_credentials([other, target, b"\x07" * 32], now=NOW) == [
+        seq + 1,
+        seq,
+        first + 1,
+    ]
+    assert setup.feed_length() == first + 2
+
+
+def test_a_member_is_bounded_by_its_quota(setup: Setup) -> None:
+    """101 distinct link revocations in an hour: the 101st is refused, nothing is written; an
+    hour after the first, there is room again."""
+    links = delegations(setup, 102)
+    for n, (target, chain) in enumerate(links[:100]):
+        setup.revoke_link("customer", target, chain, now=NOW + n)
+    length = setup.feed_length()
+    target, chain = links[100]
+    with pytest.raises(AuthorityError) as caught:
+        setup.revoke_link("customer", target, chain, now=NOW + 100)
+    assert caught.value.reason is A.QUOTA_EXCEEDED
+    assert "100 feed entries per hour; try again in 59 min" in str(caught.value)
+    assert setup.feed_length() == length
+    # an old one again costs nothing (idempotent), a new one waits for the window
+    setup.revoke_link("customer", links[0][0], links[0][1], now=NOW + 101)
+    setup.revoke_link("customer", target, chain, now=NOW + 3600)
+    with pytest.raises(AuthorityError):
+        setup.revoke_link("customer", *links[101], now=NOW + 3600)
+
+
+def test_the_quota_follows_the_member_through_its_delegates(setup: Setup, troth_home: Path) -> None:
+    """Delegating to throwaway identities buys no extra revocations: every link revocation in
+    a chain is charged to the member whose credential roots it."""
+    init_node("strict")
+    with open_node("strict") as node:
+        strict = Setup(
+            node, setup.agents, node.create_authority("strict", now=NOW, revocation_quota=3)
+        )
+        wallet = setup.agents.wallet
+        wallet.hold("member", strict.enroll("member", strict.ticket()).encode(), now=NOW)
+        revoked = 0
+        with pytest.raises(AuthorityError) as caught:
+            for n in range(4):
+                name = f"throwaway-{n}"
+                setup.agents.identities.create(now=NOW, name=name)
+                setup.agents.identities.create(now=NOW, name=f"{name}-sub")
+                to_it = wallet.delegate(
+                    "member", to=strict.id(name), attributes=ORDERS, now=NOW, ttl=600, purpose="x"
+                )
+                wallet.hold(name, to_it, now=NOW)
+                below = wallet.delegate(
+                    name,
+                    to=strict.id(f"{name}-sub"),
+                    attributes=ORDERS,
+                    now=NOW,
+                    ttl=60,
+                    purpose="y",
+                )
+                strict.revoke_link(name, CredentialChain.decode(below).credentials[-1].hash, below)
+                revoked += 1
+        assert caught.value.reason is A.QUOTA_EXCEEDED
+        assert revoked == 3
+        assert str(strict.id("member")) in str(caught.value)
+
+
+def test_the_authority_itself_is_not_limited(setup: Setup) -> None:
+    for n in range(1000):
+        setup.authority.revoke_credential(n.to_bytes(32, "big"), now=NOW)
+    seqs = setup.authority.revoke_credentials(
+        [n.to_bytes(32, "big") for n in range(500, 2000)], now=NOW
+    )
+    assert seqs == list(range(500, 2000))  # 500 already revoked, 1,000 new in one transaction
+    assert setup.feed_length() == 2000
+
+
+def test_an_append_over_a_limit_is_refused_never_written(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup.authority.revoke_credentials([b"\x01" * 32, b"\x02" * 32], now=NOW)
+    monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", 3)
+    with pytest.raises(AuthorityError) as caught:  # all of a bulk revocation, or nothing
+        setup.authority.revoke_credentials([b"\x03" * 32, b"\x04" * 32], now=NOW)
+    assert caught.value.reason is A.FEED_LIMIT
+    assert setup.feed_length() == 2
+    monkeypatch.setattr(limits, "MAX_REVOCATION_ENTRY_BYTES", 200)
+    with pytest.raises(AuthorityError) as caught:
+        setup.authority.revoke_credential(b"\x05" * 32, now=NOW, reason="x" * 200)
+    assert caught.value.reason is A.FEED_LIMIT
+    assert setup.feed_length() == 2
+
+
+def test_feed_pages(setup: Setup) -> None:
+    targets = [n.to_bytes(32, "big") for n in range(10_000)]
+    setup.authority.revoke_credentials(targets, now=NOW, reason="r" * 40)
+    authority = setup.authority.identifier
+    held: VerifiedFeed | None = None
+    sizes = []
+    while held is None or not held.complete:
+        page = setup.authority.feed(now=NOW, since=0 if held is None else held.count)
+        sizes.append(len(page))
+        held = verify_page(page, authority=authority, now=NOW, previous=held)
+    assert len(sizes) > 1
+    assert max(sizes) <= limits.MAX_FEED_PAGE_BYTES
+    assert held.revoked_credentials == set(targets)
+    up_to_date = setup.authority.feed(now=NOW + 1, since=10_000)
+    fresh = verify_feed(
+        up_to_date, authority=authority, now=NOW + 1, max_staleness=60, previous=held
+    )
+    assert fresh.count == 10_000
+    assert fresh.new_entries == ()
+    with pytest.raises(AuthorityError) as caught:
+        setup.authority.feed(now=NOW, since=10_001)
+    assert caught.value.reason is A.REQUEST_INVALID
+
+
+# -- rotations: the authority learns the newest history and publishes supersessions -------------
+
+
+def steal_and_rotate(setup: Setup, troth_home: Path, name: str) -> Node:
+    """Copy the agents node (a stolen backup), then rotate `name` on the real node."""
+    shutil.copytree(troth_home / "nodes" / "agents", troth_home / "nodes" / "stolen")
+    setup.agents.identities.rotate(name, now=NOW + 10)
+    return open_node("stolen")
+
+
+def supersession_of(setup: Setup, identifier: Identifier, now: int) -> tuple[int, bytes] | None:
+    feed = verify_feed(
+        setup.authority.feed(now=now),
+        authority=setup.authority.identifier,
+        now=now,
+        max_staleness=60,
+    )
+    found = feed.supersession(identifier)
+    return None if found is None else (found.changes, found.change_hash)
+
+
+def test_rotated_publishes_a_supersession_once(setup: Setup, troth_home: Path) -> None:
+    setup.enroll("alice", setup.ticket())
+    alice = setup.id("alice")
+    request = rotated_request(setup.agents.identities, "alice", setup.authority.identifier, now=NOW)
+    assert setup.authority.rotated(request, now=NOW) is None  # one change: nothing superseded
+    rotated = setup.agents.identities.rotate("alice", now=NOW + 10)
+    announce = rotated_request(
+        setup.agents.identities, "alice", setup.authority.identifier, now=NOW + 10
+    )
+    seq = setup.authority.rotated(announce, now=NOW + 10)
+    assert seq is not None
+    length = setup.feed_length()
+    assert supersession_of(setup, alice, NOW + 10) == (2, rotated.identity.current_change_hash)
+    again = rotated_request(
+        setup.agents.identities, "alice", setup.authority.identifier, now=NOW + 11
+    )
+    assert setup.authority.rotated(again, now=NOW + 11) == seq
+    assert setup.feed_length() == length
+    setup.agents.identities.create(now=NOW, name="stranger")
+    stranger = rotated_request(
+        setup.agents.identities, "stranger", setup.authority.identifier, now=NOW
+    )
+    with pytest.raises(AuthorityError) as caught:
+        setup.authority.rotated(stranger, now=NOW)
+    assert caught.value.reason is A.NOT_A_MEMBER
+    with_arguments = make_request(
+        setup.agents.identities.signer("alice", now=NOW + 12),
+        "rotated",
+        setup.authority.identifier,
+        [1],
+        now=NOW + 12,
+    )
+    with pytest.raises(AuthorityError) as caught:
+        setup.authority.rotated(with_arguments, now=NOW + 12)
+    assert caught.value.reason is A.REQUEST_INVALID
+
+
+def test_refresh_and_enroll_teach_the_newest_history(setup: Setup) -> None:
+    setup.agents.identities.create(now=NOW, name="early")
+    rotated = setup.agents.identities.rotate("early", now=NOW + 1)
+    setup.enroll("early", setup.ticket(), now=NOW + 2)  # enrolls with two changes
+    assert supersession_of(setup, setup.id("early"), NOW + 2) == (
+        2,
+        rotated.identity.current_change_hash,
+    )
+    setup.enroll("late", setup.ticket())
+    again = setup.agents.identities.rotate("late", now=NOW + 3)
+    request = refresh_request(
+        setup.agents.identities, "late", setup.authority.identifier, now=NOW + 4
+    )
+    setup.authority.refresh(request, now=NOW + 4)
+    assert supersession_of(setup, setup.id("late"), NOW + 4) == (
+        2,
+        again.identity.current_change_hash,
+    )
+
+
+def test_k0_fork_and_rollback_refused_by_the_authority(setup: Setup, troth_home: Path) -> None:
+    """A stolen backup's rotation (a fork of the owner's) and its old history (a rollback)
+    are refused once the authority knows the owner's rotation."""
+    setup.agents.wallet.hold("alice", setup.enroll("alice", setup.ticket()).encode(), now=NOW)
+    authority = setup.authority.identifier
+    with steal_and_rotate(setup, troth_home, "alice") as stolen:
+        real = rotated_request(setup.agents.identities, "alice", authority, now=NOW + 20)
+        setup.authority.rotated(real, now=NOW + 20)
+        rollback = refresh_request(stolen.identities, "alice", authority, now=NOW + 20)
+        with pytest.raises(AuthorityError) as caught:
+            setup.authority.refresh(rollback, now=NOW + 20)
+        assert caught.value.reason is A.REQUEST_INVALID
+        assert "older than the stored copy" in str(caught.value)
+        stolen.identities.rotate("alice", now=NOW + 30)
+        fork = rotated_request(stolen.identities, "alice", authority, now=NOW + 30)
+        with pytest.raises(AuthorityError) as caught:
+            setup.authority.rotated(fork, now=NOW + 30)
+        assert caught.value.reason is A.REQUEST_INVALID
+        assert "fork" in str(caught.value)
+        # the stolen copy still delegates with the old key: stateless verifiers refuse it
+        stolen.identities.create(now=NOW, name="accomplice")
+        chain = stolen.wallet.delegate(
+            "alice",
+            to=stolen.identities.get("accomplice", now=NOW).identifier,
+            attributes=ORDERS,
+            now=NOW + 30,
+            ttl=60,
+            purpose="theft",
+        )
+    verifier, feeds = verifier_for(setup, NOW + 30)
+    with pytest.raises(CredentialError) as refused:
+        verifier.verify(chain, presenter=chain_actor(chain), feeds=feeds, now=NOW + 30)
+    assert refused.value.reason is CredentialFailure.SUPERSEDED
+    assert refused.value.link == 1
+
+
+def test_the_100001_entry_cliff(setup: Setup) -> None:
+    """At 100,001 entries the v1 feed no longer verified and could not be repaired. Now the
+    feed appends, a holder syncs it page by page into its store, and it verifies."""
+    chain = setup.enroll("alice", setup.ticket())
+    setup.authority.revoke_credentials([n.to_bytes(32, "big") for n in range(100_000)], now=NOW)
+    setup.authority.revoke_credential(chain.credentials[0].hash, now=NOW + 1, reason="cliff")
+    authority = setup.authority.identifier
+    feed = setup.agents.wallet.sync_feed(
+        authority, lambda since: setup.authority.feed(now=NOW + 1, since=since), now=NOW + 1
+    )
+    assert feed.count == 100_001
+    assert setup.agents.wallet.feed(authority, now=NOW + 2, max_staleness=60) is feed
+    verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
+    with pytest.raises(CredentialError) as caught:
+        verifier.verify(
+            chain.encode(), presenter=setup.id("alice"), feeds={authority: feed}, now=NOW + 2
+        )
+    assert caught.value.reason is CredentialFailure.REVOKED
+
+
+def test_the_authoritys_own_view_of_its_feed(setup: Setup) -> None:
+    """What the hosting node verifies against: read from the store, grown incrementally, the
+    same entries a holder verifies from the signed pages."""
+    setup.agents.identities.create(now=NOW, name="early")
+    setup.agents.identities.rotate("early", now=NOW + 1)
+    setup.enroll("early", setup.ticket(), now=NOW + 2)
+    setup.authority.revoke_credentials([b"\x01" * 32, b"\x02" * 32], now=NOW + 2)
+    own = setup.authority.held_feed(now=NOW + 3)
+    assert (own.count, own.complete, own.issued_at) == (3, True, NOW + 3)
+    setup.authority.revoke_identity(setup.id("early"), now=NOW + 4)
+    grown = setup.authority.held_feed(now=NOW + 5, previous=own)
+    synced = verify_feed(
+        setup.authority.feed(now=NOW + 5),
+        authority=setup.authority.identifier,
+        now=NOW + 5,
+        max_staleness=60,
+    )
+    assert (grown.count, grown.head) == (synced.count, synced.head) == (4, synced.head)
+    assert set(grown.revoked_credentials) == set(synced.revoked_credentials)
+    assert set(grown.revoked_identities) == {setup.id("early").digest}
+    assert grown.supersession(setup.id("early")) == synced.supersession(setup.id("early"))
+    assert grown.supersession(setup.id("early")) is not None
+    assert setup.id("early").digest not in own.revoked_identities

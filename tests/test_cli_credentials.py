@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import pytest
 from click.testing import Result
 
 from tests.support.cli import run, run_json
+from troth.identity import Identifier
+from troth.node import open_node
 
 
 @pytest.fixture
@@ -39,6 +43,7 @@ def world(tmp_path: Path) -> dict[str, str]:
 def delegate(
     world: dict[str, str], frm: str, to: str, out: str, *attrs: str, code: int = 0, **opts: str
 ) -> Result:
+    """`troth credential delegate` (options: ttl, node)."""
     args = [
         "credential",
         "delegate",
@@ -55,6 +60,8 @@ def delegate(
     ]
     for attr in attrs:
         args += ["--attr", attr]
+    if "node" in opts:
+        args += ["--node", opts["node"]]
     return run(*args, code=code)
 
 
@@ -229,3 +236,60 @@ def test_vc_export_and_verify(world: dict[str, str], tmp_path: Path) -> None:
     report = verify(world, str(vc), "--format", "vc", "--authority", "acme", code=1)
     assert report["reason"] == "bad signature"
     run("credential", "verify", "--format", "vc", str(vc), "--trust", world["authority"], code=2)
+
+
+# -- issue 7: quota option, idempotent revocation, the stolen backup end to end -----------------
+
+
+def test_revocation_quota_and_idempotent_revocation(world: dict[str, str]) -> None:
+    created = run_json("authority", "create", "strict", "--revocation-quota", "5")
+    assert created["revocation_quota"] == 5
+    first = run_json("revoke", "credential", "11" * 32, "--authority", "acme")
+    again = run_json("revoke", "credential", "11" * 32, "--authority", "acme", "--reason", "x")
+    assert first["seq"] == again["seq"]
+    assert run_json("revocations", "show", "--authority", "acme")["count"] == 1
+
+
+def test_a_bad_feed_file_is_refused(world: dict[str, str]) -> None:
+    out = Path(world["dir"]) / "own"
+    run("credential", "export", "--identity", "customer", "--out", str(out))
+    bad = Path(world["dir"]) / "bad-feed"
+    for content in (b"", b"\x5a\xff\xff\xff\xff", b"\x41\x00"):
+        bad.write_bytes(content)
+        report = verify(world, out, "--feed", str(bad), code=1)
+        assert report["reason"] == "revocation feed invalid"
+
+
+def test_stolen_backup_rollback_end_to_end(world: dict[str, str], troth_home: Path) -> None:
+    """The review's reproduction: copy a node directory (a stolen backup), rotate on the real
+    node, delegate from the stolen copy: every verifier with a fresh feed says "superseded
+    history", with or without a store."""
+    shutil.copytree(troth_home / "nodes" / "default", troth_home / "nodes" / "stolen")
+    rotated = run_json("identity", "rotate", "customer")
+    (announcement,) = rotated["announcements"]
+    assert announcement["announced"] is True
+    assert announcement["authority"] == world["authority"]
+    delegate(world, "customer", "support", "stolen", "orders.customer=4471", node="stolen")
+    stolen = Path(world["dir"]) / "stolen"
+    for extra in ((), ("--no-store",)):
+        report = verify(world, stolen, "--authority", "acme", *extra, code=1)
+        assert report["reason"] == "superseded history"
+        assert report["link"] == 1
+    # the owner's own delegation, under its new history, verifies (and the store keeps it)
+    delegate(world, "customer", "support", "owner", "orders.customer=4471")
+    assert verify(world, Path(world["dir"]) / "owner", "--authority", "acme")["valid"] is True
+    human = run("identity", "rotate", "customer")
+    assert f"announced to {world['authority']}" in human.stdout
+
+
+def test_an_unreachable_authority_is_a_warning(world: dict[str, str], troth_home: Path) -> None:
+    far = run_json("authority", "create", "far")["identifier"]
+    ticket = run("authority", "ticket", "create", "--authority", "far").stdout.strip()
+    run("enroll", ticket, "--identity", "sub")
+    shutil.rmtree(troth_home / "nodes" / "far")  # it lives elsewhere now, at a dead address
+    with open_node("default") as node:
+        node.wallet.trust(Identifier.parse(far), "/tcp/127.0.0.1:9", now=int(time.time()))
+    result = run("identity", "rotate", "sub")
+    assert "warning: not announced to" in result.stderr
+    assert "the rotation is committed" in result.stderr
+    assert run_json("identity", "show", "sub")["changes"] == 2

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.parties import Party, feed_with, make_party, verified_feed
+from tests.support.feeds import entries, pages
+from tests.support.parties import Party, make_party, verified_feed
 from troth.authority import Ticket
 from troth.credentials import (
     Attributes,
@@ -20,6 +21,7 @@ from troth.credentials import (
     delegate,
     issue_credential,
     verify_feed,
+    verify_pages,
 )
 from troth.encoding import cbor
 from troth.errors import CredentialError, CredentialFailure, DecodeError
@@ -118,13 +120,11 @@ def test_a_revoked_link_never_verifies_again(data: st.DataObject, links: int) ->
     revoked_id = chain.credentials[target].hash
     feed = verified_feed(AUTHORITY, [(1, revoked_id)], now=T, revoked_at=T)
     later_entries = data.draw(st.lists(st.binary(min_size=32, max_size=32), max_size=3))
-    later = verify_feed(
-        feed_with(
-            AUTHORITY, [(1, revoked_id), *((1, e) for e in later_entries)], now=T + 1, revoked_at=T
-        ),
+    targets = [(1, revoked_id), *((1, e) for e in later_entries if e != revoked_id)]
+    later = verify_pages(
+        pages(AUTHORITY, entries(AUTHORITY, targets, at=T), now=T + 1, per_page=2, start=1),
         authority=AUTHORITY.identifier,
         now=T + 1,
-        max_staleness=10**6,
         previous=feed,
     )
     for held in (feed, later):

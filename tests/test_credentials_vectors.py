@@ -14,9 +14,12 @@ from troth.credentials import (
     CredentialBody,
     CredentialChain,
     RevocationEntry,
+    Supersession,
     TrustPolicy,
     verify_feed,
+    verify_page,
 )
+from troth.credentials.revocation import feed_from_store
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import Identifier
 
@@ -36,11 +39,27 @@ def test_stored_chain_verifies_and_feed_revokes_the_link() -> None:
     feed = verify_feed(
         bytes.fromhex(VECTOR["feed"]), authority=authority, now=T + 300, max_staleness=600
     )
-    assert feed.count == 2
+    assert feed.count == 3
     assert feed.head.hex() == VECTOR["feed_head"]
     assert [RevocationEntry.decode(bytes.fromhex(e)) for e in VECTOR["revocation_entries"]] == list(
-        feed.entries
+        feed.new_entries
     )
+    assert feed.supersession(sub) == Supersession(2, bytes([8]) * 32)
+    # a holder of the first two entries verifies the page that follows them
+    first_two = [RevocationEntry.decode(bytes.fromhex(e)) for e in VECTOR["revocation_entries"]][:2]
+    held = feed_from_store(
+        authority,
+        count=2,
+        head=bytes.fromhex(VECTOR["feed_head_after_2"]),
+        latest=2,
+        issued_at=T,
+        rows=[(e.seq, int(e.kind), e.target, None, None) for e in first_two],
+    )
+    extended = verify_page(
+        bytes.fromhex(VECTOR["feed_page_from_2"]), authority=authority, now=T + 300, previous=held
+    )
+    assert (extended.count, extended.head.hex()) == (3, VECTOR["feed_head"])
+    assert bytes([9]) * 32 in extended.revoked_identities
     verifier = ChainVerifier(TrustPolicy(frozenset({authority})))
     chain = bytes.fromhex(VECTOR["chain2"])
     checked = verifier.verify_structure(chain, now=T + 300)

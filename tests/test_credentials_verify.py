@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from tests.support.feeds import pages
 from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import (
     Attributes,
@@ -16,16 +17,20 @@ from troth.credentials import (
     CredentialBody,
     CredentialChain,
     Delegation,
+    RevocationEntry,
+    RevocationKind,
     SignedCredential,
+    Supersession,
     TrustPolicy,
     VerifiedCredential,
     VerifiedFeed,
     delegate,
     issue_credential,
+    verify_pages,
 )
 from troth.encoding import cbor
 from troth.errors import CredentialError, CredentialFailure
-from troth.identity import Identifier, rotate_identity
+from troth.identity import Identifier, VerifiedIdentity, rotate_identity
 from troth.vault import SoftwareVault
 
 F = CredentialFailure
@@ -220,15 +225,21 @@ def test_attestation_of_another_identity(world: World) -> None:
     rejects(lambda: world.verify(chain, world.alice), F.ATTESTATION_INVALID, 0)
 
 
-def test_issuer_rotation_retires_its_credentials(world: World) -> None:
+def rotate(world: World, party: Party) -> VerifiedIdentity:
+    """`party`'s history with one more change (revealing its committed next key)."""
     _, rotated, _ = rotate_identity(
         world.vault,
-        world.authority.identity,
-        world.authority.primary,
-        world.authority.next_primary,
+        party.identity,
+        party.primary,
+        party.next_primary,
         now=T + 1,
         valid_for=10**8,
     )
+    return rotated
+
+
+def test_issuer_rotation_retires_its_credentials(world: World) -> None:
+    rotated = rotate(world, world.authority)
     chain = CredentialChain(world.root.credentials, (rotated.history,))
     rejects(lambda: world.verify(chain, world.alice), F.ATTESTATION_INVALID, 0)
 
@@ -459,3 +470,61 @@ def test_malformed_chains(world: World) -> None:
     rejects(lambda: world.verify(cbor.encode(relabelled), world.alice), F.UNKNOWN_VERSION)
     empty = cbor.encode(["troth.credential.chain", 1, [], []])
     rejects(lambda: world.verify(empty, world.alice), F.MALFORMED)
+
+
+# -- superseded histories and misfiled feeds (issue 7) --------------------------------------------
+
+
+def superseding(world: World, rotated: VerifiedIdentity) -> VerifiedFeed:
+    """The authority's feed saying `rotated` supersedes its identity's older histories."""
+    who = rotated.identifier
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        who.digest,
+        who,
+        T,
+        "",
+        Supersession(len(rotated.changes), rotated.current_change_hash),
+    )
+    return verify_pages(
+        pages(world.authority, [entry], now=T + 6, per_page=1),
+        authority=world.authority.identifier,
+        now=T + 6,
+    )
+
+
+def test_superseded_issuer_and_presenter_histories_are_refused(world: World) -> None:
+    """A stateless verifier with a fresh feed refuses a stolen backup's older history, as the
+    issuer of a link and as the presenter, and accepts the current one."""
+    rotated = rotate(world, world.alice)
+    old_delegation = to_bob(world)  # signed under alice's first change
+    world.feed = superseding(world, rotated)
+    rejects(lambda: world.verify(old_delegation, world.bob), F.SUPERSEDED, 1)
+    data = world.root.encode()
+    verify = world.verifier.verify
+    verify(data, presenter=rotated, feeds=world.feeds(), now=T + 10)
+    verify(data, presenter=world.alice.identifier, feeds=world.feeds(), now=T + 10)
+    rejects(
+        lambda: verify(data, presenter=world.alice.identity, feeds=world.feeds(), now=T + 10),
+        F.SUPERSEDED,
+    )
+    rejects(
+        lambda: verify(data, presenter=world.bob.identity, feeds=world.feeds(), now=T + 10),
+        F.WRONG_SUBJECT,
+    )
+
+
+def test_a_feed_filed_under_another_authority_is_refused(world: World) -> None:
+    other = verified_feed(world.bob, now=T + 5)
+    data = world.root.encode()
+    for feeds in (
+        {world.authority.identifier: other},
+        {world.authority.identifier: world.feed, world.carol.identifier: other},
+    ):
+        rejects(
+            lambda feeds=feeds: world.verifier.verify(  # type: ignore[misc]
+                data, presenter=world.alice.identifier, feeds=feeds, now=T + 10
+            ),
+            F.FEED_INVALID,
+        )

@@ -170,6 +170,20 @@ def test_first_copy_stored_then_only_extensions(tmp_path: Path) -> None:
     assert store.get_history(digest) == (encode(history.changes), 3)
 
 
+def test_check_refuses_like_observe_but_stores_nothing(tmp_path: Path) -> None:
+    """For requesters not yet authorised: a stranger's history is judged, never stored."""
+    history = extend(honest_history(1, start=T), T + 1)
+    service = observer(tmp_path / "v.db")
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "v.db"))
+    full = verify_history(encode(history.changes), now=NOW)
+    service.check_known(full)
+    assert store.get_history(full.identifier.digest) is None
+    service.observe(full)
+    with pytest.raises(IdentityError) as caught:
+        service.check_known(verify_history(encode(history.changes[:1]), now=NOW))
+    assert caught.value.reason is F.ROLLBACK
+
+
 def test_an_unreadable_stored_copy_refuses_rather_than_being_replaced(tmp_path: Path) -> None:
     line = honest_history(1, start=T)
     identity = verify_history(encode(line.changes), now=NOW)

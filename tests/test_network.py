@@ -15,11 +15,21 @@ import pytest
 
 from troth import limits
 from troth.authority.client import revoke_request
-from troth.credentials import Attributes
-from troth.errors import ChannelError, ChannelFailure, RemoteError, RoutingError
+from troth.authority.requests import MAX_REQUEST_BYTES
+from troth.clock import FixedClock
+from troth.credentials import Attributes, ChainVerifier, TrustPolicy, verify_page
+from troth.encoding import cbor
+from troth.errors import (
+    ChannelError,
+    ChannelFailure,
+    CredentialError,
+    CredentialFailure,
+    RemoteError,
+    RoutingError,
+)
 from troth.node import Node, init_node, open_node
-from troth.node.runtime import NodeRuntime
-from troth.node.services import call
+from troth.node.runtime import ECHO, FEED_REUSE, NodeRuntime
+from troth.node.services import RequestContext, Service, call
 from troth.routing import Address, RoutedMessage, parse_route
 from troth.transport import TcpConnection, frame
 from troth.vault.ephemeral import EphemeralKey
@@ -56,7 +66,13 @@ class Net:
         )
 
 
-def run(test: Callable[[Net], Awaitable[None]], home: Path, *, hub_timeout: float = 10.0) -> None:
+def run(
+    test: Callable[[Net], Awaitable[None]],
+    home: Path,
+    *,
+    hub_timeout: float = 10.0,
+    budget: float = 60,
+) -> None:
     async def main() -> None:
         init_node("hub", home=home)
         hub_node = open_node("hub", home=home)
@@ -66,7 +82,7 @@ def run(test: Callable[[Net], Awaitable[None]], home: Path, *, hub_timeout: floa
         assert hub.listening is not None
         net = Net(home, hub, "/tcp/{}:{}".format(*hub.listening), {}, [hub_node])
         try:
-            await asyncio.wait_for(test(net), 60)
+            await asyncio.wait_for(test(net), budget)
         finally:
             for runtime in [*net.nodes.values(), hub]:
                 await runtime.stop()
@@ -336,3 +352,146 @@ def test_a_relay_ends_with_its_channel(tmp_path: Path) -> None:
         assert "b" not in net.hub.relays
 
     run(test, tmp_path)
+
+
+# -- the revocation feed over channels (issue 7) -------------------------------------------------
+
+
+def test_a_feed_larger_than_a_service_message_syncs_in_pages(tmp_path: Path) -> None:
+    """The review's 1 MiB response cliff: 20,000 entries (about 2.5 MB) reach a new node page
+    by page over a secure channel; later entries arrive incrementally; the node keeps them."""
+
+    async def test(net: Net) -> None:
+        authority = net.hub.node.authority()
+        targets = [n.to_bytes(32, "big") for n in range(20_000)]
+        authority.revoke_credentials(targets, now=int(time.time()), reason="flooded")
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        feed = a.feeds[authority.identifier]
+        assert (feed.count, feed.complete) == (20_000, True)
+        assert all(t in feed.revoked_credentials for t in targets[::997])
+        authority.revoke_credentials([b"\xff" * 32], now=int(time.time()))
+        await a.refresh_feeds()
+        assert a.feeds[authority.identifier].count == 20_001
+        assert b"\xff" * 32 in a.feeds[authority.identifier].revoked_credentials
+        held = a.node.wallet.held_feed(authority.identifier)
+        assert held is not None
+        assert held.count == 20_001
+
+    run(test, tmp_path)
+    with open_node("a", home=tmp_path) as node:  # rebuilt from the store, not verified again
+        (hub,) = node.wallet.trusted()
+        stored = node.wallet.held_feed(hub)
+        assert stored is not None
+        assert stored.count == 20_001
+        assert b"\xff" * 32 in stored.revoked_credentials
+
+
+def test_feed_requests_take_since_and_up_to_date_answers_are_reused(tmp_path: Path) -> None:
+    """Polls for the feed cannot make the node sign without end: a page is re-signed only
+    when the feed grew or FEED_REUSE seconds passed."""
+
+    async def main() -> None:
+        init_node("hub", home=tmp_path)
+        with open_node("hub", home=tmp_path) as node:
+            clock = FixedClock(int(time.time()))
+            authority = node.create_authority("hub", now=clock.now())
+            hub = NodeRuntime(node, clock=clock)
+            await hub.start()
+            try:
+                service = (Address("service", "authority"),)
+                first = await call(hub.router, service, "feed", [0])
+                clock.advance(FEED_REUSE - 1)
+                assert await call(hub.router, service, "feed", [0]) == first
+                clock.advance(1)
+                renewed = await call(hub.router, service, "feed", [0])
+                assert renewed != first
+                authority.revoke_credential(b"\x01" * 32, now=clock.now())
+                grown = await call(hub.router, service, "feed", [0])
+                assert (
+                    verify_page(grown, authority=authority.identifier, now=clock.now()).count == 1
+                )
+                for bad in (None, [], [-1], ["0"], [2]):
+                    with pytest.raises(RemoteError):
+                        await call(hub.router, service, "feed", bad)
+            finally:
+                await hub.stop()
+
+    asyncio.run(main())
+
+
+def test_a_rotation_is_announced_and_superseded_in_the_feed(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        assert await a.announce_rotations() == []  # one change: nothing to announce
+        rotated = a.node.identities.rotate("a", now=int(time.time())).identity
+        (row,) = await a.announce_rotations()
+        assert row["announced"] is True
+        assert row["changes"] == 2
+        assert await a.announce_rotations() == []  # announced up to change 2
+        await a.refresh_feeds()
+        superseded = a.feeds[net.hub.node.authority().identifier].supersession(rotated.identifier)
+        assert superseded is not None
+        assert superseded.change_hash == rotated.current_change_hash
+
+    run(test, tmp_path)
+
+
+def test_a_service_never_sends_more_than_the_limit(tmp_path: Path) -> None:
+    async def test(net: Net) -> None:
+        async def huge(arguments: object, context: RequestContext) -> bytes:
+            return b"\x00" * limits.MAX_SERVICE_MESSAGE
+
+        Service(net.hub.router, "huge", {"get": huge}).start()
+        with pytest.raises(RemoteError, match="service limit"):
+            await call(net.hub.router, (Address("service", "huge"),), "get", None)
+        with pytest.raises(RemoteError, match="service limit"):
+            await call(net.hub.router, (ECHO,), "echo", b"\x00" * limits.MAX_SERVICE_MESSAGE)
+
+    run(test, tmp_path)
+
+
+def test_what_the_protocol_sends_fits_a_service_message() -> None:
+    """The largest page, chain bundle, signed request and enroll answer each fit in one service
+    message (with the request/response envelope around them)."""
+    envelope = len(cbor.encode(["troth.service.response", 1, True, b""]))
+    largest = {
+        "feed page": limits.MAX_FEED_PAGE_BYTES,
+        "chain (enroll/refresh answer)": limits.MAX_CHAIN_BYTES,
+        "signed request": MAX_REQUEST_BYTES,
+    }
+    for what, size in largest.items():
+        encoded = cbor.encode(["troth.service.response", 1, True, b"\x00" * size])
+        assert len(encoded) <= limits.MAX_SERVICE_MESSAGE, what
+        assert len(encoded) <= size + envelope + 5
+    assert limits.MAX_SERVICE_MESSAGE <= limits.MAX_APPLICATION_MESSAGE
+    assert limits.MAX_SERVICE_MESSAGE <= limits.MAX_CBOR_BYTES
+
+
+@pytest.mark.slow
+def test_a_million_entry_feed(tmp_path: Path) -> None:
+    """1,000,000 entries: appended (the authority's bulk path), synced to a new node over a
+    secure channel on loopback TCP, and held: a credential revoked by the last entry is refused,
+    a new one verifies (`troth bench --only feed` times the sync)."""
+
+    async def test(net: Net) -> None:
+        authority = net.hub.node.authority()
+        now = int(time.time())
+        authority.revoke_credentials((n.to_bytes(32, "big") for n in range(999_999)), now=now)
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        (mine,) = a.node.wallet.held("a")
+        authority.revoke_credential(mine.id, now=now, reason="the millionth")
+        await a.refresh_feeds()
+        feed = a.feeds[authority.identifier]
+        assert (feed.count, feed.complete) == (1_000_000, True)
+        verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))
+        actor = a.node.identities.get("a", now=now).identity
+        with pytest.raises(CredentialError) as caught:
+            verifier.verify(mine.chain, presenter=actor, feeds=a.feeds, now=now)
+        assert caught.value.reason is CredentialFailure.REVOKED
+        fresh = authority.issue_member_credential(actor.identifier, now=now).encode()
+        verifier.verify(fresh, presenter=actor, feeds=a.feeds, now=now)
+
+    run(test, tmp_path, budget=600)

@@ -191,6 +191,7 @@ class CredentialFailure(enum.Enum):
     STALE_FEED = "revocation feed is stale"
     FEED_INVALID = "revocation feed invalid"
     FEED_ROLLBACK = "revocation feed is older than or forks from the one held"
+    SUPERSEDED = "superseded history"
 
 
 class CredentialError(TrothError):
@@ -211,6 +212,8 @@ class AuthorityFailure(enum.Enum):
     NOT_A_MEMBER = "not a member of this authority"
     REQUEST_INVALID = "request invalid"
     NOT_UPSTREAM = "only an upstream issuer can revoke this link"
+    QUOTA_EXCEEDED = "quota exceeded"
+    FEED_LIMIT = "the revocation feed would exceed a limit"
 
 
 class AuthorityError(TrothError):

@@ -50,12 +50,22 @@ MAX_CHAIN_BYTES: Final = 128 * 1024
 """Largest credential chain bundle (credentials and the issuers' histories)."""
 MAX_TICKET_BYTES: Final = 48 * 1024
 """Largest decoded enrollment ticket (it carries the authority's history)."""
-MAX_FEED_ENTRIES: Final = 100_000
-"""Most entries in a revocation feed."""
-MAX_FEED_BYTES: Final = 16 * 1024 * 1024
-"""Largest revocation feed document."""
+MAX_FEED_ENTRIES: Final = 1 << 22
+"""Most entries in a revocation feed (4,194,304): an authority refuses the append past it, and
+a holder's in-memory index of that many entries stays around half a GiB."""
+MAX_FEED_PAGE_BYTES: Final = 512 * 1024
+"""Largest page of a revocation feed (it always holds at least one entry): one page answers one
+`feed` request and fits in one service message with room to spare."""
+MAX_REVOCATION_ENTRY_BYTES: Final = 1536
+"""Largest encoded revocation entry (a 256-character reason of 4-byte characters still fits)."""
 MAX_REVOCATION_REASON: Final = 256
 """Longest revocation reason (characters)."""
+DEFAULT_REVOCATION_QUOTA: Final = 100
+"""Feed entries one member may cause per REVOCATION_QUOTA_WINDOW (link revocations, supersessions
+of its history), unless the authority is configured otherwise. The authority's own revocations
+are not limited."""
+REVOCATION_QUOTA_WINDOW: Final = 3600
+"""The window of the per-member quota (seconds)."""
 
 # -- secure channels, routing, transport (troth.channel, troth.routing, troth.transport) ------
 MAX_CHANNEL_FRAME: Final = 65535
@@ -72,6 +82,12 @@ MAX_ROUTE_LENGTH: Final = 16
 """Most addresses in an onward or return route."""
 MAX_ADDRESS_TEXT: Final = 256
 """Longest address value."""
+
+# -- services (troth.node.services) ----------------------------------------------------------
+MAX_SERVICE_MESSAGE: Final = 1 << 20
+"""Largest service request or response (1 MiB): `call` decodes answers with it, a service
+refuses to send more. Everything the protocol sends fits: a feed page (512 KiB), a chain
+(128 KiB), a signed request carrying a chain and a history (< 161 KiB)."""
 
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64

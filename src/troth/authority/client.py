@@ -1,4 +1,5 @@
-"""The member's side of talking to an authority: signed enroll, refresh and revoke requests."""
+"""The member's side of talking to an authority: signed enroll, refresh, revoke and rotated
+requests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from troth.authority.requests import make_request
 from troth.authority.tickets import Ticket
 from troth.identity import Identifier, IdentityService, verify_history
 
-__all__ = ["enroll_request", "refresh_request", "revoke_request", "ticket_authority"]
+__all__ = [
+    "enroll_request",
+    "refresh_request",
+    "revoke_request",
+    "rotated_request",
+    "ticket_authority",
+]
 
 
 def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
@@ -39,3 +46,10 @@ def revoke_request(
 ) -> bytes:
     arguments = [credential_hash, chain, reason]
     return make_request(identities.signer(ref, now=now), "revoke", authority, arguments, now=now)
+
+
+def rotated_request(
+    identities: IdentityService, ref: str, authority: Identifier, *, now: int
+) -> bytes:
+    """Announce `ref`'s (rotated) history to `authority`: the request carries it."""
+    return make_request(identities.signer(ref, now=now), "rotated", authority, [], now=now)

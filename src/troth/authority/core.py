@@ -1,7 +1,12 @@
 """The authority: members, enrollment tickets, member credentials, and the revocation feed.
 
 Sans-IO over its store: every method takes `now` and bytes or values and returns bytes or
-values; the CLI (and, with the channels issue, the node's service) carries them.
+values; the CLI and the node's `authority` service carry them.
+
+Every signed request is checked against the authority's stored copy of the requester's history
+(a forked or rolled-back history is refused), and once the request is authorised that history
+is stored or extended, and published as superseding the older ones (kind-3 feed entries), so
+that stateless verifiers refuse a stolen backup's history too.
 
 Roles: the authority's own identity is an admin. Members with `troth.role` = `admin` may create
 any ticket and set `troth.*` attributes; `enroller` may create member tickets without `troth.*`
@@ -10,28 +15,35 @@ attributes. Nobody else may create tickets.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
-from troth.authority.requests import verify_request
+from troth.authority.feed import AuthorityFeed
+from troth.authority.requests import VerifiedRequest, verify_request
 from troth.authority.tickets import Ticket, code_hash, new_code
 from troth.credentials import (
     Attributes,
     ChainVerifier,
     CredentialBody,
     CredentialChain,
-    RevocationEntry,
     RevocationKind,
     TrustPolicy,
-    build_feed,
-    feed_genesis,
+    VerifiedFeed,
     issue_credential,
-    next_head,
 )
+from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError, DecodeError
-from troth.identity import Identifier, IdentityService, Signer
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    DecodeError,
+    IdentityError,
+)
+from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
@@ -42,6 +54,9 @@ ENROLLER: Final = "enroller"
 DEFAULT_CREDENTIAL_TTL: Final = 3600
 DEFAULT_TICKET_TTL: Final = 600
 DEFAULT_DELEGATION_DEPTH: Final = 4
+ANSWERED_REQUESTS: Final = 4096
+"""Answers to revoke and rotated requests kept by request hash: a replayed request gets the
+same answer without costing the authority its signature checks again."""
 _A = AuthorityFailure
 
 
@@ -78,6 +93,9 @@ class Authority:
         self.store = store
         self.config = config
         self.identifier = Identifier(config.identifier)
+        self.revocations = AuthorityFeed(store, self.identifier, config.revocation_quota)
+        self._chains = ChainVerifier(TrustPolicy(frozenset({self.identifier})))
+        self._answered: OrderedDict[bytes, tuple[int, int | None]] = OrderedDict()
 
     @classmethod
     def create(
@@ -89,14 +107,22 @@ class Authority:
         now: int,
         credential_ttl: int = DEFAULT_CREDENTIAL_TTL,
         delegation_depth: int = DEFAULT_DELEGATION_DEPTH,
+        revocation_quota: int = limits.DEFAULT_REVOCATION_QUOTA,
     ) -> Authority:
         """Create the authority's identity (named `name`) and its configuration."""
+        if revocation_quota < 0:
+            raise AuthorityError(_A.REQUEST_INVALID, "the revocation quota cannot be negative")
         with store.transaction():
             if store.get_config() is not None:
                 raise AuthorityError(_A.REQUEST_INVALID, "this node already hosts an authority")
             local = identities.create(now=now, name=name)
             config = AuthorityConfig(
-                local.identifier.digest, name, credential_ttl, delegation_depth, now
+                local.identifier.digest,
+                name,
+                credential_ttl,
+                delegation_depth,
+                now,
+                revocation_quota,
             )
             store.put_config(config)
         return cls(identities, store, config)
@@ -153,10 +179,33 @@ class Authority:
 
     # -- enrollment and member credentials -------------------------------------------------------
 
+    def _verify(self, request: bytes, kind: str, now: int) -> VerifiedRequest:
+        """A signed request of `kind`, whose requester history does not fork from or roll back
+        the authority's stored copy."""
+        return verify_request(
+            request,
+            authority=self.identifier,
+            kind=kind,
+            now=now,
+            known=self.identities.check_known,
+        )
+
+    def _learn(
+        self, requester: VerifiedIdentity, now: int, charged_to: Identifier | None = None
+    ) -> int | None:
+        """Store or extend an authorised requester's history, and publish it as superseding
+        every shorter or different one (charged to `charged_to`, default the requester).
+        Returns the newest supersession's seq, if any."""
+        try:
+            self.identities.import_history(requester, now=now)
+        except IdentityError as exc:
+            raise AuthorityError(_A.REQUEST_INVALID, f"requester: {exc}") from None
+        return self.revocations.supersede(requester, now=now, charged_to=charged_to)
+
     def enroll(self, request: bytes, *, now: int) -> CredentialChain:
         """Redeem the ticket code in a signed enroll request; make (or update) the member and
         return its credential. The redemption is one atomic conditional write."""
-        verified = verify_request(request, authority=self.identifier, kind="enroll", now=now)
+        verified = self._verify(request, "enroll", now)
         try:
             (code,) = verified.arguments
             code = cbor.expect_bytes(code, "code")
@@ -175,13 +224,34 @@ class Authority:
             self.store.put_member(
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), redeemed[1], now)
             )
-            self.identities.import_history(verified.requester, now=now)
+            self._learn(verified.requester, now)
             return self._issue(member, attributes, now)
 
     def refresh(self, request: bytes, *, now: int) -> CredentialChain:
-        """A fresh credential for a member that proves it is itself (a signed refresh request)."""
-        verified = verify_request(request, authority=self.identifier, kind="refresh", now=now)
-        return self.issue_member_credential(verified.requester.identifier, now=now)
+        """A fresh credential for a member that proves it is itself (a signed refresh request);
+        the authority learns the member's newest history."""
+        verified = self._verify(request, "refresh", now)
+        with self.store.transaction():
+            member = self.member(verified.requester.identifier)
+            self._learn(verified.requester, now)
+            return self._issue(member.identifier, member.attributes, now)
+
+    def rotated(self, request: bytes, *, now: int) -> int | None:
+        """A member announces its rotated history (a signed `rotated` request, arguments []):
+        it is stored (only as an extension of the stored copy) and published as superseding
+        the older histories. Re-announcing appends nothing. Returns the newest supersession's
+        seq (None when the history has one change)."""
+        cached = self._replayed(request, now)
+        if cached is not None:
+            return cached[1]
+        verified = self._verify(request, "rotated", now)
+        if verified.arguments:
+            raise AuthorityError(_A.REQUEST_INVALID, "rotated takes no arguments")
+        with self.store.transaction():
+            self.member(verified.requester.identifier)
+            seq = self._learn(verified.requester, now)
+        self._remember(request, verified, seq)
+        return seq
 
     def issue_member_credential(self, member: Identifier, *, now: int) -> CredentialChain:
         with self.store.transaction():
@@ -220,17 +290,21 @@ class Authority:
             if not self.store.remove_member(identifier.digest):
                 raise AuthorityError(_A.NOT_A_MEMBER, str(identifier))
             ids = self.store.unexpired_issued(identifier.digest, now)
-            for credential_id in ids:
-                self._append(RevocationKind.CREDENTIAL, credential_id, self.identifier, now, reason)
+            self.revoke_credentials(ids, now=now, reason=reason)
         return ids
 
     # -- revocation ------------------------------------------------------------------------------
 
     def revoke_credential(self, credential_hash: bytes, *, now: int, reason: str = "") -> int:
         """Revoke any credential (by its hash) in chains rooted here (the authority is
-        upstream of all of them)."""
-        kind = RevocationKind.CREDENTIAL
-        return self._append(kind, credential_hash, self.identifier, now, reason)
+        upstream of all of them). Idempotent: returns the (existing or new) entry's seq."""
+        return self.revoke_credentials([credential_hash], now=now, reason=reason)[0]
+
+    def revoke_credentials(
+        self, credential_hashes: Iterable[bytes], *, now: int, reason: str = ""
+    ) -> list[int]:
+        """Revoke many credentials in one transaction (the authority's bulk path)."""
+        return self._revoke_many(RevocationKind.CREDENTIAL, credential_hashes, now, reason)
 
     def revoke_identity(self, identifier: Identifier, *, now: int, reason: str = "") -> int:
         """Revoke an identity for good: every link it issued or holds stops verifying."""
@@ -238,13 +312,25 @@ class Authority:
             raise AuthorityError(_A.REQUEST_INVALID, "an authority cannot revoke itself")
         with self.store.transaction():
             self.store.remove_member(identifier.digest)
-            return self._append(
-                RevocationKind.IDENTITY, identifier.digest, self.identifier, now, reason
-            )
+            return self._revoke_many(RevocationKind.IDENTITY, [identifier.digest], now, reason)[0]
+
+    def _revoke_many(
+        self, kind: RevocationKind, targets: Iterable[bytes], now: int, reason: str
+    ) -> list[int]:
+        if len(reason) > limits.MAX_REVOCATION_REASON:
+            raise AuthorityError(_A.REQUEST_INVALID, "reason too long")
+        return self.revocations.revoke_many(
+            kind, targets, by=self.identifier, now=now, reason=reason
+        )
 
     def revoke_link(self, request: bytes, *, now: int) -> int:
-        """A delegator revokes a link: it must have issued that link or one upstream of it."""
-        verified = verify_request(request, authority=self.identifier, kind="revoke", now=now)
+        """A delegator revokes a link: it must have issued that link or one upstream of it.
+        The entry is charged to the member whose credential roots the chain (its quota), so
+        delegating to throwaway identities gains no extra revocations."""
+        cached = self._replayed(request, now)
+        if cached is not None and cached[1] is not None:
+            return cached[1]
+        verified = self._verify(request, "revoke", now)
         try:
             target, chain, reason = verified.arguments
             target = cbor.expect_bytes(target, "credential hash", 32)
@@ -254,9 +340,8 @@ class Authority:
                 raise ValueError("reason too long")
         except (ValueError, DecodeError):
             raise AuthorityError(_A.REQUEST_INVALID, "revoke takes [id, chain, reason]") from None
-        verifier = ChainVerifier(TrustPolicy(frozenset({self.identifier})))
         try:
-            links = verifier.verify_structure(chain, now=now).links
+            links = self._chains.verify_structure(chain, now=now).links
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
         position = next((link.index for link in links if link.hash == target), None)
@@ -265,23 +350,39 @@ class Authority:
         revoker = verified.requester.identifier
         if all(link.issuer != revoker for link in links[: position + 1]):
             raise AuthorityError(_A.NOT_UPSTREAM, str(revoker))
-        return self._append(RevocationKind.CREDENTIAL, target, revoker, now, reason)
+        with self.store.transaction():
+            self._learn(verified.requester, now, charged_to=links[0].subject)
+            seq = self.revocations.revoke(
+                RevocationKind.CREDENTIAL,
+                target,
+                by=revoker,
+                now=now,
+                reason=reason,
+                charged_to=links[0].subject,
+            )
+        self._remember(request, verified, seq)
+        return seq
 
-    def _append(
-        self, kind: RevocationKind, target: bytes, by: Identifier, now: int, reason: str
-    ) -> int:
-        if len(reason) > limits.MAX_REVOCATION_REASON:
-            raise AuthorityError(_A.REQUEST_INVALID, "reason too long")
+    def _replayed(self, request: bytes, now: int) -> tuple[int, int | None] | None:
+        """The answer already given to these exact request bytes, while the request is valid."""
+        key = sha256(request)
+        answered = self._answered.get(key)
+        if answered is None:
+            return None
+        if abs(now - answered[0]) > limits.MAX_CLOCK_SKEW_SECONDS:
+            del self._answered[key]
+            return None
+        return answered
 
-        def make(seq: int, head: bytes) -> tuple[bytes, bytes]:
-            entry = RevocationEntry(seq, kind, target, by, now, reason).encode()
-            return entry, next_head(head or feed_genesis(self.identifier), entry)
+    def _remember(self, request: bytes, verified: VerifiedRequest, answer: int | None) -> None:
+        self._answered[sha256(request)] = (verified.requested_at, answer)
+        while len(self._answered) > ANSWERED_REQUESTS:
+            self._answered.popitem(last=False)
 
-        return self.store.append_revocation(make)
+    def feed(self, *, now: int, since: int = 0) -> bytes:
+        """One signed page of the revocation feed from entry `since`, as of `now`."""
+        return self.revocations.page(self.signer(now), since=since, now=now)
 
-    def feed(self, *, now: int) -> bytes:
-        """The signed revocation feed as of `now`."""
-        with self.store.transaction():  # one snapshot: the head matches the entries
-            entries = self.store.revocation_entries()
-            head = self.store.revocation_head() or feed_genesis(self.identifier)
-        return build_feed(self.signer(now), entries, head, now=now)
+    def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
+        """The authority's own view of its feed (what the node hosting it verifies against)."""
+        return self.revocations.held(now=now, previous=previous)

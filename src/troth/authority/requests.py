@@ -6,11 +6,12 @@ Over a secure channel (the channels issue) the same bytes travel as a message.
     request = [body (bstr), signature (bstr), attestation (bstr), requester history (bstr)]
 
 kind "enroll": arguments = [ticket code]; "refresh": []; "revoke": [credential hash, chain,
-reason].
+reason]; "rotated": [] (the requester's history is the rotated one it announces).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,6 +24,12 @@ __all__ = ["VerifiedRequest", "make_request", "verify_request"]
 
 REQUEST_TYPE: Final = "troth.authority.request"
 VERSION: Final = 1
+MAX_BODY_BYTES: Final = limits.MAX_CHAIN_BYTES + 2048
+"""A request body: a chain bundle, a reason of up to 1,024 bytes, the header."""
+MAX_REQUEST_BYTES: Final = (
+    MAX_BODY_BYTES + limits.MAX_IDENTITY_HISTORY_BYTES + limits.MAX_ATTESTATION_BYTES + 128
+)
+"""A signed request: its body, the signature, the attestation and the requester's history."""
 
 
 def make_request(
@@ -40,19 +47,24 @@ class VerifiedRequest:
     requested_at: int
 
 
-def verify_request(data: bytes, *, authority: Identifier, kind: str, now: int) -> VerifiedRequest:
-    """Verify a request of `kind` addressed to `authority`, made within the clock skew of `now`."""
+def verify_request(
+    data: bytes,
+    *,
+    authority: Identifier,
+    kind: str,
+    now: int,
+    known: Callable[[VerifiedIdentity], None] | None = None,
+) -> VerifiedRequest:
+    """Verify a request of `kind` addressed to `authority`, made within the clock skew of `now`;
+    `known` raises IdentityError when the requester's history forks from or rolls back a copy
+    the authority stored."""
     fail = AuthorityFailure.REQUEST_INVALID
     try:
         body, signature, attestation, history = cbor.expect_array(
-            cbor.decode(data, max_bytes=limits.MAX_CHAIN_BYTES + limits.MAX_IDENTITY_HISTORY_BYTES),
-            "request",
-            4,
+            cbor.decode(data, max_bytes=MAX_REQUEST_BYTES), "request", 4
         )
         body = cbor.expect_bytes(body, "body")
-        value = cbor.expect_array(
-            cbor.decode(body, max_bytes=limits.MAX_CHAIN_BYTES + 1024), "request", 6
-        )
+        value = cbor.expect_array(cbor.decode(body, max_bytes=MAX_BODY_BYTES), "request", 6)
         cbor.expect_header(value, REQUEST_TYPE, VERSION, "request")
         request_kind = cbor.expect_text(value[2], "kind")
         addressed = Identifier(cbor.expect_bytes(value[3], "authority", 32))
@@ -66,6 +78,8 @@ def verify_request(data: bytes, *, authority: Identifier, kind: str, now: int) -
             cbor.expect_bytes(signature, "signature", 64),
             at=requested_at,
         )
+        if known is not None:  # once the request is known to be the requester's
+            known(identity)
     except (DecodeError, IdentityError) as exc:
         raise AuthorityError(fail, str(exc)) from None
     if request_kind != kind:

@@ -1,5 +1,7 @@
 """Credential benchmarks: issue and verify against their signature floors; 2- and 5-link chain
-verification beside biscuit-python (the `bench` extra) at the same depth; 1,000 enrollments.
+verification beside biscuit-python (the `bench` extra) at the same depth; 1,000 enrollments;
+a 1,000,000-entry revocation feed synced to a new node over a secure channel, and chain
+verification with it held (against a 10-entry feed).
 
 What each side does, so the comparison is read correctly:
 - troth cold: a new verifier: every issuer history, signing-key attestation and link signature
@@ -12,34 +14,42 @@ What each side does, so the comparison is read correctly:
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from troth.authority import Ticket
+from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.credentials import (
     Attributes,
     ChainVerifier,
     CredentialChain,
+    RevocationEntry,
+    RevocationKind,
     TrustPolicy,
+    VerifiedFeed,
     build_feed,
     delegate,
     feed_genesis,
     issue_credential,
+    next_head,
     verify_feed,
 )
-from troth.crypto import KeyType
+from troth.credentials.revocation import entry_cost, page_entry_budget
+from troth.crypto import KeyType, sha256
 from troth.crypto.bench_floor import (
     ed25519_sign_loop,
     ed25519_sign_verify_loop,
     ed25519_verify_loop,
 )
-from troth.identity import Signer, attest_purpose_key, new_identity
-from troth.node import init_node, open_node
+from troth.identity import Identifier, Signer, attest_purpose_key, new_identity
+from troth.node import Node, init_node, open_node
+from troth.node.runtime import NodeRuntime
+from troth.routing import parse_route
 from troth.vault import KeyPurpose, SoftwareVault
 
 NOW = 1_790_000_000
@@ -63,10 +73,13 @@ def _signer(vault: SoftwareVault) -> Signer:
     return Signer(identity, vault, handle, attestation, NOW + 10**7)
 
 
-def _chain(links: int) -> tuple[bytes, Any, dict[Any, Any], Signer]:
-    """A chain of `links` credentials (the authority's + links-1 delegations)."""
+def _chain(
+    links: int, authority: Signer | None = None, now: int = NOW
+) -> tuple[bytes, Any, dict[Any, Any], Signer]:
+    """A chain of `links` credentials (the authority's + links-1 delegations), with an empty
+    feed of the authority (a new authority unless given)."""
     vault = SoftwareVault()
-    authority = _signer(vault)
+    authority = authority or _signer(vault)
     holders = [_signer(vault) for _ in range(links)]
     chain = CredentialChain(
         (
@@ -74,7 +87,7 @@ def _chain(links: int) -> tuple[bytes, Any, dict[Any, Any], Signer]:
                 authority,
                 subject=holders[0].identity.identifier,
                 attributes=ATTRS,
-                now=NOW,
+                now=now,
                 ttl=3600,
                 depth=links,
             ),
@@ -87,14 +100,14 @@ def _chain(links: int) -> tuple[bytes, Any, dict[Any, Any], Signer]:
             chain,
             subject=holders[index + 1].identity.identifier,
             attributes=READ,
-            now=NOW,
+            now=now,
             ttl=3000,
             purpose="p",
         )
     feed = verify_feed(
-        build_feed(authority, [], feed_genesis(authority.identity.identifier), now=NOW),
+        build_feed(authority, [], feed_genesis(authority.identity.identifier), now=now),
         authority=authority.identity.identifier,
-        now=NOW,
+        now=now,
         max_staleness=10**6,
     )
     return (
@@ -296,8 +309,130 @@ def _enrollments(quick: bool) -> list[Measurement]:
     ]
 
 
+# -- a large revocation feed -------------------------------------------------------------------
+
+
+def _feed_of(authority: Signer, size: int, now: int) -> VerifiedFeed:
+    """A verified one-page feed of `size` credential revocations by `authority`."""
+    by = authority.identity.identifier
+    head, entries = feed_genesis(by), []
+    for seq in range(size):
+        entry = RevocationEntry(
+            seq, RevocationKind.CREDENTIAL, seq.to_bytes(32, "big"), by, now, ""
+        )
+        entries.append(entry.encode())
+        head = next_head(head, entries[-1])
+    page = build_feed(authority, entries, head, now=now)
+    return verify_feed(page, authority=by, now=now, max_staleness=10**6)
+
+
+async def _sync_over_tcp(hub: Node, fresh: Node, authority: Identifier) -> tuple[float, Any]:
+    """Seconds for `fresh` to sync `authority`'s feed from `hub` over a secure channel on
+    loopback TCP (from the first page request to the last page stored), and the feed."""
+    host = NodeRuntime(hub)
+    await host.start(("127.0.0.1", 0))
+    client = NodeRuntime(fresh)
+    await client.start()
+    try:
+        address = "/tcp/{}:{}".format(*(host.listening or ("", 0)))
+        end = await client.channel_to(parse_route(address), also_trust=frozenset({authority}))
+        start = time.perf_counter()
+        feed = await client.sync_feed(authority, end)
+        return time.perf_counter() - start, feed
+    finally:
+        await client.stop()
+        await host.stop()
+
+
+def _sync_floor(authority: Authority) -> tuple[float, int]:
+    """The floor of a sync: one SHA-256 per entry (the hash chain) and, per page, the three
+    Ed25519 verifications (history, attestation, snapshot). Returns (seconds, pages)."""
+    budget = page_entry_budget(authority.history())
+    pages, since, chunks = 0, 0, []
+    while True:
+        chunk = authority.store.revocation_page(since, budget, entry_cost)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pages, since = pages + 1, since + len(chunk)
+    verify_pages = ed25519_verify_loop(3)
+    start = time.perf_counter()
+    head = feed_genesis(authority.identifier)
+    for chunk in chunks:
+        for entry in chunk:
+            head = sha256(head + entry)
+    verify_pages(pages)
+    return time.perf_counter() - start, pages
+
+
+def _big_feed(quick: bool) -> list[Measurement]:
+    """`feed.sync.*`: a fresh node syncs a feed of 1,000,000 entries (20,000 with --quick);
+    `chain.verify.feed-*`: warm verification of a 2-link chain with that feed held against the
+    same with a 10-entry feed (the hot path looks revocations up in hash tables: target 1.1x)."""
+    count, label = (20_000, "20k") if quick else (1_000_000, "1m")
+    now = int(time.time())
+    with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
+        home = Path(tmp)
+        init_node("hub", home=home)
+        init_node("fresh", home=home)
+        with open_node("hub", home=home) as hub, open_node("fresh", home=home) as fresh:
+            authority = hub.create_authority("hub", now=now)  # the node acts as it
+            authority.revoke_credentials((n.to_bytes(32, "big") for n in range(count)), now=now)
+            seconds, feed = asyncio.run(_sync_over_tcp(hub, fresh, authority.identifier))
+            floor, pages = _sync_floor(authority)
+            big = _chain(2, authority.signer(now), now)
+            small = _chain(2, now=now)
+    rows = [
+        Measurement(
+            f"feed.sync.{label}",
+            seconds,
+            "s",
+            f"floor: {count:,} SHA-256 (the hash chain) + {pages} pages x 3 Ed25519 verifications",
+            floor,
+            seconds / floor,
+            extra={"entries": feed.count, "entries_per_s": round(count / seconds), "pages": pages},
+        )
+    ]
+    ten = _feed_of(small[3], 10, now)
+    held = {big[3].identity.identifier: feed}
+    ten_held = {small[3].identity.identifier: ten}
+    policies = (
+        ChainVerifier(TrustPolicy(frozenset(held), max_feed_staleness=10**6)),
+        ChainVerifier(TrustPolicy(frozenset(ten_held), max_feed_staleness=10**6)),
+    )
+
+    def warm(verifier: ChainVerifier, data: bytes, actor: Any, feeds: Any) -> Any:
+        def batch(k: int) -> None:
+            for _ in range(k):
+                verifier.verify(data, presenter=actor, feeds=feeds, now=now + 1)
+
+        return batch
+
+    value, other = measure_pair(
+        warm(policies[0], big[0], big[1], held),
+        warm(policies[1], small[0], small[1], ten_held),
+        n=2000 if quick else 20_000,
+        rounds=3 if quick else 7,
+    )
+    target, ok = ratio_target(value / other, 1.1)
+    rows.append(
+        Measurement(
+            f"chain.verify.feed-{label}",
+            value * _US,
+            "us/chain",
+            "the same chain verification (warm) with a 10-entry feed held",
+            other * _US,
+            value / other,
+            target,
+            ok,
+        )
+    )
+    return rows
+
+
 CASES = [
     Case("credential.issue-verify", _issue_and_verify),
     Case("chain.verify", _chains),
     Case("enroll", _enrollments),
+    Case("feed", _big_feed),
 ]

@@ -10,6 +10,7 @@ from troth.cli.output import Reporter, json_command, kv
 from troth.credentials import Attributes
 from troth.errors import NotFound
 from troth.identity import Identifier
+from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 
 
@@ -28,8 +29,17 @@ def authority_group() -> None:
     show_default=True,
     help="How many delegation links may hang below a member credential.",
 )
+@click.option(
+    "--revocation-quota",
+    type=click.IntRange(0, 1_000_000),
+    default=DEFAULT_REVOCATION_QUOTA,
+    show_default=True,
+    help="Feed entries (link revocations, supersessions) one member may cause per hour.",
+)
 @json_command
-def create(name: str, credential_ttl: int, depth: int, reporter: Reporter) -> None:
+def create(
+    name: str, credential_ttl: int, depth: int, revocation_quota: int, reporter: Reporter
+) -> None:
     """Create authority NAME in a node of the same name (created when missing)."""
     try:
         node = open_node(name, home=home())
@@ -38,7 +48,11 @@ def create(name: str, credential_ttl: int, depth: int, reporter: Reporter) -> No
         node = open_node(name, home=home())
     with node:
         authority = node.create_authority(
-            name, now=CLOCK.now(), credential_ttl=credential_ttl, delegation_depth=depth
+            name,
+            now=CLOCK.now(),
+            credential_ttl=credential_ttl,
+            delegation_depth=depth,
+            revocation_quota=revocation_quota,
         )
     data = {
         "name": name,
@@ -46,6 +60,7 @@ def create(name: str, credential_ttl: int, depth: int, reporter: Reporter) -> No
         "node": name,
         "credential_ttl": credential_ttl,
         "delegation_depth": depth,
+        "revocation_quota": revocation_quota,
     }
     reporter.result(data, kv(data))
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -31,11 +33,22 @@ from troth.credentials import (
     VerifiedFeed,
     chain_actor,
     feed_authority,
-    verify_feed,
+    read_page_sequence,
+    verify_page,
+    verify_pages,
+    write_page_sequence,
 )
 from troth.credentials.vc import export_credential_vc, troth_resolver, verify_eddsa_jcs_2022
-from troth.errors import ConfigError, CredentialError, CredentialFailure, NotFound
-from troth.identity import Identifier, verify_history
+from troth.credentials.wallet import next_page
+from troth.errors import (
+    ConfigError,
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    IdentityError,
+    NotFound,
+)
+from troth.identity import Identifier, VerifiedIdentity, verify_history
 from troth.node import Node, list_nodes, open_node
 
 
@@ -102,8 +115,8 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
             enroll_request(node.identities, identity_name, parsed, now=now), now=now
         )
         held = node.wallet.hold(identity_name, chain.encode(), now=now)
-        node.wallet.update_feed(
-            authority.feed(now=now), authority=authority.identifier, now=now, max_staleness=300
+        node.wallet.sync_feed(
+            authority.identifier, lambda since: authority.feed(now=now, since=since), now=now
         )
     data = held.to_json()
     reporter.result(
@@ -261,26 +274,88 @@ def delegate_cmd(
     reporter.result(summary, f"wrote a {len(summary['chain'])}-link chain to {out}")
 
 
+Known = Callable[[VerifiedIdentity], None]
+
+
+def _authority_pages(authority: Authority, now: int) -> Iterator[tuple[bytes, VerifiedFeed]]:
+    """A local authority's whole feed, page by page, each page verified as it comes."""
+    feed: VerifiedFeed | None = None
+    since: int | None = 0
+    while since is not None:
+        page = authority.feed(now=now, since=since)
+        feed = verify_page(page, authority=authority.identifier, now=now, previous=feed)
+        yield page, feed
+        since = next_page(feed, since)
+
+
+def _file_feed(
+    path: str, anchors: frozenset[Identifier], now: int, known: Known | None
+) -> VerifiedFeed:
+    """Verify a feed file (a CBOR sequence of pages), read one page at a time."""
+    with open(path, "rb") as stream:
+        try:
+            pages = read_page_sequence(stream.read)
+            first = next(pages, None)
+            if first is None:
+                raise CredentialError(CredentialFailure.FEED_INVALID, f"{path} holds no page")
+            claimed = feed_authority(first)
+            if claimed not in anchors:
+                raise CredentialError(
+                    CredentialFailure.FEED_INVALID, f"feed of {claimed}, not a trusted authority"
+                )
+            return verify_pages(
+                itertools.chain([first], pages), authority=claimed, now=now, known=known
+            )
+        except DecodeError as exc:
+            raise CredentialError(CredentialFailure.FEED_INVALID, str(exc)) from None
+
+
 def _load_feeds(
     feed_files: tuple[str, ...],
     authority_name: str | None,
     anchors: frozenset[Identifier],
     now: int,
     max_age: int,
+    *,
+    known: Known | None = None,
 ) -> dict[Identifier, VerifiedFeed]:
-    feeds: dict[Identifier, VerifiedFeed] = {}
-    sources = [read_input_file(f) for f in feed_files]
+    """The fresh feeds of trusted authorities, from feed files and/or a local authority."""
+    feeds = [_file_feed(path, anchors, now, known) for path in feed_files]
     if authority_name:
         with open_authority_node(authority_name) as node:
-            sources.append(node.authority().feed(now=now))
-    for data in sources:
-        claimed = feed_authority(data)
-        if claimed not in anchors:
-            raise CredentialError(
-                CredentialFailure.FEED_INVALID, f"feed of {claimed}, not a trusted authority"
-            )
-        feeds[claimed] = verify_feed(data, authority=claimed, now=now, max_staleness=max_age)
-    return feeds
+            authority = node.authority()
+            if authority.identifier not in anchors:
+                raise CredentialError(
+                    CredentialFailure.FEED_INVALID,
+                    f"feed of {authority.identifier}, not a trusted authority",
+                )
+            *_, (_, feed) = _authority_pages(authority, now)
+            feeds.append(feed)
+    for feed in feeds:
+        feed.check_fresh(now=now, max_staleness=max_age)
+    return {feed.authority: feed for feed in feeds}
+
+
+def _store_or_extend(node: Node, now: int) -> Known:
+    """The node's store of histories as a chain verifier's `known`: the first verified copy of
+    an identity is stored, a later one must extend it (and is stored)."""
+
+    def known(identity: VerifiedIdentity) -> None:
+        node.identities.import_history(identity, now=now)
+
+    return known
+
+
+def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
+    """The actor's history as this node stores it (so the feed can tell whether it is
+    superseded), else only its identifier."""
+    stored = node.identities.store.get_history(actor.digest)
+    if stored is None:
+        return actor
+    try:
+        return verify_history(stored[0], now=now)
+    except IdentityError:
+        return actor
 
 
 @credential_group.command("verify")
@@ -307,6 +382,13 @@ def _load_feeds(
 @click.option(
     "--issuer-history", type=click.Path(exists=True, dir_okay=False), help="With --format vc."
 )
+@click.option(
+    "--no-store",
+    is_flag=True,
+    help="Use no node store: issuer histories are neither checked against stored copies nor "
+    "stored (the feed's supersessions still apply).",
+)
+@node_option
 @json_command
 def verify(
     file: str,
@@ -317,9 +399,15 @@ def verify(
     presenter: str | None,
     fmt: str,
     issuer_history: str | None,
+    no_store: bool,
+    node_name: str,
     reporter: Reporter,
 ) -> None:
-    """Verify a chain (or a single credential) or a W3C VC: exit 0 valid, 1 invalid."""
+    """Verify a chain (or a single credential) or a W3C VC: exit 0 valid, 1 invalid.
+
+    A chain is checked against the node's store of histories (each issuer's history must
+    extend the stored copy, and is stored; the presenter's stored history is checked against
+    the feed), unless --no-store."""
     now = CLOCK.now()
     anchors = frozenset(Identifier.parse(t) for t in trusted)
     data = read_input_file(file)
@@ -328,11 +416,17 @@ def verify(
             result = _verify_vc(data, anchors, authority_name, issuer_history, now)
             reporter.result(result, "valid\n" + json.dumps(result, indent=2))
             return
-        feeds = _load_feeds(feed_files, authority_name, anchors, now, max_feed_age)
-        actor = Identifier.parse(presenter) if presenter else chain_actor(data)
-        verified = ChainVerifier(TrustPolicy(anchors)).verify(
-            data, presenter=actor, feeds=feeds, now=now
-        )
+        with ExitStack() as stack:
+            node = None if no_store else stack.enter_context(open_cli_node(node_name))
+            known = None if node is None else _store_or_extend(node, now)
+            feeds = _load_feeds(feed_files, authority_name, anchors, now, max_feed_age, known=known)
+            actor = Identifier.parse(presenter) if presenter else chain_actor(data)
+            verified = ChainVerifier(TrustPolicy(anchors), known=known).verify(
+                data,
+                presenter=actor if node is None else _stored_presenter(node, actor, now),
+                feeds=feeds,
+                now=now,
+            )
     except CredentialError as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
     result = {"valid": True, **verified.to_json()}
@@ -485,22 +579,29 @@ def revocations_group() -> None:
 
 @revocations_group.command("show")
 @click.option("--authority", "authority_name", required=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Also write the signed feed here.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also write the signed feed here (a CBOR sequence of pages).",
+)
 @json_command
 def revocations_show(authority_name: str, out: str | None, reporter: Reporter) -> None:
+    """The authority's feed, every page verified; --out writes the pages for `verify --feed`."""
     now = CLOCK.now()
+    pages: list[bytes] = []
+    rows: list[dict[str, Any]] = []
     with open_authority_node(authority_name) as node:
-        authority = node.authority()
-        data = authority.feed(now=now)
-    feed = verify_feed(data, authority=authority.identifier, now=now, max_staleness=60)
+        for page, feed in _authority_pages(node.authority(), now):
+            pages.append(page)
+            rows.extend(e.to_json() for e in feed.new_entries)
     if out:
-        write_output(out, data)
-    rows = [e.to_json() for e in feed.entries]
+        write_output(out, b"".join(write_page_sequence(pages)))
     result = {
         "authority": str(feed.authority),
         "count": feed.count,
         "head": feed.head.hex(),
         "issued_at": feed.issued_at,
+        "pages": len(pages),
         "entries": rows,
     }
     text = "\n".join(

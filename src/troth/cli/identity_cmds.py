@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
+from troth.authority.client import rotated_request
 from troth.cli.common import CLOCK, node_option, open_cli_node, read_input_file
+from troth.cli.credential_cmds import _local_authority
+from troth.cli.network_cmds import _ask
 from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
+from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType
-from troth.errors import IdentityError
-from troth.identity import VerifiedIdentity, did_document, verify_history
+from troth.errors import IdentityError, NotFound, TrothError
+from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.node import open_node, troth_home
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
@@ -102,13 +107,58 @@ def list_(node_name: str, reporter: Reporter) -> None:
 @node_option
 @json_command
 def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -> None:
-    """Rotate the primary key: append a change signed by the new and the current key."""
+    """Rotate the primary key: append a change signed by the new and the current key, then
+    announce the new history to every authority the identity holds credentials from (so their
+    feeds tell every verifier the older history is superseded)."""
     with open_cli_node(node_name) as node:
         local = node.identities.rotate(
             ref, now=CLOCK.now(), key_type=KeyType.from_label(key_type) if key_type else None
         )
-        data = describe(local.identity, local.name)
-        reporter.result(data, kv(data))
+        data: dict[str, Any] = describe(local.identity, local.name)
+    announced = _announce(node_name, ref)
+    lines = [kv(data)]
+    for row in announced:
+        if row["announced"]:
+            lines.append(f"announced to {row['authority']} (feed entry {row['seq']})")
+        else:
+            reporter.info(
+                f"troth: warning: not announced to {row['authority']}: {row['error']} "
+                "(the rotation is committed; a running node retries)"
+            )
+    reporter.result({**data, "announcements": announced}, "\n".join(lines))
+
+
+def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
+    """Announce `ref`'s rotated history: to authorities hosted on this machine directly, to
+    others over a secure channel (through the running node, else a transient one)."""
+    now = CLOCK.now()
+    done: list[dict[str, Any]] = []
+    remote: list[Identifier] = []
+    with ExitStack() as stack:
+        node = stack.enter_context(open_cli_node(node_name))
+        changes, authorities = node.wallet.unannounced(ref)
+        routes = node.wallet.trusted()
+        for authority in authorities:
+            try:
+                host = _local_authority(stack, node, authority)
+                seq = host.rotated(
+                    rotated_request(node.identities, ref, authority, now=now), now=now
+                )
+                outcome = node.wallet.mark_announced(ref, authority, changes, seq)
+            except NotFound:
+                if routes.get(authority, "").startswith("/"):
+                    remote.append(authority)
+                    continue
+                outcome = Announcement(ref, authority, changes, error="no route to it is known")
+            except TrothError as exc:
+                outcome = Announcement(ref, authority, changes, error=str(exc))
+            done.append(outcome.to_json())
+    if remote:
+        try:
+            done.extend(_ask(node_name, "announce", {"identity": ref}))
+        except TrothError as exc:
+            done.extend(Announcement(ref, a, changes, error=str(exc)).to_json() for a in remote)
+    return done
 
 
 @identity_group.command("export")

@@ -4,8 +4,9 @@ A chain verifies when: the root is issued by a trust anchor; every link is signe
 issuer's attested signing key; each link's issuer is the previous link's subject and names the
 previous credential by hash; each link only narrows (attributes a subset, expiry no later,
 depth strictly lower, within the global limit); no identity appears twice (no cycles); no link,
-issuer or subject is revoked in the root authority's feed, which is fresh; every link is within
-its window (with a bounded clock skew); and the last subject is the presenting identity.
+issuer or subject is revoked in the root authority's feed, which is complete and fresh; no
+issuer history (nor the presenter's, when given) is superseded in that feed; every link is
+within its window (with a bounded clock skew); and the last subject is the presenting identity.
 
 `ChainVerifier` caches what depends only on the bytes (signatures, attestations, structure)
 and re-checks on every call what depends on time and state: windows, key validity, the
@@ -168,11 +169,13 @@ class ChainVerifier:
         self,
         data: bytes,
         *,
-        presenter: Identifier,
+        presenter: Identifier | VerifiedIdentity,
         feeds: Mapping[Identifier, VerifiedFeed],
         now: int,
     ) -> VerifiedCredential:
-        """Verify chain bytes presented by `presenter` at `now` against the authority's feed."""
+        """Verify chain bytes presented by `presenter` at `now` against the authority's feed.
+        Given the presenter's verified history (not only its identifier), that history must
+        not be superseded in the feed either."""
         key = sha256(data)
         checked = self._cache.get(key)
         if checked is None or now < checked.verified_at:
@@ -203,7 +206,7 @@ class ChainVerifier:
     def _check_state(
         self,
         checked: _Checked,
-        presenter: Identifier,
+        presenter: Identifier | VerifiedIdentity,
         feeds: Mapping[Identifier, VerifiedFeed],
         now: int,
     ) -> None:
@@ -215,6 +218,11 @@ class ChainVerifier:
                 raise CredentialError(_F.NOT_YET_VALID, f"valid from {link.not_before}", link.index)
             if now >= link.expires_at + skew:
                 raise CredentialError(_F.EXPIRED, f"expired at {link.expires_at}", link.index)
+        for filed_under, held in feeds.items():
+            if held.authority != filed_under:
+                raise CredentialError(
+                    _F.FEED_INVALID, f"{held.authority}'s feed filed under {filed_under}"
+                )
         feed = feeds.get(result.authority)
         if feed is None:
             raise CredentialError(_F.NO_FEED, str(result.authority))
@@ -228,8 +236,17 @@ class ChainVerifier:
                 or link.issuer.digest in revoked_identities
             ):
                 raise CredentialError(_F.REVOKED, "identity revoked", link.index)
-        if result.actor != presenter:
-            raise CredentialError(_F.WRONG_SUBJECT, f"{result.actor} != {presenter}")
+        actor = presenter if isinstance(presenter, Identifier) else presenter.identifier
+        if result.actor != actor:
+            raise CredentialError(_F.WRONG_SUBJECT, f"{result.actor} != {actor}")
+        # stateless verifiers too: no issuer (or presenter) history the feed says is superseded
+        for index, identity in enumerate(checked.identities):
+            try:
+                feed.check_current(identity)
+            except CredentialError as exc:
+                raise CredentialError(exc.reason, exc.detail, index) from None
+        if not isinstance(presenter, Identifier):
+            feed.check_current(presenter)
         if self._known is not None:
             for identity in checked.identities:
                 try:

@@ -50,17 +50,29 @@ class KnownHistories:
     def observe(self, identity: VerifiedIdentity) -> None:
         """Record `identity` if it is new or extends the stored copy; raise IdentityError
         (FORK, ROLLBACK, IDENTIFIER_MISMATCH) if it neither equals nor extends it."""
+        if not self._is_stored_copy(identity):
+            self._store_or_extend(identity)
+
+    def check(self, identity: VerifiedIdentity) -> None:
+        """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
+        authorised: a stranger must not be able to fill the store)."""
+        self._is_stored_copy(identity)
+
+    def _is_stored_copy(self, identity: VerifiedIdentity) -> bool:
+        """Whether `identity` is the stored (or cached) copy itself; raise if it neither equals
+        nor extends it; False when it is unknown or a longer extension."""
         digest = identity.identifier.digest
         known = self._cached(digest)
         if known is None:
             stored = self._store.get_history(digest)
             if stored is not None:
                 known = self.remember(digest, _stored_hashes(stored[0]))
-        if known is not None:
-            if known[-1] == identity.current_change_hash:
-                return  # the stored copy itself: hash-linked changes, equal last hash, equal all
-            check_extends(known, identity)
-        self._store_or_extend(identity)
+        if known is None:
+            return False
+        if known[-1] == identity.current_change_hash:
+            return True  # the stored copy itself: hash-linked changes, equal last hash, equal all
+        check_extends(known, identity)
+        return False
 
     def _store_or_extend(self, identity: VerifiedIdentity) -> None:
         digest = identity.identifier.digest

@@ -231,8 +231,9 @@ class IdentityService:
         self._known.observe(identity)
 
     def check_known(self, identity: VerifiedIdentity) -> None:
-        """Alias of observe, removed after the merge."""
-        self._known.observe(identity)
+        """Raise IdentityError as `observe` would, without storing anything: for a requester
+        that is not yet authorised (observe it once it is)."""
+        self._known.check(identity)
 
     def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it."""

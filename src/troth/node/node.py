@@ -21,6 +21,7 @@ from troth.credentials.wallet import CredentialWallet
 from troth.crypto import KeyType
 from troth.errors import ConfigError, NotFound
 from troth.identity import IdentityService
+from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.names import check_name
 from troth.node.config import NodeConfig, VaultKind
 from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
@@ -79,6 +80,7 @@ class Node:
         now: int,
         credential_ttl: int = DEFAULT_CREDENTIAL_TTL,
         delegation_depth: int = DEFAULT_DELEGATION_DEPTH,
+        revocation_quota: int = DEFAULT_REVOCATION_QUOTA,
     ) -> Authority:
         return Authority.create(
             self.identities,
@@ -87,6 +89,7 @@ class Node:
             now=now,
             credential_ttl=credential_ttl,
             delegation_depth=delegation_depth,
+            revocation_quota=revocation_quota,
         )
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """A running node (asyncio): its router, TCP transport, secure-channel listener, services
-(echo, relay, and the authority when it hosts one), revocation feeds and continuous checks.
+(echo, relay, and the authority when it hosts one), revocation feeds (synced page by page),
+rotation announcements and continuous checks.
 
 The node acts as its default identity (named like the node). It trusts the authorities it
 enrolled with (and the one it hosts): their members are admitted to its services over secure
@@ -16,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from troth.authority import Authority, Ticket
-from troth.authority.client import enroll_request, refresh_request, ticket_authority
+from troth.authority.client import (
+    enroll_request,
+    refresh_request,
+    rotated_request,
+    ticket_authority,
+)
 from troth.channel import (
     AllowIdentifiers,
     AnyAuthenticatedIdentity,
@@ -29,7 +35,8 @@ from troth.channel import (
     VerifiedPeer,
 )
 from troth.clock import Clock, SystemClock
-from troth.credentials import Attributes, ChainVerifier, TrustPolicy, VerifiedFeed, verify_feed
+from troth.credentials import Attributes, ChainVerifier, TrustPolicy, VerifiedFeed
+from troth.credentials.wallet import Announcement, next_page
 from troth.encoding import cbor
 from troth.errors import NotFound, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
@@ -52,7 +59,8 @@ RELAY_ATTRIBUTE: Final = "troth.relay"
 MAINTENANCE_SECONDS: Final = 30
 FEED_STALENESS: Final = 300
 REFRESH_MARGIN: Final = 600  # refresh a member credential when it has 10 minutes left
-FEED_REUSE: Final = 5  # seconds a signed feed is served again before it is re-signed
+FEED_REUSE: Final = 5  # seconds a signed feed page is served again before it is re-signed
+FEED_PAGES_CACHED: Final = 64  # signed pages kept for reuse (by their first entry)
 
 
 def _grants_relay(values: frozenset[str], name: str) -> bool:
@@ -106,7 +114,8 @@ class NodeRuntime:
         self._anchors: frozenset[Identifier] = frozenset()
         self._authority: Authority | None = None  # the authority this node hosts
         self._tasks: set[asyncio.Task[None]] = set()
-        self._feed_cache: tuple[bytes | None, int, bytes] | None = None
+        # signed pages of the hosted feed: since -> (the feed's length, signed at, page)
+        self._pages: dict[int, tuple[int, int, bytes]] = {}
         self.sunk_messages = 0
         self.sunk_bytes = 0
 
@@ -157,7 +166,12 @@ class NodeRuntime:
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             # each step on its own: a failing refresh must never stop the re-checks of peers
-            for step in (self.refresh_feeds, self.refresh_credentials, self.channels.check_peers):
+            for step in (
+                self.refresh_feeds,
+                self.refresh_credentials,
+                self.announce_rotations,
+                self.channels.check_peers,
+            ):
                 try:
                     await step()
                 except Exception:  # logged, retried next round
@@ -174,52 +188,71 @@ class NodeRuntime:
             self._verifier = (
                 ChainVerifier(
                     TrustPolicy(self._anchors, max_feed_staleness=FEED_STALENESS),
-                    known=self.node.identities.check_known,  # no rolled-back issuer histories
+                    known=self.node.identities.observe,  # issuer histories: store-or-extend
                 )
                 if anchors
                 else None
             )
 
     def _load_feeds(self) -> None:
-        now = self.clock.now()
-        self._hosted_feed(now)
+        """The feeds this node holds (from its store, not verified again), whether fresh or not:
+        verifications check freshness; the maintenance syncs them."""
+        self._hosted_feed()
         for authority in self.node.wallet.trusted():
-            with contextlib.suppress(TrothError):
-                self.feeds[authority] = self.node.wallet.feed(
-                    authority, now=now, max_staleness=10**9
-                )
+            feed = self.node.wallet.held_feed(authority)
+            if feed is not None and authority != self._hosted:
+                self.feeds[authority] = feed
 
-    def _signed_feed(self) -> bytes:
-        """The hosted authority's feed, re-signed when it changed or is FEED_REUSE s old (so
-        requests for it cannot make the node sign and send it without end)."""
+    def _feed_page(self, since: int) -> bytes:
+        """A signed page of the hosted authority's feed from entry `since`, reused while the
+        feed has not grown and it is under FEED_REUSE s old (so requests for pages cannot make
+        the node sign without end)."""
         now = self.clock.now()
         authority = self._hosting()
-        head = authority.store.revocation_head()
-        cached = self._feed_cache
-        if cached is None or cached[0] != head or now - cached[1] >= FEED_REUSE:
-            cached = self._feed_cache = (head, now, authority.feed(now=now))
-        return cached[2]
+        length = authority.store.revocation_tip()[0]
+        cached = self._pages.get(since)
+        if cached is not None and cached[0] == length and now - cached[1] < FEED_REUSE:
+            return cached[2]
+        page = authority.feed(now=now, since=since)
+        if len(self._pages) >= FEED_PAGES_CACHED:
+            self._pages.clear()
+        self._pages[since] = (length, now, page)
+        return page
 
-    def _hosted_feed(self, now: int) -> None:
-        if self._hosted is not None:
-            data = self._signed_feed()
-            self.feeds[self._hosted] = verify_feed(
-                data, authority=self._hosted, now=now, max_staleness=FEED_STALENESS
+    def _hosted_feed(self) -> None:
+        """The hosted authority's feed, read from its own store (only what was appended since
+        the last read)."""
+        if self._authority is not None:
+            hosted = self._authority.identifier
+            self.feeds[hosted] = self._authority.held_feed(
+                now=self.clock.now(), previous=self.feeds.get(hosted)
             )
 
+    async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
+        """Fetch `authority`'s feed through channel `end` page by page (`feed [since]`), from
+        where this node's copy ends, storing each page as it is verified."""
+        wallet = self.node.wallet
+        since = wallet.feed_since(authority)
+        while True:
+            page = await call(self.router, (end.enc, AUTHORITY), "feed", [since])
+            feed = wallet.update_feed(
+                cbor.expect_bytes(page, "page"), authority=authority, now=self.clock.now()
+            )
+            self.feeds[authority] = feed
+            next_since = next_page(feed, since)
+            if next_since is None:
+                return feed
+            since = next_since
+
     async def refresh_feeds(self) -> None:
-        """The hosted authority's feed is re-signed; others are fetched over secure channels."""
-        now = self.clock.now()
-        self._hosted_feed(now)
+        """The hosted authority's feed is read from its store; others are synced over secure
+        channels."""
+        self._hosted_feed()
         for authority, address in self.node.wallet.trusted().items():
             if authority == self._hosted:
                 continue
             try:
-                end = await self.channel_to(parse_route(address))
-                data = await call(self.router, (end.enc, AUTHORITY), "feed", None)
-                self.feeds[authority] = self.node.wallet.update_feed(
-                    data, authority=authority, now=now, max_staleness=FEED_STALENESS
-                )
+                await self.sync_feed(authority, await self.channel_to(parse_route(address)))
             except TrothError as exc:
                 log.warning("feed of %s: %s", authority, exc)
 
@@ -379,6 +412,40 @@ class NodeRuntime:
         end = await self.channel_to(route)
         await self.router.route(RoutedMessage((end.enc, service), (), payload))
 
+    async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]:
+        """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
+        they hold credentials from that have not seen them yet: the hosted one directly, others
+        over secure channels. Failures stay pending for the next maintenance round."""
+        identities, wallet = self.node.identities, self.node.wallet
+        refs = (
+            [ref]
+            if ref is not None
+            else [r.name or str(Identifier(r.identifier)) for r in identities.list_local()]
+        )
+        results: list[dict[str, Any]] = []
+        for name in refs:
+            changes, authorities = wallet.unannounced(name)
+            for authority in authorities:
+                try:
+                    seq = await self._announce(name, authority)
+                    done = wallet.mark_announced(name, authority, changes, seq)
+                except TrothError as exc:
+                    done = Announcement(name, authority, changes, error=str(exc))
+                results.append(done.to_json())
+        return results
+
+    async def _announce(self, ref: str, authority: Identifier) -> int | None:
+        now = self.clock.now()
+        request = rotated_request(self.node.identities, ref, authority, now=now)
+        if authority == self._hosted:
+            return self._hosting().rotated(request, now=now)
+        address = self.node.wallet.trusted().get(authority)
+        if address is None:
+            raise NotFound(f"no route to authority {authority}")
+        end = await self.channel_to(parse_route(address))
+        seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
+        return None if seq is None else cbor.expect_int(seq, "seq")
+
     def _authority_methods(self) -> dict[str, Any]:
         async def enroll(request: Any, context: RequestContext) -> bytes:
             chain = self._hosting().enroll(
@@ -397,10 +464,22 @@ class NodeRuntime:
                 cbor.expect_bytes(request, "request"), now=self.clock.now()
             )
 
-        async def feed(arguments: Any, context: RequestContext) -> bytes:
-            return self._signed_feed()
+        async def rotated(request: Any, context: RequestContext) -> int | None:
+            return self._hosting().rotated(
+                cbor.expect_bytes(request, "request"), now=self.clock.now()
+            )
 
-        return {"enroll": enroll, "refresh": refresh, "revoke": revoke, "feed": feed}
+        async def feed(arguments: Any, context: RequestContext) -> bytes:
+            (since,) = cbor.expect_array(arguments, "feed arguments [since]", 1)
+            return self._feed_page(cbor.expect_int(since, "since"))
+
+        return {
+            "enroll": enroll,
+            "refresh": refresh,
+            "revoke": revoke,
+            "rotated": rotated,
+            "feed": feed,
+        }
 
     # -- enrollment across nodes -----------------------------------------------------------------
 
@@ -418,13 +497,7 @@ class NodeRuntime:
         chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
         held = self.node.wallet.hold(identity, cbor.expect_bytes(chain, "chain"), now=now)
         self.node.wallet.trust(authority, ticket.address, now=now)
-        feed = await call(self.router, (end.enc, AUTHORITY), "feed", None)
-        self.feeds[authority] = self.node.wallet.update_feed(
-            cbor.expect_bytes(feed, "feed"),
-            authority=authority,
-            now=now,
-            max_staleness=FEED_STALENESS,
-        )
+        await self.sync_feed(authority, end)
         self._me_cache = None
         self._refresh_anchors()
         if identity == self.name:
@@ -480,4 +553,6 @@ class NodeRuntime:
             return await self.create_relay(arguments["name"], arguments["at"])
         if op == "enroll":
             return await self.enroll(arguments["ticket"], arguments.get("identity") or self.name)
+        if op == "announce":
+            return await self.announce_rotations(arguments.get("identity"))
         raise RoutingError(f"unknown control operation {op!r}")

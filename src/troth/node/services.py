@@ -5,6 +5,11 @@
 
 A request travels through a secure channel to `/service/<name>` with a fresh reply address
 (`/worker/req-...`) as its return route; the service answers to that route.
+
+Requests and responses are at most `limits.MAX_SERVICE_MESSAGE` bytes (docs/protocols.md,
+"Services"): both sides decode with that limit, and a service whose answer would be larger
+answers an error instead (nothing the protocol sends comes close: a feed page is at most half
+of it).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troth import limits
 from troth.encoding import cbor
 from troth.errors import DecodeError, RemoteError, RoutingError, TrothError
 from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
@@ -54,13 +60,20 @@ class Service:
 
     async def _handle(self, message: RoutedMessage, source: Source | None) -> None:
         try:
-            value = cbor.expect_array(cbor.decode(message.payload), "request", 4)
+            value = cbor.expect_array(
+                cbor.decode(message.payload, max_bytes=limits.MAX_SERVICE_MESSAGE), "request", 4
+            )
             cbor.expect_header(value, REQUEST, VERSION, "request")
             method = self.methods.get(cbor.expect_text(value[2], "method"))
             if method is None:
                 raise RemoteError(f"{self.address} has no method {value[2]!r}")
             result = await method(value[3], RequestContext(source, message.return_route))
             payload = cbor.encode([RESPONSE, VERSION, True, result])
+            if len(payload) > limits.MAX_SERVICE_MESSAGE:
+                log.error("%s: a %d-byte answer is over the limit", self.address, len(payload))
+                payload = error_response(
+                    f"the answer is over the {limits.MAX_SERVICE_MESSAGE}-byte service limit"
+                )
         except TrothError as exc:
             payload = error_response(f"{type(exc).__name__}: {exc}")
         except Exception:  # a bug: answer, log, and keep the connection that carried it
@@ -84,11 +97,12 @@ async def call(
         if not future.done():
             future.set_result(message.payload)
 
+    request = cbor.encode([REQUEST, VERSION, method, arguments])
+    if len(request) > limits.MAX_SERVICE_MESSAGE:
+        raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
     router.register(reply, receive)
     try:
-        await router.route(
-            RoutedMessage(route, (reply,), cbor.encode([REQUEST, VERSION, method, arguments]))
-        )
+        await router.route(RoutedMessage(route, (reply,), request))
         async with asyncio.timeout(timeout):
             payload = await future
     except TimeoutError:
@@ -96,7 +110,9 @@ async def call(
     finally:
         router.unregister(reply)
     try:
-        value = cbor.expect_array(cbor.decode(payload), "response", 4)
+        value = cbor.expect_array(
+            cbor.decode(payload, max_bytes=limits.MAX_SERVICE_MESSAGE), "response", 4
+        )
         cbor.expect_header(value, RESPONSE, VERSION, "response")
     except DecodeError as exc:
         raise RemoteError(f"malformed response: {exc}") from None

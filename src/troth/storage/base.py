@@ -12,11 +12,14 @@ __all__ = [
     "AuthorityConfig",
     "AuthorityStore",
     "CredentialStore",
+    "FeedRow",
+    "FeedState",
     "HeldCredential",
     "IdentityStore",
     "LocalIdentityRecord",
     "MemberRecord",
     "PurposeKeyRecord",
+    "RevocationRecord",
     "Transactional",
 ]
 
@@ -106,6 +109,10 @@ class IdentityStore(Transactional, Protocol):
         ...
 
 
+FeedRow = tuple[int, int, bytes, int | None, bytes | None]
+"""A verified feed entry as a holder keeps it: (seq, kind, target, changes, change hash)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorityConfig:
     identifier: bytes
@@ -113,6 +120,34 @@ class AuthorityConfig:
     credential_ttl: int
     delegation_depth: int
     created_at: int
+    revocation_quota: int = 100  # feed entries one member may cause per hour
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationRecord:
+    """One feed entry as the authority stores it: its bytes, the head after it, and the fields
+    it is looked up by (idempotence, quotas, supersessions)."""
+
+    seq: int
+    entry: bytes
+    head: bytes
+    kind: int
+    target: bytes
+    revoked_at: int
+    charged_to: bytes | None  # the member whose quota it used (None: the authority's own)
+    changes: int | None  # a supersession's change count
+    change_hash: bytes | None  # and the hash of its last change
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """Where a holder's verified copy of an authority's feed ends."""
+
+    authority: bytes
+    count: int
+    head: bytes
+    latest: int
+    issued_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +199,37 @@ class AuthorityStore(Transactional, Protocol):
         """Ids of the credentials issued to `subject` that have not expired at `now`."""
         ...
 
-    def append_revocation(self, make_entry: Callable[[int, bytes], tuple[bytes, bytes]]) -> int:
-        """Append an entry atomically: `make_entry(seq, head)` gets the next sequence number and
-        the current head and returns (entry bytes, new head). Returns the sequence number."""
+    def revocation_tip(self) -> tuple[int, bytes | None]:
+        """How many entries the feed has, and the head after the last (None when empty)."""
         ...
 
-    def revocation_entries(self) -> list[bytes]: ...
+    def find_revocation(self, kind: int, target: bytes) -> int | None:
+        """The sequence number of the credential or identity revocation of `target`, if any."""
+        ...
 
-    def revocation_head(self) -> bytes | None:
-        """The head after the last entry, or None when there is none."""
+    def latest_supersession(self, identifier: bytes) -> tuple[int, int] | None:
+        """(seq, change count) of the newest supersession of `identifier`, if any."""
+        ...
+
+    def charged_since(self, member: bytes, since: int) -> list[int]:
+        """When each entry charged to `member` at or after `since` was appended (oldest first)."""
+        ...
+
+    def add_revocation(self, record: RevocationRecord) -> None:
+        """Insert the next entry (the caller holds the transaction and computed seq and head)."""
+        ...
+
+    def revocation_page(self, start: int, budget: int, cost: Callable[[bytes], int]) -> list[bytes]:
+        """Entries from `start` on, in order, while their summed `cost` stays within `budget`
+        (always at least one when there is one)."""
+        ...
+
+    def head_at(self, count: int) -> bytes | None:
+        """The head after the first `count` entries (None for 0 entries)."""
+        ...
+
+    def revocation_rows(self, start: int) -> Iterator[FeedRow]:
+        """The entries from `start` on as rows (seq, kind, target, changes, change hash)."""
         ...
 
 
@@ -186,7 +243,8 @@ class HeldCredential:
 
 
 class CredentialStore(Transactional, Protocol):
-    """Chains held by local identities, and the newest verified revocation feed per authority."""
+    """Chains held by local identities, the verified revocation feed entries per authority,
+    and how far each local identity's rotations were announced to each authority."""
 
     def put_held(self, held: HeldCredential, now: int) -> None:
         """Insert or replace."""
@@ -196,9 +254,22 @@ class CredentialStore(Transactional, Protocol):
         """Newest expiry first."""
         ...
 
-    def get_feed(self, authority: bytes) -> bytes | None: ...
+    def feed_state(self, authority: bytes) -> FeedState | None: ...
 
-    def put_feed(self, authority: bytes, feed: bytes, count: int, issued_at: int) -> None: ...
+    def extend_feed(self, state: FeedState, rows: list[FeedRow]) -> None:
+        """Store the entries a verified page added and where the held feed now ends."""
+        ...
+
+    def feed_rows(self, authority: bytes, start: int) -> Iterator[FeedRow]:
+        """The stored entries of `authority`'s feed from `start` on, in order."""
+        ...
+
+    def announced(self, identifier: bytes, authority: bytes) -> int:
+        """Up to which change count `identifier`'s history was announced to `authority` (1 when
+        never: a first change supersedes nothing)."""
+        ...
+
+    def set_announced(self, identifier: bytes, authority: bytes, changes: int) -> None: ...
 
     def trust_authority(self, identifier: bytes, address: str, now: int) -> None:
         """Insert or update an authority this node trusts, with the route to reach it."""

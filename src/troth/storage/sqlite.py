@@ -91,6 +91,39 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     -- imported identities), used only by the rotation that reveals it
     ALTER TABLE identities ADD COLUMN next_key TEXT;
     """,
+    """
+    -- revocation feed v2 (docs/formats.md, "Revocation feed"): v1 entries are not carried over
+    -- (nothing was released). The authority's entries, with the fields they are looked up by:
+    -- one revocation per credential or identity (idempotence), the newest supersession per
+    -- identifier, and the entries charged to each member in the last hour (its quota)
+    DROP TABLE revocations;
+    CREATE TABLE revocations (
+        seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, head BLOB NOT NULL, kind INTEGER NOT NULL,
+        target BLOB NOT NULL, revoked_at INTEGER NOT NULL, charged_to BLOB, changes INTEGER,
+        change_hash BLOB
+    );
+    CREATE UNIQUE INDEX revocations_once ON revocations (kind, target) WHERE kind < 3;
+    CREATE INDEX revocations_superseded ON revocations (target, changes) WHERE kind = 3;
+    CREATE INDEX revocations_charged ON revocations (charged_to, revoked_at)
+        WHERE charged_to IS NOT NULL;
+    ALTER TABLE authority ADD COLUMN revocation_quota INTEGER NOT NULL DEFAULT 100;
+    -- a holder's verified copy of each authority's feed: where it ends, and its entries (the
+    -- in-memory index is rebuilt from them without verifying again)
+    DROP TABLE feeds;
+    CREATE TABLE feed_state (
+        authority BLOB PRIMARY KEY, count INTEGER NOT NULL, head BLOB NOT NULL,
+        latest INTEGER NOT NULL, issued_at INTEGER NOT NULL
+    );
+    CREATE TABLE feed_entries (
+        authority BLOB NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
+        target BLOB NOT NULL, changes INTEGER, change_hash BLOB, PRIMARY KEY (authority, seq)
+    ) WITHOUT ROWID;
+    -- up to which change count each local identity's rotation was announced to each authority
+    CREATE TABLE announcements (
+        identifier BLOB NOT NULL, authority BLOB NOT NULL, changes INTEGER NOT NULL,
+        PRIMARY KEY (identifier, authority)
+    );
+    """,
 )
 
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
-from troth.storage.base import AuthorityConfig, HeldCredential, MemberRecord
+from troth.errors import ConflictError, StorageError
+from troth.storage.base import (
+    AuthorityConfig,
+    FeedRow,
+    FeedState,
+    HeldCredential,
+    MemberRecord,
+    RevocationRecord,
+)
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteAuthorityStore", "SqliteCredentialStore"]
@@ -20,21 +29,26 @@ class SqliteAuthorityStore:
 
     def get_config(self) -> AuthorityConfig | None:
         row = self._db.fetch_one(
-            "SELECT identifier, name, credential_ttl, delegation_depth, created_at FROM authority"
+            "SELECT identifier, name, credential_ttl, delegation_depth, created_at, "
+            "revocation_quota FROM authority"
         )
         return (
-            None if row is None else AuthorityConfig(bytes(row[0]), row[1], row[2], row[3], row[4])
+            None
+            if row is None
+            else AuthorityConfig(bytes(row[0]), row[1], row[2], row[3], row[4], row[5])
         )
 
     def put_config(self, config: AuthorityConfig) -> None:
         self._db.execute(
-            "INSERT INTO authority VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO authority (identifier, name, credential_ttl, delegation_depth, "
+            "created_at, revocation_quota) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 config.identifier,
                 config.name,
                 config.credential_ttl,
                 config.delegation_depth,
                 config.created_at,
+                config.revocation_quota,
             ),
         )
 
@@ -97,22 +111,93 @@ class SqliteAuthorityStore:
         )
         return [bytes(r[0]) for r in rows]
 
-    def append_revocation(self, make_entry: Callable[[int, bytes], tuple[bytes, bytes]]) -> int:
-        with self._db.transaction():  # BEGIN IMMEDIATE: concurrent appenders queue up
-            row = self._db.fetch_one("SELECT seq, head FROM revocations ORDER BY seq DESC LIMIT 1")
-            seq = 0 if row is None else row[0] + 1
-            entry, head = make_entry(seq, b"" if row is None else bytes(row[1]))
-            self._db.execute("INSERT INTO revocations VALUES (?, ?, ?)", (seq, entry, head))
-        return seq
+    def revocation_tip(self) -> tuple[int, bytes | None]:
+        row = self._db.fetch_one("SELECT seq, head FROM revocations ORDER BY seq DESC LIMIT 1")
+        return (0, None) if row is None else (row[0] + 1, bytes(row[1]))
 
-    def revocation_entries(self) -> list[bytes]:
-        return [
-            bytes(r[0]) for r in self._db.fetch_all("SELECT entry FROM revocations ORDER BY seq")
-        ]
+    def find_revocation(self, kind: int, target: bytes) -> int | None:
+        row = self._db.fetch_one(
+            "SELECT seq FROM revocations WHERE kind = ? AND target = ? AND kind < 3",
+            (kind, target),
+        )
+        return None if row is None else int(row[0])
 
-    def revocation_head(self) -> bytes | None:
-        row = self._db.fetch_one("SELECT head FROM revocations ORDER BY seq DESC LIMIT 1")
+    def latest_supersession(self, identifier: bytes) -> tuple[int, int] | None:
+        row = self._db.fetch_one(
+            "SELECT seq, changes FROM revocations WHERE kind = 3 AND target = ? "
+            "ORDER BY changes DESC LIMIT 1",
+            (identifier,),
+        )
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def charged_since(self, member: bytes, since: int) -> list[int]:
+        rows = self._db.fetch_all(
+            "SELECT revoked_at FROM revocations WHERE charged_to = ? AND revoked_at >= ? "
+            "ORDER BY revoked_at",
+            (member, since),
+        )
+        return [int(r[0]) for r in rows]
+
+    def add_revocation(self, record: RevocationRecord) -> None:
+        self._db.execute(
+            "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.seq,
+                record.entry,
+                record.head,
+                record.kind,
+                record.target,
+                record.revoked_at,
+                record.charged_to,
+                record.changes,
+                record.change_hash,
+            ),
+        )
+
+    def revocation_page(self, start: int, budget: int, cost: Callable[[bytes], int]) -> list[bytes]:
+        entries: list[bytes] = []
+        cursor = self._db.execute(
+            "SELECT entry FROM revocations WHERE seq >= ? ORDER BY seq", (start,)
+        )
+        try:
+            for (entry,) in cursor:
+                budget -= cost(entry)
+                if budget < 0 and entries:
+                    break
+                entries.append(bytes(entry))
+        finally:
+            cursor.close()
+        return entries
+
+    def revocation_rows(self, start: int) -> Iterator[FeedRow]:
+        return _rows(
+            self._db,
+            "SELECT seq, kind, target, changes, change_hash FROM revocations WHERE seq >= ? "
+            "ORDER BY seq",
+            (start,),
+        )
+
+    def head_at(self, count: int) -> bytes | None:
+        if count == 0:
+            return None
+        row = self._db.fetch_one("SELECT head FROM revocations WHERE seq = ?", (count - 1,))
         return None if row is None else bytes(row[0])
+
+
+def _rows(db: SqliteDatabase, sql: str, params: tuple[object, ...]) -> Iterator[FeedRow]:
+    """Feed rows (seq, kind, target, changes, change hash) of a query, streamed."""
+    cursor = db.execute(sql, params)
+    try:
+        for seq, kind, target, changes, change_hash in cursor:
+            yield (
+                seq,
+                kind,
+                bytes(target),
+                changes,
+                None if change_hash is None else bytes(change_hash),
+            )
+    finally:
+        cursor.close()
 
 
 def _member(row: tuple[bytes, bytes, bytes, int]) -> MemberRecord:
@@ -142,13 +227,49 @@ class SqliteCredentialStore:
             HeldCredential(bytes(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4]) for r in rows
         ]
 
-    def get_feed(self, authority: bytes) -> bytes | None:
-        row = self._db.fetch_one("SELECT feed FROM feeds WHERE authority = ?", (authority,))
-        return None if row is None else bytes(row[0])
+    def feed_state(self, authority: bytes) -> FeedState | None:
+        row = self._db.fetch_one(
+            "SELECT count, head, latest, issued_at FROM feed_state WHERE authority = ?",
+            (authority,),
+        )
+        return None if row is None else FeedState(authority, row[0], bytes(row[1]), row[2], row[3])
 
-    def put_feed(self, authority: bytes, feed: bytes, count: int, issued_at: int) -> None:
+    def extend_feed(self, state: FeedState, rows: list[FeedRow]) -> None:
+        with self._db.transaction():
+            if rows:
+                try:
+                    self._db.connection().executemany(
+                        "INSERT INTO feed_entries VALUES (?, ?, ?, ?, ?, ?)",
+                        [(state.authority, *row) for row in rows],
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise ConflictError(str(exc)) from exc
+                except sqlite3.Error as exc:
+                    raise StorageError(str(exc)) from exc
+            self._db.execute(
+                "INSERT OR REPLACE INTO feed_state VALUES (?, ?, ?, ?, ?)",
+                (state.authority, state.count, state.head, state.latest, state.issued_at),
+            )
+
+    def feed_rows(self, authority: bytes, start: int) -> Iterator[FeedRow]:
+        return _rows(
+            self._db,
+            "SELECT seq, kind, target, changes, change_hash FROM feed_entries "
+            "WHERE authority = ? AND seq >= ? ORDER BY seq",
+            (authority, start),
+        )
+
+    def announced(self, identifier: bytes, authority: bytes) -> int:
+        row = self._db.fetch_one(
+            "SELECT changes FROM announcements WHERE identifier = ? AND authority = ?",
+            (identifier, authority),
+        )
+        return 1 if row is None else int(row[0])
+
+    def set_announced(self, identifier: bytes, authority: bytes, changes: int) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO feeds VALUES (?, ?, ?, ?)", (authority, feed, count, issued_at)
+            "INSERT OR REPLACE INTO announcements VALUES (?, ?, ?)",
+            (identifier, authority, changes),
         )
 
     def trust_authority(self, identifier: bytes, address: str, now: int) -> None:

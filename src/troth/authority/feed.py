@@ -1,0 +1,194 @@
+"""The authority's side of its revocation feed (docs/credentials.md, "Revocation is real"):
+appends that are idempotent, bounded and charged to a member's quota, and signed pages.
+
+- Revoking what is already revoked (same kind and target) appends nothing and answers the
+  existing entry's sequence number.
+- Every entry a member causes (a link revocation under its credential, a supersession of its
+  history) is charged to it: at most `quota` per REVOCATION_QUOTA_WINDOW. The authority's own
+  revocations are not charged.
+- An entry that would break a limit (entry size, feed length) is refused, never written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Final
+
+from troth import limits
+from troth.credentials import (
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    VerifiedFeed,
+    build_page,
+    feed_genesis,
+    next_head,
+)
+from troth.credentials.revocation import entry_cost, feed_from_store, page_entry_budget
+from troth.errors import AuthorityError, AuthorityFailure
+from troth.identity import Identifier, Signer, VerifiedIdentity
+from troth.storage import AuthorityStore, RevocationRecord
+
+__all__ = ["AuthorityFeed"]
+
+_A = AuthorityFailure
+_ONCE: Final = (RevocationKind.CREDENTIAL, RevocationKind.IDENTITY)  # one entry per target
+
+
+class AuthorityFeed:
+    """Appends to and pages of one authority's feed, over its store."""
+
+    def __init__(self, store: AuthorityStore, authority: Identifier, quota: int) -> None:
+        self.store = store
+        self.authority = authority
+        self.quota = quota
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def revoke(
+        self,
+        kind: RevocationKind,
+        target: bytes,
+        *,
+        by: Identifier,
+        now: int,
+        reason: str = "",
+        charged_to: Identifier | None = None,
+    ) -> int:
+        """Revoke a credential or an identity (idempotent); returns the entry's seq."""
+        return self.revoke_many(
+            kind, [target], by=by, now=now, reason=reason, charged_to=charged_to
+        )[0]
+
+    def revoke_many(
+        self,
+        kind: RevocationKind,
+        targets: Iterable[bytes],
+        *,
+        by: Identifier,
+        now: int,
+        reason: str = "",
+        charged_to: Identifier | None = None,
+    ) -> list[int]:
+        """Revoke many targets in one transaction (the bulk path: one commit for all); returns
+        each target's seq, existing or new. All are appended, or none."""
+        if kind not in _ONCE:
+            raise ValueError("revoke_many takes credentials or identities")
+        seqs: list[int] = []
+        with self.store.transaction():
+            count, head = self.store.revocation_tip()
+            fresh: dict[bytes, int] = {}
+            for target in targets:
+                seq = fresh.get(target)
+                if seq is None:
+                    seq = self.store.find_revocation(kind, target)
+                if seq is None:
+                    if charged_to is not None:
+                        self._charge(charged_to, now)
+                    entry = RevocationEntry(count, kind, target, by, now, reason)
+                    head = self._write(entry, head, charged_to)
+                    seq = fresh[target] = count
+                    count += 1
+                seqs.append(seq)
+        return seqs
+
+    def supersede(
+        self, identity: VerifiedIdentity, *, now: int, charged_to: Identifier | None = None
+    ) -> int | None:
+        """Publish that `identity`'s history (as the authority now stores it) supersedes every
+        shorter or different one, unless an entry already says as much; charged to
+        `charged_to` (default: the identity itself). Returns the newest supersession's seq
+        (None for a one-change history)."""
+        changes = len(identity.changes)
+        if changes < 2:
+            return None
+        digest = identity.identifier.digest
+        with self.store.transaction():
+            published = self.store.latest_supersession(digest)
+            if published is not None and published[1] >= changes:
+                return published[0]
+            payer = charged_to or identity.identifier
+            self._charge(payer, now)
+            count, head = self.store.revocation_tip()
+            entry = RevocationEntry(
+                count,
+                RevocationKind.SUPERSEDED,
+                digest,
+                identity.identifier,
+                now,
+                "",
+                Supersession(changes, identity.current_change_hash),
+            )
+            self._write(entry, head, payer)
+        return count
+
+    def _charge(self, member: Identifier, now: int) -> None:
+        """Refuse when `member` already caused `quota` entries within the window."""
+        since = now - limits.REVOCATION_QUOTA_WINDOW + 1
+        charged = self.store.charged_since(member.digest, since)
+        if len(charged) >= self.quota:
+            wait = charged[len(charged) - self.quota] + limits.REVOCATION_QUOTA_WINDOW - now
+            raise AuthorityError(
+                _A.QUOTA_EXCEEDED,
+                f"{member} may cause {self.quota} feed entries per hour; "
+                f"try again in {max(1, math.ceil(wait / 60))} min",
+            )
+
+    def _write(
+        self, entry: RevocationEntry, head: bytes | None, charged_to: Identifier | None
+    ) -> bytes:
+        """Check the limits, then store `entry` after `head`; returns the new head."""
+        if entry.seq >= limits.MAX_FEED_ENTRIES:
+            raise AuthorityError(_A.FEED_LIMIT, f"the feed holds {limits.MAX_FEED_ENTRIES} entries")
+        encoded = entry.encode()
+        if len(encoded) > limits.MAX_REVOCATION_ENTRY_BYTES:
+            raise AuthorityError(_A.FEED_LIMIT, f"an entry of {len(encoded)} bytes")
+        new_head = next_head(head or feed_genesis(self.authority), encoded)
+        self.store.add_revocation(
+            RevocationRecord(
+                entry.seq,
+                encoded,
+                new_head,
+                int(entry.kind),
+                entry.target,
+                entry.revoked_at,
+                None if charged_to is None else charged_to.digest,
+                None if entry.extra is None else entry.extra.changes,
+                None if entry.extra is None else entry.extra.change_hash,
+            )
+        )
+        return new_head
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def held(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
+        """The whole feed as the authority's own verified view, read from its store (nothing to
+        verify: the store is where the feed is made), current as of `now`; only the entries
+        after `previous` are read."""
+        with self.store.transaction():  # one snapshot
+            count, head = self.store.revocation_tip()
+            start = 0 if previous is None or previous.count > count else previous.count
+            return feed_from_store(
+                self.authority,
+                count=count,
+                head=head or feed_genesis(self.authority),
+                latest=count,
+                issued_at=now,
+                rows=self.store.revocation_rows(start),
+                previous=None if start == 0 else previous,
+            )
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    def page(self, signer: Signer, *, since: int, now: int) -> bytes:
+        """One signed page from entry `since` (at most MAX_FEED_PAGE_BYTES, at least one entry
+        when there are any; none when `since` is the end: a signed "up to date")."""
+        with self.store.transaction():  # one snapshot: entries, heads and the latest count
+            latest, _ = self.store.revocation_tip()
+            if not 0 <= since <= latest:
+                raise AuthorityError(_A.REQUEST_INVALID, f"the feed has {latest} entries")
+            budget = page_entry_budget(signer.identity.history)
+            entries = self.store.revocation_page(since, budget, entry_cost)
+            head = self.store.head_at(since + len(entries)) or feed_genesis(self.authority)
+        return build_page(signer, entries, start=since, head=head, latest=latest, now=now)
