@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import json
 import tracemalloc
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from troth import limits
 from troth.encoding import cbor
+from troth.encoding.ijson import MAX_SAFE_INTEGER, load_json
 from troth.errors import DecodeError, DecodeProblem
 
 SCALARS = (
@@ -273,3 +275,99 @@ def test_header_checks() -> None:
         with pytest.raises(DecodeError) as caught:
             cbor.expect_header(["t", version], "t", 1, "doc")
         assert caught.value.problem is DecodeProblem.UNKNOWN_VERSION
+
+
+# -- I-JSON (RFC 7493): the JSON loader ---------------------------------------------------------
+
+JSON_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=20).filter(
+    lambda t: not any(0xFDD0 <= ord(c) <= 0xFDEF or ord(c) & 0xFFFE == 0xFFFE for c in t)
+)
+JSON_SCALARS = (
+    st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | JSON_TEXT
+    | st.booleans()
+    | st.none()
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(JSON_TEXT, children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def load(text: str | bytes, max_bytes: int = 4096) -> Any:
+    return load_json(text.encode() if isinstance(text, str) else text, max_bytes=max_bytes)
+
+
+@given(JSON_VALUES)
+def test_ijson_round_trip(value: Any) -> None:
+    assert load(json.dumps(value), max_bytes=1 << 20) == value
+
+
+@given(st.binary(max_size=200))
+def test_ijson_arbitrary_bytes_raise_only_decode_error(data: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        load(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ('{"issuer": "a", "issuer": "b"}', "duplicate member name 'issuer'"),  # §2.3
+        ('[{"a": {"x": 1, "y": 2, "x": 3}}]', "duplicate member name 'x'"),  # nested
+        ('"\\ud800"', "U+D800"),  # lone high surrogate (§2.1)
+        ('"a\\udfffb"', "U+DFFF"),  # lone low surrogate
+        ('{"\\ud83d": 1}', "U+D83D"),  # in a member name
+        ('"\\ufdd0"', "U+FDD0"),  # noncharacter
+        ('["\\uffff"]', "U+FFFF"),
+        ("NaN", "NaN is not a JSON number"),
+        ("[-Infinity]", "-Infinity is not a JSON number"),
+        ("1e400", "beyond an IEEE 754 double"),
+        ("9007199254740992", "outside"),  # 2**53
+        ("-9007199254740992", "outside"),
+        ("1" * 5000, "outside"),  # refused before int() parses 5,000 digits
+        ("[" * 33 + "]" * 33, "nested deeper than 32"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 32"),  # past the C recursion limit
+        ('{"a": 1} x', "not JSON"),
+        ("", "not JSON"),
+    ],
+)
+def test_ijson_rejections(text: str, detail: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        load(text, max_bytes=1 << 20)
+    assert detail in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (b"\xef\xbb\xbf{}", "BOM"),
+        (b'"\xed\xa0\x80"', "not UTF-8"),  # an encoded surrogate (CESU-8)
+        (b'"\xff"', "not UTF-8"),
+        (b'"\x00\x00\x00a"', "not JSON"),  # control characters in a string
+        ('{"a": "é"}'.encode("utf-16"), "not UTF-8"),
+    ],
+)
+def test_ijson_encoding_rejections(data: bytes, detail: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        load(data)
+    assert detail in str(caught.value)
+
+
+def test_ijson_accepts_the_edges() -> None:
+    assert load("9007199254740991") == MAX_SAFE_INTEGER
+    assert load("-9007199254740991") == -MAX_SAFE_INTEGER
+    assert load('"\\ud83d\\ude00"') == "\U0001f600"  # a surrogate pair is one code point
+    assert load("[" * 32 + "]" * 32) == json.loads("[" * 32 + "]" * 32)
+    assert load("1.5e300") == 1.5e300
+
+
+def test_ijson_size_cap() -> None:
+    document = json.dumps({"a": "x" * 100}).encode()
+    with pytest.raises(DecodeError) as caught:
+        load_json(document, max_bytes=len(document) - 1)
+    assert caught.value.problem is DecodeProblem.OVER_LIMIT
+    assert load_json(document, max_bytes=len(document)) == {"a": "x" * 100}

@@ -102,7 +102,10 @@ def _ticket_text(argument: str) -> str:
     if argument.startswith(TICKET_PREFIX):
         return argument
     if argument != "-" and not _exists(argument):  # never echo it: it may be a ticket
-        raise DecodeError(f"not a troth ticket (nor {TICKET_PREFIX}..., nor -, nor a file)")
+        raise DecodeError(
+            f"not a troth ticket (it does not start with {TICKET_PREFIX}, is not -, "
+            "and names no file)"
+        )
     data = read_input(argument, limits.MAX_TICKET_TEXT, "ticket")
     try:
         return data.decode("ascii").strip()
