@@ -14,6 +14,7 @@ import rfc8785
 from tests.conftest import NOW
 from tests.support.fixed_vault import FixedKeyVault
 from tests.support.parties import Party, make_party, verified_feed
+from tests.vectors.vc.generate import build as build_troth_vc
 from troth.credentials import Attributes, TrustPolicy, VerifiedFeed
 from troth.credentials.vc import (
     did_key_resolver,
@@ -27,7 +28,7 @@ from troth.credentials.vc import (
 from troth.crypto import KeyType, sha256
 from troth.crypto.private import PrivateKey, generate_private_key, load_private_key
 from troth.errors import CredentialError, CredentialFailure
-from troth.identity import Identifier, IdentityService
+from troth.identity import Identifier, IdentityService, verify_history
 from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
 
@@ -403,3 +404,22 @@ def test_vc_shape_checked_on_the_signed_document() -> None:
         {"validUntil": "tomorrow"},
     ):
         rejects(F.MALFORMED, lambda c=change: world.verify(world.resigned({**unsecured, **c})))
+
+
+TROTH_VC: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "vectors" / "vc" / "troth_vc.json").read_text()
+)["vectors"]
+
+
+def test_troth_vc_vector_regenerates_byte_for_byte() -> None:
+    assert build_troth_vc() == TROTH_VC
+
+
+def test_troth_vc_vector_verifies() -> None:
+    at = TROTH_VC["created_at"]
+    authority = verify_history(bytes.fromhex(TROTH_VC["authority_history"]), now=at)
+    document = TROTH_VC["document"]
+    verify_eddsa_jcs_2022(document, troth_resolver(authority, at=at))
+    assert vc_credential_hash(document["id"]).hex() == TROTH_VC["credential_hash"]
+    assert document["credentialStatus"]["credentialHash"] == TROTH_VC["credential_hash"]
+    assert document["credentialStatus"]["revocationFeed"] == authority.identifier.did
