@@ -223,14 +223,9 @@ def test_vc_export_and_verify(world: dict[str, str], tmp_path: Path) -> None:
     assert report["subject"] == "did:troth:" + world["customer"][1:]
     history = tmp_path / "acme.history"
     run("identity", "export", "acme", "--node", "acme", "--out", str(history))
-    verify(
-        world,
-        str(vc),
-        "--format",
-        "vc",
-        "--issuer-history",
-        str(history),
-    )
+    feed = tmp_path / "acme.feed"
+    run("revocations", "show", "--authority", "acme", "--out", str(feed))
+    verify(world, str(vc), "--format", "vc", "--issuer-history", str(history), "--feed", str(feed))
     document["credentialSubject"]["attributes"]["orders.access"] = ["admin"]
     vc.write_text(json.dumps(document))
     report = verify(world, str(vc), "--format", "vc", "--authority", "acme", code=1)

@@ -86,7 +86,7 @@ def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, troth_home:
     run("identity", "create", "--name", "BAD", code=2)
     run("identity", "create", "--key-type", "rsa", code=2)  # click usage error
     missing = tmp_path / "missing"
-    run("identity", "verify", str(missing), code=2)
+    run("identity", "verify", str(missing), code=4)  # I/O: the input could not be read
     garbage = tmp_path / "garbage"
     garbage.write_bytes(b"\xff\x01")
     assert run_json("identity", "verify", str(garbage), code=1)["reason"] == "malformed"

@@ -92,3 +92,19 @@ refuses to send more. Everything the protocol sends fits: a feed page (512 KiB),
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64
 """Longest node or identity name."""
+
+# -- input files and JSON documents (troth.cli.common.read_input, troth.encoding.ijson) -------
+# A file is read up to its cap (one byte more tells it is larger) before anything parses it.
+# Binary inputs reuse their format's limit: a history file MAX_IDENTITY_HISTORY_BYTES, a chain
+# file MAX_CHAIN_BYTES; a feed file is read one page at a time (each at most
+# MAX_FEED_PAGE_BYTES, its size known from its first bytes before it is read).
+MAX_TICKET_TEXT: Final = 2 * MAX_TICKET_BYTES
+"""Longest ticket text read from a file or stdin (its base64url is 4/3 of MAX_TICKET_BYTES)."""
+MAX_VC_BYTES: Final = 64 * 1024
+"""Largest W3C VC (JSON) a verifier reads; troth's exports stay under MAX_CREDENTIAL_BYTES x 4."""
+MAX_VC_PROOFS: Final = 8
+"""Most proofs in a VC's proof set (Data Integrity §2.1.1)."""
+MAX_NODE_FILE_BYTES: Final = 64 * 1024
+"""Largest node.json or status.json (a few hundred bytes in practice)."""
+MAX_JSON_DEPTH: Final = 32
+"""Deepest nesting of JSON arrays and objects (a VC uses 5)."""

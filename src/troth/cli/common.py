@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,8 +37,28 @@ def open_cli_node(name: str) -> Node:
     return open_node(name, home=home(), create_default=True)
 
 
-def read_input_file(path: str) -> bytes:
-    return Path(path).read_bytes()
+INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
+"""The click type of an input file argument: a file path, or `-` for stdin."""
+
+
+def read_input(path: str, limit: int, what: str) -> bytes:
+    """The bytes of input file `path` (`-`: stdin), read up to `limit` before anything parses
+    them: a larger input (`/dev/zero`) fails at once, after reading limit + 1 bytes.
+
+    Failures are `OSError` (exit 4, I/O): the input was not read, so there is no verdict on it
+    (exit 1 means "read, and invalid")."""
+    data: bytes
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as file:
+                data = file.read(limit + 1)
+    except OSError as exc:
+        raise OSError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise OSError(f"{what} {path}: file is larger than {limit} bytes")
+    return data
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}

@@ -13,19 +13,22 @@ from typing import Any
 
 import click
 
+from troth import limits
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, refresh_request, revoke_request, ticket_authority
+from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
+    INPUT_FILE,
     duration_option,
     home,
     node_option,
     open_authority_node,
     open_cli_node,
-    read_input_file,
+    read_input,
     write_output,
 )
-from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
+from troth.cli.output import EXIT_INVALID, Reporter, escape_text, invalid_object, json_command, kv
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -38,8 +41,14 @@ from troth.credentials import (
     verify_pages,
     write_page_sequence,
 )
-from troth.credentials.vc import export_credential_vc, troth_resolver, verify_eddsa_jcs_2022
+from troth.credentials.vc import (
+    export_credential_vc,
+    vc_credential_hash,
+    vc_issuer,
+    verify_troth_vc,
+)
 from troth.credentials.wallet import next_page
+from troth.encoding.ijson import load_json
 from troth.errors import (
     ConfigError,
     CredentialError,
@@ -86,14 +95,47 @@ def _local_authority(stack: ExitStack, node: Node, identifier: Identifier) -> Au
     raise NotFound(f"no node on this machine hosts authority {identifier}")
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:  # e.g. a name too long to be a file's
+        return False
+
+
+def _ticket_text(argument: str) -> str:
+    """TICKET as given: the ticket itself (`troth-ticket:...`), `-` (read from stdin) or a file
+    holding it (read with a cap), so the ticket need not appear in the process list."""
+    if argument.startswith(TICKET_PREFIX):
+        return argument
+    if argument != "-" and not _exists(argument):  # never echo it: it may be a ticket
+        raise DecodeError(
+            f"not a troth ticket (it does not start with {TICKET_PREFIX}, is not -, "
+            "and names no file)"
+        )
+    data = read_input(argument, limits.MAX_TICKET_TEXT, "ticket")
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise DecodeError("not a troth ticket (not ASCII text)") from None
+
+
+def _parse_ticket(text: str) -> Ticket:
+    try:
+        return Ticket.parse(text)
+    except DecodeError as exc:
+        raise DecodeError(f"not a troth ticket ({exc})", exc.problem) from None
+
+
 @click.command("enroll")
 @click.argument("ticket")
 @click.option("--identity", "identity_name", required=True, help="The local identity to enroll.")
 @node_option
 @json_command
 def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
-    """Redeem TICKET: the authority makes IDENTITY a member and issues its credential."""
-    parsed = Ticket.parse(ticket)
+    """Redeem TICKET (the ticket, `-` to read it from stdin, or a file holding it): the
+    authority makes IDENTITY a member and issues its credential."""
+    ticket = _ticket_text(ticket)
+    parsed = _parse_ticket(ticket)
     now = CLOCK.now()
     if parsed.address.startswith("/"):  # over the network: a secure channel to the authority
         from troth.cli.network_cmds import _ask
@@ -139,7 +181,7 @@ def show(ref: str, node_name: str, reporter: Reporter) -> None:
     """Show a chain FILE, or the credentials local identity NAME holds (structure only)."""
     with open_cli_node(node_name) as node:
         if Path(ref).is_file():
-            data: Any = _summary(read_input_file(ref), node)
+            data: Any = _summary(read_input(ref, limits.MAX_CHAIN_BYTES, "chain"), node)
             reporter.result(data, json.dumps(data, indent=2))
             return
         rows = [_summary(h.chain, node) for h in node.wallet.held(ref)]
@@ -173,17 +215,32 @@ def export(
         with open_authority_node(authority_name) as node:
             authority = node.authority()
             member = authority.member(Identifier.parse(subject))
+            valid_until = now + authority.config.credential_ttl
             document = export_credential_vc(
                 authority.signer(now),
                 credential_id=os.urandom(16),
                 subject=member.identifier,
                 attributes=member.attributes,
                 valid_from=now,
-                valid_until=now + authority.config.credential_ttl,
+                valid_until=valid_until,
                 now=now,
             )
+            # issued to the member before it leaves this process: removing the member
+            # revokes it like the member's CBOR credentials
+            credential_hash = vc_credential_hash(document["id"])
+            authority.store.record_issued(
+                credential_hash, member.identifier.digest, valid_until, now
+            )
         write_output(out, json.dumps(document, indent=2).encode() + b"\n")
-        reporter.result({"file": out, "format": "vc", "id": document["id"]}, f"wrote {out}")
+        reporter.result(
+            {
+                "file": out,
+                "format": "vc",
+                "id": document["id"],
+                "credential_hash": credential_hash.hex(),
+            },
+            f"wrote {out} (revoke with: troth revoke credential {credential_hash.hex()})",
+        )
         return
     if not identity_name:
         raise ValueError("--format cbor needs --identity")
@@ -196,14 +253,15 @@ def export(
 
 
 @credential_group.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=INPUT_FILE)
 @click.option("--identity", "identity_name", required=True)
 @node_option
 @json_command
 def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
     """Hold a chain delegated to a local identity (so it can use or delegate it further)."""
+    data = read_input(file, limits.MAX_CHAIN_BYTES, "chain")
     with open_cli_node(node_name) as node:
-        held = node.wallet.hold(identity_name, read_input_file(file), now=CLOCK.now())
+        held = node.wallet.hold(identity_name, data, now=CLOCK.now())
     reporter.result(held.to_json(), f"{identity_name} now holds a {len(held.links)}-link chain")
 
 
@@ -359,7 +417,7 @@ def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | V
 
 
 @credential_group.command("verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=INPUT_FILE)
 @click.option(
     "--trust", "trusted", multiple=True, required=True, help="A trusted authority identifier."
 )
@@ -372,16 +430,14 @@ def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | V
 @click.option(
     "--authority",
     "authority_name",
-    help="Take the feed (or, for a VC, the history) from this local authority.",
+    help="Take the feed (and, for a VC, the issuer's history) from this local authority.",
 )
 @duration_option("--max-feed-age", default="5m", show_default=True)
 @click.option("--presenter", help="The identity presenting the chain (default: its last subject).")
 @click.option(
     "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True
 )
-@click.option(
-    "--issuer-history", type=click.Path(exists=True, dir_okay=False), help="With --format vc."
-)
+@click.option("--issuer-history", type=INPUT_FILE, help="With --format vc.")
 @click.option(
     "--no-store",
     is_flag=True,
@@ -410,11 +466,15 @@ def verify(
     the feed), unless --no-store."""
     now = CLOCK.now()
     anchors = frozenset(Identifier.parse(t) for t in trusted)
-    data = read_input_file(file)
+    limit = limits.MAX_VC_BYTES if fmt == "vc" else limits.MAX_CHAIN_BYTES
+    data = read_input(file, limit, "credential")
     try:
         if fmt == "vc":
-            result = _verify_vc(data, anchors, authority_name, issuer_history, now)
-            reporter.result(result, "valid\n" + json.dumps(result, indent=2))
+            policy = TrustPolicy(anchors, max_feed_staleness=max_feed_age)
+            result = _verify_vc(data, policy, authority_name, issuer_history, feed_files, now)
+            human = {**result, "attributes": json.dumps(result["attributes"])}
+            del human["valid"]
+            reporter.result(result, "valid\n" + kv(human))
             return
         with ExitStack() as stack:
             node = None if no_store else stack.enter_context(open_cli_node(node_name))
@@ -434,11 +494,11 @@ def verify(
     for link in verified.links:
         lines.append(f"  link {link.index}: {link.issuer} -> {link.subject}")
         if link.purpose:
-            lines.append(f"          purpose: {link.purpose}")
+            lines.append(f"          purpose: {escape_text(link.purpose)}")
         attributes = json.dumps(link.attributes.to_json())
         lines.append(f"          attributes: {attributes}, expires {link.expires_at}")
         for caveat in link.caveats:
-            lines.append(f"          caveat: {caveat}")
+            lines.append(f"          caveat: {escape_text(caveat)}")
     lines.append(f"  effective attributes: {json.dumps(verified.attributes.to_json())}")
     lines.append(f"  window: {verified.not_before} .. {verified.expires_at}")
     reporter.result(result, "\n".join(lines))
@@ -446,20 +506,23 @@ def verify(
 
 def _verify_vc(
     data: bytes,
-    anchors: frozenset[Identifier],
+    policy: TrustPolicy,
     authority_name: str | None,
     issuer_history: str | None,
+    feed_files: tuple[str, ...],
     now: int,
 ) -> dict[str, Any]:
+    """Verify a troth VC: proofs, window and revocation status against the issuer's feed
+    (`--authority` or `--feed`), like a chain. Raises CredentialError when it is not valid."""
     try:
-        document = json.loads(data)
-        issuer = Identifier.parse(document["issuer"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CredentialError(CredentialFailure.MALFORMED, f"not a troth VC: {exc}") from None
-    if issuer not in anchors:
+        document = load_json(data, max_bytes=limits.MAX_VC_BYTES, what="VC")
+    except DecodeError as exc:
+        raise CredentialError(CredentialFailure.MALFORMED, str(exc)) from None
+    issuer = vc_issuer(document)
+    if issuer not in policy.anchors:
         raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, str(issuer))
     if issuer_history:
-        history = read_input_file(issuer_history)
+        history = read_input(issuer_history, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
     elif authority_name:
         with open_authority_node(authority_name) as node:
             history = node.authority().history()
@@ -467,29 +530,13 @@ def _verify_vc(
         raise ValueError(
             "a VC needs its issuer's history: --issuer-history FILE or --authority NAME"
         )
-    identity = verify_history(history, now=now)
-    if identity.identifier != issuer:
-        raise CredentialError(CredentialFailure.ISSUER_INVALID, "the history is not the issuer's")
-    unsecured = verify_eddsa_jcs_2022(document, troth_resolver(identity, at=now))
-    if "validFrom" in unsecured and _parse_time(unsecured["validFrom"]) > now + 60:
-        raise CredentialError(CredentialFailure.NOT_YET_VALID, unsecured["validFrom"])
-    if "validUntil" in unsecured and _parse_time(unsecured["validUntil"]) <= now:
-        raise CredentialError(CredentialFailure.EXPIRED, unsecured["validUntil"])
-    return {
-        "valid": True,
-        "issuer": str(issuer),
-        "subject": unsecured["credentialSubject"]["id"],
-        "attributes": unsecured["credentialSubject"].get("attributes", {}),
-    }
-
-
-def _parse_time(text: str) -> int:
-    from datetime import datetime
-
     try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        raise CredentialError(CredentialFailure.MALFORMED, f"bad date {text!r}") from None
+        identity = verify_history(history, now=now)
+    except IdentityError as exc:
+        raise CredentialError(CredentialFailure.ISSUER_INVALID, str(exc)) from None
+    feeds = _load_feeds(feed_files, authority_name, policy.anchors, now, policy.max_feed_staleness)
+    verified = verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
+    return verified.to_json()
 
 
 @click.group("revoke")
@@ -533,7 +580,7 @@ def revoke_identity(identifier: str, authority_name: str, reason: str, reporter:
 
 @revoke_group.command("link")
 @click.argument("credential_id")
-@click.option("--chain", "chain_file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--chain", "chain_file", required=True, type=INPUT_FILE)
 @click.option(
     "--by", "by_name", required=True, help="The local identity revoking (an upstream issuer)."
 )
@@ -553,7 +600,7 @@ def revoke_link(
     """A delegator revokes a link it (or an upstream link) issued: descendants die,
     siblings live."""
     now = CLOCK.now()
-    chain = read_input_file(chain_file)
+    chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
         authority = _authority_on(stack, node, authority_name)

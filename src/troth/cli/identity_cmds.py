@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
+from troth import limits
 from troth.authority.client import rotated_request
-from troth.cli.common import CLOCK, node_option, open_cli_node, read_input_file
+from troth.cli.common import CLOCK, INPUT_FILE, node_option, open_cli_node, read_input
 from troth.cli.credential_cmds import _local_authority
 from troth.cli.network_cmds import _ask
 from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
@@ -176,12 +177,12 @@ def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
 
 
 @identity_group.command("verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=INPUT_FILE)
 @click.option("--node", "node_name", help="Also require an extension of this node's stored copy.")
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
     """Verify a change history file: exit 0 if valid, 1 with the reason if not."""
-    data = read_input_file(file)
+    data = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
     try:
         identity = verify_history(data, now=CLOCK.now())
         if node_name is not None:
@@ -195,13 +196,14 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
 
 
 @identity_group.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=INPUT_FILE)
 @node_option
 @json_command
 def import_(file: str, node_name: str, reporter: Reporter) -> None:
     """Store a verified history; a known identity accepts only an extension (no fork/rollback)."""
+    history = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
     with open_cli_node(node_name) as node:
-        identity = node.identities.import_history(read_input_file(file), now=CLOCK.now())
+        identity = node.identities.import_history(history, now=CLOCK.now())
     data = describe(identity)
     del data["name"]
     reporter.result(data, kv(data))

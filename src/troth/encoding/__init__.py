@@ -1,4 +1,5 @@
-"""Canonical CBOR for troth's own formats: deterministic encoding, strict bounded decoding."""
+"""troth's encodings: canonical CBOR (deterministic encoding, strict bounded decoding) and the
+I-JSON loader (`troth.encoding.ijson`) for JSON input."""
 
 from troth.encoding.cbor import (
     decode,

@@ -1,21 +1,34 @@
 """Deterministic CBOR (RFC 8949) over cbor2, and the one strict decoder every format uses.
 
-Encoding is cbor2's canonical mode: shortest-form integers and lengths, definite lengths only,
-map keys in length-first order (RFC 8949 §4.2.3, the RFC 7049 canonical order).
+troth's documents use a subset of CBOR: integers (-2**64 <= n < 2**64), byte strings, text
+strings, arrays, maps keyed by text strings, and the simple values false, true and null; no
+tags, floats, undefined or other simple values, no indefinite lengths.
+
+Encoding is RFC 8949 §4.2.1 core deterministic encoding: shortest-form arguments, definite
+lengths, map keys sorted bytewise by their encoded form. With text keys only this is the same
+byte order as §4.2.3 length-first (an encoded text key begins with its length), which is what
+cbor2's canonical mode writes. `encode` refuses any value outside the subset (its output would
+not decode), raising `DecodeError`.
 
 Decoding accepts exactly the documents that encoding produces, so each value has one byte form
-and a signed body can never be re-encoded into something else:
-- integers (|n| < 2**64), byte strings, text strings, arrays, maps keyed by integers or text,
-  booleans and null; no tags, floats, undefined or simple values;
-- no indefinite lengths, no duplicate map keys, no trailing bytes, no non-shortest forms;
-- at most `limits.MAX_CBOR_BYTES` bytes, `MAX_CBOR_DEPTH` levels and `MAX_CBOR_ITEMS` items.
-Any failure raises `DecodeError`, never another exception.
+and a signed body can never be re-encoded into something else. Before cbor2 materialises
+anything, `_scan` walks the initial bytes and arguments only (a validator of the header
+structure, not a second decoder) and refuses, in one bounded pass over the bytes:
+- more than `max_items` data items (counted from the declared lengths, so a 16 MiB array of
+  empty arrays is refused at its first header), nesting deeper than `max_depth`;
+- indefinite lengths, tags, floats, simple values other than false/true/null, reserved
+  additional-information values;
+- arguments not in shortest form, map keys that are not text, or not in strictly increasing
+  bytewise order (so also no duplicates), lengths past the end, and trailing bytes.
+What the scan accepts is then canonical by construction; cbor2 only checks UTF-8. At most
+`limits.MAX_CBOR_BYTES` bytes unless the caller sets another limit. Any failure raises
+`DecodeError`, never another exception.
 """
 
 from __future__ import annotations
 
-import itertools
-from typing import Any, NoReturn
+import sys
+from typing import Any, Final
 
 import cbor2
 
@@ -32,20 +45,37 @@ __all__ = [
     "expect_text",
 ]
 
-_INT_BOUND = 1 << 64
-_SCALAR_TYPES = frozenset({bytes, str, bool, type(None)})
+_SHORTEST: Final = (24, 1 << 8, 1 << 16, 1 << 32)  # smallest argument for info 24, 25, 26, 27
+_FALSE_TRUE_NULL: Final = frozenset({0xF4, 0xF5, 0xF6})
+_TAG_NAMES: Final = {
+    0: "a date/time (tag 0)",
+    1: "a date/time (tag 1)",
+    2: "an integer of 2**64 or more (bignum, tag 2)",
+    3: "an integer below -2**64 (bignum, tag 3)",
+    4: "a decimal (tag 4)",
+    258: "a set (tag 258)",
+}
+_MAJOR7_NAMES: Final = {
+    0xF7: "undefined",
+    0xF9: "a float",
+    0xFA: "a float",
+    0xFB: "a float",
+}
 
 
 def encode(value: Any) -> bytes:
-    """Encode `value` deterministically. Raises `DecodeError` for values troth cannot encode."""
+    """Encode `value` deterministically (RFC 8949 §4.2.1). Raises `DecodeError` for a value
+    the decoder would refuse: floats, sets, integers outside [-2**64, 2**64), undefined, dates,
+    decimals or anything else cbor2 writes as a tag, and non-text map keys."""
     try:
-        return cbor2.dumps(value, canonical=True)
-    except (cbor2.CBOREncodeError, ValueError, TypeError) as exc:
+        data = cbor2.dumps(value, canonical=True)
+    except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"cannot encode value: {exc}") from exc
-
-
-def _reject_tag(decoder: object, tag: object) -> NoReturn:
-    raise DecodeError("CBOR tags are not allowed")
+    try:
+        _scan(data, sys.maxsize, sys.maxsize)
+    except DecodeError as exc:
+        raise DecodeError(f"cannot encode value: {exc}") from None
+    return data
 
 
 def decode(
@@ -65,93 +95,124 @@ def decode(
             f"document of {len(data)} bytes is over the limit of {max_bytes}",
             DecodeProblem.OVER_LIMIT,
         )
-    if not data:
-        raise DecodeError("empty document")
+    _scan(data, max_depth, max_items)
     try:
-        value = cbor2.loads(
-            data,
-            tag_hook=_reject_tag,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            max_depth=max_depth,
-        )
-    except DecodeError:
-        raise
-    except Exception as exc:  # cbor2 raises several types (and RecursionError); one error out
-        problem = DecodeProblem.OVER_LIMIT if "depth" in str(exc) else DecodeProblem.MALFORMED
-        raise DecodeError(f"malformed CBOR: {exc}", problem) from exc
-    text_keyed_maps = _check_items(value, max_depth, max_items)
-    # Maps whose text keys are already in canonical order re-encode the same either way, and
-    # cbor2's non-canonical mode skips the sort (half the cost); anything else takes the sort.
-    canonical = cbor2.dumps(value, canonical=not text_keyed_maps)
-    if canonical != data:
-        if data.startswith(canonical):
-            raise DecodeError(
-                f"{len(data) - len(canonical)} trailing bytes after the document",
-                DecodeProblem.TRAILING_BYTES,
-            )
-        raise DecodeError("not in canonical form", DecodeProblem.NON_CANONICAL)
-    return value
+        return cbor2.loads(data, allow_indefinite=False, allow_duplicate_keys=False)
+    except Exception as exc:  # after the scan only bad UTF-8 remains; one error type out
+        raise DecodeError(f"malformed CBOR: {exc}") from exc
 
 
-def _in_canonical_order(keys: list[Any]) -> bool:
-    """Whether text keys are in RFC 8949 §4.2.3 (length-first) order: for text keys, sorting by
-    (UTF-8 length, UTF-8 bytes) equals sorting by their encodings."""
-    encoded = [k.encode() for k in keys]
-    return all((len(a), a) < (len(b), b) for a, b in itertools.pairwise(encoded))
+def _scan(data: bytes, max_depth: int, max_items: int) -> None:
+    """Validate the header structure of one document (see the module docstring).
 
-
-def _check_items(value: Any, max_depth: int, max_items: int) -> bool:
-    """Walk the decoded value: allowed types only, integer range, depth and item count.
-
-    Hot path (every signed document is decoded through here): dispatch on exact types, and
-    only containers go on the stack. Returns whether every map has only text keys, already in
-    canonical order (so re-encoding needs no sort)."""
-    kind = type(value)
-    if kind in _SCALAR_TYPES:
-        return True
-    if kind is int:
-        if not -_INT_BOUND <= value < _INT_BOUND:
-            raise DecodeError("integer out of range")
-        return True
-    if kind is not list and kind is not dict:
-        raise DecodeError(f"CBOR type not allowed here: {kind.__name__}")
-    items = 1
-    ordered = True
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        container, depth = stack.pop()
-        if type(container) is dict:
-            keys = list(container)
-            for key in keys:
-                if type(key) is not str:
-                    if type(key) is not int:
-                        raise DecodeError("map keys must be integers or text")
-                    ordered = False
-            if ordered and not _in_canonical_order(keys):
-                ordered = False
-            elements = [*keys, *container.values()]
-        else:
-            elements = container
-        if not elements:
+    Hot path (every signed document passes here): one loop over the data items, locals only.
+    `remaining` counts the items left in the innermost open container (the document itself is
+    one item); in a map, an odd `remaining` after taking an item means the item is a key."""
+    end = len(data)
+    if not end:
+        raise DecodeError("empty document")
+    pos = 0
+    declared = 1
+    remaining = 1
+    in_map = False
+    previous_key = b""
+    stack: list[tuple[int, bool, bytes]] = []
+    depth = 0  # open containers (len(stack), kept as a local)
+    deepest = max_depth - 1  # open containers allowed around a non-empty one
+    while True:
+        if not remaining:
+            if not stack:
+                break
+            remaining, in_map, previous_key = stack.pop()
+            depth -= 1
             continue
-        if depth >= max_depth:
-            raise DecodeError(f"nested deeper than {max_depth}", DecodeProblem.OVER_LIMIT)
-        items += len(elements)
-        if items > max_items:
-            raise DecodeError(f"more than {max_items} data items", DecodeProblem.OVER_LIMIT)
-        for element in elements:
-            kind = type(element)
-            if kind in _SCALAR_TYPES:
-                continue
-            if kind is int:
-                if not -_INT_BOUND <= element < _INT_BOUND:
-                    raise DecodeError("integer out of range")
-            elif kind is list or kind is dict:
-                stack.append((element, depth + 1))
-            else:
-                raise DecodeError(f"CBOR type not allowed here: {kind.__name__}")
-    return ordered
+        if pos >= end:
+            raise DecodeError(f"document ends inside a data item (at byte {pos})")
+        initial = data[pos]
+        start = pos
+        pos += 1
+        major = initial >> 5
+        info = initial & 0x1F
+        if info < 24:
+            argument = info
+        elif info < 28:
+            if major >= 6:
+                raise _not_allowed(data, start)
+            size = 1 << (info - 24)
+            if pos + size > end:
+                raise DecodeError(f"document ends inside a data item (at byte {start})")
+            argument = int.from_bytes(data[pos : pos + size], "big")
+            pos += size
+            if argument < _SHORTEST[info - 24]:
+                raise DecodeError(
+                    f"argument not in shortest form (at byte {start})", DecodeProblem.NON_CANONICAL
+                )
+        elif info == 31:
+            raise DecodeError(f"indefinite lengths are not allowed (at byte {start})")
+        else:
+            raise DecodeError(f"reserved additional information {info} (at byte {start})")
+        remaining -= 1
+        if major == 3:
+            if argument > end - pos:
+                raise DecodeError(f"text string runs past the end (at byte {start})")
+            pos += argument
+            if in_map and remaining & 1:
+                key = data[start:pos]
+                if key <= previous_key:
+                    if key == previous_key:
+                        raise DecodeError(f"duplicate map key (at byte {start})")
+                    raise DecodeError(
+                        f"map keys not in canonical order (at byte {start})",
+                        DecodeProblem.NON_CANONICAL,
+                    )
+                previous_key = key
+            continue
+        if in_map and remaining & 1:
+            raise DecodeError(f"map keys must be text strings (at byte {start})")
+        if major < 2:  # unsigned and negative integers: always within [-2**64, 2**64)
+            continue
+        if major == 2:
+            if argument > end - pos:
+                raise DecodeError(f"byte string runs past the end (at byte {start})")
+            pos += argument
+            continue
+        if major < 6:  # array (4) or map (5)
+            if argument:
+                if major == 5:
+                    argument *= 2
+                declared += argument
+                if declared > max_items:
+                    raise DecodeError(f"more than {max_items} data items", DecodeProblem.OVER_LIMIT)
+                if depth >= deepest:
+                    raise DecodeError(f"nested deeper than {max_depth}", DecodeProblem.OVER_LIMIT)
+                stack.append((remaining, in_map, previous_key))
+                depth += 1
+                remaining = argument
+                in_map = major == 5
+                previous_key = b""
+            continue
+        if initial not in _FALSE_TRUE_NULL:
+            raise _not_allowed(data, start)
+    if pos != end:
+        raise DecodeError(
+            f"{end - pos} trailing bytes after the document", DecodeProblem.TRAILING_BYTES
+        )
+
+
+def _not_allowed(data: bytes, start: int) -> DecodeError:
+    """The error for a tag, float or simple value at `start` (cold path: names what it is)."""
+    initial = data[start]
+    if initial >> 5 == 6:
+        info = initial & 0x1F
+        if info < 24:
+            tag = info
+        else:
+            size = 1 << (info - 24)
+            tag = int.from_bytes(data[start + 1 : start + 1 + size], "big")
+        what = _TAG_NAMES.get(tag, f"tag {tag}")
+        return DecodeError(f"CBOR tags are not allowed: {what} (at byte {start})")
+    what = _MAJOR7_NAMES.get(initial, "a simple value")
+    return DecodeError(f"floats and simple values are not allowed: {what} (at byte {start})")
 
 
 # -- typed field access for format decoders ---------------------------------------------------
@@ -160,6 +221,7 @@ def _check_items(value: Any, max_depth: int, max_items: int) -> bool:
 
 
 def expect_array(value: Any, what: str, length: int | None = None) -> list[Any]:
+    """`value` as an array (of exactly `length` elements when given), else `DecodeError`."""
     if type(value) is not list:
         raise DecodeError(f"{what}: expected an array")
     if length is not None and len(value) != length:
@@ -168,6 +230,7 @@ def expect_array(value: Any, what: str, length: int | None = None) -> list[Any]:
 
 
 def expect_bytes(value: Any, what: str, length: int | None = None) -> bytes:
+    """`value` as a byte string (of exactly `length` bytes when given), else `DecodeError`."""
     if type(value) is not bytes:
         raise DecodeError(f"{what}: expected a byte string")
     if length is not None and len(value) != length:
@@ -176,6 +239,7 @@ def expect_bytes(value: Any, what: str, length: int | None = None) -> bytes:
 
 
 def expect_int(value: Any, what: str, minimum: int = 0) -> int:
+    """`value` as an integer (not a bool) of at least `minimum`, else `DecodeError`."""
     if type(value) is not int:
         raise DecodeError(f"{what}: expected an integer")
     if value < minimum:
@@ -184,6 +248,7 @@ def expect_int(value: Any, what: str, minimum: int = 0) -> int:
 
 
 def expect_text(value: Any, what: str) -> str:
+    """`value` as a text string, else `DecodeError`."""
     if type(value) is not str:
         raise DecodeError(f"{what}: expected a text string")
     return value

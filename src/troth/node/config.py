@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from troth.errors import ConfigError
+from troth import limits
+from troth.encoding.ijson import load_json
+from troth.errors import ConfigError, DecodeError
 
 __all__ = ["NodeConfig", "VaultKind"]
 
@@ -31,10 +33,12 @@ class NodeConfig:
     @classmethod
     def from_json(cls, data: bytes, path: Path) -> NodeConfig:
         try:
-            raw: dict[str, Any] = json.loads(data)
-            config = cls(**raw)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{path} is not a valid node configuration: {exc}") from exc
+            raw = load_json(data, max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(path))
+        except DecodeError as exc:
+            raise ConfigError(f"{path} is not a valid node configuration: {exc}") from None
+        if not isinstance(raw, dict) or not _typed_as_declared(raw):
+            raise ConfigError(f"{path} is not a valid node configuration: wrong fields or types")
+        config = cls(**raw)
         if config.version != 1 or config.vault not in ("software", "pkcs11"):
             raise ConfigError(f"{path}: unsupported configuration (version {config.version})")
         if config.vault == "pkcs11" and not (
@@ -44,3 +48,17 @@ class NodeConfig:
                 f"{path}: a pkcs11 vault needs pkcs11_module, token_label and pin_env"
             )
         return config
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    field.name: (int,) if field.name == "version" else (str, type(None))
+    for field in fields(NodeConfig)
+}
+
+
+def _typed_as_declared(raw: dict[str, Any]) -> bool:
+    """Whether `raw` names only NodeConfig's fields, each of its type (version an int, not a
+    bool or a float; the others text or null)."""
+    return all(
+        name in _FIELD_TYPES and type(value) in _FIELD_TYPES[name] for name, value in raw.items()
+    )

@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from troth import limits
 from troth.encoding import cbor
-from troth.errors import ConfigError, NotFound, RemoteError, TrothError
+from troth.encoding.ijson import load_json
+from troth.errors import ConfigError, DecodeError, NotFound, RemoteError, TrothError
 from troth.node.home import secure_dir, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.runtime import NodeRuntime
@@ -87,9 +89,13 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
     if not status_file.is_file():
         return {"name": name, "running": False}
     try:
-        status: dict[str, Any] = json.loads(status_file.read_text())
-        pid = int(status.get("pid", 0))
-    except (ValueError, TypeError):
+        status = load_json(
+            status_file.read_bytes(), max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(status_file)
+        )
+    except (DecodeError, OSError):
+        return {"name": name, "running": False}
+    pid = status.get("pid") if isinstance(status, dict) else None
+    if type(pid) is not int or pid <= 0:
         return {"name": name, "running": False}
     if not _is_our_node(pid, name):
         return {"name": name, "running": False, "stale_pid": pid}
