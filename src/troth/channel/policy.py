@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troth.channel.secure import VerifiedPeer
+from troth.channel.verification import VerifiedPeer
 from troth.credentials import Attributes
 from troth.identity import Identifier
 
@@ -14,12 +14,16 @@ __all__ = ["AllowIdentifiers", "AnyAuthenticatedIdentity", "AnyOf", "DenyAll", "
 
 
 class DenyAll:
+    """Admit nobody."""
+
     def admit(self, peer: VerifiedPeer) -> bool:
         return False
 
 
 @dataclass(frozen=True, slots=True)
 class AllowIdentifiers:
+    """Admit the peers with these identifiers."""
+
     identifiers: frozenset[Identifier]
 
     def admit(self, peer: VerifiedPeer) -> bool:
@@ -44,6 +48,8 @@ class RequireAttributes:
 
 @dataclass(frozen=True, slots=True)
 class AnyOf:
+    """Admit a peer that any of `policies` admits."""
+
     policies: tuple[AllowIdentifiers | RequireAttributes | AnyAuthenticatedIdentity, ...]
 
     def admit(self, peer: VerifiedPeer) -> bool:
