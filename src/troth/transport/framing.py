@@ -51,15 +51,19 @@ class FrameReader:
 
     Two ways in: `feed(data, now)` copies `data`; `get_buffer()` + `advance(n, now)` let the
     caller (asyncio's BufferedProtocol, recv_into) write straight into the reader's buffer.
-    Every frame body comes out as its own `bytes` (the one copy). After a DecodeError the
-    reader refuses further input with the same error (the stream has no frame boundaries left).
+    Every frame body comes out as its own `bytes` (the one copy).
+
+    A bad header raises DecodeError from the call that brings it in, unless complete frames
+    came before it in the same call: those are returned first (so any split of a stream gives
+    the same frames), `error` is set, and the next call raises it. After an error the reader
+    refuses all input with that error (the stream has no frame boundaries left).
     """
 
     __slots__ = (
         "_buffer",
         "_end",
-        "_error",
         "_start",
+        "error",
         "frames_read",
         "large",
         "max_frame",
@@ -82,7 +86,8 @@ class FrameReader:
         self._buffer = bytearray(small)
         self._start = 0  # first unread byte
         self._end = 0  # one past the last byte received
-        self._error: DecodeError | None = None
+        self.error: DecodeError | None = None
+        """The bad header that ended the stream (None while it is well-formed)."""
         self.partial_since: float | None = None
         """When the frame now being received started (None: no partial frame held)."""
         self.frames_read = 0
@@ -100,8 +105,8 @@ class FrameReader:
 
     def get_buffer(self) -> memoryview:
         """Free space to receive into (never empty); then call `advance` with the count."""
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         if self._end == len(self._buffer):  # full: a heavy stream, give it the large buffer
             self._move_unread(max(len(self._buffer), self.large))
         return memoryview(self._buffer)[self._end :]
@@ -109,19 +114,19 @@ class FrameReader:
     def advance(self, nbytes: int, now: float) -> list[bytes]:
         """`nbytes` were written at the start of the last `get_buffer()`: the frames they
         complete (DecodeError for a bad header)."""
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         if not 0 <= nbytes <= len(self._buffer) - self._end:
             raise ValueError("advance past the buffer given out")
         self._end += nbytes
-        try:
-            frames = self._cut()
-        except DecodeError as exc:
-            self._error = exc
+        frames = self._cut()
+        if self.error is not None:
             self._buffer = bytearray(0)  # nothing more will be read: release it
             self._start = self._end = 0
             self.partial_since = None
-            raise
+            if not frames:
+                raise self.error
+            return frames
         if self._start == self._end:
             self._start = self._end = 0
             self.partial_since = None
@@ -135,13 +140,19 @@ class FrameReader:
         """Copy `data` in: the frames it completes (DecodeError for a bad header)."""
         frames: list[bytes] = []
         view = memoryview(data)
-        while view:
+        if self.error is not None:
+            raise self.error
+        while view and self.error is None:
             space = self.get_buffer()
             count = min(len(space), len(view))
             space[:count] = view[:count]
-            frames += self.advance(count, now)
+            try:
+                frames += self.advance(count, now)
+            except DecodeError:
+                if not frames:
+                    raise
             view = view[count:]
-        return frames
+        return frames  # any frames before a bad header; then `error` is set, the next call raises
 
     def _cut(self) -> list[bytes]:
         frames: list[bytes] = []
@@ -151,7 +162,11 @@ class FrameReader:
         while self._end - self._start >= header:
             version, length = FRAME_HEADER.unpack_from(buffer, self._start)
             if version != FRAME_VERSION or length > self.max_frame:
-                check_header(buffer[self._start : self._start + header], self.max_frame)
+                try:
+                    check_header(buffer[self._start : self._start + header], self.max_frame)
+                except DecodeError as exc:
+                    self.error = exc
+                    break
             begin = self._start + header
             if self._end - begin < length:
                 need = header + length

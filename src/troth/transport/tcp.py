@@ -111,13 +111,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         """asyncio: `nbytes` arrived in the buffer: queue the frames they complete."""
+        reader = self._reader
         try:
-            frames = self._reader.advance(nbytes, self._time())
-        except DecodeError as exc:
+            frames = reader.advance(nbytes, self._time())
+        except DecodeError:
+            frames = []
+        if reader.error is not None:  # the frames before a bad header are still routed
             self.owner.counters.closed_bad_frame += 1
-            self.owner.warn("%s: closing: %s", self.name, exc)
+            self.owner.warn("%s: closing: %s", self.name, reader.error)
             self._abort()
-            return
         if frames:
             queue = self._frames
             queue.extend(frames)
