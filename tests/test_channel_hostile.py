@@ -88,8 +88,7 @@ def test_the_initiator_awaits_accept_between_message_3_and_accepted(world: World
     assert [type(e) for e in events] == [Established]
     assert (a.state, b.state) == (S.AWAITING_ACCEPT, S.OPEN)
     assert [e for p in b.outgoing() for e in a.receive(p, T)] == [Accepted()]
-    assert a.state is S.OPEN
-    assert not a.handshaking
+    assert (a.state, a.handshaking) == (S.OPEN, False)
 
 
 def test_data_before_accepted_is_a_protocol_violation(world: World) -> None:
