@@ -114,18 +114,24 @@ def test_frames_come_out_whole_and_in_order() -> None:
     assert reader.buffered == 0
 
 
-def test_the_buffer_grows_for_a_large_frame_and_shrinks_back() -> None:
+def test_the_buffer_grows_for_a_large_frame_and_is_given_back() -> None:
     reader = FrameReader()
     small = reader.capacity
     body = bytes(100_000)
     assert reader.feed(frame(body)[:50_000], 0.0) == []
     assert reader.capacity >= 50_000  # room for the whole frame was made
     assert reader.feed(frame(body)[50_000:], 0.0) == [body]
-    assert reader.capacity == small  # an idle connection keeps only a small buffer
+    assert reader.shrink()  # the host calls this once the connection is quiet
+    assert reader.capacity == small
     heavy = frame(bytes(60_000)) * 20
     for at in range(0, len(heavy), 65_536):
         reader.feed(heavy[at : at + 65_536], 0.0)
+    assert reader.capacity > small  # a heavy stream keeps its larger buffer meanwhile
+    reader.feed(frame(b"abc")[:3], 0.0)
+    assert reader.shrink()  # a partial frame that fits moves along
     assert reader.capacity == small
+    assert reader.feed(frame(b"abc")[3:], 0.0) == [b"abc"]
+    assert not reader.shrink()  # already small
 
 
 def test_the_stall_clock_starts_with_each_frame() -> None:

@@ -9,7 +9,6 @@ message), so that a fragmented message travels as one packet. Frames:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import Final
 
 from troth import limits
@@ -20,7 +19,7 @@ __all__ = [
     "LENGTH",
     "PACKET_LIMIT",
     "TRANSPORT_FRAME",
-    "pack_frames",
+    "group_frames",
     "split_packet",
 ]
 
@@ -28,9 +27,6 @@ HANDSHAKE_FRAME: Final = 0x01
 TRANSPORT_FRAME: Final = 0x02
 LENGTH: Final = struct.Struct(">H")
 PACKET_LIMIT: Final = limits.MAX_TRANSPORT_FRAME - 4096  # leaves room for the routes
-
-Seal = Callable[[bytes, memoryview], None]
-"""Writes one frame for a plaintext into the view given (the frame's place in the packet)."""
 
 
 def split_packet(packet: bytes | bytearray | memoryview) -> list[memoryview]:
@@ -54,33 +50,21 @@ def split_packet(packet: bytes | bytearray | memoryview) -> list[memoryview]:
     return frames
 
 
-def pack_frames(plains: list[bytes], overhead: int, seal: Seal) -> list[bytearray]:
-    """Packets of up to PACKET_LIMIT bytes holding one frame per plaintext (`overhead` bytes
-    more than it), in order: each packet is allocated once and `seal` writes every frame
-    straight into its place (a fragmented message leaves as one packet, copied once)."""
-    packets: list[bytearray] = []
+def group_frames(plains: list[bytes], overhead: int) -> list[tuple[list[bytes], int]]:
+    """Plaintexts grouped into packets of up to PACKET_LIMIT bytes, in order, each with its
+    packet's size (one frame per plaintext, `overhead` bytes more than it, length-prefixed):
+    the sender allocates each packet once and encrypts every frame straight into its place,
+    so a fragmented message leaves as one packet, copied once."""
+    groups: list[tuple[list[bytes], int]] = []
     group: list[bytes] = []
     size = 0
     for plain in plains:
         need = LENGTH.size + overhead + len(plain)
         if group and size + need > PACKET_LIMIT:
-            packets.append(_packet(group, size, overhead, seal))
+            groups.append((group, size))
             group, size = [], 0
         group.append(plain)
         size += need
     if group:
-        packets.append(_packet(group, size, overhead, seal))
-    return packets
-
-
-def _packet(plains: list[bytes], size: int, overhead: int, seal: Seal) -> bytearray:
-    packet = bytearray(size)
-    view = memoryview(packet)
-    at = 0
-    for plain in plains:
-        length = overhead + len(plain)
-        LENGTH.pack_into(packet, at, length)
-        at += LENGTH.size
-        seal(plain, view[at : at + length])
-        at += length
-    return packet
+        groups.append((group, size))
+    return groups

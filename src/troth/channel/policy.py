@@ -17,6 +17,7 @@ class DenyAll:
     """Admit nobody."""
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return False
 
 
@@ -27,6 +28,7 @@ class AllowIdentifiers:
     identifiers: frozenset[Identifier]
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return peer.identifier in self.identifiers
 
 
@@ -39,6 +41,7 @@ class RequireAttributes:
     attributes: Attributes
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         wanted = self.attributes
         return any(
             not c.caveats and wanted.first_excess_over(c.attributes) is None
@@ -53,6 +56,7 @@ class AnyOf:
     policies: tuple[AllowIdentifiers | RequireAttributes | AnyAuthenticatedIdentity, ...]
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return any(p.admit(peer) for p in self.policies)
 
 
@@ -61,4 +65,5 @@ class AnyAuthenticatedIdentity:
     only for services that authorize per request themselves (enrollment with a ticket)."""
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return True

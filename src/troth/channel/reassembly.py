@@ -65,7 +65,15 @@ class _Message:
 class Reassembler:
     """The fragmented messages of one channel, being put back together."""
 
-    __slots__ = ("_messages", "budget", "held", "max_message", "max_messages", "timeout")
+    __slots__ = (
+        "_deadline",
+        "_messages",
+        "budget",
+        "held",
+        "max_message",
+        "max_messages",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -83,6 +91,7 @@ class Reassembler:
         self.held = 0
         """Decrypted bytes held by incomplete messages now."""
         self._messages: dict[int, _Message] = {}  # by message id
+        self._deadline: int | None = None  # when the oldest message expires
 
     @property
     def pending(self) -> int:
@@ -106,6 +115,8 @@ class Reassembler:
             if len(self._messages) >= self.max_messages:
                 raise ChannelError(_F.PROTOCOL, "too many messages in reassembly")
             entry = self._messages[message_id] = _Message(total, now)
+            if self._deadline is None:
+                self._deadline = now + self.timeout
         if entry.total != total or offset in entry.chunks:
             raise ChannelError(_F.PROTOCOL, "inconsistent fragments")
         held = len(body.obj)  # type: ignore[arg-type]  # the whole decrypted frame stays alive
@@ -127,12 +138,12 @@ class Reassembler:
 
     def next_expiry(self) -> int | None:
         """When the oldest incomplete message will be given up (None: nothing held)."""
-        if not self._messages:
-            return None
-        return min(entry.started for entry in self._messages.values()) + self.timeout
+        return self._deadline
 
     def expire(self, now: int) -> int:
         """Give up the messages older than the timeout; the bytes released."""
+        if self._deadline is None or now < self._deadline:
+            return 0
         released = 0
         for message_id, entry in list(self._messages.items()):
             if now - entry.started >= self.timeout:
@@ -150,3 +161,5 @@ class Reassembler:
         self.held -= entry.held
         if self.budget is not None:
             self.budget.give(entry.held)
+        messages = self._messages.values()
+        self._deadline = min(e.started for e in messages) + self.timeout if messages else None

@@ -39,7 +39,7 @@ from troth.channel.packets import (
     HANDSHAKE_FRAME,
     LENGTH,
     TRANSPORT_FRAME,
-    pack_frames,
+    group_frames,
     split_packet,
 )
 from troth.channel.payloads import FRAGMENT, HEADER, AuthPayload, Kind, pack, unpack
@@ -247,16 +247,27 @@ class SecureChannel:
     def _emit(self, frames: list[tuple[Kind, tuple[bytes | memoryview, ...]]]) -> None:
         padding = self.settings.padding
         plains = [pack(kind, parts, padding) for kind, parts in frames]
-        self._outgoing += pack_frames(plains, _OVERHEAD, self._seal)
+        for group, size in group_frames(plains, _OVERHEAD):
+            self._outgoing.append(self._seal(group, size))
 
-    def _seal(self, plain: bytes, out: memoryview) -> None:
-        """One transport frame, written into `out`: type, nonce, AEAD(plain)."""
-        nonce = self._next_nonce
-        cipher = self._cipher_for_sending(nonce)
-        self._next_nonce += 1
-        out[0] = TRANSPORT_FRAME
-        _NONCE.pack_into(out, 1, nonce)
-        cipher.encrypt_at_into(nonce, b"", plain, out[1 + _NONCE.size :])
+    def _seal(self, plains: list[bytes], size: int) -> bytearray:
+        """One packet of transport frames (length, type, nonce, AEAD(plain)), each encrypted
+        straight into its place."""
+        packet = bytearray(size)
+        view = memoryview(packet)
+        at = 0
+        for plain in plains:
+            nonce = self._next_nonce
+            cipher = self._cipher_for_sending(nonce)
+            self._next_nonce += 1
+            length = _OVERHEAD + len(plain)
+            LENGTH.pack_into(packet, at, length)
+            packet[at + 2] = TRANSPORT_FRAME
+            _NONCE.pack_into(packet, at + 3, nonce)
+            body = at + 3 + _NONCE.size
+            cipher.encrypt_at_into(nonce, b"", plain, view[body : body + len(plain) + TAGLEN])
+            at += LENGTH.size + length
+        return packet
 
     def _cipher_for_sending(self, nonce: int) -> CipherState:
         cipher = self._send
@@ -273,8 +284,6 @@ class SecureChannel:
     def receive(self, packet: bytes | bytearray | memoryview, now: int) -> list[Event]:
         """Process one packet (one or more frames) from the peer. Unauthenticated frames come
         back as Dropped; an authenticated violation closes the channel (a Closed event)."""
-        if self.closed:
-            return [self._drop(DropReason.UNEXPECTED, "channel closed")]
         try:
             frames = split_packet(packet)
         except DecodeError as exc:
@@ -285,16 +294,17 @@ class SecureChannel:
                 events += self._receive_frame(frame, now)
             except ChannelError as exc:  # raised only after the frame authenticated
                 events.append(self.close(exc.reason, exc.detail))
-            if self.closed:
+            if self.state is _S.CLOSED:
                 break
         return events
 
     def _receive_frame(self, frame: memoryview, now: int) -> list[Event]:
         if not frame:
             return [self._drop(DropReason.MALFORMED, "empty frame")]
-        if frame[0] != READS[self.state]:
-            return [self._drop(DropReason.UNEXPECTED, f"frame {frame[0]} {self.state.value}")]
-        if frame[0] == HANDSHAKE_FRAME:
+        kind = frame[0]
+        if kind != READS.get(self.state):
+            return [self._drop(DropReason.UNEXPECTED, f"frame {kind} {self.state.value}")]
+        if kind == HANDSHAKE_FRAME:
             return self._read_handshake(bytes(frame[1:]), now)
         return self._read_transport(frame, now)
 
@@ -376,7 +386,8 @@ class SecureChannel:
         receiver.commit(epoch, cipher)  # only an authenticated frame changes any state
         self._window.accept(nonce)
         kind, body = unpack(plain)
-        self.state = next_state(self.state, _DATA_KINDS[kind])
+        if self.state is not _S.OPEN or kind is not Kind.DATA:  # (OPEN, DATA) stays OPEN
+            self.state = next_state(self.state, _DATA_KINDS[kind])
         if kind is Kind.DATA:
             return [Received(body)]  # a view of the decrypted plaintext, not a copy
         if kind is Kind.FRAGMENT:

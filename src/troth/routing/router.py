@@ -21,7 +21,9 @@ class Source(Protocol):
 
     name: str
 
-    def allows(self, address: Address) -> bool: ...
+    def allows(self, address: Address) -> bool:
+        """Whether a message from this source may go to `address`."""
+        ...
 
     def allow(self, address: Address) -> None:
         """Let later messages from this source reach `address` (a reply path, a new endpoint)."""

@@ -4,9 +4,11 @@
 
 `FrameReader` turns received bytes into complete frames. A bad version or a length over
 `limits.MAX_TRANSPORT_FRAME` raises DecodeError as soon as the 5-byte header is in, before
-any of the body is buffered. Its buffer is bounded (one frame and a read's worth), grows for a
-large frame or a heavy stream, and shrinks back to `small` bytes whenever it runs empty, so an
-idle connection holds a small buffer, never the largest it once needed.
+any of the body is buffered. Its buffer is bounded: it starts at `small` bytes, grows to hold
+a large frame (exactly) or, once full, to `large` for a heavy stream, and `shrink()` gives it
+back to `small` bytes; the host calls that when the connection has been quiet (the TCP sweep),
+so an idle connection holds a small buffer, never the largest it once needed, while a busy
+stream is not slowed by reallocating per frame.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class FrameReader:
 
     @property
     def capacity(self) -> int:
-        """The size of the buffer now (shrinks back to `small` when it runs empty)."""
+        """The size of the buffer now."""
         return len(self._buffer)
 
     @property
@@ -130,11 +132,19 @@ class FrameReader:
         if self._start == self._end:
             self._start = self._end = 0
             self.partial_since = None
-            if len(self._buffer) > self.small:
-                self._buffer = bytearray(self.small)  # idle connections keep small buffers
         elif frames or self.partial_since is None:
             self.partial_since = now  # a new frame started (the stall clock)
         return frames
+
+    def shrink(self) -> bool:
+        """Give the buffer back to `small` bytes if what it holds fits (True when it did)."""
+        if len(self._buffer) <= self.small or self.buffered > self.small or self.error:
+            return False
+        unread = memoryview(self._buffer)[self._start : self._end]
+        self._buffer = bytearray(self.small)
+        self._buffer[: len(unread)] = unread
+        self._start, self._end = 0, len(unread)
+        return True
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[bytes]:
         """Copy `data` in: the frames it completes (DecodeError for a bad header)."""

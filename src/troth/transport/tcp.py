@@ -13,7 +13,7 @@ Hostile load (all limits in `TcpSettings`):
 - Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
   frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
   connection that carries no frame for `idle_timeout` is closed (one sweep timer checks them).
-- Memory: read buffers shrink back when they run empty; reading pauses while
+- Memory: read buffers shrink back once a connection is quiet (the sweep); reading pauses while
   `max_queued_frames` frames wait to be routed, and the consumer awaits each routing, so a slow
   consumer slows its producers; `send` waits while more than `write_buffer` bytes are queued.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
@@ -75,6 +75,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._writable.set()
         self._consumer: asyncio.Task[None] | None = None
         self._activity = 0  # frames read + sent when the sweep last looked
+        self._frames_at_sweep = 0
 
     @property
     def frames_read(self) -> int:
@@ -83,7 +84,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
     @property
     def read_buffer(self) -> int:
-        """The read buffer's size now (it shrinks back when it runs empty)."""
+        """The read buffer's size now (given back by the sweep once the connection is quiet)."""
         return self._reader.capacity
 
     # -- protocol callbacks ----------------------------------------------------------------------
@@ -186,6 +187,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         settings, counters = self.owner.settings, self.owner.counters
         reader = self._reader
         activity = reader.frames_read + self.frames_sent
+        if reader.frames_read == self._frames_at_sweep:
+            reader.shrink()  # nothing came in since the last sweep: give the buffer back
+        self._frames_at_sweep = reader.frames_read
         if activity != self._activity:
             self._activity = activity
             self.last_active = now
