@@ -5,7 +5,8 @@
 `FrameReader` turns received bytes into complete frames. A bad version or a length over
 `limits.MAX_TRANSPORT_FRAME` raises DecodeError as soon as the 5-byte header is in, before
 any of the body is buffered. Its buffer is bounded: it starts at `small` bytes, grows to hold
-a large frame (exactly) or, once full, to `large` for a heavy stream, and `shrink()` gives it
+a large frame (exactly) or to `large` for a heavy stream (reads that fill all the space they
+are given, so the kernel can hand over several frames at once), and `shrink()` gives it
 back to `small` bytes; the host calls that when the connection has been quiet (the TCP sweep),
 so an idle connection holds a small buffer, never the largest it once needed, while a busy
 stream is not slowed by reallocating per frame.
@@ -64,6 +65,8 @@ class FrameReader:
     __slots__ = (
         "_buffer",
         "_end",
+        "_heavy",
+        "_offered",
         "_start",
         "error",
         "frames_read",
@@ -88,6 +91,8 @@ class FrameReader:
         self._buffer = bytearray(small)
         self._start = 0  # first unread byte
         self._end = 0  # one past the last byte received
+        self._offered = 0  # the free space the last get_buffer() gave out
+        self._heavy = False  # the last read filled all of it: more is probably waiting
         self.error: DecodeError | None = None
         """The bad header that ended the stream (None while it is well-formed)."""
         self.partial_since: float | None = None
@@ -109,8 +114,11 @@ class FrameReader:
         """Free space to receive into (never empty); then call `advance` with the count."""
         if self.error is not None:
             raise self.error
-        if self._end == len(self._buffer):  # full: a heavy stream, give it the large buffer
+        if self._end == len(self._buffer):  # full: move the unread bytes, grow for a stream
             self._move_unread(max(len(self._buffer), self.large))
+        elif self._heavy and len(self._buffer) < self.large:  # reads fill what they are
+            self._move_unread(self.large)  # given: a heavy stream, read it in large pieces
+        self._offered = len(self._buffer) - self._end
         return memoryview(self._buffer)[self._end :]
 
     def advance(self, nbytes: int, now: float) -> list[bytes]:
@@ -120,6 +128,7 @@ class FrameReader:
             raise self.error
         if not 0 <= nbytes <= len(self._buffer) - self._end:
             raise ValueError("advance past the buffer given out")
+        self._heavy = nbytes == self._offered
         self._end += nbytes
         frames = self._cut()
         if self.error is not None:
@@ -144,6 +153,7 @@ class FrameReader:
         self._buffer = bytearray(self.small)
         self._buffer[: len(unread)] = unread
         self._start, self._end = 0, len(unread)
+        self._heavy = False
         return True
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[bytes]:
