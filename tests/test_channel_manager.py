@@ -128,6 +128,13 @@ async def echo(peer: Peer, end: ChannelEnd, text: str) -> Any:
     return await call(peer.router, (end.enc, ECHO), "echo", text, timeout=5)
 
 
+def attacker(net: Net) -> Router:
+    """A router on a machine of its own, connected to nothing yet."""
+    router = Router()
+    MemoryTransport(router, net.network, host="10.6.6.6")
+    return router
+
+
 def message_1(reply: str) -> RoutedMessage:
     """A fresh, valid handshake message 1 to the hub's listener (what a flood sends)."""
     e = EphemeralKey().public_key.data
@@ -148,12 +155,11 @@ def test_junk_frames_injected_through_a_relay_do_not_close_the_channel() -> None
         end = await a.manager.open(parse_route(f"{HUB}/relay/b"))
         assert await echo(a, end, "before") == "before"
         b_end = only_end(b)
-        attacker = Router()
-        MemoryTransport(attacker, net.network, host="10.6.6.6")
+        flooder = attacker(net)
         junk = packet(b"\x02" + bytes(range(38)))  # 41 bytes, as seen on the hub<->node link
         target = (*parse_route(f"{HUB}/relay/b"), b_end.dec)
         for _ in range(100):
-            await attacker.route(RoutedMessage(target, (), junk))
+            await flooder.route(RoutedMessage(target, (), junk))
         await until(lambda: b.manager.counters.dropped_frames == 100)
         assert b_end.enc in b.manager.ends
         assert b_end.channel.state is ChannelState.OPEN
@@ -165,10 +171,9 @@ def test_junk_frames_injected_through_a_relay_do_not_close_the_channel() -> None
 def test_a_handshake_flood_from_one_source_leaves_others_able_to_connect() -> None:
     async def test(net: Net) -> None:
         hub = await net.hub(limits=ChannelLimits(max_half_open_per_source=16))
-        attacker = Router()
-        MemoryTransport(attacker, net.network, host="10.6.6.6")
+        flooder = attacker(net)
         for n in range(40):
-            await attacker.route(message_1(f"flood-{n}"))
+            await flooder.route(message_1(f"flood-{n}"))
         counters = hub.manager.counters
         await until(lambda: counters.refused_half_open_per_source == 24)
         assert counters.handshakes_started == 16
@@ -183,13 +188,12 @@ def test_at_the_global_limit_a_new_source_evicts_the_largest_sources_oldest() ->
     async def test(net: Net) -> None:
         limits = ChannelLimits(max_half_open=8, max_half_open_per_source=8)
         hub = await net.hub(limits=limits)
-        attacker = Router()
-        MemoryTransport(attacker, net.network, host="10.6.6.6")
+        flooder = attacker(net)
         for n in range(8):
-            await attacker.route(message_1(f"flood-{n}"))
+            await flooder.route(message_1(f"flood-{n}"))
         counters = hub.manager.counters
         await until(lambda: counters.handshakes_started == 8)
-        await attacker.route(message_1("one-more"))  # the same source: refused
+        await flooder.route(message_1("one-more"))  # the same source: refused
         await until(lambda: counters.refused_half_open_per_source == 1)
         a = net.peer("10.0.0.3")
         end = await a.manager.open(parse_route(HUB))
@@ -203,12 +207,11 @@ def test_relayed_handshakes_are_limited_per_sender_behind_the_relay() -> None:
     async def test(net: Net) -> None:
         hub = await net.hub()
         b = await net.relayed(hub, "b", limits=ChannelLimits(max_half_open_per_source=4))
-        attacker = Router()
-        MemoryTransport(attacker, net.network, host="10.6.6.6")
+        flooder = attacker(net)
         for n in range(10):
             flood = message_1(f"flood-{n}")
             relayed = parse_route(f"{HUB}/relay/b/service/channels")
-            await attacker.route(RoutedMessage(relayed, flood.return_route, flood.payload))
+            await flooder.route(RoutedMessage(relayed, flood.return_route, flood.payload))
         await until(lambda: b.manager.counters.refused_half_open_per_source == 6)
         a = net.peer("10.0.0.3")  # another sender through the same relay connection
         end = await a.manager.open(parse_route(f"{HUB}/relay/b"))
@@ -220,10 +223,9 @@ def test_relayed_handshakes_are_limited_per_sender_behind_the_relay() -> None:
 def test_half_open_handshakes_expire_by_timer() -> None:
     async def test(net: Net) -> None:
         hub = await net.hub(limits=ChannelLimits(handshake_timeout=0.2))
-        attacker = Router()
-        MemoryTransport(attacker, net.network, host="10.6.6.6")
+        flooder = attacker(net)
         for n in range(3):
-            await attacker.route(message_1(f"stall-{n}"))
+            await flooder.route(message_1(f"stall-{n}"))
         await until(lambda: len(hub.manager.ends) == 3)
         await until(lambda: not hub.manager.ends, timeout=2)
         assert hub.manager.counters.handshakes_timed_out == 3
@@ -234,11 +236,10 @@ def test_half_open_handshakes_expire_by_timer() -> None:
 def test_an_unusable_message_1_leaves_no_state() -> None:
     async def test(net: Net) -> None:
         hub = await net.hub()
-        attacker = Router()
-        MemoryTransport(attacker, net.network, host="10.6.6.6")
+        flooder = attacker(net)
         low_order = packet(b"\x01" + bytes(32))  # e = 0: no key agreement possible
         listener = parse_route(f"{HUB}/service/channels")
-        await attacker.route(RoutedMessage(listener, (Address("worker", "x"),), low_order))
+        await flooder.route(RoutedMessage(listener, (Address("worker", "x"),), low_order))
         await until(lambda: hub.manager.counters.dropped_frames == 1)
         assert not hub.manager.ends
 

@@ -49,7 +49,15 @@ from troth.channel import (
 from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, TrothError
 from troth.identity import Identifier
 from troth.node.services import error_response
-from troth.routing import Address, AllowSet, Route, RoutedMessage, Router, Source
+from troth.routing import (
+    Address,
+    AllowSet,
+    AllowSetSource,
+    Route,
+    RoutedMessage,
+    Router,
+    Source,
+)
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["LISTENER", "ChannelCounters", "ChannelEnd", "ChannelLimits", "ChannelManager"]
@@ -99,7 +107,7 @@ class ChannelCounters:
     reassembly_expired_bytes: int = 0
 
 
-class ChannelEnd:
+class ChannelEnd(AllowSetSource):
     """One end of a secure channel on this node; the Source of the messages it decrypts."""
 
     def __init__(
@@ -139,18 +147,6 @@ class ChannelEnd:
         return self.channel.peer
 
     # -- Source (for decrypted messages) ---------------------------------------------------------
-
-    def allows(self, address: Address) -> bool:
-        """Whether a message from the peer may go to `address`."""
-        return self.allowed.allows(address)
-
-    def allow(self, address: Address) -> None:
-        """Let later messages from the peer reach `address` (a local sender's reply path)."""
-        self.allowed.allow(address)
-
-    def forget(self, address: Address) -> None:
-        """Undo `allow`."""
-        self.allowed.forget(address)
 
     def origin(self, return_route: Route) -> str:
         """Messages out of a channel come from its peer identity."""

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from troth.routing.address import Address
 
-__all__ = ["AllowSet"]
+__all__ = ["AllowSet", "AllowSetSource"]
 
 
 class AllowSet:
@@ -74,3 +74,22 @@ class AllowSet:
     def reply_paths(self) -> int:
         """How many reply paths are remembered now."""
         return len(self._replies)
+
+
+class AllowSetSource:
+    """The Source methods of anything that keeps what it allows in `allowed` (connections,
+    channel ends)."""
+
+    allowed: AllowSet
+
+    def allows(self, address: Address) -> bool:
+        """Whether a message from this source may go to `address`."""
+        return self.allowed.allows(address)
+
+    def allow(self, address: Address) -> None:
+        """Let later messages from this source reach `address` (a reply path)."""
+        self.allowed.allow(address)
+
+    def forget(self, address: Address) -> None:
+        """Undo `allow`."""
+        self.allowed.forget(address)

@@ -4,12 +4,21 @@ an arriving frame body becomes a routed message."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from troth.routing import Address, AllowSet, Route, RoutedMessage, new_worker_address
+from troth.routing import (
+    Address,
+    AllowSet,
+    AllowSetSource,
+    Route,
+    RoutedMessage,
+    Router,
+    new_worker_address,
+)
 
-__all__ = ["Connection", "Listener"]
+__all__ = ["Connection", "ConnectionTable", "Listener"]
 
 
 @dataclass
@@ -22,7 +31,7 @@ class Listener:
     """The listening server (an asyncio.Server for TCP), closed with the transport."""
 
 
-class Connection:
+class Connection(AllowSetSource):
     """A connection as a router sees it: a worker address and a message Source."""
 
     def __init__(
@@ -56,20 +65,6 @@ class Connection:
         self.peer = f"{host}:{port}"
         self.name = f"{self.kind} {self.peer} ({'out' if self.outgoing else 'in'})"
 
-    # -- Source ----------------------------------------------------------------------------------
-
-    def allows(self, address: Address) -> bool:
-        """Whether a message from the peer may go to `address`."""
-        return self.allowed.allows(address)
-
-    def allow(self, address: Address) -> None:
-        """Let later messages from the peer reach `address` (a reply path)."""
-        self.allowed.allow(address)
-
-    def forget(self, address: Address) -> None:
-        """Undo `allow`."""
-        self.allowed.forget(address)
-
     def origin(self, return_route: Route) -> str:
         """Who sent a message with this return route: the peer's host for an accepted
         connection; for one this node opened (to a relay), this connection and the relay's
@@ -85,3 +80,47 @@ class Connection:
         """A frame body from the peer as a routed message, this connection at the front of its
         return route (TrothError when it is malformed: the caller drops it)."""
         return RoutedMessage.decode(body).stepped_in(self.address)
+
+
+class _Open(Protocol):
+    address: Address
+    peer: str
+
+    async def send(self, message: RoutedMessage) -> None: ...
+
+
+C = TypeVar("C", bound=_Open)
+
+
+class ConnectionTable(abc.ABC, Generic[C]):
+    """What every transport keeps: its open connections (by worker address, and the outgoing
+    ones by host:port), and sending to `/tcp/host:port` over them."""
+
+    router: Router
+    _all: set[C]
+    _connections: dict[str, C]
+
+    @abc.abstractmethod
+    async def connect(self, host: str, port: int) -> C:
+        """The open connection to host:port, or a new one."""
+
+    def connection(self, address: Address) -> C | None:
+        """The open connection whose worker address is `address`."""
+        return next((c for c in self._all if c.address == address), None)
+
+    def connections(self) -> list[C]:
+        """Every open connection."""
+        return list(self._all)
+
+    async def send(self, address: Address, message: RoutedMessage) -> None:
+        """Transport interface: send over the connection to a `/tcp/host:port` address."""
+        host, port = address.host_port()
+        connection = await self.connect(host, port)
+        await connection.send(message)
+
+    def _drop(self, connection: C) -> None:
+        """Forget a closed connection (its worker address is released)."""
+        self._all.discard(connection)
+        self.router.unregister(connection.address)
+        if self._connections.get(connection.peer) is connection:
+            del self._connections[connection.peer]

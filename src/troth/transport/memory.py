@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from troth import limits
 from troth.errors import RoutingError, TrothError
-from troth.routing import Address, RoutedMessage, Router, Source
-from troth.transport.connection import Connection, Listener
+from troth.routing import RoutedMessage, Router, Source
+from troth.transport.connection import Connection, ConnectionTable, Listener
 
 __all__ = ["MemoryConnection", "MemoryNetwork", "MemoryTransport"]
 
@@ -91,7 +91,7 @@ class MemoryConnection(Connection):
             if side is None or side.closed.is_set():
                 continue
             side.closed.set()
-            side.owner._forget(side)
+            side.owner._drop(side)
             consumer = side._consumer
             if consumer is not None and consumer is not asyncio.current_task():
                 consumer.cancel()
@@ -135,7 +135,7 @@ class MemoryNetwork:
 
 
 @dataclass
-class MemoryTransport:
+class MemoryTransport(ConnectionTable[MemoryConnection]):
     """A router's transport for `tcp` addresses inside a MemoryNetwork."""
 
     router: Router
@@ -176,26 +176,6 @@ class MemoryTransport:
 
         self.router.register(connection.address, worker)
         connection._start()
-
-    def _forget(self, connection: MemoryConnection) -> None:
-        self._all.discard(connection)
-        self.router.unregister(connection.address)
-        if self._connections.get(connection.peer) is connection:
-            del self._connections[connection.peer]
-
-    def connection(self, address: Address) -> MemoryConnection | None:
-        """The open connection whose worker address is `address`."""
-        return next((c for c in self._all if c.address == address), None)
-
-    def connections(self) -> list[MemoryConnection]:
-        """Every open connection."""
-        return list(self._all)
-
-    async def send(self, address: Address, message: RoutedMessage) -> None:
-        """Transport interface: send over the connection to a `/tcp/host:port` address."""
-        host, port = address.host_port()
-        connection = await self.connect(host, port)
-        await connection.send(message)
 
     async def close(self) -> None:
         """Stop listening and close every connection."""

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from troth import limits
 from troth.errors import DecodeError, RoutingError, TrothError
-from troth.routing import Address, Handler, RoutedMessage, Router, Source
-from troth.transport.connection import Connection, Listener
+from troth.routing import Handler, RoutedMessage, Router, Source
+from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import TcpCounters, TcpSettings
@@ -259,7 +259,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
 
 @dataclass
-class TcpTransport:
+class TcpTransport(ConnectionTable[TcpConnection]):
     """TCP for a router: outgoing connections by `host:port`, listeners, and the limits."""
 
     router: Router
@@ -384,23 +384,7 @@ class TcpTransport:
             self._per_host[connection.host] -= 1
             if not self._per_host[connection.host]:
                 del self._per_host[connection.host]
-        self.router.unregister(connection.address)
-        if self._connections.get(connection.peer) is connection:
-            del self._connections[connection.peer]
-
-    def connection(self, address: Address) -> TcpConnection | None:
-        """The open connection whose worker address is `address`."""
-        return next((c for c in self._all if c.address == address), None)
-
-    def connections(self) -> list[TcpConnection]:
-        """Every open connection."""
-        return list(self._all)
-
-    async def send(self, address: Address, message: RoutedMessage) -> None:
-        """Transport interface: send over the connection to a `/tcp/host:port` address."""
-        host, port = address.host_port()
-        connection = await self.connect(host, port)
-        await connection.send(message)
+        self._drop(connection)
 
     async def close(self) -> None:
         """Close listeners and connections; stop the sweep."""
