@@ -67,13 +67,9 @@ MAX_PLAINTEXT: Final = MAX_MESSAGE - _OVERHEAD
 MAX_PADDING: Final = 4096
 _F = ChannelFailure
 _S = ChannelState
-_DATA_KINDS: Final = {
-    Kind.DATA: Step.DATA,
-    Kind.FRAGMENT: Step.DATA,
-    Kind.CREDENTIALS: Step.DATA,
-    Kind.ACCEPTED: Step.ACCEPTED,
-    Kind.CLOSE: Step.CLOSE,
-}
+_STEP_OF_KIND: Final = tuple(  # indexed by Kind
+    {Kind.ACCEPTED: Step.ACCEPTED, Kind.CLOSE: Step.CLOSE}.get(kind, Step.DATA) for kind in Kind
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,8 +382,9 @@ class SecureChannel:
         receiver.commit(epoch, cipher)  # only an authenticated frame changes any state
         self._window.accept(nonce)
         kind, body = unpack(plain)
-        if self.state is not _S.OPEN or kind is not Kind.DATA:  # (OPEN, DATA) stays OPEN
-            self.state = next_state(self.state, _DATA_KINDS[kind])
+        step = _STEP_OF_KIND[kind]
+        if step is not Step.DATA or self.state is not _S.OPEN:  # (OPEN, DATA) stays OPEN
+            self.state = next_state(self.state, step)
         if kind is Kind.DATA:
             return [Received(body)]  # a view of the decrypted plaintext, not a copy
         if kind is Kind.FRAGMENT:

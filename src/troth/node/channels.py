@@ -7,8 +7,8 @@ router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end has 
 
 The listener (`/service/channels`) answers handshakes and creates responder ends. A channel
 end reports what its channel did as events (troth.channel.events); the manager reacts to them
-in one place (`_on_events`): it grants access on Established, delivers Received, counts
-Dropped and forgets the end on Closed.
+in one place: it delivers Received (`_deliver`) and, in `_on_event`, grants access on
+Established, counts Dropped and forgets the end on Closed.
 
 Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded per source (the
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
@@ -117,7 +117,8 @@ class ChannelEnd(AllowSetSource):
         *,
         router: Router,
         clock: Callable[[], int],
-        on_events: Callable[[ChannelEnd, list[Event]], Awaitable[None]],
+        deliver: Callable[[ChannelEnd, bytes | memoryview], Awaitable[None]],
+        on_event: Callable[[ChannelEnd, Event], None],
         max_reply_paths: int,
         source: Source | None = None,
         source_key: str = "local",
@@ -130,8 +131,8 @@ class ChannelEnd(AllowSetSource):
         self.enc = Address("worker", f"chan-{token}.enc")
         self.dec = Address("worker", f"chan-{token}.dec")
         self.name = f"channel {token}"
-        self.allowed = AllowSet(max_reply_paths=max_reply_paths)
-        """What decrypted messages may reach: the peer's access and local senders' replies."""
+        # what decrypted messages may reach: the peer's access and local senders' replies
+        self._use(AllowSet(max_reply_paths=max_reply_paths))
         self.established: asyncio.Future[VerifiedPeer] = asyncio.get_running_loop().create_future()
         # a responder's failure has no waiter: mark the exception as seen
         self.established.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -139,7 +140,8 @@ class ChannelEnd(AllowSetSource):
         self.messages_out = 0
         self._router = router
         self._clock = clock
-        self._on_events = on_events
+        self._deliver = deliver
+        self._on_event = on_event
 
     @property
     def peer(self) -> VerifiedPeer | None:
@@ -166,7 +168,7 @@ class ChannelEnd(AllowSetSource):
         ):
             self.peer_route = message.return_route  # the initiator learns the way back
         await self.flush()
-        await self._on_events(self, events)
+        await self.handle(events)
 
     async def from_local(self, message: RoutedMessage, source: Source | None) -> None:
         """The `.enc` worker: a local message to send through the channel."""
@@ -188,12 +190,22 @@ class ChannelEnd(AllowSetSource):
         for packet in self.channel.outgoing():
             await self._router.route(RoutedMessage(self.peer_route, (self.dec,), packet))
 
+    async def handle(self, events: list[Event]) -> None:
+        """Hand the channel's events to the manager: Received messages to deliver, the others
+        to take effect."""
+        for event in events:
+            if isinstance(event, Received):
+                self.messages_in += 1
+                await self._deliver(self, event.payload)
+            else:
+                self._on_event(self, event)
+
     async def close(self, reason: ChannelFailure = ChannelFailure.NORMAL) -> None:
         """Close the channel (the peer is told when keys exist)."""
         event = self.channel.close(reason)
         with contextlib.suppress(TrothError):
             await self.flush()
-        await self._on_events(self, [event])
+        self._on_event(self, event)
 
 
 class _ChannelsPerPeer:
@@ -329,7 +341,8 @@ class ChannelManager:
             peer_route,
             router=self.router,
             clock=self.clock,
-            on_events=self._on_events,
+            deliver=self._deliver,
+            on_event=self._on_event,
             max_reply_paths=self.limits.max_reply_paths,
             source=source,
             source_key=source_key,
@@ -343,22 +356,18 @@ class ChannelManager:
 
     # -- events ----------------------------------------------------------------------------------
 
-    async def _on_events(self, end: ChannelEnd, events: list[Event]) -> None:
-        """The one place a channel's events take effect on the node."""
-        for event in events:
-            if isinstance(event, Received):
-                end.messages_in += 1
-                await self._deliver(end, event.payload)
-            elif isinstance(event, Established):
-                self._on_established(end, event.peer)
-            elif isinstance(event, Accepted):  # the initiator is admitted: open() may return
-                if end.peer is not None and not end.established.done():
-                    end.established.set_result(end.peer)
-            elif isinstance(event, Dropped):
-                self.counters.dropped_frames += 1
-                self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
-            else:
-                self._on_closed(end, event)
+    def _on_event(self, end: ChannelEnd, event: Event) -> None:
+        """The one place a channel's events (but Received: `_deliver`) take effect."""
+        if isinstance(event, Established):
+            self._on_established(end, event.peer)
+        elif isinstance(event, Accepted):  # the initiator is admitted: open() may return
+            if end.peer is not None and not end.established.done():
+                end.established.set_result(end.peer)
+        elif isinstance(event, Dropped):
+            self.counters.dropped_frames += 1
+            self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
+        elif isinstance(event, Closed):
+            self._on_closed(end, event)
 
     def _on_established(self, end: ChannelEnd, peer: VerifiedPeer) -> None:
         # recomputed (never just widened): a refresh may also take access away
@@ -444,7 +453,7 @@ class ChannelManager:
             if events:
                 with contextlib.suppress(TrothError):
                     await end.flush()
-                await self._on_events(end, events)
+                await end.handle(events)
 
     async def close_all(self) -> None:
         """Close every channel and stop the timers."""

@@ -51,12 +51,13 @@ class Connection(AllowSetSource):
         """The peer's host (its IP address for an accepted connection)."""
         self.address = new_worker_address(kind)
         self.name = f"{kind} {peer} ({'out' if outgoing else 'in'})"
-        self.allowed = AllowSet(
-            listener.addresses if listener else frozenset(),
-            listener.kinds if listener else frozenset(),
-            max_reply_paths=max_reply_paths,
+        self._use(  # what messages arriving on this connection may reach
+            AllowSet(
+                listener.addresses if listener else frozenset(),
+                listener.kinds if listener else frozenset(),
+                max_reply_paths=max_reply_paths,
+            )
         )
-        """What messages arriving on this connection may reach."""
         self.frames_sent = 0
 
     def set_peer(self, host: str, port: int) -> None:
