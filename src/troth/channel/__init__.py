@@ -1,6 +1,21 @@
-"""Secure channels: Noise XX (sans-IO) bound to troth identities and credentials."""
+"""Secure channels: Noise XX (sans-IO) bound to troth identities and credentials.
 
+noise (the Noise framework for XX), packets (packet framing), state (states and transitions),
+verification (peer verification), reassembly, events, secure (the channel), policy (who is
+admitted), replay (the replay window), payloads (what rides inside).
+"""
+
+from troth.channel.events import (
+    Accepted,
+    Closed,
+    Dropped,
+    DropReason,
+    Established,
+    Event,
+    Received,
+)
 from troth.channel.noise import CipherState, HandshakeState, SymmetricState
+from troth.channel.packets import PACKET_LIMIT, split_packet
 from troth.channel.policy import (
     AllowIdentifiers,
     AnyAuthenticatedIdentity,
@@ -8,24 +23,15 @@ from troth.channel.policy import (
     DenyAll,
     RequireAttributes,
 )
+from troth.channel.reassembly import REASSEMBLY_TIMEOUT, ReassemblyBudget
 from troth.channel.replay import ReplayWindow, Verdict
-from troth.channel.secure import (
-    Accepted,
-    ChannelIdentity,
-    ChannelSettings,
-    ChannelState,
-    ChannelTrust,
-    Closed,
-    Dropped,
-    Established,
-    Event,
-    PeerPolicy,
-    Received,
-    SecureChannel,
-    VerifiedPeer,
-)
+from troth.channel.secure import ChannelIdentity, ChannelSettings, SecureChannel
+from troth.channel.state import ChannelState
+from troth.channel.verification import ChannelTrust, PeerPolicy, VerifiedPeer, verify_peer
 
 __all__ = [
+    "PACKET_LIMIT",
+    "REASSEMBLY_TIMEOUT",
     "Accepted",
     "AllowIdentifiers",
     "AnyAuthenticatedIdentity",
@@ -37,11 +43,13 @@ __all__ = [
     "CipherState",
     "Closed",
     "DenyAll",
+    "DropReason",
     "Dropped",
     "Established",
     "Event",
     "HandshakeState",
     "PeerPolicy",
+    "ReassemblyBudget",
     "Received",
     "ReplayWindow",
     "RequireAttributes",
@@ -49,4 +57,6 @@ __all__ = [
     "SymmetricState",
     "Verdict",
     "VerifiedPeer",
+    "split_packet",
+    "verify_peer",
 ]

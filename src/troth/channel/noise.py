@@ -59,14 +59,23 @@ class CipherState:
         if key is not None:
             self.initialize_key(key)
 
+    def copy(self) -> CipherState:
+        """An independent copy (the AEAD object, immutable, is shared)."""
+        twin = CipherState(self._algorithm)
+        twin._aead, twin.n = self._aead, self.n
+        return twin
+
     def initialize_key(self, key: bytes) -> None:
+        """§5.1 InitializeKey(key): k = key, n = 0."""
         self._aead = Aead(self._algorithm, key)
         self.n = 0
 
     def has_key(self) -> bool:
+        """§5.1 HasKey()."""
         return self._aead is not None
 
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
+        """§5.1 EncryptWithAd (plaintext returned as it is while there is no key)."""
         if self._aead is None:
             return plaintext
         if self.n >= MAX_NONCE:
@@ -96,6 +105,8 @@ class CipherState:
         self._aead.encrypt_into(self._nonce(nonce), plaintext, ad, out)
 
     def decrypt_at(self, nonce: int, ad: bytes, ciphertext: bytes | memoryview) -> bytes:
+        """DECRYPT(k, nonce, ad, ciphertext) with an explicit nonce (ChannelError
+        DECRYPT_FAILED when it does not authenticate)."""
         if self._aead is None or nonce >= MAX_NONCE:
             raise _fail(ChannelFailure.DECRYPT_FAILED, "no key or reserved nonce")
         try:
@@ -142,24 +153,36 @@ class SymmetricState:
         self.ck = self.h
         self.cipher = CipherState(self._algorithm)
 
+    def copy(self) -> SymmetricState:
+        """An independent copy (to try a handshake message without committing to it)."""
+        twin = SymmetricState.__new__(SymmetricState)
+        twin._algorithm, twin.ck, twin.h = self._algorithm, self.ck, self.h
+        twin.cipher = self.cipher.copy()
+        return twin
+
     def mix_key(self, input_key_material: bytes) -> None:
+        """§5.2 MixKey."""
         self.ck, temp_k = noise_hkdf(self.ck, input_key_material, 2)
         self.cipher.initialize_key(temp_k)
 
     def mix_hash(self, data: bytes) -> None:
+        """§5.2 MixHash."""
         self.h = sha256(self.h + data)
 
     def encrypt_and_hash(self, plaintext: bytes) -> bytes:
+        """§5.2 EncryptAndHash."""
         ciphertext = self.cipher.encrypt_with_ad(self.h, plaintext)
         self.mix_hash(ciphertext)
         return ciphertext
 
     def decrypt_and_hash(self, ciphertext: bytes) -> bytes:
+        """§5.2 DecryptAndHash."""
         plaintext = self.cipher.decrypt_with_ad(self.h, ciphertext)
         self.mix_hash(ciphertext)
         return plaintext
 
     def split(self) -> tuple[CipherState, CipherState]:
+        """§5.2 Split."""
         temp_k1, temp_k2 = noise_hkdf(self.ck, b"", 2)
         return CipherState(self._algorithm, temp_k1), CipherState(self._algorithm, temp_k2)
 
@@ -189,8 +212,17 @@ class HandshakeState:
         self._index = 0
         self._failed = False
 
+    def copy(self) -> HandshakeState:
+        """An independent copy: a handshake message is read on a copy, which replaces this
+        state only when the message authenticates (junk leaves the handshake as it was)."""
+        twin = HandshakeState.__new__(HandshakeState)
+        twin.__dict__.update(self.__dict__)
+        twin.symmetric = self.symmetric.copy()
+        return twin
+
     @property
     def handshake_hash(self) -> bytes:
+        """§5.2 GetHandshakeHash()."""
         return self.symmetric.h
 
     @property
@@ -200,6 +232,7 @@ class HandshakeState:
 
     @property
     def complete(self) -> bool:
+        """Whether all three messages are done."""
         return self._index == len(XX)
 
     def _my_turn(self) -> bool:
@@ -225,6 +258,7 @@ class HandshakeState:
         return key.dh(peer)
 
     def write_message(self, payload: bytes) -> bytes:
+        """§5.3 WriteMessage: the next XX message carrying `payload`."""
         self._check(writing=True)
         try:
             out = bytearray()
@@ -252,6 +286,8 @@ class HandshakeState:
         return bytes(out)
 
     def read_message(self, message: bytes) -> bytes:
+        """§5.3 ReadMessage: the payload of the peer's next XX message (ChannelError when it is
+        malformed or does not authenticate)."""
         self._check(writing=False)
         if len(message) > MAX_MESSAGE:
             self._failed = True

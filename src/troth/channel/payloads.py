@@ -29,6 +29,8 @@ FRAGMENT: Final = struct.Struct(">QII")
 
 
 class Kind(enum.IntEnum):
+    """What a transport frame's plaintext carries."""
+
     DATA = 0
     FRAGMENT = 1
     CREDENTIALS = 2
@@ -38,17 +40,21 @@ class Kind(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class AuthPayload:
+    """What each side presents in its handshake message (2 or 3), before verification."""
+
     history: bytes
     attestation: bytes
     credentials: tuple[bytes, ...]
 
     def encode(self) -> bytes:
+        """The CBOR payload."""
         return cbor.encode(
             [AUTH_TYPE, VERSION, self.history, self.attestation, list(self.credentials)]
         )
 
     @classmethod
     def decode(cls, data: bytes) -> AuthPayload:
+        """Parse a payload (ChannelError PEER_INVALID when malformed)."""
         try:
             value = cbor.expect_array(
                 cbor.decode(data, max_bytes=limits.MAX_CHANNEL_FRAME), "auth", 5
@@ -76,6 +82,7 @@ def pack(kind: Kind, parts: tuple[bytes | memoryview, ...], padding: int) -> byt
 
 
 def unpack(plain: bytes) -> tuple[Kind, memoryview]:
+    """The kind and body of a transport plaintext (ChannelError PROTOCOL when malformed)."""
     if len(plain) < HEADER.size:
         raise ChannelError(ChannelFailure.PROTOCOL, "short frame")
     kind, length = HEADER.unpack_from(plain)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troth.channel.secure import VerifiedPeer
+from troth.channel.verification import VerifiedPeer
 from troth.credentials import Attributes
 from troth.identity import Identifier
 
@@ -14,15 +14,21 @@ __all__ = ["AllowIdentifiers", "AnyAuthenticatedIdentity", "AnyOf", "DenyAll", "
 
 
 class DenyAll:
+    """Admit nobody."""
+
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return False
 
 
 @dataclass(frozen=True, slots=True)
 class AllowIdentifiers:
+    """Admit the peers with these identifiers."""
+
     identifiers: frozenset[Identifier]
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return peer.identifier in self.identifiers
 
 
@@ -35,6 +41,7 @@ class RequireAttributes:
     attributes: Attributes
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         wanted = self.attributes
         return any(
             not c.caveats and wanted.first_excess_over(c.attributes) is None
@@ -44,9 +51,12 @@ class RequireAttributes:
 
 @dataclass(frozen=True, slots=True)
 class AnyOf:
+    """Admit a peer that any of `policies` admits."""
+
     policies: tuple[AllowIdentifiers | RequireAttributes | AnyAuthenticatedIdentity, ...]
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return any(p.admit(peer) for p in self.policies)
 
 
@@ -55,4 +65,5 @@ class AnyAuthenticatedIdentity:
     only for services that authorize per request themselves (enrollment with a ticket)."""
 
     def admit(self, peer: VerifiedPeer) -> bool:
+        """Whether this policy admits `peer`."""
         return True

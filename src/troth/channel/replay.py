@@ -14,12 +14,16 @@ __all__ = ["ReplayWindow", "Verdict"]
 
 
 class Verdict(enum.Enum):
+    """What the window says of a nonce."""
+
     NEW = "new"
     DUPLICATE = "duplicate"  # inside the window, already seen: drop
     TOO_OLD = "too old"  # below the window: a replay the window cannot vouch for
 
 
 class ReplayWindow:
+    """The nonces accepted so far, as a top and a bitmap of the `size` nonces at or below it."""
+
     __slots__ = ("_bits", "_mask", "size", "top")
 
     def __init__(self, size: int = 2048) -> None:
@@ -40,6 +44,7 @@ class ReplayWindow:
         return Verdict.DUPLICATE if self._bits >> offset & 1 else Verdict.NEW
 
     def accept(self, nonce: int) -> None:
+        """Record `nonce` (its frame authenticated)."""
         if nonce > self.top:
             shift = nonce - self.top
             self._bits = (self._bits << shift | 1) & self._mask if shift < self.size else 1

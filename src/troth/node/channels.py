@@ -1,23 +1,35 @@
 """Secure channels on a node: the asyncio glue between the sans-IO SecureChannel and the
-router. Each channel end has two workers:
+router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end has two workers:
 
-    /worker/chan-<id>.dec   frames from the peer: decrypt, then route the inner message with
+    /worker/chan-<id>.dec   packets from the peer: decrypt, then route the inner message with
                             this channel as its Source (it reaches only what the peer may)
     /worker/chan-<id>.enc   local messages to send through the channel: encrypt, forward
 
-The listener (`/service/channels`) answers handshakes and creates responder ends.
+The listener (`/service/channels`) answers handshakes and creates responder ends. A channel
+end reports what its channel did as events (troth.channel.events); the manager reacts to them
+in one place: it delivers Received (`_deliver`) and, in `_on_event`, grants access on
+Established, counts Dropped and forgets the end on Closed.
+
+Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded per source (the
+TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
+to the sender) and globally, where a new source evicts the oldest handshake of the source
+holding the most; handshakes expire by timer; channels per peer identity are bounded; the
+reassemblies of one peer's channels share one budget and expire by timer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from troth import limits as protocol_limits
 from troth.channel import (
     Accepted,
     ChannelIdentity,
@@ -25,155 +37,220 @@ from troth.channel import (
     ChannelState,
     ChannelTrust,
     Closed,
+    Dropped,
     Established,
+    Event,
+    PeerPolicy,
+    ReassemblyBudget,
     Received,
     SecureChannel,
     VerifiedPeer,
 )
 from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, TrothError
+from troth.identity import Identifier
 from troth.node.services import error_response
-from troth.routing import Address, Route, RoutedMessage, Router, Source
+from troth.routing import (
+    Address,
+    AllowSet,
+    AllowSetSource,
+    Route,
+    RoutedMessage,
+    Router,
+    Source,
+)
+from troth.transport.ratelog import RateLimitedLog
 
-__all__ = ["LISTENER", "ChannelEnd", "ChannelManager"]
+__all__ = ["LISTENER", "ChannelCounters", "ChannelEnd", "ChannelLimits", "ChannelManager"]
 
 log = logging.getLogger("troth.node.channels")
 LISTENER = Address("service", "channels")
-MAX_HALF_OPEN = 256  # responder ends still in their handshake, per node
-MAX_REPLY_PATHS = 1024  # reply paths a channel remembers (oldest forgotten first)
 _MESSAGE_1 = b"\x00\x21\x01"  # a packet of one 33-byte handshake frame: "-> e", no payload
 
 Access = Callable[[VerifiedPeer], frozenset[Address]]
 """Which node addresses messages from this peer may reach (default deny)."""
 
 
-class ChannelEnd:
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """A node's limits on secure channels (seconds, counts, bytes)."""
+
+    handshake_timeout: float = 10.0
+    """A handshake not finished within this long is dropped (both roles)."""
+    max_half_open: int = 256
+    """Responder ends still in their handshake, in total."""
+    max_half_open_per_source: int = 16
+    """Responder ends still in their handshake, per source."""
+    max_channels_per_peer: int = 64
+    """Open channels one peer identity may hold to this node (ones it opened)."""
+    max_reassembly_per_peer: int = 2 * (
+        protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
+    )
+    """Bytes held by incomplete fragmented messages of one peer identity, all its channels."""
+    reassembly_sweep: float = 5.0
+    """How often incomplete messages are checked against the reassembly timeout."""
+    max_reply_paths: int = 1024
+    """Reply paths a channel remembers (least recently used forgotten first)."""
+    log_lines_per_minute: int = 10
+    """Lines a minute about dropped frames and refused handshakes."""
+
+
+@dataclass(slots=True)
+class ChannelCounters:
+    """What the channel layer refused, dropped or expired (a node's status shows them)."""
+
+    handshakes_started: int = 0
+    handshakes_timed_out: int = 0
+    refused_half_open: int = 0
+    refused_half_open_per_source: int = 0
+    evicted_half_open: int = 0
+    dropped_frames: int = 0
+    reassembly_expired_bytes: int = 0
+
+
+class ChannelEnd(AllowSetSource):
     """One end of a secure channel on this node; the Source of the messages it decrypts."""
 
     def __init__(
         self,
-        manager: ChannelManager,
         channel: SecureChannel,
         peer_route: Route,
+        *,
+        router: Router,
+        clock: Callable[[], int],
+        deliver: Callable[[ChannelEnd, bytes | memoryview], Awaitable[None]],
+        on_event: Callable[[ChannelEnd, Event], None],
+        max_reply_paths: int,
         source: Source | None = None,
+        source_key: str = "local",
     ) -> None:
-        self.manager = manager
         self.channel = channel
         self.peer_route = peer_route
         self.source = source  # the connection that brought message 1 (responders)
+        self.source_key = source_key  # who sent message 1, for the per-source handshake limit
         token = os.urandom(8).hex()
         self.enc = Address("worker", f"chan-{token}.enc")
         self.dec = Address("worker", f"chan-{token}.dec")
         self.name = f"channel {token}"
+        # what decrypted messages may reach: the peer's access and local senders' replies
+        self._use(AllowSet(max_reply_paths=max_reply_paths))
         self.established: asyncio.Future[VerifiedPeer] = asyncio.get_running_loop().create_future()
         # a responder's failure has no waiter: mark the exception as seen
         self.established.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._granted: frozenset[Address] = frozenset()  # what the peer may reach, per policy
-        self._replies: dict[Address, None] = {}  # reply paths of local senders (bounded)
         self.messages_in = 0
         self.messages_out = 0
+        self._router = router
+        self._clock = clock
+        self._deliver = deliver
+        self._on_event = on_event
 
     @property
     def peer(self) -> VerifiedPeer | None:
+        """The verified peer (None until its handshake message is verified)."""
         return self.channel.peer
 
     # -- Source (for decrypted messages) ---------------------------------------------------------
 
-    def allows(self, address: Address) -> bool:
-        return address in self._granted or address in self._replies
-
-    def allow(self, address: Address) -> None:
-        replies = self._replies
-        if address not in replies:
-            if len(replies) >= MAX_REPLY_PATHS:
-                del replies[next(iter(replies))]
-            replies[address] = None
-
-    def forget(self, address: Address) -> None:
-        self._replies.pop(address, None)
+    def origin(self, return_route: Route) -> str:
+        """Messages out of a channel come from its peer identity."""
+        peer = self.channel.peer
+        return f"channel {peer.identifier if peer else self.name}"
 
     # -- workers -----------------------------------------------------------------------------------
 
     async def from_peer(self, message: RoutedMessage, source: Source | None) -> None:
-        if not self.peer_route and message.return_route:
+        """The `.dec` worker: a packet from the peer."""
+        before = self.channel.state
+        events = self.channel.receive(message.payload, self._clock())
+        if (
+            not self.peer_route
+            and before is ChannelState.AWAITING_MESSAGE_2
+            and self.channel.state is not before
+        ):
             self.peer_route = message.return_route  # the initiator learns the way back
-        events = self.channel.receive(message.payload, self.manager.clock())
-        await self._flush()
-        for event in events:
-            if isinstance(event, Established):
-                # recomputed (never just widened): a refresh may also take access away
-                self._granted = self.manager.access(event.peer)
-                if not self.channel.initiator and not self.established.done():
-                    self.established.set_result(event.peer)
-            elif isinstance(event, Accepted):  # the initiator is admitted: open() may return
-                if self.channel.peer is not None and not self.established.done():
-                    self.established.set_result(self.channel.peer)
-            elif isinstance(event, Received):
-                self.messages_in += 1
-                await self._deliver(event.payload)
-            elif isinstance(event, Closed):
-                self._closed(event)
-
-    async def _deliver(self, payload: bytes | memoryview) -> None:
-        """Route a decrypted message; a denied request is answered, not silently dropped."""
-        try:
-            limit = self.channel.settings.max_message
-            inner = RoutedMessage.decode(payload, max_size=limit).stepped_in(self.enc)
-        except DecodeError as exc:
-            log.info("%s: dropped a malformed inner message: %s", self.name, exc)
-            return
-        try:
-            await self.manager.router.route(inner, self)
-        except RoutingError as exc:
-            log.info("%s: denied: %s", self.name, exc)
-            if len(inner.return_route) > 1:
-                answer = RoutedMessage(inner.return_route, (), error_response(f"denied: {exc}"))
-                with contextlib.suppress(TrothError):
-                    await self.manager.router.route(answer)
-        except TrothError as exc:
-            log.info("%s: dropped an inner message: %s", self.name, exc)
+        await self.flush()
+        await self.handle(events)
 
     async def from_local(self, message: RoutedMessage, source: Source | None) -> None:
+        """The `.enc` worker: a local message to send through the channel."""
         if self.channel.state is not ChannelState.OPEN:
             raise RoutingError(f"{self.name} is {self.channel.state.value}")
         if message.return_route:
-            self.allow(message.return_route[0])  # the reply may come back to the sender
+            self.allowed.allow(message.return_route[0])  # the reply may come back to the sender
         self.channel.send(message.encode())
         self.messages_out += 1
-        await self._flush()
+        await self.flush()
 
     async def present(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: show the peer (new) credentials on this open channel."""
         self.channel.send_credentials(chains)
-        await self._flush()
+        await self.flush()
 
-    async def _flush(self) -> None:
-        for frame in self.channel.outgoing():
-            await self.manager.router.route(RoutedMessage(self.peer_route, (self.dec,), frame))
+    async def flush(self) -> None:
+        """Send the packets the channel has queued."""
+        for packet in self.channel.outgoing():
+            await self._router.route(RoutedMessage(self.peer_route, (self.dec,), packet))
+
+    async def handle(self, events: list[Event]) -> None:
+        """Hand the channel's events to the manager: Received messages to deliver, the others
+        to take effect."""
+        for event in events:
+            if isinstance(event, Received):
+                self.messages_in += 1
+                await self._deliver(self, event.payload)
+            else:
+                self._on_event(self, event)
 
     async def close(self, reason: ChannelFailure = ChannelFailure.NORMAL) -> None:
+        """Close the channel (the peer is told when keys exist)."""
         event = self.channel.close(reason)
         with contextlib.suppress(TrothError):
-            await self._flush()
-        self._closed(event)
+            await self.flush()
+        self._on_event(self, event)
 
-    def _closed(self, event: Closed) -> None:
-        if not self.established.done():
-            self.established.set_exception(ChannelError(event.reason, event.detail))
-        self.manager._forget(self)
+
+class _ChannelsPerPeer:
+    """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
+    opened to this node (used only until the handshake completes)."""
+
+    def __init__(self, inner: PeerPolicy, count: Callable[[Identifier], int], limit: int) -> None:
+        self.inner, self.count, self.limit = inner, count, limit
+
+    def admit(self, peer: VerifiedPeer) -> bool:
+        """Admitted by the node's policy and under the per-peer channel limit."""
+        return self.inner.admit(peer) and self.count(peer.identifier) < self.limit
 
 
 @dataclass
 class ChannelManager:
+    """The node's secure channels: opens them, answers handshakes, enforces the limits."""
+
     router: Router
     me: Callable[[], ChannelIdentity]
     trust: Callable[[], ChannelTrust]
     access: Access
     settings: ChannelSettings = field(default_factory=ChannelSettings)
-    handshake_timeout: float = 10.0
+    handshake_timeout: float | None = None
+    """Deprecated: set `limits.handshake_timeout` (overrides it when given)."""
     clock: Callable[[], int] = lambda: int(time.time())
+    limits: ChannelLimits = field(default_factory=ChannelLimits)
     ends: dict[Address, ChannelEnd] = field(default_factory=dict)
+    """Every channel end, by its `.enc` address."""
+    counters: ChannelCounters = field(default_factory=ChannelCounters)
+    _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
+    # handshakes (oldest first) and the trust each gets once open
+    _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
+        default_factory=dict
+    )
+    _sweeper: asyncio.TimerHandle | None = None
+    _log: RateLimitedLog | None = None
+
+    def __post_init__(self) -> None:
+        if self.handshake_timeout is not None:
+            self.limits = dataclasses.replace(self.limits, handshake_timeout=self.handshake_timeout)
+        self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
 
     def start(self) -> None:
+        """Serve the channel listener (`/service/channels`)."""
         self.router.register(LISTENER, self._listen)
 
     async def open(self, route: Route, *, trust: ChannelTrust | None = None) -> ChannelEnd:
@@ -184,14 +261,13 @@ class ChannelManager:
         )
         end = self._add(channel, ())
         (first,) = channel.outgoing()
+        timeout = self.limits.handshake_timeout
         try:
             await self.router.route(RoutedMessage((*route, LISTENER), (end.dec,), first))
-            await asyncio.wait_for(asyncio.shield(end.established), self.handshake_timeout)
+            await asyncio.wait_for(asyncio.shield(end.established), timeout)
         except TimeoutError:
             await end.close(ChannelFailure.TIMEOUT)
-            raise ChannelError(
-                ChannelFailure.TIMEOUT, f"no handshake within {self.handshake_timeout} s"
-            ) from None
+            raise ChannelError(ChannelFailure.TIMEOUT, f"no handshake within {timeout} s") from None
         except BaseException:
             await end.close(ChannelFailure.HANDSHAKE_FAILED)
             raise
@@ -201,51 +277,188 @@ class ChannelManager:
         payload = message.payload
         if len(payload) != len(_MESSAGE_1) + 32 or bytes(payload[:3]) != _MESSAGE_1:
             raise RoutingError("not a secure channel message 1")  # no state for garbage
-        half_open = sum(
-            1 for e in self.ends.values() if not e.channel.initiator and e.channel.peer is None
+        source_key = source.origin(message.return_route) if source is not None else "local"
+        self._make_room(source_key)
+        trust = self.trust()
+        limited = _ChannelsPerPeer(
+            trust.policy, self._channels_opened_by, self.limits.max_channels_per_peer
         )
-        if half_open >= MAX_HALF_OPEN:
-            raise RoutingError("too many handshakes in progress")
         channel = SecureChannel(
-            initiator=False, me=self.me(), trust=self.trust(), settings=self.settings
+            initiator=False,
+            me=self.me(),
+            trust=dataclasses.replace(trust, policy=limited),
+            settings=self.settings,
         )
-        end = self._add(channel, message.return_route, source)
+        end = self._add(channel, message.return_route, source, source_key)
+        self._half_open[end] = trust
+        self.counters.handshakes_started += 1
         if source is not None:
             source.allow(end.dec)  # the rest of this handshake, and the channel, come this way
-        asyncio.get_running_loop().call_later(self.handshake_timeout, self._expire, end)
+        asyncio.get_running_loop().call_later(self.limits.handshake_timeout, self._expire, end)
         await end.from_peer(message, source)
+        if end.channel.state is ChannelState.AWAITING_MESSAGE_1:  # message 1 was unusable
+            self._forget(end)
+
+    def _make_room(self, source_key: str) -> None:
+        """Room for one more half-open handshake from a source (RoutingError when none)."""
+        held = sum(1 for end in self._half_open if end.source_key == source_key)
+        if held >= self.limits.max_half_open_per_source:
+            self.counters.refused_half_open_per_source += 1
+            self._note("refused a handshake: %s has %d in progress", source_key, held)
+            raise RoutingError("too many handshakes in progress from this source")
+        if len(self._half_open) < self.limits.max_half_open:
+            return
+        top, most = collections.Counter(e.source_key for e in self._half_open).most_common(1)[0]
+        if most <= held + 1:  # no source holds more than this one would: refuse
+            self.counters.refused_half_open += 1
+            self._note("refused a handshake: %d in progress", len(self._half_open))
+            raise RoutingError("too many handshakes in progress")
+        victim = next(end for end in self._half_open if end.source_key == top)  # its oldest
+        self.counters.evicted_half_open += 1
+        self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
+
+    def _channels_opened_by(self, identifier: Identifier) -> int:
+        users = self._budgets.get(identifier)
+        if users is None:
+            return 0
+        return sum(1 for end in users[1] if not end.channel.initiator)
 
     def _expire(self, end: ChannelEnd) -> None:
-        if end.channel.state is ChannelState.HANDSHAKE:
-            log.info("%s: handshake timed out", end.name)
-            end._closed(end.channel.close(ChannelFailure.TIMEOUT))
+        if end.channel.handshaking and end.enc in self.ends:
+            self.counters.handshakes_timed_out += 1
+            self._note("%s: handshake timed out", end.name)
+            self._on_closed(end, end.channel.close(ChannelFailure.TIMEOUT))
 
     def _add(
-        self, channel: SecureChannel, peer_route: Route, source: Source | None = None
+        self,
+        channel: SecureChannel,
+        peer_route: Route,
+        source: Source | None = None,
+        source_key: str = "local",
     ) -> ChannelEnd:
-        end = ChannelEnd(self, channel, peer_route, source)
+        end = ChannelEnd(
+            channel,
+            peer_route,
+            router=self.router,
+            clock=self.clock,
+            deliver=self._deliver,
+            on_event=self._on_event,
+            max_reply_paths=self.limits.max_reply_paths,
+            source=source,
+            source_key=source_key,
+        )
         self.router.register(end.dec, end.from_peer)
         self.router.register(end.enc, end.from_local)
         self.ends[end.enc] = end
+        if self._sweeper is None:
+            self._sweep()
         return end
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _on_event(self, end: ChannelEnd, event: Event) -> None:
+        """The one place a channel's events (but Received: `_deliver`) take effect."""
+        if isinstance(event, Established):
+            self._on_established(end, event.peer)
+        elif isinstance(event, Accepted):  # the initiator is admitted: open() may return
+            if end.peer is not None and not end.established.done():
+                end.established.set_result(end.peer)
+        elif isinstance(event, Dropped):
+            self.counters.dropped_frames += 1
+            self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
+        elif isinstance(event, Closed):
+            self._on_closed(end, event)
+
+    def _on_established(self, end: ChannelEnd, peer: VerifiedPeer) -> None:
+        # recomputed (never just widened): a refresh may also take access away
+        end.allowed.grant(self.access(peer))
+        trust = self._half_open.pop(end, None)
+        if trust is not None:  # a responder's handshake completed: the per-peer limit is done
+            end.channel.trust = trust
+        budget, users = self._budgets.setdefault(
+            peer.identifier, (ReassemblyBudget(self.limits.max_reassembly_per_peer), set())
+        )
+        if end not in users:
+            users.add(end)
+            end.channel.share_reassembly_budget(budget)
+        if not end.channel.initiator and not end.established.done():
+            end.established.set_result(peer)
+
+    def _on_closed(self, end: ChannelEnd, event: Closed) -> None:
+        if not end.established.done():
+            end.established.set_exception(ChannelError(event.reason, event.detail))
+        self._forget(end)
 
     def _forget(self, end: ChannelEnd) -> None:
         self.router.unregister(end.dec)
         self.router.unregister(end.enc)
         self.ends.pop(end.enc, None)
+        self._half_open.pop(end, None)
         if end.source is not None:
             end.source.forget(end.dec)
+        peer = end.peer
+        entry = self._budgets.get(peer.identifier) if peer is not None else None
+        if entry is not None and peer is not None:
+            entry[1].discard(end)
+            if not entry[1]:
+                del self._budgets[peer.identifier]
+
+    async def _deliver(self, end: ChannelEnd, payload: bytes | memoryview) -> None:
+        """Route a decrypted message; a denied request is answered, not silently dropped."""
+        try:
+            limit = end.channel.settings.max_message
+            inner = RoutedMessage.decode(payload, max_size=limit).stepped_in(end.enc)
+        except (DecodeError, RoutingError) as exc:
+            log.info("%s: dropped a malformed inner message: %s", end.name, exc)
+            return
+        try:
+            await self.router.route(inner, end)
+        except RoutingError as exc:
+            log.info("%s: denied: %s", end.name, exc)
+            if len(inner.return_route) > 1:
+                answer = RoutedMessage(inner.return_route, (), error_response(f"denied: {exc}"))
+                with contextlib.suppress(TrothError):
+                    await self.router.route(answer)
+        except TrothError as exc:
+            log.info("%s: dropped an inner message: %s", end.name, exc)
+
+    def _note(self, message: str, *args: object) -> None:
+        if self._log is not None:
+            self._log.log(logging.INFO, message, *args)
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        self.expire_reassemblies()
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(self.limits.reassembly_sweep, self._sweep)
+
+    def expire_reassemblies(self) -> int:
+        """Give up incomplete messages past the reassembly timeout on every channel (a timer
+        calls this every `limits.reassembly_sweep` seconds); the bytes released."""
+        now = self.clock()
+        released = 0
+        for end in list(self.ends.values()):
+            due = end.channel.next_expiry()
+            if due is not None and due <= now:
+                released += end.channel.expire(now)
+        self.counters.reassembly_expired_bytes += released
+        return released
 
     async def check_peers(self) -> None:
         """Continuous evaluation: re-check every open channel's peer (revocation, expiry)."""
         now = self.clock()
         for end in list(self.ends.values()):
-            for event in end.channel.check_peer(now):
-                if isinstance(event, Closed):
-                    with contextlib.suppress(TrothError):
-                        await end._flush()
-                    end._closed(event)
+            events = end.channel.check_peer(now)
+            if events:
+                with contextlib.suppress(TrothError):
+                    await end.flush()
+                await end.handle(events)
 
     async def close_all(self) -> None:
+        """Close every channel and stop the timers."""
         for end in list(self.ends.values()):
             await end.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None

@@ -1,12 +1,15 @@
-"""Routing: addresses, routes, routed messages, the router (default deny)."""
+"""Routing: addresses, routes, routed messages, allow-sets, the router (default deny)."""
 
 from troth.routing.address import KINDS, Address, Route, format_route, parse_route
+from troth.routing.allow import AllowSet, AllowSetSource
 from troth.routing.message import RoutedMessage
 from troth.routing.router import Handler, Router, Source, Transport, new_worker_address
 
 __all__ = [
     "KINDS",
     "Address",
+    "AllowSet",
+    "AllowSetSource",
     "Handler",
     "Route",
     "RoutedMessage",

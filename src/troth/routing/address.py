@@ -33,6 +33,8 @@ _VALUE = re.compile(r"[A-Za-z0-9._:\-\[\]*]+")
 
 @dataclass(frozen=True, slots=True)
 class Address:
+    """One hop: a kind (tcp, service, relay, worker) and a value (RoutingError if invalid)."""
+
     kind: str
     value: str
     _hash: int = field(init=False, repr=False, compare=False)
@@ -53,6 +55,7 @@ class Address:
         return f"/{self.kind}/{self.value}"
 
     def host_port(self) -> tuple[str, int]:
+        """(host, port) of a `tcp` address (RoutingError for any other)."""
         if self.kind != "tcp":
             raise RoutingError(f"{self} is not a tcp address")
         host, _, port = self.value.rpartition(":")
@@ -65,6 +68,7 @@ Route = tuple[Address, ...]
 
 
 def parse_route(text: str) -> Route:
+    """`/kind/value/...` to a route (RoutingError for a bad address or too many hops)."""
     parts = [p for p in text.strip().split("/") if p]
     if not parts or len(parts) % 2:
         raise RoutingError(f"a route is /kind/value pairs: {text!r}")
@@ -75,14 +79,17 @@ def parse_route(text: str) -> Route:
 
 
 def format_route(route: Route) -> str:
+    """A route in its text form."""
     return "".join(str(a) for a in route)
 
 
 def route_to_cbor(route: Route) -> list[list[str]]:
+    """A route as CBOR-ready [[kind, value], ...]."""
     return [[a.kind, a.value] for a in route]
 
 
 def route_from_cbor(value: Any) -> Route:
+    """A decoded CBOR route (DecodeError when it is not one)."""
     if not isinstance(value, list) or len(value) > limits.MAX_ROUTE_LENGTH:
         raise DecodeError("route: expected at most 16 addresses")
     try:

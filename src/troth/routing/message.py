@@ -42,11 +42,14 @@ def _decode_header(header: bytes) -> tuple[Route, Route]:
 
 @dataclass(frozen=True, slots=True)
 class RoutedMessage:
+    """A message on its way: onward route, return route, payload (docs/formats.md)."""
+
     onward: Route
     return_route: Route
     payload: Buffer
 
     def next_hop(self) -> Address:
+        """The first address of the onward route (DecodeError when there is none)."""
         if not self.onward:
             raise DecodeError("message has no onward route")
         return self.onward[0]
@@ -69,12 +72,14 @@ class RoutedMessage:
         return _encode_header(self.onward, self.return_route)
 
     def encode(self) -> bytes:
+        """header || payload, as it travels in a transport frame."""
         return self.header() + self.payload
 
     @classmethod
     def decode(
         cls, data: bytes | memoryview, *, max_size: int = limits.MAX_TRANSPORT_FRAME
     ) -> RoutedMessage:
+        """Parse a message; its payload is a view of `data` (DecodeError when malformed)."""
         if len(data) > max_size:
             raise DecodeError(f"message of {len(data)} bytes over the limit of {max_size}")
         if len(data) < _HEADER_LEN.size:

@@ -1,6 +1,7 @@
 """The router: delivers a message to its next hop, a local worker or a transport. Default deny:
 a message arriving from a transport connection or a secure channel (its `Source`) reaches only
-the addresses that source allows (docs/protocols.md, "Access")."""
+the addresses that source allows (docs/protocols.md, "Routing"). Sources keep what they allow
+in an `AllowSet` (troth.routing.allow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from troth.errors import RoutingError
-from troth.routing.address import Address
+from troth.routing.address import Address, Route
 from troth.routing.message import RoutedMessage
 
 __all__ = ["Handler", "Router", "Source", "Transport", "new_worker_address"]
@@ -20,7 +21,9 @@ class Source(Protocol):
 
     name: str
 
-    def allows(self, address: Address) -> bool: ...
+    def allows(self, address: Address) -> bool:
+        """Whether a message from this source may go to `address`."""
+        ...
 
     def allow(self, address: Address) -> None:
         """Let later messages from this source reach `address` (a reply path, a new endpoint)."""
@@ -30,38 +33,54 @@ class Source(Protocol):
         """Undo `allow` (the endpoint is gone)."""
         ...
 
+    def origin(self, return_route: Route) -> str:
+        """Who sent a message that came with `return_route`, as far as this source can tell
+        (the key that per-source limits count under, e.g. the peer's IP address)."""
+        ...
+
 
 Handler = Callable[[RoutedMessage, Source | None], Awaitable[None]]
 """A worker: gets the message (already past its own address) and its source (None: local)."""
 
 
 class Transport(Protocol):
+    """Sends messages to addresses of its kind (`tcp`)."""
+
     kind: str
 
-    async def send(self, address: Address, message: RoutedMessage) -> None: ...
+    async def send(self, address: Address, message: RoutedMessage) -> None:
+        """Send `message` (already past `address`) to the node at `address`."""
+        ...
 
 
 def new_worker_address(prefix: str) -> Address:
+    """A fresh, unguessable node-local address (`/worker/<prefix>-<16 hex digits>`)."""
     return Address("worker", f"{prefix}-{os.urandom(8).hex()}")
 
 
 class Router:
+    """Local workers by address, transports by address kind; `route` delivers one hop."""
+
     def __init__(self) -> None:
         self._workers: dict[Address, Handler] = {}
         self._transports: dict[str, Transport] = {}
 
     def register(self, address: Address, handler: Handler) -> None:
+        """Serve `address` with `handler` (RoutingError when it is taken)."""
         if address in self._workers:
             raise RoutingError(f"{address} is taken")
         self._workers[address] = handler
 
     def unregister(self, address: Address) -> None:
+        """Stop serving `address` (no error when it was not served)."""
         self._workers.pop(address, None)
 
     def has(self, address: Address) -> bool:
+        """Whether a local worker serves `address`."""
         return address in self._workers
 
     def add_transport(self, transport: Transport) -> None:
+        """Send addresses of `transport.kind` through it."""
         self._transports[transport.kind] = transport
 
     async def route(self, message: RoutedMessage, source: Source | None = None) -> None:

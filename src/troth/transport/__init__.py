@@ -1,6 +1,24 @@
-"""Transports: TCP (asyncio), length-prefixed frames with a version byte and a hard maximum."""
+"""Transports (asyncio adapters) for the router: TCP, and an in-memory network for tests and
+simulations. Frames: version byte, 4-byte length, routed message (troth.transport.framing,
+sans-IO)."""
 
-from troth.transport.framing import FRAME_VERSION, check_header, frame
-from troth.transport.tcp import Listener, TcpConnection, TcpTransport
+from troth.transport.connection import Connection, Listener
+from troth.transport.framing import FRAME_VERSION, FrameReader, check_header, frame
+from troth.transport.memory import MemoryNetwork, MemoryTransport
+from troth.transport.settings import TcpCounters, TcpSettings
+from troth.transport.tcp import TcpConnection, TcpTransport
 
-__all__ = ["FRAME_VERSION", "Listener", "TcpConnection", "TcpTransport", "check_header", "frame"]
+__all__ = [
+    "FRAME_VERSION",
+    "Connection",
+    "FrameReader",
+    "Listener",
+    "MemoryNetwork",
+    "MemoryTransport",
+    "TcpConnection",
+    "TcpCounters",
+    "TcpSettings",
+    "TcpTransport",
+    "check_header",
+    "frame",
+]

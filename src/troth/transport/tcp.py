@@ -1,15 +1,23 @@
-"""The TCP transport (asyncio): connect and listen; every connection is a router worker
-(`/worker/tcp-...`) and a message Source with its own allow-set.
+"""The TCP transport (the asyncio adapter around the sans-IO `FrameReader`): connect and
+listen; every connection is a router worker (`/worker/tcp-...`) and a message Source with its
+own allow-set (docs/protocols.md, "TCP transport").
 
-Reading uses `asyncio.BufferedProtocol`: the kernel writes into one preallocated buffer
+Reading uses `asyncio.BufferedProtocol`: the kernel writes into the FrameReader's buffer
 (recv_into), frames are cut out of it with a single copy, and a consumer task routes them in
 order. (A StreamReader would copy every byte twice more and memmove its buffer per read.)
 
-- Timeouts: connecting gives up after `connect_timeout`; a frame that has started must finish
-  within `frame_timeout`, else the connection is dropped (a peer that stalls mid-frame).
-- Backpressure: reading pauses while `MAX_QUEUED_FRAMES` frames wait to be routed, and the
-  consumer awaits each routing, so a slow consumer slows its producers; `send` waits while
-  more than `WRITE_BUFFER` bytes are queued for the socket. Nothing buffers without bound.
+Hostile load (all limits in `TcpSettings`):
+- Connections: accepted connections are capped in total and per source IP address; at the cap
+  a new connection evicts one that brought no frame yet or has been idle a while, else it is
+  refused.
+- Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
+  frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
+  connection that carries no frame for `idle_timeout` is closed (one sweep timer checks them).
+- Memory: read buffers shrink back once a connection is quiet (the sweep); reading pauses while
+  `max_queued_frames` frames wait to be routed, and the consumer awaits each routing, so a slow
+  consumer slows its producers; `send` waits while more than `write_buffer` bytes are queued.
+- Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
+  limited; a listener out of descriptors pauses a second and recovers when they free up.
 - Shutdown: `close()` closes listeners and connections and cancels their tasks.
 """
 
@@ -20,161 +28,125 @@ import collections
 import collections.abc
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 from troth import limits
 from troth.errors import DecodeError, RoutingError, TrothError
-from troth.routing import Address, Handler, RoutedMessage, Router, Source, new_worker_address
-from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header
+from troth.routing import Handler, RoutedMessage, Router, Source
+from troth.transport.connection import Connection, ConnectionTable, Listener
+from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
+from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
+from troth.transport.settings import TcpCounters, TcpSettings
 
 __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
 log = logging.getLogger("troth.transport.tcp")
-WRITE_BUFFER = 1 << 20  # bytes queued for the socket before senders wait
-READ_BUFFER = 4 * limits.MAX_TRANSPORT_FRAME  # the receive buffer once traffic is heavy
-FIRST_READ_BUFFER = 16 * 1024  # a new connection's buffer (zeroing 512 KiB per connection
-# would cost more than a whole handshake): it grows to READ_BUFFER with the first big frame
-MAX_QUEUED_FRAMES = 64  # frames read but not yet routed before reading pauses
-WRITE_TIMEOUT = 10.0  # seconds a send may wait for a slow peer before its connection is dropped
-MAX_REPLY_PATHS = 4096  # reply paths a connection remembers (oldest forgotten first)
 
 
-@dataclass
-class Listener:
-    """What a listening socket's connections may reach by default."""
-
-    addresses: frozenset[Address] = frozenset()
-    kinds: frozenset[str] = frozenset()  # every address of these kinds (e.g. "relay")
-    server: asyncio.Server | None = None
-
-
-class TcpConnection(asyncio.BufferedProtocol):
+class TcpConnection(Connection, asyncio.BufferedProtocol):
     """One TCP connection: a protocol (bytes in), a worker (messages out), a Source."""
 
     def __init__(
         self, transport: TcpTransport, *, outgoing: bool, listener: Listener | None, peer: str
     ) -> None:
+        settings = transport.settings
+        super().__init__(
+            kind="tcp",
+            outgoing=outgoing,
+            listener=listener,
+            peer=peer,
+            max_reply_paths=settings.max_reply_paths,
+        )
         self.owner = transport
-        self.outgoing = outgoing
-        self.peer = peer
-        self.address = new_worker_address("tcp")
-        self.name = f"tcp {peer} ({'out' if outgoing else 'in'})"
-        self._kinds = listener.kinds if listener else frozenset()
-        self._allowed: set[Address] = set(listener.addresses) if listener else set()
-        self._replies: dict[Address, None] = {}  # reply paths and channel ends: bounded, ordered
         self.closed = asyncio.Event()
+        self.opened_at = 0.0
+        self.last_active = 0.0
+        """When the sweep last saw a frame go either way (loop time)."""
 
+        self._reader = FrameReader(
+            small=settings.small_read_buffer, large=settings.large_read_buffer
+        )
         self._socket: asyncio.Transport | None = None
-        self._buffer = bytearray(FIRST_READ_BUFFER)
-        self._start = 0  # first unread byte
-        self._end = 0  # one past the last byte received
-        self._partial_since: float | None = None
+        self._time: collections.abc.Callable[[], float] = lambda: 0.0
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._reading_paused = False
         self._writable = asyncio.Event()
         self._writable.set()
         self._consumer: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._activity = 0  # frames read + sent when the sweep last looked
+        self._frames_at_sweep = 0
 
-    # -- Source ----------------------------------------------------------------------------------
+    @property
+    def frames_read(self) -> int:
+        """Complete frames received so far."""
+        return self._reader.frames_read
 
-    def allows(self, address: Address) -> bool:
-        return address in self._allowed or address in self._replies or address.kind in self._kinds
-
-    def allow(self, address: Address) -> None:
-        replies = self._replies
-        if address in replies or address in self._allowed:
-            return
-        if len(replies) >= MAX_REPLY_PATHS:
-            del replies[next(iter(replies))]
-        replies[address] = None
-
-    def forget(self, address: Address) -> None:
-        self._replies.pop(address, None)
+    @property
+    def read_buffer(self) -> int:
+        """The read buffer's size now (given back by the sweep once the connection is quiet)."""
+        return self._reader.capacity
 
     # -- protocol callbacks ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio: connected (admitted against the connection limits, or aborted)."""
         if not isinstance(transport, asyncio.Transport):
             raise TypeError("a TCP connection needs a stream transport")
         self._socket = transport
+        loop = asyncio.get_running_loop()
+        self._time = loop.time
+        self.opened_at = self.last_active = loop.time()
         if not self.outgoing:
             peername = transport.get_extra_info("peername") or ("?", 0)
-            self.peer = f"{peername[0]}:{peername[1]}"
-            self.name = f"tcp {self.peer} (in)"
-        transport.set_write_buffer_limits(high=WRITE_BUFFER)
-        self._consumer = asyncio.get_running_loop().create_task(self._consume())
-        self._arm_watchdog()
+            self.set_peer(str(peername[0]), int(peername[1]))
+        if not self.owner._admit(self):
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(high=self.owner.settings.write_buffer)
+        self._consumer = loop.create_task(self._consume())
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._end == len(self._buffer):  # full: the unread part to the front (traffic is
-            self._move_unread(max(len(self._buffer), READ_BUFFER))  # heavy: grown once)
-        return memoryview(self._buffer)[self._end :]
-
-    def _move_unread(self, size: int) -> None:
-        """Move the unread bytes to the front of the buffer, into a new one of `size` bytes
-        when that is larger (the old buffer is never resized: views of it may be alive)."""
-        unread = self._end - self._start
-        source = memoryview(self._buffer)[self._start : self._end]
-        if size > len(self._buffer):
-            grown = bytearray(size)
-            grown[:unread] = source
-            self._buffer = grown
-        else:
-            memoryview(self._buffer)[:unread] = source  # overlapping: memoryview copies safely
-        self._start, self._end = 0, unread
+        """asyncio: where to receive (the FrameReader's free space)."""
+        return self._reader.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._end += nbytes
-        buffer = self._buffer
-        view = memoryview(buffer)
-        before = len(self._frames)
+        """asyncio: `nbytes` arrived in the buffer: queue the frames they complete."""
+        reader = self._reader
         try:
-            while self._end - self._start >= FRAME_HEADER.size:
-                version, length = FRAME_HEADER.unpack_from(buffer, self._start)
-                if version != FRAME_VERSION or length > limits.MAX_TRANSPORT_FRAME:
-                    check_header(bytes(buffer[self._start : self._start + FRAME_HEADER.size]))
-                begin = self._start + FRAME_HEADER.size
-                if self._end - begin < length:
-                    if begin + length > len(buffer):  # make room for the rest of this frame
-                        need = FRAME_HEADER.size + length
-                        self._move_unread(need if need <= len(buffer) else max(READ_BUFFER, need))
-                    break
-                self._frames.append(bytes(view[begin : begin + length]))  # the one copy
-                self._start = begin + length
-        except DecodeError as exc:
-            log.warning("%s: closing: %s", self.name, exc)
+            frames = reader.advance(nbytes, self._time())
+        except DecodeError:
+            frames = []
+        if reader.error is not None:  # the frames before a bad header are still routed
+            self.owner.counters.closed_bad_frame += 1
+            self.owner.warn("%s: closing: %s", self.name, reader.error)
             self._abort()
-            return
-        if self._start == self._end:
-            self._start = self._end = 0
-            self._partial_since = None
-        elif self._partial_since is None or before != len(self._frames):
-            self._partial_since = time.monotonic()  # a new frame started (the stall clock)
-        if self._frames:
+        if frames:
+            queue = self._frames
+            queue.extend(frames)
             self._wakeup.set()
-            if len(self._frames) >= MAX_QUEUED_FRAMES and self._socket is not None:
+            if len(queue) >= self.owner.settings.max_queued_frames and self._socket is not None:
                 self._socket.pause_reading()
                 self._reading_paused = True
 
     def eof_received(self) -> bool:
-        return False  # close
+        """asyncio: the peer closed its side: close ours."""
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio: the connection is gone."""
         self._socket = None
         self._writable.set()
         self._wakeup.set()
         self.closed.set()
         self.owner._forget(self)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
 
     def pause_writing(self) -> None:
+        """asyncio: the socket's write buffer is over the limit."""
         self._writable.clear()
 
     def resume_writing(self) -> None:
+        """asyncio: the socket's write buffer drained."""
         self._writable.set()
 
     # -- routing what arrives ----------------------------------------------------------------
@@ -182,6 +154,7 @@ class TcpConnection(asyncio.BufferedProtocol):
     async def _consume(self) -> None:
         router = self.owner.router
         frames = self._frames
+        resume_below = self.owner.settings.max_queued_frames // 2
         while True:
             if not frames:
                 if self.closed.is_set():
@@ -190,46 +163,60 @@ class TcpConnection(asyncio.BufferedProtocol):
                 await self._wakeup.wait()
                 continue
             body = frames.popleft()
-            if self._reading_paused and len(frames) < MAX_QUEUED_FRAMES // 2 and self._socket:
+            if self._reading_paused and len(frames) < resume_below and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
             try:  # the framing held: a bad message is dropped, the connection stays
-                message = RoutedMessage.decode(body).stepped_in(self.address)
+                message = self.arrived(body)
             except TrothError as exc:
-                log.info("%s: dropped a malformed message: %s", self.name, exc)
+                self.owner.counters.dropped_messages += 1
+                self.owner.note("%s: dropped a malformed message: %s", self.name, exc)
                 continue
             for observe in self.owner.observers:
                 observe(self, message)
             try:
                 await router.route(message, self)
             except TrothError as exc:  # denied or undeliverable: drop this message only
-                log.info("%s: dropped a message: %s", self.name, exc)
+                self.owner.counters.dropped_messages += 1
+                self.owner.note("%s: dropped a message: %s", self.name, exc)
             except Exception:  # a bug must not stop this connection: log it, drop the message
                 log.exception("%s: a message failed", self.name)
 
-    def _arm_watchdog(self) -> None:
-        timeout = self.owner.frame_timeout
-        self._watchdog = asyncio.get_running_loop().call_later(timeout / 2, self._check_stall)
-
-    def _check_stall(self) -> None:
-        since = self._partial_since
-        if since is not None and time.monotonic() - since > self.owner.frame_timeout:
-            log.warning(
-                "%s: closing: a frame stalled for %s s", self.name, self.owner.frame_timeout
-            )
-            self._abort()
+    def _check(self, now: float) -> None:
+        """The sweep: close this connection when it stalls or idles past its timeouts."""
+        settings, counters = self.owner.settings, self.owner.counters
+        reader = self._reader
+        activity = reader.frames_read + self.frames_sent
+        if reader.frames_read == self._frames_at_sweep:
+            reader.shrink()  # nothing came in since the last sweep: give the buffer back
+        self._frames_at_sweep = reader.frames_read
+        if activity != self._activity:
+            self._activity = activity
+            self.last_active = now
+        since = reader.partial_since
+        if since is not None and not self._reading_paused and now - since > settings.frame_timeout:
+            counters.closed_stalled += 1
+            why = f"a frame stalled for {settings.frame_timeout} s"
+        elif not reader.frames_read and now - self.opened_at > settings.first_frame_timeout:
+            counters.closed_first_frame += 1
+            why = f"no frame within {settings.first_frame_timeout} s"
+        elif now - self.last_active > settings.idle_timeout:
+            counters.closed_idle += 1
+            why = f"idle for {settings.idle_timeout} s"
+        else:
             return
-        if not self.closed.is_set():
-            self._arm_watchdog()
+        self.owner.warn("%s: closing: %s", self.name, why)
+        self._abort()
 
     # -- sending ---------------------------------------------------------------------------------
 
     async def send(self, message: RoutedMessage) -> None:
+        """Write one message as a frame (waits while the peer is slow to read)."""
         socket = self._socket
         if socket is None or self.closed.is_set():
             raise RoutingError(f"{self.name} is closed")
         if message.return_route:
-            self.allow(message.return_route[0])  # replies may come back to the sender
+            self.allowed.allow(message.return_route[0])  # replies may come back to the sender
         header = message.header()
         size = len(header) + len(message.payload)
         if size > limits.MAX_TRANSPORT_FRAME:
@@ -240,12 +227,15 @@ class TcpConnection(asyncio.BufferedProtocol):
             socket.write(message.payload)
         else:  # written now: one send() for the frame is worth one join
             socket.write(b"".join((prefix, message.payload)))
+        self.frames_sent += 1
         if not self._writable.is_set():
+            timeout = self.owner.settings.write_timeout
             try:
-                async with asyncio.timeout(WRITE_TIMEOUT):
+                async with asyncio.timeout(timeout):
                     await self._writable.wait()
             except TimeoutError:
-                log.warning("%s: peer not reading for %s s: dropped", self.name, WRITE_TIMEOUT)
+                self.owner.counters.closed_not_reading += 1
+                self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)
                 self._abort()
                 raise RoutingError(f"{self.name} is not reading") from None
             if self._socket is None:
@@ -256,6 +246,7 @@ class TcpConnection(asyncio.BufferedProtocol):
             self._socket.abort()
 
     async def close(self) -> None:
+        """Close the connection and stop routing what it brought."""
         if self._socket is not None:
             self._socket.close()
         self.closed.set()
@@ -268,29 +259,46 @@ class TcpConnection(asyncio.BufferedProtocol):
 
 
 @dataclass
-class TcpTransport:
+class TcpTransport(ConnectionTable[TcpConnection]):
+    """TCP for a router: outgoing connections by `host:port`, listeners, and the limits."""
+
     router: Router
-    connect_timeout: float = 5.0
-    frame_timeout: float = 10.0
+    settings: TcpSettings = field(default_factory=TcpSettings)
     kind: str = "tcp"
-    _connections: dict[str, TcpConnection] = field(default_factory=dict)
-    _all: set[TcpConnection] = field(default_factory=set)
-    _listeners: list[Listener] = field(default_factory=list)
+    counters: TcpCounters = field(default_factory=TcpCounters)
     observers: list[collections.abc.Callable[[TcpConnection, RoutedMessage], None]] = field(
         default_factory=list
     )
     """Called with every message that arrives (what a relay sees: tests and the demo)."""
+    _connections: dict[str, TcpConnection] = field(default_factory=dict)
+    _all: set[TcpConnection] = field(default_factory=set)
+    _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
+    _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
+    _listeners: list[Listener] = field(default_factory=list)
+    _sweeper: asyncio.TimerHandle | None = None
+    _log: RateLimitedLog | None = None
 
     def __post_init__(self) -> None:
         self.router.add_transport(self)
+        self._log = RateLimitedLog(log, self.settings.log_lines_per_minute)
+
+    def warn(self, message: str, *args: object) -> None:
+        """Log a misbehaving connection (rate limited)."""
+        if self._log is not None:
+            self._log.log(logging.WARNING, message, *args)
+
+    def note(self, message: str, *args: object) -> None:
+        """Log a dropped message (rate limited)."""
+        if self._log is not None:
+            self._log.log(logging.INFO, message, *args)
 
     async def listen(self, host: str, port: int, listener: Listener) -> tuple[str, int]:
+        """Accept connections on host:port; each may reach what `listener` allows."""
         loop = asyncio.get_running_loop()
+        install_accept_error_filter(loop, log, self.settings.accept_errors_per_minute)
 
         def accepted() -> TcpConnection:
-            connection = TcpConnection(self, outgoing=False, listener=listener, peer="?")
-            self._started(connection)
-            return connection
+            return TcpConnection(self, outgoing=False, listener=listener, peer="?")
 
         server = await loop.create_server(accepted, host, port)
         bound = server.sockets[0].getsockname()
@@ -299,6 +307,7 @@ class TcpTransport:
         return bound[0], bound[1]
 
     async def connect(self, host: str, port: int) -> TcpConnection:
+        """The open connection to host:port, or a new one."""
         key = f"{host}:{port}"
         existing = self._connections.get(key)
         if existing is not None and not existing.closed.is_set():
@@ -307,38 +316,78 @@ class TcpTransport:
         connection = TcpConnection(self, outgoing=True, listener=None, peer=key)
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: connection, host, port), self.connect_timeout
+                loop.create_connection(lambda: connection, host, port),
+                self.settings.connect_timeout,
             )
         except TimeoutError:
             raise RoutingError(f"connecting to {key} timed out") from None
         except OSError as exc:
             raise RoutingError(f"cannot connect to {key}: {exc.strerror or exc}") from None
         self._connections[key] = connection
-        self._started(connection)
         return connection
 
-    def _started(self, connection: TcpConnection) -> None:
+    def _admit(self, connection: TcpConnection) -> bool:
+        """A new connection against the limits (outgoing ones are this node's own)."""
+        if not connection.outgoing:
+            settings, counters = self.settings, self.counters
+            if self._per_host[connection.host] >= settings.max_connections_per_source:
+                counters.refused_per_source += 1
+                self.warn(
+                    "%s: refused: too many connections from %s", connection.name, connection.host
+                )
+                return False
+            if len(self._accepted) >= settings.max_connections:
+                victim = self._eviction_candidate(connection.opened_at)
+                if victim is None:
+                    counters.refused_over_limit += 1
+                    self.warn("%s: refused: at %d connections", connection.name, len(self._all))
+                    return False
+                counters.evicted += 1
+                self.warn("%s: evicted for a new connection", victim.name)
+                victim._abort()
+                self._forget(victim)
+            counters.accepted += 1
+            self._accepted[connection] = None
+            self._per_host[connection.host] += 1
         self._all.add(connection)
         self.router.register(connection.address, connection_worker(connection))
+        if self._sweeper is None:
+            self._sweep()
+        return True
+
+    def _eviction_candidate(self, now: float) -> TcpConnection | None:
+        """The accepted connection to give up for a new one: the oldest that brought no frame
+        yet, else the one idle the longest if idle at least `evict_idle_after`."""
+        idlest: TcpConnection | None = None
+        for connection in self._accepted:  # oldest first
+            if not connection.frames_read:
+                return connection
+            if idlest is None or connection.last_active < idlest.last_active:
+                idlest = connection
+        if idlest is not None and now - idlest.last_active >= self.settings.evict_idle_after:
+            return idlest
+        return None
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in list(self._all):
+            connection._check(now)
+        self._sweeper = loop.call_later(self.settings.sweep_interval, self._sweep)
 
     def _forget(self, connection: TcpConnection) -> None:
+        if connection not in self._all:
+            return
         self._all.discard(connection)
-        self.router.unregister(connection.address)
-        if self._connections.get(connection.peer) is connection:
-            del self._connections[connection.peer]
-
-    def connection(self, address: Address) -> TcpConnection | None:
-        return next((c for c in self._all if c.address == address), None)
-
-    def connections(self) -> list[TcpConnection]:
-        return list(self._all)
-
-    async def send(self, address: Address, message: RoutedMessage) -> None:
-        host, port = address.host_port()
-        connection = await self.connect(host, port)
-        await connection.send(message)
+        if connection in self._accepted:
+            del self._accepted[connection]
+            self._per_host[connection.host] -= 1
+            if not self._per_host[connection.host]:
+                del self._per_host[connection.host]
+        self._drop(connection)
 
     async def close(self) -> None:
+        """Close listeners and connections; stop the sweep."""
         for listener in self._listeners:
             if listener.server is not None:
                 listener.server.close()
@@ -349,6 +398,9 @@ class TcpTransport:
                 with contextlib.suppress(Exception):
                     await listener.server.wait_closed()
         self._listeners.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
 
 def connection_worker(connection: TcpConnection) -> Handler:

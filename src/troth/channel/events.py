@@ -1,0 +1,66 @@
+"""What a secure channel reports as it processes packets (docs/protocols.md, "Secure channel").
+Events are small frozen dataclasses; a host reacts to them (the node's ChannelManager forgets a
+channel on `Closed`, counts `Dropped`, answers `Received`)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from troth.channel.verification import VerifiedPeer
+from troth.errors import ChannelFailure
+
+__all__ = ["Accepted", "Closed", "DropReason", "Dropped", "Established", "Event", "Received"]
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    """The peer is verified and admitted (again, after an in-band credential refresh)."""
+
+    peer: VerifiedPeer
+    handshake_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The responder verified and admitted us (the initiator): XX lets the initiator finish
+    first, so only this tells it the channel is really open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An application message from the peer (a view of the decrypted frame, or reassembled)."""
+
+    payload: bytes | memoryview
+
+
+class DropReason(enum.Enum):
+    """Why a frame was dropped without changing the channel's state."""
+
+    DUPLICATE = "duplicate"  # a nonce inside the replay window, already received
+    REPLAY = "replay"  # a nonce below the replay window
+    UNDECRYPTABLE = "undecryptable"  # did not authenticate: wrong key, junk, tampered, cut
+    MALFORMED = "malformed"  # not a packet of well-formed frames
+    UNEXPECTED = "unexpected"  # a frame type this state does not read
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A frame that could not be authenticated (or was a replay): dropped and counted. Such a
+    frame never changes the channel's state: anyone on the path can send one."""
+
+    reason: DropReason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The channel closed: `reason` is the close code; `by_peer` when the peer's
+    authenticated CLOSE frame said so."""
+
+    reason: ChannelFailure
+    detail: str
+    by_peer: bool
+
+
+Event = Established | Accepted | Received | Dropped | Closed

@@ -1,0 +1,165 @@
+"""Reassembly of fragmented channel messages (docs/protocols.md, "Secure channel"), sans-IO.
+
+Fragments reach the reassembler only after they authenticated, so every violation here is the
+peer's own (a ChannelError that closes the channel). Memory is bounded three ways:
+
+- per message: its declared total is at most `max_message` bytes;
+- per channel: at most `max_messages` messages at once, holding at most `max_message` +
+  one frame of decrypted bytes together;
+- per peer identity: a `ReassemblyBudget` shared by all channels with that peer (the node
+  gives each peer one), so many channels cannot multiply the per-channel bound.
+
+A chunk is kept as a view of its decrypted frame and the whole frame counts against the limits
+(padding or trailing bytes cannot make a small chunk pin more than it is charged for); every
+fragment but the last carries at least MIN_FRAGMENT bytes. An incomplete message is given up
+`timeout` seconds after its first fragment, by `expire(now)`: the host calls it from a timer,
+so memory is released even when no other fragment ever arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from troth import limits
+from troth.channel.payloads import FRAGMENT
+from troth.errors import ChannelError, ChannelFailure
+
+__all__ = ["MIN_FRAGMENT", "REASSEMBLY_TIMEOUT", "Reassembler", "ReassemblyBudget"]
+
+MIN_FRAGMENT: Final = 4096  # every fragment but the last carries at least this much
+REASSEMBLY_TIMEOUT: Final = 60  # seconds an incomplete message is kept (default)
+_F = ChannelFailure
+
+
+class ReassemblyBudget:
+    """Bytes that the reassemblies of one peer's channels may hold together."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` bytes (False when that would pass the limit)."""
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Release `size` bytes."""
+        self.held -= size
+
+
+@dataclass(slots=True)
+class _Message:
+    total: int
+    started: int
+    chunks: dict[int, memoryview] = field(default_factory=dict)
+    got: int = 0  # message bytes received
+    held: int = 0  # decrypted-frame bytes kept alive for them
+
+
+class Reassembler:
+    """The fragmented messages of one channel, being put back together."""
+
+    __slots__ = (
+        "_deadline",
+        "_messages",
+        "budget",
+        "held",
+        "max_message",
+        "max_messages",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_message: int,
+        timeout: int = REASSEMBLY_TIMEOUT,
+        max_messages: int = limits.MAX_REASSEMBLIES,
+        budget: ReassemblyBudget | None = None,
+    ) -> None:
+        self.max_message = max_message
+        self.timeout = timeout
+        self.max_messages = max_messages
+        self.budget = budget
+        """The peer's budget, shared with its other channels (None: this channel's bound)."""
+        self.held = 0
+        """Decrypted bytes held by incomplete messages now."""
+        self._messages: dict[int, _Message] = {}  # by message id
+        self._deadline: int | None = None  # when the oldest message expires
+
+    @property
+    def pending(self) -> int:
+        """Incomplete messages now."""
+        return len(self._messages)
+
+    def add(self, body: memoryview, now: int) -> bytes | None:
+        """Take one fragment (`body` = fragment header || chunk, a view of its decrypted
+        frame): the whole message when this completes it (ChannelError for a violation)."""
+        if len(body) < FRAGMENT.size:
+            raise ChannelError(_F.PROTOCOL, "short fragment")
+        message_id, total, offset = FRAGMENT.unpack_from(body)
+        chunk = body[FRAGMENT.size :]
+        size = len(chunk)
+        if total > self.max_message or offset + size > total or not size:
+            raise ChannelError(_F.TOO_LARGE, f"fragment of a {total}-byte message")
+        if size < MIN_FRAGMENT and offset + size != total:
+            raise ChannelError(_F.PROTOCOL, f"a {size}-byte fragment that is not the last")
+        entry = self._messages.get(message_id)
+        if entry is None:
+            if len(self._messages) >= self.max_messages:
+                raise ChannelError(_F.PROTOCOL, "too many messages in reassembly")
+            entry = self._messages[message_id] = _Message(total, now)
+            if self._deadline is None:
+                self._deadline = now + self.timeout
+        if entry.total != total or offset in entry.chunks:
+            raise ChannelError(_F.PROTOCOL, "inconsistent fragments")
+        held = len(body.obj)  # type: ignore[arg-type]  # the whole decrypted frame stays alive
+        if self.held + held > self.max_message + limits.MAX_CHANNEL_FRAME:
+            raise ChannelError(_F.TOO_LARGE, "reassembly over the message limit")
+        if self.budget is not None and not self.budget.take(held):
+            raise ChannelError(_F.TOO_LARGE, "reassembly over the peer's limit")
+        entry.chunks[offset] = chunk
+        entry.got += size
+        entry.held += held
+        self.held += held
+        if entry.got < total:
+            return None
+        self._release(message_id)
+        message = b"".join(entry.chunks[o] for o in sorted(entry.chunks))
+        if len(message) != total:
+            raise ChannelError(_F.PROTOCOL, "fragments overlap")
+        return message
+
+    def next_expiry(self) -> int | None:
+        """When the oldest incomplete message will be given up (None: nothing held)."""
+        return self._deadline
+
+    def expire(self, now: int) -> int:
+        """Give up the messages older than the timeout; the bytes released."""
+        if self._deadline is None or now < self._deadline:
+            return 0
+        released = 0
+        for message_id, entry in list(self._messages.items()):
+            if now - entry.started >= self.timeout:
+                released += entry.held
+                self._release(message_id)
+        return released
+
+    def clear(self) -> None:
+        """Give up every incomplete message (the channel closed)."""
+        for message_id in list(self._messages):
+            self._release(message_id)
+
+    def _release(self, message_id: int) -> None:
+        entry = self._messages.pop(message_id)
+        self.held -= entry.held
+        if self.budget is not None:
+            self.budget.give(entry.held)
+        messages = self._messages.values()
+        self._deadline = min(e.started for e in messages) + self.timeout if messages else None

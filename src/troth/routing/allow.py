@@ -1,0 +1,92 @@
+"""What a message source may reach (docs/protocols.md, "Routing", default deny).
+
+One type for every source, TCP connections and channel ends alike: a fixed set of addresses
+(what a listener or a channel's policy grants), whole address kinds (`relay`), and a bounded
+LRU of reply paths (the return addresses of what was sent through the source, and the channel
+ends created for it). A reply path in use stays; the least recently used is forgotten first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from troth.routing.address import Address
+
+__all__ = ["AllowSet", "AllowSetSource"]
+
+
+class AllowSet:
+    """Fixed addresses + address kinds + a bounded LRU of reply paths."""
+
+    __slots__ = ("_fixed", "_kinds", "_replies", "max_reply_paths")
+
+    def __init__(
+        self,
+        addresses: frozenset[Address] = frozenset(),
+        kinds: frozenset[str] = frozenset(),
+        *,
+        max_reply_paths: int,
+    ) -> None:
+        if max_reply_paths < 1:
+            raise ValueError("an allow-set keeps at least one reply path")
+        self._fixed: frozenset[Address] = addresses
+        self._kinds = kinds
+        self._replies: OrderedDict[Address, None] = OrderedDict()
+        self.max_reply_paths = max_reply_paths
+
+    def allows(self, address: Address) -> bool:
+        """Whether a message from this source may go to `address` (a reply path hit is
+        refreshed, so paths in use are never the ones forgotten)."""
+        if address in self._fixed:
+            return True
+        replies = self._replies
+        if address in replies:
+            replies.move_to_end(address)
+            return True
+        return address.kind in self._kinds
+
+    def allow(self, address: Address) -> None:
+        """Remember a reply path (the least recently used goes when the LRU is full)."""
+        replies = self._replies
+        if address in self._fixed:
+            return
+        if address in replies:
+            replies.move_to_end(address)
+            return
+        if len(replies) >= self.max_reply_paths:
+            replies.popitem(last=False)
+        replies[address] = None
+
+    def forget(self, address: Address) -> None:
+        """Forget a reply path (its endpoint is gone); fixed addresses stay."""
+        self._replies.pop(address, None)
+
+    def permit(self, address: Address) -> None:
+        """Add a fixed address (never forgotten by the LRU): e.g. a relayed node's listener."""
+        self._fixed = self._fixed | {address}
+        self._replies.pop(address, None)
+
+    def grant(self, addresses: frozenset[Address]) -> None:
+        """Replace the fixed addresses (a channel's access, recomputed after a refresh)."""
+        self._fixed = addresses
+
+    @property
+    def reply_paths(self) -> int:
+        """How many reply paths are remembered now."""
+        return len(self._replies)
+
+
+class AllowSetSource:
+    """The Source methods of anything that keeps what it allows in an AllowSet (connections,
+    channel ends): `allows`, `allow` and `forget` are the allow-set's own, bound once (they run
+    for every routed message, so no extra call)."""
+
+    allowed: AllowSet
+    allows: Callable[[Address], bool]
+    allow: Callable[[Address], None]
+    forget: Callable[[Address], None]
+
+    def _use(self, allowed: AllowSet) -> None:
+        self.allowed = allowed
+        self.allows, self.allow, self.forget = allowed.allows, allowed.allow, allowed.forget

@@ -1,0 +1,127 @@
+"""What every transport connection shares (TCP, in-memory): its worker address, its allow-set
+(a connection is the Source of what arrives on it), its origin for per-source limits, and how
+an arriving frame body becomes a routed message."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from troth.routing import (
+    Address,
+    AllowSet,
+    AllowSetSource,
+    Route,
+    RoutedMessage,
+    Router,
+    new_worker_address,
+)
+
+__all__ = ["Connection", "ConnectionTable", "Listener"]
+
+
+@dataclass
+class Listener:
+    """What a listening socket's connections may reach by default."""
+
+    addresses: frozenset[Address] = frozenset()
+    kinds: frozenset[str] = frozenset()  # every address of these kinds (e.g. "relay")
+    server: Any = None
+    """The listening server (an asyncio.Server for TCP), closed with the transport."""
+
+
+class Connection(AllowSetSource):
+    """A connection as a router sees it: a worker address and a message Source."""
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        outgoing: bool,
+        listener: Listener | None,
+        peer: str,
+        max_reply_paths: int,
+    ) -> None:
+        self.kind = kind
+        self.outgoing = outgoing
+        self.peer = peer
+        """The peer's host:port."""
+        self.host = peer.rpartition(":")[0]
+        """The peer's host (its IP address for an accepted connection)."""
+        self.address = new_worker_address(kind)
+        self.name = f"{kind} {peer} ({'out' if outgoing else 'in'})"
+        self._use(  # what messages arriving on this connection may reach
+            AllowSet(
+                listener.addresses if listener else frozenset(),
+                listener.kinds if listener else frozenset(),
+                max_reply_paths=max_reply_paths,
+            )
+        )
+        self.frames_sent = 0
+
+    def set_peer(self, host: str, port: int) -> None:
+        """The accepted peer's address, once known."""
+        self.host = host
+        self.peer = f"{host}:{port}"
+        self.name = f"{self.kind} {self.peer} ({'out' if self.outgoing else 'in'})"
+
+    def origin(self, return_route: Route) -> str:
+        """Who sent a message with this return route: the peer's host for an accepted
+        connection; for one this node opened (to a relay), this connection and the relay's
+        connection to the sender (which the relay itself put in the route)."""
+        if not self.outgoing:
+            return f"{self.kind} {self.host}"
+        via = return_route[1] if len(return_route) > 1 else None
+        return f"{self.address} via {via}" if via is not None else str(self.address)
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def arrived(self, body: bytes) -> RoutedMessage:
+        """A frame body from the peer as a routed message, this connection at the front of its
+        return route (TrothError when it is malformed: the caller drops it)."""
+        return RoutedMessage.decode(body).stepped_in(self.address)
+
+
+class _Open(Protocol):
+    address: Address
+    peer: str
+
+    async def send(self, message: RoutedMessage) -> None: ...
+
+
+C = TypeVar("C", bound=_Open)
+
+
+class ConnectionTable(abc.ABC, Generic[C]):
+    """What every transport keeps: its open connections (by worker address, and the outgoing
+    ones by host:port), and sending to `/tcp/host:port` over them."""
+
+    router: Router
+    _all: set[C]
+    _connections: dict[str, C]
+
+    @abc.abstractmethod
+    async def connect(self, host: str, port: int) -> C:
+        """The open connection to host:port, or a new one."""
+
+    def connection(self, address: Address) -> C | None:
+        """The open connection whose worker address is `address`."""
+        return next((c for c in self._all if c.address == address), None)
+
+    def connections(self) -> list[C]:
+        """Every open connection."""
+        return list(self._all)
+
+    async def send(self, address: Address, message: RoutedMessage) -> None:
+        """Transport interface: send over the connection to a `/tcp/host:port` address."""
+        host, port = address.host_port()
+        connection = await self.connect(host, port)
+        await connection.send(message)
+
+    def _drop(self, connection: C) -> None:
+        """Forget a closed connection (its worker address is released)."""
+        self._all.discard(connection)
+        self.router.unregister(connection.address)
+        if self._connections.get(connection.peer) is connection:
+            del self._connections[connection.peer]

@@ -1,0 +1,88 @@
+"""The TCP transport's limits and timeouts, in one settings object (docs/protocols.md,
+"TCP transport"), and the counters that show them at work."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass, field
+
+from troth.transport.framing import LARGE_BUFFER, SMALL_BUFFER
+
+__all__ = ["TcpCounters", "TcpSettings", "default_max_connections"]
+
+MAX_CONNECTIONS = 1024
+
+
+def default_max_connections() -> int:
+    """1024 accepted connections, or half the descriptors this process may open if that is
+    less: the other half stays free for outgoing connections, storage and new arrivals."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, soft // 2))
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSettings:
+    """Limits and timeouts of a TCP transport (seconds, bytes, counts)."""
+
+    connect_timeout: float = 5.0
+    """Connecting gives up after this long."""
+    frame_timeout: float = 10.0
+    """A frame that has started must be complete within this long (a stalled peer)."""
+    first_frame_timeout: float = 10.0
+    """A connection must bring its first complete frame within this long."""
+    idle_timeout: float = 600.0
+    """A connection that carries no complete frame, either way, for this long is closed. Long
+    enough that a quiet but healthy channel survives (channels have no keepalives yet)."""
+    evict_idle_after: float = 60.0
+    """At the connection limit, a new connection evicts the accepted connection idle the
+    longest, if it brought no frame yet or has been idle at least this long."""
+    max_connections: int = field(default_factory=default_max_connections)
+    """Accepted connections open at once (outgoing ones are the node's own and not counted)."""
+    max_connections_per_source: int = 64
+    """Accepted connections open at once from one IP address."""
+    max_queued_frames: int = 64
+    """Frames read but not yet routed before reading pauses (backpressure)."""
+    write_buffer: int = 1 << 20
+    """Bytes queued for the socket before senders wait."""
+    write_timeout: float = 10.0
+    """A send that waits this long for a peer that does not read drops the connection."""
+    max_reply_paths: int = 4096
+    """Reply paths a connection remembers (least recently used forgotten first)."""
+    small_read_buffer: int = SMALL_BUFFER
+    """A connection's read buffer while frames are small, and after it runs empty."""
+    large_read_buffer: int = LARGE_BUFFER
+    """The read buffer while a stream is heavy."""
+    log_lines_per_minute: int = 10
+    """Lines a minute about misbehaving connections (closed, refused, dropped messages)."""
+    accept_errors_per_minute: int = 3
+    """Lines a minute about accept() failing (out of descriptors: EMFILE)."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "frame_timeout", "first_frame_timeout", "idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_connections < 1 or self.max_connections_per_source < 1:
+            raise ValueError("connection limits must be at least 1")
+
+    @property
+    def sweep_interval(self) -> float:
+        """How often connections are checked against the timeouts."""
+        return min(self.frame_timeout, self.first_frame_timeout, self.idle_timeout) / 4
+
+
+@dataclass(slots=True)
+class TcpCounters:
+    """What the transport refused or closed, and why (a node's status shows them)."""
+
+    accepted: int = 0
+    refused_over_limit: int = 0
+    refused_per_source: int = 0
+    evicted: int = 0
+    closed_bad_frame: int = 0
+    closed_stalled: int = 0
+    closed_first_frame: int = 0
+    closed_idle: int = 0
+    closed_not_reading: int = 0
+    dropped_messages: int = 0

@@ -1,0 +1,256 @@
+"""The TCP transport's limits against real sockets on loopback: connections capped per source
+address and in total (idle ones evicted for new ones), first-frame, idle and stall timeouts,
+read buffers that shrink back, and a listener out of descriptors that logs a few lines and
+recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from troth.routing import Address, RoutedMessage, Router, Source
+from troth.transport import Listener, TcpSettings, TcpTransport, frame
+from troth.transport.framing import FRAME_HEADER
+
+ECHO = Address("service", "echo")
+SMALL = TcpSettings().small_read_buffer
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass
+class Server:
+    transport: TcpTransport
+    host: str
+    port: int
+
+    async def client(self, source: str = "127.0.0.1") -> Streams:
+        return await asyncio.open_connection(self.host, self.port, local_addr=(source, 0))
+
+
+def run(test: Callable[[Server], Awaitable[None]], settings: TcpSettings) -> None:
+    async def main() -> None:
+        router = Router()
+
+        async def echo(message: RoutedMessage, source: Source | None) -> None:
+            await router.route(RoutedMessage(message.return_route, (), message.payload))
+
+        router.register(ECHO, echo)
+        transport = TcpTransport(router, settings)
+        host, port = await transport.listen("127.0.0.1", 0, Listener(frozenset({ECHO})))
+        try:
+            await asyncio.wait_for(test(Server(transport, host, port)), 20)
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
+
+
+def request(payload: bytes = b"ping") -> bytes:
+    return frame(RoutedMessage((ECHO,), (), payload).encode())
+
+
+async def answer(streams: Streams) -> bytes:
+    """Send a request to the echo worker; its answer's payload."""
+    reader, writer = streams
+    writer.write(request())
+    await writer.drain()
+    (length,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))[1:]
+    return bytes(RoutedMessage.decode(await reader.readexactly(length)).payload)
+
+
+async def closed_by_server(streams: Streams, timeout: float = 3.0) -> bool:
+    try:
+        return await asyncio.wait_for(streams[0].read(), timeout) == b""
+    except (TimeoutError, ConnectionResetError):
+        return False
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def test_connections_are_capped_per_source_address() -> None:
+    async def test(server: Server) -> None:
+        clients = [await server.client() for _ in range(5)]
+        counters = server.transport.counters
+        await until(lambda: counters.refused_per_source == 2)
+        assert len(server.transport.connections()) == 3
+        other = await server.client("127.0.0.2")  # another address still gets in
+        assert await answer(other) == b"ping"
+        assert sum([await closed_by_server(c, 0.2) for c in clients]) == 2
+
+    run(test, TcpSettings(max_connections_per_source=3))
+
+
+def test_at_the_cap_a_new_connection_evicts_one_that_sent_nothing() -> None:
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        silent = [await server.client() for _ in range(3)]
+        await until(lambda: counters.accepted == 3)
+        newcomer = await server.client()
+        assert await answer(newcomer) == b"ping"
+        assert counters.evicted == 1
+        assert await closed_by_server(silent[0])  # the oldest silent one
+        for streams in silent[1:]:
+            assert await answer(streams) == b"ping"  # now every connection is active
+        refused = await server.client()
+        assert await closed_by_server(refused)
+        assert counters.refused_over_limit == 1
+
+    run(test, TcpSettings(max_connections=3))
+
+
+def test_a_connection_must_bring_a_first_frame_in_time() -> None:
+    async def test(server: Server) -> None:
+        silent = await server.client()
+        talking = await server.client()
+        assert await answer(talking) == b"ping"
+        assert await closed_by_server(silent)
+        assert server.transport.counters.closed_first_frame == 1
+        assert await answer(talking) == b"ping"
+
+    run(test, TcpSettings(first_frame_timeout=0.2))
+
+
+def test_an_idle_connection_is_closed_and_a_busy_one_is_not() -> None:
+    async def test(server: Server) -> None:
+        idle, busy = await server.client(), await server.client()
+        assert await answer(idle) == b"ping"
+        for _ in range(8):  # 0.8 s of traffic, well past the idle timeout
+            assert await answer(busy) == b"ping"
+            await asyncio.sleep(0.1)
+        assert await closed_by_server(idle, 0.1)
+        assert server.transport.counters.closed_idle == 1
+        assert await answer(busy) == b"ping"
+
+    run(test, TcpSettings(idle_timeout=0.4))
+
+
+def test_a_stalled_frame_closes_its_connection() -> None:
+    async def test(server: Server) -> None:
+        streams = await server.client()
+        streams[1].write(request()[:9])  # the header and part of the body
+        assert await closed_by_server(streams)
+        assert server.transport.counters.closed_stalled == 1
+
+    run(test, TcpSettings(frame_timeout=0.2))
+
+
+def test_an_oversized_frame_header_closes_the_connection_at_once() -> None:
+    async def test(server: Server) -> None:
+        streams = await server.client()
+        streams[1].write(b"\x01" + (1 << 30).to_bytes(4, "big"))
+        assert await closed_by_server(streams)
+        assert server.transport.counters.closed_bad_frame == 1
+
+    run(test, TcpSettings())
+
+
+def test_read_buffers_shrink_back_on_idle_connections() -> None:
+    """The issue's attack: many connections each send one large garbage frame and go
+    silent. The sweep gives every buffer back to the small size."""
+
+    async def test(server: Server) -> None:
+        clients = [await server.client() for _ in range(20)]
+        for _reader, writer in clients:
+            writer.write(frame(bytes(17_000)))
+        transport = server.transport
+        await until(lambda: transport.counters.dropped_messages == 20)
+        assert {c.read_buffer for c in transport.connections()} != {SMALL}  # grown for them
+        await until(lambda: {c.read_buffer for c in transport.connections()} == {SMALL})
+
+    run(test, TcpSettings(first_frame_timeout=0.4))  # (a sweep every 0.1 s)
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, logging, resource, sys
+    from troth.routing import Address, RoutedMessage, Router
+    from troth.transport import Listener, TcpSettings, TcpTransport
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    ECHO = Address("service", "echo")
+
+    async def main():
+        router = Router()
+
+        async def echo(message, source):
+            await router.route(RoutedMessage(message.return_route, (), message.payload))
+
+        router.register(ECHO, echo)
+        if sys.argv[1] == "uncapped":  # let accept() run out of descriptors
+            settings = TcpSettings(max_connections=10_000, max_connections_per_source=10_000)
+        else:
+            settings = TcpSettings()
+        tcp = TcpTransport(router, settings)
+        _, port = await tcp.listen("127.0.0.1", 0, Listener(frozenset({ECHO})))
+        print(port, flush=True)
+        await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+def child_listener(mode: str) -> tuple[subprocess.Popen[str], int]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    return child, int(child.stdout.readline())
+
+
+def ping(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request())
+        header = sock.recv(FRAME_HEADER.size, socket.MSG_WAITALL)
+        body = sock.recv(FRAME_HEADER.unpack(header)[1], socket.MSG_WAITALL)
+    return bytes(RoutedMessage.decode(body).payload)
+
+
+def test_out_of_descriptors_the_listener_logs_a_few_lines_and_recovers() -> None:
+    child, port = child_listener("uncapped")
+    try:
+        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(90)]
+        time.sleep(3)  # accept() fails with EMFILE about once a second meanwhile
+        for sock in flood:
+            sock.close()
+        time.sleep(1.5)  # descriptors free up; asyncio retries accept() after a second
+        assert ping(port) == b"ping"
+    finally:
+        child.terminate()
+        _, log = child.communicate(timeout=10)
+    paused = [line for line in log.splitlines() if "accepting connections paused" in line]
+    assert 1 <= len(paused) <= 3, log
+    assert "Traceback" not in log
+    assert "out of system resource" not in log
+
+
+def test_with_default_caps_idle_connections_cannot_lock_out_a_new_one() -> None:
+    """`ulimit -n 64`: idle connections beyond the default cap (half the descriptors) are
+    refused or evicted as they come, so a new connection gets in and is answered (accept()
+    may still run out in a burst, before refused sockets are closed: logged a few times)."""
+    child, port = child_listener("default")
+    try:
+        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(90)]
+        time.sleep(0.5)
+        assert ping(port) == b"ping"
+        for sock in flood:
+            sock.close()
+    finally:
+        child.terminate()
+        _, log = child.communicate(timeout=10)
+    assert log.count("accepting connections paused") <= 3, log
+    assert "Traceback" not in log
