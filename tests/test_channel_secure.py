@@ -505,3 +505,33 @@ def test_credentials_with_caveats_do_not_admit_until_gates_evaluate_them(world: 
     a = SecureChannel.initiate(me=carol.me((caveated,)), trust=world.trust())
     _, events_b = pump(a, world.responder())
     assert closed(events_b).reason is F.PEER_NOT_ALLOWED
+
+
+def test_a_superseded_history_is_refused_by_a_peer_holding_the_feed(world: World) -> None:
+    """The stolen-backup rollback against a stateless peer: the authority's feed says alice's
+    newest change is change 1, so her older history `[c0]` (with a channel key attested under
+    c0, as a thief with the old key would present it) is refused at the handshake."""
+    from tests.support.feeds import pages
+    from troth.credentials import RevocationEntry, RevocationKind, Supersession, verify_feed
+
+    party = world.alice.party
+    _, rotated, _ = rotate_identity(
+        world.vault, party.identity, party.primary, party.next_primary, now=T + 1, valid_for=10**8
+    )
+    superseded = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        party.identifier.digest,
+        world.authority.identifier,
+        T + 1,
+        "",
+        Supersession(2, rotated.current_change_hash),
+    )
+    (page,) = pages(world.authority, [superseded], now=T + 2, per_page=1)
+    world.feed = verify_feed(
+        page, authority=world.authority.identifier, now=T + 2, max_staleness=60
+    )
+    _, _, _, events_b = pair(world)  # alice presents the pre-rotation history [c0]
+    refusal = closed(events_b)
+    assert refusal.reason is F.PEER_INVALID
+    assert "superseded history" in refusal.detail

@@ -5,7 +5,8 @@ continuous re-checks, so all three apply the same checks in the same order:
 1. at the handshake only: the change history verifies (and extends any stored copy: no fork,
    no rollback), the channel-key attestation is valid and attests exactly the Noise static
    key the handshake proved;
-2. the identity is not revoked by any held feed;
+2. the identity is not revoked by any held feed, and its history is not superseded in any
+   (an authority published a newer change: this one is a stolen backup's or a fork);
 3. every credential chain verifies for the trust anchors, with the peer as presenter, against
    the current feeds (expiry and revocation included);
 4. the peer policy admits the peer (default deny).
@@ -102,7 +103,11 @@ def verify_peer(
     for feed in trust.feeds().values():
         if identity.identifier.digest in feed.revoked_identities:
             raise ChannelError(_F.REVOKED, f"{identity.identifier} is revoked by {feed.authority}")
-    peer = VerifiedPeer(identity, _verify_credentials(trust, identity.identifier, chains, now))
+        try:  # an older history than the one an authority published (a stolen backup's)
+            feed.check_current(identity)
+        except CredentialError as exc:
+            raise ChannelError(_F.PEER_INVALID, f"{exc} (by {feed.authority})") from None
+    peer = VerifiedPeer(identity, _verify_credentials(trust, identity, chains, now))
     if not trust.policy.admit(peer):
         raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
     return peer
@@ -124,7 +129,7 @@ def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> Verif
 
 
 def _verify_credentials(
-    trust: ChannelTrust, presenter: Identifier, chains: tuple[bytes, ...], now: int
+    trust: ChannelTrust, presenter: VerifiedIdentity, chains: tuple[bytes, ...], now: int
 ) -> tuple[VerifiedCredential, ...]:
     verifier = trust.verifier
     if verifier is None or not chains:

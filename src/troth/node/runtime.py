@@ -356,7 +356,7 @@ class NodeRuntime:
         connection = self.tcp.connection(end.peer_route[0])
         if connection is None:
             raise RoutingError("the relay's connection is gone")
-        connection.allow(LISTENER)  # relayed handshakes reach our channel listener
+        connection.allowed.permit(LISTENER)  # relayed handshakes reach our channel listener
         return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
 
     async def _create_relay(self, name: Any, context: RequestContext) -> str:
