@@ -153,6 +153,20 @@ def test_invalid_and_forked_history(world: World) -> None:
     assert closed(events_b).reason is F.PEER_INVALID
 
 
+def test_a_peer_is_stored_only_once_admitted(world: World) -> None:
+    """Store-or-extend on channels: the admitted peer's history is observed; a refused peer
+    (no credential from a trusted authority) is judged but never stored."""
+    observed: list[VerifiedIdentity] = []
+    trust = world.trust()
+    storing = ChannelTrust(trust.policy, trust.verifier, trust.feeds, None, observed.append)
+    pair(world, b_trust=storing)
+    assert [i.identifier for i in observed] == [world.alice.identifier]
+    observed.clear()
+    _, _, _, events_b = pair(world, a_creds=(), b_trust=storing)
+    assert closed(events_b).reason is F.PEER_NOT_ALLOWED
+    assert observed == []
+
+
 def test_untrusted_expired_and_revoked_credentials(world: World) -> None:
     stranger_authority = make_party(world.vault, now=T)
     foreign = CredentialChain(

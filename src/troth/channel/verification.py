@@ -73,12 +73,15 @@ Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
 @dataclass(frozen=True, slots=True)
 class ChannelTrust:
     """How this side judges peers. `verifier` checks credential chains (None: ignore them);
-    `known` raises IdentityError for a history that forks from or rolls back a stored copy."""
+    `known` raises IdentityError for a history that forks from or rolls back a stored copy;
+    `observe` stores (or extends) the copy of a peer once it is admitted (store-or-extend:
+    judged before, stored only after admission, so strangers cannot fill the store)."""
 
     policy: PeerPolicy
     verifier: ChainVerifier | None = None
     feeds: Feeds = dict
     known: Callable[[VerifiedIdentity], None] | None = None
+    observe: Callable[[VerifiedIdentity], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,11 @@ def verify_peer(
     peer = VerifiedPeer(identity, _verify_credentials(trust, identity, chains, now))
     if not trust.policy.admit(peer):
         raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
+    if trust.observe is not None and not isinstance(who, VerifiedIdentity):
+        try:
+            trust.observe(identity)
+        except IdentityError as exc:  # another copy was stored meanwhile: a fork
+            raise ChannelError(_F.PEER_INVALID, str(exc)) from None
     return peer
 
 

@@ -317,6 +317,7 @@ class NodeRuntime:
             verifier=self._verifier,
             feeds=lambda: self.feeds,
             known=self.node.identities.check_known,
+            observe=self.node.identities.observe,
         )
 
     def _access(self, peer: VerifiedPeer) -> frozenset[Address]:
