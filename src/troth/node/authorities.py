@@ -22,7 +22,8 @@ from troth.authority.client import (
     ticket_authority,
 )
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.errors import ConfigError, DecodeError, NotFound
+from troth.credentials.wallet import Announcement
+from troth.errors import ConfigError, DecodeError, NotFound, TrothError
 from troth.identity import Identifier
 from troth.node.config import NodeConfig
 from troth.node.home import read_private_file
@@ -30,6 +31,7 @@ from troth.node.node import Node, list_nodes, node_dir, open_node
 
 __all__ = [
     "LOCAL_PREFIX",
+    "announce_here",
     "announce_locally",
     "enroll_locally",
     "home_of",
@@ -146,3 +148,25 @@ def announce_locally(
     request = rotated_request(node.identities, ref, authority, now=now)
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
         return host.rotated(request, now=now)
+
+
+def announce_here(node: Node, ref: str, *, now: int) -> tuple[list[Announcement], list[Identifier]]:
+    """Announce `ref`'s rotated history to the authorities on this machine it has not told yet;
+    the outcomes, and the authorities reached only over the network (still pending)."""
+    changes, authorities = node.wallet.unannounced(ref)
+    routes = node.wallet.trusted()
+    done: list[Announcement] = []
+    remote: list[Identifier] = []
+    for authority in authorities:
+        address = routes.get(authority)
+        try:
+            seq = announce_locally(node, ref, authority, address=address, now=now)
+            done.append(node.wallet.mark_announced(ref, authority, changes, seq))
+        except NotFound:
+            if address is not None and not is_local(address):
+                remote.append(authority)
+            else:
+                done.append(Announcement(ref, authority, changes, error="no route to it is known"))
+        except TrothError as exc:
+            done.append(Announcement(ref, authority, changes, error=str(exc)))
+    return done, remote

@@ -508,7 +508,16 @@ class NodeRuntime:
                 except TrothError as exc:
                     done = Announcement(name, authority, changes, error=str(exc))
                 results.append(done.to_json())
+            if name == self.name and authorities:
+                await self._rotated()
         return results
+
+    async def _rotated(self) -> None:
+        """This node's identity rotated: present the new history from now on, and close the
+        channels that carry the old one (every peer holding the feed refuses it now)."""
+        await self._renew_identity()
+        for end in list(self.channels.ends.values()):
+            await end.close()
 
     def _unannounced(self, ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
         identities, wallet = self.node.identities, self.node.wallet

@@ -25,6 +25,7 @@ __all__ = [
     "CREDENTIAL_SKEW",
     "FEED_STALENESS",
     "STANDING_CACHE",
+    "Known",
     "NodeTrust",
     "store_or_extend",
 ]
@@ -37,7 +38,12 @@ STANDING_CACHE: Final = 4096
 """Standings remembered (a standing depends only on the peer, the feeds and the second)."""
 
 
-def store_or_extend(identities: IdentityService, now: int) -> Callable[[VerifiedIdentity], None]:
+Known = Callable[[VerifiedIdentity], None]
+"""A verifier's `known` callback: IdentityError for a history that forks from or rolls back a
+stored copy."""
+
+
+def store_or_extend(identities: IdentityService, now: int) -> Known:
     """A store of histories as a chain verifier's `known`: the first verified copy of an
     identity is stored, a later one must extend it (and is stored); IdentityError otherwise."""
 
