@@ -284,6 +284,12 @@ class NodeRuntime:
 
     # -- trust and identity ----------------------------------------------------------------------
 
+    async def reload(self) -> None:
+        """Re-read what the node's store says this node trusts and holds (after another
+        process, or code outside the runtime, enrolled, trusted or stored credentials)."""
+        await self.worker.run(self.trust.reload, self.clock.now())
+        await self._renew_identity()
+
     def _channel_trust(
         self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
     ) -> ChannelTrust:
