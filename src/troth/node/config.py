@@ -64,6 +64,7 @@ class NodeConfig:
 
     @classmethod
     def from_json(cls, data: bytes, path: Path) -> NodeConfig:
+        """The configuration in node.json bytes read from `path` (ConfigError if invalid)."""
         try:
             raw = load_json(data, max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(path))
         except DecodeError as exc:
