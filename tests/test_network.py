@@ -420,8 +420,14 @@ def test_feed_requests_take_since_and_up_to_date_answers_are_reused(tmp_path: Pa
                 assert (
                     verify_page(grown, authority=authority.identifier, now=clock.now()).count == 1
                 )
-                for bad in (None, [], [-1], ["0"], [2]):
-                    with pytest.raises(RemoteError):
+                for bad, why in (
+                    (None, "feed arguments"),
+                    ([], "feed arguments"),
+                    ([-1], "since"),
+                    (["0"], "since"),
+                    ([2], "the feed has 1 entries"),
+                ):
+                    with pytest.raises(RemoteError, match=why):
                         await call(hub.router, service, "feed", bad)
             finally:
                 await hub.stop()
