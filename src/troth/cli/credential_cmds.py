@@ -32,7 +32,7 @@ from troth.errors import CredentialError, DecodeError, NotFound
 from troth.identity import Identifier
 from troth.node import Node
 from troth.node.authorities import enroll_locally, is_local, parse_ticket, refresh_locally
-from troth.node.verify import authority_pages, verify_chain, verify_vc
+from troth.node.verify import Sources, authority_pages, verify_chain, verify_vc
 
 
 def _summary(held_chain: bytes, node: Node) -> dict[str, Any]:
@@ -302,6 +302,7 @@ def verify(
     the feed), unless --no-store."""
     now = CLOCK.now()
     anchors = frozenset(Identifier.parse(t) for t in trusted)
+    sources = Sources(anchors, home(), feed_files, authority_name, max_feed_age)
     limit = limits.MAX_VC_BYTES if fmt == "vc" else limits.MAX_CHAIN_BYTES
     data = read_input(file, limit, "credential")
     try:
@@ -311,16 +312,7 @@ def verify(
                 if issuer_history
                 else None
             )
-            result = verify_vc(
-                data,
-                anchors=anchors,
-                home=home(),
-                now=now,
-                feed_files=feed_files,
-                authority_name=authority_name,
-                issuer_history=history,
-                max_feed_age=max_feed_age,
-            ).to_json()
+            result = verify_vc(data, sources, now=now, issuer_history=history).to_json()
             human = {**result, "attributes": json.dumps(result["attributes"])}
             del human["valid"]
             reporter.result(result, "valid\n" + kv(human))
@@ -329,12 +321,8 @@ def verify(
             node = None if no_store else stack.enter_context(open_cli_node(node_name))
             verified = verify_chain(
                 data,
-                anchors=anchors,
-                home=home(),
+                sources,
                 now=now,
-                feed_files=feed_files,
-                authority_name=authority_name,
-                max_feed_age=max_feed_age,
                 presenter=Identifier.parse(presenter) if presenter else None,
                 node=node,
             )

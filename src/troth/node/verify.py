@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from troth import limits
@@ -33,7 +34,14 @@ from troth.identity import Identifier, VerifiedIdentity, verify_history
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
 
-__all__ = ["authority_pages", "read_feed_file", "select_feeds", "verify_chain", "verify_vc"]
+__all__ = [
+    "Sources",
+    "authority_pages",
+    "read_feed_file",
+    "select_feeds",
+    "verify_chain",
+    "verify_vc",
+]
 
 _F = CredentialFailure
 
@@ -104,6 +112,18 @@ def select_feeds(
     return {feed.authority: feed for feed in feeds}
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What a verification trusts (`anchors`) and where its feeds come from: feed files and/or
+    the authority hosted by node `authority_name` in `home`, each at most `max_feed_age` old."""
+
+    anchors: frozenset[Identifier]
+    home: Path
+    feed_files: Sequence[str] = ()
+    authority_name: str | None = None
+    max_feed_age: int = FEED_STALENESS
+
+
 def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
     """The actor's history as the node stores it (so the feed can tell whether it is
     superseded), else only its identifier."""
@@ -118,31 +138,27 @@ def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | V
 
 def verify_chain(
     data: bytes,
+    sources: Sources,
     *,
-    anchors: frozenset[Identifier],
-    home: Path,
     now: int,
-    feed_files: Sequence[str] = (),
-    authority_name: str | None = None,
-    max_feed_age: int = FEED_STALENESS,
     presenter: Identifier | None = None,
     node: Node | None = None,
 ) -> VerifiedCredential:
-    """Verify chain bytes for `anchors` against the chosen feeds. With `node`, issuer
+    """Verify chain bytes for `sources.anchors` against their feeds. With `node`, issuer
     histories are checked against (and stored in) its store, and the presenter's stored
     history is checked against the feed. The presenter defaults to the chain's last subject."""
     known = None if node is None else store_or_extend(node.identities, now)
-    with _named_authority(home, authority_name) as authority:
+    with _named_authority(sources.home, sources.authority_name) as authority:
         feeds = select_feeds(
-            feed_files=feed_files,
+            feed_files=sources.feed_files,
             authority=authority,
-            anchors=anchors,
+            anchors=sources.anchors,
             now=now,
-            max_age=max_feed_age,
+            max_age=sources.max_feed_age,
             known=known,
         )
     actor = presenter or chain_actor(data)
-    return ChainVerifier(TrustPolicy(anchors), known=known).verify(
+    return ChainVerifier(TrustPolicy(sources.anchors), known=known).verify(
         data,
         presenter=actor if node is None else _stored_presenter(node, actor, now),
         feeds=feeds,
@@ -151,21 +167,13 @@ def verify_chain(
 
 
 def verify_vc(
-    data: bytes,
-    *,
-    anchors: frozenset[Identifier],
-    home: Path,
-    now: int,
-    feed_files: Sequence[str] = (),
-    authority_name: str | None = None,
-    issuer_history: bytes | None = None,
-    max_feed_age: int = FEED_STALENESS,
+    data: bytes, sources: Sources, *, now: int, issuer_history: bytes | None = None
 ) -> VerifiedVC:
-    """Verify a troth VC: its issuer must be one of `anchors`; proofs, window and revocation
-    status against the issuer's feed (`authority_name`'s or a feed file), like a chain. The
-    issuer's history comes from `issuer_history`, else from the local authority.
-    CredentialError when it is not valid; ValueError when no issuer history is given."""
-    policy = TrustPolicy(anchors, max_feed_staleness=max_feed_age)
+    """Verify a troth VC: its issuer must be one of `sources.anchors`; proofs, window and
+    revocation status against the issuer's feed, like a chain. The issuer's history comes from
+    `issuer_history`, else from the local authority. CredentialError when it is not valid;
+    ValueError when no issuer history is given."""
+    policy = TrustPolicy(sources.anchors, max_feed_staleness=sources.max_feed_age)
     try:
         document = load_json(data, max_bytes=limits.MAX_VC_BYTES, what="VC")
     except DecodeError as exc:
@@ -173,7 +181,7 @@ def verify_vc(
     issuer = vc_issuer(document)
     if issuer not in policy.anchors:
         raise CredentialError(_F.UNTRUSTED_ISSUER, str(issuer))
-    with _named_authority(home, authority_name) as authority:
+    with _named_authority(sources.home, sources.authority_name) as authority:
         if issuer_history is None:
             if authority is None:
                 raise ValueError(
@@ -185,10 +193,10 @@ def verify_vc(
         except IdentityError as exc:
             raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
         feeds = select_feeds(
-            feed_files=feed_files,
+            feed_files=sources.feed_files,
             authority=authority,
             anchors=policy.anchors,
             now=now,
-            max_age=max_feed_age,
+            max_age=sources.max_feed_age,
         )
     return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
