@@ -32,6 +32,7 @@ from troth.errors import CredentialError, DecodeError, NotFound
 from troth.identity import Identifier
 from troth.node import Node
 from troth.node.authorities import enroll_locally, is_local, parse_ticket, refresh_locally
+from troth.node.trust import FEED_STALENESS
 from troth.node.verify import Sources, authority_pages, verify_chain, verify_vc
 
 
@@ -268,7 +269,7 @@ def delegate_cmd(
     "authority_name",
     help="Take the feed (and, for a VC, the issuer's history) from this local authority.",
 )
-@duration_option("--max-feed-age", default="5m", show_default=True)
+@duration_option("--max-feed-age", default=f"{FEED_STALENESS}s", show_default=True)
 @click.option("--presenter", help="The identity presenting the chain (default: its last subject).")
 @click.option(
     "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True

@@ -107,15 +107,16 @@ def _alive(pid: int) -> bool:
 
 
 def _is_our_node(pid: int, name: str) -> bool:
-    """Whether `pid` is alive and is `python -m troth.node NAME` (a stale pid may be
-    reused)."""
+    """Whether `pid` is alive and is `python -m troth.node NAME` (or `troth node start NAME
+    --foreground`): a stale pid may be reused."""
     if not _alive(pid):
         return False
     try:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
-    return b"troth.node" in words and name.encode() in words
+    started = b"troth.node" in words or (b"node" in words and b"start" in words)  # foreground
+    return started and name.encode() in words
 
 
 def node_status(home: Path, name: str) -> dict[str, Any]:
