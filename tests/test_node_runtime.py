@@ -17,9 +17,9 @@ from troth.authority import Authority
 from troth.authority.client import revoke_request
 from troth.credentials import Attributes
 from troth.errors import ChannelError, ChannelFailure, DecodeError, Denied, NotFound, RoutingError
-from troth.node import Node
+from troth.node import Node, open_node
 from troth.node.control import perform
-from troth.node.runtime import AUTHORITY, ECHO, SINK, NodeRuntime
+from troth.node.runtime import AUTHORITY, ECHO, HOSTED_FEED_POLL, SINK, NodeRuntime
 from troth.node.services import call
 from troth.storage import SqliteAuthorityStore
 
@@ -238,5 +238,28 @@ def test_services_are_composed_from_the_configuration(tmp_path: Path) -> None:
         await a.send_oneway(route(HUB), SINK, b"x" * 10)
         await call(a.router, (end.enc, ECHO), "echo", "sync")
         assert net.hub.status()["sunk"] == {"messages": 1, "bytes": 10}  # type: ignore[union-attr]
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_revocation_by_another_process_reaches_the_next_decisions(tmp_path: Path) -> None:
+    """`troth revoke identity` writes to the hub's store from another process: the hub reads
+    the new entry from its store (polled every HOSTED_FEED_POLL s) and refuses the member."""
+
+    async def test(net: MemNet) -> None:
+        a = await net.member("a")
+        to_hub = f"{HUB}/service/echo"
+        assert await a.send_message(to_hub, "one") == "one"
+        with open_node("hub", home=net.home) as other:  # its own connection, like the CLI's
+            other.authority().revoke_identity(net.identifier(a), now=net.clock.now())
+        refusals: list[Denied] = []
+        async with asyncio.timeout(10):
+            while not refusals:
+                try:
+                    await a.send_message(to_hub, "again")
+                except Denied as exc:
+                    refusals.append(exc)
+                await asyncio.sleep(HOSTED_FEED_POLL / 4)
+        assert "revoked" in refusals[0].reasons[0]
 
     run_memnet(test, tmp_path)
