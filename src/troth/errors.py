@@ -19,11 +19,14 @@
     ├── AuthorityError         the authority refused: ticket, role, membership (reason)
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
-    ├── RoutingError           a message could not be routed, or was denied (default deny)
+    ├── RoutingError           a message could not be routed (no route: default deny of the
+    │                          router's allow-sets)
+    ├── Denied                 the node's access decision refused a request (`reasons` say who
+    │                          refused whom and why)
     └── RemoteError            a service answered a request with an error
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, ConflictError); 2 usage (bad arguments, NotFound);
+CredentialError, AuthorityError, ConflictError, Denied); 2 usage (bad arguments, NotFound);
 3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
 """
 
@@ -43,6 +46,7 @@ __all__ = [
     "CryptoError",
     "DecodeError",
     "DecodeProblem",
+    "Denied",
     "IdentityError",
     "IdentityFailure",
     "InvalidKey",
@@ -255,3 +259,11 @@ class RoutingError(TrothError):
 
 class RemoteError(TrothError):
     """A service on another node refused or failed a request; the message is its answer."""
+
+
+class Denied(TrothError):
+    """An access decision refused a request; `reasons` say who refused whom and why."""
+
+    def __init__(self, reasons: tuple[str, ...]) -> None:
+        self.reasons = reasons
+        super().__init__("denied: " + "; ".join(reasons) if reasons else "denied")
