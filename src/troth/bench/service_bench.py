@@ -23,12 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from troth.bench.harness import Batch, Case, Measurement, measure_pair
+from troth.bench.nodes import member_nodes
 from troth.bench.tls_peer import temporary_pki
 from troth.bench.tls_rpc_peer import TlsRpcClient, tls_rpc_server
-from troth.credentials import Attributes
-from troth.node import init_node, open_node
-from troth.node.daemon import control, start_daemon, stop_daemon
-from troth.node.runtime import ECHO, NodeRuntime
+from troth.node.runtime import ECHO
 from troth.node.services import call
 from troth.routing import parse_route
 
@@ -62,53 +60,19 @@ class _Calls:
         return (time.perf_counter() - start) / n
 
 
-def _ticket(authority: Any, address: str) -> str:
-    return str(
-        authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"bench.team": "x"}),
-            address=address,
-            now=int(time.time()),
-        )
-    )
-
-
 @contextlib.contextmanager
 def _echo_caller(runner: asyncio.Runner, home: Path) -> Iterator[Callable[[], Awaitable[None]]]:
-    """Nodes hub (the authority) and b (serves echo) in processes of their own; a, in this
-    process, a member with one open channel to b. Yields one echo call over that channel."""
-    for name in ("hub", "a", "b"):
-        init_node(name, home=home)
-    with open_node("hub", home=home) as hub_node:
-        hub_node.create_authority("hub", now=int(time.time()))
-    started: list[str] = []
-    try:
-        hub = start_daemon(home, "hub", "127.0.0.1:0")
-        started.append("hub")
-        address = f"/tcp/{hub['listening']}"
-        with open_node("hub", home=home) as hub_node:
-            ticket_a, ticket_b = (_ticket(hub_node.authority(), address) for _ in range(2))
-        b = start_daemon(home, "b", "127.0.0.1:0")
-        started.append("b")
-        with open_node("a", home=home) as node_a:
-            a = NodeRuntime(node_a)
-            runner.run(a.start())
-            try:
-                runner.run(a.enroll(ticket_a, "a"))
-                control(home, "b", "enroll", {"ticket": ticket_b})
-                end = runner.run(a.channel_to(parse_route(f"/tcp/{b['listening']}")))
-                payload = os.urandom(PAYLOAD_SIZE)
+    """One echo call from a (in this process) to b (a node in its own process) over one open
+    channel."""
+    with member_nodes(runner, home) as nodes:
+        end = runner.run(nodes.a.channel_to(parse_route(nodes.b)))
+        payload = os.urandom(PAYLOAD_SIZE)
 
-                async def echo() -> None:
-                    if await call(a.router, (end.enc, ECHO), "echo", payload) != payload:
-                        raise ConnectionError("echo answered something else")
+        async def echo() -> None:
+            if await call(nodes.a.router, (end.enc, ECHO), "echo", payload) != payload:
+                raise ConnectionError("echo answered something else")
 
-                yield echo
-            finally:
-                runner.run(a.stop())
-    finally:
-        for name in started:
-            stop_daemon(home, name)
+        yield echo
 
 
 def _p99(latencies: list[float]) -> float:
