@@ -92,14 +92,13 @@ class Nodes:
         command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--json"]
         if listen:
             command += ["--tcp-listen", "127.0.0.1:0"]
-        limit = None if max_files is None else (max_files, max_files)
         result = subprocess.run(
             command,
             capture_output=True,
             text=True,
             timeout=60,
             env={**os.environ, **(environment or {})},
-            preexec_fn=None if limit is None else lambda: resource.setrlimit(NOFILE, limit),
+            preexec_fn=None if max_files is None else lambda: limit_descriptors(max_files),
         )
         assert result.returncode == 0, (result.stdout, result.stderr)
         self.started.append(name)
@@ -115,6 +114,14 @@ class Nodes:
 
 
 NOFILE = resource.RLIMIT_NOFILE
+
+
+def limit_descriptors(count: int) -> None:
+    """`ulimit -n COUNT` for this process (the soft limit, at most the hard one)."""
+    _soft, hard = resource.getrlimit(NOFILE)
+    resource.setrlimit(
+        NOFILE, (count if hard == resource.RLIM_INFINITY else min(count, hard), hard)
+    )
 
 
 @dataclass

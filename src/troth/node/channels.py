@@ -14,7 +14,8 @@ Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded p
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
 to the sender) and globally, where a new source evicts the oldest handshake of the source
 holding the most; handshakes expire by timer; channels per peer identity are bounded; the
-reassemblies of one peer's channels share one budget and expire by timer.
+reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's,
+and they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
 from __future__ import annotations

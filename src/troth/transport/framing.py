@@ -9,7 +9,9 @@ a large frame (exactly) or to `large` for a heavy stream (reads that fill all th
 are given, so the kernel can hand over several frames at once), and `shrink()` gives it
 back to `small` bytes; the host calls that when the connection has been quiet (the TCP sweep),
 so an idle connection holds a small buffer, never the largest it once needed, while a busy
-stream is not slowed by reallocating per frame.
+stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
+the pages bytes were written to are resident, and a dropped buffer goes back to the system at
+once (docs/protocols.md, "Load limits").
 """
 
 from __future__ import annotations
