@@ -31,15 +31,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+"""The version of troth."""
 
 # The public names and the private modules they live in. They are imported on first use,
 # so that `import troth.cli.main` or `python -m troth.node` does not pay for the whole API.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "troth._api.authority": ("Authority", "AttributesLike"),
-    "troth._api.network": ("Channel", "Handler", "Request", "RunningNode", "Service"),
-    "troth._api.node": ("Identities", "IdentityRef", "Node", "PeerRef"),
+    "troth._api.authority": ("Authority",),
+    "troth._api.network": ("Channel", "Request", "RunningNode", "Service"),
+    "troth._api.node": ("Identities", "Node"),
     "troth._api.results": ("Credential", "Identity"),
-    "troth._api.verifier": ("FeedSource", "Verifier"),
+    "troth._api.verifier": ("Verifier",),
     "troth.credentials": ("Attributes", "VerifiedCredential", "VerifiedLink"),
     "troth.errors": (
         "AuthorityError",
@@ -72,62 +73,61 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "AnyAuthenticated",
-    "Attributes",
-    "AttributesLike",
-    "Authority",
-    "AuthorityError",
-    "AuthorityFailure",
-    "Channel",
-    "ChannelError",
-    "ChannelFailure",
-    "ConfigError",
-    "ConflictError",
-    "Credential",
-    "CredentialError",
-    "CredentialFailure",
-    "CryptoError",
-    "DecodeError",
-    "DecodeProblem",
-    "Denied",
-    "FeedSource",
-    "Handler",
-    "Identifier",
+__all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), docs/api)
+    "__version__",
+    # nodes and their identities
+    "Node",
     "Identities",
     "Identity",
-    "IdentityError",
-    "IdentityFailure",
-    "IdentityRef",
-    "InvalidKey",
-    "InvalidSignature",
-    "KeyNotFound",
-    "MembersOnly",
-    "Node",
-    "NotFound",
-    "PeerRef",
-    "RemoteError",
-    "Request",
-    "RequireAttributes",
-    "RoutingError",
-    "RunningNode",
-    "Service",
-    "StorageError",
-    "TrothError",
-    "UnsupportedKeyType",
-    "VaultError",
+    "Identifier",
+    # authorities, credentials, verification
+    "Authority",
+    "Attributes",
+    "Credential",
+    "Verifier",
     "VerifiedCredential",
     "VerifiedLink",
-    "Verifier",
-    "__version__",
+    # the network: running nodes, channels, services
+    "RunningNode",
+    "Channel",
+    "Service",
+    "Request",
+    "MembersOnly",
+    "RequireAttributes",
+    "AnyAuthenticated",
+    # errors (the tree of troth.errors)
+    "TrothError",
+    "DecodeError",
+    "DecodeProblem",
+    "CryptoError",
+    "InvalidSignature",
+    "InvalidKey",
+    "VaultError",
+    "KeyNotFound",
+    "UnsupportedKeyType",
+    "StorageError",
+    "ConflictError",
+    "ConfigError",
+    "NotFound",
+    "IdentityError",
+    "IdentityFailure",
+    "CredentialError",
+    "CredentialFailure",
+    "AuthorityError",
+    "AuthorityFailure",
+    "ChannelError",
+    "ChannelFailure",
+    "RoutingError",
+    "Denied",
+    "RemoteError",
 ]
 
 if TYPE_CHECKING:
-    from troth._api.authority import AttributesLike, Authority
-    from troth._api.network import Channel, Handler, Request, RunningNode, Service
-    from troth._api.node import Identities, IdentityRef, Node, PeerRef
+    from troth._api.authority import Authority
+    from troth._api.network import Channel, Request, RunningNode, Service
+    from troth._api.node import Identities, Node
     from troth._api.results import Credential, Identity
-    from troth._api.verifier import FeedSource, Verifier
+    from troth._api.verifier import Verifier
     from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
     from troth.errors import (
         AuthorityError,

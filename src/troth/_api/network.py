@@ -60,7 +60,10 @@ class Service:
     Each method declares who may call it (`allow`): the node's access decision point applies
     the rule before the handler runs, and a method without one does not exist."""
 
+    name: str
+    """The service's name: it is served at `/service/<name>`."""
     oneway: Method | None = None
+    """None: a service of this kind answers requests (it takes no one-way messages)."""
 
     def __init__(self, name: str) -> None:
         """A service named `name` (not one of a node's built-in services)."""

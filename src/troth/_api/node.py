@@ -93,9 +93,9 @@ class Identities:
     def rotate(self, identity: IdentityRef, *, key_type: str | None = None) -> Identity:
         """Replace the identity's primary key by the one its history committed to (the
         identifier stays), retire its purpose keys, and announce the new history to the
-        authorities on this machine it holds credentials from (authorities reached over the
-        network hear of it when the node next runs: `serve`). Chains the identity signed
-        before stop verifying once an authority has heard: delegate again."""
+        authorities on this machine it is a member of (authorities reached over the network
+        hear of it when the node next runs: `serve`). Chains the identity signed before stop
+        verifying once its authority has published that: delegate again."""
         node = self._node
         ref = _ref(identity)
         rotated = node._stored.identities.rotate(

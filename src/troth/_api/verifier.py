@@ -17,8 +17,10 @@ from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 __all__ = ["FeedSource", "Verifier"]
 
 FeedSource = Node | Authority
-"""Where a verifier's revocation feeds come from: an `Authority` (its own feed), or a `Node`
-(the feeds it holds, brought up to date from authorities on this machine)."""
+"""Where a verifier's revocation feeds come from: an `Authority` (its own feed, current at
+every verification), or a `Node` (the feeds it holds: synced when enrolling, by a running
+node's maintenance, and here from an authority on this machine once the copy is older than
+half the staleness limit)."""
 
 
 def _anchor(value: Identifier | str) -> Identifier:
