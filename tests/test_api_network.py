@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -247,3 +248,17 @@ def test_service_names_and_methods_are_checked() -> None:
         service.method("lookup", allow=troth.MembersOnly())
     assert set(service.methods) == {"lookup"}
     assert service.status() == {"methods": ["lookup"]}
+
+
+def test_a_node_that_fails_to_start_can_be_served_again() -> None:
+    async def test() -> None:
+        with socket.socket() as taken, troth.Node.open("agents") as node:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            with pytest.raises(OSError, match="address already in use"):
+                async with node.serve(listen=taken.getsockname()):
+                    pass
+            async with node.serve() as running:
+                assert running.identifier == node.identity.identifier
+
+    run(test)
