@@ -71,3 +71,15 @@ def test_help_troth_shows_the_guide_and_the_public_names() -> None:
     assert "troth.Verifier(trust=[acme.identifier], feeds=acme)" in text
     for name in ("Node", "Verifier", "Service", "CredentialError"):
         assert f"class {name}" in text
+
+
+def test_the_example_in_troths_docstring_runs() -> None:
+    import textwrap
+
+    doc = troth.__doc__ or ""
+    example = textwrap.dedent(doc.split("import troth", 1)[1].split("Networking is", 1)[0])
+    scope: dict[str, object] = {}
+    exec(compile("import troth\n" + example, "troth.__doc__", "exec"), scope)  # noqa: S102
+    verified = scope["verified"]
+    assert isinstance(verified, troth.VerifiedCredential)
+    assert verified.attributes == troth.Attributes({"orders.access": "read"})
