@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,hsm,bench]'
+	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -20,10 +20,12 @@
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
     ├── RoutingError           a message could not be routed, or was denied (default deny)
-    └── RemoteError            a service answered a request with an error
+    ├── RemoteError            a service answered a request with an error
+    └── SecretError            the secrets broker refused or failed: a lease, a token, an
+                               engine, the audit (reason)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, ConflictError); 2 usage (bad arguments, NotFound);
+CredentialError, AuthorityError, ConflictError, SecretError); 2 usage (bad arguments, NotFound);
 3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
 """
 
@@ -51,6 +53,8 @@ __all__ = [
     "NotFound",
     "RemoteError",
     "RoutingError",
+    "SecretError",
+    "SecretFailure",
     "StorageError",
     "TrothError",
     "UnsupportedKeyType",
@@ -255,3 +259,35 @@ class RoutingError(TrothError):
 
 class RemoteError(TrothError):
     """A service on another node refused or failed a request; the message is its answer."""
+
+
+class SecretFailure(enum.Enum):
+    """Why the secrets broker refused a lease, a token or a proxied request (docs/secrets.md)."""
+
+    DENIED = "denied by policy"
+    QUOTA_EXCEEDED = "lease quota exceeded"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NO_SUCH_LEASE = "no such lease for this identity"
+    NOT_CONFIGURED = "no such secret"
+    BAD_REQUEST = "request invalid"
+    CONFIG_INVALID = "secret configuration invalid"
+    ENGINE_FAILED = "the secret engine failed"
+    AUDIT_FAILED = "the audit record could not be written"
+    JWT_MALFORMED = "token malformed"
+    JWT_UNKNOWN_KEY = "token signed by an unknown key"
+    JWT_BAD_SIGNATURE = "token signature invalid"
+    JWT_WRONG_AUDIENCE = "token is for another audience"
+    JWT_WRONG_ISSUER = "token is from another issuer"
+    JWT_NOT_YET_VALID = "token not yet valid"
+    FORBIDDEN_REQUEST = "request not allowed by the secret's rules"
+    UPSTREAM_FAILED = "the upstream service failed"
+
+
+class SecretError(TrothError):
+    """The broker refused or failed: `reason`; `detail` never holds a secret value."""
+
+    def __init__(self, reason: SecretFailure, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(reason.value + (f" ({detail})" if detail else ""))
