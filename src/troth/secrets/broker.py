@@ -147,7 +147,7 @@ class Broker:
             HttpInjectEngine(),
         ):
             self.engines[engine.kind] = engine
-        self._specs: dict[str, tuple[int, SecretSpec]] = {}
+        self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -211,10 +211,10 @@ class Broker:
         if record is None:
             raise SecretError(_F.NOT_CONFIGURED, name)
         cached = self._specs.get(name)
-        if cached is not None and cached[0] == record.updated_at:
+        if cached is not None and cached[0] == (record.engine, record.config):
             return cached[1]
         spec = parse_spec(name, self._engine(record.engine), json.loads(record.config))
-        self._specs[name] = (record.updated_at, spec)
+        self._specs[name] = ((record.engine, record.config), spec)
         return spec
 
     # -- leases (agents) ----------------------------------------------------------------------

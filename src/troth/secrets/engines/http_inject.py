@@ -272,6 +272,8 @@ def _check_rule(rule: Any, scopes: tuple[str, ...]) -> dict[str, Any]:
     pattern = () if path == "/" else tuple(path[1:].split("/"))
     for index, segment in enumerate(pattern):
         wildcard = segment == "*" or (segment == "**" and index == len(pattern) - 1)
+        if not wildcard and "*" in segment:
+            raise config_error(f"rule path {path!r}: * and a final ** stand alone in a segment")
         if not wildcard:
             try:
                 _path_segments("/" + segment)
