@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
+from troth.crypto import sha256
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
@@ -233,15 +234,23 @@ class PostgresEngine:
     def _admin(
         self, settings: Mapping[str, Any], dbname: str, upstream: SecretValue, what: str
     ) -> Iterator[Any]:
-        """A connection as the admin to `dbname` (kept open, one per database, used under a
-        lock); a broken one is dropped and reopened on the next call."""
+        """A connection as the admin to `dbname` (kept open, one per database and admin
+        password, used under a lock); a broken one is dropped and reopened on the next call."""
         try:
             import psycopg
         except ImportError as exc:
             raise ConfigError(
                 "the postgres engine needs the 'postgres' extra: pip install 'troth[postgres]'"
             ) from exc
-        key = (settings["host"], settings["port"], dbname, settings["user"], settings["sslmode"])
+        password = upstream.reveal()
+        key = (
+            settings["host"],
+            settings["port"],
+            dbname,
+            settings["user"],
+            settings["sslmode"],
+            sha256(password),  # a changed admin password opens a new connection
+        )
         with self._lock:
             conn = self._connections.pop(key, None)
             try:
@@ -251,7 +260,7 @@ class PostgresEngine:
                         port=settings["port"],
                         dbname=dbname,
                         user=settings["user"],
-                        password=upstream.reveal().decode(),
+                        password=password.decode(),
                         connect_timeout=settings["connect_timeout"],
                         sslmode=settings["sslmode"],
                         autocommit=True,
