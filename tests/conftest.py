@@ -33,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     it 0700, which cuts a PostgreSQL server run as 'postgres' off from its data directory."""
     if os.geteuid() == 0 and config.option.basetemp is None:
         base = tempfile.mkdtemp(prefix="troth-pytest-")
-        os.chmod(base, 0o711)  # traversable by 'postgres', not listable
+        os.chmod(base, 0o711)  # noqa: S103 (traversable by 'postgres', not listable)
         config.option.basetemp = os.path.join(base, "t")
         config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,7 @@ class OrdersDb:
 
 
 @pytest.fixture
-def orders(pg_server: PgServer) -> Iterator[OrdersDb]:
+def orders(pg_server: PgServer) -> OrdersDb:
     """A fresh database with an `orders` table and two template roles (roles are per cluster,
     so their names are per test)."""
     tag = uuid.uuid4().hex[:10]
@@ -74,7 +73,7 @@ def orders(pg_server: PgServer) -> Iterator[OrdersDb]:
         )
         conn.execute(f"CREATE ROLE {db.reader} NOLOGIN; GRANT SELECT ON orders TO {db.reader}")
         conn.execute(f"CREATE ROLE {db.writer} NOLOGIN; GRANT INSERT ON orders TO {db.writer}")
-    yield db
+    return db
 
 
 def now() -> int:
@@ -144,9 +143,8 @@ def test_lease_reads_and_revocation_ends_open_sessions(
     broker.close()
     for path in tmp_path.iterdir():
         data = path.read_bytes()
-        assert (
-            ADMIN_PASSWORD.encode() not in data and str(credential["password"]).encode() not in data
-        )
+        assert ADMIN_PASSWORD.encode() not in data
+        assert str(credential["password"]).encode() not in data
 
 
 def test_expiry_sweep_ends_open_sessions_and_renew_moves_valid_until(
@@ -166,7 +164,8 @@ def test_expiry_sweep_ends_open_sessions_and_renew_moves_valid_until(
         ).fetchone()
     assert valid_until == start + 301
     report = broker.sweep(start + 302)  # the broker's clock says it expired; the session lives
-    assert report.expired == 1 and report.failed == 0
+    assert report.expired == 1
+    assert report.failed == 0
     assert_session_ended(session)
     assert lease.engine_ref not in orders.roles("tl_")
     broker.close()
@@ -293,7 +292,9 @@ def test_sigkill_mid_issue_and_mid_revoke(tmp_path: Path, orders: OrdersDb) -> N
                 assert lease.state in (LeaseState.REVOKING, LeaseState.REVOKED)
         check.close()
         _check.close()
-    assert kills >= 20 and len(issued) >= 20 and revoked
+    assert kills >= 20
+    assert len(issued) >= 20
+    assert revoked
     assert set(crashed) == set(points), crashed  # every crash point was hit at least once
     later = max(issued.values()) + 1
     while now() < later:

@@ -69,7 +69,8 @@ def test_pyjwt_validates_from_the_jwks_alone(
     document = json.loads(json.dumps(broker.jwks(NOW).to_json()))  # as published
     keys = jwt.PyJWKSet.from_dict(document)
     header = jwt.get_unverified_header(token)
-    assert header["alg"] == alg and header["typ"] == "JWT"
+    assert header["alg"] == alg
+    assert header["typ"] == "JWT"
     claims = jwt.decode(
         token,
         keys[header["kid"]],
@@ -86,7 +87,8 @@ def test_pyjwt_validates_from_the_jwks_alone(
         "act": {"sub": world.user.identifier.did},
     }
     assert claims["scope"] == "refunds:write"
-    assert claims["exp"] == NOW + 120 and claims["iat"] == NOW
+    assert claims["exp"] == NOW + 120
+    assert claims["iat"] == NOW
     assert claims["jti"] == str(issued.lease.handle)
     assert issued.lease_id.text() not in token  # the jti is the handle, never the lease id
     assert header["kid"] == thumbprint(document["keys"][0])
@@ -105,7 +107,8 @@ def test_direct_credential_has_no_act(tmp_path: Path, world: LeaseWorld) -> None
     claims = broker.validate_token(
         str(issued.credential.reveal()["token"]), audience=AUDIENCE, now=NOW
     )
-    assert claims.actors == () and "act" not in claims.claims
+    assert claims.actors == ()
+    assert "act" not in claims.claims
     assert claims.scope == ("orders:read", "refunds:write")  # every scope when none is asked
 
 
@@ -167,7 +170,7 @@ def test_tampering_every_part(tmp_path: Path, world: LeaseWorld) -> None:
         rejects(
             lambda f=forged: validate_token(
                 f"{header}.{f}.{signature}", jwks, audience=AUDIENCE, now=NOW
-            ),  # type: ignore[misc]
+            ),
             F.JWT_BAD_SIGNATURE,
         )
     raw_sig = b64d(signature)
@@ -176,7 +179,7 @@ def test_tampering_every_part(tmp_path: Path, world: LeaseWorld) -> None:
         rejects(
             lambda b=bad: validate_token(
                 f"{header}.{claims}.{b}", jwks, audience=AUDIENCE, now=NOW
-            ),  # type: ignore[misc]
+            ),
             F.JWT_BAD_SIGNATURE,
         )
     for broken in (token + ".x", f"{header}.{claims}", "", "a.b.c", f"{header}.{claims}.%%%"):
@@ -204,7 +207,7 @@ def test_algorithm_confusion_and_foreign_keys(tmp_path: Path, world: LeaseWorld)
         rejects(
             lambda f=forged: validate_token(
                 f"{f}.{claims}.{signature}", jwks, audience=AUDIENCE, now=NOW
-            ),  # type: ignore[misc]
+            ),
             F.JWT_UNKNOWN_KEY,
         )
     crit = b64e(json.dumps({"alg": "EdDSA", "kid": kid, "crit": ["exp"]}).encode())
@@ -259,7 +262,7 @@ def test_jwks_documents_refused(tmp_path: Path, world: LeaseWorld) -> None:
         {"keys": [key] * 65},
         '{"keys": [], "keys": []}',  # duplicate member (I-JSON)
     ):
-        rejects(lambda d=document: Jwks.parse(d), F.CONFIG_INVALID)  # type: ignore[misc]
+        rejects(lambda d=document: Jwks.parse(d), F.CONFIG_INVALID)
     assert Jwks.parse(
         {"keys": [{"kty": "RSA", "kid": "r", "n": "x", "e": "AQAB"}, key]}
     ).keys.keys() == {key["kid"]}

@@ -31,7 +31,8 @@ def check_sealing(vault: SealingVault) -> None:
     """The properties every sealing vault has (software and PKCS#11 alike)."""
     key, other = vault.generate_seal_key(), vault.generate_seal_key()
     sealed = vault.seal(key, CANARY, b"row-1")
-    assert len(sealed) == len(CANARY) + SEAL_OVERHEAD and CANARY not in sealed
+    assert len(sealed) == len(CANARY) + SEAL_OVERHEAD
+    assert CANARY not in sealed
     assert vault.unseal(key, sealed, b"row-1") == CANARY
     assert vault.seal(key, CANARY, b"row-1") != sealed  # a fresh nonce each time
     for bad_key, aad in ((key, b"row-2"), (key, b""), (other, b"row-1")):

@@ -62,7 +62,7 @@ class LeaseWorld:
         )
 
     def feed_revoking(self, entries: list[tuple[int, bytes]], now: int) -> VerifiedFeed:
-        """A fresh feed of the authority revoking (kind, target) pairs (1 credential, 2 identity)."""
+        """A fresh feed of the authority revoking (kind, target) pairs (1: credential, 2: id)."""
         return verified_feed(self.authority, entries, now=now)
 
 

@@ -7,10 +7,10 @@ TROTH_REQUIRE_PG=1 (set by `make test` when the binaries are there)."""
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,9 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
+factories: Any
 try:
-    from pytest_postgresql import factories
+    factories = importlib.import_module("pytest_postgresql.factories")
 except ImportError:  # the dev extra is not installed: the fixture below skips
     factories = None
 else:
@@ -77,7 +78,7 @@ else:
 
 
 @pytest.fixture(scope="session")
-def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
+def pg_server(request: pytest.FixtureRequest) -> PgServer:
     """One PostgreSQL server for the session (its data directory under pytest's basetemp)."""
     if factories is None:
         _missing("pytest-postgresql is not installed (pip install -e '.[dev]')")
@@ -89,4 +90,4 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         _missing("running as root needs runuser to start PostgreSQL as 'postgres'")
     proc = request.getfixturevalue("troth_pg_proc")
-    yield PgServer(proc.host, proc.port, proc.user, ADMIN_PASSWORD, "postgres")
+    return PgServer(proc.host, proc.port, proc.user, ADMIN_PASSWORD, "postgres")

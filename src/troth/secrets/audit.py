@@ -85,7 +85,7 @@ class AuditHasher:
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS secret_audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL,
     identity BLOB, secret TEXT, lease BLOB, detail TEXT NOT NULL, digest BLOB
 );
 CREATE TRIGGER IF NOT EXISTS secret_audit_no_update BEFORE UPDATE ON secret_audit

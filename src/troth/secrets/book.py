@@ -134,7 +134,7 @@ class LeaseBook:
                 if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:
                     raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{spec.max_ttl} seconds")
                 self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
-                if self._store.count_live(identity, now) >= self.quota:
+                if self._store.count_live(identity, now, up_to=self.quota) >= self.quota:
                     raise SecretError(_F.QUOTA_EXCEEDED, f"{self.quota} live leases")
                 lease_id = LeaseId.new()
                 handle = lease_id.handle
@@ -174,6 +174,7 @@ class LeaseBook:
         except SecretError as exc:
             self._deny(exc, now, identity, spec.name, None)
             raise
+        self._store.chain_committed(lease.chain_hash)
         return Granted(lease_id, lease, grant, made)
 
     def activate(self, granted: Granted, made: LeaseCredential, now: int) -> Lease:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from troth import limits
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
@@ -35,6 +35,7 @@ ALGORITHMS: Final = {KeyType.ED25519: "EdDSA", KeyType.P256: "ES256"}
 _F = SecretFailure
 _MAX_KID: Final = 128
 _MAX_ACT_DEPTH: Final = limits.MAX_DELEGATION_LINKS + 1
+_HEADER_CACHE: Final = 256
 
 
 def _canonical_json(value: Mapping[str, Any]) -> bytes:
@@ -83,6 +84,23 @@ class Jwks:
     """Verification keys by kid (parse a published document once, then validate with it)."""
 
     keys: Mapping[str, Jwk] = field(default_factory=dict)
+    _headers: dict[str, Jwk] = field(default_factory=dict, compare=False, repr=False)
+
+    def key_for_header(self, encoded: str) -> Jwk:
+        """The key a JOSE header (base64url) names by kid, if its alg is that key's own (the
+        answers for headers already seen are kept: a broker's tokens share a few headers)."""
+        key = self._headers.get(encoded)
+        if key is not None:
+            return key
+        header = _part(encoded, "header")
+        if not isinstance(header, dict) or "crit" in header or header.get("typ", "JWT") != "JWT":
+            raise SecretError(_F.JWT_MALFORMED, "unsupported JOSE header")
+        key = self.keys.get(header.get("kid"))  # type: ignore[arg-type]
+        if key is None or header.get("alg") != key.alg:
+            raise SecretError(_F.JWT_UNKNOWN_KEY, "no key in the JWKS has this kid and alg")
+        if len(self._headers) < _HEADER_CACHE:
+            self._headers[encoded] = key
+        return key
 
     def to_json(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [k.to_json() for k in self.keys.values()]}
@@ -149,8 +167,7 @@ def _parse_jwk(entry: Any) -> Jwk | None:
         raise bad from None
 
 
-@dataclass(frozen=True, slots=True)
-class ValidatedToken:
+class ValidatedToken(NamedTuple):
     """A token whose signature, times, audience and lease were checked."""
 
     subject: str
@@ -167,7 +184,7 @@ class ValidatedToken:
 
 def _part(text: str, what: str) -> Any:
     try:
-        return json.loads(b64url_decode(text))
+        return json.loads(b64url_decode(text).decode())
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise SecretError(_F.JWT_MALFORMED, f"the {what} is not base64url JSON") from None
 
@@ -212,12 +229,7 @@ def validate_token(
     pieces = token.split(".")
     if len(pieces) != 3:
         raise SecretError(_F.JWT_MALFORMED, "a compact JWS has three parts")
-    header = _part(pieces[0], "header")
-    if not isinstance(header, dict) or "crit" in header or header.get("typ", "JWT") != "JWT":
-        raise SecretError(_F.JWT_MALFORMED, "unsupported JOSE header")
-    key = keys.keys.get(header.get("kid"))  # type: ignore[arg-type]
-    if key is None or header.get("alg") != key.alg:
-        raise SecretError(_F.JWT_UNKNOWN_KEY, "no key in the JWKS has this kid and alg")
+    key = keys.key_for_header(pieces[0])
     try:
         signature = b64url_decode(pieces[2])
         verify_signature(key.key, signature, f"{pieces[0]}.{pieces[1]}".encode())

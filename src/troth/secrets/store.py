@@ -49,8 +49,9 @@ _SCHEMA: Final = (
         ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
         state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
         engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
-    )""",
-    "CREATE INDEX IF NOT EXISTS secret_leases_identity ON secret_leases (identity, state)",
+    ) WITHOUT ROWID""",
+    """CREATE INDEX IF NOT EXISTS secret_leases_identity
+        ON secret_leases (identity, state, expires_at)""",
     "CREATE INDEX IF NOT EXISTS secret_leases_due ON secret_leases (state, expires_at)",
     """CREATE TABLE IF NOT EXISTS secret_lease_chains (
         chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
@@ -111,6 +112,7 @@ class SqliteSecretStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
+        self._stored_chains: set[bytes] = set()  # chains are never deleted: a safe cache
         conn = db.connection()
         with db.transaction():
             for statement in _SCHEMA:
@@ -196,6 +198,8 @@ class SqliteSecretStore:
                 lease.engine_ref,
             ),
         )
+        if lease.chain_hash in self._stored_chains:
+            return
         if self.db.execute(
             "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
         ).rowcount:
@@ -204,6 +208,11 @@ class SqliteSecretStore:
                     "INSERT OR IGNORE INTO secret_lease_members VALUES (?, ?)",
                     (member, lease.chain_hash),
                 )
+
+    def chain_committed(self, chain_hash: bytes) -> None:
+        """Note that a transaction that stored `chain_hash` committed (later leases of the same
+        chain then skip re-inserting it)."""
+        self._stored_chains.add(chain_hash)
 
     def get_lease(self, handle: LeaseHandle) -> Lease | None:
         row = self.db.fetch_one(
@@ -221,12 +230,14 @@ class SqliteSecretStore:
         )
         return None if row is None else (LeaseState(row[0]), row[1])
 
-    def count_live(self, identity: Identifier, now: int) -> int:
-        """Leases of `identity` that count against its quota: pending, or active and unexpired."""
+    def count_live(self, identity: Identifier, now: int, *, up_to: int) -> int:
+        """Leases of `identity` that count against its quota (pending, or active and
+        unexpired), counted up to `up_to` (the quota: the work stays bounded)."""
         row = self.db.fetch_one(
-            "SELECT COUNT(*) FROM secret_leases WHERE identity = ? "
-            "AND (state = ? OR (state = ? AND expires_at > ?))",
-            (identity.digest, int(LeaseState.PENDING), int(LeaseState.ACTIVE), now),
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
+            "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
+            "WHERE identity = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
+            (identity.digest, int(LeaseState.PENDING), int(LeaseState.ACTIVE), now, up_to),
         )
         return int(row[0])
 
