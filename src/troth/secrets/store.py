@@ -15,8 +15,9 @@ Docs: docs/secrets.md ("Storage"), docs/formats.md ("Leases", "Sealed secrets").
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -113,13 +114,18 @@ class SqliteSecretStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
         self._stored_chains: set[bytes] = set()  # chains are never deleted: a safe cache
+        self._write_lock = threading.RLock()
         conn = db.connection()
         with db.transaction():
             for statement in _SCHEMA:
                 conn.execute(statement)
 
-    def transaction(self) -> AbstractContextManager[None]:
-        return self.db.transaction()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction of the node database. Writers of this process queue on a lock
+        first: SQLite's busy handler would make them sleep and retry (1-100 ms at a time)."""
+        with self._write_lock, self.db.transaction():
+            yield
 
     # -- upstream secrets ---------------------------------------------------------------------
 
