@@ -12,10 +12,11 @@ if the sink raises, the operation does not happen (docs/secrets.md, "Audit").
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from troth.crypto import hmac_sha256
 from troth.identity import Identifier
 from troth.secrets.lease import LeaseHandle
 from troth.storage import SqliteDatabase
@@ -69,15 +70,17 @@ class AuditSink(Protocol):
 
 
 class AuditHasher:
-    """HMAC-SHA256 of secret values under the audit key."""
+    """HMAC-SHA256 (RFC 2104) of secret values under the audit key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, _HMAC_DOMAIN, hashlib.sha256)  # copied per value
 
     def digest(self, value: bytes) -> bytes:
-        return hmac_sha256(self._key, _HMAC_DOMAIN + value)
+        mac = self._keyed.copy()
+        mac.update(value)
+        return mac.digest()
 
     def __repr__(self) -> str:
         return "AuditHasher(<key hidden>)"

@@ -35,6 +35,7 @@ from troth.secrets.lease import (
     LeaseId,
     LeaseState,
     check_scope,
+    check_secret_name,
 )
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.store import SqliteSecretStore
@@ -55,6 +56,7 @@ _DENIALS: Final = frozenset(
         _F.FORBIDDEN_REQUEST,
     }
 )
+_CHAIN_HASH_CACHE: Final = 1024
 _CREDENTIAL_MEMBER: Final = b"\x01"
 _IDENTITY_MEMBER: Final = b"\x02"
 
@@ -67,6 +69,14 @@ def chain_members(credential: VerifiedCredential) -> list[bytes]:
         members[_IDENTITY_MEMBER + link.issuer.digest] = None
         members[_IDENTITY_MEMBER + link.subject.digest] = None
     return list(members)
+
+
+def _printable_name(name: str) -> str | None:
+    """A secret name as the caller sent it, for the audit, if it is a valid name at all."""
+    try:
+        return check_secret_name(name)
+    except SecretError:
+        return None
 
 
 def _delegators(credential: VerifiedCredential) -> tuple[Identifier, ...]:
@@ -108,25 +118,29 @@ class LeaseBook:
         self.pending_grace = pending_grace
         self._feeds: dict[Identifier, VerifiedFeed] = {}
         self._feeds_lock = threading.Lock()
+        self._chain_hashes: dict[bytes, bytes] = {}
 
     # -- issue --------------------------------------------------------------------------------
 
     def open_lease(
         self,
         credential: VerifiedCredential,
-        spec: SecretSpec,
+        name: str,
         *,
         scope: Iterable[str] | None,
         ttl: int | None,
         now: int,
-        engine_ref: Callable[[LeaseHandle], str | None],
-        mint: Callable[[Grant], LeaseCredential] | None,
+        spec_of: Callable[[str], SecretSpec],
+        engine_ref: Callable[[SecretSpec, LeaseHandle], str | None],
+        mint: Callable[[Grant], LeaseCredential | None],
     ) -> Granted:
-        """Check and write a lease: ACTIVE with `mint`'s credential (local engines, one
+        """Check and write a lease of secret `name` (looked up with `spec_of` inside the
+        transaction): ACTIVE with `mint`'s credential when it makes one (local engines, one
         transaction), else PENDING until `activate`. SecretError (audited) when refused."""
         identity = credential.actor
         try:
             with self._store.transaction():
+                spec = spec_of(name)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
                 if not set(wanted) <= set(spec.scopes):
                     raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
@@ -147,16 +161,16 @@ class LeaseBook:
                     wanted,
                     now,
                     min(now + ttl, cap),
-                    engine_ref(handle),
+                    engine_ref(spec, handle),
                 )
-                made = None if mint is None else mint(grant)
+                made = mint(grant)
                 lease = Lease(
                     handle,
                     identity,
                     spec.name,
                     spec.engine,
                     wanted,
-                    sha256(credential.chain),
+                    self._chain_hash(credential.chain),
                     credential.authority,
                     now,
                     grant.expires_at,
@@ -168,14 +182,24 @@ class LeaseBook:
                     None,
                     grant.engine_ref,
                 )
-                self._store.insert_lease(lease, credential.chain, chain_members(credential))
+                self._store.insert_lease(lease, credential.chain, lambda: chain_members(credential))
                 if made is not None:
                     self._record(AuditKind.ISSUE, now, lease, "issued", made.digest_input)
         except SecretError as exc:
-            self._deny(exc, now, identity, spec.name, None)
+            self._deny(exc, now, identity, _printable_name(name), None)
             raise
         self._store.chain_committed(lease.chain_hash)
         return Granted(lease_id, lease, grant, made)
+
+    def _chain_hash(self, chain: bytes) -> bytes:
+        """SHA-256 of a chain, remembered for the chains seen last (an agent leases with the
+        same chain many times)."""
+        digest = self._chain_hashes.get(chain)
+        if digest is None:
+            if len(self._chain_hashes) >= _CHAIN_HASH_CACHE:
+                self._chain_hashes.clear()
+            digest = self._chain_hashes[chain] = sha256(chain)
+        return digest
 
     def activate(self, granted: Granted, made: LeaseCredential, now: int) -> Lease:
         """PENDING -> ACTIVE once the engine made the credential; SecretError REVOKED if the

@@ -22,7 +22,7 @@ from troth.errors import DecodeError, SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.audit import AuditKind, AuditSink, SqliteAuditLog
 from troth.secrets.book import LeaseBook
-from troth.secrets.engine import Engine, SecretSpec, parse_spec
+from troth.secrets.engine import Engine, Grant, SecretSpec, parse_spec
 from troth.secrets.engines.http_inject import (
     HttpInjectEngine,
     HttpRequest,
@@ -230,20 +230,20 @@ class Broker:
     ) -> IssuedLease:
         """Lease secret `name` to the credential's actor (policy, quota and revocation checked
         inside the transaction that writes the lease)."""
-        spec = self._spec_or_deny(credential.actor, name, now)
-        engine = self.engines[spec.engine]
-        upstream = self._upstream(spec)
         granted = self.book.open_lease(
             credential,
-            spec,
+            name,
             scope=scope,
             ttl=ttl,
             now=now,
-            engine_ref=lambda handle: engine.engine_ref(spec, handle),
-            mint=(lambda grant: engine.issue(grant, upstream)) if engine.local else None,
+            spec_of=self._checked_spec,
+            engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
+            mint=self._mint_local,
         )
         if granted.credential is not None:
             return IssuedLease(granted.lease_id, granted.lease, granted.credential)
+        spec = granted.grant.spec
+        engine, upstream = self.engines[spec.engine], self._upstream(spec)
         try:
             made = _engine_call(lambda: engine.issue(granted.grant, upstream))
         except SecretError:
@@ -256,6 +256,15 @@ class Broker:
             self._revoke_upstream([self._lease(granted.lease.handle)], now, spec)
             raise
         return IssuedLease(granted.lease_id, lease, made)
+
+    def _checked_spec(self, name: str) -> SecretSpec:
+        check_secret_name(name)
+        return self.spec(name)
+
+    def _mint_local(self, grant: Grant) -> LeaseCredential | None:
+        """A local engine's credential, made inside the lease's transaction (None otherwise)."""
+        engine = self.engines[grant.spec.engine]
+        return engine.issue(grant, self._upstream(grant.spec)) if engine.local else None
 
     def renew(
         self,
@@ -387,17 +396,6 @@ class Broker:
         if engine is None:
             raise SecretError(_F.CONFIG_INVALID, f"no engine {kind!r} ({', '.join(self.engines)})")
         return engine
-
-    def _spec_or_deny(self, identity: Identifier, name: str, now: int) -> SecretSpec:
-        try:
-            check_secret_name(name)
-            return self.spec(name)
-        except SecretError as exc:
-            with self.store.transaction():
-                self.book.audit_other(
-                    AuditKind.DENY, now, secret=None, identity=identity, detail=str(exc)
-                )
-            raise
 
     def _lease(self, handle: LeaseHandle) -> Lease:
         lease = self.book.lease(handle)

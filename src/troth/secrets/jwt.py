@@ -10,6 +10,7 @@ verification plus two small JSON parses (docs/secrets.md, "Validating tokens").
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ __all__ = [
     "Jwks",
     "ValidatedToken",
     "compact_jws",
+    "compact_jws_encoded",
+    "encoded_header",
     "jwk_of",
     "validate_token",
 ]
@@ -44,7 +47,18 @@ def _canonical_json(value: Mapping[str, Any]) -> bytes:
 
 def compact_jws(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Any) -> str:
     """header.claims.signature, each base64url; `sign(signing input) -> raw signature`."""
-    signing_input = f"{b64url(_canonical_json(header))}.{b64url(_canonical_json(claims))}"
+    return compact_jws_encoded(b64url(_canonical_json(header)), claims, sign)
+
+
+@functools.lru_cache(maxsize=64)
+def encoded_header(alg: str, kid: str) -> str:
+    """The base64url JOSE header of a broker token: {"alg", "kid", "typ": "JWT"}."""
+    return b64url(_canonical_json({"alg": alg, "kid": kid, "typ": "JWT"}))
+
+
+def compact_jws_encoded(header: str, claims: Mapping[str, Any], sign: Any) -> str:
+    """`compact_jws` with the header already encoded (a signer's header never changes)."""
+    signing_input = f"{header}.{b64url(_canonical_json(claims))}"
     return f"{signing_input}.{b64url(sign(signing_input.encode()))}"
 
 

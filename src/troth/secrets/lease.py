@@ -9,7 +9,6 @@ its own. Holding the database yields handles, never lease ids.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
 import os
@@ -44,13 +43,14 @@ _LEASE_ID_PREFIX: Final = "lease_"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 _PADDING = (b"", b"", b"==", b"=")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
 
 
 def b64url(data: bytes) -> str:
     """base64url without padding (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=").decode()
 
 
 def b64url_decode(text: str) -> bytes:

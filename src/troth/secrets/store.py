@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,7 +50,7 @@ _SCHEMA: Final = (
         ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
         state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
         engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID""",
+    )""",
     """CREATE INDEX IF NOT EXISTS secret_leases_identity
         ON secret_leases (identity, state, expires_at)""",
     "CREATE INDEX IF NOT EXISTS secret_leases_due ON secret_leases (state, expires_at)",
@@ -103,6 +103,30 @@ def _lease(row: Any) -> Lease:
     )
 
 
+class _Locked(AbstractContextManager[None]):
+    """Hold `lock` around `inner` (a transaction)."""
+
+    __slots__ = ("_inner", "_lock")
+
+    def __init__(self, lock: threading.RLock, inner: AbstractContextManager[None]) -> None:
+        self._lock = lock
+        self._inner = inner
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            self._inner.__enter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool | None:
+        try:
+            return self._inner.__exit__(kind, exc, tb)
+        finally:
+            self._lock.release()
+
+
 def _states(states: Iterable[LeaseState]) -> str:
     """A JSON array of state numbers, for `state IN (SELECT value FROM json_each(?))`."""
     return json.dumps(sorted(int(s) for s in states))
@@ -120,12 +144,10 @@ class SqliteSecretStore:
             for statement in _SCHEMA:
                 conn.execute(statement)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """A write transaction of the node database. Writers of this process queue on a lock
         first: SQLite's busy handler would make them sleep and retry (1-100 ms at a time)."""
-        with self._write_lock, self.db.transaction():
-            yield
+        return _Locked(self._write_lock, self.db.transaction())
 
     # -- upstream secrets ---------------------------------------------------------------------
 
@@ -180,7 +202,10 @@ class SqliteSecretStore:
 
     # -- leases -------------------------------------------------------------------------------
 
-    def insert_lease(self, lease: Lease, chain: bytes, members: Iterable[bytes]) -> None:
+    def insert_lease(
+        self, lease: Lease, chain: bytes, members: Callable[[], Iterable[bytes]]
+    ) -> None:
+        """Write a lease and, unless already stored, its chain and the chain's `members()`."""
         self.db.execute(
             "INSERT INTO secret_leases (handle, identity, secret, engine, scope, chain_hash, "
             "authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, "
@@ -209,7 +234,7 @@ class SqliteSecretStore:
         if self.db.execute(
             "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
         ).rowcount:
-            for member in members:
+            for member in members():
                 self.db.execute(
                     "INSERT OR IGNORE INTO secret_lease_members VALUES (?, ?)",
                     (member, lease.chain_hash),

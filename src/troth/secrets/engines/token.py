@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from troth.secrets.engine import Grant, SecretSpec, config_error
-from troth.secrets.jwt import compact_jws
+from troth.secrets.jwt import compact_jws_encoded, encoded_header
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 
 __all__ = ["TokenEngine", "TokenSigner"]
@@ -71,8 +71,7 @@ class TokenEngine:
             act = {"sub": delegator.did} if act is None else {"sub": delegator.did, "act": act}
         if act is not None:
             claims["act"] = act
-        header = {"alg": signer.alg, "kid": signer.kid, "typ": "JWT"}
-        token = compact_jws(header, claims, signer.sign)
+        token = compact_jws_encoded(encoded_header(signer.alg, signer.kid), claims, signer.sign)
         return LeaseCredential(
             {"token": token, "token_type": "Bearer", "expires_at": grant.expires_at},
             token.encode(),
