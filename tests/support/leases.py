@@ -69,22 +69,21 @@ class LeaseWorld:
 def make_world(now: int, *, chain_ttl: int = CHAIN_TTL) -> LeaseWorld:
     vault = SoftwareVault()
     authority, user, orchestrator, agent_a, agent_b = (make_party(vault, now=now) for _ in range(5))
-    root = CredentialChain(
-        (
-            issue_credential(
-                authority.signer,
-                subject=user.identifier,
-                attributes=ATTRS,
-                now=now,
-                ttl=chain_ttl,
-                depth=3,
-            ),
-        ),
-        (authority.identity.history,),
-    )
+
+    def from_authority(subject: Party, depth: int) -> CredentialChain:
+        credential = issue_credential(
+            authority.signer,
+            subject=subject.identifier,
+            attributes=ATTRS,
+            now=now,
+            ttl=chain_ttl,
+            depth=depth,
+        )
+        return CredentialChain((credential,), (authority.identity.history,))
+
     to_orchestrator = delegate(
         user.signer,
-        root,
+        from_authority(user, 3),
         subject=orchestrator.identifier,
         attributes=ATTRS,
         now=now,
@@ -100,19 +99,7 @@ def make_world(now: int, *, chain_ttl: int = CHAIN_TTL) -> LeaseWorld:
         ttl=chain_ttl,
         purpose="refund order 4471",
     )
-    chain_b = CredentialChain(
-        (
-            issue_credential(
-                authority.signer,
-                subject=agent_b.identifier,
-                attributes=ATTRS,
-                now=now,
-                ttl=chain_ttl,
-                depth=0,
-            ),
-        ),
-        (authority.identity.history,),
-    )
+    chain_b = from_authority(agent_b, 0)
     verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))
     return LeaseWorld(
         now,

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from troth.bench.credentials_bench import NOW, _signer
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.credentials import (
     Attributes,
@@ -42,12 +43,11 @@ from troth.credentials import (
     issue_credential,
     verify_feed,
 )
-from troth.crypto import KeyType, verify_signature
-from troth.identity import Signer, attest_purpose_key, new_identity
+from troth.crypto import verify_signature
 from troth.secrets import AllowListPolicy, Broker, validate_token
 from troth.secrets.lease import b64url_decode
 from troth.storage import SqliteDatabase, SqliteKeyStore
-from troth.vault import KeyPurpose, SoftwareVault
+from troth.vault import SoftwareVault
 
 _US = 1e6
 _MS = 1e3
@@ -55,25 +55,10 @@ _ATTRS = Attributes({"payments.access": "refund"})
 _TOKEN = {"scopes": ["refunds:write"], "ttl": 120, "max_ttl": 600, "audience": "payments"}
 
 
-def _signer(vault: SoftwareVault, now: int) -> Signer:
-    primary, identity, _next = new_identity(vault, KeyType.ED25519, now=now, valid_for=10**8)
-    handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
-    attestation = attest_purpose_key(
-        vault,
-        primary,
-        identity,
-        KeyPurpose.SIGNING,
-        vault.public_key(handle),
-        now=now,
-        expires_at=now + 10**7,
-    )
-    return Signer(identity, vault, handle, attestation, now + 10**7)
-
-
 def _agents(count: int, now: int) -> list[VerifiedCredential]:
     """`count` agents, each with a credential straight from one authority, verified."""
     vault = SoftwareVault()
-    authority = _signer(vault, now)
+    authority = _signer(vault)
     anchor = authority.identity.identifier
     feed = verify_feed(
         build_feed(authority, [], feed_genesis(anchor), now=now),
@@ -84,7 +69,7 @@ def _agents(count: int, now: int) -> list[VerifiedCredential]:
     verifier = ChainVerifier(TrustPolicy(frozenset({anchor})))
     credentials = []
     for _ in range(count):
-        agent = _signer(vault, now).identity.identifier
+        agent = _signer(vault).identity.identifier
         chain = CredentialChain(
             (
                 issue_credential(
@@ -111,7 +96,7 @@ def _broker(path: Path, credentials: list[VerifiedCredential], now: int) -> Brok
 
 def _tokens(quick: bool) -> list[Measurement]:
     n, rounds = (200, 3) if quick else (1000, 5)
-    now = int(time.time())
+    now = NOW  # the signing keys of credentials_bench._signer are valid around NOW
     (credential,) = _agents(1, now)
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
         broker = _broker(Path(tmp) / "node.db", [credential], now)
@@ -200,7 +185,7 @@ def _tokens(quick: bool) -> list[Measurement]:
 
 def _concurrent(quick: bool) -> list[Measurement]:
     agents = 100
-    now = int(time.time())
+    now = NOW  # the signing keys of credentials_bench._signer are valid around NOW
     credentials = _agents(agents, now)
     with (
         tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp,
@@ -313,7 +298,7 @@ def _postgres(quick: bool) -> list[Measurement]:
         import psycopg
         from psycopg import sql
 
-        now = int(time.time())
+        now = NOW  # the signing keys of credentials_bench._signer are valid around NOW
         (credential,) = _agents(1, now)
         admin = psycopg.connect(
             host=socket_dir, user="postgres", dbname="postgres", autocommit=True

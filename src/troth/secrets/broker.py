@@ -306,28 +306,25 @@ class Broker:
         engine = self.engines[spec.engine]
         if not isinstance(engine, HttpInjectEngine):
             raise SecretError(_F.BAD_REQUEST, f"{spec.name} is not an http-inject secret")
-        try:
-            engine.check_request(spec, lease.scope, request)
-            with self.store.transaction():  # audited before it is sent (fail closed)
+
+        def record(kind: AuditKind, detail: str) -> None:
+            with self.store.transaction():
                 self.book.audit_other(
-                    AuditKind.USE,
+                    kind,
                     now,
                     secret=spec.name,
                     identity=lease.identity,
                     lease=lease.handle,
-                    detail=f"{request.method} {request.target.partition('?')[0]}",
+                    detail=detail,
                 )
+
+        try:
+            engine.check_request(spec, lease.scope, request)
+            # audited before it is sent (fail closed)
+            record(AuditKind.USE, f"{request.method} {request.target.partition('?')[0]}")
         except SecretError as exc:
             if exc.reason is _F.FORBIDDEN_REQUEST:
-                with self.store.transaction():
-                    self.book.audit_other(
-                        AuditKind.DENY,
-                        now,
-                        secret=spec.name,
-                        identity=lease.identity,
-                        lease=lease.handle,
-                        detail=str(exc),
-                    )
+                record(AuditKind.DENY, str(exc))
             raise
         return engine.forward(spec, lease.scope, request, self._upstream(spec))
 

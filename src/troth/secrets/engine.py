@@ -10,6 +10,7 @@ the ACTIVE one, so a crash between the two leaves a record the sweep can clean u
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue, check_scope
 
-__all__ = ["Engine", "Grant", "SecretSpec", "config_error", "parse_spec"]
+__all__ = ["Engine", "Grant", "LocalEngine", "SecretSpec", "config_error", "parse_spec"]
 
 _COMMON_KEYS = frozenset({"scopes", "ttl", "max_ttl"})
 
@@ -96,6 +97,29 @@ class Engine(Protocol):
     def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
         """The upstream objects this broker created for `spec` (for the orphan sweep)."""
         ...
+
+
+class LocalEngine(abc.ABC):
+    """The part shared by engines that create nothing upstream (token, http-inject): a renewal
+    issues again, revocation has nothing to undo, there are no upstream objects to sweep."""
+
+    local = True
+
+    @abc.abstractmethod
+    def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        """The credential for `grant`."""
+
+    def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
+        return None
+
+    def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        return self.issue(grant, upstream)
+
+    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
+        return None
+
+    def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
+        return set()
 
 
 def parse_spec(name: str, engine: Engine, config: Mapping[str, Any]) -> SecretSpec:

@@ -33,8 +33,8 @@ from typing import Any, Final
 
 from troth import limits
 from troth.errors import SecretError, SecretFailure
-from troth.secrets.engine import Grant, SecretSpec, config_error
-from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
+from troth.secrets.engine import Grant, LocalEngine, SecretSpec, config_error
+from troth.secrets.lease import LeaseCredential, SecretValue
 
 __all__ = ["HttpInjectEngine", "HttpRequest", "HttpResponse", "check_secret_header"]
 
@@ -145,13 +145,12 @@ def check_secret_header(value: bytes) -> None:
         raise config_error("an http-inject secret is a printable ASCII header value")
 
 
-class HttpInjectEngine:
+class HttpInjectEngine(LocalEngine):
     """Forwards allowed requests with the secret header; settings: upstream (http[s] URL),
     header (the header to inject), rules [{methods, path, scope?}], strip (more header names
     to drop), timeout (seconds)."""
 
     kind = "http-inject"
-    local = True
 
     def check_settings(
         self, settings: Mapping[str, Any], scopes: tuple[str, ...]
@@ -184,23 +183,11 @@ class HttpInjectEngine:
             "timeout": timeout,
         }
 
-    def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
-        return None
-
     def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
         return LeaseCredential(
             {"secret": grant.spec.name, "forward": "ask the broker to forward requests"},
             grant.handle.digest,
         )
-
-    def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
-        return self.issue(grant, upstream)
-
-    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
-        return None
-
-    def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
-        return set()
 
     # -- forwarding ---------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from troth.secrets.engine import Grant, SecretSpec, config_error
+from troth.secrets.engine import Grant, LocalEngine, config_error
 from troth.secrets.jwt import compact_jws_encoded, encoded_header
-from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
+from troth.secrets.lease import LeaseCredential, SecretValue
 
 __all__ = ["TokenEngine", "TokenSigner"]
 
@@ -33,11 +33,10 @@ class TokenSigner:
     sign: Callable[[bytes], bytes]
 
 
-class TokenEngine:
+class TokenEngine(LocalEngine):
     """Mints JWTs; settings: `audience` (required)."""
 
     kind = "token"
-    local = True
 
     def __init__(self, signer: Callable[[], TokenSigner]) -> None:
         self._signer = signer
@@ -51,9 +50,6 @@ class TokenEngine:
         if not 0 < len(audience) <= _MAX_AUDIENCE or not audience.isprintable():
             raise config_error(f"audience is 1-{_MAX_AUDIENCE} printable characters")
         return {"audience": audience}
-
-    def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
-        return None
 
     def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
         signer = self._signer()
@@ -76,12 +72,3 @@ class TokenEngine:
             {"token": token, "token_type": "Bearer", "expires_at": grant.expires_at},
             token.encode(),
         )
-
-    def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
-        return self.issue(grant, upstream)
-
-    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
-        return None
-
-    def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
-        return set()
