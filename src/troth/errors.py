@@ -23,11 +23,13 @@
     │                          router's allow-sets)
     ├── Denied                 the node's access decision refused a request (`reasons` say who
     │                          refused whom and why)
-    └── RemoteError            a service answered a request with an error
+    ├── RemoteError            a service answered a request with an error
+    └── SecretError            the secrets broker refused or failed: a lease, a token, an
+                               engine, the audit (reason)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, ConflictError, Denied); 2 usage (bad arguments, NotFound);
-3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
+CredentialError, AuthorityError, ConflictError, Denied, SecretError); 2 usage (bad arguments,
+NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ __all__ = [
     "NotFound",
     "RemoteError",
     "RoutingError",
+    "SecretError",
+    "SecretFailure",
     "StorageError",
     "TrothError",
     "UnsupportedKeyType",
@@ -275,3 +279,35 @@ class Denied(TrothError):
     def __init__(self, reasons: tuple[str, ...]) -> None:
         self.reasons = reasons
         super().__init__("denied: " + "; ".join(reasons) if reasons else "denied")
+
+
+class SecretFailure(enum.Enum):
+    """Why the secrets broker refused a lease, a token or a proxied request (docs/secrets.md)."""
+
+    DENIED = "denied by policy"
+    QUOTA_EXCEEDED = "lease quota exceeded"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NO_SUCH_LEASE = "no such lease for this identity"
+    NOT_CONFIGURED = "no such secret"
+    BAD_REQUEST = "request invalid"
+    CONFIG_INVALID = "secret configuration invalid"
+    ENGINE_FAILED = "the secret engine failed"
+    AUDIT_FAILED = "the audit record could not be written"
+    JWT_MALFORMED = "token malformed"
+    JWT_UNKNOWN_KEY = "token signed by an unknown key"
+    JWT_BAD_SIGNATURE = "token signature invalid"
+    JWT_WRONG_AUDIENCE = "token is for another audience"
+    JWT_WRONG_ISSUER = "token is from another issuer"
+    JWT_NOT_YET_VALID = "token not yet valid"
+    FORBIDDEN_REQUEST = "request not allowed by the secret's rules"
+    UPSTREAM_FAILED = "the upstream service failed"
+
+
+class SecretError(TrothError):
+    """The broker refused or failed: `reason`; `detail` never holds a secret value."""
+
+    def __init__(self, reason: SecretFailure, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(reason.value + (f" ({detail})" if detail else ""))
