@@ -8,14 +8,15 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from troth import limits
+from troth import enrollment, limits
 from troth.authority import Authority, Ticket
-from troth.authority.client import enroll_request, refresh_request, revoke_request, ticket_authority
+from troth.authority.client import refresh_request, revoke_request, ticket_authority
 from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
@@ -56,9 +57,12 @@ from troth.errors import (
     DecodeError,
     IdentityError,
     NotFound,
+    StorageError,
+    TrothError,
 )
 from troth.identity import Identifier, VerifiedIdentity, verify_history
 from troth.node import Node, list_nodes, open_node
+from troth.storage import PendingEnrollmentRecord
 
 
 def _summary(held_chain: bytes, node: Node) -> dict[str, Any]:
@@ -126,6 +130,40 @@ def _parse_ticket(text: str) -> Ticket:
         raise DecodeError(f"not a troth ticket ({exc})", exc.problem) from None
 
 
+def sync_local_feed(node: Node, authority: Authority) -> VerifiedFeed:
+    """Sync `node`'s copy of the feed of `authority`, hosted on this machine (each page signed
+    and verified when it is fetched; a race with another process's sync is retried)."""
+    return node.wallet.sync_feed(
+        authority.identifier,
+        lambda since: authority.feed(now=CLOCK.now(), since=since),
+        now=CLOCK,
+    )
+
+
+def _feed_outcome(node: Node, authority: Authority, reporter: Reporter) -> dict[str, Any]:
+    """Sync the authority's feed after a committed enrollment or refresh: a failure is a
+    warning (what was committed stays reported as done), retried by the next refresh."""
+    try:
+        feed = sync_local_feed(node, authority)
+    except TrothError as exc:
+        reporter.info(
+            f"troth: warning: the credential is stored, but the feed of {authority.identifier} "
+            f"was not synced: {exc} (troth credential refresh retries)"
+        )
+        return {"synced": False, "error": str(exc)}
+    return {"synced": True, "count": feed.count}
+
+
+def _when(started_at: int) -> str:
+    return datetime.fromtimestamp(started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _local_send(authority: Authority) -> Callable[[bytes], bytes]:
+    """Carry an enroll request to an authority hosted on this machine (its clock read when
+    the request arrives, as a remote authority's would be)."""
+    return lambda request: authority.enroll(request, now=CLOCK.now()).encode()
+
+
 @click.command("enroll")
 @click.argument("ticket")
 @click.option("--identity", "identity_name", required=True, help="The local identity to enroll.")
@@ -133,10 +171,12 @@ def _parse_ticket(text: str) -> Ticket:
 @json_command
 def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
     """Redeem TICKET (the ticket, `-` to read it from stdin, or a file holding it): the
-    authority makes IDENTITY a member and issues its credential."""
+    authority makes IDENTITY a member and issues its credential.
+
+    Safe to run again with the same ticket: an enrollment interrupted by a crash is resumed,
+    and a completed one is answered with the credential already issued."""
     ticket = _ticket_text(ticket)
     parsed = _parse_ticket(ticket)
-    now = CLOCK.now()
     if parsed.address.startswith("/"):  # over the network: a secure channel to the authority
         from troth.cli.network_cmds import _ask
 
@@ -149,23 +189,43 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
         authority = _authority_on(stack, node, authority_node_name)
-        if authority.identifier != ticket_authority(parsed, now=now):
+        if authority.identifier != ticket_authority(parsed, now=CLOCK.now()):
             raise ConfigError(
                 f"node {authority_node_name!r} hosts another authority than the ticket's"
             )
-        chain = authority.enroll(
-            enroll_request(node.identities, identity_name, parsed, now=now), now=now
-        )
-        held = node.wallet.hold(identity_name, chain.encode(), now=now)
-        node.wallet.sync_feed(
-            authority.identifier, lambda since: authority.feed(now=now, since=since), now=now
-        )
-    data = held.to_json()
+        for pending in node.wallet.pending_enrollments(identity_name):
+            if pending.authority == authority.identifier.digest and pending.ticket == ticket:
+                reporter.info(f"resuming the enrollment interrupted at {_when(pending.started_at)}")
+        try:
+            enrolled = enrollment.enroll(
+                node.identities,
+                node.wallet,
+                identity_name,
+                ticket,
+                clock=CLOCK,
+                send=_local_send(authority),
+            )
+        except StorageError as exc:
+            raise StorageError(f"{exc} ({_INTERRUPTED.format(name=identity_name)})") from None
+        feed = _feed_outcome(node, authority, reporter)
+    data = {**enrolled.to_json(), "feed": feed}
     reporter.result(
         data,
-        f"enrolled {identity_name} with {held.authority}\n"
-        + kv({"attributes": json.dumps(data["attributes"]), "expires_at": held.expires_at}),
+        f"enrolled {identity_name} with {enrolled.authority}\n"
+        + kv(
+            {
+                "credential": data["credential"],
+                "attributes": json.dumps(data["attributes"]),
+                "expires_at": enrolled.credential.expires_at,
+            }
+        ),
     )
+
+
+_INTERRUPTED = (
+    "the enrollment was not completed; it is recorded and resumes with the same ticket or with "
+    "troth credential refresh --identity {name}"
+)
 
 
 @click.group("credential")
@@ -270,19 +330,65 @@ def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -
 @node_option
 @json_command
 def refresh(identity_name: str, node_name: str, reporter: Reporter) -> None:
-    """Get a fresh member credential from the (local) authority before the current one expires."""
-    now = CLOCK.now()
+    """Get a fresh member credential from the (local) authority before the current one expires.
+    An enrollment interrupted by a crash is resumed first."""
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
+        resumed = [
+            _resume(stack, node, p, node_name, reporter) for p in _pending(node, identity_name)
+        ]
         held = node.wallet.held(identity_name)
         if not held:
             raise NotFound(f"{identity_name} holds no credential: enroll first")
         authority_id = Identifier(held[0].authority)
-        authority = _local_authority(stack, node, authority_id)
+        try:
+            authority = _local_authority(stack, node, authority_id)
+        except NotFound:
+            if not resumed:
+                raise
+            reporter.result(resumed, f"resumed {len(resumed)} enrollment(s)")
+            return
+        now = CLOCK.now()
         request = refresh_request(node.identities, identity_name, authority_id, now=now)
         chain = authority.refresh(request, now=now)
         checked = node.wallet.hold(identity_name, chain.encode(), now=now)
-    reporter.result(checked.to_json(), f"refreshed; expires at {checked.expires_at}")
+        feed = _feed_outcome(node, authority, reporter)
+    data = {**checked.to_json(), "feed": feed, "resumed": resumed}
+    reporter.result(data, f"refreshed; expires at {checked.expires_at}")
+
+
+def _pending(node: Node, identity_name: str) -> list[PendingEnrollmentRecord]:
+    return node.wallet.pending_enrollments(identity_name)
+
+
+def _resume(
+    stack: ExitStack,
+    node: Node,
+    pending: PendingEnrollmentRecord,
+    node_name: str,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """Complete an interrupted enrollment: with a local authority here, with a remote one
+    through the node (the authority answers the repeat with the credential it issued)."""
+    authority = Identifier(pending.authority)
+    reporter.info(
+        f"resuming the enrollment interrupted at {_when(pending.started_at)} with {authority}"
+    )
+    if pending.address.startswith("/"):
+        from troth.cli.network_cmds import _ask
+
+        data: dict[str, Any] = _ask(
+            node_name,
+            "enroll",
+            {"ticket": pending.ticket, "identity": "T" + pending.identifier.hex()},
+        )
+        node.wallet.forget_enrollment(pending)  # completed by the node
+        return data
+    host = _authority_on(stack, node, _authority_node_for(pending.address))
+    enrolled = enrollment.resume(
+        node.identities, node.wallet, pending, clock=CLOCK, send=_local_send(host)
+    )
+    return enrolled.to_json()
 
 
 @credential_group.command("delegate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from contextlib import ExitStack
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 import click
 
 from troth import limits
+from troth.authority import Authority
 from troth.authority.client import rotated_request
 from troth.cli.common import CLOCK, INPUT_FILE, node_option, open_cli_node, read_input
-from troth.cli.credential_cmds import _local_authority
+from troth.cli.credential_cmds import _local_authority, sync_local_feed
 from troth.cli.network_cmds import _ask
 from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
 from troth.credentials.wallet import Announcement
@@ -32,7 +34,7 @@ def describe(identity: VerifiedIdentity, name: str | None = None) -> dict[str, A
         "did": identity.identifier.did,
         "key_type": current.primary_key.key_type.label,
         "public_key": current.primary_key.data.hex(),
-        "changes": len(identity.changes),
+        "changes": identity.change_count,
         "valid_until": current.valid_until,
     }
 
@@ -59,9 +61,11 @@ def create(name: str | None, key_type: str, count: int, node_name: str, reporter
             reporter.result(data, kv(data))
             return
 
-        def progress(done: int, total: int) -> None:
-            if done % max(1, total // 10) == 0 or done == total:
-                reporter.info(f"created {done}/{total}")
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "committing":  # nothing is stored until the commit returns
+                reporter.info(f"committing {total} identities ...")
+            elif done % max(1, total // 10) == 0:
+                reporter.info(f"created {done}/{total} (not yet committed)")
 
         created = node.identities.create_many(
             count,
@@ -70,6 +74,7 @@ def create(name: str | None, key_type: str, count: int, node_name: str, reporter
             name_prefix=name,
             progress=progress,
         )
+        reporter.info(f"committed {count} identities")
         reporter.result(
             [describe(c.identity, c.name) for c in created],
             "\n".join(str(c.identifier) for c in created),
@@ -112,8 +117,8 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
     announce the new history to every authority the identity holds credentials from (so their
     feeds tell every verifier the older history is superseded)."""
     with open_cli_node(node_name) as node:
-        local = node.identities.rotate(
-            ref, now=CLOCK.now(), key_type=KeyType.from_label(key_type) if key_type else None
+        local = node.identities.rotate(  # the clock is read once the write lock is held
+            ref, now=CLOCK, key_type=KeyType.from_label(key_type) if key_type else None
         )
         data: dict[str, Any] = describe(local.identity, local.name)
     announced = _announce(node_name, ref)
@@ -135,6 +140,7 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
     now = CLOCK.now()
     done: list[dict[str, Any]] = []
     remote: list[Identifier] = []
+    synced: list[Authority] = []
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
         changes, authorities = node.wallet.unannounced(ref)
@@ -146,6 +152,7 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
                     rotated_request(node.identities, ref, authority, now=now), now=now
                 )
                 outcome = node.wallet.mark_announced(ref, authority, changes, seq)
+                synced.append(host)
             except NotFound:
                 if routes.get(authority, "").startswith("/"):
                     remote.append(authority)
@@ -154,6 +161,9 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
             except TrothError as exc:
                 outcome = Announcement(ref, authority, changes, error=str(exc))
             done.append(outcome.to_json())
+        for host in synced:  # their feeds now attest the new change: sync them (best effort)
+            with contextlib.suppress(TrothError):
+                sync_local_feed(node, host)
     if remote:
         try:
             done.extend(_ask(node_name, "announce", {"identity": ref}))

@@ -1,25 +1,37 @@
 """What a node's identities hold: their credential chains, delegations they make, the
 revocation feed verified per authority (stored entry by entry, rebuilt in memory without
-verifying again), and how far each rotation was announced to each authority."""
+verifying again), how far each rotation was announced to each authority, and the enrollments
+sent but not yet completed (docs/storage.md, "Recovery rules")."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.credentials.issue import delegate
-from troth.credentials.revocation import VerifiedFeed, feed_from_store, store_rows, verify_page
+from troth.credentials.revocation import (
+    RevocationKind,
+    VerifiedFeed,
+    feed_from_store,
+    store_rows,
+    verify_page,
+)
 from troth.credentials.verify import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.errors import CredentialError, CredentialFailure, DecodeError, NotFound
+from troth.faults import crash_point
 from troth.identity import Identifier, IdentityService
-from troth.storage import CredentialStore, FeedState, HeldCredential
+from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
 
-__all__ = ["Announcement", "CredentialWallet", "next_page"]
+__all__ = ["FEED_RACE_RETRIES", "Announcement", "CredentialWallet", "next_page"]
 
 _F = CredentialFailure
+FEED_RACE_RETRIES: Final = 5
+"""How often a sync fetches a page again because another process extended the held feed while
+the page was on its way (a race, not a fork)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +162,60 @@ class CredentialWallet:
     def trusted(self) -> dict[Identifier, str]:
         return {Identifier(digest): address for digest, address in self.store.trusted_authorities()}
 
+    # -- enrollments in flight (docs/storage.md, "Recovery rules") --------------------------------
+
+    def pending_enrollments(self, ref: str) -> list[PendingEnrollmentRecord]:
+        """The enrollments of local identity `ref` sent (or about to be) and not completed."""
+        return self.store.list_pending(self.identities.find(ref).identifier)
+
+    def record_enrollment(
+        self, ref: str, authority: Identifier, ticket: str, address: str, *, now: int
+    ) -> tuple[PendingEnrollmentRecord, PendingEnrollmentRecord | None]:
+        """Record, before its request is sent, that `ref` enrolls with `authority` using
+        `ticket`; returns the record and the one it replaces (an interrupted enrollment with
+        the same authority: resumed when its ticket is the same, else given up)."""
+        identifier = self.identities.find(ref).identifier
+        with self.store.transaction():
+            crash_point("holder.enroll.before-pending")
+            earlier = next(
+                (p for p in self.store.list_pending(identifier) if p.authority == authority.digest),
+                None,
+            )
+            started_at = now if earlier is None or earlier.ticket != ticket else earlier.started_at
+            record = PendingEnrollmentRecord(
+                identifier, authority.digest, ticket, address, started_at
+            )
+            self.store.put_pending(record)
+        crash_point("holder.enroll.after-pending")
+        return record, earlier
+
+    def complete_enrollment(
+        self, pending: PendingEnrollmentRecord, chain: bytes, *, now: int
+    ) -> VerifiedCredential:
+        """Store the credential an enrollment brought and clear its pending record, in one
+        transaction; an authority reached over a route is trusted at that route (as a running
+        node uses it for feeds and refreshes)."""
+        ref = "T" + pending.identifier.hex()
+        authority = Identifier(pending.authority)
+        with self.store.transaction():
+            held = self.hold(ref, chain, now=now)
+            if held.authority != authority:
+                raise CredentialError(
+                    _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
+                )
+            if pending.address.startswith("/"):
+                self.trust(authority, pending.address, now=now)
+            self.store.clear_pending(pending.identifier, pending.authority)
+            crash_point("holder.enroll.before-commit")
+        crash_point("holder.enroll.after-commit")
+        return held
+
+    def forget_enrollment(self, pending: PendingEnrollmentRecord) -> bool:
+        """Forget a pending enrollment: completed elsewhere (by a running node), or refused for
+        good by the authority (ticket unknown, used up or expired with no redemption of it by
+        this identity)."""
+        return self.store.clear_pending(pending.identifier, pending.authority)
+
     # -- rotation announcements -----------------------------------------------------------------
 
     def unannounced(self, ref: str) -> tuple[int, list[Identifier]]:
@@ -177,7 +243,8 @@ class CredentialWallet:
 
     def update_feed(self, page: bytes, *, authority: Identifier, now: int) -> VerifiedFeed:
         """Verify one page extending the feed held for `authority` and store what it added at
-        once (freshness is the caller's check: a page in the middle of a sync is not fresh)."""
+        once (freshness is the caller's check: a page in the middle of a sync is not fresh).
+        A local identity the page supersedes is presented from its newest checkpoint."""
         with self.store.transaction():
             previous = self.held_feed(authority)
             feed = verify_page(
@@ -189,21 +256,41 @@ class CredentialWallet:
             )
             state = FeedState(authority.digest, feed.count, feed.head, feed.latest, feed.issued_at)
             self.store.extend_feed(state, store_rows(feed))
+            for entry in feed.new_entries:
+                if entry.kind is RevocationKind.SUPERSEDED:
+                    self.identities.refresh_presented(Identifier(entry.target), now=now)
         self._feeds[authority] = feed
         return feed
 
     def sync_feed(
-        self, authority: Identifier, fetch: Callable[[int], bytes], *, now: int
+        self, authority: Identifier, fetch: Callable[[int], bytes], *, now: int | Clock
     ) -> VerifiedFeed:
         """Fetch and verify pages (`fetch(since)` answers the page from entry `since`) until
-        the held feed is complete; each page is stored as soon as it is verified."""
-        since = self.feed_since(authority)
+        the held feed is complete; each page is stored as soon as it is verified (`now` a
+        Clock: read for each page, after it arrived).
+
+        A page that another process's sync overtook while it was fetched (the held feed moved:
+        the page starts before its end, or was issued before its snapshot) is fetched again
+        from where the held feed now ends, up to FEED_RACE_RETRIES times: a race with another
+        writer is not a fork. A page refused while the held feed stayed the same is."""
+        raced = 0
         while True:
-            feed = self.update_feed(fetch(since), authority=authority, now=now)
-            next_since = next_page(feed, since)
-            if next_since is None:
+            state = self.store.feed_state(authority.digest)
+            since = 0 if state is None else state.count
+            page = fetch(since)
+            at = now if isinstance(now, int) else now.now()
+            try:
+                feed = self.update_feed(page, authority=authority, now=at)
+            except CredentialError as exc:
+                overtaken = exc.reason in (_F.FEED_INVALID, _F.FEED_ROLLBACK) and (
+                    self.store.feed_state(authority.digest) != state
+                )
+                if not overtaken or raced >= FEED_RACE_RETRIES:
+                    raise
+                raced += 1
+                continue
+            if next_page(feed, since) is None:
                 return feed
-            since = next_since
 
     def feed_since(self, authority: Identifier) -> int:
         """Where the next page of `authority`'s feed starts for this holder."""

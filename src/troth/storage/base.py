@@ -3,7 +3,7 @@ same protocols, and nothing above this package changes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +18,7 @@ __all__ = [
     "IdentityStore",
     "LocalIdentityRecord",
     "MemberRecord",
+    "PendingEnrollmentRecord",
     "PurposeKeyRecord",
     "RevocationRecord",
     "Transactional",
@@ -108,6 +109,21 @@ class IdentityStore(Transactional, Protocol):
         """Remove and return every purpose key of the identity (a rotation retires them)."""
         ...
 
+    def append_changes(self, identifier: bytes, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Add a local identity's changes, one row each: (index, signed change, change hash)
+        (ConflictError if one is there already: another rotation won)."""
+        ...
+
+    def change_hash(self, identifier: bytes, index: int) -> bytes | None:
+        """The hash of a local identity's change `index`, if its row is stored."""
+        ...
+
+    def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
+        """(authority, change index) of the newest supersession that a feed this node holds
+        (or the authority it hosts) published for the local identity, naming one of its own
+        stored changes: the newest change an authority attests for it."""
+        ...
+
 
 FeedRow = tuple[int, int, bytes, int | None, bytes | None]
 """A verified feed entry as a holder keeps it: (seq, kind, target, changes, change hash)."""
@@ -175,10 +191,31 @@ class AuthorityStore(Transactional, Protocol):
         now: int,
     ) -> None: ...
 
-    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes] | None:
+    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes, int] | None:
         """One atomic conditional write: take one use of an unexpired ticket with uses left.
-        Returns (attributes, created_by), or None. Among N concurrent redeemers of a ticket
-        with k uses, exactly min(N, k) win."""
+        Returns (attributes, created_by, expires_at), or None. Among N concurrent redeemers
+        of a ticket with k uses, exactly min(N, k) win."""
+        ...
+
+    def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
+        """The chain issued when `member` redeemed the ticket, while the ticket's window lasts."""
+        ...
+
+    def record_redemption(
+        self,
+        code_hash: bytes,
+        member: bytes,
+        credential: bytes,
+        chain: bytes,
+        ticket_expires_at: int,
+        now: int,
+    ) -> None:
+        """Record which credential (hash) and chain a redemption issued (in the transaction
+        that took the ticket's use)."""
+        ...
+
+    def count_redemptions(self, member: bytes) -> int:
+        """How many redemptions `member` made (each issued exactly one credential)."""
         ...
 
     def put_member(self, record: MemberRecord) -> None:
@@ -211,6 +248,10 @@ class AuthorityStore(Transactional, Protocol):
         """(seq, change count) of the newest supersession of `identifier`, if any."""
         ...
 
+    def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
+        """The change hash a supersession of `identifier` at `changes` changes named, if any."""
+        ...
+
     def charged_since(self, member: bytes, since: int) -> list[int]:
         """When each entry charged to `member` at or after `since` was appended (oldest first)."""
         ...
@@ -231,6 +272,18 @@ class AuthorityStore(Transactional, Protocol):
     def revocation_rows(self, start: int) -> Iterator[FeedRow]:
         """The entries from `start` on as rows (seq, kind, target, changes, change hash)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEnrollmentRecord:
+    """An enrollment a holder recorded before sending its request (cleared once the credential
+    is stored): enough to send the same enrollment again."""
+
+    identifier: bytes
+    authority: bytes
+    ticket: str
+    address: str
+    started_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +329,15 @@ class CredentialStore(Transactional, Protocol):
         ...
 
     def trusted_authorities(self) -> list[tuple[bytes, str]]: ...
+
+    def put_pending(self, record: PendingEnrollmentRecord) -> None:
+        """Insert or replace the pending enrollment of (identifier, authority)."""
+        ...
+
+    def list_pending(self, identifier: bytes) -> list[PendingEnrollmentRecord]:
+        """The identity's pending enrollments, oldest first."""
+        ...
+
+    def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
+        """Remove a pending enrollment; whether there was one."""
+        ...

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
-from troth.errors import ConflictError
+from troth.errors import ConflictError, StorageError
 from troth.storage.base import LocalIdentityRecord, PurposeKeyRecord
 from troth.storage.sqlite import SqliteDatabase
 
@@ -138,6 +139,46 @@ class SqliteIdentityStore:
             (identifier,),
         )
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
+
+    def append_changes(self, identifier: bytes, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+        try:
+            self._db.connection().executemany(
+                "INSERT INTO identity_changes VALUES (?, ?, ?, ?)",
+                [(identifier, index, change, digest) for index, change, digest in rows],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
+
+    def change_hash(self, identifier: bytes, index: int) -> bytes | None:
+        row = self._db.fetch_one(
+            "SELECT change_hash FROM identity_changes WHERE identifier = ? AND idx = ?",
+            (identifier, index),
+        )
+        return None if row is None else bytes(row[0])
+
+    def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
+        # each query walks its partial index from the newest supersession down to the first
+        # that names one of the identity's own changes (normally the first it reads)
+        found = [
+            self._db.fetch_one(
+                "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
+                "ON c.identifier = f.target AND c.idx = f.changes - 1 "
+                "AND c.change_hash = f.change_hash "
+                "WHERE f.target = ? AND f.kind = 3 ORDER BY f.changes DESC LIMIT 1",
+                (identifier,),
+            ),
+            self._db.fetch_one(
+                "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
+                "JOIN identity_changes c ON c.identifier = r.target AND c.idx = r.changes - 1 "
+                "AND c.change_hash = r.change_hash "
+                "WHERE r.target = ? AND r.kind = 3 ORDER BY r.changes DESC LIMIT 1",
+                (identifier,),
+            ),
+        ]
+        rows = [(bytes(row[0]), int(row[1])) for row in found if row is not None]
+        return max(rows, key=lambda row: row[1], default=None)
 
 
 def _local(
