@@ -285,5 +285,5 @@ CASES = [
     Case("identity.create", _create),
     Case("identity.rotate", _rotate),
     Case("identity.verify", _verify),
-    Case("identity.verify.after-10k-rotations", _verify_long_lived),
+    Case("identity.long-life", _verify_long_lived),  # row identity.verify.after-10k-rotations
 ]
