@@ -132,16 +132,6 @@ class SignedChange(NamedTuple):
     def to_cbor(self) -> list[Any]:
         return [self.body, self.signature, self.previous_signature]
 
-    def encode(self) -> bytes:
-        """The signed change alone (how a node stores one change per row)."""
-        return cbor.encode(self.to_cbor())
-
-    @classmethod
-    def decode(cls, data: bytes) -> SignedChange:
-        """A signed change stored by `encode`. Raises only DecodeError."""
-        value = cbor.decode(data, max_bytes=limits.MAX_CHANGE_BYTES + 256)
-        return _signed_change(value, "change")
-
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:

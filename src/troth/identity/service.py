@@ -222,7 +222,8 @@ class IdentityService:
         generated: list[KeyHandle] = []
         with self.store.transaction():
             at = now if isinstance(now, int) else now.now()
-            local = self.get(ref, now=at)
+            record = self.find(ref)
+            local = self._local(record, at)
             digest = local.identifier.digest
             wanted = key_type or local.next_key.key_type
             held = HeldIdentity(local.primary_key, local.identity, local.next_key)
@@ -242,7 +243,7 @@ class IdentityService:
                     generated.append(held.next_key)
                     if held.primary.key_type is wanted:
                         break
-                self._archive(local.identity, held.identity)
+                self._archive(local.identity, held.identity, record.change_rows)
                 presented = self._presentable(held.identity)
                 self.store.update_history(
                     digest,
@@ -252,6 +253,7 @@ class IdentityService:
                     at,
                     primary_key=str(held.primary),
                     next_key=str(held.next_key),
+                    change_rows=presented.change_count,
                 )
                 retired_purpose = self.store.take_purpose_keys(digest)
             except TrothError:
@@ -262,20 +264,23 @@ class IdentityService:
         self._forget_keys([*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)])
         return LocalIdentity(local.name, presented, held.primary, held.next_key)
 
-    def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity) -> None:
-        """Store the changes `after` added to `before` one row each (and, at the first rotation
-        since rows were kept, the changes `before` holds: until then they lived in the
-        identity's history row)."""
-        digest = before.identifier.digest
-        start = before.change_count
-        if self.store.change_hash(digest, before.current.index) is None:
-            start = before.first_index
+    def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity, rows: int) -> None:
+        """Store the changes `after` added to `before` one row each, and, when `before`'s
+        changes have no rows yet (`rows`, how many have: 0 until the first rotation), those
+        too: until then they lived in the identity's history row."""
+        start = before.change_count if rows == before.change_count else before.first_index
         self.store.append_changes(
-            digest,
+            before.identifier.digest,
             [
-                (change.index, change.signed.encode(), change.change_hash)
-                for change in after.changes
-                if change.index >= start
+                (
+                    c.index,
+                    c.signed.body,
+                    c.signed.signature,
+                    c.signed.previous_signature,
+                    c.change_hash,
+                )
+                for c in after.changes
+                if c.index >= start
             ],
         )
 

@@ -3,6 +3,7 @@
 from troth.storage.base import (
     AuthorityConfig,
     AuthorityStore,
+    ChangeRow,
     CredentialStore,
     FeedRow,
     FeedState,
@@ -22,6 +23,7 @@ from troth.storage.sqlite_stores import SqliteIdentityStore, SqliteKeyStore
 __all__ = [
     "AuthorityConfig",
     "AuthorityStore",
+    "ChangeRow",
     "CredentialStore",
     "Durability",
     "FeedRow",

@@ -11,6 +11,7 @@ from typing import Protocol
 __all__ = [
     "AuthorityConfig",
     "AuthorityStore",
+    "ChangeRow",
     "CredentialStore",
     "FeedRow",
     "FeedState",
@@ -44,6 +45,7 @@ class LocalIdentityRecord:
     history: bytes
     changes: int
     next_key: str | None
+    change_rows: int = 0  # how many of its changes are stored one row each (from index 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +89,11 @@ class IdentityStore(Transactional, Protocol):
         now: int,
         primary_key: str | None = None,
         next_key: str | None = None,
+        change_rows: int | None = None,
     ) -> None:
         """Replace a history only if the stored copy still has `expected_changes` changes
-        (ConflictError otherwise); for a rotation, also record the new `primary_key` and
-        `next_key`."""
+        (ConflictError otherwise); for a rotation, also record the new `primary_key`,
+        `next_key` and how many changes now have their own rows."""
         ...
 
     def find_local(
@@ -109,9 +112,9 @@ class IdentityStore(Transactional, Protocol):
         """Remove and return every purpose key of the identity (a rotation retires them)."""
         ...
 
-    def append_changes(self, identifier: bytes, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
-        """Add a local identity's changes, one row each: (index, signed change, change hash)
-        (ConflictError if one is there already: another rotation won)."""
+    def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
+        """Add a local identity's changes, one row each (ConflictError if one is there
+        already: another rotation won)."""
         ...
 
     def change_hash(self, identifier: bytes, index: int) -> bytes | None:
@@ -124,6 +127,10 @@ class IdentityStore(Transactional, Protocol):
         stored changes: the newest change an authority attests for it."""
         ...
 
+
+ChangeRow = tuple[int, bytes, bytes, bytes | None, bytes]
+"""One change of a local identity as stored: (index, body, signature, previous signature,
+change hash)."""
 
 FeedRow = tuple[int, int, bytes, int | None, bytes | None]
 """A verified feed entry as a holder keeps it: (seq, kind, target, changes, change hash)."""

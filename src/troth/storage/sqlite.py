@@ -141,11 +141,14 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     """
     -- a local identity's changes, one row per change, never rewritten (docs/storage.md,
-    -- "Identities"): each rotation adds its own (the first also the changes before it)
+    -- "Identities"): each rotation adds its own (the first also the changes before it);
+    -- `change_rows` counts them (0: the identity has not rotated since rows were kept)
     CREATE TABLE identity_changes (
-        identifier BLOB NOT NULL, idx INTEGER NOT NULL, change BLOB NOT NULL,
-        change_hash BLOB NOT NULL, PRIMARY KEY (identifier, idx)
+        identifier BLOB NOT NULL, idx INTEGER NOT NULL, body BLOB NOT NULL,
+        signature BLOB NOT NULL, previous_signature BLOB, change_hash BLOB NOT NULL,
+        PRIMARY KEY (identifier, idx)
     ) WITHOUT ROWID;
+    ALTER TABLE identities ADD COLUMN change_rows INTEGER NOT NULL DEFAULT 0;
     -- the supersessions of a holder's feeds by identifier: checkpoints of local histories
     CREATE INDEX feed_entries_superseded ON feed_entries (target, changes) WHERE kind = 3;
     -- the authority: which credential each ticket redemption issued (a repeat of the same

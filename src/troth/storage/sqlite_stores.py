@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from troth.errors import ConflictError, StorageError
-from troth.storage.base import LocalIdentityRecord, PurposeKeyRecord
+from troth.storage.base import ChangeRow, LocalIdentityRecord, PurposeKeyRecord
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
@@ -46,7 +46,7 @@ class SqliteKeyStore:
 
 
 _LOCAL_SELECT = (
-    "SELECT identifier, name, primary_key, created_at, history, changes, next_key "
+    "SELECT identifier, name, primary_key, created_at, history, changes, next_key, change_rows "
     "FROM identities WHERE primary_key IS NOT NULL"
 )
 
@@ -96,12 +96,22 @@ class SqliteIdentityStore:
         now: int,
         primary_key: str | None = None,
         next_key: str | None = None,
+        change_rows: int | None = None,
     ) -> None:
         updated = self._db.execute(
             "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
-            "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key) "
-            "WHERE identifier = ? AND changes = ?",
-            (history, changes, now, primary_key, next_key, identifier, expected_changes),
+            "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key), "
+            "change_rows = coalesce(?, change_rows) WHERE identifier = ? AND changes = ?",
+            (
+                history,
+                changes,
+                now,
+                primary_key,
+                next_key,
+                change_rows,
+                identifier,
+                expected_changes,
+            ),
         ).rowcount
         if updated != 1:
             raise ConflictError("the stored history changed meanwhile")
@@ -140,11 +150,11 @@ class SqliteIdentityStore:
         )
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
 
-    def append_changes(self, identifier: bytes, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+    def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
         try:
             self._db.connection().executemany(
-                "INSERT INTO identity_changes VALUES (?, ?, ?, ?)",
-                [(identifier, index, change, digest) for index, change, digest in rows],
+                "INSERT INTO identity_changes VALUES (?, ?, ?, ?, ?, ?)",
+                [(identifier, *row) for row in rows],
             )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
@@ -182,6 +192,8 @@ class SqliteIdentityStore:
 
 
 def _local(
-    row: tuple[bytes, str | None, str, int, bytes, int, str | None],
+    row: tuple[bytes, str | None, str, int, bytes, int, str | None, int],
 ) -> LocalIdentityRecord:
-    return LocalIdentityRecord(bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6])
+    return LocalIdentityRecord(
+        bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7]
+    )
