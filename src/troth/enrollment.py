@@ -17,14 +17,16 @@ the next `troth enroll` with the same ticket, or `troth credential refresh`, sen
 enrollment again and completes it, and the authority never issues a second credential for one
 redemption.
 
-`enroll` and `enroll_async` drive the generator with a blocking or an awaitable `send`.
+`enroll` and `enroll_async` drive the steps with a blocking or an awaitable `send`; a runtime
+that keeps storage work off its event loop runs `request_of`, `complete` and `refused` (each
+synchronous) in a worker thread and carries the request itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from troth.authority import Ticket
 from troth.authority.client import enroll_request, ticket_authority
@@ -38,9 +40,12 @@ from troth.storage import PendingEnrollmentRecord
 __all__ = [
     "Enrolled",
     "EnrollmentSteps",
+    "complete",
     "enroll",
     "enroll_async",
     "enrollment",
+    "refused",
+    "request_of",
     "resume",
     "resume_async",
     "resumption",
@@ -76,19 +81,18 @@ def enrollment(
     identities: IdentityService,
     wallet: CredentialWallet,
     ref: str,
-    ticket_text: str,
+    ticket: str | Ticket,
     *,
     clock: Clock,
 ) -> EnrollmentSteps:
     """Enroll local identity `ref` with the ticket's authority (the steps above). An
     interrupted enrollment with the same authority is resumed (same ticket) or replaced."""
-    ticket = _parse(ticket_text)
+    if not isinstance(ticket, Ticket):
+        ticket = _parse(ticket)
     now = clock.now()
     authority = ticket_authority(ticket, now=now)
     identities.find(ref)  # NotFound before anything is recorded
-    record, earlier = wallet.record_enrollment(
-        ref, authority, ticket_text.strip(), ticket.address, now=now
-    )
+    record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
     resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
     replaced = earlier if earlier is not None and resumed is None else None
     return (yield from _exchange(identities, wallet, ref, record, ticket, clock, resumed, replaced))
@@ -146,67 +150,77 @@ def _parse(ticket_text: str) -> Ticket:
         raise DecodeError(f"not a troth ticket ({exc})", exc.problem) from None
 
 
-# -- drivers ------------------------------------------------------------------------------------
+# -- drivers: three synchronous steps (a runtime may run each in a worker thread) -----------------
+
+
+def request_of(steps: EnrollmentSteps) -> bytes:
+    """Start the steps: record the pending enrollment; the signed request to carry."""
+    return next(steps)
+
+
+def complete(steps: EnrollmentSteps, answer: bytes) -> Enrolled:
+    """Finish the steps with the authority's answer (the chain's bytes): held, and cleared."""
+    try:
+        steps.send(answer)
+    except StopIteration as done:
+        enrolled: Enrolled = done.value
+        return enrolled
+    raise RuntimeError("enrollment steps went on after the answer")  # pragma: no cover - a bug
+
+
+def refused(steps: EnrollmentSteps, exc: AuthorityError | RemoteError) -> NoReturn:
+    """Finish the steps with the error carrying the request raised (re-raised; a ticket the
+    authority refused for good leaves nothing pending)."""
+    steps.throw(exc)
+    raise exc  # pragma: no cover - the steps re-raise it
 
 
 def drive(steps: EnrollmentSteps, send: Callable[[bytes], bytes]) -> Enrolled:
     """Run enrollment steps, carrying the request with a blocking `send`."""
-    request = next(steps)
+    request = request_of(steps)
     try:
         answer = send(request)
     except (AuthorityError, RemoteError) as exc:
-        steps.throw(exc)  # the steps re-raise it (after giving up a refused ticket)
-        raise
-    try:
-        steps.send(answer)
-    except StopIteration as done:
-        result: Enrolled = done.value
-        return result
-    raise RuntimeError("enrollment steps did not finish")  # pragma: no cover - a bug
+        refused(steps, exc)
+    return complete(steps, answer)
 
 
 async def drive_async(
     steps: EnrollmentSteps, send: Callable[[bytes], Awaitable[bytes]]
 ) -> Enrolled:
     """Run enrollment steps, carrying the request with an awaitable `send` (a secure channel)."""
-    request = next(steps)
+    request = request_of(steps)
     try:
         answer = await send(request)
     except (AuthorityError, RemoteError) as exc:
-        steps.throw(exc)
-        raise
-    try:
-        steps.send(answer)
-    except StopIteration as done:
-        result: Enrolled = done.value
-        return result
-    raise RuntimeError("enrollment steps did not finish")  # pragma: no cover - a bug
+        refused(steps, exc)
+    return complete(steps, answer)
 
 
 def enroll(
     identities: IdentityService,
     wallet: CredentialWallet,
     ref: str,
-    ticket_text: str,
+    ticket: str | Ticket,
     *,
     clock: Clock,
     send: Callable[[bytes], bytes],
 ) -> Enrolled:
     """Enroll `ref` with the ticket's authority; `send(request)` returns the chain's bytes."""
-    return drive(enrollment(identities, wallet, ref, ticket_text, clock=clock), send)
+    return drive(enrollment(identities, wallet, ref, ticket, clock=clock), send)
 
 
 async def enroll_async(
     identities: IdentityService,
     wallet: CredentialWallet,
     ref: str,
-    ticket_text: str,
+    ticket: str | Ticket,
     *,
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
 ) -> Enrolled:
     """`enroll` with an awaitable `send` (the node runtime, over a secure channel)."""
-    return await drive_async(enrollment(identities, wallet, ref, ticket_text, clock=clock), send)
+    return await drive_async(enrollment(identities, wallet, ref, ticket, clock=clock), send)
 
 
 def resume(

@@ -194,14 +194,14 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
                 f"node {authority_node_name!r} hosts another authority than the ticket's"
             )
         for pending in node.wallet.pending_enrollments(identity_name):
-            if pending.authority == authority.identifier.digest and pending.ticket == ticket:
+            if pending.authority == authority.identifier.digest and pending.ticket == str(parsed):
                 reporter.info(f"resuming the enrollment interrupted at {_when(pending.started_at)}")
         try:
             enrolled = enrollment.enroll(
                 node.identities,
                 node.wallet,
                 identity_name,
-                ticket,
+                parsed,
                 clock=CLOCK,
                 send=_local_send(authority),
             )

@@ -5,7 +5,7 @@ sent but not yet completed (docs/storage.md, "Recovery rules")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,7 +26,14 @@ from troth.faults import crash_point
 from troth.identity import Identifier, IdentityService
 from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
 
-__all__ = ["FEED_RACE_RETRIES", "Announcement", "CredentialWallet", "next_page"]
+__all__ = [
+    "FEED_RACE_RETRIES",
+    "Announcement",
+    "CredentialWallet",
+    "FeedSync",
+    "feed_step",
+    "next_page",
+]
 
 _F = CredentialFailure
 FEED_RACE_RETRIES: Final = 5
@@ -192,9 +199,8 @@ class CredentialWallet:
     def complete_enrollment(
         self, pending: PendingEnrollmentRecord, chain: bytes, *, now: int
     ) -> VerifiedCredential:
-        """Store the credential an enrollment brought and clear its pending record, in one
-        transaction; an authority reached over a route is trusted at that route (as a running
-        node uses it for feeds and refreshes)."""
+        """Store the credential an enrollment brought, trust its authority at the ticket's
+        address and clear the pending record, in one transaction."""
         ref = "T" + pending.identifier.hex()
         authority = Identifier(pending.authority)
         with self.store.transaction():
@@ -203,8 +209,7 @@ class CredentialWallet:
                 raise CredentialError(
                     _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
                 )
-            if pending.address.startswith("/"):
-                self.trust(authority, pending.address, now=now)
+            self.trust(authority, pending.address, now=now)
             self.store.clear_pending(pending.identifier, pending.authority)
             crash_point("holder.enroll.before-commit")
         crash_point("holder.enroll.after-commit")
@@ -267,7 +272,16 @@ class CredentialWallet:
     ) -> VerifiedFeed:
         """Fetch and verify pages (`fetch(since)` answers the page from entry `since`) until
         the held feed is complete; each page is stored as soon as it is verified (`now` a
-        Clock: read for each page, after it arrived).
+        Clock: read for each page, after it arrived). See `feed_sync` for races."""
+        sync = self.feed_sync(authority, now=now)
+        step: int | VerifiedFeed = next(sync)
+        while isinstance(step, int):
+            step = feed_step(sync, fetch(step))
+        return step
+
+    def feed_sync(self, authority: Identifier, *, now: int | Clock) -> FeedSync:
+        """A sync of `authority`'s feed as sans-IO steps: it yields where the next page starts
+        and is sent that page (drive it with `feed_step`, from any thread or coroutine).
 
         A page that another process's sync overtook while it was fetched (the held feed moved:
         the page starts before its end, or was issued before its snapshot) is fetched again
@@ -277,7 +291,7 @@ class CredentialWallet:
         while True:
             state = self.store.feed_state(authority.digest)
             since = 0 if state is None else state.count
-            page = fetch(since)
+            page = yield since
             at = now if isinstance(now, int) else now.now()
             try:
                 feed = self.update_feed(page, authority=authority, now=at)
@@ -332,6 +346,20 @@ class CredentialWallet:
             previous=cached,
         )
         self._feeds[authority] = feed
+        return feed
+
+
+FeedSync = Generator[int, bytes, VerifiedFeed]
+"""A feed sync's steps: yields where the next page starts, is sent that page, returns the
+complete feed (CredentialWallet.feed_sync)."""
+
+
+def feed_step(sync: FeedSync, page: bytes) -> int | VerifiedFeed:
+    """Give a sync the page it asked for: where the next page starts, or the complete feed."""
+    try:
+        return sync.send(page)
+    except StopIteration as done:
+        feed: VerifiedFeed = done.value
         return feed
 
 
