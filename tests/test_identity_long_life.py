@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
 from tests.conftest import NOW
+from tests.support.cli import run_json
 from troth import enrollment, limits
 from troth.authority import Authority
 from troth.authority.client import refresh_request, rotated_request
+from troth.cli.common import CLOCK
 from troth.clock import FixedClock
 from troth.credentials import Attributes
 from troth.credentials.revocation import feed_checkpoints
@@ -143,6 +146,20 @@ def test_an_enrolled_identity_rotates_past_64_changes(world: World) -> None:
         verify_history(world.owner.identities.export("agent"), now=now)
     assert caught.value.reason is F.UNATTESTED_CHECKPOINT
     assert f"trust {world.acme.identifier}" in str(caught.value)
+
+
+def test_the_cli_verifies_a_checkpointed_history_with_a_nodes_feed(
+    world: World, tmp_path: Path
+) -> None:
+    world.rotate(70)
+    history = tmp_path / "agent.history"
+    history.write_bytes(world.owner.identities.export("agent"))
+    refused = run_json("identity", "verify", str(history), code=1)
+    assert refused["reason"] == F.UNATTESTED_CHECKPOINT.value
+    world.sync(world.verifier)  # a node holding a fresh feed of the authority attests it
+    with patch.object(CLOCK, "now", world.clock.now):
+        verified = run_json("identity", "verify", str(history), "--node", "verifier")
+    assert verified["changes"] == 71
 
 
 def test_rotations_without_announcements_stop_before_the_limit(world: World) -> None:

@@ -23,6 +23,9 @@ from troth.errors import IdentityError, NotFound, TrothError
 from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.node import open_node, troth_home
 
+FEED_STALENESS = 300
+"""How old a held feed may be to attest a checkpointed history (`identity verify --node`)."""
+
 KEY_TYPES = click.Choice(["ed25519", "p256"])
 
 
@@ -188,15 +191,24 @@ def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
 
 @identity_group.command("verify")
 @click.argument("file", type=INPUT_FILE)
-@click.option("--node", "node_name", help="Also require an extension of this node's stored copy.")
+@click.option(
+    "--node",
+    "node_name",
+    help="Also require an extension of this node's stored copy; a checkpointed history is "
+    "attested by that copy or by a fresh feed the node holds.",
+)
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
     """Verify a change history file: exit 0 if valid, 1 with the reason if not."""
     data = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
+    now = CLOCK.now()
     try:
-        identity = verify_history(data, now=CLOCK.now())
-        if node_name is not None:
+        if node_name is None:
+            identity = verify_history(data, now=now)
+        else:
             with open_node(node_name, home=troth_home()) as node:
+                checkpoints = node.wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
+                identity = verify_history(data, now=now, checkpoints=checkpoints)
                 node.identities.check_known(identity)
     except IdentityError as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))

@@ -16,6 +16,7 @@ from troth.credentials.issue import delegate
 from troth.credentials.revocation import (
     RevocationKind,
     VerifiedFeed,
+    feed_checkpoints,
     feed_from_store,
     store_rows,
     verify_page,
@@ -23,7 +24,7 @@ from troth.credentials.revocation import (
 from troth.credentials.verify import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.errors import CredentialError, CredentialFailure, DecodeError, NotFound
 from troth.faults import crash_point
-from troth.identity import Identifier, IdentityService
+from troth.identity import Checkpoint, Checkpoints, Identifier, IdentityService
 from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
 
 __all__ = [
@@ -168,6 +169,22 @@ class CredentialWallet:
 
     def trusted(self) -> dict[Identifier, str]:
         return {Identifier(digest): address for digest, address in self.store.trusted_authorities()}
+
+    def checkpoints(self, *, now: int, max_staleness: int) -> Checkpoints:
+        """This node's word on checkpointed histories (`verify_history(checkpoints=...)`): its
+        own stored copy of the identity holds the change, or the feed it holds of the
+        checkpoint's authority is complete, at most `max_staleness` seconds old and names it."""
+
+        def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+            if self.identities.attested_by_store(checkpoint, change_hash):
+                return True
+            authority = Identifier(checkpoint.authority)
+            feed = self.held_feed(authority)
+            return feed is not None and feed_checkpoints(
+                {authority: feed}, now=now, max_staleness=max_staleness
+            )(checkpoint, change_hash)
+
+        return attested
 
     # -- enrollments in flight (docs/storage.md, "Recovery rules") --------------------------------
 

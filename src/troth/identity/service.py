@@ -361,8 +361,13 @@ class IdentityService:
         self._known.check(identity)
 
     def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
-        """Verify `data` at `now` (unless it already is verified) and observe it."""
-        identity = data if isinstance(data, VerifiedIdentity) else verify_history(data, now=now)
+        """Verify `data` at `now` (unless it already is verified) and observe it. A
+        checkpointed history is accepted when this node's stored copy holds its first change."""
+        identity = (
+            data
+            if isinstance(data, VerifiedIdentity)
+            else verify_history(data, now=now, checkpoints=self.attested_by_store)
+        )
         self._known.observe(identity)
         return identity
 
