@@ -241,31 +241,14 @@ def test_batch_creation_killed_around_its_commit(troth_home: Path) -> None:
     """Issue 9: `created 20000/20000` was printed before the COMMIT. Now the last line before
     the commit says it is committing; killed before the commit nothing is stored, after it
     everything is (and `identity list` finds it)."""
-    before = troth(
-        "identity",
-        "create",
-        "--count",
-        "200",
-        "--name",
-        "swarm",
-        code=CRASH_EXIT_CODE,
-        TROTH_CRASH_AT="identity.create.before-commit",
-    )
+    batch = ("identity", "create", "--count", "200", "--name", "swarm")
+    before = troth(*batch, code=CRASH_EXIT_CODE, TROTH_CRASH_AT="identity.create.before-commit")
     assert before.stderr.splitlines()[-1] == "committing 200 identities ..."
     assert json.loads(troth("identity", "list", "--json").stdout) == []
-    after = troth(
-        "identity",
-        "create",
-        "--count",
-        "200",
-        "--name",
-        "swarm",
-        code=CRASH_EXIT_CODE,
-        TROTH_CRASH_AT="identity.create.after-commit",
-    )
+    after = troth(*batch, code=CRASH_EXIT_CODE, TROTH_CRASH_AT="identity.create.after-commit")
     assert after.stdout == ""
     assert len(json.loads(troth("identity", "list", "--json").stdout)) == 200
-    again = troth("identity", "create", "--count", "200", "--name", "swarm", "--json", code=1)
+    again = troth(*batch, "--json", code=1)
     error = json.loads(again.stdout)
     assert error["error"] == "IdentityExists"
     with open_node("default") as node:

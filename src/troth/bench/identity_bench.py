@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from troth.bench.credentials_bench import _signer as authority_signer
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.credentials import (
     RevocationEntry,
@@ -25,14 +26,12 @@ from troth.identity import (
     Checkpoint,
     Identifier,
     VerifiedIdentity,
-    attest_purpose_key,
     new_identity,
     rotate_identity,
     verify_history,
 )
-from troth.identity.signer import Signer
 from troth.node import init_node, open_node
-from troth.vault import KeyPurpose, SoftwareVault
+from troth.vault import SoftwareVault
 
 NOW = 1_790_000_000
 _US = 1e6
@@ -184,18 +183,8 @@ def _verify_long_lived(quick: bool) -> list[Measurement]:
     its checkpoint, against a fresh identity's (the cost must not grow with the rotations)."""
     n, rounds = (200, 3) if quick else (1000, 7)
     vault = SoftwareVault()
-    primary, authority, _ = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
-    signing = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
-    attestation = attest_purpose_key(
-        vault,
-        primary,
-        authority,
-        KeyPurpose.SIGNING,
-        vault.public_key(signing),
-        now=NOW,
-        expires_at=NOW + 10**8,
-    )
-    signer = Signer(authority, vault, signing, attestation, NOW + 10**8)
+    signer = authority_signer(vault)
+    authority = signer.identity
     long_lived = _long_lived(vault, authority.identifier)
     when = NOW + LONG_LIFE + 1
     entry = RevocationEntry(

@@ -278,9 +278,9 @@ class CredentialWallet:
             )
             state = FeedState(authority.digest, feed.count, feed.head, feed.latest, feed.issued_at)
             self.store.extend_feed(state, store_rows(feed))
-            for entry in feed.new_entries:
-                if entry.kind is RevocationKind.SUPERSEDED:
-                    self.identities.refresh_presented(Identifier(entry.target), now=now)
+            superseded = [e.target for e in feed.new_entries if e.kind is RevocationKind.SUPERSEDED]
+            if superseded:
+                self.identities.refresh_presented(superseded, now=now)
         self._feeds[authority] = feed
         return feed
 

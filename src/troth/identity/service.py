@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -315,23 +315,24 @@ class IdentityService:
             ),
         )
 
-    def refresh_presented(self, identifier: Identifier, *, now: int) -> bool:
-        """Present local identity `identifier` from the newest checkpoint its authorities
-        published (a feed just added a supersession of it); a history that fits whole stays
-        whole. Returns whether the presented history changed."""
+    def refresh_presented(self, identifiers: Sequence[bytes], *, now: int) -> int:
+        """Present the local identities among `identifiers` (a feed page's supersessions) from
+        the newest checkpoint their authorities published; a history that fits whole stays
+        whole. Returns how many presented histories changed."""
+        changed = 0
         with self.store.transaction():
-            record = self.store.find_local(identifier=identifier.digest)
-            if record is None or record.changes <= limits.MAX_IDENTITY_CHANGES:
-                return False
-            local = self._local(record, now)
-            presented = self._presentable(local.identity)
-            if presented.history == record.history:
-                return False
-            self.store.update_history(
-                identifier.digest, presented.history, record.changes, record.changes, now
-            )
-        self._keep_verified(presented)
-        return True
+            for digest in self.store.long_local(identifiers, limits.MAX_IDENTITY_CHANGES):
+                record = self.store.find_local(identifier=digest)
+                if record is None:
+                    continue
+                presented = self._presentable(self._local(record, now).identity)
+                if presented.history != record.history:
+                    self.store.update_history(
+                        digest, presented.history, record.changes, record.changes, now
+                    )
+                    self._keep_verified(presented)
+                    changed += 1
+        return changed
 
     def attested_by_store(self, checkpoint: Checkpoint, change_hash: bytes) -> bool:
         """Whether this node's own copy of the identity holds change `checkpoint.index` with

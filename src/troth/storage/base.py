@@ -121,6 +121,11 @@ class IdentityStore(Transactional, Protocol):
         """The hash of a local identity's change `index`, if its row is stored."""
         ...
 
+    def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
+        """Which of `identifiers` are local identities with more than `changes` changes (one
+        query per batch, for a feed page's supersessions)."""
+        ...
+
     def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
         """(authority, change index) of the newest supersession that a feed this node holds
         (or the authority it hosts) published for the local identity, naming one of its own

@@ -45,6 +45,8 @@ class SqliteKeyStore:
         self._db.execute("INSERT OR REPLACE INTO vault_meta VALUES (?, ?)", (name, value))
 
 
+_BATCH = 500  # identifiers per IN (...) query, well below SQLite's limit on parameters
+
 _LOCAL_SELECT = (
     "SELECT identifier, name, primary_key, created_at, history, changes, next_key, change_rows "
     "FROM identities WHERE primary_key IS NOT NULL"
@@ -167,6 +169,18 @@ class SqliteIdentityStore:
             (identifier, index),
         )
         return None if row is None else bytes(row[0])
+
+    def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
+        found: list[bytes] = []
+        for start in range(0, len(identifiers), _BATCH):
+            batch = identifiers[start : start + _BATCH]
+            marks = ", ".join("?" * len(batch))  # placeholders only: the values are bound
+            query = f"SELECT identifier FROM identities WHERE identifier IN ({marks}) "  # noqa: S608
+            rows = self._db.fetch_all(
+                query + "AND primary_key IS NOT NULL AND changes > ?", (*batch, changes)
+            )
+            found.extend(bytes(row[0]) for row in rows)
+        return found
 
     def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
         # each query walks its partial index from the newest supersession down to the first
