@@ -157,6 +157,7 @@ class IdentityFailure(enum.Enum):
     FORK = "history forks from the stored copy"
     ROLLBACK = "history is older than the stored copy"
     IDENTIFIER_MISMATCH = "identifier does not match"
+    UNATTESTED_CHECKPOINT = "checkpointed history not attested"
     ATTESTATION_INVALID = "purpose-key attestation invalid"
     ATTESTATION_STALE = "purpose-key attestation made under an older change"
     ATTESTATION_EXPIRED = "purpose-key attestation expired"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,15 @@ from troth.credentials.vc import export_credential_vc, vc_credential_hash
 from troth.errors import CredentialError, DecodeError, NotFound
 from troth.identity import Identifier
 from troth.node import Node
-from troth.node.authorities import enroll_locally, is_local, parse_ticket, refresh_locally
+from troth.node.authorities import (
+    FeedOutcome,
+    enroll_locally,
+    interrupted,
+    is_local,
+    parse_ticket,
+    refresh_locally,
+    resume_locally,
+)
 from troth.node.trust import FEED_STALENESS
 from troth.node.verify import Sources, authority_pages, verify_chain, verify_vc
 
@@ -71,7 +80,10 @@ def _ticket_text(argument: str) -> str:
 @json_command
 def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
     """Redeem TICKET (the ticket, `-` to read it from stdin, or a file holding it): the
-    authority makes IDENTITY a member and issues its credential."""
+    authority makes IDENTITY a member and issues its credential.
+
+    Safe to run again with the same ticket: an enrollment interrupted by a crash is resumed,
+    and a completed one is answered with the credential already issued."""
     ticket = _ticket_text(ticket)
     parsed = parse_ticket(ticket)
     if not is_local(parsed.address) or node_running(node_name):
@@ -82,13 +94,36 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
         reporter.result(data, f"enrolled {identity_name} with {data['authority']}")
         return
     with open_cli_node(node_name) as node:
-        held = enroll_locally(node, parsed, identity_name, now=CLOCK.now())
-    data = held.to_json()
+        for pending in interrupted(node, identity_name, parsed):
+            reporter.info(f"resuming the enrollment interrupted at {_utc(pending.started_at)}")
+        done = enroll_locally(node, parsed, identity_name, clock=CLOCK)
+    _feed_warning(reporter, done.enrolled.authority, done.feed)
+    data = done.to_json()
+    credential = done.enrolled.credential
     reporter.result(
         data,
-        f"enrolled {identity_name} with {held.authority}\n"
-        + kv({"attributes": json.dumps(data["attributes"]), "expires_at": held.expires_at}),
+        f"enrolled {identity_name} with {credential.authority}\n"
+        + kv(
+            {
+                "credential": data["credential"],
+                "attributes": json.dumps(data["attributes"]),
+                "expires_at": credential.expires_at,
+            }
+        ),
     )
+
+
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _feed_warning(reporter: Reporter, authority: Identifier, feed: FeedOutcome) -> None:
+    """A committed enrollment or refresh whose feed sync failed: a warning, not a failure."""
+    if not feed.synced:
+        reporter.info(
+            f"troth: warning: the credential is stored, but the feed of {authority} was not "
+            f"synced: {feed.error} (troth credential refresh retries)"
+        )
 
 
 @click.group("credential")
@@ -193,17 +228,26 @@ def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -
 @node_option
 @json_command
 def refresh(identity_name: str, node_name: str, reporter: Reporter) -> None:
-    """Get a fresh member credential from the (local) authority before the current one expires."""
+    """Get a fresh member credential from the (local) authority before the current one expires.
+    An enrollment interrupted by a crash is resumed first."""
     with open_cli_node(node_name) as node:
+        for pending in node.wallet.pending_enrollments(identity_name):
+            reporter.info(f"resuming the enrollment interrupted at {_utc(pending.started_at)}")
+        resumed, remote = resume_locally(node, identity_name, clock=CLOCK)
+        for pending in remote:  # with a remote authority: through the node, over the network
+            from troth.cli.network_cmds import _ask
+
+            _ask(node_name, "enroll", {"ticket": pending.ticket, "identity": identity_name})
         held = node.wallet.held(identity_name)
         if not held:
             raise NotFound(f"{identity_name} holds no credential: enroll first")
         authority_id = Identifier(held[0].authority)
         address = node.wallet.trusted().get(authority_id)
-        checked = refresh_locally(
-            node, identity_name, authority_id, address=address, now=CLOCK.now()
+        done = refresh_locally(
+            node, identity_name, authority_id, address=address, clock=CLOCK, resumed=tuple(resumed)
         )
-    reporter.result(checked.to_json(), f"refreshed; expires at {checked.expires_at}")
+    _feed_warning(reporter, authority_id, done.feed)
+    reporter.result(done.to_json(), f"refreshed; expires at {done.credential.expires_at}")
 
 
 @credential_group.command("delegate")

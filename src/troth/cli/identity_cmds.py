@@ -30,7 +30,7 @@ def describe(identity: VerifiedIdentity, name: str | None = None) -> dict[str, A
         "did": identity.identifier.did,
         "key_type": current.primary_key.key_type.label,
         "public_key": current.primary_key.data.hex(),
-        "changes": len(identity.changes),
+        "changes": identity.change_count,
         "valid_until": current.valid_until,
     }
 
@@ -57,9 +57,11 @@ def create(name: str | None, key_type: str, count: int, node_name: str, reporter
             reporter.result(data, kv(data))
             return
 
-        def progress(done: int, total: int) -> None:
-            if done % max(1, total // 10) == 0 or done == total:
-                reporter.info(f"created {done}/{total}")
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "committing":  # nothing is stored until the commit returns
+                reporter.info(f"committing {total} identities ...")
+            elif done % max(1, total // 10) == 0:
+                reporter.info(f"created {done}/{total} (not yet committed)")
 
         created = node.identities.create_many(
             count,
@@ -68,6 +70,7 @@ def create(name: str | None, key_type: str, count: int, node_name: str, reporter
             name_prefix=name,
             progress=progress,
         )
+        reporter.info(f"committed {count} identities")
         reporter.result(
             [describe(c.identity, c.name) for c in created],
             "\n".join(str(c.identifier) for c in created),
@@ -110,8 +113,8 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
     announce the new history to every authority the identity holds credentials from (so their
     feeds tell every verifier the older history is superseded)."""
     with open_cli_node(node_name) as node:
-        local = node.identities.rotate(
-            ref, now=CLOCK.now(), key_type=KeyType.from_label(key_type) if key_type else None
+        local = node.identities.rotate(  # the clock is read once the write lock is held
+            ref, now=CLOCK, key_type=KeyType.from_label(key_type) if key_type else None
         )
         data: dict[str, Any] = describe(local.identity, local.name)
     announced = _announce(node_name, ref)
@@ -158,15 +161,26 @@ def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
 
 @identity_group.command("verify")
 @click.argument("file", type=INPUT_FILE)
-@click.option("--node", "node_name", help="Also require an extension of this node's stored copy.")
+@click.option(
+    "--node",
+    "node_name",
+    help="Also require an extension of this node's stored copy; a checkpointed history is "
+    "attested by that copy or by a fresh feed the node holds.",
+)
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
     """Verify a change history file: exit 0 if valid, 1 with the reason if not."""
     data = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
+    now = CLOCK.now()
     try:
-        identity = verify_history(data, now=CLOCK.now())
-        if node_name is not None:
+        if node_name is None:
+            identity = verify_history(data, now=now)
+        else:
             with open_node(node_name, home=troth_home()) as node:
+                checkpoints = node.wallet.checkpoints(
+                    now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
+                )
+                identity = verify_history(data, now=now, checkpoints=checkpoints)
                 node.identities.check_known(identity)
     except IdentityError as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
