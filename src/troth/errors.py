@@ -20,14 +20,15 @@
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
     ├── RoutingError           a message could not be routed (no route: default deny of the
-    │                          router's allow-sets)
+    │   │                      router's allow-sets)
+    │   └── Unreachable        the next hop could not be reached (connection refused, timed out)
     ├── Denied                 the node's access decision refused a request (`reasons` say who
     │                          refused whom and why)
     └── RemoteError            a service answered a request with an error
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
 CredentialError, AuthorityError, ConflictError, Denied); 2 usage (bad arguments, NotFound);
-3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
+3 ConfigError; 4 I/O (StorageError, VaultError, OSError, Unreachable, a channel timeout).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "RoutingError",
     "StorageError",
     "TrothError",
+    "Unreachable",
     "UnsupportedKeyType",
     "VaultError",
 ]
@@ -255,6 +257,11 @@ class ChannelError(TrothError):
 
 class RoutingError(TrothError):
     """No route, a bad address, or a destination this source may not reach."""
+
+
+class Unreachable(RoutingError):
+    """The network did not carry a message to its next hop: connection refused, host
+    unreachable, no answer in time (an I/O failure, not a refusal)."""
 
 
 class RemoteError(TrothError):
