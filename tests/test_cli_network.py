@@ -59,9 +59,7 @@ def test_three_nodes_through_a_relay(running: None, troth_home: Path) -> None:
     troth("enroll", ticket_b, "--as", "b", "--node", "b")
     relay = troth_json("relay", "create", "b", "--at", hub, "--node", "b")
     assert relay["route"] == f"{hub}/relay/b"
-    reply = troth_json(
-        "message", "send", f"{hub}/relay/b/service/echo", "hello b", "--node", "a"
-    )
+    reply = troth_json("message", "send", f"{hub}/relay/b/service/echo", "hello b", "--node", "a")
     assert reply == {"reply": "hello b"}
     channels = troth_json("channel", "list", "--node", "b")
     assert any(row["state"] == "open" for row in channels)

@@ -527,7 +527,7 @@ def _ends(expires_at: int, now: int) -> str:
 def _valid(not_before: int, expires_at: int, now: int) -> str:
     """`valid`, saying so when only the clock-skew allowance made it valid."""
     if now >= expires_at:
-        past = f"{relative(now - expires_at + 1)} past expiry" if now > expires_at else "at expiry"
+        past = f"{relative(now - expires_at)} past expiry" if now > expires_at else "at expiry"
         return f"valid ({past}, within the {CREDENTIAL_SKEW} s clock-skew allowance)"
     if now < not_before:
         return (

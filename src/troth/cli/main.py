@@ -53,12 +53,12 @@ class TrothGroup(click.Group):
 
 \b
 Grammar:
-  NAME / IDENTITY     what a command creates or acts on (an identity: its local name or T…)
-  --node NODE         the node whose vault and store are used ($TROTH_NODE, else default)
-  --as IDENTITY       the local identity that acts (delegates, enrolls, holds, revokes)
-  --authority NAME    an authority on this machine, by name or identifier
-  --trust AUTHORITY   a trust anchor: a local authority's name, or any identifier
-  --json              the result, or the error, as one JSON object on stdout
+  NAME / IDENTITY        what a command creates or acts on (an identity: its local name or T…)
+  --node NODE            the node whose vault and store are used ($TROTH_NODE, else default)
+  --as IDENTITY          the local identity that acts (delegates, enrolls, holds, revokes)
+  --authority AUTHORITY  an authority on this machine: its name or identifier
+  --trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
+  --json                 the result, or the error, as one JSON object on stdout
 
 \b
 Example:

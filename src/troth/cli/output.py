@@ -170,6 +170,8 @@ def message_for(exc: BaseException) -> str:
         return "; ".join(exc.reasons)
     if isinstance(exc, click.ClickException):
         return exc.format_message()
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:  # not "[Errno 2] ..."
+        return f"cannot use {exc.filename}: {exc.strerror}"
     return exc.diagnostics() if isinstance(exc, TrothError) else str(exc)
 
 
