@@ -106,3 +106,29 @@ def test_three_nodes_through_a_relay(running: None, troth_home: Path) -> None:
     troth("relay", "create", "b", "--at", hub, "--node", "b", code=3)  # not running: config
     log = (troth_home / "nodes" / "hub" / "node.log").read_text()
     assert "node hub running" in log
+
+
+def test_a_refused_relay_says_who_refused_whom_and_why(running: None) -> None:
+    """The README's failure: `relay create` from a node that trusts no authority yet, then from
+    one whose credential lacks troth.relay=NAME; each message names both sides and the fix."""
+    troth("authority", "create", "hub")
+    hub = "/tcp/" + troth_json("node", "start", "hub", "--tcp-listen", "127.0.0.1:0")["listening"]
+    troth("node", "create", "b")
+    troth("node", "start", "b")
+    refused = troth("relay", "create", "b", "--at", hub, "--node", "b", code=1)
+    assert refused.stderr.startswith("troth: b refused hub (T")
+    assert refused.stderr.endswith(
+        "it holds no credential from an authority b trusts (b trusts no authority yet: enroll "
+        "it with one first)\n"
+    )
+    ticket = troth("authority", "ticket", "create", "--authority", "hub").stdout.strip()
+    troth("enroll", ticket, "--as", "b", "--node", "b")
+    denied = troth("relay", "create", "b", "--at", hub, "--node", "b", code=1)
+    assert denied.stderr.startswith("troth: hub refused b (T")
+    assert "troth.relay attribute troth.relay=b (or troth.relay=*)" in denied.stderr
+    assert "--attr troth.relay=b" in denied.stderr
+    as_json = troth("relay", "create", "b", "--at", hub, "--node", "b", "--json", code=1)
+    assert as_json.stderr == ""
+    report = json.loads(as_json.stdout)
+    assert report["error"] == "Denied"
+    assert report["reasons"][0].startswith("hub refused T")
