@@ -35,7 +35,7 @@ def test_every_command_and_option_has_help_and_every_group_an_example() -> None:
     for path, command in commands():
         assert command.help, path
         if isinstance(command, click.Group) or path.count(" ") == 1:
-            assert command.epilog and "Example:" in command.epilog, path
+            assert "Example:" in (command.epilog or ""), path
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
                 assert param.help, f"{path} {param.opts[0]}"
