@@ -45,7 +45,7 @@ def node_option(func: F) -> F:
 def as_option(help_text: str) -> Callable[[F], F]:
     """`--as IDENTITY`: the local identity that acts (required)."""
     return click.option(
-        "--as", "as_name", required=True, metavar="IDENTITY", help=f"{help_text} ({IDENTITY_HELP})."
+        "--as", "as_name", required=True, metavar="IDENTITY", help=f"{help_text}: {IDENTITY_HELP}."
     )
 
 

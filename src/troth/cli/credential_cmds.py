@@ -35,6 +35,7 @@ from troth.cli.network_cmds import ask_node
 from troth.cli.output import (
     EXIT_INVALID,
     Explained,
+    Progress,
     Reporter,
     escape_text,
     invalid_object,
@@ -331,7 +332,7 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
 @credential_group.command("delegate")
 @as_option("The local identity delegating (it holds the chain it extends)")
 @click.option(
-    "--to", "to_ref", required=True, metavar="IDENTITY", help=f"Who receives ({IDENTITY_HELP})."
+    "--to", "to_ref", required=True, metavar="IDENTITY", help=f"Who receives: {IDENTITY_HELP}."
 )
 @click.option(
     "--attr",
@@ -479,7 +480,8 @@ def verify(
     names = reporter.names
     anchors = frozenset(names.anchor(t) for t in trusted)
     local = None if authority_ref is None else names.authority(authority_ref).node
-    sources = Sources(anchors, home(), feed_files, local, max_feed_age)
+    progress = Progress("feed entries verified", 0)
+    sources = Sources(anchors, home(), feed_files, local, max_feed_age, progress)
     data = read_input(
         file, limits.MAX_VC_BYTES if fmt == "vc" else limits.MAX_CHAIN_BYTES, "credential"
     )

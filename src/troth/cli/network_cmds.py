@@ -51,7 +51,7 @@ def _expect(reporter: Reporter, ref: str | None) -> str | None:
 EXPECT = click.option(
     "--expect",
     metavar="IDENTITY",
-    help=f"The identity expected at the route ({IDENTITY_HELP}): anyone else is refused.",
+    help=f"The identity expected at the route, {IDENTITY_HELP}: anyone else is refused.",
 )
 NOT_FROM = renamed("--from", "--node NODE (the node that acts)")
 

@@ -183,16 +183,16 @@ class Progress:
         self.label = label
         self.total = total
         self.tty = sys.stderr.isatty()
-        self._step = max(1, total // 10)
+        self._next = 0
 
     def __call__(self, done: int, total: int | None = None) -> None:
+        """`done` of `total` (default: the total given at the start) are done."""
         total = self.total if total is None else total
         if self.tty:
-            end = "\n" if done >= total else ""
-            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=False)
-            click.echo(end, err=True, nl=False)
-        elif done % self._step == 0 or done >= total:
+            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=done >= total)
+        elif done >= total or done >= self._next:
             click.echo(f"{self.label} {done}/{total}", err=True)
+            self._next = done + max(1, total // 10)
 
 
 class Reporter:

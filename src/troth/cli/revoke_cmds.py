@@ -176,12 +176,10 @@ def revocations_show(authority_ref: str, out: str | None, reporter: Reporter) ->
     rows: list[dict[str, Any]] = []
     with open_authority_node(reporter.names, authority_ref) as node:
         authority = node.authority()
-        progress = Progress("feed entries read", authority.store.revocation_tip()[0])
-        for page, feed in authority_pages(authority, now):
+        progress = Progress("feed entries verified", authority.store.revocation_tip()[0])
+        for page, feed in authority_pages(authority, now, progress):
             pages.append(page)
             rows.extend(e.to_json() for e in feed.new_entries)
-            if len(pages) > 1 or not feed.complete:
-                progress(feed.count, feed.latest)
     if out:
         write_output(out, b"".join(write_page_sequence(pages)))
     result = {
