@@ -85,12 +85,11 @@ def test_eight_writers_with_exact_counts(troth_home: Path) -> None:
             uses=5,
         )
     batches = [
-        start("identity", "create", "--count", "25", "--name", f"batch-{n}", "--node", "shared")
+        start("identity", "create", f"batch-{n}", "--count", "25", "--node", "shared")
         for n in range(8)
     ]
     enrolls = [
-        start("enroll", str(ticket), "--identity", f"member-{n}", "--node", "shared")
-        for n in range(8)
+        start("enroll", str(ticket), "--as", f"member-{n}", "--node", "shared") for n in range(8)
     ]
     rotations = [start("identity", "rotate", "rotor", "--node", "shared") for _ in range(8)]
     assert [finish(p)[0] for p in batches] == [0] * 8
@@ -125,7 +124,7 @@ connection.execute("COMMIT")
 @pytest.fixture
 def locked(troth_home: Path) -> Iterator[subprocess.Popen[str]]:
     """The default node, its write lock held by another process for up to 60 s."""
-    troth("identity", "create", "--name", "before")
+    troth("identity", "create", "before")
     holder = subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(troth_home / "nodes" / "default" / "node.db"), "60"],
         stdout=subprocess.PIPE,
@@ -156,7 +155,7 @@ def test_a_busy_database_is_reported_with_its_holder(locked: subprocess.Popen[st
 
 
 def test_a_busy_write_waits_for_the_lock(troth_home: Path) -> None:
-    troth("identity", "create", "--name", "before")
+    troth("identity", "create", "before")
     holder = subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(troth_home / "nodes" / "default" / "node.db"), "1.5"],
         stdout=subprocess.PIPE,
@@ -165,7 +164,7 @@ def test_a_busy_write_waits_for_the_lock(troth_home: Path) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"
-        troth("identity", "create", "--name", "after", TROTH_BUSY_TIMEOUT="30")
+        troth("identity", "create", "after", TROTH_BUSY_TIMEOUT="30")
     finally:
         holder.wait(timeout=30)
 
@@ -205,7 +204,7 @@ def test_enroll_while_another_process_syncs_the_feed(troth_home: Path) -> None:
     try:
         assert syncer.stdout is not None
         assert syncer.stdout.readline().strip() == "locked"
-        enrolled = troth("enroll", str(ticket), "--identity", "agent", "--node", "holder", "--json")
+        enrolled = troth("enroll", str(ticket), "--as", "agent", "--node", "holder", "--json")
     finally:
         assert syncer.wait(timeout=30) == 0
     assert json.loads(enrolled.stdout)["feed"]["synced"] is True
@@ -241,7 +240,7 @@ def test_batch_creation_killed_around_its_commit(troth_home: Path) -> None:
     """Issue 9: `created 20000/20000` was printed before the COMMIT. Now the last line before
     the commit says it is committing; killed before the commit nothing is stored, after it
     everything is (and `identity list` finds it)."""
-    batch = ("identity", "create", "--count", "200", "--name", "swarm")
+    batch = ("identity", "create", "swarm", "--count", "200")
     before = troth(*batch, code=CRASH_EXIT_CODE, TROTH_CRASH_AT="identity.create.before-commit")
     assert before.stderr.splitlines()[-1] == "committing 200 identities ..."
     assert json.loads(troth("identity", "list", "--json").stdout) == []
@@ -253,10 +252,14 @@ def test_batch_creation_killed_around_its_commit(troth_home: Path) -> None:
     assert error["error"] == "IdentityExists"
     with open_node("default") as node:
         first = node.identities.find("swarm-0")
-    assert f"an identity named 'swarm-0' exists: T{first.identifier.hex()}" in again.stderr
+    assert f"an identity named 'swarm-0' exists: T{first.identifier.hex()}" in error["message"]
 
 
 def test_create_with_an_existing_name_names_it(troth_home: Path) -> None:
-    created = json.loads(troth("identity", "create", "--name", "ops", "--json").stdout)
-    again = troth("identity", "create", "--name", "ops", code=1)
-    assert f"an identity named 'ops' exists: {created['identifier']}" in again.stderr
+    created = json.loads(troth("identity", "create", "ops", "--json").stdout)
+    again = json.loads(troth("identity", "create", "ops", "--json", code=1).stdout)
+    assert again["error"] == "IdentityExists"
+    assert f"an identity named 'ops': {created['identifier']}" in again["message"]
+    text = troth("identity", "create", "ops", code=1).stderr
+    assert "already has an identity named 'ops'" in text
+    assert "choose another name" in text

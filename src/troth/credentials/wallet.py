@@ -130,6 +130,17 @@ class CredentialWallet:
             f"{ref} holds no unexpired credential" + (" with those attributes" if needs else "")
         )
 
+    def parent_for(
+        self, ref: str, attributes: Attributes, *, now: int, credential_hash: bytes | None = None
+    ) -> bytes:
+        """The held chain a delegation of `attributes` by `ref` extends: the one ending in
+        credential `credential_hash`, else the one that covers `attributes` and expires last,
+        else the one that expires last (and delegate() refuses the amplification)."""
+        try:
+            return self.best(ref, now=now, needs=attributes, credential_hash=credential_hash)
+        except NotFound:
+            return self.best(ref, now=now, credential_hash=credential_hash)
+
     def delegate(
         self,
         ref: str,
@@ -144,13 +155,8 @@ class CredentialWallet:
         credential_hash: bytes | None = None,
     ) -> bytes:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
-        the held chain ending in credential `credential_hash`, else the held chain that covers
-        `attributes` and expires last (else the one that expires last, and delegate() refuses
-        the amplification)."""
-        try:
-            parent = self.best(ref, now=now, needs=attributes, credential_hash=credential_hash)
-        except NotFound:
-            parent = self.best(ref, now=now, credential_hash=credential_hash)
+        `parent_for(ref, attributes)`."""
+        parent = self.parent_for(ref, attributes, now=now, credential_hash=credential_hash)
         signer = self.identities.signer(ref, now=now)
         chain = delegate(
             signer,

@@ -60,6 +60,7 @@ from troth.routing import (
     RoutedMessage,
     Router,
     Source,
+    format_route,
 )
 from troth.transport.ratelog import RateLimitedLog
 from troth.transport.settings import settings_from_environment
@@ -313,7 +314,10 @@ class ChannelManager:
             await asyncio.wait_for(asyncio.shield(end.established), timeout)
         except TimeoutError:
             await end.close(ChannelFailure.TIMEOUT)
-            raise ChannelError(ChannelFailure.TIMEOUT, f"no handshake within {timeout} s") from None
+            where = format_route(route)
+            raise ChannelError(
+                ChannelFailure.TIMEOUT, f"no handshake from {where} within {timeout} s"
+            ) from None
         except BaseException:
             await end.close(ChannelFailure.HANDSHAKE_FAILED)
             raise

@@ -160,7 +160,7 @@ class NodeTrust:
                 return Standing((), is_anchor, f"{exc} (by {feed.authority})")
         verifier = self._recheck
         if verifier is None:
-            dropped = ("this node trusts no authority",) if peer.credentials else ()
+            dropped = (f"{self.node.name} trusts no authority yet: enroll it with one first",)
             return Standing((), is_anchor, None, dropped)
         current: list[VerifiedCredential] = []
         dropped_reasons: list[str] = []
