@@ -17,6 +17,7 @@ from troth.cli.demo_cmd import demo
 from troth.cli.identity_cmds import identity_group
 from troth.cli.network_cmds import channel_group, message_group, relay_group
 from troth.cli.node_cmds import node_group
+from troth.cli.policy_cmds import policy_group
 
 
 @click.group()
@@ -39,6 +40,7 @@ cli.add_command(revocations_group)
 cli.add_command(channel_group)
 cli.add_command(message_group)
 cli.add_command(relay_group)
+cli.add_command(policy_group)
 cli.add_command(demo)
 cli.add_command(bench)
 
