@@ -390,6 +390,8 @@ def _verify(
         raise PolicyError(_P.UNTRUSTED_AUTHORITY, str(body.authority))
     if body.issued_at > now + verifier.policy.max_clock_skew:
         raise PolicyError(_P.NOT_YET_VALID, f"issued at {body.issued_at}")
+    if now >= body.expires_at:
+        raise PolicyError(_P.EXPIRED, f"at {body.expires_at}")
     if body.expires_at - body.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
         raise PolicyError(_P.OVER_LIMIT, "lives longer than MAX_POLICY_BUNDLE_TTL")
     identity = _signer(signed, body, now, known)

@@ -106,6 +106,8 @@ def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
     if not isinstance(node, dict):
         raise _refuse(f"{path} is not a schema object")
     kind = node.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise _refuse(f"{path} type {kind!r} is not supported (one type per schema)")
     if kind is None and ("enum" in node or "const" in node):
         values = node["enum"] if "enum" in node else [node["const"]]
         kind = "string" if values and all(type(v) is str for v in values) else "integer"
