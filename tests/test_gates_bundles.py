@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.feeds import entries
-from tests.support.feeds import pages
+from tests.support.feeds import entries, pages
 from tests.support.gates import TOOLS, GatesWorld, T, make_world
 from troth import limits
 from troth.credentials import (
