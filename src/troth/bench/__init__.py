@@ -2,9 +2,10 @@
 
 from troth.bench.channels_bench import CASES as CHANNEL_CASES
 from troth.bench.credentials_bench import CASES as CREDENTIAL_CASES
+from troth.bench.gates_bench import CASES as GATE_CASES
 from troth.bench.harness import Case, Measurement, select
 from troth.bench.identity_bench import CASES as IDENTITY_CASES
 
-ALL_CASES: list[Case] = [*IDENTITY_CASES, *CREDENTIAL_CASES, *CHANNEL_CASES]
+ALL_CASES: list[Case] = [*IDENTITY_CASES, *CREDENTIAL_CASES, *CHANNEL_CASES, *GATE_CASES]
 
 __all__ = ["ALL_CASES", "Case", "Measurement", "select"]
