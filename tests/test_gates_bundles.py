@@ -162,7 +162,7 @@ def test_a_revoked_admin_is_refused_before_and_after_acceptance(world: GatesWorl
     world.revoke(RevocationKind.CREDENTIAL, admin_link, now=T + 20)
     refused(P.SIGNER_REVOKED, world, data, now=T + 25)
     decision = point.decide(member, request, now=T + 25)
-    assert (decision.allowed, decision.outcome) == (False, Outcome.NO_BUNDLE)
+    assert (decision.allowed, decision.outcome) == (False, Outcome.NOT_IN_FORCE)
     assert "revoked" in decision.reason
 
 
@@ -247,7 +247,7 @@ def test_stale_feed_is_refused_and_denies(world: GatesWorld) -> None:
     request = ToolCall("lookup_order", {"order_id": "o1"})
     assert point.decide(member, request, now=T + 290).allowed
     stale = point.decide(member, request, now=T + 301)
-    assert (stale.allowed, stale.outcome) == (False, Outcome.NO_BUNDLE)
+    assert (stale.allowed, stale.outcome) == (False, Outcome.NOT_IN_FORCE)
     world.refresh_feed(T + 300)
     assert point.decide(member, request, now=T + 301).allowed
 

@@ -300,3 +300,22 @@ def test_a_tool_with_no_applicable_permit_is_never_listed(
     held = {"read", "write"}
     expected = {t for t, tag in permits.items() if tag in held and t not in forbids}
     assert visible == expected
+
+
+def test_oversized_or_non_object_arguments_deny() -> None:
+    member, _ = support()
+    gate = engine('@id("all") permit(principal, action in Action::"invoke", resource);')
+    huge = {"order_id": "o" * (1 << 20), "amount": 1}
+    for arguments in (huge, [("order_id", "o"), ("amount", 1)], "x"):
+        decision = gate.decide(member, ToolCall("refund", arguments), now=NOW)  # type: ignore[arg-type]
+        assert decision.outcome is Outcome.ARGUMENTS
+
+
+def test_a_bounded_cache_keeps_deciding_right() -> None:
+    member, sub = support()
+    gate = PolicyEngine(compile_policies(POLICIES, "", TOOLS), cache_size=1)
+    request = call("refund", order_id="o", amount=20)
+    for _ in range(3):  # each chain evicts the other
+        assert gate.decide(member, request, now=NOW).allowed
+        assert not gate.decide(sub, request, now=NOW).allowed
+        assert gate.visible_tools(sub) == {"lookup_order"}

@@ -60,7 +60,7 @@ class Outcome(enum.Enum):
     SCHEMA_MISMATCH = "schema-mismatch"
     CAVEAT_INVALID = "caveat-invalid"
     CREDENTIAL = "credential"
-    NO_BUNDLE = "no-bundle"
+    NOT_IN_FORCE = "not-in-force"
 
 
 _TEXT: Final = {
@@ -234,13 +234,17 @@ class PolicyEngine:
                     return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
                 return self._deny(Outcome.SCHEMA_MISMATCH)
             args = request.arguments
+            if not isinstance(args, Mapping):
+                return self._deny(Outcome.ARGUMENTS)
+            if type(args) is not dict:
+                args = dict(args)
             if spec.check is not None and not spec.check(args):
                 return self._deny(Outcome.ARGUMENTS)
             try:
-                encoded = _ENCODER.encode(args if type(args) is dict else dict(args))
+                encoded = _ENCODER.encode(args)
             except (TypeError, ValueError):
                 return self._deny(Outcome.ARGUMENTS)
-            if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES or encoded[0] != "{":
+            if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
                 return self._deny(Outcome.ARGUMENTS)
             context = f'{{"args":{encoded},"now":{int(now)}}}'
         elif isinstance(request, ServiceCall):

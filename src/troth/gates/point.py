@@ -187,7 +187,7 @@ class DecisionPoint:
                 Outcome.CREDENTIAL, f"denied: the caller's credential is {exc.reason.value}"
             )
         except PolicyError as exc:
-            decision = PolicyDecision.deny(Outcome.NO_BUNDLE, f"denied: {exc.reason.value}")
+            decision = PolicyDecision.deny(Outcome.NOT_IN_FORCE, f"denied: {exc.reason.value}")
         record = DecisionRecord(now, credential, request, decision)
         if self.recorder is not None:
             self.recorder.record(record)
