@@ -128,27 +128,14 @@ def test_create_refuses_a_non_admin_and_a_bad_lifetime(world: GatesWorld) -> Non
 
 
 def test_a_bundle_signed_by_a_non_admin_is_refused(world: GatesWorld) -> None:
-    data = forged(
-        world, body_of(world, world.support.identifier), signer="support", chain=world.support_chain
-    )
-    refused(P.NOT_POLICY_ADMIN, world, data)
-    # a member claiming to be the authority (no chain)
-    refused(
-        P.NOT_POLICY_ADMIN,
-        world,
-        forged(world, body_of(world, world.support.identifier), signer="support", chain=None),
-    )
-    # someone else's admin chain
-    stolen = forged(
-        world, body_of(world, world.support.identifier), signer="support", chain=world.admin_chain
-    )
-    refused(P.SIGNER_INVALID, world, stolen)
-    # the body names the authority as signer, the admin signed
-    refused(
-        P.SIGNER_INVALID,
-        world,
-        forged(world, body_of(world, world.authority.identifier), chain=None),
-    )
+    support, authority = world.support.identifier, world.authority.identifier
+    for signer, named, chain, reason in (
+        ("support", support, world.support_chain, P.NOT_POLICY_ADMIN),  # a plain member
+        ("support", support, None, P.NOT_POLICY_ADMIN),  # a member without a chain
+        ("support", support, world.admin_chain, P.SIGNER_INVALID),  # someone else's chain
+        ("admin", authority, None, P.SIGNER_INVALID),  # claims the authority signed
+    ):
+        refused(reason, world, forged(world, body_of(world, named), signer=signer, chain=chain))
 
 
 def test_a_revoked_admin_is_refused_before_and_after_acceptance(world: GatesWorld) -> None:
