@@ -20,7 +20,7 @@ from troth.credentials import (
     verify_feed,
 )
 from troth.encoding import cbor
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import IdentityError, IdentityFailure, PolicyError, PolicyFailure
 from troth.gates import (
     BundleBody,
     BundleStore,
@@ -32,6 +32,7 @@ from troth.gates import (
     verify_bundle,
 )
 from troth.gates.bundles import BUNDLE_TYPE, SIGNED_BUNDLE_TYPE
+from troth.identity import VerifiedIdentity
 from troth.storage import SqliteDatabase
 
 P = PolicyFailure
@@ -330,3 +331,23 @@ def test_revoking_the_signer_after_acceptance_stops_its_bundle(world: GatesWorld
 def decode_chain_hash(chain: bytes) -> bytes:
     """The hash of a chain's last credential (what a revocation names)."""
     return CredentialChain.decode(chain).credentials[-1].hash
+
+
+def test_signer_histories_are_observed_only_once_authorised(world: GatesWorld) -> None:
+    seen: list[object] = []
+    store = BundleStore(world.verifier, known=lambda identity: seen.append(identity.identifier))
+    intruder = forged(world, body_of(world, world.support.identifier), signer="support", chain=None)
+    with pytest.raises(PolicyError):
+        store.accept(intruder, feeds=world.feeds(), now=T + 5)
+    assert seen == []  # an unauthorised signer's history is not stored
+    store.accept(world.bundle(by_admin=True), feeds=world.feeds(), now=T + 5)
+    assert seen == [world.admin.identifier]
+
+    def forked(identity: VerifiedIdentity) -> None:
+        raise IdentityError(IdentityFailure.FORK, str(identity.identifier))
+
+    with pytest.raises(PolicyError) as caught:
+        BundleStore(world.verifier, known=forked).accept(
+            world.bundle(by_admin=True), feeds=world.feeds(), now=T + 5
+        )
+    assert caught.value.reason is P.SIGNER_INVALID

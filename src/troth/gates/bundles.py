@@ -319,7 +319,7 @@ def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) 
         raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
 
 
-def _signer(signed: _Signed, body: BundleBody, now: int, known: Known | None) -> VerifiedIdentity:
+def _signer(signed: _Signed, body: BundleBody, now: int) -> VerifiedIdentity:
     """The signer's identity, once the signature is its attested signing key's."""
     try:
         identity = verify_history(signed.history, now=now)
@@ -328,8 +328,6 @@ def _signer(signed: _Signed, body: BundleBody, now: int, known: Known | None) ->
         key = verify_signed_by(
             identity, signed.attestation, signed.body, signed.signature, at=body.issued_at
         )
-        if known is not None:
-            known(identity)
     except IdentityError as exc:
         if exc.reason is IdentityFailure.BAD_SIGNATURE:
             raise PolicyError(_P.BAD_SIGNATURE, str(exc)) from None
@@ -394,12 +392,12 @@ def _verify(
         raise PolicyError(_P.EXPIRED, f"at {body.expires_at}")
     if body.expires_at - body.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
         raise PolicyError(_P.OVER_LIMIT, "lives longer than MAX_POLICY_BUNDLE_TTL")
-    identity = _signer(signed, body, now, known)
+    identity = _signer(signed, body, now)
     feed = None
     if feeds is not None:
         feed = feeds.get(body.authority)
         try:
-            if feed is None:
+            if feed is None or feed.authority != body.authority:
                 raise CredentialError(CredentialFailure.NO_FEED, str(body.authority))
             feed.check_fresh(now=now, max_staleness=verifier.policy.max_feed_staleness)
         except CredentialError as exc:
@@ -414,6 +412,11 @@ def _verify(
         for name, text in body.tools.items()
     }
     compiled = compile_policies(body.policies, body.schema, tools, body.services)
+    if known is not None:  # only once the signer is known to be allowed to sign
+        try:
+            known(identity)
+        except IdentityError as exc:
+            raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
     return VerifiedBundle(body, compiled, links, identities, data, _VERIFIED)
 
 
