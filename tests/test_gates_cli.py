@@ -29,6 +29,7 @@ def desk(tmp_path: Path) -> dict[str, str]:
         "policies": POLICIES,
         "tools": json.dumps(TOOLS),
         "schema": "entity Order;",
+        "services": json.dumps({"orders": ["status", "cancel"]}),
         "bad": '@id("x") permit(principal, action == Action::"invoke:refund", resource) '
         'when { context.args.amount == "1" };',
     }
@@ -86,7 +87,11 @@ def test_admin_and_authority_create_bundles_that_decide(desk: dict[str, str]) ->
     made = create(desk, "admin", "b1", "--revision", "1")
     assert isinstance(made, dict)
     assert (made["signer"], made["revision"], made["tools"]) == (desk["admin"], 1, sorted(TOOLS))
-    create(desk, "acme", "b2", "--revision", "2", "--node", "acme")
+    with_services = create(
+        desk, "acme", "b2", "--revision", "2", "--node", "acme", "--services", desk["services"]
+    )
+    assert isinstance(with_services, dict)
+    assert with_services["services"] == {"orders": ["cancel", "status"]}
     allowed = policy_test(desk, "b1", '{"order_id": "o1", "amount": 20}')
     assert allowed == {
         "allowed": True,
