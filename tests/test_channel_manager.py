@@ -16,8 +16,10 @@ from tests.support.channels import T, World, make_world, packet
 from tests.support.parties import ChannelParty, make_channel_party
 from troth.channel import ChannelSettings, ChannelState, split_packet
 from troth.errors import ChannelError, ChannelFailure
-from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager
-from troth.node.services import RequestContext, Service, call
+from troth.node.access import AnyAuthenticated, RulesPolicy, Standing
+from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
+from troth.node.services import ServiceHost, call
+from troth.node.services.echo import EchoService
 from troth.routing import Address, RoutedMessage, Router, Source, parse_route
 from troth.transport import Listener, MemoryNetwork, MemoryTransport
 from troth.vault.ephemeral import EphemeralKey
@@ -64,17 +66,16 @@ class Net:
             router,
             me=lambda: who.me(credentials),
             trust=self.world.trust,
-            access=lambda peer: frozenset({ECHO}),
+            services=lambda: frozenset({ECHO}),
             settings=settings or ChannelSettings(),
             clock=self.clock,
             limits=limits or ChannelLimits(),
         )
         manager.start()
 
-        async def echo(arguments: Any, context: RequestContext) -> Any:
-            return arguments
-
-        Service(router, "echo", {"echo": echo}).start()
+        rules = {("echo", "echo"): AnyAuthenticated()}
+        policy = RulesPolicy(host, rules, lambda peer, now: Standing(()))
+        ServiceHost(router, policy, clock=self.clock, callers=caller_of).add(EchoService())
         peer = Peer(router, MemoryTransport(router, self.network, host=host), manager)
         self.peers.append(peer)
         return peer

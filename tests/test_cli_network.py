@@ -67,6 +67,35 @@ def test_three_nodes_through_a_relay(running: None, troth_home: Path) -> None:
     assert any(row["state"] == "open" for row in channels)
     created = troth_json("channel", "create", "--from", "a", "--to", hub)
     assert created["peer"] == status["identifier"]
+    pinned = troth_json(
+        "message",
+        "send",
+        "--from",
+        "a",
+        "--to",
+        f"{hub}/service/echo",
+        "--expect",
+        status["identifier"],
+        "pinned",
+    )
+    assert pinned == {"reply": "pinned"}
+    b_id = troth_json("node", "status", "b")["identifier"]
+    wrong = troth(
+        "message",
+        "send",
+        "--from",
+        "a",
+        "--to",
+        f"{hub}/service/echo",
+        "--expect",
+        b_id,
+        "x",
+        code=1,
+    )
+    assert f"expected {b_id}, but {status['identifier']} answered" in wrong.stderr
+    shown = troth("node", "status", "hub").stdout
+    assert "channels.handshakes_started:" in shown
+    assert "tcp.accepted:" in shown
     refused = troth(
         "message", "send", "--from", "stranger", "--to", f"{hub}/relay/b/service/echo", "x", code=1
     )

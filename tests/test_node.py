@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,9 @@ from tests.conftest import NOW
 from troth.errors import ConfigError, NotFound
 from troth.node import init_node, list_nodes, open_node
 from troth.node import troth_home as resolve_home
+from troth.node.authorities import ticket_address
+from troth.node.config import DEFAULT_SERVICES
+from troth.node.daemon import record_listen
 from troth.node.node import parse_kek
 
 
@@ -44,7 +49,7 @@ def test_names_are_checked() -> None:
 
 
 def test_unknown_node_and_default_node(troth_home: Path) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no node 'nope'"):
         open_node("nope")
     with open_node("default", create_default=True) as node:
         assert node.name == "default"
@@ -71,7 +76,7 @@ def test_vault_key_from_environment(monkeypatch: pytest.MonkeyPatch, troth_home:
 def test_parse_kek() -> None:
     assert parse_kek("00" * 32) == bytes(32)
     for bad in ("00" * 31, "zz" * 32, "c2hvcnQ="):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match="64 hex digits or base64 of 32 bytes"):
             parse_kek(bad)
 
 
@@ -85,7 +90,7 @@ def test_loose_key_file_is_refused(troth_home: Path) -> None:
 def test_corrupt_config(troth_home: Path) -> None:
     init_node("bad")
     (troth_home / "nodes" / "bad" / "node.json").write_text("{not json")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="is not a valid node configuration"):
         open_node("bad")
 
 
@@ -97,3 +102,36 @@ def test_pkcs11_node_needs_a_token_label() -> None:
 def test_platform_default_home(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TROTH_HOME")
     assert "troth" in str(resolve_home())
+
+
+def test_tickets_carry_the_configured_address(troth_home: Path) -> None:
+    """Not whether a daemon happens to run: node:NAME until a fixed listening address is
+    recorded, then /tcp/HOST:PORT; `advertise` wins over both."""
+    init_node("hub")
+    assert ticket_address(troth_home, "hub") == "node:hub"
+    record_listen(troth_home, "hub", "127.0.0.1:0")  # any port: not an address to advertise
+    assert ticket_address(troth_home, "hub") == "node:hub"
+    config = record_listen(troth_home, "hub", "127.0.0.1:4100")
+    assert config.listen == "127.0.0.1:4100"
+    assert ticket_address(troth_home, "hub") == "/tcp/127.0.0.1:4100"
+    assert replace(config, advertise="/tcp/hub.example:4100").address() == "/tcp/hub.example:4100"
+    with open_node("hub") as node:  # the recorded configuration opens as it was written
+        assert node.config.listen == "127.0.0.1:4100"
+    with pytest.raises(NotFound, match="no node 'nope'"):
+        ticket_address(troth_home, "nope")
+
+
+def test_the_service_list_is_checked(troth_home: Path) -> None:
+    config = init_node("svc")
+    assert config.services == DEFAULT_SERVICES
+    path = troth_home / "nodes" / "svc" / "node.json"
+    for bad in (["echo", "echo"], ["telnet"], "echo", [1]):
+        data = json.loads(path.read_text())
+        data["services"] = bad
+        path.write_text(json.dumps(data))
+        with pytest.raises(ConfigError, match=r"services|wrong fields or types"):
+            open_node("svc")
+    data["services"] = ["echo"]
+    path.write_text(json.dumps(data))
+    with open_node("svc") as node:
+        assert node.config.services == ("echo",)

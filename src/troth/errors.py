@@ -20,12 +20,15 @@
     ├── PolicyError            a policy bundle, schema, policy set or caveat was refused (reason)
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
-    ├── RoutingError           a message could not be routed, or was denied (default deny)
+    ├── RoutingError           a message could not be routed (no route: default deny of the
+    │                          router's allow-sets)
+    ├── Denied                 the node's access decision refused a request (`reasons` say who
+    │                          refused whom and why)
     └── RemoteError            a service answered a request with an error
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, PolicyError, ConflictError); 2 usage (bad arguments, NotFound);
-3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
+CredentialError, AuthorityError, PolicyError, ConflictError, Denied); 2 usage (bad arguments,
+NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "CryptoError",
     "DecodeError",
     "DecodeProblem",
+    "Denied",
     "IdentityError",
     "IdentityFailure",
     "InvalidKey",
@@ -296,3 +300,11 @@ class RoutingError(TrothError):
 
 class RemoteError(TrothError):
     """A service on another node refused or failed a request; the message is its answer."""
+
+
+class Denied(TrothError):
+    """An access decision refused a request; `reasons` say who refused whom and why."""
+
+    def __init__(self, reasons: tuple[str, ...]) -> None:
+        self.reasons = reasons
+        super().__init__("denied: " + "; ".join(reasons) if reasons else "denied")

@@ -66,6 +66,11 @@ of its history), unless the authority is configured otherwise. The authority's o
 are not limited."""
 REVOCATION_QUOTA_WINDOW: Final = 3600
 """The window of the per-member quota (seconds)."""
+DEFAULT_CREDENTIAL_SKEW_SECONDS: Final = 60
+"""The clock skew a verifier allows at a credential's window edges unless told otherwise (at
+most MAX_CLOCK_SKEW_SECONDS)."""
+DEFAULT_FEED_STALENESS_SECONDS: Final = 300
+"""How old a revocation feed may be before a verifier refuses it, unless told otherwise."""
 
 # -- secure channels, routing, transport (troth.channel, troth.routing, troth.transport) ------
 MAX_CHANNEL_FRAME: Final = 65535

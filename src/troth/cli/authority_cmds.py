@@ -12,6 +12,7 @@ from troth.errors import NotFound
 from troth.identity import Identifier
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
+from troth.node.authorities import ticket_address
 
 
 @click.group("authority")
@@ -90,12 +91,8 @@ def ticket_create(
     """Create a ticket (printed once: it is the only copy of the code)."""
     if enroller and admin:
         raise ValueError("choose --enroller or --admin, not both")
-    from troth.node.daemon import node_status
-
     now = CLOCK.now()
-    status = node_status(home(), authority_name)
-    listening = status.get("listening")  # only a running node's status has it
-    address = f"/tcp/{listening}" if listening else f"node:{authority_name}"
+    address = ticket_address(home(), authority_name)
     with open_authority_node(authority_name) as node:
         authority = node.authority()
         ticket = authority.create_ticket(

@@ -91,6 +91,13 @@ def write_output(path: str, data: bytes) -> None:
     Path(path).write_bytes(data)
 
 
+def node_running(name: str) -> bool:
+    """Whether node `name` runs as a daemon."""
+    from troth.node.daemon import node_status  # asyncio: on use only
+
+    return bool(node_status(home(), name)["running"])
+
+
 def open_authority_node(name: str) -> Node:
     """The local node hosting authority NAME (the node has the authority's name)."""
     return open_node(name, home=home())

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import os
-from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -14,8 +11,7 @@ from typing import Any
 import click
 
 from troth import limits
-from troth.authority import Authority, Ticket
-from troth.authority.client import enroll_request, refresh_request, revoke_request, ticket_authority
+from troth.authority.client import revoke_request
 from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
@@ -23,76 +19,25 @@ from troth.cli.common import (
     duration_option,
     home,
     node_option,
+    node_running,
     open_authority_node,
     open_cli_node,
     read_input,
     write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, invalid_object, json_command, kv
-from troth.credentials import (
-    Attributes,
-    ChainVerifier,
-    TrustPolicy,
-    VerifiedFeed,
-    chain_actor,
-    feed_authority,
-    read_page_sequence,
-    verify_page,
-    verify_pages,
-    write_page_sequence,
-)
-from troth.credentials.vc import (
-    export_credential_vc,
-    vc_credential_hash,
-    vc_issuer,
-    verify_troth_vc,
-)
-from troth.credentials.wallet import next_page
-from troth.encoding.ijson import load_json
-from troth.errors import (
-    ConfigError,
-    CredentialError,
-    CredentialFailure,
-    DecodeError,
-    IdentityError,
-    NotFound,
-)
-from troth.identity import Identifier, VerifiedIdentity, verify_history
-from troth.node import Node, list_nodes, open_node
+from troth.credentials import Attributes, write_page_sequence
+from troth.credentials.vc import export_credential_vc, vc_credential_hash
+from troth.errors import CredentialError, DecodeError, NotFound
+from troth.identity import Identifier
+from troth.node import Node
+from troth.node.authorities import enroll_locally, is_local, parse_ticket, refresh_locally
+from troth.node.trust import FEED_STALENESS
+from troth.node.verify import Sources, authority_pages, verify_chain, verify_vc
 
 
 def _summary(held_chain: bytes, node: Node) -> dict[str, Any]:
     return node.wallet.inspect(held_chain, now=CLOCK.now()).to_json()
-
-
-def _authority_node_for(address: str) -> str:
-    if not address.startswith("node:"):
-        raise ConfigError(f"ticket address {address!r} is neither node:NAME nor a route")
-    return address[len("node:") :]
-
-
-def _authority_on(stack: ExitStack, node: Node, name: str) -> Authority:
-    """The authority node `name` hosts: `node` itself when it is that node, else opened once
-    (closed with `stack`)."""
-    host = node if name == node.name else stack.enter_context(open_authority_node(name))
-    return host.authority()
-
-
-def _local_authority(stack: ExitStack, node: Node, identifier: Identifier) -> Authority:
-    """The authority `identifier` hosted on this machine: on `node`, else on another node
-    (each opened once; the one hosting it stays open until `stack` closes)."""
-    with contextlib.suppress(NotFound):
-        if (authority := node.authority()).identifier == identifier:
-            return authority
-    for config in list_nodes(home()):
-        if config.name == node.name:
-            continue
-        with ExitStack() as opened, contextlib.suppress(NotFound):
-            authority = opened.enter_context(open_node(config.name, home=home())).authority()
-            if authority.identifier == identifier:
-                stack.enter_context(opened.pop_all())  # the host stays open with `stack`
-                return authority
-    raise NotFound(f"no node on this machine hosts authority {identifier}")
 
 
 def _exists(path: str) -> bool:
@@ -119,13 +64,6 @@ def _ticket_text(argument: str) -> str:
         raise DecodeError("not a troth ticket (not ASCII text)") from None
 
 
-def _parse_ticket(text: str) -> Ticket:
-    try:
-        return Ticket.parse(text)
-    except DecodeError as exc:
-        raise DecodeError(f"not a troth ticket ({exc})", exc.problem) from None
-
-
 @click.command("enroll")
 @click.argument("ticket")
 @click.option("--identity", "identity_name", required=True, help="The local identity to enroll.")
@@ -135,31 +73,16 @@ def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) 
     """Redeem TICKET (the ticket, `-` to read it from stdin, or a file holding it): the
     authority makes IDENTITY a member and issues its credential."""
     ticket = _ticket_text(ticket)
-    parsed = _parse_ticket(ticket)
-    now = CLOCK.now()
-    if parsed.address.startswith("/"):  # over the network: a secure channel to the authority
+    parsed = parse_ticket(ticket)
+    if not is_local(parsed.address) or node_running(node_name):
+        # over the network (a secure channel to the authority), or through the running node
         from troth.cli.network_cmds import _ask
 
         data: Any = _ask(node_name, "enroll", {"ticket": ticket, "identity": identity_name})
-        reporter.result(
-            data, f"enrolled {identity_name} with {data['authority']} over a secure channel"
-        )
+        reporter.result(data, f"enrolled {identity_name} with {data['authority']}")
         return
-    authority_node_name = _authority_node_for(parsed.address)
-    with ExitStack() as stack:
-        node = stack.enter_context(open_cli_node(node_name))
-        authority = _authority_on(stack, node, authority_node_name)
-        if authority.identifier != ticket_authority(parsed, now=now):
-            raise ConfigError(
-                f"node {authority_node_name!r} hosts another authority than the ticket's"
-            )
-        chain = authority.enroll(
-            enroll_request(node.identities, identity_name, parsed, now=now), now=now
-        )
-        held = node.wallet.hold(identity_name, chain.encode(), now=now)
-        node.wallet.sync_feed(
-            authority.identifier, lambda since: authority.feed(now=now, since=since), now=now
-        )
+    with open_cli_node(node_name) as node:
+        held = enroll_locally(node, parsed, identity_name, now=CLOCK.now())
     data = held.to_json()
     reporter.result(
         data,
@@ -271,17 +194,15 @@ def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -
 @json_command
 def refresh(identity_name: str, node_name: str, reporter: Reporter) -> None:
     """Get a fresh member credential from the (local) authority before the current one expires."""
-    now = CLOCK.now()
-    with ExitStack() as stack:
-        node = stack.enter_context(open_cli_node(node_name))
+    with open_cli_node(node_name) as node:
         held = node.wallet.held(identity_name)
         if not held:
             raise NotFound(f"{identity_name} holds no credential: enroll first")
         authority_id = Identifier(held[0].authority)
-        authority = _local_authority(stack, node, authority_id)
-        request = refresh_request(node.identities, identity_name, authority_id, now=now)
-        chain = authority.refresh(request, now=now)
-        checked = node.wallet.hold(identity_name, chain.encode(), now=now)
+        address = node.wallet.trusted().get(authority_id)
+        checked = refresh_locally(
+            node, identity_name, authority_id, address=address, now=CLOCK.now()
+        )
     reporter.result(checked.to_json(), f"refreshed; expires at {checked.expires_at}")
 
 
@@ -332,90 +253,6 @@ def delegate_cmd(
     reporter.result(summary, f"wrote a {len(summary['chain'])}-link chain to {out}")
 
 
-Known = Callable[[VerifiedIdentity], None]
-
-
-def _authority_pages(authority: Authority, now: int) -> Iterator[tuple[bytes, VerifiedFeed]]:
-    """A local authority's whole feed, page by page, each page verified as it comes."""
-    feed: VerifiedFeed | None = None
-    since: int | None = 0
-    while since is not None:
-        page = authority.feed(now=now, since=since)
-        feed = verify_page(page, authority=authority.identifier, now=now, previous=feed)
-        yield page, feed
-        since = next_page(feed, since)
-
-
-def _file_feed(
-    path: str, anchors: frozenset[Identifier], now: int, known: Known | None
-) -> VerifiedFeed:
-    """Verify a feed file (a CBOR sequence of pages), read one page at a time."""
-    with open(path, "rb") as stream:
-        try:
-            pages = read_page_sequence(stream.read)
-            first = next(pages, None)
-            if first is None:
-                raise CredentialError(CredentialFailure.FEED_INVALID, f"{path} holds no page")
-            claimed = feed_authority(first)
-            if claimed not in anchors:
-                raise CredentialError(
-                    CredentialFailure.FEED_INVALID, f"feed of {claimed}, not a trusted authority"
-                )
-            return verify_pages(
-                itertools.chain([first], pages), authority=claimed, now=now, known=known
-            )
-        except DecodeError as exc:
-            raise CredentialError(CredentialFailure.FEED_INVALID, str(exc)) from None
-
-
-def _load_feeds(
-    feed_files: tuple[str, ...],
-    authority_name: str | None,
-    anchors: frozenset[Identifier],
-    now: int,
-    max_age: int,
-    *,
-    known: Known | None = None,
-) -> dict[Identifier, VerifiedFeed]:
-    """The fresh feeds of trusted authorities, from feed files and/or a local authority."""
-    feeds = [_file_feed(path, anchors, now, known) for path in feed_files]
-    if authority_name:
-        with open_authority_node(authority_name) as node:
-            authority = node.authority()
-            if authority.identifier not in anchors:
-                raise CredentialError(
-                    CredentialFailure.FEED_INVALID,
-                    f"feed of {authority.identifier}, not a trusted authority",
-                )
-            *_, (_, feed) = _authority_pages(authority, now)
-            feeds.append(feed)
-    for feed in feeds:
-        feed.check_fresh(now=now, max_staleness=max_age)
-    return {feed.authority: feed for feed in feeds}
-
-
-def _store_or_extend(node: Node, now: int) -> Known:
-    """The node's store of histories as a chain verifier's `known`: the first verified copy of
-    an identity is stored, a later one must extend it (and is stored)."""
-
-    def known(identity: VerifiedIdentity) -> None:
-        node.identities.import_history(identity, now=now)
-
-    return known
-
-
-def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
-    """The actor's history as this node stores it (so the feed can tell whether it is
-    superseded), else only its identifier."""
-    stored = node.identities.store.get_history(actor.digest)
-    if stored is None:
-        return actor
-    try:
-        return verify_history(stored[0], now=now)
-    except IdentityError:
-        return actor
-
-
 @credential_group.command("verify")
 @click.argument("file", type=INPUT_FILE)
 @click.option(
@@ -432,7 +269,7 @@ def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | V
     "authority_name",
     help="Take the feed (and, for a VC, the issuer's history) from this local authority.",
 )
-@duration_option("--max-feed-age", default="5m", show_default=True)
+@duration_option("--max-feed-age", default=f"{FEED_STALENESS}s", show_default=True)
 @click.option("--presenter", help="The identity presenting the chain (default: its last subject).")
 @click.option(
     "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True
@@ -466,26 +303,29 @@ def verify(
     the feed), unless --no-store."""
     now = CLOCK.now()
     anchors = frozenset(Identifier.parse(t) for t in trusted)
+    sources = Sources(anchors, home(), feed_files, authority_name, max_feed_age)
     limit = limits.MAX_VC_BYTES if fmt == "vc" else limits.MAX_CHAIN_BYTES
     data = read_input(file, limit, "credential")
     try:
         if fmt == "vc":
-            policy = TrustPolicy(anchors, max_feed_staleness=max_feed_age)
-            result = _verify_vc(data, policy, authority_name, issuer_history, feed_files, now)
+            history = (
+                read_input(issuer_history, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
+                if issuer_history
+                else None
+            )
+            result = verify_vc(data, sources, now=now, issuer_history=history).to_json()
             human = {**result, "attributes": json.dumps(result["attributes"])}
             del human["valid"]
             reporter.result(result, "valid\n" + kv(human))
             return
         with ExitStack() as stack:
             node = None if no_store else stack.enter_context(open_cli_node(node_name))
-            known = None if node is None else _store_or_extend(node, now)
-            feeds = _load_feeds(feed_files, authority_name, anchors, now, max_feed_age, known=known)
-            actor = Identifier.parse(presenter) if presenter else chain_actor(data)
-            verified = ChainVerifier(TrustPolicy(anchors), known=known).verify(
+            verified = verify_chain(
                 data,
-                presenter=actor if node is None else _stored_presenter(node, actor, now),
-                feeds=feeds,
+                sources,
                 now=now,
+                presenter=Identifier.parse(presenter) if presenter else None,
+                node=node,
             )
     except CredentialError as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
@@ -502,41 +342,6 @@ def verify(
     lines.append(f"  effective attributes: {json.dumps(verified.attributes.to_json())}")
     lines.append(f"  window: {verified.not_before} .. {verified.expires_at}")
     reporter.result(result, "\n".join(lines))
-
-
-def _verify_vc(
-    data: bytes,
-    policy: TrustPolicy,
-    authority_name: str | None,
-    issuer_history: str | None,
-    feed_files: tuple[str, ...],
-    now: int,
-) -> dict[str, Any]:
-    """Verify a troth VC: proofs, window and revocation status against the issuer's feed
-    (`--authority` or `--feed`), like a chain. Raises CredentialError when it is not valid."""
-    try:
-        document = load_json(data, max_bytes=limits.MAX_VC_BYTES, what="VC")
-    except DecodeError as exc:
-        raise CredentialError(CredentialFailure.MALFORMED, str(exc)) from None
-    issuer = vc_issuer(document)
-    if issuer not in policy.anchors:
-        raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, str(issuer))
-    if issuer_history:
-        history = read_input(issuer_history, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
-    elif authority_name:
-        with open_authority_node(authority_name) as node:
-            history = node.authority().history()
-    else:
-        raise ValueError(
-            "a VC needs its issuer's history: --issuer-history FILE or --authority NAME"
-        )
-    try:
-        identity = verify_history(history, now=now)
-    except IdentityError as exc:
-        raise CredentialError(CredentialFailure.ISSUER_INVALID, str(exc)) from None
-    feeds = _load_feeds(feed_files, authority_name, policy.anchors, now, policy.max_feed_staleness)
-    verified = verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
-    return verified.to_json()
 
 
 @click.group("revoke")
@@ -603,7 +408,12 @@ def revoke_link(
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
     with ExitStack() as stack:
         node = stack.enter_context(open_cli_node(node_name))
-        authority = _authority_on(stack, node, authority_name)
+        host = (
+            node
+            if authority_name == node.name
+            else stack.enter_context(open_authority_node(authority_name))
+        )
+        authority = host.authority()
         request = revoke_request(
             node.identities,
             by_name,
@@ -638,7 +448,7 @@ def revocations_show(authority_name: str, out: str | None, reporter: Reporter) -
     pages: list[bytes] = []
     rows: list[dict[str, Any]] = []
     with open_authority_node(authority_name) as node:
-        for page, feed in _authority_pages(node.authority(), now):
+        for page, feed in authority_pages(node.authority(), now):
             pages.append(page)
             rows.extend(e.to_json() for e in feed.new_entries)
     if out:

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
 from troth import limits
-from troth.authority.client import rotated_request
 from troth.cli.common import CLOCK, INPUT_FILE, node_option, open_cli_node, read_input
-from troth.cli.credential_cmds import _local_authority
 from troth.cli.network_cmds import _ask
 from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
 from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType
-from troth.errors import IdentityError, NotFound, TrothError
-from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
+from troth.errors import IdentityError, TrothError
+from troth.identity import VerifiedIdentity, did_document, verify_history
 from troth.node import open_node, troth_home
+from troth.node.authorities import announce_here
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
 
@@ -130,36 +128,18 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
 
 
 def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
-    """Announce `ref`'s rotated history: to authorities hosted on this machine directly, to
-    others over a secure channel (through the running node, else a transient one)."""
-    now = CLOCK.now()
-    done: list[dict[str, Any]] = []
-    remote: list[Identifier] = []
-    with ExitStack() as stack:
-        node = stack.enter_context(open_cli_node(node_name))
-        changes, authorities = node.wallet.unannounced(ref)
-        routes = node.wallet.trusted()
-        for authority in authorities:
-            try:
-                host = _local_authority(stack, node, authority)
-                seq = host.rotated(
-                    rotated_request(node.identities, ref, authority, now=now), now=now
-                )
-                outcome = node.wallet.mark_announced(ref, authority, changes, seq)
-            except NotFound:
-                if routes.get(authority, "").startswith("/"):
-                    remote.append(authority)
-                    continue
-                outcome = Announcement(ref, authority, changes, error="no route to it is known")
-            except TrothError as exc:
-                outcome = Announcement(ref, authority, changes, error=str(exc))
-            done.append(outcome.to_json())
+    """Announce `ref`'s rotated history: to authorities on this machine directly, to others
+    over a secure channel (through the running node, else a transient one)."""
+    with open_cli_node(node_name) as node:
+        done, remote = announce_here(node, ref, now=CLOCK.now())
+        changes = node.identities.find(ref).changes
+    rows = [outcome.to_json() for outcome in done]
     if remote:
         try:
-            done.extend(_ask(node_name, "announce", {"identity": ref}))
+            rows.extend(_ask(node_name, "announce", {"identity": ref}))
         except TrothError as exc:
-            done.extend(Announcement(ref, a, changes, error=str(exc)).to_json() for a in remote)
-    return done
+            rows.extend(Announcement(ref, a, changes, error=str(exc)).to_json() for a in remote)
+    return rows
 
 
 @identity_group.command("export")

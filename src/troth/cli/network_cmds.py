@@ -29,13 +29,17 @@ def channel_group() -> None:
     """Secure channels (Noise XX, identities and credentials checked both ways)."""
 
 
+EXPECT_HELP = "The identifier expected at the route: anyone else is refused."
+
+
 @channel_group.command("create")
 @click.option("--from", "from_node", required=True, help="The node that opens the channel.")
 @click.option("--to", "route", required=True, help="Route to a node, e.g. /tcp/127.0.0.1:4000.")
+@click.option("--expect", metavar="IDENTIFIER", help=EXPECT_HELP)
 @json_command
-def channel_create(from_node: str, route: str, reporter: Reporter) -> None:
+def channel_create(from_node: str, route: str, expect: str | None, reporter: Reporter) -> None:
     """Open a secure channel from a node to another node's channel listener."""
-    data = _ask(from_node, "channel.create", {"to": route})
+    data = _ask(from_node, "channel.create", {"to": route, "expect": expect})
     reporter.result(data, kv(data))
 
 
@@ -57,11 +61,14 @@ def message_group() -> None:
 @message_group.command("send")
 @click.option("--from", "from_node", required=True)
 @click.option("--to", "route", required=True, help="e.g. /tcp/127.0.0.1:4000/service/echo")
+@click.option("--expect", metavar="IDENTIFIER", help=EXPECT_HELP)
 @click.argument("text")
 @json_command
-def message_send(from_node: str, route: str, text: str, reporter: Reporter) -> None:
+def message_send(
+    from_node: str, route: str, expect: str | None, text: str, reporter: Reporter
+) -> None:
     """Send TEXT to a service through a secure channel; print the reply."""
-    reply = _ask(from_node, "message.send", {"to": route, "text": text})
+    reply = _ask(from_node, "message.send", {"to": route, "text": text, "expect": expect})
     reporter.result({"reply": reply}, reply if isinstance(reply, str) else json.dumps(reply))
 
 

@@ -160,4 +160,10 @@ def status(name: str, reporter: Reporter) -> None:
     data = node_status(home(), name)
     if data["running"]:
         data.update(control(home(), name, "status", {}, status=data))
-    reporter.result(data, kv({k: v for k, v in data.items() if k != "control"}))
+    shown = {k: v for k, v in data.items() if k not in ("control", "counters", "services")}
+    for group, counters in (data.get("counters") or {}).items():
+        if isinstance(counters, dict):
+            shown.update({f"{group}.{k}": v for k, v in counters.items()})
+        else:
+            shown[group] = counters
+    reporter.result(data, kv(shown))

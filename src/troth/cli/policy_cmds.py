@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -19,7 +20,6 @@ from troth.cli.common import (
     read_input,
     write_output,
 )
-from troth.cli.credential_cmds import _load_feeds
 from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, chain_actor
 from troth.encoding.ijson import load_json
@@ -35,6 +35,8 @@ from troth.gates import (
 )
 from troth.identity import Identifier
 from troth.node import Node
+from troth.node.trust import FEED_STALENESS
+from troth.node.verify import select_feeds
 
 __all__ = ["policy_group"]
 
@@ -194,7 +196,7 @@ def _parse_time(text: str) -> int:
 @click.option("--at", "at_text", help="Decide at this time (Unix seconds or ISO 8601).")
 @click.option("--feed", "feed_files", multiple=True, help="The authority's feed file.")
 @click.option("--authority", "authority_name", help="Take the feed from this local authority.")
-@duration_option("--max-feed-age", default="5m", show_default=True)
+@duration_option("--max-feed-age", default=f"{FEED_STALENESS}s", show_default=True)
 @json_command
 def test(
     bundle_file: str,
@@ -216,7 +218,17 @@ def test(
         raise ValueError("the authority's feed is needed: --feed FILE or --authority NAME")
     try:
         anchors = frozenset({decode_bundle(bundle).authority})
-        feeds = _load_feeds(feed_files, authority_name, anchors, now, max_feed_age)
+        with ExitStack() as stack:
+            host = None
+            if authority_name is not None:
+                host = stack.enter_context(open_authority_node(authority_name)).authority()
+            feeds = select_feeds(
+                feed_files=feed_files,
+                authority=host,
+                anchors=anchors,
+                now=now,
+                max_age=max_feed_age,
+            )
         verifier = ChainVerifier(TrustPolicy(anchors, max_feed_staleness=max_feed_age))
         store = BundleStore(verifier)
         store.accept(bundle, feeds=feeds, now=now)

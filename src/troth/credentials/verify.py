@@ -62,8 +62,8 @@ class TrustPolicy:
     """What a verifier trusts. There is no default: an empty anchor set is an error."""
 
     anchors: frozenset[Identifier]
-    max_clock_skew: int = 60
-    max_feed_staleness: int = 300
+    max_clock_skew: int = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
+    max_feed_staleness: int = limits.DEFAULT_FEED_STALENESS_SECONDS
 
     def __post_init__(self) -> None:
         if not self.anchors:

@@ -1,6 +1,8 @@
 """Chapter 3: secure channels through a relay. Three nodes on loopback: an authority that is
-also a relay, agent A, and agent B with no listening port. Both enroll with tickets over TCP;
-A opens a channel to B through the relay; the relay forwards only ciphertext."""
+also a relay, agent A, and agent B with no listening port. Both enroll with tickets over TCP
+(the runtime's enrollment, the one the CLI uses); A opens a channel to B through the relay,
+pinning B's identifier; the relay forwards only ciphertext; a stranger is refused with the
+reasons of B's access decision."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from troth.node import init_node, open_node
 from troth.node.runtime import ECHO, NodeRuntime
 from troth.node.services import call
 from troth.routing import RoutedMessage, parse_route
-from troth.transport import TcpConnection
 
 MESSAGES = ("refund order 4471 for complaint 123?", "approved: refund 19.99 EUR to card on file")
 
@@ -63,16 +64,17 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
 
         seen: list[RoutedMessage] = []
 
-        def watch(connection: TcpConnection, message: RoutedMessage) -> None:
+        def watch(connection: object, message: RoutedMessage) -> None:
             seen.append(message)
 
         route = parse_route(f"{address}/relay/agent-b")
         start = time.perf_counter()
-        end = await a.channel_to(route)
+        end = await a.channel_to(route, expect=b.identifier)
         elapsed = (time.perf_counter() - start) * 1000
         peer = end.peer.identifier if end.peer else None
         story.say(f"agent-a -> agent-b through the relay: Noise XX channel in {elapsed:.1f} ms")
         story.say(f"  agent-a verified: {peer} (history, attested channel key, credential)")
+        story.say("  (agent-a pinned agent-b's identifier: whoever else answered would be refused)")
         hub.tcp.observers.append(watch)
         story.say("  plaintext (inside the channel)                    what the relay forwarded")
         for text in MESSAGES:

@@ -48,7 +48,8 @@ from troth.channel import (
 )
 from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, TrothError
 from troth.identity import Identifier
-from troth.node.services import error_response
+from troth.node.access import Caller, LocalCaller, PeerCaller
+from troth.node.services.base import NO_ROUTE, error_response
 from troth.routing import (
     Address,
     AllowSet,
@@ -60,14 +61,21 @@ from troth.routing import (
 )
 from troth.transport.ratelog import RateLimitedLog
 
-__all__ = ["LISTENER", "ChannelCounters", "ChannelEnd", "ChannelLimits", "ChannelManager"]
+__all__ = [
+    "LISTENER",
+    "ChannelCounters",
+    "ChannelEnd",
+    "ChannelLimits",
+    "ChannelManager",
+    "caller_of",
+]
 
 log = logging.getLogger("troth.node.channels")
 LISTENER = Address("service", "channels")
 _MESSAGE_1 = b"\x00\x21\x01"  # a packet of one 33-byte handshake frame: "-> e", no payload
 
-Access = Callable[[VerifiedPeer], frozenset[Address]]
-"""Which node addresses messages from this peer may reach (default deny)."""
+Services = Callable[[], frozenset[Address]]
+"""The node addresses a channel's decrypted messages may be routed to (its services)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,7 @@ class ChannelEnd(AllowSetSource):
         self.source = source  # the connection that brought message 1 (responders)
         self.source_key = source_key  # who sent message 1, for the per-source handshake limit
         token = os.urandom(8).hex()
+        self.id = f"chan-{token}"
         self.enc = Address("worker", f"chan-{token}.enc")
         self.dec = Address("worker", f"chan-{token}.dec")
         self.name = f"channel {token}"
@@ -147,6 +156,12 @@ class ChannelEnd(AllowSetSource):
     def peer(self) -> VerifiedPeer | None:
         """The verified peer (None until its handshake message is verified)."""
         return self.channel.peer
+
+    @property
+    def caller(self) -> PeerCaller | None:
+        """The peer as a caller of this node's services (None before the handshake)."""
+        peer = self.channel.peer
+        return None if peer is None else PeerCaller(peer, self.id)
 
     # -- Source (for decrypted messages) ---------------------------------------------------------
 
@@ -208,6 +223,14 @@ class ChannelEnd(AllowSetSource):
         self._on_event(self, event)
 
 
+def caller_of(source: Source | None) -> Caller | None:
+    """Who sent a message that came from `source`: a local caller (no source), the verified
+    peer of a channel end, or None (any other source is not a verified caller)."""
+    if source is None:
+        return LocalCaller()
+    return source.caller if isinstance(source, ChannelEnd) else None
+
+
 class _ChannelsPerPeer:
     """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
     opened to this node (used only until the handshake completes)."""
@@ -227,7 +250,7 @@ class ChannelManager:
     router: Router
     me: Callable[[], ChannelIdentity]
     trust: Callable[[], ChannelTrust]
-    access: Access
+    services: Services
     settings: ChannelSettings = field(default_factory=ChannelSettings)
     handshake_timeout: float | None = None
     """Deprecated: set `limits.handshake_timeout` (overrides it when given)."""
@@ -236,6 +259,8 @@ class ChannelManager:
     ends: dict[Address, ChannelEnd] = field(default_factory=dict)
     """Every channel end, by its `.enc` address."""
     counters: ChannelCounters = field(default_factory=ChannelCounters)
+    closed_hooks: list[Callable[[ChannelEnd], None]] = field(default_factory=list)
+    """Called with each channel end the manager forgets (closed, failed or expired)."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
     _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
@@ -369,9 +394,13 @@ class ChannelManager:
         elif isinstance(event, Closed):
             self._on_closed(end, event)
 
+    def find(self, channel_id: str) -> ChannelEnd | None:
+        """The live channel end with id `channel_id` (`chan-...`), if any."""
+        return self.ends.get(Address("worker", f"{channel_id}.enc"))
+
     def _on_established(self, end: ChannelEnd, peer: VerifiedPeer) -> None:
-        # recomputed (never just widened): a refresh may also take access away
-        end.allowed.grant(self.access(peer))
+        # the routes to the services (each request is then decided by the node)
+        end.allowed.grant(self.services())
         trust = self._half_open.pop(end, None)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
@@ -402,9 +431,12 @@ class ChannelManager:
             entry[1].discard(end)
             if not entry[1]:
                 del self._budgets[peer.identifier]
+        for hook in self.closed_hooks:
+            hook(end)
 
     async def _deliver(self, end: ChannelEnd, payload: bytes | memoryview) -> None:
-        """Route a decrypted message; a denied request is answered, not silently dropped."""
+        """Route a decrypted message; a request with no route is answered, not silently
+        dropped."""
         try:
             limit = end.channel.settings.max_message
             inner = RoutedMessage.decode(payload, max_size=limit).stepped_in(end.enc)
@@ -414,9 +446,9 @@ class ChannelManager:
         try:
             await self.router.route(inner, end)
         except RoutingError as exc:
-            log.info("%s: denied: %s", end.name, exc)
+            log.info("%s: no route: %s", end.name, exc)
             if len(inner.return_route) > 1:
-                answer = RoutedMessage(inner.return_route, (), error_response(f"denied: {exc}"))
+                answer = RoutedMessage(inner.return_route, (), error_response(NO_ROUTE, str(exc)))
                 with contextlib.suppress(TrothError):
                     await self.router.route(answer)
         except TrothError as exc:

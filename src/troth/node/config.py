@@ -1,23 +1,36 @@
-"""A node's configuration: `<home>/nodes/<name>/node.json`."""
+"""A node's configuration: `<home>/nodes/<name>/node.json`.
+
+Besides the vault, it names the services the node runs (`services`, default: all it can) and
+where it is reached: `listen` (host:port the node listens on when started without
+--tcp-listen; recorded by `troth node start --tcp-listen` with a fixed port) and `advertise`
+(the route tickets carry, when it differs from `/tcp/<listen>`). A node with neither issues
+`node:NAME` tickets (enrollment on this machine).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from troth import limits
 from troth.encoding.ijson import load_json
 from troth.errors import ConfigError, DecodeError
 
-__all__ = ["NodeConfig", "VaultKind"]
+__all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
 VaultKind = Literal["software", "pkcs11"]
+KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority")
+"""The services a node can run (`authority` only when it hosts one)."""
+DEFAULT_SERVICES: Final = KNOWN_SERVICES
+"""The services of a node whose configuration names none."""
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
+    """A node's configuration (node.json)."""
+
     name: str
     vault: VaultKind = "software"
     kek_source: Literal["env", "file"] = "file"
@@ -26,21 +39,48 @@ class NodeConfig:
     token_label: str | None = None
     pin_env: str | None = None
     version: int = 1
+    services: tuple[str, ...] = DEFAULT_SERVICES
+    listen: str | None = None
+    advertise: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode() + b"\n"
+        """The configuration as node.json bytes."""
+        data = asdict(self)
+        data["services"] = list(self.services)
+        return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
+
+    def address(self) -> str:
+        """The route this node is reached at (what its authority's tickets carry): `advertise`,
+        else `/tcp/<listen>` for a fixed port, else `node:NAME` (this machine only)."""
+        if self.advertise:
+            return self.advertise
+        if self.listen and not self.listen.endswith(":0"):
+            return f"/tcp/{self.listen}"
+        return f"node:{self.name}"
+
+    def with_listen(self, listen: str | None) -> NodeConfig:
+        """This configuration listening on `listen` (host:port)."""
+        return replace(self, listen=listen)
 
     @classmethod
     def from_json(cls, data: bytes, path: Path) -> NodeConfig:
+        """The configuration in node.json bytes read from `path` (ConfigError if invalid)."""
         try:
             raw = load_json(data, max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(path))
         except DecodeError as exc:
             raise ConfigError(f"{path} is not a valid node configuration: {exc}") from None
         if not isinstance(raw, dict) or not _typed_as_declared(raw):
             raise ConfigError(f"{path} is not a valid node configuration: wrong fields or types")
+        if "services" in raw:
+            raw["services"] = tuple(raw["services"])
         config = cls(**raw)
         if config.version != 1 or config.vault not in ("software", "pkcs11"):
             raise ConfigError(f"{path}: unsupported configuration (version {config.version})")
+        unknown = set(config.services) - set(KNOWN_SERVICES)
+        if unknown or len(set(config.services)) != len(config.services):
+            raise ConfigError(
+                f"{path}: services must be distinct names among {', '.join(KNOWN_SERVICES)}"
+            )
         if config.vault == "pkcs11" and not (
             config.pkcs11_module and config.token_label and config.pin_env
         ):
@@ -51,14 +91,21 @@ class NodeConfig:
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    field.name: (int,) if field.name == "version" else (str, type(None))
+    field.name: (int,)
+    if field.name == "version"
+    else (list,)
+    if field.name == "services"
+    else (str, type(None))
     for field in fields(NodeConfig)
 }
 
 
 def _typed_as_declared(raw: dict[str, Any]) -> bool:
     """Whether `raw` names only NodeConfig's fields, each of its type (version an int, not a
-    bool or a float; the others text or null)."""
+    bool or a float; services a list of text; the others text or null)."""
     return all(
-        name in _FIELD_TYPES and type(value) in _FIELD_TYPES[name] for name, value in raw.items()
+        name in _FIELD_TYPES
+        and type(value) in _FIELD_TYPES[name]
+        and (name != "services" or all(type(item) is str for item in value))
+        for name, value in raw.items()
     )

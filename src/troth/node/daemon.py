@@ -6,8 +6,13 @@ a control socket in its node directory (docs/protocols.md, "Node control").
     <node dir>/status.json   pid, listening address, control socket path (written when ready)
     <node dir>/control.sock  Unix socket, 0600 in a 0700 directory: CBOR requests from the CLI
 
+The daemon is `python -m troth.node NAME [--tcp-listen HOST:PORT]` (troth.node.__main__): the
+node does not depend on the CLI.
+
 The control protocol: a transport frame (troth.transport.framing) holding the CBOR map
-{"op": text, "args": map}; the answer {"ok": bool, "result": any} or {"ok": false, "error": text}.
+{"op": text, "args": map}; the answer {"ok": bool, "result": any} or {"ok": false, "error": text,
+"kind": error class name, "reasons": [text]} (reasons: a denial's). The operations are the
+typed table in troth.node.control.
 """
 
 from __future__ import annotations
@@ -29,13 +34,23 @@ from typing import Any, Final
 from troth import limits
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
-from troth.errors import ConfigError, DecodeError, NotFound, RemoteError, TrothError
-from troth.node.home import secure_dir, write_private_file
+from troth.errors import ConfigError, DecodeError, Denied, NotFound, RemoteError, TrothError
+from troth.node.config import NodeConfig
+from troth.node.control import perform
+from troth.node.home import read_private_file, secure_dir, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.runtime import NodeRuntime
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
-__all__ = ["control", "node_status", "run_transient", "serve", "start_daemon", "stop_daemon"]
+__all__ = [
+    "control",
+    "node_status",
+    "record_listen",
+    "run_transient",
+    "serve",
+    "start_daemon",
+    "stop_daemon",
+]
 
 START_TIMEOUT: Final = 15.0
 STOP_TIMEOUT: Final = 10.0
@@ -62,6 +77,25 @@ def _socket_path(directory: Path) -> Path:
     return runtime / (hashlib.sha256(str(directory).encode()).hexdigest()[:20] + ".sock")
 
 
+def _parse_listen(text: str) -> tuple[str, int]:
+    from troth.routing import Address
+
+    return Address("tcp", text).host_port()
+
+
+def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
+    """Record in node `name`'s configuration that it listens on `listen` (host:port), so its
+    tickets carry that address whether or not it runs (a port of 0 is not recorded)."""
+    _parse_listen(listen)  # ValueError / RoutingError for a bad address
+    path = _dir(home, name) / "node.json"
+    config = NodeConfig.from_json(read_private_file(path), path)
+    if listen.endswith(":0") or config.listen == listen:
+        return config
+    updated = config.with_listen(listen)
+    write_private_file(path, updated.to_json())
+    return updated
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -73,17 +107,20 @@ def _alive(pid: int) -> bool:
 
 
 def _is_our_node(pid: int, name: str) -> bool:
-    """Whether `pid` is alive and is `troth node start NAME` (a stale pid may be reused)."""
+    """Whether `pid` is alive and is `python -m troth.node NAME` (or `troth node start NAME
+    --foreground`): a stale pid may be reused."""
     if not _alive(pid):
         return False
     try:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
-    return b"troth.cli.main" in words and name.encode() in words and b"start" in words
+    started = b"troth.node" in words or (b"node" in words and b"start" in words)  # foreground
+    return started and name.encode() in words
 
 
 def node_status(home: Path, name: str) -> dict[str, Any]:
+    """Whether node `name` runs, and its status file (pid, listening, control socket)."""
     directory = _dir(home, name)
     status_file = directory / "status.json"
     if not status_file.is_file():
@@ -103,12 +140,15 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
 
 
 def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
-    """Start node `name` in the background; return its status once it is ready."""
+    """Start node `name` in the background (listening on `tcp_listen`, recorded in its
+    configuration, else on the configured address); its status once it is ready."""
     directory = _dir(home, name)
     if node_status(home, name)["running"]:
         raise ConfigError(f"node {name!r} is already running")
+    if tcp_listen:
+        record_listen(home, name, tcp_listen)
     (directory / "status.json").unlink(missing_ok=True)
-    command = [sys.executable, "-m", "troth.cli.main", "node", "start", name, "--foreground"]
+    command = [sys.executable, "-m", "troth.node", name]
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
     log_file = directory / "node.log"
@@ -166,9 +206,14 @@ async def _control_request(path: str, op: str, arguments: dict[str, Any], timeou
         answer = cbor.decode(await asyncio.wait_for(_read_frame(reader), timeout))
     finally:
         writer.close()
-    if not isinstance(answer, dict) or answer.get("ok") is not True:
-        raise RemoteError(str(answer.get("error") if isinstance(answer, dict) else answer))
-    return answer.get("result")
+    if not isinstance(answer, dict):
+        raise RemoteError(f"malformed control answer: {answer!r}")
+    if answer.get("ok") is True:
+        return answer.get("result")
+    reasons = answer.get("reasons")
+    if answer.get("kind") == "Denied" and isinstance(reasons, list):
+        raise Denied(tuple(str(r) for r in reasons))
+    raise RemoteError(str(answer.get("error")))
 
 
 def control(
@@ -196,7 +241,7 @@ def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> 
             runtime = NodeRuntime(node)
             await runtime.start()
             try:
-                return await runtime.control(op, arguments)
+                return await perform(runtime, op, arguments, via="this process")
             finally:
                 await runtime.stop()
 
@@ -204,23 +249,34 @@ def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> 
 
 
 async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
-    """Run node `name` until SIGTERM or SIGINT (the body of `troth node start --foreground`)."""
+    """Run node `name` until SIGTERM or SIGINT, listening on `listen` (else on its configured
+    `listen` address, if any): the body of `python -m troth.node`."""
     directory = _dir(home, name)
     socket_path = _socket_path(directory)
     socket_path.unlink(missing_ok=True)
     with open_node(name, home=home) as node:
+        if listen is None and node.config.listen:
+            listen = _parse_listen(node.config.listen)
         runtime = NodeRuntime(node)
         await runtime.start(listen)
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 request = cbor.decode(await asyncio.wait_for(_read_frame(reader), 10))
-                result = await runtime.control(str(request["op"]), dict(request.get("args") or {}))
+                if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+                    raise DecodeError("a control request is a map with an op")
+                raw = request.get("args") or {}
+                if not isinstance(raw, dict):
+                    raise DecodeError("control arguments are a map")
+                result = await perform(runtime, request["op"], raw)
                 answer: dict[str, Any] = {"ok": True, "result": result}
             except Exception as exc:  # any failure is the caller's answer, never the daemon's end
-                if not isinstance(exc, TrothError | KeyError | TypeError | ValueError):
+                if not isinstance(exc, TrothError | ValueError):
                     log.exception("control request failed")
-                answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                kind = type(exc).__name__
+                answer = {"ok": False, "error": f"{kind}: {exc}", "kind": kind}
+                if isinstance(exc, Denied):
+                    answer["reasons"] = list(exc.reasons)
             with contextlib.suppress(ConnectionError):
                 writer.write(frame(cbor.encode(answer)))
                 await writer.drain()

@@ -17,6 +17,7 @@ __all__ = ["read_private_file", "secure_dir", "troth_home", "write_private_file"
 
 
 def troth_home() -> Path:
+    """Where troth keeps its state: $TROTH_HOME, else the platform's user data directory."""
     env = os.environ.get("TROTH_HOME")
     return Path(env) if env else platformdirs.user_data_path("troth", appauthor=False)
 

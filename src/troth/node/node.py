@@ -54,6 +54,8 @@ def node_dir(home: Path, name: str) -> Path:
 
 @dataclass
 class Node:
+    """An open node: its configuration, directory, database, vault, identities and wallet."""
+
     config: NodeConfig
     path: Path
     db: SqliteDatabase
@@ -63,6 +65,7 @@ class Node:
 
     @property
     def name(self) -> str:
+        """The node's name."""
         return self.config.name
 
     def authority(self) -> Authority:
@@ -82,6 +85,7 @@ class Node:
         delegation_depth: int = DEFAULT_DELEGATION_DEPTH,
         revocation_quota: int = DEFAULT_REVOCATION_QUOTA,
     ) -> Authority:
+        """Create the authority this node hosts (named `name`)."""
         return Authority.create(
             self.identities,
             SqliteAuthorityStore(self.db),
@@ -93,6 +97,7 @@ class Node:
         )
 
     def close(self) -> None:
+        """Close the vault (a token session) and the database."""
         close = getattr(self.vault, "close", None)
         if close is not None:
             close()
@@ -146,6 +151,7 @@ def init_node(
 
 
 def list_nodes(home: Path | None = None) -> list[NodeConfig]:
+    """The configurations of the nodes in `home` (default: troth_home()), by name."""
     base = _nodes_dir(home or troth_home())
     if not base.is_dir():
         return []

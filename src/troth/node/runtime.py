@@ -1,18 +1,26 @@
-"""A running node (asyncio): its router, TCP transport, secure-channel listener, services
-(echo, relay, and the authority when it hosts one), revocation feeds (synced page by page),
-rotation announcements and continuous checks.
+"""A running node (asyncio, docs/architecture.md "Node"): a router with a transport (TCP, or
+the in-memory one in tests), secure channels, the services its configuration names (plug-ins:
+troth.node.services), its trust (troth.node.trust) and the one access decision point every
+request passes (troth.node.access).
+
+    transport -> router -> secure channel (verified peer)
+      -> decide(caller, service, method, arguments, now) -> Decision
+      -> service method (RequestContext carries the verified caller)
 
 The node acts as its default identity (named like the node). It trusts the authorities it
-enrolled with (and the one it hosts): their members are admitted to its services over secure
-channels; the authority service alone also admits any authenticated identity, so that
-newcomers can enroll with a ticket. Everything else is denied.
+enrolled with and the one it hosts. Storage work runs off the event loop on one storage thread
+(troth.node.worker); the handshake's identity-store callbacks are the exception (the sans-IO
+channel calls them synchronously).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import warnings
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,49 +31,72 @@ from troth.authority.client import (
     rotated_request,
     ticket_authority,
 )
-from troth.channel import (
-    AllowIdentifiers,
-    AnyAuthenticatedIdentity,
-    AnyOf,
-    ChannelIdentity,
-    ChannelSettings,
-    ChannelState,
-    ChannelTrust,
-    RequireAttributes,
-    VerifiedPeer,
-)
+from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
-from troth.credentials import Attributes, ChainVerifier, TrustPolicy, VerifiedFeed
+from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement, next_page
 from troth.encoding import cbor
-from troth.errors import NotFound, RemoteError, RoutingError, TrothError
+from troth.errors import ChannelError, ChannelFailure, NotFound, RoutingError, TrothError
 from troth.identity import Identifier
-from troth.node.channels import LISTENER, ChannelEnd, ChannelManager
+from troth.node.access import (
+    CHANNELS,
+    AccessRequest,
+    AnyAuthenticated,
+    ChannelAdmission,
+    Decision,
+    MembersOnly,
+    Rule,
+    RulesPolicy,
+)
+from troth.node.authorities import (
+    announce_locally,
+    enroll_locally,
+    is_local,
+    parse_ticket,
+    refresh_locally,
+    sync_local_feed,
+)
+from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
 from troth.node.node import Node
-from troth.node.services import RequestContext, Service, call
-from troth.routing import Address, Route, RoutedMessage, Router, Source, format_route, parse_route
-from troth.transport import Listener, TcpTransport
+from troth.node.services import NodeService, ServiceHost, call, service_address
+from troth.node.services.authority import AuthorityService
+from troth.node.services.echo import EchoService
+from troth.node.services.relay import RELAY_GRACE, Relay, RelayService
+from troth.node.services.sink import SinkService
+from troth.node.trust import NodeTrust
+from troth.node.worker import StoreWorker
+from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
+from troth.transport import Listener, MemoryTransport, TcpTransport
 from troth.vault import KeyPurpose
 from troth.vault.ephemeral import VaultDhKey
 
-__all__ = ["NodeRuntime", "split_service_route"]
+__all__ = [
+    "AUTHORITY",
+    "ECHO",
+    "HOSTED_FEED_POLL",
+    "MAINTENANCE_SECONDS",
+    "RELAY",
+    "SINK",
+    "NodeRuntime",
+    "split_service_route",
+]
 
 log = logging.getLogger("troth.node")
-ECHO: Final = Address("service", "echo")
-SINK: Final = Address("service", "sink")
-RELAY: Final = Address("service", "relay")
-AUTHORITY: Final = Address("service", "authority")
-RELAY_ATTRIBUTE: Final = "troth.relay"
+ECHO: Final = service_address("echo")
+SINK: Final = service_address("sink")
+RELAY: Final = service_address("relay")
+AUTHORITY: Final = service_address("authority")
 MAINTENANCE_SECONDS: Final = 30
-FEED_STALENESS: Final = 300
-REFRESH_MARGIN: Final = 600  # refresh a member credential when it has 10 minutes left
-FEED_REUSE: Final = 5  # seconds a signed feed page is served again before it is re-signed
-FEED_PAGES_CACHED: Final = 64  # signed pages kept for reuse (by their first entry)
+"""How often feeds are synced, credentials refreshed, rotations announced, peers re-checked."""
+HOSTED_FEED_POLL: Final = 1.0
+"""How often (seconds) the hosted authority's store is checked for entries another process
+appended (a `troth revoke` on this machine takes effect within this)."""
+REFRESH_MARGIN: Final = 600
+"""A member credential is refreshed when it has this many seconds left."""
+IDENTITY_CACHE: Final = 60
+"""Seconds the node's channel identity (history, key, credentials) is reused."""
 
-
-def _grants_relay(values: frozenset[str], name: str) -> bool:
-    """Whether `troth.relay` attribute values allow creating relay `name`."""
-    return name in values or "*" in values
+Transport = TcpTransport | MemoryTransport
 
 
 def split_service_route(text: str) -> tuple[Route, Address]:
@@ -83,81 +114,135 @@ class _Cached:
 
 
 class NodeRuntime:
+    """A node running: transport, channels, services, trust and the access decision point."""
+
     def __init__(
         self,
         node: Node,
         *,
         clock: Clock | None = None,
         settings: ChannelSettings | None = None,
-        handshake_timeout: float = 10.0,
+        limits: ChannelLimits | None = None,
+        handshake_timeout: float | None = None,
+        transport: Callable[[Router], Transport] | None = None,
+        relay_grace: int = RELAY_GRACE,
     ) -> None:
+        if handshake_timeout is not None:
+            warnings.warn(
+                "handshake_timeout= is deprecated: use limits=ChannelLimits(handshake_timeout=)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            limits = dataclasses.replace(
+                limits or ChannelLimits(), handshake_timeout=handshake_timeout
+            )
         self.node = node
         self.clock = clock or SystemClock()
         self.name = node.name
         self.router = Router()
-        self.tcp = TcpTransport(self.router)
-        self.feeds: dict[Identifier, VerifiedFeed] = {}
+        self.tcp: Transport = (transport or TcpTransport)(self.router)
+        self.worker = StoreWorker()
+        self.trust = NodeTrust(node, hosted=None)
+        self.policy = RulesPolicy(self.name, {}, self.trust.standing)
+        self.host = ServiceHost(self.router, self.policy, clock=self.clock.now, callers=caller_of)
         self.channels = ChannelManager(
             self.router,
             me=self._me,
-            trust=self._trust,
-            access=self._access,
+            trust=self._channel_trust,
+            services=self.host.addresses,
             settings=settings or ChannelSettings(),
-            handshake_timeout=handshake_timeout,
             clock=self.clock.now,
+            limits=limits or ChannelLimits(),
         )
+        self.relay_grace = relay_grace
         self.listening: tuple[str, int] | None = None
-        self.relays: dict[str, tuple[Address, Identifier]] = {}
+        self.identifier: Identifier | None = None
         self._open: dict[str, ChannelEnd] = {}
         self._me_cache: _Cached | None = None
-        self._verifier: ChainVerifier | None = None
-        self._anchors: frozenset[Identifier] = frozenset()
-        self._authority: Authority | None = None  # the authority this node hosts
         self._tasks: set[asyncio.Task[None]] = set()
-        # signed pages of the hosted feed: since -> (the feed's length, signed at, page)
-        self._pages: dict[int, tuple[int, int, bytes]] = {}
-        self.sunk_messages = 0
-        self.sunk_bytes = 0
+
+    # -- the decision point ------------------------------------------------------------------------
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """The node's access decision for `request` (every service request passes here)."""
+        return self.policy.decide(request)
+
+    @property
+    def feeds(self) -> dict[Identifier, VerifiedFeed]:
+        """The revocation feeds this node holds now, by authority."""
+        return self.trust.feeds
+
+    @property
+    def relays(self) -> dict[str, Relay]:
+        """The relay names this node forwards (or holds for their owners)."""
+        relay = self.host.services.get("relay")
+        return relay.relays if isinstance(relay, RelayService) else {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, listen: tuple[str, int] | None = None) -> None:
-        identities = self.node.identities
-        try:
-            identities.find(self.name)
-        except NotFound:
-            identities.create(now=self.clock.now(), name=self.name)
-        with contextlib.suppress(NotFound):
-            self._authority = self.node.authority()
-        self._refresh_anchors()
-        self._load_feeds()
-        Service(self.router, "echo", {"echo": self._echo, "discard": self._discard}).start()
-        Service(self.router, "relay", {"create": self._create_relay}).start()
-        self.router.register(SINK, self._sink)
-        if self._hosted is not None:
-            Service(self.router, "authority", self._authority_methods()).start()
+        """Compose the configured services, serve channels, listen on `listen` (host, port)."""
+        await self.worker.run(self._prepare)
+        for service in self._compose():
+            self.host.add(service)
+        rules: dict[tuple[str, str], Rule] = {}
+        for service in self.host.services.values():
+            rules.update({(service.name, m): method.rule for m, method in service.methods.items()})
+            if service.oneway is not None:
+                rules[(service.name, "message")] = service.oneway.rule
+        anyone = any(isinstance(rule, AnyAuthenticated) for rule in rules.values())
+        rules[CHANNELS] = AnyAuthenticated() if anyone else MembersOnly()  # newcomers enroll
+        self.policy.rules = rules
         self.channels.start()
         if listen is not None:
             listener = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
             self.listening = await self.tcp.listen(listen[0], listen[1], listener)
         self._spawn(self._maintain())
+        if self.trust.hosted is not None:
+            self._spawn(self._watch_hosted())
+
+    def _prepare(self) -> None:
+        """Storage work of `start` (on the storage thread)."""
+        identities, now = self.node.identities, self.clock.now()
+        try:
+            self.identifier = Identifier(identities.find(self.name).identifier)
+        except NotFound:
+            self.identifier = identities.create(now=now, name=self.name).identifier
+        with contextlib.suppress(NotFound):
+            self.trust.hosted = self.node.authority()
+        self.trust.reload(now)
+        self._me()
+
+    def _compose(self) -> list[NodeService]:
+        """The services node.json names, in its order (`authority` only when one is hosted)."""
+        hosted = self.trust.hosted
+        factories: dict[str, Callable[[], NodeService | None]] = {
+            "echo": EchoService,
+            "sink": SinkService,
+            "relay": lambda: RelayService(
+                self.router,
+                self.channels,
+                me=self.name,
+                clock=self.clock.now,
+                grace=self.relay_grace,
+            ),
+            "authority": lambda: (
+                None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
+            ),
+        }
+        made = (factories[name]() for name in self.node.config.services)
+        return [service for service in made if service is not None]
 
     async def stop(self) -> None:
+        """Stop the tasks, close every channel and connection, stop the storage thread."""
         for task in list(self._tasks):
             task.cancel()
         await self.channels.close_all()
         await self.tcp.close()
+        self.host.remove_all()
+        self.worker.close()
 
-    @property
-    def _hosted(self) -> Identifier | None:
-        return None if self._authority is None else self._authority.identifier
-
-    def _hosting(self) -> Authority:
-        if self._authority is None:
-            raise NotFound(f"node {self.name!r} hosts no authority")
-        return self._authority
-
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -165,128 +250,55 @@ class NodeRuntime:
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
-            # each step on its own: a failing refresh must never stop the re-checks of peers
-            for step in (
-                self.refresh_feeds,
-                self.refresh_credentials,
-                self.announce_rotations,
-                self.channels.check_peers,
-            ):
-                try:
-                    await step()
-                except Exception:  # logged, retried next round
-                    log.exception("maintenance: %s failed", step.__name__)
+            await self.maintain()
 
-    # -- trust -----------------------------------------------------------------------------------
-
-    def _refresh_anchors(self) -> None:
-        anchors = set(self.node.wallet.trusted())
-        if self._hosted is not None:
-            anchors.add(self._hosted)
-        if frozenset(anchors) != self._anchors:
-            self._anchors = frozenset(anchors)
-            self._verifier = (
-                ChainVerifier(
-                    TrustPolicy(self._anchors, max_feed_staleness=FEED_STALENESS),
-                    known=self.node.identities.observe,  # issuer histories: store-or-extend
-                )
-                if anchors
-                else None
-            )
-
-    def _load_feeds(self) -> None:
-        """The feeds this node holds (from its store, not verified again), whether fresh or not:
-        verifications check freshness; the maintenance syncs them."""
-        self._hosted_feed()
-        for authority in self.node.wallet.trusted():
-            feed = self.node.wallet.held_feed(authority)
-            if feed is not None and authority != self._hosted:
-                self.feeds[authority] = feed
-
-    def _feed_page(self, since: int) -> bytes:
-        """A signed page of the hosted authority's feed from entry `since`, reused while the
-        feed has not grown and it is under FEED_REUSE s old (so requests for pages cannot make
-        the node sign without end)."""
-        now = self.clock.now()
-        authority = self._hosting()
-        length = authority.store.revocation_tip()[0]
-        cached = self._pages.get(since)
-        if cached is not None and cached[0] == length and now - cached[1] < FEED_REUSE:
-            return cached[2]
-        page = authority.feed(now=now, since=since)
-        if len(self._pages) >= FEED_PAGES_CACHED:
-            self._pages.clear()
-        self._pages[since] = (length, now, page)
-        return page
-
-    def _hosted_feed(self) -> None:
-        """The hosted authority's feed, read from its own store (only what was appended since
-        the last read)."""
-        if self._authority is not None:
-            hosted = self._authority.identifier
-            self.feeds[hosted] = self._authority.held_feed(
-                now=self.clock.now(), previous=self.feeds.get(hosted)
-            )
-
-    async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
-        """Fetch `authority`'s feed through channel `end` page by page (`feed [since]`), from
-        where this node's copy ends, storing each page as it is verified."""
-        wallet = self.node.wallet
-        since = wallet.feed_since(authority)
-        while True:
-            page = await call(self.router, (end.enc, AUTHORITY), "feed", [since])
-            feed = wallet.update_feed(
-                cbor.expect_bytes(page, "page"), authority=authority, now=self.clock.now()
-            )
-            self.feeds[authority] = feed
-            next_since = next_page(feed, since)
-            if next_since is None:
-                return feed
-            since = next_since
-
-    async def refresh_feeds(self) -> None:
-        """The hosted authority's feed is read from its store; others are synced over secure
-        channels."""
-        self._hosted_feed()
-        for authority, address in self.node.wallet.trusted().items():
-            if authority == self._hosted:
-                continue
+    async def maintain(self) -> None:
+        """One maintenance round: feeds, credentials, rotations, peers, services, identity."""
+        # each step on its own: a failing refresh must never stop the re-checks of peers
+        steps: list[Callable[[], Coroutine[Any, Any, Any]]] = [
+            self.refresh_feeds,
+            self.refresh_credentials,
+            self.announce_rotations,
+            self.channels.check_peers,
+            self._renew_identity,
+            self._maintain_services,
+        ]
+        for step in steps:
             try:
-                await self.sync_feed(authority, await self.channel_to(parse_route(address)))
-            except TrothError as exc:
-                log.warning("feed of %s: %s", authority, exc)
+                await step()
+            except Exception:  # logged, retried next round
+                log.exception("maintenance: %s failed", getattr(step, "__name__", step))
 
-    async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
-        """Refresh member credentials that expire within `margin` seconds (from each trusted
-        authority, over a secure channel), and present the fresh ones on open channels (in-band
-        refresh). Returns how many were refreshed."""
+    async def _maintain_services(self) -> None:
         now = self.clock.now()
-        held = self.node.wallet.held(self.name)
-        refreshed = 0
-        for authority, address in self.node.wallet.trusted().items():
-            mine = [h for h in held if Identifier(h.authority) == authority]
-            if not mine or max(h.expires_at for h in mine) - now > margin:
-                continue
-            request = refresh_request(self.node.identities, self.name, authority, now=now)
-            if authority == self._hosted:
-                chain = self._hosting().refresh(request, now=now).encode()
-            else:
-                end = await self.channel_to(parse_route(address))
-                chain = cbor.expect_bytes(
-                    await call(self.router, (end.enc, AUTHORITY), "refresh", request), "chain"
-                )
-            self.node.wallet.hold(self.name, chain, now=now)
-            refreshed += 1
-        if refreshed:
-            self._me_cache = None
-            credentials = self._me().credentials
-            for end in list(self.channels.ends.values()):
-                if end.channel.state is ChannelState.OPEN:
-                    with contextlib.suppress(TrothError):
-                        await end.present(credentials)
-        return refreshed
+        for service in list(self.host.services.values()):
+            await service.maintain(now)
+
+    async def _watch_hosted(self) -> None:
+        while True:
+            await asyncio.sleep(HOSTED_FEED_POLL)
+            try:
+                await self.worker.run(self.trust.refresh_hosted, self.clock.now())
+            except TrothError as exc:
+                log.warning("hosted feed: %s", exc)
+
+    # -- trust and identity ----------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Re-read what the node's store says this node trusts and holds (after another
+        process, or code outside the runtime, enrolled, trusted or stored credentials)."""
+        await self.worker.run(self.trust.reload, self.clock.now())
+        await self._renew_identity()
+
+    def _channel_trust(
+        self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
+    ) -> ChannelTrust:
+        policy = dataclasses.replace(self.policy, also=also) if also else self.policy
+        return self.trust.channel_trust(ChannelAdmission(policy, self.clock.now, expect=expect))
 
     def _me(self) -> ChannelIdentity:
+        """This node's channel identity (cached IDENTITY_CACHE s; renewed off the loop by the
+        maintenance, so the handshake path rarely reads the store)."""
         now = self.clock.now()
         cached = self._me_cache
         if cached is not None and now < cached.until:
@@ -302,50 +314,133 @@ class NodeRuntime:
             key.attestation,
             chains,
         )
-        self._me_cache = _Cached(identity, min(now + 60, expiry))
+        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
         return identity
 
-    def _trust(self, *, also: frozenset[Identifier] = frozenset()) -> ChannelTrust:
-        policies: list[Any] = [
-            AllowIdentifiers(self._anchors | also),
-            RequireAttributes(Attributes()),
-        ]
-        if self._hosted is not None:
-            policies.append(AnyAuthenticatedIdentity())  # newcomers may reach the authority only
-        return ChannelTrust(
-            policy=AnyOf(tuple(policies)),
-            verifier=self._verifier,
-            feeds=lambda: self.feeds,
-            known=self.node.identities.check_known,
-            observe=self.node.identities.observe,
-        )
+    async def _renew_identity(self) -> ChannelIdentity:
+        self._me_cache = None
+        return await self.worker.run(self._me)
 
-    def _access(self, peer: VerifiedPeer) -> frozenset[Address]:
-        """Default deny: members (and trusted authorities) reach the services; any other
-        authenticated identity reaches only the authority service (to enroll)."""
-        member = bool(peer.credentials) or peer.identifier in self._anchors
-        services = {ECHO, SINK, RELAY, AUTHORITY} if member else {AUTHORITY}
-        return frozenset(a for a in services if self.router.has(a))
+    # -- feeds and credentials -------------------------------------------------------------------
+
+    async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
+        """Fetch `authority`'s feed through channel `end` page by page (`feed [since]`), from
+        where this node's copy ends, storing each page as it is verified."""
+        wallet = self.node.wallet
+        since = await self.worker.run(wallet.feed_since, authority)
+        while True:
+            answer = await call(self.router, (end.enc, AUTHORITY), "feed", [since])
+            page = cbor.expect_bytes(answer, "page")
+            feed = await self.worker.run(
+                wallet.update_feed, page, authority=authority, now=self.clock.now()
+            )
+            self.trust.set_feed(authority, feed)
+            next_since = next_page(feed, since)
+            if next_since is None:
+                return feed
+            since = next_since
+
+    async def refresh_feeds(self) -> None:
+        """The hosted authority's feed is re-read from its store; a local authority's is synced
+        from its node; a remote one's over a secure channel."""
+        now = self.clock.now()
+        await self.worker.run(self.trust.refresh_hosted, now, force=True)
+        hosted = self.trust.hosted
+        for authority, address in self.trust.routes.items():
+            if hosted is not None and authority == hosted.identifier:
+                continue
+            try:
+                if is_local(address):
+                    feed = await self.worker.run(
+                        sync_local_feed, self.node, authority, address=address, now=now
+                    )
+                    self.trust.set_feed(authority, feed)
+                else:
+                    await self.sync_feed(authority, await self.channel_to(parse_route(address)))
+            except TrothError as exc:
+                log.warning("feed of %s: %s", authority, exc)
+
+    async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
+        """Refresh member credentials that expire within `margin` seconds (from each trusted
+        authority) and present the fresh ones on open channels (in-band refresh). Returns how
+        many were refreshed."""
+        now = self.clock.now()
+        held = await self.worker.run(self.node.wallet.held, self.name)
+        refreshed = 0
+        for authority, address in self.trust.routes.items():
+            mine = [h for h in held if Identifier(h.authority) == authority]
+            if not mine or max(h.expires_at for h in mine) - now > margin:
+                continue
+            await self._refresh_from(authority, address, now)
+            refreshed += 1
+        if refreshed:
+            credentials = (await self._renew_identity()).credentials
+            for end in list(self.channels.ends.values()):
+                if end.channel.state is ChannelState.OPEN:
+                    with contextlib.suppress(TrothError):
+                        await end.present(credentials)
+        return refreshed
+
+    async def _refresh_from(self, authority: Identifier, address: str, now: int) -> None:
+        hosted, wallet = self.trust.hosted, self.node.wallet
+        if hosted is not None and authority == hosted.identifier:
+            await self.worker.run(self._refresh_hosted_member, hosted, now)
+        elif is_local(address):
+            await self.worker.run(
+                refresh_locally, self.node, self.name, authority, address=address, now=now
+            )
+        else:
+            request = await self.worker.run(
+                refresh_request, self.node.identities, self.name, authority, now=now
+            )
+            end = await self.channel_to(parse_route(address))
+            answer = await call(self.router, (end.enc, AUTHORITY), "refresh", request)
+            await self.worker.run(
+                wallet.hold, self.name, cbor.expect_bytes(answer, "chain"), now=now
+            )
+
+    def _refresh_hosted_member(self, hosted: Authority, now: int) -> None:
+        request = refresh_request(self.node.identities, self.name, hosted.identifier, now=now)
+        self.node.wallet.hold(self.name, hosted.refresh(request, now=now).encode(), now=now)
 
     # -- channels ------------------------------------------------------------------------------
 
     async def channel_to(
-        self, route: Route, *, also_trust: frozenset[Identifier] = frozenset()
+        self,
+        route: Route,
+        *,
+        also_trust: frozenset[Identifier] = frozenset(),
+        expect: Identifier | None = None,
     ) -> ChannelEnd:
-        """An open channel to the node at `route` (reused while it stays open)."""
+        """An open channel to the node at `route` (reused while it stays open). `expect` pins
+        the identity expected there: anyone else is refused (ChannelError PEER_NOT_ALLOWED
+        naming both); `also_trust` admits these identities as if they were anchors."""
         key = format_route(route)
         end = self._open.get(key)
         if end is not None and end.enc in self.channels.ends:
-            return end
-        trust = self._trust(also=also_trust) if also_trust else None
+            peer = end.peer
+            if expect is None or (peer is not None and peer.identifier == expect):
+                return end
+            raise ChannelError(
+                ChannelFailure.PEER_NOT_ALLOWED,
+                f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
+            )
+        pinned = also_trust or expect is not None
+        trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
         end = await self.channels.open(route, trust=trust)
         self._open[key] = end
         return end
 
-    async def send_message(self, to: str, text: str) -> Any:
+    async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:
+        """Send `text` to the echo method of the service at `to`; its answer."""
         route, service = split_service_route(to)
-        end = await self.channel_to(route)
+        end = await self.channel_to(route, expect=expect)
         return await call(self.router, (end.enc, service), "echo", text)
+
+    async def send_oneway(self, route: Route, service: Address, payload: bytes) -> None:
+        """Send one message through the channel at `route`, expecting no answer."""
+        end = await self.channel_to(route)
+        await self.router.route(RoutedMessage((end.enc, service), (), payload))
 
     # -- relays ----------------------------------------------------------------------------------
 
@@ -360,160 +455,120 @@ class NodeRuntime:
         connection.allowed.permit(LISTENER)  # relayed handshakes reach our channel listener
         return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
 
-    async def _create_relay(self, name: Any, context: RequestContext) -> str:
-        source = context.source
-        if not isinstance(source, ChannelEnd) or source.peer is None:
-            raise RemoteError("relays are created over secure channels")
-        if not isinstance(name, str):
-            raise RemoteError("relay name must be text")
-        address = Address("relay", name)
-        granted = any(
-            not c.caveats and _grants_relay(c.attributes.values_of(RELAY_ATTRIBUTE), name)
-            for c in source.peer.credentials  # caveats are not evaluated yet (gates): skip them
-        )
-        if not granted:
-            raise RemoteError(f"creating relay {name!r} needs the {RELAY_ATTRIBUTE} attribute")
-        owner = source.peer.identifier
-        existing = self.relays.get(name)
-        if existing is not None and existing[1] != owner:
-            raise RemoteError(f"relay {name!r} belongs to another identity")
-        connection = source.peer_route[0]
-        owner_channel = source.enc
-        self.router.unregister(address)
+    # -- enrollment and rotation announcements ---------------------------------------------------
 
-        async def forward(message: RoutedMessage, _source: Source | None) -> None:
-            if owner_channel not in self.channels.ends:  # the relay lives as long as its channel
-                self.router.unregister(address)
-                self.relays.pop(name, None)
-                raise RoutingError(f"relay {name!r} is gone")
-            await self.router.route(
-                RoutedMessage((connection, *message.onward), message.return_route, message.payload)
+    async def enroll(self, ticket_text: str, identity: str) -> dict[str, Any]:
+        """Enroll local `identity` with the authority a ticket names: on this machine
+        (`node:NAME`) through its node, else over a secure channel to the ticket's address
+        (which must be that authority: pinned)."""
+        ticket = parse_ticket(ticket_text)
+        now = self.clock.now()
+        end: ChannelEnd | None = None
+        if is_local(ticket.address):
+            held = await self.worker.run(enroll_locally, self.node, ticket, identity, now=now)
+        else:
+            authority = ticket_authority(ticket, now=now)
+            request = await self.worker.run(self._enroll_request, ticket, identity, now)
+            end = await self.channel_to(
+                parse_route(ticket.address), also_trust=frozenset({authority}), expect=authority
             )
+            chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
+            held = await self.worker.run(
+                self._hold_and_trust,
+                identity,
+                cbor.expect_bytes(chain, "chain"),
+                authority,
+                ticket.address,
+                now,
+            )
+            await self.sync_feed(authority, end)
+        await self.worker.run(self.trust.reload, now)
+        me = await self._renew_identity()
+        if end is not None and identity == self.name:
+            await end.present(me.credentials)  # the open channel now carries them
+        return held.to_json()
 
-        self.router.register(address, forward)
-        self.relays[name] = (connection, owner)
-        return f"/relay/{name}"
+    def _enroll_request(self, ticket: Ticket, identity: str, now: int) -> bytes:
+        return enroll_request(self.node.identities, identity, ticket, now=now)
 
-    # -- services --------------------------------------------------------------------------------
-
-    async def _echo(self, arguments: Any, context: RequestContext) -> Any:
-        return arguments
-
-    async def _discard(self, arguments: Any, context: RequestContext) -> int:
-        """Take a message, answer only its size (for throughput measurements)."""
-        return len(arguments) if isinstance(arguments, bytes | str) else 0
-
-    async def _sink(self, message: RoutedMessage, source: Source | None) -> None:
-        """One-way messages are counted and dropped (throughput measurements)."""
-        self.sunk_messages += 1
-        self.sunk_bytes += len(message.payload)
-
-    async def send_oneway(self, route: Route, service: Address, payload: bytes) -> None:
-        """Send one message through the channel at `route`, expecting no answer."""
-        end = await self.channel_to(route)
-        await self.router.route(RoutedMessage((end.enc, service), (), payload))
+    def _hold_and_trust(
+        self, identity: str, chain: bytes, authority: Identifier, address: str, now: int
+    ) -> VerifiedCredential:
+        held = self.node.wallet.hold(identity, chain, now=now)
+        self.node.wallet.trust(authority, address, now=now)
+        return held
 
     async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
-        they hold credentials from that have not seen them yet: the hosted one directly, others
-        over secure channels. Failures stay pending for the next maintenance round."""
+        they hold credentials from that have not seen them yet. Failures stay pending for the
+        next maintenance round."""
+        pending = await self.worker.run(self._unannounced, ref)
+        results: list[dict[str, Any]] = []
+        for name, changes, authorities in pending:
+            for authority in authorities:
+                try:
+                    seq = await self._announce(name, authority)
+                    done = await self.worker.run(
+                        self.node.wallet.mark_announced, name, authority, changes, seq
+                    )
+                except TrothError as exc:
+                    done = Announcement(name, authority, changes, error=str(exc))
+                results.append(done.to_json())
+            if name == self.name and authorities:
+                await self._rotated()
+        return results
+
+    async def _rotated(self) -> None:
+        """This node's identity rotated: present the new history from now on, and close the
+        channels that carry the old one (every peer holding the feed refuses it now)."""
+        await self._renew_identity()
+        for end in list(self.channels.ends.values()):
+            await end.close()
+
+    def _unannounced(self, ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
         identities, wallet = self.node.identities, self.node.wallet
         refs = (
             [ref]
             if ref is not None
             else [r.name or str(Identifier(r.identifier)) for r in identities.list_local()]
         )
-        results: list[dict[str, Any]] = []
-        for name in refs:
-            changes, authorities = wallet.unannounced(name)
-            for authority in authorities:
-                try:
-                    seq = await self._announce(name, authority)
-                    done = wallet.mark_announced(name, authority, changes, seq)
-                except TrothError as exc:
-                    done = Announcement(name, authority, changes, error=str(exc))
-                results.append(done.to_json())
-        return results
+        return [(name, *wallet.unannounced(name)) for name in refs]
 
     async def _announce(self, ref: str, authority: Identifier) -> int | None:
         now = self.clock.now()
-        request = rotated_request(self.node.identities, ref, authority, now=now)
-        if authority == self._hosted:
-            return self._hosting().rotated(request, now=now)
-        address = self.node.wallet.trusted().get(authority)
+        hosted = self.trust.hosted
+        if hosted is not None and authority == hosted.identifier:
+            return await self.worker.run(self._announce_hosted, hosted, ref, now)
+        address = self.trust.routes.get(authority)
         if address is None:
             raise NotFound(f"no route to authority {authority}")
+        if is_local(address):
+            return await self.worker.run(
+                announce_locally, self.node, ref, authority, address=address, now=now
+            )
+        request = await self.worker.run(
+            rotated_request, self.node.identities, ref, authority, now=now
+        )
         end = await self.channel_to(parse_route(address))
         seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
         return None if seq is None else cbor.expect_int(seq, "seq")
 
-    def _authority_methods(self) -> dict[str, Any]:
-        async def enroll(request: Any, context: RequestContext) -> bytes:
-            chain = self._hosting().enroll(
-                cbor.expect_bytes(request, "request"), now=self.clock.now()
-            )
-            return chain.encode()
-
-        async def refresh(request: Any, context: RequestContext) -> bytes:
-            chain = self._hosting().refresh(
-                cbor.expect_bytes(request, "request"), now=self.clock.now()
-            )
-            return chain.encode()
-
-        async def revoke(request: Any, context: RequestContext) -> int:
-            return self._hosting().revoke_link(
-                cbor.expect_bytes(request, "request"), now=self.clock.now()
-            )
-
-        async def rotated(request: Any, context: RequestContext) -> int | None:
-            return self._hosting().rotated(
-                cbor.expect_bytes(request, "request"), now=self.clock.now()
-            )
-
-        async def feed(arguments: Any, context: RequestContext) -> bytes:
-            (since,) = cbor.expect_array(arguments, "feed arguments [since]", 1)
-            return self._feed_page(cbor.expect_int(since, "since"))
-
-        return {
-            "enroll": enroll,
-            "refresh": refresh,
-            "revoke": revoke,
-            "rotated": rotated,
-            "feed": feed,
-        }
-
-    # -- enrollment across nodes -----------------------------------------------------------------
-
-    async def enroll(self, ticket_text: str, identity: str) -> dict[str, Any]:
-        """Enroll local `identity` (default: this node's) with the authority named in a ticket,
-        over a secure channel to the ticket's address."""
-        ticket = Ticket.parse(ticket_text)
-        now = self.clock.now()
-        authority = ticket_authority(ticket, now=now)
-        route = parse_route(ticket.address)
-        request = enroll_request(self.node.identities, identity, ticket, now=now)
-        end = await self.channel_to(route, also_trust=frozenset({authority}))
-        if end.peer is None or end.peer.identifier != authority:
-            raise RemoteError("the ticket's address is not its authority")
-        chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
-        held = self.node.wallet.hold(identity, cbor.expect_bytes(chain, "chain"), now=now)
-        self.node.wallet.trust(authority, ticket.address, now=now)
-        await self.sync_feed(authority, end)
-        self._me_cache = None
-        self._refresh_anchors()
-        if identity == self.name:
-            await end.present(self._me().credentials)  # the open channel now carries them
-        return held.to_json()
+    def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
+        request = rotated_request(self.node.identities, ref, hosted.identifier, now=now)
+        seq = hosted.rotated(request, now=now)
+        self.trust.refresh_hosted(now)
+        return seq
 
     # -- status ----------------------------------------------------------------------------------
 
     def channel_rows(self) -> list[dict[str, Any]]:
+        """One row per channel: id, state, peer, route, messages in and out."""
         rows = []
         for end in self.channels.ends.values():
             peer = end.peer
             rows.append(
                 {
-                    "id": end.enc.value.removesuffix(".enc"),
+                    "id": end.id,
                     "state": end.channel.state.value,
                     "peer": str(peer.identifier) if peer else None,
                     "route": format_route(end.peer_route),
@@ -524,36 +579,23 @@ class NodeRuntime:
         return rows
 
     def status(self) -> dict[str, Any]:
+        """What `troth node status` shows of a running node."""
+        hosted = self.trust.hosted
+        sink = self.host.services.get("sink")
+        tcp_counters = getattr(self.tcp, "counters", None)
         return {
             "name": self.name,
-            "identifier": str(Identifier(self.node.identities.find(self.name).identifier)),
+            "identifier": None if self.identifier is None else str(self.identifier),
             "listening": None if self.listening is None else "{}:{}".format(*self.listening),
             "channels": len(self.channels.ends),
             "relays": sorted(self.relays),
-            "authority": None if self._hosted is None else str(self._hosted),
-            "sunk": {"messages": self.sunk_messages, "bytes": self.sunk_bytes},
-            "trusted": [str(a) for a in sorted(self._anchors, key=lambda a: a.digest)],
+            "authority": None if hosted is None else str(hosted.identifier),
+            "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
+            "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
+            "services": {name: s.status() for name, s in self.host.services.items()},
+            "counters": {
+                "tcp": {} if tcp_counters is None else dataclasses.asdict(tcp_counters),
+                "channels": dataclasses.asdict(self.channels.counters),
+                "requests_refused": self.host.refused,
+            },
         }
-
-    # -- control (what the CLI asks a running node to do) ----------------------------------------
-
-    async def control(self, op: str, arguments: dict[str, Any]) -> Any:
-        if op == "status":
-            return self.status()
-        if op == "channel.create":
-            end = await self.channel_to(parse_route(arguments["to"]))
-            return {
-                "id": end.enc.value.removesuffix(".enc"),
-                "peer": str(end.peer.identifier) if end.peer else None,
-            }
-        if op == "channel.list":
-            return self.channel_rows()
-        if op == "message.send":
-            return await self.send_message(arguments["to"], arguments["text"])
-        if op == "relay.create":
-            return await self.create_relay(arguments["name"], arguments["at"])
-        if op == "enroll":
-            return await self.enroll(arguments["ticket"], arguments.get("identity") or self.name)
-        if op == "announce":
-            return await self.announce_rotations(arguments.get("identity"))
-        raise RoutingError(f"unknown control operation {op!r}")

@@ -1,0 +1,29 @@
+"""`python -m troth.node NAME [--tcp-listen HOST:PORT]`: run node NAME in this process until
+SIGTERM or SIGINT (what `troth node start` runs in the background), logging to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from troth.node.daemon import serve
+from troth.node.home import troth_home
+from troth.routing import Address
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments and serve the node."""
+    parser = argparse.ArgumentParser(prog="python -m troth.node", description=__doc__)
+    parser.add_argument("name", help="the node to run")
+    parser.add_argument("--tcp-listen", help="host:port to listen on (port 0: any)")
+    options = parser.parse_args(argv)
+    listen = Address("tcp", options.tcp_listen).host_port() if options.tcp_listen else None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(troth_home(), options.name, listen))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""The node's one access decision point (docs/protocols.md, "Access"): every request that
+reaches a service, and every channel a peer opens, passes `AccessPolicy.decide` first.
+
+    AccessRequest(caller, service, method, arguments, now) -> Decision(allowed, reasons, ...)
+
+A caller is `LocalCaller` (the control socket, in-process code) or `PeerCaller` (a verified
+peer on a secure channel). A peer's standing (its credentials re-verified against the feeds
+held *now*, its identity not revoked nor superseded) is computed at every decision, so a
+revocation takes effect on the next request of an open channel.
+
+`RulesPolicy` is the first implementation: each service declares a `Rule` per method, as data
+(`AnyAuthenticated`, `MembersOnly`, `RequireAttributes`, `AttributeCoversArgument`). A
+credential that carries caveats never satisfies a rule: caveats are Cedar conditions and are
+evaluated only once the gates issue brings Cedar (fail closed, here and only here). The gates
+put a Cedar policy behind the same `AccessPolicy` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from troth.channel import VerifiedPeer
+from troth.credentials import Attributes, VerifiedCredential
+from troth.errors import ChannelError, ChannelFailure, Denied
+from troth.identity import Identifier
+
+__all__ = [
+    "CHANNELS",
+    "AccessPolicy",
+    "AccessRequest",
+    "AnyAuthenticated",
+    "AttributeCoversArgument",
+    "Caller",
+    "ChannelAdmission",
+    "Decision",
+    "LocalCaller",
+    "MembersOnly",
+    "PeerCaller",
+    "RequireAttributes",
+    "Rule",
+    "RulesPolicy",
+    "Standing",
+    "require",
+]
+
+CHANNELS: Final = ("channels", "open")
+"""The (service, method) a channel admission is decided as."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCaller:
+    """A caller on this machine: the node's control socket (a 0600 socket in a 0700
+    directory) or code running in the node's process."""
+
+    via: str = "local"
+
+    def __str__(self) -> str:
+        return self.via
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCaller:
+    """A verified peer on a secure channel (`channel`: the channel's id)."""
+
+    peer: VerifiedPeer
+    channel: str
+
+    @property
+    def identifier(self) -> Identifier:
+        """The peer's identifier."""
+        return self.peer.identifier
+
+    def __str__(self) -> str:
+        return str(self.peer.identifier)
+
+
+Caller = LocalCaller | PeerCaller
+"""Who makes a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """What is asked: who calls which method of which service with what, at `now`."""
+
+    caller: Caller
+    service: str
+    method: str
+    arguments: Any
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer of the decision point: `reasons` say who allowed or refused whom and why;
+    `policies` name the rules that decided; `credential` is the one that satisfied them."""
+
+    allowed: bool
+    reasons: tuple[str, ...]
+    policies: tuple[str, ...] = ()
+    credential: VerifiedCredential | None = None
+
+
+def require(decision: Decision) -> Decision:
+    """`decision` when it allows, else raise `Denied` with its reasons."""
+    if not decision.allowed:
+        raise Denied(decision.reasons)
+    return decision
+
+
+class AccessPolicy(Protocol):
+    """Decides requests (the gates issue puts Cedar behind this same protocol)."""
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Allow or refuse `request`, with the reasons."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A peer's standing at one instant: `problem` when its identity is revoked or superseded
+    in a held feed (then nothing is allowed), its credentials that verify against the feeds
+    held now, and why each other presented credential no longer does."""
+
+    credentials: tuple[VerifiedCredential, ...]
+    is_anchor: bool = False
+    problem: str | None = None
+    dropped: tuple[str, ...] = ()
+
+
+# -- rules (data) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnyAuthenticated:
+    """Open to any authenticated identity: the service authorises each request itself (the
+    authority checks every enroll, refresh, revoke, rotated request's signature and rights)."""
+
+    name: str = "any authenticated identity"
+
+
+@dataclass(frozen=True, slots=True)
+class MembersOnly:
+    """Open to holders of a verified credential from a trust anchor (without caveats), and to
+    the trust anchors themselves."""
+
+    name: str = "members only"
+
+
+@dataclass(frozen=True, slots=True)
+class RequireAttributes:
+    """Open to holders of a credential (without caveats) whose attributes cover `attributes`."""
+
+    attributes: Attributes
+    name: str = "attributes"
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeCoversArgument:
+    """Open to holders of a credential (without caveats) whose attribute `key` holds the
+    request's text argument, or `wildcard` (relay.create(name) needs troth.relay ∋ name or *)."""
+
+    key: str
+    wildcard: str = "*"
+    name: str = "attribute covers argument"
+
+
+Rule = AnyAuthenticated | MembersOnly | RequireAttributes | AttributeCoversArgument
+"""One method's access rule."""
+
+
+def _short(identifier: Identifier) -> str:
+    text = str(identifier)
+    return text[:9] + "…" if len(text) > 12 else text
+
+
+@dataclass
+class RulesPolicy:
+    """Today's rules as data: `rules` maps (service, method) to a Rule; `standing` re-checks a
+    peer against the current feeds; `me` names this node in reasons. Unknown methods and
+    services without a rule are refused (default deny)."""
+
+    me: str
+    rules: Mapping[tuple[str, str], Rule]
+    standing: Callable[[VerifiedPeer, int], Standing]
+    also: frozenset[Identifier] = field(default_factory=frozenset)
+    """Identities admitted to channels this policy decides as if they were anchors (the
+    authority a ticket names, while enrolling with it)."""
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Allow or refuse `request` by its method's rule."""
+        caller = request.caller
+        what = f"{request.service}.{request.method}"
+        rule = self.rules.get((request.service, request.method))
+        if isinstance(caller, LocalCaller):
+            return Decision(True, (f"{self.me} allowed {what} to the {caller} caller",), ("local",))
+        who = _short(caller.identifier)
+        if rule is None:
+            return Decision(False, (f"{self.me} refused {who}: {what} has no access rule",))
+        standing = self.standing(caller.peer, request.now)
+        if standing.problem is not None:
+            return Decision(False, (f"{self.me} refused {who}: {standing.problem}",), (rule.name,))
+        if isinstance(rule, AnyAuthenticated) or (
+            isinstance(rule, MembersOnly) and (standing.is_anchor or caller.identifier in self.also)
+        ):
+            why = "an authenticated identity" if isinstance(rule, AnyAuthenticated) else "anchor"
+            return Decision(True, (f"{self.me} allowed {who} {what}: {why}",), (rule.name,))
+        usable = [c for c in standing.credentials if not c.caveats]
+        for credential in usable:
+            if _satisfies(rule, credential, request.arguments):
+                return Decision(
+                    True,
+                    (f"{self.me} allowed {who} {what}: credential from {credential.authority}",),
+                    (rule.name,),
+                    credential,
+                )
+        return Decision(False, (f"{self.me} refused {who}: {_why(rule, standing, usable)}",))
+
+
+def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
+    if isinstance(rule, MembersOnly):
+        return True
+    if isinstance(rule, RequireAttributes):
+        return rule.attributes.first_excess_over(credential.attributes) is None
+    if isinstance(rule, AttributeCoversArgument):
+        values = credential.attributes.values_of(rule.key)
+        return isinstance(arguments, str) and (arguments in values or rule.wildcard in values)
+    return False
+
+
+def _why(rule: Rule, standing: Standing, usable: list[VerifiedCredential]) -> str:
+    if not standing.credentials:
+        dropped = f" ({'; '.join(standing.dropped)})" if standing.dropped else ""
+        return f"holds no credential from an authority it trusts{dropped}"
+    if not usable:
+        return "its only credentials carry caveats, which are not evaluated yet (fail closed)"
+    if isinstance(rule, RequireAttributes):
+        return f"no credential covers the attributes {rule.attributes.to_json()}"
+    if isinstance(rule, AttributeCoversArgument):
+        return f"no credential's {rule.key} attribute covers the argument (or {rule.wildcard})"
+    return "no credential satisfies the rule"
+
+
+@dataclass
+class ChannelAdmission:
+    """The channel layer's `PeerPolicy` as a thin adapter over the decision point: a peer is
+    admitted when `policy` allows it (service "channels", method "open"). `expect` pins the
+    identity a sender expects behind a route: anyone else is refused with both identifiers."""
+
+    policy: AccessPolicy
+    clock: Callable[[], int]
+    channel: str = "handshake"
+    expect: Identifier | None = None
+
+    def admit(self, peer: VerifiedPeer) -> bool:
+        """True when the decision point admits `peer` to a channel; otherwise ChannelError
+        PEER_NOT_ALLOWED with the decision's reasons (naming both identities when another
+        than `expect` answered)."""
+        if self.expect is not None and peer.identifier != self.expect:
+            raise ChannelError(
+                ChannelFailure.PEER_NOT_ALLOWED,
+                f"expected {self.expect}, but {peer.identifier} answered",
+            )
+        caller = PeerCaller(peer, self.channel)
+        decision = self.policy.decide(AccessRequest(caller, *CHANNELS, None, self.clock()))
+        if not decision.allowed:
+            raise ChannelError(ChannelFailure.PEER_NOT_ALLOWED, "; ".join(decision.reasons))
+        return True

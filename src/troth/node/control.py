@@ -1,0 +1,160 @@
+"""The control protocol of a running node (docs/protocols.md, "Node control"): a typed table
+of operations, op name -> argument dataclass -> handler.
+
+A request is {"op": text, "args": map}; the map must hold exactly the argument dataclass's
+fields (text, or null where optional), else the request is refused before anything runs.
+Every operation passes the node's access decision point as a local caller (service
+"control", method = the op): the control socket is a 0600 socket in a 0700 directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final, Generic, TypeVar
+
+from troth.errors import DecodeError, NotFound
+from troth.identity import Identifier
+from troth.node.access import AccessRequest, LocalCaller, require
+from troth.node.runtime import NodeRuntime
+from troth.routing import parse_route
+
+__all__ = [
+    "OPERATIONS",
+    "AnnounceArgs",
+    "ChannelCreateArgs",
+    "EnrollArgs",
+    "MessageSendArgs",
+    "NoArgs",
+    "Operation",
+    "RelayCreateArgs",
+    "perform",
+]
+
+A = TypeVar("A")
+
+
+@dataclass(frozen=True, slots=True)
+class NoArgs:
+    """An operation without arguments."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCreateArgs:
+    """channel.create: the route to a node; optionally the identifier expected there."""
+
+    to: str
+    expect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSendArgs:
+    """message.send: a route ending at a service, the text, optionally the expected peer."""
+
+    to: str
+    text: str
+    expect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCreateArgs:
+    """relay.create: the relay name, and the route to the relay node."""
+
+    name: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollArgs:
+    """enroll: the ticket text, and the local identity (default: the node's)."""
+
+    ticket: str
+    identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceArgs:
+    """announce: the identity whose rotation to announce (default: every local one)."""
+
+    identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation(Generic[A]):
+    """One control operation: its argument type and its handler."""
+
+    arguments: type[A]
+    handler: Callable[[NodeRuntime, A], Awaitable[Any]]
+
+    def parse(self, raw: Mapping[str, Any]) -> A:
+        """The typed arguments from a request's map (DecodeError when they do not fit)."""
+        names = {f.name: f for f in fields(self.arguments)}  # type: ignore[arg-type]
+        unknown = set(raw) - set(names)
+        if unknown:
+            raise DecodeError(f"unknown arguments: {', '.join(sorted(map(str, unknown)))}")
+        for name, field in names.items():
+            value = raw.get(name)
+            optional = "None" in str(field.type)
+            if value is None and not optional:
+                raise DecodeError(f"argument {name!r} is required")
+            if value is not None and not isinstance(value, str):
+                raise DecodeError(f"argument {name!r} must be text")
+        return self.arguments(**raw)
+
+
+def _expect(text: str | None) -> Identifier | None:
+    return None if text is None else Identifier.parse(text)
+
+
+async def _status(runtime: NodeRuntime, _: NoArgs) -> Any:
+    return runtime.status()
+
+
+async def _channel_create(runtime: NodeRuntime, args: ChannelCreateArgs) -> Any:
+    end = await runtime.channel_to(parse_route(args.to), expect=_expect(args.expect))
+    return {"id": end.id, "peer": str(end.peer.identifier) if end.peer else None}
+
+
+async def _channel_list(runtime: NodeRuntime, _: NoArgs) -> Any:
+    return runtime.channel_rows()
+
+
+async def _message_send(runtime: NodeRuntime, args: MessageSendArgs) -> Any:
+    return await runtime.send_message(args.to, args.text, expect=_expect(args.expect))
+
+
+async def _relay_create(runtime: NodeRuntime, args: RelayCreateArgs) -> Any:
+    return await runtime.create_relay(args.name, args.at)
+
+
+async def _enroll(runtime: NodeRuntime, args: EnrollArgs) -> Any:
+    return await runtime.enroll(args.ticket, args.identity or runtime.name)
+
+
+async def _announce(runtime: NodeRuntime, args: AnnounceArgs) -> Any:
+    return await runtime.announce_rotations(args.identity)
+
+
+OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
+    "status": Operation(NoArgs, _status),
+    "channel.create": Operation(ChannelCreateArgs, _channel_create),
+    "channel.list": Operation(NoArgs, _channel_list),
+    "message.send": Operation(MessageSendArgs, _message_send),
+    "relay.create": Operation(RelayCreateArgs, _relay_create),
+    "enroll": Operation(EnrollArgs, _enroll),
+    "announce": Operation(AnnounceArgs, _announce),
+}
+"""Every control operation, by name."""
+
+
+async def perform(
+    runtime: NodeRuntime, op: str, raw: Mapping[str, Any], *, via: str = "control socket"
+) -> Any:
+    """Run control operation `op` with arguments `raw` on `runtime`, as a local caller."""
+    operation = OPERATIONS.get(op)
+    if operation is None:
+        raise NotFound(f"unknown control operation {op!r} (one of: {', '.join(OPERATIONS)})")
+    arguments = operation.parse(raw)
+    now = runtime.clock.now()
+    require(runtime.decide(AccessRequest(LocalCaller(via), "control", op, arguments, now)))
+    return await operation.handler(runtime, arguments)

@@ -1,0 +1,111 @@
+"""The authority service (`/service/authority`) of a node hosting an authority: enroll,
+refresh, revoke, rotated and feed (docs/protocols.md, "Services").
+
+Open to any authenticated identity: the authority verifies every request's signature and the
+requester's rights itself (a newcomer enrolls with a ticket). Storage work runs off the event
+loop; a revocation or supersession updates the node's held copy of its own feed at once, so the
+next access decision sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from troth.authority import Authority
+from troth.encoding import cbor
+from troth.errors import DecodeError, RemoteError
+from troth.node.access import AnyAuthenticated
+from troth.node.services.base import Method, RequestContext
+from troth.node.trust import NodeTrust
+from troth.node.worker import StoreWorker
+
+__all__ = ["FEED_PAGES_CACHED", "FEED_REUSE", "AuthorityService"]
+
+FEED_REUSE: Final = 5
+"""Seconds a signed feed page is served again before it is re-signed."""
+FEED_PAGES_CACHED: Final = 64
+"""Signed pages kept for reuse (by their first entry)."""
+
+
+class AuthorityService:
+    """The hosted authority, served to any authenticated identity."""
+
+    name = "authority"
+    oneway: Method | None = None
+
+    def __init__(self, authority: Authority, trust: NodeTrust, worker: StoreWorker) -> None:
+        self.authority = authority
+        self.trust = trust
+        self.worker = worker
+        # signed pages of the feed: since -> (the feed's length, signed at, page)
+        self._pages: dict[int, tuple[int, int, bytes]] = {}
+        anyone = AnyAuthenticated()
+        self.methods: Mapping[str, Method] = {
+            "enroll": Method(self.enroll, anyone),
+            "refresh": Method(self.refresh, anyone),
+            "revoke": Method(self.revoke, anyone),
+            "rotated": Method(self.rotated, anyone),
+            "feed": Method(self.feed, anyone),
+        }
+
+    async def enroll(self, request: Any, context: RequestContext) -> bytes:
+        """Redeem a ticket: the new member's credential chain."""
+        data = _request(request)
+        return await self.worker.run(lambda: self.authority.enroll(data, now=context.now).encode())
+
+    async def refresh(self, request: Any, context: RequestContext) -> bytes:
+        """A member's fresh credential chain."""
+        data = _request(request)
+        return await self.worker.run(lambda: self.authority.refresh(data, now=context.now).encode())
+
+    async def revoke(self, request: Any, context: RequestContext) -> int:
+        """A delegator revokes a link: the feed entry's seq."""
+        data = _request(request)
+        return await self.worker.run(self._changing, self.authority.revoke_link, data, context.now)
+
+    async def rotated(self, request: Any, context: RequestContext) -> int | None:
+        """A member announces its rotated history: its supersession's seq, if any."""
+        data = _request(request)
+        return await self.worker.run(self._changing, self.authority.rotated, data, context.now)
+
+    async def feed(self, arguments: Any, context: RequestContext) -> bytes:
+        """A signed page of the feed from entry `since` (arguments: [since])."""
+        try:
+            (since,) = cbor.expect_array(arguments, "feed arguments [since]", 1)
+            start = cbor.expect_int(since, "since")
+        except DecodeError as exc:
+            raise RemoteError(str(exc)) from None
+        return await self.worker.run(self._page, start, context.now)
+
+    def _changing(self, change: Callable[..., Any], data: bytes, now: int) -> Any:
+        result = change(data, now=now)
+        self.trust.refresh_hosted(now)
+        return result
+
+    def _page(self, since: int, now: int) -> bytes:
+        """A page, reused while the feed has not grown and it is under FEED_REUSE s old (so
+        requests for pages cannot make the node sign without end)."""
+        length = self.authority.store.revocation_tip()[0]
+        cached = self._pages.get(since)
+        if cached is not None and cached[0] == length and now - cached[1] < FEED_REUSE:
+            return cached[2]
+        page = self.authority.feed(now=now, since=since)
+        if len(self._pages) >= FEED_PAGES_CACHED:
+            self._pages.clear()
+        self._pages[since] = (length, now, page)
+        return page
+
+    async def maintain(self, now: int) -> None:
+        """Nothing to maintain (the runtime renews the held feed)."""
+
+    def status(self) -> dict[str, Any]:
+        """The hosted authority."""
+        return {"identifier": str(self.authority.identifier)}
+
+
+def _request(value: Any) -> bytes:
+    try:
+        return cbor.expect_bytes(value, "request")
+    except DecodeError as exc:
+        raise RemoteError(str(exc)) from None

@@ -1,0 +1,169 @@
+"""What a node trusts, in one object (docs/protocols.md, "Access"): its trust anchors (the
+authorities it enrolled with and the one it hosts), the chain verifiers, the revocation feeds
+it holds, the store-or-extend callback, and the staleness and skew it judges with.
+
+Everything here is synchronous and may touch the node's store: the runtime calls the methods
+that read or write storage (`reload`, `refresh_hosted`) off the event loop. `standing` reads
+memory only: it runs at every access decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from troth import limits
+from troth.authority import Authority
+from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
+from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
+from troth.errors import CredentialError
+from troth.identity import Identifier, IdentityService, VerifiedIdentity
+from troth.node.access import Standing
+from troth.node.node import Node
+
+__all__ = [
+    "CREDENTIAL_SKEW",
+    "FEED_STALENESS",
+    "STANDING_CACHE",
+    "Known",
+    "NodeTrust",
+    "store_or_extend",
+]
+
+FEED_STALENESS: Final = limits.DEFAULT_FEED_STALENESS_SECONDS
+"""How old a held feed may be (seconds) before credentials checked against it are refused."""
+CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
+"""The clock skew allowed at the edges of a credential's window (seconds)."""
+STANDING_CACHE: Final = 4096
+"""Standings remembered (a standing depends only on the peer, the feeds and the second)."""
+
+
+Known = Callable[[VerifiedIdentity], None]
+"""A verifier's `known` callback: IdentityError for a history that forks from or rolls back a
+stored copy."""
+
+
+def store_or_extend(identities: IdentityService, now: int) -> Known:
+    """A store of histories as a chain verifier's `known`: the first verified copy of an
+    identity is stored, a later one must extend it (and is stored); IdentityError otherwise."""
+
+    def known(identity: VerifiedIdentity) -> None:
+        identities.import_history(identity, now=now)
+
+    return known
+
+
+class NodeTrust:
+    """A node's trust anchors, verifiers and held feeds (`feeds`, by authority)."""
+
+    def __init__(self, node: Node, hosted: Authority | None) -> None:
+        self.node = node
+        self.hosted = hosted
+        """The authority this node hosts (its own feed is read from its store)."""
+        self.anchors: frozenset[Identifier] = frozenset()
+        self.feeds: dict[Identifier, VerifiedFeed] = {}
+        self.routes: dict[Identifier, str] = {}
+        """Where each trusted authority is reached (a route, or node:NAME on this machine)."""
+        self.verifier: ChainVerifier | None = None
+        """Checks chains at handshakes: issuer histories are stored or extended."""
+        self._recheck: ChainVerifier | None = None  # per decision: memory only (no `known`)
+        self._generation = 0
+        self._standings: dict[int, tuple[VerifiedPeer, int, int, Standing]] = {}
+
+    # -- storage (call off the event loop) -------------------------------------------------------
+
+    def reload(self, now: int) -> None:
+        """Read the trusted authorities and the feeds held for them from the store."""
+        wallet = self.node.wallet
+        self.routes = wallet.trusted()
+        anchors = set(self.routes)
+        if self.hosted is not None:
+            anchors.add(self.hosted.identifier)
+        if frozenset(anchors) != self.anchors:
+            self.anchors = frozenset(anchors)
+            policy = TrustPolicy(self.anchors) if anchors else None
+            self.verifier = (
+                None
+                if policy is None
+                else ChainVerifier(policy, known=self.node.identities.observe)
+            )
+            self._recheck = None if policy is None else ChainVerifier(policy)
+        for authority in self.routes:
+            feed = wallet.held_feed(authority)
+            if feed is not None and authority not in self.feeds:
+                self.set_feed(authority, feed)
+        self.refresh_hosted(now, force=True)
+
+    def refresh_hosted(self, now: int, *, force: bool = False) -> bool:
+        """Re-read the hosted authority's feed when it grew (another process may have revoked)
+        or when `force`d (to renew its freshness); whether it was re-read."""
+        hosted = self.hosted
+        if hosted is None:
+            return False
+        previous = self.feeds.get(hosted.identifier)
+        count = hosted.store.revocation_tip()[0]
+        if not force and previous is not None and previous.count == count:
+            return False
+        self.set_feed(hosted.identifier, hosted.held_feed(now=now, previous=previous))
+        return True
+
+    # -- memory ------------------------------------------------------------------------------------
+
+    def set_feed(self, authority: Identifier, feed: VerifiedFeed) -> None:
+        """Hold `feed` as `authority`'s current feed (every later decision sees it)."""
+        self.feeds = {**self.feeds, authority: feed}  # replaced, never mutated: readers on
+        self._generation += 1  # another thread keep a consistent mapping
+
+    def channel_trust(self, policy: PeerPolicy) -> ChannelTrust:
+        """How channels judge peers: `policy` admits them (the decision point's adapter)."""
+        return ChannelTrust(
+            policy=policy,
+            verifier=self.verifier,
+            feeds=lambda: self.feeds,
+            known=self.node.identities.check_known,
+            observe=self.node.identities.observe,
+        )
+
+    def standing(self, peer: VerifiedPeer, now: int) -> Standing:
+        """`peer`'s standing against the feeds held now: its identity not revoked nor
+        superseded, each credential re-verified (windows, revocation, supersession; the
+        byte checks are cached by the verifier)."""
+        key = id(peer)
+        cached = self._standings.get(key)
+        if (
+            cached is not None
+            and cached[0] is peer
+            and cached[1] == self._generation
+            and cached[2] == now
+        ):
+            return cached[3]
+        standing = self._judge(peer, now)
+        if len(self._standings) >= STANDING_CACHE:
+            self._standings.clear()
+        self._standings[key] = (peer, self._generation, now, standing)
+        return standing
+
+    def _judge(self, peer: VerifiedPeer, now: int) -> Standing:
+        identity = peer.identity
+        is_anchor = peer.identifier in self.anchors
+        for feed in self.feeds.values():
+            if identity.identifier.digest in feed.revoked_identities:
+                return Standing((), is_anchor, f"it is revoked by {feed.authority}")
+            try:
+                feed.check_current(identity)
+            except CredentialError as exc:
+                return Standing((), is_anchor, f"{exc} (by {feed.authority})")
+        verifier = self._recheck
+        if verifier is None:
+            dropped = ("this node trusts no authority",) if peer.credentials else ()
+            return Standing((), is_anchor, None, dropped)
+        current: list[VerifiedCredential] = []
+        dropped_reasons: list[str] = []
+        for credential in peer.credentials:
+            try:
+                current.append(
+                    verifier.verify(credential.chain, presenter=identity, feeds=self.feeds, now=now)
+                )
+            except CredentialError as exc:
+                dropped_reasons.append(f"a credential from {credential.authority}: {exc}")
+        return Standing(tuple(current), is_anchor, None, tuple(dropped_reasons))

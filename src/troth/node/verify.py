@@ -1,0 +1,202 @@
+"""Verifying a credential chain or a troth W3C VC on this machine (what `troth credential
+verify` does, as one library call): the trust decision (the issuer must be a trust anchor),
+the choice of revocation feeds (feed files and/or a local authority's own feed, each verified
+and fresh), and the node's store of histories (store-or-extend), with the staleness and skew
+of troth.node.trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from troth import limits
+from troth.authority import Authority
+from troth.credentials import (
+    ChainVerifier,
+    TrustPolicy,
+    VerifiedCredential,
+    VerifiedFeed,
+    chain_actor,
+    feed_authority,
+    read_page_sequence,
+    verify_page,
+    verify_pages,
+)
+from troth.credentials.vc import VerifiedVC, vc_issuer, verify_troth_vc
+from troth.credentials.wallet import next_page
+from troth.encoding.ijson import load_json
+from troth.errors import CredentialError, CredentialFailure, DecodeError, IdentityError
+from troth.identity import Identifier, VerifiedIdentity, verify_history
+from troth.node.node import Node, open_node
+from troth.node.trust import FEED_STALENESS, Known, store_or_extend
+
+__all__ = [
+    "Sources",
+    "authority_pages",
+    "read_feed_file",
+    "select_feeds",
+    "verify_chain",
+    "verify_vc",
+]
+
+_F = CredentialFailure
+
+
+def authority_pages(authority: Authority, now: int) -> Iterator[tuple[bytes, VerifiedFeed]]:
+    """A local authority's whole feed, page by page, each page verified as it comes."""
+    feed: VerifiedFeed | None = None
+    since: int | None = 0
+    while since is not None:
+        page = authority.feed(now=now, since=since)
+        feed = verify_page(page, authority=authority.identifier, now=now, previous=feed)
+        yield page, feed
+        since = next_page(feed, since)
+
+
+def read_feed_file(
+    path: str, anchors: frozenset[Identifier], now: int, known: Known | None = None
+) -> VerifiedFeed:
+    """Verify a feed file (a CBOR sequence of pages) of a trusted authority, one page at a
+    time (CredentialError FEED_INVALID otherwise)."""
+    with open(path, "rb") as stream:
+        try:
+            pages = read_page_sequence(stream.read)
+            first = next(pages, None)
+            if first is None:
+                raise CredentialError(_F.FEED_INVALID, f"{path} holds no page")
+            claimed = feed_authority(first)
+            if claimed not in anchors:
+                raise CredentialError(
+                    _F.FEED_INVALID, f"feed of {claimed}, not a trusted authority"
+                )
+            return verify_pages(
+                itertools.chain([first], pages), authority=claimed, now=now, known=known
+            )
+        except DecodeError as exc:
+            raise CredentialError(_F.FEED_INVALID, str(exc)) from None
+
+
+@contextlib.contextmanager
+def _named_authority(home: Path, name: str | None) -> Iterator[Authority | None]:
+    if name is None:
+        yield None
+        return
+    with open_node(name, home=home) as node:
+        yield node.authority()
+
+
+def select_feeds(
+    *,
+    feed_files: Sequence[str],
+    authority: Authority | None,
+    anchors: frozenset[Identifier],
+    now: int,
+    max_age: int = FEED_STALENESS,
+    known: Known | None = None,
+) -> dict[Identifier, VerifiedFeed]:
+    """The fresh feeds of trusted authorities, from feed files and/or a local authority."""
+    feeds = [read_feed_file(path, anchors, now, known) for path in feed_files]
+    if authority is not None:
+        if authority.identifier not in anchors:
+            raise CredentialError(
+                _F.FEED_INVALID, f"feed of {authority.identifier}, not a trusted authority"
+            )
+        *_, (_, feed) = authority_pages(authority, now)
+        feeds.append(feed)
+    for feed in feeds:
+        feed.check_fresh(now=now, max_staleness=max_age)
+    return {feed.authority: feed for feed in feeds}
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What a verification trusts (`anchors`) and where its feeds come from: feed files and/or
+    the authority hosted by node `authority_name` in `home`, each at most `max_feed_age` old."""
+
+    anchors: frozenset[Identifier]
+    home: Path
+    feed_files: Sequence[str] = ()
+    authority_name: str | None = None
+    max_feed_age: int = FEED_STALENESS
+
+
+def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
+    """The actor's history as the node stores it (so the feed can tell whether it is
+    superseded), else only its identifier."""
+    stored = node.identities.store.get_history(actor.digest)
+    if stored is None:
+        return actor
+    try:
+        return verify_history(stored[0], now=now)
+    except IdentityError:
+        return actor
+
+
+def verify_chain(
+    data: bytes,
+    sources: Sources,
+    *,
+    now: int,
+    presenter: Identifier | None = None,
+    node: Node | None = None,
+) -> VerifiedCredential:
+    """Verify chain bytes for `sources.anchors` against their feeds. With `node`, issuer
+    histories are checked against (and stored in) its store, and the presenter's stored
+    history is checked against the feed. The presenter defaults to the chain's last subject."""
+    known = None if node is None else store_or_extend(node.identities, now)
+    with _named_authority(sources.home, sources.authority_name) as authority:
+        feeds = select_feeds(
+            feed_files=sources.feed_files,
+            authority=authority,
+            anchors=sources.anchors,
+            now=now,
+            max_age=sources.max_feed_age,
+            known=known,
+        )
+    actor = presenter or chain_actor(data)
+    return ChainVerifier(TrustPolicy(sources.anchors), known=known).verify(
+        data,
+        presenter=actor if node is None else _stored_presenter(node, actor, now),
+        feeds=feeds,
+        now=now,
+    )
+
+
+def verify_vc(
+    data: bytes, sources: Sources, *, now: int, issuer_history: bytes | None = None
+) -> VerifiedVC:
+    """Verify a troth VC: its issuer must be one of `sources.anchors`; proofs, window and
+    revocation status against the issuer's feed, like a chain. The issuer's history comes from
+    `issuer_history`, else from the local authority. CredentialError when it is not valid;
+    ValueError when no issuer history is given."""
+    policy = TrustPolicy(sources.anchors, max_feed_staleness=sources.max_feed_age)
+    try:
+        document = load_json(data, max_bytes=limits.MAX_VC_BYTES, what="VC")
+    except DecodeError as exc:
+        raise CredentialError(_F.MALFORMED, str(exc)) from None
+    issuer = vc_issuer(document)
+    if issuer not in policy.anchors:
+        raise CredentialError(_F.UNTRUSTED_ISSUER, str(issuer))
+    with _named_authority(sources.home, sources.authority_name) as authority:
+        if issuer_history is None:
+            if authority is None:
+                raise ValueError(
+                    "a VC needs its issuer's history: --issuer-history FILE or --authority NAME"
+                )
+            issuer_history = authority.history()
+        try:
+            identity = verify_history(issuer_history, now=now)
+        except IdentityError as exc:
+            raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
+        feeds = select_feeds(
+            feed_files=sources.feed_files,
+            authority=authority,
+            anchors=policy.anchors,
+            now=now,
+            max_age=sources.max_feed_age,
+        )
+    return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
