@@ -42,6 +42,8 @@ __all__ = [
 
 CACHE_ENTRIES: Final = 4096
 """Chains an engine keeps entities, merged policy sets and visible tools for."""
+DECISIONS_PER_CHAIN: Final = 64
+"""Mapped error-free decisions an engine keeps per chain (they repeat call after call)."""
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 _EVALUATION_ERROR: Final = re.compile(r"error while evaluating policy `([^`]*)`")
 _K = TypeVar("_K")
@@ -141,13 +143,16 @@ Request = ToolCall | ServiceCall | LeaseRequest
 @dataclass(frozen=True, slots=True, eq=False)
 class _Principal:
     """What the engine keeps per chain: its entities, the policy set with its caveats, the
-    Cedar ids of those caveats, or the denial every request of the chain gets."""
+    Cedar ids of those caveats, or the denial every request of the chain gets; and the
+    decisions Cedar's error-free answers map to (by decision and reasons, at most
+    DECISIONS_PER_CHAIN)."""
 
     uid: str
     entities: cedarpy.Entities | None
     policy_set: cedarpy.PolicySet
     caveat_ids: Mapping[str, str]
     refused: PolicyDecision | None
+    decided: dict[tuple[bool, tuple[str, ...]], PolicyDecision] = field(default_factory=dict)
 
 
 class _Bounded(dict[_K, _V]):
@@ -273,23 +278,38 @@ class PolicyEngine:
             principal.entities,  # type: ignore[arg-type]  # set whenever refused is None
             self.compiled.schema,
         )
-        return self._result(result, principal.caveat_ids)
+        diagnostics = result.diagnostics
+        if diagnostics.errors:
+            return self._failed(result, principal.caveat_ids)
+        key = (result.decision is cedarpy.Decision.Allow, tuple(diagnostics.reasons))
+        found = principal.decided.get(key)
+        if found is None:
+            found = self._error_free(key[0], key[1], diagnostics.id_annotations_by_reason)
+            if len(principal.decided) < DECISIONS_PER_CHAIN:
+                principal.decided[key] = found
+        return found
 
-    def _result(self, result: cedarpy.AuthzResult, caveat_ids: Mapping[str, str]) -> PolicyDecision:
-        """Map Cedar's answer: Allow with zero errors, else a denial (research §1.6)."""
+    def _error_free(
+        self, allow: bool, reasons: tuple[str, ...], names: Mapping[str, str]
+    ) -> PolicyDecision:
+        """Cedar's answer without errors: the satisfied permits of an Allow, the satisfied
+        forbids of a Deny (none: no permit applied)."""
+        policies = tuple(sorted(names.get(p, p) for p in reasons))
+        if allow:
+            reason = "allowed by policy " + ", ".join(policies)
+            return PolicyDecision(True, Outcome.ALLOWED, reason, policies, (), self.revision)
+        if policies:
+            reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
+            return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
+        return self._deny(Outcome.NO_PERMIT)
+
+    def _failed(self, result: cedarpy.AuthzResult, caveat_ids: Mapping[str, str]) -> PolicyDecision:
+        """Cedar's answer with errors: always a denial (research §1.6), in fixed texts."""
         diagnostics = result.diagnostics
         names = diagnostics.id_annotations_by_reason
         policies = tuple(sorted(names.get(p, p) for p in diagnostics.reasons))
         raw_errors = diagnostics.errors
         decision = result.decision
-        if not raw_errors:
-            if decision is cedarpy.Decision.Allow:
-                reason = "allowed by policy " + ", ".join(policies)
-                return PolicyDecision(True, Outcome.ALLOWED, reason, policies, (), self.revision)
-            if policies:
-                reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
-                return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
-            return self._deny(Outcome.NO_PERMIT)
         failing: list[str] = []
         errors: list[str] = []
         for text in raw_errors:  # fixed texts only: Cedar's messages may echo argument values

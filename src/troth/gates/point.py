@@ -176,18 +176,23 @@ class DecisionPoint:
         _check_current(credential, feed, now, self.max_clock_skew)
         return credential, engine
 
-    def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
-        """Decide `request` and record it; the record carries the credential used."""
+    def _decide(
+        self, caller: Caller, request: Request, now: int
+    ) -> tuple[VerifiedCredential | None, PolicyDecision]:
         credential = None
         try:
             credential, engine = self._engine(caller, now)
-            decision = engine.decide(credential, request, now=now)
+            return credential, engine.decide(credential, request, now=now)
         except CredentialError as exc:
-            decision = PolicyDecision.deny(
-                Outcome.CREDENTIAL, f"denied: the caller's credential is {exc.reason.value}"
-            )
+            reason = f"denied: the caller's credential is {exc.reason.value}"
+            return credential, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
         except PolicyError as exc:
-            decision = PolicyDecision.deny(Outcome.NOT_IN_FORCE, f"denied: {exc.reason.value}")
+            reason = f"denied: {exc.reason.value}"
+            return credential, PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
+
+    def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
+        """Decide `request` and record it; the record carries the credential used."""
+        credential, decision = self._decide(caller, request, now)
         record = DecisionRecord(now, credential, request, decision)
         if self.recorder is not None:
             self.recorder.record(record)
@@ -195,7 +200,9 @@ class DecisionPoint:
 
     def decide(self, caller: Caller, request: Request, *, now: int) -> PolicyDecision:
         """Decide `request` by `caller` at `now` (and record it)."""
-        return self.judge(caller, request, now=now).decision
+        if self.recorder is not None:
+            return self.judge(caller, request, now=now).decision
+        return self._decide(caller, request, now)[1]
 
     def visible_tools(
         self, caller: Caller, *, now: int, declared: Mapping[str, str] | None = None
