@@ -86,8 +86,9 @@ def _setup(
 
 
 def _decision(count: int, quick: bool) -> list[Measurement]:
-    n = (200 if quick else 2000) if count < 1000 else (20 if quick else 200)
-    rounds = 3 if quick else 9
+    # short batches, many rounds: the minimum then finds the machine's quiet moments
+    n = (100 if quick else 400) if count < 1000 else (10 if quick else 40)
+    rounds = 3 if quick else 25
     tools = ["refund", *(f"tool{i}" for i in range(9))]
     policies = _policies(count, tools)
     point, engine, credential = _setup(policies, tools)
@@ -124,7 +125,7 @@ def _decision(count: int, quick: bool) -> list[Measurement]:
     baseline = f"floor: cedarpy native call on pre-parsed handles, {count} policies"
     value, base = measure_pair(gate, floor, n=n, rounds=rounds)
     target, ok = ratio_target(value / base, 1.5)
-    slow, slow_base = measure_pair(naive, floor, n=max(1, n // 10), rounds=rounds)
+    slow, slow_base = measure_pair(naive, floor, n=max(1, n // 10), rounds=min(rounds, 9))
     return [
         Measurement(
             f"gates.decide.{count}",
