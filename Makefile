@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lint softhsm clean
+.PHONY: demo test bench lint docs softhsm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,14 @@ softhsm:
 	fi
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy --strict src tests
+	$(BIN)/ruff check src tests examples docs/api
+	$(BIN)/ruff format --check src tests examples docs/api
+	$(BIN)/mypy --strict src tests examples docs/api
+
+# The API reference (docs/api, HTML) from the docstrings of `troth` (pdoc); committed, and
+# tests/test_api_docs.py fails when it is not current.
+docs: $(VENV)/.installed-dev
+	$(BIN)/python docs/api/generate.py
 
 test: $(VENV)/.installed-dev softhsm lint
 	TROTH_REQUIRE_HSM=$$(command -v softhsm2-util >/dev/null 2>&1 && echo 1 || echo 0) \

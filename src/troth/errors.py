@@ -94,44 +94,46 @@ class DecodeError(TrothError):
 
 
 class CryptoError(TrothError):
-    pass
+    """A cryptographic primitive refused its input."""
 
 
 class InvalidSignature(CryptoError):
+    """A signature did not verify (opaque: no reason, no oracle)."""
+
     def __init__(self) -> None:
         super().__init__("signature does not verify")
 
 
 class InvalidKey(CryptoError):
-    pass
+    """Public key bytes that are not a key of the stated type."""
 
 
 class VaultError(TrothError):
-    pass
+    """A key store (software vault or HSM) failed."""
 
 
 class KeyNotFound(VaultError):
-    pass
+    """No key behind this handle."""
 
 
 class UnsupportedKeyType(VaultError):
-    pass
+    """This vault cannot hold keys of this type."""
 
 
 class StorageError(TrothError):
-    pass
+    """The database failed, or a conditional write lost."""
 
 
 class ConflictError(StorageError):
-    pass
+    """A name is taken, or a compare-and-swap found a newer value."""
 
 
 class ConfigError(TrothError):
-    pass
+    """The node, the troth home or the environment is mis-configured."""
 
 
 class NotFound(TrothError):
-    pass
+    """No node, identity, authority or key by that name."""
 
 
 class IdentityFailure(enum.Enum):
@@ -213,6 +215,8 @@ class CredentialError(TrothError):
 
 
 class AuthorityFailure(enum.Enum):
+    """Why an authority refused a request."""
+
     TICKET_UNKNOWN = "ticket unknown, used up or expired"
     ROLE_REQUIRED = "the caller's role does not allow this"
     RESERVED_ATTRIBUTE = "attributes under troth. are reserved to admins"
@@ -224,6 +228,8 @@ class AuthorityFailure(enum.Enum):
 
 
 class AuthorityError(TrothError):
+    """The authority refused: ticket, role, membership (`reason`)."""
+
     def __init__(self, reason: AuthorityFailure, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
@@ -287,6 +293,8 @@ class ChannelFailure(enum.IntEnum):
 
 
 class ChannelError(TrothError):
+    """A handshake or secure channel failed; `reason` is the close code sent to the peer."""
+
     def __init__(self, reason: ChannelFailure, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail

@@ -5,7 +5,14 @@ from troth.bench.credentials_bench import CASES as CREDENTIAL_CASES
 from troth.bench.gates_bench import CASES as GATE_CASES
 from troth.bench.harness import Case, Measurement, select
 from troth.bench.identity_bench import CASES as IDENTITY_CASES
+from troth.bench.service_bench import CASES as SERVICE_CASES
 
-ALL_CASES: list[Case] = [*IDENTITY_CASES, *CREDENTIAL_CASES, *CHANNEL_CASES, *GATE_CASES]
+ALL_CASES: list[Case] = [
+    *IDENTITY_CASES,
+    *CREDENTIAL_CASES,
+    *CHANNEL_CASES,
+    *SERVICE_CASES,
+    *GATE_CASES,
+]
 
 __all__ = ["ALL_CASES", "Case", "Measurement", "select"]

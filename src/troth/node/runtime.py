@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
@@ -123,19 +122,11 @@ class NodeRuntime:
         clock: Clock | None = None,
         settings: ChannelSettings | None = None,
         limits: ChannelLimits | None = None,
-        handshake_timeout: float | None = None,
         transport: Callable[[Router], Transport] | None = None,
         relay_grace: int = RELAY_GRACE,
     ) -> None:
-        if handshake_timeout is not None:
-            warnings.warn(
-                "handshake_timeout= is deprecated: use limits=ChannelLimits(handshake_timeout=)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            limits = dataclasses.replace(
-                limits or ChannelLimits(), handshake_timeout=handshake_timeout
-            )
+        """`limits` default to `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables
+        applied (docs/protocols.md, "Load limits")."""
         self.node = node
         self.clock = clock or SystemClock()
         self.name = node.name
@@ -152,7 +143,7 @@ class NodeRuntime:
             services=self.host.addresses,
             settings=settings or ChannelSettings(),
             clock=self.clock.now,
-            limits=limits or ChannelLimits(),
+            limits=limits or ChannelLimits.from_environment(),
         )
         self.relay_grace = relay_grace
         self.listening: tuple[str, int] | None = None
