@@ -17,6 +17,7 @@ from troth.cli.demo_cmd import demo
 from troth.cli.identity_cmds import identity_group
 from troth.cli.network_cmds import channel_group, message_group, relay_group
 from troth.cli.node_cmds import node_group
+from troth.cli.trace_cmds import trace_group
 
 
 @click.group()
@@ -41,6 +42,7 @@ cli.add_command(message_group)
 cli.add_command(relay_group)
 cli.add_command(demo)
 cli.add_command(bench)
+cli.add_command(trace_group)
 
 
 def main() -> None:
