@@ -133,19 +133,18 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
     """Write every record (of `agent`, or all) as one proof bundle per line, against a fresh
     checkpoint of the whole log. Refuses (TraceError) a log whose records do not hash to it."""
     checkpoint = log.checkpoint()
-    leaves = [leaf_hash(envelope) for _i, envelope, _l, _d in log.stored()][: checkpoint.size]
+    leaves = [leaf_hash(entry.envelope) for entry in log.stored()][: checkpoint.size]
     tree = MemoryTree(leaves)
     if tree.root(checkpoint.size) != checkpoint.root:
         raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
     bundler = _Bundler(log, checkpoint)
-    for index, envelope, _leaf, disclosures in log.stored():
-        if index >= checkpoint.size:
+    for entry in log.stored():
+        if entry.index >= checkpoint.size:
             break
-        if agent is not None and open_envelope(envelope)[0].agent != agent:
+        if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
             continue
-        line = bundler.bundle(
-            index, envelope, disclosures, tree.inclusion_proof(index, checkpoint.size)
-        )
+        proof = tree.inclusion_proof(entry.index, checkpoint.size)
+        line = bundler.bundle(entry.index, entry.envelope, entry.disclosures, proof)
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
     return checkpoint
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from troth import limits
 from troth.clock import Clock
@@ -49,7 +49,7 @@ from troth.trace.store import NODE_LEVEL_STRIDE, TraceStore
 if TYPE_CHECKING:
     from troth.node import Node
 
-__all__ = ["LOG_FILE", "Receipt", "StoredRecord", "TraceLog", "open_node_log"]
+__all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
 _F = TraceFailure
@@ -75,6 +75,16 @@ class StoredRecord:
     index: int
     envelope: bytes
     leaf: bytes
+
+
+class StoredEntry(NamedTuple):
+    """A stored record with its disclosures, as `TraceLog.stored` reads them."""
+
+    index: int
+    record_id: str
+    envelope: bytes
+    leaf: bytes
+    disclosures: dict[str, Disclosure]
 
 
 class _Pending:
@@ -504,27 +514,25 @@ class TraceLog:
                 return
             position = end
 
-    def stored(
-        self, start: int = 0, *, chunk: int = 4096
-    ) -> Iterator[tuple[int, bytes, bytes, dict[str, Disclosure]]]:
-        """(index, envelope, leaf hash, disclosures) of every record from `start`, in order."""
+    def stored(self, start: int = 0, *, chunk: int = 4096) -> Iterator[StoredEntry]:
+        """Every stored record from index `start`, in order, with its disclosures."""
         last = self.store.fetch_one("SELECT max(idx) FROM leaves")[0]
         position = start
         while last is not None and position <= last:
             rows = self.store.fetch_all(
-                "SELECT l.idx, l.envelope, l.leaf, d.name, d.salt, d.value FROM leaves l "
-                "LEFT JOIN disclosures d ON d.record_id = l.record_id "
+                "SELECT l.idx, l.record_id, l.envelope, l.leaf, d.name, d.salt, d.value "
+                "FROM leaves l LEFT JOIN disclosures d ON d.record_id = l.record_id "
                 "WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx",
                 (position, position + chunk),
             )
-            current: tuple[int, bytes, bytes, dict[str, Disclosure]] | None = None
-            for index, envelope, leaf, name, salt, value in rows:
-                if current is None or current[0] != index:
+            current: StoredEntry | None = None
+            for index, record_id, envelope, leaf, name, salt, value in rows:
+                if current is None or current.index != index:
                     if current is not None:
                         yield current
-                    current = (index, bytes(envelope), bytes(leaf), {})
+                    current = StoredEntry(index, record_id, bytes(envelope), bytes(leaf), {})
                 if name is not None:
-                    current[3][name] = Disclosure(bytes(salt), bytes(value))
+                    current.disclosures[name] = Disclosure(bytes(salt), bytes(value))
             if current is not None:
                 yield current
             position += chunk
@@ -557,13 +565,18 @@ class TraceLog:
 
     def redact(self, record_id: str, name: str) -> bool:
         """Delete a disclosed value (the record and its commitment stay); True if one was held.
-        The database overwrites deleted content (secure_delete)."""
+        The page is overwritten (secure_delete) and the WAL, which still holds the old page,
+        is checkpointed and truncated; raises StorageError if a reader keeps it from that."""
         with self.store.write() as conn:
             conn.execute("PRAGMA secure_delete = ON")
             cursor = conn.execute(
                 "DELETE FROM disclosures WHERE record_id = ? AND name = ?", (record_id, name)
             )
-            return cursor.rowcount > 0
+            removed = cursor.rowcount > 0
+        busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise StorageError("redacted, but a reader holds the write-ahead log: run it again")
+        return removed
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The proof that record `index` is in the tree of the first `size` records."""

@@ -179,8 +179,8 @@ def export_otel(
     `exporter`; return how many. Raises ConfigError when the exporter fails."""
     count = 0
     pending: list[ReadableSpan] = []
-    for index, envelope, _leaf, _disclosures in log.stored():
-        span = record_spans([(index, envelope)])[0]
+    for entry in log.stored():
+        span = record_spans([(entry.index, entry.envelope)])[0]
         if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
             continue
         pending.append(span)

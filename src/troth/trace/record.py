@@ -36,6 +36,7 @@ from typing import Any, Final
 import rfc8785
 
 from troth import limits
+from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
 from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.identity import Identifier
@@ -228,6 +229,15 @@ class Authority:
             if len(serial) != 16 or len(digest) != 32:
                 raise ValueError("a credential is named by a 16-byte id and a 32-byte hash")
         _check_text(self.at, "chain location")
+
+    @classmethod
+    def from_chain(cls, chain: bytes, *, at: str = "log") -> Authority:
+        """The reference to delegation chain `chain` (its bytes as carried): its digest and
+        each credential's (id, hash), root first. Raises DecodeError for bytes that are not a
+        chain."""
+        decoded = CredentialChain.decode(chain)
+        named = tuple((CredentialBody.decode(c.body).id, c.hash) for c in decoded.credentials)
+        return cls(sha256(chain), named, at)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -490,18 +500,12 @@ def decode_payload(payload: bytes) -> TraceRecord:
     if missing or "kind" not in value:
         raise DecodeError(f"record: missing {sorted(missing | ({'kind'} - set(value)))[0]!r}")
     _object(value, "record", _MEMBERS)
-    try:
-        canonical = canonical_json(value)
-    except (UnicodeEncodeError, ValueError):
-        raise DecodeError("record: a string is not valid Unicode") from None
-    if canonical != payload:  # also refuses duplicate members, which json.loads merges
-        raise DecodeError("record: not in canonical form", DecodeProblem.NON_CANONICAL)
     kind = _KINDS.get(value["kind"]) if type(value["kind"]) is str else None
     if kind is None:
         raise DecodeError(f"record: unknown kind {value['kind']!r}")
     prev = value["prev"]
     try:
-        return TraceRecord(
+        record = TraceRecord(
             id=_hex(value["id"], "id", _HEX32).hex(),
             agent=_identifier(value["agent"], "agent"),
             key=_hex(value["key"], "key", _HEX64).hex(),
@@ -513,6 +517,13 @@ def decode_payload(payload: bytes) -> TraceRecord:
         )
     except ValueError as exc:
         raise DecodeError(f"record: {exc}") from None
+    try:
+        canonical = canonical_json(value)
+    except (UnicodeEncodeError, ValueError):
+        raise DecodeError("record: a string is not valid Unicode") from None
+    if canonical != payload:  # also refuses duplicate members, which json.loads merges
+        raise DecodeError("record: not in canonical form", DecodeProblem.NON_CANONICAL)
+    return record
 
 
 def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) -> None:

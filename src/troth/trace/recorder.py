@@ -31,6 +31,7 @@ __all__ = ["TraceRecorder"]
 _RETRIED: Final = frozenset({TraceFailure.CHAIN_BROKEN, TraceFailure.ATTESTATION_STALE})
 _ATTEMPTS: Final = 3
 _RENEW_BEFORE: Final = 3600  # seconds before a signing key's expiry to ask for a new one
+_REFRESH_EVERY: Final = 60  # seconds between asking the source again (a rotation elsewhere)
 
 
 class TraceRecorder:
@@ -49,6 +50,7 @@ class TraceRecorder:
         self._source = signer if callable(signer) and not isinstance(signer, Signer) else None
         self._signer: Signer | None = signer if isinstance(signer, Signer) else None
         self._epoch: KeyEpoch | None = None
+        self._fetched_at: int | None = None
         self._random = random
         self._lock = threading.Lock()
         self._head: tuple[int, bytes, int] | None = None
@@ -102,11 +104,25 @@ class TraceRecorder:
         self._head = (seq, verified.hash, time)
         return verified
 
+    def renew(self) -> None:
+        """Ask the signer source again before the next record (after a rotation)."""
+        with self._lock:
+            self._fetched_at = None
+
     def _current_signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
         signer, epoch = self._signer, self._epoch
-        stale = signer is None or renew or signer.expires_at - now < _RENEW_BEFORE
+        stale = (
+            signer is None
+            or renew
+            or signer.expires_at - now < _RENEW_BEFORE
+            or self._fetched_at is None
+            or now - self._fetched_at >= _REFRESH_EVERY
+        )
         if stale and self._source is not None:
-            signer, epoch = self._source(now), None
+            fresh = self._source(now)
+            if fresh is not signer:
+                signer, epoch = fresh, None
+            self._fetched_at = now
         if signer is None:
             raise TraceError(TraceFailure.ATTESTATION_INVALID, "no signing key for the agent")
         if epoch is None:

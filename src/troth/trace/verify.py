@@ -45,7 +45,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from troth.trace.log import TraceLog
+from troth.trace.log import StoredEntry, TraceLog
 from troth.trace.merkle import Frontier, leaf_hash
 from troth.trace.record import Disclosure, Kind, TraceRecord, check_resolution
 from troth.trace.signing import (
@@ -242,9 +242,11 @@ class LogVerifier:
         envelope: bytes,
         *,
         stored_leaf: bytes | None = None,
+        stored_id: str | None = None,
         disclosures: Mapping[str, Disclosure] | None = None,
     ) -> TraceRecord:
-        """Verify the record at log position `index` (the next one); return it."""
+        """Verify the record at log position `index` (the next one); return it. `stored_leaf`
+        and `stored_id` are what the log's index says (they must agree with the record)."""
         record: TraceRecord | None = None
         try:
             if index != self._frontier.size:
@@ -254,6 +256,8 @@ class LogVerifier:
                 raise TraceError(_F.LEAF_MISMATCH)
             record, payload, signature, keyid = open_envelope(envelope)
             self._check_record(record, payload, signature, keyid, disclosures or {})
+            if stored_id is not None and stored_id != record.id:
+                raise TraceError(_F.LEAF_MISMATCH, f"filed under id {stored_id}")
         except TraceError as exc:
             raise exc.located(index=index, record=None if record is None else record.id) from None
         self._frontier.append(leaf)
@@ -373,15 +377,19 @@ class LogVerifier:
 
 
 def verify_records(
-    verifier: LogVerifier,
-    records: Iterable[tuple[int, bytes, bytes | None, Mapping[str, Disclosure]]],
-    anchor: bytes | None,
+    verifier: LogVerifier, entries: Iterable[StoredEntry], anchor: bytes | None
 ) -> LogReport:
-    """Feed `records` (index, envelope, stored leaf hash, disclosures) and finish."""
+    """Feed a log's stored entries to `verifier` in order and finish."""
     if anchor is not None:
         verifier.want_root(parse_checkpoint(anchor)[0].size)
-    for index, envelope, stored_leaf, disclosures in records:
-        verifier.add(index, envelope, stored_leaf=stored_leaf, disclosures=disclosures)
+    for entry in entries:
+        verifier.add(
+            entry.index,
+            entry.envelope,
+            stored_leaf=entry.leaf,
+            stored_id=entry.record_id,
+            disclosures=entry.disclosures,
+        )
     return verifier.finish(anchor)
 
 

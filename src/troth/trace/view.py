@@ -83,8 +83,8 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
     by_span: dict[str, TraceNode] = {}
     order: list[TraceNode] = []
     issuers: dict[bytes, list[Identifier] | None] = {}
-    for index, envelope, _leaf, _disclosures in log.stored():
-        record = open_envelope(envelope)[0]
+    for entry in log.stored():
+        index, record = entry.index, open_envelope(entry.envelope)[0]
         authority = None
         if record.authority is not None:
             digest = record.authority.chain
