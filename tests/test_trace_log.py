@@ -15,8 +15,8 @@ from troth.clock import FixedClock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialChain
 from troth.credentials.issue import delegate, issue_credential
-from troth.identity import rotate_identity
 from troth.errors import ConfigError, TraceError, TraceFailure
+from troth.identity import rotate_identity
 from troth.trace import Authority, Kind, RecordContent, TraceLog
 from troth.trace.checkpoint import parse_checkpoint
 from troth.trace.merkle import (
@@ -126,10 +126,16 @@ def test_a_forked_history_is_refused(log: TraceLog, clock: FixedClock) -> None:
         thief.signer(NOW + 20),
         tool_call(),
         seq=2,
-        prev=log.head(agent.identifier)[1],
+        prev=_head(log, agent),
         time=NOW + 20,
     )
     assert _reason(lambda: log.append(forged_next)) is TraceFailure.SIGNER_INVALID
+
+
+def _head(log: TraceLog, agent: Held) -> bytes:
+    head = log.head(agent.identifier)
+    assert head is not None
+    return head[1]
 
 
 def test_recorder_recovers_from_a_second_writer(tmp_path: Path, clock: FixedClock) -> None:
@@ -216,7 +222,7 @@ def test_delegation_chain_kept_in_the_log(log: TraceLog, clock: FixedClock) -> N
         signer,
         RecordContent(Kind.DECISION, authority=Authority.from_chain(foreign)),
         seq=2,
-        prev=log.head(agent.identifier)[1],
+        prev=_head(log, agent),
         time=NOW,
     )
     log.append(lying, chain=foreign)

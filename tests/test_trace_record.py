@@ -156,7 +156,8 @@ def test_record_ids_are_uuidv7_shaped() -> None:
     record_id = new_record_id(NOW, bytes(range(16)))
     value = int(record_id, 16)
     assert value >> 80 == NOW * 1000
-    assert value >> 76 & 0xF == 7 and value >> 62 & 0x3 == 2
+    assert value >> 76 & 0xF == 7
+    assert value >> 62 & 0x3 == 2
     later = new_record_id(NOW + 1, b"\x00" * 16)
     assert later > record_id  # ids grow with time
 
@@ -322,7 +323,8 @@ def test_old_key_valid_before_its_retirement_refused_after() -> None:
     agent.rotate(NOW + DAY)
     rotated = agent.identity
     epoch = resolve_key(rotated, old.attestation)
-    assert epoch.retired_at == NOW + DAY and not epoch.is_current
+    assert epoch.retired_at == NOW + DAY
+    assert not epoch.is_current
     verified = verify_envelope(before.envelope, signer=rotated, attestation=old.attestation)
     assert verified.epoch.change == 0
     after = sign_record(old, tool_call(), seq=1, prev=before.hash, time=NOW + DAY + 1)

@@ -129,7 +129,9 @@ def verify(
     data_out = report.to_json()
     status = data_out["status"]
     text = f"valid: {data_out.get('records', 1)} record(s), {status}"
-    if status == "unanchored":
+    if data_out.get("checkpoint", True) is None:
+        text += " (the log has no checkpoint yet: troth trace checkpoint)"
+    elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
     reporter.result(data_out, text)
     if require_anchor and status != "valid":
