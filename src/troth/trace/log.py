@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 from troth import limits
 from troth.clock import Clock
@@ -77,7 +77,8 @@ class StoredRecord:
     leaf: bytes
 
 
-class StoredEntry(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
     """A stored record with its disclosures, as `TraceLog.stored` reads them."""
 
     index: int
