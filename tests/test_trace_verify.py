@@ -16,8 +16,9 @@ from troth.errors import StorageError, TraceError, TraceFailure
 from troth.trace import AnchorStatus, Checkpoint, CheckpointAnchor, TraceLog
 from troth.trace.checkpoint import parse_checkpoint, sign_checkpoint
 from troth.trace.dsse import encode_envelope, pae
+from troth.trace.log import encode_disclosures
 from troth.trace.merkle import EMPTY_ROOT, leaf_hash
-from troth.trace.record import PAYLOAD_TYPE
+from troth.trace.record import PAYLOAD_TYPE, Disclosure
 from troth.trace.signing import open_envelope, resolve_key, sign_record
 from troth.trace.verify import verify_log
 
@@ -55,7 +56,7 @@ class World:
             )
         else:
             conn.execute(
-                "INSERT INTO leaves VALUES (?, ?, ?, ?)",
+                "INSERT INTO leaves VALUES (?, ?, ?, ?, NULL)",
                 (index, record_id, leaf_hash(envelope), envelope),
             )
         conn.close()
@@ -196,16 +197,18 @@ def test_a_record_by_an_identity_the_log_does_not_know(world: World) -> None:
 
 def test_tampered_disclosure_and_history(world: World) -> None:
     record_id = world.rows()[3][1]
+    held = world.log.disclosures(record_id)
+    held["result"] = Disclosure(held["result"].salt, json.dumps("refunded twice").encode())
     conn = db(world.log)
     conn.execute(
-        "UPDATE disclosures SET value = ? WHERE record_id = ? AND name = 'result'",
-        (json.dumps("refunded twice").encode(), record_id),
+        "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
+        (encode_disclosures(held), record_id),
     )
     conn.close()
     failure = _failure(world.log)
     assert (failure.reason, failure.index) == (TraceFailure.DISCLOSURE_MISMATCH, 3)
     conn = db(world.log)
-    conn.execute("DELETE FROM disclosures")
+    conn.execute("UPDATE leaves SET disclosures = NULL")
     conn.execute(
         "UPDATE histories SET history = ? WHERE identifier = ?",
         (world.b.identity.history, world.a.identifier.digest),
@@ -240,7 +243,7 @@ def _rewrite_record_two(world: World) -> None:
     world.put(2, genuine.envelope)
     conn = db(world.log)
     conn.execute("UPDATE leaves SET record_id = ? WHERE idx = 2", (genuine.record.id,))
-    conn.execute("DELETE FROM disclosures WHERE record_id = ?", (rows[2][1],))
+    conn.execute("UPDATE leaves SET disclosures = NULL WHERE idx = 2")
     conn.execute("DELETE FROM nodes")
     conn.execute("DELETE FROM checkpoints")
     conn.close()

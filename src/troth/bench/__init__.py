@@ -4,7 +4,8 @@ from troth.bench.channels_bench import CASES as CHANNEL_CASES
 from troth.bench.credentials_bench import CASES as CREDENTIAL_CASES
 from troth.bench.harness import Case, Measurement, select
 from troth.bench.identity_bench import CASES as IDENTITY_CASES
+from troth.bench.trace_bench import CASES as TRACE_CASES
 
-ALL_CASES: list[Case] = [*IDENTITY_CASES, *CREDENTIAL_CASES, *CHANNEL_CASES]
+ALL_CASES: list[Case] = [*IDENTITY_CASES, *CREDENTIAL_CASES, *CHANNEL_CASES, *TRACE_CASES]
 
 __all__ = ["ALL_CASES", "Case", "Measurement", "select"]

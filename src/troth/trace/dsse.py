@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,6 +39,14 @@ __all__ = [
 ]
 
 _PREFIX: Final = b"DSSEv1"
+_MEMBERS: Final = frozenset({"payload", "payloadType", "signatures"})
+_KEYID: Final = re.compile(r"[0-9a-f]{64}")
+_CANONICAL: Final = re.compile(
+    rb'\{"payload":"([A-Za-z0-9+/]*={0,2})","payloadType":("[\x20-\x21\x23-\x5b\x5d-\x7e]*"),'
+    rb'"signatures":\[\{"keyid":"([0-9a-f]{64})","sig":"([A-Za-z0-9+/]*={0,2})"\}\]\}'
+)
+"""A canonical one-signature envelope, byte for byte (a payload type of printable ASCII
+without quotes or backslashes, which JSON writes as is)."""
 _JSON_TEXT: Final = {
     "application/vnd.troth.trace.v1+json": b'"application/vnd.troth.trace.v1+json"'
 }
@@ -85,11 +94,14 @@ class Envelope:
 
 def encode_envelope(payload_type: str, payload: bytes, keyid: str, signature: bytes) -> bytes:
     """The canonical JSON of a one-signature envelope (RFC 8785: members sorted, no spaces; the
-    values are base64, hex and a media type, which JSON never escapes)."""
-    return b'{"payload":"%s","payloadType":%s,"signatures":[{"keyid":%s,"sig":"%s"}]}' % (
+    values are base64, a hex keyid and a media type, which JSON never escapes)."""
+    if not _KEYID.fullmatch(keyid):
+        raise ValueError("a troth keyid is 64 lowercase hex digits")
+    kind = _JSON_TEXT.get(payload_type) or json.dumps(payload_type).encode()
+    return b'{"payload":"%s","payloadType":%s,"signatures":[{"keyid":"%s","sig":"%s"}]}' % (
         base64.b64encode(payload),
-        json.dumps(payload_type).encode(),
-        json.dumps(keyid).encode(),
+        kind,
+        keyid.encode(),
         base64.b64encode(signature),
     )
 
@@ -125,17 +137,41 @@ def parse_envelope(data: bytes, *, max_bytes: int = limits.MAX_TRACE_ENVELOPE_BY
 
 
 def decode_envelope(data: bytes) -> tuple[Envelope, str]:
-    """Decode a troth trace envelope: one signature with a keyid, in canonical form (the bytes
-    `encode_envelope` writes and nothing else). Returns the envelope and the keyid."""
-    envelope = parse_envelope(data)
-    if len(envelope.signatures) != 1:
-        raise DecodeError(f"trace envelope: {len(envelope.signatures)} signatures, expected 1")
-    signature = envelope.signatures[0]
-    if signature.keyid is None:
-        raise DecodeError("trace envelope: the signature has no keyid")
-    if (
-        encode_envelope(envelope.payload_type, envelope.payload, signature.keyid, signature.sig)
-        != data
-    ):
+    """Decode a troth trace envelope: one signature with a keyid (64 lowercase hex digits), in
+    canonical form (the bytes `encode_envelope` writes and nothing else). Returns the
+    envelope and the keyid. A canonical envelope is ASCII, so no Unicode check is needed: the
+    comparison with the re-encoded form refuses every other spelling."""
+    if len(data) > limits.MAX_TRACE_ENVELOPE_BYTES:
+        raise DecodeError(f"trace envelope: {len(data)} bytes", DecodeProblem.OVER_LIMIT)
+    layout = _CANONICAL.fullmatch(data)
+    if layout is not None:  # the one canonical layout: no JSON parser needed to read it
+        payload_text, kind_text, keyid_bytes, sig_text = layout.groups()
+        payload_type = kind_text[1:-1].decode("ascii")  # no quote or backslash inside
+        keyid = keyid_bytes.decode()
+        payload = b64decode(payload_text.decode(), "payload")
+        signature = b64decode(sig_text.decode(), "sig")
+        signatures = (EnvelopeSignature(keyid, signature),)
+        return Envelope(payload_type, payload, signatures), keyid
+    try:
+        value = json.loads(data.decode("ascii"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise DecodeError("trace envelope: not ASCII JSON") from None
+    if type(value) is not dict or set(value) != _MEMBERS:
+        raise DecodeError("trace envelope: expected payload, payloadType, signatures")
+    entries = value["signatures"]
+    if type(entries) is not list or len(entries) != 1:
+        count = len(entries) if type(entries) is list else 0
+        raise DecodeError(f"trace envelope: {count} signatures, expected 1")
+    entry = entries[0]
+    if type(entry) is not dict or set(entry) != {"keyid", "sig"}:
+        raise DecodeError("trace envelope: the signature needs a keyid and a sig")
+    keyid, payload_type = entry["keyid"], value["payloadType"]
+    if type(keyid) is not str or not _KEYID.fullmatch(keyid):
+        raise DecodeError("trace envelope: the keyid is not 64 lowercase hex digits")
+    if type(payload_type) is not str:
+        raise DecodeError("trace envelope: payloadType is not a string")
+    payload = b64decode(_text(value["payload"], "payload"), "payload")
+    signature = b64decode(_text(entry["sig"], "sig"), "sig")
+    if encode_envelope(payload_type, payload, keyid, signature) != data:
         raise DecodeError("trace envelope: not in canonical form", DecodeProblem.NON_CANONICAL)
-    return envelope, signature.keyid
+    return Envelope(payload_type, payload, (EnvelopeSignature(keyid, signature),)), keyid

@@ -144,7 +144,7 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
         if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
             continue
         proof = tree.inclusion_proof(entry.index, checkpoint.size)
-        line = bundler.bundle(entry.index, entry.envelope, entry.disclosures, proof)
+        line = bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
     return checkpoint
 

@@ -18,10 +18,11 @@ does not hold or that does not match (CHAIN_MISMATCH).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from troth.errors import (
 from troth.identity import Identifier, Signer, VerifiedIdentity, change_hashes, check_extends
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
-from troth.trace.record import Disclosure, Kind, TraceRecord, check_resolution
+from troth.trace.record import REDACTABLE, Disclosure, Kind, TraceRecord, check_resolution
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, TraceStore
 
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
+_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+_ID_CHUNK: Final = 500  # ids per replay lookup (SQLite allows 999 parameters at least)
 _F = TraceFailure
 
 SignerSource = Callable[[int], Signer]
@@ -79,13 +82,42 @@ class StoredRecord:
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    """A stored record with its disclosures, as `TraceLog.stored` reads them."""
+    """A stored record and its disclosures, as `TraceLog.stored` reads them."""
 
     index: int
     record_id: str
     envelope: bytes
     leaf: bytes
-    disclosures: dict[str, Disclosure]
+    disclosure_data: bytes | None
+
+    def disclosures(self) -> dict[str, Disclosure]:
+        """The disclosures kept with the record (TraceError MALFORMED if they do not decode)."""
+        return decode_disclosures(self.disclosure_data)
+
+
+def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
+    """How the log keeps a record's disclosures: JSON {field: [salt hex, value]} (the value is
+    the canonical JSON text that was committed to, as a string). Storage only: exports carry
+    `Disclosure.to_json`."""
+    if not disclosures:
+        return None
+    value = {name: [d.salt.hex(), d.value.decode()] for name, d in disclosures.items()}
+    return _STORAGE_JSON.encode(value).encode()
+
+
+def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+        if type(value) is not dict or not set(value) <= set(REDACTABLE):
+            raise ValueError("not a map of redactable fields")
+        return {
+            name: Disclosure(bytes.fromhex(salt), text.encode())
+            for name, (salt, text) in value.items()
+        }
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise TraceError(_F.MALFORMED, f"stored disclosures: {exc}") from None
 
 
 class _Pending:
@@ -124,6 +156,7 @@ class _Batch:
     ids: set[str] = field(default_factory=set)
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     escalations: dict[str, TraceRecord] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
 
 
 class TraceLog:
@@ -254,9 +287,9 @@ class TraceLog:
             with self.store.write() as conn:
                 frontier = self._load_frontier(conn).copy()
                 state = _Batch(conn)
+                state.taken = self._taken(conn, [p.record.record.id for p in batch])
                 leaves: list[tuple[Any, ...]] = []
                 nodes: list[tuple[int, int, bytes]] = []
-                disclosures: list[tuple[str, str, bytes, bytes]] = []
                 for pending in batch:
                     try:
                         self._admit(pending, state, now)
@@ -270,15 +303,18 @@ class TraceLog:
                     for level, node_index, digest in frontier.append(leaf):
                         if level % NODE_LEVEL_STRIDE == 0:
                             nodes.append((level, node_index, digest))
-                    leaves.append((index, record.id, leaf, verified.envelope))
-                    disclosures.extend(
-                        (record.id, name, d.salt, d.value)
-                        for name, d in verified.disclosures.items()
+                    leaves.append(
+                        (
+                            index,
+                            record.id,
+                            leaf,
+                            verified.envelope,
+                            encode_disclosures(verified.disclosures),
+                        )
                     )
                     pending.receipt = Receipt(index, record.id, verified.hash, leaf)
-                conn.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?)", leaves)
+                conn.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?)", leaves)
                 conn.executemany("INSERT INTO nodes VALUES (?, ?, ?)", nodes)
-                conn.executemany("INSERT INTO disclosures VALUES (?, ?, ?, ?)", disclosures)
                 for agent in state.changed_heads:
                     head = state.heads[agent]
                     if head is not None:
@@ -300,6 +336,20 @@ class TraceLog:
             for pending in batch:
                 pending.done = True
 
+    @staticmethod
+    def _taken(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+        """Which of `ids` the log already holds (one query per chunk)."""
+        taken: set[str] = set()
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT record_id FROM leaves WHERE record_id IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchall()
+            taken.update(row[0] for row in rows)
+        return taken
+
     def _load_frontier(self, conn: sqlite3.Connection) -> Frontier:
         size = int(conn.execute("SELECT value FROM meta WHERE name = 'size'").fetchone()[0])
         last = conn.execute("SELECT max(idx) FROM leaves").fetchone()[0]
@@ -317,10 +367,7 @@ class TraceLog:
         verified = pending.record
         record = verified.record
         conn = state.conn
-        if (
-            record.id in state.ids
-            or conn.execute("SELECT 1 FROM leaves WHERE record_id = ?", (record.id,)).fetchone()
-        ):
+        if record.id in state.ids or record.id in state.taken:
             raise TraceError(_F.REPLAYED, record=record.id)
         agent = record.agent.digest
         if agent not in state.heads:
@@ -521,21 +568,18 @@ class TraceLog:
         position = start
         while last is not None and position <= last:
             rows = self.store.fetch_all(
-                "SELECT l.idx, l.record_id, l.envelope, l.leaf, d.name, d.salt, d.value "
-                "FROM leaves l LEFT JOIN disclosures d ON d.record_id = l.record_id "
-                "WHERE l.idx >= ? AND l.idx < ? ORDER BY l.idx",
+                "SELECT idx, record_id, envelope, leaf, disclosures FROM leaves "
+                "WHERE idx >= ? AND idx < ? ORDER BY idx",
                 (position, position + chunk),
             )
-            current: StoredEntry | None = None
-            for index, record_id, envelope, leaf, name, salt, value in rows:
-                if current is None or current.index != index:
-                    if current is not None:
-                        yield current
-                    current = StoredEntry(index, record_id, bytes(envelope), bytes(leaf), {})
-                if name is not None:
-                    current.disclosures[name] = Disclosure(bytes(salt), bytes(value))
-            if current is not None:
-                yield current
+            for index, record_id, envelope, leaf, disclosures in rows:
+                yield StoredEntry(
+                    index,
+                    record_id,
+                    bytes(envelope),
+                    bytes(leaf),
+                    None if disclosures is None else bytes(disclosures),
+                )
             position += chunk
 
     def histories(self) -> dict[Identifier, bytes]:
@@ -559,10 +603,10 @@ class TraceLog:
         return None if row is None else bytes(row[0])
 
     def disclosures(self, record_id: str) -> dict[str, Disclosure]:
-        rows = self.store.fetch_all(
-            "SELECT name, salt, value FROM disclosures WHERE record_id = ?", (record_id,)
+        row = self.store.fetch_one(
+            "SELECT disclosures FROM leaves WHERE record_id = ?", (record_id,)
         )
-        return {r[0]: Disclosure(bytes(r[1]), bytes(r[2])) for r in rows}
+        return {} if row is None or row[0] is None else decode_disclosures(bytes(row[0]))
 
     def redact(self, record_id: str, name: str) -> bool:
         """Delete a disclosed value (the record and its commitment stay); True if one was held.
@@ -570,10 +614,16 @@ class TraceLog:
         is checkpointed and truncated; raises StorageError if a reader keeps it from that."""
         with self.store.write() as conn:
             conn.execute("PRAGMA secure_delete = ON")
-            cursor = conn.execute(
-                "DELETE FROM disclosures WHERE record_id = ? AND name = ?", (record_id, name)
-            )
-            removed = cursor.rowcount > 0
+            row = conn.execute(
+                "SELECT disclosures FROM leaves WHERE record_id = ?", (record_id,)
+            ).fetchone()
+            held = {} if row is None or row[0] is None else decode_disclosures(bytes(row[0]))
+            removed = held.pop(name, None) is not None
+            if removed:
+                conn.execute(
+                    "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
+                    (encode_disclosures(held), record_id),
+                )
         busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             raise StorageError("redacted, but a reader holds the write-ahead log: run it again")

@@ -27,6 +27,7 @@ check against the `rfc8785` library; disclosed values, which may hold anything, 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -101,11 +102,14 @@ def new_record_id(time: int, random16: bytes) -> str:
     return f"{value:032x}"
 
 
+_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 for the payload's domain (see the module docstring)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 # -- disclosures ------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def disclosure_value(value: Any) -> bytes:
     without surrogates takes the standard encoder (the same bytes: RFC 8785 §3.2.2.2 escapes
     exactly what it escapes)."""
     if type(value) is str and not _SURROGATE.search(value):
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
@@ -164,7 +168,7 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
 def _check_text(text: str, what: str) -> str:
     if not text or len(text) > limits.MAX_TRACE_TEXT:
         raise ValueError(f"{what}: 1-{limits.MAX_TRACE_TEXT} characters")
-    if _FORBIDDEN.search(text):
+    if not text.isprintable() if text.isascii() else _FORBIDDEN.search(text):
         raise ValueError(f"{what}: control, surrogate or noncharacter code point")
     return text
 
@@ -385,6 +389,12 @@ def _hex(value: Any, what: str, pattern: re.Pattern[str]) -> bytes:
     return bytes.fromhex(value)
 
 
+def _string(value: Any, what: str) -> str:
+    if type(value) is not str:
+        raise DecodeError(f"{what}: not a string")
+    return value
+
+
 def _int(value: Any, what: str) -> int:
     if type(value) is not int or not 0 <= value <= _MAX_INT:
         raise DecodeError(f"{what}: not an integer in [0, 2^53)")
@@ -473,10 +483,15 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
 def _identifier(value: Any, what: str) -> Identifier:
     if type(value) is str and value.startswith("T"):  # the text form only: one spelling
         try:
-            return Identifier.parse(value)
+            return _parse_identifier(value)
         except ValueError:
             pass
     raise DecodeError(f"{what}: not an identifier (T + 64 hex)")
+
+
+@functools.lru_cache(maxsize=4096)  # a log's records name few agents, again and again
+def _parse_identifier(text: str) -> Identifier:
+    return Identifier.parse(text)
 
 
 def decode_payload(payload: bytes) -> TraceRecord:
@@ -506,9 +521,9 @@ def decode_payload(payload: bytes) -> TraceRecord:
     prev = value["prev"]
     try:
         record = TraceRecord(
-            id=_hex(value["id"], "id", _HEX32).hex(),
+            id=_string(value["id"], "id"),  # the constructor checks ids and keys are hex
             agent=_identifier(value["agent"], "agent"),
-            key=_hex(value["key"], "key", _HEX64).hex(),
+            key=_string(value["key"], "key"),
             seq=_int(value["seq"], "seq"),
             prev=None if prev is None else _hex(prev, "prev", _HEX64),
             time=_int(value["time"], "time"),

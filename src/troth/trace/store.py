@@ -8,14 +8,15 @@ SQLite's locking (BEGIN IMMEDIATE, busy timeout) orders writers across threads a
 Nothing here repairs damage: what does not add up is reported by the verifier.
 
     meta          name -> value: 'size' (records appended), 'log_identity' (32-byte identifier)
-    leaves        idx, record id, leaf hash, envelope (the exact bytes appended); record ids
-                  are time-ordered (UUIDv7 layout), so their index grows at its right edge
+    leaves        idx, record id, leaf hash, envelope (the exact bytes appended), disclosures
+                  (canonical CBOR {field: [salt, value]}, NULL when none: rewriting it without
+                  a field redacts that value); record ids are time-ordered (UUIDv7 layout), so
+                  their index grows at its right edge
     nodes         (level, idx) -> hash of the perfect subtree, for levels 4, 8, 12, ...
     agents        agent -> seq, hash, time and key change of its latest record
     histories     identifier -> newest verified history (agents and the log identity)
     attestations  keyid -> (identifier, attestation) of every key that signed a record or a
                   checkpoint
-    disclosures   (record id, field) -> salt, value: deleting a row redacts the value
     chains        digest -> delegation chain bytes that records name with at = "log"
     checkpoints   size -> root, time, signed note
 """
@@ -44,7 +45,7 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     CREATE TABLE leaves (
         idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, leaf BLOB NOT NULL,
-        envelope BLOB NOT NULL
+        envelope BLOB NOT NULL, disclosures BLOB
     );
     CREATE TABLE nodes (
         level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
@@ -61,10 +62,6 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE attestations (
         keyid TEXT PRIMARY KEY, identifier BLOB NOT NULL, attestation BLOB NOT NULL
     );
-    CREATE TABLE disclosures (
-        record_id TEXT NOT NULL, name TEXT NOT NULL, salt BLOB NOT NULL, value BLOB NOT NULL,
-        PRIMARY KEY (record_id, name)
-    ) WITHOUT ROWID;
     CREATE TABLE chains (digest BLOB PRIMARY KEY, chain BLOB NOT NULL);
     CREATE TABLE checkpoints (
         size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, note BLOB NOT NULL

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 _F = TraceFailure
+_NONE: Mapping[str, Disclosure] = {}
 Known = Callable[[VerifiedIdentity], None]
 
 
@@ -243,7 +244,7 @@ class LogVerifier:
         *,
         stored_leaf: bytes | None = None,
         stored_id: str | None = None,
-        disclosures: Mapping[str, Disclosure] | None = None,
+        disclosures: Mapping[str, Disclosure] | Callable[[], Mapping[str, Disclosure]] = (_NONE),
     ) -> TraceRecord:
         """Verify the record at log position `index` (the next one); return it. `stored_leaf`
         and `stored_id` are what the log's index says (they must agree with the record)."""
@@ -255,7 +256,8 @@ class LogVerifier:
             if stored_leaf is not None and stored_leaf != leaf:
                 raise TraceError(_F.LEAF_MISMATCH)
             record, payload, signature, keyid = open_envelope(envelope)
-            self._check_record(record, payload, signature, keyid, disclosures or {})
+            held = disclosures() if callable(disclosures) else disclosures
+            self._check_record(record, payload, signature, keyid, held)
             if stored_id is not None and stored_id != record.id:
                 raise TraceError(_F.LEAF_MISMATCH, f"filed under id {stored_id}")
         except TraceError as exc:
