@@ -34,7 +34,7 @@ from troth.trace.verify import verify_log
 
 NOW = 1_790_000_000
 _US = 1e6
-_THREADS = 32
+_THREADS = 16
 
 CONTENT = RecordContent(
     Kind.TOOL_INVOCATION,
@@ -46,7 +46,7 @@ CONTENT = RecordContent(
 
 
 def _recorders(node: Node, log: TraceLog, clock: FixedClock, count: int) -> list[TraceRecorder]:
-    created = node.identities.create_many(count, now=NOW, name_prefix="agent")
+    created = node.identities.create_many(count, now=NOW, name_prefix=f"agent{os.urandom(4).hex()}")
     identities = node.identities
     return [
         TraceRecorder(log, identities.signer(local.name or "", now=NOW), clock=clock)
@@ -85,11 +85,13 @@ def _append(quick: bool) -> list[Measurement]:
         clock = FixedClock(NOW)
         with open_node("bench", home=home) as node, open_node_log(node, clock=clock) as log:
             recorders = _recorders(node, log, clock, _THREADS)
-            for name, batch, description in (
-                ("trace.append.concurrent", 1, f"{_THREADS} agents, one record per append"),
-                ("trace.append.batched", 16, f"{_THREADS} agents, 16 records per append"),
+            for name, agents, batch in (
+                ("trace.append.concurrent", _THREADS, 1),
+                ("trace.append.batched", 2, 128),
             ):
-                subject = _concurrently(recorders, batch)
+                description = f"{agents} agents (threads), {batch} record(s) per append call"
+                subject = _concurrently(recorders[:agents], batch)
+                size_before, commits_before = log.size(), log.commits
                 value, floor = measure_pair(subject, ed25519_sign_loop(1), n=n, rounds=rounds)
                 rate, floor_rate = 1 / value, 1 / floor
                 ratio = rate / floor_rate
@@ -106,7 +108,10 @@ def _append(quick: bool) -> list[Measurement]:
                         {
                             "appenders": description,
                             "durability": "each commit fsynced (WAL, synchronous=FULL)",
-                            "log_size": log.size(),
+                            "records_per_commit": round(
+                                (log.size() - size_before) / max(1, log.commits - commits_before),
+                                1,
+                            ),
                         },
                     )
                 )

@@ -18,9 +18,11 @@ does not hold or that does not match (CHAIN_MISMATCH).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -121,7 +123,9 @@ def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
 
 
 class _Pending:
-    __slots__ = ("chain", "done", "error", "receipt", "record")
+    """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
+
+    __slots__ = ("chain", "done", "error", "gate", "receipt", "record")
 
     def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
         self.record = record
@@ -129,6 +133,12 @@ class _Pending:
         self.done = False
         self.receipt: Receipt | None = None
         self.error: BaseException | None = None
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already open: the waiter looks again anyway
+            self.gate.release()
 
     def result(self) -> Receipt:
         if self.error is not None:
@@ -168,8 +178,12 @@ class TraceLog:
         self.store = store
         self.clock = clock
         self._signer = signer
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
         self._queue: deque[_Pending] = deque()
+        self._exclusive_waiters: deque[threading.Lock] = deque()
+        self._last_batch = 0
+        self.commits = 0
+        """How many group commits this object made (statistics)."""
         self._leader = False
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
@@ -242,43 +256,63 @@ class TraceLog:
 
     def enqueue(self, record: VerifiedRecord, *, chain: bytes | None = None) -> _Pending:
         """Queue `record` behind every record queued before it (per-agent order is queue
-        order); `wait` for it, then read `result()`."""
+        order). The caller must then `wait` for it (the lead passes to the oldest queued
+        record's waiter) and read `result()`."""
         pending = _Pending(record, chain)
-        with self._cond:
+        with self._mutex:
             self._queue.append(pending)
         return pending
 
     def wait(self, pending: _Pending) -> None:
-        """Return once `pending` is committed or refused, leading commits when none runs."""
-        with self._cond:
-            while not pending.done and self._leader:
-                self._cond.wait()
-            if pending.done:
-                return
-            self._leader = True
+        """Return once `pending` is committed or refused, leading commits when none runs: the
+        leader commits every queued record (up to MAX_TRACE_BATCH at a time) until its own is
+        done, opens each committed record's gate, and hands the lead to the oldest record still
+        queued."""
+        while True:
+            with self._mutex:
+                if pending.done:
+                    return
+                if not self._leader:
+                    self._leader = True
+                    break
+            pending.gate.acquire()
         try:
             while not pending.done:
-                with self._cond:
+                if self._last_batch > 1:  # others append too: let them queue before committing
+                    time.sleep(0)
+                with self._mutex:
                     count = min(len(self._queue), limits.MAX_TRACE_BATCH)
                     batch = [self._queue.popleft() for _ in range(count)]
+                self._last_batch = count
+                self.commits += 1
                 self._commit(batch)
         finally:
-            with self._cond:
-                self._leader = False
-                self._cond.notify_all()
+            self._release_lead()
+
+    def _release_lead(self) -> None:
+        with self._mutex:
+            self._leader = False
+            if self._exclusive_waiters:  # a checkpoint waits: rare, and it goes first
+                self._exclusive_waiters.popleft().release()
+            elif self._queue:
+                self._queue[0].wake()
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._leader:
-                self._cond.wait()
-            self._leader = True
+        """Hold the lead without a record (to sign a checkpoint)."""
+        while True:
+            with self._mutex:
+                if not self._leader:
+                    self._leader = True
+                    break
+                gate = threading.Lock()
+                gate.acquire()
+                self._exclusive_waiters.append(gate)
+            gate.acquire()
         try:
             yield
         finally:
-            with self._cond:
-                self._leader = False
-                self._cond.notify_all()
+            self._release_lead()
 
     def _commit(self, batch: list[_Pending]) -> None:
         now = self.clock.now()
@@ -335,6 +369,7 @@ class TraceLog:
         finally:
             for pending in batch:
                 pending.done = True
+                pending.wake()
 
     @staticmethod
     def _taken(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
