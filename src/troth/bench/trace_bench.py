@@ -46,7 +46,7 @@ CONTENT = RecordContent(
 
 
 def _recorders(node: Node, log: TraceLog, clock: FixedClock, count: int) -> list[TraceRecorder]:
-    created = node.identities.create_many(count, now=NOW, name_prefix=f"agent{os.urandom(4).hex()}")
+    created = node.identities.create_many(count, now=NOW, name_prefix="agent")
     identities = node.identities
     return [
         TraceRecorder(log, identities.signer(local.name or "", now=NOW), clock=clock)
