@@ -139,7 +139,7 @@ def _verify_floor(count: int, envelope: bytes, payload: bytes) -> Callable[[int]
 
 
 def _verify_and_prove(quick: bool) -> list[Measurement]:
-    size = 10_000 if quick else 100_000
+    size = 2_000 if quick else 100_000
     rounds = 1 if quick else 3
     results = []
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from collections.abc import Generator, Mapping
 from contextlib import nullcontext
@@ -123,7 +124,7 @@ def verify(
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 report = verify_log(log, anchor=anchor, known=node.identities.check_known)
                 if anchor_file is not None and report.checkpoint is not None:
-                    anchor_file.write_bytes(report.checkpoint.note)
+                    _keep(anchor_file, report.checkpoint.note)
     except TraceError as exc:
         _invalid(reporter, exc)
     data_out = report.to_json()
@@ -136,6 +137,16 @@ def verify(
     reporter.result(data_out, text)
     if require_anchor and status != "valid":
         sys.exit(EXIT_INVALID)
+
+
+def _keep(path: Path, note: bytes) -> None:
+    """Replace the kept checkpoint atomically (a crash leaves the old one or the new one)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as file:
+        file.write(note)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def _lines(path: str) -> Generator[bytes, None, None]:

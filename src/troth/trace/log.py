@@ -167,6 +167,8 @@ class _Batch:
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     escalations: dict[str, TraceRecord] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
+    new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
+    new_chains: set[bytes] = field(default_factory=set)
 
 
 class TraceLog:
@@ -358,6 +360,8 @@ class TraceLog:
                         )
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
             self._frontier = frontier
+            self._known_keys |= state.new_keys
+            self._known_chains |= state.new_chains
         except BaseException as exc:
             self._frontier = None
             error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
@@ -433,14 +437,15 @@ class TraceLog:
                 f"key of change {verified.epoch.change}, the log holds change {current}",
                 record=record.id,
             )
-        if verified.epoch.keyid not in self._known_keys:
+        keyid = verified.epoch.keyid
+        if keyid not in self._known_keys and keyid not in state.new_keys:
             conn.execute(
                 "INSERT OR IGNORE INTO attestations VALUES (?, ?, ?)",
-                (verified.epoch.keyid, agent, verified.attestation),
+                (keyid, agent, verified.attestation),
             )
-            self._known_keys.add(verified.epoch.keyid)
+            state.new_keys.add(keyid)
         if record.authority is not None:
-            self._keep_chain(conn, record.authority.chain, record.authority.at, pending.chain)
+            self._keep_chain(state, record.authority.chain, record.authority.at, pending.chain)
         if record.kind is Kind.RESOLUTION:
             check_resolution(record, self._escalation(state, record.links.parent))
         if record.kind is Kind.ESCALATION:
@@ -460,19 +465,19 @@ class TraceLog:
         ).fetchone()
         return None if row is None else open_envelope(bytes(row[0]))[0]
 
-    def _keep_chain(
-        self, conn: sqlite3.Connection, digest: bytes, at: str, chain: bytes | None
-    ) -> None:
+    def _keep_chain(self, state: _Batch, digest: bytes, at: str, chain: bytes | None) -> None:
+        known = digest in self._known_chains or digest in state.new_chains
         if chain is not None:
             if sha256(chain) != digest:
                 raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
-            if digest not in self._known_chains:
-                conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (digest, chain))
-                self._known_chains.add(digest)
-        elif at == "log" and digest not in self._known_chains:
-            if conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone() is None:
+            if not known:
+                state.conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (digest, chain))
+                state.new_chains.add(digest)
+        elif at == "log" and not known:
+            row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
                 raise TraceError(_F.CHAIN_MISMATCH, "names a chain the log does not hold")
-            self._known_chains.add(digest)
+            state.new_chains.add(digest)
 
     def _observe(self, state: _Batch, identity: VerifiedIdentity) -> int:
         """Store-or-extend `identity`'s history; return the index of the newest change the

@@ -78,7 +78,7 @@ TROTH_ESCALATION_TO: Final = "troth.escalation.to"
 
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
-_SCOPE: Final = "troth.trace"
+_RESOURCE: Final = Resource.create({"service.name": "troth"})
 
 
 def _derived(label: bytes, text: str, size: int) -> int:
@@ -154,7 +154,7 @@ def record_span(record: TraceRecord, *, index: int, record_hash: bytes) -> Reada
         name=name,
         context=context,
         parent=parent,
-        resource=Resource.create({"service.name": "troth"}),
+        resource=_RESOURCE,
         attributes=attributes,
         kind=SpanKind.INTERNAL,
         status=Status(StatusCode.ERROR) if failed else Status(StatusCode.UNSET),
