@@ -12,7 +12,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
@@ -76,45 +77,51 @@ def _concurrently(recorders: list[TraceRecorder], batch: int) -> Callable[[int],
     return run
 
 
-def _append(quick: bool) -> list[Measurement]:
-    n, rounds = (800, 2) if quick else (4000, 5)
-    results = []
+@contextmanager
+def _bench_log() -> Iterator[tuple[TraceLog, list[TraceRecorder]]]:
+    """A fresh node's trace log and the recorders of its agents."""
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
         home = Path(tmp)
         init_node("bench", home=home)
         clock = FixedClock(NOW)
         with open_node("bench", home=home) as node, open_node_log(node, clock=clock) as log:
-            recorders = _recorders(node, log, clock, _THREADS)
-            for name, agents, batch in (
-                ("trace.append.concurrent", _THREADS, 1),
-                ("trace.append.batched", 2, 128),
-            ):
-                description = f"{agents} agents (threads), {batch} record(s) per append call"
-                subject = _concurrently(recorders[:agents], batch)
-                size_before, commits_before = log.size(), log.commits
-                value, floor = measure_pair(subject, ed25519_sign_loop(1), n=n, rounds=rounds)
-                rate, floor_rate = 1 / value, 1 / floor
-                ratio = rate / floor_rate
-                results.append(
-                    Measurement(
-                        name,
-                        rate,
-                        "records/s",
-                        "floor: raw Ed25519 signatures per second (one thread)",
-                        floor_rate,
-                        ratio,
-                        ">= 0.5x",
-                        ratio >= 0.5,
-                        {
-                            "appenders": description,
-                            "durability": "each commit fsynced (WAL, synchronous=FULL)",
-                            "records_per_commit": round(
-                                (log.size() - size_before) / max(1, log.commits - commits_before),
-                                1,
-                            ),
-                        },
-                    )
+            yield log, _recorders(node, log, clock, _THREADS)
+
+
+def _append(quick: bool) -> list[Measurement]:
+    n, rounds = (800, 2) if quick else (4000, 5)
+    results = []
+    with _bench_log() as (log, recorders):
+        for name, agents, batch in (
+            ("trace.append.concurrent", _THREADS, 1),
+            ("trace.append.batched", 2, 128),
+        ):
+            description = f"{agents} agents (threads), {batch} record(s) per append call"
+            subject = _concurrently(recorders[:agents], batch)
+            size_before, commits_before = log.size(), log.commits
+            value, floor = measure_pair(subject, ed25519_sign_loop(1), n=n, rounds=rounds)
+            rate, floor_rate = 1 / value, 1 / floor
+            ratio = rate / floor_rate
+            results.append(
+                Measurement(
+                    name,
+                    rate,
+                    "records/s",
+                    "floor: raw Ed25519 signatures per second (one thread)",
+                    floor_rate,
+                    ratio,
+                    ">= 0.5x",
+                    ratio >= 0.5,
+                    {
+                        "appenders": description,
+                        "durability": "each commit fsynced (WAL, synchronous=FULL)",
+                        "records_per_commit": round(
+                            (log.size() - size_before) / max(1, log.commits - commits_before),
+                            1,
+                        ),
+                    },
                 )
+            )
     return results
 
 
@@ -142,41 +149,36 @@ def _verify_and_prove(quick: bool) -> list[Measurement]:
     size = 2_000 if quick else 100_000
     rounds = 1 if quick else 3
     results = []
-    with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
-        home = Path(tmp)
-        init_node("bench", home=home)
-        clock = FixedClock(NOW)
-        with open_node("bench", home=home) as node, open_node_log(node, clock=clock) as log:
-            recorders = _recorders(node, log, clock, _THREADS)
-            _concurrently(recorders, 256)(size)
-            while log.size() < size:
-                recorders[0].record(CONTENT)
-            checkpoint = log.checkpoint()
-            sample = next(iter(log.stored()))
-            payload = hashlib.sha256(sample.envelope).digest()  # (size only matters)
-            floor_batch = _verify_floor(size, sample.envelope, payload * 20)
+    with _bench_log() as (log, recorders):
+        _concurrently(recorders, 256)(size)
+        while log.size() < size:
+            recorders[0].record(CONTENT)
+        checkpoint = log.checkpoint()
+        sample = next(iter(log.stored()))
+        payload = hashlib.sha256(sample.envelope).digest()  # (size only matters)
+        floor_batch = _verify_floor(size, sample.envelope, payload * 20)
 
-            def subject(n: int) -> None:
-                for _ in range(n // size):
-                    verify_log(log)
+        def subject(n: int) -> None:
+            for _ in range(n // size):
+                verify_log(log)
 
-            value, floor = measure_pair(subject, floor_batch, n=size, rounds=rounds)
-            ratio = value / floor
-            target, ok = ratio_target(ratio, 2.0)
-            results.append(
-                Measurement(
-                    f"trace.verify.{size // 1000}k",
-                    value * size,
-                    "s/log",
-                    "floor: per record 1 Ed25519 key load + verify and 5 SHA-256",
-                    floor * size,
-                    ratio,
-                    target,
-                    ok,
-                    {"records": checkpoint.size, "agents": _THREADS},
-                )
+        value, floor = measure_pair(subject, floor_batch, n=size, rounds=rounds)
+        ratio = value / floor
+        target, ok = ratio_target(ratio, 2.0)
+        results.append(
+            Measurement(
+                f"trace.verify.{size // 1000}k",
+                value * size,
+                "s/log",
+                "floor: per record 1 Ed25519 key load + verify and 5 SHA-256",
+                floor * size,
+                ratio,
+                target,
+                ok,
+                {"records": checkpoint.size, "agents": _THREADS},
             )
-            results.extend(_proofs(log, checkpoint.size, checkpoint.root))
+        )
+        results.extend(_proofs(log, checkpoint.size, checkpoint.root))
     return results
 
 

@@ -130,7 +130,15 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
 class SqliteDatabase:
     """A SQLite file with troth's schema; `transaction()` is the unit of work."""
 
-    def __init__(self, path: str | Path, durability: Durability = "normal") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        durability: Durability = "normal",
+        migrations: tuple[str, ...] = _MIGRATIONS,
+    ) -> None:
+        """Open (creating and migrating) the database; `migrations` is the schema of a file
+        other than node.db (the trace log's)."""
+        self._migrations = migrations
         if durability not in ("normal", "full"):
             raise ConfigError(f"unknown durability {durability!r} (normal or full)")
         self.path = Path(path)
@@ -230,12 +238,12 @@ class SqliteDatabase:
         conn = self.connection()
         with self.transaction():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(_MIGRATIONS):
+            if version > len(self._migrations):
                 raise ConfigError(
-                    f"{self.path} has schema {version}; this troth knows {len(_MIGRATIONS)}"
+                    f"{self.path} has schema {version}; this troth knows {len(self._migrations)}"
                 )
-            for number in range(version, len(_MIGRATIONS)):
-                for statement in _MIGRATIONS[number].split(";"):
+            for number in range(version, len(self._migrations)):
+                for statement in self._migrations[number].split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")

@@ -43,11 +43,12 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier, Signer, VerifiedIdentity, change_hashes, check_extends
+from troth.storage import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
 from troth.trace.record import REDACTABLE, Disclosure, Kind, TraceRecord, check_resolution
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
-from troth.trace.store import NODE_LEVEL_STRIDE, TraceStore
+from troth.trace.store import NODE_LEVEL_STRIDE, open_trace_store
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -175,7 +176,7 @@ class TraceLog:
     """One trace log (`store`), appended to by any number of threads and processes."""
 
     def __init__(
-        self, store: TraceStore, *, clock: Clock, signer: SignerSource | None = None
+        self, store: SqliteDatabase, *, clock: Clock, signer: SignerSource | None = None
     ) -> None:
         self.store = store
         self.clock = clock
@@ -197,7 +198,7 @@ class TraceLog:
     ) -> TraceLog:
         """Open (creating it if needed) the log stored at `path`. With `signer`, the log is
         bound to that identity on first use and refuses another one later."""
-        log = cls(TraceStore(path), clock=clock, signer=signer)
+        log = cls(open_trace_store(path), clock=clock, signer=signer)
         if signer is not None:
             wanted = signer(clock.now()).identity.identifier
             if log._bind(wanted) != wanted:
@@ -218,7 +219,8 @@ class TraceLog:
 
     def _bind(self, identifier: Identifier) -> Identifier:
         """Record `identifier` as the log identity unless one is recorded; return the one."""
-        with self.store.write() as conn:
+        with self.store.transaction():
+            conn = self.store.connection()
             row = conn.execute("SELECT value FROM meta WHERE name = 'log_identity'").fetchone()
             if row is not None:
                 return Identifier(bytes(row[0]))
@@ -320,7 +322,8 @@ class TraceLog:
         now = self.clock.now()
         frontier: Frontier | None = None
         try:
-            with self.store.write() as conn:
+            with self.store.transaction():
+                conn = self.store.connection()
                 frontier = self._load_frontier(conn).copy()
                 state = _Batch(conn)
                 state.taken = self._taken(conn, [p.record.record.id for p in batch])
@@ -523,7 +526,8 @@ class TraceLog:
         now = self.clock.now()
         signer = self._signer(now)
         epoch = resolve_key(signer.identity, signer.attestation)
-        with self._exclusive(), self.store.write() as conn:
+        with self._exclusive(), self.store.transaction():
+            conn = self.store.connection()
             frontier = self._load_frontier(conn)
             self._frontier = frontier
             size, root = frontier.size, frontier.root()
@@ -652,7 +656,8 @@ class TraceLog:
         """Delete a disclosed value (the record and its commitment stay); True if one was held.
         The page is overwritten (secure_delete) and the WAL, which still holds the old page,
         is checkpointed and truncated; raises StorageError if a reader keeps it from that."""
-        with self.store.write() as conn:
+        with self.store.transaction():
+            conn = self.store.connection()
             conn.execute("PRAGMA secure_delete = ON")
             row = conn.execute(
                 "SELECT disclosures FROM leaves WHERE record_id = ?", (record_id,)
@@ -671,13 +676,12 @@ class TraceLog:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The proof that record `index` is in the tree of the first `size` records."""
-        with self.store.read() as conn:
-            return inclusion_proof(index, size, _Reader(conn).perfect)
+        # stored subtrees never change once written: no snapshot needed below the size
+        return inclusion_proof(index, size, _Reader(self.store.connection()).perfect)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """The proof that the tree of `size1` records is a prefix of the one of `size2`."""
-        with self.store.read() as conn:
-            return consistency_proof(size1, size2, _Reader(conn).perfect)
+        return consistency_proof(size1, size2, _Reader(self.store.connection()).perfect)
 
 
 class _Reader:
@@ -713,7 +717,7 @@ class _Reader:
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     """The trace log of `node` (`<node dir>/trace.db`), its checkpoints signed by the node's
     log identity: an unnamed local identity created on first use (Ed25519)."""
-    log = TraceLog(TraceStore(node.path / LOG_FILE), clock=clock)
+    log = TraceLog(open_trace_store(node.path / LOG_FILE), clock=clock)
     row = log.store.fetch_one("SELECT value FROM meta WHERE name = 'log_identity'")
     if row is None:
         created = node.identities.create(now=clock.now()).identifier
