@@ -55,24 +55,27 @@ def _recorders(node: Node, log: TraceLog, clock: FixedClock, count: int) -> list
     ]
 
 
-def _concurrently(recorders: list[TraceRecorder], batch: int) -> Callable[[int], None]:
-    """n appends spread over the recorders' threads, each appending `batch` at a time."""
+def _concurrently(recorders: list[TraceRecorder], batch: int) -> Callable[[int], float]:
+    """About n appends spread over the recorders' threads, each appending `batch` at a time;
+    returns the seconds per record actually appended."""
 
-    def run(n: int) -> None:
-        share = max(batch, n // len(recorders))
+    def run(n: int) -> float:
+        calls = max(1, n // (len(recorders) * batch))
 
         def work(recorder: TraceRecorder) -> None:
-            for _ in range(share // batch):
+            for _ in range(calls):
                 if batch == 1:
                     recorder.record(CONTENT)
                 else:
                     recorder.record_many([CONTENT] * batch)
 
         threads = [threading.Thread(target=work, args=(r,)) for r in recorders]
+        start = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        return (time.perf_counter() - start) / (calls * batch * len(recorders))
 
     return run
 
@@ -150,10 +153,11 @@ def _verify_and_prove(quick: bool) -> list[Measurement]:
     rounds = 1 if quick else 3
     results = []
     with _bench_log() as (log, recorders):
-        _concurrently(recorders, 256)(size)
+        _concurrently(recorders, max(1, min(256, size // len(recorders))))(size)
         while log.size() < size:
             recorders[0].record(CONTENT)
         checkpoint = log.checkpoint()
+        size = checkpoint.size
         sample = next(iter(log.stored()))
         payload = hashlib.sha256(sample.envelope).digest()  # (size only matters)
         floor_batch = _verify_floor(size, sample.envelope, payload * 20)

@@ -1,12 +1,13 @@
 """Recording as an agent: number, date, sign and append records, keeping the agent's chain.
 
-`TraceRecorder.record(content)` is the one call an agent (or a gate, a broker, a span processor)
-makes per step: it takes the next seq and the previous record's hash, signs with the agent's
-signing key and returns once the log has the record durably. Records of one recorder enter the
-log in the order they were signed, whatever the threads. A second writer for the same agent (another
-process) makes the log refuse one of them (CHAIN_BROKEN): the recorder then reloads the chain
-head from the log and signs again, as it does once after a rotation (ATTESTATION_STALE) with a
-renewed signer.
+`TraceRecorder.record(content)` is the one call an agent (or a gate, a broker, a span
+processor) makes per step: it takes the next seq and the previous record's hash, signs with the
+agent's signing key and returns once the log has the record durably. Records of one recorder
+enter the log in the order they were signed, whatever the threads. A second writer for the same
+agent (another process) makes the log refuse one of them (CHAIN_BROKEN): the recorder then
+reloads the chain head from the log and signs again, as it does after a rotation the log knew
+first (ATTESTATION_STALE), with a signer asked afresh. Given a signer source, it asks it again
+every 60 s and after `renew()`, so a rotation elsewhere is picked up.
 
 Decision traces: `escalate` (the agent asks a human, naming who) and `resolve` (the human's own
 recorder: the outcome, what they considered and why, linked to the escalation).
@@ -62,7 +63,8 @@ class TraceRecorder:
 
     def record(self, content: RecordContent, *, chain: bytes | None = None) -> Receipt:
         """Sign `content` as the next record of this agent and append it (durably)."""
-        for attempt in range(_ATTEMPTS):
+        attempt = 0
+        while True:
             with self._lock:
                 pending = self.log.enqueue(self._sign(content, renew=attempt > 0), chain=chain)
             self.log.wait(pending)
@@ -72,9 +74,9 @@ class TraceRecorder:
                 with self._lock:
                     self._head_loaded = False  # what the log holds decides the next seq
                 retried = isinstance(exc, TraceError) and exc.reason in _RETRIED
-                if not retried or attempt + 1 == _ATTEMPTS:
+                attempt += 1
+                if not retried or attempt >= _ATTEMPTS:
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def record_many(self, contents: Sequence[RecordContent]) -> list[Receipt]:
         """Sign and append several records in as few commits as possible (all or the first
