@@ -25,13 +25,15 @@
     │   └── Unreachable        the next hop could not be reached (connection refused, timed out)
     ├── Denied                 the node's access decision refused a request (`reasons` say who
     │                          refused whom and why)
+    ├── TraceError             a trace record, proof, checkpoint or log is invalid, or the log
+    │                          refused an append (reason + log index + record id)
     ├── RemoteError            a service answered a request with an error
     └── SecretError            the secrets broker refused or failed: a lease, a token, an
                                engine, the audit (reason)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, PolicyError, ConflictError, Denied, SecretError); 2 usage
-(bad arguments, NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError,
+CredentialError, AuthorityError, PolicyError, ConflictError, Denied, SecretError, TraceError);
+2 usage (bad arguments, NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError,
 Unreachable, a channel timeout).
 """
 
@@ -65,6 +67,8 @@ __all__ = [
     "SecretError",
     "SecretFailure",
     "StorageError",
+    "TraceError",
+    "TraceFailure",
     "TrothError",
     "Unreachable",
     "UnsupportedKeyType",
@@ -361,3 +365,65 @@ class SecretError(TrothError):
         self.reason = reason
         self.detail = detail
         super().__init__(reason.value + (f" ({detail})" if detail else ""))
+
+
+class TraceFailure(enum.Enum):
+    """Why a trace record, proof, checkpoint or log was refused (docs/traces.md)."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_TYPE = "unknown type tag"
+    UNKNOWN_VERSION = "unknown version"
+    OVER_LIMIT = "over a limit"
+    UNKNOWN_KEY = "signing key not in the bundle"
+    MISSING_HISTORY = "no change history for the signer"
+    SIGNER_INVALID = "signer identity invalid"
+    ATTESTATION_INVALID = "signing-key attestation invalid"
+    ATTESTATION_STALE = "signing key attested under an older change"
+    KEY_RETIRED = "signed by a key after its retirement"
+    BAD_SIGNATURE = "bad signature"
+    CHAIN_BROKEN = "per-agent chain broken"
+    REPLAYED = "record already in the log"
+    TIME_REVERSED = "record dated before the agent's previous record"
+    TIME_OUT_OF_RANGE = "record time outside the log's window"
+    LEAF_MISMATCH = "record bytes differ from those appended"
+    ROOT_MISMATCH = "Merkle root does not match the checkpoint"
+    PROOF_INVALID = "proof does not verify"
+    CHECKPOINT_INVALID = "checkpoint invalid"
+    TRUNCATED = "log is shorter than the anchored checkpoint"
+    FORKED = "checkpoint of the anchored size with another root"
+    INCONSISTENT = "checkpoint not consistent with the anchored one"
+    DISCLOSURE_MISMATCH = "disclosed value does not match the record"
+    CHAIN_MISMATCH = "delegation chain does not match the record"
+    LINK_INVALID = "linked record missing or of the wrong kind"
+
+
+class TraceError(TrothError):
+    """A trace was refused: `reason`, and where: `index` (0-based log index) and `record` (the
+    record id) when known."""
+
+    def __init__(
+        self,
+        reason: TraceFailure,
+        detail: str = "",
+        *,
+        index: int | None = None,
+        record: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.index = index
+        self.record = record
+        place = [] if index is None else [f"record {index}"]
+        if record is not None:
+            place.append(f"id {record}")
+        where = f"{', '.join(place)}: " if place else ""
+        super().__init__(f"{where}{reason.value}" + (f" ({detail})" if detail else ""))
+
+    def located(self, *, index: int | None, record: str | None) -> TraceError:
+        """The same failure, at a log position (when the raiser did not know it)."""
+        return TraceError(
+            self.reason,
+            self.detail,
+            index=self.index if index is None else index,
+            record=self.record if record is None else record,
+        )

@@ -182,3 +182,25 @@ MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
 """Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
 MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
 """Longest a policy bundle may be valid (issued_at to expires_at)."""
+
+# -- traces (troth.trace) ---------------------------------------------------------------------
+MAX_TRACE_PAYLOAD_BYTES: Final = 16 * 1024
+"""Largest trace record payload (canonical JSON): it holds digests, ids and short texts, never
+the values behind them (those travel as disclosures)."""
+MAX_TRACE_ENVELOPE_BYTES: Final = 24 * 1024
+"""Largest DSSE envelope of a trace record (its payload in base64, one signature)."""
+MAX_TRACE_TEXT: Final = 256
+"""Longest text field of a trace record (tool name, ids, outcome, revision; characters)."""
+MAX_TRACE_POLICY_IDS: Final = 64
+"""Most deciding policy ids one record names."""
+MAX_TRACE_DISCLOSURE_BYTES: Final = 256 * 1024
+"""Largest disclosed value of one redactable field (its canonical JSON)."""
+MAX_TRACE_LINE_BYTES: Final = 2 * 1024 * 1024
+"""Largest exported JSONL line or proof bundle a verifier reads (a record, its disclosures,
+proof, checkpoint and the signers' histories)."""
+MAX_TRACE_CHECKPOINT_BYTES: Final = 4096
+"""Largest checkpoint note (C2SP signed note) a verifier reads."""
+MAX_TRACE_PROOF_HASHES: Final = 64
+"""Most hashes in an inclusion or consistency proof (a tree of 2^63 leaves needs 63)."""
+MAX_TRACE_BATCH: Final = 1024
+"""Most records one group commit writes (more wait for the next commit)."""

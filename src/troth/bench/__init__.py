@@ -7,6 +7,7 @@ from troth.bench.harness import Case, Measurement, select
 from troth.bench.identity_bench import CASES as IDENTITY_CASES
 from troth.bench.secrets_bench import CASES as SECRET_CASES
 from troth.bench.service_bench import CASES as SERVICE_CASES
+from troth.bench.trace_bench import CASES as TRACE_CASES
 
 ALL_CASES: list[Case] = [
     *IDENTITY_CASES,
@@ -15,6 +16,7 @@ ALL_CASES: list[Case] = [
     *SERVICE_CASES,
     *SECRET_CASES,
     *GATE_CASES,
+    *TRACE_CASES,
 ]
 
 __all__ = ["ALL_CASES", "Case", "Measurement", "select"]

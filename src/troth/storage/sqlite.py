@@ -177,7 +177,11 @@ class SqliteDatabase:
         durability: Durability = "normal",
         *,
         busy_timeout: float | None = None,
+        migrations: tuple[str, ...] = _MIGRATIONS,
     ) -> None:
+        """Open (creating and migrating) the database; `migrations` is the schema of a file
+        other than node.db (the trace log's)."""
+        self._migrations = migrations
         if durability not in ("normal", "full"):
             raise ConfigError(f"unknown durability {durability!r} (normal or full)")
         self.path = Path(path)
@@ -355,16 +359,16 @@ class SqliteDatabase:
             version = self._when_free(lambda: _schema_version(conn), "read")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read {self.path}: {exc}") from exc
-        if version == len(_MIGRATIONS):
+        if version == len(self._migrations):
             return
         with self.transaction():
             version = _schema_version(conn)
-            if version > len(_MIGRATIONS):
+            if version > len(self._migrations):
                 raise ConfigError(
-                    f"{self.path} has schema {version}; this troth knows {len(_MIGRATIONS)}"
+                    f"{self.path} has schema {version}; this troth knows {len(self._migrations)}"
                 )
-            for number in range(version, len(_MIGRATIONS)):
-                for statement in _MIGRATIONS[number].split(";"):
+            for number in range(version, len(self._migrations)):
+                for statement in self._migrations[number].split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")

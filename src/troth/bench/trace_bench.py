@@ -1,0 +1,239 @@
+"""Trace benchmarks: durable signed appends against the raw Ed25519 signing rate, verifying a
+100,000-record log against its floor (signature verifications and hashes), and proofs.
+
+The appends run on a node's trace log (`synchronous = FULL`: each commit fsynced) from several
+agents at once, so group commit shares the commits, as a busy log would."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
+from troth.clock import FixedClock
+from troth.crypto.bench_floor import ed25519_sign_loop, ed25519_verify_loop
+from troth.node import Node, init_node, open_node
+from troth.trace import (
+    Decision,
+    Kind,
+    Links,
+    RecordContent,
+    ToolCall,
+    TraceLog,
+    TraceRecorder,
+    open_node_log,
+)
+from troth.trace.merkle import verify_inclusion
+from troth.trace.verify import verify_log
+
+NOW = 1_790_000_000
+_US = 1e6
+_THREADS = 16
+
+CONTENT = RecordContent(
+    Kind.TOOL_INVOCATION,
+    tool=ToolCall("refund", "call_1"),
+    values={"args": '{"order_id":"o1","amount":20}', "result": "ok"},
+    decision=Decision("allow", "7", ("refund",)),
+    links=Links(conversation="conv-1"),
+)
+
+
+def _recorders(node: Node, log: TraceLog, clock: FixedClock, count: int) -> list[TraceRecorder]:
+    created = node.identities.create_many(count, now=NOW, name_prefix="agent")
+    identities = node.identities
+    return [
+        TraceRecorder(log, identities.signer(local.name or "", now=NOW), clock=clock)
+        for local in created
+    ]
+
+
+def _concurrently(recorders: list[TraceRecorder], batch: int) -> Callable[[int], float]:
+    """About n appends spread over the recorders' threads, each appending `batch` at a time;
+    returns the seconds per record actually appended."""
+
+    def run(n: int) -> float:
+        calls = max(1, n // (len(recorders) * batch))
+
+        def work(recorder: TraceRecorder) -> None:
+            for _ in range(calls):
+                if batch == 1:
+                    recorder.record(CONTENT)
+                else:
+                    recorder.record_many([CONTENT] * batch)
+
+        threads = [threading.Thread(target=work, args=(r,)) for r in recorders]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return (time.perf_counter() - start) / (calls * batch * len(recorders))
+
+    return run
+
+
+@contextmanager
+def _bench_log() -> Iterator[tuple[TraceLog, list[TraceRecorder]]]:
+    """A fresh node's trace log and the recorders of its agents."""
+    with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
+        home = Path(tmp)
+        init_node("bench", home=home)
+        clock = FixedClock(NOW)
+        with open_node("bench", home=home) as node, open_node_log(node, clock=clock) as log:
+            yield log, _recorders(node, log, clock, _THREADS)
+
+
+def _append(quick: bool) -> list[Measurement]:
+    n, rounds = (800, 2) if quick else (4000, 5)
+    results = []
+    with _bench_log() as (log, recorders):
+        for name, agents, batch in (
+            ("trace.append.concurrent", _THREADS, 1),
+            ("trace.append.batched", 2, 128),
+        ):
+            description = f"{agents} agents (threads), {batch} record(s) per append call"
+            subject = _concurrently(recorders[:agents], batch)
+            size_before, commits_before = log.size(), log.commits
+            value, floor = measure_pair(subject, ed25519_sign_loop(1), n=n, rounds=rounds)
+            rate, floor_rate = 1 / value, 1 / floor
+            ratio = rate / floor_rate
+            results.append(
+                Measurement(
+                    name,
+                    rate,
+                    "records/s",
+                    "floor: raw Ed25519 signatures per second (one thread)",
+                    floor_rate,
+                    ratio,
+                    ">= 0.5x",
+                    ratio >= 0.5,
+                    {
+                        "appenders": description,
+                        "durability": "each commit fsynced (WAL, synchronous=FULL)",
+                        "records_per_commit": round(
+                            (log.size() - size_before) / max(1, log.commits - commits_before),
+                            1,
+                        ),
+                    },
+                )
+            )
+    return results
+
+
+def _verify_floor(count: int, envelope: bytes, payload: bytes) -> Callable[[int], None]:
+    """Per record: one Ed25519 key load + verification, and the SHA-256s a verifier cannot
+    skip: the leaf, the record hash, one tree node, the two disclosure commitments."""
+    verify = ed25519_verify_loop(1)
+    leaf, node, disclosure = b"\x00" + envelope, b"\x01" + bytes(64), bytes(80)
+    sha = hashlib.sha256
+
+    def batch(n: int) -> None:
+        for _ in range(n // count):
+            verify(count)
+            for _ in range(count):
+                sha(leaf).digest()
+                sha(payload).digest()
+                sha(node).digest()
+                sha(disclosure).digest()
+                sha(disclosure).digest()
+
+    return batch
+
+
+def _verify_and_prove(quick: bool) -> list[Measurement]:
+    size = 2_000 if quick else 100_000
+    rounds = 1 if quick else 3
+    results = []
+    with _bench_log() as (log, recorders):
+        _concurrently(recorders, max(1, min(256, size // len(recorders))))(size)
+        while log.size() < size:
+            recorders[0].record(CONTENT)
+        checkpoint = log.checkpoint()
+        size = checkpoint.size
+        sample = next(iter(log.stored()))
+        payload = hashlib.sha256(sample.envelope).digest()  # (size only matters)
+        floor_batch = _verify_floor(size, sample.envelope, payload * 20)
+
+        def subject(n: int) -> None:
+            for _ in range(n // size):
+                verify_log(log)
+
+        value, floor = measure_pair(subject, floor_batch, n=size, rounds=rounds)
+        ratio = value / floor
+        target, ok = ratio_target(ratio, 2.0)
+        results.append(
+            Measurement(
+                f"trace.verify.{size // 1000}k",
+                value * size,
+                "s/log",
+                "floor: per record 1 Ed25519 key load + verify and 5 SHA-256",
+                floor * size,
+                ratio,
+                target,
+                ok,
+                {"records": checkpoint.size, "agents": _THREADS},
+            )
+        )
+        results.extend(_proofs(log, checkpoint.size, checkpoint.root))
+    return results
+
+
+def _proofs(log: TraceLog, size: int, root: bytes) -> list[Measurement]:
+    indices = [int.from_bytes(os.urandom(4)) % size for _ in range(200)]
+    leaves = {i: log.records(i, i + 1).__next__().leaf for i in indices}
+    start = time.perf_counter()
+    proofs = [log.inclusion_proof(i, size) for i in indices]
+    generate = (time.perf_counter() - start) / len(indices)
+    start = time.perf_counter()
+    for index, proof in zip(indices, proofs, strict=True):
+        verify_inclusion(index, size, leaves[index], proof, root)
+    check = (time.perf_counter() - start) / len(indices)
+    depth = math.ceil(math.log2(size))
+    sha = hashlib.sha256
+    start = time.perf_counter()
+    for _ in range(len(indices)):
+        for _ in range(depth):
+            sha(bytes(65)).digest()
+    floor = (time.perf_counter() - start) / len(indices)
+    start = time.perf_counter()
+    for index in indices:
+        log.consistency_proof(max(1, index), size)
+    consistency = (time.perf_counter() - start) / len(indices)
+    return [
+        Measurement(
+            "trace.proof.inclusion.generate",
+            generate * _US,
+            "us/proof",
+            f"floor: {depth} SHA-256 (a proof's hashes)",
+            floor * _US,
+            generate / floor,
+            extra={"from": "the log's SQLite file (stored subtrees every 4 levels)"},
+        ),
+        Measurement(
+            "trace.proof.inclusion.verify",
+            check * _US,
+            "us/proof",
+            f"floor: {depth} SHA-256",
+            floor * _US,
+            check / floor,
+        ),
+        Measurement(
+            "trace.proof.consistency.generate",
+            consistency * _US,
+            "us/proof",
+            f"floor: {depth} SHA-256",
+            floor * _US,
+            consistency / floor,
+        ),
+    ]
+
+
+CASES = [Case("trace.append", _append), Case("trace.verify", _verify_and_prove)]

@@ -1,0 +1,279 @@
+"""`troth trace ...`: show, verify, prove, export, checkpoint, redact (the node's trace log)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+from collections.abc import Generator, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from troth import limits
+from troth.cli.common import CLOCK, INPUT_FILE, node_option, open_cli_node, read_input
+from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
+from troth.errors import TraceError
+from troth.identity import Identifier
+from troth.node import Node
+from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
+from troth.trace.log import TraceLog, open_node_log
+from troth.trace.record import REDACTABLE
+from troth.trace.verify import verify_log
+from troth.trace.view import TraceNode, trace_tree
+
+
+@click.group(
+    "trace",
+    epilog="""\b
+Example:
+  troth trace show --agent support-agent
+  troth trace verify --checkpoint last.checkpoint
+  troth trace export --format jsonl --out eval.jsonl""",
+)
+def trace_group() -> None:
+    """Signed traces: every step signed by its agent, in a tamper-evident log."""
+
+
+def _names(node: Node) -> dict[Identifier, str]:
+    return {
+        Identifier(r.identifier): r.name for r in node.identities.list_local() if r.name is not None
+    }
+
+
+def _agent(node: Node, ref: str | None) -> Identifier | None:
+    if ref is None:
+        return None
+    if Identifier.looks_like(ref):
+        return Identifier.parse(ref)
+    return Identifier(node.identities.find(ref).identifier)
+
+
+def _invalid(reporter: Reporter, exc: TraceError) -> NoReturn:
+    reporter.fail(
+        exc,
+        EXIT_INVALID,
+        {
+            "valid": False,
+            "reason": exc.reason.value,
+            "index": exc.index,
+            "record": exc.record,
+            "detail": exc.detail,
+        },
+    )
+
+
+def _tree_lines(
+    nodes: list[TraceNode], names: Mapping[Identifier, str], depth: int = 0
+) -> list[str]:
+    lines = []
+    for node in nodes:
+        item = node.to_json(names)
+        parts = [f"#{item['index']}", item["agent"], item["kind"]]
+        if "tool" in item:
+            parts.append(f"tool {item['tool']}")
+        if "decision" in item:
+            policies = ",".join(item["policies"]) or "-"
+            parts.append(f"{item['decision']} by [{policies}] rev {item['bundle'] or '-'}")
+        if "authority" in item:
+            via = " via " + " > ".join(item["delegated_by"]) if item["delegated_by"] else ""
+            parts.append(f"under {item['authority']}{via}")
+        if "escalated_to" in item:
+            parts.append(f"asks {item['escalated_to']}")
+        lines.append("  " * depth + escape_text("  ".join(str(p) for p in parts)))
+        lines.extend(_tree_lines(node.children, names, depth + 1))
+    return lines
+
+
+@trace_group.command("show")
+@click.option("--agent", "agent_ref", help="Only the trees an agent (name or identifier) is in.")
+@node_option
+@json_command
+def show(agent_ref: str | None, node_name: str, reporter: Reporter) -> None:
+    """The trace as a tree: who did what, under whose authority, which policy."""
+    with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
+        names = _names(node)
+        roots = trace_tree(log, agent=_agent(node, agent_ref))
+        reporter.result(
+            [root.to_json(names) for root in roots], "\n".join(_tree_lines(roots, names))
+        )
+
+
+@trace_group.command("verify")
+@click.option(
+    "--checkpoint",
+    "anchor_path",
+    type=click.Path(dir_okay=False),
+    help="The checkpoint this verifier keeps: compared with, then replaced by the newest.",
+)
+@click.option("--file", "file_path", type=INPUT_FILE, help="Verify an export or proof bundle.")
+@click.option("--require-anchor", is_flag=True, help="Exit 1 when the answer is 'unanchored'.")
+@node_option
+@json_command
+def verify(
+    anchor_path: str | None,
+    file_path: str | None,
+    require_anchor: bool,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Every signature, every agent's chain, the Merkle root against the checkpoints; exit 1
+    naming the first bad record and why. Without a kept checkpoint the log is 'unanchored'."""
+    anchor_file = Path(anchor_path) if anchor_path else None
+    anchor = anchor_file.read_bytes() if anchor_file is not None and anchor_file.exists() else None
+    try:
+        if file_path is not None:
+            report: Any = _verify_file(file_path, anchor)
+        else:
+            with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
+                report = verify_log(log, anchor=anchor, known=node.identities.check_known)
+                if anchor_file is not None and report.checkpoint is not None:
+                    _keep(anchor_file, report.checkpoint.note)
+    except TraceError as exc:
+        _invalid(reporter, exc)
+    data_out = report.to_json()
+    status = data_out["status"]
+    text = f"valid: {data_out.get('records', 1)} record(s), {status}"
+    if data_out.get("checkpoint", True) is None:
+        text += " (the log has no checkpoint yet: troth trace checkpoint)"
+    elif status == "unanchored":
+        text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
+    reporter.result(data_out, text)
+    if require_anchor and status != "valid":
+        sys.exit(EXIT_INVALID)
+
+
+def _keep(path: Path, note: bytes) -> None:
+    """Replace the kept checkpoint atomically (a crash leaves the old one or the new one)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as file:
+        file.write(note)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def _lines(path: str) -> Generator[bytes, None, None]:
+    """The lines of a file (`-`: stdin), each read up to MAX_TRACE_LINE_BYTES."""
+    limit = limits.MAX_TRACE_LINE_BYTES
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    try:
+        while line := stream.readline(limit + 1):
+            if len(line) > limit:
+                raise OSError(f"{path}: a line is longer than {limit} bytes")
+            yield line
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _verify_file(path: str, anchor: bytes | None) -> Any:
+    """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it)."""
+    lines = _lines(path)
+    first = next(lines, b"")
+    if first.strip() == b"{":  # an indented bundle: read it whole
+        lines.close()
+        rest = read_input(path, limits.MAX_TRACE_LINE_BYTES, "proof bundle")
+        return verify_bundle(first + rest if path == "-" else rest, anchor=anchor)
+    return verify_export(itertools.chain([first], lines), anchor=anchor)
+
+
+@trace_group.command("prove")
+@click.argument("record_id")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), metavar="FILE", help="Write the bundle here."
+)
+@node_option
+@json_command
+def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporter) -> None:
+    """An offline proof bundle for one record (verify it with: troth trace verify --file)."""
+    with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
+        bundle = prove(log, record_id)
+    text = json.dumps(bundle, indent=2)
+    if out is not None:
+        Path(out).write_text(text + "\n")
+        reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)
+    else:
+        reporter.result(bundle, text)
+
+
+@trace_group.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "otel"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: an evaluation set (records, proofs, checkpoint); otel: OpenTelemetry spans.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), metavar="FILE", help="JSONL file (default: stdout)."
+)
+@click.option("--endpoint", help="OTLP/HTTP endpoint, e.g. http://localhost:4318/v1/traces.")
+@click.option("--agent", "agent_ref", help="Only this agent's records (name or identifier).")
+@node_option
+@json_command
+def export(
+    fmt: str,
+    out: str | None,
+    endpoint: str | None,
+    agent_ref: str | None,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """An evaluation set (JSONL: each line a record, its inclusion proof and the checkpoint) or
+    OpenTelemetry spans (GenAI conventions + troth.*) sent to an OTLP endpoint."""
+    with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
+        agent = _agent(node, agent_ref)
+        if fmt == "otel":
+            if endpoint is None:
+                raise click.UsageError("--format otel needs --endpoint")
+            count = _export_otel(log, endpoint, agent)
+            reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
+            return
+        target: Any = open(out, "w") if out else nullcontext(sys.stdout)  # noqa: SIM115
+        with target as stream:
+            checkpoint = export_jsonl(log, stream, agent=agent)
+        if out is not None:
+            reporter.result({"out": out, "checkpoint": checkpoint.to_json()}, out)
+
+
+def _export_otel(log: TraceLog, endpoint: str, agent: Identifier | None) -> int:
+    from troth.trace.otel import export_otel, otlp_exporter
+
+    return export_otel(log, otlp_exporter(endpoint), agent=None if agent is None else str(agent))
+
+
+@trace_group.command("checkpoint")
+@node_option
+@json_command
+def checkpoint(node_name: str, reporter: Reporter) -> None:
+    """Sign a checkpoint of the log as it is now (C2SP signed note) and print it."""
+    with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
+        signed = log.checkpoint()
+    reporter.result(signed.to_json(), signed.note.decode().rstrip("\n"))
+
+
+@trace_group.command("redact")
+@click.argument("record_id")
+@click.option(
+    "--field",
+    "name",
+    type=click.Choice(REDACTABLE),
+    required=True,
+    help="The field whose value to delete (its salted hash stays in the signed record).",
+)
+@node_option
+@json_command
+def redact(record_id: str, name: str, node_name: str, reporter: Reporter) -> None:
+    """Delete a disclosed value; the record keeps its salted commitment and still verifies."""
+    with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
+        log.find(record_id)
+        removed = log.redact(record_id, name)
+    reporter.result(
+        {"record": record_id, "field": name, "redacted": removed},
+        "redacted" if removed else "nothing to redact",
+    )

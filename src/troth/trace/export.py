@@ -1,0 +1,357 @@
+"""Offline proof bundles and JSONL evaluation sets (docs/traces.md, "Exports").
+
+A proof bundle is one JSON object that proves one record with nothing else at hand:
+
+    {"type": "troth.trace.proof", "version": 1, "index": n,
+     "envelope": the DSSE envelope's exact text (the log leaf), "record": its payload (to read),
+     "disclosures": {field: {"salt", "value"}} (what was not redacted),
+     "proof": [hex, ...] (RFC 9162 inclusion proof in the checkpoint's tree),
+     "checkpoint": the checkpoint note,
+     "signer": {"history": base64, "attestation": base64},
+     "log": {"history": base64, "attestations": [base64, ...]},
+     "chain": base64 (the delegation chain, when the log keeps it)}
+
+`troth trace export --format jsonl` writes one bundle per line, all against one checkpoint, so
+each line verifies alone (shuffled, filtered) and the file as a whole also checks the agents'
+chains where consecutive records are present.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Final
+
+from troth import limits
+from troth.crypto import sha256
+from troth.encoding.ijson import load_json
+from troth.errors import DecodeError, NotFound, TraceError, TraceFailure
+from troth.identity import Identifier, PurposeKeyAttestation
+from troth.trace.checkpoint import (
+    AnchorStatus,
+    Checkpoint,
+    parse_checkpoint,
+    verify_checkpoint,
+)
+from troth.trace.log import TraceLog
+from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
+from troth.trace.record import Disclosure, TraceRecord
+from troth.trace.signing import (
+    check_disclosures,
+    check_signature,
+    keyid_of,
+    open_envelope,
+    resolve_key,
+)
+from troth.trace.verify import Known, check_chain, verify_identity
+
+__all__ = [
+    "BUNDLE_TYPE",
+    "BundleReport",
+    "ExportReport",
+    "export_jsonl",
+    "prove",
+    "verify_bundle",
+    "verify_export",
+]
+
+BUNDLE_TYPE: Final = "troth.trace.proof"
+_VERSION: Final = 1
+_F = TraceFailure
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class _Bundler:
+    """Builds bundles of one log against one checkpoint."""
+
+    def __init__(self, log: TraceLog, checkpoint: Checkpoint) -> None:
+        self.log = log
+        self.checkpoint = checkpoint
+        self.histories = log.histories()
+        self.attestations = log.attestations()
+        log_identity = log.log_identity
+        self.log_part = {
+            "history": _b64(self.histories[log_identity]),
+            "attestations": [
+                _b64(a) for a in self.attestations.values() if _attests(a, log_identity)
+            ],
+        }
+
+    def bundle(
+        self, index: int, envelope: bytes, disclosures: dict[str, Disclosure], proof: list[bytes]
+    ) -> dict[str, Any]:
+        record, payload, _signature, keyid = open_envelope(envelope)
+        value: dict[str, Any] = {
+            "type": BUNDLE_TYPE,
+            "version": _VERSION,
+            "index": index,
+            "envelope": envelope.decode("ascii"),
+            "record": json.loads(payload),
+            "disclosures": {name: d.to_json() for name, d in sorted(disclosures.items())},
+            "proof": [p.hex() for p in proof],
+            "checkpoint": self.checkpoint.note.decode(),
+            "signer": {
+                "history": _b64(self.histories[record.agent]),
+                "attestation": _b64(self.attestations[keyid]),
+            },
+            "log": self.log_part,
+        }
+        if record.authority is not None:
+            chain = self.log.chain(record.authority.chain)
+            if chain is not None:
+                value["chain"] = _b64(chain)
+        return value
+
+
+def _attests(attestation: bytes, identity: Identifier) -> bool:
+    try:
+        return PurposeKeyAttestation.decode(attestation).identifier == identity
+    except DecodeError:
+        return False
+
+
+def prove(log: TraceLog, record_id: str) -> dict[str, Any]:
+    """The offline proof bundle of record `record_id`, against the newest checkpoint covering it
+    (one is signed when none does)."""
+    stored = log.find(record_id)
+    try:
+        checkpoint = log.latest_checkpoint(covering=stored.index + 1)
+    except NotFound:
+        checkpoint = log.checkpoint()
+    proof = log.inclusion_proof(stored.index, checkpoint.size)
+    bundler = _Bundler(log, checkpoint)
+    return bundler.bundle(stored.index, stored.envelope, log.disclosures(record_id), proof)
+
+
+def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None) -> Checkpoint:
+    """Write every record (of `agent`, or all) as one proof bundle per line, against a fresh
+    checkpoint of the whole log. Refuses (TraceError) a log whose records do not hash to it."""
+    checkpoint = log.checkpoint()
+    leaves = [leaf_hash(entry.envelope) for entry in log.stored()][: checkpoint.size]
+    tree = MemoryTree(leaves)
+    if tree.root(checkpoint.size) != checkpoint.root:
+        raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
+    bundler = _Bundler(log, checkpoint)
+    for entry in log.stored():
+        if entry.index >= checkpoint.size:
+            break
+        if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
+            continue
+        proof = tree.inclusion_proof(entry.index, checkpoint.size)
+        line = bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
+        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    return checkpoint
+
+
+# -- verification -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BundleReport:
+    """A verified proof bundle: the record, where it is, and the checkpoint's standing."""
+
+    record: TraceRecord
+    index: int
+    hash: bytes
+    checkpoint: Checkpoint
+    status: AnchorStatus
+    disclosed: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": True,
+            "status": self.status.value,
+            "index": self.index,
+            "record": self.record.id,
+            "agent": str(self.record.agent),
+            "kind": self.record.kind.value,
+            "disclosed": list(self.disclosed),
+            "checkpoint": {"size": self.checkpoint.size, "root": self.checkpoint.root.hex()},
+        }
+
+
+def _field(value: dict[str, Any], name: str, kind: type) -> Any:
+    item = value.get(name)
+    if type(item) is not kind:
+        raise TraceError(_F.MALFORMED, f"bundle {name}: not a {kind.__name__}")
+    return item
+
+
+def _unb64(text: Any, what: str) -> bytes:
+    if type(text) is not str:
+        raise TraceError(_F.MALFORMED, f"bundle {what}: not base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise TraceError(_F.MALFORMED, f"bundle {what}: not base64") from None
+
+
+def _proof(value: Any) -> list[bytes]:
+    if (
+        type(value) is not list
+        or len(value) > limits.MAX_TRACE_PROOF_HASHES
+        or any(type(h) is not str for h in value)
+    ):
+        raise TraceError(_F.MALFORMED, "bundle proof: not a list of hex hashes")
+    try:
+        return [bytes.fromhex(h) for h in value]
+    except ValueError:
+        raise TraceError(_F.MALFORMED, "bundle proof: not hex") from None
+
+
+def verify_bundle(
+    data: bytes | dict[str, Any], *, anchor: bytes | None = None, known: Known | None = None
+) -> BundleReport:
+    """Verify a proof bundle (or one JSONL line) with nothing but its bytes: the signer's and
+    the log's histories, the record's key at its time, signature, disclosures, chain, the
+    inclusion proof and the checkpoint's signature. With `anchor` (a checkpoint note the
+    verifier kept), the checkpoint must be that one (VALID) or the answer is UNANCHORED."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
+        except DecodeError as exc:
+            raise TraceError(_F.MALFORMED, str(exc)) from None
+    else:
+        value = data
+    if type(value) is not dict or value.get("type") != BUNDLE_TYPE:
+        raise TraceError(_F.UNKNOWN_TYPE, "not a troth trace proof bundle")
+    if value.get("version") != _VERSION:
+        raise TraceError(_F.UNKNOWN_VERSION, repr(value.get("version")))
+    index = _field(value, "index", int)
+    envelope = _field(value, "envelope", str).encode("utf-8")
+    record: TraceRecord | None = None
+    try:
+        record, payload, signature, keyid = open_envelope(envelope)
+        if value.get("record") != json.loads(payload):
+            raise TraceError(_F.MALFORMED, "the readable record is not the signed one")
+        signer = _field(value, "signer", dict)
+        attestation = _unb64(signer.get("attestation"), "signer attestation")
+        if keyid_of(attestation) != keyid:
+            raise TraceError(_F.UNKNOWN_KEY, "the bundle's attestation is not the record's key")
+        identity = verify_identity(
+            record.agent, _unb64(signer.get("history"), "signer history"), known
+        )
+        epoch = resolve_key(identity, attestation)
+        epoch.check_time(record.time)
+        check_signature(epoch, payload, signature)
+        disclosures = _disclosures(_field(value, "disclosures", dict))
+        check_disclosures(record, disclosures)
+        if record.authority is not None and "chain" in value:
+            chain = _unb64(value["chain"], "chain")
+            if sha256(chain) != record.authority.chain:
+                raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
+            check_chain(record, chain)
+        checkpoint = _checkpoint(value, known)
+        verify_inclusion(
+            index, checkpoint.size, leaf_hash(envelope), _proof(value.get("proof")), checkpoint.root
+        )
+    except TraceError as exc:
+        raise exc.located(index=index, record=None if record is None else record.id) from None
+    status = AnchorStatus.UNANCHORED
+    if anchor is not None:  # a note the verifier kept, so verified when it was kept
+        saved = parse_checkpoint(anchor)[0]
+        if saved.origin == checkpoint.origin and saved.size == checkpoint.size:
+            if saved.root != checkpoint.root:
+                raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
+            status = AnchorStatus.VALID
+    return BundleReport(
+        record, index, sha256(payload), checkpoint, status, tuple(sorted(disclosures))
+    )
+
+
+def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
+    try:
+        return {name: Disclosure.from_json(d, f"disclosure {name}") for name, d in value.items()}
+    except DecodeError as exc:
+        raise TraceError(_F.MALFORMED, str(exc)) from None
+
+
+def _checkpoint(value: dict[str, Any], known: Known | None) -> Checkpoint:
+    note = _field(value, "checkpoint", str).encode("utf-8")
+    parsed, _ = parse_checkpoint(note)
+    log = _field(value, "log", dict)
+    try:
+        identifier = Identifier.parse(parsed.origin.split("/", 1)[1])
+    except (IndexError, ValueError):
+        raise TraceError(_F.CHECKPOINT_INVALID, f"origin {parsed.origin!r}") from None
+    identity = verify_identity(identifier, _unb64(log.get("history"), "log history"), known)
+    entries = log.get("attestations")
+    if type(entries) is not list:
+        raise TraceError(_F.MALFORMED, "bundle log attestations: not a list")
+    attestations = {keyid_of(a): a for a in (_unb64(e, "log attestation") for e in entries)}
+    return verify_checkpoint(note, identity, attestations)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """A verified JSONL export."""
+
+    records: int
+    agents: int
+    checkpoint: Checkpoint | None
+    status: AnchorStatus
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": True,
+            "status": self.status.value,
+            "records": self.records,
+            "agents": self.agents,
+            "checkpoint": None
+            if self.checkpoint is None
+            else {"size": self.checkpoint.size, "root": self.checkpoint.root.hex()},
+        }
+
+
+def verify_export(
+    lines: Iterable[bytes], *, anchor: bytes | None = None, known: Known | None = None
+) -> ExportReport:
+    """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
+    checkpoint and no index or record id repeats, and each agent's chain between consecutive
+    records present."""
+    checkpoint: Checkpoint | None = None
+    status = AnchorStatus.UNANCHORED
+    seen_index: set[int] = set()
+    seen_id: set[str] = set()
+    by_agent: dict[Identifier, dict[int, tuple[bytes | None, bytes, int]]] = {}
+    count = 0
+    for line in _non_empty(lines):
+        report = verify_bundle(line, anchor=anchor, known=known)
+        record = report.record
+        if checkpoint is None:
+            checkpoint, status = report.checkpoint, report.status
+        elif report.checkpoint.note != checkpoint.note:
+            raise TraceError(
+                _F.MALFORMED,
+                "lines against different checkpoints",
+                index=report.index,
+                record=record.id,
+            )
+        if report.index in seen_index or record.id in seen_id:
+            raise TraceError(
+                _F.REPLAYED, "the export repeats a record", index=report.index, record=record.id
+            )
+        seen_index.add(report.index)
+        seen_id.add(record.id)
+        by_agent.setdefault(record.agent, {})[record.seq] = (record.prev, report.hash, report.index)
+        count += 1
+    for chain in by_agent.values():
+        for seq, (prev, _hash, index) in chain.items():
+            before = chain.get(seq - 1)
+            if before is not None and before[1] != prev:
+                raise TraceError(
+                    _F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index
+                )
+    return ExportReport(count, len(by_agent), checkpoint, status)
+
+
+def _non_empty(lines: Iterable[bytes]) -> Iterator[bytes]:
+    for line in lines:
+        if line.strip():
+            yield line

@@ -1,0 +1,733 @@
+"""The trace log: an append-only RFC 9162 Merkle log of signed records, durable, with group
+commit, signed checkpoints and proofs (docs/traces.md).
+
+`append(record)` returns once the record is durable (its transaction committed with
+`synchronous = FULL`). Appenders queue their records; the first one to find no commit running
+becomes the leader, writes every queued record (up to MAX_TRACE_BATCH) in one transaction and
+wakes the others, so concurrent appenders share one fsync. Across processes SQLite's write
+lock orders the leaders; the Merkle frontier is reloaded when another process has appended.
+
+What the log refuses at append time (TraceError), on top of what `VerifiedRecord` guarantees
+(signature, key valid at the record's time): a record id already in the log (REPLAYED); a seq
+or prev that does not continue the agent's chain (CHAIN_BROKEN); a time before the agent's
+previous record (TIME_REVERSED) or more than 300 s from the log's clock (TIME_OUT_OF_RANGE); a
+signer history that forks from the stored one (SIGNER_INVALID); a key attested under an older
+change than the newest the log holds (ATTESTATION_STALE); a chain named "at log" that the log
+does not hold or that does not match (CHAIN_MISMATCH).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from troth import limits
+from troth.clock import Clock
+from troth.crypto import sha256
+from troth.errors import (
+    ConfigError,
+    IdentityError,
+    NotFound,
+    StorageError,
+    TraceError,
+    TraceFailure,
+    TrothError,
+)
+from troth.identity import Identifier, Signer, VerifiedIdentity, change_hashes, check_extends
+from troth.storage import SqliteDatabase
+from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
+from troth.trace.record import REDACTABLE, Disclosure, Kind, TraceRecord, check_resolution
+from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
+from troth.trace.store import NODE_LEVEL_STRIDE, open_trace_store
+
+if TYPE_CHECKING:
+    from troth.node import Node
+
+__all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
+
+LOG_FILE: Final = "trace.db"
+_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+_ID_CHUNK: Final = 500  # ids per replay lookup (SQLite allows 999 parameters at least)
+_F = TraceFailure
+
+SignerSource = Callable[[int], Signer]
+"""The log identity's signer at a time (a node renews the signing key on demand)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """An acknowledged append: durable at log position `index`."""
+
+    index: int
+    record: str
+    hash: bytes
+    leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as the log holds it (not verified: `troth.trace.verify` does that)."""
+
+    index: int
+    envelope: bytes
+    leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A stored record and its disclosures, as `TraceLog.stored` reads them."""
+
+    index: int
+    record_id: str
+    envelope: bytes
+    leaf: bytes
+    disclosure_data: bytes | None
+
+    def disclosures(self) -> dict[str, Disclosure]:
+        """The disclosures kept with the record (TraceError MALFORMED if they do not decode)."""
+        return decode_disclosures(self.disclosure_data)
+
+
+def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
+    """How the log keeps a record's disclosures: JSON {field: [salt hex, value]} (the value is
+    the canonical JSON text that was committed to, as a string). Storage only: exports carry
+    `Disclosure.to_json`."""
+    if not disclosures:
+        return None
+    value = {name: [d.salt.hex(), d.value.decode()] for name, d in disclosures.items()}
+    return _STORAGE_JSON.encode(value).encode()
+
+
+def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+        if type(value) is not dict or not set(value) <= set(REDACTABLE):
+            raise ValueError("not a map of redactable fields")
+        return {
+            name: Disclosure(bytes.fromhex(salt), text.encode())
+            for name, (salt, text) in value.items()
+        }
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise TraceError(_F.MALFORMED, f"stored disclosures: {exc}") from None
+
+
+class _Pending:
+    """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
+
+    __slots__ = ("chain", "done", "error", "gate", "receipt", "record")
+
+    def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
+        self.record = record
+        self.chain = chain
+        self.done = False
+        self.receipt: Receipt | None = None
+        self.error: BaseException | None = None
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already open: the waiter looks again anyway
+            self.gate.release()
+
+    def result(self) -> Receipt:
+        if self.error is not None:
+            raise self.error
+        if self.receipt is None:  # a leader died mid-batch (only a BaseException does that)
+            raise StorageError("the append was not committed")
+        return self.receipt
+
+
+@dataclass
+class _Head:
+    seq: int
+    hash: bytes
+    time: int
+    change: int
+
+
+@dataclass
+class _Batch:
+    """What one transaction learns and changes while admitting a batch."""
+
+    conn: sqlite3.Connection
+    heads: dict[bytes, _Head | None] = field(default_factory=dict)
+    changed_heads: set[bytes] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)
+    histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    escalations: dict[str, TraceRecord] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
+    new_chains: set[bytes] = field(default_factory=set)
+
+
+class TraceLog:
+    """One trace log (`store`), appended to by any number of threads and processes."""
+
+    def __init__(
+        self, store: SqliteDatabase, *, clock: Clock, signer: SignerSource | None = None
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._signer = signer
+        self._mutex = threading.Lock()
+        self._queue: deque[_Pending] = deque()
+        self._exclusive_waiters: deque[threading.Lock] = deque()
+        self._last_batch = 0
+        self.commits = 0
+        """How many group commits this object made (statistics)."""
+        self._leader = False
+        self._frontier: Frontier | None = None
+        self._known_keys: set[str] = set()
+        self._known_chains: set[bytes] = set()
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, clock: Clock, signer: SignerSource | None = None
+    ) -> TraceLog:
+        """Open (creating it if needed) the log stored at `path`. With `signer`, the log is
+        bound to that identity on first use and refuses another one later."""
+        log = cls(open_trace_store(path), clock=clock, signer=signer)
+        if signer is not None:
+            wanted = signer(clock.now()).identity.identifier
+            if log._bind(wanted) != wanted:
+                log.close()
+                raise ConfigError(f"{path} belongs to another log identity than {wanted}")
+        return log
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> TraceLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- identity of the log -------------------------------------------------------------------
+
+    def _bind(self, identifier: Identifier) -> Identifier:
+        """Record `identifier` as the log identity unless one is recorded; return the one."""
+        with self.store.transaction():
+            conn = self.store.connection()
+            row = conn.execute("SELECT value FROM meta WHERE name = 'log_identity'").fetchone()
+            if row is not None:
+                return Identifier(bytes(row[0]))
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('log_identity', ?)", (identifier.digest,)
+            )
+            return identifier
+
+    @property
+    def log_identity(self) -> Identifier:
+        row = self.store.fetch_one("SELECT value FROM meta WHERE name = 'log_identity'")
+        if row is None:
+            raise NotFound(f"{self.store.path} has no log identity yet (no checkpoint signed)")
+        return Identifier(bytes(row[0]))
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append(self, record: VerifiedRecord, *, chain: bytes | None = None) -> Receipt:
+        """Append `record` (with the delegation chain it names, when it is to be kept in the
+        log); return once it is durable. Raises TraceError when the log refuses it."""
+        pending = self.enqueue(record, chain=chain)
+        self.wait(pending)
+        return pending.result()
+
+    def append_many(self, records: Sequence[VerifiedRecord]) -> list[Receipt | TraceError]:
+        """Append records in order, in as few commits as the batch limit allows; each one's
+        receipt or the reason it was refused."""
+        pendings = [self.enqueue(record) for record in records]
+        results: list[Receipt | TraceError] = []
+        for pending in pendings:
+            self.wait(pending)
+            if isinstance(pending.error, TraceError):
+                results.append(pending.error)
+            else:
+                results.append(pending.result())
+        return results
+
+    def enqueue(self, record: VerifiedRecord, *, chain: bytes | None = None) -> _Pending:
+        """Queue `record` behind every record queued before it (per-agent order is queue
+        order). The caller must then `wait` for it (the lead passes to the oldest queued
+        record's waiter) and read `result()`."""
+        pending = _Pending(record, chain)
+        with self._mutex:
+            self._queue.append(pending)
+        return pending
+
+    def wait(self, pending: _Pending) -> None:
+        """Return once `pending` is committed or refused, leading commits when none runs: the
+        leader commits every queued record (up to MAX_TRACE_BATCH at a time) until its own is
+        done, opens each committed record's gate, and hands the lead to the oldest record still
+        queued."""
+        while True:
+            with self._mutex:
+                if pending.done:
+                    return
+                if not self._leader:
+                    self._leader = True
+                    break
+            pending.gate.acquire()
+        try:
+            while not pending.done:
+                if self._last_batch > 1:  # others append too: let them queue before committing
+                    time.sleep(0)
+                with self._mutex:
+                    count = min(len(self._queue), limits.MAX_TRACE_BATCH)
+                    batch = [self._queue.popleft() for _ in range(count)]
+                self._last_batch = count
+                self.commits += 1
+                self._commit(batch)
+        finally:
+            self._release_lead()
+
+    def _release_lead(self) -> None:
+        with self._mutex:
+            self._leader = False
+            if self._exclusive_waiters:  # a checkpoint waits: rare, and it goes first
+                self._exclusive_waiters.popleft().release()
+            elif self._queue:
+                self._queue[0].wake()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the lead without a record (to sign a checkpoint)."""
+        while True:
+            with self._mutex:
+                if not self._leader:
+                    self._leader = True
+                    break
+                gate = threading.Lock()
+                gate.acquire()
+                self._exclusive_waiters.append(gate)
+            gate.acquire()
+        try:
+            yield
+        finally:
+            self._release_lead()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        now = self.clock.now()
+        frontier: Frontier | None = None
+        try:
+            with self.store.transaction():
+                conn = self.store.connection()
+                frontier = self._load_frontier(conn).copy()
+                state = _Batch(conn)
+                state.taken = self._taken(conn, [p.record.record.id for p in batch])
+                leaves: list[tuple[Any, ...]] = []
+                nodes: list[tuple[int, int, bytes]] = []
+                for pending in batch:
+                    try:
+                        self._admit(pending, state, now)
+                    except TraceError as exc:
+                        pending.error = exc
+                        continue
+                    verified = pending.record
+                    record = verified.record
+                    index = frontier.size
+                    leaf = leaf_hash(verified.envelope)
+                    for level, node_index, digest in frontier.append(leaf):
+                        if level % NODE_LEVEL_STRIDE == 0:
+                            nodes.append((level, node_index, digest))
+                    leaves.append(
+                        (
+                            index,
+                            record.id,
+                            leaf,
+                            verified.envelope,
+                            encode_disclosures(verified.disclosures),
+                        )
+                    )
+                    pending.receipt = Receipt(index, record.id, verified.hash, leaf)
+                conn.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?)", leaves)
+                conn.executemany("INSERT INTO nodes VALUES (?, ?, ?)", nodes)
+                for agent in state.changed_heads:
+                    head = state.heads[agent]
+                    if head is not None:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?)",
+                            (agent, head.seq, head.hash, head.time, head.change),
+                        )
+                conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
+            self._frontier = frontier
+            self._known_keys |= state.new_keys
+            self._known_chains |= state.new_chains
+        except BaseException as exc:
+            self._frontier = None
+            error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
+            for pending in batch:
+                if pending.receipt is not None or pending.error is None:
+                    pending.receipt, pending.error = None, error
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for pending in batch:
+                pending.done = True
+                pending.wake()
+
+    @staticmethod
+    def _taken(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+        """Which of `ids` the log already holds (one query per chunk)."""
+        taken: set[str] = set()
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT record_id FROM leaves WHERE record_id IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchall()
+            taken.update(row[0] for row in rows)
+        return taken
+
+    def _load_frontier(self, conn: sqlite3.Connection) -> Frontier:
+        size = int(conn.execute("SELECT value FROM meta WHERE name = 'size'").fetchone()[0])
+        last = conn.execute("SELECT max(idx) FROM leaves").fetchone()[0]
+        if (last is None and size != 0) or (last is not None and last + 1 != size):
+            raise StorageError(
+                f"trace log damaged: {size} records recorded, the last is at {last}; "
+                "run troth trace verify"
+            )
+        if self._frontier is not None and self._frontier.size == size:
+            return self._frontier
+        return Frontier.load(size, _Reader(conn).perfect)
+
+    def _admit(self, pending: _Pending, state: _Batch, now: int) -> None:
+        """Raise TraceError unless the log accepts `pending` next (the module's rules)."""
+        verified = pending.record
+        record = verified.record
+        conn = state.conn
+        if record.id in state.ids or record.id in state.taken:
+            raise TraceError(_F.REPLAYED, record=record.id)
+        agent = record.agent.digest
+        if agent not in state.heads:
+            row = conn.execute(
+                "SELECT seq, hash, time, change FROM agents WHERE agent = ?", (agent,)
+            ).fetchone()
+            state.heads[agent] = None if row is None else _Head(row[0], bytes(row[1]), *row[2:])
+        head = state.heads[agent]
+        if head is None:
+            if record.seq != 0:
+                raise TraceError(_F.CHAIN_BROKEN, f"seq {record.seq}, expected 0", record=record.id)
+        elif record.seq != head.seq + 1 or record.prev != head.hash:
+            raise TraceError(
+                _F.CHAIN_BROKEN,
+                f"seq {record.seq} does not follow seq {head.seq}",
+                record=record.id,
+            )
+        if head is not None and record.time < head.time:
+            raise TraceError(_F.TIME_REVERSED, record=record.id)
+        if abs(record.time - now) > limits.MAX_CLOCK_SKEW_SECONDS:
+            raise TraceError(
+                _F.TIME_OUT_OF_RANGE, f"record at {record.time}, log at {now}", record=record.id
+            )
+        current = self._observe(state, verified.signer)
+        if verified.epoch.change != current:
+            raise TraceError(
+                _F.ATTESTATION_STALE,
+                f"key of change {verified.epoch.change}, the log holds change {current}",
+                record=record.id,
+            )
+        keyid = verified.epoch.keyid
+        if keyid not in self._known_keys and keyid not in state.new_keys:
+            conn.execute(
+                "INSERT OR IGNORE INTO attestations VALUES (?, ?, ?)",
+                (keyid, agent, verified.attestation),
+            )
+            state.new_keys.add(keyid)
+        if record.authority is not None:
+            self._keep_chain(state, record.authority.chain, record.authority.at, pending.chain)
+        if record.kind is Kind.RESOLUTION:
+            check_resolution(record, self._escalation(state, record.links.parent))
+        if record.kind is Kind.ESCALATION:
+            state.escalations[record.id] = record
+        state.ids.add(record.id)
+        state.heads[agent] = _Head(record.seq, verified.hash, record.time, verified.epoch.change)
+        state.changed_heads.add(agent)
+
+    @staticmethod
+    def _escalation(state: _Batch, parent: str | None) -> TraceRecord | None:
+        if parent is None:
+            return None
+        if parent in state.escalations:
+            return state.escalations[parent]
+        row = state.conn.execute(
+            "SELECT envelope FROM leaves WHERE record_id = ?", (parent,)
+        ).fetchone()
+        return None if row is None else open_envelope(bytes(row[0]))[0]
+
+    def _keep_chain(self, state: _Batch, digest: bytes, at: str, chain: bytes | None) -> None:
+        known = digest in self._known_chains or digest in state.new_chains
+        if chain is not None:
+            if sha256(chain) != digest:
+                raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
+            if not known:
+                state.conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (digest, chain))
+                state.new_chains.add(digest)
+        elif at == "log" and not known:
+            row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
+                raise TraceError(_F.CHAIN_MISMATCH, "names a chain the log does not hold")
+            state.new_chains.add(digest)
+
+    def _observe(self, state: _Batch, identity: VerifiedIdentity) -> int:
+        """Store-or-extend `identity`'s history; return the index of the newest change the
+        log holds for it. A fork raises TraceError(SIGNER_INVALID)."""
+        digest = identity.identifier.digest
+        known = state.histories.get(digest)
+        if known is None:
+            row = state.conn.execute(
+                "SELECT changes, current FROM histories WHERE identifier = ?", (digest,)
+            ).fetchone()
+            known = None if row is None else (row[0], bytes(row[1]))
+        if known is not None and known[1] == identity.current_change_hash:
+            state.histories[digest] = known
+            return known[0] - 1  # the current change hash commits to every earlier change
+        if known is not None:
+            row = state.conn.execute(
+                "SELECT history FROM histories WHERE identifier = ?", (digest,)
+            ).fetchone()
+            stored = change_hashes(bytes(row[0]))
+            if len(identity.changes) <= len(stored):
+                for index, change in enumerate(identity.changes):
+                    if stored[index] != change.change_hash:
+                        raise TraceError(_F.SIGNER_INVALID, f"history forks at change {index}")
+                state.histories[digest] = known
+                return known[0] - 1
+            try:
+                check_extends(stored, identity)
+            except IdentityError as exc:
+                raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+        state.conn.execute(
+            "INSERT OR REPLACE INTO histories VALUES (?, ?, ?, ?)",
+            (digest, identity.history, len(identity.changes), identity.current_change_hash),
+        )
+        state.histories[digest] = (len(identity.changes), identity.current_change_hash)
+        return len(identity.changes) - 1
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign a checkpoint of everything appended so far (or return the one of this size)."""
+        if self._signer is None:
+            raise ConfigError("this log was opened without its signing identity")
+        now = self.clock.now()
+        signer = self._signer(now)
+        epoch = resolve_key(signer.identity, signer.attestation)
+        with self._exclusive(), self.store.transaction():
+            conn = self.store.connection()
+            frontier = self._load_frontier(conn)
+            self._frontier = frontier
+            size, root = frontier.size, frontier.root()
+            row = conn.execute(
+                "SELECT root, note FROM checkpoints WHERE size = ?", (size,)
+            ).fetchone()
+            if row is not None:
+                if bytes(row[0]) != root:
+                    raise StorageError(f"trace log damaged: checkpoint {size} has another root")
+                checkpoint, _ = parse_checkpoint(bytes(row[1]))
+                return checkpoint
+            latest = conn.execute("SELECT max(time) FROM checkpoints").fetchone()[0]
+            signed = sign_checkpoint(signer, epoch, size, root, max(now, latest or 0))
+            state = _Batch(conn)
+            self._observe(state, signer.identity)
+            conn.execute(
+                "INSERT OR IGNORE INTO attestations VALUES (?, ?, ?)",
+                (epoch.keyid, signer.identity.identifier.digest, signer.attestation),
+            )
+            conn.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?, ?)",
+                (size, root, signed.time, signed.note),
+            )
+        return signed
+
+    def latest_checkpoint(self, *, covering: int = 0) -> Checkpoint:
+        """The newest stored checkpoint (whose size is above `covering`, a record index + 1)."""
+        row = self.store.fetch_one(
+            "SELECT note FROM checkpoints WHERE size >= ? ORDER BY size DESC LIMIT 1", (covering,)
+        )
+        if row is None:
+            raise NotFound("no checkpoint covers that record yet (troth trace checkpoint)")
+        return parse_checkpoint(bytes(row[0]))[0]
+
+    def checkpoints(self) -> list[bytes]:
+        """Every stored checkpoint note, smallest first."""
+        return [
+            bytes(r[0]) for r in self.store.fetch_all("SELECT note FROM checkpoints ORDER BY size")
+        ]
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def head(self, agent: Identifier) -> tuple[int, bytes, int] | None:
+        """The (seq, record hash, time) of `agent`'s latest record in the log."""
+        row = self.store.fetch_one(
+            "SELECT seq, hash, time FROM agents WHERE agent = ?", (agent.digest,)
+        )
+        return None if row is None else (row[0], bytes(row[1]), row[2])
+
+    def size(self) -> int:
+        row = self.store.fetch_one("SELECT value FROM meta WHERE name = 'size'")
+        return int(row[0])
+
+    def find(self, record_id: str) -> StoredRecord:
+        row = self.store.fetch_one(
+            "SELECT idx, envelope, leaf FROM leaves WHERE record_id = ?", (record_id,)
+        )
+        if row is None:
+            raise NotFound(f"no record {record_id!r} in the log")
+        return StoredRecord(row[0], bytes(row[1]), bytes(row[2]))
+
+    def records(
+        self, start: int = 0, stop: int | None = None, *, chunk: int = 4096
+    ) -> Iterator[StoredRecord]:
+        """The stored records from index `start` (to `stop`), in index order."""
+        position = start
+        while stop is None or position < stop:
+            end = position + chunk if stop is None else min(stop, position + chunk)
+            rows = self.store.fetch_all(
+                "SELECT idx, envelope, leaf FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (position, end),
+            )
+            for row in rows:
+                yield StoredRecord(row[0], bytes(row[1]), bytes(row[2]))
+            if len(rows) < end - position:
+                return
+            position = end
+
+    def stored(self, start: int = 0, *, chunk: int = 4096) -> Iterator[StoredEntry]:
+        """Every stored record from index `start`, in order, with its disclosures."""
+        last = self.store.fetch_one("SELECT max(idx) FROM leaves")[0]
+        position = start
+        while last is not None and position <= last:
+            rows = self.store.fetch_all(
+                "SELECT idx, record_id, envelope, leaf, disclosures FROM leaves "
+                "WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (position, position + chunk),
+            )
+            for index, record_id, envelope, leaf, disclosures in rows:
+                yield StoredEntry(
+                    index,
+                    record_id,
+                    bytes(envelope),
+                    bytes(leaf),
+                    None if disclosures is None else bytes(disclosures),
+                )
+            position += chunk
+
+    def histories(self) -> dict[Identifier, bytes]:
+        rows = self.store.fetch_all("SELECT identifier, history FROM histories")
+        return {Identifier(bytes(r[0])): bytes(r[1]) for r in rows}
+
+    def attestations(self) -> dict[str, bytes]:
+        return {
+            r[0]: bytes(r[1])
+            for r in self.store.fetch_all("SELECT keyid, attestation FROM attestations")
+        }
+
+    def chains(self) -> dict[bytes, bytes]:
+        return {
+            bytes(r[0]): bytes(r[1])
+            for r in self.store.fetch_all("SELECT digest, chain FROM chains")
+        }
+
+    def chain(self, digest: bytes) -> bytes | None:
+        row = self.store.fetch_one("SELECT chain FROM chains WHERE digest = ?", (digest,))
+        return None if row is None else bytes(row[0])
+
+    def disclosures(self, record_id: str) -> dict[str, Disclosure]:
+        row = self.store.fetch_one(
+            "SELECT disclosures FROM leaves WHERE record_id = ?", (record_id,)
+        )
+        return {} if row is None or row[0] is None else decode_disclosures(bytes(row[0]))
+
+    def redact(self, record_id: str, name: str) -> bool:
+        """Delete a disclosed value (the record and its commitment stay); True if one was held.
+        The page is overwritten (secure_delete) and the WAL, which still holds the old page,
+        is checkpointed and truncated; raises StorageError if a reader keeps it from that."""
+        with self.store.transaction():
+            conn = self.store.connection()
+            conn.execute("PRAGMA secure_delete = ON")
+            row = conn.execute(
+                "SELECT disclosures FROM leaves WHERE record_id = ?", (record_id,)
+            ).fetchone()
+            held = {} if row is None or row[0] is None else decode_disclosures(bytes(row[0]))
+            removed = held.pop(name, None) is not None
+            if removed:
+                conn.execute(
+                    "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
+                    (encode_disclosures(held), record_id),
+                )
+        busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise StorageError("redacted, but a reader holds the write-ahead log: run it again")
+        return removed
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The proof that record `index` is in the tree of the first `size` records."""
+        # stored subtrees never change once written: no snapshot needed below the size
+        return inclusion_proof(index, size, _Reader(self.store.connection()).perfect)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """The proof that the tree of `size1` records is a prefix of the one of `size2`."""
+        return consistency_proof(size1, size2, _Reader(self.store.connection()).perfect)
+
+
+class _Reader:
+    """Perfect-subtree hashes read from the stored leaves and nodes (cached per use)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def perfect(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        base = level - level % NODE_LEVEL_STRIDE
+        span = level - base
+        first, count = index << span, 1 << span
+        if base == 0:
+            sql = "SELECT leaf FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
+            params: tuple[int, ...] = (first, first + count)
+        else:
+            sql = "SELECT hash FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+            params = (base, first, first + count)
+        hashes = [bytes(r[0]) for r in self._conn.execute(sql, params).fetchall()]
+        if len(hashes) != count:
+            raise StorageError(f"trace log damaged: subtree ({level}, {index}) is incomplete")
+        while len(hashes) > 1:
+            hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+        self._cache[key] = hashes[0]
+        return hashes[0]
+
+
+def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
+    """The trace log of `node` (`<node dir>/trace.db`), its checkpoints signed by the node's
+    log identity: an unnamed local identity created on first use (Ed25519)."""
+    log = TraceLog(open_trace_store(node.path / LOG_FILE), clock=clock)
+    row = log.store.fetch_one("SELECT value FROM meta WHERE name = 'log_identity'")
+    if row is None:
+        created = node.identities.create(now=clock.now()).identifier
+        bound = log._bind(created)  # another process may have bound its own first: use that
+    else:
+        bound = Identifier(bytes(row[0]))
+    identities, ref = node.identities, str(bound)
+
+    def signer(now: int) -> Signer:
+        return identities.signer(ref, now=now)
+
+    log._signer = signer
+    return log

@@ -1,0 +1,299 @@
+"""OpenTelemetry both ways (needs `troth[otel]`: opentelemetry-sdk; docs/traces.md, "OTel").
+
+Out: `record_spans` turns records into SDK spans (`ReadableSpan`) named and attributed per the
+GenAI semantic conventions (`execute_tool {tool}`, `invoke_agent {agent}`; gen_ai.agent.id,
+gen_ai.tool.name, gen_ai.tool.call.id, gen_ai.conversation.id) plus troth.* attributes (record
+hash, index, signer, key, chain digest, decision, policies), for any `SpanExporter`: the OTLP
+one (`otlp_exporter(endpoint)`, needs opentelemetry-exporter-otlp-proto-http) or the SDK's
+in-memory one.
+
+In: `SigningSpanProcessor(recorder)` added to a `TracerProvider` turns every GenAI span an
+agent framework already emits (`execute_tool`, `invoke_agent`) into a signed record when the
+span ends, so an instrumented agent gets signed traces by adding one processor.
+
+The gen_ai.* names are troth's own constants: opentelemetry-semantic-conventions 0.66b2 marks
+its GenAI constants deprecated (moved to another package) while the names stay the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import AttributeValue
+
+from troth.errors import ConfigError, TrothError
+from troth.trace.log import TraceLog
+from troth.trace.record import Decision, Kind, Links, SpanTimes, ToolCall, TraceRecord
+from troth.trace.recorder import TraceRecorder
+from troth.trace.signing import RecordContent, open_envelope
+
+__all__ = [
+    "GEN_AI_AGENT_ID",
+    "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_TOOL_CALL_ID",
+    "GEN_AI_TOOL_NAME",
+    "SigningSpanProcessor",
+    "export_otel",
+    "otlp_exporter",
+    "record_span",
+    "record_spans",
+    "span_content",
+]
+
+# GenAI semantic conventions (gen-ai-spans.md, development status)
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+EXECUTE_TOOL: Final = "execute_tool"
+INVOKE_AGENT: Final = "invoke_agent"
+
+# troth's own namespace (the conventions have nothing for signatures, delegation or policy)
+TROTH_RECORD_ID: Final = "troth.record.id"
+TROTH_RECORD_HASH: Final = "troth.record.hash"
+TROTH_RECORD_INDEX: Final = "troth.record.index"
+TROTH_RECORD_KIND: Final = "troth.record.kind"
+TROTH_SIGNER: Final = "troth.signer"
+TROTH_SIGNER_KEY: Final = "troth.signer.key"
+TROTH_CHAIN_DIGEST: Final = "troth.chain.digest"
+TROTH_DECISION: Final = "troth.decision"
+TROTH_POLICY_IDS: Final = "troth.policy.ids"
+TROTH_BUNDLE_REVISION: Final = "troth.bundle.revision"
+TROTH_ESCALATION_TO: Final = "troth.escalation.to"
+
+_HEX16: Final = re.compile(r"[0-9a-f]{16}")
+_HEX32: Final = re.compile(r"[0-9a-f]{32}")
+_RESOURCE: Final = Resource.create({"service.name": "troth"})
+
+
+def _derived(label: bytes, text: str, size: int) -> int:
+    value = int.from_bytes(hashlib.sha256(label + text.encode()).digest()[:size])
+    return value or 1  # OTel reserves the all-zero id
+
+
+def _trace_id(record: TraceRecord) -> int:
+    trace = record.links.trace
+    if trace is not None and _HEX32.fullmatch(trace) and int(trace, 16):
+        return int(trace, 16)
+    return _derived(b"troth.trace/otel-trace\x00", record.links.conversation or record.id, 16)
+
+
+def _span_id(record_id: str, span: str | None) -> int:
+    if span is not None and _HEX16.fullmatch(span) and int(span, 16):
+        return int(span, 16)
+    return _derived(b"troth.trace/otel-span\x00", record_id, 8)
+
+
+def _name_and_operation(record: TraceRecord) -> tuple[str, str | None]:
+    if record.tool is not None and record.kind in (Kind.TOOL_INVOCATION, Kind.DENIAL):
+        return f"{EXECUTE_TOOL} {record.tool.name}", EXECUTE_TOOL
+    if record.kind is Kind.MESSAGE:
+        return f"{INVOKE_AGENT} {record.agent}", INVOKE_AGENT
+    return f"troth {record.kind.value}", None
+
+
+def record_span(record: TraceRecord, *, index: int, record_hash: bytes) -> ReadableSpan:
+    """One record as an OTel span (GenAI conventions plus troth.* attributes)."""
+    name, operation = _name_and_operation(record)
+    attributes: dict[str, AttributeValue] = {
+        GEN_AI_AGENT_ID: str(record.agent),
+        TROTH_RECORD_ID: record.id,
+        TROTH_RECORD_HASH: record_hash.hex(),
+        TROTH_RECORD_INDEX: index,
+        TROTH_RECORD_KIND: record.kind.value,
+        TROTH_SIGNER: str(record.agent),
+        TROTH_SIGNER_KEY: record.key,
+    }
+    if operation is not None:
+        attributes[GEN_AI_OPERATION_NAME] = operation
+    if record.tool is not None:
+        attributes[GEN_AI_TOOL_NAME] = record.tool.name
+        if record.tool.call is not None:
+            attributes[GEN_AI_TOOL_CALL_ID] = record.tool.call
+    if record.links.conversation is not None:
+        attributes[GEN_AI_CONVERSATION_ID] = record.links.conversation
+    if record.authority is not None:
+        attributes[TROTH_CHAIN_DIGEST] = record.authority.chain.hex()
+    if record.decision is not None:
+        attributes[TROTH_DECISION] = record.decision.outcome
+        if record.decision.policies:
+            attributes[TROTH_POLICY_IDS] = record.decision.policies
+        if record.decision.bundle is not None:
+            attributes[TROTH_BUNDLE_REVISION] = record.decision.bundle
+    if record.escalation_to is not None:
+        attributes[TROTH_ESCALATION_TO] = str(record.escalation_to)
+    trace_id = _trace_id(record)
+    context = SpanContext(
+        trace_id, _span_id(record.id, record.links.span), False, TraceFlags(TraceFlags.SAMPLED)
+    )
+    parent = None
+    if record.links.parent_span is not None or record.links.parent is not None:
+        parent_id = _span_id(record.links.parent or "", record.links.parent_span)
+        parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
+    start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
+    end = start if record.span is None else record.span.end_us * 1000
+    failed = record.kind is Kind.DENIAL or (
+        record.span is not None and record.span.status == "error"
+    )
+    return ReadableSpan(
+        name=name,
+        context=context,
+        parent=parent,
+        resource=_RESOURCE,
+        attributes=attributes,
+        kind=SpanKind.INTERNAL,
+        status=Status(StatusCode.ERROR) if failed else Status(StatusCode.UNSET),
+        start_time=start,
+        end_time=end,
+    )
+
+
+def record_spans(records: Iterable[tuple[int, bytes]]) -> list[ReadableSpan]:
+    """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first)."""
+    spans = []
+    for index, envelope in records:
+        record, payload, _signature, _keyid = open_envelope(envelope)
+        spans.append(record_span(record, index=index, record_hash=hashlib.sha256(payload).digest()))
+    return spans
+
+
+def export_otel(
+    log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
+) -> int:
+    """Export every record of `log` (of `agent`, an identifier text, or all) as spans through
+    `exporter`; return how many. Raises ConfigError when the exporter fails."""
+    count = 0
+    pending: list[ReadableSpan] = []
+    for entry in log.stored():
+        span = record_spans([(entry.index, entry.envelope)])[0]
+        if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
+            continue
+        pending.append(span)
+        if len(pending) >= batch:
+            count += _export(exporter, pending)
+            pending = []
+    if pending:
+        count += _export(exporter, pending)
+    exporter.force_flush()
+    return count
+
+
+def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> int:
+    if exporter.export(spans) is not SpanExportResult.SUCCESS:
+        raise ConfigError("the span exporter failed (is the OTLP endpoint reachable?)")
+    return len(spans)
+
+
+def otlp_exporter(endpoint: str) -> SpanExporter:
+    """An OTLP/HTTP span exporter to `endpoint` (e.g. http://localhost:4318/v1/traces)."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        raise ConfigError(
+            "OTLP export needs opentelemetry-exporter-otlp-proto-http (pip install troth[otel])"
+        ) from None
+    exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
+    return exporter
+
+
+class SigningSpanProcessor(SpanProcessor):
+    """Signs every GenAI span (execute_tool, invoke_agent) as a record when it ends.
+
+    `strict` (default): a record the log refuses raises from `span.end()`, as an agent that
+    cannot keep its audit trail should stop; otherwise the failure is counted in `failures`."""
+
+    def __init__(self, recorder: TraceRecorder, *, strict: bool = True) -> None:
+        self.recorder = recorder
+        self.strict = strict
+        self.failures = 0
+        self.recorded = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes: Mapping[str, Any] = span.attributes or {}
+        operation = attributes.get(GEN_AI_OPERATION_NAME)
+        if operation not in (EXECUTE_TOOL, INVOKE_AGENT):
+            return
+        try:
+            self.recorder.record(span_content(span, attributes, operation))
+            self.recorded += 1
+        except (TrothError, ValueError):
+            self.failures += 1
+            if self.strict:
+                raise
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # every record is durable when on_end returns
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def span_content(
+    span: ReadableSpan, attributes: Mapping[str, Any], operation: str
+) -> RecordContent:
+    """What a GenAI span says, as the content of a record."""
+    values: dict[str, Any] = {}
+    decision_text = _text(attributes.get(TROTH_DECISION))
+    if operation == EXECUTE_TOOL:
+        name = (
+            _text(attributes.get(GEN_AI_TOOL_NAME)) or span.name.removeprefix(EXECUTE_TOOL).strip()
+        )
+        tool: ToolCall | None = ToolCall(name, _text(attributes.get(GEN_AI_TOOL_CALL_ID)))
+        kind = Kind.DENIAL if decision_text == "deny" else Kind.TOOL_INVOCATION
+        for key, field in (
+            (GEN_AI_TOOL_CALL_ARGUMENTS, "args"),
+            (GEN_AI_TOOL_CALL_RESULT, "result"),
+        ):
+            if key in attributes:
+                values[field] = _text(attributes[key])
+    else:
+        tool, kind = None, Kind.MESSAGE
+        for key, field in ((GEN_AI_INPUT_MESSAGES, "inputs"), (GEN_AI_OUTPUT_MESSAGES, "result")):
+            if key in attributes:
+                values[field] = _text(attributes[key])
+    decision = None
+    if decision_text is not None:
+        policies = attributes.get(TROTH_POLICY_IDS) or ()
+        revision = attributes.get(TROTH_BUNDLE_REVISION)
+        decision = Decision(
+            decision_text,
+            None if revision is None else str(revision),
+            tuple(str(p) for p in policies),
+        )
+    context = span.context
+    parent = span.parent
+    links = Links(
+        trace=None if context is None else f"{context.trace_id:032x}",
+        span=None if context is None else f"{context.span_id:016x}",
+        parent_span=None if parent is None else f"{parent.span_id:016x}",
+        conversation=_text(attributes.get(GEN_AI_CONVERSATION_ID)),
+    )
+    times = None
+    if span.start_time is not None and span.end_time is not None:
+        status = {StatusCode.OK: "ok", StatusCode.ERROR: "error"}.get(span.status.status_code)
+        times = SpanTimes(span.start_time // 1000, span.end_time // 1000, status)
+    return RecordContent(kind, tool=tool, values=values, decision=decision, links=links, span=times)

@@ -1,0 +1,563 @@
+"""Trace records: the signed payload (docs/formats.md, "Trace records").
+
+The payload is RFC 8785 canonical JSON (an object; every member below, optional ones omitted
+when absent):
+
+    type "troth.trace.record", version 1, id (32 hex: 128 bits), agent ("T" + 64 hex),
+    key (64 hex: SHA-256 of the signing key's attestation = the DSSE keyid), seq (the agent's
+    record number, from 0), prev (64 hex: the hash of the agent's previous record, null for
+    seq 0), time (Unix seconds), kind,
+    tool {name, call?}, digests {args?, result?, inputs?, reasoning?} (salted, 64 hex),
+    decision {outcome, bundle?, policies?}, authority {chain, credentials [{id, hash}], at},
+    links {parent?, trace?, span?, parent_span?, conversation?}, escalation {to},
+    span {start_us, end_us, status?}
+
+A record's hash is SHA-256 of its payload bytes. Redactable values (tool arguments and result,
+the inputs the agent received, the reasoning it stated) are never in the payload: it holds a
+salted commitment, and the value travels beside the record as a disclosure that can be deleted
+without touching the signed bytes or the log (`commitment`).
+
+The payload is written with the standard library's JSON encoder configured as RFC 8785 (sorted
+members, no whitespace, UTF-8, the same escapes): for this schema's values (ASCII member
+names, integers below 2^53, no floats) that is RFC 8785's output byte for byte, which the tests
+check against the `rfc8785` library; disclosed values, which may hold anything, go through
+`rfc8785` itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import rfc8785
+
+from troth import limits
+from troth.credentials.format import CredentialBody, CredentialChain
+from troth.crypto import sha256
+from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
+from troth.identity import Identifier
+
+__all__ = [
+    "PAYLOAD_TYPE",
+    "RECORD_TYPE",
+    "REDACTABLE",
+    "VERSION",
+    "Authority",
+    "Decision",
+    "Disclosure",
+    "Kind",
+    "Links",
+    "SpanTimes",
+    "ToolCall",
+    "TraceRecord",
+    "canonical_json",
+    "check_resolution",
+    "commitment",
+    "decode_payload",
+    "disclosure_value",
+    "new_record_id",
+]
+
+PAYLOAD_TYPE: Final = "application/vnd.troth.trace.v1+json"
+RECORD_TYPE: Final = "troth.trace.record"
+VERSION: Final = 1
+REDACTABLE: Final = ("args", "result", "inputs", "reasoning")
+_DISCLOSURE_DOMAIN: Final = b"troth.trace.disclosure/1\x00"
+_MAX_INT: Final = 2**53 - 1
+_HEX32: Final = re.compile(r"[0-9a-f]{32}")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_FORBIDDEN: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+
+
+class Kind(enum.StrEnum):
+    """What a record reports."""
+
+    TOOL_INVOCATION = "tool_invocation"
+    DECISION = "decision"
+    DENIAL = "denial"
+    DELEGATION = "delegation"
+    REVOCATION = "revocation"
+    LEASE = "lease"
+    MESSAGE = "message"
+    ESCALATION = "escalation"
+    RESOLUTION = "resolution"
+
+
+_KINDS: Final = {kind.value: kind for kind in Kind}
+
+
+def new_record_id(time: int, random16: bytes) -> str:
+    """A record id laid out as an RFC 9562 UUIDv7 (32 hex digits, no dashes): 48 bits of Unix
+    milliseconds (here the record's second), version 7, variant 10, and 74 random bits. Ids
+    grow with time, so the log's id index takes them at its right edge."""
+    value = (time * 1000 & (1 << 48) - 1) << 80 | int.from_bytes(random16) & ((1 << 80) - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7 (RFC 9562 §5.7)
+    value = value & ~(0x3 << 62) | 0x2 << 62  # variant 10 (RFC 9562 §4.1)
+    return f"{value:032x}"
+
+
+_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 for the payload's domain (see the module docstring)."""
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+# -- disclosures ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """A redactable value and the salt of its commitment: kept beside the record, deletable."""
+
+    salt: bytes
+    value: bytes  # the value's RFC 8785 canonical JSON
+
+    def __post_init__(self) -> None:
+        if len(self.salt) != 16:
+            raise ValueError("a disclosure salt is 16 bytes")
+        if len(self.value) > limits.MAX_TRACE_DISCLOSURE_BYTES:
+            raise ValueError(f"a disclosed value is at most {limits.MAX_TRACE_DISCLOSURE_BYTES}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"salt": self.salt.hex(), "value": json.loads(self.value)}
+
+    @classmethod
+    def from_json(cls, value: Any, what: str) -> Disclosure:
+        """A disclosure as exported: {"salt": hex, "value": any JSON value}."""
+        if type(value) is not dict or set(value) != {"salt", "value"}:
+            raise DecodeError(f"{what}: expected {{salt, value}}")
+        salt = _hex(value["salt"], f"{what} salt", _HEX32)
+        try:
+            return cls(salt, disclosure_value(value["value"]))
+        except ValueError as exc:
+            raise DecodeError(f"{what}: {exc}", DecodeProblem.OVER_LIMIT) from None
+
+
+def disclosure_value(value: Any) -> bytes:
+    """The canonical JSON (RFC 8785, the `rfc8785` library) of a value to commit to. A string
+    without surrogates takes the standard encoder (the same bytes: RFC 8785 §3.2.2.2 escapes
+    exactly what it escapes)."""
+    if type(value) is str and not _SURROGATE.search(value):
+        return _ENCODER.encode(value).encode("utf-8")
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a JSON value: {exc}") from None
+
+
+def commitment(name: str, disclosure: Disclosure) -> bytes:
+    """SHA-256("troth.trace.disclosure/1" 0x00 || field name || 0x00 || salt || value): the
+    128-bit random salt keeps a value from a small domain (a decision, an amount) from being
+    found by hashing every candidate."""
+    return sha256(_DISCLOSURE_DOMAIN + name.encode() + b"\x00" + disclosure.salt + disclosure.value)
+
+
+# -- the parts of a record --------------------------------------------------------------------
+
+
+def _check_text(text: str, what: str) -> str:
+    if not text or len(text) > limits.MAX_TRACE_TEXT:
+        raise ValueError(f"{what}: 1-{limits.MAX_TRACE_TEXT} characters")
+    if not text.isprintable() if text.isascii() else _FORBIDDEN.search(text):
+        raise ValueError(f"{what}: control, surrogate or noncharacter code point")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The tool a record is about: its name and the caller's call id."""
+
+    name: str
+    call: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.name, "tool name")
+        if self.call is not None:
+            _check_text(self.call, "tool call id")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name} if self.call is None else {"name": self.name, "call": self.call}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What was decided, under which policy bundle revision, by which policies."""
+
+    outcome: str
+    bundle: str | None = None
+    policies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_text(self.outcome, "decision outcome")
+        if self.bundle is not None:
+            _check_text(self.bundle, "policy bundle revision")
+        if len(self.policies) > limits.MAX_TRACE_POLICY_IDS:
+            raise ValueError(f"more than {limits.MAX_TRACE_POLICY_IDS} policy ids")
+        for policy in self.policies:
+            _check_text(policy, "policy id")
+
+    def to_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"outcome": self.outcome}
+        if self.bundle is not None:
+            value["bundle"] = self.bundle
+        if self.policies:
+            value["policies"] = list(self.policies)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """The delegation chain the agent acted under: its digest, the (serial, hash) of each
+    credential root first, and where the chain can be fetched ("log": the log keeps it)."""
+
+    chain: bytes
+    credentials: tuple[tuple[bytes, bytes], ...]
+    at: str = "log"
+
+    def __post_init__(self) -> None:
+        if len(self.chain) != 32:
+            raise ValueError("a chain digest is 32 bytes")
+        if not 1 <= len(self.credentials) <= limits.MAX_DELEGATION_LINKS + 1:
+            raise ValueError(f"1-{limits.MAX_DELEGATION_LINKS + 1} credentials")
+        for serial, digest in self.credentials:
+            if len(serial) != 16 or len(digest) != 32:
+                raise ValueError("a credential is named by a 16-byte id and a 32-byte hash")
+        _check_text(self.at, "chain location")
+
+    @classmethod
+    def from_chain(cls, chain: bytes, *, at: str = "log") -> Authority:
+        """The reference to delegation chain `chain` (its bytes as carried): its digest and
+        each credential's (id, hash), root first. Raises DecodeError for bytes that are not a
+        chain."""
+        decoded = CredentialChain.decode(chain)
+        named = tuple((CredentialBody.decode(c.body).id, c.hash) for c in decoded.credentials)
+        return cls(sha256(chain), named, at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain.hex(),
+            "credentials": [{"id": s.hex(), "hash": h.hex()} for s, h in self.credentials],
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """What a record belongs to: the parent record, the trace, span and conversation."""
+
+    parent: str | None = None
+    trace: str | None = None
+    span: str | None = None
+    parent_span: str | None = None
+    conversation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.parent is not None and not _HEX32.fullmatch(self.parent):
+            raise ValueError("a parent record id is 32 lowercase hex digits")
+        for name in ("trace", "span", "parent_span", "conversation"):
+            text = getattr(self, name)
+            if text is not None:
+                _check_text(text, f"link {name}")
+
+    def to_json(self) -> dict[str, Any]:
+        names = ("parent", "trace", "span", "parent_span", "conversation")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class SpanTimes:
+    """When the traced operation ran (Unix microseconds) and how it ended."""
+
+    start_us: int
+    end_us: int
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_us <= self.end_us <= _MAX_INT:
+            raise ValueError("span times: 0 <= start <= end < 2^53 microseconds")
+        if self.status is not None and self.status not in ("ok", "error"):
+            raise ValueError("span status: ok or error")
+
+    def to_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"start_us": self.start_us, "end_us": self.end_us}
+        if self.status is not None:
+            value["status"] = self.status
+        return value
+
+
+# -- the record -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """A record's payload fields (decoded, or about to be signed). Not verified."""
+
+    id: str
+    agent: Identifier
+    key: str
+    seq: int
+    prev: bytes | None
+    time: int
+    kind: Kind
+    tool: ToolCall | None = None
+    digests: Mapping[str, bytes] = field(default_factory=dict)
+    decision: Decision | None = None
+    authority: Authority | None = None
+    links: Links = field(default_factory=Links)
+    escalation_to: Identifier | None = None
+    span: SpanTimes | None = None
+
+    def __post_init__(self) -> None:
+        if not _HEX32.fullmatch(self.id):
+            raise ValueError("a record id is 32 lowercase hex digits")
+        if not _HEX64.fullmatch(self.key):
+            raise ValueError("a record key is 64 lowercase hex digits")
+        if not 0 <= self.seq <= _MAX_INT or not 0 <= self.time <= _MAX_INT:
+            raise ValueError("seq and time are integers in [0, 2^53)")
+        if (self.prev is None) != (self.seq == 0) or (
+            self.prev is not None and len(self.prev) != 32
+        ):
+            raise ValueError("prev is a 32-byte hash, absent exactly for seq 0")
+        for name, digest in self.digests.items():
+            if name not in REDACTABLE or len(digest) != 32:
+                raise ValueError(f"digest {name!r}: one of {REDACTABLE}, 32 bytes")
+        if (self.escalation_to is not None) and self.kind is not Kind.ESCALATION:
+            raise ValueError("only an escalation names whom it escalates to")
+
+    def to_json(self) -> dict[str, Any]:
+        """The payload object (written with `canonical_json`)."""
+        value: dict[str, Any] = {
+            "type": RECORD_TYPE,
+            "version": VERSION,
+            "id": self.id,
+            "agent": str(self.agent),
+            "key": self.key,
+            "seq": self.seq,
+            "prev": None if self.prev is None else self.prev.hex(),
+            "time": self.time,
+            "kind": self.kind.value,
+        }
+        if self.tool is not None:
+            value["tool"] = self.tool.to_json()
+        if self.digests:
+            value["digests"] = {name: digest.hex() for name, digest in self.digests.items()}
+        if self.decision is not None:
+            value["decision"] = self.decision.to_json()
+        if self.authority is not None:
+            value["authority"] = self.authority.to_json()
+        links = self.links.to_json()
+        if links:
+            value["links"] = links
+        if self.escalation_to is not None:
+            value["escalation"] = {"to": str(self.escalation_to)}
+        if self.span is not None:
+            value["span"] = self.span.to_json()
+        return value
+
+    def encode(self) -> bytes:
+        return canonical_json(self.to_json())
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+_REQUIRED: Final = frozenset({"type", "version", "id", "agent", "key", "seq", "prev", "time"})
+_MEMBERS: Final = _REQUIRED | {
+    "kind",
+    "tool",
+    "digests",
+    "decision",
+    "authority",
+    "links",
+    "escalation",
+    "span",
+}
+
+
+def _hex(value: Any, what: str, pattern: re.Pattern[str]) -> bytes:
+    if type(value) is not str or not pattern.fullmatch(value):
+        raise DecodeError(f"{what}: not {pattern.pattern}")
+    return bytes.fromhex(value)
+
+
+def _string(value: Any, what: str) -> str:
+    if type(value) is not str:
+        raise DecodeError(f"{what}: not a string")
+    return value
+
+
+def _int(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_INT:
+        raise DecodeError(f"{what}: not an integer in [0, 2^53)")
+    return value
+
+
+def _object(value: Any, what: str, allowed: frozenset[str] | set[str]) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise DecodeError(f"{what}: not an object")
+    extra = set(value) - allowed
+    if extra:
+        raise DecodeError(f"{what}: unknown member {sorted(extra)[0]!r}")
+    return value
+
+
+def _opt_text(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise DecodeError(f"{what}: not a string")
+    return value
+
+
+def _parts(value: dict[str, Any]) -> dict[str, Any]:
+    """The optional members of a payload, decoded (ValueError from the part constructors)."""
+    parts: dict[str, Any] = {}
+    if "tool" in value:
+        tool = _object(value["tool"], "tool", {"name", "call"})
+        parts["tool"] = ToolCall(
+            _opt_text(tool.get("name"), "tool name") or "", _opt_text(tool.get("call"), "call")
+        )
+    if "digests" in value:
+        digests = _object(value["digests"], "digests", set(REDACTABLE))
+        if not digests:
+            raise DecodeError("digests: empty")
+        parts["digests"] = {k: _hex(v, f"digest {k}", _HEX64) for k, v in digests.items()}
+    if "decision" in value:
+        decision = _object(value["decision"], "decision", {"outcome", "bundle", "policies"})
+        policies = decision.get("policies", [])
+        if type(policies) is not list or ("policies" in decision and not policies):
+            raise DecodeError("decision policies: not a non-empty list")
+        parts["decision"] = Decision(
+            _opt_text(decision.get("outcome"), "outcome") or "",
+            _opt_text(decision.get("bundle"), "bundle"),
+            tuple(_opt_text(p, "policy id") or "" for p in policies),
+        )
+    if "authority" in value:
+        authority = _object(value["authority"], "authority", {"chain", "credentials", "at"})
+        credentials = authority.get("credentials")
+        if type(credentials) is not list:
+            raise DecodeError("authority credentials: not a list")
+        named = []
+        for entry in credentials:
+            entry = _object(entry, "credential", {"id", "hash"})
+            named.append(
+                (
+                    _hex(entry.get("id"), "credential id", _HEX32),
+                    _hex(entry.get("hash"), "credential hash", _HEX64),
+                )
+            )
+        parts["authority"] = Authority(
+            _hex(authority.get("chain"), "chain digest", _HEX64),
+            tuple(named),
+            _opt_text(authority.get("at"), "chain location") or "",
+        )
+    if "links" in value:
+        links = _object(
+            value["links"], "links", {"parent", "trace", "span", "parent_span", "conversation"}
+        )
+        if not links:
+            raise DecodeError("links: empty")
+        parts["links"] = Links(**{k: _opt_text(v, f"link {k}") for k, v in links.items()})
+    if "escalation" in value:
+        escalation = _object(value["escalation"], "escalation", {"to"})
+        parts["escalation_to"] = _identifier(escalation.get("to"), "escalation to")
+    if "span" in value:
+        span = _object(value["span"], "span", {"start_us", "end_us", "status"})
+        parts["span"] = SpanTimes(
+            _int(span.get("start_us"), "span start"),
+            _int(span.get("end_us"), "span end"),
+            _opt_text(span.get("status"), "span status"),
+        )
+    return parts
+
+
+def _identifier(value: Any, what: str) -> Identifier:
+    if type(value) is str and value.startswith("T"):  # the text form only: one spelling
+        try:
+            return _parse_identifier(value)
+        except ValueError:
+            pass
+    raise DecodeError(f"{what}: not an identifier (T + 64 hex)")
+
+
+@functools.lru_cache(maxsize=4096)  # a log's records name few agents, again and again
+def _parse_identifier(text: str) -> Identifier:
+    return Identifier.parse(text)
+
+
+def decode_payload(payload: bytes) -> TraceRecord:
+    """Decode and check a record payload: canonical JSON of exactly this schema. Raises only
+    DecodeError (problem UNKNOWN_TYPE / UNKNOWN_VERSION / NON_CANONICAL / OVER_LIMIT / ...)."""
+    if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
+        raise DecodeError(f"record: {len(payload)} bytes", DecodeProblem.OVER_LIMIT)
+    try:
+        value = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise DecodeError("record: not UTF-8 JSON") from None
+    if type(value) is not dict:
+        raise DecodeError("record: not an object")
+    if value.get("type") != RECORD_TYPE:
+        raise DecodeError(f"record: type {value.get('type')!r}", DecodeProblem.UNKNOWN_TYPE)
+    if value.get("version") != VERSION or type(value.get("version")) is not int:
+        raise DecodeError(
+            f"record: version {value.get('version')!r}", DecodeProblem.UNKNOWN_VERSION
+        )
+    missing = _REQUIRED - set(value)
+    if missing or "kind" not in value:
+        raise DecodeError(f"record: missing {sorted(missing | ({'kind'} - set(value)))[0]!r}")
+    _object(value, "record", _MEMBERS)
+    kind = _KINDS.get(value["kind"]) if type(value["kind"]) is str else None
+    if kind is None:
+        raise DecodeError(f"record: unknown kind {value['kind']!r}")
+    prev = value["prev"]
+    try:
+        record = TraceRecord(
+            id=_string(value["id"], "id"),  # the constructor checks ids and keys are hex
+            agent=_identifier(value["agent"], "agent"),
+            key=_string(value["key"], "key"),
+            seq=_int(value["seq"], "seq"),
+            prev=None if prev is None else _hex(prev, "prev", _HEX64),
+            time=_int(value["time"], "time"),
+            kind=kind,
+            **_parts(value),
+        )
+    except ValueError as exc:
+        raise DecodeError(f"record: {exc}") from None
+    try:
+        canonical = canonical_json(value)
+    except (UnicodeEncodeError, ValueError):
+        raise DecodeError("record: a string is not valid Unicode") from None
+    if canonical != payload:  # also refuses duplicate members, which json.loads merges
+        raise DecodeError("record: not in canonical form", DecodeProblem.NON_CANONICAL)
+    return record
+
+
+def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) -> None:
+    """Raise TraceError(LINK_INVALID) unless `resolution` resolves `escalation` (its parent
+    record, None when it is not in the log): an escalation, and, when that escalation named
+    whom it asked, signed by that identity."""
+    if resolution.links.parent is None:
+        raise TraceError(
+            TraceFailure.LINK_INVALID, "a resolution names its escalation", record=resolution.id
+        )
+    if escalation is None or escalation.kind is not Kind.ESCALATION:
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"parent {resolution.links.parent} is not an escalation in the log",
+            record=resolution.id,
+        )
+    if escalation.escalation_to is not None and escalation.escalation_to != resolution.agent:
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"escalated to {escalation.escalation_to}, resolved by {resolution.agent}",
+            record=resolution.id,
+        )

@@ -1,0 +1,173 @@
+"""Recording as an agent: number, date, sign and append records, keeping the agent's chain.
+
+`TraceRecorder.record(content)` is the one call an agent (or a gate, a broker, a span
+processor) makes per step: it takes the next seq and the previous record's hash, signs with the
+agent's signing key and returns once the log has the record durably. Records of one recorder
+enter the log in the order they were signed, whatever the threads. A second writer for the same
+agent (another process) makes the log refuse one of them (CHAIN_BROKEN): the recorder then
+reloads the chain head from the log and signs again, as it does after a rotation the log knew
+first (ATTESTATION_STALE), with a signer asked afresh. Given a signer source, it asks it again
+every 60 s and after `renew()`, so a rotation elsewhere is picked up.
+
+Decision traces: `escalate` (the agent asks a human, naming who) and `resolve` (the human's own
+recorder: the outcome, what they considered and why, linked to the escalation).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from troth.clock import Clock
+from troth.errors import TraceError, TraceFailure, TrothError
+from troth.identity import Identifier, Signer
+from troth.trace.log import Receipt, TraceLog
+from troth.trace.record import Decision, Kind, Links
+from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_record
+
+__all__ = ["TraceRecorder"]
+
+_RETRIED: Final = frozenset({TraceFailure.CHAIN_BROKEN, TraceFailure.ATTESTATION_STALE})
+_ATTEMPTS: Final = 3
+_RENEW_BEFORE: Final = 3600  # seconds before a signing key's expiry to ask for a new one
+_REFRESH_EVERY: Final = 60  # seconds between asking the source again (a rotation elsewhere)
+
+
+class TraceRecorder:
+    """Signs records as one identity and appends them to one log."""
+
+    def __init__(
+        self,
+        log: TraceLog,
+        signer: Signer | Callable[[int], Signer],
+        *,
+        clock: Clock,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.log = log
+        self.clock = clock
+        self._source = signer if callable(signer) and not isinstance(signer, Signer) else None
+        self._signer: Signer | None = signer if isinstance(signer, Signer) else None
+        self._epoch: KeyEpoch | None = None
+        self._fetched_at: int | None = None
+        self._random = random
+        self._lock = threading.Lock()
+        self._head: tuple[int, bytes, int] | None = None
+        self._head_loaded = False
+
+    @property
+    def agent(self) -> Identifier:
+        return self._current_signer(self.clock.now())[0].identity.identifier
+
+    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Receipt:
+        """Sign `content` as the next record of this agent and append it (durably)."""
+        attempt = 0
+        while True:
+            with self._lock:
+                pending = self.log.enqueue(self._sign(content, renew=attempt > 0), chain=chain)
+            self.log.wait(pending)
+            try:
+                return pending.result()
+            except TrothError as exc:
+                with self._lock:
+                    self._head_loaded = False  # what the log holds decides the next seq
+                retried = isinstance(exc, TraceError) and exc.reason in _RETRIED
+                attempt += 1
+                if not retried or attempt >= _ATTEMPTS:
+                    raise
+
+    def record_many(self, contents: Sequence[RecordContent]) -> list[Receipt]:
+        """Sign and append several records in as few commits as possible (all or the first
+        refusal raised; records before it are kept)."""
+        with self._lock:
+            pendings = [self.log.enqueue(self._sign(content, renew=False)) for content in contents]
+        for pending in pendings:
+            self.log.wait(pending)
+        if any(pending.error is not None for pending in pendings):
+            with self._lock:
+                self._head_loaded = False
+        return [pending.result() for pending in pendings]
+
+    def _sign(self, content: RecordContent, *, renew: bool) -> VerifiedRecord:
+        now = self.clock.now()
+        signer, epoch = self._current_signer(now, renew=renew)
+        if not self._head_loaded:
+            self._head = self.log.head(signer.identity.identifier)
+            self._head_loaded = True
+        head = self._head
+        seq, prev, time = (
+            (0, None, now) if head is None else (head[0] + 1, head[1], max(now, head[2]))
+        )
+        verified = sign_record(
+            signer, content, seq=seq, prev=prev, time=time, epoch=epoch, random=self._random
+        )
+        self._head = (seq, verified.hash, time)
+        return verified
+
+    def renew(self) -> None:
+        """Ask the signer source again before the next record (after a rotation)."""
+        with self._lock:
+            self._fetched_at = None
+
+    def _current_signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
+        signer, epoch = self._signer, self._epoch
+        stale = (
+            signer is None
+            or renew
+            or signer.expires_at - now < _RENEW_BEFORE
+            or self._fetched_at is None
+            or now - self._fetched_at >= _REFRESH_EVERY
+        )
+        if stale and self._source is not None:
+            fresh = self._source(now)
+            if fresh is not signer:
+                signer, epoch = fresh, None
+            self._fetched_at = now
+        if signer is None:
+            raise TraceError(TraceFailure.ATTESTATION_INVALID, "no signing key for the agent")
+        if epoch is None:
+            epoch = resolve_key(signer.identity, signer.attestation)
+        self._signer, self._epoch = signer, epoch
+        return signer, epoch
+
+    # -- decision traces ---------------------------------------------------------------------
+
+    def escalate(
+        self,
+        to: Identifier,
+        *,
+        question: Any,
+        reasoning: Any = None,
+        parent: str | None = None,
+        conversation: str | None = None,
+        trace: str | None = None,
+    ) -> Receipt:
+        """Record that this agent asks `to` (a human's identity) to decide: the question and
+        context it presents (`inputs`) and why it escalates (`reasoning`)."""
+        values: dict[str, Any] = {"inputs": question}
+        if reasoning is not None:
+            values["reasoning"] = reasoning
+        links = Links(parent=parent, trace=trace, conversation=conversation)
+        return self.record(
+            RecordContent(Kind.ESCALATION, values=values, links=links, escalation_to=to)
+        )
+
+    def resolve(
+        self,
+        escalation: str,
+        *,
+        outcome: str,
+        considered: Any,
+        reasoning: Any,
+        conversation: str | None = None,
+        trace: str | None = None,
+    ) -> Receipt:
+        """Record, as this (human's) identity, the decision on escalation record `escalation`:
+        the outcome, what was considered (`inputs`) and why (`reasoning`)."""
+        values = {"inputs": considered, "reasoning": reasoning}
+        links = Links(parent=escalation, trace=trace, conversation=conversation)
+        return self.record(
+            RecordContent(Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links)
+        )

@@ -1,0 +1,296 @@
+"""Signing trace records as an agent, and verifying who signed one (docs/formats.md, "Trace
+records": "Signatures outlive rotations").
+
+A record is signed by the agent's signing purpose key; the DSSE keyid, also inside the signed
+payload (`key`), is the lowercase hex SHA-256 of that key's purpose-key attestation, so a
+verifier finds the attestation by it (in the log bundle) and the signature binds it.
+
+Unlike `troth.identity.verify_signed_by`, which accepts only keys attested under the
+identity's latest change, a record names its time and is judged at that time: the attestation
+may be made under any change of the signer's verified history, and the key may sign only while
+that change was the current one (`KeyEpoch.check_time`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from troth import limits
+from troth.crypto import PublicKey, sha256, verify_signature
+from troth.errors import CryptoError, DecodeError, DecodeProblem, TraceError, TraceFailure
+from troth.identity import PurposeKeyAttestation, Signer, VerifiedIdentity
+from troth.identity.identifier import Identifier
+from troth.trace.dsse import decode_envelope, encode_envelope, pae
+from troth.trace.record import (
+    PAYLOAD_TYPE,
+    Authority,
+    Decision,
+    Disclosure,
+    Kind,
+    Links,
+    SpanTimes,
+    ToolCall,
+    TraceRecord,
+    commitment,
+    decode_payload,
+    disclosure_value,
+    new_record_id,
+)
+from troth.vault import KeyPurpose
+
+__all__ = [
+    "KeyEpoch",
+    "RecordContent",
+    "VerifiedRecord",
+    "check_disclosures",
+    "check_signature",
+    "decode_failure",
+    "keyid_of",
+    "open_envelope",
+    "resolve_key",
+    "sign_record",
+    "verify_envelope",
+]
+
+_F = TraceFailure
+_VERIFIED: Final = object()
+_DECODE_REASONS: Final = {
+    DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
+    DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
+    DecodeProblem.OVER_LIMIT: _F.OVER_LIMIT,
+}
+
+Random = Callable[[int], bytes]
+
+
+def decode_failure(exc: DecodeError) -> TraceError:
+    """A decoder's refusal as a TraceError with the matching reason."""
+    return TraceError(_DECODE_REASONS.get(exc.problem, _F.MALFORMED), str(exc))
+
+
+def keyid_of(attestation: bytes) -> str:
+    """The DSSE keyid of a signing key: hex SHA-256 of its purpose-key attestation."""
+    return sha256(attestation).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEpoch:
+    """A signing key of an identity, attested under one change of its history, and the times
+    at which it may sign."""
+
+    identifier: Identifier
+    keyid: str
+    key: PublicKey
+    change: int
+    is_current: bool
+    attested_from: int
+    expires_at: int
+    primary_valid_from: int
+    primary_valid_until: int
+    retired_at: int | None
+
+    def check_time(self, at: int) -> None:
+        """Raise TraceError unless the key could sign at `at`: within its attestation's window
+        and its primary key's validity (300 s of skew before each start), and before the next
+        change retired it."""
+        skew = limits.MAX_CLOCK_SKEW_SECONDS
+        if not self.attested_from - skew <= at < self.expires_at:
+            raise TraceError(
+                _F.ATTESTATION_INVALID,
+                f"attestation valid {self.attested_from}..{self.expires_at}, record at {at}",
+            )
+        if not self.primary_valid_from - skew <= at <= self.primary_valid_until:
+            raise TraceError(
+                _F.ATTESTATION_INVALID, f"attested by change {self.change} outside its validity"
+            )
+        if self.retired_at is not None and at >= self.retired_at:
+            raise TraceError(
+                _F.KEY_RETIRED,
+                f"attested under change {self.change}, retired at {self.retired_at}, "
+                f"record at {at}",
+            )
+
+
+def resolve_key(identity: VerifiedIdentity, attestation: bytes) -> KeyEpoch:
+    """The signing key `attestation` attests for `identity`, under whichever change of its
+    verified history it was made (signature by that change's primary key)."""
+    try:
+        decoded = PurposeKeyAttestation.decode(attestation)
+    except DecodeError as exc:
+        raise TraceError(_F.ATTESTATION_INVALID, str(exc)) from None
+    if decoded.identifier != identity.identifier:
+        raise TraceError(_F.ATTESTATION_INVALID, "attested for another identity")
+    if decoded.purpose is not KeyPurpose.SIGNING or not decoded.key.key_type.can_sign:
+        raise TraceError(_F.ATTESTATION_INVALID, "not a signing key")
+    changes = identity.changes
+    position = next((c.index for c in changes if c.change_hash == decoded.change_hash), None)
+    if position is None:
+        raise TraceError(_F.ATTESTATION_INVALID, "made under a change not in the history")
+    change = changes[position].body
+    try:
+        verify_signature(change.primary_key, decoded.signature, decoded.body)
+    except CryptoError:
+        raise TraceError(_F.ATTESTATION_INVALID, "bad attestation signature") from None
+    following = changes[position + 1].body.created_at if position + 1 < len(changes) else None
+    return KeyEpoch(
+        identity.identifier,
+        keyid_of(attestation),
+        decoded.key,
+        position,
+        following is None,
+        decoded.created_at,
+        decoded.expires_at,
+        change.valid_from,
+        change.valid_until,
+        following,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordContent:
+    """What a record says, before it is numbered, dated and signed. `values` are the
+    redactable ones (tool arguments and result, inputs, reasoning): the record commits to each
+    with a salted hash and the value becomes a disclosure."""
+
+    kind: Kind
+    tool: ToolCall | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    decision: Decision | None = None
+    authority: Authority | None = None
+    links: Links = field(default_factory=Links)
+    escalation_to: Identifier | None = None
+    span: SpanTimes | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRecord:
+    """A record whose signature and signing key were checked at its time (or that this process
+    just signed), with its exact envelope bytes (the log leaf) and its disclosures."""
+
+    record: TraceRecord
+    envelope: bytes = field(repr=False)
+    hash: bytes
+    signer: VerifiedIdentity = field(repr=False)
+    attestation: bytes = field(repr=False)
+    epoch: KeyEpoch = field(repr=False)
+    disclosures: Mapping[str, Disclosure] = field(default_factory=dict, repr=False)
+    _token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedRecord is made by sign_record or verify_envelope")
+
+
+def sign_record(
+    signer: Signer,
+    content: RecordContent,
+    *,
+    seq: int,
+    prev: bytes | None,
+    time: int,
+    epoch: KeyEpoch | None = None,
+    random: Random = os.urandom,
+) -> VerifiedRecord:
+    """Number, date, commit and sign `content` as `signer`'s identity. `epoch` (the signer's
+    resolved key, when the caller keeps it) saves resolving the attestation again."""
+    epoch = epoch or resolve_key(signer.identity, signer.attestation)
+    epoch.check_time(time)
+    entropy = random(16 * (1 + len(content.values)))
+    disclosures: dict[str, Disclosure] = {}
+    digests: dict[str, bytes] = {}
+    for number, (name, value) in enumerate(content.values.items(), start=1):
+        disclosure = Disclosure(entropy[16 * number : 16 * number + 16], disclosure_value(value))
+        disclosures[name] = disclosure
+        digests[name] = commitment(name, disclosure)
+    record = TraceRecord(
+        id=content.id or new_record_id(time, entropy[:16]),
+        agent=signer.identity.identifier,
+        key=epoch.keyid,
+        seq=seq,
+        prev=prev,
+        time=time,
+        kind=content.kind,
+        tool=content.tool,
+        digests=digests,
+        decision=content.decision,
+        authority=content.authority,
+        links=content.links,
+        escalation_to=content.escalation_to,
+        span=content.span,
+    )
+    payload = record.encode()
+    if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
+        raise TraceError(_F.OVER_LIMIT, f"payload of {len(payload)} bytes")
+    envelope = encode_envelope(
+        PAYLOAD_TYPE, payload, epoch.keyid, signer.sign(pae(PAYLOAD_TYPE, payload))
+    )
+    return VerifiedRecord(
+        record,
+        envelope,
+        sha256(payload),
+        signer.identity,
+        signer.attestation,
+        epoch,
+        disclosures,
+        _VERIFIED,
+    )
+
+
+def open_envelope(data: bytes) -> tuple[TraceRecord, bytes, bytes, str]:
+    """Decode (not verify) a trace envelope: (record, payload, signature, keyid). Raises
+    TraceError with the decoding reason."""
+    try:
+        envelope, keyid = decode_envelope(data)
+        if envelope.payload_type != PAYLOAD_TYPE:
+            raise DecodeError(f"payload type {envelope.payload_type!r}", DecodeProblem.UNKNOWN_TYPE)
+        record = decode_payload(envelope.payload)
+    except DecodeError as exc:
+        raise decode_failure(exc) from None
+    if record.key != keyid:
+        raise TraceError(_F.MALFORMED, "the envelope's keyid is not the record's key")
+    return record, envelope.payload, envelope.signatures[0].sig, keyid
+
+
+def check_signature(epoch: KeyEpoch, payload: bytes, signature: bytes) -> None:
+    """Raise TraceError(BAD_SIGNATURE) unless `signature` is `epoch`'s key's over the PAE."""
+    try:
+        verify_signature(epoch.key, signature, pae(PAYLOAD_TYPE, payload))
+    except CryptoError:
+        raise TraceError(_F.BAD_SIGNATURE) from None
+
+
+def verify_envelope(
+    data: bytes,
+    *,
+    signer: VerifiedIdentity,
+    attestation: bytes,
+    disclosures: Mapping[str, Disclosure] | None = None,
+) -> VerifiedRecord:
+    """Verify a record submitted as envelope bytes: it decodes in canonical form, names
+    `signer` and the key `attestation` attests, the key could sign at the record's time, the
+    signature verifies, and every disclosure matches its commitment."""
+    record, payload, signature, keyid = open_envelope(data)
+    if record.agent != signer.identifier:
+        raise TraceError(_F.SIGNER_INVALID, "the record names another agent", record=record.id)
+    if keyid != keyid_of(attestation):
+        raise TraceError(_F.UNKNOWN_KEY, "the attestation given is not the record's key")
+    epoch = resolve_key(signer, attestation)
+    epoch.check_time(record.time)
+    check_signature(epoch, payload, signature)
+    given = dict(disclosures or {})
+    check_disclosures(record, given)
+    return VerifiedRecord(
+        record, bytes(data), sha256(payload), signer, attestation, epoch, given, _VERIFIED
+    )
+
+
+def check_disclosures(record: TraceRecord, disclosures: Mapping[str, Disclosure]) -> None:
+    """Raise TraceError(DISCLOSURE_MISMATCH) unless every disclosure opens its commitment."""
+    for name, disclosure in disclosures.items():
+        digest = record.digests.get(name)
+        if digest is None or commitment(name, disclosure) != digest:
+            raise TraceError(_F.DISCLOSURE_MISMATCH, name, record=record.id)

@@ -1,0 +1,71 @@
+"""The trace log's storage: `<node>/trace.db`, a SQLite database of its own (docs/traces.md,
+"Storage").
+
+It is a `troth.storage.SqliteDatabase` with this schema and `durability = "full"` (WAL with
+`synchronous = FULL`): a commit is fsynced before COMMIT returns, so an acknowledged append
+survives a crash of the process and a power loss; group commit (`troth.trace.log`) shares one
+fsync among concurrent appenders. One connection per thread; SQLite's locking (BEGIN IMMEDIATE,
+busy timeout) orders writers across threads and processes. Nothing here repairs damage: what
+does not add up is reported by the verifier.
+
+    meta          name -> value: 'size' (records appended), 'log_identity' (32-byte identifier)
+    leaves        idx, record id, leaf hash, envelope (the exact bytes appended), disclosures
+                  (canonical CBOR {field: [salt, value]}, NULL when none: rewriting it without
+                  a field redacts that value); record ids are time-ordered (UUIDv7 layout), so
+                  their index grows at its right edge
+    nodes         (level, idx) -> hash of the perfect subtree, for levels 4, 8, 12, ...
+    agents        agent -> seq, hash, time and key change of its latest record
+    histories     identifier -> newest verified history (agents and the log identity)
+    attestations  keyid -> (identifier, attestation) of every key that signed a record or a
+                  checkpoint
+    chains        digest -> delegation chain bytes that records name with at = "log"
+    checkpoints   size -> root, time, signed note
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from troth.storage import SqliteDatabase
+
+__all__ = ["NODE_LEVEL_STRIDE", "TRACE_MIGRATIONS", "open_trace_store"]
+
+NODE_LEVEL_STRIDE: Final = 4
+"""Perfect subtrees are stored at levels 4, 8, 12, ...: 1/15 of a row per append; any other
+subtree is at most 15 stored hashes away."""
+
+TRACE_MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE TABLE leaves (
+        idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, leaf BLOB NOT NULL,
+        envelope BLOB NOT NULL, disclosures BLOB
+    );
+    CREATE TABLE nodes (
+        level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE agents (
+        agent BLOB PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL, time INTEGER NOT NULL,
+        change INTEGER NOT NULL
+    );
+    CREATE TABLE histories (
+        identifier BLOB PRIMARY KEY, history BLOB NOT NULL, changes INTEGER NOT NULL,
+        current BLOB NOT NULL
+    );
+    CREATE TABLE attestations (
+        keyid TEXT PRIMARY KEY, identifier BLOB NOT NULL, attestation BLOB NOT NULL
+    );
+    CREATE TABLE chains (digest BLOB PRIMARY KEY, chain BLOB NOT NULL);
+    CREATE TABLE checkpoints (
+        size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, note BLOB NOT NULL
+    );
+    INSERT INTO meta (name, value) VALUES ('size', 0);
+    """,
+)
+
+
+def open_trace_store(path: str | Path) -> SqliteDatabase:
+    """Open (creating it if needed) the trace log database at `path`."""
+    return SqliteDatabase(path, durability="full", migrations=TRACE_MIGRATIONS)

@@ -1,0 +1,419 @@
+"""Verifying a whole trace log offline (docs/traces.md, "Verification").
+
+`LogVerifier` takes the records in log order (sans-IO) with what a verifier needs beside them
+(`LogMaterial`: the signers' histories, the attestations by keyid, the chains the log keeps,
+the checkpoints) and raises TraceError naming the first bad record and why:
+
+- the record decodes (canonical envelope and payload), its id is new, its leaf is the one
+  appended (when the log's stored leaf hash is given);
+- its key: the attestation its keyid names is for the record's agent, under a change of the
+  agent's verified history, and could sign at the record's time (`KeyEpoch.check_time`:
+  "signatures outlive rotations", a retired key's later record is KEY_RETIRED);
+- the signature over the PAE of the exact payload bytes;
+- the agent's chain: seq 0, 1, 2, ... each naming the previous record's hash, times never
+  decreasing, keys never going back to an older change;
+- every disclosure opens its commitment; a chain kept in the log matches the record's
+  credential ids and hashes and its last subject is the agent; a resolution resolves an
+  escalation addressed to its signer;
+- the Merkle root of the first n records equals every checkpoint of size n (and no checkpoint
+  is larger than the log: truncation).
+
+`finish(anchor)` then judges the newest checkpoint against the one the verifier kept: VALID,
+or UNANCHORED with no saved checkpoint (never "valid").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from troth.credentials.format import CredentialBody, CredentialChain
+from troth.crypto import sha256
+from troth.errors import DecodeError, IdentityError, NotFound, TraceError, TraceFailure
+from troth.identity import (
+    ChangeBody,
+    Identifier,
+    UnverifiedHistory,
+    VerifiedIdentity,
+    verify_history,
+)
+from troth.trace.checkpoint import (
+    AnchorStatus,
+    Checkpoint,
+    CheckpointAnchor,
+    parse_checkpoint,
+    verify_checkpoint,
+)
+from troth.trace.log import StoredEntry, TraceLog
+from troth.trace.merkle import Frontier, leaf_hash
+from troth.trace.record import Disclosure, Kind, TraceRecord, check_resolution
+from troth.trace.signing import (
+    KeyEpoch,
+    check_disclosures,
+    check_signature,
+    open_envelope,
+    resolve_key,
+)
+
+__all__ = [
+    "LogMaterial",
+    "LogReport",
+    "LogVerifier",
+    "check_chain",
+    "log_material",
+    "verify_identity",
+    "verify_log",
+    "verify_records",
+]
+
+_F = TraceFailure
+_NONE: Mapping[str, Disclosure] = {}
+Known = Callable[[VerifiedIdentity], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LogMaterial:
+    """What verifying a log needs beside its records (a log's bundle)."""
+
+    histories: Mapping[Identifier, bytes]
+    attestations: Mapping[str, bytes]
+    chains: Mapping[bytes, bytes] = field(default_factory=dict)
+    checkpoints: Sequence[bytes] = ()
+    log_identity: Identifier | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    """A verified log: how far, anchored or not, and what could not be checked offline."""
+
+    status: AnchorStatus
+    size: int
+    checkpoint: Checkpoint | None
+    tail: int
+    agents: int
+    disclosures: int
+    chains_checked: int
+    chains_elsewhere: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": True,
+            "status": self.status.value,
+            "records": self.size,
+            "checkpoint": None if self.checkpoint is None else self.checkpoint.to_json(),
+            "after_checkpoint": self.tail,
+            "agents": self.agents,
+            "disclosures_checked": self.disclosures,
+            "chains_checked": self.chains_checked,
+            "chains_elsewhere": self.chains_elsewhere,
+        }
+
+
+def verify_identity(
+    identifier: Identifier, history: bytes | None, known: Known | None
+) -> VerifiedIdentity:
+    """Verify a signer's history as of its latest change (a log outlives key expiries: each
+    record is judged at its own time), that it is `identifier`'s, and (`known`) that it does
+    not fork from or roll back the verifier's stored copy."""
+    if history is None:
+        raise TraceError(_F.MISSING_HISTORY, str(identifier))
+    try:
+        unverified = UnverifiedHistory.decode(history)
+        at = ChangeBody.decode(unverified.changes[-1].body).created_at
+        identity = verify_history(unverified, now=at)
+        if known is not None:
+            known(identity)
+    except (DecodeError, IdentityError) as exc:
+        raise TraceError(_F.SIGNER_INVALID, f"{identifier}: {exc}") from None
+    if identity.identifier != identifier:
+        raise TraceError(_F.SIGNER_INVALID, f"the history filed under {identifier} is another's")
+    return identity
+
+
+_ChainSummary = tuple[tuple[tuple[bytes, bytes], ...], Identifier]
+
+
+def _chain_summary(chain: bytes) -> _ChainSummary:
+    """(serial, hash) of each credential of a chain, root first, and its last subject."""
+    try:
+        decoded = CredentialChain.decode(chain)
+        bodies = [CredentialBody.decode(c.body) for c in decoded.credentials]
+    except DecodeError as exc:
+        raise TraceError(_F.CHAIN_MISMATCH, str(exc)) from None
+    named = tuple((b.id, c.hash) for b, c in zip(bodies, decoded.credentials, strict=True))
+    return named, bodies[-1].subject
+
+
+def _check_summary(record: TraceRecord, summary: _ChainSummary) -> None:
+    authority = record.authority
+    if authority is None or summary[0] != authority.credentials:
+        raise TraceError(_F.CHAIN_MISMATCH, "credential ids or hashes differ from the chain")
+    if summary[1] != record.agent:
+        raise TraceError(_F.CHAIN_MISMATCH, f"the chain is {summary[1]}'s, not the agent's")
+
+
+def check_chain(record: TraceRecord, chain: bytes) -> None:
+    """Raise TraceError(CHAIN_MISMATCH) unless `chain` is the one `record` names: its
+    credentials' ids and hashes, root first, and its last subject the record's agent. (Whether
+    the chain verifies under a trust policy is the verifier's own question: ChainVerifier.)"""
+    _check_summary(record, _chain_summary(chain))
+
+
+@dataclass
+class _AgentState:
+    seq: int
+    hash: bytes
+    time: int
+    change: int
+
+
+class LogVerifier:
+    """Verifies records one by one in log order; `finish` checks the checkpoints' anchor."""
+
+    def __init__(self, material: LogMaterial, *, known: Known | None = None) -> None:
+        self.material = material
+        self._known = known
+        self._identities: dict[Identifier, VerifiedIdentity] = {}
+        self._epochs: dict[str, KeyEpoch] = {}
+        self._agents: dict[Identifier, _AgentState] = {}
+        self._ids: set[str] = set()
+        self._escalations: dict[str, TraceRecord] = {}
+        self._waiting: list[tuple[int, TraceRecord]] = []
+        self._chains_seen: dict[bytes, _ChainSummary] = {}
+        self._frontier = Frontier()
+        self._roots: dict[int, bytes] = {}
+        self.disclosures = 0
+        self.chains_checked = 0
+        self.chains_elsewhere = 0
+        self._checkpoints = self._verified_checkpoints()
+        self._wanted_roots = {c.size for c in self._checkpoints}
+        if 0 in self._wanted_roots:
+            self._roots[0] = self._frontier.root()
+
+    @property
+    def count(self) -> int:
+        return self._frontier.size
+
+    def want_root(self, size: int) -> None:
+        """Keep the root of the first `size` records (an anchor's size) while verifying."""
+        self._wanted_roots.add(size)
+        if size == 0:
+            self._roots[0] = self._frontier.root()
+
+    def _log_identity(self) -> VerifiedIdentity:
+        identifier = self.material.log_identity
+        if identifier is None:
+            raise TraceError(_F.CHECKPOINT_INVALID, "the log identity is unknown")
+        return self._identity(identifier)
+
+    def _verified_checkpoints(self) -> list[Checkpoint]:
+        if not self.material.checkpoints:
+            return []
+        log = self._log_identity()
+        verified = [
+            verify_checkpoint(note, log, self.material.attestations)
+            for note in self.material.checkpoints
+        ]
+        return sorted(verified, key=lambda c: c.size)
+
+    def _identity(self, identifier: Identifier) -> VerifiedIdentity:
+        identity = self._identities.get(identifier)
+        if identity is None:
+            history = self.material.histories.get(identifier)
+            identity = verify_identity(identifier, history, self._known)
+            self._identities[identifier] = identity
+        return identity
+
+    def _epoch(self, keyid: str, agent: Identifier) -> KeyEpoch:
+        epoch = self._epochs.get(keyid)
+        if epoch is None:
+            attestation = self.material.attestations.get(keyid)
+            if attestation is None:
+                raise TraceError(_F.UNKNOWN_KEY, keyid)
+            epoch = resolve_key(self._identity(agent), attestation)
+            self._epochs[keyid] = epoch
+        if epoch.identifier != agent:
+            raise TraceError(_F.ATTESTATION_INVALID, f"the key is {epoch.identifier}'s")
+        return epoch
+
+    def add(
+        self,
+        index: int,
+        envelope: bytes,
+        *,
+        stored_leaf: bytes | None = None,
+        stored_id: str | None = None,
+        disclosures: Mapping[str, Disclosure] | Callable[[], Mapping[str, Disclosure]] = (_NONE),
+    ) -> TraceRecord:
+        """Verify the record at log position `index` (the next one); return it. `stored_leaf`
+        and `stored_id` are what the log's index says (they must agree with the record)."""
+        record: TraceRecord | None = None
+        try:
+            if index != self._frontier.size:
+                raise TraceError(_F.MALFORMED, f"expected record {self._frontier.size} next")
+            leaf = leaf_hash(envelope)
+            if stored_leaf is not None and stored_leaf != leaf:
+                raise TraceError(_F.LEAF_MISMATCH)
+            record, payload, signature, keyid = open_envelope(envelope)
+            held = disclosures() if callable(disclosures) else disclosures
+            self._check_record(record, payload, signature, keyid, held)
+            if stored_id is not None and stored_id != record.id:
+                raise TraceError(_F.LEAF_MISMATCH, f"filed under id {stored_id}")
+        except TraceError as exc:
+            raise exc.located(index=index, record=None if record is None else record.id) from None
+        self._frontier.append(leaf)
+        size = self._frontier.size
+        if size in self._wanted_roots:
+            self._roots[size] = self._frontier.root()
+        return record
+
+    def _check_record(
+        self,
+        record: TraceRecord,
+        payload: bytes,
+        signature: bytes,
+        keyid: str,
+        disclosures: Mapping[str, Disclosure],
+    ) -> None:
+        if record.id in self._ids:
+            raise TraceError(_F.REPLAYED, "a record with this id is earlier in the log")
+        epoch = self._epoch(keyid, record.agent)
+        epoch.check_time(record.time)
+        check_signature(epoch, payload, signature)
+        state = self._agents.get(record.agent)
+        record_hash = sha256(payload)
+        if state is None:
+            if record.seq != 0:
+                raise TraceError(_F.CHAIN_BROKEN, f"the agent's first record has seq {record.seq}")
+        else:
+            if record.seq != state.seq + 1 or record.prev != state.hash:
+                raise TraceError(_F.CHAIN_BROKEN, f"seq {record.seq} after seq {state.seq}")
+            if record.time < state.time:
+                raise TraceError(_F.TIME_REVERSED, f"{record.time} after {state.time}")
+            if epoch.change < state.change:
+                raise TraceError(
+                    _F.KEY_RETIRED, f"key of change {epoch.change} after one of {state.change}"
+                )
+        if disclosures:
+            check_disclosures(record, disclosures)
+            self.disclosures += len(disclosures)
+        if record.authority is not None:
+            self._check_authority(record)
+        if record.kind is Kind.ESCALATION:
+            self._escalations[record.id] = record
+        elif record.kind is Kind.RESOLUTION:
+            parent = record.links.parent
+            if parent is None or parent in self._ids:
+                check_resolution(record, self._escalations.get(parent or ""))
+            else:
+                self._waiting.append((self._frontier.size, record))
+        self._ids.add(record.id)
+        self._agents[record.agent] = _AgentState(record.seq, record_hash, record.time, epoch.change)
+
+    def _check_authority(self, record: TraceRecord) -> None:
+        authority = record.authority
+        if authority is None:
+            return
+        if authority.chain not in self._chains_seen:
+            chain = self.material.chains.get(authority.chain)
+            if chain is None:
+                if authority.at == "log":
+                    raise TraceError(_F.CHAIN_MISMATCH, "the chain is not in the log")
+                self.chains_elsewhere += 1
+                return
+            if sha256(chain) != authority.chain:
+                raise TraceError(_F.CHAIN_MISMATCH, "the stored chain is damaged")
+            self._chains_seen[authority.chain] = _chain_summary(chain)
+        _check_summary(record, self._chains_seen[authority.chain])
+        self.chains_checked += 1
+
+    def finish(self, anchor: bytes | None = None) -> LogReport:
+        """After the last record: resolutions whose escalation came later, every checkpoint's
+        root, truncation, and the newest checkpoint against the verifier's `anchor` (the note
+        it kept)."""
+        for index, record in self._waiting:
+            try:
+                check_resolution(record, self._escalations.get(record.links.parent or ""))
+            except TraceError as exc:
+                raise exc.located(index=index, record=record.id) from None
+        size = self._frontier.size
+        for checkpoint in self._checkpoints:
+            self._check_root(checkpoint, size)
+        newest = self._checkpoints[-1] if self._checkpoints else None
+        status = AnchorStatus.UNANCHORED
+        if anchor is not None:
+            saved = verify_checkpoint(anchor, self._log_identity(), self.material.attestations)
+            if saved.size > size:
+                raise TraceError(_F.TRUNCATED, f"anchored at {saved.size}, the log has {size}")
+            status = CheckpointAnchor(saved).accept(newest or saved, root_at=self._root_at)
+            if self._root_at(saved.size) != saved.root:  # no stored checkpoint since the anchor
+                raise TraceError(_F.INCONSISTENT, f"the first {saved.size} records differ")
+        return LogReport(
+            status,
+            size,
+            newest,
+            size - (newest.size if newest else 0),
+            len(self._agents),
+            self.disclosures,
+            self.chains_checked,
+            self.chains_elsewhere,
+        )
+
+    def _root_at(self, size: int) -> bytes:
+        root = self._roots.get(size)
+        if root is None:
+            raise TraceError(_F.ROOT_MISMATCH, f"no root kept at {size} (want_root)")
+        return root
+
+    def _check_root(self, checkpoint: Checkpoint, size: int) -> None:
+        if checkpoint.size > size:
+            raise TraceError(
+                _F.TRUNCATED, f"checkpoint of {checkpoint.size} records, the log has {size}"
+            )
+        if self._root_at(checkpoint.size) != checkpoint.root:
+            raise TraceError(
+                _F.ROOT_MISMATCH,
+                f"the first {checkpoint.size} records do not hash to the checkpoint's root",
+            )
+
+
+def verify_records(
+    verifier: LogVerifier, entries: Iterable[StoredEntry], anchor: bytes | None
+) -> LogReport:
+    """Feed a log's stored entries to `verifier` in order and finish."""
+    if anchor is not None:
+        verifier.want_root(parse_checkpoint(anchor)[0].size)
+    for entry in entries:
+        verifier.add(
+            entry.index,
+            entry.envelope,
+            stored_leaf=entry.leaf,
+            stored_id=entry.record_id,
+            disclosures=entry.disclosures,
+        )
+    return verifier.finish(anchor)
+
+
+def log_material(log: TraceLog) -> LogMaterial:
+    """What `log` holds beside its records."""
+    try:
+        identity: Identifier | None = log.log_identity
+    except NotFound:
+        identity = None
+    return LogMaterial(
+        histories=log.histories(),
+        attestations=log.attestations(),
+        chains=log.chains(),
+        checkpoints=log.checkpoints(),
+        log_identity=identity,
+    )
+
+
+def verify_log(
+    log: TraceLog, *, anchor: bytes | None = None, known: Known | None = None
+) -> LogReport:
+    """Verify every record of `log`, its checkpoints, and (given the note a verifier kept)
+    that the log is consistent with `anchor`. Raises TraceError at the first bad record."""
+    verifier = LogVerifier(log_material(log), known=known)
+    return verify_records(verifier, log.stored(), anchor)

@@ -1,0 +1,142 @@
+"""The trace as a tree: who did what, under whose authority, which policy (`troth trace show`).
+
+Records are linked to their parent by the parent record id (`links.parent`) or, for records
+made from OpenTelemetry spans, by the parent span id (`links.parent_span`). Records whose parent
+is not in the log are roots. Decoded, not verified: `troth trace verify` says whether to trust
+what is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from troth.credentials.format import CredentialBody, CredentialChain
+from troth.errors import DecodeError
+from troth.identity import Identifier
+from troth.trace.log import TraceLog
+from troth.trace.record import TraceRecord
+from troth.trace.signing import open_envelope
+
+__all__ = ["TraceNode", "trace_tree"]
+
+
+@dataclass
+class TraceNode:
+    """One record in the tree, with what it is about and its children."""
+
+    index: int
+    record: TraceRecord
+    authority: list[Identifier] | None
+    children: list[TraceNode] = field(default_factory=list)
+
+    def to_json(self, names: Mapping[Identifier, str]) -> dict[str, Any]:
+        record = self.record
+
+        def who(identifier: Identifier) -> str:
+            return names.get(identifier, str(identifier))
+
+        value: dict[str, Any] = {
+            "index": self.index,
+            "id": record.id,
+            "agent": who(record.agent),
+            "kind": record.kind.value,
+            "time": record.time,
+        }
+        if record.tool is not None:
+            value["tool"] = record.tool.name
+            if record.tool.call is not None:
+                value["call"] = record.tool.call
+        if record.decision is not None:
+            value["decision"] = record.decision.outcome
+            value["policies"] = list(record.decision.policies)
+            value["bundle"] = record.decision.bundle
+        if self.authority is not None:
+            value["authority"] = who(self.authority[0])
+            value["delegated_by"] = [who(i) for i in self.authority[1:]]
+        elif record.authority is not None:
+            value["chain"] = record.authority.chain.hex()
+        if record.escalation_to is not None:
+            value["escalated_to"] = who(record.escalation_to)
+        if record.digests:
+            value["committed"] = sorted(record.digests)
+        value["children"] = [child.to_json(names) for child in self.children]
+        return value
+
+
+def _issuers(chain: bytes | None) -> list[Identifier] | None:
+    """The chain's authority and every delegator after it (its issuers, root first)."""
+    if chain is None:
+        return None
+    try:
+        decoded = CredentialChain.decode(chain)
+        return [CredentialBody.decode(c.body).issuer for c in decoded.credentials]
+    except DecodeError:
+        return None
+
+
+def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceNode]:
+    """The log's records as trees (roots in log order); with `agent`, only the subtrees that
+    contain one of its records, from their root."""
+    nodes: dict[str, TraceNode] = {}
+    by_span: dict[str, TraceNode] = {}
+    order: list[TraceNode] = []
+    issuers: dict[bytes, list[Identifier] | None] = {}
+    for entry in log.stored():
+        index, record = entry.index, open_envelope(entry.envelope)[0]
+        authority = None
+        if record.authority is not None:
+            digest = record.authority.chain
+            if digest not in issuers:
+                issuers[digest] = _issuers(log.chain(digest))
+            authority = issuers[digest]
+        node = TraceNode(index, record, authority)
+        nodes[record.id] = node
+        if record.links.span is not None:
+            by_span[record.links.span] = node
+        order.append(node)
+    roots: list[TraceNode] = []
+    parents: dict[int, TraceNode] = {}
+    for node in order:
+        links = node.record.links
+        parent = nodes.get(links.parent) if links.parent is not None else None
+        if parent is None and links.parent_span is not None:
+            parent = by_span.get(links.parent_span)
+        if parent is None or parent is node:
+            roots.append(node)
+        else:
+            parent.children.append(node)
+            parents[node.index] = parent
+    seen: set[int] = set()
+    for root in roots:
+        _mark(root, seen)
+    for node in order:  # records in a parent cycle would be shown nowhere: cut the cycle
+        if node.index not in seen:
+            parents[node.index].children.remove(node)
+            roots.append(node)
+            _mark(node, seen)
+    roots.sort(key=lambda root: root.index)
+    for node in order:
+        node.children.sort(key=lambda child: child.index)
+    if agent is None:
+        return roots
+    return [root for root in roots if _contains(root, agent)]
+
+
+def _mark(node: TraceNode, seen: set[int]) -> None:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        seen.add(current.index)
+        stack.extend(child for child in current.children if child.index not in seen)
+
+
+def _contains(node: TraceNode, agent: Identifier) -> bool:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.record.agent == agent:
+            return True
+        stack.extend(current.children)
+    return False

@@ -1,0 +1,98 @@
+"""Identities in an ephemeral vault, signers, logs and records for the trace tests."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from troth.clock import FixedClock
+from troth.crypto import KeyType
+from troth.identity import (
+    HeldIdentity,
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    attest_purpose_key,
+    new_identity,
+    rotate_identity,
+)
+from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog, TraceRecorder
+from troth.vault import KeyPurpose, SoftwareVault
+
+NOW = 1_790_000_000
+DAY = 86_400
+
+
+class Held:
+    """An identity whose keys an ephemeral software vault holds; signs as it, rotates it."""
+
+    def __init__(self, vault: SoftwareVault | None = None, *, now: int = NOW) -> None:
+        self.vault = vault or SoftwareVault()
+        self.held: HeldIdentity = new_identity(
+            self.vault, KeyType.ED25519, now=now, valid_for=3650 * DAY
+        )
+        self._signer: Signer | None = None
+
+    @property
+    def identity(self) -> VerifiedIdentity:
+        return self.held.identity
+
+    @property
+    def identifier(self) -> Identifier:
+        return self.held.identity.identifier
+
+    def signer(self, now: int = NOW) -> Signer:
+        """A signing key attested under the current change (made once per change)."""
+        signer = self._signer
+        if signer is None or signer.identity is not self.identity:
+            handle = self.vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+            attestation = attest_purpose_key(
+                self.vault,
+                self.held.primary,
+                self.identity,
+                KeyPurpose.SIGNING,
+                self.vault.public_key(handle),
+                now=now,
+                expires_at=now + 30 * DAY,
+            )
+            signer = self._signer = Signer(
+                self.identity, self.vault, handle, attestation, now + 30 * DAY
+            )
+        return signer
+
+    def rotate(self, now: int) -> None:
+        self.held = rotate_identity(
+            self.vault,
+            self.held.identity,
+            self.held.primary,
+            self.held.next_key,
+            now=now,
+            valid_for=3650 * DAY,
+        )
+
+
+def open_log(path: Path, clock: FixedClock, owner: Held | None = None) -> TraceLog:
+    """A log at `path` whose checkpoints `owner` (a fresh identity by default) signs."""
+    owner = owner or Held()
+    return TraceLog.open(path, clock=clock, signer=lambda now: owner.signer(now))
+
+
+def recorder(log: TraceLog, who: Held, clock: FixedClock) -> TraceRecorder:
+    return TraceRecorder(log, lambda now: who.signer(now), clock=clock)
+
+
+def tool_call(name: str = "refund", **values: Any) -> RecordContent:
+    """A tool invocation allowed by policy `name`, with `values` as its redactable fields."""
+    return RecordContent(
+        Kind.TOOL_INVOCATION,
+        tool=ToolCall(name, "call_1"),
+        values=values or {"args": {"order": "o1", "amount": 20}, "result": "ok"},
+        decision=Decision("allow", "7", (name,)),
+        links=Links(conversation="conv-1"),
+    )
+
+
+def db(log: TraceLog) -> sqlite3.Connection:
+    """A raw connection to the log's file: how an attacker (or a disk) edits it."""
+    return sqlite3.connect(log.store.path, isolation_level=None)

@@ -1,0 +1,367 @@
+"""The record payload and its envelope: canonical JSON (= RFC 8785), strict decoding, salted
+commitments, and every verification step of one record refused when tampered."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.traces import DAY, NOW, Held, tool_call
+from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
+from troth.identity import Identifier
+from troth.trace.dsse import decode_envelope, encode_envelope, pae
+from troth.trace.record import (
+    PAYLOAD_TYPE,
+    Authority,
+    Decision,
+    Disclosure,
+    Kind,
+    Links,
+    SpanTimes,
+    ToolCall,
+    TraceRecord,
+    canonical_json,
+    commitment,
+    decode_payload,
+    disclosure_value,
+    new_record_id,
+)
+from troth.trace.signing import (
+    RecordContent,
+    keyid_of,
+    resolve_key,
+    sign_record,
+    verify_envelope,
+)
+
+texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    min_size=1,
+    max_size=40,
+).filter(lambda t: not any("\ufdd0" <= c <= "\ufdef" for c in t))
+hex32 = st.binary(min_size=16, max_size=16).map(bytes.hex)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> TraceRecord:
+    seq = draw(st.integers(0, 2**53 - 1))
+    return TraceRecord(
+        id=draw(hex32),
+        agent=Identifier(draw(st.binary(min_size=32, max_size=32))),
+        key=draw(st.binary(min_size=32, max_size=32)).hex(),
+        seq=seq,
+        prev=None if seq == 0 else draw(st.binary(min_size=32, max_size=32)),
+        time=draw(st.integers(0, 2**53 - 1)),
+        kind=draw(st.sampled_from(list(Kind))),
+        tool=draw(st.none() | st.builds(ToolCall, texts, st.none() | texts)),
+        digests=draw(
+            st.dictionaries(
+                st.sampled_from(["args", "result", "inputs", "reasoning"]),
+                st.binary(min_size=32, max_size=32),
+            )
+        ),
+        decision=draw(
+            st.none()
+            | st.builds(Decision, texts, st.none() | texts, st.lists(texts, max_size=3).map(tuple))
+        ),
+        links=draw(st.builds(Links, st.none() | hex32, st.none() | texts, st.none() | texts)),
+        span=draw(
+            st.none() | st.builds(SpanTimes, st.just(1), st.just(2), st.sampled_from(["ok", None]))
+        ),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(records())
+def test_payload_is_rfc8785_and_round_trips(record: TraceRecord) -> None:
+    """The fast encoder writes exactly what the rfc8785 library writes, and decoding gives the
+    record back."""
+    payload = record.encode()
+    assert payload == rfc8785.dumps(record.to_json())
+    assert decode_payload(payload) == record
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | texts,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_disclosed_values_are_rfc8785(value: Any) -> None:
+    assert disclosure_value(value) == rfc8785.dumps(value)
+
+
+def _payload(**changes: Any) -> bytes:
+    agent = Held()
+    record = sign_record(agent.signer(), tool_call(), seq=0, prev=None, time=NOW).record
+    value = record.to_json()
+    value.update(changes)
+    return canonical_json(value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda p: p.replace(b'"seq":0', b'"seq": 0'), DecodeProblem.NON_CANONICAL),
+        (
+            lambda p: b'{"version":1,' + p[1:].replace(b',"version":1', b""),
+            DecodeProblem.NON_CANONICAL,
+        ),
+        (lambda p: p[:-1] + b',"seq":0}', DecodeProblem.NON_CANONICAL),  # duplicate member
+        (lambda p: p.replace(b'"seq":0', b'"seq":0.0'), DecodeProblem.MALFORMED),
+        (lambda p: p.replace(b'"seq":0', b'"seq":1e0'), DecodeProblem.MALFORMED),
+        (lambda p: p.replace(b'"time":', b'"time":9007199254740993,"x":'), DecodeProblem.MALFORMED),
+        (
+            lambda p: p.replace(b"troth.trace.record", b"troth.trace.other"),
+            DecodeProblem.UNKNOWN_TYPE,
+        ),
+        (lambda p: p.replace(b'"version":1', b'"version":2'), DecodeProblem.UNKNOWN_VERSION),
+        (
+            lambda p: p.replace(b'"kind":"tool_invocation"', b'"kind":"nap"'),
+            DecodeProblem.MALFORMED,
+        ),
+        (lambda p: p.replace(b'"id":"', b'"id":"A'), DecodeProblem.MALFORMED),
+        (lambda p: b"[" + p + b"]", DecodeProblem.MALFORMED),
+        (lambda p: p + b" ", DecodeProblem.NON_CANONICAL),
+        (lambda p: p.replace(b"refund", b"ref\\u0075nd", 1), DecodeProblem.NON_CANONICAL),
+        (lambda p: p.replace(b"conv-1", b"\\ud800"), DecodeProblem.MALFORMED),
+        (lambda p: p.replace(b"conv-1", b"\xff"), DecodeProblem.MALFORMED),
+    ],
+)
+def test_decoding_refuses(mutate: Any, problem: DecodeProblem) -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode_payload(mutate(_payload()))
+    assert caught.value.problem is problem
+
+
+def test_unknown_member_refused() -> None:
+    with pytest.raises(DecodeError, match="unknown member 'extra'"):
+        decode_payload(_payload(extra=1))
+
+
+def test_payload_size_limit() -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode_payload(b"{" + b" " * 20_000 + b"}")
+    assert caught.value.problem is DecodeProblem.OVER_LIMIT
+
+
+def test_record_ids_are_uuidv7_shaped() -> None:
+    record_id = new_record_id(NOW, bytes(range(16)))
+    value = int(record_id, 16)
+    assert value >> 80 == NOW * 1000
+    assert value >> 76 & 0xF == 7
+    assert value >> 62 & 0x3 == 2
+    later = new_record_id(NOW + 1, b"\x00" * 16)
+    assert later > record_id  # ids grow with time
+
+
+# -- commitments ------------------------------------------------------------------------------
+
+
+def test_commitment_is_salted_and_bound_to_the_field() -> None:
+    value = disclosure_value("approve")
+    first, second = Disclosure(b"\x01" * 16, value), Disclosure(b"\x02" * 16, value)
+    assert commitment("result", first) != commitment("result", second)
+    assert commitment("result", first) != commitment("args", first)
+
+
+def test_small_domain_values_are_not_found_by_hashing_candidates() -> None:
+    """Without the salt, hashing every candidate value finds nothing."""
+    agent = Held()
+    record = sign_record(
+        agent.signer(), tool_call(result="deny"), seq=0, prev=None, time=NOW
+    ).record
+    digest = record.digests["result"]
+    for candidate in ("allow", "deny", "approve", ""):
+        for salt in (b"", b"\x00" * 16):
+            unsalted = Disclosure(salt.ljust(16, b"\x00"), disclosure_value(candidate))
+            assert commitment("result", unsalted) != digest
+
+
+# -- signing and verifying one record ---------------------------------------------------------
+
+
+def _signed(agent: Held) -> Any:
+    return sign_record(agent.signer(), tool_call(), seq=0, prev=None, time=NOW)
+
+
+def test_signed_record_verifies_and_keeps_exact_bytes() -> None:
+    agent = Held()
+    signed = _signed(agent)
+    verified = verify_envelope(
+        signed.envelope,
+        signer=agent.identity,
+        attestation=agent.signer().attestation,
+        disclosures=signed.disclosures,
+    )
+    assert verified.envelope == signed.envelope
+    assert verified.record == signed.record
+    envelope, keyid = decode_envelope(signed.envelope)
+    assert keyid == keyid_of(agent.signer().attestation) == signed.record.key
+    assert envelope.payload_type == PAYLOAD_TYPE
+
+
+def _reason(call: Any) -> TraceFailure:
+    with pytest.raises(TraceError) as caught:
+        call()
+    return caught.value.reason
+
+
+def test_every_byte_of_an_envelope_is_covered() -> None:
+    """Flip any byte of a record's envelope: verifying it fails (never passes)."""
+    agent = Held()
+    signed = _signed(agent)
+    attestation = agent.signer().attestation
+    for position in range(len(signed.envelope)):
+        data = bytearray(signed.envelope)
+        data[position] ^= 0x01
+        with pytest.raises(TraceError):
+            verify_envelope(bytes(data), signer=agent.identity, attestation=attestation)
+
+
+def test_wrong_key_other_agent_and_bad_disclosure() -> None:
+    agent, other = Held(), Held()
+    signed = _signed(agent)
+    attestation = agent.signer().attestation
+    assert (
+        _reason(
+            lambda: verify_envelope(signed.envelope, signer=other.identity, attestation=attestation)
+        )
+        is TraceFailure.SIGNER_INVALID
+    )
+    assert (
+        _reason(
+            lambda: verify_envelope(
+                signed.envelope, signer=agent.identity, attestation=other.signer().attestation
+            )
+        )
+        is TraceFailure.UNKNOWN_KEY
+    )
+    # a record signed by another key under the agent's keyid
+    payload = signed.record.encode()
+    forged = encode_envelope(
+        PAYLOAD_TYPE, payload, signed.record.key, other.signer().sign(pae(PAYLOAD_TYPE, payload))
+    )
+    assert (
+        _reason(lambda: verify_envelope(forged, signer=agent.identity, attestation=attestation))
+        is TraceFailure.BAD_SIGNATURE
+    )
+    lying = {"result": Disclosure(signed.disclosures["result"].salt, disclosure_value("nope"))}
+    assert (
+        _reason(
+            lambda: verify_envelope(
+                signed.envelope, signer=agent.identity, attestation=attestation, disclosures=lying
+            )
+        )
+        is TraceFailure.DISCLOSURE_MISMATCH
+    )
+
+
+def test_envelope_must_be_canonical() -> None:
+    agent = Held()
+    signed = _signed(agent)
+    spaced = json.dumps(json.loads(signed.envelope)).encode()
+    with pytest.raises(DecodeError) as caught:
+        decode_envelope(spaced)
+    assert caught.value.problem is DecodeProblem.NON_CANONICAL
+    two = json.loads(signed.envelope)
+    two["signatures"] = two["signatures"] * 2
+    with pytest.raises(DecodeError, match="2 signatures"):
+        decode_envelope(json.dumps(two, separators=(",", ":")).encode())
+    loose = json.loads(signed.envelope)
+    loose["payload"] = loose["payload"].rstrip("=")
+    with pytest.raises(DecodeError):
+        decode_envelope(json.dumps(loose, separators=(",", ":")).encode())
+
+
+def test_payload_type_is_signed() -> None:
+    agent = Held()
+    signed = _signed(agent)
+    data = json.loads(signed.envelope)
+    data["payloadType"] = "application/vnd.troth.trace.v2+json"
+    envelope = json.dumps(data, separators=(",", ":")).encode()
+    assert (
+        _reason(
+            lambda: verify_envelope(
+                envelope, signer=agent.identity, attestation=agent.signer().attestation
+            )
+        )
+        is TraceFailure.UNKNOWN_TYPE
+    )
+
+
+def test_keyid_must_be_the_records_key() -> None:
+    agent = Held()
+    signed = _signed(agent)
+    data = json.loads(signed.envelope)
+    data["signatures"][0]["keyid"] = "0" * 64
+    envelope = json.dumps(data, separators=(",", ":")).encode()
+    assert (
+        _reason(
+            lambda: verify_envelope(
+                envelope, signer=agent.identity, attestation=agent.signer().attestation
+            )
+        )
+        is TraceFailure.MALFORMED
+    )
+
+
+# -- keys and time: signatures outlive rotations ----------------------------------------------
+
+
+def test_old_key_valid_before_its_retirement_refused_after() -> None:
+    agent = Held()
+    old = agent.signer()
+    before = sign_record(old, tool_call(), seq=0, prev=None, time=NOW + 10)
+    agent.rotate(NOW + DAY)
+    rotated = agent.identity
+    epoch = resolve_key(rotated, old.attestation)
+    assert epoch.retired_at == NOW + DAY
+    assert not epoch.is_current
+    verified = verify_envelope(before.envelope, signer=rotated, attestation=old.attestation)
+    assert verified.epoch.change == 0
+    after = sign_record(old, tool_call(), seq=1, prev=before.hash, time=NOW + DAY + 1)
+    assert (
+        _reason(
+            lambda: verify_envelope(after.envelope, signer=rotated, attestation=old.attestation)
+        )
+        is TraceFailure.KEY_RETIRED
+    )
+
+
+def test_attestation_window_and_foreign_change() -> None:
+    agent, other = Held(), Held()
+    signer = agent.signer()
+    assert _reason(
+        lambda: sign_record(signer, tool_call(), seq=0, prev=None, time=NOW + 31 * DAY)
+    ) is (TraceFailure.ATTESTATION_INVALID)
+    assert _reason(lambda: resolve_key(other.identity, signer.attestation)) is (
+        TraceFailure.ATTESTATION_INVALID
+    )
+
+
+def test_content_validation() -> None:
+    with pytest.raises(ValueError, match="tool name"):
+        ToolCall("x" * 257)
+    with pytest.raises(ValueError, match="control"):
+        ToolCall("a\nb")
+    with pytest.raises(ValueError, match="credentials"):
+        Authority(bytes(32), ())
+    with pytest.raises(ValueError, match="not a JSON value"):
+        disclosure_value(float("nan"))
+    agent = Held()
+    with pytest.raises(ValueError, match="escalation"):
+        sign_record(
+            agent.signer(),
+            RecordContent(Kind.DECISION, escalation_to=agent.identifier),
+            seq=0,
+            prev=None,
+            time=NOW,
+        )
