@@ -113,3 +113,11 @@ MAX_NODE_FILE_BYTES: Final = 64 * 1024
 """Largest node.json or status.json (a few hundred bytes in practice)."""
 MAX_JSON_DEPTH: Final = 32
 """Deepest nesting of JSON arrays and objects (a VC uses 5)."""
+
+# -- relays (troth.node.services.relay) ------------------------------------------------------
+MAX_RELAYS: Final = 1024
+"""Relay names one relay node forwards or holds for their owners, in total."""
+MAX_RELAYS_PER_OWNER: Final = 16
+"""Relay names one identity may hold on one relay node."""
+MAX_RELAY_FILE_BYTES: Final = MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
+"""Largest relays.json (every name at its longest, with its owner's identifier)."""

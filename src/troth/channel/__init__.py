@@ -13,9 +13,17 @@ from troth.channel.events import (
     Established,
     Event,
     Received,
+    Unreachable,
 )
 from troth.channel.noise import CipherState, HandshakeState, SymmetricState
-from troth.channel.packets import PACKET_LIMIT, split_packet
+from troth.channel.packets import (
+    PACKET_LIMIT,
+    RouteProblem,
+    is_route_error,
+    parse_route_error,
+    route_error,
+    split_packet,
+)
 from troth.channel.policy import (
     AllowIdentifiers,
     AnyAuthenticatedIdentity,
@@ -53,10 +61,15 @@ __all__ = [
     "Received",
     "ReplayWindow",
     "RequireAttributes",
+    "RouteProblem",
     "SecureChannel",
     "SymmetricState",
+    "Unreachable",
     "Verdict",
     "VerifiedPeer",
+    "is_route_error",
+    "parse_route_error",
+    "route_error",
     "split_packet",
     "verify_peer",
 ]

@@ -8,7 +8,12 @@ router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end has 
 The listener (`/service/channels`) answers handshakes and creates responder ends. A channel
 end reports what its channel did as events (troth.channel.events); the manager reacts to them
 in one place: it delivers Received (`_deliver`) and, in `_on_event`, grants access on
-Established, counts Dropped and forgets the end on Closed.
+Established, counts Dropped, gives up a handshake on Unreachable (a relay on the way said
+"relay not found") and forgets the end on Closed.
+
+Dead channels (docs/protocols.md, "Keepalive"): one timer drives every channel's keepalive
+(PING when idle, closed after `keepalive_timeout` without an authenticated frame), and a
+transport connection that closes closes the channels that run over it (`connection_lost`).
 
 Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded per source (the
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
@@ -44,6 +49,7 @@ from troth.channel import (
     ReassemblyBudget,
     Received,
     SecureChannel,
+    Unreachable,
     VerifiedPeer,
 )
 from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, TrothError
@@ -268,6 +274,7 @@ class ChannelManager:
     )
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
+    _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive sends
 
     def __post_init__(self) -> None:
         if self.handshake_timeout is not None:
@@ -393,6 +400,11 @@ class ChannelManager:
             self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
         elif isinstance(event, Closed):
             self._on_closed(end, event)
+        elif isinstance(event, Unreachable) and not end.established.done():
+            problem = event.problem.text
+            end.established.set_exception(
+                RoutingError(f"{problem}: the relay node on the way answered that it is not up")
+            )
 
     def find(self, channel_id: str) -> ChannelEnd | None:
         """The live channel end with id `channel_id` (`chan-...`), if any."""
@@ -463,7 +475,39 @@ class ChannelManager:
     def _sweep(self) -> None:
         self.expire_reassemblies()
         loop = asyncio.get_running_loop()
-        self._sweeper = loop.call_later(self.limits.reassembly_sweep, self._sweep)
+        self.keepalive(loop.time())
+        period = min(self.limits.reassembly_sweep, self.settings.keepalive_interval / 4)
+        self._sweeper = loop.call_later(period, self._sweep)
+
+    def keepalive(self, now: float) -> None:
+        """Run every channel's keepalive at monotonic time `now` (the sweep does, four times a
+        keepalive interval): PINGs are sent, channels silent past the timeout closed."""
+        for end in list(self.ends.values()):
+            events = end.channel.keepalive(now)
+            if events or end.channel.has_outgoing:
+                task = asyncio.get_running_loop().create_task(self._keepalive_sent(end, events))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushing.discard)
+
+    async def _keepalive_sent(self, end: ChannelEnd, events: list[Event]) -> None:
+        with contextlib.suppress(TrothError):
+            await end.flush()
+        for event in events:
+            if isinstance(event, Closed):
+                peer = end.peer.identifier if end.peer else "?"
+                log.warning("%s with %s closed: %s", end.name, peer, event.detail)
+        await end.handle(events)
+
+    def connection_lost(self, connection: Address) -> None:
+        """Transport connection `connection` closed: close every channel that runs over it
+        (its first hop), at once rather than at its keepalive timeout."""
+        for end in list(self.ends.values()):
+            if end.peer_route and end.peer_route[0] == connection:
+                if end.channel.state is ChannelState.OPEN:
+                    peer = end.peer.identifier if end.peer else "?"
+                    log.warning("%s with %s closed: its connection closed", end.name, peer)
+                event = end.channel.close(ChannelFailure.PEER_CLOSED, "its connection closed")
+                self._on_closed(end, event)
 
     def expire_reassemblies(self) -> int:
         """Give up incomplete messages past the reassembly timeout on every channel (a timer
@@ -494,3 +538,5 @@ class ChannelManager:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        for task in list(self._flushing):
+            task.cancel()
