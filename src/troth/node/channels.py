@@ -267,6 +267,9 @@ class ChannelManager:
     counters: ChannelCounters = field(default_factory=ChannelCounters)
     closed_hooks: list[Callable[[ChannelEnd], None]] = field(default_factory=list)
     """Called with each channel end the manager forgets (closed, failed or expired)."""
+    silent_hooks: list[Callable[[Address], None]] = field(default_factory=list)
+    """Called with the connection under a channel whose peer, at the other end of that
+    connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
     _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
@@ -497,6 +500,9 @@ class ChannelManager:
                 peer = end.peer.identifier if end.peer else "?"
                 log.warning("%s with %s closed: %s", end.name, peer, event.detail)
         await end.handle(events)
+        if events and len(end.peer_route) == 2:  # the peer is the connection's other end
+            for hook in self.silent_hooks:
+                hook(end.peer_route[0])
 
     def connection_lost(self, connection: Address) -> None:
         """Transport connection `connection` closed: close every channel that runs over it

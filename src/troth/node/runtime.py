@@ -35,11 +35,19 @@ from troth.authority.client import (
     ticket_authority,
 )
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
+from troth.channel.secure import KEEPALIVE_INTERVAL
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement, next_page
 from troth.encoding import cbor
-from troth.errors import ChannelError, ChannelFailure, NotFound, RoutingError, TrothError
+from troth.errors import (
+    ChannelError,
+    ChannelFailure,
+    ConfigError,
+    NotFound,
+    RoutingError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node.access import (
     CHANNELS,
@@ -60,7 +68,7 @@ from troth.node.authorities import (
     sync_local_feed,
 )
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
-from troth.node.links import Backoff, Link, LinkRow, Links
+from troth.node.links import RECONNECT_BASE, Backoff, Link, LinkRow, Links
 from troth.node.node import Node
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.authority import AuthorityService
@@ -111,6 +119,24 @@ def split_service_route(text: str) -> tuple[Route, Address]:
     return route[:-1], route[-1]
 
 
+def _configured(
+    node: Node, settings: ChannelSettings | None, backoff: Backoff | None
+) -> tuple[ChannelSettings, Backoff | None]:
+    """The channel settings and backoff given, else those node.json sets (ConfigError when
+    they do not fit together), else the defaults."""
+    interval, timeout, max_delay = node.config.timers()
+    try:
+        if settings is None:  # one of the two given: the other is a third / three times it
+            interval = interval or (KEEPALIVE_INTERVAL if timeout is None else timeout / 3)
+            timeout = timeout or 3 * interval  # the defaults: 15 s and 45 s
+            settings = ChannelSettings(keepalive_interval=interval, keepalive_timeout=timeout)
+        if backoff is None and max_delay is not None:
+            backoff = Backoff(min(RECONNECT_BASE, max_delay), max_delay)
+    except ValueError as exc:
+        raise ConfigError(f"node {node.name!r}: {exc}") from None
+    return settings, backoff
+
+
 @dataclass
 class _Cached:
     identity: ChannelIdentity
@@ -143,6 +169,7 @@ class NodeRuntime:
                 limits or ChannelLimits(), handshake_timeout=handshake_timeout
             )
         self.node = node
+        settings, backoff = _configured(node, settings, backoff)
         self.clock = clock or SystemClock()
         self.name = node.name
         self.router = Router()
@@ -156,13 +183,14 @@ class NodeRuntime:
             me=self._me,
             trust=self._channel_trust,
             services=self.host.addresses,
-            settings=settings or ChannelSettings(),
+            settings=settings,
             clock=self.clock.now,
             limits=limits or ChannelLimits(),
         )
         self.relay_grace = relay_grace
         self.links = Links(self._restore, backoff=backoff, random=random)
         self.tcp.lost.append(self.channels.connection_lost)  # its channels die with it
+        self.channels.silent_hooks.append(self._drop_connection)
         self.channels.closed_hooks.append(self.links.closed)
         self.listening: tuple[str, int] | None = None
         self.identifier: Identifier | None = None
@@ -262,6 +290,13 @@ class NodeRuntime:
         await self.tcp.close()
         self.host.remove_all()
         self.worker.close()
+
+    def _drop_connection(self, address: Address) -> None:
+        """Close a connection the keepalive found dead (new channels get a new one)."""
+        connection = self.tcp.connection(address)
+        if connection is not None:
+            log.warning("%s: closed, its peer went silent", connection.name)
+            self._spawn(connection.close())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
