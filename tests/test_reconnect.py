@@ -333,8 +333,11 @@ def test_a_silent_hub_is_noticed_by_the_keepalive_and_the_link_comes_back(
                     break
             assert link_state(b) is not LinkState.CONNECTED  # noticed within the timeout
             assert end.enc not in b.channels.ends
-            # the hub noticed too: the relay is held, a sender learns it at once
+            # the hub noticed too: the relay is held; a's channel to b died by its keepalive;
+            # a new channel to b learns it at once
+            b_id = str(b.identifier)
             await until(lambda: hub.status()["services"]["relay"]["b"]["state"] != "up")
+            await until(lambda: all(row["peer"] != b_id for row in a.channel_rows()))
             with pytest.raises(RoutingError, match="relay not found"):
                 await a.send_message(to_b, "anyone?")
 

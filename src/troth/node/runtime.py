@@ -298,6 +298,21 @@ class NodeRuntime:
             log.warning("%s: closed, its peer went silent", connection.name)
             self._spawn(connection.close())
 
+    def _drop_unanswered(self, address: Address) -> None:
+        """A handshake over our connection to `address` got no answer: unless an open channel
+        runs over that connection, it is dead too (a blackholed connection would otherwise
+        swallow every later attempt)."""
+        connection = next(
+            (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
+        )
+        if connection is None:
+            return
+        for end in self.channels.ends.values():
+            if end.peer_route[:1] == (connection.address,) and not end.channel.handshaking:
+                return
+        log.warning("%s: closed, no handshake answered over it", connection.name)
+        self._spawn(connection.close())
+
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
@@ -487,7 +502,12 @@ class NodeRuntime:
                 )
             pinned = also_trust or expect is not None
             trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
-            end = await self.channels.open(route, trust=trust)
+            try:
+                end = await self.channels.open(route, trust=trust)
+            except ChannelError as exc:
+                if exc.reason is ChannelFailure.TIMEOUT:
+                    self._drop_unanswered(route[0])
+                raise
             self._open[key] = end
         self.links.opened(key, end)
         return end
