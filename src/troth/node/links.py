@@ -151,7 +151,9 @@ class LinkRow:
     relays: tuple[str, ...]
     authority: str | None
     attempts: int
-    retry_in: float | None
+    retry_in_ms: int | None
+    """Milliseconds until the next attempt, while reconnecting (the control protocol's CBOR
+    carries no floats)."""
     error: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -163,7 +165,7 @@ class LinkRow:
             "relays": list(self.relays),
             "authority": self.authority,
             "attempts": self.attempts,
-            "retry_in": self.retry_in,
+            "retry_in_ms": self.retry_in_ms,
             "error": self.error,
         }
 
@@ -173,8 +175,8 @@ class LinkRow:
         if self.authority is not None:
             needs.append(f"feed of {self.authority[:12]}…")
         state = self.state.value
-        if self.state is LinkState.RECONNECTING and self.retry_in is not None:
-            state = f"reconnecting in {self.retry_in:.1f} s (attempt {self.attempts + 1}"
+        if self.state is LinkState.RECONNECTING and self.retry_in_ms is not None:
+            state = f"reconnecting in {self.retry_in_ms / 1000:.1f} s (attempt {self.attempts + 1}"
             state += f": last {self.error})" if self.error else ")"
         return f"{self.route} {state}" + (f" [{', '.join(needs)}]" if needs else "")
 
@@ -287,7 +289,7 @@ class Links:
                 tuple(sorted(link.relays)),
                 None if link.authority is None else str(link.authority),
                 link.attempts,
-                None if link.retry_at is None else round(max(0.0, link.retry_at - now), 1),
+                None if link.retry_at is None else max(0, round((link.retry_at - now) * 1000)),
                 link.error,
             )
             for _, link in sorted(self.links.items())
