@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth import limits
 from troth.channel import ChannelSettings, RouteProblem, route_error
+from troth.cli.main import cli
 from troth.credentials import Attributes
 from troth.encoding import cbor
 from troth.errors import ConfigError, Denied, RemoteError, RoutingError
@@ -401,3 +403,21 @@ def test_relay_not_found_is_one_answer_for_every_name_not_up(tmp_path: Path) -> 
             await stop_all(b, hub)
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_the_demo_shows_the_hub_going_down_and_agent_b_coming_back() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--chapter", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = [
+        "a message to a relay nobody holds is answered at once: relay not found",
+        "the hub goes down",
+        "agent-b noticed within",
+        "reconnecting in",
+        "the hub is back on the same port",
+        "agent-b reconnected on its own",
+        "created its relay again: up",
+        "agent-a -> agent-b through the relay again: 'are you back?'",
+    ]
+    at = [result.stdout.find(line) for line in lines]
+    assert -1 not in at, result.stdout
+    assert at == sorted(at)  # in this order

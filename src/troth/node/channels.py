@@ -511,7 +511,7 @@ class ChannelManager:
             if end.peer_route and end.peer_route[0] == connection:
                 if end.channel.state is ChannelState.OPEN:
                     peer = end.peer.identifier if end.peer else "?"
-                    log.warning("%s with %s closed: its connection closed", end.name, peer)
+                    log.info("%s with %s closed: its connection closed", end.name, peer)
                 event = end.channel.close(ChannelFailure.PEER_CLOSED, "its connection closed")
                 self._on_closed(end, event)
 

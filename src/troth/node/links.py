@@ -177,7 +177,7 @@ class LinkRow:
         state = self.state.value
         if self.state is LinkState.RECONNECTING and self.retry_in_ms is not None:
             state = f"reconnecting in {self.retry_in_ms / 1000:.1f} s (attempt {self.attempts + 1}"
-            state += f": last {self.error})" if self.error else ")"
+            state += f"; last: {self.error})" if self.error else ")"
         return f"{self.route} {state}" + (f" [{', '.join(needs)}]" if needs else "")
 
 
