@@ -4,11 +4,15 @@ error a relay node answers instead of message 2; the reconnect backoff and the l
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.channels import T, World, closed, dropped, frames_of, make_world, packet, pump
+from tests.vectors.channel.generate import vectors as build_vectors
 from troth.channel import (
     ChannelSettings,
     ChannelState,
@@ -20,9 +24,11 @@ from troth.channel import (
     route_error,
     split_packet,
 )
+from troth.channel.noise import CipherState
 from troth.channel.packets import PACKET_LIMIT, ROUTE_ERROR_PREFIX
-from troth.channel.payloads import Kind
-from troth.errors import ChannelFailure, DecodeError
+from troth.channel.payloads import Kind, unpack
+from troth.crypto import AeadAlgorithm
+from troth.errors import ChannelError, ChannelFailure, DecodeError
 from troth.node.links import Backoff, LinkState, LinkStep, next_link_state
 
 S = ChannelState
@@ -267,3 +273,40 @@ def test_the_link_states() -> None:
         assert state is expected, taken
     assert next_link_state(L.IDLE, step.LOST) is L.IDLE  # nothing was connected
     assert next_link_state(L.RECONNECTING, step.LOST) is L.RECONNECTING
+
+
+# -- golden vectors (tests/vectors/channel/generate.py) -----------------------------------------
+
+VECTORS = json.loads(
+    (Path(__file__).parent / "vectors" / "channel" / "keepalive_vectors.json").read_text()
+)
+
+
+def test_the_keepalive_and_route_error_vectors_are_rebuilt_byte_for_byte() -> None:
+    assert build_vectors() == VECTORS
+
+
+@pytest.mark.parametrize("name", ["ping", "pong"])
+@pytest.mark.parametrize("algorithm", list(AeadAlgorithm))
+def test_the_stored_keepalive_frames_read_back(name: str, algorithm: AeadAlgorithm) -> None:
+    vector = VECTORS["keepalive"][name]
+    frame = bytes.fromhex(vector[f"frame_{algorithm.value}"])
+    assert frame[0] == 0x02
+    assert int.from_bytes(frame[1:9], "big") == VECTORS["nonce"]
+    cipher = CipherState(algorithm, bytes.fromhex(VECTORS["key"]))
+    plaintext = cipher.decrypt_at(VECTORS["nonce"], b"", frame[9:])
+    assert plaintext.hex() == vector["plaintext"]
+    kind, body = unpack(plaintext)
+    assert (int(kind), bytes(body)) == (vector["kind"], b"")
+    tampered = bytearray(frame)
+    tampered[-1] ^= 1
+    with pytest.raises(ChannelError) as caught:
+        cipher.decrypt_at(VECTORS["nonce"], b"", bytes(tampered[9:]))
+    assert caught.value.reason is ChannelFailure.DECRYPT_FAILED
+
+
+def test_the_stored_route_error_reads_back() -> None:
+    vector = VECTORS["route_error"]
+    stored = bytes.fromhex(vector["bytes"])
+    assert parse_route_error(stored) is RouteProblem(vector["code"])
+    assert stored.startswith(ROUTE_ERROR_PREFIX)
