@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lint softhsm clean
+.PHONY: demo test bench lint docs softhsm postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,hsm,bench]'
+	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -32,13 +32,32 @@ softhsm:
 		echo "           install it with: sudo apt-get install softhsm2"; \
 	fi
 
-lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy --strict src tests
+# PostgreSQL backs the postgres lease-engine tests (the tests start their own server from these
+# binaries): installed from Debian when missing and we are root.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make test: installing postgresql (Debian)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; \
+	else \
+		echo "make test: PostgreSQL is missing and we are not root: the postgres lease tests will be SKIPPED."; \
+		echo "           install it with: sudo apt-get install postgresql"; \
+	fi
 
-test: $(VENV)/.installed-dev softhsm lint
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests examples docs/api
+	$(BIN)/ruff format --check src tests examples docs/api
+	$(BIN)/mypy --strict src tests examples docs/api
+
+# The API reference (docs/api, HTML) from the docstrings of `troth` (pdoc); committed, and
+# tests/test_api_docs.py fails when it is not current.
+docs: $(VENV)/.installed-dev
+	$(BIN)/python docs/api/generate.py
+
+test: $(VENV)/.installed-dev softhsm postgres lint
 	TROTH_REQUIRE_HSM=$$(command -v softhsm2-util >/dev/null 2>&1 && echo 1 || echo 0) \
+	TROTH_REQUIRE_PG=$$(ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && echo 1 || echo 0) \
 		$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated $TROTH_HOME, a fixed clock, and a real SoftHSM2 token on tmpfs."""
+"""Shared fixtures: an isolated $TROTH_HOME, a fixed clock, a real SoftHSM2 token on tmpfs, and a
+real PostgreSQL server (tests/support/postgres.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from troth.clock import FixedClock
 
+pytest_plugins = ["tests.support.postgres"]
+
 NOW = 1_790_000_000  # 2026-09-21, a fixed "now" for deterministic tests
 
 _SOFTHSM_MODULES = (
@@ -22,6 +25,17 @@ _SOFTHSM_MODULES = (
     "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
     "/usr/local/lib/softhsm/libsofthsm2.so",
 )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, keep pytest's temp dirs out of /tmp/pytest-of-root: every pytest start re-chmods
+    it 0700, which cuts a PostgreSQL server run as 'postgres' off from its data directory."""
+    if os.geteuid() == 0 and config.option.basetemp is None:
+        base = tempfile.mkdtemp(prefix="troth-pytest-")
+        os.chmod(base, 0o711)  # noqa: S103 (traversable by 'postgres', not listable)
+        config.option.basetemp = os.path.join(base, "t")
+        config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
 @pytest.fixture(autouse=True)

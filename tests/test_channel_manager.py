@@ -1,7 +1,7 @@
 """A node's channel manager under hostile load, on the in-memory transport (no TCP: TCP is not
 the point here): junk frames injected through a relay, handshake floods per source and
-globally, handshakes and reassemblies expired by timer, reassembly bounded per peer, channels
-per peer bounded."""
+globally, handshakes and reassemblies expired by timer, reassembly bounded per peer and per
+node, channels per peer bounded, limits from the environment."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from tests.support.channels import T, World, make_world, packet
 from tests.support.parties import ChannelParty, make_channel_party
 from troth.channel import ChannelSettings, ChannelState, split_packet
-from troth.errors import ChannelError, ChannelFailure
+from troth.errors import ChannelError, ChannelFailure, ConfigError
 from troth.node.access import AnyAuthenticated, RulesPolicy, Standing
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
 from troth.node.services import ServiceHost, call
@@ -305,3 +305,48 @@ def test_channels_per_peer_are_bounded() -> None:
         assert await echo(a, end, "third") == "third"
 
     run(test)
+
+
+def test_reassembly_is_bounded_for_all_peers_together() -> None:
+    """Identities cost nothing on a node that admits any authenticated one: the node's total
+    bounds what all peers' incomplete messages hold, whatever each peer's own budget."""
+
+    async def test(net: Net) -> None:
+        limits = ChannelLimits(max_reassembly_per_peer=300_000, max_reassembly_total=200_000)
+        hub = await net.hub(limits=limits)
+        first, second = net.peer("10.0.0.3"), net.peer("10.0.0.4")
+        first_end = await first.manager.open(parse_route(HUB))
+        second_end = await second.manager.open(parse_route(HUB))
+        await send_fragments(first, first_end, 400_000, 2)  # ~131 KB held
+        await send_fragments(second, second_end, 400_000, 2)  # would pass 200 KB in all
+        await until(lambda: second_end.enc not in second.manager.ends)
+        assert second_end.channel.close_reason is ChannelFailure.TOO_LARGE
+        assert len(hub.manager.ends) == 1
+        assert await echo(first, first_end, "first survives") == "first survives"
+
+    run(test)
+
+
+def test_the_node_sets_the_reassembly_timeout_of_its_channels() -> None:
+    async def test(net: Net) -> None:
+        hub = await net.hub(limits=ChannelLimits(reassembly_timeout=5, reassembly_sweep=0.02))
+        a = net.peer("10.0.0.3")
+        end = await a.manager.open(parse_route(HUB))
+        hub_end = only_end(hub)
+        await send_fragments(a, end, 200_000, 2)
+        await until(lambda: hub_end.channel.reassembling > 0)
+        net.clock.now += 6  # past the node's 5 s, long before the channel default (60 s)
+        await until(lambda: hub_end.channel.reassembling == 0)
+        assert await echo(a, end, "still open") == "still open"
+
+    run(test)
+
+
+def test_channel_limits_come_from_the_environment() -> None:
+    environ = {"TROTH_CHANNELS_REASSEMBLY_TIMEOUT": "8", "TROTH_CHANNELS_MAX_HALF_OPEN": "32"}
+    limits = ChannelLimits.from_environment(environ)
+    assert (limits.reassembly_timeout, limits.max_half_open) == (8, 32)
+    assert ChannelLimits.from_environment({}) == ChannelLimits()
+    with pytest.raises(ConfigError) as caught:
+        ChannelLimits.from_environment({"TROTH_CHANNELS_HANDSHAKE_TIMEOUT": "ten"})
+    assert "TROTH_CHANNELS_HANDSHAKE_TIMEOUT='ten': not a number (float)" in str(caught.value)

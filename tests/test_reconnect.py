@@ -185,16 +185,34 @@ def test_a_damaged_relay_book_stops_the_node_with_its_path(tmp_path: Path, conte
     asyncio.run(main())
 
 
-def test_keepalive_and_reconnect_times_come_from_the_node_configuration(tmp_path: Path) -> None:
+def test_keepalive_and_reconnect_times_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def keepalive(**environ: str) -> tuple[float, float]:
+        variables = {f"TROTH_CHANNELS_{k.upper()}": v for k, v in environ.items()}
+        settings = ChannelLimits.from_environment(variables).keepalive(ChannelSettings())
+        return settings.keepalive_interval, settings.keepalive_timeout
+
+    assert keepalive() == (15.0, 45.0)
+    assert keepalive(keepalive_interval="1") == (1, 3)
+    assert keepalive(keepalive_timeout="6") == (2, 6)
+    assert keepalive(keepalive_interval="2", keepalive_timeout="10") == (2, 10)
+    with pytest.raises(ConfigError, match="keepalive_timeout must be at least twice"):
+        keepalive(keepalive_interval="5", keepalive_timeout="6")
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(ConfigError):
+            keepalive(keepalive_interval=bad)
+    assert Backoff.from_environment({}) == Backoff(0.5, 10.0)
+    assert Backoff.from_environment({"TROTH_RECONNECT_MAX_DELAY": "2.5"}).max_delay == 2.5
+    for name, value in (("MAX_DELAY", "0"), ("BASE", "-1"), ("NOPE", "1")):
+        with pytest.raises(ConfigError):
+            Backoff.from_environment({f"TROTH_RECONNECT_{name}": value})
+
+    monkeypatch.setenv("TROTH_CHANNELS_KEEPALIVE_INTERVAL", "0.5")
+    monkeypatch.setenv("TROTH_RECONNECT_MAX_DELAY", "2")
     init_node("n", home=tmp_path)
-    path = node_dir(tmp_path, "n") / "node.json"
 
-    def configure(**timers: Any) -> None:
-        data = json.loads(path.read_text())
-        data.update(timers)
-        path.write_text(json.dumps(data))
-
-    async def settings() -> tuple[float, float, float]:
+    async def configured() -> tuple[float, float, float]:
         with open_node("n", home=tmp_path) as node:
             runtime = NodeRuntime(node)
             channel = runtime.channels.settings
@@ -204,18 +222,7 @@ def test_keepalive_and_reconnect_times_come_from_the_node_configuration(tmp_path
                 runtime.links.backoff.max_delay,
             )
 
-    assert asyncio.run(settings()) == (15.0, 45.0, 10.0)
-    configure(keepalive_interval=1, reconnect_max_delay=2.5)
-    assert asyncio.run(settings()) == (1, 3, 2.5)
-    configure(keepalive_interval=None, keepalive_timeout=6)
-    assert asyncio.run(settings()) == (2, 6, 2.5)
-    configure(keepalive_interval=5, keepalive_timeout=6)
-    with pytest.raises(ConfigError, match="keepalive_timeout must be at least twice"):
-        asyncio.run(settings())
-    for bad in (0, -1, True, "1"):
-        configure(keepalive_interval=bad, keepalive_timeout=None)
-        with pytest.raises(ConfigError):
-            asyncio.run(settings())
+    assert asyncio.run(configured()) == (0.5, 1.5, 2)
 
 
 # -- over TCP ------------------------------------------------------------------------------------

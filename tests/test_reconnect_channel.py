@@ -241,16 +241,22 @@ def test_a_malformed_route_error_is_dropped(world: World, bad: bytes) -> None:
 # -- backoff and link states -----------------------------------------------------------------
 
 
-@given(attempt=st.integers(0, 200), draw=st.floats(0, 1, exclude_max=True))
-def test_full_jitter_stays_under_a_capped_exponential_ceiling(attempt: int, draw: float) -> None:
-    backoff = Backoff(0.5, 10.0)
+@given(
+    attempt=st.integers(0, 200),
+    draw=st.floats(0, 1, exclude_max=True),
+    base=st.floats(0.01, 20),
+)
+def test_full_jitter_stays_under_a_capped_exponential_ceiling(
+    attempt: int, draw: float, base: float
+) -> None:
+    backoff = Backoff(base, 10.0)
     ceiling = backoff.ceiling(attempt)
-    assert ceiling == min(10.0, 0.5 * 2**attempt)
+    assert ceiling == min(10.0, base * 2.0 ** min(attempt, 60))
     assert 0 <= backoff.delay(attempt, lambda: draw) < ceiling
     assert backoff.ceiling(attempt + 1) >= ceiling
 
 
-@pytest.mark.parametrize(("base", "cap"), [(0, 10), (-1, 10), (11, 10)])
+@pytest.mark.parametrize(("base", "cap"), [(0, 10), (-1, 10), (0.5, 0), (0.5, -1)])
 def test_backoff_settings_are_checked(base: float, cap: float) -> None:
     with pytest.raises(ValueError, match="backoff"):
         Backoff(base, cap)

@@ -1,7 +1,8 @@
 """The TCP transport's limits against real sockets on loopback: connections capped per source
-address and in total (idle ones evicted for new ones), first-frame, idle and stall timeouts,
-read buffers that shrink back, and a listener out of descriptors that logs a few lines and
-recovers."""
+address and in total (idle ones evicted for new ones, and a fair share for a new source),
+first-frame, idle and stall timeouts, read buffers that shrink back, a listener out of
+descriptors that logs a few lines and recovers, frames written together, and settings from the
+environment."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import pytest
+
+from troth.errors import ConfigError
 from troth.routing import Address, RoutedMessage, Router, Source
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.framing import FRAME_HEADER
@@ -254,3 +258,88 @@ def test_with_default_caps_idle_connections_cannot_lock_out_a_new_one() -> None:
         _, log = child.communicate(timeout=10)
     assert log.count("accepting connections paused") <= 3, log
     assert "Traceback" not in log
+
+
+def test_at_the_cap_a_source_with_many_connections_gives_one_up_for_another() -> None:
+    """Many source addresses, each under the per-source cap, fill the total: a newcomer from
+    a source holding at least two fewer evicts the idlest connection of the largest source
+    (fair share), even though every connection has been active."""
+
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        crowd = [await server.client("127.0.0.2") for _ in range(4)]
+        for streams in crowd:
+            assert await answer(streams) == b"ping"
+        newcomer = await server.client("127.0.0.3")
+        assert await answer(newcomer) == b"ping"
+        assert counters.evicted == 1
+        assert sum([await closed_by_server(c, 0.3) for c in crowd]) == 1
+
+    run(test, TcpSettings(max_connections=4))
+
+
+def test_at_the_cap_sources_holding_one_each_are_not_evicted_for_a_new_one() -> None:
+    async def test(server: Server) -> None:
+        counters = server.transport.counters
+        held = [await server.client(f"127.0.0.{n}") for n in (2, 3, 4)]
+        for streams in held:
+            assert await answer(streams) == b"ping"
+        refused = await server.client("127.0.0.5")
+        assert await closed_by_server(refused)
+        assert counters.refused_over_limit == 1
+        for streams in held:
+            assert await answer(streams) == b"ping"
+
+    run(test, TcpSettings(max_connections=3))
+
+
+def test_frames_sent_in_one_pass_of_the_loop_arrive_whole_in_order_and_before_close() -> None:
+    """Frames sent while the loop runs are written together (one system call): all of them
+    arrive, in order, and closing the connection still writes the ones waiting."""
+
+    async def test(server: Server) -> None:
+        reader, _writer = await server.client()
+        await until(lambda: len(server.transport.connections()) == 1)
+        (connection,) = server.transport.connections()
+        for n in range(200):
+            await connection.send(RoutedMessage((), (), n.to_bytes(2, "big") * 100))
+        await connection.close()
+        received = []
+        for _ in range(200):
+            length = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))[1]
+            received.append(bytes(RoutedMessage.decode(await reader.readexactly(length)).payload))
+        assert received == [n.to_bytes(2, "big") * 100 for n in range(200)]
+        assert await reader.read() == b""
+
+    run(test, TcpSettings())
+
+
+def test_settings_come_from_the_environment() -> None:
+    environ = {"TROTH_TCP_IDLE_TIMEOUT": "2.5", "TROTH_TCP_MAX_CONNECTIONS": "10", "HOME": "/x"}
+    settings = TcpSettings.from_environment(environ)
+    assert (settings.idle_timeout, settings.max_connections) == (2.5, 10)
+    assert settings.frame_timeout == TcpSettings().frame_timeout
+    assert TcpSettings.from_environment({}) == TcpSettings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TROTH_TCP_IDLE_TIMOUT", "2", "no such setting"),  # a typo is refused, not ignored
+        ("TROTH_TCP_MAX_CONNECTIONS", "2.5", "not a number (int)"),
+        ("TROTH_TCP_IDLE_TIMEOUT", "soon", "not a number (float)"),
+        ("TROTH_TCP_IDLE_TIMEOUT", "-1", "idle_timeout must be positive"),
+    ],
+)
+def test_bad_settings_in_the_environment_are_refused(variable: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        TcpSettings.from_environment({variable: value})
+    assert says in str(caught.value)
+    assert variable in str(caught.value) or "TROTH_TCP_" in str(caught.value)
+
+
+def test_a_transport_without_settings_takes_them_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TROTH_TCP_FIRST_FRAME_TIMEOUT", "7")
+    assert TcpTransport(Router()).settings.first_frame_timeout == 7.0

@@ -23,11 +23,13 @@
     │                          router's allow-sets)
     ├── Denied                 the node's access decision refused a request (`reasons` say who
     │                          refused whom and why)
-    └── RemoteError            a service answered a request with an error
+    ├── RemoteError            a service answered a request with an error
+    └── SecretError            the secrets broker refused or failed: a lease, a token, an
+                               engine, the audit (reason)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, ConflictError, Denied); 2 usage (bad arguments, NotFound);
-3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
+CredentialError, AuthorityError, ConflictError, Denied, SecretError); 2 usage (bad arguments,
+NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ __all__ = [
     "NotFound",
     "RemoteError",
     "RoutingError",
+    "SecretError",
+    "SecretFailure",
     "StorageError",
     "TrothError",
     "UnsupportedKeyType",
@@ -91,44 +95,46 @@ class DecodeError(TrothError):
 
 
 class CryptoError(TrothError):
-    pass
+    """A cryptographic primitive refused its input."""
 
 
 class InvalidSignature(CryptoError):
+    """A signature did not verify (opaque: no reason, no oracle)."""
+
     def __init__(self) -> None:
         super().__init__("signature does not verify")
 
 
 class InvalidKey(CryptoError):
-    pass
+    """Public key bytes that are not a key of the stated type."""
 
 
 class VaultError(TrothError):
-    pass
+    """A key store (software vault or HSM) failed."""
 
 
 class KeyNotFound(VaultError):
-    pass
+    """No key behind this handle."""
 
 
 class UnsupportedKeyType(VaultError):
-    pass
+    """This vault cannot hold keys of this type."""
 
 
 class StorageError(TrothError):
-    pass
+    """The database failed, or a conditional write lost."""
 
 
 class ConflictError(StorageError):
-    pass
+    """A name is taken, or a compare-and-swap found a newer value."""
 
 
 class ConfigError(TrothError):
-    pass
+    """The node, the troth home or the environment is mis-configured."""
 
 
 class NotFound(TrothError):
-    pass
+    """No node, identity, authority or key by that name."""
 
 
 class IdentityFailure(enum.Enum):
@@ -210,6 +216,8 @@ class CredentialError(TrothError):
 
 
 class AuthorityFailure(enum.Enum):
+    """Why an authority refused a request."""
+
     TICKET_UNKNOWN = "ticket unknown, used up or expired"
     ROLE_REQUIRED = "the caller's role does not allow this"
     RESERVED_ATTRIBUTE = "attributes under troth. are reserved to admins"
@@ -221,6 +229,8 @@ class AuthorityFailure(enum.Enum):
 
 
 class AuthorityError(TrothError):
+    """The authority refused: ticket, role, membership (`reason`)."""
+
     def __init__(self, reason: AuthorityFailure, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
@@ -246,6 +256,8 @@ class ChannelFailure(enum.IntEnum):
 
 
 class ChannelError(TrothError):
+    """A handshake or secure channel failed; `reason` is the close code sent to the peer."""
+
     def __init__(self, reason: ChannelFailure, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
@@ -267,3 +279,35 @@ class Denied(TrothError):
     def __init__(self, reasons: tuple[str, ...]) -> None:
         self.reasons = reasons
         super().__init__("denied: " + "; ".join(reasons) if reasons else "denied")
+
+
+class SecretFailure(enum.Enum):
+    """Why the secrets broker refused a lease, a token or a proxied request (docs/secrets.md)."""
+
+    DENIED = "denied by policy"
+    QUOTA_EXCEEDED = "lease quota exceeded"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NO_SUCH_LEASE = "no such lease for this identity"
+    NOT_CONFIGURED = "no such secret"
+    BAD_REQUEST = "request invalid"
+    CONFIG_INVALID = "secret configuration invalid"
+    ENGINE_FAILED = "the secret engine failed"
+    AUDIT_FAILED = "the audit record could not be written"
+    JWT_MALFORMED = "token malformed"
+    JWT_UNKNOWN_KEY = "token signed by an unknown key"
+    JWT_BAD_SIGNATURE = "token signature invalid"
+    JWT_WRONG_AUDIENCE = "token is for another audience"
+    JWT_WRONG_ISSUER = "token is from another issuer"
+    JWT_NOT_YET_VALID = "token not yet valid"
+    FORBIDDEN_REQUEST = "request not allowed by the secret's rules"
+    UPSTREAM_FAILED = "the upstream service failed"
+
+
+class SecretError(TrothError):
+    """The broker refused or failed: `reason`; `detail` never holds a secret value."""
+
+    def __init__(self, reason: SecretFailure, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(reason.value + (f" ({detail})" if detail else ""))

@@ -114,6 +114,42 @@ MAX_NODE_FILE_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
 """Deepest nesting of JSON arrays and objects (a VC uses 5)."""
 
+# -- leased secrets (troth.secrets) ----------------------------------------------------------
+MAX_SECRET_NAME: Final = 64
+"""Longest secret name (a lowercase name, like node and identity names)."""
+MAX_SECRET_VALUE_BYTES: Final = 16 * 1024
+"""Largest upstream secret the broker seals (a password, an API key, a header value)."""
+MAX_SECRET_CONFIG_BYTES: Final = 16 * 1024
+"""Largest engine configuration of one secret (JSON)."""
+MAX_LEASE_TTL: Final = 30 * 86_400
+"""Longest lease lifetime (max_ttl) a secret may be configured with (30 days)."""
+MIN_LEASE_TTL: Final = 1
+"""Shortest lease ttl (seconds)."""
+DEFAULT_LEASE_QUOTA: Final = 100
+"""Live leases one identity may hold at once, unless the broker is configured otherwise."""
+MAX_LEASE_SCOPES: Final = 16
+"""Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
+MAX_LEASE_LIST: Final = 1000
+"""Most leases one `list` answer holds (newest first)."""
+MAX_TOKEN_BYTES: Final = 16 * 1024
+"""Longest JWT `validate_token` reads (a broker token with a 9-deep `act` chain is ~2 KiB)."""
+MAX_JWKS_KEYS: Final = 64
+"""Most keys in a JWKS document `validate_token` accepts."""
+MAX_INJECT_REQUEST_BYTES: Final = 1 << 20
+"""Largest request body the http-inject engine forwards (1 MiB, one service message)."""
+MAX_INJECT_RESPONSE_BYTES: Final = 1 << 20
+"""Largest upstream response body the http-inject engine returns (larger: UPSTREAM_FAILED)."""
+MAX_INJECT_HEADERS: Final = 64
+"""Most headers in a forwarded request or a returned response."""
+MAX_INJECT_HEADER_BYTES: Final = 8 * 1024
+"""Longest header line (name and value) the http-inject engine forwards or returns."""
+MAX_INJECT_TARGET: Final = 2048
+"""Longest request target (path and query) the http-inject engine forwards."""
+MAX_INJECT_RULES: Final = 256
+"""Most allow rules of one http-inject secret."""
+MAX_JWKS_BYTES: Final = 64 * 1024
+"""Largest JWKS document (JSON) `Jwks.parse` reads."""
+
 # -- relays (troth.node.services.relay) ------------------------------------------------------
 MAX_RELAYS: Final = 1024
 """Relay names one relay node forwards or holds for their owners, in total."""

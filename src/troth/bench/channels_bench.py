@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from troth.bench.harness import Case, Measurement, measure_pair
+from troth.bench.nodes import bench_ticket, member_nodes
 from troth.bench.noise_peer import noiseprotocol_available, noiseprotocol_xx_handshakes
 from troth.bench.tls_peer import mutual_tls_handshakes, temporary_pki, tls_bulk_throughput
 from troth.channel.noise import HandshakeState
-from troth.credentials import Attributes
 from troth.crypto.bench_floor import x25519_xx_floor
 from troth.node import init_node, open_node
-from troth.node.daemon import control, start_daemon, stop_daemon
+from troth.node.daemon import control
 from troth.node.runtime import ECHO, SINK, NodeRuntime
 from troth.node.services import call
 from troth.routing import parse_route
@@ -77,17 +77,6 @@ def _noise(quick: bool) -> list[Measurement]:
     return results
 
 
-def _ticket(authority: Any, address: str, **extra: str) -> str:
-    return str(
-        authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"bench.team": "x", **extra}),
-            address=address,
-            now=int(time.time()),
-        )
-    )
-
-
 def _establish(quick: bool) -> list[Measurement]:
     n, rounds = (20, 3) if quick else (100, 5)
     with (
@@ -107,8 +96,8 @@ def _establish(quick: bool) -> list[Measurement]:
             runner.run(a.start())
             runner.run(b.start(("127.0.0.1", 0)))
             address = "/tcp/{}:{}".format(*(hub.listening or ("", 0)))
-            runner.run(a.enroll(_ticket(authority, address), "a"))
-            runner.run(b.enroll(_ticket(authority, address), "b"))
+            runner.run(a.enroll(bench_ticket(authority, address), "a"))
+            runner.run(b.enroll(bench_ticket(authority, address), "b"))
             route = parse_route("/tcp/{}:{}".format(*(b.listening or ("", 0))))
 
             async def establish(k: int) -> float:
@@ -162,68 +151,42 @@ def _bulk(quick: bool) -> list[Measurement]:
         asyncio.Runner() as runner,
         tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp,
         temporary_pki() as pki,
+        member_nodes(runner, Path(tmp), b_attributes={"troth.relay": "b"}) as nodes,
     ):
-        home = Path(tmp)
-        for name in ("hub", "a", "b"):
-            init_node(name, home=home)
-        with open_node("hub", home=home) as hub_node:
-            hub_node.create_authority("hub", now=int(time.time()))
-        started: list[str] = []
-        try:
-            hub_status = start_daemon(home, "hub", "127.0.0.1:0")
-            started.append("hub")
-            address = f"/tcp/{hub_status['listening']}"
-            with open_node("hub", home=home) as hub_node:
-                ticket_a = _ticket(hub_node.authority(), address)
-                ticket_b = _ticket(hub_node.authority(), address, **{"troth.relay": "b"})
-            b_status = start_daemon(home, "b", "127.0.0.1:0")
-            started.append("b")
-            control(home, "b", "enroll", {"ticket": ticket_b})
-            control(home, "b", "relay.create", {"name": "b", "at": address})
-            node_a = open_node("a", home=home)
-            a = NodeRuntime(node_a)
-            runner.run(a.start())
-            runner.run(a.enroll(ticket_a, "a"))
-            routes = {
-                "one hop": parse_route(f"/tcp/{b_status['listening']}"),
-                "relay": parse_route(f"{address}/relay/b"),
-            }
+        a = nodes.a
+        control(nodes.home, "b", "relay.create", {"name": "b", "at": nodes.hub})
+        routes = {"one hop": parse_route(nodes.b), "relay": parse_route(f"{nodes.hub}/relay/b")}
 
-            def sender(route: Any) -> Callable[[int], None]:
-                async def send(k: int) -> None:
-                    for _ in range(k):
-                        await a.send_oneway(route, SINK, payload)
-                    end = await a.channel_to(route)
-                    await call(a.router, (end.enc, ECHO), "echo", "sync")  # all arrived
+        def sender(route: Any) -> Callable[[int], None]:
+            async def send(k: int) -> None:
+                for _ in range(k):
+                    await a.send_oneway(route, SINK, payload)
+                end = await a.channel_to(route)
+                await call(a.router, (end.enc, ECHO), "echo", "sync")  # all arrived
 
-                return lambda k: runner.run(send(k))
+            return lambda k: runner.run(send(k))
 
-            def tls(k: int) -> float:  # its own timing: the handshake and threads excluded
-                return _MESSAGE / tls_bulk_throughput(pki, _MESSAGE, k * _MESSAGE)
+        def tls(k: int) -> float:  # its own timing: the handshake and threads excluded
+            return _MESSAGE / tls_bulk_throughput(pki, _MESSAGE, k * _MESSAGE)
 
-            for label, route in routes.items():
-                per_message, peer = measure_pair(sender(route), tls, n=count, rounds=rounds)
-                value, peer_value = _MESSAGE / per_message / 1e9, _MESSAGE / peer / 1e9
-                ratio = value / peer_value
-                limit = 1.0 if label == "one hop" else 0.6
-                results.append(
-                    Measurement(
-                        f"channel.bulk.{label.replace(' ', '-')}",
-                        value,
-                        "GB/s",
-                        "peer: Python ssl TLS 1.3 bulk over loopback (threads, recv_into)",
-                        peer_value,
-                        ratio,
-                        f">= {limit}x",
-                        ratio >= limit,
-                        {"message": "64 KiB", "receiver": "a node in its own process"},
-                    )
+        for label, route in routes.items():
+            per_message, peer = measure_pair(sender(route), tls, n=count, rounds=rounds)
+            value, peer_value = _MESSAGE / per_message / 1e9, _MESSAGE / peer / 1e9
+            ratio = value / peer_value
+            limit = 1.0 if label == "one hop" else 0.6
+            results.append(
+                Measurement(
+                    f"channel.bulk.{label.replace(' ', '-')}",
+                    value,
+                    "GB/s",
+                    "peer: Python ssl TLS 1.3 bulk over loopback (threads, recv_into)",
+                    peer_value,
+                    ratio,
+                    f">= {limit}x",
+                    ratio >= limit,
+                    {"message": "64 KiB", "receiver": "a node in its own process"},
                 )
-            runner.run(a.stop())
-            node_a.close()
-        finally:
-            for name in started:
-                stop_daemon(home, name)
+            )
     return results
 
 

@@ -7,7 +7,9 @@ peer's own (a ChannelError that closes the channel). Memory is bounded three way
 - per channel: at most `max_messages` messages at once, holding at most `max_message` +
   one frame of decrypted bytes together;
 - per peer identity: a `ReassemblyBudget` shared by all channels with that peer (the node
-  gives each peer one), so many channels cannot multiply the per-channel bound.
+  gives each peer one), so many channels cannot multiply the per-channel bound;
+- per node: each peer's budget draws on the node's (its `parent`), so many identities
+  cannot multiply the per-peer bound either.
 
 A chunk is kept as a view of its decrypted frame and the whole frame counts against the limits
 (padding or trailing bytes cannot make a small chunk pin more than it is charged for); every
@@ -33,17 +35,21 @@ _F = ChannelFailure
 
 
 class ReassemblyBudget:
-    """Bytes that the reassemblies of one peer's channels may hold together."""
+    """Bytes that the reassemblies of one peer's channels may hold together; with a `parent`
+    (the node's budget for all peers), what is taken here is taken there too."""
 
-    __slots__ = ("held", "limit")
+    __slots__ = ("held", "limit", "parent")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, parent: ReassemblyBudget | None = None) -> None:
         self.limit = limit
+        self.parent = parent
         self.held = 0
 
     def take(self, size: int) -> bool:
-        """Reserve `size` bytes (False when that would pass the limit)."""
+        """Reserve `size` bytes (False when that would pass this limit or the parent's)."""
         if self.held + size > self.limit:
+            return False
+        if self.parent is not None and not self.parent.take(size):
             return False
         self.held += size
         return True
@@ -51,6 +57,8 @@ class ReassemblyBudget:
     def give(self, size: int) -> None:
         """Release `size` bytes."""
         self.held -= size
+        if self.parent is not None:
+            self.parent.give(size)
 
 
 @dataclass(slots=True)
@@ -123,7 +131,7 @@ class Reassembler:
         if self.held + held > self.max_message + limits.MAX_CHANNEL_FRAME:
             raise ChannelError(_F.TOO_LARGE, "reassembly over the message limit")
         if self.budget is not None and not self.budget.take(held):
-            raise ChannelError(_F.TOO_LARGE, "reassembly over the peer's limit")
+            raise ChannelError(_F.TOO_LARGE, "reassembly over the peer's or the node's limit")
         entry.chunks[offset] = chunk
         entry.got += size
         entry.held += held

@@ -101,6 +101,7 @@ class Attributes(Mapping[str, AttributeValue]):
     # -- semantics ----------------------------------------------------------------------------
 
     def reserved_keys(self) -> list[str]:
+        """The keys under `troth.` (reserved to the authority's admins), sorted."""
         return sorted(k for k in self._items if k.startswith(RESERVED_PREFIX))
 
     def first_excess_over(self, parent: Attributes) -> str | None:
@@ -123,6 +124,7 @@ class Attributes(Mapping[str, AttributeValue]):
     # -- encodings ----------------------------------------------------------------------------
 
     def to_cbor(self) -> dict[str, Any]:
+        """The CBOR data of the attributes (sets as arrays sorted by their UTF-8 bytes)."""
         return {
             k: v if isinstance(v, str) else sorted(v, key=str.encode)
             for k, v in self._items.items()
@@ -169,4 +171,5 @@ class Attributes(Mapping[str, AttributeValue]):
         return attributes
 
     def to_json(self) -> dict[str, str | list[str]]:
+        """The attributes as JSON data (sets as sorted lists)."""
         return {k: v if isinstance(v, str) else sorted(v) for k, v in sorted(self._items.items())}

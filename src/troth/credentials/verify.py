@@ -74,6 +74,9 @@ class TrustPolicy:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedLink:
+    """One verified link of a chain: who issued what to whom, for how long, why, on what
+    conditions (`hash`: the id revocations name)."""
+
     index: int
     id: bytes
     hash: bytes
@@ -87,6 +90,7 @@ class VerifiedLink:
     caveats: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The link as JSON data."""
         return {
             "id": self.hash.hex(),  # what revocations name (SHA-256 of the body)
             "serial": self.id.hex(),
@@ -120,6 +124,7 @@ class VerifiedCredential:
             raise TypeError("VerifiedCredential is made by ChainVerifier.verify")
 
     def to_json(self) -> dict[str, Any]:
+        """The verified chain as JSON data."""
         return {
             "actor": str(self.actor),
             "authority": str(self.authority),

@@ -19,6 +19,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True, slots=True)
 class Identifier:
+    """An identity's identifier: the SHA-256 digest of its first change (`T` + hex as text)."""
+
     digest: bytes
 
     def __post_init__(self) -> None:
@@ -33,6 +35,7 @@ class Identifier:
 
     @property
     def did(self) -> str:
+        """The DID form: `did:troth:` + 64 hex digits."""
         return DID_PREFIX + self.digest.hex()
 
     @classmethod

@@ -19,7 +19,8 @@ Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded p
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
 to the sender) and globally, where a new source evicts the oldest handshake of the source
 holding the most; handshakes expire by timer; channels per peer identity are bounded; the
-reassemblies of one peer's channels share one budget and expire by timer.
+reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's,
+and they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from troth import limits as protocol_limits
 from troth.channel import (
@@ -66,8 +68,10 @@ from troth.routing import (
     Source,
 )
 from troth.transport.ratelog import RateLimitedLog
+from troth.transport.settings import settings_from_environment
 
 __all__ = [
+    "CHANNELS_ENVIRONMENT_PREFIX",
     "LISTENER",
     "ChannelCounters",
     "ChannelEnd",
@@ -78,6 +82,7 @@ __all__ = [
 
 log = logging.getLogger("troth.node.channels")
 LISTENER = Address("service", "channels")
+CHANNELS_ENVIRONMENT_PREFIX: Final = "TROTH_CHANNELS_"
 _MESSAGE_1 = b"\x00\x21\x01"  # a packet of one 33-byte handshake frame: "-> e", no payload
 
 Services = Callable[[], frozenset[Address]]
@@ -100,12 +105,45 @@ class ChannelLimits:
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
     """Bytes held by incomplete fragmented messages of one peer identity, all its channels."""
+    max_reassembly_total: int = 8 * (
+        protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
+    )
+    """Bytes held by incomplete fragmented messages of all peers together (identities cost an
+    attacker nothing on a node that admits any authenticated identity)."""
+    reassembly_timeout: int | None = None
+    """Seconds an incomplete message is kept on this node's channels (None: the channel
+    settings' `reassembly_timeout`, 60 s by default)."""
     reassembly_sweep: float = 5.0
     """How often incomplete messages are checked against the reassembly timeout."""
+    keepalive_interval: float | None = None
+    """Idle seconds before a channel sends a PING (None: the channel settings', 15 s; a third
+    of `keepalive_timeout` when only that is set)."""
+    keepalive_timeout: float | None = None
+    """Seconds without an authenticated frame before a channel closes (None: the channel
+    settings', 45 s; three times `keepalive_interval` when only that is set)."""
     max_reply_paths: int = 1024
     """Reply paths a channel remembers (least recently used forgotten first)."""
     log_lines_per_minute: int = 10
     """Lines a minute about dropped frames and refused handshakes."""
+
+    def __post_init__(self) -> None:
+        self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit
+
+    def keepalive(self, settings: ChannelSettings) -> ChannelSettings:
+        """`settings` with this node's keepalive times, if set (ValueError when they do not
+        fit: the timeout must be at least twice the interval)."""
+        interval, timeout = self.keepalive_interval, self.keepalive_timeout
+        if interval is None and timeout is None:
+            return settings
+        interval = interval if interval is not None else (timeout or 0) / 3
+        timeout = timeout if timeout is not None else 3 * interval
+        return dataclasses.replace(settings, keepalive_interval=interval, keepalive_timeout=timeout)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ChannelLimits:
+        """The defaults, with the `TROTH_CHANNELS_<FIELD>` variables set in the environment
+        (ConfigError for an unknown name or a bad value)."""
+        return settings_from_environment(cls, CHANNELS_ENVIRONMENT_PREFIX, environ)
 
 
 @dataclass(slots=True)
@@ -258,10 +296,9 @@ class ChannelManager:
     trust: Callable[[], ChannelTrust]
     services: Services
     settings: ChannelSettings = field(default_factory=ChannelSettings)
-    handshake_timeout: float | None = None
-    """Deprecated: set `limits.handshake_timeout` (overrides it when given)."""
     clock: Callable[[], int] = lambda: int(time.time())
-    limits: ChannelLimits = field(default_factory=ChannelLimits)
+    limits: ChannelLimits = field(default_factory=ChannelLimits.from_environment)
+    """Default: `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables applied."""
     ends: dict[Address, ChannelEnd] = field(default_factory=dict)
     """Every channel end, by its `.enc` address."""
     counters: ChannelCounters = field(default_factory=ChannelCounters)
@@ -278,11 +315,15 @@ class ChannelManager:
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive sends
+    _reassembly: ReassemblyBudget | None = None  # the node's, every peer's budget draws on it
 
     def __post_init__(self) -> None:
-        if self.handshake_timeout is not None:
-            self.limits = dataclasses.replace(self.limits, handshake_timeout=self.handshake_timeout)
+        if self.limits.reassembly_timeout is not None:
+            timeout = self.limits.reassembly_timeout
+            self.settings = dataclasses.replace(self.settings, reassembly_timeout=timeout)
+        self.settings = self.limits.keepalive(self.settings)
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
+        self._reassembly = ReassemblyBudget(self.limits.max_reassembly_total)
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`)."""
@@ -420,7 +461,8 @@ class ChannelManager:
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
         budget, users = self._budgets.setdefault(
-            peer.identifier, (ReassemblyBudget(self.limits.max_reassembly_per_peer), set())
+            peer.identifier,
+            (ReassemblyBudget(self.limits.max_reassembly_per_peer, self._reassembly), set()),
         )
         if end not in users:
             users.add(end)

@@ -4,9 +4,7 @@ Besides the vault, it names the services the node runs (`services`, default: all
 where it is reached: `listen` (host:port the node listens on when started without
 --tcp-listen; recorded by `troth node start --tcp-listen` with a fixed port) and `advertise`
 (the route tickets carry, when it differs from `/tcp/<listen>`). A node with neither issues
-`node:NAME` tickets (enrollment on this machine). `keepalive_interval`, `keepalive_timeout`
-and `reconnect_max_delay` (seconds; null: the defaults, docs/protocols.md "Keepalive" and
-"Reconnecting") tune how fast a dead link is noticed and retried.
+`node:NAME` tickets (enrollment on this machine).
 """
 
 from __future__ import annotations
@@ -44,9 +42,6 @@ class NodeConfig:
     services: tuple[str, ...] = DEFAULT_SERVICES
     listen: str | None = None
     advertise: str | None = None
-    keepalive_interval: float | None = None
-    keepalive_timeout: float | None = None
-    reconnect_max_delay: float | None = None
 
     def to_json(self) -> bytes:
         """The configuration as node.json bytes."""
@@ -62,10 +57,6 @@ class NodeConfig:
         if self.listen and not self.listen.endswith(":0"):
             return f"/tcp/{self.listen}"
         return f"node:{self.name}"
-
-    def timers(self) -> tuple[float | None, float | None, float | None]:
-        """keepalive_interval, keepalive_timeout, reconnect_max_delay (None: the default)."""
-        return self.keepalive_interval, self.keepalive_timeout, self.reconnect_max_delay
 
     def with_listen(self, listen: str | None) -> NodeConfig:
         """This configuration listening on `listen` (host:port)."""
@@ -85,8 +76,6 @@ class NodeConfig:
         config = cls(**raw)
         if config.version != 1 or config.vault not in ("software", "pkcs11"):
             raise ConfigError(f"{path}: unsupported configuration (version {config.version})")
-        if any(value is not None and value <= 0 for value in config.timers()):
-            raise ConfigError(f"{path}: keepalive and reconnect times must be positive")
         unknown = set(config.services) - set(KNOWN_SERVICES)
         if unknown or len(set(config.services)) != len(config.services):
             raise ConfigError(
@@ -101,14 +90,11 @@ class NodeConfig:
         return config
 
 
-_TIMERS: Final = ("keepalive_interval", "keepalive_timeout", "reconnect_max_delay")
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     field.name: (int,)
     if field.name == "version"
     else (list,)
     if field.name == "services"
-    else (int, float, type(None))
-    if field.name in _TIMERS
     else (str, type(None))
     for field in fields(NodeConfig)
 }
@@ -116,8 +102,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 def _typed_as_declared(raw: dict[str, Any]) -> bool:
     """Whether `raw` names only NodeConfig's fields, each of its type (version an int, not a
-    bool or a float; services a list of text; the timers numbers or null; the others text or
-    null)."""
+    bool or a float; services a list of text; the others text or null)."""
     return all(
         name in _FIELD_TYPES
         and type(value) in _FIELD_TYPES[name]

@@ -26,15 +26,17 @@ import contextlib
 import enum
 import logging
 import random as _random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth.identity import Identifier
 from troth.node.channels import ChannelEnd
+from troth.transport.settings import settings_from_environment
 
 __all__ = [
     "RECONNECT_BASE",
+    "RECONNECT_ENVIRONMENT_PREFIX",
     "RECONNECT_MAX_DELAY",
     "Backoff",
     "Link",
@@ -50,6 +52,7 @@ RECONNECT_BASE: Final = 0.5
 """Seconds: the backoff's first ceiling (attempt 0 waits up to this long)."""
 RECONNECT_MAX_DELAY: Final = 10.0
 """Seconds: the backoff's cap (no attempt waits longer)."""
+RECONNECT_ENVIRONMENT_PREFIX: Final = "TROTH_RECONNECT_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +63,14 @@ class Backoff:
     max_delay: float = RECONNECT_MAX_DELAY
 
     def __post_init__(self) -> None:
-        if not 0 < self.base <= self.max_delay:
-            raise ValueError("backoff: 0 < base <= max_delay")
+        if self.base <= 0 or self.max_delay <= 0:
+            raise ValueError("backoff: base and max_delay must be positive")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Backoff:
+        """The defaults, with `TROTH_RECONNECT_BASE` / `TROTH_RECONNECT_MAX_DELAY` set in the
+        environment (ConfigError for an unknown name or a bad value)."""
+        return settings_from_environment(cls, RECONNECT_ENVIRONMENT_PREFIX, environ)
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait before attempt `attempt` (0 for the first)."""

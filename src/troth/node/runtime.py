@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,7 +34,6 @@ from troth.authority.client import (
     ticket_authority,
 )
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
-from troth.channel.secure import KEEPALIVE_INTERVAL
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement, next_page
@@ -43,7 +41,6 @@ from troth.encoding import cbor
 from troth.errors import (
     ChannelError,
     ChannelFailure,
-    ConfigError,
     NotFound,
     RoutingError,
     TrothError,
@@ -68,7 +65,7 @@ from troth.node.authorities import (
     sync_local_feed,
 )
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
-from troth.node.links import RECONNECT_BASE, Backoff, Link, LinkRow, Links
+from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.node import Node
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.authority import AuthorityService
@@ -119,24 +116,6 @@ def split_service_route(text: str) -> tuple[Route, Address]:
     return route[:-1], route[-1]
 
 
-def _configured(
-    node: Node, settings: ChannelSettings | None, backoff: Backoff | None
-) -> tuple[ChannelSettings, Backoff | None]:
-    """The channel settings and backoff given, else those node.json sets (ConfigError when
-    they do not fit together), else the defaults."""
-    interval, timeout, max_delay = node.config.timers()
-    try:
-        if settings is None:  # one of the two given: the other is a third / three times it
-            interval = interval or (KEEPALIVE_INTERVAL if timeout is None else timeout / 3)
-            timeout = timeout or 3 * interval  # the defaults: 15 s and 45 s
-            settings = ChannelSettings(keepalive_interval=interval, keepalive_timeout=timeout)
-        if backoff is None and max_delay is not None:
-            backoff = Backoff(min(RECONNECT_BASE, max_delay), max_delay)
-    except ValueError as exc:
-        raise ConfigError(f"node {node.name!r}: {exc}") from None
-    return settings, backoff
-
-
 @dataclass
 class _Cached:
     identity: ChannelIdentity
@@ -153,23 +132,15 @@ class NodeRuntime:
         clock: Clock | None = None,
         settings: ChannelSettings | None = None,
         limits: ChannelLimits | None = None,
-        handshake_timeout: float | None = None,
         transport: Callable[[Router], Transport] | None = None,
         relay_grace: int = RELAY_GRACE,
         backoff: Backoff | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
-        if handshake_timeout is not None:
-            warnings.warn(
-                "handshake_timeout= is deprecated: use limits=ChannelLimits(handshake_timeout=)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            limits = dataclasses.replace(
-                limits or ChannelLimits(), handshake_timeout=handshake_timeout
-            )
+        """`limits` default to `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables
+        applied, `backoff` to `Backoff` with `TROTH_RECONNECT_*` (docs/protocols.md, "Load
+        limits")."""
         self.node = node
-        settings, backoff = _configured(node, settings, backoff)
         self.clock = clock or SystemClock()
         self.name = node.name
         self.router = Router()
@@ -183,12 +154,14 @@ class NodeRuntime:
             me=self._me,
             trust=self._channel_trust,
             services=self.host.addresses,
-            settings=settings,
+            settings=settings or ChannelSettings(),
             clock=self.clock.now,
-            limits=limits or ChannelLimits(),
+            limits=limits or ChannelLimits.from_environment(),
         )
         self.relay_grace = relay_grace
-        self.links = Links(self._restore, backoff=backoff, random=random)
+        self.links = Links(
+            self._restore, backoff=backoff or Backoff.from_environment(), random=random
+        )
         self.tcp.lost.append(self.channels.connection_lost)  # its channels die with it
         self.channels.silent_hooks.append(self._drop_connection)
         self.channels.closed_hooks.append(self.links.closed)

@@ -9,11 +9,14 @@ a large frame (exactly) or to `large` for a heavy stream (reads that fill all th
 are given, so the kernel can hand over several frames at once), and `shrink()` gives it
 back to `small` bytes; the host calls that when the connection has been quiet (the TCP sweep),
 so an idle connection holds a small buffer, never the largest it once needed, while a busy
-stream is not slowed by reallocating per frame.
+stream is not slowed by reallocating per frame. Buffers are anonymous memory mappings: only
+the pages bytes were written to are resident, and a dropped buffer goes back to the system at
+once (docs/protocols.md, "Load limits").
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
 from typing import Final
 
@@ -27,6 +30,14 @@ FRAME_HEADER: Final = struct.Struct(">BI")
 SMALL_BUFFER: Final = 16 * 1024  # a connection's buffer while frames are small (zeroing 512 KiB
 # per new connection would cost more than a whole handshake)
 LARGE_BUFFER: Final = 4 * limits.MAX_TRANSPORT_FRAME  # the buffer while a stream is heavy
+
+
+def _allocate(size: int) -> mmap.mmap:
+    """A zeroed buffer of `size` bytes, an anonymous mapping: its pages cost memory only once
+    bytes are written to them, and they go back to the system as soon as the buffer is
+    dropped (a bytearray would be zeroed, all of it resident, at once, and freed into the
+    allocator's heap, where fragmentation can keep it from the system for good)."""
+    return mmap.mmap(-1, size)
 
 
 def frame(body: bytes) -> bytes:
@@ -88,7 +99,7 @@ class FrameReader:
         self.max_frame = max_frame
         self.small = small
         self.large = large
-        self._buffer = bytearray(small)
+        self._buffer: bytearray | mmap.mmap = _allocate(small)
         self._start = 0  # first unread byte
         self._end = 0  # one past the last byte received
         self._offered = 0  # the free space the last get_buffer() gave out
@@ -150,7 +161,7 @@ class FrameReader:
         if len(self._buffer) <= self.small or self.buffered > self.small or self.error:
             return False
         unread = memoryview(self._buffer)[self._start : self._end]
-        self._buffer = bytearray(self.small)
+        self._buffer = _allocate(self.small)
         self._buffer[: len(unread)] = unread
         self._start, self._end = 0, len(unread)
         self._heavy = False
@@ -204,7 +215,7 @@ class FrameReader:
         unread = self._end - self._start
         source = memoryview(self._buffer)[self._start : self._end]
         if size > len(self._buffer):
-            grown = bytearray(size)
+            grown = _allocate(size)
             grown[:unread] = source
             self._buffer = grown
         else:

@@ -1,16 +1,63 @@
 """The TCP transport's limits and timeouts, in one settings object (docs/protocols.md,
-"TCP transport"), and the counters that show them at work."""
+"TCP transport"), and the counters that show them at work.
+
+A node is configured without code through the environment (docs/protocols.md, "Load
+limits"): `TROTH_TCP_<FIELD>` sets a field of `TcpSettings` (`TROTH_TCP_IDLE_TIMEOUT=30`);
+`settings_from_environment` reads such variables for any settings dataclass."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import resource
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
 
+from troth.errors import ConfigError
 from troth.transport.framing import LARGE_BUFFER, SMALL_BUFFER
 
-__all__ = ["TcpCounters", "TcpSettings", "default_max_connections"]
+__all__ = [
+    "TCP_ENVIRONMENT_PREFIX",
+    "TcpCounters",
+    "TcpSettings",
+    "default_max_connections",
+    "settings_from_environment",
+]
 
 MAX_CONNECTIONS = 1024
+TCP_ENVIRONMENT_PREFIX: Final = "TROTH_TCP_"
+_Settings = TypeVar("_Settings")
+
+
+def settings_from_environment(
+    cls: type[_Settings], prefix: str, environ: Mapping[str, str] | None = None
+) -> _Settings:
+    """`cls()` with each field named by a variable `<prefix><FIELD NAME IN CAPITALS>` set to
+    that variable's value (a number). ConfigError for a name that is no field, a value that is
+    not a number of the field's type, or settings that refuse the value."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    names = {f.name.upper(): f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for variable, text in environ.items():
+        if not variable.startswith(prefix):
+            continue
+        name = names.get(variable.removeprefix(prefix))
+        if name is None:
+            known = ", ".join(prefix + n for n in sorted(names))
+            raise ConfigError(f"{variable}: no such setting (known: {known})")
+        kinds = typing.get_args(hints[name]) or (hints[name],)
+        kind = int if int in kinds else float
+        try:
+            values[name] = kind(text)
+        except ValueError:
+            raise ConfigError(f"{variable}={text!r}: not a number ({kind.__name__})") from None
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{prefix}*: {exc}") from None
 
 
 def default_max_connections() -> int:
@@ -58,6 +105,12 @@ class TcpSettings:
     """Lines a minute about misbehaving connections (closed, refused, dropped messages)."""
     accept_errors_per_minute: int = 3
     """Lines a minute about accept() failing (out of descriptors: EMFILE)."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TcpSettings:
+        """The defaults, with the `TROTH_TCP_<FIELD>` variables set in the environment
+        (ConfigError for an unknown name or a bad value)."""
+        return settings_from_environment(cls, TCP_ENVIRONMENT_PREFIX, environ)
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "frame_timeout", "first_frame_timeout", "idle_timeout"):

@@ -41,6 +41,9 @@ from troth.transport.settings import TcpCounters, TcpSettings
 __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
 log = logging.getLogger("troth.transport.tcp")
+CORK_LIMIT = 64 * 1024
+"""Frames sent while the loop runs are written together when it next polls, or as soon as
+this many bytes wait (a large frame is written at once, and backpressure sees it)."""
 
 
 class TcpConnection(Connection, asyncio.BufferedProtocol):
@@ -68,11 +71,14 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         )
         self._socket: asyncio.Transport | None = None
         self._time: collections.abc.Callable[[], float] = lambda: 0.0
+        self._loop = asyncio.get_running_loop()
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._reading_paused = False
         self._writable = asyncio.Event()
         self._writable.set()
+        self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
+        self._corked_size = 0
         self._consumer: asyncio.Task[None] | None = None
         self._activity = 0  # frames read + sent when the sweep last looked
         self._frames_at_sweep = 0
@@ -221,12 +227,14 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         size = len(header) + len(message.payload)
         if size > limits.MAX_TRANSPORT_FRAME:
             raise RoutingError(f"message of {size} bytes over the frame limit")
-        prefix = FRAME_HEADER.pack(FRAME_VERSION, size) + header
-        if socket.get_write_buffer_size():  # queued anyway: each write appends (one copy)
-            socket.write(prefix)
-            socket.write(message.payload)
-        else:  # written now: one send() for the frame is worth one join
-            socket.write(b"".join((prefix, message.payload)))
+        corked = self._corked
+        if not corked:  # the first frame since the loop last ran: write them all when it runs
+            self._loop.call_soon(self._uncork)
+        corked.append(FRAME_HEADER.pack(FRAME_VERSION, size) + header)
+        corked.append(message.payload)
+        self._corked_size += size + FRAME_HEADER.size
+        if self._corked_size >= CORK_LIMIT:
+            self._uncork()
         self.frames_sent += 1
         if not self._writable.is_set():
             timeout = self.owner.settings.write_timeout
@@ -241,13 +249,26 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._socket is None:
                 raise RoutingError(f"{self.name} closed while sending")
 
+    def _uncork(self) -> None:
+        """Write the frames sent since the loop last ran, in one piece (one system call for
+        the answers to many callers, where a write per frame would cost one each)."""
+        corked = self._corked
+        if not corked:
+            return
+        self._corked = []
+        self._corked_size = 0
+        if self._socket is not None:
+            self._socket.write(b"".join(corked))
+
     def _abort(self) -> None:
         if self._socket is not None:
             self._socket.abort()
 
     async def close(self) -> None:
-        """Close the connection and stop routing what it brought."""
+        """Close the connection (what was sent is still written) and stop routing what it
+        brought."""
         if self._socket is not None:
+            self._uncork()
             self._socket.close()
         self.closed.set()
         self._wakeup.set()
@@ -263,7 +284,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     """TCP for a router: outgoing connections by `host:port`, listeners, and the limits."""
 
     router: Router
-    settings: TcpSettings = field(default_factory=TcpSettings)
+    settings: TcpSettings = field(default_factory=TcpSettings.from_environment)
+    """Default: `TcpSettings` with the `TROTH_TCP_*` environment variables applied."""
     kind: str = "tcp"
     counters: TcpCounters = field(default_factory=TcpCounters)
     observers: list[collections.abc.Callable[[TcpConnection, RoutedMessage], None]] = field(
@@ -339,7 +361,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 )
                 return False
             if len(self._accepted) >= settings.max_connections:
-                victim = self._eviction_candidate(connection.opened_at)
+                victim = self._eviction_candidate(connection)
                 if victim is None:
                     counters.refused_over_limit += 1
                     self.warn("%s: refused: at %d connections", connection.name, len(self._all))
@@ -357,15 +379,22 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             self._sweep()
         return True
 
-    def _eviction_candidate(self, now: float) -> TcpConnection | None:
+    def _eviction_candidate(self, newcomer: TcpConnection) -> TcpConnection | None:
         """The accepted connection to give up for a new one: the oldest that brought no frame
-        yet, else the one idle the longest if idle at least `evict_idle_after`."""
+        yet; else, when another source address holds at least two more connections than the
+        newcomer's (a fair share: many addresses each under the per-source cap cannot lock
+        out a new one), that source's connection idle the longest; else the one idle the
+        longest if idle at least `evict_idle_after`."""
         idlest: TcpConnection | None = None
         for connection in self._accepted:  # oldest first
             if not connection.frames_read:
                 return connection
             if idlest is None or connection.last_active < idlest.last_active:
                 idlest = connection
+        top, most = self._per_host.most_common(1)[0]
+        if most >= self._per_host[newcomer.host] + 2:
+            return min((c for c in self._accepted if c.host == top), key=lambda c: c.last_active)
+        now = newcomer.opened_at
         if idlest is not None and now - idlest.last_active >= self.settings.evict_idle_after:
             return idlest
         return None

@@ -1,18 +1,37 @@
 """The vault interface: key handles in, public keys / signatures / shared secrets out.
 
 No method returns private key bytes. A `KeyHandle` names a key inside one vault; every other
-layer holds handles only.
+layer holds handles only. A `SealingVault` also holds symmetric seal keys (AES-256-GCM) that
+seal and unseal data for a caller without ever leaving the vault (docs/vault.md, "Sealing").
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol, runtime_checkable
 
-from troth.crypto import KeyType, PublicKey
+from troth.crypto import Aead, KeyType, PublicKey
+from troth.errors import CryptoError, KeyNotFound
 
-__all__ = ["KeyHandle", "KeyPurpose", "Vault"]
+__all__ = [
+    "SEAL_OVERHEAD",
+    "SEAL_VERSION",
+    "KeyHandle",
+    "KeyPurpose",
+    "SealKey",
+    "SealingVault",
+    "Vault",
+    "check_seal_key",
+    "seal_aad",
+    "split_sealed",
+]
+
+SEAL_VERSION: Final = 1
+SEAL_OVERHEAD: Final = 1 + Aead.NONCE_SIZE + Aead.TAG_SIZE
+"""Bytes a sealed blob adds to its plaintext: version, nonce, tag (docs/formats.md)."""
+_SEAL_AAD: Final = b"troth.vault.sealed/1\x00"
+_SEAL_KEY_LABEL: Final = "aes256gcm"
 
 
 class KeyPurpose(enum.IntEnum):
@@ -63,3 +82,62 @@ class Vault(Protocol):
         ...
 
     def delete(self, handle: KeyHandle) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SealKey:
+    """A symmetric seal key inside a vault: `<vault>:aes256gcm:<key id>` as text."""
+
+    vault: str
+    key_id: str
+
+    def __str__(self) -> str:
+        return f"{self.vault}:{_SEAL_KEY_LABEL}:{self.key_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> SealKey:
+        vault, _, rest = text.partition(":")
+        label, _, key_id = rest.partition(":")
+        if not vault or label != _SEAL_KEY_LABEL or not key_id:
+            raise ValueError(f"not a seal key: {text!r}")
+        return cls(vault, key_id)
+
+
+@runtime_checkable
+class SealingVault(Vault, Protocol):
+    """A vault that also seals data under symmetric keys it generates and never exports.
+
+    Sealed blob (docs/formats.md, "Sealed secrets") = 0x01 || nonce (12 random bytes) ||
+    AES-256-GCM(seal key, nonce, plaintext, AAD = "troth.vault.sealed/1" 0x00 key id 0x00 ||
+    the caller's `aad`). The caller's AAD binds a blob to where it is stored.
+    """
+
+    def generate_seal_key(self) -> SealKey:
+        """Create an AES-256 key inside the vault and return its handle."""
+        ...
+
+    def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    def unseal(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes:
+        """The plaintext, or VaultError (one opaque error for every failure: no oracle)."""
+        ...
+
+    def delete_seal_key(self, key: SealKey) -> None: ...
+
+
+def seal_aad(key: SealKey, aad: bytes) -> bytes:
+    """The AAD given to AES-GCM: the format, the key id, then the caller's AAD."""
+    return _SEAL_AAD + key.key_id.encode() + b"\x00" + aad
+
+
+def split_sealed(key: SealKey, sealed: bytes) -> tuple[bytes, bytes]:
+    """(nonce, ciphertext) of a sealed blob; CryptoError if it is not one."""
+    if len(sealed) < SEAL_OVERHEAD or sealed[0] != SEAL_VERSION:
+        raise CryptoError(f"not a blob sealed under {key}")
+    return sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
+
+
+def check_seal_key(vault: str, key: SealKey) -> None:
+    """KeyNotFound unless `key` names a key of `vault`."""
+    if key.vault != vault:
+        raise KeyNotFound(f"{key} belongs to the {key.vault} vault")

@@ -1,16 +1,19 @@
 """A node vault built from two: a primary vault for signing keys (e.g. an HSM) and a software
-vault for the key types the primary cannot hold (X25519 secure-channel keys on PKCS#11)."""
+vault for the key types the primary cannot hold (X25519 secure-channel keys on PKCS#11).
+Seal keys are made by the primary when it can seal (an HSM's AES keys), else by the fallback."""
 
 from __future__ import annotations
 
 from troth.crypto import KeyType, PublicKey
-from troth.errors import KeyNotFound
-from troth.vault.base import KeyHandle, KeyPurpose, Vault
+from troth.errors import KeyNotFound, UnsupportedKeyType
+from troth.vault.base import KeyHandle, KeyPurpose, SealingVault, SealKey, Vault
 
 __all__ = ["CompositeVault"]
 
 
 class CompositeVault:
+    """One vault over two: keys are routed by the vault name in their handle."""
+
     def __init__(self, primary: Vault, fallback: Vault, fallback_types: frozenset[KeyType]) -> None:
         self.name = primary.name
         self._vaults = {primary.name: primary, fallback.name: fallback}
@@ -45,3 +48,26 @@ class CompositeVault:
 
     def delete(self, handle: KeyHandle) -> None:
         self._route(handle).delete(handle)
+
+    # -- sealing: the primary's seal keys when it can seal, else the fallback's ----------------
+
+    def generate_seal_key(self) -> SealKey:
+        for vault in (self._primary, self._fallback):
+            if isinstance(vault, SealingVault):
+                return vault.generate_seal_key()
+        raise UnsupportedKeyType("neither vault of this node can hold seal keys")
+
+    def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
+        return self._sealer(key).seal(key, plaintext, aad)
+
+    def unseal(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes:
+        return self._sealer(key).unseal(key, sealed, aad)
+
+    def delete_seal_key(self, key: SealKey) -> None:
+        self._sealer(key).delete_seal_key(key)
+
+    def _sealer(self, key: SealKey) -> SealingVault:
+        vault = self._vaults.get(key.vault)
+        if not isinstance(vault, SealingVault):
+            raise KeyNotFound(f"no vault that seals named {key.vault!r} on this node")
+        return vault

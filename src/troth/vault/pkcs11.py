@@ -9,6 +9,9 @@ token to sign.
 - CKA_EC_POINT is a DER OCTET STRING around the raw point (PKCS#11 v3.0 §2.3.3).
 - X25519 is not offered: SoftHSM2 2.6 and python-pkcs11 have no CKK_EC_MONTGOMERY. A PKCS#11 node
   keeps its secure-channel keys in its software vault (troth.vault.composite).
+- Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
+  encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
+  96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
 
 python-pkcs11 is the optional `hsm` extra; it is imported when this vault is opened.
 """
@@ -23,8 +26,16 @@ from typing import Any
 
 from troth.crypto import KeyType, PublicKey
 from troth.crypto.private import p256_raw_low_s
-from troth.errors import ConfigError, KeyNotFound, UnsupportedKeyType, VaultError
-from troth.vault.base import KeyHandle, KeyPurpose
+from troth.errors import ConfigError, CryptoError, KeyNotFound, UnsupportedKeyType, VaultError
+from troth.vault.base import (
+    SEAL_VERSION,
+    KeyHandle,
+    KeyPurpose,
+    SealKey,
+    check_seal_key,
+    seal_aad,
+    split_sealed,
+)
 
 __all__ = ["Pkcs11Vault"]
 
@@ -51,6 +62,9 @@ def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> 
 _OID_ED25519 = "1.3.101.112"
 _CURVE_P256 = "secp256r1"
 _LABEL_PREFIX = "troth:"
+_SEAL_LABEL_PREFIX = "troth-seal:"
+_NONCE_SIZE = 12
+_TAG_BITS = 128
 
 
 class _SharedSession:
@@ -183,6 +197,94 @@ class Pkcs11Vault:
             for obj in objects:
                 obj.destroy()
             self._objects.pop(handle.key_id, None)
+
+    # -- sealing (the SealingVault interface) ---------------------------------------------------
+
+    def generate_seal_key(self) -> SealKey:
+        p11 = self._p11
+        attr = p11.Attribute
+        key_id = os.urandom(16).hex()
+        template = {
+            attr.TOKEN: True,
+            attr.ID: bytes.fromhex(key_id),
+            attr.LABEL: _SEAL_LABEL_PREFIX + key_id,
+            attr.PRIVATE: True,
+            attr.SENSITIVE: True,
+            attr.EXTRACTABLE: False,
+            attr.ENCRYPT: True,
+            attr.DECRYPT: True,
+            attr.WRAP: False,
+            attr.UNWRAP: False,
+            attr.SIGN: False,
+            attr.VERIFY: False,
+            attr.DERIVE: False,
+        }
+        with self._lock, self._mapped("generate seal key"):
+            key = self._session.generate_key(p11.KeyType.AES, 256, template=template, store=True)
+            self._objects[_SEAL_LABEL_PREFIX + key_id] = key
+        return SealKey(self.name, key_id)
+
+    def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
+        from pkcs11.mechanisms import GCMParams
+
+        secret = self._seal_object(key)
+        nonce = os.urandom(_NONCE_SIZE)
+        params = GCMParams(nonce, seal_aad(key, aad), _TAG_BITS)
+        with self._lock, self._mapped("seal"):
+            sealed = bytes(
+                secret.encrypt(
+                    plaintext, mechanism=self._p11.Mechanism.AES_GCM, mechanism_param=params
+                )
+            )
+        return bytes((SEAL_VERSION,)) + nonce + sealed
+
+    def unseal(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes:
+        from pkcs11.mechanisms import GCMParams
+
+        secret = self._seal_object(key)
+        failed = VaultError(f"cannot unseal under {key} (tampered, moved or another key)")
+        try:
+            nonce, ciphertext = split_sealed(key, sealed)
+        except CryptoError:
+            raise failed from None
+        params = GCMParams(nonce, seal_aad(key, aad), _TAG_BITS)
+        try:
+            with self._lock:
+                return bytes(
+                    secret.decrypt(
+                        ciphertext, mechanism=self._p11.Mechanism.AES_GCM, mechanism_param=params
+                    )
+                )
+        except self._errors.PKCS11Error:  # SoftHSM2 reports a bad tag as CKR_GENERAL_ERROR
+            raise failed from None
+
+    def delete_seal_key(self, key: SealKey) -> None:
+        secret = self._seal_object(key)
+        with self._lock, self._mapped("delete seal key"):
+            secret.destroy()
+            self._objects.pop(_SEAL_LABEL_PREFIX + key.key_id, None)
+
+    def _seal_object(self, key: SealKey) -> Any:
+        cached = self._objects.get(_SEAL_LABEL_PREFIX + key.key_id)
+        if cached is not None and key.vault == self.name:
+            return cached
+        check_seal_key(self.name, key)
+        try:
+            key_id = bytes.fromhex(key.key_id)
+        except ValueError:
+            raise KeyNotFound(f"{key} is not a key of this vault") from None
+        p11 = self._p11
+        query = {
+            p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY,
+            p11.Attribute.KEY_TYPE: p11.KeyType.AES,
+            p11.Attribute.ID: key_id,
+        }
+        with self._lock, self._mapped("find seal key"):
+            found = list(self._session.get_objects(query))
+        if len(found) != 1:
+            raise KeyNotFound(f"no seal key {key} in the token")
+        self._objects[_SEAL_LABEL_PREFIX + key.key_id] = found[0]
+        return found[0]
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -5,6 +5,10 @@ A key id is 16 hex digits naming a time-ordered 63-bit key number. Sealed key (v
 0x01 || nonce (12 random bytes) || AES-256-GCM(KEK, nonce, raw private key,
 AAD = "troth.vault.key/1" 0x00 key-id 0x00 key-type purpose). The AAD binds a ciphertext to its
 row, so rows cannot be swapped. A KEK check value in `vault_meta` makes a wrong KEK fail at open.
+
+Seal keys (AES-256, `SealingVault`) are kept the same way in `vault_keys`, with key type 16
+(not a signing or DH key type) and AAD = "troth.vault.seal-key/1" 0x00 key-id: a seal key's
+row can never unseal as a private key, nor a private key's as a seal key.
 """
 
 from __future__ import annotations
@@ -12,18 +16,30 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from troth.crypto import Aead, AeadAlgorithm, KeyType, PublicKey
 from troth.crypto.private import PrivateKey, generate_private_key, load_private_key
 from troth.errors import ConfigError, ConflictError, CryptoError, KeyNotFound, VaultError
-from troth.vault.base import KeyHandle, KeyPurpose
+from troth.vault.base import (
+    SEAL_VERSION,
+    KeyHandle,
+    KeyPurpose,
+    SealKey,
+    check_seal_key,
+    seal_aad,
+    split_sealed,
+)
 
-__all__ = ["KEK_SIZE", "SealedKeyStore", "SoftwareVault"]
+__all__ = ["KEK_SIZE", "SEAL_KEY_TYPE", "SealedKeyStore", "SoftwareVault"]
 
 KEK_SIZE: Final = 32
 _SEAL_VERSION: Final = b"\x01"
 _KEY_AAD: Final = b"troth.vault.key/1\x00"
+_SEAL_KEY_AAD: Final = b"troth.vault.seal-key/1\x00"
+SEAL_KEY_TYPE: Final = 16
+"""The `vault_keys.key_type` of a seal key (outside KeyType's numbers)."""
 _CHECK_AAD: Final = b"troth.vault.kek-check/1"
 _CHECK_PLAINTEXT: Final = b"troth vault key check"
 _CACHE_SIZE: Final = 4096
@@ -57,6 +73,7 @@ class SoftwareVault:
     def __init__(self, store: SealedKeyStore | None = None, kek: bytes | None = None) -> None:
         self._store = store
         self._cache: dict[str, PrivateKey] = {}
+        self._seal_keys: dict[str, Aead] = {}
         self._aead: Aead | None = None
         self._last_number = 0
         if store is not None:
@@ -85,24 +102,30 @@ class SoftwareVault:
 
     def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
         key = generate_private_key(key_type)
+        key_id = self._store_new(
+            int(key_type), int(purpose), key.private_bytes(), lambda i: _aad(i, key_type, purpose)
+        )
+        self._remember(key_id, key)
+        return KeyHandle(self.name, key_type, key_id)
+
+    def _store_new(
+        self, key_type: int, purpose: int, raw: bytes, aad_for: Callable[[str], bytes]
+    ) -> str:
+        """Allocate a key id and (when persistent) store `raw` sealed under the KEK."""
         for _attempt in range(3):
             rnd = os.urandom(3 + Aead.NONCE_SIZE)
             number = self._next_number(rnd[:3])
             key_id = f"{number:016x}"
             if self._store is None or self._aead is None:
-                break
+                return key_id
             nonce = rnd[3:]
-            aad = _aad(key_id, key_type, purpose)
-            sealed = _SEAL_VERSION + nonce + self._aead.encrypt(nonce, key.private_bytes(), aad)
+            sealed = _SEAL_VERSION + nonce + self._aead.encrypt(nonce, raw, aad_for(key_id))
             try:
-                self._store.put_sealed_key(number, int(key_type), int(purpose), sealed, _now())
-                break
+                self._store.put_sealed_key(number, key_type, purpose, sealed, _now())
+                return key_id
             except ConflictError:  # another process took this number in the same millisecond
                 continue
-        else:
-            raise VaultError("could not allocate a key number")
-        self._remember(key_id, key)
-        return KeyHandle(self.name, key_type, key_id)
+        raise VaultError("could not allocate a key number")
 
     def _next_number(self, random3: bytes) -> int:
         """A time-ordered 63-bit key number: milliseconds since 2025-01-01 (41 bits, until
@@ -131,6 +154,46 @@ class SoftwareVault:
         if not found:
             raise KeyNotFound(f"no key {handle}")
 
+    # -- sealing (the SealingVault interface) ---------------------------------------------------
+
+    def generate_seal_key(self) -> SealKey:
+        raw = os.urandom(Aead.KEY_SIZE)
+        key_id = self._store_new(SEAL_KEY_TYPE, 0, raw, _seal_key_aad)
+        self._seal_keys[key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
+        return SealKey(self.name, key_id)
+
+    def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(Aead.NONCE_SIZE)
+        sealed = self._seal_key(key).encrypt(nonce, plaintext, seal_aad(key, aad))
+        return bytes((SEAL_VERSION,)) + nonce + sealed
+
+    def unseal(self, key: SealKey, sealed: bytes, aad: bytes) -> bytes:
+        aead = self._seal_key(key)
+        try:
+            nonce, ciphertext = split_sealed(key, sealed)
+            return aead.decrypt(nonce, ciphertext, seal_aad(key, aad))
+        except CryptoError:
+            raise VaultError(
+                f"cannot unseal under {key} (tampered, moved or another key)"
+            ) from None
+
+    def delete_seal_key(self, key: SealKey) -> None:
+        check_seal_key(self.name, key)
+        found = self._seal_keys.pop(key.key_id, None) is not None
+        if self._store is not None:
+            found = self._store.delete_sealed_key(_key_number(key)) or found
+        if not found:
+            raise KeyNotFound(f"no seal key {key}")
+
+    def _seal_key(self, key: SealKey) -> Aead:
+        aead = self._seal_keys.get(key.key_id)
+        if aead is not None and key.vault == self.name:
+            return aead
+        check_seal_key(self.name, key)
+        raw = self._unseal_row(key, SEAL_KEY_TYPE, lambda _purpose: _seal_key_aad(key.key_id))
+        aead = self._seal_keys[key.key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
+        return aead
+
     # -- internals ----------------------------------------------------------------------------
 
     def _check_handle(self, handle: KeyHandle) -> None:
@@ -148,35 +211,43 @@ class SoftwareVault:
         if key is not None and key.key_type is handle.key_type:
             return key
         self._check_handle(handle)
+        raw = self._unseal_row(
+            handle,
+            int(handle.key_type),
+            lambda purpose: _aad(handle.key_id, handle.key_type, purpose),
+        )
+        key = load_private_key(handle.key_type, raw)
+        self._remember(handle.key_id, key)
+        return key
+
+    def _unseal_row(
+        self, handle: KeyHandle | SealKey, key_type: int, aad_for: Callable[[int], bytes]
+    ) -> bytes:
+        """The raw key stored for `handle`, checked against its type and unsealed."""
         if self._store is None or self._aead is None:
             raise KeyNotFound(f"no key {handle}")
         row = self._store.get_sealed_key(_key_number(handle))
         if row is None:
             raise KeyNotFound(f"no key {handle}")
-        key_type, purpose, sealed = row
-        if (
-            key_type != handle.key_type
-            or not isinstance(sealed, bytes)
-            or sealed[:1] != _SEAL_VERSION
-        ):
+        stored_type, purpose, sealed = row
+        if stored_type != key_type or not isinstance(sealed, bytes) or sealed[:1] != _SEAL_VERSION:
             raise VaultError(f"key {handle} does not match its stored record")
         nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
         try:
-            raw = self._aead.decrypt(
-                nonce, ciphertext, _aad(handle.key_id, handle.key_type, purpose)
-            )
+            return self._aead.decrypt(nonce, ciphertext, aad_for(purpose))
         except CryptoError:
             raise VaultError(f"key {handle} failed to unseal (tampered or another KEK)") from None
-        key = load_private_key(handle.key_type, raw)
-        self._remember(handle.key_id, key)
-        return key
 
 
-def _key_number(handle: KeyHandle) -> int:
+def _key_number(handle: KeyHandle | SealKey) -> int:
     try:
         return int(handle.key_id, 16)
     except ValueError:
         raise KeyNotFound(f"no key {handle}") from None
+
+
+def _seal_key_aad(key_id: str) -> bytes:
+    return _SEAL_KEY_AAD + key_id.encode()
 
 
 def _aad(key_id: str, key_type: KeyType | int, purpose: KeyPurpose | int) -> bytes:

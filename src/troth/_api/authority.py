@@ -1,0 +1,86 @@
+"""The public face of an authority a node hosts: tickets, revocations, and its own feed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from troth._api.results import Credential
+from troth.authority import Authority as HostedAuthority
+from troth.authority.core import DEFAULT_TICKET_TTL
+from troth.clock import Clock
+from troth.credentials import Attributes, VerifiedFeed
+from troth.identity import Identifier
+from troth.node.config import NodeConfig
+
+__all__ = ["AttributesLike", "Authority"]
+
+AttributesLike = Mapping[str, str | Iterable[str]]
+"""Attributes as a mapping: `{"orders.access": ["read", "write"], "orders.customer": "4471"}`
+(an `Attributes` is one too)."""
+
+
+def attributes_of(attributes: AttributesLike) -> Attributes:
+    """`attributes` validated (ValueError for a bad name or value)."""
+    return attributes if isinstance(attributes, Attributes) else Attributes(attributes)
+
+
+class Authority:
+    """An authority hosted by a node: it enrolls members with one-time tickets, issues their
+    credentials, and publishes a signed revocation feed (get one with `Node.create_authority`
+    or `Node.authority`)."""
+
+    def __init__(self, hosted: HostedAuthority, config: NodeConfig, clock: Clock) -> None:
+        self._hosted = hosted
+        self._config = config
+        self._clock = clock
+
+    @property
+    def identifier(self) -> Identifier:
+        """The authority's identifier: what verifiers trust (`Verifier(trust=[...])`)."""
+        return self._hosted.identifier
+
+    @property
+    def name(self) -> str:
+        """The name of the authority's identity on its node."""
+        return self._hosted.config.name
+
+    def ticket(
+        self,
+        attributes: AttributesLike,
+        *,
+        at: str | None = None,
+        uses: int = 1,
+        ttl: int = DEFAULT_TICKET_TTL,
+    ) -> str:
+        """A one-time ticket (text) granting `attributes` to whoever redeems it with
+        `Node.enroll`. It carries the authority's identity and where it is reached: `at` (a
+        route such as `/tcp/127.0.0.1:4000`), else the node's configured address (`node:NAME`
+        on this machine when it has none). `uses` redemptions within `ttl` seconds."""
+        ticket = self._hosted.create_ticket(
+            creator=self._hosted.identifier,
+            attributes=attributes_of(attributes),
+            address=at or self._config.address(),
+            now=self._clock.now(),
+            uses=uses,
+            ttl=ttl,
+        )
+        return str(ticket)
+
+    def revoke(self, credential: Credential | bytes, *, reason: str = "") -> int:
+        """Revoke a credential (a `Credential`'s last link, or a credential id) in every chain
+        rooted here: every chain holding it stops verifying. Returns the feed entry's number."""
+        target = credential.id if isinstance(credential, Credential) else credential
+        return self._hosted.revoke_credential(target, now=self._clock.now(), reason=reason)
+
+    def revoke_identity(self, identifier: Identifier, *, reason: str = "") -> int:
+        """Revoke an identity for good: every link it issued or holds stops verifying."""
+        return self._hosted.revoke_identity(identifier, now=self._clock.now(), reason=reason)
+
+    def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
+        """This authority's own feed as of `now`, when `authority` is this one."""
+        if authority != self._hosted.identifier:
+            return None
+        return self._hosted.held_feed(now=now)
+
+    def __repr__(self) -> str:
+        return f"Authority({self.name!r}, {self.identifier})"

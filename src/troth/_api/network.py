@@ -1,0 +1,255 @@
+"""A node on the network: running it (`Node.serve`), secure channels to other nodes and calls
+to their services, and services of your own whose every request the node's access decision
+point has checked before your handler runs (docs/protocols.md, "Services" and "Access")."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from troth._api.node import IdentityRef, PeerRef, _ref
+from troth._api.results import Credential
+from troth.authority.client import revoke_request
+from troth.credentials import VerifiedCredential
+from troth.encoding import cbor
+from troth.errors import ConfigError, RoutingError
+from troth.identity import Identifier
+from troth.names import check_name
+from troth.node.access import PeerCaller, Rule
+from troth.node.channels import ChannelEnd
+from troth.node.config import KNOWN_SERVICES
+from troth.node.runtime import AUTHORITY, NodeRuntime
+from troth.node.services import Method, RequestContext, call, service_address
+from troth.routing import format_route, parse_route
+
+if TYPE_CHECKING:
+    from troth._api.node import Node
+
+__all__ = ["Channel", "Handler", "Request", "RunningNode", "Service", "revoke_remotely", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request your service's handler answers, after the node's access decision allowed it."""
+
+    arguments: Any
+    """What the caller sent (CBOR data: None, bool, int, str, bytes, lists, maps)."""
+    caller: Identifier | None
+    """The verified identity at the other end of the secure channel (None: a caller in this
+    process)."""
+    credential: VerifiedCredential | None
+    """The caller's credential that satisfied the method's rule, verified against the feeds
+    the node holds now (None for rules that need no credential)."""
+    now: int
+    """When the request was decided (Unix seconds)."""
+
+    def attribute(self, key: str) -> frozenset[str]:
+        """The values of attribute `key` in `credential` (empty when it has none)."""
+        return frozenset() if self.credential is None else self.credential.attributes.values_of(key)
+
+
+Handler = Callable[[Request], Awaitable[Any]]
+"""A method of your service: `async def handler(request: Request) -> answer` (raise `Denied`
+to refuse with reasons, any other TrothError to fail: the caller gets it as `RemoteError`)."""
+
+
+class Service:
+    """A service of your own, served at `/service/<name>` by `Node.serve(services=[...])`.
+    Each method declares who may call it (`allow`): the node's access decision point applies
+    the rule before the handler runs, and a method without one does not exist."""
+
+    name: str
+    """The service's name: it is served at `/service/<name>`."""
+    oneway: Method | None = None
+    """None: a service of this kind answers requests (it takes no one-way messages)."""
+
+    def __init__(self, name: str) -> None:
+        """A service named `name` (not one of a node's built-in services)."""
+        check_name(name, "service name")
+        if name in KNOWN_SERVICES:
+            raise ValueError(f"{name!r} is a built-in service of every node; choose another")
+        service_address(name)  # RoutingError for a name no address can carry
+        self.name = name
+        self._methods: dict[str, Method] = {}
+
+    @property
+    def methods(self) -> Mapping[str, Method]:
+        """The service's methods by name (the node's plug-in interface)."""
+        return self._methods
+
+    def method(self, name: str, *, allow: Rule) -> Callable[[Handler], Handler]:
+        """A decorator that makes `handler` the method `name`, open to the callers `allow`
+        admits: `MembersOnly()`, `RequireAttributes(Attributes({...}))`, `AnyAuthenticated()`.
+        Credentials that carry caveats satisfy no rule yet (fail closed)."""
+        if name in self._methods:
+            raise ValueError(f"service {self.name} already has a method {name!r}")
+
+        def register(handler: Handler) -> Handler:
+            async def answer(arguments: Any, context: RequestContext) -> Any:
+                caller = context.caller
+                request = Request(
+                    arguments,
+                    caller.identifier if isinstance(caller, PeerCaller) else None,
+                    context.decision.credential,
+                    context.now,
+                )
+                return await handler(request)
+
+            self._methods[name] = Method(answer, allow)
+            return handler
+
+        return register
+
+    async def maintain(self, now: int) -> None:
+        """Nothing to maintain."""
+
+    def status(self) -> dict[str, Any]:
+        """The service's methods (what `troth node status` shows)."""
+        return {"methods": sorted(self._methods)}
+
+
+class Channel:
+    """A secure channel to another node (Noise XX; both identities and credentials checked).
+    Get one with `async with node.connect(route, expect=...)`."""
+
+    def __init__(self, runtime: NodeRuntime, end: ChannelEnd, route: str) -> None:
+        self._runtime = runtime
+        self._end = end
+        self.route = route
+        """The route the channel was opened to."""
+
+    @property
+    def peer(self) -> Identifier:
+        """The verified identity at the other end."""
+        peer = self._end.peer
+        if peer is None:  # open() returns only after the handshake verified the peer
+            raise RoutingError("the channel has no verified peer")
+        return peer.identifier
+
+    async def call(
+        self, service: str, method: str, arguments: Any = None, *, timeout: float = 10.0
+    ) -> Any:
+        """Call `method` of `service` at the other end with `arguments` (CBOR data); its
+        answer. Raises `Denied` (the other node's access decision, with its reasons),
+        `RemoteError` (the service failed the request) or `RoutingError` (no such service,
+        or no answer within `timeout` seconds)."""
+        address = service_address(service)
+        return await call(
+            self._runtime.router, (self._end.enc, address), method, arguments, timeout=timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"Channel({self.route!r}, peer={self._end.peer and self._end.peer.identifier})"
+
+
+class RunningNode:
+    """A node while `Node.serve` runs it: enroll over the network, hold a relay name, open
+    channels."""
+
+    def __init__(self, node: Node, runtime: NodeRuntime) -> None:
+        self._node = node
+        self._runtime = runtime
+
+    @property
+    def identifier(self) -> Identifier:
+        """The identity the node speaks as on secure channels (its own)."""
+        identifier = self._runtime.identifier
+        if identifier is None:  # set by start(), before serve() yields
+            raise ConfigError(f"node {self._node.name!r} has not started")
+        return identifier
+
+    @property
+    def address(self) -> str:
+        """The route other nodes reach this one at (`/tcp/HOST:PORT`); ConfigError when it
+        does not listen (give `serve(listen=...)`, or hold a relay name: `relay`)."""
+        listening = self._runtime.listening
+        if listening is None:
+            raise ConfigError(f"node {self._node.name!r} does not listen (serve(listen=...))")
+        return "/tcp/{}:{}".format(*listening)
+
+    async def enroll(self, ticket: str, *, identity: IdentityRef | None = None) -> Credential:
+        """`Node.enroll` from inside `serve` (the credential is presented on open channels
+        at once when `identity` is the node's own)."""
+        ref = self._node.name if identity is None else _ref(identity)
+        runtime = self._runtime
+        held = await runtime.enroll(ticket, ref)
+        last = bytes.fromhex(held["chain"][-1]["id"])
+        return await runtime.worker.run(self._held, ref, last)
+
+    def _held(self, ref: str, last: bytes) -> Credential:
+        for credential in self._node.credentials(ref):
+            if credential.id == last:
+                return credential
+        raise ConfigError(f"the credential just enrolled is not held by {ref}")
+
+    async def relay(self, name: str, *, at: str) -> str:
+        """Ask the node at route `at` to forward `/relay/<name>` to this node over this node's
+        connection (it needs a credential whose `troth.relay` holds `name`): this node is then
+        reachable at the returned route without listening."""
+        answer = await self._runtime.create_relay(name, at)
+        return answer["route"]
+
+    @contextlib.asynccontextmanager
+    async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
+        """`Node.connect` on this running node."""
+        pinned = None if expect is None else self._node._identifier_of(expect)
+        end = await self._runtime.channel_to(
+            parse_route(route),
+            also_trust=frozenset() if pinned is None else frozenset({pinned}),
+            expect=pinned,
+        )
+        try:
+            yield Channel(self._runtime, end, format_route(parse_route(route)))
+        finally:
+            await end.close()
+
+    def __repr__(self) -> str:
+        return f"RunningNode({self._node.name!r})"
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    node: Node, listen: tuple[str, int] | None, services: tuple[Service, ...]
+) -> AsyncIterator[RunningNode]:
+    """Run `node` (troth.node.runtime) with `services` added to its configured ones, listening
+    on `listen`; one maintenance round first (feeds, credentials, rotation announcements)."""
+    if node._running is not None:
+        raise RuntimeError(f"node {node.name!r} is already running in this process")
+    runtime = NodeRuntime(node._stored, clock=node._clock)
+    try:
+        for service in services:
+            runtime.host.add(service)  # before start(): its rules join the decision point
+        await runtime.start(listen)
+        running = node._running = RunningNode(node, runtime)
+        await runtime.maintain()
+        yield running
+    finally:
+        node._running = None
+        await runtime.stop()
+
+
+async def revoke_remotely(
+    running: RunningNode, credential: Credential, ref: str, reason: str, address: str
+) -> int:
+    """`Node.revoke` with an authority reached over the network (a secure channel to it)."""
+    runtime = running._runtime
+    now = runtime.clock.now()
+    request = await runtime.worker.run(
+        revoke_request,
+        runtime.node.identities,
+        ref,
+        credential.authority,
+        credential_hash=credential.id,
+        chain=credential.chain,
+        reason=reason,
+        now=now,
+    )
+    authority = credential.authority
+    end = await runtime.channel_to(
+        parse_route(address), also_trust=frozenset({authority}), expect=authority
+    )
+    seq = await call(runtime.router, (end.enc, AUTHORITY), "revoke", request)
+    await runtime.refresh_feeds()
+    return cbor.expect_int(seq, "seq")

@@ -1,0 +1,369 @@
+"""The public face of a node: its identities, what they hold, enrollment, delegation,
+revocation, and (troth._api.network) serving and connecting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from troth._api.authority import AttributesLike, Authority, attributes_of
+from troth._api.results import Credential, Identity
+from troth.authority.client import revoke_request
+from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
+from troth.clock import Clock, SystemClock
+from troth.credentials import VerifiedFeed
+from troth.crypto import KeyType
+from troth.errors import ConfigError, ConflictError, NotFound
+from troth.identity import Identifier
+from troth.node.authorities import (
+    announce_here,
+    enroll_locally,
+    home_of,
+    is_local,
+    local_authority,
+    parse_ticket,
+    sync_local_feed,
+)
+from troth.node.home import troth_home
+from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
+from troth.node.node import Node as StoredNode
+from troth.node.trust import FEED_STALENESS
+
+if TYPE_CHECKING:
+    from troth._api.network import Channel, RunningNode, Service
+
+__all__ = ["Identities", "IdentityRef", "Node", "PeerRef", "run_sync"]
+
+IdentityRef = str | Identity
+"""A local identity: its name (or identifier text) on the node, or an `Identity`."""
+PeerRef = Identifier | Identity | str
+"""Another identity: an `Identifier`, an `Identity`, identifier text, or a local name."""
+
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to completion from synchronous code (RuntimeError inside an event
+    loop: there, await the async form instead)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    coroutine.close()
+    raise RuntimeError(
+        "this synchronous call needs the network and an event loop is running: use the async "
+        "form inside `async with node.serve() as running` (running.enroll, node.connect)"
+    )
+
+
+def _ref(identity: IdentityRef) -> str:
+    if isinstance(identity, Identity):
+        return identity.name or str(identity.identifier)
+    return identity
+
+
+class Identities:
+    """The identities whose keys a node's vault holds (`Node.identities`)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def create(self, name: str, *, key_type: str = "ed25519") -> Identity:
+        """Create an identity named `name` (keys generated inside the node's vault);
+        ConflictError if the name is taken."""
+        stored = self._node._stored
+        created = stored.identities.create(
+            now=self._node._clock.now(), name=name, key_type=KeyType.from_label(key_type)
+        )
+        return Identity._of(created.name, created.identity)
+
+    def get(self, identity: IdentityRef) -> Identity:
+        """The local identity named `identity` (or with that identifier); NotFound if none."""
+        local = self._node._stored.identities.get(_ref(identity), now=self._node._clock.now())
+        return Identity._of(local.name, local.identity)
+
+    def all(self) -> list[Identity]:
+        """Every local identity of the node."""
+        records = list(self._node._stored.identities.list_local())
+        return [self.get(r.name or str(Identifier(r.identifier))) for r in records]
+
+    def rotate(self, identity: IdentityRef, *, key_type: str | None = None) -> Identity:
+        """Replace the identity's primary key by the one its history committed to (the
+        identifier stays), retire its purpose keys, and announce the new history to the
+        authorities on this machine it is a member of (authorities reached over the network
+        hear of it when the node next runs: `serve`). Chains the identity signed before stop
+        verifying once its authority has published that: delegate again."""
+        node = self._node
+        ref = _ref(identity)
+        rotated = node._stored.identities.rotate(
+            ref,
+            now=node._clock,
+            key_type=KeyType.from_label(key_type) if key_type else None,
+        )
+        announce_here(node._stored, ref, now=node._clock.now())
+        return Identity._of(rotated.name, rotated.identity)
+
+
+class Node:
+    """A node: a vault holding identities' keys, and a store of what they hold and trust.
+    Open one with `Node.open`; use it as a context manager (or `close()` it)."""
+
+    def __init__(self, stored: StoredNode, clock: Clock) -> None:
+        """Wrap an open `troth.node.Node` (use `Node.open`)."""
+        self._stored = stored
+        self._clock = clock
+        self._running: RunningNode | None = None
+        self.identities = Identities(self)
+        """The node's identities: create, get, rotate."""
+
+    @classmethod
+    def open(
+        cls,
+        name: str = DEFAULT_NODE,
+        *,
+        home: Path | None = None,
+        create: bool = True,
+        clock: Clock | None = None,
+    ) -> Node:
+        """Open node `name` in `home` (default: `$TROTH_HOME`, else the platform's data
+        directory), creating it (software vault) on first use unless `create` is False
+        (then NotFound). `clock` gives the time (default: the system clock)."""
+        home = home or troth_home()
+        if create and not (node_dir(home, name) / "node.json").is_file():
+            try:
+                init_node(name, home=home)
+            except ConfigError:
+                if not (node_dir(home, name) / "node.json").is_file():
+                    raise  # not "another process created it first"
+        return cls(open_node(name, home=home), clock or SystemClock())
+
+    @property
+    def name(self) -> str:
+        """The node's name; its own identity has the same name."""
+        return self._stored.name
+
+    @property
+    def identity(self) -> Identity:
+        """The node's own identity (named like the node, created on first use): the one it
+        speaks as on secure channels, and that `enroll` enrolls by default."""
+        try:
+            return self.identities.get(self.name)
+        except NotFound:
+            try:
+                return self.identities.create(self.name)
+            except ConflictError:  # another process made it first
+                return self.identities.get(self.name)
+
+    # -- authorities ---------------------------------------------------------------------------
+
+    def create_authority(
+        self,
+        *,
+        credential_ttl: int = DEFAULT_CREDENTIAL_TTL,
+        delegation_depth: int = DEFAULT_DELEGATION_DEPTH,
+    ) -> Authority:
+        """Make this node host an authority whose identity is the node's own (named like the
+        node: the identity its tickets name and its channels present). Member credentials
+        last `credential_ttl` seconds and allow `delegation_depth` further links. Create it
+        before the node first runs (ConflictError once the node's identity exists)."""
+        try:
+            hosted = self._stored.create_authority(
+                self.name,
+                now=self._clock.now(),
+                credential_ttl=credential_ttl,
+                delegation_depth=delegation_depth,
+            )
+        except ConflictError:
+            raise ConflictError(
+                f"node {self.name!r} already has its own identity, so it cannot become an "
+                "authority's: create the authority on a new node"
+            ) from None
+        return Authority(hosted, self._stored.config, self._clock)
+
+    def authority(self) -> Authority:
+        """The authority this node hosts (NotFound if none)."""
+        return Authority(self._stored.authority(), self._stored.config, self._clock)
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def enroll(self, ticket: str, *, identity: IdentityRef | None = None) -> Credential:
+        """Redeem `ticket` for `identity` (default: the node's own): the authority makes it a
+        member and issues its credential, which it holds; the node then trusts that authority
+        and holds its revocation feed. An authority on this machine (`node:NAME` tickets) is
+        reached directly; any other over a secure channel to the ticket's route."""
+        ref = _ref(identity) if identity is not None else self.identity.name or self.name
+        parsed = parse_ticket(ticket)
+        if not is_local(parsed.address):
+            return run_sync(self._enroll_over_network(ticket, ref))
+        held = enroll_locally(self._stored, parsed, ref, now=self._clock.now())
+        return Credential._of(held)
+
+    async def _enroll_over_network(self, ticket: str, ref: str) -> Credential:
+        async with self.serve() as running:
+            return await running.enroll(ticket, identity=ref)
+
+    def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
+        """The chains `identity` (default: the node's own) holds."""
+        ref = _ref(identity) if identity is not None else self.name
+        wallet, now = self._stored.wallet, self._clock.now()
+        return [Credential._of(wallet.inspect(h.chain, now=now)) for h in wallet.held(ref)]
+
+    def delegate(
+        self,
+        identity: IdentityRef,
+        *,
+        to: PeerRef,
+        attributes: AttributesLike,
+        ttl: int,
+        purpose: str,
+        caveats: Sequence[str] = (),
+        depth: int | None = None,
+    ) -> Credential:
+        """Delegate part of what local `identity` holds to `to` for `ttl` seconds: the
+        attributes must be a subset of a held chain's, the expiry no later than its own
+        (CredentialError AMPLIFIED otherwise). `caveats` are conditions (Cedar expressions)
+        every use must meet; `depth` limits further delegation (default: one less). Returns
+        the extended chain: hand `.chain` to its holder (`Node.hold`)."""
+        now = self._clock.now()
+        wallet = self._stored.wallet
+        chain = wallet.delegate(
+            _ref(identity),
+            to=self._identifier_of(to),
+            attributes=attributes_of(attributes),
+            now=now,
+            ttl=ttl,
+            purpose=purpose,
+            caveats=caveats,
+            depth=depth,
+        )
+        return Credential._of(wallet.inspect(chain, now=now))
+
+    def hold(self, identity: IdentityRef, chain: Credential | bytes) -> Credential:
+        """Keep a chain delegated to local `identity`, so it can present it and delegate
+        further (CredentialError if the chain is not for it or does not check out)."""
+        data = chain.chain if isinstance(chain, Credential) else chain
+        held = self._stored.wallet.hold(_ref(identity), data, now=self._clock.now())
+        return Credential._of(held)
+
+    def revoke(self, credential: Credential, *, by: IdentityRef, reason: str = "") -> int:
+        """Local identity `by` revokes `credential`'s last link, which it (or an identity
+        upstream of it) issued, with the authority at the chain's root: every chain holding
+        the link stops verifying, sibling delegations stay valid. Returns the feed entry's
+        number."""
+        authority = credential.authority
+        address = self._stored.wallet.trusted().get(authority)
+        if address is not None and not is_local(address):
+            return run_sync(self._revoke_over_network(credential, _ref(by), reason, address))
+        now = self._clock.now()
+        request = revoke_request(
+            self._stored.identities,
+            _ref(by),
+            authority,
+            credential_hash=credential.id,
+            chain=credential.chain,
+            reason=reason,
+            now=now,
+        )
+        home = home_of(self._stored)
+        with local_authority(home, authority, hint=address, beside=self._stored) as host:
+            seq = host.revoke_link(request, now=now)
+        if address is not None:
+            sync_local_feed(self._stored, authority, address=address, now=now)
+        return seq
+
+    async def _revoke_over_network(
+        self, credential: Credential, ref: str, reason: str, address: str
+    ) -> int:
+        from troth._api.network import revoke_remotely
+
+        async with self.serve() as running:
+            return await revoke_remotely(running, credential, ref, reason, address)
+
+    # -- the network (troth._api.network) --------------------------------------------------------
+
+    def serve(
+        self, *, listen: tuple[str, int] | None = None, services: Iterable[Service] = ()
+    ) -> contextlib.AbstractAsyncContextManager[RunningNode]:
+        """Run the node while the `async with` block lasts: answer secure channels, serve its
+        configured services and `services`, listen on `listen` (host, port; port 0 picks one)
+        if given, relay, keep feeds and credentials fresh. The running node speaks as the
+        node's own identity."""
+        from troth._api.network import serve
+
+        return serve(self, listen, tuple(services))
+
+    @contextlib.asynccontextmanager
+    async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
+        """A secure channel to the node at `route` (e.g. `/tcp/127.0.0.1:4000`, or through a
+        relay `/tcp/127.0.0.1:4000/relay/agent-b`), closed when the block ends. `expect` is
+        the identity you trust to answer there: anyone else is refused, and it is admitted
+        even without a credential from an authority this node trusts (unless a feed this node
+        holds revokes it). None admits whoever this node's trust admits. Outside `serve`, the
+        node runs for the block's duration."""
+        if self._running is not None:
+            async with self._running.connect(route, expect=expect) as channel:
+                yield channel
+            return
+        async with self.serve() as running, running.connect(route, expect=expect) as channel:
+            yield channel
+
+    def call(
+        self,
+        route: str,
+        service: str,
+        method: str,
+        arguments: Any = None,
+        *,
+        expect: PeerRef | None,
+    ) -> Any:
+        """Synchronous `connect` + `Channel.call`: open a channel to `route`, call `method` of
+        `service` there with `arguments`, close the channel, return the answer."""
+
+        async def call() -> Any:
+            async with self.connect(route, expect=expect) as channel:
+                return await channel.call(service, method, arguments)
+
+        return run_sync(call())
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _identifier_of(self, peer: PeerRef) -> Identifier:
+        """An identifier from an Identifier, an Identity, identifier text or a local name."""
+        if isinstance(peer, Identifier):
+            return peer
+        if isinstance(peer, Identity):
+            return peer.identifier
+        if Identifier.looks_like(peer):
+            return Identifier.parse(peer)
+        return Identifier(self._stored.identities.find(peer).identifier)
+
+    def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
+        """The feed of `authority` this node holds (hosted: read from its store), brought up to
+        date first when the authority is on this machine and the copy is not fresh."""
+        with contextlib.suppress(NotFound):
+            hosted = self._stored.authority()
+            if hosted.identifier == authority:
+                return hosted.held_feed(now=now)
+        wallet = self._stored.wallet
+        feed = wallet.held_feed(authority)
+        address = wallet.trusted().get(authority)
+        stale = feed is None or not feed.complete or now - feed.issued_at > FEED_STALENESS // 2
+        if stale and address is not None and is_local(address):
+            feed = sync_local_feed(self._stored, authority, address=address, now=now)
+        return feed
+
+    def close(self) -> None:
+        """Close the node's vault and store."""
+        self._stored.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r})"

@@ -1,0 +1,508 @@
+"""The lease book: the broker's state machine over its store (sans-IO: `now` and the verified
+caller are passed in, engines are called back only where the state change needs their answer).
+
+    PENDING --activate--> ACTIVE --revoke / expire / feed--> REVOKING --finish--> REVOKED
+       \\-------------------- abort / recover / feed -----------/
+
+Every transition is one SQLite transaction holding the write lock (BEGIN IMMEDIATE), and its
+audit record is written inside it (fail closed). Issue re-checks, inside the transaction that
+writes the lease, the policy, the quota and the newest revocation feed the book was given; since
+`revoke_for_feed` installs the feed *before* its own transaction scans the open leases, a lease
+written concurrently is either refused or found by that scan (docs/secrets.md, "Revocation").
+A book assumes it is the only broker writing its database (one node, one broker).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from troth import limits
+from troth.credentials import VerifiedCredential, VerifiedFeed
+from troth.crypto import sha256
+from troth.errors import SecretError, SecretFailure
+from troth.identity import Identifier
+from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
+from troth.secrets.engine import Grant, SecretSpec
+from troth.secrets.lease import (
+    LIVE_STATES,
+    EndReason,
+    Lease,
+    LeaseCredential,
+    LeaseHandle,
+    LeaseId,
+    LeaseState,
+    check_scope,
+    check_secret_name,
+)
+from troth.secrets.policy import LeasePolicy, LeaseQuestion
+from troth.secrets.store import SqliteSecretStore
+
+__all__ = ["Granted", "LeaseBook", "chain_members"]
+
+_F = SecretFailure
+_S = LeaseState
+_DENIALS: Final = frozenset(
+    {
+        _F.DENIED,
+        _F.QUOTA_EXCEEDED,
+        _F.REVOKED,
+        _F.EXPIRED,
+        _F.BAD_REQUEST,
+        _F.NO_SUCH_LEASE,
+        _F.NOT_CONFIGURED,
+        _F.FORBIDDEN_REQUEST,
+    }
+)
+_CHAIN_HASH_CACHE: Final = 1024
+_CREDENTIAL_MEMBER: Final = b"\x01"
+_IDENTITY_MEMBER: Final = b"\x02"
+
+
+def chain_members(credential: VerifiedCredential) -> list[bytes]:
+    """What revokes a chain: each link's hash, each issuer and subject (tagged by kind)."""
+    members: dict[bytes, None] = {}
+    for link in credential.links:
+        members[_CREDENTIAL_MEMBER + link.hash] = None
+        members[_IDENTITY_MEMBER + link.issuer.digest] = None
+        members[_IDENTITY_MEMBER + link.subject.digest] = None
+    return list(members)
+
+
+def _printable_name(name: str) -> str | None:
+    """A secret name as the caller sent it, for the audit, if it is a valid name at all."""
+    try:
+        return check_secret_name(name)
+    except SecretError:
+        return None
+
+
+def _delegators(credential: VerifiedCredential) -> tuple[Identifier, ...]:
+    """Who delegated to the actor, nearest first: the issuers of the delegation links."""
+    return tuple(link.issuer for link in reversed(credential.links[1:]))
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """A lease just written: the lease id (give it to the agent once), the record, what the
+    engine was asked for and, for local engines, the credential it made."""
+
+    lease_id: LeaseId
+    lease: Lease
+    grant: Grant
+    credential: LeaseCredential | None
+
+
+class LeaseBook:
+    """Leases of one broker (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SqliteSecretStore,
+        policy: LeasePolicy,
+        audit: AuditSink,
+        hasher: AuditHasher,
+        *,
+        quota: int = limits.DEFAULT_LEASE_QUOTA,
+        pending_grace: int = 60,
+    ) -> None:
+        if quota < 1:
+            raise ValueError("a lease quota is at least 1")
+        self._store = store
+        self._policy = policy
+        self._audit = audit
+        self._hasher = hasher
+        self.quota = quota
+        self.pending_grace = pending_grace
+        self._feeds: dict[Identifier, VerifiedFeed] = {}
+        self._feeds_lock = threading.Lock()
+        self._chain_hashes: dict[bytes, bytes] = {}
+
+    # -- issue --------------------------------------------------------------------------------
+
+    def open_lease(
+        self,
+        credential: VerifiedCredential,
+        name: str,
+        *,
+        scope: Iterable[str] | None,
+        ttl: int | None,
+        now: int,
+        spec_of: Callable[[str], SecretSpec],
+        engine_ref: Callable[[SecretSpec, LeaseHandle], str | None],
+        mint: Callable[[Grant], LeaseCredential | None],
+    ) -> Granted:
+        """Check and write a lease of secret `name` (looked up with `spec_of` inside the
+        transaction): ACTIVE with `mint`'s credential when it makes one (local engines, one
+        transaction), else PENDING until `activate`. SecretError (audited) when refused."""
+        identity = credential.actor
+        try:
+            with self._store.transaction():
+                spec = spec_of(name)
+                wanted = spec.scopes if scope is None else check_scope(list(scope))
+                if not set(wanted) <= set(spec.scopes):
+                    raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
+                ttl = spec.ttl if ttl is None else ttl
+                if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:
+                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{spec.max_ttl} seconds")
+                self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
+                if self._store.count_live(identity, now, up_to=self.quota) >= self.quota:
+                    raise SecretError(_F.QUOTA_EXCEEDED, f"{self.quota} live leases")
+                lease_id = LeaseId.new()
+                handle = lease_id.handle
+                cap = min(now + spec.max_ttl, credential.expires_at)
+                grant = Grant(
+                    handle,
+                    identity,
+                    _delegators(credential),
+                    spec,
+                    wanted,
+                    now,
+                    min(now + ttl, cap),
+                    engine_ref(spec, handle),
+                )
+                made = mint(grant)
+                lease = Lease(
+                    handle,
+                    identity,
+                    spec.name,
+                    spec.engine,
+                    wanted,
+                    self._chain_hash(credential.chain),
+                    credential.authority,
+                    now,
+                    grant.expires_at,
+                    ttl,
+                    spec.max_ttl,
+                    cap,
+                    _S.PENDING if made is None else _S.ACTIVE,
+                    now,
+                    None,
+                    grant.engine_ref,
+                )
+                self._store.insert_lease(lease, credential.chain, lambda: chain_members(credential))
+                if made is not None:
+                    self._record(AuditKind.ISSUE, now, lease, "issued", made.digest_input)
+        except SecretError as exc:
+            self._deny(exc, now, identity, _printable_name(name), None)
+            raise
+        self._store.chain_committed(lease.chain_hash)
+        return Granted(lease_id, lease, grant, made)
+
+    def _chain_hash(self, chain: bytes) -> bytes:
+        """SHA-256 of a chain, remembered for the chains seen last (an agent leases with the
+        same chain many times)."""
+        digest = self._chain_hashes.get(chain)
+        if digest is None:
+            if len(self._chain_hashes) >= _CHAIN_HASH_CACHE:
+                self._chain_hashes.clear()
+            digest = self._chain_hashes[chain] = sha256(chain)
+        return digest
+
+    def activate(self, granted: Granted, made: LeaseCredential, now: int) -> Lease:
+        """PENDING -> ACTIVE once the engine made the credential; SecretError REVOKED if the
+        lease was revoked (or swept) meanwhile: the caller must then revoke upstream."""
+        with self._store.transaction():
+            if not self._store.set_state(
+                granted.lease.handle, was=[_S.PENDING], to=_S.ACTIVE, now=now
+            ):
+                raise SecretError(_F.REVOKED, "the lease was revoked while it was being issued")
+            lease = self._get(granted.lease.handle)
+            self._record(AuditKind.ISSUE, now, lease, "issued", made.digest_input)
+        return lease
+
+    # -- renew, look up, list -----------------------------------------------------------------
+
+    def renew(
+        self,
+        credential: VerifiedCredential,
+        lease_id: LeaseId,
+        *,
+        ttl: int | None,
+        now: int,
+        spec_of: Callable[[str], SecretSpec],
+        extend: Callable[[Grant], LeaseCredential],
+    ) -> tuple[Lease, LeaseCredential]:
+        """Extend an active lease from `now` by `ttl` (default: its ttl), capped by its max_ttl
+        and the credential that justified it (and the one presented now)."""
+        identity = credential.actor
+        secret: str | None = None
+        handle = lease_id.handle
+        try:
+            with self._store.transaction():
+                lease = self._own(identity, lease_id)
+                secret = lease.secret
+                if lease.state is not _S.ACTIVE:
+                    raise SecretError(_F.REVOKED, f"lease {handle}")
+                if now >= lease.expires_at:
+                    raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
+                spec = spec_of(lease.secret)
+                ttl = lease.ttl if ttl is None else ttl
+                if not limits.MIN_LEASE_TTL <= ttl <= lease.max_ttl:
+                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{lease.max_ttl} seconds")
+                self._check_standing(credential, spec, lease.scope, ttl, now, renewal=True)
+                expires_at = min(now + ttl, lease.cap_at, credential.expires_at)
+                if expires_at <= now:
+                    raise SecretError(
+                        _F.EXPIRED, f"lease {handle} cannot be renewed past {lease.cap_at}"
+                    )
+                grant = Grant(
+                    handle,
+                    identity,
+                    _delegators(credential),
+                    spec,
+                    lease.scope,
+                    now,
+                    expires_at,
+                    lease.engine_ref,
+                )
+                made = extend(grant)
+                self._store.extend(handle, expires_at, now)
+                lease = self._get(handle)
+                self._record(AuditKind.RENEW, now, lease, f"until {expires_at}", made.digest_input)
+        except SecretError as exc:
+            self._deny(exc, now, identity, secret, handle)
+            raise
+        return lease, made
+
+    def active_lease(self, credential: VerifiedCredential, lease_id: LeaseId, now: int) -> Lease:
+        """The caller's lease if it is active and unexpired and the caller is not revoked."""
+        try:
+            lease = self._own(credential.actor, lease_id)
+            if lease.state is not _S.ACTIVE:
+                raise SecretError(_F.REVOKED, f"lease {lease.handle}")
+            if now >= lease.expires_at:
+                raise SecretError(_F.EXPIRED, f"lease {lease.handle}")
+            self._check_feed(credential)
+        except SecretError as exc:
+            self._deny(exc, now, credential.actor, None, lease_id.handle)
+            raise
+        return lease
+
+    def leases_of(self, identity: Identifier, *, include_ended: bool = False) -> list[Lease]:
+        """An identity's own leases, newest first (at most `limits.MAX_LEASE_LIST`)."""
+        return self._store.leases_of(
+            identity, include_ended=include_ended, limit=limits.MAX_LEASE_LIST
+        )
+
+    def lease(self, handle: LeaseHandle) -> Lease | None:
+        """Any lease by handle (operators; agents use `leases_of`)."""
+        return self._store.get_lease(handle)
+
+    def is_revoked(self, jti: str) -> bool:
+        """Whether the token lease `jti` may no longer be used: revoked, being revoked, pending
+        or unknown (every token this broker minted has a row)."""
+        try:
+            handle = LeaseHandle.parse(jti)
+        except SecretError:
+            return True
+        state = self._store.lease_state(handle)
+        return state is None or state[0] is not _S.ACTIVE
+
+    # -- revoke -------------------------------------------------------------------------------
+
+    def revoke(self, identity: Identifier, lease_id: LeaseId, now: int) -> Lease | None:
+        """The caller revokes its own lease: the lease to revoke upstream (None: already done).
+        Another identity's lease is NO_SUCH_LEASE, exactly like a lease that does not exist."""
+        try:
+            with self._store.transaction():
+                lease = self._own(identity, lease_id)
+                return self._start_revoke(lease, now, EndReason.REVOKED, "revoked by its agent")
+        except SecretError as exc:
+            self._deny(exc, now, identity, None, lease_id.handle)
+            raise
+
+    def revoke_handle(self, handle: LeaseHandle, now: int) -> Lease | None:
+        """An operator revokes a lease by its handle."""
+        with self._store.transaction():
+            lease = self._store.get_lease(handle)
+            if lease is None:
+                raise SecretError(_F.NO_SUCH_LEASE, str(handle))
+            return self._start_revoke(lease, now, EndReason.REVOKED, "revoked by an operator")
+
+    def revoke_identity(self, identity: Identifier, now: int) -> list[Lease]:
+        """Every open lease of `identity` (an operator's call)."""
+        with self._store.transaction():
+            leases = self._store.leases_in(LIVE_STATES, identity=identity)
+            return self._start_all(
+                leases, now, EndReason.REVOKED, "identity revoked by an operator"
+            )
+
+    def revoke_for_feed(self, feed: VerifiedFeed, now: int) -> list[Lease]:
+        """Install `feed` (the newest verified revocation feed of its authority) and revoke every
+        open lease whose chain it revokes: the identity, a delegator, or a link."""
+        with self._feeds_lock:
+            held = self._feeds.get(feed.authority)
+            if held is None or (feed.count, feed.issued_at) >= (held.count, held.issued_at):
+                self._feeds[feed.authority] = feed
+        revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
+        with self._store.transaction():
+            hits = [
+                member
+                for member in self._store.members_of_open(feed.authority)
+                if member[1:]
+                in (revoked_creds if member[:1] == _CREDENTIAL_MEMBER else revoked_ids)
+            ]
+            leases: dict[LeaseHandle, Lease] = {}
+            for member in hits:
+                for lease in self._store.leases_with_member(member, LIVE_STATES):
+                    leases[lease.handle] = lease
+            return self._start_all(
+                leases.values(), now, EndReason.IDENTITY_REVOKED, "revoked in the feed"
+            )
+
+    def expire(self, now: int, *, limit: int = 10_000) -> list[Lease]:
+        """ACTIVE leases past their expiry -> REVOKING (their upstream credentials may still
+        work: a role's open sessions outlive VALID UNTIL)."""
+        with self._store.transaction():
+            due = self._store.leases_in([_S.ACTIVE], expires_before=now, limit=limit)
+            return self._start_all(due, now, EndReason.EXPIRED, "expired", kind=AuditKind.EXPIRE)
+
+    def stalled(self, now: int, *, all_pending: bool = False) -> list[Lease]:
+        """Leases whose revocation must be (re)done: PENDING ones older than the grace (all of
+        them after a restart: no issue is in flight then) become REVOKING; with every lease
+        already REVOKING."""
+        cutoff = now if all_pending else now - self.pending_grace
+        with self._store.transaction():
+            pending = self._store.leases_in([_S.PENDING], state_before=cutoff)
+            self._start_all(pending, now, EndReason.ABORTED, "never confirmed by its engine")
+            return self._store.leases_in([_S.REVOKING])
+
+    def abort(self, granted: Granted, now: int) -> Lease | None:
+        """The engine failed to issue: PENDING -> REVOKING (the caller revokes upstream)."""
+        with self._store.transaction():
+            return self._start_revoke(granted.lease, now, EndReason.ABORTED, "the engine failed")
+
+    def finish_revoke(self, lease: Lease, now: int, detail: str = "revoked upstream") -> None:
+        """REVOKING -> REVOKED once the engine took the credential back."""
+        with self._store.transaction():
+            if self._store.set_state(lease.handle, was=[_S.REVOKING], to=_S.REVOKED, now=now):
+                self._record(AuditKind.REVOKED, now, lease, detail)
+
+    def revoke_failed(self, lease: Lease) -> int:
+        """Count a failed upstream revocation (the sweep retries); returns the attempts."""
+        with self._store.transaction():
+            return self._store.note_attempt(lease.handle)
+
+    def audit_other(
+        self,
+        kind: AuditKind,
+        now: int,
+        *,
+        secret: str | None,
+        detail: str,
+        identity: Identifier | None = None,
+        lease: LeaseHandle | None = None,
+        value: bytes | None = None,
+    ) -> None:
+        """Record an event that is not a lease transition (a secret stored, a request
+        forwarded, an orphan swept), in the caller's transaction if it has one."""
+        digest = None if value is None else self._hasher.digest(value)
+        self._append(AuditEvent(now, kind, identity, secret, lease, detail, digest))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_standing(
+        self,
+        credential: VerifiedCredential,
+        spec: SecretSpec,
+        scope: tuple[str, ...],
+        ttl: int,
+        now: int,
+        *,
+        renewal: bool,
+    ) -> None:
+        if now >= credential.expires_at:
+            raise SecretError(_F.EXPIRED, "the credential presented has expired")
+        self._check_feed(credential)
+        question = LeaseQuestion(credential, spec.name, spec.engine, scope, ttl, renewal, now)
+        try:
+            decision = self._policy.decide(question)
+        except Exception as exc:  # a policy that fails denies (fail closed)
+            raise SecretError(_F.DENIED, f"the policy failed: {type(exc).__name__}") from None
+        if not decision.allowed:
+            raise SecretError(_F.DENIED, decision.reason)
+
+    def _check_feed(self, credential: VerifiedCredential) -> None:
+        feed = self._feeds.get(credential.authority)
+        if feed is None:
+            return
+        revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
+        for link in credential.links:
+            if (
+                link.hash in revoked_creds
+                or link.subject.digest in revoked_ids
+                or link.issuer.digest in revoked_ids
+            ):
+                raise SecretError(_F.REVOKED, f"link {link.index} of the credential is revoked")
+
+    def _own(self, identity: Identifier, lease_id: LeaseId) -> Lease:
+        lease = self._store.get_lease(lease_id.handle)
+        if lease is None or lease.identity != identity:
+            raise SecretError(_F.NO_SUCH_LEASE, str(lease_id.handle))
+        return lease
+
+    def _get(self, handle: LeaseHandle) -> Lease:
+        lease = self._store.get_lease(handle)
+        if lease is None:
+            raise SecretError(_F.NO_SUCH_LEASE, str(handle))
+        return lease
+
+    def _start_revoke(
+        self,
+        lease: Lease,
+        now: int,
+        reason: EndReason,
+        detail: str,
+        kind: AuditKind = AuditKind.REVOKE,
+    ) -> Lease | None:
+        if lease.state is _S.REVOKED:
+            return None
+        if lease.state is not _S.REVOKING:
+            if not self._store.set_state(
+                lease.handle, was=LIVE_STATES, to=_S.REVOKING, now=now, end_reason=reason
+            ):
+                return None
+            self._record(kind, now, lease, detail)
+        return self._get(lease.handle)
+
+    def _start_all(
+        self,
+        leases: Iterable[Lease],
+        now: int,
+        reason: EndReason,
+        detail: str,
+        kind: AuditKind = AuditKind.REVOKE,
+    ) -> list[Lease]:
+        started = [self._start_revoke(lease, now, reason, detail, kind) for lease in leases]
+        return [lease for lease in started if lease is not None]
+
+    def _record(
+        self, kind: AuditKind, now: int, lease: Lease, detail: str, value: bytes | None = None
+    ) -> None:
+        digest = None if value is None else self._hasher.digest(value)
+        self._append(
+            AuditEvent(now, kind, lease.identity, lease.secret, lease.handle, detail, digest)
+        )
+
+    def _append(self, event: AuditEvent) -> None:
+        try:
+            self._audit.append(event)
+        except Exception as exc:  # fail closed: no audit record, no operation
+            raise SecretError(_F.AUDIT_FAILED, type(exc).__name__) from None
+
+    def _deny(
+        self,
+        exc: SecretError,
+        now: int,
+        identity: Identifier,
+        secret: str | None,
+        lease: LeaseHandle | None,
+    ) -> None:
+        """Audit a refusal in its own transaction (the refused one rolled back)."""
+        if exc.reason not in _DENIALS:
+            return
+        with self._store.transaction():
+            self._append(AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc)))

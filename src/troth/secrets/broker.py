@@ -1,0 +1,498 @@
+"""The secrets broker of one node: upstream secrets sealed by the vault, the lease book, and the
+engines that turn leases into credentials (docs/secrets.md).
+
+The broker is synchronous library code over the node's database and vault; the node serves it
+over secure channels (running calls in a worker thread) and calls `sweep` from its maintenance
+loop and `revoke_for_feed` whenever its revocation feed changes. Every call takes the verified
+caller (`VerifiedCredential`) and `now`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Container, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from troth import limits
+from troth.credentials import VerifiedCredential, VerifiedFeed
+from troth.crypto import KeyType
+from troth.encoding.ijson import load_json
+from troth.errors import DecodeError, SecretError, SecretFailure
+from troth.identity import Identifier
+from troth.secrets.audit import AuditKind, AuditSink, SqliteAuditLog
+from troth.secrets.book import LeaseBook
+from troth.secrets.engine import Engine, Grant, SecretSpec, parse_spec
+from troth.secrets.engines.http_inject import (
+    HttpInjectEngine,
+    HttpRequest,
+    HttpResponse,
+    check_secret_header,
+)
+from troth.secrets.engines.postgres import PostgresEngine
+from troth.secrets.engines.token import TokenEngine
+from troth.secrets.jwt import Jwks, ValidatedToken, validate_token
+from troth.secrets.keys import BrokerKeys
+from troth.secrets.lease import (
+    OPEN_STATES,
+    Lease,
+    LeaseCredential,
+    LeaseHandle,
+    LeaseId,
+    SecretValue,
+    check_secret_name,
+)
+from troth.secrets.policy import DenyAllPolicy, LeasePolicy
+from troth.secrets.store import SecretRecord, SqliteSecretStore
+from troth.storage import SqliteDatabase
+from troth.vault import SealingVault
+
+__all__ = ["Broker", "IssuedLease", "SweepReport"]
+
+_F = SecretFailure
+_T = TypeVar("_T")
+_SECRET_AAD: Final = b"troth.secret/1\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLease:
+    """A new lease: `lease_id` goes to the agent once (it is never stored), with `credential`."""
+
+    lease_id: LeaseId
+    lease: Lease
+    credential: LeaseCredential
+
+    def to_json(self) -> dict[str, Any]:
+        """For the agent that asked (holds the lease id and the credential)."""
+        return {
+            "lease_id": self.lease_id.text(),
+            "lease": self.lease.to_json(),
+            "credential": self.credential.reveal(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did."""
+
+    expired: int
+    revoked: int
+    failed: int
+    orphans: int
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "expired": self.expired,
+            "revoked": self.revoked,
+            "failed": self.failed,
+            "orphans": self.orphans,
+        }
+
+
+class _SealedUpstream(SecretValue):
+    """An upstream secret unsealed only when an engine reveals it."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self, open_value: Any) -> None:
+        super().__init__(b"")
+        self._open = open_value
+
+    def reveal(self) -> bytes:
+        value: bytes = self._open()
+        return value
+
+
+class _RevokedLeases(Container[str]):
+    """`jti in broker.revoked_leases()`: the lease is not ACTIVE (or unknown)."""
+
+    def __init__(self, book: LeaseBook) -> None:
+        self._book = book
+
+    def __contains__(self, jti: object) -> bool:
+        return not isinstance(jti, str) or self._book.is_revoked(jti)
+
+
+class Broker:
+    """Leases of upstream secrets to verified agents (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        vault: SealingVault,
+        *,
+        now: int,
+        policy: LeasePolicy | None = None,
+        audit: AuditSink | None = None,
+        issuer: str = "troth-broker",
+        key_type: KeyType = KeyType.ED25519,
+        quota: int = limits.DEFAULT_LEASE_QUOTA,
+    ) -> None:
+        self.store = SqliteSecretStore(db)
+        self.vault = vault
+        self.issuer = issuer
+        self.keys = BrokerKeys(self.store, vault, key_type=key_type, now=now)
+        self.audit_log = SqliteAuditLog(db) if audit is None else None
+        self.book = LeaseBook(
+            self.store,
+            policy or DenyAllPolicy(),
+            audit or self.audit_log,  # type: ignore[arg-type]
+            self.keys.hasher,
+            quota=quota,
+        )
+        self.engines: dict[str, Engine] = {}
+        for engine in (
+            TokenEngine(lambda: self.keys.token_signer(issuer)),
+            PostgresEngine(role_prefix=f"tl_{self.keys.broker_id}_"),
+            HttpInjectEngine(),
+        ):
+            self.engines[engine.kind] = engine
+        self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
+
+    # -- upstream secrets (operators) ---------------------------------------------------------
+
+    def put_secret(
+        self,
+        name: str,
+        engine: str,
+        config: Mapping[str, Any] | str | bytes,
+        value: SecretValue | bytes,
+        *,
+        now: int,
+    ) -> SecretSpec:
+        """Store (or replace) an upstream secret, sealed by the vault; `config` is the engine's
+        JSON configuration. The value never appears in the database in clear."""
+        check_secret_name(name)
+        kind = self._engine(engine)
+        if isinstance(config, str | bytes):
+            raw = config.encode() if isinstance(config, str) else config
+            try:
+                config = load_json(raw, max_bytes=limits.MAX_SECRET_CONFIG_BYTES, what="config")
+            except DecodeError as exc:
+                raise SecretError(_F.CONFIG_INVALID, str(exc)) from None
+        spec = parse_spec(name, kind, config)  # type: ignore[arg-type]
+        secret = value if isinstance(value, SecretValue) else SecretValue(value)
+        _check_value(engine, secret.reveal())
+        text = json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))
+        if len(text.encode()) > limits.MAX_SECRET_CONFIG_BYTES:
+            raise SecretError(_F.CONFIG_INVALID, "the configuration is over the limit")
+        with self.store.transaction():
+            sealed = self.vault.seal(self.keys.seal_key, secret.reveal(), _secret_aad(name, engine))
+            self.store.put_secret(SecretRecord(name, engine, text, sealed, now))
+            self.book.audit_other(
+                AuditKind.PUT, now, secret=name, detail=f"engine {engine}", value=secret.reveal()
+            )
+        return spec
+
+    def remove_secret(self, name: str, *, now: int) -> int:
+        """Revoke every lease of `name`, then delete it; returns how many leases were revoked."""
+        spec = self.spec(name)
+        with self.store.transaction():
+            leases = [lease for lease in self.store.leases_in(OPEN_STATES) if lease.secret == name]
+        started = [self.book.revoke_handle(lease.handle, now) for lease in leases]
+        self._revoke_upstream([lease for lease in started if lease is not None], now, spec)
+        with self.store.transaction():
+            self.store.delete_secret(name)
+            self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
+        return len(leases)
+
+    def secrets(self) -> list[SecretSpec]:
+        """Every stored secret's configuration (never a value)."""
+        return [self.spec(record.name) for record in self.store.secrets()]
+
+    def spec(self, name: str) -> SecretSpec:
+        record = self.store.get_secret(name)
+        if record is None:
+            raise SecretError(_F.NOT_CONFIGURED, name)
+        cached = self._specs.get(name)
+        if cached is not None and cached[0] == (record.engine, record.config):
+            return cached[1]
+        spec = parse_spec(name, self._engine(record.engine), json.loads(record.config))
+        self._specs[name] = ((record.engine, record.config), spec)
+        return spec
+
+    # -- leases (agents) ----------------------------------------------------------------------
+
+    def issue(
+        self,
+        credential: VerifiedCredential,
+        name: str,
+        *,
+        now: int,
+        scope: Iterable[str] | None = None,
+        ttl: int | None = None,
+    ) -> IssuedLease:
+        """Lease secret `name` to the credential's actor (policy, quota and revocation checked
+        inside the transaction that writes the lease)."""
+        granted = self.book.open_lease(
+            credential,
+            name,
+            scope=scope,
+            ttl=ttl,
+            now=now,
+            spec_of=self._checked_spec,
+            engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
+            mint=self._mint_local,
+        )
+        if granted.credential is not None:
+            return IssuedLease(granted.lease_id, granted.lease, granted.credential)
+        spec = granted.grant.spec
+        engine, upstream = self.engines[spec.engine], self._upstream(spec)
+        try:
+            made = _engine_call(lambda: engine.issue(granted.grant, upstream))
+        except SecretError:
+            aborted = self.book.abort(granted, now)
+            self._revoke_upstream([] if aborted is None else [aborted], now, spec)
+            raise
+        try:
+            lease = self.book.activate(granted, made, now)
+        except SecretError:  # revoked (the feed, a sweep) while the engine worked
+            self._revoke_upstream([self._lease(granted.lease.handle)], now, spec)
+            raise
+        return IssuedLease(granted.lease_id, lease, made)
+
+    def _checked_spec(self, name: str) -> SecretSpec:
+        check_secret_name(name)
+        return self.spec(name)
+
+    def _mint_local(self, grant: Grant) -> LeaseCredential | None:
+        """A local engine's credential, made inside the lease's transaction (None otherwise)."""
+        engine = self.engines[grant.spec.engine]
+        return engine.issue(grant, self._upstream(grant.spec)) if engine.local else None
+
+    def renew(
+        self,
+        credential: VerifiedCredential,
+        lease_id: LeaseId,
+        *,
+        now: int,
+        ttl: int | None = None,
+    ) -> tuple[Lease, LeaseCredential]:
+        """Extend the caller's lease from `now` (capped); returns it and the new credential."""
+        return self.book.renew(
+            credential,
+            lease_id,
+            ttl=ttl,
+            now=now,
+            spec_of=self.spec,
+            extend=lambda grant: _engine_call(
+                lambda: self.engines[grant.spec.engine].renew(grant, self._upstream(grant.spec))
+            ),
+        )
+
+    def revoke(self, credential: VerifiedCredential, lease_id: LeaseId, *, now: int) -> Lease:
+        """The caller revokes its own lease (NO_SUCH_LEASE for anyone else's)."""
+        lease = self.book.revoke(credential.actor, lease_id, now)
+        if lease is not None:
+            self._revoke_upstream([lease], now)
+        return self._lease(lease_id.handle)
+
+    def leases(self, credential: VerifiedCredential, *, include_ended: bool = False) -> list[Lease]:
+        """The caller's own leases."""
+        return self.book.leases_of(credential.actor, include_ended=include_ended)
+
+    def forward(
+        self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
+    ) -> HttpResponse:
+        """Send `request` upstream under the caller's http-inject lease, the secret added."""
+        lease = self.book.active_lease(credential, lease_id, now)
+        spec = self.spec(lease.secret)
+        engine = self.engines[spec.engine]
+        if not isinstance(engine, HttpInjectEngine):
+            raise SecretError(_F.BAD_REQUEST, f"{spec.name} is not an http-inject secret")
+
+        def record(kind: AuditKind, detail: str) -> None:
+            with self.store.transaction():
+                self.book.audit_other(
+                    kind,
+                    now,
+                    secret=spec.name,
+                    identity=lease.identity,
+                    lease=lease.handle,
+                    detail=detail,
+                )
+
+        try:
+            engine.check_request(spec, lease.scope, request)
+            # audited before it is sent (fail closed)
+            record(AuditKind.USE, f"{request.method} {request.target.partition('?')[0]}")
+        except SecretError as exc:
+            if exc.reason is _F.FORBIDDEN_REQUEST:
+                record(AuditKind.DENY, str(exc))
+            raise
+        return engine.forward(spec, lease.scope, request, self._upstream(spec))
+
+    # -- revocation and maintenance (the node) ------------------------------------------------
+
+    def revoke_lease(self, handle: LeaseHandle, *, now: int) -> Lease:
+        """An operator revokes any lease by its handle."""
+        lease = self.book.revoke_handle(handle, now)
+        if lease is not None:
+            self._revoke_upstream([lease], now)
+        return self._lease(handle)
+
+    def revoke_identity(self, identity: Identifier, *, now: int) -> list[Lease]:
+        """An operator revokes every lease of `identity`."""
+        leases = self.book.revoke_identity(identity, now)
+        self._revoke_upstream(leases, now)
+        return leases
+
+    def revoke_for_feed(self, feed: VerifiedFeed, *, now: int) -> list[Lease]:
+        """The node's revocation feed changed: revoke every lease it revokes, now."""
+        leases = self.book.revoke_for_feed(feed, now)
+        self._revoke_upstream(leases, now)
+        return leases
+
+    def sweep(self, now: int, *, after_restart: bool = False) -> SweepReport:
+        """Revoke expired leases, finish or retry pending and interrupted revocations (all
+        PENDING leases `after_restart`), and remove upstream objects no lease accounts for."""
+        expired = self.book.expire(now)
+        redo = self.book.stalled(now, all_pending=after_restart)
+        handled = {lease.handle for lease in expired}
+        again = [lease for lease in redo if lease.handle not in handled]
+        failed = self._revoke_upstream(expired + again, now)
+        orphans = self._sweep_orphans(now)
+        return SweepReport(len(expired), len(expired) + len(redo) - failed, failed, orphans)
+
+    def recover(self, now: int) -> SweepReport:
+        """At start-up (no issue is in flight): `sweep(now, after_restart=True)`."""
+        return self.sweep(now, after_restart=True)
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def jwks(self, now: int) -> Jwks:
+        """The broker's published token keys (the current one and those retired too recently
+        for their tokens to have expired)."""
+        return self.keys.jwks(now)
+
+    def revoked_leases(self) -> Container[str]:
+        """For `validate_token(..., revoked=...)`: a jti is revoked unless its lease is ACTIVE."""
+        return _RevokedLeases(self.book)
+
+    def validate_token(self, token: str, *, audience: str, now: int) -> ValidatedToken:
+        """`validate_token` with this broker's keys, issuer and lease states."""
+        return validate_token(
+            token,
+            self.jwks(now),
+            audience=audience,
+            now=now,
+            revoked=self.revoked_leases(),
+            issuer=self.issuer,
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _engine(self, kind: str) -> Engine:
+        engine = self.engines.get(kind)
+        if engine is None:
+            raise SecretError(_F.CONFIG_INVALID, f"no engine {kind!r} ({', '.join(self.engines)})")
+        return engine
+
+    def _lease(self, handle: LeaseHandle) -> Lease:
+        lease = self.book.lease(handle)
+        if lease is None:
+            raise SecretError(_F.NO_SUCH_LEASE, str(handle))
+        return lease
+
+    def _upstream(self, spec: SecretSpec) -> SecretValue:
+        def open_value() -> bytes:
+            record = self.store.get_secret(spec.name)
+            if record is None or record.engine != spec.engine:
+                raise SecretError(_F.NOT_CONFIGURED, spec.name)
+            return self.vault.unseal(
+                self.keys.seal_key, record.sealed, _secret_aad(record.name, record.engine)
+            )
+
+        return _SealedUpstream(open_value)
+
+    def _revoke_upstream(
+        self, leases: Iterable[Lease], now: int, spec: SecretSpec | None = None
+    ) -> int:
+        """Run each engine's revocation; failures stay REVOKING for the next sweep. Returns
+        how many failed."""
+        failed = 0
+        for lease in leases:
+            try:
+                lease_spec = spec if spec is not None else self.spec(lease.secret)
+            except SecretError:  # the secret is gone: nothing of it can be reached any more
+                self.book.finish_revoke(lease, now, "its secret was removed")
+                continue
+            try:
+                self._revoke_ref(lease_spec, lease.engine_ref)
+            except SecretError:
+                self.book.revoke_failed(lease)
+                failed += 1
+                continue
+            self.book.finish_revoke(lease, now)
+        return failed
+
+    def _upstream_refs(self, engine: Engine, spec: SecretSpec) -> set[str]:
+        upstream = self._upstream(spec)
+        return _engine_call(lambda: engine.upstream_refs(spec, upstream))
+
+    def _revoke_ref(self, spec: SecretSpec, ref: str | None) -> None:
+        engine, upstream = self.engines[spec.engine], self._upstream(spec)
+        _engine_call(lambda: engine.revoke(spec, ref, upstream))
+
+    def _sweep_orphans(self, now: int) -> int:
+        """Remove upstream objects with this broker's prefix that no open lease names. The
+        PENDING row is committed before an engine creates anything, so after a process crash
+        every object has a row; this catches the rest (a power loss can undo the last commits
+        at durability "normal", a revocation an operator finished by hand)."""
+        removed = 0
+        for record in self.store.secrets():
+            spec = self.spec(record.name)
+            engine = self.engines[spec.engine]
+            if engine.local:
+                continue
+            try:
+                found = self._upstream_refs(engine, spec)
+            except SecretError:
+                continue
+            live = self.store.engine_refs(spec.engine, OPEN_STATES)  # read after listing
+            for ref in sorted(found - live):
+                try:
+                    self._revoke_ref(spec, ref)
+                except SecretError:
+                    continue
+                removed += 1
+                with self.store.transaction():
+                    self.book.audit_other(
+                        AuditKind.REVOKED, now, secret=spec.name, detail=f"orphan {ref} removed"
+                    )
+        return removed
+
+
+def _engine_call(call: Callable[[], _T]) -> _T:
+    """Run an engine call; anything but a SecretError becomes ENGINE_FAILED (class name only:
+    an engine's exception text may quote what it was given)."""
+    try:
+        return call()
+    except SecretError:
+        raise
+    except Exception as exc:
+        raise SecretError(_F.ENGINE_FAILED, type(exc).__name__) from None
+
+
+def _secret_aad(name: str, engine: str) -> bytes:
+    return _SECRET_AAD + name.encode() + b"\x00" + engine.encode()
+
+
+def _check_value(engine: str, value: bytes) -> None:
+    if len(value) > limits.MAX_SECRET_VALUE_BYTES:
+        raise SecretError(_F.CONFIG_INVALID, "the secret value is over the limit")
+    if engine == "http-inject":
+        check_secret_header(value)
+    elif engine == "postgres" and (not value or b"\x00" in value):
+        raise SecretError(_F.CONFIG_INVALID, "a postgres admin password is non-empty, no NUL")
+    elif engine == "postgres":
+        try:
+            value.decode()
+        except UnicodeDecodeError:
+            raise SecretError(_F.CONFIG_INVALID, "a postgres password is UTF-8") from None

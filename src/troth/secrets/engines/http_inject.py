@@ -1,0 +1,347 @@
+"""The `http-inject` engine: the broker forwards an agent's HTTP request to the configured
+upstream and adds the long-lived secret as a header; the agent never sees the secret.
+
+A lease of such a secret creates nothing upstream: it entitles its agent to have requests
+forwarded while it is active. Each request must match a rule (method, path pattern, and the
+rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-inject"):
+
+- the method is an upper-case token on the rule's list;
+- the target is `path[?query]` of printable ASCII without `#` or `\\`, at most
+  `limits.MAX_INJECT_TARGET` characters; the path starts with `/`, has no empty, `.`-only or
+  `..` segments, no `;` (no path parameters: `..;/` is a traversal on some servers), and no
+  percent-escape of `/`, `\\`, `.`, `%` or a control character; other escapes pass as they are
+  and never match a literal rule segment (so a rule cannot be bypassed by encoding);
+- a pattern's segments match literally, `*` matches one segment, a final `**` any rest;
+- headers are RFC 9110 tokens with values free of CR, LF and NUL; hop-by-hop headers, `Host`,
+  `Content-Length`, `Transfer-Encoding`, `Expect`, every header `Connection` names, the agent's
+  own credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, the injected header and
+  the configured `strip` list) are dropped; `Content-Length` is set from the body;
+- the response comes back without hop-by-hop headers and `Set-Cookie`, and with every
+  occurrence of the secret (and of its credential part after a scheme) replaced by
+  `[redacted]`, in headers and body, so an upstream that echoes requests leaks nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import ssl
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth import limits
+from troth.errors import SecretError, SecretFailure
+from troth.secrets.engine import Grant, LocalEngine, SecretSpec, config_error
+from troth.secrets.lease import LeaseCredential, SecretValue
+
+__all__ = ["HttpInjectEngine", "HttpRequest", "HttpResponse", "check_secret_header"]
+
+_F = SecretFailure
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2
+_METHOD = re.compile(r"[A-Z]{1,16}")
+_SEGMENT = re.compile(r"(?:[A-Za-z0-9\-_.~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+")
+_QUERY = re.compile(r"(?:[A-Za-z0-9\-_.~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+_BAD_ESCAPE = re.compile(r"%(?:2[eEfF5]|5[cC]|[01][0-9A-Fa-f]|7[fF])")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "expect",
+    }
+)
+_CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+_DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
+_REDACTED: Final = b"[redacted]"
+_SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What the agent asks the broker to forward."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """The upstream's answer, cleaned (see the module docstring)."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "headers": [list(h) for h in self.headers],
+            "body_size": len(self.body),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    methods: frozenset[str]
+    segments: tuple[str, ...]
+    scope: str | None
+
+    def matches(self, method: str, segments: Sequence[str], scopes: tuple[str, ...]) -> bool:
+        if method not in self.methods or (self.scope is not None and self.scope not in scopes):
+            return False
+        pattern = self.segments
+        if pattern and pattern[-1] == "**":
+            head = pattern[:-1]
+            return len(segments) >= len(head) and _match(head, segments[: len(head)])
+        return len(pattern) == len(segments) and _match(pattern, segments)
+
+
+def _match(pattern: Sequence[str], segments: Sequence[str]) -> bool:
+    return all(p == "*" or p == s for p, s in zip(pattern, segments, strict=True))
+
+
+def _path_segments(path: str) -> tuple[str, ...]:
+    """The segments of a normalised path (SecretError FORBIDDEN_REQUEST if it is not one)."""
+    if not path.startswith("/"):
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the path must start with /")
+    if path == "/":
+        return ()
+    segments = tuple(path[1:].split("/"))
+    for segment in segments:
+        if (
+            not _SEGMENT.fullmatch(segment)
+            or segment.strip(".") == ""
+            or _BAD_ESCAPE.search(segment)
+        ):
+            raise SecretError(_F.FORBIDDEN_REQUEST, "the path is not in normal form")
+    return segments
+
+
+def _split_target(target: str) -> tuple[str, str | None]:
+    if not 0 < len(target) <= limits.MAX_INJECT_TARGET or not target.isascii():
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the target is empty, too long or not ASCII")
+    path, sep, query = target.partition("?")
+    if sep and not _QUERY.fullmatch(query):
+        raise SecretError(_F.FORBIDDEN_REQUEST, "the query is not in normal form")
+    return path, query if sep else None
+
+
+def check_secret_header(value: bytes) -> None:
+    """An injected header value: printable, no CR/LF/NUL (SecretError CONFIG_INVALID)."""
+    if not value or not re.fullmatch(rb"[\x20-\x7e]+", value) or value != value.strip():
+        raise config_error("an http-inject secret is a printable ASCII header value")
+
+
+class HttpInjectEngine(LocalEngine):
+    """Forwards allowed requests with the secret header; settings: upstream (http[s] URL),
+    header (the header to inject), rules [{methods, path, scope?}], strip (more header names
+    to drop), timeout (seconds)."""
+
+    kind = "http-inject"
+
+    def check_settings(
+        self, settings: Mapping[str, Any], scopes: tuple[str, ...]
+    ) -> dict[str, Any]:
+        unknown = set(settings) - _SETTINGS
+        if unknown:
+            raise config_error(f"unknown http-inject settings: {', '.join(sorted(unknown))}")
+        upstream = settings.get("upstream")
+        if not isinstance(upstream, str) or not _upstream_ok(upstream):
+            raise config_error("upstream is an http(s) URL without credentials, query or fragment")
+        header = settings.get("header")
+        if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+            raise config_error("header is the name of the header to inject")
+        rules = settings.get("rules")
+        if not isinstance(rules, list) or not 0 < len(rules) <= limits.MAX_INJECT_RULES:
+            raise config_error(f"rules is a list of 1-{limits.MAX_INJECT_RULES} rules")
+        strip = settings.get("strip", [])
+        if not isinstance(strip, list) or not all(
+            isinstance(h, str) and _TOKEN.fullmatch(h) for h in strip
+        ):
+            raise config_error("strip is a list of header names")
+        timeout = settings.get("timeout", 10)
+        if type(timeout) is not int or not 1 <= timeout <= 120:
+            raise config_error("timeout is 1-120 seconds")
+        return {
+            "upstream": upstream.rstrip("/"),
+            "header": header,
+            "rules": [_check_rule(rule, scopes) for rule in rules],
+            "strip": sorted({h.lower() for h in strip}),
+            "timeout": timeout,
+        }
+
+    def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        return LeaseCredential(
+            {"secret": grant.spec.name, "forward": "ask the broker to forward requests"},
+            grant.handle.digest,
+        )
+
+    # -- forwarding ---------------------------------------------------------------------------
+
+    def check_request(
+        self, spec: SecretSpec, scopes: tuple[str, ...], request: HttpRequest
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """The upstream target and the headers to forward, or SecretError FORBIDDEN_REQUEST."""
+        if not _METHOD.fullmatch(request.method):
+            raise SecretError(_F.FORBIDDEN_REQUEST, "the method is not an upper-case token")
+        path, query = _split_target(request.target)
+        segments = _path_segments(path)
+        rules = [_rule(r) for r in spec.settings["rules"]]
+        if not any(rule.matches(request.method, segments, scopes) for rule in rules):
+            raise SecretError(_F.FORBIDDEN_REQUEST, f"no rule allows {request.method} {path}")
+        if len(request.body) > limits.MAX_INJECT_REQUEST_BYTES:
+            raise SecretError(_F.FORBIDDEN_REQUEST, "the body is over the limit")
+        return _upstream_target(spec, path, query), _forwarded_headers(spec, request.headers)
+
+    def forward(
+        self, spec: SecretSpec, scopes: tuple[str, ...], request: HttpRequest, upstream: SecretValue
+    ) -> HttpResponse:
+        """Check `request`, send it upstream with the secret header and return the cleaned
+        answer. Errors never include the secret, nor the upstream's exception text."""
+        target, headers = self.check_request(spec, scopes, request)
+        parts = urllib.parse.urlsplit(spec.settings["upstream"])
+        timeout = spec.settings["timeout"]
+        host, port = parts.hostname or "", parts.port
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        secret = upstream.reveal()
+        try:
+            conn.putrequest(request.method, target, skip_accept_encoding=True)
+            for name, value in headers:
+                conn.putheader(name, value)
+            conn.putheader(spec.settings["header"], secret)
+            if request.body or request.method in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(request.body)))
+            conn.endheaders(request.body or None)
+            response = conn.getresponse()
+            body = response.read(limits.MAX_INJECT_RESPONSE_BYTES + 1)
+            raw_headers = response.getheaders()
+            status, reason = response.status, response.reason
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise SecretError(_F.UPSTREAM_FAILED, type(exc).__name__) from None
+        finally:
+            conn.close()
+        if len(body) > limits.MAX_INJECT_RESPONSE_BYTES:
+            raise SecretError(_F.UPSTREAM_FAILED, "the response body is over the limit")
+        return _clean_response(status, reason, raw_headers, body, secret)
+
+
+def _check_rule(rule: Any, scopes: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(rule, Mapping) or set(rule) - {"methods", "path", "scope"}:
+        raise config_error("a rule is {methods, path, scope?}")
+    methods, path, scope = rule.get("methods"), rule.get("path"), rule.get("scope")
+    if (
+        not isinstance(methods, list)
+        or not methods
+        or not all(isinstance(m, str) and _METHOD.fullmatch(m) for m in methods)
+    ):
+        raise config_error("a rule's methods are upper-case tokens")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise config_error("a rule's path is a pattern starting with /")
+    pattern = () if path == "/" else tuple(path[1:].split("/"))
+    for index, segment in enumerate(pattern):
+        wildcard = segment == "*" or (segment == "**" and index == len(pattern) - 1)
+        if not wildcard and "*" in segment:
+            raise config_error(f"rule path {path!r}: * and a final ** stand alone in a segment")
+        if not wildcard:
+            try:
+                _path_segments("/" + segment)
+            except SecretError:
+                raise config_error(f"rule path {path!r} is not in normal form") from None
+    if scope is not None and scope not in scopes:
+        raise config_error(f"rule scope {scope!r} is not a scope of the secret")
+    return {"methods": sorted(set(methods)), "path": path, "scope": scope}
+
+
+def _rule(settings: Mapping[str, Any]) -> _Rule:
+    path = settings["path"]
+    pattern = () if path == "/" else tuple(path[1:].split("/"))
+    return _Rule(frozenset(settings["methods"]), pattern, settings["scope"])
+
+
+def _upstream_ok(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path.rstrip("/")
+        if path:
+            _path_segments(path)
+        return (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.username is None
+            and not parts.query
+            and not parts.fragment
+            and url.isascii()
+        )
+    except (ValueError, SecretError):
+        return False
+
+
+def _upstream_target(spec: SecretSpec, path: str, query: str | None) -> str:
+    base: str = urllib.parse.urlsplit(spec.settings["upstream"]).path.rstrip("/")
+    return base + path + ("" if query is None else "?" + query)
+
+
+def _forwarded_headers(
+    spec: SecretSpec, headers: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    if len(headers) > limits.MAX_INJECT_HEADERS:
+        raise SecretError(_F.FORBIDDEN_REQUEST, "too many headers")
+    dropped = set(_HOP_BY_HOP) | _CREDENTIAL_HEADERS | set(spec.settings["strip"])
+    dropped.add(spec.settings["header"].lower())
+    for name, value in headers:
+        if (
+            not isinstance(name, str)
+            or not isinstance(value, str)
+            or not _TOKEN.fullmatch(name)
+            or not _HEADER_VALUE.fullmatch(value)
+            or len(name) + len(value) > limits.MAX_INJECT_HEADER_BYTES
+        ):
+            raise SecretError(_F.FORBIDDEN_REQUEST, "a header is malformed or too long")
+        if name.lower() == "connection":
+            dropped.update(t.strip().lower() for t in value.split(","))
+    return [(n, v) for n, v in headers if n.lower() not in dropped]
+
+
+def _clean_response(
+    status: int, reason: str, headers: list[tuple[str, str]], body: bytes, secret: bytes
+) -> HttpResponse:
+    needles = [secret]
+    scheme, _, credential = secret.rpartition(b" ")
+    if scheme and len(credential) >= 8:
+        needles.append(credential)
+    if len(headers) > limits.MAX_INJECT_HEADERS:
+        raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
+    cleaned: list[tuple[str, str]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _HOP_BY_HOP or lower in _DROPPED_RESPONSE:
+            continue
+        raw = value.encode("latin-1", "replace")
+        for needle in needles:
+            raw = raw.replace(needle, _REDACTED)
+        cleaned.append((name, raw.decode("latin-1")))
+    for needle in needles:
+        body = body.replace(needle, _REDACTED)
+    safe_reason = reason.encode("latin-1", "replace")
+    for needle in needles:
+        safe_reason = safe_reason.replace(needle, _REDACTED)
+    return HttpResponse(status, safe_reason.decode("latin-1"), tuple(cleaned), body)

@@ -1,0 +1,277 @@
+"""The `postgres` engine: one dynamic PostgreSQL role per lease (psycopg 3, extra `postgres`).
+
+Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>
+IN ROLE <the templates of the scopes asked for>`. The password is random (256 bits) and only
+its SCRAM-SHA-256 verifier, computed by libpq on this side, reaches the server (so it never
+appears in a server log). Renew: `ALTER ROLE ... VALID UNTIL`.
+
+Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
+docs/secrets.md): `ALTER ROLE ... NOLOGIN` (no new session), `pg_terminate_backend(pid,
+wait)` for each of its sessions (it fails unless every one is gone, so the broker retries),
+`REVOKE` of each role it is a member of, `REASSIGN OWNED BY ... TO <admin>` and `DROP OWNED BY`
+in each configured database, then `DROP ROLE`. Each step tolerates a role already gone.
+
+Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
+The admin password (the upstream secret) is passed to libpq as a parameter, never in a
+connection string, and errors carry only the server's primary message or the error class.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+from troth.crypto import sha256
+from troth.errors import ConfigError, SecretError, SecretFailure
+from troth.secrets.engine import Grant, SecretSpec, config_error
+from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
+
+__all__ = ["PostgresEngine"]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")  # an ordinary identifier, <= 63 bytes
+_HOST = re.compile(r"[A-Za-z0-9.:_/-]{1,255}")
+_PASSWORD_BYTES: Final = 32
+_SETTINGS = frozenset(
+    {
+        "host",
+        "port",
+        "dbname",
+        "user",
+        "templates",
+        "databases",
+        "connect_timeout",
+        "sslmode",
+        "terminate_wait_ms",
+    }
+)
+_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+
+def _engine_error(what: str, exc: Exception) -> SecretError:
+    """An ENGINE_FAILED error naming the step and the server's primary message (no values)."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    sqlstate = getattr(exc, "sqlstate", None)
+    detail = f"postgres {what}: {primary or type(exc).__name__}"
+    return SecretError(SecretFailure.ENGINE_FAILED, detail + (f" [{sqlstate}]" if sqlstate else ""))
+
+
+def _ident(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+        raise config_error(f"{what} must be a plain identifier ([A-Za-z_][A-Za-z0-9_$]*)")
+    return value
+
+
+class PostgresEngine:
+    """Dynamic roles; settings: host, port, dbname, user (the admin, with CREATEROLE and the
+    right to signal backends), templates {scope: role}, databases (for DROP OWNED; default
+    [dbname]), connect_timeout, sslmode, terminate_wait_ms."""
+
+    kind = "postgres"
+    local = False
+
+    def __init__(self, role_prefix: str) -> None:
+        if not _IDENT.fullmatch(role_prefix) or len(role_prefix) > 24:
+            raise ConfigError("a role prefix is a short plain identifier")
+        self.role_prefix = role_prefix
+        self._connections: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def check_settings(
+        self, settings: Mapping[str, Any], scopes: tuple[str, ...]
+    ) -> dict[str, Any]:
+        unknown = set(settings) - _SETTINGS
+        if unknown:
+            raise config_error(f"unknown postgres settings: {', '.join(sorted(unknown))}")
+        host, port = settings.get("host", "127.0.0.1"), settings.get("port", 5432)
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            raise config_error("host is a host name, an address or a socket directory")
+        if type(port) is not int or not 0 < port < 65536:
+            raise config_error("port is 1-65535")
+        templates = settings.get("templates")
+        if not isinstance(templates, Mapping) or set(templates) != set(scopes) or not scopes:
+            raise config_error("templates maps every scope of the secret to a template role")
+        dbname = _ident(settings.get("dbname"), "dbname")
+        databases = settings.get("databases", [dbname])
+        if not isinstance(databases, list) or not databases:
+            raise config_error("databases is a list of database names")
+        timeout, wait = settings.get("connect_timeout", 10), settings.get("terminate_wait_ms", 5000)
+        if type(timeout) is not int or not 1 <= timeout <= 60:
+            raise config_error("connect_timeout is 1-60 seconds")
+        if type(wait) is not int or not 100 <= wait <= 60_000:
+            raise config_error("terminate_wait_ms is 100-60000")
+        sslmode = settings.get("sslmode", "prefer")
+        if sslmode not in _SSLMODES:
+            raise config_error(f"sslmode is one of {', '.join(sorted(_SSLMODES))}")
+        return {
+            "host": host,
+            "port": port,
+            "dbname": dbname,
+            "user": _ident(settings.get("user"), "user"),
+            "templates": {scope: _ident(role, "a template") for scope, role in templates.items()},
+            "databases": [_ident(name, "a database") for name in databases],
+            "connect_timeout": timeout,
+            "sslmode": sslmode,
+            "terminate_wait_ms": wait,
+        }
+
+    def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
+        return self.role_prefix + handle.digest.hex()
+
+    # -- the engine interface -----------------------------------------------------------------
+
+    def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        from psycopg import sql
+
+        settings, role = grant.spec.settings, self._role(grant)
+        password = secrets.token_urlsafe(_PASSWORD_BYTES)
+        templates = [settings["templates"][scope] for scope in grant.scope]
+        with self._admin(settings, settings["dbname"], upstream, "create role") as conn:
+            verifier = conn.pgconn.encrypt_password(
+                password.encode(), role.encode(), b"scram-sha-256"
+            )
+            query = sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {}").format(
+                sql.Identifier(role),
+                sql.Literal(verifier.decode()),
+                sql.Literal(_at(grant.expires_at)),
+            )
+            if templates:
+                query += sql.SQL(" IN ROLE {}").format(
+                    sql.SQL(", ").join(sql.Identifier(t) for t in templates)
+                )
+            conn.execute(query)
+        return LeaseCredential(
+            {
+                "host": settings["host"],
+                "port": settings["port"],
+                "dbname": settings["dbname"],
+                "user": role,
+                "password": password,
+                "valid_until": grant.expires_at,
+            },
+            password.encode(),
+        )
+
+    def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        from psycopg import sql
+
+        role = self._role(grant)
+        settings = grant.spec.settings
+        with self._admin(settings, settings["dbname"], upstream, "renew role") as conn:
+            cursor = conn.execute(
+                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
+                    sql.Identifier(role), sql.Literal(_at(grant.expires_at))
+                )
+            )
+            del cursor
+        return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
+
+    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
+        from psycopg import sql
+
+        if ref is None:
+            return
+        role, settings = sql.Identifier(ref), spec.settings
+        with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
+                return
+            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+            ended = conn.execute(
+                "SELECT pid, pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+                "WHERE usename = %s",
+                (settings["terminate_wait_ms"], ref),
+            ).fetchall()
+            if not all(ok for _pid, ok in ended):
+                raise SecretError(
+                    SecretFailure.ENGINE_FAILED, f"a session of {ref} did not end in time"
+                )
+            granted = conn.execute(
+                "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+                "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
+                (ref,),
+            ).fetchall()
+            for (group,) in granted:
+                conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
+        for database in settings["databases"]:
+            with self._admin(settings, database, upstream, "drop owned") as conn:
+                conn.execute(
+                    sql.SQL("REASSIGN OWNED BY {} TO {}").format(
+                        role, sql.Identifier(settings["user"])
+                    )
+                )
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+    def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
+        settings = spec.settings
+        with self._admin(settings, settings["dbname"], upstream, "list roles") as conn:
+            rows = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (self.role_prefix,)
+            ).fetchall()
+        return {name for (name,) in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections.values():
+                conn.close()
+            self._connections.clear()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _role(self, grant: Grant) -> str:
+        role = grant.engine_ref
+        if role is None or not role.startswith(self.role_prefix):
+            raise SecretError(SecretFailure.ENGINE_FAILED, "the lease names no role of this broker")
+        return role
+
+    @contextmanager
+    def _admin(
+        self, settings: Mapping[str, Any], dbname: str, upstream: SecretValue, what: str
+    ) -> Iterator[Any]:
+        """A connection as the admin to `dbname` (kept open, one per database and admin
+        password, used under a lock); a broken one is dropped and reopened on the next call."""
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise ConfigError(
+                "the postgres engine needs the 'postgres' extra: pip install 'troth[postgres]'"
+            ) from exc
+        password = upstream.reveal()
+        key = (
+            settings["host"],
+            settings["port"],
+            dbname,
+            settings["user"],
+            settings["sslmode"],
+            sha256(password),  # a changed admin password opens a new connection
+        )
+        with self._lock:
+            conn = self._connections.pop(key, None)
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = psycopg.connect(
+                        host=settings["host"],
+                        port=settings["port"],
+                        dbname=dbname,
+                        user=settings["user"],
+                        password=password.decode(),
+                        connect_timeout=settings["connect_timeout"],
+                        sslmode=settings["sslmode"],
+                        autocommit=True,
+                    )
+                yield conn
+            except psycopg.Error as exc:
+                raise _engine_error(what, exc) from None
+            finally:
+                if conn is not None and not conn.closed and not conn.broken:
+                    self._connections[key] = conn
+
+
+def _at(when: int) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat()

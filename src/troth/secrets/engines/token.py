@@ -1,0 +1,74 @@
+"""The `token` engine: a short-lived JWT per lease, signed by the broker's key in the vault.
+
+Claims (RFC 7519 §4.1, RFC 8693 §4.1): `iss` the broker, `sub` the agent's DID, `aud` the
+secret's configured audience, `iat`, `exp` = the lease's expiry, `jti` = the lease handle (its
+public name, never the lease id), `scope` (space-separated, RFC 8693 §4.2) and `act`: the
+delegators, the nearest one outermost (`{"sub": orchestrator, "act": {"sub": user}}`). A
+renewal mints a new token with the same `jti`; revoking the lease makes `validate_token` refuse
+every token of it. Nothing is created upstream, so revocation has nothing to undo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth.secrets.engine import Grant, LocalEngine, config_error
+from troth.secrets.jwt import compact_jws_encoded, encoded_header
+from troth.secrets.lease import LeaseCredential, SecretValue
+
+__all__ = ["TokenEngine", "TokenSigner"]
+
+_MAX_AUDIENCE: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSigner:
+    """The broker's current signing key: its kid, JWS alg and a signing call into the vault."""
+
+    kid: str
+    alg: str
+    issuer: str
+    sign: Callable[[bytes], bytes]
+
+
+class TokenEngine(LocalEngine):
+    """Mints JWTs; settings: `audience` (required)."""
+
+    kind = "token"
+
+    def __init__(self, signer: Callable[[], TokenSigner]) -> None:
+        self._signer = signer
+
+    def check_settings(
+        self, settings: Mapping[str, Any], scopes: tuple[str, ...]
+    ) -> dict[str, Any]:
+        audience = settings.get("audience")
+        if set(settings) != {"audience"} or not isinstance(audience, str):
+            raise config_error("a token secret takes one setting: audience (a string)")
+        if not 0 < len(audience) <= _MAX_AUDIENCE or not audience.isprintable():
+            raise config_error(f"audience is 1-{_MAX_AUDIENCE} printable characters")
+        return {"audience": audience}
+
+    def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        signer = self._signer()
+        claims: dict[str, Any] = {
+            "iss": signer.issuer,
+            "sub": grant.identity.did,
+            "aud": grant.spec.settings["audience"],
+            "iat": grant.issued_at,
+            "exp": grant.expires_at,
+            "jti": str(grant.handle),
+            "scope": " ".join(grant.scope),
+        }
+        act: dict[str, Any] | None = None
+        for delegator in reversed(grant.delegators):  # build from the innermost (oldest)
+            act = {"sub": delegator.did} if act is None else {"sub": delegator.did, "act": act}
+        if act is not None:
+            claims["act"] = act
+        token = compact_jws_encoded(encoded_header(signer.alg, signer.kid), claims, signer.sign)
+        return LeaseCredential(
+            {"token": token, "token_type": "Bearer", "expires_at": grant.expires_at},
+            token.encode(),
+        )

@@ -1,0 +1,283 @@
+"""JWTs the broker mints and anyone validates: compact JWS (RFC 7515 §7.1) with EdDSA over
+Ed25519 (RFC 8037 §3.1) or ES256 (RFC 7518 §3.4, raw r||s, low-s), published as a JWKS
+(RFC 7517 §5) whose kids are JWK thumbprints (RFC 7638).
+
+`validate_token` checks a token the way any relying party should (signature by a key of the
+JWKS whose `alg` is the key's own, `exp`/`nbf`/`iat` against `now`, `aud`, optionally `iss`)
+and additionally that its lease (`jti`) is not revoked. Its hot path is one signature
+verification plus two small JSON parses (docs/secrets.md, "Validating tokens").
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from troth import limits
+from troth.crypto import KeyType, PublicKey, sha256, verify_signature
+from troth.encoding.ijson import load_json
+from troth.errors import CryptoError, DecodeError, SecretError, SecretFailure
+from troth.secrets.lease import b64url, b64url_decode
+
+__all__ = [
+    "ALGORITHMS",
+    "Jwk",
+    "Jwks",
+    "ValidatedToken",
+    "compact_jws",
+    "compact_jws_encoded",
+    "encoded_header",
+    "jwk_of",
+    "validate_token",
+]
+
+ALGORITHMS: Final = {KeyType.ED25519: "EdDSA", KeyType.P256: "ES256"}
+_F = SecretFailure
+_MAX_KID: Final = 128
+_MAX_ACT_DEPTH: Final = limits.MAX_DELEGATION_LINKS + 1
+_HEADER_CACHE: Final = 256
+
+
+def _canonical_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def compact_jws(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Any) -> str:
+    """header.claims.signature, each base64url; `sign(signing input) -> raw signature`."""
+    return compact_jws_encoded(b64url(_canonical_json(header)), claims, sign)
+
+
+@functools.lru_cache(maxsize=64)
+def encoded_header(alg: str, kid: str) -> str:
+    """The base64url JOSE header of a broker token: {"alg", "kid", "typ": "JWT"}."""
+    return b64url(_canonical_json({"alg": alg, "kid": kid, "typ": "JWT"}))
+
+
+def compact_jws_encoded(header: str, claims: Mapping[str, Any], sign: Any) -> str:
+    """`compact_jws` with the header already encoded (a signer's header never changes)."""
+    signing_input = f"{header}.{b64url(_canonical_json(claims))}"
+    return f"{signing_input}.{b64url(sign(signing_input.encode()))}"
+
+
+def jwk_of(key: PublicKey) -> dict[str, str]:
+    """The public JWK of a signing key: its RFC 7638 required members, in order."""
+    if key.key_type is KeyType.ED25519:
+        return {"crv": "Ed25519", "kty": "OKP", "x": b64url(key.data)}
+    if key.key_type is KeyType.P256:
+        return {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": b64url(key.data[1:33]),
+            "y": b64url(key.data[33:]),
+        }
+    raise SecretError(_F.CONFIG_INVALID, f"{key.key_type.label} keys cannot sign tokens")
+
+
+def thumbprint(jwk: Mapping[str, str]) -> str:
+    """RFC 7638 §3: SHA-256 of the required members, sorted, no whitespace."""
+    return b64url(sha256(_canonical_json(jwk)))
+
+
+@dataclass(frozen=True, slots=True)
+class Jwk:
+    """One verification key of a JWKS."""
+
+    kid: str
+    alg: str
+    key: PublicKey
+
+    def to_json(self) -> dict[str, str]:
+        return {**jwk_of(self.key), "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+
+@dataclass(frozen=True, slots=True)
+class Jwks:
+    """Verification keys by kid (parse a published document once, then validate with it)."""
+
+    keys: Mapping[str, Jwk] = field(default_factory=dict)
+    _headers: dict[str, Jwk] = field(default_factory=dict, compare=False, repr=False)
+
+    def key_for_header(self, encoded: str) -> Jwk:
+        """The key a JOSE header (base64url) names by kid, if its alg is that key's own (the
+        answers for headers already seen are kept: a broker's tokens share a few headers)."""
+        key = self._headers.get(encoded)
+        if key is not None:
+            return key
+        header = _part(encoded, "header")
+        if not isinstance(header, dict) or "crit" in header or header.get("typ", "JWT") != "JWT":
+            raise SecretError(_F.JWT_MALFORMED, "unsupported JOSE header")
+        key = self.keys.get(header.get("kid"))  # type: ignore[arg-type]
+        if key is None or header.get("alg") != key.alg:
+            raise SecretError(_F.JWT_UNKNOWN_KEY, "no key in the JWKS has this kid and alg")
+        if len(self._headers) < _HEADER_CACHE:
+            self._headers[encoded] = key
+        return key
+
+    def to_json(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [k.to_json() for k in self.keys.values()]}
+
+    @classmethod
+    def of(cls, keys: list[Jwk]) -> Jwks:
+        return cls({k.kid: k for k in keys})
+
+    @classmethod
+    def parse(cls, document: Mapping[str, Any] | str | bytes) -> Jwks:
+        """Read a JWKS document. Keys of other types (RSA, ...) are skipped; a malformed EdDSA or
+        ES256 key, a private key, a duplicate kid or an oversized document is refused
+        (SecretError CONFIG_INVALID)."""
+        if isinstance(document, str | bytes):
+            data = document.encode() if isinstance(document, str) else document
+            try:
+                document = load_json(data, max_bytes=limits.MAX_JWKS_BYTES, what="JWKS")
+            except DecodeError as exc:
+                raise SecretError(_F.CONFIG_INVALID, str(exc)) from None
+        entries = document.get("keys") if isinstance(document, Mapping) else None
+        if not isinstance(entries, list) or len(entries) > limits.MAX_JWKS_KEYS:
+            raise SecretError(
+                _F.CONFIG_INVALID, f"a JWKS holds a list of <= {limits.MAX_JWKS_KEYS} keys"
+            )
+        keys: dict[str, Jwk] = {}
+        for entry in entries:
+            jwk = _parse_jwk(entry)
+            if jwk is None:
+                continue
+            if jwk.kid in keys:
+                raise SecretError(_F.CONFIG_INVALID, f"two keys with kid {jwk.kid!r}")
+            keys[jwk.kid] = jwk
+        return cls(keys)
+
+
+def _parse_jwk(entry: Any) -> Jwk | None:
+    bad = SecretError(_F.CONFIG_INVALID, "a malformed EdDSA/ES256 key in the JWKS")
+    if not isinstance(entry, Mapping):
+        raise bad
+    kty, crv = entry.get("kty"), entry.get("crv")
+    members: tuple[str, ...]
+    if (kty, crv) == ("OKP", "Ed25519"):
+        key_type, members = KeyType.ED25519, ("x",)
+    elif (kty, crv) == ("EC", "P-256"):
+        key_type, members = KeyType.P256, ("x", "y")
+    else:  # RSA, Ed448, X25519, other curves: not keys troth's tokens are signed with
+        return None
+    kid, alg = entry.get("kid"), entry.get("alg", ALGORITHMS[key_type])
+    if (
+        "d" in entry
+        or not isinstance(kid, str)
+        or not 0 < len(kid) <= _MAX_KID
+        or alg != ALGORITHMS[key_type]
+        or entry.get("use", "sig") != "sig"
+    ):
+        raise bad
+    try:
+        parts = [b64url_decode(entry[m]) for m in members]
+        if any(len(p) != 32 for p in parts):
+            raise ValueError
+        raw = parts[0] if key_type is KeyType.ED25519 else b"\x04" + parts[0] + parts[1]
+        return Jwk(kid, alg, PublicKey(key_type, raw))
+    except (KeyError, TypeError, ValueError, CryptoError):
+        raise bad from None
+
+
+class ValidatedToken(NamedTuple):
+    """A token whose signature, times, audience and lease were checked."""
+
+    subject: str
+    actors: tuple[str, ...]  # `act` chain: the current actor's delegator first (RFC 8693 §4.1)
+    scope: tuple[str, ...]
+    audience: str
+    issuer: str | None
+    issued_at: int
+    expires_at: int
+    jti: str
+    kid: str
+    claims: Mapping[str, Any]
+
+
+def _part(text: str, what: str) -> Any:
+    try:
+        return json.loads(b64url_decode(text).decode())
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise SecretError(_F.JWT_MALFORMED, f"the {what} is not base64url JSON") from None
+
+
+def _int_claim(claims: Mapping[str, Any], name: str) -> int:
+    value = claims.get(name)
+    if type(value) is not int:
+        raise SecretError(_F.JWT_MALFORMED, f"claim {name!r} is not an integer")
+    return value
+
+
+def _actors(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    actors: list[str] = []
+    act = claims.get("act")
+    while act is not None:
+        if not isinstance(act, Mapping) or not isinstance(act.get("sub"), str):
+            raise SecretError(_F.JWT_MALFORMED, "an `act` claim without a string `sub`")
+        if len(actors) == _MAX_ACT_DEPTH:
+            raise SecretError(_F.JWT_MALFORMED, "`act` nested too deep")
+        actors.append(act["sub"])
+        act = act.get("act")
+    return tuple(actors)
+
+
+def validate_token(
+    token: str,
+    jwks: Jwks | Mapping[str, Any] | str | bytes,
+    *,
+    audience: str,
+    now: int,
+    revoked: Container[str] = frozenset(),
+    issuer: str | None = None,
+    leeway: int = 0,
+) -> ValidatedToken:
+    """Validate a broker token at `now` for `audience`; SecretError with the reason otherwise.
+
+    `revoked` holds revoked leases' handles (`jti`), e.g. `broker.revoked_leases()`: a token
+    whose lease was revoked is refused even before it expires."""
+    keys = jwks if isinstance(jwks, Jwks) else Jwks.parse(jwks)
+    if not isinstance(token, str) or len(token) > limits.MAX_TOKEN_BYTES or not token.isascii():
+        raise SecretError(_F.JWT_MALFORMED, "not a compact JWS of a sane size")
+    pieces = token.split(".")
+    if len(pieces) != 3:
+        raise SecretError(_F.JWT_MALFORMED, "a compact JWS has three parts")
+    key = keys.key_for_header(pieces[0])
+    try:
+        signature = b64url_decode(pieces[2])
+        verify_signature(key.key, signature, f"{pieces[0]}.{pieces[1]}".encode())
+    except (ValueError, CryptoError):
+        raise SecretError(_F.JWT_BAD_SIGNATURE, f"kid {key.kid}") from None
+    claims = _part(pieces[1], "claims")
+    if not isinstance(claims, dict):
+        raise SecretError(_F.JWT_MALFORMED, "the claims are not a JSON object")
+    expires_at, issued_at = _int_claim(claims, "exp"), _int_claim(claims, "iat")
+    not_before = _int_claim(claims, "nbf") if "nbf" in claims else issued_at
+    if now >= expires_at + leeway:
+        raise SecretError(_F.EXPIRED, f"token expired at {expires_at}")
+    if max(issued_at, not_before) > now + leeway:
+        raise SecretError(_F.JWT_NOT_YET_VALID, f"token valid from {max(issued_at, not_before)}")
+    aud = claims.get("aud")
+    if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+        raise SecretError(_F.JWT_WRONG_AUDIENCE, f"not for {audience!r}")
+    iss = claims.get("iss")
+    if issuer is not None and iss != issuer:
+        raise SecretError(_F.JWT_WRONG_ISSUER, f"not from {issuer!r}")
+    subject, jti, scope = claims.get("sub"), claims.get("jti"), claims.get("scope", "")
+    if not isinstance(subject, str) or not isinstance(jti, str) or not isinstance(scope, str):
+        raise SecretError(_F.JWT_MALFORMED, "sub, jti and scope are strings")
+    if jti in revoked:
+        raise SecretError(_F.REVOKED, f"lease {jti}")
+    return ValidatedToken(
+        subject,
+        _actors(claims),
+        tuple(scope.split()),
+        audience,
+        iss if isinstance(iss, str) else None,
+        issued_at,
+        expires_at,
+        jti,
+        key.kid,
+        claims,
+    )

@@ -1,0 +1,113 @@
+"""The broker's own keys, all inside or sealed by the node's vault:
+
+- the seal key (AES-256 in the vault) that seals every upstream secret and the audit key;
+- the audit key (32 random bytes, stored only sealed) for the audit log's HMACs;
+- the token signing keys (Ed25519 or P-256 in the vault), published as a JWKS by their RFC 7638
+  thumbprint; a retired key stays published for `limits.MAX_LEASE_TTL` so tokens it signed
+  still validate until they expire.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Final
+
+from troth import limits
+from troth.crypto import KeyType
+from troth.errors import SecretError, SecretFailure
+from troth.secrets.audit import AuditHasher
+from troth.secrets.engines.token import TokenSigner
+from troth.secrets.jwt import ALGORITHMS, Jwk, Jwks, jwk_of, thumbprint
+from troth.secrets.store import SigningKeyRecord, SqliteSecretStore
+from troth.vault import KeyHandle, KeyPurpose, SealingVault, SealKey
+
+__all__ = ["BrokerKeys"]
+
+_AUDIT_KEY_AAD: Final = b"troth.secrets.audit-key/1"
+_AUDIT_KEY_SIZE: Final = 32
+
+
+class BrokerKeys:
+    """Creates the broker's keys on first use and finds them again afterwards."""
+
+    def __init__(
+        self, store: SqliteSecretStore, vault: SealingVault, *, key_type: KeyType, now: int
+    ) -> None:
+        if key_type not in ALGORITHMS:
+            raise SecretError(
+                SecretFailure.CONFIG_INVALID, f"tokens cannot be signed with {key_type.label}"
+            )
+        self._store = store
+        self._vault = vault
+        self._key_type = key_type
+        self._lock = threading.Lock()
+        with store.transaction():
+            broker_id = store.get_meta("broker_id")
+            if broker_id is None:
+                broker_id = os.urandom(4).hex().encode()
+                store.put_meta("broker_id", broker_id)
+            seal_text = store.get_meta("seal_key")
+            if seal_text is None:
+                seal_key = vault.generate_seal_key()
+                store.put_meta("seal_key", str(seal_key).encode())
+            else:
+                seal_key = SealKey.parse(seal_text.decode())
+            sealed_audit = store.get_meta("audit_key")
+            if sealed_audit is None:
+                sealed_audit = vault.seal(seal_key, os.urandom(_AUDIT_KEY_SIZE), _AUDIT_KEY_AAD)
+                store.put_meta("audit_key", sealed_audit)
+            if not any(k.retired_at is None for k in store.signing_keys()):
+                self._add_signing_key(now)
+        self.broker_id = broker_id.decode()
+        self.seal_key = seal_key
+        self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
+        self._signer: tuple[str, KeyHandle] | None = None
+        self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
+
+    def rotate_signing_key(self, now: int) -> str:
+        """Retire the current token key and make a new one; returns the new kid."""
+        with self._lock, self._store.transaction():
+            self._store.retire_signing_keys(now)
+            kid = self._add_signing_key(now)
+            self._signer = None
+        return kid
+
+    def token_signer(self, issuer: str) -> TokenSigner:
+        """The current signing key as the token engine uses it."""
+        current = self._signer
+        if current is None:
+            records = [k for k in self._store.signing_keys() if k.retired_at is None]
+            if not records:
+                raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
+            current = self._signer = (records[-1].kid, KeyHandle.parse(records[-1].handle))
+        kid, handle = current
+        vault = self._vault
+        return TokenSigner(
+            kid, ALGORITHMS[handle.key_type], issuer, lambda data: vault.sign(handle, data)
+        )
+
+    def jwks(self, now: int) -> Jwks:
+        records = tuple(
+            record
+            for record in self._store.signing_keys()
+            if record.retired_at is None or now <= record.retired_at + limits.MAX_LEASE_TTL
+        )
+        published = self._published
+        if published is not None and published[0] == records:
+            return published[1]
+        keys = []
+        for record in records:
+            handle = KeyHandle.parse(record.handle)
+            keys.append(
+                Jwk(record.kid, ALGORITHMS[handle.key_type], self._vault.public_key(handle))
+            )
+        jwks = Jwks.of(keys)
+        self._published = (records, jwks)
+        return jwks
+
+    def _add_signing_key(self, now: int) -> str:
+        handle = self._vault.generate(self._key_type, KeyPurpose.SIGNING)
+        kid = thumbprint(jwk_of(self._vault.public_key(handle)))
+        self._store.add_signing_key(SigningKeyRecord(kid, str(handle), now, None))
+        return kid

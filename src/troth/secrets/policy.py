@@ -1,0 +1,94 @@
+"""Who may lease what: the broker asks a `LeasePolicy` before every issue and renewal.
+
+The question is Cedar's shape (docs/secrets.md, "Policy"): principal = the verified caller,
+action `Action::"lease"`, resource `Secret::"<name>"`, context = the engine, the scopes asked
+for and the ttl. The node plugs its gates engine in; until then the default denies everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from troth.credentials import VerifiedCredential
+from troth.identity import Identifier
+
+__all__ = [
+    "LEASE_ACTION",
+    "AllowListPolicy",
+    "DenyAllPolicy",
+    "LeaseDecision",
+    "LeasePolicy",
+    "LeaseQuestion",
+]
+
+LEASE_ACTION: Final = "lease"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseQuestion:
+    """May `credential.actor` hold a lease of secret `secret` (action `lease`)?"""
+
+    credential: VerifiedCredential
+    secret: str
+    engine: str
+    scope: tuple[str, ...]
+    ttl: int
+    renewal: bool
+    now: int
+
+    @property
+    def action(self) -> str:
+        return LEASE_ACTION
+
+    @property
+    def resource(self) -> str:
+        """The Cedar resource: `Secret::"<name>"` (names are [a-z0-9._-], nothing to escape)."""
+        return f'Secret::"{self.secret}"'
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDecision:
+    """The policy's answer; `reason` is shown to the caller and audited."""
+
+    allowed: bool
+    reason: str = ""
+
+
+class LeasePolicy(Protocol):
+    """Decides `lease` questions; must fail closed (deny on any error of its own)."""
+
+    def decide(self, question: LeaseQuestion) -> LeaseDecision: ...
+
+
+class DenyAllPolicy:
+    """The default: no lease for anyone."""
+
+    def decide(self, question: LeaseQuestion) -> LeaseDecision:
+        return LeaseDecision(False, "no lease policy is configured (deny by default)")
+
+
+class AllowListPolicy:
+    """Allows exactly the listed (identity, secret) pairs, optionally limited to some scopes."""
+
+    def __init__(
+        self,
+        entries: Mapping[Identifier, Mapping[str, Iterable[str] | None]],
+    ) -> None:
+        self._entries = {
+            identity: {
+                name: None if scopes is None else frozenset(scopes)
+                for name, scopes in secrets.items()
+            }
+            for identity, secrets in entries.items()
+        }
+
+    def decide(self, question: LeaseQuestion) -> LeaseDecision:
+        secrets = self._entries.get(question.credential.actor)
+        if secrets is None or question.secret not in secrets:
+            return LeaseDecision(False, f"{question.resource} is not on the allow list")
+        allowed = secrets[question.secret]
+        if allowed is not None and not set(question.scope) <= allowed:
+            return LeaseDecision(False, "a scope asked for is not on the allow list")
+        return LeaseDecision(True, "allow list")

@@ -1,0 +1,379 @@
+"""The broker's tables in the node's SQLite database (created here, `IF NOT EXISTS`).
+
+    secret_store         upstream secrets: name, engine, JSON config, the value sealed by the
+                         vault's seal key (AAD binds it to its name and engine)
+    secret_meta          the seal key's handle, the sealed audit key, the broker id
+    secret_signing_keys  the token engine's signing keys (handles into the vault) by kid
+    secret_leases        leases by handle (the lease id itself is never stored)
+    secret_lease_chains  the credential chain that justified leases, by its SHA-256
+    secret_lease_members each chain's credential hashes and identities (revocation lookups)
+    secret_audit         (troth.secrets.audit) the append-only audit log
+
+Docs: docs/secrets.md ("Storage"), docs/formats.md ("Leases", "Sealed secrets").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth.identity import Identifier
+from troth.secrets.lease import (
+    OPEN_STATES,
+    EndReason,
+    Lease,
+    LeaseHandle,
+    LeaseState,
+)
+from troth.storage import SqliteDatabase
+
+__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore"]
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS secret_store (
+        name TEXT PRIMARY KEY, engine TEXT NOT NULL, config TEXT NOT NULL,
+        sealed BLOB NOT NULL, updated_at INTEGER NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS secret_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS secret_signing_keys (
+        kid TEXT PRIMARY KEY, handle TEXT NOT NULL, created_at INTEGER NOT NULL,
+        retired_at INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS secret_leases (
+        handle BLOB PRIMARY KEY, identity BLOB NOT NULL, secret TEXT NOT NULL,
+        engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
+        authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
+        state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
+        engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE INDEX IF NOT EXISTS secret_leases_identity
+        ON secret_leases (identity, state, expires_at)""",
+    "CREATE INDEX IF NOT EXISTS secret_leases_due ON secret_leases (state, expires_at)",
+    """CREATE TABLE IF NOT EXISTS secret_lease_chains (
+        chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS secret_lease_members (
+        member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
+    ) WITHOUT ROWID""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    """An upstream secret as stored: the value only sealed."""
+
+    name: str
+    engine: str
+    config: str  # JSON, checked by the engine when stored
+    sealed: bytes
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    handle: str
+    created_at: int
+    retired_at: int | None
+
+
+def _lease(row: Any) -> Lease:
+    return Lease(
+        handle=LeaseHandle(bytes(row[0])),
+        identity=Identifier(bytes(row[1])),
+        secret=row[2],
+        engine=row[3],
+        scope=tuple(row[4].split()) if row[4] else (),
+        chain_hash=bytes(row[5]),
+        authority=Identifier(bytes(row[6])),
+        issued_at=row[7],
+        expires_at=row[8],
+        ttl=row[9],
+        max_ttl=row[10],
+        cap_at=row[11],
+        state=LeaseState(row[12]),
+        state_at=row[13],
+        end_reason=None if row[14] is None else EndReason(row[14]),
+        engine_ref=row[15],
+    )
+
+
+class _Locked(AbstractContextManager[None]):
+    """Hold `lock` around `inner` (a transaction)."""
+
+    __slots__ = ("_inner", "_lock")
+
+    def __init__(self, lock: threading.RLock, inner: AbstractContextManager[None]) -> None:
+        self._lock = lock
+        self._inner = inner
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            self._inner.__enter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool | None:
+        try:
+            return self._inner.__exit__(kind, exc, tb)
+        finally:
+            self._lock.release()
+
+
+def _states(states: Iterable[LeaseState]) -> str:
+    """A JSON array of state numbers, for `state IN (SELECT value FROM json_each(?))`."""
+    return json.dumps(sorted(int(s) for s in states))
+
+
+class SqliteSecretStore:
+    """The broker's repository over the node's `SqliteDatabase`."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        self._stored_chains: set[bytes] = set()  # chains are never deleted: a safe cache
+        self._write_lock = threading.RLock()
+        conn = db.connection()
+        with db.transaction():
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction of the node database. Writers of this process queue on a lock
+        first: SQLite's busy handler would make them sleep and retry (1-100 ms at a time)."""
+        return _Locked(self._write_lock, self.db.transaction())
+
+    # -- upstream secrets ---------------------------------------------------------------------
+
+    def put_secret(self, record: SecretRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO secret_store VALUES (?, ?, ?, ?, ?)",
+            (record.name, record.engine, record.config, record.sealed, record.updated_at),
+        )
+
+    def get_secret(self, name: str) -> SecretRecord | None:
+        row = self.db.fetch_one(
+            "SELECT name, engine, config, sealed, updated_at FROM secret_store WHERE name = ?",
+            (name,),
+        )
+        return None if row is None else SecretRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+    def secrets(self) -> list[SecretRecord]:
+        rows = self.db.fetch_all(
+            "SELECT name, engine, config, sealed, updated_at FROM secret_store ORDER BY name"
+        )
+        return [SecretRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+    def delete_secret(self, name: str) -> bool:
+        return self.db.execute("DELETE FROM secret_store WHERE name = ?", (name,)).rowcount == 1
+
+    # -- meta and signing keys ----------------------------------------------------------------
+
+    def get_meta(self, name: str) -> bytes | None:
+        row = self.db.fetch_one("SELECT value FROM secret_meta WHERE name = ?", (name,))
+        return None if row is None else bytes(row[0])
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        self.db.execute("INSERT INTO secret_meta VALUES (?, ?)", (name, value))
+
+    def add_signing_key(self, record: SigningKeyRecord) -> None:
+        self.db.execute(
+            "INSERT INTO secret_signing_keys VALUES (?, ?, ?, ?)",
+            (record.kid, record.handle, record.created_at, record.retired_at),
+        )
+
+    def retire_signing_keys(self, now: int) -> None:
+        self.db.execute(
+            "UPDATE secret_signing_keys SET retired_at = ? WHERE retired_at IS NULL", (now,)
+        )
+
+    def signing_keys(self) -> list[SigningKeyRecord]:
+        rows = self.db.fetch_all(
+            "SELECT kid, handle, created_at, retired_at FROM secret_signing_keys "
+            "ORDER BY created_at, kid"
+        )
+        return [SigningKeyRecord(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def insert_lease(
+        self, lease: Lease, chain: bytes, members: Callable[[], Iterable[bytes]]
+    ) -> None:
+        """Write a lease and, unless already stored, its chain and the chain's `members()`."""
+        self.db.execute(
+            "INSERT INTO secret_leases (handle, identity, secret, engine, scope, chain_hash, "
+            "authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, "
+            "engine_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                lease.handle.digest,
+                lease.identity.digest,
+                lease.secret,
+                lease.engine,
+                " ".join(lease.scope),
+                lease.chain_hash,
+                lease.authority.digest,
+                lease.issued_at,
+                lease.expires_at,
+                lease.ttl,
+                lease.max_ttl,
+                lease.cap_at,
+                int(lease.state),
+                lease.state_at,
+                None if lease.end_reason is None else int(lease.end_reason),
+                lease.engine_ref,
+            ),
+        )
+        if lease.chain_hash in self._stored_chains:
+            return
+        if self.db.execute(
+            "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
+        ).rowcount:
+            for member in members():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO secret_lease_members VALUES (?, ?)",
+                    (member, lease.chain_hash),
+                )
+
+    def chain_committed(self, chain_hash: bytes) -> None:
+        """Note that a transaction that stored `chain_hash` committed (later leases of the same
+        chain then skip re-inserting it)."""
+        self._stored_chains.add(chain_hash)
+
+    def get_lease(self, handle: LeaseHandle) -> Lease | None:
+        row = self.db.fetch_one(
+            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
+            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
+            "FROM secret_leases WHERE handle = ?",
+            (handle.digest,),
+        )
+        return None if row is None else _lease(row)
+
+    def lease_state(self, handle: LeaseHandle) -> tuple[LeaseState, int] | None:
+        """(state, expires_at) of a lease: the one lookup `validate_token` needs."""
+        row = self.db.fetch_one(
+            "SELECT state, expires_at FROM secret_leases WHERE handle = ?", (handle.digest,)
+        )
+        return None if row is None else (LeaseState(row[0]), row[1])
+
+    def count_live(self, identity: Identifier, now: int, *, up_to: int) -> int:
+        """Leases of `identity` that count against its quota (pending, or active and
+        unexpired), counted up to `up_to` (the quota: the work stays bounded)."""
+        row = self.db.fetch_one(
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
+            "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
+            "WHERE identity = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
+            (identity.digest, int(LeaseState.PENDING), int(LeaseState.ACTIVE), now, up_to),
+        )
+        return int(row[0])
+
+    def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
+        states = list(LeaseState) if include_ended else list(OPEN_STATES)
+        rows = self.db.fetch_all(
+            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
+            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
+            "FROM secret_leases WHERE identity = ? "
+            "AND state IN (SELECT value FROM json_each(?)) ORDER BY issued_at DESC, handle LIMIT ?",
+            (identity.digest, _states(states), limit),
+        )
+        return [_lease(r) for r in rows]
+
+    def leases_in(
+        self,
+        states: Iterable[LeaseState],
+        *,
+        expires_before: int | None = None,
+        state_before: int | None = None,
+        identity: Identifier | None = None,
+        limit: int = 10_000,
+    ) -> list[Lease]:
+        """Leases in `states`, optionally expired by a time, stale since a time, or of one
+        identity."""
+        rows = self.db.fetch_all(
+            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
+            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
+            "FROM secret_leases WHERE state IN (SELECT value FROM json_each(?1)) "
+            "AND (?2 IS NULL OR expires_at <= ?2) AND (?3 IS NULL OR state_at <= ?3) "
+            "AND (?4 IS NULL OR identity = ?4) ORDER BY expires_at LIMIT ?5",
+            (
+                _states(states),
+                expires_before,
+                state_before,
+                None if identity is None else identity.digest,
+                limit,
+            ),
+        )
+        return [_lease(r) for r in rows]
+
+    def members_of_open(self, authority: Identifier) -> list[bytes]:
+        """The distinct chain members of leases that are not yet revoked, under `authority`."""
+        rows = self.db.fetch_all(
+            "SELECT DISTINCT m.member FROM secret_lease_members m JOIN secret_leases l "
+            "ON l.chain_hash = m.chain_hash WHERE l.authority = ? "
+            "AND l.state IN (SELECT value FROM json_each(?))",
+            (authority.digest, _states(OPEN_STATES)),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def leases_with_member(self, member: bytes, states: Iterable[LeaseState]) -> list[Lease]:
+        rows = self.db.fetch_all(
+            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
+            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
+            "FROM secret_leases WHERE state IN (SELECT value FROM json_each(?)) AND "
+            "chain_hash IN (SELECT chain_hash FROM secret_lease_members WHERE member = ?)",
+            (_states(states), member),
+        )
+        return [_lease(r) for r in rows]
+
+    def set_state(
+        self,
+        handle: LeaseHandle,
+        *,
+        was: Iterable[LeaseState],
+        to: LeaseState,
+        now: int,
+        end_reason: EndReason | None = None,
+    ) -> bool:
+        """Move a lease from one of `was` to `to` (compare-and-set); False if it was not."""
+        cursor = self.db.execute(
+            "UPDATE secret_leases SET state = ?, state_at = ?, "
+            "end_reason = COALESCE(end_reason, ?) "
+            "WHERE handle = ? AND state IN (SELECT value FROM json_each(?))",
+            (
+                int(to),
+                now,
+                None if end_reason is None else int(end_reason),
+                handle.digest,
+                _states(was),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def extend(self, handle: LeaseHandle, expires_at: int, now: int) -> bool:
+        cursor = self.db.execute(
+            "UPDATE secret_leases SET expires_at = ?, state_at = ? WHERE handle = ? AND state = ?",
+            (expires_at, now, handle.digest, int(LeaseState.ACTIVE)),
+        )
+        return cursor.rowcount == 1
+
+    def note_attempt(self, handle: LeaseHandle) -> int:
+        self.db.execute(
+            "UPDATE secret_leases SET attempts = attempts + 1 WHERE handle = ?", (handle.digest,)
+        )
+        row = self.db.fetch_one(
+            "SELECT attempts FROM secret_leases WHERE handle = ?", (handle.digest,)
+        )
+        return 0 if row is None else int(row[0])
+
+    def engine_refs(self, engine: str, states: Iterable[LeaseState]) -> set[str]:
+        rows = self.db.fetch_all(
+            "SELECT engine_ref FROM secret_leases WHERE engine = ? AND engine_ref IS NOT NULL "
+            "AND state IN (SELECT value FROM json_each(?))",
+            (engine, _states(states)),
+        )
+        return {r[0] for r in rows}

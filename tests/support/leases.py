@@ -1,0 +1,181 @@
+"""A small world for the secrets broker tests: an authority, a user who delegates to an
+orchestrator who delegates to agent A (a 3-link chain), agent B with a credential straight from
+the authority, their verified credentials, and a broker over a node-like database."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.parties import Party, make_party, verified_feed
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    VerifiedCredential,
+    VerifiedFeed,
+    delegate,
+    issue_credential,
+)
+from troth.crypto import KeyType
+from troth.identity import Identifier
+from troth.secrets import AuditSink, Broker, LeasePolicy
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.vault import SoftwareVault
+
+KEK = bytes(range(32))
+ATTRS = Attributes({"payments.access": frozenset({"refund", "read"})})
+CHAIN_TTL = 86_400
+CANARY = "sk_live_CANARY_" + "7f3a9c2e41d8b6"  # an upstream secret that must never leak
+
+
+@dataclass
+class LeaseWorld:
+    now: int
+    vault: SoftwareVault
+    authority: Party
+    user: Party
+    orchestrator: Party
+    agent_a: Party
+    agent_b: Party
+    chain_a: bytes
+    chain_b: bytes
+    verifier: ChainVerifier
+    feed: VerifiedFeed
+
+    def feeds(self) -> dict[Identifier, VerifiedFeed]:
+        return {self.authority.identifier: self.feed}
+
+    def credential_a(self, now: int | None = None) -> VerifiedCredential:
+        return self.verifier.verify(
+            self.chain_a, presenter=self.agent_a.identifier, feeds=self.feeds(), now=now or self.now
+        )
+
+    def credential_b(self, now: int | None = None) -> VerifiedCredential:
+        return self.verifier.verify(
+            self.chain_b, presenter=self.agent_b.identifier, feeds=self.feeds(), now=now or self.now
+        )
+
+    def feed_revoking(self, entries: list[tuple[int, bytes]], now: int) -> VerifiedFeed:
+        """A fresh feed of the authority revoking (kind, target) pairs (1: credential, 2: id)."""
+        return verified_feed(self.authority, entries, now=now)
+
+
+def make_world(now: int, *, chain_ttl: int = CHAIN_TTL) -> LeaseWorld:
+    vault = SoftwareVault()
+    authority, user, orchestrator, agent_a, agent_b = (make_party(vault, now=now) for _ in range(5))
+
+    def from_authority(subject: Party, depth: int) -> CredentialChain:
+        credential = issue_credential(
+            authority.signer,
+            subject=subject.identifier,
+            attributes=ATTRS,
+            now=now,
+            ttl=chain_ttl,
+            depth=depth,
+        )
+        return CredentialChain((credential,), (authority.identity.history,))
+
+    to_orchestrator = delegate(
+        user.signer,
+        from_authority(user, 3),
+        subject=orchestrator.identifier,
+        attributes=ATTRS,
+        now=now,
+        ttl=chain_ttl,
+        purpose="run the refunds queue",
+    )
+    to_a = delegate(
+        orchestrator.signer,
+        to_orchestrator,
+        subject=agent_a.identifier,
+        attributes=ATTRS,
+        now=now,
+        ttl=chain_ttl,
+        purpose="refund order 4471",
+    )
+    chain_b = from_authority(agent_b, 0)
+    verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))
+    return LeaseWorld(
+        now,
+        vault,
+        authority,
+        user,
+        orchestrator,
+        agent_a,
+        agent_b,
+        to_a.encode(),
+        chain_b.encode(),
+        verifier,
+        verified_feed(authority, now=now),
+    )
+
+
+def open_broker(
+    path: Path,
+    *,
+    now: int,
+    policy: LeasePolicy | None = None,
+    audit: AuditSink | None = None,
+    key_type: KeyType = KeyType.ED25519,
+    quota: int = 100,
+    kek: bytes = KEK,
+) -> tuple[SqliteDatabase, Broker]:
+    """A broker over a node-like database at `path` (node.db), its vault sealed under `kek`."""
+    db = SqliteDatabase(path)
+    vault = SoftwareVault(SqliteKeyStore(db), kek)
+    broker = Broker(db, vault, now=now, policy=policy, audit=audit, key_type=key_type, quota=quota)
+    return db, broker
+
+
+@dataclass
+class Leaks:
+    """Everything a test produced that a secret must not appear in: log records, exception
+    texts and tracebacks, responses."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def add(self, *items: object) -> None:
+        for item in items:
+            if isinstance(item, BaseException):
+                self.texts.append("".join(traceback.format_exception(item)))
+                self.texts.append(repr(item))
+            elif isinstance(item, bytes | bytearray):
+                self.texts.append(bytes(item).decode("latin-1"))
+            else:
+                self.texts.append(str(item))
+                self.texts.append(repr(item))
+
+    def assert_clean(self, *secrets: str) -> None:
+        assert self.texts, "nothing was captured: the scan cannot fail"
+        for secret in secrets:
+            for text in self.texts:
+                assert secret not in text, f"secret leaked into: {text[:200]!r}"
+
+
+@contextmanager
+def captured_logs(leaks: Leaks) -> Iterator[None]:
+    """Capture every log record (all loggers, DEBUG) into `leaks` while the block runs."""
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            leaks.texts.append(self.format(record))
+            if record.exc_info:
+                leaks.texts.append("".join(traceback.format_exception(*record.exc_info)))
+
+    handler = _Collect(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)

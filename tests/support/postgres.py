@@ -1,0 +1,93 @@
+"""A real PostgreSQL server for the postgres lease-engine tests, started from this machine's
+binaries by pytest-postgresql's process fixture through `pg_ctl_as_postgres` (research notes
+§3): 127.0.0.1 (the fixture's readiness check is TCP), password authentication (with `trust`,
+VALID UNTIL is never checked). Skipped with a reason when PostgreSQL is not installed, unless
+TROTH_REQUIRE_PG=1 (set by `make test` when the binaries are there)."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WRAPPER = Path(__file__).with_name("pg_ctl_as_postgres")
+ADMIN_PASSWORD = "canary-pg-admin-" + os.urandom(12).hex()
+"""The admin password: the postgres engine's upstream secret, and a canary the tests scan for."""
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def connect(self, **changes: Any) -> Any:
+        import psycopg
+
+        args: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.dbname,
+            "autocommit": True,
+        }
+        args.update(changes)
+        return psycopg.connect(**args)
+
+
+def pg_ctl_path() -> str | None:
+    """The pg_ctl the wrapper will run, or None when PostgreSQL is not installed."""
+    explicit = os.environ.get("TROTH_PG_CTL")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    if shutil.which("pg_config"):
+        bindir = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if bindir and os.access(os.path.join(bindir, "pg_ctl"), os.X_OK):
+            return os.path.join(bindir, "pg_ctl")
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return found[-1] if found else None
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("TROTH_REQUIRE_PG") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+factories: Any
+try:
+    factories = importlib.import_module("pytest_postgresql.factories")
+except ImportError:  # the dev extra is not installed: the fixture below skips
+    factories = None
+else:
+    troth_pg_proc = factories.postgresql_proc(
+        executable=str(WRAPPER), host="127.0.0.1", port=None, password=ADMIN_PASSWORD
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> PgServer:
+    """One PostgreSQL server for the session (its data directory under pytest's basetemp)."""
+    if factories is None:
+        _missing("pytest-postgresql is not installed (pip install -e '.[dev]')")
+    pytest.importorskip("psycopg")
+    if pg_ctl_path() is None:
+        _missing(
+            "PostgreSQL is not installed (apt-get install postgresql; make test does it as root)"
+        )
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        _missing("running as root needs runuser to start PostgreSQL as 'postgres'")
+    proc = request.getfixturevalue("troth_pg_proc")
+    return PgServer(proc.host, proc.port, proc.user, ADMIN_PASSWORD, "postgres")
