@@ -24,7 +24,7 @@ from troth.channel import ChannelSettings, RouteProblem, route_error
 from troth.cli.main import cli
 from troth.credentials import Attributes
 from troth.encoding import cbor
-from troth.errors import ConfigError, Denied, RemoteError, RoutingError
+from troth.errors import ChannelError, ConfigError, Denied, RemoteError, RoutingError
 from troth.node import init_node, open_node
 from troth.node.channels import ChannelLimits
 from troth.node.links import Backoff, LinkState
@@ -112,6 +112,36 @@ def _superseded(a: NodeRuntime, rotated: Any) -> bool:
     feed = next(iter(a.feeds.values()))
     found = feed.supersession(rotated.identifier)
     return found is not None and found.change_hash == rotated.current_change_hash
+
+
+def test_a_reconnect_expects_the_identity_that_answered_before(tmp_path: Path) -> None:
+    """Another node listening at the hub's address while the hub is down is refused: the
+    link reconnects to the identity it had, never to whoever answers there."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        hub_id = net.authority.identifier
+        impostor: list[NodeRuntime] = []
+
+        async def impostor_answers() -> None:
+            impostor.append(await net.node("impostor", listen=("hub", 4000)))
+            await until(lambda: "answered" in (b.link_rows()[0].error or ""))
+            error = b.link_rows()[0].error or ""
+            assert f"expected {hub_id}, but {net.identifier(impostor[0])} answered" in error
+            assert link_state(b) is not LinkState.CONNECTED
+            with pytest.raises(ChannelError, match="expected"):
+                await b.create_relay("b", HUB)  # pinned for the node's own requests too
+            await impostor[0].tcp.close()
+            await impostor[0].stop()
+
+        await crash_and_restart_hub(net, down=impostor_answers)
+        await until(lambda: link_state(b) is LinkState.CONNECTED)
+        assert net.hub is not None
+        assert net.hub.status()["services"]["relay"]["b"]["state"] == "up"
+
+    run_memnet(test, tmp_path)
 
 
 def test_relay_names_stay_with_their_owners_across_a_restart_of_the_hub(tmp_path: Path) -> None:

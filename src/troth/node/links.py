@@ -26,6 +26,7 @@ import contextlib
 import enum
 import logging
 import random as _random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -140,7 +141,7 @@ class Link:
     attempts: int = 0
     """Attempts that failed since the channel was lost."""
     retry_at: float | None = None
-    """When the next attempt starts (loop time), while reconnecting."""
+    """When the next attempt starts (time.monotonic), while reconnecting."""
     error: str | None = None
     """Why the last attempt failed."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -254,11 +255,10 @@ class Links:
         task.add_done_callback(forget)
 
     async def _reconnect(self, link: Link) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if link.state is LinkState.RECONNECTING:
                 delay = self.backoff.delay(link.attempts, self.random)
-                link.retry_at = loop.time() + delay
+                link.retry_at = time.monotonic() + delay
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await link.wake.wait()
@@ -289,7 +289,7 @@ class Links:
 
     def rows(self) -> list[LinkRow]:
         """One row per link, by route."""
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         return [
             LinkRow(
                 link.route,
