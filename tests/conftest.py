@@ -88,3 +88,11 @@ def softhsm() -> Iterator[SoftHsm]:
     )
     yield SoftHsm(module, label, pin)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the SoftHSM2 token carries the `hsm` marker, so `pytest -m hsm`
+    runs exactly the PKCS#11 tests (and `-m 'not hsm'` leaves them out)."""
+    for item in items:
+        if "softhsm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.hsm)

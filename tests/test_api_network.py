@@ -113,7 +113,8 @@ def test_a_channel_pins_the_expected_peer_and_a_stranger_is_refused() -> None:
                     with pytest.raises(troth.Denied) as denied:
                         await ch.call("echo", "echo", "hi")
                     assert (
-                        "holds no credential from an authority it trusts" in denied.value.reasons[0]
+                        "holds no credential from an authority acme trusts"
+                        in denied.value.reasons[0]
                     )
                 async with member.connect(running.address, expect=None) as channel:
                     assert await channel.call("echo", "echo", "hi") == "hi"

@@ -649,3 +649,64 @@ def test_the_authoritys_own_view_of_its_feed(setup: Setup) -> None:
     assert grown.supersession(setup.id("early")) == synced.supersession(setup.id("early"))
     assert grown.supersession(setup.id("early")) is not None
     assert setup.id("early").digest not in own.revoked_identities
+
+
+# -- crash-safe enrollment: one redemption, one credential (issue 9) ------------------------------
+
+
+def issued_to(setup: Setup, name: str, now: int = NOW) -> list[bytes]:
+    return setup.authority.store.unexpired_issued(setup.id(name).digest, now)
+
+
+def test_a_repeated_enrollment_gets_the_credential_already_issued(setup: Setup) -> None:
+    """The answer to an enrollment was lost (a crash on either side): the member enrolls again
+    with the same ticket, now used up, and gets the same credential. Repeating it 100 times
+    takes no use and issues nothing."""
+    ticket = setup.ticket()
+    first = setup.enroll("alice", ticket)
+    for step in range(1, 101):
+        assert setup.enroll("alice", ticket, now=NOW + step).encode() == first.encode()
+    assert issued_to(setup, "alice") == [first.credentials[0].hash]
+    assert setup.authority.store.count_redemptions(setup.id("alice").digest) == 1
+    with pytest.raises(AuthorityError) as caught:  # the code is used up for anyone else
+        setup.enroll("bob", ticket)
+    assert caught.value.reason is A.TICKET_UNKNOWN
+    assert setup.authority.store.count_redemptions(setup.id("bob").digest) == 0
+
+
+def test_a_repeat_takes_no_second_use_of_a_multi_use_ticket(setup: Setup) -> None:
+    ticket = setup.ticket(uses=2)
+    setup.enroll("alice", ticket)
+    setup.enroll("alice", ticket)  # a repeat
+    setup.enroll("bob", ticket)  # the second use is still there
+    with pytest.raises(AuthorityError) as caught:
+        setup.enroll("carol", ticket)
+    assert caught.value.reason is A.TICKET_UNKNOWN
+
+
+def test_a_repeat_after_the_tickets_window_is_refused(setup: Setup) -> None:
+    ticket = setup.ticket(ttl=60)
+    setup.enroll("alice", ticket, now=NOW + 59)
+    with pytest.raises(AuthorityError) as caught:
+        setup.enroll("alice", ticket, now=NOW + 60)
+    assert caught.value.reason is A.TICKET_UNKNOWN
+
+
+def test_a_removed_member_cannot_repeat_its_enrollment(setup: Setup) -> None:
+    ticket = setup.ticket()
+    setup.enroll("alice", ticket)
+    setup.authority.remove_member(setup.id("alice"), now=NOW)
+    with pytest.raises(AuthorityError) as caught:
+        setup.enroll("alice", ticket, now=NOW + 1)
+    assert caught.value.reason is A.NOT_A_MEMBER
+
+
+def test_a_repeat_teaches_the_members_newer_history(setup: Setup) -> None:
+    ticket = setup.ticket()
+    first = setup.enroll("alice", ticket)
+    rotated = setup.agents.identities.rotate("alice", now=NOW + 1)
+    assert setup.enroll("alice", ticket, now=NOW + 2).encode() == first.encode()
+    assert supersession_of(setup, setup.id("alice"), NOW + 2) == (
+        2,
+        rotated.identity.current_change_hash,
+    )

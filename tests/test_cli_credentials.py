@@ -21,7 +21,7 @@ def world(tmp_path: Path) -> dict[str, str]:
     authority = run_json("authority", "create", "acme")["identifier"]
     ids = {"authority": authority, "dir": str(tmp_path)}
     for name in ("customer", "support", "sub", "sibling"):
-        ids[name] = run_json("identity", "create", "--name", name)["identifier"]
+        ids[name] = run_json("identity", "create", name)["identifier"]
     ticket = run(
         "authority",
         "ticket",
@@ -35,7 +35,7 @@ def world(tmp_path: Path) -> dict[str, str]:
         "--attr",
         "orders.access=write",
     ).stdout.strip()
-    enrolled = run_json("enroll", ticket, "--identity", "customer")
+    enrolled = run_json("enroll", ticket, "--as", "customer")
     assert enrolled["attributes"] == {"orders.access": ["read", "write"], "orders.customer": "4471"}
     return ids
 
@@ -47,7 +47,7 @@ def delegate(
     args = [
         "credential",
         "delegate",
-        "--from",
+        "--as",
         frm,
         "--to",
         world[to],
@@ -73,7 +73,7 @@ def verify(world: dict[str, str], path: str | Path, *extra: str, code: int = 0) 
 
 def test_enroll_delegate_verify(world: dict[str, str]) -> None:
     delegate(world, "customer", "support", "d1", "orders.customer=4471", "orders.access=read")
-    run("credential", "import", str(Path(world["dir"]) / "d1"), "--identity", "support")
+    run("credential", "import", str(Path(world["dir"]) / "d1"), "--as", "support")
     delegate(world, "support", "sub", "d2", "orders.customer=4471", ttl="10m")
     report = verify(world, str(Path(world["dir"]) / "d2"), "--authority", "acme")
     assert report["valid"] is True
@@ -104,15 +104,16 @@ def test_amplification_refused(world: dict[str, str]) -> None:
     result = delegate(world, "customer", "support", "x", "orders.access=delete", code=1)
     assert "amplifies" in result.stderr
     result = delegate(world, "customer", "support", "x", "orders.customer=4471", ttl="2h", code=1)
-    assert "expires after the parent" in result.stderr
+    assert "delegation expires after its parent (parent expires " in result.stderr
+    assert result.stderr.rstrip().endswith("or less")
 
 
 def test_verify_fails_closed(world: dict[str, str]) -> None:
     out = Path(world["dir"]) / "own"
-    run("credential", "export", "--identity", "customer", "--out", str(out))
+    run("credential", "export", "customer", "--out", str(out))
     report = verify(world, str(out), code=1)
     assert report["reason"] == "no revocation feed for the authority"
-    other = run_json("identity", "create", "--name", "stranger")["identifier"]
+    other = run_json("identity", "create", "stranger")["identifier"]
     report = run_json(
         "credential", "verify", str(out), "--trust", other, "--authority", "acme", code=1
     )
@@ -123,13 +124,13 @@ def test_verify_fails_closed(world: dict[str, str]) -> None:
 
 def test_revocations(world: dict[str, str]) -> None:
     delegate(world, "customer", "support", "d1", "orders.customer=4471")
-    run("credential", "import", str(Path(world["dir"]) / "d1"), "--identity", "support")
+    run("credential", "import", str(Path(world["dir"]) / "d1"), "--as", "support")
     delegate(world, "support", "sub", "d2", "orders.customer=4471", ttl="10m")
     delegate(world, "customer", "sibling", "s1", "orders.customer=4471", ttl="10m")
     d2 = str(Path(world["dir"]) / "d2")
     middle = run_json("credential", "show", d2)["chain"][1]["id"]
     result = run(
-        "revoke", "link", middle, "--chain", d2, "--by", "sub", "--authority", "acme", code=1
+        "revoke", "link", middle, "--chain", d2, "--as", "sub", "--authority", "acme", code=1
     )
     assert "upstream" in result.stderr
     run(
@@ -138,7 +139,7 @@ def test_revocations(world: dict[str, str]) -> None:
         middle,
         "--chain",
         d2,
-        "--by",
+        "--as",
         "customer",
         "--authority",
         "acme",
@@ -179,7 +180,7 @@ def test_members_and_tickets(world: dict[str, str]) -> None:
     )
     assert ticket["uses"] == 2
     assert ticket["ticket"].startswith("troth-ticket:")
-    run("enroll", ticket["ticket"], "--identity", "support")
+    run("enroll", ticket["ticket"], "--as", "support")
     assert run_json("authority", "members", "show", world["support"], "--authority", "acme")[
         "attributes"
     ] == {"troth.role": "enroller"}
@@ -187,18 +188,18 @@ def test_members_and_tickets(world: dict[str, str]) -> None:
     assert len(removed["revoked_credentials"]) == 1
     run("authority", "members", "show", world["customer"], "--authority", "acme", code=1)
     run("authority", "ticket", "create", "--authority", "acme", "--ttl", "soon", code=2)
-    run("enroll", "troth-ticket:garbage", "--identity", "sub", code=1)
+    run("enroll", "troth-ticket:garbage", "--as", "sub", code=1)
     run(
         "enroll",
         ticket["ticket"].replace("troth-ticket:", "troth-tickt:"),
-        "--identity",
+        "--as",
         "sub",
         code=1,
     )
 
 
 def test_refresh(world: dict[str, str]) -> None:
-    refreshed = run_json("credential", "refresh", "--identity", "customer")
+    refreshed = run_json("credential", "refresh", "customer")
     assert refreshed["authority"] == world["authority"]
     assert len(run_json("credential", "show", "customer")) == 2
 
@@ -208,12 +209,11 @@ def test_vc_export_and_verify(world: dict[str, str], tmp_path: Path) -> None:
     run(
         "credential",
         "export",
+        world["customer"],
         "--format",
         "vc",
         "--authority",
         "acme",
-        "--subject",
-        world["customer"],
         "--out",
         str(vc),
     )
@@ -247,7 +247,7 @@ def test_revocation_quota_and_idempotent_revocation(world: dict[str, str]) -> No
 
 def test_a_bad_feed_file_is_refused(world: dict[str, str]) -> None:
     out = Path(world["dir"]) / "own"
-    run("credential", "export", "--identity", "customer", "--out", str(out))
+    run("credential", "export", "customer", "--out", str(out))
     bad = Path(world["dir"]) / "bad-feed"
     for content in (b"", b"\x5a\xff\xff\xff\xff", b"\x41\x00"):
         bad.write_bytes(content)
@@ -274,13 +274,13 @@ def test_stolen_backup_rollback_end_to_end(world: dict[str, str], troth_home: Pa
     delegate(world, "customer", "support", "owner", "orders.customer=4471")
     assert verify(world, Path(world["dir"]) / "owner", "--authority", "acme")["valid"] is True
     human = run("identity", "rotate", "customer")
-    assert f"announced to {world['authority']}" in human.stdout
+    assert f"announced to acme ({world['authority'][:5]}…" in human.stdout
 
 
 def test_an_unreachable_authority_is_a_warning(world: dict[str, str], troth_home: Path) -> None:
     far = run_json("authority", "create", "far")["identifier"]
     ticket = run("authority", "ticket", "create", "--authority", "far").stdout.strip()
-    run("enroll", ticket, "--identity", "sub")
+    run("enroll", ticket, "--as", "sub")
     shutil.rmtree(troth_home / "nodes" / "far")  # it lives elsewhere now, at a dead address
     with open_node("default") as node:
         node.wallet.trust(Identifier.parse(far), "/tcp/127.0.0.1:9", now=int(time.time()))

@@ -29,17 +29,17 @@ def world(tmp_path: Path) -> dict[str, str]:
     """An authority `acme` with a member `customer` (enrolled) and two more identities."""
     ids = {"authority": run_json("authority", "create", "acme")["identifier"], "dir": str(tmp_path)}
     for name in ("customer", "support", "sub"):
-        ids[name] = run_json("identity", "create", "--name", name)["identifier"]
+        ids[name] = run_json("identity", "create", name)["identifier"]
     ids["ticket"] = run(
         "authority", "ticket", "create", "--authority", "acme", "--uses", "3"
     ).stdout.strip()
-    run("enroll", ids["ticket"], "--identity", "customer")
+    run("enroll", ids["ticket"], "--as", "customer")
     return ids
 
 
 def export_vc(world: dict[str, str], out: Path) -> dict[str, Any]:
-    args = ("--authority", "acme", "--subject", world["customer"], "--out", str(out))
-    return run_json("credential", "export", "--format", "vc", *args)  # type: ignore[no-any-return]
+    args = ("--authority", "acme", "--out", str(out))
+    return run_json("credential", "export", world["customer"], "--format", "vc", *args)  # type: ignore[no-any-return]
 
 
 def verify_vc(world: dict[str, str], path: Path, *extra: str, code: int = 0) -> Any:
@@ -56,7 +56,7 @@ def verify_vc(world: dict[str, str], path: Path, *extra: str, code: int = 0) -> 
     [
         (("identity", "verify", "/dev/zero"), limits.MAX_IDENTITY_HISTORY_BYTES),
         (("identity", "import", "/dev/zero"), limits.MAX_IDENTITY_HISTORY_BYTES),
-        (("credential", "import", "/dev/zero", "--identity", "x"), limits.MAX_CHAIN_BYTES),
+        (("credential", "import", "/dev/zero", "--as", "x"), limits.MAX_CHAIN_BYTES),
         (("credential", "verify", "/dev/zero", "--trust", "T" + "0" * 64), limits.MAX_CHAIN_BYTES),
         (
             ("credential", "verify", "--format", "vc", "/dev/zero", "--trust", "T" + "0" * 64),
@@ -91,7 +91,7 @@ def test_missing_input_file_is_an_io_error(tmp_path: Path) -> None:
     for args in (
         ("identity", "verify", missing),
         ("identity", "import", missing),
-        ("credential", "import", missing, "--identity", "x"),
+        ("credential", "import", missing, "--as", "x"),
         ("credential", "verify", missing, "--trust", "T" + "0" * 64),
     ):
         result = run(*args, code=4)
@@ -168,7 +168,7 @@ FORGED = "resolve complaint\n  link 5: forged -> T00\r\x1b[2K\x1b[1A\u202etxt"
 def test_escape_sequences_cannot_forge_verify_output(world: dict[str, str], tmp_path: Path) -> None:
     chain = tmp_path / "d1"
     run(
-        *("credential", "delegate", "--from", "customer", "--to", world["support"]),
+        *("credential", "delegate", "--as", "customer", "--to", world["support"]),
         *("--ttl", "30m", "--purpose", FORGED, "--caveat", "true\n  caveat: forged"),
         *("--out", str(chain)),
     )
@@ -207,7 +207,7 @@ def test_errors_and_notes_are_escaped(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_enroll_reads_the_ticket_from_stdin(world: dict[str, str]) -> None:
     result = run_with_input(
-        "enroll", "-", "--identity", "support", "--json", stdin=world["ticket"].encode() + b"\n"
+        "enroll", "-", "--as", "support", "--json", stdin=world["ticket"].encode() + b"\n"
     )
     assert json.loads(result.stdout)["authority"] == world["authority"]
 
@@ -216,9 +216,9 @@ def test_enroll_reads_the_ticket_from_a_file(world: dict[str, str], tmp_path: Pa
     ticket = tmp_path / "ticket"
     ticket.write_text(world["ticket"] + "\n")
     ticket.chmod(0o600)
-    assert run_json("enroll", str(ticket), "--identity", "sub")["authority"] == world["authority"]
+    assert run_json("enroll", str(ticket), "--as", "sub")["authority"] == world["authority"]
     ticket.write_bytes(b"x" * (limits.MAX_TICKET_TEXT + 1))
-    result = run("enroll", str(ticket), "--identity", "sub", code=4)
+    result = run("enroll", str(ticket), "--as", "sub", code=4)
     assert f"file is larger than {limits.MAX_TICKET_TEXT} bytes" in result.stderr
 
 
@@ -226,14 +226,14 @@ def test_enroll_reads_the_ticket_from_a_file(world: dict[str, str], tmp_path: Pa
     "argument", ["troth-ticket:AAAA", "troth-ticket:garbage!", "troth-ticket:", "nonexistent"]
 )
 def test_enroll_says_what_is_not_a_ticket(world: dict[str, str], argument: str) -> None:
-    result = run("enroll", argument, "--identity", "support", code=1)
+    result = run("enroll", argument, "--as", "support", code=1)
     assert result.stderr.startswith("troth: not a troth ticket (")
     if argument == "nonexistent":
         assert argument not in result.stderr  # a mistyped ticket is never echoed
 
 
 def test_enroll_refuses_binary_on_stdin(world: dict[str, str]) -> None:
-    result = run_with_input("enroll", "-", "--identity", "support", stdin=b"\xff\xfe", code=1)
+    result = run_with_input("enroll", "-", "--as", "support", stdin=b"\xff\xfe", code=1)
     assert "not a troth ticket" in result.stderr
 
 

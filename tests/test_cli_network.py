@@ -51,58 +51,84 @@ def test_three_nodes_through_a_relay(running: None, troth_home: Path) -> None:
         "authority", "ticket", "create", "--authority", "hub", "--attr", "agents.team=x"
     )
     assert ticket_a["ticket"].startswith("troth-ticket:")
-    troth("enroll", ticket_a["ticket"], "--identity", "a", "--node", "a")  # a: not running
+    troth("enroll", ticket_a["ticket"], "--as", "a", "--node", "a")  # a: not running
     troth("node", "start", "b")  # b: running, no listening port
     ticket_b = troth_json(
         "authority", "ticket", "create", "--authority", "hub", "--attr", "troth.relay=b"
     )["ticket"]
-    troth("enroll", ticket_b, "--identity", "b", "--node", "b")
-    relay = troth_json("relay", "create", "b", "--at", hub, "--from", "b")
+    troth("enroll", ticket_b, "--as", "b", "--node", "b")
+    relay = troth_json("relay", "create", "b", "--at", hub, "--node", "b")
     assert relay["route"] == f"{hub}/relay/b"
-    reply = troth_json(
-        "message", "send", "--from", "a", "--to", f"{hub}/relay/b/service/echo", "hello b"
-    )
+    reply = troth_json("message", "send", f"{hub}/relay/b/service/echo", "hello b", "--node", "a")
     assert reply == {"reply": "hello b"}
     channels = troth_json("channel", "list", "--node", "b")
     assert any(row["state"] == "open" for row in channels)
-    created = troth_json("channel", "create", "--from", "a", "--to", hub)
+    created = troth_json("channel", "create", hub, "--node", "a")
     assert created["peer"] == status["identifier"]
     pinned = troth_json(
         "message",
         "send",
-        "--from",
-        "a",
-        "--to",
         f"{hub}/service/echo",
+        "pinned",
+        "--node",
+        "a",
         "--expect",
         status["identifier"],
-        "pinned",
     )
     assert pinned == {"reply": "pinned"}
     b_id = troth_json("node", "status", "b")["identifier"]
     wrong = troth(
         "message",
         "send",
-        "--from",
-        "a",
-        "--to",
         f"{hub}/service/echo",
+        "x",
+        "--node",
+        "a",
         "--expect",
         b_id,
-        "x",
         code=1,
     )
-    assert f"expected {b_id}, but {status['identifier']} answered" in wrong.stderr
+    short = status["identifier"][:5]
+    assert f"expected b ({b_id[:5]}…{b_id[-4:]}), but hub ({short}…" in wrong.stderr
     shown = troth("node", "status", "hub").stdout
-    assert "channels.handshakes_started:" in shown
-    assert "tcp.accepted:" in shown
+    assert "channels counters: handshakes started " in shown
+    assert "tcp counters:      accepted " in shown
+    assert "None" not in shown
+    assert "{" not in shown
     refused = troth(
-        "message", "send", "--from", "stranger", "--to", f"{hub}/relay/b/service/echo", "x", code=1
+        "message", "send", f"{hub}/relay/b/service/echo", "x", "--node", "stranger", code=1
     )
-    assert "peer not allowed" in refused.stderr
+    assert "troth: stranger refused b (" in refused.stderr  # who refused whom, and why
+    assert "stranger trusts no authority yet: enroll it with one first" in refused.stderr
     listed = {row["name"]: row["running"] for row in troth_json("node", "list")}
     assert listed == {"hub": True, "a": False, "b": True, "stranger": False}
     assert troth_json("node", "stop", "b") == {"name": "b", "stopped": True}
-    troth("relay", "create", "b", "--at", hub, "--from", "b", code=2)  # not running: NotFound
+    troth("relay", "create", "b", "--at", hub, "--node", "b", code=3)  # not running: config
     log = (troth_home / "nodes" / "hub" / "node.log").read_text()
     assert "node hub running" in log
+
+
+def test_a_refused_relay_says_who_refused_whom_and_why(running: None) -> None:
+    """The README's failure: `relay create` from a node that trusts no authority yet, then from
+    one whose credential lacks troth.relay=NAME; each message names both sides and the fix."""
+    troth("authority", "create", "hub")
+    hub = "/tcp/" + troth_json("node", "start", "hub", "--tcp-listen", "127.0.0.1:0")["listening"]
+    troth("node", "create", "b")
+    troth("node", "start", "b")
+    refused = troth("relay", "create", "b", "--at", hub, "--node", "b", code=1)
+    assert refused.stderr.startswith("troth: b refused hub (T")
+    assert refused.stderr.endswith(
+        "it holds no credential from an authority b trusts (b trusts no authority yet: enroll "
+        "it with one first)\n"
+    )
+    ticket = troth("authority", "ticket", "create", "--authority", "hub").stdout.strip()
+    troth("enroll", ticket, "--as", "b", "--node", "b")
+    denied = troth("relay", "create", "b", "--at", hub, "--node", "b", code=1)
+    assert denied.stderr.startswith("troth: hub refused b (T")
+    assert "troth.relay attribute troth.relay=b (or troth.relay=*)" in denied.stderr
+    assert "--attr troth.relay=b" in denied.stderr
+    as_json = troth("relay", "create", "b", "--at", hub, "--node", "b", "--json", code=1)
+    assert as_json.stderr == ""
+    report = json.loads(as_json.stdout)
+    assert report["error"] == "Denied"
+    assert report["reasons"][0].startswith("hub refused T")

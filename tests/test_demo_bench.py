@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -34,6 +35,11 @@ CHAPTERS = {
     ],
 }
 NEVER = {1: "accepted (this must never happen)", 2: "must never happen", 3: "must never happen"}
+BENCH_EXTRA = ("biscuit_auth", "noise")
+needs_bench_extra = pytest.mark.skipif(
+    any(importlib.util.find_spec(module) is None for module in BENCH_EXTRA),
+    reason="the bench extra is missing (biscuit-python, noiseprotocol): pip install -e '.[bench]'",
+)
 
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))
@@ -51,6 +57,7 @@ def test_demo_unknown_chapter() -> None:
     assert result.exit_code == 2
 
 
+@needs_bench_extra
 def test_bench_json_shape() -> None:
     result = CliRunner().invoke(cli, ["bench", "--quick", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

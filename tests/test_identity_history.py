@@ -123,13 +123,29 @@ def test_unknown_history_version_and_type() -> None:
     rejects(raw_history(entries, type_tag="troth.identity.histories"), F.UNKNOWN_TYPE)
 
 
-def test_checkpoint_slot_must_be_null() -> None:
-    """The 4th history element is reserved for checkpoints; version 2 requires null."""
+def test_checkpoint_slot_is_null_or_a_checkpoint() -> None:
+    """The 4th history element is null (every change from the first) or
+    [identifier (32), authority (32), index >= 1]; anything else is malformed."""
     _, changes, _ = honest_history(2)
     entries = [c.to_cbor() for c in changes]
-    checkpoints: list[object] = [b"", b"\x00" * 32, 0, [], False]
+    ident, authority = b"\x01" * 32, b"\x02" * 32
+    checkpoints: list[object] = [
+        b"",
+        b"\x00" * 32,
+        0,
+        [],
+        False,
+        [ident, authority],
+        [ident, authority, 0],  # a history from change 0 has no checkpoint
+        [ident, authority, -1],
+        [ident, authority, limits.MAX_CHANGE_INDEX + 1],
+        [ident[:31], authority, 1],
+        [ident, authority[:31], 1],
+        [ident, authority, 1, None],
+        [ident, authority, "1"],
+    ]
     for checkpoint in checkpoints:
-        with pytest.raises(DecodeError, match="checkpoint slot"):
+        with pytest.raises(DecodeError, match="checkpoint"):
             decode_history(raw_history(entries, checkpoint=checkpoint))
         rejects(raw_history(entries, checkpoint=checkpoint), F.MALFORMED)
     rejects(cbor.encode([HISTORY_TYPE, 2, entries]), F.MALFORMED)  # the version-1 shape

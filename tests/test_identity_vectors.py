@@ -72,3 +72,39 @@ def test_next_key_digests_commit_to_the_listed_keys(vector: dict[str, Any]) -> N
         assert vector[f"{change}_next_key_digest"] == digest
     two = verify_history(bytes.fromhex(vector["history2"]), now=vector["rotated_at"])
     assert two.current_key == publics[1]  # the rotation revealed the committed key
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["key_type"])
+def test_checkpointed_history(vector: dict[str, Any]) -> None:
+    """`history2_from_change1`: the same identity presented from change 1, its checkpoint
+    naming the listed authority (formats.md, "Checkpointed histories")."""
+    import hashlib
+
+    from troth.errors import IdentityError, IdentityFailure
+    from troth.identity import Checkpoint
+
+    now = vector["rotated_at"] + 3600
+    data = bytes.fromhex(vector["history2_from_change1"])
+    change1 = hashlib.sha256(bytes.fromhex(vector["change1_body"])).digest()
+    expected = Checkpoint(
+        Identifier.parse(vector["identifier"]).digest,
+        bytes.fromhex(vector["checkpoint_authority"]),
+        1,
+    )
+    seen: list[tuple[Checkpoint, bytes]] = []
+
+    def attests(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        seen.append((checkpoint, change_hash))
+        return True
+
+    identity = verify_history(data, now=now, checkpoints=attests)
+    assert seen == [(expected, change1)]
+    assert str(identity.identifier) == vector["identifier"]
+    assert identity.history == data
+    assert (
+        identity.current_key
+        == verify_history(bytes.fromhex(vector["history2"]), now=now).current_key
+    )
+    with pytest.raises(IdentityError) as caught:
+        verify_history(data, now=now)
+    assert caught.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT

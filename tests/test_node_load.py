@@ -209,7 +209,7 @@ def test_junk_injected_at_a_relayed_nodes_channel_ends_closes_nothing(nodes: Nod
     completes."""
     net = hub_and_member(nodes)
     b = enroll_and_start(nodes, "b", ("agents.team=x", "troth.relay=b"))
-    run("relay", "create", "b", "--at", net.hub.address, "--from", "b")
+    run("relay", "create", "b", "--at", net.hub.address, "--node", "b")
     relayed = f"{net.hub.address}/relay/b/service/echo"
     timed_echo(relayed)  # a's channel to b, through the relay
     enroll_and_start(nodes, "c", ("agents.team=x",))

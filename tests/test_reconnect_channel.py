@@ -17,9 +17,9 @@ from troth.channel import (
     ChannelSettings,
     ChannelState,
     DropReason,
+    NotRouted,
     RouteProblem,
     SecureChannel,
-    Unreachable,
     parse_route_error,
     route_error,
     split_packet,
@@ -199,7 +199,7 @@ def test_a_route_error_ends_only_a_handshake_awaiting_message_2(world: World) ->
     (first,) = a.outgoing()
     error = route_error(RouteProblem.RELAY_NOT_FOUND)
     assert len(error) <= len(first)  # never more than the message 1 it answers
-    assert a.receive(error, 0) == [Unreachable(RouteProblem.RELAY_NOT_FOUND)]
+    assert a.receive(error, 0) == [NotRouted(RouteProblem.RELAY_NOT_FOUND)]
     assert a.state is S.AWAITING_MESSAGE_2  # unauthenticated: no state changed
     # the genuine message 2 still completes the handshake
     b = world.responder(QUICK)

@@ -20,7 +20,8 @@
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
     ├── RoutingError           a message could not be routed (no route: default deny of the
-    │                          router's allow-sets)
+    │   │                      router's allow-sets)
+    │   └── Unreachable        the next hop could not be reached (connection refused, timed out)
     ├── Denied                 the node's access decision refused a request (`reasons` say who
     │                          refused whom and why)
     ├── RemoteError            a service answered a request with an error
@@ -29,7 +30,8 @@
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
 CredentialError, AuthorityError, ConflictError, Denied, SecretError); 2 usage (bad arguments,
-NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError).
+NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError, Unreachable, a channel
+timeout).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = [
     "SecretFailure",
     "StorageError",
     "TrothError",
+    "Unreachable",
     "UnsupportedKeyType",
     "VaultError",
 ]
@@ -157,6 +160,7 @@ class IdentityFailure(enum.Enum):
     FORK = "history forks from the stored copy"
     ROLLBACK = "history is older than the stored copy"
     IDENTIFIER_MISMATCH = "identifier does not match"
+    UNATTESTED_CHECKPOINT = "checkpointed history not attested"
     ATTESTATION_INVALID = "purpose-key attestation invalid"
     ATTESTATION_STALE = "purpose-key attestation made under an older change"
     ATTESTATION_EXPIRED = "purpose-key attestation expired"
@@ -267,6 +271,11 @@ class ChannelError(TrothError):
 
 class RoutingError(TrothError):
     """No route, a bad address, or a destination this source may not reach."""
+
+
+class Unreachable(RoutingError):
+    """The network did not carry a message to its next hop: connection refused, host
+    unreachable, no answer in time (an I/O failure, not a refusal)."""
 
 
 class RemoteError(TrothError):

@@ -19,9 +19,13 @@ MAX_CBOR_ITEMS: Final = 65_536
 
 # -- identity (troth.identity) ---------------------------------------------------------------
 MAX_IDENTITY_CHANGES: Final = 64
-"""Longest change history: a rotation a month for five years fits."""
+"""Most changes in one presented history (all of them, or a checkpointed suffix): a rotation a
+month for five years fits without a checkpoint."""
 MAX_IDENTITY_HISTORY_BYTES: Final = 32 * 1024
-"""Largest encoded change history."""
+"""Largest encoded change history (as presented)."""
+MAX_CHANGE_INDEX: Final = (1 << 32) - 1
+"""Highest change index (an identity may rotate this often in its life; a checkpointed history
+presents its newest changes). A rotation a minute lasts 8,000 years."""
 MAX_CHANGE_BYTES: Final = 512
 """Largest encoded change body (a P-256 change is ~150 bytes)."""
 MAX_ATTESTATION_BYTES: Final = 512

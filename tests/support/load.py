@@ -153,7 +153,7 @@ def enroll_and_start(nodes: Nodes, name: str, attributes: tuple[str, ...]) -> No
     run("node", "create", name)
     options = [word for attribute in attributes for word in ("--attr", attribute)]
     ticket = run_json("authority", "ticket", "create", "--authority", "hub", *options)["ticket"]
-    run("enroll", ticket, "--identity", name, "--node", name)
+    run("enroll", ticket, "--as", name, "--node", name)
     return nodes.start(name)
 
 
@@ -162,7 +162,7 @@ def timed_echo(route: str, sender: str = "a") -> float:
     channel when SENDER has none open on ROUTE, then an echo request); the seconds it took,
     measured by its client. The answer must be the text sent; nothing is retried."""
     start = time.perf_counter()
-    reply = run_json("message", "send", "--from", sender, "--to", route, LEGITIMATE_TEXT)
+    reply = run_json("message", "send", route, LEGITIMATE_TEXT, "--node", sender)
     elapsed = time.perf_counter() - start
     assert reply == {"reply": LEGITIMATE_TEXT}
     return elapsed

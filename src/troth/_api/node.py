@@ -198,8 +198,8 @@ class Node:
         parsed = parse_ticket(ticket)
         if not is_local(parsed.address):
             return run_sync(self._enroll_over_network(ticket, ref))
-        held = enroll_locally(self._stored, parsed, ref, now=self._clock.now())
-        return Credential._of(held)
+        done = enroll_locally(self._stored, parsed, ref, clock=self._clock)
+        return Credential._of(done.enrolled.credential)
 
     async def _enroll_over_network(self, ticket: str, ref: str) -> Credential:
         async with self.serve() as running:

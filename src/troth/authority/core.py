@@ -43,7 +43,8 @@ from troth.errors import (
     DecodeError,
     IdentityError,
 )
-from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
+from troth.faults import crash_point
+from troth.identity import Checkpoint, Identifier, IdentityService, Signer, VerifiedIdentity
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
@@ -188,7 +189,17 @@ class Authority:
             kind=kind,
             now=now,
             known=self.identities.check_known,
+            checkpoints=self._attests,
         )
+
+    def _attests(self, checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        """A requester's checkpointed history: its first change is named by a supersession this
+        authority published, or continues the copy of it the authority stored."""
+        if checkpoint.authority == self.identifier.digest:
+            named = self.store.supersession_hash(checkpoint.identifier, checkpoint.index + 1)
+            if named is not None:
+                return named == change_hash
+        return self.identities.attested_by_store(checkpoint, change_hash)
 
     def _learn(
         self, requester: VerifiedIdentity, now: int, charged_to: Identifier | None = None
@@ -204,7 +215,14 @@ class Authority:
 
     def enroll(self, request: bytes, *, now: int) -> CredentialChain:
         """Redeem the ticket code in a signed enroll request; make (or update) the member and
-        return its credential. The redemption is one atomic conditional write."""
+        return its credential (docs/storage.md, "Recovery rules").
+
+        The redemption is one atomic conditional write, recorded with the credential it issued
+        in the same transaction. A repeat of the same enrollment (a new request by the same
+        identity with the same code, within the ticket's window, even once its uses are
+        gone) is answered with that credential: never a second use, never a second credential.
+        So a member whose answer was lost (a crash on either side) enrolls again and gets it.
+        """
         verified = self._verify(request, "enroll", now)
         try:
             (code,) = verified.arguments
@@ -212,20 +230,39 @@ class Authority:
         except (ValueError, DecodeError):
             raise AuthorityError(_A.REQUEST_INVALID, "enroll takes one ticket code") from None
         member = verified.requester.identifier
+        hashed = code_hash(code)
         with self.store.transaction():
-            redeemed = self.store.redeem_ticket(code_hash(code), now)
+            issued = self.store.find_redemption(hashed, member.digest, now)
+            if issued is not None:
+                if self.store.get_member(member.digest) is None:
+                    raise AuthorityError(_A.NOT_A_MEMBER, "removed since it redeemed this ticket")
+                self._learn(verified.requester, now)
+                return CredentialChain.decode(issued)
+            redeemed = self.store.redeem_ticket(hashed, now)
             if redeemed is None:
                 raise AuthorityError(_A.TICKET_UNKNOWN)
-            granted = Attributes.from_cbor(cbor.decode(redeemed[0]))
+            attributes_cbor, created_by, ticket_expires_at = redeemed
+            granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
             existing = self.store.get_member(member.digest)
             attributes = (
                 granted if existing is None else _member(existing).attributes.merged(granted)
             )
             self.store.put_member(
-                MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), redeemed[1], now)
+                MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
             )
             self._learn(verified.requester, now)
-            return self._issue(member, attributes, now)
+            chain = self._issue(member, attributes, now)
+            self.store.record_redemption(
+                hashed,
+                member.digest,
+                chain.credentials[0].hash,
+                chain.encode(),
+                ticket_expires_at,
+                now,
+            )
+            crash_point("authority.enroll.before-commit")
+        crash_point("authority.enroll.after-commit")
+        return chain
 
     def refresh(self, request: bytes, *, now: int) -> CredentialChain:
         """A fresh credential for a member that proves it is itself (a signed refresh request);
@@ -341,7 +378,7 @@ class Authority:
         except (ValueError, DecodeError):
             raise AuthorityError(_A.REQUEST_INVALID, "revoke takes [id, chain, reason]") from None
         try:
-            links = self._chains.verify_structure(chain, now=now).links
+            links = self._chains.verify_structure(chain, now=now, checkpoints=self._attests).links
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
         position = next((link.index for link in links if link.hash == target), None)

@@ -100,7 +100,7 @@ class AuthorityFeed:
         shorter or different one, unless an entry already says as much; charged to
         `charged_to` (default: the identity itself). Returns the newest supersession's seq
         (None for a one-change history)."""
-        changes = len(identity.changes)
+        changes = identity.change_count
         if changes < 2:
             return None
         digest = identity.identifier.digest

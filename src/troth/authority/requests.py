@@ -18,7 +18,14 @@ from typing import Any, Final
 from troth import limits
 from troth.encoding import cbor
 from troth.errors import AuthorityError, AuthorityFailure, DecodeError, IdentityError
-from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history, verify_signed_by
+from troth.identity import (
+    Checkpoints,
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    verify_history,
+    verify_signed_by,
+)
 
 __all__ = ["VerifiedRequest", "make_request", "verify_request"]
 
@@ -54,10 +61,11 @@ def verify_request(
     kind: str,
     now: int,
     known: Callable[[VerifiedIdentity], None] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> VerifiedRequest:
     """Verify a request of `kind` addressed to `authority`, made within the clock skew of `now`;
     `known` raises IdentityError when the requester's history forks from or rolls back a copy
-    the authority stored."""
+    the authority stored; `checkpoints` judges a checkpointed requester history."""
     fail = AuthorityFailure.REQUEST_INVALID
     try:
         body, signature, attestation, history = cbor.expect_array(
@@ -70,7 +78,9 @@ def verify_request(
         addressed = Identifier(cbor.expect_bytes(value[3], "authority", 32))
         requested_at = cbor.expect_int(value[4], "requested_at")
         arguments = cbor.expect_array(value[5], "arguments")
-        identity = verify_history(cbor.expect_bytes(history, "history"), now=now)
+        identity = verify_history(
+            cbor.expect_bytes(history, "history"), now=now, checkpoints=checkpoints
+        )
         verify_signed_by(
             identity,
             cbor.expect_bytes(attestation, "attestation"),

@@ -1,16 +1,35 @@
 """Identity benchmarks: creation (in memory, persisted in batches, persisted one by one) against
-two keygens + signature + hashes, rotation against its keygen + signatures + hashes + seal, and
-history verification against its signature verifications."""
+two keygens + signature + hashes, rotation against its keygen + signatures + hashes + seal,
+history verification against its signature verifications, and the verification of an identity
+rotated 10,000 times (presented from its newest checkpoint) against a fresh one's."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+from troth.bench.credentials_bench import _signer as authority_signer
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
+from troth.credentials import (
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    build_page,
+    feed_genesis,
+    next_head,
+    verify_page,
+)
+from troth.credentials.revocation import feed_checkpoints
 from troth.crypto import KeyType
 from troth.crypto.bench_floor import ed25519_verify_loop, identity_floor, rotation_floor
-from troth.identity import new_identity, rotate_identity, verify_history
+from troth.identity import (
+    Checkpoint,
+    Identifier,
+    VerifiedIdentity,
+    new_identity,
+    rotate_identity,
+    verify_history,
+)
 from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
 
@@ -136,6 +155,80 @@ def _verify(quick: bool) -> list[Measurement]:
     return results
 
 
+LONG_LIFE = 10_000
+"""Rotations of the identity whose verification `identity.verify.after-10k-rotations` times."""
+
+
+def _long_lived(vault: SoftwareVault, authority: Identifier) -> VerifiedIdentity:
+    """An identity rotated LONG_LIFE times, presented as its node would once its authority
+    attested the last change: from that change on (a checkpointed history of one change).
+    Trimmed as it goes, as a node's presented history is, so building it stays linear."""
+    handle, identity, next_key = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8)
+    for step in range(1, LONG_LIFE + 1):
+        retired = handle
+        handle, identity, next_key = rotate_identity(
+            vault, identity, handle, next_key, now=NOW + step, valid_for=10**8
+        )
+        vault.delete(retired)  # as a node does (the in-memory vault keeps 4,096 keys)
+        if len(identity.changes) > 32:
+            checkpoint = Checkpoint(identity.identifier.digest, authority.digest, step)
+            identity = identity.from_checkpoint(checkpoint)
+    return identity.from_checkpoint(
+        Checkpoint(identity.identifier.digest, authority.digest, LONG_LIFE)
+    )
+
+
+def _verify_long_lived(quick: bool) -> list[Measurement]:
+    """Verification of an identity rotated 10,000 times, with the authority's feed attesting
+    its checkpoint, against a fresh identity's (the cost must not grow with the rotations)."""
+    n, rounds = (200, 3) if quick else (1000, 7)
+    vault = SoftwareVault()
+    signer = authority_signer(vault)
+    authority = signer.identity
+    long_lived = _long_lived(vault, authority.identifier)
+    when = NOW + LONG_LIFE + 1
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        long_lived.identifier.digest,
+        long_lived.identifier,
+        when,
+        "",
+        Supersession(LONG_LIFE + 1, long_lived.current_change_hash),
+    ).encode()
+    head = next_head(feed_genesis(authority.identifier), entry)
+    page = build_page(signer, [entry], start=0, head=head, latest=1, now=when)
+    feed = verify_page(page, authority=authority.identifier, now=when)
+    checkpoints = feed_checkpoints({authority.identifier: feed}, now=when, max_staleness=300)
+    fresh = new_identity(vault, KeyType.ED25519, now=NOW, valid_for=10**8).identity.history
+    history = long_lived.history
+
+    def subject(k: int) -> None:
+        for _ in range(k):
+            verify_history(history, now=when, checkpoints=checkpoints)
+
+    def baseline(k: int) -> None:
+        for _ in range(k):
+            verify_history(fresh, now=when)
+
+    value, floor = measure_pair(subject, baseline, n=n, rounds=rounds)
+    ratio = value / floor
+    target, ok = ratio_target(ratio, 1.3)
+    return [
+        Measurement(
+            "identity.verify.after-10k-rotations",
+            value * _US,
+            "us/history",
+            "identity.verify of a fresh identity (one change)",
+            floor * _US,
+            ratio,
+            target,
+            ok,
+            {"rotations": LONG_LIFE, "changes_presented": len(long_lived.changes)},
+        )
+    ]
+
+
 def _rotate(quick: bool) -> list[Measurement]:
     """`IdentityService.rotate` on a persisted node: each rotation turns a fresh one-change
     identity into a two-change one (a typical rotation, not one of a 64-change history)."""
@@ -181,4 +274,5 @@ CASES = [
     Case("identity.create", _create),
     Case("identity.rotate", _rotate),
     Case("identity.verify", _verify),
+    Case("identity.long-life", _verify_long_lived),  # row identity.verify.after-10k-rotations
 ]

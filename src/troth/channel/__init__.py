@@ -12,8 +12,8 @@ from troth.channel.events import (
     DropReason,
     Established,
     Event,
+    NotRouted,
     Received,
-    Unreachable,
 )
 from troth.channel.noise import CipherState, HandshakeState, SymmetricState
 from troth.channel.packets import (
@@ -56,6 +56,7 @@ __all__ = [
     "Established",
     "Event",
     "HandshakeState",
+    "NotRouted",
     "PeerPolicy",
     "ReassemblyBudget",
     "Received",
@@ -64,7 +65,6 @@ __all__ = [
     "RouteProblem",
     "SecureChannel",
     "SymmetricState",
-    "Unreachable",
     "Verdict",
     "VerifiedPeer",
     "is_route_error",

@@ -18,8 +18,8 @@ __all__ = [
     "Dropped",
     "Established",
     "Event",
+    "NotRouted",
     "Received",
-    "Unreachable",
 ]
 
 
@@ -74,7 +74,7 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
-class Unreachable:
+class NotRouted:
     """Instead of message 2, a node on the way answered that it cannot route to the peer (a
     route error: docs/formats.md). Unauthenticated, so the channel's state is unchanged; only
     a handshake still waiting for message 2 reports it, and its host may give up at once
@@ -83,4 +83,4 @@ class Unreachable:
     problem: RouteProblem
 
 
-Event = Established | Accepted | Received | Dropped | Closed | Unreachable
+Event = Established | Accepted | Received | Dropped | Closed | NotRouted

@@ -11,7 +11,7 @@ node that has no relay of the name it was sent to; docs/protocols.md, "Relay not
     CBOR ["troth.route.error", 1, code]        code 1: relay not found
 
 It is not a packet (its third byte is never 0x01) and it is not authenticated: a channel takes
-it only while it waits for message 2, reports it (`Unreachable`) and changes no state; its
+it only while it waits for message 2, reports it (`NotRouted`) and changes no state; its
 host may then give the handshake up, which is all an on-path party could already cause by
 dropping message 1.
 """

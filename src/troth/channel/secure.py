@@ -38,8 +38,8 @@ from troth.channel.events import (
     DropReason,
     Established,
     Event,
+    NotRouted,
     Received,
-    Unreachable,
 )
 from troth.channel.noise import MAX_MESSAGE, PROTOCOL_NAMES, TAGLEN, CipherState, HandshakeState
 from troth.channel.packets import (
@@ -312,10 +312,10 @@ class SecureChannel:
     def receive(self, packet: bytes | bytearray | memoryview, now: int) -> list[Event]:
         """Process one packet (one or more frames) from the peer. Unauthenticated frames come
         back as Dropped; an authenticated violation closes the channel (a Closed event). While
-        it waits for message 2, a route error from a node on the way comes back as Unreachable."""
+        it waits for message 2, a route error from a node on the way comes back as NotRouted."""
         if self.state is _S.AWAITING_MESSAGE_2 and is_route_error(packet):
             try:
-                return [Unreachable(parse_route_error(packet))]
+                return [NotRouted(parse_route_error(packet))]
             except DecodeError as exc:
                 return [self._drop(DropReason.MALFORMED, str(exc))]
         try:

@@ -30,7 +30,13 @@ from troth.errors import (
     CredentialFailure,
     IdentityError,
 )
-from troth.identity import Identifier, VerifiedIdentity, verify_attestation, verify_history
+from troth.identity import (
+    Checkpoints,
+    Identifier,
+    VerifiedIdentity,
+    verify_attestation,
+    verify_history,
+)
 from troth.vault import KeyPurpose
 
 __all__ = [
@@ -82,6 +88,9 @@ class ChannelTrust:
     feeds: Feeds = dict
     known: Callable[[VerifiedIdentity], None] | None = None
     observe: Callable[[VerifiedIdentity], None] | None = None
+    checkpoints: Callable[[int], Checkpoints] | None = None
+    """Given `now`, judges a checkpointed peer history (a long-lived identity presents a
+    suffix attested by its authority's feed); None: such histories are refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +132,8 @@ def verify_peer(
 
 def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> VerifiedIdentity:
     try:
-        identity = verify_history(claim.history, now=now)
+        checkpoints = None if trust.checkpoints is None else trust.checkpoints(now)
+        identity = verify_history(claim.history, now=now, checkpoints=checkpoints)
         if trust.known is not None:
             trust.known(identity)
         key = verify_attestation(

@@ -1,28 +1,53 @@
-"""`troth authority ...`: create an authority, make tickets, manage members."""
+"""`troth authority ...`: create and list authorities, make tickets, manage members."""
 
 from __future__ import annotations
 
 import click
 
 from troth.authority import ADMIN, ENROLLER
-from troth.cli.common import CLOCK, duration_option, home, open_authority_node
+from troth.cli.common import (
+    CLOCK,
+    authority_option,
+    duration_option,
+    home,
+    open_authority_node,
+)
 from troth.cli.output import Reporter, json_command, kv
+from troth.cli.text import attributes, duration, moment
 from troth.credentials import Attributes
 from troth.errors import NotFound
-from troth.identity import Identifier
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 from troth.node.authorities import ticket_address
 
+ATTR_HELP = "key=value to grant (repeat the option; repeat a key for a set of values)."
+REASON_HELP = "Why (recorded in the signed revocation feed)."
+MEMBER = click.argument("member", metavar="IDENTITY")
 
-@click.group("authority")
+
+@click.group(
+    "authority",
+    epilog="""\b
+Example:
+  troth authority create acme
+  troth authority ticket create --authority acme --attr orders.customer=4471
+  troth authority members list --authority acme""",
+)
 def authority_group() -> None:
-    """Authorities: enroll members with one-time tickets, issue credentials, revoke."""
+    """Authorities: enroll members with one-time tickets, issue credentials, revoke.
+
+    An authority lives in a node of the same name; AUTHORITY options take its name or its
+    identifier."""
 
 
 @authority_group.command("create")
 @click.argument("name")
-@duration_option("--credential-ttl", default="1h", show_default=True)
+@duration_option(
+    "--credential-ttl",
+    default="1h",
+    show_default=True,
+    help="How long a member credential lasts (members refresh it: troth credential refresh).",
+)
 @click.option(
     "--depth",
     type=click.IntRange(0, 8),
@@ -63,24 +88,61 @@ def create(
         "delegation_depth": depth,
         "revocation_quota": revocation_quota,
     }
-    reporter.result(data, kv(data))
+    reporter.result(
+        data,
+        kv(
+            {
+                **data,
+                "credential_ttl": duration(credential_ttl),
+                "revocation_quota": f"{revocation_quota} feed entries per member per hour",
+            }
+        ),
+    )
 
 
-@authority_group.group("ticket")
+@authority_group.command("list")
+@json_command
+def list_(reporter: Reporter) -> None:
+    """List the authorities hosted on this machine: name, node, identifier."""
+    rows = [
+        {"name": a.name, "node": a.node, "identifier": str(a.identifier)}
+        for a in reporter.names.authorities()
+    ]
+    width = max((len(r["name"]) for r in rows), default=0)
+    text = "\n".join(f"{r['name']:<{width}}  {r['identifier']}  (node {r['node']})" for r in rows)
+    reporter.result(
+        rows, text or "no authority on this machine (create one with: troth authority create NAME)"
+    )
+
+
+@authority_group.group(
+    "ticket",
+    epilog="""\b
+Example:
+  TICKET=$(troth authority ticket create --authority acme --attr orders.customer=4471)
+  troth enroll "$TICKET" --as customer""",
+)
 def ticket_group() -> None:
-    """Enrollment tickets."""
+    """One-time enrollment tickets: a ticket carries a secret code, the authority's identity
+    and its address, so `troth enroll TICKET` needs nothing else."""
 
 
 @ticket_group.command("create")
-@click.option("--authority", "authority_name", required=True, help="The authority (its node).")
-@click.option("--attr", "attrs", multiple=True, help="key=value to grant (repeat a key for a set).")
-@click.option("--uses", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
-@duration_option("--ttl", default="10m", show_default=True)
+@authority_option(help_text="The authority issuing the ticket (its name or identifier).")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help=ATTR_HELP)
+@click.option(
+    "--uses",
+    type=click.IntRange(1, 1_000_000),
+    default=1,
+    show_default=True,
+    help="How many enrollments the ticket allows.",
+)
+@duration_option("--ttl", default="10m", show_default=True, help="How long the ticket is valid.")
 @click.option("--enroller", is_flag=True, help="The redeemer may create member tickets.")
 @click.option("--admin", is_flag=True, help="The redeemer becomes an admin.")
 @json_command
 def ticket_create(
-    authority_name: str,
+    authority_ref: str,
     attrs: tuple[str, ...],
     uses: int,
     ttl: int,
@@ -88,22 +150,30 @@ def ticket_create(
     admin: bool,
     reporter: Reporter,
 ) -> None:
-    """Create a ticket (printed once: it is the only copy of the code)."""
+    """Create a ticket; it is printed once, alone on stdout (it is the only copy of the code:
+    TICKET=$(troth authority ticket create ...))."""
     if enroller and admin:
-        raise ValueError("choose --enroller or --admin, not both")
+        raise click.UsageError("choose --enroller or --admin, not both")
     now = CLOCK.now()
-    address = ticket_address(home(), authority_name)
-    with open_authority_node(authority_name) as node:
+    local = reporter.names.authority(authority_ref)
+    address = ticket_address(home(), local.node)
+    with open_authority_node(reporter.names, authority_ref) as node:
         authority = node.authority()
+        granted = Attributes.from_assignments(attrs)
         ticket = authority.create_ticket(
             creator=authority.identifier,
-            attributes=Attributes.from_assignments(attrs),
+            attributes=granted,
             address=address,
             now=now,
             uses=uses,
             ttl=ttl,
             role=ADMIN if admin else ENROLLER if enroller else None,
         )
+    reporter.info(
+        f"ticket of {reporter.label(authority.identifier)} for {attributes(granted.to_json())}: "
+        f"{uses} use(s), expires {moment(now + ttl, now)}; redeem it with: troth enroll "
+        '"$TICKET" --as IDENTITY'
+    )
     reporter.result(
         {
             "ticket": str(ticket),
@@ -115,43 +185,67 @@ def ticket_create(
     )
 
 
-@authority_group.group("members")
+@authority_group.group(
+    "members",
+    epilog="""\b
+Example:
+  troth authority members list --authority acme
+  troth authority members show customer --authority acme
+  troth authority members remove customer --authority acme --reason "left" """,
+)
 def members_group() -> None:
-    """The authority's members."""
+    """The authority's members: who enrolled, with which attributes."""
 
 
 @members_group.command("list")
-@click.option("--authority", "authority_name", required=True)
+@authority_option()
 @json_command
-def members_list(authority_name: str, reporter: Reporter) -> None:
-    with open_authority_node(authority_name) as node:
+def members_list(authority_ref: str, reporter: Reporter) -> None:
+    """List the members: identity, attributes, who added them and when."""
+    with open_authority_node(reporter.names, authority_ref) as node:
         members = node.authority().members()
     rows = [m.to_json() for m in members]
-    text = "\n".join(f"{r['identifier']}  {r['attributes']}" for r in rows)
-    reporter.result(rows, text or "(no members)")
+    now = CLOCK.now()
+    text = "\n".join(
+        f"{reporter.label(r['identifier'])}  {attributes(r['attributes'])}  "
+        f"(added {moment(r['added_at'], now)})"
+        for r in rows
+    )
+    reporter.result(rows, text or "no members yet (troth authority ticket create, then enroll)")
 
 
 @members_group.command("show")
-@click.argument("identifier")
-@click.option("--authority", "authority_name", required=True)
+@MEMBER
+@authority_option()
 @json_command
-def members_show(identifier: str, authority_name: str, reporter: Reporter) -> None:
-    with open_authority_node(authority_name) as node:
-        member = node.authority().member(Identifier.parse(identifier))
-    data = member.to_json()
-    reporter.result(data, kv(data))
+def members_show(member: str, authority_ref: str, reporter: Reporter) -> None:
+    """Show member IDENTITY (a local name or an identifier): attributes, who added it, when."""
+    with open_authority_node(reporter.names, authority_ref) as node:
+        found = node.authority().member(reporter.names.identifier(member))
+    data = found.to_json()
+    text = kv(
+        {
+            "identifier": data["identifier"],
+            "name": reporter.names.name_of(data["identifier"]),
+            "attributes": attributes(data["attributes"]),
+            "added_by": reporter.label(data["added_by"]),
+            "added_at": moment(data["added_at"], CLOCK.now()),
+        }
+    )
+    reporter.result(data, text)
 
 
 @members_group.command("remove")
-@click.argument("identifier")
-@click.option("--authority", "authority_name", required=True)
-@click.option("--reason", default="member removed", show_default=True)
+@MEMBER
+@authority_option()
+@click.option("--reason", default="member removed", show_default=True, help=REASON_HELP)
 @json_command
-def members_remove(identifier: str, authority_name: str, reason: str, reporter: Reporter) -> None:
-    """Stop issuing to a member and revoke its unexpired credentials."""
-    with open_authority_node(authority_name) as node:
-        revoked = node.authority().remove_member(
-            Identifier.parse(identifier), now=CLOCK.now(), reason=reason
-        )
-    data = {"removed": identifier, "revoked_credentials": [r.hex() for r in revoked]}
-    reporter.result(data, f"removed {identifier}; revoked {len(revoked)} credential(s)")
+def members_remove(member: str, authority_ref: str, reason: str, reporter: Reporter) -> None:
+    """Stop issuing to member IDENTITY and revoke its unexpired credentials."""
+    identifier = reporter.names.identifier(member)
+    with open_authority_node(reporter.names, authority_ref) as node:
+        revoked = node.authority().remove_member(identifier, now=CLOCK.now(), reason=reason)
+    data = {"removed": str(identifier), "revoked_credentials": [r.hex() for r in revoked]}
+    reporter.result(
+        data, f"removed {reporter.label(identifier)}; revoked {len(revoked)} credential(s)"
+    )

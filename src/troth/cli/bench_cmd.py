@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
 from troth.cli.output import Reporter, json_command
 
 
-@click.command("bench")
-@click.option("--only", "pattern", help="Run only cases matching this glob or substring.")
+def _missing_peers() -> list[str]:
+    """The `bench` extra's packages that are not installed (their peer figures are left out)."""
+    modules = {"biscuit-python": "biscuit_auth", "noiseprotocol": "noise"}
+    return [name for name, module in modules.items() if importlib.util.find_spec(module) is None]
+
+
+@click.command(
+    "bench",
+    epilog="""\b
+Example:
+  troth bench --quick
+  troth bench --only 'chain.verify*' --json""",
+)
+@click.option(
+    "--only", "pattern", metavar="PATTERN", help="Run only cases matching this glob or substring."
+)
 @click.option("--quick", is_flag=True, help="Fewer rounds (a smoke run, figures are rougher).")
 @json_command
 def bench(pattern: str | None, quick: bool, reporter: Reporter) -> None:
     """Benchmarks, each beside its floor or a peer measured in the same run.
 
     The ratio is value / baseline for times (lower is better) and for rates (higher is
-    better); each figure's target says which way it must go."""
+    better); each figure's target says which way it must go. Peer figures need the bench
+    extra (pip install 'troth[bench]')."""
     from troth.bench import ALL_CASES, select
 
     cases = select(ALL_CASES, pattern)
     if not cases:
-        raise ValueError(f"no benchmark matches {pattern!r}")
+        raise ValueError(f"no benchmark matches {pattern!r} (troth bench --json lists them all)")
+    missing = _missing_peers()
+    if missing:
+        reporter.info(
+            f"troth: note: {', '.join(missing)} not installed: their peer figures are left out "
+            "(pip install 'troth[bench]')"
+        )
     results = []
-    for case in cases:
-        reporter.info(f"running {case.name} ...")
+    for number, case in enumerate(cases, 1):
+        click.echo(f"[{number}/{len(cases)}] {case.name} ...", err=True)
         results.extend(case.run(quick))
     lines = [f"{'benchmark':34} {'value':>16} {'baseline':>16} {'ratio':>7}  target"]
     for m in results:
@@ -34,6 +57,6 @@ def bench(pattern: str | None, quick: bool, reporter: Reporter) -> None:
             f"{m.name:34} {value:>16} {base:>16} {m.ratio:6.2f}x  {m.target or ''}{verdict}"
         )
         lines.append(f"  {'':32} baseline = {m.baseline}")
-        for key, value in m.extra.items():
-            lines.append(f"  {'':34} {key} = {value}")
+        for key, extra in m.extra.items():
+            lines.append(f"  {'':34} {key} = {extra}")
     reporter.result([m.to_json() for m in results], "\n".join(lines))

@@ -1,4 +1,11 @@
-"""Options and helpers shared by commands."""
+"""Options and helpers shared by commands: one meaning per option name.
+
+--node NODE            the node whose vault and store a command uses
+--as IDENTITY          the local identity that acts (delegates, enrolls, holds, revokes)
+--authority AUTHORITY  a local authority, by name or identifier
+--trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
+--out FILE             the file a command writes
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
+from troth.cli.names import Directory
+from troth.cli.text import parse_duration
 from troth.clock import SystemClock
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
 
@@ -17,24 +26,61 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CLOCK = SystemClock()
 
+IDENTITY_HELP = "a local name or an identifier (T…)"
+AUTHORITY_HELP = "A local authority: its name or its identifier (troth authority list)."
+
 
 def node_option(func: F) -> F:
+    """`--node NODE`: the node whose vault and store the command uses."""
     return click.option(
         "--node",
         "node_name",
+        metavar="NODE",
         default=lambda: os.environ.get("TROTH_NODE", DEFAULT_NODE),
         show_default="$TROTH_NODE or 'default'",
         help="The node whose vault and store to use.",
     )(func)
 
 
+def as_option(help_text: str) -> Callable[[F], F]:
+    """`--as IDENTITY`: the local identity that acts (required)."""
+    return click.option(
+        "--as", "as_name", required=True, metavar="IDENTITY", help=f"{help_text}: {IDENTITY_HELP}."
+    )
+
+
+def authority_option(*, required: bool = True, help_text: str = AUTHORITY_HELP) -> Callable[[F], F]:
+    """`--authority AUTHORITY`: a local authority by name or identifier."""
+    return click.option(
+        "--authority", "authority_ref", required=required, metavar="AUTHORITY", help=help_text
+    )
+
+
+def renamed(old: str, new: str) -> Callable[[F], F]:
+    """A spelling this command no longer takes: hidden, and refused with the new spelling (the
+    old meaning is never guessed: `--from` meant an identity in one command, a node in another)."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            raise click.UsageError(f"{old} is gone: use {new}", ctx)
+
+    dest = "renamed_" + old.lstrip("-").replace("-", "_")  # never a real parameter's name
+    return click.option(old, dest, hidden=True, expose_value=False, callback=refuse, is_eager=True)
+
+
 def home() -> Path:
+    """The troth home ($TROTH_HOME, else the platform data directory)."""
     return troth_home()
 
 
 def open_cli_node(name: str) -> Node:
     """Open a node; the default node is created (software vault) on first use."""
     return open_node(name, home=home(), create_default=True)
+
+
+def open_authority_node(names: Directory, ref: str) -> Node:
+    """The node hosting the local authority `ref` (its name or identifier)."""
+    return open_node(names.authority(ref).node, home=home())
 
 
 INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
@@ -61,18 +107,6 @@ def read_input(path: str, limit: int, what: str) -> bytes:
     return data
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-def parse_duration(text: str) -> int:
-    """`90`, `30s`, `10m`, `1h`, `2d` -> seconds (ValueError otherwise)."""
-    text = text.strip()
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
-    if not number.isdigit() or int(number) <= 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 1h, 2d)")
-    return int(number) * _UNITS[unit]
-
-
 def _to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
@@ -83,12 +117,16 @@ def _to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def duration_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
-    """A click option taking a duration (90, 30s, 10m, 1h, 2d), converted to seconds."""
+    """A click option taking a duration (90, 30s, 10m, 1h30m, 2d), converted to seconds."""
     return click.option(*names, type=str, callback=_to_seconds, metavar="DURATION", **kwargs)
 
 
 def write_output(path: str, data: bytes) -> None:
-    Path(path).write_bytes(data)
+    """Write `data` to `path` (OSError naming the file and the reason: exit 4)."""
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def node_running(name: str) -> bool:
@@ -96,8 +134,3 @@ def node_running(name: str) -> bool:
     from troth.node.daemon import node_status  # asyncio: on use only
 
     return bool(node_status(home(), name)["running"])
-
-
-def open_authority_node(name: str) -> Node:
-    """The local node hosting authority NAME (the node has the authority's name)."""
-    return open_node(name, home=home())

@@ -1,21 +1,26 @@
-"""`troth enroll`, `troth credential ...`, `troth revoke ...`, `troth revocations ...`."""
+"""`troth enroll` and `troth credential ...`: join an authority, hold, pass on and check
+credentials."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from troth import limits
-from troth.authority.client import revoke_request
 from troth.authority.tickets import TICKET_PREFIX
 from troth.cli.common import (
     CLOCK,
+    IDENTITY_HELP,
     INPUT_FILE,
+    as_option,
+    authority_option,
     duration_option,
     home,
     node_option,
@@ -23,21 +28,52 @@ from troth.cli.common import (
     open_authority_node,
     open_cli_node,
     read_input,
+    renamed,
     write_output,
 )
-from troth.cli.output import EXIT_INVALID, Reporter, escape_text, invalid_object, json_command, kv
-from troth.credentials import Attributes, write_page_sequence
+from troth.cli.names import is_name
+from troth.cli.network_cmds import ask_node
+from troth.cli.output import (
+    EXIT_INVALID,
+    Explained,
+    Progress,
+    Reporter,
+    escape_text,
+    invalid_object,
+    json_command,
+    kv,
+)
+from troth.cli.text import attributes, duration, moment, relative, timestamp
+from troth.cli.verdicts import delegation_refused, not_verified
+from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
 from troth.credentials.vc import export_credential_vc, vc_credential_hash
-from troth.errors import CredentialError, DecodeError, NotFound
+from troth.errors import AuthorityError, AuthorityFailure, CredentialError, DecodeError, NotFound
 from troth.identity import Identifier
 from troth.node import Node
-from troth.node.authorities import enroll_locally, is_local, parse_ticket, refresh_locally
-from troth.node.trust import FEED_STALENESS
-from troth.node.verify import Sources, authority_pages, verify_chain, verify_vc
+from troth.node.authorities import (
+    FeedOutcome,
+    enroll_locally,
+    interrupted,
+    is_local,
+    parse_ticket,
+    refresh_locally,
+    resume_locally,
+)
+from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
+from troth.node.verify import Sources, verify_chain, verify_vc
 
-
-def _summary(held_chain: bytes, node: Node) -> dict[str, Any]:
-    return node.wallet.inspect(held_chain, now=CLOCK.now()).to_json()
+OUT = click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="File to write."
+)
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cbor", "vc"]),
+    default="cbor",
+    show_default=True,
+    help="cbor: a troth chain; vc: a W3C Verifiable Credential (JSON, eddsa-jcs-2022).",
+)
+TICKET_AGAIN = "copy the whole ticket `troth authority ticket create` printed"
 
 
 def _exists(path: str) -> bool:
@@ -54,8 +90,8 @@ def _ticket_text(argument: str) -> str:
         return argument
     if argument != "-" and not _exists(argument):  # never echo it: it may be a ticket
         raise DecodeError(
-            f"not a troth ticket (it does not start with {TICKET_PREFIX}, is not -, "
-            "and names no file)"
+            f"not a troth ticket (it does not start with {TICKET_PREFIX}, is not -, and names "
+            f"no file): {TICKET_AGAIN}"
         )
     data = read_input(argument, limits.MAX_TICKET_TEXT, "ticket")
     try:
@@ -64,168 +100,310 @@ def _ticket_text(argument: str) -> str:
         raise DecodeError("not a troth ticket (not ASCII text)") from None
 
 
-@click.command("enroll")
-@click.argument("ticket")
-@click.option("--identity", "identity_name", required=True, help="The local identity to enroll.")
-@node_option
-@json_command
-def enroll(ticket: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
-    """Redeem TICKET (the ticket, `-` to read it from stdin, or a file holding it): the
-    authority makes IDENTITY a member and issues its credential."""
-    ticket = _ticket_text(ticket)
-    parsed = parse_ticket(ticket)
-    if not is_local(parsed.address) or node_running(node_name):
-        # over the network (a secure channel to the authority), or through the running node
-        from troth.cli.network_cmds import _ask
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
-        data: Any = _ask(node_name, "enroll", {"ticket": ticket, "identity": identity_name})
-        reporter.result(data, f"enrolled {identity_name} with {data['authority']}")
-        return
-    with open_cli_node(node_name) as node:
-        held = enroll_locally(node, parsed, identity_name, now=CLOCK.now())
-    data = held.to_json()
-    reporter.result(
-        data,
-        f"enrolled {identity_name} with {held.authority}\n"
-        + kv({"attributes": json.dumps(data["attributes"]), "expires_at": held.expires_at}),
+
+def _feed_warning(reporter: Reporter, authority: Identifier, feed: FeedOutcome) -> None:
+    """A committed enrollment or refresh whose feed sync failed: a warning, not a failure."""
+    if not feed.synced:
+        reporter.info(
+            f"troth: warning: the credential is stored, but the feed of {authority} was not "
+            f"synced: {feed.error} (troth credential refresh retries)"
+        )
+
+
+def held_text(data: dict[str, Any], reporter: Reporter, now: int) -> str:
+    """A credential a local identity holds (VerifiedCredential.to_json), for people."""
+    return kv(
+        {
+            "attributes": escape_text(attributes(data["attributes"])),
+            "expires": moment(data["window"]["expires_at"], now, expiry=True),
+        }
     )
 
 
-@click.group("credential")
+@click.command(
+    "enroll",
+    epilog="""\b
+Example:
+  troth identity create customer
+  TICKET=$(troth authority ticket create --authority acme --attr orders.customer=4471)
+  troth enroll "$TICKET" --as customer""",
+)
+@click.argument("ticket")
+@as_option("The local identity to enroll")
+@renamed("--identity", "--as IDENTITY")
+@node_option
+@json_command
+def enroll(ticket: str, as_name: str, node_name: str, reporter: Reporter) -> None:
+    """Redeem TICKET (the ticket, - to read it from stdin, or a file holding it): the
+    authority makes the identity a member and issues its credential; the node trusts the
+    authority from then on.
+
+    Safe to run again with the same ticket: an enrollment interrupted by a crash is resumed,
+    and a completed one is answered with the credential already issued."""
+    ticket = _ticket_text(ticket)
+    try:
+        parsed = parse_ticket(ticket)
+    except DecodeError as exc:
+        raise Explained(
+            exc, f"not a troth ticket (it is cut short or altered): {TICKET_AGAIN}"
+        ) from None
+    with open_cli_node(node_name) as node:
+        as_name = reporter.names.local(as_name, node)
+    try:
+        if not is_local(parsed.address) or node_running(node_name):
+            # over the network (a secure channel to the authority), or through the running node
+            data: Any = ask_node(node_name, "enroll", {"ticket": ticket, "identity": as_name})
+        else:
+            with open_cli_node(node_name) as node:
+                for pending in interrupted(node, as_name, parsed):
+                    reporter.info(
+                        f"resuming the enrollment interrupted at {_utc(pending.started_at)}"
+                    )
+                done = enroll_locally(node, parsed, as_name, clock=CLOCK)
+            _feed_warning(reporter, done.enrolled.authority, done.feed)
+            data = done.to_json()
+    except AuthorityError as exc:
+        if exc.reason is not AuthorityFailure.TICKET_UNKNOWN:
+            raise
+        raise Explained(
+            exc, f"{exc}: ask the authority for a new ticket (troth authority ticket create)"
+        ) from None
+    text = f"enrolled {reporter.label(data['actor'])} with {reporter.label(data['authority'])}"
+    reporter.result(data, text + "\n" + held_text(data, reporter, CLOCK.now()))
+
+
+@click.group(
+    "credential",
+    epilog="""\b
+Example:
+  troth credential delegate --as customer --to support-agent \\
+      --attr orders.customer=4471 --ttl 30m --purpose "resolve complaint 123" --out s.chain
+  troth credential verify s.chain --trust acme --authority acme""",
+)
 def credential_group() -> None:
-    """Credentials: show, export, import, refresh, delegate, verify."""
+    """Credentials: show, export, import, refresh, delegate, verify.
+
+    A chain is a member credential from an authority followed by delegation links, each
+    narrowing what the previous one allows."""
+
+
+def link_lines(links: Iterable[VerifiedLink], reporter: Reporter, now: int) -> list[str]:
+    """Each link of a chain: who to whom, its id (what `troth revoke link` takes), purpose,
+    attributes, caveats, expiry."""
+    lines = []
+    for link in links:
+        lines.append(
+            f"  link {link.index}: {reporter.label(link.issuer)} -> {reporter.label(link.subject)}"
+        )
+        lines.append(f"          id: {link.hash.hex()}")
+        if link.purpose:
+            lines.append(f"          purpose: {escape_text(link.purpose)}")
+        lines.append(f"          attributes: {escape_text(attributes(link.attributes))}")
+        lines.extend(f"          caveat: {escape_text(caveat)}" for caveat in link.caveats)
+        lines.append(f"          expires: {moment(link.expires_at, now, expiry=True)}")
+    return lines
+
+
+def _chain_text(verified: VerifiedCredential, reporter: Reporter, now: int) -> str:
+    head = (
+        f"chain of {len(verified.links)} link(s) from {reporter.label(verified.authority)} to "
+        f"{reporter.label(verified.actor)} (structure checked; trust: troth credential verify)"
+    )
+    return "\n".join([head, *link_lines(verified.links, reporter, now)])
 
 
 @credential_group.command("show")
-@click.argument("ref")
+@click.argument("ref", metavar="IDENTITY|FILE")
 @node_option
 @json_command
 def show(ref: str, node_name: str, reporter: Reporter) -> None:
-    """Show a chain FILE, or the credentials local identity NAME holds (structure only)."""
+    """Show the chains local IDENTITY holds, or the chain in FILE: links, ids, attributes,
+    expiry (structure and signatures only: troth credential verify decides trust)."""
+    now = CLOCK.now()
     with open_cli_node(node_name) as node:
         if Path(ref).is_file():
-            data: Any = _summary(read_input(ref, limits.MAX_CHAIN_BYTES, "chain"), node)
-            reporter.result(data, json.dumps(data, indent=2))
+            checked = node.wallet.inspect(read_input(ref, limits.MAX_CHAIN_BYTES, "chain"), now=now)
+            reporter.result(checked.to_json(), _chain_text(checked, reporter, now))
             return
-        rows = [_summary(h.chain, node) for h in node.wallet.held(ref)]
-    reporter.result(rows, json.dumps(rows, indent=2) if rows else f"{ref} holds no credentials")
+        try:
+            ref = reporter.names.local(ref, node)
+        except NotFound as exc:
+            if not is_name(ref):  # a path: what is missing is the file (exit 4)
+                raise OSError(f"cannot read chain {ref}: no such file") from None
+            raise Explained(exc, f"{ref!r} is neither a file nor a local identity: {exc}") from None
+        chains = [node.wallet.inspect(h.chain, now=now) for h in node.wallet.held(ref)]
+    text = "\n".join(_chain_text(c, reporter, now) for c in chains)
+    reporter.result([c.to_json() for c in chains], text or f"{ref} holds no credentials")
+
+
+def _best_chain(node: Node, ref: str, now: int) -> bytes:
+    try:
+        return node.wallet.best(ref, now=now)
+    except NotFound as exc:
+        raise Explained(
+            exc,
+            f"{exc}: enroll it (troth enroll TICKET --as {ref}) or refresh its credential "
+            f"(troth credential refresh {ref})",
+        ) from None
 
 
 @credential_group.command("export")
-@click.option("--identity", "identity_name", help="Export the best chain this identity holds.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True
+@click.argument("ref", metavar="IDENTITY")
+@FORMAT
+@authority_option(
+    required=False, help_text="With --format vc: the authority issuing the VC (name or identifier)."
 )
-@click.option("--authority", "authority_name", help="With --format vc: the issuing authority.")
-@click.option("--subject", help="With --format vc: the member whose credential to issue as a VC.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@OUT
+@renamed("--identity", "troth credential export IDENTITY")
+@renamed("--subject", "troth credential export IDENTITY")
 @node_option
 @json_command
 def export(
-    identity_name: str | None,
+    ref: str,
     fmt: str,
-    authority_name: str | None,
-    subject: str | None,
+    authority_ref: str | None,
     out: str,
     node_name: str,
     reporter: Reporter,
 ) -> None:
-    """Write a credential chain (CBOR), or an authority-issued credential as a W3C VC."""
+    """Write the best chain local IDENTITY holds (CBOR), or, with --format vc, have the
+    authority issue member IDENTITY's credential as a W3C VC."""
     now = CLOCK.now()
-    if fmt == "vc":
-        if not (authority_name and subject):
-            raise ValueError("--format vc needs --authority and --subject")
-        with open_authority_node(authority_name) as node:
-            authority = node.authority()
-            member = authority.member(Identifier.parse(subject))
-            valid_until = now + authority.config.credential_ttl
-            document = export_credential_vc(
-                authority.signer(now),
-                credential_id=os.urandom(16),
-                subject=member.identifier,
-                attributes=member.attributes,
-                valid_from=now,
-                valid_until=valid_until,
-                now=now,
-            )
-            # issued to the member before it leaves this process: removing the member
-            # revokes it like the member's CBOR credentials
-            credential_hash = vc_credential_hash(document["id"])
-            authority.store.record_issued(
-                credential_hash, member.identifier.digest, valid_until, now
-            )
-        write_output(out, json.dumps(document, indent=2).encode() + b"\n")
+    if fmt == "cbor":
+        if authority_ref:
+            raise click.UsageError("--authority goes with --format vc")
+        with open_cli_node(node_name) as node:
+            chain = _best_chain(node, reporter.names.local(ref, node), now)
+        write_output(out, chain)
         reporter.result(
-            {
-                "file": out,
-                "format": "vc",
-                "id": document["id"],
-                "credential_hash": credential_hash.hex(),
-            },
-            f"wrote {out} (revoke with: troth revoke credential {credential_hash.hex()})",
+            {"file": out, "format": "cbor", "bytes": len(chain)},
+            f"wrote {len(chain)} bytes to {escape_text(out)}",
         )
         return
-    if not identity_name:
-        raise ValueError("--format cbor needs --identity")
-    with open_cli_node(node_name) as node:
-        chain = node.wallet.best(identity_name, now=now)
-    write_output(out, chain)
+    if not authority_ref:
+        raise click.UsageError("--format vc needs --authority (the issuing authority)")
+    subject = reporter.names.identifier(ref)
+    with open_authority_node(reporter.names, authority_ref) as node:
+        authority = node.authority()
+        member = authority.member(subject)
+        valid_until = now + authority.config.credential_ttl
+        document = export_credential_vc(
+            authority.signer(now),
+            credential_id=os.urandom(16),
+            subject=member.identifier,
+            attributes=member.attributes,
+            valid_from=now,
+            valid_until=valid_until,
+            now=now,
+        )
+        # issued to the member before it leaves this process: removing the member revokes it
+        # like the member's CBOR credentials
+        credential_hash = vc_credential_hash(document["id"])
+        authority.store.record_issued(credential_hash, member.identifier.digest, valid_until, now)
+    write_output(out, json.dumps(document, indent=2).encode() + b"\n")
     reporter.result(
-        {"file": out, "format": "cbor", "bytes": len(chain)}, f"wrote {len(chain)} bytes to {out}"
+        {
+            "file": out,
+            "format": "vc",
+            "id": document["id"],
+            "credential_hash": credential_hash.hex(),
+        },
+        f"wrote {escape_text(out)} (revoke with: troth revoke credential {credential_hash.hex()} "
+        f"--authority {authority_ref})",
     )
 
 
 @credential_group.command("import")
 @click.argument("file", type=INPUT_FILE)
-@click.option("--identity", "identity_name", required=True)
+@as_option("The local identity the chain was delegated to")
+@renamed("--identity", "--as IDENTITY")
 @node_option
 @json_command
-def import_(file: str, identity_name: str, node_name: str, reporter: Reporter) -> None:
-    """Hold a chain delegated to a local identity (so it can use or delegate it further)."""
+def import_(file: str, as_name: str, node_name: str, reporter: Reporter) -> None:
+    """Hold the chain in FILE (- for stdin), delegated to a local identity, so it can use it
+    or delegate it further."""
     data = read_input(file, limits.MAX_CHAIN_BYTES, "chain")
     with open_cli_node(node_name) as node:
-        held = node.wallet.hold(identity_name, data, now=CLOCK.now())
-    reporter.result(held.to_json(), f"{identity_name} now holds a {len(held.links)}-link chain")
+        held = node.wallet.hold(reporter.names.local(as_name, node), data, now=CLOCK.now())
+    reporter.result(
+        held.to_json(),
+        f"{reporter.label(held.actor)} now holds a {len(held.links)}-link chain\n"
+        + held_text(held.to_json(), reporter, CLOCK.now()),
+    )
 
 
 @credential_group.command("refresh")
-@click.option("--identity", "identity_name", required=True)
+@click.argument("ref", metavar="IDENTITY")
+@renamed("--identity", "troth credential refresh IDENTITY")
 @node_option
 @json_command
-def refresh(identity_name: str, node_name: str, reporter: Reporter) -> None:
-    """Get a fresh member credential from the (local) authority before the current one expires."""
+def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
+    """Get local IDENTITY a fresh member credential from its authority on this machine,
+    before the current one expires. An enrollment interrupted by a crash is resumed first."""
     with open_cli_node(node_name) as node:
-        held = node.wallet.held(identity_name)
+        ref = reporter.names.local(ref, node)
+        for pending in node.wallet.pending_enrollments(ref):
+            reporter.info(f"resuming the enrollment interrupted at {_utc(pending.started_at)}")
+        resumed, remote = resume_locally(node, ref, clock=CLOCK)
+        for pending in remote:  # with a remote authority: through the node, over the network
+            ask_node(node_name, "enroll", {"ticket": pending.ticket, "identity": ref})
+        held = node.wallet.held(ref)
         if not held:
-            raise NotFound(f"{identity_name} holds no credential: enroll first")
+            raise NotFound(
+                f"{ref} holds no credential: enroll it first (troth enroll TICKET --as {ref})"
+            )
         authority_id = Identifier(held[0].authority)
         address = node.wallet.trusted().get(authority_id)
-        checked = refresh_locally(
-            node, identity_name, authority_id, address=address, now=CLOCK.now()
+        done = refresh_locally(
+            node, ref, authority_id, address=address, clock=CLOCK, resumed=tuple(resumed)
         )
-    reporter.result(checked.to_json(), f"refreshed; expires at {checked.expires_at}")
+    _feed_warning(reporter, authority_id, done.feed)
+    data = done.to_json()
+    reporter.result(
+        data,
+        f"refreshed {reporter.label(done.credential.actor)}\n"
+        + held_text(data, reporter, CLOCK.now()),
+    )
 
 
 @credential_group.command("delegate")
-@click.option("--from", "from_name", required=True, help="The local identity delegating.")
-@click.option("--to", "to_identifier", required=True, help="The identifier receiving authority.")
+@as_option("The local identity delegating (it holds the chain it extends)")
 @click.option(
-    "--attr", "attrs", multiple=True, help="key=value to pass on (a subset of what is held)."
-)
-@duration_option("--ttl", required=True)
-@click.option("--purpose", required=True)
-@click.option(
-    "--caveat", "caveats", multiple=True, help="A Cedar condition the gates will enforce."
+    "--to", "to_ref", required=True, metavar="IDENTITY", help=f"Who receives: {IDENTITY_HELP}."
 )
 @click.option(
-    "--depth", type=click.IntRange(0, 8), help="Further links allowed (default: one less)."
+    "--attr",
+    "attrs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="key=value to pass on (a subset of what is held; repeat the option).",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@duration_option(
+    "--ttl", required=True, help="How long the delegation lasts (no longer than its parent)."
+)
+@click.option("--purpose", required=True, help="Why: recorded in the signed link.")
+@click.option(
+    "--caveat",
+    "caveats",
+    multiple=True,
+    metavar="CONDITION",
+    help="A Cedar condition the gates will enforce (repeat for several).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(0, 8),
+    help="Further links allowed below this one (default: one less).",
+)
+@OUT
+@renamed("--from", "--as IDENTITY")
 @node_option
 @json_command
 def delegate_cmd(
-    from_name: str,
-    to_identifier: str,
+    as_name: str,
+    to_ref: str,
     attrs: tuple[str, ...],
     ttl: int,
     purpose: str,
@@ -235,46 +413,82 @@ def delegate_cmd(
     node_name: str,
     reporter: Reporter,
 ) -> None:
-    """Delegate part of what FROM holds to another identity (refused if it would amplify)."""
+    """Delegate part of what an identity holds to another identity; the chain goes to FILE
+    (--out) for the receiver to import. Refused if it would amplify (more attributes, a
+    later expiry, more depth)."""
     now = CLOCK.now()
+    requested = Attributes.from_assignments(attrs)
     with open_cli_node(node_name) as node:
-        chain = node.wallet.delegate(
-            from_name,
-            to=Identifier.parse(to_identifier),
-            attributes=Attributes.from_assignments(attrs),
-            now=now,
-            ttl=ttl,
-            purpose=purpose,
-            caveats=caveats,
-            depth=depth,
-        )
-        summary = node.wallet.inspect(chain, now=now).to_json()
+        as_name = reporter.names.local(as_name, node)
+        to = reporter.names.identifier(to_ref, node)
+        try:
+            chain = node.wallet.delegate(
+                as_name,
+                to=to,
+                attributes=requested,
+                now=now,
+                ttl=ttl,
+                purpose=purpose,
+                caveats=caveats,
+                depth=depth,
+            )
+        except NotFound as exc:
+            _best_chain(node, as_name, now)
+            raise exc from None
+        except CredentialError as exc:
+            parent = node.wallet.inspect(
+                node.wallet.parent_for(as_name, requested, now=now), now=now
+            )
+            raise delegation_refused(exc, parent, requested, ttl=ttl, now=now) from None
+        summary = node.wallet.inspect(chain, now=now)
     write_output(out, chain)
-    reporter.result(summary, f"wrote a {len(summary['chain'])}-link chain to {out}")
+    reporter.result(
+        summary.to_json(),
+        f"wrote a {len(summary.links)}-link chain to {escape_text(out)} for "
+        f"{reporter.label(to)}, who holds it after: troth credential import {escape_text(out)} "
+        f"--as {reporter.names.name_of(to) or to}\n"
+        + "\n".join(link_lines(summary.links[-1:], reporter, now)),
+    )
 
 
 @credential_group.command("verify")
 @click.argument("file", type=INPUT_FILE)
 @click.option(
-    "--trust", "trusted", multiple=True, required=True, help="A trusted authority identifier."
+    "--trust",
+    "trusted",
+    multiple=True,
+    required=True,
+    metavar="AUTHORITY",
+    help="A trusted authority: a local authority's name, or any identifier (repeat for several).",
 )
 @click.option(
     "--feed",
     "feed_files",
     multiple=True,
-    help="A revocation feed file (troth revocations show --out).",
+    metavar="FILE",
+    help="A revocation feed file (troth revocations show --authority A --out FILE).",
+)
+@authority_option(
+    required=False,
+    help_text="Take the feed (and, for a VC, the issuer's history) from this local authority "
+    "(name or identifier).",
+)
+@duration_option(
+    "--max-feed-age",
+    default=duration(FEED_STALENESS),
+    show_default=True,
+    help="The oldest feed accepted.",
 )
 @click.option(
-    "--authority",
-    "authority_name",
-    help="Take the feed (and, for a VC, the issuer's history) from this local authority.",
+    "--presenter", metavar="IDENTITY", help="Who presents the chain (default: its last subject)."
 )
-@duration_option("--max-feed-age", default=f"{FEED_STALENESS}s", show_default=True)
-@click.option("--presenter", help="The identity presenting the chain (default: its last subject).")
+@FORMAT
 @click.option(
-    "--format", "fmt", type=click.Choice(["cbor", "vc"]), default="cbor", show_default=True
+    "--issuer-history",
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="With --format vc: the issuer's history.",
 )
-@click.option("--issuer-history", type=INPUT_FILE, help="With --format vc.")
 @click.option(
     "--no-store",
     is_flag=True,
@@ -287,7 +501,7 @@ def verify(
     file: str,
     trusted: tuple[str, ...],
     feed_files: tuple[str, ...],
-    authority_name: str | None,
+    authority_ref: str | None,
     max_feed_age: int,
     presenter: str | None,
     fmt: str,
@@ -296,16 +510,21 @@ def verify(
     node_name: str,
     reporter: Reporter,
 ) -> None:
-    """Verify a chain (or a single credential) or a W3C VC: exit 0 valid, 1 invalid.
+    """Verify a chain (or a single credential), or a W3C VC, in FILE (- for stdin): exit 0
+    valid, 1 invalid with the reason.
 
     A chain is checked against the node's store of histories (each issuer's history must
     extend the stored copy, and is stored; the presenter's stored history is checked against
     the feed), unless --no-store."""
     now = CLOCK.now()
-    anchors = frozenset(Identifier.parse(t) for t in trusted)
-    sources = Sources(anchors, home(), feed_files, authority_name, max_feed_age)
-    limit = limits.MAX_VC_BYTES if fmt == "vc" else limits.MAX_CHAIN_BYTES
-    data = read_input(file, limit, "credential")
+    names = reporter.names
+    anchors = frozenset(names.anchor(t) for t in trusted)
+    local = None if authority_ref is None else names.authority(authority_ref).node
+    progress = Progress("feed entries verified", 0)
+    sources = Sources(anchors, home(), feed_files, local, max_feed_age, progress)
+    data = read_input(
+        file, limits.MAX_VC_BYTES if fmt == "vc" else limits.MAX_CHAIN_BYTES, "credential"
+    )
     try:
         if fmt == "vc":
             history = (
@@ -313,10 +532,8 @@ def verify(
                 if issuer_history
                 else None
             )
-            result = verify_vc(data, sources, now=now, issuer_history=history).to_json()
-            human = {**result, "attributes": json.dumps(result["attributes"])}
-            del human["valid"]
-            reporter.result(result, "valid\n" + kv(human))
+            vc = verify_vc(data, sources, now=now, issuer_history=history).to_json()
+            reporter.result(vc, _vc_text(vc, reporter, now))
             return
         with ExitStack() as stack:
             node = None if no_store else stack.enter_context(open_cli_node(node_name))
@@ -324,146 +541,55 @@ def verify(
                 data,
                 sources,
                 now=now,
-                presenter=Identifier.parse(presenter) if presenter else None,
+                presenter=names.identifier(presenter) if presenter else None,
                 node=node,
             )
     except CredentialError as exc:
-        reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
-    result = {"valid": True, **verified.to_json()}
-    lines = [f"valid: {verified.actor} acts", f"  authority {verified.authority}"]
-    for link in verified.links:
-        lines.append(f"  link {link.index}: {link.issuer} -> {link.subject}")
-        if link.purpose:
-            lines.append(f"          purpose: {escape_text(link.purpose)}")
-        attributes = json.dumps(link.attributes.to_json())
-        lines.append(f"          attributes: {attributes}, expires {link.expires_at}")
-        for caveat in link.caveats:
-            lines.append(f"          caveat: {escape_text(caveat)}")
-    lines.append(f"  effective attributes: {json.dumps(verified.attributes.to_json())}")
-    lines.append(f"  window: {verified.not_before} .. {verified.expires_at}")
+        reporter.fail(not_verified(exc, names, anchors, now), EXIT_INVALID, invalid_object(exc))
+    within_skew = now >= verified.expires_at or now < verified.not_before
+    result = {"valid": True, **verified.to_json(), "within_skew": within_skew}
+    lines = [
+        f"{_valid(verified.not_before, verified.expires_at, now)}: "
+        f"{reporter.label(verified.actor)} acts, "
+        f"for authority {reporter.label(verified.authority)}",
+        *link_lines(verified.links, reporter, now),
+        f"  effective attributes: {escape_text(attributes(verified.attributes))}",
+        f"  window: {timestamp(verified.not_before)} .. {timestamp(verified.expires_at)} "
+        f"({duration(verified.expires_at - verified.not_before)}), "
+        + _ends(verified.expires_at, now),
+    ]
     reporter.result(result, "\n".join(lines))
 
 
-@click.group("revoke")
-def revoke_group() -> None:
-    """Revoke credentials, delegation links or identities (permanent)."""
+def _ends(expires_at: int, now: int) -> str:
+    distance = relative(expires_at - now)
+    return f"ends in {distance}" if expires_at > now else f"ended {distance} ago"
 
 
-@revoke_group.command("credential")
-@click.argument("credential_id")
-@click.option("--authority", "authority_name", required=True)
-@click.option("--reason", default="")
-@json_command
-def revoke_credential(
-    credential_id: str, authority_name: str, reason: str, reporter: Reporter
-) -> None:
-    """The authority revokes a credential (any link in chains rooted at it)."""
-    with open_authority_node(authority_name) as node:
-        seq = node.authority().revoke_credential(
-            bytes.fromhex(credential_id), now=CLOCK.now(), reason=reason
+def _valid(not_before: int, expires_at: int, now: int) -> str:
+    """`valid`, saying so when only the clock-skew allowance made it valid."""
+    if now >= expires_at:
+        past = f"{relative(now - expires_at)} past expiry" if now > expires_at else "at expiry"
+        return f"valid ({past}, within the {CREDENTIAL_SKEW} s clock-skew allowance)"
+    if now < not_before:
+        return (
+            f"valid ({relative(not_before - now)} before its start, within the "
+            f"{CREDENTIAL_SKEW} s clock-skew allowance)"
         )
-    reporter.result(
-        {"seq": seq, "revoked": credential_id}, f"revoked credential {credential_id} (entry {seq})"
-    )
+    return "valid"
 
 
-@revoke_group.command("identity")
-@click.argument("identifier")
-@click.option("--authority", "authority_name", required=True)
-@click.option("--reason", default="")
-@json_command
-def revoke_identity(identifier: str, authority_name: str, reason: str, reporter: Reporter) -> None:
-    """The authority revokes an identity for good: all it holds and issued stops verifying."""
-    with open_authority_node(authority_name) as node:
-        seq = node.authority().revoke_identity(
-            Identifier.parse(identifier), now=CLOCK.now(), reason=reason
-        )
-    reporter.result(
-        {"seq": seq, "revoked": identifier}, f"revoked identity {identifier} (entry {seq})"
-    )
-
-
-@revoke_group.command("link")
-@click.argument("credential_id")
-@click.option("--chain", "chain_file", required=True, type=INPUT_FILE)
-@click.option(
-    "--by", "by_name", required=True, help="The local identity revoking (an upstream issuer)."
-)
-@click.option("--authority", "authority_name", required=True)
-@click.option("--reason", default="")
-@node_option
-@json_command
-def revoke_link(
-    credential_id: str,
-    chain_file: str,
-    by_name: str,
-    authority_name: str,
-    reason: str,
-    node_name: str,
-    reporter: Reporter,
-) -> None:
-    """A delegator revokes a link it (or an upstream link) issued: descendants die,
-    siblings live."""
-    now = CLOCK.now()
-    chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
-    with ExitStack() as stack:
-        node = stack.enter_context(open_cli_node(node_name))
-        host = (
-            node
-            if authority_name == node.name
-            else stack.enter_context(open_authority_node(authority_name))
-        )
-        authority = host.authority()
-        request = revoke_request(
-            node.identities,
-            by_name,
-            authority.identifier,
-            credential_hash=bytes.fromhex(credential_id),
-            chain=chain,
-            reason=reason,
-            now=now,
-        )
-        seq = authority.revoke_link(request, now=now)
-    reporter.result(
-        {"seq": seq, "revoked": credential_id}, f"revoked link {credential_id} (entry {seq})"
-    )
-
-
-@click.group("revocations")
-def revocations_group() -> None:
-    """The authority's signed revocation feed."""
-
-
-@revocations_group.command("show")
-@click.option("--authority", "authority_name", required=True)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    help="Also write the signed feed here (a CBOR sequence of pages).",
-)
-@json_command
-def revocations_show(authority_name: str, out: str | None, reporter: Reporter) -> None:
-    """The authority's feed, every page verified; --out writes the pages for `verify --feed`."""
-    now = CLOCK.now()
-    pages: list[bytes] = []
-    rows: list[dict[str, Any]] = []
-    with open_authority_node(authority_name) as node:
-        for page, feed in authority_pages(node.authority(), now):
-            pages.append(page)
-            rows.extend(e.to_json() for e in feed.new_entries)
-    if out:
-        write_output(out, b"".join(write_page_sequence(pages)))
-    result = {
-        "authority": str(feed.authority),
-        "count": feed.count,
-        "head": feed.head.hex(),
-        "issued_at": feed.issued_at,
-        "pages": len(pages),
-        "entries": rows,
-    }
-    text = "\n".join(
-        f"{r['seq']:>4} {r['kind']:<10} {r['target']} by {r['revoked_by']}" for r in rows
-    )
-    reporter.result(
-        result, f"{feed.count} revocation(s), head {feed.head.hex()[:16]}...\n{text}".rstrip()
+def _vc_text(vc: dict[str, Any], reporter: Reporter, now: int) -> str:
+    head = _valid(vc["valid_from"], vc["valid_until"], now)
+    return f"{head}\n" + kv(
+        {
+            "id": vc["id"],
+            "credential_hash": vc["credential_hash"],
+            "issuer": reporter.label(vc["issuer"]),
+            "subject": reporter.label("T" + str(vc["subject"]).rsplit(":", 1)[-1]),
+            "attributes": escape_text(attributes(vc["attributes"])),
+            "valid_from": moment(vc["valid_from"], now),
+            "valid_until": moment(vc["valid_until"], now, expiry=True),
+            "proofs": vc["proofs"],
+        }
     )

@@ -8,11 +8,22 @@ from pathlib import Path
 import click
 
 
-@click.command("demo")
+@click.command("demo", epilog="\b\nExample:\n  troth demo --chapter 2")
 @click.option(
-    "--home", "home_dir", type=click.Path(file_okay=False), help="Keep the demo's state here."
+    "--home",
+    "home_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Keep the demo's state here (default: a temporary directory, removed at the end).",
 )
-@click.option("--chapter", "chapters", type=int, multiple=True, help="Run only these chapters.")
+@click.option(
+    "--chapter",
+    "chapters",
+    type=int,
+    multiple=True,
+    metavar="N",
+    help="Run only chapter N (repeat for several; default: all).",
+)
 def demo(home_dir: str | None, chapters: tuple[int, ...]) -> None:
     """Tell troth's story end to end on embedded defaults."""
     from troth.demo import CHAPTERS, run_demo

@@ -1,28 +1,48 @@
-"""`troth identity ...`: create, show, rotate, export, verify, import, list, did."""
+"""`troth identity ...`: create, show, list, rotate, export, verify, import, did."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
 from troth import limits
-from troth.cli.common import CLOCK, INPUT_FILE, node_option, open_cli_node, read_input
-from troth.cli.network_cmds import _ask
-from troth.cli.output import EXIT_INVALID, Reporter, invalid_object, json_command, kv
+from troth.cli.common import (
+    CLOCK,
+    INPUT_FILE,
+    node_option,
+    open_cli_node,
+    read_input,
+    renamed,
+    write_output,
+)
+from troth.cli.network_cmds import ask_node
+from troth.cli.output import (
+    EXIT_INVALID,
+    Explained,
+    Progress,
+    Reporter,
+    escape_text,
+    invalid_object,
+    json_command,
+    kv,
+)
+from troth.cli.text import moment
 from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType
 from troth.errors import IdentityError, TrothError
 from troth.identity import VerifiedIdentity, did_document, verify_history
+from troth.identity.service import IdentityExists
 from troth.node import open_node, troth_home
 from troth.node.authorities import announce_here
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
+IDENTITY_ARG = click.argument("ref", metavar="IDENTITY")
 
 
 def describe(identity: VerifiedIdentity, name: str | None = None) -> dict[str, Any]:
+    """An identity as `--json` shows it (times in epoch seconds)."""
     current = identity.current.body
     return {
         "name": name,
@@ -30,36 +50,76 @@ def describe(identity: VerifiedIdentity, name: str | None = None) -> dict[str, A
         "did": identity.identifier.did,
         "key_type": current.primary_key.key_type.label,
         "public_key": current.primary_key.data.hex(),
-        "changes": len(identity.changes),
+        "changes": identity.change_count,
         "valid_until": current.valid_until,
     }
 
 
-@click.group("identity")
+def shown(data: dict[str, Any]) -> str:
+    """An identity for people (no empty name, the key's validity as a date)."""
+    now = CLOCK.now()
+    return kv({**data, "valid_until": moment(data["valid_until"], now, expiry=True)})
+
+
+@click.group(
+    "identity",
+    epilog="""\b
+Example:
+  troth identity create support-agent
+  troth identity rotate support-agent
+  troth identity export support-agent --out agent.id
+  troth identity verify agent.id""",
+)
 def identity_group() -> None:
-    """Agent identities: signed change histories whose identifier survives key rotation."""
+    """Agent identities: signed change histories whose identifier survives key rotation.
+
+    An IDENTITY argument is a local name or an identifier (T…)."""
 
 
 @identity_group.command("create")
-@click.option("--name", help="A local name (lowercase letters, digits, . _ -).")
-@click.option("--key-type", type=KEY_TYPES, default="ed25519", show_default=True)
-@click.option("--count", type=click.IntRange(1, 1_000_000), default=1, help="Create this many.")
+@click.argument("name", required=False)
+@click.option(
+    "--key-type",
+    type=KEY_TYPES,
+    default="ed25519",
+    show_default=True,
+    help="The primary key's type.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 1_000_000),
+    default=1,
+    show_default=True,
+    help="Create this many, named NAME-0, NAME-1, ... (one transaction: all or none).",
+)
+@renamed("--name", "troth identity create NAME")
 @node_option
 @json_command
 def create(name: str | None, key_type: str, count: int, node_name: str, reporter: Reporter) -> None:
-    """Create an identity (its primary key is generated inside the node's vault)."""
+    """Create identity NAME (lowercase letters, digits, . _ -; no NAME: unnamed); its
+    primary key is generated inside the node's vault."""
     with open_cli_node(node_name) as node:
         if count == 1:
-            local = node.identities.create(
-                now=CLOCK.now(), name=name, key_type=KeyType.from_label(key_type)
-            )
+            try:
+                local = node.identities.create(
+                    now=CLOCK.now(), name=name, key_type=KeyType.from_label(key_type)
+                )
+            except IdentityExists as exc:
+                raise Explained(
+                    exc,
+                    f"node {node_name!r} already has an identity named {name!r}: "
+                    f"{exc.identifier} (troth identity show {name}); choose another name",
+                ) from None
             data = describe(local.identity, local.name)
-            reporter.result(data, kv(data))
+            reporter.result(data, shown(data))
             return
+        counter = Progress("created (not yet committed)", count)
 
-        def progress(done: int, total: int) -> None:
-            if done % max(1, total // 10) == 0 or done == total:
-                reporter.info(f"created {done}/{total}")
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "committing":  # nothing is stored until the commit returns
+                counter.note(f"committing {total} identities ...")
+            else:
+                counter(done, total)
 
         created = node.identities.create_many(
             count,
@@ -68,60 +128,67 @@ def create(name: str | None, key_type: str, count: int, node_name: str, reporter
             name_prefix=name,
             progress=progress,
         )
+        counter.note(f"committed {count} identities")
         reporter.result(
             [describe(c.identity, c.name) for c in created],
-            "\n".join(str(c.identifier) for c in created),
+            "\n".join(f"{c.identifier}  {c.name or ''}".rstrip() for c in created),
         )
 
 
 @identity_group.command("show")
-@click.argument("ref")
+@IDENTITY_ARG
 @node_option
 @json_command
 def show(ref: str, node_name: str, reporter: Reporter) -> None:
-    """Show a local identity by NAME or IDENTIFIER."""
+    """Show local identity IDENTITY (a name or an identifier)."""
     with open_cli_node(node_name) as node:
-        local = node.identities.get(ref, now=CLOCK.now())
+        local = node.identities.get(reporter.names.local(ref, node), now=CLOCK.now())
         data = describe(local.identity, local.name)
-        reporter.result(data, kv(data))
+        reporter.result(data, shown(data))
 
 
 @identity_group.command("list")
 @node_option
 @json_command
 def list_(node_name: str, reporter: Reporter) -> None:
-    """List the node's local identities."""
+    """List the node's local identities: name, identifier, number of changes."""
     with open_cli_node(node_name) as node:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"name": r.name, "identifier": "T" + r.identifier.hex(), "changes": r.changes}
             for r in node.identities.list_local()
         ]
-    text = "\n".join(f"{r['identifier']}  {r['changes']}  {r['name'] or ''}" for r in rows)
-    reporter.result(rows, text or "(no identities)")
+    width = max((len(r["name"] or "") for r in rows), default=0)
+    text = "\n".join(
+        f"{r['name'] or '-':<{width}}  {r['identifier']}  {r['changes']} change(s)" for r in rows
+    )
+    reporter.result(rows, text or f"node {node_name!r} has no identities")
 
 
 @identity_group.command("rotate")
-@click.argument("ref")
+@IDENTITY_ARG
 @click.option("--key-type", type=KEY_TYPES, help="Key type of the new key (default: unchanged).")
 @node_option
 @json_command
 def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -> None:
-    """Rotate the primary key: append a change signed by the new and the current key, then
-    announce the new history to every authority the identity holds credentials from (so their
-    feeds tell every verifier the older history is superseded)."""
+    """Rotate IDENTITY's primary key: append a change signed by the new and the current key,
+    then announce the new history to every authority the identity holds credentials from (so
+    their feeds tell every verifier the older history is superseded)."""
     with open_cli_node(node_name) as node:
-        local = node.identities.rotate(
-            ref, now=CLOCK.now(), key_type=KeyType.from_label(key_type) if key_type else None
+        ref = reporter.names.local(ref, node)
+        local = node.identities.rotate(  # the clock is read once the write lock is held
+            ref, now=CLOCK, key_type=KeyType.from_label(key_type) if key_type else None
         )
         data: dict[str, Any] = describe(local.identity, local.name)
     announced = _announce(node_name, ref)
-    lines = [kv(data)]
+    lines = [shown(data)]
     for row in announced:
+        authority = reporter.label(row["authority"])
         if row["announced"]:
-            lines.append(f"announced to {row['authority']} (feed entry {row['seq']})")
+            lines.append(f"announced to {authority} (feed entry {row['seq']})")
         else:
+            error = reporter.names.label_text(row["error"])
             reporter.info(
-                f"troth: warning: not announced to {row['authority']}: {row['error']} "
+                f"troth: warning: not announced to {authority}: {error} "
                 "(the rotation is committed; a running node retries)"
             )
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
@@ -136,43 +203,58 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
     rows = [outcome.to_json() for outcome in done]
     if remote:
         try:
-            rows.extend(_ask(node_name, "announce", {"identity": ref}))
+            rows.extend(ask_node(node_name, "announce", {"identity": ref}))
         except TrothError as exc:
             rows.extend(Announcement(ref, a, changes, error=str(exc)).to_json() for a in remote)
     return rows
 
 
 @identity_group.command("export")
-@click.argument("ref")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@IDENTITY_ARG
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="File to write."
+)
 @node_option
 @json_command
 def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
-    """Write the identity's change history (binary, canonical CBOR) to a file."""
+    """Write IDENTITY's change history (binary, canonical CBOR) to a file: what a verifier
+    needs to check it (troth identity verify)."""
     with open_cli_node(node_name) as node:
-        history = node.identities.export(ref)
-    Path(out).write_bytes(history)
+        history = node.identities.export(reporter.names.local(ref, node))
+    write_output(out, history)
     data = {"file": out, "bytes": len(history)}
-    reporter.result(data, f"wrote {len(history)} bytes to {out}")
+    reporter.result(data, f"wrote {len(history)} bytes to {escape_text(out)}")
 
 
 @identity_group.command("verify")
 @click.argument("file", type=INPUT_FILE)
-@click.option("--node", "node_name", help="Also require an extension of this node's stored copy.")
+@click.option(
+    "--node",
+    "node_name",
+    metavar="NODE",
+    help="Also require the history to extend this node's stored copy (no fork, no rollback); a "
+    "checkpointed history is attested by that copy or by a fresh feed the node holds.",
+)
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
-    """Verify a change history file: exit 0 if valid, 1 with the reason if not."""
+    """Verify a change history FILE (- for stdin): exit 0 if valid, 1 with the reason if not."""
     data = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
+    now = CLOCK.now()
     try:
-        identity = verify_history(data, now=CLOCK.now())
-        if node_name is not None:
+        if node_name is None:
+            identity = verify_history(data, now=now)
+        else:
             with open_node(node_name, home=troth_home()) as node:
+                checkpoints = node.wallet.checkpoints(
+                    now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
+                )
+                identity = verify_history(data, now=now, checkpoints=checkpoints)
                 node.identities.check_known(identity)
     except IdentityError as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
     result = {"valid": True, **describe(identity)}
     del result["name"]
-    reporter.result(result, "valid\n" + kv(result))
+    reporter.result(result, "valid\n" + shown(result))
 
 
 @identity_group.command("import")
@@ -180,21 +262,24 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
 @node_option
 @json_command
 def import_(file: str, node_name: str, reporter: Reporter) -> None:
-    """Store a verified history; a known identity accepts only an extension (no fork/rollback)."""
+    """Store a verified history FILE (- for stdin); a known identity accepts only an extension
+    of its stored copy (no fork, no rollback)."""
     history = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
     with open_cli_node(node_name) as node:
         identity = node.identities.import_history(history, now=CLOCK.now())
     data = describe(identity)
     del data["name"]
-    reporter.result(data, kv(data))
+    reporter.result(data, shown(data))
 
 
 @identity_group.command("did")
-@click.argument("ref")
+@IDENTITY_ARG
 @node_option
 @json_command
 def did(ref: str, node_name: str, reporter: Reporter) -> None:
-    """Print the DID document (did:troth) of a local identity."""
+    """Print the DID document (did:troth, JSON) of local identity IDENTITY."""
     with open_cli_node(node_name) as node:
-        document = did_document(node.identities.get(ref, now=CLOCK.now()).identity)
+        document = did_document(
+            node.identities.get(reporter.names.local(ref, node), now=CLOCK.now()).identity
+        )
     reporter.result(document, json.dumps(document, indent=2))

@@ -1,7 +1,8 @@
 """`troth channel ...`, `troth message send`, `troth relay create`: ask a node to act.
 
 A running node (troth node start) does the work through its control socket; when the node is
-not running, `channel create` and `message send` run it in this process for the command.
+not running, `channel create`, `message send` and `enroll` run it in this process for the
+command.
 """
 
 from __future__ import annotations
@@ -11,78 +12,145 @@ from typing import Any
 
 import click
 
-from troth.cli.common import home
-from troth.cli.output import Reporter, json_command, kv
+from troth.cli.common import IDENTITY_HELP, home, node_option, renamed
+from troth.cli.output import Explained, Reporter, escape_text, json_command
+from troth.errors import ChannelError, ChannelFailure, Unreachable
+
+ROUTE_HELP = "a route such as /tcp/127.0.0.1:4000 (through a relay: .../relay/NAME)"
 
 
-def _ask(node: str, op: str, arguments: dict[str, Any], *, transient: bool = True) -> Any:
+def ask_node(node: str, op: str, arguments: dict[str, Any], *, transient: bool = True) -> Any:
+    """Have node `node` do control operation `op`: the running node, else (`transient`) an
+    in-process one for this command. Network failures say what to check."""
     from troth.node.daemon import control, node_status, run_transient  # asyncio: on use only
 
     status = node_status(home(), node)
-    if status["running"] or not transient:
-        return control(home(), node, op, arguments, status=status)
-    return run_transient(home(), node, op, arguments)
+    try:
+        if status["running"] or not transient:
+            return control(home(), node, op, arguments, status=status)
+        return run_transient(home(), node, op, arguments)
+    except Unreachable as exc:
+        raise Explained(
+            exc, f"{exc}: is a node listening there? (troth node start NAME --tcp-listen HOST:PORT)"
+        ) from None
+    except ChannelError as exc:
+        if exc.reason is not ChannelFailure.TIMEOUT:
+            raise
+        raise Explained(
+            exc,
+            f"{exc.detail or exc}: nothing answered there (is the node behind that route "
+            "running, and for a route through a relay, was the relay created? troth relay "
+            "create NAME --at ROUTE --node NODE)",
+        ) from None
 
 
-@click.group("channel")
+def _expect(reporter: Reporter, ref: str | None) -> str | None:
+    return None if ref is None else str(reporter.names.identifier(ref))
+
+
+EXPECT = click.option(
+    "--expect",
+    metavar="IDENTITY",
+    help=f"The identity expected at the route, {IDENTITY_HELP}: anyone else is refused.",
+)
+NOT_FROM = renamed("--from", "--node NODE (the node that acts)")
+
+
+@click.group(
+    "channel",
+    epilog="""\b
+Example:
+  troth channel create /tcp/127.0.0.1:4000 --node agent-a --expect hub
+  troth channel list --node agent-a""",
+)
 def channel_group() -> None:
-    """Secure channels (Noise XX, identities and credentials checked both ways)."""
-
-
-EXPECT_HELP = "The identifier expected at the route: anyone else is refused."
+    """Secure channels between nodes (Noise XX; identities and credentials checked both
+    ways)."""
 
 
 @channel_group.command("create")
-@click.option("--from", "from_node", required=True, help="The node that opens the channel.")
-@click.option("--to", "route", required=True, help="Route to a node, e.g. /tcp/127.0.0.1:4000.")
-@click.option("--expect", metavar="IDENTIFIER", help=EXPECT_HELP)
+@click.argument("route", metavar="ROUTE")
+@EXPECT
+@NOT_FROM
+@renamed("--to", "troth channel create ROUTE")
+@node_option
 @json_command
-def channel_create(from_node: str, route: str, expect: str | None, reporter: Reporter) -> None:
-    """Open a secure channel from a node to another node's channel listener."""
-    data = _ask(from_node, "channel.create", {"to": route, "expect": expect})
-    reporter.result(data, kv(data))
+def channel_create(route: str, expect: str | None, node_name: str, reporter: Reporter) -> None:
+    """Open a secure channel from the node to the node at ROUTE (ROUTE: e.g.
+    /tcp/127.0.0.1:4000)."""
+    data = ask_node(node_name, "channel.create", {"to": route, "expect": _expect(reporter, expect)})
+    reporter.result(
+        data, f"channel {escape_text(data['id'])} open to {reporter.label(data['peer'])}"
+    )
 
 
 @channel_group.command("list")
-@click.option("--node", "node_name", required=True)
+@node_option
 @json_command
 def channel_list(node_name: str, reporter: Reporter) -> None:
-    """The channels of a running node."""
-    rows = _ask(node_name, "channel.list", {}, transient=False)
-    text = "\n".join(f"{r['id']}  {r['state']}  {r['peer']}  {r['route']}" for r in rows)
-    reporter.result(rows, text or "(no channels)")
+    """The channels of a running node: id, state, peer, route, messages in and out."""
+    rows = ask_node(node_name, "channel.list", {}, transient=False)
+    text = "\n".join(
+        f"{r['id']}  {r['state']}  {reporter.label(r['peer'])}  {r['route']}  "
+        f"in {r['messages_in']} out {r['messages_out']}"
+        for r in rows
+    )
+    reporter.result(rows, text or f"node {node_name!r} has no channels")
 
 
-@click.group("message")
+@click.group(
+    "message",
+    epilog="""\b
+Example:
+  troth message send /tcp/127.0.0.1:4000/relay/agent-b/service/echo "hi" --node agent-a""",
+)
 def message_group() -> None:
     """Messages to services of other nodes, through secure channels."""
 
 
 @message_group.command("send")
-@click.option("--from", "from_node", required=True)
-@click.option("--to", "route", required=True, help="e.g. /tcp/127.0.0.1:4000/service/echo")
-@click.option("--expect", metavar="IDENTIFIER", help=EXPECT_HELP)
+@click.argument("route", metavar="ROUTE")
 @click.argument("text")
+@EXPECT
+@NOT_FROM
+@renamed("--to", "troth message send ROUTE TEXT")
+@node_option
 @json_command
 def message_send(
-    from_node: str, route: str, expect: str | None, text: str, reporter: Reporter
+    route: str, text: str, expect: str | None, node_name: str, reporter: Reporter
 ) -> None:
-    """Send TEXT to a service through a secure channel; print the reply."""
-    reply = _ask(from_node, "message.send", {"to": route, "text": text, "expect": expect})
+    """Send TEXT to the service at ROUTE (e.g. /tcp/127.0.0.1:4000/service/echo) through a
+    secure channel; print the reply."""
+    arguments = {"to": route, "text": text, "expect": _expect(reporter, expect)}
+    reply = ask_node(node_name, "message.send", arguments)
     reporter.result({"reply": reply}, reply if isinstance(reply, str) else json.dumps(reply))
 
 
-@click.group("relay")
+@click.group(
+    "relay",
+    epilog="""\b
+Example:
+  troth relay create agent-b --at /tcp/127.0.0.1:4000 --node agent-b""",
+)
 def relay_group() -> None:
-    """Relays: be reachable through another node without a listening port."""
+    """Relays: a node reachable through another node, without a listening port."""
 
 
 @relay_group.command("create")
 @click.argument("name")
-@click.option("--at", "route", required=True, help="Route to the relay node.")
-@click.option("--from", "from_node", required=True, help="The (running) node to make reachable.")
+@click.option(
+    "--at", "route", required=True, metavar="ROUTE", help=f"The relay node: {ROUTE_HELP}."
+)
+@NOT_FROM
+@node_option
 @json_command
-def relay_create(name: str, route: str, from_node: str, reporter: Reporter) -> None:
-    """Ask the relay node to forward /relay/NAME to FROM (needs troth.relay=NAME or *)."""
-    data = _ask(from_node, "relay.create", {"name": name, "at": route}, transient=False)
-    reporter.result(data, kv(data))
+def relay_create(name: str, route: str, node_name: str, reporter: Reporter) -> None:
+    """Ask the relay node at ROUTE to forward /relay/NAME to the (running) node. The node's
+    identity needs a credential with troth.relay=NAME (or *) from an authority the relay
+    trusts."""
+    data = ask_node(node_name, "relay.create", {"name": name, "at": route}, transient=False)
+    reporter.result(
+        data,
+        f"node {node_name!r} is reachable at {escape_text(data['route'])} (relay "
+        f"{escape_text(name)} on the node at {escape_text(route)})",
+    )

@@ -1,4 +1,4 @@
-"""`troth node ...`: the named home of a vault and its identities."""
+"""`troth node ...`: the named home of a vault, its database and identities; running it."""
 
 from __future__ import annotations
 
@@ -7,16 +7,25 @@ from typing import Any, TypeVar
 
 import click
 
-from troth.cli.common import home
+from troth.cli.common import CLOCK, home
 from troth.cli.output import Reporter, json_command, kv
-from troth.node import NodeConfig, init_node, list_nodes
+from troth.node import NodeConfig, init_node, list_nodes, open_node
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group("node")
+@click.group(
+    "node",
+    epilog="""\b
+Example:
+  troth node create hub
+  troth node start hub --tcp-listen 127.0.0.1:4000
+  troth node status hub
+  troth node stop hub""",
+)
 def node_group() -> None:
-    """Nodes: a vault (software or PKCS#11), a database, identities."""
+    """Nodes: a vault (software or PKCS#11), a database, identities; a node runs as a
+    background process with secure channels, services and relays."""
 
 
 def node_options(func: F) -> F:
@@ -28,12 +37,21 @@ def node_options(func: F) -> F:
                 type=click.Choice(["software", "pkcs11"]),
                 default="software",
                 show_default=True,
+                help="Where identity keys live: sealed in the node's database, or in a PKCS#11 "
+                "token (an HSM).",
             ),
             click.option(
-                "--pkcs11-module", help="Path of the PKCS#11 library (default: SoftHSM2's)."
+                "--pkcs11-module",
+                metavar="PATH",
+                help="Path of the PKCS#11 library (default: SoftHSM2's).",
             ),
-            click.option("--token-label", help="Label of the PKCS#11 token."),
-            click.option("--pin-env", help="Environment variable holding the token's user PIN."),
+            click.option("--token-label", metavar="LABEL", help="Label of the PKCS#11 token."),
+            click.option(
+                "--pin-env",
+                metavar="VAR",
+                help="Environment variable holding the token's user PIN "
+                "(default: TROTH_PKCS11_PIN).",
+            ),
             click.option(
                 "--durability",
                 type=click.Choice(["normal", "full"]),
@@ -65,7 +83,7 @@ def _init(name: str, options: dict[str, Any]) -> NodeConfig:
 @node_options
 @json_command
 def init(name: str, reporter: Reporter, **options: Any) -> None:
-    """Create node NAME with its vault."""
+    """Create node NAME with its vault, and no identity (troth node create also makes one)."""
     config = _init(name, options)
     data = {
         "name": config.name,
@@ -79,7 +97,7 @@ def init(name: str, reporter: Reporter, **options: Any) -> None:
 @node_group.command("list")
 @json_command
 def list_(reporter: Reporter) -> None:
-    """List the nodes in $TROTH_HOME."""
+    """List the nodes in $TROTH_HOME: name, vault, running or stopped."""
     from troth.node.daemon import node_status
 
     rows = [
@@ -91,10 +109,12 @@ def list_(reporter: Reporter) -> None:
         }
         for c in list_nodes(home())
     ]
+    width = max((len(r["name"]) for r in rows), default=0)
     text = "\n".join(
-        f"{r['name']}  {r['vault']}  {'running' if r['running'] else 'stopped'}" for r in rows
+        f"{r['name']:<{width}}  {r['vault']:<8}  {'running' if r['running'] else 'stopped'}"
+        for r in rows
     )
-    reporter.result(rows, text or "(no nodes)")
+    reporter.result(rows, text or f"no nodes in {home()} (create one with: troth node create NAME)")
 
 
 @node_group.command("create")
@@ -102,10 +122,8 @@ def list_(reporter: Reporter) -> None:
 @node_options
 @json_command
 def create(name: str, reporter: Reporter, **options: Any) -> None:
-    """Create node NAME with its vault and its default identity (also named NAME)."""
-    from troth.cli.common import CLOCK
-    from troth.node import open_node
-
+    """Create node NAME with its vault and its own identity (also named NAME): the identity
+    the node shows on its channels."""
     config = _init(name, options)
     with open_node(name, home=home()) as node:
         identity = node.identities.create(now=CLOCK.now(), name=name)
@@ -113,13 +131,23 @@ def create(name: str, reporter: Reporter, **options: Any) -> None:
     reporter.result(data, kv(data))
 
 
+def _listening(value: Any) -> str:
+    return str(value) if value else "no port (reachable through a relay, or not at all)"
+
+
 @node_group.command("start")
 @click.argument("name")
-@click.option("--tcp-listen", help="host:port to listen on (e.g. 127.0.0.1:4000; port 0: any).")
+@click.option(
+    "--tcp-listen",
+    metavar="HOST:PORT",
+    help="Listen for channels here (e.g. 127.0.0.1:4000; port 0: any free port). Recorded: "
+    "the node's tickets carry this address.",
+)
 @click.option("--foreground", is_flag=True, help="Run in this process until interrupted.")
 @json_command
 def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporter) -> None:
-    """Start node NAME (a background process with a pid file and a log in its directory)."""
+    """Start node NAME: a background process with a pid file and a log (node.log) in its
+    directory."""
     import asyncio
     import logging
 
@@ -134,14 +162,22 @@ def start(name: str, tcp_listen: str | None, foreground: bool, reporter: Reporte
         asyncio.run(serve(home(), name, listen))
         return
     status = start_daemon(home(), name, tcp_listen)
-    reporter.result(status, kv({k: status[k] for k in ("name", "pid", "listening", "identifier")}))
+    text = kv(
+        {
+            "name": status["name"],
+            "pid": status["pid"],
+            "listening": _listening(status.get("listening")),
+            "identifier": reporter.label(status.get("identifier")),
+        }
+    )
+    reporter.result(status, text)
 
 
 @node_group.command("stop")
 @click.argument("name")
 @json_command
 def stop(name: str, reporter: Reporter) -> None:
-    """Stop node NAME."""
+    """Stop node NAME (it was not running: said so, exit 0)."""
     from troth.node.daemon import stop_daemon
 
     stopped = stop_daemon(home(), name)
@@ -150,20 +186,44 @@ def stop(name: str, reporter: Reporter) -> None:
     )
 
 
+def _counters(counters: dict[str, Any]) -> dict[str, str]:
+    """One line per counter group, the counters that are not zero."""
+    lines: dict[str, str] = {}
+    for group, values in counters.items():
+        if isinstance(values, dict):
+            busy = [f"{k.replace('_', ' ')} {v}" for k, v in values.items() if v]
+            lines[f"{group} counters"] = ", ".join(busy) or "all zero"
+        else:
+            lines[group.replace("_", " ")] = str(values)
+    return lines
+
+
 @node_group.command("status")
 @click.argument("name")
 @json_command
 def status(name: str, reporter: Reporter) -> None:
-    """Is node NAME running, and where does it listen."""
+    """Is node NAME running; where it listens, its channels, relays, trusted authorities and
+    counters."""
     from troth.node.daemon import control, node_status
 
     data = node_status(home(), name)
-    if data["running"]:
-        data.update(control(home(), name, "status", {}, status=data))
-    shown = {k: v for k, v in data.items() if k not in ("control", "counters", "services")}
-    for group, counters in (data.get("counters") or {}).items():
-        if isinstance(counters, dict):
-            shown.update({f"{group}.{k}": v for k, v in counters.items()})
-        else:
-            shown[group] = counters
-    reporter.result(data, kv(shown))
+    if not data["running"]:
+        reporter.result(data, f"{name}: not running (start it with: troth node start {name})")
+        return
+    data.update(control(home(), name, "status", {}, status=data))
+    sunk = data.get("sunk") or {}
+    text = kv(
+        {
+            "name": data["name"],
+            "running": f"yes, pid {data['pid']}",
+            "identifier": reporter.label(data.get("identifier")),
+            "listening": _listening(data.get("listening")),
+            "channels": data.get("channels", 0),
+            "relays": ", ".join(data.get("relays") or []) or "none",
+            "authority": reporter.label(data["authority"]) if data.get("authority") else "none",
+            "trusts": ", ".join(reporter.label(a) for a in data.get("trusted") or []) or "none",
+            "sink": f"{sunk.get('messages', 0)} message(s), {sunk.get('bytes', 0)} bytes",
+            **_counters(data.get("counters") or {}),
+        }
+    )
+    reporter.result(data, text)

@@ -11,29 +11,39 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from troth.cli.names import Directory
 from troth.errors import (
+    AuthorityError,
+    ChannelError,
+    ChannelFailure,
     ConfigError,
     ConflictError,
     CredentialError,
-    CryptoError,
-    DecodeError,
+    Denied,
     IdentityError,
     NotFound,
     StorageError,
     TrothError,
+    Unreachable,
     VaultError,
 )
+from troth.node import troth_home
 
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_INVALID",
     "EXIT_IO",
     "EXIT_USAGE",
+    "Explained",
+    "Progress",
     "Reporter",
+    "error_object",
     "escape_text",
     "exit_code",
+    "invalid_object",
     "json_command",
     "kv",
+    "message_for",
 ]
 
 EXIT_INVALID = 1
@@ -76,22 +86,71 @@ def escape_text(text: object, *, keep_newlines: bool = False) -> str:
     return str(text).translate(table)
 
 
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ok
+  1  invalid or denied: something was read and judged (a signature, history, chain,
+     ticket), or a node refused
+  2  usage: a bad option or value, or a name that does not exist (identity, node,
+     authority, member, benchmark)
+  3  configuration: a node's setup (its configuration or vault key, a node not running
+     or already running, a missing environment variable)
+  4  I/O: a file could not be read or written, the network did not answer (connection
+     refused, unreachable, timed out), the database or vault failed"""
+"""The exit code table, as `troth --help` prints it (and docs/cli.md, and the README)."""
+
+
 def exit_code(exc: BaseException) -> int:
-    if isinstance(exc, DecodeError | CryptoError | IdentityError | ConflictError):
+    """The exit code of an error (the table in EXIT_CODES_HELP)."""
+    if isinstance(exc, Explained):
+        return exit_code(exc.error)
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code
+    if isinstance(exc, ChannelError) and exc.reason is ChannelFailure.TIMEOUT:
+        return EXIT_IO
+    if isinstance(exc, ConflictError):  # a name taken, a conditional write lost: a verdict
         return EXIT_INVALID
     if isinstance(exc, NotFound | ValueError):
         return EXIT_USAGE
     if isinstance(exc, ConfigError):
         return EXIT_CONFIG
-    if isinstance(exc, StorageError | VaultError | OSError):
+    if isinstance(exc, StorageError | VaultError | OSError | Unreachable):
         return EXIT_IO
     return EXIT_INVALID
 
 
-def error_object(exc: BaseException) -> dict[str, Any]:
-    data: dict[str, Any] = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+class Explained(Exception):
+    """A library error with a message for people (the thing, the reason, the next step); its
+    exit code and `--json` object are the original error's."""
+
+    def __init__(self, error: BaseException, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def error_object(exc: BaseException, message: str | None = None) -> dict[str, Any]:
+    """What `--json` prints for a failed command: the error class, the message for people and,
+    for a refused history or chain, its typed reason."""
+    if isinstance(exc, Explained):
+        return error_object(exc.error, exc.message)
+    data: dict[str, Any] = {
+        "ok": False,
+        "error": type(exc).__name__,
+        "message": message
+        or (exc.format_message() if isinstance(exc, click.ClickException) else str(exc)),
+        "exit_code": exit_code(exc),
+    }
     if isinstance(exc, IdentityError):
         data.update(reason=exc.reason.value, change=exc.change, detail=exc.detail)
+    elif isinstance(exc, CredentialError):
+        data.update(reason=exc.reason.value, link=exc.link, detail=exc.detail)
+    elif isinstance(exc, AuthorityError):
+        data.update(reason=exc.reason.value, detail=exc.detail)
+    elif isinstance(exc, ChannelError):
+        data.update(reason=exc.reason.name.lower(), detail=exc.detail)
+    elif isinstance(exc, Denied):
+        data.update(reasons=list(exc.reasons))
     return data
 
 
@@ -101,11 +160,63 @@ def invalid_object(exc: IdentityError | CredentialError) -> dict[str, Any]:
     return {"valid": False, "reason": exc.reason.value, **where, "detail": exc.detail}
 
 
-class Reporter:
-    """Prints a command's result in the format the user asked for."""
+def message_for(exc: BaseException) -> str:
+    """The text people read for `exc` (a channel refusal says who refused whom and why)."""
+    if isinstance(exc, Explained):
+        return exc.message
+    if isinstance(exc, ChannelError) and exc.reason is ChannelFailure.PEER_NOT_ALLOWED:
+        return exc.detail or str(exc)
+    if isinstance(exc, Denied) and exc.reasons:
+        return "; ".join(exc.reasons)
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:  # not "[Errno 2] ..."
+        return f"cannot use {exc.filename}: {exc.strerror}"
+    return exc.diagnostics() if isinstance(exc, TrothError) else str(exc)
 
-    def __init__(self, as_json: bool) -> None:
+
+class Progress:
+    """A counter on stderr for work that takes more than a second: rewritten in place on a
+    terminal, a line per tenth of the work otherwise (a log stays short)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.tty = sys.stderr.isatty()
+        self._next = 0
+
+    def note(self, text: str) -> None:
+        """A line of progress that is not a count ("committing ..."): stderr, like the count."""
+        click.echo(text, err=True)
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        """`done` of `total` (default: the total given at the start) are done."""
+        total = self.total if total is None else total
+        if self.tty:
+            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=done >= total)
+        elif done >= total or done >= self._next:
+            click.echo(f"{self.label} {done}/{total}", err=True)
+            self._next = done + max(1, total // 10)
+
+
+class Reporter:
+    """Prints a command's result in the format the user asked for: `--json` to stdout (and
+    nothing else anywhere on failure), text to stdout, notes to stderr."""
+
+    def __init__(self, as_json: bool, names: Directory | None = None) -> None:
         self.as_json = as_json
+        self._names = names
+
+    @property
+    def names(self) -> Directory:
+        """The names this machine knows (read on first use)."""
+        if self._names is None:
+            self._names = Directory(troth_home())
+        return self._names
+
+    def label(self, identifier: object) -> str:
+        """An identifier with its local name where one is known."""
+        return self.names.label(None if identifier is None else str(identifier))
 
     def result(self, data: dict[str, Any] | list[Any], text: str | None = None) -> None:
         if self.as_json:
@@ -116,38 +227,45 @@ class Reporter:
             click.echo(escape_text(text, keep_newlines=True))
 
     def info(self, text: str) -> None:
-        """Progress and notes for people: stderr, never mixed into --json output."""
-        click.echo(escape_text(text, keep_newlines=True), err=True)
+        """Notes for people: stderr, and only without --json (the JSON result says it all)."""
+        if not self.as_json:
+            click.echo(escape_text(text, keep_newlines=True), err=True)
 
     def fail(
         self, exc: BaseException, code: int | None = None, payload: dict[str, Any] | None = None
     ) -> NoReturn:
-        """Report `exc` on stderr (with --json, also `payload` or an error object on stdout)
-        and exit with its code."""
+        """Report `exc` and exit with its code: with --json one JSON object on stdout (`payload`
+        or an error object) and nothing on stderr; else the message on stderr, with every
+        identifier in it shown with its local name."""
         code = exit_code(exc) if code is None else code
         if self.as_json:
             click.echo(json.dumps(payload or error_object(exc), indent=2))
-        message = exc.diagnostics() if isinstance(exc, TrothError) else str(exc)
-        click.echo(f"troth: {escape_text(message)}", err=True)
+        else:
+            message = self.names.label_text(message_for(exc))
+            click.echo(f"troth: {escape_text(message)}", err=True)
         sys.exit(code)
 
 
 def json_command(func: Callable[..., R]) -> Callable[..., R]:
     """Add `--json` and map troth's errors to exit codes; the command gets a `reporter`."""
 
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @click.option(
+        "--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON."
+    )
     @functools.wraps(func)
     def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
         reporter = Reporter(as_json)
         try:
             return func(*args, reporter=reporter, **kwargs)
-        except (TrothError, ValueError, OSError) as exc:
+        except (TrothError, ValueError, OSError, Explained) as exc:
             reporter.fail(exc)
 
     return wrapper
 
 
 def kv(pairs: dict[str, Any]) -> str:
-    """Human output: aligned `key: value` lines, each value escaped (`escape_text`)."""
-    width = max(len(k) for k in pairs)
-    return "\n".join(f"{k + ':':<{width + 1}} {escape_text(v)}" for k, v in pairs.items())
+    """Human output: aligned `key: value` lines, each value escaped (`escape_text`); keys read
+    with spaces (`valid until`), None values are left out."""
+    shown = {k.replace("_", " "): v for k, v in pairs.items() if v is not None}
+    width = max((len(k) for k in shown), default=0)
+    return "\n".join(f"{k + ':':<{width + 1}} {escape_text(v)}" for k, v in shown.items())

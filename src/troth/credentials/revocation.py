@@ -21,7 +21,7 @@ the feed. Revocation is permanent: an entry can never be removed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,6 +37,8 @@ from troth.errors import (
     StorageError,
 )
 from troth.identity import (
+    Checkpoint,
+    Checkpoints,
     Identifier,
     Signer,
     VerifiedIdentity,
@@ -55,6 +57,7 @@ __all__ = [
     "build_page",
     "entry_cost",
     "feed_authority",
+    "feed_checkpoints",
     "feed_from_store",
     "feed_genesis",
     "next_head",
@@ -98,8 +101,8 @@ class Supersession:
     change_hash: bytes
 
     def __post_init__(self) -> None:
-        if not 2 <= self.changes <= limits.MAX_IDENTITY_CHANGES:
-            raise ValueError(f"a supersession names 2-{limits.MAX_IDENTITY_CHANGES} changes")
+        if not 2 <= self.changes <= limits.MAX_CHANGE_INDEX + 1:
+            raise ValueError(f"a supersession names 2-{limits.MAX_CHANGE_INDEX + 1} changes")
         if len(self.change_hash) != 32:
             raise ValueError("a supersession names a 32-byte change hash")
 
@@ -349,18 +352,49 @@ class VerifiedFeed:
 
     def check_current(self, identity: VerifiedIdentity) -> None:
         """Raise SUPERSEDED when the feed says the identity has at least N changes and
-        `identity` is shorter, or its change N-1 is another one (a stolen backup's history)."""
+        `identity` has fewer, or its change N-1 is another one (a stolen backup's history).
+        Compared by change index, so `identity` may be a checkpointed suffix; one starting
+        after change N-1 was attested by its checkpoint when it was verified."""
         superseded = self.supersession(identity.identifier)
         if superseded is None:
             return
-        changes = identity.changes
         n = superseded.changes
-        if len(changes) < n or changes[n - 1].change_hash != superseded.change_hash:
+        count = identity.change_count
+        offset = n - 1 - identity.first_index
+        if count < n or (
+            offset >= 0 and identity.changes[offset].change_hash != superseded.change_hash
+        ):
             raise CredentialError(
                 _F.SUPERSEDED,
-                f"{identity.identifier}: {len(changes)} change(s) presented, the authority "
-                f"knows {n}" + ("" if len(changes) < n else " with another change"),
+                f"{identity.identifier}: {count} change(s) presented, the authority "
+                f"knows {n}" + ("" if count < n else " with another change"),
             )
+
+    def attests(self, identifier: bytes, index: int, change_hash: bytes) -> bool:
+        """Whether a supersession in this feed names change `index` of `identifier` with
+        `change_hash` (the checkpoint of a history presented from that change)."""
+        rows = self._index.superseded.get(identifier)
+        for seq, changes, named in reversed(rows or ()):  # the newest is the usual checkpoint
+            if seq < self.count and changes == index + 1:
+                return named == change_hash
+        return False
+
+
+def feed_checkpoints(
+    feeds: Mapping[Identifier, VerifiedFeed], *, now: int, max_staleness: int
+) -> Checkpoints:
+    """`verify_history(checkpoints=...)` backed by held feeds: a checkpointed history is
+    accepted when the feed of the authority its checkpoint names is held, complete and fresh
+    (at most `max_staleness` seconds old at `now`), and a supersession in it names the first
+    change presented (docs/formats.md, "Checkpointed histories")."""
+
+    def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        feed = feeds.get(Identifier(checkpoint.authority))
+        if feed is None or not feed.complete or now - feed.issued_at > max_staleness:
+            return False
+        return feed.attests(checkpoint.identifier, checkpoint.index, change_hash)
+
+    return attested
 
 
 def _feed(

@@ -22,7 +22,7 @@ from typing import Any, Final
 from troth import limits
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
-from troth.credentials.revocation import VerifiedFeed
+from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
 from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
@@ -33,6 +33,7 @@ from troth.errors import (
     IdentityFailure,
 )
 from troth.identity import (
+    Checkpoints,
     Identifier,
     UnverifiedHistory,
     VerifiedIdentity,
@@ -184,16 +185,22 @@ class ChainVerifier:
         key = sha256(data)
         checked = self._cache.get(key)
         if checked is None or now < checked.verified_at:
-            checked = self._check_bytes(data, now)
+            checkpoints = feed_checkpoints(
+                feeds, now=now, max_staleness=self.policy.max_feed_staleness
+            )
+            checked = self._check_bytes(data, now, checkpoints)
             self._remember(key, checked, len(data))
         self._check_state(checked, presenter, feeds, now)
         return checked.result
 
-    def verify_structure(self, data: bytes, *, now: int) -> VerifiedCredential:
+    def verify_structure(
+        self, data: bytes, *, now: int, checkpoints: Checkpoints | None = None
+    ) -> VerifiedCredential:
         """Only the checks that depend on the bytes: signatures, attestations, alignment,
         narrowing, cycles. NOT a verification for access: no windows, no revocation, no
-        presenter. For holders and for the authority judging a revocation request."""
-        return self._check_bytes(data, now).result
+        presenter. For holders and for the authority judging a revocation request.
+        `checkpoints` judges checkpointed issuer histories (none: they are refused)."""
+        return self._check_bytes(data, now, checkpoints).result
 
     def _remember(self, key: bytes, checked: _Checked, size: int) -> None:
         """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES."""
@@ -261,7 +268,7 @@ class ChainVerifier:
 
     # -- checks that depend on the bytes (cached) -----------------------------------------------
 
-    def _check_bytes(self, data: bytes, now: int) -> _Checked:
+    def _check_bytes(self, data: bytes, now: int, checkpoints: Checkpoints | None) -> _Checked:
         """Cheap checks first (decoding, anchors, alignment, narrowing, depth, cycles), then
         the signatures, verifying only the histories of issuers the links name."""
         try:
@@ -309,7 +316,9 @@ class ChainVerifier:
                 if issuer_history is None:
                     raise CredentialError(_F.MISSING_HISTORY, str(body.issuer), index)
                 try:
-                    issuer = identities[body.issuer] = verify_history(issuer_history, now=now)
+                    issuer = identities[body.issuer] = verify_history(
+                        issuer_history, now=now, checkpoints=checkpoints
+                    )
                 except IdentityError as exc:
                     raise CredentialError(_F.ISSUER_INVALID, str(exc), index) from None
             try:

@@ -1,25 +1,46 @@
 """What a node's identities hold: their credential chains, delegations they make, the
 revocation feed verified per authority (stored entry by entry, rebuilt in memory without
-verifying again), and how far each rotation was announced to each authority."""
+verifying again), how far each rotation was announced to each authority, and the enrollments
+sent but not yet completed (docs/storage.md, "Recovery rules")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from troth import limits
+from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.credentials.issue import delegate
-from troth.credentials.revocation import VerifiedFeed, feed_from_store, store_rows, verify_page
+from troth.credentials.revocation import (
+    RevocationKind,
+    VerifiedFeed,
+    feed_checkpoints,
+    feed_from_store,
+    store_rows,
+    verify_page,
+)
 from troth.credentials.verify import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.errors import CredentialError, CredentialFailure, DecodeError, NotFound
-from troth.identity import Identifier, IdentityService
-from troth.storage import CredentialStore, FeedState, HeldCredential
+from troth.faults import crash_point
+from troth.identity import Checkpoint, Checkpoints, Identifier, IdentityService
+from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
 
-__all__ = ["Announcement", "CredentialWallet", "next_page"]
+__all__ = [
+    "FEED_RACE_RETRIES",
+    "Announcement",
+    "CredentialWallet",
+    "FeedSync",
+    "feed_step",
+    "next_page",
+]
 
 _F = CredentialFailure
+FEED_RACE_RETRIES: Final = 5
+"""How often a sync fetches a page again because another process extended the held feed while
+the page was on its way (a race, not a fork)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +81,10 @@ class CredentialWallet:
             root = CredentialBody.decode(CredentialChain.decode(chain).credentials[0].body).issuer
         except DecodeError as exc:
             raise CredentialError(_F.MALFORMED, str(exc)) from None
-        return ChainVerifier(TrustPolicy(frozenset({root}))).verify_structure(chain, now=now)
+        checkpoints = self.checkpoints(now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS)
+        return ChainVerifier(TrustPolicy(frozenset({root}))).verify_structure(
+            chain, now=now, checkpoints=checkpoints
+        )
 
     def hold(self, ref: str, chain: bytes, *, now: int) -> VerifiedCredential:
         """Store a chain whose last subject is the local identity `ref`."""
@@ -106,6 +130,17 @@ class CredentialWallet:
             f"{ref} holds no unexpired credential" + (" with those attributes" if needs else "")
         )
 
+    def parent_for(
+        self, ref: str, attributes: Attributes, *, now: int, credential_hash: bytes | None = None
+    ) -> bytes:
+        """The held chain a delegation of `attributes` by `ref` extends: the one ending in
+        credential `credential_hash`, else the one that covers `attributes` and expires last,
+        else the one that expires last (and delegate() refuses the amplification)."""
+        try:
+            return self.best(ref, now=now, needs=attributes, credential_hash=credential_hash)
+        except NotFound:
+            return self.best(ref, now=now, credential_hash=credential_hash)
+
     def delegate(
         self,
         ref: str,
@@ -120,13 +155,8 @@ class CredentialWallet:
         credential_hash: bytes | None = None,
     ) -> bytes:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
-        the held chain ending in credential `credential_hash`, else the held chain that covers
-        `attributes` and expires last (else the one that expires last, and delegate() refuses
-        the amplification)."""
-        try:
-            parent = self.best(ref, now=now, needs=attributes, credential_hash=credential_hash)
-        except NotFound:
-            parent = self.best(ref, now=now, credential_hash=credential_hash)
+        `parent_for(ref, attributes)`."""
+        parent = self.parent_for(ref, attributes, now=now, credential_hash=credential_hash)
         signer = self.identities.signer(ref, now=now)
         chain = delegate(
             signer,
@@ -149,6 +179,74 @@ class CredentialWallet:
 
     def trusted(self) -> dict[Identifier, str]:
         return {Identifier(digest): address for digest, address in self.store.trusted_authorities()}
+
+    def checkpoints(self, *, now: int, max_staleness: int) -> Checkpoints:
+        """This node's word on checkpointed histories (`verify_history(checkpoints=...)`): its
+        own stored copy of the identity holds the change, or the feed it holds of the
+        checkpoint's authority is complete, at most `max_staleness` seconds old and names it."""
+
+        def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+            if self.identities.attested_by_store(checkpoint, change_hash):
+                return True
+            authority = Identifier(checkpoint.authority)
+            feed = self.held_feed(authority)
+            return feed is not None and feed_checkpoints(
+                {authority: feed}, now=now, max_staleness=max_staleness
+            )(checkpoint, change_hash)
+
+        return attested
+
+    # -- enrollments in flight (docs/storage.md, "Recovery rules") --------------------------------
+
+    def pending_enrollments(self, ref: str) -> list[PendingEnrollmentRecord]:
+        """The enrollments of local identity `ref` sent (or about to be) and not completed."""
+        return self.store.list_pending(self.identities.find(ref).identifier)
+
+    def record_enrollment(
+        self, ref: str, authority: Identifier, ticket: str, address: str, *, now: int
+    ) -> tuple[PendingEnrollmentRecord, PendingEnrollmentRecord | None]:
+        """Record, before its request is sent, that `ref` enrolls with `authority` using
+        `ticket`; returns the record and the one it replaces (an interrupted enrollment with
+        the same authority: resumed when its ticket is the same, else given up)."""
+        identifier = self.identities.find(ref).identifier
+        with self.store.transaction():
+            crash_point("holder.enroll.before-pending")
+            earlier = next(
+                (p for p in self.store.list_pending(identifier) if p.authority == authority.digest),
+                None,
+            )
+            started_at = now if earlier is None or earlier.ticket != ticket else earlier.started_at
+            record = PendingEnrollmentRecord(
+                identifier, authority.digest, ticket, address, started_at
+            )
+            self.store.put_pending(record)
+        crash_point("holder.enroll.after-pending")
+        return record, earlier
+
+    def complete_enrollment(
+        self, pending: PendingEnrollmentRecord, chain: bytes, *, now: int
+    ) -> VerifiedCredential:
+        """Store the credential an enrollment brought, trust its authority at the ticket's
+        address and clear the pending record, in one transaction."""
+        ref = "T" + pending.identifier.hex()
+        authority = Identifier(pending.authority)
+        with self.store.transaction():
+            held = self.hold(ref, chain, now=now)
+            if held.authority != authority:
+                raise CredentialError(
+                    _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
+                )
+            self.trust(authority, pending.address, now=now)
+            self.store.clear_pending(pending.identifier, pending.authority)
+            crash_point("holder.enroll.before-commit")
+        crash_point("holder.enroll.after-commit")
+        return held
+
+    def forget_enrollment(self, pending: PendingEnrollmentRecord) -> bool:
+        """Forget a pending enrollment: completed elsewhere (by a running node), or refused for
+        good by the authority (ticket unknown, used up or expired with no redemption of it by
+        this identity)."""
+        return self.store.clear_pending(pending.identifier, pending.authority)
 
     # -- rotation announcements -----------------------------------------------------------------
 
@@ -177,7 +275,8 @@ class CredentialWallet:
 
     def update_feed(self, page: bytes, *, authority: Identifier, now: int) -> VerifiedFeed:
         """Verify one page extending the feed held for `authority` and store what it added at
-        once (freshness is the caller's check: a page in the middle of a sync is not fresh)."""
+        once (freshness is the caller's check: a page in the middle of a sync is not fresh).
+        A local identity the page supersedes is presented from its newest checkpoint."""
         with self.store.transaction():
             previous = self.held_feed(authority)
             feed = verify_page(
@@ -189,21 +288,50 @@ class CredentialWallet:
             )
             state = FeedState(authority.digest, feed.count, feed.head, feed.latest, feed.issued_at)
             self.store.extend_feed(state, store_rows(feed))
+            superseded = [e.target for e in feed.new_entries if e.kind is RevocationKind.SUPERSEDED]
+            if superseded:
+                self.identities.refresh_presented(superseded, now=now)
         self._feeds[authority] = feed
         return feed
 
     def sync_feed(
-        self, authority: Identifier, fetch: Callable[[int], bytes], *, now: int
+        self, authority: Identifier, fetch: Callable[[int], bytes], *, now: int | Clock
     ) -> VerifiedFeed:
         """Fetch and verify pages (`fetch(since)` answers the page from entry `since`) until
-        the held feed is complete; each page is stored as soon as it is verified."""
-        since = self.feed_since(authority)
+        the held feed is complete; each page is stored as soon as it is verified (`now` a
+        Clock: read for each page, after it arrived). See `feed_sync` for races."""
+        sync = self.feed_sync(authority, now=now)
+        step: int | VerifiedFeed = next(sync)
+        while isinstance(step, int):
+            step = feed_step(sync, fetch(step))
+        return step
+
+    def feed_sync(self, authority: Identifier, *, now: int | Clock) -> FeedSync:
+        """A sync of `authority`'s feed as sans-IO steps: it yields where the next page starts
+        and is sent that page (drive it with `feed_step`, from any thread or coroutine).
+
+        A page that another process's sync overtook while it was fetched (the held feed moved:
+        the page starts before its end, or was issued before its snapshot) is fetched again
+        from where the held feed now ends, up to FEED_RACE_RETRIES times: a race with another
+        writer is not a fork. A page refused while the held feed stayed the same is."""
+        raced = 0
         while True:
-            feed = self.update_feed(fetch(since), authority=authority, now=now)
-            next_since = next_page(feed, since)
-            if next_since is None:
+            state = self.store.feed_state(authority.digest)
+            since = 0 if state is None else state.count
+            page = yield since
+            at = now if isinstance(now, int) else now.now()
+            try:
+                feed = self.update_feed(page, authority=authority, now=at)
+            except CredentialError as exc:
+                overtaken = exc.reason in (_F.FEED_INVALID, _F.FEED_ROLLBACK) and (
+                    self.store.feed_state(authority.digest) != state
+                )
+                if not overtaken or raced >= FEED_RACE_RETRIES:
+                    raise
+                raced += 1
+                continue
+            if next_page(feed, since) is None:
                 return feed
-            since = next_since
 
     def feed_since(self, authority: Identifier) -> int:
         """Where the next page of `authority`'s feed starts for this holder."""
@@ -245,6 +373,20 @@ class CredentialWallet:
             previous=cached,
         )
         self._feeds[authority] = feed
+        return feed
+
+
+FeedSync = Generator[int, bytes, VerifiedFeed]
+"""A feed sync's steps: yields where the next page starts, is sent that page, returns the
+complete feed (CredentialWallet.feed_sync)."""
+
+
+def feed_step(sync: FeedSync, page: bytes) -> int | VerifiedFeed:
+    """Give a sync the page it asked for: where the next page starts, or the complete feed."""
+    try:
+        return sync.send(page)
+    except StopIteration as done:
+        feed: VerifiedFeed = done.value
         return feed
 
 

@@ -8,6 +8,7 @@ from troth.identity.attestation import (
 )
 from troth.identity.change import (
     ChangeBody,
+    Checkpoint,
     SignedChange,
     UnverifiedHistory,
     decode_history,
@@ -17,20 +18,25 @@ from troth.identity.change import (
 from troth.identity.create import HeldIdentity, new_identity, rotate_identity
 from troth.identity.did import did_document, ed25519_from_multikey, multikey
 from troth.identity.history import (
+    Checkpoints,
     VerifiedChange,
     VerifiedIdentity,
     change_hashes,
     check_extends,
+    indexed_hashes,
     verify_history,
 )
 from troth.identity.identifier import Identifier
-from troth.identity.service import IdentityService, LocalIdentity
+from troth.identity.service import IdentityExists, IdentityService, LocalIdentity
 from troth.identity.signer import Signer, verify_signed_by
 
 __all__ = [
     "ChangeBody",
+    "Checkpoint",
+    "Checkpoints",
     "HeldIdentity",
     "Identifier",
+    "IdentityExists",
     "IdentityService",
     "LocalIdentity",
     "PurposeKeyAttestation",
@@ -47,6 +53,7 @@ __all__ = [
     "did_document",
     "ed25519_from_multikey",
     "encode_history",
+    "indexed_hashes",
     "multikey",
     "new_identity",
     "next_key_digest",

@@ -3,19 +3,23 @@
     change body   = ["troth.identity.change", 2, index, previous-hash / null,
                      [key-type, public-key], next-key-digest, created_at, valid_from, valid_until]
     signed change = [body (bstr), signature (bstr), previous-key signature (bstr / null)]
-    history       = ["troth.identity.history", 2, [signed change, ...], null]
+    history       = ["troth.identity.history", 2, [signed change, ...], checkpoint / null]
+    checkpoint    = [identifier (bstr, 32), authority (bstr, 32), index (uint, >= 1)]
     next-key-digest = SHA-256("troth.identity.next-key/1" 0x00 || CBOR [key-type, public-key])
 
 Every change commits to the digest of the NEXT primary key (pre-rotation, as KERI does); a
-rotation must reveal that key. The last history element is reserved for a checkpoint and must
-be null in version 2. The signatures are over the body bytes exactly as carried; the body
-begins with its type tag, so a change signature can never be taken for another troth signature
-(domain separation).
+rotation must reveal that key. A history with a null checkpoint holds every change from the
+first; a checkpointed history holds the changes from `index` on, and names the identity (its
+first change is not there to hash) and the authority whose feed attests change `index`
+(docs/formats.md, "Checkpointed histories"). The signatures are over the body bytes exactly as
+carried; the body begins with its type tag, so a change signature can never be taken for
+another troth signature (domain separation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from troth import limits
@@ -28,6 +32,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HISTORY_TYPE",
     "ChangeBody",
+    "Checkpoint",
     "SignedChange",
     "UnverifiedHistory",
     "decode_history",
@@ -118,6 +123,8 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
 
 
 class SignedChange(NamedTuple):
+    """A change body with its signature and (after the first change) the previous key's."""
+
     body: bytes
     signature: bytes
     previous_signature: bytes | None
@@ -126,21 +133,68 @@ class SignedChange(NamedTuple):
         return [self.body, self.signature, self.previous_signature]
 
 
-def encode_history(changes: Sequence[SignedChange]) -> bytes:
-    """The history envelope around signed changes (its checkpoint slot null)."""
-    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes], None])
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The checkpoint slot of a history that starts at change `index` > 0: the identity it
+    belongs to and the authority whose feed attests (a kind-3 entry) that change `index`
+    is the one presented."""
+
+    identifier: bytes
+    authority: bytes
+    index: int
+
+    def to_cbor(self) -> list[Any]:
+        return [self.identifier, self.authority, self.index]
+
+
+def encode_history(changes: Sequence[SignedChange], checkpoint: Checkpoint | None = None) -> bytes:
+    """The history envelope around signed changes: every change from the first (checkpoint
+    None), or the changes from `checkpoint.index` on."""
+    slot = None if checkpoint is None else checkpoint.to_cbor()
+    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes], slot])
 
 
 def decode_history(data: bytes) -> list[SignedChange]:
-    """Decode (not verify) a history. Raises only DecodeError."""
+    """Decode (not verify) a history's changes. Raises only DecodeError."""
+    return list(UnverifiedHistory.decode(data).changes)
+
+
+def _decode_checkpoint(value: Any) -> Checkpoint | None:
+    if value is None:
+        return None
+    fields = cbor.expect_array(value, "history checkpoint", 3)
+    index = cbor.expect_int(fields[2], "checkpoint index")
+    if not 1 <= index <= limits.MAX_CHANGE_INDEX:
+        raise DecodeError(
+            f"history checkpoint: index {index} (1..{limits.MAX_CHANGE_INDEX}; a history "
+            "from change 0 has no checkpoint)"
+        )
+    return Checkpoint(
+        cbor.expect_bytes(fields[0], "checkpoint identifier", 32),
+        cbor.expect_bytes(fields[1], "checkpoint authority", 32),
+        index,
+    )
+
+
+def _signed_change(entry: Any, what: str) -> SignedChange:
+    fields = cbor.expect_array(entry, what, 3)
+    return SignedChange(
+        body=cbor.expect_bytes(fields[0], f"{what} body"),
+        signature=cbor.expect_bytes(fields[1], f"{what} signature", 64),
+        previous_signature=None
+        if fields[2] is None
+        else cbor.expect_bytes(fields[2], f"{what} previous signature", 64),
+    )
+
+
+def _decode_envelope(data: bytes) -> tuple[list[SignedChange], Checkpoint | None]:
     value = cbor.expect_array(
         cbor.decode(data, max_bytes=limits.MAX_IDENTITY_HISTORY_BYTES), "history"
     )
     cbor.expect_header(value, HISTORY_TYPE, FORMAT_VERSION, "history")
     if len(value) != 4:
         raise DecodeError(f"history: expected 4 elements, got {len(value)}")
-    if value[3] is not None:
-        raise DecodeError("history: the checkpoint slot is reserved and must be null in version 2")
+    checkpoint = _decode_checkpoint(value[3])
     entries = cbor.expect_array(value[2], "changes")
     if not entries:
         raise DecodeError("history: no changes")
@@ -149,33 +203,36 @@ def decode_history(data: bytes) -> list[SignedChange]:
             f"history: {len(entries)} changes, over the limit of {limits.MAX_IDENTITY_CHANGES}",
             DecodeProblem.OVER_LIMIT,
         )
-    changes = []
-    for index, entry in enumerate(entries):
-        fields = cbor.expect_array(entry, f"change {index}", 3)
-        changes.append(
-            SignedChange(
-                body=cbor.expect_bytes(fields[0], f"change {index} body"),
-                signature=cbor.expect_bytes(fields[1], f"change {index} signature", 64),
-                previous_signature=None
-                if fields[2] is None
-                else cbor.expect_bytes(fields[2], f"change {index} previous signature", 64),
-            )
-        )
-    return changes
+    first = 0 if checkpoint is None else checkpoint.index
+    changes = [
+        _signed_change(entry, f"change {first + offset}") for offset, entry in enumerate(entries)
+    ]
+    return changes, checkpoint
 
 
 class UnverifiedHistory(NamedTuple):
-    """A decoded history not yet verified, with the bytes it was decoded from."""
+    """A decoded history not yet verified, with the bytes it was decoded from: every change
+    from the first, or (with a checkpoint) the changes from `checkpoint.index` on."""
 
     data: bytes
     changes: tuple[SignedChange, ...]
+    checkpoint: Checkpoint | None = None
 
     @classmethod
     def decode(cls, data: bytes) -> UnverifiedHistory:
         """Decode (not verify) `data`. Raises only DecodeError."""
-        return cls(bytes(data), tuple(decode_history(data)))
+        changes, checkpoint = _decode_envelope(data)
+        return cls(bytes(data), tuple(changes), checkpoint)
 
     @property
     def identifier_digest(self) -> bytes:
-        """The identifier it claims: the hash of its first change body (formats.md)."""
+        """The identifier it claims: the hash of its first change body, or the one its
+        checkpoint names (formats.md)."""
+        if self.checkpoint is not None:
+            return self.checkpoint.identifier
         return sha256(self.changes[0].body)
+
+    @property
+    def first_index(self) -> int:
+        """The index of its first change (0 unless checkpointed)."""
+        return 0 if self.checkpoint is None else self.checkpoint.index

@@ -3,11 +3,16 @@
 `verify_history(data, now=...)` returns a `VerifiedIdentity` or raises `IdentityError` naming
 the failing change and the reason. Cheap structural checks run before any signature, so a
 hostile history costs at most one decode before it is refused.
+
+A checkpointed history (the changes from index k on, docs/formats.md, "Checkpointed
+histories") verifies only through the caller's `checkpoints` callback, which says whether the
+named authority attests change k (the credentials layer backs it with held feeds, a node with
+its stored copies); this layer never reads a feed itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -22,21 +27,27 @@ from troth.errors import (
 )
 from troth.identity.change import (
     ChangeBody,
+    Checkpoint,
     SignedChange,
     UnverifiedHistory,
-    decode_history,
     encode_history,
     next_key_digest,
 )
 from troth.identity.identifier import Identifier
 
 __all__ = [
+    "Checkpoints",
     "VerifiedChange",
     "VerifiedIdentity",
     "change_hashes",
     "check_extends",
+    "indexed_hashes",
     "verify_history",
 ]
+
+Checkpoints = Callable[[Checkpoint, bytes], bool]
+"""Whether `checkpoint.authority` attests that change `checkpoint.index` of identity
+`checkpoint.identifier` hashes to the given bytes (from a fresh feed of it, or a stored copy)."""
 
 _DECODE_REASONS: Final = {
     DecodeProblem.MALFORMED: IdentityFailure.MALFORMED,
@@ -52,6 +63,8 @@ _VERIFIED: Final = object()  # only this module (and identity.create) may build 
 
 @dataclass(frozen=True, slots=True)
 class VerifiedChange:
+    """One verified change: its index in the identity's history, hash, body and signatures."""
+
     index: int
     change_hash: bytes
     body: ChangeBody
@@ -60,16 +73,30 @@ class VerifiedChange:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedIdentity:
-    """A history that passed `verify_history` (or that this node just created and signed)."""
+    """A history that passed `verify_history` (or that this node just created and signed):
+    every change from the first, or (`checkpoint` set) the changes from `checkpoint.index`
+    on, that change attested by the checkpoint's authority."""
 
     identifier: Identifier
     changes: tuple[VerifiedChange, ...]
     history: bytes
     _token: object = field(repr=False, compare=False)
+    checkpoint: Checkpoint | None = None
 
     def __post_init__(self) -> None:
         if self._token is not _VERIFIED:
             raise TypeError("VerifiedIdentity is made by verify_history, not constructed")
+
+    @property
+    def change_count(self) -> int:
+        """How many changes the identity has (the current change's index + 1), whether all
+        are presented or only a checkpointed suffix."""
+        return self.changes[-1].index + 1
+
+    @property
+    def first_index(self) -> int:
+        """The index of the first change presented (0 unless checkpointed)."""
+        return self.changes[0].index
 
     @property
     def current(self) -> VerifiedChange:
@@ -104,11 +131,24 @@ class VerifiedIdentity:
 
     def extended(self, signed: SignedChange, body: ChangeBody) -> VerifiedIdentity:
         """This identity with one more change that the caller has just built and signed."""
-        change = VerifiedChange(len(self.changes), sha256(signed.body), body, signed)
-        changes = (*self.changes, change)
-        return VerifiedIdentity(
-            self.identifier, changes, encode_history([c.signed for c in changes]), _VERIFIED
-        )
+        change = VerifiedChange(self.changes[-1].index + 1, sha256(signed.body), body, signed)
+        return self._with((*self.changes, change), self.checkpoint)
+
+    def from_checkpoint(self, checkpoint: Checkpoint) -> VerifiedIdentity:
+        """The same identity presented from change `checkpoint.index` on (a change it holds;
+        the caller knows the checkpoint's authority attests it)."""
+        if checkpoint.identifier != self.identifier.digest:
+            raise ValueError("a checkpoint of another identity")
+        start = checkpoint.index - self.first_index
+        if not 0 <= start < len(self.changes):
+            raise ValueError(f"change {checkpoint.index} is not among the changes held")
+        return self._with(self.changes[start:], checkpoint)
+
+    def _with(
+        self, changes: tuple[VerifiedChange, ...], checkpoint: Checkpoint | None
+    ) -> VerifiedIdentity:
+        history = encode_history([c.signed for c in changes], checkpoint)
+        return VerifiedIdentity(self.identifier, changes, history, _VERIFIED, checkpoint)
 
     @staticmethod
     def first(signed: SignedChange, body: ChangeBody) -> VerifiedIdentity:
@@ -122,9 +162,12 @@ def _decode_failure(exc: DecodeError, change: int | None = None) -> IdentityErro
     return IdentityError(_DECODE_REASONS[exc.problem], str(exc), change)
 
 
-def verify_history(data: bytes | UnverifiedHistory, *, now: int) -> VerifiedIdentity:
+def verify_history(
+    data: bytes | UnverifiedHistory, *, now: int, checkpoints: Checkpoints | None = None
+) -> VerifiedIdentity:
     """Verify every change of `data` (bytes, or a history already decoded from them) and that
-    the current key is valid at `now`."""
+    the current key is valid at `now`. A checkpointed history is accepted only when
+    `checkpoints` says its authority attests its first change (UNATTESTED_CHECKPOINT else)."""
     if not isinstance(data, UnverifiedHistory):
         if len(data) > limits.MAX_IDENTITY_HISTORY_BYTES:
             raise IdentityError(IdentityFailure.OVER_LIMIT, f"{len(data)} bytes")
@@ -132,17 +175,21 @@ def verify_history(data: bytes | UnverifiedHistory, *, now: int) -> VerifiedIden
             data = UnverifiedHistory.decode(data)
         except DecodeError as exc:
             raise _decode_failure(exc) from None
-    signed_changes = data.changes
+    checkpoint = data.checkpoint
+    first = 0 if checkpoint is None else checkpoint.index
 
     changes: list[VerifiedChange] = []
     previous: VerifiedChange | None = None
     latest_allowed = now + limits.MAX_CLOCK_SKEW_SECONDS
-    for index, signed in enumerate(signed_changes):
+    for index, signed in enumerate(data.changes, first):
         try:
             body = ChangeBody.decode(signed.body)
         except DecodeError as exc:
             raise _decode_failure(exc, index) from None
         _check_structure(index, signed, body, previous, latest_allowed)
+        change_hash = sha256(signed.body)
+        if checkpoint is not None and previous is None:  # before any signature: cheap first
+            _check_checkpoint(checkpoint, change_hash, checkpoints)
         try:
             verify_signature(body.primary_key, signed.signature, signed.body)
         except CryptoError:
@@ -152,12 +199,31 @@ def verify_history(data: bytes | UnverifiedHistory, *, now: int) -> VerifiedIden
                 verify_signature(previous.body.primary_key, signed.previous_signature, signed.body)
             except CryptoError:
                 raise IdentityError(IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=index) from None
-        previous = VerifiedChange(index, sha256(signed.body), body, signed)
+        previous = VerifiedChange(index, change_hash, body, signed)
         changes.append(previous)
 
-    _check_current_key(changes[-1].body, now, len(changes) - 1)
-    return VerifiedIdentity(
-        Identifier(changes[0].change_hash), tuple(changes), data.data, _VERIFIED
+    _check_current_key(changes[-1].body, now, changes[-1].index)
+    identifier = Identifier(changes[0].change_hash if checkpoint is None else checkpoint.identifier)
+    return VerifiedIdentity(identifier, tuple(changes), data.data, _VERIFIED, checkpoint)
+
+
+def _check_checkpoint(
+    checkpoint: Checkpoint, change_hash: bytes, checkpoints: Checkpoints | None
+) -> None:
+    """Raise UNATTESTED_CHECKPOINT unless `checkpoints` attests the first change presented."""
+    if checkpoints is not None and checkpoints(checkpoint, change_hash):
+        return
+    authority = Identifier(checkpoint.authority)
+    raise IdentityError(
+        IdentityFailure.UNATTESTED_CHECKPOINT,
+        f"its changes before {checkpoint.index} are attested only by authority {authority}, "
+        + (
+            "and this verifier takes no checkpoints"
+            if checkpoints is None
+            else "whose fresh feed this verifier does not hold (or names another change)"
+        )
+        + f": present the full history or trust {authority}",
+        checkpoint.index,
     )
 
 
@@ -186,6 +252,12 @@ def _check_structure(
         )
     if body.created_at > latest_allowed:
         raise IdentityError(fail.FUTURE_CHANGE, f"created_at {body.created_at}", index)
+    if previous is None and index > 0:  # the first change of a checkpointed history
+        if body.previous is None:
+            raise IdentityError(fail.BROKEN_LINK, "a later change names no previous change", index)
+        if signed.previous_signature is None:
+            raise IdentityError(fail.MISSING_PREVIOUS_SIGNATURE, change=index)
+        return  # its link and previous signature: attested by the checkpoint, not checked here
     if previous is None:
         if body.previous is not None:
             raise IdentityError(fail.BROKEN_LINK, "the first change names a previous change", index)
@@ -212,20 +284,40 @@ def _check_structure(
 
 def change_hashes(history: bytes) -> list[bytes]:
     """The change hashes of a stored (already verified) history, without verifying again."""
-    return [sha256(change.body) for change in decode_history(history)]
+    return indexed_hashes(history)[1]
 
 
-def check_extends(stored_hashes: Sequence[bytes], candidate: VerifiedIdentity) -> None:
-    """Raise unless `candidate` equals the stored history (given by its change hashes, first
-    one = identifier) or appends changes to it: no fork, no rollback."""
-    if stored_hashes[0] != candidate.identifier.digest:
+def indexed_hashes(history: bytes) -> tuple[int, list[bytes]]:
+    """The index of a stored (already verified) history's first change and the hashes of its
+    changes, without verifying again. Raises only DecodeError."""
+    decoded = UnverifiedHistory.decode(history)
+    return decoded.first_index, [sha256(change.body) for change in decoded.changes]
+
+
+def check_extends(
+    stored_hashes: Sequence[bytes], candidate: VerifiedIdentity, *, stored_first: int = 0
+) -> None:
+    """Raise unless `candidate` equals the stored history (given by the hashes of its changes
+    from index `stored_first` on) or appends changes to it: no fork, no rollback. Changes are
+    compared by index and hash, so either side may be a checkpointed suffix (formats.md,
+    "Pre-rotation and stored histories"):
+
+    - on every index both hold, the hashes agree (else FORK at the first that differs);
+    - the candidate ends no earlier than the stored copy (else ROLLBACK);
+    - a candidate starting right after the stored copy names its last change as previous;
+      one starting later (a gap) is bridged by the checkpoint it was verified with.
+    """
+    last_stored = stored_first + len(stored_hashes) - 1
+    first, last = candidate.first_index, candidate.current.index
+    if stored_first == 0 and stored_hashes[0] != candidate.identifier.digest:
         raise IdentityError(IdentityFailure.IDENTIFIER_MISMATCH)
-    for index, (old, new) in enumerate(zip(stored_hashes, candidate.changes, strict=False)):
-        if old != new.change_hash:
+    for index in range(max(stored_first, first), min(last_stored, last) + 1):
+        if stored_hashes[index - stored_first] != candidate.changes[index - first].change_hash:
             raise IdentityError(IdentityFailure.FORK, change=index)
-    if len(candidate.changes) < len(stored_hashes):
+    if last < last_stored:
         raise IdentityError(
             IdentityFailure.ROLLBACK,
-            f"it ends at change {len(candidate.changes) - 1}, "
-            f"the stored copy at change {len(stored_hashes) - 1}",
+            f"it ends at change {last}, the stored copy at change {last_stored}",
         )
+    if first == last_stored + 1 and candidate.changes[0].body.previous != stored_hashes[-1]:
+        raise IdentityError(IdentityFailure.FORK, change=first)

@@ -2,7 +2,9 @@
 copy of it is accepted (docs/formats.md, "Pre-rotation and stored histories").
 
 A rollback (an older prefix, e.g. presented from a stolen backup after the owner rotated) is
-refused as ROLLBACK, a different continuation as FORK. The decision and the write are one
+refused as ROLLBACK, a different continuation as FORK. Changes are compared by index and hash,
+so a stored full history accepts a checkpointed suffix that extends it (and the other way
+round). The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 
@@ -19,20 +21,38 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from troth.clock import Clock
 from troth.errors import DecodeError, IdentityError, IdentityFailure
-from troth.identity.history import VerifiedIdentity, change_hashes, check_extends
+from troth.identity.history import VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import IdentityStore
 
-__all__ = ["KNOWN_CACHE_SECONDS", "KNOWN_CACHE_SIZE", "KnownHistories"]
+__all__ = ["KNOWN_CACHE_SECONDS", "KNOWN_CACHE_SIZE", "KnownHistories", "StoredSpan"]
 
 KNOWN_CACHE_SECONDS: Final = 10.0
 """How long a cached copy of a stored history is trusted before the store is read again."""
 KNOWN_CACHE_SIZE: Final = 4096
 """Cached identities at most (when full, the older half is dropped)."""
+
+
+class StoredSpan(NamedTuple):
+    """The changes of a stored copy: the index of its first one and their hashes in order."""
+
+    first: int
+    hashes: tuple[bytes, ...]
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.hashes) - 1
+
+    def hash_at(self, index: int) -> bytes | None:
+        """The hash of change `index`, if the copy holds it."""
+        return self.hashes[index - self.first] if self.first <= index <= self.last else None
+
+
+def _span(identity: VerifiedIdentity) -> StoredSpan:
+    return StoredSpan(identity.first_index, tuple(c.change_hash for c in identity.changes))
 
 
 class KnownHistories:
@@ -44,7 +64,7 @@ class KnownHistories:
         self._store = store
         self._clock = clock
         self._cache_seconds = cache_seconds
-        self._cache: dict[bytes, tuple[float, tuple[bytes, ...]]] = {}
+        self._cache: dict[bytes, tuple[float, StoredSpan]] = {}
         self._lock = threading.Lock()
 
     def observe(self, identity: VerifiedIdentity) -> None:
@@ -58,73 +78,82 @@ class KnownHistories:
         authorised: a stranger must not be able to fill the store)."""
         self._is_stored_copy(identity)
 
-    def _is_stored_copy(self, identity: VerifiedIdentity) -> bool:
-        """Whether `identity` is the stored (or cached) copy itself; raise if it neither equals
-        nor extends it; False when it is unknown or a longer extension."""
-        digest = identity.identifier.digest
+    def stored(self, digest: bytes) -> StoredSpan | None:
+        """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
         known = self._cached(digest)
         if known is None:
             stored = self._store.get_history(digest)
             if stored is not None:
-                known = self.remember(digest, _stored_hashes(stored[0]))
+                known = self.remember(digest, _stored_span(stored[0]))
+        return known
+
+    def _is_stored_copy(self, identity: VerifiedIdentity) -> bool:
+        """Whether `identity` is the stored (or cached) copy itself; raise if it neither equals
+        nor extends it; False when it is unknown or a longer extension."""
+        known = self.stored(identity.identifier.digest)
         if known is None:
             return False
-        if known[-1] == identity.current_change_hash:
+        if known.hashes[-1] == identity.current_change_hash:
             return True  # the stored copy itself: hash-linked changes, equal last hash, equal all
-        check_extends(known, identity)
+        check_extends(known.hashes, identity, stored_first=known.first)
         return False
 
     def _store_or_extend(self, identity: VerifiedIdentity) -> None:
         digest = identity.identifier.digest
-        hashes = tuple(change.change_hash for change in identity.changes)
+        count = identity.change_count
         with self._store.transaction():
             stored = self._store.get_history(digest)
             if stored is None:
-                self._store.insert_history(digest, identity.history, len(hashes), self._clock.now())
+                self._store.insert_history(digest, identity.history, count, self._clock.now())
             else:
-                check_extends(self.remember(digest, _stored_hashes(stored[0])), identity)
-                if len(hashes) > stored[1]:
+                known = self.remember(digest, _stored_span(stored[0]))
+                check_extends(known.hashes, identity, stored_first=known.first)
+                if count > stored[1]:
                     if self._store.find_local(identifier=digest) is not None:
                         raise IdentityError(
                             IdentityFailure.FORK, "a local identity is rotated only by its own node"
                         )
                     self._store.update_history(  # compare-and-swap on the change count
-                        digest, identity.history, len(hashes), stored[1], self._clock.now()
+                        digest, identity.history, count, stored[1], self._clock.now()
                     )
-        self.remember(digest, hashes)
+        self.remember(digest, _span(identity))
 
-    def remember(self, digest: bytes, hashes: Sequence[bytes]) -> tuple[bytes, ...]:
-        """Cache the change hashes of a stored copy (after a read or this process's write) and
-        return what the cache now holds: a fresh longer entry is never replaced by a shorter
-        one (a reader that raced a writer must not step the cache back)."""
+    def remember_identity(self, identity: VerifiedIdentity) -> None:
+        """Cache the changes of `identity`, which this process has just stored."""
+        self.remember(identity.identifier.digest, _span(identity))
+
+    def remember(self, digest: bytes, span: StoredSpan) -> StoredSpan:
+        """Cache the changes of a stored copy (after a read or this process's write) and
+        return what the cache now holds: a fresh entry ending later is never replaced by one
+        ending earlier (a reader that raced a writer must not step the cache back)."""
         now = time.monotonic()
         with self._lock:
             entry = self._cache.pop(digest, None)
-            if entry is not None and len(entry[1]) > len(hashes) and self._fresh(entry, now):
+            if entry is not None and entry[1].last > span.last and self._fresh(entry, now):
                 self._cache[digest] = entry
                 return entry[1]
             if len(self._cache) >= KNOWN_CACHE_SIZE:  # drop the older half (amortised O(1))
                 self._cache = dict(
                     itertools.islice(self._cache.items(), KNOWN_CACHE_SIZE // 2, None)
                 )
-            kept = tuple(hashes)
-            self._cache[digest] = (now, kept)
-            return kept
+            self._cache[digest] = (now, span)
+            return span
 
-    def _cached(self, digest: bytes) -> tuple[bytes, ...] | None:
+    def _cached(self, digest: bytes) -> StoredSpan | None:
         entry = self._cache.get(digest)
         if entry is None or not self._fresh(entry, time.monotonic()):
             return None
         return entry[1]
 
-    def _fresh(self, entry: tuple[float, tuple[bytes, ...]], now: float) -> bool:
+    def _fresh(self, entry: tuple[float, StoredSpan], now: float) -> bool:
         return now - entry[0] <= self._cache_seconds
 
 
-def _stored_hashes(history: bytes) -> list[bytes]:
-    """The change hashes of the stored copy; a copy this troth cannot read (an older format)
-    refuses every observation of that identifier rather than being replaced."""
+def _stored_span(history: bytes) -> StoredSpan:
+    """The changes of the stored copy; a copy this troth cannot read (an older format) refuses
+    every observation of that identifier rather than being replaced."""
     try:
-        return change_hashes(history)
+        first, hashes = indexed_hashes(history)
     except DecodeError as exc:
         raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
+    return StoredSpan(first, tuple(hashes))

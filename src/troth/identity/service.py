@@ -3,20 +3,30 @@
 Every method takes `now` (a rotation may take a Clock, read once the write lock is held);
 storage and vault come from the node. Writes happen in one transaction each, so a crash leaves
 either the old state or the new one.
+
+A local identity rotates for years (docs/storage.md, "Identities"): each rotation adds one row
+per change and rewrites only the history the node presents, which holds every change while
+they fit the limits (64 changes, 32 KiB) and, beyond, the changes from the newest checkpoint an
+authority published for it (docs/formats.md, "Checkpointed histories"). A rotation that would
+make the presented history exceed the limits is refused with what to do: the write refuses
+what every reader would refuse, so no rotation can make an identity unusable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
+from troth import limits
 from troth.clock import Clock, SystemClock
 from troth.crypto import KeyType
-from troth.errors import ConflictError, IdentityError, NotFound, TrothError
+from troth.errors import ConflictError, IdentityError, IdentityFailure, NotFound, TrothError
+from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
+from troth.identity.change import Checkpoint
 from troth.identity.create import HeldIdentity, new_identity, rotate_identity
 from troth.identity.history import VerifiedIdentity, verify_history
 from troth.identity.identifier import Identifier
@@ -26,7 +36,14 @@ from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
 from troth.vault import KeyHandle, KeyPurpose, Vault
 
-__all__ = ["PRIMARY_KEY_TTL", "PURPOSE_KEY_TTL", "IdentityService", "LocalIdentity"]
+__all__ = [
+    "PRIMARY_KEY_TTL",
+    "PURPOSE_KEY_TTL",
+    "IdentityExists",
+    "IdentityService",
+    "LocalIdentity",
+    "Progress",
+]
 
 PRIMARY_KEY_TTL: Final = 10 * 365 * 86_400
 """Default validity of a primary key: ten years (rotate sooner at will; an expired key can no
@@ -38,7 +55,18 @@ _RENEW_BEFORE: Final = 86_400
 _VERIFIED_LOCAL_SIZE: Final = 4096
 """Local identities whose verified history is kept in memory at most."""
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[Literal["created", "committing"], int, int], None]
+"""Told ("created", done, total) after each identity of a batch, then ("committing", total,
+total) just before the batch commits (nothing is stored until that commit returns)."""
+
+
+class IdentityExists(ConflictError):
+    """A local identity of that name exists already: `identifier` names it."""
+
+    def __init__(self, name: str, identifier: Identifier) -> None:
+        self.name = name
+        self.identifier = identifier
+        super().__init__(f"an identity named {name!r} exists: {identifier}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +116,10 @@ class IdentityService:
         if name is not None:
             check_name(name, "identity name")
         with self.store.transaction():
-            return self._create_one(name, key_type, now)
+            created = self._create_one(name, key_type, now)
+            crash_point("identity.create.before-commit")
+        crash_point("identity.create.after-commit")
+        return created
 
     def create_many(
         self,
@@ -99,7 +130,8 @@ class IdentityService:
         name_prefix: str | None = None,
         progress: Progress | None = None,
     ) -> list[LocalIdentity]:
-        """Create `count` identities in one transaction: all of them, or none on failure."""
+        """Create `count` identities in one transaction: all of them, or none on failure.
+        `progress` hears of each, then of the commit about to happen."""
         if name_prefix is not None:
             check_name(f"{name_prefix}-{count}", "identity name")
         created: list[LocalIdentity] = []
@@ -108,7 +140,11 @@ class IdentityService:
                 name = None if name_prefix is None else f"{name_prefix}-{number}"
                 created.append(self._create_one(name, key_type, now))
                 if progress is not None:
-                    progress(number + 1, count)
+                    progress("created", number + 1, count)
+            if progress is not None:
+                progress("committing", count, count)
+            crash_point("identity.create.before-commit")
+        crash_point("identity.create.after-commit")
         return created
 
     def _create_one(self, name: str | None, key_type: KeyType, now: int) -> LocalIdentity:
@@ -120,8 +156,9 @@ class IdentityService:
             self.store.add_local(digest, identity.history, name, str(handle), str(next_key), now)
         except ConflictError:
             self._forget_keys([handle, next_key])
-            if name is not None and self.store.find_local(name=name) is not None:
-                raise ConflictError(f"an identity named {name!r} exists") from None
+            existing = None if name is None else self.store.find_local(name=name)
+            if existing is not None and name is not None:
+                raise IdentityExists(name, Identifier(existing.identifier)) from None
             raise
         return LocalIdentity(name, identity, handle, next_key)
 
@@ -145,8 +182,8 @@ class IdentityService:
         identity = self._verified_local.get(record.identifier)
         if identity is not None and identity.history == record.history:
             identity.check_valid_at(now)
-        else:
-            identity = verify_history(record.history, now=now)
+        else:  # a checkpointed history: its first change is one of this node's own rows
+            identity = verify_history(record.history, now=now, checkpoints=self.attested_by_store)
             self._keep_verified(identity)
         if record.next_key is None:  # unreachable for version-2 histories (they verify above)
             raise NotFound(f"local identity {record.name or ''!r} has no committed next key")
@@ -177,11 +214,16 @@ class IdentityService:
         committed key while committing to a key of `key_type`, the second reveals that one (so
         `troth identity rotate X --key-type p256` works although the commitment names another
         type). The intermediate key is deleted with the old primary key.
+
+        The new changes are stored one row each; the presented history is every change while
+        they fit the limits, else the changes from the newest checkpoint. Refused (IdentityError
+        OVER_LIMIT, nothing written) when even that would exceed them.
         """
         generated: list[KeyHandle] = []
         with self.store.transaction():
             at = now if isinstance(now, int) else now.now()
-            local = self.get(ref, now=at)
+            record = self.find(ref)
+            local = self._local(record, at)
             digest = local.identifier.digest
             wanted = key_type or local.next_key.key_type
             held = HeldIdentity(local.primary_key, local.identity, local.next_key)
@@ -201,23 +243,107 @@ class IdentityService:
                     generated.append(held.next_key)
                     if held.primary.key_type is wanted:
                         break
+                self._archive(local.identity, held.identity, record.change_rows)
+                presented = self._presentable(held.identity)
                 self.store.update_history(
                     digest,
-                    held.identity.history,
-                    len(held.identity.changes),
-                    len(local.identity.changes),
+                    presented.history,
+                    presented.change_count,
+                    local.identity.change_count,
                     at,
                     primary_key=str(held.primary),
                     next_key=str(held.next_key),
+                    change_rows=presented.change_count,
                 )
                 retired_purpose = self.store.take_purpose_keys(digest)
             except TrothError:
                 self._forget_keys(generated)
                 raise
-        self._keep_verified(held.identity)
-        self._known.remember(digest, [c.change_hash for c in held.identity.changes])
+        self._keep_verified(presented)
+        self._known.remember_identity(presented)
         self._forget_keys([*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)])
-        return LocalIdentity(local.name, held.identity, held.primary, held.next_key)
+        return LocalIdentity(local.name, presented, held.primary, held.next_key)
+
+    def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity, rows: int) -> None:
+        """Store the changes `after` added to `before` one row each, and, when `before`'s
+        changes have no rows yet (`rows`, how many have: 0 until the first rotation), those
+        too: until then they lived in the identity's history row."""
+        start = before.change_count if rows == before.change_count else before.first_index
+        self.store.append_changes(
+            before.identifier.digest,
+            [
+                (
+                    c.index,
+                    c.signed.body,
+                    c.signed.signature,
+                    c.signed.previous_signature,
+                    c.change_hash,
+                )
+                for c in after.changes
+                if c.index >= start
+            ],
+        )
+
+    def _presentable(self, identity: VerifiedIdentity) -> VerifiedIdentity:
+        """`identity` as its node presents it: every change while they fit the limits, else
+        the changes from the newest checkpoint an authority published for it (or the one it
+        is presented from already). IdentityError OVER_LIMIT when neither fits."""
+        if identity.first_index == 0 and _fits(identity):
+            return identity
+        found = self.store.newest_checkpoint(identity.identifier.digest)
+        presented = identity
+        if found is not None and found[1] > identity.first_index:
+            authority, index = found
+            presented = identity.from_checkpoint(
+                Checkpoint(identity.identifier.digest, authority, index)
+            )
+        if _fits(presented):
+            return presented
+        raise IdentityError(
+            IdentityFailure.OVER_LIMIT,
+            f"{identity.identifier} would present {len(presented.changes)} changes "
+            f"({len(presented.history)} bytes), over the limit of "
+            f"{limits.MAX_IDENTITY_CHANGES} changes and {limits.MAX_IDENTITY_HISTORY_BYTES} "
+            "bytes that every verifier enforces; "
+            + (
+                "no authority has checkpointed it: enroll it with an authority, whose feed "
+                "then attests its recent changes, before rotating again"
+                if found is None
+                else f"its newest checkpoint is change {found[1]} (by authority "
+                f"{Identifier(found[0])}): announce the rotations to that authority and sync "
+                "its feed (troth credential refresh) before rotating again"
+            ),
+        )
+
+    def refresh_presented(self, identifiers: Sequence[bytes], *, now: int) -> int:
+        """Present the local identities among `identifiers` (a feed page's supersessions) from
+        the newest checkpoint their authorities published; a history that fits whole stays
+        whole. Returns how many presented histories changed."""
+        changed = 0
+        with self.store.transaction():
+            for digest in self.store.long_local(identifiers, limits.MAX_IDENTITY_CHANGES):
+                record = self.store.find_local(identifier=digest)
+                if record is None:
+                    continue
+                presented = self._presentable(self._local(record, now).identity)
+                if presented.history != record.history:
+                    self.store.update_history(
+                        digest, presented.history, record.changes, record.changes, now
+                    )
+                    self._keep_verified(presented)
+                    changed += 1
+        return changed
+
+    def attested_by_store(self, checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        """Whether this node's own copy of the identity holds change `checkpoint.index` with
+        hash `change_hash` (a local identity's rows, or a stored observed copy): this node's
+        store attests a checkpointed history that continues what it knows, whoever the
+        checkpoint names. Usable as `verify_history(checkpoints=...)`."""
+        stored = self.store.change_hash(checkpoint.identifier, checkpoint.index)
+        if stored is None:
+            span = self._known.stored(checkpoint.identifier)
+            stored = None if span is None else span.hash_at(checkpoint.index)
+        return stored == change_hash
 
     # -- observed identities (store-or-extend) -------------------------------------------------
 
@@ -236,8 +362,13 @@ class IdentityService:
         self._known.check(identity)
 
     def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
-        """Verify `data` at `now` (unless it already is verified) and observe it."""
-        identity = data if isinstance(data, VerifiedIdentity) else verify_history(data, now=now)
+        """Verify `data` at `now` (unless it already is verified) and observe it. A
+        checkpointed history is accepted when this node's stored copy holds its first change."""
+        identity = (
+            data
+            if isinstance(data, VerifiedIdentity)
+            else verify_history(data, now=now, checkpoints=self.attested_by_store)
+        )
         self._known.observe(identity)
         return identity
 
@@ -308,3 +439,11 @@ class IdentityService:
         for handle in handles:
             with contextlib.suppress(TrothError):
                 self.vault.delete(handle)
+
+
+def _fits(identity: VerifiedIdentity) -> bool:
+    """Whether a presented history is within the limits every verifier enforces."""
+    return (
+        len(identity.changes) <= limits.MAX_IDENTITY_CHANGES
+        and len(identity.history) <= limits.MAX_IDENTITY_HISTORY_BYTES
+    )

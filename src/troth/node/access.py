@@ -170,11 +170,6 @@ Rule = AnyAuthenticated | MembersOnly | RequireAttributes | AttributeCoversArgum
 """One method's access rule."""
 
 
-def _short(identifier: Identifier) -> str:
-    text = str(identifier)
-    return text[:9] + "…" if len(text) > 12 else text
-
-
 @dataclass
 class RulesPolicy:
     """Today's rules as data: `rules` maps (service, method) to a Rule; `standing` re-checks a
@@ -195,7 +190,7 @@ class RulesPolicy:
         rule = self.rules.get((request.service, request.method))
         if isinstance(caller, LocalCaller):
             return Decision(True, (f"{self.me} allowed {what} to the {caller} caller",), ("local",))
-        who = _short(caller.identifier)
+        who = str(caller.identifier)  # whole: a CLI shows it with its local name
         if rule is None:
             return Decision(False, (f"{self.me} refused {who}: {what} has no access rule",))
         standing = self.standing(caller.peer, request.now)
@@ -215,7 +210,8 @@ class RulesPolicy:
                     (rule.name,),
                     credential,
                 )
-        return Decision(False, (f"{self.me} refused {who}: {_why(rule, standing, usable)}",))
+        why = _why(rule, standing, usable, self.me, request.arguments)
+        return Decision(False, (f"{self.me} refused {who}: {why}",))
 
 
 def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
@@ -229,16 +225,22 @@ def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bo
     return False
 
 
-def _why(rule: Rule, standing: Standing, usable: list[VerifiedCredential]) -> str:
+def _why(
+    rule: Rule, standing: Standing, usable: list[VerifiedCredential], me: str, arguments: Any
+) -> str:
     if not standing.credentials:
         dropped = f" ({'; '.join(standing.dropped)})" if standing.dropped else ""
-        return f"holds no credential from an authority it trusts{dropped}"
+        return f"it holds no credential from an authority {me} trusts{dropped}"
     if not usable:
         return "its only credentials carry caveats, which are not evaluated yet (fail closed)"
     if isinstance(rule, RequireAttributes):
         return f"no credential covers the attributes {rule.attributes.to_json()}"
     if isinstance(rule, AttributeCoversArgument):
-        return f"no credential's {rule.key} attribute covers the argument (or {rule.wildcard})"
+        wanted = f"{rule.key}={arguments}" if isinstance(arguments, str) else rule.key
+        return (
+            f"none of its credentials holds the {rule.key} attribute {wanted} (or "
+            f"{rule.key}={rule.wildcard}): its authority grants it with a ticket's --attr {wanted}"
+        )
     return "no credential satisfies the rule"
 
 

@@ -10,41 +10,98 @@ Everything here is synchronous storage work: async code runs it off the event lo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from troth import enrollment
 from troth.authority import Authority, Ticket
-from troth.authority.client import (
-    enroll_request,
-    refresh_request,
-    rotated_request,
-    ticket_authority,
-)
+from troth.authority.client import refresh_request, rotated_request, ticket_authority
+from troth.clock import Clock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement
-from troth.errors import ConfigError, DecodeError, NotFound, TrothError
+from troth.enrollment import Enrolled
+from troth.errors import ConfigError, DecodeError, NotFound, StorageError, TrothError
 from troth.identity import Identifier
 from troth.node.config import NodeConfig
 from troth.node.home import read_private_file
 from troth.node.node import Node, list_nodes, node_dir, open_node
+from troth.storage import PendingEnrollmentRecord
 
 __all__ = [
+    "INTERRUPTED",
     "LOCAL_PREFIX",
+    "FeedOutcome",
+    "LocalEnrollment",
+    "LocalRefresh",
     "announce_here",
     "announce_locally",
     "enroll_locally",
     "home_of",
+    "interrupted",
     "is_local",
     "local_authority",
     "parse_ticket",
     "refresh_locally",
+    "resume_locally",
     "sync_local_feed",
     "ticket_address",
 ]
 
 LOCAL_PREFIX: Final = "node:"
 """The address of an authority hosted by a node on this machine: `node:NAME`."""
+INTERRUPTED: Final = (
+    "the enrollment was not completed; it is recorded and resumes with the same ticket or with "
+    "troth credential refresh --identity {name}"
+)
+"""What a failed enrollment adds to its storage error: nothing is lost (docs/storage.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """The feed sync that follows a committed enrollment or refresh. A failure is a warning:
+    what was committed stays done, and the next refresh or maintenance round syncs again."""
+
+    synced: bool
+    count: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `--json` prints it."""
+        if self.synced:
+            return {"synced": True, "count": self.count}
+        return {"synced": False, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalEnrollment:
+    """An enrollment completed with an authority on this machine, and the feed sync after it."""
+
+    enrolled: Enrolled
+    feed: FeedOutcome
+
+    def to_json(self) -> dict[str, Any]:
+        """As `--json` prints it."""
+        return {**self.enrolled.to_json(), "feed": self.feed.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRefresh:
+    """A fresh member credential from an authority on this machine, the feed sync after it, and
+    the interrupted enrollments resumed first."""
+
+    credential: VerifiedCredential
+    feed: FeedOutcome
+    resumed: tuple[Enrolled, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """As `--json` prints it."""
+        return {
+            **self.credential.to_json(),
+            "feed": self.feed.to_json(),
+            "resumed": [r.to_json() for r in self.resumed],
+        }
 
 
 def home_of(node: Node) -> Path:
@@ -109,36 +166,102 @@ def local_authority(
     raise NotFound(f"no node on this machine hosts authority {identifier}")
 
 
-def enroll_locally(node: Node, ticket: Ticket, identity: str, *, now: int) -> VerifiedCredential:
+def interrupted(node: Node, identity: str, ticket: Ticket) -> list[PendingEnrollmentRecord]:
+    """The enrollments of `identity` with this ticket that a crash interrupted (resumed by the
+    next enrollment with the same ticket)."""
+    return [p for p in node.wallet.pending_enrollments(identity) if p.ticket == str(ticket)]
+
+
+def _send_to(host: Authority, clock: Clock) -> Callable[[bytes], bytes]:
+    """Carry an enroll request to `host` (its clock read when the request arrives, as a remote
+    authority's would be)."""
+    return lambda request: host.enroll(request, now=clock.now()).encode()
+
+
+def _synced(node: Node, host: Authority, clock: Clock) -> FeedOutcome:
+    try:
+        feed = node.wallet.sync_feed(
+            host.identifier, lambda since: host.feed(now=clock.now(), since=since), now=clock
+        )
+    except TrothError as exc:
+        return FeedOutcome(False, error=str(exc))
+    return FeedOutcome(True, feed.count)
+
+
+def enroll_locally(node: Node, ticket: Ticket, identity: str, *, clock: Clock) -> LocalEnrollment:
     """Redeem `ticket` (address `node:NAME`) for local `identity` with the authority on this
-    machine: hold the credential, trust the authority and hold its feed."""
-    authority_id = ticket_authority(ticket, now=now)
+    machine, recoverably (troth.enrollment): hold the credential, trust the authority, then
+    sync its feed (a failed sync is reported, not raised: the enrollment committed)."""
+    authority_id = ticket_authority(ticket, now=clock.now())
     _local_name(ticket.address)
-    request = enroll_request(node.identities, identity, ticket, now=now)
     with local_authority(home_of(node), authority_id, hint=ticket.address, beside=node) as host:
-        chain = host.enroll(request, now=now)
-        held = node.wallet.hold(identity, chain.encode(), now=now)
-        node.wallet.trust(authority_id, ticket.address, now=now)
-        node.wallet.sync_feed(authority_id, lambda since: host.feed(now=now, since=since), now=now)
-    return held
+        try:
+            enrolled = enrollment.enroll(
+                node.identities,
+                node.wallet,
+                identity,
+                ticket,
+                clock=clock,
+                send=_send_to(host, clock),
+            )
+        except StorageError as exc:
+            raise StorageError(f"{exc} ({INTERRUPTED.format(name=identity)})") from None
+        return LocalEnrollment(enrolled, _synced(node, host, clock))
+
+
+def resume_locally(
+    node: Node, identity: str, *, clock: Clock
+) -> tuple[list[Enrolled], list[PendingEnrollmentRecord]]:
+    """Resume `identity`'s interrupted enrollments with authorities on this machine; the
+    others (remote authorities) are returned for the caller to send again over the network
+    (a node's `enroll` with the same ticket resumes them)."""
+    resumed: list[Enrolled] = []
+    remote: list[PendingEnrollmentRecord] = []
+    for pending in node.wallet.pending_enrollments(identity):
+        if not is_local(pending.address):
+            remote.append(pending)
+            continue
+        authority = Identifier(pending.authority)
+        with local_authority(home_of(node), authority, hint=pending.address, beside=node) as host:
+            resumed.append(
+                enrollment.resume(
+                    node.identities, node.wallet, pending, clock=clock, send=_send_to(host, clock)
+                )
+            )
+    return resumed, remote
 
 
 def refresh_locally(
-    node: Node, identity: str, authority: Identifier, *, address: str | None, now: int
-) -> VerifiedCredential:
-    """A fresh member credential for `identity` from `authority` on this machine (held)."""
+    node: Node,
+    identity: str,
+    authority: Identifier,
+    *,
+    address: str | None,
+    clock: Clock,
+    resumed: tuple[Enrolled, ...] = (),
+) -> LocalRefresh:
+    """A fresh member credential for `identity` from `authority` on this machine (held), then
+    its feed synced (reported, not raised)."""
+    now = clock.now()
     request = refresh_request(node.identities, identity, authority, now=now)
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
-        chain = host.refresh(request, now=now)
-    return node.wallet.hold(identity, chain.encode(), now=now)
+        chain = host.refresh(request, now=clock.now())
+        held = node.wallet.hold(identity, chain.encode(), now=clock.now())
+        return LocalRefresh(held, _synced(node, host, clock), resumed)
 
 
-def sync_local_feed(node: Node, authority: Identifier, *, address: str, now: int) -> VerifiedFeed:
-    """Bring the held feed of `authority` on this machine up to date (stored page by page)."""
+def sync_local_feed(
+    node: Node, authority: Identifier, *, address: str, now: int | Clock
+) -> VerifiedFeed:
+    """Bring the held feed of `authority` on this machine up to date (stored page by page;
+    with a Clock, the time is read for each page; a race with another process's sync is
+    retried, not reported as a fork)."""
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
-        return node.wallet.sync_feed(
-            authority, lambda since: host.feed(now=now, since=since), now=now
-        )
+
+        def fetch(since: int) -> bytes:
+            return host.feed(now=now if isinstance(now, int) else now.now(), since=since)
+
+        return node.wallet.sync_feed(authority, fetch, now=now)
 
 
 def announce_locally(
@@ -162,6 +285,8 @@ def announce_here(node: Node, ref: str, *, now: int) -> tuple[list[Announcement]
         try:
             seq = announce_locally(node, ref, authority, address=address, now=now)
             done.append(node.wallet.mark_announced(ref, authority, changes, seq))
+            with contextlib.suppress(TrothError):  # its feed now attests the new change
+                sync_local_feed(node, authority, address=address or "", now=now)
         except NotFound:
             if address is not None and not is_local(address):
                 remote.append(authority)

@@ -8,7 +8,7 @@ router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end has 
 The listener (`/service/channels`) answers handshakes and creates responder ends. A channel
 end reports what its channel did as events (troth.channel.events); the manager reacts to them
 in one place: it delivers Received (`_deliver`) and, in `_on_event`, grants access on
-Established, counts Dropped, gives up a handshake on Unreachable (a relay on the way said
+Established, counts Dropped, gives up a handshake on NotRouted (a relay on the way said
 "relay not found") and forgets the end on Closed.
 
 Dead channels (docs/protocols.md, "Keepalive"): one timer drives every channel's keepalive
@@ -47,11 +47,11 @@ from troth.channel import (
     Dropped,
     Established,
     Event,
+    NotRouted,
     PeerPolicy,
     ReassemblyBudget,
     Received,
     SecureChannel,
-    Unreachable,
     VerifiedPeer,
 )
 from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, TrothError
@@ -66,6 +66,7 @@ from troth.routing import (
     RoutedMessage,
     Router,
     Source,
+    format_route,
 )
 from troth.transport.ratelog import RateLimitedLog
 from troth.transport.settings import settings_from_environment
@@ -343,7 +344,10 @@ class ChannelManager:
             await asyncio.wait_for(asyncio.shield(end.established), timeout)
         except TimeoutError:
             await end.close(ChannelFailure.TIMEOUT)
-            raise ChannelError(ChannelFailure.TIMEOUT, f"no handshake within {timeout} s") from None
+            where = format_route(route)
+            raise ChannelError(
+                ChannelFailure.TIMEOUT, f"no handshake from {where} within {timeout} s"
+            ) from None
         except BaseException:
             await end.close(ChannelFailure.HANDSHAKE_FAILED)
             raise
@@ -444,7 +448,7 @@ class ChannelManager:
             self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
         elif isinstance(event, Closed):
             self._on_closed(end, event)
-        elif isinstance(event, Unreachable) and not end.established.done():
+        elif isinstance(event, NotRouted) and not end.established.done():
             problem = event.problem.text
             end.established.set_exception(
                 RoutingError(f"{problem}: the relay node on the way answered that it is not up")

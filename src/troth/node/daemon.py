@@ -34,7 +34,22 @@ from typing import Any, Final
 from troth import limits
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
-from troth.errors import ConfigError, DecodeError, Denied, NotFound, RemoteError, TrothError
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    ChannelError,
+    ChannelFailure,
+    ConfigError,
+    DecodeError,
+    Denied,
+    NotFound,
+    RemoteError,
+    RoutingError,
+    StorageError,
+    TrothError,
+    Unreachable,
+    VaultError,
+)
 from troth.node.config import NodeConfig
 from troth.node.control import perform
 from troth.node.home import read_private_file, secure_dir, write_private_file
@@ -210,10 +225,59 @@ async def _control_request(path: str, op: str, arguments: dict[str, Any], timeou
         raise RemoteError(f"malformed control answer: {answer!r}")
     if answer.get("ok") is True:
         return answer.get("result")
-    reasons = answer.get("reasons")
-    if answer.get("kind") == "Denied" and isinstance(reasons, list):
-        raise Denied(tuple(str(r) for r in reasons))
-    raise RemoteError(str(answer.get("error")))
+    raise answer_error(answer)
+
+
+_ANSWER_ERRORS: Final[dict[str, type[Exception]]] = {
+    cls.__name__: cls
+    for cls in (
+        ConfigError,
+        DecodeError,
+        NotFound,
+        StorageError,
+        VaultError,
+        RoutingError,
+        Unreachable,
+        ValueError,
+        OSError,
+        ConnectionError,
+        ConnectionRefusedError,
+        ConnectionResetError,
+        BrokenPipeError,
+        FileNotFoundError,
+        PermissionError,
+        TimeoutError,
+    )
+}
+
+
+def error_answer(exc: Exception) -> dict[str, Any]:
+    """The control answer for a failed request: the message, the error class, a denial's
+    reasons, and the typed reason of a channel or authority refusal."""
+    answer: dict[str, Any] = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+    if isinstance(exc, Denied):
+        answer["reasons"] = list(exc.reasons)
+    if isinstance(exc, ChannelError | AuthorityError):
+        answer.update(reason=exc.reason.value, detail=exc.detail)
+    return answer
+
+
+def answer_error(answer: dict[Any, Any]) -> Exception:
+    """The error a failed control answer reports, as the class that raised it where that
+    decides the exit code (a daemon's I/O error stays an I/O error), else RemoteError; the
+    message as it came, never prefixed twice."""
+    kind, message = str(answer.get("kind")), str(answer.get("error"))
+    reasons, reason, detail = answer.get("reasons"), answer.get("reason"), answer.get("detail")
+    if kind == "Denied" and isinstance(reasons, list):
+        return Denied(tuple(str(r) for r in reasons))
+    with contextlib.suppress(ValueError):
+        if kind == "ChannelError" and isinstance(reason, int) and isinstance(detail, str):
+            return ChannelError(ChannelFailure(reason), detail)
+        if kind == "AuthorityError" and isinstance(reason, str) and isinstance(detail, str):
+            return AuthorityError(AuthorityFailure(reason), detail)
+    if kind in _ANSWER_ERRORS:
+        return _ANSWER_ERRORS[kind](message)
+    return RemoteError(message)
 
 
 def control(
@@ -229,7 +293,7 @@ def control(
     `node_status` when the caller already read it."""
     status = status or node_status(home, name)
     if not status["running"]:
-        raise NotFound(f"node {name!r} is not running (troth node start {name})")
+        raise ConfigError(f"node {name!r} is not running: start it with: troth node start {name}")
     return asyncio.run(_control_request(status["control"], op, arguments, timeout))
 
 
@@ -273,10 +337,7 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
             except Exception as exc:  # any failure is the caller's answer, never the daemon's end
                 if not isinstance(exc, TrothError | ValueError):
                     log.exception("control request failed")
-                kind = type(exc).__name__
-                answer = {"ok": False, "error": f"{kind}: {exc}", "kind": kind}
-                if isinstance(exc, Denied):
-                    answer["reasons"] = list(exc.reasons)
+                answer = error_answer(exc)
             with contextlib.suppress(ConnectionError):
                 writer.write(frame(cbor.encode(answer)))
                 await writer.drain()

@@ -35,7 +35,7 @@ from troth.storage import (
 from troth.vault import CompositeVault, SoftwareVault, Vault
 from troth.vault.software import KEK_SIZE
 
-__all__ = ["DEFAULT_NODE", "Node", "init_node", "list_nodes", "open_node"]
+__all__ = ["DEFAULT_NODE", "Node", "NodeExists", "init_node", "list_nodes", "open_node"]
 
 DEFAULT_NODE: Final = "default"
 DEFAULT_PKCS11_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
@@ -110,6 +110,10 @@ class Node:
         self.close()
 
 
+class NodeExists(ConfigError):
+    """`init_node` found the node already there (another process may have just made it)."""
+
+
 def init_node(
     name: str,
     *,
@@ -120,11 +124,13 @@ def init_node(
     pin_env: str | None = None,
     durability: str = "normal",
 ) -> NodeConfig:
-    """Create a node directory and its configuration (ConfigError if it exists)."""
+    """Create a node directory and its configuration (NodeExists if it exists). Atomic: the
+    configuration appears whole or not at all (an exclusive link of a complete file), and of
+    processes racing to create the same node exactly one does; the others get NodeExists."""
     home = home or troth_home()
     path = node_dir(home, name)
     if (path / "node.json").exists():
-        raise ConfigError(f"node {name!r} already exists in {home}")
+        raise NodeExists(f"node {name!r} already exists in {home}")
     if vault == "pkcs11" and not token_label:
         raise ConfigError("a pkcs11 node needs --token-label")
     if durability not in ("normal", "full"):
@@ -144,7 +150,7 @@ def init_node(
     try:
         write_private_file(path / "node.json", config.to_json(), exclusive=True)
     except FileExistsError:
-        raise ConfigError(f"node {name!r} already exists in {home}") from None
+        raise NodeExists(f"node {name!r} already exists in {home}") from None
     node = open_node(name, home=home)  # creates the database and checks the vault opens
     node.close()
     return config
@@ -163,13 +169,16 @@ def list_nodes(home: Path | None = None) -> list[NodeConfig]:
 
 
 def open_node(name: str, *, home: Path | None = None, create_default: bool = False) -> Node:
-    """Open node `name`. With `create_default`, the default node is created on first use."""
+    """Open node `name`. With `create_default`, the default node is created on first use (the
+    loser of a race to create it opens the winner's). Opening takes no write lock unless the
+    database is new or its schema needs a migration (docs/storage.md, "Read-only opens")."""
     home = home or troth_home()
     path = node_dir(home, name)
     config_path = path / "node.json"
     if not config_path.is_file():
         if create_default and name == DEFAULT_NODE:
-            init_node(name, home=home)
+            with contextlib.suppress(NodeExists):
+                init_node(name, home=home)
         else:
             raise NotFound(f"no node {name!r} in {home} (create it with: troth node init {name})")
     config = NodeConfig.from_json(read_private_file(config_path), config_path)

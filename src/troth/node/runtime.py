@@ -26,22 +26,24 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
 
-from troth.authority import Authority, Ticket
+from troth import enrollment
+from troth.authority import Authority
 from troth.authority.client import (
-    enroll_request,
     refresh_request,
     rotated_request,
     ticket_authority,
 )
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
-from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.credentials.wallet import Announcement, next_page
+from troth.credentials import VerifiedFeed
+from troth.credentials.wallet import Announcement, feed_step
 from troth.encoding import cbor
 from troth.errors import (
+    AuthorityError,
     ChannelError,
     ChannelFailure,
     NotFound,
+    RemoteError,
     RoutingError,
     TrothError,
 )
@@ -57,6 +59,7 @@ from troth.node.access import (
     RulesPolicy,
 )
 from troth.node.authorities import (
+    FeedOutcome,
     announce_locally,
     enroll_locally,
     is_local,
@@ -370,20 +373,15 @@ class NodeRuntime:
 
     async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
         """Fetch `authority`'s feed through channel `end` page by page (`feed [since]`), from
-        where this node's copy ends, storing each page as it is verified."""
-        wallet = self.node.wallet
-        since = await self.worker.run(wallet.feed_since, authority)
-        while True:
-            answer = await call(self.router, (end.enc, AUTHORITY), "feed", [since])
-            page = cbor.expect_bytes(answer, "page")
-            feed = await self.worker.run(
-                wallet.update_feed, page, authority=authority, now=self.clock.now()
-            )
-            self.trust.set_feed(authority, feed)
-            next_since = next_page(feed, since)
-            if next_since is None:
-                return feed
-            since = next_since
+        where this node's copy ends, storing each page as it is verified (a page another
+        process's sync overtook is fetched again: troth.credentials.wallet.feed_sync)."""
+        sync = self.node.wallet.feed_sync(authority, now=self.clock)
+        step: int | VerifiedFeed = await self.worker.run(next, sync)
+        while isinstance(step, int):
+            answer = await call(self.router, (end.enc, AUTHORITY), "feed", [step])
+            step = await self.worker.run(feed_step, sync, cbor.expect_bytes(answer, "page"))
+        self.trust.set_feed(authority, step)
+        return step
 
     async def refresh_feeds(self) -> None:
         """The hosted authority's feed is re-read from its store; a local authority's is synced
@@ -432,7 +430,7 @@ class NodeRuntime:
             await self.worker.run(self._refresh_hosted_member, hosted, now)
         elif is_local(address):
             await self.worker.run(
-                refresh_locally, self.node, self.name, authority, address=address, now=now
+                refresh_locally, self.node, self.name, authority, address=address, clock=self.clock
             )
         else:
             request = await self.worker.run(
@@ -562,44 +560,45 @@ class NodeRuntime:
     async def enroll(self, ticket_text: str, identity: str) -> dict[str, Any]:
         """Enroll local `identity` with the authority a ticket names: on this machine
         (`node:NAME`) through its node, else over a secure channel to the ticket's address
-        (which must be that authority: pinned)."""
+        (which must be that authority: pinned). Recoverable from a crash on either side
+        (troth.enrollment): a repeat with the same ticket completes an interrupted one."""
         ticket = parse_ticket(ticket_text)
-        now = self.clock.now()
         end: ChannelEnd | None = None
         if is_local(ticket.address):
-            held = await self.worker.run(enroll_locally, self.node, ticket, identity, now=now)
+            local = await self.worker.run(
+                enroll_locally, self.node, ticket, identity, clock=self.clock
+            )
+            result = local.to_json()
         else:
-            authority = ticket_authority(ticket, now=now)
-            request = await self.worker.run(self._enroll_request, ticket, identity, now)
-            end = await self.channel_to(
-                parse_route(ticket.address), also_trust=frozenset({authority}), expect=authority
+            authority = ticket_authority(ticket, now=self.clock.now())
+            wallet = self.node.wallet
+            steps = enrollment.enrollment(
+                self.node.identities, wallet, identity, ticket, clock=self.clock
             )
-            chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
-            held = await self.worker.run(
-                self._hold_and_trust,
-                identity,
-                cbor.expect_bytes(chain, "chain"),
-                authority,
-                ticket.address,
-                now,
+            request = await self.worker.run(enrollment.request_of, steps)
+            try:
+                end = await self.channel_to(
+                    parse_route(ticket.address), also_trust=frozenset({authority}), expect=authority
+                )
+                chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
+            except (AuthorityError, RemoteError) as exc:
+                await self.worker.run(enrollment.refused, steps, exc)
+                raise
+            enrolled = await self.worker.run(
+                enrollment.complete, steps, cbor.expect_bytes(chain, "chain")
             )
-            await self.sync_feed(authority, end)
-        await self.worker.run(self.trust.reload, now)
+            try:  # the enrollment committed: a failed feed sync is a warning, retried later
+                feed = await self.sync_feed(authority, end)
+                outcome = FeedOutcome(True, feed.count)
+            except TrothError as exc:
+                outcome = FeedOutcome(False, error=str(exc))
+            result = {**enrolled.to_json(), "feed": outcome.to_json()}
+        await self.worker.run(self.trust.reload, self.clock.now())
         self._sync_links()
         me = await self._renew_identity()
         if end is not None and identity == self.name:
             await end.present(me.credentials)  # the open channel now carries them
-        return held.to_json()
-
-    def _enroll_request(self, ticket: Ticket, identity: str, now: int) -> bytes:
-        return enroll_request(self.node.identities, identity, ticket, now=now)
-
-    def _hold_and_trust(
-        self, identity: str, chain: bytes, authority: Identifier, address: str, now: int
-    ) -> VerifiedCredential:
-        held = self.node.wallet.hold(identity, chain, now=now)
-        self.node.wallet.trust(authority, address, now=now)
-        return held
+        return result
 
     async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities

@@ -17,7 +17,7 @@ from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
 from troth.errors import CredentialError
-from troth.identity import Identifier, IdentityService, VerifiedIdentity
+from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.node.access import Standing
 from troth.node.node import Node
 
@@ -122,7 +122,12 @@ class NodeTrust:
             feeds=lambda: self.feeds,
             known=self.node.identities.check_known,
             observe=self.node.identities.observe,
+            checkpoints=self._checkpoints,
         )
+
+    def _checkpoints(self, now: int) -> Checkpoints:
+        """The node's word on checkpointed peer histories: its stored copies and held feeds."""
+        return self.node.wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
 
     def standing(self, peer: VerifiedPeer, now: int) -> Standing:
         """`peer`'s standing against the feeds held now: its identity not revoked nor
@@ -155,7 +160,7 @@ class NodeTrust:
                 return Standing((), is_anchor, f"{exc} (by {feed.authority})")
         verifier = self._recheck
         if verifier is None:
-            dropped = ("this node trusts no authority",) if peer.credentials else ()
+            dropped = (f"{self.node.name} trusts no authority yet: enroll it with one first",)
             return Standing((), is_anchor, None, dropped)
         current: list[VerifiedCredential] = []
         dropped_reasons: list[str] = []

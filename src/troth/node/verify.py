@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
 
 __all__ = [
+    "Progress",
     "Sources",
     "authority_pages",
     "read_feed_file",
@@ -46,7 +47,13 @@ __all__ = [
 _F = CredentialFailure
 
 
-def authority_pages(authority: Authority, now: int) -> Iterator[tuple[bytes, VerifiedFeed]]:
+Progress = Callable[[int, int], None]
+"""Told (entries verified, entries in the feed) after each page of a feed that spans several."""
+
+
+def authority_pages(
+    authority: Authority, now: int, progress: Progress | None = None
+) -> Iterator[tuple[bytes, VerifiedFeed]]:
     """A local authority's whole feed, page by page, each page verified as it comes."""
     feed: VerifiedFeed | None = None
     since: int | None = 0
@@ -55,6 +62,8 @@ def authority_pages(authority: Authority, now: int) -> Iterator[tuple[bytes, Ver
         feed = verify_page(page, authority=authority.identifier, now=now, previous=feed)
         yield page, feed
         since = next_page(feed, since)
+        if progress is not None and (since is not None or feed.count > len(feed.new_entries)):
+            progress(feed.count, feed.latest)
 
 
 def read_feed_file(
@@ -97,6 +106,7 @@ def select_feeds(
     now: int,
     max_age: int = FEED_STALENESS,
     known: Known | None = None,
+    progress: Progress | None = None,
 ) -> dict[Identifier, VerifiedFeed]:
     """The fresh feeds of trusted authorities, from feed files and/or a local authority."""
     feeds = [read_feed_file(path, anchors, now, known) for path in feed_files]
@@ -105,7 +115,7 @@ def select_feeds(
             raise CredentialError(
                 _F.FEED_INVALID, f"feed of {authority.identifier}, not a trusted authority"
             )
-        *_, (_, feed) = authority_pages(authority, now)
+        *_, (_, feed) = authority_pages(authority, now, progress)
         feeds.append(feed)
     for feed in feeds:
         feed.check_fresh(now=now, max_staleness=max_age)
@@ -122,6 +132,8 @@ class Sources:
     feed_files: Sequence[str] = ()
     authority_name: str | None = None
     max_feed_age: int = FEED_STALENESS
+    progress: Progress | None = None
+    """Told how far reading the local authority's feed got (a long feed takes seconds)."""
 
 
 def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
@@ -156,6 +168,7 @@ def verify_chain(
             now=now,
             max_age=sources.max_feed_age,
             known=known,
+            progress=sources.progress,
         )
     actor = presenter or chain_actor(data)
     return ChainVerifier(TrustPolicy(sources.anchors), known=known).verify(
@@ -198,5 +211,6 @@ def verify_vc(
             anchors=policy.anchors,
             now=now,
             max_age=sources.max_feed_age,
+            progress=sources.progress,
         )
     return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)

@@ -3,6 +3,7 @@
 from troth.storage.base import (
     AuthorityConfig,
     AuthorityStore,
+    ChangeRow,
     CredentialStore,
     FeedRow,
     FeedState,
@@ -10,6 +11,7 @@ from troth.storage.base import (
     IdentityStore,
     LocalIdentityRecord,
     MemberRecord,
+    PendingEnrollmentRecord,
     PurposeKeyRecord,
     RevocationRecord,
     Transactional,
@@ -21,6 +23,7 @@ from troth.storage.sqlite_stores import SqliteIdentityStore, SqliteKeyStore
 __all__ = [
     "AuthorityConfig",
     "AuthorityStore",
+    "ChangeRow",
     "CredentialStore",
     "Durability",
     "FeedRow",
@@ -29,6 +32,7 @@ __all__ = [
     "IdentityStore",
     "LocalIdentityRecord",
     "MemberRecord",
+    "PendingEnrollmentRecord",
     "PurposeKeyRecord",
     "RevocationRecord",
     "SqliteAuthorityStore",

@@ -3,7 +3,7 @@ same protocols, and nothing above this package changes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,6 +11,7 @@ from typing import Protocol
 __all__ = [
     "AuthorityConfig",
     "AuthorityStore",
+    "ChangeRow",
     "CredentialStore",
     "FeedRow",
     "FeedState",
@@ -18,6 +19,7 @@ __all__ = [
     "IdentityStore",
     "LocalIdentityRecord",
     "MemberRecord",
+    "PendingEnrollmentRecord",
     "PurposeKeyRecord",
     "RevocationRecord",
     "Transactional",
@@ -43,6 +45,7 @@ class LocalIdentityRecord:
     history: bytes
     changes: int
     next_key: str | None
+    change_rows: int = 0  # how many of its changes are stored one row each (from index 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +89,11 @@ class IdentityStore(Transactional, Protocol):
         now: int,
         primary_key: str | None = None,
         next_key: str | None = None,
+        change_rows: int | None = None,
     ) -> None:
         """Replace a history only if the stored copy still has `expected_changes` changes
-        (ConflictError otherwise); for a rotation, also record the new `primary_key` and
-        `next_key`."""
+        (ConflictError otherwise); for a rotation, also record the new `primary_key`,
+        `next_key` and how many changes now have their own rows."""
         ...
 
     def find_local(
@@ -108,6 +112,30 @@ class IdentityStore(Transactional, Protocol):
         """Remove and return every purpose key of the identity (a rotation retires them)."""
         ...
 
+    def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
+        """Add a local identity's changes, one row each (ConflictError if one is there
+        already: another rotation won)."""
+        ...
+
+    def change_hash(self, identifier: bytes, index: int) -> bytes | None:
+        """The hash of a local identity's change `index`, if its row is stored."""
+        ...
+
+    def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
+        """Which of `identifiers` are local identities with more than `changes` changes (one
+        query per batch, for a feed page's supersessions)."""
+        ...
+
+    def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
+        """(authority, change index) of the newest supersession that a feed this node holds
+        (or the authority it hosts) published for the local identity, naming one of its own
+        stored changes: the newest change an authority attests for it."""
+        ...
+
+
+ChangeRow = tuple[int, bytes, bytes, bytes | None, bytes]
+"""One change of a local identity as stored: (index, body, signature, previous signature,
+change hash)."""
 
 FeedRow = tuple[int, int, bytes, int | None, bytes | None]
 """A verified feed entry as a holder keeps it: (seq, kind, target, changes, change hash)."""
@@ -175,10 +203,31 @@ class AuthorityStore(Transactional, Protocol):
         now: int,
     ) -> None: ...
 
-    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes] | None:
+    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes, int] | None:
         """One atomic conditional write: take one use of an unexpired ticket with uses left.
-        Returns (attributes, created_by), or None. Among N concurrent redeemers of a ticket
-        with k uses, exactly min(N, k) win."""
+        Returns (attributes, created_by, expires_at), or None. Among N concurrent redeemers
+        of a ticket with k uses, exactly min(N, k) win."""
+        ...
+
+    def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
+        """The chain issued when `member` redeemed the ticket, while the ticket's window lasts."""
+        ...
+
+    def record_redemption(
+        self,
+        code_hash: bytes,
+        member: bytes,
+        credential: bytes,
+        chain: bytes,
+        ticket_expires_at: int,
+        now: int,
+    ) -> None:
+        """Record which credential (hash) and chain a redemption issued (in the transaction
+        that took the ticket's use)."""
+        ...
+
+    def count_redemptions(self, member: bytes) -> int:
+        """How many redemptions `member` made (each issued exactly one credential)."""
         ...
 
     def put_member(self, record: MemberRecord) -> None:
@@ -211,6 +260,10 @@ class AuthorityStore(Transactional, Protocol):
         """(seq, change count) of the newest supersession of `identifier`, if any."""
         ...
 
+    def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
+        """The change hash a supersession of `identifier` at `changes` changes named, if any."""
+        ...
+
     def charged_since(self, member: bytes, since: int) -> list[int]:
         """When each entry charged to `member` at or after `since` was appended (oldest first)."""
         ...
@@ -231,6 +284,18 @@ class AuthorityStore(Transactional, Protocol):
     def revocation_rows(self, start: int) -> Iterator[FeedRow]:
         """The entries from `start` on as rows (seq, kind, target, changes, change hash)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEnrollmentRecord:
+    """An enrollment a holder recorded before sending its request (cleared once the credential
+    is stored): enough to send the same enrollment again."""
+
+    identifier: bytes
+    authority: bytes
+    ticket: str
+    address: str
+    started_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +341,15 @@ class CredentialStore(Transactional, Protocol):
         ...
 
     def trusted_authorities(self) -> list[tuple[bytes, str]]: ...
+
+    def put_pending(self, record: PendingEnrollmentRecord) -> None:
+        """Insert or replace the pending enrollment of (identifier, authority)."""
+        ...
+
+    def list_pending(self, identifier: bytes) -> list[PendingEnrollmentRecord]:
+        """The identity's pending enrollments, oldest first."""
+        ...
+
+    def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
+        """Remove a pending enrollment; whether there was one."""
+        ...

@@ -6,25 +6,40 @@ returns. A power loss or kernel crash may undo the last commits since the previo
 checkpoint, never corrupt the database. `durability="full"` fsyncs the WAL on every commit
 (`synchronous=FULL`) and survives power loss too (~228 us against ~71 us for a one-identity
 transaction on this machine, docs/storage.md).
+
+Busy database (docs/storage.md, "Busy database"): a write waits for the write lock another
+connection holds, retrying with jittered exponential backoff for up to `BUSY_TIMEOUT_SECONDS`
+(TROTH_BUSY_TIMEOUT overrides it), then fails with a StorageError naming the processes that
+held the lock. Opening a database whose schema is current takes no write lock.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from troth.errors import ConfigError, ConflictError, StorageError
 
-__all__ = ["Durability", "SqliteDatabase"]
+__all__ = ["BUSY_TIMEOUT_ENV", "BUSY_TIMEOUT_SECONDS", "Durability", "SqliteDatabase"]
 
 Durability = Literal["normal", "full"]
+T = TypeVar("T")
 
-_BUSY_TIMEOUT_MS: Final = 10_000
+BUSY_TIMEOUT_SECONDS: Final = 30.0
+"""How long a write waits for a write lock held by another connection before it fails."""
+BUSY_TIMEOUT_ENV: Final = "TROTH_BUSY_TIMEOUT"
+"""Overrides BUSY_TIMEOUT_SECONDS (seconds, e.g. `5` or `0.5`)."""
+_STATEMENT_WAIT_MS: Final = 50  # SQLite's own busy handler, within one attempt
+_BACKOFF_FIRST: Final = 0.005  # seconds before the first retry, doubled up to _BACKOFF_MAX
+_BACKOFF_MAX: Final = 0.25
+_WAL_WRITE_LOCK: Final = 120  # the byte of the -shm file a WAL writer locks (SQLite wal.c)
 _CACHE_KIB: Final = 32 * 1024  # page cache per connection (SQLite's default is 2 MiB)
 
 # Schema migrations, applied in order; PRAGMA user_version records how many ran.
@@ -124,16 +139,49 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (identifier, authority)
     );
     """,
+    """
+    -- a local identity's changes, one row per change, never rewritten (docs/storage.md,
+    -- "Identities"): each rotation adds its own (the first also the changes before it);
+    -- `change_rows` counts them (0: the identity has not rotated since rows were kept)
+    CREATE TABLE identity_changes (
+        identifier BLOB NOT NULL, idx INTEGER NOT NULL, body BLOB NOT NULL,
+        signature BLOB NOT NULL, previous_signature BLOB, change_hash BLOB NOT NULL,
+        PRIMARY KEY (identifier, idx)
+    ) WITHOUT ROWID;
+    ALTER TABLE identities ADD COLUMN change_rows INTEGER NOT NULL DEFAULT 0;
+    -- the supersessions of a holder's feeds by identifier: checkpoints of local histories
+    CREATE INDEX feed_entries_superseded ON feed_entries (target, changes) WHERE kind = 3;
+    -- the authority: which credential each ticket redemption issued (a repeat of the same
+    -- enrollment is answered with it: never a second credential, never a second use)
+    CREATE TABLE redemptions (
+        code_hash BLOB NOT NULL, member BLOB NOT NULL, credential BLOB NOT NULL,
+        chain BLOB NOT NULL, ticket_expires_at INTEGER NOT NULL, redeemed_at INTEGER NOT NULL,
+        PRIMARY KEY (code_hash, member)
+    );
+    -- a holder's enrollment recorded before its request is sent, cleared when the
+    -- credential is stored (resumed after a crash)
+    CREATE TABLE pending_enrollments (
+        identifier BLOB NOT NULL, authority BLOB NOT NULL, ticket TEXT NOT NULL,
+        address TEXT NOT NULL, started_at INTEGER NOT NULL, PRIMARY KEY (identifier, authority)
+    );
+    """,
 )
 
 
 class SqliteDatabase:
     """A SQLite file with troth's schema; `transaction()` is the unit of work."""
 
-    def __init__(self, path: str | Path, durability: Durability = "normal") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        durability: Durability = "normal",
+        *,
+        busy_timeout: float | None = None,
+    ) -> None:
         if durability not in ("normal", "full"):
             raise ConfigError(f"unknown durability {durability!r} (normal or full)")
         self.path = Path(path)
+        self.busy_timeout = _busy_timeout() if busy_timeout is None else busy_timeout
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -152,12 +200,7 @@ class SqliteDatabase:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+                conn = self._when_free(self._connect, "open")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot open {self.path}: {exc}") from exc
             self._local.conn = conn
@@ -166,9 +209,23 @@ class SqliteDatabase:
                 self._all.append(conn)
         return conn
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_STATEMENT_WAIT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")  # a fresh file: takes a lock once
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Re-entrant per thread."""
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Re-entrant per thread.
+        Waiting for the write lock is retried up to `busy_timeout` (docs/storage.md)."""
         conn = self.connection()
         if self._local.depth:
             self._local.depth += 1
@@ -178,7 +235,7 @@ class SqliteDatabase:
                 self._local.depth -= 1
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"), "begin a transaction")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot begin a transaction: {exc}") from exc
         self._local.depth = 1
@@ -195,10 +252,19 @@ class SqliteDatabase:
             conn.execute("ROLLBACK")
             raise StorageError(f"commit failed: {exc}") from exc
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside `transaction()`."""
+        return bool(getattr(self._local, "depth", 0))
+
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        """Run one statement, mapping SQLite errors to StorageError / ConflictError."""
+        """Run one statement, mapping SQLite errors to StorageError / ConflictError. Outside a
+        transaction (its own), a busy database is retried like `transaction()`."""
+        conn = self.connection()
         try:
-            return self.connection().execute(sql, params)
+            if self._local.depth:
+                return conn.execute(sql, params)
+            return self._when_free(lambda: conn.execute(sql, params), "use")
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
         except sqlite3.Error as exc:
@@ -224,12 +290,75 @@ class SqliteDatabase:
             self._all.clear()
         self._local = threading.local()
 
+    # -- a busy database ------------------------------------------------------------------------
+
+    def _when_free(self, attempt: Callable[[], T], what: str) -> T:
+        """`attempt()`, retried with jittered exponential backoff while another connection
+        holds the lock it needs, for up to `busy_timeout` seconds; then a StorageError naming
+        the processes holding the write lock."""
+        deadline: float | None = None
+        delay = _BACKOFF_FIRST
+        while True:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.busy_timeout
+                if now >= deadline:
+                    raise StorageError(self._busy_report(what)) from None
+                time.sleep(min(delay * random.uniform(0.5, 1.0), deadline - now))
+                delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _busy_report(self, what: str) -> str:
+        holders = ", ".join(_describe_process(pid) for pid in self.lock_holders())
+        return (
+            f"cannot {what} {self.path}: the database stayed locked for {self.busy_timeout:g} s "
+            f"(the limit; {BUSY_TIMEOUT_ENV} changes it); write lock held by "
+            + (holders or "an unknown process (no /proc/locks entry)")
+        )
+
+    def lock_holders(self) -> list[int]:
+        """The processes holding this database's write lock now (Linux /proc/locks: a WAL
+        writer locks byte 120 of the -shm file); empty when unknown."""
+        try:
+            shm = os.stat(f"{self.path}-shm")
+            with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+                lines = locks.read().splitlines()
+        except OSError:
+            return []
+        pids: list[int] = []
+        for line in lines:
+            fields = line.split()
+            if len(fields) != 8 or fields[3] != "WRITE":  # "->" lines are waiters
+                continue
+            try:
+                inode = int(fields[5].rsplit(":", 1)[1])
+                start = int(fields[6])
+                end = int(fields[7]) if fields[7] != "EOF" else _WAL_WRITE_LOCK
+                pid = int(fields[4])
+            except (IndexError, ValueError):
+                continue
+            if inode == shm.st_ino and start <= _WAL_WRITE_LOCK <= end and pid not in pids:
+                pids.append(pid)
+        return pids
+
     # -- schema -------------------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        """Apply missing migrations. A current schema is only read (no write lock: a reader
+        never waits for a writer); otherwise the version is read again under the lock."""
         conn = self.connection()
+        try:
+            version = self._when_free(lambda: _schema_version(conn), "read")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from exc
+        if version == len(_MIGRATIONS):
+            return
         with self.transaction():
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version = _schema_version(conn)
             if version > len(_MIGRATIONS):
                 raise ConfigError(
                     f"{self.path} has schema {version}; this troth knows {len(_MIGRATIONS)}"
@@ -239,3 +368,40 @@ class SqliteDatabase:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _busy_timeout() -> float:
+    text = os.environ.get(BUSY_TIMEOUT_ENV)
+    if not text:
+        return BUSY_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(f"{BUSY_TIMEOUT_ENV} must be seconds between 0 and 86400, not {text!r}")
+    return seconds
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _describe_process(pid: int) -> str:
+    """`pid 1234 (troth identity create --count 20000)`, from /proc when it can be read."""
+    if pid == os.getpid():
+        return f"pid {pid} (this process)"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            words = file.read(4096).split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    command = " ".join(w.decode(errors="replace") for w in words if w)
+    return f"pid {pid} ({command[:160]})" if command else f"pid {pid}"

@@ -13,6 +13,7 @@ from troth.storage.base import (
     FeedState,
     HeldCredential,
     MemberRecord,
+    PendingEnrollmentRecord,
     RevocationRecord,
 )
 from troth.storage.sqlite import SqliteDatabase
@@ -66,15 +67,41 @@ class SqliteAuthorityStore:
             (code_hash, attributes, uses, expires_at, created_by, now),
         )
 
-    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes] | None:
+    def redeem_ticket(self, code_hash: bytes, now: int) -> tuple[bytes, bytes, int] | None:
         # one conditional write (lessons.md: read-then-delete lets two redeemers win)
         row = self._db.fetch_one(
             "UPDATE tickets SET uses_left = uses_left - 1 "
             "WHERE code_hash = ? AND uses_left > 0 AND expires_at > ? "
-            "RETURNING attributes, created_by",
+            "RETURNING attributes, created_by, expires_at",
             (code_hash, now),
         )
-        return None if row is None else (bytes(row[0]), bytes(row[1]))
+        return None if row is None else (bytes(row[0]), bytes(row[1]), int(row[2]))
+
+    def find_redemption(self, code_hash: bytes, member: bytes, now: int) -> bytes | None:
+        row = self._db.fetch_one(
+            "SELECT chain FROM redemptions WHERE code_hash = ? AND member = ? "
+            "AND ticket_expires_at > ?",
+            (code_hash, member, now),
+        )
+        return None if row is None else bytes(row[0])
+
+    def record_redemption(
+        self,
+        code_hash: bytes,
+        member: bytes,
+        credential: bytes,
+        chain: bytes,
+        ticket_expires_at: int,
+        now: int,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?)",
+            (code_hash, member, credential, chain, ticket_expires_at, now),
+        )
+
+    def count_redemptions(self, member: bytes) -> int:
+        row = self._db.fetch_one("SELECT count(*) FROM redemptions WHERE member = ?", (member,))
+        return int(row[0])
 
     def put_member(self, record: MemberRecord) -> None:
         self._db.execute(
@@ -129,6 +156,13 @@ class SqliteAuthorityStore:
             (identifier,),
         )
         return None if row is None else (int(row[0]), int(row[1]))
+
+    def supersession_hash(self, identifier: bytes, changes: int) -> bytes | None:
+        row = self._db.fetch_one(
+            "SELECT change_hash FROM revocations WHERE kind = 3 AND target = ? AND changes = ?",
+            (identifier, changes),
+        )
+        return None if row is None else bytes(row[0])
 
     def charged_since(self, member: bytes, since: int) -> list[int]:
         rows = self._db.fetch_all(
@@ -281,3 +315,30 @@ class SqliteCredentialStore:
     def trusted_authorities(self) -> list[tuple[bytes, str]]:
         rows = self._db.fetch_all("SELECT identifier, address FROM trusted_authorities")
         return [(bytes(r[0]), r[1]) for r in rows]
+
+    def put_pending(self, record: PendingEnrollmentRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pending_enrollments VALUES (?, ?, ?, ?, ?)",
+            (
+                record.identifier,
+                record.authority,
+                record.ticket,
+                record.address,
+                record.started_at,
+            ),
+        )
+
+    def list_pending(self, identifier: bytes) -> list[PendingEnrollmentRecord]:
+        rows = self._db.fetch_all(
+            "SELECT authority, ticket, address, started_at FROM pending_enrollments "
+            "WHERE identifier = ? ORDER BY started_at",
+            (identifier,),
+        )
+        return [PendingEnrollmentRecord(identifier, bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
+        deleted = self._db.execute(
+            "DELETE FROM pending_enrollments WHERE identifier = ? AND authority = ?",
+            (identifier, authority),
+        )
+        return deleted.rowcount == 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
-from troth.errors import ConflictError
-from troth.storage.base import LocalIdentityRecord, PurposeKeyRecord
+from troth.errors import ConflictError, StorageError
+from troth.storage.base import ChangeRow, LocalIdentityRecord, PurposeKeyRecord
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
@@ -44,8 +45,10 @@ class SqliteKeyStore:
         self._db.execute("INSERT OR REPLACE INTO vault_meta VALUES (?, ?)", (name, value))
 
 
+_BATCH = 500  # identifiers per IN (...) query, well below SQLite's limit on parameters
+
 _LOCAL_SELECT = (
-    "SELECT identifier, name, primary_key, created_at, history, changes, next_key "
+    "SELECT identifier, name, primary_key, created_at, history, changes, next_key, change_rows "
     "FROM identities WHERE primary_key IS NOT NULL"
 )
 
@@ -95,12 +98,22 @@ class SqliteIdentityStore:
         now: int,
         primary_key: str | None = None,
         next_key: str | None = None,
+        change_rows: int | None = None,
     ) -> None:
         updated = self._db.execute(
             "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
-            "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key) "
-            "WHERE identifier = ? AND changes = ?",
-            (history, changes, now, primary_key, next_key, identifier, expected_changes),
+            "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key), "
+            "change_rows = coalesce(?, change_rows) WHERE identifier = ? AND changes = ?",
+            (
+                history,
+                changes,
+                now,
+                primary_key,
+                next_key,
+                change_rows,
+                identifier,
+                expected_changes,
+            ),
         ).rowcount
         if updated != 1:
             raise ConflictError("the stored history changed meanwhile")
@@ -139,8 +152,62 @@ class SqliteIdentityStore:
         )
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
 
+    def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
+        try:
+            self._db.connection().executemany(
+                "INSERT INTO identity_changes VALUES (?, ?, ?, ?, ?, ?)",
+                [(identifier, *row) for row in rows],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
+
+    def change_hash(self, identifier: bytes, index: int) -> bytes | None:
+        row = self._db.fetch_one(
+            "SELECT change_hash FROM identity_changes WHERE identifier = ? AND idx = ?",
+            (identifier, index),
+        )
+        return None if row is None else bytes(row[0])
+
+    def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
+        found: list[bytes] = []
+        for start in range(0, len(identifiers), _BATCH):
+            batch = identifiers[start : start + _BATCH]
+            marks = ", ".join("?" * len(batch))  # placeholders only: the values are bound
+            query = f"SELECT identifier FROM identities WHERE identifier IN ({marks}) "  # noqa: S608
+            rows = self._db.fetch_all(
+                query + "AND primary_key IS NOT NULL AND changes > ?", (*batch, changes)
+            )
+            found.extend(bytes(row[0]) for row in rows)
+        return found
+
+    def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
+        # each query walks its partial index from the newest supersession down to the first
+        # that names one of the identity's own changes (normally the first it reads)
+        found = [
+            self._db.fetch_one(
+                "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
+                "ON c.identifier = f.target AND c.idx = f.changes - 1 "
+                "AND c.change_hash = f.change_hash "
+                "WHERE f.target = ? AND f.kind = 3 ORDER BY f.changes DESC LIMIT 1",
+                (identifier,),
+            ),
+            self._db.fetch_one(
+                "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
+                "JOIN identity_changes c ON c.identifier = r.target AND c.idx = r.changes - 1 "
+                "AND c.change_hash = r.change_hash "
+                "WHERE r.target = ? AND r.kind = 3 ORDER BY r.changes DESC LIMIT 1",
+                (identifier,),
+            ),
+        ]
+        rows = [(bytes(row[0]), int(row[1])) for row in found if row is not None]
+        return max(rows, key=lambda row: row[1], default=None)
+
 
 def _local(
-    row: tuple[bytes, str | None, str, int, bytes, int, str | None],
+    row: tuple[bytes, str | None, str, int, bytes, int, str | None, int],
 ) -> LocalIdentityRecord:
-    return LocalIdentityRecord(bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6])
+    return LocalIdentityRecord(
+        bytes(row[0]), row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7]
+    )

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 
 from troth import limits
-from troth.errors import RoutingError, TrothError
+from troth.errors import RoutingError, TrothError, Unreachable
 from troth.routing import Address, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
 
@@ -122,7 +122,7 @@ class MemoryNetwork:
     def _connect(self, client: MemoryTransport, host: str, port: int) -> MemoryConnection:
         found = self._listening.get((host, port))
         if found is None:
-            raise RoutingError(f"cannot connect to {host}:{port}: connection refused")
+            raise Unreachable(f"cannot connect to {host}:{port}: connection refused")
         server, listener = found
         mine = MemoryConnection(client, outgoing=True, listener=None, peer=f"{host}:{port}")
         theirs = MemoryConnection(

@@ -28,10 +28,11 @@ import collections
 import collections.abc
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 
 from troth import limits
-from troth.errors import DecodeError, RoutingError, TrothError
+from troth.errors import DecodeError, RoutingError, TrothError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
@@ -344,9 +345,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
                 self.settings.connect_timeout,
             )
         except TimeoutError:
-            raise RoutingError(f"connecting to {key} timed out") from None
+            raise Unreachable(f"connecting to {key} timed out") from None
         except OSError as exc:
-            raise RoutingError(f"cannot connect to {key}: {exc.strerror or exc}") from None
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise Unreachable(f"cannot connect to {key}: {why}") from None
         self._connections[key] = connection
         return connection
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from tests.support.fixed_vault import FixedKeyVault
 
 from troth.crypto import KeyType
-from troth.identity import attest_purpose_key, new_identity, rotate_identity
+from troth.identity import Checkpoint, attest_purpose_key, new_identity, rotate_identity
 from troth.vault import KeyPurpose
 
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -32,6 +32,8 @@ KEYS = {
     "p256": [bytes.fromhex("11" * 32), bytes.fromhex("22" * 32), bytes.fromhex("33" * 32)],
 }
 X25519_KEY = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+# the authority a checkpointed history names (any 32 bytes: the verifier's callback judges it)
+CHECKPOINT_AUTHORITY = bytes(range(100, 132))
 
 
 def build(label: str) -> dict[str, Any]:
@@ -69,6 +71,10 @@ def build(label: str) -> dict[str, Any]:
         "change1_previous_signature": (identity.changes[1].signed.previous_signature or b"").hex(),
         "change1_next_key_digest": identity.next_key_digest.hex(),
         "history2": identity.history.hex(),
+        "checkpoint_authority": CHECKPOINT_AUTHORITY.hex(),
+        "history2_from_change1": identity.from_checkpoint(
+            Checkpoint(identity.identifier.digest, CHECKPOINT_AUTHORITY, 1)
+        ).history.hex(),
         "identifier": str(identity.identifier),
         "did": identity.identifier.did,
         "channel_attestation": attestation.hex(),

@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError
+from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError, Unreachable
 from troth.node.access import AccessPolicy, AccessRequest, Caller, Decision, Rule
 from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
 
@@ -127,6 +127,8 @@ def error_response(kind: str, message: str, reasons: tuple[str, ...] = ()) -> by
 def _failure(exc: TrothError) -> bytes:
     if isinstance(exc, Denied):
         return error_response(DENIED, str(exc), exc.reasons)
+    if isinstance(exc, RemoteError):  # already a remote's answer: not prefixed again
+        return error_response(FAILED, str(exc))
     return error_response(FAILED, f"{type(exc).__name__}: {exc}")
 
 
@@ -242,7 +244,7 @@ async def call(
         async with asyncio.timeout(timeout):
             payload = await future
     except TimeoutError:
-        raise RoutingError(f"no answer from {route[-1]} within {timeout} s") from None
+        raise Unreachable(f"no answer from {route[-1]} within {timeout} s") from None
     finally:
         router.unregister(reply)
     try:

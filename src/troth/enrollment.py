@@ -1,0 +1,247 @@
+"""Enrolling a local identity with an authority, recoverable from a crash on either side
+(docs/storage.md, "Recovery rules").
+
+The holder's steps, as a sans-IO generator (it yields the signed request to carry to the
+authority and is sent the answer, or thrown the error that carrying it raised):
+
+1. record the pending enrollment (identity, authority, ticket, address): its own commit;
+2. sign an enroll request; the caller carries it (in process to a local authority, or over a
+   secure channel to `/service/authority`);
+3. store the credential the authority answered and clear the pending record: one commit.
+
+The authority records each redemption with the credential it issued, in the transaction that
+takes the ticket's use, and answers a repeat of the same enrollment (same identity, same
+ticket, within the ticket's window) with that credential. So a crash anywhere leaves either
+the credential held, or a pending record (and a ticket that still works for this identity):
+the next `troth enroll` with the same ticket, or `troth credential refresh`, sends the
+enrollment again and completes it, and the authority never issues a second credential for one
+redemption.
+
+`enroll` and `enroll_async` drive the steps with a blocking or an awaitable `send`; a runtime
+that keeps storage work off its event loop runs `request_of`, `complete` and `refused` (each
+synchronous) in a worker thread and carries the request itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from troth.authority import Ticket
+from troth.authority.client import enroll_request, ticket_authority
+from troth.clock import Clock
+from troth.credentials.verify import VerifiedCredential
+from troth.credentials.wallet import CredentialWallet
+from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError
+from troth.identity import Identifier, IdentityService
+from troth.storage import PendingEnrollmentRecord
+
+__all__ = [
+    "Enrolled",
+    "EnrollmentSteps",
+    "complete",
+    "enroll",
+    "enroll_async",
+    "enrollment",
+    "refused",
+    "request_of",
+    "resume",
+    "resume_async",
+    "resumption",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """An enrollment completed: the credential now held, and the interrupted enrollment it
+    resumed (same ticket) or gave up (another ticket), if any."""
+
+    identity: str
+    authority: Identifier
+    credential: VerifiedCredential
+    resumed: PendingEnrollmentRecord | None = None
+    replaced: PendingEnrollmentRecord | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.credential.to_json(),
+            "identity": self.identity,
+            "enrolled_with": str(self.authority),
+            "credential": self.credential.links[-1].hash.hex(),
+            "resumed_from": None if self.resumed is None else self.resumed.started_at,
+        }
+
+
+EnrollmentSteps = Generator[bytes, bytes, Enrolled]
+"""Yields the enroll request to send; is sent the authority's answer (the chain's bytes)."""
+
+
+def enrollment(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    ref: str,
+    ticket: str | Ticket,
+    *,
+    clock: Clock,
+) -> EnrollmentSteps:
+    """Enroll local identity `ref` with the ticket's authority (the steps above). An
+    interrupted enrollment with the same authority is resumed (same ticket) or replaced."""
+    if not isinstance(ticket, Ticket):
+        ticket = _parse(ticket)
+    now = clock.now()
+    authority = ticket_authority(ticket, now=now)
+    identities.find(ref)  # NotFound before anything is recorded
+    record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
+    resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
+    replaced = earlier if earlier is not None and resumed is None else None
+    return (yield from _exchange(identities, wallet, ref, record, ticket, clock, resumed, replaced))
+
+
+def resumption(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    pending: PendingEnrollmentRecord,
+    *,
+    clock: Clock,
+) -> EnrollmentSteps:
+    """Send an interrupted enrollment again (its pending record names everything needed)."""
+    ticket = _parse(pending.ticket)
+    ref = "T" + pending.identifier.hex()
+    return (yield from _exchange(identities, wallet, ref, pending, ticket, clock, pending, None))
+
+
+def _exchange(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    ref: str,
+    pending: PendingEnrollmentRecord,
+    ticket: Ticket,
+    clock: Clock,
+    resumed: PendingEnrollmentRecord | None,
+    replaced: PendingEnrollmentRecord | None,
+) -> EnrollmentSteps:
+    request = enroll_request(identities, ref, ticket, now=clock.now())
+    try:
+        answer = yield request
+    except (AuthorityError, RemoteError) as exc:
+        if _refused_for_good(exc):
+            wallet.forget_enrollment(pending)
+        raise
+    held = wallet.complete_enrollment(pending, answer, now=clock.now())
+    name = identities.find(ref).name or ref
+    return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
+
+
+def _refused_for_good(exc: AuthorityError | RemoteError) -> bool:
+    """Whether the authority refused the ticket itself (unknown, used up, or expired without
+    a redemption by this identity): nothing is left to resume. A remote refusal arrives as the
+    service's error text, `AuthorityError: <reason>` (docs/protocols.md, "Services")."""
+    reason = AuthorityFailure.TICKET_UNKNOWN
+    if isinstance(exc, AuthorityError):
+        return exc.reason is reason
+    return str(exc).startswith(f"{AuthorityError.__name__}: {reason.value}")
+
+
+def _parse(ticket_text: str) -> Ticket:
+    try:
+        return Ticket.parse(ticket_text)
+    except DecodeError as exc:
+        raise DecodeError(f"not a troth ticket ({exc})", exc.problem) from None
+
+
+# -- drivers: three synchronous steps (a runtime may run each in a worker thread) -----------------
+
+
+def request_of(steps: EnrollmentSteps) -> bytes:
+    """Start the steps: record the pending enrollment; the signed request to carry."""
+    return next(steps)
+
+
+def complete(steps: EnrollmentSteps, answer: bytes) -> Enrolled:
+    """Finish the steps with the authority's answer (the chain's bytes): held, and cleared."""
+    try:
+        steps.send(answer)
+    except StopIteration as done:
+        enrolled: Enrolled = done.value
+        return enrolled
+    raise RuntimeError("enrollment steps went on after the answer")  # pragma: no cover - a bug
+
+
+def refused(steps: EnrollmentSteps, exc: AuthorityError | RemoteError) -> NoReturn:
+    """Finish the steps with the error carrying the request raised (re-raised; a ticket the
+    authority refused for good leaves nothing pending)."""
+    steps.throw(exc)
+    raise exc  # pragma: no cover - the steps re-raise it
+
+
+def drive(steps: EnrollmentSteps, send: Callable[[bytes], bytes]) -> Enrolled:
+    """Run enrollment steps, carrying the request with a blocking `send`."""
+    request = request_of(steps)
+    try:
+        answer = send(request)
+    except (AuthorityError, RemoteError) as exc:
+        refused(steps, exc)
+    return complete(steps, answer)
+
+
+async def drive_async(
+    steps: EnrollmentSteps, send: Callable[[bytes], Awaitable[bytes]]
+) -> Enrolled:
+    """Run enrollment steps, carrying the request with an awaitable `send` (a secure channel)."""
+    request = request_of(steps)
+    try:
+        answer = await send(request)
+    except (AuthorityError, RemoteError) as exc:
+        refused(steps, exc)
+    return complete(steps, answer)
+
+
+def enroll(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    ref: str,
+    ticket: str | Ticket,
+    *,
+    clock: Clock,
+    send: Callable[[bytes], bytes],
+) -> Enrolled:
+    """Enroll `ref` with the ticket's authority; `send(request)` returns the chain's bytes."""
+    return drive(enrollment(identities, wallet, ref, ticket, clock=clock), send)
+
+
+async def enroll_async(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    ref: str,
+    ticket: str | Ticket,
+    *,
+    clock: Clock,
+    send: Callable[[bytes], Awaitable[bytes]],
+) -> Enrolled:
+    """`enroll` with an awaitable `send` (the node runtime, over a secure channel)."""
+    return await drive_async(enrollment(identities, wallet, ref, ticket, clock=clock), send)
+
+
+def resume(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    pending: PendingEnrollmentRecord,
+    *,
+    clock: Clock,
+    send: Callable[[bytes], bytes],
+) -> Enrolled:
+    """Complete an interrupted enrollment; `send(request)` returns the chain's bytes."""
+    return drive(resumption(identities, wallet, pending, clock=clock), send)
+
+
+async def resume_async(
+    identities: IdentityService,
+    wallet: CredentialWallet,
+    pending: PendingEnrollmentRecord,
+    *,
+    clock: Clock,
+    send: Callable[[bytes], Awaitable[bytes]],
+) -> Enrolled:
+    """`resume` with an awaitable `send`."""
+    return await drive_async(resumption(identities, wallet, pending, clock=clock), send)

@@ -1,0 +1,40 @@
+"""Crash points for fault-injection tests (docs/storage.md, "Recovery rules").
+
+`crash_point(name)` ends the process at once (`os._exit(137)`, as a SIGKILL would: no cleanup,
+no flush, no rollback beyond what the database does on its next open) when the environment
+variable TROTH_CRASH_AT equals `name`. The variable is read once, when this module is imported;
+without it a crash point is one comparison with None.
+
+Crash points sit before and after each commit of a multi-step operation (enrollment on both
+sides, batch creation), so that tests can prove what a crash at each step leaves and how it is
+resumed. Names: `<side>.<operation>.<step>`, e.g. `authority.enroll.after-commit`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+__all__ = ["CRASH_ENV", "CRASH_EXIT_CODE", "CRASH_POINTS", "crash_point"]
+
+CRASH_ENV: Final = "TROTH_CRASH_AT"
+CRASH_EXIT_CODE: Final = 137  # what a shell reports for a process killed by SIGKILL (128 + 9)
+CRASH_POINTS: Final = (
+    "authority.enroll.before-commit",
+    "authority.enroll.after-commit",
+    "holder.enroll.before-pending",
+    "holder.enroll.after-pending",
+    "holder.enroll.before-commit",
+    "holder.enroll.after-commit",
+    "identity.create.before-commit",
+    "identity.create.after-commit",
+)
+"""Every crash point the library has (tests iterate over them)."""
+
+_ARMED: Final = os.environ.get(CRASH_ENV) or None
+
+
+def crash_point(name: str) -> None:
+    """End the process with exit code 137 if TROTH_CRASH_AT names this point."""
+    if name == _ARMED:
+        os._exit(CRASH_EXIT_CODE)

@@ -1,0 +1,311 @@
+"""Checkpointed histories (docs/formats.md, "Checkpointed histories"): a history presented from
+change k verifies only through the caller's checkpoint callback; store-or-extend and the feed's
+supersessions compare changes by index and hash, so a suffix that extends a stored copy is
+accepted and one that forks or rolls back is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.histories import (
+    DAY,
+    T0,
+    HonestHistory,
+    encode,
+    extend,
+    honest_history,
+    sign_change,
+)
+from tests.support.parties import make_party
+from troth import limits
+from troth.clock import FixedClock
+from troth.credentials import (
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    build_page,
+    feed_genesis,
+    next_head,
+    verify_page,
+)
+from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
+from troth.crypto import sha256
+from troth.errors import CredentialError, CredentialFailure, IdentityError, IdentityFailure
+from troth.identity import (
+    ChangeBody,
+    Checkpoint,
+    Checkpoints,
+    SignedChange,
+    VerifiedIdentity,
+    check_extends,
+    encode_history,
+    verify_history,
+)
+from troth.identity.known import KnownHistories
+from troth.storage import SqliteDatabase, SqliteIdentityStore
+from troth.vault import SoftwareVault
+
+F = IdentityFailure
+LENGTH = 70  # more changes than one history may present
+NOW = T0 + LENGTH * DAY
+AUTHORITY = b"\xaa" * 32
+
+
+def suffix(line: HonestHistory, start: int, authority: bytes = AUTHORITY) -> bytes:
+    """The history of `line` presented from change `start`, its checkpoint naming `authority`."""
+    checkpoint = Checkpoint(sha256(line.changes[0].body), authority, start)
+    return encode_history(line.changes[start:], checkpoint)
+
+
+def attesting(
+    line: HonestHistory, calls: list[tuple[Checkpoint, bytes]] | None = None
+) -> Checkpoints:
+    """A checkpoint callback that attests exactly the changes of `line` (by index and hash)."""
+    hashes = [sha256(change.body) for change in line.changes]
+
+    def attests(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        if calls is not None:
+            calls.append((checkpoint, change_hash))
+        return (
+            checkpoint.identifier == hashes[0]
+            and checkpoint.authority == AUTHORITY
+            and hashes[checkpoint.index] == change_hash
+        )
+
+    return attests
+
+
+@pytest.fixture(scope="module")
+def line() -> HonestHistory:
+    return honest_history(LENGTH)
+
+
+def rejects(
+    data: bytes, reason: IdentityFailure, change: int | None, **kwargs: object
+) -> IdentityError:
+    with pytest.raises(IdentityError) as caught:
+        verify_history(data, now=NOW, **kwargs)  # type: ignore[arg-type]
+    assert caught.value.reason is reason, caught.value
+    assert caught.value.change == change, caught.value
+    return caught.value
+
+
+def test_a_checkpointed_suffix_verifies_through_the_callback(line: HonestHistory) -> None:
+    calls: list[tuple[Checkpoint, bytes]] = []
+    identity = verify_history(suffix(line, 60), now=NOW, checkpoints=attesting(line, calls))
+    assert identity.identifier.digest == sha256(line.changes[0].body)
+    assert identity.first_index == 60
+    assert identity.change_count == LENGTH
+    assert [c.index for c in identity.changes] == list(range(60, LENGTH))
+    assert identity.checkpoint == Checkpoint(identity.identifier.digest, AUTHORITY, 60)
+    assert calls == [(identity.checkpoint, sha256(line.changes[60].body))]  # asked once
+    assert identity.current_key == line.keys[-1].public_key
+
+
+def test_without_an_attestation_a_checkpointed_history_is_refused(line: HonestHistory) -> None:
+    data = suffix(line, 60)
+    error = rejects(data, F.UNATTESTED_CHECKPOINT, 60)
+    authority = "T" + AUTHORITY.hex()
+    assert f"present the full history or trust {authority}" in str(error)
+    rejects(data, F.UNATTESTED_CHECKPOINT, 60, checkpoints=lambda cp, h: False)
+    # an attestation of another change (or of another identity) is no attestation
+    other = honest_history(LENGTH)
+    rejects(data, F.UNATTESTED_CHECKPOINT, 60, checkpoints=attesting(other))
+
+
+def test_a_full_history_needs_no_callback_and_ignores_it(line: HonestHistory) -> None:
+    short = HonestHistory(line.keys[:5], line.changes[:5], line.keys[5])
+    called: list[tuple[Checkpoint, bytes]] = []
+    identity = verify_history(
+        encode(short.changes), now=T0 + 5 * DAY, checkpoints=attesting(line, called)
+    )
+    assert identity.checkpoint is None
+    assert identity.first_index == 0
+    assert not called
+
+
+def test_tampered_suffixes_are_refused(line: HonestHistory) -> None:
+    ok = attesting(line)
+    identifier = sha256(line.changes[0].body)
+    # the checkpoint names change 61 but the first change presented is change 60
+    wrong_index = encode_history(line.changes[60:], Checkpoint(identifier, AUTHORITY, 61))
+    rejects(wrong_index, F.BROKEN_LINK, 61, checkpoints=ok)
+    # a forged first change (another key, a valid signature of its own): not what is attested
+    forged_body = ChangeBody.decode(line.changes[60].body)._replace(
+        primary_key=line.keys[3].public_key
+    )
+    forged = sign_change(forged_body, line.keys[3], line.keys[2])
+    data = encode_history([forged, *line.changes[61:]], Checkpoint(identifier, AUTHORITY, 60))
+    rejects(data, F.UNATTESTED_CHECKPOINT, 60, checkpoints=ok)
+    # a first change that claims to start the history, or carries no previous signature
+    first = ChangeBody.decode(line.changes[60].body)
+    for body, previous_key, reason in (
+        (first._replace(previous=None), line.keys[59], F.BROKEN_LINK),
+        (first, None, F.MISSING_PREVIOUS_SIGNATURE),
+    ):
+        change = sign_change(body, line.keys[60], previous_key)
+        data = encode_history([change], Checkpoint(identifier, AUTHORITY, 60))
+        rejects(data, reason, 60, checkpoints=lambda cp, h: True)
+    # the changes after the checkpoint are verified as in any history
+    broken = SignedChange(line.changes[62].body, line.changes[62].signature, bytes(64))
+    data = encode_history(
+        [line.changes[60], line.changes[61], broken, *line.changes[63:]],
+        Checkpoint(identifier, AUTHORITY, 60),
+    )
+    rejects(data, F.BAD_PREVIOUS_SIGNATURE, 62, checkpoints=ok)
+    # the identifier is the checkpoint's claim: a suffix claiming another identity is refused
+    stolen = encode_history(line.changes[60:], Checkpoint(b"\x01" * 32, AUTHORITY, 60))
+    rejects(stolen, F.UNATTESTED_CHECKPOINT, 60, checkpoints=ok)
+
+
+def test_the_limits_apply_to_a_suffix(line: HonestHistory) -> None:
+    """69 changes presented: over the limit of 64, checkpoint or not."""
+    rejects(suffix(line, 1), F.OVER_LIMIT, None, checkpoints=attesting(line))
+
+
+# -- store-or-extend by index and hash -----------------------------------------------------------
+
+
+def verified(line: HonestHistory, start: int, end: int) -> VerifiedIdentity:
+    """Changes start..end-1 of `line`, verified (a full history when start is 0)."""
+    changes = line.changes[start:end]
+    when = T0 + end * DAY
+    if start == 0:
+        return verify_history(encode(changes), now=when)
+    checkpoint = Checkpoint(sha256(line.changes[0].body), AUTHORITY, start)
+    return verify_history(
+        encode_history(changes, checkpoint), now=when, checkpoints=attesting(line)
+    )
+
+
+def hashes(line: HonestHistory, start: int, end: int) -> list[bytes]:
+    return [sha256(change.body) for change in line.changes[start:end]]
+
+
+@pytest.mark.parametrize(
+    ("stored", "candidate"),
+    [
+        ((0, 10), (5, 12)),  # overlaps and goes on
+        ((0, 10), (10, 12)),  # starts right after: names the last stored change as previous
+        ((0, 10), (30, 40)),  # a gap: bridged by the checkpoint it was verified with
+        ((20, 30), (25, 60)),
+        ((20, 30), (20, 30)),  # the stored copy itself
+        ((20, 30), (0, 40)),  # a full history that extends a stored suffix
+    ],
+)
+def test_extensions_by_index(
+    line: HonestHistory, stored: tuple[int, int], candidate: tuple[int, int]
+) -> None:
+    check_extends(hashes(line, *stored), verified(line, *candidate), stored_first=stored[0])
+
+
+def forked(line: HonestHistory, at: int, length: int) -> HonestHistory:
+    """`line` up to change `at`, then honest rotations of its own from there (another next
+    key committed at change `at`): a fork of `line` at `at`."""
+    fork = HonestHistory(line.keys[:at], line.changes[:at], line.keys[at])
+    while len(fork.changes) < length:
+        fork = extend(fork, T0 + len(fork.changes) * DAY)
+    return fork
+
+
+def test_forks_and_rollbacks_by_index(line: HonestHistory) -> None:
+    cases = [
+        ((0, 10), verified(line, 5, 9), F.ROLLBACK, None),
+        ((20, 30), verified(line, 0, 25), F.ROLLBACK, None),
+        ((0, 14), verified(forked(line, 12, 14), 10, 14), F.FORK, 12),  # differs at change 12
+        ((0, 12), verified(forked(line, 11, 14), 12, 14), F.FORK, 12),  # names another previous
+    ]
+    for stored, candidate, reason, change in cases:
+        with pytest.raises(IdentityError) as caught:
+            check_extends(hashes(line, *stored), candidate, stored_first=stored[0])
+        assert caught.value.reason is reason, (stored, caught.value)
+        assert caught.value.change == change
+    # a suffix starting right after the stored copy and naming its last change continues it,
+    # whatever it says next: pre-rotation and the checkpoint's authority judge that change
+    check_extends(hashes(line, 0, 12), verified(forked(line, 12, 14), 12, 14))
+
+
+def test_a_verifier_that_stored_a_full_history_accepts_a_suffix_extending_it(
+    tmp_path: Path, line: HonestHistory
+) -> None:
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "v.db"))
+    known = KnownHistories(store, FixedClock(NOW), cache_seconds=0)
+    known.observe(verified(line, 0, 40))
+    known.observe(verified(line, 30, 70))  # extends it: stored as the newer copy
+    assert store.get_history(sha256(line.changes[0].body))[1] == 70  # type: ignore[index]
+    for older, reason in (
+        (verified(line, 0, 40), F.ROLLBACK),
+        (verified(line, 50, 60), F.ROLLBACK),
+    ):
+        with pytest.raises(IdentityError) as caught:
+            known.observe(older)
+        assert caught.value.reason is reason
+    known.observe(verified(line, 45, 70))  # the same end, from another checkpoint: equal
+
+
+# -- the feed as a checkpoint ------------------------------------------------------------------
+
+
+def feed_of(supersessions: list[tuple[bytes, int, bytes]], *, issued_at: int) -> VerifiedFeed:
+    """A verified feed of an authority whose kind-3 entries name (identifier, changes, hash)."""
+    authority = make_party(SoftwareVault(), now=T0)
+    head = feed_genesis(authority.identifier)
+    entries = []
+    for seq, (identifier, changes, change_hash) in enumerate(supersessions):
+        entry = RevocationEntry(
+            seq,
+            RevocationKind.SUPERSEDED,
+            identifier,
+            authority.identifier,
+            issued_at,
+            "",
+            Supersession(changes, change_hash),
+        ).encode()
+        entries.append(entry)
+        head = next_head(head, entry)
+    page = build_page(
+        authority.signer, entries, start=0, head=head, latest=len(entries), now=issued_at
+    )
+    return verify_page(page, authority=authority.identifier, now=issued_at)
+
+
+def test_held_feeds_attest_checkpoints(line: HonestHistory) -> None:
+    identifier = sha256(line.changes[0].body)
+    feed = feed_of(
+        [
+            (identifier, 41, sha256(line.changes[40].body)),
+            (identifier, 61, sha256(line.changes[60].body)),
+        ],
+        issued_at=NOW,
+    )
+    authority = feed.authority.digest
+    data = suffix(line, 60, authority)
+    fresh = feed_checkpoints({feed.authority: feed}, now=NOW + 10, max_staleness=300)
+    assert verify_history(data, now=NOW, checkpoints=fresh).first_index == 60
+    assert verify_history(suffix(line, 40, authority), now=NOW, checkpoints=fresh).first_index == 40
+    for checkpoints in (
+        feed_checkpoints({feed.authority: feed}, now=NOW + 301, max_staleness=300),  # stale
+        feed_checkpoints({}, now=NOW, max_staleness=300),  # not held
+    ):
+        rejects(data, F.UNATTESTED_CHECKPOINT, 60, checkpoints=checkpoints)
+    rejects(suffix(line, 50, authority), F.UNATTESTED_CHECKPOINT, 50, checkpoints=fresh)
+    rejects(suffix(line, 60, AUTHORITY), F.UNATTESTED_CHECKPOINT, 60, checkpoints=fresh)
+
+
+def test_supersessions_judge_suffixes_by_index(line: HonestHistory) -> None:
+    identifier = sha256(line.changes[0].body)
+    feed = feed_of([(identifier, 50, sha256(line.changes[49].body))], issued_at=NOW)
+    feed.check_current(verified(line, 30, 70))  # holds change 49 as the feed names it
+    feed.check_current(verified(line, 55, 70))  # starts after it: attested by its checkpoint
+    for stale in (verified(line, 20, 45), verified(forked(line, 49, 50), 40, 50)):
+        with pytest.raises(CredentialError) as caught:
+            feed.check_current(stale)
+        assert caught.value.reason is CredentialFailure.SUPERSEDED
+    big = Supersession(
+        limits.MAX_CHANGE_INDEX + 1, b"\x00" * 32
+    )  # an identity may rotate for years
+    assert big.changes == 1 << 32
+    with pytest.raises(ValueError, match="a supersession names"):
+        Supersession(limits.MAX_CHANGE_INDEX + 2, b"\x00" * 32)
