@@ -74,7 +74,7 @@ def kill_hub() -> None:
 
 
 def send(to: str, text: str) -> subprocess.CompletedProcess[str]:
-    return cli("message", "send", "--from", "a", "--to", to, text, "--json")
+    return cli("message", "send", to, text, "--node", "a", "--json")
 
 
 def until_sent(to: str, text: str, within: float) -> float:
@@ -115,9 +115,9 @@ def nodes(troth_home: Path) -> Iterator[str]:
             if relay is not None:
                 attributes += ["--attr", f"troth.relay={relay}"]
             ticket = troth_json("authority", "ticket", "create", "--authority", "hub", *attributes)
-            troth("enroll", ticket["ticket"], "--identity", name, "--node", name)
+            troth("enroll", ticket["ticket"], "--as", name, "--node", name)
         for name in ("b1", "b2"):
-            troth("relay", "create", name, "--at", hub, "--from", name)
+            troth("relay", "create", name, "--at", hub, "--node", name)
         yield hub
     finally:
         for name in started:
@@ -133,8 +133,8 @@ def test_a_killed_hub_comes_back_and_so_does_the_relay(nodes: str) -> None:
     kill_hub()
     links = troth_json("node", "status", "b1")["links"]
     assert [(row["route"], row["relays"]) for row in links] == [(hub, ["b1"])]
-    down = cli("message", "send", "--from", "a", "--to", to_b1, "x")
-    assert down.returncode == 1
+    down = cli("message", "send", to_b1, "x", "--node", "a")
+    assert down.returncode == 4  # unreachable: an I/O failure
     assert "cannot connect" in down.stderr
 
     troth("node", "start", "hub")  # the same port (recorded in its node.json)
@@ -145,10 +145,11 @@ def test_a_killed_hub_comes_back_and_so_does_the_relay(nodes: str) -> None:
     assert link["state"] == "connected"
     shown = troth("node", "status", "b1").stdout
     assert "links:" in shown
+    assert f"{hub} connected [relay b1, feed of T" in shown
 
     # b1 goes away: a sender gets `relay not found` from the hub, not a handshake timeout
     troth("node", "stop", "b1")
-    gone = cli("message", "send", "--from", "a", "--to", to_b1, "anyone?")
+    gone = cli("message", "send", to_b1, "anyone?", "--node", "a")
     assert gone.returncode == 1
     assert "relay not found" in gone.stderr
     assert "timeout" not in gone.stderr
@@ -184,7 +185,7 @@ class Traffic(threading.Thread):
                 owner = ("b1", "b2")[created % 2]
                 name = f"{owner}-{created}"
                 created += 1
-                if cli("relay", "create", name, "--at", self.hub, "--from", owner).returncode:
+                if cli("relay", "create", name, "--at", self.hub, "--node", owner).returncode:
                     continue
                 with self.lock:
                     self.acknowledged.add(name)
@@ -199,7 +200,7 @@ def test_twenty_kills_of_the_hub_at_random_moments(nodes: str, troth_home: Path)
     for name in ("b1", "b2"):  # fast retries keep the loop short; the bound follows them
         troth("node", "stop", name)
         troth("node", "start", name, TROTH_RECONNECT_MAX_DELAY="2")
-        troth("relay", "create", name, "--at", hub, "--from", name)
+        troth("relay", "create", name, "--at", hub, "--node", name)
     bound = 2 + HANDSHAKE
     book = troth_home / "nodes" / "hub" / "relays.json"
     rng = random.Random(os.environ.get("TROTH_TEST_SEED", "9"))

@@ -179,6 +179,20 @@ class LinkRow:
             "error": self.error,
         }
 
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> LinkRow:
+        """A row from its JSON (what `node status` answers over the control socket)."""
+        return cls(
+            str(row["route"]),
+            LinkState(row["state"]),
+            row.get("peer"),
+            tuple(row.get("relays") or ()),
+            row.get("authority"),
+            int(row.get("attempts") or 0),
+            row.get("retry_in_ms"),
+            row.get("error"),
+        )
+
     def describe(self) -> str:
         """One line for people: `/tcp/hub:4000 reconnecting in 2.3 s (attempt 3: ...)`."""
         needs = [f"relay {name}" for name in self.relays]
