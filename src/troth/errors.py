@@ -17,6 +17,7 @@
     ├── CredentialError        a credential, delegation chain or revocation feed is invalid
     │                          (reason + link index)
     ├── AuthorityError         the authority refused: ticket, role, membership (reason)
+    ├── PolicyError            a policy bundle, schema, policy set or caveat was refused (reason)
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
     ├── RoutingError           a message could not be routed (no route: default deny of the
@@ -29,9 +30,9 @@
                                engine, the audit (reason)
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
-CredentialError, AuthorityError, ConflictError, Denied, SecretError); 2 usage (bad arguments,
-NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError, Unreachable, a channel
-timeout).
+CredentialError, AuthorityError, PolicyError, ConflictError, Denied, SecretError); 2 usage
+(bad arguments, NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError,
+Unreachable, a channel timeout).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ __all__ = [
     "InvalidSignature",
     "KeyNotFound",
     "NotFound",
+    "PolicyError",
+    "PolicyFailure",
     "RemoteError",
     "RoutingError",
     "SecretError",
@@ -239,6 +242,44 @@ class AuthorityError(TrothError):
         self.reason = reason
         self.detail = detail
         super().__init__(reason.value + (f" ({detail})" if detail else ""))
+
+
+class PolicyFailure(enum.Enum):
+    """Why a policy bundle, schema, policy set or caveat was refused (troth.gates)."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_TYPE = "unknown type tag"
+    UNKNOWN_VERSION = "unknown version"
+    OVER_LIMIT = "over a limit"
+    UNTRUSTED_AUTHORITY = "the bundle's authority is not trusted"
+    SIGNER_INVALID = "the signer's identity or credential is invalid"
+    BAD_SIGNATURE = "bad signature"
+    NOT_POLICY_ADMIN = "the signer is neither the authority nor a policy-admin"
+    SIGNER_REVOKED = "the signer's credential or identity is revoked"
+    ROLLBACK = "the revision is not newer than the active bundle's"
+    NOT_YET_VALID = "issued in the future"
+    EXPIRED = "the bundle expired"
+    NO_BUNDLE = "no policy bundle"
+    STALE_FEED = "the authority's revocation feed is missing or stale"
+    SCHEMA_INVALID = "schema invalid or unsupported"
+    POLICIES_INVALID = "policies invalid"
+    CAVEAT_INVALID = "caveat is not a single Cedar condition"
+
+
+class PolicyError(TrothError):
+    """A bundle, schema, policy set or caveat was refused: `reason`, and the validator's
+    `messages` when it refused a policy set."""
+
+    def __init__(
+        self, reason: PolicyFailure, detail: str = "", messages: tuple[str, ...] = ()
+    ) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.messages = messages
+        super().__init__(reason.value + (f" ({detail})" if detail else ""))
+
+    def diagnostics(self) -> str:
+        return "\n".join((str(self), *(f"  {m}" for m in self.messages)))
 
 
 class ChannelFailure(enum.IntEnum):

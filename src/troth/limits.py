@@ -154,6 +154,35 @@ MAX_INJECT_RULES: Final = 256
 MAX_JWKS_BYTES: Final = 64 * 1024
 """Largest JWKS document (JSON) `Jwks.parse` reads."""
 
+# -- gates: policy bundles and tool calls (troth.gates) ---------------------------------------
+MAX_POLICY_BUNDLE_BYTES: Final = 768 * 1024
+"""Largest signed policy bundle (with its signer's chain and history): it fits one service
+message (MAX_SERVICE_MESSAGE) with room for the request around it."""
+MAX_POLICY_TEXT: Final = 512 * 1024
+"""Longest Cedar policy text in a bundle (characters); 1,000 typical policies take ~150 KB."""
+MAX_POLICIES: Final = 4096
+"""Most policies in a bundle."""
+MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024
+"""Longest Cedar schema fragment in a bundle (characters)."""
+MAX_POLICY_ID_TEXT: Final = 128
+"""Longest policy `@id`."""
+MAX_TOOLS: Final = 512
+"""Most tools a bundle declares."""
+MAX_TOOL_NAME: Final = 128
+"""Longest tool, service, method or secret name (MCP's tool-name limit, SEP-986)."""
+MAX_TOOL_SCHEMA_BYTES: Final = 16 * 1024
+"""Largest JSON input schema of one tool (canonical JSON bytes)."""
+MAX_TOOL_SCHEMA_DEPTH: Final = 8
+"""Deepest nesting of objects and arrays in a tool's input schema."""
+MAX_TOOL_PROPERTIES: Final = 64
+"""Most properties of one object in a tool's input schema."""
+MAX_SERVICES: Final = 64
+"""Most services a bundle declares, and most methods per service."""
+MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
+"""Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
+MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
+"""Longest a policy bundle may be valid (issued_at to expires_at)."""
+
 # -- relays (troth.node.services.relay) ------------------------------------------------------
 MAX_RELAYS: Final = 1024
 """Relay names one relay node forwards or holds for their owners, in total."""

@@ -18,6 +18,7 @@ from troth.cli.identity_cmds import identity_group
 from troth.cli.network_cmds import channel_group, message_group, relay_group
 from troth.cli.node_cmds import node_group
 from troth.cli.output import EXIT_CODES_HELP, error_object
+from troth.cli.policy_cmds import policy_group
 from troth.cli.revoke_cmds import revocations_group, revoke_group
 
 
@@ -86,6 +87,7 @@ for command in (
     channel_group,
     message_group,
     relay_group,
+    policy_group,
     demo,
     bench,
 ):

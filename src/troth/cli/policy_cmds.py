@@ -1,0 +1,325 @@
+"""`troth policy bundle create`, `troth policy test` (docs/policy.md)."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from contextlib import ExitStack
+from typing import Any
+
+import click
+
+from troth import limits
+from troth.cli.common import (
+    CLOCK,
+    INPUT_FILE,
+    as_option,
+    authority_option,
+    duration_option,
+    node_option,
+    open_authority_node,
+    open_cli_node,
+    read_input,
+    write_output,
+)
+from troth.cli.names import Directory
+from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
+from troth.cli.text import duration
+from troth.credentials import Attributes, ChainVerifier, TrustPolicy, chain_actor
+from troth.encoding.ijson import load_json
+from troth.errors import DecodeError, NotFound, PolicyError
+from troth.gates import (
+    POLICY_ADMIN,
+    BundleStore,
+    DecisionPoint,
+    PresentedChain,
+    ToolCall,
+    create_bundle,
+    decode_bundle,
+)
+from troth.identity import Identifier
+from troth.node import Node
+from troth.node.trust import FEED_STALENESS
+from troth.node.verify import select_feeds
+
+__all__ = ["policy_group"]
+
+_ROLE = "troth.role"
+
+
+def _text(path: str, limit: int, what: str) -> str:
+    try:
+        return read_input(path, limit, what).decode()
+    except UnicodeDecodeError:
+        raise DecodeError(f"{what} {path} is not UTF-8 text") from None
+
+
+def _json_object(data: bytes, limit: int, what: str) -> dict[str, Any]:
+    value = load_json(data, max_bytes=limit, what=what)
+    if not isinstance(value, dict):
+        raise DecodeError(f"{what}: expected a JSON object")
+    return value
+
+
+def _authority_id(names: Directory, text: str) -> Identifier:
+    """An authority given as an identifier, or by the name of a local authority (or its node)."""
+    if Identifier.looks_like(text):
+        return Identifier.parse(text)
+    return names.authority(text).identifier
+
+
+def _admin_chain(node: Node, signer: str, authority: Identifier, now: int) -> bytes:
+    """The unexpired chain `signer` holds from `authority` granting troth.role=policy-admin."""
+    needs = Attributes({_ROLE: POLICY_ADMIN})
+    for held in node.wallet.held(signer):
+        if held.authority != authority.digest or held.expires_at <= now:
+            continue
+        if not needs.first_excess_over(node.wallet.inspect(held.chain, now=now).attributes):
+            return held.chain
+    raise NotFound(f"{signer} holds no unexpired {_ROLE}={POLICY_ADMIN} credential of {authority}")
+
+
+@click.group(
+    "policy",
+    epilog="""\b
+Example:
+  troth policy bundle create --policies shop.cedar --tools tools.json --revision 1 \\
+      --as acme --authority acme --out shop.bundle
+  troth policy test --bundle shop.bundle --chain support.chain --tool refund \\
+      --args '{"amount": 20}' --authority acme""",
+)
+def policy_group() -> None:
+    """Policy bundles: Cedar policies and tool schemas, signed by an authority (or a
+    policy-admin), that decide every tool call and service request."""
+
+
+@policy_group.group(
+    "bundle",
+    epilog="""\b
+Example:
+  troth policy bundle create --policies shop.cedar --tools tools.json --revision 2 \\
+      --as acme --authority acme --out shop.bundle""",
+)
+def bundle_group() -> None:
+    """Signed policy bundles."""
+
+
+@bundle_group.command("create")
+@click.option(
+    "--policies",
+    "policies_file",
+    required=True,
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="Cedar policy text (every policy with a unique @id).",
+)
+@click.option(
+    "--schema",
+    "schema_file",
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="A Cedar schema fragment added to troth's (optional).",
+)
+@click.option(
+    "--tools",
+    "tools_file",
+    required=True,
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="JSON: tool name -> its JSON input schema.",
+)
+@click.option(
+    "--services",
+    "services_file",
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="JSON: service name -> [method, ...] (optional).",
+)
+@click.option(
+    "--revision",
+    required=True,
+    type=click.IntRange(min=1),
+    help="The bundle's revision: higher than every revision nodes hold.",
+)
+@as_option("The local identity signing (the authority, or a policy-admin member)")
+@authority_option(help_text="The authority the bundle is for: its name here, or its identifier.")
+@duration_option("--ttl", default="7d", show_default=True, help="How long the bundle is valid.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="File to write.",
+)
+@node_option
+@json_command
+def create(
+    policies_file: str,
+    schema_file: str | None,
+    tools_file: str,
+    services_file: str | None,
+    revision: int,
+    as_name: str,
+    authority_ref: str,
+    ttl: int,
+    out: str,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Compile, validate and sign a policy bundle as SIGNER: the authority itself, or a member
+    holding troth.role=policy-admin (refused with the validator's messages if invalid)."""
+    now = CLOCK.now()
+    policies = _text(policies_file, limits.MAX_POLICY_TEXT, "policies")
+    schema = (
+        "" if schema_file is None else _text(schema_file, limits.MAX_POLICY_SCHEMA_TEXT, "schema")
+    )
+    tools = _json_object(
+        read_input(tools_file, limits.MAX_POLICY_BUNDLE_BYTES, "tools"),
+        limits.MAX_POLICY_BUNDLE_BYTES,
+        "tools",
+    )
+    services: dict[str, Any] = {}
+    if services_file is not None:
+        raw = read_input(services_file, limits.MAX_POLICY_SCHEMA_TEXT, "services")
+        services = _json_object(raw, limits.MAX_POLICY_SCHEMA_TEXT, "services")
+        if not all(isinstance(m, list) for m in services.values()):
+            raise DecodeError("services: each service maps to a list of method names")
+    authority = _authority_id(reporter.names, authority_ref)
+    signer = as_name
+    try:
+        with open_cli_node(node_name) as node:
+            signing = node.identities.signer(signer, now=now)
+            is_authority = signing.identity.identifier == authority
+            chain = None if is_authority else _admin_chain(node, signer, authority, now)
+            data = create_bundle(
+                signing,
+                authority=authority,
+                policies=policies,
+                schema=schema,
+                tools=tools,
+                services=services,
+                revision=revision,
+                now=now,
+                ttl=ttl,
+                chain=chain,
+            )
+    except PolicyError as exc:
+        reporter.fail(exc, EXIT_INVALID, _refused(exc))
+    write_output(out, data)
+    summary = {"file": out, "bytes": len(data), **decode_bundle(data).to_json()}
+    reporter.result(
+        summary,
+        f"wrote revision {revision} ({len(data)} bytes) to {out}\n"
+        + kv({"authority": summary["authority"], "expires_at": summary["expires_at"]}),
+    )
+
+
+def _refused(exc: PolicyError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "error": "PolicyError",
+        "reason": exc.reason.value,
+        "detail": exc.detail,
+        "messages": list(exc.messages),
+    }
+
+
+def _parse_time(text: str) -> int:
+    """Unix seconds, or an ISO 8601 date-time (UTC unless it names its offset)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--at {text!r}: use Unix seconds or an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp())
+
+
+@policy_group.command("test")
+@click.option(
+    "--bundle",
+    "bundle_file",
+    required=True,
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="The signed policy bundle.",
+)
+@click.option(
+    "--chain",
+    "chain_file",
+    required=True,
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="The caller's credential chain.",
+)
+@click.option("--tool", required=True, help="The tool called.")
+@click.option("--args", "args_text", default="{}", show_default=True, help="Arguments as JSON.")
+@click.option(
+    "--time",
+    "at_text",
+    metavar="TIME",
+    help="Decide at this time (Unix seconds or ISO 8601; default: now).",
+)
+@click.option(
+    "--feed",
+    "feed_files",
+    multiple=True,
+    metavar="FILE",
+    help="The authority's revocation feed (troth revocations show --out).",
+)
+@authority_option(
+    required=False, help_text="Take the feed from this local authority (name or identifier)."
+)
+@duration_option(
+    "--max-feed-age",
+    default=duration(FEED_STALENESS),
+    show_default=True,
+    help="The oldest feed accepted.",
+)
+@json_command
+def test(
+    bundle_file: str,
+    chain_file: str,
+    tool: str,
+    args_text: str,
+    at_text: str | None,
+    feed_files: tuple[str, ...],
+    authority_ref: str | None,
+    max_feed_age: int,
+    reporter: Reporter,
+) -> None:
+    """Decide one tool call by a chain's holder under a bundle: exit 0 allow, 1 deny."""
+    now = CLOCK.now() if at_text is None else _parse_time(at_text)
+    bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
+    chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
+    arguments = _json_object(args_text.encode(), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args")
+    if not feed_files and not authority_ref:
+        raise ValueError("the authority's feed is needed: --feed FILE or --authority NAME")
+    try:
+        anchors = frozenset({decode_bundle(bundle).authority})
+        with ExitStack() as stack:
+            host = None
+            if authority_ref is not None:
+                opened = open_authority_node(reporter.names, authority_ref)
+                host = stack.enter_context(opened).authority()
+            feeds = select_feeds(
+                feed_files=feed_files,
+                authority=host,
+                anchors=anchors,
+                now=now,
+                max_age=max_feed_age,
+            )
+        verifier = ChainVerifier(TrustPolicy(anchors, max_feed_staleness=max_feed_age))
+        store = BundleStore(verifier)
+        store.accept(bundle, feeds=feeds, now=now)
+    except PolicyError as exc:
+        reporter.fail(exc, EXIT_INVALID, _refused(exc))
+    caller = PresentedChain(chain, chain_actor(chain), verifier, feeds.get)
+    decision = DecisionPoint(store, feeds.get).decide(caller, ToolCall(tool, arguments), now=now)
+    lines = [decision.reason]
+    lines += [f"  error: {error}" for error in decision.errors]
+    reporter.result(decision.to_json(), "\n".join(lines))
+    if not decision.allowed:
+        sys.exit(EXIT_INVALID)

@@ -1,0 +1,441 @@
+"""Signed policy bundles (docs/formats.md, "Policy bundles").
+
+    body   = ["troth.policy.bundle", 1, authority (32), signer (32), revision, issued_at,
+              expires_at, policies (text), schema fragment (text),
+              {tool name: input schema as RFC 8785 canonical JSON text},
+              {service name: [method, ...] (sorted, unique)}]
+    bundle = ["troth.policy.bundle.signed", 1, body (bstr), signature (64), signer's
+              signing-key attestation, signer's history, signer's credential chain / null]
+
+The signer is the authority itself (chain null) or an identity whose chain from that authority
+grants `troth.role` = `policy-admin`. A bundle verifies when: it decodes canonically; its
+authority is a trust anchor; the signature is by the signer's signing key, attested under the
+carried history and valid at `issued_at`, which the bundle does not outlive; `issued_at` is
+not in the future and the bundle lives at most MAX_POLICY_BUNDLE_TTL; the authority's feed is
+complete and fresh, and supersedes neither the signer's history nor (revoking any link or
+identity of it) the signer's chain, checked at `issued_at` with the current feed; and the
+policies compile (troth.gates.policies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from troth import limits
+from troth.authority.core import ROLE
+from troth.credentials import (
+    ChainVerifier,
+    CredentialBody,
+    CredentialChain,
+    VerifiedCredential,
+    VerifiedFeed,
+)
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.encoding.ijson import load_json
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    DecodeProblem,
+    IdentityError,
+    IdentityFailure,
+    PolicyError,
+    PolicyFailure,
+)
+from troth.gates.policies import CompiledPolicies, compile_policies
+from troth.gates.toolschema import canonical_json, check_name
+from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history, verify_signed_by
+
+__all__ = [
+    "BUNDLE_TYPE",
+    "POLICY_ADMIN",
+    "SIGNED_BUNDLE_TYPE",
+    "BundleBody",
+    "VerifiedBundle",
+    "create_bundle",
+    "decode_bundle",
+    "load_stored_bundle",
+    "verify_bundle",
+]
+
+BUNDLE_TYPE: Final = "troth.policy.bundle"
+SIGNED_BUNDLE_TYPE: Final = "troth.policy.bundle.signed"
+VERSION: Final = 1
+POLICY_ADMIN: Final = "policy-admin"
+"""The `troth.role` value that lets a member sign its authority's policy bundles."""
+_P = PolicyFailure
+_DECODE_REASONS: Final = {
+    DecodeProblem.UNKNOWN_TYPE: _P.UNKNOWN_TYPE,
+    DecodeProblem.UNKNOWN_VERSION: _P.UNKNOWN_VERSION,
+    DecodeProblem.OVER_LIMIT: _P.OVER_LIMIT,
+}
+_VERIFIED: Final = object()
+Known = Callable[[VerifiedIdentity], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BundleBody:
+    """What a bundle's signer states (decoded, not verified)."""
+
+    authority: Identifier
+    signer: Identifier
+    revision: int
+    issued_at: int
+    expires_at: int
+    policies: str
+    schema: str
+    tools: Mapping[str, str]
+    services: Mapping[str, tuple[str, ...]]
+
+    def encode(self) -> bytes:
+        return cbor.encode(
+            [
+                BUNDLE_TYPE,
+                VERSION,
+                self.authority.digest,
+                self.signer.digest,
+                self.revision,
+                self.issued_at,
+                self.expires_at,
+                self.policies,
+                self.schema,
+                dict(self.tools),
+                {name: list(methods) for name, methods in self.services.items()},
+            ]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> BundleBody:
+        value = cbor.expect_array(
+            cbor.decode(data, max_bytes=limits.MAX_POLICY_BUNDLE_BYTES), "policy bundle", 11
+        )
+        cbor.expect_header(value, BUNDLE_TYPE, VERSION, "policy bundle")
+        policies = cbor.expect_text(value[7], "policies")
+        schema = cbor.expect_text(value[8], "schema")
+        if len(policies) > limits.MAX_POLICY_TEXT or len(schema) > limits.MAX_POLICY_SCHEMA_TEXT:
+            raise DecodeError("policy bundle: text over its limit", DecodeProblem.OVER_LIMIT)
+        body = cls(
+            Identifier(cbor.expect_bytes(value[2], "authority", 32)),
+            Identifier(cbor.expect_bytes(value[3], "signer", 32)),
+            cbor.expect_int(value[4], "revision", 1),
+            cbor.expect_int(value[5], "issued_at"),
+            cbor.expect_int(value[6], "expires_at"),
+            policies,
+            schema,
+            _decode_tools(value[9]),
+            _decode_services(value[10]),
+        )
+        if body.expires_at <= body.issued_at:
+            raise DecodeError("policy bundle: expires before it is issued")
+        return body
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authority": str(self.authority),
+            "signer": str(self.signer),
+            "revision": self.revision,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "tools": sorted(self.tools),
+            "services": {name: list(methods) for name, methods in self.services.items()},
+        }
+
+
+def _decode_tools(value: Any) -> dict[str, str]:
+    if type(value) is not dict:
+        raise DecodeError("tools: expected a map")
+    if len(value) > limits.MAX_TOOLS:
+        raise DecodeError("tools: too many", DecodeProblem.OVER_LIMIT)
+    tools: dict[str, str] = {}
+    for name, text in value.items():
+        schema_text = cbor.expect_text(text, "tool schema")
+        try:
+            check_name(name)
+            parsed = load_json(schema_text.encode(), max_bytes=limits.MAX_TOOL_SCHEMA_BYTES)
+            canonical = canonical_json(parsed)
+        except PolicyError as exc:
+            raise DecodeError(f"tool {name!r}: {exc}") from None
+        if canonical != schema_text:
+            raise DecodeError(
+                f"tool {name}: schema not canonical JSON", DecodeProblem.NON_CANONICAL
+            )
+        tools[name] = schema_text
+    return tools
+
+
+def _decode_services(value: Any) -> dict[str, tuple[str, ...]]:
+    if type(value) is not dict:
+        raise DecodeError("services: expected a map")
+    if len(value) > limits.MAX_SERVICES:
+        raise DecodeError("services: too many", DecodeProblem.OVER_LIMIT)
+    services: dict[str, tuple[str, ...]] = {}
+    for name, methods in value.items():
+        listed = [cbor.expect_text(m, "method") for m in cbor.expect_array(methods, "methods")]
+        if listed != sorted(set(listed)):
+            raise DecodeError(f"service {name}: methods not sorted or repeated")
+        services[name] = tuple(listed)
+    return services
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    body: bytes
+    signature: bytes
+    attestation: bytes
+    history: bytes
+    chain: bytes | None
+
+    def encode(self) -> bytes:
+        return cbor.encode(
+            [
+                SIGNED_BUNDLE_TYPE,
+                VERSION,
+                self.body,
+                self.signature,
+                self.attestation,
+                self.history,
+                self.chain,
+            ]
+        )
+
+
+def _decode_signed(data: bytes) -> tuple[_Signed, BundleBody]:
+    try:
+        value = cbor.expect_array(
+            cbor.decode(data, max_bytes=limits.MAX_POLICY_BUNDLE_BYTES), "signed bundle", 7
+        )
+        cbor.expect_header(value, SIGNED_BUNDLE_TYPE, VERSION, "signed bundle")
+        chain = None if value[6] is None else cbor.expect_bytes(value[6], "chain")
+        signed = _Signed(
+            cbor.expect_bytes(value[2], "body"),
+            cbor.expect_bytes(value[3], "signature", 64),
+            cbor.expect_bytes(value[4], "attestation"),
+            cbor.expect_bytes(value[5], "history"),
+            chain,
+        )
+        return signed, BundleBody.decode(signed.body)
+    except DecodeError as exc:
+        raise PolicyError(_DECODE_REASONS.get(exc.problem, _P.MALFORMED), str(exc)) from None
+
+
+def decode_bundle(data: bytes) -> BundleBody:
+    """A bundle's body, decoded but NOT verified (to show what a file claims)."""
+    return _decode_signed(data)[1]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VerifiedBundle:
+    """A verified bundle: its body, its compiled policies, and what the current feed must
+    never revoke for it to stay in force (its signer's chain links and identities)."""
+
+    body: BundleBody
+    compiled: CompiledPolicies
+    signer_links: frozenset[bytes]
+    signer_identities: frozenset[bytes]
+    data: bytes = field(repr=False)
+    _token: object = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedBundle is made by verify_bundle or load_stored_bundle")
+
+    @property
+    def digest(self) -> bytes:
+        return sha256(self.data)
+
+    def revoked_by(self, feed: VerifiedFeed) -> bool:
+        """Whether `feed` revokes a link or an identity of the signer's chain."""
+        credentials, identities = feed.revoked_credentials, feed.revoked_identities
+        return any(h in credentials for h in self.signer_links) or any(
+            d in identities for d in self.signer_identities
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.body.to_json(),
+            "digest": self.digest.hex(),
+            "policies": list(self.compiled.policy_ids),
+        }
+
+
+def create_bundle(
+    signer: Signer,
+    *,
+    authority: Identifier,
+    policies: str,
+    schema: str,
+    tools: Mapping[str, Any],
+    revision: int,
+    now: int,
+    ttl: int,
+    services: Mapping[str, Iterable[str]] | None = None,
+    chain: bytes | None = None,
+) -> bytes:
+    """Compile (refusing what does not validate, with the validator's messages), then sign a
+    bundle as `signer`: the authority itself (no chain), or a policy-admin whose credential
+    `chain` is from `authority`. It expires after `ttl` seconds."""
+    if revision < 1:
+        raise PolicyError(_P.MALFORMED, "a revision is a positive integer")
+    if not 0 < ttl <= limits.MAX_POLICY_BUNDLE_TTL or now + ttl > signer.expires_at:
+        raise PolicyError(
+            _P.EXPIRED, f"a bundle lives 1-{limits.MAX_POLICY_BUNDLE_TTL} s and not past its key"
+        )
+    is_authority = signer.identity.identifier == authority
+    if is_authority != (chain is None):
+        raise PolicyError(_P.NOT_POLICY_ADMIN, "only a policy-admin's bundle carries a chain")
+    if chain is not None:
+        _check_admin_chain(chain, signer.identity.identifier, authority)
+    compiled = compile_policies(policies, schema, tools, services)
+    body = BundleBody(
+        authority,
+        signer.identity.identifier,
+        revision,
+        now,
+        now + ttl,
+        policies,
+        schema,
+        {name: compiled.tools[name].canonical for name in compiled.tools},
+        {name: tuple(sorted(methods)) for name, methods in compiled.services.items()},
+    ).encode()
+    return _Signed(
+        body, signer.sign(body), signer.attestation, signer.identity.history, chain
+    ).encode()
+
+
+def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) -> None:
+    """An early, structural refusal of a chain that cannot make `signer` a policy-admin."""
+    try:
+        credentials = CredentialChain.decode(chain).credentials
+        leaf = CredentialBody.decode(credentials[-1].body)
+        root = CredentialBody.decode(credentials[0].body)
+    except DecodeError as exc:
+        raise PolicyError(_P.SIGNER_INVALID, f"chain: {exc}") from None
+    if leaf.subject != signer or root.issuer != authority:
+        raise PolicyError(_P.SIGNER_INVALID, "the chain is not the signer's from the authority")
+    if POLICY_ADMIN not in leaf.attributes.values_of(ROLE):
+        raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
+
+
+def _signer(signed: _Signed, body: BundleBody, now: int) -> VerifiedIdentity:
+    """The signer's identity, once the signature is its attested signing key's."""
+    try:
+        identity = verify_history(signed.history, now=now)
+        if identity.identifier != body.signer:
+            raise PolicyError(_P.SIGNER_INVALID, "the history is not the signer's")
+        key = verify_signed_by(
+            identity, signed.attestation, signed.body, signed.signature, at=body.issued_at
+        )
+    except IdentityError as exc:
+        if exc.reason is IdentityFailure.BAD_SIGNATURE:
+            raise PolicyError(_P.BAD_SIGNATURE, str(exc)) from None
+        raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
+    if body.expires_at > key.expires_at:
+        raise PolicyError(_P.SIGNER_INVALID, "the bundle outlives the signer's signing key")
+    return identity
+
+
+def _signer_chain(
+    signed: _Signed,
+    body: BundleBody,
+    identity: VerifiedIdentity,
+    verifier: ChainVerifier,
+    feed: VerifiedFeed | None,
+    now: int,
+) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """The signer's chain links and identities, the chain checked to grant policy-admin (with
+    `feed` at issued_at; None: from the holder's own store, structure only)."""
+    if body.signer == body.authority:
+        if signed.chain is not None:
+            raise PolicyError(_P.MALFORMED, "the authority's bundle carries a chain")
+        return frozenset(), frozenset({body.authority.digest})
+    if signed.chain is None:
+        raise PolicyError(_P.NOT_POLICY_ADMIN, "a member's bundle without a chain")
+    try:
+        credential: VerifiedCredential
+        if feed is None:
+            credential = verifier.verify_structure(signed.chain, now=now)
+        else:
+            credential = verifier.verify(
+                signed.chain,
+                presenter=identity,
+                feeds={body.authority: feed},
+                now=min(body.issued_at, now),
+            )
+    except CredentialError as exc:
+        revoked = exc.reason is CredentialFailure.REVOKED
+        raise PolicyError(_P.SIGNER_REVOKED if revoked else _P.SIGNER_INVALID, str(exc)) from None
+    if credential.authority != body.authority or credential.actor != body.signer:
+        raise PolicyError(_P.SIGNER_INVALID, "the chain is not the signer's from the authority")
+    if POLICY_ADMIN not in credential.attributes.values_of(ROLE):
+        raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
+    links = frozenset(link.hash for link in credential.links)
+    identities = {link.subject.digest for link in credential.links}
+    return links, frozenset(identities | {body.authority.digest})
+
+
+def _verify(
+    data: bytes,
+    verifier: ChainVerifier,
+    feeds: Mapping[Identifier, VerifiedFeed] | None,
+    now: int,
+    known: Known | None,
+) -> VerifiedBundle:
+    signed, body = _decode_signed(data)
+    if body.authority not in verifier.policy.anchors:
+        raise PolicyError(_P.UNTRUSTED_AUTHORITY, str(body.authority))
+    if body.issued_at > now + verifier.policy.max_clock_skew:
+        raise PolicyError(_P.NOT_YET_VALID, f"issued at {body.issued_at}")
+    if now >= body.expires_at:
+        raise PolicyError(_P.EXPIRED, f"at {body.expires_at}")
+    if body.expires_at - body.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
+        raise PolicyError(_P.OVER_LIMIT, "lives longer than MAX_POLICY_BUNDLE_TTL")
+    identity = _signer(signed, body, now)
+    feed = None
+    if feeds is not None:
+        feed = feeds.get(body.authority)
+        try:
+            if feed is None or feed.authority != body.authority:
+                raise CredentialError(CredentialFailure.NO_FEED, str(body.authority))
+            feed.check_fresh(now=now, max_staleness=verifier.policy.max_feed_staleness)
+        except CredentialError as exc:
+            raise PolicyError(_P.STALE_FEED, str(exc)) from None
+        try:
+            feed.check_current(identity)
+        except CredentialError as exc:
+            raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
+    links, identities = _signer_chain(signed, body, identity, verifier, feed, now)
+    tools = {
+        name: load_json(text.encode(), max_bytes=limits.MAX_TOOL_SCHEMA_BYTES)
+        for name, text in body.tools.items()
+    }
+    compiled = compile_policies(body.policies, body.schema, tools, body.services)
+    if known is not None:  # only once the signer is known to be allowed to sign
+        try:
+            known(identity)
+        except IdentityError as exc:
+            raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
+    return VerifiedBundle(body, compiled, links, identities, data, _VERIFIED)
+
+
+def verify_bundle(
+    data: bytes,
+    *,
+    verifier: ChainVerifier,
+    feeds: Mapping[Identifier, VerifiedFeed],
+    now: int,
+    known: Known | None = None,
+) -> VerifiedBundle:
+    """Verify a bundle received from anywhere (see the module docstring); PolicyError says
+    why it was refused. `known` raises IdentityError for a signer history that forks from or
+    rolls back a stored copy."""
+    return _verify(data, verifier, feeds, now, known)
+
+
+def load_stored_bundle(data: bytes, *, verifier: ChainVerifier, now: int) -> VerifiedBundle:
+    """A bundle from the holder's own store, which verified it in full when it stored it:
+    decoded, signature checked and compiled again, the signer's chain checked for structure
+    only (revocations are checked against the current feed at every decision)."""
+    return _verify(data, verifier, None, now, None)

@@ -1,0 +1,361 @@
+"""The policy engine: one compiled bundle, deciding requests of verified callers on Cedar
+(docs/policy.md, "Decisions").
+
+Rules (issue 11; research §1.6): a request is allowed only when Cedar answers Allow with zero
+errors; anything else (Deny, NoDecision, an Allow beside an erroring forbid) is a denial. A
+decision names the deciding policies by their `@id`s, sorted, and gives a reason a model can
+read that never echoes argument values (Cedar's request errors do: they are mapped to fixed
+texts). Per verified chain (keyed by the hash of its last credential body, which commits to
+every body above it) the engine builds the chain's entities and the bundle's policy set plus
+the chain's caveats once, and reuses them; the caches are bounded.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import cedarpy
+
+from troth import limits
+from troth.credentials import VerifiedCredential
+from troth.errors import PolicyError
+from troth.gates.caveats import caveat_fragment
+from troth.gates.entities import agent_uid, credential_entities
+from troth.gates.policies import CompiledPolicies, tool_action
+from troth.gates.toolschema import NAME, ToolSchema
+
+__all__ = [
+    "LeaseRequest",
+    "Outcome",
+    "PolicyDecision",
+    "PolicyEngine",
+    "Request",
+    "ServiceCall",
+    "ToolCall",
+]
+
+CACHE_ENTRIES: Final = 4096
+"""Chains an engine keeps entities, merged policy sets and visible tools for."""
+DECISIONS_PER_CHAIN: Final = 64
+"""Mapped error-free decisions an engine keeps per chain (they repeat call after call)."""
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_EVALUATION_ERROR: Final = re.compile(r"error while evaluating policy `([^`]*)`")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class Outcome(enum.Enum):
+    """What a decision came to (its `reason` says it in words)."""
+
+    ALLOWED = "allowed"
+    FORBIDDEN = "forbidden"
+    NO_PERMIT = "no-permit"
+    ARGUMENTS = "arguments"
+    EVALUATION_ERROR = "evaluation-error"
+    UNKNOWN_REQUEST = "unknown-request"
+    SCHEMA_MISMATCH = "schema-mismatch"
+    CAVEAT_INVALID = "caveat-invalid"
+    CREDENTIAL = "credential"
+    NOT_IN_FORCE = "not-in-force"
+
+
+_TEXT: Final = {
+    Outcome.FORBIDDEN: "denied by policy {ids}",
+    Outcome.NO_PERMIT: "denied: no policy permits this request",
+    Outcome.ARGUMENTS: "denied: the arguments do not match the tool's input schema",
+    Outcome.EVALUATION_ERROR: "denied: policy {ids} could not be evaluated for this request",
+    Outcome.UNKNOWN_REQUEST: "denied: the policy bundle declares no such {what}",
+    Outcome.SCHEMA_MISMATCH: "denied: the tool's input schema differs from the policy bundle's",
+    Outcome.CAVEAT_INVALID: "denied: a caveat of the caller's credential is not a Cedar condition",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """A decision: allowed or not, why (fit for a model to read), the deciding `@id`s (sorted)
+    and the policy errors (fixed texts), under bundle `revision`."""
+
+    allowed: bool
+    outcome: Outcome
+    reason: str
+    policies: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    revision: int | None = None
+
+    @classmethod
+    def deny(
+        cls,
+        outcome: Outcome,
+        reason: str | None = None,
+        *,
+        revision: int | None = None,
+        **fmt: str,
+    ) -> PolicyDecision:
+        """A denial with `outcome`'s fixed reason (or `reason`)."""
+        return cls(False, outcome, reason or _TEXT[outcome].format(**fmt), revision=revision)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "policies": list(self.policies),
+            "errors": list(self.errors),
+            "revision": self.revision,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """Invoke `tool` with `arguments` (a JSON object). `schema` is the canonical JSON input
+    schema the enforcing gate declares for the tool: a call is denied when it differs from the
+    bundle's ("" = the gate declares no such tool; None = not compared)."""
+
+    tool: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    schema: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCall:
+    """Call `method` of node service `service` (agent to agent)."""
+
+    service: str
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRequest:
+    """Lease secret `secret` (issue 12)."""
+
+    secret: str
+
+
+Request = ToolCall | ServiceCall | LeaseRequest
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Principal:
+    """What the engine keeps per chain: its entities, the policy set with its caveats, the
+    Cedar ids of those caveats, or the denial every request of the chain gets; and the
+    decisions Cedar's error-free answers map to (by decision and reasons, at most
+    DECISIONS_PER_CHAIN)."""
+
+    uid: str
+    entities: cedarpy.Entities | None
+    policy_set: cedarpy.PolicySet
+    caveat_ids: Mapping[str, str]
+    refused: PolicyDecision | None
+    decided: dict[tuple[bool, tuple[str, ...]], PolicyDecision] = field(default_factory=dict)
+
+
+class _Bounded(dict[_K, _V]):
+    """A dict that drops its oldest entries past `size` (inserts under a lock; reads free)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def put(self, key: _K, value: _V) -> _V:
+        with self._lock:
+            while len(self) >= self._size:
+                self.pop(next(iter(self)))
+            self[key] = value
+        return value
+
+
+class PolicyEngine:
+    """Decides requests against one compiled bundle (immutable; safe to share between
+    threads). `revision` is reported in every decision."""
+
+    def __init__(
+        self, compiled: CompiledPolicies, *, revision: int = 0, cache_size: int = CACHE_ENTRIES
+    ) -> None:
+        self.compiled = compiled
+        self.revision = revision
+        self._tools = {
+            name: (spec, f'Action::"{tool_action(name)}"', f'Tool::"{name}"')
+            for name, spec in compiled.tools.items()
+        }
+        self._principals: _Bounded[bytes, _Principal] = _Bounded(cache_size)
+        self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
+
+    @property
+    def tools(self) -> Mapping[str, ToolSchema]:
+        return self.compiled.tools
+
+    # -- per chain ------------------------------------------------------------------------
+
+    def _principal(self, credential: VerifiedCredential) -> _Principal:
+        key = credential.links[-1].hash
+        found = self._principals.get(key)
+        if found is not None:
+            return found
+        uid = agent_uid(credential.actor)
+        base = self.compiled.policy_set
+        try:
+            fragment, ids = caveat_fragment(
+                [(link.index, link.caveats) for link in credential.links]
+            )
+            merged = base.with_added_str(fragment) if ids else base
+        except (PolicyError, ValueError):
+            refused = self._deny(Outcome.CAVEAT_INVALID)
+            return self._principals.put(key, _Principal(uid, None, base, {}, refused))
+        try:
+            entities = cedarpy.Entities.from_json_str(
+                credential_entities(credential), self.compiled.schema
+            )
+        except ValueError:  # troth builds them to the fixed schema: not expected
+            refused = self._deny(Outcome.CREDENTIAL, "denied: the credential has no Cedar form")
+            return self._principals.put(key, _Principal(uid, None, base, {}, refused))
+        # with_added_str numbers a fragment's policies policy0.. after a base whose ids are
+        # the @ids (never policy<N>: compile_policies refuses them)
+        caveat_ids = {f"policy{n}": caveat_id for n, caveat_id in enumerate(ids)}
+        return self._principals.put(key, _Principal(uid, entities, merged, caveat_ids, None))
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def _deny(self, outcome: Outcome, reason: str | None = None, **fmt: str) -> PolicyDecision:
+        return PolicyDecision.deny(outcome, reason, revision=self.revision, **fmt)
+
+    def decide(
+        self, credential: VerifiedCredential, request: Request, *, now: int
+    ) -> PolicyDecision:
+        """Decide `request` by the (current, verified) `credential`'s actor at `now`."""
+        if isinstance(request, ToolCall):
+            entry = self._tools.get(request.tool)
+            if entry is None:
+                return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
+            spec, action, resource = entry
+            if request.schema is not None and request.schema != spec.canonical:
+                if not request.schema:
+                    return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
+                return self._deny(Outcome.SCHEMA_MISMATCH)
+            args = request.arguments
+            if not isinstance(args, Mapping):
+                return self._deny(Outcome.ARGUMENTS)
+            if type(args) is not dict:
+                args = dict(args)
+            if spec.check is not None and not spec.check(args):
+                return self._deny(Outcome.ARGUMENTS)
+            try:
+                encoded = _ENCODER.encode(args)
+            except (TypeError, ValueError):
+                return self._deny(Outcome.ARGUMENTS)
+            if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
+                return self._deny(Outcome.ARGUMENTS)
+            context = f'{{"args":{encoded},"now":{int(now)}}}'
+        elif isinstance(request, ServiceCall):
+            methods = self.compiled.services.get(request.service)
+            if methods is None or request.method not in methods:
+                return self._deny(Outcome.UNKNOWN_REQUEST, what="service method")
+            action = f'Action::"{request.method}"'
+            resource = f'Service::"{request.service}"'
+            context = f'{{"now":{int(now)}}}'
+        else:
+            if not NAME.fullmatch(request.secret):
+                return self._deny(Outcome.UNKNOWN_REQUEST, what="secret")
+            action, resource = 'Action::"lease"', f'Secret::"{request.secret}"'
+            context = f'{{"now":{int(now)}}}'
+        principal = self._principal(credential)
+        if principal.refused is not None:
+            return principal.refused
+        result = cedarpy.is_authorized(
+            {
+                "principal": principal.uid,
+                "action": action,
+                "resource": resource,
+                "context": context,
+            },
+            principal.policy_set,
+            principal.entities,  # type: ignore[arg-type]  # set whenever refused is None
+            self.compiled.schema,
+        )
+        diagnostics = result.diagnostics
+        if diagnostics.errors:
+            return self._failed(result, principal.caveat_ids)
+        key = (result.decision is cedarpy.Decision.Allow, tuple(diagnostics.reasons))
+        found = principal.decided.get(key)
+        if found is None:
+            found = self._error_free(key[0], key[1], diagnostics.id_annotations_by_reason)
+            if len(principal.decided) < DECISIONS_PER_CHAIN:
+                principal.decided[key] = found
+        return found
+
+    def _error_free(
+        self, allow: bool, reasons: tuple[str, ...], names: Mapping[str, str]
+    ) -> PolicyDecision:
+        """Cedar's answer without errors: the satisfied permits of an Allow, the satisfied
+        forbids of a Deny (none: no permit applied)."""
+        policies = tuple(sorted(names.get(p, p) for p in reasons))
+        if allow:
+            reason = "allowed by policy " + ", ".join(policies)
+            return PolicyDecision(True, Outcome.ALLOWED, reason, policies, (), self.revision)
+        if policies:
+            reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
+            return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
+        return self._deny(Outcome.NO_PERMIT)
+
+    def _failed(self, result: cedarpy.AuthzResult, caveat_ids: Mapping[str, str]) -> PolicyDecision:
+        """Cedar's answer with errors: always a denial (research §1.6), in fixed texts."""
+        diagnostics = result.diagnostics
+        names = diagnostics.id_annotations_by_reason
+        policies = tuple(sorted(names.get(p, p) for p in diagnostics.reasons))
+        raw_errors = diagnostics.errors
+        decision = result.decision
+        failing: list[str] = []
+        errors: list[str] = []
+        for text in raw_errors:  # fixed texts only: Cedar's messages may echo argument values
+            match = _EVALUATION_ERROR.match(text)
+            if match is None:
+                if text.startswith("failed to build request"):
+                    return self._deny(Outcome.ARGUMENTS)
+                errors.append("the policy engine could not decide")
+                continue
+            failing.append(caveat_ids.get(match[1], match[1]))
+            errors.append(f"policy {failing[-1]} could not be evaluated")
+        if decision is cedarpy.Decision.Deny and policies:
+            reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
+            return PolicyDecision(
+                False, Outcome.FORBIDDEN, reason, policies, tuple(errors), self.revision
+            )
+        ids = ", ".join(sorted(failing)) or "(unknown)"
+        return PolicyDecision(
+            False,
+            Outcome.EVALUATION_ERROR,
+            _TEXT[Outcome.EVALUATION_ERROR].format(ids=ids),
+            policies,
+            tuple(errors),
+            self.revision,
+        )
+
+    # -- previews (gate 1) ------------------------------------------------------------------
+
+    def visible_tools(self, credential: VerifiedCredential) -> frozenset[str]:
+        """The bundle's tools the actor could be permitted to call: partial evaluation with the
+        context unknown hides a tool iff the answer is Deny or has errors (sound, not complete:
+        an unsatisfiable condition still shows a tool; every call is decided anyway)."""
+        key = credential.links[-1].hash
+        found = self._visible.get(key)
+        if found is not None:
+            return found
+        principal = self._principal(credential)
+        visible: set[str] = set()
+        if principal.refused is None:
+            for name, (_, action, resource) in self._tools.items():
+                partial = cedarpy.is_authorized_partial(
+                    {"principal": principal.uid, "action": action, "resource": resource},
+                    principal.policy_set,
+                    principal.entities,  # type: ignore[arg-type]
+                    self.compiled.schema,
+                )
+                if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
+                    visible.add(name)
+        return self._visible.put(key, frozenset(visible))

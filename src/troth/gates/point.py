@@ -1,0 +1,222 @@
+"""The decision point every gate calls: the current bundle, the current feed and the caller's
+current credential, on every request (docs/policy.md, "Decisions").
+
+`DecisionPoint.judge` finds the caller's credential (re-verified when the caller is a
+`CredentialSource`), the authority's feed, and the engine of the authority's bundle in force;
+checks the credential against that feed (no link or identity revoked, inside its window) so a
+revocation between two calls denies the second; decides; and hands every decision, allowed or
+denied, to the recorder. The tool gate, the MCP gate and the node's access decision for service
+requests all call it. A recorder that raises stops the request (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Protocol
+
+from troth.credentials import (
+    ChainVerifier,
+    CredentialBody,
+    CredentialChain,
+    VerifiedCredential,
+    VerifiedFeed,
+)
+from troth.errors import CredentialError, CredentialFailure, DecodeError, PolicyError
+from troth.gates.engine import Outcome, PolicyDecision, PolicyEngine, Request
+from troth.identity import Identifier, VerifiedIdentity
+
+__all__ = [
+    "Caller",
+    "CredentialSource",
+    "DecisionPoint",
+    "DecisionRecord",
+    "DecisionRecorder",
+    "FeedSource",
+    "LeaseProvider",
+    "ListRecorder",
+    "NoLeases",
+    "PolicySource",
+    "PresentedChain",
+]
+
+FeedSource = Callable[[Identifier], VerifiedFeed | None]
+"""The authority's current verified feed (e.g. `CredentialWallet.held_feed`), or None."""
+
+
+class CredentialSource(Protocol):
+    """Gives the caller's credential as of `now`, verified again (CredentialError if not)."""
+
+    def current(self, *, now: int) -> VerifiedCredential: ...
+
+
+Caller = VerifiedCredential | CredentialSource
+"""A verified credential (checked against the current feed at each decision) or a source
+that verifies the caller's chain again at each decision."""
+
+
+class PolicySource(Protocol):
+    """The engine of an authority's bundle in force at `now` (PolicyError if none is)."""
+
+    def engine(
+        self, authority: Identifier, *, feed: VerifiedFeed | None, now: int
+    ) -> PolicyEngine: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One decision as handed to the recorder: when, for which credential (None when the
+    caller had none valid), on what request (tool arguments included: a recorder keeps their
+    hash or redacts them), and the decision."""
+
+    at: int
+    credential: VerifiedCredential | None
+    request: Request
+    decision: PolicyDecision
+
+
+class DecisionRecorder(Protocol):
+    """Receives every decision (issue 13 signs them into traces)."""
+
+    def record(self, record: DecisionRecord) -> None: ...
+
+
+class ListRecorder:
+    """A recorder that keeps every record in `records` (tests, small agents)."""
+
+    def __init__(self) -> None:
+        self.records: list[DecisionRecord] = []
+
+    def record(self, record: DecisionRecord) -> None:
+        self.records.append(record)
+
+
+class LeaseProvider(Protocol):
+    """Attaches a short-lived secret to an allowed call for its duration (issue 12): the
+    context manager yields what the tool receives as its `lease` (None: nothing)."""
+
+    def lease(self, record: DecisionRecord) -> AbstractContextManager[object | None]: ...
+
+
+class NoLeases:
+    """The default LeaseProvider: no secret."""
+
+    def lease(self, record: DecisionRecord) -> AbstractContextManager[object | None]:
+        return nullcontext(None)
+
+
+class PresentedChain:
+    """A CredentialSource for chain bytes presented by `presenter`: verified in full at each
+    decision (the verifier caches what depends only on the bytes)."""
+
+    def __init__(
+        self,
+        chain: bytes,
+        presenter: Identifier | VerifiedIdentity,
+        verifier: ChainVerifier,
+        feeds: FeedSource,
+    ) -> None:
+        try:
+            root = CredentialChain.decode(chain).credentials[0]
+            self.authority = CredentialBody.decode(root.body).issuer
+        except DecodeError as exc:
+            raise CredentialError(CredentialFailure.MALFORMED, str(exc)) from None
+        self.chain = chain
+        self.presenter = presenter
+        self.verifier = verifier
+        self.feeds = feeds
+
+    def current(self, *, now: int) -> VerifiedCredential:
+        feed = self.feeds(self.authority)
+        held: Mapping[Identifier, VerifiedFeed] = {} if feed is None else {self.authority: feed}
+        return self.verifier.verify(self.chain, presenter=self.presenter, feeds=held, now=now)
+
+
+def _check_current(
+    credential: VerifiedCredential, feed: VerifiedFeed | None, now: int, skew: int
+) -> None:
+    """The credential is inside its window and `feed` revokes none of its links or identities."""
+    if now < credential.not_before - skew:
+        raise CredentialError(CredentialFailure.NOT_YET_VALID)
+    if now >= credential.expires_at + skew:
+        raise CredentialError(CredentialFailure.EXPIRED)
+    if feed is None:
+        raise CredentialError(CredentialFailure.NO_FEED)
+    revoked, identities = feed.revoked_credentials, feed.revoked_identities
+    for link in credential.links:
+        if (
+            link.hash in revoked
+            or link.subject.digest in identities
+            or link.issuer.digest in identities
+        ):
+            raise CredentialError(CredentialFailure.REVOKED, "", link.index)
+
+
+class DecisionPoint:
+    """Decides requests with the current bundle, feed and credential (module docstring)."""
+
+    def __init__(
+        self,
+        bundles: PolicySource,
+        feeds: FeedSource,
+        *,
+        recorder: DecisionRecorder | None = None,
+        max_clock_skew: int = 60,
+    ) -> None:
+        self.bundles = bundles
+        self.feeds = feeds
+        self.recorder = recorder
+        self.max_clock_skew = max_clock_skew
+
+    def _engine(self, caller: Caller, now: int) -> tuple[VerifiedCredential, PolicyEngine]:
+        credential = caller if isinstance(caller, VerifiedCredential) else caller.current(now=now)
+        feed = self.feeds(credential.authority)
+        engine = self.bundles.engine(credential.authority, feed=feed, now=now)
+        _check_current(credential, feed, now, self.max_clock_skew)
+        return credential, engine
+
+    def _decide(
+        self, caller: Caller, request: Request, now: int
+    ) -> tuple[VerifiedCredential | None, PolicyDecision]:
+        credential = None
+        try:
+            credential, engine = self._engine(caller, now)
+            return credential, engine.decide(credential, request, now=now)
+        except CredentialError as exc:
+            reason = f"denied: the caller's credential is {exc.reason.value}"
+            return credential, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
+        except PolicyError as exc:
+            reason = f"denied: {exc.reason.value}"
+            return credential, PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
+
+    def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
+        """Decide `request` and record it; the record carries the credential used."""
+        credential, decision = self._decide(caller, request, now)
+        record = DecisionRecord(now, credential, request, decision)
+        if self.recorder is not None:
+            self.recorder.record(record)
+        return record
+
+    def decide(self, caller: Caller, request: Request, *, now: int) -> PolicyDecision:
+        """Decide `request` by `caller` at `now` (and record it)."""
+        if self.recorder is not None:
+            return self.judge(caller, request, now=now).decision
+        return self._decide(caller, request, now)[1]
+
+    def visible_tools(
+        self, caller: Caller, *, now: int, declared: Mapping[str, str] | None = None
+    ) -> frozenset[str]:
+        """The tools `caller` could be permitted to call now (none when its credential or the
+        bundle is not in force); with `declared` (tool -> canonical JSON input schema), only
+        declared tools whose schema is the bundle's."""
+        try:
+            credential, engine = self._engine(caller, now)
+        except (CredentialError, PolicyError):
+            return frozenset()
+        visible = engine.visible_tools(credential)
+        if declared is None:
+            return visible
+        return frozenset(
+            name for name in visible if declared.get(name) == engine.tools[name].canonical
+        )

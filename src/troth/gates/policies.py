@@ -1,0 +1,218 @@
+"""A bundle's policies compiled against its composed schema (docs/policy.md, "The schema").
+
+The schema of a bundle is composed of three parts, in this order:
+1. troth's fixed declarations (`FIXED_SCHEMA`): the `Agent` entity (delegation facts as
+   attributes, credential attributes as tags), `Tool`, `Service`, `Secret`, the action group
+   `invoke` and the action `lease`;
+2. what troth derives from the bundle: one action per tool,
+   `action "invoke:<tool>" in [Action::"invoke"]` whose `context.args` is the tool's input
+   schema as an exact Cedar record, and one action per service method (`context: {now}`);
+3. the author's fragment (Cedar schema text), which may add declarations but not change 1-2:
+   Cedar refuses a second declaration of a name, troth names builtins as `__cedar::Long`, and a
+   probe policy using every fixed attribute at its type must validate (a fragment's
+   `type Agent = String;` would otherwise retype `Agent` attributes).
+
+Policies must each carry a unique, non-empty `@id` of [A-Za-z0-9_.:/-], not `policy<N>` (Cedar's
+positional ids) and not `caveat:...` (troth's); the set must validate against the composed
+schema. The set is then built with the `@id`s as Cedar policy ids, so a decision's reasons are
+the authors' ids.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import cedarpy
+
+from troth import limits
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates.caveats import CAVEAT_ID_PREFIX
+from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
+
+__all__ = [
+    "FIXED_SCHEMA",
+    "RESERVED_METHODS",
+    "CompiledPolicies",
+    "compile_policies",
+    "compose_schema",
+    "tool_action",
+]
+
+FIXED_SCHEMA: Final = """\
+entity Agent {
+  authority: __cedar::String,
+  root: Agent,
+  delegator?: Agent,
+  delegators: Set<Agent>,
+  purpose: __cedar::String,
+  depth: __cedar::Long,
+  not_before: __cedar::Long,
+  expires_at: __cedar::Long
+} tags Set<__cedar::String>;
+entity Tool;
+entity Service;
+entity Secret;
+action invoke;
+action lease appliesTo {
+  principal: [Agent], resource: [Secret], context: { now: __cedar::Long }
+};
+"""
+_PROBE: Final = """\
+permit(principal, action == Action::"lease", resource == Secret::"probe") when {
+  principal.authority like "T*" && principal.root.depth >= 0 &&
+  (principal has delegator && principal.delegator.depth >= 0) &&
+  principal.delegators.contains(principal.root) && principal.purpose == "" &&
+  principal.not_before <= principal.expires_at && context.now >= 0 &&
+  principal.hasTag("probe.tag") && principal.getTag("probe.tag").contains("x")
+};
+"""
+RESERVED_METHODS: Final = frozenset({"invoke", "lease"})
+"""Method names that are troth's actions, refused as service methods."""
+_POLICY_ID: Final = re.compile(rf"[A-Za-z0-9_.:/-]{{1,{limits.MAX_POLICY_ID_TEXT}}}")
+_POSITIONAL: Final = re.compile(r"policy[0-9]+")
+_POSITIONAL_QUOTED: Final = re.compile(r"`(policy[0-9]+)`")
+
+
+def tool_action(tool: str) -> str:
+    """The Cedar action id of invoking `tool`."""
+    return f"invoke:{tool}"
+
+
+def _refuse(reason: PolicyFailure, detail: str, messages: Iterable[str] = ()) -> PolicyError:
+    return PolicyError(reason, detail, tuple(messages))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledPolicies:
+    """Parsed handles of a bundle's policies and composed schema, its tools and services."""
+
+    policy_set: cedarpy.PolicySet
+    schema: cedarpy.Schema
+    schema_text: str
+    tools: Mapping[str, ToolSchema]
+    services: Mapping[str, frozenset[str]]
+    policy_ids: tuple[str, ...]
+
+
+def compose_schema(
+    fragment: str, tools: Mapping[str, ToolSchema], services: Mapping[str, frozenset[str]]
+) -> str:
+    """The full Cedar schema text: the fixed part, the derived actions, the fragment."""
+    parts = [FIXED_SCHEMA]
+    for name in sorted(tools):
+        parts.append(
+            f'action "{tool_action(name)}" in [Action::"invoke"] appliesTo {{\n'
+            f"  principal: [Agent], resource: [Tool],\n"
+            f"  context: {{ args: {tools[name].cedar_args}, now: __cedar::Long }}\n}};\n"
+        )
+    for method in sorted({m for methods in services.values() for m in methods}):
+        parts.append(
+            f'action "{method}" appliesTo {{\n  principal: [Agent], resource: [Service],\n'
+            f"  context: {{ now: __cedar::Long }}\n}};\n"
+        )
+    parts.append(fragment)
+    return "".join(parts)
+
+
+def _check_services(services: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    if len(services) > limits.MAX_SERVICES:
+        raise _refuse(PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_SERVICES} services")
+    checked: dict[str, frozenset[str]] = {}
+    for name, methods in services.items():
+        check_name(name, "service")
+        method_set = frozenset(check_name(m, "method") for m in methods)
+        if not method_set or len(method_set) > limits.MAX_SERVICES:
+            raise _refuse(
+                PolicyFailure.OVER_LIMIT, f"service {name}: 1-{limits.MAX_SERVICES} methods"
+            )
+        reserved = sorted(method_set & RESERVED_METHODS)
+        if reserved:
+            raise _refuse(PolicyFailure.SCHEMA_INVALID, f"method {reserved[0]!r} is reserved")
+        checked[name] = method_set
+    return checked
+
+
+def _policy_ids(est: Mapping[str, Any]) -> dict[str, str]:
+    """Cedar's positional id -> the policy's `@id`, refusing missing, bad or duplicate ids."""
+    if est.get("templates"):
+        raise _refuse(PolicyFailure.POLICIES_INVALID, "templates are not supported")
+    statics: dict[str, Any] = est.get("staticPolicies", {})
+    if len(statics) > limits.MAX_POLICIES:
+        raise _refuse(PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_POLICIES} policies")
+    ids: dict[str, str] = {}
+    seen: set[str] = set()
+    problems: list[str] = []
+    for position, key in enumerate(statics):
+        given = statics[key].get("annotations", {}).get("id")
+        where = f"policy {position + 1}"
+        if not given:
+            problems.append(f"{where} has no @id (every policy needs a unique @id)")
+        elif not _POLICY_ID.fullmatch(given) or _POSITIONAL.fullmatch(given):
+            problems.append(f"{where}: @id {given!r} is not [A-Za-z0-9_.:/-] or is positional")
+        elif given.startswith(CAVEAT_ID_PREFIX):
+            problems.append(f"{where}: @id {given!r} uses the reserved prefix caveat:")
+        elif given in seen:
+            problems.append(f"{where}: @id {given!r} is used twice")
+        else:
+            seen.add(given)
+            ids[key] = given
+    if problems:
+        raise _refuse(PolicyFailure.POLICIES_INVALID, problems[0], problems)
+    return ids
+
+
+def compile_policies(
+    policies: str,
+    schema: str,
+    tools: Mapping[str, Any],
+    services: Mapping[str, Iterable[str]] | None = None,
+) -> CompiledPolicies:
+    """Compose the schema, check the `@id`s, validate the policies and parse them into handles;
+    PolicyError (with the validator's messages) when any step refuses."""
+    if len(policies) > limits.MAX_POLICY_TEXT or len(schema) > limits.MAX_POLICY_SCHEMA_TEXT:
+        raise _refuse(PolicyFailure.OVER_LIMIT, "policy or schema text too long")
+    if len(tools) > limits.MAX_TOOLS:
+        raise _refuse(PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_TOOLS} tools")
+    compiled_tools = {name: compile_tool_schema(name, tools[name]) for name in sorted(tools)}
+    checked_services = _check_services(services or {})
+    schema_text = compose_schema(schema, compiled_tools, checked_services)
+    try:
+        schema_handle = cedarpy.Schema.from_str(schema_text)
+    except ValueError as exc:
+        raise _refuse(PolicyFailure.SCHEMA_INVALID, str(exc)) from None
+    probe = cedarpy.validate_policies(_PROBE, schema_handle)
+    if not probe.validation_passed:
+        raise _refuse(
+            PolicyFailure.SCHEMA_INVALID,
+            "the schema fragment changes troth's fixed declarations",
+            (e.error for e in probe.errors),
+        )
+    try:
+        est = json.loads(cedarpy.policies_to_json_str(policies))
+    except ValueError as exc:
+        raise _refuse(PolicyFailure.POLICIES_INVALID, f"does not parse: {exc}") from None
+    ids = _policy_ids(est)
+    result = cedarpy.validate_policies(policies, schema_handle)
+    if not result.validation_passed:
+        messages = [
+            f"[{ids.get(e.policy_id, e.policy_id)}] "
+            + _POSITIONAL_QUOTED.sub(lambda m: f"`{ids.get(m[1], m[1])}`", e.error)
+            for e in result.errors
+        ]
+        raise _refuse(PolicyFailure.POLICIES_INVALID, "the policies do not validate", messages)
+    keyed = {ids[key]: policy for key, policy in est["staticPolicies"].items()}
+    policy_set = cedarpy.PolicySet.from_json_str(
+        json.dumps({"staticPolicies": keyed, "templates": {}, "templateLinks": []})
+    )
+    return CompiledPolicies(
+        policy_set,
+        schema_handle,
+        schema_text,
+        compiled_tools,
+        checked_services,
+        tuple(ids.values()),
+    )

@@ -1,0 +1,125 @@
+"""The tool gate for any Python agent (docs/policy.md, "The tool gate").
+
+Gate 1, `available_tools(caller)`: only the tools the caller could be permitted to call
+(partial evaluation with the arguments unknown; a tool no permit can ever allow is never
+listed) and whose declared schema is the bundle's. Gate 2, `invoke(caller, tool, args)`: every
+call is decided with the caller's current credential and the current feed, a hidden tool
+called by name included, then run; a denial carries a reason a model can read. An allowed
+call gets what the `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from troth.clock import Clock, SystemClock
+from troth.gates.engine import PolicyDecision, ToolCall
+from troth.gates.point import Caller, DecisionPoint, LeaseProvider, NoLeases
+from troth.gates.toolschema import (
+    LEASE_PARAMETER,
+    canonical_json,
+    check_name,
+    compile_tool_schema,
+    schema_from_function,
+)
+
+__all__ = ["Tool", "ToolGate", "ToolResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A tool: its name, JSON input schema, description, and the function that runs it
+    (None: the gate decides, something else runs it)."""
+
+    name: str
+    input_schema: Mapping[str, Any]
+    run: Callable[..., Any] | None = field(default=None, compare=False)
+    description: str = ""
+    canonical: str = field(init=False, repr=False)
+    takes_lease: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        compile_tool_schema(self.name, self.input_schema)  # refuses what no bundle can type
+        object.__setattr__(self, "canonical", canonical_json(self.input_schema))
+        parameters = {} if self.run is None else inspect.signature(self.run).parameters
+        lease = parameters.get(LEASE_PARAMETER)
+        takes_lease = lease is not None and lease.kind is lease.KEYWORD_ONLY
+        if takes_lease and LEASE_PARAMETER in self.input_schema.get("properties", {}):
+            raise ValueError(f"tool {self.name}: `{LEASE_PARAMETER}` is the lease, not an argument")
+        object.__setattr__(self, "takes_lease", takes_lease)
+
+    @classmethod
+    def from_function(
+        cls, func: Callable[..., Any], *, name: str | None = None, description: str | None = None
+    ) -> Tool:
+        """A tool from a typed function: its name (default the function's), the schema of its
+        parameters (troth.gates.toolschema.schema_from_function) and its docstring's first
+        line."""
+        doc = inspect.getdoc(func) or ""
+        return cls(
+            check_name(name or func.__name__),
+            schema_from_function(func),
+            func,
+            description if description is not None else doc.partition("\n")[0],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": dict(self.input_schema),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What `invoke` returns: the decision, and the tool's return value when it ran."""
+
+    decision: PolicyDecision
+    value: Any = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+
+class ToolGate:
+    """Gates a set of tools behind a DecisionPoint (module docstring)."""
+
+    def __init__(
+        self,
+        point: DecisionPoint,
+        tools: Iterable[Tool],
+        *,
+        clock: Clock | None = None,
+        leases: LeaseProvider | None = None,
+    ) -> None:
+        self.point = point
+        self.clock: Clock = clock or SystemClock()
+        self.leases: LeaseProvider = leases or NoLeases()
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            if tool.name in self._tools:
+                raise ValueError(f"tool {tool.name} declared twice")
+            self._tools[tool.name] = tool
+        self._declared = {name: tool.canonical for name, tool in self._tools.items()}
+
+    def available_tools(self, caller: Caller) -> list[Tool]:
+        """The declared tools `caller` could be permitted to call now, in declaration order."""
+        visible = self.point.visible_tools(caller, now=self.clock.now(), declared=self._declared)
+        return [tool for tool in self._tools.values() if tool.name in visible]
+
+    def invoke(self, caller: Caller, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """Decide the call now, then run the tool if it is allowed (its exceptions propagate)."""
+        declared = self._tools.get(tool)
+        request = ToolCall(tool, arguments, "" if declared is None else declared.canonical)
+        record = self.point.judge(caller, request, now=self.clock.now())
+        if not record.decision.allowed or declared is None or declared.run is None:
+            return ToolResult(record.decision)
+        with self.leases.lease(record) as lease:
+            if declared.takes_lease:
+                return ToolResult(record.decision, declared.run(**arguments, lease=lease))
+            return ToolResult(record.decision, declared.run(**arguments))

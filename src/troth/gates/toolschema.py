@@ -1,0 +1,240 @@
+"""Tool input schemas: the JSON Schema subset a gate types exactly in Cedar (docs/policy.md,
+"Tool arguments").
+
+    JSON Schema                         Cedar (inside `context.args`)
+    {"type": "string"}                  __cedar::String
+    {"type": "integer"}                 __cedar::Long        (a JSON integer within i64)
+    {"type": "boolean"}                 __cedar::Bool
+    {"type": "array", "items": S}       Set<S>               (order and duplicates are lost)
+    {"type": "object", "properties":    { "name": S, "opt"?: S }   (a closed record: names in
+     {...}, "required": [...]}                                     `required` are mandatory)
+    "enum" / "const" on string, integer: the type above; troth checks membership itself
+
+Anything else is refused when the schema is compiled (at bundle creation and verification):
+`number` (use integer units or a string), `null`, type lists, `$ref`, `anyOf`/`oneOf`/`allOf`,
+`additionalProperties` other than false, `patternProperties`, and every validation keyword
+(`minimum`, `maxLength`, `pattern`, `format`, ...) a policy author might mistake for a check:
+write such limits as policies. Annotations (`title`, `description`, `default`, `examples`,
+`$comment`, and `$schema` at the top) are allowed and ignored.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import rfc8785
+
+from troth import limits
+from troth.errors import PolicyError, PolicyFailure
+
+__all__ = [
+    "LEASE_PARAMETER",
+    "NAME",
+    "ToolSchema",
+    "canonical_json",
+    "check_name",
+    "compile_tool_schema",
+    "schema_from_function",
+]
+
+NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.MAX_TOOL_NAME}}}")
+"""Tool, service, method and secret names: MCP's tool-name charset (SEP-986). Names appear in
+Cedar entity uids (`Tool::"<name>"`) only after this check, so they can never close a quote."""
+_PROPERTY: Final = re.compile(r"(?!__)[A-Za-z_][A-Za-z0-9_-]{0,63}")
+"""Argument names: never `__...` (Cedar's JSON escapes `__entity`, `__extn`)."""
+_ANNOTATIONS: Final = frozenset({"title", "description", "default", "examples", "$comment"})
+_SCALARS: Final = {"string": "__cedar::String", "integer": "__cedar::Long"}
+LEASE_PARAMETER: Final = "lease"
+"""A keyword-only parameter of this name receives the call's leased secret (never an argument)."""
+
+Check = Callable[[Any], bool]
+
+
+def _refuse(detail: str) -> PolicyError:
+    return PolicyError(PolicyFailure.SCHEMA_INVALID, detail)
+
+
+def check_name(name: object, what: str = "tool") -> str:
+    """Return `name` if it is a valid tool/service/method/secret name, else raise PolicyError."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise _refuse(f"{what} name {name!r}: use 1-{limits.MAX_TOOL_NAME} of A-Z a-z 0-9 _ . -")
+    return name
+
+
+def canonical_json(value: Any) -> str:
+    """RFC 8785 canonical JSON text of `value` (PolicyError if it is not JSON)."""
+    try:
+        return rfc8785.dumps(value).decode()
+    except (rfc8785.CanonicalizationError, UnicodeError, TypeError, ValueError) as exc:
+        raise _refuse(f"not canonicalisable JSON: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSchema:
+    """A tool's input schema, compiled: its canonical JSON, the Cedar record type of its
+    arguments, and a membership check for its enums (None when it has none)."""
+
+    name: str
+    canonical: str
+    cedar_args: str
+    check: Check | None = field(default=None, compare=False)
+
+
+def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
+    """Compile a tool's JSON input schema (an object schema), or raise PolicyError naming the
+    first unsupported feature and where it is."""
+    check_name(name)
+    canonical = canonical_json(schema)
+    if len(canonical.encode()) > limits.MAX_TOOL_SCHEMA_BYTES:
+        raise _refuse(f"tool {name}: schema over {limits.MAX_TOOL_SCHEMA_BYTES} bytes")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise _refuse(f"tool {name}: the input schema must be an object schema")
+    top = {k: v for k, v in schema.items() if k != "$schema"}
+    cedar, check = _node(top, f"{name}:", 1)
+    return ToolSchema(name, canonical, cedar, check)
+
+
+def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
+    if depth > limits.MAX_TOOL_SCHEMA_DEPTH:
+        raise _refuse(f"{path} nested deeper than {limits.MAX_TOOL_SCHEMA_DEPTH}")
+    if not isinstance(node, dict):
+        raise _refuse(f"{path} is not a schema object")
+    kind = node.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise _refuse(f"{path} type {kind!r} is not supported (one type per schema)")
+    if kind is None and ("enum" in node or "const" in node):
+        values = node["enum"] if "enum" in node else [node["const"]]
+        kind = "string" if values and all(type(v) is str for v in values) else "integer"
+    allowed = {"type", *_ANNOTATIONS}
+    if kind in _SCALARS:
+        allowed |= {"enum", "const"}
+    elif kind == "array":
+        allowed.add("items")
+    elif kind == "object":
+        allowed |= {"properties", "required", "additionalProperties"}
+    elif kind is None:
+        raise _refuse(f"{path} has no type (a schema accepting anything is not supported)")
+    elif kind != "boolean":
+        hint = " (use integer units or a string)" if kind == "number" else ""
+        raise _refuse(f"{path} type {kind!r} is not supported{hint}")
+    extra = sorted(set(node) - allowed)
+    if extra:
+        raise _refuse(f"{path} keyword {extra[0]!r} is not supported (write limits as policies)")
+    if kind == "boolean":
+        return "__cedar::Bool", None
+    if kind in _SCALARS:
+        return _SCALARS[kind], _enum_check(node, kind, path)
+    if kind == "array":
+        if "items" not in node:
+            raise _refuse(f"{path} an array needs `items`")
+        item, item_check = _node(node["items"], f"{path}[]", depth + 1)
+        if item_check is None:
+            return f"Set<{item}>", None
+        return f"Set<{item}>", lambda v: type(v) is list and all(item_check(x) for x in v)
+    return _record(node, path, depth)
+
+
+def _enum_check(node: dict[str, Any], kind: str, path: str) -> Check | None:
+    if "enum" not in node and "const" not in node:
+        return None
+    if "enum" in node and "const" in node:
+        raise _refuse(f"{path} has both enum and const")
+    values = node["enum"] if "enum" in node else [node["const"]]
+    py_type = str if kind == "string" else int
+    if not isinstance(values, list) or not values or any(type(v) is not py_type for v in values):
+        raise _refuse(f"{path} enum values must be a non-empty list of {kind}s")
+    members = frozenset(values)
+    return lambda v: type(v) is py_type and v in members
+
+
+def _record(node: dict[str, Any], path: str, depth: int) -> tuple[str, Check | None]:
+    if node.get("additionalProperties", False) is not False:
+        raise _refuse(f"{path} additionalProperties must be false or absent (records are closed)")
+    properties = node.get("properties", {})
+    required = node.get("required", [])
+    if not isinstance(properties, dict) or len(properties) > limits.MAX_TOOL_PROPERTIES:
+        raise _refuse(f"{path} properties: an object of at most {limits.MAX_TOOL_PROPERTIES}")
+    if not isinstance(required, list) or any(r not in properties for r in required):
+        raise _refuse(f"{path} required names a property that is not declared")
+    fields: list[str] = []
+    checks: list[tuple[str, Check]] = []
+    for name in sorted(properties):
+        if not _PROPERTY.fullmatch(name):
+            raise _refuse(f"{path} property {name!r}: use A-Z a-z 0-9 _ - (not starting __)")
+        cedar, check = _node(properties[name], f"{path}{name}.", depth + 1)
+        fields.append(f'"{name}"{"" if name in required else "?"}: {cedar}')
+        if check is not None:
+            checks.append((name, check))
+    text = "{ " + ", ".join(fields) + " }" if fields else "{}"
+    if not checks:
+        return text, None
+    return text, lambda v: type(v) is dict and all(c(v[k]) for k, c in checks if k in v)
+
+
+# -- from a typed Python function ------------------------------------------------------------
+
+
+def schema_from_function(func: Callable[..., Any]) -> dict[str, Any]:
+    """The JSON input schema of a typed function: parameters annotated int, str, bool,
+    Literal[...] (of str or int), list[...] of those, or `T | None = None` (optional). A
+    parameter with a default is optional; a keyword-only `lease` parameter is the lease slot.
+    Raises PolicyError for anything else (float included: see the module docstring)."""
+    try:
+        hints = typing.get_type_hints(func)
+    except (NameError, TypeError) as exc:
+        raise _refuse(
+            f"{getattr(func, '__name__', func)}: unresolvable annotations: {exc}"
+        ) from None
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for param in inspect.signature(func).parameters.values():
+        if param.kind is param.KEYWORD_ONLY and param.name == LEASE_PARAMETER:
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+            raise _refuse(f"parameter {param.name}: only named parameters become arguments")
+        if param.name not in hints:
+            raise _refuse(f"parameter {param.name} has no type annotation")
+        hint, optional = _strip_none(hints[param.name])
+        properties[param.name] = _hint_schema(hint, param.name)
+        if param.default is param.empty and not optional:
+            required.append(param.name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _strip_none(hint: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return args[0], True
+    return hint, False
+
+
+def _hint_schema(hint: Any, where: str) -> dict[str, Any]:
+    if hint is bool:
+        return {"type": "boolean"}
+    if hint is int:
+        return {"type": "integer"}
+    if hint is str:
+        return {"type": "string"}
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        values = list(typing.get_args(hint))
+        if all(type(v) is str for v in values):
+            return {"type": "string", "enum": values}
+        if all(type(v) is int for v in values):
+            return {"type": "integer", "enum": values}
+    if origin in (list, set, frozenset) and len(typing.get_args(hint)) == 1:
+        return {"type": "array", "items": _hint_schema(typing.get_args(hint)[0], where)}
+    raise _refuse(
+        f"parameter {where}: type {hint!r} is not supported (int, str, bool, Literal, list)"
+    )

@@ -1,0 +1,171 @@
+"""A small world for gate tests: an authority, a policy-admin, a support agent with a
+delegated sub-agent, the feed, and the support-desk policies of the demo story."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tests.support.parties import Party, make_party, verified_feed
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    VerifiedCredential,
+    VerifiedFeed,
+    delegate,
+    issue_credential,
+)
+from troth.gates import (
+    BundleStore,
+    DecisionPoint,
+    ListRecorder,
+    create_bundle,
+    schema_from_function,
+)
+from troth.identity import Identifier
+from troth.vault import SoftwareVault
+
+T = 1_780_000_000
+
+
+def lookup_order(order_id: str) -> str:
+    """Look up an order."""
+    return f"order {order_id}: 2 items, paid"
+
+
+def refund(order_id: str, amount: int) -> str:
+    """Refund part of an order."""
+    return f"refunded {amount} on {order_id}"
+
+
+def export_customers(fmt: Literal["csv", "json"] = "csv") -> str:
+    """Export every customer."""
+    return f"customers.{fmt}"
+
+
+TOOLS: dict[str, Any] = {
+    f.__name__: schema_from_function(f) for f in (lookup_order, refund, export_customers)
+}
+POLICIES = """\
+@id("lookup") permit(principal, action == Action::"invoke:lookup_order", resource)
+  when { principal.hasTag("orders.access") };
+@id("refund") permit(principal, action == Action::"invoke:refund", resource)
+  when { principal.hasTag("orders.access") && principal.getTag("orders.access").contains("write") };
+@id("refund-cap") forbid(principal, action == Action::"invoke:refund", resource)
+  unless { context.args.amount <= 1000 };
+@id("export") permit(principal, action == Action::"invoke:export_customers", resource)
+  when { principal.hasTag("troth.role") && principal.getTag("troth.role").contains("dpo") };
+"""
+SUPPORT = Attributes({"orders.access": frozenset({"read", "write"}), "orders.customer": "4471"})
+ADMIN = Attributes({"troth.role": "policy-admin"})
+
+
+@dataclass
+class GatesWorld:
+    vault: SoftwareVault
+    authority: Party
+    admin: Party
+    support: Party
+    sub: Party
+    admin_chain: bytes
+    support_chain: bytes
+    sub_chain: bytes
+    verifier: ChainVerifier
+    feed: VerifiedFeed
+    revoked: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def feeds(self) -> dict[Identifier, VerifiedFeed]:
+        return {self.authority.identifier: self.feed}
+
+    def held_feed(self, authority: Identifier) -> VerifiedFeed | None:
+        return self.feed if authority == self.authority.identifier else None
+
+    def refresh_feed(self, now: int) -> None:
+        """A fresh feed as of `now` with every revocation so far."""
+        self.feed = verified_feed(self.authority, self.revoked, now=now)
+
+    def revoke(self, kind: int, target: bytes, now: int) -> None:
+        self.revoked.append((kind, target))
+        self.refresh_feed(now)
+
+    def credential(self, chain: bytes, who: Party, now: int = T + 10) -> VerifiedCredential:
+        return self.verifier.verify(chain, presenter=who.identifier, feeds=self.feeds(), now=now)
+
+    def bundle(
+        self,
+        *,
+        revision: int = 1,
+        policies: str = POLICIES,
+        tools: dict[str, Any] | None = None,
+        schema: str = "",
+        now: int = T,
+        ttl: int = 86_400,
+        by_admin: bool = False,
+        services: dict[str, list[str]] | None = None,
+    ) -> bytes:
+        signer = self.admin if by_admin else self.authority
+        return create_bundle(
+            signer.signer,
+            authority=self.authority.identifier,
+            policies=policies,
+            schema=schema,
+            tools=TOOLS if tools is None else tools,
+            services=services,
+            revision=revision,
+            now=now,
+            ttl=ttl,
+            chain=self.admin_chain if by_admin else None,
+        )
+
+    def store(self, *bundles: bytes, now: int = T + 5) -> BundleStore:
+        store = BundleStore(self.verifier)
+        for data in bundles:
+            store.accept(data, feeds=self.feeds(), now=now)
+        return store
+
+    def point(self, store: BundleStore, recorder: ListRecorder | None = None) -> DecisionPoint:
+        return DecisionPoint(store, self.held_feed, recorder=recorder)
+
+
+def make_world(*, sub_caveats: tuple[str, ...] = ()) -> GatesWorld:
+    """The authority issues the admin and the support agent their credentials; the support
+    agent delegates read access to the sub-agent (with `sub_caveats`)."""
+    vault = SoftwareVault()
+    authority, admin, support, sub = (make_party(vault, now=T) for _ in range(4))
+
+    def member(party: Party, attributes: Attributes) -> CredentialChain:
+        credential = issue_credential(
+            authority.signer,
+            subject=party.identifier,
+            attributes=attributes,
+            now=T,
+            ttl=30 * 86_400,
+            depth=3,
+        )
+        return CredentialChain((credential,), (authority.identity.history,))
+
+    support_chain = member(support, SUPPORT)
+    sub_chain = delegate(
+        support.signer,
+        support_chain,
+        subject=sub.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        now=T,
+        ttl=7 * 86_400,
+        purpose="answer complaint 123",
+        caveats=sub_caveats,
+    )
+    return GatesWorld(
+        vault,
+        authority,
+        admin,
+        support,
+        sub,
+        member(admin, ADMIN).encode(),
+        support_chain.encode(),
+        sub_chain.encode(),
+        ChainVerifier(TrustPolicy(frozenset({authority.identifier}))),
+        verified_feed(authority, now=T),
+    )
