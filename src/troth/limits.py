@@ -204,3 +204,11 @@ MAX_TRACE_PROOF_HASHES: Final = 64
 """Most hashes in an inclusion or consistency proof (a tree of 2^63 leaves needs 63)."""
 MAX_TRACE_BATCH: Final = 1024
 """Most records one group commit writes (more wait for the next commit)."""
+
+# -- relays (troth.node.services.relay) ------------------------------------------------------
+MAX_RELAYS: Final = 1024
+"""Relay names one relay node forwards or holds for their owners, in total."""
+MAX_RELAYS_PER_OWNER: Final = 16
+"""Relay names one identity may hold on one relay node."""
+MAX_RELAY_FILE_BYTES: Final = MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
+"""Largest relays.json (every name at its longest, with its owner's identifier)."""

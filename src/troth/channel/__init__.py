@@ -12,10 +12,18 @@ from troth.channel.events import (
     DropReason,
     Established,
     Event,
+    NotRouted,
     Received,
 )
 from troth.channel.noise import CipherState, HandshakeState, SymmetricState
-from troth.channel.packets import PACKET_LIMIT, split_packet
+from troth.channel.packets import (
+    PACKET_LIMIT,
+    RouteProblem,
+    is_route_error,
+    parse_route_error,
+    route_error,
+    split_packet,
+)
 from troth.channel.policy import (
     AllowIdentifiers,
     AnyAuthenticatedIdentity,
@@ -48,15 +56,20 @@ __all__ = [
     "Established",
     "Event",
     "HandshakeState",
+    "NotRouted",
     "PeerPolicy",
     "ReassemblyBudget",
     "Received",
     "ReplayWindow",
     "RequireAttributes",
+    "RouteProblem",
     "SecureChannel",
     "SymmetricState",
     "Verdict",
     "VerifiedPeer",
+    "is_route_error",
+    "parse_route_error",
+    "route_error",
     "split_packet",
     "verify_peer",
 ]

@@ -7,10 +7,20 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from troth.channel.packets import RouteProblem
 from troth.channel.verification import VerifiedPeer
 from troth.errors import ChannelFailure
 
-__all__ = ["Accepted", "Closed", "DropReason", "Dropped", "Established", "Event", "Received"]
+__all__ = [
+    "Accepted",
+    "Closed",
+    "DropReason",
+    "Dropped",
+    "Established",
+    "Event",
+    "NotRouted",
+    "Received",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +73,14 @@ class Closed:
     by_peer: bool
 
 
-Event = Established | Accepted | Received | Dropped | Closed
+@dataclass(frozen=True, slots=True)
+class NotRouted:
+    """Instead of message 2, a node on the way answered that it cannot route to the peer (a
+    route error: docs/formats.md). Unauthenticated, so the channel's state is unchanged; only
+    a handshake still waiting for message 2 reports it, and its host may give up at once
+    rather than wait for the handshake timeout."""
+
+    problem: RouteProblem
+
+
+Event = Established | Accepted | Received | Dropped | Closed | NotRouted

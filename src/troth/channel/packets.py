@@ -4,22 +4,39 @@ message), so that a fragmented message travels as one packet. Frames:
 
     0x01 || Noise handshake message            (messages 1-3 of XX)
     0x02 || nonce (8, big-endian) || AEAD(k_epoch, nonce, ad = "", plaintext)
+
+Instead of message 2, an initiator may get a **route error** from a node on the way (a relay
+node that has no relay of the name it was sent to; docs/protocols.md, "Relay not found"):
+
+    CBOR ["troth.route.error", 1, code]        code 1: relay not found
+
+It is not a packet (its third byte is never 0x01) and it is not authenticated: a channel takes
+it only while it waits for message 2, reports it (`NotRouted`) and changes no state; its
+host may then give the handshake up, which is all an on-path party could already cause by
+dropping message 1.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
 from typing import Final
 
 from troth import limits
+from troth.encoding import cbor
 from troth.errors import DecodeError, DecodeProblem
 
 __all__ = [
     "HANDSHAKE_FRAME",
     "LENGTH",
     "PACKET_LIMIT",
+    "ROUTE_ERROR_PREFIX",
     "TRANSPORT_FRAME",
+    "RouteProblem",
     "group_frames",
+    "is_route_error",
+    "parse_route_error",
+    "route_error",
     "split_packet",
 ]
 
@@ -27,6 +44,44 @@ HANDSHAKE_FRAME: Final = 0x01
 TRANSPORT_FRAME: Final = 0x02
 LENGTH: Final = struct.Struct(">H")
 PACKET_LIMIT: Final = limits.MAX_TRANSPORT_FRAME - 4096  # leaves room for the routes
+ROUTE_ERROR_TYPE: Final = "troth.route.error"
+ROUTE_ERROR_VERSION: Final = 1
+
+
+class RouteProblem(enum.IntEnum):
+    """Why a node on the way could not route a message (the code of a route error)."""
+
+    RELAY_NOT_FOUND = 1  # no relay of that name is up (unknown, or its owner is gone)
+
+    @property
+    def text(self) -> str:
+        """What the problem is called in errors and logs."""
+        return self.name.lower().replace("_", " ")
+
+
+ROUTE_ERROR_PREFIX: Final = cbor.encode([ROUTE_ERROR_TYPE, ROUTE_ERROR_VERSION, 0])[:-1]
+"""The bytes every route error starts with (its code follows)."""
+
+
+def route_error(problem: RouteProblem) -> bytes:
+    """A route error saying `problem` (21 bytes: smaller than the message 1 it answers)."""
+    return cbor.encode([ROUTE_ERROR_TYPE, ROUTE_ERROR_VERSION, int(problem)])
+
+
+def is_route_error(payload: bytes | bytearray | memoryview) -> bool:
+    """Whether `payload` starts like a route error (a packet never does)."""
+    return bytes(payload[: len(ROUTE_ERROR_PREFIX)]) == ROUTE_ERROR_PREFIX
+
+
+def parse_route_error(payload: bytes | bytearray | memoryview) -> RouteProblem:
+    """The problem a route error names (DecodeError when it is not a route error)."""
+    value = cbor.expect_array(cbor.decode(bytes(payload), max_bytes=64), "route error", 3)
+    cbor.expect_header(value, ROUTE_ERROR_TYPE, ROUTE_ERROR_VERSION, "route error")
+    code = cbor.expect_int(value[2], "route error code")
+    try:
+        return RouteProblem(code)
+    except ValueError:
+        raise DecodeError(f"unknown route error code {code}") from None
 
 
 def split_packet(packet: bytes | bytearray | memoryview) -> list[memoryview]:

@@ -6,7 +6,8 @@ Handshake payloads (Noise XX messages 2 and 3, encrypted):
 
 Transport plaintext (after the handshake): kind (1 byte) || body length (4, big-endian) || body
 || zero padding. Kinds: 0 data, 1 fragment (message id 8 || total 4 || offset 4 || chunk),
-2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail), 4 accepted (empty).
+2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail), 4 accepted (empty),
+5 ping (empty: answer with a pong), 6 pong (empty) — the keepalive (secure.py, `keepalive`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Kind(enum.IntEnum):
     CREDENTIALS = 2
     CLOSE = 3
     ACCEPTED = 4  # the responder admitted the initiator (sent once, after message 3)
+    PING = 5  # keepalive: the peer answers with a PONG
+    PONG = 6  # keepalive: the answer to a PING
 
 
 @dataclass(frozen=True, slots=True)

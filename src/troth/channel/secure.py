@@ -12,6 +12,12 @@ the handshake state, kept only when it authenticates), a transport frame that do
 authenticate or replays a nonce: each is dropped, counted in `drops`, and reported as a
 `Dropped` event. Only an authenticated frame (or a local decision) can close a channel.
 
+Keepalive: `keepalive(now)` (a timer of the host, with a monotonic clock) sends an
+authenticated PING when nothing authenticated arrived for `keepalive_interval` seconds, and
+closes the channel (`timeout`) when nothing authenticated arrived for `keepalive_timeout`
+seconds; a PING is answered with a PONG (one per packet received). Only authenticated frames
+count: bytes anyone on the path can send neither keep a channel alive nor end it.
+
 Rekeying: the nonce space is cut into epochs of `rekey_interval` messages; epoch e uses
 REKEY^e(k) (Noise §4.2), so both sides rekey at the same nonces without signalling, and a
 receiver keeps the current and the previous epoch's keys for late messages inside the window.
@@ -32,6 +38,7 @@ from troth.channel.events import (
     DropReason,
     Established,
     Event,
+    NotRouted,
     Received,
 )
 from troth.channel.noise import MAX_MESSAGE, PROTOCOL_NAMES, TAGLEN, CipherState, HandshakeState
@@ -40,6 +47,8 @@ from troth.channel.packets import (
     LENGTH,
     TRANSPORT_FRAME,
     group_frames,
+    is_route_error,
+    parse_route_error,
     split_packet,
 )
 from troth.channel.payloads import FRAGMENT, HEADER, AuthPayload, Kind, pack, unpack
@@ -52,6 +61,8 @@ from troth.errors import ChannelError, ChannelFailure, DecodeError
 from troth.vault.ephemeral import DhKey
 
 __all__ = [
+    "KEEPALIVE_INTERVAL",
+    "KEEPALIVE_TIMEOUT",
     "MAX_PADDING",
     "MAX_PLAINTEXT",
     "PROLOGUE",
@@ -70,6 +81,10 @@ _S = ChannelState
 _STEP_OF_KIND: Final = tuple(  # indexed by Kind
     {Kind.ACCEPTED: Step.ACCEPTED, Kind.CLOSE: Step.CLOSE}.get(kind, Step.DATA) for kind in Kind
 )
+KEEPALIVE_INTERVAL: Final = 15.0
+"""Seconds without an authenticated frame after which a channel sends a PING (default)."""
+KEEPALIVE_TIMEOUT: Final = 45.0
+"""Seconds without an authenticated frame after which a channel is closed (default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +108,17 @@ class ChannelSettings:
     padding: int = 0
     max_message: int = limits.MAX_APPLICATION_MESSAGE
     reassembly_timeout: int = REASSEMBLY_TIMEOUT
+    keepalive_interval: float = KEEPALIVE_INTERVAL
+    """Idle seconds (nothing authenticated received) before a PING is sent (local)."""
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT
+    """Seconds without any authenticated frame after which the channel is closed (local)."""
 
     def __post_init__(self) -> None:
         if self.rekey_interval < self.replay_window:
             raise ValueError("rekey_interval must be at least the replay window")
+        interval, timeout = self.keepalive_interval, self.keepalive_timeout
+        if interval <= 0 or timeout < 2 * interval:
+            raise ValueError("keepalive_timeout must be at least twice keepalive_interval (> 0)")
         if not 0 <= self.padding <= MAX_PADDING:
             raise ValueError(f"padding must be 0-{MAX_PADDING} bytes")
         if self.protocol_name not in PROTOCOL_NAMES:
@@ -154,6 +176,11 @@ class SecureChannel:
         self.handshake_hash = b""
         self.drops: collections.Counter[DropReason] = collections.Counter()
         """Frames dropped unauthenticated (or replayed), by reason."""
+        self.authenticated = 0
+        """Transport frames that authenticated so far (what keeps the channel alive)."""
+        self._heard = (-1, 0.0)  # (authenticated, keepalive time it was first seen at)
+        self._pinged_at: float | None = None
+        self._pong_due = False
         self._handshake: HandshakeState | None = HandshakeState(
             self.settings.protocol_name, initiator=initiator, prologue=PROLOGUE, static=me.static
         )
@@ -185,6 +212,11 @@ class SecureChannel:
     def closed(self) -> bool:
         """Whether the channel is closed (nothing more is read or sent)."""
         return self.state is _S.CLOSED
+
+    @property
+    def has_outgoing(self) -> bool:
+        """Whether packets wait to be taken by `outgoing()`."""
+        return bool(self._outgoing)
 
     @property
     def reassembling(self) -> int:
@@ -279,7 +311,13 @@ class SecureChannel:
 
     def receive(self, packet: bytes | bytearray | memoryview, now: int) -> list[Event]:
         """Process one packet (one or more frames) from the peer. Unauthenticated frames come
-        back as Dropped; an authenticated violation closes the channel (a Closed event)."""
+        back as Dropped; an authenticated violation closes the channel (a Closed event). While
+        it waits for message 2, a route error from a node on the way comes back as NotRouted."""
+        if self.state is _S.AWAITING_MESSAGE_2 and is_route_error(packet):
+            try:
+                return [NotRouted(parse_route_error(packet))]
+            except DecodeError as exc:
+                return [self._drop(DropReason.MALFORMED, str(exc))]
         try:
             frames = split_packet(packet)
         except DecodeError as exc:
@@ -292,6 +330,10 @@ class SecureChannel:
                 events.append(self.close(exc.reason, exc.detail))
             if self.state is _S.CLOSED:
                 break
+        if self._pong_due:  # one PONG answers every PING of the packet
+            self._pong_due = False
+            if self.state is _S.OPEN:
+                self._emit([(Kind.PONG, ())])
         return events
 
     def _receive_frame(self, frame: memoryview, now: int) -> list[Event]:
@@ -381,6 +423,7 @@ class SecureChannel:
             return [self._drop(DropReason.UNDECRYPTABLE, f"nonce {nonce}")]
         receiver.commit(epoch, cipher)  # only an authenticated frame changes any state
         self._window.accept(nonce)
+        self.authenticated += 1
         kind, body = unpack(plain)
         step = _STEP_OF_KIND[kind]
         if step is not Step.DATA or self.state is not _S.OPEN:  # (OPEN, DATA) stays OPEN
@@ -395,6 +438,11 @@ class SecureChannel:
             return [Accepted()]
         if kind is Kind.CREDENTIALS:
             return self._refresh(bytes(body), now)
+        if kind is Kind.PING or kind is Kind.PONG:
+            if body:
+                raise ChannelError(_F.PROTOCOL, f"a {kind.name.lower()} frame with a body")
+            self._pong_due = self._pong_due or kind is Kind.PING
+            return []
         try:  # Kind.CLOSE (the state is CLOSED already)
             reason = ChannelFailure(body[0])
         except (IndexError, ValueError):
@@ -428,6 +476,33 @@ class SecureChannel:
             verify_peer(self.trust, peer.identity, chains, now)
         except ChannelError as exc:
             return [self.close(exc.reason, exc.detail)]
+        return []
+
+    def keepalive(self, now: float) -> list[Event]:
+        """The keepalive timer (docs/protocols.md, "Keepalive"): `now` is the host's monotonic
+        clock in seconds; call this every fraction of `keepalive_interval`. Queues a PING when
+        nothing authenticated arrived for the interval (at most one per interval); closes the
+        channel (`timeout`, a Closed event) when nothing did for `keepalive_timeout`. Silence
+        is measured from the first call that saw the last authenticated frame, so the channel
+        closes at most one call period after the timeout."""
+        if self.state is not _S.OPEN:
+            return []
+        count, since = self._heard
+        if count != self.authenticated or now < since:  # heard from the peer (or a new clock)
+            self._heard = (self.authenticated, now)
+            self._pinged_at = None
+            return []
+        silent = now - since
+        settings = self.settings
+        if silent >= settings.keepalive_timeout:
+            detail = f"no authenticated frame for {settings.keepalive_timeout:g} s"
+            return [self.close(_F.TIMEOUT, detail)]
+        pinged = self._pinged_at
+        if silent >= settings.keepalive_interval and (
+            pinged is None or now - pinged >= settings.keepalive_interval
+        ):
+            self._pinged_at = now
+            self._emit([(Kind.PING, ())])
         return []
 
     def next_expiry(self) -> int | None:

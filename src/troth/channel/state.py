@@ -43,7 +43,7 @@ class Step(enum.Enum):
     MESSAGE_2 = "message 2 read, the responder verified, message 3 written"
     MESSAGE_3 = "message 3 read, the initiator verified"
     ACCEPTED = "an ACCEPTED frame"
-    DATA = "a data, fragment or credentials frame"
+    DATA = "a data, fragment, credentials, ping or pong frame"
     CLOSE = "closed (locally, by the peer's CLOSE frame, or by a failure)"
 
     __hash__ = object.__hash__  # as ChannelState's

@@ -205,6 +205,7 @@ def status(name: str, reporter: Reporter) -> None:
     """Is node NAME running; where it listens, its channels, relays, trusted authorities and
     counters."""
     from troth.node.daemon import control, node_status
+    from troth.node.links import LinkRow
 
     data = node_status(home(), name)
     if not data["running"]:
@@ -220,6 +221,8 @@ def status(name: str, reporter: Reporter) -> None:
             "listening": _listening(data.get("listening")),
             "channels": data.get("channels", 0),
             "relays": ", ".join(data.get("relays") or []) or "none",
+            "links": "; ".join(LinkRow.from_json(r).describe() for r in data.get("links") or [])
+            or "none",
             "authority": reporter.label(data["authority"]) if data.get("authority") else "none",
             "trusts": ", ".join(reporter.label(a) for a in data.get("trusted") or []) or "none",
             "sink": f"{sunk.get('messages', 0)} message(s), {sunk.get('bytes', 0)} bytes",

@@ -2,29 +2,40 @@
 also a relay, agent A, and agent B with no listening port. Both enroll with tickets over TCP
 (the runtime's enrollment, the one the CLI uses); A opens a channel to B through the relay,
 pinning B's identifier; the relay forwards only ciphertext; a stranger is refused with the
-reasons of B's access decision."""
+reasons of B's access decision. Then the hub goes down: B notices, reconnects on its own when
+the hub is back on the same port, creates its relay again, and A reaches it as before."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
 from troth.clock import Clock
 from troth.credentials import Attributes
 from troth.demo.story import Story
-from troth.errors import ChannelError
+from troth.errors import ChannelError, RoutingError
 from troth.node import init_node, open_node
+from troth.node.links import Backoff, LinkState
 from troth.node.runtime import ECHO, NodeRuntime
 from troth.node.services import call
 from troth.routing import RoutedMessage, parse_route
+
+DEMO_BACKOFF = Backoff(0.1, 1.0)  # agent-b retries fast in the demo (default: 0.5 s, 10 s cap)
 
 MESSAGES = ("refund order 4471 for complaint 123?", "approved: refund 19.99 EUR to card on file")
 
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(3, "Secure channels: end to end, mutually authenticated, through a relay")
-    asyncio.run(_run(story, home, clock))
+    quiet = logging.getLogger("troth.node")  # the story says what the nodes log
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        asyncio.run(_run(story, home, clock))
+    finally:
+        quiet.setLevel(level)
 
 
 async def _run(story: Story, home: Path, clock: Clock) -> None:
@@ -32,7 +43,9 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         init_node(name, home=home)
     nodes = {name: open_node(name, home=home) for name in ("hub", "agent-a", "agent-b", "stranger")}
     authority = nodes["hub"].create_authority("hub", now=clock.now())
-    runtimes = {name: NodeRuntime(node, clock=clock) for name, node in nodes.items()}
+    runtimes = {
+        name: NodeRuntime(node, clock=clock, backoff=DEMO_BACKOFF) for name, node in nodes.items()
+    }
     hub, a, b, stranger = (runtimes[n] for n in ("hub", "agent-a", "agent-b", "stranger"))
     try:
         await hub.start(("127.0.0.1", 0))
@@ -100,8 +113,50 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
             story.say("  accepted (this must never happen)")
         except ChannelError as exc:
             story.say(f"  agent-b refused it: {exc}")
+        try:
+            await a.send_message(f"{address}/relay/agent-c/service/echo", "hello?")
+        except RoutingError as exc:
+            story.say(f"a message to a relay nobody holds is answered at once: {exc}")
+
+        hub = runtimes["hub"] = await _hub_down_and_back(story, hub, b, clock)
+        reply = await a.send_message(f"{address}/relay/agent-b/service/echo", "are you back?")
+        story.say(f"agent-a -> agent-b through the relay again: {reply!r}")
+        story.say("  (agent-b was never restarted)")
     finally:
-        for runtime in runtimes.values():
+        for runtime in reversed(runtimes.values()):  # the hub last
             await runtime.stop()
         for node in nodes.values():
             node.close()
+
+
+async def _hub_down_and_back(
+    story: Story, hub: NodeRuntime, b: NodeRuntime, clock: Clock
+) -> NodeRuntime:
+    """The hub's process dies (its connections drop without a word); agent-b notices and
+    retries; a new hub runtime starts on the same port; agent-b's link comes back on its own."""
+    listening = hub.listening or ("127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    down = loop.time()
+    await hub.tcp.close()
+    await hub.stop()
+    story.say("the hub goes down (its connections drop, as when its process is killed)")
+    while b.link_rows()[0].state is LinkState.CONNECTED:
+        await asyncio.sleep(0.01)
+    story.say(
+        f"  agent-b noticed within {loop.time() - down:.2f} s: its channel to the hub is closed"
+    )
+    story.say("  (a hub that goes silent instead is noticed by the keepalive: 45 s by default)")
+    while (row := b.link_rows()[0]).attempts < 2 or row.state is not LinkState.RECONNECTING:
+        await asyncio.sleep(0.01)
+    story.say(f"  agent-b's link: {row.describe()}")
+    back = NodeRuntime(hub.node, clock=clock)
+    await back.start(listening)
+    up = loop.time()
+    story.say("the hub is back on the same port (its relay names kept for their owners)")
+    while b.link_rows()[0].state is not LinkState.CONNECTED:
+        await asyncio.sleep(0.01)
+    story.say(
+        f"  agent-b reconnected on its own {loop.time() - up:.2f} s later and created its relay"
+        f" again: {back.status()['services']['relay']['agent-b']['state']}"
+    )
+    return back

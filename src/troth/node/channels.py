@@ -8,7 +8,12 @@ router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end has 
 The listener (`/service/channels`) answers handshakes and creates responder ends. A channel
 end reports what its channel did as events (troth.channel.events); the manager reacts to them
 in one place: it delivers Received (`_deliver`) and, in `_on_event`, grants access on
-Established, counts Dropped and forgets the end on Closed.
+Established, counts Dropped, gives up a handshake on NotRouted (a relay on the way said
+"relay not found") and forgets the end on Closed.
+
+Dead channels (docs/protocols.md, "Keepalive"): one timer drives every channel's keepalive
+(PING when idle, closed after `keepalive_timeout` without an authenticated frame), and a
+transport connection that closes closes the channels that run over it (`connection_lost`).
 
 Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded per source (the
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
@@ -42,6 +47,7 @@ from troth.channel import (
     Dropped,
     Established,
     Event,
+    NotRouted,
     PeerPolicy,
     ReassemblyBudget,
     Received,
@@ -110,10 +116,29 @@ class ChannelLimits:
     settings' `reassembly_timeout`, 60 s by default)."""
     reassembly_sweep: float = 5.0
     """How often incomplete messages are checked against the reassembly timeout."""
+    keepalive_interval: float | None = None
+    """Idle seconds before a channel sends a PING (None: the channel settings', 15 s; a third
+    of `keepalive_timeout` when only that is set)."""
+    keepalive_timeout: float | None = None
+    """Seconds without an authenticated frame before a channel closes (None: the channel
+    settings', 45 s; three times `keepalive_interval` when only that is set)."""
     max_reply_paths: int = 1024
     """Reply paths a channel remembers (least recently used forgotten first)."""
     log_lines_per_minute: int = 10
     """Lines a minute about dropped frames and refused handshakes."""
+
+    def __post_init__(self) -> None:
+        self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit
+
+    def keepalive(self, settings: ChannelSettings) -> ChannelSettings:
+        """`settings` with this node's keepalive times, if set (ValueError when they do not
+        fit: the timeout must be at least twice the interval)."""
+        interval, timeout = self.keepalive_interval, self.keepalive_timeout
+        if interval is None and timeout is None:
+            return settings
+        interval = interval if interval is not None else (timeout or 0) / 3
+        timeout = timeout if timeout is not None else 3 * interval
+        return dataclasses.replace(settings, keepalive_interval=interval, keepalive_timeout=timeout)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ChannelLimits:
@@ -280,6 +305,9 @@ class ChannelManager:
     counters: ChannelCounters = field(default_factory=ChannelCounters)
     closed_hooks: list[Callable[[ChannelEnd], None]] = field(default_factory=list)
     """Called with each channel end the manager forgets (closed, failed or expired)."""
+    silent_hooks: list[Callable[[Address], None]] = field(default_factory=list)
+    """Called with the connection under a channel whose peer, at the other end of that
+    connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
     _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
@@ -287,12 +315,14 @@ class ChannelManager:
     )
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
+    _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive sends
     _reassembly: ReassemblyBudget | None = None  # the node's, every peer's budget draws on it
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
             timeout = self.limits.reassembly_timeout
             self.settings = dataclasses.replace(self.settings, reassembly_timeout=timeout)
+        self.settings = self.limits.keepalive(self.settings)
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
         self._reassembly = ReassemblyBudget(self.limits.max_reassembly_total)
 
@@ -418,6 +448,11 @@ class ChannelManager:
             self._note("%s: dropped a frame: %s %s", end.name, event.reason.value, event.detail)
         elif isinstance(event, Closed):
             self._on_closed(end, event)
+        elif isinstance(event, NotRouted) and not end.established.done():
+            problem = event.problem.text
+            end.established.set_exception(
+                RoutingError(f"{problem}: the relay node on the way answered that it is not up")
+            )
 
     def find(self, channel_id: str) -> ChannelEnd | None:
         """The live channel end with id `channel_id` (`chan-...`), if any."""
@@ -489,7 +524,42 @@ class ChannelManager:
     def _sweep(self) -> None:
         self.expire_reassemblies()
         loop = asyncio.get_running_loop()
-        self._sweeper = loop.call_later(self.limits.reassembly_sweep, self._sweep)
+        self.keepalive(loop.time())
+        period = min(self.limits.reassembly_sweep, self.settings.keepalive_interval / 4)
+        self._sweeper = loop.call_later(period, self._sweep)
+
+    def keepalive(self, now: float) -> None:
+        """Run every channel's keepalive at monotonic time `now` (the sweep does, four times a
+        keepalive interval): PINGs are sent, channels silent past the timeout closed."""
+        for end in list(self.ends.values()):
+            events = end.channel.keepalive(now)
+            if events or end.channel.has_outgoing:
+                task = asyncio.get_running_loop().create_task(self._keepalive_sent(end, events))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushing.discard)
+
+    async def _keepalive_sent(self, end: ChannelEnd, events: list[Event]) -> None:
+        with contextlib.suppress(TrothError):
+            await end.flush()
+        for event in events:
+            if isinstance(event, Closed):
+                peer = end.peer.identifier if end.peer else "?"
+                log.warning("%s with %s closed: %s", end.name, peer, event.detail)
+        await end.handle(events)
+        if events and len(end.peer_route) == 2:  # the peer is the connection's other end
+            for hook in self.silent_hooks:
+                hook(end.peer_route[0])
+
+    def connection_lost(self, connection: Address) -> None:
+        """Transport connection `connection` closed: close every channel that runs over it
+        (its first hop), at once rather than at its keepalive timeout."""
+        for end in list(self.ends.values()):
+            if end.peer_route and end.peer_route[0] == connection:
+                if end.channel.state is ChannelState.OPEN:
+                    peer = end.peer.identifier if end.peer else "?"
+                    log.info("%s with %s closed: its connection closed", end.name, peer)
+                event = end.channel.close(ChannelFailure.PEER_CLOSED, "its connection closed")
+                self._on_closed(end, event)
 
     def expire_reassemblies(self) -> int:
         """Give up incomplete messages past the reassembly timeout on every channel (a timer
@@ -520,3 +590,5 @@ class ChannelManager:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        for task in list(self._flushing):
+            task.cancel()

@@ -8,7 +8,10 @@ request passes (troth.node.access).
       -> service method (RequestContext carries the verified caller)
 
 The node acts as its default identity (named like the node). It trusts the authorities it
-enrolled with and the one it hosts. Storage work runs off the event loop on one storage thread
+enrolled with and the one it hosts. It keeps links to the nodes it needs (troth.node.links: its
+relays' nodes, its authorities' nodes) and gets them back on its own when their channels die
+(keepalive, or a connection that closed): reconnecting with backoff, then creating its relays
+again and syncing the feed. Storage work runs off the event loop on one storage thread
 (troth.node.worker); the handshake's identity-store callbacks are the exception (the sans-IO
 channel calls them synchronously).
 """
@@ -65,11 +68,12 @@ from troth.node.authorities import (
     sync_local_feed,
 )
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
+from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.node import Node
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.authority import AuthorityService
 from troth.node.services.echo import EchoService
-from troth.node.services.relay import RELAY_GRACE, Relay, RelayService
+from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.sink import SinkService
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
@@ -133,9 +137,12 @@ class NodeRuntime:
         limits: ChannelLimits | None = None,
         transport: Callable[[Router], Transport] | None = None,
         relay_grace: int = RELAY_GRACE,
+        backoff: Backoff | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         """`limits` default to `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables
-        applied (docs/protocols.md, "Load limits")."""
+        applied, `backoff` to `Backoff` with `TROTH_RECONNECT_*` (docs/protocols.md, "Load
+        limits")."""
         self.node = node
         self.clock = clock or SystemClock()
         self.name = node.name
@@ -155,9 +162,17 @@ class NodeRuntime:
             limits=limits or ChannelLimits.from_environment(),
         )
         self.relay_grace = relay_grace
+        self.links = Links(
+            self._restore, backoff=backoff or Backoff.from_environment(), random=random
+        )
+        self.tcp.lost.append(self.channels.connection_lost)  # its channels die with it
+        self.channels.silent_hooks.append(self._drop_connection)
+        self.channels.closed_hooks.append(self.links.closed)
         self.listening: tuple[str, int] | None = None
         self.identifier: Identifier | None = None
         self._open: dict[str, ChannelEnd] = {}
+        self._opening: dict[str, asyncio.Lock] = {}  # one channel opened per route at a time
+        self._kept_relays: dict[str, Identifier] = {}
         self._me_cache: _Cached | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -193,6 +208,7 @@ class NodeRuntime:
         anyone = any(isinstance(rule, AnyAuthenticated) for rule in rules.values())
         rules[CHANNELS] = AnyAuthenticated() if anyone else MembersOnly()  # newcomers enroll
         self.policy.rules = rules
+        self._sync_links()
         self.channels.start()
         if listen is not None:
             listener = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
@@ -211,7 +227,12 @@ class NodeRuntime:
         with contextlib.suppress(NotFound):
             self.trust.hosted = self.node.authority()
         self.trust.reload(now)
+        if "relay" in self.node.config.services:
+            self._kept_relays = self._relay_book().load()
         self._me()
+
+    def _relay_book(self) -> RelayBook:
+        return RelayBook(self.node.path / "relays.json")
 
     def _compose(self) -> list[NodeService]:
         """The services node.json names, in its order (`authority` only when one is hosted)."""
@@ -225,6 +246,9 @@ class NodeRuntime:
                 me=self.name,
                 clock=self.clock.now,
                 grace=self.relay_grace,
+                book=self._relay_book(),
+                kept=self._kept_relays,
+                worker=self.worker,
             ),
             "authority": lambda: (
                 None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
@@ -235,12 +259,35 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         """Stop the tasks, close every channel and connection, stop the storage thread."""
+        await self.links.stop()
         for task in list(self._tasks):
             task.cancel()
         await self.channels.close_all()
         await self.tcp.close()
         self.host.remove_all()
         self.worker.close()
+
+    def _drop_connection(self, address: Address) -> None:
+        """Close a connection the keepalive found dead (new channels get a new one)."""
+        connection = self.tcp.connection(address)
+        if connection is not None:
+            log.warning("%s: closed, its peer went silent", connection.name)
+            self._spawn(connection.close())
+
+    def _drop_unanswered(self, address: Address) -> None:
+        """A handshake over our connection to `address` got no answer: unless an open channel
+        runs over that connection, it is dead too (a blackholed connection would otherwise
+        swallow every later attempt)."""
+        connection = next(
+            (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
+        )
+        if connection is None:
+            return
+        for end in self.channels.ends.values():
+            if end.peer_route[:1] == (connection.address,) and not end.channel.handshaking:
+                return
+        log.warning("%s: closed, no handshake answered over it", connection.name)
+        self._spawn(connection.close())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -288,6 +335,7 @@ class NodeRuntime:
         """Re-read what the node's store says this node trusts and holds (after another
         process, or code outside the runtime, enrolled, trusted or stored credentials)."""
         await self.worker.run(self.trust.reload, self.clock.now())
+        self._sync_links()
         await self._renew_identity()
 
     def _channel_trust(
@@ -411,19 +459,28 @@ class NodeRuntime:
         the identity expected there: anyone else is refused (ChannelError PEER_NOT_ALLOWED
         naming both); `also_trust` admits these identities as if they were anchors."""
         key = format_route(route)
-        end = self._open.get(key)
-        if end is not None and end.enc in self.channels.ends:
-            peer = end.peer
-            if expect is None or (peer is not None and peer.identifier == expect):
-                return end
-            raise ChannelError(
-                ChannelFailure.PEER_NOT_ALLOWED,
-                f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
-            )
-        pinned = also_trust or expect is not None
-        trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
-        end = await self.channels.open(route, trust=trust)
-        self._open[key] = end
+        if len(self._opening) > 1024:  # routes no one is opening a channel to now
+            self._opening = {k: v for k, v in self._opening.items() if v.locked()}
+        async with self._opening.setdefault(key, asyncio.Lock()):
+            end = self._open.get(key)
+            if end is not None and end.enc in self.channels.ends:
+                peer = end.peer
+                if expect is None or (peer is not None and peer.identifier == expect):
+                    return end
+                raise ChannelError(
+                    ChannelFailure.PEER_NOT_ALLOWED,
+                    f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
+                )
+            pinned = also_trust or expect is not None
+            trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
+            try:
+                end = await self.channels.open(route, trust=trust)
+            except ChannelError as exc:
+                if exc.reason is ChannelFailure.TIMEOUT:
+                    self._drop_unanswered(route[0])
+                raise
+            self._open[key] = end
+        self.links.opened(key, end)
         return end
 
     async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:
@@ -441,14 +498,62 @@ class NodeRuntime:
 
     async def create_relay(self, name: str, at: str) -> dict[str, str]:
         """Ask the relay node at `at` to forward `/relay/<name>` to this node over our
-        connection, so this node is reachable without a listening port."""
-        end = await self.channel_to(parse_route(at))
+        connection, so this node is reachable without a listening port. The node keeps the
+        relay: when its channel to `at` dies, it reconnects and creates the relay again."""
+        route = parse_route(at)
+        link = self.links.link(format_route(route))
+        end = await self.channel_to(route, expect=link.peer)
+        await self._create_relay_over(end, name)
+        link.relays.add(name)
+        self.links.opened(link.route, end)
+        return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
+
+    async def _create_relay_over(self, end: ChannelEnd, name: str) -> None:
         await call(self.router, (end.enc, RELAY), "create", name)
         connection = self.tcp.connection(end.peer_route[0])
         if connection is None:
             raise RoutingError("the relay's connection is gone")
         connection.allowed.permit(LISTENER)  # relayed handshakes reach our channel listener
-        return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
+
+    # -- links (troth.node.links) ----------------------------------------------------------------
+
+    def _sync_links(self) -> None:
+        """A link for every remote authority this node trusts (its feed is synced there)."""
+        hosted = self.trust.hosted
+        for authority, address in self.trust.routes.items():
+            if is_local(address) or (hosted is not None and authority == hosted.identifier):
+                continue
+            try:
+                key = format_route(parse_route(address))
+            except RoutingError:
+                continue  # not a route: the feed refresh says so every round
+            link = self.links.link(key)
+            link.authority = authority
+            end = self._open.get(key)
+            if link.end is None and end is not None and end.enc in self.channels.ends:
+                self.links.opened(key, end)  # the channel enrollment opened
+
+    async def _restore(self, link: Link) -> None:
+        """Reopen a link's channel (pinned to the identity that answered before), create its
+        relays again, sync its authority's feed; then refresh credentials and announce pending
+        rotations (their failures stay for the maintenance round)."""
+        end = await self.channel_to(parse_route(link.route), expect=link.peer)
+        for name in sorted(link.relays):
+            await self._create_relay_over(end, name)
+        if link.authority is not None:
+            await self.sync_feed(link.authority, end)
+            self._spawn(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        for step in (self.refresh_credentials, self.announce_rotations):
+            try:
+                await step()
+            except TrothError as exc:
+                log.warning("after a reconnect: %s failed: %s", step.__name__, exc)
+
+    def link_rows(self) -> list[LinkRow]:
+        """One row per link: route, state, what the node needs there, attempts, next try."""
+        return self.links.rows()
 
     # -- enrollment and rotation announcements ---------------------------------------------------
 
@@ -489,6 +594,7 @@ class NodeRuntime:
                 outcome = FeedOutcome(False, error=str(exc))
             result = {**enrolled.to_json(), "feed": outcome.to_json()}
         await self.worker.run(self.trust.reload, self.clock.now())
+        self._sync_links()
         me = await self._renew_identity()
         if end is not None and identity == self.name:
             await end.present(me.credentials)  # the open channel now carries them
@@ -585,6 +691,7 @@ class NodeRuntime:
             "listening": None if self.listening is None else "{}:{}".format(*self.listening),
             "channels": len(self.channels.ends),
             "relays": sorted(self.relays),
+            "links": [row.to_json() for row in self.link_rows()],
             "authority": None if hosted is None else str(hosted.identifier),
             "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],

@@ -5,6 +5,7 @@ an arriving frame body becomes a routed message."""
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -98,6 +99,8 @@ class ConnectionTable(abc.ABC, Generic[C]):
     ones by host:port), and sending to `/tcp/host:port` over them."""
 
     router: Router
+    lost: list[Callable[[Address], None]]
+    """Called with the worker address of every connection that closed (its channels die)."""
     _all: set[C]
     _connections: dict[str, C]
 
@@ -125,3 +128,5 @@ class ConnectionTable(abc.ABC, Generic[C]):
         self.router.unregister(connection.address)
         if self._connections.get(connection.peer) is connection:
             del self._connections[connection.peer]
+        for hook in self.lost:
+            hook(connection.address)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from troth import limits
 from troth.errors import RoutingError, TrothError, Unreachable
-from troth.routing import RoutedMessage, Router, Source
+from troth.routing import Address, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
 
 __all__ = ["MemoryConnection", "MemoryNetwork", "MemoryTransport"]
@@ -148,6 +148,8 @@ class MemoryTransport(ConnectionTable[MemoryConnection]):
         default_factory=list
     )
     """Called with every message that arrives (what a relay sees)."""
+    lost: list[collections.abc.Callable[[Address], None]] = field(default_factory=list)
+    """Called with the worker address of every connection that closed (its channels die)."""
     _connections: dict[str, MemoryConnection] = field(default_factory=dict)
     _all: set[MemoryConnection] = field(default_factory=set)
 

@@ -80,8 +80,8 @@ class TcpSettings:
     first_frame_timeout: float = 10.0
     """A connection must bring its first complete frame within this long."""
     idle_timeout: float = 600.0
-    """A connection that carries no complete frame, either way, for this long is closed. Long
-    enough that a quiet but healthy channel survives (channels have no keepalives yet)."""
+    """A connection that carries no complete frame, either way, for this long is closed (a
+    channel over it keeps it busy: its keepalive pings every 15 s when idle)."""
     evict_idle_after: float = 60.0
     """At the connection limit, a new connection evicts the accepted connection idle the
     longest, if it brought no frame yet or has been idle at least this long."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from troth import limits
 from troth.errors import DecodeError, RoutingError, TrothError, Unreachable
-from troth.routing import Handler, RoutedMessage, Router, Source
+from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
@@ -293,6 +293,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         default_factory=list
     )
     """Called with every message that arrives (what a relay sees: tests and the demo)."""
+    lost: list[collections.abc.Callable[[Address], None]] = field(default_factory=list)
+    """Called with the worker address of every connection that closed (its channels die)."""
     _connections: dict[str, TcpConnection] = field(default_factory=dict)
     _all: set[TcpConnection] = field(default_factory=set)
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first

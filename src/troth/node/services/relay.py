@@ -1,49 +1,108 @@
-"""The relay service (`/service/relay`): a member without a listening port asks a node to
-forward `/relay/<name>` to it over its own connection (docs/protocols.md, "Relays").
+"""The relay service (`/service/relay`) and the relay addresses (`/relay/<name>`): a member
+without a listening port asks a node to forward `/relay/<name>` to it over its own connection
+(docs/protocols.md, "Relays").
 
 `create(name)` needs a credential whose `troth.relay` attribute holds `name` or `*` (the
 access rule, decided before the handler runs). A name belongs to the identity that created it:
 when its owner's channel closes, the name stays reserved for that owner for a grace period
 (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*` cannot take
-it over while the owner reconnects; messages to a relay whose owner is gone are not routed.
+it over while the owner reconnects. The names and their owners are kept in
+`<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
+owner for the grace period too. One identity holds at most `limits.MAX_RELAYS_PER_OWNER`
+names, a node at most `limits.MAX_RELAYS`.
+
+**Relay not found** (docs/protocols.md): the service is the router's transport for `relay`
+addresses. A message to a relay that is up goes on over its owner's connection; a message to
+any other name — unknown, held for an owner who is gone, or whose owner's connection just
+closed — is dropped and answered with one route error, `relay not found`
+(troth.channel.route_error), sent back along the route it came by. The answer is the same in
+every one of those cases, and never larger than the message it answers, so a prober learns
+only what trying the name already told it (a relay that is up answers a message 1 with a
+message 2).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
+from troth import limits
+from troth.channel import RouteProblem, route_error
 from troth.encoding import cbor
-from troth.errors import DecodeError, Denied, RemoteError, RoutingError
+from troth.encoding.ijson import load_json
+from troth.errors import ConfigError, DecodeError, Denied, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
 from troth.node.access import AttributeCoversArgument, PeerCaller
 from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.home import read_private_file, write_private_file
 from troth.node.services.base import Method, RequestContext
-from troth.routing import Address, RoutedMessage, Router, Source
+from troth.node.worker import StoreWorker
+from troth.routing import Address, RoutedMessage, Router
 
-__all__ = ["RELAY_ATTRIBUTE", "RELAY_GRACE", "Relay", "RelayService"]
+__all__ = ["RELAY_ATTRIBUTE", "RELAY_GRACE", "Relay", "RelayBook", "RelayService"]
 
+log = logging.getLogger("troth.node.relay")
 RELAY_ATTRIBUTE: Final = "troth.relay"
 RELAY_GRACE: Final = 300
-"""Seconds a relay name stays reserved for its owner after the owner's channel closed."""
+"""Seconds a relay name stays reserved for its owner after the owner's channel closed (or
+after the relay node started, for the names it kept)."""
+NOT_FOUND: Final = route_error(RouteProblem.RELAY_NOT_FOUND)
+_BOOK_VERSION: Final = 1
 
 
 @dataclass(slots=True)
 class Relay:
-    """One relay name: its owner, the connection messages are forwarded to, the owner's
-    channel, and when that channel was lost (None while it is open)."""
+    """One relay name: its owner, the connection messages are forwarded to (None for a name
+    kept across a restart, until its owner comes back), the owner's channel, and when that
+    channel was lost (None while it is open)."""
 
     owner: Identifier
-    connection: Address
+    connection: Address | None
     channel: str
     lost_at: int | None = None
 
 
+class RelayBook:
+    """The relay names a node holds and their owners, in `<node dir>/relays.json`:
+    {"version": 1, "relays": {name: owner identifier}} (written atomically, 0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Identifier]:
+        """The names and owners kept (none when there is no file; ConfigError when it is not a
+        valid relay book)."""
+        if not self.path.is_file():
+            return {}
+        data = read_private_file(self.path)
+        try:
+            raw = load_json(data, max_bytes=limits.MAX_RELAY_FILE_BYTES, what=str(self.path))
+            if not isinstance(raw, dict) or raw.get("version") != _BOOK_VERSION:
+                raise DecodeError("not a version 1 relay book")
+            relays = raw.get("relays")
+            if not isinstance(relays, dict) or len(relays) > limits.MAX_RELAYS:
+                raise DecodeError(f"relays: a map of at most {limits.MAX_RELAYS} names")
+            return {Address("relay", name).value: Identifier.parse(o) for name, o in relays.items()}
+        except (DecodeError, RoutingError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.path} is not a valid relay book: {exc}") from None
+
+    def save(self, owners: Mapping[str, Identifier]) -> None:
+        """Replace the kept names and owners with `owners`."""
+        document = {"version": _BOOK_VERSION, "relays": {n: str(o) for n, o in owners.items()}}
+        write_private_file(self.path, json.dumps(document, sort_keys=True).encode())
+
+
 class RelayService:
-    """Forwards `/relay/<name>` to the connection of the member that created it."""
+    """Forwards `/relay/<name>` to the connection of the member that created it; answers
+    `relay not found` for every other name."""
 
     name = "relay"
+    kind = "relay"  # the router's transport for relay addresses
     oneway: Method | None = None
 
     def __init__(
@@ -54,17 +113,28 @@ class RelayService:
         me: str,
         clock: Callable[[], int],
         grace: int = RELAY_GRACE,
+        book: RelayBook | None = None,
+        kept: Mapping[str, Identifier] | None = None,
+        worker: StoreWorker | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
         self.me = me
         self.clock = clock
         self.grace = grace
-        self.relays: dict[str, Relay] = {}
+        self.book = book
+        self.worker = worker
+        now = clock()
+        self.relays: dict[str, Relay] = {
+            name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
+        }
+        self.not_found = 0
+        """Messages answered `relay not found`."""
         self.methods: Mapping[str, Method] = {
             "create": Method(self.create, AttributeCoversArgument(RELAY_ATTRIBUTE))
         }
         channels.closed_hooks.append(self._channel_closed)
+        router.add_transport(self)
 
     async def create(self, arguments: Any, context: RequestContext) -> str:
         """Forward `/relay/<name>` to the caller's connection; its route."""
@@ -72,13 +142,12 @@ class RelayService:
         if not isinstance(caller, PeerCaller):
             raise RemoteError("relays are created over secure channels")
         try:
-            name = cbor.expect_text(arguments, "relay name")
-        except DecodeError as exc:
+            name = Address("relay", cbor.expect_text(arguments, "relay name")).value
+        except (DecodeError, RoutingError) as exc:
             raise RemoteError(str(exc)) from None
         end = self.channels.find(caller.channel)
         if end is None or not end.peer_route:
             raise RoutingError("the caller's channel is gone")
-        address = Address("relay", name)
         existing = self.relays.get(name)
         if existing is not None and existing.owner != caller.identifier and self._held(existing):
             raise Denied(
@@ -87,10 +156,24 @@ class RelayService:
                     f"({existing.owner}), reserved for it {self._until(existing)}",
                 )
             )
+        new_owner = existing is None or existing.owner != caller.identifier
+        if new_owner:
+            self._check_quota(caller.identifier, context.now)
         self.relays[name] = Relay(caller.identifier, end.peer_route[0], caller.channel)
-        self.router.unregister(address)
-        self.router.register(address, self._forwarder(name))
+        if new_owner:
+            await self._save()
         return f"/relay/{name}"
+
+    def _check_quota(self, owner: Identifier, now: int) -> None:
+        held = sum(1 for relay in self.relays.values() if relay.owner == owner)
+        if held >= limits.MAX_RELAYS_PER_OWNER:
+            raise RemoteError(
+                f"{owner} holds {held} relay names here, the most one identity may hold"
+            )
+        if len(self.relays) >= limits.MAX_RELAYS:
+            self._free_expired(now)
+            if len(self.relays) >= limits.MAX_RELAYS:
+                raise RemoteError(f"this node holds {limits.MAX_RELAYS} relay names, its most")
 
     def _held(self, relay: Relay) -> bool:
         return relay.lost_at is None or self.clock() < relay.lost_at + self.grace
@@ -100,27 +183,60 @@ class RelayService:
             return "while its channel is open"
         return f"until {relay.lost_at + self.grace} (its channel closed at {relay.lost_at})"
 
-    def _forwarder(self, name: str) -> Callable[[RoutedMessage, Source | None], Any]:
-        async def forward(message: RoutedMessage, _source: Source | None) -> None:
-            relay = self.relays.get(name)
-            if relay is None or relay.lost_at is not None:
-                raise RoutingError(f"relay {name!r} is gone (its owner's channel closed)")
-            onward = (relay.connection, *message.onward)
-            await self.router.route(RoutedMessage(onward, message.return_route, message.payload))
+    # -- the router's transport for /relay/<name> --------------------------------------------
 
-        return forward
+    async def send(self, address: Address, message: RoutedMessage) -> None:
+        """Forward a message (already past `/relay/<name>`) to the relay's owner; else answer
+        `relay not found` and drop it (RoutingError)."""
+        relay = self.relays.get(address.value)
+        if relay is not None and relay.lost_at is None and relay.connection is not None:
+            onward = RoutedMessage(
+                (relay.connection, *message.onward), message.return_route, message.payload
+            )
+            try:
+                await self.router.route(onward)
+                return
+            except RoutingError:  # the owner's connection just closed: not found either
+                pass
+        self.not_found += 1
+        # the same answer for every name not up; never more bytes than the message it answers
+        if message.return_route and len(message.payload) >= len(NOT_FOUND):
+            answer = RoutedMessage(message.return_route, (), NOT_FOUND)
+            with contextlib.suppress(TrothError):
+                await self.router.route(answer)
+        raise RoutingError(f"{address}: relay not found")
+
+    # -- owners coming and going -----------------------------------------------------------------
 
     def _channel_closed(self, end: ChannelEnd) -> None:
         for relay in self.relays.values():
             if relay.channel == end.id and relay.lost_at is None:
                 relay.lost_at = self.clock()
 
+    def _free_expired(self, now: int) -> bool:
+        freed = [
+            name
+            for name, relay in self.relays.items()
+            if relay.lost_at is not None and now >= relay.lost_at + self.grace
+        ]
+        for name in freed:
+            del self.relays[name]
+        return bool(freed)
+
+    async def _save(self) -> None:
+        book, worker = self.book, self.worker
+        if book is None or worker is None:
+            return
+        owners = {name: relay.owner for name, relay in self.relays.items()}
+        try:
+            await worker.run(book.save, owners)
+        except OSError as exc:  # relaying goes on; the names are not kept across a restart
+            log.error("cannot keep the relay names in %s: %s", book.path, exc)
+
     async def maintain(self, now: int) -> None:
         """Free the names whose owner did not come back within the grace period."""
-        for name, relay in list(self.relays.items()):
-            if relay.lost_at is not None and now >= relay.lost_at + self.grace:
-                del self.relays[name]
-                self.router.unregister(Address("relay", name))
+        if self._free_expired(now):
+            await self._save()
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""

@@ -1,0 +1,329 @@
+"""Links: the nodes this node keeps a secure channel to, and how it gets them back on its own
+(docs/protocols.md, "Reconnecting").
+
+A link is a route to another node (`/tcp/hub:4000`) and what this node needs there: the relay
+names it created there, and the authority whose feed, credential refreshes and rotation
+announcements go there. When the link's channel closes (its connection closed, or the
+keepalive found it silent), the link reconnects with exponential backoff and full jitter,
+pinned to the identity that answered there before, and restores what it needs there (the
+runtime's `restore`: the relays, the feed, then pending refreshes and announcements).
+
+    idle --opened--> connected --lost--> reconnecting --due--> connecting
+    connecting --restored--> connected
+    connecting --failed--> reconnecting (attempts + 1)
+    reconnecting --opened (by anyone)--> connecting (at once)
+
+Backoff: before attempt n (from 0) the link waits uniform(0, min(max_delay, base * 2**n))
+seconds ("full jitter"): 0.5 s base, 10 s cap by default, so a link whose node answers again
+is back within about 10 s plus one handshake, and many nodes that lost the same hub do not
+come back at the same instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random as _random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from troth.identity import Identifier
+from troth.node.channels import ChannelEnd
+from troth.transport.settings import settings_from_environment
+
+__all__ = [
+    "RECONNECT_BASE",
+    "RECONNECT_ENVIRONMENT_PREFIX",
+    "RECONNECT_MAX_DELAY",
+    "Backoff",
+    "Link",
+    "LinkRow",
+    "LinkState",
+    "LinkStep",
+    "Links",
+    "next_link_state",
+]
+
+log = logging.getLogger("troth.node.links")
+RECONNECT_BASE: Final = 0.5
+"""Seconds: the backoff's first ceiling (attempt 0 waits up to this long)."""
+RECONNECT_MAX_DELAY: Final = 10.0
+"""Seconds: the backoff's cap (no attempt waits longer)."""
+RECONNECT_ENVIRONMENT_PREFIX: Final = "TROTH_RECONNECT_"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter (seconds)."""
+
+    base: float = RECONNECT_BASE
+    max_delay: float = RECONNECT_MAX_DELAY
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.max_delay <= 0:
+            raise ValueError("backoff: base and max_delay must be positive")
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Backoff:
+        """The defaults, with `TROTH_RECONNECT_BASE` / `TROTH_RECONNECT_MAX_DELAY` set in the
+        environment (ConfigError for an unknown name or a bad value)."""
+        return settings_from_environment(cls, RECONNECT_ENVIRONMENT_PREFIX, environ)
+
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait before attempt `attempt` (0 for the first)."""
+        return min(self.max_delay, self.base * 2.0 ** min(max(attempt, 0), 60))
+
+    def delay(self, attempt: int, random: Callable[[], float]) -> float:
+        """The wait before attempt `attempt`: uniform in [0, ceiling) for `random()` in [0, 1)."""
+        return self.ceiling(attempt) * random()
+
+
+class LinkState(enum.Enum):
+    """Where a link is."""
+
+    IDLE = "idle"  # nothing lost yet: no channel open (a channel is opened when needed)
+    CONNECTED = "connected"  # its channel is open and what it needs there is in place
+    RECONNECTING = "reconnecting"  # its channel was lost: waiting for the next attempt
+    CONNECTING = "connecting"  # an attempt is under way
+
+    __hash__ = object.__hash__
+
+
+class LinkStep(enum.Enum):
+    """What moves a link on."""
+
+    OPENED = "a channel to the route opened"
+    LOST = "its channel closed"
+    DUE = "the backoff delay passed"
+    RESTORED = "an attempt restored the channel and what the link needs"
+    FAILED = "an attempt failed"
+
+    __hash__ = object.__hash__
+
+
+_L = LinkState
+_TRANSITIONS: Final[dict[tuple[LinkState, LinkStep], LinkState]] = {
+    (_L.IDLE, LinkStep.OPENED): _L.CONNECTED,
+    (_L.CONNECTED, LinkStep.OPENED): _L.CONNECTED,
+    (_L.CONNECTED, LinkStep.LOST): _L.RECONNECTING,
+    (_L.RECONNECTING, LinkStep.OPENED): _L.CONNECTING,
+    (_L.RECONNECTING, LinkStep.DUE): _L.CONNECTING,
+    (_L.CONNECTING, LinkStep.OPENED): _L.CONNECTING,
+    (_L.CONNECTING, LinkStep.LOST): _L.CONNECTING,
+    (_L.CONNECTING, LinkStep.RESTORED): _L.CONNECTED,
+    (_L.CONNECTING, LinkStep.FAILED): _L.RECONNECTING,
+}
+
+
+def next_link_state(state: LinkState, step: LinkStep) -> LinkState:
+    """The state after `step`; a step a state does not take leaves it as it is (a channel
+    lost while the link is idle or reconnecting changes nothing)."""
+    return _TRANSITIONS.get((state, step), state)
+
+
+@dataclass(slots=True)
+class Link:
+    """One link: its route, what this node needs there, and where it is."""
+
+    route: str
+    relays: set[str] = field(default_factory=set)
+    """The relay names this node created there (created again after a reconnect)."""
+    authority: Identifier | None = None
+    """The authority reached there (its feed is synced again after a reconnect)."""
+    peer: Identifier | None = None
+    """Who answered there last: a reconnect expects the same identity."""
+    end: ChannelEnd | None = None
+    state: LinkState = LinkState.IDLE
+    attempts: int = 0
+    """Attempts that failed since the channel was lost."""
+    retry_at: float | None = None
+    """When the next attempt starts (time.monotonic), while reconnecting."""
+    error: str | None = None
+    """Why the last attempt failed."""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def step(self, step: LinkStep) -> None:
+        """Move on by `step` (the one transition table: `next_link_state`)."""
+        self.state = next_link_state(self.state, step)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """What `node status` shows of one link."""
+
+    route: str
+    state: LinkState
+    peer: str | None
+    relays: tuple[str, ...]
+    authority: str | None
+    attempts: int
+    retry_in_ms: int | None
+    """Milliseconds until the next attempt, while reconnecting (the control protocol's CBOR
+    carries no floats)."""
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as JSON (the state as its text)."""
+        return {
+            "route": self.route,
+            "state": self.state.value,
+            "peer": self.peer,
+            "relays": list(self.relays),
+            "authority": self.authority,
+            "attempts": self.attempts,
+            "retry_in_ms": self.retry_in_ms,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> LinkRow:
+        """A row from its JSON (what `node status` answers over the control socket)."""
+        return cls(
+            str(row["route"]),
+            LinkState(row["state"]),
+            row.get("peer"),
+            tuple(row.get("relays") or ()),
+            row.get("authority"),
+            int(row.get("attempts") or 0),
+            row.get("retry_in_ms"),
+            row.get("error"),
+        )
+
+    def describe(self) -> str:
+        """One line for people: `/tcp/hub:4000 reconnecting in 2.3 s (attempt 3: ...)`."""
+        needs = [f"relay {name}" for name in self.relays]
+        if self.authority is not None:
+            needs.append(f"feed of {self.authority[:12]}…")
+        state = self.state.value
+        if self.state is LinkState.RECONNECTING and self.retry_in_ms is not None:
+            state = f"reconnecting in {self.retry_in_ms / 1000:.1f} s (attempt {self.attempts + 1}"
+            state += f"; last: {self.error})" if self.error else ")"
+        return f"{self.route} {state}" + (f" [{', '.join(needs)}]" if needs else "")
+
+
+class Links:
+    """The node's links and their reconnect tasks (asyncio). `restore(link)` reopens a link's
+    channel and what it needs there (raises when it cannot)."""
+
+    def __init__(
+        self,
+        restore: Callable[[Link], Awaitable[None]],
+        *,
+        backoff: Backoff | None = None,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        self.restore = restore
+        self.backoff = backoff or Backoff()
+        self.random = random or _random.random
+        self.links: dict[str, Link] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopped = False
+
+    def link(self, route: str) -> Link:
+        """The link to `route` (its text form), created idle if new."""
+        found = self.links.get(route)
+        if found is None:
+            found = self.links[route] = Link(route)
+        return found
+
+    def opened(self, route: str, end: ChannelEnd) -> None:
+        """A channel to `route` opened (by the link's attempt or by anyone else)."""
+        link = self.links.get(route)
+        if link is None:
+            return
+        link.end = end
+        if end.peer is not None:
+            link.peer = end.peer.identifier
+        if link.state is LinkState.RECONNECTING:
+            link.wake.set()  # what the link needs is restored over it now
+        link.step(LinkStep.OPENED)
+
+    def closed(self, end: ChannelEnd) -> None:
+        """A channel end closed (the channel manager's hook): a link whose channel it was
+        starts reconnecting."""
+        for link in self.links.values():
+            if link.end is not end:
+                continue
+            link.end = None
+            if link.state is LinkState.CONNECTED and not self._stopped:
+                log.warning("link %s lost (%s): reconnecting", link.route, end.name)
+                link.step(LinkStep.LOST)
+                link.attempts, link.error = 0, None
+                self._start(link)
+
+    def _start(self, link: Link) -> None:
+        running = self._tasks.get(link.route)
+        if running is not None and not running.done():
+            return
+        task = asyncio.get_running_loop().create_task(self._reconnect(link))
+        self._tasks[link.route] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._tasks.get(link.route) is done:
+                del self._tasks[link.route]
+
+        task.add_done_callback(forget)
+
+    async def _reconnect(self, link: Link) -> None:
+        while True:
+            if link.state is LinkState.RECONNECTING:
+                delay = self.backoff.delay(link.attempts, self.random)
+                link.retry_at = time.monotonic() + delay
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await link.wake.wait()
+                link.wake.clear()
+                link.retry_at = None
+                link.step(LinkStep.DUE)
+            try:
+                await self.restore(link)
+                if link.end is None:
+                    raise ConnectionError("the channel closed again while it was restored")
+            except Exception as exc:  # any failure: logged, retried after the backoff
+                link.attempts += 1
+                link.error = str(exc) or type(exc).__name__
+                link.step(LinkStep.FAILED)
+                delay = self.backoff.ceiling(link.attempts)
+                log.warning(
+                    "link %s: attempt %d failed: %s (next within %.1f s)",
+                    link.route,
+                    link.attempts,
+                    link.error,
+                    delay,
+                )
+                continue
+            link.step(LinkStep.RESTORED)
+            log.info("link %s back after %d failed attempts", link.route, link.attempts)
+            link.attempts, link.error = 0, None
+            return
+
+    def rows(self) -> list[LinkRow]:
+        """One row per link, by route."""
+        now = time.monotonic()
+        return [
+            LinkRow(
+                link.route,
+                link.state,
+                None if link.peer is None else str(link.peer),
+                tuple(sorted(link.relays)),
+                None if link.authority is None else str(link.authority),
+                link.attempts,
+                None if link.retry_at is None else max(0, round((link.retry_at - now) * 1000)),
+                link.error,
+            )
+            for _, link in sorted(self.links.items())
+        ]
+
+    async def stop(self) -> None:
+        """Stop reconnecting (before the node closes its channels)."""
+        self._stopped = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,64 @@
+"""Regenerate tests/vectors/channel/keepalive_vectors.json: the keepalive frames (PING and
+PONG plaintexts, and each sealed as a transport frame under a fixed key and nonce, for both
+ciphers) and the route error a relay node answers with (docs/formats.md, "Secure channel").
+
+    python tests/vectors/channel/generate.py > tests/vectors/channel/keepalive_vectors.json
+
+AES-GCM and ChaCha20-Poly1305 are deterministic for a fixed key and nonce, so the bytes are
+fixed; tests/test_reconnect_channel.py rebuilds them byte for byte and reads the stored ones.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "src"))
+
+from troth.channel import RouteProblem, route_error
+from troth.channel.noise import CipherState
+from troth.channel.packets import TRANSPORT_FRAME
+from troth.channel.payloads import Kind, pack
+from troth.crypto import AeadAlgorithm
+
+KEY = bytes(range(32))
+NONCE = 7
+
+
+def sealed(algorithm: AeadAlgorithm, plaintext: bytes) -> bytes:
+    """0x02 || nonce (8, big-endian) || AEAD(KEY, NONCE, "", plaintext)."""
+    out = bytearray(len(plaintext) + 16)
+    CipherState(algorithm, KEY).encrypt_at_into(NONCE, b"", plaintext, memoryview(out))
+    return bytes((TRANSPORT_FRAME,)) + struct.pack(">Q", NONCE) + bytes(out)
+
+
+def vectors() -> dict[str, Any]:
+    """Every vector, as hex."""
+    frames: dict[str, Any] = {}
+    for kind in (Kind.PING, Kind.PONG):
+        plaintext = pack(kind, (), 0)
+        frames[kind.name.lower()] = {
+            "kind": int(kind),
+            "plaintext": plaintext.hex(),
+            **{
+                f"frame_{algorithm.value}": sealed(algorithm, plaintext).hex()
+                for algorithm in AeadAlgorithm
+            },
+        }
+    return {
+        "_provenance": "troth, tests/vectors/channel/generate.py",
+        "key": KEY.hex(),
+        "nonce": NONCE,
+        "keepalive": frames,
+        "route_error": {
+            "code": int(RouteProblem.RELAY_NOT_FOUND),
+            "bytes": route_error(RouteProblem.RELAY_NOT_FOUND).hex(),
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(vectors(), indent=2, sort_keys=True))
