@@ -286,16 +286,21 @@ class Broker:
             ),
         )
 
-    def revoke(self, credential: VerifiedCredential, lease_id: LeaseId, *, now: int) -> Lease:
-        """The caller revokes its own lease (NO_SUCH_LEASE for anyone else's)."""
-        lease = self.book.revoke(credential.actor, lease_id, now)
+    def revoke(
+        self, caller: VerifiedCredential | Identifier, lease_id: LeaseId, *, now: int
+    ) -> Lease:
+        """The caller (its credential or its verified identity) revokes its own lease
+        (NO_SUCH_LEASE for anyone else's)."""
+        lease = self.book.revoke(_actor(caller), lease_id, now)
         if lease is not None:
             self._revoke_upstream([lease], now)
         return self._lease(lease_id.handle)
 
-    def leases(self, credential: VerifiedCredential, *, include_ended: bool = False) -> list[Lease]:
-        """The caller's own leases."""
-        return self.book.leases_of(credential.actor, include_ended=include_ended)
+    def leases(
+        self, caller: VerifiedCredential | Identifier, *, include_ended: bool = False
+    ) -> list[Lease]:
+        """The caller's own leases (by its credential or its verified identity)."""
+        return self.book.leases_of(_actor(caller), include_ended=include_ended)
 
     def forward(
         self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
@@ -467,6 +472,10 @@ class Broker:
                         AuditKind.REVOKED, now, secret=spec.name, detail=f"orphan {ref} removed"
                     )
         return removed
+
+
+def _actor(caller: VerifiedCredential | Identifier) -> Identifier:
+    return caller.actor if isinstance(caller, VerifiedCredential) else caller
 
 
 def _engine_call(call: Callable[[], _T]) -> _T:
