@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import jwt as pyjwt
 import pytest
 
 from tests.support.brokers import (
+    PAYMENTS,
     broker_of,
     client,
     hub_bundle,
@@ -21,7 +24,9 @@ from tests.support.brokers import (
     jwks,
     run_broker,
 )
+from tests.support.leases import Leaks, captured_logs
 from tests.support.nodes import HUB, MemNet
+from tests.support.postgres import ADMIN_PASSWORD, PgServer
 from troth.errors import Denied, RemoteError, SecretError, SecretFailure
 from troth.node.runtime import HOSTED_FEED_POLL, NodeRuntime
 from troth.node.services import call
@@ -284,3 +289,104 @@ def test_a_newer_bundle_changes_who_may_lease(tmp_path: Path) -> None:
         assert refused.value.reason is F.DENIED
 
     run_broker(test, tmp_path)
+
+
+@pytest.fixture
+def orders_db(pg_server: PgServer) -> dict[str, Any]:
+    """A fresh database with an `orders` table and a reader template role; its lease config."""
+    tag = uuid.uuid4().hex[:10]
+    dbname, reader = f"served_{tag}", f"served_reader_{tag}"
+    with pg_server.connect() as admin:
+        admin.execute(f"CREATE DATABASE {dbname}")
+    with pg_server.connect(dbname=dbname) as conn:
+        conn.execute(
+            "CREATE TABLE orders (id int, total int); INSERT INTO orders VALUES (4471, 20)"
+        )
+        conn.execute(f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}")
+    return {
+        "scopes": ["orders:read"],
+        "ttl": 300,
+        "max_ttl": 600,
+        "host": pg_server.host,
+        "port": pg_server.port,
+        "dbname": dbname,
+        "user": pg_server.user,
+        "templates": {"orders:read": reader},
+        "sslmode": "disable",
+    }
+
+
+def test_revoking_the_identity_ends_its_open_database_session(
+    tmp_path: Path, orders_db: dict[str, Any]
+) -> None:
+    """End to end: the support agent's postgres lease over a channel reads orders; the hub's
+    authority revokes the agent; within the bound its open session is terminated and its role
+    is gone. The admin password (the upstream secret) appears in no answer and no log line."""
+    import psycopg
+
+    leaks = Leaks()
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        agent = await net.member("support")
+        issued = await client(agent).issue("orders-db")
+        login = issued.credential.reveal()
+        leaks.add(issued, issued.to_json(), await client(agent).leases())
+        session = await asyncio.to_thread(
+            psycopg.connect,
+            host=str(login["host"]),
+            port=int(login["port"]),
+            dbname=str(login["dbname"]),
+            user=str(login["user"]),
+            password=str(login["password"]),
+            autocommit=True,
+            sslmode="disable",
+        )
+        rows = await asyncio.to_thread(lambda: session.execute("SELECT * FROM orders").fetchall())
+        assert rows == [(4471, 20)]
+        started = time.monotonic()
+        await asyncio.to_thread(
+            net.hub.node.authority().revoke_identity, net.identifier(agent), now=net.clock.now()
+        )
+
+        def ended() -> bool:
+            try:
+                session.execute("SELECT 1").fetchone()
+            except psycopg.OperationalError:
+                return True
+            return False
+
+        while not await asyncio.to_thread(ended):
+            assert time.monotonic() - started < HOSTED_FEED_POLL + 10, "the session lives on"
+            await asyncio.sleep(0.05)
+        service = broker_of(net.hub)
+        assert service.broker is not None
+        while (lease := service.broker.book.lease(issued.lease.handle)) is None or (
+            lease.state is not LeaseState.REVOKED  # the role is dropped after the session ends
+        ):
+            assert time.monotonic() - started < HOSTED_FEED_POLL + 10, "the role lives on"
+            await asyncio.sleep(0.05)
+        with pytest.raises(psycopg.OperationalError):
+            await asyncio.to_thread(
+                psycopg.connect,
+                host=str(login["host"]),
+                port=int(login["port"]),
+                dbname=str(login["dbname"]),
+                user=str(login["user"]),
+                password=str(login["password"]),
+                sslmode="disable",
+            )
+
+    with captured_logs(leaks):
+        run_broker(
+            test,
+            tmp_path,
+            secrets={
+                "payments": ("token", PAYMENTS, b""),
+                "orders-db": ("postgres", orders_db, ADMIN_PASSWORD.encode()),
+            },
+        )
+    leaks.assert_clean(ADMIN_PASSWORD)
+    for path in (tmp_path / "nodes" / "hub").iterdir():
+        if path.is_file():
+            assert ADMIN_PASSWORD.encode() not in path.read_bytes(), path

@@ -343,16 +343,18 @@ class Broker:
         return self._lease(handle)
 
     def revoke_identity(self, identity: Identifier, *, now: int) -> list[Lease]:
-        """An operator revokes every lease of `identity`."""
+        """An operator revokes every lease of `identity`; returns them as they are after the
+        engines' revocations (REVOKED, or REVOKING when an engine failed: the sweep retries)."""
         leases = self.book.revoke_identity(identity, now)
         self._revoke_upstream(leases, now)
-        return leases
+        return [self._lease(lease.handle) for lease in leases]
 
     def revoke_for_feed(self, feed: VerifiedFeed, *, now: int) -> list[Lease]:
-        """The node's revocation feed changed: revoke every lease it revokes, now."""
+        """The node's revocation feed changed: revoke every lease it revokes, now (returned as
+        they are after the engines' revocations)."""
         leases = self.book.revoke_for_feed(feed, now)
         self._revoke_upstream(leases, now)
-        return leases
+        return [self._lease(lease.handle) for lease in leases]
 
     def sweep(self, now: int, *, after_restart: bool = False) -> SweepReport:
         """Revoke expired leases, finish or retry pending and interrupted revocations (all
