@@ -332,16 +332,19 @@ def test_revoking_the_identity_ends_its_open_database_session(
         issued = await client(agent).issue("orders-db")
         login = issued.credential.reveal()
         leaks.add(issued, issued.to_json(), await client(agent).leases())
-        session = await asyncio.to_thread(
-            psycopg.connect,
-            host=str(login["host"]),
-            port=int(login["port"]),
-            dbname=str(login["dbname"]),
-            user=str(login["user"]),
-            password=str(login["password"]),
-            autocommit=True,
-            sslmode="disable",
-        )
+
+        def connect() -> Any:
+            return psycopg.connect(
+                host=str(login["host"]),
+                port=int(login["port"]),
+                dbname=str(login["dbname"]),
+                user=str(login["user"]),
+                password=str(login["password"]),
+                autocommit=True,
+                sslmode="disable",
+            )
+
+        session = await asyncio.to_thread(connect)
         rows = await asyncio.to_thread(lambda: session.execute("SELECT * FROM orders").fetchall())
         assert rows == [(4471, 20)]
         started = time.monotonic()
@@ -367,15 +370,7 @@ def test_revoking_the_identity_ends_its_open_database_session(
             assert time.monotonic() - started < HOSTED_FEED_POLL + 10, "the role lives on"
             await asyncio.sleep(0.05)
         with pytest.raises(psycopg.OperationalError):
-            await asyncio.to_thread(
-                psycopg.connect,
-                host=str(login["host"]),
-                port=int(login["port"]),
-                dbname=str(login["dbname"]),
-                user=str(login["user"]),
-                password=str(login["password"]),
-                sslmode="disable",
-            )
+            await asyncio.to_thread(connect)
 
     with captured_logs(leaks):
         run_broker(
