@@ -247,6 +247,12 @@ class BrokerService:
             await self._revoke_for_feed(feed)
         self._spawn(self._sweeping())
 
+    def started(self) -> Broker:
+        """The broker this service serves (RemoteError before the node started it)."""
+        if self.broker is None:
+            raise RemoteError("the broker is starting: try again")
+        return self.broker
+
     def _open(self) -> None:
         now = self.clock.now()
         self.bundles.reload(now)
