@@ -207,14 +207,15 @@ class Broker:
         return [self.spec(record.name) for record in self.store.secrets()]
 
     def spec(self, name: str) -> SecretSpec:
-        record = self.store.get_secret(name)
-        if record is None:
+        """Secret `name`'s configuration as stored now (parsed once per stored version)."""
+        stored = self.store.get_config(name)
+        if stored is None:
             raise SecretError(_F.NOT_CONFIGURED, name)
         cached = self._specs.get(name)
-        if cached is not None and cached[0] == (record.engine, record.config):
+        if cached is not None and cached[0] == stored:
             return cached[1]
-        spec = parse_spec(name, self._engine(record.engine), json.loads(record.config))
-        self._specs[name] = ((record.engine, record.config), spec)
+        spec = parse_spec(name, self._engine(stored[0]), json.loads(stored[1]))
+        self._specs[name] = (stored, spec)
         return spec
 
     # -- leases (agents) ----------------------------------------------------------------------

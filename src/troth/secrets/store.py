@@ -164,6 +164,11 @@ class SqliteSecretStore:
         )
         return None if row is None else SecretRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
 
+    def get_config(self, name: str) -> tuple[str, str] | None:
+        """A secret's (engine, JSON config), without its sealed value (the issue path)."""
+        row = self.db.fetch_one("SELECT engine, config FROM secret_store WHERE name = ?", (name,))
+        return None if row is None else (row[0], row[1])
+
     def secrets(self) -> list[SecretRecord]:
         rows = self.db.fetch_all(
             "SELECT name, engine, config, sealed, updated_at FROM secret_store ORDER BY name"
