@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.brokers import (
     PAYMENTS,
+    POLICIES,
     broker_of,
     client,
     hub_bundle,
@@ -24,15 +25,16 @@ from tests.support.brokers import (
     jwks,
     run_broker,
 )
-from tests.support.leases import Leaks, captured_logs
+from tests.support.leases import CANARY, Leaks, captured_logs
 from tests.support.nodes import HUB, MemNet
 from tests.support.postgres import ADMIN_PASSWORD, PgServer
+from tests.test_secrets_http_inject import SECRET_HEADER, Upstream, upstream  # noqa: F401
 from troth.errors import Denied, RemoteError, SecretError, SecretFailure
 from troth.node.runtime import HOSTED_FEED_POLL, NodeRuntime
 from troth.node.services import call
 from troth.node.services.broker import BROKER_ADDRESS
 from troth.routing import parse_route
-from troth.secrets import LeaseId, LeaseState, validate_token
+from troth.secrets import HttpRequest, LeaseId, LeaseState, validate_token
 
 F = SecretFailure
 
@@ -385,3 +387,60 @@ def test_revoking_the_identity_ends_its_open_database_session(
     for path in (tmp_path / "nodes" / "hub").iterdir():
         if path.is_file():
             assert ADMIN_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_forward_over_a_channel_injects_the_secret_and_returns_none_of_it(
+    tmp_path: Path,
+    upstream: Upstream,  # noqa: F811 - the echoing server of tests/test_secrets_http_inject.py
+) -> None:
+    """An http-inject lease used over a channel: the echoing upstream gets the secret header;
+    the agent gets the answer with the secret redacted; a path no rule allows never leaves the
+    broker; another agent holding the lease id cannot use it. Nothing the agent receives, nor
+    any log line, holds the canary."""
+    leaks = Leaks()
+    config = {
+        "scopes": ["orders:read"],
+        "upstream": upstream.url,
+        "header": "Authorization",
+        "rules": [{"methods": ["GET"], "path": "/orders/*"}],
+    }
+    orders_policy = POLICIES + (
+        '@id("orders-api") permit(principal, action == Action::"lease", '
+        'resource == Secret::"orders-api");\n'
+    )
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        await install_bundle(net.hub, hub_bundle(net.hub, revision=2, policies=orders_policy))
+        desk = await net.node("desk")
+        await agent_identity(net, desk, "agent-a", "support")
+        await agent_identity(net, desk, "agent-b", "support")
+        a, b = client(desk, "agent-a"), client(desk, "agent-b")
+        issued = await a.issue("orders-api")
+        request = HttpRequest("GET", "/orders/4471", (("Authorization", "Bearer mine"),))
+        answer = await a.forward(issued.lease_id, request)
+        assert answer.status == 200
+        assert upstream.seen[-1]["path"] == "/api/orders/4471"
+        assert ["Authorization", SECRET_HEADER] in upstream.seen[-1]["headers"]
+        assert b"[redacted]" in answer.body
+        leaks.add(answer.body, answer.headers, answer.reason, issued.to_json())
+        seen = len(upstream.seen)
+        with pytest.raises(SecretError) as refused:
+            await a.forward(issued.lease_id, HttpRequest("DELETE", "/orders/4471"))
+        assert refused.value.reason is F.FORBIDDEN_REQUEST
+        leaks.add(refused.value)
+        with pytest.raises(SecretError) as refused:
+            await b.forward(issued.lease_id, request)
+        assert refused.value.reason is F.NO_SUCH_LEASE
+        assert len(upstream.seen) == seen
+
+    with captured_logs(leaks):
+        run_broker(
+            test,
+            tmp_path,
+            secrets={
+                "payments": ("token", PAYMENTS, b""),
+                "orders-api": ("http-inject", config, SECRET_HEADER.encode()),
+            },
+        )
+    leaks.assert_clean(CANARY)

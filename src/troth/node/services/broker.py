@@ -222,6 +222,7 @@ class BrokerService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._feed_counts: dict[Identifier, int] = {}
+        self._closed = False
         self.sweeps = 0
         anyone, operators = AnyAuthenticated(), RequireAttributes(ADMIN_ATTRIBUTE)
         self.methods: Mapping[str, Method] = {
@@ -264,6 +265,9 @@ class BrokerService:
 
     async def close(self) -> None:
         """Stop sweeping; close the broker's upstream connections and its thread."""
+        self._closed = True
+        with contextlib.suppress(ValueError):
+            self.trust.feed_hooks.remove(self._feed_installed)
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):
@@ -310,9 +314,14 @@ class BrokerService:
     def _feed_installed(self, feed: VerifiedFeed) -> None:
         """NodeTrust hook (any thread): a feed was installed."""
         loop = self._loop
-        if loop is None or loop.is_closed():
-            return  # start() installs the feeds held then
-        loop.call_soon_threadsafe(self._spawn, self._revoke_for_feed(feed))
+        if loop is None or self._closed:
+            return  # start() installs the feeds held then; a closed broker has none to revoke
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._feed_task, feed)
+
+    def _feed_task(self, feed: VerifiedFeed) -> None:
+        if not self._closed:
+            self._spawn(self._revoke_for_feed(feed))
 
     async def _revoke_for_feed(self, feed: VerifiedFeed) -> None:
         if self._feed_counts.get(feed.authority) == feed.count or self.broker is None:
