@@ -148,6 +148,7 @@ class Broker:
         ):
             self.engines[engine.kind] = engine
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
+        self._upstreams: dict[tuple[str, str], SecretValue] = {}
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -200,6 +201,7 @@ class Broker:
         with self.store.transaction():
             self.store.delete_secret(name)
             self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
+        self._upstreams.pop((name, spec.engine), None)
         return len(leases)
 
     def secrets(self) -> list[SecretSpec]:
@@ -409,10 +411,19 @@ class Broker:
         return lease
 
     def _upstream(self, spec: SecretSpec) -> SecretValue:
+        """The upstream secret of `spec`, unsealed only when an engine reveals it (the object
+        is kept per secret and engine: it reads the stored record at each reveal)."""
+        key = (spec.name, spec.engine)
+        found = self._upstreams.get(key)
+        if found is None:
+            found = self._upstreams[key] = self._sealed_upstream(spec.name, spec.engine)
+        return found
+
+    def _sealed_upstream(self, name: str, engine: str) -> SecretValue:
         def open_value() -> bytes:
-            record = self.store.get_secret(spec.name)
-            if record is None or record.engine != spec.engine:
-                raise SecretError(_F.NOT_CONFIGURED, spec.name)
+            record = self.store.get_secret(name)
+            if record is None or record.engine != engine:
+                raise SecretError(_F.NOT_CONFIGURED, name)
             return self.vault.unseal(
                 self.keys.seal_key, record.sealed, _secret_aad(record.name, record.engine)
             )
