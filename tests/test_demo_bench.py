@@ -33,8 +33,24 @@ CHAPTERS = {
         "containing any plaintext: 0",
         "agent-b refused it: peer not allowed",
     ],
+    5: [
+        "billing-agent leased payments [charges]",
+        "support-agent asks for payments [charges]: refused: denied by policy",
+        "gate 3 leased a token for 120 s",
+        "payments validated it on its own: accepted: refund 20.00 EUR on order 4471",
+        "a second refund reuses the live lease: same token: True",
+        "refused: the token's scope is charges, not refunds",
+        "its refund token at payments: refused: revoked",
+        "a new lease: hub refused support-agent: it is revoked by hub",
+        "billing-agent's token: valid (scope charges",
+    ],
 }
-NEVER = {1: "accepted (this must never happen)", 2: "must never happen", 3: "must never happen"}
+NEVER = {
+    1: "accepted (this must never happen)",
+    2: "must never happen",
+    3: "must never happen",
+    5: "must never happen",
+}
 BENCH_EXTRA = ("biscuit_auth", "noise")
 needs_bench_extra = pytest.mark.skipif(
     any(importlib.util.find_spec(module) is None for module in BENCH_EXTRA),

@@ -139,14 +139,18 @@ MAX_TOKEN_BYTES: Final = 16 * 1024
 """Longest JWT `validate_token` reads (a broker token with a 9-deep `act` chain is ~2 KiB)."""
 MAX_JWKS_KEYS: Final = 64
 """Most keys in a JWKS document `validate_token` accepts."""
-MAX_INJECT_REQUEST_BYTES: Final = 1 << 20
-"""Largest request body the http-inject engine forwards (1 MiB, one service message)."""
-MAX_INJECT_RESPONSE_BYTES: Final = 1 << 20
-"""Largest upstream response body the http-inject engine returns (larger: UPSTREAM_FAILED)."""
+MAX_INJECT_REQUEST_BYTES: Final = 512 * 1024
+"""Largest request body the http-inject engine forwards. A forward request (body, headers,
+target) fits one service message (MAX_SERVICE_MESSAGE) with room to spare."""
+MAX_INJECT_RESPONSE_BYTES: Final = 512 * 1024
+"""Largest upstream response body the http-inject engine returns (larger: UPSTREAM_FAILED);
+with its headers it fits one service answer."""
 MAX_INJECT_HEADERS: Final = 64
 """Most headers in a forwarded request or a returned response."""
 MAX_INJECT_HEADER_BYTES: Final = 8 * 1024
 """Longest header line (name and value) the http-inject engine forwards or returns."""
+MAX_INJECT_HEADERS_TOTAL: Final = 64 * 1024
+"""Most bytes of all header names and values of one forwarded request or returned response."""
 MAX_INJECT_TARGET: Final = 2048
 """Longest request target (path and query) the http-inject engine forwards."""
 MAX_INJECT_RULES: Final = 256

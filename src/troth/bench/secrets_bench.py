@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +239,32 @@ def _pg_ctl() -> str | None:
     return found[-1] if found else shutil.which("pg_ctl")
 
 
+@dataclass(frozen=True)
+class PgCluster:
+    """A throwaway PostgreSQL cluster: its unix socket directory, superuser and password
+    (None: trust authentication)."""
+
+    socket_dir: str
+    user: str
+    password: str | None
+
+    def connect(self, dbname: str = "postgres") -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            host=self.socket_dir,
+            user=self.user,
+            password=self.password,
+            dbname=dbname,
+            autocommit=True,
+        )
+
+
 @contextmanager
-def _throwaway_postgres() -> Iterator[str | None]:
+def throwaway_postgres(password: str | None = None) -> Iterator[PgCluster | None]:
     """A PostgreSQL cluster on a unix socket in a temporary directory (as user 'postgres' when
-    we are root); yields the socket directory, or None without PostgreSQL."""
+    we are root), with SCRAM password authentication when `password` is given; yields None
+    without PostgreSQL (its binaries or psycopg)."""
     pg_ctl = _pg_ctl()
     try:
         import psycopg  # noqa: F401
@@ -250,16 +273,23 @@ def _throwaway_postgres() -> Iterator[str | None]:
     if pg_ctl is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
         yield None
         return
-    base = tempfile.mkdtemp(prefix="troth-bench-pg-")
+    base = tempfile.mkdtemp(prefix="troth-pg-")
     as_user: list[str] = []
+    auth = "--auth=trust"
+    if password is not None:
+        pwfile = os.path.join(base, "pw")
+        with open(pwfile, "w") as file:
+            file.write(password)
+        auth = f"--auth=scram-sha-256 --pwfile={pwfile}"
     if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
+        for path in (base, *([os.path.join(base, "pw")] if password is not None else [])):
+            shutil.chown(path, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data = os.path.join(base, "data")
     run: Callable[..., Any] = subprocess.run
     try:
         run(
-            [*as_user, pg_ctl, "initdb", "-D", data, "-o", "-U postgres --auth=trust"],
+            [*as_user, pg_ctl, "initdb", "-D", data, "-o", f"-U postgres {auth}"],
             check=True,
             capture_output=True,
         )
@@ -280,7 +310,7 @@ def _throwaway_postgres() -> Iterator[str | None]:
             check=True,
             capture_output=True,
         )
-        yield base
+        yield PgCluster(base, "postgres", password)
     finally:
         run(
             [*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"],
@@ -292,17 +322,15 @@ def _throwaway_postgres() -> Iterator[str | None]:
 
 def _postgres(quick: bool) -> list[Measurement]:
     n, rounds = (10, 2) if quick else (40, 4)
-    with _throwaway_postgres() as socket_dir:
-        if socket_dir is None:
+    with throwaway_postgres() as cluster:
+        if cluster is None:
             return []
-        import psycopg
         from psycopg import sql
 
         now = NOW  # the signing keys of credentials_bench._signer are valid around NOW
         (credential,) = _agents(1, now)
-        admin = psycopg.connect(
-            host=socket_dir, user="postgres", dbname="postgres", autocommit=True
-        )
+        socket_dir = cluster.socket_dir
+        admin = cluster.connect()
         admin.execute("CREATE TABLE orders (id int); CREATE ROLE orders_reader NOLOGIN")
         with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
             broker = _broker(Path(tmp) / "node.db", [credential], now)

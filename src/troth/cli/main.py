@@ -20,6 +20,7 @@ from troth.cli.node_cmds import node_group
 from troth.cli.output import EXIT_CODES_HELP, error_object
 from troth.cli.policy_cmds import policy_group
 from troth.cli.revoke_cmds import revocations_group, revoke_group
+from troth.cli.secret_cmds import lease_group, secret_group
 from troth.cli.trace_cmds import trace_group
 
 
@@ -89,6 +90,8 @@ for command in (
     message_group,
     relay_group,
     policy_group,
+    secret_group,
+    lease_group,
     trace_group,
     demo,
     bench,

@@ -63,6 +63,7 @@ class Outcome(enum.Enum):
     CAVEAT_INVALID = "caveat-invalid"
     CREDENTIAL = "credential"
     NOT_IN_FORCE = "not-in-force"
+    LEASE_DENIED = "lease-denied"
 
 
 _TEXT: Final = {
@@ -132,9 +133,12 @@ class ServiceCall:
 
 @dataclass(frozen=True, slots=True)
 class LeaseRequest:
-    """Lease secret `secret` (issue 12)."""
+    """Lease secret `secret` with `scope` for `ttl` seconds (issue 12; Cedar: `context.scope`,
+    `context.ttl`)."""
 
     secret: str
+    scope: tuple[str, ...] = ()
+    ttl: int = 0
 
 
 Request = ToolCall | ServiceCall | LeaseRequest
@@ -263,7 +267,8 @@ class PolicyEngine:
             if not NAME.fullmatch(request.secret):
                 return self._deny(Outcome.UNKNOWN_REQUEST, what="secret")
             action, resource = 'Action::"lease"', f'Secret::"{request.secret}"'
-            context = f'{{"now":{int(now)}}}'
+            scope = _ENCODER.encode(list(request.scope))  # scope tokens: JSON strings
+            context = f'{{"now":{int(now)},"scope":{scope},"ttl":{int(request.ttl)}}}'
         principal = self._principal(credential)
         if principal.refused is not None:
             return principal.refused

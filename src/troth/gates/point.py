@@ -34,6 +34,7 @@ __all__ = [
     "DecisionRecord",
     "DecisionRecorder",
     "FeedSource",
+    "LeaseDenied",
     "LeaseProvider",
     "ListRecorder",
     "NoLeases",
@@ -97,6 +98,15 @@ class LeaseProvider(Protocol):
     context manager yields what the tool receives as its `lease` (None: nothing)."""
 
     def lease(self, record: DecisionRecord) -> AbstractContextManager[object | None]: ...
+
+
+class LeaseDenied(Exception):
+    """Raised by a LeaseProvider when the call's secret cannot be leased: the gate denies the
+    call with `decision` (its reason is readable) and does not run the tool."""
+
+    def __init__(self, decision: PolicyDecision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
 
 
 class NoLeases:

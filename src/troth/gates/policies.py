@@ -58,7 +58,8 @@ entity Service;
 entity Secret;
 action invoke;
 action lease appliesTo {
-  principal: [Agent], resource: [Secret], context: { now: __cedar::Long }
+  principal: [Agent], resource: [Secret],
+  context: { now: __cedar::Long, scope: Set<__cedar::String>, ttl: __cedar::Long }
 };
 """
 _PROBE: Final = """\
@@ -67,6 +68,7 @@ permit(principal, action == Action::"lease", resource == Secret::"probe") when {
   (principal has delegator && principal.delegator.depth >= 0) &&
   principal.delegators.contains(principal.root) && principal.purpose == "" &&
   principal.not_before <= principal.expires_at && context.now >= 0 &&
+  context.scope.contains("x") && context.ttl >= 0 &&
   principal.hasTag("probe.tag") && principal.getTag("probe.tag").contains("x")
 };
 """

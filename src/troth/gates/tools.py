@@ -5,11 +5,13 @@ Gate 1, `available_tools(caller)`: only the tools the caller could be permitted 
 listed) and whose declared schema is the bundle's. Gate 2, `invoke(caller, tool, args)`: every
 call is decided with the caller's current credential and the current feed, a hidden tool
 called by name included, then run; a denial carries a reason a model can read. An allowed
-call gets what the `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter.
+call gets what the `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter; a
+provider that cannot lease the call's secret raises `LeaseDenied`, which denies the call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import Any
 
 from troth.clock import Clock, SystemClock
 from troth.gates.engine import PolicyDecision, ToolCall
-from troth.gates.point import Caller, DecisionPoint, LeaseProvider, NoLeases
+from troth.gates.point import Caller, DecisionPoint, LeaseDenied, LeaseProvider, NoLeases
 from troth.gates.toolschema import (
     LEASE_PARAMETER,
     canonical_json,
@@ -119,7 +121,11 @@ class ToolGate:
         record = self.point.judge(caller, request, now=self.clock.now())
         if not record.decision.allowed or declared is None or declared.run is None:
             return ToolResult(record.decision)
-        with self.leases.lease(record) as lease:
+        with contextlib.ExitStack() as stack:
+            try:
+                lease = stack.enter_context(self.leases.lease(record))
+            except LeaseDenied as denied:  # gate 3: no secret, no call
+                return ToolResult(denied.decision)
             if declared.takes_lease:
                 return ToolResult(record.decision, declared.run(**arguments, lease=lease))
             return ToolResult(record.decision, declared.run(**arguments))

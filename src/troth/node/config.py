@@ -21,9 +21,10 @@ from troth.errors import ConfigError, DecodeError
 __all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
 VaultKind = Literal["software", "pkcs11"]
-KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority")
-"""The services a node can run (`authority` only when it hosts one)."""
-DEFAULT_SERVICES: Final = KNOWN_SERVICES
+KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "broker")
+"""The services a node can run (`authority` only when it hosts one; `broker` once
+`troth secret put` stored a secret on it)."""
+DEFAULT_SERVICES: Final = ("echo", "sink", "relay", "authority")
 """The services of a node whose configuration names none."""
 
 

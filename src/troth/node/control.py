@@ -9,6 +9,7 @@ Every operation passes the node's access decision point as a local caller (servi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Generic, TypeVar
@@ -17,13 +18,16 @@ from troth.errors import DecodeError, NotFound
 from troth.identity import Identifier
 from troth.node.access import AccessRequest, LocalCaller, require
 from troth.node.runtime import NodeRuntime
+from troth.node.services.broker import broker_operation, lease_operation
 from troth.routing import parse_route
 
 __all__ = [
     "OPERATIONS",
     "AnnounceArgs",
+    "BrokerArgs",
     "ChannelCreateArgs",
     "EnrollArgs",
+    "LeaseArgs",
     "MessageSendArgs",
     "NoArgs",
     "Operation",
@@ -75,6 +79,30 @@ class EnrollArgs:
 @dataclass(frozen=True, slots=True)
 class AnnounceArgs:
     """announce: the identity whose rotation to announce (default: every local one)."""
+
+    identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseArgs:
+    """lease.*: the local identity that holds the lease, the route to the broker node, and per
+    operation: the secret (issue), scope (issue: space-separated), ttl (issue, renew: seconds),
+    lease (renew, revoke: its lease id), ended (list: "yes" for the ended ones too), expect
+    (the broker node's identifier)."""
+
+    identity: str
+    broker: str
+    secret: str | None = None
+    scope: str | None = None
+    ttl: str | None = None
+    lease: str | None = None
+    ended: str | None = None
+    expect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerArgs:
+    """broker.*: on the broker node, as its operator: identity (revoke-identity)."""
 
     identity: str | None = None
 
@@ -135,6 +163,18 @@ async def _announce(runtime: NodeRuntime, args: AnnounceArgs) -> Any:
     return await runtime.announce_rotations(args.identity)
 
 
+async def _lease(runtime: NodeRuntime, args: LeaseArgs, op: str) -> Any:
+    return await lease_operation(runtime, op, dataclasses.asdict(args))
+
+
+async def _broker(runtime: NodeRuntime, args: BrokerArgs, op: str) -> Any:
+    return await broker_operation(runtime, op, args.identity)
+
+
+def _leases(op: str) -> Operation[LeaseArgs]:
+    return Operation(LeaseArgs, lambda runtime, args: _lease(runtime, args, op))
+
+
 OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     "status": Operation(NoArgs, _status),
     "channel.create": Operation(ChannelCreateArgs, _channel_create),
@@ -143,6 +183,14 @@ OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     "relay.create": Operation(RelayCreateArgs, _relay_create),
     "enroll": Operation(EnrollArgs, _enroll),
     "announce": Operation(AnnounceArgs, _announce),
+    "lease.issue": _leases("issue"),
+    "lease.renew": _leases("renew"),
+    "lease.revoke": _leases("revoke"),
+    "lease.list": _leases("list"),
+    "broker.revoke-identity": Operation(
+        BrokerArgs, lambda runtime, args: _broker(runtime, args, "revoke-identity")
+    ),
+    "broker.jwks": Operation(BrokerArgs, lambda runtime, args: _broker(runtime, args, "jwks")),
 }
 """Every control operation, by name."""
 

@@ -72,6 +72,7 @@ from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.node import Node
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.authority import AuthorityService
+from troth.node.services.broker import BrokerService
 from troth.node.services.echo import EchoService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.sink import SinkService
@@ -199,6 +200,9 @@ class NodeRuntime:
         """Compose the configured services, serve channels, listen on `listen` (host, port)."""
         await self.worker.run(self._prepare)
         for service in self._compose():
+            starting = getattr(service, "start", None)  # services with a lifecycle (broker)
+            if starting is not None:
+                await starting()
             self.host.add(service)
         rules: dict[tuple[str, str], Rule] = {}
         for service in self.host.services.values():
@@ -253,6 +257,7 @@ class NodeRuntime:
             "authority": lambda: (
                 None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
             ),
+            "broker": lambda: BrokerService(self.node, self.trust, self.clock),
         }
         made = (factories[name]() for name in self.node.config.services)
         return [service for service in made if service is not None]
@@ -264,6 +269,10 @@ class NodeRuntime:
             task.cancel()
         await self.channels.close_all()
         await self.tcp.close()
+        for service in self.host.services.values():
+            closing = getattr(service, "close", None)
+            if closing is not None:
+                await closing()
         self.host.remove_all()
         self.worker.close()
 
@@ -351,19 +360,24 @@ class NodeRuntime:
         cached = self._me_cache
         if cached is not None and now < cached.until:
             return cached.identity
+        self._me_cache = self._channel_identity(self.name, now)
+        return self._me_cache.identity
+
+    def _channel_identity(self, name: str, now: int) -> _Cached:
+        """Local identity `name` as a channel shows it (storage work: off the loop), and until
+        when that holds."""
         identities, wallet = self.node.identities, self.node.wallet
-        handle, key = identities.purpose_key(self.name, KeyPurpose.SECURE_CHANNEL, now=now)
-        live = [h for h in wallet.held(self.name) if h.expires_at > now]
+        handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
+        live = [h for h in wallet.held(name) if h.expires_at > now]
         chains = tuple(h.chain for h in live[:8])
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(
-            identities.export(self.name),
+            identities.export(name),
             VaultDhKey(self.node.vault, handle),
             key.attestation,
             chains,
         )
-        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
-        return identity
+        return _Cached(identity, min(now + IDENTITY_CACHE, expiry))
 
     async def _renew_identity(self) -> ChannelIdentity:
         self._me_cache = None
@@ -454,10 +468,15 @@ class NodeRuntime:
         *,
         also_trust: frozenset[Identifier] = frozenset(),
         expect: Identifier | None = None,
+        identity: str | None = None,
     ) -> ChannelEnd:
         """An open channel to the node at `route` (reused while it stays open). `expect` pins
         the identity expected there: anyone else is refused (ChannelError PEER_NOT_ALLOWED
-        naming both); `also_trust` admits these identities as if they were anchors."""
+        naming both); `also_trust` admits these identities as if they were anchors. `identity`
+        (a local identity other than the node's) opens the channel as that identity: its
+        history, channel key and credentials (an agent leasing a secret as itself)."""
+        if identity is not None and identity != self.name:
+            return await self._channel_as(identity, route, expect)
         key = format_route(route)
         if len(self._opening) > 1024:  # routes no one is opening a channel to now
             self._opening = {k: v for k, v in self._opening.items() if v.locked()}
@@ -481,6 +500,24 @@ class NodeRuntime:
                 raise
             self._open[key] = end
         self.links.opened(key, end)
+        return end
+
+    async def _channel_as(
+        self, identity: str, route: Route, expect: Identifier | None
+    ) -> ChannelEnd:
+        """A channel to `route` as local identity `identity` (reused while open; not a link:
+        nothing is restored when it dies)."""
+        key = f"{identity} {format_route(route)}"  # a space is in no route nor name
+        async with self._opening.setdefault(key, asyncio.Lock()):
+            end = self._open.get(key)
+            if end is not None and end.enc in self.channels.ends:
+                peer = end.peer
+                if expect is None or (peer is not None and peer.identifier == expect):
+                    return end
+            me = await self.worker.run(self._channel_identity, identity, self.clock.now())
+            trust = self._channel_trust(expect=expect) if expect is not None else None
+            end = await self.channels.open(route, trust=trust, me=me.identity)
+            self._open[key] = end
         return end
 
     async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:

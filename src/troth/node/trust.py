@@ -69,6 +69,8 @@ class NodeTrust:
         self._recheck: ChainVerifier | None = None  # per decision: memory only (no `known`)
         self._generation = 0
         self._standings: dict[int, tuple[VerifiedPeer, int, int, Standing]] = {}
+        self.feed_hooks: list[Callable[[VerifiedFeed], None]] = []
+        """Called with every feed `set_feed` installs (on the thread that installed it)."""
 
     # -- storage (call off the event loop) -------------------------------------------------------
 
@@ -113,6 +115,8 @@ class NodeTrust:
         """Hold `feed` as `authority`'s current feed (every later decision sees it)."""
         self.feeds = {**self.feeds, authority: feed}  # replaced, never mutated: readers on
         self._generation += 1  # another thread keep a consistent mapping
+        for hook in self.feed_hooks:
+            hook(feed)
 
     def channel_trust(self, policy: PeerPolicy) -> ChannelTrust:
         """How channels judge peers: `policy` admits them (the decision point's adapter)."""

@@ -5,6 +5,7 @@ sealed by the node's vault at rest and used only by the engines."""
 from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink, SqliteAuditLog
 from troth.secrets.book import Granted, LeaseBook
 from troth.secrets.broker import Broker, IssuedLease, SweepReport
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.engine import Engine, Grant, SecretSpec
 from troth.secrets.engines import (
     HttpInjectEngine,
@@ -27,11 +28,21 @@ from troth.secrets.lease import (
 from troth.secrets.policy import (
     AllowListPolicy,
     DenyAllPolicy,
+    GatesLeasePolicy,
     LeaseDecision,
     LeasePolicy,
     LeaseQuestion,
 )
 from troth.secrets.store import SqliteSecretStore
+from troth.secrets.toolgate import (
+    LeaseSource,
+    LocalLeases,
+    SecretNeed,
+    ToolLease,
+    ToolLeases,
+    needs_secret,
+    secret_need,
+)
 
 __all__ = [
     "AllowListPolicy",
@@ -40,9 +51,12 @@ __all__ = [
     "AuditKind",
     "AuditSink",
     "Broker",
+    "BrokerCaller",
+    "BrokerEndpoint",
     "DenyAllPolicy",
     "EndReason",
     "Engine",
+    "GatesLeasePolicy",
     "Grant",
     "Granted",
     "HttpInjectEngine",
@@ -59,8 +73,11 @@ __all__ = [
     "LeaseId",
     "LeasePolicy",
     "LeaseQuestion",
+    "LeaseSource",
     "LeaseState",
+    "LocalLeases",
     "PostgresEngine",
+    "SecretNeed",
     "SecretSpec",
     "SecretValue",
     "SqliteAuditLog",
@@ -68,6 +85,10 @@ __all__ = [
     "SweepReport",
     "TokenEngine",
     "TokenSigner",
+    "ToolLease",
+    "ToolLeases",
     "ValidatedToken",
+    "needs_secret",
+    "secret_need",
     "validate_token",
 ]

@@ -81,7 +81,10 @@ def _printable_name(name: str) -> str | None:
 
 def _delegators(credential: VerifiedCredential) -> tuple[Identifier, ...]:
     """Who delegated to the actor, nearest first: the issuers of the delegation links."""
-    return tuple(link.issuer for link in reversed(credential.links[1:]))
+    links = credential.links
+    if len(links) == 1:  # a member's own credential: no delegator
+        return ()
+    return tuple(link.issuer for link in reversed(links[1:]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ class Broker:
         ):
             self.engines[engine.kind] = engine
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
+        self._upstreams: dict[tuple[str, str], SecretValue] = {}
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -200,6 +201,7 @@ class Broker:
         with self.store.transaction():
             self.store.delete_secret(name)
             self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
+        self._upstreams.pop((name, spec.engine), None)
         return len(leases)
 
     def secrets(self) -> list[SecretSpec]:
@@ -207,14 +209,15 @@ class Broker:
         return [self.spec(record.name) for record in self.store.secrets()]
 
     def spec(self, name: str) -> SecretSpec:
-        record = self.store.get_secret(name)
-        if record is None:
+        """Secret `name`'s configuration as stored now (parsed once per stored version)."""
+        stored = self.store.get_config(name)
+        if stored is None:
             raise SecretError(_F.NOT_CONFIGURED, name)
         cached = self._specs.get(name)
-        if cached is not None and cached[0] == (record.engine, record.config):
+        if cached is not None and cached[0] == stored:
             return cached[1]
-        spec = parse_spec(name, self._engine(record.engine), json.loads(record.config))
-        self._specs[name] = ((record.engine, record.config), spec)
+        spec = parse_spec(name, self._engine(stored[0]), json.loads(stored[1]))
+        self._specs[name] = (stored, spec)
         return spec
 
     # -- leases (agents) ----------------------------------------------------------------------
@@ -286,16 +289,21 @@ class Broker:
             ),
         )
 
-    def revoke(self, credential: VerifiedCredential, lease_id: LeaseId, *, now: int) -> Lease:
-        """The caller revokes its own lease (NO_SUCH_LEASE for anyone else's)."""
-        lease = self.book.revoke(credential.actor, lease_id, now)
+    def revoke(
+        self, caller: VerifiedCredential | Identifier, lease_id: LeaseId, *, now: int
+    ) -> Lease:
+        """The caller (its credential or its verified identity) revokes its own lease
+        (NO_SUCH_LEASE for anyone else's)."""
+        lease = self.book.revoke(_actor(caller), lease_id, now)
         if lease is not None:
             self._revoke_upstream([lease], now)
         return self._lease(lease_id.handle)
 
-    def leases(self, credential: VerifiedCredential, *, include_ended: bool = False) -> list[Lease]:
-        """The caller's own leases."""
-        return self.book.leases_of(credential.actor, include_ended=include_ended)
+    def leases(
+        self, caller: VerifiedCredential | Identifier, *, include_ended: bool = False
+    ) -> list[Lease]:
+        """The caller's own leases (by its credential or its verified identity)."""
+        return self.book.leases_of(_actor(caller), include_ended=include_ended)
 
     def forward(
         self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
@@ -338,16 +346,18 @@ class Broker:
         return self._lease(handle)
 
     def revoke_identity(self, identity: Identifier, *, now: int) -> list[Lease]:
-        """An operator revokes every lease of `identity`."""
+        """An operator revokes every lease of `identity`; returns them as they are after the
+        engines' revocations (REVOKED, or REVOKING when an engine failed: the sweep retries)."""
         leases = self.book.revoke_identity(identity, now)
         self._revoke_upstream(leases, now)
-        return leases
+        return [self._lease(lease.handle) for lease in leases]
 
     def revoke_for_feed(self, feed: VerifiedFeed, *, now: int) -> list[Lease]:
-        """The node's revocation feed changed: revoke every lease it revokes, now."""
+        """The node's revocation feed changed: revoke every lease it revokes, now (returned as
+        they are after the engines' revocations)."""
         leases = self.book.revoke_for_feed(feed, now)
         self._revoke_upstream(leases, now)
-        return leases
+        return [self._lease(lease.handle) for lease in leases]
 
     def sweep(self, now: int, *, after_restart: bool = False) -> SweepReport:
         """Revoke expired leases, finish or retry pending and interrupted revocations (all
@@ -401,10 +411,19 @@ class Broker:
         return lease
 
     def _upstream(self, spec: SecretSpec) -> SecretValue:
+        """The upstream secret of `spec`, unsealed only when an engine reveals it (the object
+        is kept per secret and engine: it reads the stored record at each reveal)."""
+        key = (spec.name, spec.engine)
+        found = self._upstreams.get(key)
+        if found is None:
+            found = self._upstreams[key] = self._sealed_upstream(spec.name, spec.engine)
+        return found
+
+    def _sealed_upstream(self, name: str, engine: str) -> SecretValue:
         def open_value() -> bytes:
-            record = self.store.get_secret(spec.name)
-            if record is None or record.engine != spec.engine:
-                raise SecretError(_F.NOT_CONFIGURED, spec.name)
+            record = self.store.get_secret(name)
+            if record is None or record.engine != engine:
+                raise SecretError(_F.NOT_CONFIGURED, name)
             return self.vault.unseal(
                 self.keys.seal_key, record.sealed, _secret_aad(record.name, record.engine)
             )
@@ -467,6 +486,10 @@ class Broker:
                         AuditKind.REVOKED, now, secret=spec.name, detail=f"orphan {ref} removed"
                     )
         return removed
+
+
+def _actor(caller: VerifiedCredential | Identifier) -> Identifier:
+    return caller.actor if isinstance(caller, VerifiedCredential) else caller
 
 
 def _engine_call(call: Callable[[], _T]) -> _T:

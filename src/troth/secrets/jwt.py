@@ -14,6 +14,7 @@ import functools
 import json
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from troth import limits
@@ -27,6 +28,7 @@ __all__ = [
     "Jwk",
     "Jwks",
     "ValidatedToken",
+    "canonical_json",
     "compact_jws",
     "compact_jws_encoded",
     "encoded_header",
@@ -39,26 +41,31 @@ _F = SecretFailure
 _MAX_KID: Final = 128
 _MAX_ACT_DEPTH: Final = limits.MAX_DELEGATION_LINKS + 1
 _HEADER_CACHE: Final = 256
+_CLAIMS_CACHE: Final = 4096
 
 
-def _canonical_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+_CANONICAL: Final = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    """JSON with sorted keys and no whitespace, UTF-8 (what the broker signs)."""
+    return _CANONICAL.encode(value).encode()
 
 
 def compact_jws(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Any) -> str:
     """header.claims.signature, each base64url; `sign(signing input) -> raw signature`."""
-    return compact_jws_encoded(b64url(_canonical_json(header)), claims, sign)
+    return compact_jws_encoded(b64url(canonical_json(header)), claims, sign)
 
 
 @functools.lru_cache(maxsize=64)
 def encoded_header(alg: str, kid: str) -> str:
     """The base64url JOSE header of a broker token: {"alg", "kid", "typ": "JWT"}."""
-    return b64url(_canonical_json({"alg": alg, "kid": kid, "typ": "JWT"}))
+    return b64url(canonical_json({"alg": alg, "kid": kid, "typ": "JWT"}))
 
 
 def compact_jws_encoded(header: str, claims: Mapping[str, Any], sign: Any) -> str:
     """`compact_jws` with the header already encoded (a signer's header never changes)."""
-    signing_input = f"{header}.{b64url(_canonical_json(claims))}"
+    signing_input = f"{header}.{b64url(canonical_json(claims))}"
     return f"{signing_input}.{b64url(sign(signing_input.encode()))}"
 
 
@@ -78,7 +85,7 @@ def jwk_of(key: PublicKey) -> dict[str, str]:
 
 def thumbprint(jwk: Mapping[str, str]) -> str:
     """RFC 7638 §3: SHA-256 of the required members, sorted, no whitespace."""
-    return b64url(sha256(_canonical_json(jwk)))
+    return b64url(sha256(canonical_json(jwk)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,18 @@ class Jwks:
 
     keys: Mapping[str, Jwk] = field(default_factory=dict)
     _headers: dict[str, Jwk] = field(default_factory=dict, compare=False, repr=False)
+    _claims: dict[str, _Claims] = field(default_factory=dict, compare=False, repr=False)
+
+    def claims_of(self, segment: str) -> _Claims:
+        """A verified token's claims segment, parsed (kept for the segments seen last: only
+        call it after the segment's signature verified)."""
+        parsed = self._claims.get(segment)
+        if parsed is None:
+            parsed = _parse_claims(segment)
+            if len(self._claims) >= _CLAIMS_CACHE:
+                self._claims.clear()
+            self._claims[segment] = parsed
+        return parsed
 
     def key_for_header(self, encoded: str) -> Jwk:
         """The key a JOSE header (base64url) names by kid, if its alg is that key's own (the
@@ -223,6 +242,44 @@ def _actors(claims: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(actors)
 
 
+class _Claims(NamedTuple):
+    """A claims segment, parsed and type-checked once (what every validation reads of it)."""
+
+    claims: Mapping[str, Any]
+    expires_at: int
+    issued_at: int
+    valid_from: int  # max(iat, nbf)
+    audience: Any
+    issuer: Any
+    subject: str
+    jti: str
+    scope: tuple[str, ...]
+    actors: tuple[str, ...]
+
+
+def _parse_claims(segment: str) -> _Claims:
+    claims = _part(segment, "claims")
+    if not isinstance(claims, dict):
+        raise SecretError(_F.JWT_MALFORMED, "the claims are not a JSON object")
+    expires_at, issued_at = _int_claim(claims, "exp"), _int_claim(claims, "iat")
+    not_before = _int_claim(claims, "nbf") if "nbf" in claims else issued_at
+    subject, jti, scope = claims.get("sub"), claims.get("jti"), claims.get("scope", "")
+    if not isinstance(subject, str) or not isinstance(jti, str) or not isinstance(scope, str):
+        raise SecretError(_F.JWT_MALFORMED, "sub, jti and scope are strings")
+    return _Claims(
+        MappingProxyType(claims),
+        expires_at,
+        issued_at,
+        max(issued_at, not_before),
+        claims.get("aud"),
+        claims.get("iss"),
+        subject,
+        jti,
+        tuple(scope.split()),
+        _actors(claims),
+    )
+
+
 def validate_token(
     token: str,
     jwks: Jwks | Mapping[str, Any] | str | bytes,
@@ -236,48 +293,43 @@ def validate_token(
     """Validate a broker token at `now` for `audience`; SecretError with the reason otherwise.
 
     `revoked` holds revoked leases' handles (`jti`), e.g. `broker.revoked_leases()`: a token
-    whose lease was revoked is refused even before it expires."""
+    whose lease was revoked is refused even before it expires. Every call verifies the
+    signature; the claims of a segment already verified and parsed are not parsed again (a
+    service validates the same bearer token at each of its requests)."""
     keys = jwks if isinstance(jwks, Jwks) else Jwks.parse(jwks)
     if not isinstance(token, str) or len(token) > limits.MAX_TOKEN_BYTES or not token.isascii():
         raise SecretError(_F.JWT_MALFORMED, "not a compact JWS of a sane size")
     pieces = token.split(".")
     if len(pieces) != 3:
         raise SecretError(_F.JWT_MALFORMED, "a compact JWS has three parts")
-    key = keys.key_for_header(pieces[0])
+    head, body, tail = pieces
+    key = keys.key_for_header(head)
     try:
-        signature = b64url_decode(pieces[2])
-        verify_signature(key.key, signature, f"{pieces[0]}.{pieces[1]}".encode())
+        verify_signature(key.key, b64url_decode(tail), token[: len(head) + 1 + len(body)].encode())
     except (ValueError, CryptoError):
         raise SecretError(_F.JWT_BAD_SIGNATURE, f"kid {key.kid}") from None
-    claims = _part(pieces[1], "claims")
-    if not isinstance(claims, dict):
-        raise SecretError(_F.JWT_MALFORMED, "the claims are not a JSON object")
-    expires_at, issued_at = _int_claim(claims, "exp"), _int_claim(claims, "iat")
-    not_before = _int_claim(claims, "nbf") if "nbf" in claims else issued_at
-    if now >= expires_at + leeway:
-        raise SecretError(_F.EXPIRED, f"token expired at {expires_at}")
-    if max(issued_at, not_before) > now + leeway:
-        raise SecretError(_F.JWT_NOT_YET_VALID, f"token valid from {max(issued_at, not_before)}")
-    aud = claims.get("aud")
+    parsed = keys.claims_of(body)
+    if now >= parsed.expires_at + leeway:
+        raise SecretError(_F.EXPIRED, f"token expired at {parsed.expires_at}")
+    if parsed.valid_from > now + leeway:
+        raise SecretError(_F.JWT_NOT_YET_VALID, f"token valid from {parsed.valid_from}")
+    aud = parsed.audience
     if not (aud == audience or (isinstance(aud, list) and audience in aud)):
         raise SecretError(_F.JWT_WRONG_AUDIENCE, f"not for {audience!r}")
-    iss = claims.get("iss")
+    iss = parsed.issuer
     if issuer is not None and iss != issuer:
         raise SecretError(_F.JWT_WRONG_ISSUER, f"not from {issuer!r}")
-    subject, jti, scope = claims.get("sub"), claims.get("jti"), claims.get("scope", "")
-    if not isinstance(subject, str) or not isinstance(jti, str) or not isinstance(scope, str):
-        raise SecretError(_F.JWT_MALFORMED, "sub, jti and scope are strings")
-    if jti in revoked:
-        raise SecretError(_F.REVOKED, f"lease {jti}")
+    if parsed.jti in revoked:
+        raise SecretError(_F.REVOKED, f"lease {parsed.jti}")
     return ValidatedToken(
-        subject,
-        _actors(claims),
-        tuple(scope.split()),
+        parsed.subject,
+        parsed.actors,
+        parsed.scope,
         audience,
         iss if isinstance(iss, str) else None,
-        issued_at,
-        expires_at,
-        jti,
+        parsed.issued_at,
+        parsed.expires_at,
+        parsed.jti,
         key.kid,
-        claims,
+        parsed.claims,
     )

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Final
@@ -62,7 +63,7 @@ class BrokerKeys:
         self.broker_id = broker_id.decode()
         self.seal_key = seal_key
         self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
-        self._signer: tuple[str, KeyHandle] | None = None
+        self._signer: TokenSigner | None = None
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
 
     def rotate_signing_key(self, now: int) -> str:
@@ -74,18 +75,16 @@ class BrokerKeys:
         return kid
 
     def token_signer(self, issuer: str) -> TokenSigner:
-        """The current signing key as the token engine uses it."""
+        """The current signing key as the token engine uses it (kept until a rotation)."""
         current = self._signer
-        if current is None:
+        if current is None or current.issuer != issuer:
             records = [k for k in self._store.signing_keys() if k.retired_at is None]
             if not records:
                 raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
-            current = self._signer = (records[-1].kid, KeyHandle.parse(records[-1].handle))
-        kid, handle = current
-        vault = self._vault
-        return TokenSigner(
-            kid, ALGORITHMS[handle.key_type], issuer, lambda data: vault.sign(handle, data)
-        )
+            kid, handle = records[-1].kid, KeyHandle.parse(records[-1].handle)
+            sign = functools.partial(self._vault.sign, handle)
+            current = self._signer = TokenSigner(kid, ALGORITHMS[handle.key_type], issuer, sign)
+        return current
 
     def jwks(self, now: int) -> Jwks:
         records = tuple(

@@ -1,8 +1,9 @@
 """Who may lease what: the broker asks a `LeasePolicy` before every issue and renewal.
 
 The question is Cedar's shape (docs/secrets.md, "Policy"): principal = the verified caller,
-action `Action::"lease"`, resource `Secret::"<name>"`, context = the engine, the scopes asked
-for and the ttl. The node plugs its gates engine in; until then the default denies everything.
+action `Action::"lease"`, resource `Secret::"<name>"`, context = the scopes asked for and the
+ttl. `GatesLeasePolicy` asks the gates' decision point (the node's active bundle, its feed and
+the caller's credential, as for a tool call); without a policy the broker denies everything.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from troth.credentials import VerifiedCredential
+from troth.gates import DecisionPoint, LeaseRequest
 from troth.identity import Identifier
 
 __all__ = [
     "LEASE_ACTION",
     "AllowListPolicy",
     "DenyAllPolicy",
+    "GatesLeasePolicy",
     "LeaseDecision",
     "LeasePolicy",
     "LeaseQuestion",
@@ -92,3 +95,17 @@ class AllowListPolicy:
         if allowed is not None and not set(question.scope) <= allowed:
             return LeaseDecision(False, "a scope asked for is not on the allow list")
         return LeaseDecision(True, "allow list")
+
+
+class GatesLeasePolicy:
+    """The gates engine as the lease policy: Cedar action `lease` on `Secret::"<name>"` with
+    `context.scope` and `context.ttl`, decided by `point` (the bundle in force for the
+    credential's authority; no bundle, an expired one or a stale feed deny)."""
+
+    def __init__(self, point: DecisionPoint) -> None:
+        self.point = point
+
+    def decide(self, question: LeaseQuestion) -> LeaseDecision:
+        request = LeaseRequest(question.secret, question.scope, question.ttl)
+        decision = self.point.decide(question.credential, request, now=question.now)
+        return LeaseDecision(decision.allowed, decision.reason)

@@ -15,12 +15,14 @@ Docs: docs/secrets.md ("Storage"), docs/formats.md ("Leases", "Sealed secrets").
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troth.errors import StorageError
 from troth.identity import Identifier
 from troth.secrets.lease import (
     OPEN_STATES,
@@ -164,6 +166,22 @@ class SqliteSecretStore:
         )
         return None if row is None else SecretRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
 
+    def get_config(self, name: str) -> tuple[str, str] | None:
+        """A secret's (engine, JSON config), without its sealed value (the issue path)."""
+        row = self._one("SELECT engine, config FROM secret_store WHERE name = ?", (name,))
+        return None if row is None else (row[0], row[1])
+
+    def _one(self, sql: str, params: tuple[object, ...]) -> Any:
+        """One row of a query, errors mapped to StorageError: inside a transaction (the issue
+        path) straight on this thread's connection, which already holds the write lock;
+        outside one through `fetch_one`, which retries a busy database."""
+        if not self.db.in_transaction:
+            return self.db.fetch_one(sql, params)
+        try:
+            return self.db.connection().execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
+
     def secrets(self) -> list[SecretRecord]:
         rows = self.db.fetch_all(
             "SELECT name, engine, config, sealed, updated_at FROM secret_store ORDER BY name"
@@ -264,7 +282,7 @@ class SqliteSecretStore:
     def count_live(self, identity: Identifier, now: int, *, up_to: int) -> int:
         """Leases of `identity` that count against its quota (pending, or active and
         unexpired), counted up to `up_to` (the quota: the work stays bounded)."""
-        row = self.db.fetch_one(
+        row = self._one(
             "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
             "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
             "WHERE identity = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",

@@ -63,6 +63,7 @@ _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", 
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
+_HEADERS_TOTAL: Final = limits.MAX_INJECT_HEADERS_TOTAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,11 +301,16 @@ def _upstream_target(spec: SecretSpec, path: str, query: str | None) -> str:
     return base + path + ("" if query is None else "?" + query)
 
 
+def _header_bytes(headers: Sequence[tuple[str, str]]) -> int:
+    return sum(len(name) + len(value) for name, value in headers)
+
+
 def _forwarded_headers(
     spec: SecretSpec, headers: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str]]:
     if len(headers) > limits.MAX_INJECT_HEADERS:
         raise SecretError(_F.FORBIDDEN_REQUEST, "too many headers")
+    total = 0
     dropped = set(_HOP_BY_HOP) | _CREDENTIAL_HEADERS | set(spec.settings["strip"])
     dropped.add(spec.settings["header"].lower())
     for name, value in headers:
@@ -316,6 +322,9 @@ def _forwarded_headers(
             or len(name) + len(value) > limits.MAX_INJECT_HEADER_BYTES
         ):
             raise SecretError(_F.FORBIDDEN_REQUEST, "a header is malformed or too long")
+        total += len(name) + len(value)
+        if total > _HEADERS_TOTAL:
+            raise SecretError(_F.FORBIDDEN_REQUEST, "the headers are over the limit")
         if name.lower() == "connection":
             dropped.update(t.strip().lower() for t in value.split(","))
     return [(n, v) for n, v in headers if n.lower() not in dropped]
@@ -328,7 +337,7 @@ def _clean_response(
     scheme, _, credential = secret.rpartition(b" ")
     if scheme and len(credential) >= 8:
         needles.append(credential)
-    if len(headers) > limits.MAX_INJECT_HEADERS:
+    if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:

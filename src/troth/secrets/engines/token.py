@@ -10,17 +10,19 @@ every token of it. Nothing is created upstream, so revocation has nothing to und
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from troth.secrets.engine import Grant, LocalEngine, config_error
-from troth.secrets.jwt import compact_jws_encoded, encoded_header
-from troth.secrets.lease import LeaseCredential, SecretValue
+from troth.secrets.jwt import canonical_json, encoded_header
+from troth.secrets.lease import LeaseCredential, SecretValue, b64url
 
-__all__ = ["TokenEngine", "TokenSigner"]
+__all__ = ["TokenEngine", "TokenSigner", "claims_json"]
 
 _MAX_AUDIENCE: Final = 256
+_string: Final = json.encoder.encode_basestring  # a JSON string as ensure_ascii=False writes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,11 @@ class TokenSigner:
     alg: str
     issuer: str
     sign: Callable[[bytes], bytes]
+
+    @property
+    def header(self) -> str:
+        """The base64url JOSE header of its tokens (computed once per kid and alg)."""
+        return encoded_header(self.alg, self.kid)
 
 
 class TokenEngine(LocalEngine):
@@ -53,22 +60,44 @@ class TokenEngine(LocalEngine):
 
     def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
         signer = self._signer()
-        claims: dict[str, Any] = {
-            "iss": signer.issuer,
-            "sub": grant.identity.did,
-            "aud": grant.spec.settings["audience"],
-            "iat": grant.issued_at,
-            "exp": grant.expires_at,
-            "jti": str(grant.handle),
-            "scope": " ".join(grant.scope),
-        }
         act: dict[str, Any] | None = None
         for delegator in reversed(grant.delegators):  # build from the innermost (oldest)
             act = {"sub": delegator.did} if act is None else {"sub": delegator.did, "act": act}
-        if act is not None:
-            claims["act"] = act
-        token = compact_jws_encoded(encoded_header(signer.alg, signer.kid), claims, signer.sign)
+        claims = claims_json(
+            issuer=signer.issuer,
+            subject=grant.identity.did,
+            audience=grant.spec.settings["audience"],
+            issued_at=grant.issued_at,
+            expires_at=grant.expires_at,
+            jti=str(grant.handle),
+            scope=" ".join(grant.scope),
+            act=act,
+        )
+        signing_input = f"{signer.header}.{b64url(claims)}"
+        token = f"{signing_input}.{b64url(signer.sign(signing_input.encode()))}"
         return LeaseCredential(
             {"token": token, "token_type": "Bearer", "expires_at": grant.expires_at},
             token.encode(),
         )
+
+
+def claims_json(
+    *,
+    issuer: str,
+    subject: str,
+    audience: str,
+    issued_at: int,
+    expires_at: int,
+    jti: str,
+    scope: str,
+    act: Mapping[str, Any] | None,
+) -> bytes:
+    """A broker token's claims as canonical JSON (keys sorted, no whitespace, UTF-8): exactly
+    what `json.dumps(claims, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+    writes, built without a generic encoder (the equality is pinned by the tests)."""
+    head = "" if act is None else f'"act":{canonical_json(act).decode()},'
+    return (
+        f'{{{head}"aud":{_string(audience)},"exp":{int(expires_at)},"iat":{int(issued_at)},'
+        f'"iss":{_string(issuer)},"jti":{_string(jti)},"scope":{_string(scope)},'
+        f'"sub":{_string(subject)}}}'
+    ).encode()

@@ -1,0 +1,352 @@
+"""`troth secret ...` and `troth lease ...`: leased secrets (docs/secrets.md).
+
+An operator stores an upstream secret on a node (`secret put`: the node becomes a broker and
+serves it at /service/broker); an agent proves who it is over a secure channel and leases a
+short-lived, scoped secret of its own (`secret lease`); it lists, renews and revokes its own
+leases (`lease ...`); the broker node's operator revokes every lease of an identity (`lease
+revoke --holder`). The upstream secret is read from stdin or a file, never from the command
+line, and is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from troth import limits
+from troth.cli.common import (
+    CLOCK,
+    INPUT_FILE,
+    as_option,
+    duration_option,
+    node_option,
+    open_cli_node,
+    read_input,
+)
+from troth.cli.network_cmds import ask_node
+from troth.cli.output import Reporter, escape_text, json_command, kv
+from troth.cli.text import duration, moment
+
+_ENGINES = ("token", "postgres", "http-inject")
+BROKER = click.option(
+    "--broker",
+    "broker_route",
+    metavar="ROUTE",
+    help="The broker node: a route such as /tcp/127.0.0.1:4000 (through a relay: .../relay/NAME).",
+)
+EXPECT = click.option(
+    "--expect",
+    metavar="IDENTITY",
+    help="The identity expected at the broker route (a local name or an identifier): anyone "
+    "else is refused.",
+)
+LEASE = click.argument("lease_text", metavar="LEASE", required=False)
+LEASE_HELP = (
+    "LEASE is the lease id `troth secret lease` printed (lease_...); - reads it from stdin."
+)
+
+
+@click.group(
+    "secret",
+    epilog="""\b
+Example:
+  echo '{"audience": "payments", "scopes": ["refunds"], "ttl": 120}' > payments.json
+  troth secret put payments --engine token --config payments.json --node hub
+  troth secret lease payments --ttl 2m --as support-agent --broker /tcp/127.0.0.1:4000
+  troth secret jwks --node hub""",
+)
+def secret_group() -> None:
+    """Leased secrets: a node keeps upstream secrets sealed by its vault and lends agents
+    short-lived, scoped ones of their own."""
+
+
+@secret_group.command("put")
+@click.argument("name")
+@click.option(
+    "--engine",
+    required=True,
+    type=click.Choice(_ENGINES),
+    help="token: the broker mints JWTs; postgres: a database role per lease; http-inject: "
+    "the broker forwards requests and adds the secret header.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="The secret's JSON configuration (scopes, ttl, max_ttl and the engine's settings).",
+)
+@click.option(
+    "--value-file",
+    type=INPUT_FILE,
+    metavar="FILE",
+    help="File holding the upstream secret (default: stdin; a token secret has none).",
+)
+@node_option
+@json_command
+def put(
+    name: str,
+    engine: str,
+    config_file: str,
+    value_file: str | None,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Store upstream secret NAME on the node, sealed by its vault, and make the node a broker
+    (it serves /service/broker once (re)started). The value is read from stdin or
+    --value-file, never from the command line, and is never printed."""
+    from troth.node.services.broker import put_secret
+
+    config = read_input(config_file, limits.MAX_SECRET_CONFIG_BYTES, "configuration")
+    value = b"" if engine == "token" else _secret_value(value_file)
+    with open_cli_node(node_name) as node:
+        data = put_secret(node, name, engine, config, value, now=CLOCK.now())
+    text = kv(
+        {
+            "secret": data["secret"],
+            "engine": data["engine"],
+            "scopes": " ".join(data["scopes"]) or "(none)",
+            "ttl": duration(data["ttl"]),
+            "max ttl": duration(data["max_ttl"]),
+        }
+    )
+    if data["service_added"]:
+        text += (
+            f"\nnode {node_name!r} now serves the broker at /service/broker (a running node "
+            f"after a restart: troth node stop {node_name}; troth node start {node_name})"
+        )
+    reporter.result(data, text)
+
+
+def _secret_value(value_file: str | None) -> bytes:
+    if value_file is None and sys.stdin.isatty():
+        raise click.UsageError(
+            "give the upstream secret on stdin (e.g. a pipe) or with --value-file FILE: never "
+            "on the command line"
+        )
+    value = read_input(value_file or "-", limits.MAX_SECRET_VALUE_BYTES, "secret value")
+    for ending in (b"\r\n", b"\n"):  # what `echo` and editors add
+        if value.endswith(ending):
+            return value[: -len(ending)]
+    return value
+
+
+@secret_group.command("lease")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    metavar="SCOPE",
+    help="A scope to ask for (repeatable; default: every scope the secret offers).",
+)
+@duration_option("--ttl", help="How long the lease lives (default: the secret's ttl).")
+@as_option("The local identity that leases (it proves who it is to the broker)")
+@BROKER
+@EXPECT
+@node_option
+@json_command
+def lease(
+    name: str,
+    scopes: tuple[str, ...],
+    ttl: int | None,
+    as_name: str,
+    broker_route: str | None,
+    expect: str | None,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Lease secret NAME from the broker at --broker, as --as: prints the lease and, once, its
+    credential (a token, a database login). Keep the lease id: renewing and revoking need it."""
+    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments.update(secret=name, scope=" ".join(scopes) or None, ttl=_text(ttl))
+    data = ask_node(node_name, "lease.issue", arguments)
+    lines = [_lease_line(reporter, data["lease"]), f"lease id: {escape_text(data['lease_id'])}"]
+    lines.append("  (keep it: troth lease renew / revoke need it; it is shown only now)")
+    lines.extend(_credential_lines(data["credential"]))
+    reporter.result(data, "\n".join(lines))
+
+
+@secret_group.command("jwks")
+@node_option
+@json_command
+def jwks(node_name: str, reporter: Reporter) -> None:
+    """The broker node's token keys as a JWKS document: what a service validates the broker's
+    tokens with (any JWT library; kid = RFC 7638 thumbprint)."""
+    data = ask_node(node_name, "broker.jwks", {})
+    reporter.result(data, json.dumps(data, indent=2))
+
+
+@click.group(
+    "lease",
+    epilog="""\b
+Example:
+  troth lease list --as support-agent --broker /tcp/127.0.0.1:4000
+  troth lease renew lease_3q2... --ttl 5m --as support-agent --broker /tcp/127.0.0.1:4000
+  troth lease revoke lease_3q2... --as support-agent --broker /tcp/127.0.0.1:4000
+  troth lease revoke --holder support-agent --node hub""",
+)
+def lease_group() -> None:
+    """An identity's own leases at a broker: list, renew, revoke (and, on the broker node, every
+    lease of an identity)."""
+
+
+@lease_group.command("list")
+@click.option("--ended", is_flag=True, help="Also the leases that ended (revoked, expired).")
+@as_option("The local identity whose leases to list")
+@BROKER
+@EXPECT
+@node_option
+@json_command
+def list_(
+    ended: bool,
+    as_name: str,
+    broker_route: str | None,
+    expect: str | None,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """The identity's own leases at the broker (nobody else's), newest first."""
+    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments["ended"] = "yes" if ended else None
+    data = ask_node(node_name, "lease.list", arguments)
+    lines = [_lease_line(reporter, lease) for lease in data["leases"]]
+    reporter.result(data, "\n".join(lines) or f"{as_name} holds no lease there")
+
+
+@lease_group.command("renew", epilog=LEASE_HELP)
+@LEASE
+@duration_option("--ttl", help="How long from now (default: the lease's ttl; capped).")
+@as_option("The local identity that holds the lease")
+@BROKER
+@EXPECT
+@node_option
+@json_command
+def renew(
+    lease_text: str | None,
+    ttl: int | None,
+    as_name: str,
+    broker_route: str | None,
+    expect: str | None,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Extend LEASE from now (never past its max ttl nor the credential that justified it):
+    prints the lease and its new credential."""
+    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments.update(lease=_lease_id(lease_text), ttl=_text(ttl))
+    data = ask_node(node_name, "lease.renew", arguments)
+    lines = [_lease_line(reporter, data["lease"])]
+    lines.extend(_credential_lines(data["credential"]))
+    reporter.result(data, "\n".join(lines))
+
+
+@lease_group.command("revoke", epilog=LEASE_HELP)
+@LEASE
+@click.option(
+    "--holder",
+    metavar="IDENTITY",
+    help="On the broker node (--node): revoke every lease of this identity, a local name or "
+    "an identifier (the node's operator).",
+)
+@click.option(
+    "--as",
+    "as_name",
+    metavar="IDENTITY",
+    help="The local identity that holds LEASE: a local name or an identifier (T…).",
+)
+@BROKER
+@EXPECT
+@node_option
+@json_command
+def revoke(
+    lease_text: str | None,
+    holder: str | None,
+    as_name: str | None,
+    broker_route: str | None,
+    expect: str | None,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Revoke LEASE (yours: --as and --broker), or with --holder every lease of an identity at
+    the broker that node --node runs (its database sessions end, its tokens stop validating
+    with the broker's state)."""
+    if holder is not None:
+        if lease_text is not None or as_name is not None:
+            raise click.UsageError("--holder revokes every lease of an identity: no LEASE, no --as")
+        identifier = str(reporter.names.identifier(holder))
+        data = ask_node(node_name, "broker.revoke-identity", {"identity": identifier})
+        lines = [_lease_line(reporter, lease) for lease in data["leases"]]
+        summary = f"revoked {len(lines)} lease(s) of {reporter.label(identifier)}"
+        reporter.result(data, "\n".join([summary, *lines]))
+        return
+    if as_name is None:
+        raise click.UsageError("say whose lease: --as IDENTITY --broker ROUTE (or --holder)")
+    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments["lease"] = _lease_id(lease_text)
+    data = ask_node(node_name, "lease.revoke", arguments)
+    reporter.result(data, _lease_line(reporter, data["lease"]))
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _text(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _lease_args(
+    reporter: Reporter, as_name: str, broker_route: str | None, expect: str | None
+) -> dict[str, str | None]:
+    if broker_route is None:
+        raise click.UsageError(
+            "say where the broker is: --broker ROUTE (e.g. /tcp/127.0.0.1:4000; troth node "
+            "status NODE shows a node's address)"
+        )
+    return {
+        "identity": as_name,
+        "broker": broker_route,
+        "expect": None if expect is None else str(reporter.names.identifier(expect)),
+    }
+
+
+def _lease_id(text: str | None) -> str:
+    if text is None:
+        raise click.UsageError("say which lease: LEASE (the lease id troth secret lease printed)")
+    if text == "-":
+        text = sys.stdin.readline(256).strip()
+    return text
+
+
+def _lease_line(reporter: Reporter, lease: dict[str, Any]) -> str:
+    now = CLOCK.now()
+    state, reason = str(lease["state"]), lease.get("end_reason")
+    if reason and reason != state:
+        state += f" ({str(reason).replace('_', ' ')})"
+    if lease["state"] == "active":
+        when = f"until {moment(int(lease['expires_at']), now, expiry=True)}"
+    else:
+        when = f"since {moment(int(lease['state_at']), now)}"
+    return (
+        f"lease {escape_text(lease['handle'])}  {escape_text(lease['secret'])} "
+        f"[{escape_text(' '.join(lease['scope']) or '-')}]  {escape_text(state)}  {when}  "
+        f"holder {reporter.label(lease['identity'])}"
+    )
+
+
+def _credential_lines(credential: dict[str, Any]) -> list[str]:
+    """An engine's credential for people (times as times)."""
+    now = CLOCK.now()
+    lines = []
+    for key, value in credential.items():
+        shown = (
+            moment(value, now, expiry=True)
+            if key in ("expires_at", "valid_until") and isinstance(value, int)
+            else escape_text(value)
+        )
+        lines.append(f"{escape_text(key)}: {shown}")
+    return lines

@@ -1,0 +1,606 @@
+"""The secrets broker as a node service (`/service/broker`, docs/protocols.md "Broker service"),
+and its client for agents on other nodes.
+
+Every request passes the node's decision point first (issue, renew, revoke, list, jwks and
+forward: any authenticated identity; revoke-identity: local callers and holders of
+troth.broker=admin). The broker then decides on the caller's *current* credentials — the chains
+it presented on the channel, re-verified against the feeds the node holds at that request — and
+its lease policy (`GatesLeasePolicy`: the node's active policy bundle; none: deny). Broker work
+runs on the broker's own thread (SQLite, signing, the engines' upstream calls), never on the
+event loop.
+
+Upkeep (docs/secrets.md, "The served broker"):
+- at start, `recover` (expired and unfinished leases revoked, orphans swept), then the feeds the
+  node holds are installed;
+- every `SWEEP_SECONDS`, `sweep`: an expired lease — and its database sessions — lives at most
+  that long past its expiry;
+- whenever the node installs a feed with more entries, `revoke_for_feed`: the leases it revokes
+  are revoked within the time the node takes to see the feed (the hosted authority's: within
+  HOSTED_FEED_POLL; another authority's: its next feed refresh, MAINTENANCE_SECONDS) plus the
+  engines' revocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from troth.clock import Clock
+from troth.credentials import Attributes, VerifiedCredential, VerifiedFeed
+from troth.errors import (
+    ConfigError,
+    DecodeError,
+    NotFound,
+    PolicyError,
+    PolicyFailure,
+    RemoteError,
+    SecretError,
+    SecretFailure,
+    TrothError,
+)
+from troth.gates import (
+    BundleStore,
+    DecisionPoint,
+    PolicyEngine,
+    SqliteBundleTable,
+    VerifiedBundle,
+)
+from troth.identity import Identifier
+from troth.node.access import (
+    AnyAuthenticated,
+    LocalCaller,
+    PeerCaller,
+    RequireAttributes,
+)
+from troth.node.home import read_private_file, write_private_file
+from troth.node.node import Node
+from troth.node.services.base import Method, RequestContext, call, service_address
+from troth.node.trust import NodeTrust
+from troth.routing import Route, parse_route
+from troth.secrets import Broker, IssuedLease, Jwks, Lease, LeaseCredential, LeaseId
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.engines.http_inject import HttpRequest, HttpResponse
+from troth.secrets.policy import GatesLeasePolicy, LeasePolicy
+from troth.secrets.toolgate import SecretNeed
+from troth.secrets.wire import (
+    BROKER,
+    ForwardArgs,
+    IssueArgs,
+    LeaseArgs,
+    ListArgs,
+    RevokeIdentityArgs,
+    decode_credential,
+    decode_issued,
+    decode_lease,
+    decode_leases,
+    decode_response,
+    mapping_of,
+    raise_refusal,
+)
+from troth.vault import SealingVault
+
+if TYPE_CHECKING:
+    from troth.node.runtime import NodeRuntime
+
+__all__ = [
+    "ADMIN_ATTRIBUTE",
+    "BROKER_ADDRESS",
+    "SWEEP_SECONDS",
+    "BrokerClient",
+    "BrokerService",
+    "NodeBundles",
+    "RemoteLeases",
+    "broker_route",
+    "enable_broker",
+    "local_broker",
+    "open_broker",
+    "put_secret",
+]
+
+log = logging.getLogger("troth.node.broker")
+T = TypeVar("T")
+
+BROKER_ADDRESS: Final = service_address(BROKER)
+SWEEP_SECONDS: Final = 5
+"""How often the served broker sweeps: an expired lease (a database role and its open
+sessions) is revoked at most this long after it expired."""
+ADMIN_ATTRIBUTE: Final = Attributes({"troth.broker": "admin"})
+"""A peer whose credential carries it may revoke every lease of an identity (local callers
+always may)."""
+
+
+def _vault(node: Node) -> SealingVault:
+    vault = node.vault
+    if not isinstance(vault, SealingVault):
+        raise ConfigError(f"node {node.name!r}: its vault cannot seal secrets")
+    return vault
+
+
+def open_broker(node: Node, *, now: int, policy: LeasePolicy | None = None) -> Broker:
+    """The broker over node `node`'s database and vault (its tables and keys made on first
+    use). Without `policy`, every lease is denied (the served broker uses the node's bundle)."""
+    return Broker(node.db, _vault(node), now=now, policy=policy)
+
+
+def enable_broker(node: Node) -> bool:
+    """Add `broker` to the services node.json names (whether it was added: a running node
+    serves it once restarted)."""
+    if BROKER in node.config.services:
+        return False
+    path = node.path / "node.json"
+    config = type(node.config).from_json(read_private_file(path), path)
+    if BROKER in config.services:
+        return False
+    updated = dataclasses.replace(config, services=(*config.services, BROKER))
+    write_private_file(path, updated.to_json())
+    node.config = updated
+    return True
+
+
+def put_secret(
+    node: Node, name: str, engine: str, config: bytes, value: bytes, *, now: int
+) -> dict[str, Any]:
+    """Store upstream secret `name` on node `node` (sealed by its vault) and make the node a
+    broker: what was stored (never the value) and whether node.json changed."""
+    broker = open_broker(node, now=now)
+    try:
+        spec = broker.put_secret(name, engine, config, value, now=now)
+    finally:
+        broker.close()
+    return {
+        "secret": spec.name,
+        "engine": spec.engine,
+        "scopes": list(spec.scopes),
+        "ttl": spec.ttl,
+        "max_ttl": spec.max_ttl,
+        "service_added": enable_broker(node),
+    }
+
+
+class NodeBundles:
+    """The node's stored policy bundles (table `gates_policy_bundles`) as the gates'
+    `PolicySource`: re-read at start and every maintenance round, verified with the chain
+    verifier of the authorities the node trusts now (none trusted: no bundle, every lease
+    denied)."""
+
+    def __init__(self, node: Node, trust: NodeTrust) -> None:
+        self.node = node
+        self.trust = trust
+        self._store: BundleStore | None = None
+
+    def reload(self, now: int) -> None:
+        """Activate the bundles stored since the last reload (storage work: off the loop)."""
+        verifier = self.trust.verifier
+        if verifier is None:
+            self._store = None
+            return
+        store = self._store
+        if store is None or store.verifier is not verifier:
+            store = BundleStore(verifier, SqliteBundleTable(self.node.db))
+        store.reload(now=now)
+        self._store = store
+
+    def accept(self, data: bytes, *, now: int) -> VerifiedBundle:
+        """Verify, store and activate a bundle of an authority the node trusts (higher
+        revisions only: PolicyError otherwise)."""
+        self.reload(now)
+        store = self._store
+        if store is None:
+            raise PolicyError(PolicyFailure.UNTRUSTED_AUTHORITY, "the node trusts no authority")
+        return store.accept(data, feeds=self.trust.feeds, now=now)
+
+    def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
+        store = self._store
+        if store is None:
+            raise PolicyError(PolicyFailure.NO_BUNDLE, str(authority))
+        return store.engine(authority, feed=feed, now=now)
+
+
+class BrokerService:
+    """The broker served by a node (see the module docstring)."""
+
+    name = BROKER
+    oneway: Method | None = None
+
+    def __init__(self, node: Node, trust: NodeTrust, clock: Clock) -> None:
+        self.node = node
+        self.trust = trust
+        self.clock = clock
+        self.bundles = NodeBundles(node, trust)
+        self.policy = GatesLeasePolicy(
+            DecisionPoint(self.bundles, lambda authority: self.trust.feeds.get(authority))
+        )
+        self.broker: Broker | None = None
+        self.endpoint: BrokerEndpoint | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="troth-broker")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._feed_counts: dict[Identifier, int] = {}
+        self._closed = False
+        self.sweeps = 0
+        anyone, operators = AnyAuthenticated(), RequireAttributes(ADMIN_ATTRIBUTE)
+        self.methods: Mapping[str, Method] = {
+            "issue": Method(functools.partial(self._handle, "issue"), anyone),
+            "renew": Method(functools.partial(self._handle, "renew"), anyone),
+            "revoke": Method(functools.partial(self._handle, "revoke"), anyone),
+            "list": Method(functools.partial(self._handle, "list"), anyone),
+            "jwks": Method(functools.partial(self._handle, "jwks"), anyone),
+            "forward": Method(functools.partial(self._handle, "forward"), anyone),
+            "revoke-identity": Method(
+                functools.partial(self._handle, "revoke-identity"), operators
+            ),
+        }
+        trust.feed_hooks.append(self._feed_installed)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the broker, recover, install the held feeds, start sweeping."""
+        self._loop = asyncio.get_running_loop()
+        await self._run(self._open)
+        for feed in list(self.trust.feeds.values()):
+            await self._revoke_for_feed(feed)
+        self._spawn(self._sweeping())
+
+    def started(self) -> Broker:
+        """The broker this service serves (RemoteError before the node started it)."""
+        if self.broker is None:
+            raise RemoteError("the broker is starting: try again")
+        return self.broker
+
+    def _open(self) -> None:
+        now = self.clock.now()
+        self.bundles.reload(now)
+        broker = Broker(self.node.db, _vault(self.node), now=now, policy=self.policy)
+        report = broker.recover(now)
+        if report.expired or report.revoked or report.orphans:
+            log.info("broker recovered: %s", report.to_json())
+        self.broker, self.endpoint = broker, BrokerEndpoint(broker)
+
+    async def close(self) -> None:
+        """Stop sweeping; close the broker's upstream connections and its thread."""
+        self._closed = True
+        with contextlib.suppress(ValueError):
+            self.trust.feed_hooks.remove(self._feed_installed)
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self._run(self._close)
+        self._executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self.broker is not None:
+            self.broker.close()
+
+    async def _sweeping(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        """One sweep now (expired leases revoked, failed revocations retried, orphans)."""
+        broker = self.broker
+        if broker is None:
+            return
+        try:
+            await self._run(broker.sweep, self.clock.now())
+            self.sweeps += 1
+        except TrothError as exc:
+            log.warning("broker sweep: %s", exc)
+
+    async def maintain(self, now: int) -> None:
+        """Re-read the stored policy bundles (a bundle another process stored)."""
+        await self._run(self.bundles.reload, now)
+
+    def status(self) -> dict[str, Any]:
+        """What `node status` shows of the broker."""
+        broker = self.broker
+        if broker is None:
+            return {"ready": False}
+        return {
+            "ready": True,
+            "secrets": len(broker.store.secrets()),
+            "sweeps": self.sweeps,
+        }
+
+    # -- revocation through the feed ----------------------------------------------------------
+
+    def _feed_installed(self, feed: VerifiedFeed) -> None:
+        """NodeTrust hook (any thread): a feed was installed."""
+        loop = self._loop
+        if loop is None or self._closed:
+            return  # start() installs the feeds held then; a closed broker has none to revoke
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._feed_task, feed)
+
+    def _feed_task(self, feed: VerifiedFeed) -> None:
+        if not self._closed:
+            self._spawn(self._revoke_for_feed(feed))
+
+    async def _revoke_for_feed(self, feed: VerifiedFeed) -> None:
+        if self._feed_counts.get(feed.authority) == feed.count or self.broker is None:
+            return
+        self._feed_counts[feed.authority] = feed.count
+        broker = self.broker
+        try:
+            revoked = await self._run(lambda: broker.revoke_for_feed(feed, now=self.clock.now()))
+        except TrothError as exc:
+            self._feed_counts.pop(feed.authority, None)  # tried again with the next feed
+            log.warning("broker: revocations of a feed of %s: %s", feed.authority, exc)
+            return
+        if revoked:
+            log.info("broker: the feed of %s revoked %d leases", feed.authority, len(revoked))
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def _handle(self, method: str, arguments: Any, context: RequestContext) -> Any:
+        endpoint = self.endpoint
+        if endpoint is None:
+            raise RemoteError("the broker is starting: try again")
+        caller = self._caller(method, context)
+        try:
+            return await self._run(endpoint.handle, method, arguments, caller, context.now)
+        except DecodeError as exc:
+            raise RemoteError(f"a malformed broker request: {exc}") from None
+
+    def _caller(self, method: str, context: RequestContext) -> BrokerCaller:
+        caller = context.caller
+        if isinstance(caller, LocalCaller):
+            return BrokerCaller(None, operator=True)
+        if not isinstance(caller, PeerCaller):
+            raise RemoteError(f"an unknown kind of caller: {caller}")
+        standing = self.trust.standing(caller.peer, context.now)
+        why = (
+            f"{caller.identifier} holds no current credential from an authority "
+            f"{self.node.name} trusts"
+        )
+        if standing.dropped:
+            why += f" ({'; '.join(standing.dropped)})"
+        return BrokerCaller(
+            caller.identifier,
+            standing.credentials,
+            operator=method == "revoke-identity",  # the decision point's rule allowed it
+            refused=why,
+        )
+
+    async def local(self, method: str, arguments: Any) -> Any:
+        """`method(arguments)` as a local caller (the control socket): its answer."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            raise RemoteError("the broker is starting: try again")
+        caller = BrokerCaller(None, operator=True)
+        answer = await self._run(endpoint.handle, method, arguments, caller, self.clock.now())
+        return raise_refusal(answer)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+# -- the client (an agent's node) ---------------------------------------------------------------
+
+
+def broker_route(text: str) -> Route:
+    """The route to a broker node: `/tcp/h:p[/relay/x]`, optionally ending `/service/broker`."""
+    route = parse_route(text)
+    if route[-1].kind == "service":
+        if route[-1] != BROKER_ADDRESS or len(route) < 2:
+            raise ValueError(f"{text!r}: a broker route ends at a node or at /service/broker")
+        route = route[:-1]
+    return route
+
+
+class BrokerClient:
+    """Calls a broker on another node through a secure channel opened as local identity
+    `identity` (the lease holder) by `runtime`."""
+
+    def __init__(
+        self,
+        runtime: NodeRuntime,
+        route: Route,
+        identity: str,
+        *,
+        expect: Identifier | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.route = route
+        self.identity = identity
+        self.expect = expect
+
+    async def _call(self, method: str, arguments: Any) -> Any:
+        end = await self.runtime.channel_to(self.route, identity=self.identity, expect=self.expect)
+        answer = await call(self.runtime.router, (end.enc, BROKER_ADDRESS), method, arguments)
+        try:
+            return raise_refusal(answer)
+        except DecodeError as exc:
+            raise RemoteError(f"a malformed broker answer: {exc}") from None
+
+    async def issue(
+        self, secret: str, *, scope: tuple[str, ...] | None = None, ttl: int | None = None
+    ) -> IssuedLease:
+        """A new lease of `secret` (SecretError when the broker refuses)."""
+        answer = await self._call("issue", IssueArgs(secret, scope, ttl).to_wire())
+        return _decoded(decode_issued, answer)
+
+    async def renew(
+        self, lease_id: LeaseId, *, ttl: int | None = None
+    ) -> tuple[Lease, LeaseCredential]:
+        """Extend a lease of ours from now; the lease and its new credential."""
+        answer = await self._call("renew", LeaseArgs(lease_id, ttl).to_wire())
+        lease = _decoded(decode_lease, answer.get("lease"))
+        return lease, _decoded(decode_credential, answer.get("credential"))
+
+    async def revoke(self, lease_id: LeaseId) -> Lease:
+        """Give a lease of ours back."""
+        answer = await self._call("revoke", LeaseArgs(lease_id).to_wire())
+        return _decoded(decode_lease, answer.get("lease"))
+
+    async def leases(self, *, ended: bool = False) -> list[Lease]:
+        """Our leases at that broker."""
+        return _decoded(decode_leases, await self._call("list", ListArgs(ended).to_wire()))
+
+    async def revoke_identity(self, identity: Identifier) -> list[Lease]:
+        """Every lease of `identity` (a broker operator's call)."""
+        answer = await self._call("revoke-identity", RevokeIdentityArgs(identity).to_wire())
+        return _decoded(decode_leases, answer)
+
+    async def jwks(self) -> Jwks:
+        """The broker's token keys."""
+        answer = await self._call("jwks", {})
+        try:
+            return Jwks.parse(mapping_of(answer, "jwks"))
+        except (DecodeError, SecretError) as exc:
+            raise RemoteError(f"a malformed JWKS: {exc}") from None
+
+    async def forward(self, lease_id: LeaseId, request: HttpRequest) -> HttpResponse:
+        """Have the broker send `request` upstream under our http-inject lease."""
+        answer = await self._call("forward", ForwardArgs(lease_id, request).to_wire())
+        return _decoded(decode_response, answer)
+
+
+def _decoded(decode: Callable[[Any], T], value: Any) -> T:
+    try:
+        return decode(value)
+    except DecodeError as exc:
+        raise RemoteError(f"a malformed broker answer: {exc}") from None
+
+
+class RemoteLeases:
+    """Gate 3's `LeaseSource` over a broker on another node: the tool gate runs in a thread of
+    its own and `loop` runs `client`'s node (a call from `loop`'s own thread is refused: it
+    would wait on itself). Leases are bound to the client's identity: a call by anyone else is
+    refused. A held lease is reused until its expiry (its revocation shows at the service that
+    validates it)."""
+
+    def __init__(
+        self,
+        client: BrokerClient,
+        holder: Identifier,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.holder = holder
+        self.loop = loop
+        self.timeout = timeout
+
+    def _wait(self, coroutine: Any) -> Any:
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is self.loop:
+                coroutine.close()
+                raise ConfigError("RemoteLeases is called from a thread other than its loop's")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(self.timeout)
+
+    def _check(self, credential: VerifiedCredential) -> None:
+        if credential.actor != self.holder:
+            raise SecretError(
+                SecretFailure.BAD_REQUEST,
+                f"this source leases as {self.holder}, not as {credential.actor}",
+            )
+
+    def issue(self, credential: VerifiedCredential, need: SecretNeed, now: int) -> IssuedLease:
+        self._check(credential)
+        issued: IssuedLease = self._wait(
+            self.client.issue(need.secret, scope=need.scope, ttl=need.ttl)
+        )
+        return issued
+
+    def live(self, issued: IssuedLease, now: int) -> bool:
+        return issued.lease.expires_at > now
+
+    def forward(
+        self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, now: int
+    ) -> HttpResponse:
+        self._check(credential)
+        response: HttpResponse = self._wait(self.client.forward(lease_id, request))
+        return response
+
+
+def local_broker(runtime: NodeRuntime) -> BrokerService:
+    """The broker `runtime` serves (NotFound if it serves none)."""
+    service = runtime.host.services.get(BROKER)
+    if not isinstance(service, BrokerService):
+        raise NotFound(
+            f"node {runtime.name!r} serves no broker: store a secret on it first "
+            f"(troth secret put NAME --engine ENGINE --config FILE --node {runtime.name})"
+        )
+    return service
+
+
+# -- control operations (troth.node.control) ----------------------------------------------------
+
+
+def _seconds(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise DecodeError("ttl: whole seconds")
+    return int(text)
+
+
+def _required(args: Mapping[str, str | None], name: str, op: str) -> str:
+    value = args.get(name)
+    if value is None:
+        raise DecodeError(f"lease.{op} needs {name}")
+    return value
+
+
+async def lease_operation(runtime: NodeRuntime, op: str, args: Mapping[str, str | None]) -> Any:
+    """lease.issue / renew / revoke / list for a local identity, at a broker on another node
+    (args: troth.node.control.LeaseArgs)."""
+    expect = args.get("expect")
+    client = BrokerClient(
+        runtime,
+        broker_route(_required(args, "broker", op)),
+        _required(args, "identity", op),
+        expect=None if expect is None else Identifier.parse(expect),
+    )
+    ttl = _seconds(args.get("ttl"))
+    if op == "issue":
+        scope = args.get("scope")
+        issued = await client.issue(
+            _required(args, "secret", op),
+            scope=None if scope is None else tuple(scope.split()),
+            ttl=ttl,
+        )
+        return issued.to_json()
+    if op == "list":
+        return {
+            "leases": [
+                lease.to_json() for lease in await client.leases(ended=bool(args.get("ended")))
+            ]
+        }
+    lease_id = LeaseId.parse(_required(args, "lease", op))
+    if op == "renew":
+        lease, credential = await client.renew(lease_id, ttl=ttl)
+        return {"lease": lease.to_json(), "credential": credential.reveal()}
+    if op == "revoke":
+        return {"lease": (await client.revoke(lease_id)).to_json()}
+    raise NotFound(f"no lease operation {op!r}")
+
+
+async def broker_operation(runtime: NodeRuntime, op: str, identity: str | None) -> Any:
+    """broker.revoke-identity / jwks on the broker this node serves, as its operator."""
+    service = local_broker(runtime)
+    if op == "jwks":
+        return await service.local("jwks", {})
+    if op == "revoke-identity":
+        if identity is None:
+            raise DecodeError("broker.revoke-identity needs identity")
+        arguments = RevokeIdentityArgs(Identifier.parse(identity)).to_wire()
+        return await service.local("revoke-identity", arguments)
+    raise NotFound(f"no broker operation {op!r}")

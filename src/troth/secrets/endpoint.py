@@ -1,0 +1,161 @@
+"""The broker as a service answers requests (sans-IO): `BrokerEndpoint.handle(method, arguments,
+caller, now)` decodes a request (troth.secrets.wire), calls the broker for the verified caller
+and encodes the answer. The node's adapter (troth.node.services.broker) supplies the caller —
+its identity and the credentials that verify *now* against the node's feeds — and runs this
+off the event loop.
+
+Which credential justifies a lease (docs/secrets.md, "The served broker"):
+- issue: the caller's current credentials in turn, until the lease policy allows one (a denial
+  of each is audited); the lease is bound to that chain;
+- renew and forward: the credential whose chain issued the lease, still current; otherwise the
+  lease cannot be renewed or used (a refreshed credential takes a new lease);
+- revoke and list: the caller's identity alone (no credential needed to give a lease back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from troth.credentials import VerifiedCredential
+from troth.crypto import sha256
+from troth.errors import DecodeError, SecretError, SecretFailure
+from troth.identity import Identifier
+from troth.secrets.broker import Broker
+from troth.secrets.lease import Lease, LeaseId
+from troth.secrets.wire import (
+    ForwardArgs,
+    IssueArgs,
+    LeaseArgs,
+    ListArgs,
+    RevokeIdentityArgs,
+    encode_lease,
+    encode_response,
+    refusal,
+)
+
+__all__ = ["BrokerCaller", "BrokerEndpoint"]
+
+_F = SecretFailure
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCaller:
+    """Who asks: a verified identity and its credentials current at the request (`operator`:
+    a local caller or one the node's rules made a broker operator; None identity: local)."""
+
+    identity: Identifier | None
+    credentials: tuple[VerifiedCredential, ...] = ()
+    operator: bool = False
+    refused: str = ""
+    """Why the caller holds no current credential (said when one is needed)."""
+
+    def actor(self) -> Identifier:
+        if self.identity is None:
+            raise SecretError(_F.BAD_REQUEST, "a local caller holds no leases")
+        return self.identity
+
+    def credential_list(self) -> Sequence[VerifiedCredential]:
+        """The caller's current credentials (SecretError DENIED if it has none)."""
+        if not self.credentials:
+            raise SecretError(_F.DENIED, self.refused or "the caller holds no current credential")
+        return self.credentials
+
+
+class BrokerEndpoint:
+    """Serves one broker's methods (module docstring)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._methods: Mapping[str, Callable[[Any, BrokerCaller, int], Any]] = {
+            "issue": self._issue,
+            "renew": self._renew,
+            "revoke": self._revoke,
+            "list": self._list,
+            "revoke-identity": self._revoke_identity,
+            "jwks": self._jwks,
+            "forward": self._forward,
+        }
+
+    def handle(self, method: str, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        """The answer to `method(arguments)` by `caller` at `now`: its result, or the broker's
+        refusal as a typed answer (troth.secrets.wire.refusal). DecodeError for a malformed
+        request, which the node answers as a failure."""
+        run = self._methods.get(method)
+        if run is None:
+            raise DecodeError(f"the broker has no method {method!r}")
+        try:
+            return run(arguments, caller, now)
+        except SecretError as exc:
+            return refusal(exc)
+
+    # -- methods ------------------------------------------------------------------------------
+
+    def _issue(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        args = IssueArgs.from_wire(arguments)
+        candidates = caller.credential_list()
+        for index, credential in enumerate(candidates):
+            try:
+                issued = self.broker.issue(
+                    credential, args.secret, scope=args.scope, ttl=args.ttl, now=now
+                )
+            except SecretError as exc:
+                if exc.reason is _F.DENIED and index + 1 < len(candidates):
+                    continue  # the next credential may be allowed
+                raise
+            return issued.to_json()
+        raise SecretError(_F.DENIED, "no credential")  # not reached: the loop returns or raises
+
+    def _renew(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        args = LeaseArgs.from_wire(arguments)
+        credential = self._justifying(caller, args.lease_id)
+        lease, made = self.broker.renew(credential, args.lease_id, ttl=args.ttl, now=now)
+        return {"lease": encode_lease(lease), "credential": made.reveal()}
+
+    def _revoke(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        args = LeaseArgs.from_wire(arguments)
+        return {"lease": encode_lease(self.broker.revoke(caller.actor(), args.lease_id, now=now))}
+
+    def _list(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        args = ListArgs.from_wire(arguments)
+        leases = self.broker.leases(caller.actor(), include_ended=args.ended)
+        return {"leases": [encode_lease(lease) for lease in leases]}
+
+    def _revoke_identity(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        args = RevokeIdentityArgs.from_wire(arguments)
+        if not caller.operator:
+            raise SecretError(_F.DENIED, "only the broker's operators revoke an identity's leases")
+        return {"leases": _encoded(self.broker.revoke_identity(args.identity, now=now))}
+
+    def _jwks(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        if arguments is not None and arguments != {}:
+            raise DecodeError("jwks takes no arguments")
+        return self.broker.jwks(now).to_json()
+
+    def _forward(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        args = ForwardArgs.from_wire(arguments)
+        credential = self._justifying(caller, args.lease_id)
+        return encode_response(
+            self.broker.forward(credential, args.lease_id, args.request, now=now)
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _justifying(self, caller: BrokerCaller, lease_id: LeaseId) -> VerifiedCredential:
+        """The caller's current credential whose chain issued its lease `lease_id`."""
+        lease = self.broker.book.lease(lease_id.handle)
+        if lease is None or lease.identity != caller.actor():
+            raise SecretError(_F.NO_SUCH_LEASE, str(lease_id.handle))
+        for credential in caller.credential_list():
+            if sha256(credential.chain) == lease.chain_hash:
+                return credential
+        raise SecretError(
+            _F.EXPIRED,
+            f"lease {lease.handle}: the credential it was issued under is no longer current "
+            "(take a new lease)",
+        )
+
+
+def _encoded(leases: list[Lease]) -> list[dict[str, Any]]:
+    return [encode_lease(lease) for lease in leases]
