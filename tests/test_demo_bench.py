@@ -1,4 +1,4 @@
-"""`troth demo` tells chapter 1; `troth bench --json` reports figures beside their floors."""
+"""`troth demo` tells its chapters; `troth bench --json` reports figures beside their floors."""
 
 from __future__ import annotations
 
@@ -33,8 +33,24 @@ CHAPTERS = {
         "containing any plaintext: 0",
         "agent-b refused it: peer not allowed",
     ],
+    6: [
+        "refund(order 4471, 20 EUR): allowed by policy refund",
+        "acme's broker leased it a payments token for this call",
+        "refund(order 9999, 20 EUR): denied by policy caveat:1:0",
+        "alice resolves it: refused",
+        "support-agent refund(20, 9999): forbidden by caveat:1:0, rev 1, under acme > customer",
+        "verified: 9 signatures",
+        "checkpoint: valid",
+        "verification fails at record #6 (",
+        "): bad signature",
+    ],
 }
-NEVER = {1: "accepted (this must never happen)", 2: "must never happen", 3: "must never happen"}
+NEVER = {
+    1: "accepted (this must never happen)",
+    2: "must never happen",
+    3: "must never happen",
+    6: "must never happen",
+}
 BENCH_EXTRA = ("biscuit_auth", "noise")
 needs_bench_extra = pytest.mark.skipif(
     any(importlib.util.find_spec(module) is None for module in BENCH_EXTRA),

@@ -24,7 +24,15 @@ from troth.errors import SecretError, StorageError
 from troth.gates import DecisionPoint, Tool, ToolGate
 from troth.node import open_node, troth_home
 from troth.secrets import AllowListPolicy
-from troth.trace import Kind, TraceLog, TraceRecord, TraceRecorder, open_node_log, verify_log
+from troth.trace import (
+    Kind,
+    Receipt,
+    TraceLog,
+    TraceRecord,
+    TraceRecorder,
+    open_node_log,
+    verify_log,
+)
 from troth.trace.adapters import TraceAuditSink, TraceDecisionRecorder
 from troth.trace.signing import RecordContent, open_envelope
 
@@ -135,7 +143,7 @@ def test_a_recorder_that_cannot_record_stops_the_call(trace_log: TraceLog) -> No
     class Broken:
         agent = world.support.identifier
 
-        def record(self, content: RecordContent, *, chain: bytes | None = None) -> object:
+        def record(self, content: RecordContent, *, chain: bytes | None = None) -> Receipt:
             raise StorageError("disk full")
 
     def counted(order_id: str) -> str:

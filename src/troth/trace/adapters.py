@@ -37,6 +37,7 @@ from troth.trace.signing import RecordContent
 
 __all__ = [
     "RecordSink",
+    "Recorded",
     "TraceAuditSink",
     "TraceDecisionRecorder",
     "audit_content",
@@ -49,6 +50,15 @@ LinksSource = Callable[[], Links]
 """What the next record belongs to (its parent record, conversation, trace)."""
 
 
+class Recorded(Protocol):
+    """What a sink answers for a record: its id (a `Receipt`, a `Queued`)."""
+
+    @property
+    def record(self) -> str:
+        """The record's id."""
+        ...
+
+
 class RecordSink(Protocol):
     """Signs records as one identity and delivers them (TraceRecorder, TraceClient)."""
 
@@ -57,7 +67,7 @@ class RecordSink(Protocol):
         """The identity that signs the records."""
         ...
 
-    def record(self, content: RecordContent, *, chain: bytes | None = None) -> object:
+    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Recorded:
         """Sign and deliver `content` (raises when it cannot: the caller fails closed)."""
         ...
 
@@ -149,12 +159,14 @@ class TraceDecisionRecorder:
     def __init__(self, sink: RecordSink, *, links: LinksSource | None = None) -> None:
         self.sink = sink
         self.links = links
+        self.last: str | None = None
+        """The id of the last decision recorded (a lease taken for the call links to it)."""
 
     def record(self, record: DecisionRecord) -> None:
         """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
         links = None if self.links is None else self.links()
         content, chain = decision_content(record, self.sink.agent, links)
-        self.sink.record(content, chain=chain)
+        self.last = self.sink.record(content, chain=chain).record
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:

@@ -327,6 +327,11 @@ class NodeTraces:
                 client = self._client
             client.start()
             return client
+        return self.local(name)
+
+    def local(self, ref: str) -> TraceRecorder:
+        """A recorder signing as local identity `ref` into the node's own log."""
+        name = ref
         with self._lock:
             found = self._recorders.get(name)
         if found is None:
