@@ -6,12 +6,15 @@ answers and refusals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.gates import GatesWorld, T, make_world
 from tests.support.parties import Party, make_party
@@ -390,3 +393,43 @@ def test_a_batch_is_resent_byte_for_byte_until_answered(service: Service) -> Non
     second = batcher.next_batch(NOW)
     assert second is not None
     assert len(second.items) == 1
+
+
+# -- the decoders: parse or raise DecodeError --------------------------------------------------
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.text(max_size=8),
+    st.binary(max_size=40),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=6)
+        | st.dictionaries(st.sampled_from(["args", "result", "x"]), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES)
+def test_a_submission_decodes_or_raises_decode_error(value: Any) -> None:
+    for candidate in (
+        value,
+        ["troth.trace.submit", 1, *(value if isinstance(value, list) else [])],
+    ):
+        with contextlib.suppress(DecodeError):
+            Submission.from_cbor(candidate)
+        with contextlib.suppress(DecodeError):
+            Receipts.from_cbor(["troth.trace.receipts", 1, candidate, candidate, None], expected=1)
+
+
+def test_a_submission_round_trips(service: Service) -> None:
+    world = service.world
+    chain = world.support_chain
+    _batcher, submission = batch_of(service, world.support, (tool("a", chain, n=1), chain))
+    assert Submission.from_cbor(cbor.decode(cbor.encode(submission.to_cbor()))) == submission
+    assert submission.size() >= len(cbor.encode(submission.to_cbor()))

@@ -201,6 +201,7 @@ class NodeRuntime:
     async def start(self, listen: tuple[str, int] | None = None) -> None:
         """Compose the configured services, serve channels, listen on `listen` (host, port)."""
         await self.worker.run(self._prepare)
+        self.traces.started(asyncio.get_running_loop())
         for service in self._compose():
             self.host.add(service)
         rules: dict[tuple[str, str], Rule] = {}

@@ -251,9 +251,12 @@ class TraceClient:
             try:
                 await self._send_one()
                 attempt = 0
-            except (TrothError, TimeoutError) as exc:
+            except Exception as exc:  # the pump outlives any failure: the batch is sent again
                 self.failures += 1
-                log.warning("trace: a batch was not delivered (sent again): %s", exc)
+                if isinstance(exc, TrothError | TimeoutError):
+                    log.warning("trace: a batch was not delivered (sent again): %s", exc)
+                else:
+                    log.exception("trace: sending a batch failed (sent again)")
                 await asyncio.sleep(self.backoff.delay(attempt, self._jitter))
                 attempt += 1
             self._idle.set()
@@ -301,6 +304,11 @@ class NodeTraces:
         self._lock = threading.Lock()
         self._client: TraceClient | None = None
         self._recorders: dict[str, TraceRecorder] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def started(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The node runs on `loop` (a client asked for from another thread starts there)."""
+        self._loop = loop
 
     @property
     def remote(self) -> str | None:
@@ -325,7 +333,13 @@ class NodeTraces:
                     batcher = TraceBatcher(lambda now: identities.signer(name, now=now))
                     self._client = TraceClient(self._send, batcher, clock=self.clock, run=self._run)
                 client = self._client
-            client.start()
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # another thread (a gate on the storage thread): start it there
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(client.start)
+            else:
+                client.start()
             return client
         return self.local(name)
 
@@ -351,6 +365,7 @@ class NodeTraces:
                 await client.flush(5.0)
             await client.stop()
         with self._lock:
+            self._recorders.clear()
             if self._log is not None:
                 self._log.close()
                 self._log = None
