@@ -20,7 +20,7 @@ from troth.node.services import call, service_address
 from troth.node.services.trace import TraceClient
 from troth.routing import parse_route
 from troth.trace import Kind, RecordContent, ToolCall, verify_log
-from troth.trace.batcher import TraceBatcher
+from troth.trace.batcher import Batch, TraceBatcher
 from troth.trace.export import verify_bundle
 from troth.trace.signing import open_envelope
 from troth.trace.submit import Receipts
@@ -40,6 +40,17 @@ def send_to_hub(runtime: NodeRuntime, hub: NodeRuntime) -> Callable[[str, Any], 
         return await call(runtime.router, (end.enc, TRACE), method, arguments)
 
     return send
+
+
+def signed_batch(runtime: NodeRuntime, name: str, now: int) -> Batch:
+    """One record signed by local identity `name` of `runtime`'s node, as its first."""
+    identities = runtime.node.identities
+    batcher = TraceBatcher(lambda at: identities.signer(name, now=at))
+    batcher.set_head(None)
+    batcher.add(step(0), now=now)
+    batch = batcher.next_batch(now)
+    assert batch is not None
+    return batch
 
 
 def to_hub(node: Node) -> None:
@@ -80,22 +91,12 @@ def test_a_stranger_is_refused_and_a_member_cannot_submit_anothers_records(
         a = await net.member("agent-a")
         b = await net.member("agent-b")
         stranger = await net.node("stranger")
-        local = stranger.node.identities
-        batcher = TraceBatcher(lambda now: local.signer("stranger", now=now))
-        batcher.set_head(None)
-        batcher.add(step(0), now=net.clock.now())
-        batch = batcher.next_batch(net.clock.now())
-        assert batch is not None
+        batch = signed_batch(stranger, "stranger", net.clock.now())
         with pytest.raises(Denied) as denied:
             await send_to_hub(stranger, hub)("submit", batch.submission.to_cbor())
         assert "holds no credential" in str(denied.value)
         # b signs; a submits it as its own
-        signer_b = b.node.identities
-        batcher_b = TraceBatcher(lambda now: signer_b.signer("agent-b", now=now))
-        batcher_b.set_head(None)
-        batcher_b.add(step(1), now=net.clock.now())
-        batch_b = batcher_b.next_batch(net.clock.now())
-        assert batch_b is not None
+        batch_b = signed_batch(b, "agent-b", net.clock.now())
         answer = await send_to_hub(a, hub)("submit", batch_b.submission.to_cbor())
         receipts = Receipts.from_cbor(answer, expected=1)
         assert receipts.results[0].reason is not None

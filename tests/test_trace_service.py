@@ -146,11 +146,17 @@ def test_a_record_signed_with_another_identitys_key_is_refused(service: Service)
     assert service.log.size() == 0
 
 
-def test_a_revoked_chain_is_refused(service: Service) -> None:
-    world = service.world
+def revoke_subs_chain(world: GatesWorld) -> bytes:
+    """The support agent revokes its delegation to the sub-agent; the chain."""
     chain = world.sub_chain
     link = CredentialChain.decode(chain).credentials[-1].hash
     world.revoke(RevocationKind.CREDENTIAL, link, now=T + 5)
+    return chain
+
+
+def test_a_revoked_chain_is_refused(service: Service) -> None:
+    world = service.world
+    chain = revoke_subs_chain(world)
     _batcher, submission = batch_of(service, world.sub, (tool("lookup_order", chain), chain))
     receipts = service.submit(submission, world.sub)
     assert reasons(receipts) == [F.CREDENTIAL_INVALID]
@@ -344,9 +350,7 @@ def test_a_busy_agent_sends_one_request_per_batch(service: Service) -> None:
 
 def test_a_refused_record_fails_alone_and_later_ones_are_signed_again(service: Service) -> None:
     world = service.world
-    chain = world.sub_chain
-    link = CredentialChain.decode(chain).credentials[-1].hash
-    world.revoke(RevocationKind.CREDENTIAL, link, now=T + 5)
+    chain = revoke_subs_chain(world)
     flaky = FlakyService(service, world.sub, loss=0.0)
 
     async def main() -> list[Any]:

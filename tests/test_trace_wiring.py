@@ -254,7 +254,9 @@ def test_the_api_records_delegations_and_revocations(clock: FixedClock) -> None:
         assert disclosed(log, by_authority, "result") == {"feed_entry": 1}
 
 
-def test_the_cli_records_delegations_and_revocations(tmp_path: Path) -> None:
+def customer_and_support() -> tuple[str, str]:
+    """acme, a customer enrolled with it (orders.access=read), a support agent: identifiers of
+    acme and the support agent."""
     acme = run_json("authority", "create", "acme")["identifier"]
     run("identity", "create", "customer")
     support = run_json("identity", "create", "support")["identifier"]
@@ -262,37 +264,20 @@ def test_the_cli_records_delegations_and_revocations(tmp_path: Path) -> None:
         "authority", "ticket", "create", "--authority", "acme", "--attr", "orders.access=read"
     ).stdout.strip()
     run("enroll", ticket, "--as", "customer")
+    return acme, support
+
+
+def delegate(support: str, out: Path, code: int = 0) -> Any:
+    args = ("--to", support, "--ttl", "10m", "--purpose", "complaint 123", "--out", str(out))
+    return run_json("credential", "delegate", "--as", "customer", *args, code=code)
+
+
+def test_the_cli_records_delegations_and_revocations(tmp_path: Path) -> None:
+    acme, support = customer_and_support()
     out = tmp_path / "to-support.chain"
-    delegated = run_json(
-        "credential",
-        "delegate",
-        "--as",
-        "customer",
-        "--to",
-        support,
-        "--ttl",
-        "10m",
-        "--purpose",
-        "complaint 123",
-        "--attr",
-        "orders.access=read",
-        "--out",
-        str(out),
-    )
-    link = delegated["chain"][-1]["id"]
-    run(
-        "revoke",
-        "link",
-        link,
-        "--chain",
-        str(out),
-        "--as",
-        "customer",
-        "--authority",
-        "acme",
-        "--reason",
-        "resolved",
-    )
+    link = delegate(support, out)["chain"][-1]["id"]
+    by_customer = ("--as", "customer", "--authority", "acme", "--reason", "resolved")
+    run("revoke", "link", link, "--chain", str(out), *by_customer)
     tree = run_json("trace", "show")
     assert [(n["agent"], n["kind"], n.get("call")) for n in tree] == [
         ("customer", "delegation", link),
@@ -305,29 +290,11 @@ def test_the_cli_records_delegations_and_revocations(tmp_path: Path) -> None:
 
 
 def test_a_delegation_that_cannot_be_recorded_is_not_handed_out(tmp_path: Path) -> None:
-    run_json("authority", "create", "acme")
-    run("identity", "create", "customer")
-    support = run_json("identity", "create", "support")["identifier"]
-    ticket = run("authority", "ticket", "create", "--authority", "acme").stdout.strip()
-    run("enroll", ticket, "--as", "customer")
+    _acme, support = customer_and_support()
     log_file = troth_home() / "nodes" / "default" / "trace.db"
     log_file.mkdir(parents=True)  # the log cannot be opened
     out = tmp_path / "chain"
-    run(
-        "credential",
-        "delegate",
-        "--as",
-        "customer",
-        "--to",
-        support,
-        "--ttl",
-        "10m",
-        "--purpose",
-        "x",
-        "--out",
-        str(out),
-        code=4,
-    )
+    assert delegate(support, out, code=4)["error"] == "StorageError"
     assert not out.exists()
 
 

@@ -11,7 +11,7 @@ from troth.clock import Clock
 from troth.credentials import Attributes, VerifiedFeed
 from troth.identity import Identifier
 from troth.node.node import Node as StoredNode
-from troth.node.traces import record_revocation
+from troth.node.traces import revoke_as_authority
 
 __all__ = ["AttributesLike", "Authority"]
 
@@ -72,28 +72,14 @@ class Authority:
         """Revoke a credential (a `Credential`'s last link, or a credential id) in every chain
         rooted here: every chain holding it stops verifying. Returns the feed entry's number."""
         target = credential.id if isinstance(credential, Credential) else credential
-        seq = self._hosted.revoke_credential(target, now=self._clock.now(), reason=reason)
-        self._recorded("credential", target.hex(), reason, seq)
-        return seq
+        return revoke_as_authority(
+            self._node, self._hosted, target, reason=reason, clock=self._clock
+        )
 
     def revoke_identity(self, identifier: Identifier, *, reason: str = "") -> int:
         """Revoke an identity for good: every link it issued or holds stops verifying."""
-        seq = self._hosted.revoke_identity(identifier, now=self._clock.now(), reason=reason)
-        self._recorded("identity", str(identifier), reason, seq)
-        return seq
-
-    def _recorded(self, what: str, target: str, reason: str, seq: int) -> None:
-        """The revocation recorded in the node's trace, signed by the authority."""
-        me = self._hosted.identifier
-        record_revocation(
-            self._node,
-            str(me),
-            what,
-            target,
-            authority=me,
-            reason=reason,
-            seq=seq,
-            clock=self._clock,
+        return revoke_as_authority(
+            self._node, self._hosted, identifier, reason=reason, clock=self._clock
         )
 
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from troth.authority import Authority
 from troth.clock import Clock
 from troth.credentials import Attributes, CredentialChain
 from troth.errors import StorageError, TrothError
@@ -25,7 +26,13 @@ from troth.trace.adapters import delegation_content, revocation_content
 from troth.trace.log import Receipt, open_node_log
 from troth.trace.recorder import TraceRecorder
 
-__all__ = ["delegate_recorded", "record_revocation", "resolve_escalation", "traced_as"]
+__all__ = [
+    "delegate_recorded",
+    "record_revocation",
+    "resolve_escalation",
+    "revoke_as_authority",
+    "traced_as",
+]
 
 
 @contextmanager
@@ -95,6 +102,28 @@ def record_revocation(
             f"the {what} is revoked (feed entry {seq}), but the revocation could not be "
             f"recorded in the trace: {exc}"
         ) from exc
+
+
+def revoke_as_authority(
+    node: Node,
+    authority: Authority,
+    target: bytes | Identifier,
+    *,
+    reason: str,
+    clock: Clock,
+) -> int:
+    """The authority `node` hosts revokes a credential (`target`: its hash) or an identity, and
+    records it, signed by the authority; the feed entry's seq."""
+    now = clock.now()
+    if isinstance(target, Identifier):
+        seq = authority.revoke_identity(target, now=now, reason=reason)
+        what, text = "identity", str(target)
+    else:
+        seq = authority.revoke_credential(target, now=now, reason=reason)
+        what, text = "credential", target.hex()
+    me = authority.identifier
+    record_revocation(node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock)
+    return seq
 
 
 def resolve_escalation(
