@@ -301,6 +301,11 @@ def test_a_delegation_that_cannot_be_recorded_is_not_handed_out(tmp_path: Path) 
 # -- a human resolves an escalation ------------------------------------------------------------
 
 
+def resolve(record: str, human: str, code: int = 0) -> Any:
+    args = ("--outcome", "approved", "--considered", "x", "--reasoning", "y")
+    return run_json("trace", "resolve", record, "--as", human, *args, code=code)
+
+
 def test_a_human_resolves_an_escalation_with_the_cli() -> None:
     run("identity", "create", "support")
     alice = run_json("identity", "create", "alice")["identifier"]
@@ -314,35 +319,9 @@ def test_a_human_resolves_an_escalation_with_the_cli() -> None:
         asked = agent.escalate(
             troth.Identifier.parse(alice), question="refund 5000?", parent=step.record
         )
-    refused = run_json(
-        "trace",
-        "resolve",
-        asked.record,
-        "--as",
-        "bob",
-        "--outcome",
-        "approved",
-        "--considered",
-        "x",
-        "--reasoning",
-        "y",
-        code=1,
-    )
+    refused = resolve(asked.record, "bob", code=1)
     assert refused["reason"] == "linked record missing or of the wrong kind"
-    not_asked = run_json(
-        "trace",
-        "resolve",
-        step.record,
-        "--as",
-        "alice",
-        "--outcome",
-        "approved",
-        "--considered",
-        "x",
-        "--reasoning",
-        "y",
-        code=1,
-    )
+    not_asked = resolve(step.record, "alice", code=1)
     assert "is not an escalation" in not_asked["detail"]
     done = run_json(
         "trace",
