@@ -1,7 +1,7 @@
 """The trace service on a node, over secure channels: a member's records sent through its
 node's client (node.json `traces`) land in the hub's log, verified and in order; a stranger is
 refused by the decision point; a member cannot submit another identity's records; proofs are
-the member's own."""
+the member's own; a node's gate decisions go where its node.json says."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 
+from tests.support.gates import T, make_world
 from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.clock import FixedClock
 from troth.errors import Denied, RemoteError
+from troth.gates import DecisionPoint, Tool, ToolGate
 from troth.node import Node
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call, service_address
 from troth.node.services.trace import TraceClient
 from troth.routing import parse_route
-from troth.trace import Kind, RecordContent, ToolCall, verify_log
+from troth.trace import Kind, RecordContent, ToolCall, TraceRecorder, verify_log
 from troth.trace.batcher import Batch, TraceBatcher
 from troth.trace.export import verify_bundle
 from troth.trace.signing import open_envelope
@@ -111,5 +114,41 @@ def test_a_stranger_is_refused_and_a_member_cannot_submit_anothers_records(
         with pytest.raises(RemoteError, match="no record"):
             await send_to_hub(a, hub)("prove", [record])
         assert verify_bundle((await send_to_hub(b, hub)("prove", [record])).encode()).index == 0
+
+    run_memnet(test, tmp_path / "home")
+
+
+SMALL, BIG = {"amount": 20}, {"amount": 5000}  # the world's bundle caps refunds
+
+
+def refund(order_id: str, amount: int) -> str:
+    """Refund part of an order."""
+    return f"refunded {amount} on {order_id}"
+
+
+def test_a_nodes_gate_records_go_to_its_log_or_to_the_service_node_json_names(
+    tmp_path: Path,
+) -> None:
+    async def test(net: MemNet) -> None:
+        reporting = await net.node("agent-b", prepare=to_hub)
+        assert isinstance(reporting.traces.decision_recorder().sink, TraceClient)
+        local = await net.member("agent-a")
+        recorder = local.traces.decision_recorder()
+        assert isinstance(recorder.sink, TraceRecorder)
+        world = make_world()
+        point = DecisionPoint(world.store(world.bundle()), world.held_feed, recorder=recorder)
+        gate = ToolGate(point, [Tool.from_function(refund)], clock=FixedClock(T + 10))
+        caller = world.credential(world.support_chain, world.support)
+        allowed = await local.worker.run(gate.invoke, caller, "refund", {"order_id": "o1"} | SMALL)
+        denied = await local.worker.run(gate.invoke, caller, "refund", {"order_id": "o2"} | BIG)
+        assert (allowed.allowed, denied.allowed) == (True, False)
+        log = await local.worker.run(local.traces.log)
+        made = [open_envelope(entry.envelope)[0] for entry in log.stored()]
+        assert [(r.kind, r.agent) for r in made] == [
+            (Kind.TOOL_INVOCATION, local.identifier),
+            (Kind.DENIAL, local.identifier),
+        ]
+        assert recorder.last == made[-1].id
+        assert (await local.worker.run(verify_log, log)).size == 2
 
     run_memnet(test, tmp_path / "home")

@@ -220,6 +220,9 @@ TRACE_QUEUE_RECORDS: Final = 4096
 record: an agent that cannot keep its audit trail stops)."""
 TRACE_FLUSH_SECONDS: Final = 0.2
 """How long a trace client waits for more records before it sends a batch."""
+TRACE_KEPT_CHAINS: Final = 1024
+"""Chains a trace client remembers the service keeps (not sent again; past this it forgets them
+all and sends each once more)."""
 
 # -- relays (troth.node.services.relay) ------------------------------------------------------
 MAX_RELAYS: Final = 1024

@@ -44,7 +44,7 @@ from troth.node.services.trace import TraceClient
 from troth.node.traces import delegate_recorded
 from troth.secrets import AllowListPolicy, Broker
 from troth.trace import Kind, Links, RecordContent, TraceLog, open_node_log, verify_log
-from troth.trace.adapters import TraceAuditSink, TraceDecisionRecorder
+from troth.trace.adapters import TraceDecisionRecorder
 from troth.trace.merkle import leaf_hash
 from troth.trace.view import TraceNode, trace_tree
 from troth.vault import SoftwareVault
@@ -150,14 +150,14 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         story.say(f"customer delegates refunds to support-agent, only if: {CAVEAT}")
         story.say("  (a `delegation` record, signed by the customer under acme's credential)")
 
-        client = agent.traces.recorder()
+        recorder = agent.traces.decision_recorder(
+            links=lambda: Links(parent=delegation, conversation=CONVERSATION)
+        )
+        client = recorder.sink
         if not isinstance(client, TraceClient):
             raise RuntimeError(
                 "support-agent's records go to acme's trace service: node.json says so"
             )
-        recorder = TraceDecisionRecorder(
-            client, links=lambda: Links(parent=delegation, conversation=CONVERSATION)
-        )
         verifier = ChainVerifier(TrustPolicy(frozenset({acme.identifier})))
         feeds = {acme.identifier: acme.held_feed(now=clock.now())}
         bundles = BundleStore(verifier)
@@ -251,9 +251,8 @@ def _broker(
     vault = hub.node.vault
     if not isinstance(vault, SoftwareVault):
         return None
-    audit = TraceAuditSink(
-        hub.traces.recorder(),
-        links=lambda: Links(parent=decisions.last, conversation=CONVERSATION),
+    audit = hub.traces.audit_sink(
+        links=lambda: Links(parent=decisions.last, conversation=CONVERSATION)
     )
     policy = AllowListPolicy({agent: {"payments": None}})
     broker = Broker(hub.node.db, vault, now=clock.now(), policy=policy, audit=audit)

@@ -36,6 +36,7 @@ from troth.trace.record import ToolCall as TracedTool
 from troth.trace.signing import RecordContent
 
 __all__ = [
+    "LinksSource",
     "RecordSink",
     "Recorded",
     "TraceAuditSink",

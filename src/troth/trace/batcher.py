@@ -269,6 +269,8 @@ class TraceBatcher:
             if result.delivered:
                 queued._settle(result.index, None)
                 if queued.chain is not None:
+                    if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:
+                        self._kept_chains.clear()  # forgotten chains are only sent again
                     self._kept_chains.add(sha256(queued.chain))
                 continue
             if refused and result.reason is _F.CHAIN_BROKEN:

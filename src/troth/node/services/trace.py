@@ -46,6 +46,7 @@ from troth.node.node import Node
 from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
+from troth.trace.adapters import LinksSource, TraceAuditSink, TraceDecisionRecorder
 from troth.trace.batcher import Queued, TraceBatcher
 from troth.trace.collect import TraceCollector
 from troth.trace.log import TraceLog, open_node_log
@@ -342,6 +343,20 @@ class NodeTraces:
                 client.start()
             return client
         return self.local(name)
+
+    def decision_recorder(
+        self, ref: str | None = None, *, links: LinksSource | None = None
+    ) -> TraceDecisionRecorder:
+        """A gate's `DecisionRecorder` signing as local identity `ref` (default: the node's own
+        identity), its records going where `recorder(ref)` sends them."""
+        return TraceDecisionRecorder(self.recorder(ref), links=links)
+
+    def audit_sink(
+        self, ref: str | None = None, *, links: LinksSource | None = None
+    ) -> TraceAuditSink:
+        """A broker's `AuditSink` signing as local identity `ref` (default: the node's own
+        identity), its records going where `recorder(ref)` sends them."""
+        return TraceAuditSink(self.recorder(ref), links=links)
 
     def local(self, ref: str) -> TraceRecorder:
         """A recorder signing as local identity `ref` into the node's own log."""
