@@ -1,4 +1,4 @@
-"""`troth demo` tells chapter 1; `troth bench --json` reports figures beside their floors."""
+"""`troth demo` tells its chapters; `troth bench --json` reports figures beside their floors."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ CHAPTERS = {
         "its refund token at payments: refused: revoked",
         "a new lease: hub refused support-agent: it is revoked by hub",
         "billing-agent's token: valid (scope charges",
+    6: [
+        "refund(order 4471, 20 EUR): allowed by policy refund",
+        "acme's broker leased it a payments token for this call",
+        "refund(order 9999, 20 EUR): denied by policy caveat:1:0",
+        "alice resolves it: refused",
+        "support-agent refund(20, 9999): forbidden by caveat:1:0, rev 1, under acme > customer",
+        "verified: 9 signatures",
+        "checkpoint: valid",
+        "verification fails at record #6 (",
+        "): bad signature",
     ],
 }
 NEVER = {
@@ -50,6 +60,7 @@ NEVER = {
     2: "must never happen",
     3: "must never happen",
     5: "must never happen",
+    6: "must never happen",
 }
 BENCH_EXTRA = ("biscuit_auth", "noise")
 needs_bench_extra = pytest.mark.skipif(

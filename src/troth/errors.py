@@ -394,6 +394,7 @@ class TraceFailure(enum.Enum):
     INCONSISTENT = "checkpoint not consistent with the anchored one"
     DISCLOSURE_MISMATCH = "disclosed value does not match the record"
     CHAIN_MISMATCH = "delegation chain does not match the record"
+    CREDENTIAL_INVALID = "delegation chain does not verify"
     LINK_INVALID = "linked record missing or of the wrong kind"
 
 

@@ -208,6 +208,25 @@ MAX_TRACE_PROOF_HASHES: Final = 64
 """Most hashes in an inclusion or consistency proof (a tree of 2^63 leaves needs 63)."""
 MAX_TRACE_BATCH: Final = 1024
 """Most records one group commit writes (more wait for the next commit)."""
+MAX_TRACE_SUBMIT_RECORDS: Final = 256
+"""Most records one `trace.submit` request carries (the client batcher packs at most this many,
+and fewer when their bytes would pass MAX_SERVICE_MESSAGE)."""
+MAX_TRACE_SUBMIT_KEYS: Final = 4
+"""Most signing-key attestations one `trace.submit` request carries (a batch spans a rotation)."""
+MAX_TRACE_SUBMIT_CHAINS: Final = 8
+"""Most delegation chains one `trace.submit` request carries."""
+MAX_TRACE_SUBMITS_PER_CALLER: Final = 2
+"""`trace.submit` requests one caller may have in progress at a node (more: refused, retry)."""
+MAX_TRACE_SUBMITS: Final = 32
+"""`trace.submit` requests a node works on at once, all callers together."""
+TRACE_QUEUE_RECORDS: Final = 4096
+"""Records a trace client holds before they are acknowledged (a full queue refuses the next
+record: an agent that cannot keep its audit trail stops)."""
+TRACE_FLUSH_SECONDS: Final = 0.2
+"""How long a trace client waits for more records before it sends a batch."""
+TRACE_KEPT_CHAINS: Final = 1024
+"""Chains a trace client remembers the service keeps (not sent again; past this it forgets them
+all and sends each once more)."""
 
 # -- relays (troth.node.services.relay) ------------------------------------------------------
 MAX_RELAYS: Final = 1024

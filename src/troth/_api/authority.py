@@ -10,7 +10,8 @@ from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import Clock
 from troth.credentials import Attributes, VerifiedFeed
 from troth.identity import Identifier
-from troth.node.config import NodeConfig
+from troth.node.node import Node as StoredNode
+from troth.node.traces import revoke_as_authority
 
 __all__ = ["AttributesLike", "Authority"]
 
@@ -29,9 +30,10 @@ class Authority:
     credentials, and publishes a signed revocation feed (get one with `Node.create_authority`
     or `Node.authority`)."""
 
-    def __init__(self, hosted: HostedAuthority, config: NodeConfig, clock: Clock) -> None:
+    def __init__(self, hosted: HostedAuthority, node: StoredNode, clock: Clock) -> None:
         self._hosted = hosted
-        self._config = config
+        self._node = node
+        self._config = node.config
         self._clock = clock
 
     @property
@@ -70,11 +72,15 @@ class Authority:
         """Revoke a credential (a `Credential`'s last link, or a credential id) in every chain
         rooted here: every chain holding it stops verifying. Returns the feed entry's number."""
         target = credential.id if isinstance(credential, Credential) else credential
-        return self._hosted.revoke_credential(target, now=self._clock.now(), reason=reason)
+        return revoke_as_authority(
+            self._node, self._hosted, target, reason=reason, clock=self._clock
+        )
 
     def revoke_identity(self, identifier: Identifier, *, reason: str = "") -> int:
         """Revoke an identity for good: every link it issued or holds stops verifying."""
-        return self._hosted.revoke_identity(identifier, now=self._clock.now(), reason=reason)
+        return revoke_as_authority(
+            self._node, self._hosted, identifier, reason=reason, clock=self._clock
+        )
 
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
         """This authority's own feed as of `now`, when `authority` is this one."""

@@ -30,6 +30,7 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
+from troth.node.traces import delegate_recorded, record_revocation
 from troth.node.trust import FEED_STALENESS
 
 if TYPE_CHECKING:
@@ -181,11 +182,11 @@ class Node:
                 f"node {self.name!r} already has its own identity, so it cannot become an "
                 "authority's: create the authority on a new node"
             ) from None
-        return Authority(hosted, self._stored.config, self._clock)
+        return Authority(hosted, self._stored, self._clock)
 
     def authority(self) -> Authority:
         """The authority this node hosts (NotFound if none)."""
-        return Authority(self._stored.authority(), self._stored.config, self._clock)
+        return Authority(self._stored.authority(), self._stored, self._clock)
 
     # -- credentials ---------------------------------------------------------------------------
 
@@ -227,19 +228,18 @@ class Node:
         (CredentialError AMPLIFIED otherwise). `caveats` are conditions (Cedar expressions)
         every use must meet; `depth` limits further delegation (default: one less). Returns
         the extended chain: hand `.chain` to its holder (`Node.hold`)."""
-        now = self._clock.now()
-        wallet = self._stored.wallet
-        chain = wallet.delegate(
+        chain = delegate_recorded(
+            self._stored,
             _ref(identity),
             to=self._identifier_of(to),
             attributes=attributes_of(attributes),
-            now=now,
             ttl=ttl,
             purpose=purpose,
             caveats=caveats,
             depth=depth,
+            clock=self._clock,
         )
-        return Credential._of(wallet.inspect(chain, now=now))
+        return Credential._of(self._stored.wallet.inspect(chain, now=self._clock.now()))
 
     def hold(self, identity: IdentityRef, chain: Credential | bytes) -> Credential:
         """Keep a chain delegated to local `identity`, so it can present it and delegate
@@ -253,14 +253,29 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number."""
+        seq = self._revoke(credential, by=_ref(by), reason=reason)
+        record_revocation(
+            self._stored,
+            _ref(by),
+            "link",
+            credential.id.hex(),
+            authority=credential.authority,
+            reason=reason,
+            seq=seq,
+            clock=self._clock,
+            chain=credential.chain,
+        )
+        return seq
+
+    def _revoke(self, credential: Credential, *, by: str, reason: str) -> int:
         authority = credential.authority
         address = self._stored.wallet.trusted().get(authority)
         if address is not None and not is_local(address):
-            return run_sync(self._revoke_over_network(credential, _ref(by), reason, address))
+            return run_sync(self._revoke_over_network(credential, by, reason, address))
         now = self._clock.now()
         request = revoke_request(
             self._stored.identities,
-            _ref(by),
+            by,
             authority,
             credential_hash=credential.id,
             chain=credential.chain,

@@ -59,6 +59,7 @@ from troth.node.authorities import (
     refresh_locally,
     resume_locally,
 )
+from troth.node.traces import delegate_recorded
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 from troth.node.verify import Sources, verify_chain, verify_vc
 
@@ -422,15 +423,16 @@ def delegate_cmd(
         as_name = reporter.names.local(as_name, node)
         to = reporter.names.identifier(to_ref, node)
         try:
-            chain = node.wallet.delegate(
+            chain = delegate_recorded(
+                node,
                 as_name,
                 to=to,
                 attributes=requested,
-                now=now,
                 ttl=ttl,
                 purpose=purpose,
                 caveats=caveats,
                 depth=depth,
+                clock=CLOCK,
             )
         except NotFound as exc:
             _best_chain(node, as_name, now)

@@ -26,6 +26,7 @@ from troth.cli.common import (
 from troth.cli.output import Progress, Reporter, escape_text, json_command
 from troth.cli.text import moment
 from troth.credentials import write_page_sequence
+from troth.node.traces import record_revocation, revoke_as_authority
 from troth.node.verify import authority_pages
 
 REASON = click.option("--reason", default="", help="Why (recorded in the signed feed).")
@@ -69,7 +70,7 @@ def revoke_credential(
 ) -> None:
     """The authority revokes credential ID: any chain through it stops verifying."""
     with open_authority_node(reporter.names, authority_ref) as node:
-        seq = node.authority().revoke_credential(credential_id, now=CLOCK.now(), reason=reason)
+        seq = revoke_as_authority(node, node.authority(), credential_id, reason=reason, clock=CLOCK)
     reporter.result(
         {"seq": seq, "revoked": credential_id.hex()},
         f"revoked credential {credential_id.hex()} (feed entry {seq})",
@@ -85,7 +86,7 @@ def revoke_identity(ref: str, authority_ref: str, reason: str, reporter: Reporte
     """The authority revokes IDENTITY for good: all it holds and issued stops verifying."""
     identifier = reporter.names.identifier(ref)
     with open_authority_node(reporter.names, authority_ref) as node:
-        seq = node.authority().revoke_identity(identifier, now=CLOCK.now(), reason=reason)
+        seq = revoke_as_authority(node, node.authority(), identifier, reason=reason, clock=CLOCK)
     reporter.result(
         {"seq": seq, "revoked": str(identifier)},
         f"revoked identity {reporter.label(identifier)} (feed entry {seq})",
@@ -141,6 +142,17 @@ def revoke_link(
             now=now,
         )
         seq = authority.revoke_link(request, now=now)
+        record_revocation(
+            node,
+            as_name,
+            "link",
+            credential_id.hex(),
+            authority=authority.identifier,
+            reason=reason,
+            seq=seq,
+            clock=CLOCK,
+            chain=chain,
+        )
     reporter.result(
         {"seq": seq, "revoked": credential_id.hex()},
         f"revoked link {credential_id.hex()} (feed entry {seq})",

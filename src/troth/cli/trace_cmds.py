@@ -1,4 +1,5 @@
-"""`troth trace ...`: show, verify, prove, export, checkpoint, redact (the node's trace log)."""
+"""`troth trace ...`: show, verify, prove, export, checkpoint, redact, resolve (the node's trace
+log)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,19 @@ from typing import Any, NoReturn
 import click
 
 from troth import limits
-from troth.cli.common import CLOCK, INPUT_FILE, node_option, open_cli_node, read_input
+from troth.cli.common import (
+    CLOCK,
+    INPUT_FILE,
+    as_option,
+    node_option,
+    open_cli_node,
+    read_input,
+)
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.errors import TraceError
 from troth.identity import Identifier
 from troth.node import Node
+from troth.node.traces import resolve_escalation
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.record import REDACTABLE
@@ -32,7 +41,9 @@ from troth.trace.view import TraceNode, trace_tree
 Example:
   troth trace show --agent support-agent
   troth trace verify --checkpoint last.checkpoint
-  troth trace export --format jsonl --out eval.jsonl""",
+  troth trace export --format jsonl --out eval.jsonl
+  troth trace resolve RECORD_ID --as alice --outcome approved --considered "history" \\
+      --reasoning "a loyal customer\"""",
 )
 def trace_group() -> None:
     """Signed traces: every step signed by its agent, in a tamper-evident log."""
@@ -276,4 +287,44 @@ def redact(record_id: str, name: str, node_name: str, reporter: Reporter) -> Non
     reporter.result(
         {"record": record_id, "field": name, "redacted": removed},
         "redacted" if removed else "nothing to redact",
+    )
+
+
+@trace_group.command("resolve")
+@click.argument("record_id")
+@as_option("The human deciding: the identity the escalation asks")
+@click.option("--outcome", required=True, help="The decision, e.g. approved or refused.")
+@click.option("--considered", required=True, help="What was considered (kept redactable).")
+@click.option("--reasoning", required=True, help="Why (kept redactable).")
+@node_option
+@json_command
+def resolve(
+    record_id: str,
+    as_name: str,
+    outcome: str,
+    considered: str,
+    reasoning: str,
+    node_name: str,
+    reporter: Reporter,
+) -> None:
+    """Resolve an escalation in the log: the decision, what was considered and why, signed by
+    the human it asks and linked to it (exit 1 when the record is not an escalation to them)."""
+    with open_cli_node(node_name) as node:
+        as_name = reporter.names.local(as_name, node)
+        try:
+            receipt = resolve_escalation(
+                node,
+                as_name,
+                record_id,
+                outcome=outcome,
+                considered=considered,
+                reasoning=reasoning,
+                clock=CLOCK,
+            )
+        except TraceError as exc:
+            _invalid(reporter, exc)
+    reporter.result(
+        {"record": receipt.record, "index": receipt.index, "resolves": record_id},
+        f"resolved {escape_text(record_id)}: {escape_text(outcome)} (record {receipt.record}, "
+        f"index {receipt.index})",
     )

@@ -11,6 +11,7 @@ from troth.demo import (
     chapter2_credentials,
     chapter3_channels,
     chapter5_secrets,
+    chapter6_traces,
 )
 from troth.demo.story import Story
 
@@ -19,6 +20,7 @@ CHAPTERS: dict[int, Callable[[Story, Path, Clock], None]] = {
     2: chapter2_credentials.run,
     3: chapter3_channels.run,
     5: chapter5_secrets.run,
+    6: chapter6_traces.run,
 }
 
 __all__ = ["CHAPTERS", "run_demo"]

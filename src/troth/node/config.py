@@ -4,7 +4,9 @@ Besides the vault, it names the services the node runs (`services`, default: all
 where it is reached: `listen` (host:port the node listens on when started without
 --tcp-listen; recorded by `troth node start --tcp-listen` with a fixed port) and `advertise`
 (the route tickets carry, when it differs from `/tcp/<listen>`). A node with neither issues
-`node:NAME` tickets (enrollment on this machine).
+`node:NAME` tickets (enrollment on this machine). `traces` names the trace service the running
+node sends the records its own identity signs to (a route ending in `/service/trace`); without
+it, records go to the node's own log (docs/traces.md, "Where records go").
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from troth.errors import ConfigError, DecodeError
 __all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
 VaultKind = Literal["software", "pkcs11"]
-KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "broker")
+KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "trace", "broker")
 """The services a node can run (`authority` only when it hosts one; `broker` once
 `troth secret put` stored a secret on it)."""
-DEFAULT_SERVICES: Final = ("echo", "sink", "relay", "authority")
+DEFAULT_SERVICES: Final = ("echo", "sink", "relay", "authority", "trace")
 """The services of a node whose configuration names none."""
 
 
@@ -43,6 +45,7 @@ class NodeConfig:
     services: tuple[str, ...] = DEFAULT_SERVICES
     listen: str | None = None
     advertise: str | None = None
+    traces: str | None = None
 
     def to_json(self) -> bytes:
         """The configuration as node.json bytes."""
@@ -82,6 +85,8 @@ class NodeConfig:
             raise ConfigError(
                 f"{path}: services must be distinct names among {', '.join(KNOWN_SERVICES)}"
             )
+        if config.traces is not None and not config.traces.endswith("/service/trace"):
+            raise ConfigError(f"{path}: traces is a route ending in /service/trace")
         if config.vault == "pkcs11" and not (
             config.pkcs11_module and config.token_label and config.pin_env
         ):

@@ -76,6 +76,7 @@ from troth.node.services.broker import BrokerService
 from troth.node.services.echo import EchoService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.sink import SinkService
+from troth.node.services.trace import NodeTraces, TraceService
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
@@ -176,6 +177,8 @@ class NodeRuntime:
         self._kept_relays: dict[str, Identifier] = {}
         self._me_cache: _Cached | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
+        """Where this node's records go (its log, or the trace service node.json names)."""
 
     # -- the decision point ------------------------------------------------------------------------
 
@@ -199,6 +202,7 @@ class NodeRuntime:
     async def start(self, listen: tuple[str, int] | None = None) -> None:
         """Compose the configured services, serve channels, listen on `listen` (host, port)."""
         await self.worker.run(self._prepare)
+        self.traces.started(asyncio.get_running_loop())
         for service in self._compose():
             starting = getattr(service, "start", None)  # services with a lifecycle (broker)
             if starting is not None:
@@ -258,12 +262,14 @@ class NodeRuntime:
                 None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
             ),
             "broker": lambda: BrokerService(self.node, self.trust, self.clock),
+            "trace": lambda: TraceService(self.traces, self.trust, self.worker),
         }
         made = (factories[name]() for name in self.node.config.services)
         return [service for service in made if service is not None]
 
     async def stop(self) -> None:
         """Stop the tasks, close every channel and connection, stop the storage thread."""
+        await self.traces.close()  # its client delivers what it holds first
         await self.links.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -525,6 +531,12 @@ class NodeRuntime:
         route, service = split_service_route(to)
         end = await self.channel_to(route, expect=expect)
         return await call(self.router, (end.enc, service), "echo", text)
+
+    async def _trace_call(self, method: str, arguments: Any) -> Any:
+        """Call `method` of the trace service node.json names (`traces`)."""
+        route, service = split_service_route(self.node.config.traces or "")
+        end = await self.channel_to(route)
+        return await call(self.router, (end.enc, service), method, arguments)
 
     async def send_oneway(self, route: Route, service: Address, payload: bytes) -> None:
         """Send one message through the channel at `route`, expecting no answer."""

@@ -1,0 +1,386 @@
+"""The trace service (`/service/trace`) and its client: agents submit their signed records over
+secure channels to a node, which verifies them and appends them to its log (docs/protocols.md,
+"Trace service"; docs/traces.md, "Collection").
+
+Methods, each behind the node's decision point (`MembersOnly`: holders of a credential from an
+authority the node trusts, and its anchors; a caller in the node's own process or on its
+control socket passes too):
+
+    submit  a Submission (troth.trace.submit)  -> Receipts: per record its index or refusal,
+                                                  the caller's head, a checkpoint reference
+    head    []                                 -> Receipts without results (where to chain on)
+    prove   [record id]                        -> the record's offline proof bundle (JSON text)
+
+**Who may submit what**: a member submits only the records it signed itself (the submitted
+history must be the channel peer's); a local caller may submit anyone's (they are verified all
+the same). A member gets proofs of its own records only. A caller has at most
+MAX_TRACE_SUBMITS_PER_CALLER submissions in progress, the node MAX_TRACE_SUBMITS; more are
+refused at once ("busy") and the client sends again after a backoff.
+
+`TraceClient` is the agent's side: `record(content)` (from any thread) queues a record and
+returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or as soon as a
+batch is full), one request per batch, resending a batch byte for byte until it is answered
+(troth.trace.batcher), with backoff between failures. `NodeTraces` is where a node's records
+go: its own log (`<node>/trace.db`, the default), or the trace service node.json names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, Final
+
+from troth import limits
+from troth.clock import Clock
+from troth.encoding import cbor
+from troth.errors import DecodeError, RemoteError, TrothError
+from troth.identity import Identifier
+from troth.node.access import MembersOnly, PeerCaller
+from troth.node.links import Backoff
+from troth.node.node import Node
+from troth.node.services.base import Method, RequestContext
+from troth.node.trust import NodeTrust
+from troth.node.worker import StoreWorker
+from troth.trace.adapters import LinksSource, TraceAuditSink, TraceDecisionRecorder
+from troth.trace.batcher import Queued, TraceBatcher
+from troth.trace.collect import TraceCollector
+from troth.trace.log import TraceLog, open_node_log
+from troth.trace.recorder import TraceRecorder
+from troth.trace.signing import RecordContent
+from troth.trace.submit import Receipts, Submission
+
+__all__ = ["TRACE_BACKOFF", "NodeTraces", "Send", "TraceClient", "TraceService"]
+
+log = logging.getLogger("troth.node.trace")
+TRACE_BACKOFF: Final = Backoff(0.2, 10.0)
+"""How long a client waits before it sends an unanswered batch again (full jitter)."""
+
+Send = Callable[[str, Any], Awaitable[Any]]
+"""Call a method of the trace service with arguments; its result (TrothError on failure)."""
+
+
+def _submitter(context: RequestContext) -> Identifier | None:
+    caller = context.caller
+    return caller.identifier if isinstance(caller, PeerCaller) else None
+
+
+class TraceService:
+    """Verifies members' records and appends them to the node's log (module docstring)."""
+
+    name = "trace"
+    oneway: Method | None = None
+
+    def __init__(self, traces: NodeTraces, trust: NodeTrust, worker: StoreWorker) -> None:
+        self.traces = traces
+        self.trust = trust
+        self.worker = worker
+        self._collector: TraceCollector | None = None
+        self._busy: dict[Identifier | None, int] = {}
+        self.appended = 0
+        self.refused = 0
+        members = MembersOnly()
+        self.methods: Mapping[str, Method] = {
+            "submit": Method(self.submit, members),
+            "head": Method(self.head, members),
+            "prove": Method(self.prove, members),
+        }
+
+    def collector(self) -> TraceCollector:
+        """The collector over the node's log (opened on first use; storage thread)."""
+        if self._collector is None:
+            self._collector = TraceCollector(
+                self.traces.log(),
+                verifier=lambda: self.trust.verifier,
+                feeds=lambda: self.trust.feeds,
+                observe=self.traces.node.identities.observe,
+            )
+        return self._collector
+
+    @contextlib.contextmanager
+    def _slot(self, caller: Identifier | None) -> Iterator[None]:
+        mine = self._busy.get(caller, 0)
+        if mine >= limits.MAX_TRACE_SUBMITS_PER_CALLER or (
+            sum(self._busy.values()) >= limits.MAX_TRACE_SUBMITS
+        ):
+            raise RemoteError("busy: too many submissions in progress, send again later")
+        self._busy[caller] = mine + 1
+        try:
+            yield
+        finally:
+            left = self._busy[caller] - 1
+            if left:
+                self._busy[caller] = left
+            else:
+                del self._busy[caller]
+
+    async def submit(self, arguments: Any, context: RequestContext) -> list[Any]:
+        """Verify and append a batch of the caller's records: the Receipts."""
+        try:
+            submission = Submission.from_cbor(arguments)
+        except DecodeError as exc:
+            raise RemoteError(f"not a submission: {exc}") from None
+        submitter = _submitter(context)
+        with self._slot(submitter):
+            receipts = await self.worker.run(
+                lambda: self.collector().submit(submission, submitter=submitter, now=context.now)
+            )
+        for result in receipts.results:
+            if result.delivered:
+                self.appended += 1
+            else:
+                self.refused += 1
+        return receipts.to_cbor()
+
+    async def head(self, arguments: Any, context: RequestContext) -> list[Any]:
+        """The caller's head in the log (a local caller: arguments [identifier text])."""
+        agent = _submitter(context)
+        if agent is None:
+            try:
+                (text,) = cbor.expect_array(arguments, "head arguments [agent]", 1)
+                agent = Identifier.parse(cbor.expect_text(text, "agent"))
+            except (DecodeError, ValueError) as exc:
+                raise RemoteError(str(exc)) from None
+        who = agent
+        receipts = await self.worker.run(lambda: self.collector().head(who))
+        return receipts.to_cbor()
+
+    async def prove(self, arguments: Any, context: RequestContext) -> str:
+        """The offline proof bundle of one of the caller's records (JSON text)."""
+        try:
+            (record_id,) = cbor.expect_array(arguments, "prove arguments [record id]", 1)
+            record_id = cbor.expect_text(record_id, "record id")
+        except DecodeError as exc:
+            raise RemoteError(str(exc)) from None
+        requester = _submitter(context)
+        bundle = await self.worker.run(
+            lambda: self.collector().prove(record_id, requester=requester)
+        )
+        return json.dumps(bundle, sort_keys=True)
+
+    async def maintain(self, now: int) -> None:
+        """Nothing to maintain (checkpoints are signed when a proof needs one)."""
+
+    def status(self) -> dict[str, Any]:
+        """Records appended and refused since the node started."""
+        return {"appended": self.appended, "refused": self.refused}
+
+
+class TraceClient:
+    """Sends one identity's records to a trace service in batches (module docstring)."""
+
+    def __init__(
+        self,
+        send: Send,
+        batcher: TraceBatcher,
+        *,
+        clock: Clock,
+        run: Callable[..., Awaitable[Any]] | None = None,
+        flush_seconds: float = limits.TRACE_FLUSH_SECONDS,
+        backoff: Backoff = TRACE_BACKOFF,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.send = send
+        self.batcher = batcher
+        self.clock = clock
+        self._run = run
+        self.flush_seconds = flush_seconds
+        self.backoff = backoff
+        self._jitter = jitter
+        self.failures = 0
+        """Requests that got no usable answer (each is sent again)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()  # bound to the loop that first waits on it
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._start_lock = threading.Lock()
+
+    @property
+    def agent(self) -> Identifier:
+        """The identity whose records this client sends."""
+        return self.batcher.agent(self.clock.now())
+
+    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Queued:
+        """Queue a record (any thread); it is signed and sent with the next batch. TraceError
+        OVER_LIMIT when the queue is full: the caller must stop, not carry on unrecorded."""
+        queued = self.batcher.add(content, chain=chain, now=self.clock.now())
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._wake.set)
+        return queued
+
+    def start(self) -> None:
+        """Start the pump on the running event loop."""
+        with self._start_lock:
+            if self._task is not None:
+                return
+            self._loop = asyncio.get_running_loop()
+            self._wake.set()  # records queued before the start
+            self._task = self._loop.create_task(self._pump())
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Return once every record queued so far is answered (TimeoutError after
+        `timeout` s)."""
+        self.start()
+        async with asyncio.timeout(timeout):
+            while self.batcher.pending():
+                self._idle.clear()
+                self._wake.set()
+                await self._idle.wait()
+
+    async def stop(self) -> None:
+        """Stop the pump (records not answered stay queued in this object)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _pump(self) -> None:
+        attempt = 0
+        while True:
+            if not self.batcher.pending():
+                self._idle.set()
+                await self._wake.wait()
+            self._wake.clear()
+            if not self.batcher.in_flight and self.batcher.queued() < self.batcher.batch_records:
+                await asyncio.sleep(self.flush_seconds)  # let a batch fill
+            try:
+                await self._send_one()
+                attempt = 0
+            except Exception as exc:  # the pump outlives any failure: the batch is sent again
+                self.failures += 1
+                if isinstance(exc, TrothError | TimeoutError):
+                    log.warning("trace: a batch was not delivered (sent again): %s", exc)
+                else:
+                    log.exception("trace: sending a batch failed (sent again)")
+                await asyncio.sleep(self.backoff.delay(attempt, self._jitter))
+                attempt += 1
+            self._idle.set()
+
+    async def _send_one(self) -> None:
+        batcher = self.batcher
+        if not batcher.head_known:
+            agent = str(self.agent)
+            answer = await self.send("head", [agent])
+            batcher.set_head(Receipts.from_cbor(answer, expected=0).head)
+        now = self.clock.now()
+        batch = (
+            batcher.next_batch(now)
+            if self._run is None
+            else await self._run(batcher.next_batch, now)
+        )
+        if batch is None:
+            return
+        answer = await self.send("submit", batch.submission.to_cbor())
+        try:
+            receipts = Receipts.from_cbor(answer, expected=len(batch.items))
+        except DecodeError as exc:
+            raise RemoteError(f"malformed receipts: {exc}") from None
+        batcher.answered(receipts)
+
+
+class NodeTraces:
+    """Where a node's records go: its own log by default, or the trace service node.json
+    names (`traces`: a route ending in /service/trace) for the records its own identity signs
+    while it runs. The log is opened on first use."""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        clock: Clock,
+        send: Send | None = None,
+        run: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
+        self.node = node
+        self.clock = clock
+        self._send = send
+        self._run = run
+        self._log: TraceLog | None = None
+        self._lock = threading.Lock()
+        self._client: TraceClient | None = None
+        self._recorders: dict[str, TraceRecorder] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def started(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The node runs on `loop` (a client asked for from another thread starts there)."""
+        self._loop = loop
+
+    @property
+    def remote(self) -> str | None:
+        """The trace service route node.json names (None: the node's own log)."""
+        return self.node.config.traces
+
+    def log(self) -> TraceLog:
+        """The node's own trace log (`<node>/trace.db`)."""
+        with self._lock:
+            if self._log is None:
+                self._log = open_node_log(self.node, clock=self.clock)
+            return self._log
+
+    def recorder(self, ref: str | None = None) -> TraceRecorder | TraceClient:
+        """Where local identity `ref`'s records go (default: the node's own identity): the
+        trace service node.json names, for the node's own identity; else the node's log."""
+        name = ref or self.node.name
+        if name == self.node.name and self.remote is not None and self._send is not None:
+            with self._lock:
+                if self._client is None:
+                    identities = self.node.identities
+                    batcher = TraceBatcher(lambda now: identities.signer(name, now=now))
+                    self._client = TraceClient(self._send, batcher, clock=self.clock, run=self._run)
+                client = self._client
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # another thread (a gate on the storage thread): start it there
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(client.start)
+            else:
+                client.start()
+            return client
+        return self.local(name)
+
+    def decision_recorder(
+        self, ref: str | None = None, *, links: LinksSource | None = None
+    ) -> TraceDecisionRecorder:
+        """A gate's `DecisionRecorder` signing as local identity `ref` (default: the node's own
+        identity), its records going where `recorder(ref)` sends them."""
+        return TraceDecisionRecorder(self.recorder(ref), links=links)
+
+    def audit_sink(
+        self, ref: str | None = None, *, links: LinksSource | None = None
+    ) -> TraceAuditSink:
+        """A broker's `AuditSink` signing as local identity `ref` (default: the node's own
+        identity), its records going where `recorder(ref)` sends them."""
+        return TraceAuditSink(self.recorder(ref), links=links)
+
+    def local(self, ref: str) -> TraceRecorder:
+        """A recorder signing as local identity `ref` into the node's own log."""
+        name = ref
+        with self._lock:
+            found = self._recorders.get(name)
+        if found is None:
+            identities = self.node.identities
+            found = TraceRecorder(
+                self.log(), lambda now: identities.signer(name, now=now), clock=self.clock
+            )
+            with self._lock:
+                found = self._recorders.setdefault(name, found)
+        return found
+
+    async def close(self) -> None:
+        """Deliver what the client holds (up to 5 s), stop it, close the log."""
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(TimeoutError, TrothError):
+                await client.flush(5.0)
+            await client.stop()
+        with self._lock:
+            self._recorders.clear()
+            if self._log is not None:
+                self._log.close()
+                self._log = None

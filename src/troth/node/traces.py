@@ -1,0 +1,144 @@
+"""The records a node's identities make outside the gates and the broker (docs/traces.md,
+"Wiring"): a delegation (signed by the delegator), a revocation (signed by the revoker), and a
+human's resolution of an escalation (signed by the human). The CLI and the Python API call
+these, one library place each; the records go to the node's own log (`<node>/trace.db`), and
+each call returns once its record is durable.
+
+A delegation is recorded before the new chain is handed out: if the record cannot be made,
+the chain is not returned (no record, no delegation). A revocation takes effect at the
+authority first (a record of one that was refused would be false), then is recorded with its
+feed entry; if the record then fails, the error says the revocation stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from troth.authority import Authority
+from troth.clock import Clock
+from troth.credentials import Attributes, CredentialChain
+from troth.errors import StorageError, TrothError
+from troth.identity import Identifier
+from troth.node.node import Node
+from troth.trace.adapters import delegation_content, revocation_content
+from troth.trace.log import Receipt, open_node_log
+from troth.trace.recorder import TraceRecorder
+
+__all__ = [
+    "delegate_recorded",
+    "record_revocation",
+    "resolve_escalation",
+    "revoke_as_authority",
+    "traced_as",
+]
+
+
+@contextmanager
+def traced_as(node: Node, ref: str, *, clock: Clock) -> Iterator[TraceRecorder]:
+    """A recorder signing as local identity `ref` into the node's log (closed after)."""
+    identities = node.identities
+    with open_node_log(node, clock=clock) as log:
+        yield TraceRecorder(log, lambda now: identities.signer(ref, now=now), clock=clock)
+
+
+def delegate_recorded(
+    node: Node,
+    ref: str,
+    *,
+    to: Identifier,
+    attributes: Attributes,
+    ttl: int,
+    purpose: str,
+    clock: Clock,
+    caveats: Sequence[str] = (),
+    depth: int | None = None,
+) -> bytes:
+    """Delegate part of what local `ref` holds to `to` (`CredentialWallet.delegate`, from the
+    chain `parent_for` picks) and record it, signed by `ref` under that chain; the new chain."""
+    now = clock.now()
+    wallet = node.wallet
+    parent = wallet.parent_for(ref, attributes, now=now)
+    chain = wallet.delegate(
+        ref,
+        to=to,
+        attributes=attributes,
+        now=now,
+        ttl=ttl,
+        purpose=purpose,
+        caveats=caveats,
+        depth=depth,
+        credential_hash=CredentialChain.decode(parent).credentials[-1].hash,
+    )
+    content, kept = delegation_content(parent, chain)
+    with traced_as(node, ref, clock=clock) as recorder:
+        recorder.record(content, chain=kept)
+    return chain
+
+
+def record_revocation(
+    node: Node,
+    ref: str,
+    what: str,
+    target: str,
+    *,
+    authority: Identifier,
+    reason: str,
+    seq: int | None,
+    clock: Clock,
+    chain: bytes | None = None,
+) -> Receipt:
+    """Record that local `ref` revoked `target` (`what`: link, credential or identity) with
+    `authority`, which took it as feed entry `seq`."""
+    content = revocation_content(
+        what, target, authority=authority, reason=reason, seq=seq, chain=chain
+    )
+    try:
+        with traced_as(node, ref, clock=clock) as recorder:
+            return recorder.record(content)
+    except TrothError as exc:
+        raise StorageError(
+            f"the {what} is revoked (feed entry {seq}), but the revocation could not be "
+            f"recorded in the trace: {exc}"
+        ) from exc
+
+
+def revoke_as_authority(
+    node: Node,
+    authority: Authority,
+    target: bytes | Identifier,
+    *,
+    reason: str,
+    clock: Clock,
+) -> int:
+    """The authority `node` hosts revokes a credential (`target`: its hash) or an identity, and
+    records it, signed by the authority; the feed entry's seq."""
+    now = clock.now()
+    if isinstance(target, Identifier):
+        seq = authority.revoke_identity(target, now=now, reason=reason)
+        what, text = "identity", str(target)
+    else:
+        seq = authority.revoke_credential(target, now=now, reason=reason)
+        what, text = "credential", target.hex()
+    me = authority.identifier
+    record_revocation(node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock)
+    return seq
+
+
+def resolve_escalation(
+    node: Node,
+    ref: str,
+    escalation: str,
+    *,
+    outcome: str,
+    considered: Any,
+    reasoning: Any,
+    clock: Clock,
+) -> Receipt:
+    """Record, as local identity `ref` (the human asked), the decision on escalation record
+    `escalation` in the node's log: the outcome, what was considered and why."""
+    with traced_as(node, ref, clock=clock) as recorder:
+        return recorder.resolve(
+            escalation, outcome=outcome, considered=considered, reasoning=reasoning
+        )

@@ -1,0 +1,251 @@
+"""The trace wired into the rest of troth (docs/traces.md, "Wiring"): a gate's decision
+recorder, the secrets broker's audit sink, and the records of delegations and revocations. Each
+builds a `RecordContent` and hands it to a `RecordSink`: a `TraceRecorder` (the node's own log,
+durable when `record` returns) or a `TraceClient` (a node's trace service, queued).
+
+What each records (kind, tool, decision, values, authority) is tabled in docs/traces.md,
+"Wiring"; the values are redactable (the record holds their salted hashes):
+
+- a gate decision: `tool_invocation` (allowed) or `denial`, the tool, the outcome with the
+  bundle revision and deciding policy ids, the arguments, the reason; the caller's chain as
+  the authority when the caller is the recording agent (else the caller in `inputs`);
+- a broker audit event: `lease` (`denial` for a refusal), `secret:NAME`, the event;
+- a delegation: `delegation` signed by the delegator under its own chain, `delegate` with the
+  new link's id (what `troth revoke link` takes), to whom, what, how long, why;
+- a revocation: `revocation` signed by the revoker, `revoke link|credential|identity` with
+  the target, the authority, the reason and the feed entry.
+
+Fail closed: a sink that raises makes the recorder raise, and the gate, the broker or the
+delegation then fails (the decision point and the broker treat a failing recorder so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from troth import limits
+from troth.credentials.format import CredentialBody, CredentialChain
+from troth.crypto import sha256
+from troth.gates.engine import LeaseRequest, ServiceCall, ToolCall
+from troth.gates.point import DecisionRecord
+from troth.identity import Identifier
+from troth.secrets.audit import AuditEvent, AuditKind
+from troth.trace.record import Authority, Decision, Kind, Links, disclosure_value
+from troth.trace.record import ToolCall as TracedTool
+from troth.trace.signing import RecordContent
+
+__all__ = [
+    "LinksSource",
+    "RecordSink",
+    "Recorded",
+    "TraceAuditSink",
+    "TraceDecisionRecorder",
+    "audit_content",
+    "decision_content",
+    "delegation_content",
+    "revocation_content",
+]
+
+LinksSource = Callable[[], Links]
+"""What the next record belongs to (its parent record, conversation, trace)."""
+
+
+class Recorded(Protocol):
+    """What a sink answers for a record: its id (a `Receipt`, a `Queued`)."""
+
+    @property
+    def record(self) -> str:
+        """The record's id."""
+        ...
+
+
+class RecordSink(Protocol):
+    """Signs records as one identity and delivers them (TraceRecorder, TraceClient)."""
+
+    @property
+    def agent(self) -> Identifier:
+        """The identity that signs the records."""
+        ...
+
+    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Recorded:
+        """Sign and deliver `content` (raises when it cannot: the caller fails closed)."""
+        ...
+
+
+def _tool(name: str) -> TracedTool:
+    try:
+        return TracedTool(name)
+    except ValueError:  # a name a caller made up: not a tool's
+        return TracedTool("(not a tool name)")
+
+
+def _value(value: Any) -> Any:
+    """`value` as a disclosed value: itself when it is JSON within the disclosure limit, else
+    what it was (a value that is not JSON) or its hash and size (one over the limit)."""
+    try:
+        encoded = disclosure_value(value)
+    except ValueError:
+        return {"not_json": type(value).__name__}
+    if len(encoded) > limits.MAX_TRACE_DISCLOSURE_BYTES:
+        return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
+    return value
+
+
+def decision_content(
+    record: DecisionRecord, agent: Identifier, links: Links | None = None
+) -> tuple[RecordContent, bytes | None]:
+    """A gate decision as a record signed by `agent` (who runs the gate), and the chain to keep
+    with it: the caller's, named as the authority when the caller is `agent` itself."""
+    request, decision = record.request, record.decision
+    values: dict[str, Any] = {}
+    if isinstance(request, ToolCall):
+        tool = _tool(request.tool)
+        kind = Kind.TOOL_INVOCATION if decision.allowed else Kind.DENIAL
+        values["args"] = _value(dict(request.arguments))
+        if tool.name != request.tool:
+            values["inputs"] = {"tool": _value(request.tool)}
+    else:
+        name = (
+            f"service:{request.service}.{request.method}"
+            if isinstance(request, ServiceCall)
+            else f"lease:{request.secret}"
+            if isinstance(request, LeaseRequest)
+            else "(unknown request)"
+        )
+        tool = _tool(name)
+        kind = Kind.DECISION if decision.allowed else Kind.DENIAL
+    policies = tuple(p for p in decision.policies if _fits(p))[: limits.MAX_TRACE_POLICY_IDS]
+    values["result"] = {
+        "reason": decision.reason,
+        "errors": list(decision.errors),
+        "policies": list(decision.policies),
+    }
+    revision = None if decision.revision is None else str(decision.revision)
+    authority: Authority | None = None
+    chain: bytes | None = None
+    credential = record.credential
+    if credential is not None and credential.actor == agent:
+        authority, chain = Authority.from_chain(credential.chain), credential.chain
+    elif credential is not None:
+        values.setdefault("inputs", {})["caller"] = {
+            "actor": str(credential.actor),
+            "authority": str(credential.authority),
+            "chain": sha256(credential.chain).hex(),
+        }
+    content = RecordContent(
+        kind,
+        tool=tool,
+        values=values,
+        decision=Decision(decision.outcome.value, revision, policies),
+        authority=authority,
+        links=links or Links(),
+    )
+    return content, chain
+
+
+def _fits(policy: str) -> bool:
+    try:
+        Decision("x", None, (policy,))
+    except ValueError:
+        return False
+    return True
+
+
+class TraceDecisionRecorder:
+    """A gate's `DecisionRecorder`: every decision, allowed or denied, signed into the trace by
+    the sink's identity (the agent running the gate). `links` says what the next record
+    belongs to (a conversation, a parent record)."""
+
+    def __init__(self, sink: RecordSink, *, links: LinksSource | None = None) -> None:
+        self.sink = sink
+        self.links = links
+        self.last: str | None = None
+        """The id of the last decision recorded (a lease taken for the call links to it)."""
+
+    def record(self, record: DecisionRecord) -> None:
+        """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
+        links = None if self.links is None else self.links()
+        content, chain = decision_content(record, self.sink.agent, links)
+        self.last = self.sink.record(content, chain=chain).record
+
+
+def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:
+    """A broker audit event as a record: `lease` (`denial` for a refusal). The event names
+    secrets by name and leases by handle; any secret value is in it only as an HMAC."""
+    kind = Kind.DENIAL if event.kind is AuditKind.DENY else Kind.LEASE
+    tool = None if event.secret is None else _tool(f"secret:{event.secret}")
+    return RecordContent(
+        kind,
+        tool=tool,
+        values={"args": event.to_json()},
+        decision=Decision(event.kind.value),
+        links=links or Links(),
+    )
+
+
+class TraceAuditSink:
+    """The broker's `AuditSink` backed by the trace: every issue, renewal, revocation, denial,
+    expiry and use a signed record of the sink's identity (the broker's node)."""
+
+    def __init__(self, sink: RecordSink, *, links: LinksSource | None = None) -> None:
+        self.sink = sink
+        self.links = links
+
+    def append(self, event: AuditEvent) -> None:
+        """Sign `event` into the trace (raises when it cannot: the broker fails the operation)."""
+        self.sink.record(audit_content(event, None if self.links is None else self.links()))
+
+
+def delegation_content(
+    parent: bytes, chain: bytes, links: Links | None = None
+) -> tuple[RecordContent, bytes]:
+    """The record of a delegation by the holder of `parent` (its authority), which made
+    `chain` (parent + the new link), and the chain to keep with it (the parent)."""
+    link = CredentialChain.decode(chain).credentials[-1]
+    body = CredentialBody.decode(link.body)
+    delegation = body.delegation
+    args: dict[str, Any] = {
+        "to": str(body.subject),
+        "attributes": body.attributes.to_json(),
+        "not_before": body.not_before,
+        "expires_at": body.expires_at,
+        "depth": body.depth,
+        "purpose": None if delegation is None else delegation.purpose,
+        "caveats": [] if delegation is None else list(delegation.caveats),
+    }
+    content = RecordContent(
+        Kind.DELEGATION,
+        tool=TracedTool("delegate", link.hash.hex()),
+        values={"args": args, "result": {"credential": body.id.hex(), "hash": link.hash.hex()}},
+        authority=Authority.from_chain(parent),
+        links=links or Links(),
+    )
+    return content, parent
+
+
+def revocation_content(
+    what: str,
+    target: str,
+    *,
+    authority: Identifier,
+    reason: str,
+    seq: int | None,
+    chain: bytes | None = None,
+    links: Links | None = None,
+) -> RecordContent:
+    """The record of a revocation (`what`: link, credential or identity) of `target` (a link's
+    id, or an identifier) with `authority`, feed entry `seq`."""
+    args: Mapping[str, Any] = {
+        "authority": str(authority),
+        "what": what,
+        "target": target,
+        "reason": reason,
+        "chain": None if chain is None else sha256(chain).hex(),
+    }
+    return RecordContent(
+        Kind.REVOCATION,
+        tool=TracedTool(f"revoke {what}", target),
+        values={"args": dict(args), "result": {"feed_entry": seq}},
+        links=links or Links(),
+    )

@@ -1,0 +1,291 @@
+"""The client side of a trace service: records queued, signed in batches, each delivered once
+and in order (docs/traces.md, "Collection"). Sans-IO: the caller sends the batches it is given
+and hands back the answers (troth.node.services.trace.TraceClient pumps it over a channel).
+
+- `add(content)` gives the record its id and time at once and queues it; a full queue
+  (`TRACE_QUEUE_RECORDS`) refuses it (TraceError OVER_LIMIT): an agent that cannot keep its
+  audit trail stops, it does not drop records silently.
+- `next_batch(now)` signs the queued records in order, chained after the agent's head in the
+  service's log, into one submission: at most MAX_TRACE_SUBMIT_RECORDS records and, with the
+  attestations, chains and history it carries, at most MAX_SERVICE_MESSAGE bytes. Records are
+  signed when they are sent, so a refusal never leaves later ones chained to a record the log
+  does not hold: they are signed again after it.
+- Until a batch is answered, `next_batch` returns the same batch (the same bytes): a resend
+  after a lost answer is answered with the same indices (`Status.ALREADY`), never appended
+  twice.
+- `answered(receipts)`: delivered records get their index; a record refused because the chain
+  moved under it (another writer, a rotation, the clock) is signed again, up to 3 times; any
+  other refusal fails that record (its `error`), and the records after it are signed again on
+  the head the answer reports.
+
+A record keeps the time it was made unless it waited in the queue more than half the log's
+window (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed, since the log accepts
+only times within MAX_CLOCK_SKEW_SECONDS of its clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from troth import limits
+from troth.crypto import sha256
+from troth.errors import TraceError, TraceFailure
+from troth.identity import Identifier, Signer
+from troth.trace.record import disclosure_value, new_record_id
+from troth.trace.signing import KeyEpoch, RecordContent, resolve_key, sign_record
+from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
+
+__all__ = ["Batch", "Queued", "TraceBatcher"]
+
+_F = TraceFailure
+_RESIGNED: Final = frozenset(
+    {_F.CHAIN_BROKEN, _F.ATTESTATION_STALE, _F.TIME_REVERSED, _F.TIME_OUT_OF_RANGE}
+)
+_ATTEMPTS: Final = 3
+_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
+_ROOM: Final = 4096  # the service request's frame around the submission
+SignerSource = Callable[[int], Signer]
+
+
+@dataclass(eq=False)
+class Queued:
+    """A record handed to a trace client: its id and time now; its log index (or the reason
+    it was refused) once the service answered."""
+
+    record: str
+    time: int
+    content: RecordContent = field(repr=False)
+    chain: bytes | None = field(default=None, repr=False)
+    index: int | None = None
+    error: TraceError | None = None
+    attempts: int = 0
+    _settled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """Whether the service answered for this record (delivered or refused)."""
+        return self._settled.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block (a thread, not the event loop) until answered; whether it was."""
+        return self._settled.wait(timeout)
+
+    def result(self) -> int:
+        """The record's log index; TraceError if it was refused (or is not answered yet)."""
+        if self.error is not None:
+            raise self.error
+        if self.index is None:
+            raise TraceError(_F.MALFORMED, "not acknowledged yet", record=self.record)
+        return self.index
+
+    def _settle(self, index: int | None, error: TraceError | None) -> None:
+        self.index, self.error = index, error
+        self._settled.set()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A signed submission and the queued records it carries, in order."""
+
+    submission: Submission
+    items: tuple[Queued, ...]
+    chains: frozenset[bytes]
+
+
+class TraceBatcher:
+    """Queues, signs and tracks one identity's records for a trace service (module
+    docstring). `add` may be called from any thread; the rest from one pump."""
+
+    def __init__(
+        self,
+        signer: SignerSource,
+        *,
+        queue_size: int = limits.TRACE_QUEUE_RECORDS,
+        batch_records: int = limits.MAX_TRACE_SUBMIT_RECORDS,
+        max_bytes: int = limits.MAX_SERVICE_MESSAGE - _ROOM,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
+            raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
+        self._signer = signer
+        self.queue_size = queue_size
+        self.batch_records = batch_records
+        self.max_bytes = max_bytes
+        self._random = random
+        self._lock = threading.Lock()
+        self._queue: deque[Queued] = deque()
+        self._in_flight: Batch | None = None
+        self._head: Head | None = None
+        self.head_known = False
+        """Whether the agent's head in the service's log is known (ask it before a batch)."""
+        self._kept_chains: set[bytes] = set()  # chains the log keeps: not sent again
+        self._epochs: dict[bytes, KeyEpoch] = {}
+        self.batches = 0
+        """Submissions made (statistics: one request each, resends not counted)."""
+
+    # -- any thread ------------------------------------------------------------------------------
+
+    def add(self, content: RecordContent, *, chain: bytes | None = None, now: int) -> Queued:
+        """Queue a record made at `now`; TraceError OVER_LIMIT when the queue is full, or a
+        redactable value that is not JSON."""
+        for name, value in content.values.items():
+            try:
+                disclosure_value(value)
+            except ValueError as exc:
+                raise TraceError(_F.MALFORMED, f"{name}: {exc}") from None
+        record = content.id or new_record_id(now, self._random(16))
+        queued = Queued(record, now, dataclasses.replace(content, id=record), chain)
+        with self._lock:
+            if self.pending() >= self.queue_size:
+                raise TraceError(
+                    _F.OVER_LIMIT,
+                    f"{self.queue_size} records wait for the trace service: not recorded",
+                )
+            self._queue.append(queued)
+        return queued
+
+    def pending(self) -> int:
+        """Records not answered yet (queued or in flight)."""
+        flying = 0 if self._in_flight is None else len(self._in_flight.items)
+        return len(self._queue) + flying
+
+    def queued(self) -> int:
+        """Records waiting to be sent (not in flight)."""
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a batch waits for its answer."""
+        return self._in_flight is not None
+
+    # -- the pump ----------------------------------------------------------------------------------
+
+    def set_head(self, head: Head | None) -> None:
+        """The agent's head in the service's log (its answer to `head`)."""
+        self._head = head
+        self.head_known = True
+
+    def next_batch(self, now: int) -> Batch | None:
+        """The batch to send now: the unanswered one again, else the queued records signed
+        (None: nothing to send). Raises TraceError when the signer cannot sign (the records
+        stay queued)."""
+        if self._in_flight is not None:
+            return self._in_flight
+        if not self.head_known:
+            raise TraceError(_F.CHAIN_BROKEN, "ask the service for the agent's head first")
+        with self._lock:
+            if not self._queue:
+                return None
+        signer = self._signer(now)
+        epoch = self._epoch(signer)
+        head = self._head
+        base = len(signer.identity.history) + len(signer.attestation) + 64
+        items: list[Queued] = []
+        records: list[SubmittedRecord] = []
+        chains: dict[bytes, bytes] = {}
+        size = base
+        while len(items) < self.batch_records:
+            with self._lock:
+                if not self._queue:
+                    break
+                queued = self._queue[0]
+            digest = None if queued.chain is None else sha256(queued.chain)
+            new_chain = (
+                digest is not None and digest not in chains and digest not in self._kept_chains
+            )
+            if new_chain and len(chains) >= limits.MAX_TRACE_SUBMIT_CHAINS:
+                break
+            time = max(queued.time, now - _LATE, 0 if head is None else head.time)
+            seq, prev = (0, None) if head is None else (head.seq + 1, head.hash)
+            try:
+                verified = sign_record(
+                    signer,
+                    queued.content,
+                    seq=seq,
+                    prev=prev,
+                    time=time,
+                    epoch=epoch,
+                    random=self._random,
+                )
+            except (TraceError, ValueError) as exc:
+                if items:  # sign it first in a batch of its own: its failure is its own
+                    break
+                self._fail_first(exc)
+                continue
+            submitted = SubmittedRecord(verified.envelope, verified.disclosures)
+            grown = size + item_size(submitted) + (len(queued.chain or b"") if new_chain else 0)
+            if grown > self.max_bytes:
+                if items:
+                    break
+                self._fail_first(TraceError(_F.OVER_LIMIT, "the record is over the service limit"))
+                continue
+            with self._lock:
+                self._queue.popleft()
+            size = grown
+            if new_chain and digest is not None and queued.chain is not None:
+                chains[digest] = queued.chain
+            items.append(queued)
+            records.append(submitted)
+            head = Head(seq, verified.hash, time)
+        if not items:
+            return None
+        submission = Submission(
+            signer.identity.history, (signer.attestation,), tuple(chains.values()), tuple(records)
+        )
+        self._in_flight = Batch(submission, tuple(items), frozenset(chains))
+        self.batches += 1
+        return self._in_flight
+
+    def _fail_first(self, exc: Exception) -> None:
+        with self._lock:
+            queued = self._queue.popleft()
+        error = exc if isinstance(exc, TraceError) else TraceError(_F.MALFORMED, str(exc))
+        queued._settle(None, error.located(index=None, record=queued.record))
+
+    def _epoch(self, signer: Signer) -> KeyEpoch:
+        key = sha256(signer.attestation)
+        epoch = self._epochs.get(key)
+        if epoch is None or epoch.identifier != signer.identity.identifier:
+            if len(self._epochs) > 16:
+                self._epochs.clear()
+            epoch = self._epochs[key] = resolve_key(signer.identity, signer.attestation)
+        return epoch
+
+    def answered(self, receipts: Receipts) -> None:
+        """Take the service's answer to the batch in flight (module docstring)."""
+        batch = self._in_flight
+        if batch is None or len(receipts.results) != len(batch.items):
+            raise TraceError(_F.MALFORMED, "an answer for no batch, or for another one")
+        self._in_flight = None
+        again: list[Queued] = []
+        refused = False
+        for queued, result in zip(batch.items, receipts.results, strict=True):
+            if result.delivered:
+                queued._settle(result.index, None)
+                if queued.chain is not None:
+                    if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:
+                        self._kept_chains.clear()  # forgotten chains are only sent again
+                    self._kept_chains.add(sha256(queued.chain))
+                continue
+            if refused and result.reason is _F.CHAIN_BROKEN:
+                again.append(queued)  # chained after a refused record: not its own failure
+                continue
+            queued.attempts += 1
+            if result.reason in _RESIGNED and queued.attempts < _ATTEMPTS:
+                again.append(queued)
+            else:
+                queued._settle(None, result.error(queued.record))
+            refused = True
+        with self._lock:
+            self._queue.extendleft(reversed(again))
+        self._head = receipts.head
+
+    def agent(self, now: int) -> Identifier:
+        """The identity whose records these are."""
+        return self._signer(now).identity.identifier

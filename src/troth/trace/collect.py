@@ -1,0 +1,208 @@
+"""Collecting records from agents: what a node's trace service checks before it appends a
+submitted batch to its log (docs/protocols.md, "Trace service"; docs/traces.md, "Collection").
+
+`TraceCollector.submit(submission, submitter=, now=)` is synchronous storage work (the service
+runs it on the node's storage thread). For the batch, once:
+
+- the signer's history verifies in full (no checkpointed suffix: the log keeps histories that
+  verify offline) and, when a member submits it, is the member's own (`submitter`): a member
+  submits only the records it signed;
+- no feed the node holds revokes or supersedes that identity;
+- the history is stored or extends the node's copy (store-or-extend, `observe`).
+
+Then for each record, in order: its envelope decodes, names the signer and one of the
+attestations sent, its key could sign at the record's time, the signature verifies and every
+disclosure opens its commitment (`verify_envelope`); when it names a delegation chain, that
+chain (sent in the batch, or kept by the log) is the one named, ends at the signer, and
+verifies now against the node's trust anchors and feeds (`ChainVerifier`). The log then adds
+its own append-time checks (replay, per-agent chain, time window, stale keys).
+
+A record already in the log byte for byte is answered with its index (`Status.ALREADY`): a
+client that resends a batch whose answer it lost gets the same indices, and nothing is
+appended twice. The same id with other bytes is refused (REPLAYED).
+
+A refusal of the whole batch (an invalid, foreign, revoked or superseded signer) is answered
+as every record refused with that reason, so the client drops the batch rather than resend it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from troth.credentials import ChainVerifier, VerifiedFeed
+from troth.crypto import sha256
+from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
+from troth.identity import Identifier, VerifiedIdentity, verify_history
+from troth.trace.export import prove
+from troth.trace.log import TraceLog
+from troth.trace.signing import keyid_of, open_envelope, verify_envelope
+from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
+from troth.trace.verify import check_chain
+
+__all__ = ["TraceCollector"]
+
+_F = TraceFailure
+Known = Callable[[VerifiedIdentity], None]
+Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
+
+
+class TraceCollector:
+    """Verifies submitted batches and appends them to `log` (module docstring)."""
+
+    def __init__(
+        self,
+        log: TraceLog,
+        *,
+        verifier: Callable[[], ChainVerifier | None],
+        feeds: Feeds,
+        observe: Known,
+    ) -> None:
+        self.log = log
+        self._verifier = verifier
+        self._feeds = feeds
+        self._observe = observe
+
+    def submit(self, submission: Submission, *, submitter: Identifier | None, now: int) -> Receipts:
+        """Verify and append `submission`'s records (by `submitter`, a member; None: a caller
+        in the node's own process or on its control socket, who may submit anyone's records)."""
+        try:
+            identity = self._signer(submission.history, submitter, now)
+        except TraceError as exc:
+            refused = _refused(exc)
+            return Receipts(tuple(refused for _ in submission.records), None, self._checkpoint())
+        keys = {keyid_of(attestation): attestation for attestation in submission.attestations}
+        chains = {sha256(chain): chain for chain in submission.chains}
+        checked: dict[bytes, TraceError | None] = {}
+        queued: list[SubmitResult | tuple[Any, SubmittedRecord, str]] = []
+        try:
+            for item in submission.records:
+                try:
+                    queued.append(self._queue(item, identity, keys, chains, checked, now))
+                except TraceError as exc:
+                    queued.append(_refused(exc))
+        finally:  # whatever was queued is committed: wait for it before answering or raising
+            for entry in queued:
+                if not isinstance(entry, SubmitResult):
+                    self.log.wait(entry[0])
+        results = tuple(self._settle(entry) for entry in queued)
+        head = self.log.head(identity.identifier)
+        return Receipts(results, None if head is None else Head(*head), self._checkpoint())
+
+    def head(self, agent: Identifier) -> Receipts:
+        """No records, only `agent`'s head in the log and the checkpoint reference."""
+        head = self.log.head(agent)
+        return Receipts((), None if head is None else Head(*head), self._checkpoint())
+
+    def prove(self, record_id: str, *, requester: Identifier | None) -> dict[str, Any]:
+        """The offline proof bundle of record `record_id` (a checkpoint is signed when none
+        covers it yet). A member gets proofs of its own records only (NotFound otherwise, as
+        for an id the log does not hold)."""
+        stored = self.log.find(record_id)
+        if requester is not None and open_envelope(stored.envelope)[0].agent != requester:
+            raise NotFound(f"no record {record_id!r} of yours in the log")
+        return prove(self.log, record_id)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _signer(self, history: bytes, submitter: Identifier | None, now: int) -> VerifiedIdentity:
+        try:
+            identity = verify_history(history, now=now)  # no checkpoints: the full history
+        except IdentityError as exc:
+            raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+        if submitter is not None and identity.identifier != submitter:
+            raise TraceError(
+                _F.SIGNER_INVALID,
+                f"a member submits only the records it signs: {submitter} sent "
+                f"{identity.identifier}'s",
+            )
+        for authority, feed in self._feeds().items():
+            if identity.identifier.digest in feed.revoked_identities:
+                raise TraceError(_F.SIGNER_INVALID, f"revoked by {authority}")
+            try:
+                feed.check_current(identity)
+            except CredentialError as exc:
+                raise TraceError(_F.SIGNER_INVALID, f"{exc} (by {authority})") from None
+        try:
+            self._observe(identity)
+        except IdentityError as exc:
+            raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+        return identity
+
+    def _queue(
+        self,
+        item: SubmittedRecord,
+        identity: VerifiedIdentity,
+        keys: Mapping[str, bytes],
+        chains: Mapping[bytes, bytes],
+        checked: dict[bytes, TraceError | None],
+        now: int,
+    ) -> SubmitResult | tuple[Any, SubmittedRecord, str]:
+        """The record's result when it is already in the log, else its queued append once it
+        verifies (TraceError when it does not)."""
+        record, _payload, _signature, keyid = open_envelope(item.envelope)
+        try:
+            stored = self.log.find(record.id)
+        except NotFound:
+            stored = None
+        if stored is not None:
+            if stored.envelope != item.envelope:
+                raise TraceError(_F.REPLAYED, "another record with this id is in the log")
+            return SubmitResult(Status.ALREADY, stored.index)
+        attestation = keys.get(keyid)
+        if attestation is None:
+            raise TraceError(_F.UNKNOWN_KEY, "no attestation sent for the record's key")
+        verified = verify_envelope(
+            item.envelope, signer=identity, attestation=attestation, disclosures=item.disclosures
+        )
+        given: bytes | None = None
+        authority = record.authority
+        if authority is not None:
+            given = chains.get(authority.chain)
+            chain = given if given is not None else self.log.chain(authority.chain)
+            if chain is None:
+                raise TraceError(
+                    _F.CHAIN_MISMATCH, "the chain the record names was not sent (nor is it kept)"
+                )
+            check_chain(record, chain)
+            if authority.chain not in checked:
+                checked[authority.chain] = self._credential(chain, identity, now)
+            failure = checked[authority.chain]
+            if failure is not None:
+                raise failure
+        return self.log.enqueue(verified, chain=given), item, record.id
+
+    def _credential(self, chain: bytes, identity: VerifiedIdentity, now: int) -> TraceError | None:
+        """Why `chain` does not verify now for `identity` (None: it does)."""
+        verifier = self._verifier()
+        if verifier is None:
+            return TraceError(_F.CREDENTIAL_INVALID, "this node trusts no authority yet")
+        try:
+            verifier.verify(chain, presenter=identity, feeds=self._feeds(), now=now)
+        except CredentialError as exc:
+            return TraceError(_F.CREDENTIAL_INVALID, str(exc))
+        return None
+
+    def _settle(self, entry: SubmitResult | tuple[Any, SubmittedRecord, str]) -> SubmitResult:
+        if isinstance(entry, SubmitResult):
+            return entry
+        pending, item, record_id = entry
+        try:
+            return SubmitResult(Status.APPENDED, pending.result().index)
+        except TraceError as exc:
+            if exc.reason is _F.REPLAYED:  # appended by a concurrent resend of the same batch
+                stored = self.log.find(record_id)
+                if stored.envelope == item.envelope:
+                    return SubmitResult(Status.ALREADY, stored.index)
+            return _refused(exc)
+
+    def _checkpoint(self) -> tuple[int, bytes] | None:
+        try:
+            checkpoint = self.log.latest_checkpoint()
+        except NotFound:
+            return None
+        return checkpoint.size, checkpoint.note
+
+
+def _refused(exc: TraceError) -> SubmitResult:
+    return SubmitResult(Status.REFUSED, reason=exc.reason, detail=exc.detail)
