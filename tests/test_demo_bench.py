@@ -43,6 +43,7 @@ CHAPTERS = {
         "its refund token at payments: refused: revoked",
         "a new lease: hub refused support-agent: it is revoked by hub",
         "billing-agent's token: valid (scope charges",
+    ],
     6: [
         "refund(order 4471, 20 EUR): allowed by policy refund",
         "acme's broker leased it a payments token for this call",
