@@ -1,17 +1,21 @@
 """Node services as plug-ins, and their one request/response protocol (docs/protocols.md,
 "Services").
 
-    request  = ["troth.service.request", 1, method, arguments]
-    response = ["troth.service.response", 1, true, result]
-             | ["troth.service.response", 1, false, {"error": kind, "message": text,
-                                                     "reasons": [text, ...]}]
+    request  = ["troth.service.request", 2, id, method, arguments]
+    response = ["troth.service.response", 2, id, true, result]
+             | ["troth.service.response", 2, id, false, {"error": kind, "message": text,
+                                                         "reasons": [text, ...]}]
 
 `kind` is "denied" (the access decision refused: `reasons` say who refused whom and why; the
 caller raises `Denied`), "no-route" (nothing serves that address: `RoutingError`) or "failed"
 (the service refused or failed the request: `RemoteError`).
 
-A request travels through a secure channel to `/service/<name>` with a fresh reply address
-(`/worker/req-...`) as its return route; the service answers to that route. Requests and
+A caller's requests through one channel (or to one local service) share one reply worker
+(`Calls`, at an unguessable `/worker/calls-...` address that only that channel's peer may
+reach) and are told apart by the request `id` (an unsigned integer, unique among the requests
+in flight there); the service answers along the request's return route with the same id. An
+answer for an id not in flight (unknown, finished, timed out) is dropped. At most
+`limits.MAX_CALLS_IN_FLIGHT` requests are in flight per channel: more callers wait. Requests and
 responses are at most `limits.MAX_SERVICE_MESSAGE` bytes: both sides decode with that limit,
 and a service whose answer would be larger answers an error instead.
 
@@ -24,7 +28,6 @@ node's `AccessPolicy` before its handler runs, and the handler gets the verified
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,9 +36,9 @@ from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError, Unreachable
+from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError
 from troth.node.access import AccessPolicy, AccessRequest, Caller, Decision, Rule
-from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
+from troth.routing import Address, Route, RoutedMessage, Router, Source
 
 __all__ = [
     "DENIED",
@@ -46,19 +49,25 @@ __all__ = [
     "NodeService",
     "RequestContext",
     "ServiceHost",
-    "call",
+    "decode_request",
+    "decode_response",
+    "encode_request",
     "error_response",
+    "request_id_of",
+    "result_of",
     "service_address",
 ]
 
 log = logging.getLogger("troth.node.services")
 REQUEST: Final = "troth.service.request"
 RESPONSE: Final = "troth.service.response"
-VERSION: Final = 1
+VERSION: Final = 2
 DENIED: Final = "denied"
 NO_ROUTE: Final = "no-route"
 FAILED: Final = "failed"
 _ERROR_KINDS: Final = frozenset({DENIED, NO_ROUTE, FAILED})
+MAX_REQUEST_ID: Final = (1 << 64) - 1
+"""Request ids are unsigned 64-bit integers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,19 +126,95 @@ def service_address(name: str) -> Address:
     return Address("service", name)
 
 
-def error_response(kind: str, message: str, reasons: tuple[str, ...] = ()) -> bytes:
-    """An error answer of `kind` (DENIED, NO_ROUTE or FAILED)."""
-    return cbor.encode(
-        [RESPONSE, VERSION, False, {"error": kind, "message": message, "reasons": list(reasons)}]
+# -- the protocol ------------------------------------------------------------------------------
+
+
+def encode_request(request_id: int, method: str, arguments: Any) -> bytes:
+    """A request (RemoteError when it is over the service message limit; DecodeError when
+    `arguments` are not encodable)."""
+    request = cbor.encode([REQUEST, VERSION, request_id, method, arguments])
+    if len(request) > limits.MAX_SERVICE_MESSAGE:
+        raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
+    return request
+
+
+def _envelope(payload: bytes | bytearray | memoryview, type_tag: str, what: str) -> list[Any]:
+    """[type tag, version, id, x, y] decoded within the service limit (DecodeError if not)."""
+    value = cbor.expect_array(cbor.decode(payload, max_bytes=limits.MAX_SERVICE_MESSAGE), what, 5)
+    cbor.expect_header(value, type_tag, VERSION, what)
+    if type(value[2]) is not int or not 0 <= value[2] <= MAX_REQUEST_ID:
+        raise DecodeError(f"{what}: the request id is not an unsigned 64-bit integer")
+    return value
+
+
+def decode_request(payload: bytes | bytearray | memoryview) -> tuple[int, str, Any]:
+    """(request id, method, arguments) of a request (DecodeError when malformed)."""
+    value = _envelope(payload, REQUEST, "request")
+    return value[2], cbor.expect_text(value[3], "method"), value[4]
+
+
+def request_id_of(payload: bytes | bytearray | memoryview) -> int | None:
+    """The id of a well-formed request, else None (a message that is not one is not answered)."""
+    try:
+        return decode_request(payload)[0]
+    except DecodeError:
+        return None
+
+
+def decode_response(payload: bytes | bytearray | memoryview) -> tuple[int, list[Any]]:
+    """(request id, the whole response) of a response (DecodeError when its envelope is
+    malformed; `result_of` reads the rest)."""
+    value = _envelope(payload, RESPONSE, "response")
+    return value[2], value
+
+
+def result_of(response: list[Any]) -> Any:
+    """A decoded response's result, or the error it carries raised: `Denied` (with the
+    reasons), `RoutingError` (no route) or `RemoteError` (failed, or a malformed response)."""
+    try:
+        if response[3] is True:
+            return response[4]
+        if response[3] is not False:
+            raise DecodeError("ok is not a boolean")
+        kind, message, reasons = _error_fields(response[4])
+    except DecodeError as exc:
+        raise RemoteError(f"malformed response: {exc}") from None
+    if kind == DENIED:
+        raise Denied(reasons)
+    if kind == NO_ROUTE:
+        raise RoutingError(message)
+    raise RemoteError(message)
+
+
+def _error_fields(error: Any) -> tuple[str, str, tuple[str, ...]]:
+    if not isinstance(error, dict) or set(error) != {"error", "message", "reasons"}:
+        raise DecodeError("an error answer is a map of error, message, reasons")
+    kind = cbor.expect_text(error["error"], "error")
+    if kind not in _ERROR_KINDS:
+        raise DecodeError(f"unknown error kind {kind!r}")
+    reasons = tuple(
+        cbor.expect_text(r, "reason") for r in cbor.expect_array(error["reasons"], "reasons")
     )
+    return kind, cbor.expect_text(error["message"], "message"), reasons
 
 
-def _failure(exc: TrothError) -> bytes:
+def error_response(
+    kind: str, message: str, reasons: tuple[str, ...] = (), *, request: int
+) -> bytes:
+    """An error answer of `kind` (DENIED, NO_ROUTE or FAILED) to request id `request`."""
+    error = {"error": kind, "message": message, "reasons": list(reasons)}
+    return cbor.encode([RESPONSE, VERSION, request, False, error])
+
+
+def _failure(exc: TrothError, request: int) -> bytes:
     if isinstance(exc, Denied):
-        return error_response(DENIED, str(exc), exc.reasons)
+        return error_response(DENIED, str(exc), exc.reasons, request=request)
     if isinstance(exc, RemoteError):  # already a remote's answer: not prefixed again
-        return error_response(FAILED, str(exc))
-    return error_response(FAILED, f"{type(exc).__name__}: {exc}")
+        return error_response(FAILED, str(exc), request=request)
+    return error_response(FAILED, f"{type(exc).__name__}: {exc}", request=request)
+
+
+# -- the host ----------------------------------------------------------------------------------
 
 
 class ServiceHost:
@@ -151,6 +236,8 @@ class ServiceHost:
         self.services: dict[str, NodeService] = {}
         self.refused = 0
         """Requests and one-way messages the decision point refused."""
+        self.malformed = 0
+        """Requests dropped unanswered: no request id could be read from them."""
 
     def add(self, service: NodeService) -> None:
         """Serve `service` at `/service/<name>`."""
@@ -195,82 +282,30 @@ class ServiceHost:
         self, service: NodeService, message: RoutedMessage, source: Source | None
     ) -> None:
         try:
-            value = cbor.expect_array(
-                cbor.decode(message.payload, max_bytes=limits.MAX_SERVICE_MESSAGE), "request", 4
-            )
-            cbor.expect_header(value, REQUEST, VERSION, "request")
-            name = cbor.expect_text(value[2], "method")
+            value = _envelope(message.payload, REQUEST, "request")
+        except DecodeError as exc:  # no id to answer to
+            self.malformed += 1
+            log.info("%s: dropped a malformed request: %s", service.name, exc)
+            return
+        request, arguments = value[2], value[4]
+        try:
+            name = cbor.expect_text(value[3], "method")
             method = service.methods.get(name)
             if method is None:
                 raise RemoteError(f"service {service.name} has no method {name!r}")
-            context = self._decide(service.name, name, value[3], source, message.return_route)
-            result = await method.handler(value[3], context)
-            payload = cbor.encode([RESPONSE, VERSION, True, result])
+            context = self._decide(service.name, name, arguments, source, message.return_route)
+            result = await method.handler(arguments, context)
+            payload = cbor.encode([RESPONSE, VERSION, request, True, result])
             if len(payload) > limits.MAX_SERVICE_MESSAGE:
                 log.error("%s: a %d-byte answer is over the limit", service.name, len(payload))
                 limit = limits.MAX_SERVICE_MESSAGE
                 too_large = f"the answer is over the {limit}-byte service limit"
-                payload = error_response(FAILED, too_large)
+                payload = error_response(FAILED, too_large, request=request)
         except TrothError as exc:
-            payload = _failure(exc)
+            payload = _failure(exc, request)
         except Exception:  # a bug: answer, log, and keep the connection that carried it
             log.exception("%s: a request failed", service.name)
-            payload = error_response(FAILED, "internal error")
+            payload = error_response(FAILED, "internal error", request=request)
         if message.return_route:
             with contextlib.suppress(TrothError):
                 await self.router.route(RoutedMessage(message.return_route, (), payload))
-
-
-async def call(
-    router: Router, route: Route, method: str, arguments: Any, *, timeout: float = 10.0
-) -> Any:
-    """Send a request along `route` (ending at a service) and wait for its response: its
-    result, or `Denied` (with the reasons), `RoutingError` (no route) or `RemoteError`."""
-    reply = new_worker_address("req")
-    future: asyncio.Future[bytes | bytearray | memoryview] = (
-        asyncio.get_running_loop().create_future()
-    )
-
-    async def receive(message: RoutedMessage, source: Source | None) -> None:
-        if not future.done():
-            future.set_result(message.payload)
-
-    request = cbor.encode([REQUEST, VERSION, method, arguments])
-    if len(request) > limits.MAX_SERVICE_MESSAGE:
-        raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
-    router.register(reply, receive)
-    try:
-        await router.route(RoutedMessage(route, (reply,), request))
-        async with asyncio.timeout(timeout):
-            payload = await future
-    except TimeoutError:
-        raise Unreachable(f"no answer from {route[-1]} within {timeout} s") from None
-    finally:
-        router.unregister(reply)
-    try:
-        value = cbor.expect_array(
-            cbor.decode(payload, max_bytes=limits.MAX_SERVICE_MESSAGE), "response", 4
-        )
-        cbor.expect_header(value, RESPONSE, VERSION, "response")
-        if value[2] is True:
-            return value[3]
-        kind, message, reasons = _error_fields(value[3])
-    except DecodeError as exc:
-        raise RemoteError(f"malformed response: {exc}") from None
-    if kind == DENIED:
-        raise Denied(reasons)
-    if kind == NO_ROUTE:
-        raise RoutingError(message)
-    raise RemoteError(message)
-
-
-def _error_fields(error: Any) -> tuple[str, str, tuple[str, ...]]:
-    if not isinstance(error, dict) or set(error) != {"error", "message", "reasons"}:
-        raise DecodeError("an error answer is a map of error, message, reasons")
-    kind = cbor.expect_text(error["error"], "error")
-    if kind not in _ERROR_KINDS:
-        raise DecodeError(f"unknown error kind {kind!r}")
-    reasons = tuple(
-        cbor.expect_text(r, "reason") for r in cbor.expect_array(error["reasons"], "reasons")
-    )
-    return kind, cbor.expect_text(error["message"], "message"), reasons
