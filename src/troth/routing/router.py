@@ -75,6 +75,10 @@ class Router:
         """Stop serving `address` (no error when it was not served)."""
         self._workers.pop(address, None)
 
+    def worker(self, address: Address) -> Handler | None:
+        """The local worker serving `address`, if any."""
+        return self._workers.get(address)
+
     def has(self, address: Address) -> bool:
         """Whether a local worker serves `address`."""
         return address in self._workers

@@ -1,19 +1,20 @@
-"""Node services as plug-ins (base: the protocol and the host; calls: the client `call`; echo, sink,
+"""Node services as plug-ins (base: the protocol, the host and the client `call`; echo, sink,
 relay, authority: the services a node composes from its configuration)."""
 
 from troth.node.services.base import (
     DENIED,
     FAILED,
     NO_ROUTE,
+    Calls,
     Handler,
     Method,
     NodeService,
     RequestContext,
     ServiceHost,
+    call,
     error_response,
     service_address,
 )
-from troth.node.services.calls import Calls, call
 
 __all__ = [
     "DENIED",

@@ -28,31 +28,40 @@ node's `AccessPolicy` before its handler runs, and the handler gets the verified
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
+import functools
 import logging
+import os
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError
+from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError, Unreachable
 from troth.node.access import AccessPolicy, AccessRequest, Caller, Decision, Rule
-from troth.routing import Address, Route, RoutedMessage, Router, Source
+from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
 
 __all__ = [
     "DENIED",
     "FAILED",
     "NO_ROUTE",
+    "Calls",
     "Handler",
     "Method",
     "NodeService",
     "RequestContext",
     "ServiceHost",
+    "call",
+    "calls_through",
     "decode_request",
     "decode_response",
     "encode_request",
     "error_response",
+    "forget_calls",
     "request_id_of",
     "result_of",
     "service_address",
@@ -252,7 +261,7 @@ class ServiceHost:
 
             self.router.register(address, message)
         else:
-            self.router.register(address, lambda m, s: self._request(service, m, s))
+            self.router.register(address, functools.partial(self._request, service))
 
     def addresses(self) -> frozenset[Address]:
         """The addresses of the services served."""
@@ -309,3 +318,174 @@ class ServiceHost:
         if message.return_route:
             with contextlib.suppress(TrothError):
                 await self.router.route(RoutedMessage(message.return_route, (), payload))
+
+
+# -- the client ----------------------------------------------------------------------------------
+# The client side of the service protocol (docs/protocols.md, "Services"): `call`, and the
+# request multiplexer behind it.
+#
+# Every first hop a node calls through (a channel end's `.enc` worker, or a local service) has one
+# `Calls`: one reply worker at an unguessable address (`/worker/calls-<16 hex digits>`), the
+# requests in flight by id, and a bound on them. Each request carries that one reply address as
+# its return route, so the routed-message headers of every call through a channel are the same
+# bytes (encoded and decoded once, then cached) and no worker is registered per call.
+#
+# Why an answer cannot be forged from elsewhere: the reply address is reachable only from sources
+# that allow it, and a channel end allows the return addresses of what was sent through it (its
+# reply paths), so only the channel the requests went through (and local code) can reach its
+# `Calls`. An answer whose id is not in flight (unknown, answered already, timed out) is dropped
+# and counted. When the channel closes its `Calls` is closed: the callers still waiting get
+# `Unreachable` at once.
+
+_PRUNE_AT = 64  # first hops remembered before the ones no longer served are forgotten
+
+
+class Calls:
+    """The requests a node has in flight through one first hop: one reply worker, request ids,
+    at most `limit` in flight (more callers wait for a slot)."""
+
+    def __init__(self, hop: Address, *, limit: int = limits.MAX_CALLS_IN_FLIGHT) -> None:
+        self.hop = hop
+        self.address = new_worker_address("calls")
+        """The reply worker: the return route of every request through `hop`."""
+        self.limit = limit
+        self.dropped = 0
+        """Answers dropped: malformed, or for an id not in flight."""
+        self._pending: dict[int, asyncio.Future[list[Any]]] = {}
+        self._next_id = int.from_bytes(os.urandom(4), "big")
+        self._busy = 0  # slots taken (requests in flight or about to be sent)
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._closed: str | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (nor timed out)."""
+        return len(self._pending)
+
+    async def call(
+        self, router: Router, route: Route, method: str, arguments: Any, timeout: float
+    ) -> Any:
+        """Send a request along `route` (starting with this hop) and wait for its answer."""
+        if self._closed is not None:
+            raise Unreachable(self._closed)
+        request_id = self._next_id
+        self._next_id = (request_id + 1) & MAX_REQUEST_ID
+        request = encode_request(request_id, method, arguments)
+        if self._busy < self.limit:
+            self._busy += 1
+        else:
+            await self._wait_for_slot(timeout)
+        try:
+            if self._closed is not None:  # closed while this caller waited for a slot
+                raise Unreachable(self._closed)
+            loop = asyncio.get_running_loop()
+            answer: asyncio.Future[list[Any]] = loop.create_future()
+            self._pending[request_id] = answer
+            timer = loop.call_later(timeout, _time_out, answer, route[-1], timeout)
+            try:
+                await router.route(RoutedMessage(route, (self.address,), request))
+                response = await answer
+            finally:
+                timer.cancel()
+                self._pending.pop(request_id, None)
+        finally:
+            self._release()
+        return result_of(response)
+
+    async def _wait_for_slot(self, timeout: float) -> None:
+        """Wait until a finishing request hands its slot over (Unreachable after `timeout`)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        handed = False
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+            handed = True
+        except TimeoutError:
+            raise Unreachable(f"{self.limit} requests in flight to {self.hop}") from None
+        finally:
+            if not handed:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed a slot it will not use: pass it on
+                else:
+                    waiter.cancel()  # skipped by _release
+
+    def _release(self) -> None:
+        """A request is done: its slot goes to the first caller waiting, else back."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy -= 1
+
+    async def answer(self, message: RoutedMessage, source: Source | None) -> None:
+        """The reply worker: hand an answer to the caller waiting for its id."""
+        try:
+            request_id, response = decode_response(message.payload)
+        except DecodeError as exc:
+            self.dropped += 1
+            log.info("%s: dropped a malformed answer: %s", self.address, exc)
+            return
+        waiting = self._pending.pop(request_id, None)
+        if waiting is None or waiting.done():
+            self.dropped += 1
+            log.info("%s: dropped an answer to request %d, not in flight", self.address, request_id)
+            return
+        waiting.set_result(response)
+
+    def close(self, why: str) -> None:
+        """The hop is gone: every caller still waiting gets Unreachable(`why`), and so does
+        every later call."""
+        self._closed = why
+        for waiting in self._pending.values():
+            if not waiting.done():
+                waiting.set_exception(Unreachable(why))
+        self._pending.clear()
+
+
+def _time_out(answer: asyncio.Future[list[Any]], where: Address, timeout: float) -> None:
+    if not answer.done():
+        answer.set_exception(Unreachable(f"no answer from {where} within {timeout} s"))
+
+
+_CALLS: weakref.WeakKeyDictionary[Router, dict[Address, Calls]] = weakref.WeakKeyDictionary()
+
+
+def calls_through(router: Router, hop: Address) -> Calls:
+    """The `Calls` of first hop `hop` on `router` (made, and its reply worker registered, on
+    first use)."""
+    table = _CALLS.get(router)
+    if table is None:
+        table = _CALLS[router] = {}
+    calls = table.get(hop)
+    if calls is None:
+        if len(table) >= _PRUNE_AT:
+            for gone in [h for h, c in table.items() if not c.in_flight and not router.has(h)]:
+                forget_calls(router, gone, f"{gone} is gone")
+        calls = table[hop] = Calls(hop)
+        router.register(calls.address, calls.answer)
+    return calls
+
+
+def forget_calls(router: Router, hop: Address, why: str) -> None:
+    """`hop` is gone (its channel closed): fail its callers still waiting with `why`, and stop
+    its reply worker."""
+    table = _CALLS.get(router)
+    calls = table.pop(hop, None) if table is not None else None
+    if calls is not None:
+        calls.close(why)
+        router.unregister(calls.address)
+
+
+async def call(
+    router: Router, route: Route, method: str, arguments: Any, *, timeout: float = 10.0
+) -> Any:
+    """Send a request along `route` (ending at a service) and wait for its response: its
+    result, or `Denied` (with the reasons), `RoutingError` (no route), `RemoteError` (the
+    service failed or refused it) or `Unreachable` (no answer within `timeout` seconds, or the
+    channel closed)."""
+    if not route:
+        raise RoutingError("a call needs a route to a service")
+    return await calls_through(router, route[0]).call(router, route, method, arguments, timeout)
