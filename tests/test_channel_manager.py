@@ -18,7 +18,8 @@ from troth.channel import ChannelSettings, ChannelState, split_packet
 from troth.errors import ChannelError, ChannelFailure, ConfigError
 from troth.node.access import AnyAuthenticated, RulesPolicy, Standing
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
-from troth.node.services import ServiceHost, call
+from troth.node.services import FAILED, ServiceHost, call, error_response
+from troth.node.services.base import calls_through
 from troth.node.services.echo import EchoService
 from troth.routing import Address, RoutedMessage, Router, Source, parse_route
 from troth.transport import Listener, MemoryNetwork, MemoryTransport
@@ -288,6 +289,30 @@ def test_reassembly_is_bounded_per_peer_across_its_channels() -> None:
         assert second.channel.close_reason is ChannelFailure.TOO_LARGE  # the hub's CLOSE
         assert len(hub.manager.ends) == 1
         assert await echo(a, first, "first survives") == "first survives"
+
+    run(test)
+
+
+def test_a_channel_cannot_answer_the_requests_sent_through_another() -> None:
+    async def test(net: Net) -> None:
+        hub = await net.hub()
+        await net.relayed(hub, "b")
+        a = net.peer("10.0.0.3")
+        to_hub = await a.manager.open(parse_route(f"{HUB}/service/channels"))
+        to_b = await a.manager.open(parse_route(f"{HUB}/relay/b"))
+        assert await echo(a, to_hub, "hub") == "hub"
+        assert await echo(a, to_b, "b") == "b"
+        hub_calls, b_calls = calls_through(a.router, to_hub.enc), calls_through(a.router, to_b.enc)
+        assert hub_calls.address != b_calls.address
+        hub_end = only_end(hub)  # the hub forges answers into a through its own channel
+        for target in (b_calls.address, hub_calls.address):
+            for request in range(50):
+                forged = error_response(FAILED, "forged", request=request)
+                await hub.router.route(RoutedMessage((hub_end.enc, target), (), forged))
+        await until(lambda: hub_calls.dropped == 50)  # reached its own channel's worker only
+        assert b_calls.dropped == 0
+        assert not to_hub.allows(b_calls.address)
+        assert await echo(a, to_b, "still") == "still"
 
     run(test)
 

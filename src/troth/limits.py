@@ -97,6 +97,9 @@ MAX_SERVICE_MESSAGE: Final = 1 << 20
 """Largest service request or response (1 MiB): `call` decodes answers with it, a service
 refuses to send more. Everything the protocol sends fits: a feed page (512 KiB), a chain
 (128 KiB), a signed request carrying a chain and a history (< 161 KiB)."""
+MAX_CALLS_IN_FLIGHT: Final = 1024
+"""Most requests one node has in flight through one channel (or to one local service) at once:
+more callers wait for a slot, so the answers a peer can be owed stay bounded."""
 
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64

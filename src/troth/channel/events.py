@@ -44,6 +44,17 @@ class Received:
     payload: bytes | memoryview
 
 
+_set_payload = vars(Received)["payload"].__set__  # the slot's descriptor
+
+
+def received(payload: bytes | memoryview) -> Received:
+    """`Received(payload)` for the per-message hot path: the frozen dataclass's `__init__`
+    sets the field through `object.__setattr__`; this sets its slot directly."""
+    event: Received = object.__new__(Received)
+    _set_payload(event, payload)
+    return event
+
+
 class DropReason(enum.Enum):
     """Why a frame was dropped without changing the channel's state."""
 

@@ -40,11 +40,13 @@ from troth.channel.events import (
     Event,
     NotRouted,
     Received,
+    received,
 )
 from troth.channel.noise import MAX_MESSAGE, PROTOCOL_NAMES, TAGLEN, CipherState, HandshakeState
 from troth.channel.packets import (
     HANDSHAKE_FRAME,
     LENGTH,
+    PACKET_LIMIT,
     TRANSPORT_FRAME,
     group_frames,
     is_route_error,
@@ -74,6 +76,8 @@ __all__ = [
 PROLOGUE: Final = b"troth.channel/1"
 _NONCE: Final = struct.Struct(">Q")
 _OVERHEAD: Final = 1 + _NONCE.size + TAGLEN  # frame type, nonce, tag
+_FRAME_HEAD: Final = struct.Struct(">HBQ")  # a transport frame's length, type and nonce
+_DATA: Final = int(Kind.DATA)
 MAX_PLAINTEXT: Final = MAX_MESSAGE - _OVERHEAD
 MAX_PADDING: Final = 4096
 _F = ChannelFailure
@@ -185,6 +189,7 @@ class SecureChannel:
             self.settings.protocol_name, initiator=initiator, prologue=PROLOGUE, static=me.static
         )
         self._outgoing: list[bytes | bytearray] = []
+        self._queued = 0  # bytes in _outgoing
         self._send: CipherState | None = None
         self._send_epoch = 0
         self._receiver: _Receiver | None = None
@@ -194,7 +199,7 @@ class SecureChannel:
             max_message=self.settings.max_message, timeout=self.settings.reassembly_timeout
         )
         if initiator:
-            self._outgoing.append(_handshake_packet(self._handshake.write_message(b"")))
+            self._queue(_handshake_packet(self._handshake.write_message(b"")))
 
     @classmethod
     def initiate(
@@ -225,22 +230,58 @@ class SecureChannel:
 
     # -- outgoing --------------------------------------------------------------------------------
 
+    @property
+    def queued_bytes(self) -> int:
+        """The size of the packets waiting to be taken by `outgoing()`."""
+        return self._queued
+
     def outgoing(self) -> list[bytes | bytearray]:
-        """The packets to send, in order (each taken once)."""
+        """The packets to send, in order (each taken once). Transport frames queued one after
+        another leave together, in packets of up to `PACKET_LIMIT` bytes (a packet is its
+        frames one after another, so joined packets are one packet): what a host queues before
+        it takes them costs the path one packet instead of one per message."""
         packets, self._outgoing = self._outgoing, []
-        return packets
+        self._queued = 0
+        if len(packets) < 2:
+            return packets
+        joined: list[bytes | bytearray] = []
+        run: list[bytes | bytearray] = []
+        size = 0
+        for packet in packets:
+            if packet[LENGTH.size] != TRANSPORT_FRAME:  # a handshake packet leaves on its own
+                if run:
+                    joined.append(b"".join(run) if len(run) > 1 else run[0])
+                    run, size = [], 0
+                joined.append(packet)
+                continue
+            if run and size + len(packet) > PACKET_LIMIT:
+                joined.append(b"".join(run) if len(run) > 1 else run[0])
+                run, size = [], 0
+            run.append(packet)
+            size += len(packet)
+        if run:
+            joined.append(b"".join(run) if len(run) > 1 else run[0])
+        return joined
+
+    def _queue(self, packet: bytes | bytearray) -> None:
+        self._outgoing.append(packet)
+        self._queued += len(packet)
 
     def send(self, payload: bytes | memoryview) -> None:
         """Queue an application message (fragmented when over one frame)."""
         if self.state is not _S.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
-        if len(payload) > self.settings.max_message:
-            raise ChannelError(_F.TOO_LARGE, f"{len(payload)} bytes")
+        size = len(payload)
+        if size > self.settings.max_message:
+            raise ChannelError(_F.TOO_LARGE, f"{size} bytes")
         padding = self.settings.padding
         capacity = MAX_PLAINTEXT - (MAX_PLAINTEXT % padding if padding > 1 else 0)
         chunk = capacity - HEADER.size  # the kind and length header
-        if len(payload) <= chunk:
-            self._emit([(Kind.DATA, (payload,))])
+        if size <= chunk:
+            if padding > 1:
+                self._emit([(Kind.DATA, (payload,))])
+            else:  # the common case, one frame: sealed straight into its packet
+                self._queue(self._seal_data(HEADER.pack(_DATA, size) + payload))
             return
         chunk -= FRAGMENT.size
         message_id = self._next_nonce
@@ -276,7 +317,7 @@ class SecureChannel:
         padding = self.settings.padding
         plains = [pack(kind, parts, padding) for kind, parts in frames]
         for group, size in group_frames(plains, _OVERHEAD):
-            self._outgoing.append(self._seal(group, size))
+            self._queue(self._seal(group, size))
 
     def _seal(self, plains: list[bytes], size: int) -> bytearray:
         """One packet of transport frames (length, type, nonce, AEAD(plain)), each encrypted
@@ -295,6 +336,17 @@ class SecureChannel:
             body = at + 3 + _NONCE.size
             cipher.encrypt_at_into(nonce, b"", plain, view[body : body + len(plain) + TAGLEN])
             at += LENGTH.size + length
+        return packet
+
+    def _seal_data(self, plain: bytes) -> bytearray:
+        """A packet of one transport frame holding `plain` (`_seal` for one frame)."""
+        nonce = self._next_nonce
+        cipher = self._cipher_for_sending(nonce)
+        self._next_nonce = nonce + 1
+        length = _OVERHEAD + len(plain)
+        packet = bytearray(LENGTH.size + length)
+        _FRAME_HEAD.pack_into(packet, 0, length, TRANSPORT_FRAME, nonce)
+        cipher.encrypt_at_into(nonce, b"", plain, memoryview(packet)[_FRAME_HEAD.size :])
         return packet
 
     def _cipher_for_sending(self, nonce: int) -> CipherState:
@@ -366,14 +418,14 @@ class SecureChannel:
             return [self._drop(DropReason.UNDECRYPTABLE, f"handshake message: {exc}")]
         self._handshake = handshake
         if step is Step.MESSAGE_1:
-            self._outgoing.append(_handshake_packet(reply))
+            self._queue(_handshake_packet(reply))
             self.state = next_state(self.state, step)
             return []
         auth = AuthPayload.decode(payload)
         claim = HandshakeClaim(auth.history, auth.attestation, handshake.rs)
         if step is Step.MESSAGE_2:  # initiator: check the responder, then "-> s, se"
             peer = verify_peer(self.trust, claim, auth.credentials, now)
-            self._outgoing.append(_handshake_packet(handshake.write_message(self._auth_payload())))
+            self._queue(_handshake_packet(handshake.write_message(self._auth_payload())))
             self._establish(handshake, peer)
             self.state = next_state(self.state, step)
             return [Established(peer, self.handshake_hash)]
@@ -429,7 +481,7 @@ class SecureChannel:
         if step is not Step.DATA or self.state is not _S.OPEN:  # (OPEN, DATA) stays OPEN
             self.state = next_state(self.state, step)
         if kind is Kind.DATA:
-            return [Received(body)]  # a view of the decrypted plaintext, not a copy
+            return [received(body)]  # a view of the decrypted plaintext, not a copy
         if kind is Kind.FRAGMENT:
             self._reassembler.expire(now)
             message = self._reassembler.add(body, now)

@@ -66,7 +66,19 @@ _MAJOR7_NAMES: Final = {
 def encode(value: Any) -> bytes:
     """Encode `value` deterministically (RFC 8949 §4.2.1). Raises `DecodeError` for a value
     the decoder would refuse: floats, sets, integers outside [-2**64, 2**64), undefined, dates,
-    decimals or anything else cbor2 writes as a tag, and non-text map keys."""
+    decimals or anything else cbor2 writes as a tag, and non-text map keys.
+
+    A value made only of the subset's exact built-in types (`_in_subset`, a walk over the
+    Python value) is encoded straight away: its encoding is in the subset by construction.
+    Anything else (subclasses, bytearray, floats, sets, ...) is encoded and its bytes scanned
+    as the decoder scans them, so exactly what the decoder would refuse is refused."""
+    try:
+        if _in_subset(value):
+            return cbor2.dumps(value, canonical=True)
+    except RecursionError:
+        pass  # too deep for the walk: the general path below decides
+    except (cbor2.CBOREncodeError, ValueError) as exc:  # a text string that is not UTF-8
+        raise DecodeError(f"cannot encode value: {exc}") from exc
     try:
         data = cbor2.dumps(value, canonical=True)
     except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError) as exc:
@@ -76,6 +88,42 @@ def encode(value: Any) -> bytes:
     except DecodeError as exc:
         raise DecodeError(f"cannot encode value: {exc}") from None
     return data
+
+
+_MIN_INT: Final = -(1 << 64)
+_INT_BOUND: Final = 1 << 64
+
+
+def _in_subset(value: Any) -> bool:
+    """Whether `value` is built only of exact `str`, `bytes`, `int` in [-2**64, 2**64), `bool`,
+    None, `list`/`tuple` and `dict` with `str` keys: cbor2 encodes each of these as the subset
+    does (text, byte string, shortest integer, false/true/null, definite array, definite map
+    sorted by its encoded keys), so the result needs no scan. False means "not certain" (the
+    caller scans), never "refused". Hot path: exact type checks, one level inlined."""
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(_MIN_INT <= value < _INT_BOUND)
+    if kind is list or kind is tuple:
+        items = value
+    elif kind is dict:
+        for key in value:
+            if type(key) is not str:
+                return False
+        items = value.values()
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is bytes or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not _MIN_INT <= item < _INT_BOUND:
+                return False
+        elif not _in_subset(item):
+            return False
+    return True
 
 
 def decode(

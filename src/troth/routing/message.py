@@ -12,7 +12,7 @@ from troth.encoding import cbor
 from troth.errors import DecodeError, RoutingError
 from troth.routing.address import Address, Route, route_from_cbor, route_to_cbor
 
-__all__ = ["Buffer", "RoutedMessage"]
+__all__ = ["Buffer", "RoutedMessage", "stepped"]
 
 _HEADER_LEN: Final = struct.Struct(">H")
 Buffer = bytes | bytearray | memoryview
@@ -40,13 +40,20 @@ def _decode_header(header: bytes) -> tuple[Route, Route]:
     return route_from_cbor(onward), route_from_cbor(return_route)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RoutedMessage:
     """A message on its way: onward route, return route, payload (docs/formats.md)."""
 
     onward: Route
     return_route: Route
     payload: Buffer
+
+    def __init__(self, onward: Route, return_route: Route, payload: Buffer) -> None:
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, three times slower; several messages are made per message routed)
+        _set_onward(self, onward)
+        _set_return(self, return_route)
+        _set_payload(self, payload)
 
     def next_hop(self) -> Address:
         """The first address of the onward route (DecodeError when there is none)."""
@@ -57,7 +64,7 @@ class RoutedMessage:
     def stepped(self) -> RoutedMessage:
         """Past its first hop (the return route is extended where a message arrives:
         `stepped_in`)."""
-        return RoutedMessage(self.onward[1:], self.return_route, self.payload)
+        return stepped(self)
 
     def stepped_in(self, via: Address) -> RoutedMessage:
         """As received from a transport: its onward route unchanged, `via` (the connection it
@@ -80,13 +87,43 @@ class RoutedMessage:
         cls, data: bytes | memoryview, *, max_size: int = limits.MAX_TRANSPORT_FRAME
     ) -> RoutedMessage:
         """Parse a message; its payload is a view of `data` (DecodeError when malformed)."""
-        if len(data) > max_size:
-            raise DecodeError(f"message of {len(data)} bytes over the limit of {max_size}")
-        if len(data) < _HEADER_LEN.size:
-            raise DecodeError("message too short")
-        (length,) = _HEADER_LEN.unpack_from(data)
-        end = _HEADER_LEN.size + length
-        if end > len(data):
-            raise DecodeError("message header past the end")
-        onward, return_route = _decode_header(bytes(data[_HEADER_LEN.size : end]))
-        return cls(onward, return_route, memoryview(data)[end:])
+        onward, return_route, end = _parse(data, max_size)
+        return RoutedMessage(onward, return_route, memoryview(data)[end:])
+
+    @classmethod
+    def arrived(
+        cls, data: bytes | memoryview, via: Address, *, max_size: int = limits.MAX_TRANSPORT_FRAME
+    ) -> RoutedMessage:
+        """`decode(data).stepped_in(via)` in one step (what a transport or a channel does with
+        each message it brings in): DecodeError when malformed, RoutingError when the return
+        route is already at the route limit."""
+        onward, return_route, end = _parse(data, max_size)
+        if len(return_route) >= limits.MAX_ROUTE_LENGTH:
+            raise RoutingError(f"return route longer than {limits.MAX_ROUTE_LENGTH} hops")
+        return RoutedMessage(onward, (via, *return_route), memoryview(data)[end:])
+
+
+_set_onward = vars(RoutedMessage)["onward"].__set__  # the slot descriptors
+_set_return = vars(RoutedMessage)["return_route"].__set__
+_set_payload = vars(RoutedMessage)["payload"].__set__
+
+
+def stepped(message: RoutedMessage) -> RoutedMessage:
+    """`message.stepped()` (the router's hot path: no method lookup)."""
+    return RoutedMessage(message.onward[1:], message.return_route, message.payload)
+
+
+def _parse(data: bytes | memoryview, max_size: int) -> tuple[Route, Route, int]:
+    """(onward, return route, where the payload starts) of an encoded message."""
+    size = len(data)
+    if size > max_size:
+        raise DecodeError(f"message of {size} bytes over the limit of {max_size}")
+    if size < _HEADER_LEN.size:
+        raise DecodeError("message too short")
+    (length,) = _HEADER_LEN.unpack_from(data)
+    end = _HEADER_LEN.size + length
+    if end > size:
+        raise DecodeError("message header past the end")
+    header = data[_HEADER_LEN.size : end]
+    onward, return_route = _decode_header(header if type(header) is bytes else bytes(header))
+    return onward, return_route, end

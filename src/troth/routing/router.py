@@ -9,9 +9,9 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from troth.errors import RoutingError
+from troth.errors import DecodeError, RoutingError
 from troth.routing.address import Address, Route
-from troth.routing.message import RoutedMessage
+from troth.routing.message import RoutedMessage, stepped
 
 __all__ = ["Handler", "Router", "Source", "Transport", "new_worker_address"]
 
@@ -75,6 +75,10 @@ class Router:
         """Stop serving `address` (no error when it was not served)."""
         self._workers.pop(address, None)
 
+    def worker(self, address: Address) -> Handler | None:
+        """The local worker serving `address`, if any."""
+        return self._workers.get(address)
+
     def has(self, address: Address) -> bool:
         """Whether a local worker serves `address`."""
         return address in self._workers
@@ -85,16 +89,19 @@ class Router:
 
     async def route(self, message: RoutedMessage, source: Source | None = None) -> None:
         """Deliver to the next hop. Raises RoutingError on no route or a denied address."""
-        hop = message.next_hop()
+        onward = message.onward
+        if not onward:
+            raise DecodeError("message has no onward route")
+        hop = onward[0]
         if source is not None and not source.allows(hop):
             raise RoutingError(f"{source.name} may not reach {hop}")
         handler = self._workers.get(hop)
         if handler is not None:
-            await handler(message.stepped(), source)
+            await handler(stepped(message), source)
             return
         transport = self._transports.get(hop.kind)
         if transport is None:
             raise RoutingError(f"no worker or transport for {hop}")
         if source is not None and hop.kind == "tcp":
             raise RoutingError(f"{source.name} may not open connections ({hop})")
-        await transport.send(hop, message.stepped())
+        await transport.send(hop, stepped(message))

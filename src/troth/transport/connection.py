@@ -81,7 +81,7 @@ class Connection(AllowSetSource):
     def arrived(self, body: bytes) -> RoutedMessage:
         """A frame body from the peer as a routed message, this connection at the front of its
         return route (TrothError when it is malformed: the caller drops it)."""
-        return RoutedMessage.decode(body).stepped_in(self.address)
+        return RoutedMessage.arrived(body, self.address)
 
 
 class _Open(Protocol):

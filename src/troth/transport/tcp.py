@@ -43,8 +43,9 @@ __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
 log = logging.getLogger("troth.transport.tcp")
 CORK_LIMIT = 64 * 1024
-"""Frames sent while the loop runs are written together when it next polls, or as soon as
-this many bytes wait (a large frame is written at once, and backpressure sees it)."""
+"""The first frame sent in a loop iteration is written at once; the ones after it in the same
+iteration are written together when it ends, or as soon as this many bytes wait (a large frame
+is written at once, and backpressure sees it)."""
 
 
 class TcpConnection(Connection, asyncio.BufferedProtocol):
@@ -80,6 +81,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._writable.set()
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
         self._corked_size = 0
+        self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
         self._consumer: asyncio.Task[None] | None = None
         self._activity = 0  # frames read + sent when the sweep last looked
         self._frames_at_sweep = 0
@@ -228,14 +230,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         size = len(header) + len(message.payload)
         if size > limits.MAX_TRANSPORT_FRAME:
             raise RoutingError(f"message of {size} bytes over the frame limit")
-        corked = self._corked
-        if not corked:  # the first frame since the loop last ran: write them all when it runs
-            self._loop.call_soon(self._uncork)
-        corked.append(FRAME_HEADER.pack(FRAME_VERSION, size) + header)
-        corked.append(message.payload)
-        self._corked_size += size + FRAME_HEADER.size
-        if self._corked_size >= CORK_LIMIT:
-            self._uncork()
+        head = FRAME_HEADER.pack(FRAME_VERSION, size) + header
+        if self._cork is None:  # the first frame of this loop iteration: written at once
+            self._cork = self._loop.call_soon(self._uncork)
+            socket.write(b"".join((head, message.payload)))
+        else:  # written with the others of this iteration when it ends
+            self._corked += (head, message.payload)
+            self._corked_size += size + FRAME_HEADER.size
+            if self._corked_size >= CORK_LIMIT:
+                self._write_corked()
         self.frames_sent += 1
         if not self._writable.is_set():
             timeout = self.owner.settings.write_timeout
@@ -251,8 +254,13 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 raise RoutingError(f"{self.name} closed while sending")
 
     def _uncork(self) -> None:
-        """Write the frames sent since the loop last ran, in one piece (one system call for
-        the answers to many callers, where a write per frame would cost one each)."""
+        """The loop iteration is over: write what it corked; the next frame leaves at once."""
+        self._cork = None
+        self._write_corked()
+
+    def _write_corked(self) -> None:
+        """Write the corked frames in one piece (one system call for the answers to many
+        callers, where a write per frame would cost one each)."""
         corked = self._corked
         if not corked:
             return
@@ -269,7 +277,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         """Close the connection (what was sent is still written) and stop routing what it
         brought."""
         if self._socket is not None:
-            self._uncork()
+            self._write_corked()
             self._socket.close()
         self.closed.set()
         self._wakeup.set()

@@ -1,17 +1,21 @@
 """Node services as plug-ins, and their one request/response protocol (docs/protocols.md,
 "Services").
 
-    request  = ["troth.service.request", 1, method, arguments]
-    response = ["troth.service.response", 1, true, result]
-             | ["troth.service.response", 1, false, {"error": kind, "message": text,
-                                                     "reasons": [text, ...]}]
+    request  = ["troth.service.request", 2, id, method, arguments]
+    response = ["troth.service.response", 2, id, true, result]
+             | ["troth.service.response", 2, id, false, {"error": kind, "message": text,
+                                                         "reasons": [text, ...]}]
 
 `kind` is "denied" (the access decision refused: `reasons` say who refused whom and why; the
 caller raises `Denied`), "no-route" (nothing serves that address: `RoutingError`) or "failed"
 (the service refused or failed the request: `RemoteError`).
 
-A request travels through a secure channel to `/service/<name>` with a fresh reply address
-(`/worker/req-...`) as its return route; the service answers to that route. Requests and
+A caller's requests through one channel (or to one local service) share one reply worker
+(`Calls`, at an unguessable `/worker/calls-...` address that only that channel's peer may
+reach) and are told apart by the request `id` (an unsigned integer, unique among the requests
+in flight there); the service answers along the request's return route with the same id. An
+answer for an id not in flight (unknown, finished, timed out) is dropped. At most
+`limits.MAX_CALLS_IN_FLIGHT` requests are in flight per channel: more callers wait. Requests and
 responses are at most `limits.MAX_SERVICE_MESSAGE` bytes: both sides decode with that limit,
 and a service whose answer would be larger answers an error instead.
 
@@ -25,8 +29,12 @@ node's `AccessPolicy` before its handler runs, and the handler gets the verified
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
+import os
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -41,24 +49,34 @@ __all__ = [
     "DENIED",
     "FAILED",
     "NO_ROUTE",
+    "Calls",
     "Handler",
     "Method",
     "NodeService",
     "RequestContext",
     "ServiceHost",
     "call",
+    "calls_through",
+    "decode_request",
+    "decode_response",
+    "encode_request",
     "error_response",
+    "forget_calls",
+    "request_id_of",
+    "result_of",
     "service_address",
 ]
 
 log = logging.getLogger("troth.node.services")
 REQUEST: Final = "troth.service.request"
 RESPONSE: Final = "troth.service.response"
-VERSION: Final = 1
+VERSION: Final = 2
 DENIED: Final = "denied"
 NO_ROUTE: Final = "no-route"
 FAILED: Final = "failed"
 _ERROR_KINDS: Final = frozenset({DENIED, NO_ROUTE, FAILED})
+MAX_REQUEST_ID: Final = (1 << 64) - 1
+"""Request ids are unsigned 64-bit integers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,19 +135,95 @@ def service_address(name: str) -> Address:
     return Address("service", name)
 
 
-def error_response(kind: str, message: str, reasons: tuple[str, ...] = ()) -> bytes:
-    """An error answer of `kind` (DENIED, NO_ROUTE or FAILED)."""
-    return cbor.encode(
-        [RESPONSE, VERSION, False, {"error": kind, "message": message, "reasons": list(reasons)}]
+# -- the protocol ------------------------------------------------------------------------------
+
+
+def encode_request(request_id: int, method: str, arguments: Any) -> bytes:
+    """A request (RemoteError when it is over the service message limit; DecodeError when
+    `arguments` are not encodable)."""
+    request = cbor.encode([REQUEST, VERSION, request_id, method, arguments])
+    if len(request) > limits.MAX_SERVICE_MESSAGE:
+        raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
+    return request
+
+
+def _envelope(payload: bytes | bytearray | memoryview, type_tag: str, what: str) -> list[Any]:
+    """[type tag, version, id, x, y] decoded within the service limit (DecodeError if not)."""
+    value = cbor.expect_array(cbor.decode(payload, max_bytes=limits.MAX_SERVICE_MESSAGE), what, 5)
+    cbor.expect_header(value, type_tag, VERSION, what)
+    if type(value[2]) is not int or not 0 <= value[2] <= MAX_REQUEST_ID:
+        raise DecodeError(f"{what}: the request id is not an unsigned 64-bit integer")
+    return value
+
+
+def decode_request(payload: bytes | bytearray | memoryview) -> tuple[int, str, Any]:
+    """(request id, method, arguments) of a request (DecodeError when malformed)."""
+    value = _envelope(payload, REQUEST, "request")
+    return value[2], cbor.expect_text(value[3], "method"), value[4]
+
+
+def request_id_of(payload: bytes | bytearray | memoryview) -> int | None:
+    """The id of a well-formed request, else None (a message that is not one is not answered)."""
+    try:
+        return decode_request(payload)[0]
+    except DecodeError:
+        return None
+
+
+def decode_response(payload: bytes | bytearray | memoryview) -> tuple[int, list[Any]]:
+    """(request id, the whole response) of a response (DecodeError when its envelope is
+    malformed; `result_of` reads the rest)."""
+    value = _envelope(payload, RESPONSE, "response")
+    return value[2], value
+
+
+def result_of(response: list[Any]) -> Any:
+    """A decoded response's result, or the error it carries raised: `Denied` (with the
+    reasons), `RoutingError` (no route) or `RemoteError` (failed, or a malformed response)."""
+    try:
+        if response[3] is True:
+            return response[4]
+        if response[3] is not False:
+            raise DecodeError("ok is not a boolean")
+        kind, message, reasons = _error_fields(response[4])
+    except DecodeError as exc:
+        raise RemoteError(f"malformed response: {exc}") from None
+    if kind == DENIED:
+        raise Denied(reasons)
+    if kind == NO_ROUTE:
+        raise RoutingError(message)
+    raise RemoteError(message)
+
+
+def _error_fields(error: Any) -> tuple[str, str, tuple[str, ...]]:
+    if not isinstance(error, dict) or set(error) != {"error", "message", "reasons"}:
+        raise DecodeError("an error answer is a map of error, message, reasons")
+    kind = cbor.expect_text(error["error"], "error")
+    if kind not in _ERROR_KINDS:
+        raise DecodeError(f"unknown error kind {kind!r}")
+    reasons = tuple(
+        cbor.expect_text(r, "reason") for r in cbor.expect_array(error["reasons"], "reasons")
     )
+    return kind, cbor.expect_text(error["message"], "message"), reasons
 
 
-def _failure(exc: TrothError) -> bytes:
+def error_response(
+    kind: str, message: str, reasons: tuple[str, ...] = (), *, request: int
+) -> bytes:
+    """An error answer of `kind` (DENIED, NO_ROUTE or FAILED) to request id `request`."""
+    error = {"error": kind, "message": message, "reasons": list(reasons)}
+    return cbor.encode([RESPONSE, VERSION, request, False, error])
+
+
+def _failure(exc: TrothError, request: int) -> bytes:
     if isinstance(exc, Denied):
-        return error_response(DENIED, str(exc), exc.reasons)
+        return error_response(DENIED, str(exc), exc.reasons, request=request)
     if isinstance(exc, RemoteError):  # already a remote's answer: not prefixed again
-        return error_response(FAILED, str(exc))
-    return error_response(FAILED, f"{type(exc).__name__}: {exc}")
+        return error_response(FAILED, str(exc), request=request)
+    return error_response(FAILED, f"{type(exc).__name__}: {exc}", request=request)
+
+
+# -- the host ----------------------------------------------------------------------------------
 
 
 class ServiceHost:
@@ -151,6 +245,8 @@ class ServiceHost:
         self.services: dict[str, NodeService] = {}
         self.refused = 0
         """Requests and one-way messages the decision point refused."""
+        self.malformed = 0
+        """Requests dropped unanswered: no request id could be read from them."""
 
     def add(self, service: NodeService) -> None:
         """Serve `service` at `/service/<name>`."""
@@ -165,7 +261,7 @@ class ServiceHost:
 
             self.router.register(address, message)
         else:
-            self.router.register(address, lambda m, s: self._request(service, m, s))
+            self.router.register(address, functools.partial(self._request, service))
 
     def addresses(self) -> frozenset[Address]:
         """The addresses of the services served."""
@@ -195,82 +291,201 @@ class ServiceHost:
         self, service: NodeService, message: RoutedMessage, source: Source | None
     ) -> None:
         try:
-            value = cbor.expect_array(
-                cbor.decode(message.payload, max_bytes=limits.MAX_SERVICE_MESSAGE), "request", 4
-            )
-            cbor.expect_header(value, REQUEST, VERSION, "request")
-            name = cbor.expect_text(value[2], "method")
+            value = _envelope(message.payload, REQUEST, "request")
+        except DecodeError as exc:  # no id to answer to
+            self.malformed += 1
+            log.info("%s: dropped a malformed request: %s", service.name, exc)
+            return
+        request, arguments = value[2], value[4]
+        try:
+            name = cbor.expect_text(value[3], "method")
             method = service.methods.get(name)
             if method is None:
                 raise RemoteError(f"service {service.name} has no method {name!r}")
-            context = self._decide(service.name, name, value[3], source, message.return_route)
-            result = await method.handler(value[3], context)
-            payload = cbor.encode([RESPONSE, VERSION, True, result])
+            context = self._decide(service.name, name, arguments, source, message.return_route)
+            result = await method.handler(arguments, context)
+            payload = cbor.encode([RESPONSE, VERSION, request, True, result])
             if len(payload) > limits.MAX_SERVICE_MESSAGE:
                 log.error("%s: a %d-byte answer is over the limit", service.name, len(payload))
                 limit = limits.MAX_SERVICE_MESSAGE
                 too_large = f"the answer is over the {limit}-byte service limit"
-                payload = error_response(FAILED, too_large)
+                payload = error_response(FAILED, too_large, request=request)
         except TrothError as exc:
-            payload = _failure(exc)
+            payload = _failure(exc, request)
         except Exception:  # a bug: answer, log, and keep the connection that carried it
             log.exception("%s: a request failed", service.name)
-            payload = error_response(FAILED, "internal error")
+            payload = error_response(FAILED, "internal error", request=request)
         if message.return_route:
             with contextlib.suppress(TrothError):
                 await self.router.route(RoutedMessage(message.return_route, (), payload))
+
+
+# -- the client ----------------------------------------------------------------------------------
+# The client side of the service protocol (docs/protocols.md, "Services"): `call`, and the
+# request multiplexer behind it.
+#
+# Every first hop a node calls through (a channel end's `.enc` worker, or a local service) has one
+# `Calls`: one reply worker at an unguessable address (`/worker/calls-<16 hex digits>`), the
+# requests in flight by id, and a bound on them. Each request carries that one reply address as
+# its return route, so the routed-message headers of every call through a channel are the same
+# bytes (encoded and decoded once, then cached) and no worker is registered per call.
+#
+# Why an answer cannot be forged from elsewhere: the reply address is reachable only from sources
+# that allow it, and a channel end allows the return addresses of what was sent through it (its
+# reply paths), so only the channel the requests went through (and local code) can reach its
+# `Calls`. An answer whose id is not in flight (unknown, answered already, timed out) is dropped
+# and counted. When the channel closes its `Calls` is closed: the callers still waiting get
+# `Unreachable` at once.
+
+_PRUNE_AT = 64  # first hops remembered before the ones no longer served are forgotten
+
+
+class Calls:
+    """The requests a node has in flight through one first hop: one reply worker, request ids,
+    at most `limit` in flight (more callers wait for a slot)."""
+
+    def __init__(self, hop: Address, *, limit: int = limits.MAX_CALLS_IN_FLIGHT) -> None:
+        self.hop = hop
+        self.address = new_worker_address("calls")
+        """The reply worker: the return route of every request through `hop`."""
+        self.limit = limit
+        self.dropped = 0
+        """Answers dropped: malformed, or for an id not in flight."""
+        self._pending: dict[int, asyncio.Future[list[Any]]] = {}
+        self._next_id = int.from_bytes(os.urandom(4), "big")
+        self._busy = 0  # slots taken (requests in flight or about to be sent)
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._closed: str | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (nor timed out)."""
+        return len(self._pending)
+
+    async def call(
+        self, router: Router, route: Route, method: str, arguments: Any, timeout: float
+    ) -> Any:
+        """Send a request along `route` (starting with this hop) and wait for its answer."""
+        if self._closed is not None:
+            raise Unreachable(self._closed)
+        request_id = self._next_id
+        self._next_id = (request_id + 1) & MAX_REQUEST_ID
+        request = encode_request(request_id, method, arguments)
+        if self._busy < self.limit:
+            self._busy += 1
+        else:
+            await self._wait_for_slot(timeout)
+        try:
+            if self._closed is not None:  # closed while this caller waited for a slot
+                raise Unreachable(self._closed)
+            loop = asyncio.get_running_loop()
+            answer: asyncio.Future[list[Any]] = loop.create_future()
+            self._pending[request_id] = answer
+            timer = loop.call_later(timeout, _time_out, answer, route[-1], timeout)
+            try:
+                await router.route(RoutedMessage(route, (self.address,), request))
+                response = await answer
+            finally:
+                timer.cancel()
+                self._pending.pop(request_id, None)
+        finally:
+            self._release()
+        return result_of(response)
+
+    async def _wait_for_slot(self, timeout: float) -> None:
+        """Wait until a finishing request hands its slot over (Unreachable after `timeout`)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        handed = False
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+            handed = True
+        except TimeoutError:
+            raise Unreachable(f"{self.limit} requests in flight to {self.hop}") from None
+        finally:
+            if not handed:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed a slot it will not use: pass it on
+                else:
+                    waiter.cancel()  # skipped by _release
+
+    def _release(self) -> None:
+        """A request is done: its slot goes to the first caller waiting, else back."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy -= 1
+
+    async def answer(self, message: RoutedMessage, source: Source | None) -> None:
+        """The reply worker: hand an answer to the caller waiting for its id."""
+        try:
+            request_id, response = decode_response(message.payload)
+        except DecodeError as exc:
+            self.dropped += 1
+            log.info("%s: dropped a malformed answer: %s", self.address, exc)
+            return
+        waiting = self._pending.pop(request_id, None)
+        if waiting is None or waiting.done():
+            self.dropped += 1
+            log.info("%s: dropped an answer to request %d, not in flight", self.address, request_id)
+            return
+        waiting.set_result(response)
+
+    def close(self, why: str) -> None:
+        """The hop is gone: every caller still waiting gets Unreachable(`why`), and so does
+        every later call."""
+        self._closed = why
+        for waiting in self._pending.values():
+            if not waiting.done():
+                waiting.set_exception(Unreachable(why))
+        self._pending.clear()
+
+
+def _time_out(answer: asyncio.Future[list[Any]], where: Address, timeout: float) -> None:
+    if not answer.done():
+        answer.set_exception(Unreachable(f"no answer from {where} within {timeout} s"))
+
+
+_CALLS: weakref.WeakKeyDictionary[Router, dict[Address, Calls]] = weakref.WeakKeyDictionary()
+
+
+def calls_through(router: Router, hop: Address) -> Calls:
+    """The `Calls` of first hop `hop` on `router` (made, and its reply worker registered, on
+    first use)."""
+    table = _CALLS.get(router)
+    if table is None:
+        table = _CALLS[router] = {}
+    calls = table.get(hop)
+    if calls is None:
+        if len(table) >= _PRUNE_AT:
+            for gone in [h for h, c in table.items() if not c.in_flight and not router.has(h)]:
+                forget_calls(router, gone, f"{gone} is gone")
+        calls = table[hop] = Calls(hop)
+        router.register(calls.address, calls.answer)
+    return calls
+
+
+def forget_calls(router: Router, hop: Address, why: str) -> None:
+    """`hop` is gone (its channel closed): fail its callers still waiting with `why`, and stop
+    its reply worker."""
+    table = _CALLS.get(router)
+    calls = table.pop(hop, None) if table is not None else None
+    if calls is not None:
+        calls.close(why)
+        router.unregister(calls.address)
 
 
 async def call(
     router: Router, route: Route, method: str, arguments: Any, *, timeout: float = 10.0
 ) -> Any:
     """Send a request along `route` (ending at a service) and wait for its response: its
-    result, or `Denied` (with the reasons), `RoutingError` (no route) or `RemoteError`."""
-    reply = new_worker_address("req")
-    future: asyncio.Future[bytes | bytearray | memoryview] = (
-        asyncio.get_running_loop().create_future()
-    )
-
-    async def receive(message: RoutedMessage, source: Source | None) -> None:
-        if not future.done():
-            future.set_result(message.payload)
-
-    request = cbor.encode([REQUEST, VERSION, method, arguments])
-    if len(request) > limits.MAX_SERVICE_MESSAGE:
-        raise RemoteError(f"a request over the {limits.MAX_SERVICE_MESSAGE}-byte service limit")
-    router.register(reply, receive)
-    try:
-        await router.route(RoutedMessage(route, (reply,), request))
-        async with asyncio.timeout(timeout):
-            payload = await future
-    except TimeoutError:
-        raise Unreachable(f"no answer from {route[-1]} within {timeout} s") from None
-    finally:
-        router.unregister(reply)
-    try:
-        value = cbor.expect_array(
-            cbor.decode(payload, max_bytes=limits.MAX_SERVICE_MESSAGE), "response", 4
-        )
-        cbor.expect_header(value, RESPONSE, VERSION, "response")
-        if value[2] is True:
-            return value[3]
-        kind, message, reasons = _error_fields(value[3])
-    except DecodeError as exc:
-        raise RemoteError(f"malformed response: {exc}") from None
-    if kind == DENIED:
-        raise Denied(reasons)
-    if kind == NO_ROUTE:
-        raise RoutingError(message)
-    raise RemoteError(message)
-
-
-def _error_fields(error: Any) -> tuple[str, str, tuple[str, ...]]:
-    if not isinstance(error, dict) or set(error) != {"error", "message", "reasons"}:
-        raise DecodeError("an error answer is a map of error, message, reasons")
-    kind = cbor.expect_text(error["error"], "error")
-    if kind not in _ERROR_KINDS:
-        raise DecodeError(f"unknown error kind {kind!r}")
-    reasons = tuple(
-        cbor.expect_text(r, "reason") for r in cbor.expect_array(error["reasons"], "reasons")
-    )
-    return kind, cbor.expect_text(error["message"], "message"), reasons
+    result, or `Denied` (with the reasons), `RoutingError` (no route), `RemoteError` (the
+    service failed or refused it) or `Unreachable` (no answer within `timeout` seconds, or the
+    channel closed)."""
+    if not route:
+        raise RoutingError("a call needs a route to a service")
+    return await calls_through(router, route[0]).call(router, route, method, arguments, timeout)
