@@ -22,7 +22,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,7 +56,8 @@ __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "op
 
 LOG_FILE: Final = "trace.db"
 _STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"))
-_ID_CHUNK: Final = 500  # ids per replay lookup (SQLite allows 999 parameters at least)
+_ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
+_INSERT_PARAMS: Final = 999  # values per multi-row INSERT
 _F = TraceFailure
 
 SignerSource = Callable[[int], Signer]
@@ -168,6 +168,7 @@ class _Batch:
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     escalations: dict[str, TraceRecord] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
+    looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
     new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
     new_chains: set[bytes] = field(default_factory=set)
 
@@ -184,7 +185,6 @@ class TraceLog:
         self._mutex = threading.Lock()
         self._queue: deque[_Pending] = deque()
         self._exclusive_waiters: deque[threading.Lock] = deque()
-        self._last_batch = 0
         self.commits = 0
         """How many group commits this object made (statistics)."""
         self._leader = False
@@ -282,16 +282,17 @@ class TraceLog:
             pending.gate.acquire()
         try:
             while not pending.done:
-                if self._last_batch > 1:  # others append too: let them queue before committing
-                    time.sleep(0)
-                with self._mutex:
-                    count = min(len(self._queue), limits.MAX_TRACE_BATCH)
-                    batch = [self._queue.popleft() for _ in range(count)]
-                self._last_batch = count
                 self.commits += 1
-                self._commit(batch)
+                self._commit()
         finally:
             self._release_lead()
+
+    def _take_batch(self) -> list[_Pending]:
+        """The oldest queued records, up to MAX_TRACE_BATCH (taken once the transaction has
+        begun: appenders queue meanwhile, with no yield of the processor to wait for them)."""
+        with self._mutex:
+            count = min(len(self._queue), limits.MAX_TRACE_BATCH)
+            return [self._queue.popleft() for _ in range(count)]
 
     def _release_lead(self) -> None:
         with self._mutex:
@@ -318,15 +319,17 @@ class TraceLog:
         finally:
             self._release_lead()
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self) -> None:
         now = self.clock.now()
         frontier: Frontier | None = None
+        batch: list[_Pending] | None = None
         try:
             with self.store.transaction():
                 conn = self.store.connection()
                 frontier = self._load_frontier(conn).copy()
+                batch = self._take_batch()
                 state = _Batch(conn)
-                state.taken = self._taken(conn, [p.record.record.id for p in batch])
+                self._prefetch(state, [p.record for p in batch])
                 leaves: list[tuple[Any, ...]] = []
                 nodes: list[tuple[int, int, bytes]] = []
                 for pending in batch:
@@ -352,21 +355,22 @@ class TraceLog:
                         )
                     )
                     pending.receipt = Receipt(index, record.id, verified.hash, leaf)
-                conn.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?)", leaves)
-                conn.executemany("INSERT INTO nodes VALUES (?, ?, ?)", nodes)
-                for agent in state.changed_heads:
-                    head = state.heads[agent]
-                    if head is not None:
-                        conn.execute(
-                            "INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?)",
-                            (agent, head.seq, head.hash, head.time, head.change),
-                        )
+                _insert_rows(conn, "leaves", leaves)
+                _insert_rows(conn, "nodes", nodes)
+                heads = [
+                    (agent, head.seq, head.hash, head.time, head.change)
+                    for agent in state.changed_heads
+                    if (head := state.heads[agent]) is not None
+                ]
+                _insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
             self._frontier = frontier
             self._known_keys |= state.new_keys
             self._known_chains |= state.new_chains
         except BaseException as exc:
             self._frontier = None
+            if batch is None:  # failed before taking: fail what it would have taken
+                batch = self._take_batch()
             error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
             for pending in batch:
                 if pending.receipt is not None or pending.error is None:
@@ -374,27 +378,34 @@ class TraceLog:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            for pending in batch:
+            for pending in batch or ():
                 pending.done = True
                 pending.wake()
 
     @staticmethod
-    def _taken(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-        """Which of `ids` the log already holds (one query per chunk)."""
-        taken: set[str] = set()
-        for start in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[start : start + _ID_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT record_id FROM leaves WHERE record_id IN ({marks})",  # noqa: S608
-                chunk,
-            ).fetchall()
-            taken.update(row[0] for row in rows)
-        return taken
+    def _prefetch(state: _Batch, records: list[VerifiedRecord]) -> None:
+        """Read in one query per chunk what admitting `records` needs from the database: which
+        of their ids the log holds, their agents' chain heads and stored histories."""
+        conn = state.conn
+        ids = [verified.record.id for verified in records]
+        agents = list({verified.record.agent.digest for verified in records})
+        signers = list({verified.signer.identifier.digest for verified in records})
+        for row in _select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
+            state.taken.add(row[0])
+        state.heads.update(dict.fromkeys(agents))
+        sql = "SELECT agent, seq, hash, time, change FROM agents WHERE agent"
+        for agent, seq, digest, at, change in _select_in(conn, sql, agents):
+            state.heads[bytes(agent)] = _Head(seq, bytes(digest), at, change)
+        state.looked_up.update(signers)
+        sql = "SELECT identifier, changes, current FROM histories WHERE identifier"
+        for identifier, changes, current in _select_in(conn, sql, signers):
+            state.histories[bytes(identifier)] = (changes, bytes(current))
 
     def _load_frontier(self, conn: sqlite3.Connection) -> Frontier:
-        size = int(conn.execute("SELECT value FROM meta WHERE name = 'size'").fetchone()[0])
-        last = conn.execute("SELECT max(idx) FROM leaves").fetchone()[0]
+        row = conn.execute(
+            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves)"
+        ).fetchone()
+        size, last = int(row[0]), row[1]
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(
                 f"trace log damaged: {size} records recorded, the last is at {last}; "
@@ -487,7 +498,7 @@ class TraceLog:
         log holds for it. A fork raises TraceError(SIGNER_INVALID)."""
         digest = identity.identifier.digest
         known = state.histories.get(digest)
-        if known is None:
+        if known is None and digest not in state.looked_up:
             row = state.conn.execute(
                 "SELECT changes, current FROM histories WHERE identifier = ?", (digest,)
             ).fetchone()
@@ -712,6 +723,31 @@ class _Reader:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]
         return hashes[0]
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]], *, verb: str = "INSERT"
+) -> None:
+    """Insert `rows` with one multi-row statement per chunk: executemany would run (and let
+    go of the GIL for) one statement per row, and a thread busy signing takes the GIL back
+    for up to a switch interval each time."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = _INSERT_PARAMS // width
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+        values = [value for row in chunk for value in row]
+        conn.execute(f"{verb} INTO {table} VALUES {marks}", values)
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, keys: list[Any]) -> Iterator[Any]:
+    """The rows of `sql` + " IN (keys)", one query per chunk of keys."""
+    for start in range(0, len(keys), _ID_CHUNK):
+        chunk = keys[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"{sql} IN ({marks})", chunk).fetchall()
 
 
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
