@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
-_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 _ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
 _INSERT_PARAMS: Final = 999  # values per multi-row INSERT
 _F = TraceFailure
@@ -190,6 +190,11 @@ class TraceLog:
         self._leader = False
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
+        # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
+        # only appends write heads (and move the size), only appends and checkpoints histories
+        self._heads: dict[bytes, _Head | None] = {}
+        self._histories: dict[bytes, tuple[int, bytes]] = {}
+        self._cached_at: tuple[int, int] | None = None
         self._known_chains: set[bytes] = set()
 
     @classmethod
@@ -326,7 +331,11 @@ class TraceLog:
         try:
             with self.store.transaction():
                 conn = self.store.connection()
-                frontier = self._load_frontier(conn).copy()
+                frontier, mark = self._load_frontier(conn)
+                frontier = frontier.copy()
+                if mark != self._cached_at:  # another process appended or checkpointed
+                    self._heads.clear()
+                    self._histories.clear()
                 batch = self._take_batch()
                 state = _Batch(conn)
                 self._prefetch(state, [p.record for p in batch])
@@ -367,8 +376,12 @@ class TraceLog:
             self._frontier = frontier
             self._known_keys |= state.new_keys
             self._known_chains |= state.new_chains
+            self._heads.update(state.heads)
+            self._histories.update(state.histories)
+            self._cached_at = (frontier.size, mark[1])
         except BaseException as exc:
             self._frontier = None
+            self._cached_at = None
             if batch is None:  # failed before taking: fail what it would have taken
                 batch = self._take_batch()
             error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
@@ -382,38 +395,51 @@ class TraceLog:
                 pending.done = True
                 pending.wake()
 
-    @staticmethod
-    def _prefetch(state: _Batch, records: list[VerifiedRecord]) -> None:
-        """Read in one query per chunk what admitting `records` needs from the database: which
-        of their ids the log holds, their agents' chain heads and stored histories."""
+    def _prefetch(self, state: _Batch, records: list[VerifiedRecord]) -> None:
+        """Read what admitting `records` needs and the caches do not hold, one query per chunk
+        (each row read lets go of the GIL, and a thread busy signing may keep it a switch
+        interval): which of their ids the log holds, their agents' heads and histories."""
         conn = state.conn
         ids = [verified.record.id for verified in records]
-        agents = list({verified.record.agent.digest for verified in records})
-        signers = list({verified.signer.identifier.digest for verified in records})
         for row in _select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
             state.taken.add(row[0])
-        state.heads.update(dict.fromkeys(agents))
+        missing = []
+        for agent in {verified.record.agent.digest for verified in records}:
+            if agent in self._heads:
+                state.heads[agent] = self._heads[agent]
+            else:
+                state.heads[agent] = None
+                missing.append(agent)
         sql = "SELECT agent, seq, hash, time, change FROM agents WHERE agent"
-        for agent, seq, digest, at, change in _select_in(conn, sql, agents):
+        for agent, seq, digest, at, change in _select_in(conn, sql, missing):
             state.heads[bytes(agent)] = _Head(seq, bytes(digest), at, change)
-        state.looked_up.update(signers)
+        missing = []
+        for signer in {verified.signer.identifier.digest for verified in records}:
+            known = self._histories.get(signer)
+            if known is not None:
+                state.histories[signer] = known
+            else:
+                missing.append(signer)
+        state.looked_up.update(missing)
         sql = "SELECT identifier, changes, current FROM histories WHERE identifier"
-        for identifier, changes, current in _select_in(conn, sql, signers):
+        for identifier, changes, current in _select_in(conn, sql, missing):
             state.histories[bytes(identifier)] = (changes, bytes(current))
 
-    def _load_frontier(self, conn: sqlite3.Connection) -> Frontier:
+    def _load_frontier(self, conn: sqlite3.Connection) -> tuple[Frontier, tuple[int, int]]:
+        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for."""
         row = conn.execute(
-            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves)"
+            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
+            "(SELECT max(size) FROM checkpoints)"
         ).fetchone()
-        size, last = int(row[0]), row[1]
+        size, last, checkpointed = int(row[0]), row[1], row[2] or 0
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(
                 f"trace log damaged: {size} records recorded, the last is at {last}; "
                 "run troth trace verify"
             )
         if self._frontier is not None and self._frontier.size == size:
-            return self._frontier
-        return Frontier.load(size, _Reader(conn).perfect)
+            return self._frontier, (size, checkpointed)
+        return Frontier.load(size, _Reader(conn).perfect), (size, checkpointed)
 
     def _admit(self, pending: _Pending, state: _Batch, now: int) -> None:
         """Raise TraceError unless the log accepts `pending` next (the module's rules)."""
@@ -539,8 +565,9 @@ class TraceLog:
         epoch = resolve_key(signer.identity, signer.attestation)
         with self._exclusive(), self.store.transaction():
             conn = self.store.connection()
-            frontier = self._load_frontier(conn)
+            frontier = self._load_frontier(conn)[0]
             self._frontier = frontier
+            self._cached_at = None  # it may store the signer's history and a checkpoint
             size, root = frontier.size, frontier.root()
             row = conn.execute(
                 "SELECT root, note FROM checkpoints WHERE size = ?", (size,)
