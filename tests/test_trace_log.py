@@ -150,6 +150,30 @@ def test_recorder_recovers_from_a_second_writer(tmp_path: Path, clock: FixedCloc
     verify_log(log)
 
 
+def test_a_second_handle_sees_what_the_other_appended(tmp_path: Path, clock: FixedClock) -> None:
+    """Two handles on one log file (as two processes hold it): the chain heads and histories
+    one handle keeps between commits give way to what the other committed."""
+    path, owner = tmp_path / "trace.db", Held()
+    one, other = open_log(path, clock, owner), open_log(path, clock, owner)
+    agent = Held()
+    old = agent.signer()
+    first = sign_record(old, tool_call(), seq=0, prev=None, time=NOW)
+    one.append(first)
+    second = sign_record(old, tool_call(), seq=1, prev=first.hash, time=NOW)
+    other.append(second)
+    again = sign_record(old, tool_call(), seq=1, prev=first.hash, time=NOW)
+    assert _reason(lambda: one.append(again)) is TraceFailure.CHAIN_BROKEN
+    clock.advance(DAY)
+    agent.rotate(NOW + DAY)
+    rotated = sign_record(
+        agent.signer(NOW + DAY), tool_call(), seq=2, prev=second.hash, time=NOW + DAY
+    )
+    other.append(rotated)
+    thief = sign_record(old, tool_call(), seq=3, prev=rotated.hash, time=NOW + DAY)
+    assert _reason(lambda: one.append(thief)) is TraceFailure.ATTESTATION_STALE
+    assert verify_log(one).size == 3
+
+
 def test_log_identity_is_bound(tmp_path: Path, clock: FixedClock) -> None:
     path = tmp_path / "trace.db"
     open_log(path, clock).close()

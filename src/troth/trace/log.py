@@ -22,7 +22,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,8 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
-_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"))
-_ID_CHUNK: Final = 500  # ids per replay lookup (SQLite allows 999 parameters at least)
+_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
+_INSERT_PARAMS: Final = 999  # values per multi-row INSERT
 _F = TraceFailure
 
 SignerSource = Callable[[int], Signer]
@@ -168,6 +168,7 @@ class _Batch:
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     escalations: dict[str, TraceRecord] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
+    looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
     new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
     new_chains: set[bytes] = field(default_factory=set)
 
@@ -184,12 +185,16 @@ class TraceLog:
         self._mutex = threading.Lock()
         self._queue: deque[_Pending] = deque()
         self._exclusive_waiters: deque[threading.Lock] = deque()
-        self._last_batch = 0
         self.commits = 0
         """How many group commits this object made (statistics)."""
         self._leader = False
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
+        # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
+        # only appends write heads (and move the size), only appends and checkpoints histories
+        self._heads: dict[bytes, _Head | None] = {}
+        self._histories: dict[bytes, tuple[int, bytes]] = {}
+        self._cached_at: tuple[int, int] | None = None
         self._known_chains: set[bytes] = set()
 
     @classmethod
@@ -282,16 +287,17 @@ class TraceLog:
             pending.gate.acquire()
         try:
             while not pending.done:
-                if self._last_batch > 1:  # others append too: let them queue before committing
-                    time.sleep(0)
-                with self._mutex:
-                    count = min(len(self._queue), limits.MAX_TRACE_BATCH)
-                    batch = [self._queue.popleft() for _ in range(count)]
-                self._last_batch = count
                 self.commits += 1
-                self._commit(batch)
+                self._commit()
         finally:
             self._release_lead()
+
+    def _take_batch(self) -> list[_Pending]:
+        """The oldest queued records, up to MAX_TRACE_BATCH (taken once the transaction has
+        begun: appenders queue meanwhile, with no yield of the processor to wait for them)."""
+        with self._mutex:
+            count = min(len(self._queue), limits.MAX_TRACE_BATCH)
+            return [self._queue.popleft() for _ in range(count)]
 
     def _release_lead(self) -> None:
         with self._mutex:
@@ -318,15 +324,21 @@ class TraceLog:
         finally:
             self._release_lead()
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self) -> None:
         now = self.clock.now()
         frontier: Frontier | None = None
+        batch: list[_Pending] | None = None
         try:
             with self.store.transaction():
                 conn = self.store.connection()
-                frontier = self._load_frontier(conn).copy()
+                frontier, mark = self._load_frontier(conn)
+                frontier = frontier.copy()
+                if mark != self._cached_at:  # another process appended or checkpointed
+                    self._heads.clear()
+                    self._histories.clear()
+                batch = self._take_batch()
                 state = _Batch(conn)
-                state.taken = self._taken(conn, [p.record.record.id for p in batch])
+                self._prefetch(state, [p.record for p in batch])
                 leaves: list[tuple[Any, ...]] = []
                 nodes: list[tuple[int, int, bytes]] = []
                 for pending in batch:
@@ -352,21 +364,26 @@ class TraceLog:
                         )
                     )
                     pending.receipt = Receipt(index, record.id, verified.hash, leaf)
-                conn.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?)", leaves)
-                conn.executemany("INSERT INTO nodes VALUES (?, ?, ?)", nodes)
-                for agent in state.changed_heads:
-                    head = state.heads[agent]
-                    if head is not None:
-                        conn.execute(
-                            "INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?)",
-                            (agent, head.seq, head.hash, head.time, head.change),
-                        )
+                _insert_rows(conn, "leaves", leaves)
+                _insert_rows(conn, "nodes", nodes)
+                heads = [
+                    (agent, head.seq, head.hash, head.time, head.change)
+                    for agent in state.changed_heads
+                    if (head := state.heads[agent]) is not None
+                ]
+                _insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
             self._frontier = frontier
             self._known_keys |= state.new_keys
             self._known_chains |= state.new_chains
+            self._heads.update(state.heads)
+            self._histories.update(state.histories)
+            self._cached_at = (frontier.size, mark[1])
         except BaseException as exc:
             self._frontier = None
+            self._cached_at = None
+            if batch is None:  # failed before taking: fail what it would have taken
+                batch = self._take_batch()
             error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
             for pending in batch:
                 if pending.receipt is not None or pending.error is None:
@@ -374,35 +391,55 @@ class TraceLog:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            for pending in batch:
+            for pending in batch or ():
                 pending.done = True
                 pending.wake()
 
-    @staticmethod
-    def _taken(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-        """Which of `ids` the log already holds (one query per chunk)."""
-        taken: set[str] = set()
-        for start in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[start : start + _ID_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT record_id FROM leaves WHERE record_id IN ({marks})",  # noqa: S608
-                chunk,
-            ).fetchall()
-            taken.update(row[0] for row in rows)
-        return taken
+    def _prefetch(self, state: _Batch, records: list[VerifiedRecord]) -> None:
+        """Read what admitting `records` needs and the caches do not hold, one query per chunk
+        (each row read lets go of the GIL, and a thread busy signing may keep it a switch
+        interval): which of their ids the log holds, their agents' heads and histories."""
+        conn = state.conn
+        ids = [verified.record.id for verified in records]
+        for row in _select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
+            state.taken.add(row[0])
+        missing = []
+        for agent in {verified.record.agent.digest for verified in records}:
+            if agent in self._heads:
+                state.heads[agent] = self._heads[agent]
+            else:
+                state.heads[agent] = None
+                missing.append(agent)
+        sql = "SELECT agent, seq, hash, time, change FROM agents WHERE agent"
+        for agent, seq, digest, at, change in _select_in(conn, sql, missing):
+            state.heads[bytes(agent)] = _Head(seq, bytes(digest), at, change)
+        missing = []
+        for signer in {verified.signer.identifier.digest for verified in records}:
+            known = self._histories.get(signer)
+            if known is not None:
+                state.histories[signer] = known
+            else:
+                missing.append(signer)
+        state.looked_up.update(missing)
+        sql = "SELECT identifier, changes, current FROM histories WHERE identifier"
+        for identifier, changes, current in _select_in(conn, sql, missing):
+            state.histories[bytes(identifier)] = (changes, bytes(current))
 
-    def _load_frontier(self, conn: sqlite3.Connection) -> Frontier:
-        size = int(conn.execute("SELECT value FROM meta WHERE name = 'size'").fetchone()[0])
-        last = conn.execute("SELECT max(idx) FROM leaves").fetchone()[0]
+    def _load_frontier(self, conn: sqlite3.Connection) -> tuple[Frontier, tuple[int, int]]:
+        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for."""
+        row = conn.execute(
+            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
+            "(SELECT max(size) FROM checkpoints)"
+        ).fetchone()
+        size, last, checkpointed = int(row[0]), row[1], row[2] or 0
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(
                 f"trace log damaged: {size} records recorded, the last is at {last}; "
                 "run troth trace verify"
             )
         if self._frontier is not None and self._frontier.size == size:
-            return self._frontier
-        return Frontier.load(size, _Reader(conn).perfect)
+            return self._frontier, (size, checkpointed)
+        return Frontier.load(size, _Reader(conn).perfect), (size, checkpointed)
 
     def _admit(self, pending: _Pending, state: _Batch, now: int) -> None:
         """Raise TraceError unless the log accepts `pending` next (the module's rules)."""
@@ -487,7 +524,7 @@ class TraceLog:
         log holds for it. A fork raises TraceError(SIGNER_INVALID)."""
         digest = identity.identifier.digest
         known = state.histories.get(digest)
-        if known is None:
+        if known is None and digest not in state.looked_up:
             row = state.conn.execute(
                 "SELECT changes, current FROM histories WHERE identifier = ?", (digest,)
             ).fetchone()
@@ -528,8 +565,9 @@ class TraceLog:
         epoch = resolve_key(signer.identity, signer.attestation)
         with self._exclusive(), self.store.transaction():
             conn = self.store.connection()
-            frontier = self._load_frontier(conn)
+            frontier = self._load_frontier(conn)[0]
             self._frontier = frontier
+            self._cached_at = None  # it may store the signer's history and a checkpoint
             size, root = frontier.size, frontier.root()
             row = conn.execute(
                 "SELECT root, note FROM checkpoints WHERE size = ?", (size,)
@@ -712,6 +750,31 @@ class _Reader:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]
         return hashes[0]
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]], *, verb: str = "INSERT"
+) -> None:
+    """Insert `rows` with one multi-row statement per chunk: executemany would run (and let
+    go of the GIL for) one statement per row, and a thread busy signing takes the GIL back
+    for up to a switch interval each time."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = _INSERT_PARAMS // width
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+        values = [value for row in chunk for value in row]
+        conn.execute(f"{verb} INTO {table} VALUES {marks}", values)
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, keys: list[Any]) -> Iterator[Any]:
+    """The rows of `sql` + " IN (keys)", one query per chunk of keys."""
+    for start in range(0, len(keys), _ID_CHUNK):
+        chunk = keys[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"{sql} IN ({marks})", chunk).fetchall()
 
 
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:

@@ -90,6 +90,7 @@ class Kind(enum.StrEnum):
 
 
 _KINDS: Final = {kind.value: kind for kind in Kind}
+_KIND_TEXT: Final = {kind: kind.value for kind in Kind}  # (an enum's .value is a slow lookup)
 
 
 def new_record_id(time: int, random16: bytes) -> str:
@@ -102,8 +103,8 @@ def new_record_id(time: int, random16: bytes) -> str:
     return f"{value:032x}"
 
 
-_ENCODER: Final = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+_ENCODER: Final = json.JSONEncoder(  # no cycle check: payloads are trees built here
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 )
 
 
@@ -345,7 +346,7 @@ class TraceRecord:
             "seq": self.seq,
             "prev": None if self.prev is None else self.prev.hex(),
             "time": self.time,
-            "kind": self.kind.value,
+            "kind": _KIND_TEXT[self.kind],
         }
         if self.tool is not None:
             value["tool"] = self.tool.to_json()
