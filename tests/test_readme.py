@@ -112,21 +112,23 @@ def test_the_readme_runs_top_to_bottom(tmp_path: Path) -> None:
     assert "order 4471: shipped" in done.stdout  # ... and again, from Python
 
 
+OPENING_BLOCK = Block("sh", "make demo\nmake test\n", 1)
+
+
 @pytest.mark.parametrize(
-    ("languages", "problem"),
+    ("found", "problem"),
     [
-        (["sh", "python", "sh", "python"], "between two python blocks"),
-        (["python", "sh"], "must open with"),
+        (
+            [
+                OPENING_BLOCK,
+                *(Block(lang, "true\n", 2) for lang in ("sh", "python", "sh", "python")),
+            ],
+            "between two python blocks",
+        ),
+        ([Block("sh", "make test\n", 1), Block("sh", "true\n", 2)], "must open with"),
+        ([Block("text", "make demo\nmake test\n", 1)], "must open with"),
     ],
 )
-def test_an_ambiguous_readme_is_refused(
-    languages: list[str], problem: str, tmp_path: Path
-) -> None:
-    opening = Block("sh", "make demo\nmake test\n", 1)
-    found = [Block(language, "true\n", n) for n, language in enumerate(languages, start=2)]
-    if problem == "must open with":
-        found = [Block("sh", "make test\n", 1), *found]
-    else:
-        found = [opening, *found]
+def test_an_ambiguous_readme_is_refused(found: list[Block], problem: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=problem):
         script(found, sys.executable, tmp_path / "readme.py")

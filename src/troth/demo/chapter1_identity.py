@@ -34,10 +34,8 @@ def run(story: Story, home: Path, clock: Clock) -> None:
     with open_node("agents", home=home) as node:
         node.identities.create_many(FLEET - 1, now=clock.now(), name_prefix="agent")
         agent = node.identities.create(now=clock.now(), name="support-agent")
-        story.say(
-            f"acme runs {FLEET:,} agents on node agents: {FLEET:,} identities, each with its own "
-            "key in the node's vault (software, sealed at rest)"
-        )
+        story.say(f"acme runs {FLEET:,} agents on node agents: {FLEET:,} identities, each with")
+        story.say("  its own key in the node's vault (software, sealed at rest)")
         label = story.meet("support-agent", agent.identifier)
         story.say(f"one of them is the support agent: {label}")
         story.say("  its identifier is the hash of its first signed change (T + 64 hex digits)")
@@ -84,10 +82,8 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
     label = story.meet("courier", courier.identifier)
     story.say(f"  a courier agent lives on node laptop: {label}")
     shutil.copytree(home / "nodes" / "laptop", home / "nodes" / "stolen")
-    story.say(
-        "  a backup of the laptop is stolen: it holds the courier's primary key k0 and the "
-        "next key k1 (sealed; change 0 commits to it)"
-    )
+    story.say("  a backup of the laptop is stolen: it holds the courier's primary key k0 and")
+    story.say("  its next key k1 (sealed; change 0 commits to it)")
     with (
         open_node("laptop", home=home) as owner,
         open_node("stolen", home=home) as thief,
@@ -96,10 +92,8 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
         owner.identities.rotate("courier", now=clock)
         current = verify_history(owner.identities.export("courier"), now=clock.now())
         verifier.identities.observe(current)
-        story.say(
-            "  the owner rotates to k1; a verifier that saw the courier before stores the new "
-            "2-change history"
-        )
+        story.say("  the owner rotates to k1; a verifier that saw the courier before stores the")
+        story.say("  new 2-change history")
         signer = thief.identities.signer("courier", now=clock.now())
         message = b"pay the thief"
         presented = verify_history(signer.identity.history, now=clock.now())
@@ -107,12 +101,10 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
             presented, signer.attestation, message, signer.sign(message), at=clock.now()
         )
         story.say("  the thief signs with the old history (key k0):")
-        story.say(
-            "    a verifier that never saw the rotation accepts it: it learns of rotations from "
-            "the authority's revocation feed (chapter 2)"
-        )
+        story.say("    a verifier that never saw the rotation accepts it: it learns of rotations")
+        story.say("    from the authority's revocation feed (chapter 2)")
         story.say("    the verifier that stored the new history:")
-        _refusal(story, "      ", lambda: verifier.identities.observe(presented))
+        _refusal(story, "    ", lambda: verifier.identities.observe(presented))
         story.say("  the thief rotates to a key of its own, signed with k0 (a forged change 1):")
         _refusal(
             story, "    ", lambda: verify_history(_forged_rotation(thief, clock), now=clock.now())

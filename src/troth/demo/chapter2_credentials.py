@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from troth.authority import Authority
 from troth.authority.client import enroll_request, revoke_request
@@ -67,28 +68,29 @@ def run(story: Story, home: Path, clock: Clock) -> None:
         story.say(f"  member credential: {attributes(CUSTOMER.to_json())}, valid for 1h")
         story.proved("a one-time ticket makes the customer a member, with a credential from acme")
 
-        to_support = customer.wallet.delegate(
+        to_support = _pass_on(
+            customer,
             "customer",
-            to=_id(support, "support-agent"),
-            attributes=READ,
+            support,
+            "support-agent",
             now=now,
             ttl=1800,
             purpose="resolve complaint 123",
             caveats=[CAVEAT],
         )
-        support.wallet.hold("support-agent", to_support, now=now)
         story.say("the customer delegates to the support agent only what complaint 123 needs:")
-        story.say(f"  {attributes(READ.to_json())} (read, not write), for 30m, only if {CAVEAT}")
+        story.say(f"  {attributes(READ.to_json())} (read, not write), for 30m,")
+        story.say(f"  only if {CAVEAT}")
         story.say("  (a caveat is a Cedar condition: the gates enforce it on every call)")
-        to_sub = support.wallet.delegate(
+        to_sub = _pass_on(
+            support,
             "support-agent",
-            to=_id(support, "sub-agent"),
-            attributes=READ,
+            support,
+            "sub-agent",
             now=now,
             ttl=600,
             purpose="look up order history",
         )
-        support.wallet.hold("sub-agent", to_sub, now=now)
         story.say("the support agent passes the same on to its sub-agent, for 10m")
 
         verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))
@@ -117,6 +119,13 @@ def _id(node: Node, name: str) -> Identifier:
     return Identifier(node.identities.find(name).identifier)
 
 
+def _pass_on(giver: Node, name: str, taker: Node, to: str, *, now: int, **link: Any) -> bytes:
+    """`name` delegates READ to `to` (`link`: ttl, purpose, caveats); `to` holds the chain."""
+    chain = giver.wallet.delegate(name, to=_id(taker, to), attributes=READ, now=now, **link)
+    taker.wallet.hold(to, chain, now=now)
+    return chain
+
+
 def _cast(story: Story, customer: Node, support: Node, now: int) -> None:
     """The customer's agent on its own node; the support agent and its sub-agent on theirs."""
     made = customer.identities.create(now=now, name="customer")
@@ -125,7 +134,9 @@ def _cast(story: Story, customer: Node, support: Node, now: int) -> None:
         support.identities.create(now=now, name=name)
     story.say(
         f"on the support agent's node: {story.meet('support-agent', _id(support, 'support-agent'))}"
-        f", and the sub-agent it starts: {story.meet('sub-agent', _id(support, 'sub-agent'))}"
+    )
+    story.say(
+        f"  and the sub-agent it starts: {story.meet('sub-agent', _id(support, 'sub-agent'))}"
     )
 
 
@@ -218,7 +229,7 @@ def _revoke(
             verifier.verify(chain, presenter=presenter, feeds=feeds(), now=now)
             story.say(f"  {name}'s chain: still valid")
         except CredentialError as exc:
-            story.say(f"  {name}'s chain: refused: {exc}")
+            story.say(f"  {name}'s chain: refused, link {exc.link}: {exc.reason.value}")
 
 
 def _hand_built_amplification(node: Node, chain: bytes, to: Identifier, now: int) -> bytes:

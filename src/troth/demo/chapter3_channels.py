@@ -106,7 +106,8 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         hub = runtimes["acme"] = await _hub_down_and_back(story, hub, orders, clock)
         end = await support.channel_to(parse_route(relay), expect=orders.identifier)
         answer = await call(support.router, (end.enc, _ORDERS), "status", "4471")
-        story.say(f"support-agent asks orders again through the relay: {answer!r}")
+        story.say("support-agent asks orders again through the relay:")
+        story.say(f"  {answer}")
         story.say("  (orders was never restarted)")
         story.proved("when the hub comes back, the agent behind it reconnects on its own")
     finally:
@@ -163,7 +164,8 @@ async def _refused(
         await stranger.channel_to(parse_route(relay), also_trust=target)
         story.say("  accepted (this must never happen)")
     except ChannelError as exc:
-        story.say(f"  orders refuses it: {exc}")
+        story.say(f"  orders refuses it ({exc.reason.name.lower().replace('_', ' ')}):")
+        story.say(f"  {exc.detail}")
     try:
         await support.send_message(f"{address}/relay/returns/service/echo", "hello?")
     except RoutingError as exc:
