@@ -65,7 +65,9 @@ def run(story: Story, home: Path, clock: Clock) -> None:
         customer.wallet.hold("customer", member.encode(), now=now)
         story.say("the customer redeems a one-time ticket (a 256-bit code; acme keeps only its")
         story.say("  SHA-256 hash, so a copy of acme's database enrolls no one):")
-        story.say(f"  member credential: {attributes(CUSTOMER.to_json())}, valid for 1h")
+        body = CredentialBody.decode(member.credentials[0].body)
+        lasts = duration(body.expires_at - body.not_before)
+        story.say(f"  member credential: {attributes(CUSTOMER.to_json())}, valid for {lasts}")
         story.proved("a one-time ticket makes the customer a member, with a credential from acme")
 
         to_support = _pass_on(
