@@ -1,68 +1,28 @@
-"""`troth demo` tells its chapters; `troth bench --json` reports figures beside their floors."""
+"""`troth demo` tells its story (each chapter's text pinned by a snapshot, with identifiers,
+times, durations, ports and hex normalised: tests/snapshots/demo/chapterN.txt); `troth bench
+--json` reports figures beside their floors.
+
+A chapter's text changed on purpose: `TROTH_UPDATE_SNAPSHOTS=1 pytest tests/test_demo_bench.py`
+rewrites the snapshots; review the diff and commit it. A new chapter needs its snapshot too."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.support.demo import normalise
 from troth.cli.main import cli
+from troth.demo import CHAPTERS
+from troth.demo.story import Story
 
-CHAPTERS = {
-    1: [
-        "created 1,000 agent identities",
-        "identifier unchanged: True",
-        "rejected: change 1: bad signature",
-        '"id": "did:troth:',
-        "refused: history is older than the stored copy",
-        "refused: change 1: key does not match the pre-rotation commitment",
-        "refused: change 1: history forks from the stored copy",
-    ],
-    2: [
-        "enrolled 1,000 agents with one-time tickets",
-        'only if:   context.complaint == "123"',
-        "refused when issuing: link 3: delegation amplifies authority",
-        "a hand-built chain is refused by the verifier: link 3: delegation amplifies",
-        "sub-agent: link 1: revoked",
-        "sibling (billing): still valid",
-    ],
-    3: [
-        "agent-b has no listening port",
-        "containing any plaintext: 0",
-        "agent-b refused it: peer not allowed",
-    ],
-    5: [
-        "billing-agent leased payments [charges]",
-        "support-agent asks for payments [charges]: refused: denied by policy",
-        "gate 3 leased a token for 120 s",
-        "payments validated it on its own: accepted: refund 20.00 EUR on order 4471",
-        "a second refund reuses the live lease: same token: True",
-        "refused: the token's scope is charges, not refunds",
-        "its refund token at payments: refused: revoked",
-        "a new lease: hub refused support-agent: it is revoked by hub",
-        "billing-agent's token: valid (scope charges",
-    ],
-    6: [
-        "refund(order 4471, 20 EUR): allowed by policy refund",
-        "acme's broker leased it a payments token for this call",
-        "refund(order 9999, 20 EUR): denied by policy caveat:1:0",
-        "alice resolves it: refused",
-        "support-agent refund(20, 9999): forbidden by caveat:1:0, rev 1, under acme > customer",
-        "verified: 9 signatures",
-        "checkpoint: valid",
-        "verification fails at record #6 (",
-        "): bad signature",
-    ],
-}
-NEVER = {
-    1: "accepted (this must never happen)",
-    2: "must never happen",
-    3: "must never happen",
-    5: "must never happen",
-    6: "must never happen",
-}
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "demo"
+UPDATE = os.environ.get("TROTH_UPDATE_SNAPSHOTS") == "1"
 BENCH_EXTRA = ("biscuit_auth", "noise")
 needs_bench_extra = pytest.mark.skipif(
     any(importlib.util.find_spec(module) is None for module in BENCH_EXTRA),
@@ -70,14 +30,68 @@ needs_bench_extra = pytest.mark.skipif(
 )
 
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
-def test_demo_chapter(chapter: int) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--chapter", str(chapter)], catch_exceptions=False)
+def _told(*chapters: int) -> str:
+    args = [arg for number in chapters for arg in ("--chapter", str(number))]
+    result = CliRunner().invoke(cli, ["demo", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    out = result.stdout
-    for line in CHAPTERS[chapter]:
-        assert line in out
-    assert NEVER[chapter] not in out
+    return result.stdout
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_demo_chapter_matches_its_snapshot(chapter: int) -> None:
+    told = normalise(_told(chapter))
+    snapshot = SNAPSHOTS / f"chapter{chapter}.txt"
+    if UPDATE:
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.write_text(told)
+    assert snapshot.is_file(), f"no snapshot for chapter {chapter}: TROTH_UPDATE_SNAPSHOTS=1"
+    assert "must never happen" not in told
+    assert told == snapshot.read_text(), f"chapter {chapter} changed: see {snapshot}"
+
+
+def test_every_snapshot_is_of_a_chapter() -> None:
+    assert sorted(p.name for p in SNAPSHOTS.glob("*.txt")) == sorted(
+        f"chapter{n}.txt" for n in CHAPTERS
+    )
+
+
+def test_the_story_names_every_party_and_sums_up_every_chapter() -> None:
+    lines: list[str] = []
+    story = Story(lines.append)
+    story.chapter(1, "One")
+    customer = "T" + "ab" * 32
+    stranger = "T" + "cd" * 32
+    assert story.meet("customer", customer) == "customer (Tabab…abab)"
+    story.say(f"{customer} meets {stranger}")
+    story.proved("the first thing")
+    story.chapter(2, "Two, which records nothing")
+    story.chapter(3, "Three")
+    story.proved("the third thing")
+    story.summary()
+    assert "customer (Tabab…abab) meets Tcdcd…cdcd" in lines
+    assert lines[lines.index("== What the story proved") :] == [
+        "== What the story proved",
+        "Chapter 1. One",
+        "  - the first thing",
+        "Chapter 2. Two, which records nothing",
+        "Chapter 3. Three",
+        "  - the third thing",
+    ]
+
+
+def test_proved_before_any_chapter_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"before Story\.chapter\(\)"):
+        Story(print).proved("nothing yet")
+
+
+def test_the_demo_ends_with_every_chapter_told_and_no_benchmark() -> None:
+    told = _told(1, 2)
+    summary = told[told.index("== What the story proved") :]
+    assert "Chapter 1. Identity" in summary
+    assert "Chapter 2. Credentials" in summary
+    assert "Chapter 3." not in summary
+    assert told.rstrip().endswith("troth bench")
+    assert re.search(r"\d[\d,.]* ?[a-z]*/s\b", told) is None  # no rates inside the story
 
 
 def test_demo_unknown_chapter() -> None:

@@ -56,4 +56,4 @@ def test_the_python_guide_runs_top_to_bottom(tmp_path: Path) -> None:
     script = tmp_path / "guide.py"
     script.write_text("\n".join(blocks))
     done = _run(script, tmp_path)
-    assert "agent-b heard T" in done.stdout
+    assert "desk heard T" in done.stdout

@@ -171,8 +171,8 @@ def ticket_create(
         )
     reporter.info(
         f"ticket of {reporter.label(authority.identifier)} for {attributes(granted.to_json())}: "
-        f"{uses} use(s), expires {moment(now + ttl, now)}; redeem it with: troth enroll "
-        '"$TICKET" --as IDENTITY'
+        f"{uses} use(s), expires {moment(now + ttl, now)}; redeem it on stdin (a command line "
+        "shows in the process list): ... | troth enroll - --as IDENTITY"
     )
     reporter.result(
         {

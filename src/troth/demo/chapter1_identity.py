@@ -1,11 +1,11 @@
-"""Chapter 1: identities. A thousand agents, a rotation that keeps the identifier, a flipped byte
-that is caught, a DID document, and a rotation that retires a stolen key."""
+"""Chapter 1: identities. acme's fleet of a thousand agents, each with its own key; the
+support agent rotates its key and keeps its identifier; a flipped bit is caught; its DID
+document; and a rotation that retires the keys of a stolen backup."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,47 +25,46 @@ from troth.identity import (
 from troth.node import Node, init_node, open_node
 from troth.vault import KeyPurpose
 
+FLEET = 1000
+
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(1, "Identity: every agent its own key and identifier")
     init_node("agents", home=home)
     with open_node("agents", home=home) as node:
-        start = time.perf_counter()
-        agents = node.identities.create_many(1000, now=clock.now(), name_prefix="agent")
-        elapsed = time.perf_counter() - start
-        story.say(
-            f"created 1,000 agent identities in {elapsed * 1000:.0f} ms "
-            f"({1000 / elapsed:,.0f} identities/s), keys sealed in the node's software vault"
-        )
-        agent = agents[7]
-        before = agent.identifier
-        story.say(f"{agent.name}: {before}")
-        story.say(f"  key {agent.identity.current_key.data.hex()[:16]}... (1 change)")
+        node.identities.create_many(FLEET - 1, now=clock.now(), name_prefix="agent")
+        agent = node.identities.create(now=clock.now(), name="support-agent")
+        story.say(f"acme runs {FLEET:,} agents on node agents: {FLEET:,} identities, each with")
+        story.say("  its own key in the node's vault (software, sealed at rest)")
+        label = story.meet("support-agent", agent.identifier)
+        story.say(f"one of them is the support agent: {label}")
+        story.say("  its identifier is the hash of its first signed change (T + 64 hex digits)")
+        story.say(f"  primary key {agent.identity.current_key.data.hex()[:16]}…, 1 change")
 
-        rotated = node.identities.rotate(agent.name or "", now=clock.now())
-        story.say(
-            "rotated its primary key: revealed the next key committed in change 0, "
-            "signed by it and the old key"
-        )
-        story.say(f"  key {rotated.identity.current_key.data.hex()[:16]}... (2 changes)")
-        story.say(f"  identifier unchanged: {rotated.identifier == before} ({rotated.identifier})")
+        rotated = node.identities.rotate("support-agent", now=clock.now())
+        story.say("it rotates its key: change 0 had committed to the next key (its hash);")
+        story.say("  change 1 reveals that key and is signed by it and by the old one")
+        story.say(f"  primary key {rotated.identity.current_key.data.hex()[:16]}…, 2 changes")
+        same = "unchanged" if rotated.identifier == agent.identifier else "CHANGED"
+        story.say(f"  identifier {same}: {rotated.identifier}")
+        story.proved("each agent has its own key in the vault; its identifier survives rotation")
 
-        history = node.identities.export(agent.name or "")
+        history = node.identities.export("support-agent")
         verified = verify_history(history, now=clock.now())
-        story.say(f"exported history: {len(history)} bytes, verifies as {verified.identifier}")
-
+        story.say(
+            f"its history, as others receive it: {len(history)} bytes (the 2 signed changes, "
+            "canonical CBOR)"
+        )
+        story.say(f"  a verifier recomputes the identifier from it: {verified.identifier}")
         signature = decode_history(history)[1].signature
         offset = history.index(signature) + 10
         tampered = bytearray(history)
         tampered[offset] ^= 0x01
         story.say(f"flip one bit of byte {offset} (inside change 1's signature) and verify again:")
-        try:
-            verify_history(bytes(tampered), now=clock.now())
-            story.say("  accepted (this must never happen)")
-        except IdentityError as exc:
-            story.say(f"  rejected: {exc}")
+        _refusal(story, "  ", lambda: verify_history(bytes(tampered), now=clock.now()))
+        story.proved("a history with one flipped bit is rejected")
 
-        story.say("its DID document (current verification key as a Multikey):")
+        story.say("its DID document (did:troth; the current key as a Multikey):")
         for line in json.dumps(did_document(rotated.identity), indent=2).splitlines():
             story.say("  " + line)
 
@@ -75,13 +74,16 @@ def run(story: Story, home: Path, clock: Clock) -> None:
 def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
     """Pre-rotation and store-or-extend against a stolen backup (docs/formats.md)."""
     story.say("")
-    story.say("a rotation retires a stolen key:")
+    story.say("a rotation retires the keys of a stolen backup:")
     init_node("laptop", home=home)
     init_node("verifier", home=home)
     with open_node("laptop", home=home) as laptop:
-        laptop.identities.create(now=clock.now(), name="courier")
+        courier = laptop.identities.create(now=clock.now(), name="courier")
+    label = story.meet("courier", courier.identifier)
+    story.say(f"  a courier agent lives on node laptop: {label}")
     shutil.copytree(home / "nodes" / "laptop", home / "nodes" / "stolen")
-    story.say("  a backup of node laptop is stolen: primary key k0 and the sealed next key k1")
+    story.say("  a backup of the laptop is stolen: it holds the courier's primary key k0 and")
+    story.say("  its next key k1 (sealed; change 0 commits to it)")
     with (
         open_node("laptop", home=home) as owner,
         open_node("stolen", home=home) as thief,
@@ -90,27 +92,31 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
         owner.identities.rotate("courier", now=clock)
         current = verify_history(owner.identities.export("courier"), now=clock.now())
         verifier.identities.observe(current)
-        story.say("  the owner rotates (reveals k1); a verifier stores the 2-change history")
+        story.say("  the owner rotates to k1; a verifier that saw the courier before stores the")
+        story.say("  new 2-change history")
         signer = thief.identities.signer("courier", now=clock.now())
         message = b"pay the thief"
         presented = verify_history(signer.identity.history, now=clock.now())
         verify_signed_by(
             presented, signer.attestation, message, signer.sign(message), at=clock.now()
         )
-        story.say("  the thief signs with a key attested under k0: a stateless verifier accepts it")
-        story.say(
-            "  (it relies on the authority's feed); the verifier that stored the new history:"
-        )
+        story.say("  the thief signs with the old history (key k0):")
+        story.say("    a verifier that never saw the rotation accepts it: it learns of rotations")
+        story.say("    from the authority's revocation feed (chapter 2)")
+        story.say("    the verifier that stored the new history:")
         _refusal(story, "    ", lambda: verifier.identities.observe(presented))
-        story.say(
-            "  with k0 alone, a rotation to the thief's own key [c0, c1'], for every verifier:"
-        )
+        story.say("  the thief rotates to a key of its own, signed with k0 (a forged change 1):")
         _refusal(
             story, "    ", lambda: verify_history(_forged_rotation(thief, clock), now=clock.now())
         )
         forked = thief.identities.rotate("courier", now=clock)  # the backup holds k1 too
-        story.say("  the thief rotates its copy with the stolen k1, a fork of the owner's history:")
+        story.say(
+            "  the thief rotates its copy with the stolen k1 (a fork of the owner's history):"
+        )
         _refusal(story, "    ", lambda: verifier.identities.observe(forked.identity))
+    story.proved(
+        "a stolen backup cannot roll back, forge a rotation, or fork a history a verifier stored"
+    )
 
 
 def _forged_rotation(thief: Node, clock: Clock) -> bytes:

@@ -1,16 +1,19 @@
-"""Chapter 2: credentials. An authority enrolls a thousand agents with one-time tickets; a
-customer delegates a narrow, time-boxed part of its authority to a support agent, which
-narrows it again for a sub-agent; amplification is refused; revoking the middle link kills
-the sub-agent's chain but not its sibling's."""
+"""Chapter 2: credentials. acme's hub hosts the authority acme; the customer enrolls with a
+one-time ticket; it delegates a narrow, time-boxed part of what it holds to the support
+agent, which narrows it again for a sub-agent; a verifier that trusts only acme sees the
+whole chain; passing on more than is held is refused; revoking the sub-agent's link stops its
+chain while the support agent's stays valid."""
 
 from __future__ import annotations
 
-import json
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from troth.authority import Authority
 from troth.authority.client import enroll_request, revoke_request
+from troth.cli.text import attributes, duration, timestamp
 from troth.clock import Clock
 from troth.credentials import (
     Attributes,
@@ -29,94 +32,68 @@ from troth.errors import CredentialError
 from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
 
-ORDERS_ALL = Attributes(
-    {"orders.access": frozenset({"read", "write", "refund"}), "orders.customer": "4471"}
-)
-ORDERS_READ = Attributes({"orders.access": "read", "orders.customer": "4471"})
+CUSTOMER = Attributes({"orders.access": frozenset({"read", "write"}), "orders.customer": "4471"})
+READ = Attributes({"orders.access": "read", "orders.customer": "4471"})
+WRITE = Attributes({"orders.access": "write", "orders.customer": "4471"})
+CAVEAT = 'context.complaint == "123"'
 
-
-def _show(story: Story, verified: VerifiedCredential) -> None:
-    story.say(f"  actor:     {verified.actor}")
-    for link in verified.links:
-        label = "issued by authority" if link.index == 0 else f"delegated ({link.purpose})"
-        issuer, subject = str(link.issuer)[:17], str(link.subject)[:17]
-        story.say(f"  link {link.index}:    {issuer}... -> {subject}...  {label}")
-    story.say(f"  may:       {json.dumps(verified.attributes.to_json())}")
-    for caveat in verified.caveats:
-        story.say(f"  only if:   {caveat}")
-    story.say(f"  window:    {verified.expires_at - verified.not_before} s")
+Feeds = Callable[[], dict[Identifier, VerifiedFeed]]
 
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(2, "Credentials: attributes, delegation that only narrows, real revocation")
     now = clock.now()
-    init_node("acme", home=home)
-    init_node("agents", home=home)
-    with open_node("acme", home=home) as acme, open_node("agents", home=home) as agents:
-        authority = acme.create_authority("acme", now=now)
-        story.say(f"authority acme: {authority.identifier}")
-
-        count = 1000
-        agents.identities.create_many(count, now=now, name_prefix="agent")
-        start = time.perf_counter()
-        for number in range(count):
-            ticket = authority.create_ticket(
-                creator=authority.identifier,
-                attributes=Attributes({"support.queue": "orders"}),
-                address="node:acme",
-                now=now,
-            )
-            request = enroll_request(agents.identities, f"agent-{number}", ticket, now=now)
-            agents.wallet.hold(
-                f"agent-{number}", authority.enroll(request, now=now).encode(), now=now
-            )
-        elapsed = time.perf_counter() - start
+    for name in ("acme", "customer", "support-agent"):
+        init_node(name, home=home)
+    with (
+        open_node("acme", home=home) as hub,
+        open_node("customer", home=home) as customer,
+        open_node("support-agent", home=home) as support,
+    ):
+        authority = hub.create_authority("acme", now=now)
+        story.say(f"acme's hub hosts the authority {story.meet('acme', authority.identifier)}:")
         story.say(
-            f"enrolled {count:,} agents with one-time tickets in {elapsed:.2f} s "
-            f"({count / elapsed:,.0f}/s); each holds a 1 h member credential"
+            "  it enrolls members with one-time tickets and publishes a signed revocation feed"
         )
-        story.say("  (ticket codes are 256-bit, stored by the authority only as SHA-256 hashes)")
+        _cast(story, customer, support, now)
 
-        agents.identities.create(now=now, name="customer-4471")
-        support = agents.identities.get("agent-1", now=now)
-        sub = agents.identities.get("agent-2", now=now)
-        billing = agents.identities.get("agent-3", now=now)
         ticket = authority.create_ticket(
-            creator=authority.identifier, attributes=ORDERS_ALL, address="node:acme", now=now
+            creator=authority.identifier, attributes=CUSTOMER, address="node:acme", now=now
         )
-        chain = authority.enroll(
-            enroll_request(agents.identities, "customer-4471", ticket, now=now), now=now
-        )
-        agents.wallet.hold("customer-4471", chain.encode(), now=now)
-        story.say(f"customer 4471 holds {json.dumps(ORDERS_ALL.to_json())}")
+        request = enroll_request(customer.identities, "customer", ticket, now=now)
+        member = authority.enroll(request, now=now)
+        customer.wallet.hold("customer", member.encode(), now=now)
+        story.say("the customer redeems a one-time ticket (a 256-bit code; acme keeps only its")
+        story.say("  SHA-256 hash, so a copy of acme's database enrolls no one):")
+        body = CredentialBody.decode(member.credentials[0].body)
+        lasts = duration(body.expires_at - body.not_before)
+        story.say(f"  member credential: {attributes(CUSTOMER.to_json())}, valid for {lasts}")
+        story.proved("a one-time ticket makes the customer a member, with a credential from acme")
 
-        to_support = agents.wallet.delegate(
-            "customer-4471",
-            to=support.identifier,
-            attributes=ORDERS_READ,
+        to_support = _pass_on(
+            customer,
+            "customer",
+            support,
+            "support-agent",
             now=now,
-            ttl=3600,
+            ttl=1800,
             purpose="resolve complaint 123",
-            caveats=['context.complaint == "123"'],
+            caveats=[CAVEAT],
         )
-        agents.wallet.hold("agent-1", to_support, now=now)
-        to_sub = agents.wallet.delegate(
-            "agent-1",
-            to=sub.identifier,
-            attributes=Attributes({"orders.access": "read", "orders.customer": "4471"}),
+        story.say("the customer delegates to the support agent only what complaint 123 needs:")
+        story.say(f"  {attributes(READ.to_json())} (read, not write), for 30m,")
+        story.say(f"  only if {CAVEAT}")
+        story.say("  (a caveat is a Cedar condition: the gates enforce it on every call)")
+        to_sub = _pass_on(
+            support,
+            "support-agent",
+            support,
+            "sub-agent",
             now=now,
             ttl=600,
             purpose="look up order history",
-            caveats=['resource.kind == "order-history"'],
         )
-        sibling = agents.wallet.delegate(
-            "customer-4471",
-            to=billing.identifier,
-            attributes=Attributes({"orders.customer": "4471"}),
-            now=now,
-            ttl=600,
-            purpose="check the invoice",
-        )
+        story.say("the support agent passes the same on to its sub-agent, for 10m")
 
         verifier = ChainVerifier(TrustPolicy(frozenset({authority.identifier})))
 
@@ -126,63 +103,146 @@ def run(story: Story, home: Path, clock: Clock) -> None:
             )
             return {authority.identifier: feed}
 
-        story.say("the verifier (trusting only acme, with acme's signed revocation feed) sees:")
-        verified = verifier.verify(to_sub, presenter=sub.identifier, feeds=feeds(), now=now)
+        story.say("a verifier that trusts only acme, with acme's signed revocation feed, checks")
+        story.say("the chain the sub-agent presents:")
+        sub_id = _id(support, "sub-agent")
+        verified = verifier.verify(to_sub, presenter=sub_id, feeds=feeds(), now=now)
         _show(story, verified)
+        story.proved("a verifier trusting only acme sees who acts, for whom, with what, how long")
 
-        agents.wallet.hold("agent-2", to_sub, now=now)
-        story.say("the sub-agent tries to pass on write access from the chain it received:")
-        try:
-            agents.wallet.delegate(
-                "agent-2",
-                to=billing.identifier,
-                attributes=Attributes({"orders.access": "write", "orders.customer": "4471"}),
-                now=now,
-                ttl=60,
-                purpose="amplify",
-                credential_hash=verified.links[-1].hash,
-            )
-        except CredentialError as exc:
-            story.say(f"  refused when issuing: {exc}")
-        forged = _hand_built_amplification(agents, to_sub, billing.identifier, now)
-        try:
-            verifier.verify(forged, presenter=billing.identifier, feeds=feeds(), now=now)
-            story.say("  a hand-built chain was accepted (this must never happen)")
-        except CredentialError as exc:
-            story.say(f"  a hand-built chain is refused by the verifier: {exc}")
+        _amplify(story, support, verifier, feeds, to_sub, verified, now)
+        story.proved("delegation only narrows: write is refused, by the wallet and by verifiers")
 
-        middle = CredentialChain.decode(to_sub).credentials[1]
-        request = revoke_request(
-            agents.identities,
-            "customer-4471",
-            authority.identifier,
-            credential_hash=middle.hash,
-            chain=to_sub,
-            reason="complaint resolved",
-            now=now,
+        _revoke(story, customer, support, authority, verifier, feeds, to_support, to_sub, now)
+        story.proved("revoking a link stops every chain through it; the chain above stays valid")
+
+
+def _id(node: Node, name: str) -> Identifier:
+    return Identifier(node.identities.find(name).identifier)
+
+
+def _pass_on(giver: Node, name: str, taker: Node, to: str, *, now: int, **link: Any) -> bytes:
+    """`name` delegates READ to `to` (`link`: ttl, purpose, caveats); `to` holds the chain."""
+    chain = giver.wallet.delegate(name, to=_id(taker, to), attributes=READ, now=now, **link)
+    taker.wallet.hold(to, chain, now=now)
+    return chain
+
+
+def _cast(story: Story, customer: Node, support: Node, now: int) -> None:
+    """The customer's agent on its own node; the support agent and its sub-agent on theirs."""
+    made = customer.identities.create(now=now, name="customer")
+    story.say(f"customer 4471's agent, on its own node: {story.meet('customer', made.identifier)}")
+    for name in ("support-agent", "sub-agent", "helper"):
+        support.identities.create(now=now, name=name)
+    story.say(
+        f"on the support agent's node: {story.meet('support-agent', _id(support, 'support-agent'))}"
+    )
+    story.say(
+        f"  and the sub-agent it starts: {story.meet('sub-agent', _id(support, 'sub-agent'))}"
+    )
+
+
+def _show(story: Story, verified: VerifiedCredential) -> None:
+    story.say(f"  who acts:  {verified.actor}, for authority {verified.authority}")
+    for link in verified.links:
+        why = "member credential" if link.index == 0 else f'"{link.purpose}"'
+        story.say(f"  link {link.index}:    {link.issuer} -> {link.subject}: {why}")
+        story.say(
+            f"             {attributes(link.attributes.to_json())}, "
+            f"for {duration(link.expires_at - link.not_before)}"
         )
-        seq = authority.revoke_link(request, now=now)
-        story.say(f"the customer revokes its delegation to the support agent (feed entry {seq})")
-        for name, data, who in (
-            ("sub-agent", to_sub, sub),
-            ("sibling (billing)", sibling, billing),
-        ):
-            try:
-                verifier.verify(data, presenter=who.identifier, feeds=feeds(), now=now)
-                story.say(f"  {name}: still valid")
-            except CredentialError as exc:
-                story.say(f"  {name}: {exc}")
+    story.say(f"  may:       {attributes(verified.attributes.to_json())}")
+    for caveat in verified.caveats:
+        story.say(f"  only if:   {caveat} (from link 1: every link's caveats apply)")
+    window = verified.expires_at - verified.not_before
+    story.say(f"  valid:     {timestamp(verified.not_before)} .. {timestamp(verified.expires_at)}")
+    story.say(
+        f"             {duration(window)}: while every link is valid (link 2 is the shortest)"
+    )
+
+
+def _amplify(
+    story: Story,
+    support: Node,
+    verifier: ChainVerifier,
+    feeds: Feeds,
+    to_sub: bytes,
+    verified: VerifiedCredential,
+    now: int,
+) -> None:
+    helper = _id(support, "helper")
+    story.say(f"the sub-agent starts a helper, {story.meet('helper', helper)}, and tries to")
+    story.say("give it orders.access=write:")
+    held = verified.attributes.values_of("orders.access")
+    try:
+        support.wallet.delegate(
+            "sub-agent",
+            to=helper,
+            attributes=WRITE,
+            now=now,
+            ttl=60,
+            purpose="amplify",
+            credential_hash=verified.links[-1].hash,
+        )
+        story.say("  issued (this must never happen)")
+    except CredentialError as exc:
+        story.say(f"  its wallet refuses, link {exc.link}: {exc.reason.value}:")
+        story.say(f"  the sub-agent holds orders.access={','.join(sorted(held))}, not write")
+    forged = _hand_built_amplification(support, to_sub, helper, now)
+    story.say("it signs such a link by hand, bypassing its wallet:")
+    try:
+        verifier.verify(forged, presenter=helper, feeds=feeds(), now=now)
+        story.say("  a verifier accepts it (this must never happen)")
+    except CredentialError as exc:
+        story.say(f"  the verifier refuses it, link {exc.link}: {exc.reason.value}:")
+        story.say(
+            f"  it grants orders.access=write; link 2 holds orders.access={','.join(sorted(held))}"
+        )
+
+
+def _revoke(
+    story: Story,
+    customer: Node,
+    support: Node,
+    authority: Authority,
+    verifier: ChainVerifier,
+    feeds: Feeds,
+    to_support: bytes,
+    to_sub: bytes,
+    now: int,
+) -> None:
+    link = CredentialChain.decode(to_sub).credentials[2]
+    request = revoke_request(
+        customer.identities,
+        "customer",
+        authority.identifier,
+        credential_hash=link.hash,
+        chain=to_sub,
+        reason="order history sent",
+        now=now,
+    )
+    seq = authority.revoke_link(request, now=now)
+    story.say("the order history is sent: the customer revokes the sub-agent's link (an issuer")
+    story.say(f"may revoke any link below its own); acme publishes it as entry {seq} of its")
+    story.say("signed revocation feed, and the verifier, with that feed, finds:")
+    for name, chain in (("sub-agent", to_sub), ("support-agent", to_support)):
+        presenter = _id(support, name)
+        try:
+            verifier.verify(chain, presenter=presenter, feeds=feeds(), now=now)
+            story.say(f"  {name}'s chain: still valid")
+        except CredentialError as exc:
+            story.say(f"  {name}'s chain: refused, link {exc.link}: {exc.reason.value}")
 
 
 def _hand_built_amplification(node: Node, chain: bytes, to: Identifier, now: int) -> bytes:
     """What a malicious holder would build by hand: a link granting more than it holds."""
-    signer = node.identities.signer("agent-2", now=now)
+    signer = node.identities.signer("sub-agent", now=now)
     parent = CredentialChain.decode(chain)
     body = CredentialBody(
         id=os.urandom(16),
         subject=to,
         issuer=signer.identity.identifier,
-        attributes=Attributes({"orders.access": "write", "orders.customer": "4471"}),
+        attributes=WRITE,
         created_at=now,
         not_before=now,
         expires_at=now + 60,

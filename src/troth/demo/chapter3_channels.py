@@ -1,30 +1,48 @@
-"""Chapter 3: secure channels through a relay. Three nodes on loopback: an authority that is
-also a relay, agent A, and agent B with no listening port. Both enroll with tickets over TCP
-(the runtime's enrollment, the one the CLI uses); A opens a channel to B through the relay,
-pinning B's identifier; the relay forwards only ciphertext; a stranger is refused with the
-reasons of B's access decision. Then the hub goes down: B notices, reconnects on its own when
-the hub is back on the same port, creates its relay again, and A reaches it as before."""
+"""Chapter 3: secure channels through a relay. acme's hub hosts the authority and a relay and
+is the only node listening; acme's order agent runs on a node with no listening port, behind
+the relay; both it and the support agent enroll over TCP with one-time tickets (the runtime's
+enrollment, the one the CLI uses). The support agent opens a channel to the order agent through
+the relay, pinning its identifier, and asks about order 4471; the relay forwards only
+ciphertext; a node without a credential is refused with the reasons of the order agent's
+access decision. Then the hub goes down: the order agent notices, reconnects on its own when
+the hub is back on the same port, creates its relay again, and is reached as before."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
+from troth import MembersOnly, Request, Service
+from troth.channel.secure import KEEPALIVE_TIMEOUT
 from troth.clock import Clock
 from troth.credentials import Attributes
 from troth.demo.story import Story
 from troth.errors import ChannelError, RoutingError
 from troth.node import init_node, open_node
-from troth.node.links import Backoff, LinkState
-from troth.node.runtime import ECHO, NodeRuntime
-from troth.node.services import call
+from troth.node.links import RECONNECT_BASE, RECONNECT_MAX_DELAY, Backoff, LinkState
+from troth.node.runtime import NodeRuntime
+from troth.node.services import call, service_address
 from troth.routing import RoutedMessage, parse_route
 
-DEMO_BACKOFF = Backoff(0.1, 1.0)  # agent-b retries fast in the demo (default: 0.5 s, 10 s cap)
+DEMO_BACKOFF = Backoff(0.1, 1.0)  # the order agent retries fast in the demo
+NODES = ("acme", "support-agent", "orders", "stranger")
+ANSWERS = {
+    "status": "order 4471: shipped on Monday, arriving Thursday",
+    "history": "customer 4471: 3 orders since 2025, none returned",
+}
 
-MESSAGES = ("refund order 4471 for complaint 123?", "approved: refund 19.99 EUR to card on file")
+
+def _orders_service() -> Service:
+    """The order agent's service: any member of an authority it trusts may ask."""
+    orders = Service("orders")
+    for method, answer in ANSWERS.items():
+
+        async def answer_it(request: Request, answer: str = answer) -> str:
+            return answer
+
+        orders.method(method, allow=MembersOnly())(answer_it)
+    return orders
 
 
 def run(story: Story, home: Path, clock: Clock) -> None:
@@ -39,89 +57,59 @@ def run(story: Story, home: Path, clock: Clock) -> None:
 
 
 async def _run(story: Story, home: Path, clock: Clock) -> None:
-    for name in ("hub", "agent-a", "agent-b", "stranger"):
+    for name in NODES:
         init_node(name, home=home)
-    nodes = {name: open_node(name, home=home) for name in ("hub", "agent-a", "agent-b", "stranger")}
-    authority = nodes["hub"].create_authority("hub", now=clock.now())
+    nodes = {name: open_node(name, home=home) for name in NODES}
+    authority = nodes["acme"].create_authority("acme", now=clock.now())
     runtimes = {
         name: NodeRuntime(node, clock=clock, backoff=DEMO_BACKOFF) for name, node in nodes.items()
     }
-    hub, a, b, stranger = (runtimes[n] for n in ("hub", "agent-a", "agent-b", "stranger"))
+    runtimes["orders"].host.add(_orders_service())
+    hub, support, orders, stranger = (runtimes[n] for n in NODES)
     try:
         await hub.start(("127.0.0.1", 0))
-        for runtime in (a, b, stranger):
+        for runtime in (support, orders, stranger):
             await runtime.start()  # no listening port
         address = "/tcp/{}:{}".format(*(hub.listening or ("", 0)))
-        story.say(f"hub: authority and relay, listening on {address[5:]}")
+        story.say(f"acme's hub, {story.meet('acme', authority.identifier)}, hosts the authority")
+        story.say(f"  acme and a relay; it listens on {address}, the only node that does")
+        for name, runtime in (("support-agent", support), ("orders", orders)):
+            story.meet(name, runtime.identifier or "")
+        story.say(f"the support agent's node: {story.who(support.identifier or '')}")
+        story.say(f"acme's order agent, on a node with no listening port: {orders.identifier}")
 
-        def ticket(**extra: str) -> str:
-            attributes = Attributes({"agents.team": "support", **extra})
+        def ticket(**granted: str) -> str:
             return str(
                 authority.create_ticket(
                     creator=authority.identifier,
-                    attributes=attributes,
+                    attributes=Attributes(granted),
                     address=address,
                     now=clock.now(),
                 )
             )
 
-        await a.enroll(ticket(), "agent-a")
-        await b.enroll(ticket(**{"troth.relay": "agent-b"}), "agent-b")
-        story.say("agent-a and agent-b enrolled over TCP with one-time tickets")
-        story.say("  (each over a secure channel to the hub's authority service)")
-        await b.create_relay("agent-b", address)
-        story.say(
-            f"agent-b has no listening port; it asked the hub for relay {address}/relay/agent-b"
-        )
-        story.say("  (allowed because its credential carries troth.relay=agent-b)")
+        await support.enroll(ticket(**{"agents.team": "support"}), "support-agent")
+        await orders.enroll(ticket(**{"troth.relay": "orders"}), "orders")
+        story.say("both enroll with one-time tickets, each over a secure channel to the hub's")
+        story.say("  authority service; orders' ticket grants troth.relay=orders")
+        relay = f"{address}/relay/orders"
+        await orders.create_relay("orders", address)
+        story.say(f"orders asks the hub to relay to it: it is reachable at {relay}")
+        story.say("  (the hub allows it: orders' credential from acme carries troth.relay=orders)")
+        story.proved("an agent with no listening port is reachable through a relay")
 
-        seen: list[RoutedMessage] = []
+        await _talk(story, hub, support, orders, relay)
+        story.proved("both ends verify each other; the relay forwards only ciphertext")
+        await _refused(story, stranger, support, orders, address, relay)
+        story.proved("a node without a credential from acme is refused, with the reasons")
 
-        def watch(connection: object, message: RoutedMessage) -> None:
-            seen.append(message)
-
-        route = parse_route(f"{address}/relay/agent-b")
-        start = time.perf_counter()
-        end = await a.channel_to(route, expect=b.identifier)
-        elapsed = (time.perf_counter() - start) * 1000
-        peer = end.peer.identifier if end.peer else None
-        story.say(f"agent-a -> agent-b through the relay: Noise XX channel in {elapsed:.1f} ms")
-        story.say(f"  agent-a verified: {peer} (history, attested channel key, credential)")
-        story.say("  (agent-a pinned agent-b's identifier: whoever else answered would be refused)")
-        hub.tcp.observers.append(watch)
-        story.say("  plaintext (inside the channel)                    what the relay forwarded")
-        for text in MESSAGES:
-            before = len(seen)
-            reply = await call(a.router, (end.enc, ECHO), "echo", text)
-            sizes = ", ".join(f"{len(m.payload)} B" for m in seen[before:])
-            story.say(f"  {text[:48]:<50} {sizes}")
-            if reply != text:
-                story.say("  (the reply did not match)")
-        hub.tcp.observers.remove(watch)
-        leaked = [m for m in seen for t in MESSAGES if t.encode() in bytes(m.payload)]
-        story.say(
-            f"  frames the relay forwarded: {len(seen)}; containing any plaintext: {len(leaked)}"
-        )
-
-        intruder = stranger.status()["identifier"]
-        story.say(
-            f"a node without credentials ({intruder[:17]}...) tries agent-b through the relay:"
-        )
-        try:
-            target = frozenset({peer}) if peer else frozenset()
-            await stranger.channel_to(route, also_trust=target)
-            story.say("  accepted (this must never happen)")
-        except ChannelError as exc:
-            story.say(f"  agent-b refused it: {exc}")
-        try:
-            await a.send_message(f"{address}/relay/agent-c/service/echo", "hello?")
-        except RoutingError as exc:
-            story.say(f"a message to a relay nobody holds is answered at once: {exc}")
-
-        hub = runtimes["hub"] = await _hub_down_and_back(story, hub, b, clock)
-        reply = await a.send_message(f"{address}/relay/agent-b/service/echo", "are you back?")
-        story.say(f"agent-a -> agent-b through the relay again: {reply!r}")
-        story.say("  (agent-b was never restarted)")
+        hub = runtimes["acme"] = await _hub_down_and_back(story, hub, orders, clock)
+        end = await support.channel_to(parse_route(relay), expect=orders.identifier)
+        answer = await call(support.router, (end.enc, _ORDERS), "status", "4471")
+        story.say("support-agent asks orders again through the relay:")
+        story.say(f"  {answer}")
+        story.say("  (orders was never restarted)")
+        story.proved("when the hub comes back, the agent behind it reconnects on its own")
     finally:
         for runtime in reversed(runtimes.values()):  # the hub last
             await runtime.stop()
@@ -129,34 +117,87 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
             node.close()
 
 
+_ORDERS = service_address("orders")
+
+
+async def _talk(
+    story: Story, hub: NodeRuntime, support: NodeRuntime, orders: NodeRuntime, relay: str
+) -> None:
+    """The support agent's channel to orders through the relay, and what the relay saw."""
+    end = await support.channel_to(parse_route(relay), expect=orders.identifier)
+    story.say("support-agent opens a Noise XX channel to orders through the relay, pinning")
+    story.say("  orders' identifier (anyone else answering would be refused); each side checks")
+    story.say("  the other's history, attested channel key and credential:")
+    story.say(f"  support-agent verified {end.peer.identifier if end.peer else None}")
+    seen: list[RoutedMessage] = []
+
+    def watch(connection: object, message: RoutedMessage) -> None:
+        seen.append(message)
+
+    hub.tcp.observers.append(watch)
+    story.say("  inside the channel, support-agent asks and orders answers:")
+    texts: list[bytes] = []
+    for method in ANSWERS:
+        answer = await call(support.router, (end.enc, _ORDERS), method, "4471")
+        texts += [method.encode(), str(answer).encode()]
+        story.say(f"    {method + ' 4471?':<14} {answer}")
+    hub.tcp.observers.remove(watch)
+    leaked = [m for m in seen for text in texts if text in bytes(m.payload)]
+    sizes = ", ".join(f"{len(m.payload)} B" for m in seen)
+    story.say(f"  the relay forwarded {len(seen)} frames, each request and answer encrypted")
+    story.say(f"  ({sizes}); frames containing any of that plaintext: {len(leaked)}")
+
+
+async def _refused(
+    story: Story,
+    stranger: NodeRuntime,
+    support: NodeRuntime,
+    orders: NodeRuntime,
+    address: str,
+    relay: str,
+) -> None:
+    """A node without a credential, and a relay name nobody holds."""
+    label = story.meet("stranger", stranger.identifier or "")
+    story.say(f"a node with no credential from acme, {label}, tries orders through the relay:")
+    try:
+        target = frozenset({orders.identifier}) if orders.identifier else frozenset()
+        await stranger.channel_to(parse_route(relay), also_trust=target)
+        story.say("  accepted (this must never happen)")
+    except ChannelError as exc:
+        story.say(f"  orders refuses it ({exc.reason.name.lower().replace('_', ' ')}):")
+        story.say(f"  {exc.detail}")
+    try:
+        await support.send_message(f"{address}/relay/returns/service/echo", "hello?")
+    except RoutingError as exc:
+        story.say("support-agent tries /relay/returns, a relay name nobody holds; the hub")
+        story.say(f"  answers at once: {exc}")
+
+
 async def _hub_down_and_back(
-    story: Story, hub: NodeRuntime, b: NodeRuntime, clock: Clock
+    story: Story, hub: NodeRuntime, orders: NodeRuntime, clock: Clock
 ) -> NodeRuntime:
-    """The hub's process dies (its connections drop without a word); agent-b notices and
-    retries; a new hub runtime starts on the same port; agent-b's link comes back on its own."""
+    """The hub's process dies (its connections drop without a word); orders notices and
+    retries; a new hub runtime starts on the same port; orders' link comes back on its own."""
     listening = hub.listening or ("127.0.0.1", 0)
-    loop = asyncio.get_running_loop()
-    down = loop.time()
     await hub.tcp.close()
     await hub.stop()
     story.say("the hub goes down (its connections drop, as when its process is killed)")
-    while b.link_rows()[0].state is LinkState.CONNECTED:
+    while orders.link_rows()[0].state is LinkState.CONNECTED:
+        await asyncio.sleep(0.01)
+    story.say("  orders notices at once: its channel to the hub is closed (a hub that goes")
+    story.say(f"  silent instead is noticed by the keepalive, after {KEEPALIVE_TIMEOUT:.0f} s)")
+    while (row := orders.link_rows()[0]).attempts < 2 or row.state is not LinkState.RECONNECTING:
         await asyncio.sleep(0.01)
     story.say(
-        f"  agent-b noticed within {loop.time() - down:.2f} s: its channel to the hub is closed"
+        "  orders retries, waiting a random time below a ceiling that doubles from "
+        f"{DEMO_BACKOFF.base:g} s up to {DEMO_BACKOFF.max_delay:g} s"
     )
-    story.say("  (a hub that goes silent instead is noticed by the keepalive: 45 s by default)")
-    while (row := b.link_rows()[0]).attempts < 2 or row.state is not LinkState.RECONNECTING:
-        await asyncio.sleep(0.01)
-    story.say(f"  agent-b's link: {row.describe()}")
+    story.say(f"  (by default {RECONNECT_BASE:g} s up to {RECONNECT_MAX_DELAY:g} s)")
     back = NodeRuntime(hub.node, clock=clock)
     await back.start(listening)
-    up = loop.time()
-    story.say("the hub is back on the same port (its relay names kept for their owners)")
-    while b.link_rows()[0].state is not LinkState.CONNECTED:
+    story.say("the hub is back on the same port (it kept the relay name for its owner)")
+    while orders.link_rows()[0].state is not LinkState.CONNECTED:
         await asyncio.sleep(0.01)
-    story.say(
-        f"  agent-b reconnected on its own {loop.time() - up:.2f} s later and created its relay"
-        f" again: {back.status()['services']['relay']['agent-b']['state']}"
-    )
+    state = back.status()["services"]["relay"]["orders"]["state"]
+    story.say(f"  orders reconnects on its own and creates its relay again: {state}")
     return back
