@@ -10,13 +10,13 @@ import asyncio
 import json
 import os
 import resource
-import select
+import selectors
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,13 +202,21 @@ def message_1(reply_to: str) -> bytes:
     return frame(RoutedMessage((CHANNELS,), (Address("worker", reply_to),), packet).encode())
 
 
+def _readable(sockets: Iterable[socket.socket], timeout: float) -> list[socket.socket]:
+    """The sockets with bytes (or EOF) to read, waiting up to `timeout` s (poll, not select():
+    a test process with many files open has descriptors past select()'s 1024)."""
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        return [key.fileobj for key, _ in selector.select(timeout)]  # type: ignore[misc]
+
+
 def closed_by_node(sockets: list[socket.socket], timeout: float) -> int:
     """Wait up to `timeout` s for the node to close these (silent) sockets; how many it did."""
     remaining = set(sockets)
     deadline = time.monotonic() + timeout
     while remaining and time.monotonic() < deadline:
-        readable, _, _ = select.select(list(remaining)[:1000], [], [], 0.2)
-        for sock in readable:
+        for sock in _readable(remaining, 0.2):
             try:
                 if sock.recv(1 << 16, socket.MSG_DONTWAIT) == b"":
                     remaining.discard(sock)
@@ -284,8 +292,7 @@ class HandshakeFlood:
         close_all(self.sockets)
 
     def _read(self) -> None:
-        readable, _, _ = select.select(self.sockets, [], [], 0)
-        for sock in readable:
+        for sock in _readable(self.sockets, 0):
             try:
                 data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
             except (BlockingIOError, ConnectionError):
