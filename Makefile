@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres]'
+	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres,mcp]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -33,6 +33,7 @@ from troth.gates.point import (
     NoLeases,
     PolicySource,
     PresentedChain,
+    ToolPreview,
 )
 from troth.gates.policies import FIXED_SCHEMA, CompiledPolicies, compile_policies
 from troth.gates.store import (
@@ -75,6 +76,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolGate",
+    "ToolPreview",
     "ToolResult",
     "ToolSchema",
     "VerifiedBundle",

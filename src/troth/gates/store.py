@@ -45,6 +45,15 @@ class BundleTable(Protocol):
         """Store `data` unless a bundle of `revision` or higher is stored; whether it was."""
         ...
 
+    def revisions(self) -> dict[bytes, int]:
+        """The stored revision of each authority (cheap: read at every decision of a gate
+        that shares the table with another process)."""
+        ...
+
+    def load(self, authority: bytes) -> bytes | None:
+        """The stored bundle of `authority`, if any."""
+        ...
+
 
 class MemoryBundleTable:
     """A BundleTable in memory (agents without a node, tests)."""
@@ -63,6 +72,13 @@ class MemoryBundleTable:
                 return False
             self._rows[authority] = (revision, data)
             return True
+
+    def revisions(self) -> dict[bytes, int]:
+        return {authority: revision for authority, (revision, _) in self._rows.items()}
+
+    def load(self, authority: bytes) -> bytes | None:
+        row = self._rows.get(authority)
+        return None if row is None else row[1]
 
 
 class SqliteBundleTable:
@@ -88,6 +104,16 @@ class SqliteBundleTable:
             (authority, revision, data, now),
         )
         return cursor.rowcount == 1
+
+    def revisions(self) -> dict[bytes, int]:
+        rows = self.db.fetch_all("SELECT authority, revision FROM gates_policy_bundles")
+        return {bytes(a): int(r) for a, r in rows}
+
+    def load(self, authority: bytes) -> bytes | None:
+        rows = self.db.fetch_all(
+            "SELECT bundle FROM gates_policy_bundles WHERE authority = ?", (authority,)
+        )
+        return bytes(rows[0][0]) if rows else None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -147,16 +173,49 @@ class BundleStore:
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyError:
                 continue
-            with self._lock:
-                held = self._active.get(verified.body.authority)
-                if held is None or verified.body.revision > held.bundle.body.revision:
-                    self._active[verified.body.authority] = _activate(verified)
-                    loaded.append(verified)
+            if self._activate_if_newer(verified):
+                loaded.append(verified)
         return loaded
+
+    def refresh(self, *, now: int) -> list[VerifiedBundle]:
+        """Activate what another process stored since, reading only the stored revisions when
+        nothing changed (a gate sharing the node's table calls this before each decision)."""
+        loaded = []
+        for digest, revision in self.table.revisions().items():
+            held = self._active.get(Identifier(digest))
+            if held is not None and revision <= held.bundle.body.revision:
+                continue
+            data = self.table.load(digest)
+            if data is None:
+                continue
+            try:
+                verified = load_stored_bundle(data, verifier=self.verifier, now=now)
+            except PolicyError:
+                continue
+            if self._activate_if_newer(verified):
+                loaded.append(verified)
+        return loaded
+
+    def _activate_if_newer(self, verified: VerifiedBundle) -> bool:
+        with self._lock:
+            held = self._active.get(verified.body.authority)
+            if held is None or verified.body.revision > held.bundle.body.revision:
+                self._active[verified.body.authority] = _activate(verified)
+                return True
+        return False
 
     def active(self, authority: Identifier) -> ActiveBundle | None:
         """The active bundle of `authority` (whether or not it is in force now)."""
         return self._active.get(authority)
+
+    def actives(self) -> list[ActiveBundle]:
+        """Every active bundle (in force or not), by authority."""
+        return [self._active[a] for a in sorted(self._active, key=lambda a: a.digest)]
+
+    def declares(self, service: str) -> bool:
+        """Whether an active bundle (in force or not) declares node service `service`: the
+        node then decides its requests with Cedar too (docs/policy.md, "Services")."""
+        return any(service in held.bundle.body.services for held in self._active.values())
 
     def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
         """The engine of `authority`'s bundle if it is in force at `now` with `feed` (the

@@ -330,11 +330,17 @@ class ChannelManager:
         """Serve the channel listener (`/service/channels`)."""
         self.router.register(LISTENER, self._listen)
 
-    async def open(self, route: Route, *, trust: ChannelTrust | None = None) -> ChannelEnd:
+    async def open(
+        self,
+        route: Route,
+        *,
+        trust: ChannelTrust | None = None,
+        me: ChannelIdentity | None = None,
+    ) -> ChannelEnd:
         """Open a channel to the listener at the end of `route`; wait for the handshake.
-        `trust` replaces the manager's for this channel only."""
+        `trust` replaces the manager's, `me` the node's identity, for this channel only."""
         channel = SecureChannel.initiate(
-            me=self.me(), trust=trust or self.trust(), settings=self.settings
+            me=me or self.me(), trust=trust or self.trust(), settings=self.settings
         )
         end = self._add(channel, ())
         (first,) = channel.outgoing()

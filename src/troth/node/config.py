@@ -21,7 +21,7 @@ from troth.errors import ConfigError, DecodeError
 __all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
 VaultKind = Literal["software", "pkcs11"]
-KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority")
+KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "policy")
 """The services a node can run (`authority` only when it hosts one)."""
 DEFAULT_SERVICES: Final = KNOWN_SERVICES
 """The services of a node whose configuration names none."""

@@ -9,6 +9,7 @@ Every operation passes the node's access decision point as a local caller (servi
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Generic, TypeVar
@@ -24,6 +25,7 @@ __all__ = [
     "AnnounceArgs",
     "ChannelCreateArgs",
     "EnrollArgs",
+    "McpServeArgs",
     "MessageSendArgs",
     "NoArgs",
     "Operation",
@@ -77,6 +79,15 @@ class AnnounceArgs:
     """announce: the identity whose rotation to announce (default: every local one)."""
 
     identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class McpServeArgs:
+    """mcp.serve: the MCP server's name, its upstream command line, the directory it runs in."""
+
+    name: str
+    upstream: str
+    cwd: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +146,23 @@ async def _announce(runtime: NodeRuntime, args: AnnounceArgs) -> Any:
     return await runtime.announce_rotations(args.identity)
 
 
+async def _policy_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
+    from troth.node.services.policy import PolicyService
+
+    service = runtime.host.services.get("policy")
+    if isinstance(service, PolicyService):
+        return await service.installed()
+    loaded = await runtime.worker.run(lambda: runtime.policies.reload(now=runtime.clock.now()))
+    return [bundle.body.to_json() for bundle in loaded]
+
+
+async def _mcp_serve(runtime: NodeRuntime, args: McpServeArgs) -> Any:
+    from troth.node.services.mcp import publish  # the MCP SDK: on use only
+
+    command = shlex.split(args.upstream)
+    return await publish(runtime, args.name, command, cwd=args.cwd)
+
+
 OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     "status": Operation(NoArgs, _status),
     "channel.create": Operation(ChannelCreateArgs, _channel_create),
@@ -143,6 +171,8 @@ OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     "relay.create": Operation(RelayCreateArgs, _relay_create),
     "enroll": Operation(EnrollArgs, _enroll),
     "announce": Operation(AnnounceArgs, _announce),
+    "policy.reload": Operation(NoArgs, _policy_reload),
+    "mcp.serve": Operation(McpServeArgs, _mcp_serve),
 }
 """Every control operation, by name."""
 
