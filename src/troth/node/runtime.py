@@ -75,7 +75,7 @@ from troth.node.node import Node
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.authority import AuthorityService
 from troth.node.services.echo import EchoService
-from troth.node.services.policy import NodePolicies, PolicyService
+from troth.node.services.policy import NodePolicies, PolicyService, unrevoked
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.sink import SinkService
 from troth.node.trust import NodeTrust
@@ -425,6 +425,8 @@ class NodeRuntime:
         """A new channel of its own to the node at `route`, as local identity `name` (the peer
         decides its requests on `name`'s identity and credentials; never shared)."""
         identity, _ = await self.worker.run(self.channel_identity, name, now=self.clock.now())
+        chains = unrevoked(identity.credentials, self.trust.feeds)  # a revoked one fails it
+        identity = dataclasses.replace(identity, credentials=chains)
         trust = self._channel_trust(expect=expect) if expect is not None else None
         return await self.channels.open(route, trust=trust, me=identity)
 

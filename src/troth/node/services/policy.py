@@ -31,7 +31,14 @@ from troth import limits
 from troth.authority import Authority
 from troth.channel import ChannelState, VerifiedPeer
 from troth.clock import Clock
-from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
+from troth.credentials import (
+    ChainVerifier,
+    CredentialBody,
+    CredentialChain,
+    TrustPolicy,
+    VerifiedCredential,
+    VerifiedFeed,
+)
 from troth.encoding import cbor
 from troth.errors import (
     CredentialError,
@@ -52,7 +59,7 @@ from troth.gates import (
     SqliteBundleTable,
     VerifiedBundle,
 )
-from troth.identity import Identifier
+from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, Standing
 from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
@@ -70,6 +77,7 @@ __all__ = [
     "PolicyService",
     "install_bundle",
     "stored_bundles",
+    "unrevoked",
 ]
 
 log = logging.getLogger("troth.node.policy")
@@ -239,12 +247,29 @@ class LocalCredential:
             if held:
                 raise PolicyError(_P.NO_BUNDLE, f"none for the authorities {self.name} holds")
             raise CredentialError(CredentialFailure.EXPIRED, f"{self.name} holds none unexpired")
-        authority = Identifier(usable[0].authority)
-        feed = self.policies.feeds(authority)
+        chains = [(h.chain, Identifier(h.authority)) for h in usable]
+        return _first_current(store.verifier, chains, self.identifier, self.policies, now)
+
+
+def _first_current(
+    verifier: ChainVerifier,
+    chains: list[tuple[bytes, Identifier]],
+    presenter: Identifier | VerifiedIdentity,
+    policies: NodePolicies,
+    now: int,
+) -> VerifiedCredential:
+    """The first of `chains` (each with its authority) that verifies now against its
+    authority's current feed (else the first one's CredentialError: it says why, revoked or
+    expired)."""
+    first: CredentialError | None = None
+    for chain, authority in chains:
+        feed = policies.feeds(authority)
         feeds = {} if feed is None else {authority: feed}
-        return store.verifier.verify(
-            usable[0].chain, presenter=self.identifier, feeds=feeds, now=now
-        )
+        try:
+            return verifier.verify(chain, presenter=presenter, feeds=feeds, now=now)
+        except CredentialError as exc:
+            first = first or exc
+    raise first or CredentialError(CredentialFailure.MALFORMED, "no chain")
 
 
 class PeerCredential:
@@ -271,14 +296,33 @@ class PeerCredential:
         problem = self.standing(peer, now).problem
         if problem is not None:
             raise CredentialError(CredentialFailure.REVOKED, problem)
-        presented = self.policies.credential_for(list(peer.credentials))  # raises: none usable
+        self.policies.credential_for(list(peer.credentials))  # raises when none is usable
         store = self.policies.store
         if store is None:
             raise PolicyError(_P.NO_BUNDLE, "this node trusts no authority yet")
-        authority = presented.authority
-        feed = self.policies.feeds(authority)
-        feeds = {} if feed is None else {authority: feed}
-        return store.verifier.verify(presented.chain, presenter=peer.identity, feeds=feeds, now=now)
+        chains = [
+            (c.chain, c.authority)
+            for c in peer.credentials
+            if self.policies.held(c.authority) is not None
+        ]
+        return _first_current(store.verifier, chains, peer.identity, self.policies, now)
+
+
+def unrevoked(
+    chains: tuple[bytes, ...], feeds: Mapping[Identifier, VerifiedFeed]
+) -> tuple[bytes, ...]:
+    """`chains` without those a held feed revokes a link of (a channel presenting one fails)."""
+    kept = []
+    for chain in chains:
+        try:
+            signed = CredentialChain.decode(chain).credentials
+            authority = CredentialBody.decode(signed[0].body).issuer
+        except DecodeError:
+            continue
+        feed = feeds.get(authority)
+        if feed is None or not any(link.hash in feed.revoked_credentials for link in signed):
+            kept.append(chain)
+    return tuple(kept)
 
 
 # -- distribution ---------------------------------------------------------------------------
