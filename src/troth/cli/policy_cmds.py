@@ -235,7 +235,7 @@ def _parse_time(text: str) -> int:
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--at {text!r}: use Unix seconds or an ISO 8601 date-time") from None
+        raise ValueError(f"--time {text!r}: use Unix seconds or an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return int(moment.timestamp())
