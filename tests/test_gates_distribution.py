@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.gates import TOOLS
 from tests.support.nodes import HUB, MemNet, route, run_memnet
-from troth.errors import Denied, RemoteError
+from troth.errors import Denied, PolicyError, PolicyFailure, RemoteError
 from troth.gates import create_bundle
 from troth.identity import Identifier
 from troth.node.access import MembersOnly
@@ -103,9 +103,13 @@ def test_a_bundle_reaches_subscribers_by_push_and_others_on_their_next_round(
         assert revision_of(c, authority) == 1  # its next round pulled it
         await install_on_hub(net, bundle(net, 2))
         await until(lambda: revision_of(b, authority) == 2 and revision_of(c, authority) == 2)
-        policy = net.hub.host.services["policy"].status() if net.hub else {}
-        assert policy["subscribers"] == 2
-        assert policy["pushed"] >= 3
+        hub = net.hub
+        assert hub is not None
+        service = hub.host.services["policy"]
+        await until(lambda: service.status()["pushed"] == 3)  # rev 1 to b; rev 2 to b and c
+        assert service.status()["subscribers"] == 2
+        await asyncio.sleep(0.2)
+        assert service.status()["pushed"] == 3  # once per revision and subscriber
 
     run_memnet(test, tmp_path)
 
@@ -163,5 +167,66 @@ def test_a_declared_service_without_a_permit_is_denied(tmp_path: Path) -> None:
         with pytest.raises(Denied) as denied:
             await call(b.router, (end.enc, ORDERS), "read", None)
         assert "no policy permits this request" in denied.value.reasons[0]
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_stranger_cannot_push_and_replays_cost_only_a_decoding(tmp_path: Path) -> None:
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        new, old = bundle(net, 2), bundle(net, 1)
+        await install_on_hub(net, new)
+        stranger = await net.node("stranger")  # authenticated, but holds no credential
+        hub_id = frozenset({net.authority.identifier})
+        end = await stranger.channel_to(route(HUB), also_trust=hub_id)  # admitted (to enroll)
+        with pytest.raises(Denied) as denied:
+            await call(stranger.router, (end.enc, POLICY), "push", [new])
+        assert "holds no credential" in denied.value.reasons[0]
+        with pytest.raises(Denied):
+            await call(stranger.router, (end.enc, POLICY), "get", [b"\0" * 32, 0])
+        for _ in range(10_000):  # a replayed old revision, at the library: refused each time
+            with pytest.raises(PolicyError) as refused:
+                hub.policies.accept(old, now=net.clock.now())
+            assert refused.value.reason is PolicyFailure.ROLLBACK
+        assert revision_of(hub, net.authority.identifier) == 2
+
+    run_memnet(test, tmp_path)
+
+
+def test_subscriptions_are_bounded_and_pulls_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from troth import limits
+
+    monkeypatch.setattr(limits, "MAX_POLICY_SUBSCRIBERS", 1)
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        c = await net.member("agent-c")
+        await b.maintain()  # subscribes: the one place
+        await c.maintain()  # over the limit: pulls only
+        await install_on_hub(net, bundle(net, 1))
+        await until(lambda: revision_of(b, authority) == 1)
+        assert revision_of(c, authority) == 0
+        await c.maintain()
+        assert revision_of(c, authority) == 1
+
+    run_memnet(test, tmp_path)
+
+
+def test_malformed_policy_requests_are_refused(tmp_path: Path) -> None:
+    async def test(net: MemNet) -> None:
+        b = await net.member("agent-b")
+        end = await b.channel_to(route(HUB))
+        for method, arguments in (
+            ("push", ["not bytes"]),
+            ("push", [b"\xa0"]),  # not a bundle
+            ("get", [b"short", 0]),
+            ("get", "no array"),
+        ):
+            with pytest.raises(RemoteError):
+                await call(b.router, (end.enc, POLICY), method, arguments)
 
     run_memnet(test, tmp_path)

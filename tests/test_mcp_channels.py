@@ -24,12 +24,13 @@ from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority.client import enroll_request, revoke_request
 from troth.clock import SystemClock
 from troth.credentials import Attributes
+from troth.errors import RemoteError
 from troth.gates import create_bundle
 from troth.integrations.mcp.connect import connect
 from troth.integrations.mcp.gate import DENIED_PREFIX
 from troth.node import init_node, open_node
 from troth.node.runtime import AUTHORITY, NodeRuntime
-from troth.node.services import call
+from troth.node.services import call, service_address
 from troth.node.services.mcp import publish_upstream
 from troth.node.services.policy import NodeFeeds, NodePolicies, install_bundle
 
@@ -317,3 +318,60 @@ def test_troth_mcp_serve_and_connect_end_to_end_over_stdio(hub_and_agent: str) -
             assert text(large) == DENIED_PREFIX + "denied by policy refund-cap"
 
     anyio.run(main)
+
+
+def test_an_mcp_server_behind_a_relay_needs_no_open_port(tmp_path: Path) -> None:
+    async def test(net: MemNet) -> None:
+        install(net)
+        tools = await net.member("tools", **{"troth.relay": "tools"})  # no listening port
+        await tools.maintain()  # pulls the bundle from the hub
+        await publish_upstream(tools, "orders", orders_server())
+        await tools.create_relay("tools", HUB)
+        writer = await net.member("writer", **{"orders.access": "write"})
+        async with (
+            connect(writer, "writer", f"{HUB}/relay/tools/service/mcp.orders") as transport,
+            Client(transport, mode="legacy", cache=None) as agent,
+        ):
+            assert await names(agent) == ["lookup_order", "refund"]
+            refund = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
+            assert text(refund) == "refunded 20 on o1"
+
+    run_memnet(test, tmp_path)
+
+
+def test_send_refuses_malformed_frames_and_sessions_stay_with_their_channel(
+    tmp_path: Path,
+) -> None:
+    from troth.integrations.mcp.frames import McpFrame
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        install(net)
+        await publish_upstream(hub, "orders", orders_server())
+        service = hub.host.services["mcp.orders"]
+        writer = await net.member("writer", **{"orders.access": "write"})
+        end = await writer.channel_to(route(HUB))
+        address = (end.enc, service_address("mcp.orders"))
+        ping = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+        for arguments in (
+            ["not a frame", "mcp-1"],
+            [b"\xa0", "mcp-1"],
+            [McpFrame(b"s" * 16, ping).encode(), "not/a worker"],
+            "no array",
+        ):
+            with pytest.raises(RemoteError):
+                await call(writer.router, address, "send", arguments)
+        assert service.status()["sessions"] == 0
+        session = b"s" * 16
+        await call(writer.router, address, "send", [McpFrame(session, ping).encode(), "mcp-1"])
+        other = await writer.channel_as("writer", route(HUB))  # another channel, same session id
+        await call(
+            writer.router,
+            (other.enc, address[1]),
+            "send",
+            [McpFrame(session, ping).encode(), "mcp-1"],
+        )
+        assert service.status()["sessions"] == 2  # one per (channel, session): never shared
+
+    run_memnet(test, tmp_path)
