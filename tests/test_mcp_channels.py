@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.support.gates import POLICIES, TOOLS
-from tests.support.mcp_orders import orders_server
+from tests.support.mcp_orders import names, orders_server, text
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority.client import enroll_request, revoke_request
 from troth.clock import SystemClock
 from troth.credentials import Attributes
 from troth.errors import RemoteError
 from troth.gates import create_bundle
+from troth.identity import Identifier, Signer
 from troth.integrations.mcp.connect import connect
 from troth.integrations.mcp.gate import DENIED_PREFIX
 from troth.node import init_node, open_node
@@ -39,23 +39,11 @@ UPSTREAM = [sys.executable, str(Path(__file__).parent / "support" / "mcp_orders.
 CAP = "context.args.amount <= 100"
 
 
-def text(result: types.CallToolResult) -> str:
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
-
-
-async def names(agent: Client) -> list[str]:
-    return [tool.name for tool in (await agent.list_tools()).tools]
-
-
-def install(net: MemNet) -> None:
-    hub = net.hub
-    assert hub is not None
-    now = net.clock.now()
-    data = create_bundle(
-        hub.node.identities.signer("hub", now=now),
-        authority=net.authority.identifier,
+def support_bundle(signer: Signer, authority: Identifier, now: int) -> bytes:
+    """Revision 1 of the support desk's bundle (tests/support/gates), signed by `signer`."""
+    return create_bundle(
+        signer,
+        authority=authority,
         policies=POLICIES,
         schema="",
         tools=TOOLS,
@@ -63,6 +51,13 @@ def install(net: MemNet) -> None:
         now=now,
         ttl=3600,
     )
+
+
+def install(net: MemNet) -> None:
+    hub = net.hub
+    assert hub is not None
+    now = net.clock.now()
+    data = support_bundle(hub.node.identities.signer("hub", now=now), net.authority.identifier, now)
     hub.policies.accept(data, now=now)
 
 
@@ -219,16 +214,7 @@ def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
         )
         request = enroll_request(node.identities, "support", ticket, now=now)
         node.wallet.hold("support", authority.enroll(request, now=now).encode(), now=now)
-        data = create_bundle(
-            node.identities.signer("acme", now=now),
-            authority=authority.identifier,
-            policies=POLICIES,
-            schema="",
-            tools=TOOLS,
-            revision=1,
-            now=now,
-            ttl=3600,
-        )
+        data = support_bundle(node.identities.signer("acme", now=now), authority.identifier, now)
     install_bundle(troth_home, "shop", data, clock=clock)
     upstream = " ".join(UPSTREAM)
 
@@ -265,16 +251,7 @@ def hub_and_agent(troth_home: Path) -> Iterator[str]:
             policies = NodePolicies(node, feeds)
             policies.trust(feeds.anchors(), now=now)
             authority = node.authority().identifier
-            data = create_bundle(
-                node.identities.signer("hub", now=now),
-                authority=authority,
-                policies=POLICIES,
-                schema="",
-                tools=TOOLS,
-                revision=1,
-                now=now,
-                ttl=3600,
-            )
+            data = support_bundle(node.identities.signer("hub", now=now), authority, now)
         bundle = troth_home / "shop.bundle"
         bundle.write_bytes(data)
         pushed = cli("policy", "push", str(bundle), "--node", "hub", "--json")

@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.server import MCPServer
 
 from tests.support.gates import GatesWorld, T, make_world
-from tests.support.mcp_orders import orders_server
+from tests.support.mcp_orders import names, orders_server, text
 from troth import limits
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain, RevocationKind
@@ -46,16 +46,6 @@ async def gated(
         gate = McpGate(point, client, clock=clock or FixedClock(T + 10))
         async with Client(gate_server(gate, caller), mode="legacy", cache=None) as agent:
             yield agent
-
-
-def text(result: types.CallToolResult) -> str:
-    block = result.content[0]
-    assert isinstance(block, types.TextContent)
-    return block.text
-
-
-async def names(agent: Client) -> list[str]:
-    return [tool.name for tool in (await agent.list_tools()).tools]
 
 
 def test_tools_list_is_filtered_and_every_call_decided() -> None:

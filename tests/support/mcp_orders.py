@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import mcp_types as types
+from mcp import Client
 from mcp.server import MCPServer
 
 
@@ -30,6 +32,18 @@ def orders_server() -> MCPServer:
         return f"customers.{fmt}"
 
     return app
+
+
+def text(result: types.CallToolResult) -> str:
+    """The text of a tool result's first content block."""
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+async def names(agent: Client) -> list[str]:
+    """The names of the tools `agent`'s server lists."""
+    return [tool.name for tool in (await agent.list_tools()).tools]
 
 
 if __name__ == "__main__":

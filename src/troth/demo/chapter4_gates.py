@@ -66,13 +66,8 @@ TOOLS = (lookup_order, refund, export_customers)
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(4, "Gates: Cedar policies in signed bundles decide every tool call")
-    quiet = logging.getLogger("troth")  # the story says what the nodes log
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
+    with _quiet("troth", logging.ERROR):  # the story says what the nodes log
         asyncio.run(_run(story, home, clock))
-    finally:
-        quiet.setLevel(level)
 
 
 class _Scene:
@@ -282,7 +277,7 @@ async def _over_mcp(scene: _Scene) -> None:
                 "  the shop hosts the authority, so its next decision sees it"
             )
 
-        with _errors_quiet():
+        with _quiet("mcp", logging.CRITICAL):  # the SDK logs refused requests: told instead
             await _tell(scene, lists, ask, revoke)
     story.say("  (the shop decided every call on the channel's verified peer: one tool")
     story.say("  server, many agents, each with its own rights, and no port opened for it)")
@@ -299,12 +294,12 @@ def _orders_server() -> Any:
 
 
 @contextmanager
-def _errors_quiet() -> Iterator[None]:
-    """The MCP SDK logs refused requests as errors: the story tells them instead."""
-    sdk = logging.getLogger("mcp")
-    level = sdk.level
-    sdk.setLevel(logging.CRITICAL)
+def _quiet(logger: str, level: int) -> Iterator[None]:
+    """Only `level` and above from `logger` while the story tells what happens."""
+    quieted = logging.getLogger(logger)
+    before = quieted.level
+    quieted.setLevel(level)
     try:
         yield
     finally:
-        sdk.setLevel(level)
+        quieted.setLevel(before)

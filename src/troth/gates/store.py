@@ -37,10 +37,6 @@ _P = PolicyFailure
 class BundleTable(Protocol):
     """Where a node keeps the last good bundle of each authority."""
 
-    def load_all(self) -> list[tuple[bytes, bytes]]:
-        """Every stored (authority digest, bundle bytes)."""
-        ...
-
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         """Store `data` unless a bundle of `revision` or higher is stored; whether it was."""
         ...
@@ -61,9 +57,6 @@ class MemoryBundleTable:
     def __init__(self) -> None:
         self._rows: dict[bytes, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
-
-    def load_all(self) -> list[tuple[bytes, bytes]]:
-        return [(authority, data) for authority, (_, data) in self._rows.items()]
 
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         with self._lock:
@@ -90,10 +83,6 @@ class SqliteBundleTable:
             "CREATE TABLE IF NOT EXISTS gates_policy_bundles (authority BLOB PRIMARY KEY, "
             "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL)"
         )
-
-    def load_all(self) -> list[tuple[bytes, bytes]]:
-        rows = self.db.fetch_all("SELECT authority, bundle FROM gates_policy_bundles")
-        return [(bytes(a), bytes(b)) for a, b in rows]
 
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         cursor = self.db.execute(
@@ -138,6 +127,7 @@ class BundleStore:
         self.table: BundleTable = table if table is not None else MemoryBundleTable()
         self._known = known
         self._active: dict[Identifier, ActiveBundle] = {}
+        self._unloadable: set[tuple[bytes, int]] = set()
         self._lock = threading.Lock()
 
     def accept(
@@ -166,35 +156,34 @@ class BundleStore:
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the stored bundles newer than the active ones (at start, or after another
-        process stored one); a stored bundle that no longer loads is left inactive."""
+        process stored one); a stored bundle that no longer loads is left inactive. Only the
+        stored revisions are read when nothing changed (a gate sharing the node's table calls
+        this before each decision; a revision that failed to load is not tried again)."""
         loaded = []
-        for _, data in self.table.load_all():
+        for digest, revision in self.table.revisions().items():
+            held = self._active.get(Identifier(digest))
+            if (held is not None and revision <= held.bundle.body.revision) or (
+                digest,
+                revision,
+            ) in self._unloadable:
+                continue
+            data = self.table.load(digest)
             try:
+                if data is None:
+                    continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyError:
+                self._unloadable.add((digest, revision))
                 continue
             if self._activate_if_newer(verified):
                 loaded.append(verified)
         return loaded
 
-    def refresh(self, *, now: int) -> list[VerifiedBundle]:
-        """Activate what another process stored since, reading only the stored revisions when
-        nothing changed (a gate sharing the node's table calls this before each decision)."""
-        loaded = []
-        for digest, revision in self.table.revisions().items():
-            held = self._active.get(Identifier(digest))
-            if held is not None and revision <= held.bundle.body.revision:
-                continue
-            data = self.table.load(digest)
-            if data is None:
-                continue
-            try:
-                verified = load_stored_bundle(data, verifier=self.verifier, now=now)
-            except PolicyError:
-                continue
-            if self._activate_if_newer(verified):
-                loaded.append(verified)
-        return loaded
+    def use(self, verifier: ChainVerifier) -> None:
+        """Verify with `verifier` from now on (the holder's anchors changed): stored bundles
+        that did not load are tried again."""
+        self.verifier = verifier
+        self._unloadable.clear()
 
     def _activate_if_newer(self, verified: VerifiedBundle) -> bool:
         with self._lock:

@@ -152,13 +152,13 @@ class NodePolicies:
             if self.store is None:
                 self.store = BundleStore(verifier, self.table, known=self.node.identities.observe)
             else:
-                self.store.verifier = verifier
+                self.store.use(verifier)
         self.anchors = anchors
         self.reload(now=now)
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the bundles stored since (by another process: `troth policy push`)."""
-        return [] if self.store is None else self.store.refresh(now=now)
+        return [] if self.store is None else self.store.reload(now=now)
 
     def accept(self, data: bytes, *, now: int) -> tuple[VerifiedBundle, bool]:
         """Verify, store and activate a bundle of a higher revision (PolicyError otherwise;
