@@ -154,3 +154,8 @@ def test_bench_reports_the_mcp_gate() -> None:
     assert row["unit"] == "us/call"
     assert set(row["extra"]) == {"added_us", "decision_us"}
     assert row["target"] == "added <= 500 us + one decision"
+
+
+def test_mcp_serve_refuses_a_bad_server_name_before_asking_the_node() -> None:
+    refused = run("mcp", "serve", "bad/name", "--upstream", "python orders.py", code=2)
+    assert "MCP server name 'bad/name'" in refused.stderr

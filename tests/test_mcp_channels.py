@@ -24,7 +24,7 @@ from troth.authority.client import enroll_request, revoke_request
 from troth.clock import SystemClock
 from troth.credentials import Attributes
 from troth.errors import RemoteError
-from troth.gates import create_bundle
+from troth.gates import ToolCall, create_bundle
 from troth.identity import Identifier, Signer
 from troth.integrations.mcp.connect import connect
 from troth.integrations.mcp.gate import DENIED_PREFIX
@@ -32,7 +32,12 @@ from troth.node import init_node, open_node
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import call, service_address
 from troth.node.services.mcp import publish_upstream
-from troth.node.services.policy import NodeFeeds, NodePolicies, install_bundle
+from troth.node.services.policy import (
+    LocalCredential,
+    NodeFeeds,
+    NodePolicies,
+    install_bundle,
+)
 
 ORDERS = f"{HUB}/service/mcp.orders"
 UPSTREAM = [sys.executable, str(Path(__file__).parent / "support" / "mcp_orders.py")]
@@ -228,6 +233,25 @@ def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
             assert text(hidden) == DENIED_PREFIX + "denied: no policy permits this request"
 
     anyio.run(main)
+
+
+def test_the_local_gate_says_when_its_identity_holds_no_credential(troth_home: Path) -> None:
+    clock = SystemClock()
+    now = clock.now()
+    init_node("shop", home=troth_home)
+    with open_node("shop", home=troth_home) as node:
+        authority = node.create_authority("acme", now=now)
+        node.identities.create(now=now, name="nobody")
+        data = support_bundle(node.identities.signer("acme", now=now), authority.identifier, now)
+    install_bundle(troth_home, "shop", data, clock=clock)
+    with open_node("shop", home=troth_home) as node:
+        feeds = NodeFeeds(node, clock)
+        policies = NodePolicies(node, feeds)
+        nobody = LocalCredential(node, "nobody", policies, anchors=feeds.anchors)
+        call = ToolCall("lookup_order", {"order_id": "o1"})
+        decision = policies.point.decide(nobody, call, now=now)
+    assert not decision.allowed
+    assert decision.reason == "denied: the caller holds no trusted credential"
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import click
 from troth.cli.common import as_option, home, node_option, renamed
 from troth.cli.network_cmds import EXPECT, ask_node
 from troth.cli.output import Reporter, escape_text, json_command
-from troth.errors import ConfigError
+from troth.errors import ConfigError, PolicyError
+from troth.gates.toolschema import check_name
 
 __all__ = ["mcp_group"]
 
@@ -80,6 +81,10 @@ def serve(name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
     reach it through secure channels (troth mcp connect), each call decided on the channel's
     verified peer."""
     _command(upstream)
+    try:
+        check_name(name, "MCP server")
+    except PolicyError as exc:
+        raise click.BadParameter(exc.detail, param_hint="NAME") from None
     arguments = {"name": name, "upstream": upstream, "cwd": os.getcwd()}
     data = ask_node(node_name, "mcp.serve", arguments, transient=False)
     tools = ", ".join(escape_text(t) for t in data["tools"]) or "none"

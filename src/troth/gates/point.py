@@ -42,6 +42,11 @@ __all__ = [
     "ToolPreview",
 ]
 
+_CREDENTIAL_DENIALS = {
+    CredentialFailure.UNTRUSTED_ISSUER: "denied: the caller holds no trusted credential"
+}
+"""Fixed denial texts where "the caller's credential is <reason>" would not read."""
+
 FeedSource = Callable[[Identifier], VerifiedFeed | None]
 """The authority's current verified feed (e.g. `CredentialWallet.held_feed`), or None."""
 
@@ -196,7 +201,9 @@ class DecisionPoint:
             credential, engine = self._engine(caller, now)
             return credential, engine.decide(credential, request, now=now)
         except CredentialError as exc:
-            reason = f"denied: the caller's credential is {exc.reason.value}"
+            reason = _CREDENTIAL_DENIALS.get(
+                exc.reason, f"denied: the caller's credential is {exc.reason.value}"
+            )
             return credential, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
         except PolicyError as exc:
             reason = f"denied: {exc.reason.value}"

@@ -235,10 +235,10 @@ class LocalCredential:
         """The credential, verified now (CredentialError / PolicyError when there is none)."""
         if self.anchors is not None:
             self.policies.trust(self.anchors(), now=now)
-        held = sorted(
-            (h for h in self.node.wallet.held(self.name) if h.expires_at > now),
-            key=lambda h: -h.expires_at,
-        )
+        every = self.node.wallet.held(self.name)
+        if not every:
+            raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, f"{self.name} holds none")
+        held = sorted((h for h in every if h.expires_at > now), key=lambda h: -h.expires_at)
         store = self.policies.store
         if store is None:
             raise PolicyError(_P.NO_BUNDLE, "this node trusts no authority yet")
