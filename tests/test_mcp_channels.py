@@ -204,12 +204,14 @@ def stdio(*args: str) -> StdioServerParameters:
     )
 
 
-def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
-    clock = SystemClock()
+def shop(home: Path, clock: SystemClock) -> None:
+    """Node `shop`: authority acme, its support bundle installed, identity `support` enrolled
+    with orders.access=read,write and identity `nobody` holding nothing."""
     now = clock.now()
-    init_node("shop", home=troth_home)
-    with open_node("shop", home=troth_home) as node:
+    init_node("shop", home=home)
+    with open_node("shop", home=home) as node:
         authority = node.create_authority("acme", now=now)
+        node.identities.create(now=now, name="nobody")
         node.identities.create(now=now, name="support")
         ticket = authority.create_ticket(
             creator=authority.identifier,
@@ -220,7 +222,11 @@ def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
         request = enroll_request(node.identities, "support", ticket, now=now)
         node.wallet.hold("support", authority.enroll(request, now=now).encode(), now=now)
         data = support_bundle(node.identities.signer("acme", now=now), authority.identifier, now)
-    install_bundle(troth_home, "shop", data, clock=clock)
+    install_bundle(home, "shop", data, clock=clock)
+
+
+def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
+    shop(troth_home, SystemClock())
     upstream = " ".join(UPSTREAM)
 
     async def main() -> None:
@@ -237,13 +243,8 @@ def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
 
 def test_the_local_gate_says_when_its_identity_holds_no_credential(troth_home: Path) -> None:
     clock = SystemClock()
+    shop(troth_home, clock)
     now = clock.now()
-    init_node("shop", home=troth_home)
-    with open_node("shop", home=troth_home) as node:
-        authority = node.create_authority("acme", now=now)
-        node.identities.create(now=now, name="nobody")
-        data = support_bundle(node.identities.signer("acme", now=now), authority.identifier, now)
-    install_bundle(troth_home, "shop", data, clock=clock)
     with open_node("shop", home=troth_home) as node:
         feeds = NodeFeeds(node, clock)
         policies = NodePolicies(node, feeds)

@@ -210,3 +210,19 @@ def test_a_message_over_the_limit_is_answered_with_an_error() -> None:
     assert answer is not None
     assert isinstance(answer.message, types.JSONRPCError)
     assert answer.message.id == 7
+
+
+def test_a_refused_request_is_an_error_no_sdk_code_could_mean_otherwise() -> None:
+    from mcp.shared.message import SessionMessage
+
+    from troth.integrations.mcp.channel import refusal
+
+    request = types.JSONRPCRequest(jsonrpc="2.0", id=7, method="tools/list")
+    answer = refusal(SessionMessage(request), "denied: no policy permits this request")
+    assert answer is not None
+    error = answer.message
+    assert isinstance(error, types.JSONRPCError)
+    assert error.error.message == DENIED_PREFIX + "denied: no policy permits this request"
+    sdk_codes = {types.CONNECTION_CLOSED, types.REQUEST_TIMEOUT, types.INTERNAL_ERROR}
+    assert error.error.code not in sdk_codes
+    assert -32099 <= error.error.code <= -32000

@@ -50,7 +50,9 @@ __all__ = [
 
 log = logging.getLogger("troth.mcp")
 _TOO_LARGE: Final = -32603  # JSON-RPC internal error
-_REFUSED: Final = -32001  # JSON-RPC implementation-defined server error: refused by troth
+_REFUSED: Final = -32099
+"""A request the serving node refused: JSON-RPC's implementation-defined band, clear of the
+SDK's -32000..-32019 (-32001 is its REQUEST_TIMEOUT) and MCP's own codes."""
 Inbound = MemoryObjectSendStream[SessionMessage | Exception]
 
 
