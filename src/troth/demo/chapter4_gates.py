@@ -259,7 +259,9 @@ async def _over_mcp(scene: _Scene) -> None:
         clients: dict[str, Any] = {}
         for who in ("support-agent", "sub-agent"):
             transport = await stack.enter_async_context(connect(scene.agents, who, to))
-            clients[who] = await stack.enter_async_context(Client(transport, cache=None))
+            # the initialize handshake (mode "legacy"): no discover probe and its 10 s timeout
+            client = Client(transport, mode="legacy", cache=None)
+            clients[who] = await stack.enter_async_context(client)
         story.say(f"  MCP clients connected to {to[5:]} as support-agent and sub-agent")
         story.say("  (a denial is the tool result the client gets: isError, the text quoted)")
 
