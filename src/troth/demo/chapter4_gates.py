@@ -83,8 +83,21 @@ class _Scene:
         values shortened)."""
         return _IDENTIFIER.sub(lambda m: self.names.get(m[0], m[0][:12] + "..."), text)
 
-    def delegate(self, by: str, to: str, attributes: Attributes, caveats: tuple[str, ...]) -> bytes:
+    def delegate(
+        self,
+        by: str,
+        to: str,
+        attributes: Attributes,
+        caveats: tuple[str, ...],
+        *,
+        parent: bytes | None = None,
+    ) -> bytes:
+        """`by` delegates to `to`, extending `parent` (one of the chains `by` holds; default:
+        the wallet's choice) or, once a delegation is revoked, the one named here."""
         node = self.agents.node
+        extends = None
+        if parent is not None:
+            extends = node.wallet.inspect(parent, now=self.clock.now()).links[-1].hash
         chain = node.wallet.delegate(
             by,
             to=Identifier(node.identities.find(to).identifier),
@@ -93,6 +106,7 @@ class _Scene:
             ttl=600,
             purpose="complaint 123",
             caveats=caveats,
+            credential_hash=extends,
         )
         node.wallet.hold(to, chain, now=self.clock.now())
         return chain
@@ -251,7 +265,8 @@ async def _over_mcp(scene: _Scene) -> None:
         return
     to_support = scene.delegate("customer-4471", "support-agent", CUSTOMER, (CAVEAT,))
     read = Attributes({"orders.access": "read", "orders.customer": "4471"})
-    scene.delegate("support-agent", "sub-agent", read, ())
+    # support-agent holds the revoked first delegation too: extend the new one
+    scene.delegate("support-agent", "sub-agent", read, (), parent=to_support)
     story.say("  (the customer delegates again, as before: the first delegation is revoked)")
     await publish_upstream(scene.shop, "orders", _orders_server())
     to = f"{scene.shop_route}/service/mcp.orders"
