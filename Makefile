@@ -10,11 +10,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[mcp]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres]'
+	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres,mcp]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -169,7 +169,7 @@ def test_escape_sequences_cannot_forge_verify_output(world: dict[str, str], tmp_
     chain = tmp_path / "d1"
     run(
         *("credential", "delegate", "--as", "customer", "--to", world["support"]),
-        *("--ttl", "30m", "--purpose", FORGED, "--caveat", "true\n  caveat: forged"),
+        *("--ttl", "30m", "--purpose", FORGED, "--caveat", '"x\n  caveat: forged" != ""'),
         *("--out", str(chain)),
     )
     args = (

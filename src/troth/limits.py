@@ -189,6 +189,22 @@ MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
 """Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
 MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
 """Longest a policy bundle may be valid (issued_at to expires_at)."""
+MAX_POLICY_SUBSCRIBERS: Final = 1024
+"""Peers one node pushes new bundle revisions to (one subscription per peer and authority;
+past it, a peer still pulls on its maintenance rounds)."""
+MAX_POLICY_PUSHES: Final = 16
+"""Bundle pushes one node has in flight at once (the others wait their turn)."""
+
+# -- MCP over secure channels (troth.node.services.mcp) ---------------------------------------
+MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE
+"""Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts."""
+MAX_MCP_SESSIONS: Final = 256
+"""MCP sessions one published MCP server holds at once, in total."""
+MAX_MCP_SESSIONS_PER_PEER: Final = 8
+"""MCP sessions one peer identity may hold on one published MCP server."""
+MAX_MCP_QUEUE: Final = 64
+"""JSON-RPC messages queued for one MCP session either way; a session whose reader falls this
+far behind is closed."""
 
 # -- traces (troth.trace) ---------------------------------------------------------------------
 MAX_TRACE_PAYLOAD_BYTES: Final = 16 * 1024

@@ -13,12 +13,17 @@ What each side does, so the comparison is read correctly:
   rebuilt from the credential on every call.
 - available_tools: one partial evaluation per tool (uncached: a new engine each time) against
   the same calls on cedarpy directly; cached: the second listing for the same chain.
+- mcp: one tools/call through the MCP gate (an MCP client -> the gate's server -> the gate's
+  client -> the upstream server, all in memory with the SDK's direct dispatch) against the
+  same call on the upstream directly; the added latency less one decision is held to 0.5 ms
+  (issue 11). Needs the `mcp` extra (skipped without it).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import cedarpy
 from cedarpy import _internal
@@ -215,7 +220,81 @@ def _available_tools(quick: bool) -> list[Measurement]:
     ]
 
 
+def _orders() -> Any:
+    """The upstream: an MCP server with the measured refund tool (its schema is _REFUND's)."""
+    from mcp.server import MCPServer
+
+    app = MCPServer("orders")
+
+    @app.tool()
+    def refund(order_id: str, amount: int) -> str:
+        return f"refunded {amount} on {order_id}"
+
+    return app
+
+
+def _mcp(quick: bool) -> list[Measurement]:
+    try:
+        import anyio
+        from mcp import Client
+
+        from troth.clock import FixedClock
+        from troth.integrations.mcp.gate import McpGate, gate_server
+    except ImportError:  # the mcp extra is not installed
+        return []
+    point, _, credential = _setup(_policies(1, ["refund"]), ["refund"])
+    n, rounds = (30, 3) if quick else (100, 15)
+
+    async def main() -> tuple[float, float]:
+        async with Client(_orders(), cache=None) as direct, Client(_orders(), cache=None) as up:
+            gate = McpGate(point, up, clock=FixedClock(NOW + 1))
+            async with Client(gate_server(gate, credential), cache=None) as gated:
+
+                async def batch(client: Client, k: int) -> float:
+                    start = time.perf_counter()
+                    for _ in range(k):
+                        result = await client.call_tool("refund", ARGS)
+                        if result.is_error:
+                            raise RuntimeError("the measured call must be allowed")
+                    return (time.perf_counter() - start) / k
+
+                await batch(gated, max(1, n // 10))
+                await batch(direct, max(1, n // 10))
+                best_gated = best_direct = float("inf")
+                for _ in range(rounds):  # interleaved: both see the same quiet moments
+                    best_gated = min(best_gated, await batch(gated, n))
+                    best_direct = min(best_direct, await batch(direct, n))
+                return best_gated, best_direct
+
+    gated, direct = anyio.run(main)
+    request = ToolCall("refund", ARGS)
+
+    def decide(k: int) -> None:
+        for _ in range(k):
+            point.decide(credential, request, now=NOW + 1)
+
+    decision, _ = measure_pair(decide, decide, n=200, rounds=5 if quick else 15)
+    added = gated - direct
+    return [
+        Measurement(
+            "gates.mcp.call",
+            gated * _US,
+            "us/call",
+            "the same tools/call on the upstream MCP server directly (in memory)",
+            direct * _US,
+            gated / direct,
+            "added <= 500 us + one decision",
+            added - decision <= 500e-6,
+            extra={
+                "added_us": round(added * _US, 1),
+                "decision_us": round(decision * _US, 1),
+            },
+        )
+    ]
+
+
 CASES = [
     Case("gates.decide", _decisions),
     Case("gates.available_tools", _available_tools),
+    Case("gates.mcp", _mcp),
 ]

@@ -15,6 +15,7 @@ from troth.cli.bench_cmd import bench
 from troth.cli.credential_cmds import credential_group, enroll
 from troth.cli.demo_cmd import demo
 from troth.cli.identity_cmds import identity_group
+from troth.cli.mcp_cmds import mcp_group
 from troth.cli.network_cmds import channel_group, message_group, relay_group
 from troth.cli.node_cmds import node_group
 from troth.cli.output import EXIT_CODES_HELP, error_object
@@ -92,6 +93,7 @@ for command in (
     policy_group,
     secret_group,
     lease_group,
+    mcp_group,
     trace_group,
     demo,
     bench,

@@ -1,4 +1,5 @@
-"""`troth policy bundle create`, `troth policy test` (docs/policy.md)."""
+"""`troth policy bundle create`, `troth policy test`, `troth policy push`, `troth policy show`
+(docs/policy.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from troth.cli.common import (
     as_option,
     authority_option,
     duration_option,
+    home,
     node_option,
     open_authority_node,
     open_cli_node,
@@ -24,7 +26,7 @@ from troth.cli.common import (
 )
 from troth.cli.names import Directory
 from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
-from troth.cli.text import duration
+from troth.cli.text import duration, moment
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, chain_actor
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, NotFound, PolicyError
@@ -86,7 +88,9 @@ Example:
   troth policy bundle create --policies shop.cedar --tools tools.json --revision 1 \\
       --as acme --authority acme --out shop.bundle
   troth policy test --bundle shop.bundle --chain support.chain --tool refund \\
-      --args '{"amount": 20}' --authority acme""",
+      --args '{"amount": 20}' --authority acme
+  troth policy push shop.bundle --node hub
+  troth policy show --node hub""",
 )
 def policy_group() -> None:
     """Policy bundles: Cedar policies and tool schemas, signed by an authority (or a
@@ -231,7 +235,7 @@ def _parse_time(text: str) -> int:
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--at {text!r}: use Unix seconds or an ISO 8601 date-time") from None
+        raise ValueError(f"--time {text!r}: use Unix seconds or an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return int(moment.timestamp())
@@ -323,3 +327,58 @@ def test(
     reporter.result(decision.to_json(), "\n".join(lines))
     if not decision.allowed:
         sys.exit(EXIT_INVALID)
+
+
+@policy_group.command("push")
+@click.argument("file", type=INPUT_FILE)
+@node_option
+@json_command
+def push(file: str, node_name: str, reporter: Reporter) -> None:
+    """Install the signed bundle in FILE on the node (verified: a higher revision, signed by
+    the authority or a policy-admin, under a fresh feed); a running node takes it up at once
+    and pushes it to the nodes subscribed to it."""
+    from troth.node.services.policy import install_bundle
+
+    data = read_input(file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
+    try:
+        summary = install_bundle(home(), node_name, data, clock=CLOCK)
+    except PolicyError as exc:
+        reporter.fail(exc, EXIT_INVALID, _refused(exc))
+    state = "installed" if summary["new"] else "already active"
+    then = "; the running node distributes it" if summary["node_running"] else ""
+    reporter.result(
+        summary,
+        f"revision {summary['revision']} of {reporter.label(summary['authority'])} {state} on "
+        f"node {node_name!r}{then}",
+    )
+
+
+@policy_group.command("show")
+@node_option
+@json_command
+def show(node_name: str, reporter: Reporter) -> None:
+    """The policy bundles the node holds: authority, revision, issued and expiry times, tools,
+    services, policy ids, and whether each is in force now."""
+    from troth.node.services.policy import stored_bundles
+
+    now = CLOCK.now()
+    rows = stored_bundles(home(), node_name, clock=CLOCK)
+    blocks = []
+    for row in rows:
+        force = "yes" if row["in_force"] else f"no ({row['not_in_force']})"
+        services = ", ".join(f"{n}: {' '.join(m)}" for n, m in row["services"].items())
+        blocks.append(
+            kv(
+                {
+                    "authority": reporter.label(row["authority"]),
+                    "revision": row["revision"],
+                    "issued": moment(row["issued_at"], now),
+                    "expires": moment(row["expires_at"], now, expiry=True),
+                    "in force": force,
+                    "tools": ", ".join(row["tools"]) or "none",
+                    "services": services or "none",
+                    "policies": ", ".join(row["policies"]),
+                }
+            )
+        )
+    reporter.result(rows, "\n\n".join(blocks) or f"node {node_name!r} holds no policy bundle")

@@ -67,9 +67,18 @@ class Announcement:
 class CredentialWallet:
     """A node's credentials, trusted authorities and verified revocation feeds."""
 
-    def __init__(self, identities: IdentityService, store: CredentialStore) -> None:
+    def __init__(
+        self,
+        identities: IdentityService,
+        store: CredentialStore,
+        *,
+        check_caveat: Callable[[str], object] | None = None,
+    ) -> None:
+        """`check_caveat` refuses a caveat `delegate` must not sign (troth.gates.check_caveat:
+        a PolicyError with the Cedar parser's message)."""
         self.identities = identities
         self.store = store
+        self.check_caveat = check_caveat
         self._feeds: dict[Identifier, VerifiedFeed] = {}
 
     # -- held chains -----------------------------------------------------------------------------
@@ -155,7 +164,10 @@ class CredentialWallet:
         credential_hash: bytes | None = None,
     ) -> bytes:
         """Delegate part of what `ref` holds to `to`; returns the extended chain. The parent is
-        `parent_for(ref, attributes)`."""
+        `parent_for(ref, attributes)`. Each caveat is checked first (`check_caveat`)."""
+        if self.check_caveat is not None:
+            for caveat in caveats:
+                self.check_caveat(caveat)
         parent = self.parent_for(ref, attributes, now=now, credential_hash=credential_hash)
         signer = self.identities.signer(ref, now=now)
         chain = delegate(

@@ -10,6 +10,7 @@ from troth.demo import (
     chapter1_identity,
     chapter2_credentials,
     chapter3_channels,
+    chapter4_gates,
     chapter5_secrets,
     chapter6_traces,
 )
@@ -27,6 +28,7 @@ CHAPTERS: dict[int, Callable[[Story, Path, Clock], None]] = {
     1: chapter1_identity.run,
     2: chapter2_credentials.run,
     3: chapter3_channels.run,
+    4: chapter4_gates.run,
     5: chapter5_secrets.run,
     6: chapter6_traces.run,
 }

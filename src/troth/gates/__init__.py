@@ -34,6 +34,7 @@ from troth.gates.point import (
     NoLeases,
     PolicySource,
     PresentedChain,
+    ToolPreview,
 )
 from troth.gates.policies import FIXED_SCHEMA, CompiledPolicies, compile_policies
 from troth.gates.store import (
@@ -77,6 +78,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolGate",
+    "ToolPreview",
     "ToolResult",
     "ToolSchema",
     "VerifiedBundle",

@@ -114,9 +114,10 @@ class PolicyDecision:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """Invoke `tool` with `arguments` (a JSON object). `schema` is the canonical JSON input
-    schema the enforcing gate declares for the tool: a call is denied when it differs from the
-    bundle's ("" = the gate declares no such tool; None = not compared)."""
+    """Invoke `tool` with `arguments` (a JSON object). `schema` is the shape
+    (`schema_shape`) of the input schema the enforcing gate declares for the tool: a call is
+    denied when it differs from the bundle's ("" = the gate declares no such tool; None = not
+    compared)."""
 
     tool: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
@@ -238,7 +239,7 @@ class PolicyEngine:
             if entry is None:
                 return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
             spec, action, resource = entry
-            if request.schema is not None and request.schema != spec.canonical:
+            if request.schema is not None and request.schema != spec.shape:
                 if not request.schema:
                     return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
                 return self._deny(Outcome.SCHEMA_MISMATCH)

@@ -40,7 +40,13 @@ __all__ = [
     "NoLeases",
     "PolicySource",
     "PresentedChain",
+    "ToolPreview",
 ]
+
+_CREDENTIAL_DENIALS = {
+    CredentialFailure.UNTRUSTED_ISSUER: "denied: the caller holds no trusted credential"
+}
+"""Fixed denial texts where "the caller's credential is <reason>" would not read."""
 
 FeedSource = Callable[[Identifier], VerifiedFeed | None]
 """The authority's current verified feed (e.g. `CredentialWallet.held_feed`), or None."""
@@ -63,6 +69,17 @@ class PolicySource(Protocol):
     def engine(
         self, authority: Identifier, *, feed: VerifiedFeed | None, now: int
     ) -> PolicyEngine: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPreview:
+    """Gate 1's answer: the tools a caller could be permitted to call (`visible`), the ones it
+    could call but whose declared input schema differs from the bundle's (`mismatched`:
+    hidden), and the bundle revision that decided (None: no bundle in force)."""
+
+    visible: frozenset[str]
+    mismatched: frozenset[str]
+    revision: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +211,9 @@ class DecisionPoint:
             credential, engine = self._engine(caller, now)
             return credential, engine.decide(credential, request, now=now)
         except CredentialError as exc:
-            reason = f"denied: the caller's credential is {exc.reason.value}"
+            reason = _CREDENTIAL_DENIALS.get(
+                exc.reason, f"denied: the caller's credential is {exc.reason.value}"
+            )
             return credential, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
         except PolicyError as exc:
             reason = f"denied: {exc.reason.value}"
@@ -218,15 +237,23 @@ class DecisionPoint:
         self, caller: Caller, *, now: int, declared: Mapping[str, str] | None = None
     ) -> frozenset[str]:
         """The tools `caller` could be permitted to call now (none when its credential or the
-        bundle is not in force); with `declared` (tool -> canonical JSON input schema), only
-        declared tools whose schema is the bundle's."""
+        bundle is not in force); with `declared` (tool -> its input schema's `schema_shape`),
+        only declared tools whose schema has the bundle's shape."""
+        return self.preview_tools(caller, now=now, declared=declared).visible
+
+    def preview_tools(
+        self, caller: Caller, *, now: int, declared: Mapping[str, str] | None = None
+    ) -> ToolPreview:
+        """What `visible_tools` answers, and the tools the caller could call but that are
+        hidden because their declared schema differs from the bundle's (a gate logs them)."""
         try:
             credential, engine = self._engine(caller, now)
         except (CredentialError, PolicyError):
-            return frozenset()
+            return ToolPreview(frozenset(), frozenset())
         visible = engine.visible_tools(credential)
         if declared is None:
-            return visible
-        return frozenset(
-            name for name in visible if declared.get(name) == engine.tools[name].canonical
-        )
+            return ToolPreview(visible, frozenset(), engine.revision)
+        tools = engine.tools
+        same = frozenset(name for name in visible if declared.get(name) == tools[name].shape)
+        differ = frozenset(name for name in visible if name in declared) - same
+        return ToolPreview(same, differ, engine.revision)

@@ -37,12 +37,17 @@ _P = PolicyFailure
 class BundleTable(Protocol):
     """Where a node keeps the last good bundle of each authority."""
 
-    def load_all(self) -> list[tuple[bytes, bytes]]:
-        """Every stored (authority digest, bundle bytes)."""
-        ...
-
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         """Store `data` unless a bundle of `revision` or higher is stored; whether it was."""
+        ...
+
+    def revisions(self) -> dict[bytes, int]:
+        """The stored revision of each authority (cheap: read at every decision of a gate
+        that shares the table with another process)."""
+        ...
+
+    def load(self, authority: bytes) -> bytes | None:
+        """The stored bundle of `authority`, if any."""
         ...
 
 
@@ -53,9 +58,6 @@ class MemoryBundleTable:
         self._rows: dict[bytes, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
 
-    def load_all(self) -> list[tuple[bytes, bytes]]:
-        return [(authority, data) for authority, (_, data) in self._rows.items()]
-
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         with self._lock:
             held = self._rows.get(authority)
@@ -63,6 +65,13 @@ class MemoryBundleTable:
                 return False
             self._rows[authority] = (revision, data)
             return True
+
+    def revisions(self) -> dict[bytes, int]:
+        return {authority: revision for authority, (revision, _) in self._rows.items()}
+
+    def load(self, authority: bytes) -> bytes | None:
+        row = self._rows.get(authority)
+        return None if row is None else row[1]
 
 
 class SqliteBundleTable:
@@ -75,10 +84,6 @@ class SqliteBundleTable:
             "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL)"
         )
 
-    def load_all(self) -> list[tuple[bytes, bytes]]:
-        rows = self.db.fetch_all("SELECT authority, bundle FROM gates_policy_bundles")
-        return [(bytes(a), bytes(b)) for a, b in rows]
-
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         cursor = self.db.execute(
             "INSERT INTO gates_policy_bundles (authority, revision, bundle, stored_at) "
@@ -88,6 +93,16 @@ class SqliteBundleTable:
             (authority, revision, data, now),
         )
         return cursor.rowcount == 1
+
+    def revisions(self) -> dict[bytes, int]:
+        rows = self.db.fetch_all("SELECT authority, revision FROM gates_policy_bundles")
+        return {bytes(a): int(r) for a, r in rows}
+
+    def load(self, authority: bytes) -> bytes | None:
+        rows = self.db.fetch_all(
+            "SELECT bundle FROM gates_policy_bundles WHERE authority = ?", (authority,)
+        )
+        return bytes(rows[0][0]) if rows else None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -112,6 +127,7 @@ class BundleStore:
         self.table: BundleTable = table if table is not None else MemoryBundleTable()
         self._known = known
         self._active: dict[Identifier, ActiveBundle] = {}
+        self._unloadable: set[tuple[bytes, int]] = set()
         self._lock = threading.Lock()
 
     def accept(
@@ -140,23 +156,55 @@ class BundleStore:
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the stored bundles newer than the active ones (at start, or after another
-        process stored one); a stored bundle that no longer loads is left inactive."""
+        process stored one); a stored bundle that no longer loads is left inactive. Only the
+        stored revisions are read when nothing changed (a gate sharing the node's table calls
+        this before each decision; a revision that failed to load is not tried again)."""
         loaded = []
-        for _, data in self.table.load_all():
+        for digest, revision in self.table.revisions().items():
+            held = self._active.get(Identifier(digest))
+            if (held is not None and revision <= held.bundle.body.revision) or (
+                digest,
+                revision,
+            ) in self._unloadable:
+                continue
+            data = self.table.load(digest)
             try:
+                if data is None:
+                    continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyError:
+                self._unloadable.add((digest, revision))
                 continue
-            with self._lock:
-                held = self._active.get(verified.body.authority)
-                if held is None or verified.body.revision > held.bundle.body.revision:
-                    self._active[verified.body.authority] = _activate(verified)
-                    loaded.append(verified)
+            if self._activate_if_newer(verified):
+                loaded.append(verified)
         return loaded
+
+    def use(self, verifier: ChainVerifier) -> None:
+        """Verify with `verifier` from now on (the holder's anchors changed): stored bundles
+        that did not load are tried again."""
+        self.verifier = verifier
+        self._unloadable.clear()
+
+    def _activate_if_newer(self, verified: VerifiedBundle) -> bool:
+        with self._lock:
+            held = self._active.get(verified.body.authority)
+            if held is None or verified.body.revision > held.bundle.body.revision:
+                self._active[verified.body.authority] = _activate(verified)
+                return True
+        return False
 
     def active(self, authority: Identifier) -> ActiveBundle | None:
         """The active bundle of `authority` (whether or not it is in force now)."""
         return self._active.get(authority)
+
+    def actives(self) -> list[ActiveBundle]:
+        """Every active bundle (in force or not), by authority."""
+        return [self._active[a] for a in sorted(self._active, key=lambda a: a.digest)]
+
+    def declares(self, service: str) -> bool:
+        """Whether an active bundle (in force or not) declares node service `service`: the
+        node then decides its requests with Cedar too (docs/policy.md, "Services")."""
+        return any(service in held.bundle.body.services for held in self._active.values())
 
     def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
         """The engine of `authority`'s bundle if it is in force at `now` with `feed` (the

@@ -22,7 +22,6 @@ from troth.gates.engine import PolicyDecision, ToolCall
 from troth.gates.point import Caller, DecisionPoint, LeaseDenied, LeaseProvider, NoLeases
 from troth.gates.toolschema import (
     LEASE_PARAMETER,
-    canonical_json,
     check_name,
     compile_tool_schema,
     schema_from_function,
@@ -41,11 +40,13 @@ class Tool:
     run: Callable[..., Any] | None = field(default=None, compare=False)
     description: str = ""
     canonical: str = field(init=False, repr=False)
+    shape: str = field(init=False, repr=False)
     takes_lease: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        compile_tool_schema(self.name, self.input_schema)  # refuses what no bundle can type
-        object.__setattr__(self, "canonical", canonical_json(self.input_schema))
+        compiled = compile_tool_schema(self.name, self.input_schema)  # refuses the untypable
+        object.__setattr__(self, "canonical", compiled.canonical)
+        object.__setattr__(self, "shape", compiled.shape)
         parameters = {} if self.run is None else inspect.signature(self.run).parameters
         lease = parameters.get(LEASE_PARAMETER)
         takes_lease = lease is not None and lease.kind is lease.KEYWORD_ONLY
@@ -107,7 +108,7 @@ class ToolGate:
             if tool.name in self._tools:
                 raise ValueError(f"tool {tool.name} declared twice")
             self._tools[tool.name] = tool
-        self._declared = {name: tool.canonical for name, tool in self._tools.items()}
+        self._declared = {name: tool.shape for name, tool in self._tools.items()}
 
     def available_tools(self, caller: Caller) -> list[Tool]:
         """The declared tools `caller` could be permitted to call now, in declaration order."""
@@ -117,7 +118,7 @@ class ToolGate:
     def invoke(self, caller: Caller, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
         """Decide the call now, then run the tool if it is allowed (its exceptions propagate)."""
         declared = self._tools.get(tool)
-        request = ToolCall(tool, arguments, "" if declared is None else declared.canonical)
+        request = ToolCall(tool, arguments, "" if declared is None else declared.shape)
         record = self.point.judge(caller, request, now=self.clock.now())
         if not record.decision.allowed or declared is None or declared.run is None:
             return ToolResult(record.decision)

@@ -41,6 +41,7 @@ __all__ = [
     "check_name",
     "compile_tool_schema",
     "schema_from_function",
+    "schema_shape",
 ]
 
 NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.MAX_TOOL_NAME}}}")
@@ -75,15 +76,37 @@ def canonical_json(value: Any) -> str:
         raise _refuse(f"not canonicalisable JSON: {exc}") from None
 
 
+def _without_annotations(node: Any) -> Any:
+    """A schema node without its annotations, nested schemas too (property names and enum
+    values are kept as they are)."""
+    if not isinstance(node, dict):
+        return node
+    bare = {k: v for k, v in node.items() if k not in _ANNOTATIONS and k != "$schema"}
+    if isinstance(bare.get("properties"), dict):
+        bare["properties"] = {n: _without_annotations(s) for n, s in bare["properties"].items()}
+    if "items" in bare:
+        bare["items"] = _without_annotations(bare["items"])
+    return bare
+
+
+def schema_shape(schema: Any) -> str:
+    """What two input schemas must share to accept the same arguments: the canonical JSON of
+    `schema` without its annotations (`title`, `description`, `default`, ...), which typing
+    ignores. A gate compares its tool's shape with the bundle's (PolicyError if not JSON)."""
+    return canonical_json(_without_annotations(schema))
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSchema:
-    """A tool's input schema, compiled: its canonical JSON, the Cedar record type of its
-    arguments, and a membership check for its enums (None when it has none)."""
+    """A tool's input schema, compiled: its canonical JSON, its shape (`schema_shape`), the
+    Cedar record type of its arguments, and a membership check for its enums (None when it has
+    none)."""
 
     name: str
     canonical: str
     cedar_args: str
     check: Check | None = field(default=None, compare=False)
+    shape: str = ""
 
 
 def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
@@ -97,7 +120,7 @@ def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
         raise _refuse(f"tool {name}: the input schema must be an object schema")
     top = {k: v for k, v in schema.items() if k != "$schema"}
     cedar, check = _node(top, f"{name}:", 1)
-    return ToolSchema(name, canonical, cedar, check)
+    return ToolSchema(name, canonical, cedar, check, schema_shape(schema))
 
 
 def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:

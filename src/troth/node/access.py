@@ -10,9 +10,15 @@ revocation takes effect on the next request of an open channel.
 
 `RulesPolicy` is the first implementation: each service declares a `Rule` per method, as data
 (`AnyAuthenticated`, `MembersOnly`, `RequireAttributes`, `AttributeCoversArgument`). A
-credential that carries caveats never satisfies a rule: caveats are Cedar conditions and are
-evaluated only once the gates issue brings Cedar (fail closed, here and only here). The gates
-put a Cedar policy behind the same `AccessPolicy` protocol.
+credential that carries caveats never satisfies a rule on its own: caveats are Cedar
+conditions, which built-in rules do not evaluate (fail closed).
+
+`GatedPolicy` puts Cedar beside the rules (docs/policy.md, "Services"): infrastructure services
+(INFRASTRUCTURE) keep their built-in rules only, so no policy bundle can lock a node out of
+enrollment, feeds or policy distribution; a service an active policy bundle declares is
+allowed only when Cedar allows (action `Action::"<method>"` on `Service::"<name>"`, the
+credential's caveats enforced) AND the built-in rule is met by the same credential. No bundle
+for the caller's authority, an expired bundle or a stale feed is a denial.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from typing import Any, Final, Protocol
 from troth.channel import VerifiedPeer
 from troth.credentials import Attributes, VerifiedCredential
 from troth.errors import ChannelError, ChannelFailure, Denied
+from troth.gates import DecisionPoint, ServiceCall
 from troth.identity import Identifier
 
 __all__ = [
     "CHANNELS",
+    "INFRASTRUCTURE",
     "AccessPolicy",
     "AccessRequest",
     "AnyAuthenticated",
@@ -35,6 +43,8 @@ __all__ = [
     "Caller",
     "ChannelAdmission",
     "Decision",
+    "GatedMembers",
+    "GatedPolicy",
     "LocalCaller",
     "MembersOnly",
     "PeerCaller",
@@ -47,6 +57,10 @@ __all__ = [
 
 CHANNELS: Final = ("channels", "open")
 """The (service, method) a channel admission is decided as."""
+INFRASTRUCTURE: Final = frozenset(
+    {"authority", "broker", "channels", "control", "echo", "policy", "relay", "sink", "trace"}
+)
+"""Services decided by their built-in rules only, even when a policy bundle declares them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +163,15 @@ class MembersOnly:
 
 
 @dataclass(frozen=True, slots=True)
+class GatedMembers:
+    """Open to members as `MembersOnly` is, caveated credentials included: the service decides
+    every request it serves with Cedar, the caveats enforced there (the MCP service: each
+    tools/call)."""
+
+    name: str = "members (each call gated)"
+
+
+@dataclass(frozen=True, slots=True)
 class RequireAttributes:
     """Open to holders of a credential (without caveats) whose attributes cover `attributes`."""
 
@@ -166,7 +189,7 @@ class AttributeCoversArgument:
     name: str = "attribute covers argument"
 
 
-Rule = AnyAuthenticated | MembersOnly | RequireAttributes | AttributeCoversArgument
+Rule = AnyAuthenticated | MembersOnly | GatedMembers | RequireAttributes | AttributeCoversArgument
 """One method's access rule."""
 
 
@@ -197,11 +220,13 @@ class RulesPolicy:
         if standing.problem is not None:
             return Decision(False, (f"{self.me} refused {who}: {standing.problem}",), (rule.name,))
         if isinstance(rule, AnyAuthenticated) or (
-            isinstance(rule, MembersOnly) and (standing.is_anchor or caller.identifier in self.also)
+            isinstance(rule, MembersOnly | GatedMembers)
+            and (standing.is_anchor or caller.identifier in self.also)
         ):
             why = "an authenticated identity" if isinstance(rule, AnyAuthenticated) else "anchor"
             return Decision(True, (f"{self.me} allowed {who} {what}: {why}",), (rule.name,))
-        usable = [c for c in standing.credentials if not c.caveats]
+        gated = isinstance(rule, GatedMembers)
+        usable = [c for c in standing.credentials if gated or not c.caveats]
         for credential in usable:
             if _satisfies(rule, credential, request.arguments):
                 return Decision(
@@ -215,7 +240,7 @@ class RulesPolicy:
 
 
 def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
-    if isinstance(rule, MembersOnly):
+    if isinstance(rule, MembersOnly | GatedMembers):
         return True
     if isinstance(rule, RequireAttributes):
         return rule.attributes.first_excess_over(credential.attributes) is None
@@ -242,6 +267,60 @@ def _why(
             f"{rule.key}={rule.wildcard}): its authority grants it with a ticket's --attr {wanted}"
         )
     return "no credential satisfies the rule"
+
+
+@dataclass
+class GatedPolicy:
+    """The built-in rules, and Cedar for the services an active bundle declares (module
+    docstring). `point` decides with the node's bundles and feeds; `declared` says whether an
+    active bundle (in force or not) declares a service."""
+
+    rules: RulesPolicy
+    point: DecisionPoint
+    declared: Callable[[str], bool]
+    infrastructure: frozenset[str] = INFRASTRUCTURE
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Allow or refuse `request`: by its rule, and by Cedar where a bundle declares it."""
+        caller, service = request.caller, request.service
+        if (
+            isinstance(caller, LocalCaller)
+            or service in self.infrastructure
+            or not self.declared(service)
+        ):
+            return self.rules.decide(request)
+        me, who = self.rules.me, str(caller.identifier)
+        what = f"{service}.{request.method}"
+        rule = self.rules.rules.get((service, request.method))
+        if rule is None:
+            return Decision(False, (f"{me} refused {who}: {what} has no access rule",))
+        standing = self.rules.standing(caller.peer, request.now)
+        if standing.problem is not None:
+            return Decision(False, (f"{me} refused {who}: {standing.problem}",), (rule.name,))
+        if not standing.credentials:
+            why = _why(rule, standing, [], me, request.arguments)
+            return Decision(False, (f"{me} refused {who}: {why}",))
+        call = ServiceCall(service, request.method)
+        refusals: list[str] = []
+        deciding: list[str] = []
+        for credential in standing.credentials:  # caveats included: Cedar enforces them
+            cedar = self.point.decide(credential, call, now=request.now)
+            if not cedar.allowed:
+                revision = "" if cedar.revision is None else f" (bundle revision {cedar.revision})"
+                refusals.append(f"{me} refused {who} {what}: {cedar.reason}{revision}")
+                deciding.extend(cedar.policies)
+                continue
+            if not _satisfies_gated(rule, credential, request.arguments):
+                why = _why(rule, standing, [credential], me, request.arguments)
+                refusals.append(f"{me} refused {who} {what}: Cedar allowed it, but {why}")
+                continue
+            reason = f"{me} allowed {who} {what}: {cedar.reason} and the rule {rule.name}"
+            return Decision(True, (reason,), (*cedar.policies, rule.name), credential)
+        return Decision(False, tuple(refusals), tuple(deciding))
+
+
+def _satisfies_gated(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
+    return isinstance(rule, AnyAuthenticated) or _satisfies(rule, credential, arguments)
 
 
 @dataclass

@@ -23,10 +23,10 @@ from troth.errors import ConfigError, DecodeError
 __all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
 VaultKind = Literal["software", "pkcs11"]
-KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "trace", "broker")
+KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "policy", "trace", "broker")
 """The services a node can run (`authority` only when it hosts one; `broker` once
 `troth secret put` stored a secret on it)."""
-DEFAULT_SERVICES: Final = ("echo", "sink", "relay", "authority", "trace")
+DEFAULT_SERVICES: Final = ("echo", "sink", "relay", "authority", "policy", "trace")
 """The services of a node whose configuration names none."""
 
 

@@ -10,6 +10,7 @@ Every operation passes the node's access decision point as a local caller (servi
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Generic, TypeVar
@@ -28,6 +29,7 @@ __all__ = [
     "ChannelCreateArgs",
     "EnrollArgs",
     "LeaseArgs",
+    "McpServeArgs",
     "MessageSendArgs",
     "NoArgs",
     "Operation",
@@ -108,6 +110,15 @@ class BrokerArgs:
 
 
 @dataclass(frozen=True, slots=True)
+class McpServeArgs:
+    """mcp.serve: the MCP server's name, its upstream command line, the directory it runs in."""
+
+    name: str
+    upstream: str
+    cwd: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Operation(Generic[A]):
     """One control operation: its argument type and its handler."""
 
@@ -175,6 +186,23 @@ def _leases(op: str) -> Operation[LeaseArgs]:
     return Operation(LeaseArgs, lambda runtime, args: _lease(runtime, args, op))
 
 
+async def _policy_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
+    from troth.node.services.policy import PolicyService
+
+    service = runtime.host.services.get("policy")
+    if isinstance(service, PolicyService):
+        return await service.installed()
+    loaded = await runtime.worker.run(lambda: runtime.policies.reload(now=runtime.clock.now()))
+    return [bundle.body.to_json() for bundle in loaded]
+
+
+async def _mcp_serve(runtime: NodeRuntime, args: McpServeArgs) -> Any:
+    from troth.node.services.mcp import publish  # the MCP SDK: on use only
+
+    command = shlex.split(args.upstream)
+    return await publish(runtime, args.name, command, cwd=args.cwd)
+
+
 OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     "status": Operation(NoArgs, _status),
     "channel.create": Operation(ChannelCreateArgs, _channel_create),
@@ -191,6 +219,8 @@ OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
         BrokerArgs, lambda runtime, args: _broker(runtime, args, "revoke-identity")
     ),
     "broker.jwks": Operation(BrokerArgs, lambda runtime, args: _broker(runtime, args, "jwks")),
+    "policy.reload": Operation(NoArgs, _policy_reload),
+    "mcp.serve": Operation(McpServeArgs, _mcp_serve),
 }
 """Every control operation, by name."""
 

@@ -192,8 +192,15 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
         db.close()
         raise
     identities = IdentityService(vault, SqliteIdentityStore(db))
-    wallet = CredentialWallet(identities, SqliteCredentialStore(db))
+    wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
     return Node(config, path, db, vault, identities, wallet)
+
+
+def _check_caveat(condition: str) -> str:
+    """troth.gates.check_caveat (Cedar: imported on the first delegation with a caveat)."""
+    from troth.gates import check_caveat
+
+    return check_caveat(condition)
 
 
 def _load_kek(config: NodeConfig, path: Path) -> bytes:

@@ -48,12 +48,14 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
+from troth.limits import MAX_CHANNEL_CREDENTIALS
 from troth.node.access import (
     CHANNELS,
     AccessRequest,
     AnyAuthenticated,
     ChannelAdmission,
     Decision,
+    GatedPolicy,
     MembersOnly,
     Rule,
     RulesPolicy,
@@ -74,6 +76,7 @@ from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.authority import AuthorityService
 from troth.node.services.broker import BrokerService
 from troth.node.services.echo import EchoService
+from troth.node.services.policy import NodePolicies, PolicyService, unrevoked
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.sink import SinkService
 from troth.node.services.trace import NodeTraces, TraceService
@@ -153,7 +156,10 @@ class NodeRuntime:
         self.worker = StoreWorker()
         self.trust = NodeTrust(node, hosted=None)
         self.policy = RulesPolicy(self.name, {}, self.trust.standing)
-        self.host = ServiceHost(self.router, self.policy, clock=self.clock.now, callers=caller_of)
+        self.policies = NodePolicies(node, lambda authority: self.trust.feeds.get(authority))
+        """The node's policy bundles: what Cedar decides service requests and MCP calls with."""
+        self.access = GatedPolicy(self.policy, self.policies.point, self.policies.declares)
+        self.host = ServiceHost(self.router, self.access, clock=self.clock.now, callers=caller_of)
         self.channels = ChannelManager(
             self.router,
             me=self._me,
@@ -184,7 +190,7 @@ class NodeRuntime:
 
     def decide(self, request: AccessRequest) -> Decision:
         """The node's access decision for `request` (every service request passes here)."""
-        return self.policy.decide(request)
+        return self.access.decide(request)
 
     @property
     def feeds(self) -> dict[Identifier, VerifiedFeed]:
@@ -208,14 +214,7 @@ class NodeRuntime:
             if starting is not None:
                 await starting()
             self.host.add(service)
-        rules: dict[tuple[str, str], Rule] = {}
-        for service in self.host.services.values():
-            rules.update({(service.name, m): method.rule for m, method in service.methods.items()})
-            if service.oneway is not None:
-                rules[(service.name, "message")] = service.oneway.rule
-        anyone = any(isinstance(rule, AnyAuthenticated) for rule in rules.values())
-        rules[CHANNELS] = AnyAuthenticated() if anyone else MembersOnly()  # newcomers enroll
-        self.policy.rules = rules
+        self._set_rules()
         self._sync_links()
         self.channels.start()
         if listen is not None:
@@ -224,6 +223,36 @@ class NodeRuntime:
         self._spawn(self._maintain())
         if self.trust.hosted is not None:
             self._spawn(self._watch_hosted())
+        policy = self.host.services.get("policy")
+        if isinstance(policy, PolicyService):
+            self._spawn(self._pull_policies(policy))
+
+    def _set_rules(self) -> None:
+        """The built-in rules of every service served (and of channel admission)."""
+        rules: dict[tuple[str, str], Rule] = {}
+        for service in self.host.services.values():
+            rules.update({(service.name, m): method.rule for m, method in service.methods.items()})
+            if service.oneway is not None:
+                rules[(service.name, "message")] = service.oneway.rule
+        anyone = any(isinstance(rule, AnyAuthenticated) for rule in rules.values())
+        rules[CHANNELS] = AnyAuthenticated() if anyone else MembersOnly()  # newcomers enroll
+        self.policy.rules = rules
+
+    def add_service(self, service: NodeService) -> None:
+        """Serve `service` from now on (open channels may reach it too)."""
+        self.host.add(service)
+        self._set_rules()
+        addresses = self.host.addresses()
+        for end in self.channels.ends.values():
+            if end.channel.state is ChannelState.OPEN:
+                end.allowed.grant(addresses)
+
+    async def _pull_policies(self, policy: PolicyService) -> None:
+        """Pull newer policy bundles once at start (then every maintenance round)."""
+        try:
+            await policy.pull()
+        except TrothError as exc:
+            log.warning("policy bundles at start: %s", exc)
 
     def _prepare(self) -> None:
         """Storage work of `start` (on the storage thread)."""
@@ -234,7 +263,7 @@ class NodeRuntime:
             self.identifier = identities.create(now=now, name=self.name).identifier
         with contextlib.suppress(NotFound):
             self.trust.hosted = self.node.authority()
-        self.trust.reload(now)
+        self._reload_trust(now)
         if "relay" in self.node.config.services:
             self._kept_relays = self._relay_book().load()
         self._me()
@@ -263,6 +292,16 @@ class NodeRuntime:
             ),
             "broker": lambda: BrokerService(self.node, self.trust, self.clock),
             "trace": lambda: TraceService(self.traces, self.trust, self.worker),
+            "policy": lambda: PolicyService(
+                self.policies,
+                self.worker,
+                router=self.router,
+                routes=lambda: self.trust.routes,
+                hosted=lambda: None if self.trust.hosted is None else self.trust.hosted.identifier,
+                channel_to=self.channel_to,
+                find_channel=self.channels.find,
+                clock=self.clock.now,
+            ),
         }
         made = (factories[name]() for name in self.node.config.services)
         return [service for service in made if service is not None]
@@ -273,12 +312,12 @@ class NodeRuntime:
         await self.links.stop()
         for task in list(self._tasks):
             task.cancel()
+        for service in list(self.host.services.values()):
+            close = getattr(service, "close", None)
+            if close is not None:
+                await close()
         await self.channels.close_all()
         await self.tcp.close()
-        for service in self.host.services.values():
-            closing = getattr(service, "close", None)
-            if closing is not None:
-                await closing()
         self.host.remove_all()
         self.worker.close()
 
@@ -349,9 +388,14 @@ class NodeRuntime:
     async def reload(self) -> None:
         """Re-read what the node's store says this node trusts and holds (after another
         process, or code outside the runtime, enrolled, trusted or stored credentials)."""
-        await self.worker.run(self.trust.reload, self.clock.now())
+        await self.worker.run(self._reload_trust, self.clock.now())
         self._sync_links()
         await self._renew_identity()
+
+    def _reload_trust(self, now: int) -> None:
+        """Re-read the node's trust, and the policy bundles of the authorities it trusts."""
+        self.trust.reload(now)
+        self.policies.trust(self.trust.anchors, now=now)
 
     def _channel_trust(
         self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
@@ -366,16 +410,17 @@ class NodeRuntime:
         cached = self._me_cache
         if cached is not None and now < cached.until:
             return cached.identity
-        self._me_cache = self._channel_identity(self.name, now)
-        return self._me_cache.identity
+        identity, expiry = self.channel_identity(self.name, now=now)
+        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
+        return identity
 
-    def _channel_identity(self, name: str, now: int) -> _Cached:
-        """Local identity `name` as a channel shows it (storage work: off the loop), and until
-        when that holds."""
+    def channel_identity(self, name: str, *, now: int) -> tuple[ChannelIdentity, int]:
+        """Local identity `name` as one end of a channel (its history, channel key and live
+        credentials), and when that stops being valid (reads the store)."""
         identities, wallet = self.node.identities, self.node.wallet
         handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
         live = [h for h in wallet.held(name) if h.expires_at > now]
-        chains = tuple(h.chain for h in live[:8])
+        chains = tuple(h.chain for h in live[:MAX_CHANNEL_CREDENTIALS])
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(
             identities.export(name),
@@ -383,7 +428,23 @@ class NodeRuntime:
             key.attestation,
             chains,
         )
-        return _Cached(identity, min(now + IDENTITY_CACHE, expiry))
+        return identity, expiry
+
+    async def channel_as(
+        self, name: str, route: Route, *, expect: Identifier | None = None
+    ) -> ChannelEnd:
+        """A new channel of its own to the node at `route`, as local identity `name` (the peer
+        decides its requests on `name`'s identity and credentials; never shared)."""
+        identity = await self._shown_as(name)
+        trust = self._channel_trust(expect=expect) if expect is not None else None
+        return await self.channels.open(route, trust=trust, me=identity)
+
+    async def _shown_as(self, name: str) -> ChannelIdentity:
+        """Local identity `name` as a channel of its own shows it: its credentials that no feed
+        the node holds revokes (a revoked one would fail the channel)."""
+        identity, _ = await self.worker.run(self.channel_identity, name, now=self.clock.now())
+        chains = unrevoked(identity.credentials, self.trust.feeds)
+        return dataclasses.replace(identity, credentials=chains)
 
     async def _renew_identity(self) -> ChannelIdentity:
         self._me_cache = None
@@ -520,9 +581,9 @@ class NodeRuntime:
                 peer = end.peer
                 if expect is None or (peer is not None and peer.identifier == expect):
                     return end
-            me = await self.worker.run(self._channel_identity, identity, self.clock.now())
+            me = await self._shown_as(identity)
             trust = self._channel_trust(expect=expect) if expect is not None else None
-            end = await self.channels.open(route, trust=trust, me=me.identity)
+            end = await self.channels.open(route, trust=trust, me=me)
             self._open[key] = end
         return end
 
@@ -642,7 +703,7 @@ class NodeRuntime:
             except TrothError as exc:
                 outcome = FeedOutcome(False, error=str(exc))
             result = {**enrolled.to_json(), "feed": outcome.to_json()}
-        await self.worker.run(self.trust.reload, self.clock.now())
+        await self.worker.run(self._reload_trust, self.clock.now())
         self._sync_links()
         me = await self._renew_identity()
         if end is not None and identity == self.name:

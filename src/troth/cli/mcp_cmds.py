@@ -1,0 +1,116 @@
+"""`troth mcp gate`, `troth mcp serve`, `troth mcp connect`: MCP servers behind troth's gates
+(docs/policy.md, "MCP gates"). The MCP SDK is the `mcp` extra, imported when a command runs.
+
+`gate` and `connect` are stdio MCP servers: stdout carries the protocol, so they print nothing
+else there (errors go to stderr, or to stdout as JSON with --json when serving failed).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import click
+
+from troth.cli.common import as_option, home, node_option, renamed
+from troth.cli.network_cmds import EXPECT, ask_node
+from troth.cli.output import Reporter, escape_text, json_command
+from troth.errors import ConfigError, PolicyError
+from troth.gates.toolschema import check_name
+
+__all__ = ["mcp_group"]
+
+UPSTREAM = click.option(
+    "--upstream",
+    required=True,
+    metavar="COMMAND",
+    help='The upstream MCP server\'s command line, e.g. "python orders.py" (stdio).',
+)
+
+
+def _command(text: str) -> list[str]:
+    words = shlex.split(text)
+    if not words:
+        raise ValueError("--upstream: give the upstream MCP server's command line")
+    return words
+
+
+def _sdk() -> None:
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise ConfigError("the MCP gates need the MCP SDK: pip install 'troth[mcp]'") from None
+
+
+@click.group(
+    "mcp",
+    epilog="""\b
+Example:
+  troth mcp gate --as support --upstream "python orders.py" --node agents
+  troth mcp serve orders --upstream "python orders.py" --node hub
+  troth mcp connect /tcp/127.0.0.1:4000/service/mcp.orders --as support --node agents""",
+)
+def mcp_group() -> None:
+    """MCP servers behind the gates: every tools/list filtered and every tools/call decided by
+    the node's policy bundle, for one local identity or for each agent over a secure channel."""
+
+
+@mcp_group.command("gate")
+@as_option("The local identity the gate acts for (its keys stay in the node's vault)")
+@UPSTREAM
+@node_option
+@json_command
+def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
+    """Serve a stdio MCP server in front of the upstream one, deciding every call as IDENTITY
+    with its current credential and the node's current bundle and feed."""
+    _sdk()
+    import anyio
+
+    from troth.integrations.mcp.local import serve_local_gate
+
+    anyio.run(serve_local_gate, home(), node_name, as_name, _command(upstream))
+
+
+@mcp_group.command("serve")
+@click.argument("name")
+@UPSTREAM
+@node_option
+@json_command
+def serve(name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
+    """Publish the upstream MCP server as node service mcp.NAME on the running node: agents
+    reach it through secure channels (troth mcp connect), each call decided on the channel's
+    verified peer."""
+    _command(upstream)
+    try:
+        check_name(name, "MCP server")
+    except PolicyError as exc:
+        raise click.BadParameter(exc.detail, param_hint="NAME") from None
+    arguments = {"name": name, "upstream": upstream, "cwd": os.getcwd()}
+    data = ask_node(node_name, "mcp.serve", arguments, transient=False)
+    tools = ", ".join(escape_text(t) for t in data["tools"]) or "none"
+    reporter.result(
+        data,
+        f"node {node_name!r} serves MCP server {escape_text(name)} at "
+        f"ROUTE{escape_text(data['address'])} (upstream tools: {tools})",
+    )
+
+
+@mcp_group.command("connect")
+@click.argument("route", metavar="ROUTE")
+@as_option("The local identity the channel is opened as")
+@EXPECT
+@renamed("--to", "troth mcp connect ROUTE")
+@node_option
+@json_command
+def connect(
+    route: str, as_name: str, expect: str | None, node_name: str, reporter: Reporter
+) -> None:
+    """Serve a stdio MCP server that forwards to the MCP server at ROUTE (e.g.
+    /tcp/127.0.0.1:4000/service/mcp.orders) through a secure channel opened as IDENTITY."""
+    _sdk()
+    import anyio
+
+    from troth.integrations.mcp.connect import serve_connect
+
+    pinned = None if expect is None else reporter.names.identifier(expect)
+    anyio.run(lambda: serve_connect(home(), node_name, as_name, route, expect=pinned))

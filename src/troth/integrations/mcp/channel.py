@@ -1,0 +1,263 @@
+"""MCP over a secure channel (docs/protocols.md, "MCP service"; research §2.3): JSON-RPC
+messages in `McpFrame`s, one-way service messages through a channel.
+
+The client side is `ChannelTransport`, an MCP SDK transport (an async context manager yielding
+the session's read and write streams): `mcp.Client(ChannelTransport(...))` in process, or
+`troth mcp connect` between stdio and the channel. It sends each client message as a `send`
+request (so the serving node's access decision answers: a denied request comes back to the
+client as its answer, a denied tools/call as an isError result with the reasons), and takes
+the server's messages as one-way frames at its own worker address. The serving side is
+`run_session`: one MCP `Server` (a gate built for the channel's verified peer) over a
+session's frames.
+
+Every queue is bounded (MAX_MCP_QUEUE messages): a side whose reader falls that far behind
+loses its session rather than growing memory. A message that would make a frame over
+MAX_MCP_FRAME is not sent: a request or a response gets a JSON-RPC error in its place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server import Server
+from mcp.shared.message import SessionMessage
+
+from troth import limits
+from troth.errors import DecodeError, Denied, RemoteError, TrothError
+from troth.integrations.mcp.frames import SESSION_BYTES, McpFrame
+from troth.integrations.mcp.gate import DENIED_PREFIX
+from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.services.base import call
+from troth.routing import Address, RoutedMessage, Router, Source, new_worker_address
+
+__all__ = [
+    "ChannelTransport",
+    "decode_message",
+    "encode_message",
+    "frames_of",
+    "new_session",
+    "refusal",
+    "run_session",
+]
+
+log = logging.getLogger("troth.mcp")
+_TOO_LARGE: Final = -32603  # JSON-RPC internal error
+_REFUSED: Final = -32099
+"""A request the serving node refused: JSON-RPC's implementation-defined band, clear of the
+SDK's -32000..-32019 (-32001 is its REQUEST_TIMEOUT) and MCP's own codes."""
+Inbound = MemoryObjectSendStream[SessionMessage | Exception]
+
+
+def new_session() -> bytes:
+    """A fresh session id."""
+    return os.urandom(SESSION_BYTES)
+
+
+def encode_message(message: SessionMessage) -> bytes:
+    """One JSON-RPC message as the stdio transport writes it."""
+    return message.message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+
+
+def decode_message(data: bytes) -> SessionMessage:
+    """One JSON-RPC message as the stdio transport reads it (DecodeError when it is not)."""
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(data, by_name=False))
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise DecodeError(f"not a JSON-RPC message: {exc.__class__.__name__}") from None
+
+
+def frames_of(
+    session: bytes, message: SessionMessage
+) -> tuple[bytes | None, SessionMessage | None]:
+    """(the frame carrying `message`, None); when that frame would be over MAX_MCP_FRAME,
+    (None, the JSON-RPC error answering `message` if it is a request or a response: it goes
+    back to whoever sent it)."""
+    try:
+        return McpFrame(session, encode_message(message)).encode(), None
+    except DecodeError:
+        pass
+    ident = getattr(message.message, "id", None)
+    if ident is None:
+        log.warning("dropped an MCP notification over the %d-byte limit", limits.MAX_MCP_FRAME)
+        return None, None
+    error = types.JSONRPCError(
+        jsonrpc="2.0",
+        id=ident,
+        error=types.ErrorData(
+            code=_TOO_LARGE, message=f"the message is over the {limits.MAX_MCP_FRAME}-byte limit"
+        ),
+    )
+    return None, SessionMessage(error)
+
+
+def refusal(message: SessionMessage, reason: str) -> SessionMessage | None:
+    """The answer to a client message the serving node refused: an isError result for a
+    tools/call, a JSON-RPC error for another request, nothing for a notification."""
+    inner = message.message
+    if not isinstance(inner, types.JSONRPCRequest):
+        return None
+    text = DENIED_PREFIX + reason
+    if inner.method == "tools/call":
+        result = types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)], is_error=True
+        )
+        return SessionMessage(
+            types.JSONRPCResponse(
+                jsonrpc="2.0",
+                id=inner.id,
+                result=result.model_dump(by_alias=True, mode="json", exclude_none=True),
+            )
+        )
+    error = types.ErrorData(code=_REFUSED, message=text)
+    return SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=inner.id, error=error))
+
+
+def _offer(queue: Inbound, item: SessionMessage | Exception) -> bool:
+    """Queue `item` without waiting; False when the reader is too far behind (or gone)."""
+    try:
+        queue.send_nowait(item)
+    except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        return False
+    return True
+
+
+class ChannelTransport:
+    """The client side of an MCP session with the MCP service at `service` over channel
+    `end` (usable as `mcp.Client(ChannelTransport(...))`): the session ends when the channel
+    closes or the server ends it."""
+
+    def __init__(
+        self, router: Router, channels: ChannelManager, end: ChannelEnd, service: Address
+    ) -> None:
+        self.router = router
+        self.channels = channels
+        self.end = end
+        self.service = service
+        self.session = new_session()
+        self.worker = new_worker_address("mcp")
+        self._inbound: Inbound | None = None
+        self._group: Any = None
+
+    async def __aenter__(
+        self,
+    ) -> tuple[
+        MemoryObjectReceiveStream[SessionMessage | Exception],
+        MemoryObjectSendStream[SessionMessage],
+    ]:
+        inbound, read = anyio.create_memory_object_stream[SessionMessage | Exception](
+            limits.MAX_MCP_QUEUE
+        )
+        write, outbound = anyio.create_memory_object_stream[SessionMessage](limits.MAX_MCP_QUEUE)
+        self._inbound = inbound
+        self.router.register(self.worker, self._from_server)
+        self.channels.closed_hooks.append(self._closed)
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        self._group.start_soon(self._to_server, outbound, inbound)
+        return read, write
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self.router.unregister(self.worker)
+        if self._closed in self.channels.closed_hooks:
+            self.channels.closed_hooks.remove(self._closed)
+        with contextlib.suppress(TrothError):  # the session ends (if the channel still runs)
+            await self._send(McpFrame(self.session, None).encode())
+        if self._inbound is not None:
+            self._inbound.close()
+        self._group.cancel_scope.cancel()
+        return bool(await self._group.__aexit__(kind, exc, tb))
+
+    async def _send(self, frame: bytes) -> None:
+        """One frame as a `send` request (Denied, RemoteError: refused; other errors: the
+        channel is gone)."""
+        route = (self.end.enc, self.service)
+        self.end.allow(self.worker)  # the server's frames may come back here (a reply path)
+        await call(self.router, route, "send", [frame, self.worker.value])
+
+    async def _to_server(
+        self, outbound: MemoryObjectReceiveStream[SessionMessage], inbound: Inbound
+    ) -> None:
+        async with outbound:
+            async for message in outbound:
+                frame, refused = frames_of(self.session, message)
+                if refused is not None:  # answered here: the server never sees it
+                    _offer(inbound, refused)
+                if frame is None:
+                    continue
+                try:
+                    await self._send(frame)
+                except (Denied, RemoteError) as exc:
+                    reason = "; ".join(exc.reasons) if isinstance(exc, Denied) else str(exc)
+                    answer = refusal(message, reason)
+                    if answer is not None:
+                        _offer(inbound, answer)
+                except TrothError as exc:
+                    log.info("MCP session: %s", exc)
+                    inbound.close()
+                    return
+
+    async def _from_server(self, message: RoutedMessage, source: Source | None) -> None:
+        inbound = self._inbound
+        if source is not self.end or inbound is None:
+            return  # only the server, over this channel, speaks in this session
+        try:
+            frame = McpFrame.decode(message.payload)
+            if frame.session != self.session:
+                return
+            if frame.message is None:
+                inbound.close()  # the server ended the session
+                return
+            item: SessionMessage | Exception = decode_message(frame.message)
+        except DecodeError as exc:
+            item = exc
+        if not _offer(inbound, item):
+            log.warning("MCP session: the client fell behind; the session ends")
+            inbound.close()
+
+    def _closed(self, end: ChannelEnd) -> None:
+        if end is self.end and self._inbound is not None:
+            self._inbound.close()
+
+
+async def run_session(
+    server: Server[Any],
+    inbound: MemoryObjectReceiveStream[SessionMessage | Exception],
+    session: bytes,
+    send: Callable[[bytes], Awaitable[bool]],
+) -> None:
+    """Serve one MCP session: `server` reads what the client sent (`inbound`, closed when the
+    client ends the session) and its answers go out as frames through `send` (False: the way
+    back is gone, and the session ends). The client is told when the session ends."""
+    write, outbound = anyio.create_memory_object_stream[SessionMessage](limits.MAX_MCP_QUEUE)
+
+    async def answers() -> None:
+        async with outbound:
+            async for message in outbound:
+                frame, refused = frames_of(session, message)
+                if refused is not None:
+                    frame = McpFrame(session, encode_message(refused)).encode()
+                if frame is not None and not await send(frame):
+                    group.cancel_scope.cancel()  # the way back is gone
+                    return
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(answers)
+            await server.run(inbound, write, server.create_initialization_options())
+            group.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await send(McpFrame(session, None).encode())

@@ -1,0 +1,81 @@
+"""`troth mcp connect`: a local stdio MCP server that forwards to an MCP server published on
+another node, through a secure channel opened as one local identity (docs/policy.md, "MCP
+over secure channels").
+
+The node runs in this process without services or a listening port (beside its daemon, if
+that runs), opens a channel of its own as the identity to the route's node (through relays
+too) and carries the session's JSON-RPC messages in `McpFrame`s. The serving node decides
+every call on this identity's standing and credentials. The session ends when the client goes
+away, the channel closes, or the server ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+
+from troth.identity import Identifier
+from troth.integrations.mcp.channel import ChannelTransport
+from troth.node import open_node
+from troth.node.runtime import NodeRuntime, split_service_route
+
+__all__ = ["connect", "serve_connect"]
+
+log = logging.getLogger("troth.mcp")
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    runtime: NodeRuntime, identity: str, to: str, *, expect: Identifier | None = None
+) -> AsyncIterator[ChannelTransport]:
+    """A transport to the MCP server at `to` (a route ending /service/mcp.NAME), over a new
+    channel opened as local `identity` (closed afterwards): `mcp.Client(transport)`."""
+    route, service = split_service_route(to)
+    end = await runtime.channel_as(identity, route, expect=expect)
+    try:
+        yield ChannelTransport(runtime.router, runtime.channels, end, service)
+    finally:
+        await end.close()
+
+
+async def _pump(
+    source: MemoryObjectReceiveStream[SessionMessage | Exception],
+    sink: MemoryObjectSendStream[SessionMessage],
+) -> None:
+    async with source, sink:
+        async for message in source:
+            if isinstance(message, Exception):
+                log.warning("dropped a message that is not JSON-RPC: %s", message)
+                continue
+            await sink.send(message)
+
+
+async def serve_connect(
+    home: Path, node_name: str, identity: str, to: str, *, expect: Identifier | None = None
+) -> None:
+    """Forward this process's stdin and stdout to the MCP server at `to` until either side
+    ends the session."""
+    with open_node(node_name, home=home) as node:
+        node.config = dataclasses.replace(node.config, services=())  # a client only
+        runtime = NodeRuntime(node)
+        await runtime.start()
+        try:
+            async with (
+                connect(runtime, identity, to, expect=expect) as transport,
+                transport as (remote_read, remote_write),
+                stdio_server() as (local_read, local_write),
+                anyio.create_task_group() as group,
+            ):
+                group.start_soon(_pump, local_read, remote_write)
+                await _pump(remote_read, local_write)
+                group.cancel_scope.cancel()
+        finally:
+            await runtime.stop()

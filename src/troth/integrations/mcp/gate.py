@@ -1,0 +1,141 @@
+"""The MCP gate: an MCP server in front of an upstream MCP server, deciding for one caller at
+a time (docs/policy.md, "MCP gates"; research §2.2).
+
+- `tools/list`: the upstream's tools, filtered through gate 1 (`DecisionPoint.preview_tools`)
+  with the upstream's input schemas declared: a tool the caller could never be permitted to
+  call is not listed, nor one whose upstream schema differs from the bundle's (logged once per
+  tool and revision).
+- `tools/call`: every call is decided (gate 2) with the caller's current credential and feed,
+  a hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
+  decision's fixed reason, which names policy ids and never echoes argument values (research
+  §1.6). An allowed call goes to the upstream unchanged.
+
+Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
+`McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
+`Server` of one connection around one caller, as research §2.3 recommends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+
+from troth import __version__
+from troth.clock import Clock, SystemClock
+from troth.errors import PolicyError
+from troth.gates import Caller, DecisionPoint, ToolCall
+from troth.gates.toolschema import schema_shape
+
+__all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server"]
+
+log = logging.getLogger("troth.mcp")
+GATE_NAME: Final = "troth-gate"
+DENIED_PREFIX: Final = "troth: "
+"""How a denial's text starts (then the decision's fixed reason)."""
+MAX_TOOL_PAGES: Final = 64
+"""Pages of an upstream's tools/list the gate reads (past it, the rest is not offered)."""
+
+
+class Upstream(Protocol):
+    """What the gate needs of the upstream MCP server (`mcp.Client` is one)."""
+
+    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult: ...
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None
+    ) -> types.CallToolResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """The upstream's tools as last listed: each tool and its input schema's shape."""
+
+    tools: tuple[types.Tool, ...]
+    schemas: Mapping[str, str]
+
+
+def _denied(reason: str) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=DENIED_PREFIX + reason)], is_error=True
+    )
+
+
+class McpGate:
+    """Decides tools/list and tools/call of an upstream MCP server (module docstring)."""
+
+    def __init__(self, point: DecisionPoint, upstream: Upstream, *, clock: Clock | None = None):
+        self.point = point
+        self.upstream = upstream
+        self.clock: Clock = clock or SystemClock()
+        self._listed: _Listed | None = None
+        self._reported: set[tuple[str, int | None]] = set()
+
+    async def _list_upstream(self) -> _Listed:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        for _ in range(MAX_TOOL_PAGES):
+            page = await self.upstream.list_tools(cursor=cursor)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        schemas: dict[str, str] = {}
+        for tool in tools:
+            try:
+                schemas[tool.name] = schema_shape(tool.input_schema)
+            except PolicyError:
+                continue  # not JSON the gate can compare: never offered
+        self._listed = _Listed(tuple(tools), schemas)
+        return self._listed
+
+    async def list_tools(self, caller: Caller) -> types.ListToolsResult:
+        """The upstream's tools `caller` could be permitted to call now (gate 1)."""
+        listed = await self._list_upstream()
+        preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
+        for name in sorted(preview.mismatched):
+            if (name, preview.revision) not in self._reported:
+                self._reported.add((name, preview.revision))
+                log.warning(
+                    "tool %s: the upstream's input schema differs from the policy bundle's "
+                    "(revision %s): not offered",
+                    name,
+                    preview.revision,
+                )
+        return types.ListToolsResult(tools=[t for t in listed.tools if t.name in preview.visible])
+
+    async def call_tool(
+        self, caller: Caller, name: str, arguments: Mapping[str, Any] | None
+    ) -> types.CallToolResult:
+        """Decide the call now (gate 2); forward it to the upstream only when allowed."""
+        listed = self._listed
+        if listed is None or name not in listed.schemas:
+            listed = await self._list_upstream()  # a tool called before (or without) a listing
+        request = ToolCall(name, dict(arguments or {}), listed.schemas.get(name, ""))
+        decision = self.point.judge(caller, request, now=self.clock.now()).decision
+        if not decision.allowed:
+            return _denied(decision.reason)
+        return await self.upstream.call_tool(name, dict(arguments or {}))
+
+
+def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
+    """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
+    is asked for the caller's current credential at every request)."""
+
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return await gate.list_tools(caller)
+
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        return await gate.call_tool(caller, params.name, params.arguments)
+
+    return Server(
+        GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
+    )

@@ -1,0 +1,47 @@
+"""`troth mcp gate`: a stdio MCP server in front of another MCP server, acting for one local
+identity of a node (docs/policy.md, "The local MCP gate").
+
+The upstream is spawned with the MCP SDK's stdio client and its default environment (a
+whitelist: PATH, HOME, ...), so nothing of troth's (keys, vault key, secrets) reaches it. The
+identity's keys stay in the node's vault; for every request the gate re-reads from the node's
+store the identity's credential chains, the bundles the node holds (`troth policy push`, or
+the running node's distribution) and the feeds (the running node keeps them fresh; a feed
+left stale denies every call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+from mcp.server.stdio import stdio_server
+
+from troth.clock import Clock, SystemClock
+from troth.integrations.mcp.gate import McpGate, gate_server
+from troth.node import open_node
+from troth.node.services.policy import LocalCredential, NodeFeeds, NodePolicies
+
+__all__ = ["serve_local_gate"]
+
+
+async def serve_local_gate(
+    home: Path,
+    node_name: str,
+    identity: str,
+    command: Sequence[str],
+    *,
+    cwd: str | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Serve the gate on this process's stdin and stdout until the client goes away."""
+    clock = clock or SystemClock()
+    with open_node(node_name, home=home) as node:
+        feeds = NodeFeeds(node, clock)
+        policies = NodePolicies(node, feeds)
+        caller = LocalCredential(node, identity, policies, anchors=feeds.anchors)
+        parameters = StdioServerParameters(command=command[0], args=list(command[1:]), cwd=cwd)
+        async with Client(parameters, cache=None) as upstream:
+            server = gate_server(McpGate(policies.point, upstream, clock=clock), caller)
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())

@@ -1,0 +1,291 @@
+"""A published MCP server (`/service/mcp.<name>`): an upstream MCP server, spawned once, served
+to many agents over secure channels, each call decided on the channel's verified peer
+(docs/policy.md, "MCP over secure channels"; docs/protocols.md, "MCP service").
+
+    send [frame (bytes), reply (text: the client's worker address)] -> null
+
+Each client message comes as a `send` request carrying an `McpFrame`
+(troth.integrations.mcp.frames), so the node's access decision answers every one of them. The
+first frame of a new (channel, session) pair opens a session: an MCP gate server built for
+that channel's peer (`PeerCredential`: its standing and credentials re-checked at every
+request), fed the session's frames; its messages go back as one-way frames, through the same
+channel, to the client's worker address. Open to members, caveated credentials included
+(`GatedMembers`): Cedar decides every tools/call with the chain's caveats, and the `send`
+requests too when a bundle declares the service.
+
+Bounded: MAX_MCP_SESSIONS in total, MAX_MCP_SESSIONS_PER_PEER per peer identity, MAX_MCP_QUEUE
+messages queued per session (a session that falls behind is closed), frames of at most
+MAX_MCP_FRAME bytes. Sessions end with their channel or when the client ends them.
+
+The upstream runs with the MCP SDK's default environment (its whitelist: PATH, HOME, ...):
+troth's secrets and keys are never passed to it. The SDK (the `mcp` extra) is imported only
+when a server is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from troth import limits
+from troth.channel import VerifiedPeer
+from troth.clock import Clock
+from troth.encoding import cbor
+from troth.errors import ConflictError, DecodeError, RemoteError, TrothError
+from troth.gates.toolschema import check_name
+from troth.integrations.mcp.frames import McpFrame
+from troth.node.access import GatedMembers, PeerCaller, Standing
+from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.services.base import Method, RequestContext
+from troth.node.services.policy import NodePolicies, PeerCredential
+from troth.routing import Address, Route, RoutedMessage, Router
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+    from mcp.shared.message import SessionMessage
+
+    from troth.integrations.mcp.gate import McpGate
+    from troth.node.runtime import NodeRuntime
+
+__all__ = ["MCP_PREFIX", "McpService", "publish", "publish_upstream"]
+
+log = logging.getLogger("troth.node.mcp")
+MCP_PREFIX: Final = "mcp."
+"""A published MCP server named N is the node service `mcp.N`."""
+START_TIMEOUT: Final = 30.0
+"""Seconds an upstream has to start and answer the MCP handshake."""
+
+
+@dataclass(eq=False)
+class _Session:
+    peer: str
+    channel: str
+    inbound: MemoryObjectSendStream[SessionMessage | Exception]
+    task: asyncio.Task[None] | None = field(default=None)
+
+
+class McpService:
+    """An upstream MCP server published as a node service (module docstring)."""
+
+    oneway: Method | None = None
+
+    def __init__(
+        self,
+        name: str,
+        upstream: object,
+        *,
+        policies: NodePolicies,
+        standing: Callable[[VerifiedPeer, int], Standing],
+        channels: ChannelManager,
+        router: Router,
+        clock: Clock,
+    ) -> None:
+        check_name(name, "MCP server")
+        self.name = MCP_PREFIX + name
+        self.upstream = upstream
+        """What `mcp.Client` connects to: `StdioServerParameters` (a command it spawns), or
+        an in-process `Server` / `MCPServer`."""
+        self.policies = policies
+        self.standing = standing
+        self.channels = channels
+        self.router = router
+        self.clock = clock
+        self.methods: dict[str, Method] = {"send": Method(self.send, GatedMembers())}
+        self.sessions: dict[tuple[str, bytes], _Session] = {}
+        self.gate: McpGate | None = None
+        self.tools: list[str] = []
+        self._stop = asyncio.Event()
+        self._upstream: asyncio.Task[None] | None = None
+        channels.closed_hooks.append(self._channel_closed)
+
+    # -- the upstream ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Spawn the upstream and connect to it (its tools listed), or raise why not."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._upstream = asyncio.get_running_loop().create_task(self._run_upstream(ready))
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _run_upstream(self, ready: asyncio.Future[None]) -> None:
+        from mcp import Client
+
+        from troth.integrations.mcp.gate import McpGate
+
+        try:
+            async with Client(self.upstream, cache=None) as client:  # type: ignore[arg-type]
+                listed = await client.list_tools()
+                self.tools = [tool.name for tool in listed.tools]
+                self.gate = McpGate(self.policies.point, client, clock=self.clock)
+                ready.set_result(None)
+                await self._stop.wait()
+        except Exception as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                log.error("%s: the upstream failed: %s", self.name, exc)
+        finally:
+            self.gate = None
+            for session in list(self.sessions.values()):
+                session.inbound.close()
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def send(self, arguments: Any, context: RequestContext) -> None:
+        """One frame from a peer: opens its session, feeds it, or ends it (RemoteError when
+        the session is refused or has fallen behind)."""
+        caller = context.caller
+        if not isinstance(caller, PeerCaller) or not context.return_route:
+            raise RemoteError("MCP sessions come over secure channels (else: troth mcp gate)")
+        try:
+            data, reply = cbor.expect_array(arguments, "send arguments [frame, reply]", 2)
+            frame = McpFrame.decode(cbor.expect_bytes(data, "frame"))
+            back = (context.return_route[0], Address("worker", cbor.expect_text(reply, "reply")))
+        except TrothError as exc:  # DecodeError, RoutingError (not a worker address)
+            raise RemoteError(f"malformed MCP frame: {exc}") from None
+        key = (caller.channel, frame.session)
+        session = self.sessions.get(key)
+        if frame.message is None:
+            if session is not None:
+                session.inbound.close()
+            return
+        if session is None:
+            session = self._open(key, caller, back)
+        from troth.integrations.mcp.channel import decode_message
+
+        try:
+            item: SessionMessage | Exception = decode_message(frame.message)
+        except DecodeError as exc:
+            item = exc
+        try:
+            session.inbound.send_nowait(item)
+        except Exception:  # full (the client outruns the session) or already closed
+            session.inbound.close()
+            raise RemoteError("the MCP session fell behind and is closed") from None
+
+    def _open(self, key: tuple[str, bytes], caller: PeerCaller, back: Route) -> _Session:
+        gate = self.gate
+        peer = str(caller.identifier)
+        held = sum(1 for s in self.sessions.values() if s.peer == peer)
+        if gate is None:
+            raise RemoteError(f"{self.name}: the upstream is not running")
+        if len(self.sessions) >= limits.MAX_MCP_SESSIONS:
+            raise RemoteError(f"{self.name}: {len(self.sessions)} sessions are open (the most)")
+        if held >= limits.MAX_MCP_SESSIONS_PER_PEER:
+            raise RemoteError(f"{self.name}: the peer holds {held} sessions (the most)")
+        import anyio
+
+        from troth.integrations.mcp.channel import run_session
+        from troth.integrations.mcp.gate import gate_server
+
+        inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
+        session = _Session(peer, key[0], inbound)
+        channel = key[0]
+
+        def current_peer() -> VerifiedPeer | None:
+            end = self.channels.find(channel)
+            return None if end is None else end.peer
+
+        caller_now = PeerCredential(current_peer, self.standing, self.policies)
+        server = gate_server(gate, caller_now)
+
+        async def send(frame: bytes) -> bool:
+            return await self._send(back, frame)
+
+        async def run() -> None:
+            try:
+                await run_session(server, read, key[1], send)
+            except Exception:
+                log.exception("%s: a session of %s failed", self.name, peer)
+            finally:
+                self.sessions.pop(key, None)
+
+        self.sessions[key] = session
+        session.task = asyncio.get_running_loop().create_task(run())
+        return session
+
+    async def _send(self, back: Route, frame: bytes) -> bool:
+        try:
+            await self.router.route(RoutedMessage(back, (), frame))
+        except Exception as exc:  # the channel is gone (RoutingError) or refused it
+            log.info("%s: %s", self.name, exc)
+            return False
+        return True
+
+    def _channel_closed(self, end: ChannelEnd) -> None:
+        for (channel, _), session in list(self.sessions.items()):
+            if channel == end.id:
+                session.inbound.close()
+
+    # -- NodeService --------------------------------------------------------------------------
+
+    async def maintain(self, now: int) -> None:
+        """End the sessions whose channel is gone."""
+        for (channel, _), session in list(self.sessions.items()):
+            if self.channels.find(channel) is None:
+                session.inbound.close()
+
+    def status(self) -> dict[str, Any]:
+        """The upstream, its tools and the open sessions."""
+        command = getattr(self.upstream, "command", None)
+        return {
+            "upstream": command if isinstance(command, str) else type(self.upstream).__name__,
+            "running": self.gate is not None,
+            "tools": list(self.tools),
+            "sessions": len(self.sessions),
+        }
+
+    async def close(self) -> None:
+        """End every session and stop the upstream."""
+        if self._channel_closed in self.channels.closed_hooks:
+            self.channels.closed_hooks.remove(self._channel_closed)
+        tasks = [s.task for s in self.sessions.values() if s.task is not None]
+        for session in list(self.sessions.values()):
+            session.inbound.close()
+        self._stop.set()
+        if self._upstream is not None:
+            tasks.append(self._upstream)
+        for task in tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 10)
+
+
+async def publish(
+    runtime: NodeRuntime, name: str, command: list[str], *, cwd: str | None
+) -> dict[str, Any]:
+    """Publish upstream `command` as MCP server `name` on a running node (ConflictError when
+    that name is published already): the service's address and the upstream's tools."""
+    from mcp import StdioServerParameters
+
+    if MCP_PREFIX + name in runtime.host.services:
+        raise ConflictError(f"MCP server {name} is already published on node {runtime.name}")
+    if not command:
+        raise ValueError("an MCP server needs an upstream command")
+    parameters = StdioServerParameters(command=command[0], args=command[1:], cwd=cwd)
+    return await publish_upstream(runtime, name, parameters)
+
+
+async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) -> dict[str, Any]:
+    """Publish `upstream` (what `mcp.Client` connects to) as MCP server `name` on a running
+    node: the service's address and the upstream's tools."""
+    if MCP_PREFIX + name in runtime.host.services:
+        raise ConflictError(f"MCP server {name} is already published on node {runtime.name}")
+    service = McpService(
+        name,
+        upstream,
+        policies=runtime.policies,
+        standing=runtime.trust.standing,
+        channels=runtime.channels,
+        router=runtime.router,
+        clock=runtime.clock,
+    )
+    await service.start()
+    runtime.add_service(service)
+    return {"service": service.name, "address": f"/service/{service.name}", "tools": service.tools}

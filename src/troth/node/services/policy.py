@@ -1,0 +1,547 @@
+"""A node's policy bundles and the policy service (`/service/policy`) that distributes them
+(docs/policy.md, "Distribution"; docs/protocols.md, "Policy service").
+
+    push [bundle (bytes)]                  -> {"authority": text, "revision": n, "accepted": bool}
+    get  [authority (32 bytes), revision]  -> bundle (bytes) newer than `revision`, or null
+
+Both are open to members (and trust anchors): a bundle is self-authenticating (its signature,
+its signer's chain and the held feed decide, `BundleStore.accept`), so the rule only bounds who
+can make the node verify one. A `get` also subscribes the channel it came on to that
+authority's later revisions: a node that accepts a new revision pushes it once to each
+subscriber over its open channel (at most MAX_POLICY_SUBSCRIBERS subscriptions, one per peer
+and authority; MAX_POLICY_PUSHES in flight). A node pulls from each trusted authority's node
+when it starts and on every maintenance round, so a missed push costs one round.
+
+`NodePolicies` is what every gate of a node decides with (the runtime's service requests, the
+MCP gates, `troth policy show`): the node's `BundleStore` over its own table, trusting the
+node's anchors, and the `DecisionPoint` on the feeds held now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from troth import limits
+from troth.authority import Authority
+from troth.channel import ChannelState, VerifiedPeer
+from troth.clock import Clock
+from troth.credentials import (
+    ChainVerifier,
+    CredentialBody,
+    CredentialChain,
+    TrustPolicy,
+    VerifiedCredential,
+    VerifiedFeed,
+)
+from troth.encoding import cbor
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    NotFound,
+    PolicyError,
+    PolicyFailure,
+    RemoteError,
+    TrothError,
+)
+from troth.gates import (
+    ActiveBundle,
+    BundleStore,
+    DecisionPoint,
+    DecisionRecorder,
+    PolicyEngine,
+    SqliteBundleTable,
+    VerifiedBundle,
+)
+from troth.identity import Identifier, VerifiedIdentity
+from troth.node.access import MembersOnly, PeerCaller, Standing
+from troth.node.authorities import home_of, is_local
+from troth.node.node import Node, open_node
+from troth.node.services.base import Method, RequestContext, call, service_address
+from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
+from troth.node.worker import StoreWorker
+from troth.routing import Route, Router, parse_route
+
+__all__ = [
+    "POLICY",
+    "LocalCredential",
+    "NodeFeeds",
+    "NodePolicies",
+    "PeerCredential",
+    "PolicyService",
+    "install_bundle",
+    "stored_bundles",
+    "unrevoked",
+]
+
+log = logging.getLogger("troth.node.policy")
+POLICY: Final = service_address("policy")
+_P = PolicyFailure
+
+
+class NodeFeeds:
+    """The feeds a node holds, read from its store at each call (for code outside a running
+    node: the CLI, the local MCP gate): the hosted authority's from its own store, the others'
+    as the running node last synced them (a node that is not running lets them go stale, and
+    stale feeds deny)."""
+
+    def __init__(self, node: Node, clock: Clock) -> None:
+        self.node = node
+        self.clock = clock
+        try:
+            self.hosted: Authority | None = node.authority()
+        except NotFound:
+            self.hosted = None
+        self._hosted_feed: VerifiedFeed | None = None
+
+    def __call__(self, authority: Identifier) -> VerifiedFeed | None:
+        """The current feed of `authority`, or None."""
+        hosted = self.hosted
+        if hosted is not None and authority == hosted.identifier:
+            feed = hosted.held_feed(now=self.clock.now(), previous=self._hosted_feed)
+            self._hosted_feed = feed
+            return feed
+        return self.node.wallet.held_feed(authority)
+
+    def anchors(self) -> frozenset[Identifier]:
+        """The authorities the node trusts (the ones it enrolled with, the one it hosts)."""
+        anchors = set(self.node.wallet.trusted())
+        if self.hosted is not None:
+            anchors.add(self.hosted.identifier)
+        return frozenset(anchors)
+
+    def all(self) -> dict[Identifier, VerifiedFeed]:
+        """The current feed of every trusted authority that has one."""
+        feeds = {authority: self(authority) for authority in self.anchors()}
+        return {authority: feed for authority, feed in feeds.items() if feed is not None}
+
+
+class NodePolicies:
+    """A node's policy bundles (its own table) and the decision point on them (module
+    docstring). `feeds` gives an authority's current feed; `trust` sets the anchors."""
+
+    def __init__(
+        self,
+        node: Node,
+        feeds: Callable[[Identifier], VerifiedFeed | None],
+        *,
+        recorder: DecisionRecorder | None = None,
+    ) -> None:
+        self.node = node
+        self.feeds = feeds
+        self.table = SqliteBundleTable(node.db)
+        self.store: BundleStore | None = None
+        self.anchors: frozenset[Identifier] = frozenset()
+        self.point = DecisionPoint(self, feeds, recorder=recorder, max_clock_skew=CREDENTIAL_SKEW)
+
+    def trust(self, anchors: frozenset[Identifier], *, now: int) -> None:
+        """Trust `anchors` (bundles of other authorities are refused) and activate the stored
+        bundles (on storage: call off the event loop)."""
+        if anchors and anchors != self.anchors:
+            verifier = ChainVerifier(
+                TrustPolicy(
+                    anchors, max_clock_skew=CREDENTIAL_SKEW, max_feed_staleness=FEED_STALENESS
+                )
+            )
+            if self.store is None:
+                self.store = BundleStore(verifier, self.table, known=self.node.identities.observe)
+            else:
+                self.store.use(verifier)
+        self.anchors = anchors
+        self.reload(now=now)
+
+    def reload(self, *, now: int) -> list[VerifiedBundle]:
+        """Activate the bundles stored since (by another process: `troth policy push`)."""
+        return [] if self.store is None else self.store.reload(now=now)
+
+    def accept(self, data: bytes, *, now: int) -> tuple[VerifiedBundle, bool]:
+        """Verify, store and activate a bundle of a higher revision (PolicyError otherwise;
+        the bytes already active again are no error): the bundle, and whether it is new."""
+        if self.store is None:
+            raise PolicyError(_P.UNTRUSTED_AUTHORITY, "this node trusts no authority yet")
+        held = {a: self.store.active(a) for a in self.anchors}
+        feeds = {a: feed for a in self.anchors if (feed := self.feeds(a)) is not None}
+        verified = self.store.accept(data, feeds=feeds, now=now)
+        before = held.get(verified.body.authority)
+        return verified, before is None or before.bundle.data != verified.data
+
+    # -- what gates ask -------------------------------------------------------------------------
+
+    def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
+        """The engine of `authority`'s bundle in force (PolicyError when there is none)."""
+        if self.store is None:
+            raise PolicyError(_P.NO_BUNDLE, str(authority))
+        return self.store.engine(authority, feed=feed, now=now)
+
+    def held(self, authority: Identifier) -> ActiveBundle | None:
+        """The active bundle of `authority` (in force or not)."""
+        return None if self.store is None else self.store.active(authority)
+
+    def declares(self, service: str) -> bool:
+        """Whether an active bundle declares node service `service`."""
+        return self.store is not None and self.store.declares(service)
+
+    def credential_for(self, credentials: list[VerifiedCredential]) -> VerifiedCredential:
+        """The credential a gate decides with: the first from an authority whose bundle this
+        node holds (PolicyError NO_BUNDLE when none is; CredentialError when there are none)."""
+        if not credentials:
+            raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, "no credential")
+        for credential in credentials:
+            if self.held(credential.authority) is not None:
+                return credential
+        raise PolicyError(_P.NO_BUNDLE, "none for the caller's authorities")
+
+    def show(self, *, now: int) -> list[dict[str, Any]]:
+        """Every active bundle: its summary, and whether it is in force now (and why not)."""
+        rows = []
+        for active in [] if self.store is None else self.store.actives():
+            authority = active.bundle.body.authority
+            try:
+                self.engine(authority, feed=self.feeds(authority), now=now)
+                in_force, why = True, None
+            except PolicyError as exc:
+                in_force, why = False, exc.reason.value
+            rows.append({**active.bundle.to_json(), "in_force": in_force, "not_in_force": why})
+        return rows
+
+
+class LocalCredential:
+    """A local identity's current credential (a `CredentialSource`): its held chains re-read
+    from the node's store at each decision, the one that expires last from an authority whose
+    bundle the node holds, verified against that authority's current feed. With `anchors`
+    (outside a running node), the node's trust and stored bundles are re-read first."""
+
+    def __init__(
+        self,
+        node: Node,
+        name: str,
+        policies: NodePolicies,
+        *,
+        anchors: Callable[[], frozenset[Identifier]] | None = None,
+    ) -> None:
+        self.node = node
+        self.name = name
+        self.policies = policies
+        self.anchors = anchors
+        self.identifier = Identifier(node.identities.find(name).identifier)
+
+    def current(self, *, now: int) -> VerifiedCredential:
+        """The credential, verified now (CredentialError / PolicyError when there is none)."""
+        if self.anchors is not None:
+            self.policies.trust(self.anchors(), now=now)
+        every = self.node.wallet.held(self.name)
+        if not every:
+            raise CredentialError(CredentialFailure.UNTRUSTED_ISSUER, f"{self.name} holds none")
+        held = sorted((h for h in every if h.expires_at > now), key=lambda h: -h.expires_at)
+        store = self.policies.store
+        if store is None:
+            raise PolicyError(_P.NO_BUNDLE, "this node trusts no authority yet")
+        usable = [h for h in held if self.policies.held(Identifier(h.authority)) is not None]
+        if not usable:
+            if held:
+                raise PolicyError(_P.NO_BUNDLE, f"none for the authorities {self.name} holds")
+            raise CredentialError(CredentialFailure.EXPIRED, f"{self.name} holds none unexpired")
+        chains = [(h.chain, Identifier(h.authority)) for h in usable]
+        return _first_current(store.verifier, chains, self.identifier, self.policies, now)
+
+
+def _first_current(
+    verifier: ChainVerifier,
+    chains: list[tuple[bytes, Identifier]],
+    presenter: Identifier | VerifiedIdentity,
+    policies: NodePolicies,
+    now: int,
+) -> VerifiedCredential:
+    """The first of `chains` (each with its authority) that verifies now against its
+    authority's current feed (else the first one's CredentialError: it says why, revoked or
+    expired)."""
+    first: CredentialError | None = None
+    for chain, authority in chains:
+        feed = policies.feeds(authority)
+        feeds = {} if feed is None else {authority: feed}
+        try:
+            return verifier.verify(chain, presenter=presenter, feeds=feeds, now=now)
+        except CredentialError as exc:
+            first = first or exc
+    raise first or CredentialError(CredentialFailure.MALFORMED, "no chain")
+
+
+class PeerCredential:
+    """A channel peer's current credential (a `CredentialSource`): at each decision, the
+    peer's standing against the feeds held now (its identity neither revoked nor superseded),
+    then the first chain it presented from an authority whose bundle the node holds, verified
+    again against that authority's current feed (so a denial says why: revoked, expired)."""
+
+    def __init__(
+        self,
+        peer: Callable[[], VerifiedPeer | None],
+        standing: Callable[[VerifiedPeer, int], Standing],
+        policies: NodePolicies,
+    ) -> None:
+        self.peer = peer
+        self.standing = standing
+        self.policies = policies
+
+    def current(self, *, now: int) -> VerifiedCredential:
+        """The credential, verified now (CredentialError / PolicyError when none is)."""
+        peer = self.peer()
+        if peer is None:
+            raise CredentialError(CredentialFailure.REVOKED, "the channel is closed")
+        problem = self.standing(peer, now).problem
+        if problem is not None:
+            raise CredentialError(CredentialFailure.REVOKED, problem)
+        self.policies.credential_for(list(peer.credentials))  # raises when none is usable
+        store = self.policies.store
+        if store is None:
+            raise PolicyError(_P.NO_BUNDLE, "this node trusts no authority yet")
+        chains = [
+            (c.chain, c.authority)
+            for c in peer.credentials
+            if self.policies.held(c.authority) is not None
+        ]
+        return _first_current(store.verifier, chains, peer.identity, self.policies, now)
+
+
+def unrevoked(
+    chains: tuple[bytes, ...], feeds: Mapping[Identifier, VerifiedFeed]
+) -> tuple[bytes, ...]:
+    """`chains` without those a held feed revokes a link of (a channel presenting one fails)."""
+    kept = []
+    for chain in chains:
+        try:
+            signed = CredentialChain.decode(chain).credentials
+            authority = CredentialBody.decode(signed[0].body).issuer
+        except DecodeError:
+            continue
+        feed = feeds.get(authority)
+        if feed is None or not any(link.hash in feed.revoked_credentials for link in signed):
+            kept.append(chain)
+    return tuple(kept)
+
+
+# -- distribution ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Subscription:
+    channel: str
+    sent: int = 0
+
+
+def _bundle_argument(arguments: Any) -> bytes:
+    try:
+        (data,) = cbor.expect_array(arguments, "push arguments [bundle]", 1)
+        return cbor.expect_bytes(data, "bundle")
+    except DecodeError as exc:
+        raise RemoteError(str(exc)) from None
+
+
+def _get_arguments(arguments: Any) -> tuple[Identifier, int]:
+    try:
+        authority, revision = cbor.expect_array(arguments, "get arguments", 2)
+        return Identifier(cbor.expect_bytes(authority, "authority", 32)), cbor.expect_int(
+            revision, "revision"
+        )
+    except DecodeError as exc:
+        raise RemoteError(str(exc)) from None
+
+
+class PolicyService:
+    """Answers pushes and pulls of bundles; pulls from trusted authorities' nodes and pushes
+    new revisions to subscribers (module docstring)."""
+
+    name = "policy"
+    oneway: Method | None = None
+
+    def __init__(
+        self,
+        policies: NodePolicies,
+        worker: StoreWorker,
+        *,
+        router: Router,
+        routes: Callable[[], Mapping[Identifier, str]],
+        hosted: Callable[[], Identifier | None],
+        channel_to: Callable[[Route], Awaitable[Any]],
+        find_channel: Callable[[str], Any],
+        clock: Callable[[], int],
+    ) -> None:
+        self.policies = policies
+        self.worker = worker
+        self.router = router
+        self.routes = routes
+        self.hosted = hosted
+        self.channel_to = channel_to
+        self.find_channel = find_channel
+        self.clock = clock
+        self.subscriptions: dict[tuple[Identifier, Identifier], _Subscription] = {}
+        self.pushed = 0
+        self._pushing = asyncio.Semaphore(limits.MAX_POLICY_PUSHES)
+        self._tasks: set[asyncio.Task[None]] = set()
+        members = MembersOnly()
+        self.methods: Mapping[str, Method] = {
+            "push": Method(self.push, members),
+            "get": Method(self.get, members),
+        }
+
+    async def push(self, arguments: Any, context: RequestContext) -> dict[str, Any]:
+        """A bundle pushed to this node: verified, stored, activated, then distributed."""
+        data = _bundle_argument(arguments)
+        verified, new = await self.worker.run(self.policies.accept, data, now=context.now)
+        if new:
+            self.distribute(verified)
+        body = verified.body
+        return {"authority": str(body.authority), "revision": body.revision, "accepted": new}
+
+    async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
+        """The bundle of an authority newer than the requester's revision (or null); the
+        requester's channel is subscribed to later revisions."""
+        authority, revision = _get_arguments(arguments)
+        if isinstance(context.caller, PeerCaller):
+            self._subscribe(context.caller, authority)
+        held = self.policies.held(authority)
+        if held is None or held.bundle.body.revision <= revision:
+            return None
+        return held.bundle.data
+
+    def _subscribe(self, caller: PeerCaller, authority: Identifier) -> None:
+        key = (caller.identifier, authority)
+        found = self.subscriptions.get(key)
+        if found is not None:
+            found.channel = caller.channel
+        elif len(self.subscriptions) < limits.MAX_POLICY_SUBSCRIBERS:
+            held = self.policies.held(authority)
+            sent = 0 if held is None else held.bundle.body.revision  # it pulls this one now
+            self.subscriptions[key] = _Subscription(caller.channel, sent)
+
+    def distribute(self, bundle: VerifiedBundle) -> None:
+        """Push `bundle` once to each subscriber of its authority (over its open channel)."""
+        body = bundle.body
+        for (peer, authority), subscription in list(self.subscriptions.items()):
+            if authority != body.authority or subscription.sent >= body.revision:
+                continue
+            subscription.sent = body.revision
+            self._spawn(self._push_to((peer, authority), subscription.channel, bundle.data))
+
+    async def _push_to(self, key: tuple[Identifier, Identifier], channel: str, data: bytes) -> None:
+        async with self._pushing:
+            end = self.find_channel(channel)
+            if end is None or end.channel.state is not ChannelState.OPEN:
+                self.subscriptions.pop(key, None)  # it subscribes again with its next pull
+                return
+            try:
+                await call(self.router, (end.enc, POLICY), "push", [data])
+                self.pushed += 1
+            except TrothError as exc:
+                log.info("policy push to %s: %s", key[0], exc)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def installed(self) -> list[dict[str, Any]]:
+        """Activate what `troth policy push` stored in this node's table, and distribute it."""
+        loaded = await self.worker.run(lambda: self.policies.reload(now=self.clock()))
+        for bundle in loaded:
+            self.distribute(bundle)
+        return [bundle.body.to_json() for bundle in loaded]
+
+    async def pull(self) -> list[VerifiedBundle]:
+        """Fetch newer bundles from every trusted authority's node (on this machine: from its
+        store; else over a secure channel); the new ones are activated and distributed."""
+        new: list[VerifiedBundle] = []
+        hosted = self.hosted()
+        for authority, address in self.routes().items():
+            if authority == hosted:
+                continue
+            held = self.policies.held(authority)
+            revision = 0 if held is None else held.bundle.body.revision
+            try:
+                if is_local(address):
+                    data = await self.worker.run(self._local, authority, address, revision)
+                else:
+                    end = await self.channel_to(parse_route(address))
+                    answer = await call(
+                        self.router, (end.enc, POLICY), "get", [authority.digest, revision]
+                    )
+                    data = None if answer is None else cbor.expect_bytes(answer, "bundle")
+                if data is None:
+                    continue
+                verified, fresh = await self.worker.run(
+                    self.policies.accept, data, now=self.clock()
+                )
+            except (TrothError, DecodeError) as exc:
+                log.warning("policy bundle of %s: %s", authority, exc)
+                continue
+            if fresh:
+                self.distribute(verified)
+                new.append(verified)
+        return new
+
+    def _local(self, authority: Identifier, address: str, revision: int) -> bytes | None:
+        """The bundle of `authority` stored by the node on this machine at `address`."""
+        with open_node(address.partition(":")[2], home=home_of(self.policies.node)) as node:
+            table = SqliteBundleTable(node.db)
+            if table.revisions().get(authority.digest, 0) <= revision:
+                return None
+            return table.load(authority.digest)
+
+    async def maintain(self, now: int) -> None:
+        """Pull newer bundles; forget subscriptions whose channel is gone."""
+        for key, subscription in list(self.subscriptions.items()):
+            if self.find_channel(subscription.channel) is None:
+                del self.subscriptions[key]
+        await self.pull()
+
+    def status(self) -> dict[str, Any]:
+        """The active bundles' revisions, subscribers and pushes."""
+        store = self.policies.store
+        actives = [] if store is None else store.actives()
+        return {
+            "bundles": {str(a.bundle.body.authority): a.bundle.body.revision for a in actives},
+            "subscribers": len(self.subscriptions),
+            "pushed": self.pushed,
+        }
+
+    async def close(self) -> None:
+        """Stop the pushes in flight."""
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+# -- on a node that is not running (the CLI) --------------------------------------------------
+
+
+def _open_policies(node: Node, clock: Clock) -> NodePolicies:
+    feeds = NodeFeeds(node, clock)
+    policies = NodePolicies(node, feeds)
+    policies.trust(feeds.anchors(), now=clock.now())
+    return policies
+
+
+def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[str, Any]:
+    """Verify `data` and install it on node `name` (its table): with the node running, the
+    node activates it through its control socket and pushes it to its subscribers. The
+    bundle's summary, whether it is new, and whether a running node took it up."""
+    from troth.node.daemon import control, node_status  # asyncio and the runtime: on use only
+
+    with open_node(name, home=home) as node:
+        verified, new = _open_policies(node, clock).accept(data, now=clock.now())
+    running = bool(node_status(home, name)["running"])
+    if running:
+        control(home, name, "policy.reload", {})
+    return {**verified.to_json(), "new": new, "node_running": running}
+
+
+def stored_bundles(home: Path, name: str, *, clock: Clock) -> list[dict[str, Any]]:
+    """The bundles node `name` holds: summaries, and whether each is in force now."""
+    with open_node(name, home=home) as node:
+        return _open_policies(node, clock).show(now=clock.now())
