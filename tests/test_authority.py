@@ -710,3 +710,31 @@ def test_a_repeat_teaches_the_members_newer_history(setup: Setup) -> None:
         2,
         rotated.identity.current_change_hash,
     )
+
+
+def test_a_delegation_never_extends_a_revoked_chain(setup: Setup) -> None:
+    """The wallet chooses a parent among chains no held feed revokes, even the one that
+    expires last (found by the gates review: a revoked parent made a dead delegation)."""
+    wallet = setup.agents.wallet
+    wallet.hold("customer", setup.enroll("customer", setup.ticket()).encode(), now=NOW)
+    for name in ("support", "sub"):
+        setup.agents.identities.create(now=NOW, name=name)
+    read = Attributes({"orders.access": "read", "orders.customer": "4471"})
+    kept, revoked = (
+        wallet.delegate(
+            "customer", to=setup.id("support"), attributes=read, now=NOW, ttl=ttl, purpose=p
+        )
+        for ttl, p in ((600, "kept"), (601, "revoked, and expiring last"))
+    )
+    for chain in (kept, revoked):
+        wallet.hold("support", chain, now=NOW)
+    setup.revoke_link("customer", CredentialChain.decode(revoked).credentials[1].hash, revoked)
+    authority = setup.authority
+    wallet.sync_feed(
+        authority.identifier, lambda since: authority.feed(now=NOW + 1, since=since), now=NOW + 1
+    )
+    to_sub = wallet.delegate(
+        "support", to=setup.id("sub"), attributes=read, now=NOW + 1, ttl=60, purpose="history"
+    )
+    parent = CredentialChain.decode(to_sub).credentials[1].hash
+    assert parent == CredentialChain.decode(kept).credentials[1].hash

@@ -3,14 +3,13 @@ here (and must, under TROTH_REQUIRE_PG=1), and are skipped with a line saying so
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import pg_ctl_path
+from tests.support.postgres import require_postgres
 from troth.bench.secrets_bench import PgCluster
 from troth.clock import SystemClock
 from troth.demo import chapter5_secrets
@@ -24,10 +23,7 @@ def tell(home: Path) -> str:
 
 
 def test_the_database_scenes_when_postgresql_is_here(tmp_path: Path) -> None:
-    if pg_ctl_path() is None:
-        if os.environ.get("TROTH_REQUIRE_PG") == "1":
-            pytest.fail("PostgreSQL is required (TROTH_REQUIRE_PG=1) but not installed")
-        pytest.skip("PostgreSQL is not installed")
+    require_postgres()
     out = tell(tmp_path)
     assert "sealed by the vault: in none of the node's files in clear: True" in out
     assert "its open session reads: order 4471, 20.00 EUR" in out

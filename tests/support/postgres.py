@@ -66,6 +66,12 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
+def require_postgres() -> None:
+    """Skip the calling test without PostgreSQL's binaries (fail under TROTH_REQUIRE_PG=1)."""
+    if pg_ctl_path() is None:
+        _missing("PostgreSQL is not installed")
+
+
 factories: Any
 try:
     factories = importlib.import_module("pytest_postgresql.factories")

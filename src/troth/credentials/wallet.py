@@ -35,6 +35,7 @@ __all__ = [
     "FeedSync",
     "feed_step",
     "next_page",
+    "revokes_a_link",
 ]
 
 _F = CredentialFailure
@@ -124,11 +125,14 @@ class CredentialWallet:
         needs: Attributes | None = None,
         credential_hash: bytes | None = None,
     ) -> bytes:
-        """The held chain that expires last among those valid at `now` (and covering `needs`)."""
+        """The held chain that expires last among those valid at `now`, revoked by no feed
+        held (and covering `needs`)."""
         for held in self.held(ref):
             if held.expires_at <= now or (
                 credential_hash is not None and held.id != credential_hash
             ):
+                continue
+            if revokes_a_link(held.chain, self.held_feed):
                 continue
             if needs is not None and needs.first_excess_over(
                 self.inspect(held.chain, now=now).attributes
@@ -386,6 +390,18 @@ class CredentialWallet:
         )
         self._feeds[authority] = feed
         return feed
+
+
+def revokes_a_link(chain: bytes, feed_for: Callable[[Identifier], VerifiedFeed | None]) -> bool:
+    """Whether the feed held for `chain`'s authority (`feed_for`) revokes one of its links (an
+    undecodable chain counts as revoked: nothing may rest on it)."""
+    try:
+        links = CredentialChain.decode(chain).credentials
+        authority = CredentialBody.decode(links[0].body).issuer
+    except DecodeError:
+        return True
+    feed = feed_for(authority)
+    return feed is not None and any(link.hash in feed.revoked_credentials for link in links)
 
 
 FeedSync = Generator[int, bytes, VerifiedFeed]

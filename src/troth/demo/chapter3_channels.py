@@ -10,14 +10,13 @@ the hub is back on the same port, creates its relay again, and is reached as bef
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 from troth import MembersOnly, Request, Service
 from troth.channel.secure import KEEPALIVE_TIMEOUT
 from troth.clock import Clock
 from troth.credentials import Attributes
-from troth.demo.story import Story
+from troth.demo.story import Story, quiet
 from troth.errors import ChannelError, RoutingError
 from troth.node import init_node, open_node
 from troth.node.links import RECONNECT_BASE, RECONNECT_MAX_DELAY, Backoff, LinkState
@@ -47,13 +46,8 @@ def _orders_service() -> Service:
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(3, "Secure channels: end to end, mutually authenticated, through a relay")
-    quiet = logging.getLogger("troth.node")  # the story says what the nodes log
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
+    with quiet():
         asyncio.run(_run(story, home, clock))
-    finally:
-        quiet.setLevel(level)
 
 
 async def _run(story: Story, home: Path, clock: Clock) -> None:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Literal
 
 from troth.authority.client import revoke_request
 from troth.clock import Clock
 from troth.credentials import Attributes
-from troth.demo.story import Story
+from troth.demo.story import Story, quiet
 from troth.gates import Tool, ToolGate, create_bundle, schema_from_function
 from troth.identity import Identifier
 from troth.node import init_node, open_node
@@ -66,7 +66,7 @@ TOOLS = (lookup_order, refund, export_customers)
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(4, "Gates: Cedar policies in signed bundles decide every tool call")
-    with _quiet("troth", logging.ERROR):  # the story says what the nodes log
+    with quiet("troth"):  # the story says what the nodes log
         asyncio.run(_run(story, home, clock))
 
 
@@ -174,6 +174,9 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         await _setup(scene)
         story.say("the agents' own process gates its tools (troth.gates.ToolGate):")
         await _in_process(scene)
+        story.proved("an agent sees only the tools its credentials could ever be allowed")
+        story.proved("every call is decided with its arguments: the customer's caveat stops 500")
+        story.proved("a revocation mid-task denies the very next call")
         await _over_mcp(scene)
     finally:
         await agents.stop()
@@ -294,10 +297,11 @@ async def _over_mcp(scene: _Scene) -> None:
                 "  the shop hosts the authority, so its next decision sees it"
             )
 
-        with _quiet("mcp", logging.CRITICAL):  # the SDK logs refused requests: told instead
+        with quiet("mcp", logging.CRITICAL):  # the SDK logs refused requests: told instead
             await _tell(scene, lists, ask, revoke)
     story.say("  (the shop decided every call on the channel's verified peer: one tool")
     story.say("  server, many agents, each with its own rights, and no port opened for it)")
+    story.proved("the same gates hold for MCP clients over secure channels, no port opened")
 
 
 def _orders_server() -> Any:
@@ -308,15 +312,3 @@ def _orders_server() -> Any:
     for function in TOOLS:
         app.tool()(function)
     return app
-
-
-@contextmanager
-def _quiet(logger: str, level: int) -> Iterator[None]:
-    """Only `level` and above from `logger` while the story tells what happens."""
-    quieted = logging.getLogger(logger)
-    before = quieted.level
-    quieted.setLevel(level)
-    try:
-        yield
-    finally:
-        quieted.setLevel(before)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from typing import Any
 from troth.bench.secrets_bench import PgCluster, throwaway_postgres
 from troth.clock import Clock
 from troth.credentials import Attributes
-from troth.demo.story import Story
+from troth.demo.story import Story, quiet
 from troth.errors import ConfigError, Denied, SecretError, TrothError
 from troth.gates import (
     BundleStore,
@@ -107,14 +106,8 @@ def _refund_tool(payments: PaymentsService, tokens: list[str]) -> Callable[..., 
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(5, "Leased secrets: each agent its own short-lived, scoped secret")
-    quiet = logging.getLogger("troth.node")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        with _orders_cluster() as cluster:
-            asyncio.run(_run(story, home, clock, cluster))
-    finally:
-        quiet.setLevel(level)
+    with quiet(), _orders_cluster() as cluster:
+        asyncio.run(_run(story, home, clock, cluster))
 
 
 @contextmanager
@@ -185,12 +178,17 @@ async def _run(story: Story, home: Path, clock: Clock, cluster: PgCluster | None
             story.say("support-agent got a charges token (this must never happen)")
         except SecretError as exc:
             story.say(f"support-agent asks for payments [charges]: refused: {exc}")
+        story.proved("each agent leases its own token, scoped by policy: never another's scope")
 
         token = await _refund_scene(story, desk, support, payments, bundle, now)
         refusal = payments.refund(str(charge.credential.reveal()["token"]), "4471", "20.00 EUR")
         story.say(f"  billing-agent's token used for a refund: {refusal}")
+        story.proved("gate 3 hands the tool a 2-minute token that payments validates on its own")
         session = await _database_scene(story, support, cluster)
+        if session is not None:
+            story.proved("a database lease is a role of its own, with a random password")
         await _revocation(story, hub, desk, support, payments, token, charge, session)
+        story.proved("revoking the agent ends its leases, tokens and open database session")
     finally:
         await desk.stop()
         await hub.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,7 +23,7 @@ from troth.authority import Authority
 from troth.authority.client import enroll_request
 from troth.clock import Clock
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, VerifiedCredential
-from troth.demo.story import Story
+from troth.demo.story import Story, quiet
 from troth.errors import TraceError
 from troth.gates import (
     BundleStore,
@@ -67,13 +66,8 @@ def refund(order_id: str, amount: int, *, lease: object = None) -> str:
 
 def run(story: Story, home: Path, clock: Clock) -> None:
     story.chapter(6, "Signed traces: who did what, under whose authority, which policy")
-    quiet = logging.getLogger("troth.node")  # the story says what the nodes log
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
+    with quiet():
         asyncio.run(_run(story, home, clock))
-    finally:
-        quiet.setLevel(level)
 
 
 @dataclasses.dataclass
@@ -303,6 +297,8 @@ def _show_and_verify(story: Story, log: TraceLog, cast: _Cast) -> None:
         f"checkpoint: {report.status.value}"
     )
     story.say("  (against the checkpoint a verifier kept; with none, the answer is 'unanchored')")
+    story.proved("every step is a record signed by its actor: agent, broker, customer, human")
+    story.proved("the log shows who did what, under whose delegation, by which policy")
     target = next(n for n in _walk(roots) if n.record.kind is Kind.DENIAL and _is_tool(n))
     _flip_a_byte(log, target.index)
     story.say(
@@ -314,6 +310,7 @@ def _show_and_verify(story: Story, log: TraceLog, cast: _Cast) -> None:
         story.say("  verification accepted it (this must never happen)")
     except TraceError as exc:
         story.say(f"  verification fails at record #{exc.index} ({exc.record}): {exc.reason.value}")
+        story.proved("one flipped byte in the stored log is found, and the record named")
 
 
 def _walk(nodes: list[TraceNode]) -> Iterator[TraceNode]:

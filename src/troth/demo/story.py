@@ -7,14 +7,16 @@ identifier in a line reads `support-agent (T4dfd…b2a1)`. Each chapter records 
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from troth.cli.names import short
 from troth.identity import Identifier
 
-__all__ = ["Story"]
+__all__ = ["Story", "quiet"]
 
 _IDENTIFIER = re.compile(r"\bT[0-9a-f]{64}\b")
 
@@ -73,3 +75,16 @@ class Story:
             self._write(f"Chapter {chapter.number}. {chapter.title}")
             for line in chapter.proved:
                 self._write(f"  - {line}")
+
+
+@contextmanager
+def quiet(logger: str = "troth.node", level: int = logging.ERROR) -> Iterator[None]:
+    """Only `level` and above from `logger` while a chapter runs: the story says what the
+    nodes would log."""
+    quieted = logging.getLogger(logger)
+    before = quieted.level
+    quieted.setLevel(level)
+    try:
+        yield
+    finally:
+        quieted.setLevel(before)

@@ -33,12 +33,11 @@ from troth.channel import ChannelState, VerifiedPeer
 from troth.clock import Clock
 from troth.credentials import (
     ChainVerifier,
-    CredentialBody,
-    CredentialChain,
     TrustPolicy,
     VerifiedCredential,
     VerifiedFeed,
 )
+from troth.credentials.wallet import revokes_a_link
 from troth.encoding import cbor
 from troth.errors import (
     CredentialError,
@@ -312,17 +311,7 @@ def unrevoked(
     chains: tuple[bytes, ...], feeds: Mapping[Identifier, VerifiedFeed]
 ) -> tuple[bytes, ...]:
     """`chains` without those a held feed revokes a link of (a channel presenting one fails)."""
-    kept = []
-    for chain in chains:
-        try:
-            signed = CredentialChain.decode(chain).credentials
-            authority = CredentialBody.decode(signed[0].body).issuer
-        except DecodeError:
-            continue
-        feed = feeds.get(authority)
-        if feed is None or not any(link.hash in feed.revoked_credentials for link in signed):
-            kept.append(chain)
-    return tuple(kept)
+    return tuple(chain for chain in chains if not revokes_a_link(chain, feeds.get))
 
 
 # -- distribution ---------------------------------------------------------------------------
