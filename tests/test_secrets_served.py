@@ -30,11 +30,15 @@ from tests.support.nodes import HUB, MemNet
 from tests.support.postgres import ADMIN_PASSWORD, PgServer
 from tests.test_secrets_http_inject import SECRET_HEADER, Upstream, upstream  # noqa: F401
 from troth.errors import Denied, RemoteError, SecretError, SecretFailure
+from troth.identity import Identifier
 from troth.node.runtime import HOSTED_FEED_POLL, NodeRuntime
 from troth.node.services import call
 from troth.node.services.broker import BROKER_ADDRESS
 from troth.routing import parse_route
 from troth.secrets import HttpRequest, LeaseId, LeaseState, validate_token
+from troth.trace.dsse import parse_envelope
+from troth.trace.record import Kind, decode_payload
+from troth.trace.verify import verify_log
 
 F = SecretFailure
 
@@ -89,6 +93,36 @@ def test_an_agent_leases_as_itself_and_the_token_validates_in_pyjwt(tmp_path: Pa
         assert "no policy permits" in refused.value.detail
 
     run_broker(test, tmp_path)
+
+
+def test_the_served_brokers_audit_is_signed_records_in_the_nodes_trace(tmp_path: Path) -> None:
+    """Issue 12's audit goes to issue 13's log when it exists: each issue, denial and
+    revocation a record signed by the broker's node; the log verifies; no secret value in it."""
+    canary = {"payments": ("token", PAYMENTS, CANARY.encode())}
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        agent = await net.member("support")
+        issued = await client(agent).issue("payments", scope=("refunds",), ttl=120)
+        with pytest.raises(SecretError):
+            await client(agent).issue("payments", scope=("charges",))
+        await client(agent).revoke(issued.lease_id)
+        log = net.hub.traces.log()
+        report = verify_log(log)
+        kinds = [
+            decode_payload(parse_envelope(stored.envelope).payload) for stored in log.records()
+        ]
+        hub = Identifier(net.hub.node.identities.find(net.hub.name).identifier)
+        audited = [(r.kind, r.decision.outcome if r.decision else None) for r in kinds]
+        assert (Kind.LEASE, "issue") in audited
+        assert (Kind.DENIAL, "deny") in audited
+        assert (Kind.LEASE, "revoke") in audited
+        assert all(r.agent == hub for r in kinds if r.kind in (Kind.LEASE, Kind.DENIAL))
+        assert report.size == log.size()
+        trace_db = (net.hub.node.path / "trace.db").read_bytes()
+        assert CANARY.encode() not in trace_db
+
+    run_broker(test, tmp_path, secrets=canary)
 
 
 def test_without_a_policy_bundle_every_lease_is_denied(tmp_path: Path) -> None:

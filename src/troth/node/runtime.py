@@ -290,7 +290,9 @@ class NodeRuntime:
             "authority": lambda: (
                 None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
             ),
-            "broker": lambda: BrokerService(self.node, self.trust, self.clock),
+            "broker": lambda: BrokerService(
+                self.node, self.trust, self.clock, audit=self.traces.audit_sink()
+            ),
             "trace": lambda: TraceService(self.traces, self.trust, self.worker),
             "policy": lambda: PolicyService(
                 self.policies,
@@ -307,15 +309,17 @@ class NodeRuntime:
         return [service for service in made if service is not None]
 
     async def stop(self) -> None:
-        """Stop the tasks, close every channel and connection, stop the storage thread."""
-        await self.traces.close()  # its client delivers what it holds first
-        await self.links.stop()
-        for task in list(self._tasks):
-            task.cancel()
+        """Stop the services (their threads finish what they run: the broker audits into the
+        trace log), the trace client (it delivers what it holds first) and the tasks; close
+        every channel and connection, stop the storage thread."""
         for service in list(self.host.services.values()):
             close = getattr(service, "close", None)
             if close is not None:
                 await close()
+        await self.traces.close()
+        await self.links.stop()
+        for task in list(self._tasks):
+            task.cancel()
         await self.channels.close_all()
         await self.tcp.close()
         self.host.remove_all()

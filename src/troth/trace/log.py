@@ -212,7 +212,10 @@ class TraceLog:
         return log
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store once no group commit runs (closing a connection another thread is
+        using would crash SQLite's binding)."""
+        with self._exclusive():
+            self.store.close()
 
     def __enter__(self) -> TraceLog:
         return self

@@ -64,6 +64,7 @@ from troth.node.services.base import Method, RequestContext, call, service_addre
 from troth.node.trust import NodeTrust
 from troth.routing import Route, parse_route
 from troth.secrets import Broker, IssuedLease, Jwks, Lease, LeaseCredential, LeaseId
+from troth.secrets.audit import AuditSink
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.engines.http_inject import HttpRequest, HttpResponse
 from troth.secrets.policy import GatesLeasePolicy, LeasePolicy
@@ -208,10 +209,13 @@ class BrokerService:
     name = BROKER
     oneway: Method | None = None
 
-    def __init__(self, node: Node, trust: NodeTrust, clock: Clock) -> None:
+    def __init__(
+        self, node: Node, trust: NodeTrust, clock: Clock, *, audit: AuditSink | None = None
+    ) -> None:
         self.node = node
         self.trust = trust
         self.clock = clock
+        self.audit = audit  # None: the audit table in the node's database
         self.bundles = NodeBundles(node, trust)
         self.policy = GatesLeasePolicy(
             DecisionPoint(self.bundles, lambda authority: self.trust.feeds.get(authority))
@@ -257,7 +261,9 @@ class BrokerService:
     def _open(self) -> None:
         now = self.clock.now()
         self.bundles.reload(now)
-        broker = Broker(self.node.db, _vault(self.node), now=now, policy=self.policy)
+        broker = Broker(
+            self.node.db, _vault(self.node), now=now, policy=self.policy, audit=self.audit
+        )
         report = broker.recover(now)
         if report.expired or report.revoked or report.orphans:
             log.info("broker recovered: %s", report.to_json())
