@@ -38,6 +38,9 @@ from troth.node.services.policy import (
     NodePolicies,
     install_bundle,
 )
+from troth.trace.dsse import parse_envelope
+from troth.trace.record import Kind, decode_payload
+from troth.trace.verify import verify_log
 
 ORDERS = f"{HUB}/service/mcp.orders"
 UPSTREAM = [sys.executable, str(Path(__file__).parent / "support" / "mcp_orders.py")]
@@ -109,6 +112,14 @@ def test_one_published_server_serves_each_agent_with_its_own_rights(tmp_path: Pa
             assert text(hidden) == DENIED_PREFIX + "denied: no policy permits this request"
             order = await agent.call_tool("lookup_order", {"order_id": "o9"})
             assert text(order) == "order o9: 2 items, paid"
+        # every call decided is a record signed by the hub in its trace (issue 13, wired in)
+        log = hub.traces.log()
+        verify_log(log)
+        decided = [decode_payload(parse_envelope(s.envelope).payload) for s in log.records()]
+        calls = [(r.kind, r.tool.name if r.tool else None) for r in decided]
+        assert calls.count((Kind.TOOL_INVOCATION, "refund")) == 1
+        assert calls.count((Kind.DENIAL, "refund")) == 1
+        assert calls.count((Kind.TOOL_INVOCATION, "lookup_order")) == 1
         service = hub.host.services["mcp.orders"]
         with anyio.fail_after(10):  # the sessions ended with their clients
             while service.status()["sessions"]:

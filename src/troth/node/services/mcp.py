@@ -36,12 +36,14 @@ from troth.channel import VerifiedPeer
 from troth.clock import Clock
 from troth.encoding import cbor
 from troth.errors import ConflictError, DecodeError, RemoteError, TrothError
+from troth.gates.point import DecisionPoint, DecisionRecorder
 from troth.gates.toolschema import check_name
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import GatedMembers, PeerCaller, Standing
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential
+from troth.node.trust import CREDENTIAL_SKEW
 from troth.routing import Address, Route, RoutedMessage, Router
 
 if TYPE_CHECKING:
@@ -83,6 +85,7 @@ class McpService:
         channels: ChannelManager,
         router: Router,
         clock: Clock,
+        recorder: DecisionRecorder | None = None,
     ) -> None:
         check_name(name, "MCP server")
         self.name = MCP_PREFIX + name
@@ -90,6 +93,12 @@ class McpService:
         """What `mcp.Client` connects to: `StdioServerParameters` (a command it spawns), or
         an in-process `Server` / `MCPServer`."""
         self.policies = policies
+        self.point = policies.point
+        """Decides every tools/call (and records it, with `recorder`: the node's trace)."""
+        if recorder is not None:
+            self.point = DecisionPoint(
+                policies, policies.feeds, recorder=recorder, max_clock_skew=CREDENTIAL_SKEW
+            )
         self.standing = standing
         self.channels = channels
         self.router = router
@@ -123,7 +132,7 @@ class McpService:
             async with Client(self.upstream, cache=None) as client:  # type: ignore[arg-type]
                 listed = await client.list_tools()
                 self.tools = [tool.name for tool in listed.tools]
-                self.gate = McpGate(self.policies.point, client, clock=self.clock)
+                self.gate = McpGate(self.point, client, clock=self.clock)
                 ready.set_result(None)
                 await self._stop.wait()
         except Exception as exc:
@@ -285,6 +294,7 @@ async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) ->
         channels=runtime.channels,
         router=runtime.router,
         clock=runtime.clock,
+        recorder=runtime.traces.decision_recorder(),
     )
     await service.start()
     runtime.add_service(service)
