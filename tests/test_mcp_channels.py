@@ -39,6 +39,7 @@ from troth.node.services.policy import (
     install_bundle,
 )
 from troth.trace.dsse import parse_envelope
+from troth.trace.log import open_node_log
 from troth.trace.record import Kind, decode_payload
 from troth.trace.verify import verify_log
 
@@ -250,6 +251,14 @@ def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
             assert text(hidden) == DENIED_PREFIX + "denied: no policy permits this request"
 
     anyio.run(main)
+    with open_node("shop", home=troth_home) as node:  # each call: a record support signed
+        support = Identifier(node.identities.find("support").identifier)
+        with open_node_log(node, clock=SystemClock()) as log:
+            verify_log(log)
+            decided = [decode_payload(parse_envelope(s.envelope).payload) for s in log.records()]
+    calls = [(r.agent, r.kind, r.tool.name if r.tool else None) for r in decided]
+    assert (support, Kind.TOOL_INVOCATION, "refund") in calls
+    assert (support, Kind.DENIAL, "export_customers") in calls
 
 
 def test_the_local_gate_says_when_its_identity_holds_no_credential(troth_home: Path) -> None:

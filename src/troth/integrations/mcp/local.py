@@ -6,7 +6,8 @@ whitelist: PATH, HOME, ...), so nothing of troth's (keys, vault key, secrets) re
 identity's keys stay in the node's vault; for every request the gate re-reads from the node's
 store the identity's credential chains, the bundles the node holds (`troth policy push`, or
 the running node's distribution) and the feeds (the running node keeps them fresh; a feed
-left stale denies every call).
+left stale denies every call). Every decided call, allowed or denied, is a trace record signed
+by the identity, in the node's own log (docs/traces.md).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from mcp import Client, StdioServerParameters
 from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
+from troth.gates.point import DecisionPoint
 from troth.integrations.mcp.gate import McpGate, gate_server
 from troth.node import open_node
 from troth.node.services.policy import LocalCredential, NodeFeeds, NodePolicies
+from troth.node.services.trace import NodeTraces
+from troth.node.trust import CREDENTIAL_SKEW
 
 __all__ = ["serve_local_gate"]
 
@@ -39,9 +43,19 @@ async def serve_local_gate(
     with open_node(node_name, home=home) as node:
         feeds = NodeFeeds(node, clock)
         policies = NodePolicies(node, feeds)
+        traces = NodeTraces(node, clock=clock)  # every decided call: a record the agent signs
+        point = DecisionPoint(
+            policies,
+            feeds,
+            recorder=traces.decision_recorder(identity),
+            max_clock_skew=CREDENTIAL_SKEW,
+        )
         caller = LocalCredential(node, identity, policies, anchors=feeds.anchors)
         parameters = StdioServerParameters(command=command[0], args=list(command[1:]), cwd=cwd)
-        async with Client(parameters, cache=None) as upstream:
-            server = gate_server(McpGate(policies.point, upstream, clock=clock), caller)
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
+        try:
+            async with Client(parameters, cache=None) as upstream:
+                server = gate_server(McpGate(point, upstream, clock=clock), caller)
+                async with stdio_server() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+        finally:
+            await traces.close()
