@@ -552,15 +552,9 @@ class NodeRuntime:
         if len(self._opening) > 1024:  # routes no one is opening a channel to now
             self._opening = {k: v for k, v in self._opening.items() if v.locked()}
         async with self._opening.setdefault(key, asyncio.Lock()):
-            end = self._open.get(key)
-            if end is not None and end.enc in self.channels.ends:
-                peer = end.peer
-                if expect is None or (peer is not None and peer.identifier == expect):
-                    return end
-                raise ChannelError(
-                    ChannelFailure.PEER_NOT_ALLOWED,
-                    f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
-                )
+            end = self._still_open(key, expect)
+            if end is not None:
+                return end
             pinned = also_trust or expect is not None
             trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
             try:
@@ -580,16 +574,28 @@ class NodeRuntime:
         nothing is restored when it dies)."""
         key = f"{identity} {format_route(route)}"  # a space is in no route nor name
         async with self._opening.setdefault(key, asyncio.Lock()):
-            end = self._open.get(key)
-            if end is not None and end.enc in self.channels.ends:
-                peer = end.peer
-                if expect is None or (peer is not None and peer.identifier == expect):
-                    return end
+            end = self._still_open(key, expect)
+            if end is not None:
+                return end
             me = await self._shown_as(identity)
             trust = self._channel_trust(expect=expect) if expect is not None else None
             end = await self.channels.open(route, trust=trust, me=me)
             self._open[key] = end
         return end
+
+    def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
+        """The channel opened under `key` if it is still open (None: open a new one); a peer
+        other than `expect` there is refused (ChannelError PEER_NOT_ALLOWED naming both)."""
+        end = self._open.get(key)
+        if end is None or end.enc not in self.channels.ends:
+            return None
+        peer = end.peer
+        if expect is None or (peer is not None and peer.identifier == expect):
+            return end
+        raise ChannelError(
+            ChannelFailure.PEER_NOT_ALLOWED,
+            f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
+        )
 
     async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:
         """Send `text` to the echo method of the service at `to`; its answer."""
