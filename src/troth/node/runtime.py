@@ -291,7 +291,11 @@ class NodeRuntime:
                 None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
             ),
             "broker": lambda: BrokerService(
-                self.node, self.trust, self.clock, audit=self.traces.audit_sink()
+                self.node,
+                self.trust,
+                self.clock,
+                policies=self.policies,
+                audit=self.traces.audit_sink(),
             ),
             "trace": lambda: TraceService(self.traces, self.trust, self.worker),
             "policy": lambda: PolicyService(

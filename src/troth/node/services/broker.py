@@ -37,19 +37,13 @@ from troth.errors import (
     ConfigError,
     DecodeError,
     NotFound,
-    PolicyError,
-    PolicyFailure,
     RemoteError,
     SecretError,
     SecretFailure,
     TrothError,
 )
 from troth.gates import (
-    BundleStore,
     DecisionPoint,
-    PolicyEngine,
-    SqliteBundleTable,
-    VerifiedBundle,
 )
 from troth.identity import Identifier
 from troth.node.access import (
@@ -61,6 +55,7 @@ from troth.node.access import (
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import Node
 from troth.node.services.base import Method, RequestContext, call, service_address
+from troth.node.services.policy import NodePolicies
 from troth.node.trust import NodeTrust
 from troth.routing import Route, parse_route
 from troth.secrets import Broker, IssuedLease, Jwks, Lease, LeaseCredential, LeaseId
@@ -95,7 +90,6 @@ __all__ = [
     "SWEEP_SECONDS",
     "BrokerClient",
     "BrokerService",
-    "NodeBundles",
     "RemoteLeases",
     "broker_route",
     "enable_broker",
@@ -164,45 +158,6 @@ def put_secret(
     }
 
 
-class NodeBundles:
-    """The node's stored policy bundles (table `gates_policy_bundles`) as the gates'
-    `PolicySource`: re-read at start and every maintenance round, verified with the chain
-    verifier of the authorities the node trusts now (none trusted: no bundle, every lease
-    denied)."""
-
-    def __init__(self, node: Node, trust: NodeTrust) -> None:
-        self.node = node
-        self.trust = trust
-        self._store: BundleStore | None = None
-
-    def reload(self, now: int) -> None:
-        """Activate the bundles stored since the last reload (storage work: off the loop)."""
-        verifier = self.trust.verifier
-        if verifier is None:
-            self._store = None
-            return
-        store = self._store
-        if store is None or store.verifier is not verifier:
-            store = BundleStore(verifier, SqliteBundleTable(self.node.db))
-        store.reload(now=now)
-        self._store = store
-
-    def accept(self, data: bytes, *, now: int) -> VerifiedBundle:
-        """Verify, store and activate a bundle of an authority the node trusts (higher
-        revisions only: PolicyError otherwise)."""
-        self.reload(now)
-        store = self._store
-        if store is None:
-            raise PolicyError(PolicyFailure.UNTRUSTED_AUTHORITY, "the node trusts no authority")
-        return store.accept(data, feeds=self.trust.feeds, now=now)
-
-    def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
-        store = self._store
-        if store is None:
-            raise PolicyError(PolicyFailure.NO_BUNDLE, str(authority))
-        return store.engine(authority, feed=feed, now=now)
-
-
 class BrokerService:
     """The broker served by a node (see the module docstring)."""
 
@@ -210,13 +165,21 @@ class BrokerService:
     oneway: Method | None = None
 
     def __init__(
-        self, node: Node, trust: NodeTrust, clock: Clock, *, audit: AuditSink | None = None
+        self,
+        node: Node,
+        trust: NodeTrust,
+        clock: Clock,
+        *,
+        policies: NodePolicies,
+        audit: AuditSink | None = None,
     ) -> None:
         self.node = node
         self.trust = trust
         self.clock = clock
         self.audit = audit  # None: the audit table in the node's database
-        self.bundles = NodeBundles(node, trust)
+        self.bundles = policies
+        """The node's policy bundles (`troth policy push` and the policy service activate a
+        revision for the broker at once, as for every other gate of the node)."""
         self.policy = GatesLeasePolicy(
             DecisionPoint(self.bundles, lambda authority: self.trust.feeds.get(authority))
         )
@@ -260,7 +223,7 @@ class BrokerService:
 
     def _open(self) -> None:
         now = self.clock.now()
-        self.bundles.reload(now)
+        self.bundles.reload(now=now)
         broker = Broker(
             self.node.db, _vault(self.node), now=now, policy=self.policy, audit=self.audit
         )
@@ -302,7 +265,7 @@ class BrokerService:
 
     async def maintain(self, now: int) -> None:
         """Re-read the stored policy bundles (a bundle another process stored)."""
-        await self._run(self.bundles.reload, now)
+        await self._run(lambda: self.bundles.reload(now=now))
 
     def status(self) -> dict[str, Any]:
         """What `node status` shows of the broker."""
