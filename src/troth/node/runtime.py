@@ -327,7 +327,7 @@ class NodeRuntime:
         await self.channels.close_all()
         await self.tcp.close()
         self.host.remove_all()
-        self.worker.close()
+        await self.worker.drain()
 
     def _drop_connection(self, address: Address) -> None:
         """Close a connection the keepalive found dead (new channels get a new one)."""

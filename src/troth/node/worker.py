@@ -27,6 +27,8 @@ class StoreWorker:
             self._executor, functools.partial(function, *args, **kwargs)
         )
 
-    def close(self) -> None:
-        """Stop taking work (calls already queued still run)."""
-        self._executor.shutdown(wait=False)
+    async def drain(self) -> None:
+        """Stop taking work and return once the calls already queued have run (the event loop
+        keeps running meanwhile): after this the node's database may be closed, which it may
+        not while the storage thread still uses it."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
