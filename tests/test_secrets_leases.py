@@ -26,6 +26,8 @@ from troth.secrets import (
     LeaseState,
     SqliteAuditLog,
 )
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.wire import IssueArgs
 
 F = SecretFailure
 CONFIG = {
@@ -425,3 +427,23 @@ def test_leases_survive_a_restart_and_expired_ones_are_revoked(
     lease, _ = reopened.renew(a, long.lease_id, now=NOW + 61)
     assert lease.expires_at == NOW + 600
     assert CHAIN_TTL > 600
+
+
+def test_a_refused_issue_names_every_credential_tried(tmp_path: Path, world: LeaseWorld) -> None:
+    """The endpoint tries the caller's credentials in turn; when all are refused, the answer
+    says why for each (not only the last one's reason, which hid the real cause)."""
+    broker = broker_for(tmp_path, world, policy=AllowListPolicy({}))
+    endpoint = BrokerEndpoint(broker)
+    one, two = world.credential_a(), world.credential_a(NOW + 1)
+    issue = IssueArgs("payments").to_wire()
+    caller = BrokerCaller(world.agent_a.identifier, (one,))
+    alone = endpoint.handle("issue", issue, caller, NOW + 1)
+    assert alone == {"refused": "DENIED", "detail": 'Secret::"payments" is not on the allow list'}
+    both = endpoint.handle("issue", issue, BrokerCaller(caller.identity, (one, two)), NOW + 1)
+    assert both["refused"] == "DENIED"
+    assert both["detail"] == (
+        "none of the caller's 2 credentials may lease it (credential 1: "
+        'Secret::"payments" is not on the allow list; credential 2: Secret::"payments" is not '
+        "on the allow list)"
+    )
+    assert broker.leases(world.agent_a.identifier) == []

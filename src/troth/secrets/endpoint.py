@@ -95,17 +95,24 @@ class BrokerEndpoint:
     def _issue(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = IssueArgs.from_wire(arguments)
         candidates = caller.credential_list()
-        for index, credential in enumerate(candidates):
+        denials: list[str] = []
+        for credential in candidates:
             try:
                 issued = self.broker.issue(
                     credential, args.secret, scope=args.scope, ttl=args.ttl, now=now
                 )
             except SecretError as exc:
-                if exc.reason is _F.DENIED and index + 1 < len(candidates):
-                    continue  # the next credential may be allowed
-                raise
+                if exc.reason is not _F.DENIED:
+                    raise
+                denials.append(exc.detail)  # the next credential may be allowed
+                continue
             return issued.to_json()
-        raise SecretError(_F.DENIED, "no credential")  # not reached: the loop returns or raises
+        if len(denials) <= 1:
+            raise SecretError(_F.DENIED, denials[0] if denials else "no current credential")
+        said = "; ".join(f"credential {n}: {why}" for n, why in enumerate(denials, 1))
+        raise SecretError(
+            _F.DENIED, f"none of the caller's {len(denials)} credentials may lease it ({said})"
+        )
 
     def _renew(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = LeaseArgs.from_wire(arguments)
