@@ -214,7 +214,12 @@ def create(
     reporter.result(
         summary,
         f"wrote revision {revision} ({len(data)} bytes) to {out}\n"
-        + kv({"authority": summary["authority"], "expires_at": summary["expires_at"]}),
+        + kv(
+            {
+                "authority": summary["authority"],
+                "expires": moment(summary["expires_at"], now, expiry=True),
+            }
+        ),
     )
 
 
