@@ -70,16 +70,13 @@ from troth.node.authorities import (
     sync_local_feed,
 )
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
+from troth.node.composition import compose
 from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.node import Node
 from troth.node.services import NodeService, ServiceHost, call, service_address
-from troth.node.services.authority import AuthorityService
-from troth.node.services.broker import BrokerService
-from troth.node.services.echo import EchoService
 from troth.node.services.policy import NodePolicies, PolicyService, unrevoked
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
-from troth.node.services.sink import SinkService
-from troth.node.services.trace import NodeTraces, TraceService
+from troth.node.services.trace import NodeTraces
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
@@ -272,45 +269,8 @@ class NodeRuntime:
         return RelayBook(self.node.path / "relays.json")
 
     def _compose(self) -> list[NodeService]:
-        """The services node.json names, in its order (`authority` only when one is hosted)."""
-        hosted = self.trust.hosted
-        factories: dict[str, Callable[[], NodeService | None]] = {
-            "echo": EchoService,
-            "sink": SinkService,
-            "relay": lambda: RelayService(
-                self.router,
-                self.channels,
-                me=self.name,
-                clock=self.clock.now,
-                grace=self.relay_grace,
-                book=self._relay_book(),
-                kept=self._kept_relays,
-                worker=self.worker,
-            ),
-            "authority": lambda: (
-                None if hosted is None else AuthorityService(hosted, self.trust, self.worker)
-            ),
-            "broker": lambda: BrokerService(
-                self.node,
-                self.trust,
-                self.clock,
-                policies=self.policies,
-                audit=self.traces.audit_sink(),
-            ),
-            "trace": lambda: TraceService(self.traces, self.trust, self.worker),
-            "policy": lambda: PolicyService(
-                self.policies,
-                self.worker,
-                router=self.router,
-                routes=lambda: self.trust.routes,
-                hosted=lambda: None if self.trust.hosted is None else self.trust.hosted.identifier,
-                channel_to=self.channel_to,
-                find_channel=self.channels.find,
-                clock=self.clock.now,
-            ),
-        }
-        made = (factories[name]() for name in self.node.config.services)
-        return [service for service in made if service is not None]
+        """The services node.json names, in its order (troth.node.composition)."""
+        return compose(self, relays=self._relay_book(), kept_relays=self._kept_relays)
 
     async def stop(self) -> None:
         """Stop the services (their threads finish what they run: the broker audits into the
