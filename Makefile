@@ -10,14 +10,15 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[mcp]'
+	$(BIN)/pip install -q -e '.[mcp,postgres]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,hsm,bench,postgres,mcp]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed
+# chapter 5's database scenes need PostgreSQL's binaries (installed when root, like make test)
+demo: $(VENV)/.installed postgres
 	$(BIN)/troth demo
 
 # SoftHSM2 backs the PKCS#11 vault tests: installed from Debian when missing and we are root.
@@ -32,16 +33,16 @@ softhsm:
 		echo "           install it with: sudo apt-get install softhsm2"; \
 	fi
 
-# PostgreSQL backs the postgres lease-engine tests (the tests start their own server from these
+# PostgreSQL backs the postgres lease-engine tests and the demo's database scenes (both start their own server from these
 # binaries): installed from Debian when missing and we are root.
 postgres:
 	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "make test: installing postgresql (Debian)"; \
+		echo "troth: installing postgresql (Debian)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1 || \
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; \
 	else \
-		echo "make test: PostgreSQL is missing and we are not root: the postgres lease tests will be SKIPPED."; \
+		echo "troth: PostgreSQL is missing and we are not root: the postgres lease tests and demo scenes will be SKIPPED."; \
 		echo "           install it with: sudo apt-get install postgresql"; \
 	fi
 
