@@ -19,12 +19,10 @@ from mcp import Client, StdioServerParameters
 from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
-from troth.gates.point import DecisionPoint
 from troth.integrations.mcp.gate import McpGate, gate_server
 from troth.node import open_node
 from troth.node.services.policy import LocalCredential, NodeFeeds, NodePolicies
 from troth.node.services.trace import NodeTraces
-from troth.node.trust import CREDENTIAL_SKEW
 
 __all__ = ["serve_local_gate"]
 
@@ -44,12 +42,7 @@ async def serve_local_gate(
         feeds = NodeFeeds(node, clock)
         policies = NodePolicies(node, feeds)
         traces = NodeTraces(node, clock=clock)  # every decided call: a record the agent signs
-        point = DecisionPoint(
-            policies,
-            feeds,
-            recorder=traces.decision_recorder(identity),
-            max_clock_skew=CREDENTIAL_SKEW,
-        )
+        point = policies.decision_point(traces.decision_recorder(identity))
         caller = LocalCredential(node, identity, policies, anchors=feeds.anchors)
         parameters = StdioServerParameters(command=command[0], args=list(command[1:]), cwd=cwd)
         try:

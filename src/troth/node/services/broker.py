@@ -42,9 +42,6 @@ from troth.errors import (
     SecretFailure,
     TrothError,
 )
-from troth.gates import (
-    DecisionPoint,
-)
 from troth.identity import Identifier
 from troth.node.access import (
     AnyAuthenticated,
@@ -180,9 +177,7 @@ class BrokerService:
         self.bundles = policies
         """The node's policy bundles (`troth policy push` and the policy service activate a
         revision for the broker at once, as for every other gate of the node)."""
-        self.policy = GatesLeasePolicy(
-            DecisionPoint(self.bundles, lambda authority: self.trust.feeds.get(authority))
-        )
+        self.policy = GatesLeasePolicy(policies.decision_point())
         self.broker: Broker | None = None
         self.endpoint: BrokerEndpoint | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="troth-broker")

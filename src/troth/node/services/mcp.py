@@ -36,14 +36,13 @@ from troth.channel import VerifiedPeer
 from troth.clock import Clock
 from troth.encoding import cbor
 from troth.errors import ConflictError, DecodeError, RemoteError, TrothError
-from troth.gates.point import DecisionPoint, DecisionRecorder
+from troth.gates.point import DecisionRecorder
 from troth.gates.toolschema import check_name
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import GatedMembers, PeerCaller, Standing
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential
-from troth.node.trust import CREDENTIAL_SKEW
 from troth.routing import Address, Route, RoutedMessage, Router
 
 if TYPE_CHECKING:
@@ -93,12 +92,8 @@ class McpService:
         """What `mcp.Client` connects to: `StdioServerParameters` (a command it spawns), or
         an in-process `Server` / `MCPServer`."""
         self.policies = policies
-        self.point = policies.point
+        self.point = policies.decision_point(recorder)
         """Decides every tools/call (and records it, with `recorder`: the node's trace)."""
-        if recorder is not None:
-            self.point = DecisionPoint(
-                policies, policies.feeds, recorder=recorder, max_clock_skew=CREDENTIAL_SKEW
-            )
         self.standing = standing
         self.channels = channels
         self.router = router

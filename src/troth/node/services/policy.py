@@ -137,7 +137,12 @@ class NodePolicies:
         self.table = SqliteBundleTable(node.db)
         self.store: BundleStore | None = None
         self.anchors: frozenset[Identifier] = frozenset()
-        self.point = DecisionPoint(self, feeds, recorder=recorder, max_clock_skew=CREDENTIAL_SKEW)
+        self.point = self.decision_point(recorder)
+
+    def decision_point(self, recorder: DecisionRecorder | None = None) -> DecisionPoint:
+        """A decision point on these bundles and feeds, with the node's clock skew, handing its
+        decisions to `recorder` (a gate that records where `self.point` does not)."""
+        return DecisionPoint(self, self.feeds, recorder=recorder, max_clock_skew=CREDENTIAL_SKEW)
 
     def trust(self, anchors: frozenset[Identifier], *, now: int) -> None:
         """Trust `anchors` (bundles of other authorities are refused) and activate the stored
