@@ -17,11 +17,13 @@ Only tools pass: the gate offers no resources, prompts or sampling (closed by de
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
@@ -116,7 +118,10 @@ class McpGate:
         if listed is None or name not in listed.schemas:
             listed = await self._list_upstream()  # a tool called before (or without) a listing
         request = ToolCall(name, dict(arguments or {}), listed.schemas.get(name, ""))
-        decision = self.point.judge(caller, request, now=self.clock.now()).decision
+        judge = functools.partial(self.point.judge, caller, request, now=self.clock.now())
+        # a recording point signs and appends durably: off the event loop, which serves others
+        judged = judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
+        decision = judged.decision
         if not decision.allowed:
             return _denied(decision.reason)
         return await self.upstream.call_tool(name, dict(arguments or {}))
