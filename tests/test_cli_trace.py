@@ -135,3 +135,19 @@ def test_checkpoint_and_redact(records: list[str]) -> None:
     assert run_json("trace", "redact", records[0], "--field", "args")["redacted"] is False
     assert run_json("trace", "verify")["disclosures_checked"] == 4  # of 5
     run("trace", "redact", records[0], "--field", "secret", code=2)
+
+
+def test_show_text_shortens_identifiers_it_has_no_name_for() -> None:
+    run("identity", "create", "operator")  # makes the default node
+    clock = SystemClock()
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+        unnamed = node.identities.create(now=clock.now())
+        recorder = TraceRecorder(
+            log, lambda now: node.identities.signer(str(unnamed.identifier), now=now), clock=clock
+        )
+        recorder.record(tool_call())
+    full = str(unnamed.identifier)
+    assert run_json("trace", "show")[0]["agent"] == full  # --json keeps the whole identifier
+    text = run("trace", "show").stdout
+    assert full not in text
+    assert f"{full[:5]}…{full[-4:]}  tool_invocation" in text

@@ -133,6 +133,13 @@ class Directory:
         name = self.name_of(identifier)
         return f"{name} ({short(identifier)})" if name else str(identifier)
 
+    def brief_text(self, text: str) -> str:
+        """`text` with every identifier in it shown briefly: its local name, else `T4dfd…b2a1`
+        (views where the full identifier is in the --json output)."""
+        if not _IDENTIFIER_TEXT.search(text):
+            return text
+        return _IDENTIFIER_TEXT.sub(lambda m: self.name_of(m.group(0)) or short(m.group(0)), text)
+
     def label_text(self, text: str) -> str:
         """`text` with every identifier in it labelled (error messages, reasons)."""
         if not _IDENTIFIER_TEXT.search(text):

@@ -108,9 +108,8 @@ def show(agent_ref: str | None, node_name: str, reporter: Reporter) -> None:
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         names = _names(node)
         roots = trace_tree(log, agent=_agent(node, agent_ref))
-        reporter.result(
-            [root.to_json(names) for root in roots], "\n".join(_tree_lines(roots, names))
-        )
+        text = reporter.names.brief_text("\n".join(_tree_lines(roots, names)))
+        reporter.result([root.to_json(names) for root in roots], text)
 
 
 @trace_group.command("verify")
