@@ -1,0 +1,141 @@
+"""Adversarial review of the newest layers (gates, leased secrets, signed traces): each test is
+an attack through public APIs that asserts the secure behaviour; a test marked xfail(strict)
+documents a bug found on main (the lead removes the mark with the fix)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
+from tests.support.gates import make_world as make_gates_world
+from tests.support.leases import CANARY, Leaks, make_world, open_broker
+from troth.credentials import CredentialChain, issue_credential
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import BundleStore, create_bundle
+from troth.secrets import AllowListPolicy, HttpRequest
+
+DAY = 86_400
+
+
+# -- gates: a policy-admin whose role lapsed still signs bundles --------------------------------
+
+
+def _short_lived_admin_chain(world: GatesWorld, ttl: int) -> bytes:
+    """The authority grants the admin `troth.role=policy-admin` for `ttl` seconds only."""
+    credential = issue_credential(
+        world.authority.signer,
+        subject=world.admin.identifier,
+        attributes=ADMIN,
+        now=T,
+        ttl=ttl,
+        depth=0,
+    )
+    return CredentialChain((credential,), (world.authority.identity.history,)).encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a bundle's signer chain is verified at the signer-chosen issued_at: a policy-admin "
+    "whose grant expired backdates issued_at and still installs bundles",
+)
+def test_an_expired_policy_admin_cannot_backdate_a_new_bundle() -> None:
+    world = make_gates_world()
+    chain = _short_lived_admin_chain(world, ttl=3600)  # the role lapses at T + 3600
+    store = BundleStore(world.verifier)
+    store.accept(world.bundle(revision=1), feeds=world.feeds(), now=T + 5)  # the authority's
+
+    # ten days after the grant expired, the former admin signs "revision 2" dated T + 60
+    later = T + 10 * DAY
+    world.refresh_feed(later)  # nothing revoked: the grant simply expired
+    permit_all = '@id("own") permit(principal, action, resource);'
+    forged = create_bundle(
+        world.admin.signer,
+        authority=world.authority.identifier,
+        policies=permit_all,
+        schema="",
+        tools=TOOLS,
+        revision=2,
+        now=T + 60,  # backdated into the window of the lapsed grant
+        ttl=60 * DAY,
+        chain=chain,
+    )
+    with pytest.raises(PolicyError) as caught:
+        store.accept(forged, feeds=world.feeds(), now=later)
+    assert caught.value.reason in (PolicyFailure.SIGNER_INVALID, PolicyFailure.NOT_POLICY_ADMIN)
+
+
+# -- secrets: http-inject redacts only the literal secret ---------------------------------------
+
+
+@pytest.fixture
+def gzip_echo() -> Iterator[str]:
+    """An upstream that echoes the request headers, gzip-compressed when the client accepts it
+    (what any server with response compression on does)."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(dict(self.headers.items())).encode()
+            headers = {"Content-Type": "application/json"}
+            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="http-inject forwards the agent's Accept-Encoding and redacts the secret only in "
+    "the raw (compressed) body: the agent decompresses the upstream secret",
+)
+def test_http_inject_never_hands_the_agent_the_secret_through_compression(
+    tmp_path: Path, gzip_echo: str
+) -> None:
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    config = {
+        "scopes": ["orders:read"],
+        "ttl": 120,
+        "max_ttl": 600,
+        "upstream": gzip_echo,
+        "header": "Authorization",
+        "rules": [{"methods": ["GET"], "path": "/v1/orders/*"}],
+    }
+    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
+    issued = broker.issue(world.credential_a(), "payments-api", now=NOW)
+    response = broker.forward(
+        world.credential_a(),
+        issued.lease_id,
+        HttpRequest("GET", "/v1/orders/1", (("Accept-Encoding", "gzip"),)),
+        now=NOW + 1,
+    )
+    assert response.status == 200
+    leaks = Leaks()
+    body = response.body
+    encoding = {k.lower(): v for k, v in response.headers}.get("content-encoding", "")
+    leaks.add(gzip.decompress(body) if encoding == "gzip" else body, response.headers)
+    leaks.assert_clean(CANARY)
