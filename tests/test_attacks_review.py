@@ -18,10 +18,11 @@ from tests.conftest import NOW
 from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
 from tests.support.gates import make_world as make_gates_world
 from tests.support.leases import CANARY, Leaks, make_world, open_broker
-from troth.credentials import CredentialChain, issue_credential
+from troth.credentials import CredentialChain, RevocationKind, issue_credential
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import BundleStore, create_bundle
+from troth.gates import BundleStore, SqliteBundleTable, create_bundle
 from troth.secrets import AllowListPolicy, HttpRequest
+from troth.storage import SqliteDatabase
 
 DAY = 86_400
 
@@ -139,3 +140,31 @@ def test_http_inject_never_hands_the_agent_the_secret_through_compression(
     encoding = {k.lower(): v for k, v in response.headers}.get("content-encoding", "")
     leaks.add(gzip.decompress(body) if encoding == "gzip" else body, response.headers)
     leaks.assert_clean(CANARY)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revisions only go up and are capped by SQLite at 2**63-1: a policy-admin signs the "
+    "top revision, and once revoked no bundle of the authority can ever replace it (every "
+    "node denies everything for good)",
+)
+def test_a_revoked_admin_cannot_lock_the_authority_out_with_the_top_revision(
+    tmp_path: Path,
+) -> None:
+    world = make_gates_world()
+    store = BundleStore(world.verifier, SqliteBundleTable(SqliteDatabase(tmp_path / "node.db")))
+    top = 2**63 - 1  # the highest revision the node's table can hold
+    store.accept(world.bundle(revision=top, by_admin=True), feeds=world.feeds(), now=T + 5)
+    world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 10)
+
+    # docs/policy.md: "the node denies everything until a bundle from a valid signer arrives"
+    refusals: list[str] = []
+    for revision in (2, top + 1):
+        try:
+            store.accept(world.bundle(revision=revision), feeds=world.feeds(), now=T + 20)
+        except Exception as exc:  # ROLLBACK for 2, OverflowError for top + 1
+            refusals.append(type(exc).__name__)
+        else:
+            break
+    assert len(refusals) < 2, refusals
+    store.engine(world.authority.identifier, feed=world.feed, now=T + 21)  # in force again
