@@ -19,7 +19,7 @@ from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
 from tests.support.gates import make_world as make_gates_world
 from tests.support.leases import CANARY, Leaks, make_world, open_broker
 from troth.credentials import CredentialChain, RevocationKind, issue_credential
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import PolicyError, PolicyFailure, SecretError, SecretFailure
 from troth.gates import BundleStore, SqliteBundleTable, create_bundle
 from troth.secrets import AllowListPolicy, HttpRequest
 from troth.storage import SqliteDatabase
@@ -168,3 +168,70 @@ def test_a_revoked_admin_cannot_lock_the_authority_out_with_the_top_revision(
             break
     assert len(refusals) < 2, refusals
     store.engine(world.authority.identifier, feed=world.feed, now=T + 21)  # in force again
+
+
+@pytest.fixture
+def header_echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """An upstream that keeps the headers of every request it receives."""
+    seen: list[dict[str, str]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(204)
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+OVERRIDES = (
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("X-Original-URL", "/v1/admin/export"),
+    ("X-Rewrite-URL", "/v1/admin/export"),
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="http-inject forwards method- and path-override headers (X-HTTP-Method-Override, "
+    "X-Original-URL, ...): an upstream honouring them runs another method or path than the "
+    "rule allowed, with the injected secret",
+)
+@pytest.mark.parametrize(("name", "value"), OVERRIDES)
+def test_http_inject_forwards_no_method_or_path_override(
+    tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]], name: str, value: str
+) -> None:
+    url, seen = header_echo
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    config = {
+        "scopes": ["refunds:write"],
+        "ttl": 120,
+        "max_ttl": 600,
+        "upstream": url,
+        "header": "Authorization",
+        "rules": [{"methods": ["POST"], "path": "/v1/refunds"}],  # POST /v1/refunds only
+    }
+    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
+    issued = broker.issue(world.credential_a(), "payments-api", now=NOW)
+    request = HttpRequest("POST", "/v1/refunds", ((name, value),), b"{}")
+    refused: SecretFailure | None = None
+    try:
+        broker.forward(world.credential_a(), issued.lease_id, request, now=NOW + 1)
+    except SecretError as exc:  # refusing the request is as good as dropping the header
+        refused = exc.reason
+    assert refused in (None, SecretFailure.FORBIDDEN_REQUEST)
+    assert all(name.lower() not in headers for headers in seen)
