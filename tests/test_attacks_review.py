@@ -4,8 +4,10 @@ documents a bug found on main (the lead removes the mark with the fix)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -235,3 +237,42 @@ def test_http_inject_forwards_no_method_or_path_override(
         refused = exc.reason
     assert refused in (None, SecretFailure.FORBIDDEN_REQUEST)
     assert all(name.lower() not in headers for headers in seen)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a secret's engine config is stored in clear and bound to nothing: whoever can write "
+    "node.db (not the vault key) points http-inject's upstream at their host and receives the "
+    "sealed secret on the next forward (the AAD binds only name and engine)",
+)
+def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
+    tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]]
+) -> None:
+    attacker_url, seen = header_echo
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
+    path = tmp_path / "node.db"
+    _db, broker = open_broker(path, now=NOW, policy=policy)
+    config = {
+        "scopes": ["refunds:write"],
+        "ttl": 120,
+        "max_ttl": 600,
+        "upstream": "http://127.0.0.1:9/payments",  # the real API (never reached here)
+        "header": "Authorization",
+        "rules": [{"methods": ["POST"], "path": "/v1/refunds"}],
+    }
+    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
+    issued = broker.issue(world.credential_a(), "payments-api", now=NOW)
+
+    # someone who can write the database file, but holds no vault key, redirects the upstream
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        (stored,) = raw.execute("SELECT config FROM secret_store").fetchone()
+        tampered = stored.replace("http://127.0.0.1:9/payments", attacker_url)
+        raw.execute("UPDATE secret_store SET config = ?", (tampered,))
+
+    request = HttpRequest("POST", "/v1/refunds", (), b"{}")
+    with contextlib.suppress(SecretError):  # refusing is the secure answer
+        broker.forward(world.credential_a(), issued.lease_id, request, now=NOW + 1)
+    leaks = Leaks()
+    leaks.add("(nothing reached the attacker)", *(json.dumps(h) for h in seen))
+    leaks.assert_clean(CANARY)
