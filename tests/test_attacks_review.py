@@ -4,6 +4,7 @@ documents a bug found on main (the lead removes the mark with the fix)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
@@ -20,9 +21,14 @@ from tests.conftest import NOW
 from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
 from tests.support.gates import make_world as make_gates_world
 from tests.support.leases import CANARY, Leaks, make_world, open_broker
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from troth import limits
 from troth.credentials import CredentialChain, RevocationKind, issue_credential
 from troth.errors import PolicyError, PolicyFailure, SecretError, SecretFailure
 from troth.gates import BundleStore, SqliteBundleTable, create_bundle
+from troth.node.control import perform
+from troth.node.services import call
+from troth.node.services.policy import POLICY, NodeFeeds, NodePolicies
 from troth.secrets import AllowListPolicy, HttpRequest
 from troth.storage import SqliteDatabase
 
@@ -276,3 +282,47 @@ def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
     leaks = Leaks()
     leaks.add("(nothing reached the attacker)", *(json.dumps(h) for h in seen))
     leaks.assert_clean(CANARY)
+
+
+# -- node: one member fills every policy subscription ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy.get subscribes the caller for any authority id, trusted or not, with no "
+    "per-peer cap: one member takes all MAX_POLICY_SUBSCRIBERS places and no other node is "
+    "pushed a new bundle (it waits for its next pull round)",
+)
+def test_one_member_cannot_take_every_policy_subscription(tmp_path: Path) -> None:
+    async def attack(net: MemNet) -> None:
+        authority, hub = net.authority.identifier, net.hub
+        assert hub is not None
+        mallory = await net.member("mallory")
+        end = await mallory.channel_to(route(HUB))
+        for n in range(limits.MAX_POLICY_SUBSCRIBERS):  # made-up authorities, never held
+            fake = n.to_bytes(4, "big") + b"\x5a" * 28
+            await call(mallory.router, (end.enc, POLICY), "get", [fake, 0])
+        honest = await net.member("agent-b")
+        await honest.maintain()  # pulls (nothing yet) and asks to be subscribed
+        data = create_bundle(
+            hub.node.identities.signer("hub", now=net.clock.now()),
+            authority=authority,
+            policies='@id("all") permit(principal, action, resource);',
+            schema="",
+            tools=TOOLS,
+            revision=1,
+            now=net.clock.now(),
+            ttl=3600,
+        )
+        feeds = NodeFeeds(hub.node, net.clock)
+        other = NodePolicies(hub.node, feeds)
+        other.trust(feeds.anchors(), now=net.clock.now())
+        other.accept(data, now=net.clock.now())
+        await perform(hub, "policy.reload", {})  # what `troth policy push` does
+        async with asyncio.timeout(5):  # pushed to a subscriber at once
+            while (held := honest.policies.held(authority)) is None or (
+                held.bundle.body.revision != 1
+            ):
+                await asyncio.sleep(0.01)
+
+    run_memnet(attack, tmp_path)
