@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from tests.conftest import NOW
 from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
 from tests.support.gates import make_world as make_gates_world
-from tests.support.leases import CANARY, Leaks, make_world, open_broker
+from tests.support.leases import CANARY, Leaks, LeaseWorld, make_world, open_broker
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth import limits
 from troth.credentials import CredentialChain, RevocationKind, issue_credential
@@ -29,7 +30,7 @@ from troth.gates import BundleStore, SqliteBundleTable, create_bundle
 from troth.node.control import perform
 from troth.node.services import call
 from troth.node.services.policy import POLICY, NodeFeeds, NodePolicies
-from troth.secrets import AllowListPolicy, HttpRequest
+from troth.secrets import AllowListPolicy, Broker, HttpRequest, HttpResponse, IssuedLease
 from troth.storage import SqliteDatabase
 
 DAY = 86_400
@@ -82,74 +83,6 @@ def test_an_expired_policy_admin_cannot_backdate_a_new_bundle() -> None:
     assert caught.value.reason in (PolicyFailure.SIGNER_INVALID, PolicyFailure.NOT_POLICY_ADMIN)
 
 
-# -- secrets: http-inject redacts only the literal secret ---------------------------------------
-
-
-@pytest.fixture
-def gzip_echo() -> Iterator[str]:
-    """An upstream that echoes the request headers, gzip-compressed when the client accepts it
-    (what any server with response compression on does)."""
-
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(dict(self.headers.items())).encode()
-            headers = {"Content-Type": "application/json"}
-            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
-                body = gzip.compress(body)
-                headers["Content-Encoding"] = "gzip"
-            self.send_response(200)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="http-inject forwards the agent's Accept-Encoding and redacts the secret only in "
-    "the raw (compressed) body: the agent decompresses the upstream secret",
-)
-def test_http_inject_never_hands_the_agent_the_secret_through_compression(
-    tmp_path: Path, gzip_echo: str
-) -> None:
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    config = {
-        "scopes": ["orders:read"],
-        "ttl": 120,
-        "max_ttl": 600,
-        "upstream": gzip_echo,
-        "header": "Authorization",
-        "rules": [{"methods": ["GET"], "path": "/v1/orders/*"}],
-    }
-    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
-    issued = broker.issue(world.credential_a(), "payments-api", now=NOW)
-    response = broker.forward(
-        world.credential_a(),
-        issued.lease_id,
-        HttpRequest("GET", "/v1/orders/1", (("Accept-Encoding", "gzip"),)),
-        now=NOW + 1,
-    )
-    assert response.status == 200
-    leaks = Leaks()
-    body = response.body
-    encoding = {k.lower(): v for k, v in response.headers}.get("content-encoding", "")
-    leaks.add(gzip.decompress(body) if encoding == "gzip" else body, response.headers)
-    leaks.assert_clean(CANARY)
-
-
 @pytest.mark.xfail(
     strict=True,
     reason="revisions only go up and are capped by SQLite at 2**63-1: a policy-admin signs the "
@@ -178,6 +111,97 @@ def test_a_revoked_admin_cannot_lock_the_authority_out_with_the_top_revision(
     store.engine(world.authority.identifier, feed=world.feed, now=T + 21)  # in force again
 
 
+# -- secrets: http-inject redacts only the literal secret ---------------------------------------
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 running `handler`, by its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Injecting:
+    """A broker holding http-inject secret `payments-api` and agent A's lease of it."""
+
+    world: LeaseWorld
+    broker: Broker
+    issued: IssuedLease
+
+    def forward(self, request: HttpRequest) -> HttpResponse:
+        credential = self.world.credential_a()
+        return self.broker.forward(credential, self.issued.lease_id, request, now=NOW + 1)
+
+
+def injecting(path: Path, upstream: str, rule: dict[str, Any]) -> Injecting:
+    """Agent A leases `payments-api` (secret `Bearer CANARY`, one `rule`) from a new broker."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
+    _db, broker = open_broker(path, now=NOW, policy=policy)
+    config = {
+        "scopes": ["refunds:write"],
+        "ttl": 120,
+        "max_ttl": 600,
+        "upstream": upstream,
+        "header": "Authorization",
+        "rules": [rule],
+    }
+    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
+    return Injecting(world, broker, broker.issue(world.credential_a(), "payments-api", now=NOW))
+
+
+@pytest.fixture
+def gzip_echo() -> Iterator[str]:
+    """An upstream that echoes the request headers, gzip-compressed when the client accepts it
+    (what any server with response compression on does)."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(dict(self.headers.items())).encode()
+            headers = {"Content-Type": "application/json"}
+            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    with serving(Echo) as url:
+        yield url
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="http-inject forwards the agent's Accept-Encoding and redacts the secret only in "
+    "the raw (compressed) body: the agent decompresses the upstream secret",
+)
+def test_http_inject_never_hands_the_agent_the_secret_through_compression(
+    tmp_path: Path, gzip_echo: str
+) -> None:
+    rule = {"methods": ["GET"], "path": "/v1/orders/*"}
+    setup = injecting(tmp_path / "node.db", gzip_echo, rule)
+    response = setup.forward(HttpRequest("GET", "/v1/orders/1", (("Accept-Encoding", "gzip"),)))
+    assert response.status == 200
+    leaks = Leaks()
+    body = response.body
+    encoding = {k.lower(): v for k, v in response.headers}.get("content-encoding", "")
+    leaks.add(gzip.decompress(body) if encoding == "gzip" else body, response.headers)
+    leaks.assert_clean(CANARY)
+
+
 @pytest.fixture
 def header_echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """An upstream that keeps the headers of every request it receives."""
@@ -194,12 +218,8 @@ def header_echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+    with serving(Echo) as url:
+        yield url, seen
 
 
 OVERRIDES = (
@@ -222,23 +242,11 @@ def test_http_inject_forwards_no_method_or_path_override(
     tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]], name: str, value: str
 ) -> None:
     url, seen = header_echo
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    config = {
-        "scopes": ["refunds:write"],
-        "ttl": 120,
-        "max_ttl": 600,
-        "upstream": url,
-        "header": "Authorization",
-        "rules": [{"methods": ["POST"], "path": "/v1/refunds"}],  # POST /v1/refunds only
-    }
-    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
-    issued = broker.issue(world.credential_a(), "payments-api", now=NOW)
+    setup = injecting(tmp_path / "node.db", url, {"methods": ["POST"], "path": "/v1/refunds"})
     request = HttpRequest("POST", "/v1/refunds", ((name, value),), b"{}")
     refused: SecretFailure | None = None
     try:
-        broker.forward(world.credential_a(), issued.lease_id, request, now=NOW + 1)
+        setup.forward(request)
     except SecretError as exc:  # refusing the request is as good as dropping the header
         refused = exc.reason
     assert refused in (None, SecretFailure.FORBIDDEN_REQUEST)
@@ -255,30 +263,18 @@ def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
     tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]]
 ) -> None:
     attacker_url, seen = header_echo
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
     path = tmp_path / "node.db"
-    _db, broker = open_broker(path, now=NOW, policy=policy)
-    config = {
-        "scopes": ["refunds:write"],
-        "ttl": 120,
-        "max_ttl": 600,
-        "upstream": "http://127.0.0.1:9/payments",  # the real API (never reached here)
-        "header": "Authorization",
-        "rules": [{"methods": ["POST"], "path": "/v1/refunds"}],
-    }
-    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
-    issued = broker.issue(world.credential_a(), "payments-api", now=NOW)
+    real = "http://127.0.0.1:9/payments"  # the real API (never reached here)
+    setup = injecting(path, real, {"methods": ["POST"], "path": "/v1/refunds"})
 
     # someone who can write the database file, but holds no vault key, redirects the upstream
     with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         (stored,) = raw.execute("SELECT config FROM secret_store").fetchone()
-        tampered = stored.replace("http://127.0.0.1:9/payments", attacker_url)
+        tampered = stored.replace(real, attacker_url)
         raw.execute("UPDATE secret_store SET config = ?", (tampered,))
 
-    request = HttpRequest("POST", "/v1/refunds", (), b"{}")
     with contextlib.suppress(SecretError):  # refusing is the secure answer
-        broker.forward(world.credential_a(), issued.lease_id, request, now=NOW + 1)
+        setup.forward(HttpRequest("POST", "/v1/refunds", (), b"{}"))
     leaks = Leaks()
     leaks.add("(nothing reached the attacker)", *(json.dumps(h) for h in seen))
     leaks.assert_clean(CANARY)
