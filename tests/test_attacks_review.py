@@ -1,0 +1,324 @@
+"""Adversarial review of the newest layers (gates, leased secrets, signed traces): each test is
+an attack through public APIs that asserts the secure behaviour; a test marked xfail(strict)
+documents a bug found on main (the lead removes the mark with the fix)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
+from tests.support.gates import make_world as make_gates_world
+from tests.support.leases import CANARY, Leaks, LeaseWorld, make_world, open_broker
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from troth import limits
+from troth.credentials import CredentialChain, RevocationKind, issue_credential
+from troth.errors import PolicyError, PolicyFailure, SecretError, SecretFailure
+from troth.gates import BundleStore, SqliteBundleTable, create_bundle
+from troth.node.control import perform
+from troth.node.services import call
+from troth.node.services.policy import POLICY, NodeFeeds, NodePolicies
+from troth.secrets import AllowListPolicy, Broker, HttpRequest, HttpResponse, IssuedLease
+from troth.storage import SqliteDatabase
+
+DAY = 86_400
+
+
+# -- gates: a policy-admin whose role lapsed still signs bundles --------------------------------
+
+
+def _short_lived_admin_chain(world: GatesWorld, ttl: int) -> bytes:
+    """The authority grants the admin `troth.role=policy-admin` for `ttl` seconds only."""
+    credential = issue_credential(
+        world.authority.signer,
+        subject=world.admin.identifier,
+        attributes=ADMIN,
+        now=T,
+        ttl=ttl,
+        depth=0,
+    )
+    return CredentialChain((credential,), (world.authority.identity.history,)).encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a bundle's signer chain is verified at the signer-chosen issued_at: a policy-admin "
+    "whose grant expired backdates issued_at and still installs bundles",
+)
+def test_an_expired_policy_admin_cannot_backdate_a_new_bundle() -> None:
+    world = make_gates_world()
+    chain = _short_lived_admin_chain(world, ttl=3600)  # the role lapses at T + 3600
+    store = BundleStore(world.verifier)
+    store.accept(world.bundle(revision=1), feeds=world.feeds(), now=T + 5)  # the authority's
+
+    # ten days after the grant expired, the former admin signs "revision 2" dated T + 60
+    later = T + 10 * DAY
+    world.refresh_feed(later)  # nothing revoked: the grant simply expired
+    permit_all = '@id("own") permit(principal, action, resource);'
+    forged = create_bundle(
+        world.admin.signer,
+        authority=world.authority.identifier,
+        policies=permit_all,
+        schema="",
+        tools=TOOLS,
+        revision=2,
+        now=T + 60,  # backdated into the window of the lapsed grant
+        ttl=60 * DAY,
+        chain=chain,
+    )
+    with pytest.raises(PolicyError) as caught:
+        store.accept(forged, feeds=world.feeds(), now=later)
+    assert caught.value.reason in (PolicyFailure.SIGNER_INVALID, PolicyFailure.NOT_POLICY_ADMIN)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revisions only go up and are capped by SQLite at 2**63-1: a policy-admin signs the "
+    "top revision, and once revoked no bundle of the authority can ever replace it (every "
+    "node denies everything for good)",
+)
+def test_a_revoked_admin_cannot_lock_the_authority_out_with_the_top_revision(
+    tmp_path: Path,
+) -> None:
+    world = make_gates_world()
+    store = BundleStore(world.verifier, SqliteBundleTable(SqliteDatabase(tmp_path / "node.db")))
+    top = 2**63 - 1  # the highest revision the node's table can hold
+    store.accept(world.bundle(revision=top, by_admin=True), feeds=world.feeds(), now=T + 5)
+    world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 10)
+
+    # docs/policy.md: "the node denies everything until a bundle from a valid signer arrives"
+    refusals: list[str] = []
+    for revision in (2, top + 1):
+        try:
+            store.accept(world.bundle(revision=revision), feeds=world.feeds(), now=T + 20)
+        except Exception as exc:  # ROLLBACK for 2, OverflowError for top + 1
+            refusals.append(type(exc).__name__)
+        else:
+            break
+    assert len(refusals) < 2, refusals
+    store.engine(world.authority.identifier, feed=world.feed, now=T + 21)  # in force again
+
+
+# -- secrets: http-inject redacts only the literal secret ---------------------------------------
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 running `handler`, by its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Injecting:
+    """A broker holding http-inject secret `payments-api` and agent A's lease of it."""
+
+    world: LeaseWorld
+    broker: Broker
+    issued: IssuedLease
+
+    def forward(self, request: HttpRequest) -> HttpResponse:
+        credential = self.world.credential_a()
+        return self.broker.forward(credential, self.issued.lease_id, request, now=NOW + 1)
+
+
+def injecting(path: Path, upstream: str, rule: dict[str, Any]) -> Injecting:
+    """Agent A leases `payments-api` (secret `Bearer CANARY`, one `rule`) from a new broker."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments-api": None}})
+    _db, broker = open_broker(path, now=NOW, policy=policy)
+    config = {
+        "scopes": ["refunds:write"],
+        "ttl": 120,
+        "max_ttl": 600,
+        "upstream": upstream,
+        "header": "Authorization",
+        "rules": [rule],
+    }
+    broker.put_secret("payments-api", "http-inject", config, f"Bearer {CANARY}".encode(), now=NOW)
+    return Injecting(world, broker, broker.issue(world.credential_a(), "payments-api", now=NOW))
+
+
+@pytest.fixture
+def gzip_echo() -> Iterator[str]:
+    """An upstream that echoes the request headers, gzip-compressed when the client accepts it
+    (what any server with response compression on does)."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(dict(self.headers.items())).encode()
+            headers = {"Content-Type": "application/json"}
+            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    with serving(Echo) as url:
+        yield url
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="http-inject forwards the agent's Accept-Encoding and redacts the secret only in "
+    "the raw (compressed) body: the agent decompresses the upstream secret",
+)
+def test_http_inject_never_hands_the_agent_the_secret_through_compression(
+    tmp_path: Path, gzip_echo: str
+) -> None:
+    rule = {"methods": ["GET"], "path": "/v1/orders/*"}
+    setup = injecting(tmp_path / "node.db", gzip_echo, rule)
+    response = setup.forward(HttpRequest("GET", "/v1/orders/1", (("Accept-Encoding", "gzip"),)))
+    assert response.status == 200
+    leaks = Leaks()
+    body = response.body
+    encoding = {k.lower(): v for k, v in response.headers}.get("content-encoding", "")
+    leaks.add(gzip.decompress(body) if encoding == "gzip" else body, response.headers)
+    leaks.assert_clean(CANARY)
+
+
+@pytest.fixture
+def header_echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """An upstream that keeps the headers of every request it receives."""
+    seen: list[dict[str, str]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(204)
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    with serving(Echo) as url:
+        yield url, seen
+
+
+OVERRIDES = (
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("X-Original-URL", "/v1/admin/export"),
+    ("X-Rewrite-URL", "/v1/admin/export"),
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="http-inject forwards method- and path-override headers (X-HTTP-Method-Override, "
+    "X-Original-URL, ...): an upstream honouring them runs another method or path than the "
+    "rule allowed, with the injected secret",
+)
+@pytest.mark.parametrize(("name", "value"), OVERRIDES)
+def test_http_inject_forwards_no_method_or_path_override(
+    tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]], name: str, value: str
+) -> None:
+    url, seen = header_echo
+    setup = injecting(tmp_path / "node.db", url, {"methods": ["POST"], "path": "/v1/refunds"})
+    request = HttpRequest("POST", "/v1/refunds", ((name, value),), b"{}")
+    refused: SecretFailure | None = None
+    try:
+        setup.forward(request)
+    except SecretError as exc:  # refusing the request is as good as dropping the header
+        refused = exc.reason
+    assert refused in (None, SecretFailure.FORBIDDEN_REQUEST)
+    assert all(name.lower() not in headers for headers in seen)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a secret's engine config is stored in clear and bound to nothing: whoever can write "
+    "node.db (not the vault key) points http-inject's upstream at their host and receives the "
+    "sealed secret on the next forward (the AAD binds only name and engine)",
+)
+def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
+    tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]]
+) -> None:
+    attacker_url, seen = header_echo
+    path = tmp_path / "node.db"
+    real = "http://127.0.0.1:9/payments"  # the real API (never reached here)
+    setup = injecting(path, real, {"methods": ["POST"], "path": "/v1/refunds"})
+
+    # someone who can write the database file, but holds no vault key, redirects the upstream
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        (stored,) = raw.execute("SELECT config FROM secret_store").fetchone()
+        tampered = stored.replace(real, attacker_url)
+        raw.execute("UPDATE secret_store SET config = ?", (tampered,))
+
+    with contextlib.suppress(SecretError):  # refusing is the secure answer
+        setup.forward(HttpRequest("POST", "/v1/refunds", (), b"{}"))
+    leaks = Leaks()
+    leaks.add("(nothing reached the attacker)", *(json.dumps(h) for h in seen))
+    leaks.assert_clean(CANARY)
+
+
+# -- node: one member fills every policy subscription ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy.get subscribes the caller for any authority id, trusted or not, with no "
+    "per-peer cap: one member takes all MAX_POLICY_SUBSCRIBERS places and no other node is "
+    "pushed a new bundle (it waits for its next pull round)",
+)
+def test_one_member_cannot_take_every_policy_subscription(tmp_path: Path) -> None:
+    async def attack(net: MemNet) -> None:
+        authority, hub = net.authority.identifier, net.hub
+        assert hub is not None
+        mallory = await net.member("mallory")
+        end = await mallory.channel_to(route(HUB))
+        for n in range(limits.MAX_POLICY_SUBSCRIBERS):  # made-up authorities, never held
+            fake = n.to_bytes(4, "big") + b"\x5a" * 28
+            await call(mallory.router, (end.enc, POLICY), "get", [fake, 0])
+        honest = await net.member("agent-b")
+        await honest.maintain()  # pulls (nothing yet) and asks to be subscribed
+        data = create_bundle(
+            hub.node.identities.signer("hub", now=net.clock.now()),
+            authority=authority,
+            policies='@id("all") permit(principal, action, resource);',
+            schema="",
+            tools=TOOLS,
+            revision=1,
+            now=net.clock.now(),
+            ttl=3600,
+        )
+        feeds = NodeFeeds(hub.node, net.clock)
+        other = NodePolicies(hub.node, feeds)
+        other.trust(feeds.anchors(), now=net.clock.now())
+        other.accept(data, now=net.clock.now())
+        await perform(hub, "policy.reload", {})  # what `troth policy push` does
+        async with asyncio.timeout(5):  # pushed to a subscriber at once
+            while (held := honest.policies.held(authority)) is None or (
+                held.bundle.body.revision != 1
+            ):
+                await asyncio.sleep(0.01)
+
+    run_memnet(attack, tmp_path)
