@@ -84,7 +84,7 @@ def policy_test(desk: dict[str, str], bundle: str, args: str, *extra: str, code:
 
 
 def test_admin_and_authority_create_bundles_that_decide(desk: dict[str, str]) -> None:
-    made = create(desk, "admin", "b1", "--revision", "1")
+    made = create(desk, "admin", "b1", "--revision", "1", "--ttl", "30m")
     assert isinstance(made, dict)
     assert (made["signer"], made["revision"], made["tools"]) == (desk["admin"], 1, sorted(TOOLS))
     with_services = create(
@@ -111,7 +111,7 @@ def test_admin_and_authority_create_bundles_that_decide(desk: dict[str, str]) ->
 
 def test_create_refuses_with_the_validators_messages(desk: dict[str, str]) -> None:
     desk = {**desk, "policies": desk["bad"]}
-    refused = create(desk, "admin", "refused", "--revision", "1", code=1)
+    refused = create(desk, "admin", "refused", "--revision", "1", "--ttl", "30m", code=1)
     assert isinstance(refused, dict)
     assert refused["reason"] == "policies invalid"
     assert refused["messages"]
@@ -124,7 +124,7 @@ def test_a_member_without_the_role_cannot_sign(desk: dict[str, str]) -> None:
 
 
 def test_test_needs_a_feed_and_honours_at(desk: dict[str, str]) -> None:
-    create(desk, "admin", "b1", "--revision", "1", "--ttl", "1h")
+    create(desk, "admin", "b1", "--revision", "1", "--ttl", "30m")
     run(
         "policy",
         "test",

@@ -287,7 +287,12 @@ def create_bundle(
     if is_authority != (chain is None):
         raise PolicyError(_P.NOT_POLICY_ADMIN, "only a policy-admin's bundle carries a chain")
     if chain is not None:
-        _check_admin_chain(chain, signer.identity.identifier, authority)
+        chain_expires = _check_admin_chain(chain, signer.identity.identifier, authority)
+        if now + ttl > chain_expires:
+            raise PolicyError(
+                _P.EXPIRED,
+                f"a bundle does not outlive its signer's chain (it expires at {chain_expires})",
+            )
     compiled = compile_policies(policies, schema, tools, services)
     body = BundleBody(
         authority,
@@ -305,18 +310,19 @@ def create_bundle(
     ).encode()
 
 
-def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) -> None:
-    """An early, structural refusal of a chain that cannot make `signer` a policy-admin."""
+def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) -> int:
+    """An early, structural refusal of a chain that cannot make `signer` a policy-admin;
+    returns when the chain expires (its earliest link's expiry)."""
     try:
-        credentials = CredentialChain.decode(chain).credentials
-        leaf = CredentialBody.decode(credentials[-1].body)
-        root = CredentialBody.decode(credentials[0].body)
+        bodies = [CredentialBody.decode(c.body) for c in CredentialChain.decode(chain).credentials]
     except DecodeError as exc:
         raise PolicyError(_P.SIGNER_INVALID, f"chain: {exc}") from None
+    leaf, root = bodies[-1], bodies[0]
     if leaf.subject != signer or root.issuer != authority:
         raise PolicyError(_P.SIGNER_INVALID, "the chain is not the signer's from the authority")
     if POLICY_ADMIN not in leaf.attributes.values_of(ROLE):
         raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
+    return min(body.expires_at for body in bodies)
 
 
 def _signer(signed: _Signed, body: BundleBody, now: int) -> VerifiedIdentity:
@@ -369,6 +375,10 @@ def _signer_chain(
         raise PolicyError(_P.SIGNER_REVOKED if revoked else _P.SIGNER_INVALID, str(exc)) from None
     if credential.authority != body.authority or credential.actor != body.signer:
         raise PolicyError(_P.SIGNER_INVALID, "the chain is not the signer's from the authority")
+    if body.expires_at > credential.expires_at:
+        # the chain is checked at issued_at, which the signer chose: a bundle that could
+        # outlive the grant would let a former policy-admin backdate new bundles forever
+        raise PolicyError(_P.SIGNER_INVALID, "the bundle outlives the signer's chain")
     if POLICY_ADMIN not in credential.attributes.values_of(ROLE):
         raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
     links = frozenset(link.hash for link in credential.links)

@@ -59,7 +59,7 @@ def build() -> dict[str, Any]:
         subject=admin.identifier,
         attributes=Attributes({"troth.role": "policy-admin"}),
         now=T,
-        ttl=86_400,
+        ttl=8 * 86_400,  # a bundle may not outlive the chain it carries
         depth=0,
         credential_id=bytes([1]) * 16,
     )
