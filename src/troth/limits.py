@@ -189,6 +189,11 @@ MAX_TOOL_ARGUMENTS_BYTES: Final = 1 << 20
 """Largest tool-call arguments a gate decides on (their JSON; MCP messages are smaller)."""
 MAX_POLICY_BUNDLE_TTL: Final = 90 * 86_400
 """Longest a policy bundle may be valid (issued_at to expires_at)."""
+MAX_POLICY_REVISION: Final = (1 << 53) - 1
+"""Highest policy bundle revision (exact in JSON numbers and in SQLite's INTEGER)."""
+MAX_MEMBER_POLICY_REVISION: Final = (1 << 52) - 1
+"""Highest revision a policy-admin (a member) may sign: the authority can always sign a higher
+one, so a revoked admin's bundle at the top of the member range never locks it out."""
 MAX_POLICY_SUBSCRIBERS: Final = 1024
 """Peers one node pushes new bundle revisions to (one subscription per peer and authority;
 past it, a peer still pulls on its maintenance rounds)."""

@@ -120,7 +120,7 @@ class BundleBody:
         body = cls(
             Identifier(cbor.expect_bytes(value[2], "authority", 32)),
             Identifier(cbor.expect_bytes(value[3], "signer", 32)),
-            cbor.expect_int(value[4], "revision", 1),
+            _revision(value[4]),
             cbor.expect_int(value[5], "issued_at"),
             cbor.expect_int(value[6], "expires_at"),
             policies,
@@ -261,6 +261,23 @@ class VerifiedBundle:
         }
 
 
+def _revision(value: Any) -> int:
+    revision = cbor.expect_int(value, "revision", 1)
+    if revision > limits.MAX_POLICY_REVISION:
+        raise DecodeError("policy bundle: revision over 2^53 - 1", DecodeProblem.OVER_LIMIT)
+    return revision
+
+
+def _check_revision(revision: int, *, by_authority: bool) -> None:
+    """A member's revision stays below the authority's range (limits.py)."""
+    top = limits.MAX_POLICY_REVISION if by_authority else limits.MAX_MEMBER_POLICY_REVISION
+    if not 1 <= revision <= top:
+        raise PolicyError(
+            _P.MALFORMED if by_authority else _P.NOT_POLICY_ADMIN,
+            f"a revision {'' if by_authority else 'by a policy-admin '}is 1 to {top}",
+        )
+
+
 def create_bundle(
     signer: Signer,
     *,
@@ -277,8 +294,7 @@ def create_bundle(
     """Compile (refusing what does not validate, with the validator's messages), then sign a
     bundle as `signer`: the authority itself (no chain), or a policy-admin whose credential
     `chain` is from `authority`. It expires after `ttl` seconds."""
-    if revision < 1:
-        raise PolicyError(_P.MALFORMED, "a revision is a positive integer")
+    _check_revision(revision, by_authority=signer.identity.identifier == authority)
     if not 0 < ttl <= limits.MAX_POLICY_BUNDLE_TTL or now + ttl > signer.expires_at:
         raise PolicyError(
             _P.EXPIRED, f"a bundle lives 1-{limits.MAX_POLICY_BUNDLE_TTL} s and not past its key"
@@ -402,6 +418,7 @@ def _verify(
         raise PolicyError(_P.EXPIRED, f"at {body.expires_at}")
     if body.expires_at - body.issued_at > limits.MAX_POLICY_BUNDLE_TTL:
         raise PolicyError(_P.OVER_LIMIT, "lives longer than MAX_POLICY_BUNDLE_TTL")
+    _check_revision(body.revision, by_authority=body.signer == body.authority)
     identity = _signer(signed, body, now)
     feed = None
     if feeds is not None:
