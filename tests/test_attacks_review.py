@@ -197,11 +197,6 @@ def gzip_echo() -> Iterator[str]:
         yield url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http-inject forwards the agent's Accept-Encoding and redacts the secret only in "
-    "the raw (compressed) body: the agent decompresses the upstream secret",
-)
 def test_http_inject_never_hands_the_agent_the_secret_through_compression(
     tmp_path: Path, gzip_echo: str
 ) -> None:
@@ -214,6 +209,30 @@ def test_http_inject_never_hands_the_agent_the_secret_through_compression(
     encoding = {k.lower(): v for k, v in response.headers}.get("content-encoding", "")
     leaks.add(gzip.decompress(body) if encoding == "gzip" else body, response.headers)
     leaks.assert_clean(CANARY)
+
+
+def test_http_inject_refuses_an_encoded_answer_it_cannot_search(tmp_path: Path) -> None:
+    """An upstream that compresses whatever the client asked for: the broker cannot look for
+    the secret in the body, so it refuses the answer (fail closed)."""
+
+    class Always(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = gzip.compress(json.dumps(dict(self.headers.items())).encode())
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    with serving(Always) as url:
+        setup = injecting(tmp_path / "node.db", url, {"methods": ["GET"], "path": "/v1/orders/*"})
+        with pytest.raises(SecretError) as caught:
+            setup.forward(HttpRequest("GET", "/v1/orders/1", ()))
+    assert caught.value.reason is SecretFailure.UPSTREAM_FAILED
+    assert CANARY not in str(caught.value)
 
 
 @pytest.fixture
@@ -242,15 +261,12 @@ OVERRIDES = (
     ("X-Method-Override", "DELETE"),
     ("X-Original-URL", "/v1/admin/export"),
     ("X-Rewrite-URL", "/v1/admin/export"),
+    ("X-Forwarded-Host", "admin.internal"),
+    ("Forwarded", "host=admin.internal"),
+    ("Range", "bytes=0-9"),  # a partial body could split the secret past the redaction
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http-inject forwards method- and path-override headers (X-HTTP-Method-Override, "
-    "X-Original-URL, ...): an upstream honouring them runs another method or path than the "
-    "rule allowed, with the injected secret",
-)
 @pytest.mark.parametrize(("name", "value"), OVERRIDES)
 def test_http_inject_forwards_no_method_or_path_override(
     tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]], name: str, value: str

@@ -60,6 +60,26 @@ _HOP_BY_HOP: Final = frozenset(
     }
 )
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+# what would let a response escape the literal-secret redaction: a compressed or partial body
+# (the broker asks for the identity encoding and refuses any other), and what upstreams and
+# their proxies honour as another method, path or host than the one a rule allowed
+_REWRITING_HEADERS: Final = frozenset(
+    {
+        "accept-encoding",
+        "range",
+        "if-range",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-method",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-override-url",
+        "x-host",
+        "forwarded",
+    }
+)
+_REWRITING_PREFIX: Final = "x-forwarded-"
 _DROPPED_RESPONSE: Final = frozenset({"set-cookie", "set-cookie2", "proxy-authenticate"})
 _REDACTED: Final = b"[redacted]"
 _SETTINGS = frozenset({"upstream", "header", "rules", "strip", "timeout"})
@@ -228,6 +248,7 @@ class HttpInjectEngine(LocalEngine):
             conn.putrequest(request.method, target, skip_accept_encoding=True)
             for name, value in headers:
                 conn.putheader(name, value)
+            conn.putheader("Accept-Encoding", "identity")  # a body the redaction can read
             conn.putheader(spec.settings["header"], secret)
             if request.body or request.method in ("POST", "PUT", "PATCH"):
                 conn.putheader("Content-Length", str(len(request.body)))
@@ -311,7 +332,8 @@ def _forwarded_headers(
     if len(headers) > limits.MAX_INJECT_HEADERS:
         raise SecretError(_F.FORBIDDEN_REQUEST, "too many headers")
     total = 0
-    dropped = set(_HOP_BY_HOP) | _CREDENTIAL_HEADERS | set(spec.settings["strip"])
+    dropped = set(_HOP_BY_HOP) | _CREDENTIAL_HEADERS | _REWRITING_HEADERS
+    dropped.update(spec.settings["strip"])
     dropped.add(spec.settings["header"].lower())
     for name, value in headers:
         if (
@@ -327,7 +349,11 @@ def _forwarded_headers(
             raise SecretError(_F.FORBIDDEN_REQUEST, "the headers are over the limit")
         if name.lower() == "connection":
             dropped.update(t.strip().lower() for t in value.split(","))
-    return [(n, v) for n, v in headers if n.lower() not in dropped]
+    return [
+        (n, v)
+        for n, v in headers
+        if n.lower() not in dropped and not n.lower().startswith(_REWRITING_PREFIX)
+    ]
 
 
 def _clean_response(
@@ -339,6 +365,9 @@ def _clean_response(
         needles.append(credential)
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
+    for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret
+        if name.lower() == "content-encoding" and value.strip().lower() not in ("", "identity"):
+            raise SecretError(_F.UPSTREAM_FAILED, "the upstream answered with an encoded body")
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:
         lower = name.lower()
