@@ -283,12 +283,6 @@ def test_http_inject_forwards_no_method_or_path_override(
     assert all(name.lower() not in headers for headers in seen)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a secret's engine config is stored in clear and bound to nothing: whoever can write "
-    "node.db (not the vault key) points http-inject's upstream at their host and receives the "
-    "sealed secret on the next forward (the AAD binds only name and engine)",
-)
 def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
     tmp_path: Path, header_echo: tuple[str, list[dict[str, str]]]
 ) -> None:
@@ -303,8 +297,9 @@ def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
         tampered = stored.replace(real, attacker_url)
         raw.execute("UPDATE secret_store SET config = ?", (tampered,))
 
-    with contextlib.suppress(SecretError):  # refusing is the secure answer
+    with pytest.raises(SecretError) as caught:  # the seal binds the configuration
         setup.forward(HttpRequest("POST", "/v1/refunds", (), b"{}"))
+    assert caught.value.reason is SecretFailure.CONFIG_INVALID
     leaks = Leaks()
     leaks.add("(nothing reached the attacker)", *(json.dumps(h) for h in seen))
     leaks.assert_clean(CANARY)

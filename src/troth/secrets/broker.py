@@ -16,9 +16,9 @@ from typing import Any, Final, TypeVar
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.crypto import KeyType
+from troth.crypto import KeyType, sha256
 from troth.encoding.ijson import load_json
-from troth.errors import DecodeError, SecretError, SecretFailure
+from troth.errors import DecodeError, SecretError, SecretFailure, TrothError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditKind, AuditSink, SqliteAuditLog
 from troth.secrets.book import LeaseBook
@@ -51,7 +51,7 @@ __all__ = ["Broker", "IssuedLease", "SweepReport"]
 
 _F = SecretFailure
 _T = TypeVar("_T")
-_SECRET_AAD: Final = b"troth.secret/1\x00"
+_SECRET_AAD: Final = b"troth.secret/2\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,7 @@ class Broker:
         ):
             self.engines[engine.kind] = engine
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
-        self._upstreams: dict[tuple[str, str], SecretValue] = {}
+        self._upstreams: dict[tuple[str, str, str], SecretValue] = {}
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -180,11 +180,12 @@ class Broker:
         spec = parse_spec(name, kind, config)  # type: ignore[arg-type]
         secret = value if isinstance(value, SecretValue) else SecretValue(value)
         _check_value(engine, secret.reveal())
-        text = json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))
+        text = _config_text(spec)
         if len(text.encode()) > limits.MAX_SECRET_CONFIG_BYTES:
             raise SecretError(_F.CONFIG_INVALID, "the configuration is over the limit")
         with self.store.transaction():
-            sealed = self.vault.seal(self.keys.seal_key, secret.reveal(), _secret_aad(name, engine))
+            aad = _secret_aad(name, engine, text)
+            sealed = self.vault.seal(self.keys.seal_key, secret.reveal(), aad)
             self.store.put_secret(SecretRecord(name, engine, text, sealed, now))
             self.book.audit_other(
                 AuditKind.PUT, now, secret=name, detail=f"engine {engine}", value=secret.reveal()
@@ -201,7 +202,7 @@ class Broker:
         with self.store.transaction():
             self.store.delete_secret(name)
             self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
-        self._upstreams.pop((name, spec.engine), None)
+        self._upstreams.pop((name, spec.engine, _config_text(spec)), None)
         return len(leases)
 
     def secrets(self) -> list[SecretSpec]:
@@ -413,20 +414,31 @@ class Broker:
     def _upstream(self, spec: SecretSpec) -> SecretValue:
         """The upstream secret of `spec`, unsealed only when an engine reveals it (the object
         is kept per secret and engine: it reads the stored record at each reveal)."""
-        key = (spec.name, spec.engine)
+        key = (spec.name, spec.engine, _config_text(spec))
         found = self._upstreams.get(key)
         if found is None:
-            found = self._upstreams[key] = self._sealed_upstream(spec.name, spec.engine)
+            found = self._upstreams[key] = self._sealed_upstream(*key)
         return found
 
-    def _sealed_upstream(self, name: str, engine: str) -> SecretValue:
+    def _sealed_upstream(self, name: str, engine: str, config: str) -> SecretValue:
+        """The value sealed with the configuration the engine uses: a configuration changed
+        behind the vault's back (the database written without the vault key, say an upstream
+        pointed elsewhere) no longer opens it."""
+
         def open_value() -> bytes:
             record = self.store.get_secret(name)
             if record is None or record.engine != engine:
                 raise SecretError(_F.NOT_CONFIGURED, name)
-            return self.vault.unseal(
-                self.keys.seal_key, record.sealed, _secret_aad(record.name, record.engine)
-            )
+            if record.config != config:
+                raise SecretError(_F.CONFIG_INVALID, f"{name}'s configuration changed: retry")
+            try:
+                return self.vault.unseal(
+                    self.keys.seal_key, record.sealed, _secret_aad(name, engine, config)
+                )
+            except TrothError:
+                raise SecretError(
+                    _F.CONFIG_INVALID, f"{name} does not open under its stored configuration"
+                ) from None
 
         return _SealedUpstream(open_value)
 
@@ -503,8 +515,16 @@ def _engine_call(call: Callable[[], _T]) -> _T:
         raise SecretError(_F.ENGINE_FAILED, type(exc).__name__) from None
 
 
-def _secret_aad(name: str, engine: str) -> bytes:
-    return _SECRET_AAD + name.encode() + b"\x00" + engine.encode()
+def _config_text(spec: SecretSpec) -> str:
+    """A secret's configuration as stored (and bound into its seal)."""
+    return json.dumps(spec.to_json(), sort_keys=True, separators=(",", ":"))
+
+
+def _secret_aad(name: str, engine: str, config: str) -> bytes:
+    """docs/formats.md: the name, the engine and the SHA-256 of the stored configuration."""
+    return (
+        _SECRET_AAD + name.encode() + b"\x00" + engine.encode() + b"\x00" + sha256(config.encode())
+    )
 
 
 def _check_value(engine: str, value: bytes) -> None:

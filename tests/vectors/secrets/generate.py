@@ -9,6 +9,7 @@ fixed seal key and nonce. tests/test_secrets_vectors.py rebuilds everything byte
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,11 @@ def build() -> dict[str, Any]:
     )
     token = engine.issue(grant, SecretValue(b"")).reveal()["token"]
     seal_key = SealKey("software", "0000000000000001")
-    aad = b"troth.secret/1\x00payments-api\x00http-inject"
+    config = '{"header":"Authorization","upstream":"https://payments.example/v1"}'
+    aad = (
+        b"troth.secret/2\x00payments-api\x00http-inject\x00"
+        + hashlib.sha256(config.encode()).digest()
+    )
     plaintext = b"Bearer sk_live_vector"
     sealed = (
         b"\x01"
@@ -80,6 +85,7 @@ def build() -> dict[str, Any]:
             "seal_key": SEAL_KEY.hex(),
             "seal_key_handle": str(seal_key),
             "nonce": NONCE.hex(),
+            "config": config,
             "aad": aad.hex(),
             "plaintext": plaintext.hex(),
             "sealed": sealed.hex(),
