@@ -308,12 +308,6 @@ def test_a_tampered_secret_config_never_sends_the_secret_elsewhere(
 # -- node: one member fills every policy subscription ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.get subscribes the caller for any authority id, trusted or not, with no "
-    "per-peer cap: one member takes all MAX_POLICY_SUBSCRIBERS places and no other node is "
-    "pushed a new bundle (it waits for its next pull round)",
-)
 def test_one_member_cannot_take_every_policy_subscription(tmp_path: Path) -> None:
     async def attack(net: MemNet) -> None:
         authority, hub = net.authority.identifier, net.hub

@@ -9,7 +9,8 @@ its signer's chain and the held feed decide, `BundleStore.accept`), so the rule 
 can make the node verify one. A `get` also subscribes the channel it came on to that
 authority's later revisions: a node that accepts a new revision pushes it once to each
 subscriber over its open channel (at most MAX_POLICY_SUBSCRIBERS subscriptions, one per peer
-and authority; MAX_POLICY_PUSHES in flight). A node pulls from each trusted authority's node
+and authority this node trusts, so one peer holds at most one per trust anchor;
+MAX_POLICY_PUSHES in flight). A node pulls from each trusted authority's node
 when it starts and on every maintenance round, so a missed push costs one round.
 
 `NodePolicies` is what every gate of a node decides with (the runtime's service requests, the
@@ -404,6 +405,8 @@ class PolicyService:
         return held.bundle.data
 
     def _subscribe(self, caller: PeerCaller, authority: Identifier) -> None:
+        if authority not in self.policies.anchors:  # else one peer could take every place
+            return
         key = (caller.identifier, authority)
         found = self.subscriptions.get(key)
         if found is not None:
