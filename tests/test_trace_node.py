@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.gates import T, make_world
 from tests.support.nodes import HUB, MemNet, run_memnet
+from troth import limits
 from troth.clock import FixedClock
 from troth.errors import Denied, RemoteError
 from troth.gates import DecisionPoint, Tool, ToolGate
@@ -150,5 +151,51 @@ def test_a_nodes_gate_records_go_to_its_log_or_to_the_service_node_json_names(
         ]
         assert recorder.last == made[-1].id
         assert (await local.worker.run(verify_log, log)).size == 2
+
+    run_memnet(test, tmp_path / "home")
+
+
+def big_batch(runtime: NodeRuntime, name: str, now: int, size: int) -> Batch:
+    """One record of `size` bytes of arguments, signed by `name` as its first."""
+    identities = runtime.node.identities
+    batcher = TraceBatcher(lambda at: identities.signer(name, now=at))
+    batcher.set_head(None)
+    content = RecordContent(
+        Kind.TOOL_INVOCATION, tool=ToolCall("upload"), values={"args": {"blob": "x" * size}}
+    )
+    batcher.add(content, now=now)
+    batch = batcher.next_batch(now)
+    assert batch is not None
+    return batch
+
+
+def test_one_member_flooding_the_trace_service_is_held_to_its_byte_rate(
+    tmp_path: Path,
+) -> None:
+    """A member replays a big submission over and over: past its burst it is refused as busy
+    (its client sends again later) while another member's records still go in; time refills."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        a = await net.member("agent-a")
+        b = await net.member("agent-b")
+        flood = big_batch(a, "agent-a", net.clock.now(), 200_000).submission.to_cbor()
+        send_a = send_to_hub(a, hub)
+        sent = 0
+        with pytest.raises(RemoteError, match="busy"):
+            for _ in range(1 + limits.TRACE_SUBMIT_BURST_BYTES // 200_000):
+                await send_a("submit", flood)
+                sent += 1
+        assert sent >= limits.TRACE_SUBMIT_BURST_BYTES // 250_000  # the burst was let through
+        honest = signed_batch(b, "agent-b", net.clock.now()).submission.to_cbor()
+        answer = await send_to_hub(b, hub)("submit", honest)
+        (result,) = Receipts.from_cbor(answer, expected=1).results
+        assert result.delivered
+        net.clock.advance(1)  # one second refills one second's worth, not the flood's
+        await send_a("submit", flood)
+        with pytest.raises(RemoteError, match="busy"):
+            for _ in range(10):
+                await send_a("submit", flood)
 
     run_memnet(test, tmp_path / "home")

@@ -243,6 +243,13 @@ MAX_TRACE_SUBMITS_PER_CALLER: Final = 2
 """`trace.submit` requests one caller may have in progress at a node (more: refused, retry)."""
 MAX_TRACE_SUBMITS: Final = 32
 """`trace.submit` requests a node works on at once, all callers together."""
+TRACE_SUBMIT_BYTES_PER_SECOND: Final = 1 << 20
+"""Bytes of `trace.submit` one member may send a node per second, sustained (refused above it,
+"busy": its client sends again after a back-off); valid or not, every submission counts."""
+TRACE_SUBMIT_BURST_BYTES: Final = 16 * MAX_SERVICE_MESSAGE
+"""What one member may send at once before the rate applies (16 full submissions)."""
+MAX_TRACE_RATE_SOURCES: Final = 4096
+"""Members whose trace byte budget a node keeps at once (refilled ones are forgotten first)."""
 TRACE_QUEUE_RECORDS: Final = 4096
 """Records a trace client holds before they are acknowledged (a full queue refuses the next
 record: an agent that cannot keep its audit trail stops)."""

@@ -43,6 +43,7 @@ from troth.identity import Identifier
 from troth.node.access import MembersOnly, PeerCaller
 from troth.node.links import Backoff
 from troth.node.node import Node
+from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
@@ -81,6 +82,11 @@ class TraceService:
         self.worker = worker
         self._collector: TraceCollector | None = None
         self._busy: dict[Identifier | None, int] = {}
+        self._rates = ByteBudgets(
+            rate=limits.TRACE_SUBMIT_BYTES_PER_SECOND,
+            burst=limits.TRACE_SUBMIT_BURST_BYTES,
+            max_sources=limits.MAX_TRACE_RATE_SOURCES,
+        )
         self.appended = 0
         self.refused = 0
         members = MembersOnly()
@@ -125,6 +131,10 @@ class TraceService:
         except DecodeError as exc:
             raise RemoteError(f"not a submission: {exc}") from None
         submitter = _submitter(context)
+        if submitter is not None and not self._rates.take(
+            submitter, submission.size(), now=context.now
+        ):
+            raise RemoteError("busy: over this member's trace byte rate, send again later")
         with self._slot(submitter):
             receipts = await self.worker.run(
                 lambda: self.collector().submit(submission, submitter=submitter, now=context.now)
@@ -163,7 +173,9 @@ class TraceService:
         return json.dumps(bundle, sort_keys=True)
 
     async def maintain(self, now: int) -> None:
-        """Nothing to maintain (checkpoints are signed when a proof needs one)."""
+        """Forget the byte budgets that refilled (checkpoints are signed when a proof needs
+        one)."""
+        self._rates.prune(now=now)
 
     def status(self) -> dict[str, Any]:
         """Records appended and refused since the node started."""

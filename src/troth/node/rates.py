@@ -1,0 +1,60 @@
+"""Per-source byte budgets (token buckets): how much one source may send a service per second,
+so one member's volume cannot crowd out the others' or fill a node's disk at the speed of its
+link. Sans-IO: the caller passes `now` (seconds)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+__all__ = ["ByteBudgets"]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    level: int
+    at: int
+
+
+class ByteBudgets:
+    """A bucket of `burst` bytes per source, refilled at `rate` bytes per second. At most
+    `max_sources` buckets are kept; a full (refilled) bucket is dropped first, and when every
+    kept bucket is in use a new source is refused (deny when in doubt)."""
+
+    def __init__(self, *, rate: int, burst: int, max_sources: int) -> None:
+        if rate < 1 or burst < 1 or max_sources < 1:
+            raise ValueError("a byte budget needs a positive rate, burst and source count")
+        self.rate = rate
+        self.burst = burst
+        self.max_sources = max_sources
+        self._buckets: dict[Hashable, _Bucket] = {}
+
+    def take(self, source: Hashable, amount: int, *, now: int) -> bool:
+        """Spend `amount` bytes of `source`'s budget; False (nothing spent) when it lacks them."""
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            if len(self._buckets) >= self.max_sources:
+                self.prune(now=now)
+                if len(self._buckets) >= self.max_sources:
+                    return False
+            bucket = self._buckets[source] = _Bucket(self.burst, now)
+        elif now > bucket.at:
+            bucket.level = min(self.burst, bucket.level + (now - bucket.at) * self.rate)
+            bucket.at = now
+        if amount > bucket.level:
+            return False
+        bucket.level -= amount
+        return True
+
+    def prune(self, *, now: int) -> None:
+        """Forget the sources whose bucket has refilled (they start full again anyway)."""
+        full = [
+            source
+            for source, bucket in self._buckets.items()
+            if bucket.level + max(0, now - bucket.at) * self.rate >= self.burst
+        ]
+        for source in full:
+            del self._buckets[source]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
