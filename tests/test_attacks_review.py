@@ -1,6 +1,8 @@
 """Adversarial review of the newest layers (gates, leased secrets, signed traces): each test is
-an attack through public APIs that asserts the secure behaviour; a test marked xfail(strict)
-documents a bug found on main (the lead removes the mark with the fix)."""
+an attack through public APIs that asserts the secure behaviour. Each failed on main before its
+fix (a former policy-admin's backdated bundle, a revoked admin's top revision, http-inject's
+compressed and overriding requests, a tampered secret configuration, subscriptions taken with
+made-up authorities)."""
 
 from __future__ import annotations
 
