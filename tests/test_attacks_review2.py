@@ -1,0 +1,119 @@
+"""Adversarial review, round 2 (task R2): node access, relays, the authority service,
+credentials and CLI inputs. Each test asserts the secure behaviour; each one marked xfail
+(strict) fails on main because of the bug its reason names (the lead removes the mark with
+the fix)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW
+from troth.authority import Authority, Ticket
+from troth.authority.client import enroll_request, revoke_request
+from troth.credentials import Attributes, CredentialChain
+from troth.errors import AuthorityError, AuthorityFailure
+from troth.identity import Identifier
+from troth.node import Node, init_node, open_node
+
+A = AuthorityFailure
+ORDERS = Attributes({"orders.access": frozenset({"read", "write"})})
+
+
+@dataclass
+class World:
+    """An authority (node "auth") and the agents' node ("agents") holding its members."""
+
+    agents: Node
+    authority: Authority
+
+    def id(self, name: str) -> Identifier:
+        return self.agents.identities.get(name, now=NOW).identifier
+
+    def member(self, name: str) -> None:
+        """Enroll `name` (a new identity) with a one-time ticket; its wallet holds the chain."""
+        ticket: Ticket = self.authority.create_ticket(
+            creator=self.authority.identifier, attributes=ORDERS, address="node:auth", now=NOW
+        )
+        self.agents.identities.create(now=NOW, name=name)
+        request = enroll_request(self.agents.identities, name, ticket, now=NOW)
+        chain = self.authority.enroll(request, now=NOW)
+        self.agents.wallet.hold(name, chain.encode(), now=NOW)
+
+    def delegate(self, by: str, to: str, *, purpose: str = "job", hold: bool = True) -> bytes:
+        """`by` delegates ORDERS to `to` (created when new); the chain (held by `to`)."""
+        if to not in {r.name for r in self.agents.identities.list_local()}:
+            self.agents.identities.create(now=NOW, name=to)
+        chain = self.agents.wallet.delegate(
+            by, to=self.id(to), attributes=ORDERS, now=NOW, ttl=3600, purpose=purpose
+        )
+        if hold:
+            self.agents.wallet.hold(to, chain, now=NOW)
+        return chain
+
+    def revoke(self, by: str, chain: bytes, *, now: int = NOW) -> int:
+        """`by` asks the authority to revoke the last link of `chain`."""
+        target = CredentialChain.decode(chain).credentials[-1].hash
+        request = revoke_request(
+            self.agents.identities,
+            by,
+            self.authority.identifier,
+            credential_hash=target,
+            chain=chain,
+            reason="",
+            now=now,
+        )
+        return self.authority.revoke_link(request, now=now)
+
+
+@pytest.fixture
+def world(troth_home: Path) -> Iterator[World]:
+    init_node("auth")
+    init_node("agents")
+    with open_node("auth") as authority_node, open_node("agents") as agents:
+        yield World(agents, authority_node.create_authority("acme", now=NOW, revocation_quota=5))
+
+
+# -- the authority: revocation requests and the quota ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revoke_link charges every link revocation to the chain's root member, so a "
+    "delegate spends its delegator's quota and the delegator can no longer revoke it",
+)
+def test_a_delegate_cannot_spend_the_quota_its_delegator_needs_to_revoke_it(
+    world: World,
+) -> None:
+    """The customer delegates to an agent it later needs to revoke. The agent, seeing it coming,
+    delegates to throwaway identities and revokes those links (offline signing, one request
+    each): every entry is charged to the customer. Then the customer's revocation of the
+    agent is refused for an hour: the compromised agent keeps its credential."""
+    world.member("customer")
+    to_agent = world.delegate("customer", "agent")
+    for n in range(5):  # the quota (5 here, 100 by default)
+        world.revoke("agent", world.delegate("agent", f"throwaway-{n}", hold=False), now=NOW + n)
+    world.revoke("customer", to_agent, now=NOW + 10)  # QUOTA_EXCEEDED on main
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revoke_link never checks the revocation feed: a revoked identity still writes "
+    "feed entries (charged to the member that roots its chain)",
+)
+def test_a_revoked_identity_cannot_write_to_the_feed(world: World) -> None:
+    """The authority revokes a rogue delegate's identity for good. It still signs revoke
+    requests for links it issued (its chain verifies structurally), and each one appends a
+    feed entry charged to the member it was delegated from: a revoked identity goes on
+    growing the feed and burning that member's quota, hour after hour."""
+    world.member("customer")
+    world.delegate("customer", "rogue")
+    below = world.delegate("rogue", "accomplice", hold=False)
+    world.authority.revoke_identity(world.id("rogue"), now=NOW)
+    length = world.authority.store.revocation_tip()[0]
+    with pytest.raises(AuthorityError):
+        world.revoke("rogue", below, now=NOW + 1)
+    assert world.authority.store.revocation_tip()[0] == length
