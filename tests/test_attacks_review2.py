@@ -5,6 +5,7 @@ the fix)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,15 @@ import pytest
 from tests.conftest import NOW
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, revoke_request
-from troth.credentials import Attributes, CredentialChain
-from troth.errors import AuthorityError, AuthorityFailure
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    issue_credential,
+    verify_feed,
+)
+from troth.errors import AuthorityError, AuthorityFailure, CredentialError
 from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
 
@@ -117,3 +125,42 @@ def test_a_revoked_identity_cannot_write_to_the_feed(world: World) -> None:
     with pytest.raises(AuthorityError):
         world.revoke("rogue", below, now=NOW + 1)
     assert world.authority.store.revocation_tip()[0] == length
+
+
+# -- identities: the authority's own rotation ------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an authority's rotation publishes no supersession of its own history (only "
+    "members' are), and nothing compares a chain's root history with the feed page's: a "
+    "thief holding the authority's old key keeps issuing credentials that verify",
+)
+def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
+    world: World, troth_home: Path
+) -> None:
+    """A thief copies the authority's node directory (a backup). The authority notices and
+    rotates its identity. The thief issues itself an admin credential with the old key (the
+    chain carries the old history, as any chain carries its issuers' histories): a verifier
+    holding the real authority's fresh feed, signed under the new key, must refuse it."""
+    shutil.copytree(troth_home / "nodes" / "auth", troth_home / "nodes" / "stolen")
+    authority_name = world.authority.config.name
+    world.authority.identities.rotate(authority_name, now=NOW + 10)
+    world.agents.identities.create(now=NOW, name="thief")
+    with open_node("stolen") as stolen:
+        signer = stolen.authority().signer(NOW + 20)
+        forged = issue_credential(
+            signer,
+            subject=world.id("thief"),
+            attributes=Attributes({"troth.role": "admin", **ORDERS}),
+            now=NOW + 20,
+            ttl=600,
+            depth=4,
+        )
+        chain = CredentialChain((forged,), (signer.identity.history,)).encode()
+    now = NOW + 30
+    anchor = world.authority.identifier
+    feed = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
+    verifier = ChainVerifier(TrustPolicy(frozenset({anchor})))
+    with pytest.raises(CredentialError):
+        verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)
