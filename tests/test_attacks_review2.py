@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, revoke_request
 from troth.credentials import (
@@ -165,3 +166,35 @@ def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
     verifier = ChainVerifier(TrustPolicy(frozenset({anchor})))
     with pytest.raises(CredentialError):
         verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)
+
+
+# -- the node: what a stranger's handshake costs it ----------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a node hosting an authority (or a broker) admits any authenticated identity to a "
+    "channel, and verify_peer stores every admitted peer's history: strangers fill its store",
+)
+def test_strangers_cannot_fill_an_authority_nodes_store(tmp_path: Path) -> None:
+    """ChannelTrust's promise ("stored only after admission, so strangers cannot fill the
+    store") holds only where admission means membership. An authority node admits everyone
+    (newcomers enroll), so a stranger with no credential makes fresh identities (a key pair
+    each) and opens one channel with each: every history is stored for good in the
+    authority node's database, without bound."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        now = net.clock.now()
+        stranger = await net.node(  # knows the authority (as a ticket tells), holds nothing
+            "stranger",
+            prepare=lambda node: node.wallet.trust(net.authority.identifier, HUB, now=now),
+        )
+        made = [stranger.node.identities.create(now=now, name=f"s{n}") for n in range(20)]
+        for identity in made:
+            await stranger.channel_as(identity.name, route(HUB))
+        stored = [i for i in made if hub.node.identities.store.get_history(i.identifier.digest)]
+        assert stored == []
+
+    run_memnet(test, tmp_path)
