@@ -191,9 +191,10 @@ def test_strangers_cannot_fill_an_authority_nodes_store(tmp_path: Path) -> None:
             "stranger",
             prepare=lambda node: node.wallet.trust(net.authority.identifier, HUB, now=now),
         )
-        made = [stranger.node.identities.create(now=now, name=f"s{n}") for n in range(20)]
-        for identity in made:
-            await stranger.channel_as(identity.name, route(HUB))
+        names = [f"s{n}" for n in range(20)]
+        made = [stranger.node.identities.create(now=now, name=name) for name in names]
+        for name in names:
+            await stranger.channel_as(name, route(HUB))
         stored = [i for i in made if hub.node.identities.store.get_history(i.identifier.digest)]
         assert stored == []
 
