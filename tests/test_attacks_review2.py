@@ -5,14 +5,18 @@ the fix)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
 from tests.conftest import NOW
+from tests.support.gates import POLICIES, TOOLS
+from tests.support.mcp_orders import names, orders_server
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, revoke_request
@@ -25,8 +29,11 @@ from troth.credentials import (
     verify_feed,
 )
 from troth.errors import AuthorityError, AuthorityFailure, CredentialError
+from troth.gates import create_bundle
 from troth.identity import Identifier
+from troth.integrations.mcp.connect import connect
 from troth.node import Node, init_node, open_node
+from troth.node.services.mcp import publish_upstream
 
 A = AuthorityFailure
 ORDERS = Attributes({"orders.access": frozenset({"read", "write"})})
@@ -197,5 +204,72 @@ def test_strangers_cannot_fill_an_authority_nodes_store(tmp_path: Path) -> None:
             await stranger.channel_as(name, route(HUB))
         stored = [i for i in made if hub.node.identities.store.get_history(i.identifier.digest)]
         assert stored == []
+
+    run_memnet(test, tmp_path)
+
+
+# -- the MCP service: its session limits ---------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="McpService bounds sessions per peer identity, and any member mints identities by "
+    "delegating (caveated delegations included): one member holds every session of the node",
+)
+def test_one_member_cannot_hold_every_mcp_session_through_its_delegates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The published server takes MAX_MCP_SESSIONS sessions, MAX_MCP_SESSIONS_PER_PEER per
+    peer (here 2 and 1, so the test stays small: the default 256 / 8 needs 32 delegates).
+    Member `desk` delegates, offline, to throwaway identities with a caveat that lets them
+    call nothing; each opens one session and keeps it. An honest member is then refused."""
+    from troth import limits
+
+    monkeypatch.setattr(limits, "MAX_MCP_SESSIONS", 2)
+    monkeypatch.setattr(limits, "MAX_MCP_SESSIONS_PER_PEER", 1)
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        now = net.clock.now()
+        bundle = create_bundle(
+            hub.node.identities.signer("hub", now=now),
+            authority=net.authority.identifier,
+            policies=POLICIES,
+            schema="",
+            tools=TOOLS,
+            revision=1,
+            now=now,
+            ttl=3600,
+        )
+        hub.policies.accept(bundle, now=now)
+        await publish_upstream(hub, "orders", orders_server())
+        orders = f"{HUB}/service/mcp.orders"
+        desk = await net.member("desk", **{"orders.access": "read"})
+        async with contextlib.AsyncExitStack() as held:
+            for n in range(2):
+                name = f"throwaway-{n}"
+                throwaway = desk.node.identities.create(now=now, name=name).identifier
+                chain = desk.node.wallet.delegate(
+                    "desk",
+                    to=throwaway,
+                    attributes=Attributes({"orders.access": "read"}),
+                    now=now,
+                    ttl=600,
+                    purpose="hold a session",
+                    caveats=("context.now < 0",),  # never allows a call
+                )
+                desk.node.wallet.hold(name, chain, now=now)
+                transport = await held.enter_async_context(connect(desk, name, orders))
+                session = await held.enter_async_context(
+                    Client(transport, mode="legacy", cache=None)
+                )
+                await session.list_tools()
+            honest = await net.member("honest", **{"orders.access": "read"})
+            async with (
+                connect(honest, "honest", orders) as transport,
+                Client(transport, mode="legacy", cache=None) as agent,
+            ):
+                assert await names(agent) == ["lookup_order"]
 
     run_memnet(test, tmp_path)
