@@ -15,9 +15,11 @@ import pytest
 from mcp import Client
 
 from tests.conftest import NOW
-from tests.support.gates import POLICIES, TOOLS
+from tests.support.gates import ADMIN, POLICIES, TOOLS, T
+from tests.support.gates import make_world as make_gates_world
 from tests.support.mcp_orders import names, orders_server
 from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.parties import make_party
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, revoke_request
 from troth.credentials import (
@@ -25,10 +27,11 @@ from troth.credentials import (
     ChainVerifier,
     CredentialChain,
     TrustPolicy,
+    delegate,
     issue_credential,
     verify_feed,
 )
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError
+from troth.errors import AuthorityError, AuthorityFailure, CredentialError, PolicyError
 from troth.gates import create_bundle
 from troth.identity import Identifier
 from troth.integrations.mcp.connect import connect
@@ -273,3 +276,46 @@ def test_one_member_cannot_hold_every_mcp_session_through_its_delegates(
                 assert await names(agent) == ["lookup_order"]
 
     run_memnet(test, tmp_path)
+
+
+# -- gates: a caveated delegation of policy-admin ------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a bundle signer's chain is verified for the policy-admin role without looking at "
+    "its caveats: a caveated delegation of the role signs bundles with the role's full power",
+)
+def test_a_caveated_delegation_of_policy_admin_cannot_sign_bundles() -> None:
+    """The policy-admin hands a helper agent its attributes under a caveat (a Cedar condition:
+    here, refunds up to 100), meaning the helper to act only within it. Caveats can only
+    remove authority, and nothing evaluates them on a bundle signature, so the only safe
+    reading is the access point's: a caveated credential satisfies no built-in rule (fail
+    closed). The helper instead signs "permit everything" as the next revision, and every
+    node accepts it."""
+    world = make_gates_world()
+    helper = make_party(world.vault, now=T)
+    chain = delegate(
+        world.admin.signer,
+        CredentialChain.decode(world.admin_chain),
+        subject=helper.identifier,
+        attributes=ADMIN,
+        now=T,
+        ttl=7 * 86_400,
+        purpose="refunds up to 100",
+        caveats=("context.args.amount <= 100",),
+    ).encode()
+    store = world.store(world.bundle(revision=1))
+    with pytest.raises(PolicyError):
+        forged = create_bundle(
+            helper.signer,
+            authority=world.authority.identifier,
+            policies='@id("all") permit(principal, action, resource);',
+            schema="",
+            tools=TOOLS,
+            revision=2,
+            now=T + 60,
+            ttl=86_400,
+            chain=chain,
+        )
+        store.accept(forged, feeds=world.feeds(), now=T + 60)
