@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -36,6 +37,8 @@ from troth.gates import create_bundle
 from troth.identity import Identifier
 from troth.integrations.mcp.connect import connect
 from troth.node import Node, init_node, open_node
+from troth.node.access import AnyAuthenticated
+from troth.node.services.base import Method, RequestContext
 from troth.node.services.mcp import publish_upstream
 
 A = AuthorityFailure
@@ -319,3 +322,89 @@ def test_a_caveated_delegation_of_policy_admin_cannot_sign_bundles() -> None:
             chain=chain,
         )
         store.accept(forged, feeds=world.feeds(), now=T + 60)
+
+
+# -- the node: who answers at an authority's route -----------------------------------------------
+
+
+class _Swallow:
+    """Mallory's stand-in `authority` service: answers every `rotated` announcement "done"."""
+
+    name = "authority"
+    oneway: Method | None = None
+
+    def __init__(self) -> None:
+        self.swallowed = 0
+        self.methods = {"rotated": Method(self.rotated, AnyAuthenticated())}
+
+    async def rotated(self, arguments: Any, context: RequestContext) -> int:
+        self.swallowed += 1
+        return 0
+
+    async def maintain(self, now: int) -> None:
+        """Nothing."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the runtime reaches a trusted authority's route (rotated, refresh, feed, policy "
+    "pulls) without expect=authority (only enroll pins it): any member answering there is "
+    "taken for the authority",
+)
+def test_a_rotation_is_announced_only_to_the_authority_itself(tmp_path: Path) -> None:
+    """Authority acme has no open port: it is reached as /relay/acme on the hub. While acme is
+    down past the relay grace period, mallory (a member holding troth.relay=*) takes the name
+    and answers there. The victim rotates its identity (say its key leaked) and announces it:
+    the announcement goes to mallory, who says "done", so the victim marks acme as told and
+    never retries. acme publishes no supersession, and the thief's old-history credentials
+    keep verifying for every stateless verifier."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        now = net.clock.now()
+
+        def host_acme(node: Node) -> None:
+            node.create_authority("acme", now=now)
+
+        acme = await net.node("acme", prepare=host_acme)
+        await acme.enroll(net.ticket(**{"troth.relay": "acme"}), "acme")
+        await acme.create_relay("acme", HUB)
+        authority = acme.node.authority()
+        ticket = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"agents.team": "support"}),
+            address=f"{HUB}/relay/acme",
+            now=now,
+        )
+        victim = await net.member("victim")
+        await victim.enroll(str(ticket), "victim")
+        # mallory: a hub member holding troth.relay=*, and an ordinary member of acme too
+        mallory = await net.member("mallory", **{"troth.relay": "*"})
+        insider = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"agents.team": "sales"}),
+            address=f"{HUB}/relay/acme",
+            now=now,
+        )
+        await mallory.enroll(str(insider), "mallory")
+        swallow = _Swallow()
+        mallory.add_service(swallow)
+
+        await acme.stop()  # acme goes down; after the grace period its relay name is free
+        net.runtimes.remove(acme)
+        net.clock.advance(hub.relay_grace + 1)
+        await hub.maintain()
+        await mallory.create_relay("acme", HUB)
+
+        victim.node.identities.rotate("victim", now=net.clock.now())
+        await victim.reload()  # the running node presents the rotated history from now on
+        await victim.announce_rotations("victim")
+        assert swallow.swallowed == 0
+        _, pending = victim.node.wallet.unannounced("victim")
+        assert authority.identifier in pending  # acme was never told: still to announce
+
+    run_memnet(test, tmp_path, relay_grace=5)
