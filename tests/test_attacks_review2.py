@@ -32,7 +32,7 @@ from troth.credentials import (
     issue_credential,
     verify_feed,
 )
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError, PolicyError
+from troth.errors import AuthorityError, CredentialError, PolicyError
 from troth.gates import create_bundle
 from troth.identity import Identifier
 from troth.integrations.mcp.connect import connect
@@ -41,7 +41,6 @@ from troth.node.access import AnyAuthenticated
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.mcp import publish_upstream
 
-A = AuthorityFailure
 ORDERS = Attributes({"orders.access": frozenset({"read", "write"})})
 
 
@@ -119,6 +118,10 @@ def test_a_delegate_cannot_spend_the_quota_its_delegator_needs_to_revoke_it(
     for n in range(5):  # the quota (5 here, 100 by default)
         world.revoke("agent", world.delegate("agent", f"throwaway-{n}", hold=False), now=NOW + n)
     world.revoke("customer", to_agent, now=NOW + 10)  # QUOTA_EXCEEDED on main
+    now = NOW + 11
+    anchor = world.authority.identifier
+    feed = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
+    assert CredentialChain.decode(to_agent).credentials[-1].hash in feed.revoked_credentials
 
 
 @pytest.mark.xfail(
