@@ -16,11 +16,12 @@ import pytest
 from mcp import Client
 
 from tests.conftest import NOW
-from tests.support.gates import ADMIN, POLICIES, TOOLS, T
+from tests.support.gates import ADMIN, TOOLS, T
 from tests.support.gates import make_world as make_gates_world
 from tests.support.mcp_orders import names, orders_server
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.support.parties import make_party
+from tests.test_mcp_channels import install
 from troth.authority import Authority, Ticket
 from troth.authority.client import enroll_request, revoke_request
 from troth.credentials import (
@@ -241,17 +242,7 @@ def test_one_member_cannot_hold_every_mcp_session_through_its_delegates(
         hub = net.hub
         assert hub is not None
         now = net.clock.now()
-        bundle = create_bundle(
-            hub.node.identities.signer("hub", now=now),
-            authority=net.authority.identifier,
-            policies=POLICIES,
-            schema="",
-            tools=TOOLS,
-            revision=1,
-            now=now,
-            ttl=3600,
-        )
-        hub.policies.accept(bundle, now=now)
+        install(net)  # the support desk's bundle (tests/support/gates), revision 1
         await publish_upstream(hub, "orders", orders_server())
         orders = f"{HUB}/service/mcp.orders"
         desk = await net.member("desk", **{"orders.access": "read"})
