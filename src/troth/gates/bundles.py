@@ -326,6 +326,12 @@ def create_bundle(
     ).encode()
 
 
+_CAVEATED: Final = (
+    "a caveated chain grants no policy-admin role (a caveat bounds tool calls; nothing can "
+    "evaluate it on a bundle, so it fails closed)"
+)
+
+
 def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) -> int:
     """An early, structural refusal of a chain that cannot make `signer` a policy-admin;
     returns when the chain expires (its earliest link's expiry)."""
@@ -338,6 +344,8 @@ def _check_admin_chain(chain: bytes, signer: Identifier, authority: Identifier) 
         raise PolicyError(_P.SIGNER_INVALID, "the chain is not the signer's from the authority")
     if POLICY_ADMIN not in leaf.attributes.values_of(ROLE):
         raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
+    if any(body.delegation is not None and body.delegation.caveats for body in bodies):
+        raise PolicyError(_P.NOT_POLICY_ADMIN, _CAVEATED)
     return min(body.expires_at for body in bodies)
 
 
@@ -397,6 +405,8 @@ def _signer_chain(
         raise PolicyError(_P.SIGNER_INVALID, "the bundle outlives the signer's chain")
     if POLICY_ADMIN not in credential.attributes.values_of(ROLE):
         raise PolicyError(_P.NOT_POLICY_ADMIN, f"the chain grants no {ROLE}={POLICY_ADMIN}")
+    if credential.caveats:
+        raise PolicyError(_P.NOT_POLICY_ADMIN, _CAVEATED)
     links = frozenset(link.hash for link in credential.links)
     identities = {link.subject.digest for link in credential.links}
     return links, frozenset(identities | {body.authority.digest})
