@@ -235,6 +235,7 @@ class AuthorityFailure(enum.Enum):
     NOT_A_MEMBER = "not a member of this authority"
     REQUEST_INVALID = "request invalid"
     NOT_UPSTREAM = "only an upstream issuer can revoke this link"
+    NO_STANDING = "the requester's own credential is revoked or expired"
     QUOTA_EXCEEDED = "quota exceeded"
     FEED_LIMIT = "the revocation feed would exceed a limit"
 

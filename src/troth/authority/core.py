@@ -16,7 +16,7 @@ attributes. Nobody else may create tickets.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,6 +32,7 @@ from troth.credentials import (
     RevocationKind,
     TrustPolicy,
     VerifiedFeed,
+    VerifiedLink,
     issue_credential,
 )
 from troth.crypto import sha256
@@ -385,20 +386,48 @@ class Authority:
         if position is None:
             raise AuthorityError(_A.REQUEST_INVALID, "the credential is not in the chain")
         revoker = verified.requester.identifier
-        if all(link.issuer != revoker for link in links[: position + 1]):
+        issued = next(
+            (link.index for link in links[: position + 1] if link.issuer == revoker), None
+        )
+        if issued is None:
             raise AuthorityError(_A.NOT_UPSTREAM, str(revoker))
-        with self.store.transaction():
-            self._learn(verified.requester, now, charged_to=links[0].subject)
-            seq = self.revocations.revoke(
-                RevocationKind.CREDENTIAL,
-                target,
-                by=revoker,
-                now=now,
-                reason=reason,
-                charged_to=links[0].subject,
-            )
+        # the member pays for its own revocations; its delegates share a second budget, so a
+        # delegate cannot spend what its delegator needs to revoke it
+        member = links[0].subject
+        payer = member if issued <= 1 else _delegates_of(member)
+        try:
+            with self.store.transaction():
+                self._check_standing(links[:issued], now)
+                self._learn(verified.requester, now, charged_to=payer)
+                seq = self.revocations.revoke(
+                    RevocationKind.CREDENTIAL,
+                    target,
+                    by=revoker,
+                    now=now,
+                    reason=reason,
+                    charged_to=payer,
+                )
+        except AuthorityError as exc:
+            if exc.reason is not _A.QUOTA_EXCEEDED or payer == member:
+                raise
+            detail = exc.detail.replace(str(payer), f"the delegates of {member}")
+            raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
         self._remember(request, verified, seq)
         return seq
+
+    def _check_standing(self, links: Sequence[VerifiedLink], now: int) -> None:
+        """Refuse a requester whose own links (the chain above the link it issued) are expired
+        or in the feed, or whose identities are: a cut-off delegate writes no more entries."""
+        store = self.store
+        for link in links:
+            if now >= link.expires_at + limits.MAX_CLOCK_SKEW_SECONDS:
+                raise AuthorityError(_A.NO_STANDING, f"link {link.index} expired")
+            revoked = store.find_revocation(int(RevocationKind.CREDENTIAL), link.hash) is not None
+            if revoked or any(
+                store.find_revocation(int(RevocationKind.IDENTITY), who.digest) is not None
+                for who in (link.issuer, link.subject)
+            ):
+                raise AuthorityError(_A.NO_STANDING, f"link {link.index} is revoked")
 
     def _replayed(self, request: bytes, now: int) -> tuple[int, int | None] | None:
         """The answer already given to these exact request bytes, while the request is valid."""
@@ -423,3 +452,9 @@ class Authority:
     def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
         """The authority's own view of its feed (what the node hosting it verifies against)."""
         return self.revocations.held(now=now, previous=previous)
+
+
+def _delegates_of(member: Identifier) -> Identifier:
+    """The quota account a member's delegates share (a name no identity has: a hash under its
+    own domain)."""
+    return Identifier(sha256(b"troth.authority.delegates-quota/1\x00" + member.digest))
