@@ -206,7 +206,8 @@ MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE
 MAX_MCP_SESSIONS: Final = 256
 """MCP sessions one published MCP server holds at once, in total."""
 MAX_MCP_SESSIONS_PER_PEER: Final = 8
-"""MCP sessions one peer identity may hold on one published MCP server."""
+"""MCP sessions one member may hold on one published MCP server, its delegates' included (they
+count against the member at the root of their chains)."""
 MAX_MCP_QUEUE: Final = 64
 """JSON-RPC messages queued for one MCP session either way; a session whose reader falls this
 far behind is closed."""

@@ -64,9 +64,17 @@ START_TIMEOUT: Final = 30.0
 @dataclass(eq=False)
 class _Session:
     peer: str
+    accounts: frozenset[bytes]  # whose sessions these count as (_accounts)
     channel: str
     inbound: MemoryObjectSendStream[SessionMessage | Exception]
     task: asyncio.Task[None] | None = field(default=None)
+
+
+def _accounts(peer: VerifiedPeer) -> frozenset[bytes]:
+    """Whom a peer's sessions count against: the member at the root of each of its chains (a
+    member minting delegate identities gains no sessions), or the peer itself without one."""
+    roots = {credential.links[0].subject.digest for credential in peer.credentials}
+    return frozenset(roots or {peer.identifier.digest})
 
 
 class McpService:
@@ -177,20 +185,26 @@ class McpService:
     def _open(self, key: tuple[str, bytes], caller: PeerCaller, back: Route) -> _Session:
         gate = self.gate
         peer = str(caller.identifier)
-        held = sum(1 for s in self.sessions.values() if s.peer == peer)
+        accounts = _accounts(caller.peer)
+        held = max(
+            sum(1 for s in self.sessions.values() if account in s.accounts) for account in accounts
+        )
         if gate is None:
             raise RemoteError(f"{self.name}: the upstream is not running")
         if len(self.sessions) >= limits.MAX_MCP_SESSIONS:
             raise RemoteError(f"{self.name}: {len(self.sessions)} sessions are open (the most)")
         if held >= limits.MAX_MCP_SESSIONS_PER_PEER:
-            raise RemoteError(f"{self.name}: the peer holds {held} sessions (the most)")
+            raise RemoteError(
+                f"{self.name}: the peer's member holds {held} sessions, its delegates' included "
+                "(the most)"
+            )
         import anyio
 
         from troth.integrations.mcp.channel import run_session
         from troth.integrations.mcp.gate import gate_server
 
         inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-        session = _Session(peer, key[0], inbound)
+        session = _Session(peer, accounts, key[0], inbound)
         channel = key[0]
 
         def current_peer() -> VerifiedPeer | None:
