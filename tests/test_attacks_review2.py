@@ -353,12 +353,6 @@ class _Swallow:
         return {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runtime reaches a trusted authority's route (rotated, refresh, feed, policy "
-    "pulls) without expect=authority (only enroll pins it): any member answering there is "
-    "taken for the authority",
-)
 def test_a_rotation_is_announced_only_to_the_authority_itself(tmp_path: Path) -> None:
     """Authority acme has no open port: it is reached as /relay/acme on the hub. While acme is
     down past the relay grace period, mallory (a member holding troth.relay=*) takes the name

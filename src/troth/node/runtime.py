@@ -448,7 +448,8 @@ class NodeRuntime:
                     )
                     self.trust.set_feed(authority, feed)
                 else:
-                    await self.sync_feed(authority, await self.channel_to(parse_route(address)))
+                    end = await self.channel_to(parse_route(address), expect=authority)
+                    await self.sync_feed(authority, end)
             except TrothError as exc:
                 log.warning("feed of %s: %s", authority, exc)
 
@@ -485,7 +486,7 @@ class NodeRuntime:
             request = await self.worker.run(
                 refresh_request, self.node.identities, self.name, authority, now=now
             )
-            end = await self.channel_to(parse_route(address))
+            end = await self.channel_to(parse_route(address), expect=authority)
             answer = await call(self.router, (end.enc, AUTHORITY), "refresh", request)
             await self.worker.run(
                 wallet.hold, self.name, cbor.expect_bytes(answer, "chain"), now=now
@@ -735,7 +736,7 @@ class NodeRuntime:
         request = await self.worker.run(
             rotated_request, self.node.identities, ref, authority, now=now
         )
-        end = await self.channel_to(parse_route(address))
+        end = await self.channel_to(parse_route(address), expect=authority)
         seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
         return None if seq is None else cbor.expect_int(seq, "seq")
 

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.authority import Authority
@@ -67,6 +67,13 @@ from troth.node.services.base import Method, RequestContext, call, service_addre
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
+
+
+class _ChannelTo(Protocol):
+    """An open channel to the node at `route`, refused unless `expect` answers there."""
+
+    def __call__(self, route: Route, *, expect: Identifier | None = None) -> Awaitable[Any]: ...
+
 
 __all__ = [
     "POLICY",
@@ -362,7 +369,7 @@ class PolicyService:
         router: Router,
         routes: Callable[[], Mapping[Identifier, str]],
         hosted: Callable[[], Identifier | None],
-        channel_to: Callable[[Route], Awaitable[Any]],
+        channel_to: _ChannelTo,
         find_channel: Callable[[str], Any],
         clock: Callable[[], int],
     ) -> None:
@@ -463,7 +470,7 @@ class PolicyService:
                 if is_local(address):
                     data = await self.worker.run(self._local, authority, address, revision)
                 else:
-                    end = await self.channel_to(parse_route(address))
+                    end = await self.channel_to(parse_route(address), expect=authority)
                     answer = await call(
                         self.router, (end.enc, POLICY), "get", [authority.digest, revision]
                     )
