@@ -185,11 +185,6 @@ def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
 # -- the node: what a stranger's handshake costs it ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node hosting an authority (or a broker) admits any authenticated identity to a "
-    "channel, and verify_peer stores every admitted peer's history: strangers fill its store",
-)
 def test_strangers_cannot_fill_an_authority_nodes_store(tmp_path: Path) -> None:
     """ChannelTrust's promise ("stored only after admission, so strangers cannot fill the
     store") holds only where admission means membership. An authority node admits everyone

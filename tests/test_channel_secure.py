@@ -40,6 +40,7 @@ from troth.channel import (
     ReplayWindow,
     SecureChannel,
     Verdict,
+    VerifiedPeer,
     split_packet,
 )
 from troth.credentials import (
@@ -156,11 +157,11 @@ def test_invalid_and_forked_history(world: World) -> None:
 def test_a_peer_is_stored_only_once_admitted(world: World) -> None:
     """Store-or-extend on channels: the admitted peer's history is observed; a refused peer
     (no credential from a trusted authority) is judged but never stored."""
-    observed: list[VerifiedIdentity] = []
+    observed: list[VerifiedPeer] = []
     trust = world.trust()
     storing = ChannelTrust(trust.policy, trust.verifier, trust.feeds, None, observed.append)
     pair(world, b_trust=storing)
-    assert [i.identifier for i in observed] == [world.alice.identifier]
+    assert [p.identifier for p in observed] == [world.alice.identifier]
     observed.clear()
     _, _, _, events_b = pair(world, a_creds=(), b_trust=storing)
     assert closed(events_b).reason is F.PEER_NOT_ALLOWED

@@ -80,14 +80,15 @@ Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
 class ChannelTrust:
     """How this side judges peers. `verifier` checks credential chains (None: ignore them);
     `known` raises IdentityError for a history that forks from or rolls back a stored copy;
-    `observe` stores (or extends) the copy of a peer once it is admitted (store-or-extend:
-    judged before, stored only after admission, so strangers cannot fill the store)."""
+    `observe` is given each admitted peer to store (or extend) its copy (store-or-extend:
+    judged before, stored only after admission; what the holder keeps is its choice: a node
+    keeps members and anchors, so strangers it admits, say to enroll, cannot fill its store)."""
 
     policy: PeerPolicy
     verifier: ChainVerifier | None = None
     feeds: Feeds = dict
     known: Callable[[VerifiedIdentity], None] | None = None
-    observe: Callable[[VerifiedIdentity], None] | None = None
+    observe: Callable[[VerifiedPeer], None] | None = None
     checkpoints: Callable[[int], Checkpoints] | None = None
     """Given `now`, judges a checkpointed peer history (a long-lived identity presents a
     suffix attested by its authority's feed); None: such histories are refused."""
@@ -124,7 +125,7 @@ def verify_peer(
         raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
     if trust.observe is not None and not isinstance(who, VerifiedIdentity):
         try:
-            trust.observe(identity)
+            trust.observe(peer)
         except IdentityError as exc:  # another copy was stored meanwhile: a fork
             raise ChannelError(_F.PEER_INVALID, str(exc)) from None
     return peer

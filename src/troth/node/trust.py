@@ -125,9 +125,16 @@ class NodeTrust:
             verifier=self.verifier,
             feeds=lambda: self.feeds,
             known=self.node.identities.check_known,
-            observe=self.node.identities.observe,
+            observe=self._remember,
             checkpoints=self._checkpoints,
         )
+
+    def _remember(self, peer: VerifiedPeer) -> None:
+        """Store (or extend) an admitted peer's history when it is a member (a credential
+        from a trust anchor) or an anchor: a stranger admitted to enroll is judged against the
+        store but not kept (its history is stored when it enrolls)."""
+        if peer.credentials or peer.identifier in self.feeds:
+            self.node.identities.observe(peer.identity)
 
     def _checkpoints(self, now: int) -> Checkpoints:
         """The node's word on checkpointed peer histories: its stored copies and held feeds."""
