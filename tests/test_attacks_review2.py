@@ -148,9 +148,10 @@ def test_a_revoked_delegate_cannot_write_to_the_feed(world: World) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="an authority's rotation publishes no supersession of its own history (only "
-    "members' are), and nothing compares a chain's root history with the feed page's: a "
-    "thief holding the authority's old key keeps issuing credentials that verify",
+    reason="known, left (docs/credentials.md, 'A stolen authority key'): an authority's "
+    "rotation publishes no supersession of its own history, so a verifier WITHOUT a store "
+    "accepts what a thief issues with the old key (nodes refuse it: their stored copy of the "
+    "authority's history is newer)",
 )
 def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
     world: World, troth_home: Path
