@@ -403,3 +403,34 @@ def test_a_rotation_is_announced_only_to_the_authority_itself(tmp_path: Path) ->
         assert authority.identifier in pending  # acme was never told: still to announce
 
     run_memnet(test, tmp_path, relay_grace=5)
+
+
+def test_a_verifier_with_a_store_refuses_a_stolen_authority_keys_credentials(
+    world: World, troth_home: Path
+) -> None:
+    """The same theft as above, judged by a node: it stored the authority's newer history (a
+    feed sync or channel does), so the chain's older root history is refused."""
+    shutil.copytree(troth_home / "nodes" / "auth", troth_home / "nodes" / "stolen")
+    authority_name = world.authority.config.name
+    rotated = world.authority.identities.rotate(authority_name, now=NOW + 10)
+    world.agents.identities.create(now=NOW, name="thief")
+    with open_node("stolen") as stolen:
+        signer = stolen.authority().signer(NOW + 20)
+        forged = issue_credential(
+            signer,
+            subject=world.id("thief"),
+            attributes=Attributes({"troth.role": "admin", **ORDERS}),
+            now=NOW + 20,
+            ttl=600,
+            depth=4,
+        )
+        chain = CredentialChain((forged,), (signer.identity.history,)).encode()
+    now = NOW + 30
+    anchor = world.authority.identifier
+    store = world.agents.identities
+    store.import_history(rotated.identity.history, now=now)  # what the node has seen
+    feed = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
+    verifier = ChainVerifier(TrustPolicy(frozenset({anchor})), known=store.check_known)
+    with pytest.raises(CredentialError) as refused:
+        verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)
+    assert "older than the stored copy" in str(refused.value)
