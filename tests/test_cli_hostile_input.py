@@ -266,3 +266,33 @@ def test_status_file_with_duplicate_pid_is_not_trusted(troth_home: Path) -> None
     assert node_status(troth_home, "default")["running"] is False
     status.write_text('{"pid": 1e400}')
     assert node_status(troth_home, "default")["running"] is False
+
+
+def test_out_replaces_a_planted_symlink_and_never_writes_through_it(
+    world: dict[str, str], tmp_path: Path
+) -> None:
+    """A symlink planted at an --out path (a shared directory) points at a file the user owns,
+    say a key: the export replaces the link, and the file it pointed at is untouched."""
+    precious = tmp_path / "vault.key"
+    precious.write_bytes(b"the key")
+    out = tmp_path / "history.cbor"
+    out.symlink_to(precious)
+    run("identity", "export", "customer", "--out", str(out))
+    assert precious.read_bytes() == b"the key"
+    assert not out.is_symlink()
+    assert out.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_out_to_a_missing_directory_is_an_io_error_and_leaves_nothing(tmp_path: Path) -> None:
+    run("identity", "create", "someone")
+    result = run("identity", "export", "someone", "--out", str(tmp_path / "no" / "x"), code=4)
+    assert "cannot write" in result.stderr
+
+
+def test_a_kept_checkpoint_larger_than_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    run("identity", "create", "someone")
+    anchor = tmp_path / "anchor.note"
+    anchor.write_bytes(b"x" * (limits.MAX_TRACE_CHECKPOINT_BYTES + 1))
+    result = run("trace", "verify", "--checkpoint", str(anchor), code=4)
+    assert "larger than" in result.stderr

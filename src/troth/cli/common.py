@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -121,12 +123,40 @@ def duration_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*names, type=str, callback=_to_seconds, metavar="DURATION", **kwargs)
 
 
-def write_output(path: str, data: bytes) -> None:
-    """Write `data` to `path` (OSError naming the file and the reason: exit 4)."""
+@contextlib.contextmanager
+def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
+    """A file to write `path` through: a fresh temporary file beside it (O_EXCL, mode 0600),
+    fsynced and renamed over `path` when the block ends without an error, removed otherwise.
+    So a crash leaves the old file or the new one, and a symlink planted at `path` is replaced,
+    never followed (it cannot make a command overwrite, say, a key file). OSError naming the
+    file and the reason: exit 4."""
+    target = Path(path)
     try:
-        Path(path).write_bytes(data)
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
     except OSError as exc:
         raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with open(handle, "w" if text else "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_output(path: str, data: bytes) -> None:
+    """Write `data` to `path` atomically (`output_file`)."""
+    with output_file(path) as file:
+        file.write(data)
 
 
 def node_running(name: str) -> bool:

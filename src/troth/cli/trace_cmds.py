@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sys
 from collections.abc import Generator, Mapping
 from contextlib import nullcontext
@@ -21,7 +20,9 @@ from troth.cli.common import (
     as_option,
     node_option,
     open_cli_node,
+    output_file,
     read_input,
+    write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.errors import TraceError
@@ -133,7 +134,11 @@ def verify(
     """Every signature, every agent's chain, the Merkle root against the checkpoints; exit 1
     naming the first bad record and why. Without a kept checkpoint the log is 'unanchored'."""
     anchor_file = Path(anchor_path) if anchor_path else None
-    anchor = anchor_file.read_bytes() if anchor_file is not None and anchor_file.exists() else None
+    anchor = (
+        read_input(str(anchor_file), limits.MAX_TRACE_CHECKPOINT_BYTES, "checkpoint")
+        if anchor_file is not None and anchor_file.exists()
+        else None
+    )
     try:
         if file_path is not None:
             report: Any = _verify_file(file_path, anchor)
@@ -141,7 +146,7 @@ def verify(
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 report = verify_log(log, anchor=anchor, known=node.identities.check_known)
                 if anchor_file is not None and report.checkpoint is not None:
-                    _keep(anchor_file, report.checkpoint.note)
+                    write_output(str(anchor_file), report.checkpoint.note)
     except TraceError as exc:
         _invalid(reporter, exc)
     data_out = report.to_json()
@@ -154,16 +159,6 @@ def verify(
     reporter.result(data_out, text)
     if require_anchor and status != "valid":
         sys.exit(EXIT_INVALID)
-
-
-def _keep(path: Path, note: bytes) -> None:
-    """Replace the kept checkpoint atomically (a crash leaves the old one or the new one)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(note)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 def _lines(path: str) -> Generator[bytes, None, None]:
@@ -204,7 +199,7 @@ def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporte
         bundle = prove(log, record_id)
     text = json.dumps(bundle, indent=2)
     if out is not None:
-        Path(out).write_text(text + "\n")
+        write_output(out, (text + "\n").encode())
         reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)
     else:
         reporter.result(bundle, text)
@@ -244,7 +239,7 @@ def export(
             count = _export_otel(log, endpoint, agent)
             reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
             return
-        target: Any = open(out, "w") if out else nullcontext(sys.stdout)  # noqa: SIM115
+        target: Any = output_file(out, text=True) if out else nullcontext(sys.stdout)
         with target as stream:
             checkpoint = export_jsonl(log, stream, agent=agent)
         if out is not None:
