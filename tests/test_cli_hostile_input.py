@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +298,19 @@ def test_a_kept_checkpoint_larger_than_a_checkpoint_is_refused(tmp_path: Path) -
     anchor.write_bytes(b"x" * (limits.MAX_TRACE_CHECKPOINT_BYTES + 1))
     result = run("trace", "verify", "--checkpoint", str(anchor), code=4)
     assert "larger than" in result.stderr
+
+
+def test_out_to_a_device_writes_through_it_and_leaves_it_a_device(tmp_path: Path) -> None:
+    run("identity", "create", "someone")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    run("identity", "export", "someone", "--out", str(fifo))
+    reader.join(10)
+    assert received
+    assert received[0]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # written through, not replaced by a file
+    run("identity", "export", "someone", "--out", os.devnull)
+    assert stat.S_ISCHR(os.lstat(os.devnull).st_mode)

@@ -15,6 +15,7 @@ from tests.support.leases import CHAIN_TTL, LeaseWorld, make_world, open_broker
 from troth.credentials import RevocationKind
 from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure
+from troth.identity import Identifier
 from troth.secrets import (
     AllowListPolicy,
     AuditEvent,
@@ -447,3 +448,18 @@ def test_a_refused_issue_names_every_credential_tried(tmp_path: Path, world: Lea
         "on the allow list)"
     )
     assert broker.leases(world.agent_a.identifier) == []
+
+
+def test_an_authoritys_operator_revokes_only_leases_under_that_authority(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """An operator made by one authority's credential cannot revoke the leases another
+    authority's credentials justified (the node's operators, local callers, can)."""
+    broker = broker_for(tmp_path, world)
+    a = world.credential_a()
+    broker.issue(a, "payments", now=NOW)
+    other = Identifier(bytes(32))
+    assert broker.revoke_identity(a.actor, now=NOW + 1, authorities=frozenset({other})) == []
+    assert [lease.state for lease in broker.leases(a)] == [LeaseState.ACTIVE]
+    revoked = broker.revoke_identity(a.actor, now=NOW + 1, authorities=frozenset({a.authority}))
+    assert [lease.state for lease in revoked] == [LeaseState.REVOKED]

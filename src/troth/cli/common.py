@@ -128,9 +128,17 @@ def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     """A file to write `path` through: a fresh temporary file beside it (O_EXCL, mode 0600),
     fsynced and renamed over `path` when the block ends without an error, removed otherwise.
     So a crash leaves the old file or the new one, and a symlink planted at `path` is replaced,
-    never followed (it cannot make a command overwrite, say, a key file). OSError naming the
-    file and the reason: exit 4."""
+    never followed (it cannot make a command overwrite, say, a key file). A device or a pipe
+    at `path` (/dev/null) is written in place. OSError naming the file and the reason: exit 4."""
     target = Path(path)
+    if not target.is_symlink() and target.exists() and not target.is_file():
+        # a device or a pipe (/dev/null, /dev/stdout, a FIFO): written in place, never replaced
+        try:
+            with open(target, "w" if text else "wb") as special:
+                yield special
+        except OSError as exc:
+            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
     try:
         handle, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"

@@ -325,10 +325,15 @@ class LeaseBook:
                 raise SecretError(_F.NO_SUCH_LEASE, str(handle))
             return self._start_revoke(lease, now, EndReason.REVOKED, "revoked by an operator")
 
-    def revoke_identity(self, identity: Identifier, now: int) -> list[Lease]:
-        """Every open lease of `identity` (an operator's call)."""
+    def revoke_identity(
+        self, identity: Identifier, now: int, *, authorities: frozenset[Identifier] | None = None
+    ) -> list[Lease]:
+        """Every open lease of `identity` (an operator's call), or only those justified under
+        `authorities`."""
         with self._store.transaction():
             leases = self._store.leases_in(LIVE_STATES, identity=identity)
+            if authorities is not None:
+                leases = [lease for lease in leases if lease.authority in authorities]
             return self._start_all(
                 leases, now, EndReason.REVOKED, "identity revoked by an operator"
             )

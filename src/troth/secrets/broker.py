@@ -346,10 +346,17 @@ class Broker:
             self._revoke_upstream([lease], now)
         return self._lease(handle)
 
-    def revoke_identity(self, identity: Identifier, *, now: int) -> list[Lease]:
-        """An operator revokes every lease of `identity`; returns them as they are after the
-        engines' revocations (REVOKED, or REVOKING when an engine failed: the sweep retries)."""
-        leases = self.book.revoke_identity(identity, now)
+    def revoke_identity(
+        self,
+        identity: Identifier,
+        *,
+        now: int,
+        authorities: frozenset[Identifier] | None = None,
+    ) -> list[Lease]:
+        """An operator revokes every lease of `identity` (with `authorities`: only the leases
+        justified by their credentials); returns them as they are after the engines'
+        revocations (REVOKED, or REVOKING when an engine failed: the sweep retries)."""
+        leases = self.book.revoke_identity(identity, now, authorities=authorities)
         self._revoke_upstream(leases, now)
         return [self._lease(lease.handle) for lease in leases]
 

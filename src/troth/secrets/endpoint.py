@@ -49,6 +49,9 @@ class BrokerCaller:
     credentials: tuple[VerifiedCredential, ...] = ()
     operator: bool = False
     refused: str = ""
+    operator_of: frozenset[Identifier] | None = None
+    """The authorities whose members' leases an operator may revoke (None: every one, a local
+    caller); an operator made by an authority's credential acts for that authority only."""
     """Why the caller holds no current credential (said when one is needed)."""
 
     def actor(self) -> Identifier:
@@ -133,7 +136,8 @@ class BrokerEndpoint:
         args = RevokeIdentityArgs.from_wire(arguments)
         if not caller.operator:
             raise SecretError(_F.DENIED, "only the broker's operators revoke an identity's leases")
-        return {"leases": _encoded(self.broker.revoke_identity(args.identity, now=now))}
+        leases = self.broker.revoke_identity(args.identity, now=now, authorities=caller.operator_of)
+        return {"leases": _encoded(leases)}
 
     def _jwks(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         if arguments is not None and arguments != {}:

@@ -326,11 +326,20 @@ class BrokerService:
         )
         if standing.dropped:
             why += f" ({'; '.join(standing.dropped)})"
+        operator = method == "revoke-identity"  # the decision point's rule allowed it
         return BrokerCaller(
             caller.identifier,
             standing.credentials,
-            operator=method == "revoke-identity",  # the decision point's rule allowed it
+            operator=operator,
             refused=why,
+            operator_of=frozenset(
+                credential.authority
+                for credential in standing.credentials
+                if not credential.caveats
+                and ADMIN_ATTRIBUTE.first_excess_over(credential.attributes) is None
+            )
+            if operator
+            else None,
         )
 
     async def local(self, method: str, arguments: Any) -> Any:
