@@ -382,10 +382,10 @@ def _big_feed(quick: bool) -> list[Measurement]:
     up in hash tables: target 1.1x).
 
     Like for like: both sides verify the same chain bytes (issued by the hub's authority), each
-    with its own warm verifier, so only the feed held differs. The 10-entry feed is the first
-    10 entries of the same authority's feed, signed as a page of its own. Warm verification
-    takes a few microseconds, so the rounds are short and many: each side's minimum is then
-    taken over rounds that other work on a shared machine did not interrupt."""
+    with its own warm verifier, so only the feed held differs (the 10-entry feed: one page of
+    10 credential revocations signed by the same authority). Warm verification takes a few
+    microseconds, so the rounds are short and many: each side's minimum is then taken over
+    rounds that other work on a shared machine did not interrupt."""
     count, label = (20_000, "20k") if quick else (1_000_000, "1m")
     now = int(time.time())
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
