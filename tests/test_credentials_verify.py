@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from tests.support.feeds import pages
+from tests.support.feeds import entries, pages
 from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import (
     Attributes,
@@ -426,6 +426,23 @@ def test_revoked_link_kills_descendants_not_siblings(world: World) -> None:
     rejects(lambda: world.verify(to_b, world.bob), F.REVOKED, 1)
     world.verify(sibling, world.carol)
     world.verify(world.root, world.alice)
+
+
+def test_each_feed_view_counts_only_its_own_revocations(world: World) -> None:
+    """A holder that kept an older view of the feed (the index is shared and grows in place)
+    does not see a later revocation; the newer view refuses the chain, whichever is asked."""
+    to_b = to_bob(world)
+    feed = entries(world.authority, [(1, bytes(32)), (1, to_b.credentials[1].hash)], at=T + 6)
+    (first,) = pages(world.authority, feed[:1], now=T + 6, per_page=1)
+    (second,) = pages(world.authority, feed, now=T + 6, per_page=1, start=1)
+    older = verify_pages([first], authority=world.authority.identifier, now=T + 6)
+    newer = verify_pages([second], authority=world.authority.identifier, now=T + 6, previous=older)
+    world.feed = newer
+    rejects(lambda: world.verify(to_b, world.bob), F.REVOKED, 1)
+    world.feed = older
+    world.verify(to_b, world.bob)
+    world.feed = newer
+    rejects(lambda: world.verify(to_b, world.bob), F.REVOKED, 1)
 
 
 @pytest.mark.parametrize("who", ["alice", "bob"])

@@ -72,6 +72,10 @@ def test_empty_and_populated(authority: Party) -> None:
     assert feed.revoked_credentials == {b"\x01" * 32}
     assert feed.revoked_identities == {b"\x02" * 32}
     assert b"\x02" * 32 not in feed.revoked_credentials
+    assert feed.credential_revoked(b"\x01" * 32)
+    assert feed.identity_revoked(b"\x02" * 32)
+    assert not feed.credential_revoked(b"\x02" * 32)
+    assert not feed.identity_revoked(b"\x01" * 32)
     assert [e.seq for e in feed.new_entries] == [0, 1]
 
 
@@ -164,6 +168,12 @@ def test_each_view_sees_its_own_entries(authority: Party) -> None:
     assert bytes([7]) * 32 in apart.revoked_credentials
     assert bytes([3]) * 32 not in apart.revoked_credentials
     assert bytes([7]) * 32 not in two.revoked_credentials
+    # the one-look-up forms the chain verifier uses see the same views
+    assert two.credential_revoked(bytes([3]) * 32)
+    assert not one.credential_revoked(bytes([3]) * 32)
+    assert apart.credential_revoked(bytes([7]) * 32)
+    assert not apart.credential_revoked(bytes([3]) * 32)
+    assert not two.credential_revoked(bytes([7]) * 32)
 
 
 @dataclass

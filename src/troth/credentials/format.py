@@ -126,17 +126,39 @@ class CredentialBody:
                 )
             except ValueError as exc:
                 raise DecodeError(f"delegation: {exc}") from None
-        try:
+        _, _, id_, subject, issuer, attributes, created_at, not_before, expires_at, depth, _ = value
+        if not (  # hot path: exact types at once; on failure each field names its own error
+            type(id_) is bytes
+            and len(id_) == 16
+            and type(subject) is bytes
+            and len(subject) == 32
+            and type(issuer) is bytes
+            and len(issuer) == 32
+            and type(created_at) is int
+            and type(not_before) is int
+            and type(expires_at) is int
+            and type(depth) is int
+            and min(created_at, not_before, expires_at, depth) >= 0
+        ):
+            cbor.expect_bytes(id_, "id", 16)
+            cbor.expect_bytes(subject, "subject", 32)
+            cbor.expect_bytes(issuer, "issuer", 32)
+            Attributes.from_cbor(attributes)  # its errors first, as in the fields' order
+            cbor.expect_int(created_at, "created_at")
+            cbor.expect_int(not_before, "not_before")
+            cbor.expect_int(expires_at, "expires_at")
+            cbor.expect_int(depth, "depth")
+        try:  # __post_init__ checks the window and the depth
             return cls(
-                id=cbor.expect_bytes(value[2], "id", 16),
-                subject=Identifier(cbor.expect_bytes(value[3], "subject", 32)),
-                issuer=Identifier(cbor.expect_bytes(value[4], "issuer", 32)),
-                attributes=Attributes.from_cbor(value[5]),
-                created_at=cbor.expect_int(value[6], "created_at"),
-                not_before=cbor.expect_int(value[7], "not_before"),
-                expires_at=cbor.expect_int(value[8], "expires_at"),
-                depth=cbor.expect_int(value[9], "depth"),
-                delegation=delegation,
+                id_,
+                Identifier(subject),
+                Identifier(issuer),
+                Attributes.from_cbor(attributes),
+                created_at,
+                not_before,
+                expires_at,
+                depth,
+                delegation,
             )
         except ValueError as exc:
             raise DecodeError(f"credential: {exc}") from None
@@ -195,10 +217,23 @@ class CredentialChain:
             raise DecodeError("chain: no credentials")
         if len(entries) > limits.MAX_DELEGATION_LINKS + 1 or len(histories) > len(entries) + 1:
             raise DecodeError("chain: too many links or histories", DecodeProblem.OVER_LIMIT)
-        return cls(
-            tuple(SignedCredential.from_cbor(e, f"credential {i}") for i, e in enumerate(entries)),
-            tuple(cbor.expect_bytes(h, "history") for h in histories),
-        )
+        credentials = []
+        for index, entry in enumerate(entries):
+            # hot path: exact types checked inline, the message built only on failure
+            if type(entry) is list and len(entry) == 3:
+                body, signature, attestation = entry
+                if (
+                    type(body) is bytes
+                    and type(signature) is bytes
+                    and len(signature) == 64
+                    and type(attestation) is bytes
+                ):
+                    credentials.append(SignedCredential(body, signature, attestation))
+                    continue
+            credentials.append(SignedCredential.from_cbor(entry, f"credential {index}"))
+        for history in histories:
+            cbor.expect_bytes(history, "history")
+        return cls(tuple(credentials), tuple(histories))
 
     def extended(self, link: SignedCredential, issuer_history: bytes) -> CredentialChain:
         """This chain with a delegation link appended (and the delegator's history)."""

@@ -325,6 +325,16 @@ class VerifiedFeed:
         """Digests of the revoked identities (set-like)."""
         return _Revoked(self._index.identities, self.count)
 
+    def credential_revoked(self, credential_hash: bytes) -> bool:
+        """Whether this feed revokes the credential with this hash (one hash-table look-up)."""
+        seq = self._index.credentials.get(credential_hash)
+        return seq is not None and seq < self.count
+
+    def identity_revoked(self, digest: bytes) -> bool:
+        """Whether this feed revokes the identity with this identifier digest."""
+        seq = self._index.identities.get(digest)
+        return seq is not None and seq < self.count
+
     @property
     def complete(self) -> bool:
         """Whether this holds every entry the feed had at `issued_at`."""

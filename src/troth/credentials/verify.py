@@ -23,7 +23,6 @@ from troth import limits
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
-from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
     CredentialFailure,
@@ -182,14 +181,17 @@ class ChainVerifier:
         """Verify chain bytes presented by `presenter` at `now` against the authority's feed.
         Given the presenter's verified history (not only its identifier), that history must
         not be superseded in the feed either."""
-        key = sha256(data)
-        checked = self._cache.get(key)
+        if type(data) is not bytes:
+            data = bytes(data)
+        # keyed by the bytes themselves: equal keys are equal chains, and a caller presenting
+        # the same bytes object again pays no hashing (bytes cache their hash)
+        checked = self._cache.get(data)
         if checked is None or now < checked.verified_at:
             checkpoints = feed_checkpoints(
                 feeds, now=now, max_staleness=self.policy.max_feed_staleness
             )
             checked = self._check_bytes(data, now, checkpoints)
-            self._remember(key, checked, len(data))
+            self._remember(data, checked, len(data))
         self._check_state(checked, presenter, feeds, now)
         return checked.result
 
@@ -239,14 +241,11 @@ class ChainVerifier:
         if feed is None:
             raise CredentialError(_F.NO_FEED, str(result.authority))
         feed.check_fresh(now=now, max_staleness=self.policy.max_feed_staleness)
-        revoked_ids, revoked_identities = feed.revoked_credentials, feed.revoked_identities
+        credential_revoked, identity_revoked = feed.credential_revoked, feed.identity_revoked
         for link in result.links:
-            if link.hash in revoked_ids:
+            if credential_revoked(link.hash):
                 raise CredentialError(_F.REVOKED, f"credential {link.hash.hex()}", link.index)
-            if (
-                link.subject.digest in revoked_identities
-                or link.issuer.digest in revoked_identities
-            ):
+            if identity_revoked(link.subject.digest) or identity_revoked(link.issuer.digest):
                 raise CredentialError(_F.REVOKED, "identity revoked", link.index)
         actor = presenter if isinstance(presenter, Identifier) else presenter.identifier
         if result.actor != actor:
@@ -278,8 +277,11 @@ class ChainVerifier:
             raise _decode_failure(exc) from None
 
         links: list[VerifiedLink] = []
-        seen: set[Identifier] = set()
+        seen: set[bytes] = set()  # identifier digests (bytes hash in C, cached per object)
         previous: VerifiedLink | None = None
+        # the chain's window and conditions, gathered as the links are checked
+        not_before, expires_at = bodies[0].not_before, bodies[0].expires_at
+        caveats: list[str] = []
         for index, (signed, body) in enumerate(zip(chain.credentials, bodies, strict=True)):
             self._check_link(index, body, previous, seen)
             previous = VerifiedLink(
@@ -296,27 +298,31 @@ class ChainVerifier:
                 () if body.delegation is None else body.delegation.caveats,
             )
             links.append(previous)
+            not_before = max(not_before, body.not_before)
+            expires_at = min(expires_at, body.expires_at)
+            caveats.extend(previous.caveats)
 
-        histories: dict[Identifier, UnverifiedHistory] = {}
+        histories: dict[bytes, UnverifiedHistory] = {}  # by identifier digest
         for history_bytes in chain.histories:
             try:  # the identifier is the hash of the first body: known before verifying
                 history = UnverifiedHistory.decode(history_bytes)
-                identifier = Identifier(history.identifier_digest)
+                digest = history.identifier_digest
             except DecodeError as exc:
                 raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
-            if identifier in histories:
-                raise CredentialError(_F.MALFORMED, f"two histories for {identifier}")
-            histories[identifier] = history
+            if digest in histories:
+                raise CredentialError(_F.MALFORMED, f"two histories for {Identifier(digest)}")
+            histories[digest] = history
 
-        identities: dict[Identifier, VerifiedIdentity] = {}
+        identities: dict[bytes, VerifiedIdentity] = {}  # by identifier digest
         for index, (signed, body) in enumerate(zip(chain.credentials, bodies, strict=True)):
-            issuer = identities.get(body.issuer)
+            digest = body.issuer.digest
+            issuer = identities.get(digest)
             if issuer is None:
-                issuer_history = histories.get(body.issuer)
+                issuer_history = histories.get(digest)
                 if issuer_history is None:
                     raise CredentialError(_F.MISSING_HISTORY, str(body.issuer), index)
                 try:
-                    issuer = identities[body.issuer] = verify_history(
+                    issuer = identities[digest] = verify_history(
                         issuer_history, now=now, checkpoints=checkpoints
                     )
                 except IdentityError as exc:
@@ -340,13 +346,13 @@ class ChainVerifier:
             authority=links[0].issuer,
             links=tuple(links),
             attributes=last.attributes,
-            caveats=tuple(c for link in links for c in link.caveats),
-            not_before=max(link.not_before for link in links),
-            expires_at=min(link.expires_at for link in links),
+            caveats=tuple(caveats),
+            not_before=not_before,
+            expires_at=expires_at,
             chain=data,
             _token=_VERIFIED,
         )
-        used = tuple(identities[link.issuer] for link in links)
+        used = tuple(identities[link.issuer.digest] for link in links)
         return _Checked(
             result,
             used,
@@ -359,7 +365,7 @@ class ChainVerifier:
         index: int,
         body: CredentialBody,
         previous: VerifiedLink | None,
-        seen: set[Identifier],
+        seen: set[bytes],
     ) -> None:
         """The structural rules of a link: anchors, alignment, narrowing, depth, cycles."""
         if previous is None:
@@ -367,7 +373,7 @@ class ChainVerifier:
                 raise CredentialError(_F.UNTRUSTED_ISSUER, str(body.issuer), index)
             if body.delegation is not None:
                 raise CredentialError(_F.NOT_A_DELEGATION, "the root names a parent", index)
-            seen.add(body.issuer)
+            seen.add(body.issuer.digest)
         else:
             if body.delegation is None:
                 raise CredentialError(_F.NOT_A_DELEGATION, "a link without a parent", index)
@@ -388,6 +394,6 @@ class ChainVerifier:
                 )
             if index > limits.MAX_DELEGATION_LINKS:
                 raise CredentialError(_F.DEPTH_EXCEEDED, "over the global limit", index)
-        if body.subject in seen:
+        if body.subject.digest in seen:
             raise CredentialError(_F.CYCLE, f"{body.subject} appears twice", index)
-        seen.add(body.subject)
+        seen.add(body.subject.digest)
