@@ -39,6 +39,7 @@ from troth.errors import (
     CredentialError,
     PolicyError,
     PolicyFailure,
+    RemoteError,
 )
 from troth.gates import bundles, create_bundle
 from troth.identity import Identifier
@@ -434,3 +435,42 @@ def test_a_verifier_with_a_store_refuses_a_stolen_authority_keys_credentials(
     with pytest.raises(CredentialError) as refused:
         verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)
     assert "older than the stored copy" in str(refused.value)
+
+
+def test_a_members_delegates_share_its_relay_names(tmp_path: Path) -> None:
+    """A holder of `troth.relay=*` delegates the attribute to throwaway identities, each of
+    which creates names: they count against the member, so one member cannot take the node's
+    relay names (MAX_RELAYS) through delegates."""
+    from troth import limits
+    from troth.node.services import call, service_address
+
+    async def test(net: MemNet) -> None:
+        now = net.clock.now()
+        mallory = await net.member("mallory", **{"troth.relay": "*"})
+        for n in range(limits.MAX_RELAYS_PER_OWNER - 1):
+            await mallory.create_relay(f"name-{n}", HUB)
+        refusals: list[str] = []
+        created = []
+        for n in range(2):
+            name = f"throwaway-{n}"
+            throwaway = mallory.node.identities.create(now=now, name=name).identifier
+            chain = mallory.node.wallet.delegate(
+                "mallory",
+                to=throwaway,
+                attributes=Attributes({"troth.relay": "*"}),
+                now=now,
+                ttl=600,
+                purpose="relay names",
+            )
+            mallory.node.wallet.hold(name, chain, now=now)
+            end = await mallory.channel_as(name, route(HUB))
+            try:
+                await call(mallory.router, (end.enc, service_address("relay")), "create", name)
+                created.append(name)
+            except RemoteError as exc:
+                refusals.append(str(exc))
+        assert created == ["throwaway-0"]  # the member's 16th name; the 17th is refused
+        assert len(refusals) == 1
+        assert "the most one member may hold" in refusals[0]
+
+    run_memnet(test, tmp_path)

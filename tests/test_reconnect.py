@@ -181,7 +181,7 @@ def test_one_identity_holds_a_bounded_number_of_relay_names(tmp_path: Path) -> N
         mallory = await net.member("mallory", **{"troth.relay": "*"})
         for n in range(limits.MAX_RELAYS_PER_OWNER):
             await mallory.create_relay(f"name-{n}", HUB)
-        with pytest.raises(RemoteError, match="the most one identity may hold"):
+        with pytest.raises(RemoteError, match="the most one member may hold"):
             await mallory.create_relay("one-more", HUB)
         await mallory.create_relay("name-0", HUB)  # creating one it holds again is fine
         kept = json.loads((node_dir(net.home, "hub") / "relays.json").read_text())

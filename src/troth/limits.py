@@ -264,6 +264,7 @@ all and sends each once more)."""
 MAX_RELAYS: Final = 1024
 """Relay names one relay node forwards or holds for their owners, in total."""
 MAX_RELAYS_PER_OWNER: Final = 16
-"""Relay names one identity may hold on one relay node."""
+"""Relay names one member may hold on one relay node, its delegates' included (they count
+against the member at the root of their chains)."""
 MAX_RELAY_FILE_BYTES: Final = MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
 """Largest relays.json (every name at its longest, with its owner's identifier)."""

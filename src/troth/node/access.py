@@ -90,6 +90,14 @@ class PeerCaller:
         return str(self.peer.identifier)
 
 
+def member_accounts(peer: VerifiedPeer) -> frozenset[bytes]:
+    """Whom a peer's holdings (sessions, relay names) count against: the member at the root of
+    each of its chains, so delegate identities a member mints share its limits; the peer itself
+    when it holds no chain."""
+    roots = {credential.links[0].subject.digest for credential in peer.credentials}
+    return frozenset(roots or {peer.identifier.digest})
+
+
 Caller = LocalCaller | PeerCaller
 """Who makes a request."""
 

@@ -39,7 +39,7 @@ from troth.errors import ConflictError, DecodeError, RemoteError, TrothError
 from troth.gates.point import DecisionRecorder
 from troth.gates.toolschema import check_name
 from troth.integrations.mcp.frames import McpFrame
-from troth.node.access import GatedMembers, PeerCaller, Standing
+from troth.node.access import GatedMembers, PeerCaller, Standing, member_accounts
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential
@@ -64,17 +64,10 @@ START_TIMEOUT: Final = 30.0
 @dataclass(eq=False)
 class _Session:
     peer: str
-    accounts: frozenset[bytes]  # whose sessions these count as (_accounts)
+    accounts: frozenset[bytes]  # whose sessions these count as (member_accounts)
     channel: str
     inbound: MemoryObjectSendStream[SessionMessage | Exception]
     task: asyncio.Task[None] | None = field(default=None)
-
-
-def _accounts(peer: VerifiedPeer) -> frozenset[bytes]:
-    """Whom a peer's sessions count against: the member at the root of each of its chains (a
-    member minting delegate identities gains no sessions), or the peer itself without one."""
-    roots = {credential.links[0].subject.digest for credential in peer.credentials}
-    return frozenset(roots or {peer.identifier.digest})
 
 
 class McpService:
@@ -185,7 +178,7 @@ class McpService:
     def _open(self, key: tuple[str, bytes], caller: PeerCaller, back: Route) -> _Session:
         gate = self.gate
         peer = str(caller.identifier)
-        accounts = _accounts(caller.peer)
+        accounts = member_accounts(caller.peer)
         held = max(
             sum(1 for s in self.sessions.values() if account in s.accounts) for account in accounts
         )

@@ -8,8 +8,8 @@ when its owner's channel closes, the name stays reserved for that owner for a gr
 (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*` cannot take
 it over while the owner reconnects. The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
-owner for the grace period too. One identity holds at most `limits.MAX_RELAYS_PER_OWNER`
-names, a node at most `limits.MAX_RELAYS`.
+owner for the grace period too. One member (the names of identities it delegated to included)
+holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS`.
 
 **Relay not found** (docs/protocols.md): the service is the router's transport for `relay`
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
@@ -37,7 +37,7 @@ from troth.encoding import cbor
 from troth.encoding.ijson import load_json
 from troth.errors import ConfigError, DecodeError, Denied, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
-from troth.node.access import AttributeCoversArgument, PeerCaller
+from troth.node.access import AttributeCoversArgument, PeerCaller, member_accounts
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.home import read_private_file, write_private_file
 from troth.node.services.base import Method, RequestContext
@@ -65,6 +65,7 @@ class Relay:
     connection: Address | None
     channel: str
     lost_at: int | None = None
+    accounts: frozenset[bytes] = frozenset()  # whose quota it counts in (member_accounts)
 
 
 class RelayBook:
@@ -157,18 +158,26 @@ class RelayService:
                 )
             )
         new_owner = existing is None or existing.owner != caller.identifier
+        accounts = member_accounts(caller.peer)
         if new_owner:
-            self._check_quota(caller.identifier, context.now)
-        self.relays[name] = Relay(caller.identifier, end.peer_route[0], caller.channel)
+            self._check_quota(caller.identifier, accounts, context.now)
+        self.relays[name] = Relay(
+            caller.identifier, end.peer_route[0], caller.channel, accounts=accounts
+        )
         if new_owner:
             await self._save()
         return f"/relay/{name}"
 
-    def _check_quota(self, owner: Identifier, now: int) -> None:
-        held = sum(1 for relay in self.relays.values() if relay.owner == owner)
+    def _check_quota(self, owner: Identifier, accounts: frozenset[bytes], now: int) -> None:
+        held = sum(
+            1
+            for relay in self.relays.values()
+            if relay.owner == owner or not accounts.isdisjoint(relay.accounts)
+        )
         if held >= limits.MAX_RELAYS_PER_OWNER:
             raise RemoteError(
-                f"{owner} holds {held} relay names here, the most one identity may hold"
+                f"{owner} holds {held} relay names here (its member's delegates' included), "
+                "the most one member may hold"
             )
         if len(self.relays) >= limits.MAX_RELAYS:
             self._free_expired(now)
