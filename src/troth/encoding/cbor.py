@@ -92,6 +92,8 @@ def encode(value: Any) -> bytes:
 
 _MIN_INT: Final = -(1 << 64)
 _INT_BOUND: Final = 1 << 64
+_LEAF_TYPES: Final = frozenset({str, bytes, bool, type(None)})
+"""The exact types `_in_subset` takes as they are (an int needs its range checked)."""
 
 
 def _in_subset(value: Any) -> bool:
@@ -101,7 +103,7 @@ def _in_subset(value: Any) -> bool:
     sorted by its encoded keys), so the result needs no scan. False means "not certain" (the
     caller scans), never "refused". Hot path: exact type checks, one level inlined."""
     kind = type(value)
-    if kind is str or kind is bytes or kind is bool or value is None:
+    if kind in _LEAF_TYPES:
         return True
     if kind is int:
         return bool(_MIN_INT <= value < _INT_BOUND)
@@ -116,7 +118,7 @@ def _in_subset(value: Any) -> bool:
         return False
     for item in items:
         kind = type(item)
-        if kind is str or kind is bytes or kind is bool or item is None:
+        if kind in _LEAF_TYPES:
             continue
         if kind is int:
             if not _MIN_INT <= item < _INT_BOUND:

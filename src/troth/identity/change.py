@@ -73,7 +73,16 @@ def encode_public_key(key: PublicKey) -> list[Any]:
 def next_key_digest(key: PublicKey) -> bytes:
     """The pre-rotation commitment to `key` (docs/formats.md, "Pre-rotation and stored
     histories"): SHA-256 of a domain tag and the key as carried in a change."""
-    return sha256(NEXT_KEY_DOMAIN + cbor.encode(encode_public_key(key)))
+    return sha256(_NEXT_KEY_PREFIXES[key.key_type] + key.data)
+
+
+_NEXT_KEY_PREFIXES: Final = {
+    key_type: NEXT_KEY_DOMAIN
+    + cbor.encode([int(key_type), bytes(key_type.public_length)])[: -key_type.public_length]
+    for key_type in KeyType
+}
+"""The domain tag and the CBOR of [key type, key] up to the key's bytes: a key of a type has
+one length (PublicKey checks it), so its encoding is this prefix followed by the key itself."""
 
 
 class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot path)
@@ -88,13 +97,14 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
     valid_until: int
 
     def encode(self) -> bytes:
+        key = self.primary_key
         return cbor.encode(
             [
                 CHANGE_TYPE,
                 FORMAT_VERSION,
                 self.position,
                 self.previous,
-                encode_public_key(self.primary_key),
+                [int(key.key_type), key.data],  # encode_public_key, inlined (hot path)
                 self.next_key_digest,
                 self.created_at,
                 self.valid_from,
@@ -151,7 +161,8 @@ def encode_history(changes: Sequence[SignedChange], checkpoint: Checkpoint | Non
     """The history envelope around signed changes: every change from the first (checkpoint
     None), or the changes from `checkpoint.index` on."""
     slot = None if checkpoint is None else checkpoint.to_cbor()
-    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes], slot])
+    entries = [[c.body, c.signature, c.previous_signature] for c in changes]
+    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, entries, slot])
 
 
 def decode_history(data: bytes) -> list[SignedChange]:

@@ -7,22 +7,26 @@ seal and unseal data for a caller without ever leaving the vault (docs/vault.md,
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from troth.crypto import Aead, KeyType, PublicKey
-from troth.errors import CryptoError, KeyNotFound
+from troth.errors import CryptoError, KeyNotFound, TrothError
 
 __all__ = [
     "SEAL_OVERHEAD",
     "SEAL_VERSION",
+    "BatchingVault",
+    "KeyBatch",
     "KeyHandle",
     "KeyPurpose",
     "SealKey",
     "SealingVault",
     "Vault",
     "check_seal_key",
+    "key_batch",
     "seal_aad",
     "split_sealed",
 ]
@@ -82,6 +86,72 @@ class Vault(Protocol):
         ...
 
     def delete(self, handle: KeyHandle) -> None: ...
+
+
+class KeyBatch(Vault, Protocol):
+    """A vault view whose `generate` may defer storing the new keys until `store()`, which
+    writes them together (in the caller's transaction); `discard()` forgets the keys of a
+    batch that will not be stored. Its keys are usable (public key, sign) at once."""
+
+    def store(self) -> None:
+        """Write the keys generated since the last `store()`; nothing of a batch otherwise."""
+        ...
+
+    def discard(self) -> None:
+        """Forget the keys generated since the last `store()` (best effort)."""
+        ...
+
+
+@runtime_checkable
+class BatchingVault(Vault, Protocol):
+    """A vault that can defer the storage of new keys into one write (`key_batch`)."""
+
+    def key_batch(self) -> KeyBatch:
+        """A batch of this vault's keys; call it inside the write transaction that will
+        `store()` them (the software vault relies on that for unique key ids)."""
+        ...
+
+
+def key_batch(vault: Vault) -> KeyBatch:
+    """`vault`'s own batch when it has one, else one that stores each key as it is made."""
+    if isinstance(vault, BatchingVault):
+        return vault.key_batch()
+    return _ImmediateKeys(vault)
+
+
+class _ImmediateKeys:
+    """A KeyBatch over any vault: each key is stored by `generate`; `discard` deletes them."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.name = vault.name
+        self._vault = vault
+        self._made: list[KeyHandle] = []
+
+    def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
+        handle = self._vault.generate(key_type, purpose)
+        self._made.append(handle)
+        return handle
+
+    def public_key(self, handle: KeyHandle) -> PublicKey:
+        return self._vault.public_key(handle)
+
+    def sign(self, handle: KeyHandle, data: bytes) -> bytes:
+        return self._vault.sign(handle, data)
+
+    def dh(self, handle: KeyHandle, peer: PublicKey) -> bytes:
+        return self._vault.dh(handle, peer)
+
+    def delete(self, handle: KeyHandle) -> None:
+        self._vault.delete(handle)
+
+    def store(self) -> None:
+        self._made.clear()
+
+    def discard(self) -> None:
+        for handle in self._made:
+            with contextlib.suppress(TrothError):
+                self._vault.delete(handle)
+        self._made.clear()
 
 
 @dataclass(frozen=True, slots=True)
