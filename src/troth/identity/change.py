@@ -48,6 +48,7 @@ FORMAT_VERSION: Final = 2
 NEXT_KEY_DOMAIN: Final = b"troth.identity.next-key/1\x00"
 _SIGNING_TYPES: Final = frozenset({KeyType.ED25519, KeyType.P256})
 _KEY_TYPES: Final = {int(key_type): key_type for key_type in KeyType}
+_UINT_BOUND: Final = 1 << 64
 
 
 def decode_public_key(
@@ -98,19 +99,34 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
 
     def encode(self) -> bytes:
         key = self.primary_key
-        return cbor.encode(
-            [
-                CHANGE_TYPE,
-                FORMAT_VERSION,
-                self.position,
-                self.previous,
-                [int(key.key_type), key.data],  # encode_public_key, inlined (hot path)
-                self.next_key_digest,
-                self.created_at,
-                self.valid_from,
-                self.valid_until,
-            ]
-        )
+        position, previous, digest = self.position, self.previous, self.next_key_digest
+        created_at, valid_from, valid_until = self.created_at, self.valid_from, self.valid_until
+        value = [
+            CHANGE_TYPE,
+            FORMAT_VERSION,
+            position,
+            previous,
+            [int(key.key_type), key.data],  # encode_public_key, inlined (hot path)
+            digest,
+            created_at,
+            valid_from,
+            valid_until,
+        ]
+        if (  # every field of the subset's exact types (cbor.encode_checked); else the walk
+            type(key.data) is bytes
+            and type(digest) is bytes
+            and (previous is None or type(previous) is bytes)
+            and type(position) is int
+            and type(created_at) is int
+            and type(valid_from) is int
+            and type(valid_until) is int
+            and 0 <= position < _UINT_BOUND
+            and 0 <= created_at < _UINT_BOUND
+            and 0 <= valid_from < _UINT_BOUND
+            and 0 <= valid_until < _UINT_BOUND
+        ):
+            return cbor.encode_checked(value)
+        return cbor.encode(value)
 
     @classmethod
     def decode(cls, data: bytes) -> ChangeBody:
@@ -162,7 +178,17 @@ def encode_history(changes: Sequence[SignedChange], checkpoint: Checkpoint | Non
     None), or the changes from `checkpoint.index` on."""
     slot = None if checkpoint is None else checkpoint.to_cbor()
     entries = [[c.body, c.signature, c.previous_signature] for c in changes]
-    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, entries, slot])
+    value = [HISTORY_TYPE, FORMAT_VERSION, entries, slot]
+    if slot is not None:
+        return cbor.encode(value)
+    for body, signature, previous in entries:  # byte strings only, else the walk
+        if not (
+            type(body) is bytes
+            and type(signature) is bytes
+            and (previous is None or type(previous) is bytes)
+        ):
+            return cbor.encode(value)
+    return cbor.encode_checked(value)
 
 
 def decode_history(data: bytes) -> list[SignedChange]:

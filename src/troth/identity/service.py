@@ -156,30 +156,32 @@ class IdentityService:
     ) -> list[LocalIdentity]:
         """Make an identity per name (inside the caller's transaction); their keys and rows
         are written together at the end (one multi-row insert per table and chunk)."""
-        keys = key_batch(self.vault)  # inside the transaction: see BatchingVault.key_batch
+        # inside the transaction (see BatchingVault.key_batch); one identity's two keys are
+        # stored as they are made, which spares the batch's query
+        keys = key_batch(self.vault, deferred=len(names) > 1)
         created: list[LocalIdentity] = []
-        rows: list[LocalIdentityRow] = []
         count = len(names)
         ttl = self.primary_key_ttl
         try:
             for name in names:
                 handle, identity, next_key = new_identity(keys, key_type, now=now, valid_for=ttl)
-                rows.append(
-                    (
-                        identity.identifier.digest,
-                        identity.history,
-                        name,
-                        str(handle),
-                        str(next_key),
-                        now,
-                    )
-                )
                 created.append(LocalIdentity(name, identity, handle, next_key))
                 if progress is not None:
                     progress("created", len(created), count)
             if progress is not None:
                 progress("committing", count, count)
             keys.store()
+            rows: list[LocalIdentityRow] = [
+                (
+                    c.identity.identifier.digest,
+                    c.identity.history,
+                    c.name,
+                    str(c.primary_key),
+                    str(c.next_key),
+                    now,
+                )
+                for c in created
+            ]
             self.store.add_locals(rows)
         except ConflictError:
             keys.discard()

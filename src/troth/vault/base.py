@@ -112,9 +112,10 @@ class BatchingVault(Vault, Protocol):
         ...
 
 
-def key_batch(vault: Vault) -> KeyBatch:
-    """`vault`'s own batch when it has one, else one that stores each key as it is made."""
-    if isinstance(vault, BatchingVault):
+def key_batch(vault: Vault, *, deferred: bool = True) -> KeyBatch:
+    """`vault`'s own batch when it has one and `deferred` (worth it for more than a key or
+    two: it costs a query), else one that stores each key as it is made."""
+    if deferred and isinstance(vault, BatchingVault):
         return vault.key_batch()
     return _ImmediateKeys(vault)
 
