@@ -46,13 +46,20 @@ class KeyPurpose(enum.IntEnum):
     SIGNING = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class KeyHandle:
     """A reference to a private key inside a vault: `<vault>:<key type>:<key id>` as text."""
 
     vault: str
     key_type: KeyType
     key_id: str
+
+    def __init__(self, vault: str, key_type: KeyType, key_id: str) -> None:
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, twice as slow; a batch of identities makes two handles each)
+        _set_handle_vault(self, vault)
+        _set_handle_key_type(self, key_type)
+        _set_handle_key_id(self, key_id)
 
     def __str__(self) -> str:
         return f"{self.vault}:{self.key_type.label}:{self.key_id}"
@@ -64,6 +71,11 @@ class KeyHandle:
             return cls(vault, KeyType.from_label(label), key_id)
         except ValueError as exc:
             raise ValueError(f"not a key handle: {text!r}") from exc
+
+
+_set_handle_vault = vars(KeyHandle)["vault"].__set__  # the slot descriptors
+_set_handle_key_type = vars(KeyHandle)["key_type"].__set__
+_set_handle_key_id = vars(KeyHandle)["key_id"].__set__
 
 
 class Vault(Protocol):
