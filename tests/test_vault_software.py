@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -222,10 +223,8 @@ def test_a_batch_never_takes_a_number_another_process_stored(
     """Two processes whose clocks and random bits agree pick the same key numbers; a batch
     (made inside its write transaction) numbers its keys above every stored one, so its
     multi-row insert cannot collide with the keys another process stored before it."""
-    from troth.vault import software
-
-    monkeypatch.setattr(software.time, "time_ns", lambda: 1_800_000_000_000_000_000)
-    monkeypatch.setattr(software.os, "urandom", lambda size: bytes(size))
+    monkeypatch.setattr(time, "time_ns", lambda: 1_800_000_000_000_000_000)
+    monkeypatch.setattr(os, "urandom", lambda size: bytes(size))
     db, vault = open_vault(tmp_path / "v.db")
     other_db, other = open_vault(tmp_path / "v.db")  # another process's vault on the same file
     theirs = [other.generate(KeyType.ED25519, KeyPurpose.PRIMARY) for _ in range(3)]

@@ -139,23 +139,15 @@ class _ImmediateKeys:
         self.name = vault.name
         self._vault = vault
         self._made: list[KeyHandle] = []
+        self.public_key = vault.public_key
+        self.sign = vault.sign
+        self.dh = vault.dh
+        self.delete = vault.delete
 
     def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
         handle = self._vault.generate(key_type, purpose)
         self._made.append(handle)
         return handle
-
-    def public_key(self, handle: KeyHandle) -> PublicKey:
-        return self._vault.public_key(handle)
-
-    def sign(self, handle: KeyHandle, data: bytes) -> bytes:
-        return self._vault.sign(handle, data)
-
-    def dh(self, handle: KeyHandle, peer: PublicKey) -> bytes:
-        return self._vault.dh(handle, peer)
-
-    def delete(self, handle: KeyHandle) -> None:
-        self._vault.delete(handle)
 
     def store(self) -> None:
         self._made.clear()
