@@ -197,6 +197,20 @@ def test_batch_keys_work_at_once_and_are_stored_together(tmp_path: Path) -> None
     db.close()
 
 
+def test_every_key_of_a_batch_has_its_own_nonce(tmp_path: Path) -> None:
+    """A batch reads its nonces from the OS many at a time: no two keys share one."""
+    db, vault = open_vault(tmp_path / "v.db")
+    with db.transaction():
+        batch = vault.key_batch()
+        for _ in range(200):  # several reads of nonces
+            batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+        batch.store()
+    nonces = [bytes(row[0][1:13]) for row in db.fetch_all("SELECT sealed FROM vault_keys")]
+    assert len(nonces) == 200
+    assert len(set(nonces)) == 200
+    db.close()
+
+
 def test_discarded_and_deleted_batch_keys_are_never_stored(tmp_path: Path) -> None:
     db, vault = open_vault(tmp_path / "v.db")
     with db.transaction():

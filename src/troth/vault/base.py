@@ -36,6 +36,7 @@ SEAL_OVERHEAD: Final = 1 + Aead.NONCE_SIZE + Aead.TAG_SIZE
 """Bytes a sealed blob adds to its plaintext: version, nonce, tag (docs/formats.md)."""
 _SEAL_AAD: Final = b"troth.vault.sealed/1\x00"
 _SEAL_KEY_LABEL: Final = "aes256gcm"
+_KEY_LABELS: Final = {key_type: key_type.label for key_type in KeyType}  # no property call
 
 
 class KeyPurpose(enum.IntEnum):
@@ -62,7 +63,7 @@ class KeyHandle:
         _set_handle_key_id(self, key_id)
 
     def __str__(self) -> str:
-        return f"{self.vault}:{self.key_type.label}:{self.key_id}"
+        return f"{self.vault}:{_KEY_LABELS[self.key_type]}:{self.key_id}"
 
     @classmethod
     def parse(cls, text: str) -> KeyHandle:

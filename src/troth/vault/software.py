@@ -46,6 +46,7 @@ _CHECK_PLAINTEXT: Final = b"troth vault key check"
 _CACHE_SIZE: Final = 4096
 _EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _MAX_KEY_NUMBER: Final = (1 << 63) - 1  # a SQLite INTEGER
+_NONCES_PER_READ: Final = 64  # a key batch's random nonces, read from the OS together
 
 SealedKeyRow = tuple[int, int, int, bytes, int]
 """A `vault_keys` row: key number, key type, purpose, sealed key, created_at."""
@@ -299,6 +300,8 @@ class _SoftwareKeyBatch:
         self._made: list[str] = []
         self._created_at = _now()
         self._encrypt = None if vault._store is None or vault._aead is None else vault._aead.encrypt
+        self._nonces = b""  # random bytes read _NONCES_PER_READ nonces at a time
+        self._next_nonce = 0
         self.public_key = vault.public_key
         self.sign = vault.sign
         self.dh = vault.dh
@@ -315,7 +318,12 @@ class _SoftwareKeyBatch:
         encrypt = self._encrypt
         if encrypt is not None:
             tail, type_number, purpose_number = _AAD_TAILS[key_type, purpose]
-            nonce = os.urandom(Aead.NONCE_SIZE)
+            at = self._next_nonce
+            if at >= len(self._nonces):  # one system call for many nonces (each ~1 us)
+                self._nonces = os.urandom(Aead.NONCE_SIZE * _NONCES_PER_READ)
+                at = 0
+            self._next_nonce = at + Aead.NONCE_SIZE
+            nonce = self._nonces[at : at + Aead.NONCE_SIZE]
             sealed = encrypt(nonce, key.private_bytes(), _KEY_AAD + key_id.encode() + tail)
             self._rows.append(
                 (
