@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.histories import (
@@ -28,14 +28,17 @@ from troth.crypto.private import generate_private_key
 from troth.encoding import cbor
 from troth.errors import DecodeError, IdentityError, IdentityFailure
 from troth.identity import (
+    ChangeBody,
+    Checkpoint,
     SignedChange,
     change_hashes,
     check_extends,
     decode_history,
+    encode_history,
     next_key_digest,
     verify_history,
 )
-from troth.identity.change import HISTORY_TYPE
+from troth.identity.change import HISTORY_TYPE, NEXT_KEY_DOMAIN, encode_public_key
 
 F = IdentityFailure
 NOW = T0 + 10 * DAY
@@ -386,3 +389,70 @@ def test_arbitrary_bytes(data: bytes) -> None:
         decode_history(data)
     with contextlib.suppress(IdentityError):
         verify_history(data, now=NOW)
+
+
+# -- the typed encoders agree with the generic one -----------------------------------------------
+
+
+@pytest.mark.parametrize("key_type", list(KeyType))
+def test_next_key_digest_is_over_the_key_as_carried(key_type: KeyType) -> None:
+    key = generate_private_key(key_type).public_key
+    carried = cbor.encode(encode_public_key(key))
+    assert next_key_digest(key) == sha256(NEXT_KEY_DOMAIN + carried)
+
+
+_EDGES = [0, 2**64 - 1, 2**64, -1, -(2**64), -(2**64) - 1, True, False]
+_ANY_INT = st.sampled_from(_EDGES) | st.integers(min_value=T0, max_value=T0 + 2**40)
+_ODD = st.sampled_from([1.5, frozenset({1}), "text", 2**70])  # what a typed field must not be
+_ANY_BYTES = st.binary(max_size=40) | st.binary(max_size=40).map(bytearray) | _ODD
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ints=st.tuples(_ANY_INT, _ANY_INT, _ANY_INT, _ANY_INT),
+    previous=st.none() | _ANY_BYTES,
+    digest=_ANY_BYTES,
+)
+@example(ints=(0, T0, T0, 2**64), previous=None, digest=bytes(32))
+@example(ints=(-1, T0, T0, T0), previous=None, digest=bytes(32))
+@example(ints=(0, T0, T0, T0), previous=None, digest=1.5)
+@example(ints=(1, T0, T0, T0), previous=frozenset({1}), digest=bytes(32))
+def test_change_body_encoding_is_the_generic_encoding(
+    ints: tuple[int, int, int, int], previous: bytes | None, digest: bytes
+) -> None:
+    """ChangeBody.encode checks its own fields instead of walking them: for every value it
+    gives what cbor.encode gives (or refuses what it refuses)."""
+    key = generate_private_key(KeyType.ED25519).public_key
+    position, created_at, valid_from, valid_until = ints
+    body = ChangeBody(position, previous, key, digest, created_at, valid_from, valid_until)
+    value = [CHANGE_TYPE, 2, position, previous, encode_public_key(key), digest, *ints[1:]]
+    try:
+        expected = cbor.encode(value)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            body.encode()
+        return
+    assert body.encode() == expected
+
+
+@settings(max_examples=200)
+@given(
+    changes=st.lists(st.tuples(_ANY_BYTES, _ANY_BYTES, st.none() | _ANY_BYTES), max_size=3),
+    checkpointed=st.booleans(),
+)
+@example(changes=[(b"body", 1.5, None)], checkpointed=False)
+@example(changes=[(b"body", bytes(64), b"x"), (frozenset({1}), b"", None)], checkpointed=False)
+@example(changes=[(b"body", bytes(64), 2**70)], checkpointed=False)
+def test_history_encoding_is_the_generic_encoding(
+    changes: list[tuple[bytes, bytes, bytes | None]], checkpointed: bool
+) -> None:
+    checkpoint = Checkpoint(bytes(32), bytes(range(32)), 3) if checkpointed else None
+    signed = [SignedChange(*change) for change in changes]
+    slot = None if checkpoint is None else checkpoint.to_cbor()
+    try:
+        expected = cbor.encode([HISTORY_TYPE, 2, [list(change) for change in changes], slot])
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            encode_history(signed, checkpoint)
+        return
+    assert encode_history(signed, checkpoint) == expected

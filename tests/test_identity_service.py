@@ -55,6 +55,22 @@ def test_create_many_is_atomic(node: Node) -> None:
     assert len({c.identifier for c in created}) == 5
 
 
+def test_a_batch_is_stored_whole_and_its_keys_open_in_a_new_process(troth_home: Path) -> None:
+    """A batch writes its keys and rows together at its end (several INSERTs of many rows);
+    a fresh open finds every identity, its history and both of its keys."""
+    init_node("n")
+    with open_node("n") as node:
+        created = node.identities.create_many(300, now=NOW, name_prefix="b")
+    with open_node("n") as node:
+        assert len(list(node.identities.list_local())) == 300
+        for local in (created[0], created[150], created[-1]):
+            stored = node.identities.get(local.name or "", now=NOW)
+            assert stored.identity.history == local.identity.history
+            assert node.vault.public_key(stored.primary_key) == local.identity.current_key
+            committed = node.vault.public_key(stored.next_key)
+            assert next_key_digest(committed) == local.identity.next_key_digest
+
+
 def test_next_key_is_generated_committed_and_unused(node: Node) -> None:
     """The next key is made in the vault with the identity, only its digest is published, and
     nothing is signed with it until the rotation that reveals it."""

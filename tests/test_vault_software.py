@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from troth.crypto import KeyType, verify_signature
 from troth.errors import ConfigError, CryptoError, KeyNotFound, VaultError
 from troth.storage import SqliteDatabase, SqliteKeyStore
 from troth.vault import KeyHandle, KeyPurpose, SealingVault, SoftwareVault, Vault
+from troth.vault.base import key_batch
 
 KEK = bytes(range(32))
 
@@ -30,7 +32,9 @@ def test_no_method_returns_private_key_bytes() -> None:
         interface | sealing
     )
     public = {n for n, _ in inspect.getmembers(SoftwareVault) if not n.startswith("_")}
-    assert public == interface | sealing
+    assert public == interface | sealing | {"key_batch"}
+    batch = SoftwareVault().key_batch()  # a batch: handles and public keys out, no key bytes
+    assert {n for n in dir(batch) if not n.startswith("_")} == interface | {"store", "discard"}
 
 
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
@@ -175,3 +179,98 @@ def test_database_file_mode(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     db.close()
+
+
+def test_batch_keys_work_at_once_and_are_stored_together(tmp_path: Path) -> None:
+    db, vault = open_vault(tmp_path / "v.db")
+    with db.transaction():
+        batch = vault.key_batch()
+        handles = [batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY) for _ in range(300)]
+        verify_signature(batch.public_key(handles[0]), batch.sign(handles[0], b"x"), b"x")
+        assert db.fetch_one("SELECT count(*) FROM vault_keys")[0] == 0  # not before store()
+        batch.store()  # more rows than one INSERT statement takes
+    publics = [vault.public_key(h) for h in handles]
+    db.close()
+    db, reopened = open_vault(tmp_path / "v.db")
+    assert [reopened.public_key(h) for h in handles] == publics
+    verify_signature(publics[-1], reopened.sign(handles[-1], b"y"), b"y")
+    db.close()
+
+
+def test_every_key_of_a_batch_has_its_own_nonce(tmp_path: Path) -> None:
+    """A batch reads its nonces from the OS many at a time: no two keys share one."""
+    db, vault = open_vault(tmp_path / "v.db")
+    with db.transaction():
+        batch = vault.key_batch()
+        for _ in range(200):  # several reads of nonces
+            batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+        batch.store()
+    nonces = [bytes(row[0][1:13]) for row in db.fetch_all("SELECT sealed FROM vault_keys")]
+    assert len(nonces) == 200
+    assert len(set(nonces)) == 200
+    db.close()
+
+
+def test_discarded_and_deleted_batch_keys_are_never_stored(tmp_path: Path) -> None:
+    db, vault = open_vault(tmp_path / "v.db")
+    with db.transaction():
+        batch = vault.key_batch()
+        discarded = batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+        batch.discard()
+        kept = batch.generate(KeyType.P256, KeyPurpose.SIGNING)
+        deleted = batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+        batch.delete(deleted)
+        batch.store()
+    for gone in (discarded, deleted):
+        with pytest.raises(KeyNotFound):
+            vault.sign(gone, b"x")
+    db.close()
+    db, reopened = open_vault(tmp_path / "v.db")
+    assert db.fetch_one("SELECT count(*) FROM vault_keys")[0] == 1
+    verify_signature(reopened.public_key(kept), reopened.sign(kept, b"x"), b"x")
+    db.close()
+
+
+def test_a_batch_never_takes_a_number_another_process_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes whose clocks and random bits agree pick the same key numbers; a batch
+    (made inside its write transaction) numbers its keys above every stored one, so its
+    multi-row insert cannot collide with the keys another process stored before it."""
+    monkeypatch.setattr(time, "time_ns", lambda: 1_800_000_000_000_000_000)
+    monkeypatch.setattr(os, "urandom", lambda size: bytes(size))
+    db, vault = open_vault(tmp_path / "v.db")
+    other_db, other = open_vault(tmp_path / "v.db")  # another process's vault on the same file
+    theirs = [other.generate(KeyType.ED25519, KeyPurpose.PRIMARY) for _ in range(3)]
+    with db.transaction():
+        batch = vault.key_batch()
+        mine = [batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY) for _ in range(3)]
+        batch.store()
+    assert not {h.key_id for h in mine} & {h.key_id for h in theirs}
+    other_db.close()
+    db.close()
+    db, reopened = open_vault(tmp_path / "v.db")
+    for handle in (*theirs, *mine):
+        verify_signature(reopened.public_key(handle), reopened.sign(handle, b"x"), b"x")
+    db.close()
+
+
+def test_a_vault_without_batches_stores_each_key_and_discard_deletes_them() -> None:
+    class Plain:  # any Vault: no key_batch of its own
+        def __init__(self, inner: SoftwareVault) -> None:
+            self.name = inner.name
+            self.generate = inner.generate
+            self.public_key = inner.public_key
+            self.sign = inner.sign
+            self.dh = inner.dh
+            self.delete = inner.delete
+
+    inner = SoftwareVault()
+    batch = key_batch(Plain(inner))
+    stored = batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+    batch.store()
+    dropped = batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
+    batch.discard()
+    verify_signature(inner.public_key(stored), inner.sign(stored, b"x"), b"x")
+    with pytest.raises(KeyNotFound):
+        inner.sign(dropped, b"x")

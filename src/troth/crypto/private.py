@@ -23,6 +23,11 @@ __all__ = ["PrivateKey", "generate_private_key", "load_private_key", "p256_raw_l
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 _RawKey = ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
 _SECP256R1 = ec.SECP256R1()
+# hot path (every key a vault makes or loads): members and constructors bound once, as an enum
+# member's lookup through its class costs a __getattr__ hook
+_ED25519 = KeyType.ED25519
+_P256 = KeyType.P256
+_generate_ed25519 = ed25519.Ed25519PrivateKey.generate
 
 
 def p256_raw_low_s(r: int, s: int) -> bytes:
@@ -45,7 +50,7 @@ class PrivateKey:
         # dispatch on key_type, not isinstance: pyca's key classes are ABCs (slow checks)
         self.key_type = key_type
         self._key = key
-        if key_type is KeyType.P256:
+        if key_type is _P256:
             public = cast(ec.EllipticCurvePrivateKey, key).public_key()
             raw = public.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
         else:
@@ -54,9 +59,9 @@ class PrivateKey:
 
     def sign(self, data: bytes) -> bytes:
         key_type = self.key_type
-        if key_type is KeyType.ED25519:
+        if key_type is _ED25519:
             return cast(ed25519.Ed25519PrivateKey, self._key).sign(data)
-        if key_type is KeyType.P256:
+        if key_type is _P256:
             der = cast(ec.EllipticCurvePrivateKey, self._key).sign(data, _ECDSA_SHA256)
             r, s = decode_dss_signature(der)
             return p256_raw_low_s(r, s)
@@ -75,16 +80,16 @@ class PrivateKey:
     def private_bytes(self) -> bytes:
         """The raw private key (32 bytes). For the software vault's encryption at rest only."""
         key = self._key
-        if self.key_type is KeyType.P256:
+        if self.key_type is _P256:
             private_value = cast(ec.EllipticCurvePrivateKey, key).private_numbers().private_value
             return private_value.to_bytes(32, "big")
         return cast(_RawKey, key).private_bytes_raw()
 
 
 def generate_private_key(key_type: KeyType) -> PrivateKey:
-    if key_type is KeyType.ED25519:
-        return PrivateKey(key_type, ed25519.Ed25519PrivateKey.generate())
-    if key_type is KeyType.P256:
+    if key_type is _ED25519:
+        return PrivateKey(key_type, _generate_ed25519())
+    if key_type is _P256:
         return PrivateKey(key_type, ec.generate_private_key(_SECP256R1))
     return PrivateKey(key_type, x25519.X25519PrivateKey.generate())
 

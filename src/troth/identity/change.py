@@ -48,6 +48,7 @@ FORMAT_VERSION: Final = 2
 NEXT_KEY_DOMAIN: Final = b"troth.identity.next-key/1\x00"
 _SIGNING_TYPES: Final = frozenset({KeyType.ED25519, KeyType.P256})
 _KEY_TYPES: Final = {int(key_type): key_type for key_type in KeyType}
+_UINT_BOUND: Final = 1 << 64
 
 
 def decode_public_key(
@@ -73,7 +74,16 @@ def encode_public_key(key: PublicKey) -> list[Any]:
 def next_key_digest(key: PublicKey) -> bytes:
     """The pre-rotation commitment to `key` (docs/formats.md, "Pre-rotation and stored
     histories"): SHA-256 of a domain tag and the key as carried in a change."""
-    return sha256(NEXT_KEY_DOMAIN + cbor.encode(encode_public_key(key)))
+    return sha256(_NEXT_KEY_PREFIXES[key.key_type] + key.data)
+
+
+_NEXT_KEY_PREFIXES: Final = {
+    key_type: NEXT_KEY_DOMAIN
+    + cbor.encode([int(key_type), bytes(key_type.public_length)])[: -key_type.public_length]
+    for key_type in KeyType
+}
+"""The domain tag and the CBOR of [key type, key] up to the key's bytes: a key of a type has
+one length (PublicKey checks it), so its encoding is this prefix followed by the key itself."""
 
 
 class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot path)
@@ -88,19 +98,35 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
     valid_until: int
 
     def encode(self) -> bytes:
-        return cbor.encode(
-            [
-                CHANGE_TYPE,
-                FORMAT_VERSION,
-                self.position,
-                self.previous,
-                encode_public_key(self.primary_key),
-                self.next_key_digest,
-                self.created_at,
-                self.valid_from,
-                self.valid_until,
-            ]
-        )
+        key = self.primary_key
+        position, previous, digest = self.position, self.previous, self.next_key_digest
+        created_at, valid_from, valid_until = self.created_at, self.valid_from, self.valid_until
+        value = [
+            CHANGE_TYPE,
+            FORMAT_VERSION,
+            position,
+            previous,
+            [int(key.key_type), key.data],  # encode_public_key, inlined (hot path)
+            digest,
+            created_at,
+            valid_from,
+            valid_until,
+        ]
+        if (  # every field of the subset's exact types (cbor.encode_checked); else the walk
+            type(key.data) is bytes
+            and type(digest) is bytes
+            and (previous is None or type(previous) is bytes)
+            and type(position) is int
+            and type(created_at) is int
+            and type(valid_from) is int
+            and type(valid_until) is int
+            and 0 <= position < _UINT_BOUND
+            and 0 <= created_at < _UINT_BOUND
+            and 0 <= valid_from < _UINT_BOUND
+            and 0 <= valid_until < _UINT_BOUND
+        ):
+            return cbor.encode_checked(value)
+        return cbor.encode(value)
 
     @classmethod
     def decode(cls, data: bytes) -> ChangeBody:
@@ -151,7 +177,18 @@ def encode_history(changes: Sequence[SignedChange], checkpoint: Checkpoint | Non
     """The history envelope around signed changes: every change from the first (checkpoint
     None), or the changes from `checkpoint.index` on."""
     slot = None if checkpoint is None else checkpoint.to_cbor()
-    return cbor.encode([HISTORY_TYPE, FORMAT_VERSION, [c.to_cbor() for c in changes], slot])
+    entries = [[c.body, c.signature, c.previous_signature] for c in changes]
+    value = [HISTORY_TYPE, FORMAT_VERSION, entries, slot]
+    if slot is not None:
+        return cbor.encode(value)
+    for body, signature, previous in entries:  # byte strings only, else the walk
+        if not (
+            type(body) is bytes
+            and type(signature) is bytes
+            and (previous is None or type(previous) is bytes)
+        ):
+            return cbor.encode(value)
+    return cbor.encode_checked(value)
 
 
 def decode_history(data: bytes) -> list[SignedChange]:

@@ -19,6 +19,8 @@ from troth.vault import KeyHandle, KeyPurpose, Vault
 
 __all__ = ["HeldIdentity", "new_identity", "rotate_identity"]
 
+_PRIMARY = KeyPurpose.PRIMARY  # bound once: a member's lookup through its enum class is slow
+
 
 class HeldIdentity(NamedTuple):
     """An identity with the vault handles of its current primary key and its committed next key."""
@@ -31,8 +33,8 @@ class HeldIdentity(NamedTuple):
 def new_identity(vault: Vault, key_type: KeyType, *, now: int, valid_for: int) -> HeldIdentity:
     """Generate a primary key and the next primary key in `vault`, and sign the first change of
     a new history (committing to the next key)."""
-    handle = vault.generate(key_type, KeyPurpose.PRIMARY)
-    next_key = vault.generate(key_type, KeyPurpose.PRIMARY)
+    handle = vault.generate(key_type, _PRIMARY)
+    next_key = vault.generate(key_type, _PRIMARY)
     body = ChangeBody(
         0,
         None,

@@ -61,7 +61,7 @@ _DECODE_REASONS: Final = {
 _VERIFIED: Final = object()  # only this module (and identity.create) may build verified objects
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedChange:
     """One verified change: its index in the identity's history, hash, body and signatures."""
 
@@ -70,8 +70,24 @@ class VerifiedChange:
     body: ChangeBody
     signed: SignedChange
 
+    def __init__(
+        self, index: int, change_hash: bytes, body: ChangeBody, signed: SignedChange
+    ) -> None:
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, twice as slow; every change created or verified makes one)
+        _set_change_index(self, index)
+        _set_change_hash(self, change_hash)
+        _set_change_body(self, body)
+        _set_change_signed(self, signed)
 
-@dataclass(frozen=True, slots=True)
+
+_set_change_index = vars(VerifiedChange)["index"].__set__  # the slot descriptors
+_set_change_hash = vars(VerifiedChange)["change_hash"].__set__
+_set_change_body = vars(VerifiedChange)["body"].__set__
+_set_change_signed = vars(VerifiedChange)["signed"].__set__
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedIdentity:
     """A history that passed `verify_history` (or that this node just created and signed):
     every change from the first, or (`checkpoint` set) the changes from `checkpoint.index`
@@ -83,9 +99,22 @@ class VerifiedIdentity:
     _token: object = field(repr=False, compare=False)
     checkpoint: Checkpoint | None = None
 
-    def __post_init__(self) -> None:
-        if self._token is not _VERIFIED:
+    def __init__(
+        self,
+        identifier: Identifier,
+        changes: tuple[VerifiedChange, ...],
+        history: bytes,
+        _token: object,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        if _token is not _VERIFIED:
             raise TypeError("VerifiedIdentity is made by verify_history, not constructed")
+        # frozen: the fields are set through their slots (as VerifiedChange's)
+        _set_identifier(self, identifier)
+        _set_changes(self, changes)
+        _set_history(self, history)
+        _set_token(self, _token)
+        _set_checkpoint(self, checkpoint)
 
     @property
     def change_count(self) -> int:
@@ -156,6 +185,13 @@ class VerifiedIdentity:
         digest = sha256(signed.body)
         change = VerifiedChange(0, digest, body, signed)
         return VerifiedIdentity(Identifier(digest), (change,), encode_history([signed]), _VERIFIED)
+
+
+_set_identifier = vars(VerifiedIdentity)["identifier"].__set__  # the slot descriptors
+_set_changes = vars(VerifiedIdentity)["changes"].__set__
+_set_history = vars(VerifiedIdentity)["history"].__set__
+_set_token = vars(VerifiedIdentity)["_token"].__set__
+_set_checkpoint = vars(VerifiedIdentity)["checkpoint"].__set__
 
 
 def _decode_failure(exc: DecodeError, change: int | None = None) -> IdentityError:

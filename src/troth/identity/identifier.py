@@ -17,15 +17,16 @@ DID_PREFIX: Final = "did:troth:"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Identifier:
     """An identity's identifier: the SHA-256 digest of its first change (`T` + hex as text)."""
 
     digest: bytes
 
-    def __post_init__(self) -> None:
-        if len(self.digest) != 32:
+    def __init__(self, digest: bytes) -> None:
+        if len(digest) != 32:
             raise ValueError("an identifier is a 32-byte SHA-256 digest")
+        _set_digest(self, digest)  # frozen: through the slot (object.__setattr__ is slower)
 
     def __hash__(self) -> int:  # the generated one hashes a 1-tuple; identifiers key hot dicts
         return hash(self.digest)
@@ -56,3 +57,6 @@ class Identifier:
         """Whether `text` is in identifier form (names can never be: they are lowercase)."""
         body = text[len(DID_PREFIX) :] if text.startswith(DID_PREFIX) else text[1:]
         return text[:1] in (TEXT_PREFIX, "d") and bool(_HEX64.fullmatch(body))
+
+
+_set_digest = vars(Identifier)["digest"].__set__  # the slot descriptor

@@ -34,7 +34,9 @@ from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
+from troth.storage.base import LocalIdentityRow
 from troth.vault import KeyHandle, KeyPurpose, Vault
+from troth.vault.base import key_batch
 
 __all__ = [
     "PRIMARY_KEY_TTL",
@@ -69,7 +71,7 @@ class IdentityExists(ConflictError):
         super().__init__(f"an identity named {name!r} exists: {identifier}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class LocalIdentity:
     """An identity whose primary key (and committed next primary key) this node's vault holds."""
 
@@ -78,9 +80,29 @@ class LocalIdentity:
     primary_key: KeyHandle
     next_key: KeyHandle
 
+    def __init__(
+        self,
+        name: str | None,
+        identity: VerifiedIdentity,
+        primary_key: KeyHandle,
+        next_key: KeyHandle,
+    ) -> None:
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, twice as slow; a batch makes one per identity)
+        _set_local_name(self, name)
+        _set_local_identity(self, identity)
+        _set_local_primary(self, primary_key)
+        _set_local_next(self, next_key)
+
     @property
     def identifier(self) -> Identifier:
         return self.identity.identifier
+
+
+_set_local_name = vars(LocalIdentity)["name"].__set__  # the slot descriptors
+_set_local_identity = vars(LocalIdentity)["identity"].__set__
+_set_local_primary = vars(LocalIdentity)["primary_key"].__set__
+_set_local_next = vars(LocalIdentity)["next_key"].__set__
 
 
 class IdentityService:
@@ -116,7 +138,7 @@ class IdentityService:
         if name is not None:
             check_name(name, "identity name")
         with self.store.transaction():
-            created = self._create_one(name, key_type, now)
+            (created,) = self._create([name], key_type, now, None)
             crash_point("identity.create.before-commit")
         crash_point("identity.create.after-commit")
         return created
@@ -134,33 +156,64 @@ class IdentityService:
         `progress` hears of each, then of the commit about to happen."""
         if name_prefix is not None:
             check_name(f"{name_prefix}-{count}", "identity name")
-        created: list[LocalIdentity] = []
+        names: Sequence[str | None] = (
+            [None] * count
+            if name_prefix is None
+            else [f"{name_prefix}-{number}" for number in range(count)]
+        )
         with self.store.transaction():
-            for number in range(count):
-                name = None if name_prefix is None else f"{name_prefix}-{number}"
-                created.append(self._create_one(name, key_type, now))
-                if progress is not None:
-                    progress("created", number + 1, count)
-            if progress is not None:
-                progress("committing", count, count)
+            created = self._create(names, key_type, now, progress)
             crash_point("identity.create.before-commit")
         crash_point("identity.create.after-commit")
         return created
 
-    def _create_one(self, name: str | None, key_type: KeyType, now: int) -> LocalIdentity:
-        handle, identity, next_key = new_identity(
-            self.vault, key_type, now=now, valid_for=self.primary_key_ttl
-        )
-        digest = identity.identifier.digest
+    def _create(
+        self,
+        names: Sequence[str | None],
+        key_type: KeyType,
+        now: int,
+        progress: Progress | None,
+    ) -> list[LocalIdentity]:
+        """Make an identity per name (inside the caller's transaction); their keys and rows
+        are written together at the end (one multi-row insert per table and chunk)."""
+        # inside the transaction (see BatchingVault.key_batch); one identity's two keys are
+        # stored as they are made, which spares the batch's query
+        keys = key_batch(self.vault, deferred=len(names) > 1)
+        created: list[LocalIdentity] = []
+        count = len(names)
+        ttl = self.primary_key_ttl
         try:
-            self.store.add_local(digest, identity.history, name, str(handle), str(next_key), now)
+            for name in names:
+                handle, identity, next_key = new_identity(keys, key_type, now=now, valid_for=ttl)
+                created.append(LocalIdentity(name, identity, handle, next_key))
+                if progress is not None:
+                    progress("created", len(created), count)
+            if progress is not None:
+                progress("committing", count, count)
+            keys.store()
+            rows: list[LocalIdentityRow] = [
+                (
+                    c.identity.identifier.digest,
+                    c.identity.history,
+                    c.name,
+                    str(c.primary_key),
+                    str(c.next_key),
+                    now,
+                )
+                for c in created
+            ]
+            self.store.add_locals(rows)
         except ConflictError:
-            self._forget_keys([handle, next_key])
-            existing = None if name is None else self.store.find_local(name=name)
-            if existing is not None and name is not None:
-                raise IdentityExists(name, Identifier(existing.identifier)) from None
+            keys.discard()
+            for name in names:  # the first name taken (only names and identifiers are unique)
+                existing = None if name is None else self.store.find_local(name=name)
+                if existing is not None and name is not None:
+                    raise IdentityExists(name, Identifier(existing.identifier)) from None
             raise
-        return LocalIdentity(name, identity, handle, next_key)
+        except BaseException:
+            keys.discard()
+            raise
+        return created
 
     # -- lookup -------------------------------------------------------------------------------
 

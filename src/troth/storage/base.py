@@ -18,6 +18,7 @@ __all__ = [
     "HeldCredential",
     "IdentityStore",
     "LocalIdentityRecord",
+    "LocalIdentityRow",
     "MemberRecord",
     "PendingEnrollmentRecord",
     "PurposeKeyRecord",
@@ -67,16 +68,8 @@ class IdentityStore(Transactional, Protocol):
         """Store the history of an identity this node does not hold (ConflictError if known)."""
         ...
 
-    def add_local(
-        self,
-        identifier: bytes,
-        history: bytes,
-        name: str | None,
-        primary_key: str,
-        next_key: str,
-        now: int,
-    ) -> None:
-        """Store a new identity whose primary key (and committed next key) this node holds
+    def add_locals(self, rows: Sequence[LocalIdentityRow]) -> None:
+        """Store new identities whose primary key (and committed next key) this node holds
         (ConflictError on a taken name or identifier)."""
         ...
 
@@ -132,6 +125,10 @@ class IdentityStore(Transactional, Protocol):
         stored changes: the newest change an authority attests for it."""
         ...
 
+
+LocalIdentityRow = tuple[bytes, bytes, str | None, str, str, int]
+"""A new local identity: (identifier, history, name, primary key handle, next key handle,
+created_at)."""
 
 ChangeRow = tuple[int, bytes, bytes, bytes | None, bytes]
 """One change of a local identity as stored: (index, body, signature, previous signature,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from troth.errors import ConflictError, StorageError
-from troth.storage.base import ChangeRow, LocalIdentityRecord, PurposeKeyRecord
+from troth.storage.base import (
+    ChangeRow,
+    LocalIdentityRecord,
+    LocalIdentityRow,
+    PurposeKeyRecord,
+)
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
@@ -26,6 +32,12 @@ class SqliteKeyStore:
             "INSERT INTO vault_keys VALUES (?, ?, ?, ?, ?)",
             (key_number, key_type, purpose, sealed, created_at),
         )
+
+    def put_sealed_keys(self, rows: Sequence[tuple[int, int, int, bytes, int]]) -> None:
+        _insert_rows(self._db, "INSERT INTO vault_keys VALUES ", "(?, ?, ?, ?, ?)", rows)
+
+    def max_key_number(self) -> int:
+        return int(self._db.fetch_one("SELECT coalesce(max(key_id), 0) FROM vault_keys")[0])
 
     def get_sealed_key(self, key_number: int) -> tuple[int, int, bytes] | None:
         row = self._db.fetch_one(
@@ -46,6 +58,21 @@ class SqliteKeyStore:
 
 
 _BATCH = 500  # identifiers per IN (...) query, well below SQLite's limit on parameters
+_INSERT_ROWS = 128  # rows per multi-row INSERT: under 999 parameters (SQLite before 3.32)
+
+
+def _insert_rows(
+    db: SqliteDatabase, head: str, row_marks: str, rows: Sequence[tuple[object, ...]]
+) -> None:
+    """Insert `rows` with one statement per _INSERT_ROWS (a full chunk's statement is
+    prepared once and cached): a fraction of a statement per row. ConflictError when a row
+    collides (its statement writes nothing; the caller's transaction decides the rest)."""
+    full = head + ", ".join([row_marks] * _INSERT_ROWS)
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
+        sql = full if len(chunk) == _INSERT_ROWS else head + ", ".join([row_marks] * len(chunk))
+        db.execute(sql, tuple(itertools.chain.from_iterable(chunk)))
+
 
 _LOCAL_SELECT = (
     "SELECT identifier, name, primary_key, created_at, history, changes, next_key, change_rows "
@@ -74,19 +101,13 @@ class SqliteIdentityStore:
             (identifier, history, changes, now),
         )
 
-    def add_local(
-        self,
-        identifier: bytes,
-        history: bytes,
-        name: str | None,
-        primary_key: str,
-        next_key: str,
-        now: int,
-    ) -> None:
-        self._db.execute(
+    def add_locals(self, rows: Sequence[LocalIdentityRow]) -> None:
+        _insert_rows(
+            self._db,
             "INSERT INTO identities (identifier, history, changes, updated_at, primary_key, name, "
-            "created_at, next_key) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
-            (identifier, history, now, primary_key, name, now, next_key),
+            "created_at, next_key) VALUES ",
+            "(?, ?, 1, ?, ?, ?, ?, ?)",
+            [(d, h, now, p, name, now, n) for d, h, name, p, n, now in rows],
         )
 
     def update_history(

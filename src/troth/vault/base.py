@@ -7,22 +7,26 @@ seal and unseal data for a caller without ever leaving the vault (docs/vault.md,
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from troth.crypto import Aead, KeyType, PublicKey
-from troth.errors import CryptoError, KeyNotFound
+from troth.errors import CryptoError, KeyNotFound, TrothError
 
 __all__ = [
     "SEAL_OVERHEAD",
     "SEAL_VERSION",
+    "BatchingVault",
+    "KeyBatch",
     "KeyHandle",
     "KeyPurpose",
     "SealKey",
     "SealingVault",
     "Vault",
     "check_seal_key",
+    "key_batch",
     "seal_aad",
     "split_sealed",
 ]
@@ -32,6 +36,7 @@ SEAL_OVERHEAD: Final = 1 + Aead.NONCE_SIZE + Aead.TAG_SIZE
 """Bytes a sealed blob adds to its plaintext: version, nonce, tag (docs/formats.md)."""
 _SEAL_AAD: Final = b"troth.vault.sealed/1\x00"
 _SEAL_KEY_LABEL: Final = "aes256gcm"
+_KEY_LABELS: Final = {key_type: key_type.label for key_type in KeyType}  # no property call
 
 
 class KeyPurpose(enum.IntEnum):
@@ -42,7 +47,7 @@ class KeyPurpose(enum.IntEnum):
     SIGNING = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class KeyHandle:
     """A reference to a private key inside a vault: `<vault>:<key type>:<key id>` as text."""
 
@@ -50,8 +55,15 @@ class KeyHandle:
     key_type: KeyType
     key_id: str
 
+    def __init__(self, vault: str, key_type: KeyType, key_id: str) -> None:
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, twice as slow; a batch of identities makes two handles each)
+        _set_handle_vault(self, vault)
+        _set_handle_key_type(self, key_type)
+        _set_handle_key_id(self, key_id)
+
     def __str__(self) -> str:
-        return f"{self.vault}:{self.key_type.label}:{self.key_id}"
+        return f"{self.vault}:{_KEY_LABELS[self.key_type]}:{self.key_id}"
 
     @classmethod
     def parse(cls, text: str) -> KeyHandle:
@@ -60,6 +72,11 @@ class KeyHandle:
             return cls(vault, KeyType.from_label(label), key_id)
         except ValueError as exc:
             raise ValueError(f"not a key handle: {text!r}") from exc
+
+
+_set_handle_vault = vars(KeyHandle)["vault"].__set__  # the slot descriptors
+_set_handle_key_type = vars(KeyHandle)["key_type"].__set__
+_set_handle_key_id = vars(KeyHandle)["key_id"].__set__
 
 
 class Vault(Protocol):
@@ -82,6 +99,65 @@ class Vault(Protocol):
         ...
 
     def delete(self, handle: KeyHandle) -> None: ...
+
+
+class KeyBatch(Vault, Protocol):
+    """A vault view whose `generate` may defer storing the new keys until `store()`, which
+    writes them together (in the caller's transaction); `discard()` forgets the keys of a
+    batch that will not be stored. Its keys are usable (public key, sign) at once."""
+
+    def store(self) -> None:
+        """Write the keys generated since the last `store()`; nothing of a batch otherwise."""
+        ...
+
+    def discard(self) -> None:
+        """Forget the keys generated since the last `store()` (best effort)."""
+        ...
+
+
+@runtime_checkable
+class BatchingVault(Vault, Protocol):
+    """A vault that can defer the storage of new keys into one write (`key_batch`)."""
+
+    def key_batch(self) -> KeyBatch:
+        """A batch of this vault's keys; call it inside the write transaction that will
+        `store()` them (the software vault relies on that for unique key ids)."""
+        ...
+
+
+def key_batch(vault: Vault, *, deferred: bool = True) -> KeyBatch:
+    """`vault`'s own batch when it has one and `deferred` (worth it for more than a key or
+    two: it costs a query), else one that stores each key as it is made."""
+    if deferred and isinstance(vault, BatchingVault):
+        return vault.key_batch()
+    return _ImmediateKeys(vault)
+
+
+class _ImmediateKeys:
+    """A KeyBatch over any vault: each key is stored by `generate`; `discard` deletes them."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.name = vault.name
+        self._vault = vault
+        self._made: list[KeyHandle] = []
+        self.public_key = vault.public_key
+        self.sign = vault.sign
+        self.dh = vault.dh
+        self.delete = vault.delete
+
+    def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
+        handle = self._vault.generate(key_type, purpose)
+        self._made.append(handle)
+        return handle
+
+    def store(self) -> None:
+        self._made.clear()
+
+    def discard(self) -> None:
+        for handle in self._made:
+            with contextlib.suppress(TrothError):
+                self._vault.delete(handle)
+        self._made.clear()
 
 
 @dataclass(frozen=True, slots=True)

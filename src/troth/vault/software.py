@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from troth.crypto import Aead, AeadAlgorithm, KeyType, PublicKey
@@ -24,6 +24,7 @@ from troth.crypto.private import PrivateKey, generate_private_key, load_private_
 from troth.errors import ConfigError, ConflictError, CryptoError, KeyNotFound, VaultError
 from troth.vault.base import (
     SEAL_VERSION,
+    KeyBatch,
     KeyHandle,
     KeyPurpose,
     SealKey,
@@ -32,7 +33,7 @@ from troth.vault.base import (
     split_sealed,
 )
 
-__all__ = ["KEK_SIZE", "SEAL_KEY_TYPE", "SealedKeyStore", "SoftwareVault"]
+__all__ = ["KEK_SIZE", "SEAL_KEY_TYPE", "SealedKeyRow", "SealedKeyStore", "SoftwareVault"]
 
 KEK_SIZE: Final = 32
 _SEAL_VERSION: Final = b"\x01"
@@ -44,6 +45,11 @@ _CHECK_AAD: Final = b"troth.vault.kek-check/1"
 _CHECK_PLAINTEXT: Final = b"troth vault key check"
 _CACHE_SIZE: Final = 4096
 _EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+_MAX_KEY_NUMBER: Final = (1 << 63) - 1  # a SQLite INTEGER
+_NONCES_PER_READ: Final = 64  # a key batch's random nonces, read from the OS together
+
+SealedKeyRow = tuple[int, int, int, bytes, int]
+"""A `vault_keys` row: key number, key type, purpose, sealed key, created_at."""
 
 
 class SealedKeyStore(Protocol):
@@ -52,6 +58,15 @@ class SealedKeyStore(Protocol):
     def put_sealed_key(
         self, key_number: int, key_type: int, purpose: int, sealed: bytes, created_at: int
     ) -> None: ...
+
+    def put_sealed_keys(self, rows: Sequence[SealedKeyRow]) -> None:
+        """Insert every row (ConflictError if a key number is taken: none is written then
+        when the caller's transaction rolls back)."""
+        ...
+
+    def max_key_number(self) -> int:
+        """The largest stored key number (0 when there is none)."""
+        ...
 
     def get_sealed_key(self, key_number: int) -> tuple[int, int, bytes] | None: ...
 
@@ -103,29 +118,62 @@ class SoftwareVault:
     def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
         key = generate_private_key(key_type)
         key_id = self._store_new(
-            int(key_type), int(purpose), key.private_bytes(), lambda i: _aad(i, key_type, purpose)
+            int(key_type),
+            int(purpose),
+            key.private_bytes(),
+            _KEY_AAD,
+            _AAD_TAILS[key_type, purpose][0],
         )
         self._remember(key_id, key)
         return KeyHandle(self.name, key_type, key_id)
 
+    def key_batch(self) -> KeyBatch:
+        """A batch whose keys are sealed as they are made and stored together by `store()`
+        (one multi-row write). Call it inside the store's write transaction: the batch numbers
+        its keys above every stored one, so no other process can take them before it commits."""
+        self._next_number(os.urandom(3))  # the batch numbers its keys from here on
+        if self._store is not None:
+            self._last_number = max(self._last_number, self._store.max_key_number())
+        return _SoftwareKeyBatch(self)
+
     def _store_new(
-        self, key_type: int, purpose: int, raw: bytes, aad_for: Callable[[str], bytes]
+        self, key_type: int, purpose: int, raw: bytes, aad_head: bytes, aad_tail: bytes
     ) -> str:
         """Allocate a key id and (when persistent) store `raw` sealed under the KEK."""
+        store = self._store
+        if store is None:
+            return f"{self._next_number(os.urandom(3)):016x}"
         for _attempt in range(3):
-            rnd = os.urandom(3 + Aead.NONCE_SIZE)
-            number = self._next_number(rnd[:3])
-            key_id = f"{number:016x}"
-            if self._store is None or self._aead is None:
-                return key_id
-            nonce = rnd[3:]
-            sealed = _SEAL_VERSION + nonce + self._aead.encrypt(nonce, raw, aad_for(key_id))
+            key_id, row = self._sealed_row(key_type, purpose, raw, aad_head, aad_tail, _now())
             try:
-                self._store.put_sealed_key(number, key_type, purpose, sealed, _now())
+                store.put_sealed_key(*row)
                 return key_id
             except ConflictError:  # another process took this number in the same millisecond
                 continue
         raise VaultError("could not allocate a key number")
+
+    def _sealed_row(
+        self,
+        key_type: int,
+        purpose: int,
+        raw: bytes,
+        aad_head: bytes,
+        aad_tail: bytes,
+        created_at: int,
+    ) -> tuple[str, SealedKeyRow]:
+        """A new key id and the row that stores `raw` under it, sealed with AAD = `aad_head`
+        || key id || `aad_tail` (persistent vaults only)."""
+        rnd = os.urandom(3 + Aead.NONCE_SIZE)
+        number = self._next_number(rnd[:3])
+        key_id = f"{number:016x}"
+        nonce = rnd[3:]
+        aead = self._aead
+        if aead is None:
+            raise VaultError("an ephemeral vault stores no keys")
+        sealed = (
+            _SEAL_VERSION + nonce + aead.encrypt(nonce, raw, aad_head + key_id.encode() + aad_tail)
+        )
+        return key_id, (number, key_type, purpose, sealed, created_at)
 
     def _next_number(self, random3: bytes) -> int:
         """A time-ordered 63-bit key number: milliseconds since 2025-01-01 (41 bits, until
@@ -134,6 +182,8 @@ class SoftwareVault:
         number = (time.time_ns() // 1_000_000 - _EPOCH_MS) << 22 | int.from_bytes(random3) >> 2
         if number <= self._last_number:
             number = self._last_number + 1
+            if number > _MAX_KEY_NUMBER:
+                raise VaultError("no key number left above the stored ones")
         self._last_number = number
         return number
 
@@ -158,7 +208,7 @@ class SoftwareVault:
 
     def generate_seal_key(self) -> SealKey:
         raw = os.urandom(Aead.KEY_SIZE)
-        key_id = self._store_new(SEAL_KEY_TYPE, 0, raw, _seal_key_aad)
+        key_id = self._store_new(SEAL_KEY_TYPE, 0, raw, _SEAL_KEY_AAD, b"")
         self._seal_keys[key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
         return SealKey(self.name, key_id)
 
@@ -239,6 +289,82 @@ class SoftwareVault:
             raise VaultError(f"key {handle} failed to unseal (tampered or another KEK)") from None
 
 
+class _SoftwareKeyBatch:
+    """The software vault's KeyBatch: keys sealed as they are made, their rows written by
+    `store()` in one multi-row insert per chunk (SoftwareVault.key_batch)."""
+
+    def __init__(self, vault: SoftwareVault) -> None:
+        self.name = vault.name
+        self._vault = vault
+        self._rows: list[SealedKeyRow] = []
+        self._made: list[str] = []
+        self._created_at = _now()
+        self._encrypt = None if vault._store is None or vault._aead is None else vault._aead.encrypt
+        self._nonces = b""  # random bytes read _NONCES_PER_READ nonces at a time
+        self._next_nonce = 0
+        self.public_key = vault.public_key
+        self.sign = vault.sign
+        self.dh = vault.dh
+
+    def generate(self, key_type: KeyType, purpose: KeyPurpose) -> KeyHandle:
+        vault = self._vault
+        key = generate_private_key(key_type)
+        # one after another above every stored number (key_batch): no clock, no random bits
+        number = vault._last_number + 1
+        if number > _MAX_KEY_NUMBER:
+            raise VaultError("no key number left above the stored ones")
+        vault._last_number = number
+        key_id = f"{number:016x}"
+        encrypt = self._encrypt
+        if encrypt is not None:
+            tail, type_number, purpose_number = _AAD_TAILS[key_type, purpose]
+            at = self._next_nonce
+            if at >= len(self._nonces):  # one system call for many nonces (each ~1 us)
+                self._nonces = os.urandom(Aead.NONCE_SIZE * _NONCES_PER_READ)
+                at = 0
+            self._next_nonce = at + Aead.NONCE_SIZE
+            nonce = self._nonces[at : at + Aead.NONCE_SIZE]
+            sealed = encrypt(nonce, key.private_bytes(), _KEY_AAD + key_id.encode() + tail)
+            self._rows.append(
+                (
+                    number,
+                    type_number,
+                    purpose_number,
+                    _SEAL_VERSION + nonce + sealed,
+                    self._created_at,
+                )
+            )
+        vault._remember(key_id, key)
+        self._made.append(key_id)
+        return KeyHandle(vault.name, key_type, key_id)
+
+    def delete(self, handle: KeyHandle) -> None:
+        if handle.vault == self.name and handle.key_id in self._made:  # not stored yet
+            number = _key_number(handle)
+            self._rows = [row for row in self._rows if row[0] != number]
+            self._made.remove(handle.key_id)
+            self._vault._cache.pop(handle.key_id, None)
+            return
+        self._vault.delete(handle)
+
+    def store(self) -> None:
+        store = self._vault._store
+        if self._rows and store is not None:
+            try:
+                store.put_sealed_keys(self._rows)
+            except ConflictError:  # only when key_batch() was not called inside the transaction
+                raise VaultError("a key number of the batch was taken meanwhile") from None
+        self._rows.clear()
+        self._made.clear()
+
+    def discard(self) -> None:
+        cache = self._vault._cache
+        for key_id in self._made:
+            cache.pop(key_id, None)
+        self._rows.clear()
+        self._made.clear()
+
+
 def _key_number(handle: KeyHandle | SealKey) -> int:
     try:
         return int(handle.key_id, 16)
@@ -251,7 +377,20 @@ def _seal_key_aad(key_id: str) -> bytes:
 
 
 def _aad(key_id: str, key_type: KeyType | int, purpose: KeyPurpose | int) -> bytes:
-    return _KEY_AAD + key_id.encode() + b"\x00" + bytes((int(key_type), int(purpose)))
+    return _KEY_AAD + key_id.encode() + _aad_tail(key_type, purpose)
+
+
+def _aad_tail(key_type: KeyType | int, purpose: KeyPurpose | int) -> bytes:
+    """What follows the key id in a private key's AAD: 0x00, key type, purpose."""
+    return bytes((0, int(key_type), int(purpose)))
+
+
+_AAD_TAILS: Final = {
+    (key_type, purpose): (_aad_tail(key_type, purpose), int(key_type), int(purpose))
+    for key_type in KeyType
+    for purpose in KeyPurpose
+}
+"""Per (key type, purpose): the AAD's tail and the row's numbers (the batch's hot path)."""
 
 
 def _now() -> int:
