@@ -18,14 +18,19 @@ from troth.vault import KeyHandle, KeyPurpose, SoftwareVault
 KEK = bytes(range(32))
 
 
+@pytest.fixture
+def vault(tmp_path: Path) -> SoftwareVault:
+    return SoftwareVault(SqliteKeyStore(SqliteDatabase(tmp_path / "v.db")), KEK)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="vault.delete finds the row by int(key_id, 16) but evicts the cache by the raw "
     "text: a non-canonical key id deletes the sealed row while the cached private key signs on",
 )
-def test_deleting_a_key_by_another_spelling_of_its_id_leaves_it_signing(tmp_path: Path) -> None:
-    db = SqliteDatabase(tmp_path / "v.db")
-    vault = SoftwareVault(SqliteKeyStore(db), KEK)
+def test_deleting_a_key_by_another_spelling_of_its_id_leaves_it_signing(
+    vault: SoftwareVault,
+) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     alias = KeyHandle(handle.vault, handle.key_type, "0x" + handle.key_id.upper())
     try:
@@ -42,9 +47,7 @@ def test_deleting_a_key_by_another_spelling_of_its_id_leaves_it_signing(tmp_path
     reason="SoftwareVault._load consults its cache before _check_handle: a handle naming "
     "another vault signs with this vault's key",
 )
-def test_a_handle_of_another_vault_does_not_sign_here(tmp_path: Path) -> None:
-    db = SqliteDatabase(tmp_path / "v.db")
-    vault = SoftwareVault(SqliteKeyStore(db), KEK)
+def test_a_handle_of_another_vault_does_not_sign_here(vault: SoftwareVault) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     foreign = KeyHandle("another-vault", handle.key_type, handle.key_id)
     with pytest.raises(KeyNotFound):
