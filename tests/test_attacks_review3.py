@@ -1,4 +1,7 @@
-"""Adversarial review, round 3: trace exports, vault, storage (attacks that must fail)."""
+"""Adversarial review, round 3: trace exports, vault, storage (attacks that must fail). Each
+failed on main before its fix: a key deleted by another spelling of its id kept signing from
+the cache, a handle naming another vault signed with this vault's key, and a token key retired
+by one process kept signing in another broker over the same database."""
 
 from __future__ import annotations
 
@@ -23,30 +26,19 @@ def vault(tmp_path: Path) -> SoftwareVault:
     return SoftwareVault(SqliteKeyStore(SqliteDatabase(tmp_path / "v.db")), KEK)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vault.delete finds the row by int(key_id, 16) but evicts the cache by the raw "
-    "text: a non-canonical key id deletes the sealed row while the cached private key signs on",
-)
-def test_deleting_a_key_by_another_spelling_of_its_id_leaves_it_signing(
+def test_a_key_id_has_one_spelling_and_its_deletion_reaches_the_cache(
     vault: SoftwareVault,
 ) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     alias = KeyHandle(handle.vault, handle.key_type, "0x" + handle.key_id.upper())
-    try:
+    with pytest.raises(KeyNotFound):  # the other spelling names no key: nothing is deleted
         vault.delete(alias)
-    except KeyNotFound:
-        return  # the other spelling names no key: nothing was deleted, nothing to keep
-    # the delete succeeded: the key must be gone everywhere, this process included
+    assert vault.sign(handle, b"still the key's")
+    vault.delete(handle)  # the one spelling deletes it everywhere, this process included
     with pytest.raises(KeyNotFound):
         vault.sign(handle, b"signed after its deletion")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SoftwareVault._load consults its cache before _check_handle: a handle naming "
-    "another vault signs with this vault's key",
-)
 def test_a_handle_of_another_vault_does_not_sign_here(vault: SoftwareVault) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     foreign = KeyHandle("another-vault", handle.key_type, handle.key_id)
@@ -54,11 +46,6 @@ def test_a_handle_of_another_vault_does_not_sign_here(vault: SoftwareVault) -> N
         vault.sign(foreign, b"x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BrokerKeys.token_signer caches the signer per object and only the rotating object "
-    "drops it: another broker over the same node database keeps signing with the retired key",
-)
 def test_a_retired_token_key_stops_signing_in_every_broker_of_the_node(tmp_path: Path) -> None:
     world = make_world(NOW)
     policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})

@@ -142,7 +142,7 @@ class Broker:
         )
         self.engines: dict[str, Engine] = {}
         for engine in (
-            TokenEngine(lambda: self.keys.token_signer(issuer)),
+            TokenEngine(lambda now: self.keys.token_signer(issuer, now)),
             PostgresEngine(role_prefix=f"tl_{self.keys.broker_id}_"),
             HttpInjectEngine(),
         ):

@@ -64,6 +64,7 @@ class BrokerKeys:
         self.seal_key = seal_key
         self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
         self._signer: TokenSigner | None = None
+        self._checked_at: int | None = None  # when the store's current kid was last read
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
 
     def rotate_signing_key(self, now: int) -> str:
@@ -74,16 +75,26 @@ class BrokerKeys:
             self._signer = None
         return kid
 
-    def token_signer(self, issuer: str) -> TokenSigner:
-        """The current signing key as the token engine uses it (kept until a rotation)."""
+    def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:
+        """The current signing key as the token engine uses it. Read again from the store once
+        per second of `now` (and at once after this object's own rotation), so a rotation made
+        by another process over the same database (another broker, the CLI) is in force here
+        within a second: a retired key signs no new token after that."""
         current = self._signer
-        if current is None or current.issuer != issuer:
-            records = [k for k in self._store.signing_keys() if k.retired_at is None]
-            if not records:
-                raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
-            kid, handle = records[-1].kid, KeyHandle.parse(records[-1].handle)
-            sign = functools.partial(self._vault.sign, handle)
-            current = self._signer = TokenSigner(kid, ALGORITHMS[handle.key_type], issuer, sign)
+        if current is not None and current.issuer == issuer:
+            if now is None or now == self._checked_at:
+                return current
+            self._checked_at = now
+            kid = self._store.current_signing_kid()
+            if kid == current.kid:
+                return current
+        records = [k for k in self._store.signing_keys() if k.retired_at is None]
+        if not records:
+            raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
+        kid, handle = records[-1].kid, KeyHandle.parse(records[-1].handle)
+        sign = functools.partial(self._vault.sign, handle)
+        self._checked_at = now
+        current = self._signer = TokenSigner(kid, ALGORITHMS[handle.key_type], issuer, sign)
         return current
 
     def jwks(self, now: int) -> Jwks:

@@ -218,6 +218,14 @@ class SqliteSecretStore:
         )
         return [SigningKeyRecord(r[0], r[1], r[2], r[3]) for r in rows]
 
+    def current_signing_kid(self) -> str | None:
+        """The kid of the newest unretired token key (the one `signing_keys` lists last)."""
+        row = self.db.fetch_one(
+            "SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
+            "ORDER BY created_at DESC, kid DESC LIMIT 1"
+        )
+        return None if row is None else str(row[0])
+
     # -- leases -------------------------------------------------------------------------------
 
     def insert_lease(

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import threading
-from typing import Any
+from typing import Any, Final
 
 from troth.crypto import KeyType, PublicKey
 from troth.crypto.private import p256_raw_low_s
@@ -38,6 +39,8 @@ from troth.vault.base import (
 )
 
 __all__ = ["Pkcs11Vault"]
+
+_KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
 
 
 def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> Any:
@@ -174,10 +177,11 @@ class Pkcs11Vault:
         return PublicKey(handle.key_type, bytes(point))
 
     def sign(self, handle: KeyHandle, data: bytes) -> bytes:
-        private = self._objects.get(handle.key_id)
-        if private is None:
+        cached = f"{handle.key_type.label}:{handle.key_id}"
+        private = self._objects.get(cached) if handle.vault == self.name else None
+        if private is None:  # _find refuses a handle of another vault or key type
             private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
-            self._objects[handle.key_id] = private
+            self._objects[cached] = private
         mechanism = self._p11.Mechanism
         with self._lock, self._mapped("sign"):
             if handle.key_type is KeyType.ED25519:
@@ -196,7 +200,7 @@ class Pkcs11Vault:
         with self._lock, self._mapped("delete"):
             for obj in objects:
                 obj.destroy()
-            self._objects.pop(handle.key_id, None)
+            self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
 
     # -- sealing (the SealingVault interface) ---------------------------------------------------
 
@@ -269,10 +273,9 @@ class Pkcs11Vault:
         if cached is not None and key.vault == self.name:
             return cached
         check_seal_key(self.name, key)
-        try:
-            key_id = bytes.fromhex(key.key_id)
-        except ValueError:
-            raise KeyNotFound(f"{key} is not a key of this vault") from None
+        if not _KEY_ID.fullmatch(key.key_id):
+            raise KeyNotFound(f"{key} is not a key of this vault")
+        key_id = bytes.fromhex(key.key_id)
         p11 = self._p11
         query = {
             p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY,
@@ -291,10 +294,9 @@ class Pkcs11Vault:
     def _find(self, handle: KeyHandle, object_class: Any) -> Any:
         if handle.vault != self.name or handle.key_type not in (KeyType.ED25519, KeyType.P256):
             raise KeyNotFound(f"{handle} is not a key of this vault")
-        try:
-            key_id = bytes.fromhex(handle.key_id)
-        except ValueError:
-            raise KeyNotFound(f"{handle} is not a key of this vault") from None
+        if not _KEY_ID.fullmatch(handle.key_id):  # one spelling: cache and token agree
+            raise KeyNotFound(f"{handle} is not a key of this vault")
+        key_id = bytes.fromhex(handle.key_id)
         with self._lock, self._mapped("find key"):
             found = list(
                 self._session.get_objects(

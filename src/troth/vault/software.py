@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
@@ -36,6 +37,7 @@ from troth.vault.base import (
 __all__ = ["KEK_SIZE", "SEAL_KEY_TYPE", "SealedKeyRow", "SealedKeyStore", "SoftwareVault"]
 
 KEK_SIZE: Final = 32
+_KEY_ID: Final = re.compile(r"[0-9a-f]{16}")  # a software key id's one spelling
 _SEAL_VERSION: Final = b"\x01"
 _KEY_AAD: Final = b"troth.vault.key/1\x00"
 _SEAL_KEY_AAD: Final = b"troth.vault.seal-key/1\x00"
@@ -198,9 +200,10 @@ class SoftwareVault:
 
     def delete(self, handle: KeyHandle) -> None:
         self._check_handle(handle)
+        number = _key_number(handle)  # the one spelling: the cache and the row agree
         found = self._cache.pop(handle.key_id, None) is not None
         if self._store is not None:
-            found = self._store.delete_sealed_key(_key_number(handle)) or found
+            found = self._store.delete_sealed_key(number) or found
         if not found:
             raise KeyNotFound(f"no key {handle}")
 
@@ -229,9 +232,10 @@ class SoftwareVault:
 
     def delete_seal_key(self, key: SealKey) -> None:
         check_seal_key(self.name, key)
+        number = _key_number(key)
         found = self._seal_keys.pop(key.key_id, None) is not None
         if self._store is not None:
-            found = self._store.delete_sealed_key(_key_number(key)) or found
+            found = self._store.delete_sealed_key(number) or found
         if not found:
             raise KeyNotFound(f"no seal key {key}")
 
@@ -257,10 +261,10 @@ class SoftwareVault:
         cache[key_id] = key
 
     def _load(self, handle: KeyHandle) -> PrivateKey:
+        self._check_handle(handle)  # before the cache: a handle of another vault signs nothing
         key = self._cache.get(handle.key_id)
         if key is not None and key.key_type is handle.key_type:
             return key
-        self._check_handle(handle)
         raw = self._unseal_row(
             handle,
             int(handle.key_type),
@@ -366,10 +370,12 @@ class _SoftwareKeyBatch:
 
 
 def _key_number(handle: KeyHandle | SealKey) -> int:
-    try:
-        return int(handle.key_id, 16)
-    except ValueError:
-        raise KeyNotFound(f"no key {handle}") from None
+    """The key's row number, from its one spelling (16 lowercase hex digits): another spelling
+    of the same number (`0X…`, upper case) names no key, so no operation can reach a row by
+    one text and the in-memory cache by another."""
+    if not _KEY_ID.fullmatch(handle.key_id):
+        raise KeyNotFound(f"no key {handle}")
+    return int(handle.key_id, 16)
 
 
 def _seal_key_aad(key_id: str) -> bytes:

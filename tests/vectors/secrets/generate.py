@@ -43,7 +43,7 @@ def build() -> dict[str, Any]:
     agent, orchestrator, user = (Identifier(bytes([n]) * 32) for n in (0xA1, 0xB2, 0xC3))
     spec = SecretSpec("payments", "token", ("refunds:write",), 120, 600, {"audience": "payments"})
     engine = TokenEngine(
-        lambda: TokenSigner(kid, "EdDSA", "troth-broker", lambda data: vault.sign(handle, data))
+        lambda now: TokenSigner(kid, "EdDSA", "troth-broker", lambda data: vault.sign(handle, data))
     )
     grant = Grant(
         lease_id.handle, agent, (orchestrator, user), spec, ("refunds:write",), T, T + 120, None

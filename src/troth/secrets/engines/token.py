@@ -45,8 +45,8 @@ class TokenEngine(LocalEngine):
 
     kind = "token"
 
-    def __init__(self, signer: Callable[[], TokenSigner]) -> None:
-        self._signer = signer
+    def __init__(self, signer: Callable[[int], TokenSigner]) -> None:
+        self._signer = signer  # the current key at a time (a rotation elsewhere shows at once)
 
     def check_settings(
         self, settings: Mapping[str, Any], scopes: tuple[str, ...]
@@ -59,7 +59,7 @@ class TokenEngine(LocalEngine):
         return {"audience": audience}
 
     def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
-        signer = self._signer()
+        signer = self._signer(grant.issued_at)
         act: dict[str, Any] | None = None
         for delegator in reversed(grant.delegators):  # build from the innermost (oldest)
             act = {"sub": delegator.did} if act is None else {"sub": delegator.did, "act": act}
