@@ -42,7 +42,7 @@ from troth.errors import (
     RemoteError,
 )
 from troth.gates import bundles, create_bundle
-from troth.identity import Identifier
+from troth.identity import Identifier, LocalIdentity
 from troth.integrations.mcp.connect import connect
 from troth.node import Node, init_node, open_node
 from troth.node.access import AnyAuthenticated
@@ -147,6 +147,25 @@ def test_a_revoked_delegate_cannot_write_to_the_feed(world: World) -> None:
 # -- identities: the authority's own rotation ------------------------------------------------------
 
 
+def _stolen_authority_issues(world: World, troth_home: Path) -> tuple[bytes, LocalIdentity]:
+    """A thief copies the authority's node directory, the authority rotates, and the thief
+    issues itself an admin credential with the old key: the chain, and the rotation."""
+    shutil.copytree(troth_home / "nodes" / "auth", troth_home / "nodes" / "stolen")
+    rotated = world.authority.identities.rotate(world.authority.config.name, now=NOW + 10)
+    world.agents.identities.create(now=NOW, name="thief")
+    with open_node("stolen") as stolen:
+        signer = stolen.authority().signer(NOW + 20)
+        forged = issue_credential(
+            signer,
+            subject=world.id("thief"),
+            attributes=Attributes({"troth.role": "admin", **ORDERS}),
+            now=NOW + 20,
+            ttl=600,
+            depth=4,
+        )
+        return CredentialChain((forged,), (signer.identity.history,)).encode(), rotated
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known, left (docs/credentials.md, 'A stolen authority key'): an authority's "
@@ -161,21 +180,7 @@ def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
     rotates its identity. The thief issues itself an admin credential with the old key (the
     chain carries the old history, as any chain carries its issuers' histories): a verifier
     holding the real authority's fresh feed, signed under the new key, must refuse it."""
-    shutil.copytree(troth_home / "nodes" / "auth", troth_home / "nodes" / "stolen")
-    authority_name = world.authority.config.name
-    world.authority.identities.rotate(authority_name, now=NOW + 10)
-    world.agents.identities.create(now=NOW, name="thief")
-    with open_node("stolen") as stolen:
-        signer = stolen.authority().signer(NOW + 20)
-        forged = issue_credential(
-            signer,
-            subject=world.id("thief"),
-            attributes=Attributes({"troth.role": "admin", **ORDERS}),
-            now=NOW + 20,
-            ttl=600,
-            depth=4,
-        )
-        chain = CredentialChain((forged,), (signer.identity.history,)).encode()
+    chain, _ = _stolen_authority_issues(world, troth_home)
     now = NOW + 30
     anchor = world.authority.identifier
     feed = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
@@ -411,21 +416,7 @@ def test_a_verifier_with_a_store_refuses_a_stolen_authority_keys_credentials(
 ) -> None:
     """The same theft as above, judged by a node: it stored the authority's newer history (a
     feed sync or channel does), so the chain's older root history is refused."""
-    shutil.copytree(troth_home / "nodes" / "auth", troth_home / "nodes" / "stolen")
-    authority_name = world.authority.config.name
-    rotated = world.authority.identities.rotate(authority_name, now=NOW + 10)
-    world.agents.identities.create(now=NOW, name="thief")
-    with open_node("stolen") as stolen:
-        signer = stolen.authority().signer(NOW + 20)
-        forged = issue_credential(
-            signer,
-            subject=world.id("thief"),
-            attributes=Attributes({"troth.role": "admin", **ORDERS}),
-            now=NOW + 20,
-            ttl=600,
-            depth=4,
-        )
-        chain = CredentialChain((forged,), (signer.identity.history,)).encode()
+    chain, rotated = _stolen_authority_issues(world, troth_home)
     now = NOW + 30
     anchor = world.authority.identifier
     store = world.agents.identities
