@@ -46,6 +46,7 @@ from troth.identity import Identifier, LocalIdentity
 from troth.integrations.mcp.connect import connect
 from troth.node import Node, init_node, open_node
 from troth.node.access import AnyAuthenticated
+from troth.node.runtime import NodeRuntime
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.mcp import publish_upstream
 
@@ -220,6 +221,25 @@ def test_strangers_cannot_fill_an_authority_nodes_store(tmp_path: Path) -> None:
 # -- the MCP service: its session limits ---------------------------------------------------------
 
 
+def throwaway_delegate(
+    member: NodeRuntime, name: str, attributes: dict[str, str], caveats: tuple[str, ...] = ()
+) -> None:
+    """`member` (its node's default identity) makes local identity `name` and delegates
+    `attributes` to it, offline: what minting a delegate costs a member."""
+    now = member.clock.now()
+    throwaway = member.node.identities.create(now=now, name=name).identifier
+    chain = member.node.wallet.delegate(
+        member.name,
+        to=throwaway,
+        attributes=Attributes(attributes),
+        now=now,
+        ttl=600,
+        purpose="a throwaway delegate",
+        caveats=caveats,
+    )
+    member.node.wallet.hold(name, chain, now=now)
+
+
 def test_one_member_cannot_hold_every_mcp_session_through_its_delegates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,7 +255,6 @@ def test_one_member_cannot_hold_every_mcp_session_through_its_delegates(
     async def test(net: MemNet) -> None:
         hub = net.hub
         assert hub is not None
-        now = net.clock.now()
         install(net)  # the support desk's bundle (tests/support/gates), revision 1
         await publish_upstream(hub, "orders", orders_server())
         orders = f"{HUB}/service/mcp.orders"
@@ -243,17 +262,8 @@ def test_one_member_cannot_hold_every_mcp_session_through_its_delegates(
         async with contextlib.AsyncExitStack() as held:
             for n in range(2):
                 name = f"throwaway-{n}"
-                throwaway = desk.node.identities.create(now=now, name=name).identifier
-                chain = desk.node.wallet.delegate(
-                    "desk",
-                    to=throwaway,
-                    attributes=Attributes({"orders.access": "read"}),
-                    now=now,
-                    ttl=600,
-                    purpose="hold a session",
-                    caveats=("context.now < 0",),  # never allows a call
-                )
-                desk.node.wallet.hold(name, chain, now=now)
+                # a caveat that never allows a call: the session is all it is for
+                throwaway_delegate(desk, name, {"orders.access": "read"}, ("context.now < 0",))
                 transport = await held.enter_async_context(connect(desk, name, orders))
                 if n == 1:  # the second counts against desk, which holds one already
                     with pytest.raises(ExceptionGroup) as refused:
@@ -436,7 +446,6 @@ def test_a_members_delegates_share_its_relay_names(tmp_path: Path) -> None:
     from troth.node.services import call, service_address
 
     async def test(net: MemNet) -> None:
-        now = net.clock.now()
         mallory = await net.member("mallory", **{"troth.relay": "*"})
         for n in range(limits.MAX_RELAYS_PER_OWNER - 1):
             await mallory.create_relay(f"name-{n}", HUB)
@@ -444,16 +453,7 @@ def test_a_members_delegates_share_its_relay_names(tmp_path: Path) -> None:
         created = []
         for n in range(2):
             name = f"throwaway-{n}"
-            throwaway = mallory.node.identities.create(now=now, name=name).identifier
-            chain = mallory.node.wallet.delegate(
-                "mallory",
-                to=throwaway,
-                attributes=Attributes({"troth.relay": "*"}),
-                now=now,
-                ttl=600,
-                purpose="relay names",
-            )
-            mallory.node.wallet.hold(name, chain, now=now)
+            throwaway_delegate(mallory, name, {"troth.relay": "*"})
             end = await mallory.channel_as(name, route(HUB))
             try:
                 await call(mallory.router, (end.enc, service_address("relay")), "create", name)
