@@ -249,6 +249,9 @@ TRACE_SUBMIT_BYTES_PER_SECOND: Final = 1 << 20
 "busy": its client sends again after a back-off); valid or not, every submission counts."""
 TRACE_SUBMIT_BURST_BYTES: Final = 16 * MAX_SERVICE_MESSAGE
 """What one member may send at once before the rate applies (16 full submissions)."""
+TOKEN_KEY_RECHECK_SECONDS: Final = 10
+"""How often a broker reads its current token key again (a rotation another process made over
+the same node database is in force within this bound)."""
 MAX_TRACE_RATE_SOURCES: Final = 4096
 """Members whose trace byte budget a node keeps at once (refilled ones are forgotten first)."""
 TRACE_QUEUE_RECORDS: Final = 4096

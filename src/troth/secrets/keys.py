@@ -76,13 +76,16 @@ class BrokerKeys:
         return kid
 
     def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:
-        """The current signing key as the token engine uses it. Read again from the store once
-        per second of `now` (and at once after this object's own rotation), so a rotation made
-        by another process over the same database (another broker, the CLI) is in force here
-        within a second: a retired key signs no new token after that."""
+        """The current signing key as the token engine uses it. Read again from the store every
+        TOKEN_KEY_RECHECK_SECONDS of `now` (and at once after this object's own rotation), so a
+        rotation made by another process over the same database (another broker, the CLI) is in
+        force here within that bound: a retired key signs no new token after it."""
         current = self._signer
         if current is not None and current.issuer == issuer:
-            if now is None or now == self._checked_at:
+            checked = self._checked_at
+            if now is None or (
+                checked is not None and 0 <= now - checked < limits.TOKEN_KEY_RECHECK_SECONDS
+            ):
                 return current
             self._checked_at = now
             kid = self._store.current_signing_kid()
