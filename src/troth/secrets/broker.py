@@ -421,7 +421,9 @@ class Broker:
     def _upstream(self, spec: SecretSpec) -> SecretValue:
         """The upstream secret of `spec`, unsealed only when an engine reveals it (the object
         is kept per secret and engine: it reads the stored record at each reveal)."""
-        key = (spec.name, spec.engine, _config_text(spec))
+        cached = self._specs.get(spec.name)  # the stored text this spec was parsed from
+        text = cached[0][1] if cached is not None and cached[1] is spec else _config_text(spec)
+        key = (spec.name, spec.engine, text)
         found = self._upstreams.get(key)
         if found is None:
             found = self._upstreams[key] = self._sealed_upstream(*key)
