@@ -47,6 +47,7 @@ from troth.integrations.mcp.connect import connect
 from troth.node import Node, init_node, open_node
 from troth.node.access import AnyAuthenticated
 from troth.node.runtime import NodeRuntime
+from troth.node.services.authority import FEED_REUSE
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.mcp import publish_upstream
 
@@ -457,5 +458,40 @@ def test_a_members_delegates_share_its_relay_names(tmp_path: Path) -> None:
         assert created == ["throwaway-0"]  # the member's 16th name; the 17th is refused
         assert len(refusals) == 1
         assert "the most one member may hold" in refusals[0]
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_peer_cycling_feed_pages_is_held_to_its_signing_budget(tmp_path: Path) -> None:
+    """Every `feed [since]` with a new `since` made the hosted authority read and sign a page:
+    a member (or any identity: the service is open to all) cycling values made it sign without
+    end. Past its burst it is answered "busy"; a page already signed is still served, to it and
+    to everyone else."""
+    from troth import limits
+    from troth.node.services import call, service_address
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        wanted = limits.FEED_PAGE_SIGNS_PER_CALLER_BURST + 4
+        targets = [bytes([n]) * 32 for n in range(wanted)]  # each `since` up to it is valid
+        net.authority.revoke_credentials(targets, now=net.clock.now())
+        await hub.maintain()
+        mallory = await net.member("mallory")
+        honest = await net.member("honest")
+        feed = service_address("authority")
+        end = await mallory.channel_to(route(HUB))
+        refusals: list[str] = []
+        for since in range(wanted):  # a new page each time: each ask is a signing
+            try:
+                await call(mallory.router, (end.enc, feed), "feed", [since])
+            except RemoteError as exc:
+                refusals.append(str(exc))
+        assert len(refusals) == wanted - limits.FEED_PAGE_SIGNS_PER_CALLER_BURST
+        assert all("busy" in text for text in refusals)
+        honest_end = await honest.channel_to(route(HUB))
+        assert await call(honest.router, (honest_end.enc, feed), "feed", [0])  # signed: served
+        net.clock.advance(FEED_REUSE)  # the rate refills mallory's budget over time
+        assert await call(mallory.router, (end.enc, feed), "feed", [wanted - 1])
 
     run_memnet(test, tmp_path)

@@ -249,6 +249,14 @@ TRACE_SUBMIT_BYTES_PER_SECOND: Final = 1 << 20
 "busy": its client sends again after a back-off); valid or not, every submission counts."""
 TRACE_SUBMIT_BURST_BYTES: Final = 16 * MAX_SERVICE_MESSAGE
 """What one member may send at once before the rate applies (16 full submissions)."""
+FEED_PAGE_SIGNS_PER_CALLER: Final = 2
+"""Feed pages a hosted authority signs per second at one peer's request (a page already signed
+is served again without); past its burst the peer is answered "busy"."""
+FEED_PAGE_SIGNS_PER_CALLER_BURST: Final = 8
+"""Feed pages one peer may have signed at once before its rate applies."""
+FEED_PAGE_SIGNS_PER_NODE: Final = 20
+"""Feed pages a hosted authority signs per second on request, all peers together (burst 2 s of
+it): throwaway identities cannot multiply the per-peer rate."""
 TOKEN_KEY_RECHECK_SECONDS: Final = 10
 """How often a broker reads its current token key again (a rotation another process made over
 the same node database is in force within this bound)."""

@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from troth import limits
 from troth.authority import Authority
 from troth.encoding import cbor
 from troth.errors import DecodeError, RemoteError
-from troth.node.access import AnyAuthenticated
+from troth.identity import Identifier
+from troth.node.access import AnyAuthenticated, PeerCaller
+from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
@@ -40,6 +43,17 @@ class AuthorityService:
         self.worker = worker
         # signed pages of the feed: since -> (the feed's length, signed at, page)
         self._pages: dict[int, tuple[int, int, bytes]] = {}
+        # pages signed on a peer's request, per peer and for the node (storage thread only)
+        self._signs = ByteBudgets(
+            rate=limits.FEED_PAGE_SIGNS_PER_CALLER,
+            burst=limits.FEED_PAGE_SIGNS_PER_CALLER_BURST,
+            max_sources=limits.MAX_TRACE_RATE_SOURCES,
+        )
+        self._node_signs = ByteBudgets(
+            rate=limits.FEED_PAGE_SIGNS_PER_NODE,
+            burst=2 * limits.FEED_PAGE_SIGNS_PER_NODE,
+            max_sources=1,
+        )
         anyone = AnyAuthenticated()
         self.methods: Mapping[str, Method] = {
             "enroll": Method(self.enroll, anyone),
@@ -76,20 +90,27 @@ class AuthorityService:
             start = cbor.expect_int(since, "since")
         except DecodeError as exc:
             raise RemoteError(str(exc)) from None
-        return await self.worker.run(self._page, start, context.now)
+        caller = context.caller
+        peer = caller.identifier if isinstance(caller, PeerCaller) else None
+        return await self.worker.run(self._page, start, context.now, peer)
 
     def _changing(self, change: Callable[..., Any], data: bytes, now: int) -> Any:
         result = change(data, now=now)
         self.trust.refresh_hosted(now)
         return result
 
-    def _page(self, since: int, now: int) -> bytes:
-        """A page, reused while the feed has not grown and it is under FEED_REUSE s old (so
-        requests for pages cannot make the node sign without end)."""
+    def _page(self, since: int, now: int, peer: Identifier | None = None) -> bytes:
+        """A page, reused while the feed has not grown and it is under FEED_REUSE s old, and
+        signed anew for a peer only within its budget and the node's (limits.py: a peer
+        cycling `since` values cannot make the node sign and read pages without end)."""
         length = self.authority.store.revocation_tip()[0]
         cached = self._pages.get(since)
         if cached is not None and cached[0] == length and now - cached[1] < FEED_REUSE:
             return cached[2]
+        if peer is not None and not (
+            self._signs.take(peer, 1, now=now) and self._node_signs.take(None, 1, now=now)
+        ):
+            raise RemoteError("busy: too many feed pages signed on request, ask again later")
         page = self.authority.feed(now=now, since=since)
         if len(self._pages) >= FEED_PAGES_CACHED:
             self._pages.clear()
