@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -23,6 +22,7 @@ from troth.cli.names import Directory
 from troth.cli.text import parse_duration
 from troth.clock import SystemClock
 from troth.node import DEFAULT_NODE, Node, open_node, troth_home
+from troth.node.home import private_file_writer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -125,40 +125,22 @@ def duration_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
 
 @contextlib.contextmanager
 def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
-    """A file to write `path` through: a fresh temporary file beside it (O_EXCL, mode 0600),
-    fsynced and renamed over `path` when the block ends without an error, removed otherwise.
-    So a crash leaves the old file or the new one, and a symlink planted at `path` is replaced,
-    never followed (it cannot make a command overwrite, say, a key file). A device or a pipe
-    at `path` (/dev/null) is written in place. OSError naming the file and the reason: exit 4."""
+    """A file to write `path` through, atomically (`troth.node.home.private_file_writer`: a
+    crash leaves the old file or the new one, and a symlink planted at `path` is replaced,
+    never followed, so it cannot make a command overwrite, say, a key file). A device or a
+    pipe at `path` (/dev/null) is written in place. OSError naming the file and the reason:
+    exit 4."""
     target = Path(path)
-    if not target.is_symlink() and target.exists() and not target.is_file():
-        # a device or a pipe (/dev/null, /dev/stdout, a FIFO): written in place, never replaced
-        try:
-            with open(target, "w" if text else "wb") as special:
-                yield special
-        except OSError as exc:
-            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-        return
+    special = not target.is_symlink() and target.exists() and not target.is_file()
     try:
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
+        if special:  # /dev/null, /dev/stdout, a FIFO: written in place, never replaced
+            with open(target, "w" if text else "wb") as file:
+                yield file
+        else:
+            with private_file_writer(target, text=text) as file:
+                yield file
     except OSError as exc:
         raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with open(handle, "w" if text else "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def write_output(path: str, data: bytes) -> None:

@@ -6,14 +6,23 @@ rename, fsync of the directory), so a crash leaves the old file or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import platformdirs
 
 from troth.errors import ConfigError
 
-__all__ = ["read_private_file", "secure_dir", "troth_home", "write_private_file"]
+__all__ = [
+    "private_file_writer",
+    "read_private_file",
+    "secure_dir",
+    "troth_home",
+    "write_private_file",
+]
 
 
 def troth_home() -> Path:
@@ -32,13 +41,19 @@ def secure_dir(path: Path) -> Path:
     return path
 
 
-def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write `data` to `path` atomically with mode 0600. `exclusive`: fail if `path` exists."""
+@contextlib.contextmanager
+def private_file_writer(
+    path: Path, *, exclusive: bool = False, text: bool = False
+) -> Iterator[IO[Any]]:
+    """A file to write `path` through, atomically with mode 0600: a new temporary file beside it
+    (O_EXCL: never one planted there), fsynced, then renamed over `path` (a symlink at `path`
+    is replaced, never followed) and the directory fsynced; removed if the block fails.
+    `exclusive`: fail with FileExistsError if `path` exists."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w" if text else "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if exclusive:
@@ -55,6 +70,12 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> N
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write `data` to `path` atomically with mode 0600. `exclusive`: fail if `path` exists."""
+    with private_file_writer(path, exclusive=exclusive) as handle:
+        handle.write(data)
 
 
 def read_private_file(path: Path) -> bytes:
