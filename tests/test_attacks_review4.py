@@ -1,0 +1,87 @@
+"""Adversarial review, round 4 (identity rotation, enrollment, VC/DID import, channels, relays):
+each test asserts the secure behaviour and is a strict xfail while the bug it pins is open."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.histories import DAY, T0, extend, honest_history
+from tests.support.parties import make_party
+from troth.credentials import (
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    build_page,
+    feed_genesis,
+    next_head,
+    verify_page,
+)
+from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
+from troth.crypto import sha256
+from troth.errors import CredentialError, CredentialFailure, IdentityError
+from troth.identity import Checkpoint, encode_history, verify_history
+from troth.vault import SoftwareVault
+
+NOW = T0 + 10 * DAY
+
+
+def feed_naming(identifier: bytes, changes: int, change_hash: bytes) -> VerifiedFeed:
+    """The verified feed of a fresh authority whose one entry says `identifier` has at least
+    `changes` changes, change `changes - 1` hashing to `change_hash` (what the authority
+    publishes when a member enrolls, refreshes or announces a rotation)."""
+    authority = make_party(SoftwareVault(), now=T0)
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        identifier,
+        authority.identifier,
+        NOW,
+        "",
+        Supersession(changes, change_hash),
+    ).encode()
+    head = next_head(feed_genesis(authority.identifier), entry)
+    page = build_page(authority.signer, [entry], start=0, head=head, latest=1, now=NOW)
+    return verify_page(page, authority=authority.identifier, now=NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="check_current skips a checkpointed suffix starting after the superseded change, "
+    "whichever authority's feed attested its checkpoint",
+)
+def test_a_stolen_backups_fork_checkpointed_by_another_authority_is_still_superseded() -> None:
+    """M's full backup (current key and sealed next key) is stolen at change 2. The owner
+    rotates (change 3) and announces it to authority A: A's feed says "M has 4 changes, change
+    3 is H". The thief forks at change 3 with the stolen next key, rotates once more (change
+    4'), and enrolls M at authority B (it holds M's keys), which publishes "M has 5 changes,
+    change 4 is H4'". A verifier trusting both A and B (it holds both feeds, fresh) is then
+    shown the thief's history presented from change 4', its checkpoint naming B. A's feed
+    says change 3 is H, and the thief's change 4' does not descend from it: the history must
+    be refused as superseded (or its checkpoint as unattested), as the full fork is."""
+    stolen = honest_history(3)  # changes 0..2 and the committed next key: the backup
+    owner = extend(stolen, T0 + 3 * DAY)  # the owner's honest rotation
+    thief = extend(extend(stolen, T0 + 3 * DAY + 60), T0 + 4 * DAY)  # 3' and 4'
+    identifier = sha256(stolen.changes[0].body)
+    feed_a = feed_naming(identifier, 4, sha256(owner.changes[3].body))
+    feed_b = feed_naming(identifier, 5, sha256(thief.changes[4].body))
+    feeds = {feed_a.authority: feed_a, feed_b.authority: feed_b}
+    checkpoints = feed_checkpoints(feeds, now=NOW, max_staleness=300)
+
+    full_fork = verify_history(encode_history(thief.changes), now=NOW)
+    with pytest.raises(CredentialError) as caught:  # the fork in full: superseded by A
+        feed_a.check_current(full_fork)
+    assert caught.value.reason is CredentialFailure.SUPERSEDED
+
+    presented = encode_history(
+        thief.changes[4:], Checkpoint(identifier, feed_b.authority.digest, 4)
+    )
+    refused = False
+    try:
+        identity = verify_history(presented, now=NOW, checkpoints=checkpoints)
+        for feed in feeds.values():  # what ChainVerifier, verify_peer and traces each do
+            feed.check_current(identity)
+    except CredentialError as exc:
+        refused = exc.reason is CredentialFailure.SUPERSEDED
+    except IdentityError:
+        refused = True
+    assert refused, "the thief's fork verified and is current for every held feed"
