@@ -3,10 +3,13 @@ each test asserts the secure behaviour and is a strict xfail while the bug it pi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.histories import DAY, T0, extend, honest_history
 from tests.support.parties import make_party
+from troth.clock import FixedClock
 from troth.credentials import (
     RevocationEntry,
     RevocationKind,
@@ -18,8 +21,10 @@ from troth.credentials import (
 )
 from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
 from troth.crypto import sha256
-from troth.errors import CredentialError, CredentialFailure, IdentityError
+from troth.errors import CredentialError, CredentialFailure, IdentityError, IdentityFailure
 from troth.identity import Checkpoint, encode_history, verify_history
+from troth.identity.known import KnownHistories
+from troth.storage import SqliteDatabase, SqliteIdentityStore
 from troth.vault import SoftwareVault
 
 NOW = T0 + 10 * DAY
@@ -85,3 +90,37 @@ def test_a_stolen_backups_fork_checkpointed_by_another_authority_is_still_supers
     except IdentityError:
         refused = True
     assert refused, "the thief's fork verified and is current for every held feed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="check_extends lets a checkpointed suffix starting past the stored copy replace it, "
+    "its checkpoint attested by any authority whose feed the verifier holds",
+)
+def test_a_stolen_backups_fork_does_not_replace_the_owners_stored_history(tmp_path: Path) -> None:
+    """A node stored M's owner's history up to change 3 (the rotation after the theft). The
+    thief, holding M's full backup from change 2, forks at change 3 with the stolen next key,
+    rotates on to change 5', and has authority B (whose feed the node holds: a second trust
+    anchor) attest change 5' by enrolling M there. Presented from change 5' (a gap after the
+    stored change 3), the fork must be refused as one (docs/formats.md: a verifier that stored
+    [c0, c1] refuses the backup's own rotation as a fork), not stored in place of the owner's
+    history, which would lock the owner out of this node for good."""
+    stolen = honest_history(3)
+    owner = extend(stolen, T0 + 3 * DAY)
+    thief = stolen
+    for day in (3, 4, 5):
+        thief = extend(thief, T0 + day * DAY + 60)
+    identifier = sha256(stolen.changes[0].body)
+    feed_b = feed_naming(identifier, 6, sha256(thief.changes[5].body))
+    checkpoints = feed_checkpoints({feed_b.authority: feed_b}, now=NOW, max_staleness=300)
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "node.db"))
+    known = KnownHistories(store, FixedClock(NOW), cache_seconds=0)
+    known.observe(verify_history(encode_history(owner.changes), now=NOW))
+
+    presented = encode_history(
+        thief.changes[5:], Checkpoint(identifier, feed_b.authority.digest, 5)
+    )
+    with pytest.raises(IdentityError) as caught:
+        known.observe(verify_history(presented, now=NOW, checkpoints=checkpoints))
+    assert caught.value.reason in (IdentityFailure.FORK, IdentityFailure.UNATTESTED_CHECKPOINT)
+    known.observe(verify_history(encode_history(owner.changes), now=NOW))  # still the owner's
