@@ -3,12 +3,15 @@ each test asserts the secure behaviour and is a strict xfail while the bug it pi
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from tests.support.channels import T
 from tests.support.histories import DAY, T0, extend, honest_history
-from tests.support.parties import make_party
+from tests.support.parties import ChannelParty, make_channel_party, make_party
+from troth.channel import ChannelSettings, ChannelState, ChannelTrust, VerifiedPeer
 from troth.clock import FixedClock
 from troth.credentials import (
     RevocationEntry,
@@ -21,13 +24,23 @@ from troth.credentials import (
 )
 from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
 from troth.crypto import sha256
-from troth.errors import CredentialError, CredentialFailure, IdentityError, IdentityFailure
+from troth.errors import (
+    ChannelError,
+    CredentialError,
+    CredentialFailure,
+    IdentityError,
+    IdentityFailure,
+)
 from troth.identity import Checkpoint, encode_history, verify_history
 from troth.identity.known import KnownHistories
+from troth.node.channels import LISTENER, ChannelLimits, ChannelManager
+from troth.routing import Router, parse_route
 from troth.storage import SqliteDatabase, SqliteIdentityStore
+from troth.transport import Listener, MemoryNetwork, MemoryTransport
 from troth.vault import SoftwareVault
 
 NOW = T0 + 10 * DAY
+CHANNEL_NOW = T + 1
 
 
 def feed_naming(identifier: bytes, changes: int, change_hash: bytes) -> VerifiedFeed:
@@ -124,3 +137,78 @@ def test_a_stolen_backups_fork_does_not_replace_the_owners_stored_history(tmp_pa
         known.observe(verify_history(presented, now=NOW, checkpoints=checkpoints))
     assert caught.value.reason in (IdentityFailure.FORK, IdentityFailure.UNATTESTED_CHECKPOINT)
     known.observe(verify_history(encode_history(owner.changes), now=NOW))  # still the owner's
+
+
+# -- channels: one source, many identities ---------------------------------------------------
+
+
+class _AdmitsEveryone:
+    """A node that admits any authenticated peer to a channel: what a node hosting an
+    authority does (newcomers must reach `enroll`: runtime._set_rules, AnyAuthenticated)."""
+
+    def admit(self, peer: VerifiedPeer) -> bool:
+        return True
+
+
+def _channel_node(
+    network: MemoryNetwork, host: str, who: ChannelParty, limits: ChannelLimits
+) -> tuple[ChannelManager, MemoryTransport]:
+    router = Router()
+    manager = ChannelManager(
+        router,
+        me=who.me,
+        trust=lambda: ChannelTrust(policy=_AdmitsEveryone()),
+        services=frozenset,
+        settings=ChannelSettings(),
+        clock=lambda: CHANNEL_NOW,
+        limits=limits,
+    )
+    manager.start()
+    return manager, MemoryTransport(router, network, host=host)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="established channels are bounded per peer identity only: one source with many "
+    "(free) identities holds as many channels, and their memory, as it likes",
+)
+def test_one_source_cannot_hold_unbounded_channels_by_rotating_identities() -> None:
+    """Identities cost nothing (a key pair and one signature), and a node hosting an authority
+    admits any authenticated peer. The per-peer channel limit (here 2) is then no bound on
+    what one source holds: from one address, over one connection, a fresh identity per two
+    channels. Like handshakes (16 per source) and connections (64 per source), the channels
+    one source holds open must be bounded: 300 channels from one address are refused long
+    before the last (every one of them costs the node a SecureChannel, its keys, replay
+    window, reassembler, router workers and keepalive work for as long as the source
+    answers pings)."""
+    vault = SoftwareVault()
+
+    async def attack() -> tuple[int, bool]:
+        network = MemoryNetwork()
+        hub, hub_transport = _channel_node(
+            network,
+            "10.0.0.1",
+            make_channel_party(vault, now=T),
+            ChannelLimits(max_channels_per_peer=2),
+        )
+        await hub_transport.listen(
+            "hub", 4000, Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
+        )
+        source, _transport = _channel_node(
+            network, "10.6.6.6", make_channel_party(vault, now=T), ChannelLimits()
+        )
+        refused = False
+        try:
+            for _ in range(150):
+                identity = make_channel_party(vault, now=T).me()
+                for _ in range(2):
+                    await source.open(parse_route("/tcp/hub:4000"), me=identity)
+        except ChannelError:
+            refused = True
+        held = sum(1 for end in hub.ends.values() if end.channel.state is ChannelState.OPEN)
+        await source.close_all()
+        await hub.close_all()
+        return held, refused
+
+    held, refused = asyncio.run(asyncio.wait_for(attack(), 120))
+    assert refused, f"one source holds {held} channels to the node"
