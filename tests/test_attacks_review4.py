@@ -11,7 +11,14 @@ import pytest
 from tests.support.channels import T
 from tests.support.histories import DAY, T0, extend, honest_history
 from tests.support.parties import ChannelParty, make_channel_party, make_party
-from troth.channel import ChannelSettings, ChannelState, ChannelTrust, VerifiedPeer
+from troth.channel import (
+    ChannelSettings,
+    ChannelState,
+    ChannelTrust,
+    VerifiedPeer,
+    verify_peer,
+)
+from troth.channel.verification import HandshakeClaim
 from troth.clock import FixedClock
 from troth.credentials import (
     RevocationEntry,
@@ -23,24 +30,37 @@ from troth.credentials import (
     verify_page,
 )
 from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
-from troth.crypto import sha256
+from troth.crypto import KeyType, sha256
+from troth.crypto.private import generate_private_key
+from troth.encoding import cbor
 from troth.errors import (
     ChannelError,
+    ChannelFailure,
     CredentialError,
     CredentialFailure,
     IdentityError,
     IdentityFailure,
 )
 from troth.identity import Checkpoint, encode_history, verify_history
+from troth.identity.attestation import ATTESTATION_TYPE
+from troth.identity.change import encode_public_key
 from troth.identity.known import KnownHistories
 from troth.node.channels import LISTENER, ChannelLimits, ChannelManager
 from troth.routing import Router, parse_route
 from troth.storage import SqliteDatabase, SqliteIdentityStore
 from troth.transport import Listener, MemoryNetwork, MemoryTransport
-from troth.vault import SoftwareVault
+from troth.vault import KeyPurpose, SoftwareVault
 
 NOW = T0 + 10 * DAY
 CHANNEL_NOW = T + 1
+
+
+class _AdmitsEveryone:
+    """A node that admits any authenticated peer to a channel: what a node hosting an
+    authority does (newcomers must reach `enroll`: runtime._set_rules, AnyAuthenticated)."""
+
+    def admit(self, peer: VerifiedPeer) -> bool:
+        return True
 
 
 def feed_naming(identifier: bytes, changes: int, change_hash: bytes) -> VerifiedFeed:
@@ -73,9 +93,11 @@ def test_a_stolen_backups_fork_checkpointed_by_another_authority_is_still_supers
     3 is H". The thief forks at change 3 with the stolen next key, rotates once more (change
     4'), and enrolls M at authority B (it holds M's keys), which publishes "M has 5 changes,
     change 4 is H4'". A verifier trusting both A and B (it holds both feeds, fresh) is then
-    shown the thief's history presented from change 4', its checkpoint naming B. A's feed
-    says change 3 is H, and the thief's change 4' does not descend from it: the history must
-    be refused as superseded (or its checkpoint as unattested), as the full fork is."""
+    shown the thief's history presented from change 4', its checkpoint naming B, in a channel
+    handshake (verify_peer: ChainVerifier and the trace collector judge issuers and signers
+    with the same two calls, feed_checkpoints and check_current). A's feed says change 3 is
+    H, and the thief's change 4' does not descend from it: the peer must be refused, as the
+    full fork is refused as superseded."""
     stolen = honest_history(3)  # changes 0..2 and the committed next key: the backup
     owner = extend(stolen, T0 + 3 * DAY)  # the owner's honest rotation
     thief = extend(extend(stolen, T0 + 3 * DAY + 60), T0 + 4 * DAY)  # 3' and 4'
@@ -83,26 +105,40 @@ def test_a_stolen_backups_fork_checkpointed_by_another_authority_is_still_supers
     feed_a = feed_naming(identifier, 4, sha256(owner.changes[3].body))
     feed_b = feed_naming(identifier, 5, sha256(thief.changes[4].body))
     feeds = {feed_a.authority: feed_a, feed_b.authority: feed_b}
-    checkpoints = feed_checkpoints(feeds, now=NOW, max_staleness=300)
 
     full_fork = verify_history(encode_history(thief.changes), now=NOW)
     with pytest.raises(CredentialError) as caught:  # the fork in full: superseded by A
         feed_a.check_current(full_fork)
     assert caught.value.reason is CredentialFailure.SUPERSEDED
 
-    presented = encode_history(
-        thief.changes[4:], Checkpoint(identifier, feed_b.authority.digest, 4)
+    # the thief's channel handshake as M: its fork presented from change 4', a channel key
+    # attested by its own key of change 4' (what it holds), to a node trusting A and B
+    channel_key = generate_private_key(KeyType.X25519).public_key
+    attestation_body = cbor.encode(
+        [
+            ATTESTATION_TYPE,
+            1,
+            identifier,
+            sha256(thief.changes[4].body),
+            int(KeyPurpose.SECURE_CHANNEL),
+            encode_public_key(channel_key),
+            NOW,
+            NOW + DAY,
+        ]
     )
-    refused = False
-    try:
-        identity = verify_history(presented, now=NOW, checkpoints=checkpoints)
-        for feed in feeds.values():  # what ChainVerifier, verify_peer and traces each do
-            feed.check_current(identity)
-    except CredentialError as exc:
-        refused = exc.reason is CredentialFailure.SUPERSEDED
-    except IdentityError:
-        refused = True
-    assert refused, "the thief's fork verified and is current for every held feed"
+    claim = HandshakeClaim(
+        encode_history(thief.changes[4:], Checkpoint(identifier, feed_b.authority.digest, 4)),
+        cbor.encode([attestation_body, thief.keys[4].sign(attestation_body)]),
+        channel_key,
+    )
+    trust = ChannelTrust(
+        policy=_AdmitsEveryone(),
+        feeds=lambda: feeds,
+        checkpoints=lambda now: feed_checkpoints(feeds, now=now, max_staleness=300),
+    )
+    with pytest.raises(ChannelError) as refused:  # accepted today: the thief speaks as M
+        verify_peer(trust, claim, (), NOW)
+    assert refused.value.reason is ChannelFailure.PEER_INVALID
 
 
 @pytest.mark.xfail(
@@ -140,14 +176,6 @@ def test_a_stolen_backups_fork_does_not_replace_the_owners_stored_history(tmp_pa
 
 
 # -- channels: one source, many identities ---------------------------------------------------
-
-
-class _AdmitsEveryone:
-    """A node that admits any authenticated peer to a channel: what a node hosting an
-    authority does (newcomers must reach `enroll`: runtime._set_rules, AnyAuthenticated)."""
-
-    def admit(self, peer: VerifiedPeer) -> bool:
-        return True
 
 
 def _channel_node(
