@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.channels import T
+from tests.support.channels import T, frames_of, packet
 from tests.support.histories import DAY, T0, extend, honest_history
 from tests.support.parties import ChannelParty, make_channel_party, make_party
 from troth.channel import (
     ChannelSettings,
     ChannelState,
     ChannelTrust,
+    SecureChannel,
     VerifiedPeer,
     verify_peer,
 )
+from troth.channel.payloads import FRAGMENT, Kind
 from troth.channel.verification import HandshakeClaim
 from troth.clock import FixedClock
 from troth.credentials import (
@@ -46,7 +48,7 @@ from troth.identity.attestation import ATTESTATION_TYPE
 from troth.identity.change import encode_public_key
 from troth.identity.known import KnownHistories
 from troth.node.channels import LISTENER, ChannelLimits, ChannelManager
-from troth.routing import Router, parse_route
+from troth.routing import Address, RoutedMessage, Router, Source, parse_route
 from troth.storage import SqliteDatabase, SqliteIdentityStore
 from troth.transport import Listener, MemoryNetwork, MemoryTransport
 from troth.vault import KeyPurpose, SoftwareVault
@@ -240,3 +242,73 @@ def test_one_source_cannot_hold_unbounded_channels_by_rotating_identities() -> N
 
     held, refused = asyncio.run(asyncio.wait_for(attack(), 120))
     assert refused, f"one source holds {held} channels to the node"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the node sets a channel's reassembly budget after the packet that completed the "
+    "handshake was read: fragments in that packet leave the channel with no budget at all",
+)
+def test_fragments_sent_with_message_3_do_not_escape_the_peers_reassembly_budget() -> None:
+    """An initiator (its own implementation: nothing makes it wait for ACCEPTED) puts a
+    fragment in the same packet as its handshake message 3. The node's responder end reads
+    both in one `receive`; only afterwards does the manager give the channel its peer's
+    reassembly budget, which `share_reassembly_budget` refuses (ValueError: fragments are
+    already held; logged, the message dropped, the channel left OPEN). From then on the
+    channel's incomplete messages are charged to no per-peer and no node budget, only to its
+    own per-message bound (16 MiB by default), so the per-peer and node-wide reassembly
+    limits (issue 8) fall to one channel per identity. Here the peer's budget is 200 KB: one
+    channel must not hold more."""
+    vault = SoftwareVault()
+    budget = 200_000
+
+    async def attack() -> int:
+        network = MemoryNetwork()
+        limits = ChannelLimits(max_reassembly_per_peer=budget, max_reassembly_total=budget)
+        hub, hub_transport = _channel_node(
+            network, "10.0.0.1", make_channel_party(vault, now=T), limits
+        )
+        await hub_transport.listen(
+            "hub", 4000, Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
+        )
+        router = Router()
+        MemoryTransport(router, network, host="10.6.6.6")
+        arrived: asyncio.Queue[RoutedMessage] = asyncio.Queue()
+
+        async def inbox(message: RoutedMessage, source: Source | None) -> None:
+            await arrived.put(message)
+
+        mine = Address("worker", "attacker")
+        router.register(mine, inbox)
+        me = make_channel_party(vault, now=T).me()
+        channel = SecureChannel.initiate(me=me, trust=ChannelTrust(policy=_AdmitsEveryone()))
+        (first,) = channel.outgoing()
+        await router.route(RoutedMessage((*parse_route("/tcp/hub:4000"), LISTENER), (mine,), first))
+        answer = await asyncio.wait_for(arrived.get(), 10)
+        channel.receive(answer.payload, CHANNEL_NOW)  # message 2: message 3 is queued
+        back = answer.return_route
+
+        def fragments(message_id: int, count: int) -> list[memoryview]:
+            chunk = bytes(60_000)
+            channel._emit(  # what a hostile initiator sends, whatever its state machine says
+                [
+                    (Kind.FRAGMENT, (FRAGMENT.pack(message_id, 1_000_000, n * len(chunk)), chunk))
+                    for n in range(count)
+                ]
+            )
+            return frames_of(channel.outgoing())
+
+        with_message_3 = fragments(1, 1)  # [message 3, fragment]
+        await router.route(RoutedMessage(back, (mine,), packet(*with_message_3)))
+        for message_id in range(2, 6):  # more incomplete messages, a packet each
+            await router.route(RoutedMessage(back, (mine,), packet(*fragments(message_id, 1))))
+        (end,) = hub.ends.values()
+        async with asyncio.timeout(10):  # the in-memory network delivers asynchronously
+            while end.channel.authenticated < 5 and not end.channel.closed:
+                await asyncio.sleep(0.005)
+        held = end.channel.reassembling
+        await hub.close_all()
+        return held
+
+    held = asyncio.run(asyncio.wait_for(attack(), 60))
+    assert held <= budget, f"one channel of one peer holds {held} bytes in reassembly"
