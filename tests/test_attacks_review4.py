@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import T, frames_of, packet
+from tests.support.feeds import pages
 from tests.support.histories import DAY, T0, extend, honest_history
 from tests.support.parties import ChannelParty, make_channel_party, make_party
 from troth.channel import (
@@ -26,9 +27,6 @@ from troth.credentials import (
     RevocationEntry,
     RevocationKind,
     Supersession,
-    build_page,
-    feed_genesis,
-    next_head,
     verify_page,
 )
 from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
@@ -78,9 +76,8 @@ def feed_naming(identifier: bytes, changes: int, change_hash: bytes) -> Verified
         NOW,
         "",
         Supersession(changes, change_hash),
-    ).encode()
-    head = next_head(feed_genesis(authority.identifier), entry)
-    page = build_page(authority.signer, [entry], start=0, head=head, latest=1, now=NOW)
+    )
+    (page,) = pages(authority, [entry], now=NOW, per_page=1)
     return verify_page(page, authority=authority.identifier, now=NOW)
 
 
