@@ -241,16 +241,11 @@ def test_one_source_cannot_hold_unbounded_channels_by_rotating_identities() -> N
     assert refused, f"one source holds {held} channels to the node"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the node sets a channel's reassembly budget after the packet that completed the "
-    "handshake was read: fragments in that packet leave the channel with no budget at all",
-)
 def test_fragments_sent_with_message_3_do_not_escape_the_peers_reassembly_budget() -> None:
     """An initiator (its own implementation: nothing makes it wait for ACCEPTED) puts a
     fragment in the same packet as its handshake message 3. The node's responder end reads
     both in one `receive`; only afterwards does the manager give the channel its peer's
-    reassembly budget, which `share_reassembly_budget` refuses (ValueError: fragments are
+    reassembly budget, which `share_reassembly_budget` refused (ValueError: fragments were
     already held; logged, the message dropped, the channel left OPEN). From then on the
     channel's incomplete messages are charged to no per-peer and no node budget, only to its
     own per-message bound (16 MiB by default), so the per-peer and node-wide reassembly

@@ -246,11 +246,27 @@ def test_reassembly_is_bounded_per_peer_across_channels(world: World) -> None:
     assert budget.held == 0
 
 
-def test_the_budget_is_set_before_fragments(world: World) -> None:
+def test_fragments_held_before_the_budget_is_shared_are_charged_to_it(world: World) -> None:
     a, b = open_pair(world)
     send_partial(a, b, 200_000, 1)
-    with pytest.raises(ValueError, match="before fragments"):
-        b.share_reassembly_budget(ReassemblyBudget(10))
+    held = b.reassembling
+    budget = ReassemblyBudget(10 * held)
+    assert b.share_reassembly_budget(budget) is None
+    assert budget.held == held
+    with pytest.raises(ValueError, match="already shares"):
+        b.share_reassembly_budget(ReassemblyBudget(10 * held))
+
+
+def test_fragments_held_past_the_budget_when_it_is_shared_close_the_channel(
+    world: World,
+) -> None:
+    a, b = open_pair(world)
+    send_partial(a, b, 200_000, 1)
+    budget = ReassemblyBudget(10)
+    event = b.share_reassembly_budget(budget)
+    assert event is not None and event.reason is F.TOO_LARGE
+    assert b.state is S.CLOSED
+    assert budget.held == 0
 
 
 def test_small_non_final_fragments_are_refused(world: World) -> None:

@@ -565,12 +565,18 @@ class SecureChannel:
         """Give up incomplete messages past the reassembly timeout; the bytes released."""
         return self._reassembler.expire(now)
 
-    def share_reassembly_budget(self, budget: ReassemblyBudget) -> None:
+    def share_reassembly_budget(self, budget: ReassemblyBudget) -> Closed | None:
         """Count this channel's reassemblies against `budget` (one per peer identity, shared
-        by all channels with it); set before any fragment arrives."""
-        if self._reassembler.held:
-            raise ValueError("set the reassembly budget before fragments arrive")
-        self._reassembler.budget = budget
+        by all channels with it). Fragments that arrived before (in the packet that completed
+        the handshake) are charged to it at once: when they do not fit, the channel closes
+        (TOO_LARGE) and the Closed event comes back."""
+        reassembler = self._reassembler
+        if reassembler.budget is not None:
+            raise ValueError("the channel already shares a reassembly budget")
+        if not budget.take(reassembler.held):
+            return self.close(_F.TOO_LARGE, "reassembly over the peer's or the node's limit")
+        reassembler.budget = budget
+        return None
 
     def _closed(self, reason: ChannelFailure, detail: str, *, by_peer: bool) -> Closed:
         if self.state is not _S.CLOSED:

@@ -313,6 +313,8 @@ class ChannelEnd(AllowSetSource):
         to take effect."""
         for event in events:
             if isinstance(event, Received):
+                if self.channel.closed:  # closed by an event before it (a limit passed)
+                    continue
                 self.messages_in += 1
                 await self._deliver(self, event.payload)
             else:
@@ -534,7 +536,10 @@ class ChannelManager:
         )
         if end not in users:
             users.add(end)
-            end.channel.share_reassembly_budget(budget)
+            closed = end.channel.share_reassembly_budget(budget)
+            if closed is not None:  # fragments sent with message 3 passed the peer's budget
+                self._on_closed(end, closed)
+                return
         if not end.channel.initiator and not end.established.done():
             end.established.set_result(peer)
 
