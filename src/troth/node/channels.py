@@ -105,6 +105,10 @@ class ChannelLimits:
     """Responder ends still in their handshake, per source."""
     max_channels_per_peer: int = 64
     """Open channels one peer identity may hold to this node (ones it opened)."""
+    max_channels_per_source: int = 256
+    """Channels (handshaking or open) that peers from one source (the origin the half-open
+    limit counts under) may hold to this node: identities cost nothing, so the per-peer limit
+    alone does not bound one source."""
     max_reassembly_per_peer: int = 2 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
@@ -158,6 +162,7 @@ class ChannelCounters:
     handshakes_timed_out: int = 0
     refused_half_open: int = 0
     refused_half_open_per_source: int = 0
+    refused_channels_per_source: int = 0
     evicted_half_open: int = 0
     dropped_frames: int = 0
     reassembly_expired_bytes: int = 0
@@ -373,6 +378,8 @@ class ChannelManager:
     _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
         default_factory=dict
     )
+    _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
+    # responder ends (handshaking or open) per source
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive sends
@@ -437,6 +444,7 @@ class ChannelManager:
         )
         end = self._add(channel, message.return_route, source, source_key)
         self._half_open[end] = trust
+        self._per_source[source_key] += 1
         self.counters.handshakes_started += 1
         if source is not None:
             source.allow(end.dec)  # the rest of this handshake, and the channel, come this way
@@ -447,6 +455,10 @@ class ChannelManager:
 
     def _make_room(self, source_key: str) -> None:
         """Room for one more half-open handshake from a source (RoutingError when none)."""
+        if self._per_source[source_key] >= self.limits.max_channels_per_source:
+            self.counters.refused_channels_per_source += 1
+            self._note("refused a handshake: %s holds its channels' limit", source_key)
+            raise RoutingError("too many channels from this source")
         held = sum(1 for end in self._half_open if end.source_key == source_key)
         if held >= self.limits.max_half_open_per_source:
             self.counters.refused_half_open_per_source += 1
@@ -552,7 +564,12 @@ class ChannelManager:
         self.router.unregister(end.dec)
         self.router.unregister(end.enc)
         forget_calls(self.router, end.enc, f"{end.name} closed")
-        self.ends.pop(end.enc, None)
+        if self.ends.pop(end.enc, None) is not None and not end.channel.initiator:
+            held = self._per_source[end.source_key] - 1
+            if held > 0:
+                self._per_source[end.source_key] = held
+            else:
+                del self._per_source[end.source_key]
         self._half_open.pop(end, None)
         if end.source is not None:
             end.source.forget(end.dec)
