@@ -264,7 +264,8 @@ def test_fragments_held_past_the_budget_when_it_is_shared_close_the_channel(
     send_partial(a, b, 200_000, 1)
     budget = ReassemblyBudget(10)
     event = b.share_reassembly_budget(budget)
-    assert event is not None and event.reason is F.TOO_LARGE
+    assert event is not None
+    assert event.reason is F.TOO_LARGE
     assert b.state is S.CLOSED
     assert budget.held == 0
 
