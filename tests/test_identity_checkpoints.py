@@ -189,7 +189,6 @@ def hashes(line: HonestHistory, start: int, end: int) -> list[bytes]:
     [
         ((0, 10), (5, 12)),  # overlaps and goes on
         ((0, 10), (10, 12)),  # starts right after: names the last stored change as previous
-        ((0, 10), (30, 40)),  # a gap: bridged by the checkpoint it was verified with
         ((20, 30), (25, 60)),
         ((20, 30), (20, 30)),  # the stored copy itself
         ((20, 30), (0, 40)),  # a full history that extends a stored suffix
@@ -216,6 +215,10 @@ def test_forks_and_rollbacks_by_index(line: HonestHistory) -> None:
         ((20, 30), verified(line, 0, 25), F.ROLLBACK, None),
         ((0, 14), verified(forked(line, 12, 14), 10, 14), F.FORK, 12),  # differs at change 12
         ((0, 12), verified(forked(line, 11, 14), 12, 14), F.FORK, 12),  # names another previous
+        # a gap: nothing shows the candidate descends from the stored copy, whatever
+        # checkpoint it was verified with (another authority's may attest a stolen fork)
+        ((0, 10), verified(line, 30, 40), F.UNATTESTED_CHECKPOINT, 30),
+        ((0, 10), verified(line, 11, 40), F.UNATTESTED_CHECKPOINT, 11),
     ]
     for stored, candidate, reason, change in cases:
         with pytest.raises(IdentityError) as caught:
@@ -298,8 +301,14 @@ def test_supersessions_judge_suffixes_by_index(line: HonestHistory) -> None:
     identifier = sha256(line.changes[0].body)
     feed = feed_of([(identifier, 50, sha256(line.changes[49].body))], issued_at=NOW)
     feed.check_current(verified(line, 30, 70))  # holds change 49 as the feed names it
-    feed.check_current(verified(line, 55, 70))  # starts after it: attested by its checkpoint
-    for stale in (verified(line, 20, 45), verified(forked(line, 49, 50), 40, 50)):
+    feed.check_current(verified(line, 49, 70))  # starts with it
+    feed.check_current(verified(line, 50, 70))  # starts right after it, naming it previous
+    for stale in (
+        verified(line, 20, 45),  # ends before it
+        verified(forked(line, 49, 50), 40, 50),  # another change 49
+        verified(forked(line, 49, 52), 50, 52),  # a change 50 that does not follow it
+        verified(line, 55, 70),  # starts after a gap: cannot show it descends from it
+    ):
         with pytest.raises(CredentialError) as caught:
             feed.check_current(stale)
         assert caught.value.reason is CredentialFailure.SUPERSEDED

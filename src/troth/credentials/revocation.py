@@ -363,22 +363,37 @@ class VerifiedFeed:
     def check_current(self, identity: VerifiedIdentity) -> None:
         """Raise SUPERSEDED when the feed says the identity has at least N changes and
         `identity` has fewer, or its change N-1 is another one (a stolen backup's history).
-        Compared by change index, so `identity` may be a checkpointed suffix; one starting
-        after change N-1 was attested by its checkpoint when it was verified."""
+        Compared by change index, so `identity` may be a checkpointed suffix: one starting
+        right after change N-1 must name it as its first change's previous; one starting
+        later cannot show that it descends from change N-1 (another authority's checkpoint
+        may attest a stolen backup's fork) and is refused (docs/formats.md, "Checkpointed
+        histories")."""
         superseded = self.supersession(identity.identifier)
         if superseded is None:
             return
         n = superseded.changes
         count = identity.change_count
         offset = n - 1 - identity.first_index
-        if count < n or (
-            offset >= 0 and identity.changes[offset].change_hash != superseded.change_hash
-        ):
-            raise CredentialError(
-                _F.SUPERSEDED,
-                f"{identity.identifier}: {count} change(s) presented, the authority "
-                f"knows {n}" + ("" if count < n else " with another change"),
+        if count < n:
+            detail = "fewer changes"
+        elif offset >= 0:
+            if identity.changes[offset].change_hash == superseded.change_hash:
+                return
+            detail = "another change"
+        elif offset == -1:
+            if identity.changes[0].body.previous == superseded.change_hash:
+                return
+            detail = f"change {n} does not follow it"
+        else:
+            detail = (
+                f"the history presented starts at change {identity.first_index}, after a gap: "
+                f"present it from change {n - 1} or earlier"
             )
+        raise CredentialError(
+            _F.SUPERSEDED,
+            f"{identity.identifier}: {count} change(s) presented, the authority knows "
+            f"change {n - 1}: {detail}",
+        )
 
     def attests(self, identifier: bytes, index: int, change_hash: bytes) -> bool:
         """Whether a supersession in this feed names change `index` of `identifier` with

@@ -341,7 +341,8 @@ def check_extends(
     - on every index both hold, the hashes agree (else FORK at the first that differs);
     - the candidate ends no earlier than the stored copy (else ROLLBACK);
     - a candidate starting right after the stored copy names its last change as previous;
-      one starting later (a gap) is bridged by the checkpoint it was verified with.
+      one starting later (a gap) is refused: nothing shows that it descends from the stored
+      copy (another authority's checkpoint may attest a stolen backup's fork).
     """
     last_stored = stored_first + len(stored_hashes) - 1
     first, last = candidate.first_index, candidate.current.index
@@ -357,3 +358,11 @@ def check_extends(
         )
     if first == last_stored + 1 and candidate.changes[0].body.previous != stored_hashes[-1]:
         raise IdentityError(IdentityFailure.FORK, change=first)
+    if first > last_stored + 1:
+        raise IdentityError(
+            IdentityFailure.UNATTESTED_CHECKPOINT,
+            f"it starts at change {first}, the stored copy ends at change {last_stored}: "
+            f"present it from change {last_stored + 1} or earlier (or import the changes "
+            "between)",
+            first,
+        )
