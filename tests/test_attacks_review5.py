@@ -9,16 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import pytest
+from mcp import Client
 
 from tests.support.gates import TOOLS, T, make_world
 from tests.support.leases import make_world as make_lease_world
 from tests.support.leases import open_broker
+from tests.support.mcp_orders import orders_server, text
 from tests.support.parties import make_party
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, VerifiedCredential, delegate
 from troth.errors import SecretError, SecretFailure
 from troth.gates import Outcome, Tool, ToolGate
+from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, gate_server
 from troth.secrets import AllowListPolicy, GatesLeasePolicy
 
 NOW = T + 10
@@ -68,6 +72,38 @@ def test_an_omitted_argument_is_judged_with_the_default_the_tool_runs_with() -> 
     omitted = gate.invoke(member, "export_customers", {})
     assert ran == []  # the CSV export must not run
     assert not omitted.allowed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the MCP gate judges the arguments as sent; the upstream MCP server applies its "
+    "schema's `default` (which schema_shape ignores), so a forbid on the default never applies",
+)
+def test_an_omitted_argument_through_the_mcp_gate_is_judged_with_its_default() -> None:
+    policies = f"""\
+@id("export") permit(principal, action == Action::"invoke:export_customers", resource)
+  when {{ {ACCESS} }};
+@id("no-csv") forbid(principal, action == Action::"invoke:export_customers", resource)
+  when {{ context.args has fmt && context.args.fmt == "csv" }};
+"""
+
+    async def main() -> list[tuple[bool, str]]:
+        world = make_world()
+        point = world.point(world.store(world.bundle(policies=policies)))
+        member = world.credential(world.support_chain, world.support)
+        results = []
+        async with Client(orders_server(), cache=None) as upstream:
+            gate = McpGate(point, upstream, clock=FixedClock(NOW))
+            async with Client(gate_server(gate, member), mode="legacy", cache=None) as agent:
+                for args in ({"fmt": "csv"}, {}):
+                    result = await agent.call_tool("export_customers", args)
+                    results.append((result.is_error, text(result)))
+        return results
+
+    explicit, omitted = anyio.run(main)
+    assert explicit == (True, DENIED_PREFIX + "denied by policy no-csv")
+    assert omitted[1] != "customers.csv"  # the upstream ran the forbidden CSV export
+    assert omitted[0]
 
 
 def transfer(account: int, amount: int) -> str:
