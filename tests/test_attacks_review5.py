@@ -18,12 +18,15 @@ from tests.support.leases import make_world as make_lease_world
 from tests.support.leases import open_broker
 from tests.support.mcp_orders import orders_server, text
 from tests.support.parties import make_party
+from troth import limits
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, VerifiedCredential, delegate
 from troth.errors import SecretError, SecretFailure
 from troth.gates import Outcome, Tool, ToolGate
 from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, gate_server
 from troth.secrets import AllowListPolicy, GatesLeasePolicy
+from troth.trace import TraceLog, TraceRecorder
+from troth.trace.adapters import TraceDecisionRecorder
 
 NOW = T + 10
 ACCESS = 'principal.hasTag("orders.access")'
@@ -104,6 +107,42 @@ def test_an_omitted_argument_through_the_mcp_gate_is_judged_with_its_default() -
     assert explicit == (True, DENIED_PREFIX + "denied by policy no-csv")
     assert omitted[1] != "customers.csv"  # the upstream ran the forbidden CSV export
     assert omitted[0]
+
+
+# -- the MCP gate: what a caller makes the serving node store -----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="every decided tools/call is signed into the node's log with the caller's arguments "
+    "(and a made-up tool name) in clear up to 256 KiB each, with no per-caller budget: a member "
+    "fills the tool server's disk at link speed, past the trace service's byte budgets",
+)
+def test_denied_calls_cannot_fill_the_serving_nodes_trace_log(tmp_path: Path) -> None:
+    world = make_world()
+    server = make_party(world.vault, now=T)  # the node publishing the MCP server
+    log_path = tmp_path / "trace.db"
+    log = TraceLog.open(log_path, clock=FixedClock(NOW), signer=lambda n: server.signer)
+    recorder = TraceDecisionRecorder(TraceRecorder(log, server.signer, clock=FixedClock(NOW)))
+    point = world.point(world.store(world.bundle()), recorder)  # type: ignore[arg-type]
+    member = world.credential(world.sub_chain, world.sub)  # a read-only, delegated caller
+    pad = "A" * (250 * 1024)  # under MAX_TRACE_DISCLOSURE_BYTES: kept in clear
+    calls = 40  # 40 requests of ~0.5 MiB: 20 MiB, one MCP frame each
+
+    async def main() -> int:
+        denied = 0
+        async with Client(orders_server(), cache=None) as upstream:
+            gate = McpGate(point, upstream, clock=FixedClock(NOW))
+            async with Client(gate_server(gate, member), mode="legacy", cache=None) as agent:
+                for n in range(calls):
+                    result = await agent.call_tool(f"{pad}{n}", {"pad": pad})
+                    denied += result.is_error
+        return denied
+
+    assert anyio.run(main) == calls
+    log.close()
+    stored = sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.startswith("trace.db"))
+    assert stored <= limits.TRACE_SUBMIT_BURST_BYTES, f"{stored} bytes stored for one caller"
 
 
 def transfer(account: int, amount: int) -> str:
