@@ -91,9 +91,12 @@ class _Scene:
         caveats: tuple[str, ...],
         *,
         parent: bytes | None = None,
+        ttl: int = 600,
     ) -> bytes:
-        """`by` delegates to `to`, extending `parent` (one of the chains `by` holds; default:
-        the wallet's choice) or, once a delegation is revoked, the one named here."""
+        """`by` delegates to `to` for `ttl` seconds, extending `parent` (one of the chains `by`
+        holds; default: the wallet's choice) or, once a delegation is revoked, the one named
+        here. A delegation may not outlive its parent: a sub-delegation takes a shorter ttl,
+        as the clock may pass a second between the two."""
         node = self.agents.node
         extends = None
         if parent is not None:
@@ -103,7 +106,7 @@ class _Scene:
             to=Identifier(node.identities.find(to).identifier),
             attributes=attributes,
             now=self.clock.now(),
-            ttl=600,
+            ttl=ttl,
             purpose="complaint 123",
             caveats=caveats,
             credential_hash=extends,
@@ -226,7 +229,7 @@ async def _in_process(scene: _Scene) -> None:
     agents = scene.agents
     to_support = scene.delegate("customer-4471", "support-agent", CUSTOMER, (CAVEAT,))
     read = Attributes({"orders.access": "read", "orders.customer": "4471"})
-    scene.delegate("support-agent", "sub-agent", read, ())
+    scene.delegate("support-agent", "sub-agent", read, (), ttl=300)
     scene.story.say(f"customer 4471 delegates read, write to support-agent, only if {CAVEAT};")
     scene.story.say("  support-agent passes read on to its sub-agent")
     gate = ToolGate(
@@ -269,7 +272,7 @@ async def _over_mcp(scene: _Scene) -> None:
     to_support = scene.delegate("customer-4471", "support-agent", CUSTOMER, (CAVEAT,))
     read = Attributes({"orders.access": "read", "orders.customer": "4471"})
     # support-agent holds the revoked first delegation too: extend the new one
-    scene.delegate("support-agent", "sub-agent", read, (), parent=to_support)
+    scene.delegate("support-agent", "sub-agent", read, (), parent=to_support, ttl=300)
     story.say("  (the customer delegates again, as before: the first delegation is revoked)")
     await publish_upstream(scene.shop, "orders", _orders_server())
     to = f"{scene.shop_route}/service/mcp.orders"
