@@ -108,6 +108,72 @@ def test_non_object_and_over_deep_schemas_are_refused() -> None:
     assert "deeper" in str(refused(P.SCHEMA_INVALID, compile_tool_schema, "t", deep))
 
 
+def test_omitted_arguments_are_filled_with_their_defaults_nested_too() -> None:
+    spec = compile_tool_schema("refund", REFUND)
+    assert spec.fill is not None
+    assert spec.fill({"order_id": "o1", "amount": 5}) == {
+        "order_id": "o1",
+        "amount": 5,
+        "express": False,
+    }
+    assert spec.fill({"express": True})["express"] is True  # what is sent stays
+    nested = {
+        "type": "object",
+        "properties": {
+            "to": {
+                "type": "object",
+                "properties": {"fmt": {"type": "string", "default": "csv"}},
+            },
+            "many": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer", "default": 1}},
+                },
+            },
+        },
+    }
+    fill = compile_tool_schema("t", nested).fill
+    assert fill is not None
+    assert fill({"to": {}, "many": [{}, {"n": 2}]}) == {
+        "to": {"fmt": "csv"},
+        "many": [{"n": 1}, {"n": 2}],
+    }
+    assert compile_tool_schema("ping", {"type": "object"}).fill is None
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        {"type": "string", "default": 1},
+        {"type": "integer", "default": True},
+        {"type": "integer", "enum": [1, 2], "default": 3},
+        {"type": "string", "enum": ["a", "b"], "default": "c"},
+        {"type": "array", "items": {"type": "integer"}, "default": "x"},
+    ],
+)
+def test_a_default_that_does_not_conform_is_refused(prop: dict[str, Any]) -> None:
+    schema = {"type": "object", "properties": {"p": prop}}
+    assert "default" in str(refused(P.SCHEMA_INVALID, compile_tool_schema, "t", schema))
+
+
+def test_a_default_is_part_of_the_shape() -> None:
+    csv = {"type": "object", "properties": {"fmt": {"type": "string", "default": "csv"}}}
+    json = {"type": "object", "properties": {"fmt": {"type": "string", "default": "json"}}}
+    assert compile_tool_schema("t", csv).shape != compile_tool_schema("t", json).shape
+
+
+def test_integers_past_i_json_are_refused() -> None:
+    spec = compile_tool_schema("refund", REFUND)
+    assert spec.check is not None
+    for amount in (2**53 - 1, -(2**53) + 1):
+        assert spec.check({"amount": amount})
+    for amount in (2**53, -(2**53), 2**63):
+        assert not spec.check({"amount": amount})
+    enum = {"type": "object", "properties": {"n": {"type": "integer", "enum": [2**53]}}}
+    refused(P.SCHEMA_INVALID, compile_tool_schema, "t", enum)
+
+
 def test_schema_from_a_typed_function() -> None:
     def tool(
         order_id: str,
@@ -125,8 +191,8 @@ def test_schema_from_a_typed_function() -> None:
         "properties": {
             "order_id": {"type": "string"},
             "amount": {"type": "integer"},
-            "express": {"type": "boolean"},
-            "kind": {"type": "string", "enum": ["full", "part"]},
+            "express": {"type": "boolean", "default": False},
+            "kind": {"type": "string", "enum": ["full", "part"], "default": "full"},
             "codes": {"type": "array", "items": {"type": "integer"}},
         },
         "required": ["order_id", "amount"],

@@ -246,7 +246,9 @@ class PolicyEngine:
             args = request.arguments
             if not isinstance(args, Mapping):
                 return self._deny(Outcome.ARGUMENTS)
-            if type(args) is not dict:
+            if spec.fill is not None:  # judged with what the tool runs with (toolschema)
+                args = spec.fill(dict(args))
+            elif type(args) is not dict:
                 args = dict(args)
             if spec.check is not None and not spec.check(args):
                 return self._deny(Outcome.ARGUMENTS)

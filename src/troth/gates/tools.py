@@ -22,6 +22,7 @@ from troth.gates.engine import PolicyDecision, ToolCall
 from troth.gates.point import Caller, DecisionPoint, LeaseDenied, LeaseProvider, NoLeases
 from troth.gates.toolschema import (
     LEASE_PARAMETER,
+    Fill,
     check_name,
     compile_tool_schema,
     schema_from_function,
@@ -42,11 +43,13 @@ class Tool:
     canonical: str = field(init=False, repr=False)
     shape: str = field(init=False, repr=False)
     takes_lease: bool = field(init=False, repr=False)
+    fill: Fill | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         compiled = compile_tool_schema(self.name, self.input_schema)  # refuses the untypable
         object.__setattr__(self, "canonical", compiled.canonical)
         object.__setattr__(self, "shape", compiled.shape)
+        object.__setattr__(self, "fill", compiled.fill)
         parameters = {} if self.run is None else inspect.signature(self.run).parameters
         lease = parameters.get(LEASE_PARAMETER)
         takes_lease = lease is not None and lease.kind is lease.KEYWORD_ONLY
@@ -127,6 +130,8 @@ class ToolGate:
                 lease = stack.enter_context(self.leases.lease(record))
             except LeaseDenied as denied:  # gate 3: no secret, no call
                 return ToolResult(denied.decision)
+            # the arguments as judged: omitted ones with the schema's defaults
+            args = arguments if declared.fill is None else declared.fill(dict(arguments))
             if declared.takes_lease:
-                return ToolResult(record.decision, declared.run(**arguments, lease=lease))
-            return ToolResult(record.decision, declared.run(**arguments))
+                return ToolResult(record.decision, declared.run(**args, lease=lease))
+            return ToolResult(record.decision, declared.run(**args))

@@ -9,17 +9,27 @@
     {"type": "object", "properties":    { "name": S, "opt"?: S }   (a closed record: names in
      {...}, "required": [...]}                                     `required` are mandatory)
     "enum" / "const" on string, integer: the type above; troth checks membership itself
+    "default" on a property             filled in before the call is judged (below)
+
+Integers are held to I-JSON (RFC 7493 §2.2): within ±(2^53 - 1), so that every upstream reads
+the number Cedar judged (a parser of JSON numbers as doubles reads 2^53 + 1 as 2^53).
+
+An argument the caller omits is judged with its `default` (nested records too): the tool or
+MCP upstream runs with that value, so a policy on it must see it. `default` is therefore part
+of a schema's shape (a gate's tool and the bundle must agree on it) and must conform to its
+property's schema.
 
 Anything else is refused when the schema is compiled (at bundle creation and verification):
 `number` (use integer units or a string), `null`, type lists, `$ref`, `anyOf`/`oneOf`/`allOf`,
 `additionalProperties` other than false, `patternProperties`, and every validation keyword
 (`minimum`, `maxLength`, `pattern`, `format`, ...) a policy author might mistake for a check:
-write such limits as policies. Annotations (`title`, `description`, `default`, `examples`,
-`$comment`, and `$schema` at the top) are allowed and ignored.
+write such limits as policies. Annotations (`title`, `description`, `examples`, `$comment`,
+and `$schema` at the top) are allowed and ignored.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 import types
@@ -31,6 +41,7 @@ from typing import Any, Final, Literal
 import rfc8785
 
 from troth import limits
+from troth.encoding.ijson import MAX_SAFE_INTEGER
 from troth.errors import PolicyError, PolicyFailure
 
 __all__ = [
@@ -49,12 +60,13 @@ NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.MAX_TOOL_NAME}}}")
 Cedar entity uids (`Tool::"<name>"`) only after this check, so they can never close a quote."""
 _PROPERTY: Final = re.compile(r"(?!__)[A-Za-z_][A-Za-z0-9_-]{0,63}")
 """Argument names: never `__...` (Cedar's JSON escapes `__entity`, `__extn`)."""
-_ANNOTATIONS: Final = frozenset({"title", "description", "default", "examples", "$comment"})
+_ANNOTATIONS: Final = frozenset({"title", "description", "examples", "$comment"})
 _SCALARS: Final = {"string": "__cedar::String", "integer": "__cedar::Long"}
 LEASE_PARAMETER: Final = "lease"
 """A keyword-only parameter of this name receives the call's leased secret (never an argument)."""
 
 Check = Callable[[Any], bool]
+Fill = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _refuse(detail: str) -> PolicyError:
@@ -91,22 +103,24 @@ def _without_annotations(node: Any) -> Any:
 
 def schema_shape(schema: Any) -> str:
     """What two input schemas must share to accept the same arguments: the canonical JSON of
-    `schema` without its annotations (`title`, `description`, `default`, ...), which typing
-    ignores. A gate compares its tool's shape with the bundle's (PolicyError if not JSON)."""
+    `schema` without its annotations (`title`, `description`, ...), which typing ignores
+    (`default` is kept: omitted arguments are judged with it). A gate compares its tool's
+    shape with the bundle's (PolicyError if not JSON)."""
     return canonical_json(_without_annotations(schema))
 
 
 @dataclass(frozen=True, slots=True)
 class ToolSchema:
     """A tool's input schema, compiled: its canonical JSON, its shape (`schema_shape`), the
-    Cedar record type of its arguments, and a membership check for its enums (None when it has
-    none)."""
+    Cedar record type of its arguments, a check of its enums and integer ranges (None when it
+    has none), and what fills in omitted arguments' defaults (None when it has none)."""
 
     name: str
     canonical: str
     cedar_args: str
     check: Check | None = field(default=None, compare=False)
     shape: str = ""
+    fill: Fill | None = field(default=None, compare=False)
 
 
 def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
@@ -120,7 +134,7 @@ def compile_tool_schema(name: str, schema: Any) -> ToolSchema:
         raise _refuse(f"tool {name}: the input schema must be an object schema")
     top = {k: v for k, v in schema.items() if k != "$schema"}
     cedar, check = _node(top, f"{name}:", 1)
-    return ToolSchema(name, canonical, cedar, check, schema_shape(schema))
+    return ToolSchema(name, canonical, cedar, check, schema_shape(schema), _filler(top))
 
 
 def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
@@ -135,6 +149,8 @@ def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
         values = node["enum"] if "enum" in node else [node["const"]]
         kind = "string" if values and all(type(v) is str for v in values) else "integer"
     allowed = {"type", *_ANNOTATIONS}
+    if depth > 1:  # a property or an item: the top is the arguments record itself
+        allowed.add("default")
     if kind in _SCALARS:
         allowed |= {"enum", "const"}
     elif kind == "array":
@@ -150,9 +166,17 @@ def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
     if extra:
         raise _refuse(f"{path} keyword {extra[0]!r} is not supported (write limits as policies)")
     if kind == "boolean":
-        return "__cedar::Bool", None
-    if kind in _SCALARS:
-        return _SCALARS[kind], _enum_check(node, kind, path)
+        cedar, check = "__cedar::Bool", None
+    elif kind in _SCALARS:
+        cedar, check = _SCALARS[kind], _scalar_check(node, kind, path)
+    else:
+        cedar, check = _composite(node, kind, path, depth)
+    if "default" in node and not _conforms(node["default"], kind, check):
+        raise _refuse(f"{path} default {node['default']!r} does not conform to its schema")
+    return cedar, check
+
+
+def _composite(node: dict[str, Any], kind: str, path: str, depth: int) -> tuple[str, Check | None]:
     if kind == "array":
         if "items" not in node:
             raise _refuse(f"{path} an array needs `items`")
@@ -163,17 +187,74 @@ def _node(node: Any, path: str, depth: int) -> tuple[str, Check | None]:
     return _record(node, path, depth)
 
 
-def _enum_check(node: dict[str, Any], kind: str, path: str) -> Check | None:
+def _safe_integer(value: Any) -> bool:
+    """Whether `value` is no integer past I-JSON's range (other types are Cedar's to judge)."""
+    return type(value) is not int or -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+
+
+def _scalar_check(node: dict[str, Any], kind: str, path: str) -> Check | None:
     if "enum" not in node and "const" not in node:
-        return None
+        return _safe_integer if kind == "integer" else None
     if "enum" in node and "const" in node:
         raise _refuse(f"{path} has both enum and const")
     values = node["enum"] if "enum" in node else [node["const"]]
     py_type = str if kind == "string" else int
     if not isinstance(values, list) or not values or any(type(v) is not py_type for v in values):
         raise _refuse(f"{path} enum values must be a non-empty list of {kind}s")
+    if not all(_safe_integer(v) for v in values):
+        raise _refuse(f"{path} enum values must be within ±(2^53 - 1)")
     members = frozenset(values)
     return lambda v: type(v) is py_type and v in members
+
+
+_TYPES: Final = {"boolean": bool, "string": str, "integer": int, "array": list, "object": dict}
+
+
+def _conforms(value: Any, kind: str, check: Check | None) -> bool:
+    """Whether a `default` has its schema's type and passes its checks (a record's closed
+    fields and nested types are Cedar's: a default is judged with the arguments)."""
+    return type(value) is _TYPES[kind] and (check is None or check(value))
+
+
+def _filler(node: dict[str, Any]) -> Fill | None:
+    """What fills a record's omitted properties with their defaults, nested records (and
+    records in arrays) too; None when the schema has no default."""
+    properties: dict[str, Any] = node.get("properties", {})
+    defaults = {name: sub["default"] for name, sub in properties.items() if "default" in sub}
+    nested: dict[str, Callable[[Any], Any]] = {}
+    for name, sub in properties.items():
+        inner = _value_filler(sub)
+        if inner is not None:
+            nested[name] = inner
+    if not defaults and not nested:
+        return None
+
+    def fill(args: dict[str, Any]) -> dict[str, Any]:
+        filled = dict(args)
+        for name, value in defaults.items():
+            if name not in filled:
+                filled[name] = copy.deepcopy(value)
+        for name, inner in nested.items():
+            if name in filled:
+                filled[name] = inner(filled[name])
+        return filled
+
+    return fill
+
+
+def _value_filler(node: dict[str, Any]) -> Callable[[Any], Any] | None:
+    kind = node.get("type")
+    if kind == "object":
+        record = _filler(node)
+        if record is None:
+            return None
+        return lambda v: record(v) if type(v) is dict else v
+    if kind == "array":
+        item = _value_filler(node["items"])
+        if item is None:
+            return None
+        return lambda v: [item(x) for x in v] if type(v) is list else v
+    return None
 
 
 def _record(node: dict[str, Any], path: str, depth: int) -> tuple[str, Check | None]:
@@ -227,6 +308,8 @@ def schema_from_function(func: Callable[..., Any]) -> dict[str, Any]:
         properties[param.name] = _hint_schema(hint, param.name)
         if param.default is param.empty and not optional:
             required.append(param.name)
+        elif param.default is not param.empty and param.default is not None:
+            properties[param.name]["default"] = param.default  # judged when omitted
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
