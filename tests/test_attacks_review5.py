@@ -101,12 +101,6 @@ def test_an_omitted_argument_through_the_mcp_gate_is_judged_with_its_default() -
 # -- the MCP gate: what a caller makes the serving node store -----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every decided tools/call is signed into the node's log with the caller's arguments "
-    "(and a made-up tool name) in clear up to 256 KiB each, with no per-caller budget: a member "
-    "fills the tool server's disk at link speed, past the trace service's byte budgets",
-)
 def test_denied_calls_cannot_fill_the_serving_nodes_trace_log(tmp_path: Path) -> None:
     world = make_world()
     server = make_party(world.vault, now=T)  # the node publishing the MCP server

@@ -397,3 +397,47 @@ def test_send_refuses_malformed_frames_and_sessions_stay_with_their_channel(
         assert service.status()["sessions"] == 2  # one per (channel, session): never shared
 
     run_memnet(test, tmp_path)
+
+
+def test_one_members_messages_spend_its_budget_not_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tools/call is decided and, on a recording node, signed into its log: a member's
+    messages to a published server spend a budget of its own (here 12 messages and no refill,
+    so the test stays small), each message counted as at least MCP_MESSAGE_CHARGE bytes. The
+    member that spent it is refused; another member is served."""
+    from troth import limits
+
+    monkeypatch.setattr(limits, "MCP_BURST_BYTES", 12 * limits.MCP_MESSAGE_CHARGE)
+    monkeypatch.setattr(limits, "MCP_BYTES_PER_SECOND", 1)
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        install(net)
+        await publish_upstream(hub, "orders", orders_server())
+        writer = await net.member("writer", **{"orders.access": "read"})
+        answers: list[str] = []
+        with anyio.fail_after(30):
+            async with (
+                connect(writer, "writer", ORDERS) as transport,
+                Client(transport, mode="legacy", cache=None) as agent,
+            ):
+                for _ in range(40):
+                    try:
+                        answers.append(
+                            text(await agent.call_tool("lookup_order", {"order_id": "o1"}))
+                        )
+                    except Exception as exc:
+                        answers.append(str(exc))
+        served = [a for a in answers if a.startswith("order o1")]
+        assert 0 < len(served) < 12
+        assert "the member's MCP budget is spent" in answers[-1]
+        honest = await net.member("honest", **{"orders.access": "read"})
+        async with (
+            connect(honest, "honest", ORDERS) as transport,
+            Client(transport, mode="legacy", cache=None) as agent,
+        ):
+            assert await names(agent) == ["lookup_order"]
+
+    run_memnet(test, tmp_path)

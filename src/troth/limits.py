@@ -211,6 +211,17 @@ count against the member at the root of their chains)."""
 MAX_MCP_QUEUE: Final = 64
 """JSON-RPC messages queued for one MCP session either way; a session whose reader falls this
 far behind is closed."""
+MCP_BYTES_PER_SECOND: Final = 1 << 20
+"""Bytes of MCP messages one member (its delegates' included) may send one published MCP server
+per second, each message counted as at least MCP_MESSAGE_CHARGE: every tools/call is decided
+and, on a recording node, signed into its trace log."""
+MCP_BURST_BYTES: Final = 16 * (1 << 20)
+"""The burst of that budget."""
+MCP_MESSAGE_CHARGE: Final = 4096
+"""The least one MCP message costs of that budget (about what its decision record stores), so
+small messages are counted too: at most 256 a second, 4,096 in a burst, per member."""
+MAX_MCP_RATE_SOURCES: Final = 4096
+"""Members whose MCP budgets one published MCP server keeps (past it, an unknown member waits)."""
 
 # -- traces (troth.trace) ---------------------------------------------------------------------
 MAX_TRACE_PAYLOAD_BYTES: Final = 16 * 1024
@@ -224,6 +235,9 @@ MAX_TRACE_POLICY_IDS: Final = 64
 """Most deciding policy ids one record names."""
 MAX_TRACE_DISCLOSURE_BYTES: Final = 256 * 1024
 """Largest disclosed value of one redactable field (its canonical JSON)."""
+MAX_TRACE_DENIED_DISCLOSURE_BYTES: Final = 4096
+"""Largest value a gate keeps in clear in the record of a DENIED call (the caller's arguments,
+a made-up tool name): past it, its hash and size, so denied calls cannot fill the log."""
 MAX_TRACE_LINE_BYTES: Final = 2 * 1024 * 1024
 """Largest exported JSONL line or proof bundle a verifier reads (a record, its disclosures,
 proof, checkpoint and the signers' histories)."""

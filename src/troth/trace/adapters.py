@@ -80,14 +80,14 @@ def _tool(name: str) -> TracedTool:
         return TracedTool("(not a tool name)")
 
 
-def _value(value: Any) -> Any:
-    """`value` as a disclosed value: itself when it is JSON within the disclosure limit, else
-    what it was (a value that is not JSON) or its hash and size (one over the limit)."""
+def _value(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any:
+    """`value` as a disclosed value: itself when it is JSON within `limit` bytes, else what it
+    was (a value that is not JSON) or its hash and size (one over the limit)."""
     try:
         encoded = disclosure_value(value)
     except ValueError:
         return {"not_json": type(value).__name__}
-    if len(encoded) > limits.MAX_TRACE_DISCLOSURE_BYTES:
+    if len(encoded) > limit:
         return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
     return value
 
@@ -102,9 +102,15 @@ def decision_content(
     if isinstance(request, ToolCall):
         tool = _tool(request.tool)
         kind = Kind.TOOL_INVOCATION if decision.allowed else Kind.DENIAL
-        values["args"] = _value(dict(request.arguments))
+        # what a denied caller sent is kept in clear only when small (its hash otherwise)
+        limit = (
+            limits.MAX_TRACE_DISCLOSURE_BYTES
+            if decision.allowed
+            else limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES
+        )
+        values["args"] = _value(dict(request.arguments), limit)
         if tool.name != request.tool:
-            values["inputs"] = {"tool": _value(request.tool)}
+            values["inputs"] = {"tool": _value(request.tool, limit)}
     else:
         name = (
             f"service:{request.service}.{request.method}"

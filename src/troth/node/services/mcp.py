@@ -41,6 +41,7 @@ from troth.gates.toolschema import check_name
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import GatedMembers, PeerCaller, Standing, member_accounts
 from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential
 from troth.routing import Address, Route, RoutedMessage, Router
@@ -100,6 +101,11 @@ class McpService:
         self.router = router
         self.clock = clock
         self.methods: dict[str, Method] = {"send": Method(self.send, GatedMembers())}
+        self._rates = ByteBudgets(
+            rate=limits.MCP_BYTES_PER_SECOND,
+            burst=limits.MCP_BURST_BYTES,
+            max_sources=limits.MAX_MCP_RATE_SOURCES,
+        )
         self.sessions: dict[tuple[str, bytes], _Session] = {}
         self.gate: McpGate | None = None
         self.tools: list[str] = []
@@ -161,6 +167,12 @@ class McpService:
             if session is not None:
                 session.inbound.close()
             return
+        cost = max(len(frame.message), limits.MCP_MESSAGE_CHARGE)
+        if not all(
+            self._rates.take(account, cost, now=context.now)
+            for account in member_accounts(caller.peer)
+        ):  # every call is decided and may be signed into the log: per member, bounded
+            raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
         if session is None:
             session = self._open(key, caller, back)
         from troth.integrations.mcp.channel import decode_message
@@ -239,6 +251,7 @@ class McpService:
 
     async def maintain(self, now: int) -> None:
         """End the sessions whose channel is gone."""
+        self._rates.prune(now=now)
         for (channel, _), session in list(self.sessions.items()):
             if self.channels.find(channel) is None:
                 session.inbound.close()
