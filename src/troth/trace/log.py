@@ -18,7 +18,6 @@ does not hold or that does not match (CHAIN_MISMATCH).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
-_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
 _ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
 _INSERT_PARAMS: Final = 999  # values per multi-row INSERT
 _F = TraceFailure
@@ -104,8 +103,13 @@ def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
     `Disclosure.to_json`."""
     if not disclosures:
         return None
-    value = {name: [d.salt.hex(), d.value.decode()] for name, d in disclosures.items()}
-    return _STORAGE_JSON.encode(value).encode()
+    # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
+    # written without building the object
+    members = [
+        f'{_ascii_text(name)}:["{d.salt.hex()}",{_ascii_text(d.value.decode())}]'
+        for name, d in disclosures.items()
+    ]
+    return ("{" + ",".join(members) + "}").encode()
 
 
 def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
@@ -138,8 +142,11 @@ class _Pending:
         self.gate.acquire()
 
     def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # already open: the waiter looks again anyway
+        # (not contextlib.suppress: a context manager per record costs more than the release)
+        try:  # noqa: SIM105
             self.gate.release()
+        except RuntimeError:  # already open: the waiter looks again anyway
+            pass
 
     def result(self) -> Receipt:
         if self.error is not None:

@@ -113,6 +113,15 @@ def canonical_json(value: Any) -> bytes:
     return _ENCODER.encode(value).encode("utf-8")
 
 
+_text: Final = json.encoder.encode_basestring
+"""A string as `_ENCODER` writes it (the same C function: escapes, no \\u for non-ASCII)."""
+
+
+def _member(name: str, text: str | None) -> str:
+    """`,"name":text` for a present optional string member, else nothing."""
+    return "" if text is None else f',"{name}":{_text(text)}'
+
+
 # -- disclosures ------------------------------------------------------------------------------
 
 
@@ -189,6 +198,12 @@ class ToolCall:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name} if self.call is None else {"name": self.name, "call": self.call}
 
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        if self.call is None:
+            return '{"name":' + _text(self.name) + "}"
+        return '{"call":' + _text(self.call) + ',"name":' + _text(self.name) + "}"
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -214,6 +229,14 @@ class Decision:
         if self.policies:
             value["policies"] = list(self.policies)
         return value
+
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        bundle = "" if self.bundle is None else '"bundle":' + _text(self.bundle) + ","
+        policies = ""
+        if self.policies:
+            policies = ',"policies":[' + ",".join(map(_text, self.policies)) + "]"
+        return "{" + bundle + '"outcome":' + _text(self.outcome) + policies + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +274,11 @@ class Authority:
             "at": self.at,
         }
 
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        named = ",".join([f'{{"hash":"{h.hex()}","id":"{s.hex()}"}}' for s, h in self.credentials])
+        return f'{{"at":{_text(self.at)},"chain":"{self.chain.hex()}","credentials":[{named}]}}'
+
 
 @dataclass(frozen=True, slots=True)
 class Links:
@@ -274,6 +302,18 @@ class Links:
         names = ("parent", "trace", "span", "parent_span", "conversation")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
+    def canonical(self) -> str | None:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order; None when no
+        link is set (the record then omits the member)."""
+        members = (
+            _member("conversation", self.conversation)
+            + _member("parent", self.parent)
+            + _member("parent_span", self.parent_span)
+            + _member("span", self.span)
+            + _member("trace", self.trace)
+        )
+        return "{" + members[1:] + "}" if members else None
+
 
 @dataclass(frozen=True, slots=True)
 class SpanTimes:
@@ -295,8 +335,15 @@ class SpanTimes:
             value["status"] = self.status
         return value
 
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        status = _member("status", self.status)
+        return f'{{"end_us":{self.end_us},"start_us":{self.start_us}{status}}}'
+
 
 # -- the record -------------------------------------------------------------------------------
+
+_TAIL: Final = f',"type":"{RECORD_TYPE}","version":{VERSION}}}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +413,28 @@ class TraceRecord:
         return value
 
     def encode(self) -> bytes:
-        return canonical_json(self.to_json())
+        """The payload: `canonical_json(self.to_json())`, written member by member in RFC 8785
+        order (names sorted) without building the object first. Ids, keys and hashes are
+        checked hex and kinds fixed ASCII, so only the free texts go through `_text`."""
+        authority = "" if self.authority is None else ',"authority":' + self.authority.canonical()
+        decision = "" if self.decision is None else ',"decision":' + self.decision.canonical()
+        digests = ""
+        if self.digests:
+            named = [f'"{name}":"{self.digests[name].hex()}"' for name in sorted(self.digests)]
+            digests = ',"digests":{' + ",".join(named) + "}"
+        escalation = ""
+        if self.escalation_to is not None:
+            escalation = f',"escalation":{{"to":"{self.escalation_to}"}}'
+        links = self.links.canonical()
+        links = "" if links is None else ',"links":' + links
+        prev = "null" if self.prev is None else f'"{self.prev.hex()}"'
+        span = "" if self.span is None else ',"span":' + self.span.canonical()
+        tool = "" if self.tool is None else ',"tool":' + self.tool.canonical()
+        return (
+            f'{{"agent":"{self.agent}"{authority}{decision}{digests}{escalation},"id":"{self.id}"'
+            f',"key":"{self.key}","kind":"{_KIND_TEXT[self.kind]}"{links},"prev":{prev}'
+            f',"seq":{self.seq}{span},"time":{self.time}{tool}{_TAIL}'
+        ).encode("utf-8")
 
 
 # -- decoding ---------------------------------------------------------------------------------

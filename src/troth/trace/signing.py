@@ -199,11 +199,14 @@ def sign_record(
     resolved key, when the caller keeps it) saves resolving the attestation again."""
     epoch = epoch or resolve_key(signer.identity, signer.attestation)
     epoch.check_time(time)
-    entropy = random(16 * (1 + len(content.values)))
+    values = content.values
+    entropy = random(16 * (1 + len(values)))  # the id's random bits, then one salt per value
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
-    for number, (name, value) in enumerate(content.values.items(), start=1):
-        disclosure = Disclosure(entropy[16 * number : 16 * number + 16], disclosure_value(value))
+    offset = 16
+    for name, value in values.items():
+        disclosure = Disclosure(entropy[offset : offset + 16], disclosure_value(value))
+        offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
     record = TraceRecord(
