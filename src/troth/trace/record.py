@@ -71,6 +71,9 @@ RECORD_TYPE: Final = "troth.trace.record"
 VERSION: Final = 1
 REDACTABLE: Final = ("args", "result", "inputs", "reasoning")
 _DISCLOSURE_DOMAIN: Final = b"troth.trace.disclosure/1\x00"
+_COMMITMENT_PREFIX: Final = {
+    name: _DISCLOSURE_DOMAIN + name.encode() + b"\x00" for name in REDACTABLE
+}
 _MAX_INT: Final = 2**53 - 1
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
@@ -211,7 +214,8 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
     """SHA-256("troth.trace.disclosure/1" 0x00 || field name || 0x00 || salt || value): the
     128-bit random salt keeps a value from a small domain (a decision, an amount) from being
     found by hashing every candidate."""
-    return sha256(_DISCLOSURE_DOMAIN + name.encode() + b"\x00" + disclosure.salt + disclosure.value)
+    prefix = _COMMITMENT_PREFIX.get(name) or _DISCLOSURE_DOMAIN + name.encode() + b"\x00"
+    return sha256(prefix + disclosure.salt + disclosure.value)
 
 
 # -- the parts of a record --------------------------------------------------------------------
