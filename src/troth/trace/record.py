@@ -77,7 +77,6 @@ _COMMITMENT_PREFIX: Final = {
 _MAX_INT: Final = 2**53 - 1
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _FORBIDDEN: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 
 
@@ -201,9 +200,12 @@ class Disclosure:
 def disclosure_value(value: Any) -> bytes:
     """The canonical JSON (RFC 8785, the `rfc8785` library) of a value to commit to. A string
     without surrogates takes the standard encoder (the same bytes: RFC 8785 §3.2.2.2 escapes
-    exactly what it escapes)."""
-    if type(value) is str and not _SURROGATE.search(value):
-        return _ENCODER.encode(value).encode("utf-8")
+    exactly what it escapes; a surrogate fails its UTF-8 encoding)."""
+    if type(value) is str:
+        try:
+            return _text(value).encode()
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 refuses it
+            pass
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
