@@ -17,11 +17,13 @@ the inputs the agent received, the reasoning it stated) are never in the payload
 salted commitment, and the value travels beside the record as a disclosure that can be deleted
 without touching the signed bytes or the log (`commitment`).
 
-The payload is written with the standard library's JSON encoder configured as RFC 8785 (sorted
-members, no whitespace, UTF-8, the same escapes): for this schema's values (ASCII member
-names, integers below 2^53, no floats) that is RFC 8785's output byte for byte, which the tests
-check against the `rfc8785` library; disclosed values, which may hold anything, go through
-`rfc8785` itself.
+The payload is RFC 8785 for this schema's values (ASCII member names, integers below 2^53, no
+floats): members sorted, no whitespace, UTF-8, strings escaped by the standard library's JSON
+string encoder (RFC 8785 §3.2.2.2 escapes exactly what it escapes). `TraceRecord.encode` writes
+it member by member in that order; `canonical_json` (the standard encoder configured so)
+re-encodes a decoded payload to check it is canonical; the tests check both against the
+`rfc8785` library. Disclosed values, which may hold anything, go through `rfc8785` itself
+(strings through the same string encoder).
 """
 
 from __future__ import annotations

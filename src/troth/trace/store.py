@@ -10,9 +10,10 @@ does not add up is reported by the verifier.
 
     meta          name -> value: 'size' (records appended), 'log_identity' (32-byte identifier)
     leaves        idx, record id, leaf hash, envelope (the exact bytes appended), disclosures
-                  (canonical CBOR {field: [salt, value]}, NULL when none: rewriting it without
-                  a field redacts that value); record ids are time-ordered (UUIDv7 layout), so
-                  their index grows at its right edge
+                  (JSON {field: [salt hex, value text]}, NULL when none: rewriting it without
+                  a field redacts that value); record ids are time-ordered (UUIDv7 layout,
+                  increasing within a second for one process's recorders), so their index
+                  grows at its right edge
     nodes         (level, idx) -> hash of the perfect subtree, for levels 4, 8, 12, ...
     agents        agent -> seq, hash, time and key change of its latest record
     histories     identifier -> newest verified history (agents and the log identity)
