@@ -3,12 +3,15 @@ proofs, concurrent writers (threads and processes), redaction."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.traces import DAY, NOW, Held, open_log, recorder, tool_call
 from troth.clock import FixedClock
@@ -19,6 +22,7 @@ from troth.errors import ConfigError, TraceError, TraceFailure
 from troth.identity import rotate_identity
 from troth.trace import Authority, Kind, RecordContent, TraceLog
 from troth.trace.checkpoint import parse_checkpoint
+from troth.trace.log import decode_disclosures, encode_disclosures
 from troth.trace.merkle import (
     EMPTY_ROOT,
     MemoryTree,
@@ -26,6 +30,7 @@ from troth.trace.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from troth.trace.record import REDACTABLE, Disclosure
 from troth.trace.signing import sign_record
 from troth.trace.verify import verify_log
 
@@ -38,6 +43,29 @@ def clock() -> FixedClock:
 @pytest.fixture
 def log(tmp_path: Path, clock: FixedClock) -> TraceLog:
     return open_log(tmp_path / "trace.db", clock)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(REDACTABLE),
+        st.tuples(st.binary(min_size=16, max_size=16), st.text(max_size=30)),
+    )
+)
+def test_stored_disclosures_are_plain_json(values: dict[str, tuple[bytes, str]]) -> None:
+    """The log stores disclosures as json.dumps of {field: [salt hex, value text]} would (the
+    encoder writes it directly), and reads them back."""
+    disclosures = {
+        name: Disclosure(salt, json.dumps(text, ensure_ascii=False).encode())
+        for name, (salt, text) in values.items()
+    }
+    stored = encode_disclosures(disclosures)
+    if not disclosures:
+        assert stored is None
+        return
+    expected = {name: [d.salt.hex(), d.value.decode()] for name, d in disclosures.items()}
+    assert stored == json.dumps(expected, separators=(",", ":")).encode()
+    assert decode_disclosures(stored) == disclosures
 
 
 def _reason(call: object) -> TraceFailure:

@@ -4,6 +4,8 @@ commitments, and every verification step of one record refused when tampered."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from troth.trace.record import (
     Disclosure,
     Kind,
     Links,
+    RecordIds,
     SpanTimes,
     ToolCall,
     TraceRecord,
@@ -50,6 +53,7 @@ hex32 = st.binary(min_size=16, max_size=16).map(bytes.hex)
 @st.composite
 def records(draw: st.DrawFn) -> TraceRecord:
     seq = draw(st.integers(0, 2**53 - 1))
+    kind = draw(st.sampled_from(list(Kind)))
     return TraceRecord(
         id=draw(hex32),
         agent=Identifier(draw(st.binary(min_size=32, max_size=32))),
@@ -57,7 +61,7 @@ def records(draw: st.DrawFn) -> TraceRecord:
         seq=seq,
         prev=None if seq == 0 else draw(st.binary(min_size=32, max_size=32)),
         time=draw(st.integers(0, 2**53 - 1)),
-        kind=draw(st.sampled_from(list(Kind))),
+        kind=kind,
         tool=draw(st.none() | st.builds(ToolCall, texts, st.none() | texts)),
         digests=draw(
             st.dictionaries(
@@ -69,9 +73,44 @@ def records(draw: st.DrawFn) -> TraceRecord:
             st.none()
             | st.builds(Decision, texts, st.none() | texts, st.lists(texts, max_size=3).map(tuple))
         ),
-        links=draw(st.builds(Links, st.none() | hex32, st.none() | texts, st.none() | texts)),
+        authority=draw(
+            st.none()
+            | st.builds(
+                Authority,
+                st.binary(min_size=32, max_size=32),
+                st.lists(
+                    st.tuples(
+                        st.binary(min_size=16, max_size=16), st.binary(min_size=32, max_size=32)
+                    ),
+                    min_size=1,
+                    max_size=3,
+                ).map(tuple),
+                texts,
+            )
+        ),
+        links=draw(
+            st.builds(
+                Links,
+                st.none() | hex32,
+                st.none() | texts,
+                st.none() | texts,
+                st.none() | texts,
+                st.none() | texts,
+            )
+        ),
+        escalation_to=(
+            Identifier(draw(st.binary(min_size=32, max_size=32)))
+            if kind is Kind.ESCALATION and draw(st.booleans())
+            else None
+        ),
         span=draw(
-            st.none() | st.builds(SpanTimes, st.just(1), st.just(2), st.sampled_from(["ok", None]))
+            st.none()
+            | st.builds(
+                SpanTimes,
+                st.integers(0, 2**40),
+                st.integers(2**40, 2**53 - 1),
+                st.sampled_from(["ok", "error", None]),
+            )
         ),
     )
 
@@ -150,6 +189,48 @@ def test_payload_size_limit() -> None:
     with pytest.raises(DecodeError) as caught:
         decode_payload(b"{" + b" " * 20_000 + b"}")
     assert caught.value.problem is DecodeProblem.OVER_LIMIT
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(min_size=16, max_size=16)), max_size=60))
+def test_record_id_sequence_grows_within_a_second(steps: list[tuple[int, bytes]]) -> None:
+    """Each id of a sequence is UUIDv7-shaped and above the previous one of its second; the
+    first of a second is `new_record_id` itself."""
+    ids = RecordIds()
+    previous: dict[int, str] = {}
+    for offset, random16 in steps:
+        time = NOW + offset
+        record_id = ids.next(time, random16)
+        value = int(record_id, 16)
+        assert (value >> 80, value >> 76 & 0xF, value >> 62 & 0x3) == (time * 1000, 7, 2)
+        last = previous.get(time)
+        if last is None:
+            assert record_id == new_record_id(time, random16)
+        else:
+            assert record_id > last
+        previous = {time: record_id}  # a sequence restarts when the second changes
+
+
+def test_record_id_sequence_is_unique_across_threads() -> None:
+    ids = RecordIds()
+    made: list[list[str]] = [[] for _ in range(4)]
+
+    def work(out: list[str]) -> None:
+        out.extend(ids.next(NOW, os.urandom(16)) for _ in range(2000))
+
+    threads = [threading.Thread(target=work, args=(out,)) for out in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(out == sorted(out) for out in made)
+    assert len({record_id for out in made for record_id in out}) == 8000
+
+
+def test_record_id_sequence_starts_afresh_before_it_would_overflow() -> None:
+    ids = RecordIds()
+    top = ids.next(NOW, b"\x00" * 6 + b"\xff" * 10)  # every random bit of the id set
+    assert ids.next(NOW, bytes(range(16))) == new_record_id(NOW, bytes(range(16))) < top
 
 
 def test_record_ids_are_uuidv7_shaped() -> None:

@@ -18,7 +18,6 @@ does not hold or that does not match (CHAIN_MISMATCH).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -47,7 +46,7 @@ from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
 from troth.trace.record import REDACTABLE, Disclosure, Kind, TraceRecord, check_resolution
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
-from troth.trace.store import NODE_LEVEL_STRIDE, open_trace_store
+from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -55,9 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
-_STORAGE_JSON: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-_ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
-_INSERT_PARAMS: Final = 999  # values per multi-row INSERT
+_ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
 _F = TraceFailure
 
 SignerSource = Callable[[int], Signer]
@@ -104,8 +101,13 @@ def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
     `Disclosure.to_json`."""
     if not disclosures:
         return None
-    value = {name: [d.salt.hex(), d.value.decode()] for name, d in disclosures.items()}
-    return _STORAGE_JSON.encode(value).encode()
+    # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
+    # written without building the object
+    members = [
+        f'{_ascii_text(name)}:["{d.salt.hex()}",{_ascii_text(d.value.decode())}]'
+        for name, d in disclosures.items()
+    ]
+    return ("{" + ",".join(members) + "}").encode()
 
 
 def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
@@ -138,8 +140,11 @@ class _Pending:
         self.gate.acquire()
 
     def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # already open: the waiter looks again anyway
+        # (not contextlib.suppress: a context manager per record costs more than the release)
+        try:  # noqa: SIM105
             self.gate.release()
+        except RuntimeError:  # already open: the waiter looks again anyway
+            pass
 
     def result(self) -> Receipt:
         if self.error is not None:
@@ -278,8 +283,9 @@ class TraceLog:
     def wait(self, pending: _Pending) -> None:
         """Return once `pending` is committed or refused, leading commits when none runs: the
         leader commits every queued record (up to MAX_TRACE_BATCH at a time) until its own is
-        done, opens each committed record's gate, and hands the lead to the oldest record still
-        queued."""
+        done, hands the lead to the oldest record still queued, then opens each committed
+        record's gate (the next commit is on the critical path; the waiters it wakes compete
+        for the processor with the next leader)."""
         while True:
             with self._mutex:
                 if pending.done:
@@ -288,12 +294,20 @@ class TraceLog:
                     self._leader = True
                     break
             pending.gate.acquire()
+        finished: list[_Pending] = []
         try:
-            while not pending.done:
+            while True:
                 self.commits += 1
-                self._commit()
+                self._commit(finished)
+                if pending.done:
+                    break
+                for other in finished:
+                    other.wake()
+                finished.clear()
         finally:
             self._release_lead()
+            for other in finished:
+                other.wake()
 
     def _take_batch(self) -> list[_Pending]:
         """The oldest queued records, up to MAX_TRACE_BATCH (taken once the transaction has
@@ -327,7 +341,9 @@ class TraceLog:
         finally:
             self._release_lead()
 
-    def _commit(self) -> None:
+    def _commit(self, finished: list[_Pending]) -> None:
+        """Commit (or refuse) the oldest queued records in one transaction; mark them done and
+        add them to `finished` (the caller opens their gates)."""
         now = self.clock.now()
         frontier: Frontier | None = None
         batch: list[_Pending] | None = None
@@ -367,14 +383,14 @@ class TraceLog:
                         )
                     )
                     pending.receipt = Receipt(index, record.id, verified.hash, leaf)
-                _insert_rows(conn, "leaves", leaves)
-                _insert_rows(conn, "nodes", nodes)
+                insert_rows(conn, "leaves", leaves)
+                insert_rows(conn, "nodes", nodes)
                 heads = [
                     (agent, head.seq, head.hash, head.time, head.change)
                     for agent in state.changed_heads
                     if (head := state.heads[agent]) is not None
                 ]
-                _insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
+                insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
             self._frontier = frontier
             self._known_keys |= state.new_keys
@@ -396,7 +412,7 @@ class TraceLog:
         finally:
             for pending in batch or ():
                 pending.done = True
-                pending.wake()
+            finished.extend(batch or ())
 
     def _prefetch(self, state: _Batch, records: list[VerifiedRecord]) -> None:
         """Read what admitting `records` needs and the caches do not hold, one query per chunk
@@ -404,7 +420,7 @@ class TraceLog:
         interval): which of their ids the log holds, their agents' heads and histories."""
         conn = state.conn
         ids = [verified.record.id for verified in records]
-        for row in _select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
+        for row in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
             state.taken.add(row[0])
         missing = []
         for agent in {verified.record.agent.digest for verified in records}:
@@ -414,7 +430,7 @@ class TraceLog:
                 state.heads[agent] = None
                 missing.append(agent)
         sql = "SELECT agent, seq, hash, time, change FROM agents WHERE agent"
-        for agent, seq, digest, at, change in _select_in(conn, sql, missing):
+        for agent, seq, digest, at, change in select_in(conn, sql, missing):
             state.heads[bytes(agent)] = _Head(seq, bytes(digest), at, change)
         missing = []
         for signer in {verified.signer.identifier.digest for verified in records}:
@@ -425,7 +441,7 @@ class TraceLog:
                 missing.append(signer)
         state.looked_up.update(missing)
         sql = "SELECT identifier, changes, current FROM histories WHERE identifier"
-        for identifier, changes, current in _select_in(conn, sql, missing):
+        for identifier, changes, current in select_in(conn, sql, missing):
             state.histories[bytes(identifier)] = (changes, bytes(current))
 
     def _load_frontier(self, conn: sqlite3.Connection) -> tuple[Frontier, tuple[int, int]]:
@@ -753,31 +769,6 @@ class _Reader:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]
         return hashes[0]
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]], *, verb: str = "INSERT"
-) -> None:
-    """Insert `rows` with one multi-row statement per chunk: executemany would run (and let
-    go of the GIL for) one statement per row, and a thread busy signing takes the GIL back
-    for up to a switch interval each time."""
-    if not rows:
-        return
-    width = len(rows[0])
-    per = _INSERT_PARAMS // width
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
-        values = [value for row in chunk for value in row]
-        conn.execute(f"{verb} INTO {table} VALUES {marks}", values)
-
-
-def _select_in(conn: sqlite3.Connection, sql: str, keys: list[Any]) -> Iterator[Any]:
-    """The rows of `sql` + " IN (keys)", one query per chunk of keys."""
-    for start in range(0, len(keys), _ID_CHUNK):
-        chunk = keys[start : start + _ID_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        yield from conn.execute(f"{sql} IN ({marks})", chunk).fetchall()
 
 
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:

@@ -17,11 +17,13 @@ the inputs the agent received, the reasoning it stated) are never in the payload
 salted commitment, and the value travels beside the record as a disclosure that can be deleted
 without touching the signed bytes or the log (`commitment`).
 
-The payload is written with the standard library's JSON encoder configured as RFC 8785 (sorted
-members, no whitespace, UTF-8, the same escapes): for this schema's values (ASCII member
-names, integers below 2^53, no floats) that is RFC 8785's output byte for byte, which the tests
-check against the `rfc8785` library; disclosed values, which may hold anything, go through
-`rfc8785` itself.
+The payload is RFC 8785 for this schema's values (ASCII member names, integers below 2^53, no
+floats): members sorted, no whitespace, UTF-8, strings escaped by the standard library's JSON
+string encoder (RFC 8785 §3.2.2.2 escapes exactly what it escapes). `TraceRecord.encode` writes
+it member by member in that order; `canonical_json` (the standard encoder configured so)
+re-encodes a decoded payload to check it is canonical; the tests check both against the
+`rfc8785` library. Disclosed values, which may hold anything, go through `rfc8785` itself
+(strings through the same string encoder).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import enum
 import functools
 import json
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -44,6 +47,7 @@ from troth.identity import Identifier
 
 __all__ = [
     "PAYLOAD_TYPE",
+    "PROCESS_RECORD_IDS",
     "RECORD_TYPE",
     "REDACTABLE",
     "VERSION",
@@ -52,6 +56,7 @@ __all__ = [
     "Disclosure",
     "Kind",
     "Links",
+    "RecordIds",
     "SpanTimes",
     "ToolCall",
     "TraceRecord",
@@ -68,10 +73,12 @@ RECORD_TYPE: Final = "troth.trace.record"
 VERSION: Final = 1
 REDACTABLE: Final = ("args", "result", "inputs", "reasoning")
 _DISCLOSURE_DOMAIN: Final = b"troth.trace.disclosure/1\x00"
+_COMMITMENT_PREFIX: Final = {
+    name: _DISCLOSURE_DOMAIN + name.encode() + b"\x00" for name in REDACTABLE
+}
 _MAX_INT: Final = 2**53 - 1
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _FORBIDDEN: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 
 
@@ -93,14 +100,53 @@ _KINDS: Final = {kind.value: kind for kind in Kind}
 _KIND_TEXT: Final = {kind: kind.value for kind in Kind}  # (an enum's .value is a slow lookup)
 
 
+_MS: Final = (1 << 48) - 1
+
+
 def new_record_id(time: int, random16: bytes) -> str:
     """A record id laid out as an RFC 9562 UUIDv7 (32 hex digits, no dashes): 48 bits of Unix
     milliseconds (here the record's second), version 7, variant 10, and 74 random bits. Ids
     grow with time, so the log's id index takes them at its right edge."""
-    value = (time * 1000 & (1 << 48) - 1) << 80 | int.from_bytes(random16) & ((1 << 80) - 1)
+    value = (time * 1000 & _MS) << 80 | int.from_bytes(random16) & ((1 << 80) - 1)
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7 (RFC 9562 §5.7)
     value = value & ~(0x3 << 62) | 0x2 << 62  # variant 10 (RFC 9562 §4.1)
     return f"{value:032x}"
+
+
+_RAND_B: Final = (1 << 62) - 1
+_STEP: Final = (1 << 48) - 1
+
+
+class RecordIds:
+    """Record ids that grow within a second too: RFC 9562 §6.2 Method 2 ("monotonic random").
+    The first id of a second is `new_record_id`; each later one in the same second adds 1 plus
+    48 random bits to the previous one's 74 random bits (a fresh id if they would overflow).
+    One instance per process (`PROCESS_RECORD_IDS`) makes every id its recorders sign in a
+    second land at the right edge of the log's id index, not at a random place in it (128
+    random places per commit cost several times the SQL work of one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = (-1, 0)  # (the Unix ms field, the 74 random bits) of the latest id
+
+    def next(self, time: int, random16: bytes) -> str:
+        """The id of a record at `time` (Unix seconds), from 16 random bytes."""
+        ms = time * 1000 & _MS
+        with self._lock:
+            last_ms, last_bits = self._last
+            if last_ms != ms or (last_bits + 1 + _STEP) >> 74:
+                fresh = new_record_id(time, random16)
+                value = int(fresh, 16)
+                self._last = (ms, (value >> 64 & 0xFFF) << 62 | value & _RAND_B)
+                return fresh
+            bits = last_bits + 1 + (int.from_bytes(random16[:6]) & _STEP)  # bytes the id's
+            self._last = (ms, bits)  # own random bits (the last 10) do not use
+        value = ms << 80 | 0x7 << 76 | (bits >> 62) << 64 | 0x2 << 62 | bits & _RAND_B
+        return f"{value:032x}"
+
+
+PROCESS_RECORD_IDS: Final = RecordIds()
+"""The record ids of this process's recorders (`TraceRecorder`)."""
 
 
 _ENCODER: Final = json.JSONEncoder(  # no cycle check: payloads are trees built here
@@ -111,6 +157,15 @@ _ENCODER: Final = json.JSONEncoder(  # no cycle check: payloads are trees built 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 for the payload's domain (see the module docstring)."""
     return _ENCODER.encode(value).encode("utf-8")
+
+
+_text: Final = json.encoder.encode_basestring
+"""A string as `_ENCODER` writes it (the same C function: escapes, no \\u for non-ASCII)."""
+
+
+def _member(name: str, text: str | None) -> str:
+    """`,"name":text` for a present optional string member, else nothing."""
+    return "" if text is None else f',"{name}":{_text(text)}'
 
 
 # -- disclosures ------------------------------------------------------------------------------
@@ -147,9 +202,12 @@ class Disclosure:
 def disclosure_value(value: Any) -> bytes:
     """The canonical JSON (RFC 8785, the `rfc8785` library) of a value to commit to. A string
     without surrogates takes the standard encoder (the same bytes: RFC 8785 §3.2.2.2 escapes
-    exactly what it escapes)."""
-    if type(value) is str and not _SURROGATE.search(value):
-        return _ENCODER.encode(value).encode("utf-8")
+    exactly what it escapes; a surrogate fails its UTF-8 encoding)."""
+    if type(value) is str:
+        try:
+            return _text(value).encode()
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 refuses it
+            pass
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
@@ -160,7 +218,8 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
     """SHA-256("troth.trace.disclosure/1" 0x00 || field name || 0x00 || salt || value): the
     128-bit random salt keeps a value from a small domain (a decision, an amount) from being
     found by hashing every candidate."""
-    return sha256(_DISCLOSURE_DOMAIN + name.encode() + b"\x00" + disclosure.salt + disclosure.value)
+    prefix = _COMMITMENT_PREFIX.get(name) or _DISCLOSURE_DOMAIN + name.encode() + b"\x00"
+    return sha256(prefix + disclosure.salt + disclosure.value)
 
 
 # -- the parts of a record --------------------------------------------------------------------
@@ -189,6 +248,12 @@ class ToolCall:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name} if self.call is None else {"name": self.name, "call": self.call}
 
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        if self.call is None:
+            return '{"name":' + _text(self.name) + "}"
+        return '{"call":' + _text(self.call) + ',"name":' + _text(self.name) + "}"
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -214,6 +279,14 @@ class Decision:
         if self.policies:
             value["policies"] = list(self.policies)
         return value
+
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        bundle = "" if self.bundle is None else '"bundle":' + _text(self.bundle) + ","
+        policies = ""
+        if self.policies:
+            policies = ',"policies":[' + ",".join(map(_text, self.policies)) + "]"
+        return "{" + bundle + '"outcome":' + _text(self.outcome) + policies + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +324,11 @@ class Authority:
             "at": self.at,
         }
 
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        named = ",".join([f'{{"hash":"{h.hex()}","id":"{s.hex()}"}}' for s, h in self.credentials])
+        return f'{{"at":{_text(self.at)},"chain":"{self.chain.hex()}","credentials":[{named}]}}'
+
 
 @dataclass(frozen=True, slots=True)
 class Links:
@@ -274,6 +352,18 @@ class Links:
         names = ("parent", "trace", "span", "parent_span", "conversation")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
+    def canonical(self) -> str | None:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order; None when no
+        link is set (the record then omits the member)."""
+        members = (
+            _member("conversation", self.conversation)
+            + _member("parent", self.parent)
+            + _member("parent_span", self.parent_span)
+            + _member("span", self.span)
+            + _member("trace", self.trace)
+        )
+        return "{" + members[1:] + "}" if members else None
+
 
 @dataclass(frozen=True, slots=True)
 class SpanTimes:
@@ -295,8 +385,15 @@ class SpanTimes:
             value["status"] = self.status
         return value
 
+    def canonical(self) -> str:
+        """`canonical_json(self.to_json())` as text, members in RFC 8785 order."""
+        status = _member("status", self.status)
+        return f'{{"end_us":{self.end_us},"start_us":{self.start_us}{status}}}'
+
 
 # -- the record -------------------------------------------------------------------------------
+
+_TAIL: Final = f',"type":"{RECORD_TYPE}","version":{VERSION}}}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +463,28 @@ class TraceRecord:
         return value
 
     def encode(self) -> bytes:
-        return canonical_json(self.to_json())
+        """The payload: `canonical_json(self.to_json())`, written member by member in RFC 8785
+        order (names sorted) without building the object first. Ids, keys and hashes are
+        checked hex and kinds fixed ASCII, so only the free texts go through `_text`."""
+        authority = "" if self.authority is None else ',"authority":' + self.authority.canonical()
+        decision = "" if self.decision is None else ',"decision":' + self.decision.canonical()
+        digests = ""
+        if self.digests:
+            named = [f'"{name}":"{self.digests[name].hex()}"' for name in sorted(self.digests)]
+            digests = ',"digests":{' + ",".join(named) + "}"
+        escalation = ""
+        if self.escalation_to is not None:
+            escalation = f',"escalation":{{"to":"{self.escalation_to}"}}'
+        links = self.links.canonical()
+        links = "" if links is None else ',"links":' + links
+        prev = "null" if self.prev is None else f'"{self.prev.hex()}"'
+        span = "" if self.span is None else ',"span":' + self.span.canonical()
+        tool = "" if self.tool is None else ',"tool":' + self.tool.canonical()
+        return (
+            f'{{"agent":"{self.agent}"{authority}{decision}{digests}{escalation},"id":"{self.id}"'
+            f',"key":"{self.key}","kind":"{_KIND_TEXT[self.kind]}"{links},"prev":{prev}'
+            f',"seq":{self.seq}{span},"time":{self.time}{tool}{_TAIL}'
+        ).encode()
 
 
 # -- decoding ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from troth.clock import Clock
 from troth.errors import TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
 from troth.trace.log import Receipt, TraceLog
-from troth.trace.record import Decision, Kind, Links
+from troth.trace.record import PROCESS_RECORD_IDS, Decision, Kind, Links
 from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_record
 
 __all__ = ["TraceRecorder"]
@@ -101,7 +101,14 @@ class TraceRecorder:
             (0, None, now) if head is None else (head[0] + 1, head[1], max(now, head[2]))
         )
         verified = sign_record(
-            signer, content, seq=seq, prev=prev, time=time, epoch=epoch, random=self._random
+            signer,
+            content,
+            seq=seq,
+            prev=prev,
+            time=time,
+            epoch=epoch,
+            random=self._random,
+            ids=PROCESS_RECORD_IDS,
         )
         self._head = (seq, verified.hash, time)
         return verified

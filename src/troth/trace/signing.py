@@ -31,6 +31,7 @@ from troth.trace.record import (
     Disclosure,
     Kind,
     Links,
+    RecordIds,
     SpanTimes,
     ToolCall,
     TraceRecord,
@@ -194,20 +195,26 @@ def sign_record(
     time: int,
     epoch: KeyEpoch | None = None,
     random: Random = os.urandom,
+    ids: RecordIds | None = None,
 ) -> VerifiedRecord:
     """Number, date, commit and sign `content` as `signer`'s identity. `epoch` (the signer's
-    resolved key, when the caller keeps it) saves resolving the attestation again."""
+    resolved key, when the caller keeps it) saves resolving the attestation again; `ids`
+    (when content names no id) numbers it in the sequence of ids it keeps."""
     epoch = epoch or resolve_key(signer.identity, signer.attestation)
     epoch.check_time(time)
-    entropy = random(16 * (1 + len(content.values)))
+    values = content.values
+    entropy = random(16 * (1 + len(values)))  # the id's random bits, then one salt per value
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
-    for number, (name, value) in enumerate(content.values.items(), start=1):
-        disclosure = Disclosure(entropy[16 * number : 16 * number + 16], disclosure_value(value))
+    offset = 16
+    for name, value in values.items():
+        disclosure = Disclosure(entropy[offset : offset + 16], disclosure_value(value))
+        offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
     record = TraceRecord(
-        id=content.id or new_record_id(time, entropy[:16]),
+        id=content.id
+        or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
         agent=signer.identity.identifier,
         key=epoch.keyid,
         seq=seq,

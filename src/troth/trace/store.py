@@ -10,9 +10,10 @@ does not add up is reported by the verifier.
 
     meta          name -> value: 'size' (records appended), 'log_identity' (32-byte identifier)
     leaves        idx, record id, leaf hash, envelope (the exact bytes appended), disclosures
-                  (canonical CBOR {field: [salt, value]}, NULL when none: rewriting it without
-                  a field redacts that value); record ids are time-ordered (UUIDv7 layout), so
-                  their index grows at its right edge
+                  (JSON {field: [salt hex, value text]}, NULL when none: rewriting it without
+                  a field redacts that value); record ids are time-ordered (UUIDv7 layout,
+                  increasing within a second for one process's recorders), so their index
+                  grows at its right edge
     nodes         (level, idx) -> hash of the perfect subtree, for levels 4, 8, 12, ...
     agents        agent -> seq, hash, time and key change of its latest record
     histories     identifier -> newest verified history (agents and the log identity)
@@ -24,12 +25,17 @@ does not add up is reported by the verifier.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from troth.storage import SqliteDatabase
 
-__all__ = ["NODE_LEVEL_STRIDE", "TRACE_MIGRATIONS", "open_trace_store"]
+__all__ = ["NODE_LEVEL_STRIDE", "TRACE_MIGRATIONS", "insert_rows", "open_trace_store", "select_in"]
+
+_ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
+_INSERT_PARAMS: Final = 999  # values per multi-row INSERT
 
 NODE_LEVEL_STRIDE: Final = 4
 """Perfect subtrees are stored at levels 4, 8, 12, ...: 1/15 of a row per append; any other
@@ -69,3 +75,28 @@ TRACE_MIGRATIONS: Final[tuple[str, ...]] = (
 def open_trace_store(path: str | Path) -> SqliteDatabase:
     """Open (creating it if needed) the trace log database at `path`."""
     return SqliteDatabase(path, durability="full", migrations=TRACE_MIGRATIONS)
+
+
+def insert_rows(
+    conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]], *, verb: str = "INSERT"
+) -> None:
+    """Insert `rows` with one multi-row statement per chunk: executemany would run (and let
+    go of the GIL for) one statement per row, and a thread busy signing takes the GIL back
+    for up to a switch interval each time."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = _INSERT_PARAMS // width
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        marks = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+        values = [value for row in chunk for value in row]
+        conn.execute(f"{verb} INTO {table} VALUES {marks}", values)
+
+
+def select_in(conn: sqlite3.Connection, sql: str, keys: list[Any]) -> Iterator[Any]:
+    """The rows of `sql` + " IN (keys)", one query per chunk of keys."""
+    for start in range(0, len(keys), _ID_CHUNK):
+        chunk = keys[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"{sql} IN ({marks})", chunk).fetchall()
