@@ -1,0 +1,159 @@
+"""Adversarial review, round 6: the fixes of rounds 4 and 5 attacked (channels per source, the
+reassembly charge, checkpointed histories after a gap, schema defaults, the MCP budget).
+
+Each test asserts the secure (or live) behaviour and fails on the code it was written against
+(marked xfail strict until the lead fixes it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.gates import T, make_world
+from tests.support.traces import tool_call
+from troth import enrollment
+from troth.authority import Authority
+from troth.authority.client import rotated_request
+from troth.clock import FixedClock
+from troth.credentials import Attributes
+from troth.errors import PolicyError
+from troth.gates import Tool, ToolGate
+from troth.identity import Signer
+from troth.node import Node, init_node, open_node
+from troth.trace import TraceLog, TraceRecorder
+
+ANNOUNCE_EVERY = 32  # what `troth identity rotate` users do (tests/test_identity_long_life.py)
+STEP = 60
+
+
+# -- long-lived identities (more than 64 changes, presented from a checkpoint) ----------------
+
+
+@dataclass
+class Enrolled:
+    """An authority node and the owner's node, whose identity "agent" is enrolled there."""
+
+    clock: FixedClock
+    acme: Authority
+    owner: Node
+
+    def rotate(self, times: int) -> None:
+        """Rotate "agent" `times` times, announcing every 32 rotations (and syncing the feed)."""
+        for number in range(times):
+            self.clock.advance(STEP)
+            self.owner.identities.rotate("agent", now=self.clock)
+            if (number + 1) % ANNOUNCE_EVERY == 0:
+                now = self.clock.now()
+                request = rotated_request(
+                    self.owner.identities, "agent", self.acme.identifier, now=now
+                )
+                self.acme.rotated(request, now=now)
+                self.owner.wallet.sync_feed(
+                    self.acme.identifier,
+                    lambda since: self.acme.feed(now=self.clock.now(), since=since),
+                    now=self.clock,
+                )
+
+    def signer(self, now: int) -> Signer:
+        return self.owner.identities.signer("agent", now=now)
+
+
+@pytest.fixture
+def enrolled(troth_home: Path) -> Iterator[Enrolled]:
+    clock = FixedClock(NOW)
+    for name in ("acme", "owner"):
+        init_node(name)
+    with open_node("acme") as acme_node, open_node("owner") as owner:
+        acme = acme_node.create_authority("acme", now=NOW)
+        owner.identities.create(now=NOW, name="agent")
+        ticket = acme.create_ticket(
+            creator=acme.identifier, attributes=Attributes(), address="node:acme", now=NOW
+        )
+        enrollment.enroll(
+            owner.identities,
+            owner.wallet,
+            "agent",
+            str(ticket),
+            clock=clock,
+            send=lambda request: acme.enroll(request, now=clock.now()).encode(),
+        )
+        yield Enrolled(clock, acme, owner)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trace.signing.resolve_key indexes a checkpointed history's changes by change index "
+    "(IndexError for any identity past 64 changes); log._observe compares stored suffixes "
+    "from index 0",
+)
+def test_a_long_lived_identity_keeps_signing_its_trace_log(
+    enrolled: Enrolled, tmp_path: Path
+) -> None:
+    """An agent past 64 changes (presented from its newest checkpoint, as issue 9 promised:
+    "no owner's normal operation makes an identity unusable") records its tool calls in its
+    trace log, rotates once, and records again."""
+    enrolled.rotate(100)
+    assert enrolled.signer(enrolled.clock.now()).identity.first_index == 96
+    clock = enrolled.clock
+    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=enrolled.signer)
+    recorder = TraceRecorder(log, enrolled.signer, clock=clock)
+    recorder.record(tool_call())
+    log.checkpoint()
+    enrolled.rotate(1)  # change 101: presented from change 96 still
+    recorder.record(tool_call())
+    log.checkpoint()
+    enrolled.rotate(ANNOUNCE_EVERY - 6)  # change 128, announced: presented from it alone
+    recorder.record(tool_call())
+    log.checkpoint()
+    log.close()
+
+
+# -- gates: omitted arguments judged with the default the tool runs with ----------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Tool accepts a run function whose Python default its input schema lacks: the "
+    "omitted argument is judged absent and the tool runs with the default",
+)
+def test_a_tool_whose_function_default_its_schema_omits_is_judged_with_it() -> None:
+    """The review-5 fix judges an omitted argument with its *schema's* default. A tool declared
+    with an explicit input schema (the one the bundle holds, written by hand or copied from
+    an MCP server's listing) whose function has a Python default the schema does not name is
+    still run with a value Cedar never saw: the forbid on clear CSV exports does not apply to
+    `{}`, and the CSV export runs. The gate must refuse such a declaration (or judge the
+    call with the function's default)."""
+    ran: list[str] = []
+
+    def export_customers(fmt: Literal["csv", "json"] = "csv") -> str:
+        """Export every customer."""
+        ran.append(fmt)
+        return f"customers.{fmt}"
+
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"fmt": {"type": "string", "enum": ["csv", "json"]}},
+    }
+    policies = """\
+@id("export") permit(principal, action == Action::"invoke:export_customers", resource)
+  when { principal.hasTag("orders.access") };
+@id("no-csv") forbid(principal, action == Action::"invoke:export_customers", resource)
+  when { context.args has fmt && context.args.fmt == "csv" };
+"""
+    world = make_world()
+    store = world.store(world.bundle(policies=policies, tools={"export_customers": schema}))
+    member = world.credential(world.support_chain, world.support)
+    try:
+        declared = Tool("export_customers", schema, export_customers)
+    except (ValueError, PolicyError):
+        return  # refused at declaration: the schema and the function disagree
+    gate = ToolGate(world.point(store), [declared], clock=FixedClock(T + 10))
+    assert not gate.invoke(member, "export_customers", {"fmt": "csv"}).allowed
+    omitted = gate.invoke(member, "export_customers", {})
+    assert ran == []  # the forbidden CSV export must not run
+    assert not omitted.allowed
