@@ -6,6 +6,7 @@ Each test asserts the secure (or live) behaviour and fails on the code it was wr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +16,24 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.gates import T, make_world
+from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.support.parties import make_channel_party
 from tests.support.traces import tool_call
 from troth import enrollment
 from troth.authority import Authority
 from troth.authority.client import rotated_request
+from troth.channel import ChannelTrust, SecureChannel, VerifiedPeer
 from troth.clock import FixedClock
 from troth.credentials import Attributes
 from troth.errors import PolicyError
 from troth.gates import Tool, ToolGate
 from troth.identity import Signer
 from troth.node import Node, init_node, open_node
+from troth.node.channels import LISTENER, ChannelLimits
+from troth.routing import Address, RoutedMessage, Router, parse_route
 from troth.trace import TraceLog, TraceRecorder
+from troth.transport import MemoryTransport
+from troth.vault import SoftwareVault
 
 ANNOUNCE_EVERY = 32  # what `troth identity rotate` users do (tests/test_identity_long_life.py)
 STEP = 60
@@ -157,3 +165,64 @@ def test_a_tool_whose_function_default_its_schema_omits_is_judged_with_it() -> N
     omitted = gate.invoke(member, "export_customers", {})
     assert ran == []  # the forbidden CSV export must not run
     assert not omitted.allowed
+
+
+# -- channels: one source's channels, counted through a relay ----------------------------------
+
+
+class _AdmitsEveryone:
+    def admit(self, peer: VerifiedPeer) -> bool:
+        return True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Connection.origin keys a relayed message by the relay's connection from the "
+    "sender, so every connection one host opens to the relay is a fresh source",
+)
+def test_channels_per_source_are_bounded_through_a_relay(tmp_path: Path) -> None:
+    """A node without an open port is reached as /relay/target on the hub. Its per-source
+    channel cap (review 4; here 4, with 4 handshakes in progress per source) counts what
+    arrives over the relay under "our connection to the hub *via the hub's connection from the
+    sender*". One attacker host opens three connections to the hub (the hub allows 64 per
+    host) and starts four handshakes over each: the target holds twelve channel ends from one
+    host, three times its cap (64 times over the defaults: 16,384 ends per address)."""
+    cap = 4
+    connections = 3
+    vault = SoftwareVault()
+
+    async def test(net: MemNet) -> None:
+        limits = ChannelLimits(max_channels_per_source=cap, max_half_open_per_source=cap)
+        target = await net.node("target", limits=limits)
+        await target.enroll(net.ticket(**{"troth.relay": "target"}), "target")
+        await target.create_relay("target", HUB)
+        before = target.channels.counters.handshakes_started
+        route = parse_route(f"{HUB}/relay/target")
+        mine = Address("worker", "attacker")
+        for _ in range(connections):  # one host, a connection to the hub per router
+            router = Router()
+            MemoryTransport(router, net.network, host="10.6.6.6")
+
+            async def inbox(message: RoutedMessage, source: object) -> None:
+                return None
+
+            router.register(mine, inbox)
+            for _ in range(cap):
+                me = make_channel_party(vault, now=net.clock.now()).me()
+                trust = ChannelTrust(policy=_AdmitsEveryone())
+                (first,) = SecureChannel.initiate(me=me, trust=trust).outgoing()
+                await router.route(RoutedMessage((*route, LISTENER), (mine,), first))
+        counters = target.channels.counters
+        async with asyncio.timeout(10):  # the memory network delivers asynchronously
+            while (
+                counters.handshakes_started
+                - before
+                + counters.refused_channels_per_source
+                + counters.refused_half_open_per_source
+                < connections * cap
+            ):
+                await asyncio.sleep(0.005)
+        held = sum(1 for end in target.channels.ends.values() if not end.channel.initiator)
+        assert held <= cap, f"one host holds {held} channel ends at the target"
+
+    run_memnet(test, tmp_path)
