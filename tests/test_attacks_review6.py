@@ -7,6 +7,7 @@ Each test asserts the secure (or live) behaviour and fails on the code it was wr
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from tests.conftest import NOW
 from tests.support.gates import T, make_world
 from tests.support.nodes import HUB, MemNet, run_memnet
-from tests.support.parties import make_channel_party
+from tests.support.parties import make_channel_party, make_party
 from tests.support.traces import tool_call
 from troth import enrollment
 from troth.authority import Authority
@@ -32,6 +33,7 @@ from troth.node import Node, init_node, open_node
 from troth.node.channels import LISTENER, ChannelLimits
 from troth.routing import Address, RoutedMessage, Router, parse_route
 from troth.trace import TraceLog, TraceRecorder
+from troth.trace.adapters import TraceDecisionRecorder
 from troth.transport import MemoryTransport
 from troth.vault import SoftwareVault
 
@@ -165,6 +167,47 @@ def test_a_tool_whose_function_default_its_schema_omits_is_judged_with_it() -> N
     omitted = gate.invoke(member, "export_customers", {})
     assert ran == []  # the forbidden CSV export must not run
     assert not omitted.allowed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trace.adapters.decision_content records request.arguments as sent, not the "
+    "arguments judged and run (omitted ones filled with their schema defaults)",
+)
+def test_the_trace_records_the_arguments_the_call_was_judged_and_run_with(
+    tmp_path: Path,
+) -> None:
+    """After review 5, a call omitting `fmt` is judged with, and runs with, its default "csv".
+    The gate's trace record (the audit evidence of what the agent did) must say so: it keeps
+    `args: {}`, so the log shows a call Cedar never judged (with this policy, `{}` alone would
+    be denied: the permit needs `fmt`) and hides the CSV export that ran."""
+    ran: list[str] = []
+
+    def export_customers(fmt: Literal["csv", "json"] = "csv") -> str:
+        """Export every customer."""
+        ran.append(fmt)
+        return f"customers.{fmt}"
+
+    declared = Tool.from_function(export_customers)
+    policies = """\
+@id("export") permit(principal, action == Action::"invoke:export_customers", resource)
+  when { principal.hasTag("orders.access") && context.args has fmt };
+"""
+    world = make_world()
+    clock = FixedClock(T + 10)
+    server = make_party(world.vault, now=T)  # the agent running the gate, recording
+    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=lambda n: server.signer)
+    recorder = TraceDecisionRecorder(TraceRecorder(log, server.signer, clock=clock))
+    tools = {"export_customers": declared.input_schema}
+    point = world.point(world.store(world.bundle(policies=policies, tools=tools)), recorder)  # type: ignore[arg-type]
+    gate = ToolGate(point, [declared], clock=clock)
+    member = world.credential(world.support_chain, world.support)
+    assert gate.invoke(member, "export_customers", {}).allowed
+    assert ran == ["csv"]
+    (entry,) = log.stored()
+    recorded = json.loads(entry.disclosures()["args"].value)
+    log.close()
+    assert recorded == {"fmt": "csv"}, f"the record says the call was {recorded}"
 
 
 # -- channels: one source's channels, counted through a relay ----------------------------------
