@@ -7,97 +7,39 @@ Each test asserts the secure (or live) behaviour and fails on the code it was wr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
-from tests.conftest import NOW
 from tests.support.gates import T, make_world
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.support.parties import make_channel_party
 from tests.support.traces import tool_call
-from troth import enrollment
-from troth.authority import Authority
-from troth.authority.client import rotated_request
+from tests.test_identity_long_life import ANNOUNCE_EVERY, World
+from tests.test_identity_long_life import world as long_life_world
 from troth.channel import ChannelTrust, SecureChannel, VerifiedPeer
 from troth.clock import FixedClock
-from troth.credentials import Attributes
 from troth.credentials.revocation import feed_checkpoints
 from troth.errors import PolicyError
 from troth.gates import Tool, ToolGate
 from troth.identity import Signer, verify_history
-from troth.node import Node, init_node, open_node
 from troth.node.channels import LISTENER, ChannelLimits
 from troth.routing import Address, RoutedMessage, Router, parse_route
 from troth.trace import TraceLog, TraceRecorder
 from troth.transport import MemoryTransport
 from troth.vault import SoftwareVault
 
-ANNOUNCE_EVERY = 32  # what `troth identity rotate` users do (tests/test_identity_long_life.py)
-STEP = 60
-
-
 # -- long-lived identities (more than 64 changes, presented from a checkpoint) ----------------
 
-
-@dataclass
-class Enrolled:
-    """An authority node, the owner's node (identity "agent", enrolled there) and a verifier
-    node."""
-
-    clock: FixedClock
-    acme: Authority
-    owner: Node
-    verifier: Node
-
-    def rotate(self, times: int) -> None:
-        """Rotate "agent" `times` times, announcing every 32 rotations (and syncing the feed)."""
-        for number in range(times):
-            self.clock.advance(STEP)
-            self.owner.identities.rotate("agent", now=self.clock)
-            if (number + 1) % ANNOUNCE_EVERY == 0:
-                now = self.clock.now()
-                request = rotated_request(
-                    self.owner.identities, "agent", self.acme.identifier, now=now
-                )
-                self.acme.rotated(request, now=now)
-                self.owner.wallet.sync_feed(
-                    self.acme.identifier,
-                    lambda since: self.acme.feed(now=self.clock.now(), since=since),
-                    now=self.clock,
-                )
-
-    def signer(self, now: int) -> Signer:
-        return self.owner.identities.signer("agent", now=now)
+# the long-life tests' world: an authority node, the owner's node (identity "agent", enrolled,
+# rotations announced every 32) and a verifier node
+world = long_life_world
 
 
-@pytest.fixture
-def enrolled(troth_home: Path) -> Iterator[Enrolled]:
-    clock = FixedClock(NOW)
-    for name in ("acme", "owner", "verifier"):
-        init_node(name)
-    with (
-        open_node("acme") as acme_node,
-        open_node("owner") as owner,
-        open_node("verifier") as verifier,
-    ):
-        acme = acme_node.create_authority("acme", now=NOW)
-        owner.identities.create(now=NOW, name="agent")
-        ticket = acme.create_ticket(
-            creator=acme.identifier, attributes=Attributes(), address="node:acme", now=NOW
-        )
-        enrollment.enroll(
-            owner.identities,
-            owner.wallet,
-            "agent",
-            str(ticket),
-            clock=clock,
-            send=lambda request: acme.enroll(request, now=clock.now()).encode(),
-        )
-        yield Enrolled(clock, acme, owner, verifier)
+def _signer(world: World) -> Callable[[int], Signer]:
+    return lambda now: world.owner.identities.signer("agent", now=now)
 
 
 @pytest.mark.xfail(
@@ -106,23 +48,22 @@ def enrolled(troth_home: Path) -> Iterator[Enrolled]:
     "(IndexError for any identity past 64 changes); log._observe compares stored suffixes "
     "from index 0",
 )
-def test_a_long_lived_identity_keeps_signing_its_trace_log(
-    enrolled: Enrolled, tmp_path: Path
-) -> None:
+def test_a_long_lived_identity_keeps_signing_its_trace_log(world: World, tmp_path: Path) -> None:
     """An agent past 64 changes (presented from its newest checkpoint, as issue 9 promised:
     "no owner's normal operation makes an identity unusable") records its tool calls in its
     trace log, rotates once, and records again."""
-    enrolled.rotate(100)
-    assert enrolled.signer(enrolled.clock.now()).identity.first_index == 96
-    clock = enrolled.clock
-    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=enrolled.signer)
-    recorder = TraceRecorder(log, enrolled.signer, clock=clock)
+    world.rotate(100)
+    assert _signer(world)(world.clock.now()).identity.first_index == 96
+    clock = world.clock
+    log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=_signer(world))
+    recorder = TraceRecorder(log, _signer(world), clock=clock)
     recorder.record(tool_call())
     log.checkpoint()
-    enrolled.rotate(1)  # change 101: presented from change 96 still
+    world.rotate(1)  # change 101: presented from change 96 still
     recorder.record(tool_call())
     log.checkpoint()
-    enrolled.rotate(ANNOUNCE_EVERY - 6)  # change 128, announced: presented from it alone
+    world.rotate(ANNOUNCE_EVERY - 6)
+    world.announce()  # change 127, announced: presented from it alone
     recorder.record(tool_call())
     log.checkpoint()
     log.close()
@@ -134,7 +75,7 @@ def test_a_long_lived_identity_keeps_signing_its_trace_log(
     "only: a verifier that missed one announcement window refuses the identity for good",
 )
 def test_a_verifier_that_missed_one_announcement_window_still_accepts_the_identity(
-    enrolled: Enrolled,
+    world: World,
 ) -> None:
     """The verifier met the agent at change 40 (its full history: it fits) and stored it. The
     agent rotates 40 more times, announced after 32 as `troth identity rotate` users do, and
@@ -145,21 +86,17 @@ def test_a_verifier_that_missed_one_announcement_window_still_accepts_the_identi
     overlapping history (its export is the same cut). docs/formats.md promises gaps only "for
     identities past 64 changes that a verifier has not seen for as many rotations": 40 here.
     Before review 4's fix this history was accepted."""
-    clock, verifier = enrolled.clock, enrolled.verifier
-    enrolled.rotate(40)
-    verifier.identities.import_history(enrolled.owner.identities.export("agent"), now=clock.now())
-    enrolled.rotate(40)
-    verifier.wallet.sync_feed(
-        enrolled.acme.identifier,
-        lambda since: enrolled.acme.feed(now=clock.now(), since=since),
-        now=clock,
-    )
-    feed = verifier.wallet.feed(enrolled.acme.identifier, now=clock.now(), max_staleness=300)
+    clock, verifier = world.clock, world.verifier
+    world.rotate(40)
+    verifier.identities.import_history(world.owner.identities.export("agent"), now=clock.now())
+    world.rotate(40)
+    world.sync(verifier)
+    feed = verifier.wallet.feed(world.acme.identifier, now=clock.now(), max_staleness=300)
     checkpoints = feed_checkpoints(
-        {enrolled.acme.identifier: feed}, now=clock.now(), max_staleness=300
+        {world.acme.identifier: feed}, now=clock.now(), max_staleness=300
     )
     presented = verify_history(
-        enrolled.owner.identities.export("agent"), now=clock.now(), checkpoints=checkpoints
+        world.owner.identities.export("agent"), now=clock.now(), checkpoints=checkpoints
     )
     feed.check_current(presented)  # the authority's word holds
     verifier.identities.observe(presented)  # what a channel handshake with the agent does
@@ -197,14 +134,16 @@ def test_a_tool_whose_function_default_its_schema_omits_is_judged_with_it() -> N
 @id("no-csv") forbid(principal, action == Action::"invoke:export_customers", resource)
   when { context.args has fmt && context.args.fmt == "csv" };
 """
-    world = make_world()
-    store = world.store(world.bundle(policies=policies, tools={"export_customers": schema}))
-    member = world.credential(world.support_chain, world.support)
+    gates_world = make_world()
+    store = gates_world.store(
+        gates_world.bundle(policies=policies, tools={"export_customers": schema})
+    )
+    member = gates_world.credential(gates_world.support_chain, gates_world.support)
     try:
         declared = Tool("export_customers", schema, export_customers)
     except (ValueError, PolicyError):
         return  # refused at declaration: the schema and the function disagree
-    gate = ToolGate(world.point(store), [declared], clock=FixedClock(T + 10))
+    gate = ToolGate(gates_world.point(store), [declared], clock=FixedClock(T + 10))
     assert not gate.invoke(member, "export_customers", {"fmt": "csv"}).allowed
     omitted = gate.invoke(member, "export_customers", {})
     assert ran == []  # the forbidden CSV export must not run
