@@ -42,18 +42,12 @@ def _signer(world: World) -> Callable[[int], Signer]:
     return lambda now: world.owner.identities.signer("agent", now=now)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trace.signing.resolve_key indexes a checkpointed history's changes by change index "
-    "(IndexError for any identity past 64 changes); log._observe compares stored suffixes "
-    "from index 0",
-)
 def test_a_long_lived_identity_keeps_signing_its_trace_log(world: World, tmp_path: Path) -> None:
     """An agent past 64 changes (presented from its newest checkpoint, as issue 9 promised:
     "no owner's normal operation makes an identity unusable") records its tool calls in its
     trace log, rotates once, and records again."""
     world.rotate(100)
-    assert _signer(world)(world.clock.now()).identity.first_index == 96
+    assert _signer(world)(world.clock.now()).identity.first_index == 64
     clock = world.clock
     log = TraceLog.open(tmp_path / "trace.db", clock=clock, signer=_signer(world))
     recorder = TraceRecorder(log, _signer(world), clock=clock)
@@ -69,11 +63,6 @@ def test_a_long_lived_identity_keeps_signing_its_trace_log(world: World, tmp_pat
     log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_extends refuses a gap and the owner presents from its newest checkpoint "
-    "only: a verifier that missed one announcement window refuses the identity for good",
-)
 def test_a_verifier_that_missed_one_announcement_window_still_accepts_the_identity(
     world: World,
 ) -> None:

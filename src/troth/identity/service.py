@@ -6,10 +6,11 @@ either the old state or the new one.
 
 A local identity rotates for years (docs/storage.md, "Identities"): each rotation adds one row
 per change and rewrites only the history the node presents, which holds every change while
-they fit the limits (64 changes, 32 KiB) and, beyond, the changes from the newest checkpoint an
-authority published for it (docs/formats.md, "Checkpointed histories"). A rotation that would
-make the presented history exceed the limits is refused with what to do: the write refuses
-what every reader would refuse, so no rotation can make an identity unusable.
+they fit the limits (64 changes, 32 KiB) and, beyond, the changes from the oldest checkpoint
+within the last 64 changes that an authority published for it (docs/formats.md,
+"Checkpointed histories"). A rotation that would make the presented history exceed the limits
+is refused with what to do: the write refuses what every reader would refuse, so no rotation
+can make an identity unusable.
 """
 
 from __future__ import annotations
@@ -269,8 +270,8 @@ class IdentityService:
         type). The intermediate key is deleted with the old primary key.
 
         The new changes are stored one row each; the presented history is every change while
-        they fit the limits, else the changes from the newest checkpoint. Refused (IdentityError
-        OVER_LIMIT, nothing written) when even that would exceed them.
+        they fit the limits, else the changes from a checkpoint (`_presentable`). Refused
+        (IdentityError OVER_LIMIT, nothing written) when even that would exceed them.
         """
         generated: list[KeyHandle] = []
         with self.store.transaction():
@@ -339,19 +340,26 @@ class IdentityService:
 
     def _presentable(self, identity: VerifiedIdentity) -> VerifiedIdentity:
         """`identity` as its node presents it: every change while they fit the limits, else
-        the changes from the newest checkpoint an authority published for it (or the one it
-        is presented from already). IdentityError OVER_LIMIT when neither fits."""
+        the most changes that fit from a checkpoint an authority published for it — the
+        oldest within the last 64 changes, or else the newest — so that a verifier whose
+        stored copy is up to 63 changes old still sees a history that overlaps it (a gap is
+        refused: docs/formats.md, "Stored copies"). IdentityError OVER_LIMIT when none fits."""
         if identity.first_index == 0 and _fits(identity):
             return identity
-        found = self.store.newest_checkpoint(identity.identifier.digest)
+        digest = identity.identifier.digest
+        floor = identity.current.index - limits.MAX_IDENTITY_CHANGES + 1
+        oldest = self.store.newest_checkpoint(digest, oldest_from=max(floor, 0))
+        newest = self.store.newest_checkpoint(digest)
+        found: tuple[bytes, int] | None = None
         presented = identity
-        if found is not None and found[1] > identity.first_index:
-            authority, index = found
-            presented = identity.from_checkpoint(
-                Checkpoint(identity.identifier.digest, authority, index)
-            )
-        if _fits(presented):
-            return presented
+        tries: list[tuple[bytes, int] | None] = [c for c in (oldest, newest) if c is not None]
+        for found in tries or [None]:
+            presented = identity
+            if found is not None and found[1] > identity.first_index:
+                authority, index = found
+                presented = identity.from_checkpoint(Checkpoint(digest, authority, index))
+            if _fits(presented):
+                return presented
         raise IdentityError(
             IdentityFailure.OVER_LIMIT,
             f"{identity.identifier} would present {len(presented.changes)} changes "
@@ -370,8 +378,8 @@ class IdentityService:
 
     def refresh_presented(self, identifiers: Sequence[bytes], *, now: int) -> int:
         """Present the local identities among `identifiers` (a feed page's supersessions) from
-        the newest checkpoint their authorities published; a history that fits whole stays
-        whole. Returns how many presented histories changed."""
+        the checkpoints their authorities published (`_presentable`); a history that fits
+        whole stays whole. Returns how many presented histories changed."""
         changed = 0
         with self.store.transaction():
             for digest in self.store.long_local(identifiers, limits.MAX_IDENTITY_CHANGES):

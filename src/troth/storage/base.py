@@ -119,10 +119,13 @@ class IdentityStore(Transactional, Protocol):
         query per batch, for a feed page's supersessions)."""
         ...
 
-    def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
+    def newest_checkpoint(
+        self, identifier: bytes, *, oldest_from: int | None = None
+    ) -> tuple[bytes, int] | None:
         """(authority, change index) of the newest supersession that a feed this node holds
         (or the authority it hosts) published for the local identity, naming one of its own
-        stored changes: the newest change an authority attests for it."""
+        stored changes: the newest change an authority attests for it. With `oldest_from`: the
+        oldest such supersession naming a change at or after that index instead."""
         ...
 
 

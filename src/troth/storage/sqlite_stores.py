@@ -203,27 +203,39 @@ class SqliteIdentityStore:
             found.extend(bytes(row[0]) for row in rows)
         return found
 
-    def newest_checkpoint(self, identifier: bytes) -> tuple[bytes, int] | None:
-        # each query walks its partial index from the newest supersession down to the first
-        # that names one of the identity's own changes (normally the first it reads)
-        found = [
-            self._db.fetch_one(
-                "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
-                "ON c.identifier = f.target AND c.idx = f.changes - 1 "
-                "AND c.change_hash = f.change_hash "
-                "WHERE f.target = ? AND f.kind = 3 ORDER BY f.changes DESC LIMIT 1",
-                (identifier,),
-            ),
-            self._db.fetch_one(
-                "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
-                "JOIN identity_changes c ON c.identifier = r.target AND c.idx = r.changes - 1 "
-                "AND c.change_hash = r.change_hash "
-                "WHERE r.target = ? AND r.kind = 3 ORDER BY r.changes DESC LIMIT 1",
-                (identifier,),
-            ),
-        ]
+    def newest_checkpoint(
+        self, identifier: bytes, *, oldest_from: int | None = None
+    ) -> tuple[bytes, int] | None:
+        # each query walks its partial index from the newest supersession down (or from
+        # `oldest_from` up) to the first that names one of the identity's own changes
+        # (normally the first it reads)
+        queries = _CHECKPOINTS_NEWEST if oldest_from is None else _CHECKPOINTS_OLDEST
+        since = 0 if oldest_from is None else oldest_from + 1
+        found = [self._db.fetch_one(sql, (identifier, since)) for sql in queries]
         rows = [(bytes(row[0]), int(row[1])) for row in found if row is not None]
+        if oldest_from is not None:
+            return min(rows, key=lambda row: row[1], default=None)
         return max(rows, key=lambda row: row[1], default=None)
+
+
+_FEED_CHECKPOINT = (
+    "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
+    "ON c.identifier = f.target AND c.idx = f.changes - 1 AND c.change_hash = f.change_hash "
+    "WHERE f.target = ? AND f.kind = 3 AND f.changes >= ? ORDER BY f.changes "
+)
+_HOSTED_CHECKPOINT = (
+    "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
+    "JOIN identity_changes c ON c.identifier = r.target AND c.idx = r.changes - 1 "
+    "AND c.change_hash = r.change_hash "
+    "WHERE r.target = ? AND r.kind = 3 AND r.changes >= ? ORDER BY r.changes "
+)
+_CHECKPOINTS_NEWEST = (
+    _FEED_CHECKPOINT + "DESC LIMIT 1",
+    _HOSTED_CHECKPOINT + "DESC LIMIT 1",
+)
+_CHECKPOINTS_OLDEST = (_FEED_CHECKPOINT + "ASC LIMIT 1", _HOSTED_CHECKPOINT + "ASC LIMIT 1")
+"""The newest (or oldest from an index) supersession naming one of a local identity's own
+changes: in the feeds the node holds, and in the feed of the authority it hosts."""
 
 
 def _local(

@@ -40,7 +40,7 @@ from troth.errors import (
     TraceFailure,
     TrothError,
 )
-from troth.identity import Identifier, Signer, VerifiedIdentity, change_hashes, check_extends
+from troth.identity import Identifier, Signer, VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
@@ -555,23 +555,29 @@ class TraceLog:
             row = state.conn.execute(
                 "SELECT history FROM histories WHERE identifier = ?", (digest,)
             ).fetchone()
-            stored = change_hashes(bytes(row[0]))
-            if len(identity.changes) <= len(stored):
-                for index, change in enumerate(identity.changes):
-                    if stored[index] != change.change_hash:
-                        raise TraceError(_F.SIGNER_INVALID, f"history forks at change {index}")
+            first, stored = indexed_hashes(bytes(row[0]))  # either may be a checkpointed suffix
+            if identity.current.index < first + len(stored):  # an older view (a late record)
+                overlap = [c for c in identity.changes if c.index >= first]
+                if not overlap:
+                    raise TraceError(_F.SIGNER_INVALID, "history ends before the stored copy")
+                for change in overlap:
+                    if stored[change.index - first] != change.change_hash:
+                        raise TraceError(
+                            _F.SIGNER_INVALID, f"history forks at change {change.index}"
+                        )
                 state.histories[digest] = known
                 return known[0] - 1
             try:
-                check_extends(stored, identity)
+                check_extends(stored, identity, stored_first=first)
             except IdentityError as exc:
                 raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+        count = identity.change_count  # changes up to the newest, by index
         state.conn.execute(
             "INSERT OR REPLACE INTO histories VALUES (?, ?, ?, ?)",
-            (digest, identity.history, len(identity.changes), identity.current_change_hash),
+            (digest, identity.history, count, identity.current_change_hash),
         )
-        state.histories[digest] = (len(identity.changes), identity.current_change_hash)
-        return len(identity.changes) - 1
+        state.histories[digest] = (count, identity.current_change_hash)
+        return count - 1
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -126,8 +126,10 @@ def resolve_key(identity: VerifiedIdentity, attestation: bytes) -> KeyEpoch:
         raise TraceError(_F.ATTESTATION_INVALID, "attested for another identity")
     if decoded.purpose is not KeyPurpose.SIGNING or not decoded.key.key_type.can_sign:
         raise TraceError(_F.ATTESTATION_INVALID, "not a signing key")
-    changes = identity.changes
-    position = next((c.index for c in changes if c.change_hash == decoded.change_hash), None)
+    changes = identity.changes  # a checkpointed history starts at change first_index
+    position = next(
+        (n for n, c in enumerate(changes) if c.change_hash == decoded.change_hash), None
+    )
     if position is None:
         raise TraceError(_F.ATTESTATION_INVALID, "made under a change not in the history")
     change = changes[position].body
@@ -140,7 +142,7 @@ def resolve_key(identity: VerifiedIdentity, attestation: bytes) -> KeyEpoch:
         identity.identifier,
         keyid_of(attestation),
         decoded.key,
-        position,
+        changes[position].index,
         following is None,
         decoded.created_at,
         decoded.expires_at,
