@@ -94,11 +94,6 @@ def test_a_verifier_that_missed_one_announcement_window_still_accepts_the_identi
 # -- gates: omitted arguments judged with the default the tool runs with ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tool accepts a run function whose Python default its input schema lacks: the "
-    "omitted argument is judged absent and the tool runs with the default",
-)
 def test_a_tool_whose_function_default_its_schema_omits_is_judged_with_it() -> None:
     """The review-5 fix judges an omitted argument with its *schema's* default. A tool declared
     with an explicit input schema (the one the bundle holds, written by hand or copied from

@@ -55,6 +55,18 @@ class Tool:
         takes_lease = lease is not None and lease.kind is lease.KEYWORD_ONLY
         if takes_lease and LEASE_PARAMETER in self.input_schema.get("properties", {}):
             raise ValueError(f"tool {self.name}: `{LEASE_PARAMETER}` is the lease, not an argument")
+        properties = self.input_schema.get("properties", {})
+        for parameter in parameters.values():  # what is judged must be what runs
+            default = parameter.default
+            if default is parameter.empty or default is None or parameter.name not in properties:
+                continue
+            stated = properties[parameter.name]
+            if "default" not in stated or stated["default"] != default:
+                raise ValueError(
+                    f"tool {self.name}: parameter {parameter.name} defaults to {default!r}, its "
+                    f"schema to {stated.get('default', 'nothing')!r}: an omitted argument is "
+                    "judged with the schema's default, so they must agree"
+                )
         object.__setattr__(self, "takes_lease", takes_lease)
 
     @classmethod
@@ -121,6 +133,8 @@ class ToolGate:
     def invoke(self, caller: Caller, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
         """Decide the call now, then run the tool if it is allowed (its exceptions propagate)."""
         declared = self._tools.get(tool)
+        if declared is not None and declared.fill is not None:
+            arguments = declared.fill(dict(arguments))  # judged, recorded and run as filled
         request = ToolCall(tool, arguments, "" if declared is None else declared.shape)
         record = self.point.judge(caller, request, now=self.clock.now())
         if not record.decision.allowed or declared is None or declared.run is None:
@@ -130,8 +144,6 @@ class ToolGate:
                 lease = stack.enter_context(self.leases.lease(record))
             except LeaseDenied as denied:  # gate 3: no secret, no call
                 return ToolResult(denied.decision)
-            # the arguments as judged: omitted ones with the schema's defaults
-            args = arguments if declared.fill is None else declared.fill(dict(arguments))
             if declared.takes_lease:
-                return ToolResult(record.decision, declared.run(**args, lease=lease))
-            return ToolResult(record.decision, declared.run(**args))
+                return ToolResult(record.decision, declared.run(**arguments, lease=lease))
+            return ToolResult(record.decision, declared.run(**arguments))
