@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from troth.identity import Identifier
 from troth.secrets.lease import LeaseHandle
+from troth.secrets.store import sql_blob
 from troth.storage import SqliteDatabase
 
 __all__ = ["AuditEvent", "AuditHasher", "AuditKind", "AuditSink", "SqliteAuditLog"]
@@ -114,11 +115,11 @@ class SqliteAuditLog:
             (
                 event.at,
                 _KIND_TEXT[event.kind],
-                None if event.identity is None else event.identity.digest,
+                None if event.identity is None else sql_blob(event.identity.digest),
                 event.secret,
-                None if event.lease is None else event.lease.digest,
+                None if event.lease is None else sql_blob(event.lease.digest),
                 event.detail,
-                event.digest,
+                None if event.digest is None else sql_blob(event.digest),
             ),
         )
 

@@ -134,17 +134,20 @@ class LeaseBook:
         scope: Iterable[str] | None,
         ttl: int | None,
         now: int,
-        spec_of: Callable[[str], SecretSpec],
+        spec_of: Callable[[str, tuple[str, str] | None], SecretSpec],
         engine_ref: Callable[[SecretSpec, LeaseHandle], str | None],
         mint: Callable[[Grant], LeaseCredential | None],
     ) -> Granted:
-        """Check and write a lease of secret `name` (looked up with `spec_of` inside the
-        transaction): ACTIVE with `mint`'s credential when it makes one (local engines, one
-        transaction), else PENDING until `activate`. SecretError (audited) when refused."""
+        """Check and write a lease of secret `name` (its stored (engine, config) read inside
+        the transaction and parsed by `spec_of`): ACTIVE with `mint`'s credential when it makes
+        one (local engines, one transaction), else PENDING until `activate`. SecretError
+        (audited) when refused."""
         identity = credential.actor
         try:
             with self._store.transaction():
-                spec = spec_of(name)
+                check_secret_name(name)
+                stored, live = self._store.config_and_live(name, identity, now, up_to=self.quota)
+                spec = spec_of(name, stored)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
                 if not set(wanted) <= set(spec.scopes):
                     raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
@@ -152,7 +155,7 @@ class LeaseBook:
                 if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:
                     raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{spec.max_ttl} seconds")
                 self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
-                if self._store.count_live(identity, now, up_to=self.quota) >= self.quota:
+                if live >= self.quota:
                     raise SecretError(_F.QUOTA_EXCEEDED, f"{self.quota} live leases")
                 cap = min(now + spec.max_ttl, credential.expires_at)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)

@@ -38,7 +38,7 @@ from troth.secrets.lease import (
 )
 from troth.storage import SqliteDatabase
 
-__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore"]
+__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore", "sql_blob"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
@@ -94,6 +94,12 @@ _SELECT_LEASES: Final = (
     "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref, proof "
     "FROM secret_leases "
 )
+
+
+def sql_blob(data: bytes) -> bytearray:
+    """`data` to bind as a BLOB parameter on a hot path: CPython's sqlite3 runs its adapter
+    lookup for every `bytes` parameter (~0.6 us each) and binds a bytearray directly."""
+    return bytearray(data)
 
 
 def _lease(row: Any) -> Lease:
@@ -288,13 +294,13 @@ class SqliteSecretStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 lease.handle.locator,
-                lease.handle.digest,
-                lease.identity.digest,
+                sql_blob(lease.handle.digest),
+                sql_blob(lease.identity.digest),
                 lease.secret,
                 lease.engine,
                 " ".join(lease.scope),
-                lease.chain_hash,
-                lease.authority.digest,
+                sql_blob(lease.chain_hash),
+                sql_blob(lease.authority.digest),
                 lease.issued_at,
                 lease.expires_at,
                 lease.ttl,
@@ -304,7 +310,7 @@ class SqliteSecretStore:
                 lease.state_at,
                 None if lease.end_reason is None else int(lease.end_reason),
                 lease.engine_ref,
-                proof,
+                sql_blob(proof),
             ),
         )
 
@@ -318,7 +324,7 @@ class SqliteSecretStore:
         proof equals it (compared in constant time)."""
         row = self.db.fetch_one(
             _SELECT_LEASES + "WHERE locator = ? AND handle = ?",
-            (handle.locator, handle.digest),
+            (handle.locator, sql_blob(handle.digest)),
         )
         if row is None or (proof is not None and not hmac.compare_digest(bytes(row[16]), proof)):
             return None
@@ -328,20 +334,32 @@ class SqliteSecretStore:
         """(state, expires_at) of a lease: the one lookup `validate_token` needs."""
         row = self.db.fetch_one(
             "SELECT state, expires_at FROM secret_leases WHERE locator = ? AND handle = ?",
-            (handle.locator, handle.digest),
+            (handle.locator, sql_blob(handle.digest)),
         )
         return None if row is None else (LeaseState(row[0]), row[1])
 
-    def count_live(self, identity: Identifier, now: int, *, up_to: int) -> int:
-        """Leases of `identity` that count against its quota (pending, or active and
-        unexpired), counted up to `up_to` (the quota: the work stays bounded)."""
+    def config_and_live(
+        self, name: str, identity: Identifier, now: int, *, up_to: int
+    ) -> tuple[tuple[str, str] | None, int]:
+        """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases of
+        `identity` that count against its quota (pending, or active and unexpired), counted up
+        to `up_to` (the quota: the work stays bounded): the issue path's two reads, one query."""
         row = self._one(
-            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
+            "SELECT (SELECT engine FROM secret_store WHERE name = ?6), "
+            "(SELECT config FROM secret_store WHERE name = ?6), "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
             "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
             "WHERE identity = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
-            (identity.digest, int(LeaseState.PENDING), int(LeaseState.ACTIVE), now, up_to),
+            (
+                sql_blob(identity.digest),
+                int(LeaseState.PENDING),
+                int(LeaseState.ACTIVE),
+                now,
+                up_to,
+                name,
+            ),
         )
-        return int(row[0])
+        return (None if row[0] is None else (row[0], row[1])), int(row[2])
 
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
         states = list(LeaseState) if include_ended else list(OPEN_STATES)
