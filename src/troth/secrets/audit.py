@@ -72,13 +72,15 @@ class AuditSink(Protocol):
 class AuditHasher:
     """HMAC-SHA256 (RFC 2104) of secret values under the audit key: HMAC(key, domain || value)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, _HMAC_DOMAIN, "sha256")  # keyed once, domain absorbed
 
     def digest(self, value: bytes) -> bytes:
-        return hmac.digest(self._key, _HMAC_DOMAIN + value, "sha256")  # one C call
+        mac = self._keyed.copy()  # a copy of the keyed state (hmac.digest re-keys per call)
+        mac.update(value)
+        return mac.digest()
 
     def __repr__(self) -> str:
         return "AuditHasher(<key hidden>)"
