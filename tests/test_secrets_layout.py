@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, make_world, open_broker
-from troth.errors import ConfigError, SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker, LeaseHandle, LeaseId, LeaseState
+from tests.support.leases import LeaseWorld, make_world
+from tests.test_secrets_leases import broker_for, rejects
+from troth.errors import ConfigError, SecretFailure
+from troth.secrets import LeaseHandle, LeaseId, LeaseState
 from troth.storage import SqliteDatabase
 
 F = SecretFailure
-CONFIG = {"scopes": ["refunds:write"], "ttl": 120, "max_ttl": 600, "audience": "payments"}
 OLD_LEASES = """CREATE TABLE secret_leases (
     handle BLOB PRIMARY KEY, identity BLOB NOT NULL, secret TEXT NOT NULL,
     engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
@@ -33,30 +33,15 @@ def world() -> LeaseWorld:
     return make_world(NOW)
 
 
-def broker_for(path: Path, world: LeaseWorld) -> Broker:
-    policy = AllowListPolicy(
-        {world.agent_a.identifier: {"payments": None}, world.agent_b.identifier: {"payments": None}}
-    )
-    _db, broker = open_broker(path, now=NOW, policy=policy)
-    broker.put_secret("payments", "token", CONFIG, b"", now=NOW)
-    return broker
-
-
-def rejects(call: object, reason: SecretFailure) -> None:
-    with pytest.raises(SecretError) as caught:
-        call()  # type: ignore[operator]
-    assert caught.value.reason is reason, caught.value
-
-
 def test_the_locator_is_the_issue_second(tmp_path: Path, world: LeaseWorld) -> None:
-    broker = broker_for(tmp_path / "node.db", world)
+    broker = broker_for(tmp_path, world)
     issued = broker.issue(world.credential_a(), "payments", now=NOW + 7)
     assert issued.lease.handle.locator >> 28 == NOW + 7
     assert issued.lease_id.reveal()[:8] == issued.lease.handle.digest[:8]
 
 
 def test_unknown_locators_and_forged_ids_name_no_lease(tmp_path: Path, world: LeaseWorld) -> None:
-    broker = broker_for(tmp_path / "node.db", world)
+    broker = broker_for(tmp_path, world)
     a = world.credential_a()
     issued = broker.issue(a, "payments", now=NOW)
     revoked = broker.revoked_leases()
@@ -82,7 +67,7 @@ def test_unknown_locators_and_forged_ids_name_no_lease(tmp_path: Path, world: Le
 def test_a_taken_locator_is_drawn_again(
     tmp_path: Path, world: LeaseWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broker = broker_for(tmp_path / "node.db", world)
+    broker = broker_for(tmp_path, world)
     a, b = world.credential_a(), world.credential_b()
     fixed = LeaseId.new(NOW)
     draws: Iterator[LeaseId] = iter([fixed, fixed, LeaseId.new(NOW)])
@@ -116,7 +101,7 @@ def test_an_old_table_with_open_leases_refuses_to_open(
     path = tmp_path / "node.db"
     _old_database(path, state)
     with pytest.raises(ConfigError) as refused:
-        broker_for(path, world)
+        broker_for(tmp_path, world)
     assert "open leases in the layout of an older troth" in str(refused.value)
     db = SqliteDatabase(path)
     assert db.fetch_one("SELECT COUNT(*) FROM secret_leases WHERE state = ?", (int(state),)) == (1,)
@@ -125,10 +110,10 @@ def test_an_old_table_with_open_leases_refuses_to_open(
 def test_an_old_table_without_open_leases_is_replaced(tmp_path: Path, world: LeaseWorld) -> None:
     path = tmp_path / "node.db"
     _old_database(path, LeaseState.REVOKED)
-    broker = broker_for(path, world)
+    broker = broker_for(tmp_path, world)
     a = world.credential_a()
     issued = broker.issue(a, "payments", now=NOW)
     assert [lease.handle for lease in broker.leases(a, include_ended=True)] == [issued.lease.handle]
     broker.store.db.close()
-    reopened = broker_for(path, world)  # the new layout opens as it is
+    reopened = broker_for(tmp_path, world)  # the new layout opens as it is
     assert reopened.leases(a)[0].handle == issued.lease.handle
