@@ -272,8 +272,10 @@ class SqliteSecretStore:
         False (nothing written) if its locator is taken (the caller draws another lease id)."""
         try:
             self._insert_lease(lease, proof)
-        except ConflictError:  # the locator is the only unique key of secret_leases
-            return False
+        except ConflictError as exc:
+            if "secret_leases.locator" in str(exc):  # SQLite names the key that clashed
+                return False
+            raise
         if lease.chain_hash in self._stored_chains:
             return True
         if self.db.execute(
