@@ -79,7 +79,7 @@ def test_b_cannot_see_renew_or_revoke_as(tmp_path: Path, world: LeaseWorld) -> N
     assert [lease.handle for lease in broker.leases(a)] == [issued.lease.handle]
     assert broker.leases(b) == []
     # B holding A's lease id (stolen) still cannot act on it: same answer as a made-up id
-    for lease_id in (issued.lease_id, LeaseId.new()):
+    for lease_id in (issued.lease_id, LeaseId.new(NOW)):
         rejects(lambda i=lease_id: broker.renew(b, i, now=NOW + 1), F.NO_SUCH_LEASE)
         rejects(lambda i=lease_id: broker.revoke(b, i, now=NOW + 1), F.NO_SUCH_LEASE)
     assert broker.leases(a)[0].state is LeaseState.ACTIVE

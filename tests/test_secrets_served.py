@@ -308,7 +308,7 @@ def test_malformed_requests_are_refused_without_a_lease(tmp_path: Path) -> None:
             assert "malformed broker request" in str(failed.value)
         assert await client(agent).leases() == []
         with pytest.raises(SecretError) as refused:
-            await client(agent).renew(LeaseId.new())
+            await client(agent).renew(LeaseId.new(net.clock.now()))
         assert refused.value.reason is F.NO_SUCH_LEASE
 
     run_broker(test, tmp_path)

@@ -27,8 +27,11 @@ def test_regenerates_byte_for_byte() -> None:
 def test_lease_handle_is_the_documented_hash() -> None:
     lease = VECTOR["lease"]
     raw = bytes.fromhex(lease["id"])
-    digest = hashlib.sha256(b"troth.lease.handle/1\x00" + raw).digest()[:16]
-    assert jwt.utils.base64url_encode(digest).decode() == lease["handle"]
+    digest = hashlib.sha256(b"troth.lease.handle/2\x00" + raw).digest()
+    assert int.from_bytes(raw[:8], "big") == lease["locator"]
+    assert lease["locator"] >> 28 == VECTOR["token"]["issued_at"]  # the issue second
+    assert jwt.utils.base64url_encode(raw[:8] + digest[:8]).decode() == lease["handle"]
+    assert digest[8:24].hex() == lease["proof"]
     parsed = LeaseId.parse(lease["text"])
     assert parsed.reveal() == raw
     assert str(parsed.handle) == lease["handle"]

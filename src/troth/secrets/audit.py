@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from troth.identity import Identifier
 from troth.secrets.lease import LeaseHandle
+from troth.secrets.store import sql_blob
 from troth.storage import SqliteDatabase
 
 __all__ = ["AuditEvent", "AuditHasher", "AuditKind", "AuditSink", "SqliteAuditLog"]
@@ -71,13 +72,15 @@ class AuditSink(Protocol):
 class AuditHasher:
     """HMAC-SHA256 (RFC 2104) of secret values under the audit key: HMAC(key, domain || value)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, _HMAC_DOMAIN, "sha256")  # keyed once, domain absorbed
 
     def digest(self, value: bytes) -> bytes:
-        return hmac.digest(self._key, _HMAC_DOMAIN + value, "sha256")  # one C call
+        mac = self._keyed.copy()  # a copy of the keyed state (hmac.digest re-keys per call)
+        mac.update(value)
+        return mac.digest()
 
     def __repr__(self) -> str:
         return "AuditHasher(<key hidden>)"
@@ -114,11 +117,11 @@ class SqliteAuditLog:
             (
                 event.at,
                 _KIND_TEXT[event.kind],
-                None if event.identity is None else event.identity.digest,
+                None if event.identity is None else sql_blob(event.identity.digest),
                 event.secret,
-                None if event.lease is None else event.lease.digest,
+                None if event.lease is None else sql_blob(event.lease.digest),
                 event.detail,
-                event.digest,
+                None if event.digest is None else sql_blob(event.digest),
             ),
         )
 

@@ -22,7 +22,7 @@ from typing import Final
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
-from troth.errors import SecretError, SecretFailure
+from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
 from troth.secrets.engine import Grant, SecretSpec
@@ -57,6 +57,7 @@ _DENIALS: Final = frozenset(
     }
 )
 _CHAIN_HASH_CACHE: Final = 1024
+_LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
 _CREDENTIAL_MEMBER: Final = b"\x01"
 _IDENTITY_MEMBER: Final = b"\x02"
 
@@ -133,17 +134,20 @@ class LeaseBook:
         scope: Iterable[str] | None,
         ttl: int | None,
         now: int,
-        spec_of: Callable[[str], SecretSpec],
+        spec_of: Callable[[str, tuple[str, str] | None], SecretSpec],
         engine_ref: Callable[[SecretSpec, LeaseHandle], str | None],
         mint: Callable[[Grant], LeaseCredential | None],
     ) -> Granted:
-        """Check and write a lease of secret `name` (looked up with `spec_of` inside the
-        transaction): ACTIVE with `mint`'s credential when it makes one (local engines, one
-        transaction), else PENDING until `activate`. SecretError (audited) when refused."""
+        """Check and write a lease of secret `name` (its stored (engine, config) read inside
+        the transaction and parsed by `spec_of`): ACTIVE with `mint`'s credential when it makes
+        one (local engines, one transaction), else PENDING until `activate`. SecretError
+        (audited) when refused."""
         identity = credential.actor
         try:
             with self._store.transaction():
-                spec = spec_of(name)
+                check_secret_name(name)
+                stored, live = self._store.config_and_live(name, identity, now, up_to=self.quota)
+                spec = spec_of(name, stored)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
                 if not set(wanted) <= set(spec.scopes):
                     raise SecretError(_F.BAD_REQUEST, "a scope the secret does not offer")
@@ -151,41 +155,47 @@ class LeaseBook:
                 if not limits.MIN_LEASE_TTL <= ttl <= spec.max_ttl:
                     raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{spec.max_ttl} seconds")
                 self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
-                if self._store.count_live(identity, now, up_to=self.quota) >= self.quota:
+                if live >= self.quota:
                     raise SecretError(_F.QUOTA_EXCEEDED, f"{self.quota} live leases")
-                lease_id = LeaseId.new()
-                handle = lease_id.handle
                 cap = min(now + spec.max_ttl, credential.expires_at)
-                grant = Grant(
-                    handle,
-                    identity,
-                    _delegators(credential),
-                    spec,
-                    wanted,
-                    now,
-                    min(now + ttl, cap),
-                    engine_ref(spec, handle),
-                )
-                made = mint(grant)
-                lease = Lease(
-                    handle,
-                    identity,
-                    spec.name,
-                    spec.engine,
-                    wanted,
-                    self._chain_hash(credential.chain),
-                    credential.authority,
-                    now,
-                    grant.expires_at,
-                    ttl,
-                    spec.max_ttl,
-                    cap,
-                    _S.PENDING if made is None else _S.ACTIVE,
-                    now,
-                    None,
-                    grant.engine_ref,
-                )
-                self._store.insert_lease(lease, credential.chain, lambda: chain_members(credential))
+                for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)
+                    lease_id = LeaseId.new(now)
+                    handle, proof = lease_id.handle_and_proof()
+                    grant = Grant(
+                        handle,
+                        identity,
+                        _delegators(credential),
+                        spec,
+                        wanted,
+                        now,
+                        min(now + ttl, cap),
+                        engine_ref(spec, handle),
+                    )
+                    made = mint(grant)
+                    lease = Lease(
+                        handle,
+                        identity,
+                        spec.name,
+                        spec.engine,
+                        wanted,
+                        self._chain_hash(credential.chain),
+                        credential.authority,
+                        now,
+                        grant.expires_at,
+                        ttl,
+                        spec.max_ttl,
+                        cap,
+                        _S.PENDING if made is None else _S.ACTIVE,
+                        now,
+                        None,
+                        grant.engine_ref,
+                    )
+                    if self._store.insert_lease(
+                        lease, proof, credential.chain, lambda: chain_members(credential)
+                    ):
+                        break
+                else:
+                    raise StorageError(f"no free lease locator in {_LOCATOR_DRAWS} draws")
                 if made is not None:
                     self._record(AuditKind.ISSUE, now, lease, "issued", made.digest_input)
         except SecretError as exc:
@@ -447,7 +457,7 @@ class LeaseBook:
                 raise SecretError(_F.REVOKED, f"link {link.index} of the credential is revoked")
 
     def _own(self, identity: Identifier, lease_id: LeaseId) -> Lease:
-        lease = self._store.get_lease(lease_id.handle)
+        lease = self._store.get_lease(*lease_id.handle_and_proof())
         if lease is None or lease.identity != identity:
             raise SecretError(_F.NO_SUCH_LEASE, str(lease_id.handle))
         return lease

@@ -211,7 +211,10 @@ class Broker:
 
     def spec(self, name: str) -> SecretSpec:
         """Secret `name`'s configuration as stored now (parsed once per stored version)."""
-        stored = self.store.get_config(name)
+        return self._parsed(name, self.store.get_config(name))
+
+    def _parsed(self, name: str, stored: tuple[str, str] | None) -> SecretSpec:
+        """The spec of `name` from its stored (engine, JSON config), parsed once per version."""
         if stored is None:
             raise SecretError(_F.NOT_CONFIGURED, name)
         cached = self._specs.get(name)
@@ -240,7 +243,7 @@ class Broker:
             scope=scope,
             ttl=ttl,
             now=now,
-            spec_of=self._checked_spec,
+            spec_of=self._parsed,
             engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
             mint=self._mint_local,
         )
@@ -260,10 +263,6 @@ class Broker:
             self._revoke_upstream([self._lease(granted.lease.handle)], now, spec)
             raise
         return IssuedLease(granted.lease_id, lease, made)
-
-    def _checked_spec(self, name: str) -> SecretSpec:
-        check_secret_name(name)
-        return self.spec(name)
 
     def _mint_local(self, grant: Grant) -> LeaseCredential | None:
         """A local engine's credential, made inside the lease's transaction (None otherwise)."""

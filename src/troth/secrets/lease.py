@@ -1,10 +1,12 @@
 """Leases: what the broker lent to whom, for how long, and why (docs/secrets.md, "Leases").
 
-A lease id is 32 random bytes, handed to the agent once (text: "lease_" + base64url) and never
-stored: the book keeps only its *handle*, SHA-256("troth.lease.handle/1" 0x00 || lease id)
-truncated to 16 bytes. The handle is public (it is a token's `jti`, what `list` shows and what
-audit records name); the lease id is the agent's proof, next to its identity, that a lease is
-its own. Holding the database yields handles, never lease ids.
+A lease id is 32 bytes, handed to the agent once (text: "lease_" + base64url) and never stored:
+its *locator* (8 bytes: the issue second and 28 random bits, the row's key in the book) then 24
+random bytes. With H = SHA-256("troth.lease.handle/2" 0x00 || lease id), the book keeps the
+lease's *handle*, locator || H[:8], and its *proof*, H[8:24]. The handle is public (a token's
+`jti`, what `list` shows and what audit records name); the lease id is the agent's proof, next
+to its identity, that a lease is its own. Holding the database yields handles and proofs, never
+lease ids (docs/formats.md, "Leases").
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ __all__ = [
 
 LEASE_ID_SIZE: Final = 32
 HANDLE_SIZE: Final = 16
-_HANDLE_DOMAIN: Final = b"troth.lease.handle/1\x00"
+LOCATOR_SIZE: Final = 8
+PROOF_SIZE: Final = 16
+_HANDLE_DOMAIN: Final = b"troth.lease.handle/2\x00"
+_LOCATOR_RANDOM_BITS: Final = 28
+_LOCATOR_MAX_SECOND: Final = (1 << (63 - _LOCATOR_RANDOM_BITS)) - 1
 _LEASE_ID_PREFIX: Final = "lease_"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -102,6 +108,12 @@ class LeaseHandle:
     def __str__(self) -> str:
         return b64url(self.digest)
 
+    @property
+    def locator(self) -> int:
+        """The row key: the first 8 bytes as a signed 64-bit integer (a handle not made here
+        may be negative, and then names no row)."""
+        return int.from_bytes(self.digest[:LOCATOR_SIZE], "big", signed=True)
+
     @classmethod
     def parse(cls, text: str) -> LeaseHandle:
         try:
@@ -116,8 +128,14 @@ class LeaseId(SecretValue):
     __slots__ = ()
 
     @classmethod
-    def new(cls) -> LeaseId:
-        return cls(os.urandom(LEASE_ID_SIZE))
+    def new(cls, now: int) -> LeaseId:
+        """A fresh lease id whose locator starts with second `now` (clamped to 0-2^35-1), so
+        the book's rows are appended in issue order."""
+        second = min(max(now, 0), _LOCATOR_MAX_SECOND)
+        raw = os.urandom(LEASE_ID_SIZE)
+        rand = int.from_bytes(raw[:4], "big") >> (32 - _LOCATOR_RANDOM_BITS)
+        locator = (second << _LOCATOR_RANDOM_BITS) | rand
+        return cls(locator.to_bytes(LOCATOR_SIZE, "big") + raw[LOCATOR_SIZE:])
 
     @classmethod
     def parse(cls, text: str) -> LeaseId:
@@ -138,7 +156,14 @@ class LeaseId(SecretValue):
 
     @property
     def handle(self) -> LeaseHandle:
-        return LeaseHandle(sha256(_HANDLE_DOMAIN + self.reveal())[:HANDLE_SIZE])
+        return self.handle_and_proof()[0]
+
+    def handle_and_proof(self) -> tuple[LeaseHandle, bytes]:
+        """The public handle (locator || H[:8]) and the stored proof (H[8:24])."""
+        raw = self.reveal()
+        digest = sha256(_HANDLE_DOMAIN + raw)
+        tag = HANDLE_SIZE - LOCATOR_SIZE
+        return LeaseHandle(raw[:LOCATOR_SIZE] + digest[:tag]), digest[tag : tag + PROOF_SIZE]
 
 
 class LeaseState(enum.IntEnum):

@@ -59,6 +59,9 @@ class LeaseDecision:
     reason: str = ""
 
 
+_ALLOWED_BY_LIST: Final = LeaseDecision(True, "allow list")  # immutable: one for every answer
+
+
 class LeasePolicy(Protocol):
     """Decides `lease` questions; must fail closed (deny on any error of its own)."""
 
@@ -94,7 +97,7 @@ class AllowListPolicy:
         allowed = secrets[question.secret]
         if allowed is not None and not set(question.scope) <= allowed:
             return LeaseDecision(False, "a scope asked for is not on the allow list")
-        return LeaseDecision(True, "allow list")
+        return _ALLOWED_BY_LIST
 
 
 class GatesLeasePolicy:

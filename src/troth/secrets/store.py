@@ -4,7 +4,11 @@
                          vault's seal key (AAD binds it to its name and engine)
     secret_meta          the seal key's handle, the sealed audit key, the broker id
     secret_signing_keys  the token engine's signing keys (handles into the vault) by kid
-    secret_leases        leases by handle (the lease id itself is never stored)
+    secret_leases        leases keyed by locator (a handle's first 8 bytes: issue second and
+                         random bits, so rows are appended in issue order), with the handle and
+                         the proof (the lease id itself is never stored); one index,
+                         (state, identity, expires_at), serves the quota, an identity's leases
+                         and the sweep
     secret_lease_chains  the credential chain that justified leases, by its SHA-256
     secret_lease_members each chain's credential hashes and identities (revocation lookups)
     secret_audit         (troth.secrets.audit) the append-only audit log
@@ -14,6 +18,7 @@ Docs: docs/secrets.md ("Storage"), docs/formats.md ("Leases", "Sealed secrets").
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import threading
@@ -22,7 +27,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
-from troth.errors import StorageError
+from troth.errors import ConfigError, ConflictError, StorageError
 from troth.identity import Identifier
 from troth.secrets.lease import (
     OPEN_STATES,
@@ -33,7 +38,7 @@ from troth.secrets.lease import (
 )
 from troth.storage import SqliteDatabase
 
-__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore"]
+__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore", "sql_blob"]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
@@ -46,16 +51,16 @@ _SCHEMA: Final = (
         retired_at INTEGER
     )""",
     """CREATE TABLE IF NOT EXISTS secret_leases (
-        handle BLOB PRIMARY KEY, identity BLOB NOT NULL, secret TEXT NOT NULL,
+        locator INTEGER PRIMARY KEY, handle BLOB NOT NULL, proof BLOB NOT NULL,
+        identity BLOB NOT NULL, secret TEXT NOT NULL,
         engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
         authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
         ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
         state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
         engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
     )""",
-    """CREATE INDEX IF NOT EXISTS secret_leases_identity
-        ON secret_leases (identity, state, expires_at)""",
-    "CREATE INDEX IF NOT EXISTS secret_leases_due ON secret_leases (state, expires_at)",
+    """CREATE INDEX IF NOT EXISTS secret_leases_open
+        ON secret_leases (state, identity, expires_at)""",
     """CREATE TABLE IF NOT EXISTS secret_lease_chains (
         chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
     )""",
@@ -82,6 +87,19 @@ class SigningKeyRecord:
     handle: str
     created_at: int
     retired_at: int | None
+
+
+_SELECT_LEASES: Final = (
+    "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
+    "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref, proof "
+    "FROM secret_leases "
+)
+
+
+def sql_blob(data: bytes) -> bytearray:
+    """`data` to bind as a BLOB parameter on a hot path: CPython's sqlite3 runs its adapter
+    lookup for every `bytes` parameter (~0.6 us each) and binds a bytearray directly."""
+    return bytearray(data)
 
 
 def _lease(row: Any) -> Lease:
@@ -129,6 +147,24 @@ class _Locked(AbstractContextManager[None]):
             self._lock.release()
 
 
+def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
+    """A `secret_leases` table of the first layout (keyed by a 16-byte hash handle, before
+    locators) is dropped when none of its leases is open (ended ones stay in the audit log);
+    with open leases the broker refuses to open: their handles have no locator, and their
+    agents hold lease ids the new layout cannot look up."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
+    if not columns or "locator" in columns:
+        return
+    if conn.execute(
+        "SELECT 1 FROM secret_leases WHERE state <> ? LIMIT 1", (int(LeaseState.REVOKED),)
+    ).fetchone():
+        raise ConfigError(
+            f"{db.path} holds open leases in the layout of an older troth (no locator): "
+            "revoke them with that troth first, or give this broker a new node database"
+        )
+    conn.execute("DROP TABLE secret_leases")  # its indexes go with it
+
+
 def _states(states: Iterable[LeaseState]) -> str:
     """A JSON array of state numbers, for `state IN (SELECT value FROM json_each(?))`."""
     return json.dumps(sorted(int(s) for s in states))
@@ -143,6 +179,7 @@ class SqliteSecretStore:
         self._write_lock = threading.RLock()
         conn = db.connection()
         with db.transaction():
+            _retire_old_leases(conn, db)
             for statement in _SCHEMA:
                 conn.execute(statement)
 
@@ -229,21 +266,43 @@ class SqliteSecretStore:
     # -- leases -------------------------------------------------------------------------------
 
     def insert_lease(
-        self, lease: Lease, chain: bytes, members: Callable[[], Iterable[bytes]]
-    ) -> None:
-        """Write a lease and, unless already stored, its chain and the chain's `members()`."""
+        self, lease: Lease, proof: bytes, chain: bytes, members: Callable[[], Iterable[bytes]]
+    ) -> bool:
+        """Write a lease and, unless already stored, its chain and the chain's `members()`;
+        False (nothing written) if its locator is taken (the caller draws another lease id)."""
+        try:
+            self._insert_lease(lease, proof)
+        except ConflictError as exc:
+            if "secret_leases.locator" in str(exc):  # SQLite names the key that clashed
+                return False
+            raise
+        if lease.chain_hash in self._stored_chains:
+            return True
+        if self.db.execute(
+            "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
+        ).rowcount:
+            for member in members():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO secret_lease_members VALUES (?, ?)",
+                    (member, lease.chain_hash),
+                )
+        return True
+
+    def _insert_lease(self, lease: Lease, proof: bytes) -> None:
         self.db.execute(
-            "INSERT INTO secret_leases (handle, identity, secret, engine, scope, chain_hash, "
-            "authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, "
-            "engine_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO secret_leases (locator, handle, identity, secret, engine, scope, "
+            "chain_hash, authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, state_at, "
+            "end_reason, engine_ref, proof) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                lease.handle.digest,
-                lease.identity.digest,
+                lease.handle.locator,
+                sql_blob(lease.handle.digest),
+                sql_blob(lease.identity.digest),
                 lease.secret,
                 lease.engine,
                 " ".join(lease.scope),
-                lease.chain_hash,
-                lease.authority.digest,
+                sql_blob(lease.chain_hash),
+                sql_blob(lease.authority.digest),
                 lease.issued_at,
                 lease.expires_at,
                 lease.ttl,
@@ -253,61 +312,64 @@ class SqliteSecretStore:
                 lease.state_at,
                 None if lease.end_reason is None else int(lease.end_reason),
                 lease.engine_ref,
+                sql_blob(proof),
             ),
         )
-        if lease.chain_hash in self._stored_chains:
-            return
-        if self.db.execute(
-            "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
-        ).rowcount:
-            for member in members():
-                self.db.execute(
-                    "INSERT OR IGNORE INTO secret_lease_members VALUES (?, ?)",
-                    (member, lease.chain_hash),
-                )
 
     def chain_committed(self, chain_hash: bytes) -> None:
         """Note that a transaction that stored `chain_hash` committed (later leases of the same
         chain then skip re-inserting it)."""
         self._stored_chains.add(chain_hash)
 
-    def get_lease(self, handle: LeaseHandle) -> Lease | None:
+    def get_lease(self, handle: LeaseHandle, proof: bytes | None = None) -> Lease | None:
+        """The lease named `handle` (one row by its locator); with `proof`, only if the stored
+        proof equals it (compared in constant time)."""
         row = self.db.fetch_one(
-            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
-            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
-            "FROM secret_leases WHERE handle = ?",
-            (handle.digest,),
+            _SELECT_LEASES + "WHERE locator = ? AND handle = ?",
+            (handle.locator, sql_blob(handle.digest)),
         )
-        return None if row is None else _lease(row)
+        if row is None or (proof is not None and not hmac.compare_digest(bytes(row[16]), proof)):
+            return None
+        return _lease(row)
 
     def lease_state(self, handle: LeaseHandle) -> tuple[LeaseState, int] | None:
         """(state, expires_at) of a lease: the one lookup `validate_token` needs."""
         row = self.db.fetch_one(
-            "SELECT state, expires_at FROM secret_leases WHERE handle = ?", (handle.digest,)
+            "SELECT state, expires_at FROM secret_leases WHERE locator = ? AND handle = ?",
+            (handle.locator, sql_blob(handle.digest)),
         )
         return None if row is None else (LeaseState(row[0]), row[1])
 
-    def count_live(self, identity: Identifier, now: int, *, up_to: int) -> int:
-        """Leases of `identity` that count against its quota (pending, or active and
-        unexpired), counted up to `up_to` (the quota: the work stays bounded)."""
+    def config_and_live(
+        self, name: str, identity: Identifier, now: int, *, up_to: int
+    ) -> tuple[tuple[str, str] | None, int]:
+        """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases of
+        `identity` that count against its quota (pending, or active and unexpired), counted up
+        to `up_to` (the quota: the work stays bounded): the issue path's two reads, one query."""
         row = self._one(
-            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
+            "SELECT (SELECT engine FROM secret_store WHERE name = ?6), "
+            "(SELECT config FROM secret_store WHERE name = ?6), "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
             "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
             "WHERE identity = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
-            (identity.digest, int(LeaseState.PENDING), int(LeaseState.ACTIVE), now, up_to),
+            (
+                sql_blob(identity.digest),
+                int(LeaseState.PENDING),
+                int(LeaseState.ACTIVE),
+                now,
+                up_to,
+                name,
+            ),
         )
-        return int(row[0])
+        return (None if row[0] is None else (row[0], row[1])), int(row[2])
 
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
         states = list(LeaseState) if include_ended else list(OPEN_STATES)
-        rows = self.db.fetch_all(
-            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
-            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
-            "FROM secret_leases WHERE identity = ? "
-            "AND state IN (SELECT value FROM json_each(?)) ORDER BY issued_at DESC, handle LIMIT ?",
+        return self._leases(
+            "WHERE identity = ? AND state IN (SELECT value FROM json_each(?)) "
+            "ORDER BY issued_at DESC, handle LIMIT ?",
             (identity.digest, _states(states), limit),
         )
-        return [_lease(r) for r in rows]
 
     def leases_in(
         self,
@@ -319,22 +381,22 @@ class SqliteSecretStore:
         limit: int = 10_000,
     ) -> list[Lease]:
         """Leases in `states`, optionally expired by a time, stale since a time, or of one
-        identity."""
-        rows = self.db.fetch_all(
-            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
-            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
-            "FROM secret_leases WHERE state IN (SELECT value FROM json_each(?1)) "
-            "AND (?2 IS NULL OR expires_at <= ?2) AND (?3 IS NULL OR state_at <= ?3) "
-            "AND (?4 IS NULL OR identity = ?4) ORDER BY expires_at LIMIT ?5",
-            (
-                _states(states),
-                expires_before,
-                state_before,
-                None if identity is None else identity.digest,
-                limit,
-            ),
+        identity, soonest expiry first. Read through the (state, identity, expires_at) index:
+        with `identity`, that identity's entries of each state; without, every entry of each
+        state (the sweep reads all ACTIVE leases, which are bounded by the quota per identity)."""
+        where = ["state IN (SELECT value FROM json_each(?))"]
+        params: list[object] = [_states(states)]
+        for clause, value in (
+            ("identity = ?", None if identity is None else identity.digest),
+            ("expires_at <= ?", expires_before),
+            ("state_at <= ?", state_before),
+        ):
+            if value is not None:  # only the conditions given: each one a plain term
+                where.append(clause)
+                params.append(value)
+        return self._leases(
+            "WHERE " + " AND ".join(where) + " ORDER BY expires_at LIMIT ?", (*params, limit)
         )
-        return [_lease(r) for r in rows]
 
     def members_of_open(self, authority: Identifier) -> list[bytes]:
         """The distinct chain members of leases that are not yet revoked, under `authority`."""
@@ -347,14 +409,15 @@ class SqliteSecretStore:
         return [bytes(r[0]) for r in rows]
 
     def leases_with_member(self, member: bytes, states: Iterable[LeaseState]) -> list[Lease]:
-        rows = self.db.fetch_all(
-            "SELECT handle, identity, secret, engine, scope, chain_hash, authority, issued_at, "
-            "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref "
-            "FROM secret_leases WHERE state IN (SELECT value FROM json_each(?)) AND "
+        return self._leases(
+            "WHERE state IN (SELECT value FROM json_each(?)) AND "
             "chain_hash IN (SELECT chain_hash FROM secret_lease_members WHERE member = ?)",
             (_states(states), member),
         )
-        return [_lease(r) for r in rows]
+
+    def _leases(self, condition: str, params: tuple[object, ...]) -> list[Lease]:
+        """The leases a condition (fixed text: values are always parameters) selects."""
+        return [_lease(row) for row in self.db.fetch_all(_SELECT_LEASES + condition, params)]
 
     def set_state(
         self,
@@ -369,11 +432,12 @@ class SqliteSecretStore:
         cursor = self.db.execute(
             "UPDATE secret_leases SET state = ?, state_at = ?, "
             "end_reason = COALESCE(end_reason, ?) "
-            "WHERE handle = ? AND state IN (SELECT value FROM json_each(?))",
+            "WHERE locator = ? AND handle = ? AND state IN (SELECT value FROM json_each(?))",
             (
                 int(to),
                 now,
                 None if end_reason is None else int(end_reason),
+                handle.locator,
                 handle.digest,
                 _states(was),
             ),
@@ -382,17 +446,19 @@ class SqliteSecretStore:
 
     def extend(self, handle: LeaseHandle, expires_at: int, now: int) -> bool:
         cursor = self.db.execute(
-            "UPDATE secret_leases SET expires_at = ?, state_at = ? WHERE handle = ? AND state = ?",
-            (expires_at, now, handle.digest, int(LeaseState.ACTIVE)),
+            "UPDATE secret_leases SET expires_at = ?, state_at = ? "
+            "WHERE locator = ? AND handle = ? AND state = ?",
+            (expires_at, now, handle.locator, handle.digest, int(LeaseState.ACTIVE)),
         )
         return cursor.rowcount == 1
 
     def note_attempt(self, handle: LeaseHandle) -> int:
+        key = (handle.locator, handle.digest)
         self.db.execute(
-            "UPDATE secret_leases SET attempts = attempts + 1 WHERE handle = ?", (handle.digest,)
+            "UPDATE secret_leases SET attempts = attempts + 1 WHERE locator = ? AND handle = ?", key
         )
         row = self.db.fetch_one(
-            "SELECT attempts FROM secret_leases WHERE handle = ?", (handle.digest,)
+            "SELECT attempts FROM secret_leases WHERE locator = ? AND handle = ?", key
         )
         return 0 if row is None else int(row[0])
 

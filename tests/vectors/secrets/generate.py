@@ -29,7 +29,7 @@ from troth.vault.base import seal_aad
 
 T = 1_767_225_600  # 2026-01-01T00:00:00Z
 SIGNING_KEY = bytes([9]) * 32
-LEASE_ID = bytes(range(32))
+LEASE_ID = ((T << 28) | 0x5A5A5A5).to_bytes(8, "big") + bytes(range(24))  # locator, random
 SEAL_KEY = bytes([0x5E]) * 32
 NONCE = bytes(range(12))
 
@@ -67,7 +67,9 @@ def build() -> dict[str, Any]:
         "lease": {
             "id": LEASE_ID.hex(),
             "text": lease_id.text(),
+            "locator": lease_id.handle.locator,
             "handle": str(lease_id.handle),
+            "proof": lease_id.handle_and_proof()[1].hex(),
         },
         "token": {
             "signing_key": SIGNING_KEY.hex(),
