@@ -135,6 +135,19 @@ def test_renew_never_past_the_credential(tmp_path: Path) -> None:
     assert lease.expires_at == NOW + 300
 
 
+def test_renew_refuses_a_scope_the_operator_withdrew(tmp_path: Path, world: LeaseWorld) -> None:
+    broker = broker_for(tmp_path, world)
+    a = world.credential_a()
+    issued = broker.issue(a, "payments", now=NOW)
+    assert "refunds:write" in issued.lease.scope
+    narrower = {**CONFIG, "scopes": ["orders:read"]}
+    broker.put_secret("payments", "token", narrower, b"", now=NOW + 1)
+    refused = rejects(lambda: broker.renew(a, issued.lease_id, now=NOW + 2), F.BAD_REQUEST)
+    assert "no longer offers" in str(refused)
+    fresh = broker.issue(a, "payments", now=NOW + 2)  # a new lease gets what is offered now
+    assert fresh.lease.scope == ("orders:read",)
+
+
 def test_renew_refused_after_revoke_and_rechecks_policy(tmp_path: Path, world: LeaseWorld) -> None:
     class Switch:
         allowed = True

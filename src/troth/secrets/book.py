@@ -252,6 +252,10 @@ class LeaseBook:
                 if now >= lease.expires_at:
                     raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
                 spec = spec_of(lease.secret)
+                if not set(lease.scope) <= set(spec.scopes):  # an operator withdrew one since
+                    raise SecretError(
+                        _F.BAD_REQUEST, "a scope the secret no longer offers: issue a new lease"
+                    )
                 ttl = lease.ttl if ttl is None else ttl
                 if not limits.MIN_LEASE_TTL <= ttl <= lease.max_ttl:
                     raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{lease.max_ttl} seconds")
