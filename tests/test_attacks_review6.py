@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import pytest
-
 from tests.support.gates import T, make_world
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.support.parties import make_channel_party
@@ -142,11 +140,6 @@ class _AdmitsEveryone:
         return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Connection.origin keys a relayed message by the relay's connection from the "
-    "sender, so every connection one host opens to the relay is a fresh source",
-)
 def test_channels_per_source_are_bounded_through_a_relay(tmp_path: Path) -> None:
     """A node without an open port is reached as /relay/target on the hub. Its per-source
     channel cap (review 4; here 4, with 4 handshakes in progress per source) counts what

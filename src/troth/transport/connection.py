@@ -5,10 +5,13 @@ an arriving frame body becomes a routed message."""
 from __future__ import annotations
 
 import abc
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from troth.crypto import sha256
 from troth.routing import (
     Address,
     AllowSet,
@@ -20,6 +23,19 @@ from troth.routing import (
 )
 
 __all__ = ["Connection", "ConnectionTable", "Listener"]
+
+_HOST_KEY = os.urandom(16)
+"""Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
+_TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
+
+
+def _accepted_address(kind: str, host: str) -> Address:
+    """An accepted connection's worker address, tagged with its peer's host: a node that
+    relays a message puts this address in the return route, so the node it relays to can
+    count what one host sends through the relay as one source, however many connections
+    that host opens (`Connection.origin`)."""
+    tag = sha256(_HOST_KEY + host.encode()).hex()[:8]
+    return Address("worker", f"{kind}-h{tag}-{os.urandom(8).hex()}")
 
 
 @dataclass
@@ -50,7 +66,11 @@ class Connection(AllowSetSource):
         """The peer's host:port."""
         self.host = peer.rpartition(":")[0]
         """The peer's host (its IP address for an accepted connection)."""
-        self.address = new_worker_address(kind)
+        self.address = (
+            new_worker_address(kind)
+            if outgoing or not self.host
+            else _accepted_address(kind, self.host)
+        )
         self.name = f"{kind} {peer} ({'out' if outgoing else 'in'})"
         self._use(  # what messages arriving on this connection may reach
             AllowSet(
@@ -66,15 +86,24 @@ class Connection(AllowSetSource):
         self.host = host
         self.peer = f"{host}:{port}"
         self.name = f"{self.kind} {self.peer} ({'out' if self.outgoing else 'in'})"
+        if not self.outgoing:  # before it is registered (the transport admits it next)
+            self.address = _accepted_address(self.kind, host)
 
     def origin(self, return_route: Route) -> str:
         """Who sent a message with this return route: the peer's host for an accepted
         connection; for one this node opened (to a relay), this connection and the relay's
-        connection to the sender (which the relay itself put in the route)."""
+        connection to the sender (which the relay itself put in the route) — by the sender's
+        host tag when the relay's address carries one, so one host's many connections to the
+        relay are one source here."""
         if not self.outgoing:
             return f"{self.kind} {self.host}"
         via = return_route[1] if len(return_route) > 1 else None
-        return f"{self.address} via {via}" if via is not None else str(self.address)
+        if via is None:
+            return str(self.address)
+        tagged = _TAGGED.fullmatch(via.value) if via.kind == "worker" else None
+        if tagged is not None:
+            return f"{self.address} via host {tagged.group(1)}"
+        return f"{self.address} via {via}"
 
     # -- frames ----------------------------------------------------------------------------------
 
