@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from troth import limits
 from troth.credentials.attributes import Attributes
@@ -212,8 +212,7 @@ class VerifiedCredential:
 ) = (vars(VerifiedCredential)[name].__set__ for name in VerifiedCredential.__slots__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
+class _Checked(NamedTuple):
     """What verification derived from the bytes alone (cached per chain)."""
 
     result: VerifiedCredential

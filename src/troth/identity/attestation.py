@@ -92,6 +92,27 @@ class PurposeKeyAttestation:
             raise DecodeError("attestation: unknown purpose")
         if purpose is KeyPurpose.PRIMARY:
             raise DecodeError("attestation: a primary key is not a purpose key")
+        _, _, identifier, change_hash, _, key, created_at, expires_at = value
+        if (  # hot path: exact types at once; on failure each field names its own error below
+            type(identifier) is bytes
+            and len(identifier) == 32
+            and type(change_hash) is bytes
+            and len(change_hash) == 32
+            and type(created_at) is int
+            and type(expires_at) is int
+            and created_at >= 0
+            and expires_at >= 0
+        ):
+            return cls(
+                Identifier(identifier),
+                change_hash,
+                purpose,
+                decode_public_key(key, "purpose key", _ALL_KEY_TYPES),
+                created_at,
+                expires_at,
+                body,
+                signature,
+            )
         return cls(
             identifier=Identifier(cbor.expect_bytes(value[2], "identifier", 32)),
             change_hash=cbor.expect_bytes(value[3], "change hash", 32),
@@ -116,13 +137,37 @@ class PurposeKeyAttestation:
 ) = (vars(PurposeKeyAttestation)[name].__set__ for name in PurposeKeyAttestation.__slots__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedPurposeKey:
     identifier: Identifier
     purpose: KeyPurpose
     key: PublicKey
     expires_at: int
     attestation: bytes = field(repr=False)
+
+    def __init__(
+        self,
+        identifier: Identifier,
+        purpose: KeyPurpose,
+        key: PublicKey,
+        expires_at: int,
+        attestation: bytes,
+    ) -> None:
+        # frozen: set through the slots, as PurposeKeyAttestation (one per credential verified)
+        _set_verified_identifier(self, identifier)
+        _set_verified_purpose(self, purpose)
+        _set_verified_key(self, key)
+        _set_verified_expires_at(self, expires_at)
+        _set_verified_attestation(self, attestation)
+
+
+(
+    _set_verified_identifier,
+    _set_verified_purpose,
+    _set_verified_key,
+    _set_verified_expires_at,
+    _set_verified_attestation,
+) = (vars(VerifiedPurposeKey)[name].__set__ for name in VerifiedPurposeKey.__slots__)
 
 
 def attest_purpose_key(
