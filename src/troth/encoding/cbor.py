@@ -229,7 +229,7 @@ def _canonical_size(value: Any, enclosing: int, deepest: int) -> int:
     the previous one, or a non-empty container inside `deepest` others. Hot path: the scalars
     of arrays handled inline, each header's size (1, 2, 3, 5 or 9 bytes) written out."""
     kind = type(value)
-    if kind is list:
+    if kind is list or kind is dict:
         count = len(value)
         if not count:
             return 1
@@ -237,6 +237,20 @@ def _canonical_size(value: Any, enclosing: int, deepest: int) -> int:
             raise _NotCanonical
         total = 1 if count < 24 else 2 if count < _B8 else 3 if count < _B16 else 5
         inner = enclosing + 1
+        if kind is dict:
+            previous_size, previous = -1, ""
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _NotCanonical
+                # RFC 8949 §4.2.1 order of encoded text keys: by UTF-8 length (the header),
+                # then bytewise, which for UTF-8 is code point order (str comparison)
+                n = len(key) if key.isascii() else len(key.encode())
+                if n < previous_size or (n == previous_size and key <= previous):
+                    raise _NotCanonical
+                previous_size, previous = n, key
+                total += n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
+                total += _canonical_size(item, inner, deepest)
+            return total
         for item in value:
             kind = type(item)
             if kind is bytes:
@@ -262,31 +276,7 @@ def _canonical_size(value: Any, enclosing: int, deepest: int) -> int:
         return n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
     if kind is bool or value is None:
         return 1
-    if kind is not dict:
-        raise _NotCanonical
-    count = len(value)
-    if not count:
-        return 1
-    if enclosing >= deepest:
-        raise _NotCanonical
-    total = 1 if count < 24 else 2 if count < _B8 else 3 if count < _B16 else 5
-    inner = enclosing + 1
-    previous_size, previous = -1, ""
-    for key, item in value.items():
-        if type(key) is not str:
-            raise _NotCanonical
-        # RFC 8949 §4.2.1 order of encoded text keys: by UTF-8 length (the header), then
-        # bytewise, which for UTF-8 is code point order (str comparison)
-        n = len(key) if key.isascii() else len(key.encode())
-        if n < previous_size or (n == previous_size and key <= previous):
-            raise _NotCanonical
-        previous_size, previous = n, key
-        total += (
-            n
-            + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
-            + _canonical_size(item, inner, deepest)
-        )
-    return total
+    raise _NotCanonical
 
 
 def _scan(data: bytes, max_depth: int, max_items: int) -> None:
