@@ -131,6 +131,12 @@ def test_refusals_go_through_the_scan(hex_input: str) -> None:
         cbor.decode(data)
 
 
+def test_the_fast_path_is_on() -> None:
+    # with the cbor2 this is tested on; each property above would pass vacuously if it were off
+    assert cbor._FAST_PATH
+    assert cbor._decode_small(cbor.encode([1, b"x", "y"]), 2) == [1, b"x", "y"]
+
+
 def tagged(tag: int, content: bytes) -> bytes:
     """`content` under `tag`, the tag's argument in shortest form."""
     return cbor2.dumps(cbor2.CBORTag(tag, None))[:-1] + content

@@ -34,6 +34,7 @@ longer argument, or a dropped duplicate), so the sizes are equal only if the doc
 encoding: shortest form everywhere, no trailing bytes. Items cannot exceed `max_items` (each
 takes at least one byte), and the value is bounded by the document's size. Whatever the fast
 path does not accept goes through the scan, so every refusal raises the scan's own error.
+The fast path is on only if the installed cbor2 is seen at import to refuse the tags it knows.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def decode(
             f"document of {len(data)} bytes is over the limit of {max_bytes}",
             DecodeProblem.OVER_LIMIT,
         )
-    if len(data) <= _FAST_BYTES and len(data) <= max_items:
+    if _FAST_PATH and len(data) <= _FAST_BYTES and len(data) <= max_items:
         value = _decode_small(data, max_depth)
         if value is not _NOT_DECIDED:
             return value
@@ -200,6 +201,27 @@ class _EveryTag(dict[int, Any]):
 
 
 _EVERY_TAG: Final = _EveryTag()
+
+
+def _tags_refused() -> bool:
+    """Whether this cbor2 asks `_EVERY_TAG` even for the tags it decodes itself (a bignum, a
+    string-reference namespace, a shared value, self-described CBOR); if not, an older or
+    newer cbor2 would resolve them, and the fast path stays off (every document is scanned)."""
+    return all(
+        _refused(bytes.fromhex(probe)) for probe in ("c24101", "d9010080", "d81c80", "d9d9f700")
+    )
+
+
+def _refused(probe: bytes) -> bool:
+    """Whether cbor2 refuses `probe` (a tagged document) with every tag refused."""
+    try:
+        cbor2.loads(probe, semantic_decoders=_EVERY_TAG, tag_hook=_refuse_tag)
+    except Exception:  # refused, as it must be
+        return True
+    return False
+
+
+_FAST_PATH: Final = _tags_refused()
 
 
 class _NotCanonical(Exception):
