@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from troth import limits
 from troth.credentials.attributes import Attributes
@@ -72,7 +72,7 @@ class TrustPolicy:
             raise ValueError(f"clock skew must be 0-{limits.MAX_CLOCK_SKEW_SECONDS} s")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedLink:
     """One verified link of a chain: who issued what to whom, for how long, why, on what
     conditions (`hash`: the id revocations name)."""
@@ -88,6 +88,34 @@ class VerifiedLink:
     depth: int
     purpose: str | None
     caveats: tuple[str, ...]
+
+    def __init__(
+        self,
+        index: int,
+        id: bytes,
+        hash: bytes,
+        issuer: Identifier,
+        subject: Identifier,
+        attributes: Attributes,
+        not_before: int,
+        expires_at: int,
+        depth: int,
+        purpose: str | None,
+        caveats: tuple[str, ...],
+    ) -> None:
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, ~3x slower; every verification makes one per link)
+        _set_link_index(self, index)
+        _set_link_id(self, id)
+        _set_link_hash(self, hash)
+        _set_link_issuer(self, issuer)
+        _set_link_subject(self, subject)
+        _set_link_attributes(self, attributes)
+        _set_link_not_before(self, not_before)
+        _set_link_expires_at(self, expires_at)
+        _set_link_depth(self, depth)
+        _set_link_purpose(self, purpose)
+        _set_link_caveats(self, caveats)
 
     def to_json(self) -> dict[str, Any]:
         """The link as JSON data."""
@@ -105,7 +133,22 @@ class VerifiedLink:
         }
 
 
-@dataclass(frozen=True, slots=True)
+(
+    _set_link_index,
+    _set_link_id,
+    _set_link_hash,
+    _set_link_issuer,
+    _set_link_subject,
+    _set_link_attributes,
+    _set_link_not_before,
+    _set_link_expires_at,
+    _set_link_depth,
+    _set_link_purpose,
+    _set_link_caveats,
+) = (vars(VerifiedLink)[name].__set__ for name in VerifiedLink.__slots__)  # slot descriptors
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedCredential:
     """A verified chain: who acts, who delegated to whom, and what it may do."""
 
@@ -119,9 +162,30 @@ class VerifiedCredential:
     chain: bytes = field(repr=False)
     _token: object = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self._token is not _VERIFIED:
+    def __init__(
+        self,
+        actor: Identifier,
+        authority: Identifier,
+        links: tuple[VerifiedLink, ...],
+        attributes: Attributes,
+        caveats: tuple[str, ...],
+        not_before: int,
+        expires_at: int,
+        chain: bytes,
+        _token: object,
+    ) -> None:
+        if _token is not _VERIFIED:
             raise TypeError("VerifiedCredential is made by ChainVerifier.verify")
+        # frozen: set through the slots, as VerifiedLink
+        _set_credential_actor(self, actor)
+        _set_credential_authority(self, authority)
+        _set_credential_links(self, links)
+        _set_credential_attributes(self, attributes)
+        _set_credential_caveats(self, caveats)
+        _set_credential_not_before(self, not_before)
+        _set_credential_expires_at(self, expires_at)
+        _set_credential_chain(self, chain)
+        _set_credential_token(self, _token)
 
     def to_json(self) -> dict[str, Any]:
         """The verified chain as JSON data."""
@@ -135,8 +199,20 @@ class VerifiedCredential:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
+(
+    _set_credential_actor,
+    _set_credential_authority,
+    _set_credential_links,
+    _set_credential_attributes,
+    _set_credential_caveats,
+    _set_credential_not_before,
+    _set_credential_expires_at,
+    _set_credential_chain,
+    _set_credential_token,
+) = (vars(VerifiedCredential)[name].__set__ for name in VerifiedCredential.__slots__)
+
+
+class _Checked(NamedTuple):
     """What verification derived from the bytes alone (cached per chain)."""
 
     result: VerifiedCredential

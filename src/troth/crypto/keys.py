@@ -86,7 +86,7 @@ _PUBLIC_LENGTHS = {KeyType.ED25519: 32, KeyType.P256: 65, KeyType.X25519: 32}
 _ED25519, _P256 = KeyType.ED25519, KeyType.P256
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PublicKey:
     """A public key: its type and raw bytes (Ed25519/X25519: 32 bytes; P-256: 65-byte SEC 1
     uncompressed point). The length is checked here, and that an Ed25519 key is not of small
@@ -95,13 +95,15 @@ class PublicKey:
     key_type: KeyType
     data: bytes
 
-    def __post_init__(self) -> None:
-        if len(self.data) != _PUBLIC_LENGTHS[self.key_type] or (
-            self.key_type is _P256 and self.data[0] != 0x04
-        ):
-            raise InvalidKey(f"not a {self.key_type.label} public key ({len(self.data)} bytes)")
-        if self.key_type is _ED25519 and self.data in ED25519_SMALL_ORDER_ENCODINGS:
+    def __init__(self, key_type: KeyType, data: bytes) -> None:
+        if len(data) != _PUBLIC_LENGTHS[key_type] or (key_type is _P256 and data[0] != 0x04):
+            raise InvalidKey(f"not a {key_type.label} public key ({len(data)} bytes)")
+        if key_type is _ED25519 and data in ED25519_SMALL_ORDER_ENCODINGS:
             raise InvalidKey("an Ed25519 public key of small order")
+        # frozen: the fields are set through their slots (the generated __init__ goes through
+        # object.__setattr__, ~3x slower; every key made, decoded or verified makes one)
+        _set_key_type(self, key_type)
+        _set_data(self, data)
 
     def p256_compressed(self) -> bytes:
         """The 33-byte SEC 1 compressed form of a P-256 key (used by Multikey, docs/formats.md)."""
@@ -117,6 +119,8 @@ class PublicKey:
         return x25519.X25519PublicKey.from_public_bytes(self.data)
 
 
+_set_key_type = vars(PublicKey)["key_type"].__set__  # the slot descriptors
+_set_data = vars(PublicKey)["data"].__set__
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _load_ed25519 = ed25519.Ed25519PublicKey.from_public_bytes
 _SECP256R1 = ec.SECP256R1()

@@ -23,12 +23,24 @@ structure, not a second decoder) and refuses, in one bounded pass over the bytes
 What the scan accepts is then canonical by construction; cbor2 only checks UTF-8. At most
 `limits.MAX_CBOR_BYTES` bytes unless the caller sets another limit. Any failure raises
 `DecodeError`, never another exception.
+
+Small documents (at most `_FAST_BYTES`, and no more bytes than `max_items`) take a fast path
+that accepts exactly what the scan accepts (`_decode_small`): cbor2's C decoder materialises
+them with every tag refused before its content is read, indefinite lengths and duplicate keys
+refused; then one walk over the value refuses any type outside the subset, non-text or
+out-of-order map keys and nesting past `max_depth`, and adds up the size of the value's
+canonical encoding. Without tags, each item's bytes are at least its canonical encoding (a
+longer argument, or a dropped duplicate), so the sizes are equal only if the document is that
+encoding: shortest form everywhere, no trailing bytes. Items cannot exceed `max_items` (each
+takes at least one byte), and the value is bounded by the document's size. Whatever the fast
+path does not accept goes through the scan, so every refusal raises the scan's own error.
+The fast path is on only if the installed cbor2 is seen at import to refuse the tags it knows.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import cbor2
 
@@ -156,11 +168,137 @@ def decode(
             f"document of {len(data)} bytes is over the limit of {max_bytes}",
             DecodeProblem.OVER_LIMIT,
         )
+    if _FAST_PATH and len(data) <= _FAST_BYTES and len(data) <= max_items:
+        value = _decode_small(data, max_depth)
+        if value is not _NOT_DECIDED:
+            return value
     _scan(data, max_depth, max_items)
     try:
         return cbor2.loads(data, allow_indefinite=False, allow_duplicate_keys=False)
     except Exception as exc:  # after the scan only bad UTF-8 remains; one error type out
         raise DecodeError(f"malformed CBOR: {exc}") from exc
+
+
+_FAST_BYTES: Final = 16 * 1024
+"""Documents up to this size take the fast path (`_decode_small`); the rest only the scan."""
+_NOT_DECIDED: Final = object()
+_B8: Final = 1 << 8
+_B16: Final = 1 << 16
+_B32: Final = 1 << 32
+
+
+def _refuse_tag(*_: object) -> NoReturn:
+    """cbor2's decoder for every tag on the fast path: refuse before reading its content."""
+    raise ValueError("tag")
+
+
+class _EveryTag(dict[int, Any]):
+    """A `semantic_decoders` mapping that names `_refuse_tag` for every tag number, so none of
+    cbor2's own tag decoders (dates, bignums, shared and string references, sets...) runs."""
+
+    def __missing__(self, tag: int) -> Any:
+        return _refuse_tag
+
+
+_EVERY_TAG: Final = _EveryTag()
+
+
+def _tags_refused() -> bool:
+    """Whether this cbor2 asks `_EVERY_TAG` even for the tags it decodes itself (a bignum, a
+    string-reference namespace, a shared value, self-described CBOR); if not, an older or
+    newer cbor2 would resolve them, and the fast path stays off (every document is scanned)."""
+    return all(
+        _refused(bytes.fromhex(probe)) for probe in ("c24101", "d9010080", "d81c80", "d9d9f700")
+    )
+
+
+def _refused(probe: bytes) -> bool:
+    """Whether cbor2 refuses `probe` (a tagged document) with every tag refused."""
+    try:
+        cbor2.loads(probe, semantic_decoders=_EVERY_TAG, tag_hook=_refuse_tag)
+    except Exception:  # refused, as it must be
+        return True
+    return False
+
+
+_FAST_PATH: Final = _tags_refused()
+
+
+class _NotCanonical(Exception):
+    """Raised by `_canonical_size` for a value the fast path cannot accept."""
+
+
+def _decode_small(data: bytes, max_depth: int) -> Any:
+    """The fast path of `decode` (see the module docstring): the value of `data` when the scan
+    would accept it, else `_NOT_DECIDED` (the caller scans, which raises the reason)."""
+    try:
+        value = cbor2.loads(
+            data,
+            semantic_decoders=_EVERY_TAG,
+            tag_hook=_refuse_tag,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        )
+        size = _canonical_size(value, 0, max_depth - 1)
+    except Exception:  # cbor2's refusals, _NotCanonical, RecursionError: the scan names why
+        return _NOT_DECIDED
+    return value if size == len(data) else _NOT_DECIDED
+
+
+def _canonical_size(value: Any, enclosing: int, deepest: int) -> int:
+    """The size of `value`'s canonical encoding, walking it as the scan walks the bytes:
+    `_NotCanonical` for a type outside the subset, a map key that is not text or not above
+    the previous one, or a non-empty container inside `deepest` others. Hot path: the scalars
+    of arrays handled inline, each header's size (1, 2, 3, 5 or 9 bytes) written out."""
+    kind = type(value)
+    if kind is list or kind is dict:
+        count = len(value)
+        if not count:
+            return 1
+        if enclosing >= deepest:
+            raise _NotCanonical
+        total = 1 if count < 24 else 2 if count < _B8 else 3 if count < _B16 else 5
+        inner = enclosing + 1
+        if kind is dict:
+            previous_size, previous = -1, ""
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _NotCanonical
+                # RFC 8949 §4.2.1 order of encoded text keys: by UTF-8 length (the header),
+                # then bytewise, which for UTF-8 is code point order (str comparison)
+                n = len(key) if key.isascii() else len(key.encode())
+                if n < previous_size or (n == previous_size and key <= previous):
+                    raise _NotCanonical
+                previous_size, previous = n, key
+                total += n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
+                total += _canonical_size(item, inner, deepest)
+            return total
+        for item in value:
+            kind = type(item)
+            if kind is bytes:
+                n = len(item)
+                total += n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
+            elif kind is int:
+                n = item if item >= 0 else ~item
+                total += 1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5 if n < _B32 else 9
+            elif kind is str:
+                n = len(item) if item.isascii() else len(item.encode())
+                total += n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
+            else:
+                total += _canonical_size(item, inner, deepest)
+        return total
+    if kind is bytes:
+        n = len(value)
+        return n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
+    if kind is int:
+        n = value if value >= 0 else ~value
+        return 1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5 if n < _B32 else 9
+    if kind is str:
+        n = len(value) if value.isascii() else len(value.encode())
+        return n + (1 if n < 24 else 2 if n < _B8 else 3 if n < _B16 else 5)
+    if kind is bool or value is None:
+        return 1
+    raise _NotCanonical
 
 
 def _scan(data: bytes, max_depth: int, max_items: int) -> None:

@@ -136,6 +136,26 @@ class ChangeBody(NamedTuple):  # NamedTuple: immutable and cheap to build (hot p
         cbor.expect_header(value, CHANGE_TYPE, FORMAT_VERSION, "change body")
         if len(value) != 9:
             raise DecodeError(f"change body: expected 9 elements, got {len(value)}")
+        _, _, position, previous, key, digest, created_at, valid_from, valid_until = value
+        if (  # hot path: exact types at once; on failure each field names its own error below
+            type(position) is int
+            and (previous is None or (type(previous) is bytes and len(previous) == 32))
+            and type(digest) is bytes
+            and len(digest) == 32
+            and type(created_at) is int
+            and type(valid_from) is int
+            and type(valid_until) is int
+            and min(position, created_at, valid_from, valid_until) >= 0
+        ):
+            return cls(
+                position,
+                previous,
+                decode_public_key(key, "primary key"),
+                digest,
+                created_at,
+                valid_from,
+                valid_until,
+            )
         previous = None if value[3] is None else cbor.expect_bytes(value[3], "previous hash", 32)
         return cls(
             position=cbor.expect_int(value[2], "index"),
@@ -241,9 +261,20 @@ def _decode_envelope(data: bytes) -> tuple[list[SignedChange], Checkpoint | None
             DecodeProblem.OVER_LIMIT,
         )
     first = 0 if checkpoint is None else checkpoint.index
-    changes = [
-        _signed_change(entry, f"change {first + offset}") for offset, entry in enumerate(entries)
-    ]
+    changes = []
+    for offset, entry in enumerate(entries):
+        # hot path: exact types checked inline, the messages built only on failure
+        if type(entry) is list and len(entry) == 3:
+            body, signature, previous = entry
+            if (
+                type(body) is bytes
+                and type(signature) is bytes
+                and len(signature) == 64
+                and (previous is None or (type(previous) is bytes and len(previous) == 64))
+            ):
+                changes.append(SignedChange(body, signature, previous))
+                continue
+        changes.append(_signed_change(entry, f"change {first + offset}"))
     return changes, checkpoint
 
 
