@@ -462,6 +462,32 @@ def test_a_members_delegates_share_its_relay_names(tmp_path: Path) -> None:
     run_memnet(test, tmp_path)
 
 
+def test_a_new_node_syncs_a_feed_of_more_pages_than_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signing budget must not stop an honest sync: a new node walks a long feed page by
+    page (each page starting where the last ended), more pages than the per-peer burst; those
+    pages are charged to the node's budget only. (Pages of ~4 KiB here, so that the feed of
+    1,000 entries is many pages.)"""
+    from troth import limits
+
+    monkeypatch.setattr(limits, "MAX_FEED_PAGE_BYTES", 4096)
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        targets = [n.to_bytes(2, "big") * 16 for n in range(1000)]
+        net.authority.revoke_credentials(targets, now=net.clock.now())
+        await hub.maintain()
+        fresh = await net.member("fresh")
+        end = await fresh.channel_to(route(HUB))
+        feed = await fresh.sync_feed(net.authority.identifier, end)
+        assert feed.count >= 1000
+        assert feed.complete
+
+    run_memnet(test, tmp_path)
+
+
 def test_a_peer_cycling_feed_pages_is_held_to_its_signing_budget(tmp_path: Path) -> None:
     """Every `feed [since]` with a new `since` made the hosted authority read and sign a page:
     a member (or any identity: the service is open to all) cycling values made it sign without

@@ -449,6 +449,10 @@ class Authority:
         """One signed page of the revocation feed from entry `since`, as of `now`."""
         return self.revocations.page(self.signer(now), since=since, now=now)
 
+    def feed_page(self, *, now: int, since: int = 0) -> tuple[bytes, int]:
+        """`feed` and the entry the page ends before (where the next page starts)."""
+        return self.revocations.page_and_end(self.signer(now), since=since, now=now)
+
     def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
         """The authority's own view of its feed (what the node hosting it verifies against)."""
         return self.revocations.held(now=now, previous=previous)

@@ -184,6 +184,10 @@ class AuthorityFeed:
     def page(self, signer: Signer, *, since: int, now: int) -> bytes:
         """One signed page from entry `since` (at most MAX_FEED_PAGE_BYTES, at least one entry
         when there are any; none when `since` is the end: a signed "up to date")."""
+        return self.page_and_end(signer, since=since, now=now)[0]
+
+    def page_and_end(self, signer: Signer, *, since: int, now: int) -> tuple[bytes, int]:
+        """`page` and the entry it ends before (where the next page starts)."""
         with self.store.transaction():  # one snapshot: entries, heads and the latest count
             latest, _ = self.store.revocation_tip()
             if not 0 <= since <= latest:
@@ -191,4 +195,5 @@ class AuthorityFeed:
             budget = page_entry_budget(signer.identity.history)
             entries = self.store.revocation_page(since, budget, entry_cost)
             head = self.store.head_at(since + len(entries)) or feed_genesis(self.authority)
-        return build_page(signer, entries, start=since, head=head, latest=latest, now=now)
+        page = build_page(signer, entries, start=since, head=head, latest=latest, now=now)
+        return page, since + len(entries)

@@ -107,6 +107,9 @@ HOSTED_FEED_POLL: Final = 1.0
 appended (a `troth revoke` on this machine takes effect within this)."""
 REFRESH_MARGIN: Final = 600
 """A member credential is refreshed when it has this many seconds left."""
+_BUSY_WAITS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
+"""Seconds a feed sync waits before asking again for a page its authority's node answered
+"busy" (it signs pages within a budget: docs/protocols.md); then it gives up."""
 IDENTITY_CACHE: Final = 60
 """Seconds the node's channel identity (history, key, credentials) is reused."""
 
@@ -426,8 +429,16 @@ class NodeRuntime:
         process's sync overtook is fetched again: troth.credentials.wallet.feed_sync)."""
         sync = self.node.wallet.feed_sync(authority, now=self.clock)
         step: int | VerifiedFeed = await self.worker.run(next, sync)
+        waits = iter(_BUSY_WAITS)
         while isinstance(step, int):
-            answer = await call(self.router, (end.enc, AUTHORITY), "feed", [step])
+            try:
+                answer = await call(self.router, (end.enc, AUTHORITY), "feed", [step])
+            except RemoteError as exc:  # the authority's node signs pages within a budget
+                wait = next(waits, None) if str(exc).startswith("busy") else None
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+                continue
             step = await self.worker.run(feed_step, sync, cbor.expect_bytes(answer, "page"))
         self.trust.set_feed(authority, step)
         return step

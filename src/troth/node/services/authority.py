@@ -49,6 +49,7 @@ class AuthorityService:
             burst=limits.FEED_PAGE_SIGNS_PER_CALLER_BURST,
             max_sources=limits.MAX_TRACE_RATE_SOURCES,
         )
+        self._next: dict[Identifier, int] = {}  # where each peer's sync goes on (oldest first)
         self._node_signs = ByteBudgets(
             rate=limits.FEED_PAGE_SIGNS_PER_NODE,
             burst=2 * limits.FEED_PAGE_SIGNS_PER_NODE,
@@ -107,14 +108,24 @@ class AuthorityService:
         cached = self._pages.get(since)
         if cached is not None and cached[0] == length and now - cached[1] < FEED_REUSE:
             return cached[2]
+        # the next page of a sync is charged to the node only: a new node walks a long feed
+        # page by page (a peer cycling `since` values pays for every other page)
+        continuing = peer is not None and self._next.get(peer) == since
         if peer is not None and not (
-            self._signs.take(peer, 1, now=now) and self._node_signs.take(None, 1, now=now)
+            (continuing or self._signs.take(peer, 1, now=now))
+            and self._node_signs.take(None, 1, now=now)
         ):
             raise RemoteError("busy: too many feed pages signed on request, ask again later")
-        page = self.authority.feed(now=now, since=since)
+        page, end = self.authority.feed_page(now=now, since=since)
         if len(self._pages) >= FEED_PAGES_CACHED:
             self._pages.clear()
         self._pages[since] = (length, now, page)
+        if peer is not None:
+            self._next.pop(peer, None)
+            if end > since:  # a page of entries: the sync goes on from its end
+                self._next[peer] = end
+                if len(self._next) > limits.MAX_TRACE_RATE_SOURCES:
+                    del self._next[next(iter(self._next))]  # the oldest sync
         return page
 
     async def maintain(self, now: int) -> None:
