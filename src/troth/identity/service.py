@@ -348,18 +348,19 @@ class IdentityService:
             return identity
         digest = identity.identifier.digest
         floor = identity.current.index - limits.MAX_IDENTITY_CHANGES + 1
-        oldest = self.store.newest_checkpoint(digest, oldest_from=max(floor, 0))
-        newest = self.store.newest_checkpoint(digest)
-        found: tuple[bytes, int] | None = None
-        presented = identity
-        tries: list[tuple[bytes, int] | None] = [c for c in (oldest, newest) if c is not None]
-        for found in tries or [None]:
-            presented = identity
-            if found is not None and found[1] > identity.first_index:
-                authority, index = found
-                presented = identity.from_checkpoint(Checkpoint(digest, authority, index))
-            if _fits(presented):
-                return presented
+
+        def cut(found: tuple[bytes, int] | None) -> VerifiedIdentity:
+            if found is None or found[1] <= identity.first_index:
+                return identity
+            return identity.from_checkpoint(Checkpoint(digest, found[0], found[1]))
+
+        found = self.store.checkpoint(digest, oldest_from=max(floor, 0))
+        presented = cut(found)
+        if not _fits(presented):  # rarely: the newest checkpoint, read only then
+            found = self.store.checkpoint(digest)
+            presented = cut(found)
+        if _fits(presented):
+            return presented
         raise IdentityError(
             IdentityFailure.OVER_LIMIT,
             f"{identity.identifier} would present {len(presented.changes)} changes "

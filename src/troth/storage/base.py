@@ -119,7 +119,7 @@ class IdentityStore(Transactional, Protocol):
         query per batch, for a feed page's supersessions)."""
         ...
 
-    def newest_checkpoint(
+    def checkpoint(
         self, identifier: bytes, *, oldest_from: int | None = None
     ) -> tuple[bytes, int] | None:
         """(authority, change index) of the newest supersession that a feed this node holds

@@ -203,7 +203,7 @@ class SqliteIdentityStore:
             found.extend(bytes(row[0]) for row in rows)
         return found
 
-    def newest_checkpoint(
+    def checkpoint(
         self, identifier: bytes, *, oldest_from: int | None = None
     ) -> tuple[bytes, int] | None:
         # each query walks its partial index from the newest supersession down (or from
