@@ -167,14 +167,13 @@ class McpService:
             if session is not None:
                 session.inbound.close()
             return
+        accounts = member_accounts(caller.peer) if session is None else session.accounts
         cost = max(len(frame.message), limits.MCP_MESSAGE_CHARGE)
-        if not all(
-            self._rates.take(account, cost, now=context.now)
-            for account in member_accounts(caller.peer)
-        ):  # every call is decided and may be signed into the log: per member, bounded
+        if not all(self._rates.take(account, cost, now=context.now) for account in accounts):
+            # every call is decided and may be signed into the log: per member, bounded
             raise RemoteError(f"{self.name}: the member's MCP budget is spent, send again later")
         if session is None:
-            session = self._open(key, caller, back)
+            session = self._open(key, caller, back, accounts)
         from troth.integrations.mcp.channel import decode_message
 
         try:
@@ -187,10 +186,11 @@ class McpService:
             session.inbound.close()
             raise RemoteError("the MCP session fell behind and is closed") from None
 
-    def _open(self, key: tuple[str, bytes], caller: PeerCaller, back: Route) -> _Session:
+    def _open(
+        self, key: tuple[str, bytes], caller: PeerCaller, back: Route, accounts: frozenset[bytes]
+    ) -> _Session:
         gate = self.gate
         peer = str(caller.identifier)
-        accounts = member_accounts(caller.peer)
         held = max(
             sum(1 for s in self.sessions.values() if account in s.accounts) for account in accounts
         )
