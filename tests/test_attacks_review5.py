@@ -162,11 +162,6 @@ def test_an_integer_past_2_53_is_refused_not_judged_as_another_number() -> None:
 # -- leases ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lease quota counts one identity's leases: a member's fresh delegates (minted "
-    "offline, for free) each get a full quota, so one member holds unbounded leases",
-)
 def test_a_members_delegates_share_its_lease_quota(tmp_path: Path) -> None:
     # The policy grants leases by attribute (docs/secrets.md, "Per-agent scopes are policy"),
     # so a delegate the member mints inherits the right. Every lease of a postgres secret is a

@@ -1,6 +1,6 @@
 """The lease table's layout (docs/secrets.md, "Storage"): leases are found by the locator their
 handle and lease id carry, a handle or lease id that names no row is refused like any unknown
-lease, a taken locator is drawn again, and a database of the older layout is replaced only when
+lease, a taken locator is drawn again, and a database of an older layout is replaced only when
 none of its leases is open."""
 
 from __future__ import annotations
@@ -26,6 +26,30 @@ OLD_LEASES = """CREATE TABLE secret_leases (
     state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
     engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
 )"""
+# the second layout: keyed by locator, its quota counted per identity (no account column)
+NO_ACCOUNT_LEASES = """CREATE TABLE secret_leases (
+    locator INTEGER PRIMARY KEY, handle BLOB NOT NULL, proof BLOB NOT NULL,
+    identity BLOB NOT NULL, secret TEXT NOT NULL,
+    engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
+    authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
+    state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
+    engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
+)"""
+LAYOUTS = {
+    "hash handles": (
+        OLD_LEASES,
+        "INSERT INTO secret_leases VALUES "
+        "(?, ?, 'payments', 'token', '', ?, ?, 1, 2, 1, 1, 2, ?, 1, NULL, NULL, 0)",
+        (bytes(16), bytes(32), bytes(32), bytes(32)),
+    ),
+    "no account": (
+        NO_ACCOUNT_LEASES,
+        "INSERT INTO secret_leases VALUES "
+        "(1, ?, ?, ?, 'payments', 'token', '', ?, ?, 1, 2, 1, 1, 2, ?, 1, NULL, NULL, 0)",
+        (bytes(16), bytes(16), bytes(32), bytes(32), bytes(32)),
+    ),
+}
 
 
 @pytest.fixture
@@ -83,23 +107,21 @@ def test_a_taken_locator_is_drawn_again(
     assert broker.leases(a)[0].state is LeaseState.ACTIVE
 
 
-def _old_database(path: Path, state: LeaseState) -> None:
+def _old_database(path: Path, layout: str, state: LeaseState) -> None:
+    table, insert, values = LAYOUTS[layout]
     db = SqliteDatabase(path)
-    db.execute(OLD_LEASES)
-    db.execute(
-        "INSERT INTO secret_leases VALUES "
-        "(?, ?, 'payments', 'token', '', ?, ?, 1, 2, 1, 1, 2, ?, 1, NULL, NULL, 0)",
-        (bytes(16), bytes(32), bytes(32), bytes(32), int(state)),
-    )
+    db.execute(table)
+    db.execute(insert, (*values, int(state)))
     db.close()
 
 
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("state", [LeaseState.PENDING, LeaseState.ACTIVE, LeaseState.REVOKING])
 def test_an_old_table_with_open_leases_refuses_to_open(
-    tmp_path: Path, world: LeaseWorld, state: LeaseState
+    tmp_path: Path, world: LeaseWorld, state: LeaseState, layout: str
 ) -> None:
     path = tmp_path / "node.db"
-    _old_database(path, state)
+    _old_database(path, layout, state)
     with pytest.raises(ConfigError) as refused:
         broker_for(tmp_path, world)
     assert "open leases in the layout of an older troth" in str(refused.value)
@@ -107,9 +129,12 @@ def test_an_old_table_with_open_leases_refuses_to_open(
     assert db.fetch_one("SELECT COUNT(*) FROM secret_leases WHERE state = ?", (int(state),)) == (1,)
 
 
-def test_an_old_table_without_open_leases_is_replaced(tmp_path: Path, world: LeaseWorld) -> None:
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_an_old_table_without_open_leases_is_replaced(
+    tmp_path: Path, world: LeaseWorld, layout: str
+) -> None:
     path = tmp_path / "node.db"
-    _old_database(path, LeaseState.REVOKED)
+    _old_database(path, layout, LeaseState.REVOKED)
     broker = broker_for(tmp_path, world)
     a = world.credential_a()
     issued = broker.issue(a, "payments", now=NOW)

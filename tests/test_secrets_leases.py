@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import CHAIN_TTL, LeaseWorld, make_world, open_broker
-from troth.credentials import RevocationKind
+from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
+from tests.support.parties import make_party
+from troth.credentials import CredentialChain, RevocationKind, delegate
 from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure
 from troth.identity import Identifier
@@ -210,12 +211,53 @@ def test_quota_is_exact(tmp_path: Path, world: LeaseWorld) -> None:
     a = world.credential_a()
     leases = [broker.issue(a, "payments", now=NOW) for _ in range(3)]
     rejects(lambda: broker.issue(a, "payments", now=NOW), F.QUOTA_EXCEEDED)
-    broker.issue(world.credential_b(), "payments", now=NOW)  # per identity
+    broker.issue(world.credential_b(), "payments", now=NOW)  # per member
     broker.revoke(a, leases[0].lease_id, now=NOW)
     broker.issue(a, "payments", now=NOW)
     rejects(lambda: broker.issue(a, "payments", now=NOW), F.QUOTA_EXCEEDED)
     # expired leases no longer count, even before the sweep
     broker.issue(a, "payments", now=NOW + 120)
+
+
+def test_a_members_delegates_share_its_quota_and_see_only_their_own(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    # A's chain starts at the user (authority -> user -> orchestrator -> A): A's leases and
+    # those of a delegate A mints are filed under the user and spend the user's one quota
+    # (docs/secrets.md, "Issue"); listing and revoke-by-identity still see one identity only.
+    x = make_party(world.vault, now=NOW)
+    to_x = delegate(
+        world.agent_a.signer,
+        CredentialChain.decode(world.chain_a),
+        subject=x.identifier,
+        attributes=ATTRS,
+        now=NOW,
+        ttl=CHAIN_TTL,
+        purpose="one refund",
+    )
+    policy = AllowListPolicy(
+        {
+            identity: {"payments": None}
+            for identity in (world.agent_a.identifier, world.agent_b.identifier, x.identifier)
+        }
+    )
+    broker = broker_for(tmp_path, world, quota=3, policy=policy)
+    a = world.credential_a()
+    cx = world.verifier.verify(to_x.encode(), presenter=x.identifier, feeds=world.feeds(), now=NOW)
+    own = [broker.issue(a, "payments", now=NOW).lease.handle for _ in range(2)]
+    delegated = broker.issue(cx, "payments", now=NOW).lease.handle
+    for credential in (cx, a):
+        error = rejects(lambda c=credential: broker.issue(c, "payments", now=NOW), F.QUOTA_EXCEEDED)
+        assert str(world.user.identifier) in str(error)
+    broker.issue(world.credential_b(), "payments", now=NOW)  # another member: its own quota
+    assert {lease.handle for lease in broker.leases(a)} == set(own)
+    assert [lease.handle for lease in broker.leases(cx)] == [delegated]
+    assert broker.leases(world.user.identifier) == []  # the account holds no lease itself
+    assert [lease.handle for lease in broker.revoke_identity(x.identifier, now=NOW + 1)] == [
+        delegated
+    ]
+    assert {lease.state for lease in broker.leases(a)} == {LeaseState.ACTIVE}
+    broker.issue(a, "payments", now=NOW + 1)  # the delegate's lease no longer counts
 
 
 def test_100_concurrent_issues_give_100_leases(tmp_path: Path, world: LeaseWorld) -> None:

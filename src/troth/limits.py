@@ -133,7 +133,8 @@ MAX_LEASE_TTL: Final = 30 * 86_400
 MIN_LEASE_TTL: Final = 1
 """Shortest lease ttl (seconds)."""
 DEFAULT_LEASE_QUOTA: Final = 100
-"""Live leases one identity may hold at once, unless the broker is configured otherwise."""
+"""Live leases one member (with every identity it delegated to) may hold at once, unless the
+broker is configured otherwise (docs/secrets.md, "Issue")."""
 MAX_LEASE_SCOPES: Final = 16
 """Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
 MAX_LEASE_LIST: Final = 1000

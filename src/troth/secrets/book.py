@@ -80,6 +80,13 @@ def _printable_name(name: str) -> str | None:
         return None
 
 
+def lease_account(credential: VerifiedCredential) -> Identifier:
+    """The account a lease is filed under and whose quota it spends: the subject of the
+    chain's first link, the member its authority credentialed. A member's delegates share it:
+    delegates are minted offline for free, so a quota per actor would bound nothing."""
+    return credential.links[0].subject
+
+
 def _delegators(credential: VerifiedCredential) -> tuple[Identifier, ...]:
     """Who delegated to the actor, nearest first: the issuers of the delegation links."""
     links = credential.links
@@ -142,11 +149,11 @@ class LeaseBook:
         the transaction and parsed by `spec_of`): ACTIVE with `mint`'s credential when it makes
         one (local engines, one transaction), else PENDING until `activate`. SecretError
         (audited) when refused."""
-        identity = credential.actor
+        identity, account = credential.actor, lease_account(credential)
         try:
             with self._store.transaction():
                 check_secret_name(name)
-                stored, live = self._store.config_and_live(name, identity, now, up_to=self.quota)
+                stored, live = self._store.config_and_live(name, account, now, up_to=self.quota)
                 spec = spec_of(name, stored)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
                 if not set(wanted) <= set(spec.scopes):
@@ -156,7 +163,9 @@ class LeaseBook:
                     raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{spec.max_ttl} seconds")
                 self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
                 if live >= self.quota:
-                    raise SecretError(_F.QUOTA_EXCEEDED, f"{self.quota} live leases")
+                    raise SecretError(
+                        _F.QUOTA_EXCEEDED, f"{self.quota} live leases under member {account}"
+                    )
                 cap = min(now + spec.max_ttl, credential.expires_at)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)
                     lease_id = LeaseId.new(now)
@@ -191,7 +200,7 @@ class LeaseBook:
                         grant.engine_ref,
                     )
                     if self._store.insert_lease(
-                        lease, proof, credential.chain, lambda: chain_members(credential)
+                        lease, account, proof, credential.chain, lambda: chain_members(credential)
                     ):
                         break
                 else:

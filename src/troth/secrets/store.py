@@ -7,10 +7,13 @@
     secret_leases        leases keyed by locator (a handle's first 8 bytes: issue second and
                          random bits, so rows are appended in issue order), with the handle and
                          the proof (the lease id itself is never stored); one index,
-                         (state, identity, expires_at), serves the quota, an identity's leases
-                         and the sweep
+                         (state, account, expires_at), serves the quota (per
+                         account: the member a chain starts from), an identity's leases and
+                         the sweep
     secret_lease_chains  the credential chain that justified leases, by its SHA-256
     secret_lease_members each chain's credential hashes and identities (revocation lookups)
+    secret_lease_accounts (identity, account) for every chain: the accounts an identity's
+                         leases are filed under
     secret_audit         (troth.secrets.audit) the append-only audit log
 
 Docs: docs/secrets.md ("Storage"), docs/formats.md ("Leases", "Sealed secrets").
@@ -52,20 +55,23 @@ _SCHEMA: Final = (
     )""",
     """CREATE TABLE IF NOT EXISTS secret_leases (
         locator INTEGER PRIMARY KEY, handle BLOB NOT NULL, proof BLOB NOT NULL,
-        identity BLOB NOT NULL, secret TEXT NOT NULL,
+        identity BLOB NOT NULL, account BLOB NOT NULL, secret TEXT NOT NULL,
         engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
         authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
         ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
         state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
         engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
     )""",
-    """CREATE INDEX IF NOT EXISTS secret_leases_open
-        ON secret_leases (state, identity, expires_at)""",
+    """CREATE INDEX IF NOT EXISTS secret_leases_live
+        ON secret_leases (state, account, expires_at)""",
     """CREATE TABLE IF NOT EXISTS secret_lease_chains (
         chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS secret_lease_members (
         member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
+        identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
     ) WITHOUT ROWID""",
 )
 
@@ -94,6 +100,12 @@ _SELECT_LEASES: Final = (
     "expires_at, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref, proof "
     "FROM secret_leases "
 )
+
+
+_OF_IDENTITY: Final = (
+    "account IN (SELECT account FROM secret_lease_accounts WHERE identity = ?) AND identity = ? "
+)
+"""An identity's leases: under each account it holds leases in (its index ranges), its own."""
 
 
 def sql_blob(data: bytes) -> bytearray:
@@ -148,18 +160,18 @@ class _Locked(AbstractContextManager[None]):
 
 
 def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
-    """A `secret_leases` table of the first layout (keyed by a 16-byte hash handle, before
-    locators) is dropped when none of its leases is open (ended ones stay in the audit log);
-    with open leases the broker refuses to open: their handles have no locator, and their
-    agents hold lease ids the new layout cannot look up."""
+    """A `secret_leases` table of an older layout (the first, keyed by a 16-byte hash handle,
+    before locators; the second, without the account a lease's quota is counted in) is dropped
+    when none of its leases is open (ended ones stay in the audit log); with open leases the
+    broker refuses to open: their handles have no locator, or their quota no account."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
-    if not columns or "locator" in columns:
+    if not columns or {"locator", "account"} <= columns:
         return
     if conn.execute(
         "SELECT 1 FROM secret_leases WHERE state <> ? LIMIT 1", (int(LeaseState.REVOKED),)
     ).fetchone():
         raise ConfigError(
-            f"{db.path} holds open leases in the layout of an older troth (no locator): "
+            f"{db.path} holds open leases in the layout of an older troth: "
             "revoke them with that troth first, or give this broker a new node database"
         )
     conn.execute("DROP TABLE secret_leases")  # its indexes go with it
@@ -266,18 +278,28 @@ class SqliteSecretStore:
     # -- leases -------------------------------------------------------------------------------
 
     def insert_lease(
-        self, lease: Lease, proof: bytes, chain: bytes, members: Callable[[], Iterable[bytes]]
+        self,
+        lease: Lease,
+        account: Identifier,
+        proof: bytes,
+        chain: bytes,
+        members: Callable[[], Iterable[bytes]],
     ) -> bool:
-        """Write a lease and, unless already stored, its chain and the chain's `members()`;
-        False (nothing written) if its locator is taken (the caller draws another lease id)."""
+        """Write a lease filed under `account` (whose quota it spends) and, unless already
+        stored, its chain, the chain's `members()` and its (identity, account) pair; False
+        (nothing written) if its locator is taken (the caller draws another lease id)."""
         try:
-            self._insert_lease(lease, proof)
+            self._insert_lease(lease, account, proof)
         except ConflictError as exc:
             if "secret_leases.locator" in str(exc):  # SQLite names the key that clashed
                 return False
             raise
         if lease.chain_hash in self._stored_chains:
             return True
+        self.db.execute(  # a chain names one actor and one account: once per chain
+            "INSERT OR IGNORE INTO secret_lease_accounts VALUES (?, ?)",
+            (lease.identity.digest, account.digest),
+        )
         if self.db.execute(
             "INSERT OR IGNORE INTO secret_lease_chains VALUES (?, ?)", (lease.chain_hash, chain)
         ).rowcount:
@@ -288,16 +310,17 @@ class SqliteSecretStore:
                 )
         return True
 
-    def _insert_lease(self, lease: Lease, proof: bytes) -> None:
+    def _insert_lease(self, lease: Lease, account: Identifier, proof: bytes) -> None:
         self.db.execute(
-            "INSERT INTO secret_leases (locator, handle, identity, secret, engine, scope, "
-            "chain_hash, authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, state_at, "
-            "end_reason, engine_ref, proof) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO secret_leases (locator, handle, identity, account, secret, engine, "
+            "scope, chain_hash, authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, "
+            "state_at, end_reason, engine_ref, proof) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 lease.handle.locator,
                 sql_blob(lease.handle.digest),
                 sql_blob(lease.identity.digest),
+                sql_blob(account.digest),
                 lease.secret,
                 lease.engine,
                 " ".join(lease.scope),
@@ -341,19 +364,20 @@ class SqliteSecretStore:
         return None if row is None else (LeaseState(row[0]), row[1])
 
     def config_and_live(
-        self, name: str, identity: Identifier, now: int, *, up_to: int
+        self, name: str, account: Identifier, now: int, *, up_to: int
     ) -> tuple[tuple[str, str] | None, int]:
-        """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases of
-        `identity` that count against its quota (pending, or active and unexpired), counted up
-        to `up_to` (the quota: the work stays bounded): the issue path's two reads, one query."""
+        """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases filed
+        under `account` that count against its quota (pending, or active and unexpired),
+        counted up to `up_to` (the quota: the work stays bounded): the issue path's two reads,
+        one query."""
         row = self._one(
             "SELECT (SELECT engine FROM secret_store WHERE name = ?6), "
             "(SELECT config FROM secret_store WHERE name = ?6), "
-            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE identity = ?1 "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
             "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
-            "WHERE identity = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
+            "WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
             (
-                sql_blob(identity.digest),
+                sql_blob(account.digest),
                 int(LeaseState.PENDING),
                 int(LeaseState.ACTIVE),
                 now,
@@ -366,9 +390,10 @@ class SqliteSecretStore:
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
         states = list(LeaseState) if include_ended else list(OPEN_STATES)
         return self._leases(
-            "WHERE identity = ? AND state IN (SELECT value FROM json_each(?)) "
+            "WHERE state IN (SELECT value FROM json_each(?)) AND account IN (SELECT account "
+            "FROM secret_lease_accounts WHERE identity = ?) AND identity = ? "
             "ORDER BY issued_at DESC, handle LIMIT ?",
-            (identity.digest, _states(states), limit),
+            (_states(states), identity.digest, identity.digest, limit),
         )
 
     def leases_in(
@@ -381,13 +406,16 @@ class SqliteSecretStore:
         limit: int = 10_000,
     ) -> list[Lease]:
         """Leases in `states`, optionally expired by a time, stale since a time, or of one
-        identity, soonest expiry first. Read through the (state, identity, expires_at) index:
-        with `identity`, that identity's entries of each state; without, every entry of each
-        state (the sweep reads all ACTIVE leases, which are bounded by the quota per identity)."""
+        identity, soonest expiry first. Read through the (state, account, expires_at) index:
+        with `identity`, the entries of each state under each of its accounts (the identity's
+        rows kept); without, every entry of each state (the sweep reads all ACTIVE leases,
+        which are bounded by the quota per account)."""
         where = ["state IN (SELECT value FROM json_each(?))"]
         params: list[object] = [_states(states)]
+        if identity is not None:
+            where.append(_OF_IDENTITY)
+            params += (identity.digest, identity.digest)
         for clause, value in (
-            ("identity = ?", None if identity is None else identity.digest),
             ("expires_at <= ?", expires_before),
             ("state_at <= ?", state_before),
         ):
