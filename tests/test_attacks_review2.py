@@ -37,6 +37,7 @@ from troth.errors import (
     AuthorityError,
     AuthorityFailure,
     CredentialError,
+    CredentialFailure,
     PolicyError,
     PolicyFailure,
     RemoteError,
@@ -168,13 +169,6 @@ def _stolen_authority_issues(world: World, troth_home: Path) -> tuple[bytes, Loc
         return CredentialChain((forged,), (signer.identity.history,)).encode(), rotated
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, left (docs/credentials.md, 'A stolen authority key'): an authority's "
-    "rotation publishes no supersession of its own history, so a verifier WITHOUT a store "
-    "accepts what a thief issues with the old key (nodes refuse it: their stored copy of the "
-    "authority's history is newer)",
-)
 def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
     world: World, troth_home: Path
 ) -> None:
@@ -189,6 +183,26 @@ def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
     verifier = ChainVerifier(TrustPolicy(frozenset({anchor})))
     with pytest.raises(CredentialError):
         verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)
+
+
+def test_a_stolen_authority_key_cannot_sign_the_feed_once_the_authority_rotates(
+    world: World, troth_home: Path
+) -> None:
+    """The thief also signs feed pages with the old key: the real feed's entries (public), so
+    the page looks complete, but signed under the history the feed's own newest entries say is
+    superseded. A verifier must refuse the page."""
+    shutil.copytree(troth_home / "nodes" / "auth", troth_home / "nodes" / "stolen")
+    world.authority.identities.rotate(world.authority.config.name, now=NOW + 10)
+    now = NOW + 30
+    anchor = world.authority.identifier
+    real = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
+    assert real.supersession(anchor) is not None  # the rotation is published by the feed
+    with open_node("stolen") as stolen:
+        old_signer = stolen.authority().signer(now)
+    forged = world.authority.revocations.page(old_signer, since=0, now=now)
+    with pytest.raises(CredentialError) as refused:
+        verify_feed(forged, authority=anchor, now=now, max_staleness=60)
+    assert refused.value.reason is CredentialFailure.FEED_INVALID
 
 
 # -- the node: what a stranger's handshake costs it ----------------------------------------------
@@ -420,13 +434,15 @@ def test_a_verifier_with_a_store_refuses_a_stolen_authority_keys_credentials(
     world: World, troth_home: Path
 ) -> None:
     """The same theft as above, judged by a node: it stored the authority's newer history (a
-    feed sync or channel does), so the chain's older root history is refused."""
+    feed sync or channel does), so the chain's older root history is refused, even with a
+    feed fetched before the rotation (which publishes no supersession yet)."""
+    anchor = world.authority.identifier
+    feed = verify_feed(world.authority.feed(now=NOW), authority=anchor, now=NOW, max_staleness=60)
+    assert feed.supersession(anchor) is None
     chain, rotated = _stolen_authority_issues(world, troth_home)
     now = NOW + 30
-    anchor = world.authority.identifier
     store = world.agents.identities
     store.import_history(rotated.identity.history, now=now)  # what the node has seen
-    feed = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
     verifier = ChainVerifier(TrustPolicy(frozenset({anchor})), known=store.check_known)
     with pytest.raises(CredentialError) as refused:
         verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)

@@ -5,6 +5,7 @@ limits, stalls and timeouts."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from troth.authority.client import revoke_request
 from troth.authority.requests import MAX_REQUEST_BYTES
 from troth.clock import FixedClock
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, verify_page
+from troth.credentials.wallet import needs_refresh
 from troth.encoding import cbor
 from troth.errors import (
     ChannelError,
@@ -28,6 +30,7 @@ from troth.errors import (
     RemoteError,
     RoutingError,
 )
+from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
 from troth.node.access import AnyAuthenticated
 from troth.node.channels import ChannelLimits
@@ -274,6 +277,39 @@ def test_member_credentials_refresh_before_expiry(tmp_path: Path) -> None:
         hub_ends = [e for e in net.hub.channels.ends.values() if e.peer and e.peer.credentials]
         assert hub_ends  # the hub saw the fresh credential in-band, the channel stayed open
         assert await a.send_message(f"{net.address}/service/echo", "still open") == "still open"
+
+    run(test, tmp_path)
+
+
+def test_an_authority_rotation_retires_what_it_issued_for_every_verifier(tmp_path: Path) -> None:
+    """The authority rotates (say its key leaked): its feed publishes that its older history
+    is superseded, so what it issued before no longer verifies, for a verifier without a store
+    too (docs/credentials.md, "A stolen authority key"), and the member's node asks for a
+    fresh credential at once, not near expiry (`needs_refresh`)."""
+
+    async def test(net: Net) -> None:
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        authority = net.hub.node.authority()
+        anchor, now = authority.identifier, int(time.time())
+        (old,) = a.node.wallet.held("a")
+        net.hub.node.identities.rotate(authority.config.name, now=now)
+        await net.hub.reload()  # the hub's view of its feed says the rotation at once
+        feed = net.hub.feeds[anchor]
+        assert feed.supersession(anchor) is not None
+        page = verify_page(authority.feed(now=now), authority=anchor, now=now)
+        assert page.supersession(anchor) == feed.supersession(anchor)
+        verifier = ChainVerifier(TrustPolicy(frozenset({anchor})))
+        member = Identifier(old.identifier)
+        with pytest.raises(CredentialError) as refused:
+            verifier.verify(old.chain, presenter=member, feeds={anchor: feed}, now=now)
+        assert refused.value.reason is CredentialFailure.SUPERSEDED
+        assert not needs_refresh([old], anchor, a.feeds.get(anchor), now, margin=60)
+        assert needs_refresh([old], anchor, feed, now, margin=60)  # an hour left: the rotation
+        fresh = authority.issue_member_credential(member, now=now).encode()
+        verifier.verify(fresh, presenter=member, feeds={anchor: feed}, now=now)
+        newer = dataclasses.replace(old, chain=fresh, expires_at=old.expires_at + 1)
+        assert not needs_refresh([old, newer], anchor, feed, now, margin=60)
 
     run(test, tmp_path)
 

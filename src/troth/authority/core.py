@@ -135,6 +135,10 @@ class Authority:
     def history(self) -> bytes:
         return self.identities.export(self.config.name)
 
+    def changes(self) -> int:
+        """How many changes the authority's own history has (each rotation adds one)."""
+        return self.identities.find(self.config.name).changes
+
     # -- roles and tickets ----------------------------------------------------------------------
 
     def roles_of(self, identifier: Identifier) -> frozenset[str]:
@@ -447,14 +451,25 @@ class Authority:
 
     def feed(self, *, now: int, since: int = 0) -> bytes:
         """One signed page of the revocation feed from entry `since`, as of `now`."""
-        return self.revocations.page(self.signer(now), since=since, now=now)
+        return self.revocations.page(self._feed_signer(now), since=since, now=now)
 
     def feed_page(self, *, now: int, since: int = 0) -> tuple[bytes, int]:
         """`feed` and the entry the page ends before (where the next page starts)."""
-        return self.revocations.page_and_end(self.signer(now), since=since, now=now)
+        return self.revocations.page_and_end(self._feed_signer(now), since=since, now=now)
+
+    def _feed_signer(self, now: int) -> Signer:
+        """The signer of a feed page, the authority's own rotation published first: every page
+        signed under its current history carries the entry saying that history supersedes
+        the older ones, so a stolen older key's credentials and pages stop verifying
+        (docs/credentials.md, "A stolen authority key"). Nothing is appended once published."""
+        signer = self.signer(now)
+        self.revocations.supersede(signer.identity, now=now)
+        return signer
 
     def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
-        """The authority's own view of its feed (what the node hosting it verifies against)."""
+        """The authority's own view of its feed (what the node hosting it verifies against),
+        its own rotation published first (`_feed_signer`)."""
+        self.revocations.supersede(self.signer(now).identity, now=now)
         return self.revocations.held(now=now, previous=previous)
 
 

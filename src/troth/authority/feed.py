@@ -109,7 +109,8 @@ class AuthorityFeed:
             if published is not None and published[1] >= changes:
                 return published[0]
             payer = charged_to or identity.identifier
-            self._charge(payer, now)
+            if payer != self.authority:  # its own rotations are the authority's, not a member's
+                self._charge(payer, now)
             count, head = self.store.revocation_tip()
             entry = RevocationEntry(
                 count,

@@ -369,31 +369,8 @@ class VerifiedFeed:
         may attest a stolen backup's fork) and is refused (docs/formats.md, "Checkpointed
         histories")."""
         superseded = self.supersession(identity.identifier)
-        if superseded is None:
-            return
-        n = superseded.changes
-        count = identity.change_count
-        offset = n - 1 - identity.first_index
-        if count < n:
-            detail = "fewer changes"
-        elif offset >= 0:
-            if identity.changes[offset].change_hash == superseded.change_hash:
-                return
-            detail = "another change"
-        elif offset == -1:
-            if identity.changes[0].body.previous == superseded.change_hash:
-                return
-            detail = f"change {n} does not follow it"
-        else:
-            detail = (
-                f"the history presented starts at change {identity.first_index}, after a gap: "
-                f"present it from change {n - 1} or earlier"
-            )
-        raise CredentialError(
-            _F.SUPERSEDED,
-            f"{identity.identifier}: {count} change(s) presented, the authority knows "
-            f"change {n - 1}: {detail}",
-        )
+        if superseded is not None:
+            check_supersession(identity, superseded)
 
     def attests(self, identifier: bytes, index: int, change_hash: bytes) -> bool:
         """Whether a supersession in this feed names change `index` of `identifier` with
@@ -529,6 +506,45 @@ def feed_authority(data: bytes) -> Identifier:
         raise CredentialError(_F.FEED_INVALID, str(exc)) from None
 
 
+def check_supersession(identity: VerifiedIdentity, superseded: Supersession) -> None:
+    """Raise SUPERSEDED unless `identity` holds change `superseded.changes - 1` with its hash
+    (directly, or as its first change's previous: a checkpointed suffix); see
+    `VerifiedFeed.check_current`."""
+    n = superseded.changes
+    count = identity.change_count
+    offset = n - 1 - identity.first_index
+    if count < n:
+        detail = "fewer changes"
+    elif offset >= 0:
+        if identity.changes[offset].change_hash == superseded.change_hash:
+            return
+        detail = "another change"
+    elif offset == -1:
+        if identity.changes[0].body.previous == superseded.change_hash:
+            return
+        detail = f"change {n} does not follow it"
+    else:
+        detail = (
+            f"the history presented starts at change {identity.first_index}, after a gap: "
+            f"present it from change {n - 1} or earlier"
+        )
+    raise CredentialError(
+        _F.SUPERSEDED,
+        f"{identity.identifier}: {count} change(s) presented, the authority knows "
+        f"change {n - 1}: {detail}",
+    )
+
+
+def _own_supersession(
+    authority: Identifier, entries: Sequence[RevocationEntry], previous: VerifiedFeed | None
+) -> Supersession | None:
+    """The newest supersession of the authority's own history: in this page, else held."""
+    for entry in reversed(entries):
+        if entry.kind is RevocationKind.SUPERSEDED and entry.target == authority.digest:
+            return entry.extra
+    return None if previous is None else previous.supersession(authority)
+
+
 def verify_page(
     data: bytes,
     *,
@@ -581,6 +597,14 @@ def verify_page(
         page.issued_at < previous.issued_at or page.latest < previous.latest
     ):
         raise CredentialError(_F.FEED_ROLLBACK, "issued before the feed already held")
+    own = _own_supersession(authority, entries, previous)
+    if own is not None:  # a page signed under a history the feed itself says is superseded
+        try:
+            check_supersession(identity, own)
+        except CredentialError as exc:
+            raise CredentialError(
+                _F.FEED_INVALID, f"signed under a superseded history of the authority: {exc}"
+            ) from None
     # every check passed: grow the index (in place when `previous` is its newest view)
     if previous is None:
         index = _Index()

@@ -25,7 +25,7 @@ from troth.credentials.revocation import (
 from troth.credentials.verify import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.errors import CredentialError, CredentialFailure, DecodeError, NotFound
 from troth.faults import crash_point
-from troth.identity import Checkpoint, Checkpoints, Identifier, IdentityService
+from troth.identity import Checkpoint, Checkpoints, Identifier, IdentityService, UnverifiedHistory
 from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "CredentialWallet",
     "FeedSync",
     "feed_step",
+    "issued_before_rotation",
+    "needs_refresh",
     "next_page",
     "revokes_a_link",
 ]
@@ -42,6 +44,41 @@ _F = CredentialFailure
 FEED_RACE_RETRIES: Final = 5
 """How often a sync fetches a page again because another process extended the held feed while
 the page was on its way (a race, not a fork)."""
+
+
+def issued_before_rotation(held: HeldCredential, feed: VerifiedFeed | None) -> bool:
+    """Whether the authority's feed says it rotated since it issued `held`: the chain carries
+    an authority history with fewer changes than the feed's supersession of it, so the chain no
+    longer verifies anywhere (docs/credentials.md, "A stolen authority key") and is refreshed
+    at once rather than near its expiry. Our own stored chain: decoded, not verified."""
+    superseded = None if feed is None else feed.supersession(Identifier(held.authority))
+    if superseded is None:
+        return False
+    try:
+        for data in CredentialChain.decode(held.chain).histories:
+            history = UnverifiedHistory.decode(data)
+            if history.identifier_digest == held.authority:
+                return history.first_index + len(history.changes) < superseded.changes
+    except DecodeError:
+        return True  # unreadable: a fresh one is what the node needs
+    return False
+
+
+def needs_refresh(
+    held: Sequence[HeldCredential],
+    authority: Identifier,
+    feed: VerifiedFeed | None,
+    now: int,
+    margin: int,
+) -> bool:
+    """Whether a local identity holding `held` asks `authority` for a fresh credential now:
+    the newest it holds from it expires within `margin` seconds or was issued before the
+    authority rotated."""
+    mine = [h for h in held if h.authority == authority.digest]
+    if not mine:
+        return False
+    newest = max(mine, key=lambda h: h.expires_at)
+    return newest.expires_at - now <= margin or issued_before_rotation(newest, feed)
 
 
 @dataclass(frozen=True, slots=True)

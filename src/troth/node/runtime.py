@@ -36,7 +36,7 @@ from troth.authority.client import (
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.credentials.wallet import Announcement, feed_step
+from troth.credentials.wallet import Announcement, feed_step, needs_refresh
 from troth.encoding import cbor
 from troth.errors import (
     AuthorityError,
@@ -465,15 +465,14 @@ class NodeRuntime:
                 log.warning("feed of %s: %s", authority, exc)
 
     async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
-        """Refresh member credentials that expire within `margin` seconds (from each trusted
-        authority) and present the fresh ones on open channels (in-band refresh). Returns how
-        many were refreshed."""
+        """Refresh member credentials that expire within `margin` seconds or were issued before
+        their authority rotated, and present the fresh ones on open channels (in-band
+        refresh). Returns how many were refreshed."""
         now = self.clock.now()
         held = await self.worker.run(self.node.wallet.held, self.name)
         refreshed = 0
         for authority, address in self.trust.routes.items():
-            mine = [h for h in held if Identifier(h.authority) == authority]
-            if not mine or max(h.expires_at for h in mine) - now > margin:
+            if not needs_refresh(held, authority, self.trust.feeds.get(authority), now, margin):
                 continue
             await self._refresh_from(authority, address, now)
             refreshed += 1

@@ -42,7 +42,7 @@ class AuthorityService:
         self.trust = trust
         self.worker = worker
         # signed pages of the feed: since -> (the feed's length, signed at, page)
-        self._pages: dict[int, tuple[int, int, bytes]] = {}
+        self._pages: dict[int, tuple[tuple[int, int], int, bytes]] = {}
         # pages signed on a peer's request, per peer and for the node (storage thread only)
         self._signs = ByteBudgets(
             rate=limits.FEED_PAGE_SIGNS_PER_CALLER,
@@ -101,12 +101,13 @@ class AuthorityService:
         return result
 
     def _page(self, since: int, now: int, peer: Identifier | None = None) -> bytes:
-        """A page, reused while the feed has not grown and it is under FEED_REUSE s old, and
-        signed anew for a peer only within its budget and the node's (limits.py: a peer
-        cycling `since` values cannot make the node sign and read pages without end)."""
-        length = self.authority.store.revocation_tip()[0]
+        """A page, reused while the feed has not grown, the authority has not rotated and it is
+        under FEED_REUSE s old, and signed anew for a peer only within its budget and the
+        node's (limits.py: a peer cycling `since` values cannot make the node sign and read
+        pages without end)."""
+        version = (self.authority.store.revocation_tip()[0], self.authority.changes())
         cached = self._pages.get(since)
-        if cached is not None and cached[0] == length and now - cached[1] < FEED_REUSE:
+        if cached is not None and cached[0] == version and now - cached[1] < FEED_REUSE:
             return cached[2]
         # the next page of a sync is charged to the node only: a new node walks a long feed
         # page by page (a peer cycling `since` values pays for every other page)
@@ -119,7 +120,7 @@ class AuthorityService:
         page, end = self.authority.feed_page(now=now, since=since)
         if len(self._pages) >= FEED_PAGES_CACHED:
             self._pages.clear()
-        self._pages[since] = (length, now, page)
+        self._pages[since] = (version, now, page)
         if peer is not None:
             self._next.pop(peer, None)
             if end > since:  # a page of entries: the sync goes on from its end
