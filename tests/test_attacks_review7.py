@@ -1,0 +1,98 @@
+"""Adversarial review, round 7: what a lease leaves behind in PostgreSQL, the feed sync's
+continuation pages, validating a bearer token an attacker wrote, and escalations in the trace.
+
+Each test asserts the secure behaviour and fails on the code it was written against (marked
+xfail strict until the lead fixes it)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.postgres import ADMIN_PASSWORD, PgServer
+from troth.secrets import AllowListPolicy
+
+# -- postgres: what a revoked lease's role owned ----------------------------------------------
+
+
+def _pg_now() -> int:
+    return int(time.time())  # PostgreSQL checks VALID UNTIL against its own clock
+
+
+def _login(server: PgServer, dbname: str, credential: dict[str, Any]) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=str(credential["host"]),
+        port=int(credential["port"]),
+        dbname=dbname,
+        user=str(credential["user"]),
+        password=str(credential["password"]),
+        autocommit=True,
+        sslmode="disable",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revoke REASSIGNs what a lease role owned to the broker's admin: an agent's "
+    "SECURITY DEFINER function then runs as the admin for any later caller",
+)
+def test_a_revoked_leases_objects_never_run_as_the_brokers_admin(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """A template that may create objects (a `migrate` scope with CREATE on a schema) is an
+    ordinary grant. The agent's lease creates a SECURITY DEFINER function; revoking the lease
+    runs `REASSIGN OWNED BY <lease> TO <admin>`, so the function now belongs to the broker's
+    admin (CREATEROLE, the right to end sessions; here a superuser) and runs with its rights.
+    The next lease, of a read-only scope, calls it: code the agent wrote runs as the admin.
+    What a revoked lease owned must be dropped, or handed to a role with no more rights than
+    the lease had, never to the admin."""
+    import psycopg
+
+    tag = uuid.uuid4().hex[:10]
+    dbname, reader, migrator = f"r7_{tag}", f"r7_reader_{tag}", f"r7_migrator_{tag}"
+    with pg_server.connect() as admin:
+        admin.execute(f"CREATE DATABASE {dbname}")
+    with pg_server.connect(dbname=dbname) as conn:
+        conn.execute("CREATE TABLE orders (id int, total int)")
+        conn.execute(f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}")
+        conn.execute(f"CREATE ROLE {migrator} NOLOGIN; GRANT CREATE ON SCHEMA public TO {migrator}")
+    world: LeaseWorld = make_world(_pg_now())
+    policy = AllowListPolicy({world.agent_a.identifier: {"orders-db": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=_pg_now(), policy=policy)
+    config = {
+        "scopes": ["orders:read", "orders:migrate"],
+        "ttl": 60,
+        "max_ttl": 600,
+        "host": pg_server.host,
+        "port": pg_server.port,
+        "dbname": dbname,
+        "user": pg_server.user,
+        "templates": {"orders:read": reader, "orders:migrate": migrator},
+        "sslmode": "disable",
+    }
+    broker.put_secret("orders-db", "postgres", config, ADMIN_PASSWORD.encode(), now=_pg_now())
+    agent = world.credential_a()
+    try:
+        migrate = broker.issue(agent, "orders-db", scope=["orders:migrate"], now=_pg_now())
+        with _login(pg_server, dbname, migrate.credential.reveal()) as session:
+            session.execute(
+                "CREATE FUNCTION public.r7_probe() RETURNS text LANGUAGE sql SECURITY DEFINER "
+                "AS 'SELECT current_user::text'"
+            )
+        broker.revoke(agent, migrate.lease_id, now=_pg_now())
+        read = broker.issue(agent, "orders-db", scope=["orders:read"], now=_pg_now())
+        with _login(pg_server, dbname, read.credential.reveal()) as session:
+            try:
+                ran_as = session.execute("SELECT public.r7_probe()").fetchone()[0]
+            except psycopg.errors.UndefinedFunction:
+                ran_as = None  # dropped with the role that made it
+    finally:
+        broker.close()
+    assert ran_as != pg_server.user
