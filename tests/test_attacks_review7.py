@@ -96,3 +96,60 @@ def test_a_revoked_leases_objects_never_run_as_the_brokers_admin(
     finally:
         broker.close()
     assert ran_as != pg_server.user
+
+
+# -- the authority service: a feed sync's continuation pages ----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a page continuing where the peer's last page ended is charged to the node's "
+    "budget only, and any `since` starts a new walk: one peer spends the node's whole "
+    "signing budget for one token of its own, and honest syncs are answered busy",
+)
+def test_one_peer_cannot_spend_the_nodes_feed_signing_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5189163 made the next page of a sync free of the peer's budget (so that a new node can
+    walk a long feed). But a walk may start anywhere: mallory asks `feed [1]` (one token of
+    her 8), then each page from where the last ended (free), then `feed [2]` and on. Every
+    page is new (no walk starts where an honest one does), so every one is signed, from the
+    node's budget alone. Once she is done, an honest node's first page is refused "busy"
+    (a sync waits ~20 s, then fails): mallory must be held to her own budget. (Pages of
+    ~4 KiB, so a feed of 1,000 entries is many pages, as test_attacks_review2 does.)"""
+    from troth import limits
+    from troth.errors import RemoteError
+    from troth.node.services import call, service_address
+
+    from tests.support.nodes import HUB, MemNet, route, run_memnet
+
+    monkeypatch.setattr(limits, "MAX_FEED_PAGE_BYTES", 4096)
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        targets = [n.to_bytes(2, "big") * 16 for n in range(1000)]
+        net.authority.revoke_credentials(targets, now=net.clock.now())
+        await hub.maintain()
+        latest = net.authority.store.revocation_tip()[0]
+        feed = service_address("authority")
+        mallory = await net.member("mallory")  # each one's sync is served from the cache
+        honest = await net.member("honest")
+        end = await mallory.channel_to(route(HUB))
+        honest_end = await honest.channel_to(route(HUB))
+        net.clock.advance(60)  # every budget full again, every page signed anew
+        signed = 0
+        for start in range(1, limits.FEED_PAGE_SIGNS_PER_CALLER_BURST + 1):
+            since = start
+            try:
+                while since < latest:
+                    await call(mallory.router, (end.enc, feed), "feed", [since])
+                    signed += 1
+                    # where the page ends: what mallory reads off the page she got
+                    since = net.authority.feed_page(now=net.clock.now(), since=since)[1]
+            except RemoteError:
+                continue
+        assert signed > limits.FEED_PAGE_SIGNS_PER_CALLER_BURST  # the continuations were free
+        assert await call(honest.router, (honest_end.enc, feed), "feed", [0])
+
+    run_memnet(test, tmp_path)
