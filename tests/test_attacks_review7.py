@@ -153,3 +153,31 @@ def test_one_peer_cannot_spend_the_nodes_feed_signing_budget(
         assert await call(honest.router, (honest_end.enc, feed), "feed", [0])
 
     run_memnet(test, tmp_path)
+
+
+# -- validate_token: a header an attacker wrote -----------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Jwks.key_for_header looks the header's kid up in a dict without checking it is a "
+    "string: a kid that is a JSON array or object raises TypeError, not SecretError",
+)
+@pytest.mark.parametrize("kid", [["k"], {"k": 1}])
+def test_a_token_whose_kid_is_not_a_string_is_refused_as_malformed(kid: object) -> None:
+    """`validate_token` is what a relying service runs on every bearer token it is sent, by
+    anyone, before anything is authenticated; its contract is SecretError with a reason
+    (docs/secrets.md). A header {"alg": "EdDSA", "kid": [..]} crashes it with TypeError
+    (unhashable), which a service mapping SecretError to 401 answers with a 500, or lets
+    end the request handler: one unauthenticated request of ~60 bytes."""
+    import json
+
+    from troth.errors import SecretError, SecretFailure
+    from troth.secrets import Jwks, validate_token
+    from troth.secrets.lease import b64url
+
+    header = b64url(json.dumps({"alg": "EdDSA", "kid": kid}).encode())
+    token = f"{header}.{b64url(b'{}')}.{b64url(bytes(64))}"
+    with pytest.raises(SecretError) as refused:
+        validate_token(token, Jwks(), audience="payments", now=1_700_000_000)
+    assert refused.value.reason in (SecretFailure.JWT_MALFORMED, SecretFailure.JWT_UNKNOWN_KEY)
