@@ -181,3 +181,46 @@ def test_a_token_whose_kid_is_not_a_string_is_refused_as_malformed(kid: object) 
     with pytest.raises(SecretError) as refused:
         validate_token(token, Jwks(), audience="payments", now=1_700_000_000)
     assert refused.value.reason in (SecretFailure.JWT_MALFORMED, SecretFailure.JWT_UNKNOWN_KEY)
+
+
+# -- trace exports: verified on a node that knows the agent -----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`troth trace verify --file` verifies an export without the node's known "
+    "histories (verify_export(known=None)), while verifying the node's own log passes them: "
+    "a stolen backup's fork of an identity the node knows signs records it accepts",
+)
+def test_an_export_signed_by_a_fork_of_a_known_identity_is_refused(tmp_path: Path) -> None:
+    """An agent's full key backup is stolen. The owner rotates (change 1); the thief forks
+    at change 1 with the stolen next key and signs records as the agent in a log of its own,
+    exported as JSONL. A node that stored the owner's history (change 1 = the owner's) is
+    asked `troth trace verify --file export.jsonl`: each line's signer history is the fork,
+    which the node's own copy shows to be one (its log's verification refuses it: known=),
+    yet the export is answered "valid": the thief's records pass as the agent's."""
+    import copy
+
+    from tests.support.cli import run
+    from tests.support.traces import DAY, NOW, Held, open_log, recorder, tool_call
+    from troth.clock import FixedClock
+    from troth.node import init_node, open_node
+    from troth.trace.export import export_jsonl
+
+    agent = Held()
+    thief = copy.copy(agent)  # the backup: the same keys, the next one included
+    agent.rotate(NOW + DAY)
+    thief.rotate(NOW + DAY + 60)
+    assert thief.identifier == agent.identifier
+    assert thief.identity.current_change_hash != agent.identity.current_change_hash
+    init_node("verifier")
+    with open_node("verifier") as node:
+        node.identities.import_history(agent.identity.history, now=NOW + 2 * DAY)
+    clock = FixedClock(NOW + 2 * DAY)
+    log = open_log(tmp_path / "thief-trace.db", clock)
+    recorder(log, thief, clock).record(tool_call("wire-transfer"))
+    export = tmp_path / "export.jsonl"
+    with export.open("w") as out:
+        export_jsonl(log, out)
+    log.close()
+    run("trace", "verify", "--file", str(export), "--node", "verifier", code=1)
