@@ -202,6 +202,8 @@ def test_algorithm_confusion_and_foreign_keys(tmp_path: Path, world: LeaseWorld)
         {"alg": "HS256", "kid": kid},
         {"alg": "EdDSA", "kid": "another"},
         {"alg": "EdDSA"},
+        {"alg": "EdDSA", "kid": [kid]},  # unhashable kids: refused, not a TypeError
+        {"alg": "EdDSA", "kid": {"kid": kid}},
     ):
         forged = b64e(json.dumps(fields).encode())
         rejects(

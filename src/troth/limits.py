@@ -269,6 +269,10 @@ FEED_PAGE_SIGNS_PER_CALLER: Final = 2
 is served again without); past its burst the peer is answered "busy"."""
 FEED_PAGE_SIGNS_PER_CALLER_BURST: Final = 8
 """Feed pages one peer may have signed at once before its rate applies."""
+FEED_WALK_WINDOW: Final = 600
+"""A peer's sync may walk the whole feed once per this many seconds with its pages after the
+first charged to the node's budget only (a new node's sync of a long feed); past that, or on a
+walk it starts anew, each page signed for it is charged to its own budget too."""
 FEED_PAGE_SIGNS_PER_NODE: Final = 20
 """Feed pages a hosted authority signs per second on request, all peers together (burst 2 s of
 it): throwaway identities cannot multiply the per-peer rate."""

@@ -32,7 +32,7 @@ from troth.node.traces import resolve_escalation
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.record import REDACTABLE
-from troth.trace.verify import verify_log
+from troth.trace.verify import Known, verify_log
 from troth.trace.view import TraceNode, trace_tree
 
 
@@ -120,7 +120,12 @@ def show(agent_ref: str | None, node_name: str, reporter: Reporter) -> None:
     type=click.Path(dir_okay=False),
     help="The checkpoint this verifier keeps: compared with, then replaced by the newest.",
 )
-@click.option("--file", "file_path", type=INPUT_FILE, help="Verify an export or proof bundle.")
+@click.option(
+    "--file",
+    "file_path",
+    type=INPUT_FILE,
+    help="Verify an export or proof bundle (with the histories the node knows).",
+)
 @click.option("--require-anchor", is_flag=True, help="Exit 1 when the answer is 'unanchored'.")
 @node_option
 @json_command
@@ -140,8 +145,9 @@ def verify(
         else None
     )
     try:
-        if file_path is not None:
-            report: Any = _verify_file(file_path, anchor)
+        if file_path is not None:  # against the histories the node knows, as its own log
+            with open_cli_node(node_name) as node:
+                report: Any = _verify_file(file_path, anchor, node.identities.check_known)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
                 report = verify_log(log, anchor=anchor, known=node.identities.check_known)
@@ -175,15 +181,15 @@ def _lines(path: str) -> Generator[bytes, None, None]:
             stream.close()
 
 
-def _verify_file(path: str, anchor: bytes | None) -> Any:
+def _verify_file(path: str, anchor: bytes | None, known: Known) -> Any:
     """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it)."""
     lines = _lines(path)
     first = next(lines, b"")
     if first.strip() == b"{":  # an indented bundle: read it whole
         lines.close()
         rest = read_input(path, limits.MAX_TRACE_LINE_BYTES, "proof bundle")
-        return verify_bundle(first + rest if path == "-" else rest, anchor=anchor)
-    return verify_export(itertools.chain([first], lines), anchor=anchor)
+        return verify_bundle(first + rest if path == "-" else rest, anchor=anchor, known=known)
+    return verify_export(itertools.chain([first], lines), anchor=anchor, known=known)
 
 
 @trace_group.command("prove")

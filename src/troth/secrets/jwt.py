@@ -128,7 +128,8 @@ class Jwks:
         header = _part(encoded, "header")
         if not isinstance(header, dict) or "crit" in header or header.get("typ", "JWT") != "JWT":
             raise SecretError(_F.JWT_MALFORMED, "unsupported JOSE header")
-        key = self.keys.get(header.get("kid"))  # type: ignore[arg-type]
+        kid = header.get("kid")
+        key = self.keys.get(kid) if isinstance(kid, str) else None  # a list is unhashable
         if key is None or header.get("alg") != key.alg:
             raise SecretError(_F.JWT_UNKNOWN_KEY, "no key in the JWKS has this kid and alg")
         if len(self._headers) < _HEADER_CACHE:

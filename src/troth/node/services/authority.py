@@ -10,6 +10,7 @@ next access decision sees it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
@@ -31,6 +32,16 @@ FEED_PAGES_CACHED: Final = 64
 """Signed pages kept for reuse (by their first entry)."""
 
 
+@dataclass(slots=True)
+class _Walk:
+    """A peer's feed sync: where its next page starts (-1: none), and the entries signed for
+    it since `started` (its window, limits.FEED_WALK_WINDOW)."""
+
+    next: int
+    started: int
+    walked: int
+
+
 class AuthorityService:
     """The hosted authority, served to any authenticated identity."""
 
@@ -41,15 +52,16 @@ class AuthorityService:
         self.authority = authority
         self.trust = trust
         self.worker = worker
-        # signed pages of the feed: since -> (the feed's length, signed at, page)
-        self._pages: dict[int, tuple[tuple[int, int], int, bytes]] = {}
+        # signed pages: since -> ((the feed's length, the authority's changes), signed at,
+        # page, the entry it ends before)
+        self._pages: dict[int, tuple[tuple[int, int], int, bytes, int]] = {}
         # pages signed on a peer's request, per peer and for the node (storage thread only)
         self._signs = ByteBudgets(
             rate=limits.FEED_PAGE_SIGNS_PER_CALLER,
             burst=limits.FEED_PAGE_SIGNS_PER_CALLER_BURST,
             max_sources=limits.MAX_TRACE_RATE_SOURCES,
         )
-        self._next: dict[Identifier, int] = {}  # where each peer's sync goes on (oldest first)
+        self._walks: dict[Identifier, _Walk] = {}  # each peer's sync (oldest first)
         self._node_signs = ByteBudgets(
             rate=limits.FEED_PAGE_SIGNS_PER_NODE,
             burst=2 * limits.FEED_PAGE_SIGNS_PER_NODE,
@@ -108,26 +120,45 @@ class AuthorityService:
         version = (self.authority.store.revocation_tip()[0], self.authority.changes())
         cached = self._pages.get(since)
         if cached is not None and cached[0] == version and now - cached[1] < FEED_REUSE:
-            return cached[2]
-        # the next page of a sync is charged to the node only: a new node walks a long feed
-        # page by page (a peer cycling `since` values pays for every other page)
-        continuing = peer is not None and self._next.get(peer) == since
-        if peer is not None and not (
-            (continuing or self._signs.take(peer, 1, now=now))
-            and self._node_signs.take(None, 1, now=now)
-        ):
-            raise RemoteError("busy: too many feed pages signed on request, ask again later")
-        page, end = self.authority.feed_page(now=now, since=since)
-        if len(self._pages) >= FEED_PAGES_CACHED:
-            self._pages.clear()
-        self._pages[since] = (version, now, page)
+            page, end = cached[2], cached[3]
+        else:
+            if peer is not None and not (
+                (
+                    self._free_walk(peer, since, version[0], now)
+                    or self._signs.take(peer, 1, now=now)
+                )
+                and self._node_signs.take(None, 1, now=now)
+            ):
+                raise RemoteError("busy: too many feed pages signed on request, ask again later")
+            page, end = self.authority.feed_page(now=now, since=since)
+            if len(self._pages) >= FEED_PAGES_CACHED:
+                self._pages.clear()
+            self._pages[since] = (version, now, page, end)
+            if peer is not None:
+                self._walk(peer, now).walked += end - since
         if peer is not None:
-            self._next.pop(peer, None)
-            if end > since:  # a page of entries: the sync goes on from its end
-                self._next[peer] = end
-                if len(self._next) > limits.MAX_TRACE_RATE_SOURCES:
-                    del self._next[next(iter(self._next))]  # the oldest sync
+            self._walk(peer, now).next = end if end > since else -1  # the sync goes on there
         return page
+
+    def _free_walk(self, peer: Identifier, since: int, length: int, now: int) -> bool:
+        """Whether the page from `since` continues the peer's sync and is charged to the node
+        only: a new node walks a long feed page by page, but each peer walks at most the
+        feed's length in entries per FEED_WALK_WINDOW this way (a walk may start anywhere:
+        one peer starting many would spend the node's whole budget)."""
+        walk = self._walks.get(peer)
+        if walk is None or walk.next != since:
+            return False
+        if now - walk.started >= limits.FEED_WALK_WINDOW:
+            walk.started, walk.walked = now, 0
+        return walk.walked < length
+
+    def _walk(self, peer: Identifier, now: int) -> _Walk:
+        walk = self._walks.get(peer)
+        if walk is None:
+            walk = self._walks[peer] = _Walk(-1, now, 0)
+            if len(self._walks) > limits.MAX_TRACE_RATE_SOURCES:
+                del self._walks[next(iter(self._walks))]  # the oldest sync
+        return walk
 
     async def maintain(self, now: int) -> None:
         """Nothing to maintain (the runtime renews the held feed)."""

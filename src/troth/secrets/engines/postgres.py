@@ -3,13 +3,15 @@
 Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>
 IN ROLE <the templates of the scopes asked for>`. The password is random (256 bits) and only
 its SCRAM-SHA-256 verifier, computed by libpq on this side, reaches the server (so it never
-appears in a server log). Renew: `ALTER ROLE ... VALID UNTIL`.
+appears in a server log). Renew: `ALTER ROLE ... VALID UNTIL`, and the role's memberships set to
+the templates its scopes map to now (REVOKE the others, GRANT the missing).
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
 docs/secrets.md): `ALTER ROLE ... NOLOGIN` (no new session), `pg_terminate_backend(pid,
 wait)` for each of its sessions (it fails unless every one is gone, so the broker retries),
-`REVOKE` of each role it is a member of, `REASSIGN OWNED BY ... TO <admin>` and `DROP OWNED BY`
-in each configured database, then `DROP ROLE`. Each step tolerates a role already gone.
+`REVOKE` of each role it is a member of, `DROP OWNED BY` in each configured database (what the
+lease's role created dies with it: handed to the admin, a SECURITY DEFINER function it wrote
+would run with the admin's rights), then `DROP ROLE`. Each step tolerates a role already gone.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
 The admin password (the upstream secret) is passed to libpq as a parameter, never in a
@@ -162,13 +164,24 @@ class PostgresEngine:
 
         role = self._role(grant)
         settings = grant.spec.settings
+        templates = {settings["templates"][scope] for scope in grant.scope}
         with self._admin(settings, settings["dbname"], upstream, "renew role") as conn:
-            cursor = conn.execute(
+            conn.execute(
                 sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
                     sql.Identifier(role), sql.Literal(_at(grant.expires_at))
                 )
             )
-            del cursor
+            # the memberships the configuration grants now: an operator who remapped a scope
+            # to a narrower template takes the old one away at the next renewal
+            held = _memberships(conn, role)
+            for group in sorted(held - templates):
+                conn.execute(
+                    sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
+                )
+            for group in sorted(templates - held):
+                conn.execute(
+                    sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
+                )
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
     def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
@@ -190,20 +203,12 @@ class PostgresEngine:
                 raise SecretError(
                     SecretFailure.ENGINE_FAILED, f"a session of {ref} did not end in time"
                 )
-            granted = conn.execute(
-                "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
-                "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
-                (ref,),
-            ).fetchall()
-            for (group,) in granted:
+            for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
         for database in settings["databases"]:
             with self._admin(settings, database, upstream, "drop owned") as conn:
-                conn.execute(
-                    sql.SQL("REASSIGN OWNED BY {} TO {}").format(
-                        role, sql.Identifier(settings["user"])
-                    )
-                )
+                # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
+                # wrote would then run with the admin's rights for every later caller
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
@@ -275,3 +280,13 @@ class PostgresEngine:
 
 def _at(when: int) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat()
+
+
+def _memberships(conn: Any, role: str) -> set[str]:
+    """The roles `role` is a member of."""
+    rows = conn.execute(
+        "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
+        (role,),
+    ).fetchall()
+    return {name for (name,) in rows}
