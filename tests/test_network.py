@@ -19,7 +19,7 @@ from troth.authority.client import revoke_request
 from troth.authority.requests import MAX_REQUEST_BYTES
 from troth.clock import FixedClock
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, verify_page
-from troth.credentials.wallet import needs_refresh
+from troth.credentials.wallet import authority_changes, needs_refresh
 from troth.encoding import cbor
 from troth.errors import (
     ChannelError,
@@ -310,6 +310,34 @@ def test_an_authority_rotation_retires_what_it_issued_for_every_verifier(tmp_pat
         verifier.verify(fresh, presenter=member, feeds={anchor: feed}, now=now)
         newer = dataclasses.replace(old, chain=fresh, expires_at=old.expires_at + 1)
         assert not needs_refresh([old, newer], anchor, feed, now, margin=60)
+
+    run(test, tmp_path)
+
+
+def test_a_member_reaches_its_rotated_authority_and_refreshes(tmp_path: Path) -> None:
+    """After the authority rotates, the member's old credential is refused everywhere; its
+    node stops presenting it once it knows (the authority's newer history, seen in a
+    handshake, or its feed), syncs the feed and refreshes without it, then presents the
+    fresh one."""
+
+    async def test(net: Net) -> None:
+        a = await net.node("a")
+        await a.enroll(net.ticket(), "a")
+        authority = net.hub.node.authority()
+        anchor = authority.identifier
+        net.hub.node.identities.rotate(authority.config.name, now=int(time.time()))
+        await net.hub.reload()
+        for _ in range(2):  # the first handshake may still present the old credential
+            await a.reload()
+            await a.refresh_feeds()
+        assert a.feeds[anchor].supersession(anchor) is not None
+        assert await a.refresh_credentials() == 1
+        await a.reload()
+        shown = a.node.wallet.presentable("a", now=int(time.time()))
+        held = a.node.wallet.held("a")
+        assert len(shown) == len(held) - 1 >= 1  # all but the one issued before
+        assert {authority_changes(h) for h in shown} == {2}
+        assert await a.send_message(f"{net.address}/service/echo", "x") == "x"
 
     run(test, tmp_path)
 

@@ -33,6 +33,7 @@ __all__ = [
     "Announcement",
     "CredentialWallet",
     "FeedSync",
+    "authority_changes",
     "feed_step",
     "issued_before_rotation",
     "needs_refresh",
@@ -46,22 +47,32 @@ FEED_RACE_RETRIES: Final = 5
 the page was on its way (a race, not a fork)."""
 
 
-def issued_before_rotation(held: HeldCredential, feed: VerifiedFeed | None) -> bool:
-    """Whether the authority's feed says it rotated since it issued `held`: the chain carries
-    an authority history with fewer changes than the feed's supersession of it, so the chain no
-    longer verifies anywhere (docs/credentials.md, "A stolen authority key") and is refreshed
-    at once rather than near its expiry. Our own stored chain: decoded, not verified."""
-    superseded = None if feed is None else feed.supersession(Identifier(held.authority))
-    if superseded is None:
-        return False
+def authority_changes(held: HeldCredential) -> int | None:
+    """How many changes the authority's history in `held`'s chain has (None: unreadable, or
+    the chain carries none). Our own stored chain: decoded, not verified."""
     try:
         for data in CredentialChain.decode(held.chain).histories:
             history = UnverifiedHistory.decode(data)
             if history.identifier_digest == held.authority:
-                return history.first_index + len(history.changes) < superseded.changes
+                return history.first_index + len(history.changes)
     except DecodeError:
-        return True  # unreadable: a fresh one is what the node needs
-    return False
+        return None
+    return None
+
+
+def issued_before_rotation(held: HeldCredential, known: int | None) -> bool:
+    """Whether `held` was issued before its authority's rotation to change `known - 1` (the
+    authority's changes as its feed or the node's stored copy of its history says): its chain
+    then verifies nowhere (docs/credentials.md, "A stolen authority key")."""
+    if known is None:
+        return False
+    changes = authority_changes(held)
+    return changes is None or changes < known
+
+
+def _superseded_changes(feed: VerifiedFeed | None, authority: Identifier) -> int | None:
+    superseded = None if feed is None else feed.supersession(authority)
+    return None if superseded is None else superseded.changes
 
 
 def needs_refresh(
@@ -78,7 +89,8 @@ def needs_refresh(
     if not mine:
         return False
     newest = max(mine, key=lambda h: h.expires_at)
-    return newest.expires_at - now <= margin or issued_before_rotation(newest, feed)
+    known = _superseded_changes(feed, authority)
+    return newest.expires_at - now <= margin or issued_before_rotation(newest, known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,29 @@ class CredentialWallet:
 
     def held(self, ref: str) -> list[HeldCredential]:
         return self.store.list_held(self.identities.find(ref).identifier)
+
+    def presentable(self, ref: str, *, now: int) -> list[HeldCredential]:
+        """The chains `ref` shows a peer: unexpired, and issued under the newest history of
+        their authority that this node knows (its held feed's supersession of the authority,
+        or its stored copy of the authority's history). A chain issued before the authority
+        rotated is refused by every peer that knows, which would refuse the channel too: after
+        an authority's rotation its members reach it (to sync the feed, to refresh) without."""
+        live = []
+        for held in self.held(ref):
+            if held.expires_at <= now:
+                continue
+            authority = Identifier(held.authority)
+            known = [
+                n
+                for n in (
+                    _superseded_changes(self.held_feed(authority), authority),
+                    self.identities.stored_changes(authority),
+                )
+                if n is not None
+            ]
+            if not issued_before_rotation(held, max(known, default=None)):
+                live.append(held)
+        return live
 
     def best(
         self,

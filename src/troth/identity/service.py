@@ -418,6 +418,11 @@ class IdentityService:
         no database within `known_cache_seconds` (troth.identity.known)."""
         self._known.observe(identity)
 
+    def stored_changes(self, identifier: Identifier) -> int | None:
+        """How many changes the stored copy of `identifier` says it has (None: none stored)."""
+        span = self._known.stored(identifier.digest)
+        return None if span is None else span.last + 1
+
     def check_known(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError as `observe` would, without storing anything: for a requester
         that is not yet authorised (observe it once it is)."""

@@ -390,7 +390,7 @@ class NodeRuntime:
         credentials), and when that stops being valid (reads the store)."""
         identities, wallet = self.node.identities, self.node.wallet
         handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
-        live = [h for h in wallet.held(name) if h.expires_at > now]
+        live = wallet.presentable(name, now=now)
         chains = tuple(h.chain for h in live[:MAX_CHANNEL_CREDENTIALS])
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(
