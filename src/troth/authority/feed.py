@@ -104,6 +104,9 @@ class AuthorityFeed:
         if changes < 2:
             return None
         digest = identity.identifier.digest
+        published = self.store.latest_supersession(digest)  # usually so: no write lock taken
+        if published is not None and published[1] >= changes:
+            return published[0]
         with self.store.transaction():
             published = self.store.latest_supersession(digest)
             if published is not None and published[1] >= changes:
