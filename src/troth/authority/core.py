@@ -463,13 +463,22 @@ class Authority:
         the older ones, so a stolen older key's credentials and pages stop verifying
         (docs/credentials.md, "A stolen authority key"). Nothing is appended once published."""
         signer = self.signer(now)
-        self.revocations.supersede(signer.identity, now=now)
+        self._publish_own(signer.identity, now)
         return signer
+
+    def _publish_own(self, identity: VerifiedIdentity, now: int) -> None:
+        """Publish the authority's own history as superseding its older ones, unless done; a
+        full feed (FEED_LIMIT) records nothing more, but it is still served."""
+        try:
+            self.revocations.supersede(identity, now=now)
+        except AuthorityError as exc:
+            if exc.reason is not _A.FEED_LIMIT:
+                raise
 
     def held_feed(self, *, now: int, previous: VerifiedFeed | None = None) -> VerifiedFeed:
         """The authority's own view of its feed (what the node hosting it verifies against),
         its own rotation published first (`_feed_signer`)."""
-        self.revocations.supersede(self.signer(now).identity, now=now)
+        self._publish_own(self.signer(now).identity, now)
         return self.revocations.held(now=now, previous=previous)
 
 

@@ -147,10 +147,10 @@ def verify(
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
             with open_cli_node(node_name) as node:
-                report: Any = _verify_file(file_path, anchor, node.identities.check_known)
+                report: Any = _verify_file(file_path, anchor, node.identities.check_no_fork)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-                report = verify_log(log, anchor=anchor, known=node.identities.check_known)
+                report = verify_log(log, anchor=anchor, known=node.identities.check_no_fork)
                 if anchor_file is not None and report.checkpoint is not None:
                     write_output(str(anchor_file), report.checkpoint.note)
     except TraceError as exc:

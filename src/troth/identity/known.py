@@ -78,6 +78,16 @@ class KnownHistories:
         authorised: a stranger must not be able to fill the store)."""
         self._is_stored_copy(identity)
 
+    def check_no_fork(self, identity: VerifiedIdentity) -> None:
+        """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
+        extends or is an older prefix of the stored copy (what a signature made before a
+        rotation carries); store nothing."""
+        try:
+            self._is_stored_copy(identity)
+        except IdentityError as exc:
+            if exc.reason is not IdentityFailure.ROLLBACK:
+                raise
+
     def stored(self, digest: bytes) -> StoredSpan | None:
         """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
         known = self._cached(digest)

@@ -428,6 +428,12 @@ class IdentityService:
         that is not yet authorised (observe it once it is)."""
         self._known.check(identity)
 
+    def check_no_fork(self, identity: VerifiedIdentity) -> None:
+        """Raise IdentityError if `identity` forks from the stored copy; an older prefix of it
+        passes (a trace record keeps the history its signer had when it signed: docs/formats.md,
+        "Signatures outlive rotations"). Stores nothing."""
+        self._known.check_no_fork(identity)
+
     def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
         checkpointed history is accepted when this node's stored copy holds its first change."""

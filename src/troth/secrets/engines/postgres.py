@@ -178,6 +178,8 @@ class PostgresEngine:
                 conn.execute(
                     sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
                 )
+            if held - templates:  # a session that ran SET ROLE <old template> keeps it: end it
+                _end_sessions(conn, role, settings["terminate_wait_ms"])
             for group in sorted(templates - held):
                 conn.execute(
                     sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
@@ -194,15 +196,7 @@ class PostgresEngine:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
                 return
             conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
-            ended = conn.execute(
-                "SELECT pid, pg_terminate_backend(pid, %s) FROM pg_stat_activity "
-                "WHERE usename = %s",
-                (settings["terminate_wait_ms"], ref),
-            ).fetchall()
-            if not all(ok for _pid, ok in ended):
-                raise SecretError(
-                    SecretFailure.ENGINE_FAILED, f"a session of {ref} did not end in time"
-                )
+            _end_sessions(conn, ref, settings["terminate_wait_ms"])
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
         for database in settings["databases"]:
@@ -290,3 +284,13 @@ def _memberships(conn: Any, role: str) -> set[str]:
         (role,),
     ).fetchall()
     return {name for (name,) in rows}
+
+
+def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
+    """End every session of `role` (SecretError, to retry, unless all ended within `wait_ms`)."""
+    ended = conn.execute(
+        "SELECT pid, pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE usename = %s",
+        (wait_ms, role),
+    ).fetchall()
+    if not all(ok for _pid, ok in ended):
+        raise SecretError(SecretFailure.ENGINE_FAILED, f"a session of {role} did not end in time")
