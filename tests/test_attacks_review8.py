@@ -1,0 +1,122 @@
+"""Review 8: attacks on the fixes of review 7 (the quota per account, the postgres renewal's
+memberships, the authority's own supersession, `presentable`, the free feed walk). Each test
+asserts the secure (or, for a regression, the honest user's) behaviour; the ones that fail on
+the code they were written against are strict xfails naming the bug."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.postgres import ADMIN_PASSWORD, PgServer
+from troth.errors import SecretError
+from troth.secrets import AllowListPolicy, Broker
+
+# -- postgres: what a renewal leaves an open session ------------------------------------------
+
+SECRET = "orders-db"
+
+
+def _pg_now() -> int:
+    return int(time.time())  # PostgreSQL checks VALID UNTIL against its own clock
+
+
+def _database(server: PgServer, *statements: str) -> str:
+    """A fresh database (roles are per cluster: the statements name theirs with a tag)."""
+    dbname = f"r8_{uuid.uuid4().hex[:10]}"
+    with server.connect() as admin:
+        admin.execute(f"CREATE DATABASE {dbname}")
+    with server.connect(dbname=dbname) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return dbname
+
+
+def _pg_config(server: PgServer, dbname: str, templates: dict[str, str]) -> dict[str, Any]:
+    return {
+        "scopes": sorted(templates),
+        "ttl": 60,
+        "max_ttl": 3600,
+        "host": server.host,
+        "port": server.port,
+        "dbname": dbname,
+        "user": server.user,
+        "templates": templates,
+        "sslmode": "disable",
+    }
+
+
+def _pg_broker(tmp_path: Path) -> tuple[LeaseWorld, Broker]:
+    """A broker that leases SECRET to agent A."""
+    world = make_world(_pg_now())
+    policy = AllowListPolicy({world.agent_a.identifier: {SECRET: None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=_pg_now(), policy=policy)
+    return world, broker
+
+
+def _put(broker: Broker, config: dict[str, Any]) -> None:
+    broker.put_secret(SECRET, "postgres", config, ADMIN_PASSWORD.encode(), now=_pg_now())
+
+
+def _login(dbname: str, credential: dict[str, Any]) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=str(credential["host"]),
+        port=int(credential["port"]),
+        dbname=dbname,
+        user=str(credential["user"]),
+        password=str(credential["password"]),
+        autocommit=True,
+        sslmode="disable",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="postgres renew REVOKEs a replaced template but leaves sessions that SET ROLE to it",
+)
+def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Review 7's fix: a renewal REVOKEs the template an operator replaced. But the agent's
+    session, opened before, ran `SET ROLE <old template>`: PostgreSQL checks membership only
+    when SET ROLE runs, so the session goes on as the old template after the REVOKE and reads
+    `customers` until it disconnects (as long as it likes: the renewed lease keeps it alive).
+    The revoke path ends a lease's sessions for exactly this reason; a renewal that takes a
+    membership away must end them too (or be refused)."""
+    import psycopg
+
+    tag = uuid.uuid4().hex[:10]
+    broad, narrow = f"r8_broad_{tag}", f"r8_narrow_{tag}"
+    dbname = _database(
+        pg_server,
+        "CREATE TABLE orders (id int); CREATE TABLE customers (card text)",
+        "INSERT INTO customers VALUES ('4111-1111-1111-1111')",
+        f"CREATE ROLE {broad} NOLOGIN; GRANT SELECT ON orders, customers TO {broad}",
+        f"CREATE ROLE {narrow} NOLOGIN; GRANT SELECT ON orders TO {narrow}",
+    )
+    world, broker = _pg_broker(tmp_path)
+    _put(broker, _pg_config(pg_server, dbname, {"orders:read": broad}))
+    agent = world.credential_a()
+    try:
+        issued = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
+        with _login(dbname, issued.credential.reveal()) as session:
+            session.execute(f"SET ROLE {broad}")
+            _put(broker, _pg_config(pg_server, dbname, {"orders:read": narrow}))
+            try:
+                broker.renew(agent, issued.lease_id, ttl=600, now=_pg_now())
+            except SecretError:
+                return  # refused: the lease ends at its expiry, as for a withdrawn scope
+            try:
+                cards = session.execute("SELECT card FROM customers").fetchall()
+            except (psycopg.errors.InsufficientPrivilege, psycopg.OperationalError):
+                cards = []  # the right is gone, or the session was ended
+    finally:
+        broker.close()
+    assert cards == []
