@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from tests.support.postgres import ADMIN_PASSWORD, PgServer
+from troth import limits
+from troth.credentials import verify_feed
 from troth.errors import SecretError
+from troth.node import init_node, open_node
 from troth.secrets import AllowListPolicy, Broker
 
 # -- postgres: what a renewal leaves an open session ------------------------------------------
@@ -120,3 +124,34 @@ def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
     finally:
         broker.close()
     assert cards == []
+
+
+# -- the authority: its own rotation published on the read path -------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="feed()/held_feed() append the authority's own supersession first: FEED_LIMIT on a "
+    "full feed, so no page is served after a rotation",
+)
+def test_a_full_feed_is_still_served_after_the_authority_rotates(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed holds MAX_FEED_ENTRIES (members' revocations filled it: the authority can
+    append nothing more, but it serves what it holds, and every verifier needs a fresh page).
+    The authority's key is stolen and it rotates. Review 7 made every page request append the
+    authority's own supersession first (`_feed_signer`, `held_feed`), and the append is refused
+    (FEED_LIMIT): from then on no page is served and the hosting node has no held feed, so every
+    verifier's copy goes stale and refuses every member's credential: one rotation takes the
+    whole authority down. Serving the feed must not depend on room for a new entry."""
+    init_node("auth")
+    with open_node("auth") as node:
+        authority = node.create_authority("acme", now=NOW)
+        authority.revoke_credentials([b"\x01" * 32, b"\x02" * 32], now=NOW)
+        monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", 2)  # the feed is full
+        authority.identities.rotate(authority.config.name, now=NOW + 10)
+        now = NOW + 20
+        page = authority.feed(now=now)
+        feed = verify_feed(page, authority=authority.identifier, now=now, max_staleness=60)
+        assert feed.count >= 2
+        assert authority.held_feed(now=now).count >= 2
