@@ -13,13 +13,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW
+from tests.support.cli import run
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from tests.support.postgres import ADMIN_PASSWORD, PgServer
+from tests.support.traces import tool_call
 from troth import limits
+from troth.clock import SystemClock
 from troth.credentials import verify_feed
 from troth.errors import SecretError
-from troth.node import init_node, open_node
+from troth.node import init_node, open_node, troth_home
 from troth.secrets import AllowListPolicy, Broker
+from troth.trace import TraceRecorder, open_node_log
 
 # -- postgres: what a renewal leaves an open session ------------------------------------------
 
@@ -155,3 +159,37 @@ def test_a_full_feed_is_still_served_after_the_authority_rotates(
         feed = verify_feed(page, authority=authority.identifier, now=now, max_staleness=60)
         assert feed.count >= 2
         assert authority.held_feed(now=now).count >= 2
+
+
+# -- traces: an honest export after its signer's routine rotation -----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trace verify --file checks each record's signer history with check_known, which "
+    "calls the history the record was signed under (older than the stored copy) a ROLLBACK",
+)
+def test_an_honest_export_still_verifies_after_its_agent_rotates(tmp_path: Path) -> None:
+    """Review 7 made `troth trace verify --file` check each signer history against the node's
+    stored copies, "as its own log". A record carries the history its agent had when it
+    signed; the agent then rotates (its primary key's ttl, or routine hygiene) and the node
+    stores the longer history. The export, untouched, is now answered "signer identity
+    invalid: history is older than the stored copy" (exit 1): every export made before any
+    rotation becomes unverifiable by the node that made it, and by any auditor node that has
+    seen the rotation. (The node's own log fails the same way, `troth trace verify` with no
+    --file: the check was already there.) An older history that the stored copy extends is
+    the record's own time, not a rollback; only a fork of the stored copy is."""
+    run("identity", "create", "support")
+    clock = SystemClock()
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+        agent = TraceRecorder(
+            log, lambda now: node.identities.signer("support", now=now), clock=clock
+        )
+        agent.record(tool_call())
+    run("trace", "checkpoint")
+    export = tmp_path / "export.jsonl"
+    run("trace", "export", "--format", "jsonl", "--out", str(export))
+    run("trace", "verify", "--file", str(export))  # valid before the rotation
+    run("identity", "rotate", "support")
+    run("trace", "verify", "--file", str(export))  # the same bytes: still valid
+    run("trace", "verify")  # and the node's own log
