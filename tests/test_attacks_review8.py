@@ -130,6 +130,58 @@ def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
     assert cards == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a lease's role may ALTER ... OWNER TO its template: DROP OWNED BY <lease> misses "
+    "it and the SECURITY DEFINER code keeps the template's rights after the lease",
+)
+def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Review 7's fix: revoke runs `DROP OWNED BY <lease>` (no REASSIGN to the admin), so the
+    code a lease wrote dies with it. But the lease's role is a member of its template, and a
+    member may hand what it owns to that role: the agent's `orders:migrate` lease writes a
+    SECURITY DEFINER function and runs `ALTER FUNCTION ... OWNER TO <migrate template>`. DROP
+    OWNED then finds nothing, and the function runs as the template for every caller (PUBLIC
+    may EXECUTE): once the operator has withdrawn `orders:migrate` and the agent holds only an
+    `orders:read` lease, it still creates tables, as the migrate template. What a lease's role
+    gives away must not outlive the lease with the template's rights (templates should be
+    NOINHERIT/ownership of objects refused, or the template's objects dropped too)."""
+    import psycopg
+
+    tag = uuid.uuid4().hex[:10]
+    reader, migrator = f"r8_reader_{tag}", f"r8_migrator_{tag}"
+    dbname = _database(
+        pg_server,
+        "CREATE TABLE orders (id int, total int)",
+        f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}",
+        f"CREATE ROLE {migrator} NOLOGIN; GRANT CREATE ON SCHEMA public TO {migrator}",
+    )
+    world, broker = _pg_broker(tmp_path)
+    _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader, "orders:migrate": migrator}))
+    agent = world.credential_a()
+    try:
+        migrate = broker.issue(agent, SECRET, scope=["orders:migrate"], now=_pg_now())
+        with _login(dbname, migrate.credential.reveal()) as session:
+            session.execute(
+                "CREATE FUNCTION public.r8_make(name text) RETURNS text LANGUAGE plpgsql "
+                "SECURITY DEFINER AS $$ BEGIN EXECUTE format('CREATE TABLE public.%I (x int)', "
+                "name); RETURN current_user::text; END $$"
+            )
+            session.execute(f"ALTER FUNCTION public.r8_make(text) OWNER TO {migrator}")
+        broker.revoke(agent, migrate.lease_id, now=_pg_now())
+        _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader}))  # withdrawn
+        read = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
+        with _login(dbname, read.credential.reveal()) as session:
+            try:
+                ran_as = session.execute("SELECT public.r8_make('r8_planted')").fetchone()[0]
+            except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+                ran_as = None
+    finally:
+        broker.close()
+    assert ran_as != migrator
+
+
 # -- the authority: its own rotation published on the read path -------------------------------
 
 
