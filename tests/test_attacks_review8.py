@@ -5,84 +5,32 @@ the code they were written against are strict xfails naming the bug."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import NOW
 from tests.support.cli import run
-from tests.support.leases import LeaseWorld, make_world, open_broker
-from tests.support.postgres import ADMIN_PASSWORD, PgServer
+from tests.support.postgres import PgServer
 from tests.support.traces import tool_call
+from tests.test_attacks_review7 import (
+    SECRET,
+    _database,
+    _login,
+    _pg_broker,
+    _pg_config,
+    _pg_now,
+    _put,
+)
 from troth import limits
 from troth.clock import SystemClock
 from troth.credentials import verify_feed
 from troth.errors import SecretError
 from troth.node import init_node, open_node, troth_home
-from troth.secrets import AllowListPolicy, Broker
 from troth.trace import TraceRecorder, open_node_log
 
 # -- postgres: what a renewal leaves an open session ------------------------------------------
-
-SECRET = "orders-db"
-
-
-def _pg_now() -> int:
-    return int(time.time())  # PostgreSQL checks VALID UNTIL against its own clock
-
-
-def _database(server: PgServer, *statements: str) -> str:
-    """A fresh database (roles are per cluster: the statements name theirs with a tag)."""
-    dbname = f"r8_{uuid.uuid4().hex[:10]}"
-    with server.connect() as admin:
-        admin.execute(f"CREATE DATABASE {dbname}")
-    with server.connect(dbname=dbname) as conn:
-        for statement in statements:
-            conn.execute(statement)
-    return dbname
-
-
-def _pg_config(server: PgServer, dbname: str, templates: dict[str, str]) -> dict[str, Any]:
-    return {
-        "scopes": sorted(templates),
-        "ttl": 60,
-        "max_ttl": 3600,
-        "host": server.host,
-        "port": server.port,
-        "dbname": dbname,
-        "user": server.user,
-        "templates": templates,
-        "sslmode": "disable",
-    }
-
-
-def _pg_broker(tmp_path: Path) -> tuple[LeaseWorld, Broker]:
-    """A broker that leases SECRET to agent A."""
-    world = make_world(_pg_now())
-    policy = AllowListPolicy({world.agent_a.identifier: {SECRET: None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=_pg_now(), policy=policy)
-    return world, broker
-
-
-def _put(broker: Broker, config: dict[str, Any]) -> None:
-    broker.put_secret(SECRET, "postgres", config, ADMIN_PASSWORD.encode(), now=_pg_now())
-
-
-def _login(dbname: str, credential: dict[str, Any]) -> Any:
-    import psycopg
-
-    return psycopg.connect(
-        host=str(credential["host"]),
-        port=int(credential["port"]),
-        dbname=dbname,
-        user=str(credential["user"]),
-        password=str(credential["password"]),
-        autocommit=True,
-        sslmode="disable",
-    )
 
 
 @pytest.mark.xfail(
@@ -114,7 +62,7 @@ def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
     agent = world.credential_a()
     try:
         issued = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
-        with _login(dbname, issued.credential.reveal()) as session:
+        with _login(pg_server, dbname, issued.credential.reveal()) as session:
             session.execute(f"SET ROLE {broad}")
             _put(broker, _pg_config(pg_server, dbname, {"orders:read": narrow}))
             try:
@@ -162,7 +110,7 @@ def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
     agent = world.credential_a()
     try:
         migrate = broker.issue(agent, SECRET, scope=["orders:migrate"], now=_pg_now())
-        with _login(dbname, migrate.credential.reveal()) as session:
+        with _login(pg_server, dbname, migrate.credential.reveal()) as session:
             session.execute(
                 "CREATE FUNCTION public.r8_make(name text) RETURNS text LANGUAGE plpgsql "
                 "SECURITY DEFINER AS $$ BEGIN EXECUTE format('CREATE TABLE public.%I (x int)', "
@@ -172,7 +120,7 @@ def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
         broker.revoke(agent, migrate.lease_id, now=_pg_now())
         _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader}))  # withdrawn
         read = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
-        with _login(dbname, read.credential.reveal()) as session:
+        with _login(pg_server, dbname, read.credential.reveal()) as session:
             try:
                 ran_as = session.execute("SELECT public.r8_make('r8_planted')").fetchone()[0]
             except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
