@@ -33,10 +33,6 @@ from troth.trace import TraceRecorder, open_node_log
 # -- postgres: what a renewal leaves an open session ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="postgres renew REVOKEs a replaced template but leaves sessions that SET ROLE to it",
-)
 def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
@@ -80,8 +76,9 @@ def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a lease's role may ALTER ... OWNER TO its template: DROP OWNED BY <lease> misses "
-    "it and the SECURITY DEFINER code keeps the template's rights after the lease",
+    reason="known, left (docs/secrets.md, postgres): on PostgreSQL <= 15 a lease's role may "
+    "ALTER ... OWNER TO its template (membership cannot be granted without SET); DROP OWNED "
+    "BY <lease> misses it and the SECURITY DEFINER code keeps the template's rights",
 )
 def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
     tmp_path: Path, pg_server: PgServer
@@ -133,11 +130,6 @@ def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
 # -- the authority: its own rotation published on the read path -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="feed()/held_feed() append the authority's own supersession first: FEED_LIMIT on a "
-    "full feed, so no page is served after a rotation",
-)
 def test_a_full_feed_is_still_served_after_the_authority_rotates(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,11 +156,6 @@ def test_a_full_feed_is_still_served_after_the_authority_rotates(
 # -- traces: an honest export after its signer's routine rotation -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trace verify --file checks each record's signer history with check_known, which "
-    "calls the history the record was signed under (older than the stored copy) a ROLLBACK",
-)
 def test_an_honest_export_still_verifies_after_its_agent_rotates(tmp_path: Path) -> None:
     """Review 7 made `troth trace verify --file` check each signer history against the node's
     stored copies, "as its own log". A record carries the history its agent had when it
