@@ -7,8 +7,10 @@ effect as a SIGKILL there: no cleanup, no rollback beyond the database's own).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -165,3 +167,52 @@ def test_a_broker_starting_over_the_node_does_not_abort_another_processs_issue(
     engine.during_issue = another_process_starts_a_broker
     issued = serving.issue(world.credential_b(), "orders-db", now=start)
     assert issued.lease.state is LeaseState.ACTIVE
+
+
+# -- 3. a second `node start --foreground` takes over a running node's directory -----------------
+
+
+def _status_pid(home: Path, node: str) -> int | None:
+    """The pid node `node`'s status file names (None while there is none)."""
+    try:
+        return int(json.loads((home / "nodes" / node / "status.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="serve() (troth node start --foreground, python -m troth.node) checks for no running "
+    "node: it unlinks the running daemon's control socket and serves a second runtime over "
+    "the same node directory; when it stops it removes the first one's status and pid files",
+)
+def test_a_second_foreground_start_refuses_a_running_node(troth_home: Path) -> None:
+    init_node("n")
+    first = json.loads(_troth("node", "start", "n", "--json").stdout)["pid"]
+    second = subprocess.Popen(
+        [sys.executable, "-m", "troth.cli.main", "node", "start", "n", "--foreground"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # whichever comes first: the second refuses (exits), or it serves (its status file)
+        deadline = time.monotonic() + 60
+        while second.poll() is None and _status_pid(troth_home, "n") != second.pid:
+            assert time.monotonic() < deadline, "neither refused nor served"
+            time.sleep(0.05)
+        served = second.poll() is None
+    finally:
+        if second.poll() is None:
+            second.terminate()  # as an operator's Ctrl-C: it cleans up "its" files
+            second.wait(timeout=30)
+    try:
+        status = json.loads(_troth("node", "status", "n", "--json").stdout)
+        assert not served, "a second runtime served the running node's directory"
+        assert second.returncode == 3, second.stderr
+        # the first daemon is still the node: running, and reachable on its control socket
+        assert status["running"]
+        assert status["pid"] == first
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first, signal.SIGTERM)
