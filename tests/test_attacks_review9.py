@@ -182,7 +182,7 @@ def _status_pid(home: Path, node: str) -> int | None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="serve() (troth node start --foreground, python -m troth.node) checks for no running "
+    reason="serve() (node start --foreground, python -m troth.node) never checks for a running "
     "node: it unlinks the running daemon's control socket and serves a second runtime over "
     "the same node directory; when it stops it removes the first one's status and pid files",
 )
