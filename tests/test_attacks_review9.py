@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from tests.support.leases import make_world, open_broker
-from troth.credentials import Attributes
+from troth.authority import Authority
+from troth.credentials import Attributes, VerifiedFeed
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
-from troth.node import init_node, open_node
+from troth.node import Node, init_node, open_node
 from troth.secrets import AllowListPolicy
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import LeaseCredential, LeaseHandle, LeaseState, SecretValue
@@ -258,3 +259,36 @@ def test_an_enrollment_resumed_by_credential_refresh_reaches_the_running_node() 
         assert authority in status["trusted"]  # ... and so does the node that is running
     finally:
         _troth("node", "stop", "agent", code=None)
+
+
+# -- 5. an authority that rotated past 64 changes signs feed pages no holder accepts --------------
+
+
+def _sync(agent: Node, authority: Authority, now: int) -> VerifiedFeed:
+    """The member node syncs the authority's feed (as its maintenance does)."""
+    return agent.wallet.sync_feed(
+        authority.identifier, lambda since: authority.feed(now=now, since=since), now=now
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="past 64 changes the authority presents its history from its own feed's checkpoint "
+    "(IdentityService._presentable), but verify_page verifies a page's history with no "
+    "checkpoints: every page it signs is refused, so no member can sync its feed again",
+)
+def test_an_authority_rotating_past_64_changes_keeps_a_feed_its_members_accept() -> None:
+    start = _now()
+    init_node("acme")
+    init_node("agent")
+    with open_node("acme") as acme, open_node("agent") as agent:
+        authority = acme.create_authority("acme", now=start)
+        _sync(agent, authority, start)
+        at = start
+        for _ in range(70):  # e.g. a monthly rotation for six years; members sync in between
+            at += 60
+            acme.identities.rotate("acme", now=at)
+            feed = _sync(agent, authority, at)
+        superseded = feed.supersession(authority.identifier)
+        assert superseded is not None
+        assert superseded.changes == 71
