@@ -20,46 +20,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_resilience_enrollment import now, troth
 from troth.authority import Authority
 from troth.credentials import Attributes, VerifiedFeed
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.faults import CRASH_EXIT_CODE
 from troth.node import Node, init_node, open_node
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def _run(
-    args: list[str], *, crash: str | None = None, code: int | None = 0
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-    result = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=120, env=env
-    )
-    if code is not None:
-        assert result.returncode == code, (args, crash, result.stdout, result.stderr)
-    return result
-
-
-def _troth(
-    *args: str, crash: str | None = None, code: int | None = 0
-) -> subprocess.CompletedProcess[str]:
-    return _run(["-m", "troth.cli.main", *args], crash=crash, code=code)
 
 
 def _authority_with_ticket(node: str, name: str) -> str:
     """Node `node` hosting authority `name`; a one-use member ticket for it."""
     init_node(node)
     with open_node(node) as host:
-        authority = host.create_authority(name, now=_now())
+        authority = host.create_authority(name, now=now())
         ticket = authority.create_ticket(
             creator=authority.identifier,
             attributes=Attributes({"team.name": name}),
             address=f"node:{node}",
-            now=_now(),
+            now=now(),
         )
     return str(ticket)
 
@@ -78,10 +55,10 @@ def test_an_interrupted_enrollment_elsewhere_does_not_block_credential_refresh()
     beta_ticket = _authority_with_ticket("beta", "beta")
     init_node("agent")
     with open_node("agent") as agent:
-        member = agent.identities.create(now=_now(), name="agent").identifier
-    _troth("enroll", acme_ticket, "--as", "agent", "--node", "agent")
+        member = agent.identities.create(now=now(), name="agent").identifier
+    troth("enroll", acme_ticket, "--as", "agent", "--node", "agent")
     # a second enrollment, with beta, killed once beta committed the redemption
-    _troth(
+    troth(
         "enroll",
         beta_ticket,
         "--as",
@@ -93,8 +70,8 @@ def test_an_interrupted_enrollment_elsewhere_does_not_block_credential_refresh()
     )
     # beta's operator then removes the member (its right): the pending enrollment can no
     # longer complete, and the ticket is not refused for good while its window lasts
-    _troth("authority", "members", "remove", str(member), "--authority", "beta")
-    refreshed = _troth("credential", "refresh", "agent", "--node", "agent", "--json", code=None)
+    troth("authority", "members", "remove", str(member), "--authority", "beta")
+    refreshed = troth("credential", "refresh", "agent", "--node", "agent", "--json", code=None)
     # acme's credential is refreshed; beta's refusal is reported, not a reason to fail it
     assert refreshed.returncode == 0, refreshed.stderr
     assert json.loads(refreshed.stdout)["credential"]
@@ -119,7 +96,7 @@ def _status_pid(home: Path, node: str) -> int | None:
 )
 def test_a_second_foreground_start_refuses_a_running_node(troth_home: Path) -> None:
     init_node("n")
-    first = json.loads(_troth("node", "start", "n", "--json").stdout)["pid"]
+    first = json.loads(troth("node", "start", "n", "--json").stdout)["pid"]
     second = subprocess.Popen(
         [sys.executable, "-m", "troth.cli.main", "node", "start", "n", "--foreground"],
         stdout=subprocess.DEVNULL,
@@ -138,7 +115,7 @@ def test_a_second_foreground_start_refuses_a_running_node(troth_home: Path) -> N
             second.terminate()  # as an operator's Ctrl-C: it cleans up "its" files
             second.wait(timeout=30)
     try:
-        status = json.loads(_troth("node", "status", "n", "--json").stdout)
+        status = json.loads(troth("node", "status", "n", "--json").stdout)
         assert not served, "a second runtime served the running node's directory"
         assert second.returncode == 3, second.stderr
         # the first daemon is still the node: running, and reachable on its control socket
@@ -163,10 +140,10 @@ def test_an_enrollment_resumed_by_credential_refresh_reaches_the_running_node() 
     ticket = _authority_with_ticket("acme", "acme")
     init_node("agent")
     with open_node("agent") as agent:
-        agent.identities.create(now=_now(), name="agent")
+        agent.identities.create(now=now(), name="agent")
     with open_node("acme") as acme:
         authority = str(acme.authority().identifier)
-    _troth(  # the enrollment is recorded, then the process is killed
+    troth(  # the enrollment is recorded, then the process is killed
         "enroll",
         ticket,
         "--as",
@@ -176,19 +153,19 @@ def test_an_enrollment_resumed_by_credential_refresh_reaches_the_running_node() 
         crash="holder.enroll.after-pending",
         code=CRASH_EXIT_CODE,
     )
-    _troth("node", "start", "agent")
+    troth("node", "start", "agent")
     try:
         # docs/storage.md: `troth credential refresh` completes the interrupted enrollment
         refreshed = json.loads(
-            _troth("credential", "refresh", "agent", "--node", "agent", "--json").stdout
+            troth("credential", "refresh", "agent", "--node", "agent", "--json").stdout
         )
         assert len(refreshed["resumed"]) == 1
         with open_node("agent") as agent:  # the store trusts acme now
             assert authority in {str(a) for a in agent.wallet.trusted()}
-        status = json.loads(_troth("node", "status", "agent", "--json").stdout)
+        status = json.loads(troth("node", "status", "agent", "--json").stdout)
         assert authority in status["trusted"]  # ... and so does the node that is running
     finally:
-        _troth("node", "stop", "agent", code=None)
+        troth("node", "stop", "agent", code=None)
 
 
 # -- 4. an authority that rotated past 64 changes signs feed pages no holder accepts --------------
@@ -208,7 +185,7 @@ def _sync(agent: Node, authority: Authority, now: int) -> VerifiedFeed:
     "checkpoints: every page it signs is refused, so no member can sync its feed again",
 )
 def test_an_authority_rotating_past_64_changes_keeps_a_feed_its_members_accept() -> None:
-    start = _now()
+    start = now()
     init_node("acme")
     init_node("agent")
     with open_node("acme") as acme, open_node("agent") as agent:
