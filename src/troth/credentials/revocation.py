@@ -535,6 +535,25 @@ def check_supersession(identity: VerifiedIdentity, superseded: Supersession) -> 
     )
 
 
+def _held_or(
+    previous: VerifiedFeed | None, authority: Identifier, checkpoints: Checkpoints | None
+) -> Checkpoints:
+    """A checkpoint of the authority's own history attested by the feed already held (entries
+    verified before this page), else by `checkpoints`."""
+
+    def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+        own = checkpoint.identifier == checkpoint.authority == authority.digest
+        if (
+            own
+            and previous is not None
+            and previous.attests(checkpoint.identifier, checkpoint.index, change_hash)
+        ):
+            return True
+        return checkpoints is not None and checkpoints(checkpoint, change_hash)
+
+    return attested
+
+
 def _own_supersession(
     authority: Identifier, entries: Sequence[RevocationEntry], previous: VerifiedFeed | None
 ) -> Supersession | None:
@@ -552,13 +571,16 @@ def verify_page(
     now: int,
     previous: VerifiedFeed | None = None,
     known: Callable[[VerifiedIdentity], None] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> VerifiedFeed:
     """Verify one page by `authority` that extends `previous` (the feed held, else nothing):
     signed by the authority, starting where `previous` ends, its entries numbered on from
     there and hashing from `previous.head` to the signed head, not issued before `previous`.
     Freshness is not checked (a page in the middle of a sync is not fresh): see check_fresh.
     `known` raises IdentityError when the page's authority history forks from or rolls back
-    a copy the caller stored."""
+    a copy the caller stored. An authority past 64 changes presents its history from a
+    checkpoint of its own feed: accepted when the feed held (`previous`) names that change of
+    the authority, or `checkpoints` (the caller's stored copy) attests it."""
     try:
         page = _decode_page(data)
         entries = tuple(RevocationEntry.decode(e) for e in page.raw_entries)
@@ -567,7 +589,9 @@ def verify_page(
     if page.authority != authority:
         raise CredentialError(_F.FEED_INVALID, f"signed by {page.authority}, expected {authority}")
     try:
-        identity = verify_history(page.history, now=now)
+        identity = verify_history(
+            page.history, now=now, checkpoints=_held_or(previous, authority, checkpoints)
+        )
         if identity.identifier != authority:
             raise CredentialError(_F.FEED_INVALID, "the history is not the authority's")
         verify_signed_by(identity, page.attestation, page.body, page.signature, at=page.issued_at)
@@ -631,12 +655,20 @@ def verify_pages(
     now: int,
     previous: VerifiedFeed | None = None,
     known: Callable[[VerifiedIdentity], None] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> VerifiedFeed:
     """Verify consecutive pages (e.g. a feed file) from `previous` (else from the first
     entry). Freshness is not checked."""
     feed = previous
     for page in pages:
-        feed = verify_page(page, authority=authority, now=now, previous=feed, known=known)
+        feed = verify_page(
+            page,
+            authority=authority,
+            now=now,
+            previous=feed,
+            known=known,
+            checkpoints=checkpoints,
+        )
     if feed is None:
         raise CredentialError(_F.FEED_INVALID, "no page")
     return feed
@@ -650,9 +682,17 @@ def verify_feed(
     max_staleness: int,
     previous: VerifiedFeed | None = None,
     known: Callable[[VerifiedIdentity], None] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> VerifiedFeed:
     """`verify_page`, then `check_fresh`: the page completes the feed as of a recent time."""
-    feed = verify_page(data, authority=authority, now=now, previous=previous, known=known)
+    feed = verify_page(
+        data,
+        authority=authority,
+        now=now,
+        previous=previous,
+        known=known,
+        checkpoints=checkpoints,
+    )
     feed.check_fresh(now=now, max_staleness=max_staleness)
     return feed
 

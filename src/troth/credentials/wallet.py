@@ -373,6 +373,7 @@ class CredentialWallet:
                 now=now,
                 previous=previous,
                 known=self.identities.observe,
+                checkpoints=self.identities.attested_by_store,
             )
             state = FeedState(authority.digest, feed.count, feed.head, feed.latest, feed.issued_at)
             self.store.extend_feed(state, store_rows(feed))

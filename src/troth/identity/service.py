@@ -29,7 +29,7 @@ from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
 from troth.identity.change import Checkpoint
 from troth.identity.create import HeldIdentity, new_identity, rotate_identity
-from troth.identity.history import VerifiedIdentity, verify_history
+from troth.identity.history import Checkpoints, VerifiedIdentity, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
 from troth.identity.signer import Signer
@@ -434,13 +434,22 @@ class IdentityService:
         "Signatures outlive rotations"). Stores nothing."""
         self._known.check_no_fork(identity)
 
-    def import_history(self, data: bytes | VerifiedIdentity, *, now: int) -> VerifiedIdentity:
+    def import_history(
+        self, data: bytes | VerifiedIdentity, *, now: int, checkpoints: Checkpoints | None = None
+    ) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
-        checkpointed history is accepted when this node's stored copy holds its first change."""
+        checkpointed history is accepted when this node's stored copy holds its first change,
+        or `checkpoints` attests it."""
+
+        def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+            return self.attested_by_store(checkpoint, change_hash) or (
+                checkpoints is not None and checkpoints(checkpoint, change_hash)
+            )
+
         identity = (
             data
             if isinstance(data, VerifiedIdentity)
-            else verify_history(data, now=now, checkpoints=self.attested_by_store)
+            else verify_history(data, now=now, checkpoints=attested)
         )
         self._known.observe(identity)
         return identity

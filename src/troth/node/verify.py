@@ -30,7 +30,7 @@ from troth.credentials.vc import VerifiedVC, vc_issuer, verify_troth_vc
 from troth.credentials.wallet import next_page
 from troth.encoding.ijson import load_json
 from troth.errors import CredentialError, CredentialFailure, DecodeError, IdentityError
-from troth.identity import Identifier, VerifiedIdentity, verify_history
+from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
 
@@ -59,7 +59,13 @@ def authority_pages(
     since: int | None = 0
     while since is not None:
         page = authority.feed(now=now, since=since)
-        feed = verify_page(page, authority=authority.identifier, now=now, previous=feed)
+        feed = verify_page(
+            page,
+            authority=authority.identifier,
+            now=now,
+            previous=feed,
+            checkpoints=authority.identities.attested_by_store,
+        )
         yield page, feed
         since = next_page(feed, since)
         if progress is not None and (since is not None or feed.count > len(feed.new_entries)):
@@ -67,7 +73,11 @@ def authority_pages(
 
 
 def read_feed_file(
-    path: str, anchors: frozenset[Identifier], now: int, known: Known | None = None
+    path: str,
+    anchors: frozenset[Identifier],
+    now: int,
+    known: Known | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> VerifiedFeed:
     """Verify a feed file (a CBOR sequence of pages) of a trusted authority, one page at a
     time (CredentialError FEED_INVALID otherwise)."""
@@ -83,7 +93,11 @@ def read_feed_file(
                     _F.FEED_INVALID, f"feed of {claimed}, not a trusted authority"
                 )
             return verify_pages(
-                itertools.chain([first], pages), authority=claimed, now=now, known=known
+                itertools.chain([first], pages),
+                authority=claimed,
+                now=now,
+                known=known,
+                checkpoints=checkpoints,
             )
         except DecodeError as exc:
             raise CredentialError(_F.FEED_INVALID, str(exc)) from None
@@ -107,9 +121,11 @@ def select_feeds(
     max_age: int = FEED_STALENESS,
     known: Known | None = None,
     progress: Progress | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> dict[Identifier, VerifiedFeed]:
-    """The fresh feeds of trusted authorities, from feed files and/or a local authority."""
-    feeds = [read_feed_file(path, anchors, now, known) for path in feed_files]
+    """The fresh feeds of trusted authorities, from feed files and/or a local authority
+    (`checkpoints`: the caller's word on a long-lived authority's checkpointed history)."""
+    feeds = [read_feed_file(path, anchors, now, known, checkpoints) for path in feed_files]
     if authority is not None:
         if authority.identifier not in anchors:
             raise CredentialError(
@@ -169,6 +185,7 @@ def verify_chain(
             max_age=sources.max_feed_age,
             known=known,
             progress=sources.progress,
+            checkpoints=None if node is None else node.identities.attested_by_store,
         )
     actor = presenter or chain_actor(data)
     return ChainVerifier(TrustPolicy(sources.anchors), known=known).verify(
