@@ -47,7 +47,14 @@ from troth.cli.text import attributes, duration, moment, relative, timestamp
 from troth.cli.verdicts import delegation_refused, not_verified
 from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
 from troth.credentials.vc import export_credential_vc, vc_credential_hash
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError, DecodeError, NotFound
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    DecodeError,
+    NotFound,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node import Node
 from troth.node.authorities import (
@@ -348,9 +355,19 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
         ref = reporter.names.local(ref, node)
         for pending in node.wallet.pending_enrollments(ref):
             reporter.info(f"resuming the enrollment interrupted at {_utc(pending.started_at)}")
-        resumed, remote = resume_locally(node, ref, clock=CLOCK)
+        resumed, remote, failed = resume_locally(node, ref, clock=CLOCK)
         for pending in remote:  # with a remote authority: through the node, over the network
-            ask_node(node_name, "enroll", {"ticket": pending.ticket, "identity": ref})
+            try:
+                ask_node(node_name, "enroll", {"ticket": pending.ticket, "identity": ref})
+            except TrothError as exc:
+                failed.append((Identifier(pending.authority), exc))
+        for authority, why in failed:  # reported; the other credentials are refreshed anyway
+            reporter.info(
+                f"the enrollment with {reporter.label(authority)} could not complete now "
+                f"({why}); it stays pending"
+            )
+        if resumed and node_running(node_name):  # the running node learns what it now trusts
+            ask_node(node_name, "trust.reload", {})
         held = node.wallet.held(ref)
         if not held:
             raise NotFound(
@@ -363,6 +380,7 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
         )
     _feed_warning(reporter, authority_id, done.feed)
     data = done.to_json()
+    data["pending"] = [{"authority": str(a), "error": str(why)} for a, why in failed]
     reporter.result(
         data,
         f"refreshed {reporter.label(done.credential.actor)}\n"

@@ -211,24 +211,36 @@ def enroll_locally(node: Node, ticket: Ticket, identity: str, *, clock: Clock) -
 
 def resume_locally(
     node: Node, identity: str, *, clock: Clock
-) -> tuple[list[Enrolled], list[PendingEnrollmentRecord]]:
+) -> tuple[list[Enrolled], list[PendingEnrollmentRecord], list[tuple[Identifier, TrothError]]]:
     """Resume `identity`'s interrupted enrollments with authorities on this machine; the
     others (remote authorities) are returned for the caller to send again over the network
-    (a node's `enroll` with the same ticket resumes them)."""
+    (a node's `enroll` with the same ticket resumes them). One that cannot complete now is
+    returned with its error and stays pending (unless refused for good): it must not stop the
+    identity's other enrollments or credentials."""
     resumed: list[Enrolled] = []
     remote: list[PendingEnrollmentRecord] = []
+    failed: list[tuple[Identifier, TrothError]] = []
     for pending in node.wallet.pending_enrollments(identity):
         if not is_local(pending.address):
             remote.append(pending)
             continue
         authority = Identifier(pending.authority)
-        with local_authority(home_of(node), authority, hint=pending.address, beside=node) as host:
-            resumed.append(
-                enrollment.resume(
-                    node.identities, node.wallet, pending, clock=clock, send=_send_to(host, clock)
+        try:
+            with local_authority(
+                home_of(node), authority, hint=pending.address, beside=node
+            ) as host:
+                resumed.append(
+                    enrollment.resume(
+                        node.identities,
+                        node.wallet,
+                        pending,
+                        clock=clock,
+                        send=_send_to(host, clock),
+                    )
                 )
-            )
-    return resumed, remote
+        except TrothError as exc:
+            failed.append((authority, exc))
+    return resumed, remote, failed
 
 
 def refresh_locally(

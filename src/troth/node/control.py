@@ -186,6 +186,12 @@ def _leases(op: str) -> Operation[LeaseArgs]:
     return Operation(LeaseArgs, lambda runtime, args: _lease(runtime, args, op))
 
 
+async def _trust_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
+    """Re-read what the store trusts and holds (another process enrolled or resumed one)."""
+    await runtime.reload()
+    return sorted(str(authority) for authority in runtime.trust.routes)
+
+
 async def _policy_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
     from troth.node.services.policy import PolicyService
 
@@ -220,6 +226,7 @@ OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     ),
     "broker.jwks": Operation(BrokerArgs, lambda runtime, args: _broker(runtime, args, "jwks")),
     "policy.reload": Operation(NoArgs, _policy_reload),
+    "trust.reload": Operation(NoArgs, _trust_reload),
     "mcp.serve": Operation(McpServeArgs, _mcp_serve),
 }
 """Every control operation, by name."""

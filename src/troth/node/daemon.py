@@ -4,6 +4,7 @@ a control socket in its node directory (docs/protocols.md, "Node control").
     <node dir>/node.pid      the daemon's pid
     <node dir>/node.log      its log (appended)
     <node dir>/status.json   pid, listening address, control socket path (written when ready)
+    <node dir>/node.lock     held (flock) by the one process running the node
     <node dir>/control.sock  Unix socket, 0600 in a 0700 directory: CBOR requests from the CLI
 
 The daemon is `python -m troth.node NAME [--tcp-listen HOST:PORT]` (troth.node.__main__): the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -312,13 +315,31 @@ def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> 
     return asyncio.run(run())
 
 
+@contextlib.contextmanager
+def _running_lock(directory: Path, name: str) -> Iterator[None]:
+    """Hold `<node dir>/node.lock` exclusively while the node runs (ConfigError if another
+    process holds it: a second runtime on one node directory would take over its control
+    socket and status files). The OS drops the lock when the process dies, even by SIGKILL."""
+    fd = os.open(directory / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"node {name!r} is already running: stop it first (troth node stop {name})"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
     """Run node `name` until SIGTERM or SIGINT, listening on `listen` (else on its configured
     `listen` address, if any): the body of `python -m troth.node`."""
     directory = _dir(home, name)
     socket_path = _socket_path(directory)
-    socket_path.unlink(missing_ok=True)
-    with open_node(name, home=home) as node:
+    with _running_lock(directory, name), open_node(name, home=home) as node:
+        socket_path.unlink(missing_ok=True)  # a crashed daemon's: the lock says none runs
         if listen is None and node.config.listen:
             listen = _parse_listen(node.config.listen)
         runtime = NodeRuntime(node)

@@ -444,9 +444,11 @@ class NodeRuntime:
         return step
 
     async def refresh_feeds(self) -> None:
-        """The hosted authority's feed is re-read from its store; a local authority's is synced
-        from its node; a remote one's over a secure channel."""
+        """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
+        a channel (trust re-read first when another process changed it, e.g. an enrollment)."""
         now = self.clock.now()
+        if await self.worker.run(self.trust.routes_changed):
+            await self.reload()
         await self.worker.run(self.trust.refresh_hosted, now, force=True)
         hosted = self.trust.hosted
         for authority, address in self.trust.routes.items():

@@ -96,6 +96,11 @@ class NodeTrust:
                 self.set_feed(authority, feed)
         self.refresh_hosted(now, force=True)
 
+    def routes_changed(self) -> bool:
+        """Whether the store trusts other authorities (or routes) than this node read (another
+        process enrolled, trusted or resumed an enrollment)."""
+        return self.node.wallet.trusted() != self.routes
+
     def refresh_hosted(self, now: int, *, force: bool = False) -> bool:
         """Re-read the hosted authority's feed when it grew (another process may have revoked)
         or when `force`d (to renew its freshness); whether it was re-read."""
