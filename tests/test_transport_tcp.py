@@ -314,6 +314,85 @@ def test_frames_sent_in_one_pass_of_the_loop_arrive_whole_in_order_and_before_cl
     run(test, TcpSettings())
 
 
+def test_frames_behind_a_routing_that_waits_are_routed_after_it_in_order() -> None:
+    """Frames are routed from the read callback while nothing waits; one whose routing waits
+    (a slow worker) goes on in a task, and the frames after it, in the same read or later
+    ones, are routed only once it is done, in order (also while the consumer task routes a
+    queued frame that waits)."""
+
+    async def main() -> None:
+        router = Router()
+        hold = Address("service", "hold")
+        gates = {name: asyncio.Event() for name in ("w1", "w2", "w3")}
+        log: list[str] = []
+
+        async def worker(message: RoutedMessage, source: Source | None) -> None:
+            name = bytes(message.payload).decode()
+            log.append(f"start {name}")
+            if name in gates:
+                await gates[name].wait()
+            log.append(f"end {name}")
+
+        router.register(hold, worker)
+        transport = TcpTransport(router, TcpSettings())
+        host, port = await transport.listen("127.0.0.1", 0, Listener(frozenset({hold})))
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+
+            def send(*names: str) -> None:
+                messages = (RoutedMessage((hold,), (), n.encode()).encode() for n in names)
+                writer.write(b"".join(frame(m) for m in messages))
+
+            async def settled(last: str) -> None:
+                await until(lambda: bool(log) and log[-1] == last)
+                await asyncio.sleep(0.05)  # nothing else comes
+                assert log[-1] == last
+
+            send("a", "w1", "b")  # one read: b waits behind w1
+            await settled("start w1")
+            send("c")  # a later read: waits too
+            await settled("start w1")
+            gates["w1"].set()
+            await settled("end c")
+            send("w2", "w3")  # w2 waits in a task, w3 (queued) in the consumer
+            await settled("start w2")
+            gates["w2"].set()
+            await settled("start w3")
+            send("d")  # waits for w3, which the consumer routes
+            await settled("start w3")
+            gates["w3"].set()
+            await settled("end d")
+            send("e")  # nothing waits any more: routed at once again
+            await settled("end e")
+            assert log == [
+                *("start a", "end a", "start w1", "end w1", "start b", "end b"),
+                *("start c", "end c", "start w2", "end w2", "start w3", "end w3"),
+                *("start d", "end d", "start e", "end e"),
+            ]
+            writer.close()
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
+
+
+def test_answers_to_the_frames_of_one_read_arrive_whole_and_in_order() -> None:
+    """Many requests in one write: each is answered (the answers routed from the read callback
+    are written together when it returns), in order."""
+
+    async def test(server: Server) -> None:
+        reader, writer = await server.client()
+        payloads = [n.to_bytes(2, "big") * 50 for n in range(100)]
+        writer.write(b"".join(frame(RoutedMessage((ECHO,), (), p).encode()) for p in payloads))
+        received = []
+        for _ in payloads:
+            length = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))[1]
+            received.append(bytes(RoutedMessage.decode(await reader.readexactly(length)).payload))
+        assert received == payloads
+
+    run(test, TcpSettings())
+
+
 def test_settings_come_from_the_environment() -> None:
     environ = {"TROTH_TCP_IDLE_TIMEOUT": "2.5", "TROTH_TCP_MAX_CONNECTIONS": "10", "HOME": "/x"}
     settings = TcpSettings.from_environment(environ)

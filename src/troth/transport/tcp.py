@@ -3,8 +3,11 @@ listen; every connection is a router worker (`/worker/tcp-...`) and a message So
 own allow-set (docs/protocols.md, "TCP transport").
 
 Reading uses `asyncio.BufferedProtocol`: the kernel writes into the FrameReader's buffer
-(recv_into), frames are cut out of it with a single copy, and a consumer task routes them in
-order. (A StreamReader would copy every byte twice more and memmove its buffer per read.)
+(recv_into), frames are cut out of it with a single copy, and they are routed in order: from
+the read callback itself while nothing routed before them waits (`start_eagerly`), else by a
+consumer task once it has. (A StreamReader would copy every byte twice more and memmove its
+buffer per read.) The frames written while the read callback routes are written together when
+it returns.
 
 Hostile load (all limits in `TcpSettings`):
 - Connections: accepted connections are capped in total and per source IP address; at the cap
@@ -35,6 +38,7 @@ from troth import limits
 from troth.errors import DecodeError, RoutingError, TrothError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
+from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import TcpCounters, TcpSettings
@@ -83,6 +87,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._corked_size = 0
         self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
         self._consumer: asyncio.Task[None] | None = None
+        self._routing: asyncio.Task[None] | None = None  # a routing that waits: the frames
+        # after it wait in `_frames` for the consumer
+        self._draining = False  # the consumer routes a frame of `_frames` now
         self._activity = 0  # frames read + sent when the sweep last looked
         self._frames_at_sweep = 0
 
@@ -130,13 +137,30 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self.owner.counters.closed_bad_frame += 1
             self.owner.warn("%s: closing: %s", self.name, reader.error)
             self._abort()
-        if frames:
-            queue = self._frames
-            queue.extend(frames)
-            self._wakeup.set()
-            if len(queue) >= self.owner.settings.max_queued_frames and self._socket is not None:
-                self._socket.pause_reading()
-                self._reading_paused = True
+        if not frames:
+            return
+        queue = self._frames
+        if not queue and self._routing is None and not self._draining:  # nothing waits:
+            # route them now, in order
+            owner = self.owner
+            reading: list[TcpConnection] = []
+            outer, owner.reading = owner.reading, reading
+            try:
+                for at, body in enumerate(frames):
+                    if self._route_now(body):
+                        frames = frames[at + 1 :]
+                        break
+                else:
+                    return
+            finally:
+                owner.reading = outer
+                for connection in reading:
+                    connection._write_corked()
+        queue.extend(frames)
+        self._wakeup.set()
+        if len(queue) >= self.owner.settings.max_queued_frames and self._socket is not None:
+            self._socket.pause_reading()
+            self._reading_paused = True
 
     def eof_received(self) -> bool:
         """asyncio: the peer closed its side: close ours."""
@@ -160,11 +184,58 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
     # -- routing what arrives ----------------------------------------------------------------
 
+    def _message(self, body: bytes) -> RoutedMessage | None:
+        """The routed message a frame carries (None: malformed, dropped and counted)."""
+        try:  # the framing held: a bad message is dropped, the connection stays
+            message = self.arrived(body)
+        except TrothError as exc:
+            self.owner.counters.dropped_messages += 1
+            self.owner.note("%s: dropped a malformed message: %s", self.name, exc)
+            return None
+        for observe in self.owner.observers:
+            observe(self, message)
+        return message
+
+    def _route_now(self, body: bytes) -> bool:
+        """Route a frame from the read callback; True when its routing waits (it goes on in
+        `_routing`, which the frames after it wait for)."""
+        message = self._message(body)
+        if message is None:
+            return False
+        try:
+            self._routing = start_eagerly(self.owner.router.route(message, self), self._loop)
+        except Exception as exc:  # as in `_consume`: one message dropped
+            self._dropped(exc)
+            return False
+        if self._routing is None:
+            return False
+        self._wakeup.set()  # the consumer waits for it, then routes what queued behind it
+        return True
+
+    def _dropped(self, exc: BaseException) -> None:
+        """A message's routing failed: denied or undeliverable (TrothError), or a bug (logged);
+        only that message is dropped, the connection stays."""
+        if isinstance(exc, TrothError):
+            self.owner.counters.dropped_messages += 1
+            self.owner.note("%s: dropped a message: %s", self.name, exc)
+        else:
+            log.error("%s: a message failed", self.name, exc_info=exc)
+
     async def _consume(self) -> None:
         router = self.owner.router
         frames = self._frames
         resume_below = self.owner.settings.max_queued_frames // 2
         while True:
+            if self._routing is not None:  # a routing started by the read callback waits
+                try:
+                    await self._routing
+                except asyncio.CancelledError:
+                    if self.closed.is_set():
+                        return
+                except Exception as exc:  # dropped, as below
+                    self._dropped(exc)
+                self._routing = None
+                continue
             if not frames:
                 if self.closed.is_set():
                     return
@@ -175,21 +246,16 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._reading_paused and len(frames) < resume_below and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
-            try:  # the framing held: a bad message is dropped, the connection stays
-                message = self.arrived(body)
-            except TrothError as exc:
-                self.owner.counters.dropped_messages += 1
-                self.owner.note("%s: dropped a malformed message: %s", self.name, exc)
+            message = self._message(body)
+            if message is None:
                 continue
-            for observe in self.owner.observers:
-                observe(self, message)
+            self._draining = True
             try:
                 await router.route(message, self)
-            except TrothError as exc:  # denied or undeliverable: drop this message only
-                self.owner.counters.dropped_messages += 1
-                self.owner.note("%s: dropped a message: %s", self.name, exc)
-            except Exception:  # a bug must not stop this connection: log it, drop the message
-                log.exception("%s: a message failed", self.name)
+            except Exception as exc:  # one message dropped, the connection stays
+                self._dropped(exc)
+            finally:
+                self._draining = False
 
     def _check(self, now: float) -> None:
         """The sweep: close this connection when it stalls or idles past its timeouts."""
@@ -231,7 +297,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if size > limits.MAX_TRANSPORT_FRAME:
             raise RoutingError(f"message of {size} bytes over the frame limit")
         head = FRAME_HEADER.pack(FRAME_VERSION, size) + header
-        if self._cork is None:  # the first frame of this loop iteration: written at once
+        reading = self.owner.reading
+        if reading is not None:  # a read callback routes: written when it returns
+            if not self._corked:
+                reading.append(self)
+            self._corked += (head, message.payload)
+            self._corked_size += size + FRAME_HEADER.size
+            if self._corked_size >= CORK_LIMIT:
+                self._write_corked()
+        elif self._cork is None:  # the first frame of this loop iteration: written at once
             self._cork = self._loop.call_soon(self._uncork)
             socket.write(b"".join((head, message.payload)))
         else:  # written with the others of this iteration when it ends
@@ -282,6 +356,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self.closed.set()
         self._wakeup.set()
         self.owner._forget(self)
+        if self._routing is not None and self._routing is not asyncio.current_task():
+            self._routing.cancel()
         if self._consumer is not None and self._consumer is not asyncio.current_task():
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -310,6 +386,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _listeners: list[Listener] = field(default_factory=list)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
+    reading: list[TcpConnection] | None = None
+    """While a read callback routes what arrived: the connections with frames corked meanwhile
+    (written together when it returns)."""
 
     def __post_init__(self) -> None:
         self.router.add_transport(self)

@@ -336,6 +336,11 @@ class ServiceHost:
 # `Calls`. An answer whose id is not in flight (unknown, answered already, timed out) is dropped
 # and counted. When the channel closes its `Calls` is closed: the callers still waiting get
 # `Unreachable` at once.
+#
+# Deadlines: one timer per `Calls`, not one per call. It is armed at the earliest deadline of the
+# calls in flight; when it fires it fails the calls past their deadline and is armed again at the
+# earliest one left. A call whose deadline comes before the armed time re-arms it; with one
+# timeout for every call (the usual case) deadlines only grow, so no call touches the timer.
 
 _PRUNE_AT = 64  # first hops remembered before the ones no longer served are forgotten
 
@@ -352,6 +357,10 @@ class Calls:
         self.dropped = 0
         """Answers dropped: malformed, or for an id not in flight."""
         self._pending: dict[int, asyncio.Future[list[Any]]] = {}
+        self._deadlines: dict[int, tuple[float, float, Address]] = {}  # id: (loop time,
+        # timeout, the service called)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._next_id = int.from_bytes(os.urandom(4), "big")
         self._busy = 0  # slots taken (requests in flight or about to be sent)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -381,16 +390,44 @@ class Calls:
             loop = asyncio.get_running_loop()
             answer: asyncio.Future[list[Any]] = loop.create_future()
             self._pending[request_id] = answer
-            timer = loop.call_later(timeout, _time_out, answer, route[-1], timeout)
+            deadline = loop.time() + timeout
+            self._deadlines[request_id] = (deadline, timeout, route[-1])
+            if self._timer is None or deadline < self._timer_at:
+                self._arm(loop, deadline)
             try:
                 await router.route(RoutedMessage(route, (self.address,), request))
                 response = await answer
             finally:
-                timer.cancel()
                 self._pending.pop(request_id, None)
+                self._deadlines.pop(request_id, None)
         finally:
             self._release()
         return result_of(response)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """(Re-)arm the deadline timer at loop time `when`."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._expire, loop)
+        self._timer_at = when
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The deadline timer: fail the calls past their deadline (Unreachable), then arm the
+        timer at the earliest deadline left."""
+        self._timer = None
+        now = loop.time()
+        earliest: float | None = None
+        for request_id, (deadline, timeout, where) in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[request_id]
+                answer = self._pending.get(request_id)
+                if answer is not None and not answer.done():
+                    why = f"no answer from {where} within {timeout} s"
+                    answer.set_exception(Unreachable(why))
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None and self._closed is None:
+            self._arm(loop, earliest)
 
     async def _wait_for_slot(self, timeout: float) -> None:
         """Wait until a finishing request hands its slot over (Unreachable after `timeout`)."""
@@ -443,11 +480,10 @@ class Calls:
             if not waiting.done():
                 waiting.set_exception(Unreachable(why))
         self._pending.clear()
-
-
-def _time_out(answer: asyncio.Future[list[Any]], where: Address, timeout: float) -> None:
-    if not answer.done():
-        answer.set_exception(Unreachable(f"no answer from {where} within {timeout} s"))
+        self._deadlines.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 _CALLS: weakref.WeakKeyDictionary[Router, dict[Address, Calls]] = weakref.WeakKeyDictionary()
