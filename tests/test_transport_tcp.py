@@ -14,10 +14,14 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from troth.errors import ConfigError
+from troth.node.access import AccessRequest, AnyAuthenticated, Decision, LocalCaller
+from troth.node.services import Method, RequestContext, ServiceHost
+from troth.node.services.base import decode_response, encode_request, result_of
 from troth.routing import Address, RoutedMessage, Router, Source
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.framing import FRAME_HEADER
@@ -369,6 +373,73 @@ def test_frames_behind_a_routing_that_waits_are_routed_after_it_in_order() -> No
                 *("start c", "end c", "start w2", "end w2", "start w3", "end w3"),
                 *("start d", "end d", "start e", "end e"),
             ]
+            writer.close()
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
+
+
+class _Timed:
+    """A service with a handler that needs a task (`asyncio.timeout`) and an inline one."""
+
+    name = "timed"
+    oneway = None
+
+    def __init__(self) -> None:
+        self.methods = {
+            "timed": Method(self.timed, AnyAuthenticated()),
+            "inline": Method(self.inline, AnyAuthenticated(), inline=True),
+        }
+
+    async def timed(self, arguments: Any, context: RequestContext) -> Any:
+        async with asyncio.timeout(5):  # needs a task: RuntimeError in a read callback
+            await asyncio.sleep(0.01)
+        return arguments
+
+    async def inline(self, arguments: Any, context: RequestContext) -> Any:
+        return arguments
+
+    async def maintain(self, now: int) -> None:
+        """Nothing."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+class _AllowAll:
+    def decide(self, request: AccessRequest) -> Decision:
+        return Decision(True, ("test",))
+
+
+def test_service_handlers_that_need_a_task_get_one_and_answers_keep_their_order() -> None:
+    """Requests arrive through the read callback: a handler that needs a task of its own
+    (asyncio.timeout) runs in one and answers; an inline request behind it in the same read
+    is answered after it."""
+
+    async def main() -> None:
+        router = Router()
+        host_ = ServiceHost(router, _AllowAll(), clock=lambda: 0, callers=lambda _: LocalCaller())
+        host_.add(_Timed())
+        service = Address("service", "timed")
+        transport = TcpTransport(router, TcpSettings())
+        host, port = await transport.listen("127.0.0.1", 0, Listener(frozenset({service})))
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            requests = [(1, "timed", "a"), (2, "inline", "b"), (3, "timed", "c")]
+            writer.write(
+                b"".join(
+                    frame(RoutedMessage((service,), (), encode_request(*r)).encode())
+                    for r in requests
+                )
+            )
+            answers = []
+            for _ in requests:
+                length = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))[1]
+                response = RoutedMessage.decode(await reader.readexactly(length)).payload
+                request_id, whole = decode_response(response)
+                answers.append((request_id, result_of(whole)))
+            assert answers == [(1, "a"), (2, "b"), (3, "c")]
             writer.close()
         finally:
             await transport.close()

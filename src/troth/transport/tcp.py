@@ -316,9 +316,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self.frames_sent += 1
         if not self._writable.is_set():
             timeout = self.owner.settings.write_timeout
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._writable.wait()
+            try:  # wait_for, not asyncio.timeout: a read callback's routing has no task
+                await asyncio.wait_for(self._writable.wait(), timeout)
             except TimeoutError:
                 self.owner.counters.closed_not_reading += 1
                 self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)

@@ -96,10 +96,16 @@ Handler = Callable[[Any, RequestContext], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Method:
-    """A service method: its handler and the access rule the decision point applies."""
+    """A service method: its handler and the access rule the decision point applies.
+
+    `inline`: the handler waits on nothing that needs a task of its own (`asyncio.timeout`,
+    anyio, a lock), so it may run where the request arrived, inside a transport's read
+    callback (docs/protocols.md, "TCP transport"); any other handler called from there runs in
+    a task (the request's routing waits for it, so the requests behind it still wait)."""
 
     handler: Handler
     rule: Rule
+    inline: bool = False
 
 
 class NodeService(Protocol):
@@ -226,6 +232,14 @@ def _failure(exc: TrothError, request: int) -> bytes:
 # -- the host ----------------------------------------------------------------------------------
 
 
+def _run(method: Method, arguments: Any, context: RequestContext) -> Awaitable[Any]:
+    """Call `method`'s handler: as it is when inline or in a task already, else (a transport's
+    read callback routes the request) in a task of its own."""
+    if method.inline or asyncio.current_task() is not None:
+        return method.handler(arguments, context)
+    return asyncio.ensure_future(method.handler(arguments, context))
+
+
 class ServiceHost:
     """Serves node services on a router; the one place requests are decided and dispatched.
     `callers` maps a message's Source to its verified caller (None: refused)."""
@@ -257,7 +271,7 @@ class ServiceHost:
 
             async def message(message: RoutedMessage, source: Source | None) -> None:
                 context = self._decide(service.name, "message", None, source, message.return_route)
-                await oneway.handler(message.payload, context)
+                await _run(oneway, message.payload, context)
 
             self.router.register(address, message)
         else:
@@ -303,7 +317,7 @@ class ServiceHost:
             if method is None:
                 raise RemoteError(f"service {service.name} has no method {name!r}")
             context = self._decide(service.name, name, arguments, source, message.return_route)
-            result = await method.handler(arguments, context)
+            result = await _run(method, arguments, context)
             payload = cbor.encode([RESPONSE, VERSION, request, True, result])
             if len(payload) > limits.MAX_SERVICE_MESSAGE:
                 log.error("%s: a %d-byte answer is over the limit", service.name, len(payload))
