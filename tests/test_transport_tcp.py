@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from troth.errors import ConfigError
+from troth.errors import ConfigError, RoutingError
 from troth.node.access import AccessRequest, AnyAuthenticated, Decision, LocalCaller
 from troth.node.services import Method, RequestContext, ServiceHost
 from troth.node.services.base import decode_response, encode_request, result_of
@@ -462,6 +462,57 @@ def test_answers_to_the_frames_of_one_read_arrive_whole_and_in_order() -> None:
         assert received == payloads
 
     run(test, TcpSettings())
+
+
+def test_a_peer_that_does_not_read_is_dropped_after_the_write_timeout() -> None:
+    """Sends wait while the socket's write buffer is over its limit; a peer that reads
+    nothing for `write_timeout` is dropped (RoutingError to the sender, counted)."""
+
+    async def test(server: Server) -> None:
+        _reader, _writer = await server.client()  # never reads
+        await until(lambda: len(server.transport.connections()) == 1)
+        (connection,) = server.transport.connections()
+        chunk = bytes(100_000)
+        with pytest.raises(RoutingError, match="is not reading"):
+            for _ in range(1000):  # 100 MB: far past the kernel's buffers
+                await connection.send(RoutedMessage((), (), chunk))
+        assert server.transport.counters.closed_not_reading == 1
+
+    run(test, TcpSettings(write_buffer=65536, write_timeout=0.3))
+
+
+def test_frames_relayed_from_a_read_callback_to_a_peer_that_does_not_read() -> None:
+    """Frames routed from one connection's read callback to another connection whose peer
+    reads nothing: the routing waits for the write buffer (in a task), the silent peer is
+    dropped after the write timeout, and the sending connection still works."""
+
+    async def main() -> None:
+        router = Router()
+
+        async def echo(message: RoutedMessage, source: Source | None) -> None:
+            await router.route(RoutedMessage(message.return_route, (), message.payload))
+
+        router.register(ECHO, echo)
+        settings = TcpSettings(write_buffer=65536, write_timeout=0.3)
+        transport = TcpTransport(router, settings)
+        everyone = Listener(frozenset({ECHO}), frozenset({"worker"}))
+        host, port = await transport.listen("127.0.0.1", 0, everyone)
+        try:
+            silent = await asyncio.open_connection(host, port)  # never reads
+            await until(lambda: len(transport.connections()) == 1)
+            (to_silent,) = transport.connections()
+            sender = await asyncio.open_connection(host, port)
+            chunk = bytes(100_000)
+            for _ in range(300):  # 30 MB: far past the kernel's buffers
+                sender[1].write(frame(RoutedMessage((to_silent.address,), (), chunk).encode()))
+            await until(lambda: transport.counters.closed_not_reading == 1, timeout=10)
+            await until(lambda: to_silent not in transport.connections())
+            assert await asyncio.wait_for(answer(sender), 10) == b"ping"
+            silent[1].close()
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
 
 
 def test_settings_come_from_the_environment() -> None:

@@ -81,8 +81,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._reading_paused = False
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._writable = True  # False while the socket's write buffer is over its limit
+        self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for it to drain
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
         self._corked_size = 0
         self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
@@ -169,18 +169,25 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """asyncio: the connection is gone."""
         self._socket = None
-        self._writable.set()
+        self._writable_again()
         self._wakeup.set()
         self.closed.set()
         self.owner._forget(self)
 
     def pause_writing(self) -> None:
         """asyncio: the socket's write buffer is over the limit."""
-        self._writable.clear()
+        self._writable = False
 
     def resume_writing(self) -> None:
         """asyncio: the socket's write buffer drained."""
-        self._writable.set()
+        self._writable_again()
+
+    def _writable_again(self) -> None:
+        self._writable = True
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- routing what arrives ----------------------------------------------------------------
 
@@ -314,10 +321,10 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._corked_size >= CORK_LIMIT:
                 self._write_corked()
         self.frames_sent += 1
-        if not self._writable.is_set():
+        if not self._writable:
             timeout = self.owner.settings.write_timeout
-            try:  # wait_for, not asyncio.timeout: a read callback's routing has no task
-                await asyncio.wait_for(self._writable.wait(), timeout)
+            try:
+                await self._drained(timeout)
             except TimeoutError:
                 self.owner.counters.closed_not_reading += 1
                 self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)
@@ -325,6 +332,17 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 raise RoutingError(f"{self.name} is not reading") from None
             if self._socket is None:
                 raise RoutingError(f"{self.name} closed while sending")
+
+    async def _drained(self, timeout: float) -> None:
+        """Wait until the socket's write buffer drains (TimeoutError after `timeout` s). A
+        future and a timer, not `asyncio.timeout`: a read callback's routing has no task."""
+        waiter = self._loop.create_future()
+        self._write_waiters.append(waiter)
+        timer = self._loop.call_later(timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
 
     def _uncork(self) -> None:
         """The loop iteration is over: write what it corked; the next frame leaves at once."""
@@ -520,6 +538,11 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def connection_worker(connection: TcpConnection) -> Handler:
