@@ -52,6 +52,12 @@ iteration are written together when it ends, or as soon as this many bytes wait 
 is written at once, and backpressure sees it)."""
 
 
+EAGER_LIMIT = 64 * 1024
+"""The frames of a read are routed from the read callback while they total less than this;
+a heavier read goes to the consumer task, so the next read can come in while it is routed
+(a bulk stream's receiver keeps the sender's TCP window open instead of stalling it)."""
+
+
 class TcpConnection(Connection, asyncio.BufferedProtocol):
     """One TCP connection: a protocol (bytes in), a worker (messages out), a Source."""
 
@@ -140,8 +146,12 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if not frames:
             return
         queue = self._frames
-        if not queue and self._routing is None and not self._draining:  # nothing waits:
-            # route them now, in order
+        if (  # nothing waits, and a light read: route them now, in order
+            not queue
+            and self._routing is None
+            and not self._draining
+            and sum(map(len, frames)) < EAGER_LIMIT
+        ):
             owner = self.owner
             reading: list[TcpConnection] = []
             outer, owner.reading = owner.reading, reading
