@@ -247,8 +247,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 try:
                     await self._routing
                 except asyncio.CancelledError:
-                    if self.closed.is_set():
-                        return
+                    consumer = asyncio.current_task()
+                    if self.closed.is_set() or (consumer is not None and consumer.cancelling()):
+                        raise  # this task is stopped (not only the routing it waited for)
                 except Exception as exc:  # dropped, as below
                     self._dropped(exc)
                 self._routing = None
