@@ -46,7 +46,7 @@ async def _carry_on(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
             except asyncio.CancelledError as exc:
                 if not waiting.cancelled():  # this task was cancelled, not what it awaited
                     thrown = exc
-            except BaseException:  # noqa: S110 - the coroutine reads the outcome itself
+            except Exception:  # noqa: S110 - the coroutine reads the outcome itself
                 pass
         try:
             waiting = coroutine.send(None) if thrown is None else coroutine.throw(thrown)
