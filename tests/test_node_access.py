@@ -139,6 +139,10 @@ def test_members_only_admits_members_and_refuses_strangers(scene: Scene) -> None
     assert allowed.policies == ("members only",)
     assert allowed.credential is not None
     assert allowed.credential.actor == scene.alice.identifier
+    (why,) = allowed.reasons  # built when first read, the same every time
+    authority = scene.authority.identifier
+    assert why == f"hub allowed {scene.alice.identifier} echo.echo: credential from {authority}"
+    assert allowed.reasons == (why,)
     refused = policy.decide(ask(scene.stranger, ("echo", "echo")))
     assert not refused.allowed
     (reason,) = refused.reasons

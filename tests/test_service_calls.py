@@ -100,6 +100,40 @@ def test_an_answer_after_the_timeout_is_dropped() -> None:
     run(test)
 
 
+def test_each_call_times_out_at_its_own_deadline_and_answered_ones_do_not() -> None:
+    """One deadline timer per hop: a short timeout after a long one still fires on time, the
+    long one fires later, and a call answered before its deadline is not failed."""
+
+    async def test(router: Router, held: Held) -> None:
+        calls = calls_through(router, SLOW)
+        long = asyncio.ensure_future(calls.call(router, (SLOW,), "m", None, 0.5))
+        answered = asyncio.ensure_future(calls.call(router, (SLOW,), "m", None, 0.05))
+        await settle()
+        await held.answer(1, "in time")
+        assert await answered == "in time"
+        with pytest.raises(Unreachable, match=r"within 0\.02 s"):
+            await calls.call(router, (SLOW,), "m", None, 0.02)
+        assert not long.done()  # the short deadline did not take the long call with it
+        with pytest.raises(Unreachable, match=r"no answer from /service/slow within 0\.5 s"):
+            await long
+        assert calls.in_flight == 0
+
+    run(test)
+
+
+def test_calls_after_a_timed_out_one_still_have_a_deadline() -> None:
+    """The timer is armed again after it fires: later calls time out too."""
+
+    async def test(router: Router, held: Held) -> None:
+        calls = calls_through(router, SLOW)
+        for _ in range(3):
+            with pytest.raises(Unreachable):
+                await calls.call(router, (SLOW,), "m", None, 0.01)
+        assert calls.in_flight == 0
+
+    run(test)
+
+
 def test_a_malformed_answer_is_dropped() -> None:
     async def test(router: Router, held: Held) -> None:
         calls = calls_through(router, SLOW)

@@ -14,10 +14,14 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from troth.errors import ConfigError
+from troth.errors import ConfigError, RoutingError
+from troth.node.access import AccessRequest, AnyAuthenticated, Decision, LocalCaller
+from troth.node.services import Method, RequestContext, ServiceHost
+from troth.node.services.base import decode_response, encode_request, result_of
 from troth.routing import Address, RoutedMessage, Router, Source
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.framing import FRAME_HEADER
@@ -312,6 +316,203 @@ def test_frames_sent_in_one_pass_of_the_loop_arrive_whole_in_order_and_before_cl
         assert await reader.read() == b""
 
     run(test, TcpSettings())
+
+
+def test_frames_behind_a_routing_that_waits_are_routed_after_it_in_order() -> None:
+    """Frames are routed from the read callback while nothing waits; one whose routing waits
+    (a slow worker) goes on in a task, and the frames after it, in the same read or later
+    ones, are routed only once it is done, in order (also while the consumer task routes a
+    queued frame that waits)."""
+
+    async def main() -> None:
+        router = Router()
+        hold = Address("service", "hold")
+        gates = {name: asyncio.Event() for name in ("w1", "w2", "w3")}
+        log: list[str] = []
+
+        async def worker(message: RoutedMessage, source: Source | None) -> None:
+            name = bytes(message.payload).decode()
+            log.append(f"start {name}")
+            if name in gates:
+                await gates[name].wait()
+            log.append(f"end {name}")
+
+        router.register(hold, worker)
+        transport = TcpTransport(router, TcpSettings())
+        host, port = await transport.listen("127.0.0.1", 0, Listener(frozenset({hold})))
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+
+            def send(*names: str) -> None:
+                messages = (RoutedMessage((hold,), (), n.encode()).encode() for n in names)
+                writer.write(b"".join(frame(m) for m in messages))
+
+            async def settled(last: str) -> None:
+                await until(lambda: bool(log) and log[-1] == last)
+                await asyncio.sleep(0.05)  # nothing else comes
+                assert log[-1] == last
+
+            send("a", "w1", "b")  # one read: b waits behind w1
+            await settled("start w1")
+            send("c")  # a later read: waits too
+            await settled("start w1")
+            gates["w1"].set()
+            await settled("end c")
+            send("w2", "w3")  # w2 waits in a task, w3 (queued) in the consumer
+            await settled("start w2")
+            gates["w2"].set()
+            await settled("start w3")
+            send("d")  # waits for w3, which the consumer routes
+            await settled("start w3")
+            gates["w3"].set()
+            await settled("end d")
+            send("e")  # nothing waits any more: routed at once again
+            await settled("end e")
+            assert log == [
+                *("start a", "end a", "start w1", "end w1", "start b", "end b"),
+                *("start c", "end c", "start w2", "end w2", "start w3", "end w3"),
+                *("start d", "end d", "start e", "end e"),
+            ]
+            writer.close()
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
+
+
+class _Timed:
+    """A service with a handler that needs a task (`asyncio.timeout`) and an inline one."""
+
+    name = "timed"
+    oneway = None
+
+    def __init__(self) -> None:
+        self.methods = {
+            "timed": Method(self.timed, AnyAuthenticated()),
+            "inline": Method(self.inline, AnyAuthenticated(), inline=True),
+        }
+
+    async def timed(self, arguments: Any, context: RequestContext) -> Any:
+        async with asyncio.timeout(5):  # needs a task: RuntimeError in a read callback
+            await asyncio.sleep(0.01)
+        return arguments
+
+    async def inline(self, arguments: Any, context: RequestContext) -> Any:
+        return arguments
+
+    async def maintain(self, now: int) -> None:
+        """Nothing."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+class _AllowAll:
+    def decide(self, request: AccessRequest) -> Decision:
+        return Decision(True, ("test",))
+
+
+def test_service_handlers_that_need_a_task_get_one_and_answers_keep_their_order() -> None:
+    """Requests arrive through the read callback: a handler that needs a task of its own
+    (asyncio.timeout) runs in one and answers; an inline request behind it in the same read
+    is answered after it."""
+
+    async def main() -> None:
+        router = Router()
+        host_ = ServiceHost(router, _AllowAll(), clock=lambda: 0, callers=lambda _: LocalCaller())
+        host_.add(_Timed())
+        service = Address("service", "timed")
+        transport = TcpTransport(router, TcpSettings())
+        host, port = await transport.listen("127.0.0.1", 0, Listener(frozenset({service})))
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            requests = [(1, "timed", "a"), (2, "inline", "b"), (3, "timed", "c")]
+            writer.write(
+                b"".join(
+                    frame(RoutedMessage((service,), (), encode_request(*r)).encode())
+                    for r in requests
+                )
+            )
+            answers = []
+            for _ in requests:
+                length = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))[1]
+                response = RoutedMessage.decode(await reader.readexactly(length)).payload
+                request_id, whole = decode_response(response)
+                answers.append((request_id, result_of(whole)))
+            assert answers == [(1, "a"), (2, "b"), (3, "c")]
+            writer.close()
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
+
+
+def test_answers_to_the_frames_of_one_read_arrive_whole_and_in_order() -> None:
+    """Many requests in one write: each is answered (the answers routed from the read callback
+    are written together when it returns), in order."""
+
+    async def test(server: Server) -> None:
+        reader, writer = await server.client()
+        payloads = [n.to_bytes(2, "big") * 50 for n in range(100)]
+        writer.write(b"".join(frame(RoutedMessage((ECHO,), (), p).encode()) for p in payloads))
+        received = []
+        for _ in payloads:
+            length = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))[1]
+            received.append(bytes(RoutedMessage.decode(await reader.readexactly(length)).payload))
+        assert received == payloads
+
+    run(test, TcpSettings())
+
+
+def test_a_peer_that_does_not_read_is_dropped_after_the_write_timeout() -> None:
+    """Sends wait while the socket's write buffer is over its limit; a peer that reads
+    nothing for `write_timeout` is dropped (RoutingError to the sender, counted)."""
+
+    async def test(server: Server) -> None:
+        _reader, _writer = await server.client()  # never reads
+        await until(lambda: len(server.transport.connections()) == 1)
+        (connection,) = server.transport.connections()
+        chunk = bytes(100_000)
+        with pytest.raises(RoutingError, match="is not reading"):
+            for _ in range(1000):  # 100 MB: far past the kernel's buffers
+                await connection.send(RoutedMessage((), (), chunk))
+        assert server.transport.counters.closed_not_reading == 1
+
+    run(test, TcpSettings(write_buffer=65536, write_timeout=0.3))
+
+
+def test_frames_relayed_from_a_read_callback_to_a_peer_that_does_not_read() -> None:
+    """Frames routed from one connection's read callback to another connection whose peer
+    reads nothing: the routing waits for the write buffer (in a task), the silent peer is
+    dropped after the write timeout, and the sending connection still works."""
+
+    async def main() -> None:
+        router = Router()
+
+        async def echo(message: RoutedMessage, source: Source | None) -> None:
+            await router.route(RoutedMessage(message.return_route, (), message.payload))
+
+        router.register(ECHO, echo)
+        settings = TcpSettings(write_buffer=65536, write_timeout=0.3)
+        transport = TcpTransport(router, settings)
+        everyone = Listener(frozenset({ECHO}), frozenset({"worker"}))
+        host, port = await transport.listen("127.0.0.1", 0, everyone)
+        try:
+            silent = await asyncio.open_connection(host, port)  # never reads
+            await until(lambda: len(transport.connections()) == 1)
+            (to_silent,) = transport.connections()
+            sender = await asyncio.open_connection(host, port)
+            chunk = bytes(100_000)
+            for _ in range(300):  # 30 MB: far past the kernel's buffers
+                sender[1].write(frame(RoutedMessage((to_silent.address,), (), chunk).encode()))
+            await until(lambda: transport.counters.closed_not_reading == 1, timeout=10)
+            await until(lambda: to_silent not in transport.connections())
+            assert await asyncio.wait_for(answer(sender), 10) == b"ping"
+            silent[1].close()
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
 
 
 def test_settings_come_from_the_environment() -> None:

@@ -113,15 +113,51 @@ class AccessRequest:
     now: int
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
     """The answer of the decision point: `reasons` say who allowed or refused whom and why;
-    `policies` name the rules that decided; `credential` is the one that satisfied them."""
+    `policies` name the rules that decided; `credential` is the one that satisfied them.
 
-    allowed: bool
-    reasons: tuple[str, ...]
-    policies: tuple[str, ...] = ()
-    credential: VerifiedCredential | None = None
+    `explain` (instead of `reasons`) builds the reasons when they are first read: a request
+    that is allowed is dispatched without formatting why (the decision itself is the same)."""
+
+    __slots__ = ("_explain", "_reasons", "allowed", "credential", "policies")
+
+    def __init__(
+        self,
+        allowed: bool,
+        reasons: tuple[str, ...] = (),
+        policies: tuple[str, ...] = (),
+        credential: VerifiedCredential | None = None,
+        *,
+        explain: Callable[[], tuple[str, ...]] | None = None,
+    ) -> None:
+        self.allowed = allowed
+        self.policies = policies
+        self.credential = credential
+        self._reasons: tuple[str, ...] | None = None if explain is not None else reasons
+        self._explain = explain
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Who allowed or refused whom, and why."""
+        reasons = self._reasons
+        if reasons is None:
+            explain = self._explain
+            reasons = self._reasons = explain() if explain is not None else ()
+        return reasons
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.allowed, self.reasons, self.policies, self.credential)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        allowed, reasons, policies, credential = self._key()
+        return f"Decision({allowed=}, {reasons=}, {policies=}, {credential=})"
 
 
 def require(decision: Decision) -> Decision:
@@ -217,34 +253,47 @@ class RulesPolicy:
     def decide(self, request: AccessRequest) -> Decision:
         """Allow or refuse `request` by its method's rule."""
         caller = request.caller
-        what = f"{request.service}.{request.method}"
-        rule = self.rules.get((request.service, request.method))
+        service, method = request.service, request.method
+        rule = self.rules.get((service, method))
+        me = self.me
         if isinstance(caller, LocalCaller):
-            return Decision(True, (f"{self.me} allowed {what} to the {caller} caller",), ("local",))
-        who = str(caller.identifier)  # whole: a CLI shows it with its local name
+            return Decision(
+                True,
+                policies=("local",),
+                explain=lambda: (f"{me} allowed {service}.{method} to the {caller} caller",),
+            )
         if rule is None:
-            return Decision(False, (f"{self.me} refused {who}: {what} has no access rule",))
+            return Decision(
+                False, (f"{me} refused {caller}: {service}.{method} has no access rule",)
+            )
         standing = self.standing(caller.peer, request.now)
         if standing.problem is not None:
-            return Decision(False, (f"{self.me} refused {who}: {standing.problem}",), (rule.name,))
+            return Decision(False, (f"{me} refused {caller}: {standing.problem}",), (rule.name,))
         if isinstance(rule, AnyAuthenticated) or (
             isinstance(rule, MembersOnly | GatedMembers)
             and (standing.is_anchor or caller.identifier in self.also)
         ):
             why = "an authenticated identity" if isinstance(rule, AnyAuthenticated) else "anchor"
-            return Decision(True, (f"{self.me} allowed {who} {what}: {why}",), (rule.name,))
+            return Decision(
+                True,
+                policies=(rule.name,),
+                explain=lambda: (f"{me} allowed {caller} {service}.{method}: {why}",),
+            )
         gated = isinstance(rule, GatedMembers)
         usable = [c for c in standing.credentials if gated or not c.caveats]
         for credential in usable:
             if _satisfies(rule, credential, request.arguments):
+                authority = credential.authority
                 return Decision(
                     True,
-                    (f"{self.me} allowed {who} {what}: credential from {credential.authority}",),
-                    (rule.name,),
-                    credential,
+                    policies=(rule.name,),
+                    credential=credential,
+                    explain=lambda authority=authority: (  # type: ignore[misc]
+                        f"{me} allowed {caller} {service}.{method}: credential from {authority}",
+                    ),
                 )
-        why = _why(rule, standing, usable, self.me, request.arguments)
-        return Decision(False, (f"{self.me} refused {who}: {why}",))
+        why = _why(rule, standing, usable, me, request.arguments)
+        return Decision(False, (f"{me} refused {caller}: {why}",))
 
 
 def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:

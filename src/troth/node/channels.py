@@ -203,7 +203,7 @@ class ChannelEnd(AllowSetSource):
         self._loop = asyncio.get_running_loop()
         self._batch: asyncio.Handle | None = None  # set while messages of this loop iteration
         # are being queued: they leave together when it ends (`_end_batch`)
-        self._receiving: asyncio.Task[None] | None = None  # the task handling a packet now
+        self._receiving: object = None  # who handles a packet now (`_handler`)
         self._flushes: set[asyncio.Task[None]] = set()
         self._caller: PeerCaller | None = None
         self._router = router
@@ -249,7 +249,7 @@ class ChannelEnd(AllowSetSource):
             self.peer_route = message.return_route  # the initiator learns the way back
         if self.channel.has_outgoing:
             await self.flush()
-        handling, self._receiving = self._receiving, asyncio.current_task()
+        handling, self._receiving = self._receiving, _handler()
         try:
             await self.handle(events)
         finally:
@@ -272,10 +272,10 @@ class ChannelEnd(AllowSetSource):
             self.allow(message.return_route[0])  # the reply may come back to the sender
         channel.send(message.encode())
         self.messages_out += 1
-        if self._batch is None:
+        receiving = self._receiving is not None and self._receiving is _handler()
+        if not receiving and self._batch is None:  # the packet's handler flushes after it
             self._batch = self._loop.call_soon(self._end_batch)
-            if self._receiving is None or self._receiving is not asyncio.current_task():
-                await self.flush()
+            await self.flush()
         elif channel.queued_bytes >= COALESCE_LIMIT:
             await self.flush()
 
@@ -331,6 +331,16 @@ class ChannelEnd(AllowSetSource):
         with contextlib.suppress(TrothError):
             await self.flush()
         self._on_event(self, event)
+
+
+_CALLBACK: Final = object()
+"""`_handler()` outside any task: a transport's read callback routing what arrived (no other
+code runs until it returns or, waiting, goes on in a task)."""
+
+
+def _handler() -> object:
+    """Who runs now: the current task, or `_CALLBACK` in a plain callback."""
+    return asyncio.current_task() or _CALLBACK
 
 
 def caller_of(source: Source | None) -> Caller | None:

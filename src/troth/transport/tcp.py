@@ -3,8 +3,11 @@ listen; every connection is a router worker (`/worker/tcp-...`) and a message So
 own allow-set (docs/protocols.md, "TCP transport").
 
 Reading uses `asyncio.BufferedProtocol`: the kernel writes into the FrameReader's buffer
-(recv_into), frames are cut out of it with a single copy, and a consumer task routes them in
-order. (A StreamReader would copy every byte twice more and memmove its buffer per read.)
+(recv_into), frames are cut out of it with a single copy, and they are routed in order: from
+the read callback itself while nothing routed before them waits (`start_eagerly`), else by a
+consumer task once it has. (A StreamReader would copy every byte twice more and memmove its
+buffer per read.) The frames written while the read callback routes are written together when
+it returns.
 
 Hostile load (all limits in `TcpSettings`):
 - Connections: accepted connections are capped in total and per source IP address; at the cap
@@ -35,6 +38,7 @@ from troth import limits
 from troth.errors import DecodeError, RoutingError, TrothError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
+from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
 from troth.transport.settings import TcpCounters, TcpSettings
@@ -46,6 +50,12 @@ CORK_LIMIT = 64 * 1024
 """The first frame sent in a loop iteration is written at once; the ones after it in the same
 iteration are written together when it ends, or as soon as this many bytes wait (a large frame
 is written at once, and backpressure sees it)."""
+
+
+EAGER_LIMIT = 64 * 1024
+"""The frames of a read are routed from the read callback while they total less than this;
+a heavier read goes to the consumer task, so the next read can come in while it is routed
+(a bulk stream's receiver keeps the sender's TCP window open instead of stalling it)."""
 
 
 class TcpConnection(Connection, asyncio.BufferedProtocol):
@@ -77,12 +87,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._reading_paused = False
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._writable = True  # False while the socket's write buffer is over its limit
+        self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for it to drain
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
         self._corked_size = 0
         self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
         self._consumer: asyncio.Task[None] | None = None
+        self._routing: asyncio.Task[None] | None = None  # a routing that waits: the frames
+        # after it wait in `_frames` for the consumer
+        self._draining = False  # the consumer routes a frame of `_frames` now
         self._activity = 0  # frames read + sent when the sweep last looked
         self._frames_at_sweep = 0
 
@@ -130,13 +143,34 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self.owner.counters.closed_bad_frame += 1
             self.owner.warn("%s: closing: %s", self.name, reader.error)
             self._abort()
-        if frames:
-            queue = self._frames
-            queue.extend(frames)
-            self._wakeup.set()
-            if len(queue) >= self.owner.settings.max_queued_frames and self._socket is not None:
-                self._socket.pause_reading()
-                self._reading_paused = True
+        if not frames:
+            return
+        queue = self._frames
+        if (  # nothing waits, and a light read: route them now, in order
+            not queue
+            and self._routing is None
+            and not self._draining
+            and sum(map(len, frames)) < EAGER_LIMIT
+        ):
+            owner = self.owner
+            reading: list[TcpConnection] = []
+            outer, owner.reading = owner.reading, reading
+            try:
+                for at, body in enumerate(frames):
+                    if self._route_now(body):
+                        frames = frames[at + 1 :]
+                        break
+                else:
+                    return
+            finally:
+                owner.reading = outer
+                for connection in reading:
+                    connection._write_corked()
+        queue.extend(frames)
+        self._wakeup.set()
+        if len(queue) >= self.owner.settings.max_queued_frames and self._socket is not None:
+            self._socket.pause_reading()
+            self._reading_paused = True
 
     def eof_received(self) -> bool:
         """asyncio: the peer closed its side: close ours."""
@@ -145,26 +179,81 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """asyncio: the connection is gone."""
         self._socket = None
-        self._writable.set()
+        self._writable_again()
         self._wakeup.set()
         self.closed.set()
         self.owner._forget(self)
 
     def pause_writing(self) -> None:
         """asyncio: the socket's write buffer is over the limit."""
-        self._writable.clear()
+        self._writable = False
 
     def resume_writing(self) -> None:
         """asyncio: the socket's write buffer drained."""
-        self._writable.set()
+        self._writable_again()
+
+    def _writable_again(self) -> None:
+        self._writable = True
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- routing what arrives ----------------------------------------------------------------
+
+    def _message(self, body: bytes) -> RoutedMessage | None:
+        """The routed message a frame carries (None: malformed, dropped and counted)."""
+        try:  # the framing held: a bad message is dropped, the connection stays
+            message = self.arrived(body)
+        except TrothError as exc:
+            self.owner.counters.dropped_messages += 1
+            self.owner.note("%s: dropped a malformed message: %s", self.name, exc)
+            return None
+        for observe in self.owner.observers:
+            observe(self, message)
+        return message
+
+    def _route_now(self, body: bytes) -> bool:
+        """Route a frame from the read callback; True when its routing waits (it goes on in
+        `_routing`, which the frames after it wait for)."""
+        message = self._message(body)
+        if message is None:
+            return False
+        try:
+            self._routing = start_eagerly(self.owner.router.route(message, self), self._loop)
+        except Exception as exc:  # as in `_consume`: one message dropped
+            self._dropped(exc)
+            return False
+        if self._routing is None:
+            return False
+        self._wakeup.set()  # the consumer waits for it, then routes what queued behind it
+        return True
+
+    def _dropped(self, exc: BaseException) -> None:
+        """A message's routing failed: denied or undeliverable (TrothError), or a bug (logged);
+        only that message is dropped, the connection stays."""
+        if isinstance(exc, TrothError):
+            self.owner.counters.dropped_messages += 1
+            self.owner.note("%s: dropped a message: %s", self.name, exc)
+        else:
+            log.error("%s: a message failed", self.name, exc_info=exc)
 
     async def _consume(self) -> None:
         router = self.owner.router
         frames = self._frames
         resume_below = self.owner.settings.max_queued_frames // 2
         while True:
+            if self._routing is not None:  # a routing started by the read callback waits
+                try:
+                    await self._routing
+                except asyncio.CancelledError:
+                    consumer = asyncio.current_task()
+                    if self.closed.is_set() or (consumer is not None and consumer.cancelling()):
+                        raise  # this task is stopped (not only the routing it waited for)
+                except Exception as exc:  # dropped, as below
+                    self._dropped(exc)
+                self._routing = None
+                continue
             if not frames:
                 if self.closed.is_set():
                     return
@@ -175,21 +264,16 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._reading_paused and len(frames) < resume_below and self._socket:
                 self._socket.resume_reading()
                 self._reading_paused = False
-            try:  # the framing held: a bad message is dropped, the connection stays
-                message = self.arrived(body)
-            except TrothError as exc:
-                self.owner.counters.dropped_messages += 1
-                self.owner.note("%s: dropped a malformed message: %s", self.name, exc)
+            message = self._message(body)
+            if message is None:
                 continue
-            for observe in self.owner.observers:
-                observe(self, message)
+            self._draining = True
             try:
                 await router.route(message, self)
-            except TrothError as exc:  # denied or undeliverable: drop this message only
-                self.owner.counters.dropped_messages += 1
-                self.owner.note("%s: dropped a message: %s", self.name, exc)
-            except Exception:  # a bug must not stop this connection: log it, drop the message
-                log.exception("%s: a message failed", self.name)
+            except Exception as exc:  # one message dropped, the connection stays
+                self._dropped(exc)
+            finally:
+                self._draining = False
 
     def _check(self, now: float) -> None:
         """The sweep: close this connection when it stalls or idles past its timeouts."""
@@ -231,7 +315,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if size > limits.MAX_TRANSPORT_FRAME:
             raise RoutingError(f"message of {size} bytes over the frame limit")
         head = FRAME_HEADER.pack(FRAME_VERSION, size) + header
-        if self._cork is None:  # the first frame of this loop iteration: written at once
+        reading = self.owner.reading
+        if reading is not None:  # a read callback routes: written when it returns
+            if not self._corked:
+                reading.append(self)
+            self._corked += (head, message.payload)
+            self._corked_size += size + FRAME_HEADER.size
+            if self._corked_size >= CORK_LIMIT:
+                self._write_corked()
+        elif self._cork is None:  # the first frame of this loop iteration: written at once
             self._cork = self._loop.call_soon(self._uncork)
             socket.write(b"".join((head, message.payload)))
         else:  # written with the others of this iteration when it ends
@@ -240,11 +332,10 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._corked_size >= CORK_LIMIT:
                 self._write_corked()
         self.frames_sent += 1
-        if not self._writable.is_set():
+        if not self._writable:
             timeout = self.owner.settings.write_timeout
             try:
-                async with asyncio.timeout(timeout):
-                    await self._writable.wait()
+                await self._drained(timeout)
             except TimeoutError:
                 self.owner.counters.closed_not_reading += 1
                 self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)
@@ -252,6 +343,17 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 raise RoutingError(f"{self.name} is not reading") from None
             if self._socket is None:
                 raise RoutingError(f"{self.name} closed while sending")
+
+    async def _drained(self, timeout: float) -> None:
+        """Wait until the socket's write buffer drains (TimeoutError after `timeout` s). A
+        future and a timer, not `asyncio.timeout`: a read callback's routing has no task."""
+        waiter = self._loop.create_future()
+        self._write_waiters.append(waiter)
+        timer = self._loop.call_later(timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
 
     def _uncork(self) -> None:
         """The loop iteration is over: write what it corked; the next frame leaves at once."""
@@ -282,6 +384,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self.closed.set()
         self._wakeup.set()
         self.owner._forget(self)
+        if self._routing is not None and self._routing is not asyncio.current_task():
+            self._routing.cancel()
         if self._consumer is not None and self._consumer is not asyncio.current_task():
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -310,6 +414,9 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _listeners: list[Listener] = field(default_factory=list)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
+    reading: list[TcpConnection] | None = None
+    """While a read callback routes what arrived: the connections with frames corked meanwhile
+    (written together when it returns)."""
 
     def __post_init__(self) -> None:
         self.router.add_transport(self)
@@ -442,6 +549,11 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def connection_worker(connection: TcpConnection) -> Handler:

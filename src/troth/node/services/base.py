@@ -96,10 +96,16 @@ Handler = Callable[[Any, RequestContext], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Method:
-    """A service method: its handler and the access rule the decision point applies."""
+    """A service method: its handler and the access rule the decision point applies.
+
+    `inline`: the handler waits on nothing that needs a task of its own (`asyncio.timeout`,
+    anyio, a lock), so it may run where the request arrived, inside a transport's read
+    callback (docs/protocols.md, "TCP transport"); any other handler called from there runs in
+    a task (the request's routing waits for it, so the requests behind it still wait)."""
 
     handler: Handler
     rule: Rule
+    inline: bool = False
 
 
 class NodeService(Protocol):
@@ -226,6 +232,14 @@ def _failure(exc: TrothError, request: int) -> bytes:
 # -- the host ----------------------------------------------------------------------------------
 
 
+def _run(method: Method, arguments: Any, context: RequestContext) -> Awaitable[Any]:
+    """Call `method`'s handler: as it is when inline or in a task already, else (a transport's
+    read callback routes the request) in a task of its own."""
+    if method.inline or asyncio.current_task() is not None:
+        return method.handler(arguments, context)
+    return asyncio.ensure_future(method.handler(arguments, context))
+
+
 class ServiceHost:
     """Serves node services on a router; the one place requests are decided and dispatched.
     `callers` maps a message's Source to its verified caller (None: refused)."""
@@ -257,7 +271,7 @@ class ServiceHost:
 
             async def message(message: RoutedMessage, source: Source | None) -> None:
                 context = self._decide(service.name, "message", None, source, message.return_route)
-                await oneway.handler(message.payload, context)
+                await _run(oneway, message.payload, context)
 
             self.router.register(address, message)
         else:
@@ -303,7 +317,7 @@ class ServiceHost:
             if method is None:
                 raise RemoteError(f"service {service.name} has no method {name!r}")
             context = self._decide(service.name, name, arguments, source, message.return_route)
-            result = await method.handler(arguments, context)
+            result = await _run(method, arguments, context)
             payload = cbor.encode([RESPONSE, VERSION, request, True, result])
             if len(payload) > limits.MAX_SERVICE_MESSAGE:
                 log.error("%s: a %d-byte answer is over the limit", service.name, len(payload))
@@ -336,6 +350,11 @@ class ServiceHost:
 # `Calls`. An answer whose id is not in flight (unknown, answered already, timed out) is dropped
 # and counted. When the channel closes its `Calls` is closed: the callers still waiting get
 # `Unreachable` at once.
+#
+# Deadlines: one timer per `Calls`, not one per call. It is armed at the earliest deadline of the
+# calls in flight; when it fires it fails the calls past their deadline and is armed again at the
+# earliest one left. A call whose deadline comes before the armed time re-arms it; with one
+# timeout for every call (the usual case) deadlines only grow, so no call touches the timer.
 
 _PRUNE_AT = 64  # first hops remembered before the ones no longer served are forgotten
 
@@ -352,6 +371,10 @@ class Calls:
         self.dropped = 0
         """Answers dropped: malformed, or for an id not in flight."""
         self._pending: dict[int, asyncio.Future[list[Any]]] = {}
+        self._deadlines: dict[int, tuple[float, float, Address]] = {}  # id: (loop time,
+        # timeout, the service called)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._next_id = int.from_bytes(os.urandom(4), "big")
         self._busy = 0  # slots taken (requests in flight or about to be sent)
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -381,16 +404,44 @@ class Calls:
             loop = asyncio.get_running_loop()
             answer: asyncio.Future[list[Any]] = loop.create_future()
             self._pending[request_id] = answer
-            timer = loop.call_later(timeout, _time_out, answer, route[-1], timeout)
+            deadline = loop.time() + timeout
+            self._deadlines[request_id] = (deadline, timeout, route[-1])
+            if self._timer is None or deadline < self._timer_at:
+                self._arm(loop, deadline)
             try:
                 await router.route(RoutedMessage(route, (self.address,), request))
                 response = await answer
             finally:
-                timer.cancel()
                 self._pending.pop(request_id, None)
+                self._deadlines.pop(request_id, None)
         finally:
             self._release()
         return result_of(response)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """(Re-)arm the deadline timer at loop time `when`."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._expire, loop)
+        self._timer_at = when
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The deadline timer: fail the calls past their deadline (Unreachable), then arm the
+        timer at the earliest deadline left."""
+        self._timer = None
+        now = loop.time()
+        earliest: float | None = None
+        for request_id, (deadline, timeout, where) in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[request_id]
+                answer = self._pending.get(request_id)
+                if answer is not None and not answer.done():
+                    why = f"no answer from {where} within {timeout} s"
+                    answer.set_exception(Unreachable(why))
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None and self._closed is None:
+            self._arm(loop, earliest)
 
     async def _wait_for_slot(self, timeout: float) -> None:
         """Wait until a finishing request hands its slot over (Unreachable after `timeout`)."""
@@ -443,11 +494,10 @@ class Calls:
             if not waiting.done():
                 waiting.set_exception(Unreachable(why))
         self._pending.clear()
-
-
-def _time_out(answer: asyncio.Future[list[Any]], where: Address, timeout: float) -> None:
-    if not answer.done():
-        answer.set_exception(Unreachable(f"no answer from {where} within {timeout} s"))
+        self._deadlines.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 _CALLS: weakref.WeakKeyDictionary[Router, dict[Address, Calls]] = weakref.WeakKeyDictionary()

@@ -20,8 +20,8 @@ class EchoService:
 
     def __init__(self) -> None:
         self.methods: Mapping[str, Method] = {
-            "echo": Method(self.echo, MembersOnly()),
-            "discard": Method(self.discard, MembersOnly()),
+            "echo": Method(self.echo, MembersOnly(), inline=True),
+            "discard": Method(self.discard, MembersOnly(), inline=True),
         }
 
     async def echo(self, arguments: Any, context: RequestContext) -> Any:

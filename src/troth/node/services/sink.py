@@ -19,7 +19,7 @@ class SinkService:
 
     def __init__(self) -> None:
         self.methods: dict[str, Method] = {}
-        self.oneway: Method | None = Method(self.sink, MembersOnly())
+        self.oneway: Method | None = Method(self.sink, MembersOnly(), inline=True)
         self.messages = 0
         self.bytes = 0
 
