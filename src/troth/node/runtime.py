@@ -10,10 +10,9 @@ request passes (troth.node.access).
 The node acts as its default identity (named like the node). It trusts the authorities it
 enrolled with and the one it hosts. It keeps links to the nodes it needs (troth.node.links: its
 relays' nodes, its authorities' nodes) and gets them back on its own when their channels die
-(keepalive, or a connection that closed): reconnecting with backoff, then creating its relays
-again and syncing the feed. Storage work runs off the event loop on one storage thread
-(troth.node.worker); the handshake's identity-store callbacks are the exception (the sans-IO
-channel calls them synchronously).
+(keepalive, or a closed connection): reconnecting with backoff, then making its relays again
+and syncing the feed. Storage work runs off the event loop on one storage thread (node.worker),
+but for the handshake's identity-store callbacks (the sans-IO channel calls them in line).
 """
 
 from __future__ import annotations
@@ -467,9 +466,8 @@ class NodeRuntime:
                 log.warning("feed of %s: %s", authority, exc)
 
     async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
-        """Refresh member credentials that expire within `margin` seconds or were issued before
-        their authority rotated, and present the fresh ones on open channels (in-band
-        refresh). Returns how many were refreshed."""
+        """Refresh credentials expiring within `margin` seconds or issued before their authority
+        rotated; present the fresh ones on open channels (in-band). Returns how many."""
         now = self.clock.now()
         held = await self.worker.run(self.node.wallet.held, self.name)
         refreshed = 0
