@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +43,23 @@ from troth.errors import (
 from troth.identity import Identifier, Signer, VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
-from troth.trace.record import REDACTABLE, Disclosure, Kind, TraceRecord, check_resolution
+from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, node_hash
+from troth.trace.record import (
+    REDACTABLE,
+    Disclosure,
+    Kind,
+    TraceRecord,
+    check_resolution,
+    encode_disclosures,
+)
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
-from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
+from troth.trace.store import (
+    ID_CHUNK,
+    NODE_LEVEL_STRIDE,
+    insert_rows,
+    open_trace_store,
+    select_in,
+)
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -54,8 +67,13 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
-_ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
 _F = TraceFailure
+
+_FRONTIER_SQL: Final = (
+    "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
+    "(SELECT max(size) FROM checkpoints), NULL"
+)
+_TAKEN_SQL: Final = " UNION ALL SELECT NULL, NULL, NULL, record_id FROM leaves WHERE record_id"
 
 SignerSource = Callable[[int], Signer]
 """The log identity's signer at a time (a node renews the signing key on demand)."""
@@ -95,21 +113,6 @@ class StoredEntry:
         return decode_disclosures(self.disclosure_data)
 
 
-def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
-    """How the log keeps a record's disclosures: JSON {field: [salt hex, value]} (the value is
-    the canonical JSON text that was committed to, as a string). Storage only: exports carry
-    `Disclosure.to_json`."""
-    if not disclosures:
-        return None
-    # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
-    # written without building the object
-    members = [
-        f'{_ascii_text(name)}:["{d.salt.hex()}",{_ascii_text(d.value.decode())}]'
-        for name, d in disclosures.items()
-    ]
-    return ("{" + ",".join(members) + "}").encode()
-
-
 def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
     if data is None:
         return {}
@@ -128,13 +131,13 @@ def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
 class _Pending:
     """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
 
-    __slots__ = ("chain", "done", "error", "gate", "receipt", "record")
+    __slots__ = ("chain", "done", "error", "gate", "index", "record")
 
     def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
         self.record = record
         self.chain = chain
         self.done = False
-        self.receipt: Receipt | None = None
+        self.index: int | None = None  # its log position once committed
         self.error: BaseException | None = None
         self.gate = threading.Lock()
         self.gate.acquire()
@@ -147,11 +150,13 @@ class _Pending:
             pass
 
     def result(self) -> Receipt:
+        """The receipt (made by the waiter, not the leader: the commit path stays short)."""
         if self.error is not None:
             raise self.error
-        if self.receipt is None:  # a leader died mid-batch (only a BaseException does that)
+        if self.index is None:  # a leader died mid-batch (only a BaseException does that)
             raise StorageError("the append was not committed")
-        return self.receipt
+        verified = self.record
+        return Receipt(self.index, verified.record.id, verified.hash, verified.leaf)
 
 
 @dataclass
@@ -261,7 +266,7 @@ class TraceLog:
     def append_many(self, records: Sequence[VerifiedRecord]) -> list[Receipt | TraceError]:
         """Append records in order, in as few commits as the batch limit allows; each one's
         receipt or the reason it was refused."""
-        pendings = [self.enqueue(record) for record in records]
+        pendings = self.enqueue_many(records)
         results: list[Receipt | TraceError] = []
         for pending in pendings:
             self.wait(pending)
@@ -279,6 +284,15 @@ class TraceLog:
         with self._mutex:
             self._queue.append(pending)
         return pending
+
+    def enqueue_many(self, records: Sequence[VerifiedRecord]) -> list[_Pending]:
+        """`enqueue` each of `records`, in order, at once: a group commit that begins meanwhile
+        takes all of them or none (an appender that signs a batch while another commits does
+        not have the first part of it in that commit and then wait for it to end)."""
+        pendings = [_Pending(record, None) for record in records]
+        with self._mutex:
+            self._queue.extend(pendings)
+        return pendings
 
     def wait(self, pending: _Pending) -> None:
         """Return once `pending` is committed or refused, leading commits when none runs: the
@@ -350,14 +364,15 @@ class TraceLog:
         try:
             with self.store.transaction():
                 conn = self.store.connection()
-                frontier, mark = self._load_frontier(conn)
+                batch = self._take_batch()
+                records = [p.record for p in batch]
+                state = _Batch(conn)
+                frontier, mark = self._load_frontier(conn, [v.record.id for v in records], state)
                 frontier = frontier.copy()
                 if mark != self._cached_at:  # another process appended or checkpointed
                     self._heads.clear()
                     self._histories.clear()
-                batch = self._take_batch()
-                state = _Batch(conn)
-                self._prefetch(state, [p.record for p in batch])
+                self._prefetch(state, records)
                 leaves: list[tuple[Any, ...]] = []
                 nodes: list[tuple[int, int, bytes]] = []
                 for pending in batch:
@@ -369,20 +384,14 @@ class TraceLog:
                     verified = pending.record
                     record = verified.record
                     index = frontier.size
-                    leaf = leaf_hash(verified.envelope)
+                    leaf = verified.leaf
                     for level, node_index, digest in frontier.append(leaf):
                         if level % NODE_LEVEL_STRIDE == 0:
                             nodes.append((level, node_index, digest))
                     leaves.append(
-                        (
-                            index,
-                            record.id,
-                            leaf,
-                            verified.envelope,
-                            encode_disclosures(verified.disclosures),
-                        )
+                        (index, record.id, leaf, verified.envelope, verified.stored_disclosures)
                     )
-                    pending.receipt = Receipt(index, record.id, verified.hash, leaf)
+                    pending.index = index
                 insert_rows(conn, "leaves", leaves)
                 insert_rows(conn, "nodes", nodes)
                 heads = [
@@ -405,8 +414,8 @@ class TraceLog:
                 batch = self._take_batch()
             error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
             for pending in batch:
-                if pending.receipt is not None or pending.error is None:
-                    pending.receipt, pending.error = None, error
+                if pending.index is not None or pending.error is None:
+                    pending.index, pending.error = None, error
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -417,11 +426,9 @@ class TraceLog:
     def _prefetch(self, state: _Batch, records: list[VerifiedRecord]) -> None:
         """Read what admitting `records` needs and the caches do not hold, one query per chunk
         (each row read lets go of the GIL, and a thread busy signing may keep it a switch
-        interval): which of their ids the log holds, their agents' heads and histories."""
+        interval): their agents' heads and histories (`_load_frontier` read which of their ids
+        the log holds)."""
         conn = state.conn
-        ids = [verified.record.id for verified in records]
-        for row in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
-            state.taken.add(row[0])
         missing = []
         for agent in {verified.record.agent.digest for verified in records}:
             if agent in self._heads:
@@ -444,12 +451,29 @@ class TraceLog:
         for identifier, changes, current in select_in(conn, sql, missing):
             state.histories[bytes(identifier)] = (changes, bytes(current))
 
-    def _load_frontier(self, conn: sqlite3.Connection) -> tuple[Frontier, tuple[int, int]]:
-        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for."""
-        row = conn.execute(
-            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
-            "(SELECT max(size) FROM checkpoints)"
-        ).fetchone()
+    def _load_frontier(
+        self, conn: sqlite3.Connection, ids: Sequence[str] = (), state: _Batch | None = None
+    ) -> tuple[Frontier, tuple[int, int]]:
+        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for.
+        With `ids`, also which of them the log holds (into `state.taken`), the first chunk in
+        the same query: each statement lets go of the GIL, and the leader then waits for it
+        behind the threads that are signing."""
+        first, rest = ids[:ID_CHUNK], ids[ID_CHUNK:]
+        sql = _FRONTIER_SQL
+        if first:
+            sql += f"{_TAKEN_SQL} IN ({','.join('?' * len(first))})"
+        row = None
+        for found in conn.execute(sql, first).fetchall():
+            if found[3] is None:  # the totals (a record id is never NULL)
+                row = found
+            elif state is not None:
+                state.taken.add(found[3])
+        if state is not None:
+            state.taken.update(
+                r[0] for r in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", rest)
+            )
+        if row is None:
+            raise StorageError("trace log damaged: no totals")
         size, last, checkpointed = int(row[0]), row[1], row[2] or 0
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(

@@ -65,6 +65,7 @@ __all__ = [
     "commitment",
     "decode_payload",
     "disclosure_value",
+    "encode_disclosures",
     "new_record_id",
 ]
 
@@ -220,6 +221,24 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
     found by hashing every candidate."""
     prefix = _COMMITMENT_PREFIX.get(name) or _DISCLOSURE_DOMAIN + name.encode() + b"\x00"
     return sha256(prefix + disclosure.salt + disclosure.value)
+
+
+_ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
+
+
+def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
+    """How the log keeps a record's disclosures: JSON {field: [salt hex, value]} (the value is
+    the canonical JSON text that was committed to, as a string). Storage only: exports carry
+    `Disclosure.to_json`."""
+    if not disclosures:
+        return None
+    # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
+    # written without building the object
+    members = [
+        f'{_ascii_text(name)}:["{d.salt.hex()}",{_ascii_text(d.value.decode())}]'
+        for name, d in disclosures.items()
+    ]
+    return ("{" + ",".join(members) + "}").encode()
 
 
 # -- the parts of a record --------------------------------------------------------------------

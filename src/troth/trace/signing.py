@@ -24,6 +24,7 @@ from troth.errors import CryptoError, DecodeError, DecodeProblem, TraceError, Tr
 from troth.identity import PurposeKeyAttestation, Signer, VerifiedIdentity
 from troth.identity.identifier import Identifier
 from troth.trace.dsse import decode_envelope, encode_envelope, pae
+from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
     PAYLOAD_TYPE,
     Authority,
@@ -38,6 +39,7 @@ from troth.trace.record import (
     commitment,
     decode_payload,
     disclosure_value,
+    encode_disclosures,
     new_record_id,
 )
 from troth.vault import KeyPurpose
@@ -177,10 +179,13 @@ class VerifiedRecord:
     record: TraceRecord
     envelope: bytes = field(repr=False)
     hash: bytes
+    leaf: bytes  # RFC 9162 leaf hash of the envelope: made by the signer's or submitter's
+    # thread, off the log's commit path
     signer: VerifiedIdentity = field(repr=False)
     attestation: bytes = field(repr=False)
     epoch: KeyEpoch = field(repr=False)
-    disclosures: Mapping[str, Disclosure] = field(default_factory=dict, repr=False)
+    disclosures: Mapping[str, Disclosure] = field(repr=False)
+    stored_disclosures: bytes | None = field(repr=False)  # as the log keeps them
     _token: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -241,10 +246,12 @@ def sign_record(
         record,
         envelope,
         sha256(payload),
+        leaf_hash(envelope),
         signer.identity,
         signer.attestation,
         epoch,
         disclosures,
+        encode_disclosures(disclosures),
         _VERIFIED,
     )
 
@@ -292,8 +299,18 @@ def verify_envelope(
     check_signature(epoch, payload, signature)
     given = dict(disclosures or {})
     check_disclosures(record, given)
+    envelope = bytes(data)
     return VerifiedRecord(
-        record, bytes(data), sha256(payload), signer, attestation, epoch, given, _VERIFIED
+        record,
+        envelope,
+        sha256(payload),
+        leaf_hash(envelope),
+        signer,
+        attestation,
+        epoch,
+        given,
+        encode_disclosures(given),
+        _VERIFIED,
     )
 
 
