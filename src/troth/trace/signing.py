@@ -171,7 +171,7 @@ class RecordContent:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedRecord:
     """A record whose signature and signing key were checked at its time (or that this process
     just signed), with its exact envelope bytes (the log leaf) and its disclosures."""
@@ -186,11 +186,47 @@ class VerifiedRecord:
     epoch: KeyEpoch = field(repr=False)
     disclosures: Mapping[str, Disclosure] = field(repr=False)
     stored_disclosures: bytes | None = field(repr=False)  # as the log keeps them
-    _token: object = field(default=None, repr=False, compare=False)
+    _token: object = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self._token is not _VERIFIED:
+    def __init__(
+        self,
+        record: TraceRecord,
+        envelope: bytes,
+        hash: bytes,
+        leaf: bytes,
+        signer: VerifiedIdentity,
+        attestation: bytes,
+        epoch: KeyEpoch,
+        disclosures: Mapping[str, Disclosure],
+        stored_disclosures: bytes | None,
+        _token: object = None,
+    ) -> None:
+        if _token is not _VERIFIED:
             raise TypeError("VerifiedRecord is made by sign_record or verify_envelope")
+        # frozen: through the slots (a dataclass's object.__setattr__ per field is ~6x slower)
+        _set_record(self, record)
+        _set_envelope(self, envelope)
+        _set_hash(self, hash)
+        _set_leaf(self, leaf)
+        _set_signer(self, signer)
+        _set_attestation(self, attestation)
+        _set_epoch(self, epoch)
+        _set_disclosures(self, disclosures)
+        _set_stored_disclosures(self, stored_disclosures)
+        _set_token(self, _token)
+
+
+_slots: Final = vars(VerifiedRecord)  # the slot descriptors
+_set_record = _slots["record"].__set__
+_set_envelope = _slots["envelope"].__set__
+_set_hash = _slots["hash"].__set__
+_set_leaf = _slots["leaf"].__set__
+_set_signer = _slots["signer"].__set__
+_set_attestation = _slots["attestation"].__set__
+_set_epoch = _slots["epoch"].__set__
+_set_disclosures = _slots["disclosures"].__set__
+_set_stored_disclosures = _slots["stored_disclosures"].__set__
+_set_token = _slots["_token"].__set__
 
 
 def sign_record(
