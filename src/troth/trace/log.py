@@ -198,6 +198,8 @@ class _Batch:
     looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
     new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
     new_chains: set[bytes] = field(default_factory=set)
+    observed: VerifiedIdentity | None = None  # the last signer `_observe` accepted
+    observed_change: int = 0  # and the newest change the log holds for it
 
 
 class TraceLog:
@@ -536,7 +538,12 @@ class TraceLog:
             raise TraceError(
                 _F.TIME_OUT_OF_RANGE, f"record at {record.time}, log at {now}", record=record.id
             )
-        current = self._observe(state, verified.signer)
+        signer = verified.signer
+        if signer is state.observed:  # a batch's records mostly share their signer's object
+            current = state.observed_change
+        else:
+            current = self._observe(state, signer)
+            state.observed, state.observed_change = signer, current
         if verified.epoch.change != current:
             raise TraceError(
                 _F.ATTESTATION_STALE,
