@@ -231,6 +231,7 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
 
 
 _ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
+_QUOTED: Final = {name: _ascii_text(name) for name in REDACTABLE}
 
 
 def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
@@ -242,7 +243,8 @@ def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
     # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
     # written without building the object
     members = [
-        f'{_ascii_text(name)}:["{d.salt.hex()}",{_ascii_text(d.value.decode())}]'
+        f'{_QUOTED.get(name) or _ascii_text(name)}:["{d.salt.hex()}",'
+        f"{_ascii_text(d.value.decode())}]"
         for name, d in disclosures.items()
     ]
     return ("{" + ",".join(members) + "}").encode()

@@ -255,22 +255,22 @@ def sign_record(
         offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
-    record = TraceRecord(
-        id=content.id
+    record = TraceRecord(  # (positional: keywords cost a lookup each, per record)
+        content.id
         or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
-        agent=signer.identity.identifier,
-        key=epoch.keyid,
-        seq=seq,
-        prev=prev,
-        time=time,
-        kind=content.kind,
-        tool=content.tool,
-        digests=digests,
-        decision=content.decision,
-        authority=content.authority,
-        links=content.links,
-        escalation_to=content.escalation_to,
-        span=content.span,
+        signer.identity.identifier,  # agent
+        epoch.keyid,  # key
+        seq,
+        prev,
+        time,
+        content.kind,
+        content.tool,
+        digests,
+        content.decision,
+        content.authority,
+        content.links,
+        content.escalation_to,
+        content.span,
     )
     payload = record.encode()
     if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
