@@ -106,8 +106,8 @@ def test_replay_and_chain_refusals(log: TraceLog, clock: FixedClock) -> None:
 def test_replay_found_in_any_chunk_of_a_batch(
     log: TraceLog, clock: FixedClock, position: int
 ) -> None:
-    """A batch looks up its record ids in chunks (the first with the log's totals): a stored
-    record replayed at any position of a large batch is refused, the others are kept."""
+    """A batch looks up its record ids in chunks of 500: a stored record replayed at any
+    position of a large batch is refused, the others are kept."""
     replayer, other = Held(), Held()
     stored = sign_record(replayer.signer(), tool_call(), seq=0, prev=None, time=NOW)
     log.append(stored)

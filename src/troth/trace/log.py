@@ -53,13 +53,7 @@ from troth.trace.record import (
     encode_disclosures,
 )
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
-from troth.trace.store import (
-    ID_CHUNK,
-    NODE_LEVEL_STRIDE,
-    insert_rows,
-    open_trace_store,
-    select_in,
-)
+from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -68,12 +62,6 @@ __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "op
 
 LOG_FILE: Final = "trace.db"
 _F = TraceFailure
-
-_FRONTIER_SQL: Final = (
-    "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
-    "(SELECT max(size) FROM checkpoints), NULL"
-)
-_TAKEN_SQL: Final = " UNION ALL SELECT NULL, NULL, NULL, record_id FROM leaves WHERE record_id"
 
 _ADMIT_CHUNK: Final = 32
 """Records admitted between two INSERTs of a commit: each INSERT lets go of the GIL, so a
@@ -383,15 +371,14 @@ class TraceLog:
         try:
             with self.store.transaction():
                 conn = self.store.connection()
-                batch = self._take_batch()
-                records = [p.record for p in batch]
-                state = _Batch(conn)
-                frontier, mark = self._load_frontier(conn, [v.record.id for v in records], state)
+                frontier, mark = self._load_frontier(conn)
                 frontier = frontier.copy()
                 if mark != self._cached_at:  # another process appended or checkpointed
                     self._heads.clear()
                     self._histories.clear()
-                self._prefetch(state, records)
+                batch = self._take_batch()
+                state = _Batch(conn)
+                self._prefetch(state, [p.record for p in batch])
                 nodes: list[tuple[int, int, bytes]] = []
                 for start in range(0, len(batch), _ADMIT_CHUNK):
                     leaves: list[tuple[Any, ...]] = []
@@ -451,9 +438,11 @@ class TraceLog:
     def _prefetch(self, state: _Batch, records: list[VerifiedRecord]) -> None:
         """Read what admitting `records` needs and the caches do not hold, one query per chunk
         (each row read lets go of the GIL, and a thread busy signing may keep it a switch
-        interval): their agents' heads and histories (`_load_frontier` read which of their ids
-        the log holds)."""
+        interval): which of their ids the log holds, their agents' heads and histories."""
         conn = state.conn
+        ids = [verified.record.id for verified in records]
+        for row in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
+            state.taken.add(row[0])
         missing = []
         for agent in {verified.record.agent.digest for verified in records}:
             if agent in self._heads:
@@ -476,29 +465,12 @@ class TraceLog:
         for identifier, changes, current in select_in(conn, sql, missing):
             state.histories[bytes(identifier)] = (changes, bytes(current))
 
-    def _load_frontier(
-        self, conn: sqlite3.Connection, ids: Sequence[str] = (), state: _Batch | None = None
-    ) -> tuple[Frontier, tuple[int, int]]:
-        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for.
-        With `ids`, also which of them the log holds (into `state.taken`), the first chunk in
-        the same query: each statement lets go of the GIL, and the leader then waits for it
-        behind the threads that are signing."""
-        first, rest = ids[:ID_CHUNK], ids[ID_CHUNK:]
-        sql = _FRONTIER_SQL
-        if first:
-            sql += f"{_TAKEN_SQL} IN ({','.join('?' * len(first))})"
-        row = None
-        for found in conn.execute(sql, first).fetchall():
-            if found[3] is None:  # the totals (a record id is never NULL)
-                row = found
-            elif state is not None:
-                state.taken.add(found[3])
-        if state is not None:
-            state.taken.update(
-                r[0] for r in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", rest)
-            )
-        if row is None:
-            raise StorageError("trace log damaged: no totals")
+    def _load_frontier(self, conn: sqlite3.Connection) -> tuple[Frontier, tuple[int, int]]:
+        """The Merkle frontier, and (size, newest checkpoint size): what the caches hold for."""
+        row = conn.execute(
+            "SELECT (SELECT value FROM meta WHERE name = 'size'), (SELECT max(idx) FROM leaves), "
+            "(SELECT max(size) FROM checkpoints)"
+        ).fetchone()
         size, last, checkpointed = int(row[0]), row[1], row[2] or 0
         if (last is None and size != 0) or (last is not None and last + 1 != size):
             raise StorageError(

@@ -32,16 +32,9 @@ from typing import Any, Final
 
 from troth.storage import SqliteDatabase
 
-__all__ = [
-    "ID_CHUNK",
-    "NODE_LEVEL_STRIDE",
-    "TRACE_MIGRATIONS",
-    "insert_rows",
-    "open_trace_store",
-    "select_in",
-]
+__all__ = ["NODE_LEVEL_STRIDE", "TRACE_MIGRATIONS", "insert_rows", "open_trace_store", "select_in"]
 
-ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
+_ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
 _INSERT_PARAMS: Final = 999  # values per multi-row INSERT
 
 NODE_LEVEL_STRIDE: Final = 4
@@ -101,9 +94,9 @@ def insert_rows(
         conn.execute(f"{verb} INTO {table} VALUES {marks}", values)
 
 
-def select_in(conn: sqlite3.Connection, sql: str, keys: Sequence[Any]) -> Iterator[Any]:
+def select_in(conn: sqlite3.Connection, sql: str, keys: list[Any]) -> Iterator[Any]:
     """The rows of `sql` + " IN (keys)", one query per chunk of keys."""
-    for start in range(0, len(keys), ID_CHUNK):
-        chunk = keys[start : start + ID_CHUNK]
+    for start in range(0, len(keys), _ID_CHUNK):
+        chunk = keys[start : start + _ID_CHUNK]
         marks = ",".join("?" * len(chunk))
         yield from conn.execute(f"{sql} IN ({marks})", chunk).fetchall()
