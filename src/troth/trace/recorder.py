@@ -39,24 +39,35 @@ _POOL_BYTES: Final = 4096  # os.urandom drawn at a time (a record takes 16-80 by
 class RandomPool:
     """os.urandom drawn 4 KiB at a time, each byte handed out once: every os.urandom call
     lets go of the GIL, which, with other threads running, is a switch between threads per
-    record. A forked child draws afresh (the pool belongs to one process id), so two processes
-    never hand out the same bytes. Not thread-safe: its recorder's lock guards it."""
+    record. A forked child draws afresh (every pool is emptied in the child, through
+    os.register_at_fork), so two processes never hand out the same bytes. Not thread-safe:
+    its recorder's lock guards it."""
 
-    __slots__ = ("_data", "_offset", "_pid")
+    __slots__ = ("_data", "_forks", "_offset")
 
     def __init__(self) -> None:
         self._data = b""
         self._offset = 0
-        self._pid = -1
+        self._forks = _forks[0]
 
     def __call__(self, count: int) -> bytes:
         offset = self._offset
-        if offset + count > len(self._data) or self._pid != os.getpid():
+        if offset + count > len(self._data) or self._forks != _forks[0]:
             self._data = os.urandom(max(_POOL_BYTES, count))
-            self._pid = os.getpid()
+            self._forks = _forks[0]
             offset = 0
         self._offset = offset + count
         return self._data[offset : offset + count]
+
+
+_forks = [0]  # how many forks made this process (os.getpid per draw is a system call)
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class TraceRecorder:
