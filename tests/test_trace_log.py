@@ -22,7 +22,7 @@ from troth.errors import ConfigError, TraceError, TraceFailure
 from troth.identity import rotate_identity
 from troth.trace import Authority, Kind, RecordContent, TraceLog
 from troth.trace.checkpoint import parse_checkpoint
-from troth.trace.log import decode_disclosures, encode_disclosures
+from troth.trace.log import decode_disclosures
 from troth.trace.merkle import (
     EMPTY_ROOT,
     MemoryTree,
@@ -30,7 +30,7 @@ from troth.trace.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from troth.trace.record import REDACTABLE, Disclosure
+from troth.trace.record import REDACTABLE, Disclosure, encode_disclosures
 from troth.trace.signing import sign_record
 from troth.trace.verify import verify_log
 
@@ -100,6 +100,30 @@ def test_replay_and_chain_refusals(log: TraceLog, clock: FixedClock) -> None:
     earlier = sign_record(signer, tool_call(), seq=1, prev=first.hash, time=NOW - 1)
     assert _reason(lambda: log.append(earlier)) is TraceFailure.TIME_REVERSED
     assert log.size() == 1
+
+
+@pytest.mark.parametrize("position", [0, 499, 500, 700])
+def test_replay_found_in_any_chunk_of_a_batch(
+    log: TraceLog, clock: FixedClock, position: int
+) -> None:
+    """A batch looks up its record ids in chunks of 500: a stored record replayed at any
+    position of a large batch is refused, the others are kept."""
+    replayer, other = Held(), Held()
+    stored = sign_record(replayer.signer(), tool_call(), seq=0, prev=None, time=NOW)
+    log.append(stored)
+    fresh, prev = [], None
+    for seq in range(800):
+        fresh.append(sign_record(other.signer(), tool_call(), seq=seq, prev=prev, time=NOW))
+        prev = fresh[-1].hash
+    batch = [*fresh[:position], stored, *fresh[position:]]
+    results = log.append_many(batch)
+    refused = [n for n, r in enumerate(results) if isinstance(r, TraceError)]
+    assert refused == [position]
+    replayed = results[position]
+    assert isinstance(replayed, TraceError)
+    assert replayed.reason is TraceFailure.REPLAYED
+    assert log.size() == 801
+    assert verify_log(log).size == 801
 
 
 def test_time_window(log: TraceLog, clock: FixedClock) -> None:

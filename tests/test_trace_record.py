@@ -34,6 +34,7 @@ from troth.trace.record import (
     disclosure_value,
     new_record_id,
 )
+from troth.trace.recorder import RandomPool
 from troth.trace.signing import (
     RecordContent,
     keyid_of,
@@ -446,3 +447,29 @@ def test_content_validation() -> None:
             prev=None,
             time=NOW,
         )
+
+
+def test_random_pool_hands_out_each_byte_once() -> None:
+    """A recorder's salts and id bits come from a pool of os.urandom: no 16 bytes twice, over
+    several refills."""
+    pool = RandomPool()
+    chunks = [draw[i : i + 16] for draw in (pool(48) for _ in range(1000)) for i in (0, 16, 32)]
+    assert len(set(chunks)) == len(chunks) == 3000
+
+
+def test_random_pool_draws_afresh_in_a_forked_child() -> None:
+    """A forked child does not hand out the bytes its parent's pool holds (each would sign
+    records with the same salts and ids)."""
+    pool = RandomPool()
+    pool(16)  # the pool now holds bytes the child inherits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        os.write(write, pool(16))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 16)
+    os.close(read)
+    assert len(child) == 16
+    assert child != pool(16)

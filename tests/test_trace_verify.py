@@ -16,9 +16,8 @@ from troth.errors import StorageError, TraceError, TraceFailure
 from troth.trace import AnchorStatus, Checkpoint, CheckpointAnchor, TraceLog
 from troth.trace.checkpoint import parse_checkpoint, sign_checkpoint
 from troth.trace.dsse import encode_envelope, pae
-from troth.trace.log import encode_disclosures
 from troth.trace.merkle import EMPTY_ROOT, leaf_hash
-from troth.trace.record import PAYLOAD_TYPE, Disclosure
+from troth.trace.record import PAYLOAD_TYPE, Disclosure, encode_disclosures
 from troth.trace.signing import open_envelope, resolve_key, sign_record
 from troth.trace.verify import verify_log
 

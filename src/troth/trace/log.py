@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +43,15 @@ from troth.errors import (
 from troth.identity import Identifier, Signer, VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, leaf_hash, node_hash
-from troth.trace.record import REDACTABLE, Disclosure, Kind, TraceRecord, check_resolution
+from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, node_hash
+from troth.trace.record import (
+    REDACTABLE,
+    Disclosure,
+    Kind,
+    TraceRecord,
+    check_resolution,
+    encode_disclosures,
+)
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 
@@ -54,14 +61,18 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
-_ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
 _F = TraceFailure
+
+_ADMIT_CHUNK: Final = 32
+"""Records admitted between two INSERTs of a commit: each INSERT lets go of the GIL, so a
+thread that is signing does not wait for the whole batch's admission (its signature is done
+in ~25 us, then it waits for the GIL)."""
 
 SignerSource = Callable[[int], Signer]
 """The log identity's signer at a time (a node renews the signing key on demand)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Receipt:
     """An acknowledged append: durable at log position `index`."""
 
@@ -69,6 +80,18 @@ class Receipt:
     record: str
     hash: bytes
     leaf: bytes
+
+    def __init__(self, index: int, record: str, hash: bytes, leaf: bytes) -> None:
+        _set_index(self, index)  # frozen: through the slots (object.__setattr__ is slower)
+        _set_record(self, record)
+        _set_hash(self, hash)
+        _set_leaf(self, leaf)
+
+
+_set_index = vars(Receipt)["index"].__set__  # the slot descriptors
+_set_record = vars(Receipt)["record"].__set__
+_set_hash = vars(Receipt)["hash"].__set__
+_set_leaf = vars(Receipt)["leaf"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,21 +118,6 @@ class StoredEntry:
         return decode_disclosures(self.disclosure_data)
 
 
-def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
-    """How the log keeps a record's disclosures: JSON {field: [salt hex, value]} (the value is
-    the canonical JSON text that was committed to, as a string). Storage only: exports carry
-    `Disclosure.to_json`."""
-    if not disclosures:
-        return None
-    # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
-    # written without building the object
-    members = [
-        f'{_ascii_text(name)}:["{d.salt.hex()}",{_ascii_text(d.value.decode())}]'
-        for name, d in disclosures.items()
-    ]
-    return ("{" + ",".join(members) + "}").encode()
-
-
 def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
     if data is None:
         return {}
@@ -128,13 +136,13 @@ def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
 class _Pending:
     """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
 
-    __slots__ = ("chain", "done", "error", "gate", "receipt", "record")
+    __slots__ = ("chain", "done", "error", "gate", "index", "record")
 
     def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
         self.record = record
         self.chain = chain
         self.done = False
-        self.receipt: Receipt | None = None
+        self.index: int | None = None  # its log position once committed
         self.error: BaseException | None = None
         self.gate = threading.Lock()
         self.gate.acquire()
@@ -147,11 +155,13 @@ class _Pending:
             pass
 
     def result(self) -> Receipt:
+        """The receipt (made by the waiter, not the leader: the commit path stays short)."""
         if self.error is not None:
             raise self.error
-        if self.receipt is None:  # a leader died mid-batch (only a BaseException does that)
+        if self.index is None:  # a leader died mid-batch (only a BaseException does that)
             raise StorageError("the append was not committed")
-        return self.receipt
+        verified = self.record
+        return Receipt(self.index, verified.record.id, verified.hash, verified.leaf)
 
 
 @dataclass
@@ -176,6 +186,8 @@ class _Batch:
     looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
     new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
     new_chains: set[bytes] = field(default_factory=set)
+    observed: VerifiedIdentity | None = None  # the last signer `_observe` accepted
+    observed_change: int = 0  # and the newest change the log holds for it
 
 
 class TraceLog:
@@ -261,7 +273,7 @@ class TraceLog:
     def append_many(self, records: Sequence[VerifiedRecord]) -> list[Receipt | TraceError]:
         """Append records in order, in as few commits as the batch limit allows; each one's
         receipt or the reason it was refused."""
-        pendings = [self.enqueue(record) for record in records]
+        pendings = self.enqueue_many(records)
         results: list[Receipt | TraceError] = []
         for pending in pendings:
             self.wait(pending)
@@ -279,6 +291,15 @@ class TraceLog:
         with self._mutex:
             self._queue.append(pending)
         return pending
+
+    def enqueue_many(self, records: Sequence[VerifiedRecord]) -> list[_Pending]:
+        """`enqueue` each of `records`, in order, at once: a group commit that begins meanwhile
+        takes all of them or none (an appender that signs a batch while another commits does
+        not have the first part of it in that commit and then wait for it to end)."""
+        pendings = [_Pending(record, None) for record in records]
+        with self._mutex:
+            self._queue.extend(pendings)
+        return pendings
 
     def wait(self, pending: _Pending) -> None:
         """Return once `pending` is committed or refused, leading commits when none runs: the
@@ -358,32 +379,32 @@ class TraceLog:
                 batch = self._take_batch()
                 state = _Batch(conn)
                 self._prefetch(state, [p.record for p in batch])
-                leaves: list[tuple[Any, ...]] = []
                 nodes: list[tuple[int, int, bytes]] = []
-                for pending in batch:
-                    try:
-                        self._admit(pending, state, now)
-                    except TraceError as exc:
-                        pending.error = exc
-                        continue
-                    verified = pending.record
-                    record = verified.record
-                    index = frontier.size
-                    leaf = leaf_hash(verified.envelope)
-                    for level, node_index, digest in frontier.append(leaf):
-                        if level % NODE_LEVEL_STRIDE == 0:
-                            nodes.append((level, node_index, digest))
-                    leaves.append(
-                        (
-                            index,
-                            record.id,
-                            leaf,
-                            verified.envelope,
-                            encode_disclosures(verified.disclosures),
+                for start in range(0, len(batch), _ADMIT_CHUNK):
+                    leaves: list[tuple[Any, ...]] = []
+                    for pending in batch[start : start + _ADMIT_CHUNK]:
+                        try:
+                            self._admit(pending, state, now)
+                        except TraceError as exc:
+                            pending.error = exc
+                            continue
+                        verified = pending.record
+                        index = frontier.size
+                        leaf = verified.leaf
+                        for level, node_index, digest in frontier.append(leaf):
+                            if level % NODE_LEVEL_STRIDE == 0:
+                                nodes.append((level, node_index, digest))
+                        leaves.append(
+                            (
+                                index,
+                                verified.record.id,
+                                leaf,
+                                verified.envelope,
+                                verified.stored_disclosures,
+                            )
                         )
-                    )
-                    pending.receipt = Receipt(index, record.id, verified.hash, leaf)
-                insert_rows(conn, "leaves", leaves)
+                        pending.index = index
+                    insert_rows(conn, "leaves", leaves)
                 insert_rows(conn, "nodes", nodes)
                 heads = [
                     (agent, head.seq, head.hash, head.time, head.change)
@@ -405,8 +426,8 @@ class TraceLog:
                 batch = self._take_batch()
             error = exc if isinstance(exc, TrothError) else StorageError(f"append failed: {exc}")
             for pending in batch:
-                if pending.receipt is not None or pending.error is None:
-                    pending.receipt, pending.error = None, error
+                if pending.index is not None or pending.error is None:
+                    pending.index, pending.error = None, error
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -489,7 +510,12 @@ class TraceLog:
             raise TraceError(
                 _F.TIME_OUT_OF_RANGE, f"record at {record.time}, log at {now}", record=record.id
             )
-        current = self._observe(state, verified.signer)
+        signer = verified.signer
+        if signer is state.observed:  # a batch's records mostly share their signer's object
+            current = state.observed_change
+        else:
+            current = self._observe(state, signer)
+            state.observed, state.observed_change = signer, current
         if verified.epoch.change != current:
             raise TraceError(
                 _F.ATTESTATION_STALE,

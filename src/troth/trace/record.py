@@ -34,7 +34,8 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import rfc8785
@@ -65,6 +66,7 @@ __all__ = [
     "commitment",
     "decode_payload",
     "disclosure_value",
+    "encode_disclosures",
     "new_record_id",
 ]
 
@@ -171,18 +173,20 @@ def _member(name: str, text: str | None) -> str:
 # -- disclosures ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Disclosure:
     """A redactable value and the salt of its commitment: kept beside the record, deletable."""
 
     salt: bytes
     value: bytes  # the value's RFC 8785 canonical JSON
 
-    def __post_init__(self) -> None:
-        if len(self.salt) != 16:
+    def __init__(self, salt: bytes, value: bytes) -> None:
+        if len(salt) != 16:
             raise ValueError("a disclosure salt is 16 bytes")
-        if len(self.value) > limits.MAX_TRACE_DISCLOSURE_BYTES:
+        if len(value) > limits.MAX_TRACE_DISCLOSURE_BYTES:
             raise ValueError(f"a disclosed value is at most {limits.MAX_TRACE_DISCLOSURE_BYTES}")
+        _set_salt(self, salt)  # frozen: through the slots (object.__setattr__ is slower)
+        _set_value(self, value)
 
     def to_json(self) -> dict[str, Any]:
         return {"salt": self.salt.hex(), "value": json.loads(self.value)}
@@ -197,6 +201,10 @@ class Disclosure:
             return cls(salt, disclosure_value(value["value"]))
         except ValueError as exc:
             raise DecodeError(f"{what}: {exc}", DecodeProblem.OVER_LIMIT) from None
+
+
+_set_salt = vars(Disclosure)["salt"].__set__  # the slot descriptors
+_set_value = vars(Disclosure)["value"].__set__
 
 
 def disclosure_value(value: Any) -> bytes:
@@ -220,6 +228,26 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
     found by hashing every candidate."""
     prefix = _COMMITMENT_PREFIX.get(name) or _DISCLOSURE_DOMAIN + name.encode() + b"\x00"
     return sha256(prefix + disclosure.salt + disclosure.value)
+
+
+_ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
+_QUOTED: Final = {name: _ascii_text(name) for name in REDACTABLE}
+
+
+def encode_disclosures(disclosures: Mapping[str, Disclosure]) -> bytes | None:
+    """How the log keeps a record's disclosures: JSON {field: [salt hex, value]} (the value is
+    the canonical JSON text that was committed to, as a string). Storage only: exports carry
+    `Disclosure.to_json`."""
+    if not disclosures:
+        return None
+    # json.dumps(that object, separators=(",", ":")) byte for byte (the tests check it),
+    # written without building the object
+    members = [
+        f'{_QUOTED.get(name) or _ascii_text(name)}:["{d.salt.hex()}",'
+        f"{_ascii_text(d.value.decode())}]"
+        for name, d in disclosures.items()
+    ]
+    return ("{" + ",".join(members) + "}").encode()
 
 
 # -- the parts of a record --------------------------------------------------------------------
@@ -394,9 +422,11 @@ class SpanTimes:
 # -- the record -------------------------------------------------------------------------------
 
 _TAIL: Final = f',"type":"{RECORD_TYPE}","version":{VERSION}}}'
+_NO_DIGESTS: Final[Mapping[str, bytes]] = MappingProxyType({})
+_NO_LINKS: Final = Links()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TraceRecord:
     """A record's payload fields (decoded, or about to be signed). Not verified."""
 
@@ -407,30 +437,59 @@ class TraceRecord:
     prev: bytes | None
     time: int
     kind: Kind
-    tool: ToolCall | None = None
-    digests: Mapping[str, bytes] = field(default_factory=dict)
-    decision: Decision | None = None
-    authority: Authority | None = None
-    links: Links = field(default_factory=Links)
-    escalation_to: Identifier | None = None
-    span: SpanTimes | None = None
+    tool: ToolCall | None
+    digests: Mapping[str, bytes]
+    decision: Decision | None
+    authority: Authority | None
+    links: Links
+    escalation_to: Identifier | None
+    span: SpanTimes | None
 
-    def __post_init__(self) -> None:
-        if not _HEX32.fullmatch(self.id):
+    def __init__(
+        self,
+        id: str,
+        agent: Identifier,
+        key: str,
+        seq: int,
+        prev: bytes | None,
+        time: int,
+        kind: Kind,
+        tool: ToolCall | None = None,
+        digests: Mapping[str, bytes] = _NO_DIGESTS,
+        decision: Decision | None = None,
+        authority: Authority | None = None,
+        links: Links = _NO_LINKS,
+        escalation_to: Identifier | None = None,
+        span: SpanTimes | None = None,
+    ) -> None:
+        if not _HEX32.fullmatch(id):
             raise ValueError("a record id is 32 lowercase hex digits")
-        if not _HEX64.fullmatch(self.key):
+        if not _HEX64.fullmatch(key):
             raise ValueError("a record key is 64 lowercase hex digits")
-        if not 0 <= self.seq <= _MAX_INT or not 0 <= self.time <= _MAX_INT:
+        if not 0 <= seq <= _MAX_INT or not 0 <= time <= _MAX_INT:
             raise ValueError("seq and time are integers in [0, 2^53)")
-        if (self.prev is None) != (self.seq == 0) or (
-            self.prev is not None and len(self.prev) != 32
-        ):
+        if (prev is None) != (seq == 0) or (prev is not None and len(prev) != 32):
             raise ValueError("prev is a 32-byte hash, absent exactly for seq 0")
-        for name, digest in self.digests.items():
+        for name, digest in digests.items():
             if name not in REDACTABLE or len(digest) != 32:
                 raise ValueError(f"digest {name!r}: one of {REDACTABLE}, 32 bytes")
-        if (self.escalation_to is not None) and self.kind is not Kind.ESCALATION:
+        if (escalation_to is not None) and kind is not Kind.ESCALATION:
             raise ValueError("only an escalation names whom it escalates to")
+        # frozen: through the slots (a dataclass's object.__setattr__ per field is ~6x slower)
+        _set_record_id(self, id)
+        _set_agent(self, agent)
+        _set_key(self, key)
+        _set_seq(self, seq)
+        _set_prev(self, prev)
+        _set_time(self, time)
+        _set_kind(self, kind)
+        _set_tool(self, tool)
+        _set_digests(self, digests)
+        _set_decision(self, decision)
+        _set_authority(self, authority)
+        _set_links(self, links)
+        _set_escalation_to(self, escalation_to)
+        _set_span(self, span)
 
     def to_json(self) -> dict[str, Any]:
         """The payload object (written with `canonical_json`)."""
@@ -485,6 +544,23 @@ class TraceRecord:
             f',"key":"{self.key}","kind":"{_KIND_TEXT[self.kind]}"{links},"prev":{prev}'
             f',"seq":{self.seq}{span},"time":{self.time}{tool}{_TAIL}'
         ).encode()
+
+
+_slots: Final = vars(TraceRecord)  # the slot descriptors
+_set_record_id = _slots["id"].__set__
+_set_agent = _slots["agent"].__set__
+_set_key = _slots["key"].__set__
+_set_seq = _slots["seq"].__set__
+_set_prev = _slots["prev"].__set__
+_set_time = _slots["time"].__set__
+_set_kind = _slots["kind"].__set__
+_set_tool = _slots["tool"].__set__
+_set_digests = _slots["digests"].__set__
+_set_decision = _slots["decision"].__set__
+_set_authority = _slots["authority"].__set__
+_set_links = _slots["links"].__set__
+_set_escalation_to = _slots["escalation_to"].__set__
+_set_span = _slots["span"].__set__
 
 
 # -- decoding ---------------------------------------------------------------------------------

@@ -27,12 +27,47 @@ from troth.trace.log import Receipt, TraceLog
 from troth.trace.record import PROCESS_RECORD_IDS, Decision, Kind, Links
 from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_record
 
-__all__ = ["TraceRecorder"]
+__all__ = ["RandomPool", "TraceRecorder"]
 
 _RETRIED: Final = frozenset({TraceFailure.CHAIN_BROKEN, TraceFailure.ATTESTATION_STALE})
 _ATTEMPTS: Final = 3
 _RENEW_BEFORE: Final = 3600  # seconds before a signing key's expiry to ask for a new one
 _REFRESH_EVERY: Final = 60  # seconds between asking the source again (a rotation elsewhere)
+_POOL_BYTES: Final = 4096  # os.urandom drawn at a time (a record takes 16-80 bytes)
+
+
+class RandomPool:
+    """os.urandom drawn 4 KiB at a time, each byte handed out once: every os.urandom call
+    lets go of the GIL, which, with other threads running, is a switch between threads per
+    record. A forked child draws afresh (every pool is emptied in the child, through
+    os.register_at_fork), so two processes never hand out the same bytes. Not thread-safe:
+    its recorder's lock guards it."""
+
+    __slots__ = ("_data", "_forks", "_offset")
+
+    def __init__(self) -> None:
+        self._data = b""
+        self._offset = 0
+        self._forks = _forks[0]
+
+    def __call__(self, count: int) -> bytes:
+        offset = self._offset
+        if offset + count > len(self._data) or self._forks != _forks[0]:
+            self._data = os.urandom(max(_POOL_BYTES, count))
+            self._forks = _forks[0]
+            offset = 0
+        self._offset = offset + count
+        return self._data[offset : offset + count]
+
+
+_forks = [0]  # how many forks made this process (os.getpid per draw is a system call)
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class TraceRecorder:
@@ -44,15 +79,16 @@ class TraceRecorder:
         signer: Signer | Callable[[int], Signer],
         *,
         clock: Clock,
-        random: Callable[[int], bytes] = os.urandom,
+        random: Callable[[int], bytes] | None = None,
     ) -> None:
+        """`random` (n -> n random bytes) is an os.urandom pool unless given."""
         self.log = log
         self.clock = clock
         self._source = signer if callable(signer) and not isinstance(signer, Signer) else None
         self._signer: Signer | None = signer if isinstance(signer, Signer) else None
         self._epoch: KeyEpoch | None = None
         self._fetched_at: int | None = None
-        self._random = random
+        self._random = RandomPool() if random is None else random
         self._lock = threading.Lock()
         self._head: tuple[int, bytes, int] | None = None
         self._head_loaded = False
@@ -82,7 +118,8 @@ class TraceRecorder:
         """Sign and append several records in as few commits as possible (all or the first
         refusal raised; records before it are kept)."""
         with self._lock:
-            pendings = [self.log.enqueue(self._sign(content, renew=False)) for content in contents]
+            signed = [self._sign(content, renew=False) for content in contents]
+            pendings = self.log.enqueue_many(signed)
         for pending in pendings:
             self.log.wait(pending)
         if any(pending.error is not None for pending in pendings):

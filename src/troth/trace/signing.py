@@ -24,6 +24,7 @@ from troth.errors import CryptoError, DecodeError, DecodeProblem, TraceError, Tr
 from troth.identity import PurposeKeyAttestation, Signer, VerifiedIdentity
 from troth.identity.identifier import Identifier
 from troth.trace.dsse import decode_envelope, encode_envelope, pae
+from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
     PAYLOAD_TYPE,
     Authority,
@@ -38,6 +39,7 @@ from troth.trace.record import (
     commitment,
     decode_payload,
     disclosure_value,
+    encode_disclosures,
     new_record_id,
 )
 from troth.vault import KeyPurpose
@@ -169,7 +171,7 @@ class RecordContent:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class VerifiedRecord:
     """A record whose signature and signing key were checked at its time (or that this process
     just signed), with its exact envelope bytes (the log leaf) and its disclosures."""
@@ -177,15 +179,54 @@ class VerifiedRecord:
     record: TraceRecord
     envelope: bytes = field(repr=False)
     hash: bytes
+    leaf: bytes  # RFC 9162 leaf hash of the envelope: made by the signer's or submitter's
+    # thread, off the log's commit path
     signer: VerifiedIdentity = field(repr=False)
     attestation: bytes = field(repr=False)
     epoch: KeyEpoch = field(repr=False)
-    disclosures: Mapping[str, Disclosure] = field(default_factory=dict, repr=False)
-    _token: object = field(default=None, repr=False, compare=False)
+    disclosures: Mapping[str, Disclosure] = field(repr=False)
+    stored_disclosures: bytes | None = field(repr=False)  # as the log keeps them
+    _token: object = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self._token is not _VERIFIED:
+    def __init__(
+        self,
+        record: TraceRecord,
+        envelope: bytes,
+        hash: bytes,
+        leaf: bytes,
+        signer: VerifiedIdentity,
+        attestation: bytes,
+        epoch: KeyEpoch,
+        disclosures: Mapping[str, Disclosure],
+        stored_disclosures: bytes | None,
+        _token: object = None,
+    ) -> None:
+        if _token is not _VERIFIED:
             raise TypeError("VerifiedRecord is made by sign_record or verify_envelope")
+        # frozen: through the slots (a dataclass's object.__setattr__ per field is ~6x slower)
+        _set_record(self, record)
+        _set_envelope(self, envelope)
+        _set_hash(self, hash)
+        _set_leaf(self, leaf)
+        _set_signer(self, signer)
+        _set_attestation(self, attestation)
+        _set_epoch(self, epoch)
+        _set_disclosures(self, disclosures)
+        _set_stored_disclosures(self, stored_disclosures)
+        _set_token(self, _token)
+
+
+_slots: Final = vars(VerifiedRecord)  # the slot descriptors
+_set_record = _slots["record"].__set__
+_set_envelope = _slots["envelope"].__set__
+_set_hash = _slots["hash"].__set__
+_set_leaf = _slots["leaf"].__set__
+_set_signer = _slots["signer"].__set__
+_set_attestation = _slots["attestation"].__set__
+_set_epoch = _slots["epoch"].__set__
+_set_disclosures = _slots["disclosures"].__set__
+_set_stored_disclosures = _slots["stored_disclosures"].__set__
+_set_token = _slots["_token"].__set__
 
 
 def sign_record(
@@ -214,22 +255,22 @@ def sign_record(
         offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)
-    record = TraceRecord(
-        id=content.id
+    record = TraceRecord(  # (positional: keywords cost a lookup each, per record)
+        content.id
         or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
-        agent=signer.identity.identifier,
-        key=epoch.keyid,
-        seq=seq,
-        prev=prev,
-        time=time,
-        kind=content.kind,
-        tool=content.tool,
-        digests=digests,
-        decision=content.decision,
-        authority=content.authority,
-        links=content.links,
-        escalation_to=content.escalation_to,
-        span=content.span,
+        signer.identity.identifier,  # agent
+        epoch.keyid,  # key
+        seq,
+        prev,
+        time,
+        content.kind,
+        content.tool,
+        digests,
+        content.decision,
+        content.authority,
+        content.links,
+        content.escalation_to,
+        content.span,
     )
     payload = record.encode()
     if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
@@ -241,10 +282,12 @@ def sign_record(
         record,
         envelope,
         sha256(payload),
+        leaf_hash(envelope),
         signer.identity,
         signer.attestation,
         epoch,
         disclosures,
+        encode_disclosures(disclosures),
         _VERIFIED,
     )
 
@@ -292,8 +335,18 @@ def verify_envelope(
     check_signature(epoch, payload, signature)
     given = dict(disclosures or {})
     check_disclosures(record, given)
+    envelope = bytes(data)
     return VerifiedRecord(
-        record, bytes(data), sha256(payload), signer, attestation, epoch, given, _VERIFIED
+        record,
+        envelope,
+        sha256(payload),
+        leaf_hash(envelope),
+        signer,
+        attestation,
+        epoch,
+        given,
+        encode_disclosures(given),
+        _VERIFIED,
     )
 
 
