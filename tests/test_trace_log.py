@@ -22,7 +22,6 @@ from troth.errors import ConfigError, TraceError, TraceFailure
 from troth.identity import rotate_identity
 from troth.trace import Authority, Kind, RecordContent, TraceLog
 from troth.trace.checkpoint import parse_checkpoint
-from troth.trace.log import decode_disclosures
 from troth.trace.merkle import (
     EMPTY_ROOT,
     MemoryTree,
@@ -32,6 +31,7 @@ from troth.trace.merkle import (
 )
 from troth.trace.record import REDACTABLE, Disclosure, encode_disclosures
 from troth.trace.signing import sign_record
+from troth.trace.stored import decode_disclosures
 from troth.trace.verify import verify_log
 
 

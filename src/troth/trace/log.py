@@ -18,7 +18,6 @@ does not hold or that does not match (CHAIN_MISMATCH).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections import deque
@@ -43,9 +42,8 @@ from troth.errors import (
 from troth.identity import Identifier, Signer, VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof, node_hash
+from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
 from troth.trace.record import (
-    REDACTABLE,
     Disclosure,
     Kind,
     TraceRecord,
@@ -54,6 +52,7 @@ from troth.trace.record import (
 )
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
+from troth.trace.stored import StoredEntry, StoredRecord, SubtreeReader, decode_disclosures
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -92,45 +91,6 @@ _set_index = vars(Receipt)["index"].__set__  # the slot descriptors
 _set_record = vars(Receipt)["record"].__set__
 _set_hash = vars(Receipt)["hash"].__set__
 _set_leaf = vars(Receipt)["leaf"].__set__
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """A record as the log holds it (not verified: `troth.trace.verify` does that)."""
-
-    index: int
-    envelope: bytes
-    leaf: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    """A stored record and its disclosures, as `TraceLog.stored` reads them."""
-
-    index: int
-    record_id: str
-    envelope: bytes
-    leaf: bytes
-    disclosure_data: bytes | None
-
-    def disclosures(self) -> dict[str, Disclosure]:
-        """The disclosures kept with the record (TraceError MALFORMED if they do not decode)."""
-        return decode_disclosures(self.disclosure_data)
-
-
-def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
-    if data is None:
-        return {}
-    try:
-        value = json.loads(data)
-        if type(value) is not dict or not set(value) <= set(REDACTABLE):
-            raise ValueError("not a map of redactable fields")
-        return {
-            name: Disclosure(bytes.fromhex(salt), text.encode())
-            for name, (salt, text) in value.items()
-        }
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise TraceError(_F.MALFORMED, f"stored disclosures: {exc}") from None
 
 
 class _Pending:
@@ -479,7 +439,7 @@ class TraceLog:
             )
         if self._frontier is not None and self._frontier.size == size:
             return self._frontier, (size, checkpointed)
-        return Frontier.load(size, _Reader(conn).perfect), (size, checkpointed)
+        return Frontier.load(size, SubtreeReader(conn).perfect), (size, checkpointed)
 
     def _admit(self, pending: _Pending, state: _Batch, now: int) -> None:
         """Raise TraceError unless the log accepts `pending` next (the module's rules)."""
@@ -766,41 +726,11 @@ class TraceLog:
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The proof that record `index` is in the tree of the first `size` records."""
         # stored subtrees never change once written: no snapshot needed below the size
-        return inclusion_proof(index, size, _Reader(self.store.connection()).perfect)
+        return inclusion_proof(index, size, SubtreeReader(self.store.connection()).perfect)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """The proof that the tree of `size1` records is a prefix of the one of `size2`."""
-        return consistency_proof(size1, size2, _Reader(self.store.connection()).perfect)
-
-
-class _Reader:
-    """Perfect-subtree hashes read from the stored leaves and nodes (cached per use)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._cache: dict[tuple[int, int], bytes] = {}
-
-    def perfect(self, level: int, index: int) -> bytes:
-        key = (level, index)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        base = level - level % NODE_LEVEL_STRIDE
-        span = level - base
-        first, count = index << span, 1 << span
-        if base == 0:
-            sql = "SELECT leaf FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
-            params: tuple[int, ...] = (first, first + count)
-        else:
-            sql = "SELECT hash FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
-            params = (base, first, first + count)
-        hashes = [bytes(r[0]) for r in self._conn.execute(sql, params).fetchall()]
-        if len(hashes) != count:
-            raise StorageError(f"trace log damaged: subtree ({level}, {index}) is incomplete")
-        while len(hashes) > 1:
-            hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
-        self._cache[key] = hashes[0]
-        return hashes[0]
+        return consistency_proof(size1, size2, SubtreeReader(self.store.connection()).perfect)
 
 
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:

@@ -45,7 +45,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from troth.trace.log import StoredEntry, TraceLog
+from troth.trace.log import TraceLog
 from troth.trace.merkle import Frontier, leaf_hash
 from troth.trace.record import Disclosure, Kind, TraceRecord, check_resolution
 from troth.trace.signing import (
@@ -55,6 +55,7 @@ from troth.trace.signing import (
     open_envelope,
     resolve_key,
 )
+from troth.trace.stored import StoredEntry
 
 __all__ = [
     "LogMaterial",

@@ -1,0 +1,87 @@
+"""What the trace log holds, as its readers get it: stored records and their disclosures (not
+verified: troth.trace.verify does that), and the perfect-subtree hashes the Merkle proofs are
+made of (RFC 9162 §2.1, from the stored leaves and the node rows of troth.trace.store)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from troth.errors import StorageError, TraceError, TraceFailure
+from troth.trace.merkle import node_hash
+from troth.trace.record import REDACTABLE, Disclosure
+from troth.trace.store import NODE_LEVEL_STRIDE
+
+__all__ = ["StoredEntry", "StoredRecord", "SubtreeReader", "decode_disclosures"]
+
+_F = TraceFailure
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as the log holds it (not verified: `troth.trace.verify` does that)."""
+
+    index: int
+    envelope: bytes
+    leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A stored record and its disclosures, as `TraceLog.stored` reads them."""
+
+    index: int
+    record_id: str
+    envelope: bytes
+    leaf: bytes
+    disclosure_data: bytes | None
+
+    def disclosures(self) -> dict[str, Disclosure]:
+        """The disclosures kept with the record (TraceError MALFORMED if they do not decode)."""
+        return decode_disclosures(self.disclosure_data)
+
+
+def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+        if type(value) is not dict or not set(value) <= set(REDACTABLE):
+            raise ValueError("not a map of redactable fields")
+        return {
+            name: Disclosure(bytes.fromhex(salt), text.encode())
+            for name, (salt, text) in value.items()
+        }
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise TraceError(_F.MALFORMED, f"stored disclosures: {exc}") from None
+
+
+class SubtreeReader:
+    """Perfect-subtree hashes read from the stored leaves and nodes (cached per use)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def perfect(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        base = level - level % NODE_LEVEL_STRIDE
+        span = level - base
+        first, count = index << span, 1 << span
+        if base == 0:
+            sql = "SELECT leaf FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx"
+            params: tuple[int, ...] = (first, first + count)
+        else:
+            sql = "SELECT hash FROM nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+            params = (base, first, first + count)
+        hashes = [bytes(r[0]) for r in self._conn.execute(sql, params).fetchall()]
+        if len(hashes) != count:
+            raise StorageError(f"trace log damaged: subtree ({level}, {index}) is incomplete")
+        while len(hashes) > 1:
+            hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+        self._cache[key] = hashes[0]
+        return hashes[0]
