@@ -1,7 +1,14 @@
 """Review 10's attacks: the transport's read-callback fast path and review 9's fixes.
 
 Each test asserts the secure or correct behaviour and is marked xfail while main has the bug.
-"""
+Held (no test kept): many small frames in one read (routed inline only under 64 KiB, the same
+work the consumer did); a peer that never reads its answers (corked answers written at the
+callback's end, the next send waits for the drain, the rest queue until reading pauses, the
+write timeout drops it); order across a waiting routing, a heavy read and the consumer; an
+exception in a callback-routed handler (one message dropped, the connection stays); the Calls
+deadline timer (a cancelled earliest call, a later earlier deadline re-arms it); node.lock (a
+0700 directory, flock released at death, a second start touches nothing); the held feed's
+attestation of a fork (the stored copy refuses it as FORK)."""
 
 from __future__ import annotations
 
