@@ -67,11 +67,6 @@ def _forged_continuation(identifier: bytes, index: int, previous: bytes, at: int
     return encode_history([signed], Checkpoint(identifier, identifier, index))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_ticket_vouches attests any self-named checkpoint: a forged ticket's history that "
-    "continues a known authority's stored copy is stored as its next change",
-)
 def test_a_forged_ticket_cannot_rewrite_a_known_authoritys_history() -> None:
     """A member enrolled with acme (its history stored) is handed a ticket "for acme" whose
     history is a one-change checkpointed suffix: acme's identifier, previous = acme's real last
@@ -157,12 +152,6 @@ def _tcp_peer(
     return router, TcpTransport(router, TcpSettings()), manager
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ChannelEnd.from_local no longer schedules the end-of-iteration flush for an answer "
-    "made while a packet is handled: the echo answer of a packet [echo, slow] stays queued in "
-    "the channel until the slow request behind it is done (the caller times out)",
-)
 def test_an_answer_is_not_held_back_by_a_slow_request_of_the_same_packet() -> None:
     async def main() -> None:
         world = make_world()

@@ -439,11 +439,17 @@ class IdentityService:
     ) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
         checkpointed history is accepted when this node's stored copy holds its first change,
-        or `checkpoints` attests it."""
+        or, for an identity of which no copy is stored (a first sight), when `checkpoints`
+        attests it: whoever vouches (a ticket for its authority) never overrides a stored
+        copy, whose rules (store-or-extend, attested checkpoints) stand."""
 
         def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
-            return self.attested_by_store(checkpoint, change_hash) or (
-                checkpoints is not None and checkpoints(checkpoint, change_hash)
+            if self.attested_by_store(checkpoint, change_hash):
+                return True
+            return (
+                checkpoints is not None
+                and self._known.stored(checkpoint.identifier) is None
+                and checkpoints(checkpoint, change_hash)
             )
 
         identity = (

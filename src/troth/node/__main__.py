@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
+from troth.errors import ConfigError
 from troth.node.daemon import serve
 from troth.node.home import troth_home
 from troth.routing import Address
@@ -22,7 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     listen = Address("tcp", options.tcp_listen).host_port() if options.tcp_listen else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(troth_home(), options.name, listen))
+    try:
+        asyncio.run(serve(troth_home(), options.name, listen))
+    except ConfigError as exc:  # e.g. the node already runs: said, not a traceback
+        logging.getLogger("troth.node").error("%s", exc)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -272,10 +272,12 @@ class ChannelEnd(AllowSetSource):
             self.allow(message.return_route[0])  # the reply may come back to the sender
         channel.send(message.encode())
         self.messages_out += 1
-        receiving = self._receiving is not None and self._receiving is _handler()
-        if not receiving and self._batch is None:  # the packet's handler flushes after it
+        if self._batch is None:
+            # the iteration's end sends what is queued then: an answer made while a packet is
+            # handled must not wait for a slow request of the same packet (its handler's flush)
             self._batch = self._loop.call_soon(self._end_batch)
-            await self.flush()
+            if self._receiving is None or self._receiving is not _handler():
+                await self.flush()
         elif channel.queued_bytes >= COALESCE_LIMIT:
             await self.flush()
 
