@@ -106,7 +106,8 @@ def test_a_batch_reads_back_byte_for_byte(troth_home: Path) -> None:
         records = {r.identifier: r for r in node.identities.list_local()}
         for local in [*anonymous, *named]:
             record = records[local.identifier.digest]
-            assert type(record.identifier) is bytes and type(record.history) is bytes
+            assert type(record.identifier) is bytes
+            assert type(record.history) is bytes
             assert record.history == local.identity.history
             assert record.name == local.name
             key = node.vault.public_key(local.primary_key)
