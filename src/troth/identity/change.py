@@ -18,6 +18,7 @@ another troth signature (domain separation).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -33,6 +34,7 @@ __all__ = [
     "HISTORY_TYPE",
     "ChangeBody",
     "Checkpoint",
+    "FirstChanges",
     "SignedChange",
     "UnverifiedHistory",
     "decode_history",
@@ -209,6 +211,72 @@ def encode_history(changes: Sequence[SignedChange], checkpoint: Checkpoint | Non
         ):
             return cbor.encode(value)
     return cbor.encode_checked(value)
+
+
+class FirstChanges:
+    """First changes of one key type and one window (a batch's), and their one-change
+    histories, encoded as `ChangeBody.encode` and `encode_history` encode them, sharing the
+    encoder's work: its output for the batch's values is computed once and split around the
+    byte strings that differ (the key, the next-key digest; the body, the signature). Each of
+    these has a fixed length, and a byte string's encoding is its length's header and itself,
+    so the splice is the encoder's output for the new values, byte for byte."""
+
+    def __init__(
+        self, key_type: KeyType, created_at: int, valid_from: int, valid_until: int
+    ) -> None:
+        self._key_type = key_type
+        self._window = (created_at, valid_from, valid_until)
+        marker = os.urandom(key_type.public_length)  # a P-256 point's encoding starts with 04
+        key = PublicKey(key_type, b"\x04" + marker[1:] if key_type is KeyType.P256 else marker)
+        digest = os.urandom(32)
+        template = ChangeBody(0, None, key, digest, created_at, valid_from, valid_until)
+        self._body = _split(template.encode(), (key.data, digest))
+        self._history: tuple[int, int, tuple[bytes, ...] | None] = (-1, -1, None)
+
+    def body(self, key: PublicKey, next_digest: bytes) -> tuple[ChangeBody, bytes]:
+        """The first change committing to `next_digest` under `key`, and its encoding."""
+        body = ChangeBody(0, None, key, next_digest, *self._window)
+        parts = self._body
+        if (
+            parts is None
+            or key.key_type is not self._key_type
+            or type(key.data) is not bytes
+            or type(next_digest) is not bytes
+            or len(next_digest) != 32
+        ):
+            return body, body.encode()
+        return body, parts[0] + key.data + parts[1] + next_digest + parts[2]
+
+    def history(self, signed: SignedChange) -> bytes:
+        """`encode_history([signed])` for a first change."""
+        body, signature = signed.body, signed.signature
+        if signed.previous_signature is not None or type(body) is not bytes:
+            return encode_history([signed])
+        if type(signature) is not bytes:
+            return encode_history([signed])
+        body_length, signature_length, parts = self._history
+        if body_length != len(body) or signature_length != len(signature):
+            markers = os.urandom(len(body)), os.urandom(len(signature))
+            parts = _split(encode_history([SignedChange(*markers, None)]), markers)
+            self._history = (len(body), len(signature), parts)
+        if parts is None:
+            return encode_history([signed])
+        return parts[0] + body + parts[1] + signature + parts[2]
+
+
+def _split(encoded: bytes, markers: Sequence[bytes]) -> tuple[bytes, ...] | None:
+    """`encoded` cut around each marker (random bytes, in order), or None when a marker is not
+    found exactly once (then nothing is spliced: the encoder runs for every value)."""
+    parts = []
+    at = 0
+    for marker in markers:
+        found = encoded.find(marker, at)
+        if found < 0 or encoded.count(marker) != 1:
+            return None
+        parts.append(encoded[at:found])
+        at = found + len(marker)
+    parts.append(encoded[at:])
+    return tuple(parts)
 
 
 def decode_history(data: bytes) -> list[SignedChange]:

@@ -180,11 +180,16 @@ class VerifiedIdentity:
         return VerifiedIdentity(self.identifier, changes, history, _VERIFIED, checkpoint)
 
     @staticmethod
-    def first(signed: SignedChange, body: ChangeBody) -> VerifiedIdentity:
-        """A new identity from its first change, built and signed by the caller."""
+    def first(
+        signed: SignedChange, body: ChangeBody, history: bytes | None = None
+    ) -> VerifiedIdentity:
+        """A new identity from its first change, built and signed by the caller (`history`:
+        its encoding when the caller has it, as `encode_history([signed])` makes it)."""
         digest = sha256(signed.body)
         change = VerifiedChange(0, digest, body, signed)
-        return VerifiedIdentity(Identifier(digest), (change,), encode_history([signed]), _VERIFIED)
+        if history is None:
+            history = encode_history([signed])
+        return VerifiedIdentity(Identifier(digest), (change,), history, _VERIFIED)
 
 
 _set_identifier = vars(VerifiedIdentity)["identifier"].__set__  # the slot descriptors

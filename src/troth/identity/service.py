@@ -28,7 +28,7 @@ from troth.errors import ConflictError, IdentityError, IdentityFailure, NotFound
 from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
 from troth.identity.change import Checkpoint
-from troth.identity.create import HeldIdentity, new_identity, rotate_identity
+from troth.identity.create import HeldIdentity, new_identities, rotate_identity
 from troth.identity.history import Checkpoints, VerifiedIdentity, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
@@ -184,8 +184,8 @@ class IdentityService:
         count = len(names)
         ttl = self.primary_key_ttl
         try:
-            for name in names:
-                handle, identity, next_key = new_identity(keys, key_type, now=now, valid_for=ttl)
+            made = new_identities(keys, key_type, count, now=now, valid_for=ttl)
+            for name, (handle, identity, next_key) in zip(names, made, strict=True):
                 created.append(LocalIdentity(name, identity, handle, next_key))
                 if progress is not None:
                     progress("created", len(created), count)

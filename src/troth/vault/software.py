@@ -261,8 +261,11 @@ class SoftwareVault:
         cache[key_id] = key
 
     def _load(self, handle: KeyHandle) -> PrivateKey:
-        self._check_handle(handle)  # before the cache: a handle of another vault signs nothing
-        key = self._cache.get(handle.key_id)
+        if handle.vault != self.name:  # _check_handle, inlined (hot path: every sign)
+            raise KeyNotFound(f"{handle} belongs to the {handle.vault} vault")
+        key = self._cache.get(
+            handle.key_id
+        )  # after the check: another vault's handle signs nothing
         if key is not None and key.key_type is handle.key_type:
             return key
         raw = self._unseal_row(
@@ -338,9 +341,13 @@ class _SoftwareKeyBatch:
                     self._created_at,
                 )
             )
-        vault._remember(key_id, key)
+        cache = vault._cache
+        if len(cache) < _CACHE_SIZE:  # _remember, inlined while the cache has room
+            cache[key_id] = key
+        else:
+            vault._remember(key_id, key)
         self._made.append(key_id)
-        return KeyHandle(vault.name, key_type, key_id)
+        return KeyHandle(self.name, key_type, key_id)
 
     def delete(self, handle: KeyHandle) -> None:
         if handle.vault == self.name and handle.key_id in self._made:  # not stored yet
