@@ -87,6 +87,43 @@ def _login(server: PgServer, dbname: str, credential: dict[str, Any]) -> Any:
     )
 
 
+def _broad_and_narrow(
+    tmp_path: Path, pg_server: PgServer, prefix: str
+) -> tuple[str, str, str, LeaseWorld, Broker]:
+    """A database with `orders` and `customers`, a broad template reading both and a narrow one
+    reading `orders`, and a broker whose secret maps `orders:read` to the broad one."""
+    tag = uuid.uuid4().hex[:10]
+    broad, narrow = f"{prefix}_broad_{tag}", f"{prefix}_narrow_{tag}"
+    dbname = _database(
+        pg_server,
+        "CREATE TABLE orders (id int); CREATE TABLE customers (card text)",
+        "INSERT INTO customers VALUES ('4111-1111-1111-1111')",
+        f"CREATE ROLE {broad} NOLOGIN; GRANT SELECT ON orders, customers TO {broad}",
+        f"CREATE ROLE {narrow} NOLOGIN; GRANT SELECT ON orders TO {narrow}",
+    )
+    world, broker = _pg_broker(tmp_path)
+    _put(broker, _pg_config(pg_server, dbname, {"orders:read": broad}))
+    return broad, narrow, dbname, world, broker
+
+
+def _migrate_world(
+    tmp_path: Path, pg_server: PgServer, prefix: str
+) -> tuple[str, str, str, LeaseWorld, Broker]:
+    """A database with `orders`, a read template and a migrate template (CREATE on public),
+    and a broker whose secret maps `orders:read` and `orders:migrate` to them."""
+    tag = uuid.uuid4().hex[:10]
+    reader, migrator = f"{prefix}_reader_{tag}", f"{prefix}_migrator_{tag}"
+    dbname = _database(
+        pg_server,
+        "CREATE TABLE orders (id int, total int)",
+        f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}",
+        f"CREATE ROLE {migrator} NOLOGIN; GRANT CREATE ON SCHEMA public TO {migrator}",
+    )
+    world, broker = _pg_broker(tmp_path)
+    _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader, "orders:migrate": migrator}))
+    return reader, migrator, dbname, world, broker
+
+
 def test_a_revoked_leases_objects_never_run_as_the_brokers_admin(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
@@ -99,16 +136,7 @@ def test_a_revoked_leases_objects_never_run_as_the_brokers_admin(
     the lease had, never to the admin."""
     import psycopg
 
-    tag = uuid.uuid4().hex[:10]
-    reader, migrator = f"r7_reader_{tag}", f"r7_migrator_{tag}"
-    dbname = _database(
-        pg_server,
-        "CREATE TABLE orders (id int, total int)",
-        f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}",
-        f"CREATE ROLE {migrator} NOLOGIN; GRANT CREATE ON SCHEMA public TO {migrator}",
-    )
-    world, broker = _pg_broker(tmp_path)
-    _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader, "orders:migrate": migrator}))
+    _, _, dbname, world, broker = _migrate_world(tmp_path, pg_server, "r7")
     agent = world.credential_a()
     try:
         migrate = broker.issue(agent, SECRET, scope=["orders:migrate"], now=_pg_now())
@@ -140,17 +168,7 @@ def test_a_renewal_does_not_keep_a_template_the_operator_replaced(
     scope)."""
     import psycopg
 
-    tag = uuid.uuid4().hex[:10]
-    broad, narrow = f"r7_broad_{tag}", f"r7_narrow_{tag}"
-    dbname = _database(
-        pg_server,
-        "CREATE TABLE orders (id int); CREATE TABLE customers (card text)",
-        "INSERT INTO customers VALUES ('4111-1111-1111-1111')",
-        f"CREATE ROLE {broad} NOLOGIN; GRANT SELECT ON orders, customers TO {broad}",
-        f"CREATE ROLE {narrow} NOLOGIN; GRANT SELECT ON orders TO {narrow}",
-    )
-    world, broker = _pg_broker(tmp_path)
-    _put(broker, _pg_config(pg_server, dbname, {"orders:read": broad}))
+    _, narrow, dbname, world, broker = _broad_and_narrow(tmp_path, pg_server, "r7")
     agent = world.credential_a()
     try:
         issued = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())

@@ -5,7 +5,6 @@ the code they were written against are strict xfails naming the bug."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,9 @@ from tests.support.postgres import PgServer
 from tests.support.traces import tool_call
 from tests.test_attacks_review7 import (
     SECRET,
-    _database,
+    _broad_and_narrow,
     _login,
-    _pg_broker,
+    _migrate_world,
     _pg_config,
     _pg_now,
     _put,
@@ -44,17 +43,7 @@ def test_a_renewal_ends_the_old_templates_rights_in_an_open_session(
     membership away must end them too (or be refused)."""
     import psycopg
 
-    tag = uuid.uuid4().hex[:10]
-    broad, narrow = f"r8_broad_{tag}", f"r8_narrow_{tag}"
-    dbname = _database(
-        pg_server,
-        "CREATE TABLE orders (id int); CREATE TABLE customers (card text)",
-        "INSERT INTO customers VALUES ('4111-1111-1111-1111')",
-        f"CREATE ROLE {broad} NOLOGIN; GRANT SELECT ON orders, customers TO {broad}",
-        f"CREATE ROLE {narrow} NOLOGIN; GRANT SELECT ON orders TO {narrow}",
-    )
-    world, broker = _pg_broker(tmp_path)
-    _put(broker, _pg_config(pg_server, dbname, {"orders:read": broad}))
+    broad, narrow, dbname, world, broker = _broad_and_narrow(tmp_path, pg_server, "r8")
     agent = world.credential_a()
     try:
         issued = broker.issue(agent, SECRET, scope=["orders:read"], now=_pg_now())
@@ -94,16 +83,7 @@ def test_what_a_lease_wrote_never_runs_with_its_templates_rights_after_it_ends(
     NOINHERIT/ownership of objects refused, or the template's objects dropped too)."""
     import psycopg
 
-    tag = uuid.uuid4().hex[:10]
-    reader, migrator = f"r8_reader_{tag}", f"r8_migrator_{tag}"
-    dbname = _database(
-        pg_server,
-        "CREATE TABLE orders (id int, total int)",
-        f"CREATE ROLE {reader} NOLOGIN; GRANT SELECT ON orders TO {reader}",
-        f"CREATE ROLE {migrator} NOLOGIN; GRANT CREATE ON SCHEMA public TO {migrator}",
-    )
-    world, broker = _pg_broker(tmp_path)
-    _put(broker, _pg_config(pg_server, dbname, {"orders:read": reader, "orders:migrate": migrator}))
+    reader, migrator, dbname, world, broker = _migrate_world(tmp_path, pg_server, "r8")
     agent = world.credential_a()
     try:
         migrate = broker.issue(agent, SECRET, scope=["orders:migrate"], now=_pg_now())
