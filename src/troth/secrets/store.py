@@ -389,12 +389,7 @@ class SqliteSecretStore:
 
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
         states = list(LeaseState) if include_ended else list(OPEN_STATES)
-        return self._leases(
-            "WHERE state IN (SELECT value FROM json_each(?)) AND account IN (SELECT account "
-            "FROM secret_lease_accounts WHERE identity = ?) AND identity = ? "
-            "ORDER BY issued_at DESC, handle LIMIT ?",
-            (_states(states), identity.digest, identity.digest, limit),
-        )
+        return self.leases_in(states, identity=identity, limit=limit, newest_first=True)
 
     def leases_in(
         self,
@@ -404,12 +399,13 @@ class SqliteSecretStore:
         state_before: int | None = None,
         identity: Identifier | None = None,
         limit: int = 10_000,
+        newest_first: bool = False,
     ) -> list[Lease]:
         """Leases in `states`, optionally expired by a time, stale since a time, or of one
-        identity, soonest expiry first. Read through the (state, account, expires_at) index:
-        with `identity`, the entries of each state under each of its accounts (the identity's
-        rows kept); without, every entry of each state (the sweep reads all ACTIVE leases,
-        which are bounded by the quota per account)."""
+        identity, soonest expiry first (or newest issued first). Read through the (state,
+        account, expires_at) index: with `identity`, the entries of each state under each of
+        its accounts (the identity's rows kept); without, every entry of each state (the sweep
+        reads all ACTIVE leases, which are bounded by the quota per account)."""
         where = ["state IN (SELECT value FROM json_each(?))"]
         params: list[object] = [_states(states)]
         if identity is not None:
@@ -422,9 +418,8 @@ class SqliteSecretStore:
             if value is not None:  # only the conditions given: each one a plain term
                 where.append(clause)
                 params.append(value)
-        return self._leases(
-            "WHERE " + " AND ".join(where) + " ORDER BY expires_at LIMIT ?", (*params, limit)
-        )
+        order = " ORDER BY issued_at DESC, handle" if newest_first else " ORDER BY expires_at"
+        return self._leases("WHERE " + " AND ".join(where) + order + " LIMIT ?", (*params, limit))
 
     def members_of_open(self, authority: Identifier) -> list[bytes]:
         """The distinct chain members of leases that are not yet revoked, under `authority`."""
