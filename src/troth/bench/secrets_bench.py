@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from troth.bench.credentials_bench import NOW, _signer
+from troth.bench.durable_floor import ROW_BYTES, DurableWrite
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.credentials import (
     Attributes,
@@ -102,9 +103,8 @@ def _tokens(quick: bool) -> list[Measurement]:
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
         broker = _broker(Path(tmp) / "node.db", [credential], now)
         signer = broker.keys.token_signer("bench")
-        floor_db = SqliteDatabase(Path(tmp) / "floor.db")
-        floor_db.execute("CREATE TABLE rows (id BLOB PRIMARY KEY, body BLOB NOT NULL)")
-        row = bytes(300)
+        write = DurableWrite(Path(tmp) / "floor.db")
+        row = bytes(ROW_BYTES)
 
         clock = [now]
 
@@ -116,8 +116,7 @@ def _tokens(quick: bool) -> list[Measurement]:
         def issue_floor(k: int) -> None:
             for _ in range(k):
                 signer.sign(row)
-                with floor_db.transaction():
-                    floor_db.execute("INSERT INTO rows VALUES (?, ?)", (os.urandom(16), row))
+                write()
 
         value, floor = measure_pair(issue, issue_floor, n=n, rounds=rounds)
         target, ok = ratio_target(value / floor, 2.0)
@@ -180,7 +179,7 @@ def _tokens(quick: bool) -> list[Measurement]:
             )
         )
         broker.close()
-        floor_db.close()
+        write.close()
     return results
 
 
