@@ -7,17 +7,23 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 
 from __future__ import annotations
 
+import copy
 import os
+from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run
+from tests.support.traces import DAY, NOW, Held, open_log, recorder, tool_call
 from tests.test_attacks_review10 import _forged_continuation
 from tests.test_resilience_enrollment import now, troth
 from troth.authority.tickets import Ticket
 from troth.credentials import Attributes
 from troth.errors import IdentityError
-from troth.identity import verify_history
+from troth.clock import FixedClock
+from troth.identity import Checkpoint, verify_history
 from troth.node import init_node, open_node
+from troth.trace.export import export_jsonl
 
 # -- 1. a forged ticket impersonates an authority the node has not seen yet --------------------
 
@@ -57,3 +63,55 @@ def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> No
         with pytest.raises(IdentityError):  # the attacker's key is not acme's to this node
             verify_history(forged, now=start, checkpoints=victim.identities.attested_by_store)
     troth("enroll", str(good), "--as", "victim", "--node", "victim")  # on main: exit 1
+
+
+# -- 2. trace verification: a fork that ends before the stored copy begins ---------------------
+
+
+def _rotate_long(agent: Held, times: int, at: int) -> None:
+    """`times` rotations of `agent`, presented (as its node does past 64 changes) from a
+    checkpoint once its history would hold 60 changes."""
+    for number in range(times):
+        agent.rotate(at + number)
+        identity = agent.held.identity
+        if len(identity.changes) >= 60:
+            digest = identity.identifier.digest
+            cut = identity.from_checkpoint(Checkpoint(digest, digest, identity.current.index - 8))
+            agent.held = agent.held._replace(identity=cut)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="check_extends compares only the indices both copies hold, so a history that ends "
+    "before the stored checkpointed copy begins is a ROLLBACK, which check_no_fork lets pass: "
+    "a stolen backup's fork from before the stored suffix signs accepted records",
+)
+def test_a_fork_older_than_the_stored_checkpointed_copy_is_refused(tmp_path: Path) -> None:
+    """Review 7's stolen-backup attack, on a long-lived agent: its full key backup (change 0,
+    next key included) is stolen; the owner rotates on for months (70 changes), so nodes store
+    its history from a checkpoint (change 62 on). The thief rotates the backup into a fork
+    [c0, c1'] (fresh keys, any validity) and signs records as the agent. The verifier node's
+    stored copy shares no index with the fork, so check_no_fork sees only "older than the
+    stored copy" and `troth trace verify --file` answers the thief's export "valid": the fork
+    must be refused (nothing shows that [c0, c1'] is a prefix of what the node stored)."""
+    agent = Held()
+    thief = copy.copy(agent)  # the backup: the same keys, the next one included
+    _rotate_long(agent, 70, NOW + DAY)
+    assert agent.identity.first_index > 1
+    thief.rotate(NOW + 200 * DAY)
+    assert thief.identifier == agent.identifier
+    init_node("verifier")
+    with open_node("verifier") as node:
+        # what a node that met the agent stores (its authority's feed attested the checkpoint)
+        node.identities.import_history(
+            agent.identity.history, now=NOW + 2 * DAY, checkpoints=lambda _c, _h: True
+        )
+        assert node.identities.stored_changes(agent.identifier) == 71
+    clock = FixedClock(NOW + 200 * DAY + 60)
+    log = open_log(tmp_path / "thief-trace.db", clock)
+    recorder(log, thief, clock).record(tool_call("wire-transfer"))
+    export = tmp_path / "export.jsonl"
+    with export.open("w") as out:
+        export_jsonl(log, out)
+    log.close()
+    run("trace", "verify", "--file", str(export), "--node", "verifier", code=1)  # main: 0
