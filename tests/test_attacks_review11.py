@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOW as T0
 from tests.support.cli import run
 from tests.support.traces import DAY, NOW, Held, open_log, recorder, tool_call
 from tests.test_attacks_review10 import _forged_continuation
 from tests.test_resilience_enrollment import now, troth
+from troth import enrollment, limits
 from troth.authority.tickets import Ticket
 from troth.credentials import Attributes
+from troth.credentials.wallet import needs_refresh
 from troth.errors import IdentityError
 from troth.clock import FixedClock
 from troth.identity import Checkpoint, verify_history
@@ -115,3 +118,59 @@ def test_a_fork_older_than_the_stored_checkpointed_copy_is_refused(tmp_path: Pat
         export_jsonl(log, out)
     log.close()
     run("trace", "verify", "--file", str(export), "--node", "verifier", code=1)  # main: 0
+
+
+# -- 3. a member after its authority rotates with a full feed ----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="presentable() drops a chain older than the stored copy of its authority's history, "
+    "but needs_refresh() asks only the held feed's supersession, which a full feed never "
+    "carries: the member presents nothing until its old credential nears expiry",
+)
+def test_a_member_that_stops_presenting_a_chain_asks_for_a_fresh_one(
+    troth_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The authority's feed is full (MAX_FEED_ENTRIES, here 1): its rotation cannot be
+    published (docs/credentials.md: "then only verifiers with a store refuse the older
+    history"). The member's node syncs the feed (the page, signed under the new history,
+    stores it) and so stops presenting its credential (`presentable`: issued before the
+    rotation), yet `needs_refresh` says no, for the credential's whole remaining lifetime
+    (an hour by default): the member has nothing to show any peer meanwhile."""
+    monkeypatch.setattr(limits, "MAX_FEED_ENTRIES", 1)
+    clock = FixedClock(T0)
+    init_node("acme")
+    init_node("owner")
+    with open_node("acme") as acme_node, open_node("owner") as owner:
+        acme = acme_node.create_authority("acme", now=T0)
+        owner.identities.create(now=T0, name="agent")
+        ticket = acme.create_ticket(
+            creator=acme.identifier, attributes=Attributes(), address="node:acme", now=T0
+        )
+        enrollment.enroll(
+            owner.identities,
+            owner.wallet,
+            "agent",
+            str(ticket),
+            clock=clock,
+            send=lambda request: acme.enroll(request, now=clock.now()).encode(),
+        )
+        acme.revoke_credentials([os.urandom(32)], now=T0)  # the feed is full
+
+        def sync() -> None:
+            owner.wallet.sync_feed(
+                acme.identifier, lambda since: acme.feed(now=clock.now(), since=since), now=clock
+            )
+
+        sync()
+        clock.advance(60)
+        acme_node.identities.rotate("acme", now=clock)
+        sync()  # signed under the rotated history: the owner's node stores it
+        now = clock.now()
+        assert owner.identities.stored_changes(acme.identifier) == 2
+        feed = owner.wallet.held_feed(acme.identifier)
+        assert feed is not None and feed.supersession(acme.identifier) is None
+        assert owner.wallet.presentable("agent", now=now) == []  # the old chain is dropped
+        held = owner.wallet.held("agent")
+        assert needs_refresh(held, acme.identifier, feed, now, margin=60)  # main: False
