@@ -5,6 +5,33 @@ lease quota per account, node.lock and trust.reload).
 Each test asserts the secure or correct behaviour and is marked xfail while main has the bug.
 """
 
+# Held (tried, no test kept):
+# - a thief of the authority's old key signing a page of the real entries under the old
+#   history: refused (the page's own supersession); an empty or later page to a holder of the
+#   newer feed: refused (the held supersession); a fork [c0, c1'] or [c0, c1', c2'] of the
+#   authority, full or checkpointed: refused (another change / checkpoint not attested).
+# - a thief's page that predates the rotation, handed to a verifier without the newer feed or
+#   a stored copy: accepted, as docs/credentials.md says ("cannot tell").
+# - a member making the authority publish a supersession naming the authority: _learn only
+#   supersedes the requester's own history; revoke_link appends kinds 1-2 only.
+# - the feed page cache after a rotation: keyed by (length, changes), and the first page under
+#   the new history appends the supersession, so the length moves too; changes() reads the store.
+# - a page cut short of the authority's own new supersession (many entries before it): signed
+#   under the new history, which extends the old one: accepted, the sync goes on.
+# - a ticket for a known authority (review 10's case): the stored copy wins.
+# - _held_or: only the authority's own checkpoint is taken from the held feed; others need the
+#   caller's stored copy.
+# - the feed walk: a walk is free only from where the peer's last page ended, at most the feed's
+#   length per FEED_WALK_WINDOW; empty pages end the walk; _walks and _pages are bounded.
+#   (Not tested: throwaway identities, each with its own burst, share one node budget, so many
+#   of them can keep it spent: a fairness question, not one peer's.)
+# - check_no_fork on a fork that overlaps the stored copy: FORK, raised before ROLLBACK.
+# - the lease quota: the account is the first link's subject of a verified chain (a member must
+#   sign its own enrollment; a delegate spends its delegator's quota by design); the count and
+#   the insert are one transaction.
+# - node.lock: opened in the 0700 node directory (no other user can plant a symlink); the control
+#   socket (0600) is the only way to ask trust.reload; routes_changed only re-reads the store.
+
 from __future__ import annotations
 
 import copy
@@ -20,10 +47,10 @@ from tests.test_attacks_review10 import _forged_continuation
 from tests.test_resilience_enrollment import now, troth
 from troth import enrollment, limits
 from troth.authority.tickets import Ticket
+from troth.clock import FixedClock
 from troth.credentials import Attributes
 from troth.credentials.wallet import needs_refresh
 from troth.errors import IdentityError
-from troth.clock import FixedClock
 from troth.identity import Checkpoint, verify_history
 from troth.node import init_node, open_node
 from troth.trace.export import export_jsonl
@@ -62,9 +89,9 @@ def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> No
     forged = _forged_continuation(real.digest, 1, os.urandom(32), start)
     evil = Ticket(os.urandom(len(good.code)), forged, "node:acme")
     troth("enroll", str(evil), "--as", "victim", "--node", "victim", code=None)
-    with open_node("victim") as victim:
-        with pytest.raises(IdentityError):  # the attacker's key is not acme's to this node
-            verify_history(forged, now=start, checkpoints=victim.identities.attested_by_store)
+    with open_node("victim") as victim, pytest.raises(IdentityError):
+        # the attacker's key is not acme's to this node
+        verify_history(forged, now=start, checkpoints=victim.identities.attested_by_store)
     troth("enroll", str(good), "--as", "victim", "--node", "victim")  # on main: exit 1
 
 
@@ -170,7 +197,8 @@ def test_a_member_that_stops_presenting_a_chain_asks_for_a_fresh_one(
         now = clock.now()
         assert owner.identities.stored_changes(acme.identifier) == 2
         feed = owner.wallet.held_feed(acme.identifier)
-        assert feed is not None and feed.supersession(acme.identifier) is None
+        assert feed is not None
+        assert feed.supersession(acme.identifier) is None
         assert owner.wallet.presentable("agent", now=now) == []  # the old chain is dropped
         held = owner.wallet.held("agent")
         assert needs_refresh(held, acme.identifier, feed, now, margin=60)  # main: False
