@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import (
@@ -25,6 +26,8 @@ from troth.credentials import (
 from troth.crypto import KeyType
 from troth.identity import Identifier
 from troth.secrets import AuditSink, Broker, LeasePolicy
+from troth.secrets.engine import Grant, SecretSpec
+from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 from troth.storage import SqliteDatabase, SqliteKeyStore
 from troth.vault import SoftwareVault
 
@@ -131,6 +134,39 @@ def open_broker(
     vault = SoftwareVault(SqliteKeyStore(db), kek)
     broker = Broker(db, vault, now=now, policy=policy, audit=audit, key_type=key_type, quota=quota)
     return db, broker
+
+
+class RemoteStub:
+    """A remote engine (it issues between the PENDING write and the ACTIVE one, like postgres);
+    `during_issue` runs where the real one would be talking to its server."""
+
+    kind = "upstream"
+    local = False
+
+    def __init__(self) -> None:
+        self.during_issue: Callable[[], None] = lambda: None
+        self.revoked: list[str | None] = []
+
+    def check_settings(
+        self, settings: Mapping[str, Any], scopes: tuple[str, ...]
+    ) -> dict[str, Any]:
+        return dict(settings)
+
+    def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
+        return f"role_{handle}"
+
+    def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        self.during_issue()
+        return LeaseCredential({"user": grant.engine_ref or ""}, b"password")
+
+    def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
+        return self.issue(grant, upstream)
+
+    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
+        self.revoked.append(ref)
+
+    def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
+        return set()
 
 
 @dataclass

@@ -9,7 +9,8 @@ audit record is written inside it (fail closed). Issue re-checks, inside the tra
 writes the lease, the policy, the quota and the newest revocation feed the book was given; since
 `revoke_for_feed` installs the feed *before* its own transaction scans the open leases, a lease
 written concurrently is either refused or found by that scan (docs/secrets.md, "Revocation").
-A book assumes it is the only broker writing its database (one node, one broker).
+Several brokers may share a database (a node's daemon, its CLI commands' runtimes): only a caller
+that knows no other broker is open may abort every PENDING lease (`stalled(all_pending=True)`).
 """
 
 from __future__ import annotations
@@ -393,8 +394,8 @@ class LeaseBook:
 
     def stalled(self, now: int, *, all_pending: bool = False) -> list[Lease]:
         """Leases whose revocation must be (re)done: PENDING ones older than the grace (all of
-        them after a restart: no issue is in flight then) become REVOKING; with every lease
-        already REVOKING."""
+        them with `all_pending`: the caller knows no issue is in flight, its broker restarted
+        and no other is open) become REVOKING; with every lease already REVOKING."""
         cutoff = now if all_pending else now - self.pending_grace
         with self._store.transaction():
             pending = self._store.leases_in([_S.PENDING], state_before=cutoff)

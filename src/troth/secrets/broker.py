@@ -149,12 +149,18 @@ class Broker:
             self.engines[engine.kind] = engine
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
         self._upstreams: dict[tuple[str, str, str], SecretValue] = {}
+        # held while open: `recover` aborts every PENDING lease only when no other broker (of
+        # this process or another: the daemon, a CLI command's runtime) has the database open
+        self._peers = db.peer_lock("brokers")
 
     def close(self) -> None:
-        for engine in self.engines.values():
-            close = getattr(engine, "close", None)
-            if close is not None:
-                close()
+        try:
+            for engine in self.engines.values():
+                close = getattr(engine, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            self._peers.close()
 
     # -- upstream secrets (operators) ---------------------------------------------------------
 
@@ -367,10 +373,12 @@ class Broker:
         return [self._lease(lease.handle) for lease in leases]
 
     def sweep(self, now: int, *, after_restart: bool = False) -> SweepReport:
-        """Revoke expired leases, finish or retry pending and interrupted revocations (all
-        PENDING leases `after_restart`), and remove upstream objects no lease accounts for."""
+        """Revoke expired leases, finish or retry pending and interrupted revocations, and
+        remove upstream objects no lease accounts for. PENDING leases are aborted once older
+        than the book's grace; `after_restart`, all of them if no other broker has the
+        database open (none can be issuing one)."""
         expired = self.book.expire(now)
-        redo = self.book.stalled(now, all_pending=after_restart)
+        redo = self._stalled(now, after_restart)
         handled = {lease.handle for lease in expired}
         again = [lease for lease in redo if lease.handle not in handled]
         failed = self._revoke_upstream(expired + again, now)
@@ -378,8 +386,17 @@ class Broker:
         return SweepReport(len(expired), len(expired) + len(redo) - failed, failed, orphans)
 
     def recover(self, now: int) -> SweepReport:
-        """At start-up (no issue is in flight): `sweep(now, after_restart=True)`."""
+        """At start-up (no issue of this broker is in flight):
+        `sweep(now, after_restart=True)`."""
         return self.sweep(now, after_restart=True)
+
+    def _stalled(self, now: int, after_restart: bool) -> list[Lease]:
+        """`book.stalled`: every PENDING lease only after a restart with no other broker open,
+        the database's broker lock held exclusively meanwhile (a broker opening waits)."""
+        if not after_restart:
+            return self.book.stalled(now)
+        with self._peers.alone() as alone:
+            return self.book.stalled(now, all_pending=alone)
 
     # -- tokens -------------------------------------------------------------------------------
 

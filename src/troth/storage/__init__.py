@@ -16,6 +16,7 @@ from troth.storage.base import (
     RevocationRecord,
     Transactional,
 )
+from troth.storage.peers import PeerLock
 from troth.storage.sqlite import Durability, SqliteDatabase
 from troth.storage.sqlite_authority import SqliteAuthorityStore, SqliteCredentialStore
 from troth.storage.sqlite_stores import SqliteIdentityStore, SqliteKeyStore
@@ -32,6 +33,7 @@ __all__ = [
     "IdentityStore",
     "LocalIdentityRecord",
     "MemberRecord",
+    "PeerLock",
     "PendingEnrollmentRecord",
     "PurposeKeyRecord",
     "RevocationRecord",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from troth.errors import ConfigError, ConflictError, StorageError
+from troth.storage.peers import PeerLock
 
 __all__ = ["BUSY_TIMEOUT_ENV", "BUSY_TIMEOUT_SECONDS", "Durability", "SqliteDatabase"]
 
@@ -286,6 +287,11 @@ class SqliteDatabase:
             return self.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(str(exc)) from exc
+
+    def peer_lock(self, kind: str) -> PeerLock:
+        """A hold on `<this file>.<kind>` that tells whether another user of `kind` (another
+        process's, or another object's here) has this database open (troth.storage.peers)."""
+        return PeerLock(self.path.with_name(f"{self.path.name}.{kind}"))
 
     def close(self) -> None:
         with self._all_lock:
