@@ -47,23 +47,18 @@ from tests.test_attacks_review10 import _forged_continuation
 from tests.test_resilience_enrollment import now, troth
 from troth import enrollment, limits
 from troth.authority.tickets import Ticket
-from troth.clock import FixedClock
+from troth.clock import FixedClock, SystemClock
 from troth.credentials import Attributes
 from troth.credentials.wallet import needs_refresh
 from troth.errors import IdentityError
 from troth.identity import Checkpoint, verify_history
-from troth.node import init_node, open_node
+from troth.node import init_node, open_node, troth_home
+from troth.trace import TraceRecorder, open_node_log
 from troth.trace.export import export_jsonl
 
 # -- 1. a forged ticket impersonates an authority the node has not seen yet --------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_ticket_vouches attests any checkpoint naming the ticket's own identifier on first "
-    "sight: a ticket with no key of the authority's stores the attacker's key as its current "
-    "one (and the real authority's history is then refused as a rollback)",
-)
 def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> None:
     """acme has one change (nothing checkpointed: its ticket carries its history from change
     0). Before the victim ever meets acme, an attacker hands it a ticket "for acme": acme's
@@ -110,12 +105,6 @@ def _rotate_long(agent: Held, times: int, at: int) -> None:
             agent.held = agent.held._replace(identity=cut)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_extends compares only the indices both copies hold, so a history that ends "
-    "before the stored checkpointed copy begins is a ROLLBACK, which check_no_fork lets pass: "
-    "a stolen backup's fork from before the stored suffix signs accepted records",
-)
 def test_a_fork_older_than_the_stored_checkpointed_copy_is_refused(tmp_path: Path) -> None:
     """Review 7's stolen-backup attack, on a long-lived agent: its full key backup (change 0,
     next key included) is stolen; the owner rotates on for months (70 changes), so nodes store
@@ -147,15 +136,37 @@ def test_a_fork_older_than_the_stored_checkpointed_copy_is_refused(tmp_path: Pat
     run("trace", "verify", "--file", str(export), "--node", "verifier", code=1)  # main: 0
 
 
+def test_the_nodes_own_export_verifies_after_70_rotations(tmp_path: Path) -> None:
+    """The honest side of the fix above: a node's own identity rotated past 64 changes (an
+    authority, whose own feed checkpoints it, as review 9's) is stored from a checkpoint, but
+    its change rows show that a record signed at change 0 is an older prefix, not a fork: its
+    export and the node's own log still verify."""
+    init_node("default")
+    clock = SystemClock()
+    start = clock.now() - 3600
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+        authority = node.create_authority("acme", now=start)
+        agent = TraceRecorder(log, lambda now: node.identities.signer("acme", now=now), clock=clock)
+        agent.record(tool_call())
+        for step in range(70):  # each rotation published (a page signed) before the next
+            node.identities.rotate("acme", now=start + 30 * (step + 1))
+            authority.feed(now=start + 30 * (step + 1))
+        stored = verify_history(
+            node.identities.export("acme"),
+            now=clock.now(),
+            checkpoints=node.identities.attested_by_store,
+        )
+        assert stored.first_index > 0  # presented (and stored) from a checkpoint
+    run("trace", "checkpoint")
+    export = tmp_path / "export.jsonl"
+    run("trace", "export", "--format", "jsonl", "--out", str(export))
+    run("trace", "verify", "--file", str(export))
+    run("trace", "verify")
+
+
 # -- 3. a member after its authority rotates with a full feed ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="presentable() drops a chain older than the stored copy of its authority's history, "
-    "but needs_refresh() asks only the held feed's supersession, which a full feed never "
-    "carries: the member presents nothing until its old credential nears expiry",
-)
 def test_a_member_that_stops_presenting_a_chain_asks_for_a_fresh_one(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,4 +212,5 @@ def test_a_member_that_stops_presenting_a_chain_asks_for_a_fresh_one(
         assert feed.supersession(acme.identifier) is None
         assert owner.wallet.presentable("agent", now=now) == []  # the old chain is dropped
         held = owner.wallet.held("agent")
-        assert needs_refresh(held, acme.identifier, feed, now, margin=60)  # main: False
+        known = owner.wallet.known_changes(acme.identifier)
+        assert needs_refresh(held, acme.identifier, known, now, margin=60)  # main: False

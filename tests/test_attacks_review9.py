@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.test_resilience_enrollment import now, troth
 from troth.authority import Authority
-from troth.authority.client import enroll_request, ticket_authority
+from troth.authority.client import accept_ticket, enroll_request, ticket_authority
 from troth.credentials import Attributes, VerifiedFeed
 from troth.faults import CRASH_EXIT_CODE
 from troth.node import Node, init_node, open_node
@@ -202,6 +202,7 @@ def test_a_new_member_enrolls_with_an_authority_past_64_changes() -> None:
         newbie.identities.create(now=at, name="newbie")
         request = enroll_request(newbie.identities, "newbie", ticket, now=at)
         chain = authority.enroll(request, now=at)
+        accept_ticket(newbie.identities, ticket, now=at)  # enrolled: its authority is stored
         newbie.wallet.hold("newbie", chain.encode(), now=at)
         feed = _sync(newbie, authority, at)
         assert feed.supersession(authority.identifier) is not None

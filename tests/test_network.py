@@ -19,7 +19,7 @@ from troth.authority.client import revoke_request
 from troth.authority.requests import MAX_REQUEST_BYTES
 from troth.clock import FixedClock
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, verify_page
-from troth.credentials.wallet import authority_changes, needs_refresh
+from troth.credentials.wallet import authority_changes, needs_refresh, superseded_changes
 from troth.encoding import cbor
 from troth.errors import (
     ChannelError,
@@ -304,12 +304,15 @@ def test_an_authority_rotation_retires_what_it_issued_for_every_verifier(tmp_pat
         with pytest.raises(CredentialError) as refused:
             verifier.verify(old.chain, presenter=member, feeds={anchor: feed}, now=now)
         assert refused.value.reason is CredentialFailure.SUPERSEDED
-        assert not needs_refresh([old], anchor, a.feeds.get(anchor), now, margin=60)
-        assert needs_refresh([old], anchor, feed, now, margin=60)  # an hour left: the rotation
+        assert not needs_refresh(
+            [old], anchor, superseded_changes(a.feeds.get(anchor), anchor), now, margin=60
+        )
+        known = superseded_changes(feed, anchor)
+        assert needs_refresh([old], anchor, known, now, margin=60)  # an hour left: the rotation
         fresh = authority.issue_member_credential(member, now=now).encode()
         verifier.verify(fresh, presenter=member, feeds={anchor: feed}, now=now)
         newer = dataclasses.replace(old, chain=fresh, expires_at=old.expires_at + 1)
-        assert not needs_refresh([old, newer], anchor, feed, now, margin=60)
+        assert not needs_refresh([old, newer], anchor, known, now, margin=60)
 
     run(test, tmp_path)
 

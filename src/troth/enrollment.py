@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import enroll_request, ticket_authority
+from troth.authority.client import enroll_request, ticket_authority, ticket_vouches
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
@@ -128,7 +128,13 @@ def _exchange(
         if _refused_for_good(exc):
             wallet.forget_enrollment(pending)
         raise
-    held = wallet.complete_enrollment(pending, answer, now=clock.now())
+    held = wallet.complete_enrollment(
+        pending,
+        answer,
+        now=clock.now(),
+        authority_history=ticket.authority_history,
+        vouches=ticket_vouches,
+    )
     name = identities.find(ref).name or ref
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
 

@@ -8,29 +8,43 @@ from troth.authority.tickets import Ticket
 from troth.identity import Checkpoint, Identifier, IdentityService, verify_history
 
 __all__ = [
+    "accept_ticket",
     "enroll_request",
     "refresh_request",
     "revoke_request",
     "rotated_request",
     "ticket_authority",
+    "ticket_vouches",
 ]
 
 
-def _ticket_vouches(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+def ticket_vouches(checkpoint: Checkpoint, change_hash: bytes) -> bool:
     """A ticket's word on its authority's history: an authority past 64 changes presents it
     from a checkpoint of its own feed, which a new member cannot check against anything; the
     ticket (handed over out of band by the operator) is what it trusts the authority on."""
     return checkpoint.identifier == checkpoint.authority
 
 
+def accept_ticket(identities: IdentityService, ticket: Ticket, *, now: int) -> Identifier:
+    """Store the ticket's authority history (on a first sight, on the ticket's word): for a
+    holder that completes an enrollment itself (`enrollment` does it in the completing
+    transaction, with `ticket_vouches`)."""
+    return identities.import_history(
+        ticket.authority_history, now=now, checkpoints=ticket_vouches
+    ).identifier
+
+
 def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
     """The authority a ticket names (its history verified)."""
-    return verify_history(ticket.authority_history, now=now, checkpoints=_ticket_vouches).identifier
+    return verify_history(ticket.authority_history, now=now, checkpoints=ticket_vouches).identifier
 
 
 def enroll_request(identities: IdentityService, ref: str, ticket: Ticket, *, now: int) -> bytes:
-    authority = identities.import_history(
-        ticket.authority_history, now=now, checkpoints=_ticket_vouches
+    """The signed enroll request for `ticket`. Its authority's history is checked (against a
+    stored copy too) but not stored: `accept_ticket` stores it once the enrollment succeeded,
+    so a forged ticket, refused, leaves nothing behind."""
+    authority = identities.check_history(
+        ticket.authority_history, now=now, checkpoints=ticket_vouches
     ).identifier
     return make_request(
         identities.signer(ref, now=now), "enroll", authority, [ticket.code], now=now

@@ -39,6 +39,7 @@ __all__ = [
     "needs_refresh",
     "next_page",
     "revokes_a_link",
+    "superseded_changes",
 ]
 
 _F = CredentialFailure
@@ -70,7 +71,8 @@ def issued_before_rotation(held: HeldCredential, known: int | None) -> bool:
     return changes is None or changes < known
 
 
-def _superseded_changes(feed: VerifiedFeed | None, authority: Identifier) -> int | None:
+def superseded_changes(feed: VerifiedFeed | None, authority: Identifier) -> int | None:
+    """The changes of `authority` that `feed` says its newer history holds (None: not said)."""
     superseded = None if feed is None else feed.supersession(authority)
     return None if superseded is None else superseded.changes
 
@@ -78,18 +80,18 @@ def _superseded_changes(feed: VerifiedFeed | None, authority: Identifier) -> int
 def needs_refresh(
     held: Sequence[HeldCredential],
     authority: Identifier,
-    feed: VerifiedFeed | None,
+    known: int | None,
     now: int,
     margin: int,
 ) -> bool:
     """Whether a local identity holding `held` asks `authority` for a fresh credential now:
     the newest it holds from it expires within `margin` seconds or was issued before the
-    authority rotated."""
+    authority rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable`
+    goes by, so a chain it stops showing is replaced at once)."""
     mine = [h for h in held if h.authority == authority.digest]
     if not mine:
         return False
     newest = max(mine, key=lambda h: h.expires_at)
-    known = _superseded_changes(feed, authority)
     return newest.expires_at - now <= margin or issued_before_rotation(newest, known)
 
 
@@ -176,18 +178,22 @@ class CredentialWallet:
         for held in self.held(ref):
             if held.expires_at <= now:
                 continue
-            authority = Identifier(held.authority)
-            known = [
-                n
-                for n in (
-                    _superseded_changes(self.held_feed(authority), authority),
-                    self.identities.stored_changes(authority),
-                )
-                if n is not None
-            ]
-            if not issued_before_rotation(held, max(known, default=None)):
+            if not issued_before_rotation(held, self.known_changes(Identifier(held.authority))):
                 live.append(held)
         return live
+
+    def known_changes(self, authority: Identifier) -> int | None:
+        """How many changes `authority`'s history has as this node knows it: its held feed's
+        supersession of the authority, or its stored copy, whichever is newer."""
+        known = [
+            n
+            for n in (
+                superseded_changes(self.held_feed(authority), authority),
+                self.identities.stored_changes(authority),
+            )
+            if n is not None
+        ]
+        return max(known, default=None)
 
     def best(
         self,
@@ -312,21 +318,39 @@ class CredentialWallet:
         return record, earlier
 
     def complete_enrollment(
-        self, pending: PendingEnrollmentRecord, chain: bytes, *, now: int
+        self,
+        pending: PendingEnrollmentRecord,
+        chain: bytes,
+        *,
+        now: int,
+        authority_history: bytes | None = None,
+        vouches: Checkpoints | None = None,
     ) -> VerifiedCredential:
-        """Store the credential an enrollment brought, trust its authority at the ticket's
-        address and clear the pending record, in one transaction."""
+        """Store the authority's history as its ticket gave it (`authority_history`, a
+        checkpointed one on a first sight attested by `vouches`), the credential the enrollment
+        brought, trust the authority at the ticket's address and clear the pending record, in
+        one transaction: a ticket whose enrollment fails leaves nothing of its authority."""
         ref = "T" + pending.identifier.hex()
         authority = Identifier(pending.authority)
-        with self.store.transaction():
-            held = self.hold(ref, chain, now=now)
-            if held.authority != authority:
-                raise CredentialError(
-                    _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
-                )
-            self.trust(authority, pending.address, now=now)
-            self.store.clear_pending(pending.identifier, pending.authority)
-            crash_point("holder.enroll.before-commit")
+        try:
+            with self.store.transaction():
+                if authority_history is not None:
+                    taken = self.identities.import_history(
+                        authority_history, now=now, checkpoints=vouches
+                    )
+                    if taken.identifier != authority:
+                        raise CredentialError(_F.UNTRUSTED_ISSUER, f"the ticket names {taken}")
+                held = self.hold(ref, chain, now=now)
+                if held.authority != authority:
+                    raise CredentialError(
+                        _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
+                    )
+                self.trust(authority, pending.address, now=now)
+                self.store.clear_pending(pending.identifier, pending.authority)
+                crash_point("holder.enroll.before-commit")
+        except BaseException:
+            self.identities.forget_known(authority)  # its history may be cached, not stored
+            raise
         crash_point("holder.enroll.after-commit")
         return held
 

@@ -81,12 +81,27 @@ class KnownHistories:
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
         extends or is an older prefix of the stored copy (what a signature made before a
-        rotation carries); store nothing."""
+        rotation carries); store nothing. A prefix that ends before a checkpointed stored copy
+        begins is accepted only when this node stores a row of its last change (a local
+        identity's), else refused as a gap: deny when in doubt."""
         try:
             self._is_stored_copy(identity)
         except IdentityError as exc:
             if exc.reason is not IdentityFailure.ROLLBACK:
                 raise
+            known = self.stored(identity.identifier.digest)
+            last = identity.current.index
+            if known is not None and last < known.first:
+                # no change in common with the stored suffix: only a stored row of change
+                # `last` shows a prefix (hash-linked: equal last hashes, equal histories)
+                stored = self._store.change_hash(identity.identifier.digest, last)
+                if stored != identity.current_change_hash:
+                    raise IdentityError(
+                        IdentityFailure.UNATTESTED_CHECKPOINT,
+                        f"it ends at change {last}, before the stored copy's first change "
+                        f"({known.first}): nothing here shows it is an older prefix",
+                        last,
+                    ) from None
 
     def stored(self, digest: bytes) -> StoredSpan | None:
         """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
@@ -148,6 +163,11 @@ class KnownHistories:
                 )
             self._cache[digest] = (now, span)
             return span
+
+    def forget(self, digest: bytes) -> None:
+        """Drop the cached copy of `digest` (it was cached by a write that rolled back)."""
+        with self._lock:
+            self._cache.pop(digest, None)
 
     def _cached(self, digest: bytes) -> StoredSpan | None:
         entry = self._cache.get(digest)

@@ -443,6 +443,32 @@ class IdentityService:
         attests it: whoever vouches (a ticket for its authority) never overrides a stored
         copy, whose rules (store-or-extend, attested checkpoints) stand."""
 
+        identity = self._verify_seen(data, now, checkpoints)
+        self._known.observe(identity)
+        return identity
+
+    def check_history(
+        self, data: bytes, *, now: int, checkpoints: Checkpoints | None = None
+    ) -> VerifiedIdentity:
+        """`import_history`'s checks, storing nothing: for what is trusted only once an exchange
+        it starts succeeds (a ticket's authority, stored when the enrollment completes)."""
+        identity = self._verify_seen(data, now, checkpoints)
+        self._known.check(identity)
+        return identity
+
+    def forget_known(self, identifier: Identifier) -> None:
+        """Drop this process's cached copy of `identifier`'s stored history (after a rolled-back
+        transaction that stored one: the store is read again)."""
+        self._known.forget(identifier.digest)
+
+    def _verify_seen(
+        self, data: bytes | VerifiedIdentity, now: int, checkpoints: Checkpoints | None
+    ) -> VerifiedIdentity:
+        """`data` verified at `now`, a checkpointed history attested by the stored copy, or on a
+        first sight (no stored copy) by `checkpoints`."""
+        if isinstance(data, VerifiedIdentity):
+            return data
+
         def attested(checkpoint: Checkpoint, change_hash: bytes) -> bool:
             if self.attested_by_store(checkpoint, change_hash):
                 return True
@@ -452,13 +478,7 @@ class IdentityService:
                 and checkpoints(checkpoint, change_hash)
             )
 
-        identity = (
-            data
-            if isinstance(data, VerifiedIdentity)
-            else verify_history(data, now=now, checkpoints=attested)
-        )
-        self._known.observe(identity)
-        return identity
+        return verify_history(data, now=now, checkpoints=attested)
 
     # -- purpose keys ------------------------------------------------------------------------
 

@@ -472,10 +472,10 @@ class NodeRuntime:
         held = await self.worker.run(self.node.wallet.held, self.name)
         refreshed = 0
         for authority, address in self.trust.routes.items():
-            if not needs_refresh(held, authority, self.trust.feeds.get(authority), now, margin):
-                continue
-            await self._refresh_from(authority, address, now)
-            refreshed += 1
+            known = await self.worker.run(self.node.wallet.known_changes, authority)
+            if needs_refresh(held, authority, known, now, margin):
+                await self._refresh_from(authority, address, now)
+                refreshed += 1
         if refreshed:
             credentials = (await self._renew_identity()).credentials
             for end in list(self.channels.ends.values()):
