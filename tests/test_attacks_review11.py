@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ from troth.authority.tickets import Ticket
 from troth.clock import FixedClock, SystemClock
 from troth.credentials import Attributes
 from troth.credentials.wallet import needs_refresh
-from troth.errors import IdentityError
+from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, verify_history
 from troth.node import init_node, open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log
@@ -88,6 +89,60 @@ def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> No
         # the attacker's key is not acme's to this node
         verify_history(forged, now=start, checkpoints=victim.identities.attested_by_store)
     troth("enroll", str(good), "--as", "victim", "--node", "victim")  # on main: exit 1
+
+
+def _past_64(start: int) -> tuple[Any, Any, Ticket, int]:
+    """acme rotated 70 times (each rotation published before the next, as review 9's), its
+    ticket (from a checkpoint of its feed), and the time after."""
+    init_node("acme")
+    init_node("newbie")
+    with open_node("acme") as node:
+        authority = node.create_authority("acme", now=start)
+        at = start
+        for _ in range(70):
+            at += 60
+            node.identities.rotate("acme", now=at)
+            authority.feed(now=at)
+        ticket = authority.create_ticket(
+            creator=authority.identifier, attributes=Attributes(), address="node:acme", now=at
+        )
+        key = node.identities.get("acme", now=at).identity.current_key.data.hex()
+    return authority.identifier, key, ticket, at
+
+
+def test_a_checkpointed_ticket_needs_the_authoritys_key_confirmed() -> None:
+    """The rest of finding 1: a ticket that gives an authority the node has never seen from a
+    checkpoint binds nothing to the identifier it names (an attacker answering at the ticket's
+    address would be taken for acme), so it is refused unless the authority's current key,
+    confirmed with its operator, is given, and a key given is always checked. With the right
+    key an authority past 64 changes enrolls its new member."""
+    start = now()
+    identifier, key, ticket, at = _past_64(start)
+    clock = FixedClock(at)
+    with open_node("acme") as acme_node, open_node("newbie") as newbie:
+        authority = acme_node.authority()
+        newbie.identities.create(now=at, name="newbie")
+
+        def enroll(authority_key: str | None) -> Any:
+            return enrollment.enroll(
+                newbie.identities,
+                newbie.wallet,
+                "newbie",
+                ticket,
+                clock=clock,
+                send=lambda request: authority.enroll(request, now=clock.now()).encode(),
+                authority_key=authority_key,
+            )
+
+        for wrong in (None, "00" * 32):
+            with pytest.raises(IdentityError) as refused:
+                enroll(wrong)
+            assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+            assert newbie.identities.stored_changes(identifier) is None  # nothing kept
+            assert newbie.wallet.pending_enrollments("newbie") == []
+        enrolled = enroll(key.upper())
+        assert enrolled.authority == identifier
+        assert newbie.identities.stored_changes(identifier) == 71
 
 
 # -- 2. trace verification: a fork that ends before the stored copy begins ---------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import enroll_request, ticket_authority, ticket_vouches
+from troth.authority.client import check_ticket, enroll_request, ticket_vouches
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
@@ -84,13 +84,16 @@ def enrollment(
     ticket: str | Ticket,
     *,
     clock: Clock,
+    authority_key: str | None = None,
 ) -> EnrollmentSteps:
     """Enroll local identity `ref` with the ticket's authority (the steps above). An
-    interrupted enrollment with the same authority is resumed (same ticket) or replaced."""
+    interrupted enrollment with the same authority is resumed (same ticket) or replaced.
+    `authority_key` (hex) confirms the authority's current key (`check_ticket`: required for a
+    ticket that gives an unknown authority's history from a checkpoint)."""
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
     now = clock.now()
-    authority = ticket_authority(ticket, now=now)
+    authority = check_ticket(identities, ticket, now=now, authority_key=authority_key)
     identities.find(ref)  # NotFound before anything is recorded
     record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
     resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
@@ -211,9 +214,11 @@ def enroll(
     *,
     clock: Clock,
     send: Callable[[bytes], bytes],
+    authority_key: str | None = None,
 ) -> Enrolled:
     """Enroll `ref` with the ticket's authority; `send(request)` returns the chain's bytes."""
-    return drive(enrollment(identities, wallet, ref, ticket, clock=clock), send)
+    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_key=authority_key)
+    return drive(steps, send)
 
 
 async def enroll_async(
@@ -224,9 +229,11 @@ async def enroll_async(
     *,
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
+    authority_key: str | None = None,
 ) -> Enrolled:
     """`enroll` with an awaitable `send` (the node runtime, over a secure channel)."""
-    return await drive_async(enrollment(identities, wallet, ref, ticket, clock=clock), send)
+    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_key=authority_key)
+    return await drive_async(steps, send)
 
 
 def resume(

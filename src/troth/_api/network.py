@@ -169,12 +169,18 @@ class RunningNode:
             raise ConfigError(f"node {self._node.name!r} does not listen (serve(listen=...))")
         return "/tcp/{}:{}".format(*listening)
 
-    async def enroll(self, ticket: str, *, identity: IdentityRef | None = None) -> Credential:
+    async def enroll(
+        self,
+        ticket: str,
+        *,
+        identity: IdentityRef | None = None,
+        authority_key: str | None = None,
+    ) -> Credential:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
         ref = self._node.name if identity is None else _ref(identity)
         runtime = self._runtime
-        held = await runtime.enroll(ticket, ref)
+        held = await runtime.enroll(ticket, ref, authority_key)
         last = bytes.fromhex(held["chain"][-1]["id"])
         return await runtime.worker.run(self._held, ref, last)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from troth.authority.requests import make_request
 from troth.authority.tickets import Ticket
+from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, Identifier, IdentityService, verify_history
 
 __all__ = [
     "accept_ticket",
+    "check_ticket",
     "enroll_request",
     "refresh_request",
     "revoke_request",
@@ -32,6 +34,36 @@ def accept_ticket(identities: IdentityService, ticket: Ticket, *, now: int) -> I
     return identities.import_history(
         ticket.authority_history, now=now, checkpoints=ticket_vouches
     ).identifier
+
+
+def check_ticket(
+    identities: IdentityService, ticket: Ticket, *, now: int, authority_key: str | None = None
+) -> Identifier:
+    """The authority `ticket` names, its history checked (against a stored copy too). A
+    history from a checkpoint, of an authority this node stores no copy of, binds nothing to
+    the identifier it names (anyone can write one for any identifier): it is taken only with
+    the authority's current public key confirmed out of band (`authority_key`, hex, as
+    `troth identity show` prints it on the authority's node). A key given is always checked."""
+    history = identities.check_history(
+        ticket.authority_history, now=now, checkpoints=ticket_vouches
+    )
+    key = history.current_key.data.hex()
+    first_sight = history.first_index > 0 and identities.stored_changes(history.identifier) is None
+    if authority_key is None and first_sight:
+        raise IdentityError(
+            IdentityFailure.UNATTESTED_CHECKPOINT,
+            f"the ticket gives {history.identifier}'s history from change {history.first_index}"
+            ", which nothing here can tie to that identifier: ask the authority's operator for "
+            "its current public key (troth identity show AUTHORITY --node ITS_NODE) and pass "
+            "it with --authority-key",
+        )
+    if authority_key is not None and authority_key.strip().lower() != key:
+        raise IdentityError(
+            IdentityFailure.UNATTESTED_CHECKPOINT,
+            f"the ticket's authority key is {key}, not the one given: this ticket is not from "
+            "the authority you confirmed",
+        )
+    return history.identifier
 
 
 def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:

@@ -72,10 +72,12 @@ class RelayCreateArgs:
 
 @dataclass(frozen=True, slots=True)
 class EnrollArgs:
-    """enroll: the ticket text, and the local identity (default: the node's)."""
+    """enroll: the ticket text, the local identity (default: the node's), and the authority's
+    current public key confirmed out of band (hex; `check_ticket`)."""
 
     ticket: str
     identity: str | None = None
+    authority_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,7 @@ async def _relay_create(runtime: NodeRuntime, args: RelayCreateArgs) -> Any:
 
 
 async def _enroll(runtime: NodeRuntime, args: EnrollArgs) -> Any:
-    return await runtime.enroll(args.ticket, args.identity or runtime.name)
+    return await runtime.enroll(args.ticket, args.identity or runtime.name, args.authority_key)
 
 
 async def _announce(runtime: NodeRuntime, args: AnnounceArgs) -> Any:

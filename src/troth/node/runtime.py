@@ -652,23 +652,23 @@ class NodeRuntime:
 
     # -- enrollment and rotation announcements ---------------------------------------------------
 
-    async def enroll(self, ticket_text: str, identity: str) -> dict[str, Any]:
+    async def enroll(self, ticket_text: str, identity: str, key: str | None = None) -> Any:
         """Enroll local `identity` with the authority a ticket names: on this machine
         (`node:NAME`) through its node, else over a secure channel to the ticket's address
         (which must be that authority: pinned). Recoverable from a crash on either side
-        (troth.enrollment): a repeat with the same ticket completes an interrupted one."""
-        ticket = parse_ticket(ticket_text)
+        (troth.enrollment): a repeat with the same ticket completes an interrupted one.
+        `key`: the authority's current key confirmed out of band (`check_ticket`)."""
+        ticket, clock, wallet = parse_ticket(ticket_text), self.clock, self.node.wallet
         end: ChannelEnd | None = None
         if is_local(ticket.address):
             local = await self.worker.run(
-                enroll_locally, self.node, ticket, identity, clock=self.clock
+                enroll_locally, self.node, ticket, identity, clock=clock, authority_key=key
             )
             result = local.to_json()
         else:
             authority = ticket_authority(ticket, now=self.clock.now())
-            wallet = self.node.wallet
             steps = enrollment.enrollment(
-                self.node.identities, wallet, identity, ticket, clock=self.clock
+                self.node.identities, wallet, identity, ticket, clock=clock, authority_key=key
             )
             request = await self.worker.run(enrollment.request_of, steps)
             try:
