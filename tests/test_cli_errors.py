@@ -72,6 +72,40 @@ def test_an_identity_of_another_node_says_which_node() -> None:
     assert "add --node agent-b" in result.stderr
 
 
+BROKER = ("--broker", "/tcp/127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            *("policy", "bundle", "create", "--policies", "p.cedar", "--tools", "t.json"),
+            *("--revision", "1", "--authority", "acme", "--out", "b.bundle"),
+        ),
+        ("secret", "lease", "payments", *BROKER),
+        ("lease", "list", *BROKER),
+        ("lease", "renew", "lease_x", *BROKER),
+        ("lease", "revoke", "lease_x", *BROKER),
+        ("mcp", "gate", "--upstream", "python orders.py"),
+        ("mcp", "connect", "/tcp/127.0.0.1:9/service/mcp.orders"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_as_an_identity_of_another_node_says_which_node(
+    args: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's hub: `troth authority create acme` makes node acme; `--as acme` without
+    # `--node acme` used to answer only "no local identity 'acme'".
+    run("authority", "create", "acme")
+    monkeypatch.chdir(tmp_path)
+    Path("p.cedar").write_text('@id("p") permit(principal, action, resource);\n')
+    Path("t.json").write_text("{}")
+    result = run(*args, "--as", "acme", code=2)
+    assert result.stderr == (
+        "troth: acme is an identity of node 'acme', not of node 'default': add --node acme\n"
+    )
+
+
 def test_a_delegation_outliving_its_parent_says_which_ttl_fits(
     acme: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

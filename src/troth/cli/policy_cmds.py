@@ -189,9 +189,9 @@ def create(
         if not all(isinstance(m, list) for m in services.values()):
             raise DecodeError("services: each service maps to a list of method names")
     authority = _authority_id(reporter.names, authority_ref)
-    signer = as_name
     try:
         with open_cli_node(node_name) as node:
+            signer = reporter.names.local(as_name, node)
             signing = node.identities.signer(signer, now=now)
             is_authority = signing.identity.identifier == authority
             chain = None if is_authority else _admin_chain(node, signer, authority, now)
