@@ -307,6 +307,17 @@ def test_a_bad_credential_id_says_what_an_id_is() -> None:
     assert "a credential ID is 64 hex digits" in result.stderr
 
 
+def test_a_cut_identifier_says_what_an_identifier_is() -> None:
+    # It used to answer "create it with: troth identity create T1234", a name no identity can
+    # have (names are lowercase).
+    run("authority", "create", "acme")
+    result = run("revoke", "identity", "T1234", "--authority", "acme", code=2)
+    assert result.stderr == (
+        "troth: 'T1234' is neither an identifier (T + 64 hex digits) nor an identity name "
+        "(list them with: troth identity list --node NODE)\n"
+    )
+
+
 def test_exit_codes_are_documented_in_help() -> None:
     shown = [line.strip() for line in run("--help").stdout.splitlines()]
     for line in EXIT_CODES_HELP.splitlines()[1:]:
