@@ -180,6 +180,26 @@ def test_control_answers_keep_their_class_and_are_never_prefixed_twice() -> None
 @pytest.mark.parametrize(
     "args",
     [
+        ("message", "send", "tcp:127.0.0.1:4000", "hi"),
+        ("channel", "create", "/bogus"),
+        ("relay", "create", "a", "--at", "/bogus"),
+        ("secret", "lease", "payments", "--as", "a", "--broker", "/bogus"),
+        ("lease", "list", "--as", "a", "--broker", "/bogus"),
+        ("mcp", "connect", "tcp:1", "--as", "a"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_a_route_that_does_not_parse_is_a_usage_error(args: tuple[str, ...]) -> None:
+    # A typo in a route is a bad value (exit 2), checked before any node is asked: it was
+    # exit 1 ("invalid or denied"), or for relay create, "node 'a' is not running".
+    run("node", "create", "a")
+    result = run(*args, "--node", "a", code=2)
+    assert "a route is /kind/value pairs" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
         ("identity", "verify", "{missing}"),
         ("identity", "import", "{missing}"),
         ("credential", "show", "{missing}"),

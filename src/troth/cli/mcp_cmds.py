@@ -13,7 +13,7 @@ import shlex
 import click
 
 from troth.cli.common import as_option, home, local_identity, node_option, renamed
-from troth.cli.network_cmds import EXPECT, ask_node
+from troth.cli.network_cmds import EXPECT, ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command
 from troth.errors import ConfigError, PolicyError
 from troth.gates.toolschema import check_name
@@ -97,7 +97,7 @@ def serve(name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
 
 
 @mcp_group.command("connect")
-@click.argument("route", metavar="ROUTE")
+@click.argument("route", metavar="ROUTE", callback=route_value)
 @as_option("The local identity the channel is opened as")
 @EXPECT
 @renamed("--to", "troth mcp connect ROUTE")

@@ -27,7 +27,7 @@ from troth.cli.common import (
     open_cli_node,
     read_input,
 )
-from troth.cli.network_cmds import ask_node
+from troth.cli.network_cmds import ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command, kv
 from troth.cli.text import duration, moment
 
@@ -36,6 +36,7 @@ BROKER = click.option(
     "--broker",
     "broker_route",
     metavar="ROUTE",
+    callback=route_value,
     help="The broker node: a route such as /tcp/127.0.0.1:4000 (through a relay: .../relay/NAME).",
 )
 EXPECT = click.option(
