@@ -72,6 +72,40 @@ def test_an_identity_of_another_node_says_which_node() -> None:
     assert "add --node agent-b" in result.stderr
 
 
+BROKER = ("--broker", "/tcp/127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            *("policy", "bundle", "create", "--policies", "p.cedar", "--tools", "t.json"),
+            *("--revision", "1", "--authority", "acme", "--out", "b.bundle"),
+        ),
+        ("secret", "lease", "payments", *BROKER),
+        ("lease", "list", *BROKER),
+        ("lease", "renew", "lease_x", *BROKER),
+        ("lease", "revoke", "lease_x", *BROKER),
+        ("mcp", "gate", "--upstream", "python orders.py"),
+        ("mcp", "connect", "/tcp/127.0.0.1:9/service/mcp.orders"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_as_an_identity_of_another_node_says_which_node(
+    args: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's hub: `troth authority create acme` makes node acme; `--as acme` without
+    # `--node acme` used to answer only "no local identity 'acme'".
+    run("authority", "create", "acme")
+    monkeypatch.chdir(tmp_path)
+    Path("p.cedar").write_text('@id("p") permit(principal, action, resource);\n')
+    Path("t.json").write_text("{}")
+    result = run(*args, "--as", "acme", code=2)
+    assert result.stderr == (
+        "troth: acme is an identity of node 'acme', not of node 'default': add --node acme\n"
+    )
+
+
 def test_a_delegation_outliving_its_parent_says_which_ttl_fits(
     acme: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,6 +175,26 @@ def test_control_answers_keep_their_class_and_are_never_prefixed_twice() -> None
         if isinstance(error, ChannelError | AuthorityError):
             assert isinstance(back, type(error))
             assert back.reason is error.reason
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("message", "send", "tcp:127.0.0.1:4000", "hi"),
+        ("channel", "create", "/bogus"),
+        ("relay", "create", "a", "--at", "/bogus"),
+        ("secret", "lease", "payments", "--as", "a", "--broker", "/bogus"),
+        ("lease", "list", "--as", "a", "--broker", "/bogus"),
+        ("mcp", "connect", "tcp:1", "--as", "a"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_a_route_that_does_not_parse_is_a_usage_error(args: tuple[str, ...]) -> None:
+    # A typo in a route is a bad value (exit 2), checked before any node is asked: it was
+    # exit 1 ("invalid or denied"), or for relay create, "node 'a' is not running".
+    run("node", "create", "a")
+    result = run(*args, "--node", "a", code=2)
+    assert "a route is /kind/value pairs" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -271,6 +325,17 @@ def test_verify_prints_link_ids_that_revoke_link_takes(acme: dict[str, str]) -> 
 def test_a_bad_credential_id_says_what_an_id_is() -> None:
     result = run("revoke", "credential", "c7264548", "--authority", "acme", code=2)
     assert "a credential ID is 64 hex digits" in result.stderr
+
+
+def test_a_cut_identifier_says_what_an_identifier_is() -> None:
+    # It used to answer "create it with: troth identity create T1234", a name no identity can
+    # have (names are lowercase).
+    run("authority", "create", "acme")
+    result = run("revoke", "identity", "T1234", "--authority", "acme", code=2)
+    assert result.stderr == (
+        "troth: 'T1234' is neither an identifier (T + 64 hex digits) nor an identity name "
+        "(list them with: troth identity list --node NODE)\n"
+    )
 
 
 def test_exit_codes_are_documented_in_help() -> None:

@@ -53,6 +53,8 @@ def test_export_verify_and_tamper(tmp_path: Path) -> None:
     verified = run_json("identity", "verify", str(out))
     assert verified["valid"] is True
     assert verified["changes"] == 2
+    said = run("identity", "verify", str(out)).stdout.splitlines()
+    assert said[:2] == ["valid", f"identifier:  {verified['identifier']}"]  # not `valid: True`
     data = bytearray(out.read_bytes())
     data[-70] ^= 0x01  # inside the last signature
     bad = tmp_path / "bad.troth"

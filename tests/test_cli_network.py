@@ -93,6 +93,10 @@ def test_three_nodes_through_a_relay(running: None, troth_home: Path) -> None:
     shown = troth("node", "status", "hub").stdout
     assert "channels counters: handshakes started " in shown
     assert "tcp counters:      accepted " in shown
+    assert "relays served:     b\n" in shown  # the hub serves b's relay ...
+    held = troth("node", "status", "b").stdout  # ... which b holds there, over its link
+    assert "relays served:     none\n" in held
+    assert f"links:             {hub} connected [relay b]\n" in held
     assert "None" not in shown
     assert "{" not in shown
     refused = troth(

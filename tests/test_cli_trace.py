@@ -61,13 +61,16 @@ def test_show_is_a_tree_with_names(records: list[str]) -> None:
 
 def test_verify_unanchored_then_anchored(records: list[str], tmp_path: Path) -> None:
     assert run_json("trace", "verify")["status"] == "unanchored"
-    run("trace", "verify", "--require-anchor", code=1)
+    said = run("trace", "verify", "--require-anchor", code=1).stdout
+    assert said.startswith("unanchored: 3 record(s) verified (no kept checkpoint")  # not "valid:"
     anchor = tmp_path / "anchor.note"
     first = run_json("trace", "verify", "--checkpoint", str(anchor))
     assert first["status"] == "unanchored"
     assert anchor.read_bytes().startswith(b"troth.trace/T")
     again = run_json("trace", "verify", "--checkpoint", str(anchor), "--require-anchor")
     assert (again["status"], again["records"]) == ("valid", 3)
+    said = run("trace", "verify", "--checkpoint", str(anchor)).stdout
+    assert said == "valid: 3 record(s) verified\n"
 
 
 def test_verify_names_the_first_bad_record(records: list[str], tmp_path: Path) -> None:

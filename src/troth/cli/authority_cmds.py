@@ -119,8 +119,8 @@ def list_(reporter: Reporter) -> None:
     "ticket",
     epilog="""\b
 Example:
-  TICKET=$(troth authority ticket create --authority acme --attr orders.customer=4471)
-  troth enroll "$TICKET" --as customer""",
+  troth authority ticket create --authority acme --attr orders.customer=4471 \\
+    | troth enroll - --as customer""",
 )
 def ticket_group() -> None:
     """One-time enrollment tickets: a ticket carries a secret code, the authority's identity

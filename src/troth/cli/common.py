@@ -80,6 +80,14 @@ def open_cli_node(name: str) -> Node:
     return open_node(name, home=home(), create_default=True)
 
 
+def local_identity(names: Directory, ref: str, node_name: str) -> str:
+    """`ref` when node `node_name` holds that identity's key; else NotFound naming the node
+    that does (`add --node ...`), or how to create it: what `--as` is checked with before a
+    command hands the name to a node runtime."""
+    with open_cli_node(node_name) as node:
+        return names.local(ref, node)
+
+
 def open_authority_node(names: Directory, ref: str) -> Node:
     """The node hosting the local authority `ref` (its name or identifier)."""
     return open_node(names.authority(ref).node, home=home())

@@ -136,8 +136,9 @@ def held_text(data: dict[str, Any], reporter: Reporter, now: int) -> str:
     epilog="""\b
 Example:
   troth identity create customer
-  TICKET=$(troth authority ticket create --authority acme --attr orders.customer=4471)
-  troth enroll "$TICKET" --as customer""",
+  troth authority create acme
+  troth authority ticket create --authority acme --attr orders.customer=4471 \\
+    | troth enroll - --as customer""",
 )
 @click.argument("ticket")
 @as_option("The local identity to enroll")

@@ -252,9 +252,10 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
                 node.identities.check_known(identity)
     except IdentityError as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
-    result = {"valid": True, **describe(identity)}
-    del result["name"]
-    reporter.result(result, "valid\n" + shown(result))
+    # `valid` is said once: the first line, not again as `valid: True` beneath it
+    facts = describe(identity)
+    del facts["name"]
+    reporter.result({"valid": True, **facts}, "valid\n" + shown(facts))
 
 
 @identity_group.command("import")

@@ -68,8 +68,8 @@ Grammar:
 Example:
   troth identity create customer
   troth authority create acme
-  TICKET=$(troth authority ticket create --authority acme --attr orders.customer=4471)
-  troth enroll "$TICKET" --as customer""",
+  troth authority ticket create --authority acme --attr orders.customer=4471 \\
+    | troth enroll - --as customer""",
 )
 @click.version_option(__version__, prog_name="troth")
 def cli() -> None:

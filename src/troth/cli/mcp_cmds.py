@@ -12,8 +12,8 @@ import shlex
 
 import click
 
-from troth.cli.common import as_option, home, node_option, renamed
-from troth.cli.network_cmds import EXPECT, ask_node
+from troth.cli.common import as_option, home, local_identity, node_option, renamed
+from troth.cli.network_cmds import EXPECT, ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command
 from troth.errors import ConfigError, PolicyError
 from troth.gates.toolschema import check_name
@@ -68,6 +68,7 @@ def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> Non
 
     from troth.integrations.mcp.local import serve_local_gate
 
+    as_name = local_identity(reporter.names, as_name, node_name)
     anyio.run(serve_local_gate, home(), node_name, as_name, _command(upstream))
 
 
@@ -96,7 +97,7 @@ def serve(name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
 
 
 @mcp_group.command("connect")
-@click.argument("route", metavar="ROUTE")
+@click.argument("route", metavar="ROUTE", callback=route_value)
 @as_option("The local identity the channel is opened as")
 @EXPECT
 @renamed("--to", "troth mcp connect ROUTE")
@@ -113,4 +114,5 @@ def connect(
     from troth.integrations.mcp.connect import serve_connect
 
     pinned = None if expect is None else reporter.names.identifier(expect)
+    as_name = local_identity(reporter.names, as_name, node_name)
     anyio.run(lambda: serve_connect(home(), node_name, as_name, route, expect=pinned))

@@ -167,6 +167,11 @@ class Directory:
                 f"{ref!r} names {len(found)} different identities on this machine (nodes "
                 f"{', '.join(nodes)}): give the identifier instead ({LIST_HINT})"
             )
+        if not is_name(ref):  # `T1234`, a cut identifier: no name could be created for it
+            raise NotFound(
+                f"{ref!r} is neither an identifier (T + 64 hex digits) nor an identity name "
+                f"({LIST_HINT})"
+            )
         raise NotFound(
             f"no identity named {ref!r} on this machine: give its identifier (T…), or create "
             f"it with: troth identity create {ref}"

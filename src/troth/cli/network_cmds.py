@@ -14,9 +14,21 @@ import click
 
 from troth.cli.common import IDENTITY_HELP, home, node_option, renamed
 from troth.cli.output import Explained, Reporter, escape_text, json_command
-from troth.errors import ChannelError, ChannelFailure, Unreachable
+from troth.errors import ChannelError, ChannelFailure, RoutingError, Unreachable
+from troth.routing.address import parse_route
 
 ROUTE_HELP = "a route such as /tcp/127.0.0.1:4000 (through a relay: .../relay/NAME)"
+
+
+def route_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ROUTE given on the command line, checked before anything runs: one that does not parse
+    is a usage error (exit 2), like any bad value."""
+    if value is not None:
+        try:
+            parse_route(value)
+        except RoutingError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def ask_node(node: str, op: str, arguments: dict[str, Any], *, transient: bool = True) -> Any:
@@ -69,7 +81,7 @@ def channel_group() -> None:
 
 
 @channel_group.command("create")
-@click.argument("route", metavar="ROUTE")
+@click.argument("route", metavar="ROUTE", callback=route_value)
 @EXPECT
 @NOT_FROM
 @renamed("--to", "troth channel create ROUTE")
@@ -109,7 +121,7 @@ def message_group() -> None:
 
 
 @message_group.command("send")
-@click.argument("route", metavar="ROUTE")
+@click.argument("route", metavar="ROUTE", callback=route_value)
 @click.argument("text")
 @EXPECT
 @NOT_FROM
@@ -139,7 +151,12 @@ def relay_group() -> None:
 @relay_group.command("create")
 @click.argument("name")
 @click.option(
-    "--at", "route", required=True, metavar="ROUTE", help=f"The relay node: {ROUTE_HELP}."
+    "--at",
+    "route",
+    required=True,
+    metavar="ROUTE",
+    callback=route_value,
+    help=f"The relay node: {ROUTE_HELP}.",
 )
 @NOT_FROM
 @node_option

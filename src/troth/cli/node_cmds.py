@@ -220,7 +220,8 @@ def status(name: str, reporter: Reporter) -> None:
             "identifier": reporter.label(data.get("identifier")),
             "listening": _listening(data.get("listening")),
             "channels": data.get("channels", 0),
-            "relays": ", ".join(data.get("relays") or []) or "none",
+            # the relays this node serves to others; one it holds at another node is a link's
+            "relays served": ", ".join(data.get("relays") or []) or "none",
             "links": "; ".join(LinkRow.from_json(r).describe() for r in data.get("links") or [])
             or "none",
             "authority": reporter.label(data["authority"]) if data.get("authority") else "none",

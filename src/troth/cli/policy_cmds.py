@@ -86,11 +86,11 @@ def _admin_chain(node: Node, signer: str, authority: Identifier, now: int) -> by
     epilog="""\b
 Example:
   troth policy bundle create --policies shop.cedar --tools tools.json --revision 1 \\
-      --as acme --authority acme --out shop.bundle
+      --as acme --authority acme --node acme --out shop.bundle
   troth policy test --bundle shop.bundle --chain support.chain --tool refund \\
-      --args '{"amount": 20}' --authority acme
-  troth policy push shop.bundle --node hub
-  troth policy show --node hub""",
+      --args '{"order_id": "4471", "amount": 20}' --authority acme
+  troth policy push shop.bundle --node acme
+  troth policy show --node acme""",
 )
 def policy_group() -> None:
     """Policy bundles: Cedar policies and tool schemas, signed by an authority (or a
@@ -102,7 +102,7 @@ def policy_group() -> None:
     epilog="""\b
 Example:
   troth policy bundle create --policies shop.cedar --tools tools.json --revision 2 \\
-      --as acme --authority acme --out shop.bundle""",
+      --as acme --authority acme --node acme --out shop.bundle""",
 )
 def bundle_group() -> None:
     """Signed policy bundles."""
@@ -189,9 +189,9 @@ def create(
         if not all(isinstance(m, list) for m in services.values()):
             raise DecodeError("services: each service maps to a list of method names")
     authority = _authority_id(reporter.names, authority_ref)
-    signer = as_name
     try:
         with open_cli_node(node_name) as node:
+            signer = reporter.names.local(as_name, node)
             signing = node.identities.signer(signer, now=now)
             is_authority = signing.identity.identifier == authority
             chain = None if is_authority else _admin_chain(node, signer, authority, now)

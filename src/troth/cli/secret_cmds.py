@@ -22,11 +22,12 @@ from troth.cli.common import (
     INPUT_FILE,
     as_option,
     duration_option,
+    local_identity,
     node_option,
     open_cli_node,
     read_input,
 )
-from troth.cli.network_cmds import ask_node
+from troth.cli.network_cmds import ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command, kv
 from troth.cli.text import duration, moment
 
@@ -35,6 +36,7 @@ BROKER = click.option(
     "--broker",
     "broker_route",
     metavar="ROUTE",
+    callback=route_value,
     help="The broker node: a route such as /tcp/127.0.0.1:4000 (through a relay: .../relay/NAME).",
 )
 EXPECT = click.option(
@@ -162,7 +164,7 @@ def lease(
 ) -> None:
     """Lease secret NAME from the broker at --broker, as --as: prints the lease and, once, its
     credential (a token, a database login). Keep the lease id: renewing and revoking need it."""
-    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments = _lease_args(reporter, as_name, broker_route, expect, node_name)
     arguments.update(secret=name, scope=" ".join(scopes) or None, ttl=_text(ttl))
     data = ask_node(node_name, "lease.issue", arguments)
     lines = [_lease_line(reporter, data["lease"]), f"lease id: {escape_text(data['lease_id'])}"]
@@ -211,7 +213,7 @@ def list_(
     reporter: Reporter,
 ) -> None:
     """The identity's own leases at the broker (nobody else's), newest first."""
-    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments = _lease_args(reporter, as_name, broker_route, expect, node_name)
     arguments["ended"] = "yes" if ended else None
     data = ask_node(node_name, "lease.list", arguments)
     lines = [_lease_line(reporter, lease) for lease in data["leases"]]
@@ -237,7 +239,7 @@ def renew(
 ) -> None:
     """Extend LEASE from now (never past its max ttl nor the credential that justified it):
     prints the lease and its new credential."""
-    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments = _lease_args(reporter, as_name, broker_route, expect, node_name)
     arguments.update(lease=_lease_id(lease_text), ttl=_text(ttl))
     data = ask_node(node_name, "lease.renew", arguments)
     lines = [_lease_line(reporter, data["lease"])]
@@ -286,7 +288,7 @@ def revoke(
         return
     if as_name is None:
         raise click.UsageError("say whose lease: --as IDENTITY --broker ROUTE (or --holder)")
-    arguments = _lease_args(reporter, as_name, broker_route, expect)
+    arguments = _lease_args(reporter, as_name, broker_route, expect, node_name)
     arguments["lease"] = _lease_id(lease_text)
     data = ask_node(node_name, "lease.revoke", arguments)
     reporter.result(data, _lease_line(reporter, data["lease"]))
@@ -300,7 +302,7 @@ def _text(value: int | None) -> str | None:
 
 
 def _lease_args(
-    reporter: Reporter, as_name: str, broker_route: str | None, expect: str | None
+    reporter: Reporter, as_name: str, broker_route: str | None, expect: str | None, node_name: str
 ) -> dict[str, str | None]:
     if broker_route is None:
         raise click.UsageError(
@@ -308,7 +310,7 @@ def _lease_args(
             "status NODE shows a node's address)"
         )
     return {
-        "identity": as_name,
+        "identity": local_identity(reporter.names, as_name, node_name),
         "broker": broker_route,
         "expect": None if expect is None else str(reporter.names.identifier(expect)),
     }

@@ -157,7 +157,8 @@ def verify(
         _invalid(reporter, exc)
     data_out = report.to_json()
     status = data_out["status"]
-    text = f"valid: {data_out.get('records', 1)} record(s), {status}"
+    # The verdict leads: `unanchored` is not `valid` (docs/traces.md, "Proof rules").
+    text = f"{status}: {data_out.get('records', 1)} record(s) verified"
     if data_out.get("checkpoint", True) is None:
         text += " (the log has no checkpoint yet: troth trace checkpoint)"
     elif status == "unanchored":
