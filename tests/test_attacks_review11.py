@@ -145,6 +145,30 @@ def test_a_checkpointed_ticket_needs_the_authoritys_key_confirmed() -> None:
         assert newbie.identities.stored_changes(identifier) == 71
 
 
+def test_a_key_given_for_a_full_ticket_is_checked_too() -> None:
+    start = now()
+    init_node("acme")
+    init_node("victim")
+    with open_node("acme") as acme_node, open_node("victim") as victim:
+        authority = acme_node.create_authority("acme", now=start)
+        ticket = authority.create_ticket(
+            creator=authority.identifier, attributes=Attributes(), address="node:acme", now=start
+        )
+        victim.identities.create(now=start, name="victim")
+    troth(
+        "enroll",
+        str(ticket),
+        "--as",
+        "victim",
+        "--node",
+        "victim",
+        "--authority-key",
+        "ab" * 32,
+        code=1,
+    )
+    troth("enroll", str(ticket), "--as", "victim", "--node", "victim")
+
+
 # -- 2. trace verification: a fork that ends before the stored copy begins ---------------------
 
 

@@ -143,9 +143,18 @@ Example:
 @click.argument("ticket")
 @as_option("The local identity to enroll")
 @renamed("--identity", "--as IDENTITY")
+@click.option(
+    "--authority-key",
+    metavar="HEX",
+    help="The authority's current public key, confirmed with its operator (troth identity show "
+    "AUTHORITY on its node): required for a ticket of an authority past 64 changes that this "
+    "node has never seen; checked whenever given.",
+)
 @node_option
 @json_command
-def enroll(ticket: str, as_name: str, node_name: str, reporter: Reporter) -> None:
+def enroll(
+    ticket: str, as_name: str, authority_key: str | None, node_name: str, reporter: Reporter
+) -> None:
     """Redeem TICKET (the ticket, - to read it from stdin, or a file holding it): the
     authority makes the identity a member and issues its credential; the node trusts the
     authority from then on.
@@ -164,14 +173,17 @@ def enroll(ticket: str, as_name: str, node_name: str, reporter: Reporter) -> Non
     try:
         if not is_local(parsed.address) or node_running(node_name):
             # over the network (a secure channel to the authority), or through the running node
-            data: Any = ask_node(node_name, "enroll", {"ticket": ticket, "identity": as_name})
+            arguments = {"ticket": ticket, "identity": as_name, "authority_key": authority_key}
+            data: Any = ask_node(node_name, "enroll", arguments)
         else:
             with open_cli_node(node_name) as node:
                 for pending in interrupted(node, as_name, parsed):
                     reporter.info(
                         f"resuming the enrollment interrupted at {_utc(pending.started_at)}"
                     )
-                done = enroll_locally(node, parsed, as_name, clock=CLOCK)
+                done = enroll_locally(
+                    node, parsed, as_name, clock=CLOCK, authority_key=authority_key
+                )
             _feed_warning(reporter, done.enrolled.authority, done.feed)
             data = done.to_json()
     except AuthorityError as exc:
