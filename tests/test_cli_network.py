@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -136,3 +137,17 @@ def test_a_refused_relay_says_who_refused_whom_and_why(running: None) -> None:
     report = json.loads(as_json.stdout)
     assert report["error"] == "Denied"
     assert report["reasons"][0].startswith("hub refused T")
+
+
+def test_a_node_that_cannot_listen_says_why_once(running: None, troth_home: Path) -> None:
+    """A port in use: `troth node start` exits 3 with the reason, typed (not a traceback), and
+    quotes only what this start logged (not an earlier run's lines in node.log)."""
+    troth("node", "create", "hub")
+    (troth_home / "nodes" / "hub" / "node.log").write_text("an OLD line of an earlier run\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        said = troth("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}", code=3).stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in said
+    assert "OLD" not in said and "Traceback" not in said

@@ -64,6 +64,9 @@ def test_verify_unanchored_then_anchored(records: list[str], tmp_path: Path) -> 
     said = run("trace", "verify", "--require-anchor", code=1).stdout
     assert said.startswith("unanchored: 3 record(s) verified (no kept checkpoint")  # not "valid:"
     anchor = tmp_path / "anchor.note"
+    noted = run("trace", "verify", "--checkpoint", str(anchor)).stderr  # a mistyped path too
+    assert f"no checkpoint kept at {anchor} yet: this answer is unanchored" in noted
+    anchor.unlink()
     first = run_json("trace", "verify", "--checkpoint", str(anchor))
     assert first["status"] == "unanchored"
     assert anchor.read_bytes().startswith(b"troth.trace/T")

@@ -144,6 +144,8 @@ def verify(
         if anchor_file is not None and anchor_file.exists()
         else None
     )
+    if anchor_file is not None and anchor is None:  # a first run, or a mistyped path
+        reporter.info(f"no checkpoint kept at {anchor_file} yet: this answer is unanchored")
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
             with open_cli_node(node_name) as node:

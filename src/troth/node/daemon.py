@@ -172,6 +172,7 @@ def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any
     log_file = directory / "node.log"
     with open(log_file, "ab") as out:
         os.chmod(log_file, 0o600)
+        before = out.tell()  # what this start writes begins here (older runs' lines are above)
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command,
             stdin=subprocess.DEVNULL,
@@ -186,7 +187,9 @@ def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any
         if status["running"] and status.get("pid") == process.pid:
             return status
         if process.poll() is not None:
-            tail = log_file.read_text(errors="replace").splitlines()[-5:]
+            with open(log_file, "rb") as log:
+                log.seek(before)
+                tail = log.read().decode(errors="replace").splitlines()[-5:]
             raise ConfigError(f"node {name!r} failed to start: " + " | ".join(tail))
         time.sleep(0.05)
     process.kill()

@@ -180,7 +180,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
             with contextlib.suppress(NodeExists):
                 init_node(name, home=home)
         else:
-            raise NotFound(f"no node {name!r} in {home} (create it with: troth node init {name})")
+            raise NotFound(f"no node {name!r} in {home} (create it with: troth node create {name})")
     config = NodeConfig.from_json(read_private_file(config_path), config_path)
     db = SqliteDatabase(path / "node.db", durability=config.durability)
     try:

@@ -35,7 +35,7 @@ import os
 from dataclasses import dataclass, field
 
 from troth import limits
-from troth.errors import DecodeError, RoutingError, TrothError, Unreachable
+from troth.errors import ConfigError, DecodeError, RoutingError, TrothError, Unreachable
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.eager import start_eagerly
@@ -440,7 +440,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         def accepted() -> TcpConnection:
             return TcpConnection(self, outgoing=False, listener=listener, peer="?")
 
-        server = await loop.create_server(accepted, host, port)
+        try:
+            server = await loop.create_server(accepted, host, port)
+        except OSError as exc:  # a name that does not resolve, a port in use: said, typed
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         bound = server.sockets[0].getsockname()
         listener.server = server
         self._listeners.append(listener)
