@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run
 from tests.support.nodes import MemNet
+from tests.support.traces import tool_call
 from troth.clock import FixedClock
-from troth.node import Node
+from troth.node import Node, init_node, open_node
+from troth.node.traces import traced_as
 
 
 def _run_with_long_hub(test: Callable[[MemNet], Awaitable[None]], home: Path) -> None:
@@ -61,3 +64,57 @@ def test_a_new_member_enrolls_over_a_channel_with_an_authority_past_64_changes(
         assert newbie.node.wallet.held("newbie")
 
     _run_with_long_hub(test, tmp_path)
+
+
+# -- 2. a node's own log, its identity past 64 changes -------------------------------------------
+
+
+def _long_lived(node: Node, start: int, *, record_each: bool) -> int:
+    """Review 9's monthly rotations for six years: node's identity rotated 70 times, each
+    published in its authority's feed (so the node presents it from a checkpoint), a record
+    signed into the node's log before them (and after each, with `record_each`)."""
+    authority = node.create_authority(node.name, now=start)
+    at = start
+    with traced_as(node, node.name, clock=FixedClock(at)) as early:
+        early.record(tool_call("before-rotations"))
+    for _ in range(70):
+        at += 60
+        node.identities.rotate(node.name, now=at)
+        authority.feed(now=at)
+        if record_each:
+            with traced_as(node, node.name, clock=FixedClock(at)) as each:
+                each.record(tool_call("after-a-rotation"))
+    assert node.identities.get(node.name, now=at).identity.first_index > 0
+    return at
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trace.verify.verify_identity verifies a signer's history with no checkpoints: the "
+    "history a node presents past 64 changes (from a checkpoint) never verifies, so its own log "
+    "is reported invalid",
+)
+def test_a_nodes_own_log_verifies_after_its_identity_passes_64_changes() -> None:
+    """An honest long-lived identity signs records into its node's log all along: `troth trace
+    verify` must answer valid (today's fix says a node's own identities pass: it keeps their
+    change rows), but the log files the history the identity presents, from a checkpoint."""
+    init_node("acme")
+    with open_node("acme") as acme:
+        _long_lived(acme, int(time.time()), record_each=True)
+    run("trace", "verify", "--node", "acme")  # on main: exit 1, "signer identity invalid"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TraceLog._admit refuses a signer history that starts after the log's stored copy "
+    "ends (check_extends: a gap), and the log's copy is the one of the signer's last record",
+)
+def test_a_nodes_log_takes_records_after_its_identity_rotated_64_times_in_silence() -> None:
+    """The identity signed a record, then rotated 70 times without signing one (an agent that
+    acts rarely): every record it signs now is refused, so whatever must be recorded first (a
+    delegation, a gate's decision, a lease) fails closed for good."""
+    init_node("acme")
+    with open_node("acme") as acme:
+        at = _long_lived(acme, int(time.time()), record_each=False)
+        with traced_as(acme, "acme", clock=FixedClock(at + 1)) as late:
+            late.record(tool_call("after-rotations"))  # on main: TraceError, signer invalid
