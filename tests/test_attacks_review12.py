@@ -81,12 +81,6 @@ def _run_with_long_hub(test: Callable[[MemNet], Awaitable[None]], home: Path) ->
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="c2a6309: the ticket's authority history is stored only when the enrollment "
-    "completes, so the channel opened before it cannot attest the authority's checkpointed "
-    "history (no stored copy, no feed yet): the handshake is refused",
-)
 def test_a_new_member_enrolls_over_a_channel_with_an_authority_past_64_changes(
     tmp_path: Path,
 ) -> None:
@@ -98,7 +92,8 @@ def test_a_new_member_enrolls_over_a_channel_with_an_authority_past_64_changes(
         presented = net.hub.node.identities.get("hub", now=net.clock.now()).identity
         assert presented.first_index > 0  # the hub presents a checkpointed history
         newbie = await net.node("newbie")
-        await newbie.enroll(net.ticket(), "newbie")
+        key = presented.current_key.data.hex()  # confirmed with the hub's operator
+        await newbie.enroll(net.ticket(), "newbie", key)
         assert newbie.node.wallet.held("newbie")
 
     _run_with_long_hub(test, tmp_path)
@@ -142,11 +137,6 @@ def test_a_nodes_own_log_verifies_after_its_identity_passes_64_changes() -> None
     run("trace", "verify", "--node", "acme")  # on main: exit 1, "signer identity invalid"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TraceLog._admit refuses a signer history that starts after the log's stored copy "
-    "ends (check_extends: a gap), and the log's copy is the one of the signer's last record",
-)
 def test_a_nodes_log_takes_records_after_its_identity_rotated_64_times_in_silence() -> None:
     """The identity signed a record, then rotated 70 times without signing one (an agent that
     acts rarely): every record it signs now is refused, so whatever must be recorded first (a

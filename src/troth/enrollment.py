@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import check_ticket, enroll_request, ticket_vouches
+from troth.authority.client import accept_ticket, check_ticket, enroll_request, ticket_vouches
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
@@ -95,6 +95,9 @@ def enrollment(
     now = clock.now()
     authority = check_ticket(identities, ticket, now=now, authority_key=authority_key)
     identities.find(ref)  # NotFound before anything is recorded
+    # checked, and bound to its identifier (its first change, or the key confirmed): stored
+    # now, so the channel to the authority can attest the history the authority presents
+    accept_ticket(identities, ticket, now=now)
     record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
     resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
     replaced = earlier if earlier is not None and resumed is None else None

@@ -26,13 +26,13 @@ from troth.cli.common import (
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.errors import TraceError
-from troth.identity import Identifier
+from troth.identity import Identifier, IdentityService
 from troth.node import Node
 from troth.node.traces import resolve_escalation
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.record import REDACTABLE
-from troth.trace.verify import Known, verify_log
+from troth.trace.verify import verify_log
 from troth.trace.view import TraceNode, trace_tree
 
 
@@ -149,10 +149,16 @@ def verify(
     try:
         if file_path is not None:  # against the histories the node knows, as its own log
             with open_cli_node(node_name) as node:
-                report: Any = _verify_file(file_path, anchor, node.identities.check_no_fork)
+                report: Any = _verify_file(file_path, anchor, node.identities)
         else:
             with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-                report = verify_log(log, anchor=anchor, known=node.identities.check_no_fork)
+                identities = node.identities  # its stored copies judge forks and checkpoints
+                report = verify_log(
+                    log,
+                    anchor=anchor,
+                    known=identities.check_no_fork,
+                    checkpoints=identities.attested_by_store,
+                )
                 if anchor_file is not None and report.checkpoint is not None:
                     write_output(str(anchor_file), report.checkpoint.note)
     except TraceError as exc:
@@ -184,15 +190,19 @@ def _lines(path: str) -> Generator[bytes, None, None]:
             stream.close()
 
 
-def _verify_file(path: str, anchor: bytes | None, known: Known) -> Any:
-    """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it)."""
+def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -> Any:
+    """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it), with
+    the histories the node stores (forks refused, checkpointed histories attested)."""
+    known, attests = identities.check_no_fork, identities.attested_by_store
     lines = _lines(path)
     first = next(lines, b"")
     if first.strip() == b"{":  # an indented bundle: read it whole
         lines.close()
-        rest = read_input(path, limits.MAX_TRACE_LINE_BYTES, "proof bundle")
-        return verify_bundle(first + rest if path == "-" else rest, anchor=anchor, known=known)
-    return verify_export(itertools.chain([first], lines), anchor=anchor, known=known)
+        data = read_input(path, limits.MAX_TRACE_LINE_BYTES, "proof bundle")
+        data = first + data if path == "-" else data
+        return verify_bundle(data, anchor=anchor, known=known, checkpoints=attests)
+    everything = itertools.chain([first], lines)
+    return verify_export(everything, anchor=anchor, known=known, checkpoints=attests)
 
 
 @trace_group.command("prove")

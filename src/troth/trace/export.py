@@ -29,7 +29,7 @@ from troth import limits
 from troth.crypto import sha256
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, NotFound, TraceError, TraceFailure
-from troth.identity import Identifier, PurposeKeyAttestation
+from troth.identity import Checkpoints, Identifier, PurposeKeyAttestation
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -206,7 +206,11 @@ def _proof(value: Any) -> list[bytes]:
 
 
 def verify_bundle(
-    data: bytes | dict[str, Any], *, anchor: bytes | None = None, known: Known | None = None
+    data: bytes | dict[str, Any],
+    *,
+    anchor: bytes | None = None,
+    known: Known | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> BundleReport:
     """Verify a proof bundle (or one JSONL line) with nothing but its bytes: the signer's and
     the log's histories, the record's key at its time, signature, disclosures, chain, the
@@ -235,7 +239,7 @@ def verify_bundle(
         if keyid_of(attestation) != keyid:
             raise TraceError(_F.UNKNOWN_KEY, "the bundle's attestation is not the record's key")
         identity = verify_identity(
-            record.agent, _unb64(signer.get("history"), "signer history"), known
+            record.agent, _unb64(signer.get("history"), "signer history"), known, checkpoints
         )
         epoch = resolve_key(identity, attestation)
         epoch.check_time(record.time)
@@ -247,7 +251,7 @@ def verify_bundle(
             if sha256(chain) != record.authority.chain:
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
-        checkpoint = _checkpoint(value, known)
+        checkpoint = _checkpoint(value, known, checkpoints)
         verify_inclusion(
             index, checkpoint.size, leaf_hash(envelope), _proof(value.get("proof")), checkpoint.root
         )
@@ -272,7 +276,9 @@ def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
         raise TraceError(_F.MALFORMED, str(exc)) from None
 
 
-def _checkpoint(value: dict[str, Any], known: Known | None) -> Checkpoint:
+def _checkpoint(
+    value: dict[str, Any], known: Known | None, checkpoints: Checkpoints | None
+) -> Checkpoint:
     note = _field(value, "checkpoint", str).encode("utf-8")
     parsed, _ = parse_checkpoint(note)
     log = _field(value, "log", dict)
@@ -280,7 +286,8 @@ def _checkpoint(value: dict[str, Any], known: Known | None) -> Checkpoint:
         identifier = Identifier.parse(parsed.origin.split("/", 1)[1])
     except (IndexError, ValueError):
         raise TraceError(_F.CHECKPOINT_INVALID, f"origin {parsed.origin!r}") from None
-    identity = verify_identity(identifier, _unb64(log.get("history"), "log history"), known)
+    history = _unb64(log.get("history"), "log history")
+    identity = verify_identity(identifier, history, known, checkpoints)
     entries = log.get("attestations")
     if type(entries) is not list:
         raise TraceError(_F.MALFORMED, "bundle log attestations: not a list")
@@ -310,7 +317,11 @@ class ExportReport:
 
 
 def verify_export(
-    lines: Iterable[bytes], *, anchor: bytes | None = None, known: Known | None = None
+    lines: Iterable[bytes],
+    *,
+    anchor: bytes | None = None,
+    known: Known | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
     checkpoint and no index or record id repeats, and each agent's chain between consecutive
@@ -322,7 +333,7 @@ def verify_export(
     by_agent: dict[Identifier, dict[int, tuple[bytes | None, bytes, int]]] = {}
     count = 0
     for line in _non_empty(lines):
-        report = verify_bundle(line, anchor=anchor, known=known)
+        report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints)
         record = report.record
         if checkpoint is None:
             checkpoint, status = report.checkpoint, report.status

@@ -33,13 +33,22 @@ from troth.crypto import sha256
 from troth.errors import (
     ConfigError,
     IdentityError,
+    IdentityFailure,
     NotFound,
     StorageError,
     TraceError,
     TraceFailure,
     TrothError,
 )
-from troth.identity import Identifier, Signer, VerifiedIdentity, check_extends, indexed_hashes
+from troth.identity import Checkpoint as HistoryCheckpoint
+from troth.identity import (
+    Checkpoints,
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    check_extends,
+    indexed_hashes,
+)
 from troth.storage import SqliteDatabase
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
@@ -173,6 +182,9 @@ class TraceLog:
         self._histories: dict[bytes, tuple[int, bytes]] = {}
         self._cached_at: tuple[int, int] | None = None
         self._known_chains: set[bytes] = set()
+        self.attests: Checkpoints | None = None
+        """What bridges a signer's history across 64 silent rotations (`_bridged`): a node's
+        stored copies (`IdentityService.attested_by_store`; `open_node_log` sets it)."""
 
     @classmethod
     def open(
@@ -556,7 +568,8 @@ class TraceLog:
             try:
                 check_extends(stored, identity, stored_first=first)
             except IdentityError as exc:
-                raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+                if not self._bridged(exc, digest, first + len(stored) - 1, stored[-1], identity):
+                    raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
         count = identity.change_count  # changes up to the newest, by index
         state.conn.execute(
             "INSERT OR REPLACE INTO histories VALUES (?, ?, ?, ?)",
@@ -564,6 +577,23 @@ class TraceLog:
         )
         state.histories[digest] = (count, identity.current_change_hash)
         return count - 1
+
+    def _bridged(
+        self, exc: IdentityError, digest: bytes, last: int, last_hash: bytes, new: VerifiedIdentity
+    ) -> bool:
+        """A gap between the log's copy of a signer's history (its last record's) and the one
+        it signs with now (it rotated past 64 changes since, presenting from a checkpoint) is
+        bridged when `attests` (the node's store: a local identity's change rows) holds both
+        the log's last change and the new history's first: one history, no fork between."""
+        attests = self.attests
+        return (
+            exc.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+            and attests is not None
+            and attests(HistoryCheckpoint(digest, digest, last), last_hash)
+            and attests(
+                HistoryCheckpoint(digest, digest, new.first_index), new.changes[0].change_hash
+            )
+        )
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -749,4 +779,5 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
         return identities.signer(ref, now=now)
 
     log._signer = signer
+    log.attests = identities.attested_by_store
     return log

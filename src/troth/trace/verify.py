@@ -33,6 +33,7 @@ from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, NotFound, TraceError, TraceFailure
 from troth.identity import (
     ChangeBody,
+    Checkpoints,
     Identifier,
     UnverifiedHistory,
     VerifiedIdentity,
@@ -112,17 +113,21 @@ class LogReport:
 
 
 def verify_identity(
-    identifier: Identifier, history: bytes | None, known: Known | None
+    identifier: Identifier,
+    history: bytes | None,
+    known: Known | None,
+    checkpoints: Checkpoints | None = None,
 ) -> VerifiedIdentity:
     """Verify a signer's history as of its latest change (a log outlives key expiries: each
     record is judged at its own time), that it is `identifier`'s, and (`known`) that it does
-    not fork from or roll back the verifier's stored copy."""
+    not fork from or roll back the verifier's stored copy. A history from a checkpoint (a
+    signer past 64 changes) needs `checkpoints` to attest it (a node: its stored copies)."""
     if history is None:
         raise TraceError(_F.MISSING_HISTORY, str(identifier))
     try:
         unverified = UnverifiedHistory.decode(history)
         at = ChangeBody.decode(unverified.changes[-1].body).created_at
-        identity = verify_history(unverified, now=at)
+        identity = verify_history(unverified, now=at, checkpoints=checkpoints)
         if known is not None:
             known(identity)
     except (DecodeError, IdentityError) as exc:
@@ -172,9 +177,16 @@ class _AgentState:
 class LogVerifier:
     """Verifies records one by one in log order; `finish` checks the checkpoints' anchor."""
 
-    def __init__(self, material: LogMaterial, *, known: Known | None = None) -> None:
+    def __init__(
+        self,
+        material: LogMaterial,
+        *,
+        known: Known | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
         self.material = material
         self._known = known
+        self._attests = checkpoints
         self._identities: dict[Identifier, VerifiedIdentity] = {}
         self._epochs: dict[str, KeyEpoch] = {}
         self._agents: dict[Identifier, _AgentState] = {}
@@ -222,7 +234,7 @@ class LogVerifier:
         identity = self._identities.get(identifier)
         if identity is None:
             history = self.material.histories.get(identifier)
-            identity = verify_identity(identifier, history, self._known)
+            identity = verify_identity(identifier, history, self._known, self._attests)
             self._identities[identifier] = identity
         return identity
 
@@ -412,9 +424,14 @@ def log_material(log: TraceLog) -> LogMaterial:
 
 
 def verify_log(
-    log: TraceLog, *, anchor: bytes | None = None, known: Known | None = None
+    log: TraceLog,
+    *,
+    anchor: bytes | None = None,
+    known: Known | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> LogReport:
     """Verify every record of `log`, its checkpoints, and (given the note a verifier kept)
-    that the log is consistent with `anchor`. Raises TraceError at the first bad record."""
-    verifier = LogVerifier(log_material(log), known=known)
+    that the log is consistent with `anchor`. Raises TraceError at the first bad record.
+    `known` and `checkpoints`: the verifier's stored histories (`verify_identity`)."""
+    verifier = LogVerifier(log_material(log), known=known, checkpoints=checkpoints)
     return verify_records(verifier, log.stored(), anchor)
