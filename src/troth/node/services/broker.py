@@ -222,7 +222,11 @@ class BrokerService:
         broker = Broker(
             self.node.db, _vault(self.node), now=now, policy=self.policy, audit=self.audit
         )
-        report = broker.recover(now)
+        try:
+            report = broker.recover(now)
+        except BaseException:
+            broker.close()  # its database lock and upstream connections with it
+            raise
         if report.expired or report.revoked or report.orphans:
             log.info("broker recovered: %s", report.to_json())
         self.broker, self.endpoint = broker, BrokerEndpoint(broker)
