@@ -41,11 +41,11 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from tests.support.cli import run
 from tests.support.nodes import MemNet
@@ -121,12 +121,6 @@ def _long_lived(node: Node, start: int, *, record_each: bool) -> int:
     return at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trace.verify.verify_identity verifies a signer's history with no checkpoints: the "
-    "history a node presents past 64 changes (from a checkpoint) never verifies, so its own log "
-    "is reported invalid",
-)
 def test_a_nodes_own_log_verifies_after_its_identity_passes_64_changes() -> None:
     """An honest long-lived identity signs records into its node's log all along: `troth trace
     verify` must answer valid (today's fix says a node's own identities pass: it keeps their
@@ -135,6 +129,17 @@ def test_a_nodes_own_log_verifies_after_its_identity_passes_64_changes() -> None
     with open_node("acme") as acme:
         _long_lived(acme, int(time.time()), record_each=True)
     run("trace", "verify", "--node", "acme")  # on main: exit 1, "signer identity invalid"
+    _exported_and_verified("acme")
+
+
+def _exported_and_verified(node: str) -> None:
+    """The node's log exported (each record with the history that resolves its key) verifies
+    on the node, record signed before the 64 changes included."""
+    run("trace", "checkpoint", "--node", node)
+    export = Path(tempfile.mkdtemp()) / "export.jsonl"
+    run("trace", "export", "--format", "jsonl", "--out", str(export), "--node", node)
+    assert len(export.read_text().splitlines()) > 1
+    run("trace", "verify", "--file", str(export), "--node", node)
 
 
 def test_a_nodes_log_takes_records_after_its_identity_rotated_64_times_in_silence() -> None:
@@ -146,3 +151,22 @@ def test_a_nodes_log_takes_records_after_its_identity_rotated_64_times_in_silenc
         at = _long_lived(acme, int(time.time()), record_each=False)
         with traced_as(acme, "acme", clock=FixedClock(at + 1)) as late:
             late.record(tool_call("after-rotations"))  # on main: TraceError, signer invalid
+    # and the record made before the rotations still verifies: its key, under change 0, was
+    # retired by change 1, which the node's rows bridged into the log
+    run("trace", "verify", "--node", "acme")
+    _exported_and_verified("acme")
+
+
+def test_a_key_whose_retirement_the_log_cannot_show_is_refused() -> None:
+    """Deny when in doubt: without the bridged window (deleted here), nothing the log kept says
+    when the key of change 0 retired, so its record is refused, not taken as current."""
+    init_node("acme")
+    with open_node("acme") as acme:
+        at = _long_lived(acme, int(time.time()), record_each=False)
+        with traced_as(acme, "acme", clock=FixedClock(at + 1)) as late:
+            late.record(tool_call("after-rotations"))
+        trace_db = acme.path / "trace.db"
+    with sqlite3.connect(trace_db) as conn:
+        assert conn.execute("DELETE FROM history_windows WHERE last > 0").rowcount == 1
+    result = run("trace", "verify", "--node", "acme", code=1)
+    assert "change 1 (which retired this key) is in no history the log kept" in result.stderr

@@ -27,7 +27,7 @@ from troth.crypto import KeyType
 from troth.errors import ConflictError, IdentityError, IdentityFailure, NotFound, TrothError
 from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
-from troth.identity.change import Checkpoint
+from troth.identity.change import Checkpoint, SignedChange, encode_history
 from troth.identity.create import HeldIdentity, new_identities, rotate_identity
 from troth.identity.history import Checkpoints, VerifiedIdentity, verify_history
 from troth.identity.identifier import Identifier
@@ -406,6 +406,20 @@ class IdentityService:
             span = self._known.stored(checkpoint.identifier)
             stored = None if span is None else span.hash_at(checkpoint.index)
         return stored == change_hash
+
+    def history_window(self, identifier: bytes, first: int, last: int) -> bytes | None:
+        """A local identity's changes `first` to `last` from its stored rows, as a history (from
+        a checkpoint when `first` > 0: `attested_by_store` attests it); None unless every row
+        is stored (at most MAX_IDENTITY_CHANGES)."""
+        if not 0 <= last - first < limits.MAX_IDENTITY_CHANGES:
+            return None
+        rows = self.store.change_rows(identifier, first, last)
+        if len(rows) != last - first + 1:
+            return None
+        changes = [
+            SignedChange(body, signature, previous) for _, body, signature, previous, _ in rows
+        ]
+        return encode_history(changes, Checkpoint(identifier, identifier, first) if first else None)
 
     # -- observed identities (store-or-extend) -------------------------------------------------
 

@@ -114,6 +114,10 @@ class IdentityStore(Transactional, Protocol):
         """The hash of a local identity's change `index`, if its row is stored."""
         ...
 
+    def change_rows(self, identifier: bytes, first: int, last: int) -> list[ChangeRow]:
+        """A local identity's stored changes `first` to `last`, in order (those stored)."""
+        ...
+
     def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
         """Which of `identifiers` are local identities with more than `changes` changes (one
         query per batch, for a feed page's supersessions)."""

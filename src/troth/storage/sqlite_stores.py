@@ -208,6 +208,17 @@ class SqliteIdentityStore:
         )
         return None if row is None else bytes(row[0])
 
+    def change_rows(self, identifier: bytes, first: int, last: int) -> list[ChangeRow]:
+        rows = self._db.fetch_all(
+            "SELECT idx, body, signature, previous_signature, change_hash FROM identity_changes "
+            "WHERE identifier = ? AND idx BETWEEN ? AND ? ORDER BY idx",
+            (identifier, first, last),
+        )
+        return [
+            (i, bytes(body), bytes(sig), None if prev is None else bytes(prev), bytes(digest))
+            for i, body, sig, prev, digest in rows
+        ]
+
     def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
         found: list[bytes] = []
         for start in range(0, len(identifiers), _BATCH):

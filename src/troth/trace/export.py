@@ -29,7 +29,7 @@ from troth import limits
 from troth.crypto import sha256
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, NotFound, TraceError, TraceFailure
-from troth.identity import Checkpoints, Identifier, PurposeKeyAttestation
+from troth.identity import Checkpoints, Identifier, PurposeKeyAttestation, indexed_hashes
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -74,7 +74,9 @@ class _Bundler:
         self.log = log
         self.checkpoint = checkpoint
         self.histories = log.histories()
+        self.windows = log.history_windows()
         self.attestations = log.attestations()
+        self._signer_history: dict[str, bytes] = {}
         log_identity = log.log_identity
         self.log_part = {
             "history": _b64(self.histories[log_identity]),
@@ -97,7 +99,7 @@ class _Bundler:
             "proof": [p.hex() for p in proof],
             "checkpoint": self.checkpoint.note.decode(),
             "signer": {
-                "history": _b64(self.histories[record.agent]),
+                "history": _b64(self._history(record.agent, keyid)),
                 "attestation": _b64(self.attestations[keyid]),
             },
             "log": self.log_part,
@@ -107,6 +109,20 @@ class _Bundler:
             if chain is not None:
                 value["chain"] = _b64(chain)
         return value
+
+    def _history(self, agent: Identifier, keyid: str) -> bytes:
+        """The agent's history to bundle with a record signed by `keyid`: the newest one the
+        log kept, else the older window that holds the change the key was attested under and
+        the one after it (which says when the key retired), else one that holds the change."""
+        found = self._signer_history.get(keyid)
+        if found is None:
+            newest = self.histories[agent]
+            made_under = PurposeKeyAttestation.decode(self.attestations[keyid]).change_hash
+            candidates = [newest, *reversed(self.windows.get(agent, []))]
+            holding = [h for h in candidates if made_under in indexed_hashes(h)[1]]
+            retiring = [h for h in holding if h is newest or indexed_hashes(h)[1][-1] != made_under]
+            found = self._signer_history[keyid] = (retiring or holding or [newest])[0]
+        return found
 
 
 def _attests(attestation: bytes, identity: Identifier) -> bool:

@@ -33,16 +33,13 @@ from troth.crypto import sha256
 from troth.errors import (
     ConfigError,
     IdentityError,
-    IdentityFailure,
     NotFound,
     StorageError,
     TraceError,
     TraceFailure,
     TrothError,
 )
-from troth.identity import Checkpoint as HistoryCheckpoint
 from troth.identity import (
-    Checkpoints,
     Identifier,
     Signer,
     VerifiedIdentity,
@@ -50,6 +47,7 @@ from troth.identity import (
     indexed_hashes,
 )
 from troth.storage import SqliteDatabase
+from troth.trace.bridge import SignerBridge
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
 from troth.trace.record import (
@@ -182,9 +180,9 @@ class TraceLog:
         self._histories: dict[bytes, tuple[int, bytes]] = {}
         self._cached_at: tuple[int, int] | None = None
         self._known_chains: set[bytes] = set()
-        self.attests: Checkpoints | None = None
-        """What bridges a signer's history across 64 silent rotations (`_bridged`): a node's
-        stored copies (`IdentityService.attested_by_store`; `open_node_log` sets it)."""
+        self.bridge: SignerBridge | None = None
+        """What bridges a signer's history across 64 silent rotations: the node's own rows
+        (`open_node_log` sets it)."""
 
     @classmethod
     def open(
@@ -565,11 +563,23 @@ class TraceLog:
                         )
                 state.histories[digest] = known
                 return known[0] - 1
-            try:
+            last = first + len(stored) - 1
+            windows = [(last, bytes(row[0]))] if identity.first_index > first else []
+            try:  # the newest drops changes older records need: `windows` keeps them
                 check_extends(stored, identity, stored_first=first)
             except IdentityError as exc:
-                if not self._bridged(exc, digest, first + len(stored) - 1, stored[-1], identity):
+                across = (
+                    None
+                    if self.bridge is None
+                    else self.bridge.across(exc, digest, last, stored[-1], identity)
+                )
+                if across is None:
                     raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+                windows.append(across)
+            state.conn.executemany(
+                "INSERT OR IGNORE INTO history_windows VALUES (?, ?, ?)",
+                [(digest, end, window) for end, window in windows],
+            )
         count = identity.change_count  # changes up to the newest, by index
         state.conn.execute(
             "INSERT OR REPLACE INTO histories VALUES (?, ?, ?, ?)",
@@ -577,23 +587,6 @@ class TraceLog:
         )
         state.histories[digest] = (count, identity.current_change_hash)
         return count - 1
-
-    def _bridged(
-        self, exc: IdentityError, digest: bytes, last: int, last_hash: bytes, new: VerifiedIdentity
-    ) -> bool:
-        """A gap between the log's copy of a signer's history (its last record's) and the one
-        it signs with now (it rotated past 64 changes since, presenting from a checkpoint) is
-        bridged when `attests` (the node's store: a local identity's change rows) holds both
-        the log's last change and the new history's first: one history, no fork between."""
-        attests = self.attests
-        return (
-            exc.reason is IdentityFailure.UNATTESTED_CHECKPOINT
-            and attests is not None
-            and attests(HistoryCheckpoint(digest, digest, last), last_hash)
-            and attests(
-                HistoryCheckpoint(digest, digest, new.first_index), new.changes[0].change_hash
-            )
-        )
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -705,6 +698,14 @@ class TraceLog:
                 )
             position += chunk
 
+    def history_windows(self) -> dict[Identifier, list[bytes]]:
+        """Per signer, the older histories its newest one no longer holds, oldest first."""
+        windows: dict[Identifier, list[bytes]] = {}
+        sql = "SELECT identifier, history FROM history_windows ORDER BY identifier, last"
+        for identifier, history in self.store.fetch_all(sql):
+            windows.setdefault(Identifier(bytes(identifier)), []).append(bytes(history))
+        return windows
+
     def histories(self) -> dict[Identifier, bytes]:
         rows = self.store.fetch_all("SELECT identifier, history FROM histories")
         return {Identifier(bytes(r[0])): bytes(r[1]) for r in rows}
@@ -779,5 +780,5 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
         return identities.signer(ref, now=now)
 
     log._signer = signer
-    log.attests = identities.attested_by_store
+    log.bridge = SignerBridge(identities.attested_by_store, identities.history_window)
     return log

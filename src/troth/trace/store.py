@@ -17,6 +17,7 @@ does not add up is reported by the verifier.
     nodes         (level, idx) -> hash of the perfect subtree, for levels 4, 8, 12, ...
     agents        agent -> seq, hash, time and key change of its latest record
     histories     identifier -> newest verified history (agents and the log identity)
+    history_windows  (identifier, last change) -> an older history the newest no longer holds
     attestations  keyid -> (identifier, attestation) of every key that signed a record or a
                   checkpoint
     chains        digest -> delegation chain bytes that records name with at = "log"
@@ -68,6 +69,14 @@ TRACE_MIGRATIONS: Final[tuple[str, ...]] = (
         size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, note BLOB NOT NULL
     );
     INSERT INTO meta (name, value) VALUES ('size', 0);
+    """,
+    # the histories a signer's newest one no longer holds (it rotated past 64 changes since):
+    # kept to resolve the keys of its older records (docs/traces.md, "Signer histories")
+    """
+    CREATE TABLE history_windows (
+        identifier BLOB NOT NULL, last INTEGER NOT NULL, history BLOB NOT NULL,
+        PRIMARY KEY (identifier, last)
+    ) WITHOUT ROWID;
     """,
 )
 

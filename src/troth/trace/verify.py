@@ -25,7 +25,7 @@ or UNANCHORED with no saved checkpoint (never "valid").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from troth.credentials.format import CredentialBody, CredentialChain
@@ -83,6 +83,8 @@ class LogMaterial:
     chains: Mapping[bytes, bytes] = field(default_factory=dict)
     checkpoints: Sequence[bytes] = ()
     log_identity: Identifier | None = None
+    windows: Mapping[Identifier, Sequence[bytes]] = field(default_factory=dict)
+    """Per signer, the older histories its newest one no longer holds (`TraceLog`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +246,50 @@ class LogVerifier:
             attestation = self.material.attestations.get(keyid)
             if attestation is None:
                 raise TraceError(_F.UNKNOWN_KEY, keyid)
-            epoch = resolve_key(self._identity(agent), attestation)
+            epoch = self._resolve(agent, attestation)
             self._epochs[keyid] = epoch
         if epoch.identifier != agent:
             raise TraceError(_F.ATTESTATION_INVALID, f"the key is {epoch.identifier}'s")
         return epoch
+
+    def _resolve(self, agent: Identifier, attestation: bytes) -> KeyEpoch:
+        """The key under the agent's newest history, else under an older window the log kept
+        (the agent rotated past 64 changes since), retired when the next history the log kept
+        says its following change was made; unknown there (a gap): refused."""
+        newest = self._identity(agent)
+        try:
+            return resolve_key(newest, attestation)
+        except TraceError as exc:
+            refused = exc
+        kept = [
+            verify_identity(agent, w, self._known, self._attests)
+            for w in self.material.windows.get(agent, ())
+        ]
+        later = [*kept, newest]
+        for position, window in enumerate(kept):
+            try:
+                epoch = resolve_key(window, attestation)
+            except TraceError:
+                continue
+            if epoch.retired_at is None:  # its window's last change: the next one retired it
+                following = next(
+                    (
+                        c.body.created_at
+                        for other in later[position + 1 :]
+                        for c in other.changes
+                        if c.index == epoch.change + 1
+                    ),
+                    None,
+                )
+                if following is None:
+                    raise TraceError(
+                        _F.ATTESTATION_INVALID,
+                        f"change {epoch.change + 1} (which retired this key) is in no history "
+                        "the log kept",
+                    )
+                epoch = replace(epoch, is_current=False, retired_at=following)
+            return epoch
+        raise refused
 
     def add(
         self,
@@ -420,6 +461,7 @@ def log_material(log: TraceLog) -> LogMaterial:
         chains=log.chains(),
         checkpoints=log.checkpoints(),
         log_identity=identity,
+        windows=log.history_windows(),
     )
 
 
