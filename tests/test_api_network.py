@@ -256,7 +256,9 @@ def test_a_node_that_fails_to_start_can_be_served_again() -> None:
         with socket.socket() as taken, troth.Node.open("agents") as node:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
-            with pytest.raises(OSError, match="address already in use"):
+            with pytest.raises(
+                troth.ConfigError, match="cannot listen on .*address already in use"
+            ):
                 async with node.serve(listen=taken.getsockname()):
                     pass
             async with node.serve() as running:
