@@ -257,7 +257,7 @@ def test_a_node_that_fails_to_start_can_be_served_again() -> None:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             with pytest.raises(
-                troth.ConfigError, match="cannot listen on .*address already in use"
+                troth.ConfigError, match=r"cannot listen on .*address already in use"
             ):
                 async with node.serve(listen=taken.getsockname()):
                     pass
