@@ -5,6 +5,32 @@ across 64 silent rotations; listeners that cannot bind).
 Each test asserts the secure or correct behaviour and is marked xfail while main has the bug.
 """
 
+# Held (tried, no test kept):
+# - check_ticket: a key in upper case or with surrounding whitespace is the same key (strip,
+#   lower); any other spelling, or "", is refused (compared with the exact hex). A ticket for an
+#   authority with a stored copy needs no key, and its checkpoint must be a change the stored
+#   copy holds (attested_by_store; ticket_vouches only on a first sight). A full-history
+#   ticket binds its identifier (the hash of change 0). accept_ticket runs after find(ref) and
+#   check_ticket, before the pending record, so every pending enrollment made by this code had
+#   its history checked and stored: resumption (resume_locally, credential refresh's remote
+#   pendings through the enroll op) finds the stored copy. A pending record left by older code
+#   with a forged checkpointed ticket: remote resumption is refused (first sight, no key);
+#   local resumption reaches the real local authority, which refuses the unknown code.
+# - an attacker at the ticket's address with acme's confirmed key but not its private key: the
+#   channel pins acme's identifier (expect=) and the handshake needs acme's key.
+# - the enroll control op: every argument must be text or null (Operation.parse).
+# - history windows from a remote submitter: collect.py verifies the batch's history in full
+#   (no checkpoints), so a remote signer's new history never starts after the stored one and
+#   _observe keeps no window for it; the bridge needs the node's own change rows (local
+#   identities only). A record under a key older than the agent's previous record is refused
+#   (epoch.change < state.change), so swapping which history is newest cannot revive an old
+#   key once a later key signed; a window whose last change is the key's falls through to the
+#   next window or the newest for the retirement time, and a missing one is refused.
+# - schema 1 -> 2: the migration runs (user_version 2, empty table) and a log whose signers
+#   never passed 64 changes verifies as before (finding 2c is a log that already had).
+# - a listener that cannot bind: ConfigError, exit 3 (tests/test_cli_network.py ran); the API's serve()
+#   stops the runtime in its finally; "failed to start" reads node.log from this start's offset.
+
 from __future__ import annotations
 
 import sqlite3
