@@ -26,10 +26,11 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 #   (epoch.change < state.change), so swapping which history is newest cannot revive an old
 #   key once a later key signed; a window whose last change is the key's falls through to the
 #   next window or the newest for the retirement time, and a missing one is refused.
-# - schema 1 -> 2: the migration runs (user_version 2, empty table) and a log whose signers
-#   never passed 64 changes verifies as before (finding 2c is a log that already had).
-# - a listener that cannot bind: ConfigError, exit 3 (tests/test_cli_network.py ran); the API's serve()
-#   stops the runtime in its finally; "failed to start" reads node.log from this start's offset.
+# - schema 1 -> 2: the migration runs on an old file (user_version 2, the table added, seen);
+#   what it does not do: the schema-1 test below.
+# - a listener that cannot bind: ConfigError, exit 3 (tests/test_cli_network.py ran); the
+#   API's serve() stops the runtime in its finally; "failed to start" reads node.log from this
+#   start's offset.
 
 from __future__ import annotations
 
