@@ -47,12 +47,13 @@ from tests.support.traces import DAY, NOW, Held, open_log, recorder, tool_call
 from tests.test_attacks_review10 import _forged_continuation
 from tests.test_resilience_enrollment import now, troth
 from troth import enrollment, limits
+from troth.authority.client import authority_pin_of, ticket_authority
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock, SystemClock
 from troth.credentials import Attributes
 from troth.credentials.wallet import needs_refresh
-from troth.errors import IdentityError, IdentityFailure
-from troth.identity import Checkpoint, verify_history
+from troth.errors import ConfigError, IdentityError, IdentityFailure
+from troth.identity import Checkpoint, Identifier, verify_history
 from troth.node import init_node, open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log
 from troth.trace.export import export_jsonl
@@ -93,7 +94,8 @@ def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> No
 
 def _past_64(start: int) -> tuple[Any, Any, Ticket, int]:
     """acme rotated 70 times (each rotation published before the next, as review 9's), its
-    ticket (from a checkpoint of its feed), and the time after."""
+    pin (what its operator tells a new member), its ticket (from a checkpoint of its feed), and
+    the time after."""
     init_node("acme")
     init_node("newbie")
     with open_node("acme") as node:
@@ -106,24 +108,25 @@ def _past_64(start: int) -> tuple[Any, Any, Ticket, int]:
         ticket = authority.create_ticket(
             creator=authority.identifier, attributes=Attributes(), address="node:acme", now=at
         )
-        key = node.identities.get("acme", now=at).identity.current_key.data.hex()
-    return authority.identifier, key, ticket, at
+        pin = authority_pin_of(node.identities.get("acme", now=at).identity)
+    return authority.identifier, pin, ticket, at
 
 
-def test_a_checkpointed_ticket_needs_the_authoritys_key_confirmed() -> None:
+def test_a_checkpointed_ticket_needs_the_authoritys_pin_confirmed() -> None:
     """The rest of finding 1: a ticket that gives an authority the node has never seen from a
     checkpoint binds nothing to the identifier it names (an attacker answering at the ticket's
-    address would be taken for acme), so it is refused unless the authority's current key,
-    confirmed with its operator, is given, and a key given is always checked. With the right
-    key an authority past 64 changes enrolls its new member."""
+    address would be taken for acme), so it is refused unless the authority's pin (identifier
+    and current key), confirmed with its operator, is given, and a pin given is always checked.
+    With the right pin an authority past 64 changes enrolls its new member."""
     start = now()
-    identifier, key, ticket, at = _past_64(start)
+    identifier, pin, ticket, at = _past_64(start)
+    other = str(Identifier(bytes(32)))
     clock = FixedClock(at)
     with open_node("acme") as acme_node, open_node("newbie") as newbie:
         authority = acme_node.authority()
         newbie.identities.create(now=at, name="newbie")
 
-        def enroll(authority_key: str | None) -> Any:
+        def enroll(authority_pin: str | None) -> Any:
             return enrollment.enroll(
                 newbie.identities,
                 newbie.wallet,
@@ -131,16 +134,19 @@ def test_a_checkpointed_ticket_needs_the_authoritys_key_confirmed() -> None:
                 ticket,
                 clock=clock,
                 send=lambda request: authority.enroll(request, now=clock.now()).encode(),
-                authority_key=authority_key,
+                authority_pin=authority_pin,
             )
 
-        for wrong in (None, "00" * 32):
+        wrong_key, wrong_identifier = f"{identifier}:{'00' * 32}", other + pin[len(other) :]
+        for wrong in (None, wrong_key, wrong_identifier):
             with pytest.raises(IdentityError) as refused:
                 enroll(wrong)
             assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
             assert newbie.identities.stored_changes(identifier) is None  # nothing kept
             assert newbie.wallet.pending_enrollments("newbie") == []
-        enrolled = enroll(key.upper())
+        with pytest.raises(ConfigError):
+            enroll("00" * 32)  # not a pin
+        enrolled = enroll(f" {pin}\n")
         assert enrolled.authority == identifier
         assert newbie.identities.stored_changes(identifier) == 71
 
@@ -162,8 +168,8 @@ def test_a_key_given_for_a_full_ticket_is_checked_too() -> None:
         "victim",
         "--node",
         "victim",
-        "--authority-key",
-        "ab" * 32,
+        "--authority-pin",
+        f"{ticket_authority(ticket, now=start)}:{'ab' * 32}",
         code=1,
     )
     troth("enroll", str(ticket), "--as", "victim", "--node", "victim")

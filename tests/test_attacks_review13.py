@@ -61,11 +61,6 @@ from troth.trace import verify as trace_verify
 # -- 1. a confirmed key binds the key, not the identifier the ticket names ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_ticket compares only the current key: a ticket re-labelling acme's real "
-    "changes as another identifier passes with acme's confirmed key, and enrollment stores it",
-)
 def test_a_confirmed_key_does_not_let_a_ticket_name_another_identifier() -> None:
     """acme (past 64 changes) hands out checkpointed tickets; newbie's operator confirmed acme's
     current key with acme's operator. An attacker takes acme's public history (any peer sees
@@ -106,7 +101,7 @@ def test_a_confirmed_key_does_not_let_a_ticket_name_another_identifier() -> None
                 forged,
                 clock=clock,
                 send=send,
-                authority_key=key,  # acme's, truly confirmed
+                authority_pin=key,  # acme's pin, truly confirmed
             )
         assert newbie.identities.stored_changes(beta_id) is None  # on main: 71 (acme's)
     with open_node("beta") as beta_node, open_node("newbie") as newbie:

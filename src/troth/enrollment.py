@@ -84,16 +84,16 @@ def enrollment(
     ticket: str | Ticket,
     *,
     clock: Clock,
-    authority_key: str | None = None,
+    authority_pin: str | None = None,
 ) -> EnrollmentSteps:
     """Enroll local identity `ref` with the ticket's authority (the steps above). An
     interrupted enrollment with the same authority is resumed (same ticket) or replaced.
-    `authority_key` (hex) confirms the authority's current key (`check_ticket`: required for a
+    `authority_pin` (hex) confirms the authority's current key (`check_ticket`: required for a
     ticket that gives an unknown authority's history from a checkpoint)."""
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
     now = clock.now()
-    authority = check_ticket(identities, ticket, now=now, authority_key=authority_key)
+    authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin)
     identities.find(ref)  # NotFound before anything is recorded
     # checked, and bound to its identifier (its first change, or the key confirmed): stored
     # now, so the channel to the authority can attest the history the authority presents
@@ -217,10 +217,10 @@ def enroll(
     *,
     clock: Clock,
     send: Callable[[bytes], bytes],
-    authority_key: str | None = None,
+    authority_pin: str | None = None,
 ) -> Enrolled:
     """Enroll `ref` with the ticket's authority; `send(request)` returns the chain's bytes."""
-    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_key=authority_key)
+    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_pin=authority_pin)
     return drive(steps, send)
 
 
@@ -232,10 +232,10 @@ async def enroll_async(
     *,
     clock: Clock,
     send: Callable[[bytes], Awaitable[bytes]],
-    authority_key: str | None = None,
+    authority_pin: str | None = None,
 ) -> Enrolled:
     """`enroll` with an awaitable `send` (the node runtime, over a secure channel)."""
-    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_key=authority_key)
+    steps = enrollment(identities, wallet, ref, ticket, clock=clock, authority_pin=authority_pin)
     return await drive_async(steps, send)
 
 

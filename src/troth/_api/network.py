@@ -174,13 +174,13 @@ class RunningNode:
         ticket: str,
         *,
         identity: IdentityRef | None = None,
-        authority_key: str | None = None,
+        authority_pin: str | None = None,
     ) -> Credential:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
         ref = self._node.name if identity is None else _ref(identity)
         runtime = self._runtime
-        held = await runtime.enroll(ticket, ref, authority_key)
+        held = await runtime.enroll(ticket, ref, authority_pin)
         last = bytes.fromhex(held["chain"][-1]["id"])
         return await runtime.worker.run(self._held, ref, last)
 

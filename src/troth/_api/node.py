@@ -195,27 +195,27 @@ class Node:
         ticket: str,
         *,
         identity: IdentityRef | None = None,
-        authority_key: str | None = None,
+        authority_pin: str | None = None,
     ) -> Credential:
         """Redeem `ticket` for `identity` (default: the node's own): the authority makes it a
         member and issues its credential, which it holds; the node then trusts that authority
         and holds its revocation feed. An authority on this machine (`node:NAME` tickets) is
         reached directly; any other over a secure channel to the ticket's route.
-        `authority_key` (hex): the authority's current public key, confirmed with its operator;
+        `authority_pin` (hex): the authority's current public key, confirmed with its operator;
         required when the ticket gives an authority this node has never seen from a
         checkpoint (one past 64 changes), and checked whenever given."""
         ref = _ref(identity) if identity is not None else self.identity.name or self.name
         parsed = parse_ticket(ticket)
         if not is_local(parsed.address):
-            return run_sync(self._enroll_over_network(ticket, ref, authority_key))
+            return run_sync(self._enroll_over_network(ticket, ref, authority_pin))
         done = enroll_locally(
-            self._stored, parsed, ref, clock=self._clock, authority_key=authority_key
+            self._stored, parsed, ref, clock=self._clock, authority_pin=authority_pin
         )
         return Credential._of(done.enrolled.credential)
 
     async def _enroll_over_network(self, ticket: str, ref: str, key: str | None) -> Credential:
         async with self.serve() as running:
-            return await running.enroll(ticket, identity=ref, authority_key=key)
+            return await running.enroll(ticket, identity=ref, authority_pin=key)
 
     def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
         """The chains `identity` (default: the node's own) holds."""

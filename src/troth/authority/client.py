@@ -3,13 +3,22 @@ requests."""
 
 from __future__ import annotations
 
+import re
+
 from troth.authority.requests import make_request
 from troth.authority.tickets import Ticket
-from troth.errors import IdentityError, IdentityFailure
-from troth.identity import Checkpoint, Identifier, IdentityService, verify_history
+from troth.errors import ConfigError, IdentityError, IdentityFailure
+from troth.identity import (
+    Checkpoint,
+    Identifier,
+    IdentityService,
+    VerifiedIdentity,
+    verify_history,
+)
 
 __all__ = [
     "accept_ticket",
+    "authority_pin_of",
     "check_ticket",
     "enroll_request",
     "refresh_request",
@@ -36,32 +45,46 @@ def accept_ticket(identities: IdentityService, ticket: Ticket, *, now: int) -> I
     ).identifier
 
 
+_HEX = re.compile("[0-9a-fA-F]+")
+
+
+def authority_pin_of(identity: VerifiedIdentity) -> str:
+    """What an authority's operator tells a new member out of band: `IDENTIFIER:KEY`, the
+    authority's identifier and its current public key (hex) — `troth authority list` prints it."""
+    return f"{identity.identifier}:{identity.current_key.data.hex()}"
+
+
 def check_ticket(
-    identities: IdentityService, ticket: Ticket, *, now: int, authority_key: str | None = None
+    identities: IdentityService, ticket: Ticket, *, now: int, authority_pin: str | None = None
 ) -> Identifier:
     """The authority `ticket` names, its history checked (against a stored copy too). A
     history from a checkpoint, of an authority this node stores no copy of, binds nothing to
-    the identifier it names (anyone can write one for any identifier): it is taken only with
-    the authority's current public key confirmed out of band (`authority_key`, hex, as
-    `troth identity show` prints it on the authority's node). A key given is always checked."""
+    the identifier it names (anyone can write one for any identifier, even with another
+    authority's real changes): it is taken only with the authority's pin confirmed out of band
+    (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
+    A pin given is always checked. ConfigError for a pin that is not one."""
     history = identities.check_history(
         ticket.authority_history, now=now, checkpoints=ticket_vouches
     )
-    key = history.current_key.data.hex()
     first_sight = history.first_index > 0 and identities.stored_changes(history.identifier) is None
-    if authority_key is None and first_sight:
+    if authority_pin is None:
+        if first_sight:
+            raise IdentityError(
+                IdentityFailure.UNATTESTED_CHECKPOINT,
+                f"the ticket gives {history.identifier}'s history from change "
+                f"{history.first_index}, which nothing here can tie to that identifier: ask the "
+                "authority's operator for its pin (troth authority list, on its machine) and "
+                "pass it with --authority-pin",
+            )
+        return history.identifier
+    identifier, _, key = authority_pin.strip().rpartition(":")
+    if not Identifier.looks_like(identifier) or not _HEX.fullmatch(key):
+        raise ConfigError(f"not an authority pin (IDENTIFIER:KEY in hex): {authority_pin!r}")
+    if f"{Identifier.parse(identifier)}:{key.lower()}" != authority_pin_of(history):
         raise IdentityError(
             IdentityFailure.UNATTESTED_CHECKPOINT,
-            f"the ticket gives {history.identifier}'s history from change {history.first_index}"
-            ", which nothing here can tie to that identifier: ask the authority's operator for "
-            "its current public key (troth identity show AUTHORITY --node ITS_NODE) and pass "
-            "it with --authority-key",
-        )
-    if authority_key is not None and authority_key.strip().lower() != key:
-        raise IdentityError(
-            IdentityFailure.UNATTESTED_CHECKPOINT,
-            f"the ticket's authority key is {key}, not the one given: this ticket is not from "
-            "the authority you confirmed",
+            f"the ticket's authority is {authority_pin_of(history)}, not the pin given: this "
+            "ticket is not from the authority you confirmed",
         )
     return history.identifier
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from troth.authority import ADMIN, ENROLLER
+from troth.authority.client import authority_pin_of
 from troth.cli.common import (
     CLOCK,
     authority_option,
@@ -16,6 +17,7 @@ from troth.cli.output import Reporter, json_command, kv
 from troth.cli.text import attributes, duration, moment
 from troth.credentials import Attributes
 from troth.errors import NotFound
+from troth.identity import Identifier
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
 from troth.node.authorities import ticket_address
@@ -103,16 +105,33 @@ def create(
 @authority_group.command("list")
 @json_command
 def list_(reporter: Reporter) -> None:
-    """List the authorities hosted on this machine: name, node, identifier."""
+    """List the authorities hosted on this machine: name, node, identifier, and the pin
+    (IDENTIFIER:KEY) a new member confirms when its ticket cannot show who the authority is
+    (troth enroll --authority-pin)."""
     rows = [
-        {"name": a.name, "node": a.node, "identifier": str(a.identifier)}
+        {
+            "name": a.name,
+            "node": a.node,
+            "identifier": str(a.identifier),
+            "pin": _pin(a.node, a.identifier),
+        }
         for a in reporter.names.authorities()
     ]
     width = max((len(r["name"]) for r in rows), default=0)
-    text = "\n".join(f"{r['name']:<{width}}  {r['identifier']}  (node {r['node']})" for r in rows)
+    text = "\n".join(
+        f"{r['name']:<{width}}  {r['identifier']}  (node {r['node']})\n"
+        f"{'':<{width}}  pin {r['pin']}"
+        for r in rows
+    )
     reporter.result(
         rows, text or "no authority on this machine (create one with: troth authority create NAME)"
     )
+
+
+def _pin(node_name: str, identifier: Identifier) -> str:
+    """The pin of authority `identifier` on node `node_name` (its identity as it is now)."""
+    with open_node(node_name, home=home()) as node:
+        return authority_pin_of(node.identities.get(str(identifier), now=CLOCK.now()).identity)
 
 
 @authority_group.group(

@@ -144,16 +144,16 @@ Example:
 @as_option("The local identity to enroll")
 @renamed("--identity", "--as IDENTITY")
 @click.option(
-    "--authority-key",
-    metavar="HEX",
-    help="The authority's current public key, confirmed with its operator (troth identity show "
-    "AUTHORITY on its node): required for a ticket of an authority past 64 changes that this "
+    "--authority-pin",
+    metavar="PIN",
+    help="The authority's pin, IDENTIFIER:KEY, confirmed with its operator (troth authority "
+    "list, on its machine): required for a ticket of an authority past 64 changes that this "
     "node has never seen; checked whenever given.",
 )
 @node_option
 @json_command
 def enroll(
-    ticket: str, as_name: str, authority_key: str | None, node_name: str, reporter: Reporter
+    ticket: str, as_name: str, authority_pin: str | None, node_name: str, reporter: Reporter
 ) -> None:
     """Redeem TICKET (the ticket, - to read it from stdin, or a file holding it): the
     authority makes the identity a member and issues its credential; the node trusts the
@@ -173,7 +173,7 @@ def enroll(
     try:
         if not is_local(parsed.address) or node_running(node_name):
             # over the network (a secure channel to the authority), or through the running node
-            arguments = {"ticket": ticket, "identity": as_name, "authority_key": authority_key}
+            arguments = {"ticket": ticket, "identity": as_name, "authority_pin": authority_pin}
             data: Any = ask_node(node_name, "enroll", arguments)
         else:
             with open_cli_node(node_name) as node:
@@ -182,7 +182,7 @@ def enroll(
                         f"resuming the enrollment interrupted at {_utc(pending.started_at)}"
                     )
                 done = enroll_locally(
-                    node, parsed, as_name, clock=CLOCK, authority_key=authority_key
+                    node, parsed, as_name, clock=CLOCK, authority_pin=authority_pin
                 )
             _feed_warning(reporter, done.enrolled.authority, done.feed)
             data = done.to_json()

@@ -77,7 +77,7 @@ class EnrollArgs:
 
     ticket: str
     identity: str | None = None
-    authority_key: str | None = None
+    authority_pin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ async def _relay_create(runtime: NodeRuntime, args: RelayCreateArgs) -> Any:
 
 
 async def _enroll(runtime: NodeRuntime, args: EnrollArgs) -> Any:
-    return await runtime.enroll(args.ticket, args.identity or runtime.name, args.authority_key)
+    return await runtime.enroll(args.ticket, args.identity or runtime.name, args.authority_pin)
 
 
 async def _announce(runtime: NodeRuntime, args: AnnounceArgs) -> Any:

@@ -662,13 +662,13 @@ class NodeRuntime:
         end: ChannelEnd | None = None
         if is_local(ticket.address):
             local = await self.worker.run(
-                enroll_locally, self.node, ticket, identity, clock=clock, authority_key=key
+                enroll_locally, self.node, ticket, identity, clock=clock, authority_pin=key
             )
             result = local.to_json()
         else:
             authority = ticket_authority(ticket, now=self.clock.now())
             steps = enrollment.enrollment(
-                self.node.identities, wallet, identity, ticket, clock=clock, authority_key=key
+                self.node.identities, wallet, identity, ticket, clock=clock, authority_pin=key
             )
             request = await self.worker.run(enrollment.request_of, steps)
             try:
