@@ -50,6 +50,7 @@ from pathlib import Path
 from tests.support.cli import run
 from tests.support.nodes import MemNet
 from tests.support.traces import tool_call
+from troth.authority.client import authority_pin_of
 from troth.clock import FixedClock
 from troth.node import Node, init_node, open_node
 from troth.node.traces import traced_as
@@ -92,8 +93,8 @@ def test_a_new_member_enrolls_over_a_channel_with_an_authority_past_64_changes(
         presented = net.hub.node.identities.get("hub", now=net.clock.now()).identity
         assert presented.first_index > 0  # the hub presents a checkpointed history
         newbie = await net.node("newbie")
-        key = presented.current_key.data.hex()  # confirmed with the hub's operator
-        await newbie.enroll(net.ticket(), "newbie", key)
+        pin = authority_pin_of(presented)  # confirmed with the hub's operator
+        await newbie.enroll(net.ticket(), "newbie", pin)
         assert newbie.node.wallet.held("newbie")
 
     _run_with_long_hub(test, tmp_path)
