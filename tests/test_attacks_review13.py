@@ -34,6 +34,7 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import time
 from pathlib import Path
@@ -50,13 +51,16 @@ from troth import enrollment
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.errors import TrothError
+from troth.errors import TraceError, TrothError
 from troth.identity import Identifier
 from troth.identity.change import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node, init_node, open_node
 from troth.node.traces import traced_as
 from troth.trace import open_node_log
 from troth.trace import verify as trace_verify
+from troth.trace.export import export_jsonl
+from troth.trace.log import TraceLog
+from troth.trace.verify import verify_log
 
 # -- 1. a confirmed key binds the key, not the identifier the ticket names ----------------------
 
@@ -126,12 +130,6 @@ def _windows(node: Node) -> int:
     return count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LogVerifier._resolve verifies every kept window again for each key the newest "
-    "history no longer holds (no cache): keys x windows history verifications, quadratic in "
-    "the rotations past 64",
-)
 def test_a_log_with_many_windows_verifies_each_window_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -176,34 +174,29 @@ def _rows_not_windows(node_name: str) -> Path:
     return trace_db
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_Bundler._history falls back to a window ending at the key's change, and "
-    "verify_bundle takes the last change's key as current (retired_at None), even when the "
-    "verifier's stored rows hold the change that retired it",
-)
 def test_an_export_does_not_pass_a_key_the_log_refuses_as_unretired(tmp_path: Path) -> None:
-    """Deny when in doubt, both ways: `troth trace verify` refuses record 0 (its key's
-    retirement is in no history the log kept), but the same log exported verifies with
-    `--file` on the same node ("2 record(s) verified", exit 0): the exporter bundles the
-    window [c0], which ends at the key's change, and the bundle verifier reads its key as
-    current, so it never asks when it retired, although the node's rows hold change 1. An
-    auditor handed the export is told what the node itself refuses."""
-    _rows_not_windows("acme")
-    refused = run("trace", "verify", "--node", "acme", code=1)
-    assert "which retired this key" in refused.stderr
+    """Deny when in doubt, both ways, and agree: with the bridged window gone, nothing the log
+    kept shows when change 0's key retired. On the node its own rows do (change 1): `troth
+    trace verify` and the export (record 0 bundled with those rows) both pass. Without the rows
+    (the log alone), verification refuses the key, and so does an export made from the log
+    alone (its bundle would present the key as current)."""
+    trace_db = _rows_not_windows("acme")
+    run("trace", "verify", "--node", "acme")
     run("trace", "checkpoint", "--node", "acme")
     export = tmp_path / "export.jsonl"
     run("trace", "export", "--format", "jsonl", "--out", str(export), "--node", "acme")
-    run("trace", "verify", "--file", str(export), "--node", "acme", code=1)  # main: 0
+    run("trace", "verify", "--file", str(export), "--node", "acme")
+    clock = FixedClock(int(time.time()))
+    with TraceLog.open(trace_db, clock=clock) as alone, open_node("acme") as node:
+        attests = node.identities.attested_by_store
+        with pytest.raises(TraceError, match="which retired this key"):
+            verify_log(alone, checkpoints=attests)
+    with open_node("acme") as node, open_node_log(node, clock=clock) as log:
+        log.bridge = None  # the log alone: no rows to bundle
+        with pytest.raises(TraceError, match="no history the log kept shows when it retired"):
+            export_jsonl(log, io.StringIO())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema 2 adds an empty history_windows table: a log whose signer already passed "
-    "64 changes under schema 1 (its older histories dropped) stays invalid, although the "
-    "node's change rows hold every change it needs",
-)
 def test_a_schema_1_log_past_64_changes_verifies_after_the_upgrade() -> None:
     """Before schema 2 the log kept only each signer's newest history, so a node whose
     identity rotated past 64 changes (signing all along) got `trace verify`: invalid (review

@@ -158,6 +158,7 @@ def verify(
                     anchor=anchor,
                     known=identities.check_no_fork,
                     checkpoints=identities.attested_by_store,
+                    rows=identities.window_around,
                 )
                 if anchor_file is not None and report.checkpoint is not None:
                     write_output(str(anchor_file), report.checkpoint.note)
@@ -194,15 +195,16 @@ def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -
     """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it), with
     the histories the node stores (forks refused, checkpointed histories attested)."""
     known, attests = identities.check_no_fork, identities.attested_by_store
+    rows = identities.window_around
     lines = _lines(path)
     first = next(lines, b"")
     if first.strip() == b"{":  # an indented bundle: read it whole
         lines.close()
         data = read_input(path, limits.MAX_TRACE_LINE_BYTES, "proof bundle")
         data = first + data if path == "-" else data
-        return verify_bundle(data, anchor=anchor, known=known, checkpoints=attests)
+        return verify_bundle(data, anchor=anchor, known=known, checkpoints=attests, rows=rows)
     everything = itertools.chain([first], lines)
-    return verify_export(everything, anchor=anchor, known=known, checkpoints=attests)
+    return verify_export(everything, anchor=anchor, known=known, checkpoints=attests, rows=rows)
 
 
 @trace_group.command("prove")

@@ -421,6 +421,16 @@ class IdentityService:
         ]
         return encode_history(changes, Checkpoint(identifier, identifier, first) if first else None)
 
+    def window_around(self, identifier: bytes, change_hash: bytes) -> bytes | None:
+        """A local identity's stored change `change_hash` and the one after it (which says when
+        its keys retired), as a history (`history_window`); None when no row has that hash."""
+        index = self.store.change_index(identifier, change_hash)
+        if index is None:
+            return None
+        return self.history_window(identifier, index, index + 1) or self.history_window(
+            identifier, index, index
+        )
+
     # -- observed identities (store-or-extend) -------------------------------------------------
 
     def observe(self, identity: VerifiedIdentity) -> None:

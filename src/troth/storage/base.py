@@ -114,6 +114,10 @@ class IdentityStore(Transactional, Protocol):
         """The hash of a local identity's change `index`, if its row is stored."""
         ...
 
+    def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
+        """The index of a local identity's stored change with hash `change_hash`, if any."""
+        ...
+
     def change_rows(self, identifier: bytes, first: int, last: int) -> list[ChangeRow]:
         """A local identity's stored changes `first` to `last`, in order (those stored)."""
         ...

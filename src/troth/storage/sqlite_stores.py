@@ -208,6 +208,13 @@ class SqliteIdentityStore:
         )
         return None if row is None else bytes(row[0])
 
+    def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
+        row = self._db.fetch_one(  # the identity's rows (its primary key range), scanned
+            "SELECT idx FROM identity_changes WHERE identifier = ? AND change_hash = ?",
+            (identifier, change_hash),
+        )
+        return None if row is None else int(row[0])
+
     def change_rows(self, identifier: bytes, first: int, last: int) -> list[ChangeRow]:
         rows = self._db.fetch_all(
             "SELECT idx, body, signature, previous_signature, change_hash FROM identity_changes "

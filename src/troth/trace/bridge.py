@@ -19,10 +19,12 @@ __all__ = ["SignerBridge"]
 @dataclass(frozen=True, slots=True)
 class SignerBridge:
     """`attests`: whether the node's store holds a change (`attested_by_store`); `window`: its
-    stored changes first..last as a history (`IdentityService.history_window`)."""
+    stored changes first..last as a history (`IdentityService.history_window`); `around`: the
+    change of a hash and the next one (`IdentityService.window_around`), for an export."""
 
     attests: Checkpoints
     window: Callable[[bytes, int, int], bytes | None]
+    around: Callable[[bytes, bytes], bytes | None]
 
     def across(
         self, exc: IdentityError, digest: bytes, last: int, last_hash: bytes, new: VerifiedIdentity

@@ -46,7 +46,7 @@ from troth.trace.signing import (
     open_envelope,
     resolve_key,
 )
-from troth.trace.verify import Known, check_chain, verify_identity
+from troth.trace.verify import Known, Rows, check_chain, key_in_rows, verify_identity
 
 __all__ = [
     "BUNDLE_TYPE",
@@ -112,8 +112,10 @@ class _Bundler:
 
     def _history(self, agent: Identifier, keyid: str) -> bytes:
         """The agent's history to bundle with a record signed by `keyid`: the newest one the
-        log kept, else the older window that holds the change the key was attested under and
-        the one after it (which says when the key retired), else one that holds the change."""
+        log kept, else an older window that holds the change the key was attested under and
+        the one after it (which says when the key retired), else those two from the node's own
+        rows. A key no history shows retired (a window ending at its change) is refused: the
+        bundle would present it as current."""
         found = self._signer_history.get(keyid)
         if found is None:
             newest = self.histories[agent]
@@ -121,7 +123,14 @@ class _Bundler:
             candidates = [newest, *reversed(self.windows.get(agent, []))]
             holding = [h for h in candidates if made_under in indexed_hashes(h)[1]]
             retiring = [h for h in holding if h is newest or indexed_hashes(h)[1][-1] != made_under]
-            found = self._signer_history[keyid] = (retiring or holding or [newest])[0]
+            bridge = self.log.bridge
+            rows = None if retiring or bridge is None else bridge.around(agent.digest, made_under)
+            if not retiring and rows is None and holding:
+                raise TraceError(
+                    _F.ATTESTATION_INVALID,
+                    f"key {keyid}: no history the log kept shows when it retired",
+                )
+            found = self._signer_history[keyid] = (retiring or [rows or newest])[0]
         return found
 
 
@@ -227,6 +236,7 @@ def verify_bundle(
     anchor: bytes | None = None,
     known: Known | None = None,
     checkpoints: Checkpoints | None = None,
+    rows: Rows | None = None,
 ) -> BundleReport:
     """Verify a proof bundle (or one JSONL line) with nothing but its bytes: the signer's and
     the log's histories, the record's key at its time, signature, disclosures, chain, the
@@ -257,7 +267,13 @@ def verify_bundle(
         identity = verify_identity(
             record.agent, _unb64(signer.get("history"), "signer history"), known, checkpoints
         )
-        epoch = resolve_key(identity, attestation)
+        try:
+            epoch = resolve_key(identity, attestation)
+        except TraceError:  # made under a change the bundle's history lacks: the verifier's rows
+            from_rows = key_in_rows(record.agent, attestation, rows, known, checkpoints)
+            if from_rows is None:
+                raise
+            epoch = from_rows
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
         disclosures = _disclosures(_field(value, "disclosures", dict))
@@ -338,6 +354,7 @@ def verify_export(
     anchor: bytes | None = None,
     known: Known | None = None,
     checkpoints: Checkpoints | None = None,
+    rows: Rows | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
     checkpoint and no index or record id repeats, and each agent's chain between consecutive
@@ -349,7 +366,7 @@ def verify_export(
     by_agent: dict[Identifier, dict[int, tuple[bytes | None, bytes, int]]] = {}
     count = 0
     for line in _non_empty(lines):
-        report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints)
+        report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows)
         record = report.record
         if checkpoint is None:
             checkpoint, status = report.checkpoint, report.status

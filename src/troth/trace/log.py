@@ -42,8 +42,10 @@ from troth.errors import (
 from troth.identity import (
     Identifier,
     Signer,
+    UnverifiedHistory,
     VerifiedIdentity,
     check_extends,
+    encode_history,
     indexed_hashes,
 )
 from troth.storage import SqliteDatabase
@@ -564,7 +566,7 @@ class TraceLog:
                 state.histories[digest] = known
                 return known[0] - 1
             last = first + len(stored) - 1
-            windows = [(last, bytes(row[0]))] if identity.first_index > first else []
+            windows = [] if identity.first_index <= first else [_dropped(row[0], identity)]
             try:  # the newest drops changes older records need: `windows` keeps them
                 check_extends(stored, identity, stored_first=first)
             except IdentityError as exc:
@@ -764,6 +766,14 @@ class TraceLog:
         return consistency_proof(size1, size2, SubtreeReader(self.store.connection()).perfect)
 
 
+def _dropped(stored: bytes, newest: VerifiedIdentity) -> tuple[int, bytes]:
+    """(its last change, the window) of the changes of `stored` that `newest` no longer holds,
+    with the one after them (it says when the last one's key retired) when `stored` has it."""
+    old = UnverifiedHistory.decode(stored)
+    kept = old.changes[: newest.first_index - old.first_index + 1]
+    return old.first_index + len(kept) - 1, encode_history(kept, old.checkpoint)
+
+
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     """The trace log of `node` (`<node dir>/trace.db`), its checkpoints signed by the node's
     log identity: an unnamed local identity created on first use (Ed25519)."""
@@ -780,5 +790,7 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
         return identities.signer(ref, now=now)
 
     log._signer = signer
-    log.bridge = SignerBridge(identities.attested_by_store, identities.history_window)
+    log.bridge = SignerBridge(
+        identities.attested_by_store, identities.history_window, identities.window_around
+    )
     return log

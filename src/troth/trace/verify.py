@@ -35,6 +35,7 @@ from troth.identity import (
     ChangeBody,
     Checkpoints,
     Identifier,
+    PurposeKeyAttestation,
     UnverifiedHistory,
     VerifiedIdentity,
     verify_history,
@@ -63,6 +64,7 @@ __all__ = [
     "LogReport",
     "LogVerifier",
     "check_chain",
+    "key_in_rows",
     "log_material",
     "verify_identity",
     "verify_log",
@@ -72,6 +74,9 @@ __all__ = [
 _F = TraceFailure
 _NONE: Mapping[str, Disclosure] = {}
 Known = Callable[[VerifiedIdentity], None]
+Rows = Callable[[bytes, bytes], bytes | None]
+"""A node's own rows of an identity: (identifier digest, change hash) -> that change and the
+next one as a history (`IdentityService.window_around`), None when it holds no such change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,28 @@ class LogReport:
             "chains_checked": self.chains_checked,
             "chains_elsewhere": self.chains_elsewhere,
         }
+
+
+def key_in_rows(
+    agent: Identifier,
+    attestation: bytes,
+    rows: Rows | None,
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+) -> KeyEpoch | None:
+    """The key `attestation` attests, resolved in the verifier's own rows of `agent` (a node
+    verifying its own identities' records: the change it was made under and the next one,
+    which says when it retired); None without such rows."""
+    if rows is None:
+        return None
+    try:
+        made_under = PurposeKeyAttestation.decode(attestation).change_hash
+    except DecodeError:
+        return None
+    window = rows(agent.digest, made_under)
+    if window is None:
+        return None
+    return resolve_key(verify_identity(agent, window, known, checkpoints), attestation)
 
 
 def verify_identity(
@@ -185,11 +212,14 @@ class LogVerifier:
         *,
         known: Known | None = None,
         checkpoints: Checkpoints | None = None,
+        rows: Rows | None = None,
     ) -> None:
         self.material = material
         self._known = known
         self._attests = checkpoints
+        self._rows = rows
         self._identities: dict[Identifier, VerifiedIdentity] = {}
+        self._windows: dict[Identifier, list[VerifiedIdentity]] = {}
         self._epochs: dict[str, KeyEpoch] = {}
         self._agents: dict[Identifier, _AgentState] = {}
         self._ids: set[str] = set()
@@ -261,10 +291,12 @@ class LogVerifier:
             return resolve_key(newest, attestation)
         except TraceError as exc:
             refused = exc
-        kept = [
-            verify_identity(agent, w, self._known, self._attests)
-            for w in self.material.windows.get(agent, ())
-        ]
+        kept = self._windows.get(agent)
+        if kept is None:  # verified once per agent, whatever number of keys it used
+            kept = self._windows[agent] = [
+                verify_identity(agent, w, self._known, self._attests)
+                for w in self.material.windows.get(agent, ())
+            ]
         later = [*kept, newest]
         for position, window in enumerate(kept):
             try:
@@ -282,14 +314,22 @@ class LogVerifier:
                     None,
                 )
                 if following is None:
-                    raise TraceError(
-                        _F.ATTESTATION_INVALID,
-                        f"change {epoch.change + 1} (which retired this key) is in no history "
-                        "the log kept",
+                    from_rows = key_in_rows(
+                        agent, attestation, self._rows, self._known, self._attests
                     )
+                    if from_rows is None or from_rows.retired_at is None:
+                        raise TraceError(
+                            _F.ATTESTATION_INVALID,
+                            f"change {epoch.change + 1} (which retired this key) is in no "
+                            "history the log kept",
+                        )
+                    return from_rows
                 epoch = replace(epoch, is_current=False, retired_at=following)
             return epoch
-        raise refused
+        from_rows = key_in_rows(agent, attestation, self._rows, self._known, self._attests)
+        if from_rows is None:
+            raise refused
+        return from_rows
 
     def add(
         self,
@@ -471,9 +511,12 @@ def verify_log(
     anchor: bytes | None = None,
     known: Known | None = None,
     checkpoints: Checkpoints | None = None,
+    rows: Rows | None = None,
 ) -> LogReport:
     """Verify every record of `log`, its checkpoints, and (given the note a verifier kept)
     that the log is consistent with `anchor`. Raises TraceError at the first bad record.
-    `known` and `checkpoints`: the verifier's stored histories (`verify_identity`)."""
-    verifier = LogVerifier(log_material(log), known=known, checkpoints=checkpoints)
+    `known`, `checkpoints` and `rows`: the verifier's stored histories (`verify_identity`,
+    `key_in_rows`)."""
+    material = log_material(log)
+    verifier = LogVerifier(material, known=known, checkpoints=checkpoints, rows=rows)
     return verify_records(verifier, log.stored(), anchor)
