@@ -88,7 +88,7 @@ def enrollment(
 ) -> EnrollmentSteps:
     """Enroll local identity `ref` with the ticket's authority (the steps above). An
     interrupted enrollment with the same authority is resumed (same ticket) or replaced.
-    `authority_pin` (hex) confirms the authority's current key (`check_ticket`: required for a
+    `authority_pin` (`IDENTIFIER:KEY`) confirms the authority (`check_ticket`: required for a
     ticket that gives an unknown authority's history from a checkpoint)."""
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)

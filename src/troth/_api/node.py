@@ -201,9 +201,10 @@ class Node:
         member and issues its credential, which it holds; the node then trusts that authority
         and holds its revocation feed. An authority on this machine (`node:NAME` tickets) is
         reached directly; any other over a secure channel to the ticket's route.
-        `authority_pin` (hex): the authority's current public key, confirmed with its operator;
-        required when the ticket gives an authority this node has never seen from a
-        checkpoint (one past 64 changes), and checked whenever given."""
+        `authority_pin`: `IDENTIFIER:KEY`, the authority's identifier and current public key
+        (hex) as `troth authority list` prints them, confirmed with its operator; required when
+        the ticket gives an authority this node has never seen from a checkpoint (one past 64
+        changes), and checked whenever given."""
         ref = _ref(identity) if identity is not None else self.identity.name or self.name
         parsed = parse_ticket(ticket)
         if not is_local(parsed.address):

@@ -73,7 +73,7 @@ class RelayCreateArgs:
 @dataclass(frozen=True, slots=True)
 class EnrollArgs:
     """enroll: the ticket text, the local identity (default: the node's), and the authority's
-    current public key confirmed out of band (hex; `check_ticket`)."""
+    pin confirmed out of band (`IDENTIFIER:KEY`; `check_ticket`)."""
 
     ticket: str
     identity: str | None = None

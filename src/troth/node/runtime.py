@@ -657,7 +657,7 @@ class NodeRuntime:
         (`node:NAME`) through its node, else over a secure channel to the ticket's address
         (which must be that authority: pinned). Recoverable from a crash on either side
         (troth.enrollment): a repeat with the same ticket completes an interrupted one.
-        `key`: the authority's current key confirmed out of band (`check_ticket`)."""
+        `key`: the authority's pin confirmed out of band (`check_ticket`)."""
         ticket, clock, wallet = parse_ticket(ticket_text), self.clock, self.node.wallet
         end: ChannelEnd | None = None
         if is_local(ticket.address):
