@@ -130,10 +130,6 @@ def _ticket_and_pin() -> tuple[Ticket, str]:
     return ticket, pin
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Identifier.looks_like takes d+64 hex; Identifier.parse raises ValueError",
-)
 def test_a_pin_whose_identifier_is_d_and_hex_is_refused_typed() -> None:
     """`check_ticket` promises ConfigError for a pin that is not one. `Identifier.looks_like`
     takes any "d" + 64 hex digits (it means the DID form), so "d<hex>:KEY" passes the form
@@ -146,13 +142,6 @@ def test_a_pin_whose_identifier_is_d_and_hex_is_refused_typed() -> None:
         check_ticket(newbie.identities, ticket, now=NOW, authority_pin=f"d{identifier[1:]}:{key}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "authority list verifies each authority identity now to print its pin; one "
-        "expired fails the listing"
-    ),
-)
 def test_authority_list_lists_every_authority_when_one_cannot_say_its_pin(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -169,13 +158,6 @@ def test_authority_list_lists_every_authority_when_one_cannot_say_its_pin(
 # -- 3. a listener that cannot bind --------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "create_server raises UnicodeError/ValueError for hosts IDNA refuses; only "
-        "OSError becomes ConfigError"
-    ),
-)
 def test_a_listen_host_that_is_no_name_is_a_config_error() -> None:
     """1662d97 turns an OSError from `create_server` into ConfigError, but a host the IDNA codec
     refuses (an empty label "..", a label over 63 characters) raises UnicodeError (a

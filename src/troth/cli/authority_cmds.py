@@ -16,7 +16,7 @@ from troth.cli.common import (
 from troth.cli.output import Reporter, json_command, kv
 from troth.cli.text import attributes, duration, moment
 from troth.credentials import Attributes
-from troth.errors import NotFound
+from troth.errors import NotFound, TrothError
 from troth.identity import Identifier
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.node import init_node, open_node
@@ -129,9 +129,14 @@ def list_(reporter: Reporter) -> None:
 
 
 def _pin(node_name: str, identifier: Identifier) -> str:
-    """The pin of authority `identifier` on node `node_name` (its identity as it is now)."""
-    with open_node(node_name, home=home()) as node:
-        return authority_pin_of(node.identities.get(str(identifier), now=CLOCK.now()).identity)
+    """The pin of authority `identifier` on node `node_name` (its identity as it is now), or
+    why there is none (one authority that cannot say it does not hide the others)."""
+    try:
+        with open_node(node_name, home=home()) as node:
+            identity = node.identities.get(str(identifier), now=CLOCK.now()).identity
+            return authority_pin_of(identity)
+    except TrothError as exc:
+        return f"unavailable ({exc})"
 
 
 @authority_group.group(

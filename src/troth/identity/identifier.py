@@ -55,8 +55,13 @@ class Identifier:
     @staticmethod
     def looks_like(text: str) -> bool:
         """Whether `text` is in identifier form (names can never be: they are lowercase)."""
-        body = text[len(DID_PREFIX) :] if text.startswith(DID_PREFIX) else text[1:]
-        return text[:1] in (TEXT_PREFIX, "d") and bool(_HEX64.fullmatch(body))
+        if text.startswith(DID_PREFIX):
+            body = text[len(DID_PREFIX) :]
+        elif text[:1] == TEXT_PREFIX:
+            body = text[1:]
+        else:  # "d" + 64 hex digits is neither form (review 14): a name, if anything
+            return False
+        return bool(_HEX64.fullmatch(body))
 
 
 _set_digest = vars(Identifier)["digest"].__set__  # the slot descriptor

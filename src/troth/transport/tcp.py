@@ -442,8 +442,10 @@ class TcpTransport(ConnectionTable[TcpConnection]):
 
         try:
             server = await loop.create_server(accepted, host, port)
-        except OSError as exc:  # a name that does not resolve, a port in use: said, typed
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:  # a name that does not resolve or is no name
+            # (IDNA refuses it, a NUL), a port in use: said, typed
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
         bound = server.sockets[0].getsockname()
         listener.server = server
         self._listeners.append(listener)
