@@ -229,9 +229,10 @@ def test_the_nodes_own_export_verifies_after_70_rotations(tmp_path: Path) -> Non
     init_node("default")
     clock = SystemClock()
     start = clock.now() - 3600
-    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+    then = FixedClock(start + 1)  # the record, made before the rotations
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=then) as log:
         authority = node.create_authority("acme", now=start)
-        agent = TraceRecorder(log, lambda now: node.identities.signer("acme", now=now), clock=clock)
+        agent = TraceRecorder(log, lambda now: node.identities.signer("acme", now=now), clock=then)
         agent.record(tool_call())
         for step in range(70):  # each rotation published (a page signed) before the next
             node.identities.rotate("acme", now=start + 30 * (step + 1))

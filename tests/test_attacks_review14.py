@@ -47,14 +47,6 @@ from troth.trace.export import export_jsonl, verify_export
 # -- 1. a retired key, a bundle whose history ends at its change ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a bundle whose signer history ends at the key's change makes a retired key "
-        "current; the verifier's newer stored copy is not consulted (check_no_fork passes "
-        "a prefix)"
-    ),
-)
 def test_a_node_that_knows_the_rotation_refuses_a_record_signed_after_it(tmp_path: Path) -> None:
     """victim's signing key under change 0 leaks; victim rotates (change 1, a day later). The
     thief keeps a log of its own (its checkpoints are its own to sign), records as victim with
@@ -85,13 +77,6 @@ def test_a_node_that_knows_the_rotation_refuses_a_record_signed_after_it(tmp_pat
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "key_in_rows is read only when the bundle's history lacks the key's change, not "
-        "when it shows the key current"
-    ),
-)
 def test_a_node_refuses_a_record_its_own_rows_show_signed_after_the_key_retired(
     tmp_path: Path,
 ) -> None:

@@ -24,12 +24,19 @@ from typing import Final, Literal
 from troth import limits
 from troth.clock import Clock, SystemClock
 from troth.crypto import KeyType
-from troth.errors import ConflictError, IdentityError, IdentityFailure, NotFound, TrothError
+from troth.errors import (
+    ConflictError,
+    DecodeError,
+    IdentityError,
+    IdentityFailure,
+    NotFound,
+    TrothError,
+)
 from troth.faults import crash_point
 from troth.identity.attestation import VerifiedPurposeKey, attest_purpose_key, verify_attestation
-from troth.identity.change import Checkpoint, SignedChange, encode_history
+from troth.identity.change import Checkpoint, SignedChange, UnverifiedHistory, encode_history
 from troth.identity.create import HeldIdentity, new_identities, rotate_identity
-from troth.identity.history import Checkpoints, VerifiedIdentity, verify_history
+from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
 from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
 from troth.identity.signer import Signer
@@ -422,14 +429,29 @@ class IdentityService:
         return encode_history(changes, Checkpoint(identifier, identifier, first) if first else None)
 
     def window_around(self, identifier: bytes, change_hash: bytes) -> bytes | None:
-        """A local identity's stored change `change_hash` and the one after it (which says when
-        its keys retired), as a history (`history_window`); None when no row has that hash."""
+        """The stored change `change_hash` of an identity and the one after it (which says when
+        its keys retired), as a history: from a local identity's rows (`history_window`), else
+        from the stored copy of its history; None when neither holds that change."""
         index = self.store.change_index(identifier, change_hash)
-        if index is None:
+        if index is not None:
+            return self.history_window(identifier, index, index + 1) or self.history_window(
+                identifier, index, index
+            )
+        stored = self.store.get_history(identifier)
+        if stored is None:
             return None
-        return self.history_window(identifier, index, index + 1) or self.history_window(
-            identifier, index, index
+        try:
+            copy = UnverifiedHistory.decode(stored[0])
+            first, hashes = indexed_hashes(stored[0])
+        except DecodeError:
+            return None
+        if change_hash not in hashes:
+            return None
+        position = hashes.index(change_hash)
+        checkpoint = (
+            Checkpoint(identifier, identifier, first + position) if position or first else None
         )
+        return encode_history(copy.changes[position : position + 2], checkpoint)
 
     # -- observed identities (store-or-extend) -------------------------------------------------
 

@@ -44,9 +44,8 @@ from troth.trace.signing import (
     check_signature,
     keyid_of,
     open_envelope,
-    resolve_key,
 )
-from troth.trace.verify import Known, Rows, check_chain, key_in_rows, verify_identity
+from troth.trace.verify import Known, Rows, check_chain, newest_view, verify_identity
 
 __all__ = [
     "BUNDLE_TYPE",
@@ -267,13 +266,7 @@ def verify_bundle(
         identity = verify_identity(
             record.agent, _unb64(signer.get("history"), "signer history"), known, checkpoints
         )
-        try:
-            epoch = resolve_key(identity, attestation)
-        except TraceError:  # made under a change the bundle's history lacks: the verifier's rows
-            from_rows = key_in_rows(record.agent, attestation, rows, known, checkpoints)
-            if from_rows is None:
-                raise
-            epoch = from_rows
+        epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
         disclosures = _disclosures(_field(value, "disclosures", dict))

@@ -109,7 +109,8 @@ class KeyEpoch:
             raise TraceError(
                 _F.ATTESTATION_INVALID, f"attested by change {self.change} outside its validity"
             )
-        if self.retired_at is not None and at >= self.retired_at:
+        # whole seconds: a record of the rotation's own second is taken as made before it
+        if self.retired_at is not None and at > self.retired_at:
             raise TraceError(
                 _F.KEY_RETIRED,
                 f"attested under change {self.change}, retired at {self.retired_at}, "

@@ -66,6 +66,7 @@ __all__ = [
     "check_chain",
     "key_in_rows",
     "log_material",
+    "newest_view",
     "verify_identity",
     "verify_log",
     "verify_records",
@@ -139,6 +140,32 @@ def key_in_rows(
     if window is None:
         return None
     return resolve_key(verify_identity(agent, window, known, checkpoints), attestation)
+
+
+def newest_view(
+    agent: Identifier,
+    attestation: bytes,
+    identity: VerifiedIdentity,
+    rows: Rows | None,
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+) -> KeyEpoch:
+    """The key `attestation` attests, judged by the newest the verifier knows: resolved in
+    `identity` (what a record or bundle carries), and, where that shows the key current or
+    lacks its change, in the verifier's own stored changes (`key_in_rows`), whose next change
+    says when the key retired (formats.md, "Signatures outlive rotations": the newest copy)."""
+    try:
+        epoch = resolve_key(identity, attestation)
+    except TraceError:
+        from_rows = key_in_rows(agent, attestation, rows, known, checkpoints)
+        if from_rows is None:
+            raise
+        return from_rows
+    if epoch.retired_at is None:
+        from_rows = key_in_rows(agent, attestation, rows, known, checkpoints)
+        if from_rows is not None and from_rows.retired_at is not None:
+            return from_rows
+    return epoch
 
 
 def verify_identity(
@@ -288,7 +315,7 @@ class LogVerifier:
         says its following change was made; unknown there (a gap): refused."""
         newest = self._identity(agent)
         try:
-            return resolve_key(newest, attestation)
+            return newest_view(agent, attestation, newest, self._rows, self._known, self._attests)
         except TraceError as exc:
             refused = exc
         kept = self._windows.get(agent)
@@ -326,10 +353,7 @@ class LogVerifier:
                     return from_rows
                 epoch = replace(epoch, is_current=False, retired_at=following)
             return epoch
-        from_rows = key_in_rows(agent, attestation, self._rows, self._known, self._attests)
-        if from_rows is None:
-            raise refused
-        return from_rows
+        raise refused
 
     def add(
         self,
