@@ -1,0 +1,118 @@
+"""Review 15's attacks: trace verification by the newest view (2d217ac), the identifier form
+without "d" + hex (c1f4184), `troth authority list` pins (9203ba0, c1f4184).
+
+Each test asserts the secure or correct behaviour and is marked xfail while main has the bug.
+"""
+
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - ran: an observed signer whose stored copy holds changes 0..3, a key attested under change
+#   0, 1, 2 or 3, a bundle whose history ends at that change: a record 50 s after the change
+#   and one in the rotation's own second verify, one a second after it is refused (`after its
+#   retirement`); the window from the stored copy (a checkpoint at `first + position`, none at
+#   0) is attested by `attested_by_store` and passes `check_no_fork`.
+# - read: the 1 s allowance gives a thief nothing beyond that second: it can date a record at
+#   any earlier time anyway (formats.md's standing caveat), and rule 4 (the change index never
+#   decreases along a chain) refuses an old-key record after a new-key one in that second.
+#   Two changes in one second (a key-type change) retire the key at that second: a record in
+#   it passes. `at < expires_at` and `at <= valid_until` match verify_attestation and
+#   verify_history. The retirement check uses only the record's time and the change's, both
+#   the signer's clock: the node's clock plays no part.
+# - read: window_around is keyed by the record's agent (change_index filters by identifier;
+#   verify_identity checks the window is the agent's, resolve_key the attestation's
+#   identifier); a malformed stored copy gives None there but check_no_fork refuses the
+#   bundle first (MALFORMED); a stored copy checkpointed after the key's change gives None,
+#   and a bundle history ending before it is refused by check_no_fork (no local row: a gap).
+#   key_in_rows without `checkpoints` would refuse an honest record under change k > 0, but
+#   every caller that passes rows (troth trace verify) passes attested_by_store too.
+# - read: c1f4184: names are [a-z0-9][a-z0-9._-]* of at most 64 characters, so "d" + 64 hex
+#   (65 characters) is neither a name nor an identifier: `Names.identifier` says so
+#   (`is_name`), no lookup can take it for another identity; every looks_like caller parses
+#   only T- or DID-form text after it; _IDENTIFIER_TEXT (labels) matches only "T" + hex.
+# - ran: `troth authority list` with one node's database overwritten by garbage: that
+#   authority's row is dropped by the directory (not by _pin), the others listed.
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+import troth.cli.authority_cmds as authority_cmds
+from tests.support.cli import run_json
+from tests.support.traces import DAY, NOW, Held, tool_call
+from troth.clock import FixedClock
+from troth.errors import TraceError
+from troth.node import init_node, open_node
+from troth.trace import TraceLog, TraceRecorder
+from troth.trace.export import export_jsonl, verify_export
+
+# -- 1. a retired log key signs checkpoints -------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "verify_checkpoint resolves the log's key in the bundle's log history only "
+        "(resolve_key): newest_view / the verifier's stored copy and rows are not consulted"
+    ),
+)
+def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
+    tmp_path: Path,
+) -> None:
+    """The log identity's signing key under change 0 leaks; the log identity rotates (change 1,
+    a day later). The thief opens a log of its own bound to that identity with the leaked key
+    (honest records of another agent in it) and exports it two days after the rotation: each
+    bundle's `log.history` ends at change 0, so its checkpoint, signed a day after the key
+    retired, verifies on a node that stores the log identity's history through change 1.
+    2d217ac judges a record's key by the newest the verifier knows (formats.md, "Signatures
+    outlive rotations", rule 3), but `_checkpoint` -> `verify_checkpoint` still resolves the
+    log's key with `resolve_key` in the bundle's history: the log's signature, which vouches
+    for the collector's checks ("When a record entered the log"), is forged with a retired
+    key."""
+    owner = Held(now=NOW)
+    leaked = owner.signer(NOW)
+    owner.rotate(NOW + DAY)
+    agent = Held(now=NOW)
+    clock = FixedClock(NOW + 2 * DAY)
+    out = io.StringIO()
+    with TraceLog.open(tmp_path / "thief.db", clock=clock, signer=lambda now: leaked) as log:
+        TraceRecorder(log, agent.signer(NOW + 2 * DAY), clock=clock).record(tool_call("any"))
+        export_jsonl(log, out)
+    init_node("verifier")
+    with open_node("verifier") as node:
+        identities = node.identities
+        identities.import_history(owner.identity, now=NOW + DAY)
+        with pytest.raises(TraceError, match="after its retirement"):
+            verify_export(
+                out.getvalue().encode().splitlines(),
+                known=identities.check_no_fork,
+                checkpoints=identities.attested_by_store,
+                rows=identities.window_around,
+            )
+
+
+# -- 2. troth authority list --json ----------------------------------------------------------------
+
+_PIN = re.compile(r"T[0-9a-f]{64}:[0-9a-f]+")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the JSON `pin` field holds prose ('unavailable (...)') when there is no pin",
+)
+def test_authority_list_json_pin_is_a_pin_or_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    """c1f4184 keeps every row when an authority cannot say its pin, by putting
+    "unavailable (<error>)" in the row's `pin`. In `--json` that is the field a script reads
+    to pass to `troth enroll --authority-pin`: a pin and an error message share one string
+    field, told apart only by parsing prose. It should be a pin or null (the reason in a
+    field of its own)."""
+    init_node("acme")
+    with open_node("acme") as node:
+        node.create_authority("acme", now=NOW)
+    monkeypatch.setattr(authority_cmds, "CLOCK", FixedClock(NOW + 40 * 365 * DAY))
+    rows = run_json("authority", "list")
+    assert [r["name"] for r in rows] == ["acme"]
+    for row in rows:
+        assert row["pin"] is None or _PIN.fullmatch(row["pin"]), row["pin"]
