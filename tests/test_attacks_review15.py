@@ -41,7 +41,7 @@ import pytest
 
 import troth.cli.authority_cmds as authority_cmds
 from tests.support.cli import run_json
-from tests.support.traces import DAY, NOW, Held, tool_call
+from tests.support.traces import DAY, NOW, Held, open_log, tool_call
 from troth.clock import FixedClock
 from troth.errors import TraceError
 from troth.node import init_node, open_node
@@ -91,6 +91,49 @@ def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
                 checkpoints=identities.attested_by_store,
                 rows=identities.window_around,
             )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "window_around reads the stored copy fresh, attested_by_store through the 10 s "
+        "KnownHistories cache: a copy extended by another process makes its window unattested"
+    ),
+)
+def test_an_honest_record_verifies_while_another_process_extends_the_stored_copy(
+    tmp_path: Path,
+) -> None:
+    """An honest record under victim's change 1, made between changes 1 and 2, its bundle's
+    history ending at change 1 (the key current). Verifier process A has victim's copy through
+    change 0 cached (KnownHistories, 10 s); process B (the node daemon, on the same store)
+    then stores victim's history through change 2. A verifies the export: `check_no_fork`
+    passes on the cached copy, `newest_view` asks `window_around`, which reads B's copy from
+    the store and cuts the window [1, 2] with a checkpoint at 1; `attested_by_store` looks the
+    checkpoint's change up in A's cache, which lacks change 1, so the honest record is refused
+    as `signer identity invalid` (checkpointed history not attested). Before 2d217ac the rows
+    were not read for a key the bundle shows current."""
+    victim = Held(now=NOW)
+    first = victim.identity
+    victim.rotate(NOW + 100)
+    key = victim.signer(NOW + 100)
+    victim.rotate(NOW + 200)
+    clock = FixedClock(NOW + 150)
+    out = io.StringIO()
+    with open_log(tmp_path / "log.db", clock) as log:
+        TraceRecorder(log, key, clock=clock).record(tool_call("honest"))
+        export_jsonl(log, out)
+    init_node("verifier")
+    with open_node("verifier") as process_a, open_node("verifier") as process_b:
+        process_a.identities.import_history(first, now=NOW)  # A's cache: through change 0
+        process_b.identities.import_history(victim.identity, now=NOW + 200)
+        identities = process_a.identities
+        report = verify_export(
+            out.getvalue().encode().splitlines(),
+            known=identities.check_no_fork,
+            checkpoints=identities.attested_by_store,
+            rows=identities.window_around,
+        )
+    assert report.records == 1
 
 
 # -- 2. troth authority list --json ----------------------------------------------------------------
