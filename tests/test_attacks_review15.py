@@ -28,6 +28,10 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 #   (65 characters) is neither a name nor an identifier: `Names.identifier` says so
 #   (`is_name`), no lookup can take it for another identity; every looks_like caller parses
 #   only T- or DID-form text after it; _IDENTIFIER_TEXT (labels) matches only "T" + hex.
+# - read: `_resolve` now asks the rows before the kept windows: a stored copy ending at the
+#   key's change would shadow a later window's retirement, but the newest history lacks that
+#   change only from a checkpoint, which attested_by_store attests by a local row (complete)
+#   or a stored change past it (then the copy holds the key's next change too).
 # - ran: `troth authority list` with one node's database overwritten by garbage: that
 #   authority's row is dropped by the directory (not by _pin), the others listed.
 
@@ -134,6 +138,37 @@ def test_an_honest_record_verifies_while_another_process_extends_the_stored_copy
             rows=identities.window_around,
         )
     assert report.records == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a recorder whose signer source is under 60 s old signs with the deleted key after a "
+        "rotation elsewhere: KeyNotFound, not retried with a renewed signer"
+    ),
+)
+def test_a_recorder_keeps_recording_after_its_identity_rotates_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """A recorder asks its signer source again every 60 s (`_REFRESH_EVERY`: "a rotation
+    elsewhere"). The identity rotates (another process, `troth identity rotate`), which deletes
+    every purpose key; the recorder's next record within those 60 s signs with the deleted
+    key and raises KeyNotFound (only TraceErrors of _RETRIED renew and retry): honest records
+    fail after a rotation until the refresh."""
+    init_node("acme")
+    with open_node("acme") as acme:
+        identities = acme.identities
+        identities.create(now=NOW, name="agent")
+        clock = FixedClock(NOW)
+        with open_log(tmp_path / "log.db", clock) as log:
+            recorder = TraceRecorder(
+                log, lambda now: identities.signer("agent", now=now), clock=clock
+            )
+            recorder.record(tool_call("before"))
+            identities.rotate("agent", now=NOW + 10)
+            clock.advance(30)
+            recorder.record(tool_call("after"))
+            assert log.size() == 2
 
 
 # -- 2. troth authority list --json ----------------------------------------------------------------
