@@ -55,13 +55,6 @@ from troth.trace.export import export_jsonl, verify_export
 # -- 1. a retired log key signs checkpoints -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "verify_checkpoint resolves the log's key in the bundle's log history only "
-        "(resolve_key): newest_view / the verifier's stored copy and rows are not consulted"
-    ),
-)
 def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
     tmp_path: Path,
 ) -> None:
@@ -97,13 +90,6 @@ def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "window_around reads the stored copy fresh, attested_by_store through the 10 s "
-        "KnownHistories cache: a copy extended by another process makes its window unattested"
-    ),
-)
 def test_an_honest_record_verifies_while_another_process_extends_the_stored_copy(
     tmp_path: Path,
 ) -> None:
@@ -140,13 +126,6 @@ def test_an_honest_record_verifies_while_another_process_extends_the_stored_copy
     assert report.records == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a recorder whose signer source is under 60 s old signs with the deleted key after a "
-        "rotation elsewhere: KeyNotFound, not retried with a renewed signer"
-    ),
-)
 def test_a_recorder_keeps_recording_after_its_identity_rotates_elsewhere(
     tmp_path: Path,
 ) -> None:
@@ -176,10 +155,6 @@ def test_a_recorder_keeps_recording_after_its_identity_rotates_elsewhere(
 _PIN = re.compile(r"T[0-9a-f]{64}:[0-9a-f]+")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the JSON `pin` field holds prose ('unavailable (...)') when there is no pin",
-)
 def test_authority_list_json_pin_is_a_pin_or_null(monkeypatch: pytest.MonkeyPatch) -> None:
     """c1f4184 keeps every row when an authority cannot say its pin, by putting
     "unavailable (<error>)" in the row's `pin`. In `--json` that is the field a script reads

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from troth.authority import ADMIN, ENROLLER
@@ -108,19 +110,19 @@ def list_(reporter: Reporter) -> None:
     """List the authorities hosted on this machine: name, node, identifier, and the pin
     (IDENTIFIER:KEY) a new member confirms when its ticket cannot show who the authority is
     (troth enroll --authority-pin)."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": a.name,
             "node": a.node,
             "identifier": str(a.identifier),
-            "pin": _pin(a.node, a.identifier),
+            **_pin(a.node, a.identifier),
         }
         for a in reporter.names.authorities()
     ]
     width = max((len(r["name"]) for r in rows), default=0)
     text = "\n".join(
         f"{r['name']:<{width}}  {r['identifier']}  (node {r['node']})\n"
-        f"{'':<{width}}  pin {r['pin']}"
+        f"{'':<{width}}  pin {_pin_text(r)}"
         for r in rows
     )
     reporter.result(
@@ -128,15 +130,20 @@ def list_(reporter: Reporter) -> None:
     )
 
 
-def _pin(node_name: str, identifier: Identifier) -> str:
-    """The pin of authority `identifier` on node `node_name` (its identity as it is now), or
-    why there is none (one authority that cannot say it does not hide the others)."""
+def _pin_text(row: dict[str, Any]) -> str:
+    return str(row["pin"]) if row["pin"] else f"unavailable ({row['pin_unavailable']})"
+
+
+def _pin(node_name: str, identifier: Identifier) -> dict[str, str | None]:
+    """{"pin": the pin of authority `identifier` on node `node_name` (its identity as it is
+    now) or None, "pin_unavailable": why not, or None}: one authority that cannot say its pin
+    does not hide the others."""
     try:
         with open_node(node_name, home=home()) as node:
             identity = node.identities.get(str(identifier), now=CLOCK.now()).identity
-            return authority_pin_of(identity)
+            return {"pin": authority_pin_of(identity), "pin_unavailable": None}
     except TrothError as exc:
-        return f"unavailable ({exc})"
+        return {"pin": None, "pin_unavailable": str(exc)}
 
 
 @authority_group.group(

@@ -38,7 +38,7 @@ from troth.identity.change import Checkpoint, SignedChange, UnverifiedHistory, e
 from troth.identity.create import HeldIdentity, new_identities, rotate_identity
 from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
-from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories
+from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories, StoredSpan
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
@@ -445,6 +445,9 @@ class IdentityService:
             first, hashes = indexed_hashes(stored[0])
         except DecodeError:
             return None
+        # the cache steps forward to what was read, so `attested_by_store` judges the window
+        # by this same copy (another process may have extended it since the cache was filled)
+        self._known.remember(identifier, StoredSpan(first, tuple(hashes)))
         if change_hash not in hashes:
             return None
         position = hashes.index(change_hash)

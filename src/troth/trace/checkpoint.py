@@ -220,18 +220,23 @@ def parse_checkpoint(note: bytes) -> tuple[Checkpoint, list[NoteSignature]]:
 
 
 def verify_checkpoint(
-    note: bytes, log_identity: VerifiedIdentity, attestations: Mapping[str, bytes]
+    note: bytes,
+    log_identity: VerifiedIdentity,
+    attestations: Mapping[str, bytes],
+    *,
+    resolve: Callable[[VerifiedIdentity, bytes], KeyEpoch] = resolve_key,
 ) -> Checkpoint:
     """Verify a checkpoint note: its origin names `log_identity`, and a signature line by
     that name verifies under one of the identity's signing keys in `attestations` (keyid ->
-    attestation) that could sign at the checkpoint's time."""
+    attestation) that could sign at the checkpoint's time. `resolve` judges each key (a
+    verifier with stored histories: by the newest it knows, `troth.trace.verify.newest_view`)."""
     checkpoint, signatures = parse_checkpoint(note)
     if checkpoint.origin != log_origin(log_identity.identifier):
         raise _invalid(f"origin {checkpoint.origin!r} is not the log {log_identity.identifier}")
     epochs: list[KeyEpoch] = []
     for attestation in attestations.values():
         try:
-            epoch = resolve_key(log_identity, attestation)
+            epoch = resolve(log_identity, attestation)
         except TraceError:
             continue  # another identity's key (the bundle holds the agents' too)
         if epoch.key.key_type is KeyType.ED25519:

@@ -29,7 +29,13 @@ from troth import limits
 from troth.crypto import sha256
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, NotFound, TraceError, TraceFailure
-from troth.identity import Checkpoints, Identifier, PurposeKeyAttestation, indexed_hashes
+from troth.identity import (
+    Checkpoints,
+    Identifier,
+    PurposeKeyAttestation,
+    VerifiedIdentity,
+    indexed_hashes,
+)
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -40,6 +46,7 @@ from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, TraceRecord
 from troth.trace.signing import (
+    KeyEpoch,
     check_disclosures,
     check_signature,
     keyid_of,
@@ -276,7 +283,7 @@ def verify_bundle(
             if sha256(chain) != record.authority.chain:
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
-        checkpoint = _checkpoint(value, known, checkpoints)
+        checkpoint = _checkpoint(value, known, checkpoints, rows)
         verify_inclusion(
             index, checkpoint.size, leaf_hash(envelope), _proof(value.get("proof")), checkpoint.root
         )
@@ -302,7 +309,7 @@ def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
 
 
 def _checkpoint(
-    value: dict[str, Any], known: Known | None, checkpoints: Checkpoints | None
+    value: dict[str, Any], known: Known | None, checkpoints: Checkpoints | None, rows: Rows | None
 ) -> Checkpoint:
     note = _field(value, "checkpoint", str).encode("utf-8")
     parsed, _ = parse_checkpoint(note)
@@ -317,7 +324,11 @@ def _checkpoint(
     if type(entries) is not list:
         raise TraceError(_F.MALFORMED, "bundle log attestations: not a list")
     attestations = {keyid_of(a): a for a in (_unb64(e, "log attestation") for e in entries)}
-    return verify_checkpoint(note, identity, attestations)
+
+    def judge(log_identity: VerifiedIdentity, attestation: bytes) -> KeyEpoch:
+        return newest_view(identifier, attestation, log_identity, rows, known, checkpoints)
+
+    return verify_checkpoint(note, identity, attestations, resolve=judge)
 
 
 @dataclass(frozen=True, slots=True)

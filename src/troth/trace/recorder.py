@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from troth.clock import Clock
-from troth.errors import TraceError, TraceFailure, TrothError
+from troth.errors import KeyNotFound, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
 from troth.trace.log import Receipt, TraceLog
 from troth.trace.record import PROCESS_RECORD_IDS, Decision, Kind, Links
@@ -102,7 +102,7 @@ class TraceRecorder:
         attempt = 0
         while True:
             with self._lock:
-                pending = self.log.enqueue(self._sign(content, renew=attempt > 0), chain=chain)
+                pending = self.log.enqueue(self._signed(content, attempt > 0), chain=chain)
             self.log.wait(pending)
             try:
                 return pending.result()
@@ -118,7 +118,7 @@ class TraceRecorder:
         """Sign and append several records in as few commits as possible (all or the first
         refusal raised; records before it are kept)."""
         with self._lock:
-            signed = [self._sign(content, renew=False) for content in contents]
+            signed = [self._signed(content, False) for content in contents]
             pendings = self.log.enqueue_many(signed)
         for pending in pendings:
             self.log.wait(pending)
@@ -126,6 +126,16 @@ class TraceRecorder:
             with self._lock:
                 self._head_loaded = False
         return [pending.result() for pending in pendings]
+
+    def _signed(self, content: RecordContent, renew: bool) -> VerifiedRecord:
+        """`_sign`, asking the source again once when the key is gone (a rotation elsewhere
+        deleted it before this recorder's next `_REFRESH_EVERY` look)."""
+        try:
+            return self._sign(content, renew=renew)
+        except KeyNotFound:
+            if renew:
+                raise
+            return self._sign(content, renew=True)
 
     def _sign(self, content: RecordContent, *, renew: bool) -> VerifiedRecord:
         now = self.clock.now()

@@ -283,11 +283,18 @@ class LogVerifier:
         if not self.material.checkpoints:
             return []
         log = self._log_identity()
+        attestations = self.material.attestations
         verified = [
-            verify_checkpoint(note, log, self.material.attestations)
+            verify_checkpoint(note, log, attestations, resolve=self._judge)
             for note in self.material.checkpoints
         ]
         return sorted(verified, key=lambda c: c.size)
+
+    def _judge(self, identity: VerifiedIdentity, attestation: bytes) -> KeyEpoch:
+        """A key of `identity` by the newest this verifier knows (`newest_view`)."""
+        return newest_view(
+            identity.identifier, attestation, identity, self._rows, self._known, self._attests
+        )
 
     def _identity(self, identifier: Identifier) -> VerifiedIdentity:
         identity = self._identities.get(identifier)
@@ -461,7 +468,9 @@ class LogVerifier:
         newest = self._checkpoints[-1] if self._checkpoints else None
         status = AnchorStatus.UNANCHORED
         if anchor is not None:
-            saved = verify_checkpoint(anchor, self._log_identity(), self.material.attestations)
+            saved = verify_checkpoint(
+                anchor, self._log_identity(), self.material.attestations, resolve=self._judge
+            )
             if saved.size > size:
                 raise TraceError(_F.TRUNCATED, f"anchored at {saved.size}, the log has {size}")
             status = CheckpointAnchor(saved).accept(newest or saved, root_at=self._root_at)
