@@ -33,6 +33,7 @@ from troth.errors import IdentityError, TrothError
 from troth.identity import (
     ChangeBody,
     Checkpoint,
+    Identifier,
     SignedChange,
     encode_history,
     next_key_digest,
@@ -67,6 +68,23 @@ def _forged_continuation(identifier: bytes, index: int, previous: bytes, at: int
     return encode_history([signed], Checkpoint(identifier, identifier, index))
 
 
+def acme_and_victim(start: int) -> tuple[Identifier, Ticket]:
+    """Nodes acme (hosting authority acme) and victim (identity victim, never enrolled):
+    acme's identifier and a genuine ticket of it."""
+    init_node("acme")
+    init_node("victim")
+    with open_node("acme") as acme, open_node("victim") as victim:
+        authority = acme.create_authority("acme", now=start)
+        good = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"agents.team": "a"}),
+            address="node:acme",
+            now=start,
+        )
+        victim.identities.create(now=start, name="victim")
+    return authority.identifier, good
+
+
 def test_a_forged_ticket_cannot_rewrite_a_known_authoritys_history() -> None:
     """A member enrolled with acme (its history stored) is handed a ticket "for acme" whose
     history is a one-change checkpointed suffix: acme's identifier, previous = acme's real last
@@ -74,18 +92,7 @@ def test_a_forged_ticket_cannot_rewrite_a_known_authoritys_history() -> None:
     not change the stored copy of acme (else the attacker's key is acme's current key to this
     node: feed pages, chains and handshakes signed by it verify, acme's own do not)."""
     start = now()
-    init_node("acme")
-    init_node("victim")
-    with open_node("acme") as acme, open_node("victim") as victim:
-        authority = acme.create_authority("acme", now=start)
-        real = authority.identifier
-        good = authority.create_ticket(
-            creator=real,
-            attributes=Attributes({"agents.team": "a"}),
-            address="node:acme",
-            now=start,
-        )
-        victim.identities.create(now=start, name="victim")
+    real, good = acme_and_victim(start)
     troth("enroll", str(good), "--as", "victim", "--node", "victim")
     forged = _forged_continuation(real.digest, 1, real.digest, start)
     evil = Ticket(os.urandom(len(good.code)), forged, "node:acme")

@@ -43,10 +43,11 @@ import pytest
 
 from tests.conftest import NOW as T0
 from tests.support.cli import run
+from tests.support.enroll import enroll_in_process
 from tests.support.traces import DAY, NOW, Held, open_log, recorder, tool_call
-from tests.test_attacks_review10 import _forged_continuation
+from tests.test_attacks_review10 import _forged_continuation, acme_and_victim
 from tests.test_resilience_enrollment import now, troth
-from troth import enrollment, limits
+from troth import limits
 from troth.authority.client import authority_pin_of, ticket_authority
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock, SystemClock
@@ -70,18 +71,8 @@ def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> No
     acme's current key (the identifier no longer binds the first change's key), and the real
     acme's history is "older than the stored copy": the victim can never enroll with acme."""
     start = now()
-    init_node("acme")
-    init_node("victim")
-    with open_node("acme") as acme, open_node("victim") as victim:
-        authority = acme.create_authority("acme", now=start)
-        real = authority.identifier
-        good = authority.create_ticket(
-            creator=real,
-            attributes=Attributes({"agents.team": "a"}),
-            address="node:acme",
-            now=start,
-        )
-        victim.identities.create(now=start, name="victim")
+    real, good = acme_and_victim(start)
+    with open_node("victim") as victim:
         assert victim.identities.stored_changes(real) is None  # never seen
     forged = _forged_continuation(real.digest, 1, os.urandom(32), start)
     evil = Ticket(os.urandom(len(good.code)), forged, "node:acme")
@@ -127,15 +118,7 @@ def test_a_checkpointed_ticket_needs_the_authoritys_pin_confirmed() -> None:
         newbie.identities.create(now=at, name="newbie")
 
         def enroll(authority_pin: str | None) -> Any:
-            return enrollment.enroll(
-                newbie.identities,
-                newbie.wallet,
-                "newbie",
-                ticket,
-                clock=clock,
-                send=lambda request: authority.enroll(request, now=clock.now()).encode(),
-                authority_pin=authority_pin,
-            )
+            return enroll_in_process(newbie, "newbie", authority, ticket, clock, pin=authority_pin)
 
         wrong_key, wrong_identifier = f"{identifier}:{'00' * 32}", other + pin[len(other) :]
         for wrong in (None, wrong_key, wrong_identifier):
@@ -272,14 +255,7 @@ def test_a_member_that_stops_presenting_a_chain_asks_for_a_fresh_one(
         ticket = acme.create_ticket(
             creator=acme.identifier, attributes=Attributes(), address="node:acme", now=T0
         )
-        enrollment.enroll(
-            owner.identities,
-            owner.wallet,
-            "agent",
-            str(ticket),
-            clock=clock,
-            send=lambda request: acme.enroll(request, now=clock.now()).encode(),
-        )
+        enroll_in_process(owner, "agent", acme, str(ticket), clock)
         acme.revoke_credentials([os.urandom(32)], now=T0)  # the feed is full
 
         def sync() -> None:

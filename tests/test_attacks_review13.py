@@ -43,11 +43,11 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run
+from tests.support.enroll import enroll_in_process
 from tests.support.traces import tool_call
 from tests.test_attacks_review11 import _past_64
 from tests.test_attacks_review12 import _long_lived
 from tests.test_resilience_enrollment import now
-from troth import enrollment
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
 from troth.credentials import Attributes
@@ -93,31 +93,11 @@ def test_a_confirmed_key_does_not_let_a_ticket_name_another_identifier() -> None
     with open_node("acme") as acme_node, open_node("newbie") as newbie:
         authority = acme_node.authority()
         newbie.identities.create(now=at, name="newbie")
-
-        def send(request: bytes) -> Any:
-            return authority.enroll(request, now=clock.now()).encode()
-
-        with pytest.raises(TrothError):
-            enrollment.enroll(
-                newbie.identities,
-                newbie.wallet,
-                "newbie",
-                forged,
-                clock=clock,
-                send=send,
-                authority_pin=key,  # acme's pin, truly confirmed
-            )
+        with pytest.raises(TrothError):  # with acme's pin, truly confirmed
+            enroll_in_process(newbie, "newbie", authority, forged, clock, pin=key)
         assert newbie.identities.stored_changes(beta_id) is None  # on main: 71 (acme's)
     with open_node("beta") as beta_node, open_node("newbie") as newbie:
-        host = beta_node.authority()
-        enrolled = enrollment.enroll(
-            newbie.identities,
-            newbie.wallet,
-            "newbie",
-            genuine,
-            clock=clock,
-            send=lambda request: host.enroll(request, now=clock.now()).encode(),
-        )
+        enrolled = enroll_in_process(newbie, "newbie", beta_node.authority(), genuine, clock)
         assert enrolled.authority == beta_id
 
 

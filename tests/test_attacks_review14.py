@@ -33,7 +33,7 @@ import pytest
 import troth
 import troth.cli.authority_cmds as authority_cmds
 from tests.support.cli import run
-from tests.support.traces import DAY, NOW, Held, open_log, tool_call
+from tests.support.traces import DAY, NOW, Held, open_log, tool_call, verify_export_on
 from tests.test_api_network import run as run_async
 from troth.authority.client import authority_pin_of, check_ticket
 from troth.authority.tickets import Ticket
@@ -42,7 +42,7 @@ from troth.credentials import Attributes
 from troth.errors import ConfigError, TraceError
 from troth.node import init_node, open_node
 from troth.trace import TraceRecorder
-from troth.trace.export import export_jsonl, verify_export
+from troth.trace.export import export_jsonl
 
 # -- 1. a retired key, a bundle whose history ends at its change ---------------------------------
 
@@ -66,15 +66,9 @@ def test_a_node_that_knows_the_rotation_refuses_a_record_signed_after_it(tmp_pat
         export_jsonl(log, out)
     init_node("verifier")
     with open_node("verifier") as node:
-        identities = node.identities
-        identities.import_history(victim.identity, now=NOW + DAY)
+        node.identities.import_history(victim.identity, now=NOW + DAY)
         with pytest.raises(TraceError, match="after its retirement"):
-            verify_export(
-                out.getvalue().encode().splitlines(),
-                known=identities.check_no_fork,
-                checkpoints=identities.attested_by_store,
-                rows=identities.window_around,
-            )
+            verify_export_on(node.identities, out.getvalue())
 
 
 def test_a_node_refuses_a_record_its_own_rows_show_signed_after_the_key_retired(

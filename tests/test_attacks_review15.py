@@ -45,7 +45,7 @@ import pytest
 
 import troth.cli.authority_cmds as authority_cmds
 from tests.support.cli import run_json
-from tests.support.traces import DAY, NOW, Held, open_log, tool_call
+from tests.support.traces import DAY, NOW, Held, open_log, tool_call, verify_export_on
 from troth.clock import FixedClock
 from troth.errors import TraceError
 from troth.node import init_node, open_node
@@ -79,15 +79,9 @@ def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
         export_jsonl(log, out)
     init_node("verifier")
     with open_node("verifier") as node:
-        identities = node.identities
-        identities.import_history(owner.identity, now=NOW + DAY)
+        node.identities.import_history(owner.identity, now=NOW + DAY)
         with pytest.raises(TraceError, match="after its retirement"):
-            verify_export(
-                out.getvalue().encode().splitlines(),
-                known=identities.check_no_fork,
-                checkpoints=identities.attested_by_store,
-                rows=identities.window_around,
-            )
+            verify_export_on(node.identities, out.getvalue())
 
 
 def test_an_honest_record_verifies_while_another_process_extends_the_stored_copy(

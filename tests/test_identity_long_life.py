@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.cli import run_json
-from troth import enrollment, limits
+from tests.support.enroll import enroll_in_process
+from troth import limits
 from troth.authority import Authority
 from troth.authority.client import refresh_request, rotated_request
 from troth.cli.common import CLOCK
@@ -93,14 +94,7 @@ def world(troth_home: Path) -> Iterator[World]:
         ticket = acme.create_ticket(
             creator=acme.identifier, attributes=Attributes(), address="node:acme", now=NOW
         )
-        enrollment.enroll(
-            owner.identities,
-            owner.wallet,
-            "agent",
-            str(ticket),
-            clock=clock,
-            send=lambda request: acme.enroll(request, now=clock.now()).encode(),
-        )
+        enroll_in_process(owner, "agent", acme, str(ticket), clock)
         yield World(clock, acme, owner, verifier)
 
 

@@ -11,6 +11,7 @@ from troth.crypto import KeyType
 from troth.identity import (
     HeldIdentity,
     Identifier,
+    IdentityService,
     Signer,
     VerifiedIdentity,
     attest_purpose_key,
@@ -18,6 +19,7 @@ from troth.identity import (
     rotate_identity,
 )
 from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog, TraceRecorder
+from troth.trace.export import ExportReport, verify_export
 from troth.vault import KeyPurpose, SoftwareVault
 
 NOW = 1_790_000_000
@@ -96,3 +98,14 @@ def tool_call(name: str = "refund", **values: Any) -> RecordContent:
 def db(log: TraceLog) -> sqlite3.Connection:
     """A raw connection to the log's file: how an attacker (or a disk) edits it."""
     return sqlite3.connect(log.store.path, isolation_level=None)
+
+
+def verify_export_on(identities: IdentityService, export: str) -> ExportReport:
+    """A JSONL export verified as `troth trace verify --file` does on a node: with the node's
+    stored histories (forks refused, checkpoints attested, its own rows for retirements)."""
+    return verify_export(
+        export.encode().splitlines(),
+        known=identities.check_no_fork,
+        checkpoints=identities.attested_by_store,
+        rows=identities.window_around,
+    )
