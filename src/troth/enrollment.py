@@ -95,7 +95,7 @@ def enrollment(
     now = clock.now()
     authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin)
     identities.find(ref)  # NotFound before anything is recorded
-    # checked, and bound to its identifier (its first change, or the key confirmed): stored
+    # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents
     accept_ticket(identities, ticket, now=now)
     record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)

@@ -37,9 +37,9 @@ def ticket_vouches(checkpoint: Checkpoint, change_hash: bytes) -> bool:
 
 
 def accept_ticket(identities: IdentityService, ticket: Ticket, *, now: int) -> Identifier:
-    """Store the ticket's authority history (on a first sight, on the ticket's word): for a
-    holder that completes an enrollment itself (`enrollment` does it in the completing
-    transaction, with `ticket_vouches`)."""
+    """Store the ticket's authority history (on a first sight, on the ticket's word): once
+    `check_ticket` bound it (`enrollment` does so before the channel to the authority opens),
+    or for a holder that completes an enrollment itself."""
     return identities.import_history(
         ticket.authority_history, now=now, checkpoints=ticket_vouches
     ).identifier
@@ -96,8 +96,8 @@ def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
 
 def enroll_request(identities: IdentityService, ref: str, ticket: Ticket, *, now: int) -> bytes:
     """The signed enroll request for `ticket`. Its authority's history is checked (against a
-    stored copy too) but not stored: `accept_ticket` stores it once the enrollment succeeded,
-    so a forged ticket, refused, leaves nothing behind."""
+    stored copy too) but not stored: `accept_ticket` stores it (after `check_ticket`), so a
+    forged ticket, refused, leaves nothing behind."""
     authority = identities.check_history(
         ticket.authority_history, now=now, checkpoints=ticket_vouches
     ).identifier

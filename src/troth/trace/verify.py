@@ -347,17 +347,12 @@ class LogVerifier:
                     ),
                     None,
                 )
-                if following is None:
-                    from_rows = key_in_rows(
-                        agent, attestation, self._rows, self._known, self._attests
+                if following is None:  # (the verifier's rows were asked first: newest_view)
+                    raise TraceError(
+                        _F.ATTESTATION_INVALID,
+                        f"change {epoch.change + 1} (which retired this key) is in no "
+                        "history the log kept",
                     )
-                    if from_rows is None or from_rows.retired_at is None:
-                        raise TraceError(
-                            _F.ATTESTATION_INVALID,
-                            f"change {epoch.change + 1} (which retired this key) is in no "
-                            "history the log kept",
-                        )
-                    return from_rows
                 epoch = replace(epoch, is_current=False, retired_at=following)
             return epoch
         raise refused
