@@ -1,0 +1,57 @@
+"""Review 16's attacks: the fixes of review 15 (d291224, context 2d217ac): a checkpoint's log
+key judged by the newest view, window_around stepping the histories cache, the recorder's
+one retry on KeyNotFound, `troth authority list` pins.
+
+Each test asserts the secure or correct behaviour and is marked xfail while main has the bug.
+"""
+
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - placeholder
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.support.traces import DAY, NOW, Held, tool_call, verify_export_on
+from troth.clock import FixedClock
+from troth.errors import TraceError
+from troth.node import init_node, open_node
+from troth.trace import TraceLog, TraceRecorder
+from troth.trace.export import export_jsonl
+
+# -- 1. a retired log key signs a backdated checkpoint -------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a checkpoint may be dated before the records it covers: a retired log key "
+    "backdates its checkpoint to before the rotation (verify_checkpoint, _checkpoint)",
+)
+def test_a_checkpoint_dated_before_the_records_it_covers_is_refused(tmp_path: Path) -> None:
+    """Review 15's thief, one step further. The log identity's key under change 0 leaks; the
+    identity rotates a day later. d291224 refuses the thief's checkpoint dated after the
+    rotation, but `troth-time` is the thief's to choose: it signs its checkpoint dated a
+    minute before the rotation, over records made (and appended) a day after it. Nothing
+    compares a checkpoint's time with the records it covers, though the log vouches that it
+    appended each record within 300 s of its `t` (formats.md, "When a record entered the
+    log"): a checkpoint older than a record it covers is a contradiction only a forger
+    makes, and here it carries a retired key past d291224."""
+    owner = Held(now=NOW)
+    leaked = owner.signer(NOW)
+    owner.rotate(NOW + DAY)
+    agent = Held(now=NOW)
+    clock = FixedClock(NOW + 2 * DAY)
+    out = io.StringIO()
+    with TraceLog.open(tmp_path / "thief.db", clock=clock, signer=lambda now: leaked) as log:
+        TraceRecorder(log, agent.signer(NOW + 2 * DAY), clock=clock).record(tool_call("any"))
+        clock.advance(-DAY - 60)  # troth-time: a minute before the rotation
+        log.checkpoint()
+        export_jsonl(log, out)
+    init_node("verifier")
+    with open_node("verifier") as node:
+        node.identities.import_history(owner.identity, now=NOW + DAY)
+        with pytest.raises(TraceError):
+            verify_export_on(node.identities, out.getvalue())
