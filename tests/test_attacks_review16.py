@@ -21,6 +21,8 @@ from troth.errors import TraceError
 from troth.node import init_node, open_node
 from troth.trace import TraceLog, TraceRecorder
 from troth.trace.export import export_jsonl
+from troth.trace.log import open_node_log
+from troth.trace.verify import verify_log
 
 # -- 1. a retired log key signs a backdated checkpoint -------------------------------------------
 
@@ -55,3 +57,43 @@ def test_a_checkpoint_dated_before_the_records_it_covers_is_refused(tmp_path: Pa
         node.identities.import_history(owner.identity, now=NOW + DAY)
         with pytest.raises(TraceError):
             verify_export_on(node.identities, out.getvalue())
+
+
+# -- 2. a recorder signs with a retired key after a rotation in another process -------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="another process's rotation deletes the key from the store, not from this "
+    "process's vault cache: no KeyNotFound, the recorder signs with the retired key for up "
+    "to 60 s and the log keeps records every node refuses (TraceRecorder._signed)",
+)
+def test_a_recorder_in_another_process_stops_signing_with_a_rotated_key(tmp_path: Path) -> None:
+    """d291224 renews the recorder's signer on KeyNotFound, tested with the rotation made
+    through the recorder's own IdentityService (one vault object). A rotation elsewhere
+    (`troth identity rotate`, another process) deletes the key's sealed row, but the
+    recorder's process keeps the private key in its vault cache (SoftwareVault._cache): the
+    sign succeeds, no KeyNotFound, and the record is signed under change 0 thirty seconds
+    after change 1 retired it. The log (which has not seen change 1) appends it, and the
+    node's own `troth trace verify` then refuses the log at that record for good (`signed
+    by a key after its retirement`): an honest agent's log is broken by a routine rotation."""
+    init_node("acme")
+    with open_node("acme") as process_a, open_node("acme") as process_b:
+        process_a.identities.create(now=NOW, name="agent")
+        clock = FixedClock(NOW)
+        with open_node_log(process_a, clock=clock) as log:
+            identities = process_a.identities
+            recorder = TraceRecorder(
+                log, lambda now: identities.signer("agent", now=now), clock=clock
+            )
+            recorder.record(tool_call("before"))
+            process_b.identities.rotate("agent", now=NOW + 10)
+            clock.advance(30)
+            recorder.record(tool_call("after"))
+            verify_log(
+                log,
+                known=identities.check_no_fork,
+                checkpoints=identities.attested_by_store,
+                rows=identities.window_around,
+            )
+            assert log.size() == 2
