@@ -6,7 +6,31 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 """
 
 # Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
-# - placeholder
+# - ran: honest checkpoints after the log identity rotates (a node log, checkpoint at NOW,
+#   rotation at NOW + 100, a new checkpoint after it): `verify_log` with the node's rows and
+#   with no node, the old checkpoint as the kept anchor, a `prove` bundle of the old
+#   checkpoint and a full export verified on the node: all valid. check_time takes a
+#   checkpoint of the rotation's own second as made before it (`at > retired_at`), as for
+#   records.
+# - read: every path that verifies a checkpoint passes `resolve=` (LogVerifier's checkpoints
+#   and anchor, verify_bundle's `_checkpoint`); verify_bundle's anchor is only parsed (the
+#   verifier's own file); with no node (`rows` None) the bundle's history is all there is.
+#   Not new: `_judge` resolves in the newest log history only, not the windows the log kept
+#   (`_resolve`), so a log identity past 64 changes verified with no node would refuse its
+#   older checkpoints (before d291224 too).
+# - read: window_around caches only a copy it decoded (DecodeError: None before `remember`),
+#   the store's committed row for that same identifier (SQLite reads see a committed
+#   snapshot, never a half-written row); `remember` never replaces a fresh entry ending
+#   later, and the store only grows, so the cache holds a copy the store held: a later
+#   legitimate extension is checked against that copy and stored (check_extends).
+# - ran: TraceRecorder._signed retries once (renew=True re-raises), a static Signer has no
+#   source (its KeyNotFound is raised); the source's signer is re-read from the store
+#   (`_local` compares the stored history, so a stale verified copy is not reused). Rotations
+#   through the recorder's own IdentityService: the retry renews and signs under the new
+#   change (review 15's test). Another process's rotation: test 2.
+# - ran: `troth authority list --json` with one node's vault key removed: that row has pin
+#   null and pin_unavailable (the vault error), the other its pin; a node whose node.json is
+#   garbage or has a malformed `vault` setting is dropped by the directory, not by `_pin`.
 
 from __future__ import annotations
 
