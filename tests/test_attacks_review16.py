@@ -51,11 +51,6 @@ from troth.trace.verify import verify_log
 # -- 1. a retired log key signs a backdated checkpoint -------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a checkpoint may be dated before the records it covers: a retired log key "
-    "backdates its checkpoint to before the rotation (verify_checkpoint, _checkpoint)",
-)
 def test_a_checkpoint_dated_before_the_records_it_covers_is_refused(tmp_path: Path) -> None:
     """Review 15's thief, one step further. The log identity's key under change 0 leaks; the
     identity rotates a day later. d291224 refuses the thief's checkpoint dated after the
@@ -86,12 +81,6 @@ def test_a_checkpoint_dated_before_the_records_it_covers_is_refused(tmp_path: Pa
 # -- 2. a recorder signs with a retired key after a rotation in another process -------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="another process's rotation deletes the key from the store, not from this "
-    "process's vault cache: no KeyNotFound, the recorder signs with the retired key for up "
-    "to 60 s and the log keeps records every node refuses (TraceRecorder._signed)",
-)
 def test_a_recorder_in_another_process_stops_signing_with_a_rotated_key(tmp_path: Path) -> None:
     """d291224 renews the recorder's signer on KeyNotFound, tested with the rotation made
     through the recorder's own IdentityService (one vault object). A rotation elsewhere

@@ -428,6 +428,12 @@ class IdentityService:
         ]
         return encode_history(changes, Checkpoint(identifier, identifier, first) if first else None)
 
+    def newest_change(self, identifier: bytes) -> int | None:
+        """The index of the newest change of `identifier` in the store, read afresh (another
+        process may have rotated it); None when none is stored."""
+        stored = self.store.get_history(identifier)
+        return None if stored is None else stored[1] - 1
+
     def window_around(self, identifier: bytes, change_hash: bytes) -> bytes | None:
         """The stored change `change_hash` of an identity and the one after it (which says when
         its keys retired), as a history: from a local identity's rows (`history_window`), else

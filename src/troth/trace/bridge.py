@@ -11,9 +11,15 @@ from dataclasses import dataclass
 
 from troth import limits
 from troth.errors import IdentityError, IdentityFailure
-from troth.identity import Checkpoint, Checkpoints, VerifiedIdentity
+from troth.identity import (
+    Checkpoint,
+    Checkpoints,
+    UnverifiedHistory,
+    VerifiedIdentity,
+    encode_history,
+)
 
-__all__ = ["SignerBridge"]
+__all__ = ["SignerBridge", "dropped_window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,9 @@ class SignerBridge:
     attests: Checkpoints
     window: Callable[[bytes, int, int], bytes | None]
     around: Callable[[bytes, bytes], bytes | None]
+    newest: Callable[[bytes], int | None]
+    """The index of the newest change the node's store holds for an identity, read afresh (a
+    rotation another process made): `IdentityService.newest_change`."""
 
     def across(
         self, exc: IdentityError, digest: bytes, last: int, last_hash: bytes, new: VerifiedIdentity
@@ -43,3 +52,11 @@ class SignerBridge:
         end = min(head.index, last + limits.MAX_IDENTITY_CHANGES - 1)
         window = self.window(digest, last, end)
         return None if window is None else (end, window)
+
+
+def dropped_window(stored: bytes, newest: VerifiedIdentity) -> tuple[int, bytes]:
+    """(its last change, the window) of the changes of `stored` that `newest` no longer holds,
+    with the one after them (it says when the last one's key retired) when `stored` has it."""
+    old = UnverifiedHistory.decode(stored)
+    kept = old.changes[: newest.first_index - old.first_index + 1]
+    return old.first_index + len(kept) - 1, encode_history(kept, old.checkpoint)

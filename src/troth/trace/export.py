@@ -52,7 +52,15 @@ from troth.trace.signing import (
     keyid_of,
     open_envelope,
 )
-from troth.trace.verify import Known, Rows, check_chain, newest_view, verify_identity
+from troth.trace.stored import history_windows
+from troth.trace.verify import (
+    Known,
+    Rows,
+    check_chain,
+    check_checkpoint_time,
+    newest_view,
+    verify_identity,
+)
 
 __all__ = [
     "BUNDLE_TYPE",
@@ -80,7 +88,7 @@ class _Bundler:
         self.log = log
         self.checkpoint = checkpoint
         self.histories = log.histories()
-        self.windows = log.history_windows()
+        self.windows = history_windows(log.store)
         self.attestations = log.attestations()
         self._signer_history: dict[str, bytes] = {}
         log_identity = log.log_identity
@@ -284,6 +292,7 @@ def verify_bundle(
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
         checkpoint = _checkpoint(value, known, checkpoints, rows)
+        check_checkpoint_time(checkpoint, record.time)
         verify_inclusion(
             index, checkpoint.size, leaf_hash(envelope), _proof(value.get("proof")), checkpoint.root
         )

@@ -12,8 +12,8 @@ What the log refuses at append time (TraceError), on top of what `VerifiedRecord
 or prev that does not continue the agent's chain (CHAIN_BROKEN); a time before the agent's
 previous record (TIME_REVERSED) or more than 300 s from the log's clock (TIME_OUT_OF_RANGE); a
 signer history that forks from the stored one (SIGNER_INVALID); a key attested under an older
-change than the newest the log holds (ATTESTATION_STALE); a chain named "at log" that the log
-does not hold or that does not match (CHAIN_MISMATCH).
+change than the newest the log (or its node) holds (ATTESTATION_STALE); a chain named "at log"
+that the log does not hold or that does not match (CHAIN_MISMATCH).
 """
 
 from __future__ import annotations
@@ -42,14 +42,12 @@ from troth.errors import (
 from troth.identity import (
     Identifier,
     Signer,
-    UnverifiedHistory,
     VerifiedIdentity,
     check_extends,
-    encode_history,
     indexed_hashes,
 )
 from troth.storage import SqliteDatabase
-from troth.trace.bridge import SignerBridge
+from troth.trace.bridge import SignerBridge, dropped_window
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
 from troth.trace.record import (
@@ -150,6 +148,7 @@ class _Batch:
     changed_heads: set[bytes] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    node_newest: dict[bytes, int] = field(default_factory=dict)
     escalations: dict[str, TraceRecord] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
     looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
@@ -494,6 +493,13 @@ class TraceLog:
                 f"key of change {verified.epoch.change}, the log holds change {current}",
                 record=record.id,
             )
+        if self.bridge is not None:  # rotated by another process: its key is retired
+            if agent not in state.node_newest:  # once per signer and commit
+                state.node_newest[agent] = self.bridge.newest(agent) or 0
+            if (newest := state.node_newest[agent]) > current:
+                raise TraceError(
+                    _F.ATTESTATION_STALE, f"the node holds change {newest}", record=record.id
+                )
         keyid = verified.epoch.keyid
         if keyid not in self._known_keys and keyid not in state.new_keys:
             conn.execute(
@@ -566,7 +572,7 @@ class TraceLog:
                 state.histories[digest] = known
                 return known[0] - 1
             last = first + len(stored) - 1
-            windows = [] if identity.first_index <= first else [_dropped(row[0], identity)]
+            windows = [] if identity.first_index <= first else [dropped_window(row[0], identity)]
             try:  # the newest drops changes older records need: `windows` keeps them
                 check_extends(stored, identity, stored_first=first)
             except IdentityError as exc:
@@ -613,7 +619,10 @@ class TraceLog:
                     raise StorageError(f"trace log damaged: checkpoint {size} has another root")
                 checkpoint, _ = parse_checkpoint(bytes(row[1]))
                 return checkpoint
-            latest = conn.execute("SELECT max(time) FROM checkpoints").fetchone()[0]
+            latest = conn.execute(  # never dated before an older checkpoint nor its records
+                "SELECT max(m) FROM (SELECT max(time) AS m FROM checkpoints "
+                "UNION ALL SELECT max(time) FROM agents)"
+            ).fetchone()[0]
             signed = sign_checkpoint(signer, epoch, size, root, max(now, latest or 0))
             state = _Batch(conn)
             self._observe(state, signer.identity)
@@ -700,14 +709,6 @@ class TraceLog:
                 )
             position += chunk
 
-    def history_windows(self) -> dict[Identifier, list[bytes]]:
-        """Per signer, the older histories its newest one no longer holds, oldest first."""
-        windows: dict[Identifier, list[bytes]] = {}
-        sql = "SELECT identifier, history FROM history_windows ORDER BY identifier, last"
-        for identifier, history in self.store.fetch_all(sql):
-            windows.setdefault(Identifier(bytes(identifier)), []).append(bytes(history))
-        return windows
-
     def histories(self) -> dict[Identifier, bytes]:
         rows = self.store.fetch_all("SELECT identifier, history FROM histories")
         return {Identifier(bytes(r[0])): bytes(r[1]) for r in rows}
@@ -766,14 +767,6 @@ class TraceLog:
         return consistency_proof(size1, size2, SubtreeReader(self.store.connection()).perfect)
 
 
-def _dropped(stored: bytes, newest: VerifiedIdentity) -> tuple[int, bytes]:
-    """(its last change, the window) of the changes of `stored` that `newest` no longer holds,
-    with the one after them (it says when the last one's key retired) when `stored` has it."""
-    old = UnverifiedHistory.decode(stored)
-    kept = old.changes[: newest.first_index - old.first_index + 1]
-    return old.first_index + len(kept) - 1, encode_history(kept, old.checkpoint)
-
-
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
     """The trace log of `node` (`<node dir>/trace.db`), its checkpoints signed by the node's
     log identity: an unnamed local identity created on first use (Ed25519)."""
@@ -791,6 +784,9 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
 
     log._signer = signer
     log.bridge = SignerBridge(
-        identities.attested_by_store, identities.history_window, identities.window_around
+        identities.attested_by_store,
+        identities.history_window,
+        identities.window_around,
+        identities.newest_change,
     )
     return log

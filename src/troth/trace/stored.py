@@ -9,11 +9,19 @@ import sqlite3
 from dataclasses import dataclass
 
 from troth.errors import StorageError, TraceError, TraceFailure
+from troth.identity import Identifier
+from troth.storage import SqliteDatabase
 from troth.trace.merkle import node_hash
 from troth.trace.record import REDACTABLE, Disclosure
 from troth.trace.store import NODE_LEVEL_STRIDE
 
-__all__ = ["StoredEntry", "StoredRecord", "SubtreeReader", "decode_disclosures"]
+__all__ = [
+    "StoredEntry",
+    "StoredRecord",
+    "SubtreeReader",
+    "decode_disclosures",
+    "history_windows",
+]
 
 _F = TraceFailure
 
@@ -85,3 +93,13 @@ class SubtreeReader:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]
         return hashes[0]
+
+
+def history_windows(store: SqliteDatabase) -> dict[Identifier, list[bytes]]:
+    """Per signer, the older histories its newest one no longer holds (`history_windows`, the
+    trace log's table), oldest first."""
+    windows: dict[Identifier, list[bytes]] = {}
+    sql = "SELECT identifier, history FROM history_windows ORDER BY identifier, last"
+    for identifier, history in store.fetch_all(sql):
+        windows.setdefault(Identifier(bytes(identifier)), []).append(bytes(history))
+    return windows

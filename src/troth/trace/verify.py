@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, NotFound, TraceError, TraceFailure
@@ -57,13 +58,14 @@ from troth.trace.signing import (
     open_envelope,
     resolve_key,
 )
-from troth.trace.stored import StoredEntry
+from troth.trace.stored import StoredEntry, history_windows
 
 __all__ = [
     "LogMaterial",
     "LogReport",
     "LogVerifier",
     "check_chain",
+    "check_checkpoint_time",
     "key_in_rows",
     "log_material",
     "newest_view",
@@ -118,6 +120,17 @@ class LogReport:
             "chains_checked": self.chains_checked,
             "chains_elsewhere": self.chains_elsewhere,
         }
+
+
+def check_checkpoint_time(checkpoint: Checkpoint, latest: int | None) -> None:
+    """A checkpoint is signed after the records it covers entered the log, each within
+    MAX_CLOCK_SKEW_SECONDS of the log's clock: one dated earlier than that before the latest of
+    them is a forgery (a retired log key backdating its signature; review 16)."""
+    if latest is not None and checkpoint.time < latest - limits.MAX_CLOCK_SKEW_SECONDS:
+        raise TraceError(
+            _F.CHECKPOINT_INVALID,
+            f"dated {checkpoint.time}, before the records it covers (one at {latest})",
+        )
 
 
 def key_in_rows(
@@ -254,6 +267,8 @@ class LogVerifier:
         self._waiting: list[tuple[int, TraceRecord]] = []
         self._chains_seen: dict[bytes, _ChainSummary] = {}
         self._frontier = Frontier()
+        self._latest = 0  # the latest record time so far, and at each wanted size
+        self._latest_at: dict[int, int] = {}
         self._roots: dict[int, bytes] = {}
         self.disclosures = 0
         self.chains_checked = 0
@@ -384,8 +399,10 @@ class LogVerifier:
             raise exc.located(index=index, record=None if record is None else record.id) from None
         self._frontier.append(leaf)
         size = self._frontier.size
+        self._latest = max(self._latest, record.time)
         if size in self._wanted_roots:
             self._roots[size] = self._frontier.root()
+            self._latest_at[size] = self._latest
         return record
 
     def _check_record(
@@ -498,6 +515,7 @@ class LogVerifier:
                 _F.ROOT_MISMATCH,
                 f"the first {checkpoint.size} records do not hash to the checkpoint's root",
             )
+        check_checkpoint_time(checkpoint, self._latest_at.get(checkpoint.size))
 
 
 def verify_records(
@@ -529,7 +547,7 @@ def log_material(log: TraceLog) -> LogMaterial:
         chains=log.chains(),
         checkpoints=log.checkpoints(),
         log_identity=identity,
-        windows=log.history_windows(),
+        windows=history_windows(log.store),
     )
 
 
