@@ -36,8 +36,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.traces import NOW, Held, tool_call
 from troth.clock import FixedClock
 from troth.node import init_node, open_node
@@ -48,12 +46,6 @@ from troth.trace.verify import verify_log
 # -- 1. a checkpoint dated ahead of its log's clock outlives the log key's rotation ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TraceLog.checkpoint dates a checkpoint at the latest record's time, up to 300 s "
-    "ahead of the log's clock: a rotation of the log identity within that window retires the "
-    "key before the checkpoint's date, and every verifier refuses it (KEY_RETIRED)",
-)
 def test_a_log_identity_rotation_does_not_break_a_checkpoint_signed_before_it(
     tmp_path: Path,
 ) -> None:

@@ -619,11 +619,13 @@ class TraceLog:
                     raise StorageError(f"trace log damaged: checkpoint {size} has another root")
                 checkpoint, _ = parse_checkpoint(bytes(row[1]))
                 return checkpoint
-            latest = conn.execute(  # never dated before an older checkpoint nor its records
-                "SELECT max(m) FROM (SELECT max(time) AS m FROM checkpoints "
-                "UNION ALL SELECT max(time) FROM agents)"
-            ).fetchone()[0]
-            signed = sign_checkpoint(signer, epoch, size, root, max(now, latest or 0))
+            # never dated before an older checkpoint, nor so far before its records that it
+            # reads as backdated (a record may be 300 s ahead: `now` stays, the key's time)
+            last, newest = conn.execute(
+                "SELECT (SELECT max(time) FROM checkpoints), (SELECT max(time) FROM agents)"
+            ).fetchone()
+            floor = max(last or 0, (newest or 0) - limits.MAX_CLOCK_SKEW_SECONDS)
+            signed = sign_checkpoint(signer, epoch, size, root, max(now, floor))
             state = _Batch(conn)
             self._observe(state, signer.identity)
             conn.execute(
