@@ -68,6 +68,15 @@ def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
     log's key with `resolve_key` in the bundle's history: the log's signature, which vouches
     for the collector's checks ("When a record entered the log"), is forged with a retired
     key."""
+    with pytest.raises(TraceError, match="after its retirement"):
+        thief_export_verified(tmp_path)
+
+
+def thief_export_verified(tmp_path: Path, *, checkpoint_at: int | None = None) -> None:
+    """The log identity's key under change 0 leaks and it rotates a day later; the thief's own
+    log, bound to that identity by the leaked key, takes another agent's record two days after
+    the rotation (and, with `checkpoint_at`, a checkpoint the thief dates then) and is exported;
+    a node that stores the identity's history through change 1 verifies the export."""
     owner = Held(now=NOW)
     leaked = owner.signer(NOW)
     owner.rotate(NOW + DAY)
@@ -76,12 +85,14 @@ def test_a_node_that_knows_the_rotation_refuses_a_checkpoint_signed_after_it(
     out = io.StringIO()
     with TraceLog.open(tmp_path / "thief.db", clock=clock, signer=lambda now: leaked) as log:
         TraceRecorder(log, agent.signer(NOW + 2 * DAY), clock=clock).record(tool_call("any"))
+        if checkpoint_at is not None:
+            clock.advance(checkpoint_at - clock.now())
+            log.checkpoint()
         export_jsonl(log, out)
     init_node("verifier")
     with open_node("verifier") as node:
         node.identities.import_history(owner.identity, now=NOW + DAY)
-        with pytest.raises(TraceError, match="after its retirement"):
-            verify_export_on(node.identities, out.getvalue())
+        verify_export_on(node.identities, out.getvalue())
 
 
 def test_an_honest_record_verifies_while_another_process_extends_the_stored_copy(
