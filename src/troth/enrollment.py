@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import accept_ticket, check_ticket, enroll_request, ticket_vouches
+from troth.authority.client import accept_ticket, check_ticket, enroll_request
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
@@ -134,13 +134,7 @@ def _exchange(
         if _refused_for_good(exc):
             wallet.forget_enrollment(pending)
         raise
-    held = wallet.complete_enrollment(
-        pending,
-        answer,
-        now=clock.now(),
-        authority_history=ticket.authority_history,
-        vouches=ticket_vouches,
-    )
+    held = wallet.complete_enrollment(pending, answer, now=clock.now())
     name = identities.find(ref).name or ref
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
 

@@ -318,39 +318,22 @@ class CredentialWallet:
         return record, earlier
 
     def complete_enrollment(
-        self,
-        pending: PendingEnrollmentRecord,
-        chain: bytes,
-        *,
-        now: int,
-        authority_history: bytes | None = None,
-        vouches: Checkpoints | None = None,
+        self, pending: PendingEnrollmentRecord, chain: bytes, *, now: int
     ) -> VerifiedCredential:
-        """Store the authority's history as its ticket gave it (`authority_history`, a
-        checkpointed one on a first sight attested by `vouches`), the credential the enrollment
-        brought, trust the authority at the ticket's address and clear the pending record, in
-        one transaction: a ticket whose enrollment fails leaves nothing of its authority."""
+        """Store the credential an enrollment brought, trust its authority at the ticket's
+        address and clear the pending record, in one transaction (the authority's history was
+        stored when the ticket was checked: `troth.enrollment`)."""
         ref = "T" + pending.identifier.hex()
         authority = Identifier(pending.authority)
-        try:
-            with self.store.transaction():
-                if authority_history is not None:
-                    taken = self.identities.import_history(
-                        authority_history, now=now, checkpoints=vouches
-                    )
-                    if taken.identifier != authority:
-                        raise CredentialError(_F.UNTRUSTED_ISSUER, f"the ticket names {taken}")
-                held = self.hold(ref, chain, now=now)
-                if held.authority != authority:
-                    raise CredentialError(
-                        _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
-                    )
-                self.trust(authority, pending.address, now=now)
-                self.store.clear_pending(pending.identifier, pending.authority)
-                crash_point("holder.enroll.before-commit")
-        except BaseException:
-            self.identities.forget_known(authority)  # its history may be cached, not stored
-            raise
+        with self.store.transaction():
+            held = self.hold(ref, chain, now=now)
+            if held.authority != authority:
+                raise CredentialError(
+                    _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
+                )
+            self.trust(authority, pending.address, now=now)
+            self.store.clear_pending(pending.identifier, pending.authority)
+            crash_point("holder.enroll.before-commit")
         crash_point("holder.enroll.after-commit")
         return held
 

@@ -164,11 +164,6 @@ class KnownHistories:
             self._cache[digest] = (now, span)
             return span
 
-    def forget(self, digest: bytes) -> None:
-        """Drop the cached copy of `digest` (it was cached by a write that rolled back)."""
-        with self._lock:
-            self._cache.pop(digest, None)
-
     def _cached(self, digest: bytes) -> StoredSpan | None:
         entry = self._cache.get(digest)
         if entry is None or not self._fresh(entry, time.monotonic()):

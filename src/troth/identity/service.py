@@ -431,8 +431,8 @@ class IdentityService:
     def newest_change(self, identifier: bytes) -> int | None:
         """The index of the newest change of `identifier` in the store, read afresh (another
         process may have rotated it); None when none is stored."""
-        stored = self.store.get_history(identifier)
-        return None if stored is None else stored[1] - 1
+        changes = self.store.change_count(identifier)
+        return None if changes is None else changes - 1
 
     def window_around(self, identifier: bytes, change_hash: bytes) -> bytes | None:
         """The stored change `change_hash` of an identity and the one after it (which says when
@@ -510,11 +510,6 @@ class IdentityService:
         identity = self._verify_seen(data, now, checkpoints)
         self._known.check(identity)
         return identity
-
-    def forget_known(self, identifier: Identifier) -> None:
-        """Drop this process's cached copy of `identifier`'s stored history (after a rolled-back
-        transaction that stored one: the store is read again)."""
-        self._known.forget(identifier.digest)
 
     def _verify_seen(
         self, data: bytes | VerifiedIdentity, now: int, checkpoints: Checkpoints | None

@@ -64,6 +64,10 @@ class IdentityStore(Transactional, Protocol):
         """The stored history and its change count."""
         ...
 
+    def change_count(self, identifier: bytes) -> int | None:
+        """The stored history's change count alone (None: none stored)."""
+        ...
+
     def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
         """Store the history of an identity this node does not hold (ConflictError if known)."""
         ...

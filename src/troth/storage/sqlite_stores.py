@@ -105,6 +105,12 @@ class SqliteIdentityStore:
         )
         return None if row is None else (bytes(row[0]), row[1])
 
+    def change_count(self, identifier: bytes) -> int | None:
+        row = self._db.fetch_one(
+            "SELECT changes FROM identities WHERE identifier = ?", (identifier,)
+        )
+        return None if row is None else int(row[0])
+
     def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
         self._db.execute(
             "INSERT INTO identities (identifier, history, changes, updated_at) VALUES (?, ?, ?, ?)",
