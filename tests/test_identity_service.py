@@ -109,6 +109,34 @@ def test_rotation_keeps_identifier_and_retires_keys(node: Node) -> None:
     assert attested.identifier == local.identifier
 
 
+def test_a_rotation_that_fails_after_retiring_keys_keeps_them(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's software vault keeps its keys in the node's database: a rotation deletes the
+    retired keys inside its transaction, so one that fails after that (here: at the end of the
+    transaction) rolls the deletion back with it and the identity still signs with its key."""
+    service = node.identities
+    local = service.create(now=NOW, name="a")
+    channel, _ = service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW)
+    retire = service._retire_keys
+
+    def retire_then_fail(handles: list[KeyHandle]) -> list[KeyHandle]:
+        later = retire(handles)
+        assert later == []  # every retired key was deleted inside the transaction
+        raise ConflictError("the commit failed")
+
+    monkeypatch.setattr(service, "_retire_keys", retire_then_fail)
+    with pytest.raises(ConflictError):
+        service.rotate("a", now=NOW + 10)
+    monkeypatch.undo()
+    kept = service.get("a", now=NOW + 10)
+    assert kept.primary_key == local.primary_key and len(kept.identity.changes) == 1
+    for handle in (local.primary_key, local.next_key):
+        node.vault.sign(handle, b"still here")
+    node.vault.public_key(channel)
+    assert len(service.rotate("a", now=NOW + 20).identity.changes) == 2
+
+
 def test_rotation_to_another_key_type_appends_two_changes(node: Node) -> None:
     """The commitment names a P-256 key: switching to Ed25519 reveals it while committing to an
     Ed25519 key, then reveals that one, in one transaction."""

@@ -125,9 +125,13 @@ class IdentityService:
         purpose_key_ttl: int = PURPOSE_KEY_TTL,
         clock: Clock | None = None,
         known_cache_seconds: float = KNOWN_CACHE_SECONDS,
+        keys_in_store: frozenset[str] = frozenset(),
     ) -> None:
         self.vault = vault
         self.store = store
+        # vaults whose key rows live in `store`'s database: the keys a rotation retires are
+        # deleted in its transaction (a rollback keeps them); other vaults' after the commit
+        self._keys_in_store = keys_in_store
         self.primary_key_ttl = primary_key_ttl
         self.purpose_key_ttl = purpose_key_ttl
         self._known = KnownHistories(
@@ -317,12 +321,15 @@ class IdentityService:
                     change_rows=presented.change_count,
                 )
                 retired_purpose = self.store.take_purpose_keys(digest)
+                later = self._retire_keys(
+                    [*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)]
+                )
             except TrothError:
                 self._forget_keys(generated)
                 raise
         self._keep_verified(presented)
         self._known.remember_identity(presented)
-        self._forget_keys([*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)])
+        self._forget_keys(later)
         return LocalIdentity(local.name, presented, held.primary, held.next_key)
 
     def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity, rows: int) -> None:
@@ -575,8 +582,9 @@ class IdentityService:
                 PurposeKeyRecord(digest, int(purpose), str(handle), attestation)
             )
             verified = verify_attestation(local.identity, attestation, purpose=purpose, now=now)
-        if record is not None:
-            self._forget_keys([KeyHandle.parse(record.key_handle)])
+            replaced = [] if record is None else [KeyHandle.parse(record.key_handle)]
+            later = self._retire_keys(replaced)
+        self._forget_keys(later)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
@@ -591,6 +599,13 @@ class IdentityService:
                 itertools.islice(verified.items(), _VERIFIED_LOCAL_SIZE // 2, None)
             )
         verified[identity.identifier.digest] = identity
+
+    def _retire_keys(self, handles: list[KeyHandle]) -> list[KeyHandle]:
+        """Inside a write transaction: delete the keys of `handles` whose rows live in the
+        store (they come back if it rolls back); the others, to delete after the commit."""
+        inside = self._keys_in_store
+        self._forget_keys([h for h in handles if h.vault in inside])
+        return [h for h in handles if h.vault not in inside]
 
     def _forget_keys(self, handles: list[KeyHandle]) -> None:
         """Delete keys that no longer back anything (best effort: an orphan is harmless)."""

@@ -191,7 +191,9 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     except BaseException:
         db.close()
         raise
-    identities = IdentityService(vault, SqliteIdentityStore(db))
+    identities = IdentityService(
+        vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name})
+    )
     wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
     return Node(config, path, db, vault, identities, wallet)
 
