@@ -130,7 +130,8 @@ def test_a_rotation_that_fails_after_retiring_keys_keeps_them(
         service.rotate("a", now=NOW + 10)
     monkeypatch.undo()
     kept = service.get("a", now=NOW + 10)
-    assert kept.primary_key == local.primary_key and len(kept.identity.changes) == 1
+    assert kept.primary_key == local.primary_key
+    assert len(kept.identity.changes) == 1
     for handle in (local.primary_key, local.next_key):
         node.vault.sign(handle, b"still here")
     node.vault.public_key(channel)
