@@ -141,8 +141,14 @@ def test_a_refused_relay_says_who_refused_whom_and_why(running: None) -> None:
 
 def test_a_node_that_cannot_listen_says_why_once(running: None, troth_home: Path) -> None:
     """A port in use: `troth node start` exits 3 with the reason, typed (not a traceback), and
-    quotes only what this start logged (not an earlier run's lines in node.log)."""
+    quotes only what this start logged (not an earlier run's lines in node.log). The address
+    it never listened on is not recorded (tickets would carry it)."""
     troth("node", "create", "hub")
+    with socket.socket() as probe:  # a fixed port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        earlier = f"127.0.0.1:{probe.getsockname()[1]}"
+    troth("node", "start", "hub", "--tcp-listen", earlier)
+    troth("node", "stop", "hub")
     (troth_home / "nodes" / "hub" / "node.log").write_text("an OLD line of an earlier run\n")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -152,3 +158,5 @@ def test_a_node_that_cannot_listen_says_why_once(running: None, troth_home: Path
     assert f"cannot listen on 127.0.0.1:{port}" in said
     assert "OLD" not in said
     assert "Traceback" not in said
+    config = json.loads((troth_home / "nodes" / "hub" / "node.json").read_text())
+    assert config["listen"] == earlier

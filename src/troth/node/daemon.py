@@ -105,12 +105,11 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
     """Record in node `name`'s configuration that it listens on `listen` (host:port), so its
     tickets carry that address whether or not it runs (a port of 0 is not recorded)."""
     _parse_listen(listen)  # ValueError / RoutingError for a bad address
-    path = _dir(home, name) / "node.json"
-    config = NodeConfig.from_json(read_private_file(path), path)
+    config = _config(home, name)
     if listen.endswith(":0") or config.listen == listen:
         return config
     updated = config.with_listen(listen)
-    write_private_file(path, updated.to_json())
+    write_private_file(_dir(home, name) / "node.json", updated.to_json())
     return updated
 
 
@@ -159,12 +158,30 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
 
 def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     """Start node `name` in the background (listening on `tcp_listen`, recorded in its
-    configuration, else on the configured address); its status once it is ready."""
-    directory = _dir(home, name)
+    configuration, else on the configured address); its status once it is ready. A start
+    that fails leaves the recorded address as it was."""
     if node_status(home, name)["running"]:
         raise ConfigError(f"node {name!r} is already running")
+    previous = _config(home, name).listen
     if tcp_listen:
         record_listen(home, name, tcp_listen)
+    try:
+        return _spawn(home, name, tcp_listen)
+    except ConfigError:  # it never listened there: the address it had stays the recorded one
+        if tcp_listen and _config(home, name).listen == tcp_listen != previous:
+            path = _dir(home, name) / "node.json"
+            write_private_file(path, _config(home, name).with_listen(previous).to_json())
+        raise
+
+
+def _config(home: Path, name: str) -> NodeConfig:
+    path = _dir(home, name) / "node.json"
+    return NodeConfig.from_json(read_private_file(path), path)
+
+
+def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
+    """Run `python -m troth.node NAME` in the background; its status once it is ready."""
+    directory = _dir(home, name)
     (directory / "status.json").unlink(missing_ok=True)
     command = [sys.executable, "-m", "troth.node", name]
     if tcp_listen:
