@@ -15,6 +15,8 @@ from tests.conftest import NOW
 from troth import limits
 from troth.authority import ADMIN, ENROLLER, Authority, Ticket
 from troth.authority.client import (
+    authority_pin_of,
+    check_ticket,
     enroll_request,
     refresh_request,
     revoke_request,
@@ -33,8 +35,15 @@ from troth.credentials import (
     verify_feed,
     verify_page,
 )
-from troth.errors import AuthorityError, AuthorityFailure, CredentialError, CredentialFailure
-from troth.identity import Identifier
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    CredentialFailure,
+    IdentityError,
+    IdentityFailure,
+)
+from troth.identity import Identifier, verify_history
 from troth.node import Node, init_node, open_node
 
 A = AuthorityFailure
@@ -739,3 +748,24 @@ def test_a_delegation_never_extends_a_revoked_chain(setup: Setup) -> None:
     )
     parent = CredentialChain.decode(to_sub).credentials[1].hash
     assert parent == CredentialChain.decode(kept).credentials[1].hash
+
+
+def test_a_pin_that_does_not_match_the_ticket_says_which_part_differs(setup: Setup) -> None:
+    """A pin is checked even for a full-history ticket: another identifier is another
+    authority; the same identifier with another key is, most often, a ticket made before the
+    authority rotated (the pin given is today's), and the error says so."""
+    ticket = setup.ticket()
+    setup.agents.identities.create(now=NOW, name="newbie")
+    with open_node("auth") as again:
+        again.identities.rotate(str(setup.authority.identifier), now=NOW + 10)
+        today = authority_pin_of(again.identities.get("acme", now=NOW + 10).identity)
+    with pytest.raises(IdentityError, match="rotated since it made this ticket") as older:
+        check_ticket(setup.agents.identities, ticket, now=NOW + 20, authority_pin=today)
+    assert older.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+    other = f"{Identifier(bytes(32))}:{today.rpartition(':')[2]}"
+    with pytest.raises(IdentityError, match="not from the authority you confirmed"):
+        check_ticket(setup.agents.identities, ticket, now=NOW + 20, authority_pin=other)
+    pin = authority_pin_of(verify_history(ticket.authority_history, now=NOW))
+    assert check_ticket(setup.agents.identities, ticket, now=NOW + 20, authority_pin=pin) == (
+        setup.authority.identifier
+    )

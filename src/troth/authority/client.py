@@ -80,11 +80,20 @@ def check_ticket(
     identifier, _, key = authority_pin.strip().rpartition(":")
     if not Identifier.looks_like(identifier) or not _HEX.fullmatch(key):
         raise ConfigError(f"not an authority pin (IDENTIFIER:KEY in hex): {authority_pin!r}")
-    if f"{Identifier.parse(identifier)}:{key.lower()}" != authority_pin_of(history):
+    pinned = Identifier.parse(identifier)
+    if pinned != history.identifier:
         raise IdentityError(
             IdentityFailure.UNATTESTED_CHECKPOINT,
-            f"the ticket's authority is {authority_pin_of(history)}, not the pin given: this "
-            "ticket is not from the authority you confirmed",
+            f"the ticket's authority is {history.identifier}, not {pinned}: this ticket is not "
+            "from the authority you confirmed",
+        )
+    current = authority_pin_of(history).rpartition(":")[2]
+    if key.lower() != current:
+        raise IdentityError(
+            IdentityFailure.UNATTESTED_CHECKPOINT,
+            f"the ticket's history of {pinned} ends with key {current}, not "
+            "the pinned one: if the authority rotated since it made this ticket, ask it for a "
+            "new ticket; else this ticket is not from the authority you confirmed",
         )
     return history.identifier
 
