@@ -272,11 +272,6 @@ def test_a_held_credential_whose_delegator_rotated_is_denied() -> None:
 # -- 3. a retired token key keeps minting valid tokens --------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Broker.validate_token accepts a token a retired key signed after its retirement, "
-    "with claims unrelated to the lease its jti names",
-)
 def test_a_token_minted_by_a_retired_key_after_its_retirement_is_refused(tmp_path: Path) -> None:
     """The broker's token key leaks (a vault backup); the operator rotates it
     (`broker.keys.rotate_signing_key`). The retired key stays published for 30 days so that the

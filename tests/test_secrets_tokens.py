@@ -19,6 +19,7 @@ from troth.crypto.keys import P256_ORDER
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, Jwks, validate_token
 from troth.secrets.jwt import compact_jws
+from troth.vault import KeyHandle
 
 F = SecretFailure
 AUDIENCE = "payments"
@@ -281,3 +282,62 @@ def test_key_rotation_keeps_old_tokens_valid(tmp_path: Path, world: LeaseWorld) 
     for token in (old, new):
         broker.validate_token(token, audience=AUDIENCE, now=NOW + 3)
     assert len(broker.jwks(NOW + 3).keys) == 2
+
+
+def test_the_broker_takes_only_tokens_their_lease_carries(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """Signed by the broker's own current key, a token still passes `Broker.validate_token`
+    only when its lease could carry it: its identity as `sub`, the secret's audience, scopes
+    within the lease's, dated within the lease's life. (A leak of the current key is beyond
+    any check; these bind a token to what the broker minted for the lease its `jti` names.)"""
+    broker = broker_for(tmp_path, world)
+    issued = broker.issue(world.credential_a(), "payments", scope=["orders:read"], now=NOW)
+    genuine = str(issued.credential.reveal()["token"])
+    head, body, _ = genuine.split(".")
+    claims = json.loads(b64d(body))
+    (key,) = broker.store.signing_keys()
+
+    def signed(**changes: object) -> str:
+        forged = b64e(json.dumps({**claims, **changes}, sort_keys=True).encode())
+        signing_input = f"{head}.{forged}"
+        signature = broker.vault.sign(KeyHandle.parse(key.handle), signing_input.encode())
+        return f"{signing_input}.{b64e(signature)}"
+
+    assert broker.validate_token(signed(), audience=AUDIENCE, now=NOW + 1).jti == claims["jti"]
+    other = world.agent_b.identity.identifier.did
+    for changes in (
+        {"sub": other},
+        {"scope": "orders:read refunds:write"},
+        {"exp": issued.lease.cap_at + 1},
+        {"iat": NOW - 1},
+    ):
+        rejects(
+            lambda c=changes: broker.validate_token(signed(**c), audience=AUDIENCE, now=NOW + 1),
+            F.JWT_NOT_OF_LEASE,
+        )
+    broker.put_secret("other", "token", {**CONFIG, "audience": "other"}, b"", now=NOW)
+    rejects(
+        lambda: broker.validate_token(signed(aud="other"), audience="other", now=NOW + 1),
+        F.JWT_NOT_OF_LEASE,
+    )
+
+
+def test_a_retired_key_validates_only_what_it_signed_before_retiring(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    broker = broker_for(tmp_path, world)
+    issued = broker.issue(world.credential_a(), "payments", now=NOW)
+    before = str(issued.credential.reveal()["token"])
+    (old,) = broker.store.signing_keys()
+    broker.keys.rotate_signing_key(NOW + 5)
+    broker.validate_token(before, audience=AUDIENCE, now=NOW + 6)  # signed before: valid
+    head, body, _ = before.split(".")
+    late = b64e(json.dumps({**json.loads(b64d(body)), "iat": NOW + 6}, sort_keys=True).encode())
+    signature = broker.vault.sign(KeyHandle.parse(old.handle), f"{head}.{late}".encode())
+    rejects(
+        lambda: broker.validate_token(
+            f"{head}.{late}.{b64e(signature)}", audience=AUDIENCE, now=NOW + 7
+        ),
+        F.JWT_UNKNOWN_KEY,
+    )

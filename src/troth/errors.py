@@ -355,6 +355,7 @@ class SecretFailure(enum.Enum):
     JWT_WRONG_AUDIENCE = "token is for another audience"
     JWT_WRONG_ISSUER = "token is from another issuer"
     JWT_NOT_YET_VALID = "token not yet valid"
+    JWT_NOT_OF_LEASE = "token is not one its lease carries"
     FORBIDDEN_REQUEST = "request not allowed by the secret's rules"
     UPSTREAM_FAILED = "the upstream service failed"
 

@@ -410,8 +410,12 @@ class Broker:
         return _RevokedLeases(self.book)
 
     def validate_token(self, token: str, *, audience: str, now: int) -> ValidatedToken:
-        """`validate_token` with this broker's keys, issuer and lease states."""
-        return validate_token(
+        """`validate_token` with this broker's keys, issuer and lease states, and what only the
+        broker knows: a token signed by a retired key must predate its retirement (a leaked
+        retired key mints nothing new), and the token must be one its lease could carry —
+        the lease's identity as `sub`, its secret's audience, scopes within its scopes, dated
+        within its life (`iat` from its issue, `exp` by its cap). SecretError otherwise."""
+        validated = validate_token(
             token,
             self.jwks(now),
             audience=audience,
@@ -419,6 +423,22 @@ class Broker:
             revoked=self.revoked_leases(),
             issuer=self.issuer,
         )
+        retired_at = self.keys.retired_at(validated.kid)
+        if retired_at is not None and validated.issued_at > retired_at:
+            raise SecretError(
+                _F.JWT_UNKNOWN_KEY, f"kid {validated.kid} retired at {retired_at}, before iat"
+            )
+        lease = self.book.lease(LeaseHandle.parse(validated.jti))
+        if (
+            lease is None
+            or lease.engine != "token"
+            or validated.subject != lease.identity.did
+            or not set(validated.scope) <= set(lease.scope)
+            or not lease.issued_at <= validated.issued_at <= validated.expires_at <= lease.cap_at
+            or self.spec(lease.secret).settings.get("audience") != audience
+        ):
+            raise SecretError(_F.JWT_NOT_OF_LEASE, f"lease {validated.jti}")
+        return validated
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ class BrokerKeys:
         self._signer: TokenSigner | None = None
         self._checked_at: int | None = None  # when the store's current kid was last read
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
+        self._retired: dict[str, int] = {}  # kid -> retired_at, of the keys `jwks` published
 
     def rotate_signing_key(self, now: int) -> str:
         """Retire the current token key and make a new one; returns the new kid."""
@@ -109,6 +110,7 @@ class BrokerKeys:
         published = self._published
         if published is not None and published[0] == records:
             return published[1]
+        self._retired = {r.kid: r.retired_at for r in records if r.retired_at is not None}
         keys = []
         for record in records:
             handle = KeyHandle.parse(record.handle)
@@ -124,3 +126,8 @@ class BrokerKeys:
         kid = thumbprint(jwk_of(self._vault.public_key(handle)))
         self._store.add_signing_key(SigningKeyRecord(kid, str(handle), now, None))
         return kid
+
+    def retired_at(self, kid: str) -> int | None:
+        """When the published key `kid` was retired (None: current, or not published); as of
+        the last `jwks()`."""
+        return self._retired.get(kid)
