@@ -308,11 +308,6 @@ def test_a_token_minted_by_a_retired_key_after_its_retirement_is_refused(tmp_pat
 # -- 4. re-storing a secret changes how its open leases are revoked -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lease is revoked with its secret's current engine and configuration: after "
-    "put_secret changed them, a postgres lease's role and session outlive its revocation",
-)
 def test_a_lease_revoked_after_its_secret_was_restored_loses_its_database_role(
     tmp_path: Path,
     orders: OrdersDb,  # noqa: F811 - the fixture of tests/test_secrets_postgres.py

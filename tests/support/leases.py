@@ -168,6 +168,9 @@ class RemoteStub:
     def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
         return set()
 
+    def location(self, settings: Mapping[str, Any]) -> tuple[object, ...]:
+        return (settings.get("server"),)
+
 
 @dataclass
 class Leaks:

@@ -262,6 +262,8 @@ class LeaseBook:
                 if now >= lease.expires_at:
                     raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
                 spec = spec_of(lease.secret)
+                if spec.engine != lease.engine:  # re-stored with another engine (put_secret)
+                    raise SecretError(_F.REVOKED, f"lease {handle}: its secret changed engine")
                 if not set(lease.scope) <= set(spec.scopes):  # an operator withdrew one since
                     raise SecretError(
                         _F.BAD_REQUEST, "a scope the secret no longer offers: issue a new lease"

@@ -103,6 +103,9 @@ class _SealedUpstream(SecretValue):
         return value
 
 
+_PUT_ATTEMPTS: Final = 3  # rounds of revoking before a moved secret is stored or removed
+
+
 class _RevokedLeases(Container[str]):
     """`jti in broker.revoked_leases()`: the lease is not ACTIVE (or unknown)."""
 
@@ -174,7 +177,11 @@ class Broker:
         now: int,
     ) -> SecretSpec:
         """Store (or replace) an upstream secret, sealed by the vault; `config` is the engine's
-        JSON configuration. The value never appears in the database in clear."""
+        JSON configuration. The value never appears in the database in clear. Replacing it with
+        another engine, or moving it (another `Engine.location`: another server), first revokes
+        its open leases under the configuration they were issued with (what the old one created
+        upstream would be out of reach afterwards); SecretError ENGINE_FAILED, nothing stored,
+        if an upstream revocation fails."""
         check_secret_name(name)
         kind = self._engine(engine)
         if isinstance(config, str | bytes):
@@ -189,27 +196,66 @@ class Broker:
         text = _config_text(spec)
         if len(text.encode()) > limits.MAX_SECRET_CONFIG_BYTES:
             raise SecretError(_F.CONFIG_INVALID, "the configuration is over the limit")
-        with self.store.transaction():
-            aad = _secret_aad(name, engine, text)
-            sealed = self.vault.seal(self.keys.seal_key, secret.reveal(), aad)
-            self.store.put_secret(SecretRecord(name, engine, text, sealed, now))
-            self.book.audit_other(
-                AuditKind.PUT, now, secret=name, detail=f"engine {engine}", value=secret.reveal()
-            )
-        return spec
+        for _ in range(_PUT_ATTEMPTS):  # a lease issued while the old ones were revoked: again
+            with self.store.transaction():
+                before = self.store.get_config(name)
+                moved = before is not None and self._moved(self._parsed(name, before), spec)
+                if not moved or not self._open_leases(name):
+                    aad = _secret_aad(name, engine, text)
+                    sealed = self.vault.seal(self.keys.seal_key, secret.reveal(), aad)
+                    self.store.put_secret(SecretRecord(name, engine, text, sealed, now))
+                    self.book.audit_other(
+                        AuditKind.PUT,
+                        now,
+                        secret=name,
+                        detail=f"engine {engine}",
+                        value=secret.reveal(),
+                    )
+                    return spec
+            self._revoke_all_of(name, now)
+        raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
 
     def remove_secret(self, name: str, *, now: int) -> int:
-        """Revoke every lease of `name`, then delete it; returns how many leases were revoked."""
+        """Revoke every lease of `name`, then delete it; returns how many leases were revoked.
+        SecretError ENGINE_FAILED, nothing deleted, if an upstream revocation fails (the leases
+        stay REVOKING, and the sweep retries them under the configuration still stored)."""
+        spec = self.spec(name)
+        for _ in range(_PUT_ATTEMPTS):  # a lease issued while the others were revoked: again
+            revoked = self._revoke_all_of(name, now)
+            with self.store.transaction():
+                if self._open_leases(name):
+                    continue
+                self.store.delete_secret(name)
+                self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
+            self._upstreams.pop((name, spec.engine, _config_text(spec)), None)
+            return revoked
+        raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
+
+    def _open_leases(self, name: str) -> list[Lease]:
+        return [lease for lease in self.store.leases_in(OPEN_STATES) if lease.secret == name]
+
+    def _revoke_all_of(self, name: str, now: int) -> int:
+        """Revoke every open lease of secret `name` under its stored configuration (the one
+        they were issued with); SecretError ENGINE_FAILED if an upstream revocation failed."""
         spec = self.spec(name)
         with self.store.transaction():
-            leases = [lease for lease in self.store.leases_in(OPEN_STATES) if lease.secret == name]
+            leases = self._open_leases(name)
         started = [self.book.revoke_handle(lease.handle, now) for lease in leases]
-        self._revoke_upstream([lease for lease in started if lease is not None], now, spec)
-        with self.store.transaction():
-            self.store.delete_secret(name)
-            self.book.audit_other(AuditKind.REMOVE, now, secret=name, detail="removed")
-        self._upstreams.pop((name, spec.engine, _config_text(spec)), None)
+        failed = self._revoke_upstream([lease for lease in started if lease is not None], now, spec)
+        if failed:
+            raise SecretError(
+                _F.ENGINE_FAILED,
+                f"{failed} of {name}'s leases could not be revoked upstream: retry (the leases "
+                "stay revoked; the secret is unchanged)",
+            )
         return len(leases)
+
+    def _moved(self, before: SecretSpec, after: SecretSpec) -> bool:
+        """Whether what leases of `before` created upstream is out of reach under `after`."""
+        if before.engine != after.engine:
+            return True
+        engine = self._engine(before.engine)
+        return engine.location(before.settings) != engine.location(after.settings)
 
     def secrets(self) -> list[SecretSpec]:
         """Every stored secret's configuration (never a value)."""

@@ -98,6 +98,12 @@ class Engine(Protocol):
         """The upstream objects this broker created for `spec` (for the orphan sweep)."""
         ...
 
+    def location(self, settings: Mapping[str, Any]) -> tuple[object, ...]:
+        """Where the objects a lease creates live, as far as revoking them goes (a server, its
+        databases): a secret re-stored elsewhere first revokes its open leases. () for engines
+        that create nothing upstream."""
+        ...
+
 
 class LocalEngine(abc.ABC):
     """The part shared by engines that create nothing upstream (token, http-inject): a renewal
@@ -120,6 +126,9 @@ class LocalEngine(abc.ABC):
 
     def upstream_refs(self, spec: SecretSpec, upstream: SecretValue) -> set[str]:
         return set()
+
+    def location(self, settings: Mapping[str, Any]) -> tuple[object, ...]:
+        return ()
 
 
 def parse_spec(name: str, engine: Engine, config: Mapping[str, Any]) -> SecretSpec:

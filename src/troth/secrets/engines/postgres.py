@@ -125,6 +125,10 @@ class PostgresEngine:
     def engine_ref(self, spec: SecretSpec, handle: LeaseHandle) -> str | None:
         return self.role_prefix + handle.digest.hex()
 
+    def location(self, settings: Mapping[str, Any]) -> tuple[object, ...]:
+        """The cluster that holds a lease's role and the databases DROP OWNED runs in."""
+        return (settings["host"], settings["port"], tuple(settings["databases"]))
+
     # -- the engine interface -----------------------------------------------------------------
 
     def issue(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
