@@ -306,3 +306,176 @@ def test_sigkill_mid_issue_and_mid_revoke(tmp_path: Path, orders: OrdersDb) -> N
     assert all(lease is not None and lease.state is LeaseState.REVOKED for lease in leases)
     assert orders.roles(prefix) == set()  # every role of every lease, and every orphan, is gone
     final.close()
+
+
+# -- a lease holds copies of its templates' privileges, never a membership --------------------
+
+
+def _admin_sql(orders: OrdersDb, *statements: str) -> None:
+    with orders.server.connect(dbname=orders.dbname) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_a_lease_holds_copies_of_its_templates_privileges_not_a_membership(
+    tmp_path: Path, world: LeaseWorld, orders: OrdersDb
+) -> None:
+    """The reader template reads `orders`, `customers.city` (a column) and calls `total()` (no
+    PUBLIC EXECUTE); it inherits SELECT on `items` from a group role. The lease's role holds
+    each as its own grant: it is a member of no role, so SET ROLE <template> and ALTER ...
+    OWNER TO <template> are refused, and it holds no grant option."""
+    import psycopg
+
+    group = f"group_{orders.reader}"
+    _admin_sql(
+        orders,
+        "CREATE TABLE customers (card text, city text); CREATE TABLE items (sku text)",
+        "CREATE FUNCTION total() RETURNS int LANGUAGE sql AS 'SELECT 20'",
+        "REVOKE EXECUTE ON FUNCTION total() FROM PUBLIC",
+        f"GRANT SELECT (city) ON customers TO {orders.reader}",
+        f"GRANT EXECUTE ON FUNCTION total() TO {orders.reader}",
+        f"CREATE ROLE {group} NOLOGIN; GRANT SELECT ON items TO {group}",
+        f"GRANT {group} TO {orders.reader}",
+        f"GRANT CREATE ON SCHEMA public TO {orders.reader}",
+    )
+    broker = setup(tmp_path, world, orders)
+    issued = broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    role = issued.lease.engine_ref
+    with login(orders, issued.credential.reveal()) as session:
+        assert session.execute("SELECT id FROM orders").fetchall() == [(4471,)]
+        assert session.execute("SELECT city FROM customers").fetchall() == []
+        assert session.execute("SELECT total()").fetchone() == (20,)
+        assert session.execute("SELECT count(*) FROM items").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            session.execute("SELECT card FROM customers")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            session.execute(f"SET ROLE {orders.reader}")
+        session.execute("CREATE TABLE scratch (x int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            session.execute(f"ALTER TABLE scratch OWNER TO {orders.reader}")
+    with orders.server.connect(dbname=orders.dbname) as admin:
+        member_of = admin.execute(
+            "SELECT count(*) FROM pg_auth_members WHERE member = %s::regrole", (role,)
+        ).fetchone()
+        grant_option = admin.execute(
+            "SELECT has_table_privilege(%s, 'orders', 'SELECT WITH GRANT OPTION')", (role,)
+        ).fetchone()
+    assert member_of == (0,)
+    assert grant_option == (False,)
+    broker.revoke(world.credential_a(), issued.lease_id, now=now())
+    assert role not in orders.roles("tl_")
+    broker.close()
+
+
+@pytest.mark.parametrize(
+    ("statements", "refusal"),
+    [
+        (["CREATE TABLE owned (x int)", "ALTER TABLE owned OWNER TO {t}"], "owns an object"),
+        (["ALTER ROLE {t} CREATEDB"], "it has CREATEDB"),
+        (["GRANT pg_read_all_data TO {t}"], "the built-in role pg_read_all_data"),
+        (
+            ["ALTER TABLE orders ENABLE ROW LEVEL SECURITY", "CREATE POLICY p ON orders TO {t}"],
+            "row-level security policy",
+        ),
+        (["CREATE ROLE g_{t}", "ALTER ROLE {t} NOINHERIT", "GRANT g_{t} TO {t}"], "SET ROLE only"),
+        (["CREATE ROLE g_{t}", "GRANT g_{t} TO {t} WITH ADMIN OPTION"], "ADMIN OPTION on g_"),
+        (
+            [
+                "CREATE ROLE g_{t}",
+                "GRANT g_{t} TO {t}",
+                "CREATE TABLE owned (x int)",
+                "ALTER TABLE owned OWNER TO g_{t}",
+            ],
+            "g_reader_",  # a role it inherits from owns an object
+        ),
+    ],
+    ids=["owner", "attribute", "predefined", "policy", "noinherit", "admin", "group-owner"],
+)
+def test_a_template_whose_rights_cannot_be_copied_is_refused(
+    tmp_path: Path, world: LeaseWorld, orders: OrdersDb, statements: list[str], refusal: str
+) -> None:
+    """An owner's rights, a role attribute, a predefined role's rights, a policy's, what only
+    SET ROLE reaches, an ADMIN OPTION: none is an ACL entry a lease's role could be granted.
+    The issue is refused (CONFIG_INVALID, naming why) before any role exists."""
+    _admin_sql(orders, *(s.format(t=orders.reader) for s in statements))
+    broker = setup(tmp_path, world, orders)
+    with pytest.raises(SecretError) as caught:
+        broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    assert caught.value.reason is F.CONFIG_INVALID
+    assert f"template {orders.reader} cannot be copied" in caught.value.detail
+    assert refusal in caught.value.detail
+    assert orders.roles(f"tl_{broker.keys.broker_id}_") == set()
+    # the other scope's template is fine
+    broker.issue(world.credential_a(), SECRET, scope=["orders:write"], now=now())
+    broker.close()
+
+
+def test_a_renewal_reconciles_the_copied_privileges(
+    tmp_path: Path, world: LeaseWorld, orders: OrdersDb
+) -> None:
+    """The operator maps `orders:read` to a narrower template (no `customers`, but `items`):
+    the renewal revokes SELECT on `customers` from the lease's role, grants SELECT on `items`,
+    and ends the session that read `customers` (an open cursor keeps reading after a REVOKE).
+    A renewal that takes nothing away leaves sessions alone; one whose template can no
+    longer be copied is refused, the role untouched."""
+    import psycopg
+
+    narrow = f"narrow_{orders.reader}"
+    _admin_sql(
+        orders,
+        "CREATE TABLE customers (card text); INSERT INTO customers VALUES ('4111')",
+        "CREATE TABLE items (sku text)",
+        f"GRANT SELECT ON customers TO {orders.reader}",
+        f"CREATE ROLE {narrow} NOLOGIN; GRANT SELECT ON orders, items TO {narrow}",
+    )
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    credential = issued.credential.reveal()
+    session = login(orders, credential)
+    assert session.execute("SELECT card FROM customers").fetchall() == [("4111",)]
+    broker.renew(agent, issued.lease_id, ttl=300, now=now())  # nothing taken away
+    assert session.execute("SELECT card FROM customers").fetchall() == [("4111",)]
+    broker.put_secret(
+        SECRET,
+        "postgres",
+        orders.config(templates={"orders:read": narrow, "orders:write": orders.writer}),
+        ADMIN_PASSWORD.encode(),
+        now=now(),
+    )
+    broker.renew(agent, issued.lease_id, ttl=300, now=now())
+    assert_session_ended(session)
+    with login(orders, credential) as again:
+        assert again.execute("SELECT count(*) FROM items").fetchone() == (0,)
+        assert again.execute("SELECT id FROM orders").fetchall() == [(4471,)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            again.execute("SELECT card FROM customers")
+        _admin_sql(orders, f"ALTER ROLE {narrow} CREATEROLE")
+        with pytest.raises(SecretError) as caught:
+            broker.renew(agent, issued.lease_id, ttl=300, now=now())
+        assert caught.value.reason is F.CONFIG_INVALID
+        assert again.execute("SELECT count(*) FROM items").fetchone() == (0,)
+    broker.close()
+
+
+def test_a_privilege_the_admin_cannot_grant_fails_the_issue(
+    tmp_path: Path, world: LeaseWorld, orders: OrdersDb
+) -> None:
+    """PostgreSQL only warns when a GRANT grants nothing (the admin holds SELECT on `orders`
+    without GRANT OPTION): the engine reads the role's privileges back and fails the issue
+    rather than hand out a lease narrower than its template."""
+    admin = f"admin_{orders.reader}"
+    _admin_sql(
+        orders,
+        f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'",
+        f"GRANT pg_signal_backend TO {admin}; GRANT SELECT ON orders TO {admin}",
+    )
+    broker = setup(tmp_path, world, orders, user=admin)
+    with pytest.raises(SecretError) as caught:
+        broker.issue(world.credential_a(), SECRET, scope=["orders:read"], now=now())
+    assert caught.value.reason is F.ENGINE_FAILED
+    assert "lacks SELECT on table public.orders" in caught.value.detail
+    broker.close()
+    with orders.server.connect(dbname=orders.dbname) as conn:  # a CREATEROLE admin may not
+        for role in orders.roles(f"tl_{broker.keys.broker_id}_"):  # DROP OWNED (PostgreSQL 15)
+            conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

@@ -1,17 +1,23 @@
 """The `postgres` engine: one dynamic PostgreSQL role per lease (psycopg 3, extra `postgres`).
 
-Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>
-IN ROLE <the templates of the scopes asked for>`. The password is random (256 bits) and only
-its SCRAM-SHA-256 verifier, computed by libpq on this side, reaches the server (so it never
-appears in a server log). Renew: `ALTER ROLE ... VALID UNTIL`, and the role's memberships set to
-the templates its scopes map to now (REVOKE the others, GRANT the missing).
+Issue: `CREATE ROLE <prefix><handle hex> LOGIN PASSWORD <SCRAM verifier> VALID UNTIL <expiry>`,
+then the role is GRANTed a copy of each privilege the templates of its scopes hold
+(postgres_grants.py): it is a member of no role, since on PostgreSQL 15 and older a member may
+always SET ROLE to a role and make it own what it wrote (`ALTER ... OWNER TO`), which would
+outlive the lease with the template's rights. A template whose rights are not all grantable
+ACL entries (an owner, a role attribute, ...) is refused before the role exists. The password
+is random (256 bits) and only its SCRAM-SHA-256 verifier, computed by libpq on this side,
+reaches the server (so it never appears in a server log). Renew: the role's privileges set to
+those the templates its scopes map to hold now (REVOKE the others, ending its sessions if one
+was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
 docs/secrets.md): `ALTER ROLE ... NOLOGIN` (no new session), `pg_terminate_backend(pid,
 wait)` for each of its sessions (it fails unless every one is gone, so the broker retries),
-`REVOKE` of each role it is a member of, `DROP OWNED BY` in each configured database (what the
-lease's role created dies with it: handed to the admin, a SECURITY DEFINER function it wrote
-would run with the admin's rights), then `DROP ROLE`. Each step tolerates a role already gone.
+`REVOKE` of each role it is a member of (a role made by an older release) and of each
+privilege it holds, `DROP OWNED BY` in dbname and each configured database (what the lease's
+role created dies with it: handed to the admin, a SECURITY DEFINER function it wrote would run
+with the admin's rights), then `DROP ROLE`. Each step tolerates a role already gone.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
 The admin password (the upstream secret) is passed to libpq as a parameter, never in a
@@ -31,6 +37,8 @@ from typing import Any, Final
 from troth.crypto import sha256
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
+from troth.secrets.engines import postgres_grants as grants
+from troth.secrets.engines.postgres_grants import Privilege
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 
 __all__ = ["PostgresEngine"]
@@ -70,8 +78,9 @@ def _ident(value: Any, what: str) -> str:
 
 
 class PostgresEngine:
-    """Dynamic roles; settings: host, port, dbname, user (the admin, with CREATEROLE and the
-    right to signal backends), templates {scope: role}, databases (for DROP OWNED; default
+    """Dynamic roles; settings: host, port, dbname, user (the admin, with CREATEROLE, the
+    right to signal backends and to grant what the templates hold), templates {scope: role},
+    databases (where privileges are copied and DROP OWNED runs, with dbname; default
     [dbname]), connect_timeout, sslmode, terminate_wait_ms."""
 
     kind = "postgres"
@@ -136,21 +145,20 @@ class PostgresEngine:
 
         settings, role = grant.spec.settings, self._role(grant)
         password = secrets.token_urlsafe(_PASSWORD_BYTES)
-        templates = [settings["templates"][scope] for scope in grant.scope]
+        # a template that cannot be copied is refused before the role exists
+        plan = self._plan(settings, upstream, role, _templates(grant))
         with self._admin(settings, settings["dbname"], upstream, "create role") as conn:
             verifier = conn.pgconn.encrypt_password(
                 password.encode(), role.encode(), b"scram-sha-256"
             )
-            query = sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {}").format(
-                sql.Identifier(role),
-                sql.Literal(verifier.decode()),
-                sql.Literal(_at(grant.expires_at)),
-            )
-            if templates:
-                query += sql.SQL(" IN ROLE {}").format(
-                    sql.SQL(", ").join(sql.Identifier(t) for t in templates)
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {}").format(
+                    sql.Identifier(role),
+                    sql.Literal(verifier.decode()),
+                    sql.Literal(_at(grant.expires_at)),
                 )
-            conn.execute(query)
+            )
+        self._reconcile(settings, upstream, role, plan)
         return LeaseCredential(
             {
                 "host": settings["host"],
@@ -166,28 +174,18 @@ class PostgresEngine:
     def renew(self, grant: Grant, upstream: SecretValue) -> LeaseCredential:
         from psycopg import sql
 
-        role = self._role(grant)
-        settings = grant.spec.settings
-        templates = {settings["templates"][scope] for scope in grant.scope}
+        role, settings = self._role(grant), grant.spec.settings
+        # the privileges the configuration grants now: an operator who remapped a scope to a
+        # narrower template (or narrowed the template) takes the rest away at the next renewal
+        self._reconcile(
+            settings, upstream, role, self._plan(settings, upstream, role, _templates(grant))
+        )
         with self._admin(settings, settings["dbname"], upstream, "renew role") as conn:
             conn.execute(
                 sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
                     sql.Identifier(role), sql.Literal(_at(grant.expires_at))
                 )
             )
-            # the memberships the configuration grants now: an operator who remapped a scope
-            # to a narrower template takes the old one away at the next renewal
-            held = _memberships(conn, role)
-            for group in sorted(held - templates):
-                conn.execute(
-                    sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
-                )
-            if held - templates:  # a session that ran SET ROLE <old template> keeps it: end it
-                _end_sessions(conn, role, settings["terminate_wait_ms"])
-            for group in sorted(templates - held):
-                conn.execute(
-                    sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
-                )
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
     def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
@@ -201,10 +199,15 @@ class PostgresEngine:
                 return
             conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
             _end_sessions(conn, ref, settings["terminate_wait_ms"])
+            # a role made by an older release is a member of its templates
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
-        for database in settings["databases"]:
+            grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=True))
+        for database in _databases(settings):
             with self._admin(settings, database, upstream, "drop owned") as conn:
+                # what it holds first: if DROP OWNED fails (another role's object depends on
+                # one of the lease's), the role is left with no privilege while it is retried
+                grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
@@ -232,6 +235,68 @@ class PostgresEngine:
         if role is None or not role.startswith(self.role_prefix):
             raise SecretError(SecretFailure.ENGINE_FAILED, "the lease names no role of this broker")
         return role
+
+    def _plan(
+        self, settings: Mapping[str, Any], upstream: SecretValue, role: str, templates: list[str]
+    ) -> list[tuple[str, bool, set[Privilege], set[Privilege]]]:
+        """For each database (the shared catalogs first): whether it is the shared catalogs,
+        the privileges the templates hold there and those `role` holds (refused before any
+        change when a template cannot be copied)."""
+        dbname = settings["dbname"]
+        with self._admin(settings, dbname, upstream, "read templates") as conn:
+            sources = grants.check_templates(conn, templates)
+            plan = [(dbname, True, *self._pair(conn, sources, role, shared=True))]
+        for database in _databases(settings):
+            with self._admin(settings, database, upstream, "read privileges") as conn:
+                plan.append((database, False, *self._pair(conn, sources, role, shared=False)))
+        return plan
+
+    @staticmethod
+    def _pair(
+        conn: Any, sources: list[str], role: str, *, shared: bool
+    ) -> tuple[set[Privilege], set[Privilege]]:
+        wanted = grants.privileges(conn, sources, role, shared=shared)
+        return wanted, grants.held(conn, role, shared=shared)
+
+    def _reconcile(
+        self,
+        settings: Mapping[str, Any],
+        upstream: SecretValue,
+        role: str,
+        plan: list[tuple[str, bool, set[Privilege], set[Privilege]]],
+    ) -> None:
+        """Give `role` exactly the privileges of `plan`: REVOKE what it holds beyond them (and
+        any membership), end its sessions if that took anything away (an open large object,
+        a cursor or a lock outlives a REVOKE), GRANT the missing, then read back."""
+        from psycopg import sql
+
+        taken = False
+        with self._admin(settings, settings["dbname"], upstream, "revoke memberships") as conn:
+            for group in sorted(_memberships(conn, role)):  # a role made by an older release
+                conn.execute(
+                    sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(role))
+                )
+                taken = True
+        for database, _shared, wanted, have in plan:
+            if have - wanted:
+                with self._admin(settings, database, upstream, "revoke privileges") as conn:
+                    grants.apply(conn, "REVOKE", role, have - wanted)
+                taken = True
+        if taken:
+            with self._admin(settings, settings["dbname"], upstream, "end sessions") as conn:
+                _end_sessions(conn, role, settings["terminate_wait_ms"])
+        for database, shared, wanted, have in plan:
+            with self._admin(settings, database, upstream, "grant privileges") as conn:
+                if wanted - have:
+                    grants.apply(conn, "GRANT", role, wanted - have)
+                now = grants.held(conn, role, shared=shared)
+            if now != wanted:  # PostgreSQL only warns when the admin may not grant one
+                wrong = sorted(now ^ wanted)[0]
+                raise SecretError(
+                    SecretFailure.ENGINE_FAILED,
+                    f"postgres copy privileges: {role} {'lacks' if wrong in wanted else 'keeps'} "
+                    f"{wrong.describe()} (the admin needs to own it or hold it WITH GRANT OPTION)",
+                )
 
     @contextmanager
     def _admin(
@@ -278,6 +343,15 @@ class PostgresEngine:
 
 def _at(when: int) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat()
+
+
+def _templates(grant: Grant) -> list[str]:
+    return [grant.spec.settings["templates"][scope] for scope in grant.scope]
+
+
+def _databases(settings: Mapping[str, Any]) -> list[str]:
+    """Where privileges are copied and DROP OWNED runs: dbname (the lease's own) and the rest."""
+    return list(dict.fromkeys([settings["dbname"], *settings["databases"]]))
 
 
 def _memberships(conn: Any, role: str) -> set[str]:

@@ -1,0 +1,291 @@
+"""The postgres engine's copy of its templates' privileges to a lease's role.
+
+A lease's role is never a member of its templates: on PostgreSQL 15 and older a member may
+always `SET ROLE` to a role it belongs to and `ALTER ... OWNER TO` it (PostgreSQL 16 added
+`GRANT ... WITH SET FALSE`), so a lease could hand the template a SECURITY DEFINER function
+that outlives the lease with the template's rights (tests/test_attacks_review8.py). The lease's
+role is instead granted, one by one and never WITH GRANT OPTION, the privileges the templates
+hold as ACL entries (`aclexplode` over each catalog that has them), their own and those of
+every role they inherit from (`pg_has_role(template, role, 'USAGE')`), then read back: a
+privilege the admin could not grant (PostgreSQL only warns) fails the call.
+
+A template is refused (CONFIG_INVALID) when a lease could not hold all it may do through ACL
+entries (docs/secrets.md, "postgres"): a role attribute (SUPERUSER, CREATEDB, CREATEROLE,
+REPLICATION, BYPASSRLS); the privileges of a built-in role (`pg_read_all_data`,
+`pg_monitor`, ..., the bootstrap superuser: not ACL entries) or a membership it does not
+inherit (its rights are reached by SET ROLE only); an ADMIN OPTION; owning an object in any
+database (an owner's rights are not grantable) or being named in a row-level security policy
+(policies apply by membership), for the template or any role it inherits from.
+
+Identifiers go through `sql.Identifier`, privilege keywords come from a closed list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth.errors import SecretError, SecretFailure
+
+__all__ = ["Privilege", "apply", "check_templates", "held", "privileges"]
+
+_FIRST_NORMAL_OID: Final = 16384  # FirstNormalObjectId: below it, roles made by initdb
+_PRIVILEGES: Final = frozenset(
+    {
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "TRUNCATE",
+        "REFERENCES",
+        "TRIGGER",
+        "MAINTAIN",
+        "EXECUTE",
+        "USAGE",
+        "CREATE",
+        "CONNECT",
+        "TEMPORARY",
+        "SET",
+        "ALTER SYSTEM",
+    }
+)
+# the GRANT ... ON <keyword> of each kind of object
+_ON: Final = {
+    "database": "DATABASE",
+    "tablespace": "TABLESPACE",
+    "parameter": "PARAMETER",
+    "schema": "SCHEMA",
+    "table": "TABLE",
+    "sequence": "SEQUENCE",
+    "column": "TABLE",
+    "routine": "ROUTINE",
+    "type": "TYPE",
+    "language": "LANGUAGE",
+    "large object": "LARGE OBJECT",
+    "foreign data wrapper": "FOREIGN DATA WRAPPER",
+    "foreign server": "FOREIGN SERVER",
+}
+_QUALIFIED: Final = frozenset({"table", "sequence", "column", "routine", "type"})
+_ATTRIBUTES: Final = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")
+
+# One row per ACL entry: kind, schema, name, column, argument types (schemas, names), privilege,
+# the object's owner, the grantee; the shared catalogs (read once) and each database's own.
+_SHARED: Final = (
+    "SELECT 'database', NULL, d.datname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, d.datdba, a.grantee FROM pg_database d, aclexplode(d.datacl) a",
+    "SELECT 'tablespace', NULL, t.spcname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, t.spcowner, a.grantee FROM pg_tablespace t, aclexplode(t.spcacl) a",
+)
+_PARAMETERS: Final = (  # PostgreSQL 15 and later; the owner is the bootstrap superuser
+    "SELECT 'parameter', NULL, p.parname, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, 10::oid, a.grantee FROM pg_parameter_acl p, aclexplode(p.paracl) a"
+)
+_LOCAL: Final = (
+    "SELECT 'schema', NULL, n.nspname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, n.nspowner, a.grantee FROM pg_namespace n, aclexplode(n.nspacl) a",
+    "SELECT CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END, n.nspname::text, "
+    "c.relname::text, NULL, NULL::text[], NULL::text[], a.privilege_type, c.relowner, "
+    "a.grantee FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, "
+    "aclexplode(c.relacl) a WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')",
+    "SELECT 'column', n.nspname::text, c.relname::text, t.attname::text, NULL::text[], "
+    "NULL::text[], a.privilege_type, c.relowner, a.grantee FROM pg_attribute t "
+    "JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, "
+    "aclexplode(t.attacl) a WHERE t.attnum > 0 AND NOT t.attisdropped "
+    "AND c.relkind IN ('r', 'v', 'm', 'f', 'p')",
+    "SELECT 'routine', n.nspname::text, p.proname::text, NULL, "
+    "ARRAY(SELECT tn.nspname::text FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY x(t, i) "
+    "JOIN pg_type ty ON ty.oid = x.t JOIN pg_namespace tn ON tn.oid = ty.typnamespace "
+    "ORDER BY x.i), "
+    "ARRAY(SELECT ty.typname::text FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY x(t, i) "
+    "JOIN pg_type ty ON ty.oid = x.t ORDER BY x.i), "
+    "a.privilege_type, p.proowner, a.grantee FROM pg_proc p "
+    "JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(p.proacl) a",
+    "SELECT 'type', n.nspname::text, t.typname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, t.typowner, a.grantee FROM pg_type t "
+    "JOIN pg_namespace n ON n.oid = t.typnamespace, aclexplode(t.typacl) a",
+    "SELECT 'language', NULL, l.lanname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, l.lanowner, a.grantee FROM pg_language l, aclexplode(l.lanacl) a",
+    "SELECT 'large object', NULL, l.oid::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, l.lomowner, a.grantee "
+    "FROM pg_largeobject_metadata l, aclexplode(l.lomacl) a",
+    "SELECT 'foreign data wrapper', NULL, w.fdwname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, w.fdwowner, a.grantee FROM pg_foreign_data_wrapper w, "
+    "aclexplode(w.fdwacl) a",
+    "SELECT 'foreign server', NULL, s.srvname::text, NULL, NULL::text[], NULL::text[], "
+    "a.privilege_type, s.srvowner, a.grantee FROM pg_foreign_server s, aclexplode(s.srvacl) a",
+)
+_WHERE: Final = (
+    ") AS e(kind, nsp, name, col, argn, argt, privilege, owner, grantee) "
+    "WHERE grantee <> owner AND grantee IN (SELECT oid FROM pg_roles WHERE rolname = ANY(%s)) "
+    "AND owner NOT IN (SELECT oid FROM pg_roles WHERE rolname = %s)"
+)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Privilege:
+    """One privilege on one object, as `GRANT <privilege> ON <kind> <object>` names it."""
+
+    kind: str
+    schema: str | None
+    name: str
+    column: str | None
+    args: tuple[tuple[str, str], ...]  # a routine's argument types, (schema, name) each
+    privilege: str
+
+    def describe(self) -> str:
+        name = ".".join(p for p in (self.schema, self.name, self.column) if p is not None)
+        return f"{self.privilege} on {self.kind} {name}"
+
+
+def _refuse(template: str, why: str) -> SecretError:
+    return SecretError(
+        SecretFailure.CONFIG_INVALID,
+        f"template {template} cannot be copied to a lease: {why} (docs/secrets.md, postgres)",
+    )
+
+
+def check_templates(conn: Any, templates: Iterable[str]) -> list[str]:
+    """The roles whose privileges the lease's role gets: the templates and every role they
+    inherit from; SecretError CONFIG_INVALID for a template a lease cannot copy faithfully
+    (ENGINE_FAILED for one that does not exist)."""
+    names = sorted(set(templates))
+    found = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls "
+            "FROM pg_roles WHERE rolname = ANY(%s)",
+            (names,),
+        ).fetchall()
+    }
+    for name in names:
+        if name not in found:
+            raise SecretError(SecretFailure.ENGINE_FAILED, f"template {name} does not exist")
+        attributes = [a[3:].upper() for a, on in zip(_ATTRIBUTES, found[name], strict=True) if on]
+        if attributes:
+            raise _refuse(name, f"it has {', '.join(attributes)} (a lease gets no role attribute)")
+    rows = conn.execute(
+        "SELECT t.rolname, r.rolname, r.oid, pg_has_role(t.oid, r.oid, 'USAGE') "
+        "FROM pg_roles t JOIN pg_roles r ON pg_has_role(t.oid, r.oid, 'MEMBER') "
+        "WHERE t.rolname = ANY(%s) ORDER BY t.rolname, r.rolname",
+        (names,),
+    ).fetchall()
+    sources: dict[str, str] = {}  # role -> the template it is reached from
+    for template, role, oid, inherits in rows:
+        if not inherits:
+            raise _refuse(template, f"it reaches {role} by SET ROLE only (NOINHERIT)")
+        if oid < _FIRST_NORMAL_OID:
+            raise _refuse(template, f"it has the rights of the built-in role {role}")
+        sources.setdefault(role, template)
+    roles = sorted(sources)
+    admin = conn.execute(
+        "SELECT m.rolname, g.rolname FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member "
+        "JOIN pg_roles g ON g.oid = a.roleid WHERE a.admin_option AND m.rolname = ANY(%s) "
+        "ORDER BY 1, 2 LIMIT 1",
+        (roles,),
+    ).fetchone()
+    if admin is not None:
+        raise _refuse(sources[admin[0]], f"{admin[0]} holds ADMIN OPTION on {admin[1]}")
+    depends = conn.execute(
+        "SELECT r.rolname, s.deptype, s.classid::regclass::text, d.datname "
+        "FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid "
+        "LEFT JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype IN ('o', 'r') "
+        "AND r.rolname = ANY(%s) ORDER BY 1, 2 LIMIT 1",
+        (roles,),
+    ).fetchone()
+    if depends is not None:
+        role, deptype, catalog, database = depends
+        where = f"{catalog} in {'the cluster' if database is None else 'database ' + database}"
+        what = (
+            f"{role} owns an object ({where}; an owner's rights cannot be granted)"
+            if deptype == "o"
+            else f"{role} is named in a row-level security policy ({where})"
+        )
+        raise _refuse(sources[role], what)
+    return roles
+
+
+def privileges(conn: Any, roles: list[str], lease: str, *, shared: bool) -> set[Privilege]:
+    """The privileges `roles` hold by ACL entries, on the shared catalogs (`shared`) or on
+    those of the connection's database; an owner's entries and the lease's own objects are
+    left out (the owner's rights come with owning, and the lease's objects die with it)."""
+    from psycopg import sql
+
+    if shared:
+        parts = [*_SHARED, *([_PARAMETERS] if conn.info.server_version >= 150000 else [])]
+    else:
+        parts = list(_LOCAL)
+    query = sql.SQL("SELECT kind, nsp, name, col, argn, argt, privilege FROM ({}{}").format(
+        sql.SQL(" UNION ALL ").join(sql.SQL(part) for part in parts),
+        sql.SQL(_WHERE),
+    )
+    with conn.transaction():  # JIT compiling this query costs a second; it runs in ms without
+        conn.execute("SET LOCAL jit = off")
+        rows = conn.execute(query, (roles, lease)).fetchall()
+    found: set[Privilege] = set()
+    for kind, schema, name, column, arg_schemas, arg_names, privilege in rows:
+        args = tuple(zip(arg_schemas or (), arg_names or (), strict=True))
+        item = Privilege(kind, schema, name, column, args, privilege)
+        _check(item)
+        found.add(item)
+    return found
+
+
+def _check(item: Privilege) -> None:
+    if item.privilege not in _PRIVILEGES or item.kind not in _ON:
+        raise SecretError(
+            SecretFailure.CONFIG_INVALID,
+            f"{item.describe()} is not a privilege a lease can be granted",
+        )
+
+
+def held(conn: Any, lease: str, *, shared: bool) -> set[Privilege]:
+    """The privileges the lease's own role holds by ACL entries (but on its own objects)."""
+    return privileges(conn, [lease], lease, shared=shared)
+
+
+def apply(conn: Any, verb: str, lease: str, changes: set[Privilege]) -> None:
+    """GRANT (never WITH GRANT OPTION) or REVOKE `changes` to or from `lease`, one statement
+    per kind and privilege (per table and privilege for columns), in one transaction."""
+    from psycopg import sql
+
+    groups: dict[tuple[Any, ...], list[Privilege]] = {}
+    for item in sorted(changes):
+        _check(item)  # a keyword from the closed list only
+        key: tuple[Any, ...] = (item.kind, item.privilege)
+        if item.kind == "column":
+            key += (item.schema, item.name)
+        groups.setdefault(key, []).append(item)
+    head = sql.SQL("GRANT" if verb == "GRANT" else "REVOKE")
+    to = sql.SQL("TO" if verb == "GRANT" else "FROM")
+    with conn.transaction():
+        for (kind, privilege, *_table), items in groups.items():
+            what: sql.Composable = sql.SQL(privilege)
+            if kind == "column":
+                columns = sql.SQL(", ").join(sql.Identifier(i.column or "") for i in items)
+                what = sql.SQL("{} ({})").format(what, columns)
+                objects = _object(items[0])
+            else:
+                objects = sql.SQL(", ").join(_object(i) for i in items)
+            conn.execute(
+                sql.SQL("{} {} ON {} {} {} {}").format(
+                    head, what, sql.SQL(_ON[kind]), objects, to, sql.Identifier(lease)
+                )
+            )
+
+
+def _object(item: Privilege) -> Any:
+    from psycopg import sql
+
+    if item.kind == "large object":
+        return sql.Literal(int(item.name))
+    if item.kind == "parameter":  # a custom parameter's name has a dot: `prefix.name`
+        return sql.Identifier(*item.name.split("."))
+    if item.kind not in _QUALIFIED:
+        return sql.Identifier(item.name)
+    name = sql.Identifier(item.schema or "", item.name)
+    if item.kind != "routine":
+        return name
+    types = sql.SQL(", ").join(sql.Identifier(schema, type_) for schema, type_ in item.args)
+    return sql.SQL("{}({})").format(name, types)
