@@ -7,9 +7,10 @@ What each side does:
   one durable write of a lease-sized row (one SQLite transaction, same durability).
 - token validation: `validate_token` with a parsed JWKS and a set of revoked jtis (what a
   relying party holds). Floor: one signature verification of the token's signing input.
-- postgres lease: `Broker.issue` (PENDING row, CREATE ROLE with a SCRAM verifier computed here,
-  ACTIVE row + audit). Floor: a bare `CREATE ROLE ... LOGIN PASSWORD ... VALID UNTIL` on the same
-  connection. Runs against a throwaway PostgreSQL cluster started from the machine's binaries;
+- postgres lease: `Broker.issue` (PENDING row; the template checked and its privileges read,
+  CREATE ROLE with a SCRAM verifier computed here, the privileges granted and read back; ACTIVE
+  row + audit). Floor: a bare `CREATE ROLE ... LOGIN PASSWORD ... VALID UNTIL` and the GRANT of
+  the template's one privilege, in one transaction on the same connection. Runs against a throwaway PostgreSQL cluster started from the machine's binaries;
   the row is left out when PostgreSQL is not installed.
 - 100 agents: 100 identities each leasing once from 100 threads, beside the same 100 issues done
   one after another.
@@ -330,7 +331,10 @@ def _postgres(quick: bool) -> list[Measurement]:
         (credential,) = _agents(1, now)
         socket_dir = cluster.socket_dir
         admin = cluster.connect()
-        admin.execute("CREATE TABLE orders (id int); CREATE ROLE orders_reader NOLOGIN")
+        admin.execute(
+            "CREATE TABLE orders (id int); CREATE ROLE orders_reader NOLOGIN; "
+            "GRANT SELECT ON orders TO orders_reader"
+        )
         with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
             broker = _broker(Path(tmp) / "node.db", [credential], now)
             config = {
@@ -354,15 +358,16 @@ def _postgres(quick: bool) -> list[Measurement]:
             def bare(k: int) -> None:
                 for _ in range(k):
                     counter[0] += 1
-                    admin.execute(
-                        sql.SQL(
-                            "CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {} IN ROLE orders_reader"
-                        ).format(
-                            sql.Identifier(f"bare_{counter[0]}"),
-                            sql.Literal(os.urandom(16).hex()),
-                            sql.Literal("2099-01-01 00:00:00+00"),
+                    role = sql.Identifier(f"bare_{counter[0]}")
+                    with admin.transaction():
+                        admin.execute(
+                            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} VALID UNTIL {}").format(
+                                role,
+                                sql.Literal(os.urandom(16).hex()),
+                                sql.Literal("2099-01-01 00:00:00+00"),
+                            )
                         )
-                    )
+                        admin.execute(sql.SQL("GRANT SELECT ON orders TO {}").format(role))
 
             value, floor = measure_pair(lease, bare, n=n, rounds=rounds)
             started = time.perf_counter()
@@ -375,7 +380,7 @@ def _postgres(quick: bool) -> list[Measurement]:
             "secrets.postgres.lease",
             value * _MS,
             "ms/lease",
-            "floor: a bare CREATE ROLE",
+            "floor: a bare CREATE ROLE and the GRANT of its template's privilege",
             floor * _MS,
             value / floor,
             extra={"revoke_ms": round(revoke * _MS, 2)},
