@@ -10,8 +10,9 @@ What each side does:
 - postgres lease: `Broker.issue` (PENDING row; the template checked and its privileges read,
   CREATE ROLE with a SCRAM verifier computed here, the privileges granted and read back; ACTIVE
   row + audit). Floor: a bare `CREATE ROLE ... LOGIN PASSWORD ... VALID UNTIL` and the GRANT of
-  the template's one privilege, in one transaction on the same connection. Runs against a throwaway PostgreSQL cluster started from the machine's binaries;
-  the row is left out when PostgreSQL is not installed.
+  the template's one privilege, in one transaction on the same connection. Runs against a
+  throwaway PostgreSQL cluster started from the machine's binaries; the row is left out when
+  PostgreSQL is not installed.
 - 100 agents: 100 identities each leasing once from 100 threads, beside the same 100 issues done
   one after another.
 """
