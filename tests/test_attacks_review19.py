@@ -222,11 +222,6 @@ def test_strangers_cannot_spend_the_budget_a_members_feed_sync_needs(tmp_path: P
 # -- 4. the trace service: a byte budget per identity, not per member -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the trace service keys its byte budget (and in-progress slots) by the caller's "
-    "identity: each delegate a member mints gets a fresh budget",
-)
 def test_a_members_delegates_share_its_trace_byte_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,6 +35,18 @@ def test_sources_are_bounded_and_refilled_ones_go_first() -> None:
     assert len(budgets) == 1
 
 
+def test_a_request_of_several_members_spends_from_each_or_from_none() -> None:
+    """A delegate whose chains root at two members spends from both budgets; when one lacks the
+    bytes, neither is touched."""
+    budgets = ByteBudgets(rate=10, burst=100, max_sources=4)
+    assert budgets.take("a", 90, now=0)
+    assert not budgets.take_all(("a", "b"), 20, now=0)
+    assert budgets.take("b", 100, now=0)  # b was not charged by the refused request
+    assert budgets.take_all(("a", "b"), 10, now=1)
+    assert not budgets.take("a", 11, now=1)
+    assert not budgets.take("b", 1, now=1)
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         ByteBudgets(rate=0, burst=1, max_sources=1)

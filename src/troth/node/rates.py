@@ -4,7 +4,7 @@ link. Sans-IO: the caller passes `now` (seconds)."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 __all__ = ["ByteBudgets"]
@@ -31,20 +31,34 @@ class ByteBudgets:
 
     def take(self, source: Hashable, amount: int, *, now: int) -> bool:
         """Spend `amount` bytes of `source`'s budget; False (nothing spent) when it lacks them."""
+        return self.take_all((source,), amount, now=now)
+
+    def take_all(self, sources: Iterable[Hashable], amount: int, *, now: int) -> bool:
+        """Spend `amount` bytes of each source's budget (a delegate's request, of every member
+        it counts against); False, nothing spent, when one lacks them or has no bucket."""
+        buckets = []
+        for source in sources:
+            bucket = self._bucket(source, now)
+            if bucket is None or amount > bucket.level:
+                return False
+            buckets.append(bucket)
+        for bucket in buckets:
+            bucket.level -= amount
+        return True
+
+    def _bucket(self, source: Hashable, now: int) -> _Bucket | None:
+        """`source`'s bucket refilled to `now` (a new one, full, while there is room)."""
         bucket = self._buckets.get(source)
         if bucket is None:
             if len(self._buckets) >= self.max_sources:
                 self.prune(now=now)
                 if len(self._buckets) >= self.max_sources:
-                    return False
+                    return None
             bucket = self._buckets[source] = _Bucket(self.burst, now)
         elif now > bucket.at:
             bucket.level = min(self.burst, bucket.level + (now - bucket.at) * self.rate)
             bucket.at = now
-        if amount > bucket.level:
-            return False
-        bucket.level -= amount
-        return True
+        return bucket
 
     def prune(self, *, now: int) -> None:
         """Forget the sources whose bucket has refilled (they start full again anyway)."""

@@ -40,7 +40,7 @@ from troth.clock import Clock
 from troth.encoding import cbor
 from troth.errors import DecodeError, RemoteError, TrothError
 from troth.identity import Identifier
-from troth.node.access import MembersOnly, PeerCaller
+from troth.node.access import MembersOnly, PeerCaller, member_accounts
 from troth.node.links import Backoff
 from troth.node.node import Node
 from troth.node.rates import ByteBudgets
@@ -70,6 +70,13 @@ def _submitter(context: RequestContext) -> Identifier | None:
     return caller.identifier if isinstance(caller, PeerCaller) else None
 
 
+def _accounts(context: RequestContext) -> frozenset[bytes] | None:
+    """Whom a peer's submissions count against (`member_accounts`: a member's delegates share
+    its byte budget and its submissions in progress); None for a local caller."""
+    caller = context.caller
+    return member_accounts(caller.peer) if isinstance(caller, PeerCaller) else None
+
+
 class TraceService:
     """Verifies members' records and appends them to the node's log (module docstring)."""
 
@@ -81,7 +88,7 @@ class TraceService:
         self.trust = trust
         self.worker = worker
         self._collector: TraceCollector | None = None
-        self._busy: dict[Identifier | None, int] = {}
+        self._busy: dict[frozenset[bytes] | None, int] = {}  # by member_accounts
         self._rates = ByteBudgets(
             rate=limits.TRACE_SUBMIT_BYTES_PER_SECOND,
             burst=limits.TRACE_SUBMIT_BURST_BYTES,
@@ -108,7 +115,7 @@ class TraceService:
         return self._collector
 
     @contextlib.contextmanager
-    def _slot(self, caller: Identifier | None) -> Iterator[None]:
+    def _slot(self, caller: frozenset[bytes] | None) -> Iterator[None]:
         mine = self._busy.get(caller, 0)
         if mine >= limits.MAX_TRACE_SUBMITS_PER_CALLER or (
             sum(self._busy.values()) >= limits.MAX_TRACE_SUBMITS
@@ -130,12 +137,12 @@ class TraceService:
             submission = Submission.from_cbor(arguments)
         except DecodeError as exc:
             raise RemoteError(f"not a submission: {exc}") from None
-        submitter = _submitter(context)
-        if submitter is not None and not self._rates.take(
-            submitter, submission.size(), now=context.now
+        submitter, accounts = _submitter(context), _accounts(context)
+        if accounts is not None and not self._rates.take_all(
+            accounts, submission.size(), now=context.now
         ):
             raise RemoteError("busy: over this member's trace byte rate, send again later")
-        with self._slot(submitter):
+        with self._slot(accounts):
             receipts = await self.worker.run(
                 lambda: self.collector().submit(submission, submitter=submitter, now=context.now)
             )
