@@ -32,6 +32,7 @@ from troth.trace.record import (
     commitment,
     decode_payload,
     disclosure_value,
+    is_canonical_value,
     new_record_id,
 )
 from troth.trace.recorder import RandomPool
@@ -473,3 +474,23 @@ def test_random_pool_draws_afresh_in_a_forked_child() -> None:
     os.close(read)
     assert len(child) == 16
     assert child != pool(16)
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        (disclosure_value({"b": 1, "a": [2, "x"]}), True),
+        (disclosure_value("plain text"), True),
+        (b'{"b":1,"a":2}', False),  # keys out of order
+        (b'{"a": 2}', False),  # whitespace
+        (b'{"a":2,"a":3}', False),  # a duplicate member
+        (b"NaN", False),
+        (b"1.0", False),  # RFC 8785 writes 1
+        (b"not json", False),
+        (b'"\xff"', False),  # not UTF-8
+        (b"[" * 100_000 + b"]" * 100_000, False),  # deeper than any decoder goes
+    ],
+)
+def test_only_canonical_json_is_a_disclosure_value(value: bytes, canonical: bool) -> None:
+    """What a collector admits as a disclosure is what an export's verifier recomputes."""
+    assert is_canonical_value(value) is canonical

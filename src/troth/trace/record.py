@@ -67,6 +67,7 @@ __all__ = [
     "decode_payload",
     "disclosure_value",
     "encode_disclosures",
+    "is_canonical_value",
     "new_record_id",
 ]
 
@@ -220,6 +221,16 @@ def disclosure_value(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ValueError(f"not a JSON value: {exc}") from None
+
+
+def is_canonical_value(value: bytes) -> bool:
+    """Whether `value` is the canonical JSON (RFC 8785) of a JSON value: what `disclosure_value`
+    makes, and what an export's verifier recomputes from the value it reads (so a disclosure
+    in any other form, or no JSON at all, would not open its commitment in an export)."""
+    try:
+        return disclosure_value(json.loads(value)) == value
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN, too deep
+        return False
 
 
 def commitment(name: str, disclosure: Disclosure) -> bytes:

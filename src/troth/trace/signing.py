@@ -40,6 +40,7 @@ from troth.trace.record import (
     decode_payload,
     disclosure_value,
     encode_disclosures,
+    is_canonical_value,
     new_record_id,
 )
 from troth.vault import KeyPurpose
@@ -335,6 +336,11 @@ def verify_envelope(
     epoch.check_time(record.time)
     check_signature(epoch, payload, signature)
     given = dict(disclosures or {})
+    for name, disclosure in given.items():  # as exports carry it (Disclosure.from_json)
+        if not is_canonical_value(disclosure.value):
+            raise TraceError(
+                _F.MALFORMED, f"{name}: not the canonical JSON of a value", record=record.id
+            )
     check_disclosures(record, given)
     envelope = bytes(data)
     return VerifiedRecord(
