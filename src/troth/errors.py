@@ -357,6 +357,7 @@ class SecretFailure(enum.Enum):
     JWT_NOT_YET_VALID = "token not yet valid"
     FORBIDDEN_REQUEST = "request not allowed by the secret's rules"
     UPSTREAM_FAILED = "the upstream service failed"
+    BUSY = "too many requests in progress"
 
 
 class SecretError(TrothError):
