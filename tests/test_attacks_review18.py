@@ -366,11 +366,6 @@ def stalled_upstream() -> Iterator[tuple[str, threading.Event, threading.Event]]
         server.server_close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the served broker runs http-inject's upstream calls on its only thread: one "
-    "forward to a slow upstream holds back every revocation until the upstream answers",
-)
 def test_a_slow_upstream_does_not_hold_back_the_brokers_revocations(
     tmp_path: Path, stalled_upstream: tuple[str, threading.Event, threading.Event]
 ) -> None:

@@ -26,8 +26,9 @@ from tests.support.leases import (
     make_world,
     open_broker,
 )
+from tests.support.upstreams import trickling_upstream
 from troth.errors import ConfigError, SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker, HttpRequest, IssuedLease
+from troth.secrets import AllowListPolicy, AuditEvent, AuditSink, Broker, HttpRequest, IssuedLease
 
 F = SecretFailure
 SECRET_HEADER = f"Bearer {CANARY}"
@@ -98,14 +99,16 @@ def config(upstream: Upstream) -> dict[str, Any]:
     }
 
 
-def setup(tmp_path: Path, world: LeaseWorld, upstream: Upstream) -> tuple[Broker, IssuedLease]:
+def setup(
+    tmp_path: Path, world: LeaseWorld, upstream: Upstream, *, audit: AuditSink | None = None
+) -> tuple[Broker, IssuedLease]:
     policy = AllowListPolicy(
         {
             world.agent_a.identifier: {"payments-api": None},
             world.agent_b.identifier: {"payments-api": None},
         }
     )
-    _db, broker = open_broker(tmp_path / "node" / "node.db", now=NOW, policy=policy)
+    _db, broker = open_broker(tmp_path / "node" / "node.db", now=NOW, policy=policy, audit=audit)
     broker.put_secret(
         "payments-api", "http-inject", config(upstream), SECRET_HEADER.encode(), now=NOW
     )
@@ -323,6 +326,51 @@ def test_upstream_failure_reveals_nothing(
     assert caught.value.reason is F.UPSTREAM_FAILED
     leaks.add(caught.value, broker.secrets(), [s.to_json() for s in broker.secrets()])
     leaks.assert_clean(CANARY)
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_trickling_upstream_ends_at_the_forwards_deadline(
+    node_dir: Path, world: LeaseWorld, upstream: Upstream, where: str
+) -> None:
+    """`timeout` bounds the whole forward, not each read: an upstream that sends a byte at a
+    time, each well within any read timeout, is cut off at the deadline (its answer would
+    take 10 s; the secret's timeout is 1 s) whether it trickles its headers or its body."""
+    broker, issued = setup(node_dir.parent, world, upstream)
+    with trickling_upstream(where) as url:
+        slow = {**config(upstream), "upstream": url, "timeout": 1}
+        broker.put_secret("payments-api", "http-inject", slow, SECRET_HEADER.encode(), now=NOW)
+        with pytest.raises(SecretError) as caught:
+            forward(broker, world, issued, HttpRequest("GET", "/v1/orders/1"))
+    assert caught.value.reason is F.UPSTREAM_FAILED
+    assert "within its timeout (1 s)" in caught.value.detail
+
+
+def test_a_forward_that_cannot_be_audited_is_not_sent(
+    node_dir: Path, world: LeaseWorld, upstream: Upstream
+) -> None:
+    class Failing:
+        def __init__(self) -> None:
+            self.fail = False
+
+        def append(self, event: AuditEvent) -> None:
+            if self.fail:
+                raise OSError("disk full")
+
+    sink = Failing()
+    broker, issued = setup(node_dir.parent, world, upstream, audit=sink)
+    sink.fail = True
+    request = HttpRequest("GET", "/v1/orders/1")
+    for attempt in (
+        lambda: forward(broker, world, issued, request),
+        lambda: broker.prepare_forward(world.credential_a(), issued.lease_id, request, now=NOW),
+    ):
+        with pytest.raises(SecretError) as caught:
+            attempt()
+        assert caught.value.reason is F.AUDIT_FAILED
+    assert upstream.seen == []
+    sink.fail = False
+    assert forward(broker, world, issued, request).status == 200
+    assert len(upstream.seen) == 1
 
 
 def test_copied_node_directory_reveals_no_upstream_secret(

@@ -358,6 +358,7 @@ class SecretFailure(enum.Enum):
     JWT_NOT_OF_LEASE = "token is not one its lease carries"
     FORBIDDEN_REQUEST = "request not allowed by the secret's rules"
     UPSTREAM_FAILED = "the upstream service failed"
+    BUSY = "too many requests in progress"
 
 
 class SecretError(TrothError):

@@ -157,6 +157,16 @@ MAX_INJECT_HEADERS_TOTAL: Final = 64 * 1024
 """Most bytes of all header names and values of one forwarded request or returned response."""
 MAX_INJECT_TARGET: Final = 2048
 """Longest request target (path and query) the http-inject engine forwards."""
+MAX_INJECT_TIMEOUT: Final = 120
+"""Longest `timeout` of an http-inject secret (seconds): the deadline of one whole forward
+(connecting, sending, the answer's headers and body), not of each socket read."""
+MAX_FORWARDS: Final = 16
+"""Forwards (http-inject) a served broker runs at once: each holds a thread of its forward pool,
+never the broker's own thread, until its upstream answered or its deadline passed; one more is
+refused (SecretError BUSY), never queued (docs/secrets.md, "The served broker")."""
+MAX_FORWARDS_PER_AGENT: Final = 4
+"""Forwards one agent (identity) may have running at once on a served broker (more: BUSY), so
+one agent's slow upstream paths leave the pool to the others."""
 MAX_INJECT_RULES: Final = 256
 """Most allow rules of one http-inject secret."""
 MAX_JWKS_BYTES: Final = 64 * 1024

@@ -27,6 +27,7 @@ from troth.secrets.engines.http_inject import (
     HttpInjectEngine,
     HttpRequest,
     HttpResponse,
+    PreparedForward,
     check_secret_header,
 )
 from troth.secrets.engines.postgres import PostgresEngine
@@ -360,7 +361,19 @@ class Broker:
     def forward(
         self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
     ) -> HttpResponse:
-        """Send `request` upstream under the caller's http-inject lease, the secret added."""
+        """Send `request` upstream under the caller's http-inject lease, the secret added
+        (`prepare_forward`, then its `send()` on this thread)."""
+        return self.prepare_forward(credential, lease_id, request, now=now).send()
+
+    def prepare_forward(
+        self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
+    ) -> PreparedForward:
+        """Everything of `forward` but the upstream call: the caller's http-inject lease is
+        ACTIVE at `now`, the request passes the secret's rules (a refusal is audited `deny`),
+        the secret is unsealed and the forward audited `use` (fail closed: not sent unless
+        recorded). `send()` may then run on another thread; the served broker calls this on
+        its own thread right before it sends, so a lease revoked while the forward waited is
+        never used."""
         lease = self.book.active_lease(credential, lease_id, now)
         spec = self.spec(lease.secret)
         engine = self.engines[spec.engine]
@@ -379,14 +392,15 @@ class Broker:
                 )
 
         try:
-            engine.check_request(spec, lease.scope, request)
-            # audited before it is sent (fail closed)
-            record(AuditKind.USE, f"{request.method} {request.target.partition('?')[0]}")
+            target, headers = engine.check_request(spec, lease.scope, request)
         except SecretError as exc:
             if exc.reason is _F.FORBIDDEN_REQUEST:
                 record(AuditKind.DENY, str(exc))
             raise
-        return engine.forward(spec, lease.scope, request, self._upstream(spec))
+        secret = SecretValue(self._upstream(spec).reveal())
+        # audited before it is sent (fail closed)
+        record(AuditKind.USE, f"{request.method} {request.target.partition('?')[0]}")
+        return PreparedForward(engine, spec, request, target, tuple(headers), secret)
 
     # -- revocation and maintenance (the node) ------------------------------------------------
 

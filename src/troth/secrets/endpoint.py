@@ -23,6 +23,7 @@ from troth.crypto import sha256
 from troth.errors import DecodeError, SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.broker import Broker
+from troth.secrets.engines.http_inject import PreparedForward
 from troth.secrets.lease import Lease, LeaseId
 from troth.secrets.wire import (
     ForwardArgs,
@@ -144,12 +145,17 @@ class BrokerEndpoint:
             raise DecodeError("jwks takes no arguments")
         return self.broker.jwks(now).to_json()
 
-    def _forward(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
-        args = ForwardArgs.from_wire(arguments)
+    def prepare_forward(self, args: ForwardArgs, caller: BrokerCaller, now: int) -> PreparedForward:
+        """A forward's checks and audit for `caller` (`Broker.prepare_forward` with the
+        credential that issued the lease), its upstream call left to `send()` (SecretError
+        when refused). The node calls this on the broker's thread and sends from its forward
+        pool."""
         credential = self._justifying(caller, args.lease_id)
-        return encode_response(
-            self.broker.forward(credential, args.lease_id, args.request, now=now)
-        )
+        return self.broker.prepare_forward(credential, args.lease_id, args.request, now=now)
+
+    def _forward(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        prepared = self.prepare_forward(ForwardArgs.from_wire(arguments), caller, now)
+        return encode_response(prepared.send())
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ forward: any authenticated identity; revoke-identity: local callers and holders 
 troth.broker=admin). The broker then decides on the caller's *current* credentials — the chains
 it presented on the channel, re-verified against the feeds the node holds at that request — and
 its lease policy (`GatesLeasePolicy`: the node's active policy bundle; none: deny). Broker work
-runs on the broker's own thread (SQLite, signing, the engines' upstream calls), never on the
-event loop.
+runs on the broker's own thread (SQLite, signing, the token and postgres engines' calls), never
+on the event loop; a forward's upstream call runs in the forward pool (`ForwardPool`: bounded,
+refusing beyond its limits), after its checks and audit on the broker's thread, so no upstream
+holds back the broker's other work.
 
 Upkeep (docs/secrets.md, "The served broker"):
 - at start, `recover` (expired and unfinished leases revoked, orphans swept), then the feeds the
@@ -52,6 +54,7 @@ from troth.node.access import (
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import Node
 from troth.node.services.base import Method, RequestContext, call, service_address
+from troth.node.services.forwards import ForwardPool
 from troth.node.services.policy import NodePolicies
 from troth.node.trust import NodeTrust
 from troth.routing import Route, parse_route
@@ -73,8 +76,10 @@ from troth.secrets.wire import (
     decode_lease,
     decode_leases,
     decode_response,
+    encode_response,
     mapping_of,
     raise_refusal,
+    refusal,
 )
 from troth.vault import SealingVault
 
@@ -181,6 +186,8 @@ class BrokerService:
         self.broker: Broker | None = None
         self.endpoint: BrokerEndpoint | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="troth-broker")
+        self.forwards = ForwardPool()
+        """Where forwards' upstream calls run (never the broker's thread)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._feed_counts: dict[Identifier, int] = {}
@@ -238,6 +245,7 @@ class BrokerService:
             self.trust.feed_hooks.remove(self._feed_installed)
         for task in list(self._tasks):
             task.cancel()
+        self.forwards.close()
         with contextlib.suppress(Exception):
             await self._run(self._close)
         self._executor.shutdown(wait=False)
@@ -313,9 +321,36 @@ class BrokerService:
             raise RemoteError("the broker is starting: try again")
         caller = self._caller(method, context)
         try:
+            if method == "forward":
+                return await self._forward(endpoint, arguments, caller)
             return await self._run(endpoint.handle, method, arguments, caller, context.now)
         except DecodeError as exc:
             raise RemoteError(f"a malformed broker request: {exc}") from None
+
+    async def _forward(self, endpoint: BrokerEndpoint, arguments: Any, caller: BrokerCaller) -> Any:
+        """A forward: a place in the forward pool (refused beyond its limits), then on the
+        broker's thread — queued behind whatever it has to do, revocations included — the
+        lease, the credential and the rules checked and the use audited, at the time it runs;
+        then the upstream call on a pool thread, within the secret's timeout."""
+        args = ForwardArgs.from_wire(arguments)
+        try:
+            slot = self.forwards.admit(caller.identity)
+        except SecretError as exc:
+            return refusal(exc)
+        try:
+            prepared = await self._run(
+                lambda: endpoint.prepare_forward(args, caller, self.clock.now())
+            )
+        except SecretError as exc:
+            slot.release()
+            return refusal(exc)
+        except BaseException:
+            slot.release()
+            raise
+        try:
+            return encode_response(await self.forwards.run(slot, prepared.send))
+        except SecretError as exc:
+            return refusal(exc)
 
     def _caller(self, method: str, context: RequestContext) -> BrokerCaller:
         caller = context.caller
@@ -352,7 +387,10 @@ class BrokerService:
         if endpoint is None:
             raise RemoteError("the broker is starting: try again")
         caller = BrokerCaller(None, operator=True)
-        answer = await self._run(endpoint.handle, method, arguments, caller, self.clock.now())
+        if method == "forward":
+            answer = await self._forward(endpoint, arguments, caller)
+        else:
+            answer = await self._run(endpoint.handle, method, arguments, caller, self.clock.now())
         return raise_refusal(answer)
 
     # -- internals ----------------------------------------------------------------------------

@@ -18,25 +18,39 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   the configured `strip` list) are dropped; `Content-Length` is set from the body;
 - the response comes back without hop-by-hop headers and `Set-Cookie`, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
-  `[redacted]`, in headers and body, so an upstream that echoes requests leaks nothing.
+  `[redacted]`, in headers and body, so an upstream that echoes requests leaks nothing;
+- the whole exchange (connecting, sending, the answer's headers and body) ends within the
+  secret's `timeout`, however the upstream paces its bytes.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import re
+import socket
 import ssl
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from troth import limits
 from troth.errors import SecretError, SecretFailure
 from troth.secrets.engine import Grant, LocalEngine, SecretSpec, config_error
 from troth.secrets.lease import LeaseCredential, SecretValue
 
-__all__ = ["HttpInjectEngine", "HttpRequest", "HttpResponse", "check_secret_header"]
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = [
+    "HttpInjectEngine",
+    "HttpRequest",
+    "HttpResponse",
+    "PreparedForward",
+    "check_secret_header",
+]
 
 _F = SecretFailure
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2
@@ -169,7 +183,7 @@ def check_secret_header(value: bytes) -> None:
 class HttpInjectEngine(LocalEngine):
     """Forwards allowed requests with the secret header; settings: upstream (http[s] URL),
     header (the header to inject), rules [{methods, path, scope?}], strip (more header names
-    to drop), timeout (seconds)."""
+    to drop), timeout (seconds a whole forward may take, the answer's body included)."""
 
     kind = "http-inject"
 
@@ -194,8 +208,8 @@ class HttpInjectEngine(LocalEngine):
         ):
             raise config_error("strip is a list of header names")
         timeout = settings.get("timeout", 10)
-        if type(timeout) is not int or not 1 <= timeout <= 120:
-            raise config_error("timeout is 1-120 seconds")
+        if type(timeout) is not int or not 1 <= timeout <= limits.MAX_INJECT_TIMEOUT:
+            raise config_error(f"timeout is 1-{limits.MAX_INJECT_TIMEOUT} seconds")
         return {
             "upstream": upstream.rstrip("/"),
             "header": header,
@@ -233,18 +247,37 @@ class HttpInjectEngine(LocalEngine):
         """Check `request`, send it upstream with the secret header and return the cleaned
         answer. Errors never include the secret, nor the upstream's exception text."""
         target, headers = self.check_request(spec, scopes, request)
+        return PreparedForward(self, spec, request, target, tuple(headers), upstream).send()
+
+    def send(
+        self,
+        spec: SecretSpec,
+        request: HttpRequest,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        upstream: SecretValue,
+    ) -> HttpResponse:
+        """Send a request `check_request` allowed (its `target` and `headers`) with the secret
+        header; the cleaned answer. The whole exchange (connecting, sending, the answer's
+        headers and body) ends within the secret's `timeout`: every socket operation gets only
+        the time left, so an upstream that trickles bytes cannot stretch it (UPSTREAM_FAILED).
+        Errors never include the secret, nor the upstream's exception text."""
         parts = urllib.parse.urlsplit(spec.settings["upstream"])
-        timeout = spec.settings["timeout"]
-        host, port = parts.hostname or "", parts.port
+        timeout: int = spec.settings["timeout"]
+        deadline = _Deadline(timeout)
+        host, https = parts.hostname or "", parts.scheme == "https"
         conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=ssl.create_default_context()
-            )
+        if https:
+            conn = http.client.HTTPSConnection(host, parts.port)
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            conn = http.client.HTTPConnection(host, parts.port)
         secret = upstream.reveal()
+        response: http.client.HTTPResponse | None = None
         try:
+            # what http.client uses of a socket, bounded by the deadline (_DeadlineSocket)
+            conn.sock = cast(
+                socket.socket, _DeadlineSocket(_connect(host, conn.port, https, deadline), deadline)
+            )
             conn.putrequest(request.method, target, skip_accept_encoding=True)
             for name, value in headers:
                 conn.putheader(name, value)
@@ -257,13 +290,122 @@ class HttpInjectEngine(LocalEngine):
             body = response.read(limits.MAX_INJECT_RESPONSE_BYTES + 1)
             raw_headers = response.getheaders()
             status, reason = response.status, response.reason
+        except TimeoutError:
+            raise SecretError(
+                _F.UPSTREAM_FAILED, f"the upstream did not answer within its timeout ({timeout} s)"
+            ) from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise SecretError(_F.UPSTREAM_FAILED, type(exc).__name__) from None
         finally:
+            if response is not None:  # it holds the socket once the connection passed it on
+                response.close()
             conn.close()
         if len(body) > limits.MAX_INJECT_RESPONSE_BYTES:
             raise SecretError(_F.UPSTREAM_FAILED, "the response body is over the limit")
         return _clean_response(status, reason, raw_headers, body, secret)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedForward:
+    """A request its lease's rules allowed, with the secret to inject: `send()` makes the
+    upstream call (on any thread: the served broker runs it in its forward pool, never on the
+    broker's own thread). Its repr shows no secret (SecretValue)."""
+
+    engine: HttpInjectEngine
+    spec: SecretSpec
+    request: HttpRequest
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    upstream: SecretValue
+
+    def send(self) -> HttpResponse:
+        """`HttpInjectEngine.send`: the cleaned answer, within the secret's timeout."""
+        return self.engine.send(self.spec, self.request, self.target, self.headers, self.upstream)
+
+
+class _Deadline:
+    """The end of one forward (monotonic clock): `left()` is the time a socket operation may
+    still take (TimeoutError once it has passed)."""
+
+    __slots__ = ("_end",)
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the forward's deadline passed")
+        return left
+
+
+def _connect(host: str, port: int, https: bool, deadline: _Deadline) -> socket.socket:
+    """A connection to the upstream (TLS verified for https), each address tried and the TLS
+    handshake done within the time left (name resolution is the system's: the host is the
+    operator's configuration, never the agent's)."""
+    error: OSError = OSError("the upstream host has no address")
+    for family, kind, proto, _name, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(deadline.left())
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not https:
+                return sock
+            sock.settimeout(deadline.left())  # the handshake as a whole (CPython's _ssl)
+            return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        except TimeoutError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+class _DeadlineSocket:
+    """The connection's socket as http.client uses it (`sendall`, `makefile`, `close`): every
+    send and every receive may take only the time left before the deadline."""
+
+    __slots__ = ("_deadline", "_sock")
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._deadline.left())  # bounds the whole sendall (Python 3.5+)
+        self._sock.sendall(data)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+    def close(self) -> None:
+        self._sock.close()  # the answer's reader keeps it open until it is closed itself
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's byte stream (socket.SocketIO), each receive given the time left."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
+        self._sock.settimeout(self._deadline.left())
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 def _check_rule(rule: Any, scopes: tuple[str, ...]) -> dict[str, Any]:
