@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import NOW
 from tests.support.brokers import (
     PAYMENTS,
     POLICIES,
@@ -25,6 +26,7 @@ from tests.support.brokers import (
     install_bundle,
     run_broker,
 )
+from tests.support.leases import make_world
 from tests.support.nodes import MemNet
 from tests.support.upstreams import HeldUpstream, held_upstream
 from troth import limits
@@ -33,8 +35,10 @@ from troth.identity import Identifier
 from troth.node.access import Decision
 from troth.node.runtime import NodeRuntime
 from troth.node.services.base import RequestContext
+from troth.node.services.broker import _forward_account
 from troth.node.services.forwards import ForwardPool
 from troth.secrets import HttpRequest, HttpResponse, Lease, LeaseId, LeaseState
+from troth.secrets.endpoint import BrokerCaller
 from troth.secrets.wire import ForwardArgs, decode_response, raise_refusal
 
 F = SecretFailure
@@ -170,7 +174,7 @@ def test_a_lease_revoked_while_its_forward_waits_is_not_forwarded(tmp_path: Path
             revoking = asyncio.ensure_future(service._run(revoke_once_admitted))
             assert await asyncio.to_thread(busy.wait, 10)
             forward = asyncio.create_task(client(slow).forward(lease.lease_id, GET))
-            await until(lambda: service.forwards.running(net.identifier(slow)) == 1)
+            await until(lambda: service.forwards.running() == 1)
             order.append("waiting")
             admitted.set()
             assert (await revoking).state is LeaseState.REVOKED
@@ -183,3 +187,19 @@ def test_a_lease_revoked_while_its_forward_waits_is_not_forwarded(tmp_path: Path
         run_broker(test, tmp_path, secrets=secrets(upstream))
     assert order == ["waiting", "revoked", "REVOKED"]
     assert upstream.seen == []
+
+
+def test_a_members_delegates_share_its_share_of_the_pool() -> None:
+    """Agent A acts by a delegation from the user (through an orchestrator): its forwards take
+    the user's share, as every delegate the user mints for free would; agent B, a member
+    itself, has its own (as leases count against `lease_account`)."""
+    world = make_world(NOW)
+    a = BrokerCaller(world.agent_a.identifier, (world.credential_a(),))
+    b = BrokerCaller(world.agent_b.identifier, (world.credential_b(),))
+    assert _forward_account(a) == frozenset({world.user.identifier})
+    assert _forward_account(b) == frozenset({world.agent_b.identifier})
+    pool = ForwardPool(total=4, per_agent=1)
+    pool.admit(_forward_account(a))
+    with pytest.raises(SecretError, match="of this member"):
+        pool.admit(frozenset({world.user.identifier}))  # another delegate of the user
+    pool.admit(_forward_account(b))

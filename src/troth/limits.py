@@ -165,8 +165,9 @@ MAX_FORWARDS: Final = 16
 never the broker's own thread, until its upstream answered or its deadline passed; one more is
 refused (SecretError BUSY), never queued (docs/secrets.md, "The served broker")."""
 MAX_FORWARDS_PER_AGENT: Final = 4
-"""Forwards one agent (identity) may have running at once on a served broker (more: BUSY), so
-one agent's slow upstream paths leave the pool to the others."""
+"""Forwards one member may have running at once on a served broker (more: BUSY): its
+delegates take its share (the members at the roots of the caller's chains), so one member's
+slow upstream paths leave the pool to the others."""
 MAX_INJECT_RULES: Final = 256
 """Most allow rules of one http-inject secret."""
 MAX_JWKS_BYTES: Final = 64 * 1024

@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -60,6 +60,7 @@ from troth.node.trust import NodeTrust
 from troth.routing import Route, parse_route
 from troth.secrets import Broker, IssuedLease, Jwks, Lease, LeaseCredential, LeaseId
 from troth.secrets.audit import AuditSink
+from troth.secrets.book import lease_account
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.engines.http_inject import HttpRequest, HttpResponse
 from troth.secrets.policy import GatesLeasePolicy, LeasePolicy
@@ -334,7 +335,7 @@ class BrokerService:
         then the upstream call on a pool thread, within the secret's timeout."""
         args = ForwardArgs.from_wire(arguments)
         try:
-            slot = self.forwards.admit(caller.identity)
+            slot = self.forwards.admit(_forward_account(caller))
         except SecretError as exc:
             return refusal(exc)
         try:
@@ -619,3 +620,10 @@ async def broker_operation(runtime: NodeRuntime, op: str, identity: str | None) 
         arguments = RevokeIdentityArgs(Identifier.parse(identity)).to_wire()
         return await service.local("revoke-identity", arguments)
     raise NotFound(f"no broker operation {op!r}")
+
+
+def _forward_account(caller: BrokerCaller) -> Hashable:
+    """Whose share of the forward pool a forward takes: the members at the roots of the caller's
+    chains (`lease_account`), so the delegates a member mints for free share its share."""
+    accounts = frozenset(lease_account(credential) for credential in caller.credentials)
+    return accounts or caller.identity

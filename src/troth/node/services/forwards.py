@@ -3,7 +3,8 @@ engine's upstream calls run on these threads, never on the broker's own thread, 
 that answers slowly holds back no revocation, feed revocation, sweep or other agent's request.
 
 The pool is bounded: at most `limits.MAX_FORWARDS` forwards run at once, at most
-`limits.MAX_FORWARDS_PER_AGENT` of one identity; one more is refused (SecretError BUSY), never
+`limits.MAX_FORWARDS_PER_AGENT` of one member (its delegates count as it: the service passes
+the members at the roots of the caller's chains); one more is refused (SecretError BUSY), never
 queued. A forward holds its slot until its upstream call returned (each call ends within its
 secret's `timeout`, the engine's deadline), even when the request that started it was dropped.
 """
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from troth import limits
 from troth.errors import SecretError, SecretFailure
-from troth.identity import Identifier
 
 __all__ = ["ForwardPool", "ForwardSlot"]
 
@@ -30,7 +30,7 @@ class ForwardSlot:
 
     __slots__ = ("_agent", "_pool", "_released")
 
-    def __init__(self, pool: ForwardPool, agent: Identifier | None) -> None:
+    def __init__(self, pool: ForwardPool, agent: Hashable) -> None:
         self._pool = pool
         self._agent = agent
         self._released = False
@@ -56,10 +56,10 @@ class ForwardPool:
         self.per_agent = per_agent
         self._executor = ThreadPoolExecutor(max_workers=total, thread_name_prefix="troth-forward")
         self._lock = threading.Lock()
-        self._running: dict[Identifier | None, int] = {}
+        self._running: dict[Hashable, int] = {}
         self._count = 0
 
-    def admit(self, agent: Identifier | None) -> ForwardSlot:
+    def admit(self, agent: Hashable) -> ForwardSlot:
         """A place for one forward of `agent`; SecretError BUSY when the pool or the agent's
         share of it is full (the caller may try again once one of its forwards ended)."""
         with self._lock:
@@ -71,13 +71,13 @@ class ForwardPool:
             if held >= self.per_agent:
                 raise SecretError(
                     SecretFailure.BUSY,
-                    f"{self.per_agent} forwards of this identity are running already",
+                    f"{self.per_agent} forwards of this member are running already",
                 )
             self._running[agent] = held + 1
             self._count += 1
         return ForwardSlot(self, agent)
 
-    def running(self, agent: Identifier | None = None) -> int:
+    def running(self, agent: Hashable = None) -> int:
         """How many forwards run now (of `agent`, or in all)."""
         with self._lock:
             return self._count if agent is None else self._running.get(agent, 0)
@@ -98,7 +98,7 @@ class ForwardPool:
         deadline)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _drop(self, agent: Identifier | None) -> None:
+    def _drop(self, agent: Hashable) -> None:
         """One forward of `agent` ended (the lock held)."""
         left = self._running[agent] - 1
         if left:
