@@ -197,11 +197,6 @@ def world_policies() -> str:
 # -- 2. a held VerifiedCredential ignores its delegator's rotation --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DecisionPoint re-checks a VerifiedCredential caller for revoked links and "
-    "identities only: a chain signed under a history the feed supersedes stays allowed",
-)
 def test_a_held_credential_whose_delegator_rotated_is_denied() -> None:
     """docs/policy.md: a `VerifiedCredential` caller is "checked against the current feed at
     each decision". The support agent's key is stolen and the thief delegates to a sub-agent
