@@ -100,17 +100,12 @@ LOOKUP = ToolCall("lookup_order", {"order_id": "4471"})
 # -- 1. a bundle signed under a superseded history stays in force ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BundleStore.engine checks the feed for revocations of the signer only, not for a "
-    "supersession of its history: a stolen key's bundle outlives the rotation",
-)
 def test_a_bundle_whose_signer_the_feed_supersedes_is_no_longer_in_force() -> None:
     """A thief with a backup of the policy-admin's key signs a permit-all bundle (a higher
     revision) and pushes it; nodes accept it (the admin's history is current then). The admin
     notices and rotates; the authority's feed says the admin's one-change history is superseded.
     A bundle signed under that history is refused from then on (`verify_bundle`:
-    SIGNER_INVALID, tests/test_gates_bundles.py), as is every credential the old key signed
+    SIGNER_SUPERSEDED, tests/test_gates_bundles.py), as is every credential the old key signed
     (docs/credentials.md) — but the one already accepted keeps deciding every call for as long
     as the admin's chain lives (30 days here)."""
     world = make_gates_world()
@@ -143,11 +138,6 @@ def test_a_bundle_whose_signer_the_feed_supersedes_is_no_longer_in_force() -> No
     assert (decision.allowed, decision.outcome) == (False, Outcome.NOT_IN_FORCE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rotated authority can never replace a top-revision bundle its stolen key signed: "
-    "the store's rollback check ignores that the held bundle's signer is superseded",
-)
 def test_a_rotated_authority_replaces_the_top_revision_bundle_its_stolen_key_signed() -> None:
     """The authority's key leaks (a stolen backup). The thief signs a permit-all bundle at
     MAX_POLICY_REVISION for MAX_POLICY_BUNDLE_TTL and pushes it. The authority rotates — the
