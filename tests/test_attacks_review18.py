@@ -66,11 +66,10 @@ from tests.support.brokers import (
 )
 from tests.support.feeds import entries, pages
 from tests.support.gates import POLICIES as GATE_POLICIES
-from tests.support.gates import TOOLS, GatesWorld, T
+from tests.support.gates import TOOLS, T, rotate, superseding
 from tests.support.gates import make_world as make_gates_world
 from tests.support.leases import make_world, open_broker
 from tests.support.nodes import MemNet
-from tests.support.parties import Party
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` is a fixture
     SECRET,
     OrdersDb,
@@ -82,82 +81,31 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` is a fixture
 from tests.test_secrets_postgres import setup as pg_setup
 from troth import limits
 from troth.credentials import (
-    RevocationEntry,
     RevocationKind,
-    Supersession,
-    VerifiedFeed,
     verify_feed,
-    verify_pages,
 )
-from troth.crypto import KeyType
 from troth.errors import CredentialError, SecretError
 from troth.gates import Outcome, ToolCall, create_bundle
-from troth.identity import Signer, VerifiedIdentity, attest_purpose_key, rotate_identity
 from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
 from troth.secrets.engines.token import claims_json
 from troth.secrets.jwt import encoded_header
 from troth.secrets.lease import b64url
-from troth.vault import KeyHandle, KeyPurpose
+from troth.vault import KeyHandle
 
 DAY = 86_400
 ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'
 LOOKUP = ToolCall("lookup_order", {"order_id": "4471"})
 
 
-def _rotated(world: GatesWorld, party: Party, now: int) -> tuple[VerifiedIdentity, Party]:
-    """`party` rotated at `now` (its committed next key revealed), with a signing key attested
-    under the new change: its new history, and the party as it signs from now on."""
-    held = rotate_identity(
-        world.vault, party.identity, party.primary, party.next_primary, now=now, valid_for=10**8
-    )
-    handle = world.vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
-    attestation = attest_purpose_key(
-        world.vault,
-        held.primary,
-        held.identity,
-        KeyPurpose.SIGNING,
-        world.vault.public_key(handle),
-        now=now,
-        expires_at=now + 90 * DAY,
-    )
-    signer = Signer(held.identity, world.vault, handle, attestation, now + 90 * DAY)
-    return held.identity, Party(held.identity, held.primary, signer, held.next_key)
-
-
-def _superseding(
-    signer: Party, rotated: VerifiedIdentity, authority: Party, now: int
-) -> VerifiedFeed:
-    """The authority's feed (signed by `signer`, the authority as it signs now) saying
-    `rotated` supersedes its identity's older histories."""
-    who = rotated.identifier
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        who.digest,
-        authority.identifier,
-        now,
-        "",
-        Supersession(len(rotated.changes), rotated.current_change_hash),
-    )
-    return verify_pages(
-        pages(signer, [entry], now=now, per_page=1), authority=authority.identifier, now=now
-    )
-
-
 # -- 1. a bundle signed under a superseded history stays in force ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BundleStore.engine checks the feed for revocations of the signer only, not for a "
-    "supersession of its history: a stolen key's bundle outlives the rotation",
-)
 def test_a_bundle_whose_signer_the_feed_supersedes_is_no_longer_in_force() -> None:
     """A thief with a backup of the policy-admin's key signs a permit-all bundle (a higher
     revision) and pushes it; nodes accept it (the admin's history is current then). The admin
     notices and rotates; the authority's feed says the admin's one-change history is superseded.
     A bundle signed under that history is refused from then on (`verify_bundle`:
-    SIGNER_INVALID, tests/test_gates_bundles.py), as is every credential the old key signed
+    SIGNER_SUPERSEDED, tests/test_gates_bundles.py), as is every credential the old key signed
     (docs/credentials.md) — but the one already accepted keeps deciding every call for as long
     as the admin's chain lives (30 days here)."""
     world = make_gates_world()
@@ -190,11 +138,6 @@ def test_a_bundle_whose_signer_the_feed_supersedes_is_no_longer_in_force() -> No
     assert (decision.allowed, decision.outcome) == (False, Outcome.NOT_IN_FORCE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rotated authority can never replace a top-revision bundle its stolen key signed: "
-    "the store's rollback check ignores that the held bundle's signer is superseded",
-)
 def test_a_rotated_authority_replaces_the_top_revision_bundle_its_stolen_key_signed() -> None:
     """The authority's key leaks (a stolen backup). The thief signs a permit-all bundle at
     MAX_POLICY_REVISION for MAX_POLICY_BUNDLE_TTL and pushes it. The authority rotates — the
@@ -217,8 +160,8 @@ def test_a_rotated_authority_replaces_the_top_revision_bundle_its_stolen_key_sig
     )
     store.accept(stolen, feeds=world.feeds(), now=T + 5)
 
-    rotated, authority = _rotated(world, world.authority, T + 20)
-    world.feed = _superseding(authority, rotated, world.authority, T + 30)
+    rotated, authority = rotate(world, world.authority, T + 20)
+    world.feed = superseding(authority, rotated, world.authority, T + 30)
     repaired = create_bundle(
         authority.signer,
         authority=world.authority.identifier,
@@ -244,11 +187,6 @@ def world_policies() -> str:
 # -- 2. a held VerifiedCredential ignores its delegator's rotation --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DecisionPoint re-checks a VerifiedCredential caller for revoked links and "
-    "identities only: a chain signed under a history the feed supersedes stays allowed",
-)
 def test_a_held_credential_whose_delegator_rotated_is_denied() -> None:
     """docs/policy.md: a `VerifiedCredential` caller is "checked against the current feed at
     each decision". The support agent's key is stolen and the thief delegates to a sub-agent
@@ -261,8 +199,8 @@ def test_a_held_credential_whose_delegator_rotated_is_denied() -> None:
     sub = world.credential(world.sub_chain, world.sub)
     assert point.decide(sub, LOOKUP, now=T + 20).allowed
 
-    rotated, _ = _rotated(world, world.support, T + 30)
-    world.feed = _superseding(world.authority, rotated, world.authority, T + 40)
+    rotated, _ = rotate(world, world.support, T + 30)
+    world.feed = superseding(world.authority, rotated, world.authority, T + 40)
     with pytest.raises(CredentialError, match="superseded"):
         world.credential(world.sub_chain, world.sub, now=T + 45)  # what a fresh check says
     decision = point.decide(sub, LOOKUP, now=T + 45)

@@ -169,7 +169,7 @@ def test_a_superseded_signer_history_is_refused(world: GatesWorld) -> None:
     world.feed = verify_feed(
         page, authority=world.authority.identifier, now=T + 1, max_staleness=60
     )
-    refused(P.SIGNER_INVALID, world, data)
+    refused(P.SIGNER_SUPERSEDED, world, data)
 
 
 def test_every_flipped_byte_is_refused(world: GatesWorld) -> None:

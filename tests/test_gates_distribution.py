@@ -1,7 +1,8 @@
 """Policy bundles distributed between running nodes (the policy service), and the node's
 decision point deciding agent-to-agent requests with them: a bundle installed on the hub
 reaches a subscribed node by push and an unsubscribed one on its next round; an old revision
-pushed over the wire is refused; a Cedar forbid denies the next request of an open channel."""
+pushed over the wire is refused; a Cedar forbid denies the next request of an open channel; a
+rotated authority's bundle replaces a stolen top-revision one by push and by pull."""
 
 from __future__ import annotations
 
@@ -228,5 +229,44 @@ def test_malformed_policy_requests_are_refused(tmp_path: Path) -> None:
         ):
             with pytest.raises(RemoteError):
                 await call(b.router, (end.enc, POLICY), method, arguments)
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_rotated_authority_replaces_a_stolen_top_revision_bundle_on_every_node(
+    tmp_path: Path,
+) -> None:
+    """A thief with the authority's key installs a top-revision bundle; it reaches a subscriber
+    by push and another node by hand. The authority rotates (its feed supersedes the old
+    history) and installs a fresh bundle at revision 2: the hub replaces the thief's bundle,
+    pushes the replacement to its subscriber, and the other node, whose bundle its own feed
+    now says is out of force, pulls it with revision 0."""
+    from troth import limits
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        top = limits.MAX_POLICY_REVISION
+        b = await net.member("agent-b")
+        c = await net.member("agent-c")
+        await b.maintain()  # subscribes
+        stolen = bundle(net, top)
+        await install_on_hub(net, stolen)
+        await until(lambda: revision_of(b, authority) == top)
+        await c.worker.run(c.policies.accept, stolen, now=net.clock.now())  # not subscribed
+
+        hub = net.hub
+        assert hub is not None
+        hub.node.identities.rotate(net.authority.config.name, now=net.clock.now())
+        await hub.reload()
+        await c.refresh_feeds()
+        assert c.feeds[authority].supersession(authority) is not None
+        await b.maintain()  # its feed says the rotation; a channel to the rotated hub; it pulls
+        assert revision_of(b, authority) == top  # nothing in force to pull yet
+        await install_on_hub(net, bundle(net, 2))
+        assert revision_of(hub, authority) == 2
+        await until(lambda: revision_of(b, authority) == 2)  # pushed
+        assert revision_of(c, authority) == top
+        await c.maintain()
+        assert revision_of(c, authority) == 2  # pulled with revision 0
 
     run_memnet(test, tmp_path)

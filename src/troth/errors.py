@@ -261,6 +261,7 @@ class PolicyFailure(enum.Enum):
     BAD_SIGNATURE = "bad signature"
     NOT_POLICY_ADMIN = "the signer is neither the authority nor a policy-admin"
     SIGNER_REVOKED = "the signer's credential or identity is revoked"
+    SIGNER_SUPERSEDED = "the signer's history, or one its chain carries, is superseded"
     ROLLBACK = "the revision is not newer than the active bundle's"
     NOT_YET_VALID = "issued in the future"
     EXPIRED = "the bundle expired"

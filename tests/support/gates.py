@@ -6,17 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tests.support.feeds import pages
 from tests.support.parties import Party, make_party, verified_feed
 from troth.credentials import (
     Attributes,
     ChainVerifier,
     CredentialChain,
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
     TrustPolicy,
     VerifiedCredential,
     VerifiedFeed,
     delegate,
     issue_credential,
+    verify_pages,
 )
+from troth.crypto import KeyType
 from troth.gates import (
     BundleStore,
     DecisionPoint,
@@ -24,8 +30,14 @@ from troth.gates import (
     create_bundle,
     schema_from_function,
 )
-from troth.identity import Identifier
-from troth.vault import SoftwareVault
+from troth.identity import (
+    Identifier,
+    Signer,
+    VerifiedIdentity,
+    attest_purpose_key,
+    rotate_identity,
+)
+from troth.vault import KeyPurpose, SoftwareVault
 
 T = 1_780_000_000
 
@@ -168,4 +180,44 @@ def make_world(*, sub_caveats: tuple[str, ...] = ()) -> GatesWorld:
         sub_chain.encode(),
         ChainVerifier(TrustPolicy(frozenset({authority.identifier}))),
         verified_feed(authority, now=T),
+    )
+
+
+def rotate(world: GatesWorld, party: Party, now: int) -> tuple[VerifiedIdentity, Party]:
+    """`party` rotated at `now` (its committed next key revealed), with a signing key attested
+    under the new change: its new history, and the party as it signs from now on."""
+    held = rotate_identity(
+        world.vault, party.identity, party.primary, party.next_primary, now=now, valid_for=10**8
+    )
+    handle = world.vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
+    attestation = attest_purpose_key(
+        world.vault,
+        held.primary,
+        held.identity,
+        KeyPurpose.SIGNING,
+        world.vault.public_key(handle),
+        now=now,
+        expires_at=now + 90 * 86_400,
+    )
+    signer = Signer(held.identity, world.vault, handle, attestation, now + 90 * 86_400)
+    return held.identity, Party(held.identity, held.primary, signer, held.next_key)
+
+
+def superseding(
+    signer: Party, rotated: VerifiedIdentity, authority: Party, now: int
+) -> VerifiedFeed:
+    """The authority's feed (signed by `signer`, the authority as it signs now) saying
+    `rotated` supersedes its identity's older histories."""
+    who = rotated.identifier
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        who.digest,
+        authority.identifier,
+        now,
+        "",
+        Supersession(len(rotated.changes), rotated.current_change_hash),
+    )
+    return verify_pages(
+        pages(signer, [entry], now=now, per_page=1), authority=authority.identifier, now=now
     )

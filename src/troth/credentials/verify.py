@@ -150,7 +150,10 @@ class VerifiedLink:
 
 @dataclass(frozen=True, slots=True, init=False)
 class VerifiedCredential:
-    """A verified chain: who acts, who delegated to whom, and what it may do."""
+    """A verified chain: who acts, who delegated to whom, and what it may do. `issuers` are
+    the histories the chain carried for each link's issuer (in link order) and `presenter`
+    the presenter's history when it was verified with one: what a holder checks against a
+    later feed's supersessions (`current_in`)."""
 
     actor: Identifier
     authority: Identifier
@@ -160,6 +163,8 @@ class VerifiedCredential:
     not_before: int
     expires_at: int
     chain: bytes = field(repr=False)
+    issuers: tuple[VerifiedIdentity, ...] = field(repr=False, compare=False)
+    presenter: VerifiedIdentity | None = field(repr=False, compare=False)
     _token: object = field(repr=False, compare=False)
 
     def __init__(
@@ -172,6 +177,8 @@ class VerifiedCredential:
         not_before: int,
         expires_at: int,
         chain: bytes,
+        issuers: tuple[VerifiedIdentity, ...],
+        presenter: VerifiedIdentity | None,
         _token: object,
     ) -> None:
         if _token is not _VERIFIED:
@@ -185,7 +192,21 @@ class VerifiedCredential:
         _set_credential_not_before(self, not_before)
         _set_credential_expires_at(self, expires_at)
         _set_credential_chain(self, chain)
+        _set_credential_issuers(self, issuers)
+        _set_credential_presenter(self, presenter)
         _set_credential_token(self, _token)
+
+    def current_in(self, feed: VerifiedFeed) -> None:
+        """Raise CredentialError SUPERSEDED (with the link's index) when `feed` supersedes
+        the history an issuer of the chain carried, or the presenter's: the check
+        `ChainVerifier.verify` makes, for a credential held since it verified."""
+        for index, identity in enumerate(self.issuers):
+            try:
+                feed.check_current(identity)
+            except CredentialError as exc:
+                raise CredentialError(exc.reason, exc.detail, index) from None
+        if self.presenter is not None:
+            feed.check_current(self.presenter)
 
     def to_json(self) -> dict[str, Any]:
         """The verified chain as JSON data."""
@@ -199,6 +220,25 @@ class VerifiedCredential:
         }
 
 
+def _presented_by(
+    credential: VerifiedCredential, presenter: VerifiedIdentity
+) -> VerifiedCredential:
+    """`credential` (verified with `presenter`), recording the presenter's history."""
+    return VerifiedCredential(
+        credential.actor,
+        credential.authority,
+        credential.links,
+        credential.attributes,
+        credential.caveats,
+        credential.not_before,
+        credential.expires_at,
+        credential.chain,
+        credential.issuers,
+        presenter,
+        _VERIFIED,
+    )
+
+
 (
     _set_credential_actor,
     _set_credential_authority,
@@ -208,6 +248,8 @@ class VerifiedCredential:
     _set_credential_not_before,
     _set_credential_expires_at,
     _set_credential_chain,
+    _set_credential_issuers,
+    _set_credential_presenter,
     _set_credential_token,
 ) = (vars(VerifiedCredential)[name].__set__ for name in VerifiedCredential.__slots__)
 
@@ -269,7 +311,9 @@ class ChainVerifier:
             checked = self._check_bytes(data, now, checkpoints)
             self._remember(data, checked, len(data))
         self._check_state(checked, presenter, feeds, now)
-        return checked.result
+        if isinstance(presenter, Identifier):
+            return checked.result
+        return _presented_by(checked.result, presenter)  # a holder re-checks its supersession
 
     def verify_structure(
         self, data: bytes, *, now: int, checkpoints: Checkpoints | None = None
@@ -417,6 +461,7 @@ class ChainVerifier:
                 )
 
         last = links[-1]
+        used = tuple(identities[link.issuer.digest] for link in links)
         result = VerifiedCredential(
             actor=last.subject,
             authority=links[0].issuer,
@@ -426,9 +471,10 @@ class ChainVerifier:
             not_before=not_before,
             expires_at=expires_at,
             chain=data,
+            issuers=used,
+            presenter=None,
             _token=_VERIFIED,
         )
-        used = tuple(identities[link.issuer.digest] for link in links)
         return _Checked(
             result,
             used,

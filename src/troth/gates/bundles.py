@@ -15,6 +15,12 @@ not in the future and the bundle lives at most MAX_POLICY_BUNDLE_TTL; the author
 complete and fresh, and supersedes neither the signer's history nor (revoking any link or
 identity of it) the signer's chain, checked at `issued_at` with the current feed; and the
 policies compile (troth.gates.policies).
+
+A verified bundle keeps what stays in force only while the authority's current feed allows it
+(`VerifiedBundle.check_signer`, at every decision): its signer's chain links and identities
+(none revoked), and the histories its signer and its chain's issuers were verified with (none
+superseded: a signer that rotated, e.g. after its key was stolen, no longer vouches for what
+its old history signed).
 """
 
 from __future__ import annotations
@@ -71,6 +77,10 @@ _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _P.UNKNOWN_TYPE,
     DecodeProblem.UNKNOWN_VERSION: _P.UNKNOWN_VERSION,
     DecodeProblem.OVER_LIMIT: _P.OVER_LIMIT,
+}
+_CHAIN_REASONS: Final = {
+    CredentialFailure.REVOKED: _P.SIGNER_REVOKED,
+    CredentialFailure.SUPERSEDED: _P.SIGNER_SUPERSEDED,
 }
 _VERIFIED: Final = object()
 Known = Callable[[VerifiedIdentity], None]
@@ -229,22 +239,22 @@ def decode_bundle(data: bytes) -> BundleBody:
 @dataclass(frozen=True, slots=True, eq=False)
 class VerifiedBundle:
     """A verified bundle: its body, its compiled policies, and what the current feed must
-    never revoke for it to stay in force (its signer's chain links and identities)."""
+    never revoke for it to stay in force (its signer's chain links and identities) nor
+    supersede (`signer_histories`: the signer's history, then those its chain's issuers
+    carried). `digest` is the SHA-256 of `data`."""
 
     body: BundleBody
     compiled: CompiledPolicies
     signer_links: frozenset[bytes]
     signer_identities: frozenset[bytes]
+    signer_histories: tuple[VerifiedIdentity, ...] = field(repr=False)
     data: bytes = field(repr=False)
+    digest: bytes = field(repr=False)
     _token: object = field(repr=False)
 
     def __post_init__(self) -> None:
         if self._token is not _VERIFIED:
             raise TypeError("VerifiedBundle is made by verify_bundle or load_stored_bundle")
-
-    @property
-    def digest(self) -> bytes:
-        return sha256(self.data)
 
     def revoked_by(self, feed: VerifiedFeed) -> bool:
         """Whether `feed` revokes a link or an identity of the signer's chain."""
@@ -252,6 +262,31 @@ class VerifiedBundle:
         return any(h in credentials for h in self.signer_links) or any(
             d in identities for d in self.signer_identities
         )
+
+    def superseded_by(self, feed: VerifiedFeed) -> str | None:
+        """Why `feed` supersedes the signer's history or a history its chain carried (the
+        owner rotated since: docs/credentials.md, "Superseded histories"), or None."""
+        for identity in self.signer_histories:
+            try:
+                feed.check_current(identity)
+            except CredentialError as exc:
+                return exc.detail
+        return None
+
+    def check_signer(self, feed: VerifiedFeed) -> None:
+        """Raise PolicyError unless the signer still vouches for this bundle by `feed` (the
+        authority's current feed): SIGNER_REVOKED when it revokes a link or identity of the
+        signer's chain, SIGNER_SUPERSEDED when it supersedes a history the bundle was verified
+        with."""
+        if self.revoked_by(feed):
+            raise PolicyError(_P.SIGNER_REVOKED, str(self.body.signer))
+        superseded = self.superseded_by(feed)
+        if superseded is not None:
+            raise PolicyError(_P.SIGNER_SUPERSEDED, superseded)
+
+    def signer_in_force(self, feed: VerifiedFeed) -> bool:
+        """Whether `check_signer(feed)` passes."""
+        return not self.revoked_by(feed) and self.superseded_by(feed) is None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -374,13 +409,14 @@ def _signer_chain(
     verifier: ChainVerifier,
     feed: VerifiedFeed | None,
     now: int,
-) -> tuple[frozenset[bytes], frozenset[bytes]]:
-    """The signer's chain links and identities, the chain checked to grant policy-admin (with
-    `feed` at issued_at; None: from the holder's own store, structure only)."""
+) -> tuple[frozenset[bytes], frozenset[bytes], tuple[VerifiedIdentity, ...]]:
+    """The signer's chain links and identities and its issuers' histories, the chain checked
+    to grant policy-admin (with `feed` at issued_at; None: from the holder's own store,
+    structure only)."""
     if body.signer == body.authority:
         if signed.chain is not None:
             raise PolicyError(_P.MALFORMED, "the authority's bundle carries a chain")
-        return frozenset(), frozenset({body.authority.digest})
+        return frozenset(), frozenset({body.authority.digest}), ()
     if signed.chain is None:
         raise PolicyError(_P.NOT_POLICY_ADMIN, "a member's bundle without a chain")
     try:
@@ -395,8 +431,8 @@ def _signer_chain(
                 now=min(body.issued_at, now),
             )
     except CredentialError as exc:
-        revoked = exc.reason is CredentialFailure.REVOKED
-        raise PolicyError(_P.SIGNER_REVOKED if revoked else _P.SIGNER_INVALID, str(exc)) from None
+        reason = _CHAIN_REASONS.get(exc.reason, _P.SIGNER_INVALID)
+        raise PolicyError(reason, str(exc)) from None
     if credential.authority != body.authority or credential.actor != body.signer:
         raise PolicyError(_P.SIGNER_INVALID, "the chain is not the signer's from the authority")
     if body.expires_at > credential.expires_at:
@@ -409,7 +445,7 @@ def _signer_chain(
         raise PolicyError(_P.NOT_POLICY_ADMIN, _CAVEATED)
     links = frozenset(link.hash for link in credential.links)
     identities = {link.subject.digest for link in credential.links}
-    return links, frozenset(identities | {body.authority.digest})
+    return links, frozenset(identities | {body.authority.digest}), credential.issuers
 
 
 def _verify(
@@ -442,8 +478,8 @@ def _verify(
         try:
             feed.check_current(identity)
         except CredentialError as exc:
-            raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
-    links, identities = _signer_chain(signed, body, identity, verifier, feed, now)
+            raise PolicyError(_P.SIGNER_SUPERSEDED, exc.detail) from None
+    links, identities, issuers = _signer_chain(signed, body, identity, verifier, feed, now)
     tools = {
         name: load_json(text.encode(), max_bytes=limits.MAX_TOOL_SCHEMA_BYTES)
         for name, text in body.tools.items()
@@ -454,7 +490,9 @@ def _verify(
             known(identity)
         except IdentityError as exc:
             raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
-    return VerifiedBundle(body, compiled, links, identities, data, _VERIFIED)
+    return VerifiedBundle(
+        body, compiled, links, identities, (identity, *issuers), data, sha256(data), _VERIFIED
+    )
 
 
 def verify_bundle(
@@ -474,5 +512,6 @@ def verify_bundle(
 def load_stored_bundle(data: bytes, *, verifier: ChainVerifier, now: int) -> VerifiedBundle:
     """A bundle from the holder's own store, which verified it in full when it stored it:
     decoded, signature checked and compiled again, the signer's chain checked for structure
-    only (revocations are checked against the current feed at every decision)."""
+    only (revocations and supersessions of the histories it carries are checked against the
+    current feed at every decision, `VerifiedBundle.check_signer`)."""
     return _verify(data, verifier, None, now, None)

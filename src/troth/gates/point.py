@@ -3,8 +3,9 @@ current credential, on every request (docs/policy.md, "Decisions").
 
 `DecisionPoint.judge` finds the caller's credential (re-verified when the caller is a
 `CredentialSource`), the authority's feed, and the engine of the authority's bundle in force;
-checks the credential against that feed (no link or identity revoked, inside its window) so a
-revocation between two calls denies the second; decides; and hands every decision, allowed or
+checks the credential against that feed (no link or identity revoked, no history it was
+verified with superseded, inside its window) so a revocation or a rotation between two calls
+denies the second; decides; and hands every decision, allowed or
 denied, to the recorder. The tool gate, the MCP gate and the node's access decision for service
 requests all call it. A recorder that raises stops the request (fail closed).
 """
@@ -163,7 +164,9 @@ class PresentedChain:
 def _check_current(
     credential: VerifiedCredential, feed: VerifiedFeed | None, now: int, skew: int
 ) -> None:
-    """The credential is inside its window and `feed` revokes none of its links or identities."""
+    """The credential is inside its window, `feed` revokes none of its links or identities
+    and supersedes none of the histories it was verified with (its issuers', its presenter's
+    when known): what `ChainVerifier.verify` checks of the feed, for a credential held since."""
     if now < credential.not_before - skew:
         raise CredentialError(CredentialFailure.NOT_YET_VALID)
     if now >= credential.expires_at + skew:
@@ -178,6 +181,7 @@ def _check_current(
             or link.issuer.digest in identities
         ):
             raise CredentialError(CredentialFailure.REVOKED, "", link.index)
+    credential.current_in(feed)
 
 
 class DecisionPoint:

@@ -5,14 +5,22 @@ A `BundleStore` accepts a bundle only when it verifies and its revision is highe
 held (the same bytes again are accepted as a no-op), persists it, then swaps it in with one
 assignment of an immutable object, so a decision made during a swap uses one bundle or the
 other, never a mix. It answers an engine only while the bundle is unexpired, the authority's
-feed is complete and fresh, and that feed revokes nothing of the bundle's signer; otherwise
-it raises PolicyError and the decision point denies.
+feed is complete and fresh, and that feed neither revokes the bundle's signer nor supersedes
+a history it was verified with (`VerifiedBundle.check_signer`); otherwise it raises
+PolicyError and the decision point denies.
+
+A held bundle whose signer the current feed revokes or supersedes is no longer in force and
+never will be again (feeds only grow): a verified bundle of any revision replaces it (a
+rotated authority can replace what its stolen key signed at the top revision). While the held
+bundle is in force, a revision not higher than its own is a rollback and refused.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
 this module in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
-upsert so two processes can never roll a revision back. Bundles read back are the node's own
-(verified when stored): signatures and compilation are checked again, revocations at every
-decision. A bundle another process stored is seen after `reload`.
+upsert so two processes can never roll a revision back, or replaced (a bundle no longer in
+force) with a compare-and-set on the bundle the replacing process judged, so of two
+concurrent replacements one wins. Bundles read back are the node's own (verified when
+stored): signatures and compilation are checked again, revocations and supersessions at every
+decision. A bundle another process stored (or replaced) is seen after `reload`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from troth.credentials import ChainVerifier, VerifiedFeed
+from troth.crypto import sha256
 from troth.errors import CredentialError, PolicyError, PolicyFailure
 from troth.gates.bundles import VerifiedBundle, decode_bundle, load_stored_bundle, verify_bundle
 from troth.gates.engine import PolicyEngine
@@ -32,6 +41,8 @@ from troth.storage.sqlite import SqliteDatabase
 __all__ = ["ActiveBundle", "BundleStore", "BundleTable", "MemoryBundleTable", "SqliteBundleTable"]
 
 _P = PolicyFailure
+Stamp = tuple[int, bytes]
+"""What a table says of a stored bundle without reading it: its revision and digest."""
 
 
 class BundleTable(Protocol):
@@ -41,9 +52,19 @@ class BundleTable(Protocol):
         """Store `data` unless a bundle of `revision` or higher is stored; whether it was."""
         ...
 
+    def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
+        """Store `data` in place of `held`, whatever their revisions, if `held` is still the
+        stored bundle (one compare-and-set: of two replacements of `held`, one wins); whether
+        it was. Only for a held bundle no longer in force (`BundleStore.accept`)."""
+        ...
+
     def revisions(self) -> dict[bytes, int]:
-        """The stored revision of each authority (cheap: read at every decision of a gate
-        that shares the table with another process)."""
+        """The stored revision of each authority."""
+        ...
+
+    def stamps(self) -> dict[bytes, Stamp]:
+        """The stored revision and digest of each authority's bundle (cheap: read at every
+        decision of a gate that shares the table with another process)."""
         ...
 
     def load(self, authority: bytes) -> bytes | None:
@@ -55,7 +76,7 @@ class MemoryBundleTable:
     """A BundleTable in memory (agents without a node, tests)."""
 
     def __init__(self) -> None:
-        self._rows: dict[bytes, tuple[int, bytes]] = {}
+        self._rows: dict[bytes, tuple[int, bytes, bytes]] = {}
         self._lock = threading.Lock()
 
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
@@ -63,11 +84,22 @@ class MemoryBundleTable:
             held = self._rows.get(authority)
             if held is not None and held[0] >= revision:
                 return False
-            self._rows[authority] = (revision, data)
+            self._rows[authority] = (revision, data, sha256(data))
+            return True
+
+    def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
+        with self._lock:
+            row = self._rows.get(authority)
+            if row is None or row[1] != held:
+                return False
+            self._rows[authority] = (revision, data, sha256(data))
             return True
 
     def revisions(self) -> dict[bytes, int]:
-        return {authority: revision for authority, (revision, _) in self._rows.items()}
+        return {authority: row[0] for authority, row in list(self._rows.items())}
+
+    def stamps(self) -> dict[bytes, Stamp]:
+        return {authority: (row[0], row[2]) for authority, row in list(self._rows.items())}
 
     def load(self, authority: bytes) -> bytes | None:
         row = self._rows.get(authority)
@@ -75,28 +107,67 @@ class MemoryBundleTable:
 
 
 class SqliteBundleTable:
-    """A BundleTable in the node's SQLite database (its own table, made on first use)."""
+    """A BundleTable in the node's SQLite database (its own table, made on first use; a
+    table an older troth made gains its `digest` column)."""
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS gates_policy_bundles (authority BLOB PRIMARY KEY, "
-            "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL)"
+            "revision INTEGER NOT NULL, bundle BLOB NOT NULL, stored_at INTEGER NOT NULL, "
+            "digest BLOB)"
         )
+        if not self._current():
+            with self.db.transaction():
+                if not self._current():
+                    self._add_digests()
+
+    def _current(self) -> bool:
+        """Whether the table has its digest column, filled in."""
+        columns = {row[1] for row in self.db.fetch_all("PRAGMA table_info(gates_policy_bundles)")}
+        return "digest" in columns and not self.db.fetch_all(
+            "SELECT 1 FROM gates_policy_bundles WHERE digest IS NULL LIMIT 1"
+        )
+
+    def _add_digests(self) -> None:
+        columns = {row[1] for row in self.db.fetch_all("PRAGMA table_info(gates_policy_bundles)")}
+        if "digest" not in columns:
+            self.db.execute("ALTER TABLE gates_policy_bundles ADD COLUMN digest BLOB")
+        rows = self.db.fetch_all(
+            "SELECT authority, bundle FROM gates_policy_bundles WHERE digest IS NULL"
+        )
+        for authority, data in rows:
+            self.db.execute(
+                "UPDATE gates_policy_bundles SET digest = ? WHERE authority = ?",
+                (sha256(bytes(data)), authority),
+            )
 
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
         cursor = self.db.execute(
-            "INSERT INTO gates_policy_bundles (authority, revision, bundle, stored_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (authority) DO UPDATE SET "
+            "INSERT INTO gates_policy_bundles (authority, revision, bundle, stored_at, digest) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (authority) DO UPDATE SET "
             "revision = excluded.revision, bundle = excluded.bundle, "
-            "stored_at = excluded.stored_at WHERE excluded.revision > revision",
-            (authority, revision, data, now),
+            "stored_at = excluded.stored_at, digest = excluded.digest "
+            "WHERE excluded.revision > revision",
+            (authority, revision, data, now, sha256(data)),
+        )
+        return cursor.rowcount == 1
+
+    def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
+        cursor = self.db.execute(  # compared by the bytes: a digest column is only a hint
+            "UPDATE gates_policy_bundles SET revision = ?, bundle = ?, stored_at = ?, "
+            "digest = ? WHERE authority = ? AND bundle = ?",
+            (revision, data, now, sha256(data), authority, held),
         )
         return cursor.rowcount == 1
 
     def revisions(self) -> dict[bytes, int]:
         rows = self.db.fetch_all("SELECT authority, revision FROM gates_policy_bundles")
         return {bytes(a): int(r) for a, r in rows}
+
+    def stamps(self) -> dict[bytes, Stamp]:
+        rows = self.db.fetch_all("SELECT authority, revision, digest FROM gates_policy_bundles")
+        return {bytes(a): (int(r), bytes(d or b"")) for a, r, d in rows}
 
     def load(self, authority: bytes) -> bytes | None:
         rows = self.db.fetch_all(
@@ -127,45 +198,52 @@ class BundleStore:
         self.table: BundleTable = table if table is not None else MemoryBundleTable()
         self._known = known
         self._active: dict[Identifier, ActiveBundle] = {}
-        self._unloadable: set[tuple[bytes, int]] = set()
+        self._seen: dict[bytes, Stamp] = {}  # the table's stamp last loaded, per authority
+        self._unloadable: set[tuple[bytes, Stamp]] = set()
         self._lock = threading.Lock()
 
     def accept(
         self, data: bytes, *, feeds: Mapping[Identifier, VerifiedFeed], now: int
     ) -> VerifiedBundle:
-        """Verify and activate a bundle of a higher revision than the one held (PolicyError
-        ROLLBACK otherwise; the bytes already active are accepted again as a no-op)."""
+        """Verify and activate a bundle of a higher revision than the one held, or of any
+        revision when `feeds` says the held one is no longer in force (its signer revoked or
+        superseded); PolicyError ROLLBACK otherwise. The bytes already active are accepted
+        again as a no-op."""
         claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
+        feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
         if held is not None and held.bundle.data == data:
             return held.bundle
-        if held is not None and claimed.revision <= held.bundle.body.revision:
+        if held is not None and not _newer(claimed.revision, held, feed):
             raise PolicyError(_P.ROLLBACK, f"{claimed.revision} <= {held.bundle.body.revision}")
         verified = verify_bundle(
             data, verifier=self.verifier, feeds=feeds, now=now, known=self._known
         )
         body = verified.body
+        authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
-            if held is not None and body.revision <= held.bundle.body.revision:
+            if held is None or body.revision > held.bundle.body.revision:
+                if not self.table.save_if_newer(authority, body.revision, data, now):
+                    raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
+            elif not _newer(body.revision, held, feed):
                 raise PolicyError(_P.ROLLBACK, f"{body.revision} <= {held.bundle.body.revision}")
-            if not self.table.save_if_newer(body.authority.digest, body.revision, data, now):
-                raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
+            elif not self.table.replace(authority, held.bundle.data, body.revision, data, now):
+                raise PolicyError(_P.ROLLBACK, "another bundle was stored meanwhile: reload")
             self._active[body.authority] = _activate(verified)
+            self._seen[authority] = (body.revision, verified.digest)
         return verified
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
-        """Activate the stored bundles newer than the active ones (at start, or after another
-        process stored one); a stored bundle that no longer loads is left inactive. Only the
-        stored revisions are read when nothing changed (a gate sharing the node's table calls
-        this before each decision; a revision that failed to load is not tried again)."""
+        """Activate the stored bundles this store has not loaded (at start, or after another
+        process stored or replaced one): a higher revision than the active one, or another
+        bundle in its place (a replacement of one no longer in force: the table only moves
+        back that way). A stored bundle that no longer loads is left inactive. Only the
+        stamps are read when nothing changed (a gate sharing the node's table calls this
+        before each decision; a stamp that failed to load is not tried again)."""
         loaded = []
-        for digest, revision in self.table.revisions().items():
-            held = self._active.get(Identifier(digest))
-            if (held is not None and revision <= held.bundle.body.revision) or (
-                digest,
-                revision,
-            ) in self._unloadable:
+        for digest, stamp in self.table.stamps().items():
+            if self._seen.get(digest) == stamp or (digest, stamp) in self._unloadable:
                 continue
             data = self.table.load(digest)
             try:
@@ -173,9 +251,9 @@ class BundleStore:
                     continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyError:
-                self._unloadable.add((digest, revision))
+                self._unloadable.add((digest, stamp))
                 continue
-            if self._activate_if_newer(verified):
+            if self._activate_stored(verified, stamp):
                 loaded.append(verified)
         return loaded
 
@@ -185,13 +263,24 @@ class BundleStore:
         self.verifier = verifier
         self._unloadable.clear()
 
-    def _activate_if_newer(self, verified: VerifiedBundle) -> bool:
+    def _activate_stored(self, verified: VerifiedBundle, stamp: Stamp) -> bool:
+        """Activate a bundle read from the table: a higher revision than the active one, or
+        another bundle still stored in its place (read again under the lock, so a concurrent
+        `accept` of a newer one is never undone)."""
+        authority = verified.body.authority
         with self._lock:
-            held = self._active.get(verified.body.authority)
-            if held is None or verified.body.revision > held.bundle.body.revision:
-                self._active[verified.body.authority] = _activate(verified)
-                return True
-        return False
+            held = self._active.get(authority)
+            newer = held is None or verified.body.revision > held.bundle.body.revision
+            replaced = (
+                not newer
+                and held is not None
+                and held.bundle.data != verified.data
+                and self.table.load(authority.digest) == verified.data
+            )
+            if newer or replaced:
+                self._active[authority] = _activate(verified)
+            self._seen[authority.digest] = stamp
+            return newer or replaced
 
     def active(self, authority: Identifier) -> ActiveBundle | None:
         """The active bundle of `authority` (whether or not it is in force now)."""
@@ -206,10 +295,17 @@ class BundleStore:
         node then decides its requests with Cedar too (docs/policy.md, "Services")."""
         return any(service in held.bundle.body.services for held in self._active.values())
 
+    def replaceable(self, authority: Identifier, feed: VerifiedFeed | None) -> bool:
+        """Whether `feed` (the authority's current feed) says the active bundle of
+        `authority` is no longer in force for good (its signer revoked or superseded), so a
+        bundle of any revision may replace it (none held: False)."""
+        held = self._active.get(authority)
+        return held is not None and _newer(0, held, feed)
+
     def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
         """The engine of `authority`'s bundle if it is in force at `now` with `feed` (the
-        authority's current feed), else PolicyError: no bundle, expired, stale feed, or its
-        signer revoked."""
+        authority's current feed), else PolicyError: no bundle, expired, stale feed, its
+        signer revoked or a history it was verified with superseded."""
         held = self._active.get(authority)
         if held is None:
             raise PolicyError(_P.NO_BUNDLE, str(authority))
@@ -222,9 +318,19 @@ class BundleStore:
             feed.check_fresh(now=now, max_staleness=self.verifier.policy.max_feed_staleness)
         except CredentialError as exc:
             raise PolicyError(_P.STALE_FEED, str(exc)) from None
-        if bundle.revoked_by(feed):
-            raise PolicyError(_P.SIGNER_REVOKED, str(bundle.body.signer))
+        bundle.check_signer(feed)
         return held.engine
+
+
+def _newer(revision: int, held: ActiveBundle, feed: VerifiedFeed | None) -> bool:
+    """Whether a bundle of `revision` may replace `held`: a higher revision, or any when
+    `feed` (the authority's) revokes or supersedes the held bundle's signer."""
+    if revision > held.bundle.body.revision:
+        return True
+    bundle = held.bundle
+    if feed is None or feed.authority != bundle.body.authority:
+        return False
+    return not bundle.signer_in_force(feed)
 
 
 def _activate(bundle: VerifiedBundle) -> ActiveBundle:

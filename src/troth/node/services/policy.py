@@ -3,15 +3,18 @@
 
     push [bundle (bytes)]                  -> {"authority": text, "revision": n, "accepted": bool}
     get  [authority (32 bytes), revision]  -> bundle (bytes) newer than `revision`, or null
+                                              (revision 0: any bundle held in force)
 
 Both are open to members (and trust anchors): a bundle is self-authenticating (its signature,
 its signer's chain and the held feed decide, `BundleStore.accept`), so the rule only bounds who
 can make the node verify one. A `get` also subscribes the channel it came on to that
-authority's later revisions: a node that accepts a new revision pushes it once to each
-subscriber over its open channel (at most MAX_POLICY_SUBSCRIBERS subscriptions, one per peer
-and authority this node trusts, so one peer holds at most one per trust anchor;
-MAX_POLICY_PUSHES in flight). A node pulls from each trusted authority's node
-when it starts and on every maintenance round, so a missed push costs one round.
+authority's later bundles: a node that activates a new bundle (a higher revision, or one
+replacing a bundle no longer in force) pushes it once to each subscriber over its open channel
+(at most MAX_POLICY_SUBSCRIBERS subscriptions, one per peer and authority this node trusts, so
+one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A node pulls from
+each trusted authority's node when it starts and on every maintenance round, so a missed push
+costs one round; a node whose bundle is no longer in force for good (its signer revoked or
+superseded) pulls with revision 0, so a replacement of any revision reaches it.
 
 `NodePolicies` is what every gate of a node decides with (the runtime's service requests, the
 MCP gates, `troth policy show`): the node's `BundleStore` over its own table, trusting the
@@ -195,6 +198,11 @@ class NodePolicies:
         """The active bundle of `authority` (in force or not)."""
         return None if self.store is None else self.store.active(authority)
 
+    def replaceable(self, authority: Identifier) -> bool:
+        """Whether the held feed says the active bundle of `authority` is no longer in force
+        for good (its signer revoked or superseded): a bundle of any revision replaces it."""
+        return self.store is not None and self.store.replaceable(authority, self.feeds(authority))
+
     def declares(self, service: str) -> bool:
         """Whether an active bundle declares node service `service`."""
         return self.store is not None and self.store.declares(service)
@@ -333,7 +341,7 @@ def unrevoked(
 @dataclass
 class _Subscription:
     channel: str
-    sent: int = 0
+    sent: bytes = b""  # the digest of the bundle it was last sent (or is pulling)
 
 
 def _bundle_argument(arguments: Any) -> bytes:
@@ -401,13 +409,17 @@ class PolicyService:
         return {"authority": str(body.authority), "revision": body.revision, "accepted": new}
 
     async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
-        """The bundle of an authority newer than the requester's revision (or null); the
-        requester's channel is subscribed to later revisions."""
+        """The bundle of an authority newer than the requester's revision (or null; a
+        requester whose bundle is no longer in force asks with revision 0); never one this
+        node's feed says is no longer in force. The requester's channel is subscribed to
+        later bundles."""
         authority, revision = _get_arguments(arguments)
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
         held = self.policies.held(authority)
         if held is None or held.bundle.body.revision <= revision:
+            return None
+        if self.policies.replaceable(authority):
             return None
         return held.bundle.data
 
@@ -420,16 +432,18 @@ class PolicyService:
             found.channel = caller.channel
         elif len(self.subscriptions) < limits.MAX_POLICY_SUBSCRIBERS:
             held = self.policies.held(authority)
-            sent = 0 if held is None else held.bundle.body.revision  # it pulls this one now
+            sent = b"" if held is None else held.bundle.digest  # it pulls this one now
             self.subscriptions[key] = _Subscription(caller.channel, sent)
 
     def distribute(self, bundle: VerifiedBundle) -> None:
-        """Push `bundle` once to each subscriber of its authority (over its open channel)."""
+        """Push `bundle` (one this node just activated: a higher revision, or a replacement
+        of a bundle no longer in force) once to each subscriber of its authority (over its
+        open channel)."""
         body = bundle.body
         for (peer, authority), subscription in list(self.subscriptions.items()):
-            if authority != body.authority or subscription.sent >= body.revision:
+            if authority != body.authority or subscription.sent == bundle.digest:
                 continue
-            subscription.sent = body.revision
+            subscription.sent = bundle.digest
             self._spawn(self._push_to((peer, authority), subscription.channel, bundle.data))
 
     async def _push_to(self, key: tuple[Identifier, Identifier], channel: str, data: bytes) -> None:
@@ -465,7 +479,11 @@ class PolicyService:
             if authority == hosted:
                 continue
             held = self.policies.held(authority)
-            revision = 0 if held is None else held.bundle.body.revision
+            revision = (  # 0: its bundle is not in force for good, any other one replaces it
+                0
+                if held is None or self.policies.replaceable(authority)
+                else held.bundle.body.revision
+            )
             try:
                 if is_local(address):
                     data = await self.worker.run(self._local, authority, address, revision)
