@@ -83,12 +83,6 @@ def test_a_slow_forward_does_not_hold_back_the_agents_sharing_its_connection(
 # -- 2. a lock held against a postgres revocation -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the postgres engine connects with no lock_timeout or statement_timeout: DROP OWNED "
-    "waits for any lock on an object the lease's role owns, holding the broker's thread for as "
-    "long as another session keeps its transaction open",
-)
 def test_an_open_transaction_does_not_hold_a_postgres_revocation(
     tmp_path: Path,
     orders: OrdersDb,  # noqa: F811 - the fixture of tests/test_secrets_postgres.py

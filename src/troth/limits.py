@@ -168,6 +168,16 @@ MAX_FORWARDS_PER_AGENT: Final = 4
 """Forwards one member may have running at once on a served broker (more: BUSY): its
 delegates take its share (the members at the roots of the caller's chains), so one member's
 slow upstream paths leave the pool to the others."""
+POSTGRES_LOCK_TIMEOUT_MS: Final = 5000
+"""Longest a postgres engine statement waits for a lock another session holds (`lock_timeout`):
+past it the call fails (a revocation stays REVOKING, and the sweep retries it), so no session a
+lease keeps open can hold the broker's thread."""
+POSTGRES_STATEMENT_TIMEOUT_MS: Final = 30_000
+"""Longest a postgres engine statement runs (`statement_timeout`), on top of the secret's
+`terminate_wait_ms` (ending a role's sessions waits up to that)."""
+POSTGRES_KEEPALIVE_SECONDS: Final = 10
+"""TCP keepalive idle time and interval of the postgres engine's admin connections (3 probes):
+a server that stops answering fails the call instead of holding it."""
 MAX_INJECT_RULES: Final = 256
 """Most allow rules of one http-inject secret."""
 MAX_JWKS_BYTES: Final = 64 * 1024

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
+from troth import limits
 from troth.crypto import sha256
 from troth.errors import ConfigError, SecretError, SecretFailure
 from troth.secrets.engine import Grant, SecretSpec, config_error
@@ -317,6 +318,7 @@ class PostgresEngine:
             dbname,
             settings["user"],
             settings["sslmode"],
+            settings["terminate_wait_ms"],  # part of the statement timeout
             sha256(password),  # a changed admin password opens a new connection
         )
         with self._lock:
@@ -332,6 +334,11 @@ class PostgresEngine:
                         connect_timeout=settings["connect_timeout"],
                         sslmode=settings["sslmode"],
                         autocommit=True,
+                        options=_session_options(settings),
+                        keepalives=1,  # a server that stops answering is noticed (TCP)
+                        keepalives_idle=limits.POSTGRES_KEEPALIVE_SECONDS,
+                        keepalives_interval=limits.POSTGRES_KEEPALIVE_SECONDS,
+                        keepalives_count=3,
                     )
                 yield conn
             except psycopg.Error as exc:
@@ -362,6 +369,16 @@ def _memberships(conn: Any, role: str) -> set[str]:
         (role,),
     ).fetchall()
     return {name for (name,) in rows}
+
+
+def _session_options(settings: Mapping[str, Any]) -> str:
+    """The admin session's timeouts: no statement waits on another session's lock longer than
+    `limits.POSTGRES_LOCK_TIMEOUT_MS` (a lease's open transaction on what its role owns would
+    hold DROP OWNED, and the broker's thread with it, for as long as it likes: the revocation
+    fails, the lease stays REVOKING and the sweep retries) and none runs longer than
+    `limits.POSTGRES_STATEMENT_TIMEOUT_MS` past the wait for sessions to end."""
+    statement_ms = limits.POSTGRES_STATEMENT_TIMEOUT_MS + settings["terminate_wait_ms"]
+    return f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
