@@ -11,7 +11,7 @@ continuous re-checks, so all three apply the same checks in the same order:
 3. the identity is not revoked, and its history not superseded, by an authority with
    standing over it (`standing_feeds`, docs/formats.md "Whose word counts on an identity"):
    the root of each chain that verified, or the identity itself when it is a trust anchor;
-   a peer with neither (a stranger) by any held feed;
+   a peer with neither (a stranger, or one whose every chain failed) by every held feed;
 4. a chain of step 2 that did not verify refuses the channel (deny when in doubt: a forged,
    revoked or expired chain of a trusted root is never silently dropped);
 5. the peer policy admits the peer (default deny).
