@@ -272,11 +272,6 @@ def local_authority(home: Path, name: str, now: int) -> tuple[Identifier, str]:
         return authority.identifier, str(ticket)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NodeTrust.standing and verify_peer refuse an identity revoked (or superseded) in "
-    "any held feed: one trusted authority revokes another authority's members at the node",
-)
 def test_a_co_trusted_authority_cannot_revoke_another_authoritys_member(tmp_path: Path) -> None:
     """Desk serves two organisations: its own identity is acme's member (the hub), its
     identity `g` globex's (an authority on the same machine), so desk trusts both. Agent is
@@ -309,11 +304,6 @@ def test_a_co_trusted_authority_cannot_revoke_another_authoritys_member(tmp_path
 # -- 6. two authorities over the network: every chain presented must verify ------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a channel is refused when any chain its peer presents does not verify: a node "
-    "holding acme's credential cannot reach globex's node, not even to enroll with it",
-)
 def test_a_node_enrolled_with_one_authority_enrolls_with_another_over_the_network(
     tmp_path: Path,
 ) -> None:

@@ -183,8 +183,19 @@ def test_untrusted_expired_and_revoked_credentials(world: World) -> None:
         ),
         (stranger_authority.identity.history,),
     ).encode()
+    # a chain of an authority this side does not trust is dropped: it grants nothing (so a
+    # members-only policy refuses the peer), and said so; it does not refuse the channel
     _, _, _, events_b = pair(world, a_creds=(foreign,))
-    assert closed(events_b).reason is F.CREDENTIAL_INVALID
+    assert closed(events_b).reason is F.PEER_NOT_ALLOWED
+    _, _, _, events_b = pair(
+        world, a_creds=(foreign,), b_trust=world.trust(AnyAuthenticatedIdentity())
+    )
+    peer = next(e.peer for e in events_b if isinstance(e, Established))
+    assert peer.credentials == ()
+    assert peer.dropped == (
+        f"a credential from {stranger_authority.identifier}: issuer is not a trust anchor "
+        "(ignored)",
+    )
 
     short = world.credential(world.alice, ttl=1)
     a = SecureChannel.initiate(me=world.alice.me((short,)), trust=world.trust())

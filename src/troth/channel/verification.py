@@ -5,20 +5,25 @@ continuous re-checks, so all three apply the same checks in the same order:
 1. at the handshake only: the change history verifies (and extends any stored copy: no fork,
    no rollback), the channel-key attestation is valid and attests exactly the Noise static
    key the handshake proved;
-2. the identity is not revoked by any held feed, and its history is not superseded in any
-   (an authority published a newer change: this one is a stolen backup's or a fork);
-3. every credential chain verifies for the trust anchors, with the peer as presenter, against
-   the current feeds (expiry and revocation included);
-4. the peer policy admits the peer (default deny).
+2. every credential chain rooted at a trust anchor verifies, with the peer as presenter,
+   against the current feeds (expiry and revocation included); a chain whose root is not a
+   trust anchor is dropped (it grants nothing here) and said so in `VerifiedPeer.dropped`;
+3. the identity is not revoked, and its history not superseded, by an authority with
+   standing over it (`standing_feeds`, docs/formats.md "Whose word counts on an identity"):
+   the root of each chain that verified, or the identity itself when it is a trust anchor;
+   a peer with neither (a stranger, or one whose every chain failed) by every held feed;
+4. a chain of step 2 that did not verify refuses the channel (deny when in doubt: a forged,
+   revoked or expired chain of a trusted root is never silently dropped);
+5. the peer policy admits the peer (default deny).
 
 Every refusal is a ChannelError whose reason is the close code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from troth import limits
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
@@ -43,8 +48,11 @@ __all__ = [
     "ChannelTrust",
     "Feeds",
     "HandshakeClaim",
+    "IdentityRefusal",
     "PeerPolicy",
     "VerifiedPeer",
+    "identity_refusal",
+    "standing_feeds",
     "verify_peer",
 ]
 
@@ -53,10 +61,12 @@ _F = ChannelFailure
 
 @dataclass(frozen=True, slots=True)
 class VerifiedPeer:
-    """A peer that passed `verify_peer`: its identity and its verified credentials."""
+    """A peer that passed `verify_peer`: its identity, its verified credentials, and why each
+    chain it also presented was dropped (its root is not one of this side's trust anchors)."""
 
     identity: VerifiedIdentity
     credentials: tuple[VerifiedCredential, ...]
+    dropped: tuple[str, ...] = ()
 
     @property
     def identifier(self) -> Identifier:
@@ -113,14 +123,18 @@ def verify_peer(
     """The peer, verified and admitted (ChannelError with the close code otherwise). `who` is
     the handshake's claim, or the identity verified at the handshake (refresh, re-checks)."""
     identity = who if isinstance(who, VerifiedIdentity) else _authenticate(trust, who, now)
-    for feed in trust.feeds().values():
-        if identity.identifier.digest in feed.revoked_identities:
-            raise ChannelError(_F.REVOKED, f"{identity.identifier} is revoked by {feed.authority}")
-        try:  # an older history than the one an authority published (a stolen backup's)
-            feed.check_current(identity)
-        except CredentialError as exc:
-            raise ChannelError(_F.PEER_INVALID, f"{exc} (by {feed.authority})") from None
-    peer = VerifiedPeer(identity, _verify_credentials(trust, identity, chains, now))
+    feeds = trust.feeds()
+    checked = _verify_credentials(trust, identity, chains, feeds, now)
+    anchors = frozenset() if trust.verifier is None else trust.verifier.policy.anchors
+    over = standing_feeds(identity.identifier, checked.verified, anchors, feeds)
+    refusal = identity_refusal(identity, over)
+    if refusal is not None:
+        if refusal.revoked:
+            raise ChannelError(_F.REVOKED, f"{identity.identifier} is {refusal.detail}")
+        raise ChannelError(_F.PEER_INVALID, refusal.detail)
+    if checked.failure is not None:
+        raise checked.failure
+    peer = VerifiedPeer(identity, checked.verified, checked.dropped)
     if not trust.policy.admit(peer):
         raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
     if trust.observe is not None and not isinstance(who, VerifiedIdentity):
@@ -129,6 +143,51 @@ def verify_peer(
         except IdentityError as exc:  # another copy was stored meanwhile: a fork
             raise ChannelError(_F.PEER_INVALID, str(exc)) from None
     return peer
+
+
+def standing_feeds(
+    identifier: Identifier,
+    credentials: Iterable[VerifiedCredential],
+    anchors: Set[Identifier],
+    feeds: Mapping[Identifier, VerifiedFeed],
+) -> tuple[VerifiedFeed, ...]:
+    """The held feeds whose word on identity `identifier` counts (docs/formats.md, "Whose word
+    counts on an identity"): the feeds of the roots of its verified `credentials`, and its own
+    feed when it is one of `anchors` (an authority's word about itself). Another authority's
+    entry naming a member or an anchor is not its word to give. A peer with neither (a
+    stranger: no trusted authority vouches for it) is judged by every held feed: deny when in
+    doubt, and a stolen backup of a member's identity that shows no chain stays refused."""
+    over = {credential.authority for credential in credentials}
+    if identifier in anchors:
+        over.add(identifier)
+    if not over:
+        return tuple(feeds.values())
+    return tuple(feed for authority, feed in feeds.items() if authority in over)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRefusal:
+    """Why a feed refuses an identity: it revokes it (`revoked`), or supersedes its history."""
+
+    revoked: bool
+    detail: str
+
+
+def identity_refusal(
+    identity: VerifiedIdentity, feeds: Iterable[VerifiedFeed]
+) -> IdentityRefusal | None:
+    """The first of `feeds` (those of `standing_feeds`) that revokes `identity` or supersedes
+    its history (an older history than the one an authority published: a stolen backup's, or
+    a fork), and why; None when none does."""
+    digest = identity.identifier.digest
+    for feed in feeds:
+        if feed.identity_revoked(digest):
+            return IdentityRefusal(True, f"revoked by {feed.authority}")
+        try:
+            feed.check_current(identity)
+        except CredentialError as exc:
+            return IdentityRefusal(False, f"{exc} (by {feed.authority})")
+    return None
 
 
 def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> VerifiedIdentity:
@@ -147,20 +206,41 @@ def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> Verif
     return identity
 
 
+class _Checked(NamedTuple):
+    """The chains a peer presented, sorted: verified, dropped (why), and the first refusal."""
+
+    verified: tuple[VerifiedCredential, ...] = ()
+    dropped: tuple[str, ...] = ()
+    failure: ChannelError | None = None
+
+
 def _verify_credentials(
-    trust: ChannelTrust, presenter: VerifiedIdentity, chains: tuple[bytes, ...], now: int
-) -> tuple[VerifiedCredential, ...]:
+    trust: ChannelTrust,
+    presenter: VerifiedIdentity,
+    chains: tuple[bytes, ...],
+    feeds: Mapping[Identifier, VerifiedFeed],
+    now: int,
+) -> _Checked:
+    """Verify each chain. One whose root is not a trust anchor is dropped: the verifier checks
+    that first, from the root link's issuer alone (`issuer is not a trust anchor`, link 0), so
+    the chain can grant nothing here whatever else it holds. Every other failure (malformed,
+    forged, revoked, expired, superseded, a stale feed) is a chain of a trusted root, or one
+    that cannot be read: it refuses the channel, as before (deny when in doubt)."""
     verifier = trust.verifier
     if verifier is None or not chains:
-        return ()
+        return _Checked()
     if len(chains) > limits.MAX_CHANNEL_CREDENTIALS:
         raise ChannelError(_F.CREDENTIAL_INVALID, "too many credentials")
-    feeds = trust.feeds()
-    verified = []
+    verified: list[VerifiedCredential] = []
+    dropped: list[str] = []
     for chain in chains:
         try:
             verified.append(verifier.verify(chain, presenter=presenter, feeds=feeds, now=now))
         except CredentialError as exc:
+            if exc.reason is CredentialFailure.UNTRUSTED_ISSUER and exc.link == 0:
+                dropped.append(f"a credential from {exc.detail}: {exc.reason.value} (ignored)")
+                continue
             revoked = exc.reason is CredentialFailure.REVOKED
-            raise ChannelError(_F.REVOKED if revoked else _F.CREDENTIAL_INVALID, str(exc)) from None
-    return tuple(verified)
+            failure = ChannelError(_F.REVOKED if revoked else _F.CREDENTIAL_INVALID, str(exc))
+            return _Checked(tuple(verified), tuple(dropped), failure)
+    return _Checked(tuple(verified), tuple(dropped))

@@ -178,8 +178,10 @@ class AccessPolicy(Protocol):
 @dataclass(frozen=True, slots=True)
 class Standing:
     """A peer's standing at one instant: `problem` when its identity is revoked or superseded
-    in a held feed (then nothing is allowed), its credentials that verify against the feeds
-    held now, and why each other presented credential no longer does."""
+    by an authority with standing over it (then nothing is allowed; docs/formats.md, "Whose
+    word counts on an identity"), its credentials that verify against the feeds held now, and
+    why each other presented credential does not (no longer verifies, or was dropped at the
+    handshake: its root is not one of this node's trust anchors)."""
 
     credentials: tuple[VerifiedCredential, ...]
     is_anchor: bool = False

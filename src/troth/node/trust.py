@@ -15,6 +15,7 @@ from typing import Final
 from troth import limits
 from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
+from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
 from troth.errors import CredentialError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
@@ -147,8 +148,10 @@ class NodeTrust:
 
     def standing(self, peer: VerifiedPeer, now: int) -> Standing:
         """`peer`'s standing against the feeds held now: its identity not revoked nor
-        superseded, each credential re-verified (windows, revocation, supersession; the
-        byte checks are cached by the verifier)."""
+        superseded by an authority with standing over it (the roots of the chains it verified
+        at the handshake, itself when it is an anchor, every held feed for a stranger:
+        `standing_feeds`), each credential re-verified (windows, revocation, supersession;
+        the byte checks are cached by the verifier)."""
         key = id(peer)
         cached = self._standings.get(key)
         if (
@@ -167,23 +170,22 @@ class NodeTrust:
     def _judge(self, peer: VerifiedPeer, now: int) -> Standing:
         identity = peer.identity
         is_anchor = peer.identifier in self.anchors
-        for feed in self.feeds.values():
-            if identity.identifier.digest in feed.revoked_identities:
-                return Standing((), is_anchor, f"it is revoked by {feed.authority}")
-            try:
-                feed.check_current(identity)
-            except CredentialError as exc:
-                return Standing((), is_anchor, f"{exc} (by {feed.authority})")
+        feeds = self.feeds
+        over = standing_feeds(peer.identifier, peer.credentials, self.anchors, feeds)
+        refusal = identity_refusal(identity, over)
+        if refusal is not None:
+            problem = f"it is {refusal.detail}" if refusal.revoked else refusal.detail
+            return Standing((), is_anchor, problem)
         verifier = self._recheck
         if verifier is None:
             dropped = (f"{self.node.name} trusts no authority yet: enroll it with one first",)
             return Standing((), is_anchor, None, dropped)
         current: list[VerifiedCredential] = []
-        dropped_reasons: list[str] = []
+        dropped_reasons = list(peer.dropped)  # chains of roots this node does not trust
         for credential in peer.credentials:
             try:
                 current.append(
-                    verifier.verify(credential.chain, presenter=identity, feeds=self.feeds, now=now)
+                    verifier.verify(credential.chain, presenter=identity, feeds=feeds, now=now)
                 )
             except CredentialError as exc:
                 dropped_reasons.append(f"a credential from {credential.authority}: {exc}")
