@@ -263,3 +263,32 @@ def test_a_node_name_that_could_escape_the_home_is_refused(name: str, troth_home
     with pytest.raises(ValueError, match="invalid node name"):
         troth.Node.open(name)
     assert not (troth_home / "etc").exists()
+
+
+def test_an_authority_rotating_through_the_api_re_signs_its_bundle(
+    story: Story, clock: FixedClock, troth_home: Path
+) -> None:
+    """As `troth identity rotate` does: the bundle the authority signed, held by its node, is
+    signed again under the new key, one revision up."""
+    from tests.support.gates import POLICIES, TOOLS
+    from troth.gates import SqliteBundleTable, create_bundle
+    from troth.node.services.policy import install_bundle
+
+    stored = story.hub._stored
+    now = clock.now()
+    signer = stored.identities.signer(str(story.acme.identifier), now=now)
+    bundle = create_bundle(
+        signer,
+        authority=story.acme.identifier,
+        policies=POLICIES,
+        schema="",
+        tools=TOOLS,
+        revision=5,
+        now=now,
+        ttl=3600,
+    )
+    install_bundle(troth_home, "acme", bundle, clock=clock)
+    clock.advance(10)
+    story.hub.identities.rotate(str(story.acme.identifier))
+    table = SqliteBundleTable(stored.db)
+    assert table.revisions()[story.acme.identifier.digest] == 6

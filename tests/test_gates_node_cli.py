@@ -75,6 +75,20 @@ def test_push_refuses_a_rollback_and_a_tampered_bundle(desk: dict[str, str]) -> 
     assert shown["revision"] == 2
 
 
+def test_an_authority_that_rotates_re_signs_its_bundle(desk: dict[str, str]) -> None:
+    """Its rotation puts what its older history signed out of force (the feed supersedes it):
+    the node hosting the authority signs the bundle it holds again under the new key, one
+    revision up, same policies, and installs it — in force at once."""
+    run_json("policy", "push", desk["r1"], "--node", "acme")
+    rotated = run_json("identity", "rotate", "acme", "--node", "acme")
+    assert rotated["policy_bundle"]["revision"] == 2
+    (shown,) = run_json("policy", "show", "--node", "acme")
+    assert (shown["revision"], shown["in_force"]) == (2, True)
+    assert shown["policies"] == ["lookup", "refund", "refund-cap", "export"]
+    other = run_json("identity", "rotate", "support")  # not an authority: nothing re-signed
+    assert "policy_bundle" not in other
+
+
 def test_show_with_no_bundle() -> None:
     run("node", "create", "empty")
     assert run_json("policy", "show", "--node", "empty") == []

@@ -11,6 +11,7 @@ from troth import limits
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
+    home,
     node_option,
     open_cli_node,
     read_input,
@@ -32,7 +33,7 @@ from troth.cli.text import moment
 from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType
 from troth.errors import IdentityError, TrothError
-from troth.identity import VerifiedIdentity, did_document, verify_history
+from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.identity.service import IdentityExists
 from troth.node import open_node, troth_home
 from troth.node.authorities import announce_here
@@ -180,7 +181,13 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
         )
         data: dict[str, Any] = describe(local.identity, local.name)
     announced = _announce(node_name, ref)
+    resigned = _resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
+    if resigned is not None:
+        lines.append(
+            f"re-signed the policy bundle under the new key: revision {resigned['revision']}"
+        )
+        data["policy_bundle"] = resigned
     for row in announced:
         authority = reporter.label(row["authority"])
         if row["announced"]:
@@ -192,6 +199,21 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
                 "(the rotation is committed; a running node retries)"
             )
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
+
+
+def _resign(node_name: str, identity: Identifier, reporter: Reporter) -> dict[str, Any] | None:
+    """The node's authority rotated: its policy bundle signed again (`resign_after_rotation`);
+    a failure is a warning (the rotation is committed: sign and push one by hand)."""
+    from troth.node.services.policy import resign_after_rotation
+
+    try:
+        return resign_after_rotation(home(), node_name, identity, clock=CLOCK)
+    except TrothError as exc:
+        reporter.info(
+            f"troth: warning: the policy bundle was not re-signed: {exc} (troth policy bundle "
+            "create, then troth policy push)"
+        )
+        return None
 
 
 def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:

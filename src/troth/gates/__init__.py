@@ -9,6 +9,7 @@ from troth.gates.bundles import (
     create_bundle,
     decode_bundle,
     load_stored_bundle,
+    resign_bundle,
     verify_bundle,
 )
 from troth.gates.caveats import check_caveat
@@ -88,6 +89,7 @@ __all__ = [
     "create_bundle",
     "decode_bundle",
     "load_stored_bundle",
+    "resign_bundle",
     "schema_from_function",
     "verify_bundle",
 ]

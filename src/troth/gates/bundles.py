@@ -25,6 +25,7 @@ its old history signed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -64,6 +65,7 @@ __all__ = [
     "create_bundle",
     "decode_bundle",
     "load_stored_bundle",
+    "resign_bundle",
     "verify_bundle",
 ]
 
@@ -359,6 +361,34 @@ def create_bundle(
     return _Signed(
         body, signer.sign(body), signer.attestation, signer.identity.history, chain
     ).encode()
+
+
+def resign_bundle(data: bytes, signer: Signer, *, now: int) -> bytes:
+    """The authority's own bundle `data` signed again by `signer` — the authority under its
+    newer history, after a rotation made what its older history signed out of force — one
+    revision up, with the same policies, schema, tools and services and the same lifetime from
+    `now` (within its key's). PolicyError unless `signer` is the bundle's authority and signer,
+    or when the revision is already the top one (a rotated authority then signs a bundle of
+    its choice: any revision replaces one out of force)."""
+    _signed, body = _decode_signed(data)
+    if not body.authority == body.signer == signer.identity.identifier:
+        raise PolicyError(
+            _P.NOT_POLICY_ADMIN, "only the authority re-signs, and only the bundles it signed"
+        )
+    if body.revision >= limits.MAX_POLICY_REVISION:
+        raise PolicyError(_P.ROLLBACK, "the bundle is at the top revision: sign a new one")
+    lifetime = body.expires_at - body.issued_at
+    return create_bundle(
+        signer,
+        authority=body.authority,
+        policies=body.policies,
+        schema=body.schema,
+        tools={name: json.loads(text) for name, text in body.tools.items()},
+        revision=body.revision + 1,
+        now=now,
+        ttl=max(1, min(lifetime, signer.expires_at - now, limits.MAX_POLICY_BUNDLE_TTL)),
+        services=body.services,
+    )
 
 
 _CAVEATED: Final = (

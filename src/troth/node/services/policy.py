@@ -61,6 +61,7 @@ from troth.gates import (
     PolicyEngine,
     SqliteBundleTable,
     VerifiedBundle,
+    resign_bundle,
 )
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, Standing
@@ -561,6 +562,28 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
     if running:
         control(home, name, "policy.reload", {})
     return {**verified.to_json(), "new": new, "node_running": running}
+
+
+def resign_after_rotation(
+    home: Path, name: str, identity: Identifier, *, clock: Clock
+) -> dict[str, Any] | None:
+    """When `identity`, just rotated, is the authority node `name` hosts and it signed the
+    bundle the node holds: that bundle — out of force once the authority's feed supersedes the
+    older history it was signed under — signed again under the new history one revision up
+    (`resign_bundle`) and installed (`install_bundle`: a running node takes it up and pushes
+    it to its subscribers). Its summary; None when there is nothing to re-sign."""
+    with open_node(name, home=home) as node:
+        try:
+            authority = node.authority().identifier
+        except NotFound:
+            return None
+        held = SqliteBundleTable(node.db).load(authority.digest)
+        if identity != authority or held is None:
+            return None
+        now = clock.now()
+        signer = node.identities.signer(str(authority), now=now)
+        data = resign_bundle(held, signer, now=now)
+    return install_bundle(home, name, data, clock=clock)
 
 
 def stored_bundles(home: Path, name: str, *, clock: Clock) -> list[dict[str, Any]]:
