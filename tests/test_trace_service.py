@@ -197,6 +197,41 @@ def test_a_revoked_signer_is_refused_whole(service: Service) -> None:
     assert "revoked" in receipts.results[0].detail
 
 
+def test_only_the_signers_own_authority_can_refuse_it(tmp_path: Path) -> None:
+    """docs/formats.md, "Whose word counts on an identity": a co-trusted authority revoking
+    another authority's member does not refuse that member's records; the member's own
+    authority does. A submitter that shows no chain is judged by every held feed."""
+    world, elsewhere = make_world(), make_world()
+    elsewhere.revoke(RevocationKind.IDENTITY, world.support.identifier.digest, now=T + 5)
+    owner = make_party(world.vault, now=T)
+    log = TraceLog.open(tmp_path / "t.db", clock=FixedClock(NOW), signer=lambda now: owner.signer)
+    collector = TraceCollector(
+        log,
+        verifier=lambda: world.verifier,
+        feeds=lambda: {**world.feeds(), **elsewhere.feeds()},
+        observe=lambda identity: None,
+    )
+    support, chain = world.support, world.support_chain
+    shown = world.verifier.verify(chain, presenter=support.identifier, feeds=world.feeds(), now=NOW)
+
+    def submit(n: int, credentials: tuple[Any, ...]) -> list[TraceFailure | None]:
+        batcher = TraceBatcher(lambda now: support.signer)
+        head = collector.head(support.identifier).head
+        batcher.set_head(head)
+        batcher.add(tool("refund", chain, n), chain=chain, now=NOW)
+        batch = batcher.next_batch(NOW)
+        assert batch is not None
+        receipts = collector.submit(
+            batch.submission, submitter=support.identifier, now=NOW, credentials=credentials
+        )
+        return reasons(receipts)
+
+    assert submit(0, (shown,)) == [None]  # elsewhere's word on acme's member: not counted
+    assert submit(1, ()) == [F.SIGNER_INVALID]  # no chain shown: every held feed counts
+    world.revoke(RevocationKind.IDENTITY, support.identifier.digest, now=T + 6)
+    assert submit(1, (shown,)) == [F.SIGNER_INVALID]  # its own authority's word counts
+
+
 def test_a_replayed_record_is_not_appended_twice(service: Service) -> None:
     world = service.world
     batcher, submission = batch_of(service, world.support, (tool("a"), None), (tool("b"), None))

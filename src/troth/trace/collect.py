@@ -27,10 +27,11 @@ as every record refused with that reason, so the client drops the batch rather t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from troth.credentials import ChainVerifier, VerifiedFeed
+from troth.channel.verification import identity_refusal, standing_feeds
+from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
 from troth.identity import Identifier, VerifiedIdentity, verify_history
@@ -63,11 +64,19 @@ class TraceCollector:
         self._feeds = feeds
         self._observe = observe
 
-    def submit(self, submission: Submission, *, submitter: Identifier | None, now: int) -> Receipts:
-        """Verify and append `submission`'s records (by `submitter`, a member; None: a caller
-        in the node's own process or on its control socket, who may submit anyone's records)."""
+    def submit(
+        self,
+        submission: Submission,
+        *,
+        submitter: Identifier | None,
+        now: int,
+        credentials: Iterable[VerifiedCredential] = (),
+    ) -> Receipts:
+        """Verify and append `submission`'s records (by `submitter`, a member, holding the
+        verified `credentials` its channel showed; None: a caller in the node's own process or
+        on its control socket, who may submit anyone's records)."""
         try:
-            identity = self._signer(submission.history, submitter, now)
+            identity = self._signer(submission.history, submitter, now, tuple(credentials))
         except TraceError as exc:
             refused = _refused(exc)
             return Receipts(tuple(refused for _ in submission.records), None, self._checkpoint())
@@ -105,7 +114,13 @@ class TraceCollector:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _signer(self, history: bytes, submitter: Identifier | None, now: int) -> VerifiedIdentity:
+    def _signer(
+        self,
+        history: bytes,
+        submitter: Identifier | None,
+        now: int,
+        credentials: tuple[VerifiedCredential, ...],
+    ) -> VerifiedIdentity:
         try:
             identity = verify_history(history, now=now)  # no checkpoints: the full history
         except IdentityError as exc:
@@ -116,13 +131,16 @@ class TraceCollector:
                 f"a member submits only the records it signs: {submitter} sent "
                 f"{identity.identifier}'s",
             )
-        for authority, feed in self._feeds().items():
-            if identity.identifier.digest in feed.revoked_identities:
-                raise TraceError(_F.SIGNER_INVALID, f"revoked by {authority}")
-            try:
-                feed.check_current(identity)
-            except CredentialError as exc:
-                raise TraceError(_F.SIGNER_INVALID, f"{exc} (by {authority})") from None
+        # only the word of the authorities with standing over the signer counts (docs/formats.md,
+        # "Whose word counts on an identity"): the roots of its chains, itself as an anchor
+        verifier = self._verifier()
+        anchors: frozenset[Identifier] = (
+            frozenset() if verifier is None else verifier.policy.anchors
+        )
+        feeds = standing_feeds(identity.identifier, credentials, anchors, self._feeds())
+        refusal = identity_refusal(identity, feeds)
+        if refusal is not None:
+            raise TraceError(_F.SIGNER_INVALID, refusal.detail)
         try:
             self._observe(identity)
         except IdentityError as exc:

@@ -143,8 +143,12 @@ class TraceService:
         ):
             raise RemoteError("busy: over this member's trace byte rate, send again later")
         with self._slot(accounts):
+            caller = context.caller
+            shown = caller.peer.credentials if isinstance(caller, PeerCaller) else ()
             receipts = await self.worker.run(
-                lambda: self.collector().submit(submission, submitter=submitter, now=context.now)
+                lambda: self.collector().submit(
+                    submission, submitter=submitter, now=context.now, credentials=shown
+                )
             )
         for result in receipts.results:
             if result.delivered:
