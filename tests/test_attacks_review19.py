@@ -127,11 +127,6 @@ def test_a_members_disclosure_cannot_poison_the_hubs_exports(
 GRACE = 60  # the hub's relay grace (short, so the clock stays well within feed staleness)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node's trace client opens its channel to node.json `traces` with no pin: whoever "
-    "answers there (a member holding the collector's relay name) gets its audit trail",
-)
 def test_a_nodes_records_never_go_to_whoever_took_its_collectors_relay_name(
     tmp_path: Path,
 ) -> None:

@@ -308,3 +308,10 @@ MAX_RELAYS_PER_OWNER: Final = 16
 against the member at the root of their chains)."""
 MAX_RELAY_FILE_BYTES: Final = MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
 """Largest relays.json (every name at its longest, with its owner's identifier)."""
+
+# -- pinned routes (troth.node.pins) ---------------------------------------------------------
+MAX_ROUTE_PINS: Final = 64
+"""Routes a node keeps a pinned identity for (`<node dir>/pins.json`, troth.node.pins: the trace
+service route node.json names, one per route it named)."""
+MAX_PINS_FILE_BYTES: Final = MAX_ROUTE_PINS * (MAX_ROUTE_LENGTH * (MAX_ADDRESS_TEXT + 16) + 128)
+"""Largest pins.json (every route at its longest, with its identifier)."""
