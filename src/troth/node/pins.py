@@ -12,7 +12,7 @@ member that took over the collector's relay name while it was away — is refuse
 node reveals its own identity, with a ChannelError PEER_NOT_ALLOWED naming both identities and
 the route. The identifier is pinned, not a key: a collector that rotates its keys is the same
 identity and is still accepted. To move to another collector: change `traces` (a new route is
-pinned afresh) or set `traces_expect`, or remove the route from pins.json.
+pinned afresh) or set `traces_expect`, or remove the route from pins.json, then restart the node.
 """
 
 from __future__ import annotations
