@@ -124,11 +124,6 @@ def test_a_members_disclosure_cannot_poison_the_hubs_exports(
 GRACE = 60  # the hub's relay grace (short, so the clock stays well within feed staleness)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node's trace client opens its channel to node.json `traces` with no pin: whoever "
-    "answers there (a member holding the collector's relay name) gets its audit trail",
-)
 def test_a_nodes_records_never_go_to_whoever_took_its_collectors_relay_name(
     tmp_path: Path,
 ) -> None:
@@ -179,11 +174,6 @@ def test_a_nodes_records_never_go_to_whoever_took_its_collectors_relay_name(
 STRANGERS = 6  # 6 x the per-peer burst (8) > the node's burst (2 x 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="feed pages signed on request draw on one node-wide budget that any authenticated "
-    "identity spends (a `since` past the end too): strangers leave members' syncs 'busy'",
-)
 def test_strangers_cannot_spend_the_budget_a_members_feed_sync_needs(tmp_path: Path) -> None:
     """A node hosting an authority admits any authenticated identity (newcomers enroll), and
     `feed [since]` is open to all. Each stranger asks for pages past the feed's end: every ask

@@ -286,17 +286,27 @@ TRACE_SUBMIT_BYTES_PER_SECOND: Final = 1 << 20
 TRACE_SUBMIT_BURST_BYTES: Final = 16 * MAX_SERVICE_MESSAGE
 """What one member may send at once before the rate applies (16 full submissions)."""
 FEED_PAGE_SIGNS_PER_CALLER: Final = 2
-"""Feed pages a hosted authority signs per second at one peer's request (a page already signed
-is served again without); past its burst the peer is answered "busy"."""
+"""Feed pages a hosted authority signs per second at one source's request: a member and its
+delegates together, or one stranger (a page already signed is served again without); past its
+burst the peer is answered "busy"."""
 FEED_PAGE_SIGNS_PER_CALLER_BURST: Final = 8
-"""Feed pages one peer may have signed at once before its rate applies."""
+"""Feed pages one source may have signed at once before its rate applies."""
 FEED_WALK_WINDOW: Final = 600
 """A peer's sync may walk the whole feed once per this many seconds with its pages after the
 first charged to the node's budget only (a new node's sync of a long feed); past that, or on a
 walk it starts anew, each page signed for it is charged to its own budget too."""
 FEED_PAGE_SIGNS_PER_NODE: Final = 20
-"""Feed pages a hosted authority signs per second on request, all peers together (burst 2 s of
-it): throwaway identities cannot multiply the per-peer rate."""
+"""Feed pages a hosted authority signs per second on request for its members and anchors, all
+together (burst 2 s of it): a member's delegates cannot multiply the per-peer rate, and no
+stranger draws on it."""
+FEED_PAGE_SIGNS_FOR_STRANGERS: Final = 4
+"""Feed pages a hosted authority signs per second on request for strangers (identities with
+no credential from a trust anchor: admitted to enroll), all together (burst 2 s of it): a pool
+of their own, so throwaway identities cannot leave members' syncs "busy". The page at the
+feed's end, what an up-to-date node asks for, is shared and charged to no one."""
+MAX_FEED_SIGN_SOURCES: Final = 4096
+"""Callers whose feed-signing budget and sync a hosted authority keeps at once, per class
+(members and anchors; strangers): refilled budgets and the oldest syncs are forgotten first."""
 TOKEN_KEY_RECHECK_SECONDS: Final = 10
 """How often a broker reads its current token key again (a rotation another process made over
 the same node database is in force within this bound)."""
@@ -319,3 +329,10 @@ MAX_RELAYS_PER_OWNER: Final = 16
 against the member at the root of their chains)."""
 MAX_RELAY_FILE_BYTES: Final = MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
 """Largest relays.json (every name at its longest, with its owner's identifier)."""
+
+# -- pinned routes (troth.node.pins) ---------------------------------------------------------
+MAX_ROUTE_PINS: Final = 64
+"""Routes a node keeps a pinned identity for (`<node dir>/pins.json`, troth.node.pins: the trace
+service route node.json names, one per route it named)."""
+MAX_PINS_FILE_BYTES: Final = MAX_ROUTE_PINS * (MAX_ROUTE_LENGTH * (MAX_ADDRESS_TEXT + 16) + 128)
+"""Largest pins.json (every route at its longest, with its identifier)."""

@@ -6,7 +6,9 @@ where it is reached: `listen` (host:port the node listens on when started withou
 (the route tickets carry, when it differs from `/tcp/<listen>`). A node with neither issues
 `node:NAME` tickets (enrollment on this machine). `traces` names the trace service the running
 node sends the records its own identity signs to (a route ending in `/service/trace`); without
-it, records go to the node's own log (docs/traces.md, "Where records go").
+it, records go to the node's own log (docs/traces.md, "Where records go"). `traces_expect` (an
+identifier) is the identity expected there; without it, the identity that answers there first
+is pinned (troth.node.pins).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Final, Literal
 from troth import limits
 from troth.encoding.ijson import load_json
 from troth.errors import ConfigError, DecodeError
+from troth.identity import Identifier
 
 __all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
@@ -46,6 +49,7 @@ class NodeConfig:
     listen: str | None = None
     advertise: str | None = None
     traces: str | None = None
+    traces_expect: str | None = None
 
     def to_json(self) -> bytes:
         """The configuration as node.json bytes."""
@@ -87,6 +91,11 @@ class NodeConfig:
             )
         if config.traces is not None and not config.traces.endswith("/service/trace"):
             raise ConfigError(f"{path}: traces is a route ending in /service/trace")
+        if config.traces_expect is not None:
+            try:
+                Identifier.parse(config.traces_expect)
+            except ValueError:
+                raise ConfigError(f"{path}: traces_expect is an identifier (T...)") from None
         if config.vault == "pkcs11" and not (
             config.pkcs11_module and config.token_label and config.pin_env
         ):

@@ -72,6 +72,7 @@ from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelMana
 from troth.node.composition import compose
 from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.node import Node
+from troth.node.pins import PinnedService, pinned_traces, split_service_route
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.policy import NodePolicies, PolicyService, unrevoked
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
@@ -113,14 +114,6 @@ IDENTITY_CACHE: Final = 60
 """Seconds the node's channel identity (history, key, credentials) is reused."""
 
 Transport = TcpTransport | MemoryTransport
-
-
-def split_service_route(text: str) -> tuple[Route, Address]:
-    """`/tcp/h:p[/relay/x]/service/echo` -> (route to the node, the service address)."""
-    route = parse_route(text)
-    if route[-1].kind != "service" or len(route) < 2:
-        raise RoutingError(f"{text!r} must end with /service/NAME after the route to a node")
-    return route[:-1], route[-1]
 
 
 @dataclass
@@ -182,6 +175,7 @@ class NodeRuntime:
         self._kept_relays: dict[str, Identifier] = {}
         self._me_cache: _Cached | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
         """Where this node's records go (its log, or the trace service node.json names)."""
 
@@ -579,10 +573,11 @@ class NodeRuntime:
         return await call(self.router, (end.enc, service), "echo", text)
 
     async def _trace_call(self, method: str, arguments: Any) -> Any:
-        """Call `method` of the trace service node.json names (`traces`)."""
-        route, service = split_service_route(self.node.config.traces or "")
-        end = await self.channel_to(route)
-        return await call(self.router, (end.enc, service), method, arguments)
+        """Call `method` of the trace service node.json names (`traces`), pinned to the
+        identity expected there (troth.node.pins)."""
+        if self._trace_route is None:
+            self._trace_route = pinned_traces(self.node, self.channel_to, self.router, self.worker)
+        return await self._trace_route.call(method, arguments)
 
     async def send_oneway(self, route: Route, service: Address, payload: bytes) -> None:
         """Send one message through the channel at `route`, expecting no answer."""

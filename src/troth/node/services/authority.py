@@ -5,20 +5,28 @@ Open to any authenticated identity: the authority verifies every request's signa
 requester's rights itself (a newcomer enrolls with a ticket). Storage work runs off the event
 loop; a revocation or supersession updates the node's held copy of its own feed at once, so the
 next access decision sees it.
+
+Feed pages (docs/protocols.md, "Services": `feed [since]`): a `since` outside the feed is
+refused before anything is spent; the page at the feed's end (what every up-to-date node asks
+for) is one shared page, re-signed at most every FEED_REUSE s (or when the feed grew) and
+charged to no one; any other page signed on request is charged to its caller's own budget and
+to its class's pool: members and anchors draw on one (`limits.FEED_PAGE_SIGNS_PER_NODE`),
+strangers (identities admitted to enroll) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`),
+so no number of throwaway identities can leave a member's sync answered "busy". A member's
+delegates share its own budget and its sync allowance (`member_accounts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth import limits
 from troth.authority import Authority
 from troth.encoding import cbor
-from troth.errors import DecodeError, RemoteError
-from troth.identity import Identifier
-from troth.node.access import AnyAuthenticated, PeerCaller
+from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError
+from troth.node.access import AnyAuthenticated, Caller, PeerCaller, member_accounts
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
@@ -34,12 +42,74 @@ FEED_PAGES_CACHED: Final = 64
 
 @dataclass(slots=True)
 class _Walk:
-    """A peer's feed sync: where its next page starts (-1: none), and the entries signed for
+    """A caller's feed sync: where its next page starts (-1: none), and the entries signed for
     it since `started` (its window, limits.FEED_WALK_WINDOW)."""
 
     next: int
     started: int
     walked: int
+
+
+def _budgets(rate: int, burst: int, sources: int) -> ByteBudgets:
+    return ByteBudgets(rate=rate, burst=burst, max_sources=sources)
+
+
+@dataclass(slots=True)
+class _Class:
+    """One class of callers (members and anchors, or strangers): the pool of page signings
+    they share, each source's own budget, and each source's sync. Kept apart per class, so
+    strangers neither spend the members' pool nor crowd their budgets or syncs out."""
+
+    pool: ByteBudgets
+    own: ByteBudgets = field(
+        default_factory=lambda: _budgets(
+            limits.FEED_PAGE_SIGNS_PER_CALLER,
+            limits.FEED_PAGE_SIGNS_PER_CALLER_BURST,
+            limits.MAX_FEED_SIGN_SOURCES,
+        )
+    )
+    walks: dict[bytes, _Walk] = field(default_factory=dict)  # oldest first
+
+    @classmethod
+    def of(cls, rate: int) -> _Class:
+        """A class whose pool signs `rate` pages per second (a burst of two seconds of it)."""
+        return cls(_budgets(rate, 2 * rate, 1))
+
+    def charge(self, source: bytes, since: int, length: int, now: int) -> bool:
+        """Spend one signing of `source`'s (unless the page continues its sync: `free_walk`)
+        and one of the pool's; False when either lacks it."""
+        own = self.free_walk(source, since, length, now) or self.own.take(source, 1, now=now)
+        return own and self.pool.take(None, 1, now=now)
+
+    def free_walk(self, source: bytes, since: int, length: int, now: int) -> bool:
+        """Whether the page from `since` continues the source's sync and is charged to the pool
+        only: a new node walks a long feed page by page, but each source walks at most the
+        feed's length in entries per FEED_WALK_WINDOW this way (a walk may start anywhere:
+        one source starting many would spend the whole pool)."""
+        walk = self.walks.get(source)
+        if walk is None or walk.next != since:
+            return False
+        if now - walk.started >= limits.FEED_WALK_WINDOW:
+            walk.started, walk.walked = now, 0
+        return walk.walked < length
+
+    def walk(self, source: bytes, now: int) -> _Walk:
+        """`source`'s sync (a new one forgets the oldest past MAX_FEED_SIGN_SOURCES)."""
+        walk = self.walks.get(source)
+        if walk is None:
+            walk = self.walks[source] = _Walk(-1, now, 0)
+            if len(self.walks) > limits.MAX_FEED_SIGN_SOURCES:
+                del self.walks[next(iter(self.walks))]
+        return walk
+
+
+@dataclass(frozen=True, slots=True)
+class _Payer:
+    """Whom a page signed on request is charged to: `source` (a member's account, shared with
+    its delegates; a stranger's identifier) within its class of callers."""
+
+    source: bytes
+    callers: _Class
 
 
 class AuthorityService:
@@ -53,20 +123,12 @@ class AuthorityService:
         self.trust = trust
         self.worker = worker
         # signed pages: since -> ((the feed's length, the authority's changes), signed at,
-        # page, the entry it ends before)
+        # page, the entry it ends before); the page at the feed's end is kept apart (`_tip`)
         self._pages: dict[int, tuple[tuple[int, int], int, bytes, int]] = {}
-        # pages signed on a peer's request, per peer and for the node (storage thread only)
-        self._signs = ByteBudgets(
-            rate=limits.FEED_PAGE_SIGNS_PER_CALLER,
-            burst=limits.FEED_PAGE_SIGNS_PER_CALLER_BURST,
-            max_sources=limits.MAX_TRACE_RATE_SOURCES,
-        )
-        self._walks: dict[Identifier, _Walk] = {}  # each peer's sync (oldest first)
-        self._node_signs = ByteBudgets(
-            rate=limits.FEED_PAGE_SIGNS_PER_NODE,
-            burst=2 * limits.FEED_PAGE_SIGNS_PER_NODE,
-            max_sources=1,
-        )
+        self._tip: tuple[tuple[int, int], int, bytes, int] | None = None
+        # pages signed on request, by class of caller (storage thread only)
+        self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
+        self._strangers = _Class.of(limits.FEED_PAGE_SIGNS_FOR_STRANGERS)
         anyone = AnyAuthenticated()
         self.methods: Mapping[str, Method] = {
             "enroll": Method(self.enroll, anyone),
@@ -103,62 +165,63 @@ class AuthorityService:
             start = cbor.expect_int(since, "since")
         except DecodeError as exc:
             raise RemoteError(str(exc)) from None
-        caller = context.caller
-        peer = caller.identifier if isinstance(caller, PeerCaller) else None
-        return await self.worker.run(self._page, start, context.now, peer)
+        payer = self._payer(context.caller, context.now)
+        return await self.worker.run(self._page, start, context.now, payer)
+
+    def _payer(self, caller: Caller, now: int) -> _Payer | None:
+        """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member
+        (a credential from an anchor that verifies now) or an anchor pays from its account;
+        anyone else is a stranger (read on the event loop: the standing reads memory only)."""
+        if not isinstance(caller, PeerCaller):
+            return None
+        standing = self.trust.standing(caller.peer, now)
+        if standing.problem is None and (standing.is_anchor or standing.credentials):
+            return _Payer(min(member_accounts(caller.peer)), self._members)
+        return _Payer(caller.identifier.digest, self._strangers)
 
     def _changing(self, change: Callable[..., Any], data: bytes, now: int) -> Any:
         result = change(data, now=now)
         self.trust.refresh_hosted(now)
         return result
 
-    def _page(self, since: int, now: int, peer: Identifier | None = None) -> bytes:
-        """A page, reused while the feed has not grown, the authority has not rotated and it is
-        under FEED_REUSE s old, and signed anew for a peer only within its budget and the
-        node's (limits.py: a peer cycling `since` values cannot make the node sign and read
-        pages without end)."""
-        version = (self.authority.store.revocation_tip()[0], self.authority.changes())
+    def _page(self, since: int, now: int, payer: _Payer | None = None) -> bytes:
+        """A page: refused for a `since` outside the feed before anything is spent; at the
+        feed's end, the shared page (`_tip_page`); else reused while the feed has not grown,
+        the authority has not rotated and it is under FEED_REUSE s old, and signed anew for a
+        peer only within its own budget and its class's pool (limits.py: a peer cycling
+        `since` values cannot make the node sign and read pages without end)."""
+        latest = self.authority.store.revocation_tip()[0]
+        if not 0 <= since <= latest:  # what feed_page refuses, refused before any budget
+            raise AuthorityError(AuthorityFailure.REQUEST_INVALID, f"the feed has {latest} entries")
+        version = (latest, self.authority.changes())
         cached = self._pages.get(since)
-        if cached is not None and cached[0] == version and now - cached[1] < FEED_REUSE:
+        if since == latest:
+            page, end = self._tip_page(version, now)
+        elif cached is not None and cached[0] == version and now - cached[1] < FEED_REUSE:
             page, end = cached[2], cached[3]
         else:
-            if peer is not None and not (
-                (
-                    self._free_walk(peer, since, version[0], now)
-                    or self._signs.take(peer, 1, now=now)
-                )
-                and self._node_signs.take(None, 1, now=now)
-            ):
+            if payer is not None and not payer.callers.charge(payer.source, since, latest, now):
                 raise RemoteError("busy: too many feed pages signed on request, ask again later")
             page, end = self.authority.feed_page(now=now, since=since)
             if len(self._pages) >= FEED_PAGES_CACHED:
                 self._pages.clear()
             self._pages[since] = (version, now, page, end)
-            if peer is not None:
-                self._walk(peer, now).walked += end - since
-        if peer is not None:
-            self._walk(peer, now).next = end if end > since else -1  # the sync goes on there
+            if payer is not None:
+                payer.callers.walk(payer.source, now).walked += end - since
+        if payer is not None:
+            payer.callers.walk(payer.source, now).next = end if end > since else -1
         return page
 
-    def _free_walk(self, peer: Identifier, since: int, length: int, now: int) -> bool:
-        """Whether the page from `since` continues the peer's sync and is charged to the node
-        only: a new node walks a long feed page by page, but each peer walks at most the
-        feed's length in entries per FEED_WALK_WINDOW this way (a walk may start anywhere:
-        one peer starting many would spend the node's whole budget)."""
-        walk = self._walks.get(peer)
-        if walk is None or walk.next != since:
-            return False
-        if now - walk.started >= limits.FEED_WALK_WINDOW:
-            walk.started, walk.walked = now, 0
-        return walk.walked < length
-
-    def _walk(self, peer: Identifier, now: int) -> _Walk:
-        walk = self._walks.get(peer)
-        if walk is None:
-            walk = self._walks[peer] = _Walk(-1, now, 0)
-            if len(self._walks) > limits.MAX_TRACE_RATE_SOURCES:
-                del self._walks[next(iter(self._walks))]  # the oldest sync
-        return walk
+    def _tip_page(self, version: tuple[int, int], now: int) -> tuple[bytes, int]:
+        """The page from the feed's end (no entries: "up to date", as of its signing), shared
+        by every caller and charged to none: re-signed only when the feed grew, the authority
+        rotated or it is FEED_REUSE s old, so asking for it costs at most one signature per
+        FEED_REUSE s however many ask."""
+        tip = self._tip
+        if tip is None or tip[0] != version or now - tip[1] >= FEED_REUSE:
+            page, end = self.authority.feed_page(now=now, since=version[0])
+            tip = self._tip = (version, now, page, end)
+        return tip[2], tip[3]
 
     async def maintain(self, now: int) -> None:
         """Nothing to maintain (the runtime renews the held feed)."""

@@ -24,7 +24,6 @@ message 2).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,12 +33,11 @@ from typing import Any, Final
 from troth import limits
 from troth.channel import RouteProblem, route_error
 from troth.encoding import cbor
-from troth.encoding.ijson import load_json
-from troth.errors import ConfigError, DecodeError, Denied, RemoteError, RoutingError, TrothError
+from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
 from troth.node.access import AttributeCoversArgument, PeerCaller, member_accounts
+from troth.node.books import IdentifierBook
 from troth.node.channels import ChannelEnd, ChannelManager
-from troth.node.home import read_private_file, write_private_file
 from troth.node.services.base import Method, RequestContext
 from troth.node.worker import StoreWorker
 from troth.routing import Address, RoutedMessage, Router
@@ -52,7 +50,6 @@ RELAY_GRACE: Final = 300
 """Seconds a relay name stays reserved for its owner after the owner's channel closed (or
 after the relay node started, for the names it kept)."""
 NOT_FOUND: Final = route_error(RouteProblem.RELAY_NOT_FOUND)
-_BOOK_VERSION: Final = 1
 
 
 @dataclass(slots=True)
@@ -68,34 +65,19 @@ class Relay:
     accounts: frozenset[bytes] = frozenset()  # whose quota it counts in (member_accounts)
 
 
-class RelayBook:
+class RelayBook(IdentifierBook):
     """The relay names a node holds and their owners, in `<node dir>/relays.json`:
-    {"version": 1, "relays": {name: owner identifier}} (written atomically, 0600)."""
+    {"version": 1, "relays": {name: owner identifier}} (troth.node.books)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> dict[str, Identifier]:
-        """The names and owners kept (none when there is no file; ConfigError when it is not a
-        valid relay book)."""
-        if not self.path.is_file():
-            return {}
-        data = read_private_file(self.path)
-        try:
-            raw = load_json(data, max_bytes=limits.MAX_RELAY_FILE_BYTES, what=str(self.path))
-            if not isinstance(raw, dict) or raw.get("version") != _BOOK_VERSION:
-                raise DecodeError("not a version 1 relay book")
-            relays = raw.get("relays")
-            if not isinstance(relays, dict) or len(relays) > limits.MAX_RELAYS:
-                raise DecodeError(f"relays: a map of at most {limits.MAX_RELAYS} names")
-            return {Address("relay", name).value: Identifier.parse(o) for name, o in relays.items()}
-        except (DecodeError, RoutingError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.path} is not a valid relay book: {exc}") from None
-
-    def save(self, owners: Mapping[str, Identifier]) -> None:
-        """Replace the kept names and owners with `owners`."""
-        document = {"version": _BOOK_VERSION, "relays": {n: str(o) for n, o in owners.items()}}
-        write_private_file(self.path, json.dumps(document, sort_keys=True).encode())
+        super().__init__(
+            path,
+            field="relays",
+            what="relay book",
+            max_entries=limits.MAX_RELAYS,
+            max_bytes=limits.MAX_RELAY_FILE_BYTES,
+            key=lambda name: Address("relay", name).value,
+        )
 
 
 class RelayService:
