@@ -147,7 +147,7 @@ class PostgresEngine:
         settings, role = grant.spec.settings, self._role(grant)
         password = secrets.token_urlsafe(_PASSWORD_BYTES)
         # a template that cannot be copied is refused before the role exists
-        plan = self._plan(settings, upstream, role, _templates(grant))
+        plan = self._plan(settings, upstream, role, _templates(grant), fresh=True)
         with self._admin(settings, settings["dbname"], upstream, "create role") as conn:
             verifier = conn.pgconn.encrypt_password(
                 password.encode(), role.encode(), b"scram-sha-256"
@@ -238,26 +238,28 @@ class PostgresEngine:
         return role
 
     def _plan(
-        self, settings: Mapping[str, Any], upstream: SecretValue, role: str, templates: list[str]
+        self,
+        settings: Mapping[str, Any],
+        upstream: SecretValue,
+        role: str,
+        templates: list[str],
+        *,
+        fresh: bool = False,
     ) -> list[tuple[str, bool, set[Privilege], set[Privilege]]]:
         """For each database (the shared catalogs first): whether it is the shared catalogs,
-        the privileges the templates hold there and those `role` holds (refused before any
-        change when a template cannot be copied)."""
+        the privileges the templates hold there and those `role` holds — none when it is
+        `fresh` (not created yet) — refused before any change when a template cannot be
+        copied."""
         dbname = settings["dbname"]
         with self._admin(settings, dbname, upstream, "read templates") as conn:
             sources = grants.check_templates(conn, templates)
-            plan = [(dbname, True, *self._pair(conn, sources, role, shared=True))]
+            plan = [(dbname, True, *_pair(conn, sources, role, shared=True, fresh=fresh))]
         for database in _databases(settings):
             with self._admin(settings, database, upstream, "read privileges") as conn:
-                plan.append((database, False, *self._pair(conn, sources, role, shared=False)))
+                plan.append(
+                    (database, False, *_pair(conn, sources, role, shared=False, fresh=fresh))
+                )
         return plan
-
-    @staticmethod
-    def _pair(
-        conn: Any, sources: list[str], role: str, *, shared: bool
-    ) -> tuple[set[Privilege], set[Privilege]]:
-        wanted = grants.privileges(conn, sources, role, shared=shared)
-        return wanted, grants.held(conn, role, shared=shared)
 
     def _reconcile(
         self,
@@ -369,6 +371,14 @@ def _memberships(conn: Any, role: str) -> set[str]:
         (role,),
     ).fetchall()
     return {name for (name,) in rows}
+
+
+def _pair(
+    conn: Any, sources: list[str], role: str, *, shared: bool, fresh: bool
+) -> tuple[set[Privilege], set[Privilege]]:
+    """The privileges `sources` hold and those `role` holds (none when it is `fresh`)."""
+    wanted = grants.privileges(conn, sources, role, shared=shared)
+    return wanted, set() if fresh else grants.held(conn, role, shared=shared)
 
 
 def _session_options(settings: Mapping[str, Any]) -> str:
