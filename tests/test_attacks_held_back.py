@@ -11,6 +11,9 @@ calls off the broker's thread (tests/test_secrets_forward_pool.py):
    included, and the sweep wait with it, and the agent's other session keeps its access.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
+Fixed: 1. a peer's requests run concurrently, each in a task of its own, within per-member,
+per-connection and node limits (docs/protocols.md, "Concurrent requests"); 2. lock and
+statement timeouts on the admin sessions (limits.POSTGRES_LOCK_TIMEOUT_MS).
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-
-import pytest
 
 from tests.support.brokers import client, hub_bundle, install_bundle, run_broker
 from tests.support.leases import make_world
@@ -40,12 +41,6 @@ from troth.secrets import LeaseState
 # -- 1. one connection, one request at a time -----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node serves the requests that arrive over one connection one after the other "
-    "(ServiceHost awaits each handler in the connection's routing): an agent's forward to a "
-    "slow upstream holds back every request of the agents sharing its node's connection",
-)
 def test_a_slow_forward_does_not_hold_back_the_agents_sharing_its_connection(
     tmp_path: Path,
 ) -> None:

@@ -18,7 +18,15 @@ from troth.channel import ChannelSettings, ChannelState, split_packet
 from troth.errors import ChannelError, ChannelFailure, ConfigError
 from troth.node.access import AnyAuthenticated, RulesPolicy, Standing
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
-from troth.node.services import FAILED, ServiceHost, call, error_response
+from troth.node.services import (
+    FAILED,
+    NodeService,
+    ServiceHost,
+    call,
+    error_response,
+    service_address,
+)
+from troth.node.services.admission import RequestLimits
 from troth.node.services.base import calls_through
 from troth.node.services.echo import EchoService
 from troth.routing import Address, RoutedMessage, Router, Source, parse_route
@@ -42,6 +50,7 @@ class Peer:
     router: Router
     transport: MemoryTransport
     manager: ChannelManager
+    host: ServiceHost
 
 
 @dataclass
@@ -58,16 +67,20 @@ class Net:
         *,
         limits: ChannelLimits | None = None,
         settings: ChannelSettings | None = None,
+        services: tuple[NodeService, ...] = (),
+        requests: RequestLimits | None = None,
     ) -> Peer:
-        """A node-like peer: router, memory transport, channel manager, echo service."""
+        """A node-like peer: router, memory transport, channel manager, echo service (and
+        `services`, open to any authenticated peer)."""
         who = party or make_channel_party(self.world.vault, now=T)
         credentials = (self.world.credential(who),)
         router = Router()
+        served = frozenset({ECHO, *(service_address(s.name) for s in services)})
         manager = ChannelManager(
             router,
             me=lambda: who.me(credentials),
             trust=self.world.trust,
-            services=lambda: frozenset({ECHO}),
+            services=lambda: served,
             settings=settings or ChannelSettings(),
             clock=self.clock,
             limits=limits or ChannelLimits(),
@@ -75,9 +88,17 @@ class Net:
         manager.start()
 
         rules = {("echo", "echo"): AnyAuthenticated()}
+        for service in services:
+            methods = [*service.methods, *(["message"] if service.oneway else [])]
+            rules.update({(service.name, method): AnyAuthenticated() for method in methods})
         policy = RulesPolicy(host, rules, lambda peer, now: Standing(()))
-        ServiceHost(router, policy, clock=self.clock, callers=caller_of).add(EchoService())
-        peer = Peer(router, MemoryTransport(router, self.network, host=host), manager)
+        served_by = ServiceHost(
+            router, policy, clock=self.clock, callers=caller_of, limits=requests
+        )
+        for service in (EchoService(), *services):
+            served_by.add(service)
+        transport = MemoryTransport(router, self.network, host=host)
+        peer = Peer(router, transport, manager, served_by)
         self.peers.append(peer)
         return peer
 

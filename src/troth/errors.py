@@ -28,6 +28,7 @@
     ├── TraceError             a trace record, proof, checkpoint or log is invalid, or the log
     │                          refused an append (reason + log index + record id)
     ├── RemoteError            a service answered a request with an error
+    │   └── Busy               the node was at a limit of requests running: send it again later
     └── SecretError            the secrets broker refused or failed: a lease, a token, an
                                engine, the audit (reason)
 
@@ -44,6 +45,7 @@ import enum
 __all__ = [
     "AuthorityError",
     "AuthorityFailure",
+    "Busy",
     "ChannelError",
     "ChannelFailure",
     "ConfigError",
@@ -327,6 +329,12 @@ class Unreachable(RoutingError):
 
 class RemoteError(TrothError):
     """A service on another node refused or failed a request; the message is its answer."""
+
+
+class Busy(RemoteError):
+    """A node refused a request at once, before running it, because it runs as many requests
+    as it may (of the caller's member, over the caller's connection, or in all): the caller
+    may send it again later. The message starts with "busy"."""
 
 
 class Denied(TrothError):

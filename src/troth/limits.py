@@ -100,6 +100,17 @@ refuses to send more. Everything the protocol sends fits: a feed page (512 KiB),
 MAX_CALLS_IN_FLIGHT: Final = 1024
 """Most requests one node has in flight through one channel (or to one local service) at once:
 more callers wait for a slot, so the answers a peer can be owed stay bounded."""
+MAX_REQUESTS_PER_PEER: Final = 16
+"""Requests of one member (its delegates' included: the members at the roots of the caller's
+chains) a node runs at once, over all its channels (docs/protocols.md, "Concurrent requests"):
+one more is answered "busy" at once, never queued."""
+MAX_REQUESTS_PER_CONNECTION: Final = 64
+"""Requests a node runs at once for the channels over one connection (every channel through a
+relay shares the node's connection to it): one more is answered "busy" at once."""
+MAX_REQUESTS_RUNNING: Final = 256
+"""Requests a node runs at once, all peers together: one more is answered "busy" at once. Each
+holds at most one request's arguments (MAX_SERVICE_MESSAGE), so what they hold stays bounded:
+16 MiB per member, 64 MiB per connection, 256 MiB in all."""
 
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64

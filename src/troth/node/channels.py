@@ -205,6 +205,8 @@ class ChannelEnd(AllowSetSource):
         # are being queued: they leave together when it ends (`_end_batch`)
         self._receiving: object = None  # who handles a packet now (`_handler`)
         self._flushes: set[asyncio.Task[None]] = set()
+        self.requests: set[asyncio.Task[None]] = set()
+        """The peer's requests running concurrently (ServiceHost): cancelled when it closes."""
         self._caller: PeerCaller | None = None
         self._router = router
         self._clock = clock
@@ -234,6 +236,11 @@ class ChannelEnd(AllowSetSource):
         """Messages out of a channel come from its peer identity."""
         peer = self.channel.peer
         return f"channel {peer.identifier if peer else self.name}"
+
+    def carrier(self) -> Address | None:
+        """The connection this channel runs over: its peer route's first hop (for a channel
+        through a relay, the connection to the relay, which every relayed channel shares)."""
+        return self.peer_route[0] if self.peer_route else None
 
     # -- workers -----------------------------------------------------------------------------------
 
@@ -576,6 +583,9 @@ class ChannelManager:
         self.router.unregister(end.dec)
         self.router.unregister(end.enc)
         forget_calls(self.router, end.enc, f"{end.name} closed")
+        for task in list(end.requests):  # their answers have no way back: stop them (but
+            if task is not asyncio.current_task():  # one that closed it: it ends on its own)
+                task.cancel()
         if self.ends.pop(end.enc, None) is not None and not end.channel.initiator:
             held = self._per_source[end.source_key] - 1
             if held > 0:

@@ -3,9 +3,10 @@
 A frame that arrives on a connection is routed from the read callback itself when nothing
 arrived before it is still being routed (docs/protocols.md, "TCP transport"): routing a
 message normally runs to its end without waiting (decrypt, decide, answer, write), so starting
-a task for it would only cost a loop iteration per message. When the routing does wait (the
-peer is slow to read, a service awaits storage), what is left of it continues in a task, and
-the frames after it wait for that task, in order.
+a task for it would only cost a loop iteration per message (a request whose handler waits is
+started in a task of its own: "Concurrent requests"). When the routing does wait (the peer is
+slow to read, a one-way handler waits), what is left of it continues in a task, and the frames
+after it wait for that task, in order.
 """
 
 from __future__ import annotations

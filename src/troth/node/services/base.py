@@ -7,8 +7,9 @@
                                                          "reasons": [text, ...]}]
 
 `kind` is "denied" (the access decision refused: `reasons` say who refused whom and why; the
-caller raises `Denied`), "no-route" (nothing serves that address: `RoutingError`) or "failed"
-(the service refused or failed the request: `RemoteError`).
+caller raises `Denied`), "no-route" (nothing serves that address: `RoutingError`), "busy" (the
+node runs as many requests as it may: `Busy`, send it again later) or "failed" (the service
+refused or failed the request: `RemoteError`).
 
 A caller's requests through one channel (or to one local service) share one reply worker
 (`Calls`, at an unguessable `/worker/calls-...` address that only that channel's peer may
@@ -24,6 +25,16 @@ handler + access rule), optionally a one-way handler (messages without an answer
 maintenance hook and a status. `ServiceHost` serves them on a router: every request passes the
 node's `AccessPolicy` before its handler runs, and the handler gets the verified caller in its
 `RequestContext`.
+
+What runs concurrently (docs/protocols.md, "Concurrent requests"): a connection routes what
+arrives on it in order, and the host decides each request there, in arrival order. A request
+from a peer to a method that is not `inline` then runs in a task of its own (started in
+arrival order, answered whenever it ends), so a handler that waits holds back no other request
+of its connection; at most `RequestLimits` of them run at once (per member, per connection, in
+all: one more is answered "busy" at once), and a channel that closes cancels its requests
+still running. Everything else stays in order, within the connection's routing: inline
+methods, one-way messages (their handlers are awaited there, one after the other), and below
+the host the channel's frames, reassembly and the relay's forwarding.
 """
 
 from __future__ import annotations
@@ -34,18 +45,37 @@ import contextlib
 import functools
 import logging
 import os
+import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError, Unreachable
-from troth.node.access import AccessPolicy, AccessRequest, Caller, Decision, Rule
+from troth.errors import (
+    Busy,
+    DecodeError,
+    Denied,
+    RemoteError,
+    RoutingError,
+    TrothError,
+    Unreachable,
+)
+from troth.node.access import (
+    AccessPolicy,
+    AccessRequest,
+    Caller,
+    Decision,
+    PeerCaller,
+    Rule,
+    member_accounts,
+)
+from troth.node.services.admission import Admission, Lane, RequestLimits
 from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
 
 __all__ = [
+    "BUSY",
     "DENIED",
     "FAILED",
     "NO_ROUTE",
@@ -54,6 +84,7 @@ __all__ = [
     "Method",
     "NodeService",
     "RequestContext",
+    "RequestSource",
     "ServiceHost",
     "call",
     "calls_through",
@@ -74,7 +105,8 @@ VERSION: Final = 2
 DENIED: Final = "denied"
 NO_ROUTE: Final = "no-route"
 FAILED: Final = "failed"
-_ERROR_KINDS: Final = frozenset({DENIED, NO_ROUTE, FAILED})
+BUSY: Final = "busy"
+_ERROR_KINDS: Final = frozenset({DENIED, NO_ROUTE, FAILED, BUSY})
 MAX_REQUEST_ID: Final = (1 << 64) - 1
 """Request ids are unsigned 64-bit integers."""
 
@@ -98,10 +130,11 @@ Handler = Callable[[Any, RequestContext], Awaitable[Any]]
 class Method:
     """A service method: its handler and the access rule the decision point applies.
 
-    `inline`: the handler waits on nothing that needs a task of its own (`asyncio.timeout`,
-    anyio, a lock), so it may run where the request arrived, inside a transport's read
-    callback (docs/protocols.md, "TCP transport"); any other handler called from there runs in
-    a task (the request's routing waits for it, so the requests behind it still wait)."""
+    `inline`: the handler ends without waiting (nor uses what needs a task of its own:
+    `asyncio.timeout`, anyio, a lock), so it runs where the request arrived, in the
+    connection's routing (inside a transport's read callback: docs/protocols.md, "TCP
+    transport"), and is answered there, in order. Any other handler of a peer's request runs
+    in a task of its own, concurrently with the requests after it (`ServiceHost`)."""
 
     handler: Handler
     rule: Rule
@@ -198,6 +231,8 @@ def result_of(response: list[Any]) -> Any:
         raise Denied(reasons)
     if kind == NO_ROUTE:
         raise RoutingError(message)
+    if kind == BUSY:
+        raise Busy(message)
     raise RemoteError(message)
 
 
@@ -216,7 +251,7 @@ def _error_fields(error: Any) -> tuple[str, str, tuple[str, ...]]:
 def error_response(
     kind: str, message: str, reasons: tuple[str, ...] = (), *, request: int
 ) -> bytes:
-    """An error answer of `kind` (DENIED, NO_ROUTE or FAILED) to request id `request`."""
+    """An error answer of `kind` (DENIED, NO_ROUTE, BUSY or FAILED) to request id `request`."""
     error = {"error": kind, "message": message, "reasons": list(reasons)}
     return cbor.encode([RESPONSE, VERSION, request, False, error])
 
@@ -224,6 +259,8 @@ def error_response(
 def _failure(exc: TrothError, request: int) -> bytes:
     if isinstance(exc, Denied):
         return error_response(DENIED, str(exc), exc.reasons, request=request)
+    if isinstance(exc, Busy):
+        return error_response(BUSY, str(exc), request=request)
     if isinstance(exc, RemoteError):  # already a remote's answer: not prefixed again
         return error_response(FAILED, str(exc), request=request)
     return error_response(FAILED, f"{type(exc).__name__}: {exc}", request=request)
@@ -240,9 +277,23 @@ def _run(method: Method, arguments: Any, context: RequestContext) -> Awaitable[A
     return asyncio.ensure_future(method.handler(arguments, context))
 
 
+@runtime_checkable
+class RequestSource(Protocol):
+    """A source whose requests the host runs concurrently knows the connection it runs over
+    and keeps their tasks, to cancel them when it closes (a channel end,
+    troth.node.channels)."""
+
+    requests: set[asyncio.Task[None]]
+
+    def carrier(self) -> Address | None:
+        """The connection this source's messages arrive over (None: none known)."""
+        ...
+
+
 class ServiceHost:
     """Serves node services on a router; the one place requests are decided and dispatched.
-    `callers` maps a message's Source to its verified caller (None: refused)."""
+    `callers` maps a message's Source to its verified caller (None: refused); `limits` bound
+    the requests running at once (module docstring)."""
 
     def __init__(
         self,
@@ -251,16 +302,27 @@ class ServiceHost:
         *,
         clock: Callable[[], int],
         callers: Callable[[Source | None], Caller | None],
+        limits: RequestLimits | None = None,
     ) -> None:
         self.router = router
         self.policy = policy
         self.clock = clock
         self.callers = callers
         self.services: dict[str, NodeService] = {}
+        self.admission = Admission(limits)
+        """The requests running concurrently, counted (`busy` past its limits)."""
         self.refused = 0
         """Requests and one-way messages the decision point refused."""
         self.malformed = 0
         """Requests dropped unanswered: no request id could be read from them."""
+        self.busy = 0
+        """Requests answered "busy" (a limit of requests running was reached)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> int:
+        """Requests running concurrently now."""
+        return len(self._tasks)
 
     def add(self, service: NodeService) -> None:
         """Serve `service` at `/service/<name>`."""
@@ -270,7 +332,9 @@ class ServiceHost:
             oneway = service.oneway
 
             async def message(message: RoutedMessage, source: Source | None) -> None:
-                context = self._decide(service.name, "message", None, source, message.return_route)
+                # one-way messages keep their order: handled in the routing, one after another
+                caller = self._caller(service.name, "message", source)
+                context = self._decide(service.name, "message", None, caller, message.return_route)
                 await _run(oneway, message.payload, context)
 
             self.router.register(address, message)
@@ -282,19 +346,24 @@ class ServiceHost:
         return frozenset(service_address(name) for name in self.services)
 
     def remove_all(self) -> None:
-        """Stop serving every service."""
+        """Stop serving every service; cancel the requests still running."""
         for name in self.services:
             self.router.unregister(service_address(name))
         self.services.clear()
+        for task in list(self._tasks):
+            task.cancel()
 
-    def _decide(
-        self, service: str, method: str, arguments: Any, source: Source | None, back: Route
-    ) -> RequestContext:
-        now = self.clock()
+    def _caller(self, service: str, method: str, source: Source | None) -> Caller:
         caller = self.callers(source)
         if caller is None:
             self.refused += 1
             raise Denied((f"{service}.{method} refused: the source is not a verified caller",))
+        return caller
+
+    def _decide(
+        self, service: str, method: str, arguments: Any, caller: Caller, back: Route
+    ) -> RequestContext:
+        now = self.clock()
         decision = self.policy.decide(AccessRequest(caller, service, method, arguments, now))
         if not decision.allowed:
             self.refused += 1
@@ -304,34 +373,110 @@ class ServiceHost:
     async def _request(
         self, service: NodeService, message: RoutedMessage, source: Source | None
     ) -> None:
+        """A request, in its connection's routing: decided here; run here when it is inline or
+        local (the caller's own task waits for it), else started in a task of its own."""
         try:
             value = _envelope(message.payload, REQUEST, "request")
         except DecodeError as exc:  # no id to answer to
             self.malformed += 1
             log.info("%s: dropped a malformed request: %s", service.name, exc)
             return
-        request, arguments = value[2], value[4]
+        request, arguments, back = value[2], value[4], message.return_route
         try:
             name = cbor.expect_text(value[3], "method")
             method = service.methods.get(name)
             if method is None:
                 raise RemoteError(f"service {service.name} has no method {name!r}")
-            context = self._decide(service.name, name, arguments, source, message.return_route)
+            caller = self._caller(service.name, name, source)
+            if source is None or method.inline:
+                context = self._decide(service.name, name, arguments, caller, back)
+                payload = await self._respond(service.name, method, request, arguments, context)
+            else:
+                carried = source if isinstance(source, RequestSource) else None
+                lane = _lane(caller, source, carried, back)
+                why = self.admission.refusal(lane)
+                if why is not None:  # answered at once: nothing waits in a queue
+                    self.busy += 1
+                    raise Busy(f"busy: {why}, send it again later")
+                context = self._decide(service.name, name, arguments, caller, back)
+                kept = carried.requests if carried is not None else None
+                self._start(service.name, method, request, arguments, context, kept, lane)
+                return
+        except TrothError as exc:
+            payload = _failure(exc, request)
+        except Exception:  # a bug: answer, log, and keep the connection that carried it
+            log.exception("%s: a request failed", service.name)
+            payload = error_response(FAILED, "internal error", request=request)
+        await self._answer(back, payload)
+
+    def _start(
+        self,
+        service: str,
+        method: Method,
+        request: int,
+        arguments: Any,
+        context: RequestContext,
+        kept: set[asyncio.Task[None]] | None,
+        lane: Lane,
+    ) -> None:
+        """Run a request in a task of its own, counted in `lane` until it ends; `kept` (its
+        channel end's) keeps the task, to cancel it when the channel closes."""
+
+        async def run() -> None:
+            payload = await self._respond(service, method, request, arguments, context)
+            await self._answer(context.return_route, payload)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.admission.take(lane)
+        self._tasks.add(task)
+        if kept is not None:
+            kept.add(task)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if kept is not None:
+                kept.discard(task)
+            self.admission.release(lane)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s: a request's task failed", service, exc_info=task.exception())
+
+        task.add_done_callback(ended)
+
+    async def _respond(
+        self, service: str, method: Method, request: int, arguments: Any, context: RequestContext
+    ) -> bytes:
+        """Run the handler: its answer to request `request` (an error answer when it failed;
+        an error answers this request only)."""
+        try:
             result = await _run(method, arguments, context)
             payload = cbor.encode([RESPONSE, VERSION, request, True, result])
             if len(payload) > limits.MAX_SERVICE_MESSAGE:
-                log.error("%s: a %d-byte answer is over the limit", service.name, len(payload))
+                log.error("%s: a %d-byte answer is over the limit", service, len(payload))
                 limit = limits.MAX_SERVICE_MESSAGE
                 too_large = f"the answer is over the {limit}-byte service limit"
                 payload = error_response(FAILED, too_large, request=request)
         except TrothError as exc:
             payload = _failure(exc, request)
         except Exception:  # a bug: answer, log, and keep the connection that carried it
-            log.exception("%s: a request failed", service.name)
+            log.exception("%s: a request failed", service)
             payload = error_response(FAILED, "internal error", request=request)
-        if message.return_route:
+        return payload
+
+    async def _answer(self, back: Route, payload: bytes) -> None:
+        if back:
             with contextlib.suppress(TrothError):
-                await self.router.route(RoutedMessage(message.return_route, (), payload))
+                await self.router.route(RoutedMessage(back, (), payload))
+
+
+def _lane(caller: Caller, source: Source, carried: RequestSource | None, back: Route) -> Lane:
+    """Whom a peer's request counts against: the members at the roots of its chains (else the
+    source's origin), and the connection it came over (else its source)."""
+    if isinstance(caller, PeerCaller):
+        members: frozenset[Any] = member_accounts(caller.peer)
+    else:
+        members = frozenset({source.origin(back)})
+    carrier = carried.carrier() if carried is not None else None
+    return Lane(members, source if carrier is None else carrier)
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -357,6 +502,10 @@ class ServiceHost:
 # timeout for every call (the usual case) deadlines only grow, so no call touches the timer.
 
 _PRUNE_AT = 64  # first hops remembered before the ones no longer served are forgotten
+BUSY_BACKOFF: Final = (0.05, 1.0)
+"""A call answered `busy` is sent again after between half and all of a ceiling that starts at
+50 ms and doubles up to 1 s, while its timeout allows (docs/protocols.md, "Concurrent
+requests"): a busy request did not run, so sending it again is safe."""
 
 
 class Calls:
@@ -388,35 +537,66 @@ class Calls:
     async def call(
         self, router: Router, route: Route, method: str, arguments: Any, timeout: float
     ) -> Any:
-        """Send a request along `route` (starting with this hop) and wait for its answer."""
+        """Send a request along `route` (starting with this hop) and wait for its answer. A
+        `busy` answer (the request did not run) is sent again after a back-off, until the
+        deadline; then `Busy` is raised."""
         if self._closed is not None:
             raise Unreachable(self._closed)
-        request_id = self._next_id
-        self._next_id = (request_id + 1) & MAX_REQUEST_ID
+        request_id = self._new_id()
         request = encode_request(request_id, method, arguments)
         if self._busy < self.limit:
             self._busy += 1
         else:
             await self._wait_for_slot(timeout)
         try:
-            if self._closed is not None:  # closed while this caller waited for a slot
-                raise Unreachable(self._closed)
             loop = asyncio.get_running_loop()
-            answer: asyncio.Future[list[Any]] = loop.create_future()
-            self._pending[request_id] = answer
             deadline = loop.time() + timeout
-            self._deadlines[request_id] = (deadline, timeout, route[-1])
-            if self._timer is None or deadline < self._timer_at:
-                self._arm(loop, deadline)
-            try:
-                await router.route(RoutedMessage(route, (self.address,), request))
-                response = await answer
-            finally:
-                self._pending.pop(request_id, None)
-                self._deadlines.pop(request_id, None)
+            ceiling = BUSY_BACKOFF[0]
+            while True:
+                sent = (request_id, request, deadline, timeout)
+                response = await self._exchange(router, route, *sent)
+                try:
+                    return result_of(response)
+                except Busy:
+                    pause = ceiling * (0.5 + random.random() / 2)
+                    if loop.time() + pause >= deadline:
+                        raise
+                await asyncio.sleep(pause)
+                ceiling = min(2 * ceiling, BUSY_BACKOFF[1])
+                request_id = self._new_id()  # the same request under a new id
+                request = encode_request(request_id, method, arguments)
         finally:
             self._release()
-        return result_of(response)
+
+    def _new_id(self) -> int:
+        request_id = self._next_id
+        self._next_id = (request_id + 1) & MAX_REQUEST_ID
+        return request_id
+
+    async def _exchange(
+        self,
+        router: Router,
+        route: Route,
+        request_id: int,
+        request: bytes,
+        deadline: float,
+        timeout: float,
+    ) -> list[Any]:
+        """Send one request and wait for its answer (Unreachable past `deadline`)."""
+        if self._closed is not None:  # closed while this caller waited (a slot, a back-off)
+            raise Unreachable(self._closed)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Any]] = loop.create_future()
+        self._pending[request_id] = answer
+        self._deadlines[request_id] = (deadline, timeout, route[-1])
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(loop, deadline)
+        try:
+            await router.route(RoutedMessage(route, (self.address,), request))
+            return await answer
+        finally:
+            self._pending.pop(request_id, None)
+            self._deadlines.pop(request_id, None)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """(Re-)arm the deadline timer at loop time `when`."""
