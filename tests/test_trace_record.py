@@ -489,6 +489,10 @@ def test_random_pool_draws_afresh_in_a_forked_child() -> None:
         (b"not json", False),
         (b'"\xff"', False),  # not UTF-8
         (b"[" * 100_000 + b"]" * 100_000, False),  # deeper than any decoder goes
+        ('"\ufdd0"'.encode(), False),  # canonical, but a noncharacter: not I-JSON
+        (b"[" * 29 + b"]" * 29, True),  # as deep as an export line can carry
+        (b"[" * 30 + b"]" * 30, False),
+        (b"9007199254740993", False),  # beyond I-JSON's integers
     ],
 )
 def test_only_canonical_json_is_a_disclosure_value(value: bytes, canonical: bool) -> None:

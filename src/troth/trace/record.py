@@ -43,6 +43,7 @@ import rfc8785
 from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
+from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.identity import Identifier
 
@@ -223,13 +224,22 @@ def disclosure_value(value: Any) -> bytes:
         raise ValueError(f"not a JSON value: {exc}") from None
 
 
+_EXPORT_NESTING: Final = 3
+"""How deep an export line holds a disclosure's value: {"disclosures": {name: {"value": ...}}}."""
+
+
 def is_canonical_value(value: bytes) -> bool:
-    """Whether `value` is the canonical JSON (RFC 8785) of a JSON value: what `disclosure_value`
-    makes, and what an export's verifier recomputes from the value it reads (so a disclosure
-    in any other form, or no JSON at all, would not open its commitment in an export)."""
+    """Whether `value` is the canonical JSON (RFC 8785) of a JSON value an export line can
+    carry: what `disclosure_value` makes, what an export's verifier reads back (I-JSON,
+    `load_json`: no noncharacter, not too deep once nested in the line) and recomputes. A
+    disclosure in any other form would not open its commitment, or not load, in an export."""
+    nested = b"[" * _EXPORT_NESTING + value + b"]" * _EXPORT_NESTING  # as deep as in a line
     try:
-        return disclosure_value(json.loads(value)) == value
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN, too deep
+        parsed = load_json(nested, max_bytes=limits.MAX_TRACE_LINE_BYTES, what="disclosure")
+        for _ in range(_EXPORT_NESTING):
+            (parsed,) = parsed
+        return disclosure_value(parsed) == value
+    except (DecodeError, ValueError, RecursionError):  # not I-JSON, or not canonical
         return False
 
 

@@ -253,7 +253,14 @@ def sign_record(
     digests: dict[str, bytes] = {}
     offset = 16
     for name, value in values.items():
-        disclosure = Disclosure(entropy[offset : offset + 16], disclosure_value(value))
+        encoded = disclosure_value(value)
+        # what a collector admits and an export carries (an ASCII string always is)
+        if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
+            raise ValueError(
+                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
+                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
+            )
+        disclosure = Disclosure(entropy[offset : offset + 16], encoded)
         offset += 16
         disclosures[name] = disclosure
         digests[name] = commitment(name, disclosure)

@@ -136,8 +136,10 @@ class PostgresEngine:
         return self.role_prefix + handle.digest.hex()
 
     def location(self, settings: Mapping[str, Any]) -> tuple[object, ...]:
-        """The cluster that holds a lease's role and the databases DROP OWNED runs in."""
-        return (settings["host"], settings["port"], tuple(settings["databases"]))
+        """The cluster that holds a lease's role, the admin that drops it (on PostgreSQL 16 a
+        CREATEROLE admin drops only the roles it created), and the databases its privileges
+        are copied to and DROP OWNED runs in."""
+        return (settings["host"], settings["port"], settings["user"], tuple(_databases(settings)))
 
     # -- the engine interface -----------------------------------------------------------------
 
