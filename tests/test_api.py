@@ -265,14 +265,16 @@ def test_a_node_name_that_could_escape_the_home_is_refused(name: str, troth_home
     assert not (troth_home / "etc").exists()
 
 
-def test_an_authority_rotating_through_the_api_re_signs_its_bundle(
+def test_an_authority_re_signs_through_the_api_the_bundle_it_checked(
     story: Story, clock: FixedClock, troth_home: Path
 ) -> None:
-    """As `troth identity rotate` does: the bundle the authority signed, held by its node, is
-    signed again under the new key, one revision up."""
+    """As `troth policy bundle resign`: after the authority rotated, the bundle it signed and
+    its node holds is signed again under the new key, one revision up, given its digest."""
     from tests.support.gates import POLICIES, TOOLS
+    from troth.crypto import sha256
+    from troth.errors import PolicyError
     from troth.gates import SqliteBundleTable, create_bundle
-    from troth.node.services.policy import install_bundle
+    from troth.node.services.policy import install_bundle, resign_held_bundle
 
     stored = story.hub._stored
     now = clock.now()
@@ -291,4 +293,8 @@ def test_an_authority_rotating_through_the_api_re_signs_its_bundle(
     clock.advance(10)
     story.hub.identities.rotate(str(story.acme.identifier))
     table = SqliteBundleTable(stored.db)
+    assert table.revisions()[story.acme.identifier.digest] == 5  # never on its own
+    with pytest.raises(PolicyError):
+        resign_held_bundle(troth_home, "acme", digest="00" * 32, clock=clock)
+    resign_held_bundle(troth_home, "acme", digest=sha256(bundle).hex(), clock=clock)
     assert table.revisions()[story.acme.identifier.digest] == 6

@@ -107,11 +107,6 @@ ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'
 # -- 1. a rotation re-signs the bundle the stolen key pushed ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an authority's rotation (the recovery from a stolen key) re-signs whatever bundle "
-    "its node holds under the new key: the thief's pushed bundle comes back in force",
-)
 def test_an_authoritys_rotation_never_re_signs_the_bundle_its_stolen_key_pushed(
     story: Story,  # noqa: F811 - the fixture imported above
     clock: FixedClock,

@@ -75,18 +75,31 @@ def test_push_refuses_a_rollback_and_a_tampered_bundle(desk: dict[str, str]) -> 
     assert shown["revision"] == 2
 
 
-def test_an_authority_that_rotates_re_signs_its_bundle(desk: dict[str, str]) -> None:
-    """Its rotation puts what its older history signed out of force (the feed supersedes it):
-    the node hosting the authority signs the bundle it holds again under the new key, one
-    revision up, same policies, and installs it — in force at once."""
+def test_an_authority_that_rotates_re_signs_the_bundle_it_checked(desk: dict[str, str]) -> None:
+    """Its rotation puts what its older key signed out of force (the feed supersedes it). The
+    rotation says so, and never re-signs on its own (the held bundle may be a thief's): the
+    operator checks the held bundle and re-signs it by its digest, one revision up, same
+    policies — in force at once. Another digest, or none held, is refused."""
     run_json("policy", "push", desk["r1"], "--node", "acme")
-    rotated = run_json("identity", "rotate", "acme", "--node", "acme")
-    assert rotated["policy_bundle"]["revision"] == 2
+    (held,) = run_json("policy", "show", "--node", "acme")
+    rotated = run("identity", "rotate", "acme", "--node", "acme")
+    assert f"digest {held['digest']}" in rotated.stderr
+    assert "policy_bundle" not in json.loads(
+        run("identity", "rotate", "acme", "--node", "acme", "--json").stdout
+    )
+    (after,) = run_json("policy", "show", "--node", "acme")
+    assert (after["revision"], after["in_force"]) == (1, False)  # nothing re-signed by itself
+    refused = run_json(
+        "policy", "bundle", "resign", "--digest", "00" * 32, "--node", "acme", code=1
+    )
+    assert "check it" in refused["detail"]
+    resigned = run_json("policy", "bundle", "resign", "--digest", held["digest"], "--node", "acme")
+    assert resigned["revision"] == 2
     (shown,) = run_json("policy", "show", "--node", "acme")
     assert (shown["revision"], shown["in_force"]) == (2, True)
     assert shown["policies"] == ["lookup", "refund", "refund-cap", "export"]
-    other = run_json("identity", "rotate", "support")  # not an authority: nothing re-signed
-    assert "policy_bundle" not in other
+    none = run_json("policy", "bundle", "resign", "--digest", held["digest"], code=1)  # default
+    assert none["reason"] == "no policy bundle"
 
 
 def test_show_with_no_bundle() -> None:

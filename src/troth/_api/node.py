@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,7 +16,7 @@ from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPT
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
 from troth.crypto import KeyType
-from troth.errors import ConfigError, ConflictError, NotFound, TrothError
+from troth.errors import ConfigError, ConflictError, NotFound
 from troth.identity import Identifier
 from troth.node.authorities import (
     announce_here,
@@ -33,8 +32,6 @@ from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
 from troth.node.traces import delegate_recorded, record_revocation
 from troth.node.trust import FEED_STALENESS
-
-log = logging.getLogger("troth.api")
 
 if TYPE_CHECKING:
     from troth._api.network import Channel, RunningNode, Service
@@ -100,8 +97,9 @@ class Identities:
         authorities on this machine it is a member of (authorities reached over the network
         hear of it when the node next runs: `serve`). Chains the identity signed before stop
         verifying once its authority has published that: delegate again. When it is the
-        authority this node hosts, the policy bundle it signed and the node holds is signed
-        again under the new key (`troth.node.services.policy.resign_after_rotation`)."""
+        authority this node hosts, the policy bundle it signed goes out of force too: check
+        it, then re-sign it (`troth.node.services.policy.resign_held_bundle`, with its
+        digest)."""
         node = self._node
         ref = _ref(identity)
         rotated = node._stored.identities.rotate(
@@ -110,15 +108,6 @@ class Identities:
             key_type=KeyType.from_label(key_type) if key_type else None,
         )
         announce_here(node._stored, ref, now=node._clock.now())
-        from troth.node.services.policy import resign_after_rotation  # Cedar: on use only
-
-        stored = node._stored
-        try:
-            resign_after_rotation(
-                home_of(stored), stored.name, rotated.identifier, clock=node._clock
-            )
-        except TrothError as exc:  # the rotation is committed: say so, as the CLI warns
-            log.warning("the policy bundle was not re-signed after the rotation: %s", exc)
         return Identity._of(rotated.name, rotated.identity)
 
 

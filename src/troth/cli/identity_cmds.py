@@ -31,7 +31,7 @@ from troth.cli.output import (
 )
 from troth.cli.text import moment
 from troth.credentials.wallet import Announcement
-from troth.crypto import KeyType
+from troth.crypto import KeyType, sha256
 from troth.errors import IdentityError, TrothError
 from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.identity.service import IdentityExists
@@ -181,13 +181,8 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
         )
         data: dict[str, Any] = describe(local.identity, local.name)
     announced = _announce(node_name, ref)
-    resigned = _resign(node_name, local.identity.identifier, reporter)
+    _hint_resign(node_name, local.identity.identifier, reporter)
     lines = [shown(data)]
-    if resigned is not None:
-        lines.append(
-            f"re-signed the policy bundle under the new key: revision {resigned['revision']}"
-        )
-        data["policy_bundle"] = resigned
     for row in announced:
         authority = reporter.label(row["authority"])
         if row["announced"]:
@@ -201,19 +196,20 @@ def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -
     reporter.result({**data, "announcements": announced}, "\n".join(lines))
 
 
-def _resign(node_name: str, identity: Identifier, reporter: Reporter) -> dict[str, Any] | None:
-    """The node's authority rotated: its policy bundle signed again (`resign_after_rotation`);
-    a failure is a warning (the rotation is committed: sign and push one by hand)."""
-    from troth.node.services.policy import resign_after_rotation
+def _hint_resign(node_name: str, identity: Identifier, reporter: Reporter) -> None:
+    """The node's authority rotated: the bundle it holds of it is out of force once the feed
+    supersedes the older history. Say how to re-sign it — never automatically: the held
+    bundle may be one a thief pushed with the key this rotation retired."""
+    from troth.node.services.policy import held_authority_bundle
 
-    try:
-        return resign_after_rotation(home(), node_name, identity, clock=CLOCK)
-    except TrothError as exc:
-        reporter.info(
-            f"troth: warning: the policy bundle was not re-signed: {exc} (troth policy bundle "
-            "create, then troth policy push)"
-        )
-        return None
+    found = held_authority_bundle(home(), node_name)
+    if found is None or found[0] != identity:
+        return
+    reporter.info(
+        f"troth: the policy bundle this node holds (digest {sha256(found[1]).hex()}) was "
+        "signed under the retired key and is out of force; check it (troth policy show), then "
+        f"re-sign it: troth policy bundle resign --digest <digest> --node {node_name}"
+    )
 
 
 def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:

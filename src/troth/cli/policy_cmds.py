@@ -223,6 +223,40 @@ def create(
     )
 
 
+@bundle_group.command(
+    "resign",
+    epilog="""\b
+Example (after troth identity rotate acme --node acme):
+  troth policy show --node acme
+  troth policy bundle resign --digest 3f1c... --node acme""",
+)
+@click.option(
+    "--digest",
+    required=True,
+    metavar="HEX",
+    help="SHA-256 of the held bundle (troth policy show): what you checked is what is signed.",
+)
+@node_option
+@json_command
+def resign(digest: str, node_name: str, reporter: Reporter) -> None:
+    """Sign the authority's bundle the node holds again under the authority's current key (one
+    revision up, same policies, same lifetime from now) and install it: after the authority
+    rotated, what its older key signed is out of force. Only the bundle whose digest you give:
+    the held one may be a thief's, pushed with the key the rotation retired."""
+    from troth.node.services.policy import resign_held_bundle
+
+    try:
+        summary = resign_held_bundle(home(), node_name, digest=digest, clock=CLOCK)
+    except PolicyError as exc:
+        reporter.fail(exc, EXIT_INVALID, _refused(exc))
+    then = "; the running node distributes it" if summary["node_running"] else ""
+    reporter.result(
+        summary,
+        f"re-signed as revision {summary['revision']} of {reporter.label(summary['authority'])}"
+        f" and installed on node {node_name!r}{then}",
+    )
+
+
 def _refused(exc: PolicyError) -> dict[str, Any]:
     return {
         "ok": False,

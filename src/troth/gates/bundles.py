@@ -369,8 +369,10 @@ def resign_bundle(data: bytes, signer: Signer, *, now: int) -> bytes:
     revision up, with the same policies, schema, tools and services and the same lifetime from
     `now` (within its key's). PolicyError unless `signer` is the bundle's authority and signer,
     or when the revision is already the top one (a rotated authority then signs a bundle of
-    its choice: any revision replaces one out of force)."""
+    its choice: any revision replaces one out of force), or when it expired."""
     _signed, body = _decode_signed(data)
+    if now >= body.expires_at:
+        raise PolicyError(_P.EXPIRED, "the bundle expired: sign a new one")
     if not body.authority == body.signer == signer.identity.identifier:
         raise PolicyError(
             _P.NOT_POLICY_ADMIN, "only the authority re-signs, and only the bundles it signed"

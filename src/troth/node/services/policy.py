@@ -42,6 +42,7 @@ from troth.credentials import (
     VerifiedFeed,
 )
 from troth.credentials.wallet import revokes_a_link
+from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import (
     CredentialError,
@@ -564,23 +565,36 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
     return {**verified.to_json(), "new": new, "node_running": running}
 
 
-def resign_after_rotation(
-    home: Path, name: str, identity: Identifier, *, clock: Clock
-) -> dict[str, Any] | None:
-    """When `identity`, just rotated, is the authority node `name` hosts and it signed the
-    bundle the node holds: that bundle — out of force once the authority's feed supersedes the
-    older history it was signed under — signed again under the new history one revision up
-    (`resign_bundle`) and installed (`install_bundle`: a running node takes it up and pushes
-    it to its subscribers). Its summary; None when there is nothing to re-sign."""
+def held_authority_bundle(home: Path, name: str) -> tuple[Identifier, bytes] | None:
+    """The authority node `name` hosts and the bundle of it the node holds, if both."""
     with open_node(name, home=home) as node:
         try:
             authority = node.authority().identifier
         except NotFound:
             return None
         held = SqliteBundleTable(node.db).load(authority.digest)
-        if identity != authority or held is None:
-            return None
-        now = clock.now()
+    return None if held is None else (authority, held)
+
+
+def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> dict[str, Any]:
+    """The bundle node `name` holds of the authority it hosts, signed again by the authority
+    under its current key (`resign_bundle`: one revision up, same policies, the same lifetime
+    from now) and installed (`install_bundle`). Only the bundle whose SHA-256 is `digest`
+    (hex, as `troth policy show` prints it): the operator confirms what is re-signed — the
+    held bundle may be one a thief pushed with the key the rotation retired. PolicyError when
+    the digest differs, the bundle expired, or there is none (NO_BUNDLE)."""
+    found = held_authority_bundle(home, name)
+    if found is None:
+        raise PolicyError(_P.NO_BUNDLE, f"node {name!r} holds no bundle of an authority it hosts")
+    authority, held = found
+    if sha256(held).hex() != digest.strip().lower():
+        raise PolicyError(
+            _P.MALFORMED,
+            f"the held bundle's digest is {sha256(held).hex()}, not the one given: check it "
+            "(troth policy show) before re-signing",
+        )
+    now = clock.now()
+    with open_node(name, home=home) as node:
         signer = node.identities.signer(str(authority), now=now)
         data = resign_bundle(held, signer, now=now)
     return install_bundle(home, name, data, clock=clock)
