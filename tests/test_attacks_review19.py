@@ -99,6 +99,7 @@ def test_a_members_disclosure_cannot_poison_the_hubs_exports(
         )
         with monkeypatch.context() as hostile:  # the member's own signing code
             hostile.setattr(signing, "disclosure_value", lambda value: UNSORTED)
+            hostile.setattr(signing, "is_canonical_value", lambda value: True)
             verified = sign_record(signer, content, seq=0, prev=None, time=now)
         submitted = SubmittedRecord(verified.envelope, verified.disclosures)
         batch = Submission(signer.identity.history, (signer.attestation,), (), (submitted,))
