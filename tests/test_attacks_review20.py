@@ -150,11 +150,6 @@ def test_an_authoritys_rotation_never_re_signs_the_bundle_its_stolen_key_pushed(
 # -- 2. a peer hides the chain of the authority that revoked it -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a peer's standing is judged only by the roots of the chains it chooses to show: a "
-    "member revoked by one authority hides that chain and is served on another's",
-)
 def test_a_member_cannot_hide_the_chain_of_the_authority_that_revoked_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.support.gates import GatesWorld, T, make_world
 from tests.support.parties import Party, make_party
+from troth.channel.verification import remember_nothing
 from troth.clock import FixedClock
 from troth.credentials import CredentialChain, RevocationKind
 from troth.encoding import cbor
@@ -67,6 +68,7 @@ def service(tmp_path: Path) -> Service:
         verifier=lambda: world.verifier,
         feeds=world.feeds,
         observe=lambda identity: observed.append(identity.identifier),
+        vouched=remember_nothing,
     )
     return Service(world, log, collector, clock, observed)
 
@@ -210,6 +212,7 @@ def test_only_the_signers_own_authority_can_refuse_it(tmp_path: Path) -> None:
         verifier=lambda: world.verifier,
         feeds=lambda: {**world.feeds(), **elsewhere.feeds()},
         observe=lambda identity: None,
+        vouched=remember_nothing,
     )
     support, chain = world.support, world.support_chain
     shown = world.verifier.verify(chain, presenter=support.identifier, feeds=world.feeds(), now=NOW)
@@ -230,6 +233,48 @@ def test_only_the_signers_own_authority_can_refuse_it(tmp_path: Path) -> None:
     assert submit(1, ()) == [F.SIGNER_INVALID]  # no chain shown: every held feed counts
     world.revoke(RevocationKind.IDENTITY, support.identifier.digest, now=T + 6)
     assert submit(1, (shown,)) == [F.SIGNER_INVALID]  # its own authority's word counts
+
+
+def test_an_authority_that_vouched_for_the_signer_counts_when_its_chain_is_hidden(
+    tmp_path: Path,
+) -> None:
+    """Review 20, finding 2, at the collector: the signer is a member of `world`'s authority
+    and of `elsewhere`'s, and this node verified an `elsewhere` chain for it before (`vouched`).
+    Elsewhere revokes it; its channel now shows the `world` chain only: elsewhere's word still
+    counts. An authority that never vouched for it here is still not heard (finding 5)."""
+    world, elsewhere = make_world(), make_world()
+    elsewhere.revoke(RevocationKind.IDENTITY, world.support.identifier.digest, now=T + 5)
+    owner = make_party(world.vault, now=T)
+    log = TraceLog.open(tmp_path / "t.db", clock=FixedClock(NOW), signer=lambda now: owner.signer)
+    support, chain = world.support, world.support_chain
+    remembered: dict[Identifier, frozenset[Identifier]] = {}
+    collector = TraceCollector(
+        log,
+        verifier=lambda: world.verifier,
+        feeds=lambda: {**world.feeds(), **elsewhere.feeds()},
+        observe=lambda identity: None,
+        vouched=lambda identifier: remembered.get(identifier, frozenset()),
+    )
+    shown = world.verifier.verify(chain, presenter=support.identifier, feeds=world.feeds(), now=NOW)
+    batcher = TraceBatcher(lambda now: support.signer)
+    batcher.set_head(None)
+    batcher.add(tool("refund", chain), chain=chain, now=NOW)
+    batch = batcher.next_batch(NOW)
+    assert batch is not None
+
+    def submit() -> Receipts:
+        return collector.submit(
+            batch.submission, submitter=support.identifier, now=NOW, credentials=(shown,)
+        )
+
+    remembered[support.identifier] = frozenset({world.authority.identifier})
+    assert reasons(submit()) == [None]  # only its shown root vouched: elsewhere is not heard
+    remembered[support.identifier] = frozenset(
+        {world.authority.identifier, elsewhere.authority.identifier}
+    )
+    refused = submit()
+    assert reasons(refused) == [F.SIGNER_INVALID]
+    assert f"revoked by {elsewhere.authority.identifier}" in refused.results[0].detail
 
 
 def test_a_replayed_record_is_not_appended_twice(service: Service) -> None:

@@ -112,13 +112,18 @@ class Two:
         return verify_peer(trust, who or self.alice.party.identity, chains, NOW)
 
 
-@pytest.fixture
-def two() -> Two:
+def make_two() -> Two:
+    """Acme and globex with empty feeds, and alice (no credential yet)."""
     vault = SoftwareVault()
     acme, globex = make_party(vault, now=T), make_party(vault, now=T)
     world = Two(vault, acme, globex, make_channel_party(vault, now=T))
     world.feeds = {acme.identifier: feed_of(acme), globex.identifier: feed_of(globex)}
     return world
+
+
+@pytest.fixture
+def two() -> Two:
+    return make_two()
 
 
 def refused(two: Two, chains: tuple[bytes, ...], policy: PeerPolicy | None = None) -> ChannelError:

@@ -347,3 +347,15 @@ MAX_ROUTE_PINS: Final = 64
 service route node.json names, one per route it named)."""
 MAX_PINS_FILE_BYTES: Final = MAX_ROUTE_PINS * (MAX_ROUTE_LENGTH * (MAX_ADDRESS_TEXT + 16) + 128)
 """Largest pins.json (every route at its longest, with its identifier)."""
+
+# -- vouchers: whose chains a node verified for an identity (troth.node.vouchers) ---------------
+MAX_VOUCHED_IDENTITIES: Final = 100_000
+"""Identities a node remembers the vouching authorities of (its `vouchers` table, held in memory
+too: ~300 bytes each). Past it, rows that can no longer change a judgment are swept; when none
+can, a peer showing chains the node has no row for yet is refused (docs/storage.md,
+"Vouchers")."""
+MAX_VOUCHERS_PER_IDENTITY: Final = 16
+"""Authorities a node remembers as vouching for one identity (the roots of the chains it
+verified for it: trust anchors of the node, so far above what one identity holds)."""
+VOUCHER_SWEEP_ROWS: Final = 256
+"""Rows of one authority a sweep of the vouchers examines at once (forgotten, or kept for good)."""

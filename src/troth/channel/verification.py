@@ -8,10 +8,13 @@ continuous re-checks, so all three apply the same checks in the same order:
 2. every credential chain rooted at a trust anchor verifies, with the peer as presenter,
    against the current feeds (expiry and revocation included); a chain whose root is not a
    trust anchor is dropped (it grants nothing here) and said so in `VerifiedPeer.dropped`;
+   the roots of those that verified are remembered for the peer (`ChannelTrust.vouch`);
 3. the identity is not revoked, and its history not superseded, by an authority with
    standing over it (`standing_feeds`, docs/formats.md "Whose word counts on an identity"):
-   the root of each chain that verified, or the identity itself when it is a trust anchor;
-   a peer with neither (a stranger, or one whose every chain failed) by every held feed;
+   the root of each chain that verified, the identity itself when it is a trust anchor, and
+   every authority whose chain this side verified for it before (`ChannelTrust.vouched`,
+   whatever it shows now); a peer with none of the first two (a stranger now, or one whose
+   every chain failed) by every held feed;
 4. a chain of step 2 that did not verify refuses the channel (deny when in doubt: a forged,
    revoked or expired chain of a trusted root is never silently dropped);
 5. the peer policy admits the peer (default deny).
@@ -51,7 +54,10 @@ __all__ = [
     "IdentityRefusal",
     "PeerPolicy",
     "VerifiedPeer",
+    "Vouch",
+    "Vouched",
     "identity_refusal",
+    "remember_nothing",
     "standing_feeds",
     "verify_peer",
 ]
@@ -85,6 +91,20 @@ class PeerPolicy(Protocol):
 Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
 """The revocation feeds held now, by authority."""
 
+Vouched = Callable[[Identifier], Set[Identifier]]
+"""The authorities whose chains this side verified for an identity before (its memory: their
+word on it counts whatever chains it shows now)."""
+
+Vouch = Callable[[Identifier, tuple[VerifiedCredential, ...]], bool]
+"""Remember the roots of the chains just verified for an identity; False when the memory
+cannot take them (it is full): the peer is then refused (deny when in doubt)."""
+
+
+def remember_nothing(identifier: Identifier) -> Set[Identifier]:
+    """A `Vouched` with no memory: only the chains a peer shows count (a side that keeps no
+    store, e.g. a test; a node gives its own, troth.node.vouchers)."""
+    return frozenset()
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelTrust:
@@ -102,6 +122,10 @@ class ChannelTrust:
     checkpoints: Callable[[int], Checkpoints] | None = None
     """Given `now`, judges a checkpointed peer history (a long-lived identity presents a
     suffix attested by its authority's feed); None: such histories are refused."""
+    vouched: Vouched = remember_nothing
+    """Whose chains this side verified for an identity before (`standing_feeds`)."""
+    vouch: Vouch | None = None
+    """Given every peer's verified chains, before it is judged, to remember their roots."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +149,20 @@ def verify_peer(
     identity = who if isinstance(who, VerifiedIdentity) else _authenticate(trust, who, now)
     feeds = trust.feeds()
     checked = _verify_credentials(trust, identity, chains, feeds, now)
+    vouch = trust.vouch
+    if checked.verified and vouch is not None and not vouch(identity.identifier, checked.verified):
+        raise ChannelError(
+            _F.PEER_NOT_ALLOWED,
+            f"cannot remember who vouches for {identity.identifier}: too many identities",
+        )
     anchors = frozenset() if trust.verifier is None else trust.verifier.policy.anchors
-    over = standing_feeds(identity.identifier, checked.verified, anchors, feeds)
+    over = standing_feeds(
+        identity.identifier,
+        checked.verified,
+        anchors,
+        feeds,
+        vouched=trust.vouched(identity.identifier),
+    )
     refusal = identity_refusal(identity, over)
     if refusal is not None:
         if refusal.revoked:
@@ -150,18 +186,24 @@ def standing_feeds(
     credentials: Iterable[VerifiedCredential],
     anchors: Set[Identifier],
     feeds: Mapping[Identifier, VerifiedFeed],
+    *,
+    vouched: Set[Identifier],
 ) -> tuple[VerifiedFeed, ...]:
     """The held feeds whose word on identity `identifier` counts (docs/formats.md, "Whose word
-    counts on an identity"): the feeds of the roots of its verified `credentials`, and its own
-    feed when it is one of `anchors` (an authority's word about itself). Another authority's
-    entry naming a member or an anchor is not its word to give. A peer with neither (a
-    stranger: no trusted authority vouches for it) is judged by every held feed: deny when in
-    doubt, and a stolen backup of a member's identity that shows no chain stays refused."""
+    counts on an identity"): the feeds of the roots of its verified `credentials`, its own feed
+    when it is one of `anchors` (an authority's word about itself), and the feeds of the
+    authorities whose chains this side verified for it before (`vouched`), whether it shows
+    them now or not: a peer does not choose its judges by hiding a chain. Another authority's
+    entry naming a member or an anchor is not its word to give. A peer that shows no verified
+    chain and is not an anchor (a stranger now: no trusted authority vouches for it) is judged
+    by every held feed: deny when in doubt, and a stolen backup of a member's identity that
+    shows no chain stays refused."""
     over = {credential.authority for credential in credentials}
     if identifier in anchors:
         over.add(identifier)
     if not over:
         return tuple(feeds.values())
+    over.update(vouched)
     return tuple(feed for authority, feed in feeds.items() if authority in over)
 
 

@@ -1,10 +1,13 @@
 """What a node trusts, in one object (docs/protocols.md, "Access"): its trust anchors (the
 authorities it enrolled with and the one it hosts), the chain verifiers, the revocation feeds
-it holds, the store-or-extend callback, and the staleness and skew it judges with.
+it holds, the authorities whose chains it verified for each identity (`vouchers`), the
+store-or-extend callback, and the staleness and skew it judges with.
 
 Everything here is synchronous and may touch the node's store: the runtime calls the methods
-that read or write storage (`reload`, `refresh_hosted`) off the event loop. `standing` reads
-memory only: it runs at every access decision.
+that read or write storage (`reload`, `refresh_hosted`) off the event loop; the channel
+callbacks (`known`, `observe`, `vouch`) run at handshakes, on the loop, and `vouch` writes only
+when a peer shows a chain of an authority, or a later expiry, this node has not stored for it.
+`standing` reads memory only: it runs at every access decision.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from troth.errors import CredentialError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.node.access import Standing
 from troth.node.node import Node
+from troth.node.vouchers import Vouchers
+from troth.storage import SqliteVoucherStore
 
 __all__ = [
     "CREDENTIAL_SKEW",
@@ -68,15 +73,23 @@ class NodeTrust:
         self.verifier: ChainVerifier | None = None
         """Checks chains at handshakes: issuer histories are stored or extended."""
         self._recheck: ChainVerifier | None = None  # per decision: memory only (no `known`)
+        self.vouchers = Vouchers(
+            SqliteVoucherStore(node.db),
+            feeds=lambda: self.feeds,
+            stored_changes=node.identities.stored_changes,
+        )
+        """Whose chains this node verified for each identity: their word on it counts."""
         self._generation = 0
-        self._standings: dict[int, tuple[VerifiedPeer, int, int, Standing]] = {}
+        self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self.feed_hooks: list[Callable[[VerifiedFeed], None]] = []
         """Called with every feed `set_feed` installs (on the thread that installed it)."""
 
     # -- storage (call off the event loop) -------------------------------------------------------
 
     def reload(self, now: int) -> None:
-        """Read the trusted authorities and the feeds held for them from the store."""
+        """Read the trusted authorities, the feeds held for them and the vouchers from the
+        store."""
+        self.vouchers.load()
         wallet = self.node.wallet
         self.routes = wallet.trusted()
         anchors = set(self.routes)
@@ -133,6 +146,8 @@ class NodeTrust:
             known=self.node.identities.check_known,
             observe=self._remember,
             checkpoints=self._checkpoints,
+            vouched=self.vouchers.of,
+            vouch=self.vouchers.vouch,
         )
 
     def _remember(self, peer: VerifiedPeer) -> None:
@@ -149,29 +164,37 @@ class NodeTrust:
     def standing(self, peer: VerifiedPeer, now: int) -> Standing:
         """`peer`'s standing against the feeds held now: its identity not revoked nor
         superseded by an authority with standing over it (the roots of the chains it verified
-        at the handshake, itself when it is an anchor, every held feed for a stranger:
+        at the handshake, itself when it is an anchor, the authorities whose chains this node
+        verified for it at any time: `vouchers`; every held feed for a stranger:
         `standing_feeds`), each credential re-verified (windows, revocation, supersession;
         the byte checks are cached by the verifier)."""
         key = id(peer)
+        generation = (self._generation, self.vouchers.generation)
         cached = self._standings.get(key)
         if (
             cached is not None
             and cached[0] is peer
-            and cached[1] == self._generation
+            and cached[1] == generation
             and cached[2] == now
         ):
             return cached[3]
         standing = self._judge(peer, now)
         if len(self._standings) >= STANDING_CACHE:
             self._standings.clear()
-        self._standings[key] = (peer, self._generation, now, standing)
+        self._standings[key] = (peer, generation, now, standing)
         return standing
 
     def _judge(self, peer: VerifiedPeer, now: int) -> Standing:
         identity = peer.identity
         is_anchor = peer.identifier in self.anchors
         feeds = self.feeds
-        over = standing_feeds(peer.identifier, peer.credentials, self.anchors, feeds)
+        over = standing_feeds(
+            peer.identifier,
+            peer.credentials,
+            self.anchors,
+            feeds,
+            vouched=self.vouchers.of(peer.identifier),
+        )
         refusal = identity_refusal(identity, over)
         if refusal is not None:
             problem = f"it is {refusal.detail}" if refusal.revoked else refusal.detail

@@ -15,11 +15,14 @@ from troth.storage.base import (
     PurposeKeyRecord,
     RevocationRecord,
     Transactional,
+    VoucherRow,
+    VoucherStore,
 )
 from troth.storage.peers import PeerLock
 from troth.storage.sqlite import Durability, SqliteDatabase
 from troth.storage.sqlite_authority import SqliteAuthorityStore, SqliteCredentialStore
 from troth.storage.sqlite_stores import SqliteIdentityStore, SqliteKeyStore
+from troth.storage.sqlite_vouchers import SqliteVoucherStore
 
 __all__ = [
     "AuthorityConfig",
@@ -42,5 +45,8 @@ __all__ = [
     "SqliteDatabase",
     "SqliteIdentityStore",
     "SqliteKeyStore",
+    "SqliteVoucherStore",
     "Transactional",
+    "VoucherRow",
+    "VoucherStore",
 ]

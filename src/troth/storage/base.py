@@ -24,6 +24,8 @@ __all__ = [
     "PurposeKeyRecord",
     "RevocationRecord",
     "Transactional",
+    "VoucherRow",
+    "VoucherStore",
 ]
 
 
@@ -364,4 +366,40 @@ class CredentialStore(Transactional, Protocol):
 
     def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
         """Remove a pending enrollment; whether there was one."""
+        ...
+
+
+VoucherRow = tuple[bytes, bytes, int]
+"""(identifier, authority, expires_at): an authority whose chain a node verified for an
+identity, and when the newest such chain expires."""
+
+
+class VoucherStore(Transactional, Protocol):
+    """The authorities whose chains a node verified for each identity (docs/storage.md,
+    "Vouchers"): rows are added or extended when a chain verifies, and only a sweep that found
+    them unable to change a judgment removes them."""
+
+    def vouchers(self) -> list[VoucherRow]:
+        """Every row (a node holds them all in memory: bounded by MAX_VOUCHED_IDENTITIES)."""
+        ...
+
+    def vouch(self, identifier: bytes, authority: bytes, expires_at: int) -> None:
+        """Insert the row, or extend its expiry to `expires_at` when that is later (a renewed
+        chain: then a sweep judges it again)."""
+        ...
+
+    def lapsed(self, authority: bytes, until: int, limit: int) -> list[tuple[bytes, int]]:
+        """Up to `limit` (identifier, expires_at) of `authority`'s rows not kept for good whose
+        expiry is at most `until`, the oldest first."""
+        ...
+
+    def settle(
+        self,
+        authority: bytes,
+        forget: Sequence[tuple[bytes, int]],
+        keep: Sequence[tuple[bytes, int]],
+    ) -> list[bytes]:
+        """Remove the (identifier, expires_at) rows of `forget` and mark those of `keep` kept for
+        good, in one transaction; a row whose expiry changed meanwhile (renewed) is left as is.
+        The identifiers whose row was removed."""
         ...

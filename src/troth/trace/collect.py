@@ -7,7 +7,10 @@ runs it on the node's storage thread). For the batch, once:
 - the signer's history verifies in full (no checkpointed suffix: the log keeps histories that
   verify offline) and, when a member submits it, is the member's own (`submitter`): a member
   submits only the records it signed;
-- no feed the node holds revokes or supersedes that identity;
+- no feed of an authority with standing over that identity revokes or supersedes it: the
+  roots of the chains its channel showed, the authorities whose chains the node verified for
+  it before (`vouched`), itself as an anchor; every held feed for a stranger (docs/formats.md,
+  "Whose word counts on an identity");
 - the history is stored or extends the node's copy (store-or-extend, `observe`).
 
 Then for each record, in order: its envelope decodes, names the signer and one of the
@@ -30,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from troth.channel.verification import identity_refusal, standing_feeds
+from troth.channel.verification import Vouched, identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
@@ -58,11 +61,13 @@ class TraceCollector:
         verifier: Callable[[], ChainVerifier | None],
         feeds: Feeds,
         observe: Known,
+        vouched: Vouched,
     ) -> None:
         self.log = log
         self._verifier = verifier
         self._feeds = feeds
         self._observe = observe
+        self._vouched = vouched
 
     def submit(
         self,
@@ -132,12 +137,15 @@ class TraceCollector:
                 f"{identity.identifier}'s",
             )
         # only the word of the authorities with standing over the signer counts (docs/formats.md,
-        # "Whose word counts on an identity"): the roots of its chains, itself as an anchor
+        # "Whose word counts on an identity"): the roots of its chains, those this node verified
+        # a chain of for it before (whatever its channel shows now), itself as an anchor
         verifier = self._verifier()
         anchors: frozenset[Identifier] = (
             frozenset() if verifier is None else verifier.policy.anchors
         )
-        feeds = standing_feeds(identity.identifier, credentials, anchors, self._feeds())
+        signer = identity.identifier
+        vouched = self._vouched(signer)
+        feeds = standing_feeds(signer, credentials, anchors, self._feeds(), vouched=vouched)
         refusal = identity_refusal(identity, feeds)
         if refusal is not None:
             raise TraceError(_F.SIGNER_INVALID, refusal.detail)

@@ -111,6 +111,7 @@ class TraceService:
                 verifier=lambda: self.trust.verifier,
                 feeds=lambda: self.trust.feeds,
                 observe=self.traces.node.identities.observe,
+                vouched=self.trust.vouchers.of,
             )
         return self._collector
 
