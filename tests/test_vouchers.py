@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.feeds import entries, pages
 from tests.support.nodes import MemNet, route, run_memnet
-from tests.support.parties import Party, make_channel_party
+from tests.support.parties import ChannelParty, Party, make_channel_party
 from tests.test_attacks_review19 import local_authority
 from tests.test_trace_node import signed_batch
 from tests.test_trust_scope import NOW, REVOKE, SUPERSEDE, Two, feed_of, make_two
@@ -33,6 +33,7 @@ from troth.credentials import (
     RevocationKind,
     VerifiedCredential,
     VerifiedFeed,
+    delegate,
     issue_credential,
     verify_page,
 )
@@ -257,6 +258,76 @@ def test_an_identitys_own_bound_is_kept_the_same_way(
     memory.feeds[two.acme.identifier] = feed_at(two.acme, LAPSED)
     assert memory.vouchers.vouch(alice.identifier, globex)
     assert memory.vouchers.of(alice.identifier) == {two.globex.identifier}
+
+
+def member_chain(two: Two, member: Party, ttl: int = 3600) -> bytes:
+    """Acme's chain for `member`, which may delegate (issued just before NOW)."""
+    signed = issue_credential(
+        two.acme.signer,
+        subject=member.identifier,
+        attributes=Attributes({"agents.team": "support"}),
+        now=NOW - 1,
+        ttl=ttl,
+        depth=2,
+    )
+    return CredentialChain((signed,), (two.acme.identity.history,)).encode()
+
+
+@pytest.mark.xfail(strict=True, reason="review 20 follow-up: vouchers are bounded globally only")
+def test_a_members_delegates_fill_only_that_members_share(
+    two: Two, memory: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: alice mints delegates offline for free and connects with each. Past
+    MAX_VOUCHED_PER_MEMBER (2 here) her new delegates are refused — also after a restart — while
+    bob's and carol's new peers are still vouched for and admitted. Once acme's feed shows her
+    delegates' chains lapsed quietly, a sweep of her rows alone makes room (bob's, as old,
+    stays)."""
+    monkeypatch.setattr(limits, "MAX_VOUCHED_IDENTITIES", 4)
+    monkeypatch.setattr(limits, "MAX_VOUCHED_PER_MEMBER", 2, raising=False)
+    alice, bob, carol = two.alice.party, *(make_channel_party(two.vault, now=NOW) for _ in "bc")
+    parent = CredentialChain.decode(member_chain(two, alice))
+    delegates = [make_channel_party(two.vault, now=NOW) for _ in range(4)]
+    chains = [
+        delegate(
+            alice.signer,
+            parent,
+            subject=who.identifier,
+            attributes=Attributes({"agents.team": "support"}),
+            now=NOW - 1,
+            ttl=3000,  # expires with bob's chain
+            purpose="flood",
+        ).encode()
+        for who in delegates
+    ]
+
+    def admit(who: ChannelParty, chain: bytes) -> VerifiedPeer:
+        return verify_peer(memory.trust(two), who.party.identity, (chain,), NOW)
+
+    for who, chain in zip(delegates[:2], chains, strict=False):
+        assert admit(who, chain).identifier == who.identifier
+    for who, chain in zip(delegates[2:], chains[2:], strict=True):
+        with pytest.raises(ChannelError) as caught:
+            admit(who, chain)
+        assert caught.value.reason is _F.PEER_NOT_ALLOWED
+        assert memory.vouchers.of(who.identifier) == set()
+    assert admit(bob, member_chain(two, bob.party, ttl=3000)).identifier == bob.identifier
+    assert memory.vouchers.of(bob.identifier) == {two.acme.identifier}
+    assert len(memory.rows()) == 3  # the global bound still has room: only alice's share is full
+
+    memory.vouchers = memory.open()  # a restart: her share is counted from the table
+    with pytest.raises(ChannelError):
+        admit(delegates[2], chains[2])
+    assert admit(carol, member_chain(two, carol.party)).identifier == carol.identifier
+
+    verifier = two.trust(AnyAuthenticatedIdentity()).verifier
+    assert verifier is not None
+    third = verifier.verify(
+        chains[2], presenter=delegates[2].party.identity, feeds=two.feeds, now=NOW
+    )
+    memory.feeds[two.acme.identifier] = feed_at(two.acme, LAPSED - 600)  # hers lapsed quietly
+    assert memory.vouchers.vouch(delegates[2].identifier, [third])
+    remembered = {Identifier(row[0]) for row in memory.rows()}
+    assert remembered == {bob.identifier, carol.identifier, delegates[2].identifier}
 
 
 # -- on nodes: acme's hub, desk (trusting acme and globex), a member of both -----------------
