@@ -273,7 +273,6 @@ def member_chain(two: Two, member: Party, ttl: int = 3600) -> bytes:
     return CredentialChain((signed,), (two.acme.identity.history,)).encode()
 
 
-@pytest.mark.xfail(strict=True, reason="review 20 follow-up: vouchers are bounded globally only")
 def test_a_members_delegates_fill_only_that_members_share(
     two: Two, memory: Memory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,7 +282,7 @@ def test_a_members_delegates_fill_only_that_members_share(
     delegates' chains lapsed quietly, a sweep of her rows alone makes room (bob's, as old,
     stays)."""
     monkeypatch.setattr(limits, "MAX_VOUCHED_IDENTITIES", 4)
-    monkeypatch.setattr(limits, "MAX_VOUCHED_PER_MEMBER", 2, raising=False)
+    monkeypatch.setattr(limits, "MAX_VOUCHED_PER_MEMBER", 2)
     alice, bob, carol = two.alice.party, *(make_channel_party(two.vault, now=NOW) for _ in "bc")
     parent = CredentialChain.decode(member_chain(two, alice))
     delegates = [make_channel_party(two.vault, now=NOW) for _ in range(4)]

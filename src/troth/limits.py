@@ -354,6 +354,11 @@ MAX_VOUCHED_IDENTITIES: Final = 100_000
 too: ~300 bytes each). Past it, rows that can no longer change a judgment are swept; when none
 can, a peer showing chains the node has no row for yet is refused (docs/storage.md,
 "Vouchers")."""
+MAX_VOUCHED_PER_MEMBER: Final = 4096
+"""Identities whose vouching chains root at one member (the subject of a chain's first link, as
+troth.node.access.member_accounts counts holdings) a node remembers: a member mints delegates
+offline for free, so past it that member's lapsed rows are swept and, when none can go, only its
+own new identity is refused — never another member's peer (docs/storage.md, "Vouchers")."""
 MAX_VOUCHERS_PER_IDENTITY: Final = 16
 """Authorities a node remembers as vouching for one identity (the roots of the chains it
 verified for it: trust anchors of the node, so far above what one identity holds)."""

@@ -6,28 +6,32 @@ that acme revoked cannot choose globex alone as its judge.
 
 A row is added (or its expiry extended) whenever a chain verifies — at a handshake, a refresh,
 a re-check — before the peer is judged. Rows are bounded: MAX_VOUCHERS_PER_IDENTITY per
-identity, MAX_VOUCHED_IDENTITIES identities. Past a bound, a sweep forgets only rows that can no
-longer change a judgment: the row's newest chain has expired (plus MAX_CLOCK_SKEW_SECONDS, the
-most skew a verifier allows at its end), the authority's feed is held complete and was issued
-after that, and it neither revokes the identity nor supersedes the history this node stores
-for it. Such a feed holds every word the authority gave while a chain it vouched with could be
-shown here, so forgetting loses only a word given after its vouching lapsed — what a node that
-never saw the chain would not count either. A row whose authority did speak is kept for good;
-one whose feed is not held complete and late enough stays until it is. When a sweep frees no
-room, `vouch` answers False and the peer is refused (deny when in doubt): a flood of fresh
-members fills the memory for at most their chains' lifetime, and never evicts a row that
-counts.
+identity; MAX_VOUCHED_PER_MEMBER identities per member account (the member at the root of the
+row's newest chain, `credential.links[0].subject`, as troth.node.access.member_accounts counts
+holdings: a member mints delegates offline for free); MAX_VOUCHED_IDENTITIES identities. Past a
+bound, a sweep (of the identity's rows, of the member's, or of all) forgets only rows that can
+no longer change a judgment: the row's newest chain has expired (plus MAX_CLOCK_SKEW_SECONDS,
+the most skew a verifier allows at its end), the authority's feed is held complete and was
+issued after that, and it neither revokes the identity nor supersedes the history this node
+stores for it. Such a feed holds every word the authority gave while a chain it vouched with
+could be shown here, so forgetting loses only a word given after its vouching lapsed — what a
+node that never saw the chain would not count either. A row whose authority did speak is kept
+for good; one whose feed is not held complete and late enough stays until it is. When a sweep
+frees no room, `vouch` answers False and the peer is refused (deny when in doubt): a member
+flooding delegates fills only its own share — its own new identities are refused, never another
+member's peer — for at most their chains' lifetime, and never evicts a row that counts; only
+many members together can fill the memory of all.
 
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
-only, without the lock.
+only, without the lock. The count per member (`_members`) is kept under the lock only.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Set
-from typing import Final
+from typing import Final, NamedTuple
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
@@ -39,7 +43,14 @@ __all__ = ["LAPSE_MARGIN", "Vouchers"]
 LAPSE_MARGIN: Final = limits.MAX_CLOCK_SKEW_SECONDS
 """Seconds after a chain's expiry it may still be accepted (a verifier's skew is at most this)."""
 _SWEEP_ROUNDS: Final = 8  # rounds of VOUCHER_SWEEP_ROWS per authority one `vouch` may run
-_EMPTY: Final[Mapping[Identifier, int]] = {}
+
+
+class _Row(NamedTuple):
+    expires_at: int  # of the newest chain of that authority verified for the identity
+    member: Identifier  # at that chain's root: whose share the identity counts against
+
+
+_EMPTY: Final[Mapping[Identifier, _Row]] = {}
 
 
 class Vouchers:
@@ -58,7 +69,8 @@ class Vouchers:
         self._feeds = feeds
         self._stored_changes = stored_changes
         self._lock = threading.Lock()
-        self._held: dict[Identifier, Mapping[Identifier, int]] = {}
+        self._held: dict[Identifier, Mapping[Identifier, _Row]] = {}
+        self._members: dict[Identifier, set[Identifier]] = {}  # member -> identities it roots
         self.generation = 0
         """Grows whenever an identity gains an authority (standings cached before are stale)."""
 
@@ -71,15 +83,16 @@ class Vouchers:
         at a reload: rows another process added)."""
         rows = self._store.vouchers()
         with self._lock:
-            grouped: dict[Identifier, dict[Identifier, int]] = {}
-            for digest, authority, expires_at in rows:
-                grouped.setdefault(Identifier(digest), {})[Identifier(authority)] = expires_at
+            grouped: dict[Identifier, dict[Identifier, _Row]] = {}
+            for digest, authority, expires_at, member in rows:
+                row = _Row(expires_at, Identifier(member))
+                grouped.setdefault(Identifier(digest), {})[Identifier(authority)] = row
             for identifier, stored in grouped.items():
                 held = self._held.get(identifier, _EMPTY)
-                merged = {a: max(e, held.get(a, e)) for a, e in stored.items()}
-                merged.update((a, e) for a, e in held.items() if a not in merged)
+                merged = {a: max(r, held.get(a, r), key=_at) for a, r in stored.items()}
+                merged.update((a, r) for a, r in held.items() if a not in merged)
                 if merged != held:
-                    self._held[identifier] = merged
+                    self._put(identifier, merged)
             self.generation += 1
 
     def of(self, identifier: Identifier) -> Set[Identifier]:
@@ -89,45 +102,63 @@ class Vouchers:
     def vouch(self, identifier: Identifier, credentials: Iterable[VerifiedCredential]) -> bool:
         """Remember the roots of `credentials` (chains just verified for `identifier`) and
         their expiry; False when the bounds leave no room even after a sweep (nothing stored)."""
-        wanted: dict[Identifier, int] = {}
+        wanted: dict[Identifier, _Row] = {}
         for credential in credentials:
-            authority = credential.authority
-            wanted[authority] = max(wanted.get(authority, 0), credential.expires_at)
-        if all(self._held.get(identifier, _EMPTY).get(a, -1) >= e for a, e in wanted.items()):
+            row = _Row(credential.expires_at, credential.links[0].subject)  # member_accounts
+            wanted[credential.authority] = max(wanted.get(credential.authority, row), row, key=_at)
+        if all(
+            _expiry(self._held.get(identifier, _EMPTY), a) >= r.expires_at
+            for a, r in wanted.items()
+        ):
             return True  # the usual case (a re-check, a known member): no lock, no write
         with self._lock:
             held = self._held.get(identifier, _EMPTY)
-            new = {a: e for a, e in wanted.items() if held.get(a, -1) < e}
+            new = {a: r for a, r in wanted.items() if _expiry(held, a) < r.expires_at}
             if not new:
                 return True
-            if not self._room(identifier, new.keys()):
+            if not self._room(identifier, new):
                 return False
             with self._store.transaction():
-                for authority, expires_at in new.items():
-                    self._store.vouch(identifier.digest, authority.digest, expires_at)
-            self._held[identifier] = {**self._held.get(identifier, _EMPTY), **new}
+                for authority, (expires_at, member) in new.items():
+                    self._store.vouch(
+                        identifier.digest, authority.digest, expires_at, member.digest
+                    )
+            self._put(identifier, {**self._held.get(identifier, _EMPTY), **new})
             if new.keys() - held.keys():
                 self.generation += 1
         return True
 
     # -- under the lock ----------------------------------------------------------------------------
 
-    def _room(self, identifier: Identifier, authorities: Set[Identifier]) -> bool:
-        """Whether `identifier` may hold `authorities` too, sweeping once a bound is reached."""
+    def _room(self, identifier: Identifier, new: Mapping[Identifier, _Row]) -> bool:
+        """Whether `identifier` may hold the `new` rows too, sweeping once a bound is reached:
+        its own rows, then those of a member whose share it would join, then every row."""
         for _ in range(_SWEEP_ROUNDS):
             held = self._held.get(identifier, _EMPTY)
-            over_identity = len(authorities | held.keys()) > limits.MAX_VOUCHERS_PER_IDENTITY
-            over_all = not held and len(self._held) >= limits.MAX_VOUCHED_IDENTITIES
-            if not over_identity and not over_all:
+            if len(new.keys() | held.keys()) > limits.MAX_VOUCHERS_PER_IDENTITY:
+                settled = self._sweep(only=frozenset({identifier}))
+            elif full := [
+                member
+                for member in {row.member for row in new.values()}
+                if identifier not in (rooted := self._members.get(member, set()))
+                and len(rooted) >= limits.MAX_VOUCHED_PER_MEMBER
+            ]:
+                settled = self._sweep(member=full[0])
+            elif not held and len(self._held) >= limits.MAX_VOUCHED_IDENTITIES:
+                settled = self._sweep()
+            else:
                 return True
-            if not self._sweep(frozenset({identifier}) if over_identity else frozenset()):
+            if not settled:
                 return False
         return False
 
-    def _sweep(self, only: Set[Identifier]) -> int:
+    def _sweep(
+        self, *, only: Set[Identifier] = frozenset(), member: Identifier | None = None
+    ) -> int:
         """Forget the lapsed rows that can no longer change a judgment and mark those whose
         authority spoke kept for good: up to VOUCHER_SWEEP_ROWS of each authority (the rows of
-        the identities in `only`, when given). How many rows it settled (0: no progress)."""
+        the identities in `only`, or those rooted at `member`, when given). How many rows it
+        settled (0: no progress)."""
         settled = 0
         for authority, feed in self._feeds().items():
             if not feed.complete:
@@ -137,10 +168,15 @@ class Vouchers:
                 rows = [
                     (i.digest, e)
                     for i in only
-                    if (e := self._held.get(i, _EMPTY).get(authority)) is not None and e <= until
+                    if (e := _expiry(self._held.get(i, _EMPTY), authority)) >= 0 and e <= until
                 ]
             else:
-                rows = self._store.lapsed(authority.digest, until, limits.VOUCHER_SWEEP_ROWS)
+                rows = self._store.lapsed(
+                    authority.digest,
+                    until,
+                    limits.VOUCHER_SWEEP_ROWS,
+                    None if member is None else member.digest,
+                )
             forget: list[tuple[bytes, int]] = []
             keep: list[tuple[bytes, int]] = []
             for digest, expires_at in rows:
@@ -166,8 +202,30 @@ class Vouchers:
 
     def _forget(self, identifier: Identifier, authority: Identifier) -> None:
         held = self._held.get(identifier, _EMPTY)
-        rest = {a: e for a, e in held.items() if a != authority}
-        if rest:
-            self._held[identifier] = rest
+        self._put(identifier, {a: r for a, r in held.items() if a != authority})
+
+    def _put(self, identifier: Identifier, rows: Mapping[Identifier, _Row]) -> None:
+        """Replace `identifier`'s entry (none: forget it) and its place in the members' counts."""
+        before = {row.member for row in self._held.get(identifier, _EMPTY).values()}
+        after = {row.member for row in rows.values()}
+        if rows:
+            self._held[identifier] = rows
         else:
             self._held.pop(identifier, None)
+        for member in before - after:
+            rooted = self._members[member]
+            rooted.discard(identifier)
+            if not rooted:
+                del self._members[member]
+        for member in after - before:
+            self._members.setdefault(member, set()).add(identifier)
+
+
+def _at(row: _Row) -> int:
+    return row.expires_at
+
+
+def _expiry(held: Mapping[Identifier, _Row], authority: Identifier) -> int:
+    """When the newest chain of `authority` held for an identity expires (-1: none)."""
+    row = held.get(authority)
+    return -1 if row is None else row.expires_at

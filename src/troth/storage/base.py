@@ -369,9 +369,9 @@ class CredentialStore(Transactional, Protocol):
         ...
 
 
-VoucherRow = tuple[bytes, bytes, int]
-"""(identifier, authority, expires_at): an authority whose chain a node verified for an
-identity, and when the newest such chain expires."""
+VoucherRow = tuple[bytes, bytes, int, bytes]
+"""(identifier, authority, expires_at, member): an authority whose chain a node verified for an
+identity, when the newest such chain expires, and the member at that chain's root."""
 
 
 class VoucherStore(Transactional, Protocol):
@@ -383,14 +383,17 @@ class VoucherStore(Transactional, Protocol):
         """Every row (a node holds them all in memory: bounded by MAX_VOUCHED_IDENTITIES)."""
         ...
 
-    def vouch(self, identifier: bytes, authority: bytes, expires_at: int) -> None:
-        """Insert the row, or extend its expiry to `expires_at` when that is later (a renewed
-        chain: then a sweep judges it again)."""
+    def vouch(self, identifier: bytes, authority: bytes, expires_at: int, member: bytes) -> None:
+        """Insert the row, or extend its expiry to `expires_at` (and its member to `member`)
+        when that is later (a renewed chain: then a sweep judges it again)."""
         ...
 
-    def lapsed(self, authority: bytes, until: int, limit: int) -> list[tuple[bytes, int]]:
+    def lapsed(
+        self, authority: bytes, until: int, limit: int, member: bytes | None = None
+    ) -> list[tuple[bytes, int]]:
         """Up to `limit` (identifier, expires_at) of `authority`'s rows not kept for good whose
-        expiry is at most `until`, the oldest first."""
+        expiry is at most `until` (and whose member is `member`, when given), the oldest
+        first."""
         ...
 
     def settle(

@@ -168,13 +168,16 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     """
     -- the authorities whose chains this node verified for an identity, when the newest of
-    -- them expires, and whether a sweep found that authority's word on it (kept for good):
-    -- their word on it counts whatever it shows later (docs/storage.md, "Vouchers")
+    -- them expires, the member at its root (whose share of the rows it counts against), and
+    -- whether a sweep found that authority's word on it (kept for good): their word on it
+    -- counts whatever it shows later (docs/storage.md, "Vouchers")
     CREATE TABLE vouchers (
         identifier BLOB NOT NULL, authority BLOB NOT NULL, expires_at INTEGER NOT NULL,
-        kept INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (identifier, authority)
+        member BLOB NOT NULL, kept INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (identifier, authority)
     ) WITHOUT ROWID;
     CREATE INDEX vouchers_lapsed ON vouchers (authority, expires_at) WHERE kept = 0;
+    CREATE INDEX vouchers_member ON vouchers (member, authority, expires_at) WHERE kept = 0;
     """,
 )
 

@@ -11,6 +11,11 @@ from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteVoucherStore"]
 
+_LAPSED = (
+    "SELECT identifier, expires_at FROM vouchers WHERE authority = ? AND kept = 0 "
+    "AND expires_at <= ?"
+)
+_OLDEST = " ORDER BY expires_at LIMIT ?"
 _FORGET = "DELETE FROM vouchers WHERE identifier = ? AND authority = ? AND expires_at = ?"
 _KEEP = "UPDATE vouchers SET kept = 1 WHERE identifier = ? AND authority = ? AND expires_at = ?"
 
@@ -25,23 +30,27 @@ class SqliteVoucherStore:
         return self._db.transaction()
 
     def vouchers(self) -> list[VoucherRow]:
-        rows = self._db.fetch_all("SELECT identifier, authority, expires_at FROM vouchers")
-        return [(bytes(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+        query = "SELECT identifier, authority, expires_at, member FROM vouchers"
+        rows = self._db.fetch_all(query)
+        return [(bytes(r[0]), bytes(r[1]), int(r[2]), bytes(r[3])) for r in rows]
 
-    def vouch(self, identifier: bytes, authority: bytes, expires_at: int) -> None:
+    def vouch(self, identifier: bytes, authority: bytes, expires_at: int, member: bytes) -> None:
         self._db.execute(
-            "INSERT INTO vouchers (identifier, authority, expires_at) VALUES (?, ?, ?) "
+            "INSERT INTO vouchers (identifier, authority, expires_at, member) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (identifier, authority) DO UPDATE SET expires_at = excluded.expires_at, "
-            "kept = 0 WHERE excluded.expires_at > vouchers.expires_at",
-            (identifier, authority, expires_at),
+            "member = excluded.member, kept = 0 WHERE excluded.expires_at > vouchers.expires_at",
+            (identifier, authority, expires_at, member),
         )
 
-    def lapsed(self, authority: bytes, until: int, limit: int) -> list[tuple[bytes, int]]:
-        rows = self._db.fetch_all(
-            "SELECT identifier, expires_at FROM vouchers WHERE authority = ? AND kept = 0 "
-            "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-            (authority, until, limit),
-        )
+    def lapsed(
+        self, authority: bytes, until: int, limit: int, member: bytes | None = None
+    ) -> list[tuple[bytes, int]]:
+        if member is None:
+            return self._rows(_LAPSED + _OLDEST, (authority, until, limit))
+        return self._rows(_LAPSED + " AND member = ?" + _OLDEST, (authority, until, member, limit))
+
+    def _rows(self, query: str, params: tuple[object, ...]) -> list[tuple[bytes, int]]:
+        rows = self._db.fetch_all(query, params)
         return [(bytes(r[0]), int(r[1])) for r in rows]
 
     def settle(
