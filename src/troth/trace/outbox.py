@@ -35,6 +35,13 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
 Only one process sends an outbox at a time: `claim()` takes an exclusive lock beside the
 database (`<node.db>.trace-outbox`, dropped with the process even on SIGKILL); any process may
 `add`. A row changes only if it still has the hash the change was decided on.
+
+Locks: this process's writers queue on a lock before BEGIN (SQLite's busy wait is coarse),
+except a caller already inside a transaction on the node's database, which joins it: a broker
+appends its audit record inside the operation's transaction, so the record commits, or rolls
+back, with the operation. The signer source (which may create a signing key in the database)
+is asked outside every lock; the other locks guard memory only, so no thread holds one while
+it waits for the database.
 """
 
 from __future__ import annotations
@@ -124,9 +131,12 @@ class TraceOutbox:
         self.max_bytes = max_bytes
         self.max_records = max_records
         self.max_stored = max_stored
+        self._source = signer
         self._signers = SignerCache(signer)
         self._random = RandomPool() if random is None else random
-        self._signing = threading.Lock()  # the signer cache and the random pool
+        # locks, none held while waiting for the database (module docstring, "Locks")
+        self._signers_lock = threading.Lock()  # the signer cache
+        self._random_lock = threading.Lock()  # the random pool (while signing: CPU only)
         self._memo = threading.Lock()  # the records this process waits for
         self._writer = threading.Lock()  # this process's writers queue here, not on SQLite
         self._waiting: weakref.WeakValueDictionary[str, Queued] = weakref.WeakValueDictionary()
@@ -180,7 +190,7 @@ class TraceOutbox:
         seq, prev, time = (0, None, now) if tail is None else (tail.seq + 1, tail.hash, now)
         if tail is not None:
             time = max(now, tail.time)
-        with self._signing:
+        with self._random_lock:
             try:
                 verified = sign_record(
                     signer,
@@ -319,16 +329,15 @@ class TraceOutbox:
             try:
                 record = open_envelope(row.envelope)[0]
                 disclosures = decode_disclosures(row.disclosures)
-                with self._signing:
-                    verified = resign_record(
-                        signer,
-                        record,
-                        disclosures,
-                        seq=seq,
-                        prev=prev,
-                        time=max(row.made, now - _LATE, floor),
-                        epoch=epoch,
-                    )
+                verified = resign_record(
+                    signer,
+                    record,
+                    disclosures,
+                    seq=seq,
+                    prev=prev,
+                    time=max(row.made, now - _LATE, floor),
+                    epoch=epoch,
+                )
             except (TraceError, ValueError) as exc:
                 error = _error(exc).located(index=None, record=row.record)
                 if self._set_aside(agent, row.pos, row.hash, error, now):
@@ -370,7 +379,7 @@ class TraceOutbox:
             self.store.set_head(agent, receipts.head)
         self._in_flight = None
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
-            with self._signing:
+            with self._signers_lock:
                 self._signers.renew()  # rotated: sign again with the newest key
         self._settle(delivered, failed)
 
@@ -428,8 +437,17 @@ class TraceOutbox:
             yield
 
     def _signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
-        with self._signing:
-            signer, epoch = self._signers.current(now, renew=renew)
+        """The signer at `now`. The source is asked outside every lock: it may write to the
+        node's database (a new signing key), and a caller inside a transaction there (a
+        broker's audit record) may wait on these locks."""
+        with self._signers_lock:
+            stale = self._signers.stale(now, renew=renew)
+            if not stale:
+                signer, epoch = self._signers.current(now)
+        if stale:
+            fresh = self._source(now)
+            with self._signers_lock:
+                signer, epoch = self._signers.adopt(fresh, now)
         if signer.identity.identifier != self.identifier:
             raise TraceError(_F.SIGNER_INVALID, "the signer is not the outbox's agent")
         return signer, epoch

@@ -88,27 +88,36 @@ class SignerCache:
         """Ask the source again at the next `current`."""
         self._fetched_at = None
 
-    def current(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
-        """The signer to sign with at `now`, and its key (TraceError when there is none)."""
-        signer, epoch = self._signer, self._epoch
-        stale = (
+    def stale(self, now: int, *, renew: bool = False) -> bool:
+        """Whether `current` would ask the source (a caller that must not hold its lock while
+        the source works asks it itself and hands the answer to `adopt`)."""
+        signer = self._signer
+        return self._source is not None and (
             signer is None
             or renew
             or signer.expires_at - now < _RENEW_BEFORE
             or self._fetched_at is None
             or now - self._fetched_at >= _REFRESH_EVERY
         )
-        if stale and self._source is not None:
-            fresh = self._source(now)
-            if fresh is not signer:
-                signer, epoch = fresh, None
-            self._fetched_at = now
+
+    def adopt(self, fresh: Signer, now: int) -> tuple[Signer, KeyEpoch]:
+        """Keep `fresh`, what the source answered at `now`; it and its key."""
+        epoch = self._epoch
+        if fresh is not self._signer or epoch is None:
+            epoch = resolve_key(fresh.identity, fresh.attestation)
+        self._signer, self._epoch, self._fetched_at = fresh, epoch, now
+        return fresh, epoch
+
+    def current(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
+        """The signer to sign with at `now`, and its key (TraceError when there is none)."""
+        if self._source is not None and self.stale(now, renew=renew):
+            return self.adopt(self._source(now), now)
+        signer = self._signer
         if signer is None:
             raise TraceError(TraceFailure.ATTESTATION_INVALID, "no signing key for the agent")
-        if epoch is None:
-            epoch = resolve_key(signer.identity, signer.attestation)
-        self._signer, self._epoch = signer, epoch
-        return signer, epoch
+        if self._epoch is None:
+            self._epoch = resolve_key(signer.identity, signer.attestation)
+        return signer, self._epoch
 
 
 class TraceRecorder:
