@@ -19,6 +19,8 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.parties import Party
+from tests.support.traces import NOW as TRACES_NOW
+from tests.support.traces import Held, open_log
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     NOW,
     FlakyService,
@@ -27,12 +29,15 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     service,
     tool,
 )
+from troth.clock import FixedClock
+from troth.crypto import sha256
 from troth.errors import TraceError, TraceFailure, Unreachable
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace import verify_log
+from troth.trace.collect import TraceCollector
 from troth.trace.outbox import TraceOutbox
 from troth.trace.signing import open_envelope
 
@@ -398,3 +403,62 @@ def test_the_cli_shows_the_outbox_and_discards_a_record_set_aside(troth_home: Pa
     assert after["discarded"] == [refused.record]
     assert after["refused"] == []
     assert after["agents"][0]["refused"] == 0
+
+
+def test_a_record_made_inside_a_transaction_commits_or_rolls_back_with_it(
+    outboxes: Outboxes,
+) -> None:
+    """A broker appends its audit record inside its operation's transaction on the node's
+    database: the record joins it (no second writer waiting on the first)."""
+    outbox = outboxes.open()
+    db = outbox.store.db
+    with pytest.raises(RuntimeError), db.transaction():
+        outbox.add(tool("refund", n=0), now=NOW)
+        raise RuntimeError("the operation failed")
+    assert outbox.pending() == 0  # rolled back with the operation
+    with db.transaction():
+        kept = outbox.add(tool("refund", n=1), now=NOW)
+    (row,) = outbox.store.first(outboxes.party.identifier.digest, 10)
+    assert (row.record, row.seq) == (kept.record, 0)
+
+
+def test_records_queued_before_a_rotation_are_signed_again_with_the_new_key(
+    tmp_path: Path,
+) -> None:
+    """Two records wait in the outbox, signed with the agent's key; the agent rotates. The
+    collector learns the new history from the batch and refuses them (signing key attested
+    under an older change); the outbox signs them again with the new key and delivers them."""
+    clock = FixedClock(TRACES_NOW)
+    held = Held(now=TRACES_NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    collector = TraceCollector(
+        log, verifier=lambda: None, feeds=dict, observe=lambda identity: None
+    )
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, held.identifier, lambda now: held.signer(now))
+    assert outbox.claim()
+
+    def deliver(now: int) -> list[str | None]:
+        clock.advance(now - clock.now())
+        batch = outbox.next_batch(now)
+        assert batch is not None
+        receipts = collector.submit(batch.submission, submitter=None, now=now)
+        outbox.answered(receipts, now=now)
+        return [None if r.reason is None else r.reason.value for r in receipts.results]
+
+    outbox.add(tool("refund", n=0), now=TRACES_NOW)
+    assert deliver(TRACES_NOW) == [None]
+    queued = [outbox.add(tool("refund", n=n), now=TRACES_NOW + 10) for n in (1, 2)]
+    old_key = outbox.store.first(held.identifier.digest, 1)[0].attestation
+    held.rotate(TRACES_NOW + 20)
+    later = TRACES_NOW + 100  # past the outbox's signer refresh: it sends the new history
+    assert deliver(later) == [F.ATTESTATION_STALE.value, F.CHAIN_BROKEN.value]
+    assert deliver(later) == [None, None]
+    assert [q.result() for q in queued] == [1, 2]
+    keys = [open_envelope(entry.envelope)[0].key for entry in log.stored()]
+    assert keys[1] == keys[2] != keys[0]
+    assert keys[1] != sha256(old_key).hex()
+    assert verify_log(log).size == 3
+    outbox.close()
+    db.close()
+    log.close()
