@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run, run_json
+from tests.support.gates import T
 from tests.support.parties import Party
 from tests.support.traces import NOW as TRACES_NOW
 from tests.support.traces import Held, open_log
@@ -30,6 +31,7 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     tool,
 )
 from troth.clock import FixedClock
+from troth.credentials import RevocationKind
 from troth.crypto import sha256
 from troth.errors import TraceError, TraceFailure, Unreachable
 from troth.identity import Identifier
@@ -462,3 +464,40 @@ def test_records_queued_before_a_rotation_are_signed_again_with_the_new_key(
     outbox.close()
     db.close()
     log.close()
+
+
+def test_a_batch_refused_whole_is_set_aside_and_the_head_kept(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The agent's identity is revoked after its first record was delivered: the next batch is
+    refused whole (signer identity invalid), every record in it set aside, never retried; the
+    head the outbox keeps is still the delivered record's (a refusal of the whole batch
+    reports none), so a record made next chains onto it."""
+    world = service.world
+    outboxes = Outboxes(tmp_path / "node.db", world.sub)
+    outbox = outboxes.open()
+    assert outbox.claim()
+
+    def deliver() -> list[TraceFailure | None]:
+        batch = outbox.next_batch(NOW)
+        assert batch is not None
+        receipts = service.submit(batch.submission, world.sub)
+        outbox.answered(receipts, now=NOW)
+        return [r.reason for r in receipts.results]
+
+    outbox.add(tool("a"), now=NOW)
+    assert deliver() == [None]
+    world.revoke(RevocationKind.IDENTITY, world.sub.identifier.digest, now=T + 5)
+    refused = [outbox.add(tool("b", n=n), now=NOW) for n in range(2)]
+    assert deliver() == [F.SIGNER_INVALID, F.SIGNER_INVALID]
+    assert outbox.pending() == 0
+    assert outbox.status()["refused"] == 2
+    for queued in refused:
+        with pytest.raises(TraceError) as error:
+            queued.result()
+        assert error.value.reason is F.SIGNER_INVALID
+    outbox.add(tool("c"), now=NOW)
+    (row,) = outbox.store.first(world.sub.identifier.digest, 10)
+    assert row.seq == 1  # after the delivered record, seq 0
+    outboxes.close()

@@ -376,7 +376,9 @@ class TraceOutbox:
                     failed.append((item.record, error))
             if refused_at is not None:
                 self.store.mark_stale(agent, refused_at)
-            self.store.set_head(agent, receipts.head)
+            if not all(r.reason is _F.SIGNER_INVALID for r in receipts.results):
+                # (a batch refused whole reports no head: the one kept stays)
+                self.store.set_head(agent, receipts.head)
         self._in_flight = None
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
             with self._signers_lock:
