@@ -399,6 +399,10 @@ def test_the_cli_shows_the_outbox_and_discards_a_record_set_aside(troth_home: Pa
     assert "1 queued" in text
     assert "1 set aside" in text
     assert f"refused {refused.record}" in text
+    shown_tree = run("trace", "show", "--node", "agent")
+    assert "the trace outbox holds 1 record(s) for the trace service and 1 set aside" in (
+        shown_tree.stderr
+    )
 
     run("trace", "outbox", "--node", "agent", "--discard", kept.record, code=2)  # not set aside
     after = run_json("trace", "outbox", "--node", "agent", "--discard", refused.record)

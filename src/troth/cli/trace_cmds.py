@@ -44,6 +44,7 @@ Example:
   troth trace show --agent support-agent
   troth trace verify --checkpoint last.checkpoint
   troth trace export --format jsonl --out eval.jsonl
+  troth trace outbox            (what waits for the trace service node.json names)
   troth trace resolve RECORD_ID --as alice --outcome approved --considered "history" \\
       --reasoning "a loyal customer\"""",
 )
@@ -112,6 +113,20 @@ def show(agent_ref: str | None, node_name: str, reporter: Reporter) -> None:
         roots = trace_tree(log, agent=_agent(node, agent_ref))
         text = reporter.names.brief_text("\n".join(_tree_lines(roots, names)))
         reporter.result([root.to_json(names) for root in roots], text)
+        _outbox_note(node, reporter)
+
+
+def _outbox_note(node: Node, reporter: Reporter) -> None:
+    """Say (stderr) what the node's trace outbox holds: records not in this log yet."""
+    if not outbox_exists(node.db):
+        return
+    counts = OutboxStore(node.db).counts()
+    queued, refused = sum(c[1] for c in counts), sum(c[3] for c in counts)
+    if queued or refused:
+        reporter.info(
+            f"the trace outbox holds {queued} record(s) for the trace service and {refused} "
+            "set aside (refused): troth trace outbox"
+        )
 
 
 @trace_group.command("verify")
