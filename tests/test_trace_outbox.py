@@ -505,3 +505,33 @@ def test_a_batch_refused_whole_is_set_aside_and_the_head_kept(
     (row,) = outbox.store.first(world.sub.identifier.digest, 10)
     assert row.seq == 1  # after the delivered record, seq 0
     outboxes.close()
+
+
+def test_records_from_several_threads_are_chained_and_delivered_once(
+    service: Service,  # noqa: F811
+    outboxes: Outboxes,
+) -> None:
+    """Four threads record at once (gates on several threads) while the pump sends over a
+    lossy link: one chain, every record once."""
+    flaky = FlakyService(service, service.world.support, seed=5)
+
+    async def main() -> list[list[str]]:
+        client = client_for(flaky, outboxes.open())
+        client.start()
+
+        def produce(first: int) -> list[str]:
+            return [client.record(tool("refund", n=n)).record for n in range(first, first + 40)]
+
+        made = await asyncio.gather(*(asyncio.to_thread(produce, 100 * t) for t in range(4)))
+        await client.flush(30)
+        await client.stop()
+        return list(made)
+
+    made = asyncio.run(main())
+    entries = logged(service)
+    assert sorted(entry[0] for entry in entries) == sorted(r for mine in made for r in mine)
+    assert [entry[1] for entry in entries] == list(range(160))
+    place = {entry[0]: index for index, entry in enumerate(entries)}
+    for mine in made:  # each thread's records in the order it made them
+        assert [place[record] for record in mine] == sorted(place[record] for record in mine)
+    assert verify_log(service.log).size == 160
