@@ -201,11 +201,14 @@ def _counters(counters: dict[str, Any]) -> dict[str, str]:
 def _traces(traces: dict[str, Any]) -> str:
     """Where the node's records go; with a trace service, what its outbox holds."""
     to = traces.get("to", "log")
-    if to == "log":
-        return "to the node's log"
     outbox = traces.get("outbox") or {}
-    shown = f"to {to}; outbox: {outbox.get('queued', 0)} queued"
-    refused = outbox.get("refused", 0)
+    queued, refused = outbox.get("queued", 0), outbox.get("refused", 0)
+    if to == "log":
+        shown = "to the node's log"
+        if queued or refused:  # queued while node.json named a trace service
+            shown += f"; {queued + refused} left in the outbox (troth trace outbox)"
+        return shown
+    shown = f"to {to}; outbox: {queued} queued"
     if refused:
         shown += f", {refused} refused and set aside (troth trace outbox)"
     return shown
