@@ -331,6 +331,15 @@ TRACE_FLUSH_SECONDS: Final = 0.2
 TRACE_KEPT_CHAINS: Final = 1024
 """Chains a trace client remembers the service keeps (not sent again; past this it forgets them
 all and sends each once more)."""
+TRACE_OUTBOX_RECORDS: Final = 65_536
+"""Records a node's trace outbox holds (queued for its trace service, or set aside refused):
+past it `record()` raises TraceError OVER_LIMIT, so an agent that cannot keep its audit trail
+stops (troth.trace.outbox)."""
+TRACE_OUTBOX_BYTES: Final = 128 * 1024 * 1024
+"""Bytes a node's trace outbox holds (envelopes, disclosures, attestations and chains of the
+records queued or set aside); past it `record()` raises TraceError OVER_LIMIT."""
+TRACE_OUTBOX_SHOWN: Final = 1000
+"""Records set aside that `troth trace outbox` lists (the oldest first; the counts are whole)."""
 
 # -- relays (troth.node.services.relay) ------------------------------------------------------
 MAX_RELAYS: Final = 1024

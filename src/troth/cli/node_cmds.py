@@ -198,6 +198,22 @@ def _counters(counters: dict[str, Any]) -> dict[str, str]:
     return lines
 
 
+def _traces(traces: dict[str, Any]) -> str:
+    """Where the node's records go; with a trace service, what its outbox holds."""
+    to = traces.get("to", "log")
+    outbox = traces.get("outbox") or {}
+    queued, refused = outbox.get("queued", 0), outbox.get("refused", 0)
+    if to == "log":
+        shown = "to the node's log"
+        if queued or refused:  # queued while node.json named a trace service
+            shown += f"; {queued + refused} left in the outbox (troth trace outbox)"
+        return shown
+    shown = f"to {to}; outbox: {queued} queued"
+    if refused:
+        shown += f", {refused} refused and set aside (troth trace outbox)"
+    return shown
+
+
 @node_group.command("status")
 @click.argument("name")
 @json_command
@@ -227,6 +243,7 @@ def status(name: str, reporter: Reporter) -> None:
             "authority": reporter.label(data["authority"]) if data.get("authority") else "none",
             "trusts": ", ".join(reporter.label(a) for a in data.get("trusted") or []) or "none",
             "sink": f"{sunk.get('messages', 0)} message(s), {sunk.get('bytes', 0)} bytes",
+            "traces": _traces(data.get("traces") or {}),
             **_counters(data.get("counters") or {}),
         }
     )

@@ -1,5 +1,5 @@
 """`troth trace ...`: show, verify, prove, export, checkpoint, redact, resolve (the node's trace
-log)."""
+log); outbox (what waits for the node's trace service)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ from troth.cli.common import (
     write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
-from troth.errors import TraceError
+from troth.errors import NotFound, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
 from troth.node.traces import resolve_escalation
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
+from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
 from troth.trace.verify import verify_log
 from troth.trace.view import TraceNode, trace_tree
@@ -43,6 +44,7 @@ Example:
   troth trace show --agent support-agent
   troth trace verify --checkpoint last.checkpoint
   troth trace export --format jsonl --out eval.jsonl
+  troth trace outbox            (what waits for the trace service node.json names)
   troth trace resolve RECORD_ID --as alice --outcome approved --considered "history" \\
       --reasoning "a loyal customer\"""",
 )
@@ -111,6 +113,20 @@ def show(agent_ref: str | None, node_name: str, reporter: Reporter) -> None:
         roots = trace_tree(log, agent=_agent(node, agent_ref))
         text = reporter.names.brief_text("\n".join(_tree_lines(roots, names)))
         reporter.result([root.to_json(names) for root in roots], text)
+        _outbox_note(node, reporter)
+
+
+def _outbox_note(node: Node, reporter: Reporter) -> None:
+    """Say (stderr) what the node's trace outbox holds: records not in this log yet."""
+    if not outbox_exists(node.db):
+        return
+    counts = OutboxStore(node.db).counts()
+    queued, refused = sum(c[1] for c in counts), sum(c[3] for c in counts)
+    if queued or refused:
+        reporter.info(
+            f"the trace outbox holds {queued} record(s) for the trace service and {refused} "
+            "set aside (refused): troth trace outbox"
+        )
 
 
 @trace_group.command("verify")
@@ -343,3 +359,65 @@ def resolve(
         f"resolved {escape_text(record_id)}: {escape_text(outcome)} (record {receipt.record}, "
         f"index {receipt.index})",
     )
+
+
+@trace_group.command("outbox")
+@click.option(
+    "--discard",
+    "discard",
+    multiple=True,
+    metavar="RECORD_ID",
+    help="Delete a record set aside (refused by the trace service), freeing its room.",
+)
+@node_option
+@json_command
+def outbox(discard: tuple[str, ...], node_name: str, reporter: Reporter) -> None:
+    """What the node's trace outbox holds: the records queued for the trace service node.json
+    names, and those set aside because the service refused them (with the reason)."""
+    with open_cli_node(node_name) as node:
+        data: dict[str, Any] = {"to": node.config.traces, "agents": [], "refused": []}
+        if outbox_exists(node.db) or discard:
+            store = OutboxStore(node.db)
+            if discard:
+                with store.transaction():
+                    gone = store.discard(discard)
+                missing = sorted(set(discard) - set(gone))
+                if missing:
+                    raise NotFound(f"no record set aside with id {', '.join(missing)}")
+                data["discarded"] = gone
+            data["agents"] = [
+                {
+                    "agent": str(Identifier(agent)),
+                    "queued": queued,
+                    "queued_bytes": queued_bytes,
+                    "refused": refused,
+                    "refused_bytes": refused_bytes,
+                }
+                for agent, queued, queued_bytes, refused, refused_bytes in store.counts()
+            ]
+            data["refused"] = [
+                {"agent": str(Identifier(row.agent)), **row.to_json()}
+                for row in store.refused(limit=limits.TRACE_OUTBOX_SHOWN)
+            ]
+    reporter.result(data, _outbox_text(data, reporter))
+
+
+def _outbox_text(data: dict[str, Any], reporter: Reporter) -> str:
+    lines = [f"trace service: {escape_text(data['to'] or 'none (records go to the node log)')}"]
+    for row in data["agents"]:
+        agent = escape_text(reporter.label(row["agent"]))
+        lines.append(
+            f"{agent}: {row['queued']} queued ({row['queued_bytes']} bytes), "
+            f"{row['refused']} set aside ({row['refused_bytes']} bytes)"
+        )
+    if not data["agents"]:
+        lines.append("nothing queued, nothing set aside")
+    for row in data["refused"]:
+        lines.append(
+            f"  refused {row['record']} (seq {row['seq']}, time {row['time']}): "
+            f"{escape_text(row['reason'])}"
+            + (f" ({escape_text(row['detail'])})" if row["detail"] else "")
+        )
+    for record in data.get("discarded", ()):
+        lines.append(f"discarded {record}")
+    return "\n".join(lines)

@@ -786,6 +786,7 @@ class NodeRuntime:
             "sunk": sink.status() if sink is not None else {"messages": 0, "bytes": 0},
             "trusted": [str(a) for a in sorted(self.trust.anchors, key=lambda a: a.digest)],
             "services": {name: s.status() for name, s in self.host.services.items()},
+            "traces": self.traces.status(),
             "counters": {
                 "tcp": {} if tcp_counters is None else dataclasses.asdict(tcp_counters),
                 "channels": dataclasses.asdict(self.channels.counters),

@@ -31,7 +31,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.crypto import sha256
@@ -41,7 +41,7 @@ from troth.trace.record import disclosure_value, new_record_id
 from troth.trace.signing import KeyEpoch, RecordContent, resolve_key, sign_record
 from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
 
-__all__ = ["Batch", "Queued", "TraceBatcher"]
+__all__ = ["Batch", "Batcher", "Queued", "SentBatch", "TraceBatcher"]
 
 _F = TraceFailure
 _RESIGNED: Final = frozenset(
@@ -96,6 +96,45 @@ class Batch:
     submission: Submission
     items: tuple[Queued, ...]
     chains: frozenset[bytes]
+
+
+class SentBatch(Protocol):
+    """What a batcher hands its pump: the submission to send."""
+
+    @property
+    def submission(self) -> Submission: ...
+
+
+class Batcher(Protocol):
+    """What a trace client pumps (troth.node.services.trace.TraceClient): this in-memory
+    `TraceBatcher`, or a node's durable troth.trace.outbox.TraceOutbox."""
+
+    head_known: bool
+    batch_records: int
+    batches: int
+
+    @property
+    def in_flight(self) -> bool: ...
+
+    def add(self, content: RecordContent, *, chain: bytes | None = None, now: int) -> Queued: ...
+
+    def pending(self) -> int: ...
+
+    def queued(self) -> int: ...
+
+    def agent(self, now: int) -> Identifier: ...
+
+    def claim(self) -> bool: ...
+
+    def set_head(self, head: Head | None) -> None: ...
+
+    def next_batch(self, now: int) -> SentBatch | None: ...
+
+    def answered(self, receipts: Receipts, *, now: int) -> None: ...
+
+    def close(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class TraceBatcher:
@@ -257,8 +296,9 @@ class TraceBatcher:
             epoch = self._epochs[key] = resolve_key(signer.identity, signer.attestation)
         return epoch
 
-    def answered(self, receipts: Receipts) -> None:
-        """Take the service's answer to the batch in flight (module docstring)."""
+    def answered(self, receipts: Receipts, *, now: int | None = None) -> None:
+        """Take the service's answer to the batch in flight (module docstring; `now` is for
+        the Batcher protocol: not used)."""
         batch = self._in_flight
         if batch is None or len(receipts.results) != len(batch.items):
             raise TraceError(_F.MALFORMED, "an answer for no batch, or for another one")
@@ -289,3 +329,14 @@ class TraceBatcher:
     def agent(self, now: int) -> Identifier:
         """The identity whose records these are."""
         return self._signer(now).identity.identifier
+
+    def claim(self) -> bool:
+        """Whether this pump may send (always: the queue is this object's)."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to let go (what is queued is lost with this object)."""
+
+    def status(self) -> dict[str, Any]:
+        """Records waiting (in memory) and submissions made."""
+        return {"queued": self.pending(), "batches": self.batches}

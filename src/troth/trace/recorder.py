@@ -27,7 +27,7 @@ from troth.trace.log import Receipt, TraceLog
 from troth.trace.record import PROCESS_RECORD_IDS, Decision, Kind, Links
 from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_record
 
-__all__ = ["RandomPool", "TraceRecorder"]
+__all__ = ["RandomPool", "SignerCache", "TraceRecorder"]
 
 _RETRIED: Final = frozenset({TraceFailure.CHAIN_BROKEN, TraceFailure.ATTESTATION_STALE})
 _ATTEMPTS: Final = 3
@@ -70,6 +70,56 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+class SignerCache:
+    """An agent's signer and its resolved key. Given a source (time -> Signer), it asks it
+    again every `_REFRESH_EVERY` s, within `_RENEW_BEFORE` s of the key's expiry and after
+    `renew()`, so a rotation elsewhere is picked up. Not thread-safe: its user's lock guards
+    it (TraceRecorder, troth.trace.outbox.TraceOutbox)."""
+
+    __slots__ = ("_epoch", "_fetched_at", "_signer", "_source")
+
+    def __init__(self, signer: Signer | Callable[[int], Signer]) -> None:
+        self._source = signer if callable(signer) and not isinstance(signer, Signer) else None
+        self._signer: Signer | None = signer if isinstance(signer, Signer) else None
+        self._epoch: KeyEpoch | None = None
+        self._fetched_at: int | None = None
+
+    def renew(self) -> None:
+        """Ask the source again at the next `current`."""
+        self._fetched_at = None
+
+    def stale(self, now: int, *, renew: bool = False) -> bool:
+        """Whether `current` would ask the source (a caller that must not hold its lock while
+        the source works asks it itself and hands the answer to `adopt`)."""
+        signer = self._signer
+        return self._source is not None and (
+            signer is None
+            or renew
+            or signer.expires_at - now < _RENEW_BEFORE
+            or self._fetched_at is None
+            or now - self._fetched_at >= _REFRESH_EVERY
+        )
+
+    def adopt(self, fresh: Signer, now: int) -> tuple[Signer, KeyEpoch]:
+        """Keep `fresh`, what the source answered at `now`; it and its key."""
+        epoch = self._epoch
+        if fresh is not self._signer or epoch is None:
+            epoch = resolve_key(fresh.identity, fresh.attestation)
+        self._signer, self._epoch, self._fetched_at = fresh, epoch, now
+        return fresh, epoch
+
+    def current(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
+        """The signer to sign with at `now`, and its key (TraceError when there is none)."""
+        if self._source is not None and self.stale(now, renew=renew):
+            return self.adopt(self._source(now), now)
+        signer = self._signer
+        if signer is None:
+            raise TraceError(TraceFailure.ATTESTATION_INVALID, "no signing key for the agent")
+        if self._epoch is None:
+            self._epoch = resolve_key(signer.identity, signer.attestation)
+        return signer, self._epoch
+
+
 class TraceRecorder:
     """Signs records as one identity and appends them to one log."""
 
@@ -84,10 +134,7 @@ class TraceRecorder:
         """`random` (n -> n random bytes) is an os.urandom pool unless given."""
         self.log = log
         self.clock = clock
-        self._source = signer if callable(signer) and not isinstance(signer, Signer) else None
-        self._signer: Signer | None = signer if isinstance(signer, Signer) else None
-        self._epoch: KeyEpoch | None = None
-        self._fetched_at: int | None = None
+        self._signers = SignerCache(signer)
         self._random = RandomPool() if random is None else random
         self._lock = threading.Lock()
         self._head: tuple[int, bytes, int] | None = None
@@ -95,7 +142,7 @@ class TraceRecorder:
 
     @property
     def agent(self) -> Identifier:
-        return self._current_signer(self.clock.now())[0].identity.identifier
+        return self._signers.current(self.clock.now())[0].identity.identifier
 
     def record(self, content: RecordContent, *, chain: bytes | None = None) -> Receipt:
         """Sign `content` as the next record of this agent and append it (durably)."""
@@ -139,7 +186,7 @@ class TraceRecorder:
 
     def _sign(self, content: RecordContent, *, renew: bool) -> VerifiedRecord:
         now = self.clock.now()
-        signer, epoch = self._current_signer(now, renew=renew)
+        signer, epoch = self._signers.current(now, renew=renew)
         if not self._head_loaded:
             self._head = self.log.head(signer.identity.identifier)
             self._head_loaded = True
@@ -163,28 +210,7 @@ class TraceRecorder:
     def renew(self) -> None:
         """Ask the signer source again before the next record (after a rotation)."""
         with self._lock:
-            self._fetched_at = None
-
-    def _current_signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
-        signer, epoch = self._signer, self._epoch
-        stale = (
-            signer is None
-            or renew
-            or signer.expires_at - now < _RENEW_BEFORE
-            or self._fetched_at is None
-            or now - self._fetched_at >= _REFRESH_EVERY
-        )
-        if stale and self._source is not None:
-            fresh = self._source(now)
-            if fresh is not signer:
-                signer, epoch = fresh, None
-            self._fetched_at = now
-        if signer is None:
-            raise TraceError(TraceFailure.ATTESTATION_INVALID, "no signing key for the agent")
-        if epoch is None:
-            epoch = resolve_key(signer.identity, signer.attestation)
-        self._signer, self._epoch = signer, epoch
-        return signer, epoch
+            self._signers.renew()
 
     # -- decision traces ---------------------------------------------------------------------
 

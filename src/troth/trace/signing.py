@@ -54,6 +54,7 @@ __all__ = [
     "decode_failure",
     "keyid_of",
     "open_envelope",
+    "resign_record",
     "resolve_key",
     "sign_record",
     "verify_envelope",
@@ -281,6 +282,50 @@ def sign_record(
         content.escalation_to,
         content.span,
     )
+    return _seal(signer, epoch, record, disclosures)
+
+
+def resign_record(
+    signer: Signer,
+    record: TraceRecord,
+    disclosures: Mapping[str, Disclosure],
+    *,
+    seq: int,
+    prev: bytes | None,
+    time: int,
+    epoch: KeyEpoch | None = None,
+) -> VerifiedRecord:
+    """`record` (with its `disclosures`) signed again as `signer` at another place in the
+    agent's chain: the same id and content, the same commitments and salts, a new seq, prev,
+    time and key (a trace outbox re-signs a record the log refused for its place, and those
+    chained after it: troth.trace.outbox)."""
+    if record.agent != signer.identity.identifier:
+        raise TraceError(_F.SIGNER_INVALID, "the record is another identity's")
+    epoch = epoch or resolve_key(signer.identity, signer.attestation)
+    epoch.check_time(time)
+    moved = TraceRecord(
+        record.id,
+        record.agent,
+        epoch.keyid,
+        seq,
+        prev,
+        time,
+        record.kind,
+        record.tool,
+        record.digests,
+        record.decision,
+        record.authority,
+        record.links,
+        record.escalation_to,
+        record.span,
+    )
+    return _seal(signer, epoch, moved, dict(disclosures))
+
+
+def _seal(
+    signer: Signer, epoch: KeyEpoch, record: TraceRecord, disclosures: Mapping[str, Disclosure]
+) -> VerifiedRecord:
+    """Encode and sign `record`'s payload (the envelope of a VerifiedRecord)."""
     payload = record.encode()
     if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
         raise TraceError(_F.OVER_LIMIT, f"payload of {len(payload)} bytes")

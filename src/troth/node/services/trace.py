@@ -38,7 +38,7 @@ from typing import Any, Final
 from troth import limits
 from troth.clock import Clock
 from troth.encoding import cbor
-from troth.errors import DecodeError, RemoteError, TrothError
+from troth.errors import DecodeError, NotFound, RemoteError, TrothError
 from troth.identity import Identifier
 from troth.node.access import MembersOnly, PeerCaller, member_accounts
 from troth.node.links import Backoff
@@ -48,9 +48,11 @@ from troth.node.services.base import Method, RequestContext
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.trace.adapters import LinksSource, TraceAuditSink, TraceDecisionRecorder
-from troth.trace.batcher import Queued, TraceBatcher
+from troth.trace.batcher import Batcher, Queued
 from troth.trace.collect import TraceCollector
 from troth.trace.log import TraceLog, open_node_log
+from troth.trace.outbox import TraceOutbox
+from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent
 from troth.trace.submit import Receipts, Submission
@@ -60,6 +62,9 @@ __all__ = ["TRACE_BACKOFF", "NodeTraces", "Send", "TraceClient", "TraceService"]
 log = logging.getLogger("troth.node.trace")
 TRACE_BACKOFF: Final = Backoff(0.2, 10.0)
 """How long a client waits before it sends an unanswered batch again (full jitter)."""
+_LOOK_AGAIN_SECONDS: Final = 5.0
+"""How often an idle client looks at its outbox again (records another process queued), and
+a client that another process's sending keeps out tries again."""
 
 Send = Callable[[str, Any], Awaitable[Any]]
 """Call a method of the trace service with arguments; its result (TrothError on failure)."""
@@ -200,7 +205,7 @@ class TraceClient:
     def __init__(
         self,
         send: Send,
-        batcher: TraceBatcher,
+        batcher: Batcher,
         *,
         clock: Clock,
         run: Callable[..., Awaitable[Any]] | None = None,
@@ -217,11 +222,14 @@ class TraceClient:
         self._jitter = jitter
         self.failures = 0
         """Requests that got no usable answer (each is sent again)."""
+        self.recorded = 0
+        """Records this object took (`record`) since it was made."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()  # bound to the loop that first waits on it
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._start_lock = threading.Lock()
+        self._claimed = False
 
     @property
     def agent(self) -> Identifier:
@@ -229,9 +237,11 @@ class TraceClient:
         return self.batcher.agent(self.clock.now())
 
     def record(self, content: RecordContent, *, chain: bytes | None = None) -> Queued:
-        """Queue a record (any thread); it is signed and sent with the next batch. TraceError
-        OVER_LIMIT when the queue is full: the caller must stop, not carry on unrecorded."""
+        """Queue a record (any thread): with a durable outbox (a node's), it is signed and
+        committed before this returns; it is sent with the next batch. TraceError OVER_LIMIT
+        when the queue is full: the caller must stop, not carry on unrecorded."""
         queued = self.batcher.add(content, chain=chain, now=self.clock.now())
+        self.recorded += 1
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(self._wake.set)
@@ -257,20 +267,41 @@ class TraceClient:
                 await self._idle.wait()
 
     async def stop(self) -> None:
-        """Stop the pump (records not answered stay queued in this object)."""
+        """Stop the pump (records not answered stay queued: in the outbox, or in this
+        object's memory) and let the batcher go (another process may send an outbox)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._call(self.batcher.close)
+        self._claimed = False
+
+    def status(self) -> dict[str, Any]:
+        """What `troth node status` shows of this client: its batcher's counts, failures."""
+        return {**self.batcher.status(), "failures": self.failures}
+
+    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`function` on the storage thread (when the client was given one), else here."""
+        if self._run is None:
+            return function(*args, **kwargs)
+        return await self._run(function, *args, **kwargs)
 
     async def _pump(self) -> None:
         attempt = 0
         while True:
             if not self.batcher.pending():
                 self._idle.set()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):  # another process may queue records
+                    async with asyncio.timeout(_LOOK_AGAIN_SECONDS):
+                        await self._wake.wait()
+                self._wake.clear()
+                continue
             self._wake.clear()
+            if not await self._claim():
+                self._idle.set()
+                await asyncio.sleep(_LOOK_AGAIN_SECONDS)
+                continue
             if not self.batcher.in_flight and self.batcher.queued() < self.batcher.batch_records:
                 await asyncio.sleep(self.flush_seconds)  # let a batch fill
             try:
@@ -286,32 +317,42 @@ class TraceClient:
                 attempt += 1
             self._idle.set()
 
+    async def _claim(self) -> bool:
+        """Whether this pump sends the batcher's records (another process may send a node's
+        outbox: then this one looks again later)."""
+        if not self._claimed:
+            try:
+                self._claimed = bool(await self._call(self.batcher.claim))
+            except TrothError as exc:
+                log.warning("trace: cannot take the outbox to send it: %s", exc)
+            if not self._claimed:
+                log.info("trace: another process sends this outbox; looking again later")
+        return self._claimed
+
     async def _send_one(self) -> None:
         batcher = self.batcher
         if not batcher.head_known:
             agent = str(self.agent)
             answer = await self.send("head", [agent])
             batcher.set_head(Receipts.from_cbor(answer, expected=0).head)
-        now = self.clock.now()
-        batch = (
-            batcher.next_batch(now)
-            if self._run is None
-            else await self._run(batcher.next_batch, now)
-        )
+        batch = await self._call(batcher.next_batch, self.clock.now())
         if batch is None:
             return
-        answer = await self.send("submit", batch.submission.to_cbor())
+        submission = batch.submission
+        answer = await self.send("submit", submission.to_cbor())
         try:
-            receipts = Receipts.from_cbor(answer, expected=len(batch.items))
+            receipts = Receipts.from_cbor(answer, expected=len(submission.records))
         except DecodeError as exc:
             raise RemoteError(f"malformed receipts: {exc}") from None
-        batcher.answered(receipts)
+        await self._call(batcher.answered, receipts, now=self.clock.now())
 
 
 class NodeTraces:
     """Where a node's records go: its own log by default, or the trace service node.json
     names (`traces`: a route ending in /service/trace) for the records its own identity signs
-    while it runs. The log is opened on first use."""
+    while it runs, through a durable outbox in the node's database (troth.trace.outbox). The
+    log and the outbox are opened on first use; a node whose outbox holds records resumes
+    sending them when it starts."""
 
     def __init__(
         self,
@@ -332,8 +373,19 @@ class NodeTraces:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def started(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The node runs on `loop` (a client asked for from another thread starts there)."""
+        """The node runs on `loop` (a client asked for from another thread starts there). With
+        a trace service named and records in the outbox, the client starts sending them now."""
         self._loop = loop
+        if self.remote is not None and self._send is not None and outbox_exists(self.node.db):
+            try:
+                mine = Identifier(self.node.identities.find(self.node.name).identifier)
+            except NotFound:
+                return
+            if any(agent == mine.digest and queued for agent, queued, *_ in self._counts()):
+                self.recorder()
+
+    def _counts(self) -> list[tuple[bytes, int, int, int, int]]:
+        return OutboxStore(self.node.db).counts()
 
     @property
     def remote(self) -> str | None:
@@ -355,8 +407,12 @@ class NodeTraces:
             with self._lock:
                 if self._client is None:
                     identities = self.node.identities
-                    batcher = TraceBatcher(lambda now: identities.signer(name, now=now))
-                    self._client = TraceClient(self._send, batcher, clock=self.clock, run=self._run)
+                    outbox = TraceOutbox(
+                        self.node.db,
+                        Identifier(identities.find(name).identifier),
+                        lambda now: identities.signer(name, now=now),
+                    )
+                    self._client = TraceClient(self._send, outbox, clock=self.clock, run=self._run)
                 client = self._client
             try:
                 asyncio.get_running_loop()
@@ -367,6 +423,24 @@ class NodeTraces:
                 client.start()
             return client
         return self.local(name)
+
+    def status(self) -> dict[str, Any]:
+        """Where the node's records go and, with a trace service, what its outbox holds (the
+        records queued and those set aside, with the latest refusals): `troth node status`."""
+        if self.remote is None:
+            shown: dict[str, Any] = {"to": "log"}
+        else:
+            shown = {"to": self.remote}
+        client = self._client
+        if client is not None:
+            shown["outbox"] = client.status()
+        elif outbox_exists(self.node.db):
+            counts = self._counts()
+            shown["outbox"] = {
+                "queued": sum(c[1] for c in counts),
+                "refused": sum(c[3] for c in counts),
+            }
+        return shown
 
     def decision_recorder(
         self, ref: str | None = None, *, links: LinksSource | None = None
@@ -397,13 +471,16 @@ class NodeTraces:
         return found
 
     async def close(self) -> None:
-        """Deliver what the client holds (up to 5 s), stop it, close the log."""
+        """Deliver what the client holds (up to 5 s, when it recorded anything: the rest stays
+        in the outbox for the next start), stop it, close the log."""
         client = self._client
         if client is not None:
-            with contextlib.suppress(TimeoutError, TrothError):
-                await client.flush(5.0)
+            if client.recorded:
+                with contextlib.suppress(TimeoutError, TrothError):
+                    await client.flush(5.0)
             await client.stop()
         with self._lock:
+            self._client = None
             self._recorders.clear()
             if self._log is not None:
                 self._log.close()

@@ -1,0 +1,475 @@
+"""A durable trace outbox: the records a node sends to a trace service, kept in the node's
+database until the service's receipt says they are in its log (docs/traces.md, "Where records
+go"; docs/storage.md, "Trace outbox"). `TraceOutbox` is a `Batcher` for
+troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.TraceBatcher is.
+
+- `add(content)` signs the record, chained after the agent's last queued record (or, with
+  none queued, after the head the service last reported), and commits it to the outbox before
+  it returns: an acknowledged record survives a crash (SIGKILL) of the process. The outbox is
+  bounded (TRACE_OUTBOX_RECORDS, TRACE_OUTBOX_BYTES, queued and set-aside records together):
+  past it `add` raises TraceError OVER_LIMIT, so an agent that cannot keep its audit trail
+  stops; nothing is dropped.
+- `next_batch(now)` reads the first queued records in order and sends their stored bytes:
+  after a crash the batch that was in flight goes again byte for byte, and the service answers
+  what it already holds `already`, with its index (exactly once).
+- `answered(receipts)`: a delivered record (appended or already there) leaves the outbox in
+  the transaction that reads the answer. A record refused because the chain moved under it
+  (CHAIN_BROKEN, ATTESTATION_STALE, TIME_REVERSED, TIME_OUT_OF_RANGE: another writer, a
+  rotation, the time it waited) is signed again, up to 3 times; any other refusal (or the
+  third) sets the record aside in `trace_outbox_refused` with its reason, kept and reported,
+  never sent again.
+- **A refused record and the chain.** Each record names the seq and hash of the one before
+  it, and the log appends a record only after its predecessor: the records queued after a
+  refused one are refused too (CHAIN_BROKEN, not counted as their failure) and could never be
+  appended as signed. They are marked stale and signed again, in order, chained on the head
+  the answer reports, when they come up for sending: same id, content, commitments and salts;
+  new seq, prev, time and key (`resign_record`). So a refusal blocks nothing after it, but
+  the records after it are delivered with other bytes than `add` first signed (their ids are
+  unchanged). A stale record is never one the log may hold: a record becomes stale only when
+  an answer shows that it, or one before it, is not in the log.
+- A record signed again keeps its time unless it is older than half the log's window
+  (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed again. Records that waited
+  longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE when first
+  sent and go again re-dated.
+
+Only one process sends an outbox at a time: `claim()` takes an exclusive lock beside the
+database (`<node.db>.trace-outbox`, dropped with the process even on SIGKILL); any process may
+`add`. A row changes only if it still has the hash the change was decided on.
+
+Locks: this process's writers queue on a lock before BEGIN (SQLite's busy wait is coarse),
+except a caller already inside a transaction on the node's database, which joins it: a broker
+appends its audit record inside the operation's transaction, so the record commits, or rolls
+back, with the operation. The signer source (which may create a signing key in the database)
+is asked outside every lock; the other locks guard memory only, so no thread holds one while
+it waits for the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth import limits
+from troth.crypto import sha256
+from troth.errors import ConflictError, KeyNotFound, TraceError, TraceFailure
+from troth.identity import Identifier, Signer
+from troth.storage import SqliteDatabase
+from troth.storage.peers import SoleHolder
+from troth.trace.batcher import Queued
+from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
+from troth.trace.record import PROCESS_RECORD_IDS
+from troth.trace.recorder import RandomPool, SignerCache
+from troth.trace.signing import (
+    KeyEpoch,
+    RecordContent,
+    VerifiedRecord,
+    open_envelope,
+    resign_record,
+    sign_record,
+)
+from troth.trace.stored import decode_disclosures
+from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
+
+__all__ = ["OutboxBatch", "TraceOutbox"]
+
+_F = TraceFailure
+_RESIGNED: Final = frozenset(
+    {_F.CHAIN_BROKEN, _F.ATTESTATION_STALE, _F.TIME_REVERSED, _F.TIME_OUT_OF_RANGE}
+)
+_ATTEMPTS: Final = 3
+_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
+_ROOM: Final = 4096  # the service request's frame around the submission
+SignerSource = Callable[[int], Signer]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    pos: int
+    hash: bytes
+    record: str
+    attempts: int
+    chain: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBatch:
+    """A submission of queued records, and which rows (position and hash) it carries."""
+
+    submission: Submission
+    items: tuple[_Sent, ...]
+
+
+class TraceOutbox:
+    """One identity's durable queue of records for a trace service (module docstring). `add`
+    may be called from any thread (and process); the rest from the one pump that `claim`ed
+    it."""
+
+    head_known: bool = True  # it chains on what it holds: it never asks the service first
+
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        agent: Identifier,
+        signer: SignerSource,
+        *,
+        batch_records: int = limits.MAX_TRACE_SUBMIT_RECORDS,
+        max_bytes: int = limits.MAX_SERVICE_MESSAGE - _ROOM,
+        max_records: int = limits.TRACE_OUTBOX_RECORDS,
+        max_stored: int = limits.TRACE_OUTBOX_BYTES,
+        random: Callable[[int], bytes] | None = None,
+    ) -> None:
+        if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
+            raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
+        self.store = OutboxStore(db)
+        self.identifier = agent
+        self._agent = agent.digest
+        self.batch_records = batch_records
+        self.max_bytes = max_bytes
+        self.max_records = max_records
+        self.max_stored = max_stored
+        self._source = signer
+        self._signers = SignerCache(signer)
+        self._random = RandomPool() if random is None else random
+        # locks, none held while waiting for the database (module docstring, "Locks")
+        self._signers_lock = threading.Lock()  # the signer cache
+        self._random_lock = threading.Lock()  # the random pool (while signing: CPU only)
+        self._memo = threading.Lock()  # the records this process waits for
+        self._writer = threading.Lock()  # this process's writers queue here, not on SQLite
+        self._waiting: weakref.WeakValueDictionary[str, Queued] = weakref.WeakValueDictionary()
+        self._in_flight: OutboxBatch | None = None
+        self._kept_chains: set[bytes] = set()  # chains the log keeps: not sent again
+        self._sender = SoleHolder(db.path.with_name(f"{db.path.name}.trace-outbox"))
+        self.batches = 0
+        """Submissions made (statistics: one request each, resends not counted)."""
+        self.refused = 0
+        """Records this process set aside."""
+
+    # -- any thread ----------------------------------------------------------------------------
+
+    def agent(self, now: int) -> Identifier:
+        """The identity whose records these are."""
+        return self.identifier
+
+    def add(self, content: RecordContent, *, chain: bytes | None = None, now: int) -> Queued:
+        """Sign a record made at `now` and commit it to the outbox; TraceError OVER_LIMIT when
+        the outbox is full, MALFORMED for a redactable value that is not JSON."""
+        signer, epoch = self._signer(now)
+        agent = self._agent
+        try:
+            with self._unit():
+                verified = self._append(agent, signer, epoch, content, chain, now)
+        except KeyNotFound:  # a rotation elsewhere deleted the key: ask the source again
+            signer, epoch = self._signer(now, renew=True)
+            with self._unit():
+                verified = self._append(agent, signer, epoch, content, chain, now)
+        queued = Queued(verified.record.id, verified.record.time, content, chain)
+        with self._memo:
+            self._waiting[queued.record] = queued
+        return queued
+
+    def _append(
+        self,
+        agent: bytes,
+        signer: Signer,
+        epoch: KeyEpoch,
+        content: RecordContent,
+        chain: bytes | None,
+        now: int,
+    ) -> VerifiedRecord:
+        records, stored = self.store.usage()
+        if records >= self.max_records:
+            raise TraceError(
+                _F.OVER_LIMIT,
+                f"the trace outbox holds {records} records (TRACE_OUTBOX_RECORDS): not recorded",
+            )
+        tail = self.store.tail(agent)
+        seq, prev, time = (0, None, now) if tail is None else (tail.seq + 1, tail.hash, now)
+        if tail is not None:
+            time = max(now, tail.time)
+        with self._random_lock:
+            try:
+                verified = sign_record(
+                    signer,
+                    content,
+                    seq=seq,
+                    prev=prev,
+                    time=time,
+                    epoch=epoch,
+                    random=self._random,
+                    ids=PROCESS_RECORD_IDS,
+                )
+            except ValueError as exc:  # a value that is not JSON
+                raise TraceError(_F.MALFORMED, str(exc)) from None
+        size = row_size(verified, chain)
+        if stored + size > self.max_stored:
+            raise TraceError(
+                _F.OVER_LIMIT,
+                f"the trace outbox holds {stored} bytes (TRACE_OUTBOX_BYTES): not recorded",
+            )
+        stale = tail is not None and tail.stale  # chained on a record to be signed again
+        try:
+            self.store.insert(agent, verified, made=now, chain=chain, stale=stale)
+        except ConflictError:
+            raise TraceError(_F.REPLAYED, "a record with this id is queued") from None
+        return verified
+
+    def pending(self) -> int:
+        """Records not delivered yet (queued or in flight; not those set aside)."""
+        return self.store.pending(self._agent)
+
+    def queued(self) -> int:
+        """Records waiting to be sent (not in flight)."""
+        flying = 0 if self._in_flight is None else len(self._in_flight.items)
+        return max(0, self.pending() - flying)
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a batch waits for its answer."""
+        return self._in_flight is not None
+
+    # -- the pump --------------------------------------------------------------------------------
+
+    def claim(self) -> bool:
+        """Become the one process that sends this outbox (whether it is)."""
+        return self._sender.take()
+
+    def close(self) -> None:
+        """Let another process send the outbox (what is queued stays queued)."""
+        self._in_flight = None
+        self._sender.close()
+
+    def set_head(self, head: Head | None) -> None:
+        """The agent's head in the service's log (where the next record chains on when none
+        is queued)."""
+        with self._unit():
+            self.store.set_head(self._agent, head)
+
+    def next_batch(self, now: int) -> OutboxBatch | None:
+        """The batch to send now: the unanswered one again, else the first queued records (the
+        stale ones signed again first). None: nothing to send."""
+        if self._in_flight is not None:
+            return self._in_flight
+        signer, epoch = self._signer(now)
+        agent = self._agent
+        rows = self.store.first(agent, self.batch_records)
+        if any(row.stale for row in rows):
+            with self._unit():
+                failed = self._resign(agent, signer, epoch, now)
+            self._settle((), failed)
+            rows = self.store.first(agent, self.batch_records)
+        history = signer.identity.history
+        size = len(history) + 64
+        keys: dict[bytes, bytes] = {}
+        chains: dict[bytes, bytes] = {}
+        records: list[SubmittedRecord] = []
+        items: list[_Sent] = []
+        for row in rows:
+            if row.stale:
+                break
+            key = sha256(row.attestation)
+            new_key = key not in keys
+            if new_key and len(keys) >= limits.MAX_TRACE_SUBMIT_KEYS:
+                break
+            digest = None if row.chain is None else sha256(row.chain)
+            new_chain = digest is not None and digest not in chains
+            new_chain = new_chain and digest not in self._kept_chains
+            if new_chain and len(chains) >= limits.MAX_TRACE_SUBMIT_CHAINS:
+                break
+            try:
+                submitted = SubmittedRecord(row.envelope, decode_disclosures(row.disclosures))
+            except TraceError as exc:
+                if items:
+                    break
+                self._set_aside_now(agent, row, exc, now)
+                return None
+            grown = size + item_size(submitted)
+            grown += len(row.attestation) + 8 if new_key else 0
+            grown += len(row.chain or b"") + 8 if new_chain else 0
+            if grown > self.max_bytes:
+                if items:
+                    break
+                over = TraceError(_F.OVER_LIMIT, "the record is over the service limit")
+                self._set_aside_now(agent, row, over, now)
+                return None
+            size = grown
+            if new_key:
+                keys[key] = row.attestation
+            if new_chain and digest is not None and row.chain is not None:
+                chains[digest] = row.chain
+            records.append(submitted)
+            items.append(_Sent(row.pos, row.hash, row.record, row.attempts, row.chain))
+        if not items:
+            return None
+        submission = Submission(
+            history, tuple(keys.values()), tuple(chains.values()), tuple(records)
+        )
+        self._in_flight = OutboxBatch(submission, tuple(items))
+        self.batches += 1
+        return self._in_flight
+
+    def _resign(
+        self, agent: bytes, signer: Signer, epoch: KeyEpoch, now: int
+    ) -> list[tuple[str, TraceError]]:
+        """Sign the first stale records again, in order, each chained on the record before it
+        (or on the head the service reported): at most a batch of them. The records that
+        cannot be signed are set aside (and returned)."""
+        failed: list[tuple[str, TraceError]] = []
+        before = self.store.head(agent)
+        for row in self.store.first(agent, self.batch_records):
+            if not row.stale:
+                before = Tail(row.seq, row.hash, row.time)
+                continue
+            seq, prev, floor = (
+                (0, None, 0) if before is None else (before.seq + 1, before.hash, before.time)
+            )
+            try:
+                record = open_envelope(row.envelope)[0]
+                disclosures = decode_disclosures(row.disclosures)
+                verified = resign_record(
+                    signer,
+                    record,
+                    disclosures,
+                    seq=seq,
+                    prev=prev,
+                    time=max(row.made, now - _LATE, floor),
+                    epoch=epoch,
+                )
+            except (TraceError, ValueError) as exc:
+                error = _error(exc).located(index=None, record=row.record)
+                if self._set_aside(agent, row.pos, row.hash, error, now):
+                    failed.append((row.record, error))
+                continue
+            self.store.replace(agent, row, verified)
+            before = Tail(verified.record.seq, verified.hash, verified.record.time)
+        return failed
+
+    def answered(self, receipts: Receipts, *, now: int) -> None:
+        """Take the service's answer to the batch in flight (module docstring)."""
+        batch = self._in_flight
+        if batch is None or len(receipts.results) != len(batch.items):
+            raise TraceError(_F.MALFORMED, "an answer for no batch, or for another one")
+        agent = self._agent
+        delivered: list[tuple[str, int | None]] = []
+        failed: list[tuple[str, TraceError]] = []
+        with self._unit():
+            refused_at: int | None = None
+            for item, result in zip(batch.items, receipts.results, strict=True):
+                if result.delivered:
+                    if self.store.delete(agent, item.pos, item.hash):
+                        delivered.append((item.record, result.index))
+                    if item.chain is not None:
+                        self._keep_chain(sha256(item.chain))
+                    continue
+                if refused_at is None:
+                    refused_at = item.pos
+                elif result.reason is _F.CHAIN_BROKEN:
+                    continue  # chained after a refused record: not its own failure
+                if result.reason in _RESIGNED and item.attempts + 1 < _ATTEMPTS:
+                    self.store.retry(agent, item.pos, item.hash)
+                    continue
+                error = result.error(item.record)
+                if self._set_aside(agent, item.pos, item.hash, error, now):
+                    failed.append((item.record, error))
+            if refused_at is not None:
+                self.store.mark_stale(agent, refused_at)
+            if not all(r.reason is _F.SIGNER_INVALID for r in receipts.results):
+                # (a batch refused whole reports no head: the one kept stays)
+                self.store.set_head(agent, receipts.head)
+        self._in_flight = None
+        if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
+            with self._signers_lock:
+                self._signers.renew()  # rotated: sign again with the newest key
+        self._settle(delivered, failed)
+
+    def _settle(
+        self,
+        delivered: Iterable[tuple[str, int | None]],
+        failed: Iterable[tuple[str, TraceError]],
+    ) -> None:
+        """Answer the records this process made (after the transaction that decided it)."""
+        answers: list[tuple[Queued | None, int | None, TraceError | None]] = []
+        with self._memo:
+            for record, index in delivered:
+                answers.append((self._waiting.pop(record, None), index, None))
+            for record, refusal in failed:
+                answers.append((self._waiting.pop(record, None), None, refusal))
+        for queued, index, answer in answers:
+            if queued is not None:
+                queued._settle(index, answer)
+
+    def _set_aside_now(self, agent: bytes, row: OutboxRow, exc: TraceError, now: int) -> None:
+        """Set aside the first queued record, which cannot be sent as it is (the records after
+        it are signed again)."""
+        error = exc.located(index=None, record=row.record)
+        with self._unit():
+            done = self._set_aside(agent, row.pos, row.hash, error, now)
+            if done:
+                self.store.mark_stale(agent, row.pos)
+        if done:
+            self._settle((), [(row.record, error)])
+
+    def _set_aside(
+        self, agent: bytes, pos: int, digest: bytes, error: TraceError, now: int
+    ) -> bool:
+        done = self.store.set_aside(
+            agent, pos, digest, reason=error.reason.value, detail=error.detail, now=now
+        )
+        self.refused += int(done)
+        return done
+
+    def _keep_chain(self, digest: bytes) -> None:
+        if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:
+            self._kept_chains.clear()  # forgotten chains are only sent again
+        self._kept_chains.add(digest)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _unit(self) -> Iterator[None]:
+        """One transaction. This process's writers queue on a lock before it (SQLite's busy
+        wait is coarse), except a caller already inside a transaction on this database (a
+        broker's audit record joins its operation's transaction: taking the lock there could
+        wait on a writer that waits on this transaction)."""
+        outer = nullcontext() if self.store.db.in_transaction else self._writer
+        with outer, self.store.transaction():
+            yield
+
+    def _signer(self, now: int, *, renew: bool = False) -> tuple[Signer, KeyEpoch]:
+        """The signer at `now`. The source is asked outside every lock: it may write to the
+        node's database (a new signing key), and a caller inside a transaction there (a
+        broker's audit record) may wait on these locks."""
+        with self._signers_lock:
+            stale = self._signers.stale(now, renew=renew)
+            if not stale:
+                signer, epoch = self._signers.current(now)
+        if stale:
+            fresh = self._source(now)
+            with self._signers_lock:
+                signer, epoch = self._signers.adopt(fresh, now)
+        if signer.identity.identifier != self.identifier:
+            raise TraceError(_F.SIGNER_INVALID, "the signer is not the outbox's agent")
+        return signer, epoch
+
+    def status(self) -> dict[str, Any]:
+        """What the outbox holds for this agent (queued and set aside) and its bounds."""
+        agent = self._agent
+        row = next((c for c in self.store.counts() if c[0] == agent), (agent, 0, 0, 0, 0))
+        refusals = self.store.refused(agent=agent, limit=5)
+        return {
+            "queued": row[1],
+            "queued_bytes": row[2],
+            "refused": row[3],
+            "refused_bytes": row[4],
+            "limit_records": self.max_records,
+            "limit_bytes": self.max_stored,
+            "batches": self.batches,
+            "recent_refusals": [r.to_json() for r in refusals],
+        }
+
+
+def _error(exc: Exception) -> TraceError:
+    return exc if isinstance(exc, TraceError) else TraceError(_F.MALFORMED, str(exc))

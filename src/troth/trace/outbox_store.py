@@ -1,0 +1,393 @@
+"""The trace outbox's tables in the node's database (docs/storage.md, "Trace outbox";
+docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS`):
+
+    trace_outbox          the records queued for the trace service, one row each, in the order
+                          they were made (`pos`): agent, record id, seq, hash, time, made (when
+                          `record()` was called), the exact envelope, the disclosures (as the
+                          log keeps them), the attestation of the signing key, the chain the
+                          record names, size, attempts (refusals that had it signed again) and
+                          `stale` (it must be signed again before it is sent: a record before
+                          it was refused, so its seq and prev are wrong)
+    trace_outbox_refused  the records set aside: the same columns, with the reason, the detail
+                          and when it was refused (kept until an operator discards them)
+    trace_outbox_agents   per agent, the head the service last reported (seq, hash, time: where
+                          the first record chains on when nothing is queued) and the counters
+                          of what it holds: rows and bytes queued, rows and bytes set aside
+
+The methods only run statements: the caller (troth.trace.outbox) wraps each change in one
+transaction, so a crash leaves every row as it was before the change or after it. A row that
+changes is named by its position and its hash, so an answer to bytes that are no longer in the
+outbox changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troth.storage import SqliteDatabase
+from troth.trace.signing import VerifiedRecord
+from troth.trace.submit import Head
+
+__all__ = ["OutboxRow", "OutboxStore", "RefusedRow", "Tail", "outbox_exists"]
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS trace_outbox (
+        pos INTEGER PRIMARY KEY, agent BLOB NOT NULL, record TEXT NOT NULL UNIQUE,
+        seq INTEGER NOT NULL, hash BLOB NOT NULL, time INTEGER NOT NULL, made INTEGER NOT NULL,
+        envelope BLOB NOT NULL, disclosures BLOB, attestation BLOB NOT NULL, chain BLOB,
+        size INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        stale INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS trace_outbox_agent ON trace_outbox (agent, pos)",
+    """CREATE TABLE IF NOT EXISTS trace_outbox_refused (
+        record TEXT PRIMARY KEY, agent BLOB NOT NULL, pos INTEGER NOT NULL,
+        seq INTEGER NOT NULL, time INTEGER NOT NULL, made INTEGER NOT NULL,
+        envelope BLOB NOT NULL, disclosures BLOB, attestation BLOB NOT NULL, chain BLOB,
+        size INTEGER NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+        refused_at INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS trace_outbox_agents (
+        agent BLOB PRIMARY KEY, seq INTEGER, hash BLOB, time INTEGER,
+        queued INTEGER NOT NULL DEFAULT 0, queued_bytes INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0, refused_bytes INTEGER NOT NULL DEFAULT 0)""",
+)
+_SELECT_ROWS: Final = (
+    "SELECT pos, record, seq, hash, time, made, envelope, disclosures, attestation, chain, "
+    "size, attempts, stale FROM trace_outbox "
+)
+_SELECT_REFUSED: Final = (
+    "SELECT record, agent, seq, time, reason, detail, refused_at, size FROM trace_outbox_refused "
+)
+
+
+def outbox_exists(db: SqliteDatabase) -> bool:
+    """Whether the node's database has an outbox (without making one)."""
+    found = db.fetch_one(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("trace_outbox_agents",)
+    )
+    return found is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """Where an agent's next record chains on: its last queued record (or the head the service
+    reported), and whether that record must be signed again (`stale`)."""
+
+    seq: int
+    hash: bytes
+    time: int
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One queued record as stored."""
+
+    pos: int
+    record: str
+    seq: int
+    hash: bytes
+    time: int
+    made: int
+    envelope: bytes
+    disclosures: bytes | None
+    attestation: bytes
+    chain: bytes | None
+    size: int
+    attempts: int
+    stale: bool
+
+    @classmethod
+    def from_sql(cls, row: Any) -> OutboxRow:
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            bytes(row[3]),
+            row[4],
+            row[5],
+            bytes(row[6]),
+            None if row[7] is None else bytes(row[7]),
+            bytes(row[8]),
+            None if row[9] is None else bytes(row[9]),
+            row[10],
+            row[11],
+            bool(row[12]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRow:
+    """A record set aside: what it was and why the service (or the client) refused it."""
+
+    record: str
+    agent: bytes
+    seq: int
+    time: int
+    reason: str
+    detail: str
+    refused_at: int
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "seq": self.seq,
+            "time": self.time,
+            "reason": self.reason,
+            "detail": self.detail,
+            "refused_at": self.refused_at,
+            "bytes": self.size,
+        }
+
+
+def row_size(verified: VerifiedRecord, chain: bytes | None) -> int:
+    """The bytes a record takes in the outbox (what the bound counts)."""
+    shown = verified.stored_disclosures
+    return (
+        len(verified.envelope)
+        + (0 if shown is None else len(shown))
+        + len(verified.attestation)
+        + (0 if chain is None else len(chain))
+    )
+
+
+class OutboxStore:
+    """Statements over the outbox tables of `db` (made here on first use)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        if not outbox_exists(db):
+            with db.transaction():
+                for statement in _SCHEMA:
+                    db.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One unit of work (re-entrant: inside the caller's transaction, it joins it)."""
+        with self.db.transaction():
+            yield
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def usage(self) -> tuple[int, int]:
+        """Rows and bytes held, queued and set aside, every agent together (what the bound
+        counts)."""
+        row = self.db.fetch_one(
+            "SELECT COALESCE(SUM(queued + refused), 0), "
+            "COALESCE(SUM(queued_bytes + refused_bytes), 0) FROM trace_outbox_agents"
+        )
+        return int(row[0]), int(row[1])
+
+    def head(self, agent: bytes) -> Tail | None:
+        """The head the service last reported for `agent` (None: none, or its log has none)."""
+        row = self.db.fetch_one(
+            "SELECT seq, hash, time FROM trace_outbox_agents WHERE agent = ? AND seq IS NOT NULL",
+            (agent,),
+        )
+        return None if row is None else Tail(row[0], bytes(row[1]), row[2])
+
+    def tail(self, agent: bytes) -> Tail | None:
+        """Where `agent`'s next record chains on: its last queued record, else the head."""
+        row = self.db.fetch_one(
+            "SELECT seq, hash, time, stale FROM trace_outbox WHERE agent = ? "
+            "ORDER BY pos DESC LIMIT 1",
+            (agent,),
+        )
+        if row is None:
+            return self.head(agent)
+        return Tail(row[0], bytes(row[1]), row[2], bool(row[3]))
+
+    def first(self, agent: bytes, count: int) -> list[OutboxRow]:
+        """`agent`'s first `count` queued records, in order."""
+        rows = self.db.fetch_all(
+            _SELECT_ROWS + "WHERE agent = ? ORDER BY pos LIMIT ?",
+            (agent, count),
+        )
+        return [OutboxRow.from_sql(row) for row in rows]
+
+    def pending(self, agent: bytes) -> int:
+        """How many of `agent`'s records are queued."""
+        row = self.db.fetch_one("SELECT queued FROM trace_outbox_agents WHERE agent = ?", (agent,))
+        return 0 if row is None else int(row[0])
+
+    def counts(self) -> list[tuple[bytes, int, int, int, int]]:
+        """Per agent: records and bytes queued, records and bytes set aside."""
+        rows = self.db.fetch_all(
+            "SELECT agent, queued, queued_bytes, refused, refused_bytes FROM trace_outbox_agents "
+            "WHERE queued > 0 OR refused > 0 ORDER BY agent"
+        )
+        return [(bytes(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def refused(self, *, agent: bytes | None = None, limit: int = 100) -> list[RefusedRow]:
+        """The records set aside, oldest first (at most `limit`)."""
+        if agent is None:
+            rows = self.db.fetch_all(_SELECT_REFUSED + "ORDER BY refused_at, pos LIMIT ?", (limit,))
+        else:
+            rows = self.db.fetch_all(
+                _SELECT_REFUSED + "WHERE agent = ? ORDER BY refused_at, pos LIMIT ?",
+                (agent, limit),
+            )
+        return [RefusedRow(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    # -- changes (inside the caller's transaction) ------------------------------------------
+
+    def insert(
+        self,
+        agent: bytes,
+        verified: VerifiedRecord,
+        *,
+        made: int,
+        chain: bytes | None,
+        stale: bool,
+    ) -> int:
+        """Queue `verified` after `agent`'s last record; its size."""
+        record = verified.record
+        size = row_size(verified, chain)
+        self.db.execute(
+            "INSERT INTO trace_outbox (agent, record, seq, hash, time, made, envelope, "
+            "disclosures, attestation, chain, size, stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?)",
+            (
+                agent,
+                record.id,
+                record.seq,
+                verified.hash,
+                record.time,
+                made,
+                verified.envelope,
+                verified.stored_disclosures,
+                verified.attestation,
+                chain,
+                size,
+                int(stale),
+            ),
+        )
+        self._count(agent, queued=1, queued_bytes=size)
+        return size
+
+    def replace(self, agent: bytes, row: OutboxRow, verified: VerifiedRecord) -> bool:
+        """`row` signed again (`verified`): no longer stale. Whether the row was there."""
+        size = row_size(verified, row.chain)
+        changed = self.db.execute(
+            "UPDATE trace_outbox SET seq = ?, hash = ?, time = ?, envelope = ?, "
+            "attestation = ?, size = ?, stale = 0 WHERE pos = ? AND agent = ? AND hash = ?",
+            (
+                verified.record.seq,
+                verified.hash,
+                verified.record.time,
+                verified.envelope,
+                verified.attestation,
+                size,
+                row.pos,
+                agent,
+                row.hash,
+            ),
+        ).rowcount
+        if changed:
+            self._count(agent, queued_bytes=size - row.size)
+        return bool(changed)
+
+    def delete(self, agent: bytes, pos: int, digest: bytes) -> bool:
+        """A delivered record leaves the outbox; whether it was there (with those bytes)."""
+        row = self.db.fetch_one(
+            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND hash = ? RETURNING size",
+            (pos, agent, digest),
+        )
+        if row is not None:
+            self._count(agent, queued=-1, queued_bytes=-int(row[0]))
+        return row is not None
+
+    def set_aside(
+        self, agent: bytes, pos: int, digest: bytes, *, reason: str, detail: str, now: int
+    ) -> bool:
+        """Move a refused record to `trace_outbox_refused`; whether it was there."""
+        row = self.db.fetch_one(
+            _SELECT_ROWS + "WHERE pos = ? AND agent = ? AND hash = ?",
+            (pos, agent, digest),
+        )
+        if row is None:
+            return False
+        found = OutboxRow.from_sql(row)
+        self.db.execute("DELETE FROM trace_outbox WHERE pos = ?", (pos,))
+        self.db.execute(
+            "INSERT OR REPLACE INTO trace_outbox_refused (record, agent, pos, seq, time, made, "
+            "envelope, disclosures, attestation, chain, size, reason, detail, refused_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                found.record,
+                agent,
+                found.pos,
+                found.seq,
+                found.time,
+                found.made,
+                found.envelope,
+                found.disclosures,
+                found.attestation,
+                found.chain,
+                found.size,
+                reason,
+                detail,
+                now,
+            ),
+        )
+        self._count(agent, queued=-1, queued_bytes=-found.size, refused=1, refused_bytes=found.size)
+        return True
+
+    def retry(self, agent: bytes, pos: int, digest: bytes) -> None:
+        """A refused record will be signed again: one attempt more."""
+        self.db.execute(
+            "UPDATE trace_outbox SET attempts = attempts + 1 WHERE pos = ? AND agent = ? "
+            "AND hash = ?",
+            (pos, agent, digest),
+        )
+
+    def mark_stale(self, agent: bytes, start: int) -> None:
+        """`agent`'s records from position `start` on must be signed again before sending."""
+        self.db.execute(
+            "UPDATE trace_outbox SET stale = 1 WHERE agent = ? AND pos >= ? AND stale = 0",
+            (agent, start),
+        )
+
+    def set_head(self, agent: bytes, head: Head | None) -> None:
+        """The head the service reported for `agent`."""
+        self._ensure(agent)
+        values = (None, None, None) if head is None else (head.seq, head.hash, head.time)
+        self.db.execute(
+            "UPDATE trace_outbox_agents SET seq = ?, hash = ?, time = ? WHERE agent = ?",
+            (*values, agent),
+        )
+
+    def discard(self, records: Sequence[str]) -> list[str]:
+        """Delete set-aside records (an operator's decision, troth trace outbox --discard);
+        the ids deleted."""
+        gone: list[str] = []
+        for record in records:
+            row = self.db.fetch_one(
+                "DELETE FROM trace_outbox_refused WHERE record = ? RETURNING agent, size",
+                (record,),
+            )
+            if row is not None:
+                self._count(bytes(row[0]), refused=-1, refused_bytes=-int(row[1]))
+                gone.append(record)
+        return gone
+
+    def _ensure(self, agent: bytes) -> None:
+        self.db.execute("INSERT OR IGNORE INTO trace_outbox_agents (agent) VALUES (?)", (agent,))
+
+    def _count(
+        self,
+        agent: bytes,
+        *,
+        queued: int = 0,
+        queued_bytes: int = 0,
+        refused: int = 0,
+        refused_bytes: int = 0,
+    ) -> None:
+        self._ensure(agent)
+        self.db.execute(
+            "UPDATE trace_outbox_agents SET queued = queued + ?, queued_bytes = queued_bytes + ?, "
+            "refused = refused + ?, refused_bytes = refused_bytes + ? WHERE agent = ?",
+            (queued, queued_bytes, refused, refused_bytes, agent),
+        )
