@@ -44,12 +44,16 @@ from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item
 __all__ = ["Batch", "Batcher", "Queued", "SentBatch", "TraceBatcher"]
 
 _F = TraceFailure
-_RESIGNED: Final = frozenset(
+RESIGNED: Final = frozenset(
     {_F.CHAIN_BROKEN, _F.ATTESTATION_STALE, _F.TIME_REVERSED, _F.TIME_OUT_OF_RANGE}
 )
-_ATTEMPTS: Final = 3
-_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
-_ROOM: Final = 4096  # the service request's frame around the submission
+"""Refusals a record is signed again for (the chain moved under it), at most RESIGN_ATTEMPTS
+times; any other refusal sets it aside."""
+RESIGN_ATTEMPTS: Final = 3
+SEND_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
+"""A record older than this when it is sent is dated again (the collector allows the skew)."""
+SUBMIT_ROOM: Final = 4096
+"""The service request's frame around a submission (bytes kept free in a batch)."""
 SignerSource = Callable[[int], Signer]
 
 
@@ -147,7 +151,7 @@ class TraceBatcher:
         *,
         queue_size: int = limits.TRACE_QUEUE_RECORDS,
         batch_records: int = limits.MAX_TRACE_SUBMIT_RECORDS,
-        max_bytes: int = limits.MAX_SERVICE_MESSAGE - _ROOM,
+        max_bytes: int = limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
@@ -240,7 +244,7 @@ class TraceBatcher:
             )
             if new_chain and len(chains) >= limits.MAX_TRACE_SUBMIT_CHAINS:
                 break
-            time = max(queued.time, now - _LATE, 0 if head is None else head.time)
+            time = max(queued.time, now - SEND_LATE, 0 if head is None else head.time)
             seq, prev = (0, None) if head is None else (head.seq + 1, head.hash)
             try:
                 verified = sign_record(
@@ -317,7 +321,7 @@ class TraceBatcher:
                 again.append(queued)  # chained after a refused record: not its own failure
                 continue
             queued.attempts += 1
-            if result.reason in _RESIGNED and queued.attempts < _ATTEMPTS:
+            if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
                 again.append(queued)
             else:
                 queued._settle(None, result.error(queued.record))

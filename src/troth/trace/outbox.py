@@ -51,7 +51,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from troth import limits
 from troth.crypto import sha256
@@ -59,9 +59,15 @@ from troth.errors import ConflictError, KeyNotFound, TraceError, TraceFailure
 from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
-from troth.trace.batcher import Queued
+from troth.trace.batcher import (
+    RESIGN_ATTEMPTS,
+    RESIGNED,
+    SEND_LATE,
+    SUBMIT_ROOM,
+    Queued,
+    SignerSource,
+)
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
-from troth.trace.record import PROCESS_RECORD_IDS
 from troth.trace.recorder import RandomPool, SignerCache
 from troth.trace.signing import (
     KeyEpoch,
@@ -69,7 +75,7 @@ from troth.trace.signing import (
     VerifiedRecord,
     open_envelope,
     resign_record,
-    sign_record,
+    sign_next,
 )
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
@@ -77,13 +83,6 @@ from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item
 __all__ = ["OutboxBatch", "TraceOutbox"]
 
 _F = TraceFailure
-_RESIGNED: Final = frozenset(
-    {_F.CHAIN_BROKEN, _F.ATTESTATION_STALE, _F.TIME_REVERSED, _F.TIME_OUT_OF_RANGE}
-)
-_ATTEMPTS: Final = 3
-_LATE: Final = limits.MAX_CLOCK_SKEW_SECONDS // 2
-_ROOM: Final = 4096  # the service request's frame around the submission
-SignerSource = Callable[[int], Signer]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +116,7 @@ class TraceOutbox:
         signer: SignerSource,
         *,
         batch_records: int = limits.MAX_TRACE_SUBMIT_RECORDS,
-        max_bytes: int = limits.MAX_SERVICE_MESSAGE - _ROOM,
+        max_bytes: int = limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM,
         max_records: int = limits.TRACE_OUTBOX_RECORDS,
         max_stored: int = limits.TRACE_OUTBOX_BYTES,
         random: Callable[[int], bytes] | None = None,
@@ -187,20 +186,11 @@ class TraceOutbox:
                 f"the trace outbox holds {records} records (TRACE_OUTBOX_RECORDS): not recorded",
             )
         tail = self.store.tail(agent)
-        seq, prev, time = (0, None, now) if tail is None else (tail.seq + 1, tail.hash, now)
-        if tail is not None:
-            time = max(now, tail.time)
+        after = None if tail is None else (tail.seq, tail.hash, tail.time)
         with self._random_lock:
             try:
-                verified = sign_record(
-                    signer,
-                    content,
-                    seq=seq,
-                    prev=prev,
-                    time=time,
-                    epoch=epoch,
-                    random=self._random,
-                    ids=PROCESS_RECORD_IDS,
+                verified = sign_next(
+                    signer, content, after, now=now, epoch=epoch, random=self._random
                 )
             except ValueError as exc:  # a value that is not JSON
                 raise TraceError(_F.MALFORMED, str(exc)) from None
@@ -335,7 +325,7 @@ class TraceOutbox:
                     disclosures,
                     seq=seq,
                     prev=prev,
-                    time=max(row.made, now - _LATE, floor),
+                    time=max(row.made, now - SEND_LATE, floor),
                     epoch=epoch,
                 )
             except (TraceError, ValueError) as exc:
@@ -368,7 +358,7 @@ class TraceOutbox:
                     refused_at = item.pos
                 elif result.reason is _F.CHAIN_BROKEN:
                     continue  # chained after a refused record: not its own failure
-                if result.reason in _RESIGNED and item.attempts + 1 < _ATTEMPTS:
+                if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
                     self.store.retry(agent, item.pos, item.hash)
                     continue
                 error = result.error(item.record)

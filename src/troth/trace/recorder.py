@@ -24,8 +24,8 @@ from troth.clock import Clock
 from troth.errors import KeyNotFound, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier, Signer
 from troth.trace.log import Receipt, TraceLog
-from troth.trace.record import PROCESS_RECORD_IDS, Decision, Kind, Links
-from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_record
+from troth.trace.record import Decision, Kind, Links
+from troth.trace.signing import KeyEpoch, RecordContent, VerifiedRecord, resolve_key, sign_next
 
 __all__ = ["RandomPool", "SignerCache", "TraceRecorder"]
 
@@ -190,21 +190,9 @@ class TraceRecorder:
         if not self._head_loaded:
             self._head = self.log.head(signer.identity.identifier)
             self._head_loaded = True
-        head = self._head
-        seq, prev, time = (
-            (0, None, now) if head is None else (head[0] + 1, head[1], max(now, head[2]))
-        )
-        verified = sign_record(
-            signer,
-            content,
-            seq=seq,
-            prev=prev,
-            time=time,
-            epoch=epoch,
-            random=self._random,
-            ids=PROCESS_RECORD_IDS,
-        )
-        self._head = (seq, verified.hash, time)
+        verified = sign_next(signer, content, self._head, now=now, epoch=epoch, random=self._random)
+        record = verified.record
+        self._head = (record.seq, verified.hash, record.time)
         return verified
 
     def renew(self) -> None:

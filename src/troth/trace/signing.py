@@ -27,6 +27,7 @@ from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
     PAYLOAD_TYPE,
+    PROCESS_RECORD_IDS,
     Authority,
     Decision,
     Disclosure,
@@ -56,6 +57,7 @@ __all__ = [
     "open_envelope",
     "resign_record",
     "resolve_key",
+    "sign_next",
     "sign_record",
     "verify_envelope",
 ]
@@ -230,6 +232,33 @@ _set_epoch = _slots["epoch"].__set__
 _set_disclosures = _slots["disclosures"].__set__
 _set_stored_disclosures = _slots["stored_disclosures"].__set__
 _set_token = _slots["_token"].__set__
+
+
+def sign_next(
+    signer: Signer,
+    content: RecordContent,
+    after: tuple[int, bytes, int] | None,
+    *,
+    now: int,
+    epoch: KeyEpoch | None,
+    random: Random,
+) -> VerifiedRecord:
+    """`sign_record` of the agent's next record: after `after` (the seq, hash and time of the
+    record it chains onto; None: the agent's first), dated no earlier than it (times never go
+    back along an agent's chain), ids from this process's sequence."""
+    seq, prev, time = (
+        (0, None, now) if after is None else (after[0] + 1, after[1], max(now, after[2]))
+    )
+    return sign_record(
+        signer,
+        content,
+        seq=seq,
+        prev=prev,
+        time=time,
+        epoch=epoch,
+        random=random,
+        ids=PROCESS_RECORD_IDS,
+    )
 
 
 def sign_record(
