@@ -677,18 +677,22 @@ class NodeRuntime:
             enrolled = await self.worker.run(
                 enrollment.complete, steps, cbor.expect_bytes(chain, "chain")
             )
+            await self._took_credential(end if identity == self.name else None)
             try:  # the enrollment committed: a failed feed sync is a warning, retried later
-                feed = await self.sync_feed(authority, end)
+                feed = await self.sync_feed(authority, end)  # as a member: the channel shows it
                 outcome = FeedOutcome(True, feed.count)
             except TrothError as exc:
                 outcome = FeedOutcome(False, error=str(exc))
-            result = {**enrolled.to_json(), "feed": outcome.to_json()}
+            return {**enrolled.to_json(), "feed": outcome.to_json()}
+        await self._took_credential(None)
+        return result
+
+    async def _took_credential(self, end: ChannelEnd | None) -> None:
+        """A credential was stored: trust, links and identity renewed; `end` shows it now."""
         await self.worker.run(self._reload_trust, self.clock.now())
         self._sync_links()
-        me = await self._renew_identity()
-        if end is not None and identity == self.name:
-            await end.present(me.credentials)  # the open channel now carries them
-        return result
+        if (me := await self._renew_identity()) and end is not None:
+            await end.present(me.credentials)
 
     async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
