@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.support.traces import verify_export_on
 from tests.test_attacks_review2 import throwaway_delegate
 from tests.test_trace_node import TRACE, send_to_hub, signed_batch, step
@@ -307,21 +307,11 @@ def test_a_node_enrolled_with_one_authority_enrolls_with_another_over_the_networ
     feed syncs fail and, after FEED_STALENESS, it refuses every credential."""
 
     async def test(net: MemNet) -> None:
-        def create_globex(node: Node) -> None:
-            node.create_authority("globex", now=net.clock.now())
-
-        globex = await net.node("globex", listen=("globex", 4000), prepare=create_globex)
-        authority = globex.node.authority()
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"globex.team": "desk"}),
-            address="/tcp/globex:4000",
-            now=net.clock.now(),
-        )
+        _globex, authority, ticket = await globex_over_tcp(net)
         desk = await net.node("desk")
         await desk.enroll(net.ticket(), "desk")
         await desk.worker.run(lambda: desk.node.identities.create(now=net.clock.now(), name="g"))
-        await desk.enroll(str(ticket), "g")
+        await desk.enroll(ticket, "g")
         assert authority.identifier in desk.trust.routes
 
     run_memnet(test, tmp_path / "home")

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.feeds import entries, pages
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.support.parties import (
     SIGNING_TTL,
     ChannelParty,
@@ -36,7 +36,6 @@ from troth.channel import (
     verify_peer,
 )
 from troth.credentials import (
-    Attributes,
     ChainVerifier,
     CredentialChain,
     RevocationEntry,
@@ -57,7 +56,7 @@ from troth.identity import (
     attest_purpose_key,
     rotate_identity,
 )
-from troth.node import Node, open_node
+from troth.node import open_node
 from troth.node.services import call, service_address
 from troth.vault import KeyPurpose, SoftwareVault
 
@@ -307,22 +306,12 @@ def test_a_node_holding_two_authorities_chains_reaches_both(tmp_path: Path) -> N
     from globex's node: the dropped chain is named in the refusal."""
 
     async def test(net: MemNet) -> None:
-        def create_globex(node: Node) -> None:
-            node.create_authority("globex", now=net.clock.now())
-
-        globex = await net.node("globex", listen=("globex", 4000), prepare=create_globex)
-        authority = globex.node.authority()
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"globex.team": "desk"}),
-            address="/tcp/globex:4000",
-            now=net.clock.now(),
-        )
+        _globex, authority, ticket = await globex_over_tcp(net)
         desk = await net.node("desk")
         await desk.enroll(net.ticket(), "desk")
         await desk.worker.run(lambda: desk.node.identities.create(now=net.clock.now(), name="o"))
         await desk.enroll(net.ticket(), "o")
-        await desk.enroll(str(ticket), "desk")  # desk's own identity, now in both
+        await desk.enroll(ticket, "desk")  # desk's own identity, now in both
         acme, g = net.authority.identifier, authority.identifier
         assert {acme, g} <= desk.trust.anchors
 

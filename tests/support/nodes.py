@@ -126,3 +126,21 @@ def run_memnet(
 def route(text: str) -> Any:
     """A parsed route (shorthand)."""
     return parse_route(text)
+
+
+async def globex_over_tcp(net: MemNet) -> tuple[NodeRuntime, Authority, str]:
+    """A second authority, globex, on a node of its own listening at /tcp/globex:4000: the node,
+    its authority and a ticket to it (attributes globex.team=desk)."""
+
+    def create_globex(node: Node) -> None:
+        node.create_authority("globex", now=net.clock.now())
+
+    globex = await net.node("globex", listen=("globex", 4000), prepare=create_globex)
+    authority = globex.node.authority()
+    ticket = authority.create_ticket(
+        creator=authority.identifier,
+        attributes=Attributes({"globex.team": "desk"}),
+        address="/tcp/globex:4000",
+        now=net.clock.now(),
+    )
+    return globex, authority, str(ticket)
