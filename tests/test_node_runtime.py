@@ -116,8 +116,12 @@ async def _until(condition: Any, timeout: float = 5.0) -> None:
 
 
 async def _drop_relay_channel(net: MemNet, owner: NodeRuntime, name: str) -> None:
+    """The owner's channel to the hub closes and stays closed for relay `name`: its link would
+    reconnect and create the relay again, sometimes before the hub's state was read."""
     hub = net.hub
     assert hub is not None
+    for link in owner.links.links.values():
+        link.relays.discard(name)
     for end in list(owner.channels.ends.values()):
         if end.peer is not None and end.peer.identifier == net.authority.identifier:
             await end.close()
