@@ -11,10 +11,9 @@ import contextlib
 import gzip
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.support.gates import ADMIN, TOOLS, GatesWorld, T
 from tests.support.gates import make_world as make_gates_world
 from tests.support.leases import CANARY, Leaks, LeaseWorld, make_world, open_broker
 from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.upstreams import serving
 from troth import limits
 from troth.credentials import CredentialChain, RevocationKind, issue_credential
 from troth.errors import PolicyError, PolicyFailure, SecretError, SecretFailure
@@ -128,19 +128,6 @@ def test_a_revoked_admin_cannot_lock_the_authority_out_with_the_top_revision(
 
 
 # -- secrets: http-inject redacts only the literal secret ---------------------------------------
-
-
-@contextlib.contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 running `handler`, by its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
-from tests.support.traces import verify_export_on
+from tests.support.traces import hub_log_exports_verified
 from tests.test_attacks_review2 import throwaway_delegate
 from tests.test_trace_node import TRACE, send_to_hub, signed_batch, step
 from troth import limits
@@ -46,7 +45,6 @@ from troth.node.services import call, service_address
 from troth.node.services.authority import FEED_REUSE
 from troth.node.services.trace import TraceClient
 from troth.trace import Kind, RecordContent, ToolCall, signing
-from troth.trace.export import export_jsonl
 from troth.trace.signing import open_envelope, sign_record
 from troth.trace.submit import Receipts, Submission, SubmittedRecord
 
@@ -108,14 +106,7 @@ def test_a_members_disclosure_cannot_poison_the_hubs_exports(
         assert (result.delivered, result.reason) == (False, TraceFailure.MALFORMED)
         assert "not the canonical JSON" in result.detail
 
-        def export() -> str:
-            out = io.StringIO()
-            export_jsonl(hub.traces.log(), out)
-            return out.getvalue()
-
-        text = await hub.worker.run(export)
-        report = await hub.worker.run(verify_export_on, hub.node.identities, text)
-        assert report.records == len(text.splitlines())
+        assert await hub.worker.run(hub_log_exports_verified, hub)
 
     run_memnet(test, tmp_path / "home")
 

@@ -64,7 +64,6 @@ Each test asserts the secure behaviour and is marked xfail (strict) while main h
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ from tests.support.gates import POLICIES, TOOLS
 from tests.support.leases import LeaseWorld
 from tests.support.nodes import MemNet, route, run_memnet
 from tests.support.postgres import ADMIN_PASSWORD
-from tests.support.traces import verify_export_on
+from tests.support.traces import hub_log_exports_verified
 from tests.test_api import Story, story  # noqa: F401 - `story` is a fixture
 from tests.test_attacks_review19 import local_authority
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
@@ -96,7 +95,6 @@ from troth.node.services import call, service_address
 from troth.node.services.policy import install_bundle, stored_bundles
 from troth.storage.base import HeldCredential
 from troth.trace import Kind, RecordContent, ToolCall, signing
-from troth.trace.export import export_jsonl
 from troth.trace.signing import sign_record
 from troth.trace.submit import Receipts, Submission, SubmittedRecord
 
@@ -261,14 +259,7 @@ def test_a_disclosure_the_collector_admits_never_breaks_the_hubs_exports(
         (result,) = Receipts.from_cbor(answer, expected=1).results
         assert not result.delivered  # refused by the collector: nothing its exports cannot read
 
-        def export() -> str:
-            out = io.StringIO()
-            export_jsonl(hub.traces.log(), out)
-            return out.getvalue()
-
-        text = await hub.worker.run(export)
-        report = await hub.worker.run(verify_export_on, hub.node.identities, text)
-        assert report.records == len(text.splitlines())
+        assert await hub.worker.run(hub_log_exports_verified, hub)
 
     run_memnet(test, tmp_path / "home")
 

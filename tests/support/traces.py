@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from troth.identity import (
     rotate_identity,
 )
 from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog, TraceRecorder
-from troth.trace.export import ExportReport, verify_export
+from troth.trace.export import ExportReport, export_jsonl, verify_export
 from troth.vault import KeyPurpose, SoftwareVault
 
 NOW = 1_790_000_000
@@ -109,3 +110,12 @@ def verify_export_on(identities: IdentityService, export: str) -> ExportReport:
         checkpoints=identities.attested_by_store,
         rows=identities.window_around,
     )
+
+
+def hub_log_exports_verified(hub: Any) -> bool:
+    """Whether the JSONL export of a running node's trace log verifies on that node, every
+    line (`verify_export_on`); run it on the node's storage thread."""
+    out = io.StringIO()
+    export_jsonl(hub.traces.log(), out)
+    text = out.getvalue()
+    return verify_export_on(hub.node.identities, text).records == len(text.splitlines())
