@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from troth.bench.credentials_bench import _signer as authority_signer
-from troth.bench.durable_floor import DurableWrite
+from troth.bench.durable_floor import DurableWrite, checkpoint, settled
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.credentials import (
     RevocationEntry,
@@ -260,8 +260,15 @@ def _rotate(quick: bool) -> list[Measurement]:
                 crypto(k)
                 writes(k)
 
-            value, floor = measure_pair(rotate, floor_batch, n=n, rounds=rounds)
-            crypto_only, write_only = measure_pair(crypto, writes, n=n, rounds=rounds)
+            value, floor = measure_pair(
+                settled(rotate, lambda: checkpoint(node.db)),
+                settled(floor_batch, write.settle),
+                n=n,
+                rounds=rounds,
+            )
+            crypto_only, write_only = measure_pair(
+                crypto, settled(writes, write.settle), n=n, rounds=rounds
+            )
             write.close()
             ratio = value / floor
             target, ok = ratio_target(ratio, 2.0)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from troth.bench.credentials_bench import NOW, _signer
-from troth.bench.durable_floor import ROW_BYTES, DurableWrite
+from troth.bench.durable_floor import ROW_BYTES, DurableWrite, checkpoint, settled
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.credentials import (
     Attributes,
@@ -88,8 +88,8 @@ def _agents(count: int, now: int) -> list[VerifiedCredential]:
     return credentials
 
 
-def _broker(path: Path, credentials: list[VerifiedCredential], now: int) -> Broker:
-    db = SqliteDatabase(path)
+def _broker(path: Path | SqliteDatabase, credentials: list[VerifiedCredential], now: int) -> Broker:
+    db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path)
     policy = AllowListPolicy({c.actor: {"payments": None, "orders-db": None} for c in credentials})
     broker = Broker(
         db, SoftwareVault(SqliteKeyStore(db), os.urandom(32)), now=now, policy=policy, quota=10**6
@@ -103,7 +103,8 @@ def _tokens(quick: bool) -> list[Measurement]:
     now = NOW  # the signing keys of credentials_bench._signer are valid around NOW
     (credential,) = _agents(1, now)
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
-        broker = _broker(Path(tmp) / "node.db", [credential], now)
+        db = SqliteDatabase(Path(tmp) / "node.db")
+        broker = _broker(db, [credential], now)
         signer = broker.keys.token_signer("bench")
         write = DurableWrite(Path(tmp) / "floor.db")
         row = bytes(ROW_BYTES)
@@ -120,7 +121,12 @@ def _tokens(quick: bool) -> list[Measurement]:
                 signer.sign(row)
                 write()
 
-        value, floor = measure_pair(issue, issue_floor, n=n, rounds=rounds)
+        value, floor = measure_pair(
+            settled(issue, lambda: checkpoint(db)),
+            settled(issue_floor, write.settle),
+            n=n,
+            rounds=rounds,
+        )
         target, ok = ratio_target(value / floor, 2.0)
         results = [
             Measurement(
