@@ -23,7 +23,7 @@ from troth.clock import FixedClock
 from troth.credentials import Attributes
 from troth.credentials.revocation import feed_checkpoints
 from troth.errors import IdentityError, IdentityFailure
-from troth.identity import VerifiedIdentity, verify_history
+from troth.identity import Checkpoint, UnverifiedHistory, VerifiedIdentity, verify_history
 from troth.node import Node, init_node, open_node
 
 F = IdentityFailure
@@ -142,6 +142,38 @@ def test_an_enrolled_identity_rotates_past_64_changes(world: World) -> None:
         verify_history(world.owner.identities.export("agent"), now=now)
     assert caught.value.reason is F.UNATTESTED_CHECKPOINT
     assert f"trust {world.acme.identifier}" in str(caught.value)
+
+
+def test_change_rows_are_kept_from_the_first_rotation_whose_history_is_cut(world: World) -> None:
+    """A history presented whole is read from its history row: a rotation writes no change
+    rows (fewer pages per rotation); the first rotation whose presented history is cut stores
+    every change, which the checkpoint look-ups and the windows across a cut then read."""
+    identities = world.owner.identities
+    digest = world.presented().identifier.digest
+    world.rotate(3)
+    whole = world.presented()
+    assert whole.first_index == 0
+    assert whole.change_count == 4
+    assert identities.store.change_rows(digest, 0, 3) == []
+    for change in whole.changes:  # the store still attests every change, from the history row
+        checkpoint = Checkpoint(digest, digest, change.index)
+        assert identities.attested_by_store(checkpoint, change.change_hash)
+        assert not identities.attested_by_store(checkpoint, bytes(32))
+    window = identities.window_around(digest, whole.changes[1].change_hash)
+    assert window is not None
+    assert [c.body for c in UnverifiedHistory.decode(window).changes] == [
+        c.signed.body for c in whole.changes[1:3]
+    ]
+    world.rotate(limits.MAX_IDENTITY_CHANGES + 1 - 4)  # the first history that does not fit
+    cut = world.presented()
+    assert cut.first_index > 0
+    rows = identities.store.change_rows(digest, 0, cut.current.index)
+    assert [row[0] for row in rows] == list(range(cut.change_count))
+    assert [row[4] for row in rows[cut.first_index :]] == [c.change_hash for c in cut.changes]
+    world.rotate(1)  # from then on each rotation adds its row
+    assert len(identities.store.change_rows(digest, 0, world.presented().current.index)) == (
+        cut.change_count + 1
+    )
 
 
 def test_the_cli_verifies_a_checkpointed_history_with_a_nodes_feed(

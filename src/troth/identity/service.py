@@ -308,7 +308,9 @@ class IdentityService:
                     generated.append(held.next_key)
                     if held.primary.key_type is wanted:
                         break
-                self._archive(local.identity, held.identity, record.change_rows)
+                archived = bool(record.change_rows) or not _whole(held.identity)
+                if archived:
+                    self._archive(local.identity, held.identity, record.change_rows)
                 presented = self._presentable(held.identity)
                 self.store.update_history(
                     digest,
@@ -318,7 +320,7 @@ class IdentityService:
                     at,
                     primary_key=str(held.primary),
                     next_key=str(held.next_key),
-                    change_rows=presented.change_count,
+                    change_rows=presented.change_count if archived else 0,
                 )
                 retired_purpose = self.store.take_purpose_keys(digest)
                 later = self._retire_keys(
@@ -334,8 +336,12 @@ class IdentityService:
 
     def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity, rows: int) -> None:
         """Store the changes `after` added to `before` one row each, and, when `before`'s
-        changes have no rows yet (`rows`, how many have: 0 until the first rotation), those
-        too: until then they lived in the identity's history row."""
+        changes have no rows yet (`rows`, how many have: 0 while the presented history holds
+        every change), those too: until then they lived in the identity's history row, which
+        is whole until the first rotation whose history is not (`_whole`). Rows exist for every
+        local identity whose presented history is cut (what the checkpoint queries of
+        `_presentable` and the windows of `history_window` read); a whole one is read from its
+        history row (`attested_by_store`, `window_around`)."""
         start = before.change_count if rows == before.change_count else before.first_index
         self.store.append_changes(
             before.identifier.digest,
@@ -358,7 +364,7 @@ class IdentityService:
         oldest within the last 64 changes, or else the newest — so that a verifier whose
         stored copy is up to 63 changes old still sees a history that overlaps it (a gap is
         refused: docs/formats.md, "Stored copies"). IdentityError OVER_LIMIT when none fits."""
-        if identity.first_index == 0 and _fits(identity):
+        if _whole(identity):
             return identity
         digest = identity.identifier.digest
         floor = identity.current.index - limits.MAX_IDENTITY_CHANGES + 1
@@ -612,6 +618,12 @@ class IdentityService:
         for handle in handles:
             with contextlib.suppress(TrothError):
                 self.vault.delete(handle)
+
+
+def _whole(identity: VerifiedIdentity) -> bool:
+    """Whether `identity` is presented as it is: every change, within the limits
+    (`IdentityService._presentable` returns it unchanged)."""
+    return identity.first_index == 0 and _fits(identity)
 
 
 def _fits(identity: VerifiedIdentity) -> bool:

@@ -142,8 +142,8 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     """
     -- a local identity's changes, one row per change, never rewritten (docs/storage.md,
-    -- "Identities"): each rotation adds its own (the first also the changes before it);
-    -- `change_rows` counts them (0: the identity has not rotated since rows were kept)
+    -- "Identities"): from the first rotation whose presented history is cut (it adds every
+    -- change), each rotation adds its own, and `change_rows` counts them (0: none yet)
     CREATE TABLE identity_changes (
         identifier BLOB NOT NULL, idx INTEGER NOT NULL, body BLOB NOT NULL,
         signature BLOB NOT NULL, previous_signature BLOB, change_hash BLOB NOT NULL,
