@@ -1,0 +1,68 @@
+"""Review 21's attacks on the newest trace and secrets code (the durable trace outbox, the
+postgres engine's privilege copy, the forward pool and http-inject, the broker's token checks):
+
+1. a postgres lease's role owns what it makes in a database the secret does not list (any
+   role may create a large object in any database it may connect to, `postgres` and
+   `template1` included: PUBLIC holds CONNECT): revocation runs DROP OWNED in the configured
+   databases only, so DROP ROLE fails for good — the lease stays REVOKING at every sweep, the
+   role is never dropped, and `remove_secret` (or moving the secret) fails until an operator
+   cleans up by hand.
+
+Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.leases import LeaseWorld
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    login,
+    now,
+    orders,
+    world,
+)
+from tests.test_secrets_postgres import setup as pg_setup
+from troth.secrets import LeaseState
+
+# -- 1. a postgres lease's objects in a database the secret does not list ---------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 1: revocation runs DROP OWNED only in the configured databases; "
+    "a large object the lease made in `postgres` keeps DROP ROLE failing for good",
+)
+def test_a_lease_cannot_keep_its_role_with_an_object_in_an_unlisted_database(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The secret lists only the orders database. The lease logs in to the cluster's main
+    database instead (PUBLIC may connect) and creates a large object there (no privilege
+    needed) and grants it to PUBLIC. Its revocation must still drop the role: the lease ends
+    REVOKED, and the secret can be removed."""
+    broker = pg_setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=now())
+    role = issued.lease.engine_ref
+    credential = issued.credential.reveal()
+    with login(orders, {**credential, "dbname": orders.server.dbname}) as session:
+        (made,) = session.execute("SELECT lo_create(0)").fetchone()
+        session.execute(f"GRANT SELECT ON LARGE OBJECT {int(made)} TO PUBLIC")
+    lease = broker.revoke(agent, issued.lease_id, now=now())
+    if lease.state is not LeaseState.REVOKED:
+        broker.sweep(now() + 1)
+    assert role not in orders.roles("tl_")
+    assert broker.book.lease(issued.lease.handle).state is LeaseState.REVOKED  # type: ignore[union-attr]
+    broker.remove_secret(SECRET, now=now())
+    with orders.server.connect() as admin:
+        left = admin.execute(
+            "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = %s", (made,)
+        ).fetchone()
+    assert left == (0,)  # dropped with the role, not handed to anyone
+    broker.close()
