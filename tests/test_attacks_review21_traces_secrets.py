@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.leases import LeaseWorld
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -32,11 +30,6 @@ from troth.secrets import LeaseState
 # -- 1. a postgres lease's objects in a database the secret does not list ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 1: revocation runs DROP OWNED only in the configured databases; "
-    "a large object the lease made in `postgres` keeps DROP ROLE failing for good",
-)
 def test_a_lease_cannot_keep_its_role_with_an_object_in_an_unlisted_database(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811 - the fixture imported above

@@ -15,9 +15,11 @@ Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with eve
 docs/secrets.md): `ALTER ROLE ... NOLOGIN` (no new session), `pg_terminate_backend(pid,
 wait)` for each of its sessions (it fails unless every one is gone, so the broker retries),
 `REVOKE` of each role it is a member of (a role made by an older release) and of each
-privilege it holds, `DROP OWNED BY` in dbname and each configured database (what the lease's
-role created dies with it: handed to the admin, a SECURITY DEFINER function it wrote would run
-with the admin's rights), then `DROP ROLE`. Each step tolerates a role already gone.
+privilege it holds, `DROP OWNED BY` in dbname, each configured database and any other where
+the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
+any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
+the admin, a SECURITY DEFINER function it wrote would run with the admin's rights), then
+`DROP ROLE`. Each step tolerates a role already gone.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
 The admin password (the upstream secret) is passed to libpq as a parameter, never in a
@@ -206,8 +208,11 @@ class PostgresEngine:
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
             grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=True))
-        for database in _databases(settings):
-            with self._admin(settings, database, upstream, "drop owned") as conn:
+            # its sessions ended and no new one: where it owns or holds anything now is final
+            elsewhere = _databases_of(conn, ref) - set(_databases(settings))
+        listed = [(database, True) for database in _databases(settings)]
+        for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
+            with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
@@ -305,10 +310,18 @@ class PostgresEngine:
 
     @contextmanager
     def _admin(
-        self, settings: Mapping[str, Any], dbname: str, upstream: SecretValue, what: str
+        self,
+        settings: Mapping[str, Any],
+        dbname: str,
+        upstream: SecretValue,
+        what: str,
+        *,
+        keep: bool = True,
     ) -> Iterator[Any]:
         """A connection as the admin to `dbname` (kept open, one per database and admin
-        password, used under a lock); a broken one is dropped and reopened on the next call."""
+        password, used under a lock; closed after use unless `keep`: a database the secret does
+        not list, whose admin session would stop its owner from dropping it); a broken one is
+        dropped and reopened on the next call."""
         try:
             import psycopg
         except ImportError as exc:
@@ -349,7 +362,10 @@ class PostgresEngine:
                 raise _engine_error(what, exc) from None
             finally:
                 if conn is not None and not conn.closed and not conn.broken:
-                    self._connections[key] = conn
+                    if keep:
+                        self._connections[key] = conn
+                    else:
+                        conn.close()
 
 
 def _at(when: int) -> str:
@@ -363,6 +379,19 @@ def _templates(grant: Grant) -> list[str]:
 def _databases(settings: Mapping[str, Any]) -> list[str]:
     """Where privileges are copied and DROP OWNED runs: dbname (the lease's own) and the rest."""
     return list(dict.fromkeys([settings["dbname"], *settings["databases"]]))
+
+
+def _databases_of(conn: Any, role: str) -> set[str]:
+    """The databases where `role` owns an object or holds a privilege (pg_shdepend; those
+    that take no connection, template0, cannot hold one). A lease may create a large object
+    in any database PUBLIC may connect to, listed or not: DROP ROLE fails while it exists."""
+    rows = conn.execute(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_authid'::regclass AND d.datallowconn "
+        "AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+        (role,),
+    ).fetchall()
+    return {name for (name,) in rows}
 
 
 def _memberships(conn: Any, role: str) -> set[str]:
