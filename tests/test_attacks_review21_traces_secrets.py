@@ -6,7 +6,11 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
    `template1` included: PUBLIC holds CONNECT): revocation runs DROP OWNED in the configured
    databases only, so DROP ROLE fails for good — the lease stays REVOKING at every sweep, the
    role is never dropped, and `remove_secret` (or moving the secret) fails until an operator
-   cleans up by hand.
+   cleans up by hand;
+2. the trace outbox keeps a refused record's detail as the trace service sent it: the bound on
+   what the outbox holds (TRACE_OUTBOX_BYTES) counts the record, not the detail, so a
+   malicious or broken service that refuses each record with a detail of about a service
+   message (1 MiB) grows the node's database by up to TRACE_OUTBOX_RECORDS MiB (64 GiB).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -14,6 +18,8 @@ Each test asserts the secure behaviour and is marked xfail (strict) while main h
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from tests.support.leases import LeaseWorld
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
@@ -25,7 +31,11 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from tests.test_secrets_postgres import setup as pg_setup
+from tests.test_trace_outbox import Outboxes
+from tests.test_trace_service import NOW, Service, service, tool  # noqa: F401 - a fixture
+from troth import limits
 from troth.secrets import LeaseState
+from troth.trace.submit import RECEIPTS_TYPE, VERSION, Receipts
 
 # -- 1. a postgres lease's objects in a database the secret does not list ---------------------
 
@@ -59,3 +69,30 @@ def test_a_lease_cannot_keep_its_role_with_an_object_in_an_unlisted_database(
         ).fetchone()
     assert left == (0,)  # dropped with the role, not handed to anyone
     broker.close()
+
+
+# -- 2. a refusal's detail is stored as the trace service sent it ----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 2: the outbox stores a refusal's detail whole, outside its bound",
+)
+def test_a_refusals_detail_cannot_grow_the_outbox_past_its_bound(
+    tmp_path: Path,
+    service: Service,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The service answers a batch with a refusal whose detail is 900 kB (it fits a service
+    message; an honest collector cuts its details to MAX_TRACE_TEXT * 4 characters). The
+    record is set aside, and what the outbox keeps of the detail is no longer than that."""
+    outboxes = Outboxes(tmp_path / "node.db", service.world.support)
+    outbox = outboxes.open()
+    outbox.add(tool("refund"), now=NOW)
+    batch = outbox.next_batch(NOW)
+    assert batch is not None
+    wire = [RECEIPTS_TYPE, VERSION, [[2, "malformed", "x" * 900_000]], None, None]
+    outbox.answered(Receipts.from_cbor(wire, expected=1), now=NOW)
+    (kept,) = outbox.store.refused()
+    assert kept.reason == "malformed"
+    assert len(kept.detail) <= limits.MAX_TRACE_TEXT * 4
+    outboxes.close()
