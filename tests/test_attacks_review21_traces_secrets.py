@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.leases import LeaseWorld
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
@@ -74,16 +72,12 @@ def test_a_lease_cannot_keep_its_role_with_an_object_in_an_unlisted_database(
 # -- 2. a refusal's detail is stored as the trace service sent it ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 2: the outbox stores a refusal's detail whole, outside its bound",
-)
 def test_a_refusals_detail_cannot_grow_the_outbox_past_its_bound(
     tmp_path: Path,
     service: Service,  # noqa: F811 - the fixture imported above
 ) -> None:
     """The service answers a batch with a refusal whose detail is 900 kB (it fits a service
-    message; an honest collector cuts its details to MAX_TRACE_TEXT * 4 characters). The
+    message; an honest collector cuts its details to MAX_TRACE_REFUSAL_DETAIL characters). The
     record is set aside, and what the outbox keeps of the detail is no longer than that."""
     outboxes = Outboxes(tmp_path / "node.db", service.world.support)
     outbox = outboxes.open()
@@ -94,5 +88,5 @@ def test_a_refusals_detail_cannot_grow_the_outbox_past_its_bound(
     outbox.answered(Receipts.from_cbor(wire, expected=1), now=NOW)
     (kept,) = outbox.store.refused()
     assert kept.reason == "malformed"
-    assert len(kept.detail) <= limits.MAX_TRACE_TEXT * 4
+    assert len(kept.detail) <= limits.MAX_TRACE_REFUSAL_DETAIL
     outboxes.close()
