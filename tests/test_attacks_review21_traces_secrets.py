@@ -10,16 +10,30 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
 2. the trace outbox keeps a refused record's detail as the trace service sent it: the bound on
    what the outbox holds (TRACE_OUTBOX_BYTES) counts the record, not the detail, so a
    malicious or broken service that refuses each record with a detail of about a service
-   message (1 MiB) grows the node's database by up to TRACE_OUTBOX_RECORDS MiB (64 GiB).
+   message (1 MiB) grows the node's database by up to TRACE_OUTBOX_RECORDS MiB (64 GiB);
+3. http-inject redacts the secret from the answer only as the literal bytes sent: an upstream
+   that echoes the request's headers the way common servers encode text — JSON with `\\/`
+   (PHP), `\u0026` (Go), HTML entities, percent-encoding — hands the agent its secret (a
+   base64 credential holds `/` and `+`; `Basic` holds the password itself).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import urllib.parse
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
-from tests.support.leases import LeaseWorld
+import pytest
+
+from tests.support.leases import LeaseWorld, open_broker
+from tests.support.upstreams import serving
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -32,7 +46,7 @@ from tests.test_secrets_postgres import setup as pg_setup
 from tests.test_trace_outbox import Outboxes
 from tests.test_trace_service import NOW, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
-from troth.secrets import LeaseState
+from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
 from troth.trace.submit import RECEIPTS_TYPE, VERSION, Receipts
 
 # -- 1. a postgres lease's objects in a database the secret does not list ---------------------
@@ -90,3 +104,87 @@ def test_a_refusals_detail_cannot_grow_the_outbox_past_its_bound(
     assert kept.reason == "malformed"
     assert len(kept.detail) <= limits.MAX_TRACE_REFUSAL_DETAIL
     outboxes.close()
+
+
+# -- 3. an upstream that echoes the secret encoded --------------------------------------------
+
+_SECRET = "Bearer sk/live+CANARY&7f<3a>9c\"2e'41=="  # what encoders escape: / + & < > " '
+_ECHOES: dict[str, Callable[[str], str]] = {
+    "python-json": json.dumps,
+    "php-json": lambda text: json.dumps(text).replace("/", "\\/"),
+    "go-json": lambda text: (
+        json.dumps(text).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    ),
+    "html": html.escape,
+    "html-decimal": lambda text: html.escape(text).replace("&#x27;", "&#39;"),
+    "percent": lambda text: urllib.parse.quote(text, safe=""),
+    "percent-lower": lambda text: re.sub(
+        "%[0-9A-F]{2}", lambda m: m.group().lower(), urllib.parse.quote(text, safe="")
+    ),
+    "form": urllib.parse.quote_plus,
+}
+_DECODED: dict[str, Callable[[str], str]] = {
+    "python-json": json.loads,
+    "php-json": json.loads,
+    "go-json": json.loads,
+    "html": html.unescape,
+    "html-decimal": html.unescape,
+    "percent": urllib.parse.unquote,
+    "percent-lower": urllib.parse.unquote,
+    "form": urllib.parse.unquote_plus,
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 3: http-inject redacts only the literal secret, not its echo as "
+    "JSON, HTML or percent-encoded text",
+)
+@pytest.mark.parametrize("encoding", sorted(_ECHOES))
+def test_an_upstream_that_echoes_the_secret_encoded_leaks_nothing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    encoding: str,
+) -> None:
+    """An allowed path of the upstream echoes the request's Authorization header in its body
+    and in a header, encoded as its framework does. What the agent reads, decoded the same
+    way, holds neither the secret nor its credential part."""
+    encode = _ECHOES[encoding]
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            echoed = encode(self.headers.get("Authorization", ""))
+            body = echoed.encode()
+            self.send_response(200)
+            self.send_header("X-Seen", echoed)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    with serving(Echo) as base:
+        config = {
+            "scopes": ["read"],
+            "ttl": 60,
+            "upstream": base + "/api",
+            "header": "Authorization",
+            "rules": [{"methods": ["GET"], "path": "/echo"}],
+        }
+        broker.put_secret("echo", "http-inject", config, _SECRET.encode(), now=now())
+        agent = world.credential_a()
+        issued = broker.issue(agent, "echo", now=now())
+        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/echo"), now=now())
+    assert answer.status == 200
+    decode = _DECODED[encoding]
+    credential = _SECRET.partition(" ")[2]
+    for seen in (answer.body.decode("latin-1"), dict(answer.headers)["X-Seen"]):
+        try:
+            plain = decode(seen)
+        except ValueError:  # what the redaction left is no longer the encoding's text
+            plain = seen
+        assert credential not in plain
+    broker.close()
