@@ -14,16 +14,21 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
 3. http-inject redacts the secret from the answer only as the literal bytes sent: an upstream
    that echoes the request's headers the way common servers encode text — JSON with `\\/`
    (PHP), `\u0026` (Go), HTML entities, percent-encoding — hands the agent its secret (a
-   base64 credential holds `/` and `+`; `Basic` holds the password itself).
+   base64 credential holds `/` and `+`; `Basic` holds the password itself);
+4. the forward pool gives each caller without a credential (a stranger: any new key) a share of
+   its own, though such a caller can hold no lease: a few strangers' forwards, waiting for the
+   broker's thread to refuse them, fill the pool and every member's forward is refused BUSY.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
+import threading
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -32,8 +37,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.brokers import broker_of, client, hub_bundle, install_bundle, run_broker
 from tests.support.leases import LeaseWorld, open_broker
-from tests.support.upstreams import serving
+from tests.support.nodes import HUB, MemNet, route
+from tests.support.upstreams import held_upstream, serving
+from tests.test_secrets_forward_pool import GET, ORDERS_POLICIES, dispatcher, until
+from tests.test_secrets_forward_pool import secrets as pool_secrets
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -46,7 +55,8 @@ from tests.test_secrets_postgres import setup as pg_setup
 from tests.test_trace_outbox import Outboxes
 from tests.test_trace_service import NOW, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
-from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
+from troth.errors import SecretError
+from troth.secrets import AllowListPolicy, HttpRequest, LeaseId, LeaseState
 from troth.trace.submit import RECEIPTS_TYPE, VERSION, Receipts
 
 # -- 1. a postgres lease's objects in a database the secret does not list ---------------------
@@ -183,3 +193,62 @@ def test_an_upstream_that_echoes_the_secret_encoded_leaks_nothing(
             plain = seen
         assert credential not in plain
     broker.close()
+
+
+# -- 4. strangers fill the forward pool --------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 4: a caller without a credential takes a forward-pool share of "
+    "its own (one per key), so strangers fill the pool while the broker's thread is busy",
+)
+def test_strangers_cannot_fill_the_forward_pool(tmp_path: Path) -> None:
+    """The broker's thread is busy (a revocation, a sweep). Four strangers (nodes with no
+    credential: keys are free) send MAX_FORWARDS_PER_AGENT forwards each, naming a made-up
+    lease: none can be served. A member's forward that arrives meanwhile still gets a place
+    and reaches the upstream once the broker's thread is free."""
+    with held_upstream() as upstream:
+
+        async def test(net: MemNet) -> None:
+            assert net.hub is not None
+            await install_bundle(net.hub, hub_bundle(net.hub, revision=2, policies=ORDERS_POLICIES))
+            member = await net.member("member")
+            lease = await client(member).issue("orders-api")
+            hub_id = net.identifier(net.hub)
+            strangers = [await net.node(f"stranger{n}") for n in range(4)]
+            for stranger in strangers:  # a channel each (the hub admits anyone authenticated)
+                await stranger.channel_to(route(HUB), expect=hub_id, also_trust={hub_id})
+            sends = [dispatcher(net, stranger) for stranger in strangers]
+            service = broker_of(net.hub)
+            busy, free = threading.Event(), threading.Event()
+
+            def hold_the_broker() -> None:  # on the broker's thread
+                busy.set()
+                free.wait(20)
+
+            holding = asyncio.ensure_future(service._run(hold_the_broker))
+            assert await asyncio.to_thread(busy.wait, 10)
+            made_up = LeaseId.new(net.clock.now())
+            tries = [
+                asyncio.create_task(send(made_up))
+                for send in sends
+                for _ in range(limits.MAX_FORWARDS_PER_AGENT)
+            ]
+            await until(
+                lambda: (
+                    service.forwards.running() >= limits.MAX_FORWARDS
+                    or all(t.done() for t in tries)
+                )
+            )
+            share = frozenset({net.identifier(member)})  # the member's share of the pool
+            mine = asyncio.create_task(client(member).forward(lease.lease_id, GET))
+            await until(lambda: mine.done() or service.forwards.running(share) == 1)
+            free.set()
+            await holding
+            upstream.release.set()
+            assert (await mine).status == 204  # not BUSY
+            for refused in await asyncio.gather(*tries, return_exceptions=True):
+                assert isinstance(refused, SecretError)
+
+        run_broker(test, tmp_path, secrets=pool_secrets(upstream))
