@@ -198,11 +198,6 @@ def test_an_upstream_that_echoes_the_secret_encoded_leaks_nothing(
 # -- 4. strangers fill the forward pool --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 4: a caller without a credential takes a forward-pool share of "
-    "its own (one per key), so strangers fill the pool while the broker's thread is busy",
-)
 def test_strangers_cannot_fill_the_forward_pool(tmp_path: Path) -> None:
     """The broker's thread is busy (a revocation, a sweep). Four strangers (nodes with no
     credential: keys are free) send MAX_FORWARDS_PER_AGENT forwards each, naming a made-up
@@ -218,7 +213,7 @@ def test_strangers_cannot_fill_the_forward_pool(tmp_path: Path) -> None:
             hub_id = net.identifier(net.hub)
             strangers = [await net.node(f"stranger{n}") for n in range(4)]
             for stranger in strangers:  # a channel each (the hub admits anyone authenticated)
-                await stranger.channel_to(route(HUB), expect=hub_id, also_trust={hub_id})
+                await stranger.channel_to(route(HUB), expect=hub_id, also_trust=frozenset({hub_id}))
             sends = [dispatcher(net, stranger) for stranger in strangers]
             service = broker_of(net.hub)
             busy, free = threading.Event(), threading.Event()
