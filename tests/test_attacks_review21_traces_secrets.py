@@ -17,7 +17,11 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
    base64 credential holds `/` and `+`; `Basic` holds the password itself);
 4. the forward pool gives each caller without a credential (a stranger: any new key) a share of
    its own, though such a caller can hold no lease: a few strangers' forwards, waiting for the
-   broker's thread to refuse them, fill the pool and every member's forward is refused BUSY.
+   broker's thread to refuse them, fill the pool and every member's forward is refused BUSY;
+5. two postgres leases that may create tables (one agent's, or two agents') each build a view
+   on the other's table: `DROP OWNED BY` one fails while the other's view depends on it, and
+   the other way round, so neither revocation ever completes (both roles stay, with their
+   tables and what was granted on them; the secret cannot be removed).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -46,6 +50,7 @@ from tests.test_secrets_forward_pool import secrets as pool_secrets
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
+    _admin_sql,
     login,
     now,
     orders,
@@ -247,3 +252,40 @@ def test_strangers_cannot_fill_the_forward_pool(tmp_path: Path) -> None:
                 assert isinstance(refused, SecretError)
 
         run_broker(test, tmp_path, secrets=pool_secrets(upstream))
+
+
+# -- 5. two leases' objects that depend on each other ----------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 5: DROP OWNED of one lease fails on the other's view, and the "
+    "other way round: both revocations stay REVOKING for good",
+)
+def test_two_leases_whose_objects_depend_on_each_other_are_both_revoked(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The writer template may create in `public`. Lease A makes table ta, lease B table tb,
+    each readable by PUBLIC; A makes a view on tb, B one on ta. Both are revoked: after a
+    sweep, both roles are gone and the secret can be removed."""
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = pg_setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    a, b = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in range(2))
+    with login(orders, a.credential.reveal()) as sa, login(orders, b.credential.reveal()) as sb:
+        sa.execute("CREATE TABLE ta (x int); GRANT SELECT ON ta TO PUBLIC")
+        sb.execute("CREATE TABLE tb (x int); GRANT SELECT ON tb TO PUBLIC")
+        sa.execute("CREATE VIEW va AS SELECT * FROM tb")
+        sb.execute("CREATE VIEW vb AS SELECT * FROM ta")
+    for issued in (a, b):
+        broker.revoke(agent, issued.lease_id, now=now())
+    broker.sweep(now() + 1)
+    assert orders.roles("tl_") == set()
+    for issued in (a, b):
+        lease = broker.book.lease(issued.lease.handle)
+        assert lease is not None
+        assert lease.state is LeaseState.REVOKED
+    broker.remove_secret(SECRET, now=now())
+    broker.close()
