@@ -257,11 +257,6 @@ def test_strangers_cannot_fill_the_forward_pool(tmp_path: Path) -> None:
 # -- 5. two leases' objects that depend on each other ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 5: DROP OWNED of one lease fails on the other's view, and the "
-    "other way round: both revocations stay REVOKING for good",
-)
 def test_two_leases_whose_objects_depend_on_each_other_are_both_revoked(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811 - the fixture imported above

@@ -18,7 +18,8 @@ wait)` for each of its sessions (it fails unless every one is gone, so the broke
 privilege it holds, `DROP OWNED BY` in dbname, each configured database and any other where
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
-the admin, a SECURITY DEFINER function it wrote would run with the admin's rights), then
+the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
+objects of the other roles being revoked when theirs depend on it, `_drop_owned`), then
 `DROP ROLE`. Each step tolerates a role already gone.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
@@ -218,7 +219,7 @@ class PostgresEngine:
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+                _drop_owned(conn, ref, self.role_prefix)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
@@ -392,6 +393,33 @@ def _databases_of(conn: Any, role: str) -> set[str]:
         (role,),
     ).fetchall()
     return {name for (name,) in rows}
+
+
+def _drop_owned(conn: Any, role: str, prefix: str) -> None:
+    """`DROP OWNED BY role` in the connection's database. When another role's object depends
+    on one of `role`'s, and the roles of this broker that are being revoked (NOLOGIN: the
+    first step of a revocation) are among them, their objects are dropped together: two
+    leases each with a view on the other's table would otherwise keep both revocations
+    failing for good. A dependent object of any other role still fails it (retried)."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    except psycopg.errors.DependentObjectsStillExist:
+        dying = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) AND NOT rolcanlogin "
+            "AND rolname <> %s ORDER BY rolname",
+            (prefix, role),
+        ).fetchall()
+        if not dying:
+            raise
+        roles = [role, *(name for (name,) in dying)]
+        conn.execute(
+            sql.SQL("DROP OWNED BY {}").format(
+                sql.SQL(", ").join(sql.Identifier(name) for name in roles)
+            )
+        )
 
 
 def _memberships(conn: Any, role: str) -> set[str]:
