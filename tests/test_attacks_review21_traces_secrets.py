@@ -13,7 +13,7 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
    message (1 MiB) grows the node's database by up to TRACE_OUTBOX_RECORDS MiB (64 GiB);
 3. http-inject redacts the secret from the answer only as the literal bytes sent: an upstream
    that echoes the request's headers the way common servers encode text — JSON with `\\/`
-   (PHP), `\u0026` (Go), HTML entities, percent-encoding — hands the agent its secret (a
+   (PHP), `\\u0026` (Go), HTML entities, percent-encoding — hands the agent its secret (a
    base64 credential holds `/` and `+`; `Basic` holds the password itself);
 4. the forward pool gives each caller without a credential (a stranger: any new key) a share of
    its own, though such a caller can hold no lease: a few strangers' forwards, waiting for the
@@ -25,6 +25,45 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
+
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - read: the outbox at each crash point: `add` commits before it returns; a batch is read from
+#   the stored bytes and resent as they are (answered `already`); an answer, a re-signing and a
+#   set-aside are one transaction each and name rows by position and hash; one sender per
+#   database (flock), writers behind BEGIN IMMEDIATE; a corrupt row is set aside (its envelope
+#   or disclosures do not decode) or refused by the collector and set aside; a full disk fails
+#   `add` (nothing acknowledged) or the answer's transaction (the batch goes again). A stale
+#   record is one the log does not hold, except when two copies of one batch race (a resend
+#   after a client timeout while the first is still appended) and the later copy is refused
+#   for the time window: the record is then set aside as `replayed` though in the log
+#   (conservative: nothing lost, nothing twice).
+# - read (design, not fixed): the outbox bound (like the in-memory batcher's queue) is shared by
+#   every record the node makes, so a member whose requests the broker audits (a DENY record
+#   each) fills it faster than a slow or partitioned trace service drains it, and then every
+#   audited operation of every member fails OVER_LIMIT until it drains (fail closed by design;
+#   a per-member budget on audited events would be needed).
+# - read: a collector's transient refusal (SIGNER_INVALID while its copy of a feed is stale,
+#   CREDENTIAL_INVALID) sets records aside for good: the known "set-aside records cannot be
+#   re-queued".
+# - read (low): a record id queued again after its first copy was set aside is kept once in
+#   `trace_outbox_refused` (INSERT OR REPLACE) but counted twice in `trace_outbox_agents`.
+# - read (low): another lease may grant its own objects to a lease's role: that lease's next
+#   renewal REVOKEs them and so ends its sessions (no privilege kept). A login racing NOLOGIN
+#   and pg_terminate_backend could slip in (a window of milliseconds): it keeps PUBLIC's rights
+#   only once the REVOKEs ran, and is ended at the next try if it holds DROP OWNED up.
+# - read (low): `put_secret` moving a postgres secret while an issue is in flight: the issuing
+#   path revokes what it made under the spec it captured, but the old admin password no longer
+#   unseals (sealed under the new configuration), so the role it made at the old location
+#   stays (its password never left the broker; VALID UNTIL bounds logins; the sweep looks at
+#   the new location only).
+# - read (low): a renewal with a shorter ttl leaves the earlier token (exp = the old expiry)
+#   valid until the sweep expires the lease (the agent's own choice).
+# - read: tokens: jti binds the lease (ACTIVE, engine token), sub its identity, scope within its
+#   scopes, iat/exp within its life, aud the secret's audience now; a retired key's token must
+#   predate the retirement as of the JWKS read at that validation.
+# - read: http-inject: no redirect is followed, the answer is bounded (512 KiB, 100 headers,
+#   the deadline), a secret with CR/LF is refused at `put_secret`; an `http` upstream's address
+#   is whatever DNS answers (the operator's choice; `https` verifies the name).
 
 from __future__ import annotations
 
