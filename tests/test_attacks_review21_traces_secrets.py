@@ -21,7 +21,11 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
 5. two postgres leases that may create tables (one agent's, or two agents') each build a view
    on the other's table: `DROP OWNED BY` one fails while the other's view depends on it, and
    the other way round, so neither revocation ever completes (both roles stay, with their
-   tables and what was granted on them; the secret cannot be removed).
+   tables and what was granted on them; the secret cannot be removed);
+6. (left open) a node's trace outbox is one bound for every record the node makes: a member
+   whose requests the broker refuses (a `deny` record each) fills it while the trace service
+   is slow or out of reach, and then every audited operation of every other member fails
+   OVER_LIMIT until it drains.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -37,11 +41,6 @@ Each test asserts the secure behaviour and is marked xfail (strict) while main h
 #   after a client timeout while the first is still appended) and the later copy is refused
 #   for the time window: the record is then set aside as `replayed` though in the log
 #   (conservative: nothing lost, nothing twice).
-# - read (design, not fixed): the outbox bound (like the in-memory batcher's queue) is shared by
-#   every record the node makes, so a member whose requests the broker audits (a DENY record
-#   each) fills it faster than a slow or partitioned trace service drains it, and then every
-#   audited operation of every member fails OVER_LIMIT until it drains (fail closed by design;
-#   a per-member budget on audited events would be needed).
 # - read: a collector's transient refusal (SIGNER_INVALID while its copy of a feed is stale,
 #   CREDENTIAL_INVALID) sets records aside for good: the known "set-aside records cannot be
 #   re-queued".
@@ -80,8 +79,16 @@ from typing import Any
 
 import pytest
 
-from tests.support.brokers import broker_of, client, hub_bundle, install_bundle, run_broker
-from tests.support.leases import LeaseWorld, open_broker
+from tests.conftest import NOW as LEASE_NOW
+from tests.support.brokers import (
+    PAYMENTS,
+    broker_of,
+    client,
+    hub_bundle,
+    install_bundle,
+    run_broker,
+)
+from tests.support.leases import KEK, LeaseWorld, make_world, open_broker
 from tests.support.nodes import HUB, MemNet, route
 from tests.support.upstreams import held_upstream, serving
 from tests.test_secrets_forward_pool import GET, ORDERS_POLICIES, dispatcher, until
@@ -99,9 +106,15 @@ from tests.test_secrets_postgres import setup as pg_setup
 from tests.test_trace_outbox import Outboxes
 from tests.test_trace_service import NOW, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
-from troth.errors import SecretError
-from troth.secrets import AllowListPolicy, HttpRequest, LeaseId, LeaseState
+from troth.clock import FixedClock
+from troth.errors import SecretError, TraceError, Unreachable
+from troth.node.services.trace import TraceClient
+from troth.secrets import AllowListPolicy, Broker, HttpRequest, LeaseId, LeaseState
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.trace.adapters import TraceAuditSink
+from troth.trace.outbox import TraceOutbox
 from troth.trace.submit import RECEIPTS_TYPE, VERSION, Receipts
+from troth.vault import SoftwareVault
 
 # -- 1. a postgres lease's objects in a database the secret does not list ---------------------
 
@@ -322,4 +335,39 @@ def test_two_leases_whose_objects_depend_on_each_other_are_both_revoked(
         assert lease is not None
         assert lease.state is LeaseState.REVOKED
     broker.remove_secret(SECRET, now=now())
+    broker.close()
+
+
+# -- 6. one member's denials fill the outbox every member's audit needs ----------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 6 (left open): the outbox's bound is shared by every record the "
+    "node makes, so one member's denied requests exhaust it and every other member's audited "
+    "operation fails OVER_LIMIT; a per-member budget of audited events is a design change",
+)
+def test_one_members_denied_requests_cannot_stop_the_others_leases(tmp_path: Path) -> None:
+    """The broker's audit goes to the node's trace outbox (a trace service named in node.json)
+    and the service is out of reach for now (nothing drains; bound made small: 20 records).
+    Agent B, allowed nothing, asks for the payments secret again and again: each refusal is a
+    `deny` record. Agent A, allowed it, must still get its lease."""
+    lease_world = make_world(LEASE_NOW)
+    db = SqliteDatabase(tmp_path / "node.db")
+    vault = SoftwareVault(SqliteKeyStore(db), KEK)
+    node = lease_world.orchestrator  # the node's identity, which signs its records
+    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
+
+    async def unreachable(method: str, arguments: Any) -> Any:
+        raise Unreachable("the trace service is out of reach")
+
+    client = TraceClient(unreachable, outbox, clock=FixedClock(LEASE_NOW))
+    policy = AllowListPolicy({lease_world.agent_a.identifier: {"payments": None}})
+    broker = Broker(db, vault, now=LEASE_NOW, policy=policy, audit=TraceAuditSink(client))
+    broker.put_secret("payments", "token", PAYMENTS, b"", now=LEASE_NOW)
+    for _ in range(25):
+        with pytest.raises((SecretError, TraceError)):
+            broker.issue(lease_world.credential_b(), "payments", scope=["refunds"], now=LEASE_NOW)
+    issued = broker.issue(lease_world.credential_a(), "payments", scope=["refunds"], now=LEASE_NOW)
+    assert issued.lease.state is LeaseState.ACTIVE
     broker.close()
