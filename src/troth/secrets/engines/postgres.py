@@ -209,7 +209,8 @@ class PostgresEngine:
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
             grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=True))
-            # its sessions ended and no new one: where it owns or holds anything now is final
+            # its sessions ended and no new one: it makes nothing more (a grant another role
+            # makes it later fails DROP ROLE below, and the retry finds that database)
             elsewhere = _databases_of(conn, ref) - set(_databases(settings))
         listed = [(database, True) for database in _databases(settings)]
         for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
