@@ -25,7 +25,14 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
 6. (left open) a node's trace outbox is one bound for every record the node makes: a member
    whose requests the broker refuses (a `deny` record each) fills it while the trace service
    is slow or out of reach, and then every audited operation of every other member fails
-   OVER_LIMIT until it drains.
+   OVER_LIMIT until it drains;
+7. the postgres engine's admin sessions (a superuser on PostgreSQL 15) keep the default
+   search_path (`"$user", public`) and call functions unqualified (`starts_with(rolname, ...)`
+   at every sweep, `pg_terminate_backend`, ...): a lease that may create in `public` defines
+   `public.starts_with(name, text)`, a closer match than `pg_catalog.starts_with(text, text)`
+   for a `name` argument, and the broker's next sweep runs it as the admin — the lease makes
+   its role SUPERUSER (CVE-2018-1058's pattern; on PostgreSQL 14 and older PUBLIC may create
+   in `public` by default).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -370,4 +377,45 @@ def test_one_members_denied_requests_cannot_stop_the_others_leases(tmp_path: Pat
             broker.issue(lease_world.credential_b(), "payments", scope=["refunds"], now=LEASE_NOW)
     issued = broker.issue(lease_world.credential_a(), "payments", scope=["refunds"], now=LEASE_NOW)
     assert issued.lease.state is LeaseState.ACTIVE
+    broker.close()
+
+
+# -- 7. the admin's unqualified function calls resolve to a lease's functions --------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 7: the admin's sessions search `public`, so a lease's "
+    "public.starts_with(name, text) runs as the admin at the next sweep",
+)
+def test_a_lease_cannot_have_the_admin_run_its_function(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The writer template may create in `public` (an operator's grant; PUBLIC's default on
+    PostgreSQL 14 and older). The lease defines `public.starts_with(name, text)`, which makes
+    its own role SUPERUSER when a superuser calls it. After the broker's sweep (which lists
+    the roles of its prefix) and a renewal, the role is still no superuser."""
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = pg_setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+    role = issued.lease.engine_ref
+    with login(orders, issued.credential.reveal()) as session:
+        session.execute(
+            "CREATE FUNCTION public.starts_with(name, text) RETURNS boolean LANGUAGE plpgsql "
+            "AS $$ BEGIN IF current_setting('is_superuser') = 'on' THEN "
+            f"EXECUTE 'ALTER ROLE {role} SUPERUSER'; END IF; "
+            "RETURN pg_catalog.starts_with($1::text, $2); END $$"
+        )
+    broker.sweep(now() + 1)
+    broker.renew(agent, issued.lease_id, ttl=120, now=now())
+    with orders.server.connect() as admin:
+        superuser = admin.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)
+        ).fetchone()
+    assert superuser == (False,)
+    broker.revoke(agent, issued.lease_id, now=now())
+    assert role not in orders.roles("tl_")
     broker.close()
