@@ -383,11 +383,6 @@ def test_one_members_denied_requests_cannot_stop_the_others_leases(tmp_path: Pat
 # -- 7. the admin's unqualified function calls resolve to a lease's functions --------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 7: the admin's sessions search `public`, so a lease's "
-    "public.starts_with(name, text) runs as the admin at the next sweep",
-)
 def test_a_lease_cannot_have_the_admin_run_its_function(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811 - the fixture imported above

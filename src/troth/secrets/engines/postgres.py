@@ -22,7 +22,9 @@ the admin, a SECURITY DEFINER function it wrote would run with the admin's right
 objects of the other roles being revoked when theirs depend on it, `_drop_owned`), then
 `DROP ROLE`. Each step tolerates a role already gone.
 
-Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
+Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters;
+the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
+a lease defines can stand in for one the admin calls.
 The admin password (the upstream secret) is passed to libpq as a parameter, never in a
 connection string, and errors carry only the server's primary message or the error class.
 """
@@ -442,13 +444,21 @@ def _pair(
 
 
 def _session_options(settings: Mapping[str, Any]) -> str:
-    """The admin session's timeouts: no statement waits on another session's lock longer than
-    `limits.POSTGRES_LOCK_TIMEOUT_MS` (a lease's open transaction on what its role owns would
-    hold DROP OWNED, and the broker's thread with it, for as long as it likes: the revocation
-    fails, the lease stays REVOKING and the sweep retries) and none runs longer than
-    `limits.POSTGRES_STATEMENT_TIMEOUT_MS` past the wait for sessions to end."""
+    """The admin session's search path and timeouts. Its search path is `pg_catalog, pg_temp`
+    only: a lease that may create in a schema of the default path (`"$user", public`) could
+    otherwise define a closer match for a function or operator the admin calls unqualified
+    (`public.starts_with(name, text)` beats `pg_catalog.starts_with(text, text)` for a `name`
+    argument) and have it run with the admin's rights (CVE-2018-1058's pattern; the start-up
+    options outrank any ALTER ROLE/DATABASE ... SET). No statement waits on another session's
+    lock longer than `limits.POSTGRES_LOCK_TIMEOUT_MS` (a lease's open transaction on what its
+    role owns would hold DROP OWNED, and the broker's thread with it, for as long as it likes:
+    the revocation fails, the lease stays REVOKING and the sweep retries) and none runs longer
+    than `limits.POSTGRES_STATEMENT_TIMEOUT_MS` past the wait for sessions to end."""
     statement_ms = limits.POSTGRES_STATEMENT_TIMEOUT_MS + settings["terminate_wait_ms"]
-    return f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
+    return (
+        "-c search_path=pg_catalog,pg_temp "
+        f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
+    )
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
