@@ -22,10 +22,11 @@ postgres engine's privilege copy, the forward pool and http-inject, the broker's
    on the other's table: `DROP OWNED BY` one fails while the other's view depends on it, and
    the other way round, so neither revocation ever completes (both roles stay, with their
    tables and what was granted on them; the secret cannot be removed);
-6. (left open) a node's trace outbox is one bound for every record the node makes: a member
-   whose requests the broker refuses (a `deny` record each) fills it while the trace service
-   is slow or out of reach, and then every audited operation of every other member fails
-   OVER_LIMIT until it drains;
+6. a node's trace outbox is one bound for every record the node makes: a member whose
+   requests the broker refuses (a `deny` record each) fills it while the trace service is
+   slow or out of reach, and then every audited operation of every other member fails
+   OVER_LIMIT until it drains (fixed for refusals: they may fill TRACE_OUTBOX_DENIAL_PERCENT
+   of it; a member allowed to lease can still fill it by leasing, by design);
 7. the postgres engine's admin sessions (a superuser on PostgreSQL 15) keep the default
    search_path (`"$user", public`) and call functions unqualified (`starts_with(rolname, ...)`
    at every sweep, `pg_terminate_backend`, ...): a lease that may create in `public` defines
@@ -345,15 +346,9 @@ def test_two_leases_whose_objects_depend_on_each_other_are_both_revoked(
     broker.close()
 
 
-# -- 6. one member's denials fill the outbox every member's audit needs ----------------------
+# -- 6. one member's denials fill the outbox every member's audit needs ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 6 (left open): the outbox's bound is shared by every record the "
-    "node makes, so one member's denied requests exhaust it and every other member's audited "
-    "operation fails OVER_LIMIT; a per-member budget of audited events is a design change",
-)
 def test_one_members_denied_requests_cannot_stop_the_others_leases(tmp_path: Path) -> None:
     """The broker's audit goes to the node's trace outbox (a trace service named in node.json)
     and the service is out of reach for now (nothing drains; bound made small: 20 records).

@@ -342,6 +342,12 @@ stops (troth.trace.outbox)."""
 TRACE_OUTBOX_BYTES: Final = 128 * 1024 * 1024
 """Bytes a node's trace outbox holds (envelopes, disclosures, attestations and chains of the
 records queued or set aside); past it `record()` raises TraceError OVER_LIMIT."""
+TRACE_OUTBOX_DENIAL_PERCENT: Final = 75
+"""The share (percent) of TRACE_OUTBOX_RECORDS and TRACE_OUTBOX_BYTES that records of refusals
+(kind `denial`: a broker's or a gate's) may fill: a member whose requests are refused, again and
+again while the trace service is slow or out of reach, leaves the rest to what the node does
+for every member. A denial past it is not recorded (OVER_LIMIT): its request is refused all
+the same."""
 TRACE_OUTBOX_SHOWN: Final = 1000
 """Records set aside that `troth trace outbox` lists (the oldest first; the counts are whole)."""
 
