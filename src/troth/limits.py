@@ -264,6 +264,10 @@ MAX_TRACE_ENVELOPE_BYTES: Final = 24 * 1024
 """Largest DSSE envelope of a trace record (its payload in base64, one signature)."""
 MAX_TRACE_TEXT: Final = 256
 """Longest text field of a trace record (tool name, ids, outcome, revision; characters)."""
+MAX_TRACE_REFUSAL_DETAIL: Final = 4 * MAX_TRACE_TEXT
+"""Longest detail of a trace service's refusal (characters): a collector cuts what it sends to
+it, and a client (a node's trace outbox, which keeps it with the record set aside) cuts what it
+is sent, so a service cannot grow the outbox past TRACE_OUTBOX_BYTES with long details."""
 MAX_TRACE_POLICY_IDS: Final = 64
 """Most deciding policy ids one record names."""
 MAX_TRACE_DISCLOSURE_BYTES: Final = 256 * 1024
@@ -338,6 +342,12 @@ stops (troth.trace.outbox)."""
 TRACE_OUTBOX_BYTES: Final = 128 * 1024 * 1024
 """Bytes a node's trace outbox holds (envelopes, disclosures, attestations and chains of the
 records queued or set aside); past it `record()` raises TraceError OVER_LIMIT."""
+TRACE_OUTBOX_DENIAL_PERCENT: Final = 75
+"""The share (percent) of TRACE_OUTBOX_RECORDS and TRACE_OUTBOX_BYTES that records of refusals
+(kind `denial`: a broker's or a gate's) may fill: a member whose requests are refused, again and
+again while the trace service is slow or out of reach, leaves the rest to what the node does
+for every member. A denial past it is not recorded (OVER_LIMIT): its request is refused all
+the same."""
 TRACE_OUTBOX_SHOWN: Final = 1000
 """Records set aside that `troth trace outbox` lists (the oldest first; the counts are whole)."""
 

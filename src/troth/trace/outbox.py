@@ -8,7 +8,9 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   it returns: an acknowledged record survives a crash (SIGKILL) of the process. The outbox is
   bounded (TRACE_OUTBOX_RECORDS, TRACE_OUTBOX_BYTES, queued and set-aside records together):
   past it `add` raises TraceError OVER_LIMIT, so an agent that cannot keep its audit trail
-  stops; nothing is dropped.
+  stops; nothing is dropped. Records of refusals (kind `denial`) may fill only
+  TRACE_OUTBOX_DENIAL_PERCENT of it: one member's refused requests cannot take the room the
+  node's other records need (a denial past it is not recorded; its request is refused anyway).
 - `next_batch(now)` reads the first queued records in order and sends their stored bytes:
   after a crash the batch that was in flight goes again byte for byte, and the service answers
   what it already holds `already`, with its index (exactly once).
@@ -68,6 +70,7 @@ from troth.trace.batcher import (
     SignerSource,
 )
 from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
+from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
 from troth.trace.signing import (
     KeyEpoch,
@@ -119,6 +122,7 @@ class TraceOutbox:
         max_bytes: int = limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM,
         max_records: int = limits.TRACE_OUTBOX_RECORDS,
         max_stored: int = limits.TRACE_OUTBOX_BYTES,
+        denial_percent: int = limits.TRACE_OUTBOX_DENIAL_PERCENT,
         random: Callable[[int], bytes] | None = None,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
@@ -130,6 +134,7 @@ class TraceOutbox:
         self.max_bytes = max_bytes
         self.max_records = max_records
         self.max_stored = max_stored
+        self.denial_percent = denial_percent
         self._source = signer
         self._signers = SignerCache(signer)
         self._random = RandomPool() if random is None else random
@@ -180,10 +185,16 @@ class TraceOutbox:
         now: int,
     ) -> VerifiedRecord:
         records, stored = self.store.usage()
-        if records >= self.max_records:
+        most_records, most_stored, bound = self.max_records, self.max_stored, ""
+        if content.kind is Kind.DENIAL:  # refusals leave the rest to what the node does
+            most_records = most_records * self.denial_percent // 100
+            most_stored = most_stored * self.denial_percent // 100
+            bound = f" ({self.denial_percent}% of it for denials: TRACE_OUTBOX_DENIAL_PERCENT)"
+        if records >= most_records:
             raise TraceError(
                 _F.OVER_LIMIT,
-                f"the trace outbox holds {records} records (TRACE_OUTBOX_RECORDS): not recorded",
+                f"the trace outbox holds {records} records (TRACE_OUTBOX_RECORDS){bound}: "
+                "not recorded",
             )
         tail = self.store.tail(agent)
         after = None if tail is None else (tail.seq, tail.hash, tail.time)
@@ -195,10 +206,10 @@ class TraceOutbox:
             except ValueError as exc:  # a value that is not JSON
                 raise TraceError(_F.MALFORMED, str(exc)) from None
         size = row_size(verified, chain)
-        if stored + size > self.max_stored:
+        if stored + size > most_stored:
             raise TraceError(
                 _F.OVER_LIMIT,
-                f"the trace outbox holds {stored} bytes (TRACE_OUTBOX_BYTES): not recorded",
+                f"the trace outbox holds {stored} bytes (TRACE_OUTBOX_BYTES){bound}: not recorded",
             )
         stale = tail is not None and tail.stale  # chained on a record to be signed again
         try:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troth import limits
 from troth.storage import SqliteDatabase
 from troth.trace.signing import VerifiedRecord
 from troth.trace.submit import Head
@@ -328,7 +329,7 @@ class OutboxStore:
                 found.chain,
                 found.size,
                 reason,
-                detail,
+                detail[: limits.MAX_TRACE_REFUSAL_DETAIL],  # kept outside the bound: cut
                 now,
             ),
         )

@@ -17,7 +17,9 @@ The answer (`Receipts`):
 
     result      [0, index]             appended at log index `index`
               | [1, index]             already in the log at `index`, byte for byte (a retry)
-              | [2, reason, detail]    refused (reason: a TraceFailure value)
+              | [2, reason, detail]    refused (reason: a TraceFailure value; detail: at
+                                       most MAX_TRACE_REFUSAL_DETAIL characters, longer
+                                       ones are cut by the receiver)
     head        null | [seq, hash, time]   the signer's last record in the log
     checkpoint  null | [size, note]        the newest signed checkpoint (C2SP note): records
                                             below `size` are covered, later ones by the next
@@ -177,7 +179,7 @@ class SubmitResult:
     def to_cbor(self) -> list[Any]:
         if self.status is Status.REFUSED:
             reason = (self.reason or TraceFailure.MALFORMED).value
-            return [int(self.status), reason, self.detail[: limits.MAX_TRACE_TEXT * 4]]
+            return [int(self.status), reason, self.detail[: limits.MAX_TRACE_REFUSAL_DETAIL]]
         return [int(self.status), self.index]
 
     @classmethod
@@ -186,7 +188,8 @@ class SubmitResult:
         status = cbor.expect_int(fields[0] if fields else None, "status")
         if status == Status.REFUSED and len(fields) == 3:
             reason = _REASONS.get(cbor.expect_text(fields[1], "reason"), TraceFailure.MALFORMED)
-            return cls(Status.REFUSED, reason=reason, detail=cbor.expect_text(fields[2], "detail"))
+            detail = cbor.expect_text(fields[2], "detail")[: limits.MAX_TRACE_REFUSAL_DETAIL]
+            return cls(Status.REFUSED, reason=reason, detail=detail)
         if status in (Status.APPENDED, Status.ALREADY) and len(fields) == 2:
             return cls(Status(status), cbor.expect_int(fields[1], "index"))
         raise DecodeError("result: [0|1, index] or [2, reason, detail]")

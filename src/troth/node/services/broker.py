@@ -329,12 +329,15 @@ class BrokerService:
             raise RemoteError(f"a malformed broker request: {exc}") from None
 
     async def _forward(self, endpoint: BrokerEndpoint, arguments: Any, caller: BrokerCaller) -> Any:
-        """A forward: a place in the forward pool (refused beyond its limits), then on the
+        """A forward: a place in the forward pool (refused beyond its limits, and to a caller
+        with no current credential, which holds no lease to forward under), then on the
         broker's thread — queued behind whatever it has to do, revocations included — the
         lease, the credential and the rules checked and the use audited, at the time it runs;
         then the upstream call on a pool thread, within the secret's timeout."""
         args = ForwardArgs.from_wire(arguments)
         try:
+            if not caller.operator:  # no credential, no lease: no place in the pool either
+                caller.credential_list()  # (a stranger's new keys would each take a share)
             slot = self.forwards.admit(_forward_account(caller))
         except SecretError as exc:
             return refusal(exc)

@@ -5,8 +5,10 @@ that answers slowly holds back no revocation, feed revocation, sweep or other ag
 The pool is bounded: at most `limits.MAX_FORWARDS` forwards run at once, at most
 `limits.MAX_FORWARDS_PER_AGENT` of one member (its delegates count as it: the service passes
 the members at the roots of the caller's chains); one more is refused (SecretError BUSY), never
-queued. A forward holds its slot until its upstream call returned (each call ends within its
-secret's `timeout`, the engine's deadline), even when the request that started it was dropped.
+queued. A caller with no current credential (a stranger: keys are free) is refused before it
+takes a place: it holds no lease to forward under. A forward holds its slot until its upstream
+call returned (each call ends within its secret's `timeout`, the engine's deadline), even when
+the request that started it was dropped.
 """
 
 from __future__ import annotations

@@ -18,15 +18,18 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
   the configured `strip` list) are dropped; `Content-Length` is set from the body;
 - the response comes back without hop-by-hop headers and `Set-Cookie`, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
-  `[redacted]`, in headers and body, so an upstream that echoes requests leaks nothing;
+  `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
+  it (`_echoes`), so an upstream that echoes requests leaks nothing;
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
 
 from __future__ import annotations
 
+import html
 import http.client
 import io
+import json
 import re
 import socket
 import ssl
@@ -59,6 +62,7 @@ _SEGMENT = re.compile(r"(?:[A-Za-z0-9\-_.~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+")
 _QUERY = re.compile(r"(?:[A-Za-z0-9\-_.~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 _BAD_ESCAPE = re.compile(r"%(?:2[eEfF5]|5[cC]|[01][0-9A-Fa-f]|7[fF])")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _HOP_BY_HOP: Final = frozenset(
     {
         "connection",
@@ -498,13 +502,37 @@ def _forwarded_headers(
     ]
 
 
+def _echoes(value: bytes) -> set[bytes]:
+    """`value` (the secret, or its credential part) as an upstream's text could echo it: as
+    sent, JSON-escaped (`\\"`, `\\\\`; PHP's `\\/`; Go's `\\u0026`, `\\u003c`,
+    `\\u003e`), HTML-escaped (`&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#x27;` or `&#39;`) and
+    percent-encoded (either hex case, `/` kept or not, a space as `%20` or `+`)."""
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:  # not a header value check_secret_header admits: as sent only
+        return {value}
+    quoted = json.dumps(text)[1:-1]
+    go = quoted.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    escaped = html.escape(text)
+    forms = {text, quoted, quoted.replace("/", "\\/"), go, go.replace("/", "\\/")}
+    forms |= {escaped, escaped.replace("&#x27;", "&#39;"), html.escape(text, quote=False)}
+    for safe in ("", "/"):
+        for percent in (
+            urllib.parse.quote(text, safe=safe),
+            urllib.parse.quote_plus(text, safe=safe),
+        ):
+            forms |= {percent, _HEX_ESCAPE.sub(lambda m: m.group().lower(), percent)}
+    return {form.encode("ascii") for form in forms}
+
+
 def _clean_response(
     status: int, reason: str, headers: list[tuple[str, str]], body: bytes, secret: bytes
 ) -> HttpResponse:
-    needles = [secret]
+    found = _echoes(secret)
     scheme, _, credential = secret.rpartition(b" ")
     if scheme and len(credential) >= 8:
-        needles.append(credential)
+        found |= _echoes(credential)
+    needles = sorted(found, key=len, reverse=True)  # a longer form before a part of it
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret

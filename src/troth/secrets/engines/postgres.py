@@ -15,11 +15,16 @@ Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with eve
 docs/secrets.md): `ALTER ROLE ... NOLOGIN` (no new session), `pg_terminate_backend(pid,
 wait)` for each of its sessions (it fails unless every one is gone, so the broker retries),
 `REVOKE` of each role it is a member of (a role made by an older release) and of each
-privilege it holds, `DROP OWNED BY` in dbname and each configured database (what the lease's
-role created dies with it: handed to the admin, a SECURITY DEFINER function it wrote would run
-with the admin's rights), then `DROP ROLE`. Each step tolerates a role already gone.
+privilege it holds, `DROP OWNED BY` in dbname, each configured database and any other where
+the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
+any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
+the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
+objects of the other roles being revoked when theirs depend on it, `_drop_owned`), then
+`DROP ROLE`. Each step tolerates a role already gone.
 
-Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters.
+Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters;
+the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
+a lease defines can stand in for one the admin calls.
 The admin password (the upstream secret) is passed to libpq as a parameter, never in a
 connection string, and errors carry only the server's primary message or the error class.
 """
@@ -206,14 +211,18 @@ class PostgresEngine:
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
             grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=True))
-        for database in _databases(settings):
-            with self._admin(settings, database, upstream, "drop owned") as conn:
+            # its sessions ended and no new one: it makes nothing more (a grant another role
+            # makes it later fails DROP ROLE below, and the retry finds that database)
+            elsewhere = _databases_of(conn, ref) - set(_databases(settings))
+        listed = [(database, True) for database in _databases(settings)]
+        for database, keep in listed + [(database, False) for database in sorted(elsewhere)]:
+            with self._admin(settings, database, upstream, "drop owned", keep=keep) as conn:
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+                _drop_owned(conn, ref, self.role_prefix)
         with self._admin(settings, settings["dbname"], upstream, "drop role") as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
@@ -305,10 +314,18 @@ class PostgresEngine:
 
     @contextmanager
     def _admin(
-        self, settings: Mapping[str, Any], dbname: str, upstream: SecretValue, what: str
+        self,
+        settings: Mapping[str, Any],
+        dbname: str,
+        upstream: SecretValue,
+        what: str,
+        *,
+        keep: bool = True,
     ) -> Iterator[Any]:
         """A connection as the admin to `dbname` (kept open, one per database and admin
-        password, used under a lock); a broken one is dropped and reopened on the next call."""
+        password, used under a lock; closed after use unless `keep`: a database the secret does
+        not list, whose admin session would stop its owner from dropping it); a broken one is
+        dropped and reopened on the next call."""
         try:
             import psycopg
         except ImportError as exc:
@@ -349,7 +366,10 @@ class PostgresEngine:
                 raise _engine_error(what, exc) from None
             finally:
                 if conn is not None and not conn.closed and not conn.broken:
-                    self._connections[key] = conn
+                    if keep:
+                        self._connections[key] = conn
+                    else:
+                        conn.close()
 
 
 def _at(when: int) -> str:
@@ -363,6 +383,46 @@ def _templates(grant: Grant) -> list[str]:
 def _databases(settings: Mapping[str, Any]) -> list[str]:
     """Where privileges are copied and DROP OWNED runs: dbname (the lease's own) and the rest."""
     return list(dict.fromkeys([settings["dbname"], *settings["databases"]]))
+
+
+def _databases_of(conn: Any, role: str) -> set[str]:
+    """The databases where `role` owns an object or holds a privilege (pg_shdepend; those
+    that take no connection, template0, cannot hold one). A lease may create a large object
+    in any database PUBLIC may connect to, listed or not: DROP ROLE fails while it exists."""
+    rows = conn.execute(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_authid'::regclass AND d.datallowconn "
+        "AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+        (role,),
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def _drop_owned(conn: Any, role: str, prefix: str) -> None:
+    """`DROP OWNED BY role` in the connection's database. When another role's object depends
+    on one of `role`'s, and the roles of this broker that are being revoked (NOLOGIN: the
+    first step of a revocation) are among them, their objects are dropped together: two
+    leases each with a view on the other's table would otherwise keep both revocations
+    failing for good. A dependent object of any other role still fails it (retried)."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    except psycopg.errors.DependentObjectsStillExist:
+        dying = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) AND NOT rolcanlogin "
+            "AND rolname <> %s ORDER BY rolname",
+            (prefix, role),
+        ).fetchall()
+        if not dying:
+            raise
+        roles = [role, *(name for (name,) in dying)]
+        conn.execute(
+            sql.SQL("DROP OWNED BY {}").format(
+                sql.SQL(", ").join(sql.Identifier(name) for name in roles)
+            )
+        )
 
 
 def _memberships(conn: Any, role: str) -> set[str]:
@@ -384,13 +444,21 @@ def _pair(
 
 
 def _session_options(settings: Mapping[str, Any]) -> str:
-    """The admin session's timeouts: no statement waits on another session's lock longer than
-    `limits.POSTGRES_LOCK_TIMEOUT_MS` (a lease's open transaction on what its role owns would
-    hold DROP OWNED, and the broker's thread with it, for as long as it likes: the revocation
-    fails, the lease stays REVOKING and the sweep retries) and none runs longer than
-    `limits.POSTGRES_STATEMENT_TIMEOUT_MS` past the wait for sessions to end."""
+    """The admin session's search path and timeouts. Its search path is `pg_catalog, pg_temp`
+    only: a lease that may create in a schema of the default path (`"$user", public`) could
+    otherwise define a closer match for a function or operator the admin calls unqualified
+    (`public.starts_with(name, text)` beats `pg_catalog.starts_with(text, text)` for a `name`
+    argument) and have it run with the admin's rights (CVE-2018-1058's pattern; the start-up
+    options outrank any ALTER ROLE/DATABASE ... SET). No statement waits on another session's
+    lock longer than `limits.POSTGRES_LOCK_TIMEOUT_MS` (a lease's open transaction on what its
+    role owns would hold DROP OWNED, and the broker's thread with it, for as long as it likes:
+    the revocation fails, the lease stays REVOKING and the sweep retries) and none runs longer
+    than `limits.POSTGRES_STATEMENT_TIMEOUT_MS` past the wait for sessions to end."""
     statement_ms = limits.POSTGRES_STATEMENT_TIMEOUT_MS + settings["terminate_wait_ms"]
-    return f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
+    return (
+        "-c search_path=pg_catalog,pg_temp "
+        f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
+    )
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
