@@ -7,7 +7,11 @@ trace pins, feed budgets for strangers):
    closed while the storage thread was busy) the name is held in memory but never written —
    the owner's later creates of it are not new, so they write nothing either — and once the
    relay node restarts the name is free for anyone holding `troth.relay=*`, while its owner is
-   still within the grace period that was to keep it.
+   still within the grace period that was to keep it;
+2. the same with a policy bundle pushed over the wire (`push`): cancelled while the storage
+   thread stores it, the bundle is in force on the node but never pushed on to its subscribers
+   — and pushing it again is not new, so it is not pushed on either (they learn of it only at
+   their next pull).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 """
@@ -20,9 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.test_gates_distribution import bundle, revision_of, until
 from troth.errors import Denied, TrothError
 from troth.node.runtime import NodeRuntime
+from troth.node.services import call
+from troth.node.services.policy import POLICY
 from troth.node.services.relay import RelayBook
 
 GRACE = 60  # the hub's relay grace (short: the clock stays well within feed staleness)
@@ -50,11 +57,6 @@ async def _hub_again(net: MemNet) -> NodeRuntime:
 # -- 1. a cancelled relay create leaves its name out of relays.json ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 1: a relay create cancelled while relays.json waits for the "
-    "storage thread keeps the name in memory only; after a restart anyone may take it",
-)
 def test_a_relay_name_created_while_its_channel_closes_is_still_kept(tmp_path: Path) -> None:
     """The hub's storage thread is busy when the collector creates its relay name; the
     collector's channel closes before the name is written (its request is cancelled). Its
@@ -89,3 +91,51 @@ def test_a_relay_name_created_while_its_channel_closes_is_still_kept(tmp_path: P
             await mallory.create_relay("collector", HUB)
 
     run_memnet(test, tmp_path / "home", relay_grace=GRACE)
+
+
+# -- 2. a cancelled push stores a bundle it never pushes on ---------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 2: a policy push cancelled while its bundle is stored activates "
+    "it on the node but never pushes it to the subscribers, nor does a repeat of the push",
+)
+def test_a_bundle_pushed_while_its_channel_closes_still_reaches_the_subscribers(
+    tmp_path: Path,
+) -> None:
+    """Agent-b subscribes to the hub's bundles. A member pushes a new bundle to the hub; the
+    pusher's channel closes while the hub's storage thread stores it. The bundle is in force
+    on the hub: it must reach agent-b by push, as any bundle the hub activates does."""
+
+    async def test(net: MemNet) -> None:
+        hub, authority = _hub(net), net.authority.identifier
+        b = await net.member("agent-b")
+        await b.maintain()  # subscribes
+        pusher = await net.member("pusher")
+        gate, storing = threading.Event(), threading.Event()
+        accept = hub.policies.accept
+
+        def slow_accept(data: bytes, *, now: int) -> object:
+            storing.set()
+            gate.wait(30)
+            return accept(data, now=now)
+
+        hub.policies.accept = slow_accept  # type: ignore[method-assign]
+        end = await pusher.channel_to(route(HUB))
+        pushing = asyncio.ensure_future(
+            call(pusher.router, (end.enc, POLICY), "push", [bundle(net, 1)])
+        )
+        while not storing.is_set():
+            await asyncio.sleep(0.01)
+        (theirs,) = [e for e in hub.channels.ends.values() if e.requests]
+        await end.close()  # the push is cancelled while the storage thread stores the bundle
+        while theirs.requests:
+            await asyncio.sleep(0.01)
+        gate.set()
+        with pytest.raises(TrothError):
+            await pushing
+        await until(lambda: revision_of(hub, authority) == 1)  # in force on the hub
+        await until(lambda: revision_of(b, authority) == 1)  # and pushed on
+
+    run_memnet(test, tmp_path / "home")
