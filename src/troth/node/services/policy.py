@@ -68,7 +68,7 @@ from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, Standing
 from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
-from troth.node.services.base import Method, RequestContext, call, service_address
+from troth.node.services.base import Method, RequestContext, call, service_address, to_the_end
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -402,11 +402,10 @@ class PolicyService:
         }
 
     async def push(self, arguments: Any, context: RequestContext) -> dict[str, Any]:
-        """A bundle pushed to this node: verified, stored, activated, then distributed."""
+        """A bundle pushed to this node: verified, stored, activated, then distributed (to the
+        end even if the request is cancelled meanwhile: its channel closed)."""
         data = _bundle_argument(arguments)
-        verified, new = await self.worker.run(self.policies.accept, data, now=context.now)
-        if new:
-            self.distribute(verified)
+        verified, new = await to_the_end(self._accept(data, context.now), self._tasks)
         body = verified.body
         return {"authority": str(body.authority), "revision": body.revision, "accepted": new}
 
@@ -424,6 +423,13 @@ class PolicyService:
         if self.policies.replaceable(authority):
             return None
         return held.bundle.data
+
+    async def _accept(self, data: bytes, now: int) -> tuple[VerifiedBundle, bool]:
+        """Store and activate `data`, then distribute it when it is new."""
+        verified, new = await self.worker.run(self.policies.accept, data, now=now)
+        if new:
+            self.distribute(verified)
+        return verified, new
 
     def _subscribe(self, caller: PeerCaller, authority: Identifier) -> None:
         if authority not in self.policies.anchors:  # else one peer could take every place
