@@ -11,7 +11,15 @@ trace pins, feed budgets for strangers):
 2. the same with a policy bundle pushed over the wire (`push`): cancelled while the storage
    thread stores it, the bundle is in force on the node but never pushed on to its subscribers
    — and pushing it again is not new, so it is not pushed on either (they learn of it only at
-   their next pull).
+   their next pull);
+3. a node's maintenance round syncs each trusted authority's feed one after the other and
+   then re-checks its peers, refreshes its credentials and maintains its services, with no
+   bound on a sync's length: the node of a co-trusted authority (globex) that answers every
+   page with one entry while its feed grows by two keeps the round in globex's sync for ever
+   — the node never re-checks its peers (a member acme revoked keeps its channel), never
+   refreshes its own credentials, and acme's feed, not refreshed either, goes stale within
+   FEED_STALENESS: then every acme member is refused. A co-trusted authority cuts the node off
+   from another (docs/formats.md, "Whose word counts on an identity").
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 """
@@ -19,15 +27,19 @@ Each test asserts the secure behaviour and is marked xfail (strict) while the bu
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.test_gates_distribution import bundle, revision_of, until
 from troth.errors import Denied, TrothError
+from troth import limits
+from troth.credentials.revocation import build_page
 from troth.gates import VerifiedBundle
+from troth.identity import Identifier
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
 from troth.node.services.policy import POLICY
@@ -135,3 +147,56 @@ def test_a_bundle_pushed_while_its_channel_closes_still_reaches_the_subscribers(
         await until(lambda: revision_of(b, authority) == 1)  # and pushed on
 
     run_memnet(test, tmp_path / "home")
+
+
+# -- 3. a co-trusted authority's endless feed holds the maintenance round ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 3: a feed sync has no bound, and the maintenance round waits for "
+    "it: globex's endless feed stops desk's re-checks, credential refresh and acme's feed",
+)
+def test_a_co_trusted_authoritys_endless_feed_holds_back_no_maintenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Desk trusts acme (the hub) and globex (a node of its own). Globex's node answers each
+    feed page with one entry and adds one to its feed before each page: a sync never ends.
+    Acme revokes its member agent, whose channel to desk is open. Desk's maintenance round must
+    still end: acme's feed refreshed (the revocation learned) and agent's channel closed by the
+    re-check; globex's sync goes on next round from where it stopped."""
+    monkeypatch.setattr(limits, "FEED_SYNC_SECONDS", 1, raising=False)  # a round's share
+
+    async def test(net: MemNet) -> None:
+        globex, authority, ticket = await globex_over_tcp(net)
+        desk = await net.node("desk", listen=("desk", 4000))
+        await desk.enroll(net.ticket(), "desk")
+        await desk.enroll(ticket, "desk")
+        agent = await net.member("agent")
+        assert await agent.send_message("/tcp/desk:4000/service/echo", "hi") == "hi"
+        service = globex.host.services["authority"]
+        store = authority.store
+
+        def endless(since: int, now: int, payer: object = None) -> bytes:
+            """One entry a page, the feed two entries longer before each (globex's storage)."""
+            for _ in range(2):  # it grows faster than the pages reach its end
+                authority.revoke_identity(Identifier(os.urandom(32)), now=now)
+            signer = authority.signer(now)
+            with store.transaction():
+                latest, _ = store.revocation_tip()
+                entries = store.revocation_page(since, 1 << 20, len)[:1]
+                head = store.head_at(since + len(entries))
+            assert head is not None
+            return build_page(signer, entries, start=since, head=head, latest=latest, now=now)
+
+        service._page = endless  # type: ignore[attr-defined]
+        acme = net.authority.identifier
+        before = desk.trust.feeds[acme].count
+        net.authority.revoke_identity(net.identifier(agent), now=net.clock.now())
+        await asyncio.wait_for(desk.maintain(), 15)  # it ends (not a measure: a bound)
+        assert desk.trust.feeds[acme].count == before + 1  # acme's feed refreshed
+        gone = net.identifier(agent)
+        assert not [e for e in desk.channels.ends.values() if e.peer and e.peer.identifier == gone]
+        assert desk.trust.feeds[authority.identifier].count > 0  # globex's went on meanwhile
+
+    run_memnet(test, tmp_path / "home", budget=90)
