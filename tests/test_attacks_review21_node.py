@@ -35,9 +35,9 @@ import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.test_gates_distribution import bundle, revision_of, until
-from troth.errors import Denied, TrothError
 from troth import limits
 from troth.credentials.revocation import build_page
+from troth.errors import Denied, TrothError
 from troth.gates import VerifiedBundle
 from troth.identity import Identifier
 from troth.node.runtime import NodeRuntime
