@@ -35,7 +35,7 @@ from troth.authority.client import (
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.credentials.wallet import Announcement, feed_step, needs_refresh
+from troth.credentials.wallet import Announcement, needs_refresh
 from troth.encoding import cbor
 from troth.errors import (
     AuthorityError,
@@ -48,6 +48,7 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.limits import MAX_CHANNEL_CREDENTIALS
+from troth.node import feedsync
 from troth.node.access import (
     CHANNELS,
     AccessRequest,
@@ -107,9 +108,6 @@ HOSTED_FEED_POLL: Final = 1.0
 appended (a `troth revoke` on this machine takes effect within this)."""
 REFRESH_MARGIN: Final = 600
 """A member credential is refreshed when it has this many seconds left."""
-_BUSY_WAITS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
-"""Seconds a feed sync waits before asking again for a page its authority's node answered
-"busy" (it signs pages within a budget: docs/protocols.md); then it gives up."""
 IDENTITY_CACHE: Final = 60
 """Seconds the node's channel identity (history, key, credentials) is reused."""
 
@@ -417,24 +415,9 @@ class NodeRuntime:
     # -- feeds and credentials -------------------------------------------------------------------
 
     async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
-        """Fetch `authority`'s feed through channel `end` page by page (`feed [since]`), from
-        where this node's copy ends, storing each page as it is verified (a page another
-        process's sync overtook is fetched again: troth.credentials.wallet.feed_sync)."""
-        sync = self.node.wallet.feed_sync(authority, now=self.clock)
-        step: int | VerifiedFeed = await self.worker.run(next, sync)
-        waits = iter(_BUSY_WAITS)
-        while isinstance(step, int):
-            try:
-                answer = await call(self.router, (end.enc, AUTHORITY), "feed", [step])
-            except RemoteError as exc:  # the authority's node signs pages within a budget
-                wait = next(waits, None) if str(exc).startswith("busy") else None
-                if wait is None:
-                    raise
-                await asyncio.sleep(wait)
-                continue
-            step = await self.worker.run(feed_step, sync, cbor.expect_bytes(answer, "page"))
-        self.trust.set_feed(authority, step)
-        return step
+        """Fetch and hold `authority`'s feed through channel `end`, within a bound
+        (troth.node.feedsync)."""
+        return await feedsync.sync_feed(self, authority, end)
 
     async def refresh_feeds(self) -> None:
         """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
