@@ -19,7 +19,12 @@ trace pins, feed budgets for strangers):
    — the node never re-checks its peers (a member acme revoked keeps its channel), never
    refreshes its own credentials, and acme's feed, not refreshed either, goes stale within
    FEED_STALENESS: then every acme member is refused. A co-trusted authority cuts the node off
-   from another (docs/formats.md, "Whose word counts on an identity").
+   from another (docs/formats.md, "Whose word counts on an identity");
+4. the feed pages a hosted authority signs on request are charged to one pool for "members
+   and anchors": any peer with a credential from any authority the node trusts. At acme's hub,
+   enrolled with globex too, globex's members (free for globex to mint) spend the pool acme's
+   own members sync from, and an acme member that fell behind is answered "busy" — review
+   19's finding 3 (strangers leaving a member's sync busy) again, by a co-trusted authority.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 """
@@ -34,14 +39,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.test_feed_budgets import ENTRIES, ask, grow_feed
 from tests.test_gates_distribution import bundle, revision_of, until
 from troth import limits
+from troth.credentials import Attributes
 from troth.credentials.revocation import build_page
 from troth.errors import Denied, TrothError
 from troth.gates import VerifiedBundle
 from troth.identity import Identifier
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
+from troth.node.services.authority import FEED_REUSE
 from troth.node.services.policy import POLICY
 from troth.node.services.relay import RelayBook
 
@@ -197,3 +205,52 @@ def test_a_co_trusted_authoritys_endless_feed_holds_back_no_maintenance(
         assert synced > held  # globex's pages verified meanwhile are kept
 
     run_memnet(test, tmp_path / "home", budget=90)
+
+
+# -- 4. a co-trusted authority's members spend the pool an authority's members sync from -------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 4: at an authority's node, the members of any trusted authority "
+    "draw on the pool its own members' feed syncs need: a co-trusted one mints them for free",
+)
+def test_a_co_trusted_authoritys_members_cannot_leave_an_own_members_sync_busy(
+    tmp_path: Path,
+) -> None:
+    """Acme's hub is enrolled with globex too (it trusts globex). Six members globex minted
+    ask the hub for acme's feed pages, each its own burst: the pool of "members and anchors"
+    (2 x 20) is spent. Acme's member that fell behind must still get its next page."""
+
+    async def test(net: MemNet) -> None:
+        hub = _hub(net)
+        _globex, globex, ticket = await globex_over_tcp(net)
+        await hub.enroll(ticket, "hub")  # the hub trusts globex from now on
+        assert globex.identifier in hub.trust.anchors
+        grow_feed(net, ENTRIES, 1)
+        await hub.maintain()
+        honest = await net.member("honest")
+        acme = net.authority.identifier
+        behind = await honest.worker.run(honest.node.wallet.feed_since, acme)
+        latest = grow_feed(net, 8, 2)  # the honest copy falls behind
+        await hub.maintain()
+        net.clock.advance(FEED_REUSE)  # nothing signed so far is served again
+        burst = limits.FEED_PAGE_SIGNS_PER_CALLER_BURST
+        outsiders = []
+        for n in range(2 * limits.FEED_PAGE_SIGNS_PER_NODE // burst + 1):
+            outsider = await net.node(f"globex-{n}")
+            invite = globex.create_ticket(
+                creator=globex.identifier,
+                attributes=Attributes({"globex.team": "desk"}),
+                address="/tcp/globex:4000",
+                now=net.clock.now(),
+            )
+            await outsider.enroll(str(invite), f"globex-{n}")
+            outsiders.append(outsider)
+        starts = iter(s for s in range(latest) if s != behind)
+        for outsider in outsiders:
+            for _ in range(burst):
+                await ask(net, outsider, next(starts))
+        assert await ask(net, honest, behind) == "ok"
+
+    run_memnet(test, tmp_path / "home", budget=120)
