@@ -210,11 +210,6 @@ def test_a_co_trusted_authoritys_endless_feed_holds_back_no_maintenance(
 # -- 4. a co-trusted authority's members spend the pool an authority's members sync from -------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 4: at an authority's node, the members of any trusted authority "
-    "draw on the pool its own members' feed syncs need: a co-trusted one mints them for free",
-)
 def test_a_co_trusted_authoritys_members_cannot_leave_an_own_members_sync_busy(
     tmp_path: Path,
 ) -> None:

@@ -314,10 +314,10 @@ walk it starts anew, each page signed for it is charged to its own budget too.""
 FEED_PAGE_SIGNS_PER_NODE: Final = 20
 """Feed pages a hosted authority signs per second on request for its members and anchors, all
 together (burst 2 s of it): a member's delegates cannot multiply the per-peer rate, and no
-stranger draws on it."""
+stranger draws on it (nor a co-trusted authority's member)."""
 FEED_PAGE_SIGNS_FOR_STRANGERS: Final = 4
 """Feed pages a hosted authority signs per second on request for strangers (identities with
-no credential from a trust anchor: admitted to enroll), all together (burst 2 s of it): a pool
+no credential of that authority: admitted to enroll, or a co-trusted authority's), all together (burst 2 s of it): a pool
 of their own, so throwaway identities cannot leave members' syncs "busy". The page at the
 feed's end, what an up-to-date node asks for, is shared and charged to no one."""
 MAX_FEED_SIGN_SOURCES: Final = 4096
