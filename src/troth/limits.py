@@ -317,9 +317,10 @@ together (burst 2 s of it): a member's delegates cannot multiply the per-peer ra
 stranger draws on it (nor a co-trusted authority's member)."""
 FEED_PAGE_SIGNS_FOR_STRANGERS: Final = 4
 """Feed pages a hosted authority signs per second on request for strangers (identities with
-no credential of that authority: admitted to enroll, or a co-trusted authority's), all together (burst 2 s of it): a pool
-of their own, so throwaway identities cannot leave members' syncs "busy". The page at the
-feed's end, what an up-to-date node asks for, is shared and charged to no one."""
+no credential of that authority: admitted to enroll, or a co-trusted authority's members), all
+together (burst 2 s of it): a pool of their own, so throwaway identities cannot leave members'
+syncs "busy". The page at the feed's end, what an up-to-date node asks for, is shared and
+charged to no one."""
 MAX_FEED_SIGN_SOURCES: Final = 4096
 """Callers whose feed-signing budget and sync a hosted authority keeps at once, per class
 (members and anchors; strangers): refilled budgets and the oldest syncs are forgotten first."""
