@@ -24,7 +24,12 @@ trace pins, feed budgets for strangers):
    and anchors": any peer with a credential from any authority the node trusts. At acme's hub,
    enrolled with globex too, globex's members (free for globex to mint) spend the pool acme's
    own members sync from, and an acme member that fell behind is answered "busy" — review
-   19's finding 3 (strangers leaving a member's sync busy) again, by a co-trusted authority.
+   19's finding 3 (strangers leaving a member's sync busy) again, by a co-trusted authority;
+5. a trace route's first contact (nothing pinned yet) is not one at a time: two calls that
+   start together (the trace client's batch and an operator's `troth trace head`) both expect
+   no one; the first reaches the collector and pins it, and if meanwhile the collector's
+   channel is gone and mallory answers at the route, the second pins her over it and sends her
+   its request.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 """
@@ -44,14 +49,17 @@ from tests.test_gates_distribution import bundle, revision_of, until
 from troth import limits
 from troth.credentials import Attributes
 from troth.credentials.revocation import build_page
-from troth.errors import Denied, TrothError
+from troth.errors import ChannelError, ChannelFailure, Denied, TrothError
 from troth.gates import VerifiedBundle
 from troth.identity import Identifier
+from troth.node.channels import ChannelEnd
+from troth.node.pins import PinnedService, RoutePins
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
 from troth.node.services.authority import FEED_REUSE
 from troth.node.services.policy import POLICY
 from troth.node.services.relay import RelayBook
+from troth.routing import Address, Route, Router
 
 GRACE = 60  # the hub's relay grace (short: the clock stays well within feed staleness)
 
@@ -249,3 +257,74 @@ def test_a_co_trusted_authoritys_members_cannot_leave_an_own_members_sync_busy(
         assert await ask(net, honest, behind) == "ok"
 
     run_memnet(test, tmp_path / "home", budget=120)
+
+
+# -- 5. two first contacts at once ----------------------------------------------------------------
+
+
+class _End:
+    """A channel end as PinnedService uses it: the peer that answered, the `.enc` worker."""
+
+    def __init__(self, who: Identifier) -> None:
+        self.peer = type("Peer", (), {"identifier": who})()
+        self.enc = Address("worker", f"chan-{who.digest.hex()[:8]}.enc")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 5: two first contacts of a trace route at once both expect no "
+    "one; the second pins whoever answers then over the first's pin and sends to it",
+)
+def test_two_first_contacts_at_once_send_only_to_the_identity_pinned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is pinned at the route yet. Two calls start together; the collector answers
+    the first, whose pin is still being written when mallory answers at the route (she took
+    the name the collector left). The second call must expect the collector (pinned first) and
+    be refused: nothing reaches mallory, and pins.json keeps the collector."""
+    collector, mallory = Identifier(b"\x01" * 32), Identifier(b"\x02" * 32)
+    answering = [collector, mallory]  # who answers at the route, one channel after the other
+    sent: list[Address] = []
+    pins = RoutePins(tmp_path / "pins.json")
+
+    async def channel_to(route: Route, *, expect: Identifier | None = None) -> ChannelEnd:
+        who = answering.pop(0) if len(answering) > 1 else answering[0]
+        if expect is not None and who != expect:  # what the runtime's channel_to does
+            raise ChannelError(ChannelFailure.PEER_NOT_ALLOWED, f"expected {expect}")
+        return _End(who)  # type: ignore[return-value]
+
+    pinned_once: list[bool] = []
+
+    async def run(function: object, *args: object) -> object:
+        if function == pins.pin and not pinned_once:  # the first pin is written slowly
+            pinned_once.append(True)
+            for _ in range(50):
+                await asyncio.sleep(0)
+        assert callable(function)
+        return function(*args)
+
+    async def fake_call(router: Router, route: Route, method: str, arguments: object) -> str:
+        sent.append(route[0])
+        return "ok"
+
+    monkeypatch.setattr("troth.node.pins.call", fake_call)
+
+    async def test() -> None:
+        service = PinnedService(
+            f"{HUB}/relay/collector/service/trace",
+            what="the trace service",
+            configured=None,
+            pins=pins,
+            channel_to=channel_to,
+            router=Router(),
+            run=run,
+        )
+        results = await asyncio.gather(
+            service.call("head", []), service.call("head", []), return_exceptions=True
+        )
+        assert results[0] == "ok"
+        assert isinstance(results[1], ChannelError)
+        assert sent == [_End(collector).enc]
+        assert pins.load() == {f"{HUB}/relay/collector": collector}
+
+    asyncio.run(test())
