@@ -270,11 +270,6 @@ class _End:
         self.enc = Address("worker", f"chan-{who.digest.hex()[:8]}.enc")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 5: two first contacts of a trace route at once both expect no "
-    "one; the second pins whoever answers then over the first's pin and sends to it",
-)
 def test_two_first_contacts_at_once_send_only_to_the_identity_pinned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
