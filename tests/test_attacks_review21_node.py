@@ -165,6 +165,37 @@ def test_a_bundle_pushed_while_its_channel_closes_still_reaches_the_subscribers(
     run_memnet(test, tmp_path / "home")
 
 
+def test_a_push_cancelled_before_the_storage_thread_took_it_up_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Finding 2's other side: a push whose channel closes while it still waits for the
+    storage thread is dropped with its request (else a member pushing and closing, again and
+    again, would queue bundle after bundle there, each held in memory)."""
+
+    async def test(net: MemNet) -> None:
+        hub, authority = _hub(net), net.authority.identifier
+        pusher = await net.member("pusher")
+        gate = threading.Event()
+        busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))  # the storage thread
+        end = await pusher.channel_to(route(HUB))
+        push = call(pusher.router, (end.enc, POLICY), "push", [bundle(net, 1)])
+        pushing = asyncio.ensure_future(push)
+        while not [e for e in hub.channels.ends.values() if e.requests]:
+            await asyncio.sleep(0.01)
+        (theirs,) = [e for e in hub.channels.ends.values() if e.requests]
+        await end.close()
+        while theirs.requests:
+            await asyncio.sleep(0.01)
+        gate.set()
+        await busy
+        with pytest.raises(TrothError):
+            await pushing
+        await hub.worker.run(lambda: None)  # whatever was queued before this has run
+        assert revision_of(hub, authority) == 0
+
+    run_memnet(test, tmp_path / "home")
+
+
 # -- 3. a co-trusted authority's endless feed holds the maintenance round ------------------------
 
 
