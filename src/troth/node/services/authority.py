@@ -10,11 +10,11 @@ Feed pages (docs/protocols.md, "Services": `feed [since]`): a `since` outside th
 refused before anything is spent; the page at the feed's end (what every up-to-date node asks
 for) is one shared page, re-signed at most every FEED_REUSE s (or when the feed grew) and
 charged to no one; any other page signed on request is charged to its caller's own budget and
-to its class's pool: its members and the anchors draw on one (`limits.FEED_PAGE_SIGNS_PER_NODE`),
-strangers to it (identities admitted to enroll, a co-trusted authority's members) on another
-(`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`), so no number of identities that cost someone nothing
-can leave a member's sync answered "busy". A member's
-delegates share its own budget and its sync allowance (`member_accounts`).
+to its class's pool: its members and the anchors draw on one
+(`limits.FEED_PAGE_SIGNS_PER_NODE`), strangers to it (identities admitted to enroll, a
+co-trusted authority's members) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`), so no
+number of identities that cost someone nothing can leave a member's sync answered "busy". A
+member's delegates share its own budget and its sync allowance (`member_accounts`).
 """
 
 from __future__ import annotations
