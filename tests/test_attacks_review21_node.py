@@ -32,7 +32,38 @@ trace pins, feed budgets for strangers):
    its request.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
+Fixed: 1. the relay name's write runs to its end in a task of its own
+(`troth.node.services.base.to_the_end`); 2. a pushed bundle the storage thread took up is
+distributed from its job's completion (`PolicyService._accepted`), one it had not taken up is
+dropped with its request (so pushing and closing queues nothing: tested); 3. a feed sync runs at
+most `limits.FEED_SYNC_SECONDS` at a time (`troth.node.feedsync`), its verified pages kept;
+4. a co-trusted authority's members pay from the strangers' pool; 5. one call at a time makes a
+pinned route's first contact.
 """
+
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - ran: admission under random channel closes with requests in every state (waiting, quick,
+#   failing; closed before their task started, while running): nothing is held after
+#   (`held() == (0, 0)`, no task); a request whose channel closed before its task ran never ran.
+# - read: lanes: `member_accounts` reads verified chains only (a dropped untrusted chain names no
+#   member) and link 0's subject is chosen by the authority, so no peer counts against a member
+#   that did not delegate to it; the connection is the peer route's first hop, set by the
+#   receiving transport; a request is decided before it takes a slot (a denied one holds none).
+# - read: `call` resends a busy request under a new id within its timeout; a busy request never
+#   ran (no handler makes nested calls that could raise Busy after doing something).
+# - read (low, not kept): MCP `send` never waits, so a session's frames arrive in order, and a
+#   client sends them one at a time; its end frame, sent beside a frame answered busy and sent
+#   again, may open the session again until the channel closes (within the member's 8).
+# - read: vouchers: rows only for verified chains of anchors the identity itself presents; the
+#   row's member is link 0's subject, its expiry the chain's (the least of its links'); a
+#   member's sweep settles that member's rows only; reloads merge conservatively.
+# - read (accepted bounds, a worse consequence): the node-wide bounds — 256 requests running,
+#   MAX_VOUCHED_IDENTITIES, MCP sessions, trace submissions in progress, relay names, policy
+#   subscribers — are shared by the members of every trusted authority, and a co-trusted
+#   authority mints members for free: it fills each alone (not ~25 colluding members), leaving
+#   the other authority's members busy or, for vouchers, its new members refused. Per-authority
+#   shares would keep each authority's members to its own part.
+# - read: the standing cache keeps up to 4096 VerifiedPeers, closed channels' too, until cleared.
 
 from __future__ import annotations
 
