@@ -29,7 +29,12 @@ trace pins, feed budgets for strangers):
    start together (the trace client's batch and an operator's `troth trace head`) both expect
    no one; the first reaches the collector and pins it, and if meanwhile the collector's
    channel is gone and mallory answers at the route, the second pins her over it and sends her
-   its request.
+   its request;
+6. the vouchers memory's node-wide bound (MAX_VOUCHED_IDENTITIES) is shared by the members of
+   every authority the node trusts: accepted as "~25 members can fill it", but a co-trusted
+   authority fills it alone and for free (its members are one row each, no member's share
+   applies), for as long as the chains it gave them run — and meanwhile every new member of the
+   other authority is refused at the node ("cannot remember who vouches").
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 Fixed: 1. the relay name's write runs to its end in a task of its own
@@ -75,8 +80,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.support.parties import make_channel_party
 from tests.test_feed_budgets import ENTRIES, ask, grow_feed
 from tests.test_gates_distribution import bundle, revision_of, until
+from tests.test_trust_scope import NOW, Two
+from tests.test_vouchers import Memory, credential, two  # noqa: F401 - `two` is a fixture
 from troth import limits
 from troth.credentials import Attributes
 from troth.credentials.revocation import build_page
@@ -385,3 +393,32 @@ def test_two_first_contacts_at_once_send_only_to_the_identity_pinned(
         assert pins.load() == {f"{HUB}/relay/collector": collector}
 
     asyncio.run(test())
+
+
+# -- 6. a co-trusted authority's members fill the vouchers memory for another's --------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 6: globex's members, free for it to mint, fill the node's "
+    "vouchers memory and every new acme member is refused",
+)
+def test_a_co_trusted_authoritys_members_leave_room_for_anothers(
+    two: Two,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A memory of 4 identities, at a node trusting acme and globex. Globex mints members
+    (chains of an hour, not lapsed) and each shows up: the memory fills. Acme's new member is
+    still vouched for (acme holds less than its half), while globex's next one is refused, so
+    the memory stays bounded (at most twice the bound, each authority within its share past
+    it)."""
+    monkeypatch.setattr(limits, "MAX_VOUCHED_IDENTITIES", 4)
+    memory = Memory(tmp_path / "node.db", two.feeds)
+    minted = [make_channel_party(two.vault, now=NOW).party for _ in range(4)]
+    for who in minted:
+        assert memory.vouchers.vouch(who.identifier, [credential(two, memory, who, two.globex)])
+    newcomer, more = (make_channel_party(two.vault, now=NOW).party for _ in range(2))
+    assert memory.vouchers.vouch(newcomer.identifier, [credential(two, memory, newcomer, two.acme)])
+    assert not memory.vouchers.vouch(more.identifier, [credential(two, memory, more, two.globex)])
+    assert len(memory.vouchers) == 5
