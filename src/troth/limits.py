@@ -367,9 +367,11 @@ MAX_PINS_FILE_BYTES: Final = MAX_ROUTE_PINS * (MAX_ROUTE_LENGTH * (MAX_ADDRESS_T
 # -- vouchers: whose chains a node verified for an identity (troth.node.vouchers) ---------------
 MAX_VOUCHED_IDENTITIES: Final = 100_000
 """Identities a node remembers the vouching authorities of (its `vouchers` table, held in memory
-too: ~300 bytes each). Past it, rows that can no longer change a judgment are swept; when none
-can, a peer showing chains the node has no row for yet is refused (docs/storage.md,
-"Vouchers")."""
+too: ~300 bytes each). Past it, a new identity is still remembered while each of its authorities
+holds fewer than its share (this bound split evenly between the authorities whose feeds are
+held: one authority's free members cannot fill it for another's), so at most twice this; else
+rows that can no longer change a judgment are swept, and when none can, a peer showing chains
+the node has no row for yet is refused (docs/storage.md, "Vouchers")."""
 MAX_VOUCHED_PER_MEMBER: Final = 4096
 """Identities whose vouching chains root at one member (the subject of a chain's first link, as
 troth.node.access.member_accounts counts holdings) a node remembers: a member mints delegates
