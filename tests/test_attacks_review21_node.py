@@ -34,7 +34,14 @@ trace pins, feed budgets for strangers):
    every authority the node trusts: accepted as "~25 members can fill it", but a co-trusted
    authority fills it alone and for free (its members are one row each, no member's share
    applies), for as long as the chains it gave them run — and meanwhile every new member of the
-   other authority is refused at the node ("cannot remember who vouches").
+   other authority is refused at the node ("cannot remember who vouches");
+7. the maintenance round's re-check of peers closes each refused channel in turn, waiting for
+   its CLOSE frame to be written first: to a peer that does not read, that is up to the TCP
+   write timeout (10 s) each. A member whose delegates' chains all expire at one moment it
+   chose (a delegation's expiry is the member's to pick), each delegate's connection holding a
+   full write buffer, holds the round for 10 s per connection — 64 from one address: over
+   FEED_STALENESS, so every feed the node holds goes stale and every member is refused
+   (finding 3 again, by a member).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 Fixed: 1. the relay name's write runs to its end in a task of its own
@@ -418,3 +425,44 @@ def test_a_co_trusted_authoritys_members_leave_room_for_anothers(
     assert memory.vouchers.vouch(newcomer.identifier, [credential(two, memory, newcomer, two.acme)])
     assert not memory.vouchers.vouch(more.identifier, [credential(two, memory, more, two.globex)])
     assert len(memory.vouchers) == 5
+
+
+# -- 7. a refused peer that does not read holds the re-check of every other --------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 7: the re-check of peers waits for each refused channel's CLOSE "
+    "frame, up to the write timeout for a peer that does not read, one after the other",
+)
+def test_a_refused_peer_that_does_not_read_holds_back_no_re_check(tmp_path: Path) -> None:
+    """Two members of acme hold channels to the hub; acme revokes both. The hub's writes to
+    them wait (as TCP's do for a peer that reads nothing, up to the write timeout): its re-check
+    must still end, with both channels closed, the CLOSE frames left to go when they can."""
+
+    async def test(net: MemNet) -> None:
+        hub = _hub(net)
+        members = [await net.member(name) for name in ("agent-x", "agent-y")]
+        for member in members:
+            assert await member.send_message(f"{HUB}/service/echo", "hi") == "hi"
+        gone = {net.identifier(member) for member in members}
+        stuck = asyncio.Event()  # the peers never read: their writes never drain
+
+        async def never_drains() -> None:
+            await stuck.wait()
+
+        for end in hub.channels.ends.values():
+            if end.peer is not None and end.peer.identifier in gone:
+                end.flush = never_drains  # type: ignore[method-assign]
+        for who in gone:
+            net.authority.revoke_identity(who, now=net.clock.now())
+        await hub.refresh_feeds()
+        try:
+            await asyncio.wait_for(hub.channels.check_peers(), 10)  # it ends (a bound)
+            assert not [
+                e for e in hub.channels.ends.values() if e.peer and e.peer.identifier in gone
+            ]
+        finally:
+            stuck.set()
+
+    run_memnet(test, tmp_path / "home")
