@@ -51,7 +51,8 @@ dropped with its request (so pushing and closing queues nothing: tested); 3. a f
 most `limits.FEED_SYNC_SECONDS` at a time (`troth.node.feedsync`), its verified pages kept;
 4. a co-trusted authority's members pay from the strangers' pool; 5. one call at a time makes a
 pinned route's first contact; 6. past the vouchers bound, an identity whose authorities hold
-less than their share is still remembered (`Vouchers._within_shares`).
+less than their share is still remembered (`Vouchers._within_shares`); 7. the re-check closes a
+refused channel at once and sends its CLOSE frame in a task of its own.
 """
 
 # Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
@@ -430,11 +431,6 @@ def test_a_co_trusted_authoritys_members_leave_room_for_anothers(
 # -- 7. a refused peer that does not read holds the re-check of every other --------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 7: the re-check of peers waits for each refused channel's CLOSE "
-    "frame, up to the write timeout for a peer that does not read, one after the other",
-)
 def test_a_refused_peer_that_does_not_read_holds_back_no_re_check(tmp_path: Path) -> None:
     """Two members of acme hold channels to the hub; acme revokes both. The hub's writes to
     them wait (as TCP's do for a peer that reads nothing, up to the write timeout): its re-check
