@@ -41,7 +41,12 @@ trace pins, feed budgets for strangers):
    chose (a delegation's expiry is the member's to pick), each delegate's connection holding a
    full write buffer, holds the round for 10 s per connection — 64 from one address: over
    FEED_STALENESS, so every feed the node holds goes stale and every member is refused
-   (finding 3 again, by a member).
+   (finding 3 again, by a member);
+8. the same when the node refreshes its own credentials (on a schedule anyone can read from its
+   credential's expiry): it presents them on every open channel in turn, each write waited for;
+   a member holding connections whose write buffers it keeps full (it reads nothing and sends
+   one-way `sink` messages now and then, so the node never pings it) holds the round 10 s per
+   connection.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
 Fixed: 1. the relay name's write runs to its end in a task of its own
@@ -458,6 +463,43 @@ def test_a_refused_peer_that_does_not_read_holds_back_no_re_check(tmp_path: Path
             assert not [
                 e for e in hub.channels.ends.values() if e.peer and e.peer.identifier in gone
             ]
+        finally:
+            stuck.set()
+
+    run_memnet(test, tmp_path / "home")
+
+
+# -- 8. a peer that does not read holds the node's presentation of fresh credentials -------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 8: fresh credentials are presented on each open channel in turn, "
+    "each write waited for: peers that do not read hold the maintenance round",
+)
+def test_peers_that_do_not_read_hold_back_no_credential_refresh(tmp_path: Path) -> None:
+    """Desk listens; two members hold channels to it and read nothing (desk's writes to them
+    wait, as TCP's do, up to the write timeout). Desk refreshes its credential and presents it
+    on its open channels: the refresh must still end."""
+
+    async def test(net: MemNet) -> None:
+        desk = await net.node("desk", listen=("desk", 4000))
+        await desk.enroll(net.ticket(), "desk")
+        members = [await net.member(name) for name in ("agent-x", "agent-y")]
+        for member in members:
+            assert await member.send_message("/tcp/desk:4000/service/echo", "hi") == "hi"
+        readers = {net.identifier(member) for member in members}
+        stuck = asyncio.Event()  # the peers never read: their writes never drain
+
+        async def never_drains() -> None:
+            await stuck.wait()
+
+        for end in desk.channels.ends.values():
+            if end.peer is not None and end.peer.identifier in readers:
+                end.flush = never_drains  # type: ignore[method-assign]
+        try:
+            refreshed = await asyncio.wait_for(desk.refresh_credentials(margin=10**9), 10)
+            assert refreshed == 1
         finally:
             stuck.set()
 
