@@ -57,7 +57,8 @@ most `limits.FEED_SYNC_SECONDS` at a time (`troth.node.feedsync`), its verified 
 4. a co-trusted authority's members pay from the strangers' pool; 5. one call at a time makes a
 pinned route's first contact; 6. past the vouchers bound, an identity whose authorities hold
 less than their share is still remembered (`Vouchers._within_shares`); 7. the re-check closes a
-refused channel at once and sends its CLOSE frame in a task of its own.
+refused channel at once and sends its CLOSE frame in a task of its own; 8. fresh credentials are
+presented on each open channel in a task of its own.
 """
 
 # Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
@@ -472,11 +473,6 @@ def test_a_refused_peer_that_does_not_read_holds_back_no_re_check(tmp_path: Path
 # -- 8. a peer that does not read holds the node's presentation of fresh credentials -------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 8: fresh credentials are presented on each open channel in turn, "
-    "each write waited for: peers that do not read hold the maintenance round",
-)
 def test_peers_that_do_not_read_hold_back_no_credential_refresh(tmp_path: Path) -> None:
     """Desk listens; two members hold channels to it and read nothing (desk's writes to them
     wait, as TCP's do, up to the write timeout). Desk refreshes its credential and presents it

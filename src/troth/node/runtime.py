@@ -453,12 +453,11 @@ class NodeRuntime:
             if needs_refresh(held, authority, known, now, margin):
                 await self._refresh_from(authority, address, now)
                 refreshed += 1
-        if refreshed:
-            credentials = (await self._renew_identity()).credentials
+        if refreshed:  # on each open channel in a task of its own: a peer that does not read
+            credentials = (await self._renew_identity()).credentials  # holds back no other
             for end in list(self.channels.ends.values()):
                 if end.channel.state is ChannelState.OPEN:
-                    with contextlib.suppress(TrothError):
-                        await end.present(credentials)
+                    self._spawn(_present(end, credentials))
         return refreshed
 
     async def _refresh_from(self, authority: Identifier, address: str, now: int) -> None:
@@ -780,3 +779,9 @@ class NodeRuntime:
                 "requests_refused": self.host.refused,
             },
         }
+
+
+async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:
+    """Show `credentials` on channel `end` (in-band refresh; a channel gone is no error)."""
+    with contextlib.suppress(TrothError):
+        await end.present(credentials)
