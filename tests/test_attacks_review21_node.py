@@ -500,3 +500,38 @@ def test_peers_that_do_not_read_hold_back_no_credential_refresh(tmp_path: Path) 
             stuck.set()
 
     run_memnet(test, tmp_path / "home")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 21 finding 8: after the node's rotation its channels are closed one after "
+    "the other, each CLOSE frame waited for: peers that do not read hold the round",
+)
+def test_peers_that_do_not_read_hold_back_no_rotation(tmp_path: Path) -> None:
+    """The same two members, reading nothing; desk rotates its identity and announces it: the
+    channels that carry its old history are closed, and the announcement must still end."""
+
+    async def test(net: MemNet) -> None:
+        desk = await net.node("desk", listen=("desk", 4000))
+        await desk.enroll(net.ticket(), "desk")
+        members = [await net.member(name) for name in ("agent-x", "agent-y")]
+        for member in members:
+            assert await member.send_message("/tcp/desk:4000/service/echo", "hi") == "hi"
+        readers = {net.identifier(member) for member in members}
+        stuck = asyncio.Event()  # the peers never read: their writes never drain
+
+        async def never_drains() -> None:
+            await stuck.wait()
+
+        for end in desk.channels.ends.values():
+            if end.peer is not None and end.peer.identifier in readers:
+                end.flush = never_drains  # type: ignore[method-assign]
+        net.clock.advance(1)
+        await desk.worker.run(lambda: desk.node.identities.rotate("desk", now=net.clock.now()))
+        try:
+            (announced,) = await asyncio.wait_for(desk.announce_rotations(), 10)
+            assert announced["announced"] is True
+        finally:
+            stuck.set()
+
+    run_memnet(test, tmp_path / "home")
