@@ -58,7 +58,8 @@ most `limits.FEED_SYNC_SECONDS` at a time (`troth.node.feedsync`), its verified 
 pinned route's first contact; 6. past the vouchers bound, an identity whose authorities hold
 less than their share is still remembered (`Vouchers._within_shares`); 7. the re-check closes a
 refused channel at once and sends its CLOSE frame in a task of its own; 8. fresh credentials are
-presented on each open channel in a task of its own.
+presented on each open channel, and after a rotation its channels closed, each in a task of its
+own.
 """
 
 # Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
@@ -502,11 +503,6 @@ def test_peers_that_do_not_read_hold_back_no_credential_refresh(tmp_path: Path) 
     run_memnet(test, tmp_path / "home")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 21 finding 8: after the node's rotation its channels are closed one after "
-    "the other, each CLOSE frame waited for: peers that do not read hold the round",
-)
 def test_peers_that_do_not_read_hold_back_no_rotation(tmp_path: Path) -> None:
     """The same two members, reading nothing; desk rotates its identity and announces it: the
     channels that carry its old history are closed, and the announcement must still end."""

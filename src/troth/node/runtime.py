@@ -700,8 +700,8 @@ class NodeRuntime:
         """This node's identity rotated: present the new history from now on, and close the
         channels that carry the old one (every peer holding the feed refuses it now)."""
         await self._renew_identity()
-        for end in list(self.channels.ends.values()):
-            await end.close()
+        for end in list(self.channels.ends.values()):  # each in a task of its own, as above
+            self._spawn(end.close())
 
     def _unannounced(self, ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
         identities, wallet = self.node.identities, self.node.wallet
