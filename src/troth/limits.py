@@ -306,6 +306,12 @@ delegates together, or one stranger (a page already signed is served again witho
 burst the peer is answered "busy"."""
 FEED_PAGE_SIGNS_PER_CALLER_BURST: Final = 8
 """Feed pages one source may have signed at once before its rate applies."""
+FEED_SYNC_SECONDS: Final = 60
+"""Longest a node syncs one authority's feed at a time (troth.node.feedsync): past it the sync
+stops, what it verified kept, and goes on next time, so an authority's node that answers slowly
+or whose feed never ends (it grows as fast as it is read) holds back neither the node's other
+feeds nor the rest of its maintenance round (re-checks of peers, credential refresh). A new
+node syncs a feed of 1,000,000 entries in about 16 s here (docs/credentials.md)."""
 FEED_WALK_WINDOW: Final = 600
 """A peer's sync may walk the whole feed once per this many seconds with its pages after the
 first charged to the node's budget only (a new node's sync of a long feed); past that, or on a
@@ -313,12 +319,13 @@ walk it starts anew, each page signed for it is charged to its own budget too.""
 FEED_PAGE_SIGNS_PER_NODE: Final = 20
 """Feed pages a hosted authority signs per second on request for its members and anchors, all
 together (burst 2 s of it): a member's delegates cannot multiply the per-peer rate, and no
-stranger draws on it."""
+stranger draws on it (nor a co-trusted authority's member)."""
 FEED_PAGE_SIGNS_FOR_STRANGERS: Final = 4
 """Feed pages a hosted authority signs per second on request for strangers (identities with
-no credential from a trust anchor: admitted to enroll), all together (burst 2 s of it): a pool
-of their own, so throwaway identities cannot leave members' syncs "busy". The page at the
-feed's end, what an up-to-date node asks for, is shared and charged to no one."""
+no credential of that authority: admitted to enroll, or a co-trusted authority's members), all
+together (burst 2 s of it): a pool of their own, so throwaway identities cannot leave members'
+syncs "busy". The page at the feed's end, what an up-to-date node asks for, is shared and
+charged to no one."""
 MAX_FEED_SIGN_SOURCES: Final = 4096
 """Callers whose feed-signing budget and sync a hosted authority keeps at once, per class
 (members and anchors; strangers): refilled budgets and the oldest syncs are forgotten first."""
@@ -370,9 +377,11 @@ MAX_PINS_FILE_BYTES: Final = MAX_ROUTE_PINS * (MAX_ROUTE_LENGTH * (MAX_ADDRESS_T
 # -- vouchers: whose chains a node verified for an identity (troth.node.vouchers) ---------------
 MAX_VOUCHED_IDENTITIES: Final = 100_000
 """Identities a node remembers the vouching authorities of (its `vouchers` table, held in memory
-too: ~300 bytes each). Past it, rows that can no longer change a judgment are swept; when none
-can, a peer showing chains the node has no row for yet is refused (docs/storage.md,
-"Vouchers")."""
+too: ~300 bytes each). Past it, a new identity is still remembered while each of its authorities
+holds fewer than its share (this bound split evenly between the authorities whose feeds are
+held: one authority's free members cannot fill it for another's), so at most twice this; else
+rows that can no longer change a judgment are swept, and when none can, a peer showing chains
+the node has no row for yet is refused (docs/storage.md, "Vouchers")."""
 MAX_VOUCHED_PER_MEMBER: Final = 4096
 """Identities whose vouching chains root at one member (the subject of a chain's first link, as
 troth.node.access.member_accounts counts holdings) a node remembers: a member mints delegates

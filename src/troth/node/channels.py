@@ -401,7 +401,7 @@ class ChannelManager:
     # responder ends (handshaking or open) per source
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
-    _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive sends
+    _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
     _reassembly: ReassemblyBudget | None = None  # the node's, every peer's budget draws on it
 
     def __post_init__(self) -> None:
@@ -685,14 +685,22 @@ class ChannelManager:
         return released
 
     async def check_peers(self) -> None:
-        """Continuous evaluation: re-check every open channel's peer (revocation, expiry)."""
+        """Continuous evaluation: re-check every open channel's peer (revocation, expiry). A
+        channel refused is closed here; its CLOSE frame goes in a task of its own, so a peer
+        that does not read (its write waits up to the transport's write timeout) holds back
+        neither the next re-check nor the rest of the maintenance round."""
         now = self.clock()
         for end in list(self.ends.values()):
             events = end.channel.check_peer(now)
             if events:
-                with contextlib.suppress(TrothError):
-                    await end.flush()
                 await end.handle(events)
+                task = asyncio.get_running_loop().create_task(self._close_sent(end))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushing.discard)
+
+    async def _close_sent(self, end: ChannelEnd) -> None:
+        with contextlib.suppress(TrothError):
+            await end.flush()
 
     async def close_all(self) -> None:
         """Close every channel and stop the timers."""

@@ -17,6 +17,7 @@ pinned afresh) or set `traces_expect`, or remove the route from pins.json, then 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,6 +107,7 @@ class PinnedService:
         self.run = run
         self._pinned: Identifier | None = None
         self._loaded = False
+        self._first = asyncio.Lock()  # the first contact, one call at a time
 
     async def expected(self) -> Identifier | None:
         """The identity expected at the route (None: nobody answered there yet)."""
@@ -120,9 +122,31 @@ class PinnedService:
     async def call(self, method: str, arguments: Any) -> Any:
         """Call `method` of the service, over a channel to the identity expected there (the
         first to answer is pinned, and kept before anything is sent to it)."""
+        end = await self._channel()
+        return await call(self.router, (end.enc, self.service), method, arguments)
+
+    async def _channel(self) -> ChannelEnd:
+        """A channel to the identity expected at the route. While none is, one call at a time
+        makes the first contact: a call that waited for it expects whom it pinned (two first
+        contacts at once could each pin whoever answered it, the later over the earlier)."""
         expect = await self.expected()
+        if expect is not None:
+            return await self._open(expect)
+        async with self._first:
+            expect = await self.expected()
+            if expect is not None:
+                return await self._open(expect)
+            end = await self._open(None)
+            peer = end.peer
+            if peer is None:
+                raise ChannelError(ChannelFailure.PEER_NOT_ALLOWED, "the peer is not known")
+            await self.run(self.pins.pin, self.route, peer.identifier)
+            self._pinned = peer.identifier
+            return end
+
+    async def _open(self, expect: Identifier | None) -> ChannelEnd:
         try:
-            end = await self.channel_to(self.route, expect=expect)
+            return await self.channel_to(self.route, expect=expect)
         except ChannelError as exc:
             if exc.reason is not ChannelFailure.PEER_NOT_ALLOWED or expect is None:
                 raise
@@ -131,13 +155,6 @@ class PinnedService:
                 exc.reason,
                 f"{self.what} at {self.text} is pinned to {expect} ({source}): {exc.detail}",
             ) from None
-        if expect is None:
-            peer = end.peer
-            if peer is None:
-                raise ChannelError(ChannelFailure.PEER_NOT_ALLOWED, "the peer is not known")
-            await self.run(self.pins.pin, self.route, peer.identifier)
-            self._pinned = peer.identifier
-        return await call(self.router, (end.enc, self.service), method, arguments)
 
 
 def pinned_traces(

@@ -35,7 +35,7 @@ from troth.authority.client import (
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.credentials.wallet import Announcement, feed_step, needs_refresh
+from troth.credentials.wallet import Announcement, needs_refresh
 from troth.encoding import cbor
 from troth.errors import (
     AuthorityError,
@@ -48,6 +48,7 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.limits import MAX_CHANNEL_CREDENTIALS
+from troth.node import feedsync
 from troth.node.access import (
     CHANNELS,
     AccessRequest,
@@ -107,9 +108,6 @@ HOSTED_FEED_POLL: Final = 1.0
 appended (a `troth revoke` on this machine takes effect within this)."""
 REFRESH_MARGIN: Final = 600
 """A member credential is refreshed when it has this many seconds left."""
-_BUSY_WAITS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
-"""Seconds a feed sync waits before asking again for a page its authority's node answered
-"busy" (it signs pages within a budget: docs/protocols.md); then it gives up."""
 IDENTITY_CACHE: Final = 60
 """Seconds the node's channel identity (history, key, credentials) is reused."""
 
@@ -417,24 +415,9 @@ class NodeRuntime:
     # -- feeds and credentials -------------------------------------------------------------------
 
     async def sync_feed(self, authority: Identifier, end: ChannelEnd) -> VerifiedFeed:
-        """Fetch `authority`'s feed through channel `end` page by page (`feed [since]`), from
-        where this node's copy ends, storing each page as it is verified (a page another
-        process's sync overtook is fetched again: troth.credentials.wallet.feed_sync)."""
-        sync = self.node.wallet.feed_sync(authority, now=self.clock)
-        step: int | VerifiedFeed = await self.worker.run(next, sync)
-        waits = iter(_BUSY_WAITS)
-        while isinstance(step, int):
-            try:
-                answer = await call(self.router, (end.enc, AUTHORITY), "feed", [step])
-            except RemoteError as exc:  # the authority's node signs pages within a budget
-                wait = next(waits, None) if str(exc).startswith("busy") else None
-                if wait is None:
-                    raise
-                await asyncio.sleep(wait)
-                continue
-            step = await self.worker.run(feed_step, sync, cbor.expect_bytes(answer, "page"))
-        self.trust.set_feed(authority, step)
-        return step
+        """Fetch and hold `authority`'s feed through channel `end`, within a bound
+        (troth.node.feedsync)."""
+        return await feedsync.sync_feed(self, authority, end)
 
     async def refresh_feeds(self) -> None:
         """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
@@ -470,12 +453,11 @@ class NodeRuntime:
             if needs_refresh(held, authority, known, now, margin):
                 await self._refresh_from(authority, address, now)
                 refreshed += 1
-        if refreshed:
-            credentials = (await self._renew_identity()).credentials
+        if refreshed:  # on each open channel in a task of its own: a peer that does not read
+            credentials = (await self._renew_identity()).credentials  # holds back no other
             for end in list(self.channels.ends.values()):
                 if end.channel.state is ChannelState.OPEN:
-                    with contextlib.suppress(TrothError):
-                        await end.present(credentials)
+                    self._spawn(_present(end, credentials))
         return refreshed
 
     async def _refresh_from(self, authority: Identifier, address: str, now: int) -> None:
@@ -718,8 +700,8 @@ class NodeRuntime:
         """This node's identity rotated: present the new history from now on, and close the
         channels that carry the old one (every peer holding the feed refuses it now)."""
         await self._renew_identity()
-        for end in list(self.channels.ends.values()):
-            await end.close()
+        for end in list(self.channels.ends.values()):  # each in a task of its own, as above
+            self._spawn(end.close())
 
     def _unannounced(self, ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
         identities, wallet = self.node.identities, self.node.wallet
@@ -797,3 +779,9 @@ class NodeRuntime:
                 "requests_refused": self.host.refused,
             },
         }
+
+
+async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:
+    """Show `credentials` on channel `end` (in-band refresh; a channel gone is no error)."""
+    with contextlib.suppress(TrothError):
+        await end.present(credentials)

@@ -20,7 +20,9 @@ for good; one whose feed is not held complete and late enough stays until it is.
 frees no room, `vouch` answers False and the peer is refused (deny when in doubt): a member
 flooding delegates fills only its own share — its own new identities are refused, never another
 member's peer — for at most their chains' lifetime, and never evicts a row that counts; only
-many members together can fill the memory of all.
+many members together can fill the memory of all, and past MAX_VOUCHED_IDENTITIES an identity
+whose authorities each hold fewer than their share of it is still remembered (`_within_shares`),
+so a co-trusted authority minting members for free fills only its own share.
 
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
@@ -29,6 +31,7 @@ only, without the lock. The count per member (`_members`) is kept under the lock
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Final, NamedTuple
@@ -71,6 +74,8 @@ class Vouchers:
         self._lock = threading.Lock()
         self._held: dict[Identifier, Mapping[Identifier, _Row]] = {}
         self._members: dict[Identifier, set[Identifier]] = {}  # member -> identities it roots
+        self._authorities: collections.Counter[Identifier] = collections.Counter()  # identities
+        # with a row of each authority
         self.generation = 0
         """Grows whenever an identity gains an authority (standings cached before are stale)."""
 
@@ -144,13 +149,26 @@ class Vouchers:
                 and len(rooted) >= limits.MAX_VOUCHED_PER_MEMBER
             ]:
                 settled = self._sweep(member=full[0])
-            elif not held and len(self._held) >= limits.MAX_VOUCHED_IDENTITIES:
+            elif (
+                not held
+                and len(self._held) >= limits.MAX_VOUCHED_IDENTITIES
+                and not self._within_shares(new)
+            ):
                 settled = self._sweep()
             else:
                 return True
             if not settled:
                 return False
         return False
+
+    def _within_shares(self, new: Mapping[Identifier, _Row]) -> bool:
+        """Whether each authority of the `new` rows holds rows for fewer identities than its
+        share of MAX_VOUCHED_IDENTITIES (split evenly between the authorities whose feeds are
+        held): such an identity is remembered past the node's bound, so the members of one
+        authority (which mints them for free) cannot fill the memory for another's, and the
+        memory stays within twice the bound."""
+        share = limits.MAX_VOUCHED_IDENTITIES // max(1, len(self._feeds()))
+        return all(self._authorities[authority] < share for authority in new)
 
     def _sweep(
         self, *, only: Set[Identifier] = frozenset(), member: Identifier | None = None
@@ -206,7 +224,10 @@ class Vouchers:
 
     def _put(self, identifier: Identifier, rows: Mapping[Identifier, _Row]) -> None:
         """Replace `identifier`'s entry (none: forget it) and its place in the members' counts."""
-        before = {row.member for row in self._held.get(identifier, _EMPTY).values()}
+        held = self._held.get(identifier, _EMPTY)
+        self._authorities.subtract(held.keys() - rows.keys())
+        self._authorities.update(rows.keys() - held.keys())
+        before = {row.member for row in held.values()}
         after = {row.member for row in rows.values()}
         if rows:
             self._held[identifier] = rows

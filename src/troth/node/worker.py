@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 __all__ = ["StoreWorker"]
@@ -26,6 +26,11 @@ class StoreWorker:
         return await loop.run_in_executor(
             self._executor, functools.partial(function, *args, **kwargs)
         )
+
+    def submit(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """`function(*args, **kwargs)` queued on the storage thread: its future (cancelling it
+        before it started takes it off the queue; once started, it runs to its end)."""
+        return self._executor.submit(functools.partial(function, *args, **kwargs))
 
     async def drain(self) -> None:
         """Stop taking work and return once the calls already queued have run (the event loop

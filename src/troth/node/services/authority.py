@@ -10,10 +10,11 @@ Feed pages (docs/protocols.md, "Services": `feed [since]`): a `since` outside th
 refused before anything is spent; the page at the feed's end (what every up-to-date node asks
 for) is one shared page, re-signed at most every FEED_REUSE s (or when the feed grew) and
 charged to no one; any other page signed on request is charged to its caller's own budget and
-to its class's pool: members and anchors draw on one (`limits.FEED_PAGE_SIGNS_PER_NODE`),
-strangers (identities admitted to enroll) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`),
-so no number of throwaway identities can leave a member's sync answered "busy". A member's
-delegates share its own budget and its sync allowance (`member_accounts`).
+to its class's pool: its members and the anchors draw on one
+(`limits.FEED_PAGE_SIGNS_PER_NODE`), strangers to it (identities admitted to enroll, a
+co-trusted authority's members) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`), so no
+number of identities that cost someone nothing can leave a member's sync answered "busy". A
+member's delegates share its own budget and its sync allowance (`member_accounts`).
 """
 
 from __future__ import annotations
@@ -170,12 +171,16 @@ class AuthorityService:
 
     def _payer(self, caller: Caller, now: int) -> _Payer | None:
         """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member
-        (a credential from an anchor that verifies now) or an anchor pays from its account;
-        anyone else is a stranger (read on the event loop: the standing reads memory only)."""
+        of this authority (a credential of its that verifies now) or an anchor pays from its
+        account; anyone else is a stranger to this feed, a co-trusted authority's member too:
+        that authority mints members for free, and they would spend the pool this authority's
+        own members sync from (read on the event loop: the standing reads memory only)."""
         if not isinstance(caller, PeerCaller):
             return None
         standing = self.trust.standing(caller.peer, now)
-        if standing.problem is None and (standing.is_anchor or standing.credentials):
+        mine = self.authority.identifier
+        own = any(credential.authority == mine for credential in standing.credentials)
+        if standing.problem is None and (standing.is_anchor or own):
             return _Payer(min(member_accounts(caller.peer)), self._members)
         return _Payer(caller.identifier.digest, self._strangers)
 

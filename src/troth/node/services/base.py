@@ -47,9 +47,9 @@ import logging
 import os
 import random
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 from troth import limits
 from troth.encoding import cbor
@@ -96,9 +96,11 @@ __all__ = [
     "request_id_of",
     "result_of",
     "service_address",
+    "to_the_end",
 ]
 
 log = logging.getLogger("troth.node.services")
+T = TypeVar("T")
 REQUEST: Final = "troth.service.request"
 RESPONSE: Final = "troth.service.response"
 VERSION: Final = 2
@@ -466,6 +468,24 @@ class ServiceHost:
         if back:
             with contextlib.suppress(TrothError):
                 await self.router.route(RoutedMessage(back, (), payload))
+
+
+def to_the_end(work: Coroutine[Any, Any, T], kept: set[asyncio.Task[Any]]) -> Awaitable[T]:
+    """`work` in a task of its own that a cancelled request does not stop, for a handler whose
+    steps must go together (docs/protocols.md, "Concurrent requests"): the handler awaits it
+    shielded, so when its channel closes and the request is cancelled, the handler stops
+    waiting but `work` still ends. The task stays in `kept` (its service's) until it ends; an
+    error no one waits for any more is logged."""
+    task = asyncio.get_running_loop().create_task(work)
+    kept.add(task)
+
+    def ended(task: asyncio.Task[T]) -> None:
+        kept.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("work a cancelled request left to finish failed: %s", task.exception())
+
+    task.add_done_callback(ended)
+    return asyncio.shield(task)
 
 
 def _lane(caller: Caller, source: Source, carried: RequestSource | None, back: Route) -> Lane:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -402,11 +403,14 @@ class PolicyService:
         }
 
     async def push(self, arguments: Any, context: RequestContext) -> dict[str, Any]:
-        """A bundle pushed to this node: verified, stored, activated, then distributed."""
+        """A bundle pushed to this node: verified, stored, activated, then distributed. A push
+        cancelled (its channel closed) before the storage thread took it up leaves nothing to
+        do; once taken up, the bundle is stored and distributed all the same (`_accepted`)."""
         data = _bundle_argument(arguments)
-        verified, new = await self.worker.run(self.policies.accept, data, now=context.now)
-        if new:
-            self.distribute(verified)
+        job = self.worker.submit(self.policies.accept, data, now=context.now)
+        loop = asyncio.get_running_loop()
+        job.add_done_callback(lambda done: _call_soon(loop, self._accepted, done))
+        verified, new = await asyncio.wrap_future(job)
         body = verified.body
         return {"authority": str(body.authority), "revision": body.revision, "accepted": new}
 
@@ -424,6 +428,15 @@ class PolicyService:
         if self.policies.replaceable(authority):
             return None
         return held.bundle.data
+
+    def _accepted(self, job: Future[tuple[VerifiedBundle, bool]]) -> None:
+        """A pushed bundle's storage ended (on the loop): distribute it when it is new, whether
+        the push is still waiting for its answer or not."""
+        if job.cancelled() or job.exception() is not None:
+            return
+        verified, new = job.result()
+        if new:
+            self.distribute(verified)
 
     def _subscribe(self, caller: PeerCaller, authority: Identifier) -> None:
         if authority not in self.policies.anchors:  # else one peer could take every place
@@ -604,3 +617,9 @@ def stored_bundles(home: Path, name: str, *, clock: Clock) -> list[dict[str, Any
     """The bundles node `name` holds: summaries, and whether each is in force now."""
     with open_node(name, home=home) as node:
         return _open_policies(node, clock).show(now=clock.now())
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """`callback(*args)` on `loop`, from the storage thread (nothing once the loop closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)

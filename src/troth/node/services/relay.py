@@ -23,6 +23,7 @@ message 2).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ from troth.identity import Identifier
 from troth.node.access import AttributeCoversArgument, PeerCaller, member_accounts
 from troth.node.books import IdentifierBook
 from troth.node.channels import ChannelEnd, ChannelManager
-from troth.node.services.base import Method, RequestContext
+from troth.node.services.base import Method, RequestContext, to_the_end
 from troth.node.worker import StoreWorker
 from troth.routing import Address, RoutedMessage, Router
 
@@ -111,6 +112,7 @@ class RelayService:
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
         }
+        self._saving: set[asyncio.Task[Any]] = set()  # writes of relays.json under way
         self.not_found = 0
         """Messages answered `relay not found`."""
         self.methods: Mapping[str, Method] = {
@@ -146,8 +148,8 @@ class RelayService:
         self.relays[name] = Relay(
             caller.identifier, end.peer_route[0], caller.channel, accounts=accounts
         )
-        if new_owner:
-            await self._save()
+        if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
+            await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
 
     def _check_quota(self, owner: Identifier, accounts: frozenset[bytes], now: int) -> None:
