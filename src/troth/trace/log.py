@@ -173,6 +173,7 @@ class TraceLog:
         self.commits = 0
         """How many group commits this object made (statistics)."""
         self._leader = False
+        self._writer: sqlite3.Connection | None = None  # the leaders' (`_commit`)
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
         # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
@@ -204,6 +205,7 @@ class TraceLog:
         using would crash SQLite's binding)."""
         with self._exclusive():
             self.store.close()
+            self._writer = None
 
     def __enter__(self) -> TraceLog:
         return self
@@ -259,8 +261,7 @@ class TraceLog:
         order). The caller must then `wait` for it (the lead passes to the oldest queued
         record's waiter) and read `result()`."""
         pending = _Pending(record, chain)
-        with self._mutex:
-            self._queue.append(pending)
+        self._queue.append(pending)  # (atomic: no mutex, whose wait would let go of the GIL)
         return pending
 
     def enqueue_many(self, records: Sequence[VerifiedRecord]) -> list[_Pending]:
@@ -268,8 +269,7 @@ class TraceLog:
         takes all of them or none (an appender that signs a batch while another commits does
         not have the first part of it in that commit and then wait for it to end)."""
         pendings = [_Pending(record, None) for record in records]
-        with self._mutex:
-            self._queue.extend(pendings)
+        self._queue.extend(pendings)  # (atomic: a list's items are taken without a switch)
         return pendings
 
     def wait(self, pending: _Pending) -> None:
@@ -279,6 +279,8 @@ class TraceLog:
         record's gate (the next commit is on the critical path; the waiters it wakes compete
         for the processor with the next leader)."""
         while True:
+            if pending.done:  # (set before its gate opens: no mutex needed to see it)
+                return
             with self._mutex:
                 if pending.done:
                     return
@@ -340,8 +342,10 @@ class TraceLog:
         frontier: Frontier | None = None
         batch: list[_Pending] | None = None
         try:
-            with self.store.transaction():
-                conn = self.store.connection()
+            if self._writer is None:  # one connection for every leader: its cache stays warm
+                self._writer = self.store.dedicated()
+            conn = self._writer
+            with self.store.transaction_on(conn):
                 frontier, mark = self._load_frontier(conn)
                 frontier = frontier.copy()
                 if mark != self._cached_at:  # another process appended or checkpointed
@@ -415,7 +419,10 @@ class TraceLog:
         for row in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
             state.taken.add(row[0])
         missing = []
-        for agent in {verified.record.agent.digest for verified in records}:
+        agents = {verified.record.agent.digest for verified in records}
+        if self.bridge is not None:  # one query per commit, not one per agent
+            state.node_newest = self.bridge.newest(agents)
+        for agent in agents:
             if agent in self._heads:
                 state.heads[agent] = self._heads[agent]
             else:
@@ -493,13 +500,11 @@ class TraceLog:
                 f"key of change {verified.epoch.change}, the log holds change {current}",
                 record=record.id,
             )
-        if self.bridge is not None:  # rotated by another process: its key is retired
-            if agent not in state.node_newest:  # once per signer and commit
-                state.node_newest[agent] = self.bridge.newest(agent) or 0
-            if (newest := state.node_newest[agent]) > current:
-                raise TraceError(
-                    _F.ATTESTATION_STALE, f"the node holds change {newest}", record=record.id
-                )
+        # rotated by another process: its key is retired (`_prefetch` read it, given a bridge)
+        if (newest := state.node_newest.get(agent, 0)) > current:
+            raise TraceError(
+                _F.ATTESTATION_STALE, f"the node holds change {newest}", record=record.id
+            )
         keyid = verified.epoch.keyid
         if keyid not in self._known_keys and keyid not in state.new_keys:
             conn.execute(
@@ -789,6 +794,6 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
         identities.attested_by_store,
         identities.history_window,
         identities.window_around,
-        identities.newest_change,
+        identities.newest_changes,
     )
     return log
