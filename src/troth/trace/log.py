@@ -50,6 +50,8 @@ from troth.storage import SqliteDatabase
 from troth.trace.bridge import SignerBridge, dropped_window
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
+from troth.trace.pending import Pending as _Pending
+from troth.trace.pending import Receipt
 from troth.trace.record import (
     Disclosure,
     Kind,
@@ -60,6 +62,7 @@ from troth.trace.record import (
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 from troth.trace.stored import StoredEntry, StoredRecord, SubtreeReader, decode_disclosures
+from troth.trace.walcheck import WalCheckpointer
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -76,59 +79,6 @@ in ~25 us, then it waits for the GIL)."""
 
 SignerSource = Callable[[int], Signer]
 """The log identity's signer at a time (a node renews the signing key on demand)."""
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class Receipt:
-    """An acknowledged append: durable at log position `index`."""
-
-    index: int
-    record: str
-    hash: bytes
-    leaf: bytes
-
-    def __init__(self, index: int, record: str, hash: bytes, leaf: bytes) -> None:
-        _set_index(self, index)  # frozen: through the slots (object.__setattr__ is slower)
-        _set_record(self, record)
-        _set_hash(self, hash)
-        _set_leaf(self, leaf)
-
-
-_set_index = vars(Receipt)["index"].__set__  # the slot descriptors
-_set_record = vars(Receipt)["record"].__set__
-_set_hash = vars(Receipt)["hash"].__set__
-_set_leaf = vars(Receipt)["leaf"].__set__
-
-
-class _Pending:
-    """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
-
-    __slots__ = ("chain", "done", "error", "gate", "index", "record")
-
-    def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
-        self.record = record
-        self.chain = chain
-        self.done = False
-        self.index: int | None = None  # its log position once committed
-        self.error: BaseException | None = None
-        self.gate = threading.Lock()
-        self.gate.acquire()
-
-    def wake(self) -> None:
-        # (not contextlib.suppress: a context manager per record costs more than the release)
-        try:  # noqa: SIM105
-            self.gate.release()
-        except RuntimeError:  # already open: the waiter looks again anyway
-            pass
-
-    def result(self) -> Receipt:
-        """The receipt (made by the waiter, not the leader: the commit path stays short)."""
-        if self.error is not None:
-            raise self.error
-        if self.index is None:  # a leader died mid-batch (only a BaseException does that)
-            raise StorageError("the append was not committed")
-        verified = self.record
-        return Receipt(self.index, verified.record.id, verified.hash, verified.leaf)
 
 
 @dataclass
@@ -174,6 +124,7 @@ class TraceLog:
         """How many group commits this object made (statistics)."""
         self._leader = False
         self._writer: sqlite3.Connection | None = None  # the leaders' (`_commit`)
+        self._wal = WalCheckpointer(store)
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
         # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
@@ -204,6 +155,7 @@ class TraceLog:
         """Close the store once no group commit runs (closing a connection another thread is
         using would crash SQLite's binding)."""
         with self._exclusive():
+            self._wal.stop()
             self.store.close()
             self._writer = None
 
@@ -388,6 +340,7 @@ class TraceLog:
                 ]
                 insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
+            self._wal.appended(frontier.size - mark[0])
             self._frontier = frontier
             self._known_keys |= state.new_keys
             self._known_chains |= state.new_chains
@@ -759,7 +712,9 @@ class TraceLog:
                     "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
                     (encode_disclosures(held), record_id),
                 )
-        busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        with self._wal.busy:  # (not while this log's checkpointer runs one)
+            conn = self.store.connection()
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             raise StorageError("redacted, but a reader holds the write-ahead log: run it again")
         return removed
