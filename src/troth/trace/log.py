@@ -62,7 +62,6 @@ from troth.trace.record import (
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 from troth.trace.stored import StoredEntry, StoredRecord, SubtreeReader, decode_disclosures
-from troth.trace.walcheck import WalCheckpointer
 
 if TYPE_CHECKING:
     from troth.node import Node
@@ -124,7 +123,6 @@ class TraceLog:
         """How many group commits this object made (statistics)."""
         self._leader = False
         self._writer: sqlite3.Connection | None = None  # the leaders' (`_commit`)
-        self._wal = WalCheckpointer(store)
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
         # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
@@ -155,7 +153,6 @@ class TraceLog:
         """Close the store once no group commit runs (closing a connection another thread is
         using would crash SQLite's binding)."""
         with self._exclusive():
-            self._wal.stop()
             self.store.close()
             self._writer = None
 
@@ -340,7 +337,6 @@ class TraceLog:
                 ]
                 insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
-            self._wal.appended(frontier.size - mark[0])
             self._frontier = frontier
             self._known_keys |= state.new_keys
             self._known_chains |= state.new_chains
@@ -712,9 +708,7 @@ class TraceLog:
                     "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
                     (encode_disclosures(held), record_id),
                 )
-        with self._wal.busy:  # (not while this log's checkpointer runs one)
-            conn = self.store.connection()
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             raise StorageError("redacted, but a reader holds the write-ahead log: run it again")
         return removed
