@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -441,11 +441,11 @@ class IdentityService:
         ]
         return encode_history(changes, Checkpoint(identifier, identifier, first) if first else None)
 
-    def newest_change(self, identifier: bytes) -> int | None:
-        """The index of the newest change of `identifier` in the store, read afresh (another
-        process may have rotated it); None when none is stored."""
-        changes = self.store.change_count(identifier)
-        return None if changes is None else changes - 1
+    def newest_changes(self, identifiers: Collection[bytes]) -> dict[bytes, int]:
+        """The index of the newest change of each of `identifiers` in the store, read afresh
+        in one query (another process may have rotated them); those stored only."""
+        counts = self.store.change_counts(list(identifiers))
+        return {identifier: changes - 1 for identifier, changes in counts.items()}
 
     def window_around(self, identifier: bytes, change_hash: bytes) -> bytes | None:
         """The stored change `change_hash` of an identity and the one after it (which says when

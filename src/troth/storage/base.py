@@ -70,6 +70,10 @@ class IdentityStore(Transactional, Protocol):
         """The stored history's change count alone (None: none stored)."""
         ...
 
+    def change_counts(self, identifiers: Sequence[bytes]) -> dict[bytes, int]:
+        """`change_count` of several identities in one query (those stored)."""
+        ...
+
     def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
         """Store the history of an identity this node does not hold (ConflictError if known)."""
         ...

@@ -240,6 +240,19 @@ class SqliteDatabase:
             raise
         return conn
 
+    def dedicated(self) -> sqlite3.Connection:
+        """A connection of its own, not a thread's (closed with the database), for a user that
+        makes its use exclusive across threads itself: the trace log's commit leader, so that
+        every commit finds its page cache and prepared statements warm (in WAL mode a
+        connection drops its page cache whenever another connection wrote)."""
+        try:
+            conn = self._when_free(self._connect, "open")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Re-entrant per thread.
@@ -252,18 +265,25 @@ class SqliteDatabase:
             finally:
                 self._local.depth -= 1
             return
+        self._local.depth = 1
+        try:
+            with self.transaction_on(conn):
+                yield
+        finally:
+            self._local.depth = 0
+
+    @contextmanager
+    def transaction_on(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """`transaction()` on `conn` (a `dedicated` connection; not re-entrant)."""
         try:
             self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"), "begin a transaction")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot begin a transaction: {exc}") from exc
-        self._local.depth = 1
         try:
             yield
         except BaseException:
-            self._local.depth = 0
             conn.execute("ROLLBACK")
             raise
-        self._local.depth = 0
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:

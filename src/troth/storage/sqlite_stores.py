@@ -111,6 +111,16 @@ class SqliteIdentityStore:
         )
         return None if row is None else int(row[0])
 
+    def change_counts(self, identifiers: Sequence[bytes]) -> dict[bytes, int]:
+        counts: dict[bytes, int] = {}
+        for start in range(0, len(identifiers), _BATCH):
+            batch = identifiers[start : start + _BATCH]
+            marks = ", ".join("?" * len(batch))  # placeholders only: the values are bound
+            query = f"SELECT identifier, changes FROM identities WHERE identifier IN ({marks})"  # noqa: S608
+            for identifier, changes in self._db.fetch_all(query, tuple(batch)):
+                counts[bytes(identifier)] = int(changes)
+        return counts
+
     def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
         self._db.execute(
             "INSERT INTO identities (identifier, history, changes, updated_at) VALUES (?, ?, ?, ?)",

@@ -6,7 +6,7 @@ and the changes between are kept as a history window, so the older records' keys
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from troth import limits
@@ -31,9 +31,10 @@ class SignerBridge:
     attests: Checkpoints
     window: Callable[[bytes, int, int], bytes | None]
     around: Callable[[bytes, bytes], bytes | None]
-    newest: Callable[[bytes], int | None]
-    """The index of the newest change the node's store holds for an identity, read afresh (a
-    rotation another process made): `IdentityService.newest_change`."""
+    newest: Callable[[Collection[bytes]], dict[bytes, int]]
+    """The index of the newest change the node's store holds for each of several identities
+    (those it holds), read afresh in one query (a rotation another process made):
+    `IdentityService.newest_changes`."""
 
     def across(
         self, exc: IdentityError, digest: bytes, last: int, last_hash: bytes, new: VerifiedIdentity

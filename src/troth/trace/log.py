@@ -50,6 +50,8 @@ from troth.storage import SqliteDatabase
 from troth.trace.bridge import SignerBridge, dropped_window
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
+from troth.trace.pending import Pending as _Pending
+from troth.trace.pending import Receipt
 from troth.trace.record import (
     Disclosure,
     Kind,
@@ -76,59 +78,6 @@ in ~25 us, then it waits for the GIL)."""
 
 SignerSource = Callable[[int], Signer]
 """The log identity's signer at a time (a node renews the signing key on demand)."""
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class Receipt:
-    """An acknowledged append: durable at log position `index`."""
-
-    index: int
-    record: str
-    hash: bytes
-    leaf: bytes
-
-    def __init__(self, index: int, record: str, hash: bytes, leaf: bytes) -> None:
-        _set_index(self, index)  # frozen: through the slots (object.__setattr__ is slower)
-        _set_record(self, record)
-        _set_hash(self, hash)
-        _set_leaf(self, leaf)
-
-
-_set_index = vars(Receipt)["index"].__set__  # the slot descriptors
-_set_record = vars(Receipt)["record"].__set__
-_set_hash = vars(Receipt)["hash"].__set__
-_set_leaf = vars(Receipt)["leaf"].__set__
-
-
-class _Pending:
-    """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
-
-    __slots__ = ("chain", "done", "error", "gate", "index", "record")
-
-    def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
-        self.record = record
-        self.chain = chain
-        self.done = False
-        self.index: int | None = None  # its log position once committed
-        self.error: BaseException | None = None
-        self.gate = threading.Lock()
-        self.gate.acquire()
-
-    def wake(self) -> None:
-        # (not contextlib.suppress: a context manager per record costs more than the release)
-        try:  # noqa: SIM105
-            self.gate.release()
-        except RuntimeError:  # already open: the waiter looks again anyway
-            pass
-
-    def result(self) -> Receipt:
-        """The receipt (made by the waiter, not the leader: the commit path stays short)."""
-        if self.error is not None:
-            raise self.error
-        if self.index is None:  # a leader died mid-batch (only a BaseException does that)
-            raise StorageError("the append was not committed")
-        verified = self.record
-        return Receipt(self.index, verified.record.id, verified.hash, verified.leaf)
 
 
 @dataclass
@@ -173,6 +122,7 @@ class TraceLog:
         self.commits = 0
         """How many group commits this object made (statistics)."""
         self._leader = False
+        self._writer: sqlite3.Connection | None = None  # the leaders' (`_commit`)
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
         # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
@@ -204,6 +154,7 @@ class TraceLog:
         using would crash SQLite's binding)."""
         with self._exclusive():
             self.store.close()
+            self._writer = None
 
     def __enter__(self) -> TraceLog:
         return self
@@ -259,8 +210,7 @@ class TraceLog:
         order). The caller must then `wait` for it (the lead passes to the oldest queued
         record's waiter) and read `result()`."""
         pending = _Pending(record, chain)
-        with self._mutex:
-            self._queue.append(pending)
+        self._queue.append(pending)  # (atomic: no mutex, whose wait would let go of the GIL)
         return pending
 
     def enqueue_many(self, records: Sequence[VerifiedRecord]) -> list[_Pending]:
@@ -268,8 +218,7 @@ class TraceLog:
         takes all of them or none (an appender that signs a batch while another commits does
         not have the first part of it in that commit and then wait for it to end)."""
         pendings = [_Pending(record, None) for record in records]
-        with self._mutex:
-            self._queue.extend(pendings)
+        self._queue.extend(pendings)  # (atomic: a list's items are taken without a switch)
         return pendings
 
     def wait(self, pending: _Pending) -> None:
@@ -279,6 +228,8 @@ class TraceLog:
         record's gate (the next commit is on the critical path; the waiters it wakes compete
         for the processor with the next leader)."""
         while True:
+            if pending.done:  # (set before its gate opens: no mutex needed to see it)
+                return
             with self._mutex:
                 if pending.done:
                     return
@@ -340,8 +291,10 @@ class TraceLog:
         frontier: Frontier | None = None
         batch: list[_Pending] | None = None
         try:
-            with self.store.transaction():
-                conn = self.store.connection()
+            if self._writer is None:  # one connection for every leader: its cache stays warm
+                self._writer = self.store.dedicated()
+            conn = self._writer
+            with self.store.transaction_on(conn):
                 frontier, mark = self._load_frontier(conn)
                 frontier = frontier.copy()
                 if mark != self._cached_at:  # another process appended or checkpointed
@@ -415,7 +368,10 @@ class TraceLog:
         for row in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
             state.taken.add(row[0])
         missing = []
-        for agent in {verified.record.agent.digest for verified in records}:
+        agents = {verified.record.agent.digest for verified in records}
+        if self.bridge is not None:  # one query per commit, not one per agent
+            state.node_newest = self.bridge.newest(agents)
+        for agent in agents:
             if agent in self._heads:
                 state.heads[agent] = self._heads[agent]
             else:
@@ -493,13 +449,11 @@ class TraceLog:
                 f"key of change {verified.epoch.change}, the log holds change {current}",
                 record=record.id,
             )
-        if self.bridge is not None:  # rotated by another process: its key is retired
-            if agent not in state.node_newest:  # once per signer and commit
-                state.node_newest[agent] = self.bridge.newest(agent) or 0
-            if (newest := state.node_newest[agent]) > current:
-                raise TraceError(
-                    _F.ATTESTATION_STALE, f"the node holds change {newest}", record=record.id
-                )
+        # rotated by another process: its key is retired (`_prefetch` read it, given a bridge)
+        if (newest := state.node_newest.get(agent, 0)) > current:
+            raise TraceError(
+                _F.ATTESTATION_STALE, f"the node holds change {newest}", record=record.id
+            )
         keyid = verified.epoch.keyid
         if keyid not in self._known_keys and keyid not in state.new_keys:
             conn.execute(
@@ -789,6 +743,6 @@ def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
         identities.attested_by_store,
         identities.history_window,
         identities.window_around,
-        identities.newest_change,
+        identities.newest_changes,
     )
     return log

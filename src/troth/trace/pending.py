@@ -1,0 +1,65 @@
+"""The entries of a trace log's group-commit queue (`troth.trace.log`): a queued record,
+whose waiter the commit leader wakes, and the receipt of an acknowledged append."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from troth.errors import StorageError
+from troth.trace.signing import VerifiedRecord
+
+__all__ = ["Pending", "Receipt"]
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Receipt:
+    """An acknowledged append: durable at log position `index`."""
+
+    index: int
+    record: str
+    hash: bytes
+    leaf: bytes
+
+    def __init__(self, index: int, record: str, hash: bytes, leaf: bytes) -> None:
+        _set_index(self, index)  # frozen: through the slots (object.__setattr__ is slower)
+        _set_record(self, record)
+        _set_hash(self, hash)
+        _set_leaf(self, leaf)
+
+
+_set_index = vars(Receipt)["index"].__set__  # the slot descriptors
+_set_record = vars(Receipt)["record"].__set__
+_set_hash = vars(Receipt)["hash"].__set__
+_set_leaf = vars(Receipt)["leaf"].__set__
+
+
+class Pending:
+    """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
+
+    __slots__ = ("chain", "done", "error", "gate", "index", "record")
+
+    def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
+        self.record = record
+        self.chain = chain
+        self.done = False
+        self.index: int | None = None  # its log position once committed
+        self.error: BaseException | None = None
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+    def wake(self) -> None:
+        # (not contextlib.suppress: a context manager per record costs more than the release)
+        try:  # noqa: SIM105
+            self.gate.release()
+        except RuntimeError:  # already open: the waiter looks again anyway
+            pass
+
+    def result(self) -> Receipt:
+        """The receipt (made by the waiter, not the leader: the commit path stays short)."""
+        if self.error is not None:
+            raise self.error
+        if self.index is None:  # a leader died mid-batch (only a BaseException does that)
+            raise StorageError("the append was not committed")
+        verified = self.record
+        return Receipt(self.index, verified.record.id, verified.hash, verified.leaf)
