@@ -172,6 +172,7 @@ class NodeRuntime:
         self._opening: dict[str, asyncio.Lock] = {}  # one channel opened per route at a time
         self._kept_relays: dict[str, Identifier] = {}
         self._me_cache: _Cached | None = None
+        self._rotations = 0  # times `_rotated` closed every channel
         self._tasks: set[asyncio.Task[None]] = set()
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
@@ -508,12 +509,16 @@ class NodeRuntime:
                 return end
             pinned = also_trust or expect is not None
             trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
+            rotations = self._rotations
             try:
                 end = await self.channels.open(route, trust=trust)
             except ChannelError as exc:
                 if exc.reason is ChannelFailure.TIMEOUT:
                     self._drop_unanswered(route[0])
-                raise
+                if rotations == self._rotations:
+                    raise
+                # `_rotated` closed it during the handshake: once more, with the new history
+                end = await self.channels.open(route, trust=trust)
             self._open[key] = end
         self.links.opened(key, end)
         return end
@@ -700,6 +705,7 @@ class NodeRuntime:
         """This node's identity rotated: present the new history from now on, and close the
         channels that carry the old one (every peer holding the feed refuses it now)."""
         await self._renew_identity()
+        self._rotations += 1
         for end in list(self.channels.ends.values()):  # each in a task of its own, as above
             self._spawn(end.close())
 
