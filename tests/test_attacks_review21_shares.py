@@ -1,0 +1,140 @@
+"""Review 21's residual finding on node-wide pools (tests/test_attacks_review21_node.py, "Held";
+docs/protocols.md, "Shares of node-wide pools"): a node trusting acme and globex shares its
+running requests, relay names and policy subscriptions first-come between both authorities'
+members, and globex mints members for free: its members fill a pool and every acme member is
+refused. Each test fills one pool (its bound made small) with globex's members, then an acme
+member must still get a place, while globex's next one is refused (each authority within its
+share past the bound, so the pool stays bounded).
+
+Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from troth import limits
+from troth.authority import Authority
+from troth.credentials import Attributes
+from troth.errors import Busy, RemoteError
+from troth.node.runtime import NodeRuntime
+from troth.node.services import call
+from troth.node.services.admission import RequestLimits
+from troth.node.services.policy import POLICY, PolicyService
+
+BOUND = 3  # each pool's bound here: at a node trusting two authorities, a share of one place
+
+
+async def _co_trusted(net: MemNet) -> tuple[NodeRuntime, Authority]:
+    """The hub (acme), enrolled with globex too: it trusts both. Globex's authority."""
+    assert net.hub is not None
+    _node, globex, ticket = await globex_over_tcp(net)
+    await net.hub.enroll(ticket, "hub")
+    assert globex.identifier in net.hub.trust.anchors
+    return net.hub, globex
+
+
+async def _globex_member(net: MemNet, globex: Authority, name: str) -> NodeRuntime:
+    """A member globex minted (free for it), holding `troth.relay=*`."""
+    member = await net.node(name)
+    invite = globex.create_ticket(
+        creator=globex.identifier,
+        attributes=Attributes({"globex.team": "desk", "troth.relay": "*"}),
+        address="/tcp/globex:4000",
+        now=net.clock.now(),
+    )
+    await member.enroll(str(invite), name)
+    return member
+
+
+async def _ask(member: NodeRuntime, service: Any, method: str, value: Any) -> Any:
+    end = await member.channel_to(route(HUB))
+    return await call(member.router, (end.enc, service), method, value, timeout=3)
+
+
+@pytest.mark.xfail(strict=True, reason="the running requests are shared first-come")
+def test_a_co_trusted_authoritys_members_leave_running_requests_for_anothers(
+    tmp_path: Path,
+) -> None:
+    """The hub runs at most 3 requests at once. A globex member holds 3 (pushes waiting for
+    the hub's storage thread): acme's member's request must still run; globex's next is
+    answered busy."""
+
+    async def test(net: MemNet) -> None:
+        hub, globex = await _co_trusted(net)
+        hub.host.admission.limits = RequestLimits(total=BOUND)
+        mallory = await _globex_member(net, globex, "mallory")
+        honest = await net.member("honest")
+        gate = threading.Event()
+        busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))  # the storage thread
+        end = await mallory.channel_to(route(HUB))
+        held = [
+            asyncio.ensure_future(call(mallory.router, (end.enc, POLICY), "push", [b"x"]))
+            for _ in range(BOUND)
+        ]
+        while hub.host.running < BOUND:
+            await asyncio.sleep(0.01)
+        acme = net.authority.identifier
+        assert await _ask(honest, POLICY, "get", [acme.digest, 0]) is None
+        with pytest.raises(Busy):  # sent again until its timeout
+            await _ask(mallory, POLICY, "get", [acme.digest, 0])
+        gate.set()
+        await busy
+        await asyncio.gather(*held, return_exceptions=True)
+
+    run_memnet(test, tmp_path / "home", budget=90)
+
+
+@pytest.mark.xfail(strict=True, reason="relay names are shared first-come")
+def test_a_co_trusted_authoritys_members_leave_relay_names_for_anothers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub holds at most 3 relay names. A globex member creates 3: acme's member must
+    still create its own; globex's next name is refused."""
+    monkeypatch.setattr(limits, "MAX_RELAYS", BOUND)
+
+    async def test(net: MemNet) -> None:
+        _hub, globex = await _co_trusted(net)
+        mallory = await _globex_member(net, globex, "mallory")
+        for n in range(BOUND):
+            await mallory.create_relay(f"mallory-{n}", HUB)
+        honest = await net.member("honest", **{"troth.relay": "honest"})
+        await honest.create_relay("honest", HUB)
+        with pytest.raises(RemoteError, match="relay names"):
+            await mallory.create_relay("one-more", HUB)
+
+    run_memnet(test, tmp_path / "home", budget=90)
+
+
+@pytest.mark.xfail(strict=True, reason="policy subscriptions are shared first-come")
+def test_a_co_trusted_authoritys_members_leave_policy_subscriptions_for_anothers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub pushes bundles to at most 3 subscriptions. Globex's members subscribe to acme's
+    and globex's bundles (3 places): acme's member must still be subscribed; globex's next
+    subscription is not kept."""
+    monkeypatch.setattr(limits, "MAX_POLICY_SUBSCRIBERS", BOUND)
+
+    async def test(net: MemNet) -> None:
+        hub, globex = await _co_trusted(net)
+        service = hub.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        acme = net.authority.identifier
+        mallory = await _globex_member(net, globex, "mallory")
+        trudy = await _globex_member(net, globex, "trudy")
+        for member, authority in ((mallory, acme), (mallory, globex.identifier), (trudy, acme)):
+            await _ask(member, POLICY, "get", [authority.digest, 0])
+        assert len(service.subscriptions) == BOUND
+        honest = await net.member("honest")
+        await _ask(honest, POLICY, "get", [acme.digest, 0])
+        assert (net.identifier(honest), acme) in service.subscriptions
+        await _ask(trudy, POLICY, "get", [globex.identifier.digest, 0])
+        assert (net.identifier(trudy), globex.identifier) not in service.subscriptions
+
+    run_memnet(test, tmp_path / "home", budget=90)
