@@ -1,6 +1,7 @@
 """Review 21's residual finding on node-wide pools (tests/test_attacks_review21_node.py, "Held";
 docs/protocols.md, "Shares of node-wide pools"): a node trusting acme and globex shares its
-running requests, relay names and policy subscriptions first-come between both authorities'
+running requests, relay names, policy subscriptions, trace submissions in progress and MCP
+sessions first-come between both authorities'
 members, and globex mints members for free: its members fill a pool and every acme member is
 refused. Each test fills one pool (its bound made small) with globex's members, then an acme
 member must still get a place, while globex's next one is refused (each authority within its
@@ -12,21 +13,30 @@ Each test asserts the secure behaviour and is marked xfail (strict) while the bu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import Client
 
+from tests.support.mcp_orders import names, orders_server
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.test_mcp_channels import ORDERS, install
+from tests.test_trace_node import TRACE, signed_batch
 from troth import limits
 from troth.authority import Authority
 from troth.credentials import Attributes
 from troth.errors import Busy, RemoteError
+from troth.integrations.mcp.connect import connect
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
 from troth.node.services.admission import RequestLimits
+from troth.node.services.mcp import publish_upstream
 from troth.node.services.policy import POLICY, PolicyService
+from troth.trace.submit import Receipts
 
 BOUND = 3  # each pool's bound here: at a node trusting two authorities, a share of one place
 
@@ -138,3 +148,74 @@ def test_a_co_trusted_authoritys_members_leave_policy_subscriptions_for_anothers
         assert (net.identifier(trudy), globex.identifier) not in service.subscriptions
 
     run_memnet(test, tmp_path / "home", budget=90)
+
+
+@pytest.mark.xfail(strict=True, reason="the trace submissions in progress are shared first-come")
+def test_a_co_trusted_authoritys_members_leave_trace_submissions_for_anothers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub works on at most 3 submissions at once. Globex's members hold 3 (waiting for
+    the hub's storage thread): acme's member's submission must still be taken; globex's next
+    is answered busy."""
+    monkeypatch.setattr(limits, "MAX_TRACE_SUBMITS", BOUND)
+
+    async def test(net: MemNet) -> None:
+        hub, globex = await _co_trusted(net)
+        mallory = await _globex_member(net, globex, "mallory")
+        trudy = await _globex_member(net, globex, "trudy")
+        honest = await net.member("honest")
+        gate = threading.Event()
+        busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))  # the storage thread
+
+        def submit(member: NodeRuntime, name: str) -> asyncio.Future[Any]:
+            batch = signed_batch(member, name, net.clock.now())
+            return asyncio.ensure_future(_ask(member, TRACE, "submit", batch.submission.to_cbor()))
+
+        held = [submit(mallory, "mallory"), submit(mallory, "mallory"), submit(trudy, "trudy")]
+        while hub.host.running < BOUND:
+            await asyncio.sleep(0.01)
+        taken = submit(honest, "honest")
+        with pytest.raises(RemoteError, match="too many submissions"):
+            await submit(trudy, "trudy")
+        gate.set()
+        await busy
+        (result,) = Receipts.from_cbor(await taken, expected=1).results
+        assert result.delivered
+        await asyncio.gather(*held, return_exceptions=True)
+
+    run_memnet(test, tmp_path / "home", budget=90)
+
+
+@pytest.mark.xfail(strict=True, reason="an MCP server's sessions are shared first-come")
+def test_a_co_trusted_authoritys_members_leave_mcp_sessions_for_anothers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's published MCP server holds at most 3 sessions. A globex member opens 3: acme's
+    member must still open one; globex's next is refused."""
+    monkeypatch.setattr(limits, "MAX_MCP_SESSIONS", BOUND)
+
+    async def test(net: MemNet) -> None:
+        hub, globex = await _co_trusted(net)
+        install(net)
+        await publish_upstream(hub, "orders", orders_server())
+        mallory = await _globex_member(net, globex, "mallory")
+        honest = await net.member("honest", **{"orders.access": "write"})
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(BOUND):
+                assert await _session(stack, mallory, "mallory") == []
+            with anyio.fail_after(20):
+                assert await _session(stack, honest, "honest") == ["lookup_order", "refund"]
+                with pytest.raises(Exception):  # noqa: B017, PT011 - the server ended it
+                    await _session(stack, mallory, "mallory")
+
+    run_memnet(test, tmp_path / "home", budget=90)
+
+
+async def _session(
+    stack: contextlib.AsyncExitStack[bool | None], member: NodeRuntime, name: str
+) -> list[str]:
+    """An MCP session of `member` (identity `name`) with the hub's `orders`, kept open in
+    `stack`: the tools it may call (none for globex's members: acme's bundle grants them none)."""
+    transport = await stack.enter_async_context(connect(member, name, ORDERS))
+    agent = await stack.enter_async_context(Client(transport, mode="legacy", cache=None))
+    return await names(agent)
