@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,21 @@ async def _ask(member: NodeRuntime, service: Any, method: str, value: Any) -> An
     return await call(member.router, (end.enc, service), method, value, timeout=3)
 
 
+@contextlib.asynccontextmanager
+async def _storage_held(hub: NodeRuntime) -> AsyncIterator[list[asyncio.Future[Any]]]:
+    """The hub's storage thread kept busy until the block ends; then the requests started
+    meanwhile (put in the list) are waited for, whatever they answer."""
+    gate = threading.Event()
+    busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))
+    started: list[asyncio.Future[Any]] = []
+    try:
+        yield started
+    finally:
+        gate.set()
+        await busy
+        await asyncio.gather(*started, return_exceptions=True)
+
+
 @pytest.mark.xfail(strict=True, reason="the running requests are shared first-come")
 def test_a_co_trusted_authoritys_members_leave_running_requests_for_anothers(
     tmp_path: Path,
@@ -81,22 +97,17 @@ def test_a_co_trusted_authoritys_members_leave_running_requests_for_anothers(
         hub.host.admission.limits = RequestLimits(total=BOUND)
         mallory = await _globex_member(net, globex, "mallory")
         honest = await net.member("honest")
-        gate = threading.Event()
-        busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))  # the storage thread
-        end = await mallory.channel_to(route(HUB))
-        held = [
-            asyncio.ensure_future(call(mallory.router, (end.enc, POLICY), "push", [b"x"]))
-            for _ in range(BOUND)
-        ]
-        while hub.host.running < BOUND:
-            await asyncio.sleep(0.01)
         acme = net.authority.identifier
-        assert await _ask(honest, POLICY, "get", [acme.digest, 0]) is None
-        with pytest.raises(Busy):  # sent again until its timeout
-            await _ask(mallory, POLICY, "get", [acme.digest, 0])
-        gate.set()
-        await busy
-        await asyncio.gather(*held, return_exceptions=True)
+        async with _storage_held(hub) as started:
+            end = await mallory.channel_to(route(HUB))
+            for _ in range(BOUND):
+                push = call(mallory.router, (end.enc, POLICY), "push", [b"x"])
+                started.append(asyncio.ensure_future(push))
+            while hub.host.running < BOUND:
+                await asyncio.sleep(0.01)
+            assert await _ask(honest, POLICY, "get", [acme.digest, 0]) is None
+            with pytest.raises(Busy):  # sent again until its timeout
+                await _ask(mallory, POLICY, "get", [acme.digest, 0])
 
     run_memnet(test, tmp_path / "home", budget=90)
 
@@ -164,24 +175,22 @@ def test_a_co_trusted_authoritys_members_leave_trace_submissions_for_anothers(
         mallory = await _globex_member(net, globex, "mallory")
         trudy = await _globex_member(net, globex, "trudy")
         honest = await net.member("honest")
-        gate = threading.Event()
-        busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))  # the storage thread
 
         def submit(member: NodeRuntime, name: str) -> asyncio.Future[Any]:
             batch = signed_batch(member, name, net.clock.now())
             return asyncio.ensure_future(_ask(member, TRACE, "submit", batch.submission.to_cbor()))
 
-        held = [submit(mallory, "mallory"), submit(mallory, "mallory"), submit(trudy, "trudy")]
-        while hub.host.running < BOUND:
-            await asyncio.sleep(0.01)
-        taken = submit(honest, "honest")
-        with pytest.raises(RemoteError, match="too many submissions"):
-            await submit(trudy, "trudy")
-        gate.set()
-        await busy
+        async with _storage_held(hub) as started:
+            started += [submit(mallory, "mallory"), submit(mallory, "mallory")]
+            started.append(submit(trudy, "trudy"))
+            while hub.host.running < BOUND:
+                await asyncio.sleep(0.01)
+            taken = submit(honest, "honest")
+            started.append(taken)
+            with pytest.raises(RemoteError, match="too many submissions"):
+                await submit(trudy, "trudy")
         (result,) = Receipts.from_cbor(await taken, expected=1).results
         assert result.delivered
-        await asyncio.gather(*held, return_exceptions=True)
 
     run_memnet(test, tmp_path / "home", budget=90)
 
