@@ -7,7 +7,9 @@ refused. Each test fills one pool (its bound made small) with globex's members, 
 member must still get a place, while globex's next one is refused (each authority within its
 share past the bound, so the pool stays bounded).
 
-Each test asserts the secure behaviour and is marked xfail (strict) while the bug is there.
+Each test asserts the secure behaviour and was marked xfail (strict) while the bug was there.
+Fixed: past a pool's bound, a place is still taken for a caller one of whose authorities holds
+less than its share of the bound (`troth.node.shares.Shares`), so at most twice the bound.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 
@@ -37,6 +38,7 @@ from troth.node.services import call
 from troth.node.services.admission import RequestLimits
 from troth.node.services.mcp import publish_upstream
 from troth.node.services.policy import POLICY, PolicyService
+from troth.node.shares import STRANGERS, Shares
 from troth.trace.submit import Receipts
 
 BOUND = 3  # each pool's bound here: at a node trusting two authorities, a share of one place
@@ -84,7 +86,6 @@ async def _storage_held(hub: NodeRuntime) -> AsyncIterator[list[asyncio.Future[A
         await asyncio.gather(*started, return_exceptions=True)
 
 
-@pytest.mark.xfail(strict=True, reason="the running requests are shared first-come")
 def test_a_co_trusted_authoritys_members_leave_running_requests_for_anothers(
     tmp_path: Path,
 ) -> None:
@@ -112,7 +113,6 @@ def test_a_co_trusted_authoritys_members_leave_running_requests_for_anothers(
     run_memnet(test, tmp_path / "home", budget=90)
 
 
-@pytest.mark.xfail(strict=True, reason="relay names are shared first-come")
 def test_a_co_trusted_authoritys_members_leave_relay_names_for_anothers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,7 +133,6 @@ def test_a_co_trusted_authoritys_members_leave_relay_names_for_anothers(
     run_memnet(test, tmp_path / "home", budget=90)
 
 
-@pytest.mark.xfail(strict=True, reason="policy subscriptions are shared first-come")
 def test_a_co_trusted_authoritys_members_leave_policy_subscriptions_for_anothers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,7 +160,6 @@ def test_a_co_trusted_authoritys_members_leave_policy_subscriptions_for_anothers
     run_memnet(test, tmp_path / "home", budget=90)
 
 
-@pytest.mark.xfail(strict=True, reason="the trace submissions in progress are shared first-come")
 def test_a_co_trusted_authoritys_members_leave_trace_submissions_for_anothers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,7 +193,6 @@ def test_a_co_trusted_authoritys_members_leave_trace_submissions_for_anothers(
     run_memnet(test, tmp_path / "home", budget=90)
 
 
-@pytest.mark.xfail(strict=True, reason="an MCP server's sessions are shared first-come")
 def test_a_co_trusted_authoritys_members_leave_mcp_sessions_for_anothers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,10 +209,11 @@ def test_a_co_trusted_authoritys_members_leave_mcp_sessions_for_anothers(
         async with contextlib.AsyncExitStack() as stack:
             for _ in range(BOUND):
                 assert await _session(stack, mallory, "mallory") == []
-            with anyio.fail_after(20):
-                assert await _session(stack, honest, "honest") == ["lookup_order", "refund"]
+            assert await _session(stack, honest, "honest") == ["lookup_order", "refund"]
+            async with connect(mallory, "mallory", ORDERS) as transport:
                 with pytest.raises(Exception):  # noqa: B017, PT011 - the server ended it
-                    await _session(stack, mallory, "mallory")
+                    async with Client(transport, mode="legacy", cache=None) as refused:
+                        await refused.list_tools()
 
     run_memnet(test, tmp_path / "home", budget=90)
 
@@ -228,3 +226,29 @@ async def _session(
     transport = await stack.enter_async_context(connect(member, name, ORDERS))
     agent = await stack.enter_async_context(Client(transport, mode="legacy", cache=None))
     return await names(agent)
+
+
+def test_each_authority_keeps_its_share_of_a_full_pool_and_the_pool_stays_bounded() -> None:
+    """The rule itself (troth.node.shares), at a node trusting acme and globex: globex fills a
+    pool of 6 alone; past it, acme and the strangers each take their share (2), globex none;
+    the pool then holds 10, within twice its bound; a place given back is taken again."""
+    acme, globex = frozenset({b"acme"}), frozenset({b"globex"})
+    shares = Shares(lambda: 2)
+    for _ in range(6):
+        assert shares.room(globex, 6)
+        shares.take(globex)
+    assert not shares.room(globex, 6)
+    for authorities in (acme, acme, frozenset({STRANGERS}), frozenset({STRANGERS})):
+        assert shares.room(authorities, 6)
+        shares.take(authorities)
+    assert not shares.room(acme, 6)
+    assert not shares.room(frozenset({STRANGERS}), 6)
+    assert shares.room(acme | globex, 6) is False  # a member of both: both hold their share
+    assert shares.places == 10
+    shares.release(acme)
+    assert shares.room(acme, 6)
+    assert not shares.room(globex, 6)
+    assert Shares.counted(lambda: 2, [globex] * 12).room(acme, 6) is False  # twice the bound
+    for _ in range(6):
+        shares.release(globex)
+    assert shares.holders() == 2  # acme and the strangers; globex forgotten
