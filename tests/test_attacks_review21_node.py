@@ -78,12 +78,12 @@ own.
 # - read: vouchers: rows only for verified chains of anchors the identity itself presents; the
 #   row's member is link 0's subject, its expiry the chain's (the least of its links'); a
 #   member's sweep settles that member's rows only; reloads merge conservatively.
-# - read (accepted bounds, a worse consequence; vouchers fixed as finding 6): the other
+# - fixed later (tests/test_attacks_review21_shares.py; vouchers fixed as finding 6): the other
 #   node-wide bounds — 256 requests running, MCP sessions, trace submissions in progress, relay
-#   names, policy subscribers — are shared by the members of every trusted authority, and a
-#   co-trusted authority mints members for free: it fills each alone (not many colluding
-#   members), leaving the other authority's members busy. Per-authority shares, as for the
-#   vouchers, would keep each authority's members to its own part.
+#   names, policy subscribers — were shared by the members of every trusted authority, and a
+#   co-trusted authority mints members for free: it filled each alone, leaving the other
+#   authority's members busy. Past each bound, every authority now keeps its share
+#   (troth.node.shares).
 # - read: the standing cache keeps up to 4096 VerifiedPeers, closed channels' too, until cleared.
 
 from __future__ import annotations

@@ -108,9 +108,11 @@ MAX_REQUESTS_PER_CONNECTION: Final = 64
 """Requests a node runs at once for the channels over one connection (every channel through a
 relay shares the node's connection to it): one more is answered "busy" at once."""
 MAX_REQUESTS_RUNNING: Final = 256
-"""Requests a node runs at once, all peers together: one more is answered "busy" at once. Each
-holds at most one request's arguments (MAX_SERVICE_MESSAGE), so what they hold stays bounded:
-16 MiB per member, 64 MiB per connection, 256 MiB in all."""
+"""Requests a node runs at once, all peers together: one more is answered "busy" at once, unless
+one of the authorities at the roots of its caller's chains holds less than its share (this bound
+split evenly between the trusted authorities and the strangers: troth.node.shares), so at most
+twice this run. Each holds at most one request's arguments (MAX_SERVICE_MESSAGE), so what they
+hold stays bounded: 16 MiB per member, 64 MiB per connection, 512 MiB in all."""
 
 # -- names -----------------------------------------------------------------------------------
 MAX_NAME_LENGTH: Final = 64
@@ -229,7 +231,8 @@ MAX_MEMBER_POLICY_REVISION: Final = (1 << 52) - 1
 one, so a revoked admin's bundle at the top of the member range never locks it out."""
 MAX_POLICY_SUBSCRIBERS: Final = 1024
 """Peers one node pushes new bundle revisions to (one subscription per peer and authority;
-past it, a peer still pulls on its maintenance rounds)."""
+past it, a peer still pulls on its maintenance rounds), unless the peer's authority holds less
+than its share (troth.node.shares): at most twice this."""
 MAX_POLICY_PUSHES: Final = 16
 """Bundle pushes one node has in flight at once (the others wait their turn)."""
 
@@ -237,7 +240,8 @@ MAX_POLICY_PUSHES: Final = 16
 MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE
 """Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts."""
 MAX_MCP_SESSIONS: Final = 256
-"""MCP sessions one published MCP server holds at once, in total."""
+"""MCP sessions one published MCP server holds at once, in total, unless the peer's authority
+holds less than its share (troth.node.shares): at most twice this."""
 MAX_MCP_SESSIONS_PER_PEER: Final = 8
 """MCP sessions one member may hold on one published MCP server, its delegates' included (they
 count against the member at the root of their chains)."""
@@ -294,7 +298,8 @@ MAX_TRACE_SUBMIT_CHAINS: Final = 8
 MAX_TRACE_SUBMITS_PER_CALLER: Final = 2
 """`trace.submit` requests one caller may have in progress at a node (more: refused, retry)."""
 MAX_TRACE_SUBMITS: Final = 32
-"""`trace.submit` requests a node works on at once, all callers together."""
+"""`trace.submit` requests a node works on at once, all callers together, unless the caller's
+authority holds less than its share (troth.node.shares): at most twice this."""
 TRACE_SUBMIT_BYTES_PER_SECOND: Final = 1 << 20
 """Bytes of `trace.submit` one member may send a node per second, sustained (refused above it,
 "busy": its client sends again after a back-off); valid or not, every submission counts."""
@@ -360,11 +365,12 @@ TRACE_OUTBOX_SHOWN: Final = 1000
 
 # -- relays (troth.node.services.relay) ------------------------------------------------------
 MAX_RELAYS: Final = 1024
-"""Relay names one relay node forwards or holds for their owners, in total."""
+"""Relay names one relay node forwards or holds for their owners, in total, unless the member's
+authority holds less than its share (troth.node.shares): at most twice this (relays.json too)."""
 MAX_RELAYS_PER_OWNER: Final = 16
 """Relay names one member may hold on one relay node, its delegates' included (they count
 against the member at the root of their chains)."""
-MAX_RELAY_FILE_BYTES: Final = MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
+MAX_RELAY_FILE_BYTES: Final = 2 * MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
 """Largest relays.json (every name at its longest, with its owner's identifier)."""
 
 # -- pinned routes (troth.node.pins) ---------------------------------------------------------

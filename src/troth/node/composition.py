@@ -40,6 +40,7 @@ def compose(
             book=relays,
             kept=kept_relays,
             worker=runtime.worker,
+            trusted=lambda: len(runtime.trust.anchors),
         ),
         "authority": lambda: (
             None if hosted is None else AuthorityService(hosted, runtime.trust, runtime.worker)

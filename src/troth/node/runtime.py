@@ -149,7 +149,13 @@ class NodeRuntime:
         self.policies = NodePolicies(node, lambda authority: self.trust.feeds.get(authority))
         """The node's policy bundles: what Cedar decides service requests and MCP calls with."""
         self.access = GatedPolicy(self.policy, self.policies.point, self.policies.declares)
-        self.host = ServiceHost(self.router, self.access, clock=self.clock.now, callers=caller_of)
+
+        def trusted() -> int:  # the authorities sharing node-wide pools (troth.node.shares)
+            return len(self.trust.anchors)
+
+        self.host = ServiceHost(
+            self.router, self.access, clock=self.clock.now, callers=caller_of, trusted=trusted
+        )
         self.channels = ChannelManager(
             self.router,
             me=self._me,

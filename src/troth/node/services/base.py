@@ -72,6 +72,7 @@ from troth.node.access import (
     member_accounts,
 )
 from troth.node.services.admission import Admission, Lane, RequestLimits
+from troth.node.shares import authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
 
 __all__ = [
@@ -295,7 +296,8 @@ class RequestSource(Protocol):
 class ServiceHost:
     """Serves node services on a router; the one place requests are decided and dispatched.
     `callers` maps a message's Source to its verified caller (None: refused); `limits` bound
-    the requests running at once (module docstring)."""
+    the requests running at once (module docstring), shared between the `trusted` authorities
+    (how many the node trusts now) past the node's limit (troth.node.shares)."""
 
     def __init__(
         self,
@@ -305,13 +307,14 @@ class ServiceHost:
         clock: Callable[[], int],
         callers: Callable[[Source | None], Caller | None],
         limits: RequestLimits | None = None,
+        trusted: Callable[[], int] = lambda: 1,
     ) -> None:
         self.router = router
         self.policy = policy
         self.clock = clock
         self.callers = callers
         self.services: dict[str, NodeService] = {}
-        self.admission = Admission(limits)
+        self.admission = Admission(limits, trusted)
         """The requests running concurrently, counted (`busy` past its limits)."""
         self.refused = 0
         """Requests and one-way messages the decision point refused."""
@@ -490,13 +493,14 @@ def to_the_end(work: Coroutine[Any, Any, T], kept: set[asyncio.Task[Any]]) -> Aw
 
 def _lane(caller: Caller, source: Source, carried: RequestSource | None, back: Route) -> Lane:
     """Whom a peer's request counts against: the members at the roots of its chains (else the
-    source's origin), and the connection it came over (else its source)."""
+    source's origin), the connection it came over (else its source), and the authorities at
+    the roots of its chains (troth.node.shares)."""
     if isinstance(caller, PeerCaller):
         members: frozenset[Any] = member_accounts(caller.peer)
     else:
         members = frozenset({source.origin(back)})
     carrier = carried.carrier() if carried is not None else None
-    return Lane(members, source if carrier is None else carrier)
+    return Lane(members, source if carrier is None else carrier, authorities_of(caller))
 
 
 # -- the client ----------------------------------------------------------------------------------

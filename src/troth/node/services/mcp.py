@@ -13,7 +13,8 @@ channel, to the client's worker address. Open to members, caveated credentials i
 (`GatedMembers`): Cedar decides every tools/call with the chain's caveats, and the `send`
 requests too when a bundle declares the service.
 
-Bounded: MAX_MCP_SESSIONS in total, MAX_MCP_SESSIONS_PER_PEER per peer identity, MAX_MCP_QUEUE
+Bounded: MAX_MCP_SESSIONS in total (past it, a peer whose authority holds less than its share
+still opens one: troth.node.shares), MAX_MCP_SESSIONS_PER_PEER per member, MAX_MCP_QUEUE
 messages queued per session (a session that falls behind is closed), frames of at most
 MAX_MCP_FRAME bytes. Sessions end with their channel or when the client ends them.
 
@@ -44,6 +45,7 @@ from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential
+from troth.node.shares import Shares, authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ START_TIMEOUT: Final = 30.0
 class _Session:
     peer: str
     accounts: frozenset[bytes]  # whose sessions these count as (member_accounts)
+    authorities: frozenset[bytes]  # whose share of the sessions (troth.node.shares)
     channel: str
     inbound: MemoryObjectSendStream[SessionMessage | Exception]
     task: asyncio.Task[None] | None = field(default=None)
@@ -196,8 +199,15 @@ class McpService:
         )
         if gate is None:
             raise RemoteError(f"{self.name}: the upstream is not running")
-        if len(self.sessions) >= limits.MAX_MCP_SESSIONS:
-            raise RemoteError(f"{self.name}: {len(self.sessions)} sessions are open (the most)")
+        authorities = authorities_of(caller)
+        shares = Shares.counted(
+            lambda: len(self.policies.anchors), (s.authorities for s in self.sessions.values())
+        )
+        if not shares.room(authorities, limits.MAX_MCP_SESSIONS):
+            raise RemoteError(
+                f"{self.name}: {len(self.sessions)} sessions are open (the most: its share of "
+                "them for each of the peer's authorities)"
+            )
         if held >= limits.MAX_MCP_SESSIONS_PER_PEER:
             raise RemoteError(
                 f"{self.name}: the peer's member holds {held} sessions, its delegates' included "
@@ -209,7 +219,7 @@ class McpService:
         from troth.integrations.mcp.gate import gate_server
 
         inbound, read = anyio.create_memory_object_stream[Any](limits.MAX_MCP_QUEUE)
-        session = _Session(peer, accounts, key[0], inbound)
+        session = _Session(peer, accounts, authorities, key[0], inbound)
         channel = key[0]
 
         def current_peer() -> VerifiedPeer | None:

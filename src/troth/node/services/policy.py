@@ -10,8 +10,9 @@ its signer's chain and the held feed decide, `BundleStore.accept`), so the rule 
 can make the node verify one. A `get` also subscribes the channel it came on to that
 authority's later bundles: a node that activates a new bundle (a higher revision, or one
 replacing a bundle no longer in force) pushes it once to each subscriber over its open channel
-(at most MAX_POLICY_SUBSCRIBERS subscriptions, one per peer and authority this node trusts, so
-one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A node pulls from
+(at most MAX_POLICY_SUBSCRIBERS subscriptions, past it only within the subscriber's authority's
+share, troth.node.shares; one per peer and authority this node trusts, so one peer holds at most
+one per trust anchor; MAX_POLICY_PUSHES in flight). A node pulls from
 each trusted authority's node when it starts and on every maintenance round, so a missed push
 costs one round; a node whose bundle is no longer in force for good (its signer revoked or
 superseded) pulls with revision 0, so a replacement of any revision reaches it.
@@ -70,6 +71,7 @@ from troth.node.access import MembersOnly, PeerCaller, Standing
 from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
+from troth.node.shares import Shares, authorities_of
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -345,6 +347,7 @@ def unrevoked(
 class _Subscription:
     channel: str
     sent: bytes = b""  # the digest of the bundle it was last sent (or is pulling)
+    authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
 
 
 def _bundle_argument(arguments: Any) -> bytes:
@@ -445,10 +448,14 @@ class PolicyService:
         found = self.subscriptions.get(key)
         if found is not None:
             found.channel = caller.channel
-        elif len(self.subscriptions) < limits.MAX_POLICY_SUBSCRIBERS:
-            held = self.policies.held(authority)
-            sent = b"" if held is None else held.bundle.digest  # it pulls this one now
-            self.subscriptions[key] = _Subscription(caller.channel, sent)
+            return
+        authorities = authorities_of(caller)
+        held = (subscription.authorities for subscription in self.subscriptions.values())
+        shares = Shares.counted(lambda: len(self.policies.anchors), held)
+        if shares.room(authorities, limits.MAX_POLICY_SUBSCRIBERS):
+            bundle = self.policies.held(authority)
+            sent = b"" if bundle is None else bundle.bundle.digest  # it pulls this one now
+            self.subscriptions[key] = _Subscription(caller.channel, sent, authorities)
 
     def distribute(self, bundle: VerifiedBundle) -> None:
         """Push `bundle` (one this node just activated: a higher revision, or a replacement

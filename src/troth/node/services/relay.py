@@ -9,7 +9,8 @@ when its owner's channel closes, the name stays reserved for that owner for a gr
 it over while the owner reconnects. The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to included)
-holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS`.
+holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it,
+a member whose authority holds less than its share still creates one: troth.node.shares).
 
 **Relay not found** (docs/protocols.md): the service is the router's transport for `relay`
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
@@ -40,6 +41,7 @@ from troth.node.access import AttributeCoversArgument, PeerCaller, member_accoun
 from troth.node.books import IdentifierBook
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services.base import Method, RequestContext, to_the_end
+from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Address, RoutedMessage, Router
 
@@ -64,6 +66,7 @@ class Relay:
     channel: str
     lost_at: int | None = None
     accounts: frozenset[bytes] = frozenset()  # whose quota it counts in (member_accounts)
+    authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
 
 
 class RelayBook(IdentifierBook):
@@ -75,7 +78,7 @@ class RelayBook(IdentifierBook):
             path,
             field="relays",
             what="relay book",
-            max_entries=limits.MAX_RELAYS,
+            max_entries=2 * limits.MAX_RELAYS,  # past MAX_RELAYS: shares (troth.node.shares)
             max_bytes=limits.MAX_RELAY_FILE_BYTES,
             key=lambda name: Address("relay", name).value,
         )
@@ -100,6 +103,7 @@ class RelayService:
         book: RelayBook | None = None,
         kept: Mapping[str, Identifier] | None = None,
         worker: StoreWorker | None = None,
+        trusted: Callable[[], int] = lambda: 1,
     ) -> None:
         self.router = router
         self.channels = channels
@@ -108,6 +112,8 @@ class RelayService:
         self.grace = grace
         self.book = book
         self.worker = worker
+        self.trusted = trusted
+        """How many authorities the node trusts now (their shares of the names)."""
         now = clock()
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
@@ -142,17 +148,19 @@ class RelayService:
                 )
             )
         new_owner = existing is None or existing.owner != caller.identifier
-        accounts = member_accounts(caller.peer)
+        accounts, authorities = member_accounts(caller.peer), authorities_of(caller)
         if new_owner:
-            self._check_quota(caller.identifier, accounts, context.now)
+            self._check_quota(caller.identifier, accounts, authorities, context.now)
         self.relays[name] = Relay(
-            caller.identifier, end.peer_route[0], caller.channel, accounts=accounts
+            caller.identifier, end.peer_route[0], caller.channel, None, accounts, authorities
         )
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
         return f"/relay/{name}"
 
-    def _check_quota(self, owner: Identifier, accounts: frozenset[bytes], now: int) -> None:
+    def _check_quota(
+        self, owner: Identifier, accounts: frozenset[bytes], authorities: frozenset[bytes], now: int
+    ) -> None:
         held = sum(
             1
             for relay in self.relays.values()
@@ -163,10 +171,17 @@ class RelayService:
                 f"{owner} holds {held} relay names here (its member's delegates' included), "
                 "the most one member may hold"
             )
-        if len(self.relays) >= limits.MAX_RELAYS:
-            self._free_expired(now)
-            if len(self.relays) >= limits.MAX_RELAYS:
-                raise RemoteError(f"this node holds {limits.MAX_RELAYS} relay names, its most")
+        if not self._room(authorities) and not (
+            self._free_expired(now) and self._room(authorities)
+        ):
+            raise RemoteError(
+                f"this node holds {len(self.relays)} relay names, its most (its share of them "
+                "for each of the member's authorities)"
+            )
+
+    def _room(self, authorities: frozenset[bytes]) -> bool:
+        held = (relay.authorities for relay in self.relays.values())
+        return Shares.counted(self.trusted, held).room(authorities, limits.MAX_RELAYS)
 
     def _held(self, relay: Relay) -> bool:
         return relay.lost_at is None or self.clock() < relay.lost_at + self.grace

@@ -14,7 +14,8 @@ control socket passes too):
 **Who may submit what**: a member submits only the records it signed itself (the submitted
 history must be the channel peer's); a local caller may submit anyone's (they are verified all
 the same). A member gets proofs of its own records only. A caller has at most
-MAX_TRACE_SUBMITS_PER_CALLER submissions in progress, the node MAX_TRACE_SUBMITS; more are
+MAX_TRACE_SUBMITS_PER_CALLER submissions in progress, the node MAX_TRACE_SUBMITS (past it, a
+caller whose authority holds less than its share still submits: troth.node.shares); more are
 refused at once ("busy") and the client sends again after a backoff.
 
 `TraceClient` is the agent's side: `record(content)` (from any thread) queues a record and
@@ -45,6 +46,7 @@ from troth.node.links import Backoff
 from troth.node.node import Node
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
+from troth.node.shares import Shares, authorities_of
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.trace.adapters import LinksSource, TraceAuditSink, TraceDecisionRecorder
@@ -94,6 +96,7 @@ class TraceService:
         self.worker = worker
         self._collector: TraceCollector | None = None
         self._busy: dict[frozenset[bytes] | None, int] = {}  # by member_accounts
+        self._shares = Shares(lambda: len(trust.anchors))  # the submissions in progress
         self._rates = ByteBudgets(
             rate=limits.TRACE_SUBMIT_BYTES_PER_SECOND,
             burst=limits.TRACE_SUBMIT_BURST_BYTES,
@@ -121,16 +124,22 @@ class TraceService:
         return self._collector
 
     @contextlib.contextmanager
-    def _slot(self, caller: frozenset[bytes] | None) -> Iterator[None]:
+    def _slot(
+        self, caller: frozenset[bytes] | None, authorities: frozenset[bytes]
+    ) -> Iterator[None]:
+        """A submission in progress of `caller` (its member accounts): within the caller's
+        bound, and within the node's or its authorities' share of it (troth.node.shares)."""
         mine = self._busy.get(caller, 0)
-        if mine >= limits.MAX_TRACE_SUBMITS_PER_CALLER or (
-            sum(self._busy.values()) >= limits.MAX_TRACE_SUBMITS
+        if mine >= limits.MAX_TRACE_SUBMITS_PER_CALLER or not self._shares.room(
+            authorities, limits.MAX_TRACE_SUBMITS
         ):
             raise RemoteError("busy: too many submissions in progress, send again later")
         self._busy[caller] = mine + 1
+        self._shares.take(authorities)
         try:
             yield
         finally:
+            self._shares.release(authorities)
             left = self._busy[caller] - 1
             if left:
                 self._busy[caller] = left
@@ -148,8 +157,8 @@ class TraceService:
             accounts, submission.size(), now=context.now
         ):
             raise RemoteError("busy: over this member's trace byte rate, send again later")
-        with self._slot(accounts):
-            caller = context.caller
+        caller = context.caller
+        with self._slot(accounts, authorities_of(caller)):
             shown = caller.peer.credentials if isinstance(caller, PeerCaller) else ()
             receipts = await self.worker.run(
                 lambda: self.collector().submit(

@@ -1,0 +1,93 @@
+"""Each authority's share of a node-wide pool (docs/protocols.md, "Shares of node-wide pools";
+review 21): the requests running, a published MCP server's sessions, the trace submissions in
+progress, the relay names and the policy subscriptions are bounded node-wide, and an authority
+the node trusts mints members for free, so first come, first served would let one authority's
+members take a whole pool and leave every other authority's members refused.
+
+A place counts against the authorities at the roots of its holder's chains (`authorities_of`;
+a caller showing no chain — a stranger, an anchor itself, a local caller — counts against one
+pseudo-authority, `STRANGERS`). A pool takes one more place while it holds fewer than its
+bound; at or past it, only for a holder one of whose authorities holds fewer than its share:
+the bound split evenly between the authorities the node trusts and the strangers. So whoever
+fills a pool first fills at most its bound, every other authority's members still find their
+share, and a pool holds at most twice its bound (each place past it is within the share of an
+authority: n shares of bound // n; no place is taken past twice the bound). The per-member and
+per-connection bounds of each pool apply as before.
+
+Sans-IO: a pool either keeps a `Shares` and takes and releases its places (places that come
+and go with requests), or counts the places it holds when one more is asked for (`counted`:
+places kept in a table of its own).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Hashable, Iterable
+from typing import Final
+
+from troth.node.access import Caller, PeerCaller
+
+__all__ = ["STRANGERS", "Shares", "authorities_of"]
+
+STRANGERS: Final = b""
+"""The pseudo-authority of a caller showing no chain (a stranger, an anchor, a local caller)."""
+
+
+def authorities_of(caller: Caller) -> frozenset[bytes]:
+    """The authorities (digests) at the roots of a caller's verified chains; {STRANGERS} when
+    it shows none (dropped, untrusted chains name none)."""
+    if isinstance(caller, PeerCaller):
+        roots = frozenset(c.authority.digest for c in caller.peer.credentials)
+        if roots:
+            return roots
+    return frozenset({STRANGERS})
+
+
+class Shares:
+    """The places of one pool and how many each authority holds (module docstring). `trusted`
+    is the number of authorities the node trusts now."""
+
+    def __init__(self, trusted: Callable[[], int]) -> None:
+        self.trusted = trusted
+        self.places = 0
+        """Places held now, in all."""
+        self._held: collections.Counter[Hashable] = collections.Counter()
+
+    @classmethod
+    def counted(cls, trusted: Callable[[], int], held: Iterable[frozenset[bytes]]) -> Shares:
+        """The shares of a pool whose places are held by `held` (each place's authorities;
+        none: a place that counts against no authority, such as a name kept across a restart)."""
+        shares = cls(trusted)
+        for authorities in held:
+            shares.take(authorities)
+        return shares
+
+    def room(self, authorities: Iterable[Hashable], bound: int) -> bool:
+        """Whether a holder counting against `authorities` may take one more place of a pool
+        bounded by `bound`: below the bound, anyone; at or past it, one of whose authorities
+        holds fewer than its share (module docstring)."""
+        if self.places < bound:
+            return True
+        if self.places >= 2 * bound:  # the most any pool holds (when the authorities trusted
+            return False  # change, or places are held by none: names kept across a restart)
+        share = max(1, bound // (self.trusted() + 1))  # the strangers' share too
+        return any(self._held[authority] < share for authority in authorities)
+
+    def take(self, authorities: Iterable[Hashable]) -> None:
+        """A place is taken, counting against `authorities`."""
+        self.places += 1
+        self._held.update(authorities)
+
+    def release(self, authorities: Iterable[Hashable]) -> None:
+        """A place taken with `authorities` is given back (counts at zero are forgotten)."""
+        self.places -= 1
+        for authority in authorities:
+            left = self._held[authority] - 1
+            if left > 0:
+                self._held[authority] = left
+            else:
+                del self._held[authority]
+
+    def holders(self) -> int:
+        """How many authorities hold places now (what the counts keep)."""
+        return len(self._held)
