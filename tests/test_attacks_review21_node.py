@@ -435,6 +435,30 @@ def test_a_co_trusted_authoritys_members_leave_room_for_anothers(
     assert len(memory.vouchers) == 5
 
 
+def _never_drain(node: NodeRuntime, peers: set[Identifier]) -> asyncio.Event:
+    """The channels of `node` to `peers` stop draining (as TCP's writes to a peer that reads
+    nothing do, up to the write timeout) until the returned event is set."""
+    stuck = asyncio.Event()
+
+    async def never_drains() -> None:
+        await stuck.wait()
+
+    for end in node.channels.ends.values():
+        if end.peer is not None and end.peer.identifier in peers:
+            end.flush = never_drains  # type: ignore[method-assign]
+    return stuck
+
+
+async def _desk_with_silent_readers(net: MemNet) -> tuple[NodeRuntime, asyncio.Event]:
+    """Desk listens; two members hold channels to it and read nothing."""
+    desk = await net.node("desk", listen=("desk", 4000))
+    await desk.enroll(net.ticket(), "desk")
+    members = [await net.member(name) for name in ("agent-x", "agent-y")]
+    for member in members:
+        assert await member.send_message("/tcp/desk:4000/service/echo", "hi") == "hi"
+    return desk, _never_drain(desk, {net.identifier(member) for member in members})
+
+
 # -- 7. a refused peer that does not read holds the re-check of every other --------------------
 
 
@@ -449,14 +473,7 @@ def test_a_refused_peer_that_does_not_read_holds_back_no_re_check(tmp_path: Path
         for member in members:
             assert await member.send_message(f"{HUB}/service/echo", "hi") == "hi"
         gone = {net.identifier(member) for member in members}
-        stuck = asyncio.Event()  # the peers never read: their writes never drain
-
-        async def never_drains() -> None:
-            await stuck.wait()
-
-        for end in hub.channels.ends.values():
-            if end.peer is not None and end.peer.identifier in gone:
-                end.flush = never_drains  # type: ignore[method-assign]
+        stuck = _never_drain(hub, gone)
         for who in gone:
             net.authority.revoke_identity(who, now=net.clock.now())
         await hub.refresh_feeds()
@@ -480,20 +497,7 @@ def test_peers_that_do_not_read_hold_back_no_credential_refresh(tmp_path: Path) 
     on its open channels: the refresh must still end."""
 
     async def test(net: MemNet) -> None:
-        desk = await net.node("desk", listen=("desk", 4000))
-        await desk.enroll(net.ticket(), "desk")
-        members = [await net.member(name) for name in ("agent-x", "agent-y")]
-        for member in members:
-            assert await member.send_message("/tcp/desk:4000/service/echo", "hi") == "hi"
-        readers = {net.identifier(member) for member in members}
-        stuck = asyncio.Event()  # the peers never read: their writes never drain
-
-        async def never_drains() -> None:
-            await stuck.wait()
-
-        for end in desk.channels.ends.values():
-            if end.peer is not None and end.peer.identifier in readers:
-                end.flush = never_drains  # type: ignore[method-assign]
+        desk, stuck = await _desk_with_silent_readers(net)
         try:
             refreshed = await asyncio.wait_for(desk.refresh_credentials(margin=10**9), 10)
             assert refreshed == 1
@@ -508,20 +512,7 @@ def test_peers_that_do_not_read_hold_back_no_rotation(tmp_path: Path) -> None:
     channels that carry its old history are closed, and the announcement must still end."""
 
     async def test(net: MemNet) -> None:
-        desk = await net.node("desk", listen=("desk", 4000))
-        await desk.enroll(net.ticket(), "desk")
-        members = [await net.member(name) for name in ("agent-x", "agent-y")]
-        for member in members:
-            assert await member.send_message("/tcp/desk:4000/service/echo", "hi") == "hi"
-        readers = {net.identifier(member) for member in members}
-        stuck = asyncio.Event()  # the peers never read: their writes never drain
-
-        async def never_drains() -> None:
-            await stuck.wait()
-
-        for end in desk.channels.ends.values():
-            if end.peer is not None and end.peer.identifier in readers:
-                end.flush = never_drains  # type: ignore[method-assign]
+        desk, stuck = await _desk_with_silent_readers(net)
         net.clock.advance(1)
         await desk.worker.run(lambda: desk.node.identities.rotate("desk", now=net.clock.now()))
         try:
