@@ -88,8 +88,7 @@ def _agents(count: int, now: int) -> list[VerifiedCredential]:
     return credentials
 
 
-def _broker(path: Path | SqliteDatabase, credentials: list[VerifiedCredential], now: int) -> Broker:
-    db = path if isinstance(path, SqliteDatabase) else SqliteDatabase(path)
+def _broker(db: SqliteDatabase, credentials: list[VerifiedCredential], now: int) -> Broker:
     policy = AllowListPolicy({c.actor: {"payments": None, "orders-db": None} for c in credentials})
     broker = Broker(
         db, SoftwareVault(SqliteKeyStore(db), os.urandom(32)), now=now, policy=policy, quota=10**6
@@ -199,7 +198,7 @@ def _concurrent(quick: bool) -> list[Measurement]:
         tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp,
         ThreadPoolExecutor(max_workers=agents) as pool,
     ):
-        broker = _broker(Path(tmp) / "node.db", credentials, now)
+        broker = _broker(SqliteDatabase(Path(tmp) / "node.db"), credentials, now)
 
         def wave() -> float:
             """Each of the pool's 100 threads issues one lease for its agent, released together;
@@ -343,7 +342,7 @@ def _postgres(quick: bool) -> list[Measurement]:
             "GRANT SELECT ON orders TO orders_reader"
         )
         with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
-            broker = _broker(Path(tmp) / "node.db", [credential], now)
+            broker = _broker(SqliteDatabase(Path(tmp) / "node.db"), [credential], now)
             config = {
                 "scopes": ["orders:read"],
                 "ttl": 300,

@@ -6,6 +6,7 @@ import itertools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
@@ -112,14 +113,21 @@ class SqliteIdentityStore:
         return None if row is None else int(row[0])
 
     def change_counts(self, identifiers: Sequence[bytes]) -> dict[bytes, int]:
-        counts: dict[bytes, int] = {}
+        rows = self._identities_in("identifier, changes", identifiers)
+        return {bytes(identifier): int(changes) for identifier, changes in rows}
+
+    def _identities_in(
+        self, columns: str, identifiers: Sequence[bytes], where: str = "", *params: object
+    ) -> list[Any]:
+        """`SELECT columns FROM identities WHERE identifier IN (...) where`, `_BATCH`
+        identifiers per query (`columns` and `where` are this module's own SQL)."""
+        rows: list[Any] = []
         for start in range(0, len(identifiers), _BATCH):
             batch = identifiers[start : start + _BATCH]
             marks = ", ".join("?" * len(batch))  # placeholders only: the values are bound
-            query = f"SELECT identifier, changes FROM identities WHERE identifier IN ({marks})"  # noqa: S608
-            for identifier, changes in self._db.fetch_all(query, tuple(batch)):
-                counts[bytes(identifier)] = int(changes)
-        return counts
+            query = f"SELECT {columns} FROM identities WHERE identifier IN ({marks}) {where}"  # noqa: S608
+            rows.extend(self._db.fetch_all(query, (*batch, *params)))
+        return rows
 
     def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
         self._db.execute(
@@ -243,16 +251,10 @@ class SqliteIdentityStore:
         ]
 
     def long_local(self, identifiers: Sequence[bytes], changes: int) -> list[bytes]:
-        found: list[bytes] = []
-        for start in range(0, len(identifiers), _BATCH):
-            batch = identifiers[start : start + _BATCH]
-            marks = ", ".join("?" * len(batch))  # placeholders only: the values are bound
-            query = f"SELECT identifier FROM identities WHERE identifier IN ({marks}) "  # noqa: S608
-            rows = self._db.fetch_all(
-                query + "AND primary_key IS NOT NULL AND changes > ?", (*batch, changes)
-            )
-            found.extend(bytes(row[0]) for row in rows)
-        return found
+        where = "AND primary_key IS NOT NULL AND changes > ?"
+        return [
+            bytes(row[0]) for row in self._identities_in("identifier", identifiers, where, changes)
+        ]
 
     def checkpoint(
         self, identifier: bytes, *, oldest_from: int | None = None
