@@ -22,6 +22,7 @@ from troth.clock import FixedClock, SystemClock
 from troth.crypto import sha256
 from troth.errors import SecretError, StorageError
 from troth.gates import DecisionPoint, Tool, ToolGate
+from troth.identity import Identifier
 from troth.node import open_node, troth_home
 from troth.secrets import AllowListPolicy
 from troth.trace import (
@@ -143,7 +144,13 @@ def test_a_recorder_that_cannot_record_stops_the_call(trace_log: TraceLog) -> No
     class Broken:
         agent = world.support.identifier
 
-        def record(self, content: RecordContent, *, chain: bytes | None = None) -> Receipt:
+        def record(
+            self,
+            content: RecordContent,
+            *,
+            chain: bytes | None = None,
+            source: Identifier | None = None,
+        ) -> Receipt:
             raise StorageError("disk full")
 
     def counted(order_id: str) -> str:

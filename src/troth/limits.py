@@ -360,6 +360,13 @@ TRACE_OUTBOX_DENIAL_PERCENT: Final = 75
 again while the trace service is slow or out of reach, leaves the rest to what the node does
 for every member. A denial past it is not recorded (OVER_LIMIT): its request is refused all
 the same."""
+TRACE_OUTBOX_SOURCE_PERCENT: Final = 25
+"""The share (percent) of TRACE_OUTBOX_RECORDS and TRACE_OUTBOX_BYTES (and of an agent's
+TRACE_QUEUE_RECORDS) that the records a node makes on behalf of one member (the identity a
+broker's lease or a gate's decision is for) may fill: one member's operations, allowed or
+refused, repeated while the trace service is slow or out of reach, leave the rest to the
+others. Past it that member's next audited operation is refused (OVER_LIMIT): nothing is
+dropped. The node's own records (no member) count only toward the whole bound."""
 TRACE_OUTBOX_SHOWN: Final = 1000
 """Records set aside that `troth trace outbox` lists (the oldest first; the counts are whole)."""
 

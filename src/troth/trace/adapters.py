@@ -68,8 +68,16 @@ class RecordSink(Protocol):
         """The identity that signs the records."""
         ...
 
-    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Recorded:
-        """Sign and deliver `content` (raises when it cannot: the caller fails closed)."""
+    def record(
+        self,
+        content: RecordContent,
+        *,
+        chain: bytes | None = None,
+        source: Identifier | None = None,
+    ) -> Recorded:
+        """Sign and deliver `content`, made on behalf of member `source` if any: what a sink
+        holds waiting for delivery it bounds per member too (TRACE_OUTBOX_SOURCE_PERCENT).
+        Raises when it cannot: the caller fails closed."""
         ...
 
 
@@ -173,7 +181,8 @@ class TraceDecisionRecorder:
         """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
         links = None if self.links is None else self.links()
         content, chain = decision_content(record, self.sink.agent, links)
-        self.last = self.sink.record(content, chain=chain).record
+        caller = None if record.credential is None else record.credential.actor
+        self.last = self.sink.record(content, chain=chain, source=caller).record
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:
@@ -200,7 +209,8 @@ class TraceAuditSink:
 
     def append(self, event: AuditEvent) -> None:
         """Sign `event` into the trace (raises when it cannot: the broker fails the operation)."""
-        self.sink.record(audit_content(event, None if self.links is None else self.links()))
+        links = None if self.links is None else self.links()
+        self.sink.record(audit_content(event, links), source=event.identity)
 
 
 def delegation_content(

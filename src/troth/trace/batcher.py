@@ -66,6 +66,8 @@ class Queued:
     time: int
     content: RecordContent = field(repr=False)
     chain: bytes | None = field(default=None, repr=False)
+    source: bytes | None = field(default=None, repr=False)
+    """The member the record was made on behalf of (its identifier's digest), if any."""
     index: int | None = None
     error: TraceError | None = None
     attempts: int = 0
@@ -120,7 +122,14 @@ class Batcher(Protocol):
     @property
     def in_flight(self) -> bool: ...
 
-    def add(self, content: RecordContent, *, chain: bytes | None = None, now: int) -> Queued: ...
+    def add(
+        self,
+        content: RecordContent,
+        *,
+        chain: bytes | None = None,
+        now: int,
+        source: Identifier | None = None,
+    ) -> Queued: ...
 
     def pending(self) -> int: ...
 
@@ -153,11 +162,15 @@ class TraceBatcher:
         batch_records: int = limits.MAX_TRACE_SUBMIT_RECORDS,
         max_bytes: int = limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM,
         random: Callable[[int], bytes] = os.urandom,
+        source_percent: int = limits.TRACE_OUTBOX_SOURCE_PERCENT,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
             raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
         self._signer = signer
         self.queue_size = queue_size
+        self.source_share = queue_size * source_percent // 100
+        """Records of one member (`add(source=)`) the queue holds at most."""
+        self._by_source: dict[bytes, int] = {}  # records of each member queued or in flight
         self.batch_records = batch_records
         self.max_bytes = max_bytes
         self._random = random
@@ -174,8 +187,16 @@ class TraceBatcher:
 
     # -- any thread ------------------------------------------------------------------------------
 
-    def add(self, content: RecordContent, *, chain: bytes | None = None, now: int) -> Queued:
-        """Queue a record made at `now`; TraceError OVER_LIMIT when the queue is full, or a
+    def add(
+        self,
+        content: RecordContent,
+        *,
+        chain: bytes | None = None,
+        now: int,
+        source: Identifier | None = None,
+    ) -> Queued:
+        """Queue a record made at `now` (on behalf of member `source`, if any); TraceError
+        OVER_LIMIT when the queue, or that member's share of it, is full, MALFORMED for a
         redactable value that is not JSON."""
         for name, value in content.values.items():
             try:
@@ -183,15 +204,35 @@ class TraceBatcher:
             except ValueError as exc:
                 raise TraceError(_F.MALFORMED, f"{name}: {exc}") from None
         record = content.id or new_record_id(now, self._random(16))
-        queued = Queued(record, now, dataclasses.replace(content, id=record), chain)
+        member = None if source is None else source.digest
+        queued = Queued(record, now, dataclasses.replace(content, id=record), chain, member)
         with self._lock:
             if self.pending() >= self.queue_size:
                 raise TraceError(
                     _F.OVER_LIMIT,
                     f"{self.queue_size} records wait for the trace service: not recorded",
                 )
+            if member is not None:
+                held = self._by_source.get(member, 0)
+                if held >= self.source_share:
+                    raise TraceError(
+                        _F.OVER_LIMIT,
+                        f"{held} records of this member wait for the trace service "
+                        f"(TRACE_OUTBOX_SOURCE_PERCENT of {self.queue_size}): not recorded",
+                    )
+                self._by_source[member] = held + 1
             self._queue.append(queued)
         return queued
+
+    def _settle(self, queued: Queued, index: int | None, error: TraceError | None) -> None:
+        """`queued` answered (delivered at `index`, or refused): its member's place is free."""
+        member = queued.source
+        if member is not None:
+            with self._lock:
+                left = self._by_source.pop(member, 1) - 1
+                if left > 0:
+                    self._by_source[member] = left
+        queued._settle(index, error)
 
     def pending(self) -> int:
         """Records not answered yet (queued or in flight)."""
@@ -289,7 +330,7 @@ class TraceBatcher:
         with self._lock:
             queued = self._queue.popleft()
         error = exc if isinstance(exc, TraceError) else TraceError(_F.MALFORMED, str(exc))
-        queued._settle(None, error.located(index=None, record=queued.record))
+        self._settle(queued, None, error.located(index=None, record=queued.record))
 
     def _epoch(self, signer: Signer) -> KeyEpoch:
         key = sha256(signer.attestation)
@@ -311,7 +352,7 @@ class TraceBatcher:
         refused = False
         for queued, result in zip(batch.items, receipts.results, strict=True):
             if result.delivered:
-                queued._settle(result.index, None)
+                self._settle(queued, result.index, None)
                 if queued.chain is not None:
                     if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:
                         self._kept_chains.clear()  # forgotten chains are only sent again
@@ -324,7 +365,7 @@ class TraceBatcher:
             if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
                 again.append(queued)
             else:
-                queued._settle(None, result.error(queued.record))
+                self._settle(queued, None, result.error(queued.record))
             refused = True
         with self._lock:
             self._queue.extendleft(reversed(again))

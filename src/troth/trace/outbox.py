@@ -11,6 +11,9 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   stops; nothing is dropped. Records of refusals (kind `denial`) may fill only
   TRACE_OUTBOX_DENIAL_PERCENT of it: one member's refused requests cannot take the room the
   node's other records need (a denial past it is not recorded; its request is refused anyway).
+  The records made on behalf of one member (`add(source=)`) may fill only
+  TRACE_OUTBOX_SOURCE_PERCENT of it, counted from the rows: one member's operations, allowed
+  or refused, leave the rest to the others.
 - `next_batch(now)` reads the first queued records in order and sends their stored bytes:
   after a crash the batch that was in flight goes again byte for byte, and the service answers
   what it already holds `already`, with its index (exactly once).
@@ -98,6 +101,36 @@ class _Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class _Bound:
+    """Rows and bytes `held` against a share of the outbox's bounds (`what`: which share)."""
+
+    held: tuple[int, int]
+    records: int
+    stored: int
+    what: str
+    of: str = ""
+    """Whose records `held` counts (" of this member"; "": every record)."""
+
+    def check(self, size: int) -> None:
+        """TraceError OVER_LIMIT if one more record (of `size` bytes; 0: not signed yet) is
+        past the share."""
+        records, stored = self.held
+        which = f" ({self.what})" if self.what else ""
+        if records >= self.records:
+            raise TraceError(
+                _F.OVER_LIMIT,
+                f"the trace outbox holds {records} records{self.of} (TRACE_OUTBOX_RECORDS){which}: "
+                "not recorded",
+            )
+        if size and stored + size > self.stored:
+            raise TraceError(
+                _F.OVER_LIMIT,
+                f"the trace outbox holds {stored} bytes{self.of} (TRACE_OUTBOX_BYTES){which}: "
+                "not recorded",
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxBatch:
     """A submission of queued records, and which rows (position and hash) it carries."""
 
@@ -123,6 +156,7 @@ class TraceOutbox:
         max_records: int = limits.TRACE_OUTBOX_RECORDS,
         max_stored: int = limits.TRACE_OUTBOX_BYTES,
         denial_percent: int = limits.TRACE_OUTBOX_DENIAL_PERCENT,
+        source_percent: int = limits.TRACE_OUTBOX_SOURCE_PERCENT,
         random: Callable[[int], bytes] | None = None,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
@@ -135,6 +169,7 @@ class TraceOutbox:
         self.max_records = max_records
         self.max_stored = max_stored
         self.denial_percent = denial_percent
+        self.source_percent = source_percent
         self._source = signer
         self._signers = SignerCache(signer)
         self._random = RandomPool() if random is None else random
@@ -158,18 +193,27 @@ class TraceOutbox:
         """The identity whose records these are."""
         return self.identifier
 
-    def add(self, content: RecordContent, *, chain: bytes | None = None, now: int) -> Queued:
-        """Sign a record made at `now` and commit it to the outbox; TraceError OVER_LIMIT when
-        the outbox is full, MALFORMED for a redactable value that is not JSON."""
+    def add(
+        self,
+        content: RecordContent,
+        *,
+        chain: bytes | None = None,
+        now: int,
+        source: Identifier | None = None,
+    ) -> Queued:
+        """Sign a record made at `now` (on behalf of member `source`, if any) and commit it to
+        the outbox; TraceError OVER_LIMIT when the outbox, or that member's share of it, is
+        full, MALFORMED for a redactable value that is not JSON."""
         signer, epoch = self._signer(now)
         agent = self._agent
+        member = None if source is None else source.digest
         try:
             with self._unit():
-                verified = self._append(agent, signer, epoch, content, chain, now)
+                verified = self._append(agent, signer, epoch, content, chain, now, member)
         except KeyNotFound:  # a rotation elsewhere deleted the key: ask the source again
             signer, epoch = self._signer(now, renew=True)
             with self._unit():
-                verified = self._append(agent, signer, epoch, content, chain, now)
+                verified = self._append(agent, signer, epoch, content, chain, now, member)
         queued = Queued(verified.record.id, verified.record.time, content, chain)
         with self._memo:
             self._waiting[queued.record] = queued
@@ -183,19 +227,28 @@ class TraceOutbox:
         content: RecordContent,
         chain: bytes | None,
         now: int,
+        source: bytes | None,
     ) -> VerifiedRecord:
-        records, stored = self.store.usage()
-        most_records, most_stored, bound = self.max_records, self.max_stored, ""
+        bounds = [self._bound(self.store.usage(), 100, "")]
         if content.kind is Kind.DENIAL:  # refusals leave the rest to what the node does
-            most_records = most_records * self.denial_percent // 100
-            most_stored = most_stored * self.denial_percent // 100
-            bound = f" ({self.denial_percent}% of it for denials: TRACE_OUTBOX_DENIAL_PERCENT)"
-        if records >= most_records:
-            raise TraceError(
-                _F.OVER_LIMIT,
-                f"the trace outbox holds {records} records (TRACE_OUTBOX_RECORDS){bound}: "
-                "not recorded",
+            bounds.append(
+                self._bound(
+                    bounds[0].held,
+                    self.denial_percent,
+                    f"{self.denial_percent}% of it for denials: TRACE_OUTBOX_DENIAL_PERCENT",
+                )
             )
+        if source is not None:  # one member's records leave the rest to the others
+            bounds.append(
+                self._bound(
+                    self.store.source_usage(source),
+                    self.source_percent,
+                    f"{self.source_percent}% of it for one member: TRACE_OUTBOX_SOURCE_PERCENT",
+                    " of this member",
+                )
+            )
+        for bound in bounds:
+            bound.check(0)
         tail = self.store.tail(agent)
         after = None if tail is None else (tail.seq, tail.hash, tail.time)
         with self._random_lock:
@@ -206,17 +259,18 @@ class TraceOutbox:
             except ValueError as exc:  # a value that is not JSON
                 raise TraceError(_F.MALFORMED, str(exc)) from None
         size = row_size(verified, chain)
-        if stored + size > most_stored:
-            raise TraceError(
-                _F.OVER_LIMIT,
-                f"the trace outbox holds {stored} bytes (TRACE_OUTBOX_BYTES){bound}: not recorded",
-            )
+        for bound in bounds:
+            bound.check(size)
         stale = tail is not None and tail.stale  # chained on a record to be signed again
         try:
-            self.store.insert(agent, verified, made=now, chain=chain, stale=stale)
+            self.store.insert(agent, verified, made=now, chain=chain, stale=stale, source=source)
         except ConflictError:
             raise TraceError(_F.REPLAYED, "a record with this id is queued") from None
         return verified
+
+    def _bound(self, held: tuple[int, int], percent: int, what: str, of: str = "") -> _Bound:
+        most_records, most_stored = self.max_records, self.max_stored
+        return _Bound(held, most_records * percent // 100, most_stored * percent // 100, what, of)
 
     def pending(self) -> int:
         """Records not delivered yet (queued or in flight; not those set aside)."""

@@ -13,6 +13,10 @@ docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS
     trace_outbox_agents   per agent, the head the service last reported (seq, hash, time: where
                           the first record chains on when nothing is queued) and the counters
                           of what it holds: rows and bytes queued, rows and bytes set aside
+    trace_outbox_sources  per record made on behalf of a member (queued or set aside): that
+                          member (`source`) and the record's size, what the per-source bound
+                          (TRACE_OUTBOX_SOURCE_PERCENT) counts; made on first use in a database
+                          an earlier version wrote (its records count for no member)
 
 The methods only run statements: the caller (troth.trace.outbox) wraps each change in one
 transaction, so a crash leaves every row as it was before the change or after it. A row that
@@ -53,6 +57,11 @@ _SCHEMA: Final = (
         queued INTEGER NOT NULL DEFAULT 0, queued_bytes INTEGER NOT NULL DEFAULT 0,
         refused INTEGER NOT NULL DEFAULT 0, refused_bytes INTEGER NOT NULL DEFAULT 0)""",
 )
+_SOURCES: Final = (
+    """CREATE TABLE IF NOT EXISTS trace_outbox_sources (
+        record TEXT PRIMARY KEY, source BLOB NOT NULL, size INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS trace_outbox_source ON trace_outbox_sources (source)",
+)
 _SELECT_ROWS: Final = (
     "SELECT pos, record, seq, hash, time, made, envelope, disclosures, attestation, chain, "
     "size, attempts, stale FROM trace_outbox "
@@ -64,9 +73,11 @@ _SELECT_REFUSED: Final = (
 
 def outbox_exists(db: SqliteDatabase) -> bool:
     """Whether the node's database has an outbox (without making one)."""
-    found = db.fetch_one(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("trace_outbox_agents",)
-    )
+    return _table_exists(db, "trace_outbox_agents")
+
+
+def _table_exists(db: SqliteDatabase, name: str) -> bool:
+    found = db.fetch_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
     return found is not None
 
 
@@ -159,10 +170,11 @@ class OutboxStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        if not outbox_exists(db):
-            with db.transaction():
-                for statement in _SCHEMA:
-                    db.execute(statement)
+        for table, schema in (("trace_outbox_agents", _SCHEMA), ("trace_outbox_sources", _SOURCES)):
+            if not _table_exists(db, table):
+                with db.transaction():
+                    for statement in schema:
+                        db.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -178,6 +190,14 @@ class OutboxStore:
         row = self.db.fetch_one(
             "SELECT COALESCE(SUM(queued + refused), 0), "
             "COALESCE(SUM(queued_bytes + refused_bytes), 0) FROM trace_outbox_agents"
+        )
+        return int(row[0]), int(row[1])
+
+    def source_usage(self, source: bytes) -> tuple[int, int]:
+        """Rows and bytes held (queued and set aside) made on behalf of member `source`."""
+        row = self.db.fetch_one(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM trace_outbox_sources WHERE source = ?",
+            (source,),
         )
         return int(row[0]), int(row[1])
 
@@ -242,8 +262,10 @@ class OutboxStore:
         made: int,
         chain: bytes | None,
         stale: bool,
+        source: bytes | None = None,
     ) -> int:
-        """Queue `verified` after `agent`'s last record; its size."""
+        """Queue `verified` after `agent`'s last record (made on behalf of member `source`, if
+        any); its size."""
         record = verified.record
         size = row_size(verified, chain)
         self.db.execute(
@@ -265,6 +287,11 @@ class OutboxStore:
                 int(stale),
             ),
         )
+        if source is not None:
+            self.db.execute(
+                "INSERT INTO trace_outbox_sources (record, source, size) VALUES (?, ?, ?)",
+                (record.id, source, size),
+            )
         self._count(agent, queued=1, queued_bytes=size)
         return size
 
@@ -288,16 +315,21 @@ class OutboxStore:
         ).rowcount
         if changed:
             self._count(agent, queued_bytes=size - row.size)
+            self.db.execute(
+                "UPDATE trace_outbox_sources SET size = ? WHERE record = ?", (size, row.record)
+            )
         return bool(changed)
 
     def delete(self, agent: bytes, pos: int, digest: bytes) -> bool:
         """A delivered record leaves the outbox; whether it was there (with those bytes)."""
         row = self.db.fetch_one(
-            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND hash = ? RETURNING size",
+            "DELETE FROM trace_outbox WHERE pos = ? AND agent = ? AND hash = ? "
+            "RETURNING size, record",
             (pos, agent, digest),
         )
         if row is not None:
             self._count(agent, queued=-1, queued_bytes=-int(row[0]))
+            self._forget_source(row[1])
         return row is not None
 
     def set_aside(
@@ -371,8 +403,12 @@ class OutboxStore:
             )
             if row is not None:
                 self._count(bytes(row[0]), refused=-1, refused_bytes=-int(row[1]))
+                self._forget_source(record)
                 gone.append(record)
         return gone
+
+    def _forget_source(self, record: str) -> None:
+        self.db.execute("DELETE FROM trace_outbox_sources WHERE record = ?", (record,))
 
     def _ensure(self, agent: bytes) -> None:
         self.db.execute("INSERT OR IGNORE INTO trace_outbox_agents (agent) VALUES (?)", (agent,))

@@ -144,8 +144,17 @@ class TraceRecorder:
     def agent(self) -> Identifier:
         return self._signers.current(self.clock.now())[0].identity.identifier
 
-    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Receipt:
-        """Sign `content` as the next record of this agent and append it (durably)."""
+    def record(
+        self,
+        content: RecordContent,
+        *,
+        chain: bytes | None = None,
+        source: Identifier | None = None,
+    ) -> Receipt:
+        """Sign `content` as the next record of this agent and append it (durably). `source`
+        (the member a record is made for) bounds nothing here: the append is durable when this
+        returns, nothing is held waiting."""
+        del source
         attempt = 0
         while True:
             with self._lock:

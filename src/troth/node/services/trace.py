@@ -245,11 +245,19 @@ class TraceClient:
         """The identity whose records this client sends."""
         return self.batcher.agent(self.clock.now())
 
-    def record(self, content: RecordContent, *, chain: bytes | None = None) -> Queued:
-        """Queue a record (any thread): with a durable outbox (a node's), it is signed and
-        committed before this returns; it is sent with the next batch. TraceError OVER_LIMIT
-        when the queue is full: the caller must stop, not carry on unrecorded."""
-        queued = self.batcher.add(content, chain=chain, now=self.clock.now())
+    def record(
+        self,
+        content: RecordContent,
+        *,
+        chain: bytes | None = None,
+        source: Identifier | None = None,
+    ) -> Queued:
+        """Queue a record (any thread), made on behalf of member `source` if any: with a
+        durable outbox (a node's), it is signed and committed before this returns; it is sent
+        with the next batch. TraceError OVER_LIMIT when the queue, or that member's share of
+        it (TRACE_OUTBOX_SOURCE_PERCENT), is full: the caller must stop, not carry on
+        unrecorded."""
+        queued = self.batcher.add(content, chain=chain, now=self.clock.now(), source=source)
         self.recorded += 1
         loop = self._loop
         if loop is not None:
