@@ -6,8 +6,6 @@ milliseconds of the node's CPU each. Past the burst the channel closes (PROTOCOL
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.channels import T, World, closed, make_world
 from tests.test_channel_secure import pair
 from troth import limits
@@ -21,7 +19,6 @@ def _refresh(a: SecureChannel, b: SecureChannel, chain: bytes, now: int) -> list
     return [e for f in a.outgoing() for e in b.receive(f, now)]
 
 
-@pytest.mark.xfail(strict=True, reason="in-band refreshes are not rate limited")
 def test_a_peer_refreshing_back_to_back_is_closed_after_the_burst() -> None:
     world: World = make_world()
     a, b, _, _ = pair(world)
@@ -36,3 +33,14 @@ def test_a_peer_refreshing_back_to_back_is_closed_after_the_burst() -> None:
     assert ended.reason is ChannelFailure.PROTOCOL
     assert "CHANNEL_REFRESH" in ended.detail
     assert verified == limits.CHANNEL_REFRESH_BURST
+
+
+def test_refreshes_at_the_sustained_rate_are_all_taken() -> None:
+    world: World = make_world()
+    a, b, _, _ = pair(world)
+    chain = world.credential(world.alice)
+    now = T
+    for _ in range(3 * limits.CHANNEL_REFRESH_BURST):
+        events = _refresh(a, b, chain, now)
+        assert isinstance(events[0], Established)
+        now += limits.CHANNEL_REFRESH_SECONDS  # one refresh regained

@@ -81,6 +81,14 @@ MAX_CHANNEL_FRAME: Final = 65535
 """A channel frame is one Noise message (Noise spec §3)."""
 MAX_CHANNEL_CREDENTIALS: Final = 8
 """Most credential chains one side presents in a handshake or refresh."""
+CHANNEL_REFRESH_BURST: Final = 8
+"""In-band credential refreshes (CREDENTIALS frames) a channel takes back to back; one more is
+regained every CHANNEL_REFRESH_SECONDS. Each makes the receiver verify every chain presented
+(signatures, feeds, admission): past the burst the channel closes (PROTOCOL), so an
+authenticated peer cannot turn a stream of small frames into the node's CPU. A node presents
+its credentials when it refreshed them (a maintenance round, at most every 30 s)."""
+CHANNEL_REFRESH_SECONDS: Final = 1
+"""Seconds in which a channel regains one in-band refresh (CHANNEL_REFRESH_BURST)."""
 MAX_APPLICATION_MESSAGE: Final = 16 * 1024 * 1024
 """Largest application message a channel reassembles from fragments."""
 MAX_REASSEMBLIES: Final = 16

@@ -181,6 +181,7 @@ class SecureChannel:
         self.drops: collections.Counter[DropReason] = collections.Counter()
         """Frames dropped unauthenticated (or replayed), by reason."""
         self.authenticated = 0
+        self._refreshes = (limits.CHANNEL_REFRESH_BURST, 0)  # (refreshes left, as of when)
         """Transport frames that authenticated so far (what keeps the channel alive)."""
         self._heard = (-1, 0.0)  # (authenticated, keepalive time it was first seen at)
         self._pinged_at: float | None = None
@@ -505,6 +506,17 @@ class SecureChannel:
         peer = self.peer
         if peer is None:
             raise ChannelError(_F.PROTOCOL, "refresh before the handshake")
+        left, since = self._refreshes  # a token bucket (limits.CHANNEL_REFRESH_BURST)
+        burst, period = limits.CHANNEL_REFRESH_BURST, limits.CHANNEL_REFRESH_SECONDS
+        regained = max(0, now - since) // period
+        left, since = min(burst, left + regained), since + regained * period
+        if left < 1:
+            raise ChannelError(
+                _F.PROTOCOL,
+                f"more than {limits.CHANNEL_REFRESH_BURST} credential refreshes back to back "
+                f"(CHANNEL_REFRESH_BURST, one more every CHANNEL_REFRESH_SECONDS)",
+            )
+        self._refreshes = (left - 1, since)
         try:
             chains = tuple(
                 cbor.expect_bytes(c, "chain")
