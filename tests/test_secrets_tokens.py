@@ -341,3 +341,24 @@ def test_a_retired_key_validates_only_what_it_signed_before_retiring(
         ),
         F.JWT_UNKNOWN_KEY,
     )
+
+
+@pytest.mark.xfail(strict=True, reason="a token validates past its lease's end until the sweep")
+def test_a_token_validates_only_while_its_lease_lasts(tmp_path: Path, world: LeaseWorld) -> None:
+    """The agent renews its lease for a shorter time than its first token still runs: the lease
+    now ends at NOW + 31, the first token says exp NOW + 120. Before any sweep, at NOW + 40,
+    the broker validates neither token (the lease is over), and the new one only before."""
+    broker = broker_for(tmp_path, world)
+    credential = world.credential_a()
+    issued = broker.issue(credential, "payments", now=NOW)
+    first = str(issued.credential.reveal()["token"])
+    lease, renewed = broker.renew(credential, issued.lease_id, ttl=30, now=NOW + 1)
+    assert lease.expires_at == NOW + 31
+    second = str(renewed.reveal()["token"])
+    assert broker.validate_token(second, audience=AUDIENCE, now=NOW + 2).jti == str(
+        issued.lease.handle
+    )
+    for token in (first, second):
+        rejects(
+            lambda t=token: broker.validate_token(t, audience=AUDIENCE, now=NOW + 40), F.EXPIRED
+        )
