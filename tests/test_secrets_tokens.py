@@ -343,7 +343,6 @@ def test_a_retired_key_validates_only_what_it_signed_before_retiring(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a token validates past its lease's end until the sweep")
 def test_a_token_validates_only_while_its_lease_lasts(tmp_path: Path, world: LeaseWorld) -> None:
     """The agent renews its lease for a shorter time than its first token still runs: the lease
     now ends at NOW + 31, the first token says exp NOW + 120. Before any sweep, at NOW + 40,

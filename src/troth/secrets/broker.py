@@ -474,7 +474,9 @@ class Broker:
         broker knows: a token signed by a retired key must predate its retirement (a leaked
         retired key mints nothing new), and the token must be one its lease could carry —
         the lease's identity as `sub`, its secret's audience, scopes within its scopes, dated
-        within its life (`iat` from its issue, `exp` by its cap). SecretError otherwise."""
+        within its life (`iat` from its issue, `exp` by its cap) — and the lease not over
+        (`now` before its `expires_at`, so a renewal for less time ends the earlier tokens
+        too, before the sweep marks it). SecretError otherwise."""
         validated = validate_token(
             token,
             self.jwks(now),
@@ -498,6 +500,8 @@ class Broker:
             or self.spec(lease.secret).settings.get("audience") != audience
         ):
             raise SecretError(_F.JWT_NOT_OF_LEASE, f"lease {validated.jti}")
+        if now >= lease.expires_at:  # over (a renewal for less time), swept or not yet
+            raise SecretError(_F.EXPIRED, f"lease {validated.jti} ended at {lease.expires_at}")
         return validated
 
     # -- internals ----------------------------------------------------------------------------
