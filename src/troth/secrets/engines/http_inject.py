@@ -19,17 +19,16 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 - the response comes back without hop-by-hop headers and `Set-Cookie`, and with every
   occurrence of the secret (and of its credential part after a scheme) replaced by
   `[redacted]`, in headers and body, as sent or as JSON, HTML or percent-encoding would echo
-  it (`_echoes`), so an upstream that echoes requests leaks nothing;
+  it, escapes mixed within it (`_echoes`), so an upstream that echoes requests leaks nothing;
 - the whole exchange (connecting, sending, the answer's headers and body) ends within the
   secret's `timeout`, however the upstream paces its bytes.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import http.client
 import io
-import json
 import re
 import socket
 import ssl
@@ -62,7 +61,6 @@ _SEGMENT = re.compile(r"(?:[A-Za-z0-9\-_.~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+")
 _QUERY = re.compile(r"(?:[A-Za-z0-9\-_.~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 _BAD_ESCAPE = re.compile(r"%(?:2[eEfF5]|5[cC]|[01][0-9A-Fa-f]|7[fF])")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _HOP_BY_HOP: Final = frozenset(
     {
         "connection",
@@ -502,37 +500,76 @@ def _forwarded_headers(
     ]
 
 
-def _echoes(value: bytes) -> set[bytes]:
-    """`value` (the secret, or its credential part) as an upstream's text could echo it: as
-    sent, JSON-escaped (`\\"`, `\\\\`; PHP's `\\/`; Go's `\\u0026`, `\\u003c`,
-    `\\u003e`), HTML-escaped (`&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#x27;` or `&#39;`) and
-    percent-encoded (either hex case, `/` kept or not, a space as `%20` or `+`)."""
-    try:
-        text = value.decode("ascii")
-    except UnicodeDecodeError:  # not a header value check_secret_header admits: as sent only
-        return {value}
-    quoted = json.dumps(text)[1:-1]
-    go = quoted.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    escaped = html.escape(text)
-    forms = {text, quoted, quoted.replace("/", "\\/"), go, go.replace("/", "\\/")}
-    forms |= {escaped, escaped.replace("&#x27;", "&#39;"), html.escape(text, quote=False)}
-    for safe in ("", "/"):
-        for percent in (
-            urllib.parse.quote(text, safe=safe),
-            urllib.parse.quote_plus(text, safe=safe),
-        ):
-            forms |= {percent, _HEX_ESCAPE.sub(lambda m: m.group().lower(), percent)}
-    return {form.encode("ascii") for form in forms}
+_NAMED: Final = {
+    ord("&"): (b"amp",),
+    ord("<"): (b"lt",),
+    ord(">"): (b"gt",),
+    ord('"'): (b"quot",),
+    ord("'"): (b"apos",),
+}
+"""HTML's named character references for the characters HTML escaping writes (any case: HTML5
+reads `&AMP;` and `&LT;` too)."""
+_SHORT_JSON: Final = {c: re.escape(b"\\" + bytes([c])) for c in b'"\\/'}
+"""JSON's two-character escapes of `"`, `\\` and `/` (RFC 8259, section 7), as patterns."""
+
+
+_ALNUM: Final = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _hex(number: int, digits: int) -> bytes:
+    """`number` in hexadecimal, `digits` wide, each letter in either case (a pattern)."""
+    return b"".join(
+        b"[%s%s]" % (d.lower().encode(), d.upper().encode()) if d.isalpha() else d.encode()
+        for d in f"{number:0{digits}x}"
+    )
+
+
+def _char_forms(byte: int) -> bytes:
+    """A pattern for one byte of the secret as text can carry it: a letter or digit as itself;
+    any other byte as itself, a JSON escape
+    (`\\uXXXX` in either hex case, as .NET and Go write any character; `\\"`, `\\\\`,
+    `\\/`); an HTML character reference (`&#DDD;`, `&#xHH;` with any leading zeros, or its
+    name in any case; the `;` optional, as HTML reads it); a percent-escape (either hex case;
+    a space also as `+`)."""
+    if byte in _ALNUM:  # escapers leave letters and digits as they are
+        return bytes([byte])
+    forms = [re.escape(bytes([byte])), b"%" + _hex(byte, 2)]
+    if byte < 0x80:
+        forms.append(b"\\\\u" + _hex(byte, 4))
+        forms.append(b"&#0*%d;?" % byte)
+        forms.append(b"&#[xX]0*" + _hex(byte, 1 if byte < 16 else 2) + b";?")
+        forms.extend(b"&(?i:%s);?" % name for name in _NAMED.get(byte, ()))
+        if byte in _SHORT_JSON:
+            forms.append(_SHORT_JSON[byte])
+        if byte == ord(" "):
+            forms.append(b"\\+")
+    return b"(?:" + b"|".join(forms) + b")"
+
+
+def _echoes(value: bytes) -> bytes:
+    """A pattern matching `value` (the secret, or its credential part) however an upstream's
+    text could echo it: each of its characters other than letters and digits as sent or
+    escaped by JSON, HTML or percent-encoding (`_char_forms`), escapes mixed freely within
+    it."""
+    return b"".join(_char_forms(byte) for byte in value)
+
+
+@functools.lru_cache(maxsize=16)
+def _echo_pattern(secret: bytes) -> re.Pattern[bytes]:
+    """The secret's echoes, and its credential part's after a scheme (`Bearer ...`), as one
+    pattern: compiled once per secret value (up to ~2 s for 8 KiB of punctuation, a few ms for
+    a token) and kept for the next answers (16 values at most)."""
+    forms = [_echoes(secret)]  # the whole secret first: it holds the credential part
+    scheme, _, credential = secret.rpartition(b" ")
+    if scheme and len(credential) >= 8:
+        forms.append(_echoes(credential))
+    return re.compile(b"|".join(forms))
 
 
 def _clean_response(
     status: int, reason: str, headers: list[tuple[str, str]], body: bytes, secret: bytes
 ) -> HttpResponse:
-    found = _echoes(secret)
-    scheme, _, credential = secret.rpartition(b" ")
-    if scheme and len(credential) >= 8:
-        found |= _echoes(credential)
-    needles = sorted(found, key=len, reverse=True)  # a longer form before a part of it
+    echoed = _echo_pattern(secret)
     if len(headers) > limits.MAX_INJECT_HEADERS or _header_bytes(headers) > _HEADERS_TOTAL:
         raise SecretError(_F.UPSTREAM_FAILED, "too many response headers")
     for name, value in headers:  # fail closed: an encoded body cannot be searched for the secret
@@ -543,13 +580,8 @@ def _clean_response(
         lower = name.lower()
         if lower in _HOP_BY_HOP or lower in _DROPPED_RESPONSE:
             continue
-        raw = value.encode("latin-1", "replace")
-        for needle in needles:
-            raw = raw.replace(needle, _REDACTED)
+        raw = echoed.sub(_REDACTED, value.encode("latin-1", "replace"))
         cleaned.append((name, raw.decode("latin-1")))
-    for needle in needles:
-        body = body.replace(needle, _REDACTED)
-    safe_reason = reason.encode("latin-1", "replace")
-    for needle in needles:
-        safe_reason = safe_reason.replace(needle, _REDACTED)
+    body = echoed.sub(_REDACTED, body)
+    safe_reason = echoed.sub(_REDACTED, reason.encode("latin-1", "replace"))
     return HttpResponse(status, safe_reason.decode("latin-1"), tuple(cleaned), body)
