@@ -26,6 +26,7 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import io
@@ -554,15 +555,31 @@ def _echoes(value: bytes) -> bytes:
     return b"".join(_char_forms(byte) for byte in value)
 
 
+_PART: Final = 8
+"""A part of the secret (the credential after its scheme, a Basic password) is redacted on its
+own when at least this long (a shorter one would redact ordinary text)."""
+
+
 @functools.lru_cache(maxsize=16)
 def _echo_pattern(secret: bytes) -> re.Pattern[bytes]:
-    """The secret's echoes, and its credential part's after a scheme (`Bearer ...`), as one
-    pattern: compiled once per secret value (up to ~2 s for 8 KiB of punctuation, a few ms for
-    a token) and kept for the next answers (16 values at most)."""
+    """The secret's echoes, its credential part's after a scheme (`Bearer ...`) and, for a
+    `Basic` secret, the decoded `user:password`'s and the password's, as one pattern: compiled
+    once per secret value (up to ~2 s for 8 KiB of punctuation, a few ms for a token) and kept
+    for the next answers (16 values at most)."""
     forms = [_echoes(secret)]  # the whole secret first: it holds the credential part
     scheme, _, credential = secret.rpartition(b" ")
-    if scheme and len(credential) >= 8:
+    if scheme and len(credential) >= _PART:
         forms.append(_echoes(credential))
+    if scheme.lower() == b"basic":  # RFC 7617: what an upstream may answer having decoded it
+        try:
+            decoded = base64.b64decode(credential, validate=True)
+        except ValueError:
+            decoded = b""
+        _user, colon, password = decoded.partition(b":")
+        if colon:
+            forms.append(_echoes(decoded))
+            if len(password) >= _PART:
+                forms.append(_echoes(password))
     return re.compile(b"|".join(forms))
 
 
