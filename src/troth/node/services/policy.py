@@ -348,6 +348,8 @@ class _Subscription:
     channel: str
     sent: bytes = b""  # the digest of the bundle it was last sent (or is pulling)
     authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
+    waiting: bytes | None = None  # the newest bundle not pushed yet (one: it replaces the rest)
+    pushing: bool = False  # a push task runs for it
 
 
 def _bundle_argument(arguments: Any) -> bytes:
@@ -466,19 +468,35 @@ class PolicyService:
             if authority != body.authority or subscription.sent == bundle.digest:
                 continue
             subscription.sent = bundle.digest
-            self._spawn(self._push_to((peer, authority), subscription.channel, bundle.data))
+            subscription.waiting = bundle.data  # a newer bundle replaces one still waiting
+            if not subscription.pushing:
+                subscription.pushing = True
+                self._spawn(self._push_to((peer, authority), subscription))
 
-    async def _push_to(self, key: tuple[Identifier, Identifier], channel: str, data: bytes) -> None:
-        async with self._pushing:
-            end = self.find_channel(channel)
-            if end is None or end.channel.state is not ChannelState.OPEN:
-                self.subscriptions.pop(key, None)  # it subscribes again with its next pull
-                return
-            try:
-                await call(self.router, (end.enc, POLICY), "push", [data])
-                self.pushed += 1
-            except TrothError as exc:
-                log.info("policy push to %s: %s", key[0], exc)
+    async def _push_to(
+        self, key: tuple[Identifier, Identifier], subscription: _Subscription
+    ) -> None:
+        """Push the subscriber's waiting bundle, and the newer one that came meanwhile, until
+        none waits: one task and one bundle per subscriber, however many revisions follow
+        (review 22, finding 5: a task per revision, each holding its bundle, piled up behind a
+        subscriber that reads nothing)."""
+        try:
+            while subscription.waiting is not None:
+                async with self._pushing:
+                    data, subscription.waiting = subscription.waiting, None
+                    if data is None:
+                        return
+                    end = self.find_channel(subscription.channel)
+                    if end is None or end.channel.state is not ChannelState.OPEN:
+                        self.subscriptions.pop(key, None)  # it subscribes again when it pulls
+                        return
+                    try:
+                        await call(self.router, (end.enc, POLICY), "push", [data])
+                        self.pushed += 1
+                    except TrothError as exc:
+                        log.info("policy push to %s: %s", key[0], exc)
+        finally:
+            subscription.pushing = False
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
