@@ -19,8 +19,9 @@ privilege it holds, `DROP OWNED BY` in dbname, each configured database and any 
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
 any database PUBLIC may connect to), so what the lease's role created dies with it (handed to
 the admin, a SECURITY DEFINER function it wrote would run with the admin's rights; with the
-objects of the other roles being revoked when theirs depend on it, `_drop_owned`), then
-`DROP ROLE`. Each step tolerates a role already gone.
+objects of the other roles being revoked when theirs depend on it, and with CASCADE when a
+live role's object still does, `_drop_owned`), then `DROP ROLE`. Each step tolerates a role
+already gone.
 
 Identifiers always go through `sql.Identifier`, values through `sql.Literal` or parameters;
 the admin's sessions search `pg_catalog` only (`_session_options`), so no function or operator
@@ -403,26 +404,33 @@ def _drop_owned(conn: Any, role: str, prefix: str) -> None:
     on one of `role`'s, and the roles of this broker that are being revoked (NOLOGIN: the
     first step of a revocation) are among them, their objects are dropped together: two
     leases each with a view on the other's table would otherwise keep both revocations
-    failing for good. A dependent object of any other role still fails it (retried)."""
+    failing for good. When an object of a role not being revoked still depends on one of
+    `role`'s (another agent's live lease made a column default on the revoked lease's
+    function, which PUBLIC may execute), `role`'s objects are dropped with CASCADE: what
+    depends on a lease's objects was made after the lease and ends with it, so no live role
+    can keep a revocation failing (review 22, finding 3)."""
     import psycopg
     from psycopg import sql
 
+    drop = sql.SQL("DROP OWNED BY {}")
     try:
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(drop.format(sql.Identifier(role)))
+        return
     except psycopg.errors.DependentObjectsStillExist:
-        dying = conn.execute(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) AND NOT rolcanlogin "
-            "AND rolname <> %s ORDER BY rolname",
-            (prefix, role),
-        ).fetchall()
-        if not dying:
-            raise
+        pass
+    dying = conn.execute(
+        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) AND NOT rolcanlogin "
+        "AND rolname <> %s ORDER BY rolname",
+        (prefix, role),
+    ).fetchall()
+    if dying:
         roles = [role, *(name for (name,) in dying)]
-        conn.execute(
-            sql.SQL("DROP OWNED BY {}").format(
-                sql.SQL(", ").join(sql.Identifier(name) for name in roles)
-            )
-        )
+        try:
+            conn.execute(drop.format(sql.SQL(", ").join(sql.Identifier(n) for n in roles)))
+            return
+        except psycopg.errors.DependentObjectsStillExist:
+            pass
+    conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
 
 
 def _memberships(conn: Any, role: str) -> set[str]:
