@@ -27,11 +27,7 @@ from typing import Any, Final
 
 from troth import enrollment
 from troth.authority import Authority
-from troth.authority.client import (
-    refresh_request,
-    rotated_request,
-    ticket_authority,
-)
+from troth.authority.client import refresh_request, rotated_request, ticket_authority
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
@@ -458,8 +454,11 @@ class NodeRuntime:
         for authority, address in self.trust.routes.items():
             known = await self.worker.run(self.node.wallet.known_changes, authority)
             if needs_refresh(held, authority, known, now, margin):
-                await self._refresh_from(authority, address, now)
-                refreshed += 1
+                try:  # one authority's failure holds back no other's (review 22, finding 6)
+                    await self._refresh_from(authority, address, now)
+                    refreshed += 1
+                except TrothError as exc:
+                    log.warning("credential of %s: %s", authority, exc)
         if refreshed:  # on each open channel in a task of its own: a peer that does not read
             credentials = (await self._renew_identity()).credentials  # holds back no other
             for end in list(self.channels.ends.values()):
