@@ -1,0 +1,107 @@
+"""Review 22's attacks on the newest secrets code (http-inject's redaction of encoded echoes):
+
+1. http-inject redacts the secret as Python, PHP and Go JSON, Python's HTML escaping and
+   percent-encoding write it, but two of the most common server stacks escape more: .NET's
+   System.Text.Json (its default encoder) writes `+` as `\\u002B`, `'` as `\\u0027`, `"` as
+   `\\u0022`, `<` `>` `&` as `\\u003C` `\\u003E` `\\u0026` (upper-case hex), and Go's
+   html/template writes `+` as `&#43;`, `"` as `&#34;`, `'` as `&#39;`. A base64 credential
+   holds `+`: an allowed path whose framework echoes the request's Authorization header that
+   way hands the agent its secret (json.loads / html.unescape give it back whole).
+
+Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.leases import LeaseWorld, open_broker
+from tests.support.upstreams import serving
+from tests.test_secrets_postgres import now, world  # noqa: F401 - `world` is a fixture
+from troth.secrets import AllowListPolicy, HttpRequest
+
+# -- 1. encoders that escape more than the redaction knows --------------------------------------
+
+_SECRET = "Bearer sk/live+CANARY&7f<3a>9c\"2e'41=="  # review 21's: what encoders escape
+
+
+def _dotnet_json(text: str) -> str:
+    """System.Text.Json's JavaScriptEncoder.Default: HTML-sensitive characters and `+` as
+    \\uXXXX, upper-case hex."""
+    escaped = json.dumps(text)[1:-1].replace('\\"', '"')
+    return '"' + re.sub(r"[+'\"<>&`]", lambda m: f"\\u{ord(m.group()):04X}", escaped) + '"'
+
+
+def _go_html_template(text: str) -> str:
+    """Go's html/template in HTML text (htmlEscaper: `&#34;` `&#39;` `&#43;` `&lt;` ...)."""
+    table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "+": "&#43;"}
+    return "".join(table.get(c, c) for c in text)
+
+
+_ECHOES: dict[str, tuple[Callable[[str], str], Callable[[str], str]]] = {
+    "dotnet-json": (_dotnet_json, json.loads),
+    "go-html-template": (_go_html_template, html.unescape),
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 1: http-inject's _echoes misses .NET's \\u002B JSON escapes "
+    "and Go html/template's &#43; / &#34;: the echoed secret reaches the agent",
+)
+@pytest.mark.parametrize("encoding", sorted(_ECHOES))
+def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leaks_nothing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    encoding: str,
+) -> None:
+    """An allowed path echoes the request's Authorization header in its body and a header,
+    escaped as .NET's JSON serializer or Go's html/template does. What the agent reads,
+    decoded the same way, holds neither the secret nor its credential part."""
+    encode, decode = _ECHOES[encoding]
+    assert decode(encode(_SECRET)) == _SECRET  # the encoding is faithful (not a test of it)
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            echoed = encode(self.headers.get("Authorization", ""))
+            body = echoed.encode()
+            self.send_response(200)
+            self.send_header("X-Seen", echoed)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    with serving(Echo) as base:
+        config = {
+            "scopes": ["read"],
+            "ttl": 60,
+            "upstream": base + "/api",
+            "header": "Authorization",
+            "rules": [{"methods": ["GET"], "path": "/echo"}],
+        }
+        broker.put_secret("echo", "http-inject", config, _SECRET.encode(), now=now())
+        agent = world.credential_a()
+        issued = broker.issue(agent, "echo", now=now())
+        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/echo"), now=now())
+    broker.close()
+    assert answer.status == 200
+    credential = _SECRET.partition(" ")[2]
+    for seen in (answer.body.decode("latin-1"), dict(answer.headers)["X-Seen"]):
+        try:
+            plain = decode(seen)
+        except ValueError:  # what the redaction left is no longer the encoding's text
+            plain = seen
+        assert credential not in plain
