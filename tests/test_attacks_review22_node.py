@@ -1,0 +1,93 @@
+"""Review 22's attacks on the newest node code (shares of node-wide pools, to_the_end, the
+policy push, the storage thread):
+
+2. a request cancelled while it waits for the storage thread is not taken off the thread's
+   queue: `StoreWorker` is a ThreadPoolExecutor, and cancelling a future there only marks it —
+   the work item (the call and its arguments) stays queued until the thread reaches it. While
+   the storage thread is busy (a trace batch, a sweep, a checkpoint), a member that pushes a
+   1 MiB argument as a policy bundle (`push` hands the raw bytes to the thread before anything
+   reads them), closes its channel and does it again piles megabyte after megabyte in the
+   node's memory: closing the channel frees the request's place in every bound (per member,
+   per connection, node-wide), but not what it queued. docs/protocols.md says "one it had not
+   taken up is dropped with its request, so pushing and closing queues nothing", and
+   `StoreWorker.submit` "cancelling it before it started takes it off the queue". The same
+   holds for every request whose handler awaits `worker.run` (a trace submission's batch).
+
+Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from concurrent.futures.thread import _WorkItem
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from troth.errors import TrothError
+from troth.node.runtime import NodeRuntime
+from troth.node.services import call
+from troth.node.services.policy import POLICY
+
+# -- 2. cancelled requests keep what they queued on the storage thread ---------------------------
+
+CYCLES = 4  # pushes, each on a channel of its own closed while it waits
+JUNK = b"\0" * (512 * 1024)  # what a member pushes as a bundle: read only on the storage thread
+
+
+def _queued_pushes() -> int:
+    """Cancelled calls still queued for a thread pool's thread that hold a pushed JUNK
+    argument (the work items of concurrent.futures: nothing else shows what is queued)."""
+    return sum(
+        1
+        for item in gc.get_objects()
+        if isinstance(item, _WorkItem)
+        and item.future.cancelled()
+        and any(isinstance(a, bytes) and a == JUNK for a in getattr(item.fn, "args", ()))
+    )
+
+
+def _hub(net: MemNet) -> NodeRuntime:
+    assert net.hub is not None
+    return net.hub
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 2: a cancelled storage call stays in StoreWorker's executor queue "
+    "with its arguments; pushing and closing piles bundles in memory while the thread is busy",
+)
+def test_pushes_cancelled_while_the_storage_thread_is_busy_queue_nothing(tmp_path: Path) -> None:
+    """The hub's storage thread is busy. A member pushes a 512 KiB argument to the policy
+    service and closes its channel while the push waits for the thread, CYCLES times. Each push
+    is cancelled (its request gone from the hub); none may stay queued on the storage thread."""
+
+    async def test(net: MemNet) -> None:
+        hub = _hub(net)
+        pusher = await net.member("pusher")
+        gate = threading.Event()
+        busy = asyncio.ensure_future(hub.worker.run(gate.wait, 30))  # the storage thread
+        try:
+            for _ in range(CYCLES):
+                end = await pusher.channel_to(route(HUB))
+                pushing = asyncio.ensure_future(
+                    call(pusher.router, (end.enc, POLICY), "push", [JUNK], timeout=10)
+                )
+                while not [e for e in hub.channels.ends.values() if e.requests]:
+                    await asyncio.sleep(0.01)
+                (theirs,) = [e for e in hub.channels.ends.values() if e.requests]
+                await end.close()
+                while theirs.requests:  # the hub cancelled the push: its request is gone
+                    await asyncio.sleep(0.01)
+                with pytest.raises(TrothError):
+                    await pushing
+            assert hub.host.running == 0
+            assert _queued_pushes() == 0  # nothing of the gone pushes is held
+        finally:
+            gate.set()
+            await busy
+
+    run_memnet(test, tmp_path / "home")
