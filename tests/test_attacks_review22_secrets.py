@@ -6,7 +6,16 @@
    `\\u0022`, `<` `>` `&` as `\\u003C` `\\u003E` `\\u0026` (upper-case hex), and Go's
    html/template writes `+` as `&#43;`, `"` as `&#34;`, `'` as `&#39;`. A base64 credential
    holds `+`: an allowed path whose framework echoes the request's Authorization header that
-   way hands the agent its secret (json.loads / html.unescape give it back whole).
+   way hands the agent its secret (json.loads / html.unescape give it back whole);
+3. another agent's live lease keeps a lease's revocation failing for as long as it lives: a
+   function (or a type) a lease makes is usable by PUBLIC by default (EXECUTE, USAGE), so a
+   lease of another agent that may create in the same schema makes a column default (a view,
+   a check) on it without any grant from its owner. `DROP OWNED BY` the revoked role then
+   fails (DependentObjectsStillExist), and `_drop_owned` drops together only with roles of
+   this broker being revoked (NOLOGIN): the live lease is not one, so the revocation fails
+   at every sweep — the lease stays REVOKING, its role (NOLOGIN, no privilege) and its
+   objects stay, and the secret cannot be removed — until the other agent's lease ends (it
+   may renew it).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -25,8 +34,17 @@ import pytest
 
 from tests.support.leases import LeaseWorld, open_broker
 from tests.support.upstreams import serving
-from tests.test_secrets_postgres import now, world  # noqa: F401 - `world` is a fixture
-from troth.secrets import AllowListPolicy, HttpRequest
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    _admin_sql,
+    login,
+    now,
+    orders,
+    world,
+)
+from tests.test_secrets_postgres import setup as pg_setup
+from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
 
 # -- 1. encoders that escape more than the redaction knows --------------------------------------
 
@@ -105,3 +123,43 @@ def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leak
         except ValueError:  # what the redaction left is no longer the encoding's text
             plain = seen
         assert credential not in plain
+
+
+# -- 3. another agent's live lease depends on a revoked lease's function ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 3: a live lease's column default on a revoked lease's function "
+    "(PUBLIC may EXECUTE it) keeps DROP OWNED, and the revocation, failing while it lives",
+)
+def test_another_agents_lease_cannot_keep_a_revocation_failing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The writer template may create in `public`. Agent b's lease makes a function there;
+    agent a's lease (another agent) makes a table whose column default calls it — no grant
+    from b needed. Agent b's lease is revoked: after a sweep its role is gone and the lease is
+    REVOKED, while agent a's lease is still active."""
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = pg_setup(tmp_path, world, orders)
+    a_agent, b_agent = world.credential_a(), world.credential_b()
+    a = broker.issue(a_agent, SECRET, scope=["orders:write"], now=now())
+    b = broker.issue(b_agent, SECRET, scope=["orders:write"], now=now())
+    with login(orders, b.credential.reveal()) as sb:
+        sb.execute("CREATE FUNCTION public.b_one() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    with login(orders, a.credential.reveal()) as sa:
+        sa.execute("CREATE TABLE public.a_pins (x int DEFAULT public.b_one())")
+    broker.revoke(b_agent, b.lease_id, now=now())  # one that fails stays REVOKING (retried)
+    broker.sweep(now() + 1)
+    lease = broker.book.lease(b.lease.handle)
+    role = b.lease.engine_ref
+    assert role is not None
+    remaining = orders.roles(role)
+    broker.revoke(a_agent, a.lease_id, now=now())  # cleans up either way
+    broker.sweep(now() + 2)
+    broker.close()
+    assert lease is not None
+    assert lease.state is LeaseState.REVOKED
+    assert remaining == set()
