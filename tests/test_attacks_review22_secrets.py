@@ -6,7 +6,8 @@
    `\\u0022`, `<` `>` `&` as `\\u003C` `\\u003E` `\\u0026` (upper-case hex), and Go's
    html/template writes `+` as `&#43;`, `"` as `&#34;`, `'` as `&#39;`. A base64 credential
    holds `+`: an allowed path whose framework echoes the request's Authorization header that
-   way hands the agent its secret (json.loads / html.unescape give it back whole);
+   way hands the agent its secret (json.loads / html.unescape give it back whole). PHP's
+   htmlspecialchars writes `'` as `&#039;` (zero-padded), which is missed too;
 3. another agent's live lease keeps a lease's revocation failing for as long as it lives: a
    function (or a type) a lease makes is usable by PUBLIC by default (EXECUTE, USAGE), so a
    lease of another agent that may create in the same schema makes a column default (a view,
@@ -64,16 +65,23 @@ def _go_html_template(text: str) -> str:
     return "".join(table.get(c, c) for c in text)
 
 
+def _php_htmlspecialchars(text: str) -> str:
+    """PHP 8.1+'s htmlspecialchars (ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML401): `'` as
+    `&#039;` (zero-padded)."""
+    return html.escape(text).replace("&#x27;", "&#039;")
+
+
 _ECHOES: dict[str, tuple[Callable[[str], str], Callable[[str], str]]] = {
     "dotnet-json": (_dotnet_json, json.loads),
     "go-html-template": (_go_html_template, html.unescape),
+    "php-htmlspecialchars": (_php_htmlspecialchars, html.unescape),
 }
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="review 22 finding 1: http-inject's _echoes misses .NET's \\u002B JSON escapes "
-    "and Go html/template's &#43; / &#34;: the echoed secret reaches the agent",
+    reason="review 22 finding 1: http-inject's _echoes misses .NET's \\u002B JSON escapes, "
+    "Go html/template's &#43; / &#34; and PHP's &#039;: the echoed secret reaches the agent",
 )
 @pytest.mark.parametrize("encoding", sorted(_ECHOES))
 def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leaks_nothing(
