@@ -16,13 +16,17 @@
    this broker being revoked (NOLOGIN): the live lease is not one, so the revocation fails
    at every sweep — the lease stays REVOKING, its role (NOLOGIN, no privilege) and its
    objects stay, and the secret cannot be removed — until the other agent's lease ends (it
-   may renew it).
+   may renew it);
+4. a `Basic` secret is redacted as its header value and its base64 credential part, but an
+   upstream that answers what it decoded from the header (a debug or "whoami" endpoint, an
+   error naming the user and password it was given) hands the agent the password itself.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -171,3 +175,54 @@ def test_another_agents_lease_cannot_keep_a_revocation_failing(
     assert lease is not None
     assert lease.state is LeaseState.REVOKED
     assert remaining == set()
+
+
+# -- 4. a Basic credential echoed decoded ----------------------------------------------------------
+
+_BASIC_PASSWORD = "CANARY-pw-7f3a9c2e41"
+_BASIC = "Basic " + base64.b64encode(f"svc:{_BASIC_PASSWORD}".encode()).decode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 4: http-inject redacts a Basic credential's base64 only; an "
+    "upstream that echoes the decoded user:password hands the agent the password",
+)
+def test_an_upstream_echoing_a_basic_credential_decoded_leaks_no_password(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The secret is a `Basic` header. An allowed path answers what it decoded from it, as a
+    framework's request.authorization does (`{"username": ..., "password": ...}`). The agent
+    reads no password."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+            body = json.dumps({"scheme": scheme, "username": user, "password": password}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    with serving(Echo) as base:
+        config = {
+            "scopes": ["read"],
+            "ttl": 60,
+            "upstream": base + "/api",
+            "header": "Authorization",
+            "rules": [{"methods": ["GET"], "path": "/whoami"}],
+        }
+        broker.put_secret("echo", "http-inject", config, _BASIC.encode(), now=now())
+        agent = world.credential_a()
+        issued = broker.issue(agent, "echo", now=now())
+        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
+    broker.close()
+    assert answer.status == 401
+    assert _BASIC_PASSWORD.encode() not in answer.body
