@@ -11,7 +11,15 @@ policy push, the storage thread):
    per connection, node-wide), but not what it queued. docs/protocols.md says "one it had not
    taken up is dropped with its request, so pushing and closing queues nothing", and
    `StoreWorker.submit` "cancelling it before it started takes it off the queue". The same
-   holds for every request whose handler awaits `worker.run` (a trace submission's batch).
+   holds for every request whose handler awaits `worker.run` (a trace submission's batch);
+5. a co-trusted authority's bundles pile up in the node's memory: `distribute` spawns one push
+   task per subscriber for every new bundle of its authority, and the tasks wait for one of
+   the MAX_POLICY_PUSHES (16) places, each holding its bundle (up to 768 KiB), however many
+   newer ones follow. Globex signs revisions for free and any of its members pushes them; one
+   of its members subscribed to them that reads nothing holds each push for the call timeout
+   (10 s; 16 at a time: 1.6 bundles a second go), so every revision pushed faster than that
+   stays in memory — without bound — and acme's pushes wait behind them (its members learn
+   of its bundles only at their next pull).
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -26,11 +34,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.support.gates import TOOLS
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.test_attacks_review21_node import _never_drain
+from tests.test_attacks_review21_shares import _ask, _globex_member
+from tests.test_gates_distribution import READ, revision_of, until
+from troth import limits
 from troth.errors import TrothError
+from troth.gates import create_bundle
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
-from troth.node.services.policy import POLICY
+from troth.node.services.policy import POLICY, PolicyService
 
 # -- 2. cancelled requests keep what they queued on the storage thread ---------------------------
 
@@ -91,3 +105,56 @@ def test_pushes_cancelled_while_the_storage_thread_is_busy_queue_nothing(tmp_pat
             await busy
 
     run_memnet(test, tmp_path / "home")
+
+
+# -- 5. a co-trusted authority's bundles pile up waiting to be pushed -------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 5: PolicyService.distribute spawns a push per subscriber per new "
+    "bundle, all waiting for MAX_POLICY_PUSHES places, each holding its bundle: a co-trusted "
+    "authority's revisions pile up in memory without bound behind a subscriber that does not read",
+)
+def test_a_co_trusted_authoritys_revisions_do_not_pile_up_behind_a_silent_subscriber(
+    tmp_path: Path,
+) -> None:
+    """The hub trusts acme and globex. A globex member subscribes to globex's bundles and reads
+    nothing more; another pushes MAX_POLICY_PUSHES + 8 revisions of globex's bundle, each
+    signed by globex. The hub takes them all; what it keeps waiting to push to the subscriber
+    stays within MAX_POLICY_PUSHES (a subscriber needs only the newest)."""
+    revisions = limits.MAX_POLICY_PUSHES + 8
+
+    async def test(net: MemNet) -> None:
+        hub = _hub(net)
+        globex_node, globex, ticket = await globex_over_tcp(net)
+        await hub.enroll(ticket, "hub")
+        service = hub.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        authority = globex.identifier
+        silent = await _globex_member(net, globex, "silent")
+        await _ask(silent, POLICY, "get", [authority.digest, 0])
+        assert (net.identifier(silent), authority) in service.subscriptions
+        stuck = _never_drain(hub, {net.identifier(silent)})
+        pusher = await _globex_member(net, globex, "pusher")
+        try:
+            for revision in range(1, revisions + 1):
+                now = net.clock.now()
+                data = create_bundle(
+                    globex_node.node.identities.signer("globex", now=now),
+                    authority=authority,
+                    policies=READ,
+                    schema="",
+                    tools=TOOLS,
+                    services={"orders": ["read"]},
+                    revision=revision,
+                    now=now,
+                    ttl=3600,
+                )
+                await _ask(pusher, POLICY, "push", [data])
+            await until(lambda: revision_of(hub, authority) == revisions)
+            assert len(service._tasks) <= limits.MAX_POLICY_PUSHES
+        finally:
+            stuck.set()
+
+    run_memnet(test, tmp_path / "home", budget=120)
