@@ -19,7 +19,13 @@ policy push, the storage thread):
    of its members subscribed to them that reads nothing holds each push for the call timeout
    (10 s; 16 at a time: 1.6 bundles a second go), so every revision pushed faster than that
    stays in memory — without bound — and acme's pushes wait behind them (its members learn
-   of its bundles only at their next pull).
+   of its bundles only at their next pull);
+6. one authority's refresh failing stops the node's refresh of every credential after it:
+   `refresh_credentials` calls `_refresh_from` for each authority in turn with no error
+   caught per authority (unlike `refresh_feeds`), so a co-trusted authority whose node is
+   down, refuses, or answers too late — every round: it picks its credentials' lifetime, so
+   they always need refreshing — leaves the credentials of the authorities enrolled after it
+   to expire; the node then shows no acme credential and every acme peer refuses it.
 
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -27,6 +33,7 @@ Each test asserts the secure behaviour and is marked xfail (strict) while main h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 from concurrent.futures.thread import _WorkItem
@@ -156,5 +163,39 @@ def test_a_co_trusted_authoritys_revisions_do_not_pile_up_behind_a_silent_subscr
             assert len(service._tasks) <= limits.MAX_POLICY_PUSHES
         finally:
             stuck.set()
+
+    run_memnet(test, tmp_path / "home", budget=120)
+
+
+# -- 6. one authority's failed refresh stops the refresh of the others ----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 6: refresh_credentials stops at the first authority whose "
+    "refresh fails (no per-authority error handling): later authorities' credentials expire",
+)
+def test_an_unreachable_authority_holds_back_no_other_authoritys_refresh(tmp_path: Path) -> None:
+    """A node enrolled with globex, then with acme (the hub). Globex's node stops. Both
+    credentials are due (a refresh margin past their expiry): the maintenance round must
+    still refresh the acme credential."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent")
+        globex_node, globex, ticket = await globex_over_tcp(net)
+        await agent.enroll(ticket, "agent")
+        await agent.enroll(net.ticket(), "agent")
+        acme = net.authority.identifier
+        assert list(agent.trust.routes)[0] == globex.identifier  # globex's is refreshed first
+        await globex_node.stop()
+        net.runtimes.remove(globex_node)
+
+        def acme_held() -> int:
+            return sum(1 for h in agent.node.wallet.held("agent") if h.authority == acme.digest)
+
+        before = acme_held()
+        with contextlib.suppress(TrothError):
+            await agent.refresh_credentials(margin=10**9)
+        assert acme_held() == before + 1
 
     run_memnet(test, tmp_path / "home", budget=120)
