@@ -30,6 +30,35 @@ policy push, the storage thread):
 Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
 """
 
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - read: troth.node.shares: a place counts against the roots of the caller's verified chains
+#   only (a stranger, an anchor, a local caller: STRANGERS); no peer can count against an
+#   authority that did not issue (or whose member did not delegate) a chain to it; `room`
+#   refuses at 2 x bound whatever `trusted()` says, so no pool passes twice its bound; take and
+#   release pair up (Admission: the lane kept with the task's done callback; trace: `_slot`'s
+#   finally; MCP sessions, relay names, policy subscriptions: counted from their tables each
+#   time, so nothing can leak). A local caller never takes a running-request place (source
+#   None runs inline); in the trace pool STRANGERS is shared by local callers and anchors only
+#   (MembersOnly), one anchor per authority and 2 submissions each: no stranger crowds it.
+# - read: relay `create` under to_the_end: the name is in memory before the save starts (no
+#   await between the check and the write); one save per name that changes owner, bounded by
+#   the names' quota and grace; the snapshot is taken when the save task starts, in order.
+# - read: feedsync: the bound covers the page calls and the storage steps; pages are verified
+#   before stored, the generator holds no transaction across a yield, an abandoned one is
+#   harmless. The channel open before it (10 s handshake) and the policy pull (10 s call) are
+#   outside it: a hostile co-trusted authority costs a round about 60 + 30 s, within
+#   FEED_STALENESS for one such authority (three or more would pass it).
+# - ran: on PostgreSQL 15 a lease's session cannot GRANT its own role to a template (must have
+#   admin option): check_templates cannot be poisoned that way.
+# - read: the admin's queries read catalogs only and resolve in pg_catalog first; functions and
+#   operators are never looked up in pg_temp; DROP OWNED and REVOKE run no user code (event
+#   triggers need a superuser).
+# - read: identity rotation without change rows: a cut history always has rows from change 0
+#   (`_archive` from `first_index` when none exist); `history_window` is read only across a
+#   gap, which only a cut history makes; `attested_by_store` / `window_around` fall back to the
+#   history row; a database the old code wrote has change_rows > 0 after its first rotation.
+# - read: the outbox lets one member's allowed operations fill it (main has the test, bce672a).
+
 from __future__ import annotations
 
 import asyncio
