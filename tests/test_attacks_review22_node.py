@@ -47,7 +47,8 @@ Each test asserts the secure behaviour and is marked xfail (strict) while main h
 #   before stored, the generator holds no transaction across a yield, an abandoned one is
 #   harmless. The channel open before it (10 s handshake) and the policy pull (10 s call) are
 #   outside it: a hostile co-trusted authority costs a round about 60 + 30 s, within
-#   FEED_STALENESS for one such authority (three or more would pass it).
+#   FEED_STALENESS for one such authority (by that arithmetic three or more would pass it;
+#   not run).
 # - ran: on PostgreSQL 15 a lease's session cannot GRANT its own role to a template (must have
 #   admin option): check_templates cannot be poisoned that way.
 # - read: the admin's queries read catalogs only and resolve in pg_catalog first; functions and
