@@ -1,0 +1,228 @@
+"""Review 22's attacks on the newest secrets code (http-inject's redaction of encoded echoes):
+
+1. http-inject redacts the secret as Python, PHP and Go JSON, Python's HTML escaping and
+   percent-encoding write it, but two of the most common server stacks escape more: .NET's
+   System.Text.Json (its default encoder) writes `+` as `\\u002B`, `'` as `\\u0027`, `"` as
+   `\\u0022`, `<` `>` `&` as `\\u003C` `\\u003E` `\\u0026` (upper-case hex), and Go's
+   html/template writes `+` as `&#43;`, `"` as `&#34;`, `'` as `&#39;`. A base64 credential
+   holds `+`: an allowed path whose framework echoes the request's Authorization header that
+   way hands the agent its secret (json.loads / html.unescape give it back whole). PHP's
+   htmlspecialchars writes `'` as `&#039;` (zero-padded), which is missed too;
+3. another agent's live lease keeps a lease's revocation failing for as long as it lives: a
+   function (or a type) a lease makes is usable by PUBLIC by default (EXECUTE, USAGE), so a
+   lease of another agent that may create in the same schema makes a column default (a view,
+   a check) on it without any grant from its owner. `DROP OWNED BY` the revoked role then
+   fails (DependentObjectsStillExist), and `_drop_owned` drops together only with roles of
+   this broker being revoked (NOLOGIN): the live lease is not one, so the revocation fails
+   at every sweep — the lease stays REVOKING, its role (NOLOGIN, no privilege) and its
+   objects stay, and the secret cannot be removed — until the other agent's lease ends (it
+   may renew it);
+4. a `Basic` secret is redacted as its header value and its base64 credential part, but an
+   upstream that answers what it decoded from the header (a debug or "whoami" endpoint, an
+   error naming the user and password it was given) hands the agent the password itself.
+
+Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.leases import LeaseWorld, open_broker
+from tests.support.upstreams import serving
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    _admin_sql,
+    login,
+    now,
+    orders,
+    world,
+)
+from tests.test_secrets_postgres import setup as pg_setup
+from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
+
+# -- 1. encoders that escape more than the redaction knows --------------------------------------
+
+_SECRET = "Bearer sk/live+CANARY&7f<3a>9c\"2e'41=="  # review 21's: what encoders escape
+
+
+def _dotnet_json(text: str) -> str:
+    """System.Text.Json's JavaScriptEncoder.Default: HTML-sensitive characters and `+` as
+    \\uXXXX, upper-case hex."""
+    escaped = json.dumps(text)[1:-1].replace('\\"', '"')
+    return '"' + re.sub(r"[+'\"<>&`]", lambda m: f"\\u{ord(m.group()):04X}", escaped) + '"'
+
+
+def _go_html_template(text: str) -> str:
+    """Go's html/template in HTML text (htmlEscaper: `&#34;` `&#39;` `&#43;` `&lt;` ...)."""
+    table = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "+": "&#43;"}
+    return "".join(table.get(c, c) for c in text)
+
+
+def _php_htmlspecialchars(text: str) -> str:
+    """PHP 8.1+'s htmlspecialchars (ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML401): `'` as
+    `&#039;` (zero-padded)."""
+    return html.escape(text).replace("&#x27;", "&#039;")
+
+
+_ECHOES: dict[str, tuple[Callable[[str], str], Callable[[str], str]]] = {
+    "dotnet-json": (_dotnet_json, json.loads),
+    "go-html-template": (_go_html_template, html.unescape),
+    "php-htmlspecialchars": (_php_htmlspecialchars, html.unescape),
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 1: http-inject's _echoes misses .NET's \\u002B JSON escapes, "
+    "Go html/template's &#43; / &#34; and PHP's &#039;: the echoed secret reaches the agent",
+)
+@pytest.mark.parametrize("encoding", sorted(_ECHOES))
+def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leaks_nothing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    encoding: str,
+) -> None:
+    """An allowed path echoes the request's Authorization header in its body and a header,
+    escaped as .NET's JSON serializer or Go's html/template does. What the agent reads,
+    decoded the same way, holds neither the secret nor its credential part."""
+    encode, decode = _ECHOES[encoding]
+    assert decode(encode(_SECRET)) == _SECRET  # the encoding is faithful (not a test of it)
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            echoed = encode(self.headers.get("Authorization", ""))
+            body = echoed.encode()
+            self.send_response(200)
+            self.send_header("X-Seen", echoed)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    with serving(Echo) as base:
+        config = {
+            "scopes": ["read"],
+            "ttl": 60,
+            "upstream": base + "/api",
+            "header": "Authorization",
+            "rules": [{"methods": ["GET"], "path": "/echo"}],
+        }
+        broker.put_secret("echo", "http-inject", config, _SECRET.encode(), now=now())
+        agent = world.credential_a()
+        issued = broker.issue(agent, "echo", now=now())
+        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/echo"), now=now())
+    broker.close()
+    assert answer.status == 200
+    credential = _SECRET.partition(" ")[2]
+    for seen in (answer.body.decode("latin-1"), dict(answer.headers)["X-Seen"]):
+        try:
+            plain = decode(seen)
+        except ValueError:  # what the redaction left is no longer the encoding's text
+            plain = seen
+        assert credential not in plain
+
+
+# -- 3. another agent's live lease depends on a revoked lease's function ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 3: a live lease's column default on a revoked lease's function "
+    "(PUBLIC may EXECUTE it) keeps DROP OWNED, and the revocation, failing while it lives",
+)
+def test_another_agents_lease_cannot_keep_a_revocation_failing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The writer template may create in `public`. Agent b's lease makes a function there;
+    agent a's lease (another agent) makes a table whose column default calls it — no grant
+    from b needed. Agent b's lease is revoked: after a sweep its role is gone and the lease is
+    REVOKED, while agent a's lease is still active."""
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = pg_setup(tmp_path, world, orders)
+    a_agent, b_agent = world.credential_a(), world.credential_b()
+    a = broker.issue(a_agent, SECRET, scope=["orders:write"], now=now())
+    b = broker.issue(b_agent, SECRET, scope=["orders:write"], now=now())
+    with login(orders, b.credential.reveal()) as sb:
+        sb.execute("CREATE FUNCTION public.b_one() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    with login(orders, a.credential.reveal()) as sa:
+        sa.execute("CREATE TABLE public.a_pins (x int DEFAULT public.b_one())")
+    broker.revoke(b_agent, b.lease_id, now=now())  # one that fails stays REVOKING (retried)
+    broker.sweep(now() + 1)
+    lease = broker.book.lease(b.lease.handle)
+    role = b.lease.engine_ref
+    assert role is not None
+    remaining = orders.roles(role)
+    broker.revoke(a_agent, a.lease_id, now=now())  # cleans up either way
+    broker.sweep(now() + 2)
+    broker.close()
+    assert lease is not None
+    assert lease.state is LeaseState.REVOKED
+    assert remaining == set()
+
+
+# -- 4. a Basic credential echoed decoded ----------------------------------------------------------
+
+_BASIC_PASSWORD = "CANARY-pw-7f3a9c2e41"
+_BASIC = "Basic " + base64.b64encode(f"svc:{_BASIC_PASSWORD}".encode()).decode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22 finding 4: http-inject redacts a Basic credential's base64 only; an "
+    "upstream that echoes the decoded user:password hands the agent the password",
+)
+def test_an_upstream_echoing_a_basic_credential_decoded_leaks_no_password(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The secret is a `Basic` header. An allowed path answers what it decoded from it, as a
+    framework's request.authorization does (`{"username": ..., "password": ...}`). The agent
+    reads no password."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+            body = json.dumps({"scheme": scheme, "username": user, "password": password}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    with serving(Echo) as base:
+        config = {
+            "scopes": ["read"],
+            "ttl": 60,
+            "upstream": base + "/api",
+            "header": "Authorization",
+            "rules": [{"methods": ["GET"], "path": "/whoami"}],
+        }
+        broker.put_secret("echo", "http-inject", config, _BASIC.encode(), now=now())
+        agent = world.credential_a()
+        issued = broker.issue(agent, "echo", now=now())
+        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
+    broker.close()
+    assert answer.status == 401
+    assert _BASIC_PASSWORD.encode() not in answer.body
