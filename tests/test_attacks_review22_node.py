@@ -27,7 +27,7 @@ policy push, the storage thread):
    they always need refreshing — leaves the credentials of the authorities enrolled after it
    to expire; the node then shows no acme credential and every acme peer refuses it.
 
-Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
+Each test asserts the secure behaviour (each was a strict xfail until its fix).
 """
 
 # Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
@@ -106,11 +106,6 @@ def _hub(net: MemNet) -> NodeRuntime:
     return net.hub
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22 finding 2: a cancelled storage call stays in StoreWorker's executor queue "
-    "with its arguments; pushing and closing piles bundles in memory while the thread is busy",
-)
 def test_pushes_cancelled_while_the_storage_thread_is_busy_queue_nothing(tmp_path: Path) -> None:
     """The hub's storage thread is busy. A member pushes a 512 KiB argument to the policy
     service and closes its channel while the push waits for the thread, CYCLES times. Each push
@@ -147,12 +142,6 @@ def test_pushes_cancelled_while_the_storage_thread_is_busy_queue_nothing(tmp_pat
 # -- 5. a co-trusted authority's bundles pile up waiting to be pushed -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22 finding 5: PolicyService.distribute spawns a push per subscriber per new "
-    "bundle, all waiting for MAX_POLICY_PUSHES places, each holding its bundle: a co-trusted "
-    "authority's revisions pile up in memory without bound behind a subscriber that does not read",
-)
 def test_a_co_trusted_authoritys_revisions_do_not_pile_up_behind_a_silent_subscriber(
     tmp_path: Path,
 ) -> None:
@@ -200,11 +189,6 @@ def test_a_co_trusted_authoritys_revisions_do_not_pile_up_behind_a_silent_subscr
 # -- 6. one authority's failed refresh stops the refresh of the others ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22 finding 6: refresh_credentials stops at the first authority whose "
-    "refresh fails (no per-authority error handling): later authorities' credentials expire",
-)
 def test_an_unreachable_authority_holds_back_no_other_authoritys_refresh(tmp_path: Path) -> None:
     """A node enrolled with globex, then with acme (the hub). Globex's node stops. Both
     credentials are due (a refresh margin past their expiry): the maintenance round must

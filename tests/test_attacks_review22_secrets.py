@@ -21,7 +21,7 @@
    upstream that answers what it decoded from the header (a debug or "whoami" endpoint, an
    error naming the user and password it was given) hands the agent the password itself.
 
-Each test asserts the secure behaviour and is marked xfail (strict) while main has the bug.
+Each test asserts the secure behaviour (each was a strict xfail until its fix).
 """
 
 from __future__ import annotations
@@ -82,11 +82,6 @@ _ECHOES: dict[str, tuple[Callable[[str], str], Callable[[str], str]]] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22 finding 1: http-inject's _echoes misses .NET's \\u002B JSON escapes, "
-    "Go html/template's &#43; / &#34; and PHP's &#039;: the echoed secret reaches the agent",
-)
 @pytest.mark.parametrize("encoding", sorted(_ECHOES))
 def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leaks_nothing(
     tmp_path: Path,
@@ -140,11 +135,6 @@ def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leak
 # -- 3. another agent's live lease depends on a revoked lease's function ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22 finding 3: a live lease's column default on a revoked lease's function "
-    "(PUBLIC may EXECUTE it) keeps DROP OWNED, and the revocation, failing while it lives",
-)
 def test_another_agents_lease_cannot_keep_a_revocation_failing(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811 - the fixture imported above
@@ -183,11 +173,6 @@ _BASIC_PASSWORD = "CANARY-pw-7f3a9c2e41"
 _BASIC = "Basic " + base64.b64encode(f"svc:{_BASIC_PASSWORD}".encode()).decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22 finding 4: http-inject redacts a Basic credential's base64 only; an "
-    "upstream that echoes the decoded user:password hands the agent the password",
-)
 def test_an_upstream_echoing_a_basic_credential_decoded_leaks_no_password(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811 - the fixture imported above
