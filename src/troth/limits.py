@@ -210,6 +210,10 @@ MAX_POLICY_BUNDLE_BYTES: Final = 768 * 1024
 message (MAX_SERVICE_MESSAGE) with room for the request around it."""
 MAX_POLICY_TEXT: Final = 512 * 1024
 """Longest Cedar policy text in a bundle (characters); 1,000 typical policies take ~150 KB."""
+MAX_CEDAR_NESTING: Final = 64
+"""Deepest bracket nesting of Cedar text (policies, a schema, a caveat) troth hands cedarpy:
+its parser recurses per bracket and kills the process at a few hundred levels (troth.gates.
+nesting); a caveat's parsed form stays well within Python's recursion limit at this depth."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

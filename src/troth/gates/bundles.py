@@ -358,9 +358,16 @@ def create_bundle(
         {name: compiled.tools[name].canonical for name in compiled.tools},
         {name: tuple(sorted(methods)) for name, methods in compiled.services.items()},
     ).encode()
-    return _Signed(
+    signed = _Signed(
         body, signer.sign(body), signer.attestation, signer.identity.history, chain
     ).encode()
+    if len(signed) > limits.MAX_POLICY_BUNDLE_BYTES:  # what every reader refuses first
+        raise PolicyError(
+            _P.OVER_LIMIT,
+            f"the signed bundle is {len(signed)} bytes, over {limits.MAX_POLICY_BUNDLE_BYTES} "
+            "(MAX_POLICY_BUNDLE_BYTES): fewer or smaller tools, policies or schema",
+        )
+    return signed
 
 
 def resign_bundle(data: bytes, signer: Signer, *, now: int) -> bytes:

@@ -18,6 +18,7 @@ import cedarpy
 
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
+from troth.gates.nesting import nesting_depth
 
 __all__ = ["CAVEAT_ID_PREFIX", "caveat_fragment", "check_caveat"]
 
@@ -39,11 +40,15 @@ def check_caveat(condition: str) -> str:
     """The forbid policy enforcing `condition`, or PolicyError(CAVEAT_INVALID) saying why."""
     if not condition.strip() or len(condition) > limits.MAX_CAVEAT_TEXT:
         raise _refuse(f"a caveat is 1-{limits.MAX_CAVEAT_TEXT} characters")
+    if nesting_depth(condition) > limits.MAX_CEDAR_NESTING:
+        raise _refuse(f"a caveat nests deeper than {limits.MAX_CEDAR_NESTING} (MAX_CEDAR_NESTING)")
     policy = _wrap(condition)
     try:
         est: Any = json.loads(cedarpy.policies_to_json_str(policy))
     except ValueError as exc:
         raise _refuse(f"does not parse: {exc}") from None
+    except RecursionError:  # its parsed form is deeper than Python reads
+        raise _refuse("a caveat nests too deep") from None
     statics = list(est.get("staticPolicies", {}).values())
     if est.get("templates") or len(statics) != 1:
         raise _refuse("a caveat must be a single condition")
