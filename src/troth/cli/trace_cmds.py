@@ -4,7 +4,6 @@ log); outbox (what waits for the node's trace service)."""
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from collections.abc import Generator, Mapping
 from contextlib import nullcontext
@@ -29,7 +28,7 @@ from troth.errors import NotFound, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
 from troth.node.traces import resolve_escalation
-from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
+from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
@@ -234,7 +233,7 @@ def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporte
     """An offline proof bundle for one record (verify it with: troth trace verify --file)."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         bundle = prove(log, record_id)
-    text = json.dumps(bundle, indent=2)
+    text = bundle_text(bundle)
     if out is not None:
         write_output(out, (text + "\n").encode())
         reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)

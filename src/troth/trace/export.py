@@ -66,6 +66,7 @@ __all__ = [
     "BUNDLE_TYPE",
     "BundleReport",
     "ExportReport",
+    "bundle_text",
     "export_jsonl",
     "prove",
     "verify_bundle",
@@ -184,8 +185,15 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
             continue
         proof = tree.inclusion_proof(entry.index, checkpoint.size)
         line = bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
-        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        out.write(bundle_text(line) + "\n")
     return checkpoint
+
+
+def bundle_text(bundle: dict[str, Any]) -> str:
+    """A proof bundle (or an export line) as the JSON text written: compact and as UTF-8, not
+    `\\uXXXX` escapes (which make a non-ASCII character up to 6 bytes), so a record the log
+    holds at its limits makes a line within MAX_TRACE_LINE_BYTES, which verifiers read."""
+    return json.dumps(bundle, separators=(",", ":"), ensure_ascii=False)
 
 
 # -- verification -----------------------------------------------------------------------------
