@@ -189,11 +189,13 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
     return checkpoint
 
 
-def bundle_text(bundle: dict[str, Any]) -> str:
-    """A proof bundle (or an export line) as the JSON text written: compact and as UTF-8, not
-    `\\uXXXX` escapes (which make a non-ASCII character up to 6 bytes), so a record the log
-    holds at its limits makes a line within MAX_TRACE_LINE_BYTES, which verifiers read."""
-    return json.dumps(bundle, separators=(",", ":"), ensure_ascii=False)
+def bundle_text(bundle: dict[str, Any], *, indent: int | None = None) -> str:
+    """A proof bundle (an export line: compact; `troth trace prove`'s file: `indent`ed, a few
+    hundred bytes more) as the JSON text written: UTF-8, not `\\uXXXX` escapes (which make a
+    non-ASCII character up to 6 bytes), so a record the log holds at its limits makes a line
+    within MAX_TRACE_LINE_BYTES, which verifiers read."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(bundle, indent=indent, separators=separators, ensure_ascii=False)
 
 
 # -- verification -----------------------------------------------------------------------------
