@@ -769,3 +769,15 @@ def test_a_pin_that_does_not_match_the_ticket_says_which_part_differs(setup: Set
     assert check_ticket(setup.agents.identities, ticket, now=NOW + 20, authority_pin=pin) == (
         setup.authority.identifier
     )
+
+
+def test_a_ticket_whose_credential_would_be_over_the_limit_is_refused(setup: Setup) -> None:
+    """64 attributes of 256 characters each are within MAX_ATTRIBUTES and MAX_ATTRIBUTE_TEXT,
+    but a credential granting them is over MAX_CREDENTIAL_BYTES, which every verifier refuses:
+    the ticket is refused when it is made (review 22b, finding 5), not when it is redeemed."""
+    wide = Attributes({f"orders.k{n}": "x" * limits.MAX_ATTRIBUTE_TEXT for n in range(64)})
+    with pytest.raises(AuthorityError) as caught:
+        setup.ticket(attributes=wide)
+    assert caught.value.reason is A.REQUEST_INVALID
+    assert "MAX_CREDENTIAL_BYTES" in str(caught.value)
+    setup.enroll("alice", setup.ticket())  # an ordinary ticket still works

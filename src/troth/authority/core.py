@@ -33,6 +33,7 @@ from troth.credentials import (
     TrustPolicy,
     VerifiedFeed,
     VerifiedLink,
+    check_fits,
     issue_credential,
 )
 from troth.crypto import sha256
@@ -177,6 +178,10 @@ class Authority:
             if role not in (ADMIN, ENROLLER):
                 raise AuthorityError(_A.REQUEST_INVALID, f"unknown role {role!r}")
             attributes = attributes.merged(Attributes({ROLE: role}))
+        try:
+            check_fits(attributes)
+        except CredentialError as exc:
+            raise AuthorityError(_A.REQUEST_INVALID, exc.detail) from None
         code = new_code()
         self.store.put_ticket(
             code_hash(code), cbor.encode(attributes.to_cbor()), uses, now + ttl, creator.digest, now

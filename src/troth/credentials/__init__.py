@@ -2,7 +2,7 @@
 
 from troth.credentials.attributes import Attributes, check_key
 from troth.credentials.format import CredentialBody, CredentialChain, Delegation, SignedCredential
-from troth.credentials.issue import delegate, issue_credential
+from troth.credentials.issue import check_fits, delegate, issue_credential
 from troth.credentials.revocation import (
     RevocationEntry,
     RevocationKind,
@@ -44,6 +44,7 @@ __all__ = [
     "build_feed",
     "build_page",
     "chain_actor",
+    "check_fits",
     "check_key",
     "delegate",
     "feed_authority",

@@ -12,14 +12,43 @@ from troth.credentials.format import CredentialBody, CredentialChain, Delegation
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import Identifier, Signer
 
-__all__ = ["delegate", "issue_credential"]
+__all__ = ["check_fits", "delegate", "issue_credential"]
 
 _F = CredentialFailure
 
 
-def _sign(signer: Signer, body: CredentialBody) -> SignedCredential:
+def _sign(signer: Signer, body: CredentialBody, link: int = 0) -> SignedCredential:
+    """`body` signed; CredentialError OVER_LIMIT when it is over MAX_CREDENTIAL_BYTES, which
+    every verifier refuses (caveats and attributes each within their limits can add up to
+    more: the maker refuses what no reader takes)."""
     encoded = body.encode()
+    if len(encoded) > limits.MAX_CREDENTIAL_BYTES:
+        raise CredentialError(
+            _F.OVER_LIMIT,
+            f"the credential is {len(encoded)} bytes, over {limits.MAX_CREDENTIAL_BYTES} "
+            "(MAX_CREDENTIAL_BYTES): fewer or shorter attributes or caveats",
+            link,
+        )
     return SignedCredential(encoded, signer.sign(encoded), signer.attestation)
+
+
+def check_fits(attributes: Attributes) -> None:
+    """CredentialError OVER_LIMIT unless an authority's credential granting `attributes` fits
+    MAX_CREDENTIAL_BYTES (the other fields at their largest): a ticket is refused when it is
+    made, not when it is redeemed."""
+    widest = 2**63 - 1
+    nobody = Identifier(bytes(32))
+    depth = limits.MAX_DELEGATION_LINKS
+    body = CredentialBody(
+        bytes(16), nobody, nobody, attributes, widest, widest, widest, depth, None
+    )
+    size = len(body.encode())
+    if size > limits.MAX_CREDENTIAL_BYTES:
+        raise CredentialError(
+            _F.OVER_LIMIT,
+            f"a credential granting these attributes is {size} bytes, over "
+            f"{limits.MAX_CREDENTIAL_BYTES} (MAX_CREDENTIAL_BYTES)",
+        )
 
 
 def issue_credential(
@@ -102,4 +131,13 @@ def delegate(
         depth=depth,
         delegation=delegation,
     )
-    return chain.extended(_sign(signer, body), signer.identity.history)
+    extended = chain.extended(_sign(signer, body, link), signer.identity.history)
+    size = len(extended.encode())
+    if size > limits.MAX_CHAIN_BYTES:  # what every verifier refuses first
+        raise CredentialError(
+            _F.OVER_LIMIT,
+            f"the chain would be {size} bytes, over {limits.MAX_CHAIN_BYTES} (MAX_CHAIN_BYTES): "
+            "its issuers' histories are long (present them from a checkpoint) or it is deep",
+            link,
+        )
+    return extended
