@@ -155,7 +155,7 @@ class _Principal:
     uid: str
     entities: cedarpy.Entities | None
     policy_set: cedarpy.PolicySet
-    caveat_ids: Mapping[str, str]
+    names: Mapping[str, str]  # Cedar ids -> @ids (the bundle's and the caveats')
     refused: PolicyDecision | None
     decided: dict[tuple[bool, tuple[str, ...]], PolicyDecision] = field(default_factory=dict)
 
@@ -220,10 +220,11 @@ class PolicyEngine:
         except ValueError:  # troth builds them to the fixed schema: not expected
             refused = self._deny(Outcome.CREDENTIAL, "denied: the credential has no Cedar form")
             return self._principals.put(key, _Principal(uid, None, base, {}, refused))
-        # with_added_str numbers a fragment's policies policy0.. after a base whose ids are
-        # the @ids (never policy<N>: compile_policies refuses them)
-        caveat_ids = {f"policy{n}": caveat_id for n, caveat_id in enumerate(ids)}
-        return self._principals.put(key, _Principal(uid, entities, merged, caveat_ids, None))
+        # with_added_str numbers a fragment's policies after the base's positional ids
+        names = dict(self.compiled.names)
+        first = len(names)
+        names.update({f"policy{first + n}": caveat_id for n, caveat_id in enumerate(ids)})
+        return self._principals.put(key, _Principal(uid, entities, merged, names, None))
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -288,7 +289,7 @@ class PolicyEngine:
         )
         diagnostics = result.diagnostics
         if diagnostics.errors:
-            return self._failed(result, principal.caveat_ids)
+            return self._failed(result, principal.names)
         key = (result.decision is cedarpy.Decision.Allow, tuple(diagnostics.reasons))
         found = principal.decided.get(key)
         if found is None:
@@ -311,7 +312,7 @@ class PolicyEngine:
             return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
         return self._deny(Outcome.NO_PERMIT)
 
-    def _failed(self, result: cedarpy.AuthzResult, caveat_ids: Mapping[str, str]) -> PolicyDecision:
+    def _failed(self, result: cedarpy.AuthzResult, ids: Mapping[str, str]) -> PolicyDecision:
         """Cedar's answer with errors: always a denial (research §1.6), in fixed texts."""
         diagnostics = result.diagnostics
         names = diagnostics.id_annotations_by_reason
@@ -327,7 +328,7 @@ class PolicyEngine:
                     return self._deny(Outcome.ARGUMENTS)
                 errors.append("the policy engine could not decide")
                 continue
-            failing.append(caveat_ids.get(match[1], match[1]))
+            failing.append(ids.get(match[1], match[1]))
             errors.append(f"policy {failing[-1]} could not be evaluated")
         if decision is cedarpy.Decision.Deny and policies:
             reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))

@@ -14,8 +14,11 @@ The schema of a bundle is composed of three parts, in this order:
 
 Policies must each carry a unique, non-empty `@id` of [A-Za-z0-9_.:/-], not `policy<N>` (Cedar's
 positional ids) and not `caveat:...` (troth's); the set must validate against the composed
-schema. The set is then built with the `@id`s as Cedar policy ids, so a decision's reasons are
-the authors' ids.
+schema. The set is parsed from the text (Cedar's positional ids, `policy0`...); a decision
+reports the authors' `@id`s (Cedar's `id_annotations_by_reason`, and `names` for its errors).
+It is not rebuilt from Cedar's JSON form, whose reader stops at 128 levels (a policy of 60
+`||` terms); a policy whose JSON form is deeper than Python reads (~500 terms) is refused
+typed (review 22b, finding 8).
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ class CompiledPolicies:
     tools: Mapping[str, ToolSchema]
     services: Mapping[str, frozenset[str]]
     policy_ids: tuple[str, ...]
+    names: Mapping[str, str]
+    """Each policy's Cedar id (positional, `policy<N>`) -> its `@id`."""
 
 
 def compose_schema(
@@ -204,6 +209,12 @@ def compile_policies(
         est = json.loads(cedarpy.policies_to_json_str(policies))
     except ValueError as exc:
         raise _refuse(PolicyFailure.POLICIES_INVALID, f"does not parse: {exc}") from None
+    except RecursionError:  # a chain of ~500 `||` or `&&` terms: write a set and `.contains`
+        raise _refuse(
+            PolicyFailure.POLICIES_INVALID,
+            "a condition nests deeper than the policy engine reads (a chain of hundreds of "
+            "operators): write a set and .contains() instead",
+        ) from None
     ids = _policy_ids(est)
     result = cedarpy.validate_policies(policies, schema_handle)
     if not result.validation_passed:
@@ -213,15 +224,12 @@ def compile_policies(
             for e in result.errors
         ]
         raise _refuse(PolicyFailure.POLICIES_INVALID, "the policies do not validate", messages)
-    keyed = {ids[key]: policy for key, policy in est["staticPolicies"].items()}
-    policy_set = cedarpy.PolicySet.from_json_str(
-        json.dumps({"staticPolicies": keyed, "templates": {}, "templateLinks": []})
-    )
     return CompiledPolicies(
-        policy_set,
+        cedarpy.PolicySet.from_str(policies),  # the ids are positional, as the EST's keys
         schema_handle,
         schema_text,
         compiled_tools,
         checked_services,
         tuple(ids.values()),
+        ids,
     )
