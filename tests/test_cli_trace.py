@@ -111,7 +111,8 @@ def test_prove_and_verify_the_bundle(records: list[str], tmp_path: Path) -> None
     answer = run_json("trace", "prove", records[2], "--out", str(out))
     assert answer["index"] == 2
     report = run_json("trace", "verify", "--file", str(out))
-    assert (report["valid"], report["kind"], report["index"]) == (True, "resolution", 2)
+    assert (report["verified"], report["kind"], report["index"]) == (True, "resolution", 2)
+    assert (report["status"], report["valid"]) == ("unanchored", False)  # never "valid" alone
     bundle: dict[str, Any] = json.loads(out.read_text())
     bundle["index"] = 1
     out.write_text(json.dumps(bundle))

@@ -312,7 +312,7 @@ class PolicyEngine:
             return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
         return self._deny(Outcome.NO_PERMIT)
 
-    def _failed(self, result: cedarpy.AuthzResult, ids: Mapping[str, str]) -> PolicyDecision:
+    def _failed(self, result: cedarpy.AuthzResult, cedar_ids: Mapping[str, str]) -> PolicyDecision:
         """Cedar's answer with errors: always a denial (research §1.6), in fixed texts."""
         diagnostics = result.diagnostics
         names = diagnostics.id_annotations_by_reason
@@ -328,7 +328,7 @@ class PolicyEngine:
                     return self._deny(Outcome.ARGUMENTS)
                 errors.append("the policy engine could not decide")
                 continue
-            failing.append(ids.get(match[1], match[1]))
+            failing.append(cedar_ids.get(match[1], match[1]))
             errors.append(f"policy {failing[-1]} could not be evaluated")
         if decision is cedarpy.Decision.Deny and policies:
             reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))

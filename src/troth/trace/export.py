@@ -214,7 +214,8 @@ class BundleReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "valid": True,
+            "valid": self.status is AnchorStatus.VALID,  # unanchored is not valid
+            "verified": True,  # every signature, chain and proof checked
             "status": self.status.value,
             "index": self.index,
             "record": self.record.id,
@@ -361,7 +362,8 @@ class ExportReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "valid": True,
+            "valid": self.status is AnchorStatus.VALID,  # unanchored is not valid
+            "verified": True,  # every signature, chain and proof checked
             "status": self.status.value,
             "records": self.records,
             "agents": self.agents,

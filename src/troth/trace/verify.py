@@ -110,7 +110,8 @@ class LogReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "valid": True,
+            "valid": self.status is AnchorStatus.VALID,  # unanchored is not valid
+            "verified": True,  # every signature, chain and proof checked
             "status": self.status.value,
             "records": self.size,
             "checkpoint": None if self.checkpoint is None else self.checkpoint.to_json(),
