@@ -77,7 +77,7 @@ class NodeConfig:
             raw = load_json(data, max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(path))
         except DecodeError as exc:
             raise ConfigError(f"{path} is not a valid node configuration: {exc}") from None
-        if not isinstance(raw, dict) or not _typed_as_declared(raw):
+        if not isinstance(raw, dict) or "name" not in raw or not _typed_as_declared(raw):
             raise ConfigError(f"{path} is not a valid node configuration: wrong fields or types")
         if "services" in raw:
             raw["services"] = tuple(raw["services"])
@@ -110,6 +110,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     if field.name == "version"
     else (list,)
     if field.name == "services"
+    else (str,)
+    if field.name == "name"
     else (str, type(None))
     for field in fields(NodeConfig)
 }
@@ -117,7 +119,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 def _typed_as_declared(raw: dict[str, Any]) -> bool:
     """Whether `raw` names only NodeConfig's fields, each of its type (version an int, not a
-    bool or a float; services a list of text; the others text or null)."""
+    bool or a float; services a list of text; name text; the others text or null)."""
     return all(
         name in _FIELD_TYPES
         and type(value) in _FIELD_TYPES[name]
