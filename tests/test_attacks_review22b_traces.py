@@ -48,9 +48,7 @@ def test_an_export_line_of_a_record_at_the_disclosure_limit_verifies(tmp_path: P
     clock = FixedClock(NOW)
     log = open_log(tmp_path / "trace.db", clock)
     value = _at_the_limit()
-    receipt = recorder(log, Held(), clock).record(
-        tool_call(args=value, result=value, inputs=value)
-    )
+    receipt = recorder(log, Held(), clock).record(tool_call(args=value, result=value, inputs=value))
     out = io.StringIO()
     export_jsonl(log, out)
     lines = out.getvalue().encode().splitlines()
