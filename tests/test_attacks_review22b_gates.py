@@ -1,0 +1,133 @@
+"""Review 22b (gates): what a file or a command line hands the policy code — Cedar policy text
+(`troth policy bundle create --policies FILE`, a bundle pushed or pulled), a delegation's
+caveats (`troth credential delegate --caveat`, a chain a caller presents) — against the limits
+troth keeps (troth.limits). Review 22b's findings 2-4 (finding 1: the traces file).
+
+1. nesting: Cedar's parser (cedarpy 4.12) recurses once per parenthesis and overflows its
+   native stack at a few hundred levels — the process dies of SIGSEGV, no Python exception.
+   `compile_policies` hands it any text up to MAX_POLICY_TEXT (512 Ki characters): a policy
+   of 1,000 nested parentheses (2 KiB) kills whatever compiles it — the CLI creating a
+   bundle from a file it was handed, and every node verifying a bundle a policy-admin signed
+   by hand (`verify_bundle` compiles once the signature holds; a pull on every maintenance
+   round dies again).
+2. a caveat of nested sets (`[[[...]]] == []`, within MAX_CAVEAT_TEXT) parses in Cedar, but
+   its JSON form is deeper than Python's recursion limit: `check_caveat` raises
+   RecursionError, not PolicyError(CAVEAT_INVALID). The engine catches only PolicyError and
+   ValueError, so a caller presenting a chain with that caveat makes every decision raise (the
+   node answers "internal error" and logs a traceback; no denial is recorded), and
+   `troth credential delegate --caveat` prints a traceback (the CLI catches TrothError,
+   ValueError, OSError).
+3. size: `create_bundle` checks each part against its own limit (policy text, schema, 512 tools
+   of up to 16 KiB each) but never the whole against MAX_POLICY_BUNDLE_BYTES, which every
+   reader (`decode_bundle`, `verify_bundle`, `troth policy push`) enforces first: a bundle of
+   100 tools with 8 KiB schemas is signed (and `troth policy bundle create` writes it) but no
+   store accepts it.
+
+Each test asserts the correct behaviour and is marked xfail (strict) while main has the bug.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.support.gates import TOOLS, make_world
+from tests.test_gates_engine import NOW, call, engine, support
+from troth import limits
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import Outcome, check_caveat
+
+# -- 1. nesting ------------------------------------------------------------------------------
+
+_NESTED_POLICY = """\
+import sys
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+depth = 1000
+text = '@id("deep") permit(principal, action, resource) when { ' + "(" * depth + "true" \\
+    + ")" * depth + " };"
+try:
+    compile_policies(text, "", {})
+except PolicyError as exc:
+    print("refused", exc.reason.value)
+    sys.exit(0)
+print("compiled")
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 2: Cedar text nested ~700 deep kills the process (SIGSEGV in "
+    "cedarpy's parser); compile_policies passes any text up to MAX_POLICY_TEXT to it",
+)
+def test_a_deeply_nested_policy_is_refused_not_a_crash() -> None:
+    """Run in a child process: on main the child dies of SIGSEGV (exit -11)."""
+    child = subprocess.run(
+        [sys.executable, "-c", _NESTED_POLICY], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, (child.returncode, child.stderr[-500:])
+    assert child.stdout.startswith("refused")
+
+
+# -- 2. a caveat of nested sets --------------------------------------------------------------
+
+
+def _nested_sets() -> str:
+    depth = (limits.MAX_CAVEAT_TEXT - 4) // 2
+    caveat = "[" * depth + "]" * depth + "==[]"
+    if len(caveat) > limits.MAX_CAVEAT_TEXT:
+        raise AssertionError("the caveat is over MAX_CAVEAT_TEXT")
+    return caveat
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 3: a caveat of nested sets makes check_caveat raise "
+    "RecursionError (the EST's JSON), not PolicyError(CAVEAT_INVALID)",
+)
+def test_a_caveat_of_nested_sets_is_refused_typed() -> None:
+    with pytest.raises(PolicyError) as caught:
+        check_caveat(_nested_sets())
+    assert caught.value.reason is PolicyFailure.CAVEAT_INVALID
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 3: a chain whose caveat is nested sets makes "
+    "PolicyEngine.decide raise RecursionError instead of denying (CAVEAT_INVALID)",
+)
+def test_a_chain_with_a_caveat_of_nested_sets_is_denied() -> None:
+    """A member delegates (with its own code) under that caveat; its delegate calls a gate."""
+    _, sub = support((_nested_sets(),))
+    gate = engine('@id("all") permit(principal, action in Action::"invoke", resource);')
+    decision = gate.decide(sub, call("refund", order_id="o", amount=1), now=NOW)
+    assert decision.outcome is Outcome.CAVEAT_INVALID
+
+
+# -- 3. a bundle over MAX_POLICY_BUNDLE_BYTES ------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 4: create_bundle signs a bundle over MAX_POLICY_BUNDLE_BYTES "
+    "(each part within its limit), which every reader refuses",
+)
+def test_a_bundle_create_bundle_signs_is_within_what_a_store_reads() -> None:
+    world = make_world()
+    tools: dict[str, Any] = dict(TOOLS)
+    for n in range(100):  # 100 tools, each schema ~8 KiB (MAX_TOOL_SCHEMA_BYTES is 16 KiB)
+        tools[f"tool_{n}"] = {
+            "type": "object",
+            "description": "d" * 8000,
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        }
+    try:
+        data = world.bundle(tools=tools)
+    except PolicyError as exc:  # refused when it is made: fine too
+        assert exc.reason is PolicyFailure.OVER_LIMIT
+        return
+    world.store(data)  # what was signed is read back
