@@ -9,7 +9,9 @@ troth keeps (troth.limits). Review 22b's findings 2-4 (finding 1: the traces fil
    of 1,000 nested parentheses (2 KiB) kills whatever compiles it — the CLI creating a
    bundle from a file it was handed, and every node verifying a bundle a policy-admin signed
    by hand (`verify_bundle` compiles once the signature holds; a pull on every maintenance
-   round dies again).
+   round dies again). A caveat is bounded by MAX_CAVEAT_TEXT (1,024 characters: 510 levels),
+   which needs over 6 MiB of stack: it passes on Linux's usual 8 MiB thread stacks, and kills a
+   thread of 4 MiB (any delegator writes caveats; a gate parses those of every chain).
 2. a caveat of nested sets (`[[[...]]] == []`, within MAX_CAVEAT_TEXT) parses in Cedar, but
    its JSON form is deeper than Python's recursion limit: `check_caveat` raises
    RecursionError, not PolicyError(CAVEAT_INVALID). The engine catches only PolicyError and
@@ -70,6 +72,41 @@ def test_a_deeply_nested_policy_is_refused_not_a_crash() -> None:
     )
     assert child.returncode == 0, (child.returncode, child.stderr[-500:])
     assert child.stdout.startswith("refused")
+
+
+_NESTED_CAVEAT = """\
+import sys, threading
+from troth.errors import PolicyError
+from troth.gates import check_caveat
+depth = 510  # 1,024 characters: MAX_CAVEAT_TEXT
+outcome = []
+def run():
+    try:
+        check_caveat("(" * depth + "true" + ")" * depth)
+        outcome.append("parsed")
+    except PolicyError as exc:
+        outcome.append("refused " + exc.reason.value)
+threading.stack_size(4 * 1024 * 1024)  # a node's thread where stacks are smaller than 8 MiB
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print(*outcome)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 2: a caveat of 510 nested parentheses (MAX_CAVEAT_TEXT) needs "
+    "over 6 MiB of native stack in cedarpy's parser: a 4 MiB thread dies of SIGSEGV",
+)
+def test_a_nested_caveat_at_the_text_limit_is_no_crash_on_a_smaller_stack() -> None:
+    """Any delegator writes caveats; a gate parses them for every chain it decides on. With
+    Linux's usual 8 MiB thread stacks this depth passes (barely: 6 MiB crashes)."""
+    child = subprocess.run(
+        [sys.executable, "-c", _NESTED_CAVEAT], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, (child.returncode, child.stderr[-500:])
+    assert child.stdout.strip() in ("parsed", f"refused {PolicyFailure.CAVEAT_INVALID.value}")
 
 
 # -- 2. a caveat of nested sets --------------------------------------------------------------
