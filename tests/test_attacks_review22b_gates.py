@@ -1,7 +1,7 @@
 """Review 22b (gates): what a file or a command line hands the policy code — Cedar policy text
 (`troth policy bundle create --policies FILE`, a bundle pushed or pulled), a delegation's
 caveats (`troth credential delegate --caveat`, a chain a caller presents) — against the limits
-troth keeps (troth.limits). Review 22b's findings 2-4 (finding 1: the traces file).
+troth keeps (troth.limits). Review 22b's findings 2-4 and 8 (finding 1: the traces file).
 
 1. nesting: Cedar's parser (cedarpy 4.12) recurses once per parenthesis and overflows its
    native stack at a few hundred levels — the process dies of SIGSEGV, no Python exception.
@@ -24,6 +24,10 @@ troth keeps (troth.limits). Review 22b's findings 2-4 (finding 1: the traces fil
    reader (`decode_bundle`, `verify_bundle`, `troth policy push`) enforces first: a bundle of
    100 tools with 8 KiB schemas is signed (and `troth policy bundle create` writes it) but no
    store accepts it.
+4. a long disjunction (finding 8): `compile_policies` rebuilds the policy set from Cedar's JSON
+   form (`PolicySet.from_json_str`, to key it by the `@id`s), which serde_json refuses past
+   128 levels: a policy of ~60 `||`-joined comparisons (2 KiB) fails with an untyped
+   ValueError, and past ~500 terms `json.loads` of the same form raises RecursionError.
 
 Each test asserts the correct behaviour and is marked xfail (strict) while main has the bug.
 """
@@ -171,3 +175,29 @@ def test_a_bundle_create_bundle_signs_is_within_what_a_store_reads() -> None:
         assert refused.reason is PolicyFailure.OVER_LIMIT
     else:
         world.store(data)  # what was signed is read back
+
+
+# -- 4. a policy with a long disjunction (review 22b finding 8) ------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 8: compile_policies rebuilds the set from Cedar's JSON form: a "
+    "policy of 60+ chained || terms passes serde_json's nesting limit (ValueError), 500+ "
+    "Python's (RecursionError)",
+)
+@pytest.mark.parametrize("terms", [100, 600], ids=["serde", "python"])
+def test_a_policy_with_a_long_disjunction_compiles(terms: int) -> None:
+    """An allow-list written out as `==` comparisons joined by `||` (3.5 KiB for 100 order
+    ids, far under MAX_POLICY_TEXT): Cedar parses and validates it; troth refuses it with an
+    untyped ValueError (`troth policy bundle create`: "error serializing/deserializing policy
+    set to/from JSON"), or a RecursionError past 500 terms."""
+    listed = " || ".join(f'context.args.order_id == "o{n}"' for n in range(terms))
+    policies = (
+        '@id("listed") permit(principal, action == Action::"invoke:refund", resource) '
+        f"when {{ {listed} }};"
+    )
+    member, _ = support()
+    gate = engine(policies)
+    assert gate.decide(member, call("refund", order_id=f"o{terms - 1}", amount=1), now=NOW).allowed
+    assert not gate.decide(member, call("refund", order_id="x", amount=1), now=NOW).allowed
