@@ -6,7 +6,8 @@ troth keeps (troth.limits). Review 22b's findings 2-4 and 8 (finding 1: the trac
 1. nesting: Cedar's parser (cedarpy 4.12) recurses once per parenthesis and overflows its
    native stack at a few hundred levels — the process dies of SIGSEGV, no Python exception.
    `compile_policies` hands it any text up to MAX_POLICY_TEXT (512 Ki characters): a policy
-   of 1,000 nested parentheses (2 KiB) kills whatever compiles it — the CLI creating a
+   of 1,000 nested parentheses (2 KiB), or a schema fragment of a record type 5,000 deep
+   (25 KiB, under MAX_POLICY_SCHEMA_TEXT), kills whatever compiles it — the CLI creating a
    bundle from a file it was handed, and every node verifying a bundle a policy-admin signed
    by hand (`verify_bundle` compiles once the signature holds; a pull on every maintenance
    round dies again). A caveat is bounded by MAX_CAVEAT_TEXT (1,024 characters: 510 levels),
