@@ -25,6 +25,7 @@ from tests.support.traces import DAY, NOW, Held
 from troth import limits
 from troth.credentials import (
     Attributes,
+    CredentialBody,
     CredentialChain,
     delegate,
     issue_credential,
@@ -53,6 +54,35 @@ def test_a_link_at_the_caveat_limits_is_one_a_verifier_takes() -> None:
         assert refused.reason is CredentialFailure.OVER_LIMIT, refused
         return
     world.credential(world.sub_chain, world.sub)  # CredentialError OVER_LIMIT on main
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 5: issue_credential signs MAX_ATTRIBUTES attributes of "
+    "MAX_ATTRIBUTE_TEXT characters (~17 KiB), over MAX_CREDENTIAL_BYTES",
+)
+def test_a_credential_at_the_attribute_limits_is_one_a_verifier_takes() -> None:
+    """An authority (or an enroller's ticket) grants 64 attributes of 256 characters."""
+    authority, member = Held(), Held()
+    attributes = Attributes(
+        {f"orders.k{n}": "v" * limits.MAX_ATTRIBUTE_TEXT for n in range(limits.MAX_ATTRIBUTES)}
+    )
+    refused: CredentialError | None = None
+    try:
+        credential = issue_credential(
+            authority.signer(NOW),
+            subject=member.identifier,
+            attributes=attributes,
+            now=NOW,
+            ttl=DAY,
+            depth=0,
+        )
+    except CredentialError as exc:  # the maker refuses, typed: fine too
+        refused = exc
+    if refused is not None:
+        assert refused.reason is CredentialFailure.OVER_LIMIT, refused
+        return
+    CredentialBody.decode(credential.body)  # DecodeError OVER_LIMIT on main
 
 
 # -- 6. a chain at MAX_DELEGATION_LINKS with whole histories ----------------------------------
