@@ -1,0 +1,34 @@
+"""Review 22b (files): hostile content in the files a node reads from its directory. Review 22b's
+finding 7 (1: traces; 2-4: gates; 5-6: limits).
+
+7. node.json is checked field by field for type (`_typed_as_declared`) but never for the one
+   field without a default: a node.json without `name` makes `NodeConfig(**raw)` raise
+   TypeError (a traceback from every command that opens the node: the CLI catches TrothError,
+   ValueError and OSError), and `"name": null` passes (typed as `str | None` like the optional
+   fields) into a node whose name is None.
+
+The test asserts the correct behaviour (ConfigError) and is marked xfail (strict) while main
+has the bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from troth.errors import ConfigError
+from troth.node.config import NodeConfig
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review22b finding 7: node.json without `name` raises TypeError (untyped), and "
+    '`"name": null` is taken',
+)
+@pytest.mark.parametrize(
+    "document", [b'{"version": 1}', b'{"name": null, "version": 1}'], ids=["missing", "null"]
+)
+def test_a_node_json_without_a_name_is_a_config_error(document: bytes) -> None:
+    with pytest.raises(ConfigError):
+        NodeConfig.from_json(document, Path("node.json"))
