@@ -7,8 +7,7 @@ finding 7 (1: traces; 2-4: gates; 5-6: limits).
    ValueError and OSError), and `"name": null` passes (typed as `str | None` like the optional
    fields) into a node whose name is None.
 
-The test asserts the correct behaviour (ConfigError) and is marked xfail (strict) while main
-has the bug.
+The test asserts the correct behaviour (ConfigError); it was a strict xfail until its fix.
 """
 
 from __future__ import annotations
@@ -21,11 +20,6 @@ from troth.errors import ConfigError
 from troth.node.config import NodeConfig
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 7: node.json without `name` raises TypeError (untyped), and "
-    '`"name": null` is taken',
-)
 @pytest.mark.parametrize(
     "document", [b'{"version": 1}', b'{"name": null, "version": 1}'], ids=["missing", "null"]
 )

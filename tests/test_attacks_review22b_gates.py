@@ -30,7 +30,7 @@ troth keeps (troth.limits). Review 22b's findings 2-4 and 8 (finding 1: the trac
    128 levels: a policy of ~60 `||`-joined comparisons (2 KiB) fails with an untyped
    ValueError, and past ~500 terms `json.loads` of the same form raises RecursionError.
 
-Each test asserts the correct behaviour and is marked xfail (strict) while main has the bug.
+Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
 
 from __future__ import annotations
@@ -68,11 +68,6 @@ print("compiled")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 2: Cedar text nested ~700 deep (policies; a schema fragment "
-    "~5,000) kills the process (SIGSEGV in cedarpy); compile_policies passes it any text",
-)
 @pytest.mark.parametrize("part", ["policy", "schema"])
 def test_a_deeply_nested_policy_is_refused_not_a_crash(part: str) -> None:
     """Run in a child process: on main the child dies of SIGSEGV (exit -11)."""
@@ -103,11 +98,6 @@ print(*outcome)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 2: a caveat of 510 nested parentheses (MAX_CAVEAT_TEXT) needs "
-    "over 6 MiB of native stack in cedarpy's parser: a 4 MiB thread dies of SIGSEGV",
-)
 def test_a_nested_caveat_at_the_text_limit_is_no_crash_on_a_smaller_stack() -> None:
     """Any delegator writes caveats; a gate parses them for every chain it decides on. With
     Linux's usual 8 MiB thread stacks this depth passes (barely: 6 MiB crashes)."""
@@ -129,22 +119,12 @@ def _nested_sets() -> str:
     return caveat
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 3: a caveat of nested sets makes check_caveat raise "
-    "RecursionError (the EST's JSON), not PolicyError(CAVEAT_INVALID)",
-)
 def test_a_caveat_of_nested_sets_is_refused_typed() -> None:
     with pytest.raises(PolicyError) as caught:
         check_caveat(_nested_sets())
     assert caught.value.reason is PolicyFailure.CAVEAT_INVALID
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 3: a chain whose caveat is nested sets makes "
-    "PolicyEngine.decide raise RecursionError instead of denying (CAVEAT_INVALID)",
-)
 def test_a_chain_with_a_caveat_of_nested_sets_is_denied() -> None:
     """A member delegates (with its own code) under that caveat; its delegate calls a gate."""
     _, sub = support((_nested_sets(),))
@@ -156,11 +136,6 @@ def test_a_chain_with_a_caveat_of_nested_sets_is_denied() -> None:
 # -- 3. a bundle over MAX_POLICY_BUNDLE_BYTES ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 4: create_bundle signs a bundle over MAX_POLICY_BUNDLE_BYTES "
-    "(each part within its limit), which every reader refuses",
-)
 def test_a_bundle_create_bundle_signs_is_within_what_a_store_reads() -> None:
     world = make_world()
     tools: dict[str, Any] = dict(TOOLS)
@@ -185,24 +160,31 @@ def test_a_bundle_create_bundle_signs_is_within_what_a_store_reads() -> None:
 # -- 4. a policy with a long disjunction (review 22b finding 8) ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 8: compile_policies rebuilds the set from Cedar's JSON form: a "
-    "policy of 60+ chained || terms passes serde_json's nesting limit (ValueError), 500+ "
-    "Python's (RecursionError)",
-)
-@pytest.mark.parametrize("terms", [100, 600], ids=["serde", "python"])
-def test_a_policy_with_a_long_disjunction_compiles(terms: int) -> None:
-    """An allow-list written out as `==` comparisons joined by `||` (3.5 KiB for 100 order
-    ids, far under MAX_POLICY_TEXT): Cedar parses and validates it; troth refuses it with an
-    untyped ValueError (`troth policy bundle create`: "error serializing/deserializing policy
-    set to/from JSON"), or a RecursionError past 500 terms."""
+def _disjunction(terms: int) -> str:
     listed = " || ".join(f'context.args.order_id == "o{n}"' for n in range(terms))
-    policies = (
+    return (
         '@id("listed") permit(principal, action == Action::"invoke:refund", resource) '
         f"when {{ {listed} }};"
     )
+
+
+@pytest.mark.parametrize("terms", [100, 400])
+def test_a_policy_with_a_long_disjunction_compiles(terms: int) -> None:
+    """An allow-list written out as `==` comparisons joined by `||` (3.5 KiB for 100 order
+    ids, far under MAX_POLICY_TEXT): Cedar parses and validates it; troth refused it with an
+    untyped ValueError (`troth policy bundle create`: "error serializing/deserializing policy
+    set to/from JSON") from 60 terms on. It compiles and decides."""
     member, _ = support()
-    gate = engine(policies)
+    gate = engine(_disjunction(terms))
     assert gate.decide(member, call("refund", order_id=f"o{terms - 1}", amount=1), now=NOW).allowed
     assert not gate.decide(member, call("refund", order_id="x", amount=1), now=NOW).allowed
+
+
+def test_a_disjunction_deeper_than_python_reads_is_refused_typed() -> None:
+    """Past ~500 terms Cedar's JSON form of the policy (which troth reads for its `@id`s) is
+    deeper than Python's JSON reader goes: refused, typed (POLICIES_INVALID, saying to write a
+    set), not a RecursionError."""
+    with pytest.raises(PolicyError) as refused:
+        engine(_disjunction(600))
+    assert refused.value.reason is PolicyFailure.POLICIES_INVALID
+    assert ".contains()" in str(refused.value)

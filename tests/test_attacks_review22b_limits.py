@@ -13,12 +13,10 @@ takes. Review 22b's findings 5 and 6 (1: the traces file; 2-4: the gates file).
    decodes it. The bound's own parts reach 9 x (32 KiB + 8 KiB).
 
 Each test asserts the correct behaviour (the maker refuses what the reader would, typed, or the
-reader takes it) and is marked xfail (strict) while main has the bug.
+reader takes it) and was a strict xfail until its fix.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from tests.support.gates import make_world
 from tests.support.traces import DAY, NOW, Held
@@ -36,11 +34,6 @@ from troth.gates import check_caveat
 # -- 5. a link at MAX_CAVEATS ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 5: delegate signs a link of MAX_CAVEATS caveats near "
-    "MAX_CAVEAT_TEXT (~16 KiB), over MAX_CREDENTIAL_BYTES: no verifier takes the chain",
-)
 def test_a_link_at_the_caveat_limits_is_one_a_verifier_takes() -> None:
     caveat = " && ".join(["context.now > 0"] * 54)  # 1,022 characters
     assert len(caveat) <= limits.MAX_CAVEAT_TEXT
@@ -56,11 +49,6 @@ def test_a_link_at_the_caveat_limits_is_one_a_verifier_takes() -> None:
     world.credential(world.sub_chain, world.sub)  # CredentialError OVER_LIMIT on main
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 5: issue_credential signs MAX_ATTRIBUTES attributes of "
-    "MAX_ATTRIBUTE_TEXT characters (~17 KiB), over MAX_CREDENTIAL_BYTES",
-)
 def test_a_credential_at_the_attribute_limits_is_one_a_verifier_takes() -> None:
     """An authority (or an enroller's ticket) grants 64 attributes of 256 characters."""
     authority, member = Held(), Held()
@@ -95,11 +83,6 @@ def _long_lived(rotations: int) -> Held:
     return held
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 6: a chain at MAX_DELEGATION_LINKS whose issuers present "
-    "64-change histories is over MAX_CHAIN_BYTES; delegate makes it, no verifier decodes it",
-)
 def test_a_chain_at_the_depth_limit_with_whole_histories_decodes() -> None:
     links = limits.MAX_DELEGATION_LINKS
     issuers = [_long_lived(limits.MAX_IDENTITY_CHANGES - 1) for _ in range(links + 1)]

@@ -9,21 +9,18 @@ export lines, checked against the limits the producer keeps (troth.limits).
    service message), and `verify_export` stops at the first refused line: every export of the
    log, and that record's `prove` bundle, no longer verify.
 
-Each test asserts the correct behaviour and is marked xfail (strict) while main has the bug.
+Each test asserts the correct behaviour and was a strict xfail until its fix.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
-
-import pytest
 
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
 from troth import limits
 from troth.clock import FixedClock
-from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
+from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.record import disclosure_value
 
 # -- 1. an export line of a record at the disclosure limit ------------------------------------
@@ -37,11 +34,6 @@ def _at_the_limit() -> str:
     return value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review22b finding 1: export/prove escape non-ASCII (ensure_ascii), so a record with "
-    "three disclosures at MAX_TRACE_DISCLOSURE_BYTES makes a line over MAX_TRACE_LINE_BYTES",
-)
 def test_an_export_line_of_a_record_at_the_disclosure_limit_verifies(tmp_path: Path) -> None:
     """A Russian-speaking agent's tool call: arguments, result and inputs, each a text at the
     disclosure limit (the log takes it). Its JSONL export line and its proof bundle verify."""
@@ -55,5 +47,5 @@ def test_an_export_line_of_a_record_at_the_disclosure_limit_verifies(tmp_path: P
     assert len(lines) == 1
     assert verify_export(lines).records == 1
 
-    bundle = json.dumps(prove(log, receipt.record), indent=2).encode()  # as `trace prove` writes
+    bundle = bundle_text(prove(log, receipt.record), indent=2).encode()  # as `trace prove` writes
     assert verify_bundle(bundle).index == receipt.index
