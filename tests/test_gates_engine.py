@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cedarpy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from troth.gates import (
     check_caveat,
     compile_policies,
 )
+from troth.gates.engine import fragment_ids
 
 NOW = T + 10
 CANARY = "sk-canary-7f3a9c1e"
@@ -319,3 +321,39 @@ def test_a_bounded_cache_keeps_deciding_right() -> None:
         assert gate.decide(member, request, now=NOW).allowed
         assert not gate.decide(sub, request, now=NOW).allowed
         assert gate.visible_tools(sub) == {"lookup_order"}
+
+
+def test_an_erring_caveat_is_named_when_caveats_outnumber_the_bundles_policies() -> None:
+    """The bundle has one policy; the chain carries three caveats, the third erring. Cedar
+    numbers the set's policies by position (the caveats follow the bundle's), and the decision
+    names the caveat by its id, not a position."""
+    caveats = ('context.args.order_id != "x"', "true", 'principal.getTag("orders.no") == "1"')
+    world = make_world(sub_caveats=caveats)
+    sub = world.credential(world.sub_chain, world.sub)
+    one = '@id("lookup") permit(principal, action == Action::"invoke:lookup_order", resource);'
+    decision = engine(one).decide(sub, call("lookup_order", order_id="o1"), now=NOW)
+    assert decision.outcome is Outcome.EVALUATION_ERROR
+    assert decision.policies == ("lookup",)
+    assert decision.errors == ("policy caveat:1:2 could not be evaluated",)
+    forbidden = engine(one).decide(sub, call("lookup_order", order_id="x"), now=NOW)
+    assert not forbidden.allowed
+    assert "caveat:1:0" in forbidden.policies
+
+
+@pytest.mark.parametrize(("base", "added"), [(3, 2), (2, 2), (1, 3), (2, 5), (0, 2), (4, 1)])
+def test_fragment_ids_are_the_ids_cedarpy_gives_an_added_fragment(base: int, added: int) -> None:
+    """`fragment_ids` states how cedarpy's `with_added_str` numbers a fragment's policies (the
+    engine names an erring caveat by it): read back from the merged set's policy nodes."""
+    allow = "permit(principal, action, resource);"
+    merged = cedarpy.PolicySet.from_str("\n".join([allow] * base)).with_added_str(
+        "\n".join(
+            f'@id("c{k}") forbid(principal, action, resource) when {{ context.x{k} == 1 }};'
+            for k in range(added)
+        )
+    )
+    assigned = {
+        node.annotations["id"]: cedar_id
+        for cedar_id, node in merged.to_pst().static_policies.items()
+        if "id" in node.annotations
+    }
+    assert [assigned[f"c{k}"] for k in range(added)] == fragment_ids(base, added)

@@ -220,10 +220,8 @@ class PolicyEngine:
         except ValueError:  # troth builds them to the fixed schema: not expected
             refused = self._deny(Outcome.CREDENTIAL, "denied: the credential has no Cedar form")
             return self._principals.put(key, _Principal(uid, None, base, {}, refused))
-        # with_added_str numbers a fragment's policies after the base's positional ids
         names = dict(self.compiled.names)
-        first = len(names)
-        names.update({f"policy{first + n}": caveat_id for n, caveat_id in enumerate(ids)})
+        names.update(zip(fragment_ids(len(names), len(ids)), ids, strict=True))
         return self._principals.put(key, _Principal(uid, entities, merged, names, None))
 
     # -- deciding ---------------------------------------------------------------------------
@@ -368,3 +366,12 @@ class PolicyEngine:
                 if partial.decision is not cedarpy.Decision.Deny and not partial.diagnostics.errors:
                     visible.add(name)
         return self._visible.put(key, frozenset(visible))
+
+
+def fragment_ids(base: int, added: int) -> list[str]:
+    """The Cedar ids `PolicySet.with_added_str` gives the `added` policies of a fragment on a set
+    of `base` positionally numbered policies (cedarpy 4.12; pinned by
+    tests/test_gates_engine.py): the fragment's own positional id `policy<k>` is kept unless the
+    base has it (k < base), which becomes `policy<max(base, added) + k>`."""
+    top = max(base, added)
+    return [f"policy{top + k}" if k < base else f"policy{k}" for k in range(added)]
