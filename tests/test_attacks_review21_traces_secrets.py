@@ -81,24 +81,21 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import NOW as LEASE_NOW
 from tests.support.brokers import (
-    PAYMENTS,
     broker_of,
     client,
     hub_bundle,
     install_bundle,
     run_broker,
 )
-from tests.support.leases import KEK, LeaseWorld, make_world, open_broker
+from tests.support.leases import LeaseWorld, audited_broker, make_world
 from tests.support.nodes import HUB, MemNet, route
-from tests.support.upstreams import held_upstream, serving
+from tests.support.upstreams import echoing, forward_once, held_upstream
 from tests.test_secrets_forward_pool import GET, ORDERS_POLICIES, dispatcher, until
 from tests.test_secrets_forward_pool import secrets as pool_secrets
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
@@ -114,15 +111,9 @@ from tests.test_secrets_postgres import setup as pg_setup
 from tests.test_trace_outbox import Outboxes
 from tests.test_trace_service import NOW, Service, service, tool  # noqa: F401 - a fixture
 from troth import limits
-from troth.clock import FixedClock
-from troth.errors import SecretError, TraceError, Unreachable
-from troth.node.services.trace import TraceClient
-from troth.secrets import AllowListPolicy, Broker, HttpRequest, LeaseId, LeaseState
-from troth.storage import SqliteDatabase, SqliteKeyStore
-from troth.trace.adapters import TraceAuditSink
-from troth.trace.outbox import TraceOutbox
+from troth.errors import SecretError, TraceError
+from troth.secrets import AllowListPolicy, LeaseId, LeaseState
 from troth.trace.submit import RECEIPTS_TYPE, VERSION, Receipts
-from troth.vault import SoftwareVault
 
 # -- 1. a postgres lease's objects in a database the secret does not list ---------------------
 
@@ -219,35 +210,7 @@ def test_an_upstream_that_echoes_the_secret_encoded_leaks_nothing(
     """An allowed path of the upstream echoes the request's Authorization header in its body
     and in a header, encoded as its framework does. What the agent reads, decoded the same
     way, holds neither the secret nor its credential part."""
-    encode = _ECHOES[encoding]
-
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            echoed = encode(self.headers.get("Authorization", ""))
-            body = echoed.encode()
-            self.send_response(200)
-            self.send_header("X-Seen", echoed)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/echo"}],
-        }
-        broker.put_secret("echo", "http-inject", config, _SECRET.encode(), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/echo"), now=now())
+    answer = forward_once(tmp_path, world, echoing(_ECHOES[encoding]), _SECRET.encode(), now=now())
     assert answer.status == 200
     decode = _DECODED[encoding]
     credential = _SECRET.partition(" ")[2]
@@ -257,7 +220,6 @@ def test_an_upstream_that_echoes_the_secret_encoded_leaks_nothing(
         except ValueError:  # what the redaction left is no longer the encoding's text
             plain = seen
         assert credential not in plain
-    broker.close()
 
 
 # -- 4. strangers fill the forward pool --------------------------------------------------------
@@ -355,18 +317,8 @@ def test_one_members_denied_requests_cannot_stop_the_others_leases(tmp_path: Pat
     Agent B, allowed nothing, asks for the payments secret again and again: each refusal is a
     `deny` record. Agent A, allowed it, must still get its lease."""
     lease_world = make_world(LEASE_NOW)
-    db = SqliteDatabase(tmp_path / "node.db")
-    vault = SoftwareVault(SqliteKeyStore(db), KEK)
-    node = lease_world.orchestrator  # the node's identity, which signs its records
-    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
-
-    async def unreachable(method: str, arguments: Any) -> Any:
-        raise Unreachable("the trace service is out of reach")
-
-    client = TraceClient(unreachable, outbox, clock=FixedClock(LEASE_NOW))
     policy = AllowListPolicy({lease_world.agent_a.identifier: {"payments": None}})
-    broker = Broker(db, vault, now=LEASE_NOW, policy=policy, audit=TraceAuditSink(client))
-    broker.put_secret("payments", "token", PAYMENTS, b"", now=LEASE_NOW)
+    broker = audited_broker(tmp_path / "node.db", lease_world, policy, max_records=20)
     for _ in range(25):
         with pytest.raises((SecretError, TraceError)):
             broker.issue(lease_world.credential_b(), "payments", scope=["refunds"], now=LEASE_NOW)

@@ -37,8 +37,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.leases import LeaseWorld, open_broker
-from tests.support.upstreams import serving
+from tests.support.leases import LeaseWorld
+from tests.support.upstreams import echoing, forward_once
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -49,7 +49,7 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     world,
 )
 from tests.test_secrets_postgres import setup as pg_setup
-from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
+from troth.secrets import LeaseState
 
 # -- 1. encoders that escape more than the redaction knows --------------------------------------
 
@@ -94,34 +94,7 @@ def test_an_upstream_echoing_the_secret_as_dotnet_or_go_templates_escape_it_leak
     encode, decode = _ECHOES[encoding]
     assert decode(encode(_SECRET)) == _SECRET  # the encoding is faithful (not a test of it)
 
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            echoed = encode(self.headers.get("Authorization", ""))
-            body = echoed.encode()
-            self.send_response(200)
-            self.send_header("X-Seen", echoed)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/echo"}],
-        }
-        broker.put_secret("echo", "http-inject", config, _SECRET.encode(), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/echo"), now=now())
-    broker.close()
+    answer = forward_once(tmp_path, world, echoing(encode), _SECRET.encode(), now=now())
     assert answer.status == 200
     credential = _SECRET.partition(" ")[2]
     for seen in (answer.body.decode("latin-1"), dict(answer.headers)["X-Seen"]):
@@ -194,20 +167,6 @@ def test_an_upstream_echoing_a_basic_credential_decoded_leaks_no_password(
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/whoami"}],
-        }
-        broker.put_secret("echo", "http-inject", config, _BASIC.encode(), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
-    broker.close()
+    answer = forward_once(tmp_path, world, Echo, _BASIC.encode(), path="/whoami", now=now())
     assert answer.status == 401
     assert _BASIC_PASSWORD.encode() not in answer.body

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import NOW as LEASE_NOW
-from tests.support.brokers import PAYMENTS
-from tests.support.leases import KEK, make_world
+from tests.support.leases import audited_broker, make_world
 from tests.test_trace_outbox import Outboxes
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     NOW,
@@ -23,16 +21,10 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     service,
     tool,
 )
-from troth.clock import FixedClock
-from troth.errors import SecretError, TraceError, TraceFailure, Unreachable
+from troth.errors import SecretError, TraceError, TraceFailure
 from troth.identity import Identifier
-from troth.node.services.trace import TraceClient
-from troth.secrets import AllowListPolicy, Broker, LeaseState
-from troth.storage import SqliteDatabase, SqliteKeyStore
-from troth.trace.adapters import TraceAuditSink
+from troth.secrets import AllowListPolicy, LeaseState
 from troth.trace.batcher import TraceBatcher
-from troth.trace.outbox import TraceOutbox
-from troth.vault import SoftwareVault
 
 MEMBER_A = Identifier(bytes([0xA]) * 32)
 MEMBER_B = Identifier(bytes([0xB]) * 32)
@@ -44,19 +36,9 @@ def test_one_members_allowed_leases_cannot_stop_anothers(tmp_path: Path) -> None
     secret, takes a lease and hands it back again and again: each is a `lease` record, every
     one an allowed operation. Agent A, allowed it too, must still get its lease."""
     world = make_world(LEASE_NOW)
-    db = SqliteDatabase(tmp_path / "node.db")
-    vault = SoftwareVault(SqliteKeyStore(db), KEK)
-    node = world.orchestrator  # the node's identity, which signs its records
-    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
-
-    async def unreachable(method: str, arguments: Any) -> Any:
-        raise Unreachable("the trace service is out of reach")
-
-    client = TraceClient(unreachable, outbox, clock=FixedClock(LEASE_NOW))
     allowed = {"payments": None}
     policy = AllowListPolicy({world.agent_a.identifier: allowed, world.agent_b.identifier: allowed})
-    broker = Broker(db, vault, now=LEASE_NOW, policy=policy, audit=TraceAuditSink(client))
-    broker.put_secret("payments", "token", PAYMENTS, b"", now=LEASE_NOW)
+    broker = audited_broker(tmp_path / "node.db", world, policy, max_records=20)
     refused = 0
     for _ in range(20):
         try:
@@ -70,7 +52,6 @@ def test_one_members_allowed_leases_cannot_stop_anothers(tmp_path: Path) -> None
     issued = broker.issue(world.credential_a(), "payments", scope=["refunds"], now=LEASE_NOW)
     assert issued.lease.state is LeaseState.ACTIVE
     broker.close()
-    db.close()
 
 
 def test_the_outbox_counts_each_source_and_frees_its_share_on_delivery(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.parties import Party, make_party, verified_feed
+from troth.clock import FixedClock
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -24,11 +25,15 @@ from troth.credentials import (
     issue_credential,
 )
 from troth.crypto import KeyType
+from troth.errors import Unreachable
 from troth.identity import Identifier
+from troth.node.services.trace import TraceClient
 from troth.secrets import AuditSink, Broker, LeasePolicy
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.trace.adapters import TraceAuditSink
+from troth.trace.outbox import TraceOutbox
 from troth.vault import SoftwareVault
 
 KEK = bytes(range(32))
@@ -218,3 +223,25 @@ def captured_logs(leaks: Leaks) -> Iterator[None]:
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
+
+
+def audited_broker(
+    path: Path, world: LeaseWorld, policy: LeasePolicy, *, max_records: int
+) -> Broker:
+    """A broker over `path` (node.db) whose audit goes to the node's trace outbox (`max_records`
+    at most) while the trace service is out of reach (nothing drains), signed by the
+    orchestrator's identity (the node's); a `payments` token secret is stored."""
+    from tests.support.brokers import PAYMENTS  # (brokers imports the node layer: on use)
+
+    db = SqliteDatabase(path)
+    vault = SoftwareVault(SqliteKeyStore(db), KEK)
+    node = world.orchestrator
+    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=max_records)
+
+    async def unreachable(method: str, arguments: Any) -> Any:
+        raise Unreachable("the trace service is out of reach")
+
+    client = TraceClient(unreachable, outbox, clock=FixedClock(world.now))
+    broker = Broker(db, vault, now=world.now, policy=policy, audit=TraceAuditSink(client))
+    broker.put_secret("payments", "token", PAYMENTS, b"", now=world.now)
+    return broker

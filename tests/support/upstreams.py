@@ -1,15 +1,21 @@
 """HTTP upstreams on 127.0.0.1 for the http-inject tests: one that holds every request until
-released (its arrivals counted), one that sends its answer a byte at a time."""
+released (its arrivals counted), one that sends its answer a byte at a time, one that echoes
+the injected header (`echoing`), and one forward through the broker to any of them
+(`forward_once`)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from tests.support.leases import LeaseWorld, open_broker
+from troth.secrets import AllowListPolicy, HttpRequest, HttpResponse
 
 HOLD_SECONDS = 20
 """The longest a held request waits for its release (a test that fails never hangs)."""
@@ -93,3 +99,53 @@ def trickling_upstream(where: str, *, size: int = 200, every: float = 0.05) -> I
 
     with serving(Trickle) as base:
         yield base + "/api"
+
+
+def echoing(encode: Callable[[str], str]) -> type[BaseHTTPRequestHandler]:
+    """An upstream answering 200 with the request's Authorization header, `encode`d, as its
+    body and in an `X-Seen` header (how a framework's debug page echoes what it was sent)."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            echoed = encode(self.headers.get("Authorization", ""))
+            body = echoed.encode()
+            self.send_response(200)
+            self.send_header("X-Seen", echoed)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Echo
+
+
+def forward_once(
+    tmp_path: Path,
+    world: LeaseWorld,
+    upstream: type[BaseHTTPRequestHandler],
+    secret: bytes,
+    *,
+    path: str = "/echo",
+    now: int,
+) -> HttpResponse:
+    """Agent A, allowed an http-inject secret (`secret`, injected as Authorization) to
+    `upstream`, forwards one GET of `path`: the answer as the agent reads it."""
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now, policy=policy)
+    try:
+        with serving(upstream) as base:
+            config = {
+                "scopes": ["read"],
+                "ttl": 60,
+                "upstream": base + "/api",
+                "header": "Authorization",
+                "rules": [{"methods": ["GET"], "path": path}],
+            }
+            broker.put_secret("echo", "http-inject", config, secret, now=now)
+            agent = world.credential_a()
+            issued = broker.issue(agent, "echo", now=now)
+            return broker.forward(agent, issued.lease_id, HttpRequest("GET", path), now=now)
+    finally:
+        broker.close()
