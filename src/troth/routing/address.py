@@ -10,9 +10,9 @@ channel endpoint, a waiting client; random and unguessable).
 
 from __future__ import annotations
 
+import operator
 import re
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from troth import limits
 from troth.errors import DecodeError, RoutingError
@@ -31,28 +31,47 @@ KINDS: Final = frozenset({"tcp", "service", "relay", "worker"})
 _VALUE = re.compile(r"[A-Za-z0-9._:\-\[\]*]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
-    """One hop: a kind (tcp, service, relay, worker) and a value (RoutingError if invalid)."""
+class Address(tuple[str, str]):
+    """One hop: a kind (tcp, service, relay, worker) and a value (RoutingError if invalid).
 
-    kind: str
-    value: str
-    _hash: int = field(init=False, repr=False, compare=False)
+    A tuple underneath, (kind, value), so hashing and comparing are the tuple's own, in C:
+    addresses are dictionary keys on every hop (worker tables, allow-sets, the header
+    caches), a few dozen look-ups per service round trip. (It also equals the plain tuple
+    (kind, value), which nothing relies on.)"""
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise RoutingError(f"unknown address kind {self.kind!r}")
-        if not 0 < len(self.value) <= limits.MAX_ADDRESS_TEXT or not _VALUE.fullmatch(self.value):
-            raise RoutingError(f"invalid {self.kind} address {self.value!r}")
-        # addresses are dictionary keys on every hop: hash once (the generated hash would
-        # rebuild a tuple each time)
-        object.__setattr__(self, "_hash", hash((self.kind, self.value)))
+    __slots__ = ()
 
-    def __hash__(self) -> int:
-        return self._hash
+    def __new__(cls, kind: str, value: str) -> Address:
+        if kind not in KINDS:
+            raise RoutingError(f"unknown address kind {kind!r}")
+        if not 0 < len(value) <= limits.MAX_ADDRESS_TEXT or not _VALUE.fullmatch(value):
+            raise RoutingError(f"invalid {kind} address {value!r}")
+        return tuple.__new__(cls, (kind, value))
+
+    def __getnewargs__(self) -> tuple[str, str]:
+        return (self[0], self[1])  # copy and pickle call __new__(kind, value)
+
+    if TYPE_CHECKING:
+
+        @property
+        def kind(self) -> str:
+            """tcp, service, relay or worker."""
+            ...
+
+        @property
+        def value(self) -> str:
+            """The address within its kind."""
+            ...
+
+    else:  # the tuple's items, read in C (a Python property would cost a call per read)
+        kind = property(operator.itemgetter(0), doc="tcp, service, relay or worker.")
+        value = property(operator.itemgetter(1), doc="The address within its kind.")
+
+    def __repr__(self) -> str:
+        return f"Address(kind={self[0]!r}, value={self[1]!r})"
 
     def __str__(self) -> str:
-        return f"/{self.kind}/{self.value}"
+        return f"/{self[0]}/{self[1]}"
 
     def host_port(self) -> tuple[str, int]:
         """(host, port) of a `tcp` address (RoutingError for any other)."""
