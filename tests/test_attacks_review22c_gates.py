@@ -1,0 +1,56 @@
+"""Review 22c (gates): MAX_CEDAR_NESTING (troth.gates.nesting) counts brackets only, but
+Cedar's parser (cedarpy 4.12) also recurses per operator of a chain written without any
+bracket: `a || b || ...`, `if c then x else if ...`, `context.a.a.a...`. Policy text may be
+up to MAX_POLICY_TEXT (512 Ki characters); a chain of 20,000 `||` terms (160 KiB), of 10,000
+`else if`s (230 KiB) or of 20,000 attribute accesses (40 KiB) has depth 0 by the scan and
+kills the process compiling it (SIGSEGV, no Python exception) on Linux's 8 MiB main stack:
+`troth policy bundle create`, and every node verifying a bundle a policy-admin signed.
+
+(A caveat is bounded by MAX_CAVEAT_TEXT: ~507 levels of `.a` are refused typed, found sound.)
+
+Each test asserts the correct behaviour and is a strict xfail until its fix (a bound on the
+parser's recursion that covers operator chains, e.g. counting binary operators, `else`, and
+`.` accesses, or a token count per condition, in troth/gates/nesting.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+_CHAIN_POLICY = """\
+import sys
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+kind = sys.argv[1]
+if kind == "or":  # 20,000 terms: 160 KiB
+    condition = " || ".join(["true"] * 20000)
+elif kind == "if":  # 10,000 else-ifs: 230 KiB
+    condition = "if true then true else " * 10000 + "true"
+else:  # 20,000 attribute accesses: 40 KiB
+    condition = "context" + ".a" * 20000 + " == 1"
+policies = '@id("chain") permit(principal, action, resource) when { ' + condition + " };"
+try:
+    compile_policies(policies, "", {})
+except PolicyError as exc:
+    print("refused", exc.reason.value)
+    sys.exit(0)
+print("compiled")
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22c gates 1: an unbracketed operator chain passes the bracket-only "
+    "MAX_CEDAR_NESTING scan and cedarpy's parser overflows its native stack (SIGSEGV)",
+)
+@pytest.mark.parametrize("kind", ["or", "if", "dot"])
+def test_a_long_operator_chain_is_refused_not_a_crash(kind: str) -> None:
+    """Run in a child process: on this branch the child dies of SIGSEGV (exit -11)."""
+    child = subprocess.run(
+        [sys.executable, "-c", _CHAIN_POLICY, kind], capture_output=True, text=True, timeout=300
+    )
+    assert child.returncode == 0, (child.returncode, child.stderr[-500:])
+    assert child.stdout.startswith(("refused", "compiled"))  # typed, or fine: never a crash
