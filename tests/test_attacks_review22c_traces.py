@@ -7,14 +7,24 @@ whole outbox with allowed decisions, and every other member's call is refused ag
 finding the share was made for (one member's allowed operations leave every other member's
 audited operation refused), back by delegation.
 
-The test asserts the correct behaviour and is a strict xfail until its fix (count a record
+2. `troth trace prove` writes its bundle indented (d12e749, `bundle_text(indent=2)`), and a
+   disclosure is embedded as its JSON value, not its text: every element of an array goes on
+   a line of its own, indented. A tool call whose arguments and result are each an array of
+   numbers at MAX_TRACE_DISCLOSURE_BYTES (131,071 zeros: a data series) makes an export line of
+   0.5 MiB, which verifies, and a proof bundle of 2.8 MiB, over MAX_TRACE_LINE_BYTES, which
+   `verify_bundle` (and `troth trace verify --file`, reading it whole under that bound) refuse:
+   the record's offline proof never verifies (review 22b's finding 1, back through `indent`).
+
+Each test asserts the correct behaviour and is a strict xfail until its fix (1. count a record
 under the chain's first subject — the member the authority credentialed — not the actor:
 troth/trace/adapters.py TraceDecisionRecorder.record, and the broker's audit
-`event.identity`, TraceAuditSink.append).
+`event.identity`, TraceAuditSink.append; 2. troth/cli/trace_cmds.py prove_cmd writes the
+bundle compact, or the bound a verifier reads a bundle file under allows for the indentation).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +32,19 @@ import pytest
 
 from tests.support.gates import SUPPORT, T, make_world
 from tests.support.parties import make_party
+from tests.support.traces import NOW as TRACE_NOW
+from tests.support.traces import Held, open_log, recorder, tool_call
 from tests.test_trace_wiring import NOW, gate_for
+from troth import limits
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
 from troth.errors import TraceError, Unreachable
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace.adapters import TraceDecisionRecorder
+from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.outbox import TraceOutbox
+from troth.trace.record import disclosure_value
 
 
 @pytest.mark.xfail(
@@ -89,3 +104,26 @@ def test_a_members_delegates_cannot_fill_the_outbox_for_it(tmp_path: Path) -> No
         assert gate.invoke(member, "lookup_order", {"order_id": "o2"}).allowed
     finally:
         db.close()
+
+
+# -- 2. a proof bundle written indented -------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22c traces 2: trace prove's indented bundle of a record with array "
+    "disclosures at the limit is over MAX_TRACE_LINE_BYTES, which verify_bundle refuses",
+)
+def test_the_proof_bundle_trace_prove_writes_verifies(tmp_path: Path) -> None:
+    """A tool call whose arguments and result are each an array of numbers at the disclosure
+    limit: its export line verifies, and so must its bundle as `troth trace prove` writes it."""
+    series = [0] * ((limits.MAX_TRACE_DISCLOSURE_BYTES - 1) // 2)
+    assert len(disclosure_value(series)) <= limits.MAX_TRACE_DISCLOSURE_BYTES  # the log takes it
+    clock = FixedClock(TRACE_NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    receipt = recorder(log, Held(), clock).record(tool_call(args=series, result=series))
+    out = io.StringIO()
+    export_jsonl(log, out)
+    assert verify_export(out.getvalue().encode().splitlines()).records == 1
+    bundle = bundle_text(prove(log, receipt.record), indent=2).encode()  # as `trace prove` writes
+    assert verify_bundle(bundle).index == receipt.index
