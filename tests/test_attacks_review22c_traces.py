@@ -19,18 +19,32 @@ Each test asserts the correct behaviour and is a strict xfail until its fix (1. 
 under the chain's first subject — the member the authority credentialed — not the actor:
 troth/trace/adapters.py TraceDecisionRecorder.record, and the broker's audit
 `event.identity`, TraceAuditSink.append; 2. troth/cli/trace_cmds.py prove_cmd writes the
-bundle compact, or the bound a verifier reads a bundle file under allows for the indentation).
+bundle compact, or the bound a verifier reads a bundle file under allows for the
+indentation; 3. troth/secrets/book.py expire: one transaction per lease, or a record that
+fails for its member's share leaves that lease for the next sweep and ends the others).
+
+3. the share also bounds the records the node makes for a member without the member acting:
+   a lease's `expire` record counts under its holder. `LeaseBook.expire` ends every due lease
+   in ONE transaction, each writing its record (fail closed): when one holder's share is full
+   (its own allowed leases, while the trace service is out of reach), the expire record of
+   its lease fails, the transaction rolls back, and no member's expired lease is ended or
+   revoked upstream (a postgres role, its sessions) while that member's share stays full.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import NOW as LEASE_NOW
+from tests.support.brokers import PAYMENTS
 from tests.support.gates import SUPPORT, T, make_world
+from tests.support.leases import KEK
+from tests.support.leases import make_world as lease_world
 from tests.support.parties import make_party
 from tests.support.traces import NOW as TRACE_NOW
 from tests.support.traces import Held, open_log, recorder, tool_call
@@ -38,13 +52,15 @@ from tests.test_trace_wiring import NOW, gate_for
 from troth import limits
 from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
-from troth.errors import TraceError, Unreachable
+from troth.errors import SecretError, TraceError, Unreachable
 from troth.node.services.trace import TraceClient
-from troth.storage import SqliteDatabase
-from troth.trace.adapters import TraceDecisionRecorder
+from troth.secrets import AllowListPolicy, Broker, LeaseState
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.trace.adapters import TraceAuditSink, TraceDecisionRecorder
 from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.outbox import TraceOutbox
 from troth.trace.record import disclosure_value
+from troth.vault import SoftwareVault
 
 
 @pytest.mark.xfail(
@@ -127,3 +143,44 @@ def test_the_proof_bundle_trace_prove_writes_verifies(tmp_path: Path) -> None:
     assert verify_export(out.getvalue().encode().splitlines()).records == 1
     bundle = bundle_text(prove(log, receipt.record), indent=2).encode()  # as `trace prove` writes
     assert verify_bundle(bundle).index == receipt.index
+
+
+# -- 3. a member's full share stops every member's lease expiry --------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22c traces 3: book.expire writes every due lease's expire record in one "
+    "transaction; one member's full TRACE_OUTBOX_SOURCE_PERCENT share fails it for all",
+)
+def test_a_members_full_share_holds_back_no_other_members_lease_expiry(tmp_path: Path) -> None:
+    """The broker's audit goes to the node's outbox (20 records; a member's share: 5) and the
+    trace service is out of reach. Agent B fills its share with its own allowed leases; agent
+    A takes one lease. Both expire; the sweep must end A's lease (its expire record fits A's
+    share), whatever B's share holds."""
+    world = lease_world(LEASE_NOW)
+    db = SqliteDatabase(tmp_path / "node.db")
+    vault = SoftwareVault(SqliteKeyStore(db), KEK)
+    node = world.orchestrator
+    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
+
+    async def unreachable(method: str, arguments: Any) -> Any:
+        raise Unreachable("the trace service is out of reach")
+
+    client = TraceClient(unreachable, outbox, clock=FixedClock(LEASE_NOW))
+    allowed = {"payments": None}
+    policy = AllowListPolicy({world.agent_a.identifier: allowed, world.agent_b.identifier: allowed})
+    broker = Broker(db, vault, now=LEASE_NOW, policy=policy, audit=TraceAuditSink(client))
+    broker.put_secret("payments", "token", PAYMENTS, b"", now=LEASE_NOW)
+    for _ in range(5):  # B's share: 5 records, each an allowed issue
+        broker.issue(world.credential_b(), "payments", scope=["refunds"], now=LEASE_NOW)
+    mine = broker.issue(world.credential_a(), "payments", scope=["refunds"], now=LEASE_NOW)
+    later = mine.lease.expires_at + 1
+    try:
+        with contextlib.suppress(SecretError):
+            broker.sweep(later)
+        (lease,) = broker.leases(world.agent_a.identifier, include_ended=True)
+        assert lease.state is not LeaseState.ACTIVE  # A's lease expired
+    finally:
+        broker.close()
+        db.close()
