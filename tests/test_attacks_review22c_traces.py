@@ -29,6 +29,9 @@ fails for its member's share leaves that lease for the next sweep and ends the o
    (its own allowed leases, while the trace service is out of reach), the expire record of
    its lease fails, the transaction rolls back, and no member's expired lease is ended or
    revoked upstream (a postgres role, its sessions) while that member's share stays full.
+   The same bound refuses the records of an operator's `revoke_identity` of that member (and
+   a feed's revocation, one transaction for every identity it revokes): a compromised agent
+   that fills its share keeps its leases live against the operator.
 """
 
 from __future__ import annotations
@@ -148,16 +151,10 @@ def test_the_proof_bundle_trace_prove_writes_verifies(tmp_path: Path) -> None:
 # -- 3. a member's full share stops every member's lease expiry --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22c traces 3: book.expire writes every due lease's expire record in one "
-    "transaction; one member's full TRACE_OUTBOX_SOURCE_PERCENT share fails it for all",
-)
-def test_a_members_full_share_holds_back_no_other_members_lease_expiry(tmp_path: Path) -> None:
-    """The broker's audit goes to the node's outbox (20 records; a member's share: 5) and the
-    trace service is out of reach. Agent B fills its share with its own allowed leases; agent
-    A takes one lease. Both expire; the sweep must end A's lease (its expire record fits A's
-    share), whatever B's share holds."""
+def _full_share(tmp_path: Path) -> tuple[Any, Broker, SqliteDatabase, Any]:
+    """A broker auditing to the node's outbox (20 records; a member's share: 5), the trace
+    service out of reach; agent B has filled its share with its own allowed leases and agent
+    A holds one lease (returned)."""
     world = lease_world(LEASE_NOW)
     db = SqliteDatabase(tmp_path / "node.db")
     vault = SoftwareVault(SqliteKeyStore(db), KEK)
@@ -175,12 +172,43 @@ def test_a_members_full_share_holds_back_no_other_members_lease_expiry(tmp_path:
     for _ in range(5):  # B's share: 5 records, each an allowed issue
         broker.issue(world.credential_b(), "payments", scope=["refunds"], now=LEASE_NOW)
     mine = broker.issue(world.credential_a(), "payments", scope=["refunds"], now=LEASE_NOW)
-    later = mine.lease.expires_at + 1
+    return world, broker, db, mine
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22c traces 3: book.expire writes every due lease's expire record in one "
+    "transaction; one member's full TRACE_OUTBOX_SOURCE_PERCENT share fails it for all",
+)
+def test_a_members_full_share_holds_back_no_other_members_lease_expiry(tmp_path: Path) -> None:
+    """Agent B filled its share; agent A holds a lease. Both expire; the sweep must end A's
+    lease (its expire record fits A's share), whatever B's share holds."""
+    world, broker, db, mine = _full_share(tmp_path)
     try:
         with contextlib.suppress(SecretError):
-            broker.sweep(later)
+            broker.sweep(mine.lease.expires_at + 1)
         (lease,) = broker.leases(world.agent_a.identifier, include_ended=True)
         assert lease.state is not LeaseState.ACTIVE  # A's lease expired
+    finally:
+        broker.close()
+        db.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22c traces 3: a revocation's records count in the holder's share: an "
+    "operator cannot revoke the leases of a member whose share is full",
+)
+def test_an_operator_revokes_the_leases_of_a_member_whose_share_is_full(tmp_path: Path) -> None:
+    """Agent B filled its share with its own allowed leases (as a compromised agent would,
+    while the trace service is out of reach). The operator revokes every lease of B: they end,
+    whatever B's share holds (the node's own act, not B's)."""
+    world, broker, db, _mine = _full_share(tmp_path)
+    try:
+        with contextlib.suppress(SecretError):
+            broker.revoke_identity(world.agent_b.identifier, now=LEASE_NOW + 1)
+        leases = broker.leases(world.agent_b.identifier, include_ended=True)
+        assert [lease.state for lease in leases if lease.state is LeaseState.ACTIVE] == []
     finally:
         broker.close()
         db.close()
