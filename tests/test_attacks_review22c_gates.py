@@ -8,9 +8,17 @@ kills the process compiling it (SIGSEGV, no Python exception) on Linux's 8 MiB m
 
 (A caveat is bounded by MAX_CAVEAT_TEXT: ~507 levels of `.a` are refused typed, found sound.)
 
+2. a comment ends at a carriage return for Cedar (its lexer skips `//[^\\n\\r]*`), but
+   `nesting_depth` reads it to the next `\\n`: `// x\\r` followed by 1,000 parentheses has depth
+   0-1 by the scan and kills compile_policies (2 KiB of policy text) exactly as review 22b's
+   finding 2 did; a caveat `// c\\r` + 507 parentheses (1,023 characters, under
+   MAX_CAVEAT_TEXT: any delegator writes one, every gate deciding on its chain parses it)
+   passes `check_caveat`'s scan and kills a 4 MiB thread, as review 22b's caveat did.
+
 Each test asserts the correct behaviour and is a strict xfail until its fix (a bound on the
 parser's recursion that covers operator chains, e.g. counting binary operators, `else`, and
-`.` accesses, or a token count per condition, in troth/gates/nesting.py).
+`.` accesses, or a token count per condition, in troth/gates/nesting.py; 2. end a comment at
+`\\r` as well as `\\n` in troth/gates/nesting.py).
 
 The same holds for a schema fragment: `Set<...>` nests by angle brackets, which the scan does
 not count; a type `Set<` 12,000 deep (60 KiB, under MAX_POLICY_SCHEMA_TEXT) kills it too.
@@ -61,3 +69,55 @@ def test_a_long_operator_chain_is_refused_not_a_crash(kind: str) -> None:
     )
     assert child.returncode == 0, (child.returncode, child.stderr[-500:])
     assert child.stdout.startswith(("refused", "compiled"))  # typed, or fine: never a crash
+
+
+# -- 2. a comment ended by a carriage return ---------------------------------------------------
+
+_CR_POLICY = """\
+import sys
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+policies = '@id("deep") permit(principal, action, resource) when { // note\\r' \\
+    + "(" * 1000 + "true" + ")" * 1000 + " };"
+try:
+    compile_policies(policies, "", {})
+except PolicyError as exc:
+    print("refused", exc.reason.value)
+    sys.exit(0)
+print("compiled")
+"""
+
+_CR_CAVEAT = """\
+import threading
+from troth.errors import PolicyError
+from troth.gates import check_caveat
+caveat = "// c\\r" + "(" * 507 + "true" + ")" * 507  # 1,023 characters: MAX_CAVEAT_TEXT
+outcome = []
+def run():
+    try:
+        check_caveat(caveat)
+        outcome.append("parsed")
+    except PolicyError as exc:
+        outcome.append("refused " + exc.reason.value)
+threading.stack_size(4 * 1024 * 1024)  # as review 22b's caveat test
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print(*outcome)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22c gates 2: nesting_depth ends a // comment at \\n only, Cedar at \\r too: "
+    "parentheses after '// x\\r' are not counted and cedarpy's parser overflows (SIGSEGV)",
+)
+@pytest.mark.parametrize("part", ["policy", "caveat"])
+def test_a_comment_ended_by_a_carriage_return_hides_no_nesting(part: str) -> None:
+    """Run in a child process: on this branch the child dies of SIGSEGV (exit -11)."""
+    script = _CR_POLICY if part == "policy" else _CR_CAVEAT
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert child.returncode == 0, (child.returncode, child.stderr[-500:])
+    assert child.stdout.startswith(("refused", "compiled", "parsed"))  # never a crash
