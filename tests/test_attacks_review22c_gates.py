@@ -15,10 +15,10 @@ kills the process compiling it (SIGSEGV, no Python exception) on Linux's 8 MiB m
    MAX_CAVEAT_TEXT: any delegator writes one, every gate deciding on its chain parses it)
    passes `check_caveat`'s scan and kills a 4 MiB thread, as review 22b's caveat did.
 
-Each test asserts the correct behaviour and is a strict xfail until its fix (a bound on the
+Each test asserts the correct behaviour and is a strict xfail until its fix (2 is fixed: the
+scan ends a comment at `\\r` too; 1. a bound on the
 parser's recursion that covers operator chains, e.g. counting binary operators, `else`, and
-`.` accesses, or a token count per condition, in troth/gates/nesting.py; 2. end a comment at
-`\\r` as well as `\\n` in troth/gates/nesting.py).
+`.` accesses, or a token count per condition, in troth/gates/nesting.py).
 
 The same holds for a schema fragment: `Set<...>` nests by angle brackets, which the scan does
 not count; a type `Set<` 12,000 deep (60 KiB, under MAX_POLICY_SCHEMA_TEXT) kills it too.
@@ -107,14 +107,9 @@ print(*outcome)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22c gates 2: nesting_depth ends a // comment at \\n only, Cedar at \\r too: "
-    "parentheses after '// x\\r' are not counted and cedarpy's parser overflows (SIGSEGV)",
-)
 @pytest.mark.parametrize("part", ["policy", "caveat"])
 def test_a_comment_ended_by_a_carriage_return_hides_no_nesting(part: str) -> None:
-    """Run in a child process: on this branch the child dies of SIGSEGV (exit -11)."""
+    """Run in a child process: before the fix the child died of SIGSEGV (exit -11)."""
     script = _CR_POLICY if part == "policy" else _CR_CAVEAT
     child = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
