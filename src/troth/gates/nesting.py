@@ -2,9 +2,12 @@
 bracket and overflows its native stack at a few hundred levels — the process dies (SIGSEGV),
 no Python exception — so text nested past `limits.MAX_CEDAR_NESTING` is refused first
 (review 22b). Not a parser: it counts `(`, `[` and `{` outside string literals (`"..."`, with
-backslash escapes; Cedar, "Grammar", STR) and `//` comments, which is all a depth needs."""
+backslash escapes; Cedar, "Grammar", STR) and `//` comments (to a line feed or a carriage
+return), which is all a depth needs."""
 
 from __future__ import annotations
+
+import re
 
 from troth import limits
 
@@ -12,6 +15,8 @@ __all__ = ["nesting_depth"]
 
 _OPEN = frozenset("([{")
 _CLOSE = frozenset(")]}")
+_LINE_END = re.compile(r"[\n\r]")
+"""What ends a `//` comment: a line feed or a carriage return, as Cedar's lexer reads it."""
 
 
 def nesting_depth(text: str) -> int:
@@ -26,8 +31,8 @@ def nesting_depth(text: str) -> int:
             while i < size and text[i] != '"':
                 i += 2 if text[i] == "\\" else 1
         elif char == "/" and text.startswith("//", i):  # a comment: to the end of its line
-            end = text.find("\n", i)
-            i = size if end < 0 else end
+            end = _LINE_END.search(text, i)  # Cedar's lexer: `//[^\n\r]*` (review 22c)
+            i = size if end is None else end.start()
         elif char in _OPEN:
             depth += 1
             if depth > deepest:
