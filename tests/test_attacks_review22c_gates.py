@@ -15,13 +15,8 @@ kills the process compiling it (SIGSEGV, no Python exception) on Linux's 8 MiB m
    MAX_CAVEAT_TEXT: any delegator writes one, every gate deciding on its chain parses it)
    passes `check_caveat`'s scan and kills a 4 MiB thread, as review 22b's caveat did.
 
-Each test asserts the correct behaviour and is a strict xfail until its fix (2 is fixed: the
-scan ends a comment at `\\r` too; 1. a bound on the
-parser's recursion that covers operator chains, e.g. counting binary operators, `else`, and
-`.` accesses, or a token count per condition, in troth/gates/nesting.py).
-
-The same holds for a schema fragment: `Set<...>` nests by angle brackets, which the scan does
-not count; a type `Set<` 12,000 deep (60 KiB, under MAX_POLICY_SCHEMA_TEXT) kills it too.
+Each test asserts the correct behaviour; each was a strict xfail until its fix (1: operators per
+statement and `<` in a schema counted, MAX_CEDAR_OPERATORS; 2: a comment ends at `\\r` too).
 """
 
 from __future__ import annotations
@@ -56,11 +51,6 @@ print("compiled")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22c gates 1: an unbracketed operator chain (or Set<...> in a schema) passes the "
-    "bracket-only MAX_CEDAR_NESTING scan and cedarpy's parser overflows its stack (SIGSEGV)",
-)
 @pytest.mark.parametrize("kind", ["or", "if", "dot", "set"])
 def test_a_long_operator_chain_is_refused_not_a_crash(kind: str) -> None:
     """Run in a child process: on this branch the child dies of SIGSEGV (exit -11)."""

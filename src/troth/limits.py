@@ -214,6 +214,11 @@ MAX_CEDAR_NESTING: Final = 64
 """Deepest bracket nesting of Cedar text (policies, a schema, a caveat) troth hands cedarpy:
 its parser recurses per bracket and kills the process at a few hundred levels (troth.gates.
 nesting); a caveat's parsed form stays well within Python's recursion limit at this depth."""
+MAX_CEDAR_OPERATORS: Final = 2048
+"""Most operators (`||`, `&&`, `.`, comparisons, arithmetic, `if`/`else`, `in`, `has`, ...,
+each character of one counted) in one Cedar statement (a policy, a schema declaration): the
+parser recurses once per link of an operator chain and kills the process at a few thousand
+(troth.gates.nesting). A list of ~300 `||`-joined comparisons fits; a longer one is a set."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

@@ -18,7 +18,7 @@ import cedarpy
 
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates.nesting import nesting_depth
+from troth.gates.nesting import cedar_refusal
 
 __all__ = ["CAVEAT_ID_PREFIX", "caveat_fragment", "check_caveat"]
 
@@ -40,8 +40,9 @@ def check_caveat(condition: str) -> str:
     """The forbid policy enforcing `condition`, or PolicyError(CAVEAT_INVALID) saying why."""
     if not condition.strip() or len(condition) > limits.MAX_CAVEAT_TEXT:
         raise _refuse(f"a caveat is 1-{limits.MAX_CAVEAT_TEXT} characters")
-    if nesting_depth(condition) > limits.MAX_CEDAR_NESTING:
-        raise _refuse(f"a caveat nests deeper than {limits.MAX_CEDAR_NESTING} (MAX_CEDAR_NESTING)")
+    refusal = cedar_refusal(condition)
+    if refusal is not None:  # what would kill the process in cedarpy's parser
+        raise _refuse(f"a caveat {refusal}")
     policy = _wrap(condition)
     try:
         est: Any = json.loads(cedarpy.policies_to_json_str(policy))

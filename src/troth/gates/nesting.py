@@ -1,45 +1,67 @@
-"""How deep Cedar text nests, read before cedarpy parses it: Cedar's parser recurses once per
-bracket and overflows its native stack at a few hundred levels — the process dies (SIGSEGV),
-no Python exception — so text nested past `limits.MAX_CEDAR_NESTING` is refused first
-(review 22b). Not a parser: it counts `(`, `[` and `{` outside string literals (`"..."`, with
-backslash escapes; Cedar, "Grammar", STR) and `//` comments (to a line feed or a carriage
-return), which is all a depth needs."""
+"""The shape of Cedar text, read before cedarpy parses it: Cedar's parser and the conversions
+after it recurse once per bracket and once per link of an operator chain (`a || b || ...`,
+`.a.a...`, `if ... else if ...`) and overflow the native stack at a few thousand levels —
+the process dies (SIGSEGV), no Python exception. So text nested past
+`limits.MAX_CEDAR_NESTING` or with more than `limits.MAX_CEDAR_OPERATORS` operators in one
+statement (a policy, a schema declaration) is refused first (reviews 22b, 22c).
+
+Not a parser: it reads tokens — string literals (`"..."`, backslash escapes; Cedar, "Grammar",
+STR) and `//` comments (to a line feed or a carriage return, as Cedar's lexer ends them) are
+skipped — counts the brackets `(`, `[`, `{` (and in a schema `<`, of `Set<...>`), and counts
+operator characters and keywords up to each `;` outside brackets. That bounds every depth the
+parser can reach, which is all it needs."""
 
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from troth import limits
 
-__all__ = ["nesting_depth"]
+__all__ = ["cedar_refusal"]
 
-_OPEN = frozenset("([{")
-_CLOSE = frozenset(")]}")
-_LINE_END = re.compile(r"[\n\r]")
-"""What ends a `//` comment: a line feed or a carriage return, as Cedar's lexer reads it."""
+_TOKEN: Final = re.compile(
+    r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|[()\[\]{}<>;|&.+\-*!=]', re.DOTALL
+)
+_OPERATOR_WORDS: Final = frozenset({"if", "then", "else", "in", "has", "like", "is"})
+_OPERATOR_CHARS: Final = frozenset("|&.+-*!=")
 
 
-def nesting_depth(text: str) -> int:
-    """The deepest bracket nesting of Cedar `text` (policies, a schema, a condition), strings
-    and comments aside; it stops counting past MAX_CEDAR_NESTING (the answer is then above it)."""
-    depth = deepest = 0
-    i, size = 0, len(text)
-    while i < size:
-        char = text[i]
-        if char == '"':  # a string literal: to its closing quote, escapes skipped
-            i += 1
-            while i < size and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif char == "/" and text.startswith("//", i):  # a comment: to the end of its line
-            end = _LINE_END.search(text, i)  # Cedar's lexer: `//[^\n\r]*` (review 22c)
-            i = size if end is None else end.start()
-        elif char in _OPEN:
+def _shape(text: str, *, schema: bool) -> tuple[int, int]:
+    """(the deepest bracket nesting, the most operators in one statement) of `text`; it stops
+    reading once either is past its limit."""
+    opening, closing = ("([{<", ")]}>") if schema else ("([{", ")]}")
+    depth = deepest = operators = most = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first == '"' or token.startswith("//"):
+            continue
+        if first in opening:
             depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limits.MAX_CEDAR_NESTING:
-                    return deepest
-        elif char in _CLOSE:
+            deepest = max(deepest, depth)
+        elif first in closing:
             depth = max(0, depth - 1)
-        i += 1
-    return deepest
+        elif first == ";":
+            if depth == 0:
+                operators = 0
+        elif first in _OPERATOR_CHARS or first in "<>" or token in _OPERATOR_WORDS:
+            operators += 1
+            most = max(most, operators)
+        if deepest > limits.MAX_CEDAR_NESTING or most > limits.MAX_CEDAR_OPERATORS:
+            break
+    return deepest, most
+
+
+def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
+    """Why Cedar `text` (policies, a condition, or with `schema` a schema fragment) must not
+    reach cedarpy, or None when it may."""
+    deepest, most = _shape(text, schema=schema)
+    if deepest > limits.MAX_CEDAR_NESTING:
+        return f"nests deeper than {limits.MAX_CEDAR_NESTING} (MAX_CEDAR_NESTING)"
+    if most > limits.MAX_CEDAR_OPERATORS:
+        return (
+            f"has more than {limits.MAX_CEDAR_OPERATORS} operators in one statement "
+            "(MAX_CEDAR_OPERATORS): write a set and .contains() for a long list"
+        )
+    return None

@@ -34,7 +34,7 @@ import cedarpy
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates.caveats import CAVEAT_ID_PREFIX
-from troth.gates.nesting import nesting_depth
+from troth.gates.nesting import cedar_refusal
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 
 __all__ = [
@@ -186,11 +186,9 @@ def compile_policies(
     if len(tools) > limits.MAX_TOOLS:
         raise _refuse(PolicyFailure.OVER_LIMIT, f"more than {limits.MAX_TOOLS} tools")
     for text, what in ((policies, "policy"), (schema, "schema")):
-        if nesting_depth(text) > limits.MAX_CEDAR_NESTING:
-            raise _refuse(
-                PolicyFailure.OVER_LIMIT,
-                f"the {what} text nests deeper than {limits.MAX_CEDAR_NESTING} (MAX_CEDAR_NESTING)",
-            )
+        refusal = cedar_refusal(text, schema=what == "schema")
+        if refusal is not None:  # what would kill the process in cedarpy's parser
+            raise _refuse(PolicyFailure.OVER_LIMIT, f"the {what} text {refusal}")
     compiled_tools = {name: compile_tool_schema(name, tools[name]) for name in sorted(tools)}
     checked_services = _check_services(services or {})
     schema_text = compose_schema(schema, compiled_tools, checked_services)
