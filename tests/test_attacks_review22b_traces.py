@@ -47,5 +47,5 @@ def test_an_export_line_of_a_record_at_the_disclosure_limit_verifies(tmp_path: P
     assert len(lines) == 1
     assert verify_export(lines).records == 1
 
-    bundle = bundle_text(prove(log, receipt.record), indent=2).encode()  # as `trace prove` writes
+    bundle = bundle_text(prove(log, receipt.record), lines=True).encode()  # as `trace prove` writes
     assert verify_bundle(bundle).index == receipt.index

@@ -233,7 +233,7 @@ def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporte
     """An offline proof bundle for one record (verify it with: troth trace verify --file)."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         bundle = prove(log, record_id)
-    text = bundle_text(bundle, indent=2)
+    text = bundle_text(bundle, lines=True)
     if out is not None:
         write_output(out, (text + "\n").encode())
         reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)

@@ -49,6 +49,10 @@ class AuditEvent:
     lease: LeaseHandle | None
     detail: str
     digest: bytes | None = None
+    member: Identifier | None = None
+    """The member whose request made the event (the chain's first subject: `lease_account`),
+    for a per-member bound of the trace (TRACE_OUTBOX_SOURCE_PERCENT); None for what the broker
+    does on its own (expiry, revocation, sweeps). Not part of the record."""
 
     def to_json(self) -> dict[str, Any]:
         return {

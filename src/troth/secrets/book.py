@@ -105,6 +105,7 @@ class Granted:
     lease: Lease
     grant: Grant
     credential: LeaseCredential | None
+    account: Identifier | None = None  # the member it is filed under (lease_account)
 
 
 class LeaseBook:
@@ -207,12 +208,14 @@ class LeaseBook:
                 else:
                     raise StorageError(f"no free lease locator in {_LOCATOR_DRAWS} draws")
                 if made is not None:
-                    self._record(AuditKind.ISSUE, now, lease, "issued", made.digest_input)
+                    self._record(
+                        AuditKind.ISSUE, now, lease, "issued", made.digest_input, member=account
+                    )
         except SecretError as exc:
-            self._deny(exc, now, identity, _printable_name(name), None)
+            self._deny(exc, now, identity, _printable_name(name), None, account)
             raise
         self._store.chain_committed(lease.chain_hash)
-        return Granted(lease_id, lease, grant, made)
+        return Granted(lease_id, lease, grant, made, account)
 
     def _chain_hash(self, chain: bytes) -> bytes:
         """SHA-256 of a chain, remembered for the chains seen last (an agent leases with the
@@ -233,7 +236,9 @@ class LeaseBook:
             ):
                 raise SecretError(_F.REVOKED, "the lease was revoked while it was being issued")
             lease = self._get(granted.lease.handle)
-            self._record(AuditKind.ISSUE, now, lease, "issued", made.digest_input)
+            self._record(
+                AuditKind.ISSUE, now, lease, "issued", made.digest_input, member=granted.account
+            )
         return lease
 
     # -- renew, look up, list -----------------------------------------------------------------
@@ -290,9 +295,16 @@ class LeaseBook:
                 made = extend(grant)
                 self._store.extend(handle, expires_at, now)
                 lease = self._get(handle)
-                self._record(AuditKind.RENEW, now, lease, f"until {expires_at}", made.digest_input)
+                self._record(
+                    AuditKind.RENEW,
+                    now,
+                    lease,
+                    f"until {expires_at}",
+                    made.digest_input,
+                    member=lease_account(credential),
+                )
         except SecretError as exc:
-            self._deny(exc, now, identity, secret, handle)
+            self._deny(exc, now, identity, secret, handle, lease_account(credential))
             raise
         return lease, made
 
@@ -306,7 +318,7 @@ class LeaseBook:
                 raise SecretError(_F.EXPIRED, f"lease {lease.handle}")
             self._check_feed(credential)
         except SecretError as exc:
-            self._deny(exc, now, credential.actor, None, lease_id.handle)
+            self._deny(exc, now, credential.actor, None, lease_id.handle, lease_account(credential))
             raise
         return lease
 
@@ -430,11 +442,12 @@ class LeaseBook:
         identity: Identifier | None = None,
         lease: LeaseHandle | None = None,
         value: bytes | None = None,
+        member: Identifier | None = None,
     ) -> None:
         """Record an event that is not a lease transition (a secret stored, a request
-        forwarded, an orphan swept), in the caller's transaction if it has one."""
+        forwarded for `member`, an orphan swept), in the caller's transaction if it has one."""
         digest = None if value is None else self._hasher.digest(value)
-        self._append(AuditEvent(now, kind, identity, secret, lease, detail, digest))
+        self._append(AuditEvent(now, kind, identity, secret, lease, detail, digest, member))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -514,11 +527,20 @@ class LeaseBook:
         return [lease for lease in started if lease is not None]
 
     def _record(
-        self, kind: AuditKind, now: int, lease: Lease, detail: str, value: bytes | None = None
+        self,
+        kind: AuditKind,
+        now: int,
+        lease: Lease,
+        detail: str,
+        value: bytes | None = None,
+        *,
+        member: Identifier | None = None,
     ) -> None:
         digest = None if value is None else self._hasher.digest(value)
         self._append(
-            AuditEvent(now, kind, lease.identity, lease.secret, lease.handle, detail, digest)
+            AuditEvent(
+                now, kind, lease.identity, lease.secret, lease.handle, detail, digest, member
+            )
         )
 
     def _append(self, event: AuditEvent) -> None:
@@ -534,9 +556,14 @@ class LeaseBook:
         identity: Identifier,
         secret: str | None,
         lease: LeaseHandle | None,
+        account: Identifier | None = None,
     ) -> None:
-        """Audit a refusal in its own transaction (the refused one rolled back)."""
+        """Audit a refusal in its own transaction (the refused one rolled back), counted for
+        `account` (the member the caller's chain names; else the caller)."""
         if exc.reason not in _DENIALS:
             return
+        member = identity if account is None else account
         with self._store.transaction():
-            self._append(AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc)))
+            self._append(
+                AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
+            )

@@ -21,7 +21,7 @@ from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, SecretError, SecretFailure, TrothError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditKind, AuditSink, SqliteAuditLog
-from troth.secrets.book import LeaseBook
+from troth.secrets.book import LeaseBook, lease_account
 from troth.secrets.engine import Engine, Grant, SecretSpec, parse_spec
 from troth.secrets.engines.http_inject import (
     HttpInjectEngine,
@@ -389,6 +389,7 @@ class Broker:
                     identity=lease.identity,
                     lease=lease.handle,
                     detail=detail,
+                    member=lease_account(credential),
                 )
 
         try:

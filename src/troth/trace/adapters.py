@@ -181,7 +181,9 @@ class TraceDecisionRecorder:
         """Sign `record` into the trace (raises when it cannot: the gate fails closed)."""
         links = None if self.links is None else self.links()
         content, chain = decision_content(record, self.sink.agent, links)
-        caller = None if record.credential is None else record.credential.actor
+        # counted for the member the authority credentialed (the chain's first subject), as a
+        # lease is: a member's delegates are minted for free and would each bring a share
+        caller = None if record.credential is None else record.credential.links[0].subject
         self.last = self.sink.record(content, chain=chain, source=caller).record
 
 
@@ -210,7 +212,7 @@ class TraceAuditSink:
     def append(self, event: AuditEvent) -> None:
         """Sign `event` into the trace (raises when it cannot: the broker fails the operation)."""
         links = None if self.links is None else self.links()
-        self.sink.record(audit_content(event, links), source=event.identity)
+        self.sink.record(audit_content(event, links), source=event.member)
 
 
 def delegation_content(

@@ -189,13 +189,20 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
     return checkpoint
 
 
-def bundle_text(bundle: dict[str, Any], *, indent: int | None = None) -> str:
-    """A proof bundle (an export line: compact; `troth trace prove`'s file: `indent`ed, a few
-    hundred bytes more) as the JSON text written: UTF-8, not `\\uXXXX` escapes (which make a
-    non-ASCII character up to 6 bytes), so a record the log holds at its limits makes a line
-    within MAX_TRACE_LINE_BYTES, which verifiers read."""
-    separators = (",", ":") if indent is None else (",", ": ")
-    return json.dumps(bundle, indent=indent, separators=separators, ensure_ascii=False)
+def bundle_text(bundle: dict[str, Any], *, lines: bool = False) -> str:
+    """A proof bundle as the JSON text written: UTF-8, not `\\uXXXX` escapes (which make a
+    non-ASCII character up to 6 bytes), each value compact — so a record the log holds at its
+    limits makes a bundle within MAX_TRACE_LINE_BYTES, which verifiers read. An export line is
+    one line; `troth trace prove`'s file (`lines`) puts each top-level field on a line of its
+    own (a few dozen bytes more: indenting the values would put every element of an array
+    disclosure on an indented line, past the bound)."""
+    if not lines:
+        return json.dumps(bundle, separators=(",", ":"), ensure_ascii=False)
+    fields = (
+        f"  {json.dumps(key)}: {json.dumps(value, separators=(',', ':'), ensure_ascii=False)}"
+        for key, value in bundle.items()
+    )
+    return "{\n" + ",\n".join(fields) + "\n}"
 
 
 # -- verification -----------------------------------------------------------------------------

@@ -13,7 +13,9 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   node's other records need (a denial past it is not recorded; its request is refused anyway).
   The records made on behalf of one member (`add(source=)`) may fill only
   TRACE_OUTBOX_SOURCE_PERCENT of it, counted from the rows: one member's operations, allowed
-  or refused, leave the rest to the others.
+  or refused, leave the rest to the others; the members' records together at most
+  TRACE_OUTBOX_MEMBERS_PERCENT, so what the node does on its own (an expiry, a revocation)
+  always has room.
 - `next_batch(now)` reads the first queued records in order and sends their stored bytes:
   after a crash the batch that was in flight goes again byte for byte, and the service answers
   what it already holds `already`, with its index (exactly once).
@@ -157,6 +159,7 @@ class TraceOutbox:
         max_stored: int = limits.TRACE_OUTBOX_BYTES,
         denial_percent: int = limits.TRACE_OUTBOX_DENIAL_PERCENT,
         source_percent: int = limits.TRACE_OUTBOX_SOURCE_PERCENT,
+        members_percent: int = limits.TRACE_OUTBOX_MEMBERS_PERCENT,
         random: Callable[[int], bytes] | None = None,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
@@ -170,6 +173,7 @@ class TraceOutbox:
         self.max_stored = max_stored
         self.denial_percent = denial_percent
         self.source_percent = source_percent
+        self.members_percent = members_percent
         self._source = signer
         self._signers = SignerCache(signer)
         self._random = RandomPool() if random is None else random
@@ -239,6 +243,13 @@ class TraceOutbox:
                 )
             )
         if source is not None:  # one member's records leave the rest to the others
+            bounds.append(
+                self._bound(
+                    self.store.members_usage(),
+                    self.members_percent,
+                    f"{self.members_percent}% of it for members: TRACE_OUTBOX_MEMBERS_PERCENT",
+                )
+            )
             bounds.append(
                 self._bound(
                     self.store.source_usage(source),

@@ -201,6 +201,11 @@ class OutboxStore:
         )
         return int(row[0]), int(row[1])
 
+    def members_usage(self) -> tuple[int, int]:
+        """Rows and bytes held made on behalf of any member (TRACE_OUTBOX_MEMBERS_PERCENT)."""
+        row = self.db.fetch_one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM trace_outbox_sources")
+        return int(row[0]), int(row[1])
+
     def head(self, agent: bytes) -> Tail | None:
         """The head the service last reported for `agent` (None: none, or its log has none)."""
         row = self.db.fetch_one(
