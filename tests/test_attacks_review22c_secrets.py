@@ -12,7 +12,7 @@ way (Python's json, and every serializer that escapes non-ASCII: `\\u00fc`) or a
    upstream whose escaper writes named references where they exist (an "encode all entities"
    HTML5 encoder) echoes `Bearer sk&sol;live&plus;...&equals;&equals;` unredacted.
 
-Each test asserts the correct behaviour and is a strict xfail until its fix
+Each test asserts the correct behaviour and was a strict xfail until its fix
 (troth/secrets/engines/http_inject.py `_char_forms`/`_echoes`: 1. the decoded forms are
 characters, so a non-ASCII character needs its `\\uXXXX` (and surrogate pair) and HTML
 numeric forms too, in the decoded user:password and password patterns; 2. every HTML5 name of
@@ -52,11 +52,6 @@ _DECODE: dict[str, Callable[[bytes], str]] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22c secrets 1: a non-ASCII Basic password echoed JSON- or HTML-escaped "
-    "(\\u00fc, &#252;) is not redacted: _char_forms gives bytes >= 0x80 no such forms",
-)
 @pytest.mark.parametrize("encoding", sorted(_ENCODINGS))
 def test_an_upstream_echoing_a_non_ascii_basic_password_escaped_leaks_nothing(
     tmp_path: Path,
@@ -118,11 +113,6 @@ def _html5_named(text: str) -> str:
     return "".join(names.get(c, c) for c in text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22c secrets 2: a secret echoed with HTML5 named references (&sol; &plus; "
-    "&equals;) is not redacted: _char_forms knows the names of & < > \" ' only",
-)
 def test_an_upstream_echoing_the_secret_as_html5_named_references_leaks_nothing(
     tmp_path: Path,
     world: LeaseWorld,  # noqa: F811 - the fixture imported above

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html.entities
 import http.client
 import io
 import re
@@ -501,20 +502,20 @@ def _forwarded_headers(
     ]
 
 
-_NAMED: Final = {
-    ord("&"): (b"amp",),
-    ord("<"): (b"lt",),
-    ord(">"): (b"gt",),
-    ord('"'): (b"quot",),
-    ord("'"): (b"apos",),
-}
-"""HTML's named character references for the characters HTML escaping writes (any case: HTML5
-reads `&AMP;` and `&LT;` too)."""
-_SHORT_JSON: Final = {c: re.escape(b"\\" + bytes([c])) for c in b'"\\/'}
+def _html_names() -> dict[str, tuple[bytes, ...]]:
+    """Each character's HTML5 named character references (`&plus;`, `&sol;`, `&AMP;`, ...;
+    WHATWG HTML, "Named character references"), without their `;`."""
+    names: dict[str, set[bytes]] = {}
+    for name, value in html.entities.html5.items():
+        if len(value) == 1:
+            names.setdefault(value, set()).add(name.rstrip(";").encode())
+    return {char: tuple(sorted(found)) for char, found in names.items()}
+
+
+_NAMED: Final = _html_names()
+_SHORT_JSON: Final = {c: re.escape("\\" + c).encode() for c in '"\\/'}
 """JSON's two-character escapes of `"`, `\\` and `/` (RFC 8259, section 7), as patterns."""
-
-
-_ALNUM: Final = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_ALNUM: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def _hex(number: int, digits: int) -> bytes:
@@ -525,34 +526,48 @@ def _hex(number: int, digits: int) -> bytes:
     )
 
 
-def _char_forms(byte: int) -> bytes:
-    """A pattern for one byte of the secret as text can carry it: a letter or digit as itself;
-    any other byte as itself, a JSON escape
-    (`\\uXXXX` in either hex case, as .NET and Go write any character; `\\"`, `\\\\`,
-    `\\/`); an HTML character reference (`&#DDD;`, `&#xHH;` with any leading zeros, or its
-    name in any case; the `;` optional, as HTML reads it); a percent-escape (either hex case;
-    a space also as `+`)."""
-    if byte in _ALNUM:  # escapers leave letters and digits as they are
-        return bytes([byte])
-    forms = [re.escape(bytes([byte])), b"%" + _hex(byte, 2)]
-    if byte < 0x80:
-        forms.append(b"\\\\u" + _hex(byte, 4))
-        forms.append(b"&#0*%d;?" % byte)
-        forms.append(b"&#[xX]0*" + _hex(byte, 1 if byte < 16 else 2) + b";?")
-        forms.extend(b"&(?i:%s);?" % name for name in _NAMED.get(byte, ()))
-        if byte in _SHORT_JSON:
-            forms.append(_SHORT_JSON[byte])
-        if byte == ord(" "):
-            forms.append(b"\\+")
+def _json_escape(char: str) -> bytes:
+    """`\\uXXXX` of `char` (a surrogate pair past U+FFFF), either hex case, as a pattern."""
+    units = char.encode("utf-16-be")
+    return b"".join(
+        b"\\\\u" + _hex(int.from_bytes(units[i : i + 2]), 4) for i in range(0, len(units), 2)
+    )
+
+
+def _char_forms(char: str) -> bytes:
+    """A pattern for one character of the secret as text can carry it: an ASCII letter or digit
+    as itself; any other character as itself (UTF-8), a JSON escape (`\\uXXXX` in either hex
+    case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`), an HTML character
+    reference (`&#DDD;`, `&#xHH;` with any leading zeros, or any of its HTML5 names; the `;`
+    optional, as HTML reads it), its UTF-8 bytes percent-escaped (either hex case; a space also
+    as `+`)."""
+    if char in _ALNUM:  # escapers leave letters and digits as they are
+        return char.encode()
+    code = ord(char)
+    utf8 = char.encode()
+    forms = [re.escape(utf8), b"".join(b"%" + _hex(byte, 2) for byte in utf8), _json_escape(char)]
+    forms.append(b"&#0*%d;?" % code)
+    forms.append(b"&#[xX]0*" + _hex(code, len(f"{code:x}")) + b";?")
+    forms.extend(b"&%s;?" % name for name in _NAMED.get(char, ()))
+    if char in _SHORT_JSON:
+        forms.append(_SHORT_JSON[char])
+    if char == " ":
+        forms.append(b"\\+")
     return b"(?:" + b"|".join(forms) + b")"
 
 
 def _echoes(value: bytes) -> bytes:
-    """A pattern matching `value` (the secret, or its credential part) however an upstream's
-    text could echo it: each of its characters other than letters and digits as sent or
-    escaped by JSON, HTML or percent-encoding (`_char_forms`), escapes mixed freely within
-    it."""
-    return b"".join(_char_forms(byte) for byte in value)
+    """A pattern matching `value` (the secret, a part of it, a decoded Basic password) however
+    an upstream's text could echo it: each of its characters other than ASCII letters and
+    digits as sent or escaped by JSON, HTML or percent-encoding (`_char_forms`), escapes mixed
+    freely within it. Bytes that are not UTF-8 are matched as sent or percent-escaped."""
+    try:
+        text = value.decode()
+    except UnicodeDecodeError:
+        return b"".join(
+            b"(?:" + re.escape(bytes([byte])) + b"|%" + _hex(byte, 2) + b")" for byte in value
+        )
+    return b"".join(_char_forms(char) for char in text)
 
 
 _PART: Final = 8
