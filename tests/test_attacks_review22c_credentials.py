@@ -11,7 +11,7 @@ Two tickets that each fit make a member whose credential does not:
   untyped ValueError out of `Authority.enroll`.
 
 The test asserts the correct behaviour (the second enrollment succeeds or is refused with an
-AuthorityError) and is a strict xfail until its fix (troth/authority/core.py enroll: check the
+AuthorityError); it was a strict xfail until its fix (troth/authority/core.py enroll: check the
 merged attributes — count and `check_fits` — and refuse typed, REQUEST_INVALID).
 """
 
@@ -24,7 +24,7 @@ import pytest
 from tests.test_authority import Setup, setup  # noqa: F401 - `setup` is a fixture
 from troth import limits
 from troth.credentials import Attributes
-from troth.errors import AuthorityError, CredentialError
+from troth.errors import AuthorityError
 
 _CASES = {
     "bytes": (28, "x" * limits.MAX_ATTRIBUTE_TEXT),
@@ -32,13 +32,6 @@ _CASES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22c credentials 1: two tickets that each pass check_fits merge into a "
-    "member whose credential is over MAX_CREDENTIAL_BYTES or MAX_ATTRIBUTES: enroll raises "
-    "CredentialError / ValueError, not AuthorityError",
-    raises=(CredentialError, ValueError),
-)
 @pytest.mark.parametrize("case", sorted(_CASES))
 def test_a_second_ticket_is_redeemed_or_refused_typed(
     setup: Setup,  # noqa: F811 - the fixture imported above

@@ -254,9 +254,15 @@ class Authority:
             attributes_cbor, created_by, ticket_expires_at = redeemed
             granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
             existing = self.store.get_member(member.digest)
-            attributes = (
-                granted if existing is None else _member(existing).attributes.merged(granted)
-            )
+            try:  # a re-enrollment merges: within what a credential may hold (review 22c)
+                attributes = (
+                    granted if existing is None else _member(existing).attributes.merged(granted)
+                )
+                check_fits(attributes)
+            except (ValueError, CredentialError) as exc:
+                raise AuthorityError(
+                    _A.REQUEST_INVALID, f"the member's attributes with this ticket's: {exc}"
+                ) from None
             self.store.put_member(
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
             )
