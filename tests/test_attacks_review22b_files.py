@@ -12,6 +12,7 @@ The test asserts the correct behaviour (ConfigError); it was a strict xfail unti
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,4 +26,12 @@ from troth.node.config import NodeConfig
 )
 def test_a_node_json_without_a_name_is_a_config_error(document: bytes) -> None:
     with pytest.raises(ConfigError):
+        NodeConfig.from_json(document, Path("node.json"))
+
+
+@pytest.mark.parametrize("name", ["", "../x", "A", "x/y"])
+def test_a_node_json_whose_name_is_no_node_name_is_a_config_error(name: str) -> None:
+    """The name names the node's directory: one that is no valid node name (review 22c)."""
+    document = json.dumps({"name": name, "version": 1}).encode()
+    with pytest.raises(ConfigError, match="node name"):
         NodeConfig.from_json(document, Path("node.json"))

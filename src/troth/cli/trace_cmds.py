@@ -71,6 +71,7 @@ def _invalid(reporter: Reporter, exc: TraceError) -> NoReturn:
         EXIT_INVALID,
         {
             "valid": False,
+            "verified": False,
             "reason": exc.reason.value,
             "index": exc.index,
             "record": exc.record,

@@ -22,6 +22,7 @@ from troth import limits
 from troth.encoding.ijson import load_json
 from troth.errors import ConfigError, DecodeError
 from troth.identity import Identifier
+from troth.names import check_name
 
 __all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
 
@@ -82,6 +83,10 @@ class NodeConfig:
         if "services" in raw:
             raw["services"] = tuple(raw["services"])
         config = cls(**raw)
+        try:
+            check_name(config.name, "node name")  # it names the node's directory
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         if config.version != 1 or config.vault not in ("software", "pkcs11"):
             raise ConfigError(f"{path}: unsupported configuration (version {config.version})")
         unknown = set(config.services) - set(KNOWN_SERVICES)

@@ -42,7 +42,11 @@ class StoreWorker:
         with self._lock:
             self._calls[ticket] = (future, functools.partial(function, *args, **kwargs))
         future.add_done_callback(lambda done: self._drop(ticket) if done.cancelled() else None)
-        self._executor.submit(self._take, ticket)
+        try:
+            self._executor.submit(self._take, ticket)
+        except RuntimeError:  # drained: nothing runs any more, and nothing is kept
+            self._drop(ticket)
+            raise
         return future
 
     def _drop(self, ticket: int) -> None:
