@@ -15,23 +15,43 @@ TRACE_OUTBOX_MEMBERS_PERCENT, so the node's own acts always have room) misses th
    traces 1, back through `revoke`): one member's delegates fill the denials' 75%, and another
    member's allowed leases within its own share are refused.
 
-Each test asserts the correct behaviour and is a strict xfail until `revoke` takes the
-credential and counts its records (allowed and refused) for `lease_account(credential)`.
+3. the gate counts a denial for `record.credential.links[0].subject`, but `DecisionPoint`
+   hands the record no credential when the caller's is refused (revoked, expired, no bundle in
+   force: `_decide` keeps `credential = None`): such denials count for no member, up to the
+   denials' 75%. A member revoked by its authority (a compromised agent) that keeps calling
+   fills 75% of the outbox, and with another member's allowed calls within its share the
+   whole of it: the node's own expiry record (the reserve the 90% bound keeps) is refused.
+
+Tests 1-2 assert the correct behaviour and are strict xfails until `revoke` takes the
+credential and counts its records (allowed and refused) for `lease_account(credential)`;
+test 3 until a refused caller's denial counts for the member its chain names (the chain's
+first subject, known before it is refused) or for the members' bound.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import NOW
+from tests.support.gates import SUPPORT, T
+from tests.support.gates import make_world as gates_world
 from tests.support.leases import ATTRS, CHAIN_TTL, audited_broker, make_world
 from tests.support.parties import make_party
-from troth.credentials import CredentialChain, delegate
-from troth.errors import SecretError, TraceError
+from tests.test_trace_wiring import NOW as GATE_NOW
+from tests.test_trace_wiring import gate_for
+from troth.clock import FixedClock
+from troth.credentials import CredentialChain, delegate, issue_credential
+from troth.errors import SecretError, TraceError, Unreachable
+from troth.node.services.trace import TraceClient
 from troth.secrets import AllowListPolicy, LeaseId, LeaseState
+from troth.secrets.audit import AuditEvent, AuditKind
+from troth.storage import SqliteDatabase
+from troth.trace.adapters import TraceAuditSink, TraceDecisionRecorder
+from troth.trace.outbox import TraceOutbox
 
 
 @pytest.mark.xfail(
@@ -113,3 +133,53 @@ def test_a_members_delegates_refused_revokes_share_its_share(tmp_path: Path) -> 
         assert issued == 5  # B's own share, whatever user's delegates were refused
     finally:
         broker.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22d traces 3: a refused caller's denials (revoked member) count for no "
+    "member: with another member's share they fill the outbox and the node's expiry is refused",
+)
+def test_a_revoked_members_denials_leave_the_node_room(tmp_path: Path) -> None:
+    """The gate and the broker's audit share the node's outbox (20 records; a member's share:
+    5; members together: 18); the trace service is out of reach. Member `other` is revoked by
+    its authority and keeps calling (denied); member `support` makes its 5 allowed calls. The
+    node's own record of a lease's expiry must still fit."""
+    world = gates_world()
+    node = make_party(world.vault, now=T)
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
+
+    async def unreachable(method: str, arguments: Any) -> Any:
+        raise Unreachable("the trace service is out of reach")
+
+    client = TraceClient(unreachable, outbox, clock=FixedClock(GATE_NOW))
+    gate = gate_for(world, TraceDecisionRecorder(client))
+    other = make_party(world.vault, now=T)
+    credential = issue_credential(
+        world.authority.signer,
+        subject=other.identifier,
+        attributes=SUPPORT,
+        now=T,
+        ttl=86_400,
+        depth=3,
+    )
+    chain = CredentialChain((credential,), (world.authority.identity.history,))
+    revoked = world.credential(chain.encode(), other)
+    world.revoke(1, credential.hash, now=T + 5)  # its authority revokes it
+    try:
+        for _ in range(20):  # denied, each recorded until the outbox refuses
+            try:
+                assert not gate.invoke(revoked, "lookup_order", {"order_id": "o1"}).allowed
+            except TraceError:
+                break
+        support = world.credential(world.support_chain, world.support)
+        for _ in range(5):  # its own share
+            try:
+                gate.invoke(support, "lookup_order", {"order_id": "o2"})
+            except TraceError:
+                break
+        expiry = AuditEvent(GATE_NOW, AuditKind.EXPIRE, node.identifier, "payments", None, "x")
+        TraceAuditSink(client).append(expiry)  # the node's own act: always room (the reserve)
+    finally:
+        db.close()
