@@ -12,8 +12,15 @@ default, for one) are common.
    `\\u00c3\\u00bc`: the pattern knows `\\u00fc` only, and the agent re-reads the JSON string
    as ISO-8859-1 bytes, UTF-8 decoded: the password.
 
-Each test asserts the correct behaviour and is a strict xfail until `_echoes` also builds the
-forms of the decoded credential read as ISO-8859-1 (every byte a character U+0000-U+00FF).
+3. JavaScript string escaping: `_char_forms` knows JSON's short escapes (`\\"`, `\\\\`,
+   `\\/`) but not `\\'`, which JavaScript-string escapers write for an apostrophe (Go's
+   html/template and `template.JSEscapeString`, PHP's `addslashes`, Rails' `escape_javascript`,
+   Node's `util.inspect`): an upstream answering an error page that embeds the token in a
+   script (`var token = 'sk\\'live...'`) hands it to the agent.
+
+Tests 1-2 assert the correct behaviour and are strict xfails until `_echoes` also builds the
+forms of the decoded credential read as ISO-8859-1 (every byte a character U+0000-U+00FF);
+test 3 until `'` also has the form `\\'` (`_SHORT_JSON`, with JavaScript's `\\xHH`).
 """
 
 from __future__ import annotations
@@ -86,3 +93,52 @@ def test_an_upstream_decoding_basic_as_latin1_echoes_no_password(
         echoed = answer.body.decode("latin-1")
     readings = {echoed, echoed.encode("latin-1", "replace").decode("utf-8", "replace")}
     assert all(_PASSWORD not in reading for reading in readings)
+
+
+_TOKEN = "Bearer sk'live'CANARY'7f3a9c2e"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22d secrets 2: an upstream echoing the token JavaScript-escaped (\\' for an "
+    "apostrophe: Go's JSEscapeString, PHP addslashes) hands it to the agent",
+)
+def test_an_upstream_echoing_the_token_javascript_escaped_leaks_nothing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+) -> None:
+    """An allowed path answers an HTML page whose script holds the Authorization header it got,
+    escaped as a JavaScript string (`'` as `\\'`). The agent, reading the string, gets no
+    token."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            got = self.headers.get("Authorization", "")
+            escaped = got.replace("\\", "\\\\").replace("'", "\\'")
+            body = f"<script>var auth = '{escaped}';</script>".encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
+    with serving(Echo) as base:
+        config = {
+            "scopes": ["read"],
+            "ttl": 60,
+            "upstream": base + "/api",
+            "header": "Authorization",
+            "rules": [{"methods": ["GET"], "path": "/whoami"}],
+        }
+        broker.put_secret("echo", "http-inject", config, _TOKEN.encode(), now=now())
+        agent = world.credential_a()
+        issued = broker.issue(agent, "echo", now=now())
+        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
+    broker.close()
+    assert answer.status == 401
+    script = answer.body.decode("latin-1")
+    assert _TOKEN.split(" ")[1] not in script.replace("\\'", "'")  # the JavaScript string's value
