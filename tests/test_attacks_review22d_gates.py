@@ -62,7 +62,7 @@ def test_an_index_access_chain_is_refused_not_a_crash() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="review 22d gates 2: a namespaced schema of 2,100 entity types is refused as one "
-    "statement of over MAX_CEDAR_OPERATORS (each `in`), though no declaration has one operator",
+    "statement of over MAX_CEDAR_OPERATORS (each `in`), though each declaration has one operator",
 )
 def test_a_namespaced_schema_of_many_declarations_is_not_one_statement() -> None:
     """2,100 `entity TeamN in [Group];` in `namespace App { ... }` (62 KB): each declaration
