@@ -8,8 +8,9 @@ statement (a policy, a schema declaration) is refused first (reviews 22b, 22c).
 Not a parser: it reads tokens — string literals (`"..."`, backslash escapes; Cedar, "Grammar",
 STR) and `//` comments (to a line feed or a carriage return, as Cedar's lexer ends them) are
 skipped — counts the brackets `(`, `[`, `{` (and in a schema `<`, of `Set<...>`), and counts
-operator characters and keywords up to each `;` outside brackets. That bounds every depth the
-parser can reach, which is all it needs."""
+operator characters, keywords and opening brackets (`e[...]` is an index) up to each `;`
+outside brackets (in a schema, each `;`: a namespace's declarations are inside braces). That
+bounds every depth the parser can reach, which is all it needs."""
 
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ def _shape(text: str, *, schema: bool) -> tuple[int, int]:
         if first in opening:
             depth += 1
             deepest = max(deepest, depth)
+            operators += 1  # `e[...]` is an operator too: `x[""][""]...` chains (review 22d)
+            most = max(most, operators)
         elif first in closing:
             depth = max(0, depth - 1)
         elif first == ";":
-            if depth == 0:
+            if depth == 0 or schema:  # a schema's declarations end at `;` inside a namespace too
                 operators = 0
         elif first in _OPERATOR_CHARS or first in "<>" or token in _OPERATOR_WORDS:
             operators += 1
