@@ -27,6 +27,7 @@ rule's scope among the lease's scopes). The exact rules (docs/secrets.md, "http-
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html.entities
 import http.client
@@ -537,7 +538,8 @@ def _json_escape(char: str) -> bytes:
 def _char_forms(char: str) -> bytes:
     """A pattern for one character of the secret as text can carry it: an ASCII letter or digit
     as itself; any other character as itself (UTF-8), a JSON escape (`\\uXXXX` in either hex
-    case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`), an HTML character
+    case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`; JavaScript's `\\'` and
+    `\\xHH` of an ASCII one), an HTML character
     reference (`&#DDD;`, `&#xHH;` with any leading zeros, or any of its HTML5 names; the `;`
     optional, as HTML reads it), its UTF-8 bytes percent-escaped (either hex case; a space also
     as `+`)."""
@@ -551,23 +553,24 @@ def _char_forms(char: str) -> bytes:
     forms.extend(b"&%s;?" % name for name in _NAMED.get(char, ()))
     if char in _SHORT_JSON:
         forms.append(_SHORT_JSON[char])
+    if code < 0x80:  # JavaScript's escapes (Go's JSEscapeString, PHP addslashes): \' and \xHH
+        forms.append(re.escape("\\" + char).encode())
+        forms.append(b"\\\\x" + _hex(code, 2))
     if char == " ":
         forms.append(b"\\+")
     return b"(?:" + b"|".join(forms) + b")"
 
 
-def _echoes(value: bytes) -> bytes:
-    """A pattern matching `value` (the secret, a part of it, a decoded Basic password) however
+def _echoes(value: bytes) -> list[bytes]:
+    """Patterns matching `value` (the secret, a part of it, a decoded Basic password) however
     an upstream's text could echo it: each of its characters other than ASCII letters and
-    digits as sent or escaped by JSON, HTML or percent-encoding (`_char_forms`), escapes mixed
-    freely within it. Bytes that are not UTF-8 are matched as sent or percent-escaped."""
-    try:
-        text = value.decode()
-    except UnicodeDecodeError:
-        return b"".join(
-            b"(?:" + re.escape(bytes([byte])) + b"|%" + _hex(byte, 2) + b")" for byte in value
-        )
-    return b"".join(_char_forms(char) for char in text)
+    digits as sent or escaped by JSON, JavaScript, HTML or percent-encoding (`_char_forms`),
+    escapes mixed freely within it — the bytes read as UTF-8 and, when they are not ASCII, as
+    ISO-8859-1 too (RFC 7617's historical reading of a Basic credential)."""
+    readings = {value.decode("latin-1")}
+    with contextlib.suppress(UnicodeDecodeError):
+        readings.add(value.decode())
+    return [b"".join(_char_forms(char) for char in text) for text in sorted(readings)]
 
 
 _PART: Final = 8
@@ -581,10 +584,10 @@ def _echo_pattern(secret: bytes) -> re.Pattern[bytes]:
     `Basic` secret, the decoded `user:password`'s and the password's, as one pattern: compiled
     once per secret value (up to ~2 s for 8 KiB of punctuation, a few ms for a token) and kept
     for the next answers (16 values at most)."""
-    forms = [_echoes(secret)]  # the whole secret first: it holds the credential part
+    forms = _echoes(secret)  # the whole secret first: it holds the credential part
     scheme, _, credential = secret.rpartition(b" ")
     if scheme and len(credential) >= _PART:
-        forms.append(_echoes(credential))
+        forms += _echoes(credential)
     if scheme.lower() == b"basic":  # RFC 7617: what an upstream may answer having decoded it
         try:
             decoded = base64.b64decode(credential, validate=True)
@@ -592,9 +595,9 @@ def _echo_pattern(secret: bytes) -> re.Pattern[bytes]:
             decoded = b""
         _user, colon, password = decoded.partition(b":")
         if colon:
-            forms.append(_echoes(decoded))
+            forms += _echoes(decoded)
             if len(password) >= _PART:
-                forms.append(_echoes(password))
+                forms += _echoes(password)
     return re.compile(b"|".join(forms))
 
 
