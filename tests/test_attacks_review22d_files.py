@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 from tests.support.traces import tool_call
 from troth import limits
@@ -30,11 +28,6 @@ from troth.node import open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22d files 1: trace prove's stdout escapes a NEL (U+0085) in a disclosure "
-    "as \\x85, not JSON: trace verify --file cannot read the bundle",
-)
 def test_the_bundle_trace_prove_prints_verifies(tmp_path: Path) -> None:
     """A tool call whose result holds U+0085; `troth trace prove ID > proof.json` then
     `troth trace verify --file proof.json` verifies the record."""
@@ -52,11 +45,6 @@ def test_the_bundle_trace_prove_prints_verifies(tmp_path: Path) -> None:
     assert (report["verified"], report["index"]) == (True, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22d files 2: trace prove --json prints the bundle indented: a record with "
-    "array disclosures at the limit makes a bundle over MAX_TRACE_LINE_BYTES",
-)
 def test_the_bundle_trace_prove_prints_as_json_verifies(tmp_path: Path) -> None:
     """Review 22c's record (arguments and result each 131,071 zeros) proved with `--json`."""
     series = [0] * ((limits.MAX_TRACE_DISCLOSURE_BYTES - 1) // 2)

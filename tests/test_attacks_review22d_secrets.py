@@ -18,7 +18,7 @@ default, for one) are common.
    Node's `util.inspect`): an upstream answering an error page that embeds the token in a
    script (`var token = 'sk\\'live...'`) hands it to the agent.
 
-Tests 1-2 assert the correct behaviour and are strict xfails until `_echoes` also builds the
+Tests 1-2 assert the correct behaviour and were strict xfails until `_echoes` also builds the
 forms of the decoded credential read as ISO-8859-1 (every byte a character U+0000-U+00FF);
 test 3 until `'` also has the form `\\'` (`_SHORT_JSON`, with JavaScript's `\\xHH`).
 """

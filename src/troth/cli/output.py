@@ -71,6 +71,7 @@ _ESCAPES.update(
     )
 )
 _ESCAPES_KEEPING_NEWLINES = {k: v for k, v in _ESCAPES.items() if k != ord("\n")}
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in _ESCAPES if code != ord("\n")}
 
 
 def escape_text(text: object, *, keep_newlines: bool = False) -> str:
@@ -225,6 +226,12 @@ class Reporter:
             # commands escape each document-derived value (newlines too); this catches any
             # other control or bidi character before it reaches a terminal
             click.echo(escape_text(text, keep_newlines=True))
+
+    def document(self, text: str) -> None:
+        """A JSON document the command makes (a proof bundle), on stdout in both modes: the
+        characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
+        `\\uXXXX` escapes, which keep it the same JSON."""
+        click.echo(text.translate(_JSON_ESCAPES))
 
     def info(self, text: str) -> None:
         """Notes for people: stderr, and only without --json (the JSON result says it all)."""

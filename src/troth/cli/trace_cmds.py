@@ -238,8 +238,8 @@ def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporte
     if out is not None:
         write_output(out, (text + "\n").encode())
         reporter.result({"record": record_id, "out": out, "index": bundle["index"]}, out)
-    else:
-        reporter.result(bundle, text)
+    else:  # the bundle itself, as --out writes it (a terminal's controls escaped)
+        reporter.document(text)
 
 
 @trace_group.command("export")
