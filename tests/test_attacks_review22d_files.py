@@ -11,7 +11,7 @@ that `troth trace verify --file` cannot parse: the record's offline proof never 
    result are each an array of numbers at the disclosure limit makes a 2.8 MiB bundle, over
    MAX_TRACE_LINE_BYTES, which `verify --file` refuses.
 
-Each test asserts the correct behaviour and is a strict xfail until prove's stdout text is the
+Each test asserts the correct behaviour and was a strict xfail until prove's stdout text is the
 bundle itself (a JSON text needs no terminal escaping: escape it as JSON, `\\u0085`, or write
 the bundle with `ensure_ascii` for C1/DEL).
 """

@@ -22,7 +22,7 @@ TRACE_OUTBOX_MEMBERS_PERCENT, so the node's own acts always have room) misses th
    fills 75% of the outbox, and with another member's allowed calls within its share the
    whole of it: the node's own expiry record (the reserve the 90% bound keeps) is refused.
 
-Tests 1-2 assert the correct behaviour and are strict xfails until `revoke` takes the
+Tests 1-2 assert the correct behaviour and were strict xfails until `revoke` takes the
 credential and counts its records (allowed and refused) for `lease_account(credential)`;
 test 3 until a refused caller's denial counts for the member its chain names (the chain's
 first subject, known before it is refused) or for the members' bound.
@@ -33,8 +33,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import NOW
 from tests.support.gates import SUPPORT, T
@@ -54,12 +52,6 @@ from troth.trace.adapters import TraceAuditSink, TraceDecisionRecorder
 from troth.trace.outbox import TraceOutbox
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22d traces 1: an agent's revocation of its own lease is audited with no "
-    "member: one member's issue/revoke cycles fill the node's reserve and the operator's "
-    "revocation is refused",
-)
 def test_a_members_own_revocations_leave_the_node_room_to_revoke(tmp_path: Path) -> None:
     """Outbox of 20 records (a member's share: 5; members together: 18), the trace service out
     of reach. Member B issues and revokes its own lease until its share refuses; member A
@@ -87,11 +79,6 @@ def test_a_members_own_revocations_leave_the_node_room_to_revoke(tmp_path: Path)
         broker.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22d traces 2: a refused revoke is counted for the actor, not the member: a "
-    "member's delegates each get a share and another member's allowed leases are refused",
-)
 def test_a_members_delegates_refused_revokes_share_its_share(tmp_path: Path) -> None:
     """Outbox of 20 records (share: 5, denials: 15). Agent A (a delegate of member `user`) and
     four fresh delegates of A each revoke a lease that is not theirs until refused. Member B
@@ -138,11 +125,6 @@ def test_a_members_delegates_refused_revokes_share_its_share(tmp_path: Path) -> 
         broker.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22d traces 3: a refused caller's denials (revoked member) count for no "
-    "member: with another member's share they fill the outbox and the node's expiry is refused",
-)
 def test_a_revoked_members_denials_leave_the_node_room(tmp_path: Path) -> None:
     """The gate and the broker's audit share the node's outbox (20 records; a member's share:
     5; members together: 18); the trace service is out of reach. Member `other` is revoked by

@@ -344,15 +344,26 @@ class LeaseBook:
 
     # -- revoke -------------------------------------------------------------------------------
 
-    def revoke(self, identity: Identifier, lease_id: LeaseId, now: int) -> Lease | None:
+    def revoke(
+        self,
+        identity: Identifier,
+        lease_id: LeaseId,
+        now: int,
+        *,
+        account: Identifier | None = None,
+    ) -> Lease | None:
         """The caller revokes its own lease: the lease to revoke upstream (None: already done).
-        Another identity's lease is NO_SUCH_LEASE, exactly like a lease that does not exist."""
+        Another identity's lease is NO_SUCH_LEASE, exactly like a lease that does not exist.
+        Its records count for `account` (the member the caller's chain names)."""
+        member = identity if account is None else account
         try:
             with self._store.transaction():
                 lease = self._own(identity, lease_id)
-                return self._start_revoke(lease, now, EndReason.REVOKED, "revoked by its agent")
+                return self._start_revoke(
+                    lease, now, EndReason.REVOKED, "revoked by its agent", member=member
+                )
         except SecretError as exc:
-            self._deny(exc, now, identity, None, lease_id.handle)
+            self._deny(exc, now, identity, None, lease_id.handle, member)
             raise
 
     def revoke_handle(self, handle: LeaseHandle, now: int) -> Lease | None:
@@ -421,11 +432,19 @@ class LeaseBook:
         with self._store.transaction():
             return self._start_revoke(granted.lease, now, EndReason.ABORTED, "the engine failed")
 
-    def finish_revoke(self, lease: Lease, now: int, detail: str = "revoked upstream") -> None:
-        """REVOKING -> REVOKED once the engine took the credential back."""
+    def finish_revoke(
+        self,
+        lease: Lease,
+        now: int,
+        detail: str = "revoked upstream",
+        *,
+        member: Identifier | None = None,
+    ) -> None:
+        """REVOKING -> REVOKED once the engine took the credential back (recorded for `member`
+        when a member asked for it)."""
         with self._store.transaction():
             if self._store.set_state(lease.handle, was=[_S.REVOKING], to=_S.REVOKED, now=now):
-                self._record(AuditKind.REVOKED, now, lease, detail)
+                self._record(AuditKind.REVOKED, now, lease, detail, member=member)
 
     def revoke_failed(self, lease: Lease) -> int:
         """Count a failed upstream revocation (the sweep retries); returns the attempts."""
@@ -504,6 +523,8 @@ class LeaseBook:
         reason: EndReason,
         detail: str,
         kind: AuditKind = AuditKind.REVOKE,
+        *,
+        member: Identifier | None = None,
     ) -> Lease | None:
         if lease.state is _S.REVOKED:
             return None
@@ -512,7 +533,7 @@ class LeaseBook:
                 lease.handle, was=LIVE_STATES, to=_S.REVOKING, now=now, end_reason=reason
             ):
                 return None
-            self._record(kind, now, lease, detail)
+            self._record(kind, now, lease, detail, member=member)
         return self._get(lease.handle)
 
     def _start_all(

@@ -347,9 +347,10 @@ class Broker:
     ) -> Lease:
         """The caller (its credential or its verified identity) revokes its own lease
         (NO_SUCH_LEASE for anyone else's)."""
-        lease = self.book.revoke(_actor(caller), lease_id, now)
-        if lease is not None:
-            self._revoke_upstream([lease], now)
+        account = lease_account(caller) if isinstance(caller, VerifiedCredential) else caller
+        lease = self.book.revoke(_actor(caller), lease_id, now, account=account)
+        if lease is not None:  # its records count for the member who asked (review 22d)
+            self._revoke_upstream([lease], now, member=account)
         return self._lease(lease_id.handle)
 
     def leases(
@@ -553,16 +554,22 @@ class Broker:
         return _SealedUpstream(open_value)
 
     def _revoke_upstream(
-        self, leases: Iterable[Lease], now: int, spec: SecretSpec | None = None
+        self,
+        leases: Iterable[Lease],
+        now: int,
+        spec: SecretSpec | None = None,
+        *,
+        member: Identifier | None = None,
     ) -> int:
-        """Run each engine's revocation; failures stay REVOKING for the next sweep. Returns
-        how many failed."""
+        """Run each engine's revocation (its records counted for `member`, who asked for it;
+        None: the broker's own); failures stay REVOKING for the next sweep. Returns how many
+        failed."""
         failed = 0
         for lease in leases:
             try:
                 lease_spec = spec if spec is not None else self.spec(lease.secret)
             except SecretError:  # the secret is gone: nothing of it can be reached any more
-                self.book.finish_revoke(lease, now, "its secret was removed")
+                self.book.finish_revoke(lease, now, "its secret was removed", member=member)
                 continue
             try:
                 self._revoke_ref(lease_spec, lease.engine_ref)
@@ -570,7 +577,7 @@ class Broker:
                 self.book.revoke_failed(lease)
                 failed += 1
                 continue
-            self.book.finish_revoke(lease, now)
+            self.book.finish_revoke(lease, now, member=member)
         return failed
 
     def _upstream_refs(self, engine: Engine, spec: SecretSpec) -> set[str]:

@@ -22,7 +22,7 @@ delegation then fails (the decision point and the broker treat a failing recorde
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
@@ -36,6 +36,7 @@ from troth.trace.record import ToolCall as TracedTool
 from troth.trace.signing import RecordContent
 
 __all__ = [
+    "UNCREDENTIALED",
     "LinksSource",
     "RecordSink",
     "Recorded",
@@ -183,8 +184,15 @@ class TraceDecisionRecorder:
         content, chain = decision_content(record, self.sink.agent, links)
         # counted for the member the authority credentialed (the chain's first subject), as a
         # lease is: a member's delegates are minted for free and would each bring a share
-        caller = None if record.credential is None else record.credential.links[0].subject
+        credential = record.credential  # None: the caller's was refused; one share for them all
+        caller = UNCREDENTIALED if credential is None else credential.links[0].subject
         self.last = self.sink.record(content, chain=chain, source=caller).record
+
+
+UNCREDENTIALED: Final = Identifier(bytes(32))
+"""The member a gate's decision counts for when the caller had no valid credential (revoked,
+expired, none in force): such callers share one share of a node's trace outbox and count
+toward the members' bound, so their denials cannot fill the room the node keeps for itself."""
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:
