@@ -31,14 +31,12 @@ import html
 import json
 import re
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.leases import LeaseWorld
-from tests.support.upstreams import echoing, forward_once
+from tests.support.upstreams import answering, echoing, forward_once
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -154,18 +152,12 @@ def test_an_upstream_echoing_a_basic_credential_decoded_leaks_no_password(
     framework's request.authorization does (`{"username": ..., "password": ...}`). The agent
     reads no password."""
 
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
-            body = json.dumps({"scheme": scheme, "username": user, "password": password}).encode()
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def whoami(authorization: str) -> bytes:
+        scheme, _, encoded = authorization.partition(" ")
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+        return json.dumps({"scheme": scheme, "username": user, "password": password}).encode()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+    Echo = answering(whoami)
 
     answer = forward_once(tmp_path, world, Echo, _BASIC.encode(), path="/whoami", now=now())
     assert answer.status == 401

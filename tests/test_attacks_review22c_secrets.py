@@ -32,10 +32,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.leases import LeaseWorld, open_broker
-from tests.support.upstreams import serving
+from tests.support.leases import LeaseWorld
+from tests.support.upstreams import answering, forward_once
 from tests.test_secrets_postgres import now, world  # noqa: F401 - `world` is a fixture
-from troth.secrets import AllowListPolicy, HttpRequest
 
 _PASSWORD = "Geheimnis-für-den-Dienst-7f3a"
 _BASIC = "Basic " + base64.b64encode(f"svc:{_PASSWORD}".encode()).decode()
@@ -63,34 +62,13 @@ def test_an_upstream_echoing_a_non_ascii_basic_password_escaped_leaks_nothing(
     agent, decoding the answer, reads no password."""
     encode = _ENCODINGS[encoding]
 
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            _scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
-            _user, _, password = base64.b64decode(encoded).decode().partition(":")
-            body = encode(password)
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def whoami(authorization: str) -> bytes:
+        _scheme, _, encoded = authorization.partition(" ")
+        return encode(base64.b64decode(encoded).decode().partition(":")[2])
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+    Echo = answering(whoami)
 
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/whoami"}],
-        }
-        broker.put_secret("echo", "http-inject", config, _BASIC.encode(), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
-    broker.close()
+    answer = forward_once(tmp_path, world, Echo, _BASIC.encode(), path="/whoami", now=now())
     assert answer.status == 401
     try:
         plain = _DECODE[encoding](answer.body)
@@ -132,20 +110,6 @@ def test_an_upstream_echoing_the_secret_as_html5_named_references_leaks_nothing(
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/echo"}],
-        }
-        broker.put_secret("echo", "http-inject", config, _SECRET.encode(), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/echo"), now=now())
-    broker.close()
+    answer = forward_once(tmp_path, world, Echo, _SECRET.encode(), now=now())
     assert answer.status == 200
     assert _SECRET.partition(" ")[2] not in html.unescape(answer.body.decode("latin-1"))

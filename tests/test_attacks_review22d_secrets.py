@@ -33,10 +33,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.leases import LeaseWorld, open_broker
-from tests.support.upstreams import serving
+from tests.support.leases import LeaseWorld
+from tests.support.upstreams import answering, forward_once
 from tests.test_secrets_postgres import now, world  # noqa: F401 - `world` is a fixture
-from troth.secrets import AllowListPolicy, HttpRequest
 
 _PASSWORD = "Geheimnis-für-den-Dienst-7f3a"
 _CHARSETS = {"iso-8859-1 password": "latin-1", "utf-8 password": "utf-8"}
@@ -66,21 +65,7 @@ def test_an_upstream_decoding_basic_as_latin1_echoes_no_password(
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/whoami"}],
-        }
-        broker.put_secret("echo", "http-inject", config, basic.encode("latin-1"), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
-    broker.close()
+    answer = forward_once(tmp_path, world, Echo, basic.encode("latin-1"), path="/whoami", now=now())
     assert answer.status == 401
     try:
         echoed = str(json.loads(answer.body).get("password", ""))
@@ -101,34 +86,13 @@ def test_an_upstream_echoing_the_token_javascript_escaped_leaks_nothing(
     escaped as a JavaScript string (`'` as `\\'`). The agent, reading the string, gets no
     token."""
 
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            got = self.headers.get("Authorization", "")
-            escaped = got.replace("\\", "\\\\").replace("'", "\\'")
-            body = f"<script>var auth = '{escaped}';</script>".encode()
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def page(authorization: str) -> bytes:
+        escaped = authorization.replace("\\", "\\\\").replace("'", "\\'")
+        return f"<script>var auth = '{escaped}';</script>".encode()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+    Echo = answering(page)
 
-    policy = AllowListPolicy({world.agent_a.identifier: {"echo": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=now(), policy=policy)
-    with serving(Echo) as base:
-        config = {
-            "scopes": ["read"],
-            "ttl": 60,
-            "upstream": base + "/api",
-            "header": "Authorization",
-            "rules": [{"methods": ["GET"], "path": "/whoami"}],
-        }
-        broker.put_secret("echo", "http-inject", config, _TOKEN.encode(), now=now())
-        agent = world.credential_a()
-        issued = broker.issue(agent, "echo", now=now())
-        answer = broker.forward(agent, issued.lease_id, HttpRequest("GET", "/whoami"), now=now())
-    broker.close()
+    answer = forward_once(tmp_path, world, Echo, _TOKEN.encode(), path="/whoami", now=now())
     assert answer.status == 401
     script = answer.body.decode("latin-1")
     assert _TOKEN.split(" ")[1] not in script.replace("\\'", "'")  # the JavaScript string's value

@@ -149,3 +149,23 @@ def forward_once(
             return broker.forward(agent, issued.lease_id, HttpRequest("GET", path), now=now)
     finally:
         broker.close()
+
+
+def answering(
+    body_of: Callable[[str], bytes], *, status: int = 401
+) -> type[BaseHTTPRequestHandler]:
+    """An upstream answering `status` with `body_of(the request's Authorization header)` (an
+    error page or a "whoami" that shows what it decoded)."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = body_of(self.headers.get("Authorization", ""))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Answer
