@@ -43,7 +43,7 @@ from typing import Any
 
 from tests.conftest import NOW as LEASE_NOW
 from tests.support.brokers import PAYMENTS
-from tests.support.gates import SUPPORT, T, make_world
+from tests.support.gates import T, make_world
 from tests.support.leases import KEK
 from tests.support.leases import make_world as lease_world
 from tests.support.parties import make_party
@@ -52,7 +52,7 @@ from tests.support.traces import Held, open_log, recorder, tool_call
 from tests.test_trace_wiring import NOW, gate_for
 from troth import limits
 from troth.clock import FixedClock
-from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.credentials import Attributes, CredentialChain, delegate
 from troth.errors import SecretError, TraceError, Unreachable
 from troth.node.services.trace import TraceClient
 from troth.secrets import AllowListPolicy, Broker, LeaseState
@@ -101,17 +101,8 @@ def test_a_members_delegates_cannot_fill_the_outbox_for_it(tmp_path: Path) -> No
             except TraceError:
                 break
     assert allowed == 5  # the member and its delegates share one share (25% of 20)
-    other = make_party(world.vault, now=T)
-    credential = issue_credential(
-        world.authority.signer,
-        subject=other.identifier,
-        attributes=SUPPORT,
-        now=T,
-        ttl=86_400,
-        depth=3,
-    )
-    other_chain = CredentialChain((credential,), (world.authority.identity.history,))
-    member = world.credential(other_chain.encode(), other)
+    other, credential = world.new_member()
+    member = world.member_credential(other, credential)
     try:
         assert gate.invoke(member, "lookup_order", {"order_id": "o2"}).allowed
     finally:

@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import NOW
-from tests.support.gates import SUPPORT, T
+from tests.support.gates import T
 from tests.support.gates import make_world as gates_world
 from tests.support.leases import ATTRS, CHAIN_TTL, audited_broker, make_world
 from tests.support.parties import make_party
 from tests.test_trace_wiring import NOW as GATE_NOW
 from tests.test_trace_wiring import gate_for
 from troth.clock import FixedClock
-from troth.credentials import CredentialChain, delegate, issue_credential
+from troth.credentials import CredentialChain, delegate
 from troth.errors import SecretError, TraceError, Unreachable
 from troth.node.services.trace import TraceClient
 from troth.secrets import AllowListPolicy, LeaseId, LeaseState
@@ -140,17 +140,8 @@ def test_a_revoked_members_denials_leave_the_node_room(tmp_path: Path) -> None:
 
     client = TraceClient(unreachable, outbox, clock=FixedClock(GATE_NOW))
     gate = gate_for(world, TraceDecisionRecorder(client))
-    other = make_party(world.vault, now=T)
-    credential = issue_credential(
-        world.authority.signer,
-        subject=other.identifier,
-        attributes=SUPPORT,
-        now=T,
-        ttl=86_400,
-        depth=3,
-    )
-    chain = CredentialChain((credential,), (world.authority.identity.history,))
-    revoked = world.credential(chain.encode(), other)
+    other, credential = world.new_member()
+    revoked = world.member_credential(other, credential)
     world.revoke(1, credential.hash, now=T + 5)  # its authority revokes it
     try:
         for _ in range(20):  # denied, each recorded until the outbox refuses

@@ -14,6 +14,7 @@ from troth.credentials import (
     CredentialChain,
     RevocationEntry,
     RevocationKind,
+    SignedCredential,
     Supersession,
     TrustPolicy,
     VerifiedCredential,
@@ -104,6 +105,24 @@ class GatesWorld:
 
     def credential(self, chain: bytes, who: Party, now: int = T + 10) -> VerifiedCredential:
         return self.verifier.verify(chain, presenter=who.identifier, feeds=self.feeds(), now=now)
+
+    def new_member(self) -> tuple[Party, SignedCredential]:
+        """A fresh party the authority credentials as support (its member credential)."""
+        party = make_party(self.vault, now=T)
+        credential = issue_credential(
+            self.authority.signer,
+            subject=party.identifier,
+            attributes=SUPPORT,
+            now=T,
+            ttl=86_400,
+            depth=3,
+        )
+        return party, credential
+
+    def member_credential(self, party: Party, credential: SignedCredential) -> VerifiedCredential:
+        """`credential` (from `new_member`) as its party presents it."""
+        chain = CredentialChain((credential,), (self.authority.identity.history,))
+        return self.credential(chain.encode(), party)
 
     def bundle(
         self,
