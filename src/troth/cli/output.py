@@ -230,7 +230,7 @@ class Reporter:
     def document(self, text: str) -> None:
         """A JSON document the command makes (a proof bundle), on stdout in both modes: the
         characters a terminal acts on (DEL, C1, bidi controls; JSON escapes C0 itself) as
-        `\\uXXXX` escapes, which keep it the same JSON."""
+        `\\u0085`-style escapes, which keep it the same JSON."""
         click.echo(text.translate(_JSON_ESCAPES))
 
     def info(self, text: str) -> None:

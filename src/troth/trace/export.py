@@ -190,7 +190,7 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
 
 
 def bundle_text(bundle: dict[str, Any], *, lines: bool = False) -> str:
-    """A proof bundle as the JSON text written: UTF-8, not `\\uXXXX` escapes (which make a
+    """A proof bundle as the JSON text written: UTF-8, not `\\u00fc`-style escapes (which make a
     non-ASCII character up to 6 bytes), each value compact — so a record the log holds at its
     limits makes a bundle within MAX_TRACE_LINE_BYTES, which verifiers read. An export line is
     one line; `troth trace prove`'s file (`lines`) puts each top-level field on a line of its

@@ -528,7 +528,8 @@ def _hex(number: int, digits: int) -> bytes:
 
 
 def _json_escape(char: str) -> bytes:
-    """`\\uXXXX` of `char` (a surrogate pair past U+FFFF), either hex case, as a pattern."""
+    """The `\\u00fc`-style escape of `char` (a surrogate pair past U+FFFF), either hex case,
+    as a pattern."""
     units = char.encode("utf-16-be")
     return b"".join(
         b"\\\\u" + _hex(int.from_bytes(units[i : i + 2]), 4) for i in range(0, len(units), 2)
@@ -537,7 +538,7 @@ def _json_escape(char: str) -> bytes:
 
 def _char_forms(char: str) -> bytes:
     """A pattern for one character of the secret as text can carry it: an ASCII letter or digit
-    as itself; any other character as itself (UTF-8), a JSON escape (`\\uXXXX` in either hex
+    as itself; any other character as itself (UTF-8), a JSON escape (`\\u00fc` in either hex
     case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`; JavaScript's `\\'` and
     `\\xHH` of an ASCII one), an HTML character
     reference (`&#DDD;`, `&#xHH;` with any leading zeros, or any of its HTML5 names; the `;`
