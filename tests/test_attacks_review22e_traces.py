@@ -12,7 +12,7 @@ TRACE_OUTBOX_SOURCE_PERCENT share of its own: four of them fill the members' roo
 (TRACE_OUTBOX_MEMBERS_PERCENT), and a real member's allowed leases within its own share are
 refused (AUDIT_FAILED).
 
-The test asserts the correct behaviour and is a strict xfail until a served revoke counts for
+The test asserts the correct behaviour and was a strict xfail until a served revoke counts for
 the member the caller's current credential names (`lease_account`), or for UNCREDENTIALED when
 it has none.
 """
@@ -20,8 +20,6 @@ it has none.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import audited_broker, make_world
@@ -31,12 +29,6 @@ from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.wire import LeaseArgs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22e traces 1: a served revoke's denial counts for the bare peer identity "
-    "(BrokerEndpoint._revoke passes caller.actor()), so fresh uncredentialed identities "
-    "each get a member's share and fill the members' room",
-)
 def test_served_revokes_by_fresh_identities_share_one_share(tmp_path: Path) -> None:
     """Outbox of 20 records (one member's share: 5; the members together: 18). Four peers with
     no credential (fresh key pairs) each revoke made-up leases through the served endpoint until

@@ -38,6 +38,12 @@ class AuditKind(enum.Enum):
     REMOVE = "remove"
 
 
+UNCREDENTIALED: Final = Identifier(bytes(32))
+"""The member a record counts for when its caller presented no valid credential (a served
+revoke by a bare identity, a gate's decision on a refused credential): all such callers share
+one share of a node's trace outbox, within the members' bound (TRACE_OUTBOX_SOURCE_PERCENT)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One record; `digest` is an HMAC of a secret value, never the value."""

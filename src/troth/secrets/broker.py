@@ -343,11 +343,18 @@ class Broker:
         )
 
     def revoke(
-        self, caller: VerifiedCredential | Identifier, lease_id: LeaseId, *, now: int
+        self,
+        caller: VerifiedCredential | Identifier,
+        lease_id: LeaseId,
+        *,
+        now: int,
+        account: Identifier | None = None,
     ) -> Lease:
         """The caller (its credential or its verified identity) revokes its own lease
-        (NO_SUCH_LEASE for anyone else's)."""
-        account = lease_account(caller) if isinstance(caller, VerifiedCredential) else caller
+        (NO_SUCH_LEASE for anyone else's); its records count for `account` (default: the
+        member its credential names, else the identity itself)."""
+        if account is None:
+            account = lease_account(caller) if isinstance(caller, VerifiedCredential) else caller
         lease = self.book.revoke(_actor(caller), lease_id, now, account=account)
         if lease is not None:  # its records count for the member who asked (review 22d)
             self._revoke_upstream([lease], now, member=account)

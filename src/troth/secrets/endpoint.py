@@ -22,6 +22,8 @@ from troth.credentials import VerifiedCredential
 from troth.crypto import sha256
 from troth.errors import DecodeError, SecretError, SecretFailure
 from troth.identity import Identifier
+from troth.secrets.audit import UNCREDENTIALED
+from troth.secrets.book import lease_account
 from troth.secrets.broker import Broker
 from troth.secrets.engines.http_inject import PreparedForward
 from troth.secrets.lease import Lease, LeaseId
@@ -126,7 +128,10 @@ class BrokerEndpoint:
 
     def _revoke(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = LeaseArgs.from_wire(arguments)
-        return {"lease": encode_lease(self.broker.revoke(caller.actor(), args.lease_id, now=now))}
+        # counted for the member its credential names; callers without one share one share
+        account = lease_account(caller.credentials[0]) if caller.credentials else UNCREDENTIALED
+        lease = self.broker.revoke(caller.actor(), args.lease_id, now=now, account=account)
+        return {"lease": encode_lease(lease)}
 
     def _list(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = ListArgs.from_wire(arguments)

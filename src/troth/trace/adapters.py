@@ -22,7 +22,7 @@ delegation then fails (the decision point and the broker treat a failing recorde
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
@@ -30,7 +30,7 @@ from troth.crypto import sha256
 from troth.gates.engine import LeaseRequest, ServiceCall, ToolCall
 from troth.gates.point import DecisionRecord
 from troth.identity import Identifier
-from troth.secrets.audit import AuditEvent, AuditKind
+from troth.secrets.audit import UNCREDENTIALED, AuditEvent, AuditKind
 from troth.trace.record import Authority, Decision, Kind, Links, disclosure_value
 from troth.trace.record import ToolCall as TracedTool
 from troth.trace.signing import RecordContent
@@ -187,12 +187,6 @@ class TraceDecisionRecorder:
         credential = record.credential  # None: the caller's was refused; one share for them all
         caller = UNCREDENTIALED if credential is None else credential.links[0].subject
         self.last = self.sink.record(content, chain=chain, source=caller).record
-
-
-UNCREDENTIALED: Final = Identifier(bytes(32))
-"""The member a gate's decision counts for when the caller had no valid credential (revoked,
-expired, none in force): such callers share one share of a node's trace outbox and count
-toward the members' bound, so their denials cannot fill the room the node keeps for itself."""
 
 
 def audit_content(event: AuditEvent, links: Links | None = None) -> RecordContent:
