@@ -48,7 +48,7 @@ from tests.support.leases import KEK
 from tests.support.leases import make_world as lease_world
 from tests.support.parties import make_party
 from tests.support.traces import NOW as TRACE_NOW
-from tests.support.traces import Held, open_log, recorder, tool_call
+from tests.support.traces import Held, open_log, recorder, tool_call, unreachable_outbox
 from tests.test_trace_wiring import NOW, gate_for
 from troth import limits
 from troth.clock import FixedClock
@@ -72,12 +72,7 @@ def test_a_members_delegates_cannot_fill_the_outbox_for_it(tmp_path: Path) -> No
     world = make_world()
     node = make_party(world.vault, now=T)
     db = SqliteDatabase(tmp_path / "node.db")
-    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
-
-    async def unreachable(method: str, arguments: Any) -> Any:
-        raise Unreachable("the trace service is out of reach")
-
-    client = TraceClient(unreachable, outbox, clock=FixedClock(NOW))
+    client = unreachable_outbox(db, node, max_records=20, now=NOW)
     gate = gate_for(world, TraceDecisionRecorder(client))
     support = world.credential(world.support_chain, world.support)
     callers = [support]

@@ -32,24 +32,21 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import NOW
 from tests.support.gates import T
 from tests.support.gates import make_world as gates_world
 from tests.support.leases import ATTRS, CHAIN_TTL, audited_broker, make_world
 from tests.support.parties import make_party
+from tests.support.traces import unreachable_outbox
 from tests.test_trace_wiring import NOW as GATE_NOW
 from tests.test_trace_wiring import gate_for
-from troth.clock import FixedClock
 from troth.credentials import CredentialChain, delegate
-from troth.errors import SecretError, TraceError, Unreachable
-from troth.node.services.trace import TraceClient
+from troth.errors import SecretError, TraceError
 from troth.secrets import AllowListPolicy, LeaseId, LeaseState
 from troth.secrets.audit import AuditEvent, AuditKind
 from troth.storage import SqliteDatabase
 from troth.trace.adapters import TraceAuditSink, TraceDecisionRecorder
-from troth.trace.outbox import TraceOutbox
 
 
 def test_a_members_own_revocations_leave_the_node_room_to_revoke(tmp_path: Path) -> None:
@@ -133,12 +130,7 @@ def test_a_revoked_members_denials_leave_the_node_room(tmp_path: Path) -> None:
     world = gates_world()
     node = make_party(world.vault, now=T)
     db = SqliteDatabase(tmp_path / "node.db")
-    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=20)
-
-    async def unreachable(method: str, arguments: Any) -> Any:
-        raise Unreachable("the trace service is out of reach")
-
-    client = TraceClient(unreachable, outbox, clock=FixedClock(GATE_NOW))
+    client = unreachable_outbox(db, node, max_records=20, now=GATE_NOW)
     gate = gate_for(world, TraceDecisionRecorder(client))
     other, credential = world.new_member()
     revoked = world.member_credential(other, credential)

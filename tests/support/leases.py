@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.parties import Party, make_party, verified_feed
-from troth.clock import FixedClock
+from tests.support.traces import unreachable_outbox
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -25,15 +25,12 @@ from troth.credentials import (
     issue_credential,
 )
 from troth.crypto import KeyType
-from troth.errors import Unreachable
 from troth.identity import Identifier
-from troth.node.services.trace import TraceClient
 from troth.secrets import AuditSink, Broker, LeasePolicy
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue
 from troth.storage import SqliteDatabase, SqliteKeyStore
 from troth.trace.adapters import TraceAuditSink
-from troth.trace.outbox import TraceOutbox
 from troth.vault import SoftwareVault
 
 KEK = bytes(range(32))
@@ -235,13 +232,7 @@ def audited_broker(
 
     db = SqliteDatabase(path)
     vault = SoftwareVault(SqliteKeyStore(db), KEK)
-    node = world.orchestrator
-    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=max_records)
-
-    async def unreachable(method: str, arguments: Any) -> Any:
-        raise Unreachable("the trace service is out of reach")
-
-    client = TraceClient(unreachable, outbox, clock=FixedClock(world.now))
+    client = unreachable_outbox(db, world.orchestrator, max_records=max_records, now=world.now)
     broker = Broker(db, vault, now=world.now, policy=policy, audit=TraceAuditSink(client))
     broker.put_secret("payments", "token", PAYMENTS, b"", now=world.now)
     return broker

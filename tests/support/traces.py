@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from troth.clock import FixedClock
 from troth.crypto import KeyType
+from troth.errors import Unreachable
 from troth.identity import (
     HeldIdentity,
     Identifier,
@@ -19,9 +20,23 @@ from troth.identity import (
     new_identity,
     rotate_identity,
 )
+from troth.node.services.trace import TraceClient
+from troth.storage import SqliteDatabase
 from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog, TraceRecorder
 from troth.trace.export import ExportReport, export_jsonl, verify_export
+from troth.trace.outbox import TraceOutbox
 from troth.vault import KeyPurpose, SoftwareVault
+
+
+class Signing(Protocol):
+    """A party that signs (tests/support/parties.Party)."""
+
+    @property
+    def identifier(self) -> Identifier: ...
+
+    @property
+    def signer(self) -> Signer: ...
+
 
 NOW = 1_790_000_000
 DAY = 86_400
@@ -119,3 +134,16 @@ def hub_log_exports_verified(hub: Any) -> bool:
     export_jsonl(hub.traces.log(), out)
     text = out.getvalue()
     return verify_export_on(hub.node.identities, text).records == len(text.splitlines())
+
+
+def unreachable_outbox(
+    db: SqliteDatabase, node: Signing, *, max_records: int, now: int
+) -> TraceClient:
+    """A trace client over a node's durable outbox in `db` (`max_records` at most), signing as
+    `node`, whose trace service is out of reach: nothing drains."""
+
+    async def unreachable(method: str, arguments: Any) -> Any:
+        raise Unreachable("the trace service is out of reach")
+
+    outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=max_records)
+    return TraceClient(unreachable, outbox, clock=FixedClock(now))
