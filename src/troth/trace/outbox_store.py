@@ -17,6 +17,9 @@ docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS
                           member (`source`) and the record's size, what the per-source bound
                           (TRACE_OUTBOX_SOURCE_PERCENT) counts; made on first use in a database
                           an earlier version wrote (its records count for no member)
+    trace_outbox_members  per member, its rows and bytes held (and under the empty key, every
+                          member's together: TRACE_OUTBOX_MEMBERS_PERCENT), kept with the rows
+                          so a bound is one look-up, not a count over the table
 
 The methods only run statements: the caller (troth.trace.outbox) wraps each change in one
 transaction, so a crash leaves every row as it was before the change or after it. A row that
@@ -60,8 +63,15 @@ _SCHEMA: Final = (
 _SOURCES: Final = (
     """CREATE TABLE IF NOT EXISTS trace_outbox_sources (
         record TEXT PRIMARY KEY, source BLOB NOT NULL, size INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS trace_outbox_source ON trace_outbox_sources (source)",
+    "CREATE TABLE IF NOT EXISTS trace_outbox_members ("
+    "source BLOB PRIMARY KEY, rows INTEGER NOT NULL, bytes INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO trace_outbox_members SELECT source, COUNT(*), SUM(size) "
+    "FROM trace_outbox_sources GROUP BY source",
+    "INSERT OR IGNORE INTO trace_outbox_members SELECT X'', COUNT(*), COALESCE(SUM(size), 0) "
+    "FROM trace_outbox_sources",
 )
+_ALL_MEMBERS: Final = b""
+"""The key of every member's records together in trace_outbox_members."""
 _SELECT_ROWS: Final = (
     "SELECT pos, record, seq, hash, time, made, envelope, disclosures, attestation, chain, "
     "size, attempts, stale FROM trace_outbox "
@@ -170,9 +180,12 @@ class OutboxStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        for table, schema in (("trace_outbox_agents", _SCHEMA), ("trace_outbox_sources", _SOURCES)):
-            if not _table_exists(db, table):
-                with db.transaction():
+        for tables, schema in (
+            (("trace_outbox_agents",), _SCHEMA),
+            (("trace_outbox_sources", "trace_outbox_members"), _SOURCES),
+        ):
+            if not all(_table_exists(db, table) for table in tables):
+                with db.transaction():  # each statement made to run again harmlessly
                     for statement in schema:
                         db.execute(statement)
 
@@ -196,15 +209,13 @@ class OutboxStore:
     def source_usage(self, source: bytes) -> tuple[int, int]:
         """Rows and bytes held (queued and set aside) made on behalf of member `source`."""
         row = self.db.fetch_one(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM trace_outbox_sources WHERE source = ?",
-            (source,),
+            "SELECT rows, bytes FROM trace_outbox_members WHERE source = ?", (source,)
         )
-        return int(row[0]), int(row[1])
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def members_usage(self) -> tuple[int, int]:
         """Rows and bytes held made on behalf of any member (TRACE_OUTBOX_MEMBERS_PERCENT)."""
-        row = self.db.fetch_one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM trace_outbox_sources")
-        return int(row[0]), int(row[1])
+        return self.source_usage(_ALL_MEMBERS)
 
     def head(self, agent: bytes) -> Tail | None:
         """The head the service last reported for `agent` (None: none, or its log has none)."""
@@ -297,6 +308,7 @@ class OutboxStore:
                 "INSERT INTO trace_outbox_sources (record, source, size) VALUES (?, ?, ?)",
                 (record.id, source, size),
             )
+            self._count_member(source, 1, size)
         self._count(agent, queued=1, queued_bytes=size)
         return size
 
@@ -320,9 +332,12 @@ class OutboxStore:
         ).rowcount
         if changed:
             self._count(agent, queued_bytes=size - row.size)
-            self.db.execute(
-                "UPDATE trace_outbox_sources SET size = ? WHERE record = ?", (size, row.record)
+            member = self.db.fetch_one(
+                "UPDATE trace_outbox_sources SET size = ? WHERE record = ? RETURNING source",
+                (size, row.record),
             )
+            if member is not None:
+                self._count_member(bytes(member[0]), 0, size - row.size)
         return bool(changed)
 
     def delete(self, agent: bytes, pos: int, digest: bytes) -> bool:
@@ -413,7 +428,21 @@ class OutboxStore:
         return gone
 
     def _forget_source(self, record: str) -> None:
-        self.db.execute("DELETE FROM trace_outbox_sources WHERE record = ?", (record,))
+        gone = self.db.fetch_one(
+            "DELETE FROM trace_outbox_sources WHERE record = ? RETURNING source, size", (record,)
+        )
+        if gone is not None:
+            self._count_member(bytes(gone[0]), -1, -int(gone[1]))
+
+    def _count_member(self, source: bytes, rows: int, size: int) -> None:
+        """`source`'s counters, and every member's together, moved by `rows` and `size`."""
+        for key in (source, _ALL_MEMBERS):
+            self.db.execute(
+                "INSERT INTO trace_outbox_members (source, rows, bytes) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET rows = rows + excluded.rows, "
+                "bytes = bytes + excluded.bytes",
+                (key, rows, size),
+            )
 
     def _ensure(self, agent: bytes) -> None:
         self.db.execute("INSERT OR IGNORE INTO trace_outbox_agents (agent) VALUES (?)", (agent,))
