@@ -125,9 +125,6 @@ def test_the_in_memory_queue_counts_each_source(
     assert batcher.pending() == 7
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the in-memory queue keeps no room for the node's own records"
-)
 def test_members_cannot_fill_the_in_memory_queue(
     service: Service,  # noqa: F811 - the fixture imported above
 ) -> None:

@@ -386,9 +386,9 @@ others. Past it that member's next audited operation is refused (OVER_LIMIT): no
 dropped. The node's own records (no member) count only toward the whole bound."""
 TRACE_OUTBOX_MEMBERS_PERCENT: Final = 90
 """The share (percent) of TRACE_OUTBOX_RECORDS and TRACE_OUTBOX_BYTES that the records made on
-behalf of members may fill together: the rest stays for what the node does on its own — a
-lease's expiry, an operator's or a feed's revocation — so members filling their shares can
-hold back no revocation."""
+behalf of members may fill together (and of an agent's TRACE_QUEUE_RECORDS): the rest stays
+for what the node does on its own — a lease's expiry, an operator's or a feed's revocation — so
+members filling their shares can hold back no revocation."""
 TRACE_OUTBOX_SHOWN: Final = 1000
 """Records set aside that `troth trace outbox` lists (the oldest first; the counts are whole)."""
 

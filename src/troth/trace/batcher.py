@@ -163,6 +163,7 @@ class TraceBatcher:
         max_bytes: int = limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM,
         random: Callable[[int], bytes] = os.urandom,
         source_percent: int = limits.TRACE_OUTBOX_SOURCE_PERCENT,
+        members_percent: int = limits.TRACE_OUTBOX_MEMBERS_PERCENT,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
             raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
@@ -170,7 +171,11 @@ class TraceBatcher:
         self.queue_size = queue_size
         self.source_share = queue_size * source_percent // 100
         """Records of one member (`add(source=)`) the queue holds at most."""
+        self.members_share = queue_size * members_percent // 100
+        """Records of all members together the queue holds at most (the rest is for records
+        made for no member: an expiry, a revocation)."""
         self._by_source: dict[bytes, int] = {}  # records of each member queued or in flight
+        self._members = 0  # the sum of _by_source
         self.batch_records = batch_records
         self.max_bytes = max_bytes
         self._random = random
@@ -220,18 +225,26 @@ class TraceBatcher:
                         f"{held} records of this member wait for the trace service "
                         f"(TRACE_OUTBOX_SOURCE_PERCENT of {self.queue_size}): not recorded",
                     )
+                if self._members >= self.members_share:
+                    raise TraceError(
+                        _F.OVER_LIMIT,
+                        f"{self._members} records of members wait for the trace service "
+                        f"(TRACE_OUTBOX_MEMBERS_PERCENT of {self.queue_size}): not recorded",
+                    )
                 self._by_source[member] = held + 1
+                self._members += 1
             self._queue.append(queued)
         return queued
 
     def _settle(self, queued: Queued, index: int | None, error: TraceError | None) -> None:
         """`queued` answered (delivered at `index`, or refused): its member's place is free."""
         member = queued.source
-        if member is not None:
+        if member is not None and not queued.done:  # (its place is freed once)
             with self._lock:
-                left = self._by_source.pop(member, 1) - 1
-                if left > 0:
-                    self._by_source[member] = left
+                held = self._by_source.pop(member, 0)
+                if held > 1:
+                    self._by_source[member] = held - 1
+                self._members -= min(held, 1)
         queued._settle(index, error)
 
     def pending(self) -> int:
