@@ -5,14 +5,11 @@ too. A local caller counts against a pseudo-authority of its own (`LOCAL`)."""
 
 from __future__ import annotations
 
-import pytest
-
 from troth.node.access import LocalCaller
 from troth.node.services.admission import Admission, Lane, RequestLimits
-from troth.node.shares import STRANGERS, authorities_of
+from troth.node.shares import LOCAL, STRANGERS, authorities_of
 
 
-@pytest.mark.xfail(strict=True, reason="local callers count in the strangers' share")
 def test_strangers_filling_a_pool_leave_local_callers_their_share() -> None:
     """A node trusting one authority runs at most 6 requests and strangers hold all 6: a
     local request still runs (its own share past the bound)."""
@@ -24,5 +21,5 @@ def test_strangers_filling_a_pool_leave_local_callers_their_share() -> None:
         taken += 1
     assert taken == 6  # the bound (past it: the strangers hold more than their share)
     local = authorities_of(LocalCaller())
-    assert STRANGERS not in local
+    assert local == frozenset({LOCAL})
     assert admission.refusal(Lane(frozenset({"local"}), "control", local)) is None

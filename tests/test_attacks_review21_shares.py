@@ -38,7 +38,7 @@ from troth.node.services import call
 from troth.node.services.admission import RequestLimits
 from troth.node.services.mcp import publish_upstream
 from troth.node.services.policy import POLICY, PolicyService
-from troth.node.shares import STRANGERS, Shares
+from troth.node.shares import LOCAL, STRANGERS, Shares
 from troth.trace.submit import Receipts
 
 BOUND = 3  # each pool's bound here: at a node trusting two authorities, a share of one place
@@ -230,25 +230,28 @@ async def _session(
 
 def test_each_authority_keeps_its_share_of_a_full_pool_and_the_pool_stays_bounded() -> None:
     """The rule itself (troth.node.shares), at a node trusting acme and globex: globex fills a
-    pool of 6 alone; past it, acme and the strangers each take their share (2), globex none;
-    the pool then holds 10, within twice its bound; a place given back is taken again."""
+    pool of 8 alone; past it, acme, the strangers and the local callers each take their share
+    (2), globex none; the pool then holds 14, within twice its bound; a place given back is
+    taken again."""
     acme, globex = frozenset({b"acme"}), frozenset({b"globex"})
+    strangers, local = frozenset({STRANGERS}), frozenset({LOCAL})
     shares = Shares(lambda: 2)
-    for _ in range(6):
-        assert shares.room(globex, 6)
+    for _ in range(8):
+        assert shares.room(globex, 8)
         shares.take(globex)
-    assert not shares.room(globex, 6)
-    for authorities in (acme, acme, frozenset({STRANGERS}), frozenset({STRANGERS})):
-        assert shares.room(authorities, 6)
+    assert not shares.room(globex, 8)
+    for authorities in (acme, acme, strangers, strangers, local, local):
+        assert shares.room(authorities, 8)
         shares.take(authorities)
-    assert not shares.room(acme, 6)
-    assert not shares.room(frozenset({STRANGERS}), 6)
-    assert shares.room(acme | globex, 6) is False  # a member of both: both hold their share
-    assert shares.places == 10
+    assert not shares.room(acme, 8)
+    assert not shares.room(strangers, 8)
+    assert not shares.room(local, 8)
+    assert shares.room(acme | globex, 8) is False  # a member of both: both hold their share
+    assert shares.places == 14
     shares.release(acme)
-    assert shares.room(acme, 6)
-    assert not shares.room(globex, 6)
-    assert Shares.counted(lambda: 2, [globex] * 12).room(acme, 6) is False  # twice the bound
-    for _ in range(6):
+    assert shares.room(acme, 8)
+    assert not shares.room(globex, 8)
+    assert Shares.counted(lambda: 2, [globex] * 16).room(acme, 8) is False  # twice the bound
+    for _ in range(8):
         shares.release(globex)
-    assert shares.holders() == 2  # acme and the strangers; globex forgotten
+    assert shares.holders() == 3  # acme, the strangers and the local callers; globex forgotten

@@ -5,13 +5,15 @@ the node trusts mints members for free, so first come, first served would let on
 members take a whole pool and leave every other authority's members refused.
 
 A place counts against the authorities at the roots of its holder's chains (`authorities_of`;
-a caller showing no chain — a stranger, an anchor itself, a local caller — counts against one
-pseudo-authority, `STRANGERS`). A pool takes one more place while it holds fewer than its
+a peer showing no chain — a stranger, an anchor itself — counts against one pseudo-authority,
+`STRANGERS`, and a local caller against another, `LOCAL`, so strangers filling a pool leave
+the node's operator its share). A pool takes one more place while it holds fewer than its
 bound; at or past it, only for a holder one of whose authorities holds fewer than its share:
-the bound split evenly between the authorities the node trusts and the strangers. So whoever
-fills a pool first fills at most its bound, every other authority's members still find their
-share, and a pool holds at most twice its bound (each place past it is within the share of an
-authority: n shares of bound // n; no place is taken past twice the bound). The per-member and
+the bound split evenly between the authorities the node trusts, the strangers and the local
+callers. So whoever fills a pool first fills at most its bound, every other authority's
+members still find their share, and a pool holds at most twice its bound (each place past it
+is within the share of an authority: n shares of bound // n; no place is taken past twice the
+bound). The per-member and
 per-connection bounds of each pool apply as before.
 
 Sans-IO: a pool either keeps a `Shares` and takes and releases its places (places that come
@@ -27,20 +29,26 @@ from typing import Final
 
 from troth.node.access import Caller, PeerCaller
 
-__all__ = ["STRANGERS", "Shares", "authorities_of"]
+__all__ = ["LOCAL", "STRANGERS", "Shares", "authorities_of"]
 
 STRANGERS: Final = b""
-"""The pseudo-authority of a caller showing no chain (a stranger, an anchor, a local caller)."""
+"""The pseudo-authority of a peer showing no chain (a stranger, an anchor)."""
+LOCAL: Final = b"local"
+"""The pseudo-authority of a local caller (no authority digest is 5 bytes long)."""
+_PSEUDO: Final = 2  # the shares of STRANGERS and LOCAL
 
 
 def authorities_of(caller: Caller) -> frozenset[bytes]:
     """The authorities (digests) at the roots of a caller's verified chains; {STRANGERS} when
-    it shows none (dropped, untrusted chains name none)."""
-    if isinstance(caller, PeerCaller):
-        roots = frozenset(c.authority.digest for c in caller.peer.credentials)
-        if roots:
-            return roots
-    return frozenset({STRANGERS})
+    a peer shows none (dropped, untrusted chains name none), {LOCAL} for a local caller."""
+    if not isinstance(caller, PeerCaller):
+        return _LOCAL
+    roots = frozenset(c.authority.digest for c in caller.peer.credentials)
+    return roots or _STRANGERS
+
+
+_LOCAL: Final = frozenset({LOCAL})
+_STRANGERS: Final = frozenset({STRANGERS})
 
 
 class Shares:
@@ -70,7 +78,7 @@ class Shares:
             return True
         if self.places >= 2 * bound:  # the most any pool holds (when the authorities trusted
             return False  # change, or places are held by none: names kept across a restart)
-        share = max(1, bound // (self.trusted() + 1))  # the strangers' share too
+        share = max(1, bound // (self.trusted() + _PSEUDO))  # the strangers' and locals' too
         return any(self._held[authority] < share for authority in authorities)
 
     def take(self, authorities: Iterable[Hashable]) -> None:
