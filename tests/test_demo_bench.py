@@ -121,6 +121,9 @@ def test_bench_json_shape() -> None:
         "chain.verify.5.cold.floor",
         "chain.verify.2.warm.biscuit",
         "enroll.200",
+        "service.rtt.1.ceiling",
+        "service.rtt.100.ceiling",
+        "trace.append.ceiling",
     } <= names
     for row in rows:
         assert {"name", "value", "unit", "baseline", "ratio"} <= row.keys()

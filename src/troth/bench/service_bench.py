@@ -7,6 +7,10 @@ process, a member of the same authority) opens one channel to b and calls `echo`
 connection, the same payload and callers. Each side times only its calls (setup, handshakes
 and processes excluded); the rate is calls per second over the batch, and the p99 latency of
 single calls is taken at 100 concurrent callers.
+
+`service.rtt.N.ceiling` times, beside the same TLS peer, a bare encrypted RPC doing only the
+least of troth's per-request work (`bare_rpc`: an AEAD seal and open per message, CBOR, length
+framing): how far any pure-Python peer gets against TLS, whose framing and crypto run in C.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from troth.bench.bare_rpc import BareRpcClient, bare_rpc_server
 from troth.bench.harness import Batch, Case, Measurement, measure_pair
 from troth.bench.nodes import member_nodes
 from troth.bench.tls_peer import temporary_pki
@@ -83,23 +88,30 @@ def _rtt(quick: bool) -> list[Measurement]:
     rounds = 2 if quick else 5
     calls = {1: 300 if quick else 2000, 100: 1000 if quick else 10000}
     results: list[Measurement] = []
+    key = os.urandom(32)
     with (
         asyncio.Runner() as runner,
         tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp,
         temporary_pki() as pki,
         _echo_caller(runner, Path(tmp)) as troth_echo,
         tls_rpc_server(pki) as port,
+        bare_rpc_server(key) as bare_port,
     ):
         client = runner.run(TlsRpcClient.connect(pki, port))
+        bare = runner.run(BareRpcClient.connect(key, bare_port))
         payload = os.urandom(PAYLOAD_SIZE)
 
-        async def tls_echo() -> None:
-            if await client.call(payload) != payload:
-                raise ConnectionError("echo answered something else")
+        def echoing(call: Callable[[bytes], Awaitable[bytes]]) -> Callable[[], Awaitable[None]]:
+            async def echo() -> None:
+                if await call(payload) != payload:
+                    raise ConnectionError("echo answered something else")
+
+            return echo
 
         try:
             for callers in CONCURRENCY:
-                ours, peer = _Calls(troth_echo, callers), _Calls(tls_echo, callers)
+                ours, peer = _Calls(troth_echo, callers), _Calls(echoing(client.call), callers)
+                least = _Calls(echoing(bare.call), callers)
 
                 def batch(side: _Calls) -> Batch:
                     return lambda count: runner.run(side.run(count))
@@ -121,7 +133,7 @@ def _rtt(quick: bool) -> list[Measurement]:
                         f"service.rtt.{callers}",
                         rate,
                         "calls/s",
-                        "peer: asyncio mutual TLS 1.3, length-prefixed echo RPC, one connection",
+                        _TLS_PEER,
                         peer_rate,
                         ratio,
                         ">= 1.0x",
@@ -129,9 +141,29 @@ def _rtt(quick: bool) -> list[Measurement]:
                         extra,
                     )
                 )
+                value, peer_value = measure_pair(batch(least), batch(peer), n=n, rounds=rounds)
+                results.append(
+                    Measurement(
+                        f"service.rtt.{callers}.ceiling",
+                        1 / value,
+                        "calls/s",
+                        _TLS_PEER,
+                        1 / peer_value,
+                        peer_value / value,
+                        extra={
+                            "callers": callers,
+                            "subject": "bare encrypted RPC in Python (troth.bench.bare_rpc): "
+                            "an AEAD seal and open per message, CBOR, length framing, nothing else",
+                        },
+                    )
+                )
         finally:
+            bare.close()
             runner.run(client.close())
     return results
+
+
+_TLS_PEER = "peer: asyncio mutual TLS 1.3, length-prefixed echo RPC, one connection"
 
 
 CASES = [Case("service.rtt", _rtt)]

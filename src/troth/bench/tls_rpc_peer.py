@@ -16,12 +16,11 @@ import asyncio
 import contextlib
 import itertools
 import struct
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from troth.bench.peer_process import serving
 from troth.bench.tls_peer import client_context, server_context
 from troth.crypto.bench_tls import TlsPki
 
@@ -53,31 +52,14 @@ async def _serve(pki: TlsPki) -> None:
     server.close()
 
 
-@contextlib.contextmanager
-def tls_rpc_server(pki: TlsPki) -> Iterator[int]:
+def tls_rpc_server(pki: TlsPki) -> contextlib.AbstractContextManager[int]:
     """The echo server in a process of its own; yields its port, stops it on exit."""
     program = (
         "import sys; from troth.bench.tls_rpc_peer import run_server; run_server(*sys.argv[1:])"
     )
     command = [sys.executable, "-c", program]  # not -m: the package imports this module first
     command += [str(pki.ca_cert), str(pki.server_cert), str(pki.server_key)]
-    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as server:
-        try:
-            if server.stdout is None:
-                raise ConnectionError("the TLS RPC server has no output pipe")
-            line = server.stdout.readline()
-            if not line.strip().isdigit():
-                raise ConnectionError(f"the TLS RPC server did not start: {line!r}")
-            yield int(line)
-        finally:
-            if server.stdin is not None:
-                server.stdin.close()
-            try:
-                server.wait(_READY_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    return serving(command, "TLS RPC server")
 
 
 class TlsRpcClient:

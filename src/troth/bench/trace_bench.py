@@ -2,11 +2,15 @@
 100,000-record log against its floor (signature verifications and hashes), and proofs.
 
 The appends run on a node's trace log (`synchronous = FULL`: each commit fsynced) from several
-agents at once, so group commit shares the commits, as a busy log would."""
+agents at once, so group commit shares the commits, as a busy log would. `trace.append.ceiling`
+times, beside the same floor, a bare durable signed append doing only the least of that work
+(`bare_append`): how far any pure-Python design gets."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import math
 import os
 import tempfile
@@ -16,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from troth.bench.bare_append import bare_appends
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.clock import FixedClock
 from troth.crypto.bench_floor import ed25519_sign_loop, ed25519_verify_loop
@@ -94,7 +99,7 @@ def _bench_log() -> Iterator[tuple[TraceLog, list[TraceRecorder]]]:
 def _append(quick: bool) -> list[Measurement]:
     n, rounds = (800, 2) if quick else (4000, 5)
     results = []
-    with _bench_log() as (log, recorders):
+    with _bench_log() as (log, recorders), tempfile.TemporaryDirectory() as tmp:
         for name, agents, batch in (
             ("trace.append.concurrent", _THREADS, 1),
             ("trace.append.batched", 2, 128),
@@ -125,6 +130,25 @@ def _append(quick: bool) -> list[Measurement]:
                     },
                 )
             )
+        recorders[0].record(CONTENT)
+        envelope = json.loads(next(iter(log.stored())).envelope)
+        template = json.loads(base64.b64decode(envelope["payload"]))
+        with bare_appends(Path(tmp), template) as bare:
+            value, floor = measure_pair(bare, ed25519_sign_loop(1), n=n, rounds=rounds)
+        results.append(
+            Measurement(
+                "trace.append.ceiling",
+                1 / value,
+                "records/s",
+                "floor: raw Ed25519 signatures per second (one thread)",
+                1 / floor,
+                floor / value,
+                extra={
+                    "subject": "bare durable signed append in Python (troth.bench.bare_append): "
+                    "JSON, DSSE, Ed25519, 128 per fsynced SQLite commit in a second thread",
+                },
+            )
+        )
     return results
 
 

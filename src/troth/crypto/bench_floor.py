@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 __all__ = [
     "ed25519_sign_loop",
     "ed25519_sign_verify_loop",
+    "ed25519_signer",
     "ed25519_verify_loop",
     "identity_floor",
     "rotation_floor",
@@ -95,6 +96,11 @@ def ed25519_sign_loop(count: int) -> Callable[[int], None]:
                 key.sign(data)
 
     return batch
+
+
+def ed25519_signer() -> Callable[[bytes], bytes]:
+    """The raw signature of a fresh Ed25519 key (a benchmark ceiling signs with it)."""
+    return ed25519.Ed25519PrivateKey.generate().sign
 
 
 def ed25519_sign_verify_loop(signs: int, verifies: int) -> Callable[[int], None]:
