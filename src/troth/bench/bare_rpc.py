@@ -2,13 +2,14 @@
 any pure-Python design does, over the same loopback, timed beside the same TLS peer
 (`tls_rpc_peer`). `service.rtt.N.ceiling` is how far a Python peer doing only this gets.
 
-    frame   = length of the box (4 bytes, big-endian) || box
-    box     = ChaCha20-Poly1305(key of the direction, nonce = counter (12 bytes, little-endian),
-              CBOR [request id, method, payload])          (the answer: [request id, "ok", payload])
+    frame = length of the box (4 bytes, big-endian) || box
+    box   = AES-256-GCM(the direction's key, nonce = 4 zero bytes || counter (8 bytes, big-endian),
+                        CBOR [request id, "echo", payload])    (answer: [id, "ok", payload])
 
-One AEAD seal and one open per message each way (a key and a counter per direction, as a Noise
-transport has), CBOR encoding and decoding, length framing, an asyncio `Protocol` on each side:
-no routing, no access decision, no replay window, no service dispatch, no fragmenting. The
+One AEAD seal and one open per message each way (a key and a counter per direction, as troth's
+Noise transport has, with its default cipher), CBOR encoding and decoding, length framing, an
+asyncio `Protocol` on each side: no routing, no access decision, no replay window, no service
+dispatch, no fragmenting. The
 server (`run_server(KEY_HEX)`, in a process of its own as a troth node is) answers each request
 in its read callback and prints its port once listening; it stops when its standard input
 closes. The client matches answers to waiting callers by request id.
@@ -38,12 +39,12 @@ class _Direction:
     __slots__ = ("_aead", "_counter")
 
     def __init__(self, key: bytes) -> None:
-        self._aead = Aead(AeadAlgorithm.CHACHA20_POLY1305, key)
+        self._aead = Aead(AeadAlgorithm.AES_256_GCM, key)
         self._counter = 0
 
     def _nonce(self) -> bytes:
         self._counter += 1
-        return self._counter.to_bytes(12, "little")
+        return self._counter.to_bytes(12, "big")
 
     def seal(self, value: Any) -> bytes:
         box = self._aead.encrypt(self._nonce(), cbor2.dumps(value), b"")
