@@ -27,11 +27,11 @@ from typing import Any, Final
 
 from troth import enrollment
 from troth.authority import Authority
-from troth.authority.client import refresh_request, rotated_request, ticket_authority
+from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.credentials.wallet import Announcement, needs_refresh
+from troth.credentials.wallet import needs_refresh
 from troth.encoding import cbor
 from troth.errors import (
     AuthorityError,
@@ -56,9 +56,9 @@ from troth.node.access import (
     Rule,
     RulesPolicy,
 )
+from troth.node.announcements import Announcer
 from troth.node.authorities import (
     FeedOutcome,
-    announce_locally,
     enroll_locally,
     is_local,
     parse_ticket,
@@ -179,6 +179,16 @@ class NodeRuntime:
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
         """Where this node's records go (its log, or the trace service node.json names)."""
+        self.announcer = Announcer(
+            node,
+            self.trust,
+            own=self.name,
+            worker=self.worker,
+            clock=self.clock,
+            router=self.router,
+            channel_to=self.channel_to,
+            rotated=self._rotated,
+        )
 
     # -- the decision point ------------------------------------------------------------------------
 
@@ -688,23 +698,9 @@ class NodeRuntime:
 
     async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]:
         """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
-        they hold credentials from that have not seen them yet. Failures stay pending for the
-        next maintenance round."""
-        pending = await self.worker.run(self._unannounced, ref)
-        results: list[dict[str, Any]] = []
-        for name, changes, authorities in pending:
-            for authority in authorities:
-                try:
-                    seq = await self._announce(name, authority)
-                    done = await self.worker.run(
-                        self.node.wallet.mark_announced, name, authority, changes, seq
-                    )
-                except TrothError as exc:
-                    done = Announcement(name, authority, changes, error=str(exc))
-                results.append(done.to_json())
-            if name == self.name and authorities:
-                await self._rotated()
-        return results
+        they hold credentials from that have not seen them yet (troth.node.announcements).
+        Failures stay pending for the next maintenance round."""
+        return await self.announcer.announce(ref)
 
     async def _rotated(self) -> None:
         """This node's identity rotated: present the new history from now on, and close the
@@ -713,40 +709,6 @@ class NodeRuntime:
         self._rotations += 1
         for end in list(self.channels.ends.values()):  # each in a task of its own, as above
             self._spawn(end.close())
-
-    def _unannounced(self, ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
-        identities, wallet = self.node.identities, self.node.wallet
-        refs = (
-            [ref]
-            if ref is not None
-            else [r.name or str(Identifier(r.identifier)) for r in identities.list_local()]
-        )
-        return [(name, *wallet.unannounced(name)) for name in refs]
-
-    async def _announce(self, ref: str, authority: Identifier) -> int | None:
-        now = self.clock.now()
-        hosted = self.trust.hosted
-        if hosted is not None and authority == hosted.identifier:
-            return await self.worker.run(self._announce_hosted, hosted, ref, now)
-        address = self.trust.routes.get(authority)
-        if address is None:
-            raise NotFound(f"no route to authority {authority}")
-        if is_local(address):
-            return await self.worker.run(
-                announce_locally, self.node, ref, authority, address=address, now=now
-            )
-        request = await self.worker.run(
-            rotated_request, self.node.identities, ref, authority, now=now
-        )
-        end = await self.channel_to(parse_route(address), expect=authority)
-        seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
-        return None if seq is None else cbor.expect_int(seq, "seq")
-
-    def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
-        request = rotated_request(self.node.identities, ref, hosted.identifier, now=now)
-        seq = hosted.rotated(request, now=now)
-        self.trust.refresh_hosted(now)
-        return seq
 
     # -- status ----------------------------------------------------------------------------------
 

@@ -1,0 +1,116 @@
+"""Rotation announcements (docs/protocols.md, "Rotation announcements"): after a local identity
+rotates, its new history goes to every authority it holds credentials from that has not seen it
+yet — the hosted authority in process, one on this machine through its node, any other over a
+secure channel to its node (pinned to the authority). What fails stays pending in the wallet
+for the node's next maintenance round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from troth.authority import Authority
+from troth.authority.client import rotated_request
+from troth.clock import Clock
+from troth.credentials.wallet import Announcement
+from troth.encoding import cbor
+from troth.errors import NotFound, TrothError
+from troth.identity import Identifier
+from troth.node.authorities import announce_locally, is_local
+from troth.node.channels import ChannelEnd
+from troth.node.node import Node
+from troth.node.services import call, service_address
+from troth.node.trust import NodeTrust
+from troth.node.worker import StoreWorker
+from troth.routing import Route, Router, parse_route
+
+__all__ = ["Announcer"]
+
+AUTHORITY = service_address("authority")
+
+
+class ChannelTo(Protocol):
+    """How the node opens (or reuses) a channel to the node of an authority."""
+
+    def __call__(self, route: Route, *, expect: Identifier) -> Awaitable[ChannelEnd]: ...
+
+
+class Announcer:
+    """Announces the rotated histories of a node's local identities (module docstring).
+    `rotated` runs once the node's own identity (`own`) was announced."""
+
+    def __init__(
+        self,
+        node: Node,
+        trust: NodeTrust,
+        *,
+        own: str,
+        worker: StoreWorker,
+        clock: Clock,
+        router: Router,
+        channel_to: ChannelTo,
+        rotated: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.node = node
+        self.trust = trust
+        self.own = own
+        self.worker = worker
+        self.clock = clock
+        self.router = router
+        self._channel_to = channel_to
+        self._rotated = rotated
+
+    async def announce(self, ref: str | None = None) -> list[dict[str, Any]]:
+        """Announce rotated histories (`ref`'s, else every local identity's) to the authorities
+        they hold credentials from that have not seen them yet; one row per announcement (an
+        `error` for one that stays pending)."""
+        pending = await self.worker.run(self._unannounced, ref)
+        results: list[dict[str, Any]] = []
+        for name, changes, authorities in pending:
+            for authority in authorities:
+                try:
+                    seq = await self._announce(name, authority)
+                    done = await self.worker.run(
+                        self.node.wallet.mark_announced, name, authority, changes, seq
+                    )
+                except TrothError as exc:
+                    done = Announcement(name, authority, changes, error=str(exc))
+                results.append(done.to_json())
+            if name == self.own and authorities:
+                await self._rotated()
+        return results
+
+    def _unannounced(self, ref: str | None) -> list[tuple[str, int, list[Identifier]]]:
+        identities, wallet = self.node.identities, self.node.wallet
+        refs = (
+            [ref]
+            if ref is not None
+            else [r.name or str(Identifier(r.identifier)) for r in identities.list_local()]
+        )
+        return [(name, *wallet.unannounced(name)) for name in refs]
+
+    async def _announce(self, ref: str, authority: Identifier) -> int | None:
+        now = self.clock.now()
+        hosted = self.trust.hosted
+        if hosted is not None and authority == hosted.identifier:
+            return await self.worker.run(self._announce_hosted, hosted, ref, now)
+        address = self.trust.routes.get(authority)
+        if address is None:
+            raise NotFound(f"no route to authority {authority}")
+        if is_local(address):
+            return await self.worker.run(
+                announce_locally, self.node, ref, authority, address=address, now=now
+            )
+        request = await self.worker.run(
+            rotated_request, self.node.identities, ref, authority, now=now
+        )
+        end = await self._channel_to(parse_route(address), expect=authority)
+        seq = await call(self.router, (end.enc, AUTHORITY), "rotated", request)
+        return None if seq is None else cbor.expect_int(seq, "seq")
+
+    def _announce_hosted(self, hosted: Authority, ref: str, now: int) -> int | None:
+        request = rotated_request(self.node.identities, ref, hosted.identifier, now=now)
+        seq = hosted.rotated(request, now=now)
+        self.trust.refresh_hosted(now)
+        return seq
