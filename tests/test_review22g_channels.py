@@ -11,14 +11,13 @@
    the supersession and the node syncs it: never, when the agent announced its rotation to no
    authority whose feed the node holds (its authority's feed full, its node unreachable).
 
-Each test asserts the secure behaviour and was a strict xfail until its fix.
+Each test asserts the secure behaviour and was a strict xfail until its fix (`verify_peer`
+checks the stored copy at a refresh and a re-check too: troth.channel.verification).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from tests.support.channels import T, World, closed, make_world, pump
 from tests.support.parties import SIGNING_TTL, ChannelParty
@@ -96,7 +95,6 @@ def _thief_open_after_rotation(tmp_path: Path) -> tuple[World, SecureChannel, Se
     return world, thief, bob_1
 
 
-@pytest.mark.xfail(strict=True, reason="check_peer judges the peer's history by feeds only")
 def test_a_re_check_closes_a_channel_whose_history_the_node_knows_rolled_back(
     tmp_path: Path,
 ) -> None:
@@ -106,7 +104,6 @@ def test_a_re_check_closes_a_channel_whose_history_the_node_knows_rolled_back(
     assert closed(bob_1.check_peer(T + 30)).reason is F.PEER_INVALID
 
 
-@pytest.mark.xfail(strict=True, reason="a credential refresh judges the history by feeds only")
 def test_a_refresh_on_a_channel_whose_history_the_node_knows_rolled_back_closes_it(
     tmp_path: Path,
 ) -> None:
