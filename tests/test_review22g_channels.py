@@ -8,8 +8,11 @@
    stores the rotated history and refuses the old one at every new handshake (ROLLBACK) — but
    the thief's open channel, still presenting the pre-rotation history, passes every re-check
    and refresh (and keeps every right the agent has) until the agent's authority publishes
-   the supersession and the node syncs it: never, when the agent announced its rotation to no
-   authority whose feed the node holds (its authority's feed full, its node unreachable).
+   the supersession and the node syncs it: never, when no feed the node holds can say it — a
+   delegate that is not a member cannot announce a rotation at all (`Authority.rotated`
+   refuses NOT_A_MEMBER), nor can an authority whose feed is full (docs/credentials.md: "then
+   only verifiers with a store refuse the older history"), and docs/vault.md promises that
+   rotating "retires it for every verifier that stored the newer history".
 
 Each test asserts the secure behaviour and was a strict xfail until its fix (`verify_peer`
 checks the stored copy at a refresh and a re-check too: troth.channel.verification).
