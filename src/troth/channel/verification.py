@@ -2,9 +2,10 @@
 point, `verify_peer`, used at the handshake, at an in-band credential refresh and by the
 continuous re-checks, so all three apply the same checks in the same order:
 
-1. at the handshake only: the change history verifies (and extends any stored copy: no fork,
-   no rollback), the channel-key attestation is valid and attests exactly the Noise static
-   key the handshake proved;
+1. at the handshake only: the change history verifies, the channel-key attestation is valid
+   and attests exactly the Noise static key the handshake proved; at every check: the history
+   extends any stored copy (no fork, no rollback: a copy stored since the handshake, e.g. the
+   peer's rotation, refuses the history a stolen backup opened the channel with);
 2. every credential chain rooted at a trust anchor verifies, with the peer as presenter,
    against the current feeds (expiry and revocation included); a chain whose root is not a
    trust anchor is dropped (it grants nothing here) and said so in `VerifiedPeer.dropped`;
@@ -146,7 +147,11 @@ def verify_peer(
 ) -> VerifiedPeer:
     """The peer, verified and admitted (ChannelError with the close code otherwise). `who` is
     the handshake's claim, or the identity verified at the handshake (refresh, re-checks)."""
-    identity = who if isinstance(who, VerifiedIdentity) else _authenticate(trust, who, now)
+    if isinstance(who, VerifiedIdentity):  # a refresh or a re-check: the handshake's identity
+        identity = who
+        _check_known(trust, identity)  # the stored copy may have moved on since (a rotation)
+    else:
+        identity = _authenticate(trust, who, now)
     feeds = trust.feeds()
     checked = _verify_credentials(trust, identity, chains, feeds, now)
     vouch = trust.vouch
@@ -230,6 +235,16 @@ def identity_refusal(
         except CredentialError as exc:
             return IdentityRefusal(False, f"{exc} (by {feed.authority})")
     return None
+
+
+def _check_known(trust: ChannelTrust, identity: VerifiedIdentity) -> None:
+    """PEER_INVALID when `identity` forks from or rolls back the copy stored now."""
+    if trust.known is None:
+        return
+    try:
+        trust.known(identity)
+    except IdentityError as exc:
+        raise ChannelError(_F.PEER_INVALID, str(exc)) from None
 
 
 def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> VerifiedIdentity:
