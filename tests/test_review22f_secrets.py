@@ -17,7 +17,7 @@ default, allow_unicode=False), write `\\xfc` for U+00FC and `\\U0001f600` past U
    search (each one more doubles it), on the broker's thread, for any answer an agent makes
    the upstream echo.
 
-Each test asserts the correct behaviour and is a strict xfail until its fix (1: `_char_forms`
+Each test asserts the correct behaviour and was a strict xfail until its fix (1: `_char_forms`
 also knows `\\xHH` of each UTF-8 byte of a non-ASCII character, and of a character up to
 U+00FF, and the 8-digit `\\U` escape; 2: a run of backslashes in the secret is matched as one
 run of raw backslashes, as sent or doubled, taken possessively).
@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,12 @@ from tests.test_secrets_postgres import now, world  # noqa: F401 - `world` is a 
 
 _PASSWORD = "Geheimnis-für-den-Dienst-7f3a-\U0001f511"
 _BASIC = "Basic " + base64.b64encode(f"svc:{_PASSWORD}".encode()).decode()
-_SHOWN = {
-    "bytes repr": lambda decoded: f"bad credentials {decoded}",  # an f-string of bytes
+_SHOWN: dict[str, Callable[[bytes], str]] = {
+    "bytes repr": lambda decoded: f"bad credentials {decoded!r}",  # as f"{decoded}" writes it
     "unicode_escape": lambda decoded: decoded.decode().encode("unicode_escape").decode(),
 }
 
 
-@pytest.mark.xfail(strict=True, reason="review 22f secrets 1: \\xHH of a non-ASCII byte")
 @pytest.mark.parametrize("shown", sorted(_SHOWN))
 def test_an_upstream_showing_the_decoded_credential_python_escaped_leaks_no_password(
     tmp_path: Path,

@@ -540,7 +540,8 @@ def _char_forms(char: str) -> bytes:
     """A pattern for one character of the secret as text can carry it: an ASCII letter or digit
     as itself; any other character as itself (UTF-8), a JSON escape (`\\u00fc` in either hex
     case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`; JavaScript's `\\'` and
-    `\\xHH` of an ASCII one), an HTML character
+    `\\xHH` of an ASCII one; a C-style `\\xHH` of each UTF-8 byte of another, as a bytes repr
+    shows it, or of the character up to U+00FF, and `\\U0001f511`), an HTML character
     reference (`&#DDD;`, `&#xHH;` with any leading zeros, or any of its HTML5 names; the `;`
     optional, as HTML reads it), its UTF-8 bytes percent-escaped (either hex case; a space also
     as `+`)."""
@@ -560,6 +561,12 @@ def _char_forms(char: str) -> bytes:
     if code < 0x80:  # JavaScript's escapes (Go's JSEscapeString, PHP addslashes): \' and \xHH
         forms.append(re.escape("\\" + char).encode())
         forms.append(b"\\\\x" + _hex(code, 2))
+    else:  # C-style escapes: a bytes repr (Python's b'...', Ruby's inspect) writes each UTF-8
+        # byte as \xHH; Python's unicode_escape and YAML write \xHH up to U+00FF, \U past
+        forms.append(b"".join(b"\\\\x" + _hex(byte, 2) for byte in utf8))
+        if code < 0x100:
+            forms.append(b"\\\\x" + _hex(code, 2))
+        forms.append(b"\\\\U" + _hex(code, 8))
     if char == " ":
         forms.append(b"\\+")
     return b"(?:" + b"|".join(forms) + b")"
