@@ -77,7 +77,6 @@ print("body", pattern.search(b"\\\\" * (2 * run) + b"y"))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review 22f secrets 2: a run of \\ in the secret")
 def test_a_secret_with_a_run_of_backslashes_is_searched_in_linear_time() -> None:
     """A secret with 20 backslashes in a row: its echoes (as sent, JSON-escaped,
     percent-escaped) are found, and a body of 40 backslashes is searched to its end, in a child
