@@ -10,10 +10,9 @@ the members whose records were queued at the roll-back are refused their share f
 every member's audited operation is refused — a gate's every decision, a broker's every
 lease — until someone edits the database by hand.
 
-The test asserts the correct behaviour and was a strict xfail until the counters were kept by
-the database (triggers on `trace_outbox_sources`, made with the table and on first use of a
-database without them, the counters then made again from the rows): whichever version
-changes the rows, they move with them.
+The test asserts the correct behaviour and was a strict xfail until an outbox opened for
+sending made the counters again from the rows (`OutboxStore.recount`, one `GROUP BY` when the
+process opens it): whichever version changed the rows before, they count as they are.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ def _previous_version_delivers(path: Path) -> None:
     db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review 22f traces 1: counters drift under 1b9fd09")
 def test_members_are_not_refused_after_the_previous_version_delivered_their_records(
     tmp_path: Path,
     service: Service,  # noqa: F811 - the fixture imported above
