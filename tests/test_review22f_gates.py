@@ -1,0 +1,58 @@
+"""Review 22f (gates): `cedar_refusal` bounds what makes cedarpy's parser recurse (brackets,
+operator chains), but not what its schema makes of a hierarchy: Cedar computes, for every
+entity type and every action, all its ancestors (the transitive closure of `in`), so a chain
+`entity b in [a]; entity c in [b]; ...` of n declarations holds n²/2 pairs. A schema fragment
+within MAX_POLICY_SCHEMA_TEXT (64 KiB) holds a chain of ~3,300 entity types (or ~2,700 actions
+`action "b" in ["a"]; ...`): compile_policies then takes seconds and ~1.1 GB (~2.2 GB for the
+actions) — `troth policy bundle create`, and every node verifying a bundle its policy-admin
+signed, each revision again: a node with less memory is killed (OOM), one with enough stalls.
+Each declaration has one operator and no nesting: the scan passes it.
+
+The test asserts the correct behaviour and was a strict xfail until the scan also bounds a
+schema's hierarchy: a chain of `in` longer than MAX_CEDAR_HIERARCHY (declarations whose
+ancestors are counted through their parents) is refused before cedarpy reads it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.processes import survives
+
+_HIERARCHY = """\
+import resource, string, sys
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+kind = sys.argv[1]
+
+def name(i):  # aaa, aab, ...: three letters, no keyword
+    letters = string.ascii_lowercase
+    return "".join(letters[i // 676 % 26] + letters[i // 26 % 26] + letters[i % 26])
+
+if kind == "entities":
+    fragment = "entity " + name(0) + ";"
+    piece = lambda i: f"entity {name(i)} in [{name(i - 1)}];"
+else:
+    fragment = 'entity Who; action "' + name(0) + '";'
+    piece = lambda i: f'action "{name(i)}" in ["{name(i - 1)}"];'
+i = 1
+while len(fragment) + len(piece(i)) <= 64 * 1024:
+    fragment += piece(i)
+    i += 1
+try:
+    compile_policies('@id("x") permit(principal, action, resource);', fragment, {})
+    outcome = "compiled"
+except PolicyError as exc:
+    outcome = f"refused {exc.reason.value}"
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(i, outcome, peak, "MiB")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 22f gates 1: a schema's hierarchy closure")
+@pytest.mark.parametrize("kind", ["entities", "actions"])
+def test_a_schema_chain_of_parents_is_refused_before_cedar_builds_its_closure(kind: str) -> None:
+    """A 64 KiB schema fragment of one chain of parents (entity types, or actions): refused
+    typed (OVER_LIMIT), without cedarpy's gigabyte."""
+    out = survives(_HIERARCHY, kind, timeout=300)
+    assert " refused over a limit " in out, out
