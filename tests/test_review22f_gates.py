@@ -8,9 +8,10 @@ actions) — `troth policy bundle create`, and every node verifying a bundle its
 signed, each revision again: a node with less memory is killed (OOM), one with enough stalls.
 Each declaration has one operator and no nesting: the scan passes it.
 
-The test asserts the correct behaviour and was a strict xfail until the scan also bounds a
-schema's hierarchy: a chain of `in` longer than MAX_CEDAR_HIERARCHY (declarations whose
-ancestors are counted through their parents) is refused before cedarpy reads it.
+The first test asserts the correct behaviour and was a strict xfail until the scan also
+bounded a schema's hierarchy: declarations whose ancestors through `in` (names resolved as
+Cedar resolves them, across namespaces) add up to more than MAX_CEDAR_ANCESTORS pairs are
+refused before cedarpy reads them; the second pins that reading.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.processes import survives
+from troth.gates.nesting import cedar_refusal
 
 _HIERARCHY = """\
 import resource, string, sys
@@ -49,10 +51,32 @@ print(i, outcome, peak, "MiB")
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review 22f gates 1: a schema's hierarchy closure")
 @pytest.mark.parametrize("kind", ["entities", "actions"])
 def test_a_schema_chain_of_parents_is_refused_before_cedar_builds_its_closure(kind: str) -> None:
     """A 64 KiB schema fragment of one chain of parents (entity types, or actions): refused
     typed (OVER_LIMIT), without cedarpy's gigabyte."""
     out = survives(_HIERARCHY, kind, timeout=300)
     assert " refused over a limit " in out, out
+
+
+def test_a_chain_across_namespaces_is_counted_as_cedar_resolves_it() -> None:
+    """The same chain written across namespaces (qualified parents, an unqualified one
+    resolved in its own namespace or else the empty one) is counted as one chain; 2,100 types
+    in one group, in a namespace, are not a hierarchy to refuse."""
+    entities = "namespace N0 { entity E; }" + "".join(
+        f"namespace N{i} {{ entity E in [N{i - 1}::E]; }}" for i in range(1, 600)
+    )
+    actions = 'namespace N0 { action "a"; }' + "".join(
+        f'namespace N{i} {{ action "a" in [N{i - 1}::Action::"a"]; }}' for i in range(1, 600)
+    )
+    local = (
+        "namespace App { entity G;"
+        + "".join(f"entity T{i} in [{'G' if i == 0 else f'T{i - 1}'}];" for i in range(600))
+        + "}"
+    )
+    for chain in (entities, actions, local):
+        assert cedar_refusal(chain, schema=True) is not None, chain[:60]
+    teams = "namespace App { entity Group;" + "".join(
+        f"entity T{i} in [Group];" for i in range(2100)
+    )
+    assert cedar_refusal(teams + "}", schema=True) is None
