@@ -35,6 +35,9 @@ _OPERATOR_CHARS: Final = frozenset("|&.+-*!=")
 _SCHEMA_TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|::|[^\sA-Za-z0-9_"/]', re.DOTALL
 )
+_ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|(.))", re.DOTALL)
+_SIMPLE_ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+"""Cedar's string escapes (`\\n`, `\\u{1F600}`, ...; any other escaped character as itself)."""
 _DECLARATION_STARTS: Final = frozenset({";", "{", "}", ")"})
 """What a declaration follows (`)`: its annotations)."""
 _HEAD_ENDS: Final = frozenset({"in", "=", "{", ";", "appliesTo", "tags", "enum", "attributes"})
@@ -72,7 +75,7 @@ def _declarations(text: str) -> dict[str, list[str]]:
     """The parents (`in`) of each entity type and action a schema declares, by qualified name
     (`N::A`, `N::Action::"a"`; parents resolved as Cedar does: an unqualified entity type in
     its namespace if declared there, else the empty namespace)."""
-    tokens = [t for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
+    tokens = [_unescaped(t) for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
     found: list[tuple[str, str, list[str], list[str]]] = []  # (kind, namespace, names, parents)
     braces: list[str | None] = []  # the namespace a `{` opens, or None: another brace
     namespace, previous, i = "", ";", 0
@@ -111,6 +114,22 @@ def _declarations(text: str) -> dict[str, list[str]]:
         for name in names:
             parents_of.setdefault(_qualified(kind, ns, name), []).extend(resolved)
     return parents_of
+
+
+def _unescaped(word: str) -> str:
+    """A string literal with its escapes read (`"a\\u{62}"` names the action `"ab"`), quoted
+    again; any other token as it is."""
+    if not word.startswith('"'):
+        return word
+    inner = _ESCAPE.sub(_escaped, word[1:-1] if word.endswith('"') and len(word) > 1 else word[1:])
+    return '"' + inner.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code is not None:
+        return chr(int(code, 16)) if int(code, 16) <= 0x10FFFF else match.group()
+    return _SIMPLE_ESCAPES.get(match.group(2), match.group(2))
 
 
 def _until(tokens: list[str], start: int, ends: frozenset[str]) -> tuple[list[str], int]:
