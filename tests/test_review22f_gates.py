@@ -12,6 +12,13 @@ The first test asserts the correct behaviour and was a strict xfail until the sc
 bounded a schema's hierarchy: declarations whose ancestors through `in` (names resolved as
 Cedar resolves them, across namespaces) add up to more than MAX_CEDAR_ANCESTORS pairs are
 refused before cedarpy reads them; the second pins that reading.
+
+2. the same fragment size buys validation time: Cedar's validator checks a policy that does
+   not name its action once for every (principal type, resource type) an action applies to.
+   One action for 1,000 x 1,000 types (24 KiB) makes compile_policies take ~6 s for 4 policies
+   (~1.2 s each; a bundle holds up to 4,096); 2,500 x 2,500 (64 KiB) ~9 s and 1.6 GB for one.
+   The third test is a strict xfail until the scan bounds the request environments a
+   fragment's actions make.
 """
 
 from __future__ import annotations
@@ -83,3 +90,41 @@ def test_a_chain_across_namespaces_is_counted_as_cedar_resolves_it() -> None:
         f"entity T{i} in [Group];" for i in range(2100)
     )
     assert cedar_refusal(teams + "}", schema=True) is None
+
+
+_ENVIRONMENTS = """\
+import resource, sys, time
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+types = int(sys.argv[1])
+principals = ", ".join(f"P{i}" for i in range(types))
+resources = ", ".join(f"R{i}" for i in range(types))
+fragment = (
+    f"entity {principals}; entity {resources};\\n"
+    f'action "go" appliesTo {{ principal: [{principals}], resource: [{resources}] }};'
+)
+policies = "".join(
+    f'@id("p{n}") permit(principal, action, resource) when {{ principal == resource }};'
+    for n in range(4)
+)
+began = time.process_time()
+try:
+    compile_policies(policies, fragment, {})
+    outcome = "compiled"
+except PolicyError as exc:
+    outcome = f"refused {exc.reason.value}"
+took = time.process_time() - began
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(len(fragment), outcome, f"{took:.1f} s", peak, "MiB")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 22f gates 2: a schema's request environments")
+def test_an_action_for_a_thousand_by_a_thousand_types_is_refused_before_validation() -> None:
+    """One action that applies to 1,000 principal types and 1,000 resource types (a 24 KiB
+    fragment): Cedar's validator checks every policy that does not name its action once per
+    (principal type, resource type) pair, a million times — ~1.2 s a policy (MAX_POLICIES is
+    4,096: over an hour a bundle), and 2,500 by 2,500 in a 64 KiB fragment takes ~9 s and
+    1.6 GB for one policy. Refused typed (OVER_LIMIT) instead."""
+    out = survives(_ENVIRONMENTS, "1000", timeout=300)
+    assert " refused over a limit " in out, out
