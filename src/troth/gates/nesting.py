@@ -16,7 +16,10 @@ A schema's hierarchy is bounded too: Cedar gives every entity type and action al
 ancestors (the closure of `in`), n²/2 of them for a chain of n (review 22f: a 64 KiB chain took
 1-2 GB). The declarations' heads (`entity A, B in [C, N::D]`, `action "a" in ["b",
 N::Action::"c"]`, in their namespaces, names resolved as Cedar resolves them) are read and
-their ancestors counted, up to `limits.MAX_CEDAR_ANCESTORS`."""
+their ancestors counted, up to `limits.MAX_CEDAR_ANCESTORS`; and the request environments
+its actions make (principal types times resource types of each `appliesTo`), in each of which
+Cedar's validator checks every policy that does not name its action (review 22f: one action
+for 1,000 x 1,000 types, ~1.2 s a policy), up to `limits.MAX_CEDAR_ENVIRONMENTS`."""
 
 from __future__ import annotations
 
@@ -71,14 +74,16 @@ def _shape(text: str, *, schema: bool) -> tuple[int, int]:
     return deepest, most
 
 
-def _declarations(text: str) -> dict[str, list[str]]:
+def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
     """The parents (`in`) of each entity type and action a schema declares, by qualified name
     (`N::A`, `N::Action::"a"`; parents resolved as Cedar does: an unqualified entity type in
-    its namespace if declared there, else the empty namespace)."""
+    its namespace if declared there, else the empty namespace), and the request environments
+    its actions make (for each action, its principal types times its resource types)."""
     tokens = [_unescaped(t) for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
     found: list[tuple[str, str, list[str], list[str]]] = []  # (kind, namespace, names, parents)
     braces: list[str | None] = []  # the namespace a `{` opens, or None: another brace
     namespace, previous, i = "", ";", 0
+    environments = 0
     while i < len(tokens):
         word = tokens[i]
         if word == "namespace" and previous in _DECLARATION_STARTS:
@@ -104,6 +109,8 @@ def _declarations(text: str) -> dict[str, list[str]]:
                 else:
                     parents, j = _until(tokens, j + 1, _HEAD_ENDS | {","})
             found.append((word, namespace, names, parents))
+            if word == "action" and j < len(tokens) and tokens[j] == "appliesTo":
+                environments += len(names) * _applies_to(tokens, j + 1)
             previous, i = tokens[j - 1] if j > i else word, j
             continue
         previous, i = word, i + 1
@@ -113,7 +120,25 @@ def _declarations(text: str) -> dict[str, list[str]]:
         resolved = [_resolve(kind, ns, parent, declared) for parent in parents]
         for name in names:
             parents_of.setdefault(_qualified(kind, ns, name), []).extend(resolved)
-    return parents_of
+    return parents_of, environments
+
+
+def _applies_to(tokens: list[str], start: int) -> int:
+    """The principal types times the resource types of the `appliesTo { ... }` at `start`."""
+    counts = {"principal": 0, "resource": 0}
+    depth, i = 0, start
+    while i < len(tokens):
+        word = tokens[i]
+        depth += (word == "{") - (word == "}")
+        if depth <= 0:
+            break
+        if depth == 1 and word in counts and tokens[i + 1 : i + 2] == [":"]:
+            if tokens[i + 2 : i + 3] == ["["]:
+                counts[word] = len(_until(tokens, i + 3, frozenset("]"))[0])
+            else:
+                counts[word] = 1
+        i += 1
+    return counts["principal"] * counts["resource"]
 
 
 def _unescaped(word: str) -> str:
@@ -208,7 +233,16 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
             f"has more than {limits.MAX_CEDAR_OPERATORS} operators in one statement "
             "(MAX_CEDAR_OPERATORS): write a set and .contains() for a long list"
         )
-    if schema and _ancestors(_declarations(text)) > limits.MAX_CEDAR_ANCESTORS:
+    if not schema:
+        return None
+    parents_of, environments = _declarations(text)
+    if environments > limits.MAX_CEDAR_ENVIRONMENTS:
+        return (
+            f"makes more than {limits.MAX_CEDAR_ENVIRONMENTS} request environments "
+            "(MAX_CEDAR_ENVIRONMENTS: an action's principal types times its resource types, "
+            "each one Cedar checks every policy in)"
+        )
+    if _ancestors(parents_of) > limits.MAX_CEDAR_ANCESTORS:
         return (
             f"declares a hierarchy of more than {limits.MAX_CEDAR_ANCESTORS} ancestors "
             "(MAX_CEDAR_ANCESTORS: Cedar gives each entity type and action all of its own)"
