@@ -84,7 +84,8 @@ def test_a_chain_across_namespaces_is_counted_as_cedar_resolves_it() -> None:
     escaped = 'action "a0";' + "".join(  # each parent written with an escape (\u{61}: a)
         f'action "a{i}" in ["\\u{{61}}{i - 1}"];' for i in range(1, 600)
     )
-    for chain in (entities, actions, local, escaped):
+    annotated = "entity a0;" + "".join(f"@x entity a{i} in [a{i - 1}];" for i in range(1, 600))
+    for chain in (entities, actions, local, escaped, annotated):
         assert cedar_refusal(chain, schema=True) is not None, chain[:60]
     teams = "namespace App { entity Group;" + "".join(
         f"entity T{i} in [Group];" for i in range(2100)

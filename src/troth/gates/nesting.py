@@ -41,8 +41,8 @@ _SCHEMA_TOKEN: Final = re.compile(
 _ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|(.))", re.DOTALL)
 _SIMPLE_ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 """Cedar's string escapes (`\\n`, `\\u{1F600}`, ...; any other escaped character as itself)."""
-_DECLARATION_STARTS: Final = frozenset({";", "{", "}", ")"})
-"""What a declaration follows (`)`: its annotations)."""
+_DECLARATION_STARTS: Final = frozenset({";", "{", "}"})
+"""What a declaration follows (its annotations aside)."""
 _HEAD_ENDS: Final = frozenset({"in", "=", "{", ";", "appliesTo", "tags", "enum", "attributes"})
 
 
@@ -86,6 +86,13 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
     environments = 0
     while i < len(tokens):
         word = tokens[i]
+        if word == "@":  # an annotation, `@a` or `@a("...")`: what follows starts as it would
+            i += 2
+            if tokens[i : i + 1] == ["("]:
+                while i < len(tokens) and tokens[i] != ")":
+                    i += 1
+                i += 1
+            continue
         if word == "namespace" and previous in _DECLARATION_STARTS:
             j = i + 1
             while j < len(tokens) and tokens[j] != "{":
