@@ -219,6 +219,17 @@ MAX_CEDAR_OPERATORS: Final = 2048
 each character of one counted) in one Cedar statement (a policy, a schema declaration): the
 parser recurses once per link of an operator chain and kills the process at a few thousand
 (troth.gates.nesting). A list of ~300 `||`-joined comparisons fits; a longer one is a set."""
+MAX_CEDAR_ANCESTORS: Final = 65_536
+"""Most (declaration, ancestor) pairs a schema fragment's hierarchy holds (each entity type and
+action with all of its ancestors through `in`): Cedar builds every pair, a few hundred bytes
+each, and a chain of n declarations has n²/2 of them — a 64 KiB chain took 1-2 GB (review
+22f; troth.gates.nesting). 2,000 types in one group are 2,000; this bound is at most ~40 MB."""
+MAX_CEDAR_ENVIRONMENTS: Final = 4096
+"""Most request environments a schema fragment's actions make (for each action, its principal
+types times its resource types, `appliesTo`): Cedar's validator checks every policy that does
+not name its action once in each (~1.2 µs), so one action for 1,000 x 1,000 types made each
+policy take ~1.2 s, and 2,500 x 2,500 ~9 s and 1.6 GB (review 22f; troth.gates.nesting). The
+tools' and services' actions (MAX_TOOLS, MAX_SERVICES) make one each."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

@@ -10,7 +10,16 @@ STR) and `//` comments (to a line feed or a carriage return, as Cedar's lexer en
 skipped — counts the brackets `(`, `[`, `{` (and in a schema `<`, of `Set<...>`), and counts
 operator characters, keywords and opening brackets (`e[...]` is an index) up to each `;`
 outside brackets (in a schema, each `;`: a namespace's declarations are inside braces). That
-bounds every depth the parser can reach, which is all it needs."""
+bounds every depth the parser can reach, which is all it needs.
+
+A schema's hierarchy is bounded too: Cedar gives every entity type and action all its
+ancestors (the closure of `in`), n²/2 of them for a chain of n (review 22f: a 64 KiB chain took
+1-2 GB). The declarations' heads (`entity A, B in [C, N::D]`, `action "a" in ["b",
+N::Action::"c"]`, in their namespaces, names resolved as Cedar resolves them) are read and
+their ancestors counted, up to `limits.MAX_CEDAR_ANCESTORS`; and the request environments
+its actions make (principal types times resource types of each `appliesTo`), in each of which
+Cedar's validator checks every policy that does not name its action (review 22f: one action
+for 1,000 x 1,000 types, ~1.2 s a policy), up to `limits.MAX_CEDAR_ENVIRONMENTS`."""
 
 from __future__ import annotations
 
@@ -26,6 +35,15 @@ _TOKEN: Final = re.compile(
 )
 _OPERATOR_WORDS: Final = frozenset({"if", "then", "else", "in", "has", "like", "is"})
 _OPERATOR_CHARS: Final = frozenset("|&.+-*!=")
+_SCHEMA_TOKEN: Final = re.compile(
+    r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|::|[^\sA-Za-z0-9_"/]', re.DOTALL
+)
+_ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|(.))", re.DOTALL)
+_SIMPLE_ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+"""Cedar's string escapes (`\\n`, `\\u{1F600}`, ...; any other escaped character as itself)."""
+_DECLARATION_STARTS: Final = frozenset({";", "{", "}"})
+"""What a declaration follows (its annotations aside)."""
+_HEAD_ENDS: Final = frozenset({"in", "=", "{", ";", "appliesTo", "tags", "enum", "attributes"})
 
 
 def _shape(text: str, *, schema: bool) -> tuple[int, int]:
@@ -56,6 +74,161 @@ def _shape(text: str, *, schema: bool) -> tuple[int, int]:
     return deepest, most
 
 
+def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
+    """The parents (`in`) of each entity type and action a schema declares, by qualified name
+    (`N::A`, `N::Action::"a"`; parents resolved as Cedar does: an unqualified entity type in
+    its namespace if declared there, else the empty namespace), and the request environments
+    its actions make (for each action, its principal types times its resource types)."""
+    tokens = [_unescaped(t) for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
+    found: list[tuple[str, str, list[str], list[str]]] = []  # (kind, namespace, names, parents)
+    braces: list[str | None] = []  # the namespace a `{` opens, or None: another brace
+    namespace, previous, i = "", ";", 0
+    environments = 0
+    while i < len(tokens):
+        word = tokens[i]
+        if word == "@":  # an annotation, `@a` or `@a("...")`: what follows starts as it would
+            i += 2
+            if tokens[i : i + 1] == ["("]:
+                while i < len(tokens) and tokens[i] != ")":
+                    i += 1
+                i += 1
+            continue
+        if word == "namespace" and previous in _DECLARATION_STARTS:
+            j = i + 1
+            while j < len(tokens) and tokens[j] != "{":
+                j += 1
+            braces.append("".join(tokens[i + 1 : j]))
+            namespace, previous, i = braces[-1] or "", "{", j + 1
+            continue
+        if word == "{":
+            braces.append(None)
+        elif word == "}" and braces:
+            braces.pop()
+            namespace = next((ns for ns in reversed(braces) if ns is not None), "")
+        elif (
+            word in ("entity", "action") and previous in _DECLARATION_STARTS and None not in braces
+        ):
+            names, j = _until(tokens, i + 1, _HEAD_ENDS)
+            parents: list[str] = []
+            if j < len(tokens) and tokens[j] == "in":
+                if j + 1 < len(tokens) and tokens[j + 1] == "[":
+                    parents, j = _until(tokens, j + 2, frozenset("]"))
+                else:
+                    parents, j = _until(tokens, j + 1, _HEAD_ENDS | {","})
+            found.append((word, namespace, names, parents))
+            if word == "action" and j < len(tokens) and tokens[j] == "appliesTo":
+                environments += len(names) * _applies_to(tokens, j + 1)
+            previous, i = tokens[j - 1] if j > i else word, j
+            continue
+        previous, i = word, i + 1
+    declared = {_qualified(kind, ns, name) for kind, ns, names, _ in found for name in names}
+    parents_of: dict[str, list[str]] = {}
+    for kind, ns, names, parents in found:
+        resolved = [_resolve(kind, ns, parent, declared) for parent in parents]
+        for name in names:
+            parents_of.setdefault(_qualified(kind, ns, name), []).extend(resolved)
+    return parents_of, environments
+
+
+def _applies_to(tokens: list[str], start: int) -> int:
+    """The principal types times the resource types of the `appliesTo { ... }` at `start`."""
+    counts = {"principal": 0, "resource": 0}
+    depth, i = 0, start
+    while i < len(tokens):
+        word = tokens[i]
+        depth += (word == "{") - (word == "}")
+        if depth <= 0:
+            break
+        if depth == 1 and word in counts and tokens[i + 1 : i + 2] == [":"]:
+            if tokens[i + 2 : i + 3] == ["["]:
+                counts[word] = len(_until(tokens, i + 3, frozenset("]"))[0])
+            else:
+                counts[word] = 1
+        i += 1
+    return counts["principal"] * counts["resource"]
+
+
+def _unescaped(word: str) -> str:
+    """A string literal with its escapes read (`"a\\u{62}"` names the action `"ab"`), quoted
+    again; any other token as it is."""
+    if not word.startswith('"'):
+        return word
+    inner = _ESCAPE.sub(_escaped, word[1:-1] if word.endswith('"') and len(word) > 1 else word[1:])
+    return '"' + inner.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code is not None:
+        return chr(int(code, 16)) if int(code, 16) <= 0x10FFFF else match.group()
+    return _SIMPLE_ESCAPES.get(match.group(2), match.group(2))
+
+
+def _until(tokens: list[str], start: int, ends: frozenset[str]) -> tuple[list[str], int]:
+    """The names (paths joined, `,` apart) from `start` to the first of `ends` (its index)."""
+    names: list[str] = []
+    current = ""
+    i = start
+    while i < len(tokens) and tokens[i] not in ends:
+        if tokens[i] == ",":
+            names.append(current)
+            current = ""
+        else:
+            current += tokens[i]
+        i += 1
+    if current:
+        names.append(current)
+    return [name for name in names if name], i
+
+
+def _qualified(kind: str, namespace: str, name: str) -> str:
+    prefix = f"{namespace}::" if namespace else ""
+    if kind == "entity":
+        return prefix + name
+    return prefix + "Action::" + (name if name.startswith('"') else f'"{name}"')
+
+
+def _resolve(kind: str, namespace: str, parent: str, declared: set[str]) -> str:
+    if kind == "action":
+        if parent.startswith('"') or "::" not in parent:
+            return _qualified(kind, namespace, parent)
+        return parent  # N::Action::"a"
+    if "::" in parent:
+        return parent
+    local = _qualified(kind, namespace, parent)
+    return local if local in declared else parent
+
+
+def _ancestors(parents_of: dict[str, list[str]]) -> int:
+    """How many (declaration, ancestor) pairs the hierarchy holds (the closure Cedar builds),
+    counted until past MAX_CEDAR_ANCESTORS (or the work of counting is)."""
+    most = limits.MAX_CEDAR_ANCESTORS
+    known: dict[str, frozenset[str]] = {}
+    total = work = 0
+    for root in parents_of:
+        stack = [(root, False)]
+        while stack:  # depth first, parents before children (no recursion: a chain is long)
+            node, ready = stack.pop()
+            if node in known:
+                continue
+            parents = parents_of.get(node, [])
+            if not ready:
+                stack.append((node, True))
+                stack.extend((p, False) for p in parents if p not in known and p in parents_of)
+                continue
+            found: set[str] = set(parents)
+            for parent in parents:
+                above = known.get(parent, frozenset())
+                work += len(above)
+                found |= above
+            found.discard(node)  # a cycle (Cedar refuses it): counted once
+            known[node] = frozenset(found)
+            total += len(found)
+            if total > most or work > 4 * most:
+                return total + most
+    return total
+
+
 def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
     """Why Cedar `text` (policies, a condition, or with `schema` a schema fragment) must not
     reach cedarpy, or None when it may."""
@@ -66,5 +239,19 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
         return (
             f"has more than {limits.MAX_CEDAR_OPERATORS} operators in one statement "
             "(MAX_CEDAR_OPERATORS): write a set and .contains() for a long list"
+        )
+    if not schema:
+        return None
+    parents_of, environments = _declarations(text)
+    if environments > limits.MAX_CEDAR_ENVIRONMENTS:
+        return (
+            f"makes more than {limits.MAX_CEDAR_ENVIRONMENTS} request environments "
+            "(MAX_CEDAR_ENVIRONMENTS: an action's principal types times its resource types, "
+            "each one Cedar checks every policy in)"
+        )
+    if _ancestors(parents_of) > limits.MAX_CEDAR_ANCESTORS:
+        return (
+            f"declares a hierarchy of more than {limits.MAX_CEDAR_ANCESTORS} ancestors "
+            "(MAX_CEDAR_ANCESTORS: Cedar gives each entity type and action all of its own)"
         )
     return None

@@ -165,6 +165,8 @@ class TraceOutbox:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
             raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
         self.store = OutboxStore(db)
+        with self.store.transaction():  # what an earlier version changed counts as it is
+            self.store.recount()
         self.identifier = agent
         self._agent = agent.digest
         self.batch_records = batch_records

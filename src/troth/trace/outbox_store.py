@@ -19,7 +19,9 @@ docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS
                           an earlier version wrote (its records count for no member)
     trace_outbox_members  per member, its rows and bytes held (and under the empty key, every
                           member's together: TRACE_OUTBOX_MEMBERS_PERCENT), kept with the rows
-                          so a bound is one look-up, not a count over the table
+                          so a bound is one look-up, not a count over the table; made again
+                          from the rows when an outbox is opened (`recount`: an earlier version
+                          may have changed the rows without them)
 
 The methods only run statements: the caller (troth.trace.outbox) wraps each change in one
 transaction, so a crash leaves every row as it was before the change or after it. A row that
@@ -65,11 +67,15 @@ _SOURCES: Final = (
         record TEXT PRIMARY KEY, source BLOB NOT NULL, size INTEGER NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS trace_outbox_members ("
     "source BLOB PRIMARY KEY, rows INTEGER NOT NULL, bytes INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO trace_outbox_members SELECT source, COUNT(*), SUM(size) "
+)
+_RECOUNT: Final = (
+    "DELETE FROM trace_outbox_members",
+    "INSERT INTO trace_outbox_members SELECT source, COUNT(*), SUM(size) "
     "FROM trace_outbox_sources GROUP BY source",
-    "INSERT OR IGNORE INTO trace_outbox_members SELECT X'', COUNT(*), COALESCE(SUM(size), 0) "
+    "INSERT INTO trace_outbox_members SELECT X'', COUNT(*), COALESCE(SUM(size), 0) "
     "FROM trace_outbox_sources",
 )
+"""The members' counters made from the rows (`OutboxStore.recount`)."""
 _ALL_MEMBERS: Final = b""
 """The key of every member's records together in trace_outbox_members."""
 _SELECT_ROWS: Final = (
@@ -188,6 +194,18 @@ class OutboxStore:
                 with db.transaction():  # each statement made to run again harmlessly
                     for statement in schema:
                         db.execute(statement)
+                    if schema is _SOURCES:
+                        self.recount()
+
+    def recount(self) -> None:
+        """Make the members' counters (trace_outbox_members) again from the rows (inside the
+        caller's transaction). A troth that predates the counters (one release back) keeps
+        trace_outbox_sources without moving them: run on this database, then this one again (a
+        release rolled back and forward), its deliveries would count for their members for
+        good — every member refused with nothing queued (review 22f). A process sending the
+        outbox recounts once, when it opens it (troth.trace.outbox)."""
+        for statement in _RECOUNT:
+            self.db.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -32,6 +32,7 @@ import functools
 import html.entities
 import http.client
 import io
+import itertools
 import re
 import socket
 import ssl
@@ -537,15 +538,21 @@ def _json_escape(char: str) -> bytes:
 
 
 def _char_forms(char: str) -> bytes:
-    """A pattern for one character of the secret as text can carry it: an ASCII letter or digit
-    as itself; any other character as itself (UTF-8), a JSON escape (`\\u00fc` in either hex
+    """A pattern for one character of the secret (`_forms`)."""
+    if char in _ALNUM:  # escapers leave letters and digits as they are
+        return char.encode()
+    return b"(?:" + b"|".join(_forms(char)) + b")"
+
+
+def _forms(char: str) -> list[bytes]:
+    """Patterns for one character of the secret as text can carry it (an ASCII letter or digit
+    is echoed as itself: `_char_forms`): itself (UTF-8), a JSON escape (`\\u00fc` in either hex
     case, as .NET and Go write any character; `\\"`, `\\\\`, `\\/`; JavaScript's `\\'` and
-    `\\xHH` of an ASCII one), an HTML character
+    `\\xHH` of an ASCII one; a C-style `\\xHH` of each UTF-8 byte of another, as a bytes repr
+    shows it, or of the character up to U+00FF, and `\\U0001f511`), an HTML character
     reference (`&#DDD;`, `&#xHH;` with any leading zeros, or any of its HTML5 names; the `;`
     optional, as HTML reads it), its UTF-8 bytes percent-escaped (either hex case; a space also
     as `+`)."""
-    if char in _ALNUM:  # escapers leave letters and digits as they are
-        return char.encode()
     code = ord(char)
     utf8 = char.encode()
     forms = [re.escape(utf8), b"".join(b"%" + _hex(byte, 2) for byte in utf8), _json_escape(char)]
@@ -560,9 +567,36 @@ def _char_forms(char: str) -> bytes:
     if code < 0x80:  # JavaScript's escapes (Go's JSEscapeString, PHP addslashes): \' and \xHH
         forms.append(re.escape("\\" + char).encode())
         forms.append(b"\\\\x" + _hex(code, 2))
+    else:  # C-style escapes: a bytes repr (Python's b'...', Ruby's inspect) writes each UTF-8
+        # byte as \xHH; Python's unicode_escape and YAML write \xHH up to U+00FF, \U past
+        forms.append(b"".join(b"\\\\x" + _hex(byte, 2) for byte in utf8))
+        if code < 0x100:
+            forms.append(b"\\\\x" + _hex(code, 2))
+        forms.append(b"\\\\U" + _hex(code, 8))
     if char == " ":
         forms.append(b"\\+")
-    return b"(?:" + b"|".join(forms) + b")"
+    return forms
+
+
+def _backslashes(run: int) -> bytes:
+    """A pattern for `run` backslashes in a row in the secret: raw backslashes, each as sent or
+    escaped (`\\\\`: JSON, JavaScript, a repr), so from `run` to twice as many, taken
+    possessively; or each in one of its other forms (`%5C`, `\\u005c`, `&#92;`, ...). Read one
+    at a time, a backslash as itself or doubled let a run of them split in 2^run ways, each
+    tried when a search failed (review 22f: 16 in a row, ~5 s a search of 32 backslashes)."""
+    raw = (re.escape(b"\\"), _SHORT_JSON["\\"])
+    others = b"|".join(form for form in _forms("\\") if form not in raw)
+    return b"(?:\\\\{%d,%d}+|(?:%s){%d})" % (run, 2 * run, others, run)
+
+
+def _text_forms(text: str) -> bytes:
+    """A pattern for `text` as an upstream could echo it (`_char_forms`; runs of backslashes
+    `_backslashes`)."""
+    parts: list[bytes] = []
+    for char, group in itertools.groupby(text):
+        run = sum(1 for _ in group)
+        parts.append(_backslashes(run) if char == "\\" else _char_forms(char) * run)
+    return b"".join(parts)
 
 
 def _echoes(value: bytes) -> list[bytes]:
@@ -574,7 +608,7 @@ def _echoes(value: bytes) -> list[bytes]:
     readings = {value.decode("latin-1")}
     with contextlib.suppress(UnicodeDecodeError):
         readings.add(value.decode())
-    return [b"".join(_char_forms(char) for char in text) for text in sorted(readings)]
+    return [_text_forms(text) for text in sorted(readings)]
 
 
 _PART: Final = 8
