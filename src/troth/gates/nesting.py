@@ -238,7 +238,8 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
     if most > limits.MAX_CEDAR_OPERATORS:
         return (
             f"has more than {limits.MAX_CEDAR_OPERATORS} operators in one statement "
-            "(MAX_CEDAR_OPERATORS): write a set and .contains() for a long list"
+            "(MAX_CEDAR_OPERATORS; each opening bracket counts, a call's too): split it into "
+            "several policies, or keep a long list as a set of plain literals and .contains()"
         )
     if not schema:
         return None
