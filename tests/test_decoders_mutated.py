@@ -1,0 +1,752 @@
+"""Mutation fuzzing of every decoder against its golden vectors (tests/vectors/*/).
+
+Each property starts from a valid golden encoding, mutates it (a byte flipped or replaced,
+truncated, extended, a range deleted or duplicated, bytes inserted; for CBOR also re-encoded
+with a drawn value at a drawn path, into nested CBOR byte strings) and feeds it to the public
+entry point that reads such bytes from a peer, a file or a member. The rule (src/troth/errors.py,
+src/troth/limits.py): the entry point answers, or raises one TrothError subclass — never a bare
+KeyError, TypeError, IndexError, ValueError, UnicodeDecodeError, OverflowError, RecursionError,
+MemoryError, nor hangs. For signed canonical CBOR, an answer is allowed only for the original
+bytes (any other bytes that verify would be malleability).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from troth.channel import parse_route_error, split_packet
+from troth.channel.noise import CipherState
+from troth.channel.payloads import unpack
+from troth.credentials import (
+    ChainVerifier,
+    CredentialBody,
+    CredentialChain,
+    RevocationEntry,
+    TrustPolicy,
+    VerifiedFeed,
+    verify_feed,
+    verify_page,
+)
+from troth.credentials.revocation import feed_from_store
+from troth.credentials.vc import vc_issuer, verify_troth_vc
+from troth.crypto import Aead, AeadAlgorithm, sha256
+from troth.encoding import cbor
+from troth.encoding.ijson import load_json
+from troth.errors import CredentialError, DecodeError, TrothError
+from troth.gates import verify_bundle
+from troth.gates.bundles import decode_bundle
+from troth.identity import (
+    Checkpoint,
+    Identifier,
+    VerifiedIdentity,
+    verify_attestation,
+    verify_history,
+)
+from troth.integrations.mcp.frames import McpFrame
+from troth.limits import MAX_VC_BYTES
+from troth.secrets import Jwks, LeaseId, validate_token
+from troth.secrets.lease import LeaseHandle
+from troth.trace import export
+from troth.trace.checkpoint import parse_checkpoint, verify_checkpoint
+from troth.trace.dsse import parse_envelope
+from troth.trace.record import Disclosure, decode_payload
+from troth.trace.signing import keyid_of, verify_envelope
+from troth.vault import KeyPurpose, SealKey, SoftwareVault
+
+VECTORS = Path(__file__).parent / "vectors"
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def vectors(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((VECTORS / name).read_text())
+    return data.get("vectors", data)  # type: ignore[no-any-return]
+
+
+IDENTITY: list[dict[str, Any]] = vectors("identity/identity_vectors.json")  # type: ignore[assignment]
+CREDENTIALS = vectors("credentials/credential_vectors.json")
+GATES = vectors("gates/bundle_vectors.json")
+MCP = vectors("mcp/frame_vectors.json")
+SECRETS = vectors("secrets/secret_vectors.json")
+TRACE = vectors("trace/trace_vectors.json")
+VC = vectors("vc/troth_vc.json")
+CHANNEL = vectors("channel/keepalive_vectors.json")
+
+
+# -- mutations --------------------------------------------------------------------------------
+
+MUTATIONS = ("flip", "replace", "truncate", "extend", "delete", "duplicate", "insert")
+
+
+@st.composite
+def byte_mutation(draw: st.DrawFn, original: bytes) -> bytes:
+    """`original` with one to three byte-level mutations applied."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(MUTATIONS))
+        size = len(data)
+        at = draw(st.integers(0, max(size - 1, 0)))
+        if op == "flip" and size:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "replace" and size:
+            data[at] = draw(st.integers(0, 255))
+        elif op == "truncate":
+            del data[at:]
+        elif op == "extend":
+            data += draw(st.binary(min_size=1, max_size=16))
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif op in ("delete", "duplicate") and size:
+            end = draw(st.integers(at, min(size, at + 64)))
+            if op == "delete":
+                del data[at:end]
+            else:
+                data[at:at] = data[at:end]
+    return bytes(data)
+
+
+CBOR_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64 - 1),
+    st.sampled_from([0, 1, 2, -1, 255, 256, 2**31, 2**32, 2**63 - 1, 2**64 - 1, -(2**64)]),
+    st.binary(max_size=40),
+    st.text(max_size=20),
+    st.sampled_from(["troth.credential", "troth.identity.history", "", "\x00"]),
+)
+CBOR_VALUES = st.recursive(
+    CBOR_LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _nested(value: bytes) -> Any:
+    """`value` decoded when it is itself a canonical CBOR array (a signed body), else None."""
+    if not value or value[0] >> 5 != 4:
+        return None
+    try:
+        return cbor.decode(value)
+    except DecodeError:
+        return None
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a decoded CBOR value (a path of list indices and map keys; the marker
+    "cbor" steps into a byte string holding nested CBOR)."""
+    out = [path]
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*path, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*path, key))
+    elif isinstance(value, bytes):
+        inner = _nested(value)
+        if inner is not None:
+            out += _paths(inner, (*path, "cbor"))
+    return out
+
+
+def _substitute(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    step, rest = path[0], path[1:]
+    if step == "cbor" and isinstance(value, bytes):
+        return cbor.encode(_substitute(cbor.decode(value), rest, new))
+    copy = list(value) if isinstance(value, list) else dict(value)
+    copy[step] = _substitute(copy[step], rest, new)
+    return copy
+
+
+@st.composite
+def cbor_mutation(draw: st.DrawFn, original: bytes) -> bytes:
+    """`original` decoded, one place (maybe inside a nested body) replaced by a drawn value
+    (or, for a list, an item dropped or appended), and encoded again canonically."""
+    decoded = cbor.decode(original)
+    path = draw(st.sampled_from(_paths(decoded)))
+    new = draw(CBOR_VALUES)
+    # a list also grows or shrinks, or a value is wrapped (nesting deeper)
+    shape = draw(st.sampled_from(("replace", "append", "drop", "wrap")))
+    current: Any = decoded
+    for step in path:
+        current = cbor.decode(current) if step == "cbor" else current[step]
+    if shape == "append" and isinstance(current, list):
+        new = [*current, new]
+    elif shape == "drop" and isinstance(current, list) and current:
+        new = current[:-1]
+    elif shape == "wrap":
+        new = [current]
+    return cbor.encode(_substitute(decoded, path, new))
+
+
+JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 2**53, 2**63, 10**400, 1.5, 1e308, -0.0]),
+    st.text(max_size=20),
+    st.sampled_from(["", "did:troth:", "troth.trace.proof", "\u0000", "\ud800x"]),
+)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _json_nested(value: str) -> Any:
+    """`value` parsed when it is itself a JSON object (an envelope in a bundle), else None."""
+    if not value.startswith("{"):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _json_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _json_paths(item, (*path, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out += _json_paths(item, (*path, key))
+    elif isinstance(value, str) and _json_nested(value) is not None:
+        out += _json_paths(_json_nested(value), (*path, "json"))
+    return out
+
+
+def _json_substitute(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    step, rest = path[0], path[1:]
+    if step == "json" and isinstance(value, str):
+        return json.dumps(_json_substitute(json.loads(value), rest, new), separators=(",", ":"))
+    copy = list(value) if isinstance(value, list) else dict(value)
+    copy[step] = _json_substitute(copy[step], rest, new)
+    return copy
+
+
+@st.composite
+def json_mutation(draw: st.DrawFn, original: bytes) -> bytes:
+    """`original` parsed, one place replaced by a drawn JSON value (or a key dropped, a list
+    item dropped or appended, a value wrapped in a list), and written again."""
+    decoded = json.loads(original)
+    path = draw(st.sampled_from(_json_paths(decoded)))
+    new = draw(JSON_VALUES)
+    shape = draw(st.sampled_from(("replace", "append", "drop", "wrap")))
+    current: Any = decoded
+    for step in path:
+        current = json.loads(current) if step == "json" else current[step]
+    if shape == "append" and isinstance(current, list):
+        new = [*current, new]
+    elif shape == "drop" and isinstance(current, list | dict) and current:
+        new = current[:-1] if isinstance(current, list) else dict(list(current.items())[:-1])
+    elif shape == "wrap":
+        new = [current]
+    text = json.dumps(_json_substitute(decoded, path, new), ensure_ascii=draw(st.booleans()))
+    return text.encode("utf-8", "surrogatepass")
+
+
+def mutated(
+    original: bytes, *, is_cbor: bool = False, is_json: bool = False
+) -> st.SearchStrategy[bytes]:
+    if is_cbor:
+        return st.one_of(byte_mutation(original), cbor_mutation(original))
+    if is_json:
+        return st.one_of(byte_mutation(original), json_mutation(original))
+    return byte_mutation(original)
+
+
+def as_text(data: bytes) -> str:
+    """Mutated bytes as the str a JSON value or header carries (every code point 0-255)."""
+    return data.decode("latin-1")
+
+
+def typed(
+    call: Callable[[bytes], object],
+    data: bytes,
+    *,
+    valid_if: Callable[[Any], bool] | None = None,
+    documented: tuple[type[Exception], ...] = (),
+) -> object:
+    """Run `call`: it answers or raises a TrothError (or an exception its docstring names, for
+    parsers of local text). When it answers, `valid_if(answer)` must hold: the mutation left
+    the input semantically valid (the same meaning, in canonical form)."""
+    try:
+        result = call(data)
+    except TrothError:
+        return None
+    except documented:
+        return None
+    if valid_if is not None:
+        assert valid_if(result), f"accepted as valid: {data.hex()}"
+    return result
+
+
+def canonical(data: bytes) -> bool:
+    """Signed CBOR verifies only in canonical form (docs/formats.md, "Encoding")."""
+    return cbor.encode(cbor.decode(data)) == data
+
+
+# -- identity ---------------------------------------------------------------------------------
+
+ED, P256 = IDENTITY
+AT = ED["rotated_at"] + 3600
+
+
+def attests(vector: dict[str, Any]) -> Callable[[Checkpoint, bytes], bool]:
+    """The verifier's judgement of the vector's checkpoint: that one, at change 1, only."""
+    expected = Checkpoint(
+        Identifier.parse(vector["identifier"]).digest,
+        bytes.fromhex(vector["checkpoint_authority"]),
+        1,
+    )
+    change1 = sha256(bytes.fromhex(vector["change1_body"]))
+    return lambda checkpoint, change: (checkpoint, change) == (expected, change1)
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@pytest.mark.parametrize("name", ["history1", "history2", "history2_from_change1"])
+@FUZZ
+@given(data=st.data())
+def test_identity_history(vector: dict[str, Any], name: str, data: st.DataObject) -> None:
+    mutant = data.draw(mutated(bytes.fromhex(vector[name]), is_cbor=True))
+    # a valid answer: the same identity (a prefix of its history is one), in canonical form
+    typed(
+        lambda b: verify_history(b, now=AT, checkpoints=attests(vector)),
+        mutant,
+        valid_if=lambda i: str(i.identifier) == vector["identifier"] and i.history == mutant,
+    )
+
+
+@cache
+def identity_two(label: str) -> VerifiedIdentity:
+    vector = next(v for v in IDENTITY if v["key_type"] == label)
+    return verify_history(bytes.fromhex(vector["history2"]), now=AT)
+
+
+@pytest.mark.parametrize("vector", IDENTITY, ids=lambda v: v["key_type"])
+@FUZZ
+@given(data=st.data())
+def test_identity_attestation(vector: dict[str, Any], data: st.DataObject) -> None:
+    original = bytes.fromhex(vector["channel_attestation"])
+    identity = identity_two(vector["key_type"])
+    key = verify_attestation(identity, original, purpose=KeyPurpose.SECURE_CHANNEL, now=AT).key
+    mutant = data.draw(mutated(original, is_cbor=True))
+    typed(
+        lambda b: verify_attestation(identity, b, purpose=KeyPurpose.SECURE_CHANNEL, now=AT),
+        mutant,
+        valid_if=lambda a: a.key == key and canonical(mutant),
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_identifier_text(data: st.DataObject) -> None:
+    original = (ED["identifier"] if data.draw(st.booleans()) else ED["did"]).encode()
+    # "raise ValueError otherwise" (its docstring): callers reading peer text turn it into
+    # their layer's error, which the properties of those formats check
+    typed(
+        lambda b: Identifier.parse(as_text(b)),
+        data.draw(mutated(original)),
+        documented=(ValueError,),
+    )
+
+
+# -- credentials, chains, revocation feeds ---------------------------------------------------
+
+CT = CREDENTIALS["created_at"] + 300
+AUTHORITY = Identifier.parse(CREDENTIALS["authority"])
+
+
+@cache
+def feed() -> VerifiedFeed:
+    return verify_feed(
+        bytes.fromhex(CREDENTIALS["feed"]), authority=AUTHORITY, now=CT, max_staleness=600
+    )
+
+
+ATTRIBUTE_LIST = pytest.mark.xfail(
+    strict=True, raises=TypeError, reason="an attribute value list holding a list: TypeError"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("root_credential_body", marks=ATTRIBUTE_LIST),
+        pytest.param("delegation_body", marks=ATTRIBUTE_LIST),
+        "revocation_entries",
+    ],
+)
+@FUZZ
+@given(data=st.data())
+def test_credential_parts(name: str, data: st.DataObject) -> None:
+    if name == "revocation_entries":
+        entries = CREDENTIALS[name]
+        original = bytes.fromhex(entries[data.draw(st.integers(0, len(entries) - 1))])
+        decode: Callable[[bytes], object] = RevocationEntry.decode
+    else:
+        original = bytes.fromhex(CREDENTIALS[name])
+        decode = CredentialBody.decode
+    typed(decode, data.draw(mutated(original, is_cbor=True)))
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=ATTRIBUTE_LIST) for n in ("chain1", "chain2")]
+)
+@FUZZ
+@given(data=st.data())
+def test_credential_chain(name: str, data: st.DataObject) -> None:
+    original = bytes.fromhex(CREDENTIALS[name])
+    mutant = data.draw(mutated(original, is_cbor=True))
+    typed(CredentialChain.decode, mutant)
+    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
+    typed(
+        lambda b: verifier.verify_structure(b, now=CT),
+        mutant,
+        valid_if=lambda c: c.chain == mutant and canonical(mutant),
+    )
+    presenter = Identifier.parse(CREDENTIALS["sub" if name == "chain2" else "member"])
+    typed(
+        lambda b: verifier.verify(b, presenter=presenter, feeds={AUTHORITY: feed()}, now=CT),
+        mutant,
+        valid_if=lambda c: c.actor == presenter and canonical(mutant),
+    )
+
+
+ROOT_BODY = cbor.decode(bytes.fromhex(CREDENTIALS["root_credential_body"]))
+ATTRIBUTES_AT = 5  # [type, version, id, subject, issuer, attributes, ...] (docs/formats.md)
+
+
+@ATTRIBUTE_LIST
+@pytest.mark.parametrize("value", [[[]], ["read", ["write"]], [{"a": "b"}]])
+def test_attribute_values_not_all_text_refused(value: list[Any]) -> None:
+    """Found by test_credential_parts: a set of attribute values holding an array (unhashable)
+    escaped CredentialBody.decode as TypeError; every decoder of a credential (chains, the
+    verifier) shares it. The array must hold only text: DecodeError."""
+    assert ROOT_BODY[ATTRIBUTES_AT] == {
+        "orders.access": ["read", "write"],
+        "orders.customer": "4471",
+    }
+    body = cbor.encode([*ROOT_BODY[:ATTRIBUTES_AT], {"orders.access": value}, *ROOT_BODY[6:]])
+    with pytest.raises(DecodeError):
+        CredentialBody.decode(body)
+    chain = cbor.decode(bytes.fromhex(CREDENTIALS["chain1"]))
+    chain[2][0][0] = body
+    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
+    with pytest.raises(CredentialError):
+        verifier.verify_structure(cbor.encode(chain), now=CT)
+
+
+@FUZZ
+@given(data=st.data())
+def test_revocation_feed(data: st.DataObject) -> None:
+    original = bytes.fromhex(CREDENTIALS["feed"])
+    mutant = data.draw(mutated(original, is_cbor=True))
+    typed(
+        lambda b: verify_feed(b, authority=AUTHORITY, now=CT, max_staleness=600),
+        mutant,
+        valid_if=lambda f: f.head == feed().head and canonical(mutant),
+    )
+
+
+@cache
+def held_two() -> VerifiedFeed:
+    first_two = [
+        RevocationEntry.decode(bytes.fromhex(e)) for e in CREDENTIALS["revocation_entries"]
+    ]
+    return feed_from_store(
+        AUTHORITY,
+        count=2,
+        head=bytes.fromhex(CREDENTIALS["feed_head_after_2"]),
+        latest=2,
+        issued_at=CREDENTIALS["created_at"],
+        rows=[(e.seq, int(e.kind), e.target, None, None) for e in first_two[:2]],
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_revocation_page(data: st.DataObject) -> None:
+    original = bytes.fromhex(CREDENTIALS["feed_page_from_2"])
+    mutant = data.draw(mutated(original, is_cbor=True))
+    typed(
+        lambda b: verify_page(b, authority=AUTHORITY, now=CT, previous=held_two()),
+        mutant,
+        valid_if=lambda f: f.head == feed().head and canonical(mutant),
+    )
+
+
+# -- troth's W3C VC (JSON text, as `troth credential verify --format vc` reads it) -----------
+
+
+@cache
+def vc_issuer_identity() -> VerifiedIdentity:
+    return verify_history(bytes.fromhex(VC["authority_history"]), now=CT)
+
+
+def read_vc(data: bytes) -> object:
+    """What troth.node.verify.verify_vc does with a file's bytes (without a node home)."""
+    try:
+        document = load_json(data, max_bytes=MAX_VC_BYTES, what="VC")
+    except DecodeError:
+        return None  # verify_vc turns this into CredentialError MALFORMED
+    vc_issuer(document)
+    return verify_troth_vc(
+        document,
+        policy=TrustPolicy(frozenset({AUTHORITY}), max_feed_staleness=600),
+        issuer=vc_issuer_identity(),
+        feeds={AUTHORITY: feed()},
+        now=CT,
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_troth_vc(data: st.DataObject) -> None:
+    original = json.dumps(VC["document"], indent=data.draw(st.sampled_from([None, 2]))).encode()
+    assert read_vc(original) is not None
+    typed(read_vc, data.draw(mutated(original, is_json=True)))
+
+
+# -- policy bundles ---------------------------------------------------------------------------
+
+GT = GATES["issued_at"] + 60
+
+
+@cache
+def gates_feed() -> VerifiedFeed:
+    return verify_feed(bytes.fromhex(GATES["feed"]), authority=AUTHORITY, now=GT, max_staleness=300)
+
+
+@pytest.mark.parametrize("name", ["bundle_by_authority", "bundle_by_admin"])
+@FUZZ
+@given(data=st.data())
+def test_policy_bundle(name: str, data: st.DataObject) -> None:
+    original = bytes.fromhex(GATES[name])
+    mutant = data.draw(mutated(original, is_cbor=True))
+    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
+    typed(
+        lambda b: verify_bundle(b, verifier=verifier, feeds={AUTHORITY: gates_feed()}, now=GT),
+        mutant,
+        valid_if=lambda v: v.body == decode_bundle(original) and canonical(mutant),
+    )
+
+
+# -- MCP frames -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["message_frame", "end_frame"])
+@FUZZ
+@given(data=st.data())
+def test_mcp_frame(name: str, data: st.DataObject) -> None:
+    typed(McpFrame.decode, data.draw(mutated(bytes.fromhex(MCP[name]), is_cbor=True)))
+
+
+# -- secure channel: packets, keepalive frames, route errors ----------------------------------
+
+KEEPALIVE = [(name, algorithm) for name in ("ping", "pong") for algorithm in AeadAlgorithm]
+
+
+@pytest.mark.parametrize(
+    ("name", "algorithm"), KEEPALIVE, ids=lambda v: str(getattr(v, "value", v))
+)
+@FUZZ
+@given(data=st.data())
+def test_keepalive_frame(name: str, algorithm: AeadAlgorithm, data: st.DataObject) -> None:
+    vector = CHANNEL["keepalive"][name]
+    cipher = CipherState(algorithm, bytes.fromhex(CHANNEL["key"]))
+    frame = data.draw(mutated(bytes.fromhex(vector[f"frame_{algorithm.value}"])))
+    plain = typed(lambda b: cipher.decrypt_at(int.from_bytes(b[1:9], "big"), b"", b[9:]), frame)
+    typed(unpack, data.draw(mutated(bytes.fromhex(vector["plaintext"]))))
+    if plain is not None:
+        typed(unpack, plain)  # type: ignore[arg-type]
+    # the same bytes as a packet (length-prefixed frames) a relay splits
+    typed(split_packet, frame)
+
+
+@FUZZ
+@given(data=st.data())
+def test_route_error(data: st.DataObject) -> None:
+    original = bytes.fromhex(CHANNEL["route_error"]["bytes"])
+    typed(parse_route_error, data.draw(mutated(original, is_cbor=True)))
+
+
+# -- leased secrets: lease ids, tokens, JWKS, sealed blobs ------------------------------------
+
+
+@FUZZ
+@given(data=st.data())
+def test_lease_text(data: st.DataObject) -> None:
+    lease = SECRETS["lease"]
+    typed(lambda b: LeaseId.parse(as_text(b)), data.draw(mutated(lease["text"].encode())))
+    typed(lambda b: LeaseHandle.parse(as_text(b)), data.draw(mutated(lease["handle"].encode())))
+
+
+@st.composite
+def jwt_mutation(draw: st.DrawFn) -> bytes:
+    """The vector's token with its header or claims JSON mutated (base64url again)."""
+    parts = SECRETS["token"]["token"].split(".")
+    at = draw(st.integers(0, 1))
+    text = base64.urlsafe_b64decode(parts[at] + "=" * (-len(parts[at]) % 4))
+    parts[at] = base64.urlsafe_b64encode(draw(json_mutation(text))).rstrip(b"=").decode()
+    return ".".join(parts).encode()
+
+
+@FUZZ
+@given(data=st.data())
+def test_token(data: st.DataObject) -> None:
+    vector = SECRETS["token"]
+    jwks = {"keys": [vector["jwk"]]}
+    token = as_text(data.draw(st.one_of(mutated(vector["token"].encode()), jwt_mutation())))
+    typed(
+        lambda _: validate_token(token, jwks, audience="payments", now=vector["issued_at"] + 1),
+        b"",
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_jwks(data: st.DataObject) -> None:
+    vector = SECRETS["token"]
+    original = json.dumps({"keys": [vector["jwk"]]}).encode()
+    typed(Jwks.parse, data.draw(mutated(original, is_json=True)))
+
+
+@cache
+def sealing_vault() -> SoftwareVault:
+    vault = SoftwareVault()
+    key = SealKey.parse(SECRETS["sealed"]["seal_key_handle"])
+    # test-only key injection, as tests/test_secrets_vectors.py does
+    vault._seal_keys[key.key_id] = Aead(
+        AeadAlgorithm.AES_256_GCM, bytes.fromhex(SECRETS["sealed"]["seal_key"])
+    )
+    return vault
+
+
+@FUZZ
+@given(data=st.data())
+def test_sealed_blob(data: st.DataObject) -> None:
+    vector = SECRETS["sealed"]
+    key = SealKey.parse(vector["seal_key_handle"])
+    aad = bytes.fromhex(vector["aad"])
+    original = bytes.fromhex(vector["sealed"])
+    mutant = data.draw(mutated(original))
+    typed(
+        lambda b: sealing_vault().unseal(key, b, aad), mutant, valid_if=lambda _: mutant == original
+    )
+    handle = vector["seal_key_handle"].encode()  # local configuration: ValueError, as documented
+    typed(lambda b: SealKey.parse(as_text(b)), data.draw(mutated(handle)), documented=(ValueError,))
+
+
+# -- trace records, envelopes, checkpoints, proof bundles -------------------------------------
+
+RECORDS = TRACE["records"]
+
+
+@cache
+def trace_identities() -> tuple[VerifiedIdentity, VerifiedIdentity]:
+    at = TRACE["created_at"]
+    return (
+        verify_history(bytes.fromhex(TRACE["agent_history"]), now=at),
+        verify_history(bytes.fromhex(TRACE["log_history"]), now=at),
+    )
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@FUZZ
+@given(data=st.data())
+def test_trace_envelope(index: int, data: st.DataObject) -> None:
+    stored = RECORDS[index]
+    agent, _ = trace_identities()
+    attestation = bytes.fromhex(TRACE["agent_attestation"])
+    disclosures = {n: Disclosure.from_json(v, n) for n, v in stored["disclosures"].items()}
+    envelope = data.draw(mutated(stored["envelope"].encode(), is_json=True))
+    typed(parse_envelope, envelope)
+    typed(
+        lambda b: verify_envelope(
+            b, signer=agent, attestation=attestation, disclosures=disclosures
+        ),
+        envelope,
+    )
+    typed(decode_payload, data.draw(mutated(stored["payload"].encode(), is_json=True)))
+
+
+@FUZZ
+@given(data=st.data())
+def test_trace_disclosure(data: st.DataObject) -> None:
+    name, value = next(iter(sorted(RECORDS[0]["disclosures"].items())))
+    original = json.dumps(value).encode()
+
+    def read(b: bytes) -> object:
+        return Disclosure.from_json(load_json(b, max_bytes=1 << 16), name)
+
+    typed(read, data.draw(mutated(original, is_json=True)))
+
+
+@FUZZ
+@given(data=st.data())
+def test_trace_checkpoint(data: st.DataObject) -> None:
+    _, log = trace_identities()
+    attestation = bytes.fromhex(TRACE["log_attestation"])
+    note = data.draw(mutated(TRACE["checkpoint"].encode()))
+    typed(parse_checkpoint, note)
+    typed(lambda b: verify_checkpoint(b, log, {keyid_of(attestation): attestation}), note)
+
+
+def _b64(hex_text: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_text)).decode()
+
+
+PROOF_BUNDLE = {
+    "type": export.BUNDLE_TYPE,
+    "version": 1,
+    "index": 0,
+    "envelope": RECORDS[0]["envelope"],
+    "record": json.loads(RECORDS[0]["payload"]),
+    "disclosures": RECORDS[0]["disclosures"],
+    "proof": TRACE["inclusion_proof_0"],
+    "checkpoint": TRACE["checkpoint"],
+    "signer": {
+        "history": _b64(TRACE["agent_history"]),
+        "attestation": _b64(TRACE["agent_attestation"]),
+    },
+    "log": {
+        "history": _b64(TRACE["log_history"]),
+        "attestations": [_b64(TRACE["log_attestation"])],
+    },
+}
+
+
+def test_the_assembled_proof_bundle_verifies() -> None:
+    report = export.verify_bundle(export.bundle_text(PROOF_BUNDLE).encode())
+    assert (report.index, report.checkpoint.root.hex()) == (0, TRACE["root"])
+
+
+@FUZZ
+@given(data=st.data())
+def test_trace_proof_bundle(data: st.DataObject) -> None:
+    original = export.bundle_text(PROOF_BUNDLE, lines=data.draw(st.booleans())).encode()
+    typed(export.verify_bundle, data.draw(mutated(original, is_json=True)))
