@@ -13,6 +13,7 @@ bytes (any other bytes that verify would be malleability).
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Callable
 from functools import cache
@@ -23,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.mutations import as_text, json_mutation, mutated
 from troth.channel import parse_route_error, split_packet
 from troth.channel.noise import CipherState
 from troth.channel.payloads import unpack
@@ -36,18 +38,36 @@ from troth.credentials import (
     verify_feed,
     verify_page,
 )
-from troth.credentials.revocation import feed_from_store
-from troth.credentials.vc import vc_issuer, verify_troth_vc
+from troth.credentials.revocation import (
+    feed_authority,
+    feed_from_store,
+    read_page_sequence,
+    write_page_sequence,
+)
+from troth.credentials.vc import (
+    did_key_resolver,
+    vc_issuer,
+    verify_eddsa_jcs_2022,
+    verify_troth_vc,
+)
+from troth.credentials.verify import chain_actor
 from troth.crypto import Aead, AeadAlgorithm, sha256
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
-from troth.errors import CredentialError, DecodeError, TrothError
+from troth.errors import (
+    CredentialError,
+    DecodeError,
+    TraceError,
+    TraceFailure,
+    TrothError,
+)
 from troth.gates import verify_bundle
 from troth.gates.bundles import decode_bundle
 from troth.identity import (
     Checkpoint,
     Identifier,
     VerifiedIdentity,
+    indexed_hashes,
     verify_attestation,
     verify_history,
 )
@@ -56,8 +76,14 @@ from troth.limits import MAX_VC_BYTES
 from troth.secrets import Jwks, LeaseId, validate_token
 from troth.secrets.lease import LeaseHandle
 from troth.trace import export
-from troth.trace.checkpoint import parse_checkpoint, verify_checkpoint
-from troth.trace.dsse import parse_envelope
+from troth.trace.checkpoint import (
+    parse_checkpoint,
+    parse_checkpoint_text,
+    parse_note,
+    verify_checkpoint,
+    verify_note,
+)
+from troth.trace.dsse import decode_envelope, parse_envelope
 from troth.trace.record import Disclosure, decode_payload
 from troth.trace.signing import keyid_of, verify_envelope
 from troth.vault import KeyPurpose, SealKey, SoftwareVault
@@ -85,202 +111,6 @@ SECRETS = vectors("secrets/secret_vectors.json")
 TRACE = vectors("trace/trace_vectors.json")
 VC = vectors("vc/troth_vc.json")
 CHANNEL = vectors("channel/keepalive_vectors.json")
-
-
-# -- mutations --------------------------------------------------------------------------------
-
-MUTATIONS = ("flip", "replace", "truncate", "extend", "delete", "duplicate", "insert")
-
-
-@st.composite
-def byte_mutation(draw: st.DrawFn, original: bytes) -> bytes:
-    """`original` with one to three byte-level mutations applied."""
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(MUTATIONS))
-        size = len(data)
-        at = draw(st.integers(0, max(size - 1, 0)))
-        if op == "flip" and size:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "replace" and size:
-            data[at] = draw(st.integers(0, 255))
-        elif op == "truncate":
-            del data[at:]
-        elif op == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op in ("delete", "duplicate") and size:
-            end = draw(st.integers(at, min(size, at + 64)))
-            if op == "delete":
-                del data[at:end]
-            else:
-                data[at:at] = data[at:end]
-    return bytes(data)
-
-
-CBOR_LEAVES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**64), 2**64 - 1),
-    st.sampled_from([0, 1, 2, -1, 255, 256, 2**31, 2**32, 2**63 - 1, 2**64 - 1, -(2**64)]),
-    st.binary(max_size=40),
-    st.text(max_size=20),
-    st.sampled_from(["troth.credential", "troth.identity.history", "", "\x00"]),
-)
-CBOR_VALUES = st.recursive(
-    CBOR_LEAVES,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _nested(value: bytes) -> Any:
-    """`value` decoded when it is itself a canonical CBOR array (a signed body), else None."""
-    if not value or value[0] >> 5 != 4:
-        return None
-    try:
-        return cbor.decode(value)
-    except DecodeError:
-        return None
-
-
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in a decoded CBOR value (a path of list indices and map keys; the marker
-    "cbor" steps into a byte string holding nested CBOR)."""
-    out = [path]
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            out += _paths(item, (*path, i))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            out += _paths(item, (*path, key))
-    elif isinstance(value, bytes):
-        inner = _nested(value)
-        if inner is not None:
-            out += _paths(inner, (*path, "cbor"))
-    return out
-
-
-def _substitute(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    step, rest = path[0], path[1:]
-    if step == "cbor" and isinstance(value, bytes):
-        return cbor.encode(_substitute(cbor.decode(value), rest, new))
-    copy = list(value) if isinstance(value, list) else dict(value)
-    copy[step] = _substitute(copy[step], rest, new)
-    return copy
-
-
-@st.composite
-def cbor_mutation(draw: st.DrawFn, original: bytes) -> bytes:
-    """`original` decoded, one place (maybe inside a nested body) replaced by a drawn value
-    (or, for a list, an item dropped or appended), and encoded again canonically."""
-    decoded = cbor.decode(original)
-    path = draw(st.sampled_from(_paths(decoded)))
-    new = draw(CBOR_VALUES)
-    # a list also grows or shrinks, or a value is wrapped (nesting deeper)
-    shape = draw(st.sampled_from(("replace", "append", "drop", "wrap")))
-    current: Any = decoded
-    for step in path:
-        current = cbor.decode(current) if step == "cbor" else current[step]
-    if shape == "append" and isinstance(current, list):
-        new = [*current, new]
-    elif shape == "drop" and isinstance(current, list) and current:
-        new = current[:-1]
-    elif shape == "wrap":
-        new = [current]
-    return cbor.encode(_substitute(decoded, path, new))
-
-
-JSON_LEAVES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**70), 2**70),
-    st.sampled_from([0, -1, 2**53, 2**63, 10**400, 1.5, 1e308, -0.0]),
-    st.text(max_size=20),
-    st.sampled_from(["", "did:troth:", "troth.trace.proof", "\u0000", "\ud800x"]),
-)
-JSON_VALUES = st.recursive(
-    JSON_LEAVES,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _json_nested(value: str) -> Any:
-    """`value` parsed when it is itself a JSON object (an envelope in a bundle), else None."""
-    if not value.startswith("{"):
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
-
-
-def _json_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            out += _json_paths(item, (*path, i))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            out += _json_paths(item, (*path, key))
-    elif isinstance(value, str) and _json_nested(value) is not None:
-        out += _json_paths(_json_nested(value), (*path, "json"))
-    return out
-
-
-def _json_substitute(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    step, rest = path[0], path[1:]
-    if step == "json" and isinstance(value, str):
-        return json.dumps(_json_substitute(json.loads(value), rest, new), separators=(",", ":"))
-    copy = list(value) if isinstance(value, list) else dict(value)
-    copy[step] = _json_substitute(copy[step], rest, new)
-    return copy
-
-
-@st.composite
-def json_mutation(draw: st.DrawFn, original: bytes) -> bytes:
-    """`original` parsed, one place replaced by a drawn JSON value (or a key dropped, a list
-    item dropped or appended, a value wrapped in a list), and written again."""
-    decoded = json.loads(original)
-    path = draw(st.sampled_from(_json_paths(decoded)))
-    new = draw(JSON_VALUES)
-    shape = draw(st.sampled_from(("replace", "append", "drop", "wrap")))
-    current: Any = decoded
-    for step in path:
-        current = json.loads(current) if step == "json" else current[step]
-    if shape == "append" and isinstance(current, list):
-        new = [*current, new]
-    elif shape == "drop" and isinstance(current, list | dict) and current:
-        new = current[:-1] if isinstance(current, list) else dict(list(current.items())[:-1])
-    elif shape == "wrap":
-        new = [current]
-    text = json.dumps(_json_substitute(decoded, path, new), ensure_ascii=draw(st.booleans()))
-    return text.encode("utf-8", "surrogatepass")
-
-
-def mutated(
-    original: bytes, *, is_cbor: bool = False, is_json: bool = False
-) -> st.SearchStrategy[bytes]:
-    if is_cbor:
-        return st.one_of(byte_mutation(original), cbor_mutation(original))
-    if is_json:
-        return st.one_of(byte_mutation(original), json_mutation(original))
-    return byte_mutation(original)
-
-
-def as_text(data: bytes) -> str:
-    """Mutated bytes as the str a JSON value or header carries (every code point 0-255)."""
-    return data.decode("latin-1")
 
 
 def typed(
@@ -742,3 +572,86 @@ def test_the_assembled_proof_bundle_verifies() -> None:
 def test_trace_proof_bundle(data: st.DataObject) -> None:
     original = export.bundle_text(PROOF_BUNDLE, lines=data.draw(st.booleans())).encode()
     typed(export.verify_bundle, data.draw(mutated(original, is_json=True)))
+
+
+# -- readers of unverified bytes, and the public vectors troth reads --------------------------
+
+
+@FUZZ
+@given(data=st.data())
+def test_unverified_readers(data: st.DataObject) -> None:
+    """What tools read before verifying: a chain's actor, a page's authority, a history's
+    change hashes, the pages of a feed file."""
+    typed(chain_actor, data.draw(mutated(bytes.fromhex(CREDENTIALS["chain2"]), is_cbor=True)))
+    typed(feed_authority, data.draw(mutated(bytes.fromhex(CREDENTIALS["feed"]), is_cbor=True)))
+    typed(indexed_hashes, data.draw(mutated(bytes.fromhex(ED["history2"]), is_cbor=True)))
+    pages = (bytes.fromhex(CREDENTIALS[n]) for n in ("feed", "feed_page_from_2"))
+    stream = data.draw(mutated(b"".join(write_page_sequence(pages))))
+    typed(lambda b: list(read_page_sequence(io.BytesIO(b).read)), stream)
+
+
+W3C = vectors("vc/eddsa_jcs_2022.json")
+
+
+@FUZZ
+@given(data=st.data())
+def test_w3c_eddsa_jcs_2022_vector(data: st.DataObject) -> None:
+    proof = {**W3C["proof_options"], "@context": W3C["unsecured_document"]["@context"]}
+    secured = {**W3C["unsecured_document"], "proof": {**proof, "proofValue": W3C["proof_value"]}}
+
+    def read(b: bytes) -> object:
+        document = load_json(b, max_bytes=MAX_VC_BYTES)
+        if type(document) is not dict:
+            return None  # verify_vc reads the issuer first: vc_issuer refuses a non-object
+        return verify_eddsa_jcs_2022(document, did_key_resolver)
+
+    typed(read, data.draw(mutated(json.dumps(secured).encode(), is_json=True)))
+
+
+MERKLE = vectors("merkle/rfc9162_transparency_dev.json")
+
+
+@pytest.mark.parametrize("case", MERKLE["signed_notes"], ids=lambda c: c["vkey"].split("+")[0])
+@FUZZ
+@given(data=st.data())
+def test_signed_note(case: dict[str, Any], data: st.DataObject) -> None:
+    note = data.draw(mutated(case["note"].encode()))
+    typed(parse_note, note)
+    typed(lambda b: verify_note(b, case["vkey"]), note)
+    typed(
+        lambda b: verify_note(case["note"].encode(), as_text(b)),
+        data.draw(mutated(case["vkey"].encode())),
+    )
+
+
+NOT_UTF8 = pytest.mark.xfail(
+    strict=True, raises=UnicodeDecodeError, reason="checkpoint text not UTF-8: UnicodeDecodeError"
+)
+
+
+@NOT_UTF8
+@pytest.mark.parametrize("case", MERKLE["checkpoint_text_examples"], ids=["gosum", "c2sp"])
+@FUZZ
+@given(data=st.data())
+def test_checkpoint_text(case: dict[str, Any], data: st.DataObject) -> None:
+    typed(parse_checkpoint_text, data.draw(mutated(case["text"].encode())))
+
+
+@NOT_UTF8
+def test_checkpoint_text_not_utf8_refused() -> None:
+    """Found by test_checkpoint_text: parse_checkpoint_text (public; parse_checkpoint calls it
+    on a note's text that parse_note checked) let UnicodeDecodeError out for bytes that are
+    not UTF-8. TraceError CHECKPOINT_INVALID, like parse_note."""
+    text = MERKLE["checkpoint_text_examples"][0]["text"].encode()
+    with pytest.raises(TraceError) as caught:
+        parse_checkpoint_text(b"\x80" + text[1:])
+    assert caught.value.reason is TraceFailure.CHECKPOINT_INVALID
+
+
+@FUZZ
+@given(data=st.data())
+def test_dsse_spec_vector(data: st.DataObject) -> None:
+    original = json.dumps(vectors("dsse/dsse_spec_vector.json")["envelope"]).encode()
+    mutant = data.draw(mutated(original, is_json=True))
+    typed(parse_envelope, mutant)
+    typed(decode_envelope, mutant)
