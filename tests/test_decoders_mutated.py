@@ -624,12 +624,6 @@ def test_signed_note(case: dict[str, Any], data: st.DataObject) -> None:
     )
 
 
-NOT_UTF8 = pytest.mark.xfail(
-    strict=True, raises=UnicodeDecodeError, reason="checkpoint text not UTF-8: UnicodeDecodeError"
-)
-
-
-@NOT_UTF8
 @pytest.mark.parametrize("case", MERKLE["checkpoint_text_examples"], ids=["gosum", "c2sp"])
 @FUZZ
 @given(data=st.data())
@@ -637,7 +631,6 @@ def test_checkpoint_text(case: dict[str, Any], data: st.DataObject) -> None:
     typed(parse_checkpoint_text, data.draw(mutated(case["text"].encode())))
 
 
-@NOT_UTF8
 def test_checkpoint_text_not_utf8_refused() -> None:
     """Found by test_checkpoint_text: parse_checkpoint_text (public; parse_checkpoint calls it
     on a note's text that parse_note checked) let UnicodeDecodeError out for bytes that are
