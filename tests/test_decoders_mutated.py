@@ -24,9 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.mutations import as_text, json_mutation, mutated
+from tests.support.fixed_vault import FixedKeyVault
+from tests.support.mutations import as_text, cbor_mutation, json_mutation, mutated
+from tests.support.parties import Party, make_party
 from troth.channel import parse_route_error, split_packet
-from troth.channel.noise import CipherState
+from troth.channel.noise import CipherState, HandshakeState
 from troth.channel.payloads import unpack
 from troth.credentials import (
     ChainVerifier,
@@ -34,6 +36,7 @@ from troth.credentials import (
     CredentialChain,
     RevocationEntry,
     TrustPolicy,
+    VerifiedCredential,
     VerifiedFeed,
     verify_feed,
     verify_page,
@@ -51,7 +54,8 @@ from troth.credentials.vc import (
     verify_troth_vc,
 )
 from troth.credentials.verify import chain_actor
-from troth.crypto import Aead, AeadAlgorithm, sha256
+from troth.crypto import Aead, AeadAlgorithm, KeyType, sha256
+from troth.crypto.private import load_private_key
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
 from troth.errors import (
@@ -61,7 +65,7 @@ from troth.errors import (
     TraceFailure,
     TrothError,
 )
-from troth.gates import verify_bundle
+from troth.gates import BundleStore, DecisionPoint, ToolCall, verify_bundle
 from troth.gates.bundles import decode_bundle
 from troth.identity import (
     Checkpoint,
@@ -648,3 +652,117 @@ def test_dsse_spec_vector(data: st.DataObject) -> None:
     mutant = data.draw(mutated(original, is_json=True))
     typed(parse_envelope, mutant)
     typed(decode_envelope, mutant)
+
+
+NOISE: list[dict[str, Any]] = vectors("noise/cacophony_xx.json")  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("vector", NOISE, ids=lambda v: v["protocol_name"])
+@FUZZ
+@given(data=st.data())
+def test_noise_handshake_message(vector: dict[str, Any], data: st.DataObject) -> None:
+    """Noise XX (tests/test_noise_vectors.py): the handshake runs to message `at`, which the
+    reader gets mutated: ChannelError, never another exception."""
+    sides = [
+        HandshakeState(
+            vector["protocol_name"],
+            initiator=role == "init",
+            prologue=bytes.fromhex(vector[f"{role}_prologue"]),
+            static=load_private_key(KeyType.X25519, bytes.fromhex(vector[f"{role}_static"])),
+            ephemeral=load_private_key(KeyType.X25519, bytes.fromhex(vector[f"{role}_ephemeral"])),
+        )
+        for role in ("init", "resp")
+    ]
+    at = data.draw(st.integers(0, 2))
+    for index, message in enumerate(vector["messages"][: at + 1]):
+        writer, reader = sides[index % 2], sides[1 - index % 2]
+        ciphertext = writer.write_message(bytes.fromhex(message["payload"]))
+        if index == at:
+            typed(reader.read_message, data.draw(mutated(ciphertext)))
+        else:
+            reader.read_message(ciphertext)
+
+
+# -- re-signed mutations: what only a signer could send reaches the checks after the signature --
+
+
+@cache
+def parties() -> tuple[Party, Party]:
+    """The authority and the member (gates: the policy-admin) of the credential and bundle
+    vectors: their generate.py's first two parties, from the fixed keys 01..01 to 06..06."""
+    vault = FixedKeyVault([(KeyType.ED25519, bytes([n]) * 32) for n in range(1, 7)])
+    authority, member = make_party(vault, now=CT - 300), make_party(vault, now=CT - 300)
+    assert str(member.identifier) == CREDENTIALS["member"] == GATES["admin"]
+    return authority, member
+
+
+@st.composite
+def resigned_text(draw: st.DrawFn, body: list[Any], at: tuple[Any, ...]) -> bytes:
+    """`body` with the text at path `at` mutated (as code points 0-255), encoded again."""
+    current: Any = body
+    for step in at:
+        current = current[step]
+    text = as_text(draw(mutated(current.encode())))
+    return cbor.encode(_put(body, at, text))
+
+
+def _put(value: Any, at: tuple[Any, ...], new: Any) -> Any:
+    if not at:
+        return new
+    copy = list(value) if isinstance(value, list) else dict(value)
+    copy[at[0]] = _put(copy[at[0]], at[1:], new)
+    return copy
+
+
+@pytest.mark.parametrize("name", ["bundle_by_authority", "bundle_by_admin"])
+@FUZZ
+@given(data=st.data())
+def test_policy_bundle_resigned(name: str, data: st.DataObject) -> None:
+    """The bundle's body mutated (a CBOR value, or the text of its policies, schema or a tool's
+    JSON schema) and signed again by its signer: PolicyError (Cedar's refusals included)."""
+    signed = cbor.decode(bytes.fromhex(GATES[name]))
+    body = cbor.decode(signed[2])
+    text_at = [(7,), (8,), *((9, tool) for tool in sorted(body[9]))]
+    signed[2] = data.draw(
+        st.one_of(
+            cbor_mutation(signed[2]), resigned_text(body, data.draw(st.sampled_from(text_at)))
+        )
+    )
+    signed[3] = parties()[name == "bundle_by_admin"].signer.sign(signed[2])
+    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
+    typed(
+        lambda b: verify_bundle(b, verifier=verifier, feeds={AUTHORITY: gates_feed()}, now=GT),
+        cbor.encode(signed),
+    )
+
+
+@pytest.mark.parametrize("link", [0, 1])
+@FUZZ
+@given(data=st.data())
+def test_credential_chain_resigned(link: int, data: st.DataObject) -> None:
+    """A link's body of the 2-link chain mutated (a CBOR value, or a caveat's or the purpose's
+    text) and signed again by its issuer: CredentialError."""
+    chain = cbor.decode(bytes.fromhex(CREDENTIALS["chain2"]))
+    body = chain[2][link][0]
+    texts = [(10, 1), (10, 2, 0)] if link else []  # the delegation's purpose and caveat
+    choices = [cbor_mutation(body)]
+    if texts:
+        choices.append(resigned_text(cbor.decode(body), data.draw(st.sampled_from(texts))))
+    chain[2][link][0] = data.draw(st.one_of(choices))
+    chain[2][link][1] = parties()[link].signer.sign(chain[2][link][0])
+    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
+    sub = Identifier.parse(CREDENTIALS["sub"])
+    verified = typed(
+        lambda b: verifier.verify(b, presenter=sub, feeds={AUTHORITY: feed()}, now=CT),
+        cbor.encode(chain),
+    )
+    if isinstance(verified, VerifiedCredential):  # the decision point compiles the caveats
+        call = ToolCall("refund", {"order_id": "4471", "amount": 20})
+        typed(lambda _: decision_point().decide(verified, call, now=CT), b"")
+
+
+@cache
+def decision_point() -> DecisionPoint:
+    store = BundleStore(ChainVerifier(TrustPolicy(frozenset({AUTHORITY}))))
+    store.accept(bytes.fromhex(GATES["bundle_by_authority"]), feeds={AUTHORITY: feed()}, now=CT)
+    return DecisionPoint(store, {AUTHORITY: feed()}.get)
