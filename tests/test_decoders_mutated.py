@@ -696,13 +696,29 @@ def parties() -> tuple[Party, Party]:
     return authority, member
 
 
+# pieces of Cedar (and JSON) a hostile signer repeats: nesting, operator chains, big numbers,
+# extension calls, patterns, escapes (docs/policy.md; limits MAX_CEDAR_NESTING, _OPERATORS)
+SNIPPETS = (
+    *("(", "[", "{a:", "!", "-", "if true then ", "&& true ", "+ 1 ", ".a", " has a", " is A"),
+    *('"\\u{110000}"', '"\\', "9223372036854775808", "-9223372036854775808", "0x1"),
+    *('decimal("1.00000")', 'ip("::1/129")', ' like "****"', ".contains(", "__cedar::", "\x00"),
+    *('{"type":', '{"type":"array","items":', "1e999", '"\\ud800"', "[[[[[[[["),
+)
+
+
 @st.composite
 def resigned_text(draw: st.DrawFn, body: list[Any], at: tuple[Any, ...]) -> bytes:
-    """`body` with the text at path `at` mutated (as code points 0-255), encoded again."""
+    """`body` with the text at path `at` mutated (as code points 0-255, or a snippet repeated
+    and inserted), encoded again."""
     current: Any = body
     for step in at:
         current = current[step]
-    text = as_text(draw(mutated(current.encode())))
+    if draw(st.booleans()):
+        text = as_text(draw(mutated(current.encode())))
+    else:
+        where = draw(st.integers(0, len(current)))
+        piece = draw(st.sampled_from(SNIPPETS)) * draw(st.sampled_from([1, 2, 65, 300, 2049]))
+        text = current[:where] + piece + current[where:]
     return cbor.encode(_put(body, at, text))
 
 
