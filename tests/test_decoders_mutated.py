@@ -29,7 +29,9 @@ from tests.support.mutations import as_text, cbor_mutation, json_mutation, mutat
 from tests.support.parties import Party, make_party
 from troth.channel import parse_route_error, split_packet
 from troth.channel.noise import CipherState, HandshakeState
-from troth.channel.payloads import unpack
+from troth.channel.payloads import AuthPayload, unpack
+from troth.channel.policy import AnyAuthenticatedIdentity
+from troth.channel.verification import ChannelTrust, HandshakeClaim, verify_peer
 from troth.credentials import (
     ChainVerifier,
     CredentialBody,
@@ -411,6 +413,36 @@ def test_keepalive_frame(name: str, algorithm: AeadAlgorithm, data: st.DataObjec
         typed(unpack, plain)  # type: ignore[arg-type]
     # the same bytes as a packet (length-prefixed frames) a relay splits
     typed(split_packet, frame)
+
+
+@cache
+def auth_payload(chains: int) -> bytes:
+    """A handshake payload from the vectors: the Ed25519 identity's history, its channel-key
+    attestation (the RFC 7748 X25519 key), and `chains` chains (not its own: refused)."""
+    chain = bytes.fromhex(CREDENTIALS["chain1"])
+    history, attestation = (bytes.fromhex(ED[n]) for n in ("history2", "channel_attestation"))
+    return AuthPayload(history, attestation, (chain,) * chains).encode()
+
+
+def read_auth(data: bytes) -> object:
+    """What a channel does with the peer's handshake payload: decode, then verify_peer."""
+    payload = AuthPayload.decode(data)
+    static = load_private_key(KeyType.X25519, bytes.fromhex(ED["x25519_private_key"]))
+    trust = ChannelTrust(
+        AnyAuthenticatedIdentity(),
+        ChainVerifier(TrustPolicy(frozenset({AUTHORITY}))),
+        feeds=lambda: {AUTHORITY: feed()},
+    )
+    claim = HandshakeClaim(payload.history, payload.attestation, static.public_key)
+    return verify_peer(trust, claim, payload.credentials, AT)
+
+
+@FUZZ
+@given(data=st.data())
+def test_channel_auth_payload(data: st.DataObject) -> None:
+    assert read_auth(auth_payload(0)) is not None
+    original = auth_payload(data.draw(st.integers(0, 1)))
+    typed(read_auth, data.draw(mutated(original, is_cbor=True)))
 
 
 @FUZZ
