@@ -25,7 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.fixed_vault import FixedKeyVault
-from tests.support.mutations import as_text, cbor_mutation, json_mutation, mutated
+from tests.support.mutations import (
+    as_text,
+    canonical,
+    cbor_mutation,
+    json_mutation,
+    mutated,
+    resigned_text,
+    typed,
+)
 from tests.support.parties import Party, make_party
 from troth.channel import parse_route_error, split_packet
 from troth.channel.noise import CipherState, HandshakeState
@@ -65,7 +73,6 @@ from troth.errors import (
     DecodeError,
     TraceError,
     TraceFailure,
-    TrothError,
 )
 from troth.gates import BundleStore, DecisionPoint, ToolCall, verify_bundle
 from troth.gates.bundles import decode_bundle
@@ -117,32 +124,6 @@ SECRETS = vectors("secrets/secret_vectors.json")
 TRACE = vectors("trace/trace_vectors.json")
 VC = vectors("vc/troth_vc.json")
 CHANNEL = vectors("channel/keepalive_vectors.json")
-
-
-def typed(
-    call: Callable[[bytes], object],
-    data: bytes,
-    *,
-    valid_if: Callable[[Any], bool] | None = None,
-    documented: tuple[type[Exception], ...] = (),
-) -> object:
-    """Run `call`: it answers or raises a TrothError (or an exception its docstring names, for
-    parsers of local text). When it answers, `valid_if(answer)` must hold: the mutation left
-    the input semantically valid (the same meaning, in canonical form)."""
-    try:
-        result = call(data)
-    except TrothError:
-        return None
-    except documented:
-        return None
-    if valid_if is not None:
-        assert valid_if(result), f"accepted as valid: {data.hex()}"
-    return result
-
-
-def canonical(data: bytes) -> bool:
-    """Signed CBOR verifies only in canonical form (docs/formats.md, "Encoding")."""
-    return cbor.encode(cbor.decode(data)) == data
 
 
 # -- identity ---------------------------------------------------------------------------------
@@ -726,40 +707,6 @@ def parties() -> tuple[Party, Party]:
     authority, member = make_party(vault, now=CT - 300), make_party(vault, now=CT - 300)
     assert str(member.identifier) == CREDENTIALS["member"] == GATES["admin"]
     return authority, member
-
-
-# pieces of Cedar (and JSON) a hostile signer repeats: nesting, operator chains, big numbers,
-# extension calls, patterns, escapes (docs/policy.md; limits MAX_CEDAR_NESTING, _OPERATORS)
-SNIPPETS = (
-    *("(", "[", "{a:", "!", "-", "if true then ", "&& true ", "+ 1 ", ".a", " has a", " is A"),
-    *('"\\u{110000}"', '"\\', "9223372036854775808", "-9223372036854775808", "0x1"),
-    *('decimal("1.00000")', 'ip("::1/129")', ' like "****"', ".contains(", "__cedar::", "\x00"),
-    *('{"type":', '{"type":"array","items":', "1e999", '"\\ud800"', "[[[[[[[["),
-)
-
-
-@st.composite
-def resigned_text(draw: st.DrawFn, body: list[Any], at: tuple[Any, ...]) -> bytes:
-    """`body` with the text at path `at` mutated (as code points 0-255, or a snippet repeated
-    and inserted), encoded again."""
-    current: Any = body
-    for step in at:
-        current = current[step]
-    if draw(st.booleans()):
-        text = as_text(draw(mutated(current.encode())))
-    else:
-        where = draw(st.integers(0, len(current)))
-        piece = draw(st.sampled_from(SNIPPETS)) * draw(st.sampled_from([1, 2, 65, 300, 2049]))
-        text = current[:where] + piece + current[where:]
-    return cbor.encode(_put(body, at, text))
-
-
-def _put(value: Any, at: tuple[Any, ...], new: Any) -> Any:
-    if not at:
-        return new
-    copy = list(value) if isinstance(value, list) else dict(value)
-    copy[at[0]] = _put(copy[at[0]], at[1:], new)
-    return copy
 
 
 @pytest.mark.parametrize("name", ["bundle_by_authority", "bundle_by_admin"])

@@ -1,16 +1,17 @@
 """Mutations of valid encodings for fuzzing decoders (tests/test_decoders_mutated.py): byte-level
 edits, and for CBOR and JSON a drawn value put at a drawn place (also inside nested CBOR byte
-strings and JSON text strings), encoded again."""
+strings and JSON text strings), encoded again; `typed`, the rule every decoder is held to."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
 
 from troth.encoding import cbor
-from troth.errors import DecodeError
+from troth.errors import DecodeError, TrothError
 
 MUTATIONS = ("flip", "replace", "truncate", "extend", "delete", "duplicate", "insert")
 
@@ -204,3 +205,55 @@ def mutated(
 def as_text(data: bytes) -> str:
     """Mutated bytes as the str a JSON value or header carries (every code point 0-255)."""
     return data.decode("latin-1")
+
+
+# pieces of Cedar (and JSON) a hostile signer repeats: nesting, operator chains, big numbers,
+# extension calls, patterns, escapes (docs/policy.md; limits MAX_CEDAR_NESTING, _OPERATORS)
+SNIPPETS = (
+    *("(", "[", "{a:", "!", "-", "if true then ", "&& true ", "+ 1 ", ".a", " has a", " is A"),
+    *('"\\u{110000}"', '"\\', "9223372036854775808", "-9223372036854775808", "0x1"),
+    *('decimal("1.00000")', 'ip("::1/129")', ' like "****"', ".contains(", "__cedar::", "\x00"),
+    *('{"type":', '{"type":"array","items":', "1e999", '"\\ud800"', "[[[[[[[["),
+)
+
+
+@st.composite
+def resigned_text(draw: st.DrawFn, body: list[Any], at: tuple[Any, ...]) -> bytes:
+    """`body` with the text at path `at` mutated (as code points 0-255, or a snippet repeated
+    and inserted), encoded again."""
+    current: Any = body
+    for step in at:
+        current = current[step]
+    if draw(st.booleans()):
+        text = as_text(draw(mutated(current.encode())))
+    else:
+        where = draw(st.integers(0, len(current)))
+        piece = draw(st.sampled_from(SNIPPETS)) * draw(st.sampled_from([1, 2, 65, 300, 2049]))
+        text = current[:where] + piece + current[where:]
+    return cbor.encode(_substitute(body, at, text))
+
+
+def typed(
+    call: Callable[[bytes], object],
+    data: bytes,
+    *,
+    valid_if: Callable[[Any], bool] | None = None,
+    documented: tuple[type[Exception], ...] = (),
+) -> object:
+    """Run `call`: it answers or raises a TrothError (or an exception its docstring names, for
+    parsers of local text). When it answers, `valid_if(answer)` must hold: the mutation left
+    the input semantically valid (the same meaning, in canonical form)."""
+    try:
+        result = call(data)
+    except TrothError:
+        return None
+    except documented:
+        return None
+    if valid_if is not None:
+        assert valid_if(result), f"accepted as valid: {data.hex()}"
+    return result
+
+
+def canonical(data: bytes) -> bool:
+    """Signed CBOR verifies only in canonical form (docs/formats.md, "Encoding")."""
+    return cbor.encode(cbor.decode(data)) == data
