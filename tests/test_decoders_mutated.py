@@ -48,6 +48,8 @@ from troth.credentials import (
     TrustPolicy,
     VerifiedCredential,
     VerifiedFeed,
+    feed_genesis,
+    next_head,
     verify_feed,
     verify_page,
 )
@@ -761,3 +763,28 @@ def decision_point() -> DecisionPoint:
     store = BundleStore(ChainVerifier(TrustPolicy(frozenset({AUTHORITY}))))
     store.accept(bytes.fromhex(GATES["bundle_by_authority"]), feeds={AUTHORITY: feed()}, now=CT)
     return DecisionPoint(store, {AUTHORITY: feed()}.get)
+
+
+@FUZZ
+@given(data=st.data())
+def test_revocation_feed_resigned(data: st.DataObject) -> None:
+    """The feed's snapshot mutated, or one entry (the head chained again over the entries) or
+    the page's start, and the snapshot signed again by the authority: CredentialError."""
+    page = cbor.decode(bytes.fromhex(CREDENTIALS["feed"]))
+    body, _, attestation = page[2]
+    what = data.draw(st.sampled_from(("snapshot", "entry", "start")))
+    if what == "snapshot":
+        body = data.draw(cbor_mutation(body))
+    elif what == "entry":
+        at = data.draw(st.integers(0, len(page[4]) - 1))
+        page[4][at] = data.draw(mutated(page[4][at], is_cbor=True))
+        head = feed_genesis(AUTHORITY)
+        for entry in page[4]:
+            head = next_head(head, entry)
+        body = cbor.encode([*cbor.decode(body)[:4], head, *cbor.decode(body)[5:]])
+    else:
+        page[3] = data.draw(st.sampled_from([1, 2, 3, 4, 2**32, 2**64 - 1]))
+    page[2] = [body, parties()[0].signer.sign(body), attestation]
+    mutant = cbor.encode(page)
+    typed(lambda b: verify_feed(b, authority=AUTHORITY, now=CT, max_staleness=600), mutant)
+    typed(lambda b: verify_page(b, authority=AUTHORITY, now=CT, previous=held_two()), mutant)
