@@ -448,11 +448,16 @@ def test_lease_text(data: st.DataObject) -> None:
 
 @st.composite
 def jwt_mutation(draw: st.DrawFn) -> bytes:
-    """The vector's token with its header or claims JSON mutated (base64url again)."""
+    """The vector's token with its header or claims JSON mutated (base64url again), and maybe
+    signed again with the vector's fixed key (so the claims are read: they are after it)."""
     parts = SECRETS["token"]["token"].split(".")
     at = draw(st.integers(0, 1))
     text = base64.urlsafe_b64decode(parts[at] + "=" * (-len(parts[at]) % 4))
     parts[at] = base64.urlsafe_b64encode(draw(json_mutation(text))).rstrip(b"=").decode()
+    if draw(st.booleans()):
+        key = load_private_key(KeyType.ED25519, bytes.fromhex(SECRETS["token"]["signing_key"]))
+        signature = key.sign(".".join(parts[:2]).encode())
+        parts[2] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
     return ".".join(parts).encode()
 
 
