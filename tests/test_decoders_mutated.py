@@ -29,7 +29,7 @@ from tests.support.mutations import (
     as_text,
     canonical,
     cbor_mutation,
-    json_mutation,
+    jwt_mutation,
     mutated,
     resigned_text,
     typed,
@@ -446,27 +446,19 @@ def test_lease_text(data: st.DataObject) -> None:
     typed(lambda b: LeaseHandle.parse(as_text(b)), data.draw(mutated(lease["handle"].encode())))
 
 
-@st.composite
-def jwt_mutation(draw: st.DrawFn) -> bytes:
-    """The vector's token with its header or claims JSON mutated (base64url again), and maybe
-    signed again with the vector's fixed key (so the claims are read: they are after it)."""
-    parts = SECRETS["token"]["token"].split(".")
-    at = draw(st.integers(0, 1))
-    text = base64.urlsafe_b64decode(parts[at] + "=" * (-len(parts[at]) % 4))
-    parts[at] = base64.urlsafe_b64encode(draw(json_mutation(text))).rstrip(b"=").decode()
-    if draw(st.booleans()):
-        key = load_private_key(KeyType.ED25519, bytes.fromhex(SECRETS["token"]["signing_key"]))
-        signature = key.sign(".".join(parts[:2]).encode())
-        parts[2] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
-    return ".".join(parts).encode()
-
-
 @FUZZ
 @given(data=st.data())
 def test_token(data: st.DataObject) -> None:
     vector = SECRETS["token"]
     jwks = {"keys": [vector["jwk"]]}
-    token = as_text(data.draw(st.one_of(mutated(vector["token"].encode()), jwt_mutation())))
+    token = as_text(
+        data.draw(
+            st.one_of(
+                mutated(vector["token"].encode()),
+                jwt_mutation(vector["token"], vector["signing_key"]),
+            )
+        )
+    )
     typed(
         lambda _: validate_token(token, jwks, audience="payments", now=vector["issued_at"] + 1),
         b"",
@@ -566,29 +558,35 @@ def _b64(hex_text: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_text)).decode()
 
 
-PROOF_BUNDLE = {
-    "type": export.BUNDLE_TYPE,
-    "version": 1,
-    "index": 0,
-    "envelope": RECORDS[0]["envelope"],
-    "record": json.loads(RECORDS[0]["payload"]),
-    "disclosures": RECORDS[0]["disclosures"],
-    "proof": TRACE["inclusion_proof_0"],
-    "checkpoint": TRACE["checkpoint"],
-    "signer": {
-        "history": _b64(TRACE["agent_history"]),
-        "attestation": _b64(TRACE["agent_attestation"]),
-    },
-    "log": {
-        "history": _b64(TRACE["log_history"]),
-        "attestations": [_b64(TRACE["log_attestation"])],
-    },
-}
+def proof_bundle(index: int) -> dict[str, Any]:
+    """Record `index`'s proof bundle (docs/traces.md, "Exports"), from the trace vectors; in
+    a tree of 2, one leaf's inclusion proof is the other leaf's hash."""
+    record = RECORDS[index]
+    return {
+        "type": export.BUNDLE_TYPE,
+        "version": 1,
+        "index": index,
+        "envelope": record["envelope"],
+        "record": json.loads(record["payload"]),
+        "disclosures": record["disclosures"],
+        "checkpoint": TRACE["checkpoint"],
+        "proof": [RECORDS[1 - index]["leaf_hash"]],
+        "signer": {k: _b64(TRACE[f"agent_{k}"]) for k in ("history", "attestation")},
+        "log": {
+            "history": _b64(TRACE["log_history"]),
+            "attestations": [_b64(TRACE["log_attestation"])],
+        },
+    }
+
+
+PROOF_BUNDLE = proof_bundle(0)
+EXPORT = "\n".join(export.bundle_text(proof_bundle(i)) for i in (0, 1)).encode()
 
 
 def test_the_assembled_proof_bundle_verifies() -> None:
     report = export.verify_bundle(export.bundle_text(PROOF_BUNDLE).encode())
     assert (report.index, report.checkpoint.root.hex()) == (0, TRACE["root"])
+    assert export.verify_export(EXPORT.split(b"\n")).records == 2
 
 
 @FUZZ
@@ -596,6 +594,7 @@ def test_the_assembled_proof_bundle_verifies() -> None:
 def test_trace_proof_bundle(data: st.DataObject) -> None:
     original = export.bundle_text(PROOF_BUNDLE, lines=data.draw(st.booleans())).encode()
     typed(export.verify_bundle, data.draw(mutated(original, is_json=True)))
+    typed(lambda b: export.verify_export(b.split(b"\n")), data.draw(mutated(EXPORT)))
 
 
 # -- readers of unverified bytes, and the public vectors troth reads --------------------------

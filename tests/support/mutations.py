@@ -4,12 +4,15 @@ strings and JSON text strings), encoded again; `typed`, the rule every decoder i
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
 
+from troth.crypto import KeyType
+from troth.crypto.private import load_private_key
 from troth.encoding import cbor
 from troth.errors import DecodeError, TrothError
 
@@ -257,3 +260,18 @@ def typed(
 def canonical(data: bytes) -> bool:
     """Signed CBOR verifies only in canonical form (docs/formats.md, "Encoding")."""
     return cbor.encode(cbor.decode(data)) == data
+
+
+@st.composite
+def jwt_mutation(draw: st.DrawFn, token: str, ed25519_key: str) -> bytes:
+    """`token` with its header or claims JSON mutated (base64url again), and maybe signed
+    again with the fixed key `ed25519_key` (hex), so the claims are read: they are after it."""
+    parts = token.split(".")
+    at = draw(st.integers(0, 1))
+    text = base64.urlsafe_b64decode(parts[at] + "=" * (-len(parts[at]) % 4))
+    parts[at] = base64.urlsafe_b64encode(draw(json_mutation(text))).rstrip(b"=").decode()
+    if draw(st.booleans()):
+        key = load_private_key(KeyType.ED25519, bytes.fromhex(ed25519_key))
+        signature = key.sign(".".join(parts[:2]).encode())
+        parts[2] = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+    return ".".join(parts).encode()
