@@ -1,13 +1,15 @@
 """Mutation fuzzing of every decoder against its golden vectors (tests/vectors/*/).
 
-Each property starts from a valid golden encoding, mutates it (a byte flipped or replaced,
-truncated, extended, a range deleted or duplicated, bytes inserted; for CBOR also re-encoded
-with a drawn value at a drawn path, into nested CBOR byte strings) and feeds it to the public
-entry point that reads such bytes from a peer, a file or a member. The rule (src/troth/errors.py,
-src/troth/limits.py): the entry point answers, or raises one TrothError subclass — never a bare
-KeyError, TypeError, IndexError, ValueError, UnicodeDecodeError, OverflowError, RecursionError,
-MemoryError, nor hangs. For signed canonical CBOR, an answer is allowed only for the original
-bytes (any other bytes that verify would be malleability).
+Each property starts from a valid golden encoding, mutates it (tests/support/mutations.py: a
+byte flipped or replaced, truncated, extended, a range deleted, duplicated or inserted; for CBOR
+and JSON also a drawn value at a drawn path, into nested CBOR bodies and JSON texts; some signed
+again with the vectors' fixed keys so the checks after the signature see hostile values) and
+feeds it to the public entry point that reads such bytes from a peer, a file or a member. The
+rule (src/troth/errors.py, src/troth/limits.py): the entry point answers, or raises one
+TrothError subclass — never a bare KeyError, TypeError, IndexError, ValueError,
+UnicodeDecodeError, OverflowError, RecursionError, MemoryError, nor hangs. Where an answer
+means "valid", it must be for a semantically valid input (`typed(valid_if=...)`: the same
+identity, key, head or body, in canonical form).
 """
 
 from __future__ import annotations
@@ -59,25 +61,15 @@ from troth.credentials.revocation import (
     read_page_sequence,
     write_page_sequence,
 )
-from troth.credentials.vc import (
-    did_key_resolver,
-    vc_issuer,
-    verify_eddsa_jcs_2022,
-    verify_troth_vc,
-)
+from troth.credentials.vc import did_key_resolver, vc_issuer, verify_eddsa_jcs_2022, verify_troth_vc
 from troth.credentials.verify import chain_actor
 from troth.crypto import Aead, AeadAlgorithm, KeyType, sha256
 from troth.crypto.private import load_private_key
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
-from troth.errors import (
-    CredentialError,
-    DecodeError,
-    TraceError,
-    TraceFailure,
-)
-from troth.gates import BundleStore, DecisionPoint, ToolCall, verify_bundle
-from troth.gates.bundles import decode_bundle
+from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
+from troth.gates import BundleStore, DecisionPoint, ServiceCall, ToolCall, verify_bundle
+from troth.gates.bundles import VerifiedBundle, decode_bundle
 from troth.identity import (
     Checkpoint,
     Identifier,
@@ -730,11 +722,21 @@ def test_policy_bundle_resigned(name: str, data: st.DataObject) -> None:
         )
     )
     signed[3] = parties()[name == "bundle_by_admin"].signer.sign(signed[2])
-    verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
-    typed(
-        lambda b: verify_bundle(b, verifier=verifier, feeds={AUTHORITY: gates_feed()}, now=GT),
-        cbor.encode(signed),
-    )
+    verifier, mutant = ChainVerifier(TrustPolicy(frozenset({AUTHORITY}))), cbor.encode(signed)
+    feeds = {AUTHORITY: gates_feed()}
+    verified = typed(lambda b: verify_bundle(b, verifier=verifier, feeds=feeds, now=GT), mutant)
+    if isinstance(verified, VerifiedBundle):  # decisions under the hostile policies
+        store = BundleStore(verifier)
+        store.accept(mutant, feeds=feeds, now=GT)
+        point = DecisionPoint(store, feeds.get)
+        chain, admin_id = bytes.fromhex(GATES["admin_chain"]), parties()[1].identifier
+        admin = verifier.verify(chain, presenter=admin_id, feeds=feeds, now=GT)
+
+        def decide(call: ToolCall | ServiceCall) -> Callable[[bytes], object]:
+            return lambda _: point.decide(admin, call, now=GT)
+
+        typed(decide(ToolCall("refund", {"order_id": "o", "amount": 1})), b"")
+        typed(decide(ServiceCall("orders", "status")), b"")
 
 
 @pytest.mark.parametrize("link", [0, 1])
