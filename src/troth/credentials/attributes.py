@@ -147,15 +147,13 @@ class Attributes(Mapping[str, AttributeValue]):
                 raise DecodeError(f"attributes: {exc}") from None
             if type(raw) is str:
                 texts: list[str] = [raw]
-                items[key] = raw
             elif type(raw) is list:
                 if not raw or len(raw) > limits.MAX_ATTRIBUTE_VALUES:
                     raise DecodeError(f"attribute {key}: 1-{limits.MAX_ATTRIBUTE_VALUES} values")
                 texts = raw
-                items[key] = frozenset(raw)
             else:
                 raise DecodeError(f"attribute {key}: expected a text string or an array")
-            for text in texts:
+            for text in texts:  # before any set is made of them (an array is unhashable)
                 if type(text) is not str or not text or len(text) > limits.MAX_ATTRIBUTE_TEXT:
                     raise DecodeError(
                         f"attribute {key}: values must be text of 1-{limits.MAX_ATTRIBUTE_TEXT} "
@@ -166,6 +164,7 @@ class Attributes(Mapping[str, AttributeValue]):
                     f"attribute {key}: set not sorted or has duplicates",
                     DecodeProblem.NON_CANONICAL,
                 )
+            items[key] = raw if type(raw) is str else frozenset(texts)
         attributes = cls.__new__(cls)  # validated above: skip __init__'s second pass
         attributes._items = items
         return attributes

@@ -184,8 +184,15 @@ def verify_note(note: bytes, vkey: str) -> bytes:
 
 
 def parse_checkpoint_text(text: bytes) -> tuple[str, int, bytes, list[str]]:
-    """C2SP tlog-checkpoint: origin, decimal size, base64 root hash, then extension lines."""
-    lines = text.decode().removesuffix("\n").split("\n")
+    """C2SP tlog-checkpoint: origin, decimal size, base64 root hash, then extension lines.
+    Raises TraceError (CHECKPOINT_INVALID; OVER_LIMIT past MAX_TRACE_CHECKPOINT_BYTES)."""
+    if len(text) > limits.MAX_TRACE_CHECKPOINT_BYTES:  # the text is a part of a note
+        raise TraceError(_F.OVER_LIMIT, f"checkpoint text of {len(text)} bytes")
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid("not UTF-8") from None
+    lines = decoded.removesuffix("\n").split("\n")
     if len(lines) < 3:
         raise _invalid("expected origin, size and root lines")
     origin, size_text, root_text, *extensions = lines
