@@ -1,0 +1,87 @@
+"""Review 22h (gates): `cedar_refusal` bounds a schema fragment's nesting, operators, hierarchy
+(MAX_CEDAR_ANCESTORS) and request environments (MAX_CEDAR_ENVIRONMENTS), but not what its
+common types make: Cedar expands every `type` where it is used, and cedarpy's Schema.from_str
+walks each expansion. A chain `type T1 = {a: T0, b: T0}; type T2 = {a: T1, b: T1}; ...` of n
+declarations, each one bracket deep and one operator long, expands to 2^n: 30 of them (812
+bytes) take compile_policies ~8 s, and each one more doubles it (40: hours) — `troth policy
+bundle create`, and every node verifying a bundle its policy-admin signed, each revision
+again. The types need not be used; written across
+namespaces (`N1::T`), as empty records, in `Set<...>`, in an entity's attributes, `tags` or an
+action's `context`, they cost the same.
+
+Each test asserts the correct behaviour and is a strict xfail until the scan also bounds the
+type nodes a fragment's common types expand to (MAX_CEDAR_TYPE_NODES).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.processes import survives
+from troth.gates.nesting import cedar_refusal
+
+_DOUBLING = """\
+import sys, time
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+n = int(sys.argv[1])
+fragment = "type T0 = {a: __cedar::Long};" + "".join(
+    f"type T{i} = {{a: T{i - 1}, b: T{i - 1}}};" for i in range(1, n)
+)
+began = time.process_time()
+try:
+    compile_policies('@id("x") permit(principal, action, resource);', fragment, {})
+    outcome = "compiled"
+except PolicyError as exc:
+    outcome = f"refused {exc.reason.value}"
+print(len(fragment), outcome, f"{time.process_time() - began:.1f} s")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 1: common types expanded exponentially")
+def test_a_chain_of_doubling_common_types_is_refused_before_cedar_expands_it() -> None:
+    """28 common types, each a record of two of the one before (764 bytes): compile_policies
+    takes ~3 s (30: ~8 s; each one more doubles it). Refused typed (OVER_LIMIT) instead, in a
+    child process (what it costs stays out of the test's process)."""
+    out = survives(_DOUBLING, "28", timeout=300)
+    assert " refused over a limit " in out, out
+
+
+def _chain(n: int, body: str, first: str = "type T0 = {};") -> str:
+    return first + "".join(body.format(i=i, p=i - 1) for i in range(1, n))
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 1: common types expanded exponentially")
+def test_common_types_are_counted_as_cedar_expands_them() -> None:
+    """The doubling chain however it is written (each form measured: from_str takes as long
+    as the plain chain) is counted as Cedar expands it, and so is a large type used many
+    times (64 uses of 2^17 nodes in an action's context, 1.1 KB: one `context == context` in
+    a policy takes the validator ~0.7 s, and a bundle holds 512 KiB of policies); a schema
+    that reuses a common type as schemas do (an address type in 200 entity types) is not
+    refused."""
+    n = 40
+    doubling = "type T{i} = {{a: T{p}, b: T{p}}};"
+    fields = "{" + ", ".join(f"x{j}: T16" for j in range(64)) + "}"
+    used = _chain(17, doubling)  # 2^17 type nodes, used 64 times in each of the last three
+    fragments = [
+        _chain(n, doubling, "type T0 = {a: __cedar::Long};"),
+        _chain(n, doubling),  # of empty records
+        _chain(n, "type T{i} = {{a: Set<T{p}>, b: Set<T{p}>}};"),
+        _chain(n, '@doc("x") type T{i} = {{@doc("y") "a": T{p}, b?: T{p}}};'),
+        "namespace N0 { type T = {}; }"
+        + "".join(
+            f"namespace N{i} {{ type T = {{a: N{i - 1}::T, b: N{i - 1}::T}}; }}"
+            for i in range(1, n)
+        ),
+        _chain(n, doubling) + f"namespace N {{ type U = {{a: T{n - 1}, b: T{n - 1}}}; }}",
+        used + f"entity E = {fields};",
+        used + f"entity E; action go appliesTo {{ principal: E, resource: E, context: {fields} }};",
+        used + f"entity E tags {fields};",
+    ]
+    for fragment in fragments:
+        assert cedar_refusal(fragment, schema=True) is not None, fragment[-80:]
+    address = "type Address = {street: String, city: String, zip: String, country: String};"
+    reuse = address + "".join(
+        f"entity E{j} {{ home: Address, work?: Address, past: Set<Address> }};" for j in range(200)
+    )
+    assert cedar_refusal(reuse, schema=True) is None
