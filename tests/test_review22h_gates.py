@@ -11,9 +11,21 @@ action's `context`, they cost the same.
 
 Each test asserts the correct behaviour and is a strict xfail until the scan also bounds the
 type nodes a fragment's common types expand to (MAX_CEDAR_TYPE_NODES).
+
+2. the hierarchy count itself (`_ancestors`, review 22f) never ends on a cycle: a parent still
+   being counted is pushed again, forever — `entity a in [a];` (16 bytes; any cycle of entity
+   types or actions) makes `cedar_refusal` allocate ~200 MB a second until the process is out
+   of memory, before cedarpy (which refuses a cycle) is reached: `troth policy bundle create`,
+   and a node verifying any bundle with such a schema (compile_policies runs before the
+   signer is checked against `known`).
+
+The test asserts the correct behaviour and is a strict xfail until the count stops at a
+parent it is still counting.
 """
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
@@ -85,3 +97,36 @@ def test_common_types_are_counted_as_cedar_expands_them() -> None:
         f"entity E{j} {{ home: Address, work?: Address, past: Set<Address> }};" for j in range(200)
     )
     assert cedar_refusal(reuse, schema=True) is None
+
+
+_CYCLE = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+try:
+    compile_policies('@id("x") permit(principal, action, resource);', sys.argv[1], {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 2: the hierarchy count loops on a cycle")
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "entity a in [a];",
+        "entity a in [b]; entity b in [a];",
+        'action "a" in ["b"]; action b in a;',
+    ],
+)
+def test_a_cycle_in_the_hierarchy_is_refused_by_cedar_not_counted_forever(fragment: str) -> None:
+    """A schema fragment whose hierarchy has a cycle: the scan ends and cedarpy refuses it
+    (SCHEMA_INVALID), in a child process limited to 1 GiB and 60 s (before the fix the scan
+    runs out of memory in ~4 s)."""
+    try:
+        out = survives(_CYCLE, fragment, timeout=60)
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"the scan did not end: {str(exc)[-200:]}")
+    assert out == "refused schema invalid or unsupported\n", out
