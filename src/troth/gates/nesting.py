@@ -201,31 +201,25 @@ def _resolve(kind: str, namespace: str, parent: str, declared: set[str]) -> str:
 
 def _ancestors(parents_of: dict[str, list[str]]) -> int:
     """How many (declaration, ancestor) pairs the hierarchy holds (the closure Cedar builds),
-    counted until past MAX_CEDAR_ANCESTORS (or the work of counting is)."""
+    counted until past MAX_CEDAR_ANCESTORS (or the work of counting is). Each declaration's
+    ancestors are walked on their own, not built from its parents' sets: Cedar takes a cycle of
+    entity types (`entity Group in [Group];`, groups of groups) and gives each member all of
+    the cycle's, which a walk counts as they are (one that waited for a parent still being
+    counted never ended; review 22h)."""
     most = limits.MAX_CEDAR_ANCESTORS
-    known: dict[str, frozenset[str]] = {}
     total = work = 0
     for root in parents_of:
-        stack = [(root, False)]
-        while stack:  # depth first, parents before children (no recursion: a chain is long)
-            node, ready = stack.pop()
-            if node in known:
-                continue
-            parents = parents_of.get(node, [])
-            if not ready:
-                stack.append((node, True))
-                stack.extend((p, False) for p in parents if p not in known and p in parents_of)
-                continue
-            found: set[str] = set(parents)
-            for parent in parents:
-                above = known.get(parent, frozenset())
-                work += len(above)
-                found |= above
-            found.discard(node)  # a cycle (Cedar refuses it): counted once
-            known[node] = frozenset(found)
-            total += len(found)
-            if total > most or work > 4 * most:
-                return total + most
+        seen: set[str] = set()
+        stack = [root]
+        while stack:
+            for parent in parents_of.get(stack.pop(), ()):
+                work += 1
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+            if total + len(seen) > most or work > 4 * most:
+                return total + len(seen) + most
+        total += len(seen)
     return total
 
 
