@@ -9,8 +9,8 @@ again. The types need not be used; written across
 namespaces (`N1::T`), as empty records, in `Set<...>`, in an entity's attributes, `tags` or an
 action's `context`, they cost the same.
 
-Each test asserts the correct behaviour and is a strict xfail until the scan also bounds the
-type nodes a fragment's common types expand to (MAX_CEDAR_TYPE_NODES).
+Each test asserts the correct behaviour and was a strict xfail until the scan also bounded the
+type nodes a fragment's types make with its common types expanded (MAX_CEDAR_TYPE_NODES).
 
 2. the hierarchy count itself (`_ancestors`, review 22f) never ends on a cycle: a parent still
    being counted is pushed again, forever — `entity Group in [Group];` (groups of groups, a
@@ -50,7 +50,6 @@ print(len(fragment), outcome, f"{time.process_time() - began:.1f} s")
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review 22h gates 1: common types expanded exponentially")
 def test_a_chain_of_doubling_common_types_is_refused_before_cedar_expands_it() -> None:
     """28 common types, each a record of two of the one before (764 bytes): compile_policies
     takes ~3 s (30: ~8 s; each one more doubles it). Refused typed (OVER_LIMIT) instead, in a
@@ -63,7 +62,6 @@ def _chain(n: int, body: str, first: str = "type T0 = {};") -> str:
     return first + "".join(body.format(i=i, p=i - 1) for i in range(1, n))
 
 
-@pytest.mark.xfail(strict=True, reason="review 22h gates 1: common types expanded exponentially")
 def test_common_types_are_counted_as_cedar_expands_them() -> None:
     """The doubling chain however it is written (each form measured: from_str takes as long
     as the plain chain) is counted as Cedar expands it, and so is a large type used many
