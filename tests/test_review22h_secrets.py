@@ -8,7 +8,7 @@ echoed so (`tok\\\\xe9n-...`: the secret's backslash, then the escape's), is no 
 the run takes both backslashes and the escape's `xe9` is not `é` — and reaches the agent whole
 (it was found before the run matcher: the backslash matched once, the escape after it).
 
-The test asserts the correct behaviour and is a strict xfail until the run is matched together
+The test asserts the correct behaviour and was a strict xfail until the run was matched together
 with the character after it (each count of backslashes tried, the pair then kept).
 """
 
@@ -29,9 +29,6 @@ _SHOWN = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 22h secrets 1: a run of backslashes takes an escape's"
-)
 @pytest.mark.parametrize("secret", _SECRETS)
 def test_a_backslash_before_an_escaped_character_is_redacted(secret: str) -> None:
     """Each way of echoing the secret, `backslashreplace` too, is redacted from an answer."""
