@@ -15,13 +15,14 @@ with the character after it (each count of backslashes tried, the pair then kept
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
 from troth.secrets.engines.http_inject import _clean_response
 
 _SECRETS = ["Bearer tok\\\u00e9n-7f3a", "Bearer tok\\\u20acn-7f3a", "Bearer tok\\\\\U0001f511-7f3a"]
-_SHOWN = {
+_SHOWN: dict[str, Callable[[str], str]] = {
     "backslashreplace": lambda s: s.encode("ascii", "backslashreplace").decode(),
     "as sent": lambda s: s,
     "unicode_escape": lambda s: s.encode("unicode_escape").decode(),
