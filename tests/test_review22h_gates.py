@@ -21,6 +21,15 @@ type nodes a fragment's types make with its common types expanded (MAX_CEDAR_TYP
 
 The test asserts the correct behaviour and was a strict xfail until the count walked each
 declaration's ancestors on its own (a cycle's members each get all of the cycle's).
+
+3. an action's parent is resolved as an entity type's is: `Action::"a"` or `"a"` inside
+   `namespace N` names N's action when N declares one, else the empty namespace's. The scan
+   kept `Action::"a"` in the empty namespace and `"a"` in N, so a chain written
+   `action "b" in [Action::"a"];` inside a namespace (or across one) was counted as links of
+   one: a 64 KiB fragment of 2,040 such actions passed and took cedarpy 1.25 GB.
+
+The test asserts the correct behaviour and is a strict xfail until the scan resolves an
+action's parent as Cedar does.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ import subprocess
 import pytest
 
 from tests.support.processes import survives
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import compile_policies
 from troth.gates.nesting import cedar_refusal
 
 _DOUBLING = """\
@@ -127,3 +138,29 @@ def test_a_cycle_in_the_hierarchy_is_counted_and_ends(fragment: str, outcome: st
     except (AssertionError, subprocess.TimeoutExpired) as exc:
         pytest.fail(f"the scan did not end: {str(exc)[-200:]}")
     assert out == outcome + "\n", out
+
+
+def _action_chains(n: int) -> dict[str, str]:
+    """Chains of n actions whose parents name them as Cedar resolves them, but the scan did not:
+    `Action::"a"` inside a namespace names that namespace's action when it declares one, and an
+    unqualified `"a"` the empty namespace's when the namespace does not."""
+    local = 'namespace N { action "a0";' + "".join(
+        f'action "a{i}" in [Action::"a{i - 1}"];' for i in range(1, n)
+    )
+    across = "namespace N {" + "".join(f'action "b{i}" in ["t{i}"];' for i in range(n // 2)) + "}"
+    across += 'action "t0";' + "".join(
+        f'action "t{i}" in [N::Action::"b{i - 1}"];' for i in range(1, n // 2)
+    )
+    return {"local": local + "}", "across": across}
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 3: action parents resolved as Cedar does")
+@pytest.mark.parametrize("form", ["local", "across"])
+def test_a_chain_of_actions_inside_a_namespace_is_counted(form: str) -> None:
+    """A chain of 600 actions written so (180,000 ancestor pairs; ~150 MiB in cedarpy, and a
+    64 KiB fragment of 2,040 of them took 1.25 GB and ~5 s) is refused over a limit."""
+    fragment = _action_chains(600)[form]
+    assert cedar_refusal(fragment, schema=True) is not None
+    with pytest.raises(PolicyError) as refused:
+        compile_policies('@id("x") permit(principal, action, resource);', fragment, {})
+    assert refused.value.reason is PolicyFailure.OVER_LIMIT
