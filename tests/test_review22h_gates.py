@@ -28,7 +28,7 @@ declaration's ancestors on its own (a cycle's members each get all of the cycle'
    `action "b" in [Action::"a"];` inside a namespace (or across one) was counted as links of
    one: a 64 KiB fragment of 2,040 such actions passed and took cedarpy 1.25 GB.
 
-The test asserts the correct behaviour and is a strict xfail until the scan resolves an
+The test asserts the correct behaviour and was a strict xfail until the scan resolved an
 action's parent as Cedar does.
 """
 
@@ -154,7 +154,6 @@ def _action_chains(n: int) -> dict[str, str]:
     return {"local": local + "}", "across": across}
 
 
-@pytest.mark.xfail(strict=True, reason="review 22h gates 3: action parents resolved as Cedar does")
 @pytest.mark.parametrize("form", ["local", "across"])
 def test_a_chain_of_actions_inside_a_namespace_is_counted(form: str) -> None:
     """A chain of 600 actions written so (180,000 ancestor pairs; ~150 MiB in cedarpy, and a

@@ -283,14 +283,18 @@ def _qualified(kind: str, namespace: str, name: str) -> str:
 
 
 def _resolve(kind: str, namespace: str, parent: str, declared: set[str]) -> str:
+    """A parent as Cedar resolves it: qualified as written (`N::A`, `N::Action::"a"`); else
+    (`A`; `"a"`, `a` or `Action::"a"`) in the declaration's namespace if declared there, else
+    in the empty namespace (review 22h: an action's too)."""
     if kind == "action":
-        if parent.startswith('"') or "::" not in parent:
-            return _qualified(kind, namespace, parent)
-        return parent  # N::Action::"a"
-    if "::" in parent:
+        if parent.startswith("Action::"):
+            parent = parent.removeprefix("Action::")
+        if not parent.startswith('"') and "::" in parent:
+            return parent  # N::Action::"a"
+    elif "::" in parent:
         return parent
     local = _qualified(kind, namespace, parent)
-    return local if local in declared else parent
+    return local if local in declared else _qualified(kind, "", parent)
 
 
 def _ancestors(parents_of: dict[str, list[str]]) -> int:
