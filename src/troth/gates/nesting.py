@@ -152,11 +152,16 @@ def _type_nodes(text: str) -> int:
             while tokens[j : j + 1] == ["::"] and _IDENTIFIER.fullmatch(_at(tokens, j + 1)):
                 j += 2
             names[i] = "".join(tokens[i:j])
-    bodies: dict[str, tuple[int, int]] = {}  # common type -> the span of its definition
-    for i in range(len(tokens) - 2):
-        if tokens[i] == "type" and tokens[i + 2] == "=" and _IDENTIFIER.fullmatch(tokens[i + 1]):
-            end = next((j for j in range(i + 3, len(tokens)) if tokens[j] == ";"), len(tokens))
-            bodies[_within(spaces[i], tokens[i + 1])] = (i + 3, end)
+    starts = [
+        i
+        for i in range(len(tokens) - 2)
+        if tokens[i] == "type" and tokens[i + 2] == "=" and _IDENTIFIER.fullmatch(tokens[i + 1])
+    ]
+    bodies: dict[str, tuple[int, int]] = {}  # common type -> the span of its definition: to
+    for n, i in enumerate(starts):  # its `;`, or the next definition (spans apart: linear)
+        end = starts[n + 1] if n + 1 < len(starts) else len(tokens)
+        end = next((j for j in range(i + 3, end) if tokens[j] == ";"), end)
+        bodies[_within(spaces[i], tokens[i + 1])] = (i + 3, end)
 
     def common(i: int) -> str | None:
         local = _within(spaces[i], names[i])
