@@ -30,6 +30,12 @@ declaration's ancestors on its own (a cycle's members each get all of the cycle'
 
 The test asserts the correct behaviour and was a strict xfail until the scan resolved an
 action's parent as Cedar does.
+
+4. Cedar's strings know `\\x` escapes of an ASCII character (`\\x6a` is `j`) besides
+   `\\u{...}` (review 22f): the scan read `\\x6a` as `x6a`, so a chain whose parents are
+   written so was counted as links of one.
+
+The test asserts the correct behaviour and is a strict xfail until the scan reads them.
 """
 
 from __future__ import annotations
@@ -159,6 +165,20 @@ def test_a_chain_of_actions_inside_a_namespace_is_counted(form: str) -> None:
     """A chain of 600 actions written so (180,000 ancestor pairs; ~150 MiB in cedarpy, and a
     64 KiB fragment of 2,040 of them took 1.25 GB and ~5 s) is refused over a limit."""
     fragment = _action_chains(600)[form]
+    assert cedar_refusal(fragment, schema=True) is not None
+    with pytest.raises(PolicyError) as refused:
+        compile_policies('@id("x") permit(principal, action, resource);', fragment, {})
+    assert refused.value.reason is PolicyFailure.OVER_LIMIT
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 4: Cedar's \\x escapes in action names")
+def test_a_chain_of_actions_named_with_hex_escapes_is_counted() -> None:
+    """Cedar reads `\\x6a` (`\\x00` to `\\x7f`, either hex case) in a string as `j`: a chain
+    of 600 actions whose parents are written so (180,000 ancestor pairs; ~150 MiB in cedarpy,
+    and a 64 KiB chain of actions took 2.2 GB) is refused over a limit."""
+    fragment = 'action "j0";' + "".join(
+        f'action "j{i}" in ["\\x6{"aA"[i % 2]}{i - 1}"];' for i in range(1, 600)
+    )
     assert cedar_refusal(fragment, schema=True) is not None
     with pytest.raises(PolicyError) as refused:
         compile_policies('@id("x") permit(principal, action, resource);', fragment, {})
