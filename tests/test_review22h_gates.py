@@ -35,7 +35,7 @@ action's parent as Cedar does.
    `\\u{...}` (review 22f): the scan read `\\x6a` as `x6a`, so a chain whose parents are
    written so was counted as links of one.
 
-The test asserts the correct behaviour and is a strict xfail until the scan reads them.
+The test asserts the correct behaviour and was a strict xfail until the scan read them.
 """
 
 from __future__ import annotations
@@ -171,7 +171,6 @@ def test_a_chain_of_actions_inside_a_namespace_is_counted(form: str) -> None:
     assert refused.value.reason is PolicyFailure.OVER_LIMIT
 
 
-@pytest.mark.xfail(strict=True, reason="review 22h gates 4: Cedar's \\x escapes in action names")
 def test_a_chain_of_actions_named_with_hex_escapes_is_counted() -> None:
     """Cedar reads `\\x6a` (`\\x00` to `\\x7f`, either hex case) in a string as `j`: a chain
     of 600 actions whose parents are written so (180,000 ancestor pairs; ~150 MiB in cedarpy,

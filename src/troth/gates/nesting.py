@@ -40,9 +40,10 @@ _OPERATOR_CHARS: Final = frozenset("|&.+-*!=")
 _SCHEMA_TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|::|[^\sA-Za-z0-9_"/]', re.DOTALL
 )
-_ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|(.))", re.DOTALL)
+_ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|x([0-7][0-9A-Fa-f])|(.))", re.DOTALL)
 _SIMPLE_ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
-"""Cedar's string escapes (`\\n`, `\\u{1F600}`, ...; any other escaped character as itself)."""
+"""Cedar's string escapes (`\\n`, `\\u{1F600}`, `\\x6a` of an ASCII character: review 22h;
+any other escaped character as itself)."""
 _DECLARATION_STARTS: Final = frozenset({";", "{", "}"})
 """What a declaration follows (its annotations aside)."""
 _HEAD_ENDS: Final = frozenset({"in", "=", "{", ";", "appliesTo", "tags", "enum", "attributes"})
@@ -260,7 +261,9 @@ def _escaped(match: re.Match[str]) -> str:
     code = match.group(1)
     if code is not None:
         return chr(int(code, 16)) if int(code, 16) <= 0x10FFFF else match.group()
-    return _SIMPLE_ESCAPES.get(match.group(2), match.group(2))
+    if match.group(2) is not None:
+        return chr(int(match.group(2), 16))
+    return _SIMPLE_ESCAPES.get(match.group(3), match.group(3))
 
 
 def _until(tokens: list[str], start: int, ends: frozenset[str]) -> tuple[list[str], int]:
