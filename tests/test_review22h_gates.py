@@ -36,6 +36,19 @@ action's parent as Cedar does.
    written so was counted as links of one.
 
 The test asserts the correct behaviour and was a strict xfail until the scan read them.
+
+5. what the validator pays per comparison grows with the record compared: `context ==
+   context` walks every attribute of the context's type (~120 ns each), so a wide record in the
+   schema times many comparisons in the policies is quadratic in the bundle — a 64 KiB context
+   of 8,000 attributes and 141 KiB of such policies took ~6.6 s, 512 KiB of them ~25 s, for
+   each bundle, each revision, on every node verifying it. The scan bounds the schema's nodes
+   (MAX_CEDAR_TYPE_NODES: a flat schema is within it) but not their product with the policies'
+   comparisons.
+
+The test asserts the correct behaviour and is a strict xfail: the fix (not made) bounds the
+widest record a schema fragment makes (its attributes, common types expanded; e.g. 256, which
+makes a comparison at most ~30 µs) or the product of the schema's nodes and the policies'
+comparison operators.
 """
 
 from __future__ import annotations
@@ -182,3 +195,34 @@ def test_a_chain_of_actions_named_with_hex_escapes_is_counted() -> None:
     with pytest.raises(PolicyError) as refused:
         compile_policies('@id("x") permit(principal, action, resource);', fragment, {})
     assert refused.value.reason is PolicyFailure.OVER_LIMIT
+
+
+_WIDE = """\
+import sys, time
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+fragment = "entity A; action go appliesTo { principal: [A], resource: [A], context: {"
+fragment += ",".join(f"a{j}:A" for j in range(int(sys.argv[1]))) + "}};"
+terms = " && ".join(["context == context"] * 400)
+policies = "".join(
+    f'@id("p{k}") permit(principal, action, resource) when {{ {terms} }};'
+    for k in range(int(sys.argv[2]))
+)
+began = time.process_time()
+try:
+    compile_policies(policies, fragment, {})
+    outcome = "compiled"
+except PolicyError as exc:
+    outcome = f"refused {exc.reason.value}"
+print(len(fragment), len(policies), outcome, f"{time.process_time() - began:.1f} s")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 5: record width times comparisons")
+def test_a_wide_context_compared_in_every_policy_is_refused_before_validation() -> None:
+    """A context of 8,000 attributes (64 KiB) and 16 policies of 400 `context == context`
+    (140 KiB): Cedar's validator walks every attribute for each comparison (~120 ns each),
+    ~6 s; the full 512 KiB of such policies ~25 s for one bundle (each revision, on every node
+    verifying it). Refused typed (OVER_LIMIT) instead, in a child process."""
+    out = survives(_WIDE, "8000", "16", timeout=300)
+    assert " refused over a limit " in out, out
