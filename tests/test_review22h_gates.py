@@ -176,17 +176,7 @@ def _action_chains(n: int) -> dict[str, str]:
     return {"local": local + "}", "across": across, "named Action": named + "}"}
 
 
-@pytest.mark.parametrize(
-    "form",
-    [
-        "local",
-        "across",
-        pytest.param(
-            "named Action",
-            marks=pytest.mark.xfail(strict=True, reason="review 22h gates 3b: N::Action::Action"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("form", ["local", "across", "named Action"])
 def test_a_chain_of_actions_inside_a_namespace_is_counted(form: str) -> None:
     """A chain of 600 actions written so (180,000 ancestor pairs; ~150 MiB in cedarpy, and a
     64 KiB fragment of 2,040 of them took 1.25 GB and ~5 s) is refused over a limit."""

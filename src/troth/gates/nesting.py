@@ -295,7 +295,7 @@ def _resolve(kind: str, namespace: str, parent: str, declared: set[str]) -> str:
     (`A`; `"a"`, `a` or `Action::"a"`) in the declaration's namespace if declared there, else
     in the empty namespace (review 22h: an action's too)."""
     if kind == "action":
-        if parent.startswith("Action::"):
+        if parent.startswith('Action::"'):  # not Action::Action::"a" (a namespace Action)
             parent = parent.removeprefix("Action::")
         if not parent.startswith('"') and "::" in parent:
             return parent  # N::Action::"a"
