@@ -49,6 +49,17 @@ The test asserts the correct behaviour and is a strict xfail: the fix (not made)
 widest record a schema fragment makes (its attributes, common types expanded; e.g. 256, which
 makes a comparison at most ~30 µs) or the product of the schema's nodes and the policies'
 comparison operators.
+
+6. MAX_CEDAR_ENVIRONMENTS bounds the request environments, but a policy that constrains
+   `action in Action::"g"` costs each of them the group's size: 4,000 actions in one group,
+   each with one environment (27 KB), took the validator ~0.1 s a policy (~7 min for 4,096);
+   a group without environments of its own counts too, and `action in [g, g, ...]` multiplies
+   it by the entries.
+
+The test asserts the correct behaviour and is a strict xfail: the fix (not made) bounds, over
+the policies' `in` constraints on actions (scope and conditions, from their JSON form), the
+sum of (request environments x the descendants of each action group named), e.g. at 2^26
+pairs (~0.4 s).
 """
 
 from __future__ import annotations
@@ -228,4 +239,35 @@ def test_a_wide_context_compared_in_every_policy_is_refused_before_validation() 
     ~6 s; the full 512 KiB of such policies ~25 s for one bundle (each revision, on every node
     verifying it). Refused typed (OVER_LIMIT) instead, in a child process."""
     out = survives(_WIDE, "8000", "16", timeout=300)
+    assert " refused over a limit " in out, out
+
+
+_GROUP = """\
+import sys, time
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+members, count = int(sys.argv[1]), int(sys.argv[2])
+fragment = "entity E; action g; action " + ", ".join(f"a{i}" for i in range(members))
+fragment += " in [g] appliesTo { principal: E, resource: E };"
+scope = 'permit(principal, action in Action::"g", resource)'
+policies = "".join(f'@id("p{k}") {scope} when {{ principal == resource }};' for k in range(count))
+began = time.process_time()
+try:
+    compile_policies(policies, fragment, {})
+    outcome = "compiled"
+except PolicyError as exc:
+    outcome = f"refused {exc.reason.value}"
+print(len(fragment), len(policies), outcome, f"{time.process_time() - began:.1f} s")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 6: environments times an action group")
+def test_a_large_action_group_named_in_many_policies_is_refused_before_validation() -> None:
+    """2,000 actions in one group, each applying to one (principal, resource) pair (2,000
+    request environments, within MAX_CEDAR_ENVIRONMENTS; a 13 KB fragment), and 100 policies
+    `action in Action::"g"`: the validator checks, in each environment, the action against the
+    group's members one by one (~6 ns a pair) — ~2.7 s (4,000 members: ~0.1 s a policy, 4,096
+    policies ~7 min; listing the group k times in `action in [...]` multiplies it). Refused
+    typed (OVER_LIMIT) instead, in a child process."""
+    out = survives(_GROUP, "2000", "100", timeout=300)
     assert " refused over a limit " in out, out
