@@ -230,6 +230,13 @@ types times its resource types, `appliesTo`): Cedar's validator checks every pol
 not name its action once in each (~1.2 µs), so one action for 1,000 x 1,000 types made each
 policy take ~1.2 s, and 2,500 x 2,500 ~9 s and 1.6 GB (review 22f; troth.gates.nesting). The
 tools' and services' actions (MAX_TOOLS, MAX_SERVICES) make one each."""
+MAX_CEDAR_TYPE_NODES: Final = 16_384
+"""Most type nodes a schema fragment's types make with its common types expanded (each name in
+a type position, plus what a common type it names expands to; troth.gates.nesting): Cedar
+expands each `type` wherever it is used, and its schema parser and validator walk every
+expansion — 30 common types each a record of two of the one before (812 bytes) took ~8 s to
+parse, each one more doubling it, and a context of 64 uses of 2^17 nodes made one `==` in a
+policy take ~0.7 s (review 22h). A 64 KiB schema written out flat has fewer."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

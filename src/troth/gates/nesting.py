@@ -19,7 +19,9 @@ N::Action::"c"]`, in their namespaces, names resolved as Cedar resolves them) ar
 their ancestors counted, up to `limits.MAX_CEDAR_ANCESTORS`; and the request environments
 its actions make (principal types times resource types of each `appliesTo`), in each of which
 Cedar's validator checks every policy that does not name its action (review 22f: one action
-for 1,000 x 1,000 types, ~1.2 s a policy), up to `limits.MAX_CEDAR_ENVIRONMENTS`."""
+for 1,000 x 1,000 types, ~1.2 s a policy), up to `limits.MAX_CEDAR_ENVIRONMENTS`. And its
+types, common types expanded as Cedar expands them (review 22h: a chain of records each of two
+of the one before doubles per declaration), up to `limits.MAX_CEDAR_TYPE_NODES`."""
 
 from __future__ import annotations
 
@@ -38,12 +40,17 @@ _OPERATOR_CHARS: Final = frozenset("|&.+-*!=")
 _SCHEMA_TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|::|[^\sA-Za-z0-9_"/]', re.DOTALL
 )
-_ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|(.))", re.DOTALL)
+_ESCAPE: Final = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|x([0-7][0-9A-Fa-f])|(.))", re.DOTALL)
 _SIMPLE_ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
-"""Cedar's string escapes (`\\n`, `\\u{1F600}`, ...; any other escaped character as itself)."""
+"""Cedar's string escapes (`\\n`, `\\u{1F600}`, `\\x6a` of an ASCII character: review 22h;
+any other escaped character as itself)."""
 _DECLARATION_STARTS: Final = frozenset({";", "{", "}"})
 """What a declaration follows (its annotations aside)."""
 _HEAD_ENDS: Final = frozenset({"in", "=", "{", ";", "appliesTo", "tags", "enum", "attributes"})
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPE_POSITIONS: Final = frozenset({":", "=", "<", "tags"})
+"""What a type follows: an attribute's `:` (a `context:`), a common type's or an entity's `=`,
+`Set<`, an entity's `tags`."""
 
 
 def _shape(text: str, *, schema: bool) -> tuple[int, int]:
@@ -130,6 +137,99 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
     return parents_of, environments
 
 
+def _type_nodes(text: str) -> int:
+    """How many type nodes a schema's types make with its common types expanded, as Cedar
+    expands them (each `type` wherever it is used, and each on its own): every name in a type
+    position (`_TYPE_POSITIONS`) is one, plus its expansion when it names a common type (`N::T`
+    as written; `T` in its namespace if declared there, else in the empty one); a common
+    type's expansion is each of its names so counted and each of its records (`{`). Counted
+    until past MAX_CEDAR_TYPE_NODES (review 22h)."""
+    tokens = [t for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
+    spaces = _namespaces(tokens)
+    names: dict[int, str] = {}  # the index of each name in a type position -> its path
+    for i in range(1, len(tokens)):
+        if tokens[i - 1] in _TYPE_POSITIONS and _IDENTIFIER.fullmatch(tokens[i]):
+            j = i + 1
+            while tokens[j : j + 1] == ["::"] and _IDENTIFIER.fullmatch(_at(tokens, j + 1)):
+                j += 2
+            names[i] = "".join(tokens[i:j])
+    starts = [
+        i
+        for i in range(len(tokens) - 2)
+        if tokens[i] == "type" and tokens[i + 2] == "=" and _IDENTIFIER.fullmatch(tokens[i + 1])
+    ]
+    bodies: dict[str, tuple[int, int]] = {}  # common type -> the span of its definition: to
+    for n, i in enumerate(starts):  # its `;`, or the next definition (spans apart: linear)
+        end = starts[n + 1] if n + 1 < len(starts) else len(tokens)
+        end = next((j for j in range(i + 3, end) if tokens[j] == ";"), end)
+        bodies[_within(spaces[i], tokens[i + 1])] = (i + 3, end)
+
+    def common(i: int) -> str | None:
+        local = _within(spaces[i], names[i])
+        return local if local in bodies else names[i] if names[i] in bodies else None
+
+    most = limits.MAX_CEDAR_TYPE_NODES
+    size: dict[str, int] = {}
+    entered: set[str] = set()
+    for root in bodies:
+        stack = [(root, False)]
+        while stack:  # depth first, a type's uses before it (no recursion: a chain is long)
+            name, ready = stack.pop()
+            if name in size or (not ready and name in entered):
+                continue
+            start, end = bodies[name]
+            uses = [common(i) for i in range(start, end) if i in names]
+            if not ready:
+                entered.add(name)  # a use still entered is a cycle: Cedar refuses it
+                stack.append((name, True))
+                stack.extend((u, False) for u in uses if u is not None and u not in entered)
+                continue
+            records = tokens[start:end].count("{")
+            size[name] = min(most + 1, records + sum(1 + size.get(u or "", 0) for u in uses))
+    total = 0
+    for i in names:
+        total += 1 + size.get(common(i) or "", 0)
+        if total > most:
+            break
+    return total
+
+
+def _declares(tokens: list[str], i: int) -> bool:
+    """Whether the keyword at `i` starts a declaration (`action namespace appliesTo {` names
+    an action): first, after one, or after an annotation (`@a`, `@a("...")`)."""
+    return i == 0 or tokens[i - 1] in _DECLARATION_STARTS | {")"} or _at(tokens, i - 2) == "@"
+
+
+def _at(tokens: list[str], i: int) -> str:
+    return tokens[i] if i < len(tokens) else ""
+
+
+def _within(namespace: str, name: str) -> str:
+    return f"{namespace}::{name}" if namespace else name
+
+
+def _namespaces(tokens: list[str]) -> list[str]:
+    """The namespace each token is in (`namespace N { ... }`; "" outside any)."""
+    spaces: list[str] = []
+    braces: list[str | None] = []  # the namespace a `{` opens, or None: another brace
+    namespace = ""
+    for i, word in enumerate(tokens):
+        if word == "{":
+            j = i - 1  # `namespace N::M {`: the path before the brace, back to its keyword
+            while j >= 0 and (tokens[j] == "::" or _IDENTIFIER.fullmatch(tokens[j])):
+                if tokens[j] == "namespace":
+                    break
+                j -= 1
+            opens = j >= 0 and tokens[j] == "namespace" and _declares(tokens, j)
+            braces.append("".join(tokens[j + 1 : i]) if opens else None)
+            namespace = next((ns for ns in reversed(braces) if ns is not None), "")
+        elif word == "}" and braces:
+            braces.pop()
+            namespace = next((ns for ns in reversed(braces) if ns is not None), "")
+        spaces.append(namespace)
+    return spaces
+
+
 def _applies_to(tokens: list[str], start: int) -> int:
     """The principal types times the resource types of the `appliesTo { ... }` at `start`."""
     counts = {"principal": 0, "resource": 0}
@@ -161,7 +261,9 @@ def _escaped(match: re.Match[str]) -> str:
     code = match.group(1)
     if code is not None:
         return chr(int(code, 16)) if int(code, 16) <= 0x10FFFF else match.group()
-    return _SIMPLE_ESCAPES.get(match.group(2), match.group(2))
+    if match.group(2) is not None:
+        return chr(int(match.group(2), 16))
+    return _SIMPLE_ESCAPES.get(match.group(3), match.group(3))
 
 
 def _until(tokens: list[str], start: int, ends: frozenset[str]) -> tuple[list[str], int]:
@@ -189,43 +291,41 @@ def _qualified(kind: str, namespace: str, name: str) -> str:
 
 
 def _resolve(kind: str, namespace: str, parent: str, declared: set[str]) -> str:
+    """A parent as Cedar resolves it: qualified as written (`N::A`, `N::Action::"a"`); else
+    (`A`; `"a"`, `a` or `Action::"a"`) in the declaration's namespace if declared there, else
+    in the empty namespace (review 22h: an action's too)."""
     if kind == "action":
-        if parent.startswith('"') or "::" not in parent:
-            return _qualified(kind, namespace, parent)
-        return parent  # N::Action::"a"
-    if "::" in parent:
+        if parent.startswith('Action::"'):  # not Action::Action::"a" (a namespace Action)
+            parent = parent.removeprefix("Action::")
+        if not parent.startswith('"') and "::" in parent:
+            return parent  # N::Action::"a"
+    elif "::" in parent:
         return parent
     local = _qualified(kind, namespace, parent)
-    return local if local in declared else parent
+    return local if local in declared else _qualified(kind, "", parent)
 
 
 def _ancestors(parents_of: dict[str, list[str]]) -> int:
     """How many (declaration, ancestor) pairs the hierarchy holds (the closure Cedar builds),
-    counted until past MAX_CEDAR_ANCESTORS (or the work of counting is)."""
+    counted until past MAX_CEDAR_ANCESTORS (or the work of counting is). Each declaration's
+    ancestors are walked on their own, not built from its parents' sets: Cedar takes a cycle of
+    entity types (`entity Group in [Group];`, groups of groups) and gives each member all of
+    the cycle's, which a walk counts as they are (one that waited for a parent still being
+    counted never ended; review 22h)."""
     most = limits.MAX_CEDAR_ANCESTORS
-    known: dict[str, frozenset[str]] = {}
     total = work = 0
     for root in parents_of:
-        stack = [(root, False)]
-        while stack:  # depth first, parents before children (no recursion: a chain is long)
-            node, ready = stack.pop()
-            if node in known:
-                continue
-            parents = parents_of.get(node, [])
-            if not ready:
-                stack.append((node, True))
-                stack.extend((p, False) for p in parents if p not in known and p in parents_of)
-                continue
-            found: set[str] = set(parents)
-            for parent in parents:
-                above = known.get(parent, frozenset())
-                work += len(above)
-                found |= above
-            found.discard(node)  # a cycle (Cedar refuses it): counted once
-            known[node] = frozenset(found)
-            total += len(found)
-            if total > most or work > 4 * most:
-                return total + most
+        seen: set[str] = set()
+        stack = [root]
+        while stack:
+            for parent in parents_of.get(stack.pop(), ()):
+                work += 1
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+            if total + len(seen) > most or work > 4 * most:
+                return total + len(seen) + most
+        total += len(seen)
     return total
 
 
@@ -249,6 +349,11 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
             f"makes more than {limits.MAX_CEDAR_ENVIRONMENTS} request environments "
             "(MAX_CEDAR_ENVIRONMENTS: an action's principal types times its resource types, "
             "each one Cedar checks every policy in)"
+        )
+    if _type_nodes(text) > limits.MAX_CEDAR_TYPE_NODES:
+        return (
+            f"makes more than {limits.MAX_CEDAR_TYPE_NODES} type nodes with its common types "
+            "expanded (MAX_CEDAR_TYPE_NODES: Cedar expands each `type` wherever it is used)"
         )
     if _ancestors(parents_of) > limits.MAX_CEDAR_ANCESTORS:
         return (

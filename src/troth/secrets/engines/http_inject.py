@@ -578,24 +578,40 @@ def _forms(char: str) -> list[bytes]:
     return forms
 
 
-def _backslashes(run: int) -> bytes:
-    """A pattern for `run` backslashes in a row in the secret: raw backslashes, each as sent or
-    escaped (`\\\\`: JSON, JavaScript, a repr), so from `run` to twice as many, taken
-    possessively; or each in one of its other forms (`%5C`, `\\u005c`, `&#92;`, ...). Read one
-    at a time, a backslash as itself or doubled let a run of them split in 2^run ways, each
-    tried when a search failed (review 22f: 16 in a row, ~5 s a search of 32 backslashes)."""
+def _backslashes(run: int, after: bytes = b"") -> bytes:
+    """A pattern for `run` backslashes in a row in the secret and `after`, the pattern of the
+    character after them (none at the secret's end): raw backslashes, each as sent or escaped
+    (`\\\\`: JSON, JavaScript, a repr), so from `run` to twice as many; or each in one of its
+    other forms (`%5C`, `\\u005c`, `&#92;`, ...). Read one at a time, a backslash as itself or
+    doubled let a run of them split in 2^run ways, each tried when a search failed (review 22f:
+    16 in a row, ~5 s a search of 32 backslashes): the run is one count, and with the character
+    after it an atomic group, each count tried once and the first that fits kept. Not the run
+    alone possessively: the next character's escape may begin with a backslash the run would
+    take (Python's backslashreplace writes `\\` then `é` as `\\xe9`; review 22h)."""
     raw = (re.escape(b"\\"), _SHORT_JSON["\\"])
     others = b"|".join(form for form in _forms("\\") if form not in raw)
-    return b"(?:\\\\{%d,%d}+|(?:%s){%d})" % (run, 2 * run, others, run)
+    if not after:
+        return b"(?:\\\\{%d,%d}+|(?:%s){%d})" % (run, 2 * run, others, run)
+    return b"(?:(?>\\\\{%d,%d}%s)|(?:%s){%d}%s)" % (run, 2 * run, after, others, run, after)
 
 
 def _text_forms(text: str) -> bytes:
     """A pattern for `text` as an upstream could echo it (`_char_forms`; runs of backslashes
-    `_backslashes`)."""
+    with the character after them `_backslashes`)."""
     parts: list[bytes] = []
-    for char, group in itertools.groupby(text):
-        run = sum(1 for _ in group)
-        parts.append(_backslashes(run) if char == "\\" else _char_forms(char) * run)
+    runs = [(char, sum(1 for _ in group)) for char, group in itertools.groupby(text)]
+    skip = False
+    for index, (char, run) in enumerate(runs):
+        if skip:  # the first of this run went with the backslashes before it
+            skip, run = False, run - 1
+            parts.append(_char_forms(char) * run)
+        elif char == "\\" and index + 1 < len(runs):
+            parts.append(_backslashes(run, _char_forms(runs[index + 1][0])))
+            skip = True
+        elif char == "\\":
+            parts.append(_backslashes(run))
+        else:
+            parts.append(_char_forms(char) * run)
     return b"".join(parts)
 
 
