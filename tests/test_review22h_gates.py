@@ -271,3 +271,15 @@ def test_a_large_action_group_named_in_many_policies_is_refused_before_validatio
     typed (OVER_LIMIT) instead, in a child process."""
     out = survives(_GROUP, "2000", "100", timeout=300)
     assert " refused over a limit " in out, out
+
+
+@pytest.mark.xfail(strict=True, reason="review 22h gates 6b: `in [g] appliesTo` was not counted")
+def test_the_environments_of_actions_with_a_parent_list_are_counted() -> None:
+    """`action a0, ..., a4999 in [g] appliesTo {...}`: the scan stopped at the `]` of the parent
+    list and missed the `appliesTo` after it, so 5,000 environments (past
+    MAX_CEDAR_ENVIRONMENTS) passed as none; written `in g appliesTo` they were counted."""
+    names = ", ".join(f"a{i}" for i in range(5000))
+    for parents in ("[g]", "g", '[g, Action::"g"]'):
+        fragment = f"entity E; action g; action {names} in {parents} appliesTo "
+        fragment += "{ principal: E, resource: E };"
+        assert cedar_refusal(fragment, schema=True) is not None, parents
