@@ -237,6 +237,16 @@ expands each `type` wherever it is used, and its schema parser and validator wal
 expansion — 30 common types each a record of two of the one before (812 bytes) took ~8 s to
 parse, each one more doubling it, and a context of 64 uses of 2^17 nodes made one `==` in a
 policy take ~0.7 s (review 22h). A 64 KiB schema written out flat has fewer."""
+MAX_CEDAR_ACTION_PAIRS: Final = 1 << 26
+"""Most (request environment, action) pairs Cedar's validator walks for a bundle's policies:
+each policy costs the composed schema's request environments times (1 + the descendants of
+each action group an `in` names, `action in Action::"g"` in its scope or conditions, an entry
+of `in [...]` each time listed). The validator checks the action against the group's members
+one by one in each environment (~6 ns a pair): 2,000 actions in one group and 100 policies
+`action in Action::"g"` took ~2.7 s, 4,000 ~0.1 s a policy (review 22h, gates 6; troth.gates.
+policies). This bound is ~0.4 s; policies without groups (at most MAX_POLICIES x the
+environments of the fragment, tools and services) stay within it, and 100 tools in `invoke`
+allow more than MAX_POLICIES policies `action in Action::"invoke"` (512 tools: ~250)."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

@@ -30,7 +30,7 @@ from typing import Final
 
 from troth import limits
 
-__all__ = ["cedar_refusal"]
+__all__ = ["action_hierarchy", "cedar_refusal"]
 
 _TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|[()\[\]{}<>;|&.+\-*!=]', re.DOTALL
@@ -120,6 +120,7 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
             if j < len(tokens) and tokens[j] == "in":
                 if j + 1 < len(tokens) and tokens[j + 1] == "[":
                     parents, j = _until(tokens, j + 2, frozenset("]"))
+                    j += 1  # past the `]`: an `appliesTo` may follow (review 22h, gates 6)
                 else:
                     parents, j = _until(tokens, j + 1, _HEAD_ENDS | {","})
             found.append((word, namespace, names, parents))
@@ -327,6 +328,36 @@ def _ancestors(parents_of: dict[str, list[str]]) -> int:
                 return total + len(seen) + most
         total += len(seen)
     return total
+
+
+def action_hierarchy(text: str) -> tuple[dict[str, int], int] | None:
+    """The descendants each action group of Cedar schema `text` has (by qualified uid,
+    `Action::"g"`, `N::Action::"g"`: the actions whose ancestor it is, parents resolved as
+    Cedar does), and the request environments the schema's actions make; None when counting
+    them takes more than 8 x MAX_CEDAR_ANCESTORS steps (a fragment within MAX_CEDAR_ANCESTORS
+    and troth's derived actions take fewer). Cedar's validator checks `action in Action::"g"`
+    against each of g's descendants in each environment it checks a policy in (review 22h,
+    gates 6): what `compile_policies` bounds with MAX_CEDAR_ACTION_PAIRS, read from the
+    composed schema (troth's `invoke` group holds every tool's action)."""
+    parents_of, environments = _declarations(text)
+    descendants: dict[str, int] = {}
+    work = 0
+    for root in parents_of:
+        if not root.endswith('"'):  # an entity type's
+            continue
+        seen: set[str] = set()
+        stack = [root]
+        while stack:
+            for parent in parents_of.get(stack.pop(), ()):
+                work += 1
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+            if work > 8 * limits.MAX_CEDAR_ANCESTORS:
+                return None
+        for ancestor in seen - {root}:
+            descendants[ancestor] = descendants.get(ancestor, 0) + 1
+    return descendants, environments
 
 
 def cedar_refusal(text: str, *, schema: bool = False) -> str | None:

@@ -34,7 +34,7 @@ import cedarpy
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates.caveats import CAVEAT_ID_PREFIX
-from troth.gates.nesting import cedar_refusal
+from troth.gates.nesting import action_hierarchy, cedar_refusal
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 
 __all__ = [
@@ -173,6 +173,65 @@ def _policy_ids(est: Mapping[str, Any]) -> dict[str, str]:
     return ids
 
 
+def _uid(entity: Mapping[str, Any]) -> str:
+    """`{"type": "N::Action", "id": "g"}` as the schema scan names it: `N::Action::"g"`."""
+    quoted = str(entity.get("id", "")).replace("\\", "\\\\").replace('"', '\\"')
+    return f'{entity.get("type", "")}::"{quoted}"'
+
+
+def _group_members(policy: Mapping[str, Any], descendants: Mapping[str, int]) -> int:
+    """The descendants of every action group an `in` of `policy` (its JSON form) names: its
+    action scope's (`in A`, `in [A, B]`), and each `in` (and `is ... in`) in its conditions,
+    counted for each entity written on its right (review 22h, gates 6)."""
+    scope = policy.get("action", {})
+    named: list[Any] = []
+    if isinstance(scope, dict) and scope.get("op") == "in":
+        named.extend(scope.get("entities", [scope.get("entity")]))
+    stack: list[Any] = [policy.get("conditions", [])]
+    while stack:  # iterative: a condition's JSON form nests hundreds deep
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            inner = node.get("in")
+            if inner is not None:  # `a in b` ({"left", "right"}) or `a is T in b` (b)
+                right = inner.get("right") if isinstance(inner, dict) else None
+                rights = [right if right is not None else inner]
+                while rights:
+                    item = rights.pop()
+                    if isinstance(item, list):
+                        rights.extend(item)
+                    elif isinstance(item, dict):
+                        entity = item.get("__entity")
+                        if isinstance(entity, dict):
+                            named.append(entity)
+                        else:
+                            rights.extend(item.values())
+            stack.extend(node.values())
+    return sum(descendants.get(_uid(e), 0) for e in named if isinstance(e, dict))
+
+
+def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
+    """Refuse (OVER_LIMIT) policies whose validation walks more than MAX_CEDAR_ACTION_PAIRS
+    (request environment, action) pairs: each policy costs the environments times one plus
+    the members of the action groups its `in`s name (review 22h, gates 6)."""
+    hierarchy = action_hierarchy(schema_text)
+    most = limits.MAX_CEDAR_ACTION_PAIRS
+    if hierarchy is None:
+        raise _refuse(PolicyFailure.OVER_LIMIT, "the schema's action hierarchy is too large")
+    descendants, environments = hierarchy
+    total = 0
+    for policy in est.get("staticPolicies", {}).values():
+        total += environments * (1 + _group_members(policy, descendants))
+        if total > most:
+            raise _refuse(
+                PolicyFailure.OVER_LIMIT,
+                f"validating the policies checks more than {most} (request environment, "
+                "action) pairs (MAX_CEDAR_ACTION_PAIRS: each policy, in each environment, each "
+                "member of every action group an `in` names): name fewer or smaller groups",
+            )
+
+
 def compile_policies(
     policies: str,
     schema: str,
@@ -214,6 +273,7 @@ def compile_policies(
             "operators): write a set and .contains() instead",
         ) from None
     ids = _policy_ids(est)
+    _check_validation_cost(est, schema_text)
     result = cedarpy.validate_policies(policies, schema_handle)
     if not result.validation_passed:
         messages = [
