@@ -45,10 +45,12 @@ The test asserts the correct behaviour and was a strict xfail until the scan rea
    (MAX_CEDAR_TYPE_NODES: a flat schema is within it) but not their product with the policies'
    comparisons.
 
-The test asserts the correct behaviour and is a strict xfail: the fix (not made) bounds the
-widest record a schema fragment makes (its attributes, common types expanded; e.g. 256, which
-makes a comparison at most ~30 µs) or the product of the schema's nodes and the policies'
-comparison operators.
+The test asserts the correct behaviour and was a strict xfail until compile_policies bounded
+the product of the composed schema's environments, its largest record type (nodes, nested
+records and common types expanded) and the policies' comparisons of two non-literal values
+(MAX_CEDAR_COMPARED_NODES). A bound on a record's width alone is none: records nest (64
+records of 250 are 16,128 nodes), and each environment walks again (4,096 environments of
+such a context: ~5 s for one `context == context`).
 
 6. MAX_CEDAR_ENVIRONMENTS bounds the request environments, but a policy that constrains
    `action in Action::"g"` costs each of them the group's size: 4,000 actions in one group,
@@ -56,10 +58,11 @@ comparison operators.
    a group without environments of its own counts too, and `action in [g, g, ...]` multiplies
    it by the entries.
 
-The test asserts the correct behaviour and is a strict xfail: the fix (not made) bounds, over
-the policies' `in` constraints on actions (scope and conditions, from their JSON form), the
-sum of (request environments x the descendants of each action group named), e.g. at 2^26
-pairs (~0.4 s).
+The test asserts the correct behaviour and was a strict xfail until compile_policies bounded,
+over the policies' `in`s naming action groups (scope and conditions, from their JSON form),
+the sum of request environments x (1 + the descendants of each group named)
+(MAX_CEDAR_ACTION_PAIRS, 2^26). 6b: the scan did not count the environments of an action
+written `in [g] appliesTo` (a parent list) at all.
 """
 
 from __future__ import annotations
@@ -232,7 +235,6 @@ print(len(fragment), len(policies), outcome, f"{time.process_time() - began:.1f}
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review 22h gates 5: record width times comparisons")
 def test_a_wide_context_compared_in_every_policy_is_refused_before_validation() -> None:
     """A context of 8,000 attributes (64 KiB) and 16 policies of 400 `context == context`
     (140 KiB): Cedar's validator walks every attribute for each comparison (~120 ns each),
@@ -341,3 +343,52 @@ def test_the_invoke_group_holds_every_tool() -> None:
         compile_policies(_scoped(256, 'action in Action::"invoke"'), "", tools)
     assert refused.value.reason is PolicyFailure.OVER_LIMIT
     assert "MAX_CEDAR_ACTION_PAIRS" in refused.value.detail
+
+
+_COMPARED = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+comparisons, side = int(sys.argv[1]), int(sys.argv[2])
+fragment = "type R = {" + ",".join(f"a{j}:__cedar::Long" for j in range(int(sys.argv[3]))) + "};"
+fragment += "".join(f"entity P{i}; entity Q{i};" for i in range(side))
+fragment += "action go appliesTo { principal: [" + ",".join(f"P{i}" for i in range(side))
+fragment += "], resource: [" + ",".join(f"Q{i}" for i in range(side)) + "], context: {"
+fragment += ",".join(f"r{k}: R" for k in range(int(sys.argv[4]))) + "}};"
+terms = ["context == context"] * comparisons + ["context.r0.a0 == 1"] * 300
+policies = "".join(
+    f'@id("p{k}") permit(principal, action == Action::"go", resource) '
+    f'when {{ {" && ".join(terms[k:k + 300])} }};'
+    for k in range(0, len(terms), 300)
+)
+try:
+    compile_policies(policies, fragment, {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value); print(exc, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("comparisons", "side", "attributes", "records", "outcome"),
+    [
+        # a context of 1,002 nodes (a record of 1,000 attributes in one, each record one
+        # more; 1 + 1 for `lease` environments): 8,371 comparisons are 16,775,484 nodes, within
+        # MAX_CEDAR_COMPARED_NODES (2^24); 8,372 past it; comparisons with a literal are free
+        (8371, 1, 1000, 1, "compiled"),
+        (8372, 1, 1000, 1, "refused over a limit"),
+        # 64 records of 250 (16,128 nodes, no record wider than 250) in 4,096 environments: one
+        # comparison took the validator ~5 s
+        (1, 64, 250, 64, "refused over a limit"),
+    ],
+)
+def test_comparisons_of_records_are_bounded(
+    comparisons: int, side: int, attributes: int, records: int, outcome: str
+) -> None:
+    """The validator walks a record type for each comparison of two non-literal values, in each
+    environment: bounded by MAX_CEDAR_COMPARED_NODES (environments x the largest record x such
+    comparisons), however the record is built (wide, or nested records each narrow). In a
+    child process limited to 1 GiB."""
+    args = (str(comparisons), str(side), str(attributes), str(records))
+    assert survives(_COMPARED, *args, timeout=300) == outcome + "\n"

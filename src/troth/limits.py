@@ -247,6 +247,16 @@ one by one in each environment (~6 ns a pair): 2,000 actions in one group and 10
 policies). This bound is ~0.4 s; policies without groups (at most MAX_POLICIES x the
 environments of the fragment, tools and services) stay within it, and 100 tools in `invoke`
 allow more than MAX_POLICIES policies `action in Action::"invoke"` (512 tools: ~250)."""
+MAX_CEDAR_COMPARED_NODES: Final = 1 << 24
+"""Most type nodes Cedar's validator may walk comparing values in a bundle's policies: the
+composed schema's request environments times its largest record type (attributes, nested
+records and common types expanded) times the policies' comparisons of two non-literal values
+(`==`, `!=`, `.contains*`, `if` branches, set elements; troth.gates.policies). The validator
+walks both types attribute by attribute (~80-120 ns a node) in each environment: a context of
+8,000 attributes and 6,400 `context == context` took ~6.6 s, and 4,096 environments of a
+16,000-node context ~5 s for one (review 22h, gates 5). This bound is ~1.5-2 s; comparing an
+attribute with a literal (`context.args.path == "a"`) is not counted. A record type's width
+alone is no bound: records nest, and every environment walks again."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

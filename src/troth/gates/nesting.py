@@ -30,7 +30,7 @@ from typing import Final
 
 from troth import limits
 
-__all__ = ["action_hierarchy", "cedar_refusal"]
+__all__ = ["action_hierarchy", "cedar_refusal", "largest_record"]
 
 _TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|[()\[\]{}<>;|&.+\-*!=]', re.DOTALL
@@ -138,13 +138,14 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
     return parents_of, environments
 
 
-def _type_nodes(text: str) -> int:
+def _type_nodes(text: str) -> tuple[int, int]:
     """How many type nodes a schema's types make with its common types expanded, as Cedar
     expands them (each `type` wherever it is used, and each on its own): every name in a type
     position (`_TYPE_POSITIONS`) is one, plus its expansion when it names a common type (`N::T`
     as written; `T` in its namespace if declared there, else in the empty one); a common
     type's expansion is each of its names so counted and each of its records (`{`). Counted
-    until past MAX_CEDAR_TYPE_NODES (review 22h)."""
+    until past MAX_CEDAR_TYPE_NODES (review 22h); and the most one record type makes (review
+    22h, gates 5)."""
     tokens = [t for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
     spaces = _namespaces(tokens)
     names: dict[int, str] = {}  # the index of each name in a type position -> its path
@@ -187,12 +188,44 @@ def _type_nodes(text: str) -> int:
                 continue
             records = tokens[start:end].count("{")
             size[name] = min(most + 1, records + sum(1 + size.get(u or "", 0) for u in uses))
+    largest = 0
+    opened: list[int | None] = []  # each open brace's nodes so far, None: not a record
+    for i, word in enumerate(tokens):
+        if word == "{":
+            for n, count in enumerate(opened):
+                opened[n] = None if count is None else count + 1
+            opened.append(None if _opens_scope(tokens, i) else 0)
+        elif word == "}" and opened:
+            largest = max(largest, opened.pop() or 0)
+        elif i in names:
+            nodes = 1 + size.get(common(i) or "", 0)
+            opened = [None if count is None else count + nodes for count in opened]
     total = 0
     for i in names:
         total += 1 + size.get(common(i) or "", 0)
         if total > most:
             break
-    return total
+    return total, largest
+
+
+def _opens_scope(tokens: list[str], i: int) -> bool:
+    """Whether the `{` at `i` opens a namespace or an `appliesTo`, not a record type."""
+    if i > 0 and tokens[i - 1] == "appliesTo":
+        return True
+    j = i - 1
+    while j >= 0 and (tokens[j] == "::" or _IDENTIFIER.fullmatch(tokens[j])):
+        if tokens[j] == "namespace":
+            return _declares(tokens, j)
+        j -= 1
+    return False
+
+
+def largest_record(text: str) -> int:
+    """The most type nodes one record type of Cedar schema `text` makes (its attributes,
+    nested records and common types expanded, as `_type_nodes` counts them; saturating past
+    MAX_CEDAR_TYPE_NODES in a common type): what Cedar's validator walks for each comparison
+    of two values of it (review 22h, gates 5)."""
+    return _type_nodes(text)[1]
 
 
 def _declares(tokens: list[str], i: int) -> bool:
@@ -381,7 +414,7 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
             "(MAX_CEDAR_ENVIRONMENTS: an action's principal types times its resource types, "
             "each one Cedar checks every policy in)"
         )
-    if _type_nodes(text) > limits.MAX_CEDAR_TYPE_NODES:
+    if _type_nodes(text)[0] > limits.MAX_CEDAR_TYPE_NODES:
         return (
             f"makes more than {limits.MAX_CEDAR_TYPE_NODES} type nodes with its common types "
             "expanded (MAX_CEDAR_TYPE_NODES: Cedar expands each `type` wherever it is used)"

@@ -34,7 +34,7 @@ import cedarpy
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates.caveats import CAVEAT_ID_PREFIX
-from troth.gates.nesting import action_hierarchy, cedar_refusal
+from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_record
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 
 __all__ = [
@@ -211,17 +211,65 @@ def _group_members(policy: Mapping[str, Any], descendants: Mapping[str, int]) ->
     return sum(descendants.get(_uid(e), 0) for e in named if isinstance(e, dict))
 
 
+_PAIRED: Final = ("==", "!=", "contains", "containsAll", "containsAny")
+
+
+def _type_walks(policy: Mapping[str, Any]) -> int:
+    """How many times validating `policy` (its JSON form) may walk a record type in one
+    environment: each `==`, `!=`, `.contains`, `.containsAll`, `.containsAny` and `if` whose
+    two sides are neither literal, and each element past the first of a set literal (Cedar's
+    validator takes the least upper bound of the types, attribute by attribute; a literal's
+    type is a scalar or an entity, which ends it at once; review 22h, gates 5)."""
+    walks = 0
+    stack: list[Any] = [policy.get("conditions", [])]
+    while stack:  # iterative: a condition's JSON form nests hundreds deep
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            sides: list[Any] = []
+            if key in _PAIRED and isinstance(value, dict):
+                sides = [value.get("left"), value.get("right")]
+            elif key == "if-then-else" and isinstance(value, dict):
+                sides = [value.get("then"), value.get("else")]
+            elif key == "Set" and isinstance(value, list):
+                walks += max(0, sum(not _literal(v) for v in value) - 1)
+            if sides and not any(_literal(side) for side in sides):
+                walks += 1
+            stack.append(value)
+    return walks
+
+
+def _literal(expression: Any) -> bool:
+    return isinstance(expression, dict) and "Value" in expression
+
+
 def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     """Refuse (OVER_LIMIT) policies whose validation walks more than MAX_CEDAR_ACTION_PAIRS
     (request environment, action) pairs: each policy costs the environments times one plus
-    the members of the action groups its `in`s name (review 22h, gates 6)."""
+    the members of the action groups its `in`s name (review 22h, gates 6); or more than
+    MAX_CEDAR_COMPARED_NODES type nodes: the environments times the largest record type times
+    each comparison of two non-literal values (review 22h, gates 5)."""
     hierarchy = action_hierarchy(schema_text)
     most = limits.MAX_CEDAR_ACTION_PAIRS
     if hierarchy is None:
         raise _refuse(PolicyFailure.OVER_LIMIT, "the schema's action hierarchy is too large")
     descendants, environments = hierarchy
-    total = 0
+    record = largest_record(schema_text)
+    total = walked = 0
     for policy in est.get("staticPolicies", {}).values():
+        walked += environments * record * _type_walks(policy)
+        if walked > limits.MAX_CEDAR_COMPARED_NODES:
+            raise _refuse(
+                PolicyFailure.OVER_LIMIT,
+                f"validating the policies compares more than {limits.MAX_CEDAR_COMPARED_NODES} "
+                "type nodes (MAX_CEDAR_COMPARED_NODES: the schema's request environments x its "
+                f"largest record type, {record} nodes, x the policies' comparisons of two "
+                "non-literal values): compare attributes, not whole records",
+            )
         total += environments * (1 + _group_members(policy, descendants))
         if total > most:
             raise _refuse(
