@@ -1,0 +1,91 @@
+"""Review 22i (gates): the bounds of review 22h price each policy at the request environments
+it is checked in (MAX_CEDAR_ACTION_PAIRS) and at the record types its comparisons walk
+(MAX_CEDAR_COMPARED_NODES), but not at its own size: Cedar's validator typechecks every policy
+in each request environment it applies to, each node of its condition each time. A fragment of
+64 x 64 entity types in one action's `appliesTo` (4,096 environments, 2 KB: within
+MAX_CEDAR_ENVIRONMENTS) and one policy whose condition is a set literal of 40,000 `1`s (80 KB:
+one bracket, no operators) took compile_policies ~13 s; 512 KiB of it ~80 s; 2,000 small
+policies (177 KB) ~15 s; a record literal of 5,000 attributes (39 KB) ~5.7 s — for
+`troth policy bundle create`, and every node verifying the bundle, each revision.
+
+1. The test asserts the correct behaviour and is a strict xfail until compile_policies bounds
+   the request environments times each policy's nodes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.processes import survives
+from troth.gates import compile_policies
+
+_SIZED = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+kind, n = sys.argv[1], int(sys.argv[2])
+types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
+fragment = "".join(f"entity P{i}; entity R{i};" for i in range(64))
+fragment += f"action go appliesTo {{ principal: [{types[0]}], resource: [{types[1]}] }};"
+if kind == "set":
+    conditions = ["[" + ",".join(["1"] * n) + "].contains(1)"]
+elif kind == "record":
+    conditions = ["{" + ",".join(f"a{j}: 1" for j in range(n)) + "} has a0"]
+else:
+    conditions = ["[1, 2, 3, 4, 5, 6, 7, 8].contains(1)"] * n
+policies = "".join(
+    f'@id("p{k}") permit(principal, action, resource) when {{ {c} }};'
+    for k, c in enumerate(conditions)
+)
+try:
+    compile_policies(policies, fragment, {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value); print(exc, file=sys.stderr)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22i gates 1: a policy's size is not priced per request environment",
+)
+@pytest.mark.parametrize(
+    ("kind", "n"),
+    [
+        ("set", 20_000),  # 40 KB: ~6.5 s (40,000: ~13 s)
+        ("record", 5_000),  # 39 KB: ~5.7 s
+        ("policies", 2_000),  # 177 KB: ~15 s
+    ],
+)
+def test_a_large_policy_in_many_environments_is_refused(kind: str, n: int) -> None:
+    """4,096 request environments (within MAX_CEDAR_ENVIRONMENTS) and policies whose nodes the
+    validator typechecks in each: refused typed (OVER_LIMIT) before validation. In a child
+    process limited to 1 GiB."""
+    assert survives(_SIZED, kind, str(n), timeout=300) == "refused over a limit\n"
+
+
+def test_a_tool_server_bundle_compiles() -> None:
+    """200 tools (each with an argument record) and a dozen policies, some naming `invoke`, one
+    a list of 50 names: not refused by any cost bound."""
+    tools = {
+        f"tool_{i}": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
+            "required": ["path"],
+        }
+        for i in range(200)
+    }
+    names = ", ".join(f'"n{j}"' for j in range(50))
+    policies = "".join(
+        f'@id("p{k}") permit(principal, action in Action::"invoke", resource) when {{ '
+        f'principal.depth <= {k} && principal.purpose like "ops*" && [{names}].contains('
+        "principal.authority) };"
+        for k in range(6)
+    ) + "".join(
+        f'@id("q{k}") forbid(principal, action == Action::"invoke:tool_{k}", resource) when {{ '
+        f'context.args.path like "/etc/*" || context.args has limit && context.args.limit > 9 }};'
+        for k in range(6)
+    )
+    compiled = compile_policies(policies, "", tools)
+    assert len(compiled.policy_ids) == 12
