@@ -10,6 +10,14 @@ policies (177 KB) ~15 s; a record literal of 5,000 attributes (39 KB) ~5.7 s —
 
 1. The test asserts the correct behaviour and was a strict xfail until compile_policies bounded
    the request environments times each policy's nodes (MAX_CEDAR_CHECKED_NODES, 2^24).
+
+2. MAX_CEDAR_COMPARED_NODES counts a comparison of two non-literal values as one walk of the
+   largest record type, but a record literal of 1,000 attributes each `context` is a type of
+   1,000 contexts: `{k0: context, ..., k999: context} == {...}` (22 KB) with a context of
+   3,000 attributes walks ~3 M nodes (~0.36 s), counted 6,000; 5 such policies took ~1.9 s, and
+   512 KiB of them (a context of 5,000) ~RESULT. The test asserts the correct behaviour and is a
+   strict xfail until each side of a comparison is counted as the values in its record and set
+   literals.
 """
 
 from __future__ import annotations
@@ -63,6 +71,39 @@ def test_a_large_policy_in_many_environments_is_refused(kind: str, n: int, outco
     validator typechecks in each: within MAX_CEDAR_CHECKED_NODES they compile; past it refused
     typed (OVER_LIMIT) before validation. In a child process limited to 1 GiB."""
     assert survives(_SIZED, kind, str(n), timeout=300) == outcome + "\n"
+
+
+_RECORDS = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+width, attributes, count = (int(a) for a in sys.argv[1:4])
+fragment = "type R = {" + ",".join(f"a{j}: Long" for j in range(attributes)) + "};"
+fragment += "entity E; action go appliesTo { principal: E, resource: E, context: R };"
+record = "{" + ",".join(f"k{j}: context" for j in range(width)) + "}"
+policies = "".join(
+    f'@id("p{k}") permit(principal, action == Action::"go", resource) '
+    f"when {{ {record} == {record} }};"
+    for k in range(count)
+)
+try:
+    compile_policies(policies, fragment, {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value); print(exc, file=sys.stderr)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22i gates 2: a record literal of values compared counts as one walk",
+)
+def test_comparisons_of_record_literals_are_counted_by_their_values() -> None:
+    """5 policies each comparing two record literals of 1,000 contexts (a context of 3,000
+    attributes; ~1.9 s, 512 KiB of them far more): refused typed (OVER_LIMIT) by
+    MAX_CEDAR_COMPARED_NODES. In a child process limited to 1 GiB."""
+    assert survives(_RECORDS, "1000", "3000", "5", timeout=300) == "refused over a limit\n"
 
 
 def test_a_tool_server_bundle_compiles() -> None:
