@@ -217,10 +217,12 @@ _PAIRED: Final = ("==", "!=", "contains", "containsAll", "containsAny")
 def _type_walks(policy: Mapping[str, Any]) -> int:
     """How many times validating `policy` (its JSON form) may walk a record type in one
     environment: each `==`, `!=`, `.contains`, `.containsAll`, `.containsAny` and `if` whose
-    two sides are neither literal, and each element past the first of a set literal (Cedar's
+    two sides are neither literal, and each element past the first of a set literal, each
+    counted as the values of its record and set literals (`_values`) (Cedar's
     validator takes the least upper bound of the types, attribute by attribute; a literal's
     type is a scalar or an entity, which ends it at once; review 22h, gates 5)."""
     walks = 0
+    known: dict[int, int] = {}
     stack: list[Any] = [policy.get("conditions", [])]
     while stack:  # iterative: a condition's JSON form nests hundreds deep
         node = stack.pop()
@@ -236,9 +238,10 @@ def _type_walks(policy: Mapping[str, Any]) -> int:
             elif key == "if-then-else" and isinstance(value, dict):
                 sides = [value.get("then"), value.get("else")]
             elif key == "Set" and isinstance(value, list):
-                walks += max(0, sum(not _literal(v) for v in value) - 1)
+                widths = [_values(v, known) for v in value]
+                walks += sum(widths) - max(widths, default=0)
             if sides and not any(_literal(side) for side in sides):
-                walks += 1
+                walks += max(_values(side, known) for side in sides)
             stack.append(value)
     return walks
 
@@ -260,6 +263,23 @@ def _nodes(policy: Mapping[str, Any]) -> int:
                 nodes += 3 * len(record)
             stack.extend(node.values())
     return nodes
+
+
+def _values(expression: Any, known: dict[int, int]) -> int:
+    """How many record types comparing `expression` may walk: the non-literal values in its
+    record and set literals (`{a: context, b: context}` is two contexts; review 22i, gates 2),
+    else 1 (0 for a literal). Each literal's count is kept in `known` (by id: the policy's JSON
+    form is alive meanwhile), so nested literals are read once; recursive only through literal
+    brackets, at most MAX_CEDAR_NESTING deep."""
+    if _literal(expression) or not isinstance(expression, dict):
+        return 0 if _literal(expression) else 1
+    inner = expression.get("Record", expression.get("Set"))
+    if not isinstance(inner, dict | list):
+        return 1
+    if id(expression) not in known:
+        parts = inner.values() if isinstance(inner, dict) else inner
+        known[id(expression)] = sum(_values(part, known) for part in parts)
+    return known[id(expression)]
 
 
 def _literal(expression: Any) -> bool:
