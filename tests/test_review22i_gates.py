@@ -126,3 +126,20 @@ def test_a_tool_server_bundle_compiles() -> None:
     )
     compiled = compile_policies(policies, "", tools)
     assert len(compiled.policy_ids) == 12
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22i gates 3: MAX_CEDAR_CHECKED_NODES charges a policy every environment",
+)
+def test_policies_naming_their_action_are_charged_its_environments() -> None:
+    """512 tools (513 environments) and 1,600 policies of 25 nodes each naming its tool's action
+    (`action == Action::"invoke:t<k>"`, which Cedar checks in that action's one environment
+    only): compiles (charged every environment, 20.5 M pairs were refused)."""
+    tools = {f"t{i}": {"type": "object"} for i in range(512)}
+    policies = "".join(
+        f'@id("q{k}") forbid(principal, action == Action::"invoke:t{k % 512}", resource) when '
+        '{ principal.purpose like "/etc/*" || principal has delegator && principal.depth > 9 };'
+        for k in range(1600)
+    )
+    assert len(compile_policies(policies, "", tools).policy_ids) == 1600
