@@ -18,6 +18,11 @@ policies (177 KB) ~15 s; a record literal of 5,000 attributes (39 KB) ~5.7 s —
    501 KB of them (18, a context of 5,000) ~10.5 s. The test asserts the correct behaviour and was a
    strict xfail until each side of a comparison is counted as the values in its record and set
    literals.
+
+3. MAX_CEDAR_CHECKED_NODES (1) charged every policy all of the schema's environments, but Cedar
+   checks a policy naming its action (`action == Action::"a"`) in that action's only: 512 tools
+   and 1,600 small policies each naming its tool were falsely refused. The test was a strict
+   xfail until such a policy was charged its action's environments.
 """
 
 from __future__ import annotations
@@ -128,10 +133,6 @@ def test_a_tool_server_bundle_compiles() -> None:
     assert len(compiled.policy_ids) == 12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22i gates 3: MAX_CEDAR_CHECKED_NODES charges a policy every environment",
-)
 def test_policies_naming_their_action_are_charged_its_environments() -> None:
     """512 tools (513 environments) and 1,600 policies of 25 nodes each naming its tool's action
     (`action == Action::"invoke:t<k>"`, which Cedar checks in that action's one environment

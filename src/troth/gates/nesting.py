@@ -81,16 +81,16 @@ def _shape(text: str, *, schema: bool) -> tuple[int, int]:
     return deepest, most
 
 
-def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
+def _declarations(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
     """The parents (`in`) of each entity type and action a schema declares, by qualified name
     (`N::A`, `N::Action::"a"`; parents resolved as Cedar does: an unqualified entity type in
     its namespace if declared there, else the empty namespace), and the request environments
-    its actions make (for each action, its principal types times its resource types)."""
+    each action makes (its principal types times its resource types; by qualified uid)."""
     tokens = [_unescaped(t) for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
     found: list[tuple[str, str, list[str], list[str]]] = []  # (kind, namespace, names, parents)
     braces: list[str | None] = []  # the namespace a `{` opens, or None: another brace
     namespace, previous, i = "", ";", 0
-    environments = 0
+    environments: dict[str, int] = {}
     while i < len(tokens):
         word = tokens[i]
         if word == "@":  # an annotation, `@a` or `@a("...")`: what follows starts as it would
@@ -125,7 +125,10 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], int]:
                     parents, j = _until(tokens, j + 1, _HEAD_ENDS | {","})
             found.append((word, namespace, names, parents))
             if word == "action" and j < len(tokens) and tokens[j] == "appliesTo":
-                environments += len(names) * _applies_to(tokens, j + 1)
+                made = _applies_to(tokens, j + 1)
+                for name in names:
+                    uid = _qualified("action", namespace, name)
+                    environments[uid] = environments.get(uid, 0) + made
             previous, i = tokens[j - 1] if j > i else word, j
             continue
         previous, i = word, i + 1
@@ -363,15 +366,17 @@ def _ancestors(parents_of: dict[str, list[str]]) -> int:
     return total
 
 
-def action_hierarchy(text: str) -> tuple[dict[str, int], int] | None:
+def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int]] | None:
     """The descendants each action group of Cedar schema `text` has (by qualified uid,
     `Action::"g"`, `N::Action::"g"`: the actions whose ancestor it is, parents resolved as
-    Cedar does), and the request environments the schema's actions make; None when counting
-    them takes more than 8 x MAX_CEDAR_ANCESTORS steps (a fragment within MAX_CEDAR_ANCESTORS
-    and troth's derived actions take fewer). Cedar's validator checks `action in Action::"g"`
-    against each of g's descendants in each environment it checks a policy in (review 22h,
-    gates 6): what `compile_policies` bounds with MAX_CEDAR_ACTION_PAIRS, read from the
-    composed schema (troth's `invoke` group holds every tool's action)."""
+    Cedar does), and the request environments each action makes (by the same uid); None when
+    counting them takes more than 8 x MAX_CEDAR_ANCESTORS steps (a fragment within
+    MAX_CEDAR_ANCESTORS and troth's derived actions take fewer). Cedar's validator checks
+    `action in Action::"g"` against each of g's descendants in each environment it checks a
+    policy in (review 22h, gates 6): what `compile_policies` bounds with
+    MAX_CEDAR_ACTION_PAIRS, read from the composed schema (troth's `invoke` group holds every
+    tool's action); a policy naming its action is checked in its environments only (review
+    22i, gates 3)."""
     parents_of, environments = _declarations(text)
     descendants: dict[str, int] = {}
     work = 0
@@ -407,8 +412,8 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
         )
     if not schema:
         return None
-    parents_of, environments = _declarations(text)
-    if environments > limits.MAX_CEDAR_ENVIRONMENTS:
+    parents_of, made = _declarations(text)
+    if sum(made.values()) > limits.MAX_CEDAR_ENVIRONMENTS:
         return (
             f"makes more than {limits.MAX_CEDAR_ENVIRONMENTS} request environments "
             "(MAX_CEDAR_ENVIRONMENTS: an action's principal types times its resource types, "

@@ -297,11 +297,17 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     most = limits.MAX_CEDAR_ACTION_PAIRS
     if hierarchy is None:
         raise _refuse(PolicyFailure.OVER_LIMIT, "the schema's action hierarchy is too large")
-    descendants, environments = hierarchy
+    descendants, made = hierarchy
+    environments = sum(made.values())
     record = largest_record(schema_text)
     total = walked = checked = 0
     for policy in est.get("staticPolicies", {}).values():
-        checked += environments * _nodes(policy)
+        scope = policy.get("action", {})
+        named = scope.get("entity") if isinstance(scope, dict) and scope.get("op") == "==" else None
+        # a policy naming its action is checked in that action's environments only (review
+        # 22i, gates 3); an action not found (or without any) is charged all of them
+        charged = made.get(_uid(named), environments) if isinstance(named, dict) else environments
+        checked += charged * _nodes(policy)
         if checked > limits.MAX_CEDAR_CHECKED_NODES:
             raise _refuse(
                 PolicyFailure.OVER_LIMIT,
