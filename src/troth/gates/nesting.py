@@ -352,18 +352,27 @@ def _ancestors(parents_of: dict[str, list[str]]) -> int:
     most = limits.MAX_CEDAR_ANCESTORS
     total = work = 0
     for root in parents_of:
-        seen: set[str] = set()
-        stack = [root]
-        while stack:
-            for parent in parents_of.get(stack.pop(), ()):
-                work += 1
-                if parent not in seen:
-                    seen.add(parent)
-                    stack.append(parent)
-            if total + len(seen) > most or work > 4 * most:
-                return total + len(seen) + most
+        seen, steps = _reachable(parents_of, root, 4 * most - work)
         total += len(seen)
+        work += steps
+        if total > most or work > 4 * most:
+            return total + most
     return total
+
+
+def _reachable(parents_of: dict[str, list[str]], root: str, budget: int) -> tuple[set[str], int]:
+    """The declarations reachable from `root` through `parents_of` and the steps the walk took,
+    stopping once it has taken more than `budget`."""
+    seen: set[str] = set()
+    stack = [root]
+    work = 0
+    while stack and work <= budget:
+        for parent in parents_of.get(stack.pop(), ()):
+            work += 1
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen, work
 
 
 def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int]] | None:
@@ -383,16 +392,10 @@ def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int]] | None:
     for root in parents_of:
         if not root.endswith('"'):  # an entity type's
             continue
-        seen: set[str] = set()
-        stack = [root]
-        while stack:
-            for parent in parents_of.get(stack.pop(), ()):
-                work += 1
-                if parent not in seen:
-                    seen.add(parent)
-                    stack.append(parent)
-            if work > 8 * limits.MAX_CEDAR_ANCESTORS:
-                return None
+        seen, steps = _reachable(parents_of, root, 8 * limits.MAX_CEDAR_ANCESTORS - work)
+        work += steps
+        if work > 8 * limits.MAX_CEDAR_ANCESTORS:
+            return None
         for ancestor in seen - {root}:
             descendants[ancestor] = descendants.get(ancestor, 0) + 1
     return descendants, environments
