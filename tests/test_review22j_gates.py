@@ -1,0 +1,75 @@
+"""Review 22j (gates): MAX_CEDAR_CHECKED_NODES (review 22i) prices a policy at its nodes in each
+request environment, as if each node cost the validator the same. But Cedar's typechecker
+carries the capabilities a `has` (or `.hasTag`) proves (`context has a && context.a > 1`)
+into what it checks after it: the right of each `&&` and the `then` of each `if` are checked
+with every capability proven to their left, and the set is copied at each node. A condition
+of n distinct `has` guards joined by `&&` (or nested `if ... then`) costs n²/2 capability
+copies in each environment (~70 ns each), not 3n nodes: a fragment of 64 x 64 entity types in
+one action's `appliesTo` (4,096 environments, 6 KB with a context of 300 optional
+attributes) and one 6 KB policy of 300 `context has a<j>` terms (3.7 M of the 16.8 M pairs)
+took compile_policies ~38 s CPU; 300 `.hasTag` terms ~36 s; an `if` chain ~49 s; 300
+`when { context has a<j> }` clauses of one policy (Cedar joins them with `&&`) ~65 s — for
+`troth policy bundle create`, and every node verifying the bundle, each revision.
+
+1. The test asserts the correct behaviour and was a strict xfail until MAX_CEDAR_CHECKED_NODES
+   also charged each node the capabilities proven to its left (the `has`/`.hasTag` nodes left
+   of each `&&`, in the condition of each `if` above it, and in the policy's other clauses).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.processes import survives
+
+_GUARDED = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+kind, n = sys.argv[1], int(sys.argv[2])
+types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
+fragment = "".join(f"entity P{i} tags Long; entity R{i};" for i in range(64))
+context = "{" + ",".join(f"a{j}?: Long" for j in range(n)) + "}"
+fragment += (
+    f"action go appliesTo {{ principal: [{types[0]}], resource: [{types[1]}], "
+    f"context: {context} }};"
+)
+if kind == "has":
+    condition = " && ".join(f"context has a{j}" for j in range(n))
+elif kind == "when":
+    condition = " } when { ".join(f"context has a{j}" for j in range(n))
+elif kind == "tag":
+    condition = " && ".join(f'principal.hasTag("t{j}")' for j in range(n))
+else:
+    condition = "".join(f"if context has a{j} then " for j in range(n)) + "true"
+    condition += " else false" * n
+policies = f'@id("p") permit(principal, action, resource) when {{ {condition} }};'
+try:
+    compile_policies(policies, fragment, {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value); print(exc, file=sys.stderr)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22j gates 1: MAX_CEDAR_CHECKED_NODES does not charge the capabilities "
+    "`has`/`.hasTag` guards carry to the right of `&&`, into `if ... then` and into other "
+    "clauses (n² a policy)",
+)
+@pytest.mark.parametrize(
+    ("kind", "n"),
+    [
+        ("has", 300),  # 6 KB policy, 4,096 environments: ~38 s
+        ("tag", 300),  # ~36 s
+        ("if", 200),  # an `if` chain of 300: ~49 s
+        ("when", 300),  # 300 `when { context has a<j> }` clauses: ~65 s (a loaded machine)
+    ],
+)
+def test_a_chain_of_guards_in_many_environments_is_refused(kind: str, n: int) -> None:
+    """4,096 request environments and one policy of n distinct `has` (or `.hasTag`) guards
+    joined by `&&` or nested `if ... then` (within every bound of review 22i): refused typed
+    (OVER_LIMIT) before validation. In a child process limited to 1 GiB."""
+    assert survives(_GUARDED, kind, str(n), timeout=300) == "refused over a limit\n"
