@@ -53,12 +53,6 @@ except PolicyError as exc:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22j gates 1: MAX_CEDAR_CHECKED_NODES does not charge the capabilities "
-    "`has`/`.hasTag` guards carry to the right of `&&`, into `if ... then` and into other "
-    "clauses (n² a policy)",
-)
 @pytest.mark.parametrize(
     ("kind", "n"),
     [
