@@ -79,11 +79,6 @@ def test_a_chain_of_guards_in_many_environments_is_refused(kind: str, n: int) ->
     assert survives(_GUARDED, kind, str(n), timeout=300) == "refused over a limit\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22j gates 2: a policy whose scope is `action in [A, B]` is charged every "
-    "request environment, not A's and B's",
-)
 @pytest.mark.parametrize("pair", [True, False])
 def test_policies_naming_their_actions_with_in_are_charged_their_environments(pair: bool) -> None:
     """300 tools and 2,000 policies of the docs' kind, each naming one or two tools' actions with

@@ -375,10 +375,11 @@ def _reachable(parents_of: dict[str, list[str]], root: str, budget: int) -> tupl
     return seen, work
 
 
-def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int]] | None:
+def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]] | None:
     """The descendants each action group of Cedar schema `text` has (by qualified uid,
     `Action::"g"`, `N::Action::"g"`: the actions whose ancestor it is, parents resolved as
-    Cedar does), and the request environments each action makes (by the same uid); None when
+    Cedar does), the request environments each action makes (by the same uid), and those its
+    descendants make (what `action in g` is checked in; review 22j, gates 2); None when
     counting them takes more than 8 x MAX_CEDAR_ANCESTORS steps (a fragment within
     MAX_CEDAR_ANCESTORS and troth's derived actions take fewer). Cedar's validator checks
     `action in Action::"g"` against each of g's descendants in each environment it checks a
@@ -388,6 +389,7 @@ def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int]] | None:
     22i, gates 3)."""
     parents_of, environments = _declarations(text)
     descendants: dict[str, int] = {}
+    beneath: dict[str, int] = {}
     work = 0
     for root in parents_of:
         if not root.endswith('"'):  # an entity type's
@@ -398,7 +400,8 @@ def action_hierarchy(text: str) -> tuple[dict[str, int], dict[str, int]] | None:
             return None
         for ancestor in seen - {root}:
             descendants[ancestor] = descendants.get(ancestor, 0) + 1
-    return descendants, environments
+            beneath[ancestor] = beneath.get(ancestor, 0) + environments.get(root, 0)
+    return descendants, environments, beneath
 
 
 def cedar_refusal(text: str, *, schema: bool = False) -> str | None:

@@ -318,6 +318,27 @@ def _literal(expression: Any) -> bool:
     return isinstance(expression, dict) and "Value" in expression
 
 
+def _charged(
+    policy: Mapping[str, Any], made: Mapping[str, int], beneath: Mapping[str, int], every: int
+) -> int:
+    """The request environments Cedar checks `policy` (its JSON form) in: a policy naming its
+    action (`action == A`) in that action's only (review 22i, gates 3), one naming actions with
+    `in` (`in A`, `in [A, B]`) in theirs and their descendants' (review 22j, gates 2); `every`
+    one otherwise, or when an action named is not found (declares no `appliesTo`, no members)."""
+    scope = policy.get("action", {})
+    op = scope.get("op") if isinstance(scope, dict) else None
+    if op not in ("==", "in"):
+        return every
+    named = scope.get("entities", [scope.get("entity")]) if op == "in" else [scope.get("entity")]
+    charged = 0
+    for entity in named if isinstance(named, list) else [named]:
+        uid = _uid(entity) if isinstance(entity, dict) else ""
+        if uid not in made and (op == "==" or uid not in beneath):
+            return every
+        charged += made.get(uid, 0) + (beneath.get(uid, 0) if op == "in" else 0)
+    return min(charged, every)
+
+
 def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     """Refuse (OVER_LIMIT) policies whose validation walks more than MAX_CEDAR_ACTION_PAIRS
     (request environment, action) pairs: each policy costs the environments times one plus
@@ -329,17 +350,12 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     most = limits.MAX_CEDAR_ACTION_PAIRS
     if hierarchy is None:
         raise _refuse(PolicyFailure.OVER_LIMIT, "the schema's action hierarchy is too large")
-    descendants, made = hierarchy
+    descendants, made, beneath = hierarchy
     environments = sum(made.values())
     record = largest_record(schema_text)
     total = walked = checked = 0
     for policy in est.get("staticPolicies", {}).values():
-        scope = policy.get("action", {})
-        named = scope.get("entity") if isinstance(scope, dict) and scope.get("op") == "==" else None
-        # a policy naming its action is checked in that action's environments only (review
-        # 22i, gates 3); an action not found (or without any) is charged all of them
-        charged = made.get(_uid(named), environments) if isinstance(named, dict) else environments
-        checked += charged * _nodes(policy)
+        checked += _charged(policy, made, beneath, environments) * _nodes(policy)
         if checked > limits.MAX_CEDAR_CHECKED_NODES:
             raise _refuse(
                 PolicyFailure.OVER_LIMIT,
