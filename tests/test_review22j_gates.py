@@ -23,6 +23,13 @@ took compile_policies ~38 s CPU; 300 `.hasTag` terms ~36 s; an `if` chain ~49 s;
    or `in [A, B]`, ~78 ms for `in Action::"invoke"`. 300 tools and 2,000 ordinary tool
    policies each naming two tools (~1.2 s to validate; ~0.7 s named with `==`) were refused.
    The test was a strict xfail until an `in` scope was charged its actions' environments.
+
+3. Cedar's validator parses the string literal given to an extension function (`decimal`,
+   `ip`, `datetime`, `duration`) in each environment it checks the policy in (~6.6 ns a
+   character), but MAX_CEDAR_CHECKED_NODES counts it as one node: 4,096 environments and one
+   policy `decimal("1.000...")` of 400 KB took ~10.9 s (refused as invalid only afterwards),
+   `ip`, `datetime`, `duration` ~7-8 s. The test was a strict xfail until such a string was
+   counted a node per 8 characters.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from troth.gates import compile_policies
 kind, n = sys.argv[1], int(sys.argv[2])
 types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
 fragment = "".join(f"entity P{i} tags Long; entity R{i};" for i in range(64))
-context = "{" + ",".join(f"a{j}?: Long" for j in range(n)) + "}"
+context = "{" + ",".join(f"a{j}?: Long" for j in range(n if kind != "call" else 1)) + "}"
 fragment += (
     f"action go appliesTo {{ principal: [{types[0]}], resource: [{types[1]}], "
     f"context: {context} }};"
@@ -51,9 +58,12 @@ elif kind == "when":
     condition = " } when { ".join(f"context has a{j}" for j in range(n))
 elif kind == "tag":
     condition = " && ".join(f'principal.hasTag("t{j}")' for j in range(n))
-else:
+elif kind == "if":
     condition = "".join(f"if context has a{j} then " for j in range(n)) + "true"
     condition += " else false" * n
+else:
+    function = sys.argv[3]
+    condition = f'{function}("1.{"0" * n}") == {function}("1.0")'
 policies = f'@id("p") permit(principal, action, resource) when {{ {condition} }};'
 try:
     compile_policies(policies, fragment, {})
@@ -97,3 +107,16 @@ def test_policies_naming_their_actions_with_in_are_charged_their_environments(pa
         for k, action in enumerate(named)
     )
     assert len(compile_policies(policies, "", tools).policy_ids) == 2000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22j gates 3: an extension function's string literal, parsed in each "
+    "environment, is counted one node in MAX_CEDAR_CHECKED_NODES",
+)
+@pytest.mark.parametrize("function", ["decimal", "ip"])
+def test_a_long_extension_literal_in_many_environments_is_refused(function: str) -> None:
+    """4,096 request environments and one policy `decimal("1.000...")` (or `ip(...)`) of 200 KB
+    (~5 s, its string parsed in each environment): refused typed (OVER_LIMIT) before
+    validation. In a child process limited to 1 GiB."""
+    assert survives(_GUARDED, "call", "200000", function, timeout=300) == "refused over a limit\n"
