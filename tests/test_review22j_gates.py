@@ -109,11 +109,6 @@ def test_policies_naming_their_actions_with_in_are_charged_their_environments(pa
     assert len(compile_policies(policies, "", tools).policy_ids) == 2000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22j gates 3: an extension function's string literal, parsed in each "
-    "environment, is counted one node in MAX_CEDAR_CHECKED_NODES",
-)
 @pytest.mark.parametrize("function", ["decimal", "ip"])
 def test_a_long_extension_literal_in_many_environments_is_refused(function: str) -> None:
     """4,096 request environments and one policy `decimal("1.000...")` (or `ip(...)`) of 200 KB

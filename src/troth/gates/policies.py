@@ -238,7 +238,9 @@ def _nodes(policy: Mapping[str, Any]) -> int:
     ~300 ns against ~80 ns a node; review 22i, gates 1); each object also counted once for each
     `has`/`.hasTag` proven before it, which the validator carries into it (the left of an `&&`
     into its right, an `if` into its `then`, the policy's other clauses, which Cedar joins with
-    `&&`; ~70 ns each: a chain of n guards is n²/2; review 22j, gates 1)."""
+    `&&`; ~70 ns each: a chain of n guards is n²/2; review 22j, gates 1); and a string given to
+    a function (`decimal("1.0")`), which it parses, a node per 8 characters (~6.6 ns a
+    character; review 22j, gates 3)."""
     conditions = policy.get("conditions", [])
     guards = _guards(conditions)
     total = guards.get(id(conditions), 0)
@@ -255,11 +257,21 @@ def _nodes(policy: Mapping[str, Any]) -> int:
             nodes += 1 + proven + (3 * len(record) if isinstance(record, dict) else 0)
             gains, more = carried.pop(id(node), ("", 0))
             for key, value in node.items():
+                nodes += _argument_text(key, value) // 8
                 if key in _CARRIES and isinstance(value, dict):
                     given, into = _CARRIES[key]
                     carried[id(value)] = (into, guards.get(id(value.get(given)), 0))
                 stack.append((value, proven + more if key == gains else proven))
     return nodes
+
+
+def _argument_text(key: str, value: Any) -> int:
+    """The characters of the string literals a call (`{"decimal": [{"Value": "1.0"}]}`, any
+    key but `Set` whose value is a list) is given."""
+    if key == "Set" or not isinstance(value, list):
+        return 0
+    texts = (item.get("Value") for item in value if isinstance(item, dict))
+    return sum(len(text) for text in texts if isinstance(text, str))
 
 
 _CARRIES: Final = {"&&": ("left", "right"), "if-then-else": ("if", "then")}
