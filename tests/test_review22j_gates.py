@@ -30,6 +30,14 @@ took compile_policies ~38 s CPU; 300 `.hasTag` terms ~36 s; an `if` chain ~49 s;
    policy `decimal("1.000...")` of 400 KB took ~10.9 s (refused as invalid only afterwards),
    `ip`, `datetime`, `duration` ~7-8 s. The test was a strict xfail until such a string was
    counted a node per 8 characters.
+
+4. Cedar's validator walks every request environment for every policy, to find those it
+   applies to (~1.1 µs each), also for a policy naming its action, which MAX_CEDAR_CHECKED_NODES
+   charges only that action's (review 22i, gates 3): 4,096 policies `forbid(principal, action
+   == Action::"lease", resource);` (277 KB) and a fragment of 4,096 environments (one action
+   for 64 x 64 types, 2 KB) took compile_policies ~18 s; 512 tools and the same policies ~3 s.
+   The test was a strict xfail until each environment a policy is not checked in was counted
+   10 nodes.
 """
 
 from __future__ import annotations
@@ -115,3 +123,34 @@ def test_a_long_extension_literal_in_many_environments_is_refused(function: str)
     (~5 s, its string parsed in each environment): refused typed (OVER_LIMIT) before
     validation. In a child process limited to 1 GiB."""
     assert survives(_GUARDED, "call", "200000", function, timeout=300) == "refused over a limit\n"
+
+
+_SCANNED = """\
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
+fragment = "".join(f"entity P{i}; entity R{i};" for i in range(64))
+fragment += f"action go appliesTo {{ principal: [{types[0]}], resource: [{types[1]}] }};"
+policies = "".join(
+    f'@id("q{k}") forbid(principal, action == Action::"lease", resource);' for k in range(4096)
+)
+try:
+    compile_policies(policies, fragment, {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 22j gates 4: a policy naming its action is charged nothing for the other "
+    "request environments the validator walks for it",
+)
+def test_many_policies_naming_their_action_in_many_environments_are_refused() -> None:
+    """4,096 policies naming `lease` and 4,096 request environments (~18 s, each policy
+    walking every environment): refused typed (OVER_LIMIT). In a child process limited to
+    1 GiB."""
+    assert survives(_SCANNED, timeout=300) == "refused over a limit\n"
