@@ -144,11 +144,6 @@ except PolicyError as exc:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 22j gates 4: a policy naming its action is charged nothing for the other "
-    "request environments the validator walks for it",
-)
 def test_many_policies_naming_their_action_in_many_environments_are_refused() -> None:
     """4,096 policies naming `lease` and 4,096 request environments (~18 s, each policy
     walking every environment): refused typed (OVER_LIMIT). In a child process limited to

@@ -330,6 +330,12 @@ def _literal(expression: Any) -> bool:
     return isinstance(expression, dict) and "Value" in expression
 
 
+_SCANNED: Final = 10
+"""The nodes an environment a policy is not checked in counts: the validator walks every
+environment for every policy to find those it applies to (~1.1 µs each; 4,096 policies naming
+`lease` in 4,096 environments took ~18 s; review 22j, gates 4)."""
+
+
 def _charged(
     policy: Mapping[str, Any], made: Mapping[str, int], beneath: Mapping[str, int], every: int
 ) -> int:
@@ -367,7 +373,8 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     record = largest_record(schema_text)
     total = walked = checked = 0
     for policy in est.get("staticPolicies", {}).values():
-        checked += _charged(policy, made, beneath, environments) * _nodes(policy)
+        charged = _charged(policy, made, beneath, environments)
+        checked += charged * _nodes(policy) + (environments - charged) * _SCANNED
         if checked > limits.MAX_CEDAR_CHECKED_NODES:
             raise _refuse(
                 PolicyFailure.OVER_LIMIT,
