@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.processes import survives
+from tests.support.processes import cedar_child, survives
 from troth.gates import compile_policies
 
-_SIZED = """\
-import resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
-from troth.errors import PolicyError
-from troth.gates import compile_policies
+_SIZED = cedar_child(
+    """\
 kind, n = sys.argv[1], int(sys.argv[2])
 types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
 fragment = "".join(f"entity P{i}; entity R{i};" for i in range(64))
@@ -51,12 +48,8 @@ policies = "".join(
     f'@id("p{k}") permit(principal, action, resource) when {{ {c} }};'
     for k, c in enumerate(conditions)
 )
-try:
-    compile_policies(policies, fragment, {})
-    print("compiled")
-except PolicyError as exc:
-    print("refused", exc.reason.value); print(exc, file=sys.stderr)
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -78,11 +71,8 @@ def test_a_large_policy_in_many_environments_is_refused(kind: str, n: int, outco
     assert survives(_SIZED, kind, str(n), timeout=300) == outcome + "\n"
 
 
-_RECORDS = """\
-import resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
-from troth.errors import PolicyError
-from troth.gates import compile_policies
+_RECORDS = cedar_child(
+    """\
 width, attributes, count = (int(a) for a in sys.argv[1:4])
 fragment = "type R = {" + ",".join(f"a{j}: Long" for j in range(attributes)) + "};"
 fragment += "entity E; action go appliesTo { principal: E, resource: E, context: R };"
@@ -92,12 +82,8 @@ policies = "".join(
     f"when {{ {record} == {record} }};"
     for k in range(count)
 )
-try:
-    compile_policies(policies, fragment, {})
-    print("compiled")
-except PolicyError as exc:
-    print("refused", exc.reason.value); print(exc, file=sys.stderr)
 """
+)
 
 
 def test_comparisons_of_record_literals_are_counted_by_their_values() -> None:

@@ -44,14 +44,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.processes import survives
+from tests.support.processes import cedar_child, survives
 from troth.gates import compile_policies
 
-_GUARDED = """\
-import resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
-from troth.errors import PolicyError
-from troth.gates import compile_policies
+_GUARDED = cedar_child(
+    """\
 kind, n = sys.argv[1], int(sys.argv[2])
 types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
 fragment = "".join(f"entity P{i} tags Long; entity R{i};" for i in range(64))
@@ -73,12 +70,8 @@ else:
     function = sys.argv[3]
     condition = f'{function}("1.{"0" * n}") == {function}("1.0")'
 policies = f'@id("p") permit(principal, action, resource) when {{ {condition} }};'
-try:
-    compile_policies(policies, fragment, {})
-    print("compiled")
-except PolicyError as exc:
-    print("refused", exc.reason.value); print(exc, file=sys.stderr)
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -125,23 +118,16 @@ def test_a_long_extension_literal_in_many_environments_is_refused(function: str)
     assert survives(_GUARDED, "call", "200000", function, timeout=300) == "refused over a limit\n"
 
 
-_SCANNED = """\
-import resource
-resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
-from troth.errors import PolicyError
-from troth.gates import compile_policies
+_SCANNED = cedar_child(
+    """\
 types = ", ".join(f"P{i}" for i in range(64)), ", ".join(f"R{i}" for i in range(64))
 fragment = "".join(f"entity P{i}; entity R{i};" for i in range(64))
 fragment += f"action go appliesTo {{ principal: [{types[0]}], resource: [{types[1]}] }};"
 policies = "".join(
     f'@id("q{k}") forbid(principal, action == Action::"lease", resource);' for k in range(4096)
 )
-try:
-    compile_policies(policies, fragment, {})
-    print("compiled")
-except PolicyError as exc:
-    print("refused", exc.reason.value)
 """
+)
 
 
 def test_many_policies_naming_their_action_in_many_environments_are_refused() -> None:

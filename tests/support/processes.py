@@ -17,3 +17,27 @@ def survives(program: str, *args: str, timeout: float = 300) -> str:
             f"the child exited {child.returncode}: {child.stdout[-200:]} {child.stderr[-500:]}"
         )
     return child.stdout
+
+
+_CEDAR_HEAD = """\
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
+from troth.errors import PolicyError
+from troth.gates import compile_policies
+"""
+
+_CEDAR_TAIL = """\
+try:
+    compile_policies(policies, fragment, {})
+    print("compiled")
+except PolicyError as exc:
+    print("refused", exc.reason.value)
+    print(exc, file=sys.stderr)
+"""
+
+
+def cedar_child(body: str) -> str:
+    """A child program for `survives`: `body` (which sets `fragment` and `policies`, reading
+    sys.argv) between an address-space limit of 1 GiB and the compile, whose outcome it prints:
+    "compiled", or "refused" and the refusal's reason (its message on stderr)."""
+    return _CEDAR_HEAD + body + _CEDAR_TAIL
