@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from abc import ABC, abstractmethod
 from typing import Any, Final
 
 import cbor2
@@ -54,7 +55,7 @@ class _Direction:
         return cbor2.loads(self._aead.decrypt(self._nonce(), box, b""))
 
 
-class _Framed(asyncio.Protocol):
+class _Framed(asyncio.Protocol, ABC):
     """Length framing over a stream; `frame(box)` for each whole frame."""
 
     def __init__(self, key: bytes, *, server: bool) -> None:
@@ -81,8 +82,9 @@ class _Framed(asyncio.Protocol):
             start += size
         self._buffer = buffer[start:]
 
+    @abstractmethod
     def frame(self, box: bytes) -> None:
-        raise NotImplementedError
+        """Handle one whole frame (a sealed message)."""
 
 
 def _keys(key: bytes) -> tuple[bytes, bytes]:
