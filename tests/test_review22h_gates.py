@@ -232,7 +232,7 @@ def test_a_wide_context_compared_in_every_policy_is_refused_before_validation() 
 _GROUP = cedar_child(
     """\
 members, count = int(sys.argv[1]), int(sys.argv[2])
-fragment = "entity E; action g; action " + ", ".join(f"a{i}" for i in range(1000))
+fragment = "entity E; action g; action " + ", ".join(f"a{i}" for i in range(members))
 fragment += " in [g] appliesTo { principal: E, resource: E };"
 scope = 'permit(principal, action in Action::"g", resource)'
 policies = "".join(f'@id("p{k}") {scope} when {{ principal == resource }};' for k in range(count))

@@ -363,7 +363,9 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     the members of the action groups its `in`s name (review 22h, gates 6); or more than
     MAX_CEDAR_COMPARED_NODES type nodes: the environments times the largest record type times
     each comparison of two non-literal values (review 22h, gates 5); or more than
-    MAX_CEDAR_CHECKED_NODES (environment, policy node) pairs (review 22i, gates 1)."""
+    MAX_CEDAR_CHECKED_NODES (environment, policy node) pairs: each policy's `_nodes` in each
+    environment it is checked in (`_charged`), `_SCANNED` in each other (review 22i, gates 1;
+    review 22j)."""
     hierarchy = action_hierarchy(schema_text)
     most = limits.MAX_CEDAR_ACTION_PAIRS
     if hierarchy is None:
