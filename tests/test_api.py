@@ -12,6 +12,7 @@ import pytest
 
 import troth
 from troth.clock import FixedClock
+from troth.errors import DecodeProblem, PolicyFailure
 
 READ = {"orders.customer": "4471", "orders.access": "read"}
 
@@ -74,16 +75,16 @@ def test_identities_are_created_found_and_rotated_keeping_their_identifier(
         rotated = node.identities.rotate(created)
         assert (rotated.identifier, rotated.changes) == (created.identifier, 2)
         assert rotated.history != created.history
-        with pytest.raises(troth.ConflictError):
+        with pytest.raises(troth.ConflictError, match=r"an identity named 'support\-agent' exists"):
             node.identities.create("support-agent")
-        with pytest.raises(troth.NotFound):
+        with pytest.raises(troth.NotFound, match=r"no local identity 'nobody"):
             node.identities.get("nobody")
         assert node.identity.name == "agents"  # the node's own, created on first use
         assert node.identities.create("p", key_type="p256").key_type == "p256"
 
 
 def test_a_node_is_created_on_first_use_unless_told_not_to(troth_home: Path) -> None:
-    with pytest.raises(troth.NotFound):
+    with pytest.raises(troth.NotFound, match=r"create it with: troth node create missing\)"):
         troth.Node.open("missing", create=False)
     with troth.Node.open("fresh") as node:
         assert node.name == "fresh"
@@ -241,8 +242,9 @@ def test_a_ticket_is_used_once_and_garbage_is_no_ticket(story: Story) -> None:
     with pytest.raises(troth.AuthorityError) as refused:
         story.agents.enroll(ticket, identity=story.sub)
     assert refused.value.reason is troth.AuthorityFailure.TICKET_UNKNOWN
-    with pytest.raises(troth.DecodeError):
+    with pytest.raises(troth.DecodeError) as raised:
         story.agents.enroll("troth-ticket:AAAA", identity=story.sub)
+    assert raised.value.problem is DecodeProblem.TRAILING_BYTES
 
 
 def test_an_authority_is_the_identity_of_a_new_node(clock: FixedClock) -> None:
@@ -250,7 +252,10 @@ def test_an_authority_is_the_identity_of_a_new_node(clock: FixedClock) -> None:
         node.identity  # noqa: B018 - the node's own identity now exists
         with pytest.raises(troth.ConflictError, match="create the authority on a new node"):
             node.create_authority()
-        with pytest.raises(troth.NotFound):
+        with pytest.raises(
+            troth.NotFound,
+            match=r"node 'used' hosts no authority \(troth authority create\)",
+        ):
             node.authority()
     with troth.Node.open("acme", clock=clock) as hub:
         acme = hub.create_authority()
@@ -294,7 +299,8 @@ def test_an_authority_re_signs_through_the_api_the_bundle_it_checked(
     story.hub.identities.rotate(str(story.acme.identifier))
     table = SqliteBundleTable(stored.db)
     assert table.revisions()[story.acme.identifier.digest] == 5  # never on its own
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError) as raised:
         resign_held_bundle(troth_home, "acme", digest="00" * 32, clock=clock)
+    assert raised.value.reason is PolicyFailure.MALFORMED
     resign_held_bundle(troth_home, "acme", digest=sha256(bundle).hex(), clock=clock)
     assert table.revisions()[story.acme.identifier.digest] == 6

@@ -118,7 +118,9 @@ def test_a_channel_pins_the_expected_peer_and_a_stranger_is_refused() -> None:
                     )
                 async with member.connect(running.address, expect=None) as channel:
                     assert await channel.call("echo", "echo", "hi") == "hi"
-                    with pytest.raises(troth.RoutingError):
+                    with pytest.raises(
+                        troth.RoutingError, match=r"may not reach /service/nothing\-here"
+                    ):
                         await channel.call("nothing-here", "x", timeout=2)
 
     run(test)
@@ -150,7 +152,10 @@ def test_two_agents_talk_through_a_relay_after_enrolling_over_the_network() -> N
                 held = await b.enroll(acme.ticket({"troth.relay": "agent-b"}, at=hub.address))
                 assert (held.holder, held.authority) == (b.identifier, acme.identifier)
                 await a.enroll(acme.ticket({"agents.team": "a"}, at=hub.address))
-                with pytest.raises(troth.Denied):  # agent-a's credential holds no relay name
+                with pytest.raises(
+                    troth.Denied,
+                    match=r"none of its credentials holds the troth\.relay attribute",
+                ):  # agent-a's credential holds no relay name
                     await a.relay("agent-b", at=hub.address)
                 route = await b.relay("agent-b", at=hub.address)
                 assert route == f"{hub.address}/relay/agent-b"

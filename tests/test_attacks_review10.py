@@ -29,7 +29,7 @@ from troth.channel import ChannelSettings
 from troth.credentials import Attributes
 from troth.crypto import KeyType
 from troth.crypto.private import generate_private_key
-from troth.errors import IdentityError, TrothError
+from troth.errors import IdentityError, IdentityFailure, TrothError
 from troth.identity import (
     ChangeBody,
     Checkpoint,
@@ -103,8 +103,9 @@ def test_a_forged_ticket_cannot_rewrite_a_known_authoritys_history() -> None:
         acme.identities.rotate("acme", now=start + 60)
         victim.identities.import_history(acme.identities.export("acme"), now=start + 60)
         assert victim.identities.stored_changes(real) == 2
-        with pytest.raises(IdentityError):  # and the attacker's key is not acme's
+        with pytest.raises(IdentityError) as raised:  # and the attacker's key is not acme's
             verify_history(forged, now=start, checkpoints=victim.identities.attested_by_store)
+        assert raised.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
 
 
 # -- 2. an answer made while a packet is handled waits for a slow request after it -------------

@@ -127,7 +127,7 @@ def test_a_checkpointed_ticket_needs_the_authoritys_pin_confirmed() -> None:
             assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
             assert newbie.identities.stored_changes(identifier) is None  # nothing kept
             assert newbie.wallet.pending_enrollments("newbie") == []
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match=r"not an authority pin \(IDENTIFIER:KEY in hex\)"):
             enroll("00" * 32)  # not a pin
         enrolled = enroll(f" {pin}\n")
         assert enrolled.authority == identifier

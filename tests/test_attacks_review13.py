@@ -51,7 +51,7 @@ from tests.test_resilience_enrollment import now
 from troth.authority.tickets import Ticket
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.errors import TraceError, TrothError
+from troth.errors import IdentityError, IdentityFailure, TraceError
 from troth.identity import Identifier
 from troth.identity.change import Checkpoint, UnverifiedHistory, encode_history
 from troth.node import Node, init_node, open_node
@@ -93,8 +93,9 @@ def test_a_confirmed_key_does_not_let_a_ticket_name_another_identifier() -> None
     with open_node("acme") as acme_node, open_node("newbie") as newbie:
         authority = acme_node.authority()
         newbie.identities.create(now=at, name="newbie")
-        with pytest.raises(TrothError):  # with acme's pin, truly confirmed
+        with pytest.raises(IdentityError) as raised:  # with acme's pin, truly confirmed
             enroll_in_process(newbie, "newbie", authority, forged, clock, pin=key)
+        assert raised.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
         assert newbie.identities.stored_changes(beta_id) is None  # on main: 71 (acme's)
     with open_node("beta") as beta_node, open_node("newbie") as newbie:
         enrolled = enroll_in_process(newbie, "newbie", beta_node.authority(), genuine, clock)

@@ -41,7 +41,7 @@ import pytest
 from tests.support.traces import DAY, NOW, tool_call
 from tests.test_attacks_review15 import thief_export_verified
 from troth.clock import FixedClock
-from troth.errors import TraceError
+from troth.errors import TraceError, TraceFailure
 from troth.node import init_node, open_node
 from troth.trace import TraceRecorder
 from troth.trace.log import open_node_log
@@ -59,8 +59,9 @@ def test_a_checkpoint_dated_before_the_records_it_covers_is_refused(tmp_path: Pa
     appended each record within 300 s of its `t` (formats.md, "When a record entered the
     log"): a checkpoint older than a record it covers is a contradiction only a forger
     makes, and here it carries a retired key past d291224."""
-    with pytest.raises(TraceError):  # troth-time: a minute before the rotation
+    with pytest.raises(TraceError) as raised:  # troth-time: a minute before the rotation
         thief_export_verified(tmp_path, checkpoint_at=NOW + DAY - 60)
+    assert raised.value.reason is TraceFailure.CHECKPOINT_INVALID
 
 
 # -- 2. a recorder signs with a retired key after a rotation in another process -------------------

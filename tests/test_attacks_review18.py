@@ -84,7 +84,7 @@ from troth.credentials import (
     RevocationKind,
     verify_feed,
 )
-from troth.errors import CredentialError, SecretError
+from troth.errors import CredentialError, SecretError, SecretFailure
 from troth.gates import Outcome, ToolCall, create_bundle
 from troth.secrets import AllowListPolicy, HttpRequest, LeaseState
 from troth.secrets.engines.token import claims_json
@@ -239,8 +239,9 @@ def test_a_token_minted_by_a_retired_key_after_its_retirement_is_refused(tmp_pat
     signing_input = f"{encoded_header('EdDSA', old.kid)}.{b64url(claims)}"
     signature = broker.vault.sign(KeyHandle.parse(old.handle), signing_input.encode())
     forged = f"{signing_input}.{b64url(signature)}"
-    with pytest.raises(SecretError):
+    with pytest.raises(SecretError) as raised:
         broker.validate_token(forged, audience="payments-api", now=NOW + 200)
+    assert raised.value.reason is SecretFailure.JWT_UNKNOWN_KEY
 
 
 # -- 4. re-storing a secret changes how its open leases are revoked -------------------------------

@@ -181,8 +181,9 @@ def test_a_stolen_authority_key_stops_issuing_once_the_authority_rotates(
     anchor = world.authority.identifier
     feed = verify_feed(world.authority.feed(now=now), authority=anchor, now=now, max_staleness=60)
     verifier = ChainVerifier(TrustPolicy(frozenset({anchor})))
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as raised:
         verifier.verify(chain, presenter=world.id("thief"), feeds={anchor: feed}, now=now)
+    assert raised.value.reason is CredentialFailure.SUPERSEDED
 
 
 def test_a_stolen_authority_key_cannot_sign_the_feed_once_the_authority_rotates(

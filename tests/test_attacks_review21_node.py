@@ -165,7 +165,7 @@ def test_a_relay_name_created_while_its_channel_closes_is_still_kept(tmp_path: P
             await asyncio.sleep(0.01)
         gate.set()
         await busy
-        with pytest.raises(TrothError):
+        with pytest.raises(TrothError, match=r"channel \S+ closed"):
             await creating
         await collector.create_relay("collector", HUB)  # the owner creates it again
         assert await hub.worker.run(book.load) == {"collector": owner}
@@ -212,7 +212,7 @@ def test_a_bundle_pushed_while_its_channel_closes_still_reaches_the_subscribers(
         while theirs.requests:
             await asyncio.sleep(0.01)
         gate.set()
-        with pytest.raises(TrothError):
+        with pytest.raises(TrothError, match=r"channel \S+ closed"):
             await pushing
         await until(lambda: revision_of(hub, authority) == 1)  # in force on the hub
         await until(lambda: revision_of(b, authority) == 1)  # and pushed on
@@ -243,7 +243,7 @@ def test_a_push_cancelled_before_the_storage_thread_took_it_up_leaves_nothing(
             await asyncio.sleep(0.01)
         gate.set()
         await busy
-        with pytest.raises(TrothError):
+        with pytest.raises(TrothError, match=r"channel \S+ closed"):
             await pushing
         await hub.worker.run(lambda: None)  # whatever was queued before this has run
         assert revision_of(hub, authority) == 0

@@ -239,8 +239,9 @@ class LocalRotations(RuleBasedStateMachine):
                     owner.check_no_fork(forked)
                 assert caught.value.reason is F.FORK
         for owner in self.owners:  # a local identity is never replaced by what a peer shows
-            with pytest.raises(IdentityError):
+            with pytest.raises(IdentityError) as raised:
                 owner.observe(forked)
+            assert raised.value.reason is IdentityFailure.FORK
 
     @rule(pick=st.integers(0, 10**6))
     def the_verifier_observes(self, pick: int) -> None:

@@ -128,7 +128,7 @@ def test_pushes_cancelled_while_the_storage_thread_is_busy_queue_nothing(tmp_pat
                 await end.close()
                 while theirs.requests:  # the hub cancelled the push: its request is gone
                     await asyncio.sleep(0.01)
-                with pytest.raises(TrothError):
+                with pytest.raises(TrothError, match=r"channel \S+ closed"):
                     await pushing
             assert hub.host.running == 0
             assert _queued_pushes() == 0  # nothing of the gone pushes is held

@@ -25,7 +25,9 @@ from troth.node.config import NodeConfig
     "document", [b'{"version": 1}', b'{"name": null, "version": 1}'], ids=["missing", "null"]
 )
 def test_a_node_json_without_a_name_is_a_config_error(document: bytes) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(
+        ConfigError, match=r"node\.json is not a valid node configuration: wrong fields"
+    ):
         NodeConfig.from_json(document, Path("node.json"))
 
 

@@ -32,18 +32,20 @@ def test_a_key_id_has_one_spelling_and_its_deletion_reaches_the_cache(
 ) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     alias = KeyHandle(handle.vault, handle.key_type, "0x" + handle.key_id.upper())
-    with pytest.raises(KeyNotFound):  # the other spelling names no key: nothing is deleted
+    with pytest.raises(
+        KeyNotFound, match=r"no key software:ed25519:0x"
+    ):  # the other spelling names no key: nothing is deleted
         vault.delete(alias)
     assert vault.sign(handle, b"still the key's")
     vault.delete(handle)  # the one spelling deletes it everywhere, this process included
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no key software:ed25519"):
         vault.sign(handle, b"signed after its deletion")
 
 
 def test_a_handle_of_another_vault_does_not_sign_here(vault: SoftwareVault) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     foreign = KeyHandle("another-vault", handle.key_type, handle.key_id)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"belongs to the another\-vault vault"):
         vault.sign(foreign, b"x")
 
 

@@ -179,7 +179,10 @@ def test_a_renewal_does_not_keep_a_template_the_operator_replaced(
             return  # refused: the lease ends at its expiry, as for a withdrawn scope
         with (
             _login(pg_server, dbname, issued.credential.reveal()) as session,
-            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            pytest.raises(
+                psycopg.errors.InsufficientPrivilege,
+                match=r"permission denied for table customers",
+            ),
         ):
             session.execute("SELECT card FROM customers").fetchall()
     finally:

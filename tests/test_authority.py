@@ -196,8 +196,9 @@ def test_roles(setup: Setup) -> None:
     # admins may grant admin; an admin member may create enroller tickets
     setup.enroll("second-admin", setup.ticket(role=ADMIN, attributes=Attributes()))
     setup.ticket(creator=setup.id("second-admin"), role=ENROLLER)
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.ticket(role="root")
+    assert raised.value.reason is AuthorityFailure.REQUEST_INVALID
 
 
 def test_reenroll_merges_attributes(setup: Setup) -> None:
@@ -231,8 +232,9 @@ def test_refresh_and_requests_are_bound(setup: Setup) -> None:
     misaddressed = make_request(
         setup.agents.identities.signer("alice", now=NOW), "refresh", other, [], now=NOW
     )
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.authority.refresh(misaddressed, now=NOW)
+    assert raised.value.reason is AuthorityFailure.REQUEST_INVALID
 
 
 def verifier_for(setup: Setup, now: int) -> tuple[ChainVerifier, dict[Identifier, VerifiedFeed]]:
@@ -257,8 +259,9 @@ def test_remove_member_revokes_its_credentials(setup: Setup) -> None:
     with pytest.raises(CredentialError) as caught:
         verifier.verify(chain.encode(), presenter=setup.id("alice"), feeds=feeds, now=NOW + 3)
     assert caught.value.reason is CredentialFailure.REVOKED
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.authority.issue_member_credential(setup.id("alice"), now=NOW + 3)
+    assert raised.value.reason is AuthorityFailure.NOT_A_MEMBER
 
 
 def test_revoke_link_only_upstream(setup: Setup) -> None:
@@ -310,19 +313,22 @@ def test_revoke_link_only_upstream(setup: Setup) -> None:
 def test_revoke_identity_is_permanent(setup: Setup) -> None:
     chain = setup.enroll("alice", setup.ticket())
     setup.authority.revoke_identity(setup.id("alice"), now=NOW + 1, reason="compromised")
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.authority.member(setup.id("alice"))
+    assert raised.value.reason is AuthorityFailure.NOT_A_MEMBER
     verifier, feeds = verifier_for(setup, NOW + 2)
     with pytest.raises(CredentialError) as caught:
         verifier.verify(chain.encode(), presenter=setup.id("alice"), feeds=feeds, now=NOW + 2)
     assert caught.value.reason is CredentialFailure.REVOKED
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.authority.revoke_identity(setup.authority.identifier, now=NOW)
+    assert raised.value.reason is AuthorityFailure.REQUEST_INVALID
 
 
 def test_one_authority_per_node(setup: Setup) -> None:
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.authority_node.create_authority("again", now=NOW)
+    assert raised.value.reason is AuthorityFailure.REQUEST_INVALID
     assert setup.authority_node.authority().identifier == setup.authority.identifier
 
 
@@ -347,8 +353,11 @@ def test_a_member_cannot_revoke_someone_elses_credential(setup: Setup) -> None:
     setup.revoke_link("mallory", forged.credentials[1].hash, forged.encode())
     verifier, feeds = verifier_for(setup, NOW + 1)
     verifier.verify(victim.encode(), presenter=setup.id("victim"), feeds=feeds, now=NOW + 1)
-    with pytest.raises(AuthorityError):  # and the victim's own hash is not in the forged chain
+    with pytest.raises(
+        AuthorityError
+    ) as raised:  # and the victim's own hash is not in the forged chain
         setup.revoke_link("mallory", victim.credentials[0].hash, forged.encode())
+    assert raised.value.reason is AuthorityFailure.REQUEST_INVALID
 
 
 # -- the feed cannot be flooded (issue 7) --------------------------------------------------------
@@ -412,8 +421,9 @@ def test_a_member_is_bounded_by_its_quota(setup: Setup) -> None:
     # an old one again costs nothing (idempotent), a new one waits for the window
     setup.revoke_link("customer", links[0][0], links[0][1], now=NOW + 101)
     setup.revoke_link("customer", target, chain, now=NOW + 3600)
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError) as raised:
         setup.revoke_link("customer", *links[101], now=NOW + 3600)
+    assert raised.value.reason is AuthorityFailure.QUOTA_EXCEEDED
 
 
 def test_the_quota_follows_the_member_through_its_delegates(setup: Setup, troth_home: Path) -> None:

@@ -98,8 +98,9 @@ def test_verify_published_document() -> None:
 def test_tampering_is_rejected(mutate: Any) -> None:
     secured = json.loads(json.dumps(secured_vector()))
     mutate(secured)
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as raised:
         verify_eddsa_jcs_2022(secured, did_key_resolver)
+    assert raised.value.reason is CredentialFailure.BAD_SIGNATURE
 
 
 def test_malformed_proofs() -> None:
@@ -113,14 +114,17 @@ def test_malformed_proofs() -> None:
     ):
         secured = secured_vector()
         secured["proof"] = {**secured["proof"], **change}
-        with pytest.raises(CredentialError):
+        with pytest.raises(CredentialError) as raised:
             verify_eddsa_jcs_2022(secured, did_key_resolver)
-    with pytest.raises(CredentialError):
+        assert raised.value.reason is CredentialFailure.MALFORMED
+    with pytest.raises(CredentialError) as raised:
         verify_eddsa_jcs_2022({"proof": "nope"}, did_key_resolver)
+    assert raised.value.reason is CredentialFailure.MALFORMED
     context_mismatch = secured_vector()
     context_mismatch["@context"] = ["https://www.w3.org/ns/credentials/v2"]
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as raised:
         verify_eddsa_jcs_2022(context_mismatch, did_key_resolver)
+    assert raised.value.reason is CredentialFailure.MALFORMED
 
 
 def test_troth_export_round_trip(troth_home: Path) -> None:
@@ -156,8 +160,9 @@ def test_troth_export_round_trip(troth_home: Path) -> None:
         # an attestation of another key, or none, does not resolve
         other = json.loads(json.dumps(secured))
         other["proof"].pop("trothKeyAttestation")
-        with pytest.raises(CredentialError):
+        with pytest.raises(CredentialError) as raised:
             verify_eddsa_jcs_2022(other, troth_resolver(identity, at=NOW))
+        assert raised.value.reason is CredentialFailure.ATTESTATION_INVALID
         service.create(now=NOW, name="other")
         foreign = service.signer("other", now=NOW).attestation
         other["proof"]["trothKeyAttestation"] = base64.urlsafe_b64encode(foreign).decode()
@@ -168,8 +173,9 @@ def test_troth_export_round_trip(troth_home: Path) -> None:
         # after the authority rotates, its old signing key no longer resolves
         service.rotate("acme", now=NOW + 10)
         rotated = service.get("acme", now=NOW + 10).identity
-        with pytest.raises(CredentialError):
+        with pytest.raises(CredentialError) as raised:
             verify_eddsa_jcs_2022(secured, troth_resolver(rotated, at=NOW + 10))
+        assert raised.value.reason is CredentialFailure.ATTESTATION_INVALID
 
 
 # -- @context as a string, proof sets, proof chains (Data Integrity §2.1.1, §2.1.2, §4.5) -------
@@ -208,8 +214,9 @@ def test_string_context_on_either_side() -> None:
     assert "does not start with" in caught.value.detail
     for bad in (17, None, {"a": 1}):
         broken = {**secured, "proof": {**secured["proof"], "@context": bad}}
-        with pytest.raises(CredentialError):
+        with pytest.raises(CredentialError) as raised:
             verify_eddsa_jcs_2022(broken, did_key_resolver)
+        assert raised.value.reason is CredentialFailure.MALFORMED
 
 
 def test_proof_set_every_proof_verifies() -> None:
@@ -241,8 +248,9 @@ def test_proof_set_other_suites_not_judged_but_one_of_ours_required() -> None:
         verify_eddsa_jcs_2022(with_proofs(document, foreign), did_key_resolver)
     assert "no DataIntegrityProof with eddsa-jcs-2022" in caught.value.detail
     for proofs in ([], [good, "not an object"]):
-        with pytest.raises(CredentialError):
+        with pytest.raises(CredentialError) as raised:
             verify_eddsa_jcs_2022({**document, "proof": proofs}, did_key_resolver)
+        assert raised.value.reason is CredentialFailure.MALFORMED
     with pytest.raises(CredentialError) as caught:
         verify_eddsa_jcs_2022(with_proofs(document, *[good] * 9), did_key_resolver)
     assert caught.value.reason is F.OVER_LIMIT

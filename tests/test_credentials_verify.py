@@ -381,8 +381,9 @@ def test_global_depth_limit(world: World) -> None:
     for index in range(limits.MAX_DELEGATION_LINKS):
         chain = hand_on(parties[index], chain, parties[index + 1])
     world.verify(chain, parties[limits.MAX_DELEGATION_LINKS])
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as raised:
         hand_on(parties[-2], chain, parties[-1])
+    assert raised.value.reason is CredentialFailure.DEPTH_EXCEEDED
 
 
 def test_cycle(world: World) -> None:

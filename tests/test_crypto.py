@@ -39,7 +39,7 @@ def test_x25519_rfc7748(vector: dict[str, str]) -> None:
 
 def test_x25519_refuses_low_order_point() -> None:
     key = generate_private_key(KeyType.X25519)
-    with pytest.raises(CryptoError):
+    with pytest.raises(CryptoError, match="X25519 exchange refused"):
         key.dh(PublicKey(KeyType.X25519, bytes(32)))
 
 
@@ -59,14 +59,14 @@ def test_sign_verify_and_tamper(key_type: KeyType) -> None:
     key = generate_private_key(key_type)
     signature = key.sign(b"message")
     verify_signature(key.public_key, signature, b"message")
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(InvalidSignature, match=r"signature does not verify"):
         verify_signature(key.public_key, signature, b"messagf")
     bad = bytearray(signature)
     bad[5] ^= 1
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(InvalidSignature, match=r"signature does not verify"):
         verify_signature(key.public_key, bytes(bad), b"message")
     other = generate_private_key(key_type)
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(InvalidSignature, match=r"signature does not verify"):
         verify_signature(other.public_key, signature, b"message")
 
 
@@ -78,7 +78,7 @@ def test_p256_signatures_are_low_s_and_high_s_is_rejected() -> None:
         assert s <= P256_ORDER // 2
         verify_signature(key.public_key, signature, message)
         malleated = r + (P256_ORDER - s).to_bytes(32, "big")
-        with pytest.raises(InvalidSignature):
+        with pytest.raises(InvalidSignature, match=r"signature does not verify"):
             verify_signature(key.public_key, malleated, message)
 
 
@@ -91,22 +91,22 @@ def test_p256_rejects_zero_and_out_of_range() -> None:
     key = generate_private_key(KeyType.P256)
     signature = key.sign(b"m")
     for bad in (bytes(32) + signature[32:], signature[:32] + bytes(32), signature[:63]):
-        with pytest.raises(InvalidSignature):
+        with pytest.raises(InvalidSignature, match=r"signature does not verify"):
             verify_signature(key.public_key, bad, b"m")
     too_big = P256_ORDER.to_bytes(32, "big")
-    with pytest.raises(InvalidSignature):
+    with pytest.raises(InvalidSignature, match=r"signature does not verify"):
         verify_signature(key.public_key, too_big + signature[32:], b"m")
 
 
 def test_public_key_shapes() -> None:
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match=r"not a ed25519 public key"):
         PublicKey(KeyType.ED25519, b"\x01" * 31)
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match=r"not a p256 public key"):
         PublicKey(KeyType.P256, b"\x03" + b"\x01" * 64)  # not the uncompressed form
     off_curve = PublicKey(KeyType.P256, b"\x04" + b"\x01" * 64)
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match="invalid p256 public key"):
         verify_signature(off_curve, b"\x01" * 64, b"m")
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match=r"x25519 keys cannot verify signatures"):
         verify_signature(PublicKey(KeyType.X25519, b"\x09" * 32), b"\x01" * 64, b"m")
 
 
@@ -119,9 +119,9 @@ def test_p256_compressed_form() -> None:
 
 
 def test_private_key_lengths() -> None:
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match=r"a ed25519 private key is"):
         load_private_key(KeyType.ED25519, b"\x01" * 31)
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match="invalid p256 private key"):
         load_private_key(KeyType.P256, bytes(32))  # zero is not a scalar
 
 
@@ -134,7 +134,7 @@ def test_aead_round_trip_and_opaque_failure(algorithm: AeadAlgorithm) -> None:
     for bad_ad, bad_ct in ((b"ae", sealed), (b"ad", sealed[:-1] + bytes([sealed[-1] ^ 1]))):
         with pytest.raises(CryptoError, match="decryption failed"):
             aead.decrypt(nonce, bad_ct, bad_ad)
-    with pytest.raises(CryptoError):
+    with pytest.raises(CryptoError, match=r"AEAD keys are"):
         Aead(algorithm, b"short")
 
 
@@ -234,7 +234,7 @@ def test_identity_key_signature_that_verifies_everything_is_refused_at_decode() 
     raw = ed25519.Ed25519PublicKey.from_public_bytes(identity_point)
     for message in (b"", b"pay mallory", bytes(range(256))):
         raw.verify(forged, message)  # the forgery works against the bare primitive
-    with pytest.raises(InvalidKey):
+    with pytest.raises(InvalidKey, match=r"an Ed25519 public key of small order"):
         PublicKey(KeyType.ED25519, identity_point)
     body = raw_body([CHANGE_TYPE, FORMAT_VERSION, 0, None, [1, identity_point], bytes(32), 1, 1, 2])
     with pytest.raises(IdentityError) as caught:

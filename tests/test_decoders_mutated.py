@@ -67,7 +67,14 @@ from troth.crypto import Aead, AeadAlgorithm, KeyType, sha256
 from troth.crypto.private import load_private_key
 from troth.encoding import cbor
 from troth.encoding.ijson import load_json
-from troth.errors import CredentialError, DecodeError, TraceError, TraceFailure
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    DecodeProblem,
+    TraceError,
+    TraceFailure,
+)
 from troth.gates import BundleStore, DecisionPoint, ServiceCall, ToolCall, verify_bundle
 from troth.gates.bundles import VerifiedBundle, decode_bundle
 from troth.identity import (
@@ -254,13 +261,15 @@ def test_attribute_values_not_all_text_refused(value: list[Any]) -> None:
         "orders.customer": "4471",
     }
     body = cbor.encode([*ROOT_BODY[:ATTRIBUTES_AT], {"orders.access": value}, *ROOT_BODY[6:]])
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         CredentialBody.decode(body)
+    assert raised.value.problem is DecodeProblem.MALFORMED
     chain = cbor.decode(bytes.fromhex(CREDENTIALS["chain1"]))
     chain[2][0][0] = body
     verifier = ChainVerifier(TrustPolicy(frozenset({AUTHORITY})))
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as refused:
         verifier.verify_structure(cbor.encode(chain), now=CT)
+    assert refused.value.reason is CredentialFailure.MALFORMED
 
 
 @FUZZ

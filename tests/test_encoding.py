@@ -190,8 +190,9 @@ def test_item_limit() -> None:
     assert caught.value.problem is DecodeProblem.OVER_LIMIT
     assert len(cbor.decode(data, max_items=101)) == 100
     keyed = cbor.encode({str(i): i for i in range(50)})  # a map entry is two items
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         cbor.decode(keyed, max_items=100)
+    assert raised.value.problem is DecodeProblem.OVER_LIMIT
     assert len(cbor.decode(keyed, max_items=101)) == 50
 
 
@@ -262,8 +263,9 @@ def test_encode_refuses_what_the_decoder_refuses(value: Any, message: str) -> No
 def test_integer_range() -> None:
     assert cbor.decode(cbor.encode(2**64 - 1)) == 2**64 - 1
     assert cbor.decode(cbor.encode(-(2**64))) == -(2**64)
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         cbor.decode(cbor2.dumps(2**64))  # cbor2 writes a bignum (tag 2): troth's never do
+    assert raised.value.problem is DecodeProblem.MALFORMED
 
 
 def test_header_checks() -> None:

@@ -122,10 +122,12 @@ def test_create_refuses_a_non_admin_and_a_bad_lifetime(world: GatesWorld) -> Non
         )
     assert caught.value.reason is P.NOT_POLICY_ADMIN
     for ttl in (0, limits.MAX_POLICY_BUNDLE_TTL + 1):
-        with pytest.raises(PolicyError):
+        with pytest.raises(PolicyError) as raised:
             world.bundle(ttl=ttl)
-    with pytest.raises(PolicyError):
+        assert raised.value.reason is PolicyFailure.EXPIRED
+    with pytest.raises(PolicyError) as raised:
         world.bundle(revision=0)
+    assert raised.value.reason is PolicyFailure.MALFORMED
 
 
 def test_a_bundle_signed_by_a_non_admin_is_refused(world: GatesWorld) -> None:
@@ -212,13 +214,14 @@ def test_time_trust_and_format_refusals(world: GatesWorld) -> None:
     inner = cbor.decode(value[2])
     inner[0] = "troth.credential"
     assert inner[0] != BUNDLE_TYPE
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError) as raised:
         verify_bundle(
             cbor.encode([*value[:2], cbor.encode(inner), *value[3:]]),
             verifier=world.verifier,
             feeds=world.feeds(),
             now=T + 5,
         )
+    assert raised.value.reason is PolicyFailure.UNKNOWN_TYPE
 
 
 def test_a_non_canonical_tool_schema_is_refused(world: GatesWorld) -> None:
@@ -337,8 +340,9 @@ def test_signer_histories_are_observed_only_once_authorised(world: GatesWorld) -
     seen: list[object] = []
     store = BundleStore(world.verifier, known=lambda identity: seen.append(identity.identifier))
     intruder = forged(world, body_of(world, world.support.identifier), signer="support", chain=None)
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError) as raised:
         store.accept(intruder, feeds=world.feeds(), now=T + 5)
+    assert raised.value.reason is PolicyFailure.NOT_POLICY_ADMIN
     assert seen == []  # an unauthorised signer's history is not stored
     store.accept(world.bundle(by_admin=True), feeds=world.feeds(), now=T + 5)
     assert seen == [world.admin.identifier]

@@ -25,7 +25,7 @@ from tests.support.parties import Party
 from troth import limits
 from troth.credentials import Attributes, CredentialChain, RevocationKind, delegate
 from troth.crypto import sha256
-from troth.errors import CredentialError, PolicyError, PolicyFailure
+from troth.errors import CredentialError, CredentialFailure, PolicyError, PolicyFailure
 from troth.gates import BundleStore, Outcome, SqliteBundleTable, ToolCall, create_bundle
 from troth.storage import SqliteDatabase
 
@@ -305,5 +305,6 @@ def test_a_delegation_made_again_under_the_rotated_history_is_allowed(world: Gat
     fresh = world.credential(again.encode(), world.sub, now=T + 42)
     assert point.decide(fresh, LOOKUP, now=T + 45).allowed
     assert not point.decide(old, LOOKUP, now=T + 45).allowed
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as raised:
         world.credential(world.sub_chain, world.sub, now=T + 45)
+    assert raised.value.reason is CredentialFailure.SUPERSEDED

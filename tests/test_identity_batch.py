@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import NOW
 from troth.crypto import KeyType, PublicKey
-from troth.errors import DecodeError, InvalidKey
+from troth.errors import DecodeError, DecodeProblem, InvalidKey
 from troth.identity import verify_history
 from troth.identity.change import ChangeBody, FirstChanges, SignedChange, encode_history
 from troth.identity.create import new_identities, new_identity
@@ -76,10 +76,12 @@ def test_values_off_the_template_are_encoded_as_ever() -> None:
 
 def test_a_window_the_format_cannot_carry_is_refused_as_before() -> None:
     vault = SoftwareVault()
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         new_identity(vault, KeyType.ED25519, now=NOW, valid_for=1 << 64)
-    with pytest.raises(DecodeError):
+    assert raised.value.problem is DecodeProblem.MALFORMED
+    with pytest.raises(DecodeError) as raised:
         list(new_identities(vault, KeyType.ED25519, 3, now=NOW, valid_for=1 << 64))
+    assert raised.value.problem is DecodeProblem.MALFORMED
 
 
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])

@@ -26,7 +26,7 @@ from troth import limits
 from troth.crypto import KeyType, sha256
 from troth.crypto.private import generate_private_key
 from troth.encoding import cbor
-from troth.errors import DecodeError, IdentityError, IdentityFailure
+from troth.errors import DecodeError, DecodeProblem, IdentityError, IdentityFailure
 from troth.identity import (
     ChangeBody,
     Checkpoint,
@@ -69,9 +69,11 @@ def test_honest_histories_verify(key_type: KeyType, length: int) -> None:
 def test_verified_identity_cannot_be_constructed() -> None:
     _, changes, _ = honest_history(1)
     identity = verify_history(encode(changes), now=NOW)
-    with pytest.raises(TypeError):
+    with pytest.raises(
+        TypeError, match=r"VerifiedIdentity is made by verify_history, not constructed"
+    ):
         type(identity)(identity.identifier, identity.changes, identity.history, object())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match=r"cannot assign to field 'history"):
         identity.history = b""  # type: ignore[misc]
 
 
@@ -429,8 +431,9 @@ def test_change_body_encoding_is_the_generic_encoding(
     try:
         expected = cbor.encode(value)
     except DecodeError:
-        with pytest.raises(DecodeError):
+        with pytest.raises(DecodeError) as raised:
             body.encode()
+        assert raised.value.problem is DecodeProblem.MALFORMED
         return
     assert body.encode() == expected
 
@@ -452,7 +455,8 @@ def test_history_encoding_is_the_generic_encoding(
     try:
         expected = cbor.encode([HISTORY_TYPE, 2, [list(change) for change in changes], slot])
     except DecodeError:
-        with pytest.raises(DecodeError):
+        with pytest.raises(DecodeError) as raised:
             encode_history(signed, checkpoint)
+        assert raised.value.problem is DecodeProblem.MALFORMED
         return
     assert encode_history(signed, checkpoint) == expected

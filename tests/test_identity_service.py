@@ -37,7 +37,7 @@ def test_create_and_lookup(node: Node) -> None:
     assert service.get(str(local.identifier), now=NOW).name == "alice"
     assert service.get(local.identifier.did, now=NOW).name == "alice"
     assert [r.name for r in service.list_local()] == ["alice"]
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"no local identity 'bob"):
         service.get("bob", now=NOW)
     with pytest.raises(ConflictError, match="exists"):
         service.create(now=NOW, name="alice")
@@ -47,7 +47,7 @@ def test_create_and_lookup(node: Node) -> None:
 
 def test_create_many_is_atomic(node: Node) -> None:
     node.identities.create(now=NOW, name="batch-3")
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match=r"an identity named 'batch\-"):
         node.identities.create_many(5, now=NOW, name_prefix="batch")
     assert [r.name for r in node.identities.list_local()] == ["batch-3"]
     assert node.db.fetch_one("SELECT count(*) FROM vault_keys")[0] == 2  # primary + next
@@ -102,7 +102,7 @@ def test_rotation_keeps_identifier_and_retires_keys(node: Node) -> None:
     assert len(verify_history(service.export("a"), now=NOW + 20).changes) == 2
     # the old primary key and the old purpose key are gone from the vault
     for handle in (local.primary_key, old_channel):
-        with pytest.raises(KeyNotFound):
+        with pytest.raises(KeyNotFound, match="no key software:"):
             node.vault.public_key(handle)
     new_channel, attested = service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW + 20)
     assert new_channel != old_channel
@@ -126,7 +126,7 @@ def test_a_rotation_that_fails_after_retiring_keys_keeps_them(
         raise ConflictError("the commit failed")
 
     monkeypatch.setattr(service, "_retire_keys", retire_then_fail)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match=r"the commit failed"):
         service.rotate("a", now=NOW + 10)
     monkeypatch.undo()
     kept = service.get("a", now=NOW + 10)
@@ -154,7 +154,7 @@ def test_rotation_to_another_key_type_appends_two_changes(node: Node) -> None:
     assert rotated.identity.history == history.history
     assert rotated.primary_key.key_type is rotated.next_key.key_type is KeyType.ED25519
     for handle in (local.primary_key, local.next_key):  # the intermediate key is deleted too
-        with pytest.raises(KeyNotFound):
+        with pytest.raises(KeyNotFound, match=r"no key software:p256"):
             node.vault.public_key(handle)
     again = service.rotate("a", now=NOW + 30)  # the next rotation is a single change again
     assert len(again.identity.changes) == 4

@@ -183,8 +183,9 @@ def test_frames_round_trip_and_refuse_what_is_not_one() -> None:
     with pytest.raises(DecodeError) as wrong:
         McpFrame.decode(frame.encode().replace(b"troth.mcp.frame", b"troth.mcp.frams"))
     assert wrong.value.problem is DecodeProblem.UNKNOWN_TYPE
-    with pytest.raises(DecodeError):  # a session id is 16 bytes
+    with pytest.raises(DecodeError) as raised:  # a session id is 16 bytes
         McpFrame.decode(McpFrame(b"short", None).encode())
+    assert raised.value.problem is DecodeProblem.MALFORMED
     with pytest.raises(DecodeError) as big:
         McpFrame(b"s" * 16, b"x" * limits.MAX_MCP_FRAME).encode()
     assert big.value.problem is DecodeProblem.OVER_LIMIT

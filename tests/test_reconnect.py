@@ -230,12 +230,12 @@ def test_keepalive_and_reconnect_times_come_from_the_environment(
     with pytest.raises(ConfigError, match="keepalive_timeout must be at least twice"):
         keepalive(keepalive_interval="5", keepalive_timeout="6")
     for bad in ("0", "-1", "x"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match="TROTH_CHANNELS_"):
             keepalive(keepalive_interval=bad)
     assert Backoff.from_environment({}) == Backoff(0.5, 10.0)
     assert Backoff.from_environment({"TROTH_RECONNECT_MAX_DELAY": "2.5"}).max_delay == 2.5
     for name, value in (("MAX_DELAY", "0"), ("BASE", "-1"), ("NOPE", "1")):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match="TROTH_RECONNECT_"):
             Backoff.from_environment({f"TROTH_RECONNECT_{name}": value})
 
     monkeypatch.setenv("TROTH_CHANNELS_KEEPALIVE_INTERVAL", "0.5")

@@ -28,7 +28,7 @@ from troth.channel.noise import CipherState
 from troth.channel.packets import PACKET_LIMIT, ROUTE_ERROR_PREFIX
 from troth.channel.payloads import Kind, unpack
 from troth.crypto import AeadAlgorithm
-from troth.errors import ChannelError, ChannelFailure, DecodeError
+from troth.errors import ChannelError, ChannelFailure, DecodeError, DecodeProblem
 from troth.node.links import Backoff, LinkState, LinkStep, next_link_state
 
 S = ChannelState
@@ -214,8 +214,9 @@ def test_a_route_error_is_never_a_packet() -> None:
     error = route_error(RouteProblem.RELAY_NOT_FOUND)
     assert error.startswith(ROUTE_ERROR_PREFIX)
     assert error[2] not in (0x01, 0x02)  # a packet's third byte is its first frame's type
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         split_packet(error)
+    assert raised.value.problem is DecodeProblem.MALFORMED
     assert RouteProblem.RELAY_NOT_FOUND.text == "relay not found"
 
 

@@ -277,10 +277,12 @@ def test_entry_shapes() -> None:
     assert entry.to_json()["changes"] == 5
     value = cbor.decode(entry.encode())
     value[8] = None  # a supersession without its claim
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         RevocationEntry.decode(cbor.encode(value))
-    with pytest.raises(DecodeError):  # v1 entries are not read
+    assert raised.value.problem is DecodeProblem.MALFORMED
+    with pytest.raises(DecodeError) as raised:  # v1 entries are not read
         RevocationEntry.decode(cbor.encode(["troth.revocation", 1, *value[2:8]]))
+    assert raised.value.problem is DecodeProblem.UNKNOWN_VERSION
 
 
 def test_pages_are_signed_snapshots_of_their_end(authority: Party) -> None:

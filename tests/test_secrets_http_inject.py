@@ -212,8 +212,9 @@ def test_wildcards_and_encoded_segments(
         "/api/v1/docs/a/b/c",
         "/api/v1/orders/%41%42",
     ]
-    with pytest.raises(SecretError):  # an escape never matches a literal segment
+    with pytest.raises(SecretError) as raised:  # an escape never matches a literal segment
         forward(broker, world, issued, HttpRequest("GET", "/v1/%6frders/1"))
+    assert raised.value.reason is SecretFailure.FORBIDDEN_REQUEST
 
 
 @pytest.mark.parametrize(
@@ -306,8 +307,9 @@ def test_bad_configurations_refused(node_dir: Path, world: LeaseWorld, upstream:
             )
         assert caught.value.reason is F.CONFIG_INVALID, change
     for value in (b"", b"Bearer a\r\nX: y", b" padded", b"\x00"):
-        with pytest.raises(SecretError):
+        with pytest.raises(SecretError) as raised:
             broker.put_secret("api", "http-inject", good, value, now=NOW)
+        assert raised.value.reason is SecretFailure.CONFIG_INVALID
     with pytest.raises(SecretError) as caught:
         broker.put_secret("api", "no-engine", good, b"x", now=NOW)
     assert caught.value.reason is F.CONFIG_INVALID
@@ -392,5 +394,7 @@ def test_copied_node_directory_reveals_no_upstream_secret(
                 assert needle not in data, path
     assert scanned >= 1
     # and the copy does not open without the vault key
-    with pytest.raises(ConfigError):
+    with pytest.raises(
+        ConfigError, match=r"the vault key \(TROTH_VAULT_KEY or vault\.key\) does not open"
+    ):
         open_broker(copy / "node.db", now=NOW, kek=bytes(32))

@@ -113,7 +113,9 @@ def login(orders: OrdersDb, credential: dict[str, Any]) -> Any:
 def assert_session_ended(session: Any) -> None:
     import psycopg
 
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(
+        psycopg.OperationalError, match=r"terminating connection due to administrator command"
+    ):
         session.execute("SELECT 1").fetchone()
 
 
@@ -130,12 +132,17 @@ def test_lease_reads_and_revocation_ends_open_sessions(
         credential = issued.credential.reveal()
         session = login(orders, credential)
         assert session.execute("SELECT id, total FROM orders").fetchall() == [(4471, 20)]
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege, match=r"permission denied for table orders"
+        ):
             session.execute("INSERT INTO orders VALUES (1, 1)")
         lease = broker.revoke(agent, issued.lease_id, now=now())
     assert lease.state is LeaseState.REVOKED
     assert_session_ended(session)
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(
+        psycopg.OperationalError,
+        match="password authentication failed",
+    ):
         login(orders, credential)
     assert credential["user"] not in orders.roles("tl_")
     leaks.add(issued.lease, broker.secrets(), *(e.to_json() for _s, e in broker.audit_log.read()))  # type: ignore[union-attr]
@@ -346,12 +353,20 @@ def test_a_lease_holds_copies_of_its_templates_privileges_not_a_membership(
         assert session.execute("SELECT city FROM customers").fetchall() == []
         assert session.execute("SELECT total()").fetchone() == (20,)
         assert session.execute("SELECT count(*) FROM items").fetchone() == (0,)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege, match=r"permission denied for table customers"
+        ):
             session.execute("SELECT card FROM customers")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match='permission denied to set role "reader_',
+        ):
             session.execute(f"SET ROLE {orders.reader}")
         session.execute("CREATE TABLE scratch (x int)")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match='must be member of role "reader_',
+        ):
             session.execute(f"ALTER TABLE scratch OWNER TO {orders.reader}")
     with orders.server.connect(dbname=orders.dbname) as admin:
         member_of = admin.execute(
@@ -448,7 +463,9 @@ def test_a_renewal_reconciles_the_copied_privileges(
     with login(orders, credential) as again:
         assert again.execute("SELECT count(*) FROM items").fetchone() == (0,)
         assert again.execute("SELECT id FROM orders").fetchall() == [(4471,)]
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege, match=r"permission denied for table customers"
+        ):
             again.execute("SELECT card FROM customers")
         _admin_sql(orders, f"ALTER ROLE {narrow} CREATEROLE")
         with pytest.raises(SecretError) as caught:

@@ -104,8 +104,9 @@ def test_the_served_brokers_audit_is_signed_records_in_the_nodes_trace(tmp_path:
         assert net.hub is not None
         agent = await net.member("support")
         issued = await client(agent).issue("payments", scope=("refunds",), ttl=120)
-        with pytest.raises(SecretError):
+        with pytest.raises(SecretError) as raised:
             await client(agent).issue("payments", scope=("charges",))
+        assert raised.value.reason is SecretFailure.DENIED
         await client(agent).revoke(issued.lease_id)
         log = net.hub.traces.log()
         report = verify_log(log)
@@ -219,7 +220,9 @@ def test_revoking_the_identity_revokes_its_leases_within_the_bound(tmp_path: Pat
                     token, keys, audience="payments", now=net.clock.now(), revoked=lookup
                 )
             assert refused.value.reason is F.REVOKED
-        with pytest.raises(Denied):  # the node's decision point refuses a revoked identity
+        with pytest.raises(
+            Denied, match=r"denied: hub refused"
+        ):  # the node's decision point refuses a revoked identity
             await broker.issue("payments", scope=("refunds",))
 
     run_broker(test, tmp_path)
@@ -266,7 +269,7 @@ def test_a_revoked_identity_cannot_lease_even_racing_the_revocation(tmp_path: Pa
             lease.state is not LeaseState.ACTIVE
             for lease in service.broker.book.leases_of(holder, include_ended=True)
         )
-        with pytest.raises(Denied):
+        with pytest.raises(Denied, match=r"denied: hub refused"):
             await broker.issue("payments", scope=("refunds",))
 
     run_broker(test, tmp_path)
@@ -405,7 +408,10 @@ def test_revoking_the_identity_ends_its_open_database_session(
         ):
             assert time.monotonic() - started < HOSTED_FEED_POLL + 10, "the role lives on"
             await asyncio.sleep(0.05)
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(
+            psycopg.OperationalError,
+            match="password authentication failed",
+        ):
             await asyncio.to_thread(connect)
 
     with captured_logs(leaks):

@@ -18,7 +18,7 @@ ID = b"\x01" * 32
 def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
     db = SqliteDatabase(tmp_path / "t.db")
     store = SqliteIdentityStore(db)
-    with pytest.raises(RuntimeError), db.transaction():
+    with pytest.raises(RuntimeError, match=r"crash inside the unit of work"), db.transaction():
         store.insert_history(ID, b"h", 1, 0)
         raise RuntimeError("crash inside the unit of work")
     assert store.get_history(ID) is None
@@ -33,7 +33,10 @@ def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
 def test_inner_failure_rolls_back_everything(tmp_path: Path) -> None:
     db = SqliteDatabase(tmp_path / "t.db")
     store = SqliteIdentityStore(db)
-    with pytest.raises(ConflictError), db.transaction():
+    with (
+        pytest.raises(ConflictError, match=r"UNIQUE constraint failed: identities\.identifier"),
+        db.transaction(),
+    ):
         store.insert_history(ID, b"h", 1, 0)
         with db.transaction():
             store.insert_history(ID, b"again", 1, 0)
@@ -45,9 +48,9 @@ def test_compare_and_swap(tmp_path: Path) -> None:
     db = SqliteDatabase(tmp_path / "t.db")
     store = SqliteIdentityStore(db)
     store.insert_history(ID, b"h", 1, 0)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match=r"UNIQUE constraint failed: identities\.identifier"):
         store.insert_history(ID, b"h", 1, 0)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match=r"the stored history changed meanwhile"):
         store.update_history(ID, b"h3", 3, 2, 0)  # the stored copy has 1 change, not 2
     store.update_history(ID, b"h2", 2, 1, 0)
     assert store.get_history(ID) == (b"h2", 2)
@@ -74,7 +77,7 @@ def test_durability_settings(tmp_path: Path) -> None:
     assert full.connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     normal = SqliteDatabase(tmp_path / "n.db")
     assert normal.connection().execute("PRAGMA synchronous").fetchone()[0] == 1
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"unknown durability 'none' \(normal or full\)"):
         SqliteDatabase(tmp_path / "x.db", durability="none")  # type: ignore[arg-type]
     full.close()
     normal.close()
@@ -101,5 +104,5 @@ def test_files_are_private(tmp_path: Path) -> None:
 
 
 def test_unopenable_path(tmp_path: Path) -> None:
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError, match="cannot create"):
         SqliteDatabase(tmp_path / "missing-dir" / "t.db")

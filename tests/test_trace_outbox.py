@@ -419,7 +419,7 @@ def test_a_record_made_inside_a_transaction_commits_or_rolls_back_with_it(
     database: the record joins it (no second writer waiting on the first)."""
     outbox = outboxes.open()
     db = outbox.store.db
-    with pytest.raises(RuntimeError), db.transaction():
+    with pytest.raises(RuntimeError, match=r"the operation failed"), db.transaction():
         outbox.add(tool("refund", n=0), now=NOW)
         raise RuntimeError("the operation failed")
     assert outbox.pending() == 0  # rolled back with the operation

@@ -360,8 +360,9 @@ def test_envelope_must_be_canonical() -> None:
         decode_envelope(json.dumps(two, separators=(",", ":")).encode())
     loose = json.loads(signed.envelope)
     loose["payload"] = loose["payload"].rstrip("=")
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as raised:
         decode_envelope(json.dumps(loose, separators=(",", ":")).encode())
+    assert raised.value.problem is DecodeProblem.MALFORMED
 
 
 def test_payload_type_is_signed() -> None:

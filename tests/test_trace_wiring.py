@@ -20,7 +20,7 @@ from tests.support.parties import Party, make_party
 from tests.support.traces import tool_call
 from troth.clock import FixedClock, SystemClock
 from troth.crypto import sha256
-from troth.errors import SecretError, StorageError
+from troth.errors import SecretError, SecretFailure, StorageError
 from troth.gates import DecisionPoint, Tool, ToolGate
 from troth.identity import Identifier
 from troth.node import open_node, troth_home
@@ -164,7 +164,7 @@ def test_a_recorder_that_cannot_record_stops_the_call(trace_log: TraceLog) -> No
         clock=FixedClock(NOW),
     )
     member = world.credential(world.support_chain, world.support)
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError, match=r"disk full"):
         gate.invoke(member, "lookup_order", {"order_id": "o1"})
     assert ran == []
 
@@ -196,8 +196,9 @@ def test_the_broker_records_leases_and_no_secret_value_reaches_the_trace(tmp_pat
     api_lease = broker.issue(world.credential_a(), "api", now=now)
     broker.renew(world.credential_a(), token_lease.lease_id, now=now + 10)
     broker.revoke(world.credential_a(), api_lease.lease_id, now=now + 20)
-    with pytest.raises(SecretError):
+    with pytest.raises(SecretError) as raised:
         broker.issue(world.credential_b(), "payments", now=now + 30)  # not allowed: denied
+    assert raised.value.reason is SecretFailure.DENIED
     made = records(log)
     kinds = [(r.kind, r.decision.outcome if r.decision else None) for r in made]
     assert (Kind.LEASE, "issue") in kinds

@@ -55,14 +55,14 @@ def test_private_value_cannot_be_read(vault: Pkcs11Vault, key_type: KeyType) -> 
 
 
 def test_x25519_is_not_offered(vault: Pkcs11Vault) -> None:
-    with pytest.raises(UnsupportedKeyType):
+    with pytest.raises(UnsupportedKeyType, match=r"vault cannot hold x25519 keys"):
         vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
 
 
 def test_delete(vault: Pkcs11Vault) -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
     vault.delete(handle)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no key pkcs11:ed25519"):
         vault.sign(handle, b"x")
 
 
@@ -79,7 +79,7 @@ def test_wrong_pin_and_missing_token(softhsm: SoftHsm) -> None:
     first.close()
     with pytest.raises(ConfigError, match="no PKCS#11 token"):
         Pkcs11Vault(softhsm.module, "no-such-token", softhsm.pin)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"cannot load PKCS#11 module /nonexistent/libpkcs11\.so"):
         Pkcs11Vault("/nonexistent/libpkcs11.so", softhsm.token_label, softhsm.pin)
 
 
@@ -107,7 +107,7 @@ def test_hsm_node_identity_lifecycle(
         again = node.identities.rotate("agent", now=NOW + 61)
         assert again.primary_key == rotated.next_key
         for retired in (local.primary_key, rotated.primary_key):
-            with pytest.raises(KeyNotFound):
+            with pytest.raises(KeyNotFound, match=r"no key pkcs11:\S+ in the token"):
                 node.vault.public_key(retired)
         history = node.identities.export("agent")
         channel_key, channel = node.identities.purpose_key(

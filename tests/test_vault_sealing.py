@@ -36,18 +36,18 @@ def check_sealing(vault: SealingVault) -> None:
     assert vault.unseal(key, sealed, b"row-1") == CANARY
     assert vault.seal(key, CANARY, b"row-1") != sealed  # a fresh nonce each time
     for bad_key, aad in ((key, b"row-2"), (key, b""), (other, b"row-1")):
-        with pytest.raises(VaultError):
+        with pytest.raises(VaultError, match=r"tampered, moved or another key\)"):
             vault.unseal(bad_key, sealed, aad)
     for index in range(len(sealed)):
         tampered = sealed[:index] + bytes([sealed[index] ^ 0x80]) + sealed[index + 1 :]
-        with pytest.raises(VaultError):
+        with pytest.raises(VaultError, match=r"tampered, moved or another key\)"):
             vault.unseal(key, tampered, b"row-1")
     for short in (b"", sealed[: SEAL_OVERHEAD - 1], sealed[:1]):
-        with pytest.raises(VaultError):
+        with pytest.raises(VaultError, match=r"tampered, moved or another key\)"):
             vault.unseal(key, short, b"row-1")
     assert vault.unseal(key, vault.seal(key, b"", b""), b"") == b""
     vault.delete_seal_key(other)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no (seal )?key "):
         vault.seal(other, b"x", b"")
 
 
@@ -68,7 +68,9 @@ def test_seal_key_survives_reopen_and_needs_the_kek(tmp_path: Path) -> None:
     db.close()
     for path in tmp_path.iterdir():
         assert CANARY not in path.read_bytes(), path
-    with pytest.raises(ConfigError):
+    with pytest.raises(
+        ConfigError, match=r"the vault key \(TROTH_VAULT_KEY or vault\.key\) does not open"
+    ):
         open_vault(tmp_path / "v.db", kek=bytes(32))
 
 
@@ -80,7 +82,9 @@ def test_seal_key_rows_and_private_key_rows_do_not_mix(tmp_path: Path) -> None:
     db, reopened = open_vault(tmp_path / "v.db")  # nothing cached
     with pytest.raises(VaultError):  # a seal key's row used as a signing key
         reopened.sign(KeyHandle("software", KeyType.ED25519, seal_key.key_id), b"x")
-    with pytest.raises(VaultError):  # a signing key's row used as a seal key
+    with pytest.raises(
+        VaultError, match=r"does not match its stored record"
+    ):  # a signing key's row used as a seal key
         reopened.seal(SealKey("software", signing.key_id), b"x", b"")
     for bogus in ("software:aes256gcm:zz", "pkcs11:aes256gcm:00", "software:ed25519:00", "x"):
         with pytest.raises((KeyNotFound, ValueError)):
@@ -156,6 +160,6 @@ def test_composite_vault_seals_in_the_token(token_vault: SealingVault, tmp_path:
     assert composite.unseal(key, composite.seal(key, CANARY, b"a"), b"a") == CANARY
     soft_key = software.generate_seal_key()
     assert composite.unseal(soft_key, software.seal(soft_key, b"s", b""), b"") == b"s"
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no vault that seals named 'elsewhere' on this node"):
         composite.seal(SealKey("elsewhere", "00"), b"x", b"")
     db.close()

@@ -55,7 +55,7 @@ def test_x25519_dh_agrees(tmp_path: Path) -> None:
     a = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
     b = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
     assert vault.dh(a, vault.public_key(b)) == vault.dh(b, vault.public_key(a))
-    with pytest.raises(CryptoError):
+    with pytest.raises(CryptoError, match=r"X25519 keys cannot sign"):
         vault.sign(a, b"x")  # X25519 keys cannot sign
     db.close()
 
@@ -102,7 +102,7 @@ def test_swapped_rows_refused(tmp_path: Path) -> None:
     db.execute("UPDATE vault_keys SET sealed = ? WHERE key_id = ?", (rows[id_b], id_a))
     db.close()
     db, reopened = open_vault(tmp_path / "v.db")
-    with pytest.raises(VaultError):
+    with pytest.raises(VaultError, match=r"failed to unseal \(tampered or another KEK\)"):
         reopened.sign(a, b"x")
     db.close()
 
@@ -113,7 +113,7 @@ def test_purpose_is_bound(tmp_path: Path) -> None:
     db.execute("UPDATE vault_keys SET purpose = 0")
     db.close()
     db, reopened = open_vault(tmp_path / "v.db")
-    with pytest.raises(VaultError):
+    with pytest.raises(VaultError, match=r"failed to unseal \(tampered or another KEK\)"):
         reopened.sign(handle, b"x")
     db.close()
 
@@ -122,9 +122,9 @@ def test_delete_and_unknown_handles(tmp_path: Path) -> None:
     db, vault = open_vault(tmp_path / "v.db")
     handle = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
     vault.delete(handle)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no key software:ed25519"):
         vault.sign(handle, b"x")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no key software:ed25519"):
         vault.delete(handle)
     for bogus in ("software:ed25519:zz", "pkcs11:ed25519:00", "software:ed25519:0000000000000001"):
         with pytest.raises(KeyNotFound):
@@ -137,15 +137,15 @@ def test_ephemeral_vault_keeps_nothing() -> None:
     handle = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
     verify_signature(vault.public_key(handle), vault.sign(handle, b"x"), b"x")
     assert SoftwareVault() is not vault
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no key software:ed25519"):
         SoftwareVault().sign(handle, b"x")
 
 
 def test_persistent_vault_needs_a_kek(tmp_path: Path) -> None:
     db = SqliteDatabase(tmp_path / "v.db")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"a persistent software vault needs a"):
         SoftwareVault(SqliteKeyStore(db), None)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"a persistent software vault needs a"):
         SoftwareVault(SqliteKeyStore(db), b"short")
     db.close()
 
@@ -222,7 +222,7 @@ def test_discarded_and_deleted_batch_keys_are_never_stored(tmp_path: Path) -> No
         batch.delete(deleted)
         batch.store()
     for gone in (discarded, deleted):
-        with pytest.raises(KeyNotFound):
+        with pytest.raises(KeyNotFound, match=r"no key software:ed25519"):
             vault.sign(gone, b"x")
     db.close()
     db, reopened = open_vault(tmp_path / "v.db")
@@ -272,5 +272,5 @@ def test_a_vault_without_batches_stores_each_key_and_discard_deletes_them() -> N
     dropped = batch.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
     batch.discard()
     verify_signature(inner.public_key(stored), inner.sign(stored, b"x"), b"x")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"no key software:ed25519"):
         inner.sign(dropped, b"x")
