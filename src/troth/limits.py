@@ -274,27 +274,28 @@ whose Cedar validation runs in the calling process; above it, in a child process
 MAX_CEDAR_VALIDATION_CPU_SECONDS and MAX_CEDAR_VALIDATION_BYTES (troth.gates.validate_child).
 The validator spends ~0.25-0.5 ns per (error, environment, character of the whole text), and
 an error takes ~3 characters (`!1,` in a set literal), so its worst case is ~environments x
-text²/3 x 0.5 ns: at this bound ~0.18 s, measured 0.12-0.28 s for compile_policies of failing
-texts of 32 KiB in 1 environment, 8 KiB in 4, 2 KiB in 16 and 1 KiB in 1,024 (review 22j,
-gates 5; 16 KiB in 2,025 environments, 1,000 errors: 7.8 s). Starting the child costs ~0.07 s
-(an interpreter and cedarpy) and the request's copies; a few tools' bundle stays in-process up
-to ~16 KiB of policies."""
+text²/3 x 0.5 ns: ~0.18 s at this bound, where compile_policies of failing texts took
+0.10-0.25 s (22 KB in 2 environments, 7.9 KB in 17, 1.6 KB in 257, 1 KB in 1,025, 0.4 KB in
+4,097; review 22j, gates 5; above it, 16 KiB in 2,026 environments with 1,000 errors took
+7.8 s). Starting the child costs ~0.07 s (an interpreter and cedarpy, no troth package); a
+bundle of a few tools stays in-process up to ~16 KiB of policies."""
 MAX_CEDAR_VALIDATION_CPU_SECONDS: Final = 8
 """CPU time (RLIMIT_CPU) of the child process validating a policy text over
 MAX_CEDAR_INPROCESS_WORK: a bundle whose validation takes longer is refused (OVER_LIMIT).
 Cedar spends time per validation error in proportion to the whole text, which no count bounds
 before it runs: an invalid 400 KB policy of 100 failing terms in 4,096 environments took
-~26 s (review 22j, gates 5). The cost model's bounds keep a valid bundle's validation within
-~0.4-2.2 s each (MAX_CEDAR_ACTION_PAIRS, _COMPARED_NODES, _CHECKED_NODES: ~4.6 s together at
-their worst), so a bundle that passes them fits with room for a slower machine."""
+~26 s, a 490 KB comment and 40 failing policies ~13.5 s (review 22j, gates 5). The cost
+model's bounds keep a valid bundle's validation to ~0.4-2.2 s each (MAX_CEDAR_ACTION_PAIRS,
+_COMPARED_NODES, _CHECKED_NODES; under ~5 s if one bundle reached all three), so a bundle
+that passes them fits, with room for a slower machine."""
 MAX_CEDAR_VALIDATION_BYTES: Final = 1 << 30
 """Address space (RLIMIT_AS) of the validating child process: Python and cedarpy take ~30 MB,
-and every bound of the cost model keeps Cedar within a few hundred MB (the attack tests of
-reviews 22f-22j run their compile under 1 GiB)."""
+validating 4,000 failing policies (~300 KB) 60-80 MB; the attack tests of reviews 22f-22j run
+their whole compile within 1 GiB."""
 CEDAR_VALIDATION_TIMEOUT_SECONDS: Final = 30
 """Wall-clock time the parent waits for the validating child process (a second guard, for a
-child that does not run: on a loaded machine CPU time accrues slower than wall time);
-killed and refused (OVER_LIMIT) after it."""
+child that does not run: on a loaded machine CPU time accrues slower than wall time); the
+child is then killed and the bundle refused (OVER_LIMIT)."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

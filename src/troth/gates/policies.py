@@ -36,7 +36,6 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import cedarpy
@@ -46,7 +45,6 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_record
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
-from troth.gates.validate_child import EXIT_MEMORY
 
 __all__ = [
     "FIXED_SCHEMA",
@@ -477,9 +475,6 @@ def compile_policies(
     )
 
 
-_CHILD: Final = Path(__file__).with_name("validate_child.py")
-
-
 def _validate(
     policies: str, schema_text: str, schema: cedarpy.Schema, environments: int
 ) -> list[tuple[str, str]] | None:
@@ -500,12 +495,14 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     MAX_CEDAR_VALIDATION_CPU_SECONDS of CPU time and MAX_CEDAR_VALIDATION_BYTES of address
     space, waited for CEDAR_VALIDATION_TIMEOUT_SECONDS; OVER_LIMIT when it ends otherwise than
     with its outcome (fail closed)."""
+    from troth.gates import validate_child  # here: `python -m` it imports troth.gates first
+
     cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
     wall = limits.CEDAR_VALIDATION_TIMEOUT_SECONDS
     request = json.dumps({"schema": schema_text, "policies": policies}).encode()
     try:
         child = subprocess.run(  # noqa: S603 - our own interpreter and file, no shell
-            [sys.executable, "-P", str(_CHILD), str(cpu), str(space)],
+            [sys.executable, "-P", validate_child.__file__, str(cpu), str(space)],
             input=request,
             capture_output=True,
             timeout=wall,
@@ -528,7 +525,7 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             "(MAX_CEDAR_VALIDATION_CPU_SECONDS): Cedar spends time on each validation error "
             "in proportion to the whole policy text; fix the errors, or validate smaller parts",
         )
-    if code in (-signal.SIGABRT, EXIT_MEMORY):
+    if code in (-signal.SIGABRT, validate_child.EXIT_MEMORY):
         raise _refuse(
             PolicyFailure.OVER_LIMIT,
             f"validating the policies needs more than {space} bytes of memory "
