@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.gates import POLICIES, make_world
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates import compile_policies
@@ -172,3 +173,22 @@ def test_a_child_over_the_wall_clock_wait_is_refused_over_a_limit(
     refusal = _refusal(lambda: compile_policies(_lease_policies(40_000, 0), "", {}))
     assert refusal.reason is PolicyFailure.OVER_LIMIT
     assert "CEDAR_VALIDATION_TIMEOUT_SECONDS" in str(refusal)
+
+
+def test_a_big_bundle_is_validated_in_the_child_when_created_and_when_verified(
+    spawned: list[list[str]],
+) -> None:
+    """The support-desk policies after a 40 KB comment (3 tools: 4 environments, over
+    MAX_CEDAR_INPROCESS_WORK from 16 KiB): `create_bundle` and a store verifying the signed
+    bundle (as a node does, on its storage thread) each validate it in a child process; the
+    active bundle holds the same policies as the small one."""
+    world = make_world()
+    small = world.store(world.bundle()).active(world.authority.identifier)
+    assert spawned == []
+    data = world.bundle(policies="// " + "x" * 40_000 + "\n" + POLICIES)
+    assert len(spawned) == 1
+    big = world.store(data).active(world.authority.identifier)
+    assert len(spawned) == 2
+    assert small is not None
+    assert big is not None
+    assert big.bundle.compiled.policy_ids == small.bundle.compiled.policy_ids
