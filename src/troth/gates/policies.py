@@ -523,7 +523,7 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             PolicyFailure.OVER_LIMIT,
             f"validating the policies takes more than {cpu} s of CPU time "
             "(MAX_CEDAR_VALIDATION_CPU_SECONDS): Cedar spends time on each validation error "
-            "in proportion to the whole policy text; fix the errors, or validate smaller parts",
+            "in proportion to the whole policy text: fix the policies' validation errors",
         )
     if code in (-signal.SIGABRT, validate_child.EXIT_MEMORY):
         raise _refuse(
