@@ -268,6 +268,34 @@ counts once more for each `has`/`.hasTag` proven before it, which the validator 
 it (~70 ns each): 300 guards joined by `&&` in 4,096 environments took ~38 s; a string given
 to a function (`decimal`, `ip`, ...), parsed in each, a node per 8 characters; an environment
 a policy is not checked in, walked to find that, 10 nodes (~1.1 µs; review 22j)."""
+MAX_CEDAR_INPROCESS_WORK: Final = 1 << 30
+"""Most request environments (of the composed schema) x policy text length² (characters)
+whose Cedar validation runs in the calling process; above it, in a child process under
+MAX_CEDAR_VALIDATION_CPU_SECONDS and MAX_CEDAR_VALIDATION_BYTES (troth.gates.validate_child).
+The validator spends ~0.25-0.5 ns per (error, environment, character of the whole text), and
+an error takes ~3 characters (`!1,` in a set literal), so its worst case is ~environments x
+text²/3 x 0.5 ns: ~0.18 s at this bound, where compile_policies of failing texts took
+0.10-0.25 s (22 KB in 2 environments, 7.9 KB in 17, 1.6 KB in 257, 1 KB in 1,025, 0.4 KB in
+4,097; review 22j, gates 5; above it, 16 KiB in 2,026 environments with 1,000 errors took
+7.8 s). Starting the child costs ~0.07 s (an interpreter and cedarpy, no troth package); a
+bundle of a few tools stays in-process up to ~16 KiB of policies."""
+MAX_CEDAR_VALIDATION_CPU_SECONDS: Final = 8
+"""CPU time (RLIMIT_CPU) of the child process validating a policy text over
+MAX_CEDAR_INPROCESS_WORK: a bundle whose validation takes longer is refused (OVER_LIMIT).
+Cedar spends time per validation error in proportion to the whole text, which no count bounds
+before it runs: an invalid 400 KB policy of 100 failing terms in 4,096 environments took
+~26 s, a 490 KB comment and 40 failing policies ~13.5 s (review 22j, gates 5). The cost
+model's bounds keep a valid bundle's validation to ~0.4-2.2 s each (MAX_CEDAR_ACTION_PAIRS,
+_COMPARED_NODES, _CHECKED_NODES; under ~5 s if one bundle reached all three), so a bundle
+that passes them fits, with room for a slower machine."""
+MAX_CEDAR_VALIDATION_BYTES: Final = 1 << 30
+"""Address space (RLIMIT_AS) of the validating child process: Python and cedarpy take ~30 MB,
+validating 4,000 failing policies (~300 KB) 60-80 MB; the attack tests of reviews 22f-22j run
+their whole compile within 1 GiB."""
+CEDAR_VALIDATION_TIMEOUT_SECONDS: Final = 30
+"""Wall-clock time the parent waits for the validating child process (a second guard, for a
+child that does not run: on a loaded machine CPU time accrues slower than wall time); the
+child is then killed and the bundle refused (OVER_LIMIT)."""
 MAX_POLICIES: Final = 4096
 """Most policies in a bundle."""
 MAX_POLICY_SCHEMA_TEXT: Final = 64 * 1024

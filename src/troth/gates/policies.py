@@ -19,12 +19,21 @@ reports the authors' `@id`s (Cedar's `id_annotations_by_reason`, and `names` for
 It is not rebuilt from Cedar's JSON form, whose reader stops at 128 levels (a policy of 60
 `||` terms); a policy whose JSON form is deeper than Python reads (~500 terms) is refused
 typed (review 22b, finding 8).
+
+Before Cedar validates the set, a cost model refuses what would take its validator long
+(`_check_validation_cost`, docs/policy.md "Nesting and size"). Its time per validation error,
+in proportion to the whole text, no count bounds beforehand: a text whose environments x
+length² is over MAX_CEDAR_INPROCESS_WORK is validated in a child process limited in CPU time
+and address space (`_validate_in_child`, troth.gates.validate_child; review 22j, gates 5).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -357,7 +366,7 @@ def _charged(
     return min(charged, every)
 
 
-def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
+def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> int:
     """Refuse (OVER_LIMIT) policies whose validation walks more than MAX_CEDAR_ACTION_PAIRS
     (request environment, action) pairs: each policy costs the environments times one plus
     the members of the action groups its `in`s name (review 22h, gates 6); or more than
@@ -365,7 +374,7 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
     each comparison of two non-literal values (review 22h, gates 5); or more than
     MAX_CEDAR_CHECKED_NODES (environment, policy node) pairs: each policy's `_nodes` in each
     environment it is checked in (`_charged`), `_SCANNED` in each other (review 22i, gates 1;
-    review 22j)."""
+    review 22j). The schema's request environments."""
     hierarchy = action_hierarchy(schema_text)
     most = limits.MAX_CEDAR_ACTION_PAIRS
     if hierarchy is None:
@@ -402,6 +411,7 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> None:
                 "action) pairs (MAX_CEDAR_ACTION_PAIRS: each policy, in each environment, each "
                 "member of every action group an `in` names): name fewer or smaller groups",
             )
+    return environments
 
 
 def compile_policies(
@@ -445,13 +455,13 @@ def compile_policies(
             "operators): write a set and .contains() instead",
         ) from None
     ids = _policy_ids(est)
-    _check_validation_cost(est, schema_text)
-    result = cedarpy.validate_policies(policies, schema_handle)
-    if not result.validation_passed:
+    environments = _check_validation_cost(est, schema_text)
+    errors = _validate(policies, schema_text, schema_handle, environments)
+    if errors is not None:
         messages = [
-            f"[{ids.get(e.policy_id, e.policy_id)}] "
-            + _POSITIONAL_QUOTED.sub(lambda m: f"`{ids.get(m[1], m[1])}`", e.error)
-            for e in result.errors
+            f"[{ids.get(policy, policy)}] "
+            + _POSITIONAL_QUOTED.sub(lambda m: f"`{ids.get(m[1], m[1])}`", error)
+            for policy, error in errors
         ]
         raise _refuse(PolicyFailure.POLICIES_INVALID, "the policies do not validate", messages)
     return CompiledPolicies(
@@ -463,3 +473,86 @@ def compile_policies(
         tuple(ids.values()),
         ids,
     )
+
+
+def _validate(
+    policies: str, schema_text: str, schema: cedarpy.Schema, environments: int
+) -> list[tuple[str, str]] | None:
+    """Cedar's validation errors of `policies` ((Cedar's policy id, message)), None when they
+    validate: in this process when `environments` x the text's length² is within
+    MAX_CEDAR_INPROCESS_WORK, else in a child process (review 22j, gates 5)."""
+    if max(environments, 1) * len(policies) ** 2 <= limits.MAX_CEDAR_INPROCESS_WORK:
+        result = cedarpy.validate_policies(policies, schema)
+        if result.validation_passed:
+            return None
+        return [(e.policy_id, e.error) for e in result.errors]
+    return _validate_in_child(policies, schema_text)
+
+
+def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]] | None:
+    """`_validate` in troth.gates.validate_child, a fresh interpreter (run by its file path,
+    `-P`: nothing of the working directory is imported) limited to
+    MAX_CEDAR_VALIDATION_CPU_SECONDS of CPU time and MAX_CEDAR_VALIDATION_BYTES of address
+    space, waited for CEDAR_VALIDATION_TIMEOUT_SECONDS; OVER_LIMIT when it ends otherwise than
+    with its outcome (fail closed)."""
+    from troth.gates import validate_child  # here: `python -m` it imports troth.gates first
+
+    cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
+    wall = limits.CEDAR_VALIDATION_TIMEOUT_SECONDS
+    request = json.dumps({"schema": schema_text, "policies": policies}).encode()
+    try:
+        child = subprocess.run(  # noqa: S603 - our own interpreter and file, no shell
+            [sys.executable, "-P", validate_child.__file__, str(cpu), str(space)],
+            input=request,
+            capture_output=True,
+            timeout=wall,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # subprocess.run killed it
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"validating the policies took more than {wall} s (CEDAR_VALIDATION_TIMEOUT_SECONDS)",
+        ) from None
+    except OSError as exc:
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT, f"the policy validator process did not start: {exc}"
+        ) from None
+    code = child.returncode
+    if code in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"validating the policies takes more than {cpu} s of CPU time "
+            "(MAX_CEDAR_VALIDATION_CPU_SECONDS): Cedar spends time on each validation error "
+            "in proportion to the whole policy text: fix the policies' validation errors",
+        )
+    if code in (-signal.SIGABRT, validate_child.EXIT_MEMORY):
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"validating the policies needs more than {space} bytes of memory "
+            "(MAX_CEDAR_VALIDATION_BYTES)",
+        )
+    outcome = _child_outcome(child.stdout) if code == 0 else None
+    if outcome is None:
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"the policy validator process failed (exit status {code}): "
+            + child.stderr.decode(errors="replace")[-200:],
+        )
+    return outcome[1] if not outcome[0] else None
+
+
+def _child_outcome(output: bytes) -> tuple[bool, list[tuple[str, str]]] | None:
+    """The child's printed `{"passed": bool, "errors": [[id, message], ...]}`; None when the
+    output is not that."""
+    try:
+        printed = json.loads(output)
+    except ValueError:
+        return None
+    if not isinstance(printed, dict) or not isinstance(printed.get("passed"), bool):
+        return None
+    errors = printed.get("errors")
+    if not isinstance(errors, list) or not all(
+        isinstance(e, list) and len(e) == 2 and all(isinstance(p, str) for p in e) for e in errors
+    ):
+        return None
+    return printed["passed"], [(policy, error) for policy, error in errors]

@@ -1,0 +1,70 @@
+"""The child process that validates a big Cedar policy text (docs/policy.md, "Nesting and size").
+
+Cedar's validator spends, for each validation error in each request environment, time in
+proportion to the whole policy text (review 22j, gates 5): an invalid bundle within every
+bound of the cost model (troth.gates.policies) could cost it ~26 s of CPU. `compile_policies`
+therefore validates a text whose worst case is more than MAX_CEDAR_INPROCESS_WORK in this
+program, a fresh interpreter (not a fork of the node, which runs threads), run by its file
+path so that no package `__init__` is imported: it limits its own CPU time and address space
+(`resource.setrlimit`, RLIMIT_CPU and RLIMIT_AS) before it imports cedarpy, reads
+`{"schema": text, "policies": text}` (JSON) on stdin and prints
+`{"passed": bool, "errors": [[policy id, message], ...]}` (JSON) on stdout. Over its CPU time
+the kernel ends it (SIGXCPU, SIGKILL at the hard limit); an allocation over its address space
+ends it (SIGABRT from Rust) or exits with EXIT_MEMORY (Python's MemoryError, or cedarpy's
+library not mapped).
+
+    python -m troth.gates.validate_child CPU_SECONDS ADDRESS_SPACE_BYTES < request.json
+
+Only the standard library and cedarpy: nothing of troth is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from typing import Final
+
+EXIT_MEMORY: Final = 75
+"""The exit status after a MemoryError (the address-space limit)."""
+EXIT_USAGE: Final = 64
+"""The exit status for arguments or input that are not what the parent sends."""
+
+
+def _limit(cpu_seconds: int, address_space: int) -> None:
+    """RLIMIT_CPU (SIGXCPU at the soft limit, SIGKILL one second later), RLIMIT_AS, and no
+    core file (SIGXCPU and SIGABRT would write one of up to the address space)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+
+def main(argv: list[str]) -> int:
+    """Limit this process, validate the request on stdin, print the outcome; the exit status."""
+    try:
+        cpu_seconds, address_space = (int(arg) for arg in argv)
+    except ValueError:
+        print("usage: validate_child CPU_SECONDS ADDRESS_SPACE_BYTES", file=sys.stderr)
+        return EXIT_USAGE
+    _limit(cpu_seconds, address_space)
+    try:
+        import cedarpy  # after the limits: loading its library maps memory too
+    except ImportError:  # its mmap refused under RLIMIT_AS (the parent imported it already)
+        return EXIT_MEMORY
+    try:
+        request = json.loads(sys.stdin.read())
+        schema, policies = request["schema"], request["policies"]
+        if not isinstance(schema, str) or not isinstance(policies, str):
+            return EXIT_USAGE
+        result = cedarpy.validate_policies(policies, cedarpy.Schema.from_str(schema))
+        errors = [[e.policy_id, e.error] for e in result.errors]
+        json.dump({"passed": bool(result.validation_passed), "errors": errors}, sys.stdout)
+    except MemoryError:
+        return EXIT_MEMORY
+    except (ValueError, KeyError, TypeError):  # not the parent's request, or its schema
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
