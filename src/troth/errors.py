@@ -2,6 +2,8 @@
 
     TrothError
     ├── DecodeError            bytes that are not a well-formed troth encoding (any layer's decoder)
+    │   └── MalformedText      text not in the form it names: an identifier, a key handle, a
+    │                          seal key (also a ValueError)
     ├── CryptoError            a primitive refused its input
     │   ├── InvalidSignature   a signature did not verify (opaque: no reason, no oracle)
     │   └── InvalidKey         public key bytes that are not a key of the stated type
@@ -61,6 +63,7 @@ __all__ = [
     "InvalidKey",
     "InvalidSignature",
     "KeyNotFound",
+    "MalformedText",
     "NotFound",
     "PolicyError",
     "PolicyFailure",
@@ -104,6 +107,14 @@ class DecodeError(TrothError):
     def __init__(self, message: str, problem: DecodeProblem = DecodeProblem.MALFORMED) -> None:
         self.problem = problem
         super().__init__(message)
+
+
+class MalformedText(DecodeError, ValueError):
+    """Text that is not in the form it names (an identifier, a key handle, a seal key): a
+    DecodeError, and the ValueError these parsers raised before it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, DecodeProblem.MALFORMED)
 
 
 class CryptoError(TrothError):

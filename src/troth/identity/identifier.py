@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from troth.errors import MalformedText
+
 __all__ = ["DID_PREFIX", "TEXT_PREFIX", "Identifier"]
 
 TEXT_PREFIX: Final = "T"
@@ -41,15 +43,15 @@ class Identifier:
 
     @classmethod
     def parse(cls, text: str) -> Identifier:
-        """Parse the text form or the DID form; raise ValueError otherwise."""
+        """Parse the text form or the DID form; raise MalformedText (a ValueError) otherwise."""
         if text.startswith(DID_PREFIX):
             body = text[len(DID_PREFIX) :]
         elif text.startswith(TEXT_PREFIX):
             body = text[len(TEXT_PREFIX) :]
         else:
-            raise ValueError(f"not an identifier: {text!r}")
+            raise MalformedText(f"not an identifier: {text!r}")
         if not _HEX64.fullmatch(body):
-            raise ValueError(f"not an identifier: {text!r}")
+            raise MalformedText(f"not an identifier: {text!r}")
         return cls(bytes.fromhex(body))
 
     @staticmethod

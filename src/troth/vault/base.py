@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from troth.crypto import Aead, KeyType, PublicKey
-from troth.errors import CryptoError, KeyNotFound, TrothError
+from troth.errors import CryptoError, KeyNotFound, MalformedText, TrothError
 
 __all__ = [
     "SEAL_OVERHEAD",
@@ -71,7 +71,7 @@ class KeyHandle:
             vault, label, key_id = text.split(":", 2)
             return cls(vault, KeyType.from_label(label), key_id)
         except ValueError as exc:
-            raise ValueError(f"not a key handle: {text!r}") from exc
+            raise MalformedText(f"not a key handle: {text!r}") from exc
 
 
 _set_handle_vault = vars(KeyHandle)["vault"].__set__  # the slot descriptors
@@ -175,7 +175,7 @@ class SealKey:
         vault, _, rest = text.partition(":")
         label, _, key_id = rest.partition(":")
         if not vault or label != _SEAL_KEY_LABEL or not key_id:
-            raise ValueError(f"not a seal key: {text!r}")
+            raise MalformedText(f"not a seal key: {text!r}")
         return cls(vault, key_id)
 
 
