@@ -22,6 +22,7 @@ from pathlib import Path
 
 from troth.bench.bare_append import bare_appends
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
+from troth.bench.trace_processes import BATCH, agent_processes
 from troth.clock import FixedClock
 from troth.crypto.bench_floor import ed25519_sign_loop, ed25519_verify_loop
 from troth.node import Node, init_node, open_node
@@ -41,6 +42,7 @@ from troth.trace.verify import verify_log
 NOW = 1_790_000_000
 _US = 1e6
 _THREADS = 16
+_PROCESSES = 2
 
 CONTENT = RecordContent(
     Kind.TOOL_INVOCATION,
@@ -88,17 +90,24 @@ def _concurrently(recorders: list[TraceRecorder], batch: int) -> Callable[[int],
 @contextmanager
 def _bench_log() -> Iterator[tuple[TraceLog, list[TraceRecorder]]]:
     """A fresh node's trace log and the recorders of its agents."""
+    with _bench_node() as (_, node, log, clock):
+        yield log, _recorders(node, log, clock, _THREADS)
+
+
+@contextmanager
+def _bench_node() -> Iterator[tuple[Path, Node, TraceLog, FixedClock]]:
+    """A fresh node "bench" (its home), its trace log and the clock it runs on."""
     with tempfile.TemporaryDirectory(prefix="troth-bench-") as tmp:
         home = Path(tmp)
         init_node("bench", home=home)
         clock = FixedClock(NOW)
         with open_node("bench", home=home) as node, open_node_log(node, clock=clock) as log:
-            yield log, _recorders(node, log, clock, _THREADS)
+            yield home, node, log, clock
 
 
 def _append(quick: bool) -> list[Measurement]:
     n, rounds = (800, 2) if quick else (4000, 5)
-    results = []
+    results = [_append_processes(n, rounds)]
     with _bench_log() as (log, recorders), tempfile.TemporaryDirectory() as tmp:
         for name, agents, batch in (
             ("trace.append.concurrent", _THREADS, 1),
@@ -150,6 +159,35 @@ def _append(quick: bool) -> list[Measurement]:
             )
         )
     return results
+
+
+def _append_processes(n: int, rounds: int) -> Measurement:
+    """`trace.append.processes`: agents in processes of their own (troth.bench.trace_processes)
+    appending batches of 128 to one node's trace log."""
+    with _bench_node() as (home, node, _log, _):
+        names = [[f"proc-{p}"] for p in range(_PROCESSES)]
+        for (name,) in names:
+            node.identities.create(now=NOW, name=name)
+        with agent_processes(home, "bench", names, now=NOW, content=CONTENT) as workers:
+            value, floor = measure_pair(workers.batch, ed25519_sign_loop(1), n=n, rounds=rounds)
+            per_commit = workers.appended / max(1, workers.commits)
+    ratio = floor / value
+    return Measurement(
+        "trace.append.processes",
+        1 / value,
+        "records/s",
+        "floor: raw Ed25519 signatures per second (one thread)",
+        1 / floor,
+        ratio,
+        ">= 0.5x",
+        ratio >= 0.5,
+        {
+            "appenders": f"{_PROCESSES} agents, each in a process of its own, {BATCH} records "
+            "per append call, one node's trace log",
+            "durability": "each commit fsynced (WAL, synchronous=FULL)",
+            "records_per_commit": round(per_commit, 1),
+        },
+    )
 
 
 def _verify_floor(count: int, envelope: bytes, payload: bytes) -> Callable[[int], None]:

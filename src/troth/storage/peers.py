@@ -1,5 +1,6 @@
 """Who else has a database open: an advisory lock file beside it (docs/secrets.md, "Crash
-safety"); and who alone does some work on it (`SoleHolder`).
+safety"); who alone does some work on it (`SoleHolder`); and whose turn it is to write it
+(`Turns`).
 
 Every open user of the kind the file is named for (`<database>.brokers`: the brokers) holds a
 shared flock(2) on it while it is open. `alone()` tries, without waiting, to hold it exclusively:
@@ -13,14 +14,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from troth.errors import StorageError
 
-__all__ = ["PeerLock", "SoleHolder"]
+__all__ = ["PeerLock", "SoleHolder", "Turns"]
 
 
 class PeerLock:
@@ -103,3 +105,54 @@ class SoleHolder:
         file, self._file = self._file, None
         if file is not None:
             file.close()
+
+
+class Turns:
+    """Whose turn it is to write a database, across processes: an exclusive flock(2) on `path`
+    (created 0600) held for the length of a `turn()`. SQLite's write lock alone keeps writers
+    apart but wakes a waiting one only by sleeping and trying again (its busy handler sleeps 1,
+    2, 5, 10 ms ...), so a process waiting behind another's millisecond commit slept for several:
+    this lock is polled every `_POLL_FIRST` s at first (doubling up to `_POLL_MAX`), so the next
+    writer starts within about a millisecond of the last one's release. Past `timeout` seconds a
+    StorageError (as SQLite's busy timeout). A writer that died holds nothing (the kernel drops
+    its locks); a turn is not re-entrant."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        try:
+            self._file = open(  # noqa: SIM115 (held until close())
+                path, "ab", buffering=0, opener=lambda p, flags: os.open(p, flags, 0o600)
+            )
+        except OSError as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the lock for the block (waiting for it up to `timeout` seconds)."""
+        delay, deadline = _POLL_FIRST, None
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                deadline = now + self.timeout if deadline is None else deadline
+                if now >= deadline:
+                    raise StorageError(
+                        f"waited {self.timeout:g} s for the turn to write ({self.path}): another "
+                        "process's write does not end"
+                    ) from None
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, _POLL_MAX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the lock file (a turn held is dropped with it)."""
+        self._file.close()
+
+
+_POLL_FIRST: Final = 0.0001
+_POLL_MAX: Final = 0.001

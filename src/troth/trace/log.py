@@ -4,8 +4,10 @@ commit, signed checkpoints and proofs (docs/traces.md).
 `append(record)` returns once the record is durable (its transaction committed with
 `synchronous = FULL`). Appenders queue their records; the first one to find no commit running
 becomes the leader, writes every queued record (up to MAX_TRACE_BATCH) in one transaction and
-wakes the others, so concurrent appenders share one fsync. Across processes SQLite's write
-lock orders the leaders; the Merkle frontier is reloaded when another process has appended.
+wakes the others, so concurrent appenders share one fsync. Across processes the leaders take
+turns (`troth.storage.peers.Turns` on `<log>.writer`: the next starts within about a millisecond
+of the last one's commit, where SQLite's busy handler slept several) and SQLite's write lock
+keeps them apart; the Merkle frontier is reloaded when another process has appended.
 
 What the log refuses at append time (TraceError), on top of what `VerifiedRecord` guarantees
 (signature, key valid at the record's time): a record id already in the log (REPLAYED); a seq
@@ -47,6 +49,7 @@ from troth.identity import (
     indexed_hashes,
 )
 from troth.storage import SqliteDatabase
+from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge, dropped_window
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.merkle import Frontier, consistency_proof, inclusion_proof
@@ -123,6 +126,7 @@ class TraceLog:
         """How many group commits this object made (statistics)."""
         self._leader = False
         self._writer: sqlite3.Connection | None = None  # the leaders' (`_commit`)
+        self._turns: Turns | None = None  # and their turn among other processes' leaders
         self._frontier: Frontier | None = None
         self._known_keys: set[str] = set()
         # chain heads and stored histories as of (size, newest checkpoint size) `_cached_at`:
@@ -155,6 +159,9 @@ class TraceLog:
         with self._exclusive():
             self.store.close()
             self._writer = None
+            if self._turns is not None:
+                self._turns.close()
+                self._turns = None
 
     def __enter__(self) -> TraceLog:
         return self
@@ -293,8 +300,11 @@ class TraceLog:
         try:
             if self._writer is None:  # one connection for every leader: its cache stays warm
                 self._writer = self.store.dedicated()
+            if self._turns is None:
+                path = self.store.path
+                self._turns = Turns(path.with_name(f"{path.name}.writer"), self.store.busy_timeout)
             conn = self._writer
-            with self.store.transaction_on(conn):
+            with self._turns.turn(), self.store.transaction_on(conn):
                 frontier, mark = self._load_frontier(conn)
                 frontier = frontier.copy()
                 if mark != self._cached_at:  # another process appended or checkpointed
