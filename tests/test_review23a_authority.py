@@ -33,9 +33,7 @@ class Stolen:
         member = self.agents.identities.create(now=NOW, name=name).identifier
         below = self.agents.identities.create(now=NOW, name=sub).identifier
         old = self.thief.identities.signer("acme", now=now)
-        root = issue_credential(
-            old, subject=member, attributes=ORDERS, now=now, ttl=3600, depth=4
-        )
+        root = issue_credential(old, subject=member, attributes=ORDERS, now=now, ttl=3600, depth=4)
         chain = CredentialChain((root,), (old.identity.history,))
         link = delegate(
             self.agents.identities.signer(name, now=now),
@@ -86,16 +84,12 @@ def test_a_stolen_pre_rotation_authority_key_cannot_write_the_feed(stolen: Stole
     nothing: here 10 forged members against a quota of 3 each."""
     now = NOW + 20
     before = stolen.authority.store.revocation_tip()[0]
-    refused = 0
     for n in range(10):
         request = stolen.forged_revocation(n, now)
-        try:
+        with pytest.raises(AuthorityError) as caught:
             stolen.authority.revoke_link(request, now=now)
-        except AuthorityError as exc:
-            assert exc.reason is AuthorityFailure.REQUEST_INVALID
-            assert "older history of the authority" in exc.detail
-            refused += 1
-    assert refused == 10
+        assert caught.value.reason is AuthorityFailure.REQUEST_INVALID
+        assert "older history of the authority" in caught.value.detail
     assert stolen.authority.store.revocation_tip()[0] == before
 
 
