@@ -71,12 +71,6 @@ def stolen(troth_home: Path) -> Iterator[Stolen]:
         yield Stolen(authority, thief, agents)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a: revoke_link judges the chain's structure with the histories it "
-    "carries: a root forged with the authority's pre-rotation key passes, and each made-up "
-    "member brings a quota of its own (the feed floods)",
-)
 def test_a_stolen_pre_rotation_authority_key_cannot_write_the_feed(stolen: Stolen) -> None:
     """After the authority rotated, its old key from a stolen backup forges member roots for
     throwaway identities; each asks the real authority to revoke a link below it. The
