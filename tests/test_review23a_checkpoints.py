@@ -107,11 +107,6 @@ def two() -> Two:
     return make_two()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a: a chain's issuer history presented from a checkpoint is attested by "
-    "any held feed: a co-trusted authority delegates as another authority's member",
-)
 def test_a_co_trusted_authority_cannot_delegate_as_anothers_member(two: Two) -> None:
     """Globex makes up change 1 of alice (an acme member with one change, so acme's feed names
     none of hers) and signs, as alice, a delegation below her real acme credential to mallory.
@@ -135,11 +130,6 @@ def test_a_co_trusted_authority_cannot_delegate_as_anothers_member(two: Two) -> 
     assert "acme" in caught.value.detail or str(two.acme.identifier) in caught.value.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a: a presenter history from a co-trusted authority's checkpoint counts "
-    "for another authority's chain: globex presents acme's member's credential as her",
-)
 def test_a_co_trusted_authority_cannot_present_anothers_members_credential(two: Two) -> None:
     """Alice's acme chain is shown on every channel she opens (not a secret). Globex presents
     it with a history of alice from its made-up change 1: acme's chain must not count for a
