@@ -43,6 +43,7 @@ from troth.identity import (
     VerifiedIdentity,
     attest_purpose_key,
     encode_history,
+    rotate_identity,
     verify_history,
 )
 from troth.vault import KeyPurpose
@@ -147,3 +148,30 @@ def test_alices_own_history_still_presents_her_credential(two: Two) -> None:
     forged_change(two, two.alice.identifier, 1, two.alice.identifier.digest)
     verified = verify_as(two, two.chain(two.acme), two.alice.party.identity)
     assert verified.actor == two.alice.identifier
+
+
+def test_a_made_up_change_right_after_the_one_acme_names_does_not_count(two: Two) -> None:
+    """The variant where acme's feed does name alice's rotation (change 1): globex makes up
+    change 2, naming acme's change 1 as its previous (a checkpointed first change's link is
+    never checked). That history passes acme's supersession (it starts right after the change
+    acme names, and names it) but holds none of the changes acme names: refused."""
+    alice = two.alice.party
+    rotated = rotate_identity(
+        two.vault, alice.identity, alice.primary, alice.next_primary, now=T, valid_for=YEAR
+    ).identity
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        alice.identifier.digest,
+        alice.identifier,
+        T,
+        "",
+        Supersession(2, rotated.current_change_hash),
+    )
+    (page,) = pages(two.acme, [entry], now=T, per_page=1)
+    two.feeds[two.acme.identifier] = verify_page(page, authority=two.acme.identifier, now=T)
+    forged = forged_change(two, alice.identifier, 2, rotated.current_change_hash).identity
+    with pytest.raises(CredentialError) as caught:
+        verify_as(two, two.chain(two.acme), forged)
+    assert caught.value.reason is _F.WRONG_SUBJECT
+    assert verify_as(two, two.chain(two.acme), rotated).actor == alice.identifier
