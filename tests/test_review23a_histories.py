@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import MEMBER, T
-from tests.support.parties import Party, make_party
+from tests.support.parties import ChannelParty, make_channel_party, make_party
 from tests.test_trust_scope import NOW, feed_of
 from troth import limits
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust, verify_peer
+from troth.channel.verification import HandshakeClaim
 from troth.credentials import CredentialChain, delegate, issue_credential
 from troth.errors import ChannelError, ChannelFailure
 from troth.node import Node, init_node, open_node
@@ -53,12 +54,15 @@ class Desk:
     def channel_trust(self) -> ChannelTrust:
         return self.trust.channel_trust(AnyAuthenticatedIdentity())
 
-    def flood_chain(self) -> tuple[Party, bytes]:
+    def flood_chain(self) -> tuple[HandshakeClaim, bytes]:
         """Alice's chain through three fresh delegates to a fresh presenter (the most the
-        default depth allows): four throwaway identities, three of them issuers."""
+        default depth allows): four throwaway identities, three of them issuers; and the
+        presenter's handshake claim."""
         chain, holder = self.root, self.alice
-        for _ in range(4):
-            to = make_party(self.vault, now=T)
+        presenter: ChannelParty | None = None
+        for n in range(4):
+            presenter = make_channel_party(self.vault, now=T) if n == 3 else None
+            to = make_party(self.vault, now=T) if presenter is None else presenter.party
             chain = delegate(
                 holder.signer,
                 chain,
@@ -69,7 +73,13 @@ class Desk:
                 purpose="throwaway",
             )
             holder = to
-        return holder, chain.encode()
+        assert presenter is not None
+        claim = HandshakeClaim(
+            presenter.party.identity.history,
+            presenter.attestation,
+            self.vault.public_key(presenter.channel_key),
+        )
+        return claim, chain.encode()
 
     def stored_histories(self) -> int:
         row = self.node.db.fetch_one("SELECT count(*) FROM identities")
@@ -83,26 +93,26 @@ def desk(troth_home: Path) -> Iterator[Desk]:
         yield Desk(node)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a: the node's chain verifier stores every issuer history before the peer "
-    "is judged: a member's delegates refused for its full share still fill the histories table",
-)
 def test_a_refused_delegate_leaves_no_history_behind(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Alice's share is 2 identities: her first two delegates are admitted, the next 30 are
-    refused (`cannot remember who vouches`), and those refusals must store nothing (here each
-    stored the three intermediate delegates' histories: 90 rows; a member repeats it at will)."""
+    refused (`cannot remember who vouches`), and those refusals must store nothing (each
+    stored the three intermediate delegates' histories: 90 rows; a member repeats it at will).
+    The admitted ones' delegators are stored, as before."""
     monkeypatch.setattr(limits, "MAX_VOUCHED_PER_MEMBER", 2)
     trust = desk.channel_trust()
+    stored = desk.node.identities.stored_changes
     for _ in range(2):
-        who, chain = desk.flood_chain()
-        assert verify_peer(trust, who.identity, (chain,), NOW).identifier == who.identifier
+        claim, chain = desk.flood_chain()
+        peer = verify_peer(trust, claim, (chain,), NOW)
+        (credential,) = peer.credentials  # an admitted peer and its delegators are kept
+        assert all(stored(issuer.identifier) == 1 for issuer in credential.issuers)
+        assert stored(peer.identifier) == 1
     before = desk.stored_histories()
     for _ in range(30):
-        who, chain = desk.flood_chain()
+        claim, chain = desk.flood_chain()
         with pytest.raises(ChannelError) as caught:
-            verify_peer(trust, who.identity, (chain,), NOW)
+            verify_peer(trust, claim, (chain,), NOW)
         assert caught.value.reason is ChannelFailure.PEER_NOT_ALLOWED
     assert desk.stored_histories() == before
