@@ -13,6 +13,7 @@ credential as her. Acme's feed, which judges acme's chains, never named that cha
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pytest
 
@@ -46,13 +47,26 @@ from troth.identity import (
     rotate_identity,
     verify_history,
 )
-from troth.vault import KeyPurpose
+from troth.vault import KeyHandle, KeyPurpose
 
 _F = CredentialFailure
 YEAR = 365 * 86_400
 
 
-def forged_change(two: Two, identifier: Identifier, index: int, previous: bytes) -> Signer:
+@dataclass(frozen=True)
+class Forged:
+    """A made-up history of someone else's identifier: a signer as it, and its primary key."""
+
+    signer: Signer
+    primary: KeyHandle
+    page: bytes  # globex's feed page naming the made-up change
+
+    @property
+    def identity(self) -> VerifiedIdentity:
+        return self.signer.identity
+
+
+def forged_change(two: Two, identifier: Identifier, index: int, previous: bytes) -> Forged:
     """Globex's made-up change `index` of `identifier` (its own key; previous-key signature
     zeros: a checkpointed history's first link is the checkpoint's word, never checked), the
     supersession in globex's feed that names it, and a signer as that history."""
@@ -89,7 +103,7 @@ def forged_change(two: Two, identifier: Identifier, index: int, previous: bytes)
         now=T,
         expires_at=T + SIGNING_TTL,
     )
-    return Signer(forged, vault, signing, attestation, T + SIGNING_TTL)
+    return Forged(Signer(forged, vault, signing, attestation, T + SIGNING_TTL), primary, page)
 
 
 def trusting_both(two: Two) -> ChainVerifier:
@@ -113,7 +127,7 @@ def test_a_co_trusted_authority_cannot_delegate_as_anothers_member(two: Two) -> 
     none of hers) and signs, as alice, a delegation below her real acme credential to mallory.
     Acme's chain must not verify with a history of alice only globex vouches for."""
     alice = two.alice.identifier
-    as_alice = forged_change(two, alice, 1, alice.digest)
+    as_alice = forged_change(two, alice, 1, alice.digest).signer
     mallory = make_party(two.vault, now=T).identifier
     chain = delegate(
         as_alice,
