@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import NOW
 from troth.authority import Authority
-from troth.authority.client import revoke_request
+from troth.authority.client import enroll_request, refresh_request, revoke_request
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import Node, init_node, open_node
@@ -116,3 +116,46 @@ def test_the_rotated_authoritys_own_chains_still_revoke(stolen: Stolen) -> None:
     before = stolen.authority.store.revocation_tip()[0]
     assert stolen.authority.revoke_link(request, now=now) == before
     assert stolen.authority.store.revocation_tip()[0] == before + 1
+
+
+@pytest.fixture
+def acme(troth_home: Path) -> Iterator[tuple[Authority, Node]]:
+    init_node("acme-node")
+    init_node("members")
+    with open_node("acme-node") as node, open_node("members") as members:
+        yield node.create_authority("acme", now=NOW), members
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 23a: refresh issues a new credential on every call, all recorded as "
+    "unexpired, and removing the member revokes each one: the member's refreshes flood the "
+    "feed at its removal, outside every quota",
+)
+def test_a_members_refreshes_do_not_flood_the_feed_at_its_removal(
+    acme: tuple[Authority, Node],
+) -> None:
+    """A member sends 100 refresh requests within its credential's hour (a member repeats it
+    at will: a million would fill a quarter of the feed). Removing it must not write an entry
+    for each: the refreshes past a member's bound of live credentials are refused (QUOTA_
+    EXCEEDED), so its removal writes at most that many."""
+    authority, members = acme
+    ticket = authority.create_ticket(
+        creator=authority.identifier, attributes=ORDERS, address="node:acme-node", now=NOW
+    )
+    members.identities.create(now=NOW, name="m")
+    authority.enroll(enroll_request(members.identities, "m", ticket, now=NOW), now=NOW)
+    member = members.identities.get("m", now=NOW).identifier
+    refused = 0
+    for n in range(100):
+        request = refresh_request(members.identities, "m", authority.identifier, now=NOW + n)
+        try:
+            authority.refresh(request, now=NOW + n)
+        except AuthorityError as exc:
+            if exc.reason is not AuthorityFailure.QUOTA_EXCEEDED:
+                raise
+            refused += 1
+    before = authority.store.revocation_tip()[0]
+    revoked = authority.remove_member(member, now=NOW + 100)
+    written = authority.store.revocation_tip()[0] - before
+    assert (refused, len(revoked), written) == (100 - 16 + 1, 16, 16)  # 16 live at most
