@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from troth import limits
 from troth.authority import Authority
 from troth.authority.client import enroll_request, refresh_request, revoke_request
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
@@ -126,12 +127,6 @@ def acme(troth_home: Path) -> Iterator[tuple[Authority, Node]]:
         yield node.create_authority("acme", now=NOW), members
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a: refresh issues a new credential on every call, all recorded as "
-    "unexpired, and removing the member revokes each one: the member's refreshes flood the "
-    "feed at its removal, outside every quota",
-)
 def test_a_members_refreshes_do_not_flood_the_feed_at_its_removal(
     acme: tuple[Authority, Node],
 ) -> None:
@@ -146,16 +141,46 @@ def test_a_members_refreshes_do_not_flood_the_feed_at_its_removal(
     members.identities.create(now=NOW, name="m")
     authority.enroll(enroll_request(members.identities, "m", ticket, now=NOW), now=NOW)
     member = members.identities.get("m", now=NOW).identifier
-    refused = 0
-    for n in range(100):
-        request = refresh_request(members.identities, "m", authority.identifier, now=NOW + n)
-        try:
-            authority.refresh(request, now=NOW + n)
-        except AuthorityError as exc:
-            if exc.reason is not AuthorityFailure.QUOTA_EXCEEDED:
-                raise
-            refused += 1
+
+    def refresh(at: int) -> None:
+        request = refresh_request(members.identities, "m", authority.identifier, now=at)
+        authority.refresh(request, now=at)
+
+    live = limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
+    for n in range(live - 1):  # the enrollment's credential is live too
+        refresh(NOW + n)
+    for n in range(live - 1, 100):
+        with pytest.raises(AuthorityError) as caught:
+            refresh(NOW + n)
+        assert caught.value.reason is AuthorityFailure.QUOTA_EXCEEDED
+        assert f"{live} unexpired credentials of this authority, at most {live}" in str(
+            caught.value
+        )
     before = authority.store.revocation_tip()[0]
-    revoked = authority.remove_member(member, now=NOW + 100)
-    written = authority.store.revocation_tip()[0] - before
-    assert (refused, len(revoked), written) == (100 - 16 + 1, 16, 16)  # 16 live at most
+    assert len(authority.remove_member(member, now=NOW + 100)) == live
+    assert authority.store.revocation_tip()[0] - before == live
+
+
+def test_a_refresh_refused_for_live_credentials_is_taken_once_the_oldest_expires(
+    acme: tuple[Authority, Node],
+) -> None:
+    authority, members = acme
+    ticket = authority.create_ticket(
+        creator=authority.identifier, attributes=ORDERS, address="node:acme-node", now=NOW
+    )
+    members.identities.create(now=NOW, name="m")
+    authority.enroll(enroll_request(members.identities, "m", ticket, now=NOW), now=NOW)
+
+    def refresh(at: int) -> None:
+        request = refresh_request(members.identities, "m", authority.identifier, now=at)
+        authority.refresh(request, now=at)
+
+    for n in range(limits.MAX_LIVE_CREDENTIALS_PER_MEMBER - 1):
+        refresh(NOW + 10 * n)
+    with pytest.raises(AuthorityError) as caught:
+        refresh(NOW + 200)
+    assert "try again in 57 min" in str(caught.value)  # the enrollment's expires at NOW + 3600
+    refresh(NOW + 3600)  # it has: room for one
+    # the authority rotates: what it issued before verifies nowhere and counts no more
+    authority.identities.rotate("acme", now=NOW + 3601)
+    refresh(NOW + 3602)

@@ -15,6 +15,7 @@ attributes. Nobody else may create tickets.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -286,8 +287,25 @@ class Authority:
         verified = self._verify(request, "refresh", now)
         with self.store.transaction():
             member = self.member(verified.requester.identifier)
+            self._check_live(member.identifier, now)
             self._learn(verified.requester, now)
             return self._issue(member.identifier, member.attributes, now)
+
+    def _check_live(self, member: Identifier, now: int) -> None:
+        """Refuse a refresh while `member` holds MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired
+        credentials issued under this authority's current history: each is a feed entry when
+        the member is removed, which no quota limits (review 23a, authority 2). Those issued
+        under an older history verify nowhere and do not count."""
+        since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
+        live = self.store.live_issued(member.digest, now, since)
+        bound = limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
+        if len(live) >= bound:
+            wait = live[len(live) - bound] - now
+            raise AuthorityError(
+                _A.QUOTA_EXCEEDED,
+                f"{member} holds {len(live)} unexpired credentials of this authority, at most "
+                f"{bound}; try again in {max(1, math.ceil(wait / 60))} min",
+            )
 
     def rotated(self, request: bytes, *, now: int) -> int | None:
         """A member announces its rotated history (a signed `rotated` request, arguments []):
