@@ -119,11 +119,6 @@ def test_a_co_trusted_authority_cannot_lock_anothers_member_out(desk: Desk) -> N
     assert [c.authority for c in peer.credentials] == [desk.two.acme.identifier]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a: a checkpointed history starting right after the stored copy extends "
-    "it on its previous field alone (no pre-rotation commitment, no previous-key signature)",
-)
 def test_a_made_up_change_does_not_extend_a_stored_history(desk: Desk) -> None:
     """Desk stored alice's history (she connected once). Globex's made-up change 1 names her
     change 0: as a history it is refused as a fork of the stored copy (its key is not the one
