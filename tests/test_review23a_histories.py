@@ -54,14 +54,15 @@ class Desk:
     def channel_trust(self) -> ChannelTrust:
         return self.trust.channel_trust(AnyAuthenticatedIdentity())
 
-    def flood_chain(self) -> tuple[HandshakeClaim, bytes]:
-        """Alice's chain through three fresh delegates to a fresh presenter (the most the
-        default depth allows): four throwaway identities, three of them issuers; and the
-        presenter's handshake claim."""
+    def flood_chain(self, to_whom: ChannelParty | None = None) -> tuple[HandshakeClaim, bytes]:
+        """Alice's chain through three fresh delegates to a fresh presenter (or `to_whom`; the
+        most the default depth allows): three throwaway issuers; and the presenter's handshake
+        claim."""
         chain, holder = self.root, self.alice
         presenter: ChannelParty | None = None
         for n in range(4):
-            presenter = make_channel_party(self.vault, now=T) if n == 3 else None
+            if n == 3:
+                presenter = to_whom or make_channel_party(self.vault, now=T)
             to = make_party(self.vault, now=T) if presenter is None else presenter.party
             chain = delegate(
                 holder.signer,
@@ -116,3 +117,16 @@ def test_a_refused_delegate_leaves_no_history_behind(
             verify_peer(trust, claim, (chain,), NOW)
         assert caught.value.reason is ChannelFailure.PEER_NOT_ALLOWED
     assert desk.stored_histories() == before
+
+
+def test_a_refresh_stores_the_issuers_its_chains_bring(desk: Desk) -> None:
+    """An admitted peer shows a chain through other delegates in-band (a refresh, or a re-check
+    with it): their histories are judged, then stored once the peer is admitted again."""
+    trust = desk.channel_trust()
+    presenter = make_channel_party(desk.vault, now=T)
+    claim, chain = desk.flood_chain(presenter)
+    peer = verify_peer(trust, claim, (chain,), NOW)
+    _, fresh = desk.flood_chain(presenter)
+    (credential,) = verify_peer(trust, peer.identity, (fresh,), NOW).credentials
+    stored = desk.node.identities.stored_changes
+    assert all(stored(issuer.identifier) == 1 for issuer in credential.issuers)
