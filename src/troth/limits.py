@@ -70,6 +70,12 @@ of its history), unless the authority is configured otherwise. The authority's o
 are not limited."""
 REVOCATION_QUOTA_WINDOW: Final = 3600
 """The window of the per-member quota (seconds)."""
+MAX_LIVE_CREDENTIALS_PER_MEMBER: Final = 16
+"""Unexpired credentials an authority issues one member under its current history: past it a
+`refresh` is refused (quota exceeded) until the oldest expires. Removing a member revokes each
+of its unexpired credentials (one feed entry each, the authority's own, not quota-limited), so
+without a bound every refresh a member sends would be a feed entry at its removal (review 23a,
+authority 2). A node refreshes near expiry or after its authority rotates: two or three live."""
 DEFAULT_CREDENTIAL_SKEW_SECONDS: Final = 60
 """The clock skew a verifier allows at a credential's window edges unless told otherwise (at
 most MAX_CLOCK_SKEW_SECONDS)."""

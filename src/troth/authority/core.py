@@ -15,6 +15,7 @@ attributes. Nobody else may create tickets.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -286,8 +287,25 @@ class Authority:
         verified = self._verify(request, "refresh", now)
         with self.store.transaction():
             member = self.member(verified.requester.identifier)
+            self._check_live(member.identifier, now)
             self._learn(verified.requester, now)
             return self._issue(member.identifier, member.attributes, now)
+
+    def _check_live(self, member: Identifier, now: int) -> None:
+        """Refuse a refresh while `member` holds MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired
+        credentials issued under this authority's current history: each is a feed entry when
+        the member is removed, which no quota limits (review 23a, authority 2). Those issued
+        under an older history verify nowhere and do not count."""
+        since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
+        live = self.store.live_issued(member.digest, now, since)
+        bound = limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
+        if len(live) >= bound:
+            wait = live[len(live) - bound] - now
+            raise AuthorityError(
+                _A.QUOTA_EXCEEDED,
+                f"{member} holds {len(live)} unexpired credentials of this authority, at most "
+                f"{bound}; try again in {max(1, math.ceil(wait / 60))} min",
+            )
 
     def rotated(self, request: bytes, *, now: int) -> int | None:
         """A member announces its rotated history (a signed `rotated` request, arguments []):
@@ -394,9 +412,11 @@ class Authority:
         except (ValueError, DecodeError):
             raise AuthorityError(_A.REQUEST_INVALID, "revoke takes [id, chain, reason]") from None
         try:
-            links = self._chains.verify_structure(chain, now=now, checkpoints=self._attests).links
+            checked = self._chains.verify_structure(chain, now=now, checkpoints=self._attests)
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
+        self._check_issuers(checked.issuers, now)
+        links = checked.links
         position = next((link.index for link in links if link.hash == target), None)
         if position is None:
             raise AuthorityError(_A.REQUEST_INVALID, "the credential is not in the chain")
@@ -429,6 +449,26 @@ class Authority:
             raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
         self._remember(request, verified, seq)
         return seq
+
+    def _check_issuers(self, issuers: Sequence[VerifiedIdentity], now: int) -> None:
+        """Refuse a chain whose root was issued under a history of this authority other than
+        its current one, or that carries an issuer history forking from or rolling back the
+        copy stored here: `verify_structure` judges a chain by the histories it carries, so a
+        pre-rotation key from a stolen backup forges roots for made-up members, each with a
+        quota of its own (review 23a, authority 1; docs/credentials.md, "A stolen authority
+        key")."""
+        current = self.identities.get(self.config.name, now=now).identity.current_change_hash
+        if issuers[0].current_change_hash != current:
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                "chain: issued under an older history of the authority (it rotated since: "
+                "ask it for a fresh credential)",
+            )
+        for issuer in issuers[1:]:
+            try:
+                self.identities.check_known(issuer)
+            except IdentityError as exc:
+                raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
 
     def _check_standing(self, links: Sequence[VerifiedLink], now: int) -> None:
         """Refuse a requester whose own links (the chain above the link it issued) are expired

@@ -111,9 +111,11 @@ def remember_nothing(identifier: Identifier) -> Set[Identifier]:
 class ChannelTrust:
     """How this side judges peers. `verifier` checks credential chains (None: ignore them);
     `known` raises IdentityError for a history that forks from or rolls back a stored copy;
-    `observe` is given each admitted peer to store (or extend) its copy (store-or-extend:
-    judged before, stored only after admission; what the holder keeps is its choice: a node
-    keeps members and anchors, so strangers it admits, say to enroll, cannot fill its store)."""
+    `observe` is given each admitted peer (at the handshake, and again at each refresh and
+    re-check: its chains may carry issuers not seen before) to store (or extend) its copy and
+    those of its chains' issuers (store-or-extend: judged before, stored only after admission;
+    what the holder keeps is its choice: a node keeps members and anchors, so strangers it
+    admits, say to enroll, cannot fill its store)."""
 
     policy: PeerPolicy
     verifier: ChainVerifier | None = None
@@ -178,7 +180,7 @@ def verify_peer(
     peer = VerifiedPeer(identity, checked.verified, checked.dropped)
     if not trust.policy.admit(peer):
         raise ChannelError(_F.PEER_NOT_ALLOWED, str(identity.identifier))
-    if trust.observe is not None and not isinstance(who, VerifiedIdentity):
+    if trust.observe is not None:  # also at a refresh: its chains may carry new issuers
         try:
             trust.observe(peer)
         except IdentityError as exc:  # another copy was stored meanwhile: a fork

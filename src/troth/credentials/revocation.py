@@ -372,6 +372,17 @@ class VerifiedFeed:
         if superseded is not None:
             check_supersession(identity, superseded)
 
+    def binds(self, identity: VerifiedIdentity) -> bool:
+        """Whether this feed ties `identity`'s presented history to its identifier, once
+        `check_current` passed: a history from change 0 is tied by its first change's hash; a
+        checkpointed one only when a supersession here names one of its changes (its first
+        change's link is its checkpoint authority's word, which counts for that authority's
+        chains only: review 23a, checkpoints 1-2)."""
+        if identity.first_index == 0:
+            return True
+        superseded = self.supersession(identity.identifier)
+        return superseded is not None and superseded.changes - 1 >= identity.first_index
+
     def attests(self, identifier: bytes, index: int, change_hash: bytes) -> bool:
         """Whether a supersession in this feed names change `index` of `identifier` with
         `change_hash` (the checkpoint of a history presented from that change)."""

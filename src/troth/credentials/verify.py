@@ -200,13 +200,7 @@ class VerifiedCredential:
         """Raise CredentialError SUPERSEDED (with the link's index) when `feed` supersedes
         the history an issuer of the chain carried, or the presenter's: the check
         `ChainVerifier.verify` makes, for a credential held since it verified."""
-        for index, identity in enumerate(self.issuers):
-            try:
-                feed.check_current(identity)
-            except CredentialError as exc:
-                raise CredentialError(exc.reason, exc.detail, index) from None
-        if self.presenter is not None:
-            feed.check_current(self.presenter)
+        _check_current(feed, self.authority, self.issuers, self.presenter)
 
     def to_json(self) -> dict[str, Any]:
         """The verified chain as JSON data."""
@@ -261,6 +255,41 @@ class _Checked(NamedTuple):
     identities: tuple[VerifiedIdentity, ...]
     keys_valid_until: int
     verified_at: int
+
+
+def _check_current(
+    feed: VerifiedFeed,
+    authority: Identifier,
+    issuers: tuple[VerifiedIdentity, ...],
+    presenter: VerifiedIdentity | None,
+) -> None:
+    """Raise unless the root authority's `feed` neither supersedes nor leaves unbound an issuer
+    history (ISSUER_INVALID, with the link's index) or the presenter's (WRONG_SUBJECT): a
+    history presented from a checkpoint counts for a chain only when the chain's authority
+    names one of its changes (`VerifiedFeed.binds`). Another authority's checkpoint is its own
+    word: a co-trusted authority could otherwise make up a change of this authority's member,
+    name it in its feed, and delegate or present as the member (review 23a, checkpoints 1-2)."""
+    for index, identity in enumerate(issuers):
+        try:
+            feed.check_current(identity)
+        except CredentialError as exc:
+            raise CredentialError(exc.reason, exc.detail, index) from None
+        if not feed.binds(identity):
+            raise CredentialError(_F.ISSUER_INVALID, _unbound(identity, authority), index)
+    if presenter is not None:
+        feed.check_current(presenter)
+        if not feed.binds(presenter):
+            raise CredentialError(_F.WRONG_SUBJECT, _unbound(presenter, authority))
+
+
+def _unbound(identity: VerifiedIdentity, authority: Identifier) -> str:
+    checkpoint = identity.checkpoint
+    by = "" if checkpoint is None else f" by authority {Identifier(checkpoint.authority)}"
+    return (
+        f"{identity.identifier}'s history from change {identity.first_index} is attested{by}, "
+        f"not by this chain's authority {authority}, whose feed names none of its changes: "
+        "present it from an earlier change, or announce its rotations to that authority"
+    )
 
 
 def chain_actor(data: bytes) -> Identifier:
@@ -371,13 +400,12 @@ class ChainVerifier:
         if result.actor != actor:
             raise CredentialError(_F.WRONG_SUBJECT, f"{result.actor} != {actor}")
         # stateless verifiers too: no issuer (or presenter) history the feed says is superseded
-        for index, identity in enumerate(checked.identities):
-            try:
-                feed.check_current(identity)
-            except CredentialError as exc:
-                raise CredentialError(exc.reason, exc.detail, index) from None
-        if not isinstance(presenter, Identifier):
-            feed.check_current(presenter)
+        _check_current(
+            feed,
+            result.authority,
+            checked.identities,
+            None if isinstance(presenter, Identifier) else presenter,
+        )
         if self._known is not None:
             for identity in checked.identities:
                 try:

@@ -41,6 +41,7 @@ __all__ = [
     "VerifiedIdentity",
     "change_hashes",
     "check_extends",
+    "check_follows",
     "indexed_hashes",
     "verify_history",
 ]
@@ -336,7 +337,11 @@ def indexed_hashes(history: bytes) -> tuple[int, list[bytes]]:
 
 
 def check_extends(
-    stored_hashes: Sequence[bytes], candidate: VerifiedIdentity, *, stored_first: int = 0
+    stored_hashes: Sequence[bytes],
+    candidate: VerifiedIdentity,
+    *,
+    stored_first: int = 0,
+    stored_last: SignedChange | None = None,
 ) -> None:
     """Raise unless `candidate` equals the stored history (given by the hashes of its changes
     from index `stored_first` on) or appends changes to it: no fork, no rollback. Changes are
@@ -345,9 +350,13 @@ def check_extends(
 
     - on every index both hold, the hashes agree (else FORK at the first that differs);
     - the candidate ends no earlier than the stored copy (else ROLLBACK);
-    - a candidate starting right after the stored copy names its last change as previous;
-      one starting later (a gap) is refused: nothing shows that it descends from the stored
-      copy (another authority's checkpoint may attest a stolen backup's fork).
+    - a candidate starting right after the stored copy names its last change as previous,
+      and, given that change (`stored_last`), follows it as `verify_history` requires of a
+      rotation (its key the one committed to, the previous-key signature, the times): what
+      its checkpoint alone vouches for, and another authority's checkpoint may name a change
+      it made up (review 23a, checkpoints 4); one starting later (a gap) is refused: nothing
+      shows that it descends from the stored copy (another authority's checkpoint may attest
+      a stolen backup's fork).
     """
     last_stored = stored_first + len(stored_hashes) - 1
     first, last = candidate.first_index, candidate.current.index
@@ -361,8 +370,11 @@ def check_extends(
             IdentityFailure.ROLLBACK,
             f"it ends at change {last}, the stored copy at change {last_stored}",
         )
-    if first == last_stored + 1 and candidate.changes[0].body.previous != stored_hashes[-1]:
-        raise IdentityError(IdentityFailure.FORK, change=first)
+    if first == last_stored + 1:
+        if candidate.changes[0].body.previous != stored_hashes[-1]:
+            raise IdentityError(IdentityFailure.FORK, change=first)
+        if stored_last is not None:
+            check_follows(stored_last, candidate.changes[0])
     if first > last_stored + 1:
         raise IdentityError(
             IdentityFailure.UNATTESTED_CHECKPOINT,
@@ -371,3 +383,23 @@ def check_extends(
             "between)",
             first,
         )
+
+
+def check_follows(previous: SignedChange, change: VerifiedChange) -> None:
+    """Raise IdentityError unless `change` follows `previous` (the change before it, e.g. a
+    stored copy's last) by the rules `verify_history` applies to a rotation (docs/formats.md,
+    "Verification rules", 5 and 7): the hash link, the previous key valid at the rotation, the
+    times in order, the key committed to (pre-rotation) and the previous-key signature. For the
+    first change of a checkpointed history, whose link its checkpoint vouches for."""
+    try:
+        body = ChangeBody.decode(previous.body)
+    except DecodeError as exc:
+        raise _decode_failure(exc, change.index - 1) from None
+    before = VerifiedChange(change.index - 1, sha256(previous.body), body, previous)
+    # the future check (rule 4) ran when `change` was verified: not again here
+    _check_structure(change.index, change.signed, change.body, before, change.body.created_at)
+    signature = change.signed.previous_signature
+    try:
+        verify_signature(body.primary_key, signature or b"", change.signed.body)
+    except CryptoError:
+        raise IdentityError(IdentityFailure.BAD_PREVIOUS_SIGNATURE, change=change.index) from None

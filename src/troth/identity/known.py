@@ -24,7 +24,9 @@ import time
 from typing import Final, NamedTuple
 
 from troth.clock import Clock
+from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, IdentityFailure
+from troth.identity.change import SignedChange, UnverifiedHistory
 from troth.identity.history import VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import IdentityStore
 
@@ -120,8 +122,33 @@ class KnownHistories:
             return False
         if known.hashes[-1] == identity.current_change_hash:
             return True  # the stored copy itself: hash-linked changes, equal last hash, equal all
-        check_extends(known.hashes, identity, stored_first=known.first)
+        check_extends(
+            known.hashes,
+            identity,
+            stored_first=known.first,
+            stored_last=self._last_change(identity, known),
+        )
         return False
+
+    def _last_change(self, identity: VerifiedIdentity, known: StoredSpan) -> SignedChange | None:
+        """The stored copy's last change when `identity` starts right after it (a checkpointed
+        history whose first link `check_extends` then checks against it; read from the store,
+        rarely), else None."""
+        if identity.first_index != known.last + 1:
+            return None
+        stored = self._store.get_history(identity.identifier.digest)
+        if stored is None:
+            return None
+        try:
+            copy = UnverifiedHistory.decode(stored[0])
+        except DecodeError as exc:
+            raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
+        at = known.last - copy.first_index  # another process may have extended it meanwhile
+        if not 0 <= at < len(copy.changes) or sha256(copy.changes[at].body) != known.hashes[-1]:
+            raise IdentityError(
+                IdentityFailure.FORK, "the stored copy changed while it was read", known.last
+            )
+        return copy.changes[at]
 
     def _store_or_extend(self, identity: VerifiedIdentity) -> None:
         digest = identity.identifier.digest
@@ -132,7 +159,12 @@ class KnownHistories:
                 self._store.insert_history(digest, identity.history, count, self._clock.now())
             else:
                 known = self.remember(digest, _stored_span(stored[0]))
-                check_extends(known.hashes, identity, stored_first=known.first)
+                check_extends(
+                    known.hashes,
+                    identity,
+                    stored_first=known.first,
+                    stored_last=self._last_change(identity, known),
+                )
                 if count > stored[1]:
                     if self._store.find_local(identifier=digest) is not None:
                         raise IdentityError(

@@ -71,7 +71,10 @@ class NodeTrust:
         self.routes: dict[Identifier, str] = {}
         """Where each trusted authority is reached (a route, or node:NAME on this machine)."""
         self.verifier: ChainVerifier | None = None
-        """Checks chains at handshakes: issuer histories are stored or extended."""
+        """Checks chains (the trace collector's): issuer histories are stored or extended."""
+        self._handshakes: ChainVerifier | None = None
+        """Checks chains at handshakes: issuer histories are judged against the stored copies,
+        and stored only once the peer is admitted (`_remember`)."""
         self._recheck: ChainVerifier | None = None  # per decision: memory only (no `known`)
         self.vouchers = Vouchers(
             SqliteVoucherStore(node.db),
@@ -98,10 +101,12 @@ class NodeTrust:
         if frozenset(anchors) != self.anchors:
             self.anchors = frozenset(anchors)
             policy = TrustPolicy(self.anchors) if anchors else None
+            identities = self.node.identities
             self.verifier = (
-                None
-                if policy is None
-                else ChainVerifier(policy, known=self.node.identities.observe)
+                None if policy is None else ChainVerifier(policy, known=identities.observe)
+            )
+            self._handshakes = (
+                None if policy is None else ChainVerifier(policy, known=identities.check_known)
             )
             self._recheck = None if policy is None else ChainVerifier(policy)
         for authority in self.routes:
@@ -141,7 +146,7 @@ class NodeTrust:
         """How channels judge peers: `policy` admits them (the decision point's adapter)."""
         return ChannelTrust(
             policy=policy,
-            verifier=self.verifier,
+            verifier=self._handshakes,
             feeds=lambda: self.feeds,
             known=self.node.identities.check_known,
             observe=self._remember,
@@ -151,11 +156,17 @@ class NodeTrust:
         )
 
     def _remember(self, peer: VerifiedPeer) -> None:
-        """Store (or extend) an admitted peer's history when it is a member (a credential
-        from a trust anchor) or an anchor: a stranger admitted to enroll is judged against the
-        store but not kept (its history is stored when it enrolls)."""
+        """Store (or extend) an admitted peer's history, and its chains' issuer histories, when
+        it is a member (a credential from a trust anchor) or an anchor: a stranger admitted to
+        enroll is judged against the store but not kept (its history is stored when it
+        enrolls), and a peer refused (e.g. its member's share of the vouchers is full) leaves
+        no history behind, its delegators' neither (review 23a, histories 1)."""
         if peer.credentials or peer.identifier in self.feeds:
-            self.node.identities.observe(peer.identity)
+            observe = self.node.identities.observe
+            for credential in peer.credentials:
+                for issuer in credential.issuers:
+                    observe(issuer)
+            observe(peer.identity)
 
     def _checkpoints(self, now: int) -> Checkpoints:
         """The node's word on checkpointed peer histories: its stored copies and held feeds."""

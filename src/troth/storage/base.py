@@ -266,6 +266,11 @@ class AuthorityStore(Transactional, Protocol):
         """Ids of the credentials issued to `subject` that have not expired at `now`."""
         ...
 
+    def live_issued(self, subject: bytes, now: int, since: int) -> list[int]:
+        """The expiries, soonest first, of the credentials issued to `subject` at or after
+        `since` that have not expired at `now`."""
+        ...
+
     def revocation_tip(self) -> tuple[int, bytes | None]:
         """How many entries the feed has, and the head after the last (None when empty)."""
         ...

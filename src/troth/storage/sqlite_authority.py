@@ -138,6 +138,14 @@ class SqliteAuthorityStore:
         )
         return [bytes(r[0]) for r in rows]
 
+    def live_issued(self, subject: bytes, now: int, since: int) -> list[int]:
+        rows = self._db.fetch_all(
+            "SELECT expires_at FROM issued_credentials WHERE subject = ? AND expires_at > ? "
+            "AND issued_at >= ? ORDER BY expires_at",
+            (subject, now, since),
+        )
+        return [int(r[0]) for r in rows]
+
     def revocation_tip(self) -> tuple[int, bytes | None]:
         row = self._db.fetch_one("SELECT seq, head FROM revocations ORDER BY seq DESC LIMIT 1")
         return (0, None) if row is None else (row[0] + 1, bytes(row[1]))
