@@ -21,7 +21,7 @@ import pytest
 from tests.support.gates import GatesWorld, T, make_world
 from tests.support.mcp_orders import text
 from troth.clock import FixedClock
-from troth.gates import ListRecorder
+from troth.gates import ListRecorder, ToolCall
 from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate
 
 DEPLOY: dict[str, Any] = {
@@ -120,6 +120,8 @@ def test_an_omitted_argument_reaches_the_upstream_as_it_was_judged() -> None:
         result = await gate.call_tool(support, "deploy", {"env": "prod"})
         assert text(result) == "deploy: dry run"  # what was judged (dry_run true) is what ran
         assert upstream.received == [{"env": "prod", "dry_run": True}]
-        assert recorder.records[-1].request.arguments == {"env": "prod", "dry_run": True}
+        judged = recorder.records[-1].request
+        assert isinstance(judged, ToolCall)
+        assert judged.arguments == {"env": "prod", "dry_run": True}
 
     anyio.run(main)
