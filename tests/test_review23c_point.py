@@ -22,9 +22,6 @@ CALL = ToolCall("lookup_order", {"order_id": "o1"})
 LATER = T + 7200  # the bundle below lived an hour
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 23c: a denial while no bundle is in force names no caller"
-)
 @pytest.mark.parametrize("presented", [False, True])
 def test_a_call_denied_while_the_bundle_is_out_of_force_is_recorded_as_the_callers(
     presented: bool,

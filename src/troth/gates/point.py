@@ -86,8 +86,9 @@ class ToolPreview:
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
     """One decision as handed to the recorder: when, for which credential (None when the
-    caller had none valid), on what request (tool arguments included: a recorder keeps their
-    hash or redacts them), and the decision."""
+    caller had none valid; a current one also when no bundle is in force), on what request
+    (tool arguments included: a recorder keeps their hash or redacts them), and the
+    decision."""
 
     at: int
     credential: VerifiedCredential | None
@@ -210,18 +211,37 @@ class DecisionPoint:
     def _decide(
         self, caller: Caller, request: Request, now: int
     ) -> tuple[VerifiedCredential | None, PolicyDecision]:
-        credential = None
+        credential: VerifiedCredential | None = None
         try:
-            credential, engine = self._engine(caller, now)
+            credential = (
+                caller if isinstance(caller, VerifiedCredential) else caller.current(now=now)
+            )
+            credential, engine = self._engine(credential, now)
             return credential, engine.decide(credential, request, now=now)
         except CredentialError as exc:
             reason = _CREDENTIAL_DENIALS.get(
                 exc.reason, f"denied: the caller's credential is {exc.reason.value}"
             )
-            return credential, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
+            return None, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
         except PolicyError as exc:
+            # no bundle in force: the record still names a caller whose credential is current
+            # (review 23c: such denials were signed into the trace as nobody's)
             reason = f"denied: {exc.reason.value}"
-            return credential, PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
+            return self._if_current(credential, now), PolicyDecision.deny(
+                Outcome.NOT_IN_FORCE, reason
+            )
+
+    def _if_current(
+        self, credential: VerifiedCredential | None, now: int
+    ) -> VerifiedCredential | None:
+        """`credential` if the current feed finds it current (`_check_current`), else None."""
+        if credential is None:
+            return None
+        try:
+            _check_current(credential, self.feeds(credential.authority), now, self.max_clock_skew)
+        except CredentialError:
+            return None
+        return credential
 
     def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
         """Decide `request` and record it; the record carries the credential used."""
