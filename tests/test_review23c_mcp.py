@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -65,12 +66,9 @@ def _gate(world: GatesWorld, upstream: Upstream, recorder: ListRecorder | None =
     return McpGate(world.point(world.store(bundle), recorder), upstream, clock=FixedClock(T + 10))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 23c: a name listed twice offers the entry the bundle never typed"
-)
-def test_a_tool_the_upstream_lists_twice_is_not_offered_with_a_schema_the_bundle_never_typed() -> (
-    None
-):
+def test_a_tool_the_upstream_lists_twice_is_not_offered_with_a_schema_the_bundle_never_typed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def main() -> None:
         world = make_world()
         support = world.credential(world.support_chain, world.support)
@@ -82,7 +80,9 @@ def test_a_tool_the_upstream_lists_twice_is_not_offered_with_a_schema_the_bundle
             ]
         )
         gate = _gate(world, upstream)
-        listed = (await gate.list_tools(support)).tools
+        with caplog.at_level(logging.WARNING, logger="troth.mcp"):
+            listed = (await gate.list_tools(support)).tools
+            await gate.list_tools(support)
         assert [tool.input_schema for tool in listed if tool.input_schema != DEPLOY] == []
         result = await gate.call_tool(support, "deploy", {"env": "prod", "dry_run": True})
         assert result.is_error  # which of the two would run is the upstream's to pick
@@ -90,11 +90,10 @@ def test_a_tool_the_upstream_lists_twice_is_not_offered_with_a_schema_the_bundle
         assert upstream.received == []
 
     anyio.run(main)
+    reports = [r.getMessage() for r in caplog.records if "twice" in r.getMessage()]
+    assert reports == ["tool deploy: the upstream lists it twice: not offered"]  # once
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 23c: the gate judges omitted arguments' defaults, forwards none"
-)
 def test_an_omitted_argument_reaches_the_upstream_as_it_was_judged() -> None:
     async def main() -> None:
         world = make_world()
