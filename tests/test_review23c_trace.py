@@ -20,9 +20,10 @@ import pytest
 from tests.support.gates import T, export_customers, lookup_order, make_world, refund
 from tests.support.parties import make_party
 from troth.clock import FixedClock
+from troth.credentials import VerifiedCredential
 from troth.crypto import sha256
 from troth.gates import DecisionPoint, Outcome, Tool, ToolGate
-from troth.trace import Kind, TraceLog, TraceRecorder, verify_log
+from troth.trace import Kind, TraceLog, TraceRecord, TraceRecorder, verify_log
 from troth.trace.adapters import TraceDecisionRecorder
 from troth.trace.record import disclosure_value
 from troth.trace.signing import open_envelope
@@ -37,18 +38,8 @@ def _nested(depth: int) -> Any:
     return value
 
 
-@pytest.mark.parametrize(
-    ("tool", "arguments", "outcome"),
-    [
-        ("export_customers", {"fmt": _nested(40)}, Outcome.ARGUMENTS),
-        ("export_customers", {"fmt": "csv\ufdd0"}, Outcome.ARGUMENTS),
-        ("refund", {"order_id": "o1", "amount": 1, "note": _nested(40)}, Outcome.ARGUMENTS),
-        ("lookup_order", {"order_id": "o1\ufdd0"}, Outcome.ALLOWED),
-    ],
-)
-def test_a_decision_on_arguments_no_export_carries_is_recorded_with_their_hash(
-    tmp_path: Path, tool: str, arguments: dict[str, Any], outcome: Outcome
-) -> None:
+def _gate(tmp_path: Path) -> tuple[ToolGate, TraceLog, VerifiedCredential]:
+    """The support agent's tool gate, recording into a trace log; and its credential."""
     world = make_world()
     owner = make_party(world.vault, now=T)
     log = TraceLog.open(tmp_path / "trace.db", clock=FixedClock(NOW), signer=lambda n: owner.signer)
@@ -61,13 +52,44 @@ def test_a_decision_on_arguments_no_export_carries_is_recorded_with_their_hash(
         [Tool.from_function(f) for f in (lookup_order, refund, export_customers)],
         clock=FixedClock(NOW),
     )
-    caller = world.credential(world.support_chain, world.support)
-    result = gate.invoke(caller, tool, arguments)
-    assert result.decision.outcome is outcome
+    return gate, log, world.credential(world.support_chain, world.support)
+
+
+def _recorded(log: TraceLog) -> tuple[TraceRecord, bytes]:
+    """The log's one record and its `args` disclosure."""
     (entry,) = log.stored()
     record = open_envelope(entry.envelope)[0]
+    return record, log.disclosures(record.id)["args"].value
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "outcome"),
+    [
+        ("export_customers", {"fmt": _nested(40)}, Outcome.ARGUMENTS),
+        ("export_customers", {"fmt": "csv\ufdd0"}, Outcome.ARGUMENTS),
+        ("refund", {"order_id": "o1", "amount": 1, "note": _nested(40)}, Outcome.ARGUMENTS),
+        ("lookup_order", {"order_id": "o1\ufdd0"}, Outcome.ALLOWED),
+    ],
+)
+def test_a_decision_on_arguments_no_export_carries_is_recorded_with_their_hash(
+    tmp_path: Path, tool: str, arguments: dict[str, Any], outcome: Outcome
+) -> None:
+    gate, log, caller = _gate(tmp_path)
+    result = gate.invoke(caller, tool, arguments)
+    assert result.decision.outcome is outcome
+    record, disclosed = _recorded(log)
     assert record.kind is (Kind.TOOL_INVOCATION if result.allowed else Kind.DENIAL)
     encoded = disclosure_value(arguments)
-    disclosed = log.disclosures(record.id)["args"].value
     assert disclosed == disclosure_value({"sha256": sha256(encoded).hex(), "bytes": len(encoded)})
+    assert verify_log(log).size == 1
+
+
+@pytest.mark.xfail(strict=True, reason="review 23c: past the encoders' depth nothing is recorded")
+def test_a_call_nested_past_the_json_encoders_is_a_recorded_denial(tmp_path: Path) -> None:
+    gate, log, caller = _gate(tmp_path)
+    result = gate.invoke(caller, "export_customers", {"fmt": _nested(1_000)})
+    assert (result.allowed, result.decision.outcome) == (False, Outcome.ARGUMENTS)
+    record, disclosed = _recorded(log)
+    assert record.kind is Kind.DENIAL
+    assert disclosed == disclosure_value({"not_json": "dict"})  # not even hashable
     assert verify_log(log).size == 1
