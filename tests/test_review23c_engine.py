@@ -26,9 +26,6 @@ def _nested(depth: int) -> object:
     return value
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 23c: deep arguments raise RecursionError, unrecorded"
-)
 @pytest.mark.parametrize("where", ["order_id", "extra"])
 def test_arguments_nested_past_the_encoder_are_a_recorded_arguments_denial(where: str) -> None:
     world = make_world()

@@ -84,7 +84,6 @@ def test_a_decision_on_arguments_no_export_carries_is_recorded_with_their_hash(
     assert verify_log(log).size == 1
 
 
-@pytest.mark.xfail(strict=True, reason="review 23c: past the encoders' depth nothing is recorded")
 def test_a_call_nested_past_the_json_encoders_is_a_recorded_denial(tmp_path: Path) -> None:
     gate, log, caller = _gate(tmp_path)
     result = gate.invoke(caller, "export_customers", {"fmt": _nested(1_000)})

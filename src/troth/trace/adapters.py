@@ -112,12 +112,13 @@ def _exportable(encoded: bytes) -> bool:
 
 def _value(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any:
     """`value` as a disclosed value: itself when it is JSON within `limit` bytes that an export
-    carries, else what it was (a value that is not JSON) or its hash and size (one over the
-    limit, or nested too deep or holding a noncharacter: signing it would refuse the record, so
-    a caller's arguments could keep its call out of the trace; review 23c)."""
+    carries, else what it was (a value that is not JSON, or nested too deep to encode) or its
+    hash and size (one over the limit, or nested too deep or holding a noncharacter: signing
+    it would refuse the record, so a caller's arguments could keep its call out of the trace;
+    review 23c)."""
     try:
         encoded = disclosure_value(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the encoder
         return {"not_json": type(value).__name__}
     if len(encoded) > limit or not _exportable(encoded):
         return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
