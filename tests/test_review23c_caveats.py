@@ -37,9 +37,8 @@ POLICIES = """\
 
 def documented_cap() -> str:
     """The caveat docs/policy.md says caps a refund and leaves other tools alone."""
-    found = re.search(
-        r"Write `([^`]*)` to cap a refund and leave other tools alone", DOCS.read_text()
-    )
+    text = " ".join(DOCS.read_text().split())
+    found = re.search(r"Write `([^`]*)` to cap a refund and leave other tools alone", text)
     assert found is not None, "docs/policy.md no longer shows the refund cap"
     return " ".join(found[1].split())
 
@@ -49,15 +48,7 @@ def documented_cap() -> str:
     [
         ("refund", {"order_id": "o1", "amount": 100}, True),
         ("refund", {"order_id": "o1", "amount": 5000}, False),
-        pytest.param(  # the whole order: over any cap
-            "refund",
-            {"order_id": "o1"},
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="review 23c: the documented cap lets a call omitting amount through",
-            ),
-        ),
+        ("refund", {"order_id": "o1"}, False),  # the whole order: over any cap
         ("lookup_order", {"order_id": "o1"}, True),  # other tools left alone
     ],
 )
