@@ -60,3 +60,27 @@ def test_a_revoked_caller_denied_while_the_bundle_is_out_of_force_is_still_unatt
         "denied: the bundle expired",
     )
     assert recorder.records[-1].credential is None  # none valid: as DecisionRecord says
+
+
+@pytest.mark.xfail(strict=True, reason="review 23c: a refused caller's denial names nobody")
+@pytest.mark.parametrize("presented", [False, True])
+def test_a_caller_whose_credential_is_refused_is_named_in_the_record_of_its_denial(
+    presented: bool,
+) -> None:
+    # a revoked agent that keeps calling: each denial must say who, though no credential holds
+    world = make_world()
+    recorder = ListRecorder()
+    point = world.point(world.store(world.bundle()), recorder)
+    caller = (
+        PresentedChain(world.sub_chain, world.sub.identifier, world.verifier, world.held_feed)
+        if presented
+        else world.credential(world.sub_chain, world.sub)
+    )
+    link = CredentialChain.decode(world.sub_chain).credentials[-1].hash
+    world.revoke(RevocationKind.CREDENTIAL, link, T + 20)
+    decision = point.decide(caller, CALL, now=T + 30)
+    assert decision.reason == "denied: the caller's credential is revoked"
+    (record,) = recorder.records
+    assert (record.credential, getattr(record, "presenter", None)) == (None, world.sub.identifier)
+    content, _ = decision_content(record, world.support.identifier)
+    assert content.values["inputs"]["caller"] == {"actor": str(world.sub.identifier)}
