@@ -7,6 +7,12 @@ trace's record of such a denial named no caller (`decision_content` adds `inputs
 with a credential) and counted it against the shared share of the uncredentialed: every call
 a member made while the bundle was out of force was signed as nobody's. A caller whose
 credential is not current (revoked, expired) still gets a record without one, as before.
+
+Nor did a denial for a refused credential name anyone: a revoked agent calling on, over a
+channel whose peer the node knows, was recorded as nobody. The record now carries who
+presented the credential (`DecisionRecord.presenter`: the credential's actor, or the
+`CredentialSource`'s presenter, `troth.gates.Presenting`), and the trace names it in
+`inputs.caller`.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ def test_a_call_denied_while_the_bundle_is_out_of_force_is_recorded_as_the_calle
     assert content.values["inputs"]["caller"]["actor"] == str(world.sub.identifier)
 
 
-def test_a_revoked_caller_denied_while_the_bundle_is_out_of_force_is_still_unattributed() -> None:
+def test_a_revoked_caller_denied_while_the_bundle_is_out_of_force_has_no_credential() -> None:
     world = make_world()
     recorder = ListRecorder()
     point = world.point(world.store(world.bundle(ttl=3600)), recorder)
@@ -59,10 +65,11 @@ def test_a_revoked_caller_denied_while_the_bundle_is_out_of_force_is_still_unatt
         Outcome.NOT_IN_FORCE,
         "denied: the bundle expired",
     )
-    assert recorder.records[-1].credential is None  # none valid: as DecisionRecord says
+    record = recorder.records[-1]
+    assert record.credential is None  # none valid: as DecisionRecord says
+    assert record.presenter == world.sub.identifier  # but who presented it is known
 
 
-@pytest.mark.xfail(strict=True, reason="review 23c: a refused caller's denial names nobody")
 @pytest.mark.parametrize("presented", [False, True])
 def test_a_caller_whose_credential_is_refused_is_named_in_the_record_of_its_denial(
     presented: bool,
@@ -81,6 +88,6 @@ def test_a_caller_whose_credential_is_refused_is_named_in_the_record_of_its_deni
     decision = point.decide(caller, CALL, now=T + 30)
     assert decision.reason == "denied: the caller's credential is revoked"
     (record,) = recorder.records
-    assert (record.credential, getattr(record, "presenter", None)) == (None, world.sub.identifier)
+    assert (record.credential, record.presenter) == (None, world.sub.identifier)
     content, _ = decision_content(record, world.support.identifier)
     assert content.values["inputs"]["caller"] == {"actor": str(world.sub.identifier)}

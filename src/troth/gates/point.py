@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from troth.credentials import (
     ChainVerifier,
@@ -41,6 +41,7 @@ __all__ = [
     "NoLeases",
     "PolicySource",
     "PresentedChain",
+    "Presenting",
     "ToolPreview",
 ]
 
@@ -57,6 +58,14 @@ class CredentialSource(Protocol):
     """Gives the caller's credential as of `now`, verified again (CredentialError if not)."""
 
     def current(self, *, now: int) -> VerifiedCredential: ...
+
+
+@runtime_checkable
+class Presenting(Protocol):
+    """A `CredentialSource` that knows who presents the credential: the record of a decision
+    names it even when the credential is refused (review 23c)."""
+
+    def presenter_identifier(self) -> Identifier | None: ...
 
 
 Caller = VerifiedCredential | CredentialSource
@@ -87,13 +96,15 @@ class ToolPreview:
 class DecisionRecord:
     """One decision as handed to the recorder: when, for which credential (None when the
     caller had none valid; a current one also when no bundle is in force), on what request
-    (tool arguments included: a recorder keeps their hash or redacts them), and the
-    decision."""
+    (tool arguments included: a recorder keeps their hash or redacts them), the decision, and
+    who presented the credential when the gate knows (the credential's actor; a refused
+    credential's presenter too, so a revoked agent calling on is named)."""
 
     at: int
     credential: VerifiedCredential | None
     request: Request
     decision: PolicyDecision
+    presenter: Identifier | None = None
 
 
 class DecisionRecorder(Protocol):
@@ -155,6 +166,10 @@ class PresentedChain:
         self.presenter = presenter
         self.verifier = verifier
         self.feeds = feeds
+
+    def presenter_identifier(self) -> Identifier | None:
+        presenter = self.presenter
+        return presenter if isinstance(presenter, Identifier) else presenter.identifier
 
     def current(self, *, now: int) -> VerifiedCredential:
         feed = self.feeds(self.authority)
@@ -246,7 +261,13 @@ class DecisionPoint:
     def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
         """Decide `request` and record it; the record carries the credential used."""
         credential, decision = self._decide(caller, request, now)
-        record = DecisionRecord(now, credential, request, decision)
+        if credential is not None:
+            presenter: Identifier | None = credential.actor
+        elif isinstance(caller, VerifiedCredential):
+            presenter = caller.actor
+        else:
+            presenter = caller.presenter_identifier() if isinstance(caller, Presenting) else None
+        record = DecisionRecord(now, credential, request, decision, presenter)
         if self.recorder is not None:
             self.recorder.record(record)
         return record

@@ -172,6 +172,8 @@ def decision_content(
             "authority": str(credential.authority),
             "chain": sha256(credential.chain).hex(),
         }
+    elif record.presenter is not None:  # its credential refused: who it was (review 23c)
+        values.setdefault("inputs", {})["caller"] = {"actor": str(record.presenter)}
     content = RecordContent(
         kind,
         tool=tool,
