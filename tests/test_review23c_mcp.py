@@ -73,10 +73,13 @@ def test_a_tool_the_upstream_lists_twice_is_not_offered_with_a_schema_the_bundle
         world = make_world()
         support = world.credential(world.support_chain, world.support)
         other = {**DEPLOY, "properties": {**DEPLOY["properties"], "force": {"type": "boolean"}}}
+        forged = "x\nWARNING troth.mcp: forged"  # a hostile name is never logged
         upstream = Upstream(
             [
                 types.Tool(name="deploy", input_schema=other),
                 types.Tool(name="deploy", input_schema=DEPLOY),
+                types.Tool(name=forged, input_schema=DEPLOY),
+                types.Tool(name=forged, input_schema=DEPLOY),
             ]
         )
         gate = _gate(world, upstream)
@@ -92,6 +95,7 @@ def test_a_tool_the_upstream_lists_twice_is_not_offered_with_a_schema_the_bundle
     anyio.run(main)
     reports = [r.getMessage() for r in caplog.records if "twice" in r.getMessage()]
     assert reports == ["tool deploy: the upstream lists it twice: not offered"]  # once
+    assert not any("forged" in r.getMessage() for r in caplog.records)
 
 
 def test_an_omitted_argument_reaches_the_upstream_as_it_was_judged() -> None:

@@ -36,7 +36,7 @@ from troth import __version__
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, ToolCall
-from troth.gates.toolschema import Fill, compile_tool_schema, schema_shape
+from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
 __all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server"]
 
@@ -123,7 +123,8 @@ class McpGate:
                 continue  # not JSON the gate can compare: never offered
         for name in sorted(twice):  # which of its schemas would run is the upstream's to pick
             schemas.pop(name, None)
-            if name not in self._twice:
+            # logged once, and only a name a bundle could declare (no newline, bounded length)
+            if name not in self._twice and NAME.fullmatch(name):
                 self._twice.add(name)
                 log.warning("tool %s: the upstream lists it twice: not offered", name)
         self._listed = _Listed(tuple(tools), schemas)
