@@ -168,6 +168,7 @@ class PresentedChain:
         self.feeds = feeds
 
     def presenter_identifier(self) -> Identifier | None:
+        """Who presents the chain (`Presenting`)."""
         presenter = self.presenter
         return presenter if isinstance(presenter, Identifier) else presenter.identifier
 
