@@ -35,6 +35,7 @@ from troth.gates.point import (
     NoLeases,
     PolicySource,
     PresentedChain,
+    Presenting,
     ToolPreview,
 )
 from troth.gates.policies import FIXED_SCHEMA, CompiledPolicies, compile_policies
@@ -73,6 +74,7 @@ __all__ = [
     "PolicyEngine",
     "PolicySource",
     "PresentedChain",
+    "Presenting",
     "Request",
     "ServiceCall",
     "SqliteBundleTable",

@@ -253,7 +253,7 @@ class PolicyEngine:
                 return self._deny(Outcome.ARGUMENTS)
             try:
                 encoded = _ENCODER.encode(args)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
                 return self._deny(Outcome.ARGUMENTS)
             if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
                 return self._deny(Outcome.ARGUMENTS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from troth.credentials import (
     ChainVerifier,
@@ -41,6 +41,7 @@ __all__ = [
     "NoLeases",
     "PolicySource",
     "PresentedChain",
+    "Presenting",
     "ToolPreview",
 ]
 
@@ -57,6 +58,14 @@ class CredentialSource(Protocol):
     """Gives the caller's credential as of `now`, verified again (CredentialError if not)."""
 
     def current(self, *, now: int) -> VerifiedCredential: ...
+
+
+@runtime_checkable
+class Presenting(Protocol):
+    """A `CredentialSource` that knows who presents the credential: the record of a decision
+    names it even when the credential is refused (review 23c)."""
+
+    def presenter_identifier(self) -> Identifier | None: ...
 
 
 Caller = VerifiedCredential | CredentialSource
@@ -86,13 +95,16 @@ class ToolPreview:
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
     """One decision as handed to the recorder: when, for which credential (None when the
-    caller had none valid), on what request (tool arguments included: a recorder keeps their
-    hash or redacts them), and the decision."""
+    caller had none valid; a current one also when no bundle is in force), on what request
+    (tool arguments included: a recorder keeps their hash or redacts them), the decision, and
+    who presented the credential when the gate knows (the credential's actor; a refused
+    credential's presenter too, so a revoked agent calling on is named)."""
 
     at: int
     credential: VerifiedCredential | None
     request: Request
     decision: PolicyDecision
+    presenter: Identifier | None = None
 
 
 class DecisionRecorder(Protocol):
@@ -155,6 +167,11 @@ class PresentedChain:
         self.verifier = verifier
         self.feeds = feeds
 
+    def presenter_identifier(self) -> Identifier | None:
+        """Who presents the chain (`Presenting`)."""
+        presenter = self.presenter
+        return presenter if isinstance(presenter, Identifier) else presenter.identifier
+
     def current(self, *, now: int) -> VerifiedCredential:
         feed = self.feeds(self.authority)
         held: Mapping[Identifier, VerifiedFeed] = {} if feed is None else {self.authority: feed}
@@ -210,23 +227,48 @@ class DecisionPoint:
     def _decide(
         self, caller: Caller, request: Request, now: int
     ) -> tuple[VerifiedCredential | None, PolicyDecision]:
-        credential = None
+        credential: VerifiedCredential | None = None
         try:
-            credential, engine = self._engine(caller, now)
+            credential = (
+                caller if isinstance(caller, VerifiedCredential) else caller.current(now=now)
+            )
+            credential, engine = self._engine(credential, now)
             return credential, engine.decide(credential, request, now=now)
         except CredentialError as exc:
             reason = _CREDENTIAL_DENIALS.get(
                 exc.reason, f"denied: the caller's credential is {exc.reason.value}"
             )
-            return credential, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
+            return None, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
         except PolicyError as exc:
+            # no bundle in force: the record still names a caller whose credential is current
+            # (review 23c: such denials were signed into the trace as nobody's)
             reason = f"denied: {exc.reason.value}"
-            return credential, PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
+            return self._if_current(credential, now), PolicyDecision.deny(
+                Outcome.NOT_IN_FORCE, reason
+            )
+
+    def _if_current(
+        self, credential: VerifiedCredential | None, now: int
+    ) -> VerifiedCredential | None:
+        """`credential` if the current feed finds it current (`_check_current`), else None."""
+        if credential is None:
+            return None
+        try:
+            _check_current(credential, self.feeds(credential.authority), now, self.max_clock_skew)
+        except CredentialError:
+            return None
+        return credential
 
     def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
         """Decide `request` and record it; the record carries the credential used."""
         credential, decision = self._decide(caller, request, now)
-        record = DecisionRecord(now, credential, request, decision)
+        if credential is not None:
+            presenter: Identifier | None = credential.actor
+        elif isinstance(caller, VerifiedCredential):
+            presenter = caller.actor
+        else:
+            presenter = caller.presenter_identifier() if isinstance(caller, Presenting) else None
+        record = DecisionRecord(now, credential, request, decision, presenter)
         if self.recorder is not None:
             self.recorder.record(record)
         return record

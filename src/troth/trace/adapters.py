@@ -22,7 +22,7 @@ delegation then fails (the decision point and the broker treat a failing recorde
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
@@ -31,7 +31,14 @@ from troth.gates.engine import LeaseRequest, ServiceCall, ToolCall
 from troth.gates.point import DecisionRecord
 from troth.identity import Identifier
 from troth.secrets.audit import UNCREDENTIALED, AuditEvent, AuditKind
-from troth.trace.record import Authority, Decision, Kind, Links, disclosure_value
+from troth.trace.record import (
+    Authority,
+    Decision,
+    Kind,
+    Links,
+    disclosure_value,
+    is_canonical_value,
+)
 from troth.trace.record import ToolCall as TracedTool
 from troth.trace.signing import RecordContent
 
@@ -89,14 +96,31 @@ def _tool(name: str) -> TracedTool:
         return TracedTool("(not a tool name)")
 
 
+_SHALLOW: Final = 16
+"""Openers (`[`, `{`) an ASCII disclosure may hold and be taken as exportable unparsed: it
+nests no deeper than that, well within what an export line carries."""
+
+
+def _exportable(encoded: bytes) -> bool:
+    """Whether a disclosure's canonical JSON is a value an export line carries
+    (`is_canonical_value`: `sign_record` refuses a record holding any other), checked in full
+    only past the cheap case of a shallow ASCII value."""
+    if encoded.isascii() and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW:
+        return True
+    return is_canonical_value(encoded)
+
+
 def _value(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any:
-    """`value` as a disclosed value: itself when it is JSON within `limit` bytes, else what it
-    was (a value that is not JSON) or its hash and size (one over the limit)."""
+    """`value` as a disclosed value: itself when it is JSON within `limit` bytes that an export
+    carries, else what it was (a value that is not JSON, or nested too deep to encode) or its
+    hash and size (one over the limit, or nested too deep or holding a noncharacter: signing
+    it would refuse the record, so a caller's arguments could keep its call out of the trace;
+    review 23c)."""
     try:
         encoded = disclosure_value(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the encoder
         return {"not_json": type(value).__name__}
-    if len(encoded) > limit:
+    if len(encoded) > limit or not _exportable(encoded):
         return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
     return value
 
@@ -148,6 +172,8 @@ def decision_content(
             "authority": str(credential.authority),
             "chain": sha256(credential.chain).hex(),
         }
+    elif record.presenter is not None:  # its credential refused: who it was (review 23c)
+        values.setdefault("inputs", {})["caller"] = {"actor": str(record.presenter)}
     content = RecordContent(
         kind,
         tool=tool,

@@ -4,11 +4,15 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
 - `tools/list`: the upstream's tools, filtered through gate 1 (`DecisionPoint.preview_tools`)
   with the upstream's input schemas declared: a tool the caller could never be permitted to
   call is not listed, nor one whose upstream schema differs from the bundle's (logged once per
-  tool and revision).
+  tool and revision), nor a name the upstream lists twice (which entry would run is the
+  upstream's to pick: it is called as a tool the bundle does not declare).
 - `tools/call`: every call is decided (gate 2) with the caller's current credential and feed,
   a hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
-  §1.6). An allowed call goes to the upstream unchanged.
+  §1.6). Arguments the caller omits are filled with their schema's defaults before the call is
+  judged (as the tool gate does), and an allowed call goes to the upstream with exactly the
+  arguments judged: an upstream whose own default differs from the one judged (a new version
+  since the gate's last listing) still runs what the policies saw.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -18,9 +22,10 @@ Only tools pass: the gate offers no resources, prompts or sampling (closed by de
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import anyio.to_thread
@@ -31,7 +36,7 @@ from troth import __version__
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, ToolCall
-from troth.gates.toolschema import schema_shape
+from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
 __all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server"]
 
@@ -55,10 +60,27 @@ class Upstream(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Listed:
-    """The upstream's tools as last listed: each tool and its input schema's shape."""
+    """The upstream's tools as last listed: each tool and its input schema's shape (a name
+    listed twice has none), and the fillers of their defaults found so far."""
 
     tools: tuple[types.Tool, ...]
     schemas: Mapping[str, str]
+    fills: dict[str, Fill | None] = field(default_factory=dict)
+
+    def fill(self, name: str) -> Fill | None:
+        """What fills the omitted arguments of tool `name` with its schema's defaults (None:
+        it has none, or a schema the gates do not type, whose calls are denied anyway)."""
+        if name in self.fills:
+            return self.fills[name]
+        shape = self.schemas.get(name)
+        found: Fill | None = None
+        if shape:
+            try:
+                found = compile_tool_schema(name, json.loads(shape)).fill
+            except (PolicyError, ValueError):
+                found = None
+        self.fills[name] = found
+        return found
 
 
 def _denied(reason: str) -> types.CallToolResult:
@@ -76,6 +98,7 @@ class McpGate:
         self.clock: Clock = clock or SystemClock()
         self._listed: _Listed | None = None
         self._reported: set[tuple[str, int | None]] = set()
+        self._twice: set[str] = set()  # names the upstream listed twice (logged once)
 
     async def _list_upstream(self) -> _Listed:
         tools: list[types.Tool] = []
@@ -87,11 +110,23 @@ class McpGate:
             if cursor is None:
                 break
         schemas: dict[str, str] = {}
+        names: set[str] = set()
+        twice: set[str] = set()
         for tool in tools:
+            if tool.name in names:
+                twice.add(tool.name)
+                continue
+            names.add(tool.name)
             try:
                 schemas[tool.name] = schema_shape(tool.input_schema)
             except PolicyError:
                 continue  # not JSON the gate can compare: never offered
+        for name in sorted(twice):  # which of its schemas would run is the upstream's to pick
+            schemas.pop(name, None)
+            # logged once, and only a name a bundle could declare (no newline, bounded length)
+            if name not in self._twice and NAME.fullmatch(name):
+                self._twice.add(name)
+                log.warning("tool %s: the upstream lists it twice: not offered", name)
         self._listed = _Listed(tuple(tools), schemas)
         return self._listed
 
@@ -117,14 +152,18 @@ class McpGate:
         listed = self._listed
         if listed is None or name not in listed.schemas:
             listed = await self._list_upstream()  # a tool called before (or without) a listing
-        request = ToolCall(name, dict(arguments or {}), listed.schemas.get(name, ""))
+        args = dict(arguments or {})
+        fill = listed.fill(name)
+        if fill is not None:
+            args = fill(args)  # judged, recorded and forwarded as filled (review 23c)
+        request = ToolCall(name, args, listed.schemas.get(name, ""))
         judge = functools.partial(self.point.judge, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others
         judged = judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
         decision = judged.decision
         if not decision.allowed:
             return _denied(decision.reason)
-        return await self.upstream.call_tool(name, dict(arguments or {}))
+        return await self.upstream.call_tool(name, args)
 
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:

@@ -256,6 +256,10 @@ class LocalCredential:
         self.anchors = anchors
         self.identifier = Identifier(node.identities.find(name).identifier)
 
+    def presenter_identifier(self) -> Identifier | None:
+        """Who presents the credential (`troth.gates.Presenting`): the local identity."""
+        return self.identifier
+
     def current(self, *, now: int) -> VerifiedCredential:
         """The credential, verified now (CredentialError / PolicyError when there is none)."""
         if self.anchors is not None:
@@ -312,6 +316,12 @@ class PeerCredential:
         self.peer = peer
         self.standing = standing
         self.policies = policies
+
+    def presenter_identifier(self) -> Identifier | None:
+        """Who presents the credential (`troth.gates.Presenting`): the channel's peer, while
+        the channel is open."""
+        peer = self.peer()
+        return None if peer is None else peer.identifier
 
     def current(self, *, now: int) -> VerifiedCredential:
         """The credential, verified now (CredentialError / PolicyError when none is)."""
