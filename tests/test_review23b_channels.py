@@ -1,0 +1,92 @@
+"""Review 23b (a node under hostile peers: channels through a relay).
+
+1. a channel whose keepalive runs out closes its connection too when the channel's peer route
+   has two hops ("the peer is the connection's other end": docs/protocols.md, "Dead
+   connections"). The route is the return route message 1 (or message 2) came with, and all of
+   it past the relay's own hop is the peer's to choose: a member reaching a relayed node b
+   through the hub sends message 1 with an empty return route, so b's end of the channel has
+   the peer route (b's connection to the hub, the hub's connection to the member) — two hops.
+   The member then goes silent: when b's keepalive closes that channel, b closes its connection
+   to the hub, and with it its own channel to the hub (its link), every relayed channel and its
+   relay name (held, "relay not found" until b is back). One handshake per keepalive timeout
+   (64 channels per identity, identities free on a node hosting an authority) keeps b
+   reconnecting.
+
+Each test asserts the secure behaviour and was a strict xfail until its fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.channel import ChannelState, SecureChannel
+from troth.node.channels import LISTENER, ChannelLimits
+from troth.routing import Address, RoutedMessage
+from troth.transport.memory import MemoryConnection
+
+QUICK = ChannelLimits(keepalive_interval=0.3, keepalive_timeout=1.0)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 8.0) -> None:
+    """Wait until `condition()` holds (the test fails after `timeout` s)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 23b: a relayed peer with a two-hop return route makes b drop its hub link",
+)
+def test_a_silent_relayed_peer_with_a_short_return_route_leaves_the_hub_connection(
+    tmp_path: Path,
+) -> None:
+    """Mallory, a member with no rights, opens a channel to b through the hub's relay with an
+    empty return route, then goes silent. b's keepalive closes that channel; b's connection to
+    the hub, its own channel there and its relay stay up (its channel to the hub hears the
+    hub's PONGs: the connection is not dead)."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", limits=QUICK)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        mallory = await net.member("mallory")
+        (link,) = [e for e in b.channels.ends.values() if e.peer_route]  # b's channel to hub
+        hub_connection = b.tcp.connection(link.peer_route[0])
+        assert isinstance(hub_connection, MemoryConnection)
+
+        # mallory's raw channel: what arrives with no onward route is hers to read
+        arrived: asyncio.Queue[RoutedMessage] = asyncio.Queue()
+        mallory.tcp.observers.append(
+            lambda _, message: None if message.onward else arrived.put_nowait(message)
+        )
+        mine = await mallory.tcp.connect("hub", 4000)
+        channel = SecureChannel.initiate(me=mallory.channels.me(), trust=mallory.channels.trust())
+        (first,) = channel.outgoing()
+        to_b = (mine.address, Address("relay", "b"), LISTENER)
+        await mallory.router.route(RoutedMessage(to_b, (), first))  # no return route
+        second = await asyncio.wait_for(arrived.get(), 5)
+        channel.receive(second.payload, net.clock.now())
+        back = second.return_route  # (mallory's connection, the hub's to b, b's end)
+        for packet in channel.outgoing():
+            await mallory.router.route(RoutedMessage(back, (), packet))
+        accepted = await asyncio.wait_for(arrived.get(), 5)
+        channel.receive(accepted.payload, net.clock.now())
+        assert channel.state is ChannelState.OPEN
+        (theirs,) = [e for e in b.channels.ends.values() if len(e.peer_route) == 2 and e != link]
+        assert theirs.peer_route[0] == link.peer_route[0]  # b's connection, the hub's to her
+
+        # mallory goes silent: b's keepalive closes her channel, and only hers
+        await until(lambda: theirs.enc not in b.channels.ends)
+        await asyncio.sleep(0.2)  # what the close set off (a connection closed) has run
+        assert not hub_connection.closed.is_set()
+        assert link.enc in b.channels.ends
+        assert net.hub is not None
+        assert net.hub.host.services["relay"].status()["b"]["state"] == "up"
+
+    run_memnet(test, tmp_path / "home", budget=30)
