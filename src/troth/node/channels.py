@@ -645,11 +645,12 @@ class ChannelManager:
         for end in list(self.ends.values()):
             events = end.channel.keepalive(now)
             if events or end.channel.has_outgoing:
-                task = asyncio.get_running_loop().create_task(self._keepalive_sent(end, events))
+                sent = self._keepalive_sent(end, events, now)
+                task = asyncio.get_running_loop().create_task(sent)
                 self._flushing.add(task)
                 task.add_done_callback(self._flushing.discard)
 
-    async def _keepalive_sent(self, end: ChannelEnd, events: list[Event]) -> None:
+    async def _keepalive_sent(self, end: ChannelEnd, events: list[Event], now: float) -> None:
         with contextlib.suppress(TrothError):
             await end.flush()
         for event in events:
@@ -657,9 +658,29 @@ class ChannelManager:
                 peer = end.peer.identifier if end.peer else "?"
                 log.warning("%s with %s closed: %s", end.name, peer, event.detail)
         await end.handle(events)
-        if events and len(end.peer_route) == 2:  # the peer is the connection's other end
+        # the peer is the connection's other end (a two-hop peer route), and nothing else over
+        # that connection heard its peer: the connection is dead too. The route past the first
+        # hop is the peer's to choose (review 23b, channels 1: a relayed peer that sends
+        # message 1 with no return route looks like the relay node), so the silence of one
+        # channel alone never closes a connection another channel over it still hears on.
+        if events and len(end.peer_route) == 2 and not self._heard_over(end, now):
             for hook in self.silent_hooks:
                 hook(end.peer_route[0])
+
+    def _heard_over(self, end: ChannelEnd, now: float) -> bool:
+        """Whether another open channel over `end`'s connection (its first hop) received an
+        authenticated frame within its keepalive timeout, as of the keepalive tick `now`."""
+        connection = end.peer_route[:1]
+        for other in self.ends.values():
+            channel = other.channel
+            if (
+                other is not end
+                and other.peer_route[:1] == connection
+                and channel.state is ChannelState.OPEN
+                and channel.silent_for(now) < channel.settings.keepalive_timeout
+            ):
+                return True
+        return False
 
     def connection_lost(self, connection: Address) -> None:
         """Transport connection `connection` closed: close every channel that runs over it
