@@ -19,8 +19,9 @@ Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded p
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
 to the sender) and globally, where a new source evicts the oldest handshake of the source
 holding the most; handshakes expire by timer; channels per peer identity are bounded; the
-reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's,
-and they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
+reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's
+(past its total, within the share of one of the peer's authorities: troth.node.shares), and
+they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError
 from troth.identity import Identifier
 from troth.node.access import Caller, LocalCaller, PeerCaller
 from troth.node.services.base import NO_ROUTE, error_response, forget_calls, request_id_of
+from troth.node.shares import Shares, authorities_of
 from troth.routing import (
     Address,
     AllowSet,
@@ -117,7 +119,8 @@ class ChannelLimits:
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
     """Bytes held by incomplete fragmented messages of all peers together (identities cost an
-    attacker nothing on a node that admits any authenticated identity)."""
+    attacker nothing on a node that admits any authenticated identity); past it, a peer takes
+    more only within one of its authorities' share (strangers are one), up to twice this."""
     reassembly_timeout: int | None = None
     """Seconds an incomplete message is kept on this node's channels (None: the channel
     settings' `reassembly_timeout`, 60 s by default)."""
@@ -360,6 +363,41 @@ def caller_of(source: Source | None) -> Caller | None:
     return source.caller if isinstance(source, ChannelEnd) else None
 
 
+class _PeerReassembly(ReassemblyBudget):
+    """One peer identity's reassembly budget (all its channels), drawing on the node's bytes
+    as a pool shared between authorities (troth.node.shares, in bytes): within the node's
+    total, anyone; past it, only within the share of one of the peer's authorities (strangers
+    are one), so identities that cost nothing fill the total and no more (review 23b, limits
+    1); the node holds at most twice its total."""
+
+    __slots__ = ("authorities", "node", "total")
+
+    def __init__(self, limit: int, node: Shares, total: int, authorities: frozenset[bytes]):
+        super().__init__(limit)
+        self.node, self.total, self.authorities = node, total, authorities
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` bytes (False past the peer's limit or the node's room for it)."""
+        if self.held + size > self.limit or not self.node.room(self.authorities, self.total, size):
+            return False
+        self.node.take(self.authorities, size)
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Release `size` bytes."""
+        self.held -= size
+        self.node.release(self.authorities, size)
+
+    def count_against(self, authorities: frozenset[bytes]) -> None:
+        """The peer's authorities now (its credentials changed: a stranger that enrolled over
+        its channel, a refresh): what it holds counts against them from now on."""
+        if authorities != self.authorities:
+            self.node.release(self.authorities, self.held)
+            self.node.take(authorities, self.held)
+            self.authorities = authorities
+
+
 class _ChannelsPerPeer:
     """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
     opened to this node (used only until the handshake completes)."""
@@ -384,6 +422,8 @@ class ChannelManager:
     clock: Callable[[], int] = lambda: int(time.time())
     limits: ChannelLimits = field(default_factory=ChannelLimits.from_environment)
     """Default: `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables applied."""
+    trusted: Callable[[], int] = lambda: 1
+    """How many authorities the node trusts now (their shares of the reassembly bytes)."""
     ends: dict[Address, ChannelEnd] = field(default_factory=dict)
     """Every channel end, by its `.enc` address."""
     counters: ChannelCounters = field(default_factory=ChannelCounters)
@@ -394,7 +434,7 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
-    _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
+    _budgets: dict[Identifier, tuple[_PeerReassembly, set[ChannelEnd]]] = field(
         default_factory=dict
     )
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -402,7 +442,7 @@ class ChannelManager:
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
-    _reassembly: ReassemblyBudget | None = None  # the node's, every peer's budget draws on it
+    _reassembly: Shares = field(init=False)  # the node's bytes, every peer's budget draws on
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
@@ -410,7 +450,7 @@ class ChannelManager:
             self.settings = dataclasses.replace(self.settings, reassembly_timeout=timeout)
         self.settings = self.limits.keepalive(self.settings)
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
-        self._reassembly = ReassemblyBudget(self.limits.max_reassembly_total)
+        self._reassembly = Shares(self.trusted)
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`)."""
@@ -561,10 +601,18 @@ class ChannelManager:
         trust = self._half_open.pop(end, None)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
-        budget, users = self._budgets.setdefault(
-            peer.identifier,
-            (ReassemblyBudget(self.limits.max_reassembly_per_peer, self._reassembly), set()),
-        )
+        authorities = authorities_of(PeerCaller(peer, end.id))
+        entry = self._budgets.get(peer.identifier)
+        if entry is None:
+            budget = _PeerReassembly(
+                self.limits.max_reassembly_per_peer,
+                self._reassembly,
+                self.limits.max_reassembly_total,
+                authorities,
+            )
+            entry = self._budgets[peer.identifier] = (budget, set())
+        budget, users = entry
+        budget.count_against(authorities)  # a refresh (Established again) may change them
         if end not in users:
             users.add(end)
             closed = end.channel.share_reassembly_budget(budget)

@@ -160,6 +160,7 @@ class NodeRuntime:
             settings=settings or ChannelSettings(),
             clock=self.clock.now,
             limits=limits or ChannelLimits.from_environment(),
+            trusted=trusted,
         )
         self.relay_grace = relay_grace
         self.links = Links(
