@@ -1,0 +1,53 @@
+"""Review 23b (a node under hostile peers: relays).
+
+1. `relay.create NAME` is decided per request (a credential whose `troth.relay` holds NAME or
+   `*`), but the relay it makes forwards for as long as its owner's channel stays open, and
+   nothing decides that channel again but the continuous re-check, which asks only whether the
+   peer may hold a channel: on a node that hosts an authority any authenticated identity may
+   (to enroll). So a member the authority removed (its credentials revoked), or a delegate
+   whose delegation was revoked, shows no chain any more (an in-band refresh with none: the
+   revoked chain would close its channel), keeps its channel to the hub as a stranger and its
+   relay name up — reached by everyone, counted in its member's quota — for as long as it keeps the
+   channel alive.
+
+Each test asserts the secure behaviour and was a strict xfail until its fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from troth.errors import RoutingError
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 23b: a relay keeps forwarding after its owner lost the right"
+)
+def test_a_removed_members_relay_stops_forwarding(tmp_path: Path) -> None:
+    """b (troth.relay=b) creates relay b at the hub, which hosts the authority; the authority
+    removes b (its credentials revoked), and b refreshes its channel in-band with no chain at
+    all. After the hub's next maintenance round b's channel may stay open (b is a stranger
+    now, admitted to enroll), but relay b no longer forwards: a new channel to it is answered
+    `relay not found`."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        b = await net.member("b", **{"troth.relay": "b"})
+        await b.create_relay("b", HUB)
+        a = await net.member("a")
+        assert await a.send_message(f"{HUB}/relay/b/service/echo", "up") == "up"
+
+        net.authority.remove_member(net.identifier(b), now=net.clock.now())
+        to_hub = await b.channel_to(route(HUB))
+        await to_hub.present(())  # b shows no credential any more: a stranger's channel
+        await hub.maintain()
+        relays = hub.host.services["relay"].status()
+        assert relays["b"]["state"] != "up"
+        with pytest.raises(RoutingError, match="relay not found"):
+            await a.channels.open(route(f"{HUB}/relay/b"))
+
+    run_memnet(test, tmp_path / "home", budget=30)
