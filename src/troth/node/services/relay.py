@@ -6,7 +6,9 @@ without a listening port asks a node to forward `/relay/<name>` to it over its o
 access rule, decided before the handler runs). A name belongs to the identity that created it:
 when its owner's channel closes, the name stays reserved for that owner for a grace period
 (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*` cannot take
-it over while the owner reconnects. The names and their owners are kept in
+it over while the owner reconnects; each maintenance round decides `create` again for the
+owner of every relay whose channel is open, and a refused one is held the same way
+(`_recheck`). The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to included)
 holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it,
