@@ -12,9 +12,12 @@
    (64 channels per identity, identities free on a node hosting an authority) keeps b
    reconnecting.
 
-Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. a
-channel's silence closes its connection only when no other open channel over that connection
-heard its peer within the keepalive timeout (`ChannelManager._heard_over`).
+Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. whether a
+channel's peer is its connection's other end is what the node knows (`ChannelEnd.direct`: a
+channel it opened to a one-hop route, or one a peer opened over a connection that peer made),
+not the peer route's length; a first fix (no other channel over the connection heard its peer
+within the timeout) was replaced: on a blackholed connection a relayed channel that last heard
+later than the link kept the dead connection open past the link's timeout.
 """
 
 from __future__ import annotations

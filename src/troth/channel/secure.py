@@ -569,14 +569,6 @@ class SecureChannel:
             self._emit([(Kind.PING, ())])
         return []
 
-    def silent_for(self, now: float) -> float:
-        """Seconds without an authenticated frame as the keepalive measures them at its tick
-        `now` (0 when one arrived since its last tick)."""
-        count, since = self._heard
-        if count != self.authenticated or now < since:
-            return 0.0
-        return now - since
-
     def next_expiry(self) -> int | None:
         """When `expire` next has something to give up (None: nothing held)."""
         return self._reassembler.next_expiry()

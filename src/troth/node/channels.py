@@ -70,6 +70,7 @@ from troth.routing import (
     Source,
     format_route,
 )
+from troth.transport.connection import Connection
 from troth.transport.ratelog import RateLimitedLog
 from troth.transport.settings import settings_from_environment
 
@@ -190,6 +191,12 @@ class ChannelEnd(AllowSetSource):
         self.channel = channel
         self.peer_route = peer_route
         self.source = source  # the connection that brought message 1 (responders)
+        self.direct = False
+        """Whether the peer is the other end of the connection this channel runs over, as
+        this node knows it (not from the peer route, whose hops past the first are the peer's
+        to choose): a channel it opened to a one-hop route (`/tcp/hub:4000`), or one a peer
+        opened over a connection that peer made to this node. Only then does the channel's
+        silence say the connection is dead (`ChannelManager.silent_hooks`)."""
         self.source_key = source_key  # who sent message 1, for the per-source handshake limit
         token = os.urandom(8).hex()
         self.id = f"chan-{token}"
@@ -469,6 +476,7 @@ class ChannelManager:
             me=me or self.me(), trust=trust or self.trust(), settings=self.settings
         )
         end = self._add(channel, ())
+        end.direct = len(route) == 1  # the listener at the end of our own connection
         (first,) = channel.outgoing()
         timeout = self.limits.handshake_timeout
         try:
@@ -502,6 +510,7 @@ class ChannelManager:
             settings=self.settings,
         )
         end = self._add(channel, message.return_route, source, source_key)
+        end.direct = isinstance(source, Connection) and not source.outgoing  # it connected
         self._half_open[end] = trust
         self._per_source[source_key] += 1
         self.counters.handshakes_started += 1
@@ -694,12 +703,11 @@ class ChannelManager:
         for end in list(self.ends.values()):
             events = end.channel.keepalive(now)
             if events or end.channel.has_outgoing:
-                sent = self._keepalive_sent(end, events, now)
-                task = asyncio.get_running_loop().create_task(sent)
+                task = asyncio.get_running_loop().create_task(self._keepalive_sent(end, events))
                 self._flushing.add(task)
                 task.add_done_callback(self._flushing.discard)
 
-    async def _keepalive_sent(self, end: ChannelEnd, events: list[Event], now: float) -> None:
+    async def _keepalive_sent(self, end: ChannelEnd, events: list[Event]) -> None:
         with contextlib.suppress(TrothError):
             await end.flush()
         for event in events:
@@ -707,29 +715,13 @@ class ChannelManager:
                 peer = end.peer.identifier if end.peer else "?"
                 log.warning("%s with %s closed: %s", end.name, peer, event.detail)
         await end.handle(events)
-        # the peer is the connection's other end (a two-hop peer route), and nothing else over
-        # that connection heard its peer: the connection is dead too. The route past the first
-        # hop is the peer's to choose (review 23b, channels 1: a relayed peer that sends
-        # message 1 with no return route looks like the relay node), so the silence of one
-        # channel alone never closes a connection another channel over it still hears on.
-        if events and len(end.peer_route) == 2 and not self._heard_over(end, now):
+        # the peer is the connection's other end: its silence means the connection is dead.
+        # Not judged by the peer route's length (review 23b, channels 1): past its first hop it
+        # is the peer's to choose, and a relayed peer that sent message 1 with no return route
+        # of its own looked like the relay node, so its silence closed our connection there.
+        if events and end.direct and end.peer_route:
             for hook in self.silent_hooks:
                 hook(end.peer_route[0])
-
-    def _heard_over(self, end: ChannelEnd, now: float) -> bool:
-        """Whether another open channel over `end`'s connection (its first hop) received an
-        authenticated frame within its keepalive timeout, as of the keepalive tick `now`."""
-        connection = end.peer_route[:1]
-        for other in self.ends.values():
-            channel = other.channel
-            if (
-                other is not end
-                and other.peer_route[:1] == connection
-                and channel.state is ChannelState.OPEN
-                and channel.silent_for(now) < channel.settings.keepalive_timeout
-            ):
-                return True
-        return False
 
     def connection_lost(self, connection: Address) -> None:
         """Transport connection `connection` closed: close every channel that runs over it
