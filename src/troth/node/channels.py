@@ -400,8 +400,9 @@ class _PeerReassembly(ReassemblyBudget):
         """The peer's authorities now (its credentials changed: a stranger that enrolled over
         its channel, a refresh): what it holds counts against them from now on."""
         if authorities != self.authorities:
-            self.node.release(self.authorities, self.held)
-            self.node.take(authorities, self.held)
+            if self.held:
+                self.node.release(self.authorities, self.held)
+                self.node.take(authorities, self.held)
             self.authorities = authorities
 
 
