@@ -12,6 +12,11 @@
    (64 channels per identity, identities free on a node hosting an authority) keeps b
    reconnecting.
 
+2. the same from the other side: a node that opens a channel through the hub to a relayed
+   peer takes the peer route from message 2, whose return route the peer chooses; a relayed
+   member answering with none of its own makes the route two hops, then goes silent (it drops
+   the channel without a word), and the node's keepalive closed its own connection to the hub.
+
 Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. whether a
 channel's peer is its connection's other end is what the node knows (`ChannelEnd.direct`: a
 channel it opened to a one-hop route, or one a peer opened over a connection that peer made),
@@ -25,10 +30,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.support.nodes import HUB, MemNet, route, run_memnet
 from troth.channel import ChannelState, SecureChannel
-from troth.node.channels import LISTENER, ChannelLimits
+from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits
 from troth.routing import Address, RoutedMessage
 from troth.transport.memory import MemoryConnection
 
@@ -87,5 +93,57 @@ def test_a_silent_relayed_peer_with_a_short_return_route_leaves_the_hub_connecti
         assert link.enc in b.channels.ends
         assert net.hub is not None
         assert net.hub.host.services["relay"].status()["b"]["state"] == "up"
+
+    run_memnet(test, tmp_path / "home", budget=30)
+
+
+def test_a_silent_relayed_responder_with_a_short_return_route_leaves_the_hub_connection(
+    tmp_path: Path,
+) -> None:
+    """b opens a channel to mallory's relay at the hub; mallory's node answers message 2 (and
+    everything after it) with no return route of its own, then forgets the channel without a
+    word. b's keepalive closes b's end; b's connection to the hub and its channel there stay."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", limits=QUICK)
+        await b.enroll(net.ticket(), "b")
+        mallory = await net.node("mallory")
+        await mallory.enroll(net.ticket(**{"troth.relay": "mallory"}), "mallory")
+        await mallory.create_relay("mallory", HUB)
+        add = mallory.channels._add
+        ends: list[ChannelEnd] = []
+
+        def short_routes(*args: Any, **options: Any) -> ChannelEnd:
+            end = add(*args, **options)
+            ends.append(end)
+
+            async def flush() -> None:  # every packet with no return route
+                for packet in end.channel.outgoing():
+                    await mallory.router.route(RoutedMessage(end.peer_route, (), packet))
+
+            end.flush = flush  # type: ignore[method-assign]
+            return end
+
+        mallory.channels._add = short_routes  # type: ignore[method-assign]
+        arrived: set[asyncio.Task[None]] = set()
+
+        def hers_to_read(_: object, message: RoutedMessage) -> None:  # no address of hers in
+            if not message.onward and ends:  # what comes back: she reads it off the wire
+                task = asyncio.ensure_future(ends[-1].from_peer(message, None))
+                arrived.add(task)
+                task.add_done_callback(arrived.discard)
+
+        mallory.tcp.observers.append(hers_to_read)
+        link = await b.channel_to(route(HUB))
+        hub_connection = b.tcp.connection(link.peer_route[0])
+        assert isinstance(hub_connection, MemoryConnection)
+        to_mallory = await b.channels.open(route(f"{HUB}/relay/mallory"))
+        assert len(to_mallory.peer_route) == 2  # b's connection, the hub's to mallory
+        mallory.tcp.observers.remove(hers_to_read)  # silent from now on: b's PINGs go nowhere
+
+        await until(lambda: to_mallory.enc not in b.channels.ends)
+        await asyncio.sleep(0.2)  # what the close set off (a connection closed) has run
+        assert not hub_connection.closed.is_set()
+        assert link.enc in b.channels.ends
 
     run_memnet(test, tmp_path / "home", budget=30)
