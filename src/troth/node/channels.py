@@ -384,7 +384,10 @@ class _PeerReassembly(ReassemblyBudget):
         self.node, self.total, self.authorities = node, total, authorities
 
     def take(self, size: int) -> bool:
-        """Reserve `size` bytes (False past the peer's limit or the node's room for it)."""
+        """Reserve `size` bytes (False past the peer's limit or the node's room for it);
+        nothing is always room (a channel that joins the budget holding no fragment)."""
+        if not size:
+            return True
         if self.held + size > self.limit or not self.node.room(self.authorities, self.total, size):
             return False
         self.node.take(self.authorities, size)
