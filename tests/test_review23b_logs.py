@@ -11,6 +11,11 @@
    writes a line to the hub's disk for every ~60-byte message it sends (and a peer we call,
    for every forged answer).
 
+2. the same when channels close: every channel a peer opened writes a line when it closes with
+   its connection ("closed: its connection closed") or by its keepalive, unlimited. A stranger
+   opens 256 channels over one connection (the per-source limit; identities are free) and
+   drops the connection: 256 lines, again at every reconnect.
+
 Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. those
 lines go through rate-limited logs (`RateLimitedLog`: the channel manager's, 10 a minute; the
 service host's and the calls' own, `LOG_LINES_PER_MINUTE`), the rest counted as before.
@@ -68,5 +73,35 @@ def test_a_peers_bad_messages_write_a_bounded_number_of_log_lines(
             await until(lambda: hub.host.malformed >= FLOOD)
         lines = [r for r in caplog.records if r.name.startswith(LOGGERS)]
         assert len(lines) <= 40, f"{len(lines)} lines for {4 * FLOOD} bad messages"
+
+    run_memnet(test, tmp_path / "home", budget=30)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 23b: every channel a peer opened logs a line when it closes"
+)
+def test_channels_a_peer_opened_write_a_bounded_number_of_lines_when_they_close(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stranger opens 60 channels to the hub over its one connection, then closes the
+    connection: the hub closes the 60 channels, and logs a few lines a minute of them."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        assert hub.identifier is not None
+        stranger = await net.node("stranger")
+        trust = stranger._channel_trust(also=frozenset({hub.identifier}))
+        for _ in range(60):
+            await stranger.channels.open(route(HUB), trust=trust)
+        opened = len(hub.channels.ends)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            (connection,) = stranger.tcp.connections()
+            await connection.close()
+            await until(lambda: len(hub.channels.ends) <= opened - 60)
+        who = str(stranger.identifier)  # the hub's lines name the stranger (its own, the hub)
+        lines = [r for r in caplog.records if r.name.startswith(LOGGERS) and who in r.getMessage()]
+        assert len(lines) <= 20, f"{len(lines)} lines for 60 channels closed"
 
     run_memnet(test, tmp_path / "home", budget=30)
