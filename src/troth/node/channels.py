@@ -692,6 +692,15 @@ class ChannelManager:
         if self._log is not None:
             self._log.log(logging.INFO, message, *args)
 
+    def _closing(self, end: ChannelEnd, level: int, message: str, *args: object) -> None:
+        """Log that `end` closed: a line each for the channels this node opened (its links);
+        within the channels' lines a minute for those peers opened, as many as they choose
+        (review 23b, logs 2)."""
+        if end.channel.initiator:
+            log.log(level, message, end.name, *args)
+        elif self._log is not None:
+            self._log.log(level, message, end.name, *args)
+
     # -- timers ----------------------------------------------------------------------------------
 
     def _sweep(self) -> None:
@@ -717,7 +726,7 @@ class ChannelManager:
         for event in events:
             if isinstance(event, Closed):
                 peer = end.peer.identifier if end.peer else "?"
-                log.warning("%s with %s closed: %s", end.name, peer, event.detail)
+                self._closing(end, logging.WARNING, "%s with %s closed: %s", peer, event.detail)
         await end.handle(events)
         # the peer is the connection's other end: its silence means the connection is dead.
         # Not judged by the peer route's length (review 23b, channels 1): past its first hop it
@@ -734,7 +743,9 @@ class ChannelManager:
             if end.peer_route and end.peer_route[0] == connection:
                 if end.channel.state is ChannelState.OPEN:
                     peer = end.peer.identifier if end.peer else "?"
-                    log.info("%s with %s closed: its connection closed", end.name, peer)
+                    self._closing(
+                        end, logging.INFO, "%s with %s closed: its connection closed", peer
+                    )
                 event = end.channel.close(ChannelFailure.PEER_CLOSED, "its connection closed")
                 self._on_closed(end, event)
 
