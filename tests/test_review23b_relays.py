@@ -10,6 +10,14 @@
    relay name up — reached by everyone, counted in its member's quota — for as long as it keeps the
    channel alive.
 
+2. a relayed node's link, reconnecting, creates its relay names again one after the other and
+   gives the attempt up at the first one refused (`NodeRuntime._restore`). A name the node can
+   no longer have — taken, once its grace period ran out, by another holder of
+   `troth.relay=*` (mallory), or no longer covered by its credential — stops every name
+   sorted after it (and the feed sync after them) for good: each attempt fails at the same
+   name, the other names are never forwarded again and, once their grace runs out, are free
+   for anyone too.
+
 Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. each
 maintenance round decides `relay.create NAME` again for the owner of every relay that
 forwards, as its channel shows it now; one refused stops forwarding and is held for its owner
@@ -23,7 +31,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.test_reconnect import until
 from troth.errors import RoutingError
+from troth.node.links import Backoff
+
+GRACE = 60  # the hub's relay grace (short: the clock stays well within feed staleness)
 
 
 def test_a_removed_members_relay_stops_forwarding(tmp_path: Path) -> None:
@@ -53,3 +65,33 @@ def test_a_removed_members_relay_stops_forwarding(tmp_path: Path) -> None:
             await a.channels.open(route(f"{HUB}/relay/b"))
 
     run_memnet(test, tmp_path / "home", budget=30)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 23b: one relay name refused at a reconnect stops the others"
+)
+def test_one_relay_name_taken_leaves_the_others_restored(tmp_path: Path) -> None:
+    """b holds relays b1 and b2. Its channel to the hub closes and b stays away (its backoff)
+    past the hub's grace period; mallory (troth.relay=*) takes b1, as she may by then. b's
+    link comes back: b1 is refused (it is mallory's now), b2 is b's again and forwards."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        slow = Backoff(base=2.0, max_delay=2.0)
+        b = await net.node("b", backoff=slow, random=lambda: 0.99)  # ~2 s before it retries
+        await b.enroll(net.ticket(**{"troth.relay": "*"}), "b")
+        await b.create_relay("b1", HUB)
+        await b.create_relay("b2", HUB)
+        mallory = await net.member("mallory", **{"troth.relay": "*"})
+        relays = hub.host.services["relay"]
+
+        owner = net.identifier(b)
+        (end,) = [e for e in hub.channels.ends.values() if e.peer and e.peer.identifier == owner]
+        await end.close()  # b's channel to the hub is gone; b retries in ~2 s
+        net.clock.advance(GRACE + 1)
+        await mallory.create_relay("b1", HUB)  # b's grace is over: b1 is hers now
+        await until(lambda: relays.status()["b2"]["state"] == "up", timeout=6)
+        assert relays.status()["b1"]["owner"] == str(net.identifier(mallory))
+
+    run_memnet(test, tmp_path / "home", budget=30, relay_grace=GRACE)
