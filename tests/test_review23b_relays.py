@@ -21,7 +21,9 @@
 Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. each
 maintenance round decides `relay.create NAME` again for the owner of every relay that
 forwards, as its channel shows it now; one refused stops forwarding and is held for its owner
-for the grace period (`RelayService._recheck`).
+for the grace period (`RelayService._recheck`); 2. a reconnect creates every relay name again
+whatever another's answer, syncs the feed, and only then fails the attempt (naming the names
+refused), to try them again after the backoff (`NodeRuntime._restore`).
 """
 
 from __future__ import annotations
@@ -67,9 +69,6 @@ def test_a_removed_members_relay_stops_forwarding(tmp_path: Path) -> None:
     run_memnet(test, tmp_path / "home", budget=30)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 23b: one relay name refused at a reconnect stops the others"
-)
 def test_one_relay_name_taken_leaves_the_others_restored(tmp_path: Path) -> None:
     """b holds relays b1 and b2. Its channel to the hub closes and b stays away (its backoff)
     past the hub's grace period; mallory (troth.relay=*) takes b1, as she may by then. b's
@@ -93,5 +92,6 @@ def test_one_relay_name_taken_leaves_the_others_restored(tmp_path: Path) -> None
         await mallory.create_relay("b1", HUB)  # b's grace is over: b1 is hers now
         await until(lambda: relays.status()["b2"]["state"] == "up", timeout=6)
         assert relays.status()["b1"]["owner"] == str(net.identifier(mallory))
+        await until(lambda: "relay b1" in (b.link_rows()[0].error or ""))  # said, tried again
 
     run_memnet(test, tmp_path / "home", budget=30, relay_grace=GRACE)

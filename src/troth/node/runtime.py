@@ -37,6 +37,7 @@ from troth.errors import (
     AuthorityError,
     ChannelError,
     ChannelFailure,
+    Denied,
     NotFound,
     RemoteError,
     RoutingError,
@@ -631,11 +632,17 @@ class NodeRuntime:
         relays again, sync its authority's feed; then refresh credentials and announce pending
         rotations (their failures stay for the maintenance round)."""
         end = await self.channel_to(parse_route(link.route), expect=link.peer)
-        for name in sorted(link.relays):
-            await self._create_relay_over(end, name)
+        refused: list[str] = []
+        for name in sorted(link.relays):  # one refused stops none of the others (review 23b,
+            try:  # relays 2: a name taken once its grace ran out stopped every later one)
+                await self._create_relay_over(end, name)
+            except (Denied, RemoteError) as exc:  # not Busy: the next attempt asks again
+                refused.append(f"relay {name}: {exc}")
         if link.authority is not None:
             await self.sync_feed(link.authority, end)
             self._spawn(self._catch_up())
+        if refused:  # the attempt failed: said in the link's row, tried again after the backoff
+            raise RemoteError("; ".join(refused))
 
     async def _catch_up(self) -> None:
         for step in (self.refresh_credentials, self.announce_rotations):
