@@ -18,6 +18,16 @@
    name, the other names are never forwarded again and, once their grace runs out, are free
    for anyone too.
 
+3. a link is pinned to the identity that answered at its route (`Link.peer`), but any channel
+   to the same route replaces that pin (`Links.opened`), a channel opened without one
+   (`troth message send`, `channel create`) too, and a channel open to the route is reused for
+   the link's pinned attempt only if its peer is the pinned one, else the attempt fails
+   (`_still_open`). So while the hub is down, mallory — a member, answering at the hub's
+   address — answers b's next unpinned message: the link is pinned to her from then on (b
+   creates its relay at her node; the hub, back, is refused), or, were the pin kept, her
+   channel, which she keeps open, fails every attempt of the link; either way b never gets
+   back to the hub, and once the grace period runs out its relay name there is free for her.
+
 Each test asserts the secure behaviour and was a strict xfail until its fix. Fixed: 1. each
 maintenance round decides `relay.create NAME` again for the owner of every relay that
 forwards, as its channel shows it now; one refused stops forwarding and is held for its owner
@@ -33,9 +43,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
-from tests.test_reconnect import until
+from tests.test_reconnect import FAST, crash_and_restart_hub, link_state, until
 from troth.errors import RoutingError
-from troth.node.links import Backoff
+from troth.node.channels import LISTENER
+from troth.node.links import Backoff, LinkState
+from troth.transport import Listener, MemoryTransport
 
 GRACE = 60  # the hub's relay grace (short: the clock stays well within feed staleness)
 
@@ -95,3 +107,37 @@ def test_one_relay_name_taken_leaves_the_others_restored(tmp_path: Path) -> None
         await until(lambda: "relay b1" in (b.link_rows()[0].error or ""))  # said, tried again
 
     run_memnet(test, tmp_path / "home", budget=30, relay_grace=GRACE)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 23b: an unpinned channel re-pins a link to whoever answered"
+)
+def test_an_unpinned_channel_answered_by_another_leaves_the_links_pin(tmp_path: Path) -> None:
+    """The hub goes down; mallory (a member) answers at its address, b sends an unpinned
+    message there (she answers it) and she leaves, keeping her channel with b open. The link
+    stays pinned to the hub, and once the hub is back b reconnects to it and its relay is up."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        mallory = await net.node("mallory", listen=("mallory", 4000))
+        await mallory.enroll(net.ticket(), "mallory")
+        hub_id = str(net.authority.identifier)
+        assert b.link_rows()[0].peer == hub_id
+
+        async def mallory_answers() -> None:
+            at_hub = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
+            await mallory.tcp.listen("hub", 4000, at_hub)
+            assert await b.send_message(f"{HUB}/service/echo", "hub?") == "hub?"  # hers
+            assert b.link_rows()[0].peer == hub_id  # the link's pin is the hub's still
+            assert isinstance(mallory.tcp, MemoryTransport)
+            net.network._unbind(mallory.tcp)  # she leaves; her channel with b stays open
+
+        await crash_and_restart_hub(net, down=mallory_answers)
+        await until(lambda: link_state(b) is LinkState.CONNECTED, timeout=8)
+        assert b.link_rows()[0].peer == hub_id
+        assert net.hub is not None
+        assert net.hub.status()["services"]["relay"]["b"]["state"] == "up"
+
+    run_memnet(test, tmp_path / "home", budget=30)
