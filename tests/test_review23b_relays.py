@@ -33,7 +33,11 @@ maintenance round decides `relay.create NAME` again for the owner of every relay
 forwards, as its channel shows it now; one refused stops forwarding and is held for its owner
 for the grace period (`RelayService._recheck`); 2. a reconnect creates every relay name again
 whatever another's answer, syncs the feed, and only then fails the attempt (naming the names
-refused), to try them again after the backoff (`NodeRuntime._restore`).
+refused), to try them again after the backoff (`NodeRuntime._restore`); 3. a channel
+another identity answered is not the link's nor its pin (`Links.opened`); a pinned caller does
+not reuse an open channel whose peer is not the one it expects but opens one (`_still_open`);
+and a pinned channel to a one-hop route answered by another identity drops that connection,
+which goes to the wrong node (`channel_to`), so the next attempt connects afresh.
 """
 
 from __future__ import annotations
@@ -109,9 +113,6 @@ def test_one_relay_name_taken_leaves_the_others_restored(tmp_path: Path) -> None
     run_memnet(test, tmp_path / "home", budget=30, relay_grace=GRACE)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 23b: an unpinned channel re-pins a link to whoever answered"
-)
 def test_an_unpinned_channel_answered_by_another_leaves_the_links_pin(tmp_path: Path) -> None:
     """The hub goes down; mallory (a member) answers at its address, b sends an unpinned
     message there (she answers it) and she leaves, keeping her channel with b open. The link

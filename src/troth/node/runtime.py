@@ -298,11 +298,18 @@ class NodeRuntime:
         self.host.remove_all()
         await self.worker.drain()
 
-    def _drop_connection(self, address: Address) -> None:
-        """Close a connection the keepalive found dead (new channels get a new one)."""
-        connection = self.tcp.connection(address)
+    def _drop_connection(self, address: Address, why: str = "its peer went silent") -> None:
+        """Close a connection (new channels get a new one): the keepalive found it dead (its
+        worker address), or a pinned channel over it (`/tcp/host:port`) was answered by
+        another identity than the one expected at that address."""
+        if address.kind == "tcp":
+            connection = next(
+                (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
+            )
+        else:
+            connection = self.tcp.connection(address)
         if connection is not None:
-            log.warning("%s: closed, its peer went silent", connection.name)
+            log.warning("%s: closed, %s", connection.name, why)
             self._spawn(connection.close())
 
     def _drop_unanswered(self, address: Address) -> None:
@@ -532,6 +539,8 @@ class NodeRuntime:
             except ChannelError as exc:
                 if exc.reason is ChannelFailure.TIMEOUT:
                     self._drop_unanswered(route[0])
+                elif exc.reason is ChannelFailure.PEER_NOT_ALLOWED and pinned and len(route) == 1:
+                    self._drop_connection(route[0], "another identity answered over it")
                 if rotations == self._rotations:
                     raise
                 # `_rotated` closed it during the handshake: once more, with the new history
@@ -557,18 +566,17 @@ class NodeRuntime:
         return end
 
     def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
-        """The channel opened under `key` if it is still open (None: open a new one); a peer
-        other than `expect` there is refused (ChannelError PEER_NOT_ALLOWED naming both)."""
+        """The channel opened under `key` if it is still open and its peer is `expect` (when
+        given); else None: a new channel is opened, pinned to `expect`, and takes the key (an
+        open channel another identity answered, opened without a pin, must not keep a pinned
+        caller — a link — from the identity it expects: review 23b, relays 3)."""
         end = self._open.get(key)
         if end is None or end.enc not in self.channels.ends:
             return None
         peer = end.peer
         if expect is None or (peer is not None and peer.identifier == expect):
             return end
-        raise ChannelError(
-            ChannelFailure.PEER_NOT_ALLOWED,
-            f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
-        )
+        return None
 
     async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:
         """Send `text` to the echo method of the service at `to`; its answer."""
