@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_reconnect import stop_all, tcp_node, ticket
+from tests.test_reconnect import stop_all, tcp_node, ticket, until
 from troth.node import init_node, open_node
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
@@ -80,7 +80,9 @@ def test_a_reader_that_stalls_holds_back_no_other_peer_of_a_relayed_node(tmp_pat
                 asyncio.ensure_future(call(m.router, (end.enc, ECHO), "echo", text, timeout=30))
                 for _ in range(12)
             ]
-            await asyncio.sleep(2.0)  # b answers; the hub's buffers to m fill up
+            # b answers; the hub's buffers to m fill up until its writes to m wait
+            stalled = [c for c in hub.tcp.connections() if isinstance(c, TcpConnection)]
+            await until(lambda: any(not c._writable for c in stalled), 8)
             theirs = await a.channel_to(to_b)
             answer = await call(a.router, (theirs.enc, ECHO), "echo", "still", timeout=3)
             assert answer == "still"
