@@ -25,6 +25,28 @@ within the timeout) was replaced: on a blackholed connection a relayed channel t
 later than the link kept the dead connection open past the link's timeout.
 """
 
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - ran (control for relay tcp 1): the same flood with m reading is answered at once, so the
+#   stall, not b's load, holds the other member's echo.
+# - read: request ids: one `Calls` per first hop (a channel's `.enc`), ids from a random start,
+#   its reply worker reachable only through that channel; a service answers along the
+#   request's return route, whose first hop is the channel it came through: no answer reaches
+#   another channel's caller. Replaying a channel's frames on another fails its AEAD (keys
+#   per channel); within one, the replay window.
+# - read: amplification: every answer (route error, message 2, a service's) goes back along
+#   a return route whose first hop the receiving transport set (the sender's own connection),
+#   and the route error is never larger than what it answers.
+# - read: standings are cached by id(peer) with the peer object kept in the entry, so an id
+#   reused after garbage collection cannot return another peer's standing.
+# - read (low, not kept): policy subscriptions are decided at `get` and pushed until the
+#   channel closes: a removed member showing no chain (as in relays 1) keeps receiving its
+#   former authority's new bundle revisions (bundles are signed, not secret; the rule bounds
+#   who makes the node verify one).
+# - read (low, not kept): a stranger's junk frames cost one AEAD attempt each (~4,700 per
+#   128 KiB packet of empty frames) and never close a channel, but only a party that knows
+#   the channel's random `.dec` address — on the path, where it can drop everything — can
+#   send them.
+
 from __future__ import annotations
 
 import asyncio
