@@ -19,8 +19,9 @@ Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded p
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
 to the sender) and globally, where a new source evicts the oldest handshake of the source
 holding the most; handshakes expire by timer; channels per peer identity are bounded; the
-reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's,
-and they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
+reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's
+(past its total, within the share of one of the peer's authorities: troth.node.shares), and
+they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError
 from troth.identity import Identifier
 from troth.node.access import Caller, LocalCaller, PeerCaller
 from troth.node.services.base import NO_ROUTE, error_response, forget_calls, request_id_of
+from troth.node.shares import Shares, authorities_of
 from troth.routing import (
     Address,
     AllowSet,
@@ -68,6 +70,7 @@ from troth.routing import (
     Source,
     format_route,
 )
+from troth.transport.connection import Connection
 from troth.transport.ratelog import RateLimitedLog
 from troth.transport.settings import settings_from_environment
 
@@ -117,7 +120,8 @@ class ChannelLimits:
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
     """Bytes held by incomplete fragmented messages of all peers together (identities cost an
-    attacker nothing on a node that admits any authenticated identity)."""
+    attacker nothing on a node that admits any authenticated identity); past it, a peer takes
+    more only within one of its authorities' share (strangers are one), up to twice this."""
     reassembly_timeout: int | None = None
     """Seconds an incomplete message is kept on this node's channels (None: the channel
     settings' `reassembly_timeout`, 60 s by default)."""
@@ -187,6 +191,12 @@ class ChannelEnd(AllowSetSource):
         self.channel = channel
         self.peer_route = peer_route
         self.source = source  # the connection that brought message 1 (responders)
+        self.direct = False
+        """Whether the peer is the other end of the connection this channel runs over, as
+        this node knows it (not from the peer route, whose hops past the first are the peer's
+        to choose): a channel it opened to a one-hop route (`/tcp/hub:4000`), or one a peer
+        opened over a connection that peer made to this node. Only then does the channel's
+        silence say the connection is dead (`ChannelManager.silent_hooks`)."""
         self.source_key = source_key  # who sent message 1, for the per-source handshake limit
         token = os.urandom(8).hex()
         self.id = f"chan-{token}"
@@ -360,6 +370,45 @@ def caller_of(source: Source | None) -> Caller | None:
     return source.caller if isinstance(source, ChannelEnd) else None
 
 
+class _PeerReassembly(ReassemblyBudget):
+    """One peer identity's reassembly budget (all its channels), drawing on the node's bytes
+    as a pool shared between authorities (troth.node.shares, in bytes): within the node's
+    total, anyone; past it, only within the share of one of the peer's authorities (strangers
+    are one), so identities that cost nothing fill the total and no more (review 23b, limits
+    1); the node holds at most twice its total."""
+
+    __slots__ = ("authorities", "node", "total")
+
+    def __init__(self, limit: int, node: Shares, total: int, authorities: frozenset[bytes]):
+        super().__init__(limit)
+        self.node, self.total, self.authorities = node, total, authorities
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` bytes (False past the peer's limit or the node's room for it);
+        nothing is always room (a channel that joins the budget holding no fragment)."""
+        if not size:
+            return True
+        if self.held + size > self.limit or not self.node.room(self.authorities, self.total, size):
+            return False
+        self.node.take(self.authorities, size)
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Release `size` bytes."""
+        self.held -= size
+        self.node.release(self.authorities, size)
+
+    def count_against(self, authorities: frozenset[bytes]) -> None:
+        """The peer's authorities now (its credentials changed: a stranger that enrolled over
+        its channel, a refresh): what it holds counts against them from now on."""
+        if authorities != self.authorities:
+            if self.held:
+                self.node.release(self.authorities, self.held)
+                self.node.take(authorities, self.held)
+            self.authorities = authorities
+
+
 class _ChannelsPerPeer:
     """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
     opened to this node (used only until the handshake completes)."""
@@ -384,6 +433,8 @@ class ChannelManager:
     clock: Callable[[], int] = lambda: int(time.time())
     limits: ChannelLimits = field(default_factory=ChannelLimits.from_environment)
     """Default: `ChannelLimits` with the `TROTH_CHANNELS_*` environment variables applied."""
+    trusted: Callable[[], int] = lambda: 1
+    """How many authorities the node trusts now (their shares of the reassembly bytes)."""
     ends: dict[Address, ChannelEnd] = field(default_factory=dict)
     """Every channel end, by its `.enc` address."""
     counters: ChannelCounters = field(default_factory=ChannelCounters)
@@ -394,7 +445,7 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
-    _budgets: dict[Identifier, tuple[ReassemblyBudget, set[ChannelEnd]]] = field(
+    _budgets: dict[Identifier, tuple[_PeerReassembly, set[ChannelEnd]]] = field(
         default_factory=dict
     )
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -402,7 +453,7 @@ class ChannelManager:
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
-    _reassembly: ReassemblyBudget | None = None  # the node's, every peer's budget draws on it
+    _reassembly: Shares = field(init=False)  # the node's bytes, every peer's budget draws on
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
@@ -410,7 +461,7 @@ class ChannelManager:
             self.settings = dataclasses.replace(self.settings, reassembly_timeout=timeout)
         self.settings = self.limits.keepalive(self.settings)
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
-        self._reassembly = ReassemblyBudget(self.limits.max_reassembly_total)
+        self._reassembly = Shares(self.trusted)
 
     def start(self) -> None:
         """Serve the channel listener (`/service/channels`)."""
@@ -429,6 +480,7 @@ class ChannelManager:
             me=me or self.me(), trust=trust or self.trust(), settings=self.settings
         )
         end = self._add(channel, ())
+        end.direct = len(route) == 1  # the listener at the end of our own connection
         (first,) = channel.outgoing()
         timeout = self.limits.handshake_timeout
         try:
@@ -462,6 +514,7 @@ class ChannelManager:
             settings=self.settings,
         )
         end = self._add(channel, message.return_route, source, source_key)
+        end.direct = isinstance(source, Connection) and not source.outgoing  # it connected
         self._half_open[end] = trust
         self._per_source[source_key] += 1
         self.counters.handshakes_started += 1
@@ -561,10 +614,18 @@ class ChannelManager:
         trust = self._half_open.pop(end, None)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
-        budget, users = self._budgets.setdefault(
-            peer.identifier,
-            (ReassemblyBudget(self.limits.max_reassembly_per_peer, self._reassembly), set()),
-        )
+        authorities = authorities_of(PeerCaller(peer, end.id))
+        entry = self._budgets.get(peer.identifier)
+        if entry is None:
+            budget = _PeerReassembly(
+                self.limits.max_reassembly_per_peer,
+                self._reassembly,
+                self.limits.max_reassembly_total,
+                authorities,
+            )
+            entry = self._budgets[peer.identifier] = (budget, set())
+        budget, users = entry
+        budget.count_against(authorities)  # a refresh (Established again) may change them
         if end not in users:
             users.add(end)
             closed = end.channel.share_reassembly_budget(budget)
@@ -606,17 +667,18 @@ class ChannelManager:
 
     async def _deliver(self, end: ChannelEnd, payload: bytes | memoryview) -> None:
         """Route a decrypted message; a request with no route is answered, not silently
-        dropped."""
+        dropped (what is dropped is logged within the channels' lines a minute: the peer
+        chooses how many; review 23b, logs 1)."""
         try:
             limit = end.channel.settings.max_message
             inner = RoutedMessage.arrived(payload, end.enc, max_size=limit)
         except (DecodeError, RoutingError) as exc:
-            log.info("%s: dropped a malformed inner message: %s", end.name, exc)
+            self._note("%s: dropped a malformed inner message: %s", end.name, exc)
             return
         try:
             await self.router.route(inner, end)
         except RoutingError as exc:
-            log.info("%s: no route: %s", end.name, exc)
+            self._note("%s: no route: %s", end.name, exc)
             request = request_id_of(inner.payload) if len(inner.return_route) > 1 else None
             if request is not None:  # a service request: answered, so its caller need not wait
                 error = error_response(NO_ROUTE, str(exc), request=request)
@@ -624,11 +686,20 @@ class ChannelManager:
                 with contextlib.suppress(TrothError):
                     await self.router.route(answer)
         except TrothError as exc:
-            log.info("%s: dropped an inner message: %s", end.name, exc)
+            self._note("%s: dropped an inner message: %s", end.name, exc)
 
     def _note(self, message: str, *args: object) -> None:
         if self._log is not None:
             self._log.log(logging.INFO, message, *args)
+
+    def _closing(self, end: ChannelEnd, level: int, message: str, *args: object) -> None:
+        """Log that `end` closed: a line each for the channels this node opened (its links);
+        within the channels' lines a minute for those peers opened, as many as they choose
+        (review 23b, logs 2)."""
+        if end.channel.initiator:
+            log.log(level, message, end.name, *args)
+        elif self._log is not None:
+            self._log.log(level, message, end.name, *args)
 
     # -- timers ----------------------------------------------------------------------------------
 
@@ -655,9 +726,13 @@ class ChannelManager:
         for event in events:
             if isinstance(event, Closed):
                 peer = end.peer.identifier if end.peer else "?"
-                log.warning("%s with %s closed: %s", end.name, peer, event.detail)
+                self._closing(end, logging.WARNING, "%s with %s closed: %s", peer, event.detail)
         await end.handle(events)
-        if events and len(end.peer_route) == 2:  # the peer is the connection's other end
+        # the peer is the connection's other end: its silence means the connection is dead.
+        # Not judged by the peer route's length (review 23b, channels 1): past its first hop it
+        # is the peer's to choose, and a relayed peer that sent message 1 with no return route
+        # of its own looked like the relay node, so its silence closed our connection there.
+        if events and end.direct and end.peer_route:
             for hook in self.silent_hooks:
                 hook(end.peer_route[0])
 
@@ -668,7 +743,9 @@ class ChannelManager:
             if end.peer_route and end.peer_route[0] == connection:
                 if end.channel.state is ChannelState.OPEN:
                     peer = end.peer.identifier if end.peer else "?"
-                    log.info("%s with %s closed: its connection closed", end.name, peer)
+                    self._closing(
+                        end, logging.INFO, "%s with %s closed: its connection closed", peer
+                    )
                 event = end.channel.close(ChannelFailure.PEER_CLOSED, "its connection closed")
                 self._on_closed(end, event)
 

@@ -41,6 +41,7 @@ def compose(
             kept=kept_relays,
             worker=runtime.worker,
             trusted=lambda: len(runtime.trust.anchors),
+            decide=runtime.access.decide,
         ),
         "authority": lambda: (
             None if hosted is None else AuthorityService(hosted, runtime.trust, runtime.worker)

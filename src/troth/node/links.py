@@ -235,9 +235,15 @@ class Links:
         link = self.links.get(route)
         if link is None:
             return
+        peer = end.peer.identifier if end.peer is not None else None
+        if link.peer is not None and peer is not None and peer != link.peer:
+            # a channel opened there without the link's pin (`message send`) and answered by
+            # another identity: not the link's, nor its new pin (review 23b, relays 3)
+            log.warning("link %s: %s answered a channel there, not %s", route, peer, link.peer)
+            return
         link.end = end
-        if end.peer is not None:
-            link.peer = end.peer.identifier
+        if peer is not None:
+            link.peer = peer
         if link.state is LinkState.RECONNECTING:
             link.wake.set()  # what the link needs is restored over it now
         link.step(LinkStep.OPENED)

@@ -37,6 +37,7 @@ from troth.errors import (
     AuthorityError,
     ChannelError,
     ChannelFailure,
+    Denied,
     NotFound,
     RemoteError,
     RoutingError,
@@ -160,6 +161,7 @@ class NodeRuntime:
             settings=settings or ChannelSettings(),
             clock=self.clock.now,
             limits=limits or ChannelLimits.from_environment(),
+            trusted=trusted,
         )
         self.relay_grace = relay_grace
         self.links = Links(
@@ -296,11 +298,18 @@ class NodeRuntime:
         self.host.remove_all()
         await self.worker.drain()
 
-    def _drop_connection(self, address: Address) -> None:
-        """Close a connection the keepalive found dead (new channels get a new one)."""
-        connection = self.tcp.connection(address)
+    def _drop_connection(self, address: Address, why: str = "its peer went silent") -> None:
+        """Close a connection (new channels get a new one): the keepalive found it dead (its
+        worker address), or a pinned channel over it (`/tcp/host:port`) was answered by
+        another identity than the one expected at that address."""
+        if address.kind == "tcp":
+            connection = next(
+                (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
+            )
+        else:
+            connection = self.tcp.connection(address)
         if connection is not None:
-            log.warning("%s: closed, its peer went silent", connection.name)
+            log.warning("%s: closed, %s", connection.name, why)
             self._spawn(connection.close())
 
     def _drop_unanswered(self, address: Address) -> None:
@@ -530,6 +539,8 @@ class NodeRuntime:
             except ChannelError as exc:
                 if exc.reason is ChannelFailure.TIMEOUT:
                     self._drop_unanswered(route[0])
+                elif exc.reason is ChannelFailure.PEER_NOT_ALLOWED and pinned and len(route) == 1:
+                    self._drop_connection(route[0], "another identity answered over it")
                 if rotations == self._rotations:
                     raise
                 # `_rotated` closed it during the handshake: once more, with the new history
@@ -555,18 +566,17 @@ class NodeRuntime:
         return end
 
     def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
-        """The channel opened under `key` if it is still open (None: open a new one); a peer
-        other than `expect` there is refused (ChannelError PEER_NOT_ALLOWED naming both)."""
+        """The channel opened under `key` if it is still open and its peer is `expect` (when
+        given); else None: a new channel is opened, pinned to `expect`, and takes the key (an
+        open channel another identity answered, opened without a pin, must not keep a pinned
+        caller — a link — from the identity it expects: review 23b, relays 3)."""
         end = self._open.get(key)
         if end is None or end.enc not in self.channels.ends:
             return None
         peer = end.peer
         if expect is None or (peer is not None and peer.identifier == expect):
             return end
-        raise ChannelError(
-            ChannelFailure.PEER_NOT_ALLOWED,
-            f"expected {expect}, but {peer.identifier if peer else 'nobody'} answered",
-        )
+        return None
 
     async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:
         """Send `text` to the echo method of the service at `to`; its answer."""
@@ -630,11 +640,17 @@ class NodeRuntime:
         relays again, sync its authority's feed; then refresh credentials and announce pending
         rotations (their failures stay for the maintenance round)."""
         end = await self.channel_to(parse_route(link.route), expect=link.peer)
-        for name in sorted(link.relays):
-            await self._create_relay_over(end, name)
+        refused: list[str] = []
+        for name in sorted(link.relays):  # one refused stops none of the others (review 23b,
+            try:  # relays 2: a name taken once its grace ran out stopped every later one)
+                await self._create_relay_over(end, name)
+            except (Denied, RemoteError) as exc:  # not Busy: the next attempt asks again
+                refused.append(f"relay {name}: {exc}")
         if link.authority is not None:
             await self.sync_feed(link.authority, end)
             self._spawn(self._catch_up())
+        if refused:  # the attempt failed: said in the link's row, tried again after the backoff
+            raise RemoteError("; ".join(refused))
 
     async def _catch_up(self) -> None:
         for step in (self.refresh_credentials, self.announce_rotations):

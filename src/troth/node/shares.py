@@ -1,6 +1,7 @@
 """Each authority's share of a node-wide pool (docs/protocols.md, "Shares of node-wide pools";
 review 21): the requests running, a published MCP server's sessions, the trace submissions in
-progress, the relay names and the policy subscriptions are bounded node-wide, and an authority
+progress, the relay names, the policy subscriptions and the bytes of incomplete fragmented
+messages (a pool counted in bytes: `size`; review 23b) are bounded node-wide, and an authority
 the node trusts mints members for free, so first come, first served would let one authority's
 members take a whole pool and leave every other authority's members refused.
 
@@ -70,27 +71,31 @@ class Shares:
             shares.take(authorities)
         return shares
 
-    def room(self, authorities: Iterable[Hashable], bound: int) -> bool:
-        """Whether a holder counting against `authorities` may take one more place of a pool
-        bounded by `bound`: below the bound, anyone; at or past it, one of whose authorities
-        holds fewer than its share (module docstring)."""
-        if self.places < bound:
+    def room(self, authorities: Iterable[Hashable], bound: int, size: int = 1) -> bool:
+        """Whether a holder counting against `authorities` may take `size` more places of a
+        pool bounded by `bound`: within the bound, anyone; past it, one of whose authorities
+        stays within its share (module docstring). A place is 1 (a request, a name); a pool
+        of bytes (the node's reassembly memory, troth.node.channels) takes `size` at once."""
+        after = self.places + size
+        if after <= bound:
             return True
-        if self.places >= 2 * bound:  # the most any pool holds (when the authorities trusted
+        if after > 2 * bound:  # the most any pool holds (when the authorities trusted
             return False  # change, or places are held by none: names kept across a restart)
         share = max(1, bound // (self.trusted() + _PSEUDO))  # the strangers' and locals' too
-        return any(self._held[authority] < share for authority in authorities)
+        return any(self._held[authority] + size <= share for authority in authorities)
 
-    def take(self, authorities: Iterable[Hashable]) -> None:
-        """A place is taken, counting against `authorities`."""
-        self.places += 1
-        self._held.update(authorities)
-
-    def release(self, authorities: Iterable[Hashable]) -> None:
-        """A place taken with `authorities` is given back (counts at zero are forgotten)."""
-        self.places -= 1
+    def take(self, authorities: Iterable[Hashable], size: int = 1) -> None:
+        """`size` places are taken, counting against `authorities`."""
+        self.places += size
         for authority in authorities:
-            left = self._held[authority] - 1
+            self._held[authority] += size
+
+    def release(self, authorities: Iterable[Hashable], size: int = 1) -> None:
+        """`size` places taken with `authorities` are given back (counts at zero are
+        forgotten)."""
+        self.places -= size
+        for authority in authorities:
+            left = self._held[authority] - size
             if left > 0:
                 self._held[authority] = left
             else:

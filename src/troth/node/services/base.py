@@ -74,6 +74,7 @@ from troth.node.access import (
 from troth.node.services.admission import Admission, Lane, RequestLimits
 from troth.node.shares import authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router, Source, new_worker_address
+from troth.transport.ratelog import RateLimitedLog
 
 __all__ = [
     "BUSY",
@@ -112,6 +113,11 @@ BUSY: Final = "busy"
 _ERROR_KINDS: Final = frozenset({DENIED, NO_ROUTE, FAILED, BUSY})
 MAX_REQUEST_ID: Final = (1 << 64) - 1
 """Request ids are unsigned 64-bit integers."""
+LOG_LINES_PER_MINUTE: Final = 10
+"""Lines a minute about what peers send that is dropped (an unreadable request, an answer
+to no request in flight): the peer chooses how many, and a node's log is a file on its disk
+(docs/protocols.md, "Load limits"; review 23b, logs 1)."""
+_DROPPED_ANSWERS: Final = RateLimitedLog(log, LOG_LINES_PER_MINUTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +329,7 @@ class ServiceHost:
         self.busy = 0
         """Requests answered "busy" (a limit of requests running was reached)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._log = RateLimitedLog(log, LOG_LINES_PER_MINUTE)
 
     @property
     def running(self) -> int:
@@ -384,7 +391,7 @@ class ServiceHost:
             value = _envelope(message.payload, REQUEST, "request")
         except DecodeError as exc:  # no id to answer to
             self.malformed += 1
-            log.info("%s: dropped a malformed request: %s", service.name, exc)
+            self._log.log(logging.INFO, "%s: dropped a malformed request: %s", service.name, exc)
             return
         request, arguments, back = value[2], value[4], message.return_route
         try:
@@ -681,12 +688,19 @@ class Calls:
             request_id, response = decode_response(message.payload)
         except DecodeError as exc:
             self.dropped += 1
-            log.info("%s: dropped a malformed answer: %s", self.address, exc)
+            _DROPPED_ANSWERS.log(
+                logging.INFO, "%s: dropped a malformed answer: %s", self.address, exc
+            )
             return
         waiting = self._pending.pop(request_id, None)
         if waiting is None or waiting.done():
             self.dropped += 1
-            log.info("%s: dropped an answer to request %d, not in flight", self.address, request_id)
+            _DROPPED_ANSWERS.log(
+                logging.INFO,
+                "%s: dropped an answer to request %d, not in flight",
+                self.address,
+                request_id,
+            )
             return
         waiting.set_result(response)
 

@@ -6,7 +6,9 @@ without a listening port asks a node to forward `/relay/<name>` to it over its o
 access rule, decided before the handler runs). A name belongs to the identity that created it:
 when its owner's channel closes, the name stays reserved for that owner for a grace period
 (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*` cannot take
-it over while the owner reconnects. The names and their owners are kept in
+it over while the owner reconnects; each maintenance round decides `create` again for the
+owner of every relay whose channel is open, and a refused one is held the same way
+(`_recheck`). The names and their owners are kept in
 `<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
 owner for the grace period too. One member (the names of identities it delegated to included)
 holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it,
@@ -37,7 +39,13 @@ from troth.channel import RouteProblem, route_error
 from troth.encoding import cbor
 from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
-from troth.node.access import AttributeCoversArgument, PeerCaller, member_accounts
+from troth.node.access import (
+    AccessRequest,
+    AttributeCoversArgument,
+    Decision,
+    PeerCaller,
+    member_accounts,
+)
 from troth.node.books import IdentifierBook
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.services.base import Method, RequestContext, to_the_end
@@ -67,6 +75,8 @@ class Relay:
     lost_at: int | None = None
     accounts: frozenset[bytes] = frozenset()  # whose quota it counts in (member_accounts)
     authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
+    refused: bool = False  # held since `lost_at` because its owner may no longer create it,
+    # its channel still open (`RelayService._recheck`: forwards again once it may)
 
 
 class RelayBook(IdentifierBook):
@@ -104,6 +114,7 @@ class RelayService:
         kept: Mapping[str, Identifier] | None = None,
         worker: StoreWorker | None = None,
         trusted: Callable[[], int] = lambda: 1,
+        decide: Callable[[AccessRequest], Decision] | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
@@ -114,6 +125,9 @@ class RelayService:
         self.worker = worker
         self.trusted = trusted
         """How many authorities the node trusts now (their shares of the names)."""
+        self.decide = decide
+        """The node's decision point: each maintenance round asks it again whether every
+        relay's owner may still create its name (None: not asked)."""
         now = clock()
         self.relays: dict[str, Relay] = {
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
@@ -218,8 +232,10 @@ class RelayService:
 
     def _channel_closed(self, end: ChannelEnd) -> None:
         for relay in self.relays.values():
-            if relay.channel == end.id and relay.lost_at is None:
-                relay.lost_at = self.clock()
+            if relay.channel == end.id:
+                relay.refused = False  # held since it was refused, or from now on
+                if relay.lost_at is None:
+                    relay.lost_at = self.clock()
 
     def _free_expired(self, now: int) -> bool:
         freed = [
@@ -242,9 +258,36 @@ class RelayService:
             log.error("cannot keep the relay names in %s: %s", book.path, exc)
 
     async def maintain(self, now: int) -> None:
-        """Free the names whose owner did not come back within the grace period."""
+        """Stop forwarding the names whose owner may no longer create them; free the names
+        whose owner did not come back within the grace period."""
+        self._recheck(now)
         if self._free_expired(now):
             await self._save()
+
+    def _recheck(self, now: int) -> None:
+        """Decide `create NAME` again for the owner of every relay whose channel is open, as
+        the channel shows it now (review 23b, relays 1: an owner whose credential was revoked,
+        showing no chain any more, keeps its channel as a stranger where strangers may
+        enroll). One refused forwards nothing and is held for its owner for the grace period,
+        as when its channel closes; allowed again within it (a stale feed that came back), it
+        forwards again; the owner may also create it again once it may."""
+        decide = self.decide
+        if decide is None:
+            return
+        for name, relay in self.relays.items():
+            if relay.lost_at is not None and not relay.refused:
+                continue  # its channel closed: held for its owner, nothing to decide
+            end = self.channels.find(relay.channel)
+            caller = end.caller if end is not None else None
+            if caller is None:
+                continue
+            decision = decide(AccessRequest(caller, self.name, "create", name, now))
+            if decision.allowed and relay.refused:
+                relay.lost_at, relay.refused = None, False
+                log.info("relay %s forwards again", name)
+            elif not decision.allowed and not relay.refused:
+                relay.lost_at, relay.refused = now, True
+                log.warning("relay %s no longer forwards: %s", name, "; ".join(decision.reasons))
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
