@@ -32,12 +32,24 @@ import pytest
 
 from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_reconnect import until
+from troth.channel import ChannelTrust
+from troth.node.runtime import NodeRuntime
 from troth.node.services import call, error_response
 from troth.node.services.base import FAILED, calls_through, encode_request
 from troth.routing import Address, RoutedMessage
 
 FLOOD = 200  # bad messages of each kind
 LOGGERS = ("troth.node.services", "troth.node.channels")
+
+
+async def _stranger_at_hub(net: MemNet) -> tuple[NodeRuntime, NodeRuntime, ChannelTrust]:
+    """The hub, a node that is none of its authority's members, and the trust it opens
+    channels to the hub with."""
+    hub = net.hub
+    assert hub is not None
+    assert hub.identifier is not None
+    stranger = await net.node("stranger")
+    return hub, stranger, stranger._channel_trust(also=frozenset({hub.identifier}))
 
 
 def test_a_peers_bad_messages_write_a_bounded_number_of_log_lines(
@@ -49,11 +61,7 @@ def test_a_peers_bad_messages_write_a_bounded_number_of_log_lines(
     few lines a minute of them, not one each."""
 
     async def test(net: MemNet) -> None:
-        hub = net.hub
-        assert hub is not None
-        assert hub.identifier is not None
-        stranger = await net.node("stranger")
-        trust = stranger._channel_trust(also=frozenset({hub.identifier}))
+        hub, stranger, trust = await _stranger_at_hub(net)
         end = await stranger.channels.open(route(HUB), trust=trust)
         with pytest.raises(Exception, match="refused"):  # echo is members only: one call made
             await call(stranger.router, (end.enc, Address("service", "echo")), "echo", "hi")
@@ -86,11 +94,7 @@ def test_channels_a_peer_opened_write_a_bounded_number_of_lines_when_they_close(
     connection: the hub closes the 60 channels, and logs a few lines a minute of them."""
 
     async def test(net: MemNet) -> None:
-        hub = net.hub
-        assert hub is not None
-        assert hub.identifier is not None
-        stranger = await net.node("stranger")
-        trust = stranger._channel_trust(also=frozenset({hub.identifier}))
+        hub, stranger, trust = await _stranger_at_hub(net)
         for _ in range(60):
             await stranger.channels.open(route(HUB), trust=trust)
         opened = len(hub.channels.ends)
