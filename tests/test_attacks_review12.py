@@ -56,7 +56,10 @@ from troth.authority.client import authority_pin_of
 from troth.clock import FixedClock
 from troth.errors import TraceError
 from troth.node import Node, init_node, open_node
+from troth.node.runtime import ECHO
+from troth.node.services import call
 from troth.node.traces import traced_as
+from troth.routing import parse_route
 from troth.trace.log import TraceLog
 from troth.trace.verify import verify_log
 
@@ -181,3 +184,23 @@ def test_a_key_whose_retirement_the_log_cannot_show_is_refused() -> None:
         with refused:
             verify_log(alone, checkpoints=attests)
     run("trace", "verify", "--node", "acme")
+
+
+def test_members_of_an_authority_past_64_changes_reach_each_other(tmp_path: Path) -> None:
+    """Chains rooted at an authority that presents its history from a checkpoint verify at
+    another member: the authority's feed names its own rotations, so its checkpointed history
+    is bound to its chains (review 23a's rule, checkpoints 1-2, must not refuse it)."""
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        presented = net.hub.node.identities.get("hub", now=net.clock.now()).identity
+        assert presented.first_index > 0
+        pin = authority_pin_of(presented)
+        a = await net.node("a", listen=("a", 4000))
+        b = await net.node("b")
+        await a.enroll(net.ticket(), "a", pin)
+        await b.enroll(net.ticket(), "b", pin)
+        end = await b.channel_to(parse_route("/tcp/a:4000"))
+        assert await call(b.router, (end.enc, ECHO), "echo", "across") == "across"
+
+    _run_with_long_hub(test, tmp_path)
