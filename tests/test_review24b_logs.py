@@ -1,0 +1,57 @@
+"""Review 24b (today's code under hostile peers: what a peer makes the node write to its log).
+
+1. `ChannelEnd.direct` (4893f87) makes every channel a peer opened over a connection it made
+   to the node a judge of that connection: when the keepalive closes such a channel, the node
+   closes the connection (`NodeRuntime._drop_connection`) and logs "closed, its peer went
+   silent" at WARNING, a line each time, outside the rate-limited logs of review 23b (logs 2
+   bounded the channels' own close lines only). A stranger opens 60 channels to the hub over
+   its one connection (identities are free; 256 per source) and goes silent: every channel's
+   keepalive close calls the hook while the connection is still listed, so the hub writes a
+   warning per channel, again at every reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, route, run_memnet
+from tests.test_reconnect import until
+from tests.test_review23b_logs import _stranger_at_hub
+
+CHANNELS = 60
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 24b logs 1: a silent peer's channels each log the connection's close",
+)
+def test_a_silent_peers_channels_write_a_bounded_number_of_connection_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stranger's 60 channels to the hub over its one connection go silent past the
+    keepalive timeout (the hub's keepalive run at two monotonic times a timeout apart): the
+    hub closes them and the connection, and writes a few lines about the connection, not one
+    per channel."""
+
+    async def test(net: MemNet) -> None:
+        hub, stranger, trust = await _stranger_at_hub(net)
+        for _ in range(CHANNELS):
+            await stranger.channels.open(route(HUB), trust=trust)
+        theirs = [e for e in hub.channels.ends.values() if e.direct]
+        assert len(theirs) == CHANNELS  # each judges the stranger's connection to the hub
+        timeout = hub.channels.settings.keepalive_timeout
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            later = asyncio.get_running_loop().time() + 1000
+            hub.channels.keepalive(later)  # (no yield between: nothing is heard in between)
+            hub.channels.keepalive(later + timeout)
+            await until(lambda: not any(e.direct for e in hub.channels.ends.values()))
+            await until(lambda: not stranger.tcp.connections())
+        lines = [r for r in caplog.records if "its peer went silent" in r.getMessage()]
+        assert len(lines) <= 10, f"{len(lines)} lines for one connection closed"
+
+    run_memnet(test, tmp_path / "home", budget=30)
