@@ -79,6 +79,7 @@ from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
 from troth.transport import Listener, MemoryTransport, TcpTransport
+from troth.transport.ratelog import RateLimitedLog
 from troth.vault import KeyPurpose
 from troth.vault.ephemeral import VaultDhKey
 
@@ -169,6 +170,8 @@ class NodeRuntime:
         )
         self.tcp.lost.append(self.channels.connection_lost)  # its channels die with it
         self.channels.silent_hooks.append(self._drop_connection)
+        self._dropping: set[Address] = set()  # connections `_drop_connection` is closing
+        self._drop_lines = RateLimitedLog(log, self.channels.limits.log_lines_per_minute)
         self.channels.closed_hooks.append(self.links.closed)
         self.listening: tuple[str, int] | None = None
         self.identifier: Identifier | None = None
@@ -308,9 +311,15 @@ class NodeRuntime:
             )
         else:
             connection = self.tcp.connection(address)
-        if connection is not None:
+        if connection is None or connection.address in self._dropping:
+            return  # already closing: a line a connection, not one per channel over it
+        self._dropping.add(connection.address)
+        if connection.outgoing:
             log.warning("%s: closed, %s", connection.name, why)
-            self._spawn(connection.close())
+        else:  # one a peer made: as many as it chooses, within lines a minute (review 24b)
+            self._drop_lines.log(logging.WARNING, "%s: closed, %s", connection.name, why)
+        task = self._spawn(connection.close())
+        task.add_done_callback(lambda _: self._dropping.discard(connection.address))
 
     def _drop_unanswered(self, address: Address) -> None:
         """A handshake over our connection to `address` got no answer: unless an open channel
@@ -327,10 +336,11 @@ class NodeRuntime:
         log.warning("%s: closed, no handshake answered over it", connection.name)
         self._spawn(connection.close())
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _maintain(self) -> None:
         while True:
