@@ -48,10 +48,11 @@ from troth.node.access import (
 )
 from troth.node.books import IdentifierBook
 from troth.node.channels import ChannelEnd, ChannelManager
-from troth.node.services.base import Method, RequestContext, to_the_end
+from troth.node.services.base import LOG_LINES_PER_MINUTE, Method, RequestContext, to_the_end
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Address, RoutedMessage, Router
+from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["RELAY_ATTRIBUTE", "RELAY_GRACE", "Relay", "RelayBook", "RelayService"]
 
@@ -133,6 +134,8 @@ class RelayService:
             name: Relay(owner, None, "", lost_at=now) for name, owner in (kept or {}).items()
         }
         self._saving: set[asyncio.Task[Any]] = set()  # writes of relays.json under way
+        self._lines = RateLimitedLog(log, LOG_LINES_PER_MINUTE)  # the re-check's: owners choose
+        # how often their names change (what their channels show; review 24b, relays 1)
         self.not_found = 0
         """Messages answered `relay not found`."""
         self.methods: Mapping[str, Method] = {
@@ -284,10 +287,11 @@ class RelayService:
             decision = decide(AccessRequest(caller, self.name, "create", name, now))
             if decision.allowed and relay.refused:
                 relay.lost_at, relay.refused = None, False
-                log.info("relay %s forwards again", name)
+                self._lines.log(logging.INFO, "relay %s forwards again", name)
             elif not decision.allowed and not relay.refused:
                 relay.lost_at, relay.refused = now, True
-                log.warning("relay %s no longer forwards: %s", name, "; ".join(decision.reasons))
+                reasons = "; ".join(decision.reasons)
+                self._lines.log(logging.WARNING, "relay %s no longer forwards: %s", name, reasons)
 
     def status(self) -> dict[str, Any]:
         """Each relay name: its owner, and whether it forwards or is held for its owner."""
