@@ -53,12 +53,12 @@ def test_fragments_held_across_a_change_of_authorities_leave_no_count_behind(
         await _fragments(member, first, 2)
         await until(lambda: pool.places >= 2 * 65_000)
         held = pool.places
-        assert held > 0 and pool.holders() == 1  # its authority, not the strangers
+        assert (held > 0, pool.holders()) == (True, 1)  # its authority, not the strangers
         credentials = (await member._renew_identity()).credentials
         theirs = [e for e in hub.channels.ends.values() if e.peer_route and e.direct]
         await first.present(())  # a stranger now: what it holds moves to the strangers
         await until(lambda: pool._held[STRANGERS] == held)
-        assert pool.places == held and pool.holders() == 1
+        assert (pool.places, pool.holders()) == (held, 1)
         await _fragments(member, second, 1)  # the second channel's too, then its chain again
         await until(lambda: pool.places > held)
         await first.present(credentials)
