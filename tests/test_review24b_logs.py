@@ -15,6 +15,37 @@ about a connection a peer made goes within lines a minute (the channel limits'
 `log_lines_per_minute`); one this node made, a line each as before.
 """
 
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
+# - read: ChannelEnd.direct for a responder is "message 1 came over a connection the peer
+#   made"; whoever made it is the only sender over it (a node forwards onto its connections
+#   only what its relay service forwards, to relay names, which are incoming connections), so
+#   a third party's silence cannot make the node close a connection someone else made to it.
+#   An initiator's peer route is taken from message 2's return route, whose first hop the
+#   node's own transport set. (What was found: logs 1, above.)
+# - read: DecisionRecord.presenter is the verified credential's actor, else the source's
+#   `presenter_identifier`: a channel's authenticated peer (PeerCredential), the local
+#   identity (LocalCredential), or what the embedding code handed PresentedChain (the CLI's
+#   `policy test` hands the chain's own subject, but records nothing). No caller-supplied
+#   text reaches it on the node's paths.
+# - ran: a JSON null argument is a Cedar "failed to build request" (an arguments denial),
+#   so null cannot stand for an omitted argument that the upstream would default; read:
+#   anyOf/oneOf/type lists are refused by compile_tool_schema, so a declared tool has no
+#   default under them; nested defaults fill the parent's default first, then its own
+#   properties (arrays item by item); the MCP gate and the tool gate forward exactly the
+#   filled arguments they judged, and the engine's fill is the same schema's (equal shapes).
+# - read: the `_exportable` shortcut (ASCII, at most 16 openers) admits only values whose
+#   canonical JSON re-parses to itself within the export's nesting; noncharacters are never
+#   ASCII in RFC 8785 output (not escaped), so they always take the full check.
+# - read: Turns: no deadlock with checkpoint/redact (they never wait for the turn; a leader
+#   takes the turn before SQLite's lock, never after); the lock file is created 0600 and
+#   opened with O_CLOEXEC (Python's default), so an exec'd child never holds it; a
+#   multiprocessing fork child shares the open file description (flock then does not keep
+#   parent and child apart, SQLite's lock still does); close() waits for the lead first.
+# - ran: cedarpy's validation messages are short and name the policy, not its text (73 bytes
+#   for a 100 KB policy set), so the child's output stays small; read: the child prints only
+#   json.dump of its own dict (ASCII, escaped), reads its request from stdin, anything else
+#   on stdout fails the parse (OVER_LIMIT, fail closed), the wall timeout kills it.
+
 from __future__ import annotations
 
 import asyncio
