@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.histories import (
     DAY,
     T0,
@@ -30,6 +32,7 @@ from tests.support.histories import (
 from troth.clock import FixedClock
 from troth.crypto import KeyType, sha256
 from troth.crypto.private import generate_private_key
+from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, VerifiedIdentity, encode_history, verify_history
 from troth.identity.known import KnownHistories
 from troth.storage import SqliteDatabase, SqliteIdentityStore
@@ -93,3 +96,33 @@ def test_a_rotation_to_another_key_type_at_the_old_keys_last_second_extends(
     span = known.stored(rotated.identifier.digest)
     assert span is not None
     assert span.last == 1
+
+
+@pytest.mark.parametrize(
+    ("created", "reason"),
+    [
+        (T0 - 1, IdentityFailure.TIME_REVERSED),  # before the change it follows
+        (T0 + DAY + 1, IdentityFailure.KEY_OUTSIDE_VALIDITY),  # after the old key expired
+    ],
+    ids=["before-the-previous-change", "after-the-previous-key-expired"],
+)
+def test_a_rotation_breaking_the_time_rules_does_not_extend_from_a_checkpoint(
+    tmp_path: Path, created: int, reason: IdentityFailure
+) -> None:
+    """Guard: the times are checked too. Change 1 reveals the committed key and is signed by
+    change 0's key, but is dated before change 0, or after change 0's key expired: the whole
+    history is refused, and so is change 1 presented from a checkpoint to a store holding
+    change 0 (only the stored change makes those rules checkable)."""
+    key0, key1 = generate_private_key(KeyType.ED25519), generate_private_key(KeyType.ED25519)
+    change0 = sign_change(body_for(key0, None, T0, valid_until=T0 + DAY, commit=key1), key0, None)
+    body1 = body_for(key1, sha256(change0.body), created, valid_from=T0 - DAY, index=1)
+    line = HonestHistory([key0, key1], [change0, sign_change(body1, key1, key0)], key1)
+    with pytest.raises(IdentityError) as whole:
+        verify_history(encode(line.changes), now=NOW)
+    assert whole.value.reason is reason
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "v.db"))
+    known = KnownHistories(store, FixedClock(NOW), cache_seconds=0)
+    known.observe(verify_history(encode(line.changes[:1]), now=T0 + DAY // 2))
+    with pytest.raises(IdentityError) as caught:
+        known.observe(from_change(line, 1))
+    assert caught.value.reason is reason
