@@ -262,7 +262,8 @@ def _check_checkpoint(
         + (
             "and this verifier takes no checkpoints"
             if checkpoints is None
-            else "whose fresh feed this verifier does not hold (or names another change)"
+            else "whose fresh feed this verifier does not hold (or names another change), "
+            "nor does another it holds name that change"
         )
         + f": present the full history or trust {authority}",
         checkpoint.index,

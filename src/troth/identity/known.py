@@ -26,7 +26,7 @@ from typing import Final, NamedTuple
 from troth.clock import Clock
 from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, IdentityFailure
-from troth.identity.change import SignedChange, UnverifiedHistory
+from troth.identity.change import UnverifiedHistory
 from troth.identity.history import VerifiedIdentity, check_extends, indexed_hashes
 from troth.storage import IdentityStore
 
@@ -117,38 +117,42 @@ class KnownHistories:
     def _is_stored_copy(self, identity: VerifiedIdentity) -> bool:
         """Whether `identity` is the stored (or cached) copy itself; raise if it neither equals
         nor extends it; False when it is unknown or a longer extension."""
-        known = self.stored(identity.identifier.digest)
+        digest = identity.identifier.digest
+        known = self.stored(digest)
         if known is None:
             return False
         if known.hashes[-1] == identity.current_change_hash:
             return True  # the stored copy itself: hash-linked changes, equal last hash, equal all
-        check_extends(
-            known.hashes,
-            identity,
-            stored_first=known.first,
-            stored_last=self._last_change(identity, known),
-        )
-        return False
-
-    def _last_change(self, identity: VerifiedIdentity, known: StoredSpan) -> SignedChange | None:
-        """The stored copy's last change when `identity` starts right after it (a checkpointed
-        history whose first link `check_extends` then checks against it; read from the store,
-        rarely), else None."""
         if identity.first_index != known.last + 1:
-            return None
-        stored = self._store.get_history(identity.identifier.digest)
-        if stored is None:
-            return None
+            check_extends(known.hashes, identity, stored_first=known.first)
+            return False
+        # rarely: its first link is checked against the stored copy's last change, read from
+        # the store, which another process may have extended or replaced (with this very
+        # history, say) since `known` was cached: judged by what the store holds (review 24a,
+        # known 1)
+        stored = self._store.get_history(digest)
+        return stored is not None and self._extends(stored[0], identity)
+
+    def _extends(self, history: bytes, identity: VerifiedIdentity) -> bool:
+        """Whether `identity` is the stored copy `history` itself; raise unless it extends it,
+        a history starting right after it following its last change as a rotation does
+        (`check_extends` given that change: review 23a, checkpoints 4)."""
         try:
-            copy = UnverifiedHistory.decode(stored[0])
+            copy = UnverifiedHistory.decode(history)
         except DecodeError as exc:
             raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
-        at = known.last - copy.first_index  # another process may have extended it meanwhile
-        if not 0 <= at < len(copy.changes) or sha256(copy.changes[at].body) != known.hashes[-1]:
-            raise IdentityError(
-                IdentityFailure.FORK, "the stored copy changed while it was read", known.last
-            )
-        return copy.changes[at]
+        span = StoredSpan(copy.first_index, tuple(sha256(c.body) for c in copy.changes))
+        self.remember(identity.identifier.digest, span)
+        if span.hashes[-1] == identity.current_change_hash:
+            return True
+        follows = identity.first_index == span.last + 1
+        check_extends(
+            span.hashes,
+            identity,
+            stored_first=span.first,
+            stored_last=copy.changes[-1] if follows else None,
+        )
+        return False
 
     def _store_or_extend(self, identity: VerifiedIdentity) -> None:
         digest = identity.identifier.digest
@@ -158,13 +162,7 @@ class KnownHistories:
             if stored is None:
                 self._store.insert_history(digest, identity.history, count, self._clock.now())
             else:
-                known = self.remember(digest, _stored_span(stored[0]))
-                check_extends(
-                    known.hashes,
-                    identity,
-                    stored_first=known.first,
-                    stored_last=self._last_change(identity, known),
-                )
+                self._extends(stored[0], identity)
                 if count > stored[1]:
                     if self._store.find_local(identifier=digest) is not None:
                         raise IdentityError(
