@@ -15,7 +15,6 @@ attributes. Nobody else may create tickets.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -292,19 +291,29 @@ class Authority:
             return self._issue(member.identifier, member.attributes, now)
 
     def _check_live(self, member: Identifier, now: int) -> None:
-        """Refuse a refresh while `member` holds MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired
-        credentials issued under this authority's current history: each is a feed entry when
-        the member is removed, which no quota limits (review 23a, authority 2). Those issued
-        under an older history verify nowhere and do not count."""
+        """Keep `member` under MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired credentials issued under
+        this authority's current history: each is a feed entry when the member is removed, which
+        no quota limits (review 23a, authority 2). At the bound the newest is revoked, an entry
+        charged to the member's quota (QUOTA_EXCEEDED past it): a refresh whose answer was lost
+        is retried, and the credentials it never got, the newest, must not lock it out (review
+        24a, authority 1); the one it holds, older, stays. Those issued under an older history
+        verify nowhere and do not count."""
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
-        live = self.store.live_issued(member.digest, now, since)
-        bound = limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
-        if len(live) >= bound:
-            wait = live[len(live) - bound] - now
-            raise AuthorityError(
-                _A.QUOTA_EXCEEDED,
-                f"{member} holds {len(live)} unexpired credentials of this authority, at most "
-                f"{bound}; try again in {max(1, math.ceil(wait / 60))} min",
+        kind = RevocationKind.CREDENTIAL
+        live = [
+            credential
+            for _, credential in self.store.live_issued(member.digest, now, since)
+            if self.store.find_revocation(kind, credential) is None
+        ]
+        excess = len(live) - limits.MAX_LIVE_CREDENTIALS_PER_MEMBER + 1
+        if excess > 0:
+            self.revocations.revoke_many(
+                kind,
+                live[-excess:],
+                by=self.identifier,
+                now=now,
+                reason="past the member's bound of live credentials",
+                charged_to=member,
             )
 
     def rotated(self, request: bytes, *, now: int) -> int | None:
