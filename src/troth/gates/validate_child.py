@@ -7,7 +7,7 @@ therefore validates a text whose worst case is more than MAX_CEDAR_INPROCESS_WOR
 program, a fresh interpreter (not a fork of the node, which runs threads), run by its file
 path so that no package `__init__` is imported: it limits its own CPU time and address space
 (`resource.setrlimit`, RLIMIT_CPU and RLIMIT_AS) before it imports cedarpy, reads
-`{"schema": text, "policies": text}` (JSON) on stdin and prints
+`{"schema": text, "policies": text}` (JSON) on stdin and writes
 `{"passed": bool, "errors": [[policy id, message], ...]}` (JSON) on stdout. Over its CPU time
 the kernel ends it (SIGXCPU, SIGKILL at the hard limit); an allocation over its address space
 ends it (SIGABRT from Rust) or exits with EXIT_MEMORY (Python's MemoryError, or cedarpy's
@@ -40,11 +40,11 @@ def _limit(cpu_seconds: int, address_space: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Limit this process, validate the request on stdin, print the outcome; the exit status."""
+    """Limit this process, validate the request on stdin, write the outcome (JSON) on stdout; the
+    exit status."""
     try:
         cpu_seconds, address_space = (int(arg) for arg in argv)
-    except ValueError:
-        print("usage: validate_child CPU_SECONDS ADDRESS_SPACE_BYTES", file=sys.stderr)
+    except ValueError:  # arguments: CPU_SECONDS ADDRESS_SPACE_BYTES (the parent's, not a user's)
         return EXIT_USAGE
     _limit(cpu_seconds, address_space)
     try:
