@@ -192,3 +192,29 @@ def test_a_big_bundle_is_validated_in_the_child_when_created_and_when_verified(
     assert small is not None
     assert big is not None
     assert big.bundle.compiled.policy_ids == small.bundle.compiled.policy_ids
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        b"",
+        b"not json",
+        b'{"passed": true}',  # no error list
+        b'{"passed": "yes", "errors": []}',
+        b'{"passed": false, "errors": [["p0"]]}',
+        b"[true, []]",
+    ],
+)
+def test_a_child_output_that_is_not_its_outcome_is_refused(
+    monkeypatch: pytest.MonkeyPatch, output: bytes
+) -> None:
+    """Whatever the child writes that is not its outcome is a refusal (fail closed), never
+    "passed": the big valid bundle, its child's output replaced."""
+
+    def run(args: list[str], **_: Any) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.CompletedProcess(args, 0, output, b"")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    refused = _refusal(lambda: compile_policies(_lease_policies(64_000, 0, passing=20), "", {}))
+    assert refused.reason is PolicyFailure.OVER_LIMIT
+    assert "the policy validator process failed (exit status 0)" in str(refused)
