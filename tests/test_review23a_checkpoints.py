@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
-from tests.support.parties import SIGNING_TTL, make_party
+from tests.support.parties import SIGNING_TTL, Party, make_party
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.credentials import (
     ChainVerifier,
@@ -79,31 +79,53 @@ def forged_change(two: Two, identifier: Identifier, index: int, previous: bytes)
         [SignedChange(body, vault.sign(primary, body), bytes(64))],
         Checkpoint(identifier.digest, two.globex.identifier.digest, index),
     )
+    page = announce(two, two.globex, identifier, index + 1, sha256(body), by=two.globex.identifier)
+    checkpoints = feed_checkpoints(two.feeds, now=NOW, max_staleness=10**6)
+    forged = verify_history(history, now=NOW, checkpoints=checkpoints)
+    assert forged.identifier == identifier  # globex's word made it alice's, for this verifier
+    return Forged(signer_for(two, primary, forged), primary, page)
+
+
+def announce(
+    two: Two,
+    authority: Party,
+    identifier: Identifier,
+    changes: int,
+    change_hash: bytes,
+    *,
+    by: Identifier,
+) -> bytes:
+    """`authority`'s feed page superseding (an entry `by` whom) `identifier`'s histories
+    shorter than `changes` (its newest change `change_hash`), held as its feed in
+    `two.feeds`; the page."""
     entry = RevocationEntry(
         0,
         RevocationKind.SUPERSEDED,
         identifier.digest,
-        two.globex.identifier,
+        by,
         T,
         "",
-        Supersession(index + 1, sha256(body)),
+        Supersession(changes, change_hash),
     )
-    (page,) = pages(two.globex, [entry], now=T, per_page=1)
-    two.feeds[two.globex.identifier] = verify_page(page, authority=two.globex.identifier, now=T)
-    checkpoints = feed_checkpoints(two.feeds, now=NOW, max_staleness=10**6)
-    forged = verify_history(history, now=NOW, checkpoints=checkpoints)
-    assert forged.identifier == identifier  # globex's word made it alice's, for this verifier
+    (page,) = pages(authority, [entry], now=T, per_page=1)
+    two.feeds[authority.identifier] = verify_page(page, authority=authority.identifier, now=T)
+    return page
+
+
+def signer_for(two: Two, primary: KeyHandle, identity: VerifiedIdentity) -> Signer:
+    """A signer as `identity`: a signing key attested by its primary key `primary`."""
+    vault = two.vault
     signing = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     attestation = attest_purpose_key(
         vault,
         primary,
-        forged,
+        identity,
         KeyPurpose.SIGNING,
         vault.public_key(signing),
         now=T,
         expires_at=T + SIGNING_TTL,
     )
-    return Forged(Signer(forged, vault, signing, attestation, T + SIGNING_TTL), primary, page)
+    return Signer(identity, vault, signing, attestation, T + SIGNING_TTL)
 
 
 def trusting_both(two: Two) -> ChainVerifier:
@@ -173,17 +195,7 @@ def test_a_made_up_change_right_after_the_one_acme_names_does_not_count(two: Two
     rotated = rotate_identity(
         two.vault, alice.identity, alice.primary, alice.next_primary, now=T, valid_for=YEAR
     ).identity
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        alice.identifier.digest,
-        alice.identifier,
-        T,
-        "",
-        Supersession(2, rotated.current_change_hash),
-    )
-    (page,) = pages(two.acme, [entry], now=T, per_page=1)
-    two.feeds[two.acme.identifier] = verify_page(page, authority=two.acme.identifier, now=T)
+    announce(two, two.acme, alice.identifier, 2, rotated.current_change_hash, by=alice.identifier)
     forged = forged_change(two, alice.identifier, 2, rotated.current_change_hash).identity
     with pytest.raises(CredentialError) as caught:
         verify_as(two, two.chain(two.acme), forged)

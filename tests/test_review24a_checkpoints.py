@@ -12,30 +12,22 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.channels import MEMBER, T
-from tests.support.feeds import pages
-from tests.support.parties import SIGNING_TTL, make_party
-from tests.test_review23a_checkpoints import YEAR, forged_change, verify_as
+from tests.support.parties import make_party
+from tests.test_review23a_checkpoints import YEAR, announce, forged_change, signer_for, verify_as
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.credentials import (
     CredentialChain,
-    RevocationEntry,
-    RevocationKind,
-    Supersession,
     delegate,
-    verify_page,
 )
 from troth.credentials.revocation import feed_checkpoints
-from troth.crypto import KeyType
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import (
     Checkpoint,
     Signer,
     VerifiedIdentity,
-    attest_purpose_key,
     rotate_identity,
     verify_history,
 )
-from troth.vault import KeyPurpose
 
 _F = CredentialFailure
 
@@ -55,31 +47,13 @@ def announced(two: Two) -> Rotated:
         two.vault, alice.identity, alice.primary, alice.next_primary, now=T, valid_for=YEAR
     ).identity
     for authority in (two.acme, two.globex):  # she announced the rotation to each
-        entry = RevocationEntry(
-            0,
-            RevocationKind.SUPERSEDED,
-            alice.identifier.digest,
-            alice.identifier,
-            T,
-            "",
-            Supersession(2, whole.current_change_hash),
+        announce(
+            two, authority, alice.identifier, 2, whole.current_change_hash, by=alice.identifier
         )
-        (page,) = pages(authority, [entry], now=T, per_page=1)
-        two.feeds[authority.identifier] = verify_page(page, authority=authority.identifier, now=T)
     cut = whole.from_checkpoint(Checkpoint(alice.identifier.digest, two.acme.identifier.digest, 1))
     checkpoints = feed_checkpoints(two.feeds, now=NOW, max_staleness=10**6)
     presented = verify_history(cut.history, now=NOW, checkpoints=checkpoints)
-    signing = two.vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
-    attestation = attest_purpose_key(
-        two.vault,
-        alice.next_primary,
-        presented,
-        KeyPurpose.SIGNING,
-        two.vault.public_key(signing),
-        now=T,
-        expires_at=T + SIGNING_TTL,
-    )
-    return Rotated(presented, Signer(presented, two.vault, signing, attestation, T + SIGNING_TTL))
+    return Rotated(presented, signer_for(two, alice.next_primary, presented))
 
 
 @pytest.fixture
