@@ -302,7 +302,7 @@ class Authority:
         kind = RevocationKind.CREDENTIAL
         live = [
             credential
-            for _, credential in self.store.live_issued(member.digest, now, since)
+            for credential in self.store.live_issued(member.digest, now, since)
             if self.store.find_revocation(kind, credential) is None
         ]
         excess = len(live) - limits.MAX_LIVE_CREDENTIALS_PER_MEMBER + 1

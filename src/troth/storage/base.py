@@ -266,9 +266,9 @@ class AuthorityStore(Transactional, Protocol):
         """Ids of the credentials issued to `subject` that have not expired at `now`."""
         ...
 
-    def live_issued(self, subject: bytes, now: int, since: int) -> list[tuple[int, bytes]]:
-        """(issue time, id) of the credentials issued to `subject` at or after `since` that
-        have not expired at `now`, oldest first."""
+    def live_issued(self, subject: bytes, now: int, since: int) -> list[bytes]:
+        """Ids of the credentials issued to `subject` at or after `since` that have not expired
+        at `now`, oldest first."""
         ...
 
     def revocation_tip(self) -> tuple[int, bytes | None]:

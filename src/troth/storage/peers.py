@@ -30,12 +30,7 @@ class PeerLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self._file = open(  # noqa: SIM115 (held until close(), or closed when collected)
-                path, "ab", buffering=0, opener=lambda p, flags: os.open(p, flags, 0o600)
-            )
-        except OSError as exc:
-            raise StorageError(f"cannot open {path}: {exc}") from exc
+        self._file = _lock_file(path)
         try:
             # waits only while a peer is inside `alone()`
             fcntl.flock(self._file, fcntl.LOCK_SH)
@@ -83,12 +78,7 @@ class SoleHolder:
         """Hold the lock if no one else does; whether this object holds it now."""
         if self._file is not None:
             return True
-        try:
-            file = open(  # noqa: SIM115 (held until close())
-                self.path, "ab", buffering=0, opener=lambda p, flags: os.open(p, flags, 0o600)
-            )
-        except OSError as exc:
-            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        file = _lock_file(self.path)
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -119,12 +109,7 @@ class Turns:
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path, self.timeout = path, timeout
-        try:
-            self._file = open(  # noqa: SIM115 (held until close())
-                path, "ab", buffering=0, opener=lambda p, flags: os.open(p, flags, 0o600)
-            )
-        except OSError as exc:
-            raise StorageError(f"cannot open {path}: {exc}") from exc
+        self._file = _lock_file(path)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -156,3 +141,13 @@ class Turns:
 
 _POLL_FIRST: Final = 0.0001
 _POLL_MAX: Final = 0.001
+
+
+def _lock_file(path: Path) -> BinaryIO:
+    """`path` opened (created 0600) for a flock held until its user closes it."""
+    try:
+        return open(  # held until its user closes it
+            path, "ab", buffering=0, opener=lambda p, flags: os.open(p, flags, 0o600)
+        )
+    except OSError as exc:
+        raise StorageError(f"cannot open {path}: {exc}") from exc

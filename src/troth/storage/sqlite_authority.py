@@ -138,13 +138,13 @@ class SqliteAuthorityStore:
         )
         return [bytes(r[0]) for r in rows]
 
-    def live_issued(self, subject: bytes, now: int, since: int) -> list[tuple[int, bytes]]:
+    def live_issued(self, subject: bytes, now: int, since: int) -> list[bytes]:
         rows = self._db.fetch_all(
-            "SELECT issued_at, id FROM issued_credentials WHERE subject = ? AND expires_at > ? "
+            "SELECT id FROM issued_credentials WHERE subject = ? AND expires_at > ? "
             "AND issued_at >= ? ORDER BY issued_at, rowid",
             (subject, now, since),
         )
-        return [(int(r[0]), bytes(r[1])) for r in rows]
+        return [bytes(r[0]) for r in rows]
 
     def revocation_tip(self) -> tuple[int, bytes | None]:
         row = self._db.fetch_one("SELECT seq, head FROM revocations ORDER BY seq DESC LIMIT 1")
