@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
-from tests.support.parties import SIGNING_TTL, Party, make_party
+from tests.support.parties import Party, make_party, signer_as
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.credentials import (
     ChainVerifier,
@@ -42,7 +42,6 @@ from troth.identity import (
     SignedChange,
     Signer,
     VerifiedIdentity,
-    attest_purpose_key,
     encode_history,
     rotate_identity,
     verify_history,
@@ -114,18 +113,7 @@ def announce(
 
 def signer_for(two: Two, primary: KeyHandle, identity: VerifiedIdentity) -> Signer:
     """A signer as `identity`: a signing key attested by its primary key `primary`."""
-    vault = two.vault
-    signing = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
-    attestation = attest_purpose_key(
-        vault,
-        primary,
-        identity,
-        KeyPurpose.SIGNING,
-        vault.public_key(signing),
-        now=T,
-        expires_at=T + SIGNING_TTL,
-    )
-    return Signer(identity, vault, signing, attestation, T + SIGNING_TTL)
+    return signer_as(two.vault, primary, identity, now=T)
 
 
 def trusting_both(two: Two) -> ChainVerifier:

@@ -31,6 +31,20 @@ def make_party(
     primary, identity, next_primary = new_identity(
         vault, key_type, now=now, valid_for=10 * 365 * 86_400
     )
+    signer = signer_as(vault, primary, identity, now=now, key_type=key_type, ttl=signing_ttl)
+    return Party(identity, primary, signer, next_primary)
+
+
+def signer_as(
+    vault: Vault,
+    primary: KeyHandle,
+    identity: VerifiedIdentity,
+    *,
+    now: int,
+    key_type: KeyType = KeyType.ED25519,
+    ttl: int = SIGNING_TTL,
+) -> Signer:
+    """A signer as `identity`: a new signing key, attested by its primary key `primary`."""
     signing = vault.generate(key_type, KeyPurpose.SIGNING)
     attestation = attest_purpose_key(
         vault,
@@ -39,14 +53,9 @@ def make_party(
         KeyPurpose.SIGNING,
         vault.public_key(signing),
         now=now,
-        expires_at=now + signing_ttl,
+        expires_at=now + ttl,
     )
-    return Party(
-        identity,
-        primary,
-        Signer(identity, vault, signing, attestation, now + signing_ttl),
-        next_primary,
-    )
+    return Signer(identity, vault, signing, attestation, now + ttl)
 
 
 def empty_feed(authority: Party, *, now: int) -> bytes:
