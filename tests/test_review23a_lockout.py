@@ -13,10 +13,14 @@ Checkpoints 4: a node that did store alice's history (change 0) takes globex's m
 — naming her change 0 as its previous — as an extension of it: a checkpointed history that
 starts right after the stored copy is compared by its `previous` field only, never by the
 pre-rotation commitment nor the previous-key signature the stored change makes checkable.
+
+Checkpoints 3, a gap (left): globex's made-up change names no change of alice's as previous
+(change 5, after a made-up change 4), so nothing alice can show proves it made up.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +64,24 @@ class Desk:
 
 @pytest.fixture
 def desk(troth_home: Path) -> Iterator[Desk]:
+    """Globex's change 1 of alice names her change 0 as previous."""
+    yield from make_desk(1, None)
+
+
+@pytest.fixture
+def gap_desk(troth_home: Path) -> Iterator[Desk]:
+    """Globex's change 5 of alice names a change 4 no history of hers holds."""
+    yield from make_desk(5, os.urandom(32))
+
+
+def make_desk(index: int, previous: bytes | None) -> Iterator[Desk]:
     two = make_two()
     init_node("desk")
     with open_node("desk") as node:
         for authority in (two.acme, two.globex):
             node.wallet.trust(authority.identifier, f"node:{authority.identifier}", now=T)
         alice = two.alice
-        forged = forged_change(two, alice.identifier, 1, alice.identifier.digest)
+        forged = forged_change(two, alice.identifier, index, previous or alice.identifier.digest)
         (acme_page,) = pages(two.acme, [], now=T, per_page=1)
         node.wallet.update_feed(acme_page, authority=two.acme.identifier, now=NOW)
         node.wallet.update_feed(forged.page, authority=two.globex.identifier, now=NOW)
@@ -133,3 +148,17 @@ def test_a_made_up_change_does_not_extend_a_stored_history(desk: Desk) -> None:
     assert refused.value.reason is ChannelFailure.PEER_INVALID
     peer = verify_peer(desk.trust, desk.alice(), (two.chain(two.acme),), NOW)
     assert peer.identifier == two.alice.identifier
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 23a, checkpoints 3 (left): a made-up change naming no change of the member's "
+    "is not shown made up by her history; it needs stored copies and vouchers per attesting "
+    "authority",
+)
+def test_a_made_up_change_after_a_gap_cannot_lock_the_member_out(gap_desk: Desk) -> None:
+    desk = gap_desk
+    alice = desk.two.alice.identifier
+    assert verify_peer(desk.trust, desk.as_alice, (desk.globex_chain,), NOW).identifier == alice
+    peer = verify_peer(desk.trust, desk.alice(), (desk.two.chain(desk.two.acme),), NOW)
+    assert [c.authority for c in peer.credentials] == [desk.two.acme.identifier]
