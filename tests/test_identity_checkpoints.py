@@ -31,7 +31,8 @@ from troth.credentials import (
     verify_page,
 )
 from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
-from troth.crypto import sha256
+from troth.crypto import KeyType, sha256
+from troth.crypto.private import generate_private_key
 from troth.errors import CredentialError, CredentialFailure, IdentityError, IdentityFailure
 from troth.identity import (
     ChangeBody,
@@ -246,6 +247,69 @@ def test_a_verifier_that_stored_a_full_history_accepts_a_suffix_extending_it(
             known.observe(older)
         assert caught.value.reason is reason
     known.observe(verified(line, 45, 70))  # the same end, from another checkpoint: equal
+
+
+def made_up(line: HonestHistory, index: int) -> VerifiedIdentity:
+    """A change `index` of `line` naming its change index-1 as previous but revealing a key
+    that change did not commit to (an authority's made-up change), verified from its
+    checkpoint (a callback attesting it)."""
+    before = HonestHistory(line.keys[:index], line.changes[:index], line.next_key)
+    change = extend(before, T0 + index * DAY, new_key=generate_private_key(KeyType.ED25519))
+    data = encode_history(
+        change.changes[index:], Checkpoint(sha256(line.changes[0].body), AUTHORITY, index)
+    )
+    return verify_history(data, now=NOW, checkpoints=lambda checkpoint, change_hash: True)
+
+
+def test_a_stored_copy_shown_made_up_is_replaced(tmp_path: Path, line: HonestHistory) -> None:
+    """A stored copy from a checkpoint whose first change does not follow the change it names
+    as previous refuses nothing once a history holding that change shows it (review 23a,
+    checkpoints 3): `check` and `observe` tell the callback, `observe` stores the real
+    history over it, and the made-up one is then refused."""
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "v.db"))
+    told: list[tuple[bytes, int]] = []
+    known = KnownHistories(
+        store,
+        FixedClock(NOW),
+        cache_seconds=60,
+        refuted=lambda identifier, copy: told.append((identifier.digest, copy.first_index)),
+    )
+    forged = made_up(line, 20)
+    known.observe(forged)
+    digest = forged.identifier.digest
+    for real in (verified(line, 0, 20), verified(line, 10, 22)):  # ends before, or forks at 20
+        known.check(real)
+        assert told.pop() == (digest, 20)
+    known.observe(verified(line, 0, 20))
+    assert told == [(digest, 20)]
+    assert store.get_history(digest)[1] == 20  # type: ignore[index]
+    with pytest.raises(IdentityError) as caught:
+        known.observe(forged)
+    assert caught.value.reason is F.NEXT_KEY_MISMATCH
+    known.observe(verified(line, 10, 30))
+
+
+def test_a_real_stored_copy_from_a_checkpoint_still_refuses(
+    tmp_path: Path, line: HonestHistory
+) -> None:
+    """The change before a genuine stored suffix is followed by it: a history ending there is
+    a rollback, and one forking before it (naming another change) is a fork, as before."""
+    store = SqliteIdentityStore(SqliteDatabase(tmp_path / "v.db"))
+    told: list[object] = []
+    known = KnownHistories(
+        store, FixedClock(NOW), cache_seconds=0, refuted=lambda *args: told.append(args)
+    )
+    known.observe(verified(line, 20, 30))
+    for candidate, reason in (
+        (verified(line, 0, 20), F.ROLLBACK),  # ends right before: change 20 follows it
+        (verified(line, 0, 10), F.ROLLBACK),
+        (verified(forked(line, 15, 25), 0, 25), F.FORK),
+        (verified(forked(line, 19, 21), 0, 21), F.FORK),  # two continuations of change 19
+    ):
+        with pytest.raises(IdentityError) as caught:
+            known.observe(candidate)
+        assert caught.value.reason is reason, candidate
+    assert told == []
 
 
 # -- the feed as a checkpoint ------------------------------------------------------------------

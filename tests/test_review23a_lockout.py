@@ -6,8 +6,12 @@ change — in its feed, issues a globex credential to her identifier and opens a
 as her with that history and a key of its own. Globex's chain verifies and its feed binds the
 history (its own checkpoint), so desk admits the peer and stores the history (store-or-extend).
 When the real alice connects with her acme credential and her real history (change 0), desk
-refuses it as older than the stored copy: globex cut desk off from acme's member, which
-docs/credentials.md ("Trust decisions are the verifier's") says one trusted authority cannot do.
+refuses it as older than the stored copy (and globex, which vouched for her, as superseded by
+its feed): globex cut desk off from acme's member, which docs/credentials.md ("Trust decisions
+are the verifier's") says one trusted authority cannot do. Fixed: her change 0 shows globex's
+change 1 made up (it does not follow change 0), so the stored copy refuses nothing and is
+replaced, and globex's word on her (its voucher) is forgotten (troth.identity.known,
+`Vouchers.refuted`).
 
 Checkpoints 4: a node that did store alice's history (change 0) takes globex's made-up change 1
 — naming her change 0 as its previous — as an extension of it: a checkpointed history that
@@ -121,17 +125,31 @@ def make_desk(index: int, previous: bytes | None) -> Iterator[Desk]:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a (left): a node stores a co-trusted authority's made-up checkpointed "
-    "history of another authority's member at first sight; the member's real history is "
-    "then a rollback there",
-)
 def test_a_co_trusted_authority_cannot_lock_anothers_member_out(desk: Desk) -> None:
     alice = desk.two.alice.identifier
     assert verify_peer(desk.trust, desk.as_alice, (desk.globex_chain,), NOW).identifier == alice
     peer = verify_peer(desk.trust, desk.alice(), (desk.two.chain(desk.two.acme),), NOW)
     assert [c.authority for c in peer.credentials] == [desk.two.acme.identifier]
+
+
+def test_once_her_history_is_seen_the_made_up_one_is_refused(desk: Desk) -> None:
+    """Alice's change 0 shows globex's change 1 made up (its key is not the one change 0
+    committed to): desk stores her history over it and forgets globex's word on her (it
+    vouched for her with the made-up history), so globex as alice is then refused, and alice
+    is still admitted, after a restart too."""
+    two = desk.two
+    verify_peer(desk.trust, desk.as_alice, (desk.globex_chain,), NOW)
+    verify_peer(desk.trust, desk.alice(), (two.chain(two.acme),), NOW)
+    with pytest.raises(ChannelError) as refused:
+        verify_peer(desk.trust, desk.as_alice, (desk.globex_chain,), NOW)
+    assert refused.value.reason is ChannelFailure.PEER_INVALID
+    assert "pre-rotation" in str(refused.value)
+    restarted = NodeTrust(desk.node, None)
+    restarted.reload(NOW)
+    assert two.globex.identifier not in restarted.vouchers.of(two.alice.identifier)
+    trust = restarted.channel_trust(AnyAuthenticatedIdentity())
+    peer = verify_peer(trust, desk.alice(), (two.chain(two.acme),), NOW)
+    assert peer.identifier == two.alice.identifier
 
 
 def test_a_made_up_change_does_not_extend_a_stored_history(desk: Desk) -> None:

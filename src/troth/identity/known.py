@@ -4,7 +4,10 @@ copy of it is accepted (docs/formats.md, "Pre-rotation and stored histories").
 A rollback (an older prefix, e.g. presented from a stolen backup after the owner rotated) is
 refused as ROLLBACK, a different continuation as FORK. Changes are compared by index and hash,
 so a stored full history accepts a checkpointed suffix that extends it (and the other way
-round). The decision and the write are one
+round). A stored copy from a checkpoint whose first change does not follow the change it names
+as previous, once a history holding that change shows it, is made up (no valid history holds
+it: review 23a, checkpoints 3): it refuses nothing, `observe` replaces it, and the `refuted`
+callback is given it. The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 
@@ -18,24 +21,47 @@ stored copy cannot extend a newer one.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from troth.clock import Clock
 from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, IdentityFailure
-from troth.identity.change import UnverifiedHistory
-from troth.identity.history import VerifiedIdentity, check_extends, indexed_hashes
+from troth.identity.change import ChangeBody, UnverifiedHistory
+from troth.identity.history import (
+    VerifiedChange,
+    VerifiedIdentity,
+    check_extends,
+    check_follows,
+    indexed_hashes,
+)
+from troth.identity.identifier import Identifier
 from troth.storage import IdentityStore
 
-__all__ = ["KNOWN_CACHE_SECONDS", "KNOWN_CACHE_SIZE", "KnownHistories", "StoredSpan"]
+__all__ = ["KNOWN_CACHE_SECONDS", "KNOWN_CACHE_SIZE", "KnownHistories", "Refuted", "StoredSpan"]
 
 KNOWN_CACHE_SECONDS: Final = 10.0
 """How long a cached copy of a stored history is trusted before the store is read again."""
 KNOWN_CACHE_SIZE: Final = 4096
 """Cached identities at most (when full, the older half is dropped)."""
+
+Refuted = Callable[[Identifier, UnverifiedHistory], None]
+"""Told of a stored copy shown made up (the identity, the copy): whoever attested it lied."""
+
+_REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
+
+
+class _Seen(enum.Enum):
+    """How a verified history stands against the stored copy (when it neither forks from nor
+    rolls back one that is not made up)."""
+
+    STORED = 1  # the stored copy itself
+    NEW = 2  # none stored, or it extends the stored copy
+    REFUTED = 3  # it shows the stored copy made up
 
 
 class StoredSpan(NamedTuple):
@@ -61,24 +87,31 @@ class KnownHistories:
     """The append-only record of verified histories over an IdentityStore (store-or-extend)."""
 
     def __init__(
-        self, store: IdentityStore, clock: Clock, *, cache_seconds: float = KNOWN_CACHE_SECONDS
+        self,
+        store: IdentityStore,
+        clock: Clock,
+        *,
+        cache_seconds: float = KNOWN_CACHE_SECONDS,
+        refuted: Refuted | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._cache_seconds = cache_seconds
+        self._refuted = refuted
         self._cache: dict[bytes, tuple[float, StoredSpan]] = {}
         self._lock = threading.Lock()
 
     def observe(self, identity: VerifiedIdentity) -> None:
-        """Record `identity` if it is new or extends the stored copy; raise IdentityError
-        (FORK, ROLLBACK, IDENTIFIER_MISMATCH) if it neither equals nor extends it."""
-        if not self._is_stored_copy(identity):
-            self._store_or_extend(identity)
+        """Record `identity` if it is new or extends the stored copy, or shows it made up;
+        raise IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH) if it neither equals nor
+        extends it."""
+        if self._judge(identity, tell=False) is not _Seen.STORED:
+            self._store_or_extend(identity)  # tells `refuted` of a made-up copy it replaces
 
     def check(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store)."""
-        self._is_stored_copy(identity)
+        self._judge(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
@@ -87,7 +120,7 @@ class KnownHistories:
         begins is accepted only when this node stores a row of its last change (a local
         identity's), else refused as a gap: deny when in doubt."""
         try:
-            self._is_stored_copy(identity)
+            self._judge(identity)
         except IdentityError as exc:
             if exc.reason is not IdentityFailure.ROLLBACK:
                 raise
@@ -114,56 +147,72 @@ class KnownHistories:
                 known = self.remember(digest, _stored_span(stored[0]))
         return known
 
-    def _is_stored_copy(self, identity: VerifiedIdentity) -> bool:
-        """Whether `identity` is the stored (or cached) copy itself; raise if it neither equals
-        nor extends it; False when it is unknown or a longer extension."""
+    def _judge(self, identity: VerifiedIdentity, *, tell: bool = True) -> _Seen:
+        """How `identity` stands against the stored (or cached) copy; raise if it neither
+        equals nor extends it, unless it shows it made up (then `tell` the `refuted`
+        callback)."""
         digest = identity.identifier.digest
         known = self.stored(digest)
         if known is None:
-            return False
+            return _Seen.NEW
         if known.hashes[-1] == identity.current_change_hash:
-            return True  # the stored copy itself: hash-linked changes, equal last hash, equal all
+            return _Seen.STORED  # hash-linked changes, equal last hash, equal all
         if identity.first_index != known.last + 1:
-            check_extends(known.hashes, identity, stored_first=known.first)
-            return False
-        # rarely: its first link is checked against the stored copy's last change, read from
-        # the store, which another process may have extended or replaced (with this very
+            try:
+                check_extends(known.hashes, identity, stored_first=known.first)
+                return _Seen.NEW
+            except IdentityError as exc:
+                if known.first == 0 or exc.reason not in _REFUTABLE:
+                    raise
+                # a copy from a checkpoint, which `identity` may show made up: judged by the
+                # copy the store holds (another process may have replaced it already)
+        # else, rarely: its first link is checked against the stored copy's last change, read
+        # from the store, which another process may have extended or replaced (with this very
         # history, say) since `known` was cached: judged by what the store holds (review 24a,
         # known 1)
         stored = self._store.get_history(digest)
-        return stored is not None and self._extends(stored[0], identity)
+        if stored is None:
+            return _Seen.NEW
+        seen = self._extends(stored[0], identity)
+        if seen is _Seen.REFUTED and tell and self._refuted is not None:
+            self._refuted(identity.identifier, _decode(stored[0]))
+        return seen
 
-    def _extends(self, history: bytes, identity: VerifiedIdentity) -> bool:
-        """Whether `identity` is the stored copy `history` itself; raise unless it extends it,
-        a history starting right after it following its last change as a rotation does
-        (`check_extends` given that change: review 23a, checkpoints 4)."""
-        try:
-            copy = UnverifiedHistory.decode(history)
-        except DecodeError as exc:
-            raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
+    def _extends(self, history: bytes, identity: VerifiedIdentity) -> _Seen:
+        """How `identity` stands against the stored copy `history`; raise unless it is that
+        copy, extends it (a history starting right after it following its last change as a
+        rotation does: `check_extends` given that change: review 23a, checkpoints 4) or shows
+        it made up (`_made_up`)."""
+        copy = _decode(history)
         span = StoredSpan(copy.first_index, tuple(sha256(c.body) for c in copy.changes))
         self.remember(identity.identifier.digest, span)
         if span.hashes[-1] == identity.current_change_hash:
-            return True
+            return _Seen.STORED
         follows = identity.first_index == span.last + 1
-        check_extends(
-            span.hashes,
-            identity,
-            stored_first=span.first,
-            stored_last=copy.changes[-1] if follows else None,
-        )
-        return False
+        try:
+            check_extends(
+                span.hashes,
+                identity,
+                stored_first=span.first,
+                stored_last=copy.changes[-1] if follows else None,
+            )
+        except IdentityError as exc:
+            if exc.reason in _REFUTABLE and _made_up(copy, identity):
+                return _Seen.REFUTED
+            raise
+        return _Seen.NEW
 
     def _store_or_extend(self, identity: VerifiedIdentity) -> None:
         digest = identity.identifier.digest
         count = identity.change_count
+        refuted: bytes | None = None
         with self._store.transaction():
             stored = self._store.get_history(digest)
             if stored is None:
                 self._store.insert_history(digest, identity.history, count, self._clock.now())
             else:
-                self._extends(stored[0], identity)
-                if count > stored[1]:
+                seen = self._extends(stored[0], identity)
+                if seen is _Seen.REFUTED or count > stored[1]:
                     if self._store.find_local(identifier=digest) is not None:
                         raise IdentityError(
                             IdentityFailure.FORK, "a local identity is rotated only by its own node"
@@ -171,20 +220,31 @@ class KnownHistories:
                     self._store.update_history(  # compare-and-swap on the change count
                         digest, identity.history, count, stored[1], self._clock.now()
                     )
-        self.remember(digest, _span(identity))
+                    if seen is _Seen.REFUTED:
+                        refuted = stored[0]
+        # a made-up copy replaced: the cache steps back to this one
+        self.remember(digest, _span(identity), replace=refuted is not None)
+        if refuted is not None and self._refuted is not None:
+            self._refuted(identity.identifier, _decode(refuted))
 
     def remember_identity(self, identity: VerifiedIdentity) -> None:
         """Cache the changes of `identity`, which this process has just stored."""
         self.remember(identity.identifier.digest, _span(identity))
 
-    def remember(self, digest: bytes, span: StoredSpan) -> StoredSpan:
+    def remember(self, digest: bytes, span: StoredSpan, *, replace: bool = False) -> StoredSpan:
         """Cache the changes of a stored copy (after a read or this process's write) and
         return what the cache now holds: a fresh entry ending later is never replaced by one
-        ending earlier (a reader that raced a writer must not step the cache back)."""
+        ending earlier (a reader that raced a writer must not step the cache back), unless
+        `replace` (this process just replaced a made-up copy)."""
         now = time.monotonic()
         with self._lock:
             entry = self._cache.pop(digest, None)
-            if entry is not None and entry[1].last > span.last and self._fresh(entry, now):
+            if (
+                not replace
+                and entry is not None
+                and entry[1].last > span.last
+                and self._fresh(entry, now)
+            ):
                 self._cache[digest] = entry
                 return entry[1]
             if len(self._cache) >= KNOWN_CACHE_SIZE:  # drop the older half (amortised O(1))
@@ -202,6 +262,38 @@ class KnownHistories:
 
     def _fresh(self, entry: tuple[float, StoredSpan], now: float) -> bool:
         return now - entry[0] <= self._cache_seconds
+
+
+def _decode(history: bytes) -> UnverifiedHistory:
+    try:
+        return UnverifiedHistory.decode(history)
+    except DecodeError as exc:
+        raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
+
+
+def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
+    """Whether `identity` shows the stored copy `copy`, from a checkpoint, made up: it holds
+    the change the copy's first change names as previous (by hash: that very change), and the
+    copy's first change does not follow it as a rotation must (`check_follows`: the key
+    committed to, the previous-key signature, the times). No valid history holds such a
+    change, whoever presents the proof: only its checkpoint's authority vouched for it (a
+    co-trusted authority making up a change of another's member: review 23a, checkpoints 3)."""
+    index = copy.first_index
+    if index == 0 or not identity.first_index < index <= identity.current.index + 1:
+        return False
+    before = identity.changes[index - 1 - identity.first_index]
+    first = copy.changes[0]
+    try:
+        body = ChangeBody.decode(first.body)
+    except DecodeError as exc:
+        raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
+    if body.previous != before.change_hash:
+        return False  # it names another change: nothing shown here
+    try:
+        check_follows(before.signed, VerifiedChange(index, sha256(first.body), body, first))
+    except IdentityError:
+        return True
+    return False
 
 
 def _stored_span(history: bytes) -> StoredSpan:

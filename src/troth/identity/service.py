@@ -38,7 +38,7 @@ from troth.identity.change import Checkpoint, SignedChange, UnverifiedHistory, e
 from troth.identity.create import HeldIdentity, new_identities, rotate_identity
 from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
-from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories, StoredSpan
+from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories, Refuted, StoredSpan
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
@@ -135,8 +135,11 @@ class IdentityService:
         self.primary_key_ttl = primary_key_ttl
         self.purpose_key_ttl = purpose_key_ttl
         self._known = KnownHistories(
-            store, clock or SystemClock(), cache_seconds=known_cache_seconds
+            store, clock or SystemClock(), cache_seconds=known_cache_seconds, refuted=self._refuted
         )
+        self.refuted_hooks: list[Refuted] = []
+        """Called with each stored copy shown made up (troth.identity.known): e.g. a node
+        forgets the word of the authorities that attested it (troth.node.vouchers)."""
         # local histories this process verified or rotated, reused while the stored bytes are
         # the same (a rotation or a signer then re-checks only what depends on the time); not
         # filled by creation, which would keep every identity of a batch alive for nothing
@@ -479,12 +482,18 @@ class IdentityService:
 
     def observe(self, identity: VerifiedIdentity) -> None:
         """Record a verified history: the first one of an identifier is stored, a later one
-        must equal or extend the stored copy (then it replaces it), anything else raises
+        must equal or extend the stored copy (then it replaces it), or show it made up (a copy
+        from a checkpoint whose first change does not follow the change it names: replaced too,
+        and `refuted_hooks` told), anything else raises
         IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH). Atomic: of two concurrent
         observations of different extensions exactly one is stored, the other is a fork. A
         local identity is never replaced by an observed copy. The known-peer hot path touches
         no database within `known_cache_seconds` (troth.identity.known)."""
         self._known.observe(identity)
+
+    def _refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
+        for hook in self.refuted_hooks:
+            hook(identifier, copy)
 
     def stored_changes(self, identifier: Identifier) -> int | None:
         """How many changes the stored copy of `identifier` says it has (None: none stored)."""

@@ -81,7 +81,9 @@ class NodeTrust:
             feeds=lambda: self.feeds,
             stored_changes=node.identities.stored_changes,
         )
-        """Whose chains this node verified for each identity: their word on it counts."""
+        """Whose chains this node verified for each identity: their word on it counts (not
+        that of one that attested a change of it shown made up: `Vouchers.refuted`)."""
+        node.identities.refuted_hooks.append(self.vouchers.refuted)
         self._generation = 0
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self.feed_hooks: list[Callable[[VerifiedFeed], None]] = []

@@ -24,6 +24,9 @@ many members together can fill the memory of all, and past MAX_VOUCHED_IDENTITIE
 whose authorities each hold fewer than their share of it is still remembered (`_within_shares`),
 so a co-trusted authority minting members for free fills only its own share.
 
+A row is also forgotten, outside the bounds, when the identity's stored history is shown made
+up and its authority's held feed names a change of it (`refuted`: review 23a, checkpoints 3).
+
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
 only, without the lock. The count per member (`_members`) is kept under the lock only.
@@ -38,7 +41,8 @@ from typing import Final, NamedTuple
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.identity import Identifier
+from troth.crypto import sha256
+from troth.identity import Identifier, UnverifiedHistory
 from troth.storage import VoucherStore
 
 __all__ = ["LAPSE_MARGIN", "Vouchers"]
@@ -132,6 +136,31 @@ class Vouchers:
             if new.keys() - held.keys():
                 self.generation += 1
         return True
+
+    def refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
+        """Forget the rows of `identifier` whose authority's held feed names a change of `copy`,
+        a stored copy of its history shown made up (troth.identity.known): that authority
+        attested a change no valid history holds, so its word on the identity was about
+        another history. Else a co-trusted authority that made up a change of another's member
+        and vouched for it, as her, would judge her real history (its supersession refusing
+        it, or a revocation): one authority cutting the node off from another's member
+        (review 23a, checkpoints 3)."""
+        digest = identifier.digest
+        changes = [(copy.first_index + i, sha256(c.body)) for i, c in enumerate(copy.changes)]
+        feeds = self._feeds()
+        with self._lock:
+            held = self._held.get(identifier, _EMPTY)
+            lied = [
+                (authority, row.expires_at)
+                for authority, row in held.items()
+                if (feed := feeds.get(authority)) is not None
+                and any(feed.attests(digest, index, h) for index, h in changes)
+            ]
+            for authority, expires_at in lied:
+                if self._store.settle(authority.digest, [(digest, expires_at)], []):
+                    self._forget(identifier, authority)
+            if lied:
+                self.generation += 1
 
     # -- under the lock ----------------------------------------------------------------------------
 

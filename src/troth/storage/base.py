@@ -386,7 +386,8 @@ identity, when the newest such chain expires, and the member at that chain's roo
 class VoucherStore(Transactional, Protocol):
     """The authorities whose chains a node verified for each identity (docs/storage.md,
     "Vouchers"): rows are added or extended when a chain verifies, and only a sweep that found
-    them unable to change a judgment removes them."""
+    them unable to change a judgment removes them, or the identity's stored history shown made
+    up (`settle`, for the authorities that named a change of it)."""
 
     def vouchers(self) -> list[VoucherRow]:
         """Every row (a node holds them all in memory: bounded by MAX_VOUCHED_IDENTITIES)."""
