@@ -9,7 +9,8 @@ tool did not run.
 
 The tests call the gate with custom providers and a recorder: after the allowed record, the
 recorder receives the refusal of the same call (its request, credential and time), a `denial`
-in the trace with the provider's reason. They were strict xfails until the gate recorded it.
+in the trace with the provider's reason. They were strict xfails until the gate recorded it
+(`DecisionPoint.refuse`).
 """
 
 from __future__ import annotations
@@ -63,10 +64,6 @@ def _gate(provider: Refusing) -> tuple[ToolGate, ListRecorder, list[str], GatesW
     return gate, recorder, ran, world
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leftovers: a lease the provider refuses leaves only the gate's 'allowed' record",
-)
 def test_a_refused_lease_is_recorded_as_the_calls_denial() -> None:
     gate, recorder, ran, world = _gate(Refusing())
     caller = world.credential(world.support_chain, world.support)
@@ -88,10 +85,6 @@ def test_a_refused_lease_is_recorded_as_the_calls_denial() -> None:
     assert kinds == [Kind.TOOL_INVOCATION, Kind.DENIAL]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leftovers: a LeaseDenied carrying an allowed decision is returned as allowed",
-)
 def test_a_refusal_carrying_an_allowed_decision_is_still_a_denial() -> None:
     """A provider's LeaseDenied whose decision says allowed: the call is denied (LEASE_DENIED)
     and recorded so; the tool never runs."""
@@ -104,10 +97,6 @@ def test_a_refusal_carrying_an_allowed_decision_is_still_a_denial() -> None:
     assert recorder.records[-1].decision == result.decision
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leftovers: a lease provider that fails leaves only the gate's 'allowed' record",
-)
 def test_a_failing_lease_provider_is_recorded_as_the_calls_denial() -> None:
     """A provider that raises something else than LeaseDenied: the error propagates (the tool
     never runs) after the call's denial is recorded, naming the failure's type only."""
