@@ -40,11 +40,6 @@ def _child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Poli
     return refused.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leftovers: a validating child killed by SIGKILL is refused as over its CPU time "
-    "even when it used almost none (the OOM killer's kill)",
-)
 def test_a_child_killed_with_little_cpu_time_is_not_refused_as_over_the_cpu_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
