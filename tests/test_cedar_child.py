@@ -22,7 +22,9 @@ starts no process.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,15 +67,15 @@ def test_an_invalid_bundle_over_the_cpu_budget_is_refused_over_a_limit(
 
 @pytest.fixture
 def spawned(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The command lines subprocess.run is given (each run as it would be)."""
+    """The command lines subprocess.Popen is given (each started as it would be)."""
     calls: list[list[str]] = []
-    run = subprocess.run
+    popen = subprocess.Popen
 
     def counted(args: list[str], **kwargs: Any) -> Any:
         calls.append(args)
-        return run(args, **kwargs)
+        return popen(args, **kwargs)
 
-    monkeypatch.setattr(subprocess, "run", counted)
+    monkeypatch.setattr(subprocess, "Popen", counted)
     return calls
 
 
@@ -133,13 +135,13 @@ def test_a_text_within_the_in_process_bound_starts_no_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One environment and 32 KiB of policies (32 K² = MAX_CEDAR_INPROCESS_WORK), valid or
-    not: validated in this process (subprocess.run fails the test); one character more is
+    not: validated in this process (subprocess.Popen fails the test); one character more is
     not."""
 
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a child process was started")
 
-    monkeypatch.setattr(subprocess, "run", refused)
+    monkeypatch.setattr(subprocess, "Popen", refused)
     valid, invalid = _lease_policies(0, 0), _lease_policies(0, 1)
     at_bound = 32 * 1024
     assert at_bound**2 == limits.MAX_CEDAR_INPROCESS_WORK
@@ -206,15 +208,16 @@ def test_a_big_bundle_is_validated_in_the_child_when_created_and_when_verified(
     ],
 )
 def test_a_child_output_that_is_not_its_outcome_is_refused(
-    monkeypatch: pytest.MonkeyPatch, output: bytes
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, output: bytes
 ) -> None:
     """Whatever the child writes that is not its outcome is a refusal (fail closed), never
-    "passed": the big valid bundle, its child's output replaced."""
-
-    def run(args: list[str], **_: Any) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.CompletedProcess(args, 0, output, b"")
-
-    monkeypatch.setattr(subprocess, "run", run)
+    "passed": the big valid bundle, its child a shell script (for the interpreter the parent
+    starts, `sys.executable`) that writes `output` and exits 0."""
+    (tmp_path / "output").write_bytes(output)
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'output'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
     refused = _refusal(lambda: compile_policies(_lease_policies(64_000, 0, passing=20), "", {}))
     assert refused.reason is PolicyFailure.OVER_LIMIT
     assert "the policy validator process failed (exit status 0)" in str(refused)

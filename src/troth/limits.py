@@ -362,6 +362,12 @@ MCP_MESSAGE_CHARGE: Final = 4096
 small messages are counted too: at most 256 a second, 4,096 in a burst, per member."""
 MAX_MCP_RATE_SOURCES: Final = 4096
 """Members whose MCP budgets one published MCP server keeps (past it, an unknown member waits)."""
+MCP_RELIST_SECONDS: Final = 10
+"""Least time between two listings of the upstream's tools that an MCP gate makes for calls of
+tool names its last listing does not know (troth.integrations.mcp.gate; every caller's calls
+together, one listing at a time): within it such a call is judged as a tool the gate does not
+declare (denied). A listing reads up to MAX_TOOL_PAGES pages of the upstream; calls of made-up
+names listed it once each. A caller's own tools/list still lists it."""
 
 # -- traces (troth.trace) ---------------------------------------------------------------------
 MAX_TRACE_PAYLOAD_BYTES: Final = 16 * 1024

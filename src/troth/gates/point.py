@@ -7,14 +7,15 @@ checks the credential against that feed (no link or identity revoked, no history
 verified with superseded, inside its window) so a revocation or a rotation between two calls
 denies the second; decides; and hands every decision, allowed or
 denied, to the recorder. The tool gate, the MCP gate and the node's access decision for service
-requests all call it. A recorder that raises stops the request (fail closed).
+requests all call it. A recorder that raises stops the request (fail closed). A call allowed
+whose lease is then refused (gate 3) is recorded again, denied (`DecisionPoint.refuse`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 from troth.credentials import (
@@ -132,7 +133,8 @@ class LeaseProvider(Protocol):
 
 class LeaseDenied(Exception):
     """Raised by a LeaseProvider when the call's secret cannot be leased: the gate denies the
-    call with `decision` (its reason is readable) and does not run the tool."""
+    call with `decision` (its reason is readable; outcome LEASE_DENIED), records that denial
+    after the call's allowed record (`DecisionPoint.refuse`) and does not run the tool."""
 
     def __init__(self, decision: PolicyDecision) -> None:
         super().__init__(decision.reason)
@@ -272,6 +274,20 @@ class DecisionPoint:
         if self.recorder is not None:
             self.recorder.record(record)
         return record
+
+    def refuse(self, record: DecisionRecord, decision: PolicyDecision) -> DecisionRecord:
+        """The call `record` allowed, refused after all (gate 3: its lease was refused, or the
+        lease provider failed): the same time, credential and request with `decision` (a
+        denial; an allowed one is taken as a refused lease), recorded after the allowed record,
+        so the trace never leaves a call that did not run as only allowed."""
+        if decision.allowed:  # a provider's mistake: the tool does not run, so it is a denial
+            decision = PolicyDecision.deny(
+                Outcome.LEASE_DENIED, "denied: the lease provider refused the call's lease"
+            )
+        refused = replace(record, decision=decision)
+        if self.recorder is not None:
+            self.recorder.record(refused)
+        return refused
 
     def decide(self, caller: Caller, request: Request, *, now: int) -> PolicyDecision:
         """Decide `request` by `caller` at `now` (and record it)."""

@@ -30,10 +30,13 @@ and address space (`_validate_in_child`, troth.gates.validate_child; review 22j,
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -489,41 +492,105 @@ def _validate(
     return _validate_in_child(policies, schema_text)
 
 
+CPU_LIMIT_REACHED: Final = 0.9
+"""The fraction of its CPU limit a validating child killed by SIGKILL has used when it is taken
+as over that limit: the kernel kills at RLIMIT_CPU's hard limit (the child's usage is then at
+least the limit). One killed with less (the kernel's out-of-memory killer, or from outside) is
+refused naming that instead."""
+_POLL_SECONDS: Final = 0.05
+"""The longest pause between two looks at the running child (Popen.wait's own bound)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """How the validating child ended: its exit status (-N: killed by signal N), what it wrote
+    on stdout and stderr, and the CPU time it used (user + system, seconds: `os.wait4`)."""
+
+    code: int
+    stdout: bytes
+    stderr: bytes
+    cpu: float
+
+
+def _run_child(command: list[str], request: bytes, wall: float) -> _Ended | None:
+    """Run `command` with `request` on its stdin and its output in temporary files, reaped with
+    `os.wait4` for its resource usage (subprocess.run reaps without it); None when it did not
+    end within `wall` seconds (it is killed and reaped). OSError when it does not start."""
+    with (
+        tempfile.TemporaryFile() as stdin,
+        tempfile.TemporaryFile() as stdout,
+        tempfile.TemporaryFile() as stderr,
+    ):
+        stdin.write(request)
+        stdin.seek(0)
+        child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)  # noqa: S603
+        deadline, pause, pid = time.monotonic() + wall, 0.001, 0
+        try:
+            while True:
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+                if pid or time.monotonic() >= deadline:
+                    break
+                time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+                pause = min(pause * 2, _POLL_SECONDS)
+        except ChildProcessError:  # reaped by someone else: nothing of ours to kill
+            pid = child.pid
+            raise
+        finally:
+            if not pid:  # over the wait (or interrupted): not reaped, so its pid is still its own
+                os.kill(child.pid, signal.SIGKILL)  # not Popen.kill: its poll() could reap it
+                os.wait4(child.pid, 0)
+            child.returncode = -signal.SIGKILL  # reaped here: Popen must not wait for it
+        if not pid:
+            return None
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        cpu = usage.ru_utime + usage.ru_stime
+        return _Ended(child.returncode, stdout.read(), stderr.read(), cpu)
+
+
 def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]] | None:
     """`_validate` in troth.gates.validate_child, a fresh interpreter (run by its file path,
     `-P`: nothing of the working directory is imported) limited to
     MAX_CEDAR_VALIDATION_CPU_SECONDS of CPU time and MAX_CEDAR_VALIDATION_BYTES of address
     space, waited for CEDAR_VALIDATION_TIMEOUT_SECONDS; OVER_LIMIT when it ends otherwise than
-    with its outcome (fail closed)."""
+    with its outcome (fail closed), naming the limit its end shows: SIGXCPU, or SIGKILL after
+    CPU_LIMIT_REACHED of its CPU time, the CPU time; SIGABRT or EXIT_MEMORY the address space;
+    a SIGKILL before, the kernel's out-of-memory killer (or a kill from outside)."""
     from troth.gates import validate_child  # here: `python -m` it imports troth.gates first
 
     cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
     wall = limits.CEDAR_VALIDATION_TIMEOUT_SECONDS
     request = json.dumps({"schema": schema_text, "policies": policies}).encode()
+    command = [sys.executable, "-P", validate_child.__file__, str(cpu), str(space)]
     try:
-        child = subprocess.run(  # noqa: S603 - our own interpreter and file, no shell
-            [sys.executable, "-P", validate_child.__file__, str(cpu), str(space)],
-            input=request,
-            capture_output=True,
-            timeout=wall,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:  # subprocess.run killed it
+        child = _run_child(command, request, wall)
+    except OSError as exc:
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"the policy validator process did not start (or could not be waited for): {exc}",
+        ) from None
+    if child is None:  # killed at the wall-clock wait
         raise _refuse(
             PolicyFailure.OVER_LIMIT,
             f"validating the policies took more than {wall} s (CEDAR_VALIDATION_TIMEOUT_SECONDS)",
-        ) from None
-    except OSError as exc:
-        raise _refuse(
-            PolicyFailure.OVER_LIMIT, f"the policy validator process did not start: {exc}"
-        ) from None
-    code = child.returncode
-    if code in (-signal.SIGXCPU, -signal.SIGKILL):
+        )
+    code = child.code
+    killed = code == -signal.SIGKILL
+    if code == -signal.SIGXCPU or (killed and child.cpu >= cpu * CPU_LIMIT_REACHED):
         raise _refuse(
             PolicyFailure.OVER_LIMIT,
             f"validating the policies takes more than {cpu} s of CPU time "
             "(MAX_CEDAR_VALIDATION_CPU_SECONDS): Cedar spends time on each validation error "
             "in proportion to the whole policy text: fix the policies' validation errors",
+        )
+    if killed:  # not its CPU limit: the OOM killer ends a process by SIGKILL too
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"the policy validator process was killed (SIGKILL) after {child.cpu:.2f} s of CPU "
+            f"time, under its limit of {cpu} s: by the kernel's out-of-memory killer (validating "
+            "the policies needed more memory than the machine had free, within "
+            f"MAX_CEDAR_VALIDATION_BYTES, {space} bytes) or from outside",
         )
     if code in (-signal.SIGABRT, validate_child.EXIT_MEMORY):
         raise _refuse(

@@ -6,7 +6,10 @@ listed) and whose declared schema is the bundle's. Gate 2, `invoke(caller, tool,
 call is decided with the caller's current credential and the current feed, a hidden tool
 called by name included, then run; a denial carries a reason a model can read. An allowed
 call gets what the `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter; a
-provider that cannot lease the call's secret raises `LeaseDenied`, which denies the call.
+provider that cannot lease the call's secret raises `LeaseDenied`, which denies the call. The
+call's decision is recorded before its lease is asked for (a lease step links to it); a refused
+lease, or a provider that fails (its error propagates), records the call's denial after it
+(`DecisionPoint.refuse`), so no call that did not run is left recorded as only allowed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from troth.clock import Clock, SystemClock
-from troth.gates.engine import PolicyDecision, ToolCall
+from troth.gates.engine import Outcome, PolicyDecision, ToolCall
 from troth.gates.point import Caller, DecisionPoint, LeaseDenied, LeaseProvider, NoLeases
 from troth.gates.toolschema import (
     LEASE_PARAMETER,
@@ -142,8 +145,12 @@ class ToolGate:
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(self.leases.lease(record))
-            except LeaseDenied as denied:  # gate 3: no secret, no call
-                return ToolResult(denied.decision)
+            except LeaseDenied as denied:  # gate 3: no secret, no call (and the record says so)
+                return ToolResult(self.point.refuse(record, denied.decision).decision)
+            except Exception as exc:
+                failed = f"denied: the lease provider failed ({type(exc).__name__})"
+                self.point.refuse(record, PolicyDecision.deny(Outcome.LEASE_DENIED, failed))
+                raise
             if declared.takes_lease:
                 return ToolResult(record.decision, declared.run(**arguments, lease=lease))
             return ToolResult(record.decision, declared.run(**arguments))

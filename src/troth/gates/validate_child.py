@@ -11,7 +11,9 @@ path so that no package `__init__` is imported: it limits its own CPU time and a
 `{"passed": bool, "errors": [[policy id, message], ...]}` (JSON) on stdout. Over its CPU time
 the kernel ends it (SIGXCPU, SIGKILL at the hard limit); an allocation over its address space
 ends it (SIGABRT from Rust) or exits with EXIT_MEMORY (Python's MemoryError, or cedarpy's
-library not mapped).
+library not mapped). The kernel's out-of-memory killer ends it by SIGKILL too: the parent
+(troth.gates.policies) tells that from the hard CPU limit by the CPU time the child used
+(`os.wait4`).
 
     python -m troth.gates.validate_child CPU_SECONDS ADDRESS_SPACE_BYTES < request.json
 

@@ -12,7 +12,11 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   §1.6). Arguments the caller omits are filled with their schema's defaults before the call is
   judged (as the tool gate does), and an allowed call goes to the upstream with exactly the
   arguments judged: an upstream whose own default differs from the one judged (a new version
-  since the gate's last listing) still runs what the policies saw.
+  since the gate's last listing) still runs what the policies saw. A call of a name the last
+  listing does not know lists the upstream again, at most once per MCP_RELIST_SECONDS for all
+  callers together (one listing at a time): within it the name is judged as undeclared
+  (denied), so calls of made-up names cannot make the gate list the upstream (up to
+  MAX_TOOL_PAGES pages) once each.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -28,11 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+import anyio
 import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
-from troth import __version__
+from troth import __version__, limits
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, ToolCall
@@ -97,10 +102,13 @@ class McpGate:
         self.upstream = upstream
         self.clock: Clock = clock or SystemClock()
         self._listed: _Listed | None = None
+        self._listed_at: int | None = None  # when the last listing started (the gate's clock)
+        self._relisting = anyio.Lock()  # one listing for calls at a time
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
 
     async def _list_upstream(self) -> _Listed:
+        self._listed_at = self.clock.now()  # a listing that fails counts too
         tools: list[types.Tool] = []
         cursor: str | None = None
         for _ in range(MAX_TOOL_PAGES):
@@ -145,13 +153,26 @@ class McpGate:
                 )
         return types.ListToolsResult(tools=[t for t in listed.tools if t.name in preview.visible])
 
+    async def _listing(self, name: str) -> _Listed:
+        """The listing a call of `name`, which the last listing does not know, is judged with: a
+        new one when none was made in the last MCP_RELIST_SECONDS (a tool called before any
+        listing, or added since), else the last (the name is unknown: denied). Calls wait for a
+        listing in progress and use it."""
+        async with self._relisting:
+            listed, last = self._listed, self._listed_at
+            if listed is not None and name in listed.schemas:
+                return listed  # listed while this call waited
+            if last is None or self.clock.now() - last >= limits.MCP_RELIST_SECONDS:
+                return await self._list_upstream()
+            return listed or _Listed((), {})  # the last listing failed: nothing is known
+
     async def call_tool(
         self, caller: Caller, name: str, arguments: Mapping[str, Any] | None
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed."""
         listed = self._listed
         if listed is None or name not in listed.schemas:
-            listed = await self._list_upstream()  # a tool called before (or without) a listing
+            listed = await self._listing(name)
         args = dict(arguments or {})
         fill = listed.fill(name)
         if fill is not None:
