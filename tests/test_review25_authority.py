@@ -19,8 +19,8 @@ member writes (16 entries at most).
    authority 1's lockout is back for any member that revokes. Within its credential's life it
    also could no longer revoke a delegate gone bad, for lost answers it did not cause (the
    delegates have a second budget for the same reason: "a delegate cannot spend what its
-   delegator needs"). Fix: at the bound, answer the newest live credential again (a member that asks again never got it) instead of
-   revoking it and issuing: no feed entry, no quota.
+   delegator needs"). Fix: at the bound, answer the newest live credential again (a member
+   that asks again never got it) instead of revoking it and issuing: no feed entry, no quota.
 """
 
 from __future__ import annotations
