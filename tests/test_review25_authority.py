@@ -21,6 +21,13 @@ member writes (16 entries at most).
    delegates have a second budget for the same reason: "a delegate cannot spend what its
    delegator needs"). Fix: at the bound, answer the newest live credential again (a member
    that asks again never got it) instead of revoking it and issuing: no feed entry, no quota.
+3. "The newest is one it never got" holds only for lost answers. A member whose answers all
+   arrive but who refreshes more often than TTL / 16 (`troth credential refresh` run every 3
+   minutes by a supervisor or a cron job; several processes refreshing for one identity) holds
+   the newest: at the bound each of its refreshes revokes the credential it holds, presents on
+   its channels and delegated its agents' links under (each agent cut off until re-delegated),
+   and spends its quota doing so. The fix of 2 answers such a refresh with the credential it
+   holds.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from tests.test_review23a_authority import ORDERS
 from troth import limits
 from troth.authority import ENROLLER, Authority
 from troth.authority.client import enroll_request, refresh_request, revoke_request
-from troth.credentials import CredentialChain, delegate
+from troth.credentials import CredentialChain, RevocationKind, delegate
 from troth.errors import AuthorityError
 from troth.node import Node, init_node, open_node
 
@@ -134,3 +141,35 @@ def test_a_member_that_revoked_its_delegates_refreshes_after_lost_answers(
             refresh(at)
     healed = NOW + TTL - MARGIN + 16 * ROUND  # its credential expires in 2 minutes
     assert len(refresh(healed).credentials) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 25: at the bound a refresh revokes the newest live credential, which a "
+    "member whose answers arrive holds: its agents' links under it are cut",
+)
+def test_a_frequent_refresh_does_not_revoke_the_credential_the_member_holds(
+    acme: tuple[Authority, Node],
+) -> None:
+    authority, members = acme
+    held = _enroll(authority, members, "m")
+    for n in range(1, limits.MAX_LIVE_CREDENTIALS_PER_MEMBER):  # every 3 minutes, answered
+        at = NOW + 180 * n
+        held = authority.refresh(
+            refresh_request(members.identities, "m", authority.identifier, now=at), now=at
+        )
+    at = NOW + 180 * limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
+    agent = members.identities.create(now=at, name="agent").identifier
+    link = delegate(
+        members.identities.signer("m", now=at),
+        held,
+        subject=agent,
+        attributes=ORDERS,
+        now=at,
+        ttl=600,
+        purpose="job",
+    )
+    request = refresh_request(members.identities, "m", authority.identifier, now=at)
+    authority.refresh(request, now=at)
+    root = link.credentials[0].hash  # the member's credential its agent's link hangs from
+    assert authority.store.find_revocation(RevocationKind.CREDENTIAL, root) is None
