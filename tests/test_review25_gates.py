@@ -9,15 +9,17 @@ MAX_CEDAR_TYPE_NODES) makes that message 30 MB, and every `context + 1` in the p
 another: what the attacker controls is a bundle (a policy admin's signature, or any text given
 to `troth policy bundle create` / `compile_policies`).
 
-1. In process: a policy text of 282 characters (20 such terms; a few environments x 282² is
-   far within MAX_CEDAR_INPROCESS_WORK, no child is started) took compile_policies ~5 s of CPU
-   and 1.28 GB of memory (600 MB of messages, held by cedarpy and again in Python), 40 terms
-   (482 characters) over 1 GiB: each term is 10 characters, 30 MB and 0.25 s more, with no
+1. In process: a policy text of 282 characters (20 such terms, `context+1`; a few environments
+   x 282² is far within MAX_CEDAR_INPROCESS_WORK, no child is started) took compile_policies
+   ~5 s of CPU and 1.28 GB of memory (600 MB of messages, held by cedarpy and again in
+   Python), 40 terms over 1 GiB: each term is 10 characters, 30 MB and 0.25 s more, with no
    bound in the calling process (a node verifying a signed bundle, `troth policy bundle
    create`). The test compiles 40 terms in a child process limited to 1 GiB and asks for a
    typed refusal whose messages are bounded (1 MiB); it was killed by SIGABRT (cedarpy's
    allocation failed: Rust aborts the process, no MemoryError to catch), as a node process
-   verifying such a bundle with too little memory would be.
+   verifying such a bundle with too little memory would be. (Review 24b's note "cedarpy's
+   validation messages are short and name the policy, not its text" holds for the text, not
+   for the types a message names.) Cedar reports an error once, not once per environment.
 2. Through the child: the same terms after a 40 KB comment (over MAX_CEDAR_INPROCESS_WORK) are
    validated in troth.gates.validate_child, limited to 1 GiB, but its output is read whole
    (`subprocess.run(capture_output=True)`), decoded and every message rewritten
@@ -39,6 +41,44 @@ child's output (refusing OVER_LIMIT past it), truncating each message kept; 3, k
 `_unloadable` for refusals about the bundle (POLICIES_INVALID, SCHEMA_INVALID, a signature),
 not for the child failing to start or to finish in time.
 """
+
+# Held (tried, no test kept; "ran" = exercised here, "read" = from the code only), review 25:
+# - ran: Turns: a process holding `trace.db.writer` and SIGSTOPped keeps others out only up to
+#   their timeout (StorageError, as SQLite's busy timeout); SIGKILLed, the next turn is taken at
+#   once (the kernel drops the flock); the file is created 0600. read: the turn is taken before
+#   BEGIN IMMEDIATE and released after COMMIT (synchronous FULL), and append() returns only
+#   after the commit, so a SIGKILL between turn and commit loses only unacknowledged records;
+#   no peer or member reaches the lock (a local file of the node's user); one Turns per
+#   TraceLog, used by its single leader; the worst wait is the turn's timeout plus SQLite's.
+# - read: the refresh bound's revocations go through `_charge` per entry (no member flood past
+#   its quota: review 23a's test); `live_issued` is filtered by the requester's own digest and
+#   holds only credentials the authority issued, so a refresh revokes no other member's nor a
+#   delegated credential; one issued before a rotation is left out of the count and still
+#   revoked at removal (up to 16 more per rotation: the authority's doing). `refresh` is not
+#   run through AuthorityService._changing, so the hosting node's held feed shows the bound's
+#   revocation only at its next refresh (the credential is the refreshing member's own: no
+#   gain). `refresh` keeps no replay cache (revoke and rotated do): replaying its signed bytes
+#   within the clock skew at the bound revokes the credential just issued, but the bytes only
+#   travel inside the member's end-to-end channel to the authority.
+# - read: validate_child's argv are the parent's integers; `-P` drops the script's directory;
+#   the environment is the node's own (the parent imports cedarpy from the same sys.path);
+#   subprocess.run closes fds and reaps the child (killed at the wall timeout); a bundle is
+#   compiled only after its signer chain is checked (`_signer_chain` before compile_policies),
+#   so only a policy admin's bundle starts a child: one at a time per storage worker, one per
+#   gate process at reload. A child's stdout that is not its JSON outcome is OVER_LIMIT.
+# - read: `binds` with `check_current`: a history presented from change k binds a chain only
+#   when the root authority's newest supersession names a change >= k and the history holds it
+#   with that hash; a made-up suffix would have to contain that real change, and any change
+#   after it needs the owner's keys (check_follows). feed_checkpoints accepting any trusted
+#   feed widens only which histories verify, not which chains they bind; ChainVerifier's cache
+#   (by bytes) re-runs `_check_current` against the passed feeds at every verify.
+# - read: KnownHistories._extends re-reads the store only for a history starting right after
+#   the cached copy; for other starting points a cached copy up to KNOWN_CACHE_SECONDS old may
+#   accept a suffix that forks from a copy another process stored meanwhile (documented in
+#   troth.identity.known; the store-or-extend write, one transaction, refuses it).
+# - read: the relay re-check decides `create NAME` each round from the channel's current
+#   caller; a refused name is held for its owner from its first refusal (the grace does not
+#   restart while refused), allowed again within it forwards again.
 
 from __future__ import annotations
 
@@ -87,11 +127,11 @@ def _refused_within_bound(output: str) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="review 25: a 482-character policy text validated in process carries 40 error "
+    reason="review 25: a 601-character policy text validated in process carries 40 error "
     "messages of 30 MB each (a schema type of 30 MB rendered in each): over 1 GiB, unbounded",
 )
 def test_error_messages_naming_a_huge_type_are_bounded_in_process() -> None:
-    """40 `context + 1` terms (482 characters, within MAX_CEDAR_INPROCESS_WORK) against a
+    """40 `context + 1` terms (601 characters, within MAX_CEDAR_INPROCESS_WORK) against a
     context of 3,000 attributes of a common type with a 10,000-character attribute name: a
     typed refusal whose messages are bounded, in a process limited to 1 GiB."""
     _refused_within_bound(survives(_BIG_TYPE, "0", "40", timeout=300))
