@@ -18,6 +18,21 @@ PEER_NOT_ALLOWED is also what the expected peer itself answers when it refuses u
    that route (or by any verified identity the caller did not expect: the connection then
    goes to a node that is not the one expected) and not when the refusal is the peer's own
    close.
+2. The pin is kept only once set (`Links.opened`): an authority's link has none after the node
+   restarts (links live in memory; `_sync_links` makes them with the authority, no peer), and
+   the first channel opened to its route, pinned or not, sets it. The node knows who must
+   answer there (`Link.authority`) but does not ask. While the hub is down, mallory (a
+   member) answers at its address; b restarts, its operator's unpinned `message send` there
+   is hers, and b's authority link is pinned to her (CONNECTED, over her channel). Once the
+   hub is back, b's feed channel (pinned to the authority) connects, but `Links.opened`
+   refuses it as "not mallory"; every attempt of the link (`_restore`, pinned to her) is
+   answered by the hub, refused, and drops b's connection to the hub (1 above): seen for 8 s
+   in a scratch run, RECONNECTING with "expected mallory, but the hub answered" each time;
+   b never gets its link (relays, feed sync after reconnects) back until it restarts again:
+   review 23b relays 3's outcome, through the first pin. Fix: a link to an authority's route
+   is pinned to that authority from its creation (`pin = link.peer or link.authority`), so
+   a channel another identity answers there is never its own; a scratch run with that one
+   change passes the test.
 """
 
 from __future__ import annotations
@@ -28,10 +43,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
-from tests.test_reconnect import FAST, link_state
+from tests.test_reconnect import FAST, crash_and_restart_hub, link_state
 from troth.credentials import Attributes
 from troth.errors import ChannelError, ChannelFailure
+from troth.node.channels import LISTENER
 from troth.node.links import LinkState
+from troth.node.runtime import NodeRuntime
+from troth.transport import Listener, MemoryTransport
 
 
 @pytest.mark.xfail(
@@ -67,5 +85,54 @@ def test_a_pin_refused_at_the_hubs_address_leaves_the_hub_connection(tmp_path: P
         assert link.end is held
         assert held.enc in b.channels.ends
         assert link_state(b) is LinkState.CONNECTED
+
+    run_memnet(test, tmp_path / "home", budget=30)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 25: an authority link with no pin yet (a restarted node) takes the pin of "
+    "whoever answers an unpinned channel at its route first: a member squatting the hub's "
+    "address",
+)
+def test_a_restarted_nodes_authority_link_is_not_pinned_to_another(tmp_path: Path) -> None:
+    """b restarts while the hub is down and mallory (a member) answers at its address; b's
+    operator sends an unpinned message there (she answers) and she leaves. b's link to its
+    authority stays the hub's, and once the hub is back it connects there."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(), "b")
+        mallory = await net.node("mallory", listen=("mallory", 4000))
+        await mallory.enroll(net.ticket(), "mallory")
+        hub_id = str(net.authority.identifier)
+        assert b.link_rows()[0].peer == hub_id
+        await b.stop()
+        restarted: list[NodeRuntime] = []
+
+        async def mallory_answers() -> None:
+            at_hub = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
+            await mallory.tcp.listen("hub", 4000, at_hub)
+            again = NodeRuntime(
+                b.node, clock=net.clock, transport=net.transport("host-b"), backoff=FAST
+            )
+            net.runtimes.append(again)
+            restarted.append(again)
+            await again.start(None)
+            assert await again.send_message(f"{HUB}/service/echo", "hub?") == "hub?"  # hers
+            (row,) = again.link_rows()
+            assert row.authority == hub_id
+            assert row.peer in (None, hub_id)  # not hers: the link is the hub authority's
+            assert isinstance(mallory.tcp, MemoryTransport)
+            net.network._unbind(mallory.tcp)  # she leaves; her channel with b stays open
+
+        await crash_and_restart_hub(net, down=mallory_answers)
+        (again,) = restarted
+        for _ in range(3):  # maintenance rounds: the feed's channel, pinned to the authority
+            await again.refresh_feeds()  # (the first may meet her connection still open)
+            if link_state(again) is LinkState.CONNECTED:
+                break
+        assert link_state(again) is LinkState.CONNECTED
+        assert again.link_rows()[0].peer == hub_id
 
     run_memnet(test, tmp_path / "home", budget=30)
