@@ -10,11 +10,12 @@
    hub for the write timeout, every other peer of b unanswered meanwhile (its link to the hub
    too: a few such readers in turn outlast b's keepalive). The residual in "Load limits"
    counts what such frames hold (64 x 128 KiB), not that they hold back every relayed channel.
-   Not fixed (the test stays a strict xfail): the fix is a queue per destination connection at
-   the hub, so that a frame for a connection over its write buffer waits there (bounded, the
-   slow reader's frames dropped past it) and the connection it came from goes on routing —
-   while a bulk stream to a slow but reading peer keeps its backpressure; a change to the
-   transport's flow control, larger than this review.
+   Fixed: a frame for a connection whose write buffer is full waits in that connection's queue
+   at the hub (bounded: 1 MiB per connection, 64 MiB for all), and the connection it came from
+   goes on routing; past the bound its sender waits while the peer reads (a bulk stream to a
+   slow reader keeps its backpressure), and once the peer has taken (next to) nothing for the
+   stall timeout (2 s) its queue and every frame for it are dropped, counted
+   (tests/test_transport_tcp_queue.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-
-import pytest
 
 from tests.test_reconnect import stop_all, tcp_node, ticket, until
 from troth.node import init_node, open_node
@@ -38,10 +37,6 @@ ECHO = Address("service", "echo")
 LARGE = 900_000  # bytes each echo request carries (and its answer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23b: one reader that stalls freezes a relayed node's connection at the hub",
-)
 def test_a_reader_that_stalls_holds_back_no_other_peer_of_a_relayed_node(tmp_path: Path) -> None:
     """m, a member, opens a channel to b through the hub's relay, stops reading its
     connection to the hub and asks b for twelve 900 KB echoes. Meanwhile a, another member,
