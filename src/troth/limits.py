@@ -107,8 +107,9 @@ MAX_TRANSPORT_FRAME: Final = 128 * 1024
 MAX_CONNECTION_QUEUE_BYTES: Final = 1 << 20
 """Bytes of frames a node holds for one TCP connection whose write buffer is full (a peer slow
 to read), beyond that buffer (TcpSettings.max_queued_bytes): past it a sender waits while the
-peer reads, and once the peer stalls (drains nothing for TcpSettings.stall_timeout) its queue
-is dropped and so is every frame for it until it drains (docs/protocols.md, "TCP transport").
+peer reads, and once the peer stalls (takes next to nothing in TcpSettings.stall_timeout) its
+queue is dropped and so is every frame for it until it drains (docs/protocols.md, "TCP
+transport").
 At least MAX_TRANSPORT_FRAME plus its 5-byte header, so one frame always fits an empty queue."""
 MAX_QUEUED_BYTES: Final = 64 * MAX_CONNECTION_QUEUE_BYTES
 """Bytes of frames a node holds queued for all its TCP connections together

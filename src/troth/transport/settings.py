@@ -106,9 +106,9 @@ class TcpSettings:
     connection whose write buffer is full waits until a queue drains or a stalled one is
     dropped."""
     stall_timeout: float = 2.0
-    """A connection whose write buffer is full and whose peer takes none of it for this long
-    has stalled: its queue and every frame for it are dropped (counted) until it drains, so
-    the connections its frames come from go on routing."""
+    """A connection whose write buffer is full and whose peer takes less than a sixteenth of
+    `write_buffer` in this long has stalled: its queue and every frame for it are dropped
+    (counted) until it drains, so the connections its frames come from go on routing."""
     max_reply_paths: int = 4096
     """Reply paths a connection remembers (least recently used forgotten first)."""
     small_read_buffer: int = SMALL_BUFFER

@@ -23,9 +23,9 @@ Hostile load (all limits in `TcpSettings`):
   connection wait in its queue instead (at most `max_queued_bytes`, all connections together at
   most `max_queued_total`), and the sender goes on: the connection a relayed frame came from
   goes on routing. Past the bound a sender waits while the peer reads (backpressure); a peer
-  that takes nothing for `stall_timeout` has stalled, and its queue and every frame for it are
-  dropped (counted, `Congested` to the sender) until it drains; one that does not drain for
-  `write_timeout` is dropped.
+  that takes (next to) nothing for `stall_timeout` has stalled, and its queue and every frame
+  for it are dropped (counted, `Congested` to the sender) until it drains; one that does not
+  drain for `write_timeout` is dropped.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
 - Shutdown: `close()` closes listeners and connections and cancels their tasks.
@@ -119,7 +119,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._queue: collections.deque[bytes] = collections.deque()  # frames waiting for the
         # write buffer to drain (bounded: `_enqueue`)
         self._queued = 0  # their bytes
-        self._stalled = False  # the peer took nothing for `stall_timeout`: frames dropped
+        self._stalled = False  # the peer took (next to) nothing in `stall_timeout`: its frames
+        # are dropped until it drains
         self._unsent_at_check = 0  # bytes unsent at the last stall check
         self._stall_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
@@ -222,7 +223,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def pause_writing(self) -> None:
         """asyncio: the socket's write buffer is over the limit: frames queue from now on; the
         peer is dropped unless it drains within `write_timeout`, and stalls when it takes
-        nothing for `stall_timeout`."""
+        less than `write_buffer / STALL_PROGRESS` in a `stall_timeout`."""
         self._writable = False
         settings, loop = self.owner.settings, self._loop
         self._stop_timers()
