@@ -10,11 +10,12 @@
    hub for the write timeout, every other peer of b unanswered meanwhile (its link to the hub
    too: a few such readers in turn outlast b's keepalive). The residual in "Load limits"
    counts what such frames hold (64 x 128 KiB), not that they hold back every relayed channel.
-   Not fixed (the test stays a strict xfail): the fix is a queue per destination connection at
-   the hub, so that a frame for a connection over its write buffer waits there (bounded, the
-   slow reader's frames dropped past it) and the connection it came from goes on routing —
-   while a bulk stream to a slow but reading peer keeps its backpressure; a change to the
-   transport's flow control, larger than this review.
+   Fixed: a frame for a connection whose write buffer is full waits in that connection's queue
+   at the hub (bounded: 1 MiB per connection, 64 MiB for all), and the connection it came from
+   goes on routing; past the bound its sender waits while the peer reads (a bulk stream to a
+   slow reader keeps its backpressure), and once the peer has taken (next to) nothing for the
+   stall timeout (2 s) its queue and every frame for it are dropped, counted
+   (tests/test_transport_tcp_queue.py).
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.test_reconnect import stop_all, tcp_node, ticket, until
 from troth.node import init_node, open_node
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
-from troth.routing import Address, Router, parse_route
-from troth.transport import TcpTransport
+from troth.node.services.relay import RelayService
+from troth.routing import Address, RoutedMessage, Router, parse_route
+from troth.transport import TcpTransport, frame
 from troth.transport.settings import TcpSettings
 from troth.transport.tcp import TcpConnection
 
@@ -38,25 +38,28 @@ ECHO = Address("service", "echo")
 LARGE = 900_000  # bytes each echo request carries (and its answer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23b: one reader that stalls freezes a relayed node's connection at the hub",
-)
+async def start_hub(home: Path, settings: TcpSettings) -> NodeRuntime:
+    """A hub node listening on loopback, its TCP transport with `settings`."""
+
+    def hub_transport(router: Router) -> TcpTransport:
+        return TcpTransport(router, settings=settings)
+
+    init_node("hub", home=home)
+    node = open_node("hub", home=home)
+    node.create_authority("hub", now=int(time.time()))
+    hub = NodeRuntime(node, transport=hub_transport)
+    await hub.start(("127.0.0.1", 0))
+    return hub
+
+
 def test_a_reader_that_stalls_holds_back_no_other_peer_of_a_relayed_node(tmp_path: Path) -> None:
     """m, a member, opens a channel to b through the hub's relay, stops reading its
     connection to the hub and asks b for twelve 900 KB echoes. Meanwhile a, another member,
     echoes through the relay to b: answered within its call's 3 s (the hub's write timeout,
     20 s here, is what a stalled reader holds a connection for)."""
 
-    def hub_transport(router: Router) -> TcpTransport:
-        return TcpTransport(router, settings=TcpSettings(write_timeout=20.0))
-
     async def main() -> None:
-        init_node("hub", home=tmp_path)
-        node = open_node("hub", home=tmp_path)
-        node.create_authority("hub", now=int(time.time()))
-        hub = NodeRuntime(node, transport=hub_transport)
-        await hub.start(("127.0.0.1", 0))
+        hub = await start_hub(tmp_path, TcpSettings(write_timeout=20.0))
         assert hub.listening is not None
         at = "/tcp/{}:{}".format(*hub.listening)
         b, a, m = [await tcp_node(tmp_path, name) for name in ("b", "a", "m")]
@@ -91,5 +94,45 @@ def test_a_reader_that_stalls_holds_back_no_other_peer_of_a_relayed_node(tmp_pat
                 waiting.cancel()
             await asyncio.gather(*flood, return_exceptions=True)
             await stop_all(m, a, b, hub)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_frames_relayed_to_an_owner_that_stalls_are_dropped_not_answered_not_found(
+    tmp_path: Path,
+) -> None:
+    """b, a relayed node, stops reading its connection to the hub; a peer sends 10 MB to
+    /relay/b. Past b's queue at the hub they are dropped (Congested, counted), and the hub
+    does not answer them `relay not found`: b's relay is up, only b does not read."""
+
+    async def main() -> None:
+        hub = await start_hub(tmp_path, TcpSettings(stall_timeout=0.5, write_timeout=30.0))
+        assert hub.listening is not None
+        at = "/tcp/{}:{}".format(*hub.listening)
+        b = await tcp_node(tmp_path, "b")
+        try:
+            await b.enroll(ticket(hub, at, **{"troth.relay": "b"}), "b")
+            await b.create_relay("b", at)
+            (to_hub,) = b.tcp.connections()
+            assert isinstance(to_hub, TcpConnection)
+            assert to_hub._socket is not None
+            to_hub._socket.pause_reading()  # b reads nothing from now on
+            _reader, writer = await asyncio.open_connection(*hub.listening)
+            onward = parse_route("/relay/b/service/channels")
+            back = parse_route("/worker/probe-1")
+            junk = RoutedMessage(onward, back, bytes(120_000)).encode()
+            for _ in range(80):
+                writer.write(frame(junk))
+            await writer.drain()
+            counters = hub.tcp.counters if isinstance(hub.tcp, TcpTransport) else None
+            assert counters is not None
+            await until(lambda: counters.dropped_stalled > 0)
+            relay = hub.host.services["relay"]
+            assert isinstance(relay, RelayService)
+            assert relay.not_found == 0
+            assert hub.status()["services"]["relay"]["b"]["state"] == "up"
+            writer.close()
+        finally:
+            await stop_all(b, hub)
 
     asyncio.run(asyncio.wait_for(main(), 60))

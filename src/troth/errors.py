@@ -52,6 +52,7 @@ __all__ = [
     "ChannelFailure",
     "ConfigError",
     "ConflictError",
+    "Congested",
     "CredentialError",
     "CredentialFailure",
     "CryptoError",
@@ -331,6 +332,12 @@ class ChannelError(TrothError):
 
 class RoutingError(TrothError):
     """No route, a bad address, or a destination this source may not reach."""
+
+
+class Congested(RoutingError):
+    """A frame was dropped at this node: its next hop is a connection whose peer stopped
+    reading, and the frames queued for it are at their bound (docs/protocols.md, "TCP
+    transport"). Not that the destination is gone: it is alive but not reading."""
 
 
 class Unreachable(RoutingError):

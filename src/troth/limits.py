@@ -104,6 +104,18 @@ MAX_REASSEMBLIES: Final = 16
 """Most fragmented messages a channel reassembles at once."""
 MAX_TRANSPORT_FRAME: Final = 128 * 1024
 """Largest TCP frame (a routed message: routes + one channel frame)."""
+MAX_CONNECTION_QUEUE_BYTES: Final = 1 << 20
+"""Bytes of frames a node holds for one TCP connection whose write buffer is full (a peer slow
+to read), beyond that buffer (TcpSettings.max_queued_bytes): past it a sender waits while the
+peer reads, and once the peer stalls (takes next to nothing in TcpSettings.stall_timeout) its
+queue is dropped and so is every frame for it until it drains (docs/protocols.md, "TCP
+transport").
+At least MAX_TRANSPORT_FRAME plus its 5-byte header, so one frame always fits an empty queue."""
+MAX_QUEUED_BYTES: Final = 64 * MAX_CONNECTION_QUEUE_BYTES
+"""Bytes of frames a node holds queued for all its TCP connections together
+(TcpSettings.max_queued_total; 64 MiB): one source addressing many stalled connections cannot
+make it hold more. Past it a frame for a connection that is not writable waits until a queue
+drains or a stalled one is dropped."""
 MAX_ROUTE_LENGTH: Final = 16
 """Most addresses in an onward or return route."""
 MAX_ADDRESS_TEXT: Final = 256

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from troth import limits
 from troth.errors import ConfigError
-from troth.transport.framing import LARGE_BUFFER, SMALL_BUFFER
+from troth.transport.framing import FRAME_HEADER, LARGE_BUFFER, SMALL_BUFFER
 
 __all__ = [
     "TCP_ENVIRONMENT_PREFIX",
@@ -94,7 +95,20 @@ class TcpSettings:
     write_buffer: int = 1 << 20
     """Bytes queued for the socket before senders wait."""
     write_timeout: float = 10.0
-    """A send that waits this long for a peer that does not read drops the connection."""
+    """A connection whose write buffer stays over `write_buffer` this long (its peer does not
+    read it down to a quarter of that) is dropped."""
+    max_queued_bytes: int = limits.MAX_CONNECTION_QUEUE_BYTES
+    """Bytes of frames held for one connection while its write buffer is full, beyond that
+    buffer: past it a sender waits while the peer reads (backpressure); a stalled peer's
+    queue and frames are dropped instead (`stall_timeout`)."""
+    max_queued_total: int = limits.MAX_QUEUED_BYTES
+    """Bytes of frames held queued for all connections together: past it a frame for a
+    connection whose write buffer is full waits until a queue drains or a stalled one is
+    dropped."""
+    stall_timeout: float = 2.0
+    """A connection whose write buffer is full and whose peer takes less than a sixteenth of
+    `write_buffer` in this long has stalled: its queue and every frame for it are dropped
+    (counted) until it drains, so the connections its frames come from go on routing."""
     max_reply_paths: int = 4096
     """Reply paths a connection remembers (least recently used forgotten first)."""
     small_read_buffer: int = SMALL_BUFFER
@@ -113,11 +127,18 @@ class TcpSettings:
         return settings_from_environment(cls, TCP_ENVIRONMENT_PREFIX, environ)
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "frame_timeout", "first_frame_timeout", "idle_timeout"):
+        timeouts = ("connect_timeout", "frame_timeout", "first_frame_timeout", "idle_timeout")
+        for name in (*timeouts, "write_timeout", "stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_connections < 1 or self.max_connections_per_source < 1:
             raise ValueError("connection limits must be at least 1")
+        largest = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size
+        if self.max_queued_bytes < largest or self.max_queued_total < self.max_queued_bytes:
+            raise ValueError(
+                f"max_queued_bytes must hold a frame ({largest} bytes) and max_queued_total "
+                "at least max_queued_bytes"
+            )
 
     @property
     def sweep_interval(self) -> float:
@@ -139,3 +160,7 @@ class TcpCounters:
     closed_idle: int = 0
     closed_not_reading: int = 0
     dropped_messages: int = 0
+    stalled: int = 0
+    """Times a connection's peer stalled (`TcpSettings.stall_timeout`)."""
+    dropped_stalled: int = 0
+    """Frames dropped for a stalled peer (queued, or sent while it stalled)."""

@@ -18,7 +18,14 @@ Hostile load (all limits in `TcpSettings`):
   connection that carries no frame for `idle_timeout` is closed (one sweep timer checks them).
 - Memory: read buffers shrink back once a connection is quiet (the sweep); reading pauses while
   `max_queued_frames` frames wait to be routed, and the consumer awaits each routing, so a slow
-  consumer slows its producers; `send` waits while more than `write_buffer` bytes are queued.
+  consumer slows its producers.
+- Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
+  connection wait in its queue instead (at most `max_queued_bytes`, all connections together at
+  most `max_queued_total`), and the sender goes on: the connection a relayed frame came from
+  goes on routing. Past the bound a sender waits while the peer reads (backpressure); a peer
+  that takes (next to) nothing for `stall_timeout` has stalled, and its queue and every frame
+  for it are dropped (counted, `Congested` to the sender) until it drains; one that does not
+  drain for `write_timeout` is dropped.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
 - Shutdown: `close()` closes listeners and connections and cancels their tasks.
@@ -30,12 +37,22 @@ import asyncio
 import collections
 import collections.abc
 import contextlib
+import fcntl
 import logging
 import os
+import struct
+import termios
 from dataclasses import dataclass, field
 
 from troth import limits
-from troth.errors import ConfigError, DecodeError, RoutingError, TrothError, Unreachable
+from troth.errors import (
+    ConfigError,
+    Congested,
+    DecodeError,
+    RoutingError,
+    TrothError,
+    Unreachable,
+)
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
 from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.eager import start_eagerly
@@ -50,6 +67,16 @@ CORK_LIMIT = 64 * 1024
 """The first frame sent in a loop iteration is written at once; the ones after it in the same
 iteration are written together when it ends, or as soon as this many bytes wait (a large frame
 is written at once, and backpressure sees it)."""
+
+
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+"""The ioctl that tells the bytes a socket's kernel send queue holds (Linux): whether a peer
+takes what was sent shows there first, before the event loop's write buffer shrinks."""
+
+
+STALL_PROGRESS = 16
+"""A peer whose write buffer is full takes at least `write_buffer / STALL_PROGRESS` bytes (64 KiB
+at the defaults) in each `stall_timeout`, or it has stalled."""
 
 
 EAGER_LIMIT = 64 * 1024
@@ -88,7 +115,16 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._wakeup = asyncio.Event()
         self._reading_paused = False
         self._writable = True  # False while the socket's write buffer is over its limit
-        self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for it to drain
+        self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for the queue
+        self._queue: collections.deque[bytes] = collections.deque()  # frames waiting for the
+        # write buffer to drain (bounded: `_enqueue`)
+        self._queued = 0  # their bytes
+        self._stalled = False  # the peer took (next to) nothing in `stall_timeout`: its frames
+        # are dropped until it drains
+        self._unsent_at_check = 0  # bytes unsent at the last stall check
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._why_closed = "closed"
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
         self._corked_size = 0
         self._cork: asyncio.Handle | None = None  # set once a frame left in this iteration
@@ -179,22 +215,107 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """asyncio: the connection is gone."""
         self._socket = None
-        self._writable_again()
+        self._release()
         self._wakeup.set()
         self.closed.set()
         self.owner._forget(self)
 
     def pause_writing(self) -> None:
-        """asyncio: the socket's write buffer is over the limit."""
+        """asyncio: the socket's write buffer is over the limit: frames queue from now on; the
+        peer is dropped unless it drains within `write_timeout`, and stalls when it takes
+        less than `write_buffer / STALL_PROGRESS` in a `stall_timeout`."""
         self._writable = False
+        settings, loop = self.owner.settings, self._loop
+        self._stop_timers()
+        self._write_timer = loop.call_later(settings.write_timeout, self._not_reading)
+        self._unsent_at_check = self._unsent()
+        self._stall_timer = loop.call_later(settings.stall_timeout, self._check_stall)
 
     def resume_writing(self) -> None:
-        """asyncio: the socket's write buffer drained."""
-        self._writable_again()
-
-    def _writable_again(self) -> None:
+        """asyncio: the socket's write buffer drained (to a quarter of its limit): the queue
+        goes on into it, and a stalled peer reads again."""
+        self._stop_timers()
         self._writable = True
+        self._stalled = False
+        socket, queue = self._socket, self._queue
+        while queue and self._writable and socket is not None:  # pause_writing may stop it
+            frame = queue.popleft()
+            self._dequeued(len(frame))
+            socket.write(frame)
+        self._wake()
+
+    def _unsent(self) -> int:
+        """Bytes sent to the peer that it has not taken yet: the event loop's write buffer and
+        the kernel's send queue."""
+        socket = self._socket
+        if socket is None:
+            return 0
+        size = socket.get_write_buffer_size()
+        raw = socket.get_extra_info("socket")
+        if _OUTQ is not None and raw is not None:
+            with contextlib.suppress(OSError, ValueError):
+                size += struct.unpack("i", fcntl.ioctl(raw.fileno(), _OUTQ, bytes(4)))[0]
+        return size
+
+    def _check_stall(self) -> None:
+        """The stall timer: the peer took at least a sixteenth of `write_buffer` of what was
+        sent since the last check (checked again later), or less: stalled (a peer that stopped
+        reading still lets a little through: the segments in flight when its receive buffer
+        filled, and what its kernel frees when it compacts that buffer)."""
+        self._stall_timer = None
+        if self._writable or self._socket is None:
+            return
+        unsent, settings = self._unsent(), self.owner.settings
+        if unsent <= self._unsent_at_check - settings.write_buffer // STALL_PROGRESS:
+            self._unsent_at_check = unsent
+            self._stall_timer = self._loop.call_later(settings.stall_timeout, self._check_stall)
+            return
+        self._stalled = True
+        counters = self.owner.counters
+        counters.stalled += 1
+        counters.dropped_stalled += len(self._queue)
+        self.owner.warn("%s: peer stalled: %d queued frames dropped", self.name, len(self._queue))
+        self._drop_queue()
+
+    def _not_reading(self) -> None:
+        """The write timer: the peer did not drain its write buffer in `write_timeout`."""
+        self._write_timer = None
+        timeout = self.owner.settings.write_timeout
+        self.owner.counters.closed_not_reading += 1
+        self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)
+        self._why_closed = "not reading"
+        self._abort()
+
+    def _stop_timers(self) -> None:
+        for timer in (self._stall_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._stall_timer = self._write_timer = None
+
+    def _dequeued(self, size: int) -> None:
+        self._queued -= size
+        self.owner.queued_bytes -= size
+
+    def _drop_queue(self) -> None:
+        """Give up the frames queued (stalled or closed); wake the senders waiting."""
+        self.owner.queued_bytes -= self._queued
+        self._queued = 0
+        self._queue.clear()
+        self._wake()
+
+    def _release(self) -> None:
+        """The connection closed: its queue and timers go, its senders wake (and fail)."""
+        self._stop_timers()
+        self._writable = True
+        self._drop_queue()
+
+    def _wake(self) -> None:
+        """Room in this queue (or a reason to give up): wake its senders, and, when all queues
+        together hold less, those waiting for that."""
         waiters, self._write_waiters = self._write_waiters, []
+        if self.owner.queued_bytes < self.owner.settings.max_queued_total:
+            waiters += self.owner.space_waiters
+            self.owner.space_waiters = []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -304,10 +425,11 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     # -- sending ---------------------------------------------------------------------------------
 
     async def send(self, message: RoutedMessage) -> None:
-        """Write one message as a frame (waits while the peer is slow to read)."""
+        """Write one message as a frame; queued while the write buffer is full (waits while
+        the queue is too, and the peer reads; Congested once it stalled)."""
         socket = self._socket
         if socket is None or self.closed.is_set():
-            raise RoutingError(f"{self.name} is closed")
+            raise RoutingError(f"{self.name} is {self._why_closed}")
         if message.return_route:
             self.allowed.allow(message.return_route[0])  # replies may come back to the sender
         header = message.header()
@@ -315,6 +437,11 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         if size > limits.MAX_TRANSPORT_FRAME:
             raise RoutingError(f"message of {size} bytes over the frame limit")
         head = FRAME_HEADER.pack(FRAME_VERSION, size) + header
+        if self._stalled:
+            self._stalled_drop()
+        if self._queue or not self._writable:
+            await self._enqueue(b"".join((head, message.payload)))
+            return
         reading = self.owner.reading
         if reading is not None:  # a read callback routes: written when it returns
             if not self._corked:
@@ -332,28 +459,45 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if self._corked_size >= CORK_LIMIT:
                 self._write_corked()
         self.frames_sent += 1
-        if not self._writable:
-            timeout = self.owner.settings.write_timeout
-            try:
-                await self._drained(timeout)
-            except TimeoutError:
-                self.owner.counters.closed_not_reading += 1
-                self.owner.warn("%s: peer not reading for %s s: dropped", self.name, timeout)
-                self._abort()
-                raise RoutingError(f"{self.name} is not reading") from None
-            if self._socket is None:
-                raise RoutingError(f"{self.name} closed while sending")
 
-    async def _drained(self, timeout: float) -> None:
-        """Wait until the socket's write buffer drains (TimeoutError after `timeout` s). A
-        future and a timer, not `asyncio.timeout`: a read callback's routing has no task."""
-        waiter = self._loop.create_future()
-        self._write_waiters.append(waiter)
-        timer = self._loop.call_later(timeout, _time_out, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
+    async def _enqueue(self, frame: bytes) -> None:
+        """Queue a frame for the write buffer, at once while this queue and all of them hold
+        less than their bounds; else wait for room while the peer reads (a future, not
+        `asyncio.timeout`: a read callback's routing has no task). The timers end the wait:
+        a peer that stalls has its frame dropped (Congested), one not reading is closed."""
+        owner, size = self.owner, len(frame)
+        settings = owner.settings
+        self._write_corked()  # what was sent before goes first
+        while True:
+            if self._socket is None or self.closed.is_set():
+                raise RoutingError(f"{self.name} is {self._why_closed}")
+            if self._stalled:
+                self._stalled_drop()
+            if not self._queue and self._writable:  # drained meanwhile
+                self._socket.write(frame)
+                break
+            room = self._queued + size <= settings.max_queued_bytes
+            if room and owner.queued_bytes + size <= settings.max_queued_total:
+                self._queue.append(frame)
+                self._queued += size
+                owner.queued_bytes += size
+                break
+            waiter = self._loop.create_future()
+            self._write_waiters.append(waiter)
+            if room:  # all the queues together are full: any of them draining will do
+                owner.space_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                for waiting in (self._write_waiters, owner.space_waiters):
+                    with contextlib.suppress(ValueError):
+                        waiting.remove(waiter)
+        self.frames_sent += 1
+
+    def _stalled_drop(self) -> None:
+        """A frame for a stalled peer: dropped (counted), the sender told (Congested)."""
+        self.owner.counters.dropped_stalled += 1
+        raise Congested(f"{self.name} is not reading: a frame for it was dropped")
 
     def _uncork(self) -> None:
         """The loop iteration is over: write what it corked; the next frame leaves at once."""
@@ -369,7 +513,10 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._corked = []
         self._corked_size = 0
         if self._socket is not None:
-            self._socket.write(b"".join(corked))
+            data = b"".join(corked)
+            if not self._writable:  # the stall check counts what the peer takes from here
+                self._unsent_at_check += len(data)
+            self._socket.write(data)
 
     def _abort(self) -> None:
         if self._socket is not None:
@@ -380,6 +527,10 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         brought."""
         if self._socket is not None:
             self._write_corked()
+            for frame in self._queue:  # sent: written before the connection closes
+                self._socket.write(frame)
+            self._drop_queue()  # (in the socket's buffer now; the write timer, if it runs,
+            # still drops a peer that does not read it)
             self._socket.close()
         self.closed.set()
         self._wakeup.set()
@@ -414,6 +565,11 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     _listeners: list[Listener] = field(default_factory=list)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
+    queued_bytes: int = 0
+    """Bytes of frames queued for all connections whose write buffers are full (at most
+    `settings.max_queued_total`)."""
+    space_waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    """Senders waiting for the queues together to hold less."""
     reading: list[TcpConnection] | None = None
     """While a read callback routes what arrived: the connections with frames corked meanwhile
     (written together when it returns)."""
@@ -554,11 +710,6 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-
-
-def _time_out(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 def connection_worker(connection: TcpConnection) -> Handler:

@@ -37,7 +37,7 @@ from typing import Any, Final
 from troth import limits
 from troth.channel import RouteProblem, route_error
 from troth.encoding import cbor
-from troth.errors import DecodeError, Denied, RemoteError, RoutingError, TrothError
+from troth.errors import Congested, DecodeError, Denied, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
 from troth.node.access import (
     AccessRequest,
@@ -221,6 +221,8 @@ class RelayService:
             try:
                 await self.router.route(onward)
                 return
+            except Congested:  # the owner does not read: this frame dropped, the relay up
+                raise
             except RoutingError:  # the owner's connection just closed: not found either
                 pass
         self.not_found += 1
