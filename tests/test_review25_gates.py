@@ -158,11 +158,6 @@ def test_error_messages_naming_a_type_within_its_limit_are_bounded(
     _refused_within_bound(survives(_BIG_TYPE, padding, terms, "20", timeout=300))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: a stored bundle whose validating child failed to start once is marked "
-    "unloadable for good (BundleStore._unloadable): no later reload of that process loads it",
-)
 def test_a_bundle_whose_child_did_not_start_loads_at_the_next_reload(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -51,7 +51,7 @@ from typing import Any, Final
 import cedarpy
 
 from troth import limits
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import (
     action_hierarchy,
@@ -642,8 +642,10 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     space, waited for CEDAR_VALIDATION_TIMEOUT_SECONDS; OVER_LIMIT when it ends otherwise than
     with its outcome (fail closed), naming the limit its end shows: SIGXCPU, or SIGKILL after
     CPU_LIMIT_REACHED of its CPU time, the CPU time; SIGABRT or EXIT_MEMORY the address space;
-    an output over MAX_CEDAR_VALIDATION_OUTPUT, that (review 25, gates 2); a SIGKILL before
-    its CPU limit, the kernel's out-of-memory killer (or a kill from outside)."""
+    an output over MAX_CEDAR_VALIDATION_OUTPUT, that (review 25, gates 2). PolicyNotChecked
+    when it did not start, missed the wait, or was killed by SIGKILL before its CPU limit (the
+    kernel's out-of-memory killer, or a kill from outside): not a verdict on the policies
+    (review 25, gates 3)."""
     from troth.gates import validate_child  # here: `python -m` it imports troth.gates first
 
     cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
@@ -653,12 +655,12 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     try:
         child = _run_child(command, request, wall)
     except OSError as exc:
-        raise _refuse(
+        raise PolicyNotChecked(
             PolicyFailure.OVER_LIMIT,
             f"the policy validator process did not start (or could not be waited for): {exc}",
         ) from None
     if child is None:  # killed at the wall-clock wait
-        raise _refuse(
+        raise PolicyNotChecked(
             PolicyFailure.OVER_LIMIT,
             f"validating the policies took more than {wall} s (CEDAR_VALIDATION_TIMEOUT_SECONDS)",
         )
@@ -672,7 +674,7 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             "in proportion to the whole policy text: fix the policies' validation errors",
         )
     if killed:  # not its CPU limit: the OOM killer ends a process by SIGKILL too
-        raise _refuse(
+        raise PolicyNotChecked(
             PolicyFailure.OVER_LIMIT,
             f"the policy validator process was killed (SIGKILL) after {child.cpu:.2f} s of CPU "
             f"time, under its limit of {cpu} s: by the kernel's out-of-memory killer (validating "
