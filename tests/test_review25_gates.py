@@ -83,14 +83,17 @@ not for the child failing to start or to finish in time.
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
 from typing import Any
 
+import cedarpy
 import pytest
 
 from tests.support.gates import POLICIES, T, make_world
 from tests.support.processes import survives
 from troth.gates import BundleStore
+from troth.gates.policies import _check_validation_cost, compose_schema
 
 _BIG_TYPE = """\
 import resource, sys
@@ -178,3 +181,43 @@ def test_a_bundle_whose_child_did_not_start_loads_at_the_next_reload(
     monkeypatch.setattr(subprocess, "Popen", popen)
     assert len(other.reload(now=T + 7)) == 1
     assert other.active(world.authority.identifier) is not None
+
+
+_PRINTED = (
+    "namespace Very::Long::Name { entity P; entity R;\n"
+    'type T = {"a b\\u{1}": Long, ' + "n" * 400 + ": Long, c?: Set<String>, e: P, n: "
+    "{m: Set<Set<U>>}};\n"
+    "type U = {" + "n" * 400 + ": ipaddr, y: __cedar::decimal, z: Set<P>};\n"
+    "action go appliesTo { principal: [P], resource: [R], context: {x: T, y: T, z: Set<T>} };\n}"
+)
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "context + 1",
+        "principal + 1",
+        "context.x.n.m + 1",
+        "context.z.contains(1)",
+        "{a: context, b: [context.x]} + 1",
+        '[context, 1, "s"].isEmpty()',
+        "[[context, 1], [context.y]].isEmpty()",
+        "[context.x, context.y, context].isEmpty()",
+        "(if true then context else context.x) == 1",
+        "(if true then {a: context} else {b: context}) == context",
+        "{a: {b: {c: context}}} == {a: 1}",
+    ],
+)
+def test_the_types_counted_before_cedar_runs_bound_its_messages(term: str) -> None:
+    """What `_quoted_text` counts (in each environment the policy is checked in) bounds the
+    messages cedarpy writes (their own words aside, 128 characters each) for operands of the
+    wrong type: the schema's types, namespaced, common types expanded, in records, sets and
+    `if`s (review 25, gates 1)."""
+    schema_text = compose_schema(_PRINTED, {}, {})
+    policy = f'@id("q") permit(principal, action, resource) when {{ {term} }};'
+    est = json.loads(cedarpy.policies_to_json_str(policy))
+    _, quoted = _check_validation_cost(est, schema_text)
+    result = cedarpy.validate_policies(policy, cedarpy.Schema.from_str(schema_text))
+    messages = [e.error for e in result.errors]
+    assert messages  # each term is refused, naming a type
+    assert sum(len(m) - 128 for m in messages) <= quoted
