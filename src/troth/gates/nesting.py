@@ -30,7 +30,13 @@ from typing import Final
 
 from troth import limits
 
-__all__ = ["action_hierarchy", "cedar_refusal", "largest_record", "largest_type_text"]
+__all__ = [
+    "action_hierarchy",
+    "cedar_refusal",
+    "largest_record",
+    "largest_type_text",
+    "largest_types",
+]
 
 _TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|[()\[\]{}<>;|&.+\-*!=]', re.DOTALL
@@ -270,6 +276,12 @@ def largest_type_text(text: str) -> int:
     `_printed` bounds it; saturating past MAX_CEDAR_TYPE_TEXT): what a validation error naming
     an operand of that type carries (review 25, gates 1)."""
     return _type_nodes(text)[2]
+
+
+def largest_types(text: str) -> tuple[int, int]:
+    """`largest_record` and `largest_type_text` of `text`, read once."""
+    _, record, printed = _type_nodes(text)
+    return record, printed
 
 
 def _declares(tokens: list[str], i: int) -> bool:

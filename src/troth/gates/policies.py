@@ -53,12 +53,7 @@ import cedarpy
 from troth import limits
 from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked
 from troth.gates.caveats import CAVEAT_ID_PREFIX
-from troth.gates.nesting import (
-    action_hierarchy,
-    cedar_refusal,
-    largest_record,
-    largest_type_text,
-)
+from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 
 __all__ = [
@@ -460,7 +455,7 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> tuple[in
         raise _refuse(PolicyFailure.OVER_LIMIT, "the schema's action hierarchy is too large")
     descendants, made, beneath = hierarchy
     environments = sum(made.values())
-    record, largest = largest_record(schema_text), largest_type_text(schema_text)
+    record, largest = largest_types(schema_text)
     total = walked = checked = quoted = 0
     for policy in est.get("staticPolicies", {}).values():
         charged = _charged(policy, made, beneath, environments)
