@@ -93,6 +93,7 @@ import pytest
 from tests.support.gates import POLICIES, T, make_world
 from tests.support.processes import survives
 from troth.gates import BundleStore
+from troth.gates.nesting import largest_type_text
 from troth.gates.policies import _check_validation_cost, compose_schema
 
 _BIG_TYPE = """\
@@ -221,3 +222,21 @@ def test_the_types_counted_before_cedar_runs_bound_its_messages(term: str) -> No
     messages = [e.error for e in result.errors]
     assert messages  # each term is refused, naming a type
     assert sum(len(m) - 128 for m in messages) <= quoted
+
+
+def test_an_entity_types_name_is_counted_at_its_printed_length() -> None:
+    """A type's printed form is at least the qualified name of an entity type named only in
+    an `appliesTo` (`principal + 1` names it): counted, with its namespace."""
+    name = "E" * 5000
+    fragment = (
+        f"namespace N {{ entity {name}; entity R; "
+        f"action go appliesTo {{ principal: [{name}], resource: [R] }}; }}"
+    )
+    policy = (
+        '@id("q") permit(principal, action == N::Action::"go", resource) '
+        "when { principal + 1 == 2 };"
+    )
+    schema = cedarpy.Schema.from_str(compose_schema(fragment, {}, {}))
+    (message,) = [e.error for e in cedarpy.validate_policies(policy, schema).errors]
+    assert f"N::{name}" in message
+    assert largest_type_text(fragment) >= len(f"N::{name}")

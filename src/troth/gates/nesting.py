@@ -203,7 +203,7 @@ def _type_nodes(text: str) -> tuple[int, int, int]:
             text_of += sum(printed.get(u or "", 0) for u in uses)
             printed[name] = min(longest + 1, text_of)
     largest = 0
-    widest = max((_printed(tokens[i], extra * (i in names)) for i in names), default=0)
+    widest = max((_printed(word, extra) for word in tokens), default=0)  # an entity type's name
     widest = max(widest, *printed.values()) if printed else widest
     opened: list[int | None] = []  # each open brace's nodes so far, None: not a record
     written: list[int | None] = []  # each open brace's printed characters so far
