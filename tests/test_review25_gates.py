@@ -85,6 +85,8 @@ from __future__ import annotations
 import errno
 import json
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import cedarpy
@@ -92,7 +94,9 @@ import pytest
 
 from tests.support.gates import POLICIES, T, make_world
 from tests.support.processes import survives
-from troth.gates import BundleStore
+from troth import limits
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import BundleStore, compile_policies
 from troth.gates.nesting import largest_type_text
 from troth.gates.policies import _check_validation_cost, compose_schema
 
@@ -240,3 +244,25 @@ def test_an_entity_types_name_is_counted_at_its_printed_length() -> None:
     (message,) = [e.error for e in cedarpy.validate_policies(policy, schema).errors]
     assert f"N::{name}" in message
     assert largest_type_text(fragment) >= len(f"N::{name}")
+
+
+@pytest.mark.parametrize("status", [0, 73])
+def test_a_child_output_over_its_limit_is_refused_unread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status: int
+) -> None:
+    """A child (a shell script for the interpreter the parent starts) that writes more than
+    MAX_CEDAR_VALIDATION_OUTPUT of well-formed outcome and exits 0, or that exits EXIT_OUTPUT
+    (the real child, past its RLIMIT_FSIZE): refused OVER_LIMIT naming that limit."""
+    monkeypatch.setattr(limits, "MAX_CEDAR_VALIDATION_OUTPUT", 64)
+    errors = ", ".join(['["policy0", "for policy `policy0`, unexpected type"]'] * 8)
+    (tmp_path / "output").write_text(f'{{"passed": false, "errors": [{errors}]}}')
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'output'}\nexit {status}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    policies = "// " + "x" * 40_000 + '\n@id("a") permit(principal, action, resource);'
+    with pytest.raises(PolicyError) as caught:
+        compile_policies(policies, "", {})
+    assert caught.value.reason is PolicyFailure.OVER_LIMIT
+    assert "MAX_CEDAR_VALIDATION_OUTPUT" in str(caught.value)
+    assert caught.value.messages == ()

@@ -637,7 +637,8 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     space, waited for CEDAR_VALIDATION_TIMEOUT_SECONDS; OVER_LIMIT when it ends otherwise than
     with its outcome (fail closed), naming the limit its end shows: SIGXCPU, or SIGKILL after
     CPU_LIMIT_REACHED of its CPU time, the CPU time; SIGABRT or EXIT_MEMORY the address space;
-    an output over MAX_CEDAR_VALIDATION_OUTPUT, that (review 25, gates 2). PolicyNotChecked
+    an output over MAX_CEDAR_VALIDATION_OUTPUT (EXIT_OUTPUT: its RLIMIT_FSIZE), that (review
+    25, gates 2). PolicyNotChecked
     when it did not start, missed the wait, or was killed by SIGKILL before its CPU limit (the
     kernel's out-of-memory killer, or a kill from outside): not a verdict on the policies
     (review 25, gates 3)."""
@@ -646,7 +647,8 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
     wall = limits.CEDAR_VALIDATION_TIMEOUT_SECONDS
     request = json.dumps({"schema": schema_text, "policies": policies}).encode()
-    command = [sys.executable, "-P", validate_child.__file__, str(cpu), str(space)]
+    output = limits.MAX_CEDAR_VALIDATION_OUTPUT + 1  # one more: the parent tells it is over
+    command = [sys.executable, "-P", validate_child.__file__, str(cpu), str(space), str(output)]
     try:
         child = _run_child(command, request, wall)
     except OSError as exc:
@@ -682,7 +684,8 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             f"validating the policies needs more than {space} bytes of memory "
             "(MAX_CEDAR_VALIDATION_BYTES)",
         )
-    if code == 0 and len(child.stdout) > limits.MAX_CEDAR_VALIDATION_OUTPUT:
+    too_long = code == validate_child.EXIT_OUTPUT
+    if too_long or (code == 0 and len(child.stdout) > limits.MAX_CEDAR_VALIDATION_OUTPUT):
         raise _refuse(
             PolicyFailure.OVER_LIMIT,
             f"the policies' validation messages take more than "
