@@ -101,9 +101,10 @@ def test_a_valid_big_bundle_compiles_in_the_child(spawned: list[list[str]]) -> N
     compiled = compile_policies(_lease_policies(64_000, 0, passing=20), "", {})
     assert compiled.policy_ids == tuple(f"ok{j}" for j in range(20))
     assert len(spawned) == 1
-    assert spawned[0][-2:] == [
+    assert spawned[0][-3:] == [
         str(limits.MAX_CEDAR_VALIDATION_CPU_SECONDS),
         str(limits.MAX_CEDAR_VALIDATION_BYTES),
+        str(limits.MAX_CEDAR_VALIDATION_OUTPUT + 1),  # its output's file size (review 25)
     ]
 
 

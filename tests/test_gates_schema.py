@@ -310,3 +310,19 @@ def test_limits_on_sizes_and_counts() -> None:
         for i in range(limits.MAX_POLICIES + 1)
     )
     refused(P.OVER_LIMIT, compile_policies, many, "", {})
+
+
+def test_a_refusal_keeps_a_bounded_number_of_cut_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most MAX_POLICY_MESSAGES messages, each cut to MAX_POLICY_MESSAGE_TEXT characters,
+    and the count of the others (review 25, gates 1-2)."""
+    monkeypatch.setattr(limits, "MAX_POLICY_MESSAGES", 2)
+    monkeypatch.setattr(limits, "MAX_POLICY_MESSAGE_TEXT", 30)
+    policies = "".join(
+        f'@id("p{j}") permit(principal, action, resource) when {{ context.missing{j} }};\n'
+        for j in range(5)
+    )
+    error = refused(P.POLICIES_INVALID, compile_policies, policies, "", TOOLS)
+    assert len(error.messages) == 3
+    assert all(m.endswith(" more characters)") for m in error.messages[:2])
+    assert all(len(m) < 30 + 40 for m in error.messages[:2])
+    assert error.messages[2].startswith("... and ")

@@ -83,14 +83,22 @@ not for the child failing to start or to finish in time.
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import cedarpy
 import pytest
 
 from tests.support.gates import POLICIES, T, make_world
 from tests.support.processes import survives
-from troth.gates import BundleStore
+from troth import limits
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import BundleStore, compile_policies
+from troth.gates.nesting import largest_type_text
+from troth.gates.policies import _check_validation_cost, compose_schema
 
 _BIG_TYPE = """\
 import resource, sys
@@ -98,7 +106,8 @@ resource.setrlimit(resource.RLIMIT_AS, (1024 * 2**20, 1024 * 2**20))
 from troth.errors import PolicyError
 from troth.gates import compile_policies
 padding, terms = int(sys.argv[1]), int(sys.argv[2])
-context = ", ".join(f"b{j}: T" for j in range(3000))
+attributes = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
+context = ", ".join(f"b{j}: T" for j in range(attributes))
 fragment = (
     "type T = {" + "a" * 10_000 + ": Long}; entity P; entity R; "
     "action go appliesTo { principal: [P], resource: [R], context: {" + context + "} };"
@@ -125,11 +134,6 @@ def _refused_within_bound(output: str) -> None:
     assert int(size) <= _MESSAGES_BOUND
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: a 601-character policy text validated in process carries 40 error "
-    "messages of 30 MB each (a schema type of 30 MB rendered in each): over 1 GiB, unbounded",
-)
 def test_error_messages_naming_a_huge_type_are_bounded_in_process() -> None:
     """40 `context + 1` terms (601 characters, within MAX_CEDAR_INPROCESS_WORK) against a
     context of 3,000 attributes of a common type with a 10,000-character attribute name: a
@@ -137,11 +141,6 @@ def test_error_messages_naming_a_huge_type_are_bounded_in_process() -> None:
     _refused_within_bound(survives(_BIG_TYPE, "0", "40", timeout=300))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: the validating child's output (8 messages of 30 MB) is read whole and "
-    "every message kept: the calling process holds ~3x the child's output, unbounded",
-)
 def test_error_messages_naming_a_huge_type_are_bounded_through_the_child() -> None:
     """8 such terms after a 40 KB comment (over MAX_CEDAR_INPROCESS_WORK: validated in
     troth.gates.validate_child): a typed refusal whose messages are bounded, in a process
@@ -149,11 +148,24 @@ def test_error_messages_naming_a_huge_type_are_bounded_through_the_child() -> No
     _refused_within_bound(survives(_BIG_TYPE, "40000", "8", timeout=300))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: a stored bundle whose validating child failed to start once is marked "
-    "unloadable for good (BundleStore._unloadable): no later reload of that process loads it",
+@pytest.mark.parametrize(
+    ("padding", "terms"),
+    [("0", "2"), ("0", "40"), ("40000", "8")],
+    ids=["in-process", "sent-to-the-child", "through-the-child"],
 )
+def test_error_messages_naming_a_type_within_its_limit_are_bounded(
+    padding: str, terms: str
+) -> None:
+    """A context of 20 attributes of that type (~200 KB printed, within MAX_CEDAR_TYPE_TEXT:
+    the fragment is not refused as the one of 3,000 is): 2 terms are validated in process
+    (their messages cut), 40 in the child (their types may name more than
+    MAX_CEDAR_INPROCESS_MESSAGES: its 8 MB of output is past MAX_CEDAR_VALIDATION_OUTPUT), as
+    8 after a 40 KB comment (1.6 MB read, each message cut). Each a typed refusal whose
+    messages are bounded (review 25, gates 1-2: the fragment of the tests above is refused
+    before Cedar runs, MAX_CEDAR_TYPE_TEXT)."""
+    _refused_within_bound(survives(_BIG_TYPE, padding, terms, "20", timeout=300))
+
+
 def test_a_bundle_whose_child_did_not_start_loads_at_the_next_reload(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -163,14 +175,94 @@ def test_a_bundle_whose_child_did_not_start_loads_at_the_next_reload(
     data = world.bundle(policies="// " + "x" * 40_000 + "\n" + POLICIES)
     stored = world.store(data)
     other = BundleStore(world.verifier, stored.table)
-    run = subprocess.run
+    popen = subprocess.Popen  # the seam: troth.gates.policies starts the child with it
 
     def no_process(*args: Any, **kwargs: Any) -> Any:
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(subprocess, "run", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     assert other.reload(now=T + 6) == []
     assert other.active(world.authority.identifier) is None
-    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     assert len(other.reload(now=T + 7)) == 1
     assert other.active(world.authority.identifier) is not None
+
+
+_PRINTED = (
+    "namespace Very::Long::Name { entity P; entity R;\n"
+    'type T = {"a b\\u{1}": Long, ' + "n" * 400 + ": Long, c?: Set<String>, e: P, n: "
+    "{m: Set<Set<U>>}};\n"
+    "type U = {" + "n" * 400 + ": ipaddr, y: __cedar::decimal, z: Set<P>};\n"
+    "action go appliesTo { principal: [P], resource: [R], context: {x: T, y: T, z: Set<T>} };\n}"
+)
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "context + 1",
+        "principal + 1",
+        "context.x.n.m + 1",
+        "context.z.contains(1)",
+        "{a: context, b: [context.x]} + 1",
+        '[context, 1, "s"].isEmpty()',
+        "[[context, 1], [context.y]].isEmpty()",
+        "[context.x, context.y, context].isEmpty()",
+        "(if true then context else context.x) == 1",
+        "(if true then {a: context} else {b: context}) == context",
+        "{a: {b: {c: context}}} == {a: 1}",
+    ],
+)
+def test_the_types_counted_before_cedar_runs_bound_its_messages(term: str) -> None:
+    """What `_quoted_text` counts (in each environment the policy is checked in) bounds the
+    messages cedarpy writes (their own words aside, 128 characters each) for operands of the
+    wrong type: the schema's types, namespaced, common types expanded, in records, sets and
+    `if`s (review 25, gates 1)."""
+    schema_text = compose_schema(_PRINTED, {}, {})
+    policy = f'@id("q") permit(principal, action, resource) when {{ {term} }};'
+    est = json.loads(cedarpy.policies_to_json_str(policy))
+    _, quoted = _check_validation_cost(est, schema_text)
+    result = cedarpy.validate_policies(policy, cedarpy.Schema.from_str(schema_text))
+    messages = [e.error for e in result.errors]
+    assert messages  # each term is refused, naming a type
+    assert sum(len(m) - 128 for m in messages) <= quoted
+
+
+def test_an_entity_types_name_is_counted_at_its_printed_length() -> None:
+    """A type's printed form is at least the qualified name of an entity type named only in
+    an `appliesTo` (`principal + 1` names it): counted, with its namespace."""
+    name = "E" * 5000
+    fragment = (
+        f"namespace N {{ entity {name}; entity R; "
+        f"action go appliesTo {{ principal: [{name}], resource: [R] }}; }}"
+    )
+    policy = (
+        '@id("q") permit(principal, action == N::Action::"go", resource) '
+        "when { principal + 1 == 2 };"
+    )
+    schema = cedarpy.Schema.from_str(compose_schema(fragment, {}, {}))
+    (message,) = [e.error for e in cedarpy.validate_policies(policy, schema).errors]
+    assert f"N::{name}" in message
+    assert largest_type_text(fragment) >= len(f"N::{name}")
+
+
+@pytest.mark.parametrize("status", [0, 73])
+def test_a_child_output_over_its_limit_is_refused_unread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status: int
+) -> None:
+    """A child (a shell script for the interpreter the parent starts) that writes more than
+    MAX_CEDAR_VALIDATION_OUTPUT of well-formed outcome and exits 0, or that exits EXIT_OUTPUT
+    (the real child, past its RLIMIT_FSIZE): refused OVER_LIMIT naming that limit."""
+    monkeypatch.setattr(limits, "MAX_CEDAR_VALIDATION_OUTPUT", 64)
+    errors = ", ".join(['["policy0", "for policy `policy0`, unexpected type"]'] * 8)
+    (tmp_path / "output").write_text(f'{{"passed": false, "errors": [{errors}]}}')
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'output'}\nexit {status}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    policies = "// " + "x" * 40_000 + '\n@id("a") permit(principal, action, resource);'
+    with pytest.raises(PolicyError) as caught:
+        compile_policies(policies, "", {})
+    assert caught.value.reason is PolicyFailure.OVER_LIMIT
+    assert "MAX_CEDAR_VALIDATION_OUTPUT" in str(caught.value)
+    assert caught.value.messages == ()

@@ -20,6 +20,8 @@
     │                          (reason + link index)
     ├── AuthorityError         the authority refused: ticket, role, membership (reason)
     ├── PolicyError            a policy bundle, schema, policy set or caveat was refused (reason)
+    │   └── PolicyNotChecked   its policies could not be checked now (the validating process
+    │                          did not start or finish): no verdict on the bundle
     ├── ChannelError           a Noise handshake or secure channel failed; `reason` is the
     │                          close code sent to the peer
     ├── RoutingError           a message could not be routed (no route: default deny of the
@@ -68,6 +70,7 @@ __all__ = [
     "NotFound",
     "PolicyError",
     "PolicyFailure",
+    "PolicyNotChecked",
     "RemoteError",
     "RoutingError",
     "SecretError",
@@ -300,6 +303,13 @@ class PolicyError(TrothError):
 
     def diagnostics(self) -> str:
         return "\n".join((str(self), *(f"  {m}" for m in self.messages)))
+
+
+class PolicyNotChecked(PolicyError):
+    """OVER_LIMIT because the policies could not be checked now, not because of what they are:
+    the process validating them did not start (EAGAIN, ENOMEM), missed its wall-clock wait, or
+    was killed from outside or by the kernel's out-of-memory killer (troth.gates.policies).
+    Refused (fail closed), but a BundleStore tries the bundle again (review 25, gates 3)."""
 
 
 class ChannelFailure(enum.IntEnum):

@@ -258,6 +258,15 @@ expands each `type` wherever it is used, and its schema parser and validator wal
 expansion — 30 common types each a record of two of the one before (812 bytes) took ~8 s to
 parse, each one more doubling it, and a context of 64 uses of 2^17 nodes made one `==` in a
 policy take ~0.7 s (review 22h). A 64 KiB schema written out flat has fewer."""
+MAX_CEDAR_TYPE_TEXT: Final = 1 << 18
+"""Longest printed form of one type a schema fragment declares, its common types expanded (an
+upper bound read from the text: troth.gates.nesting, `largest_type_text`). A validation error
+names an operand of the wrong type by its whole type, as Cedar prints it (`expected Long but
+saw {b0: {aaaa...: Long}, ...}`): a 33 KB fragment (a common type of one 10,000-character
+attribute, a context of 3,000 attributes of it, within MAX_CEDAR_TYPE_NODES) printed 30 MB in
+each such message, and 40 of them took the process over 1 GiB, where cedarpy aborts (review 25,
+gates 1). A fragment written out flat prints within ~2x its text; this bound is 4x
+MAX_POLICY_SCHEMA_TEXT."""
 MAX_CEDAR_ACTION_PAIRS: Final = 1 << 26
 """Most (request environment, action) pairs Cedar's validator walks for a bundle's policies:
 each policy costs the composed schema's request environments times (1 + the descendants of
@@ -300,6 +309,20 @@ text²/3 x 0.5 ns: ~0.18 s at this bound, where compile_policies of failing text
 4,097; review 22j, gates 5; above it, 16 KiB in 2,026 environments with 1,000 errors took
 7.8 s). Starting the child costs ~0.07 s (an interpreter and cedarpy, no troth package); a
 bundle of a few tools stays in-process up to ~16 KiB of policies."""
+MAX_CEDAR_INPROCESS_MESSAGES: Final = 1 << 24
+"""Most text of the types a bundle's validation errors may name (an upper bound read before
+Cedar runs: troth.gates.policies, `_quoted_text`) for its Cedar validation to run in the calling
+process; above it, in the child process (MAX_CEDAR_VALIDATION_BYTES), as over
+MAX_CEDAR_INPROCESS_WORK. cedarpy holds the messages, and Python a copy (a few times this
+bound at most; review 25, gates 1)."""
+MAX_CEDAR_VALIDATION_OUTPUT: Final = 1 << 22
+"""Most bytes of the validating child's output the parent reads: past it the bundle is refused
+(OVER_LIMIT) unread, not its messages decoded and kept (review 25, gates 2)."""
+MAX_POLICY_MESSAGE_TEXT: Final = 2048
+"""Longest validation message a PolicyError keeps (characters; a longer one is cut, saying how
+much was left out): a message names whole types (MAX_CEDAR_TYPE_TEXT; review 25, gates 1-2)."""
+MAX_POLICY_MESSAGES: Final = 256
+"""Most validation messages a PolicyError keeps (the count of the others is the last one)."""
 MAX_CEDAR_VALIDATION_CPU_SECONDS: Final = 8
 """CPU time (RLIMIT_CPU) of the child process validating a policy text over
 MAX_CEDAR_INPROCESS_WORK: a bundle whose validation takes longer is refused (OVER_LIMIT).

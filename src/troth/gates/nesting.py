@@ -30,7 +30,13 @@ from typing import Final
 
 from troth import limits
 
-__all__ = ["action_hierarchy", "cedar_refusal", "largest_record"]
+__all__ = [
+    "action_hierarchy",
+    "cedar_refusal",
+    "largest_record",
+    "largest_type_text",
+    "largest_types",
+]
 
 _TOKEN: Final = re.compile(
     r'"(?:[^"\\]|\\.)*"?|//[^\n\r]*|[A-Za-z_][A-Za-z0-9_]*|[()\[\]{}<>;|&.+\-*!=]', re.DOTALL
@@ -141,14 +147,14 @@ def _declarations(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
     return parents_of, environments
 
 
-def _type_nodes(text: str) -> tuple[int, int]:
+def _type_nodes(text: str) -> tuple[int, int, int]:
     """How many type nodes a schema's types make with its common types expanded, as Cedar
     expands them (each `type` wherever it is used, and each on its own): every name in a type
     position (`_TYPE_POSITIONS`) is one, plus its expansion when it names a common type (`N::T`
     as written; `T` in its namespace if declared there, else in the empty one); a common
     type's expansion is each of its names so counted and each of its records (`{`). Counted
-    until past MAX_CEDAR_TYPE_NODES (review 22h); and the most one record type makes (review
-    22h, gates 5)."""
+    until past MAX_CEDAR_TYPE_NODES (review 22h); the most one record type makes (review
+    22h, gates 5); and the longest printed form of one type (`_printed`, review 25, gates 1)."""
     tokens = [t for t in _SCHEMA_TOKEN.findall(text) if not t.startswith("//")]
     spaces = _namespaces(tokens)
     names: dict[int, str] = {}  # the index of each name in a type position -> its path
@@ -173,8 +179,10 @@ def _type_nodes(text: str) -> tuple[int, int]:
         local = _within(spaces[i], names[i])
         return local if local in bodies else names[i] if names[i] in bodies else None
 
-    most = limits.MAX_CEDAR_TYPE_NODES
+    most, longest = limits.MAX_CEDAR_TYPE_NODES, limits.MAX_CEDAR_TYPE_TEXT
+    extra = max(map(len, spaces), default=0) + 2  # an entity type printed as `N::A`
     size: dict[str, int] = {}
+    printed: dict[str, int] = {}  # common type -> its printed form's length (an upper bound)
     entered: set[str] = set()
     for root in bodies:
         stack = [(root, False)]
@@ -191,15 +199,26 @@ def _type_nodes(text: str) -> tuple[int, int]:
                 continue
             records = tokens[start:end].count("{")
             size[name] = min(most + 1, records + sum(1 + size.get(u or "", 0) for u in uses))
+            text_of = sum(_printed(tokens[j], extra * (j in names)) for j in range(start, end))
+            text_of += sum(printed.get(u or "", 0) for u in uses)
+            printed[name] = min(longest + 1, text_of)
     largest = 0
+    widest = max((_printed(word, extra) for word in tokens), default=0)  # an entity type's name
+    widest = max(widest, *printed.values()) if printed else widest
     opened: list[int | None] = []  # each open brace's nodes so far, None: not a record
+    written: list[int | None] = []  # each open brace's printed characters so far
     for i, word in enumerate(tokens):
+        grows = _printed(word, extra * (i in names))
+        grows += printed.get(common(i) or "", 0) if i in names else 0
+        written = [None if count is None else min(longest + 1, count + grows) for count in written]
         if word == "{":
             for n, count in enumerate(opened):
                 opened[n] = None if count is None else count + 1
             opened.append(None if _opens_scope(tokens, i) else 0)
+            written.append(None if opened[-1] is None else grows)
         elif word == "}" and opened:
             largest = max(largest, opened.pop() or 0)
+            widest = max(widest, written.pop() or 0)
         elif i in names:
             nodes = 1 + size.get(common(i) or "", 0)
             opened = [None if count is None else count + nodes for count in opened]
@@ -208,7 +227,27 @@ def _type_nodes(text: str) -> tuple[int, int]:
         total += 1 + size.get(common(i) or "", 0)
         if total > most:
             break
-    return total, largest
+    return total, largest, widest + _SET_TEXT * limits.MAX_CEDAR_NESTING
+
+
+_SET_TEXT: Final = len("Set<>")
+"""What each `Set<...>` around a type outside any record adds to its printed form (an entity's
+`tags Set<Set<T>>`): at most MAX_CEDAR_NESTING of them."""
+
+
+def _printed(token: str, extra: int) -> int:
+    """At most how many characters a schema token takes in the printed form of a type, as
+    Cedar's validator prints it in its messages (`{a: Long,b?: N::E,c: Set<String>,}`;
+    cedarpy 4): an attribute name as it reads (quoted in the text, printed unquoted and
+    unescaped: no longer than its text) with its `: ` and `,`; a name, qualified by its
+    namespace when in a type position (`extra`: the longest namespace and its `::`; a
+    builtin prints shorter, `__cedar::Long` as `Long`); any other token (`{`, `}`, `<`, `>`,
+    `?`, `::`) two."""
+    if token.startswith('"'):
+        return len(token) + 3
+    if _IDENTIFIER.fullmatch(token):
+        return len(token) + extra + 3
+    return 2
 
 
 def _opens_scope(tokens: list[str], i: int) -> bool:
@@ -229,6 +268,20 @@ def largest_record(text: str) -> int:
     MAX_CEDAR_TYPE_NODES in a common type): what Cedar's validator walks for each comparison
     of two values of it (review 22h, gates 5)."""
     return _type_nodes(text)[1]
+
+
+def largest_type_text(text: str) -> int:
+    """At most how many characters the printed form of one type of Cedar schema `text` takes
+    (a record's, a common type's, an entity type's name; common types expanded, each token as
+    `_printed` bounds it; saturating past MAX_CEDAR_TYPE_TEXT): what a validation error naming
+    an operand of that type carries (review 25, gates 1)."""
+    return _type_nodes(text)[2]
+
+
+def largest_types(text: str) -> tuple[int, int]:
+    """`largest_record` and `largest_type_text` of `text`, read once."""
+    _, record, printed = _type_nodes(text)
+    return record, printed
 
 
 def _declares(tokens: list[str], i: int) -> bool:
@@ -425,10 +478,18 @@ def cedar_refusal(text: str, *, schema: bool = False) -> str | None:
             "(MAX_CEDAR_ENVIRONMENTS: an action's principal types times its resource types, "
             "each one Cedar checks every policy in)"
         )
-    if _type_nodes(text)[0] > limits.MAX_CEDAR_TYPE_NODES:
+    nodes, _, printed = _type_nodes(text)
+    if nodes > limits.MAX_CEDAR_TYPE_NODES:
         return (
             f"makes more than {limits.MAX_CEDAR_TYPE_NODES} type nodes with its common types "
             "expanded (MAX_CEDAR_TYPE_NODES: Cedar expands each `type` wherever it is used)"
+        )
+    if printed > limits.MAX_CEDAR_TYPE_TEXT:
+        return (
+            f"declares a type whose printed form, its common types expanded, may take more "
+            f"than {limits.MAX_CEDAR_TYPE_TEXT} characters (MAX_CEDAR_TYPE_TEXT: a validation "
+            "error names an operand's whole type): use shorter attribute names, fewer "
+            "attributes or fewer uses of a common type"
         )
     if _ancestors(parents_of) > limits.MAX_CEDAR_ANCESTORS:
         return (

@@ -25,6 +25,13 @@ Before Cedar validates the set, a cost model refuses what would take its validat
 in proportion to the whole text, no count bounds beforehand: a text whose environments x
 length² is over MAX_CEDAR_INPROCESS_WORK is validated in a child process limited in CPU time
 and address space (`_validate_in_child`, troth.gates.validate_child; review 22j, gates 5).
+A validation error names an operand of the wrong type by its whole type, common types
+expanded: a schema fragment whose largest type prints longer than MAX_CEDAR_TYPE_TEXT is
+refused (troth.gates.nesting), and a text whose errors may name more than
+MAX_CEDAR_INPROCESS_MESSAGES characters of types (`_quoted_text`) is validated in the child
+too; the parent reads at most MAX_CEDAR_VALIDATION_OUTPUT bytes of its output, and a
+PolicyError keeps at most MAX_POLICY_MESSAGES messages of MAX_POLICY_MESSAGE_TEXT characters
+(review 25, gates 1-2).
 """
 
 from __future__ import annotations
@@ -44,9 +51,9 @@ from typing import Any, Final
 import cedarpy
 
 from troth import limits
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked
 from troth.gates.caveats import CAVEAT_ID_PREFIX
-from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_record
+from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
 
 __all__ = [
@@ -102,6 +109,29 @@ def tool_action(tool: str) -> str:
 
 def _refuse(reason: PolicyFailure, detail: str, messages: Iterable[str] = ()) -> PolicyError:
     return PolicyError(reason, detail, tuple(messages))
+
+
+def _cut(message: str) -> str:
+    """`message` within MAX_POLICY_MESSAGE_TEXT characters, saying how many were left out."""
+    most = limits.MAX_POLICY_MESSAGE_TEXT
+    if len(message) <= most:
+        return message
+    return f"{message[:most]}... ({len(message) - most} more characters)"
+
+
+def _kept(messages: Iterable[str]) -> list[str]:
+    """The first MAX_POLICY_MESSAGES of `messages`, each `_cut`, and how many others there
+    were (review 25, gates 1-2)."""
+    kept: list[str] = []
+    others = 0
+    for message in messages:
+        if len(kept) < limits.MAX_POLICY_MESSAGES:
+            kept.append(_cut(message))
+        else:
+            others += 1
+    if others:
+        kept.append(f"... and {others} more messages (MAX_POLICY_MESSAGES)")
+    return kept
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -369,7 +399,46 @@ def _charged(
     return min(charged, every)
 
 
-def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> int:
+_TYPE_SITES: Final = frozenset({"Var", ".", "getTag"})
+"""The JSON forms of an expression whose type is one of the schema's (a variable, an attribute,
+`e.a` or `e["a"]`, a tag)."""
+_CARRIERS: Final = frozenset({"Record", "Set", "if-then-else"})
+"""The JSON forms of an expression whose type holds its operands' types."""
+_NAMED_TYPE: Final = 16
+"""The most characters of any other type a message names: a literal's (`String`, `Long`) or a
+call's (`datetime`, `duration`), besides any name it holds (an entity literal's type)."""
+
+
+def _quoted_text(policy: Mapping[str, Any], largest: int) -> int:
+    """At most how many characters of types validating `policy` (its JSON form) in one request
+    environment names in its messages (review 25, gates 1). cedarpy 4 names an expression's
+    type in an error of the expression it is an operand of (`unexpected type: expected Long
+    but saw T`, `the types A, B are not compatible`), counted twice; a variable, attribute or
+    tag (`_TYPE_SITES`) has a type of the schema, at most `largest` characters printed
+    (`largest_type_text`); any other expression at most `_NAMED_TYPE` and each name in its
+    JSON form (a key, a string); and a record literal, set literal or `if` (`_CARRIERS`) holds
+    the types of what it is built of, so what is within one is counted twice more for each
+    of them around it (`{a: {b: context}} + 1` names the context's type once, in the outer
+    record's; `[context, 1]` names it in its own error, and again if the set is an operand).
+    A sound bound if each expression's type is named in at most two messages of its parent;
+    the policy's other text a message carries (an attribute's name, an action's) is not
+    counted (at most the text, per error: MAX_CEDAR_INPROCESS_WORK)."""
+    total = 0
+    stack: list[tuple[Any, int]] = [(policy.get("conditions", []), 2)]
+    while stack:
+        node, named = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, named) for item in node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                total += named * (largest if key in _TYPE_SITES else _NAMED_TYPE + len(key))
+                stack.append((value, named + 2 * (key in _CARRIERS)))
+        elif isinstance(node, str):
+            total += named * len(node)
+    return total
+
+
+def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> tuple[int, int]:
     """Refuse (OVER_LIMIT) policies whose validation walks more than MAX_CEDAR_ACTION_PAIRS
     (request environment, action) pairs: each policy costs the environments times one plus
     the members of the action groups its `in`s name (review 22h, gates 6); or more than
@@ -377,17 +446,20 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> int:
     each comparison of two non-literal values (review 22h, gates 5); or more than
     MAX_CEDAR_CHECKED_NODES (environment, policy node) pairs: each policy's `_nodes` in each
     environment it is checked in (`_charged`), `_SCANNED` in each other (review 22i, gates 1;
-    review 22j). The schema's request environments."""
+    review 22j). The schema's request environments, and at most how many characters of types
+    the validation errors may name (each policy's `_quoted_text` in each environment it is
+    checked in; review 25, gates 1)."""
     hierarchy = action_hierarchy(schema_text)
     most = limits.MAX_CEDAR_ACTION_PAIRS
     if hierarchy is None:
         raise _refuse(PolicyFailure.OVER_LIMIT, "the schema's action hierarchy is too large")
     descendants, made, beneath = hierarchy
     environments = sum(made.values())
-    record = largest_record(schema_text)
-    total = walked = checked = 0
+    record, largest = largest_types(schema_text)
+    total = walked = checked = quoted = 0
     for policy in est.get("staticPolicies", {}).values():
         charged = _charged(policy, made, beneath, environments)
+        quoted += charged * _quoted_text(policy, largest)
         checked += charged * _nodes(policy) + (environments - charged) * _SCANNED
         if checked > limits.MAX_CEDAR_CHECKED_NODES:
             raise _refuse(
@@ -414,7 +486,7 @@ def _check_validation_cost(est: Mapping[str, Any], schema_text: str) -> int:
                 "action) pairs (MAX_CEDAR_ACTION_PAIRS: each policy, in each environment, each "
                 "member of every action group an `in` names): name fewer or smaller groups",
             )
-    return environments
+    return environments, quoted
 
 
 def compile_policies(
@@ -445,7 +517,7 @@ def compile_policies(
         raise _refuse(
             PolicyFailure.SCHEMA_INVALID,
             "the schema fragment changes troth's fixed declarations",
-            (e.error for e in probe.errors),
+            _kept(e.error for e in probe.errors),
         )
     try:
         est = json.loads(cedarpy.policies_to_json_str(policies))
@@ -458,14 +530,14 @@ def compile_policies(
             "operators): write a set and .contains() instead",
         ) from None
     ids = _policy_ids(est)
-    environments = _check_validation_cost(est, schema_text)
-    errors = _validate(policies, schema_text, schema_handle, environments)
+    environments, quoted = _check_validation_cost(est, schema_text)
+    errors = _validate(policies, schema_text, schema_handle, environments, quoted)
     if errors is not None:
-        messages = [
+        messages = _kept(
             f"[{ids.get(policy, policy)}] "
-            + _POSITIONAL_QUOTED.sub(lambda m: f"`{ids.get(m[1], m[1])}`", error)
+            + _POSITIONAL_QUOTED.sub(lambda m: f"`{ids.get(m[1], m[1])}`", _cut(error))
             for policy, error in errors
-        ]
+        )
         raise _refuse(PolicyFailure.POLICIES_INVALID, "the policies do not validate", messages)
     return CompiledPolicies(
         cedarpy.PolicySet.from_str(policies),  # the ids are positional, as the EST's keys
@@ -479,12 +551,15 @@ def compile_policies(
 
 
 def _validate(
-    policies: str, schema_text: str, schema: cedarpy.Schema, environments: int
+    policies: str, schema_text: str, schema: cedarpy.Schema, environments: int, quoted: int
 ) -> list[tuple[str, str]] | None:
     """Cedar's validation errors of `policies` ((Cedar's policy id, message)), None when they
     validate: in this process when `environments` x the text's length² is within
-    MAX_CEDAR_INPROCESS_WORK, else in a child process (review 22j, gates 5)."""
-    if max(environments, 1) * len(policies) ** 2 <= limits.MAX_CEDAR_INPROCESS_WORK:
+    MAX_CEDAR_INPROCESS_WORK (review 22j, gates 5) and the types its errors may name, `quoted`
+    characters, within MAX_CEDAR_INPROCESS_MESSAGES (review 25, gates 1); else in a child
+    process."""
+    work = max(environments, 1) * len(policies) ** 2
+    if work <= limits.MAX_CEDAR_INPROCESS_WORK and quoted <= limits.MAX_CEDAR_INPROCESS_MESSAGES:
         result = cedarpy.validate_policies(policies, schema)
         if result.validation_passed:
             return None
@@ -497,6 +572,9 @@ CPU_LIMIT_REACHED: Final = 0.9
 as over that limit: the kernel kills at RLIMIT_CPU's hard limit (the child's usage is then at
 least the limit). One killed with less (the kernel's out-of-memory killer, or from outside) is
 refused naming that instead."""
+_STDERR_TAIL: Final = 1024
+"""The bytes of the end of the child's stderr read (a failure's message quotes its last 200
+characters)."""
 _POLL_SECONDS: Final = 0.05
 """The longest pause between two looks at the running child (Popen.wait's own bound)."""
 
@@ -504,7 +582,9 @@ _POLL_SECONDS: Final = 0.05
 @dataclass(frozen=True, slots=True)
 class _Ended:
     """How the validating child ended: its exit status (-N: killed by signal N), what it wrote
-    on stdout and stderr, and the CPU time it used (user + system, seconds: `os.wait4`)."""
+    on stdout (its first MAX_CEDAR_VALIDATION_OUTPUT bytes and one more: longer is too long)
+    and the end of what it wrote on stderr (_STDERR_TAIL bytes), and the CPU time it used
+    (user + system, seconds: `os.wait4`)."""
 
     code: int
     stdout: bytes
@@ -544,9 +624,10 @@ def _run_child(command: list[str], request: bytes, wall: float) -> _Ended | None
             return None
         child.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
-        stderr.seek(0)
+        stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - _STDERR_TAIL))
         cpu = usage.ru_utime + usage.ru_stime
-        return _Ended(child.returncode, stdout.read(), stderr.read(), cpu)
+        output = stdout.read(limits.MAX_CEDAR_VALIDATION_OUTPUT + 1)  # review 25, gates 2
+        return _Ended(child.returncode, output, stderr.read(), cpu)
 
 
 def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]] | None:
@@ -556,22 +637,27 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
     space, waited for CEDAR_VALIDATION_TIMEOUT_SECONDS; OVER_LIMIT when it ends otherwise than
     with its outcome (fail closed), naming the limit its end shows: SIGXCPU, or SIGKILL after
     CPU_LIMIT_REACHED of its CPU time, the CPU time; SIGABRT or EXIT_MEMORY the address space;
-    a SIGKILL before, the kernel's out-of-memory killer (or a kill from outside)."""
+    an output over MAX_CEDAR_VALIDATION_OUTPUT (EXIT_OUTPUT: its RLIMIT_FSIZE), that (review
+    25, gates 2). PolicyNotChecked
+    when it did not start, missed the wait, or was killed by SIGKILL before its CPU limit (the
+    kernel's out-of-memory killer, or a kill from outside): not a verdict on the policies
+    (review 25, gates 3)."""
     from troth.gates import validate_child  # here: `python -m` it imports troth.gates first
 
     cpu, space = limits.MAX_CEDAR_VALIDATION_CPU_SECONDS, limits.MAX_CEDAR_VALIDATION_BYTES
     wall = limits.CEDAR_VALIDATION_TIMEOUT_SECONDS
     request = json.dumps({"schema": schema_text, "policies": policies}).encode()
-    command = [sys.executable, "-P", validate_child.__file__, str(cpu), str(space)]
+    output = limits.MAX_CEDAR_VALIDATION_OUTPUT + 1  # one more: the parent tells it is over
+    command = [sys.executable, "-P", validate_child.__file__, str(cpu), str(space), str(output)]
     try:
         child = _run_child(command, request, wall)
     except OSError as exc:
-        raise _refuse(
+        raise PolicyNotChecked(
             PolicyFailure.OVER_LIMIT,
             f"the policy validator process did not start (or could not be waited for): {exc}",
         ) from None
     if child is None:  # killed at the wall-clock wait
-        raise _refuse(
+        raise PolicyNotChecked(
             PolicyFailure.OVER_LIMIT,
             f"validating the policies took more than {wall} s (CEDAR_VALIDATION_TIMEOUT_SECONDS)",
         )
@@ -585,7 +671,7 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             "in proportion to the whole policy text: fix the policies' validation errors",
         )
     if killed:  # not its CPU limit: the OOM killer ends a process by SIGKILL too
-        raise _refuse(
+        raise PolicyNotChecked(
             PolicyFailure.OVER_LIMIT,
             f"the policy validator process was killed (SIGKILL) after {child.cpu:.2f} s of CPU "
             f"time, under its limit of {cpu} s: by the kernel's out-of-memory killer (validating "
@@ -597,6 +683,14 @@ def _validate_in_child(policies: str, schema_text: str) -> list[tuple[str, str]]
             PolicyFailure.OVER_LIMIT,
             f"validating the policies needs more than {space} bytes of memory "
             "(MAX_CEDAR_VALIDATION_BYTES)",
+        )
+    too_long = code == validate_child.EXIT_OUTPUT
+    if too_long or (code == 0 and len(child.stdout) > limits.MAX_CEDAR_VALIDATION_OUTPUT):
+        raise _refuse(
+            PolicyFailure.OVER_LIMIT,
+            f"the policies' validation messages take more than "
+            f"{limits.MAX_CEDAR_VALIDATION_OUTPUT} bytes (MAX_CEDAR_VALIDATION_OUTPUT): a "
+            "message names an operand's whole type: fix the policies' validation errors",
         )
     outcome = _child_outcome(child.stdout) if code == 0 else None
     if outcome is None:

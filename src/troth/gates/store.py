@@ -32,7 +32,7 @@ from typing import Protocol
 
 from troth.credentials import ChainVerifier, VerifiedFeed
 from troth.crypto import sha256
-from troth.errors import CredentialError, PolicyError, PolicyFailure
+from troth.errors import CredentialError, PolicyError, PolicyFailure, PolicyNotChecked
 from troth.gates.bundles import VerifiedBundle, decode_bundle, load_stored_bundle, verify_bundle
 from troth.gates.engine import PolicyEngine
 from troth.identity import Identifier, VerifiedIdentity
@@ -240,7 +240,10 @@ class BundleStore:
         bundle in its place (a replacement of one no longer in force: the table only moves
         back that way). A stored bundle that no longer loads is left inactive. Only the
         stamps are read when nothing changed (a gate sharing the node's table calls this
-        before each decision; a stamp that failed to load is not tried again)."""
+        before each decision; a stamp refused for what it is is not tried again). One whose
+        policies could not be checked (PolicyNotChecked: the validating process did not start
+        or finish, on a loaded machine) stays inactive (fail closed) and is tried again at the
+        next reload (review 25, gates 3)."""
         loaded = []
         for digest, stamp in self.table.stamps().items():
             if self._seen.get(digest) == stamp or (digest, stamp) in self._unloadable:
@@ -250,6 +253,8 @@ class BundleStore:
                 if data is None:
                     continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
+            except PolicyNotChecked:  # no verdict on the bundle: not remembered
+                continue
             except PolicyError:
                 self._unloadable.add((digest, stamp))
                 continue

@@ -6,22 +6,25 @@ bound of the cost model (troth.gates.policies) could cost it ~26 s of CPU. `comp
 therefore validates a text whose worst case is more than MAX_CEDAR_INPROCESS_WORK in this
 program, a fresh interpreter (not a fork of the node, which runs threads), run by its file
 path so that no package `__init__` is imported: it limits its own CPU time and address space
-(`resource.setrlimit`, RLIMIT_CPU and RLIMIT_AS) before it imports cedarpy, reads
-`{"schema": text, "policies": text}` (JSON) on stdin and writes
+(`resource.setrlimit`, RLIMIT_CPU and RLIMIT_AS) and the size of the files it writes
+(RLIMIT_FSIZE: its output is a temporary file, which may be memory) before it imports
+cedarpy, reads `{"schema": text, "policies": text}` (JSON) on stdin and writes
 `{"passed": bool, "errors": [[policy id, message], ...]}` (JSON) on stdout. Over its CPU time
 the kernel ends it (SIGXCPU, SIGKILL at the hard limit); an allocation over its address space
 ends it (SIGABRT from Rust) or exits with EXIT_MEMORY (Python's MemoryError, or cedarpy's
-library not mapped). The kernel's out-of-memory killer ends it by SIGKILL too: the parent
-(troth.gates.policies) tells that from the hard CPU limit by the CPU time the child used
-(`os.wait4`).
+library not mapped); an output over its file size exits with EXIT_OUTPUT (an error names
+whole types: review 25, gates 2). The kernel's out-of-memory killer ends it by SIGKILL too:
+the parent (troth.gates.policies) tells that from the hard CPU limit by the CPU time the
+child used (`os.wait4`).
 
-    python -m troth.gates.validate_child CPU_SECONDS ADDRESS_SPACE_BYTES < request.json
+    python -m troth.gates.validate_child CPU_SECONDS ADDRESS_SPACE_BYTES OUTPUT_BYTES < in.json
 
 Only the standard library and cedarpy: nothing of troth is imported here.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import resource
 import sys
@@ -29,26 +32,31 @@ from typing import Final
 
 EXIT_MEMORY: Final = 75
 """The exit status after a MemoryError (the address-space limit)."""
+EXIT_OUTPUT: Final = 73
+"""The exit status when its output would be longer than its limit (EFBIG: Python ignores
+SIGXFSZ)."""
 EXIT_USAGE: Final = 64
 """The exit status for arguments or input that are not what the parent sends."""
 
 
-def _limit(cpu_seconds: int, address_space: int) -> None:
-    """RLIMIT_CPU (SIGXCPU at the soft limit, SIGKILL one second later), RLIMIT_AS, and no
-    core file (SIGXCPU and SIGABRT would write one of up to the address space)."""
+def _limit(cpu_seconds: int, address_space: int, output: int) -> None:
+    """RLIMIT_CPU (SIGXCPU at the soft limit, SIGKILL one second later), RLIMIT_AS,
+    RLIMIT_FSIZE (the files it writes: its output), and no core file (SIGXCPU and SIGABRT
+    would write one of up to the address space)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
 
 
 def main(argv: list[str]) -> int:
     """Limit this process, validate the request on stdin, write the outcome (JSON) on stdout; the
     exit status."""
     try:
-        cpu_seconds, address_space = (int(arg) for arg in argv)
-    except ValueError:  # arguments: CPU_SECONDS ADDRESS_SPACE_BYTES (the parent's, not a user's)
+        cpu_seconds, address_space, output = (int(arg) for arg in argv)
+    except ValueError:  # CPU_SECONDS ADDRESS_SPACE_BYTES OUTPUT_BYTES (the parent's, not a user's)
         return EXIT_USAGE
-    _limit(cpu_seconds, address_space)
+    _limit(cpu_seconds, address_space, output)
     try:
         import cedarpy  # after the limits: loading its library maps memory too
     except ImportError:  # its mmap refused under RLIMIT_AS (the parent imported it already)
@@ -61,8 +69,13 @@ def main(argv: list[str]) -> int:
         result = cedarpy.validate_policies(policies, cedarpy.Schema.from_str(schema))
         errors = [[e.policy_id, e.error] for e in result.errors]
         json.dump({"passed": bool(result.validation_passed), "errors": errors}, sys.stdout)
+        sys.stdout.flush()
     except MemoryError:
         return EXIT_MEMORY
+    except OSError as exc:
+        if exc.errno != errno.EFBIG:
+            raise
+        return EXIT_OUTPUT
     except (ValueError, KeyError, TypeError):  # not the parent's request, or its schema
         return EXIT_USAGE
     return 0
