@@ -179,6 +179,12 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX vouchers_lapsed ON vouchers (authority, expires_at) WHERE kept = 0;
     CREATE INDEX vouchers_member ON vouchers (member, authority, expires_at) WHERE kept = 0;
     """,
+    """
+    -- the authority: the chain each member credential went out in, answered again to a
+    -- refresh at the member's bound of live credentials (review 25, authority 2), NULL for a
+    -- VC export and for rows written before this migration)
+    ALTER TABLE issued_credentials ADD COLUMN chain BLOB;
+    """,
 )
 
 
