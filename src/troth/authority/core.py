@@ -225,7 +225,9 @@ class Authority:
 
     def enroll(self, request: bytes, *, now: int) -> CredentialChain:
         """Redeem the ticket code in a signed enroll request; make (or update) the member and
-        return its credential (docs/storage.md, "Recovery rules").
+        return its credential (docs/storage.md, "Recovery rules"), within the member's bound
+        of live credentials (`_issue_bounded`: an enroller redeeming tickets it made itself
+        gets no more than a refresh would, review 25 authority 1).
 
         The redemption is one atomic conditional write, recorded with the credential it issued
         in the same transaction. A repeat of the same enrollment (a new request by the same
@@ -267,7 +269,7 @@ class Authority:
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
             )
             self._learn(verified.requester, now)
-            chain = self._issue(member, attributes, now)
+            chain = self._issue_bounded(member, attributes, now)
             self.store.record_redemption(
                 hashed,
                 member.digest,
