@@ -235,3 +235,22 @@ def test_at_the_bound_a_member_holds_a_valid_credential_until_the_count_falls(
     assert expires > NOW + TTL
     assert fresh.expires_at == NOW + 2 * TTL
     assert authority.store.revocation_tip()[0] == start
+
+
+def test_at_the_bound_one_issued_before_a_rotation_in_the_same_second_is_not_answered_again(
+    acme: tuple[Authority, Node],
+) -> None:
+    """A credential issued in the second of the authority's rotation, before it, still counts
+    as live (its history's change began that second), but its key's attestation is the older
+    change's: with the rotated history it would verify nowhere, so it is not answered again."""
+    authority, members = acme
+    _enroll(authority, members, "m")
+
+    def refresh() -> bytes:
+        request = refresh_request(members.identities, "m", authority.identifier, now=NOW)
+        return authority.refresh(request, now=NOW).credentials[0].hash
+
+    before = [refresh() for _ in range(1, limits.MAX_LIVE_CREDENTIALS_PER_MEMBER)]
+    assert refresh() == before[-1]  # at the bound: answered again
+    authority.identities.rotate("acme", now=NOW)
+    assert refresh() not in before

@@ -30,6 +30,7 @@ from troth.credentials import (
     CredentialBody,
     CredentialChain,
     RevocationKind,
+    SignedCredential,
     TrustPolicy,
     VerifiedFeed,
     VerifiedLink,
@@ -46,7 +47,14 @@ from troth.errors import (
     IdentityError,
 )
 from troth.faults import crash_point
-from troth.identity import Checkpoint, Identifier, IdentityService, Signer, VerifiedIdentity
+from troth.identity import (
+    Checkpoint,
+    Identifier,
+    IdentityService,
+    PurposeKeyAttestation,
+    Signer,
+    VerifiedIdentity,
+)
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
@@ -300,8 +308,9 @@ class Authority:
         quota limits (review 23a, authority 2). Those issued under an older history verify
         nowhere and do not count.
 
-        At the bound the newest live credential is answered again, as it went out: nothing is
-        issued, nothing written to the feed, nothing charged (review 25, authority 2 and 3). A
+        At the bound the newest live credential is answered again (its stored encoding, with
+        the authority's current history): nothing is issued, nothing written to the feed,
+        nothing charged (review 25, authority 2 and 3). A
         member that asks again at the bound either never got it (its answers were lost: review
         24a, authority 1) or holds it (it refreshes more often than TTL / 16): revoking it
         would spend the quota the member needs to revoke its own delegates and cut the links
@@ -310,8 +319,8 @@ class Authority:
         unless all 16 went out within one refresh interval.
 
         When the newest cannot be answered again (its attributes are not the member's: a
-        re-enrollment that merged a ticket's; or no chain was stored with it: a VC export, a row
-        from before review 25), it is revoked, an entry charged to the member's quota
+        re-enrollment that merged a ticket's; or it was not stored: a VC export, a row from before
+        review 25), it is revoked, an entry charged to the member's quota
         (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
@@ -324,7 +333,7 @@ class Authority:
         if excess <= 0:
             return self._issue(member, attributes, now)
         signer = self.signer(now)
-        again = self._answer_again(live, attributes, signer.identity.history)
+        again = self._answer_again(live, attributes, signer.identity)
         if again is not None:
             return again
         self.revocations.revoke_many(
@@ -338,20 +347,23 @@ class Authority:
         return self._issue(member, attributes, now, signer)
 
     def _answer_again(
-        self, live: Sequence[bytes], attributes: Attributes, history: bytes
+        self, live: Sequence[bytes], attributes: Attributes, authority: VerifiedIdentity
     ) -> CredentialChain | None:
-        """The chain the newest of the `live` credentials with a stored chain went out in,
-        when it carries `attributes` and the authority's current `history`."""
+        """The newest of the `live` credentials whose encoding was stored, in a chain with the
+        `authority`'s history, when it carries `attributes` and was attested under that
+        history's current change (one issued in the second before a rotation was not)."""
         stored = next(
-            (chain for chain in map(self.store.issued_chain, reversed(live)) if chain), None
+            (found for found in map(self.store.issued_credential, reversed(live)) if found),
+            None,
         )
         if stored is None:
             return None
-        chain = CredentialChain.decode(stored)
-        body = CredentialBody.decode(chain.credentials[0].body)
-        if chain.histories != (history,) or body.attributes != attributes:
+        credential = SignedCredential.from_cbor(cbor.decode(stored))
+        attested = PurposeKeyAttestation.decode(credential.attestation).change_hash
+        body = CredentialBody.decode(credential.body)
+        if attested != authority.current_change_hash or body.attributes != attributes:
             return None
-        return chain
+        return CredentialChain((credential,), (authority.history,))
 
     def rotated(self, request: bytes, *, now: int) -> int | None:
         """A member announces its rotated history (a signed `rotated` request, arguments []):
@@ -387,10 +399,9 @@ class Authority:
             depth=self.config.delegation_depth,
         )
         body = CredentialBody.decode(credential.body)
-        chain = CredentialChain((credential,), (signer.identity.history,))
-        encoded = chain.encode()
+        encoded = credential.encode()
         self.store.record_issued(credential.hash, member.digest, body.expires_at, now, encoded)
-        return chain
+        return CredentialChain((credential,), (signer.identity.history,))
 
     # -- members ---------------------------------------------------------------------------------
 

@@ -264,14 +264,14 @@ class AuthorityStore(Transactional, Protocol):
         subject: bytes,
         expires_at: int,
         now: int,
-        chain: bytes | None = None,
+        credential: bytes | None = None,
     ) -> None:
-        """Record a credential issued to `subject`, with the chain it went out in (None for
-        one that went out otherwise: a VC)."""
+        """Record a credential issued to `subject`, with its encoding (a SignedCredential's;
+        None for one that went out otherwise: a VC)."""
         ...
 
-    def issued_chain(self, credential_id: bytes) -> bytes | None:
-        """The chain `record_issued` stored with that credential, if any."""
+    def issued_credential(self, credential_id: bytes) -> bytes | None:
+        """The encoding `record_issued` stored with that credential, if any."""
         ...
 
     def unexpired_issued(self, subject: bytes, now: int) -> list[bytes]:

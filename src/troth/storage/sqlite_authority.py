@@ -128,17 +128,17 @@ class SqliteAuthorityStore:
         subject: bytes,
         expires_at: int,
         now: int,
-        chain: bytes | None = None,
+        credential: bytes | None = None,
     ) -> None:
         self._db.execute(
-            "INSERT INTO issued_credentials (id, subject, expires_at, issued_at, chain) "
+            "INSERT INTO issued_credentials (id, subject, expires_at, issued_at, credential) "
             "VALUES (?, ?, ?, ?, ?)",
-            (credential_id, subject, expires_at, now, chain),
+            (credential_id, subject, expires_at, now, credential),
         )
 
-    def issued_chain(self, credential_id: bytes) -> bytes | None:
+    def issued_credential(self, credential_id: bytes) -> bytes | None:
         row = self._db.fetch_one(
-            "SELECT chain FROM issued_credentials WHERE id = ?", (credential_id,)
+            "SELECT credential FROM issued_credentials WHERE id = ?", (credential_id,)
         )
         return None if row is None or row[0] is None else bytes(row[0])
 
