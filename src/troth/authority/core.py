@@ -310,17 +310,17 @@ class Authority:
 
         At the bound the newest live credential is answered again (its stored encoding, with
         the authority's current history): nothing is issued, nothing written to the feed,
-        nothing charged (review 25, authority 2 and 3). A
-        member that asks again at the bound either never got it (its answers were lost: review
-        24a, authority 1) or holds it (it refreshes more often than TTL / 16): revoking it
-        would spend the quota the member needs to revoke its own delegates and cut the links
-        it delegated. The newest expires last; the oldest expires first, and then the count is
-        under the bound and the next request is issued a new one, before the newest expires
-        unless all 16 went out within one refresh interval.
+        nothing charged (review 25, authority 2 and 3). A member that asks again at the bound
+        either never got it (its answers were lost: review 24a, authority 1) or holds it (it
+        refreshes more often than TTL / 16): revoking it would spend the quota the member needs
+        to revoke its own delegates and cut the links it delegated. The newest expires last;
+        the oldest expires first, and then the count is under the bound and the next request
+        is issued a new one, before the newest expires unless all 16 went out within one
+        refresh interval.
 
         When the newest cannot be answered again (its attributes are not the member's: a
-        re-enrollment that merged a ticket's; or it was not stored: a VC export, a row from before
-        review 25), it is revoked, an entry charged to the member's quota
+        re-enrollment that merged a ticket's; or it was not stored: a VC export, a row from
+        before review 25), it is revoked, an entry charged to the member's quota
         (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
