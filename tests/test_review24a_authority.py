@@ -1,5 +1,5 @@
 """Review 24a, authority: review 23a's bound on a member's live credentials
-(MAX_LIVE_CREDENTIALS_PER_MEMBER; `Authority._check_live`) against an honest member.
+(MAX_LIVE_CREDENTIALS_PER_MEMBER; `Authority._issue_bounded`) against an honest member.
 
 Authority 1: a refresh is not idempotent. A node refreshes in each maintenance round
 (MAINTENANCE_SECONDS, 30 s) once its credential is within REFRESH_MARGIN (600 s) of expiry, and
@@ -9,8 +9,9 @@ holds, and every one counts as live. After 16 such rounds the member is refused 
 oldest of those it never got expires: once the link is healthy again, the member — its own
 credential expired meanwhile — was refused for most of a credential's lifetime (here 48 min
 of the hour). Before review 23a it got a credential at the first answer that arrived. Fixed:
-at the bound a refresh revokes the newest live credential (one it never got), an entry charged
-to the member's quota, and issues (`Authority._check_live`).
+at the bound a refresh revoked the newest live credential (one it never got), an entry charged
+to the member's quota, and issued; since review 25 (authority 2) it is answered the newest
+again instead, nothing written or charged (`Authority._issue_bounded`).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def test_a_member_whose_refresh_answers_were_lost_refreshes_once_they_arrive(
             refresh(at)
         except AuthorityError as exc:
             refused.append(exc.reason)
-    # past the bound (review 23a) each refresh revoked the newest, charged to the member
-    # (review 24a's fix): none refused while its quota allows
+    # at the bound (review 23a) each refresh is answered the newest again (review 25; review
+    # 24a revoked it, charged to the member): none refused
     assert refused == []
     healed = NOW + TTL + 5 * ROUND  # the link works again; the member holds nothing valid
     assert refresh(healed).expires_at > healed

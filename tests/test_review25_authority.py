@@ -28,6 +28,11 @@ member writes (16 entries at most).
    its channels and delegated its agents' links under (each agent cut off until re-delegated),
    and spends its quota doing so. The fix of 2 answers such a refresh with the credential it
    holds.
+
+Fixed (`Authority._issue_bounded`, which replaced `_check_live`): a refresh and an enrollment go
+through the bound, and at it are answered the newest live credential again, as it went out;
+only one whose attributes the member no longer has (a re-enrollment that merged a ticket's) is
+revoked, charged to the member's quota, and a new one issued.
 """
 
 from __future__ import annotations
@@ -43,8 +48,14 @@ from tests.test_review23a_authority import ORDERS
 from troth import limits
 from troth.authority import ENROLLER, Authority
 from troth.authority.client import enroll_request, refresh_request, revoke_request
-from troth.credentials import CredentialChain, RevocationKind, delegate
-from troth.errors import AuthorityError
+from troth.credentials import (
+    Attributes,
+    CredentialBody,
+    CredentialChain,
+    RevocationKind,
+    delegate,
+)
+from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import Node, init_node, open_node
 
 ROUND = 30  # troth.node.runtime.MAINTENANCE_SECONDS
@@ -73,11 +84,6 @@ def _enroll(authority: Authority, members: Node, name: str, **ticket: object) ->
     return authority.enroll(enroll_request(members.identities, name, issued, now=NOW), now=NOW)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: enroll issues without the live-credential bound: an enroller redeeming "
-    "40 tickets it made itself holds 41 live credentials; its removal writes 41 entries",
-)
 def test_an_enroller_redeeming_its_own_tickets_stays_within_the_removal_bound(
     acme: tuple[Authority, Node],
 ) -> None:
@@ -95,11 +101,46 @@ def test_an_enroller_redeeming_its_own_tickets_stays_within_the_removal_bound(
     assert authority.store.revocation_tip()[0] - before <= limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: the refresh bound's revocations are charged to the quota a member spent "
-    "revoking its delegates: after 16 lost answers it is refused a credential (QUOTA_EXCEEDED)",
-)
+def test_an_enroller_changing_its_attributes_at_the_bound_pays_from_its_quota(
+    acme: tuple[Authority, Node],
+) -> None:
+    """At the bound a redemption whose ticket changes the member's attributes cannot be
+    answered the newest again: the newest is revoked, an entry charged to the member's quota,
+    and a credential with the attributes issued. An enroller redeeming tickets it made itself,
+    each with a value of its own, writes its quota and no more; its removal the bound."""
+    authority, members = acme
+    _enroll(authority, members, "e", role=ENROLLER)
+    enroller = members.identities.get("e", now=NOW).identifier
+    bound = limits.MAX_LIVE_CREDENTIALS_PER_MEMBER
+
+    def redeem(at: int, value: str) -> CredentialChain:
+        own = authority.create_ticket(
+            creator=enroller,
+            attributes=Attributes({"orders.access": value}),
+            address="node:acme-node",
+            now=at,
+        )
+        return authority.enroll(enroll_request(members.identities, "e", own, now=at), now=at)
+
+    for n in range(1, bound):  # the same attributes, up to the bound
+        redeem(NOW + n, "read")
+    start = authority.store.revocation_tip()[0]
+    refused: list[AuthorityFailure] = []
+    for n in range(bound, bound + 2 * QUOTA):
+        try:
+            chain = redeem(NOW + n, f"v{n}")
+        except AuthorityError as exc:
+            refused.append(exc.reason)
+            continue
+        granted = CredentialBody.decode(chain.credentials[0].body).attributes
+        assert granted["orders.access"] == f"v{n}"
+    assert authority.store.revocation_tip()[0] - start == QUOTA
+    assert refused == [AuthorityFailure.QUOTA_EXCEEDED] * QUOTA
+    before = authority.store.revocation_tip()[0]
+    authority.remove_member(enroller, now=NOW + bound + 2 * QUOTA)
+    assert authority.store.revocation_tip()[0] - before == bound
+
+
 def test_a_member_that_revoked_its_delegates_refreshes_after_lost_answers(
     acme: tuple[Authority, Node],
 ) -> None:
@@ -143,11 +184,6 @@ def test_a_member_that_revoked_its_delegates_refreshes_after_lost_answers(
     assert len(refresh(healed).credentials) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: at the bound a refresh revokes the newest live credential, which a "
-    "member whose answers arrive holds: its agents' links under it are cut",
-)
 def test_a_frequent_refresh_does_not_revoke_the_credential_the_member_holds(
     acme: tuple[Authority, Node],
 ) -> None:
@@ -173,3 +209,48 @@ def test_a_frequent_refresh_does_not_revoke_the_credential_the_member_holds(
     authority.refresh(request, now=at)
     root = link.credentials[0].hash  # the member's credential its agent's link hangs from
     assert authority.store.find_revocation(RevocationKind.CREDENTIAL, root) is None
+
+
+def test_at_the_bound_a_member_holds_a_valid_credential_until_the_count_falls(
+    acme: tuple[Authority, Node],
+) -> None:
+    """The newest, answered again at the bound, expires last: 16 credentials that went out in
+    a burst near its start (several processes refreshing for one identity) leave a member
+    that refreshes near expiry answered that newest, and issued a new one once the oldest
+    expired, before the newest did; nothing is written to the feed."""
+    authority, members = acme
+    _enroll(authority, members, "m")
+
+    def refresh(at: int) -> CredentialChain:
+        request = refresh_request(members.identities, "m", authority.identifier, now=at)
+        return authority.refresh(request, now=at)
+
+    burst = [refresh(NOW + n) for n in range(1, limits.MAX_LIVE_CREDENTIALS_PER_MEMBER)]
+    start = authority.store.revocation_tip()[0]
+    newest = burst[-1].credentials[0]
+    for at in range(NOW + TTL - MARGIN, NOW + TTL, ROUND):  # near expiry: the newest again
+        assert refresh(at).credentials[0] == newest
+    expires = CredentialBody.decode(newest.body).expires_at
+    fresh = CredentialBody.decode(refresh(NOW + TTL).credentials[0].body)  # the oldest expired
+    assert expires > NOW + TTL
+    assert fresh.expires_at == NOW + 2 * TTL
+    assert authority.store.revocation_tip()[0] == start
+
+
+def test_at_the_bound_one_issued_before_a_rotation_in_the_same_second_is_not_answered_again(
+    acme: tuple[Authority, Node],
+) -> None:
+    """A credential issued in the second of the authority's rotation, before it, still counts
+    as live (its history's change began that second), but its key's attestation is the older
+    change's: with the rotated history it would verify nowhere, so it is not answered again."""
+    authority, members = acme
+    _enroll(authority, members, "m")
+
+    def refresh() -> bytes:
+        request = refresh_request(members.identities, "m", authority.identifier, now=NOW)
+        return authority.refresh(request, now=NOW).credentials[0].hash
+
+    before = [refresh() for _ in range(1, limits.MAX_LIVE_CREDENTIALS_PER_MEMBER)]
+    assert refresh() == before[-1]  # at the bound: answered again
+    authority.identities.rotate("acme", now=NOW)
+    assert refresh() not in before

@@ -58,7 +58,8 @@ not for the child failing to start or to finish in time.
 #   run through AuthorityService._changing, so the hosting node's held feed shows the bound's
 #   revocation only at its next refresh (the credential is the refreshing member's own: no
 #   gain). `refresh` keeps no replay cache (revoke and rotated do): replaying its signed bytes
-#   within the clock skew at the bound revokes the credential just issued, but the bytes only
+#   within the clock skew at the bound revoked the credential just issued (since review 25
+#   authority, `_issue_bounded`, it is answered again, nothing revoked), but the bytes only
 #   travel inside the member's end-to-end channel to the authority.
 # - read: validate_child's argv are the parent's integers; `-P` drops the script's directory;
 #   the environment is the node's own (the parent imports cedarpy from the same sys.path);

@@ -72,13 +72,13 @@ REVOCATION_QUOTA_WINDOW: Final = 3600
 """The window of the per-member quota (seconds)."""
 MAX_LIVE_CREDENTIALS_PER_MEMBER: Final = 16
 """Unexpired credentials an authority keeps issued to one member under its current history: at
-it, a `refresh` revokes the newest first (a feed entry charged to the member's quota,
-DEFAULT_REVOCATION_QUOTA; refused past it). Removing a member revokes each of its unexpired
-credentials (one feed entry each, the authority's own, not quota-limited), so without a bound
-every refresh a member sends would be a feed entry at its removal (review 23a, authority 2); a
-refusal instead of the revocation locked out a member whose refresh answers were lost, retried
-each round (review 24a, authority 1). A node refreshes near expiry or after its authority
-rotates: two or three live."""
+it, a `refresh` is answered the newest again (nothing issued, written or charged: review 25,
+authority 2). Removing a member revokes each of its unexpired credentials (one feed entry
+each, the authority's own, not quota-limited), so without a bound every refresh a member sends
+would be a feed entry at its removal (review 23a, authority 2); a refusal at the bound locked
+out a member whose refresh answers were lost, retried each round (review 24a, authority 1),
+and revoking the newest there spent the member's quota and cut the links of one that holds it
+(review 25). A node refreshes near expiry or after its authority rotates: two or three live."""
 DEFAULT_CREDENTIAL_SKEW_SECONDS: Final = 60
 """The clock skew a verifier allows at a credential's window edges unless told otherwise (at
 most MAX_CLOCK_SKEW_SECONDS)."""

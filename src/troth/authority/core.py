@@ -30,6 +30,7 @@ from troth.credentials import (
     CredentialBody,
     CredentialChain,
     RevocationKind,
+    SignedCredential,
     TrustPolicy,
     VerifiedFeed,
     VerifiedLink,
@@ -46,7 +47,14 @@ from troth.errors import (
     IdentityError,
 )
 from troth.faults import crash_point
-from troth.identity import Checkpoint, Identifier, IdentityService, Signer, VerifiedIdentity
+from troth.identity import (
+    Checkpoint,
+    Identifier,
+    IdentityService,
+    PurposeKeyAttestation,
+    Signer,
+    VerifiedIdentity,
+)
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
@@ -225,7 +233,9 @@ class Authority:
 
     def enroll(self, request: bytes, *, now: int) -> CredentialChain:
         """Redeem the ticket code in a signed enroll request; make (or update) the member and
-        return its credential (docs/storage.md, "Recovery rules").
+        return its credential (docs/storage.md, "Recovery rules"), within the member's bound
+        of live credentials (`_issue_bounded`: an enroller redeeming tickets it made itself
+        gets no more than a refresh would, review 25 authority 1).
 
         The redemption is one atomic conditional write, recorded with the credential it issued
         in the same transaction. A repeat of the same enrollment (a new request by the same
@@ -267,7 +277,7 @@ class Authority:
                 MemberRecord(member.digest, cbor.encode(attributes.to_cbor()), created_by, now)
             )
             self._learn(verified.requester, now)
-            chain = self._issue(member, attributes, now)
+            chain = self._issue_bounded(member, attributes, now)
             self.store.record_redemption(
                 hashed,
                 member.digest,
@@ -286,18 +296,32 @@ class Authority:
         verified = self._verify(request, "refresh", now)
         with self.store.transaction():
             member = self.member(verified.requester.identifier)
-            self._check_live(member.identifier, now)
             self._learn(verified.requester, now)
-            return self._issue(member.identifier, member.attributes, now)
+            return self._issue_bounded(member.identifier, member.attributes, now)
 
-    def _check_live(self, member: Identifier, now: int) -> None:
-        """Keep `member` under MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired credentials issued under
-        this authority's current history: each is a feed entry when the member is removed, which
-        no quota limits (review 23a, authority 2). At the bound the newest is revoked, an entry
-        charged to the member's quota (QUOTA_EXCEEDED past it): a refresh whose answer was lost
-        is retried, and the credentials it never got, the newest, must not lock it out (review
-        24a, authority 1); the one it holds, older, stays. Those issued under an older history
-        verify nowhere and do not count."""
+    def _issue_bounded(
+        self, member: Identifier, attributes: Attributes, now: int
+    ) -> CredentialChain:
+        """A credential for `member` (a refresh, or an enrollment, review 25 authority 1), with
+        at most MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired credentials issued to it under this
+        authority's current history: each is a feed entry when the member is removed, which no
+        quota limits (review 23a, authority 2). Those issued under an older history verify
+        nowhere and do not count.
+
+        At the bound the newest live credential is answered again (its stored encoding, with
+        the authority's current history): nothing is issued, nothing written to the feed,
+        nothing charged (review 25, authority 2 and 3). A member that asks again at the bound
+        either never got it (its answers were lost: review 24a, authority 1) or holds it (it
+        refreshes more often than TTL / 16): revoking it would spend the quota the member needs
+        to revoke its own delegates and cut the links it delegated. The newest expires last;
+        the oldest expires first, and then the count is under the bound and the next request
+        is issued a new one, before the newest expires unless all 16 went out within one
+        refresh interval.
+
+        When the newest cannot be answered again (its attributes are not the member's: a
+        re-enrollment that merged a ticket's; or it was not stored: a VC export, a row from
+        before review 25), it is revoked, an entry charged to the member's quota
+        (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
         live = [
@@ -306,15 +330,40 @@ class Authority:
             if self.store.find_revocation(kind, credential) is None
         ]
         excess = len(live) - limits.MAX_LIVE_CREDENTIALS_PER_MEMBER + 1
-        if excess > 0:
-            self.revocations.revoke_many(
-                kind,
-                live[-excess:],
-                by=self.identifier,
-                now=now,
-                reason="past the member's bound of live credentials",
-                charged_to=member,
-            )
+        if excess <= 0:
+            return self._issue(member, attributes, now)
+        signer = self.signer(now)
+        again = self._answer_again(live, attributes, signer.identity)
+        if again is not None:
+            return again
+        self.revocations.revoke_many(
+            kind,
+            live[-excess:],
+            by=self.identifier,
+            now=now,
+            reason="past the member's bound of live credentials",
+            charged_to=member,
+        )
+        return self._issue(member, attributes, now, signer)
+
+    def _answer_again(
+        self, live: Sequence[bytes], attributes: Attributes, authority: VerifiedIdentity
+    ) -> CredentialChain | None:
+        """The newest of the `live` credentials whose encoding was stored, in a chain with the
+        `authority`'s history, when it carries `attributes` and was attested under that
+        history's current change (one issued in the second before a rotation was not)."""
+        stored = next(
+            (found for found in map(self.store.issued_credential, reversed(live)) if found),
+            None,
+        )
+        if stored is None:
+            return None
+        credential = SignedCredential.from_cbor(cbor.decode(stored))
+        attested = PurposeKeyAttestation.decode(credential.attestation).change_hash
+        body = CredentialBody.decode(credential.body)
+        if attested != authority.current_change_hash or body.attributes != attributes:
+            return None
+        return CredentialChain((credential,), (authority.history,))
 
     def rotated(self, request: bytes, *, now: int) -> int | None:
         """A member announces its rotated history (a signed `rotated` request, arguments []):
@@ -337,8 +386,10 @@ class Authority:
         with self.store.transaction():
             return self._issue(member, self.member(member).attributes, now)
 
-    def _issue(self, member: Identifier, attributes: Attributes, now: int) -> CredentialChain:
-        signer = self.signer(now)
+    def _issue(
+        self, member: Identifier, attributes: Attributes, now: int, signer: Signer | None = None
+    ) -> CredentialChain:
+        signer = signer or self.signer(now)
         credential = issue_credential(
             signer,
             subject=member,
@@ -348,7 +399,8 @@ class Authority:
             depth=self.config.delegation_depth,
         )
         body = CredentialBody.decode(credential.body)
-        self.store.record_issued(credential.hash, member.digest, body.expires_at, now)
+        encoded = credential.encode()
+        self.store.record_issued(credential.hash, member.digest, body.expires_at, now, encoded)
         return CredentialChain((credential,), (signer.identity.history,))
 
     # -- members ---------------------------------------------------------------------------------

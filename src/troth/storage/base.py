@@ -245,7 +245,7 @@ class AuthorityStore(Transactional, Protocol):
         ...
 
     def count_redemptions(self, member: bytes) -> int:
-        """How many redemptions `member` made (each issued exactly one credential)."""
+        """How many redemptions `member` made (each answered with one credential)."""
         ...
 
     def put_member(self, record: MemberRecord) -> None:
@@ -259,8 +259,20 @@ class AuthorityStore(Transactional, Protocol):
     def remove_member(self, identifier: bytes) -> bool: ...
 
     def record_issued(
-        self, credential_id: bytes, subject: bytes, expires_at: int, now: int
-    ) -> None: ...
+        self,
+        credential_id: bytes,
+        subject: bytes,
+        expires_at: int,
+        now: int,
+        credential: bytes | None = None,
+    ) -> None:
+        """Record a credential issued to `subject`, with its encoding (a SignedCredential's;
+        None for one that went out otherwise: a VC)."""
+        ...
+
+    def issued_credential(self, credential_id: bytes) -> bytes | None:
+        """The encoding `record_issued` stored with that credential, if any."""
+        ...
 
     def unexpired_issued(self, subject: bytes, now: int) -> list[bytes]:
         """Ids of the credentials issued to `subject` that have not expired at `now`."""

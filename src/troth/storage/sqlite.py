@@ -179,6 +179,12 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX vouchers_lapsed ON vouchers (authority, expires_at) WHERE kept = 0;
     CREATE INDEX vouchers_member ON vouchers (member, authority, expires_at) WHERE kept = 0;
     """,
+    """
+    -- the authority: each member credential as it went out (without the authority's
+    -- history), answered again at the member's bound of live credentials (review 25,
+    -- authority 2), NULL for a VC export and for rows written before this migration
+    ALTER TABLE issued_credentials ADD COLUMN credential BLOB;
+    """,
 )
 
 

@@ -123,12 +123,24 @@ class SqliteAuthorityStore:
         )
 
     def record_issued(
-        self, credential_id: bytes, subject: bytes, expires_at: int, now: int
+        self,
+        credential_id: bytes,
+        subject: bytes,
+        expires_at: int,
+        now: int,
+        credential: bytes | None = None,
     ) -> None:
         self._db.execute(
-            "INSERT INTO issued_credentials VALUES (?, ?, ?, ?)",
-            (credential_id, subject, expires_at, now),
+            "INSERT INTO issued_credentials (id, subject, expires_at, issued_at, credential) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (credential_id, subject, expires_at, now, credential),
         )
+
+    def issued_credential(self, credential_id: bytes) -> bytes | None:
+        row = self._db.fetch_one(
+            "SELECT credential FROM issued_credentials WHERE id = ?", (credential_id,)
+        )
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def unexpired_issued(self, subject: bytes, now: int) -> list[bytes]:
         rows = self._db.fetch_all(
