@@ -52,12 +52,6 @@ from troth.node.runtime import NodeRuntime
 from troth.transport import Listener, MemoryTransport
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: a channel to the hub's address pinned to another identity (a ticket "
-    "naming another authority there) is refused and b drops its connection to the hub: its "
-    "link, relay and relayed channels go",
-)
 def test_a_pin_refused_at_the_hubs_address_leaves_the_hub_connection(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
         b = await net.node("b", backoff=FAST)

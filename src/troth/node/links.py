@@ -146,6 +146,11 @@ class Link:
     """Why the last attempt failed."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def pin(self) -> Identifier | None:
+        """The identity expected at the route (its attempts' `expect`)."""
+        return self.peer
+
     def step(self, step: LinkStep) -> None:
         """Move on by `step` (the one transition table: `next_link_state`)."""
         self.state = next_link_state(self.state, step)
@@ -229,6 +234,11 @@ class Links:
         if found is None:
             found = self.links[route] = Link(route)
         return found
+
+    def pin(self, route: str) -> Identifier | None:
+        """The identity the link to `route` expects there (None: no link, or no pin yet)."""
+        link = self.links.get(route)
+        return None if link is None else link.pin
 
     def opened(self, route: str, end: ChannelEnd) -> None:
         """A channel to `route` opened (by the link's attempt or by anyone else)."""
