@@ -83,12 +83,6 @@ def test_a_pin_refused_at_the_hubs_address_leaves_the_hub_connection(tmp_path: P
     run_memnet(test, tmp_path / "home", budget=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: an authority link with no pin yet (a restarted node) takes the pin of "
-    "whoever answers an unpinned channel at its route first: a member squatting the hub's "
-    "address",
-)
 def test_a_restarted_nodes_authority_link_is_not_pinned_to_another(tmp_path: Path) -> None:
     """b restarts while the hub is down and mallory (a member) answers at its address; b's
     operator sends an unpinned message there (she answers) and she leaves. b's link to its

@@ -623,7 +623,7 @@ class NodeRuntime:
         relay: when its channel to `at` dies, it reconnects and creates the relay again."""
         route = parse_route(at)
         link = self.links.link(format_route(route))
-        end = await self.channel_to(route, expect=link.peer)
+        end = await self.channel_to(route, expect=link.pin)
         await self._create_relay_over(end, name)
         link.relays.add(name)
         self.links.opened(link.route, end)
@@ -655,10 +655,10 @@ class NodeRuntime:
                 self.links.opened(key, end)  # the channel enrollment opened
 
     async def _restore(self, link: Link) -> None:
-        """Reopen a link's channel (pinned to the identity that answered before), create its
+        """Reopen a link's channel (pinned to the identity expected there), create its
         relays again, sync its authority's feed; then refresh credentials and announce pending
         rotations (their failures stay for the maintenance round)."""
-        end = await self.channel_to(parse_route(link.route), expect=link.peer)
+        end = await self.channel_to(parse_route(link.route), expect=link.pin)
         refused: list[str] = []
         for name in sorted(link.relays):  # one refused stops none of the others (review 23b,
             try:  # relays 2: a name taken once its grace ran out stopped every later one)
