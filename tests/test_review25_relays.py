@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.test_reconnect import FAST, crash_and_restart_hub, link_state
 from troth.credentials import Attributes
 from troth.errors import ChannelError, ChannelFailure
@@ -52,12 +52,6 @@ from troth.node.runtime import NodeRuntime
 from troth.transport import Listener, MemoryTransport
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: a channel to the hub's address pinned to another identity (a ticket "
-    "naming another authority there) is refused and b drops its connection to the hub: its "
-    "link, relay and relayed channels go",
-)
 def test_a_pin_refused_at_the_hubs_address_leaves_the_hub_connection(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
         b = await net.node("b", backoff=FAST)
@@ -89,12 +83,6 @@ def test_a_pin_refused_at_the_hubs_address_leaves_the_hub_connection(tmp_path: P
     run_memnet(test, tmp_path / "home", budget=30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 25: an authority link with no pin yet (a restarted node) takes the pin of "
-    "whoever answers an unpinned channel at its route first: a member squatting the hub's "
-    "address",
-)
 def test_a_restarted_nodes_authority_link_is_not_pinned_to_another(tmp_path: Path) -> None:
     """b restarts while the hub is down and mallory (a member) answers at its address; b's
     operator sends an unpinned message there (she answers) and she leaves. b's link to its
@@ -134,5 +122,29 @@ def test_a_restarted_nodes_authority_link_is_not_pinned_to_another(tmp_path: Pat
                 break
         assert link_state(again) is LinkState.CONNECTED
         assert again.link_rows()[0].peer == hub_id
+
+    run_memnet(test, tmp_path / "home", budget=30)
+
+
+def test_a_pinned_channel_the_peer_itself_refuses_leaves_the_connection(tmp_path: Path) -> None:
+    """The peer at a pinned one-hop route is the one expected and refuses us itself (its
+    CLOSE PEER_NOT_ALLOWED after the handshake verified it): the connection goes to the right
+    node, and is kept (no link pins there: only the refusal's origin tells)."""
+
+    async def test(net: MemNet) -> None:
+        carol = await net.node("carol", listen=("carol", 4000), services=("echo",))
+        await carol.enroll(net.ticket(), "carol")  # its channels: members of the hub only
+        carol_id = net.identifier(carol)
+        stranger = await net.node("stranger")
+        with pytest.raises(ChannelError) as refused:
+            await stranger.channel_to(
+                route("/tcp/carol:4000"), expect=carol_id, also_trust=frozenset({carol_id})
+            )
+        assert refused.value.reason is ChannelFailure.PEER_NOT_ALLOWED
+        assert refused.value.by_peer
+        (connection,) = stranger.tcp.connections()
+        for _ in range(20):  # (a dropped connection closes within a few turns)
+            await asyncio.sleep(0.01)
+        assert connection in stranger.tcp.connections()
 
     run_memnet(test, tmp_path / "home", budget=30)

@@ -331,11 +331,13 @@ class ChannelFailure(enum.IntEnum):
 
 
 class ChannelError(TrothError):
-    """A handshake or secure channel failed; `reason` is the close code sent to the peer."""
+    """A handshake or secure channel failed; `reason` is the close code sent to the peer (or,
+    `by_peer`, the one the peer's authenticated CLOSE frame gave: the peer's own decision)."""
 
-    def __init__(self, reason: ChannelFailure, detail: str = "") -> None:
+    def __init__(self, reason: ChannelFailure, detail: str = "", *, by_peer: bool = False) -> None:
         self.reason = reason
         self.detail = detail
+        self.by_peer = by_peer
         label = reason.name.lower().replace("_", " ")
         super().__init__(label + (f" ({detail})" if detail else ""))
 

@@ -637,7 +637,9 @@ class ChannelManager:
 
     def _on_closed(self, end: ChannelEnd, event: Closed) -> None:
         if not end.established.done():
-            end.established.set_exception(ChannelError(event.reason, event.detail))
+            end.established.set_exception(
+                ChannelError(event.reason, event.detail, by_peer=event.by_peer)
+            )
         self._forget(end)
 
     def _forget(self, end: ChannelEnd) -> None:

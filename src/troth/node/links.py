@@ -5,8 +5,9 @@ A link is a route to another node (`/tcp/hub:4000`) and what this node needs the
 names it created there, and the authority whose feed, credential refreshes and rotation
 announcements go there. When the link's channel closes (its connection closed, or the
 keepalive found it silent), the link reconnects with exponential backoff and full jitter,
-pinned to the identity that answered there before, and restores what it needs there (the
-runtime's `restore`: the relays, the feed, then pending refreshes and announcements).
+pinned to the identity expected there (`Link.pin`: its authority's, else the one that answered
+there first), and restores what it needs there (the runtime's `restore`: the relays, the feed,
+then pending refreshes and announcements).
 
     idle --opened--> connected --lost--> reconnecting --due--> connecting
     connecting --restored--> connected
@@ -135,7 +136,7 @@ class Link:
     authority: Identifier | None = None
     """The authority reached there (its feed is synced again after a reconnect)."""
     peer: Identifier | None = None
-    """Who answered there last: a reconnect expects the same identity."""
+    """Who answered there last (the link's own channel: never another than `pin`)."""
     end: ChannelEnd | None = None
     state: LinkState = LinkState.IDLE
     attempts: int = 0
@@ -145,6 +146,15 @@ class Link:
     error: str | None = None
     """Why the last attempt failed."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pin(self) -> Identifier | None:
+        """The identity expected at the route (its attempts' `expect`): the authority reached
+        there, from the link's creation (a restarted node's link has no `peer` yet, and the
+        first channel anyone opened there, answered by whoever held the address, pinned it:
+        review 25, relays 2); else, for a link only to relays, the identity that answered
+        there first (the node has no other word on who is there)."""
+        return self.authority or self.peer
 
     def step(self, step: LinkStep) -> None:
         """Move on by `step` (the one transition table: `next_link_state`)."""
@@ -230,16 +240,21 @@ class Links:
             found = self.links[route] = Link(route)
         return found
 
+    def pin(self, route: str) -> Identifier | None:
+        """The identity the link to `route` expects there (None: no link, or no pin yet)."""
+        link = self.links.get(route)
+        return None if link is None else link.pin
+
     def opened(self, route: str, end: ChannelEnd) -> None:
         """A channel to `route` opened (by the link's attempt or by anyone else)."""
         link = self.links.get(route)
         if link is None:
             return
-        peer = end.peer.identifier if end.peer is not None else None
-        if link.peer is not None and peer is not None and peer != link.peer:
+        peer, pin = end.peer.identifier if end.peer is not None else None, link.pin
+        if pin is not None and peer is not None and peer != pin:
             # a channel opened there without the link's pin (`message send`) and answered by
             # another identity: not the link's, nor its new pin (review 23b, relays 3)
-            log.warning("link %s: %s answered a channel there, not %s", route, peer, link.peer)
+            log.warning("link %s: %s answered a channel there, not %s", route, peer, pin)
             return
         link.end = end
         if peer is not None:

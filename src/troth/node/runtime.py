@@ -301,10 +301,13 @@ class NodeRuntime:
         self.host.remove_all()
         await self.worker.drain()
 
-    def _drop_connection(self, address: Address, why: str = "its peer went silent") -> None:
+    def _drop_connection(
+        self, address: Address, why: str = "its peer went silent", unless: Identifier | None = None
+    ) -> None:
         """Close a connection (new channels get a new one): the keepalive found it dead (its
         worker address), or a pinned channel over it (`/tcp/host:port`) was answered by
-        another identity than the one expected at that address."""
+        another identity than the one expected at that address — unless a channel over it is
+        answered by `unless` (the identity a link pins there: it goes to the right node)."""
         if address.kind == "tcp":
             connection = next(
                 (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
@@ -313,6 +316,10 @@ class NodeRuntime:
             connection = self.tcp.connection(address)
         if connection is None or connection.address in self._dropping:
             return  # already closing: a line a connection, not one per channel over it
+        over, ends = (connection.address,), self.channels.ends.values()
+        peers = (end.peer for end in ends if end.direct and end.peer_route[:1] == over)
+        if unless is not None and any(p is not None and p.identifier == unless for p in peers):
+            return  # an open channel over it is answered by `unless`: the right node
         self._dropping.add(connection.address)
         if connection.outgoing:
             log.warning("%s: closed, %s", connection.name, why)
@@ -547,10 +554,12 @@ class NodeRuntime:
             try:
                 end = await self.channels.open(route, trust=trust)
             except ChannelError as exc:
+                refused = exc.reason is ChannelFailure.PEER_NOT_ALLOWED and not exc.by_peer
                 if exc.reason is ChannelFailure.TIMEOUT:
                     self._drop_unanswered(route[0])
-                elif exc.reason is ChannelFailure.PEER_NOT_ALLOWED and pinned and len(route) == 1:
-                    self._drop_connection(route[0], "another identity answered over it")
+                elif refused and pinned and len(route) == 1:  # (not the peer's own refusal: it
+                    pin = self.links.pin(key)  # was the one expected; review 25, relays 1)
+                    self._drop_connection(route[0], "another identity answered over it", pin)
                 if rotations == self._rotations:
                     raise
                 # `_rotated` closed it during the handshake: once more, with the new history
@@ -614,7 +623,7 @@ class NodeRuntime:
         relay: when its channel to `at` dies, it reconnects and creates the relay again."""
         route = parse_route(at)
         link = self.links.link(format_route(route))
-        end = await self.channel_to(route, expect=link.peer)
+        end = await self.channel_to(route, expect=link.pin)
         await self._create_relay_over(end, name)
         link.relays.add(name)
         self.links.opened(link.route, end)
@@ -646,10 +655,10 @@ class NodeRuntime:
                 self.links.opened(key, end)  # the channel enrollment opened
 
     async def _restore(self, link: Link) -> None:
-        """Reopen a link's channel (pinned to the identity that answered before), create its
+        """Reopen a link's channel (pinned to the identity expected there), create its
         relays again, sync its authority's feed; then refresh credentials and announce pending
         rotations (their failures stay for the maintenance round)."""
-        end = await self.channel_to(parse_route(link.route), expect=link.peer)
+        end = await self.channel_to(parse_route(link.route), expect=link.pin)
         refused: list[str] = []
         for name in sorted(link.relays):  # one refused stops none of the others (review 23b,
             try:  # relays 2: a name taken once its grace ran out stopped every later one)
