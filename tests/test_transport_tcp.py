@@ -41,15 +41,20 @@ class Server:
         return await asyncio.open_connection(self.host, self.port, local_addr=(source, 0))
 
 
+def echo_transport(settings: TcpSettings) -> TcpTransport:
+    """A TCP transport whose router answers ECHO with the payload, to the return route."""
+    router = Router()
+
+    async def echo(message: RoutedMessage, source: Source | None) -> None:
+        await router.route(RoutedMessage(message.return_route, (), message.payload))
+
+    router.register(ECHO, echo)
+    return TcpTransport(router, settings)
+
+
 def run(test: Callable[[Server], Awaitable[None]], settings: TcpSettings) -> None:
     async def main() -> None:
-        router = Router()
-
-        async def echo(message: RoutedMessage, source: Source | None) -> None:
-            await router.route(RoutedMessage(message.return_route, (), message.payload))
-
-        router.register(ECHO, echo)
-        transport = TcpTransport(router, settings)
+        transport = echo_transport(settings)
         host, port = await transport.listen("127.0.0.1", 0, Listener(frozenset({ECHO})))
         try:
             await asyncio.wait_for(test(Server(transport, host, port)), 20)

@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.test_transport_tcp import ECHO, answer, until
+from tests.test_transport_tcp import ECHO, answer, echo_transport, until
 from troth import limits
 from troth.errors import ConfigError
-from troth.routing import RoutedMessage, Router, Source
+from troth.routing import RoutedMessage
 from troth.transport import Listener, TcpSettings, TcpTransport, frame
 from troth.transport.framing import FRAME_HEADER
 from troth.transport.tcp import CORK_LIMIT, TcpConnection
@@ -57,13 +57,7 @@ def run(test: Callable[[TcpTransport, str, int], Awaitable[None]], settings: Tcp
     """A relay: a TCP transport whose connections may reach every other one, and an echo."""
 
     async def main() -> None:
-        router = Router()
-
-        async def echo(message: RoutedMessage, source: Source | None) -> None:
-            await router.route(RoutedMessage(message.return_route, (), message.payload))
-
-        router.register(ECHO, echo)
-        transport = TcpTransport(router, settings)
+        transport = echo_transport(settings)
         host, port = await transport.listen("127.0.0.1", 0, EVERYONE)
         try:
             await asyncio.wait_for(test(transport, host, port), 60)
