@@ -53,6 +53,7 @@ def test_a_second_supersession_does_not_keep_the_liars_word(desk: Desk) -> None:
     ]
     (page,) = pages(two.globex, entries, now=T, per_page=1, start=1)
     desk.node.wallet.update_feed(page, authority=globex, now=NOW)
+    desk.node.identities.refuted_hooks.clear()  # desk restarted: one NodeTrust, the feed new
     node_trust = NodeTrust(desk.node, None)
     node_trust.reload(NOW)
     trust = node_trust.channel_trust(AnyAuthenticatedIdentity())
