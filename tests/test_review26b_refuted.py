@@ -8,14 +8,13 @@ her with it, publishes a second supersession of her naming another hash at that 
 real alice shows her history, the made-up copy is replaced, but globex's feed no longer 'names'
 the made-up change: its voucher stays, and its later supersession (naming a change 1 no history
 of hers holds) refuses her real history at desk: one authority still cuts desk off from
-another's member, what review 23a, checkpoints 3 fixed.
+another's member, what review 23a, checkpoints 3 fixed. Fixed: `Vouchers.refuted` asks
+`VerifiedFeed.ever_named`, any supersession the feed holds.
 """
 
 from __future__ import annotations
 
 import os
-
-import pytest
 
 from tests.support.channels import T
 from tests.support.feeds import pages
@@ -26,12 +25,6 @@ from troth.credentials import RevocationEntry, RevocationKind, Supersession
 from troth.node.trust import NodeTrust
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26b, refuted 1: Vouchers.refuted asks VerifiedFeed.attests, the newest "
-    "supersession at that index only; it must ask whether any supersession the feed holds "
-    "named a change of the made-up copy",
-)
 def test_a_second_supersession_does_not_keep_the_liars_word(desk: Desk) -> None:  # noqa: F811
     two = desk.two
     alice = two.alice.identifier
