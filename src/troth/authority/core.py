@@ -318,10 +318,12 @@ class Authority:
         is issued a new one, before the newest expires unless all 16 went out within one
         refresh interval.
 
-        When the newest cannot be answered again (its attributes are not the member's: a
-        re-enrollment that merged a ticket's; or it was not stored: a VC export, a row from
-        before review 25), it is revoked, an entry charged to the member's quota
-        (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
+        What is answered is the newest whose encoding was stored (a VC export, newer, is
+        passed over: review 26b). When it cannot be answered again (its attributes are not the
+        member's: a re-enrollment that merged a ticket's; its attestation names an older change;
+        or none was stored: rows from before review 25), the newest is revoked, an entry
+        charged to the member's quota (QUOTA_EXCEEDED past it), and a credential is issued
+        (review 24a's rule)."""
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
         live = [

@@ -392,6 +392,16 @@ class VerifiedFeed:
                 return named == change_hash
         return False
 
+    def ever_named(self, identifier: bytes, index: int, change_hash: bytes) -> bool:
+        """Whether any supersession in this feed, not only the newest at that index (`attests`),
+        names change `index` of `identifier` with `change_hash`: the authority gave its word on
+        that change once, whatever it said after (review 26b, refuted 1)."""
+        rows = self._index.superseded.get(identifier)
+        return any(
+            seq < self.count and changes == index + 1 and named == change_hash
+            for seq, changes, named in rows or ()
+        )
+
 
 def feed_checkpoints(
     feeds: Mapping[Identifier, VerifiedFeed], *, now: int, max_staleness: int

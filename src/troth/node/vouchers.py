@@ -139,12 +139,13 @@ class Vouchers:
 
     def refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
         """Forget the rows of `identifier` whose authority's held feed names a change of `copy`,
-        a stored copy of its history shown made up (troth.identity.known): that authority
-        attested a change no valid history holds, so its word on the identity was about
-        another history. Else a co-trusted authority that made up a change of another's member
-        and vouched for it, as her, would judge her real history (its supersession refusing
-        it, or a revocation): one authority cutting the node off from another's member
-        (review 23a, checkpoints 3)."""
+        a stored copy of its history shown made up (troth.identity.known), in any supersession
+        (`VerifiedFeed.ever_named`: a newer one naming another change at that index takes
+        nothing back, review 26b, refuted 1): that authority attested a change no valid history
+        holds, so its word on the identity was about another history. Else a co-trusted
+        authority that made up a change of another's member and vouched for it, as her, would
+        judge her real history (its supersession refusing it, or a revocation): one authority
+        cutting the node off from another's member (review 23a, checkpoints 3)."""
         digest = identifier.digest
         changes = [(copy.first_index + i, sha256(c.body)) for i, c in enumerate(copy.changes)]
         feeds = self._feeds()
@@ -154,7 +155,7 @@ class Vouchers:
                 (authority, row.expires_at)
                 for authority, row in held.items()
                 if (feed := feeds.get(authority)) is not None
-                and any(feed.attests(digest, index, h) for index, h in changes)
+                and any(feed.ever_named(digest, index, h) for index, h in changes)
             ]
             for authority, expires_at in lied:
                 if self._store.settle(authority.digest, [(digest, expires_at)], []):
