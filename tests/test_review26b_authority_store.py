@@ -44,13 +44,6 @@ def acme(troth_home: Path) -> Iterator[tuple[Authority, Node, Node]]:
         yield node.create_authority("acme", now=NOW), node, members
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26b, authority store 1 (left): Authority._attests takes any copy its node "
-    "stored (attested_by_store), whoever's checkpoint it was stored on; the authority must "
-    "take a checkpoint on its own word only (its feed's supersession, a member's copy it "
-    "stored, its node's local rows), or the store must record who attested each copy",
-)
 def test_an_authority_does_not_publish_anothers_word_on_a_history(
     acme: tuple[Authority, Node, Node],
 ) -> None:

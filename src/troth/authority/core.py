@@ -55,6 +55,7 @@ from troth.identity import (
     Signer,
     VerifiedIdentity,
 )
+from troth.identity.known import StoredSpan
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
@@ -212,12 +213,29 @@ class Authority:
 
     def _attests(self, checkpoint: Checkpoint, change_hash: bytes) -> bool:
         """A requester's checkpointed history: its first change is named by a supersession this
-        authority published, or continues the copy of it the authority stored."""
+        authority published, or continues the copy of it the authority's node stored — a
+        local identity's rows, a full copy, or a copy from a checkpoint that this authority's
+        own feed names a change of (`_published`): its node may have stored a copy at first
+        sight on a co-trusted authority's word, which this authority must not publish as its
+        own (review 26b, authority store 1)."""
+        identifier = checkpoint.identifier
         if checkpoint.authority == self.identifier.digest:
-            named = self.store.supersession_hash(checkpoint.identifier, checkpoint.index + 1)
+            named = self.store.supersession_hash(identifier, checkpoint.index + 1)
             if named is not None:
                 return named == change_hash
-        return self.identities.attested_by_store(checkpoint, change_hash)
+        return self.identities.attested_by_store(
+            checkpoint, change_hash, own_word=lambda span: self._published(identifier, span)
+        )
+
+    def _published(self, identifier: bytes, span: StoredSpan) -> bool:
+        """Whether this authority's newest supersession of `identifier` names a change `span`
+        holds: the copy's changes before it are fixed by that change's hash links, those after
+        it by the rotations' signatures."""
+        published = self.store.latest_supersession(identifier)
+        if published is None:
+            return False
+        named = self.store.supersession_hash(identifier, published[1])
+        return named is not None and span.hash_at(published[1] - 1) == named
 
     def _learn(
         self, requester: VerifiedIdentity, now: int, charged_to: Identifier | None = None

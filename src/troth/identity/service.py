@@ -419,15 +419,26 @@ class IdentityService:
                     changed += 1
         return changed
 
-    def attested_by_store(self, checkpoint: Checkpoint, change_hash: bytes) -> bool:
+    def attested_by_store(
+        self,
+        checkpoint: Checkpoint,
+        change_hash: bytes,
+        *,
+        own_word: Callable[[StoredSpan], bool] | None = None,
+    ) -> bool:
         """Whether this node's own copy of the identity holds change `checkpoint.index` with
         hash `change_hash` (a local identity's rows, or a stored observed copy): this node's
         store attests a checkpointed history that continues what it knows, whoever the
-        checkpoint names. Usable as `verify_history(checkpoints=...)`."""
+        checkpoint names. Usable as `verify_history(checkpoints=...)`. With `own_word`, a
+        stored copy from a checkpoint (which the node may have stored on any trusted
+        authority's word) counts only when `own_word` takes it: an authority publishes its own
+        word only (review 26b, authority store 1); a full copy verified from change 0 alone."""
         stored = self.store.change_hash(checkpoint.identifier, checkpoint.index)
         if stored is None:
             span = self._known.stored(checkpoint.identifier)
-            stored = None if span is None else span.hash_at(checkpoint.index)
+            if span is None or (span.first > 0 and own_word is not None and not own_word(span)):
+                return False
+            stored = span.hash_at(checkpoint.index)
         return stored == change_hash
 
     def history_window(self, identifier: bytes, first: int, last: int) -> bytes | None:
