@@ -28,11 +28,6 @@ _WORDS = 128
 as test_review25_gates counts them."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26c gates 1: nesting._printed counts a quoted attribute name at its text's "
-    "length; fix: count it as JSON writes it (a control character as \\u00XX, six)",
-)
 @pytest.mark.parametrize("name", ['"' + "\x01" * 2000 + '"', '"' + "\\0" * 2000 + '"'])
 def test_control_characters_in_attribute_names_are_counted_as_json_writes_them(
     name: str,
