@@ -29,11 +29,6 @@ class Interrupted(Refusing):
         raise self.interruption
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26c gate 3: ToolGate.invoke records the refusal on Exception only; fix: "
-    "catch BaseException there (record, then re-raise)",
-)
 @pytest.mark.parametrize("error", [asyncio.CancelledError(), KeyboardInterrupt()])
 def test_a_lease_provider_interrupted_is_recorded_as_the_calls_denial(
     error: BaseException,
