@@ -8,7 +8,8 @@ upstream added since was denied as undeclared, whatever the interval, unless a c
 tools/list happened to list it.
 
 The test's upstream is the orders server of the gate tests, hiding `refund` from the gate's
-first listing (a tool added upstream afterwards).
+first listing (a tool added upstream afterwards). It was a strict xfail until the gate listed
+again on a clock behind its last listing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import pytest
 from mcp import Client
 
 from tests.support.gates import T, make_world
@@ -46,12 +46,6 @@ class Adding:
         return await self.client.call_tool(name, arguments)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26c mcp 1: McpGate._listing waits for now - last >= MCP_RELIST_SECONDS, "
-    "never true while the clock is behind the last listing; fix: list again when "
-    "not 0 <= now - last < MCP_RELIST_SECONDS",
-)
 def test_a_tool_added_upstream_is_listed_after_the_clock_went_back() -> None:
     """The gate lists the upstream (without `refund`) at T + 300; its clock is set back 200 s
     and `refund` is added upstream: a call of it lists the upstream again and runs (it

@@ -162,7 +162,8 @@ class McpGate:
             listed, last = self._listed, self._listed_at
             if listed is not None and name in listed.schemas:
                 return listed  # listed while this call waited
-            if last is None or self.clock.now() - last >= limits.MCP_RELIST_SECONDS:
+            # a clock set back (the wall clock: NTP, an operator) lists again too (review 26c)
+            if last is None or not 0 <= self.clock.now() - last < limits.MCP_RELIST_SECONDS:
                 return await self._list_upstream()
             return listed or _Listed((), {})  # the last listing failed: nothing is known
 
