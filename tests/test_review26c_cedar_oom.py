@@ -10,7 +10,7 @@ needs no privilege), so it goes first.
 
 The test runs the child's `_limit` in a fresh interpreter (raising a process's adjustment
 cannot be undone without privilege: not in the test's own process) and reads its
-/proc/self/oom_score_adj.
+/proc/self/oom_score_adj. It was a strict xfail until `_limit` raised it.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ print(open("/proc/self/oom_score_adj").read().strip())
 
 
 @pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="Linux /proc only")
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26c gates 3: validate_child._limit leaves oom_score_adj as inherited; "
-    "fix: write 1000 to /proc/self/oom_score_adj (best effort) with the other limits",
-)
 def test_the_validating_child_is_the_out_of_memory_killers_first_choice() -> None:
     """After its limits, the child's oom_score_adj is 1000."""
     from troth.gates import validate_child
