@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pytest
 from mcp import Client
 
 from tests.support.gates import T, make_world
@@ -69,5 +70,52 @@ def test_a_tool_added_upstream_is_listed_after_the_clock_went_back() -> None:
             assert upstream.pages == 2
             assert (await gate.call_tool(support, "made_up", {})).is_error
             assert upstream.pages == 2  # the bound holds again from the new listing
+
+    anyio.run(main)
+
+
+class Held(Adding):
+    """`Adding`, whose first listing waits for `release` (a slow listing)."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.started = anyio.Event()
+        self.release = anyio.Event()
+
+    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult:
+        listed = await super().list_tools(cursor=cursor)  # read now: without `refund`
+        if self.pages == 1:
+            self.started.set()
+            await self.release.wait()
+        return listed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 26c mcp 2: McpGate._list_upstream stores whatever listing ends last; fix: "
+    "keep the listing that began last (a count of listings begun, compared when one ends)",
+)
+def test_a_slow_listing_does_not_replace_a_newer_one() -> None:
+    """Two callers' tools/list at once: the first listing (begun before `refund` was added
+    upstream) ends after the second (which lists it): the gate keeps the second, and a call of
+    `refund` next runs without another listing."""
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        point = world.point(world.store(world.bundle()))
+        async with Client(orders_server(), cache=None) as client:
+            upstream = Held(client)
+            gate = McpGate(point, upstream, clock=FixedClock(T + 300))
+            async with anyio.create_task_group() as listings:
+                listings.start_soon(gate.list_tools, support)
+                await upstream.started.wait()
+                upstream.added = True
+                newer = await gate.list_tools(support)
+                assert "refund" in [tool.name for tool in newer.tools]
+                upstream.release.set()
+            refunded = await gate.call_tool(support, "refund", {"order_id": "o1", "amount": 20})
+            assert (refunded.is_error, text(refunded)) == (False, "refunded 20 on o1")
+            assert upstream.pages == 2
 
     anyio.run(main)
