@@ -9,11 +9,12 @@ instead of answering the denial, and the trace kept only the call's `tool_invoca
 
 The test is review 23c's gate (a TraceDecisionRecorder over a trace log) with a provider
 refusing with such a reason: the log holds the allowed record and the denial, and the gate
-answers denied.
+answers denied, the reason disclosed by its hash and size (a strict xfail until then).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,6 @@ from troth.trace.signing import open_envelope
 NOW = T + 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26c gate 3: decision_content discloses the decision's reason as it is; fix: "
-    "disclose the result by its hash and size when an export could not carry it (_value)",
-)
 @pytest.mark.parametrize(
     "detail",
     ["sealed \ufdd0", "x" * (limits.MAX_TRACE_DISCLOSURE_BYTES + 1)],
@@ -56,5 +52,7 @@ def test_a_lease_refusal_no_record_can_carry_is_still_recorded(tmp_path: Path, d
     caller = world.credential(world.support_chain, world.support)
     result = gate.invoke(caller, "refund", {"order_id": "o1", "amount": 20})
     assert (result.allowed, result.decision.outcome) == (False, Outcome.LEASE_DENIED)
-    kinds = [open_envelope(entry.envelope)[0].content.kind for entry in log.stored()]
-    assert kinds == [Kind.TOOL_INVOCATION, Kind.DENIAL]
+    records = [open_envelope(entry.envelope)[0] for entry in log.stored()]
+    assert [record.kind for record in records] == [Kind.TOOL_INVOCATION, Kind.DENIAL]
+    result = json.loads(log.disclosures(records[1].id)["result"].value)
+    assert set(result) == {"sha256", "bytes"}
