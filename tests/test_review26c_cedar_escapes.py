@@ -10,7 +10,9 @@ whose attribute names are control characters (written raw between the quotes, or
 of its messages was up to ~6x the bound that keeps a validation in process
 (MAX_CEDAR_INPROCESS_MESSAGES): 33 policies `context + 1` within that bound, over a context of
 64 attributes of ~3,900 control characters each, took the process ~94 MB more (~16 MB with
-ASCII names of the same lengths; measured once with ru_maxrss, not asserted here).
+ASCII names of the same lengths; measured once with ru_maxrss, not asserted here). A quoted
+name now counts at least as JSON writes it (troth.gates.nesting `_printed`; a strict xfail
+until then).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ denial after its allowed record (`DecisionPoint.refuse`, leftovers 2): `LeaseDen
 asyncio's or anyio's cancellation (`asyncio.CancelledError`: a provider that waits on a loop,
 e.g. with `anyio.from_thread.run`, whose waiting task is cancelled), a KeyboardInterrupt or a
 SystemExit, propagated with only the "allowed" record: the trace showed a `tool_invocation`
-of a call that never ran, and nothing after it.
+of a call that never ran, and nothing after it. The gate now records the denial for any
+BaseException (a strict xfail until then).
 
 The test reuses the refusing provider of test_leftovers_lease_record.
 """
