@@ -25,6 +25,7 @@ of the one before doubles per declaration), up to `limits.MAX_CEDAR_TYPE_NODES`.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Final
 
@@ -242,9 +243,13 @@ def _printed(token: str, extra: int) -> int:
     unescaped: no longer than its text) with its `: ` and `,`; a name, qualified by its
     namespace when in a type position (`extra`: the longest namespace and its `::`; a
     builtin prints shorter, `__cedar::Long` as `Long`); any other token (`{`, `}`, `<`, `>`,
-    `?`, `::`) two."""
+    `?`, `::`) two. A quoted name counts at least as JSON writes it: cedarpy hands its messages
+    to Python as a JSON text, where a control character is `\\u00XX`, six (review 26c, gates
+    1)."""
     if token.startswith('"'):
-        return len(token) + 3
+        inner = token[1:-1] if token.endswith('"') and len(token) > 1 else token[1:]
+        written = json.dumps(_ESCAPE.sub(_escaped, inner), ensure_ascii=False)
+        return max(len(token), len(written)) + 3
     if _IDENTIFIER.fullmatch(token):
         return len(token) + extra + 3
     return 2

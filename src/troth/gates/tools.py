@@ -147,7 +147,7 @@ class ToolGate:
                 lease = stack.enter_context(self.leases.lease(record))
             except LeaseDenied as denied:  # gate 3: no secret, no call (and the record says so)
                 return ToolResult(self.point.refuse(record, denied.decision).decision)
-            except Exception as exc:
+            except BaseException as exc:  # a cancellation or an interruption too (review 26c)
                 failed = f"denied: the lease provider failed ({type(exc).__name__})"
                 self.point.refuse(record, PolicyDecision.deny(Outcome.LEASE_DENIED, failed))
                 raise

@@ -15,7 +15,7 @@ ends it (SIGABRT from Rust) or exits with EXIT_MEMORY (Python's MemoryError, or 
 library not mapped); an output over its file size exits with EXIT_OUTPUT (an error names
 whole types: review 25, gates 2). The kernel's out-of-memory killer ends it by SIGKILL too:
 the parent (troth.gates.policies) tells that from the hard CPU limit by the CPU time the
-child used (`os.wait4`).
+child used (`os.wait4`); the child makes itself that killer's first choice (oom_score_adj).
 
     python -m troth.gates.validate_child CPU_SECONDS ADDRESS_SPACE_BYTES OUTPUT_BYTES < in.json
 
@@ -39,14 +39,26 @@ EXIT_USAGE: Final = 64
 """The exit status for arguments or input that are not what the parent sends."""
 
 
+OOM_SCORE_ADJ: Final = "/proc/self/oom_score_adj"
+"""Linux's adjustment of the out-of-memory killer's choice (proc(5)): 1000, the most, makes
+this process its first choice; raising it needs no privilege."""
+
+
 def _limit(cpu_seconds: int, address_space: int, output: int) -> None:
     """RLIMIT_CPU (SIGXCPU at the soft limit, SIGKILL one second later), RLIMIT_AS,
     RLIMIT_FSIZE (the files it writes: its output), and no core file (SIGXCPU and SIGABRT
-    would write one of up to the address space)."""
+    would write one of up to the address space); and the out-of-memory killer's first choice
+    (OOM_SCORE_ADJ, where there is one): under memory pressure this process ends, not the
+    node that started it (review 26c, gates 3)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
+    try:
+        with open(OOM_SCORE_ADJ, "w") as adjust:
+            adjust.write("1000")
+    except OSError:  # not Linux, or no /proc: the limits above still hold
+        pass
 
 
 def main(argv: list[str]) -> int:

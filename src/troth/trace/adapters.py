@@ -155,11 +155,14 @@ def decision_content(
         tool = _tool(name)
         kind = Kind.DECISION if decision.allowed else Kind.DENIAL
     policies = tuple(p for p in decision.policies if _fits(p))[: limits.MAX_TRACE_POLICY_IDS]
-    values["result"] = {
-        "reason": decision.reason,
-        "errors": list(decision.errors),
-        "policies": list(decision.policies),
-    }
+    # the reason may be a lease provider's text (a remote broker's refusal: review 26c, gate 3)
+    values["result"] = _value(
+        {
+            "reason": decision.reason,
+            "errors": list(decision.errors),
+            "policies": list(decision.policies),
+        }
+    )
     revision = None if decision.revision is None else str(decision.revision)
     authority: Authority | None = None
     chain: bytes | None = None

@@ -103,12 +103,15 @@ class McpGate:
         self.clock: Clock = clock or SystemClock()
         self._listed: _Listed | None = None
         self._listed_at: int | None = None  # when the last listing started (the gate's clock)
+        self._begun = self._kept = 0  # listings begun; the count of the one `_listed` holds
         self._relisting = anyio.Lock()  # one listing for calls at a time
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
 
     async def _list_upstream(self) -> _Listed:
         self._listed_at = self.clock.now()  # a listing that fails counts too
+        self._begun += 1
+        begun = self._begun
         tools: list[types.Tool] = []
         cursor: str | None = None
         for _ in range(MAX_TOOL_PAGES):
@@ -135,8 +138,10 @@ class McpGate:
             if name not in self._twice and NAME.fullmatch(name):
                 self._twice.add(name)
                 log.warning("tool %s: the upstream lists it twice: not offered", name)
-        self._listed = _Listed(tuple(tools), schemas)
-        return self._listed
+        listed = _Listed(tuple(tools), schemas)
+        if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
+            self._listed, self._kept = listed, begun
+        return listed
 
     async def list_tools(self, caller: Caller) -> types.ListToolsResult:
         """The upstream's tools `caller` could be permitted to call now (gate 1)."""
@@ -162,7 +167,8 @@ class McpGate:
             listed, last = self._listed, self._listed_at
             if listed is not None and name in listed.schemas:
                 return listed  # listed while this call waited
-            if last is None or self.clock.now() - last >= limits.MCP_RELIST_SECONDS:
+            # a clock set back (the wall clock: NTP, an operator) lists again too (review 26c)
+            if last is None or not 0 <= self.clock.now() - last < limits.MCP_RELIST_SECONDS:
                 return await self._list_upstream()
             return listed or _Listed((), {})  # the last listing failed: nothing is known
 

@@ -500,9 +500,10 @@ def _decoded(decode: Callable[[Any], T], value: Any) -> T:
 class RemoteLeases:
     """Gate 3's `LeaseSource` over a broker on another node: the tool gate runs in a thread of
     its own and `loop` runs `client`'s node (a call from `loop`'s own thread is refused: it
-    would wait on itself). Leases are bound to the client's identity: a call by anyone else is
-    refused. A held lease is reused until its expiry (its revocation shows at the service that
-    validates it)."""
+    would wait on itself), at most `timeout` seconds: then its request is cancelled on the loop
+    (one already sent may still be carried out at the broker) and TimeoutError raised. Leases
+    are bound to the client's identity: a call by anyone else is refused. A held lease is
+    reused until its expiry (its revocation shows at the service that validates it)."""
 
     def __init__(
         self,
@@ -522,7 +523,12 @@ class RemoteLeases:
             if asyncio.get_running_loop() is self.loop:
                 coroutine.close()
                 raise ConfigError("RemoteLeases is called from a thread other than its loop's")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(self.timeout)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(self.timeout)
+        except BaseException:  # timed out (or interrupted): the request does not go on
+            future.cancel()  # its task on the loop is cancelled (review 26c, gate 3)
+            raise
 
     def _check(self, credential: VerifiedCredential) -> None:
         if credential.actor != self.holder:
