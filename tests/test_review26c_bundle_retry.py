@@ -24,15 +24,10 @@ from typing import Any
 import pytest
 
 from tests.support.gates import POLICIES, T, make_world
+from troth import limits
 from troth.gates import BundleStore
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26c gates 2: BundleStore.reload tries a PolicyNotChecked bundle at every "
-    "reload; fix: remember when each (digest, stamp) was tried and try it again only after "
-    "a backoff (e.g. doubling from 30 s), a design choice left to the maintainers",
-)
 def test_a_bundle_not_checked_is_not_validated_again_at_every_reload(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -53,3 +48,26 @@ def test_a_bundle_not_checked_is_not_validated_again_at_every_reload(
         assert other.reload(now=T + 6) == []
     assert other.active(world.authority.identifier) is None  # fail closed meanwhile
     assert len(started) <= 1
+
+
+def test_the_backoff_doubles_while_the_bundle_cannot_be_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tried at once, then after CEDAR_RETRY_FIRST_SECONDS, then twice that: each try one child
+    (each refused, EAGAIN); never sooner."""
+    world = make_world()
+    data = world.bundle(policies="// " + "x" * 40_000 + "\n" + POLICIES)
+    other = BundleStore(world.verifier, world.store(data).table)
+    started: list[int] = []
+    at = [T]
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        started.append(at[0])
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    first = limits.CEDAR_RETRY_FIRST_SECONDS
+    for second in range(T, T + 3 * first + 1):
+        at[0] = second
+        other.reload(now=second)
+    assert started == [T, T + first, T + 3 * first]

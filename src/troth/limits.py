@@ -323,6 +323,14 @@ MAX_POLICY_MESSAGE_TEXT: Final = 2048
 much was left out): a message names whole types (MAX_CEDAR_TYPE_TEXT; review 25, gates 1-2)."""
 MAX_POLICY_MESSAGES: Final = 256
 """Most validation messages a PolicyError keeps (the count of the others is the last one)."""
+CEDAR_RETRY_FIRST_SECONDS: Final = 30
+"""A stored bundle whose policies could not be checked (PolicyNotChecked: the validating child
+did not start, missed its wall-clock wait, or was killed before its CPU limit) is tried again
+no sooner than this after the first failure, then after twice as long each time up to
+CEDAR_RETRY_MAX_SECONDS (`BundleStore.reload`): a bundle whose child the out-of-memory killer
+ends every time does not cost a child at each reload (review 26c, gates 2)."""
+CEDAR_RETRY_MAX_SECONDS: Final = 900
+"""The longest wait between two tries of a bundle whose policies could not be checked."""
 MAX_CEDAR_VALIDATION_CPU_SECONDS: Final = 8
 """CPU time (RLIMIT_CPU) of the child process validating a policy text over
 MAX_CEDAR_INPROCESS_WORK: a bundle whose validation takes longer is refused (OVER_LIMIT).

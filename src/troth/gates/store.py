@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from troth import limits
 from troth.credentials import ChainVerifier, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, PolicyError, PolicyFailure, PolicyNotChecked
@@ -200,6 +201,9 @@ class BundleStore:
         self._active: dict[Identifier, ActiveBundle] = {}
         self._seen: dict[bytes, Stamp] = {}  # the table's stamp last loaded, per authority
         self._unloadable: set[tuple[bytes, Stamp]] = set()
+        # (digest, stamp) -> (when it may be tried again, the wait after that): bundles whose
+        # policies could not be checked (PolicyNotChecked), tried again after a backoff
+        self._unchecked: dict[tuple[bytes, Stamp], tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def accept(
@@ -242,22 +246,31 @@ class BundleStore:
         stamps are read when nothing changed (a gate sharing the node's table calls this
         before each decision; a stamp refused for what it is is not tried again). One whose
         policies could not be checked (PolicyNotChecked: the validating process did not start
-        or finish, on a loaded machine) stays inactive (fail closed) and is tried again at the
-        next reload (review 25, gates 3)."""
+        or finish, on a loaded machine) stays inactive (fail closed) and is tried again at a
+        reload once its backoff is over (CEDAR_RETRY_FIRST_SECONDS, doubling up to
+        CEDAR_RETRY_MAX_SECONDS: review 25, gates 3; review 26c, gates 2)."""
         loaded = []
         for digest, stamp in self.table.stamps().items():
-            if self._seen.get(digest) == stamp or (digest, stamp) in self._unloadable:
+            key = (digest, stamp)
+            if self._seen.get(digest) == stamp or key in self._unloadable:
+                continue
+            retry = self._unchecked.get(key)
+            if retry is not None and now < retry[0]:
                 continue
             data = self.table.load(digest)
             try:
                 if data is None:
                     continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
-            except PolicyNotChecked:  # no verdict on the bundle: not remembered
+            except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
+                wait = limits.CEDAR_RETRY_FIRST_SECONDS if retry is None else retry[1]
+                self._unchecked[key] = (now + wait, min(2 * wait, limits.CEDAR_RETRY_MAX_SECONDS))
                 continue
             except PolicyError:
-                self._unloadable.add((digest, stamp))
+                self._unchecked.pop(key, None)
+                self._unloadable.add(key)
                 continue
+            self._unchecked.pop(key, None)
             if self._activate_stored(verified, stamp):
                 loaded.append(verified)
         return loaded
@@ -267,6 +280,7 @@ class BundleStore:
         that did not load are tried again."""
         self.verifier = verifier
         self._unloadable.clear()
+        self._unchecked.clear()
 
     def _activate_stored(self, verified: VerifiedBundle, stamp: Stamp) -> bool:
         """Activate a bundle read from the table: a higher revision than the active one, or
