@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import pytest
-
 from tests.test_transport_tcp import until
 from tests.test_transport_tcp_queue import accepted, narrow_client, narrow_server_side, run
 from troth.routing import RoutedMessage
@@ -25,11 +23,6 @@ DEQUE_SLOT = 8
 """A deque's pointer to each item (64-bit CPython)."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26a queue 1: a queued frame is charged its bytes only (fix: charge "
-    "QUEUED_FRAME_COST more per frame)",
-)
 def test_a_queue_of_empty_frames_holds_no_more_memory_than_its_bound() -> None:
     """A silent peer; a sender relays 40,000 empty messages to it through the node. Once the
     peer's queue is full (the sender waits), the queue's frames, as Python objects, hold at

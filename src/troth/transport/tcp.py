@@ -58,7 +58,7 @@ from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
-from troth.transport.settings import TcpCounters, TcpSettings
+from troth.transport.settings import QUEUED_FRAME_COST, TcpCounters, TcpSettings
 
 __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
@@ -240,7 +240,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         socket, queue = self._socket, self._queue
         while queue and self._writable and socket is not None:  # pause_writing may stop it
             frame = queue.popleft()
-            self._dequeued(len(frame))
+            self._dequeued(len(frame) + QUEUED_FRAME_COST)
             socket.write(frame)
         self._wake()
 
@@ -462,10 +462,11 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
     async def _enqueue(self, frame: bytes) -> None:
         """Queue a frame for the write buffer, at once while this queue and all of them hold
-        less than their bounds; else wait for room while the peer reads (a future, not
+        less than their bounds (each frame counted with `QUEUED_FRAME_COST`, what holding it
+        costs beyond its bytes); else wait for room while the peer reads (a future, not
         `asyncio.timeout`: a read callback's routing has no task). The timers end the wait:
         a peer that stalls has its frame dropped (Congested), one not reading is closed."""
-        owner, size = self.owner, len(frame)
+        owner, size = self.owner, len(frame) + QUEUED_FRAME_COST
         settings = owner.settings
         self._write_corked()  # what was sent before goes first
         while True:
