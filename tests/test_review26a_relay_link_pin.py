@@ -26,11 +26,6 @@ from troth.transport import MemoryTransport
 CAROL = "/tcp/carol:4000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26a links 1: create_relay makes a pin-less link before its first attempt "
-    "(fix: make the link once the relay is created, pinned to the one that answered)",
-)
 def test_a_failed_relay_create_leaves_no_link_for_another_to_pin(tmp_path: Path) -> None:
     """b's first `relay create` at carol fails (carol is not up yet). Mallory (a member) holds
     carol's address; b sends her an unpinned message there, and she leaves. Once carol is up,
