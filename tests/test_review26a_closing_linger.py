@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import pytest
-
 from tests.test_transport_tcp import until
 from tests.test_transport_tcp_queue import NARROW, accepted, narrow_server_side, run
 from troth.routing import RoutedMessage
@@ -26,11 +24,6 @@ from troth.transport import TcpSettings, TcpTransport
 from troth.transport.tcp import TcpConnection
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26a queue 3: a closed connection's buffer has no timeout once "
-    "resume_writing stopped the write timer (fix: abort it write_timeout after close())",
-)
 def test_a_closed_connection_its_peer_stops_reading_is_dropped() -> None:
     """The node sends 3 MB to a peer and closes the connection; the peer reads until the
     node's write buffer drains to a quarter, then reads nothing more. Within a few write

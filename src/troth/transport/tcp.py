@@ -28,7 +28,8 @@ Hostile load (all limits in `TcpSettings`):
   drain for `write_timeout` is dropped.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
-- Shutdown: `close()` closes listeners and connections and cancels their tasks.
+- Shutdown: `close()` closes listeners and connections and cancels their tasks; a closed
+  connection whose peer does not take what was left within `write_timeout` is dropped.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._unsent_at_check = 0  # bytes unsent at the last stall check
         self._stall_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None  # closed: what is left has
+        # `write_timeout` to be written (review 26a, queue 3)
         self._why_closed = "closed"
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
         self._corked_size = 0
@@ -286,6 +289,16 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._why_closed = "not reading"
         self._abort()
 
+    def _linger_over(self) -> None:
+        """The close timer: the peer did not take what was left for it in `write_timeout`
+        (`resume_writing` stops the write timer, and a closed connection writes nothing more
+        to start it again: its socket, outside the caps and the sweep, stayed for good)."""
+        self._linger = None
+        self.owner.counters.closed_not_reading += 1
+        timeout = self.owner.settings.write_timeout
+        self.owner.warn("%s: closed, what was left not taken in %s s: dropped", self.name, timeout)
+        self._abort()
+
     def _stop_timers(self) -> None:
         for timer in (self._stall_timer, self._write_timer):
             if timer is not None:
@@ -306,6 +319,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def _release(self) -> None:
         """The connection closed: its queue and timers go, its senders wake (and fail)."""
         self._stop_timers()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         self._writable = True
         self._drop_queue()
 
@@ -530,9 +546,12 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self._write_corked()
             for frame in self._queue:  # sent: written before the connection closes
                 self._socket.write(frame)
-            self._drop_queue()  # (in the socket's buffer now; the write timer, if it runs,
-            # still drops a peer that does not read it)
+            self._drop_queue()  # (in the socket's buffer now: written within the write
+            # timeout, or the connection is dropped)
             self._socket.close()
+            if self._linger is None:
+                timeout = self.owner.settings.write_timeout
+                self._linger = self._loop.call_later(timeout, self._linger_over)
         self.closed.set()
         self._wakeup.set()
         self.owner._forget(self)
