@@ -110,7 +110,9 @@ to read), beyond that buffer (TcpSettings.max_queued_bytes): past it a sender wa
 peer reads, and once the peer stalls (takes next to nothing in TcpSettings.stall_timeout) its
 queue is dropped and so is every frame for it until it drains (docs/protocols.md, "TCP
 transport").
-At least MAX_TRANSPORT_FRAME plus its 5-byte header, so one frame always fits an empty queue."""
+At least MAX_TRANSPORT_FRAME plus its 5-byte header and the cost of holding a frame
+(transport.settings.QUEUED_FRAME_COST, counted for each), so one frame always fits an empty
+queue."""
 MAX_QUEUED_BYTES: Final = 64 * MAX_CONNECTION_QUEUE_BYTES
 """Bytes of frames a node holds queued for all its TCP connections together
 (TcpSettings.max_queued_total; 64 MiB): one source addressing many stalled connections cannot

@@ -620,13 +620,17 @@ class NodeRuntime:
     async def create_relay(self, name: str, at: str) -> dict[str, str]:
         """Ask the relay node at `at` to forward `/relay/<name>` to this node over our
         connection, so this node is reachable without a listening port. The node keeps the
-        relay: when its channel to `at` dies, it reconnects and creates the relay again."""
+        relay: when its channel to `at` dies, it reconnects and creates the relay again. A new
+        link is made only once the relay is created, pinned to the identity that answered it (a
+        link made before, left by a failed attempt, was pinned by the next channel anyone
+        opened there: review 26a, links 1)."""
         route = parse_route(at)
-        link = self.links.link(format_route(route))
-        end = await self.channel_to(route, expect=link.pin)
+        key = format_route(route)
+        end = await self.channel_to(route, expect=self.links.pin(key))
         await self._create_relay_over(end, name)
+        link = self.links.link(key)
         link.relays.add(name)
-        self.links.opened(link.route, end)
+        self.links.opened(key, end)
         return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
 
     async def _create_relay_over(self, end: ChannelEnd, name: str) -> None:

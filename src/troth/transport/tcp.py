@@ -28,7 +28,8 @@ Hostile load (all limits in `TcpSettings`):
   drain for `write_timeout` is dropped.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
-- Shutdown: `close()` closes listeners and connections and cancels their tasks.
+- Shutdown: `close()` closes listeners and connections and cancels their tasks; a closed
+  connection whose peer does not take what was left within `write_timeout` is dropped.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from troth.transport.connection import Connection, ConnectionTable, Listener
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
-from troth.transport.settings import TcpCounters, TcpSettings
+from troth.transport.settings import QUEUED_FRAME_COST, TcpCounters, TcpSettings
 
 __all__ = ["Listener", "TcpConnection", "TcpTransport"]
 
@@ -124,6 +125,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._unsent_at_check = 0  # bytes unsent at the last stall check
         self._stall_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None  # closed: what is left has
+        # `write_timeout` to be written (review 26a, queue 3)
         self._why_closed = "closed"
         self._corked: list[bytes | bytearray | memoryview] = []  # frames not yet written
         self._corked_size = 0
@@ -240,7 +243,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         socket, queue = self._socket, self._queue
         while queue and self._writable and socket is not None:  # pause_writing may stop it
             frame = queue.popleft()
-            self._dequeued(len(frame))
+            self._dequeued(len(frame) + QUEUED_FRAME_COST)
             socket.write(frame)
         self._wake()
 
@@ -286,6 +289,16 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._why_closed = "not reading"
         self._abort()
 
+    def _linger_over(self) -> None:
+        """The close timer: the peer did not take what was left for it in `write_timeout`
+        (`resume_writing` stops the write timer, and a closed connection writes nothing more
+        to start it again: its socket, outside the caps and the sweep, stayed for good)."""
+        self._linger = None
+        self.owner.counters.closed_not_reading += 1
+        timeout = self.owner.settings.write_timeout
+        self.owner.warn("%s: closed, what was left not taken in %s s: dropped", self.name, timeout)
+        self._abort()
+
     def _stop_timers(self) -> None:
         for timer in (self._stall_timer, self._write_timer):
             if timer is not None:
@@ -306,6 +319,9 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
     def _release(self) -> None:
         """The connection closed: its queue and timers go, its senders wake (and fail)."""
         self._stop_timers()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         self._writable = True
         self._drop_queue()
 
@@ -462,10 +478,11 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
     async def _enqueue(self, frame: bytes) -> None:
         """Queue a frame for the write buffer, at once while this queue and all of them hold
-        less than their bounds; else wait for room while the peer reads (a future, not
+        less than their bounds (each frame counted with `QUEUED_FRAME_COST`, what holding it
+        costs beyond its bytes); else wait for room while the peer reads (a future, not
         `asyncio.timeout`: a read callback's routing has no task). The timers end the wait:
         a peer that stalls has its frame dropped (Congested), one not reading is closed."""
-        owner, size = self.owner, len(frame)
+        owner, size = self.owner, len(frame) + QUEUED_FRAME_COST
         settings = owner.settings
         self._write_corked()  # what was sent before goes first
         while True:
@@ -529,9 +546,12 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self._write_corked()
             for frame in self._queue:  # sent: written before the connection closes
                 self._socket.write(frame)
-            self._drop_queue()  # (in the socket's buffer now; the write timer, if it runs,
-            # still drops a peer that does not read it)
+            self._drop_queue()  # (in the socket's buffer now: written within the write
+            # timeout, or the connection is dropped)
             self._socket.close()
+            if self._linger is None:
+                timeout = self.owner.settings.write_timeout
+                self._linger = self._loop.call_later(timeout, self._linger_over)
         self.closed.set()
         self._wakeup.set()
         self.owner._forget(self)
