@@ -12,15 +12,13 @@ to end (review 23b, relay tcp 1). Stalled peers are dropped within the stall tim
 readers are not, so the total does not protect the others.
 
 Here a peer that reads just above the floor is modelled by a silent one with stall and write
-timeouts longer than the test. Fix: a share of `max_queued_total` per source address (as
-accepted connections have one: a fair share), so one address cannot take it all."""
+timeouts longer than the test. Fixed: a share of `max_queued_total` per source address
+(`max_queued_per_source`, a quarter of it by default), so one address cannot take it all."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-
-import pytest
 
 from tests.test_transport_tcp import until
 from tests.test_transport_tcp_queue import (
@@ -47,14 +45,10 @@ async def narrow_client_from(
     return await asyncio.open_connection(sock=raw, limit=NARROW)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 26a queue 2: no share of max_queued_total per source address (fix: a "
-    "per-source share, e.g. a quarter of the total, checked in _enqueue)",
-)
 def test_one_source_address_cannot_take_every_connections_queue() -> None:
     """Two connections from 127.0.0.1 read nothing (as far as the test runs); two senders
-    relay 1 MB to each through the node, filling both queues: all of `max_queued_total`.
+    relay 1 MB to each through the node, filling the share of 127.0.0.1
+    (`max_queued_per_source`, half of `max_queued_total` here).
     Then a peer at 127.0.0.2 reads slowly (nothing, while the test runs): a third sender
     relays 1 MB to it, more than its write buffer and the kernels' buffers hold. Its frames
     past them go to its own queue, and its sender goes on; none waits for the queues of
@@ -63,6 +57,7 @@ def test_one_source_address_cannot_take_every_connections_queue() -> None:
         write_buffer=65536,
         max_queued_bytes=256 * 1024,
         max_queued_total=512 * 1024,
+        max_queued_per_source=256 * 1024,
         stall_timeout=60.0,
         write_timeout=120.0,
         first_frame_timeout=120.0,  # the silent peers send nothing
@@ -86,7 +81,9 @@ def test_one_source_address_cannot_take_every_connections_queue() -> None:
             holders.append(squatter)
         await until(lambda: all(s._write_waiters for s in holders), timeout=30)
         taken = transport.queued_bytes
-        assert taken > settings.max_queued_total - len(chunk) - 100  # 127.0.0.1 holds it all
+        # 127.0.0.1 holds its share, not the whole total
+        assert settings.max_queued_per_source - len(chunk) - 100 < taken
+        assert taken <= settings.max_queued_per_source
 
         streams.append(await narrow_client_from("127.0.0.2", host, port))  # reads slowly
         honest = await accepted(transport, known)

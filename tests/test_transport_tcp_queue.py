@@ -180,6 +180,7 @@ def test_the_queues_for_stalled_readers_stay_within_their_bounds() -> None:
     [
         ("TROTH_TCP_MAX_QUEUED_BYTES", "1000", "max_queued_bytes must hold a frame"),
         ("TROTH_TCP_MAX_QUEUED_TOTAL", "140000", "max_queued_total"),
+        ("TROTH_TCP_MAX_QUEUED_PER_SOURCE", "140000", "max_queued_per_source"),
         ("TROTH_TCP_STALL_TIMEOUT", "0", "stall_timeout must be positive"),
         ("TROTH_TCP_WRITE_TIMEOUT", "-1", "write_timeout must be positive"),
     ],

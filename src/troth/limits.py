@@ -118,6 +118,11 @@ MAX_QUEUED_BYTES: Final = 64 * MAX_CONNECTION_QUEUE_BYTES
 (TcpSettings.max_queued_total; 64 MiB): one source addressing many stalled connections cannot
 make it hold more. Past it a frame for a connection that is not writable waits until a queue
 drains or a stalled one is dropped."""
+MAX_QUEUED_BYTES_PER_SOURCE: Final = MAX_QUEUED_BYTES // 4
+"""Bytes of queued frames held for the connections of one peer IP address together (a share
+of MAX_QUEUED_BYTES): one address's slow readers, each reading just above the stall floor,
+cannot hold the whole budget and leave every other connection without a queue (review 26a,
+queue 2)."""
 MAX_ROUTE_LENGTH: Final = 16
 """Most addresses in an onward or return route."""
 MAX_ADDRESS_TEXT: Final = 256

@@ -111,6 +111,9 @@ class TcpSettings:
     """Bytes of frames held queued for all connections together: past it a frame for a
     connection whose write buffer is full waits until a queue drains or a stalled one is
     dropped."""
+    max_queued_per_source: int = limits.MAX_QUEUED_BYTES_PER_SOURCE
+    """Bytes of frames held queued for the connections of one peer IP address together: past
+    it a frame for one of them waits as past `max_queued_bytes` (review 26a, queue 2)."""
     stall_timeout: float = 2.0
     """A connection whose write buffer is full and whose peer takes less than a sixteenth of
     `write_buffer` in this long has stalled: its queue and every frame for it are dropped
@@ -140,11 +143,13 @@ class TcpSettings:
         if self.max_connections < 1 or self.max_connections_per_source < 1:
             raise ValueError("connection limits must be at least 1")
         largest = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size + QUEUED_FRAME_COST
-        if self.max_queued_bytes < largest or self.max_queued_total < self.max_queued_bytes:
+        if not largest <= self.max_queued_bytes <= self.max_queued_per_source:
             raise ValueError(
-                f"max_queued_bytes must hold a frame ({largest} bytes) and max_queued_total "
-                "at least max_queued_bytes"
+                f"max_queued_bytes must hold a frame ({largest} bytes) and "
+                "max_queued_per_source at least max_queued_bytes"
             )
+        if self.max_queued_total < self.max_queued_bytes:
+            raise ValueError("max_queued_total must be at least max_queued_bytes")
 
     @property
     def sweep_interval(self) -> float:

@@ -20,8 +20,9 @@ Hostile load (all limits in `TcpSettings`):
   `max_queued_frames` frames wait to be routed, and the consumer awaits each routing, so a slow
   consumer slows its producers.
 - Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
-  connection wait in its queue instead (at most `max_queued_bytes`, all connections together at
-  most `max_queued_total`), and the sender goes on: the connection a relayed frame came from
+  connection wait in its queue instead (at most `max_queued_bytes`, the connections of one peer
+  address together at most `max_queued_per_source`, all of them at most `max_queued_total`),
+  and the sender goes on: the connection a relayed frame came from
   goes on routing. Past the bound a sender waits while the peer reads (backpressure); a peer
   that takes (next to) nothing for `stall_timeout` has stalled, and its queue and every frame
   for it are dropped (counted, `Congested` to the sender) until it drains; one that does not
@@ -307,11 +308,11 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
 
     def _dequeued(self, size: int) -> None:
         self._queued -= size
-        self.owner.queued_bytes -= size
+        self.owner.charge_queue(self.host, -size)
 
     def _drop_queue(self) -> None:
         """Give up the frames queued (stalled or closed); wake the senders waiting."""
-        self.owner.queued_bytes -= self._queued
+        self.owner.charge_queue(self.host, -self._queued)
         self._queued = 0
         self._queue.clear()
         self._wake()
@@ -493,11 +494,14 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if not self._queue and self._writable:  # drained meanwhile
                 self._socket.write(frame)
                 break
-            room = self._queued + size <= settings.max_queued_bytes
+            room = (
+                self._queued + size <= settings.max_queued_bytes
+                and owner.queued_from(self.host) + size <= settings.max_queued_per_source
+            )
             if room and owner.queued_bytes + size <= settings.max_queued_total:
                 self._queue.append(frame)
                 self._queued += size
-                owner.queued_bytes += size
+                owner.charge_queue(self.host, size)
                 break
             waiter = self._loop.create_future()
             self._write_waiters.append(waiter)
@@ -590,6 +594,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     `settings.max_queued_total`)."""
     space_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     """Senders waiting for the queues together to hold less."""
+    _queued_by_source: dict[str, int] = field(default_factory=dict)
+    """Queued bytes per peer IP address (at most `settings.max_queued_per_source` each)."""
     reading: list[TcpConnection] | None = None
     """While a read callback routes what arrived: the connections with frames corked meanwhile
     (written together when it returns)."""
@@ -597,6 +603,19 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     def __post_init__(self) -> None:
         self.router.add_transport(self)
         self._log = RateLimitedLog(log, self.settings.log_lines_per_minute)
+
+    def queued_from(self, host: str) -> int:
+        """Bytes queued for the connections of peer address `host` together."""
+        return self._queued_by_source.get(host, 0)
+
+    def charge_queue(self, host: str, size: int) -> None:
+        """Count `size` more (or, negative, fewer) queued bytes, in all and for `host`."""
+        self.queued_bytes += size
+        held = self._queued_by_source.get(host, 0) + size
+        if held:
+            self._queued_by_source[host] = held
+        else:
+            self._queued_by_source.pop(host, None)
 
     def warn(self, message: str, *args: object) -> None:
         """Log a misbehaving connection (rate limited)."""
