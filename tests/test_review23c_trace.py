@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.gates import T, export_customers, lookup_order, make_world, refund
+from tests.support.gates import (
+    GatesWorld,
+    T,
+    export_customers,
+    lookup_order,
+    make_world,
+    refund,
+)
 from tests.support.parties import make_party
 from troth.clock import FixedClock
 from troth.credentials import VerifiedCredential
@@ -38,15 +45,21 @@ def _nested(depth: int) -> Any:
     return value
 
 
-def _gate(tmp_path: Path) -> tuple[ToolGate, TraceLog, VerifiedCredential]:
-    """The support agent's tool gate, recording into a trace log; and its credential."""
-    world = make_world()
+def recorded_point(tmp_path: Path, world: GatesWorld) -> tuple[DecisionPoint, TraceLog]:
+    """A decision point over `world`'s bundle whose decisions the support agent records in a
+    trace log of its own (at tmp_path/trace.db); and the log."""
     owner = make_party(world.vault, now=T)
     log = TraceLog.open(tmp_path / "trace.db", clock=FixedClock(NOW), signer=lambda n: owner.signer)
     recorder = TraceDecisionRecorder(
         TraceRecorder(log, world.support.signer, clock=FixedClock(NOW))
     )
-    point = DecisionPoint(world.store(world.bundle()), world.held_feed, recorder=recorder)
+    return DecisionPoint(world.store(world.bundle()), world.held_feed, recorder=recorder), log
+
+
+def _gate(tmp_path: Path) -> tuple[ToolGate, TraceLog, VerifiedCredential]:
+    """The support agent's tool gate, recording into a trace log; and its credential."""
+    world = make_world()
+    point, log = recorded_point(tmp_path, world)
     gate = ToolGate(
         point,
         [Tool.from_function(f) for f in (lookup_order, refund, export_customers)],

@@ -19,17 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gates import T, make_world, refund
-from tests.support.parties import make_party
+from tests.support.gates import make_world, refund
 from tests.test_leftovers_lease_record import Refusing
+from tests.test_review23c_trace import NOW, recorded_point
 from troth import limits
 from troth.clock import FixedClock
-from troth.gates import DecisionPoint, Outcome, PolicyDecision, Tool, ToolGate
-from troth.trace import Kind, TraceLog, TraceRecorder
-from troth.trace.adapters import TraceDecisionRecorder
+from troth.gates import Outcome, PolicyDecision, Tool, ToolGate
+from troth.trace import Kind
 from troth.trace.signing import open_envelope
-
-NOW = T + 10
 
 
 @pytest.mark.parametrize(
@@ -39,12 +36,7 @@ NOW = T + 10
 )
 def test_a_lease_refusal_no_record_can_carry_is_still_recorded(tmp_path: Path, detail: str) -> None:
     world = make_world()
-    owner = make_party(world.vault, now=T)
-    log = TraceLog.open(tmp_path / "trace.db", clock=FixedClock(NOW), signer=lambda n: owner.signer)
-    recorder = TraceDecisionRecorder(
-        TraceRecorder(log, world.support.signer, clock=FixedClock(NOW))
-    )
-    point = DecisionPoint(world.store(world.bundle()), world.held_feed, recorder=recorder)
+    point, log = recorded_point(tmp_path, world)
     refusal = PolicyDecision.deny(Outcome.LEASE_DENIED, f"denied: no lease of secret s: {detail}")
     gate = ToolGate(
         point, [Tool.from_function(refund)], clock=FixedClock(NOW), leases=Refusing(refusal)
