@@ -25,7 +25,8 @@ import enum
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Final, NamedTuple
 
 from troth.clock import Clock
@@ -264,11 +265,18 @@ class KnownHistories:
         return now - entry[0] <= self._cache_seconds
 
 
-def _decode(history: bytes) -> UnverifiedHistory:
+@contextmanager
+def _stored_copy() -> Iterator[None]:
+    """Decoding the stored copy: a DecodeError is IdentityError(MALFORMED) naming it."""
     try:
-        return UnverifiedHistory.decode(history)
+        yield
     except DecodeError as exc:
         raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
+
+
+def _decode(history: bytes) -> UnverifiedHistory:
+    with _stored_copy():
+        return UnverifiedHistory.decode(history)
 
 
 def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
@@ -283,10 +291,8 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
         return False
     before = identity.changes[index - 1 - identity.first_index]
     first = copy.changes[0]
-    try:
+    with _stored_copy():
         body = ChangeBody.decode(first.body)
-    except DecodeError as exc:
-        raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
     if body.previous != before.change_hash:
         return False  # it names another change: nothing shown here
     try:
@@ -299,8 +305,6 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
 def _stored_span(history: bytes) -> StoredSpan:
     """The changes of the stored copy; a copy this troth cannot read (an older format) refuses
     every observation of that identifier rather than being replaced."""
-    try:
+    with _stored_copy():
         first, hashes = indexed_hashes(history)
-    except DecodeError as exc:
-        raise IdentityError(IdentityFailure.MALFORMED, f"the stored copy: {exc}") from None
     return StoredSpan(first, tuple(hashes))
