@@ -6,8 +6,9 @@ refused as ROLLBACK, a different continuation as FORK. Changes are compared by i
 so a stored full history accepts a checkpointed suffix that extends it (and the other way
 round). A stored copy from a checkpoint whose first change does not follow the change it names
 as previous, once a history holding that change shows it, is made up (no valid history holds
-it: review 23a, checkpoints 3): it refuses nothing, `observe` replaces it, and the `refuted`
-callback is given it. The decision and the write are one
+it: review 23a, checkpoints 3): it refuses nothing, `observe` replaces it, records its changes
+(`IdentityStore.add_refuted`, in the same transaction: every process and a restart see them),
+and the `refuted` callback is given it. The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 
@@ -43,7 +44,14 @@ from troth.identity.history import (
 from troth.identity.identifier import Identifier
 from troth.storage import IdentityStore
 
-__all__ = ["KNOWN_CACHE_SECONDS", "KNOWN_CACHE_SIZE", "KnownHistories", "Refuted", "StoredSpan"]
+__all__ = [
+    "KNOWN_CACHE_SECONDS",
+    "KNOWN_CACHE_SIZE",
+    "KnownHistories",
+    "Refuted",
+    "StoredSpan",
+    "refuted_changes",
+]
 
 KNOWN_CACHE_SECONDS: Final = 10.0
 """How long a cached copy of a stored history is trusted before the store is read again."""
@@ -223,6 +231,10 @@ class KnownHistories:
                     )
                     if seen is _Seen.REFUTED:
                         refuted = stored[0]
+                        # recorded with the replacement, for every process and a restart:
+                        # the `refuted` callback below runs only here, after the commit
+                        # (review 26b, refuted 2)
+                        self._store.add_refuted(digest, refuted_changes(_decode(refuted)))
         # a made-up copy replaced: the cache steps back to this one
         self.remember(digest, _span(identity), replace=refuted is not None)
         if refuted is not None and self._refuted is not None:
@@ -300,6 +312,13 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
     except IdentityError:
         return True
     return False
+
+
+def refuted_changes(copy: UnverifiedHistory) -> list[tuple[int, bytes]]:
+    """The (index, hash) of each change of `copy`, a stored copy shown made up: no valid
+    history holds any of them (its first does not follow the change before it, and each later
+    one descends from it)."""
+    return [(copy.first_index + i, sha256(c.body)) for i, c in enumerate(copy.changes)]
 
 
 def _stored_span(history: bytes) -> StoredSpan:

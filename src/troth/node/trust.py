@@ -93,7 +93,8 @@ class NodeTrust:
 
     def reload(self, now: int) -> None:
         """Read the trusted authorities, the feeds held for them and the vouchers from the
-        store."""
+        store (forgetting those of the authorities that named a made-up change of the identity:
+        `Vouchers.forget_refuted`)."""
         self.vouchers.load()
         wallet = self.node.wallet
         self.routes = wallet.trusted()
@@ -116,6 +117,9 @@ class NodeTrust:
             if feed is not None and authority not in self.feeds:
                 self.set_feed(authority, feed)
         self.refresh_hosted(now, force=True)
+        # made-up changes another process recorded (or this one, before a crash): their
+        # authors' rows go, once their feeds are held (review 26b, refuted 2)
+        self.vouchers.forget_refuted()
 
     def routes_changed(self) -> bool:
         """Whether the store trusts other authorities (or routes) than this node read (another

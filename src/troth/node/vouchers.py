@@ -26,6 +26,11 @@ so a co-trusted authority minting members for free fills only its own share.
 
 A row is also forgotten, outside the bounds, when the identity's stored history is shown made
 up and its authority's held feed names a change of it (`refuted`: review 23a, checkpoints 3).
+The made-up changes are recorded in the store with the replacement of the copy
+(troth.identity.known, `VoucherStore.refuted`), so the rule holds whichever process replaced
+it, and after a crash before its `refuted` callback ran (review 26b, refuted 2): `load` reads
+them, `forget_refuted` (at each reload, once the feeds are held) forgets the rows of the
+authorities whose held feed names one, and `vouch` never adds such a row.
 
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
@@ -41,8 +46,8 @@ from typing import Final, NamedTuple
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.crypto import sha256
 from troth.identity import Identifier, UnverifiedHistory
+from troth.identity.known import refuted_changes
 from troth.storage import VoucherStore
 
 __all__ = ["LAPSE_MARGIN", "Vouchers"]
@@ -80,6 +85,7 @@ class Vouchers:
         self._members: dict[Identifier, set[Identifier]] = {}  # member -> identities it roots
         self._authorities: collections.Counter[Identifier] = collections.Counter()  # identities
         # with a row of each authority
+        self._refuted: dict[Identifier, frozenset[tuple[int, bytes]]] = {}  # made-up changes
         self.generation = 0
         """Grows whenever an identity gains an authority (standings cached before are stale)."""
 
@@ -89,9 +95,15 @@ class Vouchers:
 
     def load(self) -> None:
         """Read every stored row into memory, keeping what memory holds already (at start, and
-        at a reload: rows another process added)."""
+        at a reload: rows another process added), and the made-up changes recorded (another
+        process may have replaced a copy: `forget_refuted` applies them)."""
         rows = self._store.vouchers()
+        refuted: dict[Identifier, set[tuple[int, bytes]]] = {}
+        for digest, index, change_hash in self._store.refuted():
+            refuted.setdefault(Identifier(digest), set()).add((index, change_hash))
         with self._lock:
+            for identifier, changes in refuted.items():
+                self._refuted[identifier] = self._refuted.get(identifier, frozenset()) | changes
             grouped: dict[Identifier, dict[Identifier, _Row]] = {}
             for digest, authority, expires_at, member in rows:
                 row = _Row(expires_at, Identifier(member))
@@ -115,6 +127,9 @@ class Vouchers:
         for credential in credentials:
             row = _Row(credential.expires_at, credential.links[0].subject)  # member_accounts
             wanted[credential.authority] = max(wanted.get(credential.authority, row), row, key=_at)
+        if identifier in self._refuted:  # rarely: none of a liar's word (`refuted`)
+            liars = self._liars(identifier, wanted.keys(), self._feeds())
+            wanted = {a: r for a, r in wanted.items() if a not in liars}
         if all(
             _expiry(self._held.get(identifier, _EMPTY), a) >= r.expires_at
             for a, r in wanted.items()
@@ -145,25 +160,56 @@ class Vouchers:
         holds, so its word on the identity was about another history. Else a co-trusted
         authority that made up a change of another's member and vouched for it, as her, would
         judge her real history (its supersession refusing it, or a revocation): one authority
-        cutting the node off from another's member (review 23a, checkpoints 3)."""
-        digest = identifier.digest
-        changes = [(copy.first_index + i, sha256(c.body)) for i, c in enumerate(copy.changes)]
+        cutting the node off from another's member (review 23a, checkpoints 3). The callback
+        of the process that replaced the copy; every other one (and this one after a crash)
+        applies the changes recorded with the replacement (`load`, `forget_refuted`)."""
+        changes = frozenset(refuted_changes(copy))
+        with self._lock:
+            self._refuted[identifier] = self._refuted.get(identifier, frozenset()) | changes
+            self._forget_liars(identifier, self._feeds())
+
+    def forget_refuted(self) -> None:
+        """Forget the rows whose authority's held feed names a made-up change of the identity
+        recorded in the store (read by `load`; another process may have replaced the copy, or
+        this one crashed before its `refuted` callback ran: review 26b, refuted 2). Call it
+        once the feeds are held (a reload)."""
         feeds = self._feeds()
         with self._lock:
-            held = self._held.get(identifier, _EMPTY)
-            lied = [
-                (authority, row.expires_at)
-                for authority, row in held.items()
-                if (feed := feeds.get(authority)) is not None
-                and any(feed.ever_named(digest, index, h) for index, h in changes)
-            ]
-            for authority, expires_at in lied:
-                if self._store.settle(authority.digest, [(digest, expires_at)], []):
-                    self._forget(identifier, authority)
-            if lied:
-                self.generation += 1
+            for identifier in list(self._refuted):
+                self._forget_liars(identifier, feeds)
+
+    def _liars(
+        self,
+        identifier: Identifier,
+        authorities: Iterable[Identifier],
+        feeds: Mapping[Identifier, VerifiedFeed],
+    ) -> set[Identifier]:
+        """Those of `authorities` whose held feed names a made-up change of `identifier`, in
+        any supersession it holds (`refuted`)."""
+        changes = self._refuted.get(identifier, frozenset())
+        digest = identifier.digest
+        return {
+            authority
+            for authority in authorities
+            if (feed := feeds.get(authority)) is not None
+            and any(feed.ever_named(digest, index, h) for index, h in changes)
+        }
 
     # -- under the lock ----------------------------------------------------------------------------
+
+    def _forget_liars(
+        self, identifier: Identifier, feeds: Mapping[Identifier, VerifiedFeed]
+    ) -> None:
+        """Forget `identifier`'s rows of the authorities that named a made-up change of it, in
+        the store, then in memory (a stored row another process renewed meanwhile is left to
+        the next reload, which reads it and forgets it again)."""
+        held = self._held.get(identifier, _EMPTY)
+        lied = self._liars(identifier, held.keys(), feeds)
+        for authority in lied:
+            self._store.settle(authority.digest, [(identifier.digest, held[authority][0])], [])
+            self._forget(identifier, authority)
+        if lied:
+            self.generation += 1
 
     def _room(self, identifier: Identifier, new: Mapping[Identifier, _Row]) -> bool:
         """Whether `identifier` may hold the `new` rows too, sweeping once a bound is reached:

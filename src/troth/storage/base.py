@@ -124,6 +124,11 @@ class IdentityStore(Transactional, Protocol):
         """The hash of a local identity's change `index`, if its row is stored."""
         ...
 
+    def add_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
+        """Record the (index, hash) of each change of a stored copy shown made up, in the
+        transaction that replaces it (read by `VoucherStore.refuted`)."""
+        ...
+
     def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
         """The index of a local identity's stored change with hash `change_hash`, if any."""
         ...
@@ -399,7 +404,7 @@ class VoucherStore(Transactional, Protocol):
     """The authorities whose chains a node verified for each identity (docs/storage.md,
     "Vouchers"): rows are added or extended when a chain verifies, and only a sweep that found
     them unable to change a judgment removes them, or the identity's stored history shown made
-    up (`settle`, for the authorities that named a change of it)."""
+    up (`settle`, for the authorities that named a change of it: `refuted`)."""
 
     def vouchers(self) -> list[VoucherRow]:
         """Every row (a node holds them all in memory: bounded by MAX_VOUCHED_IDENTITIES)."""
@@ -416,6 +421,12 @@ class VoucherStore(Transactional, Protocol):
         """Up to `limit` (identifier, expires_at) of `authority`'s rows not kept for good whose
         expiry is at most `until` (and whose member is `member`, when given), the oldest
         first."""
+        ...
+
+    def refuted(self) -> list[tuple[bytes, int, bytes]]:
+        """Every (identifier, index, hash) of a change of a stored copy shown made up
+        (`IdentityStore.add_refuted`): an authority whose feed names one holds no row for that
+        identifier."""
         ...
 
     def settle(

@@ -185,6 +185,16 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     -- authority 2), NULL for a VC export and for rows written before this migration
     ALTER TABLE issued_credentials ADD COLUMN credential BLOB;
     """,
+    """
+    -- the changes of stored copies shown made up (troth.identity.known: review 26b, refuted
+    -- 2), written in the transaction that replaced the copy: an authority whose held feed
+    -- names one of them holds no voucher for that identity, in any process, after a restart
+    -- too (docs/storage.md, "Vouchers")
+    CREATE TABLE refuted_changes (
+        identifier BLOB NOT NULL, idx INTEGER NOT NULL, change_hash BLOB NOT NULL,
+        PRIMARY KEY (identifier, idx, change_hash)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

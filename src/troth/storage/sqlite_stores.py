@@ -232,6 +232,14 @@ class SqliteIdentityStore:
         )
         return None if row is None else bytes(row[0])
 
+    def add_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
+        for index, change_hash in changes:  # one history's changes at most
+            self._db.execute(
+                "INSERT OR IGNORE INTO refuted_changes (identifier, idx, change_hash) "
+                "VALUES (?, ?, ?)",
+                (identifier, index, change_hash),
+            )
+
     def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
         row = self._db.fetch_one(  # the identity's rows (its primary key range), scanned
             "SELECT idx FROM identity_changes WHERE identifier = ? AND change_hash = ?",

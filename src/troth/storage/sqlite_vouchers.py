@@ -34,6 +34,10 @@ class SqliteVoucherStore:
         rows = self._db.fetch_all(query)
         return [(bytes(r[0]), bytes(r[1]), int(r[2]), bytes(r[3])) for r in rows]
 
+    def refuted(self) -> list[tuple[bytes, int, bytes]]:
+        rows = self._db.fetch_all("SELECT identifier, idx, change_hash FROM refuted_changes")
+        return [(bytes(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
     def vouch(self, identifier: bytes, authority: bytes, expires_at: int, member: bytes) -> None:
         self._db.execute(
             "INSERT INTO vouchers (identifier, authority, expires_at, member) VALUES (?, ?, ?, ?) "
