@@ -14,6 +14,7 @@ another's member, what review 23a, checkpoints 3 fixed. Fixed: `Vouchers.refuted
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -28,6 +29,7 @@ from troth.credentials import RevocationEntry, RevocationKind, Supersession
 from troth.errors import ChannelError, ChannelFailure
 from troth.identity import attest_purpose_key, rotate_identity
 from troth.node import open_node
+from troth.node.runtime import NodeRuntime
 from troth.node.trust import NodeTrust
 from troth.vault import KeyPurpose
 
@@ -170,3 +172,29 @@ def test_the_liars_chain_shown_later_leaves_no_word_behind(desk: Desk) -> None: 
     restarted = NodeTrust(desk.node, None)
     restarted.reload(NOW)
     assert set(restarted.vouchers.of(alice)) == {two.acme.identifier}
+
+
+def test_a_running_node_forgets_the_liars_word_in_its_maintenance(desk: Desk) -> None:  # noqa: F811
+    """Refuted 2, a running node that is not reloaded: another process replaces the made-up
+    copy; the node's next maintenance round forgets globex's word on alice (it reads the
+    recorded made-up changes), and her acme chain admits her there."""
+    two = desk.two
+    alice = two.alice.identifier
+
+    async def run() -> None:
+        runtime = NodeRuntime(desk.node)
+        try:
+            runtime.trust.reload(NOW)
+            trust = runtime.trust.channel_trust(AnyAuthenticatedIdentity())
+            assert verify_peer(trust, desk.as_alice, (desk.globex_chain,), NOW).identifier == alice
+            assert two.globex.identifier in runtime.trust.vouchers.of(alice)
+            with open_node("desk") as other:  # `troth identity import alice.history`
+                other.identities.import_history(two.alice.party.identity.history, now=NOW)
+            await runtime.maintain()
+            assert set(runtime.trust.vouchers.of(alice)) == set()
+            peer = verify_peer(trust, desk.alice(), (two.chain(two.acme),), NOW)
+            assert peer.identifier == alice
+        finally:
+            await runtime.stop()
+
+    asyncio.run(run())

@@ -355,10 +355,12 @@ class NodeRuntime:
             await self.maintain()
 
     async def maintain(self) -> None:
-        """One maintenance round: feeds, credentials, rotations, peers, services, identity."""
+        """One maintenance round: feeds (and the vouchers of authorities they show lied),
+        credentials, rotations, peers, services, identity."""
         # each step on its own: a failing refresh must never stop the re-checks of peers
         steps: list[Callable[[], Coroutine[Any, Any, Any]]] = [
             self.refresh_feeds,
+            self._forget_refuted,
             self.refresh_credentials,
             self.announce_rotations,
             self.channels.check_peers,
@@ -370,6 +372,12 @@ class NodeRuntime:
                 await step()
             except Exception:  # logged, retried next round
                 log.exception("maintenance: %s failed", getattr(step, "__name__", step))
+
+    async def _forget_refuted(self) -> None:
+        """Forget the vouchers of the authorities that named a made-up change another process
+        recorded (`Vouchers.forget_refuted`: review 26b, refuted 2), or that a feed synced since
+        names."""
+        await self.worker.run(self.trust.vouchers.forget_refuted)
 
     async def _maintain_services(self) -> None:
         now = self.clock.now()

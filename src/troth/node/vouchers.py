@@ -28,9 +28,10 @@ A row is also forgotten, outside the bounds, when the identity's stored history 
 up and its authority's held feed names a change of it (`refuted`: review 23a, checkpoints 3).
 The made-up changes are recorded in the store with the replacement of the copy
 (troth.identity.known, `VoucherStore.refuted`), so the rule holds whichever process replaced
-it, and after a crash before its `refuted` callback ran (review 26b, refuted 2): `load` reads
-them, `forget_refuted` (at each reload, once the feeds are held) forgets the rows of the
-authorities whose held feed names one, and `vouch` never adds such a row.
+it, and after a crash before its `refuted` callback ran (review 26b, refuted 2):
+`forget_refuted` (at each reload, once the feeds are held, and in each maintenance round of a
+running node) reads them and forgets the rows of the authorities whose held feed names one, and
+`vouch` never adds such a row.
 
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
@@ -95,15 +96,10 @@ class Vouchers:
 
     def load(self) -> None:
         """Read every stored row into memory, keeping what memory holds already (at start, and
-        at a reload: rows another process added), and the made-up changes recorded (another
-        process may have replaced a copy: `forget_refuted` applies them)."""
+        at a reload: rows another process added); `forget_refuted` then forgets those of the
+        authorities that named a made-up change of their identity."""
         rows = self._store.vouchers()
-        refuted: dict[Identifier, set[tuple[int, bytes]]] = {}
-        for digest, index, change_hash in self._store.refuted():
-            refuted.setdefault(Identifier(digest), set()).add((index, change_hash))
         with self._lock:
-            for identifier, changes in refuted.items():
-                self._refuted[identifier] = self._refuted.get(identifier, frozenset()) | changes
             grouped: dict[Identifier, dict[Identifier, _Row]] = {}
             for digest, authority, expires_at, member in rows:
                 row = _Row(expires_at, Identifier(member))
@@ -169,12 +165,18 @@ class Vouchers:
             self._forget_liars(identifier, self._feeds())
 
     def forget_refuted(self) -> None:
-        """Forget the rows whose authority's held feed names a made-up change of the identity
-        recorded in the store (read by `load`; another process may have replaced the copy, or
-        this one crashed before its `refuted` callback ran: review 26b, refuted 2). Call it
-        once the feeds are held (a reload)."""
+        """Read the made-up changes recorded in the store (another process may have replaced
+        the copy, or this one crashed before its `refuted` callback ran: review 26b, refuted 2)
+        and forget the rows whose authority's held feed names one of their identity's. Call it
+        once the feeds are held: at a reload, and in the node's maintenance (a feed synced
+        since, another process's replacement)."""
+        recorded: dict[Identifier, set[tuple[int, bytes]]] = {}
+        for digest, index, change_hash in self._store.refuted():
+            recorded.setdefault(Identifier(digest), set()).add((index, change_hash))
         feeds = self._feeds()
         with self._lock:
+            for identifier, changes in recorded.items():
+                self._refuted[identifier] = self._refuted.get(identifier, frozenset()) | changes
             for identifier in list(self._refuted):
                 self._forget_liars(identifier, feeds)
 
