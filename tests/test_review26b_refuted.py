@@ -10,6 +10,13 @@ the made-up change: its voucher stays, and its later supersession (naming a chan
 of hers holds) refuses her real history at desk: one authority still cuts desk off from
 another's member, what review 23a, checkpoints 3 fixed. Fixed: `Vouchers.refuted` asks
 `VerifiedFeed.ever_named`, any supersession the feed holds.
+
+Refuted 2: that forgetting was an event told only to the `refuted` hooks of the process that
+replaced the copy, after its commit: a replacement by another process (`troth identity import`
+by an operator) or a crash before the hook left globex's voucher for good. Fixed: the made-up
+changes are recorded in the replacing transaction (`refuted_changes`), and every reload and
+maintenance round forgets the rows of the authorities whose held feed names one
+(`Vouchers.forget_refuted`), and `Vouchers.vouch` adds none.
 """
 
 from __future__ import annotations
