@@ -18,8 +18,12 @@ Checkpoints 4: a node that did store alice's history (change 0) takes globex's m
 starts right after the stored copy is compared by its `previous` field only, never by the
 pre-rotation commitment nor the previous-key signature the stored change makes checkable.
 
-Checkpoints 3, a gap (left): globex's made-up change names no change of alice's as previous
-(change 5, after a made-up change 4), so nothing alice can show proves it made up.
+Checkpoints 3, a gap: globex's made-up change names no change of alice's as previous (change
+5, after a made-up change 4), so nothing alice can show proves it made up. Fixed in review 27h:
+a copy from a checkpoint binds her full history only when an authority attesting it has
+standing over that history (a chain she shows, or a voucher recorded under a change it holds);
+globex vouched for her only under its made-up change, so she is admitted with her acme chain
+and the copy is then replaced (docs/formats.md, "A stored copy from a checkpoint").
 """
 
 from __future__ import annotations
@@ -168,13 +172,10 @@ def test_a_made_up_change_does_not_extend_a_stored_history(desk: Desk) -> None:
     assert peer.identifier == two.alice.identifier
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 23a, checkpoints 3 (left): a made-up change naming no change of the member's "
-    "is not shown made up by her history; it needs stored copies and vouchers per attesting "
-    "authority",
-)
 def test_a_made_up_change_after_a_gap_cannot_lock_the_member_out(gap_desk: Desk) -> None:
+    """Was a strict xfail until review 27h (gap): globex's copy binds her full history only
+    if globex has standing over it, and its only voucher was recorded under its made-up change
+    (tests/test_review27h_gap.py)."""
     desk = gap_desk
     alice = desk.two.alice.identifier
     assert verify_peer(desk.trust, desk.as_alice, (desk.globex_chain,), NOW).identifier == alice

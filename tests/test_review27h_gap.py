@@ -66,10 +66,6 @@ class Deny:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 27h, gap 1: her full history is refused as older than globex's gap copy",
-)
 def test_her_history_replaces_globexs_gap_copy(gap_desk: Desk) -> None:  # noqa: F811
     """Gap 1: alice is admitted with her acme chain over globex's copy; then globex as alice is
     refused (a gap after her stored change 0) and its word on her is forgotten."""
@@ -87,10 +83,6 @@ def test_her_history_replaces_globexs_gap_copy(gap_desk: Desk) -> None:  # noqa:
     assert "it starts at change 5, the stored copy ends at change 0" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 27h, gap 2: she never reaches the policy: globex's gap copy refuses her first",
-)
 def test_a_refused_peer_changes_no_copy_and_forgets_no_voucher(gap_desk: Desk) -> None:  # noqa: F811
     """Gap 2: alice with her acme chain, refused by the peer policy (after the copy stopped
     binding her): globex's copy and its voucher stay, after a restart too; a stranger showing
@@ -111,9 +103,6 @@ def test_a_refused_peer_changes_no_copy_and_forgets_no_voucher(gap_desk: Desk) -
     assert stored(desk.node, desk.forged) == desk.forged.history
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 27h, gap 3: after a restart too, globex's gap copy refuses her"
-)
 def test_after_a_restart_the_outcome_is_the_same(gap_desk: Desk) -> None:  # noqa: F811
     """Gap 3: desk restarts between globex's visit and alice's (the voucher's change read from
     the store), and again after: she is admitted, globex as her refused, its word forgotten."""

@@ -75,7 +75,7 @@ class Memory:
         return dataclasses.replace(
             two.trust(AnyAuthenticatedIdentity()),
             vouched=self.vouchers.of,
-            vouch=self.vouchers.vouch,
+            vouch=lambda identity, chains: self.vouchers.vouch(identity.identifier, chains),
         )
 
     def rows(self) -> list[tuple[bytes, bytes, int, int]]:

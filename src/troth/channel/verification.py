@@ -9,7 +9,12 @@ continuous re-checks, so all three apply the same checks in the same order:
 2. every credential chain rooted at a trust anchor verifies, with the peer as presenter,
    against the current feeds (expiry and revocation included); a chain whose root is not a
    trust anchor is dropped (it grants nothing here) and said so in `VerifiedPeer.dropped`;
-   the roots of those that verified are remembered for the peer (`ChannelTrust.vouch`);
+   a full history that step 1 found forking from or rolling back a stored copy is judged
+   again, when every chain verified and one did (or the peer is an anchor), by
+   `ChannelTrust.known_by`: a copy from a checkpoint binds it only when an authority
+   attesting it has standing over it (docs/formats.md, "A stored copy from a checkpoint");
+   then the roots of the chains that verified are remembered for the peer
+   (`ChannelTrust.vouch`);
 3. the identity is not revoked, and its history not superseded, by an authority with
    standing over it (`standing_feeds`, docs/formats.md "Whose word counts on an identity"):
    the root of each chain that verified, the identity itself when it is a trust anchor, and
@@ -38,6 +43,7 @@ from troth.errors import (
     CredentialError,
     CredentialFailure,
     IdentityError,
+    IdentityFailure,
 )
 from troth.identity import (
     Checkpoints,
@@ -53,6 +59,7 @@ __all__ = [
     "Feeds",
     "HandshakeClaim",
     "IdentityRefusal",
+    "KnownBy",
     "PeerPolicy",
     "VerifiedPeer",
     "Vouch",
@@ -96,9 +103,15 @@ Vouched = Callable[[Identifier], Set[Identifier]]
 """The authorities whose chains this side verified for an identity before (its memory: their
 word on it counts whatever chains it shows now)."""
 
-Vouch = Callable[[Identifier, tuple[VerifiedCredential, ...]], bool]
-"""Remember the roots of the chains just verified for an identity; False when the memory
-cannot take them (it is full): the peer is then refused (deny when in doubt)."""
+Vouch = Callable[[VerifiedIdentity, tuple[VerifiedCredential, ...]], bool]
+"""Remember the roots of the chains just verified for an identity (and the history they were
+verified with); False when the memory cannot take them (it is full): the peer is then refused
+(deny when in doubt)."""
+
+KnownBy = Callable[[VerifiedIdentity, tuple[VerifiedCredential, ...]], None]
+"""`known` for a full history some trusted authority vouches for now (its verified chains, all
+that it showed of trusted roots): IdentityError unless every stored copy that binds it (given
+those chains and what this side remembers) is extended."""
 
 
 def remember_nothing(identifier: Identifier) -> Set[Identifier]:
@@ -129,6 +142,14 @@ class ChannelTrust:
     """Whose chains this side verified for an identity before (`standing_feeds`)."""
     vouch: Vouch | None = None
     """Given every peer's verified chains, before it is judged, to remember their roots."""
+    vouched_for: Callable[[VerifiedIdentity], Set[Identifier]] | None = None
+    """Those of `vouched` whose word counts on a given history (e.g. not an authority that
+    vouched only with a line of history a full history does not hold); None: `vouched`."""
+    known_by: KnownBy | None = None
+    """Judges again, given its verified chains, a full history `known` refused as a fork or a
+    rollback (a copy from a checkpoint binds it only when an authority attesting it has
+    standing over it); None: `known`'s refusal stands. Stores nothing: `observe` replaces the
+    copy once the peer is admitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,24 +172,29 @@ def verify_peer(
     the handshake's claim, or the identity verified at the handshake (refresh, re-checks)."""
     if isinstance(who, VerifiedIdentity):  # a refresh or a re-check: the handshake's identity
         identity = who
-        _check_known(trust, identity)  # the stored copy may have moved on since (a rotation)
+        bound = _check_known(trust, identity)  # the copy may have moved on since (a rotation)
     else:
-        identity = _authenticate(trust, who, now)
+        identity, bound = _authenticate(trust, who, now)
     feeds = trust.feeds()
     checked = _verify_credentials(trust, identity, chains, feeds, now)
+    anchors = frozenset() if trust.verifier is None else trust.verifier.policy.anchors
+    if bound is not None:  # before `vouch`: a peer a stored copy refuses leaves no voucher
+        _known_by(trust, identity, checked, anchors, bound)
     vouch = trust.vouch
-    if checked.verified and vouch is not None and not vouch(identity.identifier, checked.verified):
+    if checked.verified and vouch is not None and not vouch(identity, checked.verified):
         raise ChannelError(
             _F.PEER_NOT_ALLOWED,
             f"cannot remember who vouches for {identity.identifier}: too many identities",
         )
-    anchors = frozenset() if trust.verifier is None else trust.verifier.policy.anchors
+    vouched_for = trust.vouched_for
     over = standing_feeds(
         identity.identifier,
         checked.verified,
         anchors,
         feeds,
-        vouched=trust.vouched(identity.identifier),
+        vouched=(
+            trust.vouched(identity.identifier) if vouched_for is None else vouched_for(identity)
+        ),
     )
     refusal = identity_refusal(identity, over)
     if refusal is not None:
@@ -239,22 +265,66 @@ def identity_refusal(
     return None
 
 
-def _check_known(trust: ChannelTrust, identity: VerifiedIdentity) -> None:
-    """PEER_INVALID when `identity` forks from or rolls back the copy stored now."""
+def _check_known(trust: ChannelTrust, identity: VerifiedIdentity) -> IdentityError | None:
+    """PEER_INVALID when `identity` forks from or rolls back the copy stored now; the refusal
+    when `trust.known_by` may judge it again once its chains are verified (`_judged_again`)."""
     if trust.known is None:
-        return
+        return None
     try:
         trust.known(identity)
+    except IdentityError as exc:
+        if _judged_again(trust, identity, exc):
+            return exc
+        raise ChannelError(_F.PEER_INVALID, str(exc)) from None
+    return None
+
+
+def _judged_again(trust: ChannelTrust, identity: VerifiedIdentity, exc: IdentityError) -> bool:
+    """Whether `known`'s refusal `exc` of `identity` waits for its chains: a full history (tied
+    to the identifier by its own hash) refused as a fork or a rollback, and a `known_by`."""
+    return (
+        trust.known_by is not None
+        and identity.first_index == 0
+        and exc.reason in (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
+    )
+
+
+def _known_by(
+    trust: ChannelTrust,
+    identity: VerifiedIdentity,
+    checked: _Checked,
+    anchors: Set[Identifier],
+    bound: IdentityError,
+) -> None:
+    """Judge again a full history `known` refused (`bound`): a peer no trusted authority
+    vouches for now (no chain verified, not an anchor), or one a chain of which failed, stays
+    refused (every stored copy binds it: deny when in doubt); else `known_by` decides."""
+    known_by = trust.known_by
+    vouched = bool(checked.verified) or identity.identifier in anchors
+    if known_by is None or checked.failure is not None or not vouched:
+        raise ChannelError(_F.PEER_INVALID, str(bound))
+    try:
+        known_by(identity, checked.verified)
     except IdentityError as exc:
         raise ChannelError(_F.PEER_INVALID, str(exc)) from None
 
 
-def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> VerifiedIdentity:
+def _authenticate(
+    trust: ChannelTrust, claim: HandshakeClaim, now: int
+) -> tuple[VerifiedIdentity, IdentityError | None]:
+    """The claim's verified identity, and `known`'s refusal of it when `known_by` may judge it
+    again (`_check_known`)."""
+    bound: IdentityError | None = None
     try:
         checkpoints = None if trust.checkpoints is None else trust.checkpoints(now)
         identity = verify_history(claim.history, now=now, checkpoints=checkpoints)
         if trust.known is not None:
-            trust.known(identity)
+            try:
+                trust.known(identity)
+            except IdentityError as exc:
+                if not _judged_again(trust, identity, exc):
+                    raise
+                bound = exc
         key = verify_attestation(
             identity, claim.attestation, purpose=KeyPurpose.SECURE_CHANNEL, now=now
         )
@@ -262,7 +332,7 @@ def _authenticate(trust: ChannelTrust, claim: HandshakeClaim, now: int) -> Verif
         raise ChannelError(_F.PEER_INVALID, str(exc)) from None
     if claim.static_key is None or key.key != claim.static_key:
         raise ChannelError(_F.PEER_INVALID, "attested key is not the Noise static key")
-    return identity
+    return identity, bound
 
 
 class _Checked(NamedTuple):

@@ -8,7 +8,11 @@ round). A stored copy from a checkpoint whose first change does not follow the c
 as previous, once a history holding that change shows it, is made up (no valid history holds
 it: review 23a, checkpoints 3): it refuses nothing, `observe` replaces it, records its changes
 (`IdentityStore.add_refuted`, in the same transaction: every process and a restart see them),
-and the `refuted` callback is given it. The decision and the write are one
+and the `refuted` callback is given it. A copy from a checkpoint whose link to the identifier was
+never checked here binds a full history it forks from or rolls back only when an authority
+attesting it has standing over that history (`Binds`, given by the caller: review 27h, gap);
+one that does not bind it is replaced the same way once its presenter is admitted (`observe`),
+never by a check. The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 
@@ -26,7 +30,7 @@ import enum
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final, NamedTuple
 
@@ -47,6 +51,7 @@ from troth.storage import IdentityStore
 __all__ = [
     "KNOWN_CACHE_SECONDS",
     "KNOWN_CACHE_SIZE",
+    "Binds",
     "KnownHistories",
     "Refuted",
     "StoredSpan",
@@ -61,6 +66,14 @@ KNOWN_CACHE_SIZE: Final = 4096
 Refuted = Callable[[Identifier, UnverifiedHistory], None]
 """Told of a stored copy shown made up (the identity, the copy): whoever attested it lied."""
 
+Binds = Callable[[Sequence[tuple[int, bytes]]], bool]
+"""Given the (index, hash) of each change of a stored copy from a checkpoint, whether it binds
+the full history judged now: an authority whose held feed names one of them has standing over
+that history (the root of a chain its presenter shows now, or one that vouched for it with a
+history holding a change this one holds), or no held feed names any (docs/formats.md, "A stored
+copy from a checkpoint"). Asked only of a copy whose link to the identifier was never checked
+here, that the history forks from or rolls back and does not show made up."""
+
 _REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
 
 
@@ -71,6 +84,7 @@ class _Seen(enum.Enum):
     STORED = 1  # the stored copy itself
     NEW = 2  # none stored, or it extends the stored copy
     REFUTED = 3  # it shows the stored copy made up
+    UNBOUND = 4  # a copy from a checkpoint that does not bind it (`Binds`)
 
 
 class StoredSpan(NamedTuple):
@@ -110,17 +124,20 @@ class KnownHistories:
         self._cache: dict[bytes, tuple[float, StoredSpan]] = {}
         self._lock = threading.Lock()
 
-    def observe(self, identity: VerifiedIdentity) -> None:
-        """Record `identity` if it is new or extends the stored copy, or shows it made up;
-        raise IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH) if it neither equals nor
-        extends it."""
-        if self._judge(identity, tell=False) is not _Seen.STORED:
-            self._store_or_extend(identity)  # tells `refuted` of a made-up copy it replaces
+    def observe(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
+        """Record `identity` if it is new or extends the stored copy, or shows it made up, or
+        is a full history a copy from a checkpoint does not bind (`binds`; None: every copy
+        binds); raise IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH) if it neither equals
+        nor extends it. Give `binds` only for a presenter already admitted: the copy is then
+        replaced and its changes recorded refuted."""
+        if self._judge(identity, binds, tell=False) is not _Seen.STORED:
+            self._store_or_extend(identity, binds)  # tells `refuted` of a copy it replaces
 
-    def check(self, identity: VerifiedIdentity) -> None:
+    def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
-        authorised: a stranger must not be able to fill the store)."""
-        self._judge(identity)
+        authorised: a stranger must not be able to fill the store). A copy that does not bind
+        it (`binds`) is left as it is, and no one is told of it."""
+        self._judge(identity, binds)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
@@ -156,10 +173,12 @@ class KnownHistories:
                 known = self.remember(digest, _stored_span(stored[0]))
         return known
 
-    def _judge(self, identity: VerifiedIdentity, *, tell: bool = True) -> _Seen:
+    def _judge(
+        self, identity: VerifiedIdentity, binds: Binds | None = None, *, tell: bool = True
+    ) -> _Seen:
         """How `identity` stands against the stored (or cached) copy; raise if it neither
         equals nor extends it, unless it shows it made up (then `tell` the `refuted`
-        callback)."""
+        callback) or the copy does not bind it (`binds`: no one told)."""
         digest = identity.identifier.digest
         known = self.stored(digest)
         if known is None:
@@ -182,16 +201,18 @@ class KnownHistories:
         stored = self._store.get_history(digest)
         if stored is None:
             return _Seen.NEW
-        seen = self._extends(stored[0], identity)
+        seen = self._extends(digest, stored[0], identity, binds)
         if seen is _Seen.REFUTED and tell and self._refuted is not None:
             self._refuted(identity.identifier, _decode(stored[0]))
         return seen
 
-    def _extends(self, history: bytes, identity: VerifiedIdentity) -> _Seen:
+    def _extends(
+        self, digest: bytes, history: bytes, identity: VerifiedIdentity, binds: Binds | None
+    ) -> _Seen:
         """How `identity` stands against the stored copy `history`; raise unless it is that
         copy, extends it (a history starting right after it following its last change as a
-        rotation does: `check_extends` given that change: review 23a, checkpoints 4) or shows
-        it made up (`_made_up`)."""
+        rotation does: `check_extends` given that change: review 23a, checkpoints 4), shows
+        it made up (`_made_up`) or is not bound by it (`_unbound`)."""
         copy = _decode(history)
         span = StoredSpan(copy.first_index, tuple(sha256(c.body) for c in copy.changes))
         self.remember(identity.identifier.digest, span)
@@ -206,34 +227,50 @@ class KnownHistories:
                 stored_last=copy.changes[-1] if follows else None,
             )
         except IdentityError as exc:
-            if exc.reason in _REFUTABLE and _made_up(copy, identity):
-                return _Seen.REFUTED
+            if exc.reason in _REFUTABLE:
+                if _made_up(copy, identity):
+                    return _Seen.REFUTED
+                if _unbound(copy, identity, binds) and not self._store.history_linked(digest):
+                    return _Seen.UNBOUND
             raise
         return _Seen.NEW
 
-    def _store_or_extend(self, identity: VerifiedIdentity) -> None:
+    def _store_or_extend(self, identity: VerifiedIdentity, binds: Binds | None) -> None:
         digest = identity.identifier.digest
         count = identity.change_count
+        full = identity.first_index == 0  # its link to the identifier checked here
         refuted: bytes | None = None
         with self._store.transaction():
             stored = self._store.get_history(digest)
             if stored is None:
-                self._store.insert_history(digest, identity.history, count, self._clock.now())
+                now = self._clock.now()
+                self._store.insert_history(digest, identity.history, count, now, linked=full)
             else:
-                seen = self._extends(stored[0], identity)
-                if seen is _Seen.REFUTED or count > stored[1]:
+                seen = self._extends(digest, stored[0], identity, binds)
+                replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND)
+                if replaced or count > stored[1]:
                     if self._store.find_local(identifier=digest) is not None:
                         raise IdentityError(
                             IdentityFailure.FORK, "a local identity is rotated only by its own node"
                         )
+                    # an extension keeps the stored copy's link (checked, or a checkpoint's
+                    # word), a replacement has its own (review 27h, gap)
+                    linked = True if full else (False if replaced else None)
                     self._store.update_history(  # compare-and-swap on the change count
-                        digest, identity.history, count, stored[1], self._clock.now()
+                        digest,
+                        identity.history,
+                        count,
+                        stored[1],
+                        self._clock.now(),
+                        linked=linked,
                     )
-                    if seen is _Seen.REFUTED:
+                    if replaced:
                         refuted = stored[0]
                         # recorded with the replacement, for every process and a restart:
                         # the `refuted` callback below runs only here, after the commit
-                        # (review 26b, refuted 2)
+                        # (review 26b, refuted 2); a copy that did not bind an admitted
+                        # peer's full history as well: its attesters' word was about another
+                        # history (review 27h, gap)
                         self._store.add_refuted(digest, refuted_changes(_decode(refuted)))
         # a made-up copy replaced: the cache steps back to this one
         self.remember(digest, _span(identity), replace=refuted is not None)
@@ -312,6 +349,28 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
     except IdentityError:
         return True
     return False
+
+
+def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds | None) -> bool:
+    """Whether the stored copy `copy`, from a checkpoint, does not bind `identity`, a full
+    history (from change 0, tied to the identifier by its own hash) it forks from or rolls
+    back: no authority attesting the copy has standing over `identity` (`binds`). Not when the
+    copy's first change names `identity`'s change before it as previous: it follows that change
+    (her own continuation, which binds whoever attests it) or is made up (`_made_up`). A
+    checkpointed `identity` is bound by every copy: its own link to the identifier is only its
+    checkpoint's word too, so a co-trusted authority could wipe another's copy with one it made
+    up. The caller also requires that the copy's link was never checked here
+    (`IdentityStore.history_linked`: it extended no full history). None `binds` (a stranger, a
+    chain that failed, a caller that does not say): every copy binds."""
+    index = copy.first_index
+    if binds is None or index == 0 or identity.first_index != 0:
+        return False
+    if index - 1 <= identity.current.index:
+        with _stored_copy():
+            previous = ChangeBody.decode(copy.changes[0].body).previous
+        if previous == identity.changes[index - 1].change_hash:
+            return False  # it names her change: judged by `_made_up`
+    return not binds(refuted_changes(copy))
 
 
 def refuted_changes(copy: UnverifiedHistory) -> list[tuple[int, bytes]]:

@@ -38,7 +38,13 @@ from troth.identity.change import Checkpoint, SignedChange, UnverifiedHistory, e
 from troth.identity.create import HeldIdentity, new_identities, rotate_identity
 from troth.identity.history import Checkpoints, VerifiedIdentity, indexed_hashes, verify_history
 from troth.identity.identifier import Identifier
-from troth.identity.known import KNOWN_CACHE_SECONDS, KnownHistories, Refuted, StoredSpan
+from troth.identity.known import (
+    KNOWN_CACHE_SECONDS,
+    Binds,
+    KnownHistories,
+    Refuted,
+    StoredSpan,
+)
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
@@ -138,8 +144,9 @@ class IdentityService:
             store, clock or SystemClock(), cache_seconds=known_cache_seconds, refuted=self._refuted
         )
         self.refuted_hooks: list[Refuted] = []
-        """Called with each stored copy shown made up (troth.identity.known): e.g. a node
-        forgets the word of the authorities that attested it (troth.node.vouchers)."""
+        """Called with each stored copy shown made up, or replaced by an admitted peer's full
+        history it did not bind (troth.identity.known, `Binds`): e.g. a node forgets the word
+        of the authorities that attested it (troth.node.vouchers)."""
         # local histories this process verified or rotated, reused while the stored bytes are
         # the same (a rotation or a signer then re-checks only what depends on the time); not
         # filled by creation, which would keep every identity of a batch alive for nothing
@@ -491,16 +498,18 @@ class IdentityService:
 
     # -- observed identities (store-or-extend) -------------------------------------------------
 
-    def observe(self, identity: VerifiedIdentity) -> None:
+    def observe(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Record a verified history: the first one of an identifier is stored, a later one
         must equal or extend the stored copy (then it replaces it), or show it made up (a copy
         from a checkpoint whose first change does not follow the change it names: replaced too,
-        and `refuted_hooks` told), anything else raises
+        and `refuted_hooks` told), or be a full history of an admitted peer that a copy from a
+        checkpoint does not bind (`binds`, troth.identity.known: replaced and told too),
+        anything else raises
         IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH). Atomic: of two concurrent
         observations of different extensions exactly one is stored, the other is a fork. A
         local identity is never replaced by an observed copy. The known-peer hot path touches
         no database within `known_cache_seconds` (troth.identity.known)."""
-        self._known.observe(identity)
+        self._known.observe(identity, binds=binds)
 
     def _refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
         for hook in self.refuted_hooks:
@@ -511,10 +520,10 @@ class IdentityService:
         span = self._known.stored(identifier.digest)
         return None if span is None else span.last + 1
 
-    def check_known(self, identity: VerifiedIdentity) -> None:
+    def check_known(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, without storing anything: for a requester
-        that is not yet authorised (observe it once it is)."""
-        self._known.check(identity)
+        that is not yet authorised (observe it once it is, with the same `binds`)."""
+        self._known.check(identity, binds=binds)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError if `identity` forks from the stored copy; an older prefix of it

@@ -12,7 +12,7 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from troth import limits
@@ -22,6 +22,7 @@ from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
 from troth.errors import CredentialError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
+from troth.identity.known import Binds
 from troth.node.access import Standing
 from troth.node.node import Node
 from troth.node.vouchers import Vouchers
@@ -158,8 +159,54 @@ class NodeTrust:
             observe=self._remember,
             checkpoints=self._checkpoints,
             vouched=self.vouchers.of,
-            vouch=self.vouchers.vouch,
+            vouched_for=self.vouchers.standing,
+            vouch=self._vouch,
+            known_by=self._known_by,
         )
+
+    def _vouch(
+        self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
+    ) -> bool:
+        """Remember the roots of `credentials` for `identity`, with the oldest change of the
+        history they were verified with (`Vouchers.standing`)."""
+        since = (identity.first_index, identity.changes[0].change_hash)
+        return self.vouchers.vouch(identity.identifier, credentials, since=since)
+
+    def _known_by(
+        self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
+    ) -> None:
+        """The store-or-extend check of a full history some trusted authority vouches for now
+        (`credentials`, all verified): a copy from a checkpoint binds it only when an authority
+        attesting it has standing over it (`_binds`). Changes nothing (`_remember` does, once
+        the peer is admitted)."""
+        self.node.identities.check_known(identity, binds=self._binds(identity, credentials))
+
+    def _binds(
+        self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
+    ) -> Binds:
+        """Whether a stored copy from a checkpoint (its changes) binds `identity`, shown with
+        the verified `credentials` (docs/formats.md, "A stored copy from a checkpoint"): some
+        authority whose held feed names one of its changes (in any supersession) has standing
+        over `identity` — the root of one of `credentials`, the identity itself as an anchor,
+        or an authority that vouched for it with a history holding a change `identity` holds
+        (`Vouchers.standing`: its word, whatever chain the peer hides now) — or no held feed
+        names any (who attests it is unknown: deny when in doubt)."""
+        identifier = identity.identifier
+        over = {credential.authority for credential in credentials}
+        over |= self.vouchers.standing(identity)
+        if identifier in self.anchors:
+            over.add(identifier)
+        feeds = self.feeds
+
+        def binds(changes: Sequence[tuple[int, bytes]]) -> bool:
+            attesters = {
+                authority
+                for authority, feed in feeds.items()
+                if any(feed.ever_named(identifier.digest, i, h) for i, h in changes)
+            }
+            return not attesters or bool(attesters & over)
+
+        return binds
 
     def _remember(self, peer: VerifiedPeer) -> None:
         """Store (or extend) an admitted peer's history, and its chains' issuer histories, when
@@ -172,7 +219,9 @@ class NodeTrust:
             for credential in peer.credentials:
                 for issuer in credential.issuers:
                     observe(issuer)
-            observe(peer.identity)
+            # judged as at the handshake (`_known_by`): a copy that does not bind its full
+            # history is replaced now that it is admitted, and its attesters' word forgotten
+            observe(peer.identity, binds=self._binds(peer.identity, peer.credentials))
 
     def _checkpoints(self, now: int) -> Checkpoints:
         """The node's word on checkpointed peer histories: its stored copies and held feeds."""
@@ -210,7 +259,7 @@ class NodeTrust:
             peer.credentials,
             self.anchors,
             feeds,
-            vouched=self.vouchers.of(peer.identifier),
+            vouched=self.vouchers.standing(identity),
         )
         refusal = identity_refusal(identity, over)
         if refusal is not None:

@@ -47,20 +47,27 @@ from typing import Final, NamedTuple
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.identity import Identifier, UnverifiedHistory
+from troth.identity import Identifier, UnverifiedHistory, VerifiedIdentity
 from troth.identity.known import refuted_changes
 from troth.storage import VoucherStore
 
-__all__ = ["LAPSE_MARGIN", "Vouchers"]
+__all__ = ["LAPSE_MARGIN", "Since", "Vouchers"]
 
 LAPSE_MARGIN: Final = limits.MAX_CLOCK_SKEW_SECONDS
 """Seconds after a chain's expiry it may still be accepted (a verifier's skew is at most this)."""
 _SWEEP_ROUNDS: Final = 8  # rounds of VOUCHER_SWEEP_ROWS per authority one `vouch` may run
 
 
+Since = tuple[int, bytes] | None
+"""The oldest change (index, hash) of a history an authority's chain was verified with for an
+identity (the lowest index seen); None: any history (a row stored before this was recorded, or
+a caller that does not say)."""
+
+
 class _Row(NamedTuple):
     expires_at: int  # of the newest chain of that authority verified for the identity
     member: Identifier  # at that chain's root: whose share the identity counts against
+    since: Since = None  # the oldest change of a history it vouched with (`standing`)
 
 
 _EMPTY: Final[Mapping[Identifier, _Row]] = {}
@@ -101,12 +108,12 @@ class Vouchers:
         rows = self._store.vouchers()
         with self._lock:
             grouped: dict[Identifier, dict[Identifier, _Row]] = {}
-            for digest, authority, expires_at, member in rows:
-                row = _Row(expires_at, Identifier(member))
+            for digest, authority, expires_at, member, since in rows:
+                row = _Row(expires_at, Identifier(member), since)
                 grouped.setdefault(Identifier(digest), {})[Identifier(authority)] = row
             for identifier, stored in grouped.items():
                 held = self._held.get(identifier, _EMPTY)
-                merged = {a: max(r, held.get(a, r), key=_at) for a, r in stored.items()}
+                merged = {a: _merge(held.get(a, r), r) for a, r in stored.items()}
                 merged.update((a, r) for a, r in held.items() if a not in merged)
                 if merged != held:
                     self._put(identifier, merged)
@@ -116,37 +123,68 @@ class Vouchers:
         """The authorities whose chains this node verified for `identifier` (memory only)."""
         return self._held.get(identifier, _EMPTY).keys()
 
-    def vouch(self, identifier: Identifier, credentials: Iterable[VerifiedCredential]) -> bool:
-        """Remember the roots of `credentials` (chains just verified for `identifier`) and
-        their expiry; False when the bounds leave no room even after a sweep (nothing stored)."""
+    def vouch(
+        self,
+        identifier: Identifier,
+        credentials: Iterable[VerifiedCredential],
+        *,
+        since: Since = None,
+    ) -> bool:
+        """Remember the roots of `credentials` (chains just verified for `identifier`), their
+        expiry, and `since`: the oldest change (index, hash) of the history they were verified
+        with (None: any history), kept when older than the one held (`standing`); False when
+        the bounds leave no room even after a sweep (nothing stored)."""
         wanted: dict[Identifier, _Row] = {}
         for credential in credentials:
-            row = _Row(credential.expires_at, credential.links[0].subject)  # member_accounts
-            wanted[credential.authority] = max(wanted.get(credential.authority, row), row, key=_at)
+            row = _Row(credential.expires_at, credential.links[0].subject, since)  # members
+            wanted[credential.authority] = _merge(wanted.get(credential.authority, row), row)
         if identifier in self._refuted:  # rarely: none of a liar's word (`refuted`)
             liars = self._liars(identifier, wanted.keys(), self._feeds())
             wanted = {a: r for a, r in wanted.items() if a not in liars}
-        if all(
-            _expiry(self._held.get(identifier, _EMPTY), a) >= r.expires_at
-            for a, r in wanted.items()
-        ):
+        held = self._held.get(identifier, _EMPTY)
+        if all(_holds(held, a, r) for a, r in wanted.items()):
             return True  # the usual case (a re-check, a known member): no lock, no write
         with self._lock:
             held = self._held.get(identifier, _EMPTY)
-            new = {a: r for a, r in wanted.items() if _expiry(held, a) < r.expires_at}
+            new = {
+                a: _merge(held[a], r) if a in held else r
+                for a, r in wanted.items()
+                if not _holds(held, a, r)
+            }
             if not new:
                 return True
             if not self._room(identifier, new):
                 return False
             with self._store.transaction():
-                for authority, (expires_at, member) in new.items():
+                for authority, row in new.items():
                     self._store.vouch(
-                        identifier.digest, authority.digest, expires_at, member.digest
+                        identifier.digest,
+                        authority.digest,
+                        row.expires_at,
+                        row.member.digest,
+                        row.since,
                     )
             self._put(identifier, {**self._held.get(identifier, _EMPTY), **new})
             if new.keys() - held.keys():
                 self.generation += 1
         return True
+
+    def standing(self, identity: VerifiedIdentity) -> Set[Identifier]:
+        """Those of `of` whose word counts on the history `identity` (docs/formats.md, "Whose
+        word counts on an identity"): for a full history (tied to the identifier by its own
+        hash), the authorities that vouched for it with a history holding a change it holds
+        (the row's `since`; a row that does not say: any history), so an authority whose only
+        word on the identity was about another line of history (a change it made up after a
+        gap: review 27h) does not judge it; for a checkpointed one (its own link is only its
+        checkpoint's word), every one of `of`. Memory only."""
+        held = self._held.get(identity.identifier, _EMPTY)
+        if identity.first_index != 0:
+            return held.keys()
+        return {
+            authority
+            for authority, row in held.items()
+            if row.since is None or _holds_change(identity, *row.since)
+        }
 
     def refuted(self, identifier: Identifier, copy: UnverifiedHistory) -> None:
         """Forget the rows of `identifier` whose authority's held feed names a change of `copy`,
@@ -320,8 +358,29 @@ class Vouchers:
             self._members.setdefault(member, set()).add(identifier)
 
 
-def _at(row: _Row) -> int:
-    return row.expires_at
+def _merge(held: _Row, new: _Row) -> _Row:
+    """One row of `held` and `new` (of one authority for one identity): the later expiry with
+    its member, and the older `since` (a lower index; None, any history, wins)."""
+    later = new if new.expires_at > held.expires_at else held
+    if held.since is None or new.since is None:
+        since: Since = None
+    else:
+        since = new.since if new.since[0] < held.since[0] else held.since
+    return _Row(later.expires_at, later.member, since)
+
+
+def _holds(held: Mapping[Identifier, _Row], authority: Identifier, row: _Row) -> bool:
+    """Whether `held` has `authority`'s `row` already: no later expiry, no older `since`."""
+    have = held.get(authority)
+    return have is not None and _merge(have, row) == have
+
+
+def _holds_change(identity: VerifiedIdentity, index: int, change_hash: bytes) -> bool:
+    """Whether `identity` holds change `index` with hash `change_hash`."""
+    offset = index - identity.first_index
+    return 0 <= offset < len(identity.changes) and (
+        identity.changes[offset].change_hash == change_hash
+    )
 
 
 def _expiry(held: Mapping[Identifier, _Row], authority: Identifier) -> int:

@@ -74,8 +74,18 @@ class IdentityStore(Transactional, Protocol):
         """`change_count` of several identities in one query (those stored)."""
         ...
 
-    def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
-        """Store the history of an identity this node does not hold (ConflictError if known)."""
+    def insert_history(
+        self, identifier: bytes, history: bytes, changes: int, now: int, *, linked: bool = True
+    ) -> None:
+        """Store the history of an identity this node does not hold (ConflictError if known);
+        `linked`: its link to the identifier was checked here (a full history), not only a
+        checkpoint's word (`history_linked`)."""
+        ...
+
+    def history_linked(self, identifier: bytes) -> bool:
+        """Whether the stored copy's link to its identifier was checked by this node: it is a
+        full history or extends one stored here (True too for a copy stored before this was
+        recorded, and when none is stored); False for a copy only a checkpoint ties to it."""
         ...
 
     def add_locals(self, rows: Sequence[LocalIdentityRow]) -> None:
@@ -93,10 +103,12 @@ class IdentityStore(Transactional, Protocol):
         primary_key: str | None = None,
         next_key: str | None = None,
         change_rows: int | None = None,
+        linked: bool | None = None,
     ) -> None:
         """Replace a history only if the stored copy still has `expected_changes` changes
         (ConflictError otherwise); for a rotation, also record the new `primary_key`,
-        `next_key` and how many changes now have their own rows."""
+        `next_key` and how many changes now have their own rows; `linked` as for
+        `insert_history` (None: unchanged)."""
         ...
 
     def find_local(
@@ -395,9 +407,11 @@ class CredentialStore(Transactional, Protocol):
         ...
 
 
-VoucherRow = tuple[bytes, bytes, int, bytes]
-"""(identifier, authority, expires_at, member): an authority whose chain a node verified for an
-identity, when the newest such chain expires, and the member at that chain's root."""
+VoucherRow = tuple[bytes, bytes, int, bytes, tuple[int, bytes] | None]
+"""(identifier, authority, expires_at, member, since): an authority whose chain a node verified
+for an identity, when the newest such chain expires, the member at that chain's root, and the
+oldest change (index, hash) of a history such a chain was verified with (the lowest index seen;
+None: any history, e.g. a row written before this was recorded)."""
 
 
 class VoucherStore(Transactional, Protocol):
@@ -410,9 +424,17 @@ class VoucherStore(Transactional, Protocol):
         """Every row (a node holds them all in memory: bounded by MAX_VOUCHED_IDENTITIES)."""
         ...
 
-    def vouch(self, identifier: bytes, authority: bytes, expires_at: int, member: bytes) -> None:
+    def vouch(
+        self,
+        identifier: bytes,
+        authority: bytes,
+        expires_at: int,
+        member: bytes,
+        since: tuple[int, bytes] | None = None,
+    ) -> None:
         """Insert the row, or extend its expiry to `expires_at` (and its member to `member`)
-        when that is later (a renewed chain: then a sweep judges it again)."""
+        when that is later (a renewed chain: then a sweep judges it again), and its `since` to
+        the given one when that is older (a lower index; None: any history, kept for good)."""
         ...
 
     def lapsed(

@@ -195,6 +195,17 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (identifier, idx, change_hash)
     ) WITHOUT ROWID;
     """,
+    """
+    -- review 27h, gap: the oldest change (index, hash) of the history a voucher's chains were
+    -- verified with (NULL: every history, as for the rows written before this migration),
+    -- and whether a stored copy's link to its identifier was checked here (a full history, or
+    -- one extending such a copy) rather than only a checkpoint's word (1 for older rows): a
+    -- copy from a checkpoint binds a full history only when an authority attesting it has
+    -- standing over that history (docs/formats.md, "A stored copy from a checkpoint")
+    ALTER TABLE vouchers ADD COLUMN since_idx INTEGER;
+    ALTER TABLE vouchers ADD COLUMN since_hash BLOB;
+    ALTER TABLE identities ADD COLUMN linked INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 

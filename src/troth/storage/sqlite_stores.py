@@ -129,11 +129,19 @@ class SqliteIdentityStore:
             rows.extend(self._db.fetch_all(query, (*batch, *params)))
         return rows
 
-    def insert_history(self, identifier: bytes, history: bytes, changes: int, now: int) -> None:
+    def insert_history(
+        self, identifier: bytes, history: bytes, changes: int, now: int, *, linked: bool = True
+    ) -> None:
         self._db.execute(
-            "INSERT INTO identities (identifier, history, changes, updated_at) VALUES (?, ?, ?, ?)",
-            (identifier, history, changes, now),
+            "INSERT INTO identities (identifier, history, changes, updated_at, linked) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (identifier, history, changes, now, int(linked)),
         )
+
+    def history_linked(self, identifier: bytes) -> bool:
+        query = "SELECT linked FROM identities WHERE identifier = ?"
+        row = self._db.fetch_one(query, (identifier,))
+        return row is None or bool(row[0])
 
     def add_locals(self, rows: Sequence[LocalIdentityRow]) -> None:
         head = (
@@ -161,11 +169,13 @@ class SqliteIdentityStore:
         primary_key: str | None = None,
         next_key: str | None = None,
         change_rows: int | None = None,
+        linked: bool | None = None,
     ) -> None:
         updated = self._db.execute(
             "UPDATE identities SET history = ?, changes = ?, updated_at = ?, "
             "primary_key = coalesce(?, primary_key), next_key = coalesce(?, next_key), "
-            "change_rows = coalesce(?, change_rows) WHERE identifier = ? AND changes = ?",
+            "change_rows = coalesce(?, change_rows), linked = coalesce(?, linked) "
+            "WHERE identifier = ? AND changes = ?",
             (
                 history,
                 changes,
@@ -173,6 +183,7 @@ class SqliteIdentityStore:
                 primary_key,
                 next_key,
                 change_rows,
+                None if linked is None else int(linked),
                 identifier,
                 expected_changes,
             ),

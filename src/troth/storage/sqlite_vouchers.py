@@ -17,6 +17,24 @@ _LAPSED = (
 )
 _OLDEST = " ORDER BY expires_at LIMIT ?"
 _FORGET = "DELETE FROM vouchers WHERE identifier = ? AND authority = ? AND expires_at = ?"
+# a later expiry renews the row (its member, and a sweep judges it again); an older `since`
+# (a lower index, or NULL: any history) widens it, never the other way (docs/storage.md)
+_VOUCH = """
+INSERT INTO vouchers (identifier, authority, expires_at, member, since_idx, since_hash)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (identifier, authority) DO UPDATE SET
+    expires_at = max(excluded.expires_at, vouchers.expires_at),
+    member = CASE WHEN excluded.expires_at > vouchers.expires_at
+        THEN excluded.member ELSE vouchers.member END,
+    kept = CASE WHEN excluded.expires_at > vouchers.expires_at THEN 0 ELSE vouchers.kept END,
+    since_idx = CASE WHEN vouchers.since_idx IS NULL OR excluded.since_idx IS NULL THEN NULL
+        WHEN excluded.since_idx < vouchers.since_idx THEN excluded.since_idx
+        ELSE vouchers.since_idx END,
+    since_hash = CASE WHEN vouchers.since_idx IS NULL OR excluded.since_idx IS NULL THEN NULL
+        WHEN excluded.since_idx < vouchers.since_idx THEN excluded.since_hash
+        ELSE vouchers.since_hash END
+WHERE excluded.expires_at > vouchers.expires_at OR (vouchers.since_idx IS NOT NULL
+    AND (excluded.since_idx IS NULL OR excluded.since_idx < vouchers.since_idx))
+"""
 _KEEP = "UPDATE vouchers SET kept = 1 WHERE identifier = ? AND authority = ? AND expires_at = ?"
 
 
@@ -30,21 +48,35 @@ class SqliteVoucherStore:
         return self._db.transaction()
 
     def vouchers(self) -> list[VoucherRow]:
-        query = "SELECT identifier, authority, expires_at, member FROM vouchers"
+        query = (
+            "SELECT identifier, authority, expires_at, member, since_idx, since_hash FROM vouchers"
+        )
         rows = self._db.fetch_all(query)
-        return [(bytes(r[0]), bytes(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+        return [
+            (
+                bytes(r[0]),
+                bytes(r[1]),
+                int(r[2]),
+                bytes(r[3]),
+                None if r[4] is None else (int(r[4]), bytes(r[5])),
+            )
+            for r in rows
+        ]
 
     def refuted(self) -> list[tuple[bytes, int, bytes]]:
         rows = self._db.fetch_all("SELECT identifier, idx, change_hash FROM refuted_changes")
         return [(bytes(r[0]), int(r[1]), bytes(r[2])) for r in rows]
 
-    def vouch(self, identifier: bytes, authority: bytes, expires_at: int, member: bytes) -> None:
-        self._db.execute(
-            "INSERT INTO vouchers (identifier, authority, expires_at, member) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (identifier, authority) DO UPDATE SET expires_at = excluded.expires_at, "
-            "member = excluded.member, kept = 0 WHERE excluded.expires_at > vouchers.expires_at",
-            (identifier, authority, expires_at, member),
-        )
+    def vouch(
+        self,
+        identifier: bytes,
+        authority: bytes,
+        expires_at: int,
+        member: bytes,
+        since: tuple[int, bytes] | None = None,
+    ) -> None:
+        index, change_hash = (None, None) if since is None else since
+        self._db.execute(_VOUCH, (identifier, authority, expires_at, member, index, change_hash))
 
     def lapsed(
         self, authority: bytes, until: int, limit: int, member: bytes | None = None
