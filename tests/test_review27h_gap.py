@@ -11,15 +11,16 @@ refuted, so globex's word on her is forgotten (gap 1, 2, 3). A copy binds whenev
 attesting it has standing over the history shown: a voucher of it recorded under a change that
 history holds (gap 4: a thief with a stale backup is refused), or a copy that extended a full
 history the member showed (gap 5). A peer refused after the check changes no copy and forgets
-no voucher (gap 2, 6).
+no voucher (gap 2, 6), and rows stored before this was recorded bind every history (gap 7).
 
 gap 1, 2 and 3 were strict xfails until the rule above (troth.identity.known `Binds`,
 `ChannelTrust.known_by`, vouchers recorded with the oldest change of the history they were
-verified with: docs/formats.md, "A stored copy from a checkpoint"); gap 4, 5 and 6 guard it.
+verified with: docs/formats.md, "A stored copy from a checkpoint"); gap 4 to 7 guard it.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -117,6 +118,30 @@ def test_after_a_restart_the_outcome_is_the_same(gap_desk: Desk) -> None:  # noq
     trust = again.channel_trust(AnyAuthenticatedIdentity())
     assert "starts at change 5" in str(refused(trust, desk.as_alice, (desk.globex_chain,)))
     assert verify_peer(trust, desk.alice(), (two.chain(two.acme),), NOW).identifier == alice
+
+
+@pytest.mark.parametrize("legacy", ["voucher", "copy"])
+def test_rows_from_before_the_migration_bind_every_history(
+    gap_desk: Desk,  # noqa: F811
+    legacy: str,
+) -> None:
+    """Gap 7: a voucher row that does not say under which change it was recorded (written
+    before review 27h's migration) counts on every history, and a stored copy not known to be
+    only a checkpoint's word binds every history: globex's copy refuses her (the safe default,
+    as before), and stays."""
+    desk = gap_desk
+    two = desk.two
+    verify_peer(desk.trust, desk.as_alice, (desk.globex_chain,), NOW)
+    with sqlite3.connect(desk.node.path / "node.db") as conn:
+        if legacy == "voucher":
+            conn.execute("UPDATE vouchers SET since_idx = NULL, since_hash = NULL")
+        else:
+            conn.execute("UPDATE identities SET linked = 1")
+    trust = restart(desk.node).channel_trust(AnyAuthenticatedIdentity())
+    error = refused(trust, desk.alice(), (two.chain(two.acme),))
+    assert error.reason is ChannelFailure.PEER_INVALID
+    assert "older than the stored copy" in str(error)
+    assert stored(desk.node, desk.forged) == desk.forged.history
 
 
 @dataclass

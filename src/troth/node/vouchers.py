@@ -165,7 +165,9 @@ class Vouchers:
                         row.since,
                     )
             self._put(identifier, {**self._held.get(identifier, _EMPTY), **new})
-            if new.keys() - held.keys():
+            if new.keys() - held.keys() or any(
+                held[a].since != r.since for a, r in new.items() if a in held
+            ):  # a new authority, or one whose word now counts on more histories (`standing`)
                 self.generation += 1
         return True
 
