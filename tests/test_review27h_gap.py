@@ -159,6 +159,12 @@ class Rotated:
     one: HandshakeClaim
     checkpointed: HandshakeClaim
     change_2: VerifiedIdentity
+    revoking: bytes  # globex's next feed page: it revokes alice's identity
+
+    def revoke(self) -> NodeTrust:
+        """Desk syncs globex's page revoking alice (her keys were stolen, say), and reloads."""
+        self.node.wallet.update_feed(self.revoking, authority=self.two.globex.identifier, now=NOW)
+        return restart(self.node)
 
 
 @pytest.fixture
@@ -195,7 +201,11 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
         "",
         Supersession(3, full.current_change_hash),
     )
+    revocation = RevocationEntry(
+        1, RevocationKind.IDENTITY, alice.identifier.digest, two.globex.identifier, T, ""
+    )
     (globex_page,) = pages(two.globex, [entry], now=T, per_page=1)
+    (revoking,) = pages(two.globex, [entry, revocation], now=T, per_page=1, start=1)
     (acme_page,) = pages(two.acme, [], now=T, per_page=1)
     change_2 = full.from_checkpoint(
         Checkpoint(alice.identifier.digest, two.globex.identifier.digest, 2)
@@ -216,6 +226,7 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
             claim(first.primary, first.identity),
             claim(second.primary, change_2),
             change_2,
+            revoking,
         )
 
 
@@ -273,3 +284,41 @@ def test_a_stale_backup_without_a_chain_is_bound(rotated: Rotated) -> None:
     assert failed.reason is ChannelFailure.PEER_INVALID
     assert stored(rotated.node, rotated.change_2) == rotated.change_2.history
     assert set(restart(rotated.node).vouchers.of(alice)) == {two.globex.identifier}
+
+
+def test_globexs_revocation_judges_a_full_history_holding_its_vouchers_change(
+    rotated: Rotated,
+) -> None:
+    """Gap 8: desk verified her globex chain with her change 2 (from globex's checkpoint:
+    globex vouched under change 2), then globex revoked her identity. Her full history 0..2
+    (her current keys, stolen say) shown with an acme chain only holds change 2: globex's word
+    judges it, and it is refused as revoked (as is her checkpointed history, by every
+    voucher); nothing is replaced nor forgotten."""
+    two = rotated.two
+    alice = two.alice.identifier
+    verify_peer(rotated.trust, rotated.checkpointed, (two.chain(two.globex),), NOW)
+    trust = rotated.revoke().channel_trust(AnyAuthenticatedIdentity())
+    for claim in (rotated.full, rotated.checkpointed):
+        error = refused(trust, claim, (two.chain(two.acme),))
+        assert error.reason is ChannelFailure.REVOKED
+        assert f"revoked by {two.globex.identifier}" in str(error)
+    assert stored(rotated.node, rotated.change_2) == rotated.change_2.history
+    assert two.globex.identifier in restart(rotated.node).vouchers.of(alice)
+
+
+def test_a_stale_backup_sheds_no_revocation_of_an_authority_that_vouched_under_change_0(
+    rotated: Rotated,
+) -> None:
+    """Gap 9: as gap 4 (globex vouched for her with her full history), and globex revoked her:
+    the stale backup with an acme chain is refused (by the copy, or the revocation), and after
+    the copy, her full history too."""
+    two = rotated.two
+    globex = (two.chain(two.globex),)
+    verify_peer(rotated.trust, rotated.checkpointed, globex, NOW)
+    verify_peer(rotated.trust, rotated.full, globex, NOW)
+    trust = rotated.revoke().channel_trust(AnyAuthenticatedIdentity())
+    backup = refused(trust, rotated.backup, (two.chain(two.acme),))
+    assert backup.reason is ChannelFailure.PEER_INVALID
+    assert "older than the stored copy" in str(backup)
+    full = refused(trust, rotated.full, (two.chain(two.acme),))
+    assert full.reason is ChannelFailure.REVOKED
