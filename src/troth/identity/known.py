@@ -64,7 +64,9 @@ KNOWN_CACHE_SIZE: Final = 4096
 """Cached identities at most (when full, the older half is dropped)."""
 
 Refuted = Callable[[Identifier, UnverifiedHistory], None]
-"""Told of a stored copy shown made up (the identity, the copy): whoever attested it lied."""
+"""Told of a stored copy shown made up (the identity, the copy): whoever attested it lied; or
+of one an admitted peer's full history replaced as not bound by it (`Binds`): whoever attested
+it spoke of another history than hers."""
 
 Binds = Callable[[Sequence[tuple[int, bytes]]], bool]
 """Given the (index, hash) of each change of a stored copy from a checkpoint, whether it binds
@@ -374,9 +376,10 @@ def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds |
 
 
 def refuted_changes(copy: UnverifiedHistory) -> list[tuple[int, bytes]]:
-    """The (index, hash) of each change of `copy`, a stored copy shown made up: no valid
-    history holds any of them (its first does not follow the change before it, and each later
-    one descends from it)."""
+    """The (index, hash) of each change of `copy`, a stored copy shown made up (no valid
+    history holds any of them: its first does not follow the change before it, and each later
+    one descends from it), or one that did not bind an admitted peer's full history
+    (`_unbound`: its attesters spoke of another history than hers)."""
     return [(copy.first_index + i, sha256(c.body)) for i, c in enumerate(copy.changes)]
 
 

@@ -24,8 +24,17 @@ many members together can fill the memory of all, and past MAX_VOUCHED_IDENTITIE
 whose authorities each hold fewer than their share of it is still remembered (`_within_shares`),
 so a co-trusted authority minting members for free fills only its own share.
 
+Each row also records `since`: the oldest change (index, hash) of a history its chains were
+verified with (the lowest index seen; None for a row stored before review 27h: any history).
+A full history is judged only by the rows whose `since` it holds (`standing`: an authority whose
+only word on the identity was about another line of history, e.g. a change it made up after a
+gap, does not judge the member's own), and a stored copy from a checkpoint binds it only when
+such an authority attests it (troth.node.trust, `Binds`: docs/formats.md, "A stored copy from a
+checkpoint").
+
 A row is also forgotten, outside the bounds, when the identity's stored history is shown made
-up and its authority's held feed names a change of it (`refuted`: review 23a, checkpoints 3).
+up, or is a copy from a checkpoint an admitted peer's full history replaced (review 27h), and
+its authority's held feed names a change of it (`refuted`: review 23a, checkpoints 3).
 The made-up changes are recorded in the store with the replacement of the copy
 (troth.identity.known, `VoucherStore.refuted`), so the rule holds whichever process replaced
 it, and after a crash before its `refuted` callback ran (review 26b, refuted 2):
