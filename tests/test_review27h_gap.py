@@ -27,13 +27,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.channels import T
+from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
 from tests.test_review23a_lockout import Desk, gap_desk  # noqa: F401  (the fixture)
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust, VerifiedPeer, verify_peer
 from troth.channel.verification import HandshakeClaim
-from troth.credentials import RevocationEntry, RevocationKind, Supersession
+from troth.credentials import (
+    CredentialChain,
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    issue_credential,
+)
 from troth.errors import ChannelError, ChannelFailure
 from troth.identity import Checkpoint, VerifiedIdentity, attest_purpose_key, rotate_identity
 from troth.node import Node, init_node, open_node
@@ -272,16 +278,21 @@ def test_a_copy_that_extended_her_full_history_binds_a_stale_backup(rotated: Rot
 
 
 def test_a_stale_backup_without_a_chain_is_bound(rotated: Rotated) -> None:
-    """Gap 6: desk saw alice only from globex's checkpoint; her change 0 shown with no chain
-    (a stranger) or with a chain that fails (globex's, which supersedes it) is refused by the
-    copy, which stays, and globex's word on her stays."""
+    """Gap 6: desk saw alice only from globex's checkpoint (globex vouched under change 2); her
+    change 0 shown with no chain (a stranger), with an acme chain that fails (issued to
+    another identity) beside a valid one, or with her globex chain (globex attests the copy)
+    is refused by the copy, which stays, and globex's word on her stays."""
     two = rotated.two
     alice = two.alice.identifier
     verify_peer(rotated.trust, rotated.checkpointed, (two.chain(two.globex),), NOW)
-    stranger = refused(rotated.trust, rotated.backup, ())
-    assert "older than the stored copy" in str(stranger)
-    failed = refused(rotated.trust, rotated.backup, (two.chain(two.globex),))
-    assert failed.reason is ChannelFailure.PEER_INVALID
+    not_hers = issue_credential(
+        two.acme.signer, subject=two.globex.identifier, attributes=MEMBER, now=T, ttl=3600, depth=1
+    )
+    failing = CredentialChain((not_hers,), (two.acme.identity.history,)).encode()
+    for chains in ((), (two.chain(two.acme), failing), (two.chain(two.globex),)):
+        error = refused(rotated.trust, rotated.backup, chains)
+        assert error.reason is ChannelFailure.PEER_INVALID
+        assert "older than the stored copy" in str(error)
     assert stored(rotated.node, rotated.change_2) == rotated.change_2.history
     assert set(restart(rotated.node).vouchers.of(alice)) == {two.globex.identifier}
 
