@@ -12,10 +12,14 @@ attesting it has standing over the history shown: a voucher of it recorded under
 history holds (gap 4: a thief with a stale backup is refused), or a copy that extended a full
 history the member showed (gap 5). A peer refused after the check changes no copy and forgets
 no voucher (gap 2, 6), and rows stored before this was recorded bind every history (gap 7).
+An authority's revocation judges every full history holding the change it vouched under (gap
+8, 9): its word is shed only by a history that holds none of what it vouched for.
 
 gap 1, 2 and 3 were strict xfails until the rule above (troth.identity.known `Binds`,
 `ChannelTrust.known_by`, vouchers recorded with the oldest change of the history they were
-verified with: docs/formats.md, "A stored copy from a checkpoint"); gap 4 to 7 guard it.
+verified with: docs/formats.md, "A stored copy from a checkpoint"), shown failing first (alice
+refused as older than the stored copy); gap 4 to 9 guard it (4, 5, 6, 8 and 9 pass on the code
+before it too; 5 and 7 fail without `identities.linked`, 6 when a failed chain is not bound).
 """
 
 from __future__ import annotations
