@@ -13,8 +13,9 @@ created again (the relay node holds the name for the grace period, then frees it
 unreachable at its relay until it restarts, while `node status` says "connected".
 
 The test models the race at its seam: the relay node (carol) closes b's channel as her
-answer to `create` reaches b, before `create_relay` resumes. Fix: `Links.opened` takes
-a channel that has already closed as opened and lost at once (the link reconnects)."""
+answer to `create` reaches b, before `create_relay` resumes. Was a strict xfail until
+`Links.opened` took a channel that has already closed as opened and lost at once (the link
+reconnects)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,11 @@ from tests.test_reconnect import FAST
 from troth.errors import TrothError
 from troth.node import runtime as runtime_module
 from troth.node.links import LinkState
+from troth.node.services import call
 
 CAROL = "/tcp/carol:4000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 27b, links 1: a link made with an already closed channel never reconnects",
-)
 def test_a_relay_link_whose_channel_closed_as_it_was_made_reconnects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,7 +47,7 @@ def test_a_relay_link_whose_channel_closed_as_it_was_made_reconnects(
         b = await net.node("b", backoff=FAST)
         await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
         x = await net.member("x")
-        real_call = runtime_module.call
+        real_call = call
         closed_once: list[bool] = []
 
         async def answered_then_closed(router: Any, to: Any, method: str, *args: Any) -> Any:
