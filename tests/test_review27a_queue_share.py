@@ -9,27 +9,23 @@ address: at a total of 16 MiB or less one address's slow readers hold all of it 
 every other connection whose write buffer fills has no queue, its senders waiting on the total
 (review 26a, queue 2, back); between 16 and 64 MiB fewer than four addresses do.
 
-Here the total is 512 KiB (per connection 256 KiB) and the share is left to its default. Fix: the
-share's default is a quarter of the total (at least `max_queued_bytes`)."""
+Here the total is 512 KiB (per connection 256 KiB) and the share is left to its default. Was a
+strict xfail until the share's default became a quarter of the total (at least
+`max_queued_bytes`)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.test_review26a_queue_share import narrow_client_from
 from tests.test_transport_tcp import until
 from tests.test_transport_tcp_queue import accepted, narrow_client, narrow_server_side, run
+from troth import limits
 from troth.routing import RoutedMessage
 from troth.transport import TcpSettings, TcpTransport, frame
 from troth.transport.tcp import TcpConnection
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 27a, queue 1: the per-address share stays 16 MiB under a lowered total",
-)
 def test_a_lowered_total_is_still_shared_out_per_address() -> None:
     """Two connections from 127.0.0.1 read nothing; two senders relay 1 MB to each. Then a
     third sender relays 1 MB to a slow peer at 127.0.0.2: its frames past the buffers go to
@@ -77,3 +73,14 @@ def test_a_lowered_total_is_still_shared_out_per_address() -> None:
             writer.close()
 
     run(test, settings)
+
+
+def test_the_default_share_is_a_quarter_of_the_total() -> None:
+    """16 MiB at the default total; a quarter of a total set lower, never less than one
+    connection's queue; the share set explicitly is kept."""
+    assert TcpSettings().queued_per_source == limits.MAX_QUEUED_BYTES_PER_SOURCE
+    lowered = TcpSettings.from_environment({"TROTH_TCP_MAX_QUEUED_TOTAL": str(8 << 20)})
+    assert lowered.queued_per_source == 2 << 20
+    small = TcpSettings(max_queued_total=1 << 20)
+    assert small.queued_per_source == small.max_queued_bytes == 1 << 20
+    assert TcpSettings(max_queued_per_source=3 << 20).queued_per_source == 3 << 20
