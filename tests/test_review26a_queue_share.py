@@ -82,8 +82,8 @@ def test_one_source_address_cannot_take_every_connections_queue() -> None:
         await until(lambda: all(s._write_waiters for s in holders), timeout=30)
         taken = transport.queued_bytes
         # 127.0.0.1 holds its share, not the whole total
-        assert settings.max_queued_per_source - len(chunk) - 100 < taken
-        assert taken <= settings.max_queued_per_source
+        assert settings.queued_per_source - len(chunk) - 100 < taken
+        assert taken <= settings.queued_per_source
 
         streams.append(await narrow_client_from("127.0.0.2", host, port))  # reads slowly
         honest = await accepted(transport, known)
