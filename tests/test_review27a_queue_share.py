@@ -15,15 +15,10 @@ strict xfail until the share's default became a quarter of the total (at least
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.test_review26a_queue_share import narrow_client_from
-from tests.test_transport_tcp import until
-from tests.test_transport_tcp_queue import accepted, narrow_client, narrow_server_side, run
+from tests.test_review26a_queue_share import squat_then_send_elsewhere
+from tests.test_transport_tcp_queue import run
 from troth import limits
-from troth.routing import RoutedMessage
-from troth.transport import TcpSettings, TcpTransport, frame
-from troth.transport.tcp import TcpConnection
+from troth.transport import TcpSettings, TcpTransport
 
 
 def test_a_lowered_total_is_still_shared_out_per_address() -> None:
@@ -38,35 +33,9 @@ def test_a_lowered_total_is_still_shared_out_per_address() -> None:
         write_timeout=120.0,
         first_frame_timeout=120.0,  # the silent peers send nothing
     )
-    chunk = bytes(50_000)
 
     async def test(transport: TcpTransport, host: str, port: int) -> None:
-        known: set[TcpConnection] = set()
-        squatters, streams = [], []
-        for _ in range(2):
-            streams.append(await narrow_client(host, port))  # never read
-            squatter = await accepted(transport, known)
-            narrow_server_side(squatter)
-            squatters.append(squatter)
-        for squatter in squatters:
-            sender = await asyncio.open_connection(host, port)
-            await accepted(transport, known)
-            streams.append(sender)
-            for _ in range(20):
-                sender[1].write(frame(RoutedMessage((squatter.address,), (), chunk).encode()))
-        # each squatter's queue full (its sender waits), or 127.0.0.1's share is
-        await until(lambda: all(s._write_waiters for s in squatters), timeout=30)
-
-        streams.append(await narrow_client_from("127.0.0.2", host, port))  # reads slowly
-        honest = await accepted(transport, known)
-        assert honest.host == "127.0.0.2"
-        narrow_server_side(honest)
-        sender = await asyncio.open_connection(host, port)
-        await accepted(transport, known)
-        streams.append(sender)
-        for _ in range(20):
-            sender[1].write(frame(RoutedMessage((honest.address,), (), chunk).encode()))
-        await until(lambda: honest._queued > 0 or bool(transport.space_waiters), timeout=30)
+        _honest, streams = await squat_then_send_elsewhere(transport, host, port, lambda: None)
         assert not transport.space_waiters  # nothing waits for 127.0.0.1's queues
         assert transport.queued_from("127.0.0.1") <= settings.max_queued_total // 2
         for _reader, writer in streams:
