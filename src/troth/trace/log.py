@@ -464,6 +464,14 @@ class TraceLog:
             raise TraceError(
                 _F.ATTESTATION_STALE, f"the node holds change {newest}", record=record.id
             )
+        authority = record.authority
+        held, kept = False, None
+        if authority is not None:
+            held, kept = self._chain_to_keep(state, authority.chain, authority.at, pending)
+        if record.kind is Kind.RESOLUTION:
+            check_resolution(record, self._escalation(state, record.links.parent))
+        # admitted: only now are its key and its chain stored, with it (a refused record
+        # leaves neither behind: docs/traces.md, "Collection"; review 27t, collection 1)
         keyid = verified.epoch.keyid
         if keyid not in self._known_keys and keyid not in state.new_keys:
             conn.execute(
@@ -471,10 +479,10 @@ class TraceLog:
                 (keyid, agent, verified.attestation),
             )
             state.new_keys.add(keyid)
-        if record.authority is not None:
-            self._keep_chain(state, record.authority.chain, record.authority.at, pending.chain)
-        if record.kind is Kind.RESOLUTION:
-            check_resolution(record, self._escalation(state, record.links.parent))
+        if authority is not None and held:
+            if kept is not None:
+                conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (authority.chain, kept))
+            state.new_chains.add(authority.chain)
         if record.kind is Kind.ESCALATION:
             state.escalations[record.id] = record
         state.ids.add(record.id)
@@ -492,19 +500,26 @@ class TraceLog:
         ).fetchone()
         return None if row is None else open_envelope(bytes(row[0]))[0]
 
-    def _keep_chain(self, state: _Batch, digest: bytes, at: str, chain: bytes | None) -> None:
+    def _chain_to_keep(
+        self, state: _Batch, digest: bytes, at: str, pending: _Pending
+    ) -> tuple[bool, bytes | None]:
+        """Whether the log holds the chain a record names once the record is stored, and the
+        chain bytes to store with it (None: the log holds them already, or the record names a
+        chain kept elsewhere); TraceError CHAIN_MISMATCH when the chain given is not the one
+        named, or one named "at log" is not held. Stores nothing: the caller does, once the
+        record is admitted."""
+        chain = pending.chain
         known = digest in self._known_chains or digest in state.new_chains
         if chain is not None:
             if sha256(chain) != digest:
                 raise TraceError(_F.CHAIN_MISMATCH, "the chain given is not the one named")
-            if not known:
-                state.conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (digest, chain))
-                state.new_chains.add(digest)
-        elif at == "log" and not known:
+            return True, None if known else chain
+        if at == "log" and not known:
             row = state.conn.execute("SELECT 1 FROM chains WHERE digest = ?", (digest,)).fetchone()
             if row is None:
                 raise TraceError(_F.CHAIN_MISMATCH, "names a chain the log does not hold")
-            state.new_chains.add(digest)
+            return True, None
+        return known, None
 
     def _observe(self, state: _Batch, identity: VerifiedIdentity) -> int:
         """Store-or-extend `identity`'s history; return the index of the newest change the
