@@ -22,7 +22,9 @@ its own append-time checks (replay, per-agent chain, time window, stale keys).
 
 A record already in the log byte for byte is answered with its index (`Status.ALREADY`): a
 client that resends a batch whose answer it lost gets the same indices, and nothing is
-appended twice. The same id with other bytes is refused (REPLAYED).
+appended twice. The same id with other bytes is refused (REPLAYED). A record that names another
+agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
+nothing of where another's record is.
 
 A refusal of the whole batch (an invalid, foreign, revoked or superseded signer) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
@@ -167,6 +169,10 @@ class TraceCollector:
         """The record's result when it is already in the log, else its queued append once it
         verifies (TraceError when it does not)."""
         record, _payload, _signature, keyid = open_envelope(item.envelope)
+        if record.agent != identity.identifier:  # whoever holds another's record, nothing of
+            # where it is (prove hides it too): refused as if not in the log (review 27t,
+            # collection 2)
+            raise TraceError(_F.SIGNER_INVALID, "the record names another agent", record=record.id)
         try:
             stored = self.log.find(record.id)
         except NotFound:
