@@ -1,0 +1,83 @@
+"""Review 27c (a congested path back to a channel's peer: `Congested` in the channel layer).
+
+The TCP transport drops a frame for a connection whose peer stopped reading and whose queue is
+full, and tells the sender (`Congested`, docs/protocols.md "TCP transport": not that the
+destination is gone). A peer that sends but does not read is such a peer: it hears nothing
+back, so its keepalive sends a PING every interval, and the PING leaves in one packet with the
+messages it sends in that loop iteration.
+
+1. `ChannelEnd.from_peer` decrypted a packet (the channel's replay window and state moved on),
+   then, when the channel had something to send (the PONG that answers the PING, a handshake
+   message, an ACCEPTED), flushed it before handling the packet's events. On a congested path
+   back that flush raised, and the events were never handled: the messages the peer sent in
+   that packet (requests, one-way messages) were accepted by the channel and lost, silently.
+
+Was a strict xfail until the fix: `from_peer` handles a packet's events, in order, whatever
+its flushes do; what they could not send is counted (`ChannelCounters.unsent_packets`) and
+logged within the channels' lines a minute, and the channel goes on (packets lost on a
+congested path, as on a lossy path: its keepalive, and the transport's write timeout for a
+peer that never reads again, judge whether the peer is gone).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.channels import T
+from tests.test_channel_manager import HUB, Net, echo, only_end, run, until
+from troth.channel import ChannelState
+from troth.errors import Congested
+from troth.node.services.sink import SinkService
+from troth.routing import Address, RoutedMessage, parse_route
+from troth.transport.memory import MemoryConnection
+
+SINK = Address("service", "sink")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 27c, congested 1: a packet's events are lost when the flush before them fails",
+)
+def test_messages_in_a_packet_whose_pong_meets_a_congested_path_are_delivered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a's path back from the hub is congested (the hub's connection to a raises `Congested`,
+    as TCP does for a peer that stopped reading). a's keepalive PING leaves with a one-way
+    message in one packet: the hub's PONG cannot leave, the message is delivered all the same
+    (and the one after it, which needs no answer), and the channel goes on once the path
+    drains."""
+
+    async def test(net: Net) -> None:
+        sink = SinkService()
+        hub = await net.hub(services=(sink,))
+        a = net.peer("10.0.0.2")
+        end = await a.manager.open(parse_route(HUB))
+        assert await echo(a, end, "before") == "before"
+        hub_end = only_end(hub)
+        (back,) = [
+            c
+            for c in hub.transport.connections()
+            if isinstance(c, MemoryConnection) and c.address == hub_end.peer_route[0]
+        ]
+        refused: list[RoutedMessage] = []
+
+        async def congested(message: RoutedMessage) -> None:
+            refused.append(message)
+            raise Congested(f"{back.name} is not reading: a frame for it was dropped")
+
+        monkeypatch.setattr(back, "send", congested)
+        interval = end.channel.settings.keepalive_interval
+        a.manager.keepalive(T)  # a heard nothing from the hub since: its next round PINGs
+        a.manager.keepalive(T + interval)
+        first, second = b"one-way, with the PING", b"one-way, after it, in a packet of its own"
+        await a.router.route(RoutedMessage((end.enc, SINK), (), first))
+        await until(lambda: len(refused) == 1)  # the hub's PONG, dropped on the way
+        await a.router.route(RoutedMessage((end.enc, SINK), (), second))
+        await until(lambda: sink.bytes >= len(second))  # the hub took the second packet
+        assert sink.messages == 2, "the message that came with the PING was lost"
+        assert hub_end.channel.state is ChannelState.OPEN  # congested is not gone
+        assert hub.manager.counters.unsent_packets == 1
+        monkeypatch.undo()  # a reads again
+        assert await echo(a, end, "after") == "after"
+
+    run(test)
