@@ -12,11 +12,22 @@ messages it sends in that loop iteration.
    back that flush raised, and the events were never handled: the messages the peer sent in
    that packet (requests, one-way messages) were accepted by the channel and lost, silently.
 
-Was a strict xfail until the fix: `from_peer` handles a packet's events, in order, whatever
+2. `ChannelManager._deliver` answers a request from a channel that it could not route
+   `no-route` (`RoutingError` at the caller): also one whose next hop took it and dropped it
+   (`Congested`, a RoutingError). The caller gave up at once and concluded that nothing serves
+   that address, though the way on is up and only not reading. Not reachable through a
+   `NodeRuntime`'s own services (the service host answers its errors itself; a channel cannot
+   reach a connection or a relay), but through any worker the embedding code lets channels
+   reach (`ChannelManager.services`) that forwards, as the relay does for connections.
+
+Each was a strict xfail until its fix. 1: `from_peer` handles a packet's events, in order, whatever
 its flushes do; what they could not send is counted (`ChannelCounters.unsent_packets`) and
 logged within the channels' lines a minute, and the channel goes on (packets lost on a
 congested path, as on a lossy path: its keepalive, and the transport's write timeout for a
-peer that never reads again, judge whether the peer is gone).
+peer that never reads again, judge whether the peer is gone). 2: such a request is answered
+`busy` ("the request did not run, send it again later": true of a dropped frame), so `call`
+sends it again after a back-off while its timeout allows and then raises `Busy`, whose message
+names the congestion; a request to an address with no route is still answered `no-route`.
 """
 
 from __future__ import annotations
@@ -26,18 +37,16 @@ import pytest
 from tests.support.channels import T
 from tests.test_channel_manager import HUB, Net, echo, only_end, run, until
 from troth.channel import ChannelState
-from troth.errors import Congested
+from troth.errors import Busy, Congested, RoutingError
+from troth.node.services import call
 from troth.node.services.sink import SinkService
-from troth.routing import Address, RoutedMessage, parse_route
+from troth.routing import Address, RoutedMessage, Source, parse_route
 from troth.transport.memory import MemoryConnection
 
 SINK = Address("service", "sink")
+ONWARD = Address("service", "onward")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 27c, congested 1: a packet's events are lost when the flush before them fails",
-)
 def test_messages_in_a_packet_whose_pong_meets_a_congested_path_are_delivered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -79,5 +88,52 @@ def test_messages_in_a_packet_whose_pong_meets_a_congested_path_are_delivered(
         assert hub.manager.counters.unsent_packets == 1
         monkeypatch.undo()  # a reads again
         assert await echo(a, end, "after") == "after"
+
+    run(test)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RoutingError,
+    reason="review 27c, congested 2: a request dropped on a congested way on is answered no-route",
+)
+def test_a_request_dropped_on_a_congested_way_on_is_answered_busy_not_no_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub lets channels reach a worker that forwards to b's connection (as the relay
+    forwards to its owner's), and b stops reading (its connection raises `Congested`). a's
+    request through it is dropped there: `call` hears `busy`, sends it again while its timeout
+    allows, then raises `Busy` naming the congestion. A request to an address nothing serves
+    is still `no-route` (RoutingError)."""
+
+    async def test(net: Net) -> None:
+        hub = await net.hub()
+        b = net.peer("10.0.0.4")
+        to_hub = await b.transport.connect("hub", 4000)
+        (at_hub,) = [c for c in hub.transport.connections() if c.other is to_hub]
+
+        async def onward(message: RoutedMessage, source: Source | None) -> None:
+            forwarded = (at_hub.address, *message.onward)
+            await hub.router.route(RoutedMessage(forwarded, message.return_route, message.payload))
+
+        hub.router.register(ONWARD, onward)
+        services = hub.manager.services
+        hub.manager.services = lambda: services() | {ONWARD}
+        refused: list[RoutedMessage] = []
+
+        async def congested(message: RoutedMessage) -> None:
+            refused.append(message)
+            raise Congested(f"{at_hub.name} is not reading: a frame for it was dropped")
+
+        monkeypatch.setattr(at_hub, "send", congested)
+        a = net.peer("10.0.0.2")
+        end = await a.manager.open(parse_route(HUB))
+        with pytest.raises(Busy, match=r"^busy: .*is not reading: a frame for it was dropped"):
+            await call(a.router, (end.enc, ONWARD, Address("service", "echo")), "echo", "x", timeout=1)
+        assert refused  # the request reached the congested hop (and again, after back-offs)
+        with pytest.raises(RoutingError, match="may not reach /service/nope"):
+            await call(a.router, (end.enc, Address("service", "nope")), "echo", "x", timeout=1)
+        monkeypatch.undo()  # b reads again: the request goes on to b's echo
+        assert await call(a.router, (end.enc, ONWARD, Address("service", "echo")), "echo", "y") == "y"
 
     run(test)
