@@ -20,9 +20,9 @@ messages it sends in that loop iteration.
    reach a connection or a relay), but through any worker the embedding code lets channels
    reach (`ChannelManager.services`) that forwards, as the relay does for connections.
 
-Each was a strict xfail until its fix. 1: `from_peer` handles a packet's events, in order, whatever
-its flushes do; what they could not send is counted (`ChannelCounters.unsent_packets`) and
-logged within the channels' lines a minute, and the channel goes on (packets lost on a
+Each was a strict xfail until its fix. 1: `from_peer` handles a packet's events, in order,
+whatever its flushes do; what they could not send is counted (`ChannelCounters.unsent_packets`)
+and logged within the channels' lines a minute, and the channel goes on (packets lost on a
 congested path, as on a lossy path: its keepalive, and the transport's write timeout for a
 peer that never reads again, judge whether the peer is gone). 2: such a request is answered
 `busy` ("the request did not run, send it again later": true of a dropped frame), so `call`
@@ -35,9 +35,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support.channels import T
-from tests.test_channel_manager import HUB, Net, echo, only_end, run, until
+from tests.test_channel_manager import ECHO, HUB, Net, echo, only_end, run, until
 from troth.channel import ChannelState
-from troth.errors import Busy, Congested, RoutingError
+from troth.errors import Busy, Congested, Denied, RoutingError
 from troth.node.services import call
 from troth.node.services.sink import SinkService
 from troth.routing import Address, RoutedMessage, Source, parse_route
@@ -92,11 +92,6 @@ def test_messages_in_a_packet_whose_pong_meets_a_congested_path_are_delivered(
     run(test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RoutingError,
-    reason="review 27c, congested 2: a request dropped on a congested way on is answered no-route",
-)
 def test_a_request_dropped_on_a_congested_way_on_is_answered_busy_not_no_route(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -110,6 +105,7 @@ def test_a_request_dropped_on_a_congested_way_on_is_answered_busy_not_no_route(
         hub = await net.hub()
         b = net.peer("10.0.0.4")
         to_hub = await b.transport.connect("hub", 4000)
+        to_hub.allowed.permit(ECHO)  # what the hub forwards reaches b's echo
         (at_hub,) = [c for c in hub.transport.connections() if c.other is to_hub]
 
         async def onward(message: RoutedMessage, source: Source | None) -> None:
@@ -129,11 +125,12 @@ def test_a_request_dropped_on_a_congested_way_on_is_answered_busy_not_no_route(
         a = net.peer("10.0.0.2")
         end = await a.manager.open(parse_route(HUB))
         with pytest.raises(Busy, match=r"^busy: .*is not reading: a frame for it was dropped"):
-            await call(a.router, (end.enc, ONWARD, Address("service", "echo")), "echo", "x", timeout=1)
+            await call(a.router, (end.enc, ONWARD, ECHO), "echo", "x", timeout=1)
         assert refused  # the request reached the congested hop (and again, after back-offs)
         with pytest.raises(RoutingError, match="may not reach /service/nope"):
             await call(a.router, (end.enc, Address("service", "nope")), "echo", "x", timeout=1)
-        monkeypatch.undo()  # b reads again: the request goes on to b's echo
-        assert await call(a.router, (end.enc, ONWARD, Address("service", "echo")), "echo", "y") == "y"
+        monkeypatch.undo()  # b reads again: the request goes on to b, whose host answers it
+        with pytest.raises(Denied, match="not a verified caller"):  # (a connection is none)
+            await call(a.router, (end.enc, ONWARD, ECHO), "echo", "y", timeout=5)
 
     run(test)
