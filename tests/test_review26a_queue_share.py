@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 from tests.test_transport_tcp import until
 from tests.test_transport_tcp_queue import (
@@ -45,14 +46,56 @@ async def narrow_client_from(
     return await asyncio.open_connection(sock=raw, limit=NARROW)
 
 
+Streams = list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+CHUNK = 50_000
+
+
+async def _relay_to(
+    transport: TcpTransport, host: str, port: int, known: set[TcpConnection], to: TcpConnection
+) -> Streams:
+    """A sender that relays 1 MB (20 frames) through the node to `to`."""
+    sender = await asyncio.open_connection(host, port)
+    await accepted(transport, known)
+    for _ in range(20):
+        sender[1].write(frame(RoutedMessage((to.address,), (), bytes(CHUNK)).encode()))
+    return [sender]
+
+
+async def squat_then_send_elsewhere(
+    transport: TcpTransport, host: str, port: int, squatted: Callable[[], None]
+) -> tuple[TcpConnection, Streams]:
+    """Two connections from 127.0.0.1 read nothing; two senders relay 1 MB to each through
+    the node, until each one's queue is full (its sender waits) or 127.0.0.1's share is;
+    `squatted()` then. Then a peer at 127.0.0.2 reads slowly (nothing, while the test runs)
+    and a third sender relays 1 MB to it, more than its write buffer and the kernels' buffers
+    hold. Returns that peer's connection once its frames are queued or wait for room, and
+    every stream opened (the caller closes them)."""
+    known: set[TcpConnection] = set()
+    squatters, streams = [], []
+    for _ in range(2):
+        streams.append(await narrow_client(host, port))  # never read
+        squatter = await accepted(transport, known)
+        narrow_server_side(squatter)
+        squatters.append(squatter)
+    for squatter in squatters:
+        streams += await _relay_to(transport, host, port, known, squatter)
+    await until(lambda: all(s._write_waiters for s in squatters), timeout=30)
+    squatted()
+    streams.append(await narrow_client_from("127.0.0.2", host, port))  # reads slowly
+    honest = await accepted(transport, known)
+    assert honest.host == "127.0.0.2"
+    narrow_server_side(honest)
+    streams += await _relay_to(transport, host, port, known, honest)
+    await until(lambda: honest._queued > 0 or bool(transport.space_waiters), timeout=30)
+    return honest, streams
+
+
 def test_one_source_address_cannot_take_every_connections_queue() -> None:
-    """Two connections from 127.0.0.1 read nothing (as far as the test runs); two senders
-    relay 1 MB to each through the node, filling the share of 127.0.0.1
-    (`max_queued_per_source`, half of `max_queued_total` here).
-    Then a peer at 127.0.0.2 reads slowly (nothing, while the test runs): a third sender
-    relays 1 MB to it, more than its write buffer and the kernels' buffers hold. Its frames
-    past them go to its own queue, and its sender goes on; none waits for the queues of
-    127.0.0.1 to drain."""
+    """Two connections from 127.0.0.1 read nothing (as far as the test runs) and fill the share
+    of 127.0.0.1 (`max_queued_per_source`, half of `max_queued_total` here); then a slow peer
+    at 127.0.0.2 is sent 1 MB (`squat_then_send_elsewhere`). Its frames past the buffers go
+    to its own queue, and its sender goes on; none waits for the queues of 127.0.0.1 to
+    drain."""
     settings = TcpSettings(
         write_buffer=65536,
         max_queued_bytes=256 * 1024,
@@ -62,39 +105,15 @@ def test_one_source_address_cannot_take_every_connections_queue() -> None:
         write_timeout=120.0,
         first_frame_timeout=120.0,  # the silent peers send nothing
     )
-    chunk = bytes(50_000)
 
     async def test(transport: TcpTransport, host: str, port: int) -> None:
-        known: set[TcpConnection] = set()
-        squatters, holders, streams = [], [], []
-        for _ in range(2):
-            streams.append(await narrow_client(host, port))  # never read
-            squatter = await accepted(transport, known)
-            narrow_server_side(squatter)
-            squatters.append(squatter)
-        for squatter in squatters:
-            sender = await asyncio.open_connection(host, port)
-            await accepted(transport, known)
-            streams.append(sender)
-            for _ in range(20):
-                sender[1].write(frame(RoutedMessage((squatter.address,), (), chunk).encode()))
-            holders.append(squatter)
-        await until(lambda: all(s._write_waiters for s in holders), timeout=30)
-        taken = transport.queued_bytes
-        # 127.0.0.1 holds its share, not the whole total
-        assert settings.max_queued_per_source - len(chunk) - 100 < taken
-        assert taken <= settings.max_queued_per_source
+        def squatted() -> None:
+            taken = transport.queued_bytes
+            # 127.0.0.1 holds its share, not the whole total
+            assert settings.queued_per_source - CHUNK - 100 < taken
+            assert taken <= settings.queued_per_source
 
-        streams.append(await narrow_client_from("127.0.0.2", host, port))  # reads slowly
-        honest = await accepted(transport, known)
-        assert honest.host == "127.0.0.2"
-        narrow_server_side(honest)
-        sender = await asyncio.open_connection(host, port)
-        await accepted(transport, known)
-        streams.append(sender)
-        for _ in range(20):
-            sender[1].write(frame(RoutedMessage((honest.address,), (), chunk).encode()))
-        await until(lambda: honest._queued > 0 or bool(transport.space_waiters), timeout=30)
+        honest, streams = await squat_then_send_elsewhere(transport, host, port, squatted)
         assert not transport.space_waiters  # nothing waits for 127.0.0.1's queues
         assert honest._queued > 0
         for _reader, writer in streams:

@@ -109,7 +109,8 @@ def test_a_member_submits_its_own_records(service: Service) -> None:
     assert [(r.status, r.index) for r in receipts.results] == [(Status.APPENDED, 0)]
     assert receipts.head is not None
     assert receipts.head.seq == 0
-    assert service.observed == [support.identifier]  # store-or-extend saw the history
+    # store-or-extend saw the signer's history, then (the record appended) its chain's issuer
+    assert service.observed == [support.identifier, service.world.authority.identifier]
     batcher.answered(receipts)
     assert service.log.chain(Authority.from_chain(chain).chain) == chain  # kept for verifiers
     assert verify_log(service.log).size == 1

@@ -130,6 +130,7 @@ def test_the_queues_for_stalled_readers_stay_within_their_bounds() -> None:
         write_buffer=65536,
         max_queued_bytes=256 * 1024,
         max_queued_total=512 * 1024,
+        max_queued_per_source=512 * 1024,  # the peers are all 127.0.0.1: the total is tested
         stall_timeout=0.5,
         write_timeout=60.0,
     )

@@ -32,7 +32,8 @@
     ├── TraceError             a trace record, proof, checkpoint or log is invalid, or the log
     │                          refused an append (reason + log index + record id)
     ├── RemoteError            a service answered a request with an error
-    │   └── Busy               the node was at a limit of requests running: send it again later
+    │   └── Busy               the node was at a limit of requests running, or the request's
+    │                          next hop was congested: it did not run, send it again later
     └── SecretError            the secrets broker refused or failed: a lease, a token, an
                                engine, the audit (reason)
 
@@ -363,8 +364,9 @@ class RemoteError(TrothError):
 
 class Busy(RemoteError):
     """A node refused a request at once, before running it, because it runs as many requests
-    as it may (of the caller's member, over the caller's connection, or in all): the caller
-    may send it again later. The message starts with "busy"."""
+    as it may (of the caller's member, over the caller's connection, or in all), or because
+    the request's next hop there dropped it (`Congested`: the way on does not read): the
+    caller may send it again later. The message starts with "busy"."""
 
 
 class Denied(TrothError):

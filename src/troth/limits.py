@@ -119,8 +119,9 @@ MAX_QUEUED_BYTES: Final = 64 * MAX_CONNECTION_QUEUE_BYTES
 make it hold more. Past it a frame for a connection that is not writable waits until a queue
 drains or a stalled one is dropped."""
 MAX_QUEUED_BYTES_PER_SOURCE: Final = MAX_QUEUED_BYTES // 4
-"""Bytes of queued frames held for the connections of one peer IP address together (a share
-of MAX_QUEUED_BYTES): one address's slow readers, each reading just above the stall floor,
+"""Bytes of queued frames held for the connections of one peer IP address together at the
+default total (TcpSettings.queued_per_source: a quarter of max_queued_total, whatever it is set
+to, review 27a queue 1): one address's slow readers, each reading just above the stall floor,
 cannot hold the whole budget and leave every other connection without a queue (review 26a,
 queue 2)."""
 MAX_ROUTE_LENGTH: Final = 16

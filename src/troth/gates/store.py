@@ -201,8 +201,8 @@ class BundleStore:
         self._active: dict[Identifier, ActiveBundle] = {}
         self._seen: dict[bytes, Stamp] = {}  # the table's stamp last loaded, per authority
         self._unloadable: set[tuple[bytes, Stamp]] = set()
-        # (digest, stamp) -> (when it may be tried again, the wait after that): bundles whose
-        # policies could not be checked (PolicyNotChecked), tried again after a backoff
+        # (digest, stamp) -> (when it was last tried, the wait before the next try): bundles
+        # whose policies could not be checked (PolicyNotChecked), tried again after a backoff
         self._unchecked: dict[tuple[bytes, Stamp], tuple[int, int]] = {}
         self._lock = threading.Lock()
 
@@ -248,14 +248,17 @@ class BundleStore:
         policies could not be checked (PolicyNotChecked: the validating process did not start
         or finish, on a loaded machine) stays inactive (fail closed) and is tried again at a
         reload once its backoff is over (CEDAR_RETRY_FIRST_SECONDS, doubling up to
-        CEDAR_RETRY_MAX_SECONDS: review 25, gates 3; review 26c, gates 2)."""
+        CEDAR_RETRY_MAX_SECONDS: review 25, gates 3; review 26c, gates 2), or at once when
+        `now` is before its last try (a clock set back: review 27d, gates 1)."""
         loaded = []
         for digest, stamp in self.table.stamps().items():
             key = (digest, stamp)
             if self._seen.get(digest) == stamp or key in self._unloadable:
                 continue
             retry = self._unchecked.get(key)
-            if retry is not None and now < retry[0]:
+            # within the wait since the last try; a clock set back before that try tries it
+            # now, as a wait longer than the one set (review 27d, gates 1)
+            if retry is not None and 0 <= now - retry[0] < retry[1]:
                 continue
             data = self.table.load(digest)
             try:
@@ -263,8 +266,10 @@ class BundleStore:
                     continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
-                wait = limits.CEDAR_RETRY_FIRST_SECONDS if retry is None else retry[1]
-                self._unchecked[key] = (now + wait, min(2 * wait, limits.CEDAR_RETRY_MAX_SECONDS))
+                wait = limits.CEDAR_RETRY_FIRST_SECONDS
+                if retry is not None:
+                    wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
+                self._unchecked[key] = (now, wait)
                 continue
             except PolicyError:
                 self._unchecked.pop(key, None)

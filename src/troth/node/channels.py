@@ -55,10 +55,23 @@ from troth.channel import (
     SecureChannel,
     VerifiedPeer,
 )
-from troth.errors import ChannelError, ChannelFailure, DecodeError, RoutingError, TrothError
+from troth.errors import (
+    ChannelError,
+    ChannelFailure,
+    Congested,
+    DecodeError,
+    RoutingError,
+    TrothError,
+)
 from troth.identity import Identifier
 from troth.node.access import Caller, LocalCaller, PeerCaller
-from troth.node.services.base import NO_ROUTE, error_response, forget_calls, request_id_of
+from troth.node.services.base import (
+    BUSY,
+    NO_ROUTE,
+    error_response,
+    forget_calls,
+    request_id_of,
+)
 from troth.node.shares import Shares, authorities_of
 from troth.routing import (
     Address,
@@ -170,6 +183,9 @@ class ChannelCounters:
     evicted_half_open: int = 0
     dropped_frames: int = 0
     reassembly_expired_bytes: int = 0
+    unsent_packets: int = 0
+    """Packets channels made that their first hop did not take: a congested path (its
+    connection's peer does not read, `Congested`) or a connection gone (review 27c)."""
 
 
 class ChannelEnd(AllowSetSource):
@@ -187,6 +203,7 @@ class ChannelEnd(AllowSetSource):
         max_reply_paths: int,
         source: Source | None = None,
         source_key: str = "local",
+        on_unsent: Callable[[ChannelEnd, int, TrothError], None] | None = None,
     ) -> None:
         self.channel = channel
         self.peer_route = peer_route
@@ -222,6 +239,10 @@ class ChannelEnd(AllowSetSource):
         self._clock = clock
         self._deliver = deliver
         self._on_event = on_event
+        self._on_unsent = on_unsent
+        self.packets_unsent = 0
+        """Packets the channel made that its first hop did not take (`flush` failed: the
+        connection is congested or gone), counted by the manager too."""
 
     @property
     def peer(self) -> VerifiedPeer | None:
@@ -255,7 +276,13 @@ class ChannelEnd(AllowSetSource):
     # -- workers -----------------------------------------------------------------------------------
 
     async def from_peer(self, message: RoutedMessage, source: Source | None) -> None:
-        """The `.dec` worker: a packet from the peer."""
+        """The `.dec` worker: a packet from the peer. Its events are handled, in order, whatever
+        sending what the channel made of it does (docs/protocols.md, "Secure channel"): the
+        channel accepted the packet (its replay window moved on), so its messages must not be
+        lost with a PONG or an answer that a congested path back dropped (review 27c,
+        congested 1). A flush that fails is counted (`ChannelCounters.unsent_packets`), and the
+        channel goes on: `Congested` is not that the peer is gone (its keepalive judges that),
+        and a connection that closed closes its channels (`ChannelManager.connection_lost`)."""
         before = self.channel.state
         events = self.channel.receive(message.payload, self._clock())
         if (
@@ -264,15 +291,15 @@ class ChannelEnd(AllowSetSource):
             and self.channel.state is not before
         ):
             self.peer_route = message.return_route  # the initiator learns the way back
-        if self.channel.has_outgoing:
-            await self.flush()
+        if self.channel.has_outgoing:  # message 2 or 3, an ACCEPTED, a PONG: before the events
+            await self._flush_counted()
         handling, self._receiving = self._receiving, _handler()
         try:
             await self.handle(events)
         finally:
             self._receiving = handling
         if self.channel.has_outgoing:  # the answers to the messages of this packet
-            await self.flush()
+            await self._flush_counted()
 
     async def from_local(self, message: RoutedMessage, source: Source | None) -> None:
         """The `.enc` worker: a local message to send through the channel.
@@ -302,15 +329,15 @@ class ChannelEnd(AllowSetSource):
         """The loop iteration in which messages were queued is over: send what is left."""
         self._batch = None
         if self.channel.has_outgoing:
-            task = self._loop.create_task(self._flush_quietly())
+            task = self._loop.create_task(self._flush_counted())
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
 
-    async def _flush_quietly(self) -> None:
-        try:
+    async def _flush_counted(self) -> None:
+        """`flush` where no one is told of a failure: no local sender waits for it (`flush`
+        counts and logs what it could not send)."""
+        with contextlib.suppress(TrothError):
             await self.flush()
-        except TrothError as exc:  # its connection is gone: the channel closes with it
-            log.info("%s: queued messages not sent: %s", self.name, exc)
 
     async def present(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: show the peer (new) credentials on this open channel."""
@@ -320,17 +347,27 @@ class ChannelEnd(AllowSetSource):
     async def flush(self) -> None:
         """Send the packets the channel has queued: straight to the local worker of the peer
         route's first hop (a connection) when there is one, which is what `Router.route` does
-        for a local sender, with one look-up per flush instead of one per packet."""
+        for a local sender, with one look-up per flush instead of one per packet. When the
+        first hop refuses a packet (`Congested`: its peer does not read; RoutingError: the
+        connection is gone) that packet and the ones after it are lost: counted
+        (`packets_unsent`, and by the manager), and the error raised to the sender."""
         packets = self.channel.outgoing()
         if not packets:
             return
         route = self.peer_route
         first_hop = self._router.worker(route[0]) if route else None
-        for packet in packets:
-            if first_hop is None:
-                await self._router.route(RoutedMessage(route, (self.dec,), packet))
-            else:
-                await first_hop(RoutedMessage(route[1:], (self.dec,), packet), None)
+        for sent, packet in enumerate(packets):
+            try:
+                if first_hop is None:
+                    await self._router.route(RoutedMessage(route, (self.dec,), packet))
+                else:
+                    await first_hop(RoutedMessage(route[1:], (self.dec,), packet), None)
+            except TrothError as exc:  # this packet and the ones after it are lost
+                unsent = len(packets) - sent
+                self.packets_unsent += unsent
+                if self._on_unsent is not None:
+                    self._on_unsent(self, unsent, exc)
+                raise
 
     async def handle(self, events: list[Event]) -> None:
         """Hand the channel's events to the manager: Received messages to deliver, the others
@@ -576,6 +613,7 @@ class ChannelManager:
             max_reply_paths=self.limits.max_reply_paths,
             source=source,
             source_key=source_key,
+            on_unsent=self._unsent,
         )
         self.router.register(end.dec, end.from_peer)
         self.router.register(end.enc, end.from_local)
@@ -668,9 +706,12 @@ class ChannelManager:
             hook(end)
 
     async def _deliver(self, end: ChannelEnd, payload: bytes | memoryview) -> None:
-        """Route a decrypted message; a request with no route is answered, not silently
-        dropped (what is dropped is logged within the channels' lines a minute: the peer
-        chooses how many; review 23b, logs 1)."""
+        """Route a decrypted message; a request that could not be routed is answered, not
+        silently dropped (what is dropped is logged within the channels' lines a minute: the
+        peer chooses how many; review 23b, logs 1): `no-route` when nothing it may reach
+        serves its address, `busy` when its next hop dropped it (`Congested`: the way on is up
+        but not reading; docs/protocols.md, "Services": the request did not run, its caller
+        sends it again later; review 27c, congested 2)."""
         try:
             limit = end.channel.settings.max_message
             inner = RoutedMessage.arrived(payload, end.enc, max_size=limit)
@@ -679,16 +720,31 @@ class ChannelManager:
             return
         try:
             await self.router.route(inner, end)
+        except Congested as exc:
+            self._note("%s: congested: %s", end.name, exc)
+            why = f"busy: the way on is congested ({exc}), send it again later"
+            await self._refuse(inner, BUSY, why)
         except RoutingError as exc:
             self._note("%s: no route: %s", end.name, exc)
-            request = request_id_of(inner.payload) if len(inner.return_route) > 1 else None
-            if request is not None:  # a service request: answered, so its caller need not wait
-                error = error_response(NO_ROUTE, str(exc), request=request)
-                answer = RoutedMessage(inner.return_route, (), error)
-                with contextlib.suppress(TrothError):
-                    await self.router.route(answer)
+            await self._refuse(inner, NO_ROUTE, str(exc))
         except TrothError as exc:
             self._note("%s: dropped an inner message: %s", end.name, exc)
+
+    async def _refuse(self, inner: RoutedMessage, kind: str, why: str) -> None:
+        """Answer `inner` with an error of `kind` when it is a service request (its caller
+        need not wait for its timeout); anything else is dropped."""
+        request = request_id_of(inner.payload) if len(inner.return_route) > 1 else None
+        if request is not None:
+            error = error_response(kind, why, request=request)
+            answer = RoutedMessage(inner.return_route, (), error)
+            with contextlib.suppress(TrothError):
+                await self.router.route(answer)
+
+    def _unsent(self, end: ChannelEnd, packets: int, exc: TrothError) -> None:
+        """`end`'s first hop did not take `packets` packets: counted, and logged within the
+        channels' lines a minute (a peer that does not read chooses how many)."""
+        self.counters.unsent_packets += packets
+        self._note("%s: %d packets not sent: %s", end.name, packets, exc)
 
     def _note(self, message: str, *args: object) -> None:
         if self._log is not None:

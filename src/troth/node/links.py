@@ -246,7 +246,8 @@ class Links:
         return None if link is None else link.pin
 
     def opened(self, route: str, end: ChannelEnd) -> None:
-        """A channel to `route` opened (by the link's attempt or by anyone else)."""
+        """A channel to `route` opened (by the link's attempt or by anyone else); one that
+        has closed already counts as opened and lost (the link reconnects)."""
         link = self.links.get(route)
         if link is None:
             return
@@ -262,6 +263,10 @@ class Links:
         if link.state is LinkState.RECONNECTING:
             link.wake.set()  # what the link needs is restored over it now
         link.step(LinkStep.OPENED)
+        if end.channel.closed:  # it closed before its opener resumed (an answer and the
+            # peer's CLOSE in one read): its closed hook found no link holding it, and none
+            # would again; lost at once, the link reconnects (review 27b, links 1)
+            self.closed(end)
 
     def closed(self, end: ChannelEnd) -> None:
         """A channel end closed (the channel manager's hook): a link whose channel it was

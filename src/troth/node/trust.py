@@ -72,7 +72,9 @@ class NodeTrust:
         self.routes: dict[Identifier, str] = {}
         """Where each trusted authority is reached (a route, or node:NAME on this machine)."""
         self.verifier: ChainVerifier | None = None
-        """Checks chains (the trace collector's): issuer histories are stored or extended."""
+        """Checks chains (the trace collector's): an issuer history that extends a stored
+        copy is stored (`_extend_known`); a new one is judged, and stored by the collector once
+        a record under its chain is appended."""
         self._handshakes: ChainVerifier | None = None
         """Checks chains at handshakes: issuer histories are judged against the stored copies,
         and stored only once the peer is admitted (`_remember`)."""
@@ -107,7 +109,7 @@ class NodeTrust:
             policy = TrustPolicy(self.anchors) if anchors else None
             identities = self.node.identities
             self.verifier = (
-                None if policy is None else ChainVerifier(policy, known=identities.observe)
+                None if policy is None else ChainVerifier(policy, known=self._extend_known)
             )
             self._handshakes = (
                 None if policy is None else ChainVerifier(policy, known=identities.check_known)
@@ -207,6 +209,19 @@ class NodeTrust:
             return not attesters or bool(attesters & over)
 
         return binds
+
+    def _extend_known(self, identity: VerifiedIdentity) -> None:
+        """The trace collector's verifier's `known`: a history of an identity the node stores
+        a copy of is stored when it extends that copy (a rotation the node then holds to); a
+        new identity's is judged against the store (IdentityError as `observe`) but not kept:
+        the collector stores it once a record under its chain is appended, so chains whose
+        records are refused leave no throwaway delegates' histories behind (review 27t,
+        collection 3; as `_remember` at the handshake, review 23a)."""
+        identities = self.node.identities
+        if identities.stored_changes(identity.identifier) is None:
+            identities.check_known(identity)
+        else:
+            identities.observe(identity)
 
     def _remember(self, peer: VerifiedPeer) -> None:
         """Store (or extend) an admitted peer's history, and its chains' issuer histories, when

@@ -13,6 +13,11 @@ runs it on the node's storage thread). For the batch, once:
   "Whose word counts on an identity");
 - the history is stored or extends the node's copy (store-or-extend, `observe`).
 
+The issuer histories of a chain a record names are judged when the chain verifies (the node's
+verifier stores only those that extend a stored copy: `NodeTrust.verifier`) and stored
+(`observe`) once a record under the chain is appended: a refused record's chain leaves no new
+identity's history behind (docs/traces.md, "Collection").
+
 Then for each record, in order: its envelope decodes, names the signer and one of the
 attestations sent, its key could sign at the record's time, the signature verifies and every
 disclosure opens its commitment (`verify_envelope`); when it names a delegation chain, that
@@ -22,7 +27,9 @@ its own append-time checks (replay, per-agent chain, time window, stale keys).
 
 A record already in the log byte for byte is answered with its index (`Status.ALREADY`): a
 client that resends a batch whose answer it lost gets the same indices, and nothing is
-appended twice. The same id with other bytes is refused (REPLAYED).
+appended twice. The same id with other bytes is refused (REPLAYED). A record that names another
+agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
+nothing of where another's record is.
 
 A refusal of the whole batch (an invalid, foreign, revoked or superseded signer) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
@@ -30,6 +37,7 @@ as every record refused with that reason, so the client drops the batch rather t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -47,6 +55,9 @@ from troth.trace.verify import check_chain
 __all__ = ["TraceCollector"]
 
 _F = TraceFailure
+_Queued = tuple[Any, SubmittedRecord, str, bytes | None]
+"""A record queued for the log: its pending append, the record as sent, its id, the digest of
+the chain it names."""
 Known = Callable[[VerifiedIdentity], None]
 Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
 
@@ -87,8 +98,8 @@ class TraceCollector:
             return Receipts(tuple(refused for _ in submission.records), None, self._checkpoint())
         keys = {keyid_of(attestation): attestation for attestation in submission.attestations}
         chains = {sha256(chain): chain for chain in submission.chains}
-        checked: dict[bytes, TraceError | None] = {}
-        queued: list[SubmitResult | tuple[Any, SubmittedRecord, str]] = []
+        checked: dict[bytes, TraceError | VerifiedCredential] = {}
+        queued: list[SubmitResult | _Queued] = []
         try:
             for item in submission.records:
                 try:
@@ -100,6 +111,7 @@ class TraceCollector:
                 if not isinstance(entry, SubmitResult):
                     self.log.wait(entry[0])
         results = tuple(self._settle(entry) for entry in queued)
+        self._keep_issuers(queued, results, checked)
         head = self.log.head(identity.identifier)
         return Receipts(results, None if head is None else Head(*head), self._checkpoint())
 
@@ -161,12 +173,16 @@ class TraceCollector:
         identity: VerifiedIdentity,
         keys: Mapping[str, bytes],
         chains: Mapping[bytes, bytes],
-        checked: dict[bytes, TraceError | None],
+        checked: dict[bytes, TraceError | VerifiedCredential],
         now: int,
-    ) -> SubmitResult | tuple[Any, SubmittedRecord, str]:
+    ) -> SubmitResult | _Queued:
         """The record's result when it is already in the log, else its queued append once it
         verifies (TraceError when it does not)."""
         record, _payload, _signature, keyid = open_envelope(item.envelope)
+        if record.agent != identity.identifier:  # whoever holds another's record, nothing of
+            # where it is (prove hides it too): refused as if not in the log (review 27t,
+            # collection 2)
+            raise TraceError(_F.SIGNER_INVALID, "the record names another agent", record=record.id)
         try:
             stored = self.log.find(record.id)
         except NotFound:
@@ -193,26 +209,54 @@ class TraceCollector:
             check_chain(record, chain)
             if authority.chain not in checked:
                 checked[authority.chain] = self._credential(chain, identity, now)
-            failure = checked[authority.chain]
-            if failure is not None:
-                raise failure
-        return self.log.enqueue(verified, chain=given), item, record.id
+            outcome = checked[authority.chain]
+            if isinstance(outcome, TraceError):
+                raise outcome
+        digest = None if authority is None else authority.chain
+        return self.log.enqueue(verified, chain=given), item, record.id, digest
 
-    def _credential(self, chain: bytes, identity: VerifiedIdentity, now: int) -> TraceError | None:
-        """Why `chain` does not verify now for `identity` (None: it does)."""
+    def _credential(
+        self, chain: bytes, identity: VerifiedIdentity, now: int
+    ) -> TraceError | VerifiedCredential:
+        """`chain` verified now for `identity`, or why it does not verify."""
         verifier = self._verifier()
         if verifier is None:
             return TraceError(_F.CREDENTIAL_INVALID, "this node trusts no authority yet")
         try:
-            verifier.verify(chain, presenter=identity, feeds=self._feeds(), now=now)
+            return verifier.verify(chain, presenter=identity, feeds=self._feeds(), now=now)
         except CredentialError as exc:
             return TraceError(_F.CREDENTIAL_INVALID, str(exc))
-        return None
 
-    def _settle(self, entry: SubmitResult | tuple[Any, SubmittedRecord, str]) -> SubmitResult:
+    def _keep_issuers(
+        self,
+        queued: list[SubmitResult | _Queued],
+        results: tuple[SubmitResult, ...],
+        checked: Mapping[bytes, TraceError | VerifiedCredential],
+    ) -> None:
+        """Store (or extend) the issuer histories of each chain a record was appended under:
+        a chain whose records were all refused leaves none behind (its issuers were judged
+        against the stored copies when it verified; review 27t, collection 3)."""
+        kept: set[bytes] = set()
+        for entry, result in zip(queued, results, strict=True):
+            if isinstance(entry, SubmitResult) or result.status is not Status.APPENDED:
+                continue
+            digest = entry[3]
+            if digest is None or digest in kept:
+                continue
+            kept.add(digest)
+            credential = checked.get(digest)
+            if not isinstance(credential, VerifiedCredential):
+                continue
+            for issuer in credential.issuers:
+                # a copy stored meanwhile that this one forks from stays: the record was
+                # judged against the store when its chain verified, and stands
+                with contextlib.suppress(IdentityError):
+                    self._observe(issuer)
+
+    def _settle(self, entry: SubmitResult | _Queued) -> SubmitResult:
         if isinstance(entry, SubmitResult):
             return entry
-        pending, item, record_id = entry
+        pending, item, record_id, _chain = entry
         try:
             return SubmitResult(Status.APPENDED, pending.result().index)
         except TraceError as exc:

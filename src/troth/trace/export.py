@@ -9,7 +9,7 @@ A proof bundle is one JSON object that proves one record with nothing else at ha
      "checkpoint": the checkpoint note,
      "signer": {"history": base64, "attestation": base64},
      "log": {"history": base64, "attestations": [base64, ...]},
-     "chain": base64 (the delegation chain, when the log keeps it)}
+     "chain": base64 (the delegation chain the record names, when kept "at log": required)}
 
 `troth trace export --format jsonl` writes one bundle per line, all against one checkpoint, so
 each line verifies alone (shuffled, filtered) and the file as a whole also checks the agents'
@@ -309,6 +309,12 @@ def verify_bundle(
             if sha256(chain) != record.authority.chain:
                 raise TraceError(_F.CHAIN_MISMATCH, "the bundle's chain is not the one named")
             check_chain(record, chain)
+        elif record.authority is not None and record.authority.at == "log":
+            # the log holds every chain named "at log" (refused at append otherwise) and its
+            # bundles carry it: one without it was stripped (review 27t, export 1)
+            raise TraceError(
+                _F.CHAIN_MISMATCH, "the bundle does not carry the chain the record keeps at the log"
+            )
         checkpoint = _checkpoint(value, known, checkpoints, rows)
         check_checkpoint_time(checkpoint, record.time)
         verify_inclusion(

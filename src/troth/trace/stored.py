@@ -21,6 +21,9 @@ __all__ = [
     "SubtreeReader",
     "decode_disclosures",
     "history_windows",
+    "stored_bytes",
+    "stored_identifier",
+    "stored_text",
 ]
 
 _F = TraceFailure
@@ -48,6 +51,36 @@ class StoredEntry:
     def disclosures(self) -> dict[str, Disclosure]:
         """The disclosures kept with the record (TraceError MALFORMED if they do not decode)."""
         return decode_disclosures(self.disclosure_data)
+
+
+def stored_bytes(kind: str, value: object, what: str, *, index: int | None = None) -> bytes:
+    """A BLOB column's value, read as `typeof(c), CAST(c AS BLOB)` (a crafted file may hold
+    any type in any column: TEXT that is not UTF-8 cannot even be fetched as text, and an
+    INTEGER n must not become `bytes(n)`); TraceError MALFORMED (at `index`, a record's)
+    naming `what` when the log file holds another type there (review 27t, verify 2)."""
+    if kind != "blob" or type(value) is not bytes:
+        raise TraceError(_F.MALFORMED, f"the stored {what} is not bytes ({kind})", index=index)
+    return value
+
+
+def stored_text(kind: str, value: object, what: str, *, index: int | None = None) -> str:
+    """A TEXT column's value read as `stored_bytes` reads a BLOB (so invalid UTF-8 is no crash);
+    TraceError MALFORMED naming `what` otherwise."""
+    try:
+        if kind != "text" or type(value) is not bytes:
+            raise ValueError(kind)
+        return value.decode("utf-8")
+    except ValueError:
+        raise TraceError(_F.MALFORMED, f"the stored {what} is not text", index=index) from None
+
+
+def stored_identifier(kind: str, value: object, what: str) -> Identifier:
+    """An identifier column read as `stored_bytes` reads it; TraceError MALFORMED naming `what`
+    unless it is a 32-byte digest (review 27t, verify 3)."""
+    try:
+        return Identifier(stored_bytes(kind, value, what))
+    except ValueError as exc:
+        raise TraceError(_F.MALFORMED, f"the stored {what}: {exc}") from None
 
 
 def decode_disclosures(data: bytes | None) -> dict[str, Disclosure]:
@@ -99,7 +132,12 @@ def history_windows(store: SqliteDatabase) -> dict[Identifier, list[bytes]]:
     """Per signer, the older histories its newest one no longer holds (`history_windows`, the
     trace log's table), oldest first."""
     windows: dict[Identifier, list[bytes]] = {}
-    sql = "SELECT identifier, history FROM history_windows ORDER BY identifier, last"
-    for identifier, history in store.fetch_all(sql):
-        windows.setdefault(Identifier(bytes(identifier)), []).append(bytes(history))
+    sql = (
+        "SELECT typeof(identifier), CAST(identifier AS BLOB), typeof(history), "
+        "CAST(history AS BLOB) FROM history_windows "
+        "ORDER BY identifier, last"
+    )
+    for id_kind, identifier, kind, history in store.fetch_all(sql):
+        who = stored_identifier(id_kind, identifier, "history window identifier")
+        windows.setdefault(who, []).append(stored_bytes(kind, history, "history window"))
     return windows

@@ -21,6 +21,7 @@ from troth.transport.framing import FRAME_HEADER, LARGE_BUFFER, SMALL_BUFFER
 
 __all__ = [
     "QUEUED_FRAME_COST",
+    "SOURCE_SHARES",
     "TCP_ENVIRONMENT_PREFIX",
     "TcpCounters",
     "TcpSettings",
@@ -34,6 +35,9 @@ QUEUED_FRAME_COST: Final = 64
 `max_queued_bytes` and `max_queued_total`: its bytes object's header (33 bytes on 64-bit
 CPython, rounded up to the allocator's 16) and its slot in the deque (8). Without it a queue of
 empty relayed frames (~50 bytes each) held ~1.8 times its bound (review 26a, queue 1)."""
+SOURCE_SHARES: Final = 4
+"""The shares `max_queued_total` is cut into per peer IP address by default
+(`TcpSettings.queued_per_source`: a quarter of it, review 26a queue 2, review 27a queue 1)."""
 TCP_ENVIRONMENT_PREFIX: Final = "TROTH_TCP_"
 _Settings = TypeVar("_Settings")
 
@@ -111,9 +115,12 @@ class TcpSettings:
     """Bytes of frames held queued for all connections together: past it a frame for a
     connection whose write buffer is full waits until a queue drains or a stalled one is
     dropped."""
-    max_queued_per_source: int = limits.MAX_QUEUED_BYTES_PER_SOURCE
+    max_queued_per_source: int | None = None
     """Bytes of frames held queued for the connections of one peer IP address together: past
-    it a frame for one of them waits as past `max_queued_bytes` (review 26a, queue 2)."""
+    it a frame for one of them waits as past `max_queued_bytes` (review 26a, queue 2). None
+    (the default): a quarter of `max_queued_total`, at least `max_queued_bytes`
+    (`limits.MAX_QUEUED_BYTES_PER_SOURCE` at the default total), so a lowered total is still
+    shared out (review 27a, queue 1); `queued_per_source` is the bound in force."""
     stall_timeout: float = 2.0
     """A connection whose write buffer is full and whose peer takes less than a sixteenth of
     `write_buffer` in this long has stalled: its queue and every frame for it are dropped
@@ -143,13 +150,22 @@ class TcpSettings:
         if self.max_connections < 1 or self.max_connections_per_source < 1:
             raise ValueError("connection limits must be at least 1")
         largest = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size + QUEUED_FRAME_COST
-        if not largest <= self.max_queued_bytes <= self.max_queued_per_source:
+        if not largest <= self.max_queued_bytes <= self.queued_per_source:
             raise ValueError(
                 f"max_queued_bytes must hold a frame ({largest} bytes) and "
                 "max_queued_per_source at least max_queued_bytes"
             )
         if self.max_queued_total < self.max_queued_bytes:
             raise ValueError("max_queued_total must be at least max_queued_bytes")
+
+    @property
+    def queued_per_source(self) -> int:
+        """The bound on the queues of one peer address's connections together: the
+        `max_queued_per_source` set, else a quarter of `max_queued_total` (at least
+        `max_queued_bytes`)."""
+        if self.max_queued_per_source is not None:
+            return self.max_queued_per_source
+        return max(self.max_queued_total // SOURCE_SHARES, self.max_queued_bytes)
 
     @property
     def sweep_interval(self) -> float:

@@ -21,7 +21,7 @@ Hostile load (all limits in `TcpSettings`):
   consumer slows its producers.
 - Writing: while more than `write_buffer` bytes wait for the socket, frames sent to the
   connection wait in its queue instead (at most `max_queued_bytes`, the connections of one peer
-  address together at most `max_queued_per_source`, all of them at most `max_queued_total`),
+  address together at most `queued_per_source`, all of them at most `max_queued_total`),
   and the sender goes on: the connection a relayed frame came from
   goes on routing. Past the bound a sender waits while the peer reads (backpressure); a peer
   that takes (next to) nothing for `stall_timeout` has stalled, and its queue and every frame
@@ -496,7 +496,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 break
             room = (
                 self._queued + size <= settings.max_queued_bytes
-                and owner.queued_from(self.host) + size <= settings.max_queued_per_source
+                and owner.queued_from(self.host) + size <= settings.queued_per_source
             )
             if room and owner.queued_bytes + size <= settings.max_queued_total:
                 self._queue.append(frame)
@@ -595,7 +595,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     space_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     """Senders waiting for the queues together to hold less."""
     _queued_by_source: dict[str, int] = field(default_factory=dict)
-    """Queued bytes per peer IP address (at most `settings.max_queued_per_source` each)."""
+    """Queued bytes per peer IP address (at most `settings.queued_per_source` each)."""
     reading: list[TcpConnection] | None = None
     """While a read callback routes what arrived: the connections with frames corked meanwhile
     (written together when it returns)."""

@@ -8,8 +8,9 @@
 
 `kind` is "denied" (the access decision refused: `reasons` say who refused whom and why; the
 caller raises `Denied`), "no-route" (nothing serves that address: `RoutingError`), "busy" (the
-node runs as many requests as it may: `Busy`, send it again later) or "failed" (the service
-refused or failed the request: `RemoteError`).
+node runs as many requests as it may, or the request's next hop dropped it, `Congested`: it did
+not run; `Busy`, send it again later) or "failed" (the service refused or failed the request:
+`RemoteError`).
 
 A caller's requests through one channel (or to one local service) share one reply worker
 (`Calls`, at an unguessable `/worker/calls-...` address that only that channel's peer may
@@ -751,9 +752,10 @@ async def call(
     router: Router, route: Route, method: str, arguments: Any, *, timeout: float = 10.0
 ) -> Any:
     """Send a request along `route` (ending at a service) and wait for its response: its
-    result, or `Denied` (with the reasons), `RoutingError` (no route), `RemoteError` (the
-    service failed or refused it) or `Unreachable` (no answer within `timeout` seconds, or the
-    channel closed)."""
+    result, or `Denied` (with the reasons), `RoutingError` (no route; `Congested` when this
+    node's first hop dropped it), `Busy` (answered busy until `timeout`: the node runs as many
+    requests as it may, or the way on is congested), `RemoteError` (the service failed or
+    refused it) or `Unreachable` (no answer within `timeout` seconds, or the channel closed)."""
     if not route:
         raise RoutingError("a call needs a route to a service")
     return await calls_through(router, route[0]).call(router, route, method, arguments, timeout)

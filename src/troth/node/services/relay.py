@@ -168,6 +168,9 @@ class RelayService:
         accounts, authorities = member_accounts(caller.peer), authorities_of(caller)
         if new_owner:
             self._check_quota(caller.identifier, accounts, authorities, context.now)
+        elif existing is not None and existing.connection is None:  # kept across a restart,
+            # whose member was not known: counted now, as a new name (review 27b, relays 2)
+            self._check_quota(caller.identifier, accounts, authorities, context.now, name)
         self.relays[name] = Relay(
             caller.identifier, end.peer_route[0], caller.channel, None, accounts, authorities
         )
@@ -176,20 +179,30 @@ class RelayService:
         return f"/relay/{name}"
 
     def _check_quota(
-        self, owner: Identifier, accounts: frozenset[bytes], authorities: frozenset[bytes], now: int
+        self,
+        owner: Identifier,
+        accounts: frozenset[bytes],
+        authorities: frozenset[bytes],
+        now: int,
+        kept: str | None = None,
     ) -> None:
+        """RemoteError past the member's MAX_RELAYS_PER_OWNER names, or past the node's share
+        for its authorities. `kept`: a name kept across a restart that its owner creates
+        again (not counted among the member's; it holds its place among the node's)."""
         held = sum(
             1
-            for relay in self.relays.values()
-            if relay.owner == owner or not accounts.isdisjoint(relay.accounts)
+            for name, relay in self.relays.items()
+            if name != kept and (relay.owner == owner or not accounts.isdisjoint(relay.accounts))
         )
         if held >= limits.MAX_RELAYS_PER_OWNER:
             raise RemoteError(
                 f"{owner} holds {held} relay names here (its member's delegates' included), "
                 "the most one member may hold"
             )
-        if not self._room(authorities) and not (
-            self._free_expired(now) and self._room(authorities)
+        if (
+            kept is None
+            and not self._room(authorities)
+            and not (self._free_expired(now) and self._room(authorities))
         ):
             raise RemoteError(
                 f"this node holds {len(self.relays)} relay names, its most (its share of them "
