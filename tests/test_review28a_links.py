@@ -25,8 +25,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import cast
 
-import pytest
-
 from troth.node.channels import ChannelEnd
 from troth.node.links import Backoff, Link, Links, LinkState
 
@@ -59,11 +57,6 @@ class _RecordedBackoff(Backoff):
         return 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28a, links 1: a link whose channel closes at once after each reconnect "
-    "waits at attempt 0's backoff before every attempt",
-)
 def test_a_peer_that_closes_every_reconnected_channel_at_once_meets_a_growing_backoff() -> None:
     """The hub lets each reconnect succeed, then closes its channel at once, eight times: the
     link's waits before its attempts grow (as for attempts that failed), not all at attempt
