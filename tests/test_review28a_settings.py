@@ -51,11 +51,6 @@ CASES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28a, settings 1: settings that break every connection or turn a defence "
-    "off are accepted from the environment",
-)
 @pytest.mark.parametrize(("cls", "variable", "value", "named"), CASES)
 def test_a_setting_that_breaks_connections_is_refused_at_start(
     cls: type[TcpSettings | ChannelLimits | Backoff], variable: str, value: str, named: str

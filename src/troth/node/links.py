@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import random as _random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,8 +69,9 @@ class Backoff:
     max_delay: float = RECONNECT_MAX_DELAY
 
     def __post_init__(self) -> None:
-        if self.base <= 0 or self.max_delay <= 0:
-            raise ValueError("backoff: base and max_delay must be positive")
+        if not (0 < self.base < math.inf and 0 < self.max_delay < math.inf):  # NaN too: a
+            # NaN wait ends at once (review 28a, settings 1)
+            raise ValueError("backoff: base and max_delay must be positive numbers of seconds")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Backoff:
