@@ -63,11 +63,6 @@ class OuterService:
         return {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28a, busy 1: a handler that met busy further on is answered busy, and its "
-    "caller runs it again",
-)
 def test_a_request_whose_handler_met_busy_further_on_is_not_sent_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -100,6 +95,7 @@ def test_a_request_whose_handler_met_busy_further_on_is_not_sent_again(
             await call(a.router, (end.enc, Address("service", "outer")), "run", "x", timeout=3)
         assert outer.runs == 1, f"ran {outer.runs} times"
         assert not isinstance(failed.value, Busy)
+        assert str(failed.value).startswith("outer: the request ran and met busy: ")
         assert "is not reading: a frame for it was dropped" in str(failed.value)
 
     run(test)
