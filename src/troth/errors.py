@@ -366,7 +366,8 @@ class Busy(RemoteError):
     """A node refused a request at once, before running it, because it runs as many requests
     as it may (of the caller's member, over the caller's connection, or in all), or because
     the request's next hop there dropped it (`Congested`: the way on does not read): the
-    caller may send it again later. The message starts with "busy"."""
+    caller may send it again later. The message starts with "busy". A handler that raises it
+    (its own call answered busy) is answered `failed` (a RemoteError), for its request ran."""
 
 
 class Denied(TrothError):

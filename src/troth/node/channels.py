@@ -31,6 +31,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -152,6 +153,12 @@ class ChannelLimits:
     """Lines a minute about dropped frames and refused handshakes."""
 
     def __post_init__(self) -> None:
+        # a sweep of 0 s re-arms itself with no delay (a loop that takes the CPU), a handshake
+        # timeout of 0 s expires every handshake as it starts (review 28a, settings 1)
+        for name in ("handshake_timeout", "reassembly_sweep"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                raise ValueError(f"{name} must be positive (a finite number of seconds)")
         self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit
 
     def keepalive(self, settings: ChannelSettings) -> ChannelSettings:

@@ -17,7 +17,10 @@ then pending refreshes and announcements).
 Backoff: before attempt n (from 0) the link waits uniform(0, min(max_delay, base * 2**n))
 seconds ("full jitter"): 0.5 s base, 10 s cap by default, so a link whose node answers again
 is back within about 10 s plus one handshake, and many nodes that lost the same hub do not
-come back at the same instant.
+come back at the same instant. A channel lost sooner than `max_delay` after its link connected
+counts as a failed attempt too (`Link.flaps`, reset once a channel stays up that long), so a
+peer that closes every channel as soon as the link has it back meets the same growing waits
+(review 28a, links 1).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import random as _random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -65,8 +69,9 @@ class Backoff:
     max_delay: float = RECONNECT_MAX_DELAY
 
     def __post_init__(self) -> None:
-        if self.base <= 0 or self.max_delay <= 0:
-            raise ValueError("backoff: base and max_delay must be positive")
+        if not (0 < self.base < math.inf and 0 < self.max_delay < math.inf):  # NaN too: a
+            # NaN wait ends at once (review 28a, settings 1)
+            raise ValueError("backoff: base and max_delay must be positive numbers of seconds")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Backoff:
@@ -145,6 +150,13 @@ class Link:
     """When the next attempt starts (time.monotonic), while reconnecting."""
     error: str | None = None
     """Why the last attempt failed."""
+    flaps: int = 0
+    """Channels lost in a row sooner than the backoff's `max_delay` after the link connected
+    (docs/protocols.md, "Reconnecting"): each counts as a failed attempt in the waits before
+    the next attempts, so a peer that closes every channel as soon as the link has it meets
+    a growing backoff (review 28a, links 1). Reset once a channel stays up that long."""
+    connected_at: float | None = None
+    """When the link last became connected (time.monotonic)."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -158,7 +170,10 @@ class Link:
 
     def step(self, step: LinkStep) -> None:
         """Move on by `step` (the one transition table: `next_link_state`)."""
-        self.state = next_link_state(self.state, step)
+        state = next_link_state(self.state, step)
+        if state is LinkState.CONNECTED and self.state is not LinkState.CONNECTED:
+            self.connected_at = time.monotonic()
+        self.state = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +292,11 @@ class Links:
             link.end = None
             if link.state is LinkState.CONNECTED and not self._stopped:
                 log.warning("link %s lost (%s): reconnecting", link.route, end.name)
+                since = link.connected_at
+                if since is not None and time.monotonic() - since < self.backoff.max_delay:
+                    link.flaps += 1  # lost as soon as it was back: the backoff grows
+                else:
+                    link.flaps = 0
                 link.step(LinkStep.LOST)
                 link.attempts, link.error = 0, None
                 self._start(link)
@@ -297,7 +317,9 @@ class Links:
     async def _reconnect(self, link: Link) -> None:
         while True:
             if link.state is LinkState.RECONNECTING:
-                delay = self.backoff.delay(link.attempts, self.random)
+                # a channel lost soon after the link connected counts as a failed attempt
+                # (review 28a, links 1)
+                delay = self.backoff.delay(link.attempts + link.flaps, self.random)
                 link.retry_at = time.monotonic() + delay
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
@@ -313,7 +335,7 @@ class Links:
                 link.attempts += 1
                 link.error = str(exc) or type(exc).__name__
                 link.step(LinkStep.FAILED)
-                delay = self.backoff.ceiling(link.attempts)
+                delay = self.backoff.ceiling(link.attempts + link.flaps)
                 log.warning(
                     "link %s: attempt %d failed: %s (next within %.1f s)",
                     link.route,

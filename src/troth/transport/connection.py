@@ -5,11 +5,12 @@ an arriving frame body becomes a routed message."""
 from __future__ import annotations
 
 import abc
+import ipaddress
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from troth.crypto import sha256
 from troth.routing import (
@@ -22,11 +23,31 @@ from troth.routing import (
     new_worker_address,
 )
 
-__all__ = ["Connection", "ConnectionTable", "Listener"]
+__all__ = ["IPV6_SOURCE_PREFIX", "Connection", "ConnectionTable", "Listener", "source_host"]
+
+IPV6_SOURCE_PREFIX: Final = 64
+"""The bits of an IPv6 peer address that name its source for the per-source limits: a host on
+an IPv6 network is given a /64 and may send from any address in it (review 28a, sources 1)."""
 
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
 _TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
+
+
+def source_host(host: str) -> str:
+    """What the per-source limits count `host` (a peer's IP address, or a name) as: an IPv4
+    address as it is, an IPv6 address as its /64 network (`IPV6_SOURCE_PREFIX`: one host may
+    use every address in it; review 28a, sources 1), an IPv4-mapped one as its IPv4 address;
+    anything else (a host name) as it is."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])  # no zone (fe80::1%eth0)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
 
 
 def _accepted_address(kind: str, host: str) -> Address:
@@ -64,8 +85,9 @@ class Connection(AllowSetSource):
         self.outgoing = outgoing
         self.peer = peer
         """The peer's host:port."""
-        self.host = peer.rpartition(":")[0]
-        """The peer's host (its IP address for an accepted connection)."""
+        self.host = source_host(peer.rpartition(":")[0])
+        """The peer's host as every per-source limit counts it (`source_host`: its IP
+        address for an accepted connection, an IPv6 peer's /64 network)."""
         self.address = (
             new_worker_address(kind)
             if outgoing or not self.host
@@ -83,7 +105,7 @@ class Connection(AllowSetSource):
 
     def set_peer(self, host: str, port: int) -> None:
         """The accepted peer's address, once known."""
-        self.host = host
+        self.host = source_host(host)
         self.peer = f"{host}:{port}"
         self.name = f"{self.kind} {self.peer} ({'out' if self.outgoing else 'in'})"
         if not self.outgoing:  # before it is registered (the transport admits it next)

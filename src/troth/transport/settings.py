@@ -8,6 +8,7 @@ limits"): `TROTH_TCP_<FIELD>` sets a field of `TcpSettings` (`TROTH_TCP_IDLE_TIM
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import resource
 import typing
@@ -47,7 +48,8 @@ def settings_from_environment(
 ) -> _Settings:
     """`cls()` with each field named by a variable `<prefix><FIELD NAME IN CAPITALS>` set to
     that variable's value (a number). ConfigError for a name that is no field, a value that is
-    not a number of the field's type, or settings that refuse the value."""
+    not a finite number of the field's type (a NaN timer fires at once, an infinite one never:
+    review 28a, settings 1), or settings that refuse the value."""
     environ = os.environ if environ is None else environ
     hints = typing.get_type_hints(cls)
     names = {f.name.upper(): f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -62,9 +64,12 @@ def settings_from_environment(
         kinds = typing.get_args(hints[name]) or (hints[name],)
         kind = int if int in kinds else float
         try:
-            values[name] = kind(text)
+            value = kind(text)
         except ValueError:
             raise ConfigError(f"{variable}={text!r}: not a number ({kind.__name__})") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{variable}={text!r}: not a finite number")
+        values[name] = value
     try:
         return cls(**values)
     except ValueError as exc:
@@ -143,12 +148,28 @@ class TcpSettings:
         return settings_from_environment(cls, TCP_ENVIRONMENT_PREFIX, environ)
 
     def __post_init__(self) -> None:
+        # each value that would break every connection or turn a defence off is refused here,
+        # NaN included (review 28a, settings 1)
         timeouts = ("connect_timeout", "frame_timeout", "first_frame_timeout", "idle_timeout")
         for name in (*timeouts, "write_timeout", "stall_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be positive (a finite number of seconds)")
+        if not (self.evict_idle_after >= 0 and math.isfinite(self.evict_idle_after)):
+            raise ValueError("evict_idle_after must be a number of seconds, at least 0")
         if self.max_connections < 1 or self.max_connections_per_source < 1:
             raise ValueError("connection limits must be at least 1")
+        if self.max_queued_frames < 2:  # reading resumes below half of it: never below 1
+            raise ValueError("max_queued_frames must be at least 2")
+        if self.write_buffer < 1:
+            raise ValueError("write_buffer must be at least 1 byte")
+        if not FRAME_HEADER.size <= self.small_read_buffer <= self.large_read_buffer:
+            raise ValueError(
+                f"small_read_buffer must hold a frame header ({FRAME_HEADER.size} bytes) "
+                "and large_read_buffer at least small_read_buffer"
+            )
+        if self.log_lines_per_minute < 0 or self.accept_errors_per_minute < 0:
+            raise ValueError("log_lines_per_minute and accept_errors_per_minute must be >= 0")
         largest = limits.MAX_TRANSPORT_FRAME + FRAME_HEADER.size + QUEUED_FRAME_COST
         if not largest <= self.max_queued_bytes <= self.queued_per_source:
             raise ValueError(

@@ -10,7 +10,7 @@
 caller raises `Denied`), "no-route" (nothing serves that address: `RoutingError`), "busy" (the
 node runs as many requests as it may, or the request's next hop dropped it, `Congested`: it did
 not run; `Busy`, send it again later) or "failed" (the service refused or failed the request:
-`RemoteError`).
+`RemoteError`; a `Busy` its handler raised too, for the request ran: review 28a, busy 1).
 
 A caller's requests through one channel (or to one local service) share one reply worker
 (`Calls`, at an unguessable `/worker/calls-...` address that only that channel's peer may
@@ -468,6 +468,11 @@ class ServiceHost:
                 limit = limits.MAX_SERVICE_MESSAGE
                 too_large = f"the answer is over the {limit}-byte service limit"
                 payload = error_response(FAILED, too_large, request=request)
+        except Busy as exc:  # the handler ran and met busy further on (a call of its own):
+            # `failed`, for `busy` says it did not run and its caller would run it again
+            # (docs/protocols.md, "Services"; review 28a, busy 1)
+            ran = f"{service}: the request ran and met {exc}"
+            payload = error_response(FAILED, ran, request=request)
         except TrothError as exc:
             payload = _failure(exc, request)
         except Exception:  # a bug: answer, log, and keep the connection that carried it
