@@ -11,7 +11,7 @@ service. The verifier refuses the same log as `no change history for the signer`
 key not in the bundle`.
 
 Was a strict xfail until `_Bundler` raised TraceError (MISSING_HISTORY, UNKNOWN_KEY) naming the
-missing row, located at its record, as `verify_log` does.
+missing row, located at its record, as `verify_log` does (`_Bundler._signer`).
 """
 
 from __future__ import annotations
@@ -79,11 +79,6 @@ def _bundles(log: TraceLog, first: str) -> dict[str, Callable[[], Any]]:
     [(_AGENT_ROWS, F.MISSING_HISTORY), (_LOG_ROW, F.MISSING_HISTORY), (_KEY_ROWS, F.UNKNOWN_KEY)],
     ids=["signer-history", "log-history", "attestation"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28b, export 1: a log missing a history or attestation row makes export and "
-    "prove raise KeyError, not a TraceError naming it",
-)
 def test_a_missing_row_is_named_not_a_key_error(
     log: tuple[TraceLog, str], made: str, sql: str, reason: TraceFailure
 ) -> None:
@@ -94,3 +89,5 @@ def test_a_missing_row_is_named_not_a_key_error(
     with pytest.raises(TraceError) as caught:
         _bundles(trace_log, first)[made]()
     assert caught.value.reason is reason
+    if sql != _LOG_ROW:  # a signer's row: named at the record bundled first
+        assert (caught.value.index, caught.value.record) == (0, first)
