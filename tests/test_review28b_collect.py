@@ -14,7 +14,8 @@ copies of them are judged against these: a rollback to a rotated-away key refuse
 nothing ever mends it but another record under that chain.
 
 Was a strict xfail until the collector also stored the issuer histories of the chains that
-records answered `already` name (the chain verified again, as for an append).
+records answered `already` name (the chain verified again, as for an append:
+`TraceCollector._already_under`).
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ class Died(Exception):
     """The node's process ends here (a crash, a kill)."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28b, collection 1: a resend answered 'already' stores none of the issuer "
-    "histories the crashed append left unstored",
-)
 def test_a_resend_after_a_crash_stores_the_chains_issuers(
     desk: Desk,  # noqa: F811
     tmp_path: Path,
