@@ -16,7 +16,8 @@ for made up (REFUTED). The node
 
 - tells its `refuted` hooks at the judgment of the handshake claim, before the attestation is
   checked: acme's voucher on alice (acme's feed names her real change 1) is forgotten, so
-  acme's supersession no longer has standing over her;
+  acme's supersession no longer has standing over her (a keyless stranger showing her public
+  change 0 does that much, and her next handshake does not bring the voucher back);
 - admits the thief (his globex chain: globex never superseded her) with her rotated-away key;
 - stores the rollback over her copy, and records her REAL change 1 in `refuted_changes`: acme,
   an honest authority, holds no voucher on her for good (`Vouchers.vouch` adds none, every
@@ -149,3 +150,31 @@ def test_a_mangled_signature_does_not_make_a_real_change_refuted(rotated: Rotate
     trust = restarted.channel_trust(AnyAuthenticatedIdentity())
     verify_peer(trust, rotated.now_alice, (two.chain(two.acme),), NOW)
     assert set(restarted.vouchers.of(alice)) == {acme}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 28b, refuted 1: a keyless stranger's claim with her older history makes "
+    "the mangled copy's real change look made up: acme's voucher is forgotten and not retaken",
+)
+def test_a_strangers_claim_does_not_cost_an_honest_authority_its_word(rotated: Rotated) -> None:
+    """Refuted 1, keyless: the claim is judged against the stored copy before its attestation
+    is checked (and the `refuted` hooks told then): a stranger holding no key of hers, only her
+    public change 0, is refused, but acme's voucher on her is gone, and her next handshake with
+    her acme chain does not bring it back."""
+    two = rotated.two
+    alice = two.alice.identifier
+    acme = two.acme.identifier
+    node_trust = NodeTrust(rotated.node, None)
+    node_trust.reload(NOW)
+    trust = node_trust.channel_trust(AnyAuthenticatedIdentity())
+    verify_peer(trust, rotated.now_alice, (two.chain(two.acme),), NOW)
+    assert set(node_trust.vouchers.of(alice)) == {acme}
+    stranger = HandshakeClaim(  # her change 0, with an attestation it cannot have made
+        rotated.thief.history, rotated.now_alice.attestation, rotated.thief.static_key
+    )
+    with pytest.raises(ChannelError) as refused:
+        verify_peer(trust, stranger, (), NOW)
+    assert refused.value.reason is ChannelFailure.PEER_INVALID
+    verify_peer(trust, rotated.now_alice, (two.chain(two.acme),), NOW)
+    assert set(node_trust.vouchers.of(alice)) == {acme}
