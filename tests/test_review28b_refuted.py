@@ -5,9 +5,11 @@ word on its hash, `sha256(body)`; its previous-key signature is only required to
 (troth.identity.history, `_check_structure`: "attested by the checkpoint, not checked here").
 So anyone holding alice's real change 1 (she rotated; any node that saw her holds it) and a
 trusted feed naming it (acme's supersession, her own authority's) can make a copy of her from
-change 1 whose previous-key signature is zeros: it verifies, and a node that stores no copy of
-her stores it (a member's chain carrying it as an issuer history at a handshake, the trace
-collector's chain issuers, an import: every path verifies it the same way).
+change 1 whose previous-key signature is zeros: it verifies, and acme's feed binds it to acme's
+chains (it names change 1). Mallory, a delegate of alice's (any holder of a chain through her),
+shows her chain with alice's history swapped for that copy at a handshake: desk, which stores no
+copy of alice, stores it as the chain's issuer history (`NodeTrust._remember`; the trace
+collector's `_keep_issuers` and an import verify it the same way).
 
 Then her older history (change 0 only: what a thief of her rotated-away key holds, from a
 stolen backup) is a rollback of that copy, but `KnownHistories._made_up` calls `check_follows`
@@ -38,12 +40,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.channels import T
+from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
+from tests.support.parties import make_channel_party, signer_as
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.channel import AnyAuthenticatedIdentity, verify_peer
 from troth.channel.verification import HandshakeClaim
-from troth.credentials import RevocationEntry, RevocationKind, Supersession
+from troth.credentials import (
+    CredentialChain,
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    delegate,
+    issue_credential,
+)
 from troth.errors import ChannelError, ChannelFailure
 from troth.identity import (
     Checkpoint,
@@ -62,7 +72,7 @@ from troth.vault import KeyPurpose
 class Rotated:
     """Desk trusting acme and globex; alice (acme's member) rotated once, acme's feed naming
     her change 1; desk stores a copy of her from change 1 whose previous-key signature is
-    zeros."""
+    zeros (Mallory's handshake: her chain through alice, alice's history swapped for it)."""
 
     two: Two
     node: Node
@@ -101,8 +111,32 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
             [SignedChange(real.body, real.signature, bytes(64))],
             Checkpoint(alice.identifier.digest, two.acme.identifier.digest, 1),
         )
-        checkpoints = node.wallet.checkpoints(now=NOW, max_staleness=10**6)
-        node.identities.import_history(mangled, now=NOW, checkpoints=checkpoints)
+        root = issue_credential(
+            two.acme.signer, subject=alice.identifier, attributes=MEMBER, now=T, ttl=3600, depth=2
+        )
+        mallory = make_channel_party(vault, now=T)
+        chain = delegate(
+            signer_as(vault, primary, rotated, now=T),
+            CredentialChain((root,), (two.acme.identity.history,)),
+            subject=mallory.party.identifier,
+            attributes=MEMBER,
+            now=T,
+            ttl=600,
+            purpose="helper",
+        )
+        swapped = CredentialChain(chain.credentials, (chain.histories[0], mangled)).encode()
+        node_trust = NodeTrust(node, None)
+        node_trust.reload(NOW)
+        as_mallory = HandshakeClaim(
+            mallory.party.identity.history,
+            mallory.attestation,
+            vault.public_key(mallory.channel_key),
+        )
+        trust = node_trust.channel_trust(AnyAuthenticatedIdentity())
+        peer = verify_peer(trust, as_mallory, (swapped,), NOW)
+        assert peer.identifier == mallory.party.identifier
+        assert node.identities.stored_changes(alice.identifier) == 2  # the swapped copy
+        node.identities.refuted_hooks.clear()  # desk restarted
         channel_key = vault.public_key(alice.channel_key)
         attestation = attest_purpose_key(
             vault,
