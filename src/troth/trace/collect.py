@@ -15,7 +15,9 @@ runs it on the node's storage thread). For the batch, once:
 
 The issuer histories of a chain a record names are judged when the chain verifies (the node's
 verifier stores only those that extend a stored copy: `NodeTrust.verifier`) and stored
-(`observe`) once a record under the chain is appended: a refused record's chain leaves no new
+(`observe`) once a record under the chain is appended, or answered already in the log (a
+resend: the append it repeats may have been cut short before the store, the log and the node's
+store being two databases: review 28b, collection 1): a refused record's chain leaves no new
 identity's history behind (docs/traces.md, "Collection").
 
 Then for each record, in order: its envelope decodes, names the signer and one of the
@@ -48,6 +50,7 @@ from troth.errors import CredentialError, IdentityError, NotFound, TraceError, T
 from troth.identity import Identifier, VerifiedIdentity, verify_history
 from troth.trace.export import prove
 from troth.trace.log import TraceLog
+from troth.trace.record import TraceRecord
 from troth.trace.signing import keyid_of, open_envelope, verify_envelope
 from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
 from troth.trace.verify import check_chain
@@ -99,11 +102,12 @@ class TraceCollector:
         keys = {keyid_of(attestation): attestation for attestation in submission.attestations}
         chains = {sha256(chain): chain for chain in submission.chains}
         checked: dict[bytes, TraceError | VerifiedCredential] = {}
+        already: dict[bytes, TraceRecord] = {}  # chains named by records already in the log
         queued: list[SubmitResult | _Queued] = []
         try:
             for item in submission.records:
                 try:
-                    queued.append(self._queue(item, identity, keys, chains, checked, now))
+                    queued.append(self._queue(item, identity, keys, chains, checked, already, now))
                 except TraceError as exc:
                     queued.append(_refused(exc))
         finally:  # whatever was queued is committed: wait for it before answering or raising
@@ -111,7 +115,9 @@ class TraceCollector:
                 if not isinstance(entry, SubmitResult):
                     self.log.wait(entry[0])
         results = tuple(self._settle(entry) for entry in queued)
-        self._keep_issuers(queued, results, checked)
+        under = [d for e, r in zip(queued, results, strict=True) if (d := _under(e, r))]
+        under += self._already_under(already, identity, chains, checked, now)
+        self._keep_issuers(under, checked)
         head = self.log.head(identity.identifier)
         return Receipts(results, None if head is None else Head(*head), self._checkpoint())
 
@@ -174,10 +180,11 @@ class TraceCollector:
         keys: Mapping[str, bytes],
         chains: Mapping[bytes, bytes],
         checked: dict[bytes, TraceError | VerifiedCredential],
+        already: dict[bytes, TraceRecord],
         now: int,
     ) -> SubmitResult | _Queued:
-        """The record's result when it is already in the log, else its queued append once it
-        verifies (TraceError when it does not)."""
+        """The record's result when it is already in the log (the chain it names noted in
+        `already`), else its queued append once it verifies (TraceError when it does not)."""
         record, _payload, _signature, keyid = open_envelope(item.envelope)
         if record.agent != identity.identifier:  # whoever holds another's record, nothing of
             # where it is (prove hides it too): refused as if not in the log (review 27t,
@@ -190,6 +197,9 @@ class TraceCollector:
         if stored is not None:
             if stored.envelope != item.envelope:
                 raise TraceError(_F.REPLAYED, "another record with this id is in the log")
+            if record.authority is not None:  # its issuers are kept as an append's (review
+                # 28b, collection 1)
+                already.setdefault(record.authority.chain, record)
             return SubmitResult(Status.ALREADY, stored.index)
         attestation = keys.get(keyid)
         if attestation is None:
@@ -227,23 +237,41 @@ class TraceCollector:
         except CredentialError as exc:
             return TraceError(_F.CREDENTIAL_INVALID, str(exc))
 
-    def _keep_issuers(
+    def _already_under(
         self,
-        queued: list[SubmitResult | _Queued],
-        results: tuple[SubmitResult, ...],
-        checked: Mapping[bytes, TraceError | VerifiedCredential],
+        already: Mapping[bytes, TraceRecord],
+        identity: VerifiedIdentity,
+        chains: Mapping[bytes, bytes],
+        checked: dict[bytes, TraceError | VerifiedCredential],
+        now: int,
+    ) -> list[bytes]:
+        """The chains named by records answered already in the log, verified (once each, as
+        for an append) where the batch or the log holds them: the append a resend repeats may
+        have been cut short after the log's commit, before `_keep_issuers` (a crash; the
+        node's store failing), and nothing else would store their issuers (review 28b,
+        collection 1)."""
+        under: list[bytes] = []
+        for digest, record in already.items():
+            if digest not in checked:
+                chain = chains.get(digest) or self.log.chain(digest)
+                if chain is None:  # kept elsewhere and not sent again: nothing to verify
+                    continue
+                try:
+                    check_chain(record, chain)
+                except TraceError:
+                    continue
+                checked[digest] = self._credential(chain, identity, now)
+            under.append(digest)
+        return under
+
+    def _keep_issuers(
+        self, under: Iterable[bytes], checked: Mapping[bytes, TraceError | VerifiedCredential]
     ) -> None:
-        """Store (or extend) the issuer histories of each chain a record was appended under:
-        a chain whose records were all refused leaves none behind (its issuers were judged
-        against the stored copies when it verified; review 27t, collection 3)."""
-        kept: set[bytes] = set()
-        for entry, result in zip(queued, results, strict=True):
-            if isinstance(entry, SubmitResult) or result.status is not Status.APPENDED:
-                continue
-            digest = entry[3]
-            if digest is None or digest in kept:
-                continue
-            kept.add(digest)
+        """Store (or extend) the issuer histories of each chain `under` which a record was
+        appended (or is already in the log) and that verified: a chain whose records were all
+        refused leaves none behind (its issuers were judged against the stored copies when it
+        verified; review 27t, collection 3)."""
+        for digest in dict.fromkeys(under):
             credential = checked.get(digest)
             if not isinstance(credential, VerifiedCredential):
                 continue
@@ -272,6 +300,14 @@ class TraceCollector:
         except NotFound:
             return None
         return checkpoint.size, checkpoint.note
+
+
+def _under(entry: SubmitResult | _Queued, result: SubmitResult) -> bytes | None:
+    """The chain `entry` was queued under, when its record is in the log now (appended, or by
+    a concurrent resend of the same batch)."""
+    if isinstance(entry, SubmitResult) or result.status is Status.REFUSED:
+        return None
+    return entry[3]
 
 
 def _refused(exc: TraceError) -> SubmitResult:

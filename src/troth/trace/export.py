@@ -93,8 +93,12 @@ class _Bundler:
         self.attestations = log.attestations()
         self._signer_history: dict[str, bytes] = {}
         log_identity = log.log_identity
+        log_history = self.histories.get(log_identity)
+        if log_history is None:  # a crafted log: named, as `verify_log` does (review 28b,
+            # export 1)
+            raise TraceError(_F.MISSING_HISTORY, f"the log's own, {log_identity}")
         self.log_part = {
-            "history": _b64(self.histories[log_identity]),
+            "history": _b64(log_history),
             "attestations": [
                 _b64(a) for a in self.attestations.values() if _attests(a, log_identity)
             ],
@@ -113,10 +117,7 @@ class _Bundler:
             "disclosures": {name: d.to_json() for name, d in sorted(disclosures.items())},
             "proof": [p.hex() for p in proof],
             "checkpoint": self.checkpoint.note.decode(),
-            "signer": {
-                "history": _b64(self._history(record.agent, keyid)),
-                "attestation": _b64(self.attestations[keyid]),
-            },
+            "signer": self._signer(index, record, keyid),
             "log": self.log_part,
         }
         if record.authority is not None:
@@ -124,6 +125,22 @@ class _Bundler:
             if chain is not None:
                 value["chain"] = _b64(chain)
         return value
+
+    def _signer(self, index: int, record: TraceRecord, keyid: str) -> dict[str, str]:
+        """The bundle's signer part; a row the log does not keep (a crafted log) is named at
+        its record, as `verify_log` names it (MISSING_HISTORY, UNKNOWN_KEY), never a KeyError
+        (review 28b, export 1)."""
+        try:
+            history = self._history(record.agent, keyid)
+            return {"history": _b64(history), "attestation": _b64(self._attestation(keyid))}
+        except TraceError as exc:
+            raise exc.located(index=index, record=record.id) from None
+
+    def _attestation(self, keyid: str) -> bytes:
+        attestation = self.attestations.get(keyid)
+        if attestation is None:
+            raise TraceError(_F.UNKNOWN_KEY, keyid)
+        return attestation
 
     def _history(self, agent: Identifier, keyid: str) -> bytes:
         """The agent's history to bundle with a record signed by `keyid`: the newest one the
@@ -133,8 +150,10 @@ class _Bundler:
         bundle would present it as current."""
         found = self._signer_history.get(keyid)
         if found is None:
-            newest = self.histories[agent]
-            made_under = PurposeKeyAttestation.decode(self.attestations[keyid]).change_hash
+            newest = self.histories.get(agent)
+            if newest is None:
+                raise TraceError(_F.MISSING_HISTORY, str(agent))
+            made_under = PurposeKeyAttestation.decode(self._attestation(keyid)).change_hash
             candidates = [newest, *reversed(self.windows.get(agent, []))]
             holding = [h for h in candidates if made_under in indexed_hashes(h)[1]]
             retiring = [h for h in holding if h is newest or indexed_hashes(h)[1][-1] != made_under]
@@ -173,7 +192,18 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
     """Write every record (of `agent`, or all) as one proof bundle per line, against a fresh
     checkpoint of the whole log. Refuses (TraceError) a log whose records do not hash to it."""
     checkpoint = log.checkpoint()
-    leaves = [leaf_hash(entry.envelope) for entry in log.stored()][: checkpoint.size]
+    leaves: list[bytes] = []
+    for entry in log.stored():
+        if entry.index >= checkpoint.size:
+            break
+        if entry.index != len(leaves):  # a gap (a crafted file): named as `verify_log` names
+            # it, not a tree asked for leaves it lacks (review 28b, export 2)
+            raise TraceError(_F.MALFORMED, f"expected record {len(leaves)} next", index=entry.index)
+        leaves.append(leaf_hash(entry.envelope))
+    if len(leaves) != checkpoint.size:
+        raise TraceError(
+            _F.MALFORMED, f"the log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
+        )
     tree = MemoryTree(leaves)
     if tree.root(checkpoint.size) != checkpoint.root:
         raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
