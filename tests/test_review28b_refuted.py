@@ -27,9 +27,8 @@ for made up (REFUTED). The node
 
 The hash covers the body only: a previous-key signature that fails on a body whose key is the
 one committed to shows a mangled copy, not a made-up change (a made-up change with that key
-needs the next private key, the member's). Left for the owner of troth/identity/known.py (a
-strict xfail): `_made_up` must not count a failing previous-key signature of the stored copy
-as proof.
+needs the next private key, the member's). Both tests were strict xfails until
+`KnownHistories._made_up` judged the change's body only (`check_follows(..., signed=False)`).
 """
 
 from __future__ import annotations
@@ -156,12 +155,6 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28b, refuted 1: a stored checkpointed copy whose previous-key signature is "
-    "mangled is taken for made up by an older prefix: the rollback is admitted and her real "
-    "change is recorded refuted (acme's voucher lost for good)",
-)
 def test_a_mangled_signature_does_not_make_a_real_change_refuted(rotated: Rotated) -> None:
     two = rotated.two
     alice = two.alice.identifier
@@ -186,11 +179,6 @@ def test_a_mangled_signature_does_not_make_a_real_change_refuted(rotated: Rotate
     assert set(restarted.vouchers.of(alice)) == {acme}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 28b, refuted 1: a keyless stranger's claim with her older history makes "
-    "the mangled copy's real change look made up: acme's voucher is forgotten and not retaken",
-)
 def test_a_strangers_claim_does_not_cost_an_honest_authority_its_word(rotated: Rotated) -> None:
     """Refuted 1, keyless: the claim is judged against the stored copy before its attestation
     is checked (and the `refuted` hooks told then): a stranger holding no key of hers, only her

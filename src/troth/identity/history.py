@@ -386,12 +386,15 @@ def check_extends(
         )
 
 
-def check_follows(previous: SignedChange, change: VerifiedChange) -> None:
+def check_follows(previous: SignedChange, change: VerifiedChange, *, signed: bool = True) -> None:
     """Raise IdentityError unless `change` follows `previous` (the change before it, e.g. a
     stored copy's last) by the rules `verify_history` applies to a rotation (docs/formats.md,
     "Verification rules", 5 and 7): the hash link, the previous key valid at the rotation, the
-    times in order, the key committed to (pre-rotation) and the previous-key signature. For the
-    first change of a checkpointed history, whose link its checkpoint vouches for."""
+    times in order, the key committed to (pre-rotation) and, when `signed`, the previous-key
+    signature. For the first change of a checkpointed history, whose link its checkpoint
+    vouches for. `signed=False` judges the change itself, its body (what its hash covers), not
+    the copy of it at hand: a copy whose previous-key signature was mangled holds the same
+    change (review 28b, refuted 1)."""
     try:
         body = ChangeBody.decode(previous.body)
     except DecodeError as exc:
@@ -399,6 +402,8 @@ def check_follows(previous: SignedChange, change: VerifiedChange) -> None:
     before = VerifiedChange(change.index - 1, sha256(previous.body), body, previous)
     # the future check (rule 4) ran when `change` was verified: not again here
     _check_structure(change.index, change.signed, change.body, before, change.body.created_at)
+    if not signed:
+        return
     signature = change.signed.previous_signature
     try:
         verify_signature(body.primary_key, signature or b"", change.signed.body)

@@ -334,9 +334,13 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
     """Whether `identity` shows the stored copy `copy`, from a checkpoint, made up: it holds
     the change the copy's first change names as previous (by hash: that very change), and the
     copy's first change does not follow it as a rotation must (`check_follows`: the key
-    committed to, the previous-key signature, the times). No valid history holds such a
-    change, whoever presents the proof: only its checkpoint's authority vouched for it (a
-    co-trusted authority making up a change of another's member: review 23a, checkpoints 3)."""
+    committed to, the times). No valid history holds such a change, whoever presents the
+    proof: only its checkpoint's authority vouched for it (a co-trusted authority making up a
+    change of another's member: review 23a, checkpoints 3). The change's body is judged, not
+    the copy's previous-key signature: a checkpoint vouches for the hash, which covers the body
+    only, so a copy of her real change with that signature mangled (zeros) is still her real
+    change, and an older history of hers (a stolen backup) is a rollback of it, not a proof
+    (review 28b, refuted 1). A body that follows commits to a key only she held: not made up."""
     index = copy.first_index
     if index == 0 or not identity.first_index < index <= identity.current.index + 1:
         return False
@@ -347,7 +351,9 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
     if body.previous != before.change_hash:
         return False  # it names another change: nothing shown here
     try:
-        check_follows(before.signed, VerifiedChange(index, sha256(first.body), body, first))
+        check_follows(
+            before.signed, VerifiedChange(index, sha256(first.body), body, first), signed=False
+        )
     except IdentityError:
         return True
     return False
