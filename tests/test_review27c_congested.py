@@ -102,26 +102,8 @@ def test_a_request_dropped_on_a_congested_way_on_is_answered_busy_not_no_route(
     is still `no-route` (RoutingError)."""
 
     async def test(net: Net) -> None:
-        hub = await net.hub()
-        b = net.peer("10.0.0.4")
-        to_hub = await b.transport.connect("hub", 4000)
-        to_hub.allowed.permit(ECHO)  # what the hub forwards reaches b's echo
-        (at_hub,) = [c for c in hub.transport.connections() if c.other is to_hub]
-
-        async def onward(message: RoutedMessage, source: Source | None) -> None:
-            forwarded = (at_hub.address, *message.onward)
-            await hub.router.route(RoutedMessage(forwarded, message.return_route, message.payload))
-
-        hub.router.register(ONWARD, onward)
-        services = hub.manager.services
-        hub.manager.services = lambda: services() | {ONWARD}
         refused: list[RoutedMessage] = []
-
-        async def congested(message: RoutedMessage) -> None:
-            refused.append(message)
-            raise Congested(f"{at_hub.name} is not reading: a frame for it was dropped")
-
-        monkeypatch.setattr(at_hub, "send", congested)
+        await congested_way_on(net, monkeypatch, refused)
         a = net.peer("10.0.0.2")
         end = await a.manager.open(parse_route(HUB))
         with pytest.raises(Busy, match=r"^busy: .*is not reading: a frame for it was dropped"):
@@ -134,3 +116,31 @@ def test_a_request_dropped_on_a_congested_way_on_is_answered_busy_not_no_route(
             await call(a.router, (end.enc, ONWARD, ECHO), "echo", "y", timeout=5)
 
     run(test)
+
+
+async def congested_way_on(
+    net: Net, monkeypatch: pytest.MonkeyPatch, refused: list[RoutedMessage]
+) -> None:
+    """The hub of `net` with a service `ONWARD` that forwards what reaches it (through a
+    channel) on to b (10.0.0.4, connected to it, its echo reachable), over a connection whose
+    peer does not read: each frame for it raises `Congested` (kept in `refused`), until
+    `monkeypatch` is undone."""
+    hub = await net.hub()
+    b = net.peer("10.0.0.4")
+    to_hub = await b.transport.connect("hub", 4000)
+    to_hub.allowed.permit(ECHO)  # what the hub forwards reaches b's echo
+    (at_hub,) = [c for c in hub.transport.connections() if c.other is to_hub]
+
+    async def onward(message: RoutedMessage, source: Source | None) -> None:
+        forwarded = (at_hub.address, *message.onward)
+        await hub.router.route(RoutedMessage(forwarded, message.return_route, message.payload))
+
+    hub.router.register(ONWARD, onward)
+    services = hub.manager.services
+    hub.manager.services = lambda: services() | {ONWARD}
+
+    async def congested(message: RoutedMessage) -> None:  # b does not read
+        refused.append(message)
+        raise Congested(f"{at_hub.name} is not reading: a frame for it was dropped")
+
+    monkeypatch.setattr(at_hub, "send", congested)

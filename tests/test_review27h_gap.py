@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import MEMBER, T
-from tests.support.feeds import pages
+from tests.support.feeds import pages, superseded
 from tests.test_review23a_lockout import Desk, gap_desk  # noqa: F401  (the fixture)
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust, VerifiedPeer, verify_peer
@@ -41,7 +41,6 @@ from troth.credentials import (
     CredentialChain,
     RevocationEntry,
     RevocationKind,
-    Supersession,
     issue_credential,
 )
 from troth.errors import ChannelError, ChannelFailure
@@ -202,14 +201,8 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
         return HandshakeClaim(identity.history, attestation, key)
 
     full = second.identity
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        alice.identifier.digest,
-        two.globex.identifier,
-        T,
-        "",
-        Supersession(3, full.current_change_hash),
+    entry = superseded(
+        0, alice.identifier, two.globex.identifier, 3, full.current_change_hash, at=T
     )
     revocation = RevocationEntry(
         1, RevocationKind.IDENTITY, alice.identifier.digest, two.globex.identifier, T, ""

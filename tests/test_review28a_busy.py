@@ -26,15 +26,14 @@ from typing import Any
 import pytest
 
 from tests.test_channel_manager import ECHO, HUB, Net, run
-from troth.errors import Busy, Congested, RemoteError
+from tests.test_review27c_congested import ONWARD, congested_way_on
+from troth.errors import Busy, RemoteError
 from troth.node.access import AnyAuthenticated
 from troth.node.channels import LISTENER, ChannelEnd
 from troth.node.services import RequestContext, call
 from troth.node.services.base import Method
-from troth.routing import Address, RoutedMessage, Router, Source, parse_route
+from troth.routing import Address, Router, parse_route
 from troth.transport.connection import Listener
-
-ONWARD = Address("service", "onward")
 
 
 class OuterService:
@@ -67,23 +66,7 @@ def test_a_request_whose_handler_met_busy_further_on_is_not_sent_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def test(net: Net) -> None:
-        hub = await net.hub()
-        b = net.peer("10.0.0.4")
-        to_hub = await b.transport.connect("hub", 4000)
-        (at_hub,) = [c for c in hub.transport.connections() if c.other is to_hub]
-
-        async def onward(message: RoutedMessage, source: Source | None) -> None:
-            forwarded = (at_hub.address, *message.onward)
-            await hub.router.route(RoutedMessage(forwarded, message.return_route, message.payload))
-
-        hub.router.register(ONWARD, onward)
-        services = hub.manager.services
-        hub.manager.services = lambda: services() | {ONWARD}
-
-        async def congested(message: RoutedMessage) -> None:  # b does not read
-            raise Congested(f"{at_hub.name} is not reading: a frame for it was dropped")
-
-        monkeypatch.setattr(at_hub, "send", congested)
+        await congested_way_on(net, monkeypatch, [])
 
         outer = OuterService()
         m = net.peer("10.0.0.5", services=(outer,))

@@ -40,16 +40,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import MEMBER, T
-from tests.support.feeds import pages
+from tests.support.feeds import pages, superseded
 from tests.support.parties import make_channel_party, signer_as
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.channel import AnyAuthenticatedIdentity, verify_peer
-from troth.channel.verification import HandshakeClaim
+from troth.channel.verification import ChannelTrust, HandshakeClaim
 from troth.credentials import (
     CredentialChain,
-    RevocationEntry,
-    RevocationKind,
-    Supersession,
     delegate,
     issue_credential,
 )
@@ -91,14 +88,8 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
         primary, rotated, _ = rotate_identity(
             vault, old.identity, old.primary, old.next_primary, now=T, valid_for=10**8
         )
-        supersession = RevocationEntry(
-            0,
-            RevocationKind.SUPERSEDED,
-            alice.identifier.digest,
-            two.acme.identifier,
-            T,
-            "",
-            Supersession(2, rotated.current_change_hash),
+        supersession = superseded(
+            0, alice.identifier, two.acme.identifier, 2, rotated.current_change_hash, at=T
         )
         (acme_page,) = pages(two.acme, [supersession], now=T, per_page=1)
         (globex_page,) = pages(two.globex, [], now=T, per_page=1)
@@ -155,13 +146,18 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
         )
 
 
+def desk_trust(node: Node) -> tuple[NodeTrust, ChannelTrust]:
+    """Desk's trust as loaded at a start, and its channels' trust."""
+    node_trust = NodeTrust(node, None)
+    node_trust.reload(NOW)
+    return node_trust, node_trust.channel_trust(AnyAuthenticatedIdentity())
+
+
 def test_a_mangled_signature_does_not_make_a_real_change_refuted(rotated: Rotated) -> None:
     two = rotated.two
     alice = two.alice.identifier
     acme = two.acme.identifier
-    node_trust = NodeTrust(rotated.node, None)
-    node_trust.reload(NOW)
-    trust = node_trust.channel_trust(AnyAuthenticatedIdentity())
+    node_trust, trust = desk_trust(rotated.node)
     peer = verify_peer(trust, rotated.now_alice, (two.chain(two.acme),), NOW)
     assert peer.identity.current_change_hash == rotated.rotated.current_change_hash
     assert set(node_trust.vouchers.of(alice)) == {acme}
@@ -172,9 +168,7 @@ def test_a_mangled_signature_does_not_make_a_real_change_refuted(rotated: Rotate
     assert "stored copy" in str(refused.value)  # a rollback of the stored copy
     assert rotated.node.identities.stored_changes(alice) == 2
     assert set(node_trust.vouchers.of(alice)) == {acme}
-    restarted = NodeTrust(rotated.node, None)
-    restarted.reload(NOW)
-    trust = restarted.channel_trust(AnyAuthenticatedIdentity())
+    restarted, trust = desk_trust(rotated.node)
     verify_peer(trust, rotated.now_alice, (two.chain(two.acme),), NOW)
     assert set(restarted.vouchers.of(alice)) == {acme}
 
@@ -187,9 +181,7 @@ def test_a_strangers_claim_does_not_cost_an_honest_authority_its_word(rotated: R
     two = rotated.two
     alice = two.alice.identifier
     acme = two.acme.identifier
-    node_trust = NodeTrust(rotated.node, None)
-    node_trust.reload(NOW)
-    trust = node_trust.channel_trust(AnyAuthenticatedIdentity())
+    node_trust, trust = desk_trust(rotated.node)
     verify_peer(trust, rotated.now_alice, (two.chain(two.acme),), NOW)
     assert set(node_trust.vouchers.of(alice)) == {acme}
     stranger = HandshakeClaim(  # her change 0, with an attestation it cannot have made

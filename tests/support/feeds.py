@@ -13,6 +13,7 @@ from troth.credentials import (
     feed_genesis,
     next_head,
 )
+from troth.identity import Identifier
 
 
 def entries(
@@ -27,6 +28,22 @@ def entries(
             RevocationEntry(seq, RevocationKind(kind), target, authority.identifier, at, "", extra)
         )
     return made
+
+
+def superseded(
+    seq: int, member: Identifier, authority: Identifier, changes: int, current: bytes, *, at: int
+) -> RevocationEntry:
+    """Entry `seq` of `authority`'s feed: `member`'s history superseded by one of `changes`
+    changes whose newest is `current` (a checkpoint of it)."""
+    return RevocationEntry(
+        seq,
+        RevocationKind.SUPERSEDED,
+        member.digest,
+        authority,
+        at,
+        "",
+        Supersession(changes, current),
+    )
 
 
 def pages(
