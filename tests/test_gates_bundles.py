@@ -355,3 +355,29 @@ def test_signer_histories_are_observed_only_once_authorised(world: GatesWorld) -
             world.bundle(by_admin=True), feeds=world.feeds(), now=T + 5
         )
     assert caught.value.reason is P.SIGNER_INVALID
+
+
+def test_a_revocation_after_a_decision_denies_the_next_one(world: GatesWorld) -> None:
+    """The decision point remembers the (credential, feed) pairs and the store the (bundle,
+    feed) pair that passed their feed checks: a feed is immutable, so only a newer feed (another
+    object) is checked again. A revocation between two calls is in the newer feed, so the second
+    call is denied: the member's credential revoked, then (a fresh credential's calls allowed
+    again) the bundle's signer."""
+    store = world.store(world.bundle(by_admin=True))
+    point = world.point(store)
+    request = ToolCall("lookup_order", {"order_id": "o1"})
+    member = world.credential(world.support_chain, world.support)
+    assert point.decide(member, request, now=T + 11).allowed
+    assert point.decide(member, request, now=T + 11).allowed  # the same feed: remembered
+    link = CredentialChain.decode(world.support_chain).credentials[-1].hash
+    world.revoke(RevocationKind.CREDENTIAL, link, now=T + 12)
+    denied = point.decide(member, request, now=T + 12)
+    assert (denied.allowed, denied.outcome) == (False, Outcome.CREDENTIAL)
+    assert "revoked" in denied.reason
+
+    other = world.member_credential(*world.new_member())
+    assert point.decide(other, request, now=T + 12).allowed
+    world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 13)
+    refused = point.decide(other, request, now=T + 13)
+    assert (refused.allowed, refused.outcome) == (False, Outcome.NOT_IN_FORCE)
+    assert "revoked" in refused.reason

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from troth.credentials import (
     ChainVerifier,
@@ -180,18 +180,57 @@ class PresentedChain:
         return self.verifier.verify(self.chain, presenter=self.presenter, feeds=held, now=now)
 
 
+MAX_CURRENT_CACHE: Final = 4096
+"""(credential, feed) pairs a decision point remembers as checked (`_FeedChecks`)."""
+
+
+class _FeedChecks:
+    """The (credential, feed) pairs whose feed check passed: a `VerifiedFeed` is immutable (a
+    newer feed is another object), so the same credential object under the same feed object
+    passes again; only its window, which depends on the time, is checked per request. Keyed
+    by the objects' ids and holding the objects, so an id reused after one is freed does not
+    match; emptied when full (a cache, not a bound on callers)."""
+
+    __slots__ = ("_passed",)
+
+    def __init__(self) -> None:
+        self._passed: dict[tuple[int, int], tuple[VerifiedCredential, VerifiedFeed]] = {}
+
+    def check(self, credential: VerifiedCredential, feed: VerifiedFeed | None) -> None:
+        if feed is None:
+            raise CredentialError(CredentialFailure.NO_FEED)
+        key = (id(credential), id(feed))
+        seen = self._passed.get(key)
+        if seen is not None and seen[0] is credential and seen[1] is feed:
+            return
+        _check_feed(credential, feed)
+        if len(self._passed) >= MAX_CURRENT_CACHE:
+            self._passed.clear()
+        self._passed[key] = (credential, feed)
+
+
+def _check_window(credential: VerifiedCredential, now: int, skew: int) -> None:
+    if now < credential.not_before - skew:
+        raise CredentialError(CredentialFailure.NOT_YET_VALID)
+    if now >= credential.expires_at + skew:
+        raise CredentialError(CredentialFailure.EXPIRED)
+
+
 def _check_current(
     credential: VerifiedCredential, feed: VerifiedFeed | None, now: int, skew: int
 ) -> None:
     """The credential is inside its window, `feed` revokes none of its links or identities
     and supersedes none of the histories it was verified with (its issuers', its presenter's
     when known): what `ChainVerifier.verify` checks of the feed, for a credential held since."""
-    if now < credential.not_before - skew:
-        raise CredentialError(CredentialFailure.NOT_YET_VALID)
-    if now >= credential.expires_at + skew:
-        raise CredentialError(CredentialFailure.EXPIRED)
+    _check_window(credential, now, skew)
     if feed is None:
         raise CredentialError(CredentialFailure.NO_FEED)
+    _check_feed(credential, feed)
+
+
+def _check_feed(credential: VerifiedCredential, feed: VerifiedFeed) -> None:
+    """`feed` revokes none of the credential's links or identities and supersedes none of the
+    histories it was verified with."""
     revoked, identities = feed.revoked_credentials, feed.revoked_identities
     for link in credential.links:
         if (
@@ -218,12 +257,14 @@ class DecisionPoint:
         self.feeds = feeds
         self.recorder = recorder
         self.max_clock_skew = max_clock_skew
+        self._feed_checks = _FeedChecks()
 
     def _engine(self, caller: Caller, now: int) -> tuple[VerifiedCredential, PolicyEngine]:
         credential = caller if isinstance(caller, VerifiedCredential) else caller.current(now=now)
         feed = self.feeds(credential.authority)
         engine = self.bundles.engine(credential.authority, feed=feed, now=now)
-        _check_current(credential, feed, now, self.max_clock_skew)
+        _check_window(credential, now, self.max_clock_skew)
+        self._feed_checks.check(credential, feed)
         return credential, engine
 
     def _decide(

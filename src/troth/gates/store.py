@@ -204,6 +204,9 @@ class BundleStore:
         # (digest, stamp) -> (when it was last tried, the wait before the next try): bundles
         # whose policies could not be checked (PolicyNotChecked), tried again after a backoff
         self._unchecked: dict[tuple[bytes, Stamp], tuple[int, int]] = {}
+        # the active bundle and the feed object its signer last passed `check_signer` with,
+        # per authority: a VerifiedFeed is immutable, so the same pair passes again (`engine`)
+        self._signer_checked: dict[Identifier, tuple[ActiveBundle, VerifiedFeed]] = {}
         self._lock = threading.Lock()
 
     def accept(
@@ -342,7 +345,9 @@ class BundleStore:
             feed.check_fresh(now=now, max_staleness=self.verifier.policy.max_feed_staleness)
         except CredentialError as exc:
             raise PolicyError(_P.STALE_FEED, str(exc)) from None
-        bundle.check_signer(feed)
+        if self._signer_checked.get(authority) != (held, feed):
+            bundle.check_signer(feed)  # the same feed object says the same: checked once
+            self._signer_checked[authority] = (held, feed)
         return held.engine
 
 
