@@ -51,10 +51,11 @@ def source_host(host: str) -> str:
 
 
 def _accepted_address(kind: str, host: str) -> Address:
-    """An accepted connection's worker address, tagged with its peer's host: a node that
-    relays a message puts this address in the return route, so the node it relays to can
-    count what one host sends through the relay as one source, however many connections
-    that host opens (`Connection.origin`)."""
+    """An accepted connection's worker address, tagged with its peer's source (`host`, as
+    `source_host` gives it: an IPv6 peer's /64): a node that relays a message puts this address
+    in the return route, so the node it relays to can count what one host sends through the
+    relay as one source, however many connections (and addresses of its /64) that host uses
+    (`Connection.origin`; review 29b, sources 1)."""
     tag = sha256(_HOST_KEY + host.encode()).hex()[:8]
     return Address("worker", f"{kind}-h{tag}-{os.urandom(8).hex()}")
 
@@ -108,8 +109,10 @@ class Connection(AllowSetSource):
         self.host = source_host(host)
         self.peer = f"{host}:{port}"
         self.name = f"{self.kind} {self.peer} ({'out' if self.outgoing else 'in'})"
-        if not self.outgoing:  # before it is registered (the transport admits it next)
-            self.address = _accepted_address(self.kind, host)
+        if not self.outgoing:  # before it is registered (the transport admits it next); the
+            # tag by the source, as the per-source limits here count it: a relayed node counts
+            # what comes through the relay by it (review 29b, sources 1)
+            self.address = _accepted_address(self.kind, self.host)
 
     def origin(self, return_route: Route) -> str:
         """Who sent a message with this return route: the peer's host for an accepted
