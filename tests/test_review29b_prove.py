@@ -46,7 +46,7 @@ def test_a_record_moved_below_0_is_named_at_prove(
     trace_log, ids = log
     to = -5
     conn = db(trace_log)
-    conn.execute(f"UPDATE leaves SET idx = {to} WHERE idx = {moved}")
+    conn.execute("UPDATE leaves SET idx = ? WHERE idx = ?", (to, moved))
     conn.close()
     with pytest.raises(TraceError):  # the verifier refuses the log
         verify_log(trace_log)
