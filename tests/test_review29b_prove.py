@@ -36,9 +36,6 @@ def log(tmp_path: Path) -> Iterator[tuple[TraceLog, list[str]]]:
     log.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 29b, prove 1: ValueError from the tree for an index outside"
-)
 @pytest.mark.parametrize("moved", [0, 2])
 def test_a_record_moved_below_0_is_named_at_prove(
     log: tuple[TraceLog, list[str]], moved: int
