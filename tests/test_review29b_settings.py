@@ -1,0 +1,56 @@
+"""Review 29b, settings 1: `TROTH_CHANNELS_*` values that break every channel were still taken
+at start (docs/protocols.md, "Load limits": "the settings refuse every value that would break
+each connection or turn a defence off ... a timeout ... that is not positive").
+
+Review 28a (settings 1) checked the TCP settings, the backoff and two channel timers; the rest
+of `ChannelLimits` was taken as given:
+
+- `REASSEMBLY_TIMEOUT` 0 or below: the reassembler gives up every incomplete message at each
+  fragment's arrival (`now - started >= timeout`), so no message longer than one channel frame
+  ever arrives (an echo of 200,000 bytes went unanswered; one of 100 bytes was answered);
+- `MAX_HALF_OPEN` 0: each message 1 raised IndexError in the manager (a `most_common` of no
+  handshakes), logged as "a message failed": no channel to the node ever opened;
+- `MAX_HALF_OPEN_PER_SOURCE`, `MAX_CHANNELS_PER_SOURCE` 0: every handshake refused;
+  `MAX_CHANNELS_PER_PEER` 0: every peer refused ("peer not allowed").
+
+Was a strict xfail until `ChannelLimits` refused a count limit below 1 and a reassembly timeout
+that is not positive (ConfigError naming the field, from the environment).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from troth.errors import ConfigError
+from troth.node.channels import ChannelLimits
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 29b, settings 1: ChannelLimits takes limits that break channels"
+)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REASSEMBLY_TIMEOUT", "0"),
+        ("REASSEMBLY_TIMEOUT", "-60"),
+        ("MAX_HALF_OPEN", "0"),
+        ("MAX_HALF_OPEN_PER_SOURCE", "0"),
+        ("MAX_CHANNELS_PER_SOURCE", "0"),
+        ("MAX_CHANNELS_PER_PEER", "-1"),
+    ],
+)
+def test_a_channel_limit_that_breaks_every_channel_is_refused_at_start(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ChannelLimits.from_environment({f"TROTH_CHANNELS_{name}": value})
+    assert name.lower() in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("REASSEMBLY_TIMEOUT", "1"), ("MAX_HALF_OPEN", "1"), ("MAX_CHANNELS_PER_PEER", "1")],
+)
+def test_the_least_working_channel_limits_are_taken(name: str, value: str) -> None:
+    limits = ChannelLimits.from_environment({f"TROTH_CHANNELS_{name}": value})
+    assert getattr(limits, name.lower()) == int(value)
