@@ -25,9 +25,6 @@ from troth.errors import ConfigError
 from troth.node.channels import ChannelLimits
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 29b, settings 1: ChannelLimits takes limits that break channels"
-)
 @pytest.mark.parametrize(
     ("name", "value"),
     [
