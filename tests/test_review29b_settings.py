@@ -19,10 +19,13 @@ that is not positive (ConfigError naming the field, from the environment).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from troth.errors import ConfigError
 from troth.node.channels import ChannelLimits
+from troth.transport.settings import TcpSettings
 
 
 @pytest.mark.parametrize(
@@ -51,3 +54,21 @@ def test_a_channel_limit_that_breaks_every_channel_is_refused_at_start(
 def test_the_least_working_channel_limits_are_taken(name: str, value: str) -> None:
     limits = ChannelLimits.from_environment({f"TROTH_CHANNELS_{name}": value})
     assert getattr(limits, name.lower()) == int(value)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 29b, settings 2: max_reply_paths 0 is taken, each end fails"
+)
+@pytest.mark.parametrize(
+    "load", [ChannelLimits.from_environment, TcpSettings.from_environment], ids=["channels", "tcp"]
+)
+def test_no_reply_paths_is_refused_at_start(load: Callable[[dict[str, str]], object]) -> None:
+    """Settings 2: `MAX_REPLY_PATHS` 0 (`TROTH_CHANNELS_` or `TROTH_TCP_`) was taken at start,
+    then every channel end (each message 1: "a message failed") or every TCP connection failed
+    as it was made: an allow-set keeps at least one reply path (`AllowSet`, ValueError).
+
+    Was a strict xfail until `ChannelLimits` and `TcpSettings` refused it at start."""
+    prefix = "TROTH_CHANNELS_" if load == ChannelLimits.from_environment else "TROTH_TCP_"
+    with pytest.raises(ConfigError) as caught:
+        load({f"{prefix}MAX_REPLY_PATHS": "0"})
+    assert "max_reply_paths" in str(caught.value)
