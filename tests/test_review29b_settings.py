@@ -56,9 +56,6 @@ def test_the_least_working_channel_limits_are_taken(name: str, value: str) -> No
     assert getattr(limits, name.lower()) == int(value)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 29b, settings 2: max_reply_paths 0 is taken, each end fails"
-)
 @pytest.mark.parametrize(
     "load", [ChannelLimits.from_environment, TcpSettings.from_environment], ids=["channels", "tcp"]
 )

@@ -167,6 +167,7 @@ class ChannelLimits:
             "max_half_open_per_source",
             "max_channels_per_peer",
             "max_channels_per_source",
+            "max_reply_paths",  # each channel end failed as it was made (settings 2)
         )
         for name in counts:
             if getattr(self, name) < 1:
