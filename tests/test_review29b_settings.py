@@ -69,3 +69,22 @@ def test_no_reply_paths_is_refused_at_start(load: Callable[[dict[str, str]], obj
     with pytest.raises(ConfigError) as caught:
         load({f"{prefix}MAX_REPLY_PATHS": "0"})
     assert "max_reply_paths" in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 29b, settings 3: OverflowError from math.isfinite on an int"
+)
+def test_a_huge_whole_number_is_a_config_error() -> None:
+    """Settings 3: review 28a's finite check (`math.isfinite`) was applied to whole numbers too,
+    which it converts to float: a value past a float's range (`TROTH_TCP_MAX_CONNECTIONS` of 400
+    digits) raised OverflowError, a traceback at `python -m troth.node` where every other bad
+    value is a ConfigError naming the variable (the node does not start either way).
+
+    Was a strict xfail until the finite check applied to floats only (a whole number is
+    finite), so the settings judge the value as any other."""
+    huge = "1" + "0" * 400
+    limits = TcpSettings.from_environment({"TROTH_TCP_MAX_CONNECTIONS": huge})
+    assert limits.max_connections == int(huge)  # as before review 28a: a bound no one meets
+    with pytest.raises(ConfigError) as caught:
+        TcpSettings.from_environment({"TROTH_TCP_MAX_CONNECTIONS": "-" + huge})
+    assert "connection limits must be at least 1" in str(caught.value)
