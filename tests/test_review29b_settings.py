@@ -71,9 +71,6 @@ def test_no_reply_paths_is_refused_at_start(load: Callable[[dict[str, str]], obj
     assert "max_reply_paths" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 29b, settings 3: OverflowError from math.isfinite on an int"
-)
 def test_a_huge_whole_number_is_a_config_error() -> None:
     """Settings 3: review 28a's finite check (`math.isfinite`) was applied to whole numbers too,
     which it converts to float: a value past a float's range (`TROTH_TCP_MAX_CONNECTIONS` of 400

@@ -67,7 +67,9 @@ def settings_from_environment(
             value = kind(text)
         except ValueError:
             raise ConfigError(f"{variable}={text!r}: not a number ({kind.__name__})") from None
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # a whole number is finite
+            # (math.isfinite of one past a float's range raised OverflowError: review 29b,
+            # settings 3)
             raise ConfigError(f"{variable}={text!r}: not a finite number")
         values[name] = value
     try:
