@@ -123,6 +123,9 @@ class ChannelSettings:
         interval, timeout = self.keepalive_interval, self.keepalive_timeout
         if interval <= 0 or timeout < 2 * interval:
             raise ValueError("keepalive_timeout must be at least twice keepalive_interval (> 0)")
+        if self.reassembly_timeout <= 0:  # every fragmented message given up as its next
+            # fragment arrives (review 29b, settings 1)
+            raise ValueError("reassembly_timeout must be positive (a number of seconds)")
         if not 0 <= self.padding <= MAX_PADDING:
             raise ValueError(f"padding must be 0-{MAX_PADDING} bytes")
         if self.protocol_name not in PROTOCOL_NAMES:

@@ -159,6 +159,21 @@ class ChannelLimits:
             value = getattr(self, name)
             if not 0 < value < math.inf:
                 raise ValueError(f"{name} must be positive (a finite number of seconds)")
+        # a count of 0 refuses every channel (max_half_open 0 failed each message 1), a
+        # reassembly timeout of 0 s gives up every fragmented message as its next fragment
+        # arrives (review 29b, settings 1)
+        counts = (
+            "max_half_open",
+            "max_half_open_per_source",
+            "max_channels_per_peer",
+            "max_channels_per_source",
+            "max_reply_paths",  # each channel end failed as it was made (settings 2)
+        )
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
+            raise ValueError("reassembly_timeout must be positive (a number of seconds)")
         self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit
 
     def keepalive(self, settings: ChannelSettings) -> ChannelSettings:

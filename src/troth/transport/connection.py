@@ -29,6 +29,10 @@ IPV6_SOURCE_PREFIX: Final = 64
 """The bits of an IPv6 peer address that name its source for the per-source limits: a host on
 an IPv6 network is given a /64 and may send from any address in it (review 28a, sources 1)."""
 
+_NAT64_PREFIX: Final = ipaddress.IPv6Network("64:ff9b::/96")
+"""The NAT64 well-known prefix (RFC 6052): an IPv4 client reaches an IPv6-only node through a
+stateless translator (SIIT, RFC 7915) from its IPv4 address in it (review 29b, sources 3)."""
+
 _HOST_KEY = os.urandom(16)
 """Keys this process's host tags: stable per host while it runs, unlinkable elsewhere."""
 _TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
@@ -37,24 +41,32 @@ _TAGGED = re.compile(r"[a-z]+-h([0-9a-f]{8})-[0-9a-f]{16}")
 def source_host(host: str) -> str:
     """What the per-source limits count `host` (a peer's IP address, or a name) as: an IPv4
     address as it is, an IPv6 address as its /64 network (`IPV6_SOURCE_PREFIX`: one host may
-    use every address in it; review 28a, sources 1), an IPv4-mapped one as its IPv4 address;
-    anything else (a host name) as it is."""
+    use every address in it; review 28a, sources 1), with its zone when it has one (a
+    link-local peer, `fe80::1%eth0`: every link's is fe80::/64, one link's peers are not
+    another's; review 29b, sources 2), an IPv4-mapped one or one in the NAT64 well-known
+    prefix (`64:ff9b::/96`, an IPv4 client through a translator: review 29b, sources 3) as
+    its IPv4 address; anything else (a host name) as it is."""
+    text, _, zone = host.partition("%")
     try:
-        address = ipaddress.ip_address(host.partition("%")[0])  # no zone (fe80::1%eth0)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return host
     if isinstance(address, ipaddress.IPv4Address):
         return str(address)
     if address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
-    return str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
+    if address in _NAT64_PREFIX:  # RFC 6052: the IPv4 address is the last 32 bits
+        return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
+    return f"{network}%{zone}" if zone else network
 
 
 def _accepted_address(kind: str, host: str) -> Address:
-    """An accepted connection's worker address, tagged with its peer's host: a node that
-    relays a message puts this address in the return route, so the node it relays to can
-    count what one host sends through the relay as one source, however many connections
-    that host opens (`Connection.origin`)."""
+    """An accepted connection's worker address, tagged with its peer's source (`host`, as
+    `source_host` gives it: an IPv6 peer's /64): a node that relays a message puts this address
+    in the return route, so the node it relays to can count what one host sends through the
+    relay as one source, however many connections (and addresses of its /64) that host uses
+    (`Connection.origin`; review 29b, sources 1)."""
     tag = sha256(_HOST_KEY + host.encode()).hex()[:8]
     return Address("worker", f"{kind}-h{tag}-{os.urandom(8).hex()}")
 
@@ -108,8 +120,10 @@ class Connection(AllowSetSource):
         self.host = source_host(host)
         self.peer = f"{host}:{port}"
         self.name = f"{self.kind} {self.peer} ({'out' if self.outgoing else 'in'})"
-        if not self.outgoing:  # before it is registered (the transport admits it next)
-            self.address = _accepted_address(self.kind, host)
+        if not self.outgoing:  # before it is registered (the transport admits it next); the
+            # tag by the source, as the per-source limits here count it: a relayed node counts
+            # what comes through the relay by it (review 29b, sources 1)
+            self.address = _accepted_address(self.kind, self.host)
 
     def origin(self, return_route: Route) -> str:
         """Who sent a message with this return route: the peer's host for an accepted

@@ -67,7 +67,9 @@ def settings_from_environment(
             value = kind(text)
         except ValueError:
             raise ConfigError(f"{variable}={text!r}: not a number ({kind.__name__})") from None
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # a whole number is finite
+            # (math.isfinite of one past a float's range raised OverflowError: review 29b,
+            # settings 3)
             raise ConfigError(f"{variable}={text!r}: not a finite number")
         values[name] = value
     try:
@@ -159,6 +161,9 @@ class TcpSettings:
             raise ValueError("evict_idle_after must be a number of seconds, at least 0")
         if self.max_connections < 1 or self.max_connections_per_source < 1:
             raise ValueError("connection limits must be at least 1")
+        if self.max_reply_paths < 1:  # each connection failed as it was made: an allow-set
+            # keeps at least one (review 29b, settings 2)
+            raise ValueError("max_reply_paths must be at least 1")
         if self.max_queued_frames < 2:  # reading resumes below half of it: never below 1
             raise ValueError("max_queued_frames must be at least 2")
         if self.write_buffer < 1:
