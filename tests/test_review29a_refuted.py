@@ -1,0 +1,55 @@
+"""Review 29a, refuted: a change recorded refuted (a copy from a checkpoint an admitted peer's
+full history replaced as not bound by it: review 27h, gap) that a full history this node
+verifies later holds is a real change of the identity, and the authority that named it spoke
+the truth.
+
+Refuted 1: desk saw alice only from globex's checkpoint (her change 2, her globex chain: globex
+vouched under change 2). A thief with her change 0 (a stale backup) and an acme chain is
+admitted over that copy (the documented cost of review 27h: "What this costs"), which records
+her real change 2 refuted, and globex's voucher is forgotten. Then alice shows her full history
+0..2 with her globex chain: it extends the thief's change 0 and holds change 2, so globex named
+a change of hers. Before the fix its voucher was never taken again (`vouch` refused the row of
+an authority whose feed names a refuted change, for good, in every process and after a
+restart), so globex's later revocation of her did not judge her full history shown with an
+acme chain only: one replayed stale backup cost an honest authority its word on its member
+at this node for good.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_review27h_gap import Rotated, refused, restart, rotated, stored  # noqa: F401
+from tests.test_trust_scope import NOW
+from troth.channel import AnyAuthenticatedIdentity, verify_peer
+from troth.errors import ChannelFailure
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 29a, refuted 1: a refuted change a verified full history holds still "
+    "bars its authority's voucher for good",
+)
+def test_a_refuted_change_her_full_history_holds_lets_its_authority_vouch_again(
+    rotated: Rotated,  # noqa: F811
+) -> None:
+    two = rotated.two
+    alice = two.alice.identifier
+    globex = (two.chain(two.globex),)
+    acme = (two.chain(two.acme),)
+    verify_peer(rotated.trust, rotated.checkpointed, globex, NOW)
+    # the documented cost: the stale backup with an acme chain is admitted over globex's copy
+    assert verify_peer(rotated.trust, rotated.backup, acme, NOW).identity.first_index == 0
+    assert two.globex.identifier not in rotated.trust.vouched(alice)
+    # alice shows her full history (holding change 2) with her globex chain: stored, and
+    # globex vouches for her again (at this handshake, and after a restart)
+    peer = verify_peer(rotated.trust, rotated.full, globex, NOW)
+    assert stored(rotated.node, peer.identity) == peer.identity.history
+    assert two.globex.identifier in rotated.trust.vouched(alice)
+    again = restart(rotated.node)
+    assert two.globex.identifier in again.vouchers.of(alice)
+    # so globex's revocation of her judges her full history whatever chain she shows
+    trust = rotated.revoke().channel_trust(AnyAuthenticatedIdentity())
+    error = refused(trust, rotated.full, acme)
+    assert error.reason is ChannelFailure.REVOKED
+    assert f"revoked by {two.globex.identifier}" in str(error)
