@@ -53,3 +53,29 @@ def test_a_refuted_change_her_full_history_holds_lets_its_authority_vouch_again(
     error = refused(trust, rotated.full, acme)
     assert error.reason is ChannelFailure.REVOKED
     assert f"revoked by {two.globex.identifier}" in str(error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 29a, refuted 2: her full history equal to a stored copy from a checkpoint "
+    "leaves the copy unlinked",
+)
+def test_her_full_history_equal_to_a_checkpoints_copy_links_it(
+    rotated: Rotated,  # noqa: F811
+) -> None:
+    """Refuted 2: desk stored her change 2 from globex's checkpoint (her globex chain: globex
+    vouched under change 2), then verified her full history 0..2, ending at that very change,
+    with her acme chain: the copy's link to her identifier was checked here (as when a copy
+    extends her full history: review 27h, gap 5). A thief with her change 0 and an acme chain
+    is refused, and globex's word on her stays."""
+    two = rotated.two
+    alice = two.alice.identifier
+    acme = (two.chain(two.acme),)
+    verify_peer(rotated.trust, rotated.checkpointed, (two.chain(two.globex),), NOW)
+    assert verify_peer(rotated.trust, rotated.full, acme, NOW).identity.first_index == 0
+    error = refused(rotated.trust, rotated.backup, acme)
+    assert error.reason is ChannelFailure.PEER_INVALID
+    assert "older than the stored copy" in str(error)
+    assert two.globex.identifier in restart(rotated.node).vouchers.of(alice)
+    trust = restart(rotated.node).channel_trust(AnyAuthenticatedIdentity())
+    assert "older than the stored copy" in str(refused(trust, rotated.backup, acme))
