@@ -13,11 +13,21 @@ an authority whose feed names a refuted change, for good, in every process and a
 restart), so globex's later revocation of her did not judge her full history shown with an
 acme chain only: one replayed stale backup cost an honest authority its word on its member
 at this node for good.
+
+Refuted 2: her full history ending at the very change a stored copy from a checkpoint ends at
+left the copy unlinked (nothing was written: the copy "was" the stored copy), so that copy
+bound only histories an attester had standing over, though this node had checked its link.
+
+Both were strict xfails until the fix (troth.identity.known: a full history ending at a copy
+from a checkpoint's last change is stored over it, linked, `_Seen.LINKS`; a history stored
+linked drops the refuted records of the changes it holds, `IdentityStore.drop_refuted`;
+`Vouchers.vouch(history=)` does not refuse an authority for a refuted change the full history
+shown holds, and `forget_refuted` replaces its memory with the store's records), shown failing
+first (refuted 1: globex not vouched again and its revocation unheard; refuted 2: the stale
+backup admitted).
 """
 
 from __future__ import annotations
-
-import pytest
 
 from tests.test_review27h_gap import Rotated, refused, restart, rotated, stored  # noqa: F401
 from tests.test_trust_scope import NOW
@@ -25,14 +35,12 @@ from troth.channel import AnyAuthenticatedIdentity, verify_peer
 from troth.errors import ChannelFailure
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 29a, refuted 1: a refuted change a verified full history holds still "
-    "bars its authority's voucher for good",
-)
 def test_a_refuted_change_her_full_history_holds_lets_its_authority_vouch_again(
     rotated: Rotated,  # noqa: F811
 ) -> None:
+    """Refuted 1: the stale backup replaced globex's copy of her change 2 (recorded refuted);
+    her full history 0..2 shown with her globex chain lets globex vouch again (a restart too),
+    so its revocation of her judges her full history shown with an acme chain only."""
     two = rotated.two
     alice = two.alice.identifier
     globex = (two.chain(two.globex),)
@@ -55,11 +63,6 @@ def test_a_refuted_change_her_full_history_holds_lets_its_authority_vouch_again(
     assert f"revoked by {two.globex.identifier}" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 29a, refuted 2: her full history equal to a stored copy from a checkpoint "
-    "leaves the copy unlinked",
-)
 def test_her_full_history_equal_to_a_checkpoints_copy_links_it(
     rotated: Rotated,  # noqa: F811
 ) -> None:

@@ -170,9 +170,10 @@ class NodeTrust:
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
     ) -> bool:
         """Remember the roots of `credentials` for `identity`, with the oldest change of the
-        history they were verified with (`Vouchers.standing`)."""
+        history they were verified with (`Vouchers.standing`), and that history (a refuted
+        change it holds, a full one, is real: review 29a, refuted 1)."""
         since = (identity.first_index, identity.changes[0].change_hash)
-        return self.vouchers.vouch(identity.identifier, credentials, since=since)
+        return self.vouchers.vouch(identity.identifier, credentials, since=since, history=identity)
 
     def _known_by(
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
