@@ -12,7 +12,9 @@ and the `refuted` callback is given it. A copy from a checkpoint whose link to t
 never checked here binds a full history it forks from or rolls back only when an authority
 attesting it has standing over that history (`Binds`, given by the caller: review 27h, gap);
 one that does not bind it is replaced the same way once its presenter is admitted (`observe`),
-never by a check. The decision and the write are one
+never by a check; a full history ending at such a copy's last change is stored over it, linked,
+and a history stored linked drops the refuted records of the changes it holds (they are hers:
+`IdentityStore.drop_refuted`, review 29a). The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 

@@ -40,7 +40,9 @@ The made-up changes are recorded in the store with the replacement of the copy
 it, and after a crash before its `refuted` callback ran (review 26b, refuted 2):
 `forget_refuted` (at each reload, once the feeds are held, and in each maintenance round of a
 running node) reads them and forgets the rows of the authorities whose held feed names one, and
-`vouch` never adds such a row.
+`vouch` never adds such a row — but for a recorded change the full history shown holds: a copy
+from a checkpoint an admitted stale backup replaced may have held her real changes, and once a
+history holding them is stored here their records are dropped (review 29a, refuted 1).
 
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
