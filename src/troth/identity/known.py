@@ -257,11 +257,14 @@ class KnownHistories:
             else:
                 seen = self._extends(digest, stored[0], identity, binds)
                 replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND)
-                if replaced or count > stored[1] or seen is _Seen.LINKS:
-                    if self._store.find_local(identifier=digest) is not None:
+                write = replaced or count > stored[1] or seen is _Seen.LINKS
+                if write and self._store.find_local(identifier=digest) is not None:
+                    if seen is not _Seen.LINKS:
                         raise IdentityError(
                             IdentityFailure.FORK, "a local identity is rotated only by its own node"
                         )
+                    write = False  # its own rows stand: nothing to link
+                if write:
                     # an extension keeps the stored copy's link (checked, or a checkpoint's
                     # word), a replacement has its own (review 27h, gap)
                     linked = True if full else (False if replaced else None)
