@@ -33,6 +33,7 @@ from tests.test_review27h_gap import Rotated, refused, restart, rotated, stored 
 from tests.test_trust_scope import NOW
 from troth.channel import AnyAuthenticatedIdentity, verify_peer
 from troth.errors import ChannelFailure
+from troth.node.trust import NodeTrust
 
 
 def test_a_refuted_change_her_full_history_holds_lets_its_authority_vouch_again(
@@ -82,3 +83,25 @@ def test_her_full_history_equal_to_a_checkpoints_copy_links_it(
     assert two.globex.identifier in restart(rotated.node).vouchers.of(alice)
     trust = restart(rotated.node).channel_trust(AnyAuthenticatedIdentity())
     assert "older than the stored copy" in str(refused(trust, rotated.backup, acme))
+
+
+def test_another_process_keeps_the_voucher_once_her_history_shows_the_change_real(
+    rotated: Rotated,  # noqa: F811
+) -> None:
+    """Refuted 1, two processes: another process of desk read the refutation of her change 2
+    (its reload after the stale backup's replacement); once her full history is stored here
+    and globex vouches again, that process's next reload (or maintenance round) reads the
+    records again and does not forget globex's voucher (its memory of the refutation is the
+    store's, not kept beside it)."""
+    two = rotated.two
+    alice = two.alice.identifier
+    globex = (two.chain(two.globex),)
+    verify_peer(rotated.trust, rotated.checkpointed, globex, NOW)
+    verify_peer(rotated.trust, rotated.backup, (two.chain(two.acme),), NOW)
+    other = NodeTrust(rotated.node, None)  # another process: its own hooks, not this one's
+    rotated.node.identities.refuted_hooks.remove(other.vouchers.refuted)
+    other.reload(NOW)
+    verify_peer(rotated.trust, rotated.full, globex, NOW)
+    other.reload(NOW)
+    assert two.globex.identifier in other.vouchers.of(alice)
+    assert two.globex.identifier in restart(rotated.node).vouchers.of(alice)

@@ -224,7 +224,10 @@ class Vouchers:
         the copy, or this one crashed before its `refuted` callback ran: review 26b, refuted 2)
         and forget the rows whose authority's held feed names one of their identity's. Call it
         once the feeds are held: at a reload, and in the node's maintenance (a feed synced
-        since, another process's replacement)."""
+        since, another process's replacement). The memory of refuted changes is replaced by
+        the records read: one dropped since (a history linked here holds it: review 29a,
+        refuted 1) no longer counts, and a copy shown made up at a check only (not replaced,
+        nothing recorded) counts until then, as it did until a restart before."""
         feeds = self._feeds()
         with self._lock:  # read under the lock: a `refuted` callback (its changes committed
             # before it runs) is wholly before the read or after the replacement below
