@@ -23,9 +23,17 @@ from troth.credentials.revocation import (
     verify_page,
 )
 from troth.credentials.verify import ChainVerifier, TrustPolicy, VerifiedCredential
-from troth.errors import CredentialError, CredentialFailure, DecodeError, NotFound
+from troth.errors import CredentialError, CredentialFailure, DecodeError, IdentityError, NotFound
 from troth.faults import crash_point
-from troth.identity import Checkpoint, Checkpoints, Identifier, IdentityService, UnverifiedHistory
+from troth.identity import (
+    Checkpoint,
+    Checkpoints,
+    Identifier,
+    IdentityService,
+    UnverifiedHistory,
+    VerifiedIdentity,
+)
+from troth.identity.known import Binds
 from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
 
 __all__ = [
@@ -132,6 +140,12 @@ class CredentialWallet:
         self.store = store
         self.check_caveat = check_caveat
         self._feeds: dict[Identifier, VerifiedFeed] = {}
+        self.feed_binds: Callable[[VerifiedIdentity], Binds] | None = None
+        """Given a feed page's authority history (a full one), which stored copies from a
+        checkpoint bind it (troth.identity.known `Binds`: a node gives its own rule, the
+        authority itself having standing over its history, troth.node.trust); None: every copy
+        binds it. Without it, a co-trusted authority's copy of another trusted authority made
+        up after a gap refused that authority's every page (review 29a, feeds 1)."""
 
     # -- held chains -----------------------------------------------------------------------------
 
@@ -376,7 +390,16 @@ class CredentialWallet:
     def update_feed(self, page: bytes, *, authority: Identifier, now: int) -> VerifiedFeed:
         """Verify one page extending the feed held for `authority` and store what it added at
         once (freshness is the caller's check: a page in the middle of a sync is not fresh).
-        A local identity the page supersedes is presented from its newest checkpoint."""
+        A local identity the page supersedes is presented from its newest checkpoint. The
+        page's authority history is judged against the stored copy (a copy from a checkpoint
+        binds it as `feed_binds` says) and stored once the whole page verified."""
+        seen: list[tuple[VerifiedIdentity, Binds | None]] = []
+
+        def known(identity: VerifiedIdentity) -> None:
+            binds = None if self.feed_binds is None else self.feed_binds(identity)
+            self.identities.check_known(identity, binds=binds)
+            seen.append((identity, binds))
+
         with self.store.transaction():
             previous = self.held_feed(authority)
             feed = verify_page(
@@ -384,9 +407,15 @@ class CredentialWallet:
                 authority=authority,
                 now=now,
                 previous=previous,
-                known=self.identities.observe,
+                known=known,
                 checkpoints=self.identities.attested_by_store,
             )
+            for identity, binds in seen:  # the page is the authority's: its history stored
+                # (a copy from a checkpoint that does not bind it replaced: review 29a, feeds 1)
+                try:
+                    self.identities.observe(identity, binds=binds)
+                except IdentityError as exc:  # another process stored another copy since
+                    raise CredentialError(CredentialFailure.FEED_INVALID, str(exc)) from None
             state = FeedState(authority.digest, feed.count, feed.head, feed.latest, feed.issued_at)
             self.store.extend_feed(state, store_rows(feed))
             superseded = [e.target for e in feed.new_entries if e.kind is RevocationKind.SUPERSEDED]

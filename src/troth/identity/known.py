@@ -12,7 +12,9 @@ and the `refuted` callback is given it. A copy from a checkpoint whose link to t
 never checked here binds a full history it forks from or rolls back only when an authority
 attesting it has standing over that history (`Binds`, given by the caller: review 27h, gap);
 one that does not bind it is replaced the same way once its presenter is admitted (`observe`),
-never by a check. The decision and the write are one
+never by a check; a full history ending at such a copy's last change is stored over it, linked,
+and a history stored linked drops the refuted records of the changes it holds (they are hers:
+`IdentityStore.drop_refuted`, review 29a). The decision and the write are one
 `BEGIN IMMEDIATE` transaction with a compare-and-swap on the stored change count, so of two
 concurrent observations of different extensions exactly one is stored and the other is a fork.
 
@@ -87,6 +89,7 @@ class _Seen(enum.Enum):
     NEW = 2  # none stored, or it extends the stored copy
     REFUTED = 3  # it shows the stored copy made up
     UNBOUND = 4  # a copy from a checkpoint that does not bind it (`Binds`)
+    LINKS = 5  # her full history, ending at the stored copy from a checkpoint's last change
 
 
 class StoredSpan(NamedTuple):
@@ -133,7 +136,9 @@ class KnownHistories:
         nor extends it. Give `binds` only for a presenter already admitted: the copy is then
         replaced and its changes recorded refuted."""
         if self._judge(identity, binds, tell=False) is not _Seen.STORED:
-            self._store_or_extend(identity, binds)  # tells `refuted` of a copy it replaces
+            # tells `refuted` of a copy it replaces; stores her full history over a copy
+            # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
+            self._store_or_extend(identity, binds)
 
     def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
@@ -186,7 +191,7 @@ class KnownHistories:
         if known is None:
             return _Seen.NEW
         if known.hashes[-1] == identity.current_change_hash:
-            return _Seen.STORED  # hash-linked changes, equal last hash, equal all
+            return _equal(known, identity)  # hash-linked changes, equal last hash, equal all
         if identity.first_index != known.last + 1:
             try:
                 check_extends(known.hashes, identity, stored_first=known.first)
@@ -219,7 +224,7 @@ class KnownHistories:
         span = StoredSpan(copy.first_index, tuple(sha256(c.body) for c in copy.changes))
         self.remember(identity.identifier.digest, span)
         if span.hashes[-1] == identity.current_change_hash:
-            return _Seen.STORED
+            return _equal(span, identity)
         follows = identity.first_index == span.last + 1
         try:
             check_extends(
@@ -247,14 +252,19 @@ class KnownHistories:
             if stored is None:
                 now = self._clock.now()
                 self._store.insert_history(digest, identity.history, count, now, linked=full)
+                if full:
+                    _confirm(self._store, identity)
             else:
                 seen = self._extends(digest, stored[0], identity, binds)
                 replaced = seen in (_Seen.REFUTED, _Seen.UNBOUND)
-                if replaced or count > stored[1]:
-                    if self._store.find_local(identifier=digest) is not None:
+                write = replaced or count > stored[1] or seen is _Seen.LINKS
+                if write and self._store.find_local(identifier=digest) is not None:
+                    if seen is not _Seen.LINKS:
                         raise IdentityError(
                             IdentityFailure.FORK, "a local identity is rotated only by its own node"
                         )
+                    write = False  # its own rows stand: nothing to link
+                if write:
                     # an extension keeps the stored copy's link (checked, or a checkpoint's
                     # word), a replacement has its own (review 27h, gap)
                     linked = True if full else (False if replaced else None)
@@ -274,6 +284,8 @@ class KnownHistories:
                         # peer's full history as well: its attesters' word was about another
                         # history (review 27h, gap)
                         self._store.add_refuted(digest, refuted_changes(_decode(refuted)))
+                    elif full or self._store.history_linked(digest):
+                        _confirm(self._store, identity)
         # a made-up copy replaced: the cache steps back to this one
         self.remember(digest, _span(identity), replace=refuted is not None)
         if refuted is not None and self._refuted is not None:
@@ -357,6 +369,29 @@ def _made_up(copy: UnverifiedHistory, identity: VerifiedIdentity) -> bool:
     except IdentityError:
         return True
     return False
+
+
+def _equal(known: StoredSpan, identity: VerifiedIdentity) -> _Seen:
+    """How `identity`, ending at the stored copy's last change, stands: the stored copy, or
+    (a full history over a copy from a checkpoint) the history that links it: stored over it,
+    so its link to the identifier is checked here from now on (`identities.linked`) and it
+    binds every history, as a copy that extended her full history does (review 29a, refuted
+    2: else a stale backup shown with another authority's chain was admitted over a copy whose
+    link this node had checked)."""
+    if known.first > 0 and identity.first_index == 0:
+        return _Seen.LINKS
+    return _Seen.STORED
+
+
+def _confirm(store: IdentityStore, identity: VerifiedIdentity) -> None:
+    """Forget the recorded refutations of the changes `identity` holds, just stored as (or
+    extending) a copy whose link to the identifier was checked here: they are real changes of
+    it, and the authorities that named them spoke of her history (review 29a, refuted 1: a
+    copy from a checkpoint an admitted stale backup replaced recorded her real change
+    refuted, and its authority's voucher was refused for good)."""
+    store.drop_refuted(
+        identity.identifier.digest, [(c.index, c.change_hash) for c in identity.changes]
+    )
 
 
 def _unbound(copy: UnverifiedHistory, identity: VerifiedIdentity, binds: Binds | None) -> bool:

@@ -87,6 +87,9 @@ class NodeTrust:
         """Whose chains this node verified for each identity: their word on it counts (not
         that of one that attested a change of it shown made up: `Vouchers.refuted`)."""
         node.identities.refuted_hooks.append(self.vouchers.refuted)
+        # a feed page's authority history is judged as a peer's is (the authority, an anchor,
+        # has standing over its own history: review 29a, feeds 1)
+        node.wallet.feed_binds = lambda identity: self._binds(identity, ())
         self._generation = 0
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
         self.feed_hooks: list[Callable[[VerifiedFeed], None]] = []
@@ -170,9 +173,10 @@ class NodeTrust:
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
     ) -> bool:
         """Remember the roots of `credentials` for `identity`, with the oldest change of the
-        history they were verified with (`Vouchers.standing`)."""
+        history they were verified with (`Vouchers.standing`), and that history (a refuted
+        change it holds, a full one, is real: review 29a, refuted 1)."""
         since = (identity.first_index, identity.changes[0].change_hash)
-        return self.vouchers.vouch(identity.identifier, credentials, since=since)
+        return self.vouchers.vouch(identity.identifier, credentials, since=since, history=identity)
 
     def _known_by(
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]

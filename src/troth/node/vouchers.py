@@ -40,7 +40,9 @@ The made-up changes are recorded in the store with the replacement of the copy
 it, and after a crash before its `refuted` callback ran (review 26b, refuted 2):
 `forget_refuted` (at each reload, once the feeds are held, and in each maintenance round of a
 running node) reads them and forgets the rows of the authorities whose held feed names one, and
-`vouch` never adds such a row.
+`vouch` never adds such a row — but for a recorded change the full history shown holds: a copy
+from a checkpoint an admitted stale backup replaced may have held her real changes, and once a
+history holding them is stored here their records are dropped (review 29a, refuted 1).
 
 `vouch` runs on the event loop (at handshakes), `load` on the storage thread: each identity's
 entry is replaced, never mutated, under a lock, so `of` (every access decision) reads memory
@@ -138,17 +140,21 @@ class Vouchers:
         credentials: Iterable[VerifiedCredential],
         *,
         since: Since = None,
+        history: VerifiedIdentity | None = None,
     ) -> bool:
         """Remember the roots of `credentials` (chains just verified for `identifier`), their
         expiry, and `since`: the oldest change (index, hash) of the history they were verified
         with (None: any history), kept when older than the one held (`standing`); False when
-        the bounds leave no room even after a sweep (nothing stored)."""
+        the bounds leave no room even after a sweep (nothing stored). `history`, that history
+        when given: a recorded refuted change a full one holds is a real change of the
+        identity, so the authority that named it is not refused for it (review 29a, refuted
+        1; the record itself is dropped when that history is stored)."""
         wanted: dict[Identifier, _Row] = {}
         for credential in credentials:
             row = _Row(credential.expires_at, credential.links[0].subject, since)  # members
             wanted[credential.authority] = _merge(wanted.get(credential.authority, row), row)
         if identifier in self._refuted:  # rarely: none of a liar's word (`refuted`)
-            liars = self._liars(identifier, wanted.keys(), self._feeds())
+            liars = self._liars(identifier, wanted.keys(), self._feeds(), real=history)
             wanted = {a: r for a, r in wanted.items() if a not in liars}
         held = self._held.get(identifier, _EMPTY)
         if all(_holds(held, a, r) for a, r in wanted.items()):
@@ -218,14 +224,19 @@ class Vouchers:
         the copy, or this one crashed before its `refuted` callback ran: review 26b, refuted 2)
         and forget the rows whose authority's held feed names one of their identity's. Call it
         once the feeds are held: at a reload, and in the node's maintenance (a feed synced
-        since, another process's replacement)."""
-        recorded: dict[Identifier, set[tuple[int, bytes]]] = {}
-        for digest, index, change_hash in self._store.refuted():
-            recorded.setdefault(Identifier(digest), set()).add((index, change_hash))
+        since, another process's replacement). The memory of refuted changes is replaced by
+        the records read: one dropped since (a history linked here holds it: review 29a,
+        refuted 1) no longer counts, and a copy shown made up at a check only (not replaced,
+        nothing recorded) counts until then, as it did until a restart before."""
         feeds = self._feeds()
-        with self._lock:
-            for identifier, changes in recorded.items():
-                self._refuted[identifier] = self._refuted.get(identifier, frozenset()) | changes
+        with self._lock:  # read under the lock: a `refuted` callback (its changes committed
+            # before it runs) is wholly before the read or after the replacement below
+            recorded: dict[Identifier, set[tuple[int, bytes]]] = {}
+            for digest, index, change_hash in self._store.refuted():
+                recorded.setdefault(Identifier(digest), set()).add((index, change_hash))
+            # replaced, not merged: a change a history linked here holds is no longer
+            # recorded refuted (troth.identity.known: review 29a, refuted 1)
+            self._refuted = {i: frozenset(c) for i, c in recorded.items()}
             for identifier in list(self._refuted):
                 self._forget_liars(identifier, feeds)
 
@@ -234,10 +245,15 @@ class Vouchers:
         identifier: Identifier,
         authorities: Iterable[Identifier],
         feeds: Mapping[Identifier, VerifiedFeed],
+        *,
+        real: VerifiedIdentity | None = None,
     ) -> set[Identifier]:
         """Those of `authorities` whose held feed names a made-up change of `identifier`, in
-        any supersession it holds (`refuted`)."""
+        any supersession it holds (`refuted`), but for the changes `real` holds when it is a
+        full history (tied to the identifier by its own hash: they are its changes)."""
         changes = self._refuted.get(identifier, frozenset())
+        if real is not None and real.first_index == 0:
+            changes = frozenset(c for c in changes if not _holds_change(real, *c))
         digest = identifier.digest
         return {
             authority

@@ -141,6 +141,12 @@ class IdentityStore(Transactional, Protocol):
         transaction that replaces it (read by `VoucherStore.refuted`)."""
         ...
 
+    def drop_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
+        """Forget the recorded refutation of each of `changes` (index, hash): a history whose
+        link to the identifier was checked here holds them, so they are real changes of it
+        (review 29a, refuted 1), in the transaction that stores that history."""
+        ...
+
     def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
         """The index of a local identity's stored change with hash `change_hash`, if any."""
         ...

@@ -251,6 +251,20 @@ class SqliteIdentityStore:
                 (identifier, index, change_hash),
             )
 
+    def drop_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
+        if (
+            self._db.fetch_one(  # the usual case: nothing recorded for it, one read
+                "SELECT 1 FROM refuted_changes WHERE identifier = ? LIMIT 1", (identifier,)
+            )
+            is None
+        ):
+            return
+        for index, change_hash in changes:  # one history's changes at most
+            self._db.execute(
+                "DELETE FROM refuted_changes WHERE identifier = ? AND idx = ? AND change_hash = ?",
+                (identifier, index, change_hash),
+            )
+
     def change_index(self, identifier: bytes, change_hash: bytes) -> int | None:
         row = self._db.fetch_one(  # the identity's rows (its primary key range), scanned
             "SELECT idx FROM identity_changes WHERE identifier = ? AND change_hash = ?",
