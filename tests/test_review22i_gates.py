@@ -31,6 +31,7 @@ import pytest
 
 from tests.support.processes import cedar_child, survives
 from troth.gates import compile_policies
+from troth.gates.policies import CHILD_MALLOC, _child_environment
 
 _SIZED = cedar_child(
     """\
@@ -130,3 +131,14 @@ def test_policies_naming_their_action_are_charged_its_environments() -> None:
         for k in range(1600)
     )
     assert len(compile_policies(policies, "", tools).policy_ids) == 1600
+
+
+def test_the_validating_child_runs_with_the_heap_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child validating a big text gets glibc's allocator settings (`CHILD_MALLOC`) added to
+    the node's own GLIBC_TUNABLES: without them the policy at MAX_CEDAR_CHECKED_NODES above
+    took 7.1 s of CPU time on a virtual machine (4.2 s of page faults), against the 8 s of
+    MAX_CEDAR_VALIDATION_CPU_SECONDS; 2.6 s with them."""
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert _child_environment()["GLIBC_TUNABLES"] == CHILD_MALLOC
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+    assert _child_environment()["GLIBC_TUNABLES"] == f"glibc.pthread.rseq=0:{CHILD_MALLOC}"
