@@ -37,17 +37,16 @@ import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
+from tests.support.parties import claim_with_new_key
 from tests.test_review23a_checkpoints import forged_change
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust, verify_peer
 from troth.channel.verification import HandshakeClaim
 from troth.credentials import CredentialChain, issue_credential
-from troth.crypto import KeyType
 from troth.errors import ChannelError, ChannelFailure, IdentityError, IdentityFailure
-from troth.identity import VerifiedIdentity, attest_purpose_key
+from troth.identity import VerifiedIdentity
 from troth.node import Node, init_node, open_node
 from troth.node.trust import NodeTrust
-from troth.vault import KeyPurpose
 
 
 @dataclass
@@ -95,17 +94,7 @@ def make_desk(index: int, previous: bytes | None) -> Iterator[Desk]:
         node.wallet.update_feed(forged.page, authority=two.globex.identifier, now=NOW)
         node_trust = NodeTrust(node, None)
         node_trust.reload(NOW)
-        vault = two.vault
-        channel_key = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
-        attestation = attest_purpose_key(
-            vault,
-            forged.primary,
-            forged.identity,
-            KeyPurpose.SECURE_CHANNEL,
-            vault.public_key(channel_key),
-            now=T,
-            expires_at=T + 3600,
-        )
+        as_alice = claim_with_new_key(two.vault, forged.primary, forged.identity, now=T)
         globex_chain = CredentialChain(
             (
                 issue_credential(
@@ -124,7 +113,7 @@ def make_desk(index: int, previous: bytes | None) -> Iterator[Desk]:
             node,
             node_trust.channel_trust(AnyAuthenticatedIdentity()),
             forged.identity,
-            HandshakeClaim(forged.identity.history, attestation, vault.public_key(channel_key)),
+            as_alice,
             globex_chain,
         )
 

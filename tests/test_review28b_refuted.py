@@ -117,11 +117,7 @@ def rotated(troth_home: Path) -> Iterator[Rotated]:
         swapped = CredentialChain(chain.credentials, (chain.histories[0], mangled)).encode()
         node_trust = NodeTrust(node, None)
         node_trust.reload(NOW)
-        as_mallory = HandshakeClaim(
-            mallory.party.identity.history,
-            mallory.attestation,
-            vault.public_key(mallory.channel_key),
-        )
+        as_mallory = mallory.claim()
         trust = node_trust.channel_trust(AnyAuthenticatedIdentity())
         peer = verify_peer(trust, as_mallory, (swapped,), NOW)
         assert peer.identifier == mallory.party.identifier

@@ -26,16 +26,14 @@ from pathlib import Path
 
 from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
+from tests.support.parties import claim_with_new_key
 from tests.test_review23a_checkpoints import forged_change
 from tests.test_trust_scope import NOW, make_two
 from troth.channel import AnyAuthenticatedIdentity, verify_peer
 from troth.channel.verification import HandshakeClaim
 from troth.credentials import CredentialChain, issue_credential
-from troth.crypto import KeyType
-from troth.identity import attest_purpose_key
 from troth.node import init_node, open_node
 from troth.node.trust import NodeTrust
-from troth.vault import KeyPurpose
 
 
 def test_a_gap_copy_of_acme_does_not_keep_its_feed_out(troth_home: Path) -> None:
@@ -51,19 +49,7 @@ def test_a_gap_copy_of_acme_does_not_keep_its_feed_out(troth_home: Path) -> None
         node.wallet.update_feed(forged.page, authority=globex, now=NOW)
         node_trust = NodeTrust(node, None)
         node_trust.reload(NOW)
-        channel_key = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
-        attestation = attest_purpose_key(
-            vault,
-            forged.primary,
-            forged.identity,
-            KeyPurpose.SECURE_CHANNEL,
-            vault.public_key(channel_key),
-            now=T,
-            expires_at=T + 3600,
-        )
-        as_acme = HandshakeClaim(
-            forged.identity.history, attestation, vault.public_key(channel_key)
-        )
+        as_acme = claim_with_new_key(vault, forged.primary, forged.identity, now=T)
         chain = CredentialChain(
             (
                 issue_credential(

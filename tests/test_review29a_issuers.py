@@ -30,7 +30,6 @@ from tests.support.parties import make_channel_party, signer_as
 from tests.test_review23a_lockout import Desk, gap_desk  # noqa: F401
 from tests.test_trust_scope import NOW
 from troth.channel import verify_peer
-from troth.channel.verification import HandshakeClaim
 from troth.credentials import CredentialChain, delegate, issue_credential
 
 
@@ -58,9 +57,7 @@ def test_a_gap_copy_does_not_lock_out_her_delegates(gap_desk: Desk) -> None:  # 
         ttl=600,
         purpose="helper",
     )
-    claim = HandshakeClaim(
-        bob.party.identity.history, bob.attestation, vault.public_key(bob.channel_key)
-    )
+    claim = bob.claim()
     peer = verify_peer(desk.trust, claim, (chain.encode(),), NOW)
     assert peer.identifier == bob.party.identifier
     assert [c.authority for c in peer.credentials] == [two.acme.identifier]

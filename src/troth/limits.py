@@ -302,7 +302,8 @@ node, ~300 ns a record literal's attribute, counted 4). 4,096 environments (a 2 
 within MAX_CEDAR_ENVIRONMENTS) and one policy of a 40,000-element set literal (80 KB) took
 ~13 s, 2,000 small policies ~15 s (review 22i, gates 1; troth.gates.policies). This bound is
 ~1.3-2.2 s (~2.6-2.9 s of the validating child's CPU time on a slower virtual machine, with
-its heap settings, `troth.gates.policies.CHILD_MALLOC`: 7.1 s without); 1,000 policies of ~30 nodes and 512 tools (513 environments) are ~15 M. A node
+its heap settings, `troth.gates.policies.CHILD_MALLOC`: 7.1 s without); 1,000 policies of
+~30 nodes and 512 tools (513 environments) are ~15 M. A node
 counts once more for each `has`/`.hasTag` proven before it, which the validator carries into
 it (~70 ns each): 300 guards joined by `&&` in 4,096 environments took ~38 s; a string given
 to a function (`decimal`, `ip`, ...), parsed in each, a node per 8 characters; an environment

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from troth.channel import ChannelIdentity
+from troth.channel.verification import HandshakeClaim
 from troth.credentials import VerifiedFeed
 from troth.crypto import KeyType
 from troth.identity import Identifier, Signer, VerifiedIdentity, attest_purpose_key, new_identity
@@ -116,6 +117,12 @@ class ChannelParty:
     def identifier(self) -> Identifier:
         return self.party.identifier
 
+    def claim(self) -> HandshakeClaim:
+        """What this party shows in a handshake: its history, attestation and channel key."""
+        return HandshakeClaim(
+            self.party.identity.history, self.attestation, self.vault.public_key(self.channel_key)
+        )
+
     def me(self, credentials: tuple[bytes, ...] = ()) -> ChannelIdentity:
         from troth.vault.ephemeral import VaultDhKey
 
@@ -140,3 +147,16 @@ def make_channel_party(vault: Vault, *, now: int) -> ChannelParty:
         expires_at=now + SIGNING_TTL,
     )
     return ChannelParty(party, vault, handle, attestation)
+
+
+def claim_with_new_key(
+    vault: Vault, primary: KeyHandle, identity: VerifiedIdentity, *, now: int, ttl: int = 3600
+) -> HandshakeClaim:
+    """What a peer shows in a handshake as `identity` (its primary key `primary`): a new
+    channel key, attested by that primary key for `ttl` seconds from `now`."""
+    handle = vault.generate(KeyType.X25519, KeyPurpose.SECURE_CHANNEL)
+    key = vault.public_key(handle)
+    attestation = attest_purpose_key(
+        vault, primary, identity, KeyPurpose.SECURE_CHANNEL, key, now=now, expires_at=now + ttl
+    )
+    return HandshakeClaim(identity.history, attestation, key)
