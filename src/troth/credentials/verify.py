@@ -302,17 +302,26 @@ def chain_actor(data: bytes) -> Identifier:
 
 
 class ChainVerifier:
-    """Verifies chains under one `TrustPolicy`; safe to share (the cache is a plain dict)."""
+    """Verifies chains under one `TrustPolicy`; safe to share (the cache is a plain dict).
+
+    `known` is given each issuer history of a chain that verifies otherwise, and raises
+    IdentityError for one that forks from or rolls back a stored copy (the chain is then
+    refused: ISSUER_INVALID); `known_in` likewise, given also the chain's root authority (a
+    trust anchor, which vouches for every issuer of its chain: its standing over the history
+    decides whether a stored copy from a checkpoint another authority attested binds it,
+    docs/formats.md, "A stored copy from a checkpoint")."""
 
     def __init__(
         self,
         policy: TrustPolicy,
         *,
         known: Callable[[VerifiedIdentity], None] | None = None,
+        known_in: Callable[[VerifiedIdentity, Identifier], None] | None = None,
         cache_size: int = 4096,
     ) -> None:
         self.policy = policy
         self._known = known
+        self._known_in = known_in
         self._cache: dict[bytes, _Checked] = {}
         self._cache_size = cache_size
         self._cache_bytes = 0
@@ -406,10 +415,14 @@ class ChainVerifier:
             checked.identities,
             None if isinstance(presenter, Identifier) else presenter,
         )
-        if self._known is not None:
+        known, known_in = self._known, self._known_in
+        if known is not None or known_in is not None:
             for identity in checked.identities:
                 try:
-                    self._known(identity)
+                    if known is not None:
+                        known(identity)
+                    if known_in is not None:
+                        known_in(identity, result.authority)
                 except IdentityError as exc:
                     raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
 

@@ -20,7 +20,7 @@ from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
-from troth.errors import CredentialError
+from troth.errors import CredentialError, IdentityError, IdentityFailure
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.node.access import Standing
@@ -43,6 +43,8 @@ CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
 """The clock skew allowed at the edges of a credential's window (seconds)."""
 STANDING_CACHE: Final = 4096
 """Standings remembered (a standing depends only on the peer, the feeds and the second)."""
+_REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
+"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 Known = Callable[[VerifiedIdentity], None]
@@ -74,10 +76,12 @@ class NodeTrust:
         self.verifier: ChainVerifier | None = None
         """Checks chains (the trace collector's): an issuer history that extends a stored
         copy is stored (`_extend_known`); a new one is judged, and stored by the collector once
-        a record under its chain is appended."""
+        a record under its chain is appended; one a copy from a checkpoint does not bind (the
+        chain's root has standing over it) is verified, the copy left as it is."""
         self._handshakes: ChainVerifier | None = None
-        """Checks chains at handshakes: issuer histories are judged against the stored copies,
-        and stored only once the peer is admitted (`_remember`)."""
+        """Checks chains at handshakes: issuer histories are judged against the stored copies
+        as a peer's is, the chain's root having standing over them (`_issuer_known`), and
+        stored only once the peer is admitted (`_remember`)."""
         self._recheck: ChainVerifier | None = None  # per decision: memory only (no `known`)
         self.vouchers = Vouchers(
             SqliteVoucherStore(node.db),
@@ -110,12 +114,11 @@ class NodeTrust:
         if frozenset(anchors) != self.anchors:
             self.anchors = frozenset(anchors)
             policy = TrustPolicy(self.anchors) if anchors else None
-            identities = self.node.identities
             self.verifier = (
-                None if policy is None else ChainVerifier(policy, known=self._extend_known)
+                None if policy is None else ChainVerifier(policy, known_in=self._extend_known)
             )
             self._handshakes = (
-                None if policy is None else ChainVerifier(policy, known=identities.check_known)
+                None if policy is None else ChainVerifier(policy, known_in=self._issuer_known)
             )
             self._recheck = None if policy is None else ChainVerifier(policy)
         for authority in self.routes:
@@ -187,18 +190,39 @@ class NodeTrust:
         the peer is admitted)."""
         self.node.identities.check_known(identity, binds=self._binds(identity, credentials))
 
+    def _issuer_known(self, identity: VerifiedIdentity, root: Identifier) -> None:
+        """The handshake verifier's `known_in`: the store-or-extend check of an issuer history
+        of a chain whose root is `root` (verified otherwise), judged as a peer's full history
+        is (`_known_by`), the root having standing over it: a copy from a checkpoint only
+        another authority attests does not bind it (docs/formats.md, "A stored copy from a
+        checkpoint"; review 29a, issuers 1). Changes nothing (`_remember` does, once the peer
+        is admitted). The standing is computed only for a full history the copy refuses (as
+        for a peer: the hot path, a known issuer, stays a cache lookup)."""
+        identities = self.node.identities
+        try:
+            identities.check_known(identity)
+        except IdentityError as exc:
+            if identity.first_index != 0 or exc.reason not in _REFUTABLE:
+                raise
+            identities.check_known(identity, binds=self._binds_over(identity, {root}))
+
     def _binds(
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
     ) -> Binds:
-        """Whether a stored copy from a checkpoint (its changes) binds `identity`, shown with
-        the verified `credentials` (docs/formats.md, "A stored copy from a checkpoint"): some
-        authority whose held feed names one of its changes (in any supersession) has standing
-        over `identity` — the root of one of `credentials`, the identity itself as an anchor,
-        or an authority that vouched for it with a history holding a change `identity` holds
+        """Whether a stored copy from a checkpoint binds `identity`, shown with the verified
+        `credentials`: `_binds_over` their roots."""
+        return self._binds_over(identity, {credential.authority for credential in credentials})
+
+    def _binds_over(self, identity: VerifiedIdentity, roots: set[Identifier]) -> Binds:
+        """Whether a stored copy from a checkpoint (its changes) binds `identity`, shown in or
+        with verified chains of `roots` (docs/formats.md, "A stored copy from a checkpoint"):
+        some authority whose held feed names one of its changes (in any supersession) has
+        standing over `identity` — one of `roots`, the identity itself as an anchor, or an
+        authority that vouched for it with a history holding a change `identity` holds
         (`Vouchers.standing`: its word, whatever chain the peer hides now) — or no held feed
         names any (who attests it is unknown: deny when in doubt)."""
         identifier = identity.identifier
-        over = {credential.authority for credential in credentials}
+        over = set(roots)
         over |= self.vouchers.standing(identity)
         if identifier in self.anchors:
             over.add(identifier)
@@ -214,18 +238,28 @@ class NodeTrust:
 
         return binds
 
-    def _extend_known(self, identity: VerifiedIdentity) -> None:
-        """The trace collector's verifier's `known`: a history of an identity the node stores
-        a copy of is stored when it extends that copy (a rotation the node then holds to); a
-        new identity's is judged against the store (IdentityError as `observe`) but not kept:
-        the collector stores it once a record under its chain is appended, so chains whose
-        records are refused leave no throwaway delegates' histories behind (review 27t,
-        collection 3; as `_remember` at the handshake, review 23a)."""
+    def _extend_known(self, identity: VerifiedIdentity, root: Identifier) -> None:
+        """The trace collector's verifier's `known_in`: a history of an identity the node
+        stores a copy of is stored when it extends that copy (a rotation the node then holds
+        to); a new identity's is judged against the store (IdentityError as `observe`) but not
+        kept: the collector stores it once a record under its chain is appended, so chains
+        whose records are refused leave no throwaway delegates' histories behind (review 27t,
+        collection 3; as `_remember` at the handshake, review 23a). A full history that forks
+        from or rolls back a copy from a checkpoint is judged as at the handshake
+        (`_issuer_known`: the chain's root `root` has standing over it); a copy that does not
+        bind it is left as it is (replaced only when a peer showing it is admitted)."""
         identities = self.node.identities
         if identities.stored_changes(identity.identifier) is None:
             identities.check_known(identity)
-        else:
-            identities.observe(identity)
+            return
+        try:
+            identities.check_known(identity)
+        except IdentityError as exc:
+            if exc.reason not in _REFUTABLE:
+                raise
+            self._issuer_known(identity, root)  # raises unless the copy does not bind it
+            return
+        identities.observe(identity)
 
     def _remember(self, peer: VerifiedPeer) -> None:
         """Store (or extend) an admitted peer's history, and its chains' issuer histories, when
@@ -237,7 +271,9 @@ class NodeTrust:
             observe = self.node.identities.observe
             for credential in peer.credentials:
                 for issuer in credential.issuers:
-                    observe(issuer)
+                    # judged as at the handshake (`_issuer_known`: the chain's root has
+                    # standing over it): a copy that does not bind it is replaced now
+                    observe(issuer, binds=self._binds_over(issuer, {credential.authority}))
             # judged as at the handshake (`_known_by`): a copy that does not bind its full
             # history is replaced now that it is admitted, and its attesters' word forgotten
             observe(peer.identity, binds=self._binds(peer.identity, peer.credentials))
