@@ -31,14 +31,12 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from troth import limits as protocol_limits
 from troth.channel import (
     Accepted,
     ChannelIdentity,
@@ -66,6 +64,7 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.node.access import Caller, LocalCaller, PeerCaller
+from troth.node.channel_limits import CHANNELS_ENVIRONMENT_PREFIX, ChannelCounters, ChannelLimits
 from troth.node.services.base import (
     BUSY,
     NO_ROUTE,
@@ -86,7 +85,6 @@ from troth.routing import (
 )
 from troth.transport.connection import Connection
 from troth.transport.ratelog import RateLimitedLog
-from troth.transport.settings import settings_from_environment
 
 __all__ = [
     "CHANNELS_ENVIRONMENT_PREFIX",
@@ -100,7 +98,6 @@ __all__ = [
 
 log = logging.getLogger("troth.node.channels")
 LISTENER = Address("service", "channels")
-CHANNELS_ENVIRONMENT_PREFIX: Final = "TROTH_CHANNELS_"
 COALESCE_LIMIT: Final = 64 * 1024
 """Bytes of messages a channel end queues within one loop iteration before it sends them at
 once (below it, what one iteration queues leaves as one packet when the iteration ends)."""
@@ -108,106 +105,6 @@ _MESSAGE_1 = b"\x00\x21\x01"  # a packet of one 33-byte handshake frame: "-> e",
 
 Services = Callable[[], frozenset[Address]]
 """The node addresses a channel's decrypted messages may be routed to (its services)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelLimits:
-    """A node's limits on secure channels (seconds, counts, bytes)."""
-
-    handshake_timeout: float = 10.0
-    """A handshake not finished within this long is dropped (both roles)."""
-    max_half_open: int = 256
-    """Responder ends still in their handshake, in total."""
-    max_half_open_per_source: int = 16
-    """Responder ends still in their handshake, per source."""
-    max_channels_per_peer: int = 64
-    """Open channels one peer identity may hold to this node (ones it opened)."""
-    max_channels_per_source: int = 256
-    """Channels (handshaking or open) that peers from one source (the origin the half-open
-    limit counts under) may hold to this node: identities cost nothing, so the per-peer limit
-    alone does not bound one source."""
-    max_reassembly_per_peer: int = 2 * (
-        protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
-    )
-    """Bytes held by incomplete fragmented messages of one peer identity, all its channels."""
-    max_reassembly_total: int = 8 * (
-        protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
-    )
-    """Bytes held by incomplete fragmented messages of all peers together (identities cost an
-    attacker nothing on a node that admits any authenticated identity); past it, a peer takes
-    more only within one of its authorities' share (strangers are one), up to twice this."""
-    reassembly_timeout: int | None = None
-    """Seconds an incomplete message is kept on this node's channels (None: the channel
-    settings' `reassembly_timeout`, 60 s by default)."""
-    reassembly_sweep: float = 5.0
-    """How often incomplete messages are checked against the reassembly timeout."""
-    keepalive_interval: float | None = None
-    """Idle seconds before a channel sends a PING (None: the channel settings', 15 s; a third
-    of `keepalive_timeout` when only that is set)."""
-    keepalive_timeout: float | None = None
-    """Seconds without an authenticated frame before a channel closes (None: the channel
-    settings', 45 s; three times `keepalive_interval` when only that is set)."""
-    max_reply_paths: int = 1024
-    """Reply paths a channel remembers (least recently used forgotten first)."""
-    log_lines_per_minute: int = 10
-    """Lines a minute about dropped frames and refused handshakes."""
-
-    def __post_init__(self) -> None:
-        # a sweep of 0 s re-arms itself with no delay (a loop that takes the CPU), a handshake
-        # timeout of 0 s expires every handshake as it starts (review 28a, settings 1)
-        for name in ("handshake_timeout", "reassembly_sweep"):
-            value = getattr(self, name)
-            if not 0 < value < math.inf:
-                raise ValueError(f"{name} must be positive (a finite number of seconds)")
-        # a count of 0 refuses every channel (max_half_open 0 failed each message 1), a
-        # reassembly timeout of 0 s gives up every fragmented message as its next fragment
-        # arrives (review 29b, settings 1)
-        counts = (
-            "max_half_open",
-            "max_half_open_per_source",
-            "max_channels_per_peer",
-            "max_channels_per_source",
-            "max_reply_paths",  # each channel end failed as it was made (settings 2)
-        )
-        for name in counts:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
-            raise ValueError("reassembly_timeout must be positive (a number of seconds)")
-        self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit
-
-    def keepalive(self, settings: ChannelSettings) -> ChannelSettings:
-        """`settings` with this node's keepalive times, if set (ValueError when they do not
-        fit: the timeout must be at least twice the interval)."""
-        interval, timeout = self.keepalive_interval, self.keepalive_timeout
-        if interval is None and timeout is None:
-            return settings
-        interval = interval if interval is not None else (timeout or 0) / 3
-        timeout = timeout if timeout is not None else 3 * interval
-        return dataclasses.replace(settings, keepalive_interval=interval, keepalive_timeout=timeout)
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ChannelLimits:
-        """The defaults, with the `TROTH_CHANNELS_<FIELD>` variables set in the environment
-        (ConfigError for an unknown name or a bad value)."""
-        return settings_from_environment(cls, CHANNELS_ENVIRONMENT_PREFIX, environ)
-
-
-@dataclass(slots=True)
-class ChannelCounters:
-    """What the channel layer refused, dropped or expired (a node's status shows them)."""
-
-    handshakes_started: int = 0
-    handshakes_timed_out: int = 0
-    refused_half_open: int = 0
-    refused_half_open_per_source: int = 0
-    refused_channels_per_source: int = 0
-    evicted_half_open: int = 0
-    dropped_frames: int = 0
-    reassembly_expired_bytes: int = 0
-    unsent_packets: int = 0
-    """Packets channels made that their first hop did not take: a congested path (its
-    connection's peer does not read, `Congested`) or a connection gone (review 27c)."""
 
 
 class ChannelEnd(AllowSetSource):
