@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from troth import limits as protocol_limits
 from troth.channel import ChannelSettings
-from troth.transport.settings import settings_from_environment
+from troth.transport.settings import require_counts, require_seconds, settings_from_environment
 
 __all__ = ["CHANNELS_ENVIRONMENT_PREFIX", "ChannelCounters", "ChannelLimits"]
 
@@ -64,23 +63,18 @@ class ChannelLimits:
     def __post_init__(self) -> None:
         # a sweep of 0 s re-arms itself with no delay (a loop that takes the CPU), a handshake
         # timeout of 0 s expires every handshake as it starts (review 28a, settings 1)
-        for name in ("handshake_timeout", "reassembly_sweep"):
-            value = getattr(self, name)
-            if not 0 < value < math.inf:
-                raise ValueError(f"{name} must be positive (a finite number of seconds)")
+        require_seconds(self, "handshake_timeout", "reassembly_sweep")
         # a count of 0 refuses every channel (max_half_open 0 failed each message 1), a
         # reassembly timeout of 0 s gives up every fragmented message as its next fragment
         # arrives (review 29b, settings 1)
-        counts = (
+        require_counts(
+            self,
             "max_half_open",
             "max_half_open_per_source",
             "max_channels_per_peer",
             "max_channels_per_source",
             "max_reply_paths",  # each channel end failed as it was made (settings 2)
         )
-        for name in counts:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
         if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
             raise ValueError("reassembly_timeout must be positive (a number of seconds)")
         self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit

@@ -78,6 +78,23 @@ def settings_from_environment(
         raise ConfigError(f"{prefix}*: {exc}") from None
 
 
+def require_seconds(settings: object, *names: str) -> None:
+    """ValueError unless each field `names` of `settings` is a positive, finite number of
+    seconds (0 or NaN would break every connection or spin a timer: review 28a, settings 1)."""
+    for name in names:
+        value = getattr(settings, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be positive (a finite number of seconds)")
+
+
+def require_counts(settings: object, *names: str) -> None:
+    """ValueError unless each field `names` of `settings` is at least 1 (a limit of 0 refuses
+    everything it bounds: review 29b, settings 1-2)."""
+    for name in names:
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1")
+
+
 def default_max_connections() -> int:
     """1024 accepted connections, or half the descriptors this process may open if that is
     less: the other half stays free for outgoing connections, storage and new arrivals."""
@@ -153,17 +170,13 @@ class TcpSettings:
         # each value that would break every connection or turn a defence off is refused here,
         # NaN included (review 28a, settings 1)
         timeouts = ("connect_timeout", "frame_timeout", "first_frame_timeout", "idle_timeout")
-        for name in (*timeouts, "write_timeout", "stall_timeout"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be positive (a finite number of seconds)")
+        require_seconds(self, *timeouts, "write_timeout", "stall_timeout")
         if not (self.evict_idle_after >= 0 and math.isfinite(self.evict_idle_after)):
             raise ValueError("evict_idle_after must be a number of seconds, at least 0")
         if self.max_connections < 1 or self.max_connections_per_source < 1:
             raise ValueError("connection limits must be at least 1")
-        if self.max_reply_paths < 1:  # each connection failed as it was made: an allow-set
-            # keeps at least one (review 29b, settings 2)
-            raise ValueError("max_reply_paths must be at least 1")
+        # each connection failed as it was made: an allow-set keeps at least one reply path
+        require_counts(self, "max_reply_paths")
         if self.max_queued_frames < 2:  # reading resumes below half of it: never below 1
             raise ValueError("max_queued_frames must be at least 2")
         if self.write_buffer < 1:
