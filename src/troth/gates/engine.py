@@ -26,6 +26,7 @@ from troth import limits
 from troth.credentials import VerifiedCredential
 from troth.errors import PolicyError
 from troth.gates.caveats import caveat_fragment
+from troth.gates.cedar_call import CedarAnswer, authorize
 from troth.gates.entities import agent_uid, credential_entities
 from troth.gates.policies import CompiledPolicies, tool_action
 from troth.gates.toolschema import NAME, ToolSchema
@@ -274,7 +275,7 @@ class PolicyEngine:
         principal = self._principal(credential)
         if principal.refused is not None:
             return principal.refused
-        result = cedarpy.is_authorized(
+        answer = authorize(
             {
                 "principal": principal.uid,
                 "action": action,
@@ -285,13 +286,12 @@ class PolicyEngine:
             principal.entities,  # type: ignore[arg-type]  # set whenever refused is None
             self.compiled.schema,
         )
-        diagnostics = result.diagnostics
-        if diagnostics.errors:
-            return self._failed(result, principal.names)
-        key = (result.decision is cedarpy.Decision.Allow, tuple(diagnostics.reasons))
+        if answer.errors:
+            return self._failed(answer, principal.names)
+        key = (answer.decision == "Allow", answer.reasons)
         found = principal.decided.get(key)
         if found is None:
-            found = self._error_free(key[0], key[1], diagnostics.id_annotations_by_reason)
+            found = self._error_free(key[0], key[1], answer.annotations)
             if len(principal.decided) < DECISIONS_PER_CHAIN:
                 principal.decided[key] = found
         return found
@@ -310,13 +310,11 @@ class PolicyEngine:
             return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
         return self._deny(Outcome.NO_PERMIT)
 
-    def _failed(self, result: cedarpy.AuthzResult, cedar_ids: Mapping[str, str]) -> PolicyDecision:
+    def _failed(self, answer: CedarAnswer, cedar_ids: Mapping[str, str]) -> PolicyDecision:
         """Cedar's answer with errors: always a denial (research §1.6), in fixed texts."""
-        diagnostics = result.diagnostics
-        names = diagnostics.id_annotations_by_reason
-        policies = tuple(sorted(names.get(p, p) for p in diagnostics.reasons))
-        raw_errors = diagnostics.errors
-        decision = result.decision
+        names = answer.annotations
+        policies = tuple(sorted(names.get(p, p) for p in answer.reasons))
+        raw_errors = answer.errors
         failing: list[str] = []
         errors: list[str] = []
         for text in raw_errors:  # fixed texts only: Cedar's messages may echo argument values
@@ -328,7 +326,7 @@ class PolicyEngine:
                 continue
             failing.append(cedar_ids.get(match[1], match[1]))
             errors.append(f"policy {failing[-1]} could not be evaluated")
-        if decision is cedarpy.Decision.Deny and policies:
+        if answer.decision == "Deny" and policies:
             reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
             return PolicyDecision(
                 False, Outcome.FORBIDDEN, reason, policies, tuple(errors), self.revision

@@ -1,0 +1,96 @@
+"""One Cedar authorization call on pre-parsed handles, its answer read once (docs/policy.md,
+"Decisions").
+
+cedarpy's public `is_authorized` calls one native function, `_internal.is_authorized_batch`
+(a JSON answer per request), then parses that JSON into an `AuthzResult`, a `Diagnostics` and
+a `Decision` enum, which the engine read back field by field: for one request on pre-parsed
+handles that wrapper cost about a quarter of the native call, as much as all of troth's own
+checks (`troth bench --only gates.decide`). `authorize` calls the same native function and
+reads its JSON once into a `CedarAnswer`. Where the installed cedarpy has no such function,
+the public wrapper answers instead (`DIRECT` says which); tests hold both ways to the same
+answers. An answer of another shape reads as `NoDecision` with an error (`UNREADABLE`): a
+request is allowed only on Allow with zero errors, so it is denied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import cedarpy
+
+__all__ = ["DIRECT", "UNREADABLE", "CedarAnswer", "authorize"]
+
+_native: Callable[..., list[str]] | None = getattr(
+    getattr(cedarpy, "_internal", None), "is_authorized_batch", None
+)
+DIRECT: Final = callable(_native)
+"""Whether `authorize` calls cedarpy's native function itself (else the public wrapper)."""
+_DECISIONS: Final = frozenset({"Allow", "Deny", "NoDecision"})
+
+
+@dataclass(frozen=True, slots=True)
+class CedarAnswer:
+    """Cedar's answer to one request: its decision (`Allow`, `Deny` or `NoDecision`), the
+    ids of the policies that decided it (`reasons`), the evaluation errors' texts, and the
+    `@id` annotations of the deciding policies by id."""
+
+    decision: str
+    reasons: tuple[str, ...]
+    errors: tuple[str, ...]
+    annotations: Mapping[str, str]
+
+    @property
+    def allowed(self) -> bool:
+        """Allow with zero errors: the only answer that allows (research §1.6)."""
+        return self.decision == "Allow" and not self.errors
+
+
+def authorize(
+    request: dict[str, str],
+    policies: cedarpy.PolicySet,
+    entities: cedarpy.Entities,
+    schema: cedarpy.Schema,
+) -> CedarAnswer:
+    """Cedar's answer to `request` (principal, action, resource as Cedar text; context as a
+    JSON object's text) on the pre-parsed `policies`, `entities` and `schema`."""
+    if _native is not None:
+        return _read(json.loads(_native([request], policies, entities._inner, schema, False)[0]))
+    result = cedarpy.is_authorized(request, policies, entities, schema)
+    diagnostics = result.diagnostics
+    return _read(
+        {
+            "decision": result.decision.value,
+            "diagnostics": {
+                "reason": diagnostics.reasons,
+                "errors": diagnostics.errors,
+                "id_annotations_by_reason": diagnostics.id_annotations_by_reason,
+            },
+        }
+    )
+
+
+def _read(answer: Any) -> CedarAnswer:
+    """The answer's fields, checked for their shape (another shape: `UNREADABLE`)."""
+    if type(answer) is not dict:
+        return UNREADABLE
+    decision, diagnostics = answer.get("decision"), answer.get("diagnostics")
+    if decision not in _DECISIONS or type(diagnostics) is not dict:
+        return UNREADABLE
+    reasons, errors = diagnostics.get("reason", []), diagnostics.get("errors", [])
+    annotations = diagnostics.get("id_annotations_by_reason", {})
+    if not (_strings(reasons) and _strings(errors) and type(annotations) is dict):
+        return UNREADABLE
+    if not (_strings(list(annotations)) and _strings(list(annotations.values()))):
+        return UNREADABLE
+    return CedarAnswer(decision, tuple(reasons), tuple(errors), annotations)
+
+
+def _strings(values: Any) -> bool:
+    return type(values) is list and all(type(v) is str for v in values)
+
+
+UNREADABLE: Final = CedarAnswer("NoDecision", (), ("Cedar answered in an unknown shape",), {})
+"""What an answer of another shape reads as: no decision, one error (a denial)."""
