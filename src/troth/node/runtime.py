@@ -13,6 +13,8 @@ relays' nodes, its authorities' nodes) and gets them back on its own when their 
 (keepalive, or a closed connection): reconnecting with backoff, then making its relays again
 and syncing the feed. Storage work runs off the event loop on one storage thread (node.worker),
 but for the handshake's identity-store callbacks (the sans-IO channel calls them in line).
+Enrolling and keeping its authorities' feeds and its credentials fresh are
+troth.node.membership's; syncing one feed over a channel, troth.node.feedsync's.
 """
 
 from __future__ import annotations
@@ -25,16 +27,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
 
-from troth import enrollment
-from troth.authority import Authority
-from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.credentials.wallet import needs_refresh
-from troth.encoding import cbor
 from troth.errors import (
-    AuthorityError,
     ChannelError,
     ChannelFailure,
     Denied,
@@ -45,7 +41,7 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.limits import MAX_CHANNEL_CREDENTIALS
-from troth.node import feedsync
+from troth.node import feedsync, membership
 from troth.node.access import (
     CHANNELS,
     AccessRequest,
@@ -58,17 +54,11 @@ from troth.node.access import (
     RulesPolicy,
 )
 from troth.node.announcements import Announcer
-from troth.node.authorities import (
-    FeedOutcome,
-    enroll_locally,
-    is_local,
-    parse_ticket,
-    refresh_locally,
-    sync_local_feed,
-)
+from troth.node.authorities import is_local
 from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
 from troth.node.composition import compose
 from troth.node.links import Backoff, Link, LinkRow, Links
+from troth.node.membership import AUTHORITY, REFRESH_MARGIN
 from troth.node.node import Node
 from troth.node.pins import PinnedService, pinned_traces, split_service_route
 from troth.node.services import NodeService, ServiceHost, call, service_address
@@ -88,6 +78,7 @@ __all__ = [
     "ECHO",
     "HOSTED_FEED_POLL",
     "MAINTENANCE_SECONDS",
+    "REFRESH_MARGIN",
     "RELAY",
     "SINK",
     "NodeRuntime",
@@ -98,14 +89,11 @@ log = logging.getLogger("troth.node")
 ECHO: Final = service_address("echo")
 SINK: Final = service_address("sink")
 RELAY: Final = service_address("relay")
-AUTHORITY: Final = service_address("authority")
 MAINTENANCE_SECONDS: Final = 30
 """How often feeds are synced, credentials refreshed, rotations announced, peers re-checked."""
 HOSTED_FEED_POLL: Final = 1.0
 """How often (seconds) the hosted authority's store is checked for entries another process
 appended (a `troth revoke` on this machine takes effect within this)."""
-REFRESH_MARGIN: Final = 600
-"""A member credential is refreshed when it has this many seconds left."""
 IDENTITY_CACHE: Final = 60
 """Seconds the node's channel identity (history, key, credentials) is reused."""
 
@@ -467,70 +455,13 @@ class NodeRuntime:
         return await feedsync.sync_feed(self, authority, end)
 
     async def refresh_feeds(self) -> None:
-        """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
-        a channel (trust re-read first when another process changed it, e.g. an enrollment)."""
-        now = self.clock.now()
-        if await self.worker.run(self.trust.routes_changed):
-            await self.reload()
-        await self.worker.run(self.trust.refresh_hosted, now, force=True)
-        hosted = self.trust.hosted
-        for authority, address in self.trust.routes.items():
-            if hosted is not None and authority == hosted.identifier:
-                continue
-            try:
-                if is_local(address):
-                    feed = await self.worker.run(
-                        sync_local_feed, self.node, authority, address=address, now=now
-                    )
-                    self.trust.set_feed(authority, feed)
-                else:
-                    end = await self.channel_to(parse_route(address), expect=authority)
-                    await self.sync_feed(authority, end)
-            except TrothError as exc:
-                log.warning("feed of %s: %s", authority, exc)
+        """Sync the feeds of the authorities this node trusts (troth.node.membership)."""
+        await membership.refresh_feeds(self)
 
     async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
-        """Refresh credentials expiring within `margin` seconds or issued before their authority
-        rotated; present the fresh ones on open channels (in-band). Returns how many."""
-        now = self.clock.now()
-        held = await self.worker.run(self.node.wallet.held, self.name)
-        refreshed = 0
-        for authority, address in self.trust.routes.items():
-            known = await self.worker.run(self.node.wallet.known_changes, authority)
-            if needs_refresh(held, authority, known, now, margin):
-                try:  # one authority's failure holds back no other's (review 22, finding 6)
-                    await self._refresh_from(authority, address, now)
-                    refreshed += 1
-                except TrothError as exc:
-                    log.warning("credential of %s: %s", authority, exc)
-        if refreshed:  # on each open channel in a task of its own: a peer that does not read
-            credentials = (await self._renew_identity()).credentials  # holds back no other
-            for end in list(self.channels.ends.values()):
-                if end.channel.state is ChannelState.OPEN:
-                    self._spawn(_present(end, credentials))
-        return refreshed
-
-    async def _refresh_from(self, authority: Identifier, address: str, now: int) -> None:
-        hosted, wallet = self.trust.hosted, self.node.wallet
-        if hosted is not None and authority == hosted.identifier:
-            await self.worker.run(self._refresh_hosted_member, hosted, now)
-        elif is_local(address):
-            await self.worker.run(
-                refresh_locally, self.node, self.name, authority, address=address, clock=self.clock
-            )
-        else:
-            request = await self.worker.run(
-                refresh_request, self.node.identities, self.name, authority, now=now
-            )
-            end = await self.channel_to(parse_route(address), expect=authority)
-            answer = await call(self.router, (end.enc, AUTHORITY), "refresh", request)
-            await self.worker.run(
-                wallet.hold, self.name, cbor.expect_bytes(answer, "chain"), now=now
-            )
-
-    def _refresh_hosted_member(self, hosted: Authority, now: int) -> None:
-        request = refresh_request(self.node.identities, self.name, hosted.identifier, now=now)
-        self.node.wallet.hold(self.name, hosted.refresh(request, now=now).encode(), now=now)
+        """Refresh the node's credentials due within `margin` seconds, present them on open
+        channels; how many (troth.node.membership)."""
+        return await membership.refresh_credentials(self, margin=margin)
 
     # -- channels ------------------------------------------------------------------------------
 
@@ -697,44 +628,9 @@ class NodeRuntime:
     # -- enrollment and rotation announcements ---------------------------------------------------
 
     async def enroll(self, ticket_text: str, identity: str, key: str | None = None) -> Any:
-        """Enroll local `identity` with the authority a ticket names: on this machine
-        (`node:NAME`) through its node, else over a secure channel to the ticket's address
-        (which must be that authority: pinned). Recoverable from a crash on either side
-        (troth.enrollment): a repeat with the same ticket completes an interrupted one.
-        `key`: the authority's pin confirmed out of band (`check_ticket`)."""
-        ticket, clock, wallet = parse_ticket(ticket_text), self.clock, self.node.wallet
-        end: ChannelEnd | None = None
-        if is_local(ticket.address):
-            local = await self.worker.run(
-                enroll_locally, self.node, ticket, identity, clock=clock, authority_pin=key
-            )
-            result = local.to_json()
-        else:
-            authority = ticket_authority(ticket, now=self.clock.now())
-            steps = enrollment.enrollment(
-                self.node.identities, wallet, identity, ticket, clock=clock, authority_pin=key
-            )
-            request = await self.worker.run(enrollment.request_of, steps)
-            try:
-                end = await self.channel_to(
-                    parse_route(ticket.address), also_trust=frozenset({authority}), expect=authority
-                )
-                chain = await call(self.router, (end.enc, AUTHORITY), "enroll", request)
-            except (AuthorityError, RemoteError) as exc:
-                await self.worker.run(enrollment.refused, steps, exc)
-                raise
-            enrolled = await self.worker.run(
-                enrollment.complete, steps, cbor.expect_bytes(chain, "chain")
-            )
-            await self._took_credential(end if identity == self.name else None)
-            try:  # the enrollment committed: a failed feed sync is a warning, retried later
-                feed = await self.sync_feed(authority, end)  # as a member: the channel shows it
-                outcome = FeedOutcome(True, feed.count)
-            except TrothError as exc:
-                outcome = FeedOutcome(False, error=str(exc))
-            return {**enrolled.to_json(), "feed": outcome.to_json()}
-        await self._took_credential(None)
-        return result
+        """Enroll local `identity` with the authority a ticket names, here or over a pinned
+        channel; `key`: the authority's pin confirmed out of band (troth.node.membership)."""
+        return await membership.enroll(self, ticket_text, identity, key)
 
     async def _took_credential(self, end: ChannelEnd | None) -> None:
         """A credential was stored: trust, links and identity renewed; `end` shows it now."""
@@ -754,7 +650,7 @@ class NodeRuntime:
         channels that carry the old one (every peer holding the feed refuses it now)."""
         await self._renew_identity()
         self._rotations += 1
-        for end in list(self.channels.ends.values()):  # each in a task of its own, as above
+        for end in list(self.channels.ends.values()):  # a task each, as refresh_credentials does
             self._spawn(end.close())
 
     # -- status ----------------------------------------------------------------------------------
@@ -799,9 +695,3 @@ class NodeRuntime:
                 "requests_refused": self.host.refused,
             },
         }
-
-
-async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:
-    """Show `credentials` on channel `end` (in-band refresh; a channel gone is no error)."""
-    with contextlib.suppress(TrothError):
-        await end.present(credentials)

@@ -1,0 +1,169 @@
+"""A running node and the authorities it enrolled with (docs/protocols.md, "Nodes"):
+enrolling with one (on this machine through troth.node.authorities, else over a secure channel
+to the ticket's address), and keeping their revocation feeds and the node's member credentials
+fresh each maintenance round. Functions of the runtime (as troth.node.feedsync's), called
+through its methods of the same names: `NodeRuntime.enroll`, `refresh_feeds`,
+`refresh_credentials`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from troth import enrollment
+from troth.authority import Authority
+from troth.authority.client import refresh_request, ticket_authority
+from troth.channel import ChannelState
+from troth.credentials.wallet import needs_refresh
+from troth.encoding import cbor
+from troth.errors import AuthorityError, RemoteError, TrothError
+from troth.identity import Identifier
+from troth.node.authorities import (
+    FeedOutcome,
+    enroll_locally,
+    is_local,
+    parse_ticket,
+    refresh_locally,
+    sync_local_feed,
+)
+from troth.node.channels import ChannelEnd
+from troth.node.services import call, service_address
+from troth.routing import parse_route
+
+if TYPE_CHECKING:
+    from troth.node.runtime import NodeRuntime
+
+__all__ = ["AUTHORITY", "REFRESH_MARGIN", "enroll", "refresh_credentials", "refresh_feeds"]
+
+log = logging.getLogger("troth.node")
+AUTHORITY: Final = service_address("authority")
+REFRESH_MARGIN: Final = 600
+"""A member credential is refreshed when it has this many seconds left."""
+
+
+async def enroll(
+    runtime: NodeRuntime, ticket_text: str, identity: str, key: str | None = None
+) -> Any:
+    """Enroll local `identity` with the authority a ticket names: on this machine
+    (`node:NAME`) through its node, else over a secure channel to the ticket's address
+    (which must be that authority: pinned). Recoverable from a crash on either side
+    (troth.enrollment): a repeat with the same ticket completes an interrupted one.
+    `key`: the authority's pin confirmed out of band (`check_ticket`)."""
+    ticket, clock, wallet = parse_ticket(ticket_text), runtime.clock, runtime.node.wallet
+    end: ChannelEnd | None = None
+    if is_local(ticket.address):
+        local = await runtime.worker.run(
+            enroll_locally, runtime.node, ticket, identity, clock=clock, authority_pin=key
+        )
+        result = local.to_json()
+    else:
+        authority = ticket_authority(ticket, now=runtime.clock.now())
+        steps = enrollment.enrollment(
+            runtime.node.identities, wallet, identity, ticket, clock=clock, authority_pin=key
+        )
+        request = await runtime.worker.run(enrollment.request_of, steps)
+        try:
+            end = await runtime.channel_to(
+                parse_route(ticket.address), also_trust=frozenset({authority}), expect=authority
+            )
+            chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
+        except (AuthorityError, RemoteError) as exc:
+            await runtime.worker.run(enrollment.refused, steps, exc)
+            raise
+        enrolled = await runtime.worker.run(
+            enrollment.complete, steps, cbor.expect_bytes(chain, "chain")
+        )
+        await runtime._took_credential(end if identity == runtime.name else None)
+        try:  # the enrollment committed: a failed feed sync is a warning, retried later
+            feed = await runtime.sync_feed(authority, end)  # as a member: the channel shows it
+            outcome = FeedOutcome(True, feed.count)
+        except TrothError as exc:
+            outcome = FeedOutcome(False, error=str(exc))
+        return {**enrolled.to_json(), "feed": outcome.to_json()}
+    await runtime._took_credential(None)
+    return result
+
+
+async def refresh_feeds(runtime: NodeRuntime) -> None:
+    """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
+    a channel (trust re-read first when another process changed it, e.g. an enrollment)."""
+    now = runtime.clock.now()
+    if await runtime.worker.run(runtime.trust.routes_changed):
+        await runtime.reload()
+    await runtime.worker.run(runtime.trust.refresh_hosted, now, force=True)
+    hosted = runtime.trust.hosted
+    for authority, address in runtime.trust.routes.items():
+        if hosted is not None and authority == hosted.identifier:
+            continue
+        try:
+            if is_local(address):
+                feed = await runtime.worker.run(
+                    sync_local_feed, runtime.node, authority, address=address, now=now
+                )
+                runtime.trust.set_feed(authority, feed)
+            else:
+                end = await runtime.channel_to(parse_route(address), expect=authority)
+                await runtime.sync_feed(authority, end)
+        except TrothError as exc:
+            log.warning("feed of %s: %s", authority, exc)
+
+
+async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MARGIN) -> int:
+    """Refresh credentials expiring within `margin` seconds or issued before their authority
+    rotated; present the fresh ones on open channels (in-band). Returns how many."""
+    now = runtime.clock.now()
+    held = await runtime.worker.run(runtime.node.wallet.held, runtime.name)
+    refreshed = 0
+    for authority, address in runtime.trust.routes.items():
+        known = await runtime.worker.run(runtime.node.wallet.known_changes, authority)
+        if needs_refresh(held, authority, known, now, margin):
+            try:  # one authority's failure holds back no other's (review 22, finding 6)
+                await _refresh_from(runtime, authority, address, now)
+                refreshed += 1
+            except TrothError as exc:
+                log.warning("credential of %s: %s", authority, exc)
+    if refreshed:  # on each open channel in a task of its own: a peer that does not read
+        credentials = (await runtime._renew_identity()).credentials  # holds back no other
+        for end in list(runtime.channels.ends.values()):
+            if end.channel.state is ChannelState.OPEN:
+                runtime._spawn(_present(end, credentials))
+    return refreshed
+
+
+async def _refresh_from(
+    runtime: NodeRuntime, authority: Identifier, address: str, now: int
+) -> None:
+    hosted, wallet = runtime.trust.hosted, runtime.node.wallet
+    if hosted is not None and authority == hosted.identifier:
+        await runtime.worker.run(_refresh_hosted_member, runtime, hosted, now)
+    elif is_local(address):
+        await runtime.worker.run(
+            refresh_locally,
+            runtime.node,
+            runtime.name,
+            authority,
+            address=address,
+            clock=runtime.clock,
+        )
+    else:
+        request = await runtime.worker.run(
+            refresh_request, runtime.node.identities, runtime.name, authority, now=now
+        )
+        end = await runtime.channel_to(parse_route(address), expect=authority)
+        answer = await call(runtime.router, (end.enc, AUTHORITY), "refresh", request)
+        await runtime.worker.run(
+            wallet.hold, runtime.name, cbor.expect_bytes(answer, "chain"), now=now
+        )
+
+
+def _refresh_hosted_member(runtime: NodeRuntime, hosted: Authority, now: int) -> None:
+    request = refresh_request(runtime.node.identities, runtime.name, hosted.identifier, now=now)
+    runtime.node.wallet.hold(runtime.name, hosted.refresh(request, now=now).encode(), now=now)
+
+
+async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:
+    """Show `credentials` on channel `end` (in-band refresh; a channel gone is no error)."""
+    with contextlib.suppress(TrothError):
+        await end.present(credentials)
