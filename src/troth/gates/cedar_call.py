@@ -82,15 +82,12 @@ def _read(answer: Any) -> CedarAnswer:
         return UNREADABLE
     reasons, errors = diagnostics.get("reason", []), diagnostics.get("errors", [])
     annotations = diagnostics.get("id_annotations_by_reason", {})
-    if not (_strings(reasons) and _strings(errors) and type(annotations) is dict):
+    if type(reasons) is not list or type(errors) is not list or type(annotations) is not dict:
         return UNREADABLE
-    if not (_strings(list(annotations)) and _strings(list(annotations.values()))):
-        return UNREADABLE
+    for text in (*reasons, *errors, *annotations, *annotations.values()):
+        if type(text) is not str:
+            return UNREADABLE
     return CedarAnswer(decision, tuple(reasons), tuple(errors), annotations)
-
-
-def _strings(values: Any) -> bool:
-    return type(values) is list and all(type(v) is str for v in values)
 
 
 UNREADABLE: Final = CedarAnswer("NoDecision", (), ("Cedar answered in an unknown shape",), {})

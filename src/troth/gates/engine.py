@@ -244,12 +244,12 @@ class PolicyEngine:
                     return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
                 return self._deny(Outcome.SCHEMA_MISMATCH)
             args = request.arguments
-            if not isinstance(args, Mapping):
-                return self._deny(Outcome.ARGUMENTS)
-            if spec.fill is not None:  # judged with what the tool runs with (toolschema)
-                args = spec.fill(dict(args))
-            elif type(args) is not dict:
+            if type(args) is not dict:  # (a dict first: an ABC check costs at every call)
+                if not isinstance(args, Mapping):
+                    return self._deny(Outcome.ARGUMENTS)
                 args = dict(args)
+            if spec.fill is not None:  # judged with what the tool runs with (toolschema)
+                args = spec.fill(args)
             if spec.check is not None and not spec.check(args):
                 return self._deny(Outcome.ARGUMENTS)
             try:
