@@ -1,0 +1,105 @@
+"""Review 30b, leases: what the library broker (`troth.secrets.Broker`) does with a lease when
+the caller presents another credential than the one it was issued under."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
+from troth.credentials import CredentialChain, RevocationKind, VerifiedCredential, issue_credential
+from troth.errors import SecretError, SecretFailure
+from troth.secrets import AllowListPolicy, Broker, HttpRequest, LeaseState
+
+F = SecretFailure
+TOKEN = {"scopes": ["refunds"], "ttl": 60, "max_ttl": 600, "audience": "payments"}
+INJECT = {
+    "scopes": ["orders"],
+    "ttl": 60,
+    "max_ttl": 600,
+    "upstream": "http://127.0.0.1:9/api",  # never called: prepare_forward sends nothing
+    "header": "Authorization",
+    "rules": [{"methods": ["GET"], "path": "/v1/orders/*"}],
+}
+
+
+def direct_credential(world: LeaseWorld) -> VerifiedCredential:
+    """Agent A's second credential: a member credential straight from the authority, beside
+    its delegated chain (user -> orchestrator -> A)."""
+    member = issue_credential(
+        world.authority.signer,
+        subject=world.agent_a.identifier,
+        attributes=ATTRS,
+        now=NOW,
+        ttl=CHAIN_TTL,
+        depth=0,
+    )
+    chain = CredentialChain((member,), (world.authority.identity.history,)).encode()
+    return world.verifier.verify(
+        chain, presenter=world.agent_a.identifier, feeds=world.feeds(), now=NOW
+    )
+
+
+def broker_with(tmp_path: Path, world: LeaseWorld) -> Broker:
+    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None, "orders-api": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    broker.put_secret("payments", "token", TOKEN, b"", now=NOW)
+    broker.put_secret("orders-api", "http-inject", INJECT, b"Bearer sk_upstream_1", now=NOW)
+    return broker
+
+
+@pytest.fixture
+def world() -> LeaseWorld:
+    return make_world(NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, leases 1: a lease is renewed under another chain of its agent",
+)
+def test_a_renewal_presents_the_chain_the_lease_was_issued_under(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """Review 30b, leases 1. A lease issued
+    under A's member credential, renewed with its delegated chain: the new token's `act` named
+    the orchestrator and the user, yet the lease stayed filed under the member chain, so the
+    feed revoking the orchestrator left the lease ACTIVE and that token valid at the broker."""
+    broker = broker_with(tmp_path, world)
+    issued = broker.issue(direct_credential(world), "payments", now=NOW)
+    with pytest.raises(SecretError) as caught:
+        broker.renew(world.credential_a(), issued.lease_id, now=NOW + 10)
+    assert caught.value.reason is F.EXPIRED
+    assert "issued under" in caught.value.detail
+    # the refusal changed nothing: the lease still ends when it did, and a revocation of the
+    # orchestrator (who never justified it) leaves it alone
+    lease = broker.leases(world.agent_a.identifier)[0]
+    assert (lease.state, lease.expires_at) == (LeaseState.ACTIVE, NOW + 60)
+    feed = world.feed_revoking(
+        [(int(RevocationKind.IDENTITY), world.orchestrator.identifier.digest)], NOW + 11
+    )
+    assert broker.revoke_for_feed(feed, now=NOW + 11) == []
+    token = str(issued.credential.reveal()["token"])
+    assert broker.validate_token(token, audience="payments", now=NOW + 12).actors == ()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, leases 1: a lease is used under another chain of its agent",
+)
+def test_a_forward_presents_the_chain_the_lease_was_issued_under(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """Review 30b, leases 1. An http-inject lease issued under A's member
+    credential was used under its delegated chain: the `use` record counted for the user's
+    member (the delegated chain's root), not for A, under whom the lease is filed."""
+    broker = broker_with(tmp_path, world)
+    issued = broker.issue(direct_credential(world), "orders-api", now=NOW)
+    request = HttpRequest("GET", "/v1/orders/1", (), b"")
+    with pytest.raises(SecretError) as caught:
+        broker.prepare_forward(world.credential_a(), issued.lease_id, request, now=NOW + 1)
+    assert caught.value.reason is F.EXPIRED
+    assert "issued under" in caught.value.detail
+    # under its own chain the same forward is prepared (nothing is sent here)
+    broker.prepare_forward(direct_credential(world), issued.lease_id, request, now=NOW + 2)
