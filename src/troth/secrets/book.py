@@ -254,7 +254,7 @@ class LeaseBook:
         extend: Callable[[Grant], LeaseCredential],
     ) -> tuple[Lease, LeaseCredential]:
         """Extend an active lease from `now` by `ttl` (default: its ttl), capped by its max_ttl
-        and the credential that justified it (and the one presented now)."""
+        and the credential that justified it, which `credential` must be (its chain)."""
         identity = credential.actor
         secret: str | None = None
         handle = lease_id.handle
@@ -264,6 +264,7 @@ class LeaseBook:
                 secret = lease.secret
                 if lease.state is not _S.ACTIVE:
                     raise SecretError(_F.REVOKED, f"lease {handle}")
+                self._check_chain(credential, lease)
                 if now >= lease.expires_at:
                     raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
                 spec = spec_of(lease.secret)
@@ -309,13 +310,15 @@ class LeaseBook:
         return lease, made
 
     def active_lease(self, credential: VerifiedCredential, lease_id: LeaseId, now: int) -> Lease:
-        """The caller's lease if it is active and unexpired and the caller is not revoked."""
+        """The caller's lease if it is active and unexpired, `credential` is the chain it was
+        issued under and that chain is not revoked."""
         try:
             lease = self._own(credential.actor, lease_id)
             if lease.state is not _S.ACTIVE:
                 raise SecretError(_F.REVOKED, f"lease {lease.handle}")
             if now >= lease.expires_at:
                 raise SecretError(_F.EXPIRED, f"lease {lease.handle}")
+            self._check_chain(credential, lease)
             self._check_feed(credential)
         except SecretError as exc:
             self._deny(exc, now, credential.actor, None, lease_id.handle, lease_account(credential))
@@ -490,6 +493,18 @@ class LeaseBook:
             raise SecretError(_F.DENIED, f"the policy failed: {type(exc).__name__}") from None
         if not decision.allowed:
             raise SecretError(_F.DENIED, decision.reason)
+
+    def _check_chain(self, credential: VerifiedCredential, lease: Lease) -> None:
+        """`credential` is the chain `lease` was issued under (docs/secrets.md, "Leases"): a
+        lease is filed, revoked by the feed and counted under that chain, so another chain of
+        the same agent neither renews it (its token's `act` would name delegators the lease
+        is not filed under) nor uses it (review 30b, leases 1)."""
+        if self._chain_hash(credential.chain) != lease.chain_hash:
+            raise SecretError(
+                _F.EXPIRED,
+                f"lease {lease.handle} was issued under another credential than the one "
+                "presented (take a new lease)",
+            )
 
     def _check_feed(self, credential: VerifiedCredential) -> None:
         feed = self._feeds.get(credential.authority)

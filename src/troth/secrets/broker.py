@@ -330,7 +330,8 @@ class Broker:
         now: int,
         ttl: int | None = None,
     ) -> tuple[Lease, LeaseCredential]:
-        """Extend the caller's lease from `now` (capped); returns it and the new credential."""
+        """Extend the caller's lease from `now` (capped); returns it and the new credential.
+        `credential` is the one the lease was issued under (its chain; EXPIRED otherwise)."""
         return self.book.renew(
             credential,
             lease_id,
@@ -377,7 +378,7 @@ class Broker:
         self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
     ) -> PreparedForward:
         """Everything of `forward` but the upstream call: the caller's http-inject lease is
-        ACTIVE at `now`, the request passes the secret's rules (a refusal is audited `deny`),
+        ACTIVE at `now` and `credential` is the one it was issued under, the request passes the secret's rules (a refusal is audited `deny`),
         the secret is unsealed and the forward audited `use` (fail closed: not sent unless
         recorded). `send()` may then run on another thread; the served broker calls this on
         its own thread right before it sends, so a lease revoked while the forward waited is
