@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
 from troth.errors import SecretFailure
@@ -18,12 +16,9 @@ from troth.vault import KeyHandle
 TOKEN = {"scopes": ["refunds"], "ttl": 60, "max_ttl": 600, "audience": "payments"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30b, errors 1: a local engine's vault failure escapes issue untyped",
-)
 def test_a_token_engine_failure_at_issue_is_a_typed_refusal(tmp_path: Path) -> None:
-    """Review 30b, errors 1. The token engine mints inside the lease's transaction, outside
+    """Review 30b, errors 1 (was a strict xfail until `Broker._mint_local` ran the engine
+    through `_engine_call`). The token engine mints inside the lease's transaction, outside
     `_engine_call`: a vault that cannot sign (an HSM session lost; here the signing key
     deleted) made `issue` raise the vault's KeyNotFound, which the served endpoint does not
     answer (the node says "internal error"), where `renew` of the same lease answers

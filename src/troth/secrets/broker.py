@@ -318,9 +318,13 @@ class Broker:
         return IssuedLease(granted.lease_id, lease, made)
 
     def _mint_local(self, grant: Grant) -> LeaseCredential | None:
-        """A local engine's credential, made inside the lease's transaction (None otherwise)."""
+        """A local engine's credential, made inside the lease's transaction (None otherwise);
+        its failure is ENGINE_FAILED, as a remote engine's and a renewal's are (review 30b,
+        errors 1: a vault that could not sign escaped as the vault's error)."""
         engine = self.engines[grant.spec.engine]
-        return engine.issue(grant, self._upstream(grant.spec)) if engine.local else None
+        if not engine.local:
+            return None
+        return _engine_call(lambda: engine.issue(grant, self._upstream(grant.spec)))
 
     def renew(
         self,
