@@ -1,0 +1,79 @@
+"""Review 30b, store: the broker's lookups over many leases (other agents' open ones, an
+agent's ended ones) stay complete where they must be and bounded where they can be.
+
+Thousands of leases are made by copying one lease's row under fresh locators (SQL), as the
+broker's own issues would leave them but in milliseconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
+from troth.secrets import AllowListPolicy, Broker, LeaseState
+from troth.secrets.lease import LeaseHandle
+
+TOKEN = {"scopes": ["r"], "ttl": 60, "max_ttl": 600, "audience": "payments"}
+DB = {"scopes": ["read"], "ttl": 300, "max_ttl": 600, "server": "db-1"}
+
+
+@pytest.fixture
+def world() -> LeaseWorld:
+    return make_world(NOW)
+
+
+def broker_with(tmp_path: Path, world: LeaseWorld) -> tuple[Broker, RemoteStub]:
+    policy = AllowListPolicy(
+        {
+            world.agent_a.identifier: {"payments": None, "orders-db": None},
+            world.agent_b.identifier: {"payments": None},
+        }
+    )
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    engine = RemoteStub()
+    broker.engines[engine.kind] = engine
+    broker.put_secret("payments", "token", TOKEN, b"", now=NOW)
+    broker.put_secret("orders-db", engine.kind, DB, b"admin", now=NOW)
+    return broker, engine
+
+
+def copy_lease(broker: Broker, handle: LeaseHandle, count: int, *, start: int = 1) -> None:
+    """`count` more rows like lease `handle`'s (the same agent, account, secret and state),
+    each issued (and expiring) one second earlier than the one before, under locators
+    below it."""
+    with broker.store.transaction():
+        broker.store.db.connection().execute(
+            "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO secret_leases (locator, handle, proof, identity, account, secret, "
+            "engine, scope, chain_hash, authority, issued_at, expires_at, ttl, max_ttl, cap_at, "
+            "state, state_at, end_reason, engine_ref) "
+            "SELECT l.locator - (i << 28), l.handle, l.proof, l.identity, l.account, l.secret, "
+            "l.engine, l.scope, l.chain_hash, l.authority, l.issued_at - i, l.expires_at - i, "
+            "l.ttl, l.max_ttl, l.cap_at, l.state, l.state_at, l.end_reason, l.engine_ref "
+            "FROM secret_leases l, n WHERE l.locator = ?",
+            (start, start + count - 1, handle.locator),
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, store 1: a moved secret keeps leases past 10,000 other open leases",
+)
+def test_moving_a_secret_revokes_its_leases_behind_many_others(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """Review 30b, store 1. `put_secret` of another location (and `remove_secret`) looked for
+    the secret's open leases among the broker's first 10,000 open leases by expiry
+    (`leases_in`'s default limit): with 10,000 token leases of other agents ending sooner, the
+    database lease was not seen, the move was stored, and its role on the old server was
+    never revoked (out of reach under the new configuration, and of the orphan sweep)."""
+    broker, engine = broker_with(tmp_path, world)
+    others = broker.issue(world.credential_b(), "payments", now=NOW)
+    copy_lease(broker, others.lease.handle, 10_000)  # 10,001 open token leases, all sooner
+    issued = broker.issue(world.credential_a(), "orders-db", now=NOW)
+    broker.put_secret("orders-db", engine.kind, {**DB, "server": "db-2"}, b"admin", now=NOW + 1)
+    assert engine.revoked == [issued.lease.engine_ref]  # under the old server, before the move
+    lease = broker.book.lease(issued.lease.handle)
+    assert lease is not None and lease.state is LeaseState.REVOKED
