@@ -57,14 +57,11 @@ def copy_lease(broker: Broker, handle: LeaseHandle, count: int, *, start: int = 
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30b, store 1: a moved secret keeps leases past 10,000 other open leases",
-)
 def test_moving_a_secret_revokes_its_leases_behind_many_others(
     tmp_path: Path, world: LeaseWorld
 ) -> None:
-    """Review 30b, store 1. `put_secret` of another location (and `remove_secret`) looked for
+    """Review 30b, store 1 (was a strict xfail until the broker read a secret's open leases
+    with `SqliteSecretStore.open_leases_of_secret`, every one of them). `put_secret` of another location (and `remove_secret`) looked for
     the secret's open leases among the broker's first 10,000 open leases by expiry
     (`leases_in`'s default limit): with 10,000 token leases of other agents ending sooner, the
     database lease was not seen, the move was stored, and its role on the old server was

@@ -233,7 +233,7 @@ class Broker:
         raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
 
     def _open_leases(self, name: str) -> list[Lease]:
-        return [lease for lease in self.store.leases_in(OPEN_STATES) if lease.secret == name]
+        return self.store.open_leases_of_secret(name)
 
     def _revoke_all_of(self, name: str, now: int) -> int:
         """Revoke every open lease of secret `name` under its stored configuration (the one

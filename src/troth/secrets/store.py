@@ -421,6 +421,16 @@ class SqliteSecretStore:
         order = " ORDER BY issued_at DESC, handle" if newest_first else " ORDER BY expires_at"
         return self._leases("WHERE " + " AND ".join(where) + order + " LIMIT ?", (*params, limit))
 
+    def open_leases_of_secret(self, secret: str) -> list[Lease]:
+        """Every open lease of secret `secret`, with no limit: moving or removing a secret must
+        revoke them all (review 30b, store 1: the first 10,000 open leases of the broker, by
+        expiry, hid the rest). Read through the state index: every open lease's entry (they
+        are bounded by the quota per account)."""
+        return self._leases(
+            "WHERE state IN (SELECT value FROM json_each(?)) AND secret = ?",
+            (_states(OPEN_STATES), secret),
+        )
+
     def members_of_open(self, authority: Identifier) -> list[bytes]:
         """The distinct chain members of leases that are not yet revoked, under `authority`."""
         rows = self.db.fetch_all(
