@@ -74,3 +74,45 @@ def test_moving_a_secret_revokes_its_leases_behind_many_others(
     assert engine.revoked == [issued.lease.engine_ref]  # under the old server, before the move
     lease = broker.book.lease(issued.lease.handle)
     assert lease is not None and lease.state is LeaseState.REVOKED
+
+
+def list_work(broker: Broker, world: LeaseWorld) -> tuple[int, int]:
+    """(SQLite VM steps / 1,000, leases answered) of agent B's `list --ended` (a count of
+    work, not a time)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    conn = broker.store.db.connection()
+    conn.set_progress_handler(count, 1000)
+    try:
+        answered = len(broker.leases(world.agent_b.identifier, include_ended=True))
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps[0], answered
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, store 2: list --ended reads every ended lease of the account",
+)
+def test_listing_ended_leases_reads_a_bounded_part(tmp_path: Path, world: LeaseWorld) -> None:
+    """Review 30b, store 2. `list` with ended leases read every lease ever filed under the
+    caller's accounts and sorted them, to answer the newest 1,000: an agent that issued and
+    revoked leases for a while (or a member's delegates, whose ended leases its `list` reads
+    too) made each `list --ended` cost in proportion (200,000 ended: ~0.4 s of the broker's
+    one thread, which also runs every revocation and every other agent's request)."""
+    broker, _engine = broker_with(tmp_path, world)
+    credential = world.credential_b()
+    ended = broker.issue(credential, "payments", now=NOW)
+    broker.revoke(credential, ended.lease_id, now=NOW)
+    broker.issue(credential, "payments", now=NOW + 1)  # one open lease
+    copy_lease(broker, ended.lease.handle, 3_000)
+    few, answered = list_work(broker, world)
+    assert answered == 1_000  # the newest, the open one among them
+    copy_lease(broker, ended.lease.handle, 30_000, start=3_001)
+    many, answered = list_work(broker, world)
+    assert answered == 1_000
+    assert many < 2 * few, (few, many)  # ten times the ended leases: about the same work
