@@ -94,12 +94,10 @@ def list_work(broker: Broker, world: LeaseWorld) -> tuple[int, int]:
     return steps[0], answered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30b, store 2: list --ended reads every ended lease of the account",
-)
 def test_listing_ended_leases_reads_a_bounded_part(tmp_path: Path, world: LeaseWorld) -> None:
-    """Review 30b, store 2. `list` with ended leases read every lease ever filed under the
+    """Review 30b, store 2 (was a strict xfail until `SqliteSecretStore.leases_of` read only
+    the `limits.MAX_LEASE_LIST_ENDED_SCAN` latest-ending ended leases of each account, from
+    the end of their index range). `list` with ended leases read every lease ever filed under the
     caller's accounts and sorted them, to answer the newest 1,000: an agent that issued and
     revoked leases for a while (or a member's delegates, whose ended leases its `list` reads
     too) made each `list --ended` cost in proportion (200,000 ended: ~0.4 s of the broker's

@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troth import limits
 from troth.errors import ConfigError, ConflictError, StorageError
 from troth.identity import Identifier
 from troth.secrets.lease import (
@@ -388,8 +389,28 @@ class SqliteSecretStore:
         return (None if row[0] is None else (row[0], row[1])), int(row[2])
 
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
-        states = list(LeaseState) if include_ended else list(OPEN_STATES)
-        return self.leases_in(states, identity=identity, limit=limit, newest_first=True)
+        """An identity's open leases (bounded: the quota per account, and REVOKING ones) and,
+        `include_ended`, its ended ones among the `limits.MAX_LEASE_LIST_ENDED_SCAN`
+        latest-ending ended leases of each of its accounts; newest first, at most `limit`."""
+        found = self.leases_in(OPEN_STATES, identity=identity, limit=limit, newest_first=True)
+        if not include_ended:
+            return found
+        for (account,) in self.db.fetch_all(
+            "SELECT account FROM secret_lease_accounts WHERE identity = ?", (identity.digest,)
+        ):
+            found += self._leases(  # the index range (REVOKED, account), from its end
+                "WHERE locator IN (SELECT locator FROM secret_leases "
+                "WHERE state = ? AND account = ? ORDER BY expires_at DESC LIMIT ?) "
+                "AND identity = ?",
+                (
+                    int(LeaseState.REVOKED),
+                    account,
+                    limits.MAX_LEASE_LIST_ENDED_SCAN,
+                    identity.digest,
+                ),
+            )
+        found.sort(key=lambda lease: (-lease.issued_at, lease.handle.digest))
+        return found[:limit]
 
     def leases_in(
         self,
