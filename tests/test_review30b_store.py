@@ -114,3 +114,45 @@ def test_listing_ended_leases_reads_a_bounded_part(tmp_path: Path, world: LeaseW
     many, answered = list_work(broker, world)
     assert answered == 1_000
     assert many < 2 * few, (few, many)  # ten times the ended leases: about the same work
+
+
+def feed_work(broker: Broker, world: LeaseWorld, at: int) -> int:
+    """SQLite VM steps / 1,000 of installing a feed that revokes none of the leases (a count
+    of work, not a time)."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    feed = world.feed_revoking([], at)
+    conn = broker.store.db.connection()
+    conn.set_progress_handler(count, 1000)
+    try:
+        assert broker.revoke_for_feed(feed, now=at) == []
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, store 3: each feed change reads every lease ever issued",
+)
+def test_a_feed_change_reads_the_open_leases_only(tmp_path: Path, world: LeaseWorld) -> None:
+    """Review 30b, store 3. `revoke_for_feed` (run on the broker's one thread at every feed
+    with more entries: any revocation in the authority) found the open leases' chain members
+    by scanning every chain's members and indexing every lease ever issued, ended ones
+    included, at each call: 200,000 ended leases made each feed change ~0.6 s, so the
+    documented revocation bound (1 s for the hosted authority) grew with the broker's
+    history, which any agent allowed a lease extends by issuing and revoking."""
+    broker, _engine = broker_with(tmp_path, world)
+    credential = world.credential_b()
+    ended = broker.issue(credential, "payments", now=NOW)
+    broker.revoke(credential, ended.lease_id, now=NOW)
+    broker.issue(world.credential_a(), "payments", now=NOW + 1)  # one open lease
+    copy_lease(broker, ended.lease.handle, 3_000)
+    few = feed_work(broker, world, NOW + 2)
+    copy_lease(broker, ended.lease.handle, 30_000, start=3_001)
+    many = feed_work(broker, world, NOW + 3)
+    assert many < 2 * few + 2, (few, many)  # ten times the ended leases: about the same work
