@@ -71,6 +71,9 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_lease_members (
         member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
     ) WITHOUT ROWID""",
+    # the members of a chain, for the open leases' chains at each feed (review 30b, store 3)
+    """CREATE INDEX IF NOT EXISTS secret_lease_members_chain
+        ON secret_lease_members (chain_hash)""",
     """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
         identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
     ) WITHOUT ROWID""",
@@ -453,12 +456,15 @@ class SqliteSecretStore:
         )
 
     def members_of_open(self, authority: Identifier) -> list[bytes]:
-        """The distinct chain members of leases that are not yet revoked, under `authority`."""
+        """The distinct chain members of leases that are not yet revoked, under `authority`:
+        the open leases through the state index (bounded by the quota per account), then their
+        chains' members through `secret_lease_members_chain`. Never a scan of every lease or
+        chain ever stored, which grow without bound (review 30b, store 3)."""
         rows = self.db.fetch_all(
-            "SELECT DISTINCT m.member FROM secret_lease_members m JOIN secret_leases l "
-            "ON l.chain_hash = m.chain_hash WHERE l.authority = ? "
-            "AND l.state IN (SELECT value FROM json_each(?))",
-            (authority.digest, _states(OPEN_STATES)),
+            "SELECT DISTINCT member FROM secret_lease_members WHERE chain_hash IN "
+            "(SELECT chain_hash FROM secret_leases WHERE state IN "
+            "(SELECT value FROM json_each(?)) AND authority = ?)",
+            (_states(OPEN_STATES), authority.digest),
         )
         return [bytes(r[0]) for r in rows]
 
