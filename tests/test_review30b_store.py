@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
+from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, RemoteStub, make_world, open_broker
+from troth.credentials import (
+    CredentialChain,
+    RevocationKind,
+    VerifiedCredential,
+    issue_credential,
+)
 from troth.secrets import AllowListPolicy, Broker, LeaseState
 from troth.secrets.lease import LeaseHandle
 
@@ -37,6 +43,22 @@ def broker_with(tmp_path: Path, world: LeaseWorld) -> tuple[Broker, RemoteStub]:
     broker.put_secret("payments", "token", TOKEN, b"", now=NOW)
     broker.put_secret("orders-db", engine.kind, DB, b"admin", now=NOW)
     return broker, engine
+
+
+def direct_b(world: LeaseWorld) -> VerifiedCredential:
+    """A fresh member credential of agent B (another chain each time, the same account)."""
+    member = issue_credential(
+        world.authority.signer,
+        subject=world.agent_b.identifier,
+        attributes=ATTRS,
+        now=NOW,
+        ttl=CHAIN_TTL,
+        depth=0,
+    )
+    chain = CredentialChain((member,), (world.authority.identity.history,)).encode()
+    return world.verifier.verify(
+        chain, presenter=world.agent_b.identifier, feeds=world.feeds(), now=NOW
+    )
 
 
 def copy_lease(broker: Broker, handle: LeaseHandle, count: int, *, start: int = 1) -> None:
@@ -154,3 +176,34 @@ def test_a_feed_change_reads_the_open_leases_only(tmp_path: Path, world: LeaseWo
     copy_lease(broker, ended.lease.handle, 30_000, start=3_001)
     many = feed_work(broker, world, NOW + 3)
     assert many < 2 * few + 2, (few, many)  # ten times the ended leases: about the same work
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, store 4: the store remembers every chain it ever stored",
+)
+def test_the_stored_chains_the_store_remembers_are_bounded(
+    tmp_path: Path, world: LeaseWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 30b, store 4. `SqliteSecretStore` kept the hash of every chain it stored, for
+    the life of the process ("chains are never deleted: a safe cache"): delegates are minted
+    offline for free, so a member whose delegates each took a lease grew the broker's memory
+    by one entry each, without bound. (Its size is private; memory is the public effect, too
+    small per chain to measure in a fast test. The bound is lowered here to 4.) A chain the
+    cache forgot is stored again as before: nothing twice, and its leases revoked by a feed."""
+    import troth.secrets.store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_STORED_CHAINS_CACHE", 4, raising=False)
+    broker, _engine = broker_with(tmp_path, world)
+    credentials = [direct_b(world) for _ in range(10)]
+    first = broker.issue(credentials[0], "payments", now=NOW)
+    for credential in credentials[1:]:
+        broker.issue(credential, "payments", now=NOW)
+    assert len(broker.store._stored_chains) <= 4  # noqa: SLF001 (see the docstring)
+    again = broker.issue(credentials[0], "payments", now=NOW + 1)  # forgotten: stored again
+    rows = broker.store.db.fetch_all("SELECT COUNT(*) FROM secret_lease_chains")
+    assert rows[0][0] == 10
+    link = credentials[0].links[0].hash
+    feed = world.feed_revoking([(int(RevocationKind.CREDENTIAL), link)], NOW + 2)
+    revoked = {lease.handle for lease in broker.revoke_for_feed(feed, now=NOW + 2)}
+    assert revoked == {first.lease.handle, again.lease.handle}
