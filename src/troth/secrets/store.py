@@ -42,7 +42,13 @@ from troth.secrets.lease import (
 )
 from troth.storage import SqliteDatabase
 
-__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore", "sql_blob"]
+__all__ = [
+    "MAX_STORED_CHAINS_CACHE",
+    "SecretRecord",
+    "SigningKeyRecord",
+    "SqliteSecretStore",
+    "sql_blob",
+]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
@@ -110,6 +116,12 @@ _OF_IDENTITY: Final = (
     "account IN (SELECT account FROM secret_lease_accounts WHERE identity = ?) AND identity = ? "
 )
 """An identity's leases: under each account it holds leases in (its index ranges), its own."""
+
+
+MAX_STORED_CHAINS_CACHE: Final = 4096
+"""Chains a store remembers as stored (it then skips writing them again); emptied when full:
+a cache, not a record (a chain forgotten is written again with INSERT OR IGNORE). Delegates are
+minted for free, so remembering every chain grew without bound (review 30b, store 4)."""
 
 
 def sql_blob(data: bytes) -> bytearray:
@@ -191,7 +203,8 @@ class SqliteSecretStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        self._stored_chains: set[bytes] = set()  # chains are never deleted: a safe cache
+        # chains are never deleted, so a chain remembered here is stored (bounded: a cache)
+        self._stored_chains: set[bytes] = set()
         self._write_lock = threading.RLock()
         conn = db.connection()
         with db.transaction():
@@ -346,6 +359,8 @@ class SqliteSecretStore:
     def chain_committed(self, chain_hash: bytes) -> None:
         """Note that a transaction that stored `chain_hash` committed (later leases of the same
         chain then skip re-inserting it)."""
+        if len(self._stored_chains) >= MAX_STORED_CHAINS_CACHE:
+            self._stored_chains.clear()
         self._stored_chains.add(chain_hash)
 
     def get_lease(self, handle: LeaseHandle, proof: bytes | None = None) -> Lease | None:
