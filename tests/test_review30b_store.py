@@ -18,8 +18,10 @@ from troth.credentials import (
     VerifiedCredential,
     issue_credential,
 )
+from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, LeaseState
 from troth.secrets.lease import LeaseHandle
+from troth.secrets.store import SqliteSecretStore
 
 TOKEN = {"scopes": ["r"], "ttl": 60, "max_ttl": 600, "audience": "payments"}
 DB = {"scopes": ["read"], "ttl": 300, "max_ttl": 600, "server": "db-1"}
@@ -212,3 +214,29 @@ def test_the_stored_chains_the_store_remembers_are_bounded(
     feed = world.feed_revoking([(int(RevocationKind.CREDENTIAL), link)], NOW + 2)
     revoked = {lease.handle for lease in broker.revoke_for_feed(feed, now=NOW + 2)}
     assert revoked == {first.lease.handle, again.lease.handle}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, store 5: revoke_identity revokes only the first page of leases",
+)
+def test_revoking_an_identity_revokes_every_lease(
+    tmp_path: Path, world: LeaseWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 30b, store 5. An operator's `revoke_identity` read the identity's live leases
+    with `leases_in`'s default limit (10,000, soonest expiry first) and revoked those only,
+    answering as if that were all: the leases past the page (an identity delegated by more
+    than 100 members, or a broker with a larger quota) stayed ACTIVE, their tokens valid.
+    (The page is lowered here to 5 for a fast test: 8 leases.)"""
+    monkeypatch.setitem(SqliteSecretStore.leases_in.__kwdefaults__, "limit", 5)
+    broker, _engine = broker_with(tmp_path, world)
+    credential = world.credential_b()
+    issued = broker.issue(credential, "payments", now=NOW)
+    copy_lease(broker, issued.lease.handle, 7)
+    revoked = broker.revoke_identity(world.agent_b.identifier, now=NOW + 1)
+    assert len(revoked) == 8
+    assert broker.leases(world.agent_b.identifier) == []  # none open
+    token = str(issued.credential.reveal()["token"])
+    with pytest.raises(SecretError) as caught:
+        broker.validate_token(token, audience="payments", now=NOW + 2)
+    assert caught.value.reason is SecretFailure.REVOKED
