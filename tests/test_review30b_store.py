@@ -216,14 +216,11 @@ def test_the_stored_chains_the_store_remembers_are_bounded(
     assert revoked == {first.lease.handle, again.lease.handle}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30b, store 5: revoke_identity revokes only the first page of leases",
-)
 def test_revoking_an_identity_revokes_every_lease(
     tmp_path: Path, world: LeaseWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review 30b, store 5. An operator's `revoke_identity` read the identity's live leases
+    """Review 30b, store 5 (was a strict xfail until `LeaseBook.revoke_identity` read the
+    identity's live leases with no limit). An operator's `revoke_identity` read the identity's live leases
     with `leases_in`'s default limit (10,000, soonest expiry first) and revoked those only,
     answering as if that were all: the leases past the page (an identity delegated by more
     than 100 members, or a broker with a larger quota) stayed ACTIVE, their tokens valid.

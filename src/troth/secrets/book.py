@@ -381,9 +381,9 @@ class LeaseBook:
         self, identity: Identifier, now: int, *, authorities: frozenset[Identifier] | None = None
     ) -> list[Lease]:
         """Every open lease of `identity` (an operator's call), or only those justified under
-        `authorities`."""
+        `authorities`: all of them, never a first page (review 30b, store 5)."""
         with self._store.transaction():
-            leases = self._store.leases_in(LIVE_STATES, identity=identity)
+            leases = self._store.leases_in(LIVE_STATES, identity=identity, limit=None)
             if authorities is not None:
                 leases = [lease for lease in leases if lease.authority in authorities]
             return self._start_all(

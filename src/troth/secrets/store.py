@@ -437,11 +437,12 @@ class SqliteSecretStore:
         expires_before: int | None = None,
         state_before: int | None = None,
         identity: Identifier | None = None,
-        limit: int = 10_000,
+        limit: int | None = 10_000,
         newest_first: bool = False,
     ) -> list[Lease]:
         """Leases in `states`, optionally expired by a time, stale since a time, or of one
-        identity, soonest expiry first (or newest issued first). Read through the (state,
+        identity, soonest expiry first (or newest issued first), at most `limit` (None: every
+        one, for a revocation that must be complete). Read through the (state,
         account, expires_at) index: with `identity`, the entries of each state under each of
         its accounts (the identity's rows kept); without, every entry of each state (the sweep
         reads all ACTIVE leases, which are bounded by the quota per account)."""
@@ -458,7 +459,10 @@ class SqliteSecretStore:
                 where.append(clause)
                 params.append(value)
         order = " ORDER BY issued_at DESC, handle" if newest_first else " ORDER BY expires_at"
-        return self._leases("WHERE " + " AND ".join(where) + order + " LIMIT ?", (*params, limit))
+        return self._leases(
+            "WHERE " + " AND ".join(where) + order + " LIMIT ?",
+            (*params, -1 if limit is None else limit),  # SQLite: a negative LIMIT, no limit
+        )
 
     def open_leases_of_secret(self, secret: str) -> list[Lease]:
         """Every open lease of secret `secret`, with no limit: moving or removing a secret must
