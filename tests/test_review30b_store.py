@@ -67,13 +67,11 @@ def copy_lease(broker: Broker, handle: LeaseHandle, count: int, *, start: int = 
     """`count` more leases like `handle`'s (the same agent, account, secret and state), each
     issued (and expiring) one second earlier than the one before, under its own locator and
     handle (locator || the rest of `handle`)."""
-    columns = (
-        "identity, account, secret, engine, scope, chain_hash, authority, ttl, max_ttl, "
-        "cap_at, state, state_at, end_reason, engine_ref, proof"
-    )
     db = broker.store.db
     row = db.fetch_one(
-        f"SELECT issued_at, expires_at, {columns} FROM secret_leases WHERE locator = ?",
+        "SELECT issued_at, expires_at, identity, account, secret, engine, scope, chain_hash, "
+        "authority, ttl, max_ttl, cap_at, state, state_at, end_reason, engine_ref, proof "
+        "FROM secret_leases WHERE locator = ?",
         (handle.locator,),
     )
     rows = []
@@ -83,8 +81,10 @@ def copy_lease(broker: Broker, handle: LeaseHandle, count: int, *, start: int = 
         rows.append((locator, digest, row[0] - i, row[1] - i, *row[2:]))
     with broker.store.transaction():
         db.connection().executemany(
-            f"INSERT INTO secret_leases (locator, handle, issued_at, expires_at, {columns}) "
-            f"VALUES (?, ?, ?, ?, {', '.join('?' * 15)})",
+            "INSERT INTO secret_leases (locator, handle, issued_at, expires_at, identity, "
+            "account, secret, engine, scope, chain_hash, authority, ttl, max_ttl, cap_at, state, "
+            "state_at, end_reason, engine_ref, proof) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -93,11 +93,12 @@ def test_moving_a_secret_revokes_its_leases_behind_many_others(
     tmp_path: Path, world: LeaseWorld
 ) -> None:
     """Review 30b, store 1 (was a strict xfail until the broker read a secret's open leases
-    with `SqliteSecretStore.open_leases_of_secret`, every one of them). `put_secret` of another location (and `remove_secret`) looked for
-    the secret's open leases among the broker's first 10,000 open leases by expiry
-    (`leases_in`'s default limit): with 10,000 token leases of other agents ending sooner, the
-    database lease was not seen, the move was stored, and its role on the old server was
-    never revoked (out of reach under the new configuration, and of the orphan sweep)."""
+    with `SqliteSecretStore.open_leases_of_secret`, every one of them). `put_secret` of
+    another location (and `remove_secret`) looked for the secret's open leases among the
+    broker's first 10,000 open leases by expiry (`leases_in`'s default limit): with 10,000
+    token leases of other agents ending sooner, the database lease was not seen, the move was
+    stored, and its role on the old server was never revoked (out of reach under the new
+    configuration, and of the orphan sweep)."""
     broker, engine = broker_with(tmp_path, world)
     others = broker.issue(world.credential_b(), "payments", now=NOW)
     copy_lease(broker, others.lease.handle, 10_000)  # 10,001 open token leases, all sooner
@@ -105,7 +106,8 @@ def test_moving_a_secret_revokes_its_leases_behind_many_others(
     broker.put_secret("orders-db", engine.kind, {**DB, "server": "db-2"}, b"admin", now=NOW + 1)
     assert engine.revoked == [issued.lease.engine_ref]  # under the old server, before the move
     lease = broker.book.lease(issued.lease.handle)
-    assert lease is not None and lease.state is LeaseState.REVOKED
+    assert lease is not None
+    assert lease.state is LeaseState.REVOKED
 
 
 def list_work(broker: Broker, world: LeaseWorld) -> tuple[int, int]:
@@ -191,13 +193,14 @@ def test_a_feed_change_reads_the_open_leases_only(tmp_path: Path, world: LeaseWo
 def test_the_stored_chains_the_store_remembers_are_bounded(
     tmp_path: Path, world: LeaseWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review 30b, store 4 (was a strict xfail until `SqliteSecretStore.chain_committed` emptied
-    its cache at `MAX_STORED_CHAINS_CACHE`). `SqliteSecretStore` kept the hash of every chain it stored, for
-    the life of the process ("chains are never deleted: a safe cache"): delegates are minted
-    offline for free, so a member whose delegates each took a lease grew the broker's memory
-    by one entry each, without bound. (Its size is private; memory is the public effect, too
-    small per chain to measure in a fast test. The bound is lowered here to 4.) A chain the
-    cache forgot is stored again as before: nothing twice, and its leases revoked by a feed."""
+    """Review 30b, store 4 (was a strict xfail until `SqliteSecretStore.chain_committed`
+    emptied its cache at `MAX_STORED_CHAINS_CACHE`). `SqliteSecretStore` kept the hash of
+    every chain it stored, for the life of the process ("chains are never deleted: a safe
+    cache"): delegates are minted offline for free, so a member whose delegates each took a
+    lease grew the broker's memory by one entry each, without bound. (Its size is private;
+    memory is the public effect, too small per chain to measure in a fast test. The bound is
+    lowered here to 4.) A chain the cache forgot is stored again as before: nothing twice, and
+    its leases revoked by a feed."""
     import troth.secrets.store as store_module
 
     monkeypatch.setattr(store_module, "MAX_STORED_CHAINS_CACHE", 4)
@@ -206,7 +209,7 @@ def test_the_stored_chains_the_store_remembers_are_bounded(
     first = broker.issue(credentials[0], "payments", now=NOW)
     for credential in credentials[1:]:
         broker.issue(credential, "payments", now=NOW)
-    assert len(broker.store._stored_chains) <= 4  # noqa: SLF001 (see the docstring)
+    assert len(broker.store._stored_chains) <= 4  # private: see the docstring
     again = broker.issue(credentials[0], "payments", now=NOW + 1)  # forgotten: stored again
     rows = broker.store.db.fetch_all("SELECT COUNT(*) FROM secret_lease_chains")
     assert rows[0][0] == 10
@@ -220,12 +223,14 @@ def test_revoking_an_identity_revokes_every_lease(
     tmp_path: Path, world: LeaseWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Review 30b, store 5 (was a strict xfail until `LeaseBook.revoke_identity` read the
-    identity's live leases with no limit). An operator's `revoke_identity` read the identity's live leases
-    with `leases_in`'s default limit (10,000, soonest expiry first) and revoked those only,
-    answering as if that were all: the leases past the page (an identity delegated by more
-    than 100 members, or a broker with a larger quota) stayed ACTIVE, their tokens valid.
-    (The page is lowered here to 5 for a fast test: 8 leases.)"""
-    monkeypatch.setitem(SqliteSecretStore.leases_in.__kwdefaults__, "limit", 5)
+    identity's live leases with no limit). An operator's `revoke_identity` read the
+    identity's live leases with `leases_in`'s default limit (10,000, soonest expiry first) and
+    revoked those only, answering as if that were all: the leases past the page (an identity
+    delegated by more than 100 members, or a broker with a larger quota) stayed ACTIVE, their
+    tokens valid. (The page is lowered here to 5 for a fast test: 8 leases.)"""
+    defaults = SqliteSecretStore.leases_in.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "limit", 5)
     broker, _engine = broker_with(tmp_path, world)
     credential = world.credential_b()
     issued = broker.issue(credential, "payments", now=NOW)

@@ -382,11 +382,11 @@ class Broker:
         self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
     ) -> PreparedForward:
         """Everything of `forward` but the upstream call: the caller's http-inject lease is
-        ACTIVE at `now` and `credential` is the one it was issued under, the request passes the secret's rules (a refusal is audited `deny`),
-        the secret is unsealed and the forward audited `use` (fail closed: not sent unless
-        recorded). `send()` may then run on another thread; the served broker calls this on
-        its own thread right before it sends, so a lease revoked while the forward waited is
-        never used."""
+        ACTIVE at `now` and `credential` is the one it was issued under, the request passes
+        the secret's rules (a refusal is audited `deny`), the secret is unsealed and the
+        forward audited `use` (fail closed: not sent unless recorded). `send()` may then run
+        on another thread; the served broker calls this on its own thread right before it
+        sends, so a lease revoked while the forward waited is never used."""
         lease = self.book.active_lease(credential, lease_id, now)
         spec = self.spec(lease.secret)
         engine = self.engines[spec.engine]
