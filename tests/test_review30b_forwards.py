@@ -19,17 +19,14 @@ def world() -> LeaseWorld:
     return make_world(NOW)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30b, forwards 1: a caller with two members' chains has a share of its own",
-)
 def test_a_caller_of_two_members_takes_a_place_of_each(world: LeaseWorld) -> None:
-    """Review 30b, forwards 1. The pool counted a caller's forwards under the *set* of members
-    its chains start at: agent A, a member itself that also holds a delegation from the user,
-    ran its share of forwards as {A} and as many again presenting both chains, as {user, A}
-    (with a third member's delegation, again as each other set): past
-    `MAX_FORWARDS_PER_AGENT` of one member, which one member's slow upstream paths were to be
-    kept within."""
+    """Review 30b, forwards 1 (was a strict xfail until `ForwardPool.admit` took a place in
+    the share of each member of the set). The pool counted a caller's forwards under the
+    *set* of members its chains start at: agent A, a member itself that also holds a
+    delegation from the user, ran its share of forwards as {A} and as many again presenting
+    both chains, as {user, A} (with a third member's delegation, again as each other set):
+    past `MAX_FORWARDS_PER_AGENT` of one member, which one member's slow upstream paths were
+    to be kept within."""
     member = direct_credential(world)  # A's own member credential: its account is A
     alone = BrokerCaller(world.agent_a.identifier, (member,))
     both = BrokerCaller(world.agent_a.identifier, (member, world.credential_a()))
