@@ -7,7 +7,6 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, make_world
-from tests.test_review30b_leases import direct_credential
 from troth.errors import SecretError
 from troth.node.services.broker import _forward_account
 from troth.node.services.forwards import ForwardPool
@@ -27,7 +26,7 @@ def test_a_caller_of_two_members_takes_a_place_of_each(world: LeaseWorld) -> Non
     both chains, as {user, A} (with a third member's delegation, again as each other set):
     past `MAX_FORWARDS_PER_AGENT` of one member, which one member's slow upstream paths were
     to be kept within."""
-    member = direct_credential(world)  # A's own member credential: its account is A
+    member = world.member_credential(world.agent_a)  # A's own member credential: its account is A
     alone = BrokerCaller(world.agent_a.identifier, (member,))
     both = BrokerCaller(world.agent_a.identifier, (member, world.credential_a()))
     assert _forward_account(both) == frozenset({world.agent_a.identifier, world.user.identifier})

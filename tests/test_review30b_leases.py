@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
-from troth.credentials import CredentialChain, RevocationKind, VerifiedCredential, issue_credential
+from tests.support.leases import LeaseWorld, make_world, open_broker
+from troth.credentials import RevocationKind
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, HttpRequest, LeaseState
 
@@ -23,23 +23,6 @@ INJECT = {
     "header": "Authorization",
     "rules": [{"methods": ["GET"], "path": "/v1/orders/*"}],
 }
-
-
-def direct_credential(world: LeaseWorld) -> VerifiedCredential:
-    """Agent A's second credential: a member credential straight from the authority, beside
-    its delegated chain (user -> orchestrator -> A)."""
-    member = issue_credential(
-        world.authority.signer,
-        subject=world.agent_a.identifier,
-        attributes=ATTRS,
-        now=NOW,
-        ttl=CHAIN_TTL,
-        depth=0,
-    )
-    chain = CredentialChain((member,), (world.authority.identity.history,)).encode()
-    return world.verifier.verify(
-        chain, presenter=world.agent_a.identifier, feeds=world.feeds(), now=NOW
-    )
 
 
 def broker_with(tmp_path: Path, world: LeaseWorld) -> Broker:
@@ -64,7 +47,7 @@ def test_a_renewal_presents_the_chain_the_lease_was_issued_under(
     the orchestrator and the user, yet the lease stayed filed under the member chain, so the
     feed revoking the orchestrator left the lease ACTIVE and that token valid at the broker."""
     broker = broker_with(tmp_path, world)
-    issued = broker.issue(direct_credential(world), "payments", now=NOW)
+    issued = broker.issue(world.member_credential(world.agent_a), "payments", now=NOW)
     with pytest.raises(SecretError) as caught:
         broker.renew(world.credential_a(), issued.lease_id, now=NOW + 10)
     assert caught.value.reason is F.EXPIRED
@@ -89,7 +72,7 @@ def test_a_forward_presents_the_chain_the_lease_was_issued_under(
     credential was used under its delegated chain: the `use` record counted for the user's
     member (the delegated chain's root), not for A, under whom the lease is filed."""
     broker = broker_with(tmp_path, world)
-    direct = direct_credential(world)
+    direct = world.member_credential(world.agent_a)
     issued = broker.issue(direct, "orders-api", now=NOW)
     request = HttpRequest("GET", "/v1/orders/1", (), b"")
     with pytest.raises(SecretError) as caught:

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, RemoteStub, make_world, open_broker
-from troth.credentials import (
-    CredentialChain,
-    RevocationKind,
-    VerifiedCredential,
-    issue_credential,
-)
+from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
+from troth.credentials import RevocationKind
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, LeaseState
 from troth.secrets.lease import LeaseHandle
@@ -45,22 +40,6 @@ def broker_with(tmp_path: Path, world: LeaseWorld) -> tuple[Broker, RemoteStub]:
     broker.put_secret("payments", "token", TOKEN, b"", now=NOW)
     broker.put_secret("orders-db", engine.kind, DB, b"admin", now=NOW)
     return broker, engine
-
-
-def direct_b(world: LeaseWorld) -> VerifiedCredential:
-    """A fresh member credential of agent B (another chain each time, the same account)."""
-    member = issue_credential(
-        world.authority.signer,
-        subject=world.agent_b.identifier,
-        attributes=ATTRS,
-        now=NOW,
-        ttl=CHAIN_TTL,
-        depth=0,
-    )
-    chain = CredentialChain((member,), (world.authority.identity.history,)).encode()
-    return world.verifier.verify(
-        chain, presenter=world.agent_b.identifier, feeds=world.feeds(), now=NOW
-    )
 
 
 def copy_lease(broker: Broker, handle: LeaseHandle, count: int, *, start: int = 1) -> None:
@@ -205,7 +184,7 @@ def test_the_stored_chains_the_store_remembers_are_bounded(
 
     monkeypatch.setattr(store_module, "MAX_STORED_CHAINS_CACHE", 4)
     broker, _engine = broker_with(tmp_path, world)
-    credentials = [direct_b(world) for _ in range(10)]
+    credentials = [world.member_credential(world.agent_b) for _ in range(10)]
     first = broker.issue(credentials[0], "payments", now=NOW)
     for credential in credentials[1:]:
         broker.issue(credential, "payments", now=NOW)
