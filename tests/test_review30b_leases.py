@@ -11,7 +11,9 @@ from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, make_world, open_broker
 from troth.credentials import RevocationKind
 from troth.errors import SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker, HttpRequest, LeaseState
+from troth.secrets import AllowListPolicy, AuditKind, Broker, HttpRequest, LeaseState
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.wire import IssueArgs
 
 F = SecretFailure
 TOKEN = {"scopes": ["refunds"], "ttl": 60, "max_ttl": 600, "audience": "payments"}
@@ -26,7 +28,12 @@ INJECT = {
 
 
 def broker_with(tmp_path: Path, world: LeaseWorld) -> Broker:
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None, "orders-api": None}})
+    policy = AllowListPolicy(
+        {
+            world.agent_a.identifier: {"payments": None, "orders-api": None},
+            world.agent_b.identifier: {"payments": None},
+        }
+    )
     _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
     broker.put_secret("payments", "token", TOKEN, b"", now=NOW)
     broker.put_secret("orders-api", "http-inject", INJECT, b"Bearer sk_upstream_1", now=NOW)
@@ -81,3 +88,39 @@ def test_a_forward_presents_the_chain_the_lease_was_issued_under(
     assert "issued under" in caught.value.detail
     # under its own chain the same forward is prepared (nothing is sent here)
     broker.prepare_forward(direct, issued.lease_id, request, now=NOW + 2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, leases 2: the served broker's renew and forward refusals are not audited",
+)
+def test_the_served_broker_audits_a_refused_renewal_or_forward(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """Review 30b, leases 2. The endpoint looked up the credential a lease was issued under
+    itself and refused, unaudited, a renewal or forward with another identity's lease id (a
+    stolen one: NO_SUCH_LEASE) or under a credential no longer current (EXPIRED), where the
+    library audits both: a thief trying stolen lease ids at the served broker left no
+    `deny` record ("every refusal is audited", docs/secrets.md)."""
+    broker = broker_with(tmp_path, world)
+    endpoint = BrokerEndpoint(broker)
+    a = BrokerCaller(world.agent_a.identifier, (world.credential_a(),))
+    issued = endpoint.handle("issue", IssueArgs("payments").to_wire(), a, NOW)
+    stolen = {"lease_id": issued["lease_id"], "ttl": None}
+    thief = BrokerCaller(world.agent_b.identifier, (world.credential_b(),))
+    refreshed = BrokerCaller(world.agent_a.identifier, (world.member_credential(world.agent_a),))
+    answers = [
+        endpoint.handle("renew", stolen, thief, NOW + 1),
+        endpoint.handle("renew", stolen, refreshed, NOW + 2),
+    ]
+    assert [answer["refused"] for answer in answers] == ["NO_SUCH_LEASE", "EXPIRED"]
+    assert broker.audit_log is not None
+    denials = [
+        (event.at, event.identity)
+        for _seq, event in broker.audit_log.read()
+        if event.kind is AuditKind.DENY
+    ]
+    assert denials == [
+        (NOW + 1, world.agent_b.identifier),
+        (NOW + 2, world.agent_a.identifier),
+    ]
