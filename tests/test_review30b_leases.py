@@ -90,14 +90,12 @@ def test_a_forward_presents_the_chain_the_lease_was_issued_under(
     broker.prepare_forward(direct, issued.lease_id, request, now=NOW + 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30b, leases 2: the served broker's renew and forward refusals are not audited",
-)
 def test_the_served_broker_audits_a_refused_renewal_or_forward(
     tmp_path: Path, world: LeaseWorld
 ) -> None:
-    """Review 30b, leases 2. The endpoint looked up the credential a lease was issued under
+    """Review 30b, leases 2 (was a strict xfail until `BrokerEndpoint._justifying` left the
+    refusal to the broker, passing the caller's first current credential). The endpoint
+    looked up the credential a lease was issued under
     itself and refused, unaudited, a renewal or forward with another identity's lease id (a
     stolen one: NO_SUCH_LEASE) or under a credential no longer current (EXPIRED), where the
     library audits both: a thief trying stolen lease ids at the served broker left no

@@ -503,7 +503,7 @@ class LeaseBook:
             raise SecretError(
                 _F.EXPIRED,
                 f"lease {lease.handle} was issued under another credential than the one "
-                "presented (take a new lease)",
+                "presented, or one no longer current (take a new lease)",
             )
 
     def _check_feed(self, credential: VerifiedCredential) -> None:
