@@ -122,3 +122,27 @@ def test_the_served_broker_audits_a_refused_renewal_or_forward(
         (NOW + 1, world.agent_b.identifier),
         (NOW + 2, world.agent_a.identifier),
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30b, leases 3: a renewal ignores the secret's lowered max_ttl",
+)
+def test_a_renewal_keeps_to_the_secrets_max_ttl_as_stored_now(
+    tmp_path: Path, world: LeaseWorld
+) -> None:
+    """Review 30b, leases 3. A renewal was bounded by the max_ttl the lease was issued with
+    (its ttl and its cap): an operator who lowered the secret's max_ttl with `put_secret`
+    (from 600 s to 120 s, say after an incident) left every open lease renewable for the
+    old 600 s, where withdrawing a scope stops the renewal at once."""
+    broker = broker_with(tmp_path, world)
+    credential = world.credential_a()
+    issued = broker.issue(credential, "payments", now=NOW)
+    assert issued.lease.cap_at == NOW + 600
+    broker.put_secret("payments", "token", {**TOKEN, "max_ttl": 120}, b"", now=NOW + 1)
+    with pytest.raises(SecretError) as caught:
+        broker.renew(credential, issued.lease_id, ttl=600, now=NOW + 50)
+    assert caught.value.reason is F.BAD_REQUEST
+    assert caught.value.detail == "ttl must be 1-120 seconds"
+    lease, _token = broker.renew(credential, issued.lease_id, now=NOW + 100)
+    assert lease.expires_at == NOW + 120  # issued_at + the max_ttl stored now
