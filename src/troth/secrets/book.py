@@ -254,7 +254,8 @@ class LeaseBook:
         extend: Callable[[Grant], LeaseCredential],
     ) -> tuple[Lease, LeaseCredential]:
         """Extend an active lease from `now` by `ttl` (default: its ttl), capped by its max_ttl
-        and the credential that justified it, which `credential` must be (its chain)."""
+        and the secret's as stored now, and the credential that justified it, which
+        `credential` must be (its chain)."""
         identity = credential.actor
         secret: str | None = None
         handle = lease_id.handle
@@ -274,15 +275,17 @@ class LeaseBook:
                     raise SecretError(
                         _F.BAD_REQUEST, "a scope the secret no longer offers: issue a new lease"
                     )
-                ttl = lease.ttl if ttl is None else ttl
-                if not limits.MIN_LEASE_TTL <= ttl <= lease.max_ttl:
-                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{lease.max_ttl} seconds")
+                # the secret's max_ttl as stored now bounds it too: an operator who lowered it
+                # stops longer renewals, as one who withdrew a scope (review 30b, leases 3)
+                max_ttl = min(lease.max_ttl, spec.max_ttl)
+                cap = min(lease.cap_at, lease.issued_at + spec.max_ttl)
+                ttl = min(lease.ttl, max_ttl) if ttl is None else ttl
+                if not limits.MIN_LEASE_TTL <= ttl <= max_ttl:
+                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{max_ttl} seconds")
                 self._check_standing(credential, spec, lease.scope, ttl, now, renewal=True)
-                expires_at = min(now + ttl, lease.cap_at, credential.expires_at)
+                expires_at = min(now + ttl, cap, credential.expires_at)
                 if expires_at <= now:
-                    raise SecretError(
-                        _F.EXPIRED, f"lease {handle} cannot be renewed past {lease.cap_at}"
-                    )
+                    raise SecretError(_F.EXPIRED, f"lease {handle} cannot be renewed past {cap}")
                 grant = Grant(
                     handle,
                     identity,
