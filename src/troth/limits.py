@@ -189,6 +189,11 @@ MAX_LEASE_SCOPES: Final = 16
 """Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
 MAX_LEASE_LIST: Final = 1000
 """Most leases one `list` answer holds (newest first)."""
+MAX_LEASE_LIST_ENDED_SCAN: Final = 2 * MAX_LEASE_LIST
+"""Ended leases of one account (a member and its delegates) a `list` with ended leases reads:
+the latest-ending ones, of which it answers the caller's. Ended leases are kept (the audit names
+them) and grow without bound over time; reading them all made each such `list` cost in
+proportion on the broker's one thread (review 30b, store 2)."""
 MAX_TOKEN_BYTES: Final = 16 * 1024
 """Longest JWT `validate_token` reads (a broker token with a 9-deep `act` chain is ~2 KiB)."""
 MAX_JWKS_KEYS: Final = 64

@@ -66,6 +66,22 @@ class LeaseWorld:
             self.chain_b, presenter=self.agent_b.identifier, feeds=self.feeds(), now=now or self.now
         )
 
+    def member_credential(self, party: Party) -> VerifiedCredential:
+        """A fresh member credential of `party` straight from the authority (another chain at
+        each call; its account is `party`), verified at `now`."""
+        member = issue_credential(
+            self.authority.signer,
+            subject=party.identifier,
+            attributes=ATTRS,
+            now=self.now,
+            ttl=CHAIN_TTL,
+            depth=0,
+        )
+        chain = CredentialChain((member,), (self.authority.identity.history,)).encode()
+        return self.verifier.verify(
+            chain, presenter=party.identifier, feeds=self.feeds(), now=self.now
+        )
+
     def feed_revoking(self, entries: list[tuple[int, bytes]], now: int) -> VerifiedFeed:
         """A fresh feed of the authority revoking (kind, target) pairs (1: credential, 2: id)."""
         return verified_feed(self.authority, entries, now=now)

@@ -254,7 +254,8 @@ class LeaseBook:
         extend: Callable[[Grant], LeaseCredential],
     ) -> tuple[Lease, LeaseCredential]:
         """Extend an active lease from `now` by `ttl` (default: its ttl), capped by its max_ttl
-        and the credential that justified it (and the one presented now)."""
+        and the secret's as stored now, and the credential that justified it, which
+        `credential` must be (its chain)."""
         identity = credential.actor
         secret: str | None = None
         handle = lease_id.handle
@@ -264,6 +265,7 @@ class LeaseBook:
                 secret = lease.secret
                 if lease.state is not _S.ACTIVE:
                     raise SecretError(_F.REVOKED, f"lease {handle}")
+                self._check_chain(credential, lease)
                 if now >= lease.expires_at:
                     raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
                 spec = spec_of(lease.secret)
@@ -273,15 +275,17 @@ class LeaseBook:
                     raise SecretError(
                         _F.BAD_REQUEST, "a scope the secret no longer offers: issue a new lease"
                     )
-                ttl = lease.ttl if ttl is None else ttl
-                if not limits.MIN_LEASE_TTL <= ttl <= lease.max_ttl:
-                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{lease.max_ttl} seconds")
+                # the secret's max_ttl as stored now bounds it too: an operator who lowered it
+                # stops longer renewals, as one who withdrew a scope (review 30b, leases 3)
+                max_ttl = min(lease.max_ttl, spec.max_ttl)
+                cap = min(lease.cap_at, lease.issued_at + spec.max_ttl)
+                ttl = min(lease.ttl, max_ttl) if ttl is None else ttl
+                if not limits.MIN_LEASE_TTL <= ttl <= max_ttl:
+                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{max_ttl} seconds")
                 self._check_standing(credential, spec, lease.scope, ttl, now, renewal=True)
-                expires_at = min(now + ttl, lease.cap_at, credential.expires_at)
+                expires_at = min(now + ttl, cap, credential.expires_at)
                 if expires_at <= now:
-                    raise SecretError(
-                        _F.EXPIRED, f"lease {handle} cannot be renewed past {lease.cap_at}"
-                    )
+                    raise SecretError(_F.EXPIRED, f"lease {handle} cannot be renewed past {cap}")
                 grant = Grant(
                     handle,
                     identity,
@@ -309,13 +313,15 @@ class LeaseBook:
         return lease, made
 
     def active_lease(self, credential: VerifiedCredential, lease_id: LeaseId, now: int) -> Lease:
-        """The caller's lease if it is active and unexpired and the caller is not revoked."""
+        """The caller's lease if it is active and unexpired, `credential` is the chain it was
+        issued under and that chain is not revoked."""
         try:
             lease = self._own(credential.actor, lease_id)
             if lease.state is not _S.ACTIVE:
                 raise SecretError(_F.REVOKED, f"lease {lease.handle}")
             if now >= lease.expires_at:
                 raise SecretError(_F.EXPIRED, f"lease {lease.handle}")
+            self._check_chain(credential, lease)
             self._check_feed(credential)
         except SecretError as exc:
             self._deny(exc, now, credential.actor, None, lease_id.handle, lease_account(credential))
@@ -378,9 +384,9 @@ class LeaseBook:
         self, identity: Identifier, now: int, *, authorities: frozenset[Identifier] | None = None
     ) -> list[Lease]:
         """Every open lease of `identity` (an operator's call), or only those justified under
-        `authorities`."""
+        `authorities`: all of them, never a first page (review 30b, store 5)."""
         with self._store.transaction():
-            leases = self._store.leases_in(LIVE_STATES, identity=identity)
+            leases = self._store.leases_in(LIVE_STATES, identity=identity, limit=None)
             if authorities is not None:
                 leases = [lease for lease in leases if lease.authority in authorities]
             return self._start_all(
@@ -490,6 +496,18 @@ class LeaseBook:
             raise SecretError(_F.DENIED, f"the policy failed: {type(exc).__name__}") from None
         if not decision.allowed:
             raise SecretError(_F.DENIED, decision.reason)
+
+    def _check_chain(self, credential: VerifiedCredential, lease: Lease) -> None:
+        """`credential` is the chain `lease` was issued under (docs/secrets.md, "Leases"): a
+        lease is filed, revoked by the feed and counted under that chain, so another chain of
+        the same agent neither renews it (its token's `act` would name delegators the lease
+        is not filed under) nor uses it (review 30b, leases 1)."""
+        if self._chain_hash(credential.chain) != lease.chain_hash:
+            raise SecretError(
+                _F.EXPIRED,
+                f"lease {lease.handle} was issued under another credential than the one "
+                "presented, or one no longer current (take a new lease)",
+            )
 
     def _check_feed(self, credential: VerifiedCredential) -> None:
         feed = self._feeds.get(credential.authority)

@@ -233,7 +233,7 @@ class Broker:
         raise SecretError(_F.ENGINE_FAILED, f"{name} keeps being leased: retry")
 
     def _open_leases(self, name: str) -> list[Lease]:
-        return [lease for lease in self.store.leases_in(OPEN_STATES) if lease.secret == name]
+        return self.store.open_leases_of_secret(name)
 
     def _revoke_all_of(self, name: str, now: int) -> int:
         """Revoke every open lease of secret `name` under its stored configuration (the one
@@ -318,9 +318,13 @@ class Broker:
         return IssuedLease(granted.lease_id, lease, made)
 
     def _mint_local(self, grant: Grant) -> LeaseCredential | None:
-        """A local engine's credential, made inside the lease's transaction (None otherwise)."""
+        """A local engine's credential, made inside the lease's transaction (None otherwise);
+        its failure is ENGINE_FAILED, as a remote engine's and a renewal's are (review 30b,
+        errors 1: a vault that could not sign escaped as the vault's error)."""
         engine = self.engines[grant.spec.engine]
-        return engine.issue(grant, self._upstream(grant.spec)) if engine.local else None
+        if not engine.local:
+            return None
+        return _engine_call(lambda: engine.issue(grant, self._upstream(grant.spec)))
 
     def renew(
         self,
@@ -330,7 +334,8 @@ class Broker:
         now: int,
         ttl: int | None = None,
     ) -> tuple[Lease, LeaseCredential]:
-        """Extend the caller's lease from `now` (capped); returns it and the new credential."""
+        """Extend the caller's lease from `now` (capped); returns it and the new credential.
+        `credential` is the one the lease was issued under (its chain; EXPIRED otherwise)."""
         return self.book.renew(
             credential,
             lease_id,
@@ -377,11 +382,11 @@ class Broker:
         self, credential: VerifiedCredential, lease_id: LeaseId, request: HttpRequest, *, now: int
     ) -> PreparedForward:
         """Everything of `forward` but the upstream call: the caller's http-inject lease is
-        ACTIVE at `now`, the request passes the secret's rules (a refusal is audited `deny`),
-        the secret is unsealed and the forward audited `use` (fail closed: not sent unless
-        recorded). `send()` may then run on another thread; the served broker calls this on
-        its own thread right before it sends, so a lease revoked while the forward waited is
-        never used."""
+        ACTIVE at `now` and `credential` is the one it was issued under, the request passes
+        the secret's rules (a refusal is audited `deny`), the secret is unsealed and the
+        forward audited `use` (fail closed: not sent unless recorded). `send()` may then run
+        on another thread; the served broker calls this on its own thread right before it
+        sends, so a lease revoked while the forward waited is never used."""
         lease = self.book.active_lease(credential, lease_id, now)
         spec = self.spec(lease.secret)
         engine = self.engines[spec.engine]

@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troth import limits
 from troth.errors import ConfigError, ConflictError, StorageError
 from troth.identity import Identifier
 from troth.secrets.lease import (
@@ -41,7 +42,13 @@ from troth.secrets.lease import (
 )
 from troth.storage import SqliteDatabase
 
-__all__ = ["SecretRecord", "SigningKeyRecord", "SqliteSecretStore", "sql_blob"]
+__all__ = [
+    "MAX_STORED_CHAINS_CACHE",
+    "SecretRecord",
+    "SigningKeyRecord",
+    "SqliteSecretStore",
+    "sql_blob",
+]
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_store (
@@ -70,6 +77,9 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS secret_lease_members (
         member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
     ) WITHOUT ROWID""",
+    # the members of a chain, for the open leases' chains at each feed (review 30b, store 3)
+    """CREATE INDEX IF NOT EXISTS secret_lease_members_chain
+        ON secret_lease_members (chain_hash)""",
     """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
         identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
     ) WITHOUT ROWID""",
@@ -106,6 +116,12 @@ _OF_IDENTITY: Final = (
     "account IN (SELECT account FROM secret_lease_accounts WHERE identity = ?) AND identity = ? "
 )
 """An identity's leases: under each account it holds leases in (its index ranges), its own."""
+
+
+MAX_STORED_CHAINS_CACHE: Final = 4096
+"""Chains a store remembers as stored (it then skips writing them again); emptied when full:
+a cache, not a record (a chain forgotten is written again with INSERT OR IGNORE). Delegates are
+minted for free, so remembering every chain grew without bound (review 30b, store 4)."""
 
 
 def sql_blob(data: bytes) -> bytearray:
@@ -187,7 +203,8 @@ class SqliteSecretStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        self._stored_chains: set[bytes] = set()  # chains are never deleted: a safe cache
+        # chains are never deleted, so a chain remembered here is stored (bounded: a cache)
+        self._stored_chains: set[bytes] = set()
         self._write_lock = threading.RLock()
         conn = db.connection()
         with db.transaction():
@@ -342,6 +359,8 @@ class SqliteSecretStore:
     def chain_committed(self, chain_hash: bytes) -> None:
         """Note that a transaction that stored `chain_hash` committed (later leases of the same
         chain then skip re-inserting it)."""
+        if len(self._stored_chains) >= MAX_STORED_CHAINS_CACHE:
+            self._stored_chains.clear()
         self._stored_chains.add(chain_hash)
 
     def get_lease(self, handle: LeaseHandle, proof: bytes | None = None) -> Lease | None:
@@ -388,8 +407,28 @@ class SqliteSecretStore:
         return (None if row[0] is None else (row[0], row[1])), int(row[2])
 
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
-        states = list(LeaseState) if include_ended else list(OPEN_STATES)
-        return self.leases_in(states, identity=identity, limit=limit, newest_first=True)
+        """An identity's open leases (bounded: the quota per account, and REVOKING ones) and,
+        `include_ended`, its ended ones among the `limits.MAX_LEASE_LIST_ENDED_SCAN`
+        latest-ending ended leases of each of its accounts; newest first, at most `limit`."""
+        found = self.leases_in(OPEN_STATES, identity=identity, limit=limit, newest_first=True)
+        if not include_ended:
+            return found
+        for (account,) in self.db.fetch_all(
+            "SELECT account FROM secret_lease_accounts WHERE identity = ?", (identity.digest,)
+        ):
+            found += self._leases(  # the index range (REVOKED, account), from its end
+                "WHERE locator IN (SELECT locator FROM secret_leases "
+                "WHERE state = ? AND account = ? ORDER BY expires_at DESC LIMIT ?) "
+                "AND identity = ?",
+                (
+                    int(LeaseState.REVOKED),
+                    account,
+                    limits.MAX_LEASE_LIST_ENDED_SCAN,
+                    identity.digest,
+                ),
+            )
+        found.sort(key=lambda lease: (-lease.issued_at, lease.handle.digest))
+        return found[:limit]
 
     def leases_in(
         self,
@@ -398,11 +437,12 @@ class SqliteSecretStore:
         expires_before: int | None = None,
         state_before: int | None = None,
         identity: Identifier | None = None,
-        limit: int = 10_000,
+        limit: int | None = 10_000,
         newest_first: bool = False,
     ) -> list[Lease]:
         """Leases in `states`, optionally expired by a time, stale since a time, or of one
-        identity, soonest expiry first (or newest issued first). Read through the (state,
+        identity, soonest expiry first (or newest issued first), at most `limit` (None: every
+        one, for a revocation that must be complete). Read through the (state,
         account, expires_at) index: with `identity`, the entries of each state under each of
         its accounts (the identity's rows kept); without, every entry of each state (the sweep
         reads all ACTIVE leases, which are bounded by the quota per account)."""
@@ -419,15 +459,31 @@ class SqliteSecretStore:
                 where.append(clause)
                 params.append(value)
         order = " ORDER BY issued_at DESC, handle" if newest_first else " ORDER BY expires_at"
-        return self._leases("WHERE " + " AND ".join(where) + order + " LIMIT ?", (*params, limit))
+        return self._leases(
+            "WHERE " + " AND ".join(where) + order + " LIMIT ?",
+            (*params, -1 if limit is None else limit),  # SQLite: a negative LIMIT, no limit
+        )
+
+    def open_leases_of_secret(self, secret: str) -> list[Lease]:
+        """Every open lease of secret `secret`, with no limit: moving or removing a secret must
+        revoke them all (review 30b, store 1: the first 10,000 open leases of the broker, by
+        expiry, hid the rest). Read through the state index: every open lease's entry (they
+        are bounded by the quota per account)."""
+        return self._leases(
+            "WHERE state IN (SELECT value FROM json_each(?)) AND secret = ?",
+            (_states(OPEN_STATES), secret),
+        )
 
     def members_of_open(self, authority: Identifier) -> list[bytes]:
-        """The distinct chain members of leases that are not yet revoked, under `authority`."""
+        """The distinct chain members of leases that are not yet revoked, under `authority`:
+        the open leases through the state index (bounded by the quota per account), then their
+        chains' members through `secret_lease_members_chain`. Never a scan of every lease or
+        chain ever stored, which grow without bound (review 30b, store 3)."""
         rows = self.db.fetch_all(
-            "SELECT DISTINCT m.member FROM secret_lease_members m JOIN secret_leases l "
-            "ON l.chain_hash = m.chain_hash WHERE l.authority = ? "
-            "AND l.state IN (SELECT value FROM json_each(?))",
-            (authority.digest, _states(OPEN_STATES)),
+            "SELECT DISTINCT member FROM secret_lease_members WHERE chain_hash IN "
+            "(SELECT chain_hash FROM secret_leases WHERE state IN "
+            "(SELECT value FROM json_each(?)) AND authority = ?)",
+            (_states(OPEN_STATES), authority.digest),
         )
         return [bytes(r[0]) for r in rows]
 

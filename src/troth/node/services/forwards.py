@@ -4,9 +4,10 @@ that answers slowly holds back no revocation, feed revocation, sweep or other ag
 
 The pool is bounded: at most `limits.MAX_FORWARDS` forwards run at once, at most
 `limits.MAX_FORWARDS_PER_AGENT` of one member (its delegates count as it: the service passes
-the members at the roots of the caller's chains); one more is refused (SecretError BUSY), never
-queued. A caller with no current credential (a stranger: keys are free) is refused before it
-takes a place: it holds no lease to forward under. A forward holds its slot until its upstream
+the members at the roots of the caller's chains, and a forward takes a place in the share of
+each); one more is refused (SecretError BUSY), never queued. A caller with no current
+credential (a stranger: keys are free) is refused before it takes a place: it holds no lease
+to forward under. A forward holds its slot until its upstream
 call returned (each call ends within its secret's `timeout`, the engine's deadline), even when
 the request that started it was dropped.
 """
@@ -27,14 +28,20 @@ __all__ = ["ForwardPool", "ForwardSlot"]
 T = TypeVar("T")
 
 
+def _members(agent: Hashable) -> frozenset[Hashable]:
+    """Whose shares a forward of `agent` takes: each member of a set (the members at the roots
+    of the caller's chains), else `agent` itself."""
+    return agent if isinstance(agent, frozenset) else frozenset({agent})
+
+
 class ForwardSlot:
     """One admitted forward: `release()` (once; later calls do nothing) frees its place."""
 
-    __slots__ = ("_agent", "_pool", "_released")
+    __slots__ = ("_members", "_pool", "_released")
 
-    def __init__(self, pool: ForwardPool, agent: Hashable) -> None:
+    def __init__(self, pool: ForwardPool, members: frozenset[Hashable]) -> None:
         self._pool = pool
-        self._agent = agent
+        self._members = members
         self._released = False
 
     def release(self) -> None:
@@ -42,7 +49,7 @@ class ForwardSlot:
             if self._released:
                 return
             self._released = True
-            self._pool._drop(self._agent)
+            self._pool._drop(self._members)
 
 
 class ForwardPool:
@@ -62,27 +69,34 @@ class ForwardPool:
         self._count = 0
 
     def admit(self, agent: Hashable) -> ForwardSlot:
-        """A place for one forward of `agent`; SecretError BUSY when the pool or the agent's
-        share of it is full (the caller may try again once one of its forwards ended)."""
+        """A place for one forward of `agent` (a frozenset: of each of its members, the
+        members at the roots of the caller's chains, whose shares it all takes: review 30b,
+        forwards 1, a caller of two members' chains had a share of its own); SecretError BUSY
+        when the pool or one of those shares is full (the caller may try again once one of its
+        forwards ended)."""
+        members = _members(agent)
         with self._lock:
             if self._count >= self.total:
                 raise SecretError(
                     SecretFailure.BUSY, f"the broker runs {self.total} forwards already"
                 )
-            held = self._running.get(agent, 0)
-            if held >= self.per_agent:
+            if any(self._running.get(member, 0) >= self.per_agent for member in members):
                 raise SecretError(
                     SecretFailure.BUSY,
                     f"{self.per_agent} forwards of this member are running already",
                 )
-            self._running[agent] = held + 1
+            for member in members:
+                self._running[member] = self._running.get(member, 0) + 1
             self._count += 1
-        return ForwardSlot(self, agent)
+        return ForwardSlot(self, members)
 
     def running(self, agent: Hashable = None) -> int:
-        """How many forwards run now (of `agent`, or in all)."""
+        """How many forwards run now: in all, or taking the share of `agent` (of a set of
+        members: the fullest of their shares)."""
         with self._lock:
-            return self._count if agent is None else self._running.get(agent, 0)
+            if agent is None:
+                return self._count
+            return max(self._running.get(member, 0) for member in _members(agent))
 
     async def run(self, slot: ForwardSlot, call: Callable[[], T]) -> T:
         """`call()` on a pool thread under `slot`, freed when the call returned (a cancelled
@@ -100,11 +114,12 @@ class ForwardPool:
         deadline)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _drop(self, agent: Hashable) -> None:
-        """One forward of `agent` ended (the lock held)."""
-        left = self._running[agent] - 1
-        if left:
-            self._running[agent] = left
-        else:
-            del self._running[agent]
+    def _drop(self, members: frozenset[Hashable]) -> None:
+        """One forward taking the shares of `members` ended (the lock held)."""
+        for member in members:
+            left = self._running[member] - 1
+            if left:
+                self._running[member] = left
+            else:
+                del self._running[member]
         self._count -= 1
