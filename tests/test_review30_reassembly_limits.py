@@ -5,7 +5,8 @@ one, then closed its channel (`too large`) on that node, whatever the peer did r
 settings refuse values that break each channel (docs/protocols.md, "Load limits").
 
 Was a strict xfail until `ChannelLimits` refused either budget below
-`MIN_REASSEMBLY_BUDGET` (two channel frames: the least a fragmented message may need).
+`MIN_REASSEMBLY_BUDGET` (troth.node.channel_limits: two channel frames, the least a
+fragmented message may need).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ def test_two_frames_is_the_least_budget_a_fragmented_message_may_need() -> None:
     assert caught.value.reason is ChannelFailure.TOO_LARGE
 
 
-@pytest.mark.xfail(strict=True, reason="review 30, settings 1: a budget below two frames")
 @pytest.mark.parametrize("name", ["MAX_REASSEMBLY_PER_PEER", "MAX_REASSEMBLY_TOTAL"])
 @pytest.mark.parametrize("value", [0, 1000, TWO_FRAMES - 1])
 def test_a_reassembly_budget_below_two_frames_is_refused_at_start(name: str, value: int) -> None:

@@ -13,9 +13,17 @@ from troth import limits as protocol_limits
 from troth.channel import ChannelSettings
 from troth.transport.settings import require_counts, require_seconds, settings_from_environment
 
-__all__ = ["CHANNELS_ENVIRONMENT_PREFIX", "ChannelCounters", "ChannelLimits"]
+__all__ = [
+    "CHANNELS_ENVIRONMENT_PREFIX",
+    "MIN_REASSEMBLY_BUDGET",
+    "ChannelCounters",
+    "ChannelLimits",
+]
 
 CHANNELS_ENVIRONMENT_PREFIX: Final = "TROTH_CHANNELS_"
+MIN_REASSEMBLY_BUDGET: Final = 2 * protocol_limits.MAX_CHANNEL_FRAME
+"""The least `max_reassembly_per_peer` and `max_reassembly_total` a node takes: what a message
+of two full frames holds while it is put back together (each fragment keeps its frame)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,13 @@ class ChannelLimits:
         )
         if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
             raise ValueError("reassembly_timeout must be positive (a number of seconds)")
+        # every fragment holds its whole decrypted frame against these budgets: below two
+        # frames a message of two full frames closed its channel (review 30, settings 1)
+        for name in ("max_reassembly_per_peer", "max_reassembly_total"):
+            if getattr(self, name) < MIN_REASSEMBLY_BUDGET:
+                raise ValueError(
+                    f"{name} must be at least {MIN_REASSEMBLY_BUDGET} bytes (two channel frames)"
+                )
         self.keepalive(ChannelSettings())  # ValueError when the keepalive times do not fit
 
     def keepalive(self, settings: ChannelSettings) -> ChannelSettings:
