@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-import pytest
-
 from tests.test_review28a_links import ROUTE, _End, _RecordedBackoff
 from troth.node.channels import ChannelEnd
 from troth.node.links import Link, LinkRow, Links, LinkState
@@ -52,7 +50,6 @@ def _flapped(times: int) -> LinkRow:
     return asyncio.run(run())
 
 
-@pytest.mark.xfail(strict=True, reason="review 30, links 1: status shows no flaps")
 def test_status_shows_a_links_quick_losses() -> None:
     row = _flapped(3)
     assert (row.state, row.attempts) == (LinkState.CONNECTED, 0)
@@ -61,7 +58,6 @@ def test_status_shows_a_links_quick_losses() -> None:
     assert "lost at once 3 times" in row.describe()
 
 
-@pytest.mark.xfail(strict=True, reason="review 30, links 1: status shows no flaps")
 def test_a_steady_link_says_nothing_of_losses() -> None:
     row = _flapped(0)
     assert row.to_json()["flaps"] == 0

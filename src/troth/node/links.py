@@ -190,6 +190,9 @@ class LinkRow:
     """Milliseconds until the next attempt, while reconnecting (the control protocol's CBOR
     carries no floats)."""
     error: str | None
+    flaps: int = 0
+    """Channels lost at once after the link connected, since one last stayed up (`Link.flaps`:
+    they grow the backoff as failed attempts do)."""
 
     def to_json(self) -> dict[str, Any]:
         """The row as JSON (the state as its text)."""
@@ -202,6 +205,7 @@ class LinkRow:
             "attempts": self.attempts,
             "retry_in_ms": self.retry_in_ms,
             "error": self.error,
+            "flaps": self.flaps,
         }
 
     @classmethod
@@ -216,6 +220,7 @@ class LinkRow:
             int(row.get("attempts") or 0),
             row.get("retry_in_ms"),
             row.get("error"),
+            int(row.get("flaps") or 0),
         )
 
     def describe(self) -> str:
@@ -227,7 +232,10 @@ class LinkRow:
         if self.state is LinkState.RECONNECTING and self.retry_in_ms is not None:
             state = f"reconnecting in {self.retry_in_ms / 1000:.1f} s (attempt {self.attempts + 1}"
             state += f"; last: {self.error})" if self.error else ")"
-        return f"{self.route} {state}" + (f" [{', '.join(needs)}]" if needs else "")
+        line = f"{self.route} {state}" + (f" [{', '.join(needs)}]" if needs else "")
+        if self.flaps:  # quick losses grow the backoff as failed attempts do (review 30)
+            line += f" (lost at once {self.flaps} time{'' if self.flaps == 1 else 's'})"
+        return line
 
 
 class Links:
@@ -362,6 +370,7 @@ class Links:
                 link.attempts,
                 None if link.retry_at is None else max(0, round((link.retry_at - now) * 1000)),
                 link.error,
+                link.flaps,
             )
             for _, link in sorted(self.links.items())
         ]
