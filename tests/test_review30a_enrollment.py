@@ -1,0 +1,124 @@
+"""Review 30a, enrollment: the rule on a stored copy from a checkpoint (docs/formats.md, "A
+stored copy from a checkpoint") at both ends of an enrollment.
+
+Globex, an authority a node trusts, names a made-up change 5 of someone's identifier in its feed
+(its `previous` names no change of theirs: after a gap) and the node stores that copy at first
+sight (globex connected as them with its own chain). A handshake, a chain's issuer and a feed
+page judge the real full history with the node's `Binds` (globex has no standing over it); an
+enrollment did not:
+
+- enrollment 1, the authority's side: acme's node stores globex's copy of alice; her enroll
+  request (her full history, change 0) is refused as older than the stored copy
+  (`Authority._verify` and `_learn` judged it with no `Binds`): globex locked her out of acme.
+- enrollment 2, the member's side: desk stores globex's copy of acme itself; acme's ticket (its
+  full history) is refused by `check_ticket` as older than the stored copy: desk can never
+  enroll with acme.
+
+Guards: a copy whose attester has standing over the history shown still binds it (a voucher
+of globex recorded under her change 0: a thief's stale backup enrolling with an acme ticket is
+refused), and so does a copy acme's own feed names (enrollment 3).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.channels import MEMBER
+from tests.test_review23a_checkpoints import Forged, forged_change
+from tests.test_trust_scope import NOW, Two, make_two
+from troth.authority import Authority
+from troth.authority.client import enroll_request
+from troth.clock import FixedClock
+from troth.errors import AuthorityError, IdentityError
+from troth.identity import Identifier
+from troth.node import Node, init_node, open_node
+from troth.node.authorities import enroll_locally
+from troth.storage import SqliteVoucherStore
+
+
+@pytest.fixture
+def acme(troth_home: Path) -> Iterator[tuple[Authority, Node, Node]]:
+    """Acme's node (hosting acme) and a node of members (alice, there)."""
+    init_node("acme-node")
+    init_node("members")
+    with open_node("acme-node") as node, open_node("members") as members:
+        authority = node.create_authority("acme", now=NOW)
+        members.identities.create(now=NOW, name="alice")
+        yield authority, node, members
+
+
+def stores_globex_copy(node: Node, two: Two, identifier: Identifier) -> Forged:
+    """`node` trusts globex, holds its feed naming a made-up change 5 of `identifier` (after a
+    gap) and stores that copy at first sight (as when globex connects as them)."""
+    forged = forged_change(two, identifier, 5, os.urandom(32))
+    node.wallet.trust(two.globex.identifier, f"node:{two.globex.identifier}", now=NOW)
+    node.wallet.update_feed(forged.page, authority=two.globex.identifier, now=NOW)
+    checkpoints = node.wallet.checkpoints(now=NOW, max_staleness=10**6)
+    node.identities.import_history(forged.identity.history, now=NOW, checkpoints=checkpoints)
+    assert node.identities.stored_changes(identifier) == 6
+    return forged
+
+
+def enroll_alice(authority: Authority, members: Node) -> object:
+    ticket = authority.create_ticket(
+        creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
+    )
+    return authority.enroll(enroll_request(members.identities, "alice", ticket, now=NOW), now=NOW)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30a, enrollment 1: acme refuses alice's enroll request, her full history "
+    "older than globex's copy made up after a gap",
+)
+def test_a_gap_copy_does_not_lock_a_member_out_of_enrolling(
+    acme: tuple[Authority, Node, Node],
+) -> None:
+    authority, node, members = acme
+    alice = members.identities.get("alice", now=NOW).identifier
+    stores_globex_copy(node, make_two(), alice)
+    chain = enroll_alice(authority, members)
+    assert chain is not None
+    assert node.identities.stored_changes(alice) == 1  # her history, over globex's copy
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30a, enrollment 2: desk refuses acme's ticket, acme's full history older "
+    "than globex's copy of acme made up after a gap",
+)
+def test_a_gap_copy_of_an_authority_does_not_keep_a_node_from_enrolling(
+    acme: tuple[Authority, Node, Node],
+) -> None:
+    authority, _node, members = acme
+    stores_globex_copy(members, make_two(), authority.identifier)
+    ticket = authority.create_ticket(
+        creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
+    )
+    done = enroll_locally(members, ticket, "alice", clock=FixedClock(NOW))
+    assert done.enrolled.authority == authority.identifier
+    assert members.identities.stored_changes(authority.identifier) == 1
+
+
+def test_a_copy_whose_attester_has_standing_still_binds(
+    acme: tuple[Authority, Node, Node],
+) -> None:
+    """Enrollment 3 (a guard): globex vouched for alice here under her change 0 (it verified
+    her globex chain with her full history once), then recorded her rotation (its copy): her
+    change 0 alone, a stale backup with an acme ticket, is refused."""
+    authority, node, members = acme
+    two = make_two()
+    alice = members.identities.get("alice", now=NOW).identifier
+    stores_globex_copy(node, two, alice)
+    change0 = members.identities.get("alice", now=NOW).identity.current_change_hash
+    SqliteVoucherStore(node.db).vouch(
+        alice.digest, two.globex.identifier.digest, NOW + 3600, alice.digest, (0, change0)
+    )
+    with pytest.raises((AuthorityError, IdentityError)) as caught:
+        enroll_alice(authority, members)
+    assert "older than the stored copy" in str(caught.value)
+    assert node.identities.stored_changes(alice) == 6
