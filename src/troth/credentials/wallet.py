@@ -5,7 +5,7 @@ sent but not yet completed (docs/storage.md, "Recovery rules")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -146,6 +146,13 @@ class CredentialWallet:
         authority itself having standing over its history, troth.node.trust); None: every copy
         binds it. Without it, a co-trusted authority's copy of another trusted authority made
         up after a gap refused that authority's every page (review 29a, feeds 1)."""
+        self.binds_over: Callable[[VerifiedIdentity, Set[Identifier]], Binds] | None = None
+        """Given a full history and the authorities with standing over it now (`roots`), which
+        stored copies from a checkpoint bind it (a node gives its rule, read from its store:
+        troth.node.copies); None: every copy binds it. Enrolling asks it of a ticket's
+        authority history, that authority having standing over its own (review 30a,
+        enrollment 2: else a co-trusted authority's copy of it made up after a gap kept the
+        node from ever enrolling with it)."""
 
     # -- held chains -----------------------------------------------------------------------------
 

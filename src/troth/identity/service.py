@@ -532,25 +532,37 @@ class IdentityService:
         self._known.check_no_fork(identity)
 
     def import_history(
-        self, data: bytes | VerifiedIdentity, *, now: int, checkpoints: Checkpoints | None = None
+        self,
+        data: bytes | VerifiedIdentity,
+        *,
+        now: int,
+        checkpoints: Checkpoints | None = None,
+        binds: Callable[[VerifiedIdentity], Binds] | None = None,
     ) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
         checkpointed history is accepted when this node's stored copy holds its first change,
         or, for an identity of which no copy is stored (a first sight), when `checkpoints`
         attests it: whoever vouches (a ticket for its authority) never overrides a stored
-        copy, whose rules (store-or-extend, attested checkpoints) stand."""
+        copy, whose rules (store-or-extend, attested checkpoints) stand. `binds`, given the
+        verified history, says which stored copy from a checkpoint binds it (`observe`; None:
+        every copy)."""
 
         identity = self._verify_seen(data, now, checkpoints)
-        self._known.observe(identity)
+        self._known.observe(identity, binds=None if binds is None else binds(identity))
         return identity
 
     def check_history(
-        self, data: bytes, *, now: int, checkpoints: Checkpoints | None = None
+        self,
+        data: bytes,
+        *,
+        now: int,
+        checkpoints: Checkpoints | None = None,
+        binds: Callable[[VerifiedIdentity], Binds] | None = None,
     ) -> VerifiedIdentity:
         """`import_history`'s checks, storing nothing: for what is trusted only once an exchange
         it starts succeeds (a ticket's authority, stored when the enrollment completes)."""
         identity = self._verify_seen(data, now, checkpoints)
-        self._known.check(identity)
+        self._known.check(identity, binds=None if binds is None else binds(identity))
         return identity
 
     def _verify_seen(
