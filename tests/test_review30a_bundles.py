@@ -9,6 +9,11 @@ so globex's copy binds her full history (SIGNER_INVALID, older than the stored c
 keeps acme's policy off desk. Acme, the root of the chain verified with the bundle, has
 standing over her history.
 
+Bundles 1 was a strict xfail until `NodePolicies` gave the `BundleStore` a `known_in`
+(`verify_bundle(known_in=)`, told the bundle's authority) that judges a full history a copy
+refuses again with the node's `Binds` (`Node.binds_over`), that authority having standing over
+it: globex's copy is replaced once the bundle verified, and its changes recorded refuted.
+
 A guard (bundles 2): when globex vouched for her here under her change 0, its copy still binds
 her change 0 (a thief's stale backup of her keys signing a bundle is refused).
 """
@@ -28,11 +33,6 @@ from troth.node.services.policy import NodePolicies
 from troth.storage import SqliteVoucherStore
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, bundles 1: acme's policy admin's bundle refused, her full history "
-    "older than globex's copy made up after a gap",
-)
 def test_a_gap_copy_does_not_keep_a_policy_admins_bundle_out(troth_home: Path) -> None:
     world = make_world()
     two = make_two()
