@@ -12,6 +12,12 @@ times: 640,000 rows, read and held by every process for good (storage.md claimed
 no faster than the histories a node stores": 64 times faster, and those have no bound over
 time either).
 
+Was a strict xfail until `limits.MAX_REFUTED_CHANGES` (65,536 rows): each row records the
+order of the copy it came with (`refuted_changes.copy_seq`, a migration), and past the bound
+`add_refuted` removes the oldest copies' rows, in the transaction that adds a copy's. A record
+only keeps the word of an authority that named a refuted change out of the node's judgment of
+that identity, so losing one can make the node refuse more, never admit anyone.
+
 The test records replaced copies through the store (`IdentityStore.add_refuted`, what
 `observe` calls in the transaction that replaces one) past the bound, a small one here.
 """
@@ -34,11 +40,6 @@ def copy_changes(first: int, count: int) -> list[tuple[int, bytes]]:
     return [(first + i, os.urandom(32)) for i in range(count)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, refuted 1: refuted_changes grows without a bound (no "
-    "limits.MAX_REFUTED_CHANGES): every replaced copy's changes are kept for good",
-)
 def test_the_record_of_refuted_changes_is_bounded(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
