@@ -14,6 +14,11 @@ chain). A running node then takes acme's feed page over the copy (review 29a, fe
   desk, not running, is stranded off acme's feed (stale feeds deny every acme chain) until a
   runtime syncs it.
 
+Import 1 and 2 were strict xfails until `CredentialWallet.anchor_binds` (`binds_over`, set by
+`open_node`: the node's rule read from its store, a trusted authority having standing over its
+own history; None for any other identity) judged `troth identity import`
+(`import_history(binds=)`) and a feed page when no `feed_binds` is set.
+
 A guard (import 3): the full history of an identity that is not a trust anchor (alice's, or a
 thief's stale backup of hers) imported by an operator is still bound by the copy (no chain is
 verified with an import: a stranger's, docs/formats.md "A stored copy from a checkpoint").
@@ -54,11 +59,6 @@ def stored_changes(identifier: Identifier) -> int | None:
         return node.identities.stored_changes(identifier)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, import 1: `troth identity import` of a trusted authority's full "
-    "history is refused, older than a co-trusted authority's copy made up after a gap",
-)
 def test_importing_an_anchors_history_replaces_a_gap_copy(troth_home: Path) -> None:
     two = make_two()
     acme = two.acme.identifier
@@ -70,11 +70,6 @@ def test_importing_an_anchors_history_replaces_a_gap_copy(troth_home: Path) -> N
     assert stored_changes(acme) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, import 2: outside a running node (no feed_binds) acme's feed page is "
-    "refused, its history older than globex's copy made up after a gap",
-)
 def test_a_feed_synced_outside_a_running_node_replaces_a_gap_copy(troth_home: Path) -> None:
     two = make_two()
     acme = two.acme.identifier

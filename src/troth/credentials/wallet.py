@@ -154,6 +154,17 @@ class CredentialWallet:
         enrollment 2: else a co-trusted authority's copy of it made up after a gap kept the
         node from ever enrolling with it)."""
 
+    def anchor_binds(self, identity: VerifiedIdentity) -> Binds | None:
+        """Which stored copies from a checkpoint bind `identity`, a history of an authority
+        this wallet trusts (`binds_over`: the authority, a trust anchor, has standing over its
+        own history); None (every copy binds) for any other identity, or without `binds_over`.
+        What a feed page is judged with outside a running node (`feed_binds` unset), and
+        `troth identity import` (review 30a, import 1 and 2)."""
+        binds_over = self.binds_over
+        if binds_over is None or identity.identifier not in self.trusted():
+            return None
+        return binds_over(identity, {identity.identifier})
+
     # -- held chains -----------------------------------------------------------------------------
 
     def inspect(self, chain: bytes, *, now: int) -> VerifiedCredential:
@@ -399,11 +410,13 @@ class CredentialWallet:
         once (freshness is the caller's check: a page in the middle of a sync is not fresh).
         A local identity the page supersedes is presented from its newest checkpoint. The
         page's authority history is judged against the stored copy (a copy from a checkpoint
-        binds it as `feed_binds` says) and stored once the whole page verified."""
+        binds it as `feed_binds` says, else `anchor_binds`) and stored once the whole page
+        verified."""
         seen: list[tuple[VerifiedIdentity, Binds | None]] = []
 
         def known(identity: VerifiedIdentity) -> None:
-            binds = None if self.feed_binds is None else self.feed_binds(identity)
+            feed_binds = self.feed_binds
+            binds = self.anchor_binds(identity) if feed_binds is None else feed_binds(identity)
             self.identities.check_known(identity, binds=binds)
             seen.append((identity, binds))
 
