@@ -29,8 +29,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run
 from tests.support.feeds import pages
 from tests.test_review23a_checkpoints import forged_change

@@ -94,9 +94,7 @@ def enrollment(
         ticket = _parse(ticket)
     now = clock.now()
     binds = _ticket_binds(wallet)
-    authority = check_ticket(
-        identities, ticket, now=now, authority_pin=authority_pin, binds=binds
-    )
+    authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
     identities.find(ref)  # NotFound before anything is recorded
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents

@@ -537,7 +537,7 @@ class IdentityService:
         *,
         now: int,
         checkpoints: Checkpoints | None = None,
-        binds: Callable[[VerifiedIdentity], Binds] | None = None,
+        binds: Callable[[VerifiedIdentity], Binds | None] | None = None,
     ) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
         checkpointed history is accepted when this node's stored copy holds its first change,
@@ -557,7 +557,7 @@ class IdentityService:
         *,
         now: int,
         checkpoints: Checkpoints | None = None,
-        binds: Callable[[VerifiedIdentity], Binds] | None = None,
+        binds: Callable[[VerifiedIdentity], Binds | None] | None = None,
     ) -> VerifiedIdentity:
         """`import_history`'s checks, storing nothing: for what is trusted only once an exchange
         it starts succeeds (a ticket's authority, stored when the enrollment completes)."""
