@@ -563,7 +563,8 @@ class Authority:
         copy stored here: `verify_structure` judges a chain by the histories it carries, so a
         pre-rotation key from a stolen backup forges roots for made-up members, each with a
         quota of its own (review 23a, authority 1; docs/credentials.md, "A stolen authority
-        key")."""
+        key"). A copy from a checkpoint binds an issuer's full history as a requester's
+        (`_check_known`); one that does not is left as it is (only the requester is stored)."""
         current = self.identities.get(self.config.name, now=now).identity.current_change_hash
         if issuers[0].current_change_hash != current:
             raise AuthorityError(
@@ -573,7 +574,9 @@ class Authority:
             )
         for issuer in issuers[1:]:
             try:
-                self.identities.check_known(issuer)
+                # judged as a requester's (`_check_known`): this authority, the chain's root,
+                # has standing over its issuers' histories (review 30a, requests 1)
+                self._check_known(issuer)
             except IdentityError as exc:
                 raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
 
