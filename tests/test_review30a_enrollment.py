@@ -24,7 +24,7 @@ checked, on the member's side) and its changes recorded refuted.
 
 Guards: a copy whose attester has standing over the history shown still binds it (a voucher
 of globex recorded under her change 0: a thief's stale backup enrolling with an acme ticket is
-refused), and so does a copy acme's own feed names (enrollment 3).
+refused: enrollment 3), and so does a copy acme's own feed names a change of (enrollment 4).
 """
 
 from __future__ import annotations
@@ -117,6 +117,22 @@ def test_a_copy_whose_attester_has_standing_still_binds(
         alice.digest, two.globex.identifier.digest, NOW + 3600, alice.digest, (0, change0)
     )
     with pytest.raises((AuthorityError, IdentityError)) as caught:
+        enroll_alice(authority, members)
+    assert "older than the stored copy" in str(caught.value)
+    assert node.identities.stored_changes(alice) == 6
+
+
+def test_a_copy_the_authority_named_binds_its_requester(
+    acme: tuple[Authority, Node, Node],
+) -> None:
+    """Enrollment 4 (a guard): acme's own feed names the copy's change (acme published that
+    history as hers: a rotation only it and globex attest): acme has standing, its word binds,
+    so her change 0 (a stale backup with a ticket) is refused, and the copy stays."""
+    authority, node, members = acme
+    alice = members.identities.get("alice", now=NOW).identifier
+    forged = stores_globex_copy(node, make_two(), alice)
+    assert authority.revocations.supersede(forged.identity, now=NOW) is not None
+    with pytest.raises(AuthorityError) as caught:
         enroll_alice(authority, members)
     assert "older than the stored copy" in str(caught.value)
     assert node.identities.stored_changes(alice) == 6
