@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run
 from tests.support.feeds import pages
 from tests.test_review23a_checkpoints import forged_change
@@ -88,3 +90,19 @@ def test_an_import_of_a_members_history_is_still_bound(troth_home: Path) -> None
     result = run("identity", "import", str(path), "--node", "desk", code=1)
     assert "older than the stored copy" in result.output
     assert stored_changes(alice) == 6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30a, import 4: `troth identity verify --node` says a trusted authority's "
+    "full history is invalid, older than a co-trusted authority's copy made up after a gap",
+)
+def test_verifying_an_anchors_history_at_a_node_agrees_with_import(troth_home: Path) -> None:
+    two = make_two()
+    acme = two.acme.identifier
+    desk_with_globex_copy(two, acme)
+    path = troth_home / "acme.history"
+    path.write_bytes(two.acme.identity.history)
+    result = run("identity", "verify", str(path), "--node", "desk", code=0)
+    assert result.output.startswith("valid")
+    assert stored_changes(acme) == 6  # verifying stores nothing
