@@ -17,7 +17,8 @@ chain). A running node then takes acme's feed page over the copy (review 29a, fe
 Import 1 and 2 were strict xfails until `CredentialWallet.anchor_binds` (`binds_over`, set by
 `open_node`: the node's rule read from its store, a trusted authority having standing over its
 own history; None for any other identity) judged `troth identity import`
-(`import_history(binds=)`) and a feed page when no `feed_binds` is set.
+(`import_history(binds=)`) and a feed page when no `feed_binds` is set; import 4 (`troth
+identity verify --node` calling that history invalid) was one until it judged it so too.
 
 A guard (import 3): the full history of an identity that is not a trust anchor (alice's, or a
 thief's stale backup of hers) imported by an operator is still bound by the copy (no chain is
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pytest
 
 from tests.support.cli import run
 from tests.support.feeds import pages
@@ -92,11 +91,6 @@ def test_an_import_of_a_members_history_is_still_bound(troth_home: Path) -> None
     assert stored_changes(alice) == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, import 4: `troth identity verify --node` says a trusted authority's "
-    "full history is invalid, older than a co-trusted authority's copy made up after a gap",
-)
 def test_verifying_an_anchors_history_at_a_node_agrees_with_import(troth_home: Path) -> None:
     two = make_two()
     acme = two.acme.identifier
