@@ -39,9 +39,10 @@ from tests.support.channels import MEMBER
 from tests.test_review23a_checkpoints import Forged, forged_change
 from tests.test_trust_scope import NOW, Two, make_two
 from troth.authority import Authority
-from troth.authority.client import enroll_request
+from troth.authority.client import check_ticket, enroll_request
+from troth.authority.tickets import Ticket, new_code
 from troth.clock import FixedClock
-from troth.errors import AuthorityError, IdentityError
+from troth.errors import AuthorityError, IdentityError, IdentityFailure
 from troth.identity import Identifier
 from troth.node import Node, init_node, open_node
 from troth.node.authorities import enroll_locally
@@ -136,3 +137,26 @@ def test_a_copy_the_authority_named_binds_its_requester(
         enroll_alice(authority, members)
     assert "older than the stored copy" in str(caught.value)
     assert node.identities.stored_changes(alice) == 6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 30a, enrollment 5: a ticket giving a co-trusted authority's copy of acme "
+    "(from a checkpoint) is taken without acme's pin, the stored copy being only globex's word",
+)
+def test_a_ticket_with_a_copy_only_another_authority_attests_needs_the_pin(
+    acme: tuple[Authority, Node, Node],
+) -> None:
+    """Enrollment 5: desk (the members' node) stores globex's made-up copy of acme (after a
+    gap: globex connected as acme). Globex hands desk's operator a ticket "from acme" whose
+    authority history is that copy, and runs the service at its address: `check_ticket` asks
+    for acme's pin only on a first sight, and the stored copy (globex's word alone, never
+    linked here) stood for the link to acme's identifier: desk would enroll with globex as
+    acme, holding chains of acme's identifier signed with globex's made-up key."""
+    authority, _node, members = acme
+    forged = stores_globex_copy(members, make_two(), authority.identifier)
+    ticket = Ticket(new_code(), forged.identity.history, "node:globex-node")
+    with pytest.raises(IdentityError) as caught:
+        check_ticket(members.identities, ticket, now=NOW)
+    assert caught.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+    assert "--authority-pin" in str(caught.value)
