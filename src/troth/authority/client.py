@@ -75,8 +75,8 @@ def check_ticket(
     binds: TicketBinds | None = None,
 ) -> Identifier:
     """The authority `ticket` names, its history checked (against a stored copy too). A
-    history from a checkpoint, of an authority this node stores no copy of, binds nothing to
-    the identifier it names (anyone can write one for any identifier, even with another
+    history from a checkpoint, of an authority this node stores no copy of (or only a copy from
+    a checkpoint, another authority's word), binds nothing to the identifier it names (anyone can write one for any identifier, even with another
     authority's real changes): it is taken only with the authority's pin confirmed out of band
     (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
     A pin given is always checked. ConfigError for a pin that is not one. `binds`: which
@@ -84,9 +84,12 @@ def check_ticket(
     history = identities.check_history(
         ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
     )
-    first_sight = history.first_index > 0 and identities.stored_changes(history.identifier) is None
+    # a stored copy ties it to the identifier only when this node checked that link (a full
+    # history, or one extending it): a copy from a checkpoint is only its attesters' word, and
+    # a co-trusted authority may have made it up (review 30a, enrollment 5)
+    untied = history.first_index > 0 and not identities.linked(history.identifier)
     if authority_pin is None:
-        if first_sight:
+        if untied:
             raise IdentityError(
                 IdentityFailure.UNATTESTED_CHECKPOINT,
                 f"the ticket gives {history.identifier}'s history from change "

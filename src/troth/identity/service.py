@@ -520,6 +520,14 @@ class IdentityService:
         span = self._known.stored(identifier.digest)
         return None if span is None else span.last + 1
 
+    def linked(self, identifier: Identifier) -> bool:
+        """Whether this node stores a copy of `identifier`'s history whose link to it was
+        checked here (a full history, or one extending such a copy; a local identity's):
+        False for none stored, or a copy only a checkpoint ties to it (its attesters' word)."""
+        return self.stored_changes(identifier) is not None and self.store.history_linked(
+            identifier.digest
+        )
+
     def check_known(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, without storing anything: for a requester
         that is not yet authorised (observe it once it is, with the same `binds`)."""
