@@ -76,8 +76,9 @@ def check_ticket(
 ) -> Identifier:
     """The authority `ticket` names, its history checked (against a stored copy too). A
     history from a checkpoint, of an authority this node stores no copy of (or only a copy from
-    a checkpoint, another authority's word), binds nothing to the identifier it names (anyone can write one for any identifier, even with another
-    authority's real changes): it is taken only with the authority's pin confirmed out of band
+    a checkpoint, another authority's word), binds nothing to the identifier it names (anyone
+    can write one for any identifier, even with another authority's real changes): it is
+    taken only with the authority's pin confirmed out of band
     (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
     A pin given is always checked. ConfigError for a pin that is not one. `binds`: which
     stored copy from a checkpoint binds the authority's history (None: every one)."""
