@@ -24,7 +24,9 @@ checked, on the member's side) and its changes recorded refuted.
 
 Guards: a copy whose attester has standing over the history shown still binds it (a voucher
 of globex recorded under her change 0: a thief's stale backup enrolling with an acme ticket is
-refused: enrollment 3), and so does a copy acme's own feed names a change of (enrollment 4).
+refused: enrollment 3; a ticket giving a stale backup of acme's own keys: enrollment 6), and so
+does a copy acme's own feed names a change of (enrollment 4). Enrollment 5: a ticket whose
+authority history is a copy only another authority's word ties to acme needs acme's pin.
 """
 
 from __future__ import annotations
@@ -157,3 +159,29 @@ def test_a_ticket_with_a_copy_only_another_authority_attests_needs_the_pin(
         check_ticket(members.identities, ticket, now=NOW)
     assert caught.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     assert "--authority-pin" in str(caught.value)
+
+
+def test_a_ticket_is_bound_by_a_copy_whose_attester_has_standing(
+    acme: tuple[Authority, Node, Node],
+) -> None:
+    """Enrollment 6 (a guard): globex vouched for acme at desk under acme's change 0, then
+    recorded its rotation (its copy): a ticket giving acme's change 0 alone (a thief's stale
+    backup of the authority's keys, say) is refused, and the copy stays."""
+    authority, node, members = acme
+    two = make_two()
+    stores_globex_copy(members, two, authority.identifier)
+    change0 = node.identities.get("acme", now=NOW).identity.current_change_hash
+    SqliteVoucherStore(members.db).vouch(
+        authority.identifier.digest,
+        two.globex.identifier.digest,
+        NOW + 3600,
+        authority.identifier.digest,
+        (0, change0),
+    )
+    ticket = authority.create_ticket(
+        creator=authority.identifier, attributes=MEMBER, address="node:acme-node", now=NOW
+    )
+    with pytest.raises(IdentityError) as caught:
+        enroll_locally(members, ticket, "alice", clock=FixedClock(NOW))
+    assert caught.value.reason is IdentityFailure.ROLLBACK
+    assert members.identities.stored_changes(authority.identifier) == 6
