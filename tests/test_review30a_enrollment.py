@@ -200,18 +200,15 @@ def checkpointed_ticket(authority: Authority, node: Node) -> Ticket:
     return Ticket(made.code, window, made.address)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, enrollment 7: after enrolling with acme's pin (its history from a "
-    "checkpoint), the next ticket of acme asks for the pin again (the copy stored unlinked)",
-)
 def test_a_pinned_enrollment_ties_the_authority_history(
     acme: tuple[Authority, Node, Node],
 ) -> None:
     """Enrollment 7: desk enrolls alice with acme's checkpointed ticket and acme's pin (a
     first sight: the pin ties the history to acme's identifier); enrolling bob with another
     such ticket needs no pin then (enrollment 5 asks for it while the copy is only a
-    checkpoint's word: the pin confirmed is the operator's word on the link)."""
+    checkpoint's word: the pin confirmed is the operator's word on the link). Was a strict
+    xfail until `accept_ticket(pinned=)` stored a history whose pin `check_ticket` confirmed
+    linked (`import_history(linked=)`, `KnownHistories.observe(linked=)`)."""
     authority, node, members = acme
     node.identities.rotate("acme", now=NOW)
     pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)

@@ -98,7 +98,7 @@ def enrollment(
     identities.find(ref)  # NotFound before anything is recorded
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents
-    accept_ticket(identities, ticket, now=now, binds=binds)
+    accept_ticket(identities, ticket, now=now, binds=binds, pinned=authority_pin is not None)
     record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
     resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
     replaced = earlier if earlier is not None and resumed is None else None

@@ -46,14 +46,21 @@ review 30a, enrollment 2)."""
 
 
 def accept_ticket(
-    identities: IdentityService, ticket: Ticket, *, now: int, binds: TicketBinds | None = None
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None = None,
+    pinned: bool = False,
 ) -> Identifier:
     """Store the ticket's authority history (on a first sight, on the ticket's word): once
     `check_ticket` bound it (`enrollment` does so before the channel to the authority opens),
     or for a holder that completes an enrollment itself. A copy from a checkpoint that does
-    not bind it (`binds`) is replaced."""
+    not bind it (`binds`) is replaced. `pinned`: `check_ticket` confirmed the authority's pin
+    for it, so a history from a checkpoint is stored linked (the operator's word ties it to
+    the identifier: the next ticket of that authority needs no pin, review 30a, enrollment 7)."""
     return identities.import_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
+        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds, linked=pinned
     ).identifier
 
 

@@ -546,6 +546,7 @@ class IdentityService:
         now: int,
         checkpoints: Checkpoints | None = None,
         binds: Callable[[VerifiedIdentity], Binds | None] | None = None,
+        linked: bool = False,
     ) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
         checkpointed history is accepted when this node's stored copy holds its first change,
@@ -553,10 +554,13 @@ class IdentityService:
         attests it: whoever vouches (a ticket for its authority) never overrides a stored
         copy, whose rules (store-or-extend, attested checkpoints) stand. `binds`, given the
         verified history, says which stored copy from a checkpoint binds it (`observe`; None:
-        every copy)."""
+        every copy); `linked`: the caller checked its link to the identifier (an authority pin
+        confirmed out of band), so a history from a checkpoint is stored linked."""
 
         identity = self._verify_seen(data, now, checkpoints)
-        self._known.observe(identity, binds=None if binds is None else binds(identity))
+        self._known.observe(
+            identity, binds=None if binds is None else binds(identity), linked=linked
+        )
         return identity
 
     def check_history(
