@@ -8,7 +8,7 @@ issuers 1), but `verify_chain(node=)` (the command line's `--node`) stored issue
 `store_or_extend` (`import_history`, every copy binding): alice's history is refused as older
 than the stored copy, and so is every acme chain through her.
 
-The fix: `verify_chain` judges issuer histories as the handshake does
+Was a strict xfail until `verify_chain` judged issuer histories as the handshake does
 (`ChainVerifier(known_in=)`: a copy that does not bind a full history, the chain's root having
 standing over it, refuses nothing) and stored them, a copy that does not bind them replaced,
 only once the whole chain verified.
@@ -17,8 +17,6 @@ only once the whole chain verified.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from tests.support.channels import MEMBER, T
 from tests.support.feeds import pages
@@ -31,11 +29,6 @@ from troth.node import open_node
 from troth.node.verify import Sources, verify_chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 30a, verify 1: verify_chain(node=) refuses acme -> alice -> bob, alice's "
-    "issuer history older than globex's copy of her made up after a gap",
-)
 def test_a_gap_copy_does_not_refuse_a_chain_through_her(troth_home: Path) -> None:
     two = make_two()
     alice = two.alice.identifier
