@@ -1,7 +1,8 @@
 """Whether a stored copy from a checkpoint binds a full history (docs/formats.md, "A stored copy
 from a checkpoint"): the rule `NodeTrust` applies from memory at handshakes, here also read
 from a node's store for what runs without one (an authority judging requests, a node enrolling
-with a ticket: review 30a, enrollment 1 and 2).
+with a ticket, a bundle's signer, `troth credential verify --node`, a trusted authority's feed
+page or history outside a running node: review 30a).
 
 A copy whose link to the identifier this node never checked is only the word of the authorities
 whose held feed names one of its changes (in any supersession). It binds a full history it
