@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from troth.authority import Ticket
-from troth.authority.client import accept_ticket, check_ticket, enroll_request
+from troth.authority.client import TicketBinds, accept_ticket, check_ticket, enroll_request
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
@@ -93,15 +93,26 @@ def enrollment(
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
     now = clock.now()
-    authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin)
+    binds = _ticket_binds(wallet)
+    authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
     identities.find(ref)  # NotFound before anything is recorded
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
     # now, so the channel to the authority can attest the history the authority presents
-    accept_ticket(identities, ticket, now=now)
+    accept_ticket(identities, ticket, now=now, binds=binds, pinned=authority_pin is not None)
     record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
     resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
     replaced = earlier if earlier is not None and resumed is None else None
     return (yield from _exchange(identities, wallet, ref, record, ticket, clock, resumed, replaced))
+
+
+def _ticket_binds(wallet: CredentialWallet) -> TicketBinds | None:
+    """The node's rule on stored copies from a checkpoint, given a ticket's authority history:
+    the authority the operator chose to enroll with has standing over its own history
+    (docs/formats.md, "A stored copy from a checkpoint"; review 30a, enrollment 2)."""
+    binds_over = wallet.binds_over
+    if binds_over is None:
+        return None
+    return lambda identity: binds_over(identity, {identity.identifier})
 
 
 def resumption(

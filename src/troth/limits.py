@@ -575,5 +575,14 @@ own new identity is refused — never another member's peer (docs/storage.md, "V
 MAX_VOUCHERS_PER_IDENTITY: Final = 16
 """Authorities a node remembers as vouching for one identity (the roots of the chains it
 verified for it: trust anchors of the node, so far above what one identity holds)."""
+MAX_REFUTED_CHANGES: Final = 65_536
+"""Rows of `refuted_changes` a node keeps (the changes of stored copies from a checkpoint it
+replaced, one row each, up to MAX_IDENTITY_CHANGES per copy; read by every process at each
+reload and maintenance round, and held in memory: ~200 bytes each). Past it the oldest
+copies' rows go first: a record only keeps the word of an authority that named a refuted
+change out of the node's judgment of that identity (its voucher), so losing one can make the
+node refuse more, never admit anyone (docs/storage.md, "Vouchers"; review 30a, refuted 1: one
+member's fresh delegates, each forking from a checkpoint of its own, added 64 rows each for
+good)."""
 VOUCHER_SWEEP_ROWS: Final = 256
 """Rows of one authority a sweep of the vouchers examines at once (forgotten, or kept for good)."""

@@ -4,6 +4,7 @@ requests."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from troth.authority.requests import make_request
 from troth.authority.tickets import Ticket
@@ -15,8 +16,10 @@ from troth.identity import (
     VerifiedIdentity,
     verify_history,
 )
+from troth.identity.known import Binds
 
 __all__ = [
+    "TicketBinds",
     "accept_ticket",
     "authority_pin_of",
     "check_ticket",
@@ -36,12 +39,28 @@ def ticket_vouches(checkpoint: Checkpoint, change_hash: bytes) -> bool:
     return checkpoint.identifier == checkpoint.authority
 
 
-def accept_ticket(identities: IdentityService, ticket: Ticket, *, now: int) -> Identifier:
+TicketBinds = Callable[[VerifiedIdentity], Binds]
+"""Given a ticket's authority history, which stored copies from a checkpoint bind it (a node's
+rule, the ticket's authority having standing over its own history: `CredentialWallet.binds_over`;
+review 30a, enrollment 2)."""
+
+
+def accept_ticket(
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None = None,
+    pinned: bool = False,
+) -> Identifier:
     """Store the ticket's authority history (on a first sight, on the ticket's word): once
     `check_ticket` bound it (`enrollment` does so before the channel to the authority opens),
-    or for a holder that completes an enrollment itself."""
+    or for a holder that completes an enrollment itself. A copy from a checkpoint that does
+    not bind it (`binds`) is replaced. `pinned`: `check_ticket` confirmed the authority's pin
+    for it, so a history from a checkpoint is stored linked (the operator's word ties it to
+    the identifier: the next ticket of that authority needs no pin, review 30a, enrollment 7)."""
     return identities.import_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches
+        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds, linked=pinned
     ).identifier
 
 
@@ -55,20 +74,30 @@ def authority_pin_of(identity: VerifiedIdentity) -> str:
 
 
 def check_ticket(
-    identities: IdentityService, ticket: Ticket, *, now: int, authority_pin: str | None = None
+    identities: IdentityService,
+    ticket: Ticket,
+    *,
+    now: int,
+    authority_pin: str | None = None,
+    binds: TicketBinds | None = None,
 ) -> Identifier:
     """The authority `ticket` names, its history checked (against a stored copy too). A
-    history from a checkpoint, of an authority this node stores no copy of, binds nothing to
-    the identifier it names (anyone can write one for any identifier, even with another
-    authority's real changes): it is taken only with the authority's pin confirmed out of band
+    history from a checkpoint, of an authority this node stores no copy of (or only a copy from
+    a checkpoint, another authority's word), binds nothing to the identifier it names (anyone
+    can write one for any identifier, even with another authority's real changes): it is
+    taken only with the authority's pin confirmed out of band
     (`authority_pin`: `IDENTIFIER:KEY`, `authority_pin_of`), identifier and current key both.
-    A pin given is always checked. ConfigError for a pin that is not one."""
+    A pin given is always checked. ConfigError for a pin that is not one. `binds`: which
+    stored copy from a checkpoint binds the authority's history (None: every one)."""
     history = identities.check_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches
+        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
     )
-    first_sight = history.first_index > 0 and identities.stored_changes(history.identifier) is None
+    # a stored copy ties it to the identifier only when this node checked that link (a full
+    # history, or one extending it): a copy from a checkpoint is only its attesters' word, and
+    # a co-trusted authority may have made it up (review 30a, enrollment 5)
+    untied = history.first_index > 0 and not identities.linked(history.identifier)
     if authority_pin is None:
-        if first_sight:
+        if untied:
             raise IdentityError(
                 IdentityFailure.UNATTESTED_CHECKPOINT,
                 f"the ticket gives {history.identifier}'s history from change "

@@ -16,7 +16,7 @@ attributes. Nobody else may create tickets.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -55,7 +55,7 @@ from troth.identity import (
     Signer,
     VerifiedIdentity,
 )
-from troth.identity.known import StoredSpan
+from troth.identity.known import Binds, StoredSpan
 from troth.storage import AuthorityConfig, AuthorityStore, MemberRecord
 
 __all__ = ["ADMIN", "ENROLLER", "ROLE", "Authority", "Member"]
@@ -108,6 +108,12 @@ class Authority:
         self.revocations = AuthorityFeed(store, self.identifier, config.revocation_quota)
         self._chains = ChainVerifier(TrustPolicy(frozenset({self.identifier})))
         self._answered: OrderedDict[bytes, tuple[int, int | None]] = OrderedDict()
+        self.binds: Callable[[VerifiedIdentity], Binds] | None = None
+        """Given a requester's history (a full one), which stored copies from a checkpoint bind
+        it (troth.identity.known `Binds`: its node gives its rule, this authority having
+        standing over its requesters' histories, troth.node.copies); None: every copy binds
+        it. Without it, a co-trusted authority's copy of a member made up after a gap refused
+        her every request here (review 30a, enrollment 1)."""
 
     @classmethod
     def create(
@@ -207,9 +213,28 @@ class Authority:
             authority=self.identifier,
             kind=kind,
             now=now,
-            known=self.identities.check_known,
+            known=self._check_known,
             checkpoints=self._attests,
         )
+
+    def _check_known(self, identity: VerifiedIdentity) -> None:
+        """The store-or-extend check of a requester's history: a copy from a checkpoint binds
+        it as `binds` says, or when this authority's own feed names one of its changes (its
+        word on that history, docs/formats.md, "A stored copy from a checkpoint")."""
+        self.identities.check_known(identity, binds=self._binds(identity))
+
+    def _binds(self, identity: VerifiedIdentity) -> Binds | None:
+        node = self.binds
+        if node is None:
+            return None
+        node_binds = node(identity)
+        digest = identity.identifier.digest
+
+        def binds(changes: Sequence[tuple[int, bytes]]) -> bool:
+            own = any(self.store.supersession_hash(digest, i + 1) == h for i, h in changes)
+            return own or node_binds(changes)
+
+        return binds
 
     def _attests(self, checkpoint: Checkpoint, change_hash: bytes) -> bool:
         """A requester's checkpointed history: its first change is named by a supersession this
@@ -244,7 +269,8 @@ class Authority:
         every shorter or different one (charged to `charged_to`, default the requester).
         Returns the newest supersession's seq, if any."""
         try:
-            self.identities.import_history(requester, now=now)
+            # judged as at `_verify`: a copy that does not bind it is replaced (review 30a)
+            self.identities.observe(requester, binds=self._binds(requester))
         except IdentityError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, f"requester: {exc}") from None
         return self.revocations.supersede(requester, now=now, charged_to=charged_to)
@@ -537,7 +563,8 @@ class Authority:
         copy stored here: `verify_structure` judges a chain by the histories it carries, so a
         pre-rotation key from a stolen backup forges roots for made-up members, each with a
         quota of its own (review 23a, authority 1; docs/credentials.md, "A stolen authority
-        key")."""
+        key"). A copy from a checkpoint binds an issuer's full history as a requester's
+        (`_check_known`); one that does not is left as it is (only the requester is stored)."""
         current = self.identities.get(self.config.name, now=now).identity.current_change_hash
         if issuers[0].current_change_hash != current:
             raise AuthorityError(
@@ -547,7 +574,9 @@ class Authority:
             )
         for issuer in issuers[1:]:
             try:
-                self.identities.check_known(issuer)
+                # judged as a requester's (`_check_known`): this authority, the chain's root,
+                # has standing over its issuers' histories (review 30a, requests 1)
+                self._check_known(issuer)
             except IdentityError as exc:
                 raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
 

@@ -5,7 +5,7 @@ sent but not yet completed (docs/storage.md, "Recovery rules")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -146,6 +146,24 @@ class CredentialWallet:
         authority itself having standing over its history, troth.node.trust); None: every copy
         binds it. Without it, a co-trusted authority's copy of another trusted authority made
         up after a gap refused that authority's every page (review 29a, feeds 1)."""
+        self.binds_over: Callable[[VerifiedIdentity, Set[Identifier]], Binds] | None = None
+        """Given a full history and the authorities with standing over it now (`roots`), which
+        stored copies from a checkpoint bind it (a node gives its rule, read from its store:
+        troth.node.copies); None: every copy binds it. Enrolling asks it of a ticket's
+        authority history, that authority having standing over its own (review 30a,
+        enrollment 2: else a co-trusted authority's copy of it made up after a gap kept the
+        node from ever enrolling with it)."""
+
+    def anchor_binds(self, identity: VerifiedIdentity) -> Binds | None:
+        """Which stored copies from a checkpoint bind `identity`, a history of an authority
+        this wallet trusts (`binds_over`: the authority, a trust anchor, has standing over its
+        own history); None (every copy binds) for any other identity, or without `binds_over`.
+        What a feed page is judged with outside a running node (`feed_binds` unset), and
+        `troth identity import` (review 30a, import 1 and 2)."""
+        binds_over = self.binds_over
+        if binds_over is None or identity.identifier not in self.trusted():
+            return None
+        return binds_over(identity, {identity.identifier})
 
     # -- held chains -----------------------------------------------------------------------------
 
@@ -392,11 +410,13 @@ class CredentialWallet:
         once (freshness is the caller's check: a page in the middle of a sync is not fresh).
         A local identity the page supersedes is presented from its newest checkpoint. The
         page's authority history is judged against the stored copy (a copy from a checkpoint
-        binds it as `feed_binds` says) and stored once the whole page verified."""
+        binds it as `feed_binds` says, else `anchor_binds`) and stored once the whole page
+        verified."""
         seen: list[tuple[VerifiedIdentity, Binds | None]] = []
 
         def known(identity: VerifiedIdentity) -> None:
-            binds = None if self.feed_binds is None else self.feed_binds(identity)
+            feed_binds = self.feed_binds
+            binds = self.anchor_binds(identity) if feed_binds is None else feed_binds(identity)
             self.identities.check_known(identity, binds=binds)
             seen.append((identity, binds))
 

@@ -61,6 +61,7 @@ __all__ = [
     "POLICY_ADMIN",
     "SIGNED_BUNDLE_TYPE",
     "BundleBody",
+    "KnownIn",
     "VerifiedBundle",
     "create_bundle",
     "decode_bundle",
@@ -86,6 +87,10 @@ _CHAIN_REASONS: Final = {
 }
 _VERIFIED: Final = object()
 Known = Callable[[VerifiedIdentity], None]
+KnownIn = Callable[[VerifiedIdentity, Identifier], None]
+"""A `Known` told the authority of the bundle too (the root of the signer's chain, verified):
+it has standing over the signer's history (docs/formats.md, "A stored copy from a
+checkpoint"; review 30a, bundles 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +498,7 @@ def _verify(
     feeds: Mapping[Identifier, VerifiedFeed] | None,
     now: int,
     known: Known | None,
+    known_in: KnownIn | None = None,
 ) -> VerifiedBundle:
     signed, body = _decode_signed(data)
     if body.authority not in verifier.policy.anchors:
@@ -524,9 +530,12 @@ def _verify(
         for name, text in body.tools.items()
     }
     compiled = compile_policies(body.policies, body.schema, tools, body.services)
-    if known is not None:  # only once the signer is known to be allowed to sign
+    if known is not None or known_in is not None:  # only once the signer may sign
         try:
-            known(identity)
+            if known_in is not None:
+                known_in(identity, body.authority)
+            elif known is not None:
+                known(identity)
         except IdentityError as exc:
             raise PolicyError(_P.SIGNER_INVALID, str(exc)) from None
     return VerifiedBundle(
@@ -541,11 +550,13 @@ def verify_bundle(
     feeds: Mapping[Identifier, VerifiedFeed],
     now: int,
     known: Known | None = None,
+    known_in: KnownIn | None = None,
 ) -> VerifiedBundle:
     """Verify a bundle received from anywhere (see the module docstring); PolicyError says
     why it was refused. `known` raises IdentityError for a signer history that forks from or
-    rolls back a stored copy."""
-    return _verify(data, verifier, feeds, now, known)
+    rolls back a stored copy; `known_in`, given instead, is told the bundle's authority too
+    (the root of the signer's chain, which has standing over its history)."""
+    return _verify(data, verifier, feeds, now, known, known_in)
 
 
 def load_stored_bundle(data: bytes, *, verifier: ChainVerifier, now: int) -> VerifiedBundle:

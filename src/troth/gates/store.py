@@ -34,7 +34,13 @@ from troth import limits
 from troth.credentials import ChainVerifier, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, PolicyError, PolicyFailure, PolicyNotChecked
-from troth.gates.bundles import VerifiedBundle, decode_bundle, load_stored_bundle, verify_bundle
+from troth.gates.bundles import (
+    KnownIn,
+    VerifiedBundle,
+    decode_bundle,
+    load_stored_bundle,
+    verify_bundle,
+)
 from troth.gates.engine import PolicyEngine
 from troth.identity import Identifier, VerifiedIdentity
 from troth.storage.sqlite import SqliteDatabase
@@ -194,10 +200,14 @@ class BundleStore:
         table: BundleTable | None = None,
         *,
         known: Callable[[VerifiedIdentity], None] | None = None,
+        known_in: KnownIn | None = None,
     ) -> None:
+        """`known` (or `known_in`, told the bundle's authority too): the store-or-extend
+        check of a verified signer's history (`verify_bundle`)."""
         self.verifier = verifier
         self.table: BundleTable = table if table is not None else MemoryBundleTable()
         self._known = known
+        self._known_in = known_in
         self._active: dict[Identifier, ActiveBundle] = {}
         self._seen: dict[bytes, Stamp] = {}  # the table's stamp last loaded, per authority
         self._unloadable: set[tuple[bytes, Stamp]] = set()
@@ -224,7 +234,12 @@ class BundleStore:
         if held is not None and not _newer(claimed.revision, held, feed):
             raise PolicyError(_P.ROLLBACK, f"{claimed.revision} <= {held.bundle.body.revision}")
         verified = verify_bundle(
-            data, verifier=self.verifier, feeds=feeds, now=now, known=self._known
+            data,
+            verifier=self.verifier,
+            feeds=feeds,
+            now=now,
+            known=self._known,
+            known_in=self._known_in,
         )
         body = verified.body
         authority = body.authority.digest

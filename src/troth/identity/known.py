@@ -129,16 +129,20 @@ class KnownHistories:
         self._cache: dict[bytes, tuple[float, StoredSpan]] = {}
         self._lock = threading.Lock()
 
-    def observe(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
+    def observe(
+        self, identity: VerifiedIdentity, *, binds: Binds | None = None, linked: bool = False
+    ) -> None:
         """Record `identity` if it is new or extends the stored copy, or shows it made up, or
         is a full history a copy from a checkpoint does not bind (`binds`; None: every copy
         binds); raise IdentityError (FORK, ROLLBACK, IDENTIFIER_MISMATCH) if it neither equals
         nor extends it. Give `binds` only for a presenter already admitted: the copy is then
-        replaced and its changes recorded refuted."""
+        replaced and its changes recorded refuted. `linked`: the caller checked the link of a
+        history from a checkpoint to its identifier (an authority pin confirmed out of band:
+        review 30a, enrollment 7), so it is stored linked as a full one is."""
         if self._judge(identity, binds, tell=False) is not _Seen.STORED:
             # tells `refuted` of a copy it replaces; stores her full history over a copy
             # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
-            self._store_or_extend(identity, binds)
+            self._store_or_extend(identity, binds, linked)
 
     def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
@@ -242,10 +246,13 @@ class KnownHistories:
             raise
         return _Seen.NEW
 
-    def _store_or_extend(self, identity: VerifiedIdentity, binds: Binds | None) -> None:
+    def _store_or_extend(
+        self, identity: VerifiedIdentity, binds: Binds | None, tied: bool = False
+    ) -> None:
         digest = identity.identifier.digest
         count = identity.change_count
-        full = identity.first_index == 0  # its link to the identifier checked here
+        # its link to the identifier checked here (a full history, or one the caller tied)
+        full = identity.first_index == 0 or tied
         refuted: bytes | None = None
         with self._store.transaction():
             stored = self._store.get_history(digest)

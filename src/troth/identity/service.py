@@ -520,6 +520,14 @@ class IdentityService:
         span = self._known.stored(identifier.digest)
         return None if span is None else span.last + 1
 
+    def linked(self, identifier: Identifier) -> bool:
+        """Whether this node stores a copy of `identifier`'s history whose link to it was
+        checked here (a full history, or one extending such a copy; a local identity's):
+        False for none stored, or a copy only a checkpoint ties to it (its attesters' word)."""
+        return self.stored_changes(identifier) is not None and self.store.history_linked(
+            identifier.digest
+        )
+
     def check_known(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, without storing anything: for a requester
         that is not yet authorised (observe it once it is, with the same `binds`)."""
@@ -532,25 +540,41 @@ class IdentityService:
         self._known.check_no_fork(identity)
 
     def import_history(
-        self, data: bytes | VerifiedIdentity, *, now: int, checkpoints: Checkpoints | None = None
+        self,
+        data: bytes | VerifiedIdentity,
+        *,
+        now: int,
+        checkpoints: Checkpoints | None = None,
+        binds: Callable[[VerifiedIdentity], Binds | None] | None = None,
+        linked: bool = False,
     ) -> VerifiedIdentity:
         """Verify `data` at `now` (unless it already is verified) and observe it. A
         checkpointed history is accepted when this node's stored copy holds its first change,
         or, for an identity of which no copy is stored (a first sight), when `checkpoints`
         attests it: whoever vouches (a ticket for its authority) never overrides a stored
-        copy, whose rules (store-or-extend, attested checkpoints) stand."""
+        copy, whose rules (store-or-extend, attested checkpoints) stand. `binds`, given the
+        verified history, says which stored copy from a checkpoint binds it (`observe`; None:
+        every copy); `linked`: the caller checked its link to the identifier (an authority pin
+        confirmed out of band), so a history from a checkpoint is stored linked."""
 
         identity = self._verify_seen(data, now, checkpoints)
-        self._known.observe(identity)
+        self._known.observe(
+            identity, binds=None if binds is None else binds(identity), linked=linked
+        )
         return identity
 
     def check_history(
-        self, data: bytes, *, now: int, checkpoints: Checkpoints | None = None
+        self,
+        data: bytes,
+        *,
+        now: int,
+        checkpoints: Checkpoints | None = None,
+        binds: Callable[[VerifiedIdentity], Binds | None] | None = None,
     ) -> VerifiedIdentity:
         """`import_history`'s checks, storing nothing: for what is trusted only once an exchange
         it starts succeeds (a ticket's authority, stored when the enrollment completes)."""
         identity = self._verify_seen(data, now, checkpoints)
-        self._known.check(identity)
+        self._known.check(identity, binds=None if binds is None else binds(identity))
         return identity
 
     def _verify_seen(

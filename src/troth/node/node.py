@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import os
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -20,10 +21,12 @@ from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPT
 from troth.credentials.wallet import CredentialWallet
 from troth.crypto import KeyType
 from troth.errors import ConfigError, NotFound
-from troth.identity import IdentityService
+from troth.identity import Identifier, IdentityService, VerifiedIdentity
+from troth.identity.known import Binds
 from troth.limits import DEFAULT_REVOCATION_QUOTA
 from troth.names import check_name
 from troth.node.config import NodeConfig, VaultKind
+from troth.node.copies import stored_binds
 from troth.node.home import read_private_file, secure_dir, troth_home, write_private_file
 from troth.storage import (
     SqliteAuthorityStore,
@@ -31,6 +34,7 @@ from troth.storage import (
     SqliteDatabase,
     SqliteIdentityStore,
     SqliteKeyStore,
+    SqliteVoucherStore,
 )
 from troth.vault import CompositeVault, SoftwareVault, Vault
 from troth.vault.software import KEK_SIZE
@@ -68,13 +72,19 @@ class Node:
         """The node's name."""
         return self.config.name
 
+    def binds_over(self, identity: VerifiedIdentity, roots: Set[Identifier]) -> Binds:
+        """Whether a stored copy from a checkpoint binds the full history `identity`, shown
+        with the word of `roots` (authorities with standing over it now), read from this
+        node's store (troth.node.copies; a running node's `NodeTrust` judges from memory)."""
+        return stored_binds(self.wallet, SqliteVoucherStore(self.db), identity, roots)
+
     def authority(self) -> Authority:
         """The authority this node hosts (NotFound if none)."""
         store = SqliteAuthorityStore(self.db)
         config = store.get_config()
         if config is None:
             raise NotFound(f"node {self.name!r} hosts no authority (troth authority create)")
-        return Authority(self.identities, store, config)
+        return self._judging(Authority(self.identities, store, config))
 
     def create_authority(
         self,
@@ -86,15 +96,23 @@ class Node:
         revocation_quota: int = DEFAULT_REVOCATION_QUOTA,
     ) -> Authority:
         """Create the authority this node hosts (named `name`)."""
-        return Authority.create(
-            self.identities,
-            SqliteAuthorityStore(self.db),
-            name,
-            now=now,
-            credential_ttl=credential_ttl,
-            delegation_depth=delegation_depth,
-            revocation_quota=revocation_quota,
+        return self._judging(
+            Authority.create(
+                self.identities,
+                SqliteAuthorityStore(self.db),
+                name,
+                now=now,
+                credential_ttl=credential_ttl,
+                delegation_depth=delegation_depth,
+                revocation_quota=revocation_quota,
+            )
         )
+
+    def _judging(self, authority: Authority) -> Authority:
+        """`authority` judging its requesters' histories by this node's rule on stored copies
+        from a checkpoint, itself having standing over them (review 30a, enrollment 1)."""
+        authority.binds = lambda identity: self.binds_over(identity, {authority.identifier})
+        return authority
 
     def close(self) -> None:
         """Close the vault (a token session) and the database."""
@@ -195,7 +213,9 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
         vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name})
     )
     wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
-    return Node(config, path, db, vault, identities, wallet)
+    node = Node(config, path, db, vault, identities, wallet)
+    wallet.binds_over = node.binds_over  # a ticket's authority history (review 30a)
+    return node
 
 
 def _check_caveat(condition: str) -> str:

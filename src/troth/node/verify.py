@@ -29,7 +29,13 @@ from troth.credentials import (
 from troth.credentials.vc import VerifiedVC, vc_issuer, verify_troth_vc
 from troth.credentials.wallet import next_page
 from troth.encoding.ijson import load_json
-from troth.errors import CredentialError, CredentialFailure, DecodeError, IdentityError
+from troth.errors import (
+    CredentialError,
+    CredentialFailure,
+    DecodeError,
+    IdentityError,
+    IdentityFailure,
+)
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
@@ -45,6 +51,8 @@ __all__ = [
 ]
 
 _F = CredentialFailure
+_REFUTABLE = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
+"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 Progress = Callable[[int, int], None]
@@ -173,8 +181,12 @@ def verify_chain(
     node: Node | None = None,
 ) -> VerifiedCredential:
     """Verify chain bytes for `sources.anchors` against their feeds. With `node`, issuer
-    histories are checked against (and stored in) its store, and the presenter's stored
-    history is checked against the feed. The presenter defaults to the chain's last subject."""
+    histories are checked against its store as at a handshake (a copy from a checkpoint binds
+    a full one only when an authority attesting it has standing over it, the chain's root
+    among them: docs/formats.md, "A stored copy from a checkpoint") and stored once the chain
+    verified (a copy that does not bind them replaced: review 30a, verify 1), and the
+    presenter's stored history is checked against the feed. The presenter defaults to the
+    chain's last subject."""
     known = None if node is None else store_or_extend(node.identities, now)
     with _named_authority(sources.home, sources.authority_name) as authority:
         feeds = select_feeds(
@@ -188,12 +200,35 @@ def verify_chain(
             checkpoints=None if node is None else node.identities.attested_by_store,
         )
     actor = presenter or chain_actor(data)
-    return ChainVerifier(TrustPolicy(sources.anchors), known=known).verify(
-        data,
-        presenter=actor if node is None else _stored_presenter(node, actor, now),
-        feeds=feeds,
-        now=now,
+    policy = TrustPolicy(sources.anchors)
+    if node is None:
+        return ChainVerifier(policy).verify(data, presenter=actor, feeds=feeds, now=now)
+    verified = ChainVerifier(policy, known_in=_issuer_check(node)).verify(
+        data, presenter=_stored_presenter(node, actor, now), feeds=feeds, now=now
     )
+    try:
+        for issuer in verified.issuers:
+            # a copy that does not bind it (the root has standing) is replaced now
+            node.identities.observe(issuer, binds=node.binds_over(issuer, {verified.authority}))
+    except IdentityError as exc:  # another process stored another copy meanwhile
+        raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
+    return verified
+
+
+def _issuer_check(node: Node) -> Callable[[VerifiedIdentity, Identifier], None]:
+    """The store-or-extend check of a chain's issuer history at `node` (stores nothing), the
+    chain's root having standing over it, as at a handshake (`NodeTrust._issuer_known`)."""
+
+    def check(identity: VerifiedIdentity, root: Identifier) -> None:
+        identities = node.identities
+        try:
+            identities.check_known(identity)
+        except IdentityError as exc:
+            if identity.first_index != 0 or exc.reason not in _REFUTABLE:
+                raise
+            identities.check_known(identity, binds=node.binds_over(identity, {root}))
+
+    return check
 
 
 def verify_vc(

@@ -430,6 +430,10 @@ class VoucherStore(Transactional, Protocol):
         """Every row (a node holds them all in memory: bounded by MAX_VOUCHED_IDENTITIES)."""
         ...
 
+    def vouchers_of(self, identifier: bytes) -> list[VoucherRow]:
+        """The rows of `identifier` (read where a node judges without its memory of them)."""
+        ...
+
     def vouch(
         self,
         identifier: bytes,

@@ -206,6 +206,12 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE vouchers ADD COLUMN since_hash BLOB;
     ALTER TABLE identities ADD COLUMN linked INTEGER NOT NULL DEFAULT 1;
     """,
+    """
+    -- review 30a, refuted 1: the replaced copy each refuted change was recorded with, in order
+    -- (0 for older rows): past MAX_REFUTED_CHANGES rows the oldest copies' rows go first
+    ALTER TABLE refuted_changes ADD COLUMN copy_seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX refuted_copies ON refuted_changes (copy_seq);
+    """,
 )
 
 

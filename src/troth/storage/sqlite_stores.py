@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from troth import limits
 from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
     ChangeRow,
@@ -244,12 +245,26 @@ class SqliteIdentityStore:
         return None if row is None else bytes(row[0])
 
     def add_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
+        (last,) = self._db.fetch_one("SELECT coalesce(max(copy_seq), 0) FROM refuted_changes")
+        copy = int(last) + 1
         for index, change_hash in changes:  # one history's changes at most
             self._db.execute(
-                "INSERT OR IGNORE INTO refuted_changes (identifier, idx, change_hash) "
-                "VALUES (?, ?, ?)",
-                (identifier, index, change_hash),
+                "INSERT OR IGNORE INTO refuted_changes (identifier, idx, change_hash, copy_seq) "
+                "VALUES (?, ?, ?, ?)",
+                (identifier, index, change_hash, copy),
             )
+        # past the bound, the oldest copies' rows go (review 30a, refuted 1): a record only
+        # keeps an authority's word on an identity out, so losing one never admits anyone
+        (count,) = self._db.fetch_one("SELECT count(*) FROM refuted_changes")
+        excess = int(count) - limits.MAX_REFUTED_CHANGES
+        while excess > 0:
+            (oldest,) = self._db.fetch_one("SELECT min(copy_seq) FROM refuted_changes")
+            if oldest is None or int(oldest) >= copy:
+                break  # this copy's own rows stay (one copy is within the bound)
+            removed = self._db.execute(
+                "DELETE FROM refuted_changes WHERE copy_seq = ?", (int(oldest),)
+            ).rowcount
+            excess -= removed
 
     def drop_refuted(self, identifier: bytes, changes: Sequence[tuple[int, bytes]]) -> None:
         if (

@@ -19,6 +19,7 @@ _OLDEST = " ORDER BY expires_at LIMIT ?"
 _FORGET = "DELETE FROM vouchers WHERE identifier = ? AND authority = ? AND expires_at = ?"
 # a later expiry renews the row (its member, and a sweep judges it again); an older `since`
 # (a lower index, or NULL: any history) widens it, never the other way (docs/storage.md)
+_ROWS = "SELECT identifier, authority, expires_at, member, since_idx, since_hash FROM vouchers"
 _VOUCH = """
 INSERT INTO vouchers (identifier, authority, expires_at, member, since_idx, since_hash)
 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (identifier, authority) DO UPDATE SET
@@ -48,10 +49,13 @@ class SqliteVoucherStore:
         return self._db.transaction()
 
     def vouchers(self) -> list[VoucherRow]:
-        query = (
-            "SELECT identifier, authority, expires_at, member, since_idx, since_hash FROM vouchers"
-        )
-        rows = self._db.fetch_all(query)
+        return self._read(_ROWS, ())
+
+    def vouchers_of(self, identifier: bytes) -> list[VoucherRow]:
+        return self._read(_ROWS + " WHERE identifier = ?", (identifier,))
+
+    def _read(self, query: str, params: tuple[object, ...]) -> list[VoucherRow]:
+        rows = self._db.fetch_all(query, params)
         return [
             (
                 bytes(r[0]),

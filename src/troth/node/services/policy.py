@@ -50,6 +50,8 @@ from troth.errors import (
     CredentialError,
     CredentialFailure,
     DecodeError,
+    IdentityError,
+    IdentityFailure,
     NotFound,
     PolicyError,
     PolicyFailure,
@@ -98,6 +100,8 @@ __all__ = [
 log = logging.getLogger("troth.node.policy")
 POLICY: Final = service_address("policy")
 _P = PolicyFailure
+_REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
+"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 class NodeFeeds:
@@ -170,11 +174,26 @@ class NodePolicies:
                 )
             )
             if self.store is None:
-                self.store = BundleStore(verifier, self.table, known=self.node.identities.observe)
+                self.store = BundleStore(verifier, self.table, known_in=self._signer_known)
             else:
                 self.store.use(verifier)
         self.anchors = anchors
         self.reload(now=now)
+
+    def _signer_known(self, identity: VerifiedIdentity, authority: Identifier) -> None:
+        """Store (or extend) a verified bundle signer's history. A full history a copy from a
+        checkpoint refuses is judged again with the node's `Binds`, the bundle's `authority`
+        (the root of the chain verified with it) having standing over it (docs/formats.md,
+        "A stored copy from a checkpoint"): a copy that does not bind it is replaced (review
+        30a, bundles 1: else a co-trusted authority's copy of acme's policy admin made up
+        after a gap kept acme's bundles off this node)."""
+        identities = self.node.identities
+        try:
+            identities.observe(identity)
+        except IdentityError as exc:
+            if identity.first_index != 0 or exc.reason not in _REFUTABLE:
+                raise
+            identities.observe(identity, binds=self.node.binds_over(identity, {authority}))
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the bundles stored since (by another process: `troth policy push`)."""
