@@ -14,7 +14,6 @@ import gc
 import tracemalloc
 
 import anyio
-import pytest
 from mcp import Client
 
 from tests.support.gates import T, make_world
@@ -26,12 +25,10 @@ _CALLS = 16
 _NAME_BYTES = 256 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 30c, mcp 1: each made-up name stays cached until the next listing"
-)
 def test_calls_of_made_up_names_do_not_hold_memory() -> None:
     """Mcp 1: 16 calls of made-up names of 256 KiB each, within a listing's interval, are
-    denied and leave the gate holding well under one of them."""
+    denied and leave the gate holding well under one of them (was a strict xfail until the
+    listing cached the fillers of listed names only)."""
 
     async def main() -> None:
         world = make_world()

@@ -74,10 +74,13 @@ class _Listed:
 
     def fill(self, name: str) -> Fill | None:
         """What fills the omitted arguments of tool `name` with its schema's defaults (None:
-        it has none, or a schema the gates do not type, whose calls are denied anyway)."""
+        it has none, or a schema the gates do not type, whose calls are denied anyway). Only
+        listed names are cached: a made-up name is not kept (review 30c, mcp 1)."""
         if name in self.fills:
             return self.fills[name]
         shape = self.schemas.get(name)
+        if shape is None:
+            return None
         found: Fill | None = None
         if shape:
             try:
