@@ -18,6 +18,7 @@ model's output chose between stopping the agent and hiding its own tool call:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,6 @@ def _only(log: TraceLog) -> TraceRecord:
     return open_envelope(entry.envelope)[0]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="review 30c, otel 1: an undisclosable result is refused, span.end() raises")
 @pytest.mark.parametrize(
     "result",
     [
@@ -74,12 +74,13 @@ def test_a_tool_result_a_record_cannot_disclose_is_kept_by_its_hash(
     _tool_span(tracer, **{"gen_ai.tool.call.result": result})
     assert (processor.recorded, processor.failures) == (1, 0)
     record = _only(log)
-    value = log.disclosures(record.id)["result"].value
-    assert b'"sha256":' in value
-    assert b'"bytes":' in value
+    value = json.loads(log.disclosures(record.id)["result"].value)
+    if "\ud800" in result:  # a lone surrogate is not JSON text: only its type is kept
+        assert value == {"not_json": "str"}
+    else:
+        assert set(value) == {"sha256", "bytes"}
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="review 30c, otel 2: a name or id that is no record text is refused")
 @pytest.mark.parametrize(
     ("attribute", "value"),
     [
@@ -110,7 +111,6 @@ def test_a_made_up_tool_name_or_id_is_recorded(tmp_path: Path, attribute: str, v
         assert record.links.conversation.startswith("sha256:")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="review 30c, otel 3: policy ids of another type raise TypeError")
 def test_policy_ids_of_another_type_are_not_split_or_raised(tmp_path: Path) -> None:
     """Otel 3 (was a strict xfail until span_content read one policy id given as a string, or
     a number, as one id): a string is one policy, not its characters; a number does not raise
@@ -123,7 +123,6 @@ def test_policy_ids_of_another_type_are_not_split_or_raised(tmp_path: Path) -> N
     assert [d.policies if d else None for d in decisions] == [("refund",), ("7",)]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="review 30c, otel 4: span times out of order are refused")
 def test_span_times_out_of_order_are_recorded(tmp_path: Path) -> None:
     """Otel 4 (was a strict xfail until span_content recorded an end before the start as the
     start): a span ended before it started (the wall clock stepped back) is recorded."""
