@@ -6,14 +6,21 @@
    next listing, so an agent calling made-up names of a megabyte each (a local gate reads
    stdin without a bound; a published one, a member's MCP budget) held that much of the
    gate's memory per call.
+2. Every tools/list listed the upstream at once (up to MAX_TOOL_PAGES pages, the whole list
+   held until answered): a member's burst of small tools/list requests (4,096 of them, each
+   charged MCP_MESSAGE_CHARGE of its budget) made as many listings of the upstream at once, each
+   holding the upstream's whole list, however large its catalogue.
 """
 
 from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Any
 
 import anyio
+import mcp_types as types
+import pytest
 from mcp import Client
 
 from tests.support.gates import T, make_world
@@ -53,5 +60,63 @@ def test_calls_of_made_up_names_do_not_hold_memory() -> None:
             finally:
                 tracemalloc.stop()
             assert held < _NAME_BYTES, f"the gate holds {held} bytes after the calls"
+
+    anyio.run(main)
+
+
+class Slow:
+    """An `Upstream` passing requests to `client` whose listings wait for `release`, counting
+    the listings it serves at once and in all."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.release = anyio.Event()
+        self.active = self.most = self.listings = 0
+
+    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult:
+        self.listings += 1
+        self.active += 1
+        self.most = max(self.most, self.active)
+        try:
+            await self.release.wait()
+            return await self.client.list_tools(cursor=cursor)
+        finally:
+            self.active -= 1
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None
+    ) -> types.CallToolResult:
+        return await self.client.call_tool(name, arguments)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 30c, mcp 2: every tools/list lists the upstream at once"
+)
+def test_concurrent_tools_lists_share_the_upstreams_listings() -> None:
+    """Mcp 2: 32 tools/list at once (an agent's burst, 128 KiB of its MCP budget) make a few
+    listings of the upstream, not 32 held at once, and each answer lists the tools."""
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        point = world.point(world.store(world.bundle()))
+        async with Client(orders_server(), cache=None) as client:
+            upstream = Slow(client)
+            gate = McpGate(point, upstream, clock=FixedClock(T + 300))
+            answers: list[list[str]] = []
+
+            async def list_once() -> None:
+                listed = await gate.list_tools(support)
+                answers.append(sorted(tool.name for tool in listed.tools))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(32):
+                    group.start_soon(list_once)
+                await anyio.wait_all_tasks_blocked()
+                most = upstream.most
+                upstream.release.set()
+            assert answers == [["lookup_order", "refund"]] * 32
+            assert most <= 4, f"{most} listings of the upstream at once"
+            assert upstream.listings <= 5
 
     anyio.run(main)
