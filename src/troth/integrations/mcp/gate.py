@@ -16,7 +16,8 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   listing does not know lists the upstream again, at most once per MCP_RELIST_SECONDS for all
   callers together (one listing at a time): within it the name is judged as undeclared
   (denied), so calls of made-up names cannot make the gate list the upstream (up to
-  MAX_TOOL_PAGES pages) once each.
+  MAX_TOOL_PAGES pages) once each. A tools/list is answered with a listing begun since it was
+  asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings).
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -108,6 +109,7 @@ class McpGate:
         self._listed_at: int | None = None  # when the last listing started (the gate's clock)
         self._begun = self._kept = 0  # listings begun; the count of the one `_listed` holds
         self._relisting = anyio.Lock()  # one listing for calls at a time
+        self._listings = anyio.Semaphore(limits.MAX_MCP_LISTINGS)  # for tools/list (review 30c)
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
 
@@ -147,8 +149,14 @@ class McpGate:
         return listed
 
     async def list_tools(self, caller: Caller) -> types.ListToolsResult:
-        """The upstream's tools `caller` could be permitted to call now (gate 1)."""
-        listed = await self._list_upstream()
+        """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
+        begun since this request lists them: the gate's own, or one that ended while this
+        request waited for one of its MAX_MCP_LISTINGS listings at once."""
+        asked = self._begun
+        async with self._listings:
+            listed = self._listed
+            if listed is None or self._kept <= asked:  # none begun since: list now
+                listed = await self._list_upstream()
         preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
         for name in sorted(preview.mismatched):
             if (name, preview.revision) not in self._reported:
