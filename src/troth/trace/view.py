@@ -5,8 +5,8 @@ made from OpenTelemetry spans, by the parent span in the same trace (`links.trac
 `links.parent_span`; a span's identity is its trace id and span id): the record of that span
 by the same agent, else the one record of it, else none (review 30c: records of other agents
 claiming one span id, which a member signing its own records may do, cannot say which is the
-parent). Records whose parent is not in the log are roots. Decoded, not verified: `troth trace verify` says whether to trust
-what is shown.
+parent). Records whose parent is not in the log are roots. Decoded, not verified: `troth
+trace verify` says whether to trust what is shown.
 """
 
 from __future__ import annotations
