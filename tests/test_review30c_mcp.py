@@ -10,23 +10,34 @@
    held until answered): a member's burst of small tools/list requests (4,096 of them, each
    charged MCP_MESSAGE_CHARGE of its budget) made as many listings of the upstream at once, each
    holding the upstream's whole list, however large its catalogue.
+
+And `troth mcp gate` (troth.integrations.mcp.local):
+
+3. an upstream that exits at once, or speaks no MCP, failed the command with the MCP SDK's
+   exception group: a traceback, exit 1, no JSON with --json.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 from typing import Any
 
 import anyio
 import mcp_types as types
+import pytest
 from mcp import Client
 
+from tests.support.cli import run
 from tests.support.gates import T, make_world
 from tests.support.mcp_orders import orders_server, text
 from troth import limits
+from troth.cli.common import home
 from troth.clock import FixedClock
 from troth.integrations.mcp.gate import McpGate
+from troth.integrations.mcp.local import serve_local_gate
+from troth.node import DEFAULT_NODE
 
 _CALLS = 16
 _NAME_BYTES = 256 * 1024
@@ -119,3 +130,17 @@ def test_concurrent_tools_lists_share_the_upstreams_listings() -> None:
             assert upstream.listings <= limits.MAX_MCP_LISTINGS + 1
 
     anyio.run(main)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=BaseExceptionGroup,
+    reason="review 30c, mcp 3: an upstream that ends is the MCP SDK's exception group",
+)
+def test_an_upstream_that_ends_is_a_typed_error() -> None:
+    """Mcp 3: `troth mcp gate` whose upstream exits at once (or speaks no MCP) failed with the
+    MCP SDK's exception group: a traceback, exit 1 (a verdict) and nothing on stdout with
+    --json, where the command's errors are typed."""
+    run("identity", "create", "someone")
+    with pytest.raises(OSError, match="the upstream MCP server .*: Connection closed"):
+        anyio.run(serve_local_gate, home(), DEFAULT_NODE, "someone", [sys.executable, "-c", ""])
