@@ -132,15 +132,11 @@ def test_concurrent_tools_lists_share_the_upstreams_listings() -> None:
     anyio.run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason="review 30c, mcp 3: an upstream that ends is the MCP SDK's exception group",
-)
 def test_an_upstream_that_ends_is_a_typed_error() -> None:
     """Mcp 3: `troth mcp gate` whose upstream exits at once (or speaks no MCP) failed with the
     MCP SDK's exception group: a traceback, exit 1 (a verdict) and nothing on stdout with
-    --json, where the command's errors are typed."""
+    --json, where the command's errors are typed. Was a strict xfail until the gate reported
+    the SDK's error as an OSError naming the upstream (`upstream_error`): exit 4, I/O."""
     run("identity", "create", "someone")
     with pytest.raises(OSError, match="the upstream MCP server .*: Connection closed"):
         anyio.run(serve_local_gate, home(), DEFAULT_NODE, "someone", [sys.executable, "-c", ""])

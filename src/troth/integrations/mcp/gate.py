@@ -37,6 +37,7 @@ import anyio
 import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
@@ -44,7 +45,7 @@ from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
-__all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server"]
+__all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server", "upstream_error"]
 
 log = logging.getLogger("troth.mcp")
 GATE_NAME: Final = "troth-gate"
@@ -221,3 +222,15 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     return Server(
         GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
     )
+
+
+def upstream_error(exc: BaseException, upstream: str) -> OSError | None:
+    """The error to report when the connection to `upstream` (its command line) failed with
+    `exc`: an OSError naming it and the MCP SDK's reason when `exc` is the SDK's error (alone,
+    or alone in its task groups: the upstream exited, or speaks no MCP), else None (not the
+    upstream's: re-raise `exc`). Review 30c, mcp 3: the commands' errors are typed."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if not isinstance(exc, MCPError):
+        return None
+    return OSError(f"the upstream MCP server {upstream} failed: {exc}")
