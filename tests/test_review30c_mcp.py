@@ -138,5 +138,5 @@ def test_an_upstream_that_ends_is_a_typed_error() -> None:
     --json, where the command's errors are typed. Was a strict xfail until the gate reported
     the SDK's error as an OSError naming the upstream (`upstream_error`): exit 4, I/O."""
     run("identity", "create", "someone")
-    with pytest.raises(OSError, match="the upstream MCP server .*: Connection closed"):
+    with pytest.raises(OSError, match=r"the upstream MCP server .*: Connection closed"):
         anyio.run(serve_local_gate, home(), DEFAULT_NODE, "someone", [sys.executable, "-c", ""])
