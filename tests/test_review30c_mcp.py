@@ -14,7 +14,9 @@
 And `troth mcp gate` (troth.integrations.mcp.local):
 
 3. an upstream that exits at once, or speaks no MCP, failed the command with the MCP SDK's
-   exception group: a traceback, exit 1, no JSON with --json.
+   exception group: a traceback, exit 1, no JSON with --json;
+4. so did `troth mcp serve` of such an upstream (the node answered the exception group,
+   naming neither the upstream nor why).
 """
 
 from __future__ import annotations
@@ -22,22 +24,25 @@ from __future__ import annotations
 import gc
 import sys
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from tests.support.cli import run
 from tests.support.gates import T, make_world
 from tests.support.mcp_orders import orders_server, text
+from tests.support.nodes import MemNet, run_memnet
 from troth import limits
 from troth.cli.common import home
 from troth.clock import FixedClock
 from troth.integrations.mcp.gate import McpGate
 from troth.integrations.mcp.local import serve_local_gate
 from troth.node import DEFAULT_NODE
+from troth.node.services.mcp import publish_upstream
 
 _CALLS = 16
 _NAME_BYTES = 256 * 1024
@@ -140,3 +145,23 @@ def test_an_upstream_that_ends_is_a_typed_error() -> None:
     run("identity", "create", "someone")
     with pytest.raises(OSError, match=r"the upstream MCP server .*: Connection closed"):
         anyio.run(serve_local_gate, home(), DEFAULT_NODE, "someone", [sys.executable, "-c", ""])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=BaseExceptionGroup,
+    reason="review 30c, mcp 4: a published upstream that ends is the MCP SDK's exception group",
+)
+def test_a_published_upstream_that_ends_is_a_typed_error(tmp_path: Path) -> None:
+    """Mcp 4: `troth mcp serve` of an upstream that exits at once: the node answered the
+    MCP SDK's exception group (`unhandled errors in a TaskGroup`, naming neither the upstream
+    nor why), where it answers an I/O error naming the server and the SDK's reason."""
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        dead = StdioServerParameters(command=sys.executable, args=["-c", ""])
+        with pytest.raises(OSError, match=r"the upstream MCP server mcp\.dead .*Connection closed"):
+            await publish_upstream(net.hub, "dead", dead)
+        assert "mcp.dead" not in net.hub.host.services
+
+    run_memnet(test, tmp_path)
