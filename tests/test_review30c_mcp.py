@@ -147,15 +147,11 @@ def test_an_upstream_that_ends_is_a_typed_error() -> None:
         anyio.run(serve_local_gate, home(), DEFAULT_NODE, "someone", [sys.executable, "-c", ""])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason="review 30c, mcp 4: a published upstream that ends is the MCP SDK's exception group",
-)
 def test_a_published_upstream_that_ends_is_a_typed_error(tmp_path: Path) -> None:
     """Mcp 4: `troth mcp serve` of an upstream that exits at once: the node answered the
     MCP SDK's exception group (`unhandled errors in a TaskGroup`, naming neither the upstream
-    nor why), where it answers an I/O error naming the server and the SDK's reason."""
+    nor why), where it answers an I/O error naming the server and the SDK's reason. Was a
+    strict xfail until the service reported the SDK's error so (`upstream_error`)."""
 
     async def test(net: MemNet) -> None:
         assert net.hub is not None
