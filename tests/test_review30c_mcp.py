@@ -10,6 +10,10 @@
    held until answered): a member's burst of small tools/list requests (4,096 of them, each
    charged MCP_MESSAGE_CHARGE of its budget) made as many listings of the upstream at once, each
    holding the upstream's whole list, however large its catalogue.
+5. One session's tools/call requests all ran at once (the MCP SDK's server starts each request
+   as it comes): a member's burst (4,096 small calls in its MCP budget) had as many calls at
+   the shared upstream at once, and as many decisions queued for the process's worker threads
+   (anyio's default limiter, 40 for everything), ahead of every other member's.
 
 And `troth mcp gate` (troth.integrations.mcp.local):
 
@@ -39,7 +43,7 @@ from tests.support.nodes import MemNet, run_memnet
 from troth import limits
 from troth.cli.common import home
 from troth.clock import FixedClock
-from troth.integrations.mcp.gate import McpGate
+from troth.integrations.mcp.gate import McpGate, gate_server
 from troth.integrations.mcp.local import serve_local_gate
 from troth.node import DEFAULT_NODE
 from troth.node.services.mcp import publish_upstream
@@ -161,3 +165,54 @@ def test_a_published_upstream_that_ends_is_a_typed_error(tmp_path: Path) -> None
         assert "mcp.dead" not in net.hub.host.services
 
     run_memnet(test, tmp_path)
+
+
+class Busy(Slow):
+    """`Slow`, whose tool calls wait for `release` instead of its listings."""
+
+    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult:
+        return await self.client.list_tools(cursor=cursor)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None
+    ) -> types.CallToolResult:
+        self.active += 1
+        self.most = max(self.most, self.active)
+        try:
+            await self.release.wait()
+            return await self.client.call_tool(name, arguments)
+        finally:
+            self.active -= 1
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 30c, mcp 5: a session's calls all run at the upstream at once"
+)
+def test_one_sessions_calls_in_flight_are_bounded() -> None:
+    """Mcp 5: 32 tools/call at once in one session (the MCP SDK's server runs each request as
+    it comes) reach the upstream a few at a time, and all are answered."""
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        point = world.point(world.store(world.bundle()))
+        async with Client(orders_server(), cache=None) as client:
+            upstream = Busy(client)
+            gate = McpGate(point, upstream, clock=FixedClock(T + 300))
+            server = gate_server(gate, support)
+            async with Client(server, mode="legacy", cache=None) as agent:
+                answers: list[str] = []
+
+                async def call_once() -> None:
+                    answers.append(text(await agent.call_tool("lookup_order", {"order_id": "o7"})))
+
+                async with anyio.create_task_group() as group:
+                    for _ in range(32):
+                        group.start_soon(call_once)
+                    await anyio.wait_all_tasks_blocked()
+                    most = upstream.most
+                    upstream.release.set()
+            assert answers == ["order o7: 2 items, paid"] * 32
+            assert most <= 8, f"{most} calls of one session at the upstream at once"
+
+    anyio.run(main)
