@@ -17,7 +17,9 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   callers together (one listing at a time): within it the name is judged as undeclared
   (denied), so calls of made-up names cannot make the gate list the upstream (up to
   MAX_TOOL_PAGES pages) once each. A tools/list is answered with a listing begun since it was
-  asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings).
+  asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one
+  connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at
+  once.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -207,7 +209,9 @@ class McpGate:
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
-    is asked for the caller's current credential at every request)."""
+    is asked for the caller's current credential at every request), at most
+    MAX_MCP_CALLS_PER_SESSION tools/call at once (the others wait, in turn)."""
+    calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
 
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -217,7 +221,8 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        return await gate.call_tool(caller, params.name, params.arguments)
+        async with calls:  # review 30c, mcp 5
+            return await gate.call_tool(caller, params.name, params.arguments)
 
     return Server(
         GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
