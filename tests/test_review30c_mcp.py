@@ -48,12 +48,12 @@ from troth.integrations.mcp.local import serve_local_gate
 from troth.node import DEFAULT_NODE
 from troth.node.services.mcp import publish_upstream
 
-_CALLS = 16
+_CALLS = 8
 _NAME_BYTES = 256 * 1024
 
 
 def test_calls_of_made_up_names_do_not_hold_memory() -> None:
-    """Mcp 1: 16 calls of made-up names of 256 KiB each, within a listing's interval, are
+    """Mcp 1: 8 calls of made-up names of 256 KiB each, within a listing's interval, are
     denied and leave the gate holding well under one of them (was a strict xfail until the
     listing cached the fillers of listed names only)."""
 
