@@ -420,6 +420,16 @@ MCP_MESSAGE_CHARGE: Final = 4096
 small messages are counted too: at most 256 a second, 4,096 in a burst, per member."""
 MAX_MCP_RATE_SOURCES: Final = 4096
 """Members whose MCP budgets one published MCP server keeps (past it, an unknown member waits)."""
+MAX_MCP_CALLS_PER_SESSION: Final = 8
+"""tools/call requests one MCP session (one connection to an MCP gate) has decided and at the
+upstream at once; past it they wait in the session, in turn (the MCP SDK's server starts every
+request as it comes): one member's burst neither floods the shared upstream nor queues its
+decisions ahead of every other session's for the worker threads (review 30c)."""
+MAX_MCP_LISTINGS: Final = 2
+"""Listings of the upstream's tools one MCP gate makes at once for callers' tools/list (each
+holds the upstream's whole list until answered): past it a tools/list waits, and answers with
+a listing begun since it was asked if one ended meanwhile (troth.integrations.mcp.gate), so a
+burst of tools/list costs a few listings, not one each (review 30c)."""
 MCP_RELIST_SECONDS: Final = 10
 """Least time between two listings of the upstream's tools that an MCP gate makes for calls of
 tool names its last listing does not know (troth.integrations.mcp.gate; every caller's calls

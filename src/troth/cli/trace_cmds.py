@@ -8,7 +8,7 @@ import sys
 from collections.abc import Generator, Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 import click
 
@@ -193,34 +193,37 @@ def verify(
         sys.exit(EXIT_INVALID)
 
 
-def _lines(path: str) -> Generator[bytes, None, None]:
-    """The lines of a file (`-`: stdin), each read up to MAX_TRACE_LINE_BYTES."""
+def _lines(stream: BinaryIO, path: str) -> Generator[bytes, None, None]:
+    """The lines of `stream` (file `path`), each read up to MAX_TRACE_LINE_BYTES."""
     limit = limits.MAX_TRACE_LINE_BYTES
-    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    try:
-        while line := stream.readline(limit + 1):
-            if len(line) > limit:
-                raise OSError(f"{path}: a line is longer than {limit} bytes")
-            yield line
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    while line := stream.readline(limit + 1):
+        if len(line) > limit:
+            raise OSError(f"{path}: a line is longer than {limit} bytes")
+        yield line
 
 
 def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -> Any:
     """A JSONL export (one bundle per line) or one proof bundle (as `prove` writes it), with
-    the histories the node stores (forks refused, checkpointed histories attested)."""
+    the histories the node stores (forks refused, checkpointed histories attested). The file
+    is opened and read once (`-`: stdin): a pipe or a FIFO cannot be read again (review 30c,
+    files 1)."""
     known, attests = identities.check_no_fork, identities.attested_by_store
     rows = identities.window_around
-    lines = _lines(path)
-    first = next(lines, b"")
-    if first.strip() == b"{":  # an indented bundle: read it whole
-        lines.close()
-        data = read_input(path, limits.MAX_TRACE_LINE_BYTES, "proof bundle")
-        data = first + data if path == "-" else data
-        return verify_bundle(data, anchor=anchor, known=known, checkpoints=attests, rows=rows)
-    everything = itertools.chain([first], lines)
-    return verify_export(everything, anchor=anchor, known=known, checkpoints=attests, rows=rows)
+    limit = limits.MAX_TRACE_LINE_BYTES
+    try:
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with nullcontext() if stream is sys.stdin.buffer else stream:
+        lines = _lines(stream, path)
+        first = next(lines, b"")
+        if first.strip() == b"{":  # an indented bundle: the rest of it, from the same stream
+            data = first + stream.read(limit + 1 - len(first))
+            if len(data) > limit:
+                raise OSError(f"proof bundle {path}: file is larger than {limit} bytes")
+            return verify_bundle(data, anchor=anchor, known=known, checkpoints=attests, rows=rows)
+        everything = itertools.chain([first], lines)
+        return verify_export(everything, anchor=anchor, known=known, checkpoints=attests, rows=rows)
 
 
 @trace_group.command("prove")

@@ -22,7 +22,7 @@ delegation then fails (the decision point and the broker treat a failing recorde
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
@@ -36,8 +36,7 @@ from troth.trace.record import (
     Decision,
     Kind,
     Links,
-    disclosure_value,
-    is_canonical_value,
+    disclosed,
 )
 from troth.trace.record import ToolCall as TracedTool
 from troth.trace.signing import RecordContent
@@ -96,35 +95,6 @@ def _tool(name: str) -> TracedTool:
         return TracedTool("(not a tool name)")
 
 
-_SHALLOW: Final = 16
-"""Openers (`[`, `{`) an ASCII disclosure may hold and be taken as exportable unparsed: it
-nests no deeper than that, well within what an export line carries."""
-
-
-def _exportable(encoded: bytes) -> bool:
-    """Whether a disclosure's canonical JSON is a value an export line carries
-    (`is_canonical_value`: `sign_record` refuses a record holding any other), checked in full
-    only past the cheap case of a shallow ASCII value."""
-    if encoded.isascii() and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW:
-        return True
-    return is_canonical_value(encoded)
-
-
-def _value(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any:
-    """`value` as a disclosed value: itself when it is JSON within `limit` bytes that an export
-    carries, else what it was (a value that is not JSON, or nested too deep to encode) or its
-    hash and size (one over the limit, or nested too deep or holding a noncharacter: signing
-    it would refuse the record, so a caller's arguments could keep its call out of the trace;
-    review 23c)."""
-    try:
-        encoded = disclosure_value(value)
-    except (ValueError, RecursionError):  # not JSON, or nested past the encoder
-        return {"not_json": type(value).__name__}
-    if len(encoded) > limit or not _exportable(encoded):
-        return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
-    return value
-
-
 def decision_content(
     record: DecisionRecord, agent: Identifier, links: Links | None = None
 ) -> tuple[RecordContent, bytes | None]:
@@ -141,9 +111,9 @@ def decision_content(
             if decision.allowed
             else limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES
         )
-        values["args"] = _value(dict(request.arguments), limit)
+        values["args"] = disclosed(dict(request.arguments), limit)
         if tool.name != request.tool:
-            values["inputs"] = {"tool": _value(request.tool, limit)}
+            values["inputs"] = {"tool": disclosed(request.tool, limit)}
     else:
         name = (
             f"service:{request.service}.{request.method}"
@@ -156,7 +126,7 @@ def decision_content(
         kind = Kind.DECISION if decision.allowed else Kind.DENIAL
     policies = tuple(p for p in decision.policies if _fits(p))[: limits.MAX_TRACE_POLICY_IDS]
     # the reason may be a lease provider's text (a remote broker's refusal: review 26c, gate 3)
-    values["result"] = _value(
+    values["result"] = disclosed(
         {
             "reason": decision.reason,
             "errors": list(decision.errors),

@@ -31,7 +31,15 @@ from opentelemetry.util.types import AttributeValue
 
 from troth.errors import ConfigError, TrothError
 from troth.trace.log import TraceLog
-from troth.trace.record import Decision, Kind, Links, SpanTimes, ToolCall, TraceRecord
+from troth.trace.record import (
+    Decision,
+    Kind,
+    Links,
+    SpanTimes,
+    ToolCall,
+    TraceRecord,
+    disclosed,
+)
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent, open_envelope
 
@@ -252,37 +260,93 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+NOT_A_TOOL_NAME: Final = "(not a tool name)"
+"""The tool a record names for a span whose tool name is no record text (as a gate's recorder
+names a call of a made-up name); the name itself is in the record's `inputs`."""
+
+
+def _carried(text: str | None) -> str | None:
+    """An id of a span (call, conversation) as a record carries it: itself when it is a record
+    text (1-MAX_TRACE_TEXT printable characters), else `sha256:` and the hex digest of its
+    UTF-8 (surrogates passed through), so the spans of one conversation still share it."""
+    if not text:
+        return None
+    try:
+        Links(conversation=text)
+    except ValueError:
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
+
+
+def _tool_call(name: str, call: str | None) -> tuple[ToolCall, str | None]:
+    """The tool a span is about, and its name when that is no record text."""
+    try:
+        return ToolCall(name, call), None
+    except ValueError:
+        return ToolCall(NOT_A_TOOL_NAME, call), name
+
+
+def _policies(value: Any) -> tuple[str, ...]:
+    """`troth.policy.ids`: a sequence of ids, or one id (a string is one id, not its
+    characters)."""
+    if value is None or value == ():
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return (str(value),)
+    return tuple(str(p) for p in value)
+
+
+def _times(span: ReadableSpan) -> SpanTimes | None:
+    """The span's times in microseconds: an end before the start (the SDK reads the wall
+    clock, which NTP may step back) is taken as the start; times a record cannot hold (before
+    1970, past 2^53 microseconds) are left out."""
+    if span.start_time is None or span.end_time is None:
+        return None
+    status = {StatusCode.OK: "ok", StatusCode.ERROR: "error"}.get(span.status.status_code)
+    start = span.start_time // 1000
+    try:
+        return SpanTimes(start, max(start, span.end_time // 1000), status)
+    except ValueError:
+        return None
+
+
 def span_content(
     span: ReadableSpan, attributes: Mapping[str, Any], operation: str
 ) -> RecordContent:
-    """What a GenAI span says, as the content of a record."""
+    """What a GenAI span says, as the content of a record. Attribute values are a model's
+    output, so every span can be recorded (docs/traces.md): a value a record cannot disclose
+    (over MAX_TRACE_DISCLOSURE_BYTES, not I-JSON) is disclosed by its hash and size
+    (`disclosed`), a tool name that is no record text is recorded as "(not a tool name)" with
+    the name in `inputs`, and an id that is none by its digest (review 30c)."""
     values: dict[str, Any] = {}
     decision_text = _text(attributes.get(TROTH_DECISION))
     if operation == EXECUTE_TOOL:
         name = (
             _text(attributes.get(GEN_AI_TOOL_NAME)) or span.name.removeprefix(EXECUTE_TOOL).strip()
         )
-        tool: ToolCall | None = ToolCall(name, _text(attributes.get(GEN_AI_TOOL_CALL_ID)))
+        call = _carried(_text(attributes.get(GEN_AI_TOOL_CALL_ID)))
+        tool, made_up = _tool_call(name, call)
+        if made_up is not None:
+            values["inputs"] = {"tool": disclosed(made_up)}
         kind = Kind.DENIAL if decision_text == "deny" else Kind.TOOL_INVOCATION
         for key, field in (
             (GEN_AI_TOOL_CALL_ARGUMENTS, "args"),
             (GEN_AI_TOOL_CALL_RESULT, "result"),
         ):
             if key in attributes:
-                values[field] = _text(attributes[key])
+                values[field] = disclosed(_text(attributes[key]))
     else:
         tool, kind = None, Kind.MESSAGE
         for key, field in ((GEN_AI_INPUT_MESSAGES, "inputs"), (GEN_AI_OUTPUT_MESSAGES, "result")):
             if key in attributes:
-                values[field] = _text(attributes[key])
+                values[field] = disclosed(_text(attributes[key]))
     decision = None
     if decision_text is not None:
-        policies = attributes.get(TROTH_POLICY_IDS) or ()
         revision = attributes.get(TROTH_BUNDLE_REVISION)
         decision = Decision(
             decision_text,
             None if revision is None else str(revision),
-            tuple(str(p) for p in policies),
+            _policies(attributes.get(TROTH_POLICY_IDS)),
         )
     context = span.context
     parent = span.parent
@@ -290,10 +354,8 @@ def span_content(
         trace=None if context is None else f"{context.trace_id:032x}",
         span=None if context is None else f"{context.span_id:016x}",
         parent_span=None if parent is None else f"{parent.span_id:016x}",
-        conversation=_text(attributes.get(GEN_AI_CONVERSATION_ID)),
+        conversation=_carried(_text(attributes.get(GEN_AI_CONVERSATION_ID))),
     )
-    times = None
-    if span.start_time is not None and span.end_time is not None:
-        status = {StatusCode.OK: "ok", StatusCode.ERROR: "error"}.get(span.status.status_code)
-        times = SpanTimes(span.start_time // 1000, span.end_time // 1000, status)
-    return RecordContent(kind, tool=tool, values=values, decision=decision, links=links, span=times)
+    return RecordContent(
+        kind, tool=tool, values=values, decision=decision, links=links, span=_times(span)
+    )

@@ -66,6 +66,7 @@ __all__ = [
     "check_resolution",
     "commitment",
     "decode_payload",
+    "disclosed",
     "disclosure_value",
     "encode_disclosures",
     "is_canonical_value",
@@ -241,6 +242,36 @@ def is_canonical_value(value: bytes) -> bool:
         return disclosure_value(parsed) == value
     except (DecodeError, ValueError, RecursionError):  # not I-JSON, or not canonical
         return False
+
+
+_SHALLOW: Final = 16
+"""Openers (`[`, `{`) an ASCII disclosure may hold and be taken as exportable unparsed: it
+nests no deeper than that, well within what an export line carries."""
+
+
+def _exportable(encoded: bytes) -> bool:
+    """Whether a disclosure's canonical JSON is a value an export line carries
+    (`is_canonical_value`: `sign_record` refuses a record holding any other), checked in full
+    only past the cheap case of a shallow ASCII value."""
+    if encoded.isascii() and encoded.count(b"[") + encoded.count(b"{") <= _SHALLOW:
+        return True
+    return is_canonical_value(encoded)
+
+
+def disclosed(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any:
+    """`value` as a value to disclose in a record that must be signed whatever the value (a
+    caller's arguments, a model's output): itself when it is JSON within `limit` bytes that an
+    export carries, else what it was (`{"not_json": type}`: not JSON, a lone surrogate, nested
+    too deep to encode) or its hash and size (`{"sha256": hex, "bytes": n}`: over the limit,
+    or nested too deep or holding a noncharacter), which signing would refuse (review 23c: a
+    gate's recorder; review 30c: the span processor)."""
+    try:
+        encoded = disclosure_value(value)
+    except (ValueError, RecursionError):  # not JSON, or nested past the encoder
+        return {"not_json": type(value).__name__}
+    if len(encoded) > limit or not _exportable(encoded):
+        return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
+    return value
 
 
 def commitment(name: str, disclosure: Disclosure) -> bytes:

@@ -1,9 +1,12 @@
 """The trace as a tree: who did what, under whose authority, which policy (`troth trace show`).
 
 Records are linked to their parent by the parent record id (`links.parent`) or, for records
-made from OpenTelemetry spans, by the parent span id (`links.parent_span`). Records whose parent
-is not in the log are roots. Decoded, not verified: `troth trace verify` says whether to trust
-what is shown.
+made from OpenTelemetry spans, by the parent span in the same trace (`links.trace` and
+`links.parent_span`; a span's identity is its trace id and span id): the record of that span
+by the same agent, else the one record of it, else none (review 30c: records of other agents
+claiming one span id, which a member signing its own records may do, cannot say which is the
+parent). Records whose parent is not in the log are roots. Decoded, not verified: `troth
+trace verify` says whether to trust what is shown.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
     """The log's records as trees (roots in log order); with `agent`, only the subtrees that
     contain one of its records, from their root."""
     nodes: dict[str, TraceNode] = {}
-    by_span: dict[str, TraceNode] = {}
+    by_span: dict[tuple[str | None, str], list[TraceNode]] = {}
     order: list[TraceNode] = []
     issuers: dict[bytes, list[Identifier] | None] = {}
     for entry in log.stored():
@@ -94,7 +97,7 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
         node = TraceNode(index, record, authority)
         nodes[record.id] = node
         if record.links.span is not None:
-            by_span[record.links.span] = node
+            by_span.setdefault((record.links.trace, record.links.span), []).append(node)
         order.append(node)
     roots: list[TraceNode] = []
     parents: dict[int, TraceNode] = {}
@@ -102,7 +105,7 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
         links = node.record.links
         parent = nodes.get(links.parent) if links.parent is not None else None
         if parent is None and links.parent_span is not None:
-            parent = by_span.get(links.parent_span)
+            parent = _span_parent(by_span.get((links.trace, links.parent_span), []), node)
         if parent is None or parent is node:
             roots.append(node)
         else:
@@ -122,6 +125,15 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
     if agent is None:
         return roots
     return [root for root in roots if _contains(root, agent)]
+
+
+def _span_parent(spans: list[TraceNode], child: TraceNode) -> TraceNode | None:
+    """The parent of `child` among the records of its parent span (module docstring)."""
+    agent = child.record.agent
+    own = next((span for span in spans if span.record.agent == agent), None)
+    if own is not None:
+        return own
+    return spans[0] if len(spans) == 1 else None
 
 
 def _mark(node: TraceNode, seen: set[int]) -> None:

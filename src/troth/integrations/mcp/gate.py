@@ -16,7 +16,10 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   listing does not know lists the upstream again, at most once per MCP_RELIST_SECONDS for all
   callers together (one listing at a time): within it the name is judged as undeclared
   (denied), so calls of made-up names cannot make the gate list the upstream (up to
-  MAX_TOOL_PAGES pages) once each.
+  MAX_TOOL_PAGES pages) once each. A tools/list is answered with a listing begun since it was
+  asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one
+  connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at
+  once.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -36,6 +39,7 @@ import anyio
 import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
@@ -43,7 +47,7 @@ from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
-__all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server"]
+__all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server", "upstream_error"]
 
 log = logging.getLogger("troth.mcp")
 GATE_NAME: Final = "troth-gate"
@@ -74,10 +78,13 @@ class _Listed:
 
     def fill(self, name: str) -> Fill | None:
         """What fills the omitted arguments of tool `name` with its schema's defaults (None:
-        it has none, or a schema the gates do not type, whose calls are denied anyway)."""
+        it has none, or a schema the gates do not type, whose calls are denied anyway). Only
+        listed names are cached: a made-up name is not kept (review 30c, mcp 1)."""
         if name in self.fills:
             return self.fills[name]
         shape = self.schemas.get(name)
+        if shape is None:
+            return None
         found: Fill | None = None
         if shape:
             try:
@@ -105,6 +112,7 @@ class McpGate:
         self._listed_at: int | None = None  # when the last listing started (the gate's clock)
         self._begun = self._kept = 0  # listings begun; the count of the one `_listed` holds
         self._relisting = anyio.Lock()  # one listing for calls at a time
+        self._listings = anyio.Semaphore(limits.MAX_MCP_LISTINGS)  # for tools/list (review 30c)
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
 
@@ -144,8 +152,14 @@ class McpGate:
         return listed
 
     async def list_tools(self, caller: Caller) -> types.ListToolsResult:
-        """The upstream's tools `caller` could be permitted to call now (gate 1)."""
-        listed = await self._list_upstream()
+        """The upstream's tools `caller` could be permitted to call now (gate 1), as a listing
+        begun since this request lists them: the gate's own, or one that ended while this
+        request waited for one of its MAX_MCP_LISTINGS listings at once."""
+        asked = self._begun
+        async with self._listings:
+            listed = self._listed
+            if listed is None or self._kept <= asked:  # none begun since: list now
+                listed = await self._list_upstream()
         preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
         for name in sorted(preview.mismatched):
             if (name, preview.revision) not in self._reported:
@@ -195,7 +209,9 @@ class McpGate:
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     """The MCP server of one connection: `gate` deciding for `caller` (a `CredentialSource`
-    is asked for the caller's current credential at every request)."""
+    is asked for the caller's current credential at every request), at most
+    MAX_MCP_CALLS_PER_SESSION tools/call at once (the others wait, in turn)."""
+    calls = anyio.Semaphore(limits.MAX_MCP_CALLS_PER_SESSION)
 
     async def on_list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -205,8 +221,21 @@ def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        return await gate.call_tool(caller, params.name, params.arguments)
+        async with calls:  # review 30c, mcp 5
+            return await gate.call_tool(caller, params.name, params.arguments)
 
     return Server(
         GATE_NAME, version=__version__, on_list_tools=on_list_tools, on_call_tool=on_call_tool
     )
+
+
+def upstream_error(exc: BaseException, upstream: str) -> OSError | None:
+    """The error to report when the connection to `upstream` (its command line) failed with
+    `exc`: an OSError naming it and the MCP SDK's reason when `exc` is the SDK's error (alone,
+    or alone in its task groups: the upstream exited, or speaks no MCP), else None (not the
+    upstream's: re-raise `exc`). Review 30c, mcp 3: the commands' errors are typed."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if not isinstance(exc, MCPError):
+        return None
+    return OSError(f"the upstream MCP server {upstream} failed: {exc}")

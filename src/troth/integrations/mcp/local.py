@@ -12,6 +12,7 @@ by the identity, in the node's own log (docs/traces.md).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
-from troth.integrations.mcp.gate import McpGate, gate_server
+from troth.integrations.mcp.gate import McpGate, gate_server, upstream_error
 from troth.node import open_node
 from troth.node.services.policy import LocalCredential, NodeFeeds, NodePolicies
 from troth.node.services.trace import NodeTraces
@@ -36,7 +37,8 @@ async def serve_local_gate(
     cwd: str | None = None,
     clock: Clock | None = None,
 ) -> None:
-    """Serve the gate on this process's stdin and stdout until the client goes away."""
+    """Serve the gate on this process's stdin and stdout until the client goes away (OSError
+    when the upstream fails: it exits, or speaks no MCP)."""
     clock = clock or SystemClock()
     with open_node(node_name, home=home) as node:
         feeds = NodeFeeds(node, clock)
@@ -50,5 +52,10 @@ async def serve_local_gate(
                 server = gate_server(McpGate(point, upstream, clock=clock), caller)
                 async with stdio_server() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
+        except BaseException as exc:  # the SDK's errors come in anyio's task groups
+            failed = upstream_error(exc, shlex.join(command))
+            if failed is None:
+                raise
+            raise failed from None
         finally:
             await traces.close()

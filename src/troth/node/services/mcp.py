@@ -131,7 +131,7 @@ class McpService:
     async def _run_upstream(self, ready: asyncio.Future[None]) -> None:
         from mcp import Client
 
-        from troth.integrations.mcp.gate import McpGate
+        from troth.integrations.mcp.gate import McpGate, upstream_error
 
         try:
             async with Client(self.upstream, cache=None) as client:  # type: ignore[arg-type]
@@ -141,10 +141,12 @@ class McpService:
                 ready.set_result(None)
                 await self._stop.wait()
         except Exception as exc:
+            # the SDK's errors come in anyio's task groups: the server and why (review 30c)
+            failed = upstream_error(exc, self.name) or exc
             if not ready.done():
-                ready.set_exception(exc)
+                ready.set_exception(failed)
             else:
-                log.error("%s: the upstream failed: %s", self.name, exc)
+                log.error("%s: the upstream failed: %s", self.name, failed)
         finally:
             self.gate = None
             for session in list(self.sessions.values()):
