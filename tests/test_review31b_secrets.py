@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
 from tests.support.leases import ATTRS, CHAIN_TTL, make_world, open_broker
 from tests.support.parties import make_party, verified_feed
@@ -22,12 +20,10 @@ from troth.secrets import AllowListPolicy, LeaseState
 TOKEN = {"scopes": ["refunds"], "ttl": 60, "max_ttl": 600, "audience": "payments"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31b, secrets 1: a feed revokes leases another authority justified",
-)
 def test_a_feed_revokes_only_its_authoritys_leases(tmp_path: Path) -> None:
-    """Review 31b, secrets 1. Agent B is a member of acme and of globex (two authorities the
+    """Review 31b, secrets 1 (was a strict xfail until `revoke_for_feed` read the leases with a
+    revoked member under the feed's authority only: `leases_with_member(..., authority)`).
+    Agent B is a member of acme and of globex (two authorities the
     broker's node trusts) and holds a lease under each. globex revokes B in its feed (B left
     globex): `revoke_for_feed` found B among the members of globex's open leases, then revoked
     every live lease with B in its chain (`leases_with_member`, any authority), acme's too,

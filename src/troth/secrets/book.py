@@ -395,7 +395,9 @@ class LeaseBook:
 
     def revoke_for_feed(self, feed: VerifiedFeed, now: int) -> list[Lease]:
         """Install `feed` (the newest verified revocation feed of its authority) and revoke every
-        open lease whose chain it revokes: the identity, a delegator, or a link."""
+        open lease justified under that authority whose chain it revokes: the identity, a
+        delegator, or a link (another authority's leases are judged by its own feed, as the
+        gates judge a chain: review 31b, secrets 1)."""
         with self._feeds_lock:
             held = self._feeds.get(feed.authority)
             if held is None or (feed.count, feed.issued_at) >= (held.count, held.issued_at):
@@ -410,7 +412,7 @@ class LeaseBook:
             ]
             leases: dict[LeaseHandle, Lease] = {}
             for member in hits:
-                for lease in self._store.leases_with_member(member, LIVE_STATES):
+                for lease in self._store.leases_with_member(member, LIVE_STATES, feed.authority):
                     leases[lease.handle] = lease
             return self._start_all(
                 leases.values(), now, EndReason.IDENTITY_REVOKED, "revoked in the feed"
