@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.support.gates import T, make_world, refund
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome, Tool, ToolGate
@@ -31,18 +29,15 @@ class Shifting(dict[str, Any]):
         return iter(self.keys())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31b, gates 1: the tool runs with a second read of the caller's Mapping",
-)
 def test_a_tool_runs_with_the_arguments_judged() -> None:
-    """Review 31b, gates 1. `ToolGate.invoke` of a tool without defaults handed the caller's
-    Mapping to the decision point, whose engine judged a copy (`dict(args)`: amount 20, within
-    `refund-cap`), then ran the tool with `**arguments`, a second read of that Mapping (amount
-    50,000, which `refund-cap` forbids); the record kept the Mapping too. The engine's own
-    check and encoding read one copy (review 31b found the engine's fast path, `type(args) is
-    not dict`, judging a dict subclass and a Mapping exactly as before); the gate around it
-    did not run what it judged."""
+    """Review 31b, gates 1 (was a strict xfail until `ToolGate.invoke` read a Mapping that is
+    not a dict once, into the dict it judges, records and runs the tool with).
+    `ToolGate.invoke` of a tool without defaults handed the caller's Mapping to the decision
+    point, whose engine judged a copy (`dict(args)`: amount 20, within `refund-cap`), then ran
+    the tool with `**arguments`, a second read of that Mapping (amount 50,000, which
+    `refund-cap` forbids); the record kept the Mapping too. The engine's own check and
+    encoding read one copy (its fast path, `type(args) is not dict`, judges a dict subclass
+    and a Mapping exactly as before); the gate around it did not run what it judged."""
     world = make_world()
     recorder = ListRecorder()
     gate = ToolGate(
