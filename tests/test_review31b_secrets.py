@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
 from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
 from tests.support.parties import Party, make_party, verified_feed
@@ -77,17 +75,15 @@ def test_a_feed_leaves_another_authoritys_chain_through_its_revoked_member(
     broker.renew(world.credential_a(), at_acme.lease_id, now=NOW + 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31b, secrets 2: the secrets 1 fix left a revoked agent's acme lease live",
-)
 def test_a_feed_revokes_every_lease_of_an_agent_it_revokes(tmp_path: Path) -> None:
-    """Review 31b, secrets 2. Agent B is a member of acme and of globex and holds a lease under
-    each; globex revokes B. A peer is refused as revoked by the feed of every authority with
-    standing over it, whatever chains it presents (docs/formats.md, "Whose word counts on an
-    identity"): the served broker's node refuses B from then on, so B's acme lease must end
-    with it (a database role, a token `validate_token` accepts). The fix of secrets 1 (the
-    feed's authority only) left it ACTIVE until its expiry."""
+    """Review 31b, secrets 2 (was a strict xfail until `revoke_for_feed` also revoked every
+    live lease of an identity it revokes, under any authority). Agent B is a member of acme and
+    of globex and holds a lease under each; globex revokes B. A peer is refused as revoked by
+    the feed of every authority with standing over it, whatever chains it presents
+    (docs/formats.md, "Whose word counts on an identity"): the served broker's node refuses B
+    from then on, so B's acme lease must end with it (a database role, a token
+    `validate_token` accepts). The fix of secrets 1 (the feed's authority only) left it ACTIVE
+    until its expiry."""
     world = make_world(NOW)
     globex = make_party(world.vault, now=NOW)
     broker = broker_for(tmp_path, world.agent_b)
@@ -100,6 +96,5 @@ def test_a_feed_revokes_every_lease_of_an_agent_it_revokes(tmp_path: Path) -> No
     revoked = broker.revoke_for_feed(feed, now=NOW + 5)
 
     assert {lease.handle for lease in revoked} == {at_acme.lease.handle, at_globex.lease.handle}
-    assert {lease.state for lease in broker.leases(world.agent_b.identifier)} == {
-        LeaseState.REVOKED
-    }
+    ended = broker.leases(world.agent_b.identifier, include_ended=True)
+    assert {lease.state for lease in ended} == {LeaseState.REVOKED}
