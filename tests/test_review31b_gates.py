@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.support.gates import T, make_world, refund
 from troth.clock import FixedClock
-from troth.gates import ListRecorder, Outcome, Tool, ToolGate
+from troth.gates import ListRecorder, Outcome, Tool, ToolCall, ToolGate
 
 
 class Shifting(dict[str, Any]):
@@ -50,4 +50,5 @@ def test_a_tool_runs_with_the_arguments_judged() -> None:
     assert result.decision.outcome is Outcome.ALLOWED
     assert result.value == "refunded 20 on o1"
     (record,) = recorder.records
+    assert isinstance(record.request, ToolCall)
     assert record.request.arguments == {"order_id": "o1", "amount": 20}
