@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import NOW
 from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
 from tests.support.parties import Party, make_party, verified_feed
@@ -98,3 +100,30 @@ def test_a_feed_revokes_every_lease_of_an_agent_it_revokes(tmp_path: Path) -> No
     assert {lease.handle for lease in revoked} == {at_acme.lease.handle, at_globex.lease.handle}
     ended = broker.leases(world.agent_b.identifier, include_ended=True)
     assert {lease.state for lease in ended} == {LeaseState.REVOKED}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 31b, secrets 3: a feed revokes an agent's leases only while it has an open "
+    "lease under the feed's authority (left: the broker does not hold the node's vouchers)",
+)
+def test_a_feed_revokes_an_agent_with_no_open_lease_of_its_authority(tmp_path: Path) -> None:
+    """Review 31b, secrets 3 (left). Agent B, a member of acme and of globex, leased under acme
+    (then revoked that lease itself) and holds a lease under globex; acme revokes B. Its node
+    refuses B as a peer from then on (acme, a voucher of B, has standing over it: docs/formats.md,
+    "Whose word counts on an identity"), but `revoke_for_feed` looks for revoked identities
+    only among the members of acme's *open* leases: B has none, so its globex lease (a database
+    role, a token) stays ACTIVE until it expires (at most its max_ttl; renewals are refused)."""
+    world = make_world(NOW)
+    globex = make_party(world.vault, now=NOW)
+    broker = broker_for(tmp_path, world.agent_b)
+    earlier = broker.issue(world.credential_b(), "payments", now=NOW)
+    broker.revoke(world.credential_b(), earlier.lease_id, now=NOW + 1)
+    at_globex = broker.issue(globex_member(world, globex, world.agent_b), "payments", now=NOW + 2)
+
+    feed = world.feed_revoking(
+        [(int(RevocationKind.IDENTITY), world.agent_b.identifier.digest)], now=NOW + 5
+    )
+    revoked = broker.revoke_for_feed(feed, now=NOW + 5)
+
+    assert [lease.handle for lease in revoked] == [at_globex.lease.handle]
