@@ -136,8 +136,12 @@ class ToolGate:
     def invoke(self, caller: Caller, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
         """Decide the call now, then run the tool if it is allowed (its exceptions propagate)."""
         declared = self._tools.get(tool)
+        if type(arguments) is not dict and isinstance(arguments, Mapping):
+            # read once: the tool runs with the copy judged and recorded, never a second read
+            # of the caller's Mapping (review 31b, gates 1; docs/policy.md, "The tool gate")
+            arguments = dict(arguments)
         if declared is not None and declared.fill is not None:
-            arguments = declared.fill(dict(arguments))  # judged, recorded and run as filled
+            arguments = declared.fill(arguments)  # judged, recorded and run as filled (a copy)
         request = ToolCall(tool, arguments, "" if declared is None else declared.shape)
         record = self.point.judge(caller, request, now=self.clock.now())
         if not record.decision.allowed or declared is None or declared.run is None:

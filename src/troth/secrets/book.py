@@ -395,7 +395,13 @@ class LeaseBook:
 
     def revoke_for_feed(self, feed: VerifiedFeed, now: int) -> list[Lease]:
         """Install `feed` (the newest verified revocation feed of its authority) and revoke every
-        open lease whose chain it revokes: the identity, a delegator, or a link."""
+        open lease justified under that authority whose chain it revokes (the identity, a
+        delegator, or a link), and every open lease of an identity it revokes that is in such
+        a chain. Another authority's chain through a revoked delegator is judged by its own
+        root's feed, as the gates judge it (review 31b, secrets 1); an agent revoked by an
+        authority with standing over it is refused as a peer whatever chain it presents, so
+        its leases under every authority end (review 31b, secrets 2; docs/formats.md, "Whose
+        word counts on an identity")."""
         with self._feeds_lock:
             held = self._feeds.get(feed.authority)
             if held is None or (feed.count, feed.issued_at) >= (held.count, held.issued_at):
@@ -410,8 +416,12 @@ class LeaseBook:
             ]
             leases: dict[LeaseHandle, Lease] = {}
             for member in hits:
-                for lease in self._store.leases_with_member(member, LIVE_STATES):
+                for lease in self._store.leases_with_member(member, LIVE_STATES, feed.authority):
                     leases[lease.handle] = lease
+                if member[:1] == _IDENTITY_MEMBER:  # the agent itself, under any authority
+                    agent = Identifier(member[1:])
+                    for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
+                        leases[lease.handle] = lease
             return self._start_all(
                 leases.values(), now, EndReason.IDENTITY_REVOKED, "revoked in the feed"
             )

@@ -487,11 +487,16 @@ class SqliteSecretStore:
         )
         return [bytes(r[0]) for r in rows]
 
-    def leases_with_member(self, member: bytes, states: Iterable[LeaseState]) -> list[Lease]:
+    def leases_with_member(
+        self, member: bytes, states: Iterable[LeaseState], authority: Identifier
+    ) -> list[Lease]:
+        """The leases in `states` justified under `authority` whose chain has `member`: a
+        feed ends its own authority's leases only (review 31b, secrets 1: an identity revoked
+        by one authority lost its leases another authority's credentials justified)."""
         return self._leases(
-            "WHERE state IN (SELECT value FROM json_each(?)) AND "
+            "WHERE state IN (SELECT value FROM json_each(?)) AND authority = ? AND "
             "chain_hash IN (SELECT chain_hash FROM secret_lease_members WHERE member = ?)",
-            (_states(states), member),
+            (_states(states), authority.digest, member),
         )
 
     def _leases(self, condition: str, params: tuple[object, ...]) -> list[Lease]:
