@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
 from tests.support.leases import ATTRS, CHAIN_TTL, LeaseWorld, make_world, open_broker
 from tests.support.parties import Party, make_party, verified_feed
@@ -102,18 +100,16 @@ def test_a_feed_revokes_every_lease_of_an_agent_it_revokes(tmp_path: Path) -> No
     assert {lease.state for lease in ended} == {LeaseState.REVOKED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31b, secrets 3: a feed revokes an agent's leases only while it has an open "
-    "lease under the feed's authority (left: the broker does not hold the node's vouchers)",
-)
 def test_a_feed_revokes_an_agent_with_no_open_lease_of_its_authority(tmp_path: Path) -> None:
-    """Review 31b, secrets 3 (left). Agent B, a member of acme and of globex, leased under acme
+    """Review 31b, secrets 3 (was a strict xfail until `revoke_for_feed` also looked among the
+    agents with live leases for those the feed revokes whose chains its authority justified
+    here before, ended leases included: `SqliteSecretStore.live_agents`, `ever_under`).
+    Agent B, a member of acme and of globex, leased under acme
     (then revoked that lease itself) and holds a lease under globex; acme revokes B. Its node
     refuses B as a peer from then on (acme, a voucher of B, has standing over it: docs/formats.md,
-    "Whose word counts on an identity"), but `revoke_for_feed` looks for revoked identities
-    only among the members of acme's *open* leases: B has none, so its globex lease (a database
-    role, a token) stays ACTIVE until it expires (at most its max_ttl; renewals are refused)."""
+    "Whose word counts on an identity"), but `revoke_for_feed` looked for revoked identities
+    only among the members of acme's *open* leases: B had none, so its globex lease (a database
+    role, a token) stayed ACTIVE until it expired (at most its max_ttl; renewals refused)."""
     world = make_world(NOW)
     globex = make_party(world.vault, now=NOW)
     broker = broker_for(tmp_path, world.agent_b)
@@ -127,3 +123,22 @@ def test_a_feed_revokes_an_agent_with_no_open_lease_of_its_authority(tmp_path: P
     revoked = broker.revoke_for_feed(feed, now=NOW + 5)
 
     assert [lease.handle for lease in revoked] == [at_globex.lease.handle]
+
+
+def test_a_feed_of_an_authority_that_never_justified_an_agent_leaves_its_leases(
+    tmp_path: Path,
+) -> None:
+    """The guard of secrets 3: acme's feed revoking B, for whom acme justified no chain here
+    (B leased under globex only), ends nothing: the broker cannot tell whether acme vouches for
+    B, and any authority's feed may name any identity (docs/secrets.md; B's node refuses B as a
+    peer when acme vouches for it)."""
+    world = make_world(NOW)
+    globex = make_party(world.vault, now=NOW)
+    broker = broker_for(tmp_path, world.agent_b)
+    at_globex = broker.issue(globex_member(world, globex, world.agent_b), "payments", now=NOW + 2)
+    feed = world.feed_revoking(
+        [(int(RevocationKind.IDENTITY), world.agent_b.identifier.digest)], now=NOW + 5
+    )
+    assert broker.revoke_for_feed(feed, now=NOW + 5) == []
+    (kept,) = broker.leases(world.agent_b.identifier)
+    assert (kept.handle, kept.state) == (at_globex.lease.handle, LeaseState.ACTIVE)

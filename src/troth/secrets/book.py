@@ -401,7 +401,8 @@ class LeaseBook:
         root's feed, as the gates judge it (review 31b, secrets 1); an agent revoked by an
         authority with standing over it is refused as a peer whatever chain it presents, so
         its leases under every authority end (review 31b, secrets 2; docs/formats.md, "Whose
-        word counts on an identity")."""
+        word counts on an identity"), also when its leases under the authority all ended: the
+        authority justified a chain naming it here before (review 31b, secrets 3)."""
         with self._feeds_lock:
             held = self._feeds.get(feed.authority)
             if held is None or (feed.count, feed.issued_at) >= (held.count, held.issued_at):
@@ -420,6 +421,16 @@ class LeaseBook:
                     leases[lease.handle] = lease
                 if member[:1] == _IDENTITY_MEMBER:  # the agent itself, under any authority
                     agent = Identifier(member[1:])
+                    for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
+                        leases[lease.handle] = lease
+            # an agent it revokes with no open lease under it, whose chains it justified before
+            # (ended leases), and live ones under another authority (review 31b, secrets 3)
+            seen = {member[1:] for member in hits if member[:1] == _IDENTITY_MEMBER}
+            for digest in self._store.live_agents(LIVE_STATES):
+                if digest in seen or digest not in revoked_ids:
+                    continue
+                if self._store.ever_under(feed.authority, _IDENTITY_MEMBER + digest):
+                    agent = Identifier(digest)
                     for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
                         leases[lease.handle] = lease
             return self._start_all(

@@ -80,6 +80,9 @@ _SCHEMA: Final = (
     # the members of a chain, for the open leases' chains at each feed (review 30b, store 3)
     """CREATE INDEX IF NOT EXISTS secret_lease_members_chain
         ON secret_lease_members (chain_hash)""",
+    # whether an authority ever justified a lease through a chain (review 31b, secrets 3)
+    """CREATE INDEX IF NOT EXISTS secret_leases_chain
+        ON secret_leases (chain_hash, authority)""",
     """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
         identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
     ) WITHOUT ROWID""",
@@ -486,6 +489,26 @@ class SqliteSecretStore:
             (_states(OPEN_STATES), authority.digest),
         )
         return [bytes(r[0]) for r in rows]
+
+    def live_agents(self, states: Iterable[LeaseState]) -> set[bytes]:
+        """The identities (digests) holding a lease in `states`, through the state index: the
+        live leases are bounded by the quota per account."""
+        rows = self.db.fetch_all(
+            "SELECT DISTINCT identity FROM secret_leases WHERE state IN "
+            "(SELECT value FROM json_each(?))",
+            (_states(states),),
+        )
+        return {bytes(r[0]) for r in rows}
+
+    def ever_under(self, authority: Identifier, member: bytes) -> bool:
+        """Whether any lease, ended ones too, was justified under `authority` through a chain
+        with `member` (through the members' key and `secret_leases_chain`)."""
+        row = self.db.fetch_one(
+            "SELECT 1 FROM secret_leases WHERE authority = ? AND chain_hash IN "
+            "(SELECT chain_hash FROM secret_lease_members WHERE member = ?) LIMIT 1",
+            (authority.digest, member),
+        )
+        return row is not None
 
     def leases_with_member(
         self, member: bytes, states: Iterable[LeaseState], authority: Identifier
