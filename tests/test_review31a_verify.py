@@ -12,8 +12,8 @@ alice forgotten). At a handshake such a chain is dropped (its root not a trust a
 node: "Whose word counts on an identity"), so mallory's word must not count here either.
 
 Was a strict xfail until `verify_chain` gave standing only to a root the node trusts
-(`CredentialWallet.trusted`); an ad-hoc anchor's chain is judged against every stored copy,
-as before review 30a.
+(`CredentialWallet.trusted`: `troth.node.verify._binds`); an ad-hoc anchor's chain is judged
+against every stored copy, as before review 30a, and replaces none.
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ from troth.encoding import cbor
 from troth.errors import CredentialError, CredentialFailure
 from troth.node import open_node
 from troth.node.verify import Sources, verify_chain
+from troth.storage import SqliteVoucherStore
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31a, verify 1: an untrusted --trust root has standing over stored copies",
-)
 def test_a_root_the_node_does_not_trust_replaces_no_stored_copy(troth_home: Path) -> None:
     two = make_two()
     alice = two.alice.identifier
@@ -65,4 +62,4 @@ def test_a_root_the_node_does_not_trust_replaces_no_stored_copy(troth_home: Path
         assert caught.value.reason is CredentialFailure.ISSUER_INVALID
         assert "older than the stored copy" in str(caught.value)
         assert node.identities.stored_changes(alice) == 6  # globex's copy stands
-        assert node.identities.store.refuted() == []
+        assert SqliteVoucherStore(node.db).refuted() == []
