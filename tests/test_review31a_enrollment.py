@@ -1,0 +1,56 @@
+"""Review 31a, enrollment 1: a ticket no authority answered changed the node's stored copies.
+
+Desk (the members' node) trusts acme and globex and stores a copy of acme's history from a
+checkpoint only globex attests (globex's made-up change after a gap; desk cannot tell it from
+a rotation of acme's that only globex named, "What this costs"). Review 30a, enrollment 2
+judged a ticket's authority history with desk's `Binds` (acme having standing over its own
+history), and `accept_ticket` replaced the copy when the ticket was checked, before the enroll
+request was even sent. A ticket is text anyone can write: acme's full history is public (every
+acme chain carries it), so mallory writes a ticket "from acme" with a code acme never issued
+(and an older history of acme's, say), hands it to desk's operator, and however the enrollment
+ends (acme refuses the code, the address is mallory's and never answers) desk has replaced its
+copy with the ticket's history, recorded the copy's changes refuted and forgets globex's word
+on acme.
+
+Was a strict xfail until a copy that does not bind the ticket's history was replaced only once
+the authority's answer (a chain rooted at it, signed by its key) was held (`troth.enrollment`:
+the enroll request and a resumption judge the history with the node's `Binds`, nothing
+stored before; a remote enrollment's channel replaces it when the authority is admitted).
+"""
+
+from __future__ import annotations
+
+
+import pytest
+
+from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401 (fixture)
+from tests.test_trust_scope import NOW, make_two
+from troth.authority import Authority
+from troth.authority.tickets import Ticket, new_code
+from troth.clock import FixedClock
+from troth.enrollment import enroll
+from troth.errors import AuthorityError, AuthorityFailure
+from troth.node import Node
+from troth.storage import SqliteVoucherStore
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 31a, enrollment 1: a refused ticket replaces the node's copy before any answer",
+)
+def test_a_ticket_the_authority_refuses_replaces_no_copy(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    authority, _node, members = acme
+    stores_globex_copy(members, make_two(), authority.identifier)
+    ticket = Ticket(new_code(), authority.history(), "node:mallory-node")  # no code of acme's
+
+    def send(request: bytes) -> bytes:
+        raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
+
+    with pytest.raises(AuthorityError):
+        enroll(
+            members.identities, members.wallet, "alice", ticket, clock=FixedClock(NOW), send=send
+        )
+    assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
+    assert SqliteVoucherStore(members.db).refuted() == []
