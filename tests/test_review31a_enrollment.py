@@ -20,7 +20,6 @@ stored before; a remote enrollment's channel replaces it when the authority is a
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401 (fixture)
@@ -34,10 +33,6 @@ from troth.node import Node
 from troth.storage import SqliteVoucherStore
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31a, enrollment 1: a refused ticket replaces the node's copy before any answer",
-)
 def test_a_ticket_the_authority_refuses_replaces_no_copy(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
