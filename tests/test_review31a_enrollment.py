@@ -22,9 +22,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_review30a_enrollment import acme, stores_globex_copy  # noqa: F401 (fixture)
+from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
+    acme,
+    checkpointed_ticket,
+    stores_globex_copy,
+)
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
+from troth.authority.client import authority_pin_of, ticket_vouches
 from troth.authority.tickets import Ticket, new_code
 from troth.clock import FixedClock
 from troth.enrollment import enroll
@@ -49,3 +54,35 @@ def test_a_ticket_the_authority_refuses_replaces_no_copy(
         )
     assert members.identities.stored_changes(authority.identifier) == 6  # globex's copy stands
     assert SqliteVoucherStore(members.db).refuted() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 31a, enrollment 2: a pin confirmed for the stored copy itself links nothing",
+)
+def test_a_pinned_ticket_links_the_copy_it_equals(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    """Enrollment 2: desk holds acme's history from its change 1 on a checkpoint's word (not
+    linked: as from a ticket taken before review 30a, or a feed). Enrolling alice with acme's
+    checkpointed ticket and acme's pin confirms that very history, yet `observe` stores
+    nothing for a history equal to the stored copy, so the copy stayed unlinked and every
+    next ticket of acme asked for the pin again (enrollment 7's promise broken)."""
+    authority, node, members = acme
+    node.identities.rotate("acme", now=NOW)
+    pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
+    first = checkpointed_ticket(authority, node)
+    members.identities.import_history(first.authority_history, now=NOW, checkpoints=ticket_vouches)
+    assert not members.identities.linked(authority.identifier)
+    clock = FixedClock(NOW)
+
+    def send(request: bytes) -> bytes:
+        return authority.enroll(request, now=NOW).encode()
+
+    wallet = members.wallet
+    enroll(members.identities, wallet, "alice", first, clock=clock, send=send, authority_pin=pin)
+    assert members.identities.linked(authority.identifier)
+    members.identities.create(now=NOW, name="bob")
+    second = checkpointed_ticket(authority, node)
+    done = enroll(members.identities, wallet, "bob", second, clock=clock, send=send)
+    assert done.authority == authority.identifier
