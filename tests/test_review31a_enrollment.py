@@ -56,10 +56,6 @@ def test_a_ticket_the_authority_refuses_replaces_no_copy(
     assert SqliteVoucherStore(members.db).refuted() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31a, enrollment 2: a pin confirmed for the stored copy itself links nothing",
-)
 def test_a_pinned_ticket_links_the_copy_it_equals(
     acme: tuple[Authority, Node, Node],  # noqa: F811
 ) -> None:
@@ -67,7 +63,9 @@ def test_a_pinned_ticket_links_the_copy_it_equals(
     linked: as from a ticket taken before review 30a, or a feed). Enrolling alice with acme's
     checkpointed ticket and acme's pin confirms that very history, yet `observe` stores
     nothing for a history equal to the stored copy, so the copy stayed unlinked and every
-    next ticket of acme asked for the pin again (enrollment 7's promise broken)."""
+    next ticket of acme asked for the pin again (enrollment 7's promise broken). Was a strict
+    xfail until `KnownHistories.observe(linked=)` marked a stored copy ending at that very
+    change linked (`_link`)."""
     authority, node, members = acme
     node.identities.rotate("acme", now=NOW)
     pin = authority_pin_of(node.identities.get("acme", now=NOW).identity)
