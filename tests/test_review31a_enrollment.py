@@ -20,8 +20,13 @@ stored before; a remote enrollment's channel replaces it when the authority is a
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_review23a_checkpoints import forged_change
 from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
     acme,
     checkpointed_ticket,
@@ -84,3 +89,47 @@ def test_a_pinned_ticket_links_the_copy_it_equals(
     second = checkpointed_ticket(authority, node)
     done = enroll(members.identities, wallet, "bob", second, clock=clock, send=send)
     assert done.authority == authority.identifier
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 31a, enrollment 3: a co-trusted authority's feed refuses the ticket's "
+    "authority at the enrolling channel (left)",
+)
+def test_a_remote_enrollment_is_not_refused_by_a_gap_copy(
+    tmp_path: Path,
+) -> None:
+    """Enrollment 3 (left): review 30a, enrollment 2 over the network. Desk stores globex's
+    copy of the hub's authority made up after a gap, holds globex's feed naming it, and
+    enrolls with the hub's ticket, whose address is a route. The channel to the hub (pinned
+    to it, admitted for that enrollment: `also_trust`) judges the hub as a stranger: by every
+    feed held, so globex's supersession refuses its full history ("superseded history"), and
+    no `Binds` lifts the copy either; desk cannot enroll with the hub while globex's copy
+    stands (on review 30a's code too, where the copy was replaced before the channel opened:
+    the feed still refused it). Only the local path (`node:NAME`) was fixed by enrollment 2.
+    Left: the fix belongs to channel verification (an identity trusted for one channel
+    judged as an anchor: its own feed, its own standing over its history), beyond this
+    review's time; deny when in doubt, a lock-out by a co-trusted authority."""
+
+    async def test(net: MemNet) -> None:
+        desk = await net.node("desk")
+        hub = net.authority.identifier
+
+        def plant() -> None:
+            two = make_two()
+            forged = forged_change(two, hub, 5, os.urandom(32))
+            wallet = desk.node.wallet
+            wallet.trust(two.globex.identifier, f"node:{two.globex.identifier}", now=NOW)
+            wallet.update_feed(forged.page, authority=two.globex.identifier, now=NOW)
+            checkpoints = wallet.checkpoints(now=NOW, max_staleness=10**9)
+            desk.node.identities.import_history(
+                forged.identity.history, now=NOW, checkpoints=checkpoints
+            )
+
+        await desk.worker.run(plant)
+        await desk.reload()  # globex trusted, its feed held (as after a sync)
+        assert desk.node.identities.stored_changes(hub) == 6
+        await desk.enroll(net.ticket(), "desk")
+        assert desk.node.identities.stored_changes(hub) == 1  # the hub's own history
+
+    run_memnet(test, tmp_path / "home")
