@@ -107,9 +107,12 @@ def test_a_remote_enrollment_is_not_refused_by_a_gap_copy(
     no `Binds` lifts the copy either; desk cannot enroll with the hub while globex's copy
     stands (on review 30a's code too, where the copy was replaced before the channel opened:
     the feed still refused it). Only the local path (`node:NAME`) was fixed by enrollment 2.
-    Left: the fix belongs to channel verification (an identity trusted for one channel
-    judged as an anchor: its own feed, its own standing over its history), beyond this
-    review's time; deny when in doubt, a lock-out by a co-trusted authority."""
+    Left, deny when in doubt: judging the ticket's authority as an anchor on that channel
+    (its own feed, its own standing over its history; tried, it makes this pass) also admits
+    a thief holding a stale backup of the authority's keys who hands desk a ticket with its
+    own address, over the copy globex's feed names: globex's feed refuses that backup today.
+    A node cannot tell which case it is in ("What this costs"), and the operator can enroll
+    through the authority's node on this machine or after globex's copy is replaced."""
 
     async def test(net: MemNet) -> None:
         desk = await net.node("desk")
