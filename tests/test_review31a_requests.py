@@ -43,11 +43,6 @@ def no_quota(troth_home: Path) -> Iterator[tuple[Authority, Node, Node]]:
         yield authority, node, members
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 31a, requests 1: a refused request's rolled-back replacement stays cached "
-    "and is told to the refuted hooks",
-)
 def test_a_refused_request_leaves_no_replacement_behind(
     no_quota: tuple[Authority, Node, Node],
 ) -> None:

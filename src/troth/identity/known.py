@@ -316,8 +316,14 @@ class KnownHistories:
                         self._store.add_refuted(digest, refuted_changes(_decode(refuted)))
                     elif full or self._store.history_linked(digest):
                         _confirm(self._store, identity)
-        # a made-up copy replaced: the cache steps back to this one
-        self.remember(digest, _span(identity), replace=refuted is not None)
+        # once committed (a caller's transaction may hold this one and roll it back: review
+        # 31a, requests 1): a made-up copy replaced, the cache steps back to this one
+        self._store.after_commit(lambda: self._stored(identity, refuted))
+
+    def _stored(self, identity: VerifiedIdentity, refuted: bytes | None) -> None:
+        """What follows a committed store-or-extend of `identity`: the cache, and the
+        `refuted` callback told of the copy it replaced (`refuted`, when it did)."""
+        self.remember(identity.identifier.digest, _span(identity), replace=refuted is not None)
         if refuted is not None and self._refuted is not None:
             self._refuted(identity.identifier, _decode(refuted))
 
