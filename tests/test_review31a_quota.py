@@ -20,7 +20,6 @@ from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import init_node, open_node
 
 
-@pytest.mark.xfail(strict=True, reason="review 31a, quota 1: a quota of 0 raises IndexError")
 def test_a_zero_quota_refuses_a_members_entry(troth_home: Path) -> None:
     init_node("acme-node")
     init_node("members")
