@@ -35,6 +35,7 @@ from troth.errors import (
     DecodeError,
     IdentityError,
     IdentityFailure,
+    NotFound,
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.identity.known import Binds
@@ -237,9 +238,15 @@ def _binds(node: Node, issuer: VerifiedIdentity, root: Identifier) -> Binds | No
     the chain's `root` having standing over it, when `node` trusts that root; else every copy
     (None). `--trust` takes any identifier, the anchors of one verification, and a chain whose
     root the node does not trust grants nothing at a handshake (it is dropped): its root's word
-    lifts no stored copy nor replaces one (review 31a, verify 1)."""
+    lifts no stored copy nor replaces one (review 31a, verify 1). The authority the node
+    hosts is its anchor too (as for its policies)."""
     if root not in node.wallet.trusted():
-        return None
+        try:
+            hosted = node.authority().identifier
+        except NotFound:
+            return None
+        if hosted != root:
+            return None
     return node.binds_over(issuer, {root})
 
 
