@@ -34,11 +34,11 @@ from tests.test_review30a_enrollment import (  # noqa: F401 (the fixture)
 )
 from tests.test_trust_scope import NOW, make_two
 from troth.authority import Authority
-from troth.authority.client import authority_pin_of, ticket_vouches
+from troth.authority.client import authority_pin_of, check_ticket, ticket_vouches
 from troth.authority.tickets import Ticket, new_code
 from troth.clock import FixedClock
 from troth.enrollment import enroll
-from troth.errors import AuthorityError, AuthorityFailure
+from troth.errors import AuthorityError, AuthorityFailure, IdentityError, IdentityFailure
 from troth.node import Node
 from troth.storage import SqliteVoucherStore
 
@@ -136,3 +136,32 @@ def test_a_remote_enrollment_is_not_refused_by_a_gap_copy(
         assert desk.node.identities.stored_changes(hub) == 1  # the hub's own history
 
     run_memnet(test, tmp_path / "home")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 31a, enrollment 4: a copy stored before review 27h's migration counts as "
+    "linked, so it ties a ticket's checkpointed history without the pin (left)",
+)
+def test_a_copy_from_before_the_linked_column_needs_the_pin(
+    acme: tuple[Authority, Node, Node],  # noqa: F811
+) -> None:
+    """Enrollment 4 (left): review 27h's migration took every stored row as linked
+    (`identities.linked` DEFAULT 1: "the safe default" for binding, a copy that binds every
+    history). Review 30a, enrollment 5 reads the same flag the other way: a linked copy ties a
+    ticket's checkpointed authority history to its identifier, no pin asked. So a node whose
+    store holds, from before that migration, globex's copy of acme made up after a gap (as
+    enrollment 5 stores it) takes globex's ticket "from acme" (that copy, globex's address)
+    without acme's pin. Left: the migration's default cannot be told from a link checked here
+    (a checkpointed history that extended a full one is stored as the suffix, linked), and
+    taking such rows as unlinked would let them bind less (deny when in doubt the other way);
+    the operator gives the pin for an authority known only from before that migration."""
+    authority, _node, members = acme
+    forged = stores_globex_copy(members, make_two(), authority.identifier)
+    members.db.execute(  # as a row written before review 27h's migration reads
+        "UPDATE identities SET linked = 1 WHERE identifier = ?", (authority.identifier.digest,)
+    )
+    ticket = Ticket(new_code(), forged.identity.history, "node:globex-node")
+    with pytest.raises(IdentityError) as caught:
+        check_ticket(members.identities, ticket, now=NOW)
+    assert caught.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
