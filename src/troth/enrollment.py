@@ -24,6 +24,7 @@ synchronous) in a worker thread and carries the request itself.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -33,7 +34,7 @@ from troth.authority.client import TicketBinds, accept_ticket, check_ticket, enr
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
-from troth.errors import AuthorityError, AuthorityFailure, DecodeError, RemoteError
+from troth.errors import AuthorityError, AuthorityFailure, DecodeError, IdentityError, RemoteError
 from troth.identity import Identifier, IdentityService
 from troth.storage import PendingEnrollmentRecord
 
@@ -97,12 +98,20 @@ def enrollment(
     authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)
     identities.find(ref)  # NotFound before anything is recorded
     # checked, and bound to its identifier (its first change, a stored copy, or the pin): stored
-    # now, so the channel to the authority can attest the history the authority presents
-    accept_ticket(identities, ticket, now=now, binds=binds, pinned=authority_pin is not None)
+    # now, so the channel to the authority can attest the history the authority presents; but
+    # a copy from a checkpoint that does not bind it (`binds`) is replaced only once the
+    # authority answered: a ticket is text anyone can write (review 31a, enrollment 1)
+    pinned = authority_pin is not None
+    with contextlib.suppress(IdentityError):  # only such a copy refuses it here
+        accept_ticket(identities, ticket, now=now, pinned=pinned)
     record, earlier = wallet.record_enrollment(ref, authority, str(ticket), ticket.address, now=now)
     resumed = earlier if earlier is not None and earlier.ticket == record.ticket else None
     replaced = earlier if earlier is not None and resumed is None else None
-    return (yield from _exchange(identities, wallet, ref, record, ticket, clock, resumed, replaced))
+    return (
+        yield from _exchange(
+            identities, wallet, ref, record, ticket, clock, resumed, replaced, pinned=pinned
+        )
+    )
 
 
 def _ticket_binds(wallet: CredentialWallet) -> TicketBinds | None:
@@ -137,8 +146,11 @@ def _exchange(
     clock: Clock,
     resumed: PendingEnrollmentRecord | None,
     replaced: PendingEnrollmentRecord | None,
+    *,
+    pinned: bool = False,
 ) -> EnrollmentSteps:
-    request = enroll_request(identities, ref, ticket, now=clock.now())
+    binds = _ticket_binds(wallet)
+    request = enroll_request(identities, ref, ticket, now=clock.now(), binds=binds)
     try:
         answer = yield request
     except (AuthorityError, RemoteError) as exc:
@@ -146,6 +158,11 @@ def _exchange(
             wallet.forget_enrollment(pending)
         raise
     held = wallet.complete_enrollment(pending, answer, now=clock.now())
+    # the authority answered (a chain rooted at it, signed by its key): a copy from a
+    # checkpoint that does not bind its history is replaced now (review 31a, enrollment 1); a
+    # copy stored meanwhile that refuses it stays (the credential is held)
+    with contextlib.suppress(IdentityError):
+        accept_ticket(identities, ticket, now=clock.now(), binds=binds, pinned=pinned)
     name = identities.find(ref).name or ref
     return Enrolled(name, Identifier(pending.authority), held, resumed, replaced)
 

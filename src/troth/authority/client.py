@@ -132,12 +132,20 @@ def ticket_authority(ticket: Ticket, *, now: int) -> Identifier:
     return verify_history(ticket.authority_history, now=now, checkpoints=ticket_vouches).identifier
 
 
-def enroll_request(identities: IdentityService, ref: str, ticket: Ticket, *, now: int) -> bytes:
+def enroll_request(
+    identities: IdentityService,
+    ref: str,
+    ticket: Ticket,
+    *,
+    now: int,
+    binds: TicketBinds | None = None,
+) -> bytes:
     """The signed enroll request for `ticket`. Its authority's history is checked (against a
-    stored copy too) but not stored: `accept_ticket` stores it (after `check_ticket`), so a
-    forged ticket, refused, leaves nothing behind."""
+    stored copy too, which binds it as `binds` says: `check_ticket`) but not stored:
+    `accept_ticket` stores it (after `check_ticket`), so a forged ticket, refused, leaves
+    nothing behind."""
     authority = identities.check_history(
-        ticket.authority_history, now=now, checkpoints=ticket_vouches
+        ticket.authority_history, now=now, checkpoints=ticket_vouches, binds=binds
     ).identifier
     return make_request(
         identities.signer(ref, now=now), "enroll", authority, [ticket.code], now=now

@@ -132,7 +132,10 @@ class AuthorityFeed:
         since = now - limits.REVOCATION_QUOTA_WINDOW + 1
         charged = self.store.charged_since(member.digest, since)
         if len(charged) >= self.quota:
-            wait = charged[len(charged) - self.quota] + limits.REVOCATION_QUOTA_WINDOW - now
+            # the oldest of the last `quota` entries leaves the window first; a quota of 0
+            # has none: a full window (review 31a, quota 1: it raised IndexError)
+            oldest = charged[len(charged) - self.quota] if self.quota else now
+            wait = oldest + limits.REVOCATION_QUOTA_WINDOW - now
             raise AuthorityError(
                 _A.QUOTA_EXCEEDED,
                 f"{member} may cause {self.quota} feed entries per hour; "

@@ -143,6 +143,29 @@ class KnownHistories:
             # tells `refuted` of a copy it replaces; stores her full history over a copy
             # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
             self._store_or_extend(identity, binds, linked)
+        elif linked and identity.first_index > 0:
+            self._link(identity)
+
+    def _link(self, identity: VerifiedIdentity) -> None:
+        """Mark the stored copy that ends at `identity`'s last change linked: the caller tied
+        `identity` to its identifier (an authority pin), and the copy holds that very change
+        (its hash links every earlier one), so it is tied as well (review 31a, enrollment 2:
+        else a pinned ticket equal to a copy from a checkpoint linked nothing, and every next
+        ticket asked for the pin again). A local identity's rows stand as they are."""
+        digest = identity.identifier.digest
+        with self._store.transaction():
+            stored = self._store.get_history(digest)
+            if (
+                stored is None
+                or self._store.history_linked(digest)
+                or self._store.find_local(identifier=digest) is not None
+                or _stored_span(stored[0]).hashes[-1] != identity.current_change_hash
+            ):
+                return
+            self._store.update_history(
+                digest, stored[0], stored[1], stored[1], self._clock.now(), linked=True
+            )
+            _confirm(self._store, identity)
 
     def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
@@ -293,8 +316,14 @@ class KnownHistories:
                         self._store.add_refuted(digest, refuted_changes(_decode(refuted)))
                     elif full or self._store.history_linked(digest):
                         _confirm(self._store, identity)
-        # a made-up copy replaced: the cache steps back to this one
-        self.remember(digest, _span(identity), replace=refuted is not None)
+        # once committed (a caller's transaction may hold this one and roll it back: review
+        # 31a, requests 1): a made-up copy replaced, the cache steps back to this one
+        self._store.after_commit(lambda: self._stored(identity, refuted))
+
+    def _stored(self, identity: VerifiedIdentity, refuted: bytes | None) -> None:
+        """What follows a committed store-or-extend of `identity`: the cache, and the
+        `refuted` callback told of the copy it replaced (`refuted`, when it did)."""
+        self.remember(identity.identifier.digest, _span(identity), replace=refuted is not None)
         if refuted is not None and self._refuted is not None:
             self._refuted(identity.identifier, _decode(refuted))
 

@@ -35,8 +35,10 @@ from troth.errors import (
     DecodeError,
     IdentityError,
     IdentityFailure,
+    NotFound,
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
+from troth.identity.known import Binds
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
 
@@ -209,7 +211,7 @@ def verify_chain(
     try:
         for issuer in verified.issuers:
             # a copy that does not bind it (the root has standing) is replaced now
-            node.identities.observe(issuer, binds=node.binds_over(issuer, {verified.authority}))
+            node.identities.observe(issuer, binds=_binds(node, issuer, verified.authority))
     except IdentityError as exc:  # another process stored another copy meanwhile
         raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
     return verified
@@ -226,9 +228,26 @@ def _issuer_check(node: Node) -> Callable[[VerifiedIdentity, Identifier], None]:
         except IdentityError as exc:
             if identity.first_index != 0 or exc.reason not in _REFUTABLE:
                 raise
-            identities.check_known(identity, binds=node.binds_over(identity, {root}))
+            identities.check_known(identity, binds=_binds(node, identity, root))
 
     return check
+
+
+def _binds(node: Node, issuer: VerifiedIdentity, root: Identifier) -> Binds | None:
+    """Which stored copies from a checkpoint bind a chain's `issuer` history: the node's rule,
+    the chain's `root` having standing over it, when `node` trusts that root; else every copy
+    (None). `--trust` takes any identifier, the anchors of one verification, and a chain whose
+    root the node does not trust grants nothing at a handshake (it is dropped): its root's word
+    lifts no stored copy nor replaces one (review 31a, verify 1). The authority the node
+    hosts is its anchor too (as for its policies)."""
+    if root not in node.wallet.trusted():
+        try:
+            hosted = node.authority().identifier
+        except NotFound:
+            return None
+        if hosted != root:
+            return None
+    return node.binds_over(issuer, {root})
 
 
 def verify_vc(

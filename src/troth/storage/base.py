@@ -62,6 +62,11 @@ class PurposeKeyRecord:
 class IdentityStore(Transactional, Protocol):
     """Known change histories (local and imported), local identities and their purpose keys."""
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the outermost transaction commits (at once outside one);
+        dropped on a rollback (review 31a, requests 1)."""
+        ...
+
     def get_history(self, identifier: bytes) -> tuple[bytes, int] | None:
         """The stored history and its change count."""
         ...

@@ -299,11 +299,26 @@ class SqliteDatabase:
                 self._local.depth -= 1
             return
         self._local.depth = 1
+        self._local.after = []
         try:
             with self.transaction_on(conn):
                 yield
+            after, self._local.after = self._local.after, []
         finally:
             self._local.depth = 0
+            self._local.after = []
+        for callback in after:  # committed (a rollback raised above: they are dropped)
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this thread's outermost `transaction()` commits, or at once
+        outside one; dropped when it rolls back. For what must follow only a committed write
+        (a process's cache of it, hooks told of it): an inner transaction's end is no commit
+        (review 31a, requests 1)."""
+        if getattr(self._local, "depth", 0):
+            self._local.after.append(callback)
+        else:
+            callback()
 
     @contextmanager
     def transaction_on(self, conn: sqlite3.Connection) -> Iterator[None]:

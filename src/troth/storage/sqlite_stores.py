@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -100,6 +100,9 @@ class SqliteIdentityStore:
 
     def transaction(self) -> AbstractContextManager[None]:
         return self._db.transaction()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._db.after_commit(callback)
 
     def get_history(self, identifier: bytes) -> tuple[bytes, int] | None:
         row = self._db.fetch_one(
