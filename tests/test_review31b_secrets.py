@@ -103,7 +103,7 @@ def test_a_feed_revokes_every_lease_of_an_agent_it_revokes(tmp_path: Path) -> No
 def test_a_feed_revokes_an_agent_with_no_open_lease_of_its_authority(tmp_path: Path) -> None:
     """Review 31b, secrets 3 (was a strict xfail until `revoke_for_feed` also looked among the
     agents with live leases for those the feed revokes whose chains its authority justified
-    here before, ended leases included: `SqliteSecretStore.live_agents`, `ever_under`).
+    here before, ended leases included: `SqliteSecretStore.live_agents`, `in_a_chain_with`).
     Agent B, a member of acme and of globex, leased under acme
     (then revoked that lease itself) and holds a lease under globex; acme revokes B. Its node
     refuses B as a peer from then on (acme, a voucher of B, has standing over it: docs/formats.md,

@@ -61,15 +61,20 @@ _CHAIN_HASH_CACHE: Final = 1024
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
 _CREDENTIAL_MEMBER: Final = b"\x01"
 _IDENTITY_MEMBER: Final = b"\x02"
+ROOT_MEMBER: Final = b"\x03"
+"""The kind of a chain's member row naming its authority (the root: review 31b, secrets 3)."""
 
 
 def chain_members(credential: VerifiedCredential) -> list[bytes]:
-    """What revokes a chain: each link's hash, each issuer and subject (tagged by kind)."""
+    """What revokes a chain: each link's hash, each issuer and subject (tagged by kind); and
+    the authority it is justified under (`ROOT_MEMBER`: whose feed has standing over its
+    identities, review 31b, secrets 3)."""
     members: dict[bytes, None] = {}
     for link in credential.links:
         members[_CREDENTIAL_MEMBER + link.hash] = None
         members[_IDENTITY_MEMBER + link.issuer.digest] = None
         members[_IDENTITY_MEMBER + link.subject.digest] = None
+    members[ROOT_MEMBER + credential.authority.digest] = None
     return list(members)
 
 
@@ -412,7 +417,8 @@ class LeaseBook:
             hits = [
                 member
                 for member in self._store.members_of_open(feed.authority)
-                if member[1:]
+                if member[:1] != ROOT_MEMBER
+                and member[1:]
                 in (revoked_creds if member[:1] == _CREDENTIAL_MEMBER else revoked_ids)
             ]
             leases: dict[LeaseHandle, Lease] = {}
@@ -426,10 +432,11 @@ class LeaseBook:
             # an agent it revokes with no open lease under it, whose chains it justified before
             # (ended leases), and live ones under another authority (review 31b, secrets 3)
             seen = {member[1:] for member in hits if member[:1] == _IDENTITY_MEMBER}
+            root = ROOT_MEMBER + feed.authority.digest
             for digest in self._store.live_agents(LIVE_STATES):
                 if digest in seen or digest not in revoked_ids:
                     continue
-                if self._store.ever_under(feed.authority, _IDENTITY_MEMBER + digest):
+                if self._store.in_a_chain_with(_IDENTITY_MEMBER + digest, root):
                     agent = Identifier(digest)
                     for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
                         leases[lease.handle] = lease

@@ -80,9 +80,6 @@ _SCHEMA: Final = (
     # the members of a chain, for the open leases' chains at each feed (review 30b, store 3)
     """CREATE INDEX IF NOT EXISTS secret_lease_members_chain
         ON secret_lease_members (chain_hash)""",
-    # whether an authority ever justified a lease through a chain (review 31b, secrets 3)
-    """CREATE INDEX IF NOT EXISTS secret_leases_chain
-        ON secret_leases (chain_hash, authority)""",
     """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
         identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
     ) WITHOUT ROWID""",
@@ -500,13 +497,14 @@ class SqliteSecretStore:
         )
         return {bytes(r[0]) for r in rows}
 
-    def ever_under(self, authority: Identifier, member: bytes) -> bool:
-        """Whether any lease, ended ones too, was justified under `authority` through a chain
-        with `member` (through the members' key and `secret_leases_chain`)."""
+    def in_a_chain_with(self, member: bytes, other: bytes) -> bool:
+        """Whether a chain stored for a lease, ended ones too, has both `member` and `other`
+        (through the members' primary key alone: the chains of `member`, each looked up with
+        `other`)."""
         row = self.db.fetch_one(
-            "SELECT 1 FROM secret_leases WHERE authority = ? AND chain_hash IN "
-            "(SELECT chain_hash FROM secret_lease_members WHERE member = ?) LIMIT 1",
-            (authority.digest, member),
+            "SELECT 1 FROM secret_lease_members AS a JOIN secret_lease_members AS b "
+            "ON b.member = ? AND b.chain_hash = a.chain_hash WHERE a.member = ? LIMIT 1",
+            (other, member),
         )
         return row is not None
 
