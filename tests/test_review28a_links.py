@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from troth.node.channels import ChannelEnd
-from troth.node.links import Backoff, Link, Links, LinkState
+from troth.node.links import Backoff, Link, LinkRow, Links, LinkState
 
 ROUTE = "/tcp/hub:4000"
 
@@ -57,12 +57,11 @@ class _RecordedBackoff(Backoff):
         return 0.0
 
 
-def test_a_peer_that_closes_every_reconnected_channel_at_once_meets_a_growing_backoff() -> None:
-    """The hub lets each reconnect succeed, then closes its channel at once, eight times: the
-    link's waits before its attempts grow (as for attempts that failed), not all at attempt
-    0."""
+def flap(times: int) -> tuple[list[int], LinkRow]:
+    """A link whose peer lets each reconnect succeed and closes its channel at once, `times`
+    times: the attempt numbers its waits were asked for, and its status row at the end."""
 
-    async def test() -> list[int]:
+    async def run() -> tuple[list[int], LinkRow]:
         backoff = _RecordedBackoff()
         ends: list[_End] = []
         restored = asyncio.Event()
@@ -79,7 +78,7 @@ def test_a_peer_that_closes_every_reconnected_channel_at_once_meets_a_growing_ba
         links.opened(ROUTE, cast(ChannelEnd, first))
         assert link.state is LinkState.CONNECTED
         lost = first
-        for _ in range(8):  # the peer closes each channel as soon as the link has it
+        for _ in range(times):  # the peer closes each channel as soon as the link has it
             lost.channel.closed = True
             restored.clear()
             links.closed(cast(ChannelEnd, lost))
@@ -88,10 +87,18 @@ def test_a_peer_that_closes_every_reconnected_channel_at_once_meets_a_growing_ba
                 while link.state is not LinkState.CONNECTED:
                     await asyncio.sleep(0)
             lost = ends[-1]
+        (row,) = links.rows()
         await links.stop()
-        return cast(list[int], object.__getattribute__(backoff, "asked"))
+        return cast(list[int], object.__getattribute__(backoff, "asked")), row
 
-    asked = asyncio.run(test())
+    return asyncio.run(run())
+
+
+def test_a_peer_that_closes_every_reconnected_channel_at_once_meets_a_growing_backoff() -> None:
+    """The hub lets each reconnect succeed, then closes its channel at once, eight times: the
+    link's waits before its attempts grow (as for attempts that failed), not all at attempt
+    0."""
+    asked, _ = flap(8)
     assert len(asked) == 8
     assert asked == sorted(asked)
     assert asked[-1] >= 5, asked  # the cap (10 s) is reached, as for attempts that failed

@@ -12,7 +12,7 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
 from troth import limits
@@ -24,6 +24,7 @@ from troth.errors import CredentialError, IdentityError, IdentityFailure
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.node.access import Standing
+from troth.node.copies import attested_binds
 from troth.node.node import Node
 from troth.node.vouchers import Vouchers
 from troth.storage import SqliteVoucherStore
@@ -226,17 +227,7 @@ class NodeTrust:
         over |= self.vouchers.standing(identity)
         if identifier in self.anchors:
             over.add(identifier)
-        feeds = self.feeds
-
-        def binds(changes: Sequence[tuple[int, bytes]]) -> bool:
-            attesters = {
-                authority
-                for authority, feed in feeds.items()
-                if any(feed.ever_named(identifier.digest, i, h) for i, h in changes)
-            }
-            return not attesters or bool(attesters & over)
-
-        return binds
+        return attested_binds(identifier, over, self.feeds)
 
     def _extend_known(self, identity: VerifiedIdentity, root: Identifier) -> None:
         """The trace collector's verifier's `known_in`: a history of an identity the node
