@@ -15,15 +15,42 @@ feed names binds (who attests it is unknown: deny when in doubt).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from typing import Final
 
 from troth.credentials import VerifiedFeed
 from troth.credentials.wallet import CredentialWallet
+from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Identifier, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.storage import VoucherRow, VoucherStore
 
-__all__ = ["attested_binds", "holds_change", "stored_binds", "vouched_under"]
+__all__ = [
+    "REFUTABLE",
+    "attested_binds",
+    "holds_change",
+    "stored_binds",
+    "vouched_under",
+    "with_standing",
+]
+
+REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
+"""How a stored copy refuses a history it may not bind: a fork of it, or a rollback."""
+
+
+def with_standing(
+    check: Callable[..., object], identity: VerifiedIdentity, binds: Callable[[], Binds | None]
+) -> None:
+    """`check(identity)` (a store's `check_known` or `observe`); when a stored copy refuses
+    `identity`, a full history, as a fork or a rollback, `check(identity, binds=binds())`:
+    judged again with the authorities that have standing over it (the standing is computed
+    only then: a known history stays a cache lookup)."""
+    try:
+        check(identity)
+    except IdentityError as exc:
+        if identity.first_index != 0 or exc.reason not in REFUTABLE:
+            raise
+        check(identity, binds=binds())
 
 
 def holds_change(identity: VerifiedIdentity, index: int, change_hash: bytes) -> bool:

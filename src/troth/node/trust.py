@@ -12,6 +12,7 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Final
 
@@ -20,11 +21,11 @@ from troth.authority import Authority
 from troth.channel import ChannelTrust, PeerPolicy, VerifiedPeer
 from troth.channel.verification import identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, TrustPolicy, VerifiedCredential, VerifiedFeed
-from troth.errors import CredentialError, IdentityError, IdentityFailure
+from troth.errors import CredentialError, IdentityError
 from troth.identity import Checkpoints, Identifier, IdentityService, VerifiedIdentity
 from troth.identity.known import Binds
 from troth.node.access import Standing
-from troth.node.copies import attested_binds
+from troth.node.copies import REFUTABLE, attested_binds, with_standing
 from troth.node.node import Node
 from troth.node.vouchers import Vouchers
 from troth.storage import SqliteVoucherStore
@@ -44,7 +45,6 @@ CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
 """The clock skew allowed at the edges of a credential's window (seconds)."""
 STANDING_CACHE: Final = 4096
 """Standings remembered (a standing depends only on the peer, the feeds and the second)."""
-_REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
 """The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
@@ -199,13 +199,8 @@ class NodeTrust:
         checkpoint"; review 29a, issuers 1). Changes nothing (`_remember` does, once the peer
         is admitted). The standing is computed only for a full history the copy refuses (as
         for a peer: the hot path, a known issuer, stays a cache lookup)."""
-        identities = self.node.identities
-        try:
-            identities.check_known(identity)
-        except IdentityError as exc:
-            if identity.first_index != 0 or exc.reason not in _REFUTABLE:
-                raise
-            identities.check_known(identity, binds=self._binds_over(identity, {root}))
+        binds = functools.partial(self._binds_over, identity, {root})
+        with_standing(self.node.identities.check_known, identity, binds)
 
     def _binds(
         self, identity: VerifiedIdentity, credentials: tuple[VerifiedCredential, ...]
@@ -246,7 +241,7 @@ class NodeTrust:
         try:
             identities.check_known(identity)
         except IdentityError as exc:
-            if exc.reason not in _REFUTABLE:
+            if exc.reason not in REFUTABLE:
                 raise
             self._issuer_known(identity, root)  # raises unless the copy does not bind it
             return

@@ -8,6 +8,7 @@ of troth.node.trust.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,11 +35,11 @@ from troth.errors import (
     CredentialFailure,
     DecodeError,
     IdentityError,
-    IdentityFailure,
     NotFound,
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.identity.known import Binds
+from troth.node.copies import with_standing
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
 
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 _F = CredentialFailure
-_REFUTABLE = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
 """The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
@@ -222,13 +222,8 @@ def _issuer_check(node: Node) -> Callable[[VerifiedIdentity, Identifier], None]:
     chain's root having standing over it, as at a handshake (`NodeTrust._issuer_known`)."""
 
     def check(identity: VerifiedIdentity, root: Identifier) -> None:
-        identities = node.identities
-        try:
-            identities.check_known(identity)
-        except IdentityError as exc:
-            if identity.first_index != 0 or exc.reason not in _REFUTABLE:
-                raise
-            identities.check_known(identity, binds=_binds(node, identity, root))
+        binds = functools.partial(_binds, node, identity, root)
+        with_standing(node.identities.check_known, identity, binds)
 
     return check
 

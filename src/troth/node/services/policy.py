@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Future
@@ -50,8 +51,6 @@ from troth.errors import (
     CredentialError,
     CredentialFailure,
     DecodeError,
-    IdentityError,
-    IdentityFailure,
     NotFound,
     PolicyError,
     PolicyFailure,
@@ -71,6 +70,7 @@ from troth.gates import (
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, Standing
 from troth.node.authorities import home_of, is_local
+from troth.node.copies import with_standing
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.shares import Shares, authorities_of
@@ -100,7 +100,6 @@ __all__ = [
 log = logging.getLogger("troth.node.policy")
 POLICY: Final = service_address("policy")
 _P = PolicyFailure
-_REFUTABLE: Final = (IdentityFailure.FORK, IdentityFailure.ROLLBACK)
 """The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
@@ -187,13 +186,8 @@ class NodePolicies:
         "A stored copy from a checkpoint"): a copy that does not bind it is replaced (review
         30a, bundles 1: else a co-trusted authority's copy of acme's policy admin made up
         after a gap kept acme's bundles off this node)."""
-        identities = self.node.identities
-        try:
-            identities.observe(identity)
-        except IdentityError as exc:
-            if identity.first_index != 0 or exc.reason not in _REFUTABLE:
-                raise
-            identities.observe(identity, binds=self.node.binds_over(identity, {authority}))
+        binds = functools.partial(self.node.binds_over, identity, {authority})
+        with_standing(self.node.identities.observe, identity, binds)
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the bundles stored since (by another process: `troth policy push`)."""
