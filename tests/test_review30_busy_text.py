@@ -19,7 +19,6 @@ from troth.node.services import call
 from troth.routing import RoutedMessage, parse_route
 
 
-@pytest.mark.xfail(strict=True, reason="review 30, busy 1: busy names the congested connection")
 def test_a_busy_answer_names_no_hop_behind_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
     async def test(net: Net) -> None:
         refused: list[RoutedMessage] = []

@@ -97,6 +97,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("troth.node.channels")
+_CONGESTED_ANSWER: Final = "busy: the way on is congested, send it again later"
 LISTENER = Address("service", "channels")
 COALESCE_LIMIT: Final = 64 * 1024
 """Bytes of messages a channel end queues within one loop iteration before it sends them at
@@ -641,8 +642,9 @@ class ChannelManager:
             await self.router.route(inner, end)
         except Congested as exc:
             self._note("%s: congested: %s", end.name, exc)
-            why = f"busy: the way on is congested ({exc}), send it again later"
-            await self._refuse(inner, BUSY, why)
+            # a fixed text: the connection (a hop's network address, behind a relay the
+            # relayed node's) is for this node's log only (review 30, busy 1)
+            await self._refuse(inner, BUSY, _CONGESTED_ANSWER)
         except RoutingError as exc:
             self._note("%s: no route: %s", end.name, exc)
             await self._refuse(inner, NO_ROUTE, str(exc))
