@@ -264,14 +264,25 @@ def disclosed(value: Any, limit: int = limits.MAX_TRACE_DISCLOSURE_BYTES) -> Any
     export carries, else what it was (`{"not_json": type}`: not JSON, a lone surrogate, nested
     too deep to encode) or its hash and size (`{"sha256": hex, "bytes": n}`: over the limit,
     or nested too deep or holding a noncharacter), which signing would refuse (review 23c: a
-    gate's recorder; review 30c: the span processor)."""
+    gate's recorder; review 30c: the span processor). A value that is itself an object of
+    either shape is disclosed by its hash and size too, so no value given reads as the hash
+    of another (review 32b, trace 1)."""
     try:
         encoded = disclosure_value(value)
     except (ValueError, RecursionError):  # not JSON, or nested past the encoder
         return {"not_json": type(value).__name__}
-    if len(encoded) > limit or not _exportable(encoded):
+    if len(encoded) > limit or not _exportable(encoded) or _marker_shaped(value):
         return {"sha256": sha256(encoded).hex(), "bytes": len(encoded)}
     return value
+
+
+_MARKERS: Final = (frozenset({"sha256", "bytes"}), frozenset({"not_json"}))
+"""The keys of what `disclosed` puts in a value's place."""
+
+
+def _marker_shaped(value: Any) -> bool:
+    """Whether `value` is an object with the keys of one of `disclosed`'s stand-ins."""
+    return isinstance(value, Mapping) and len(value) <= 2 and frozenset(value) in _MARKERS
 
 
 def commitment(name: str, disclosure: Disclosure) -> bytes:

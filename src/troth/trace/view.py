@@ -83,7 +83,7 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
     """The log's records as trees (roots in log order); with `agent`, only the subtrees that
     contain one of its records, from their root."""
     nodes: dict[str, TraceNode] = {}
-    by_span: dict[tuple[str | None, str], list[TraceNode]] = {}
+    by_span: dict[tuple[str | None, str], _Claims] = {}
     order: list[TraceNode] = []
     issuers: dict[bytes, list[Identifier] | None] = {}
     for entry in log.stored():
@@ -97,7 +97,7 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
         node = TraceNode(index, record, authority)
         nodes[record.id] = node
         if record.links.span is not None:
-            by_span.setdefault((record.links.trace, record.links.span), []).append(node)
+            by_span.setdefault((record.links.trace, record.links.span), _Claims()).add(node)
         order.append(node)
     roots: list[TraceNode] = []
     parents: dict[int, TraceNode] = {}
@@ -105,7 +105,8 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
         links = node.record.links
         parent = nodes.get(links.parent) if links.parent is not None else None
         if parent is None and links.parent_span is not None:
-            parent = _span_parent(by_span.get((links.trace, links.parent_span), []), node)
+            claims = by_span.get((links.trace, links.parent_span))
+            parent = None if claims is None else claims.parent_of(node)
         if parent is None or parent is node:
             roots.append(node)
         else:
@@ -127,13 +128,31 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
     return [root for root in roots if _contains(root, agent)]
 
 
-def _span_parent(spans: list[TraceNode], child: TraceNode) -> TraceNode | None:
-    """The parent of `child` among the records of its parent span (module docstring)."""
-    agent = child.record.agent
-    own = next((span for span in spans if span.record.agent == agent), None)
-    if own is not None:
-        return own
-    return spans[0] if len(spans) == 1 else None
+class _Claims:
+    """The records claiming one span (one trace id and span id): the first of each agent, and
+    how many in all; a child's parent among them is found with one lookup, however many a
+    member signed (review 32b, view 1: a scan of them all for each child was quadratic)."""
+
+    __slots__ = ("count", "first", "own")
+
+    def __init__(self) -> None:
+        self.own: dict[Identifier, TraceNode] = {}
+        self.first: TraceNode | None = None
+        self.count = 0
+
+    def add(self, node: TraceNode) -> None:
+        self.own.setdefault(node.record.agent, node)
+        if self.first is None:
+            self.first = node
+        self.count += 1
+
+    def parent_of(self, child: TraceNode) -> TraceNode | None:
+        """The parent of `child` among these records (module docstring): its agent's first
+        record of the span, else the one record of it, else none."""
+        own = self.own.get(child.record.agent)
+        if own is not None:
+            return own
+        return self.first if self.count == 1 else None
 
 
 def _mark(node: TraceNode, seen: set[int]) -> None:
