@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.support.channels import MEMBER, T
 from tests.support.parties import make_party
 from tests.test_review23a_checkpoints import forged_change
@@ -18,11 +16,6 @@ from troth.node import init_node, open_node
 from troth.node.verify import Sources, verify_chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 32a, verify 1: an ad-hoc --trust root's chain stores a copy from a "
-    "checkpoint of alice that only its own feed file attests, which then refuses her history",
-)
 def test_an_ad_hoc_roots_chain_stores_no_copy_from_a_checkpoint(troth_home: Path) -> None:
     """Review 32a, verify 1. Desk trusts acme only and has never seen acme's alice. The
     operator verifies a chain globex -> "alice" -> bob with `--trust GLOBEX --feed
@@ -33,7 +26,10 @@ def test_an_ad_hoc_roots_chain_stores_no_copy_from_a_checkpoint(troth_home: Path
     feed desk holds names (who attests it is unknown: it binds every history), and her own
     full history is refused there as older than that copy: one verification of a file
     locks acme's member out of desk. At a handshake such a chain is dropped (its root is not
-    desk's trust anchor), so it must store nothing here either."""
+    desk's trust anchor), so it must store nothing here either.
+
+    Was a strict xfail until `verify_chain` stored a chain's issuer histories only when the
+    node trusts or hosts its root (`troth.node.verify._anchor_here`)."""
     two = make_two()
     alice = two.alice.identifier
     init_node("desk")
