@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 _F = CredentialFailure
-"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 Progress = Callable[[int, int], None]
