@@ -323,7 +323,19 @@ class KnownHistories:
     def _stored(self, identity: VerifiedIdentity, refuted: bytes | None) -> None:
         """What follows a committed store-or-extend of `identity`: the cache, and the
         `refuted` callback told of the copy it replaced (`refuted`, when it did)."""
-        self.remember(identity.identifier.digest, _span(identity), replace=refuted is not None)
+        digest = identity.identifier.digest
+        if refuted is None:
+            self.remember(digest, _span(identity))  # never steps a fresher entry back
+        else:
+            # the cache steps back to what the store holds now, read under the cache's lock:
+            # another writer may have committed (a rotation) since this commit, its own
+            # callback run already, and `identity` is then older than the store (review 32a,
+            # commit 1: a pre-rotation history passed as the stored copy for the cache's 10 s)
+            with self._lock:
+                self._cache.pop(digest, None)  # a failed read leaves the store to be read
+                stored = self._store.get_history(digest)
+                if stored is not None:
+                    self._put(digest, _stored_span(stored[0]), replace=True)
         if refuted is not None and self._refuted is not None:
             self._refuted(identity.identifier, _decode(refuted))
 
@@ -336,23 +348,25 @@ class KnownHistories:
         return what the cache now holds: a fresh entry ending later is never replaced by one
         ending earlier (a reader that raced a writer must not step the cache back), unless
         `replace` (this process just replaced a made-up copy)."""
-        now = time.monotonic()
         with self._lock:
-            entry = self._cache.pop(digest, None)
-            if (
-                not replace
-                and entry is not None
-                and entry[1].last > span.last
-                and self._fresh(entry, now)
-            ):
-                self._cache[digest] = entry
-                return entry[1]
-            if len(self._cache) >= KNOWN_CACHE_SIZE:  # drop the older half (amortised O(1))
-                self._cache = dict(
-                    itertools.islice(self._cache.items(), KNOWN_CACHE_SIZE // 2, None)
-                )
-            self._cache[digest] = (now, span)
-            return span
+            return self._put(digest, span, replace=replace)
+
+    def _put(self, digest: bytes, span: StoredSpan, *, replace: bool) -> StoredSpan:
+        """`remember`, the cache's lock held."""
+        now = time.monotonic()
+        entry = self._cache.pop(digest, None)
+        if (
+            not replace
+            and entry is not None
+            and entry[1].last > span.last
+            and self._fresh(entry, now)
+        ):
+            self._cache[digest] = entry
+            return entry[1]
+        if len(self._cache) >= KNOWN_CACHE_SIZE:  # drop the older half (amortised O(1))
+            self._cache = dict(itertools.islice(self._cache.items(), KNOWN_CACHE_SIZE // 2, None))
+        self._cache[digest] = (now, span)
+        return span
 
     def _cached(self, digest: bytes) -> StoredSpan | None:
         entry = self._cache.get(digest)

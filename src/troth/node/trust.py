@@ -45,7 +45,6 @@ CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
 """The clock skew allowed at the edges of a credential's window (seconds)."""
 STANDING_CACHE: Final = 4096
 """Standings remembered (a standing depends only on the peer, the feeds and the second)."""
-"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 Known = Callable[[VerifiedIdentity], None]

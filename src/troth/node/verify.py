@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 _F = CredentialFailure
-"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 Progress = Callable[[int, int], None]
@@ -186,7 +185,8 @@ def verify_chain(
     histories are checked against its store as at a handshake (a copy from a checkpoint binds
     a full one only when an authority attesting it has standing over it, the chain's root
     among them: docs/formats.md, "A stored copy from a checkpoint") and stored once the chain
-    verified (a copy that does not bind them replaced: review 30a, verify 1), and the
+    verified (a copy that does not bind them replaced: review 30a, verify 1) when the node
+    trusts or hosts its root (else none is stored: review 32a, verify 1), and the
     presenter's stored history is checked against the feed. The presenter defaults to the
     chain's last subject."""
     known = None if node is None else store_or_extend(node.identities, now)
@@ -208,6 +208,11 @@ def verify_chain(
     verified = ChainVerifier(policy, known_in=_issuer_check(node)).verify(
         data, presenter=_stored_presenter(node, actor, now), feeds=feeds, now=now
     )
+    if not _anchor_here(node, verified.authority):
+        # a root the node does not trust stores nothing here: its checkpoint made up a copy,
+        # its chain carried a thief's fork (review 32a, verify 1; as at a handshake, where
+        # such a chain is dropped)
+        return verified
     try:
         for issuer in verified.issuers:
             # a copy that does not bind it (the root has standing) is replaced now
@@ -235,14 +240,19 @@ def _binds(node: Node, issuer: VerifiedIdentity, root: Identifier) -> Binds | No
     root the node does not trust grants nothing at a handshake (it is dropped): its root's word
     lifts no stored copy nor replaces one (review 31a, verify 1). The authority the node
     hosts is its anchor too (as for its policies)."""
-    if root not in node.wallet.trusted():
-        try:
-            hosted = node.authority().identifier
-        except NotFound:
-            return None
-        if hosted != root:
-            return None
+    if not _anchor_here(node, root):
+        return None
     return node.binds_over(issuer, {root})
+
+
+def _anchor_here(node: Node, root: Identifier) -> bool:
+    """Whether `node` trusts `root` or hosts it (its anchors, as for its policies)."""
+    if root in node.wallet.trusted():
+        return True
+    try:
+        return node.authority().identifier == root
+    except NotFound:
+        return False
 
 
 def verify_vc(

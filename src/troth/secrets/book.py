@@ -62,19 +62,28 @@ _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row ne
 _CREDENTIAL_MEMBER: Final = b"\x01"
 _IDENTITY_MEMBER: Final = b"\x02"
 ROOT_MEMBER: Final = b"\x03"
-"""The kind of a chain's member row naming its authority (the root: review 31b, secrets 3)."""
+"""The kind of a chain's member row naming its authority (the root) and its actor, the agent
+that presented it: `ROOT_MEMBER || authority digest || actor digest` (review 31b, secrets 3;
+review 32a, secrets 1: a root has standing over the actors of its chains, not their
+delegators)."""
+
+
+def standing_member(authority: Identifier, actor: Identifier) -> bytes:
+    """The member row saying that `authority` justified a chain `actor` presented here."""
+    return ROOT_MEMBER + authority.digest + actor.digest
 
 
 def chain_members(credential: VerifiedCredential) -> list[bytes]:
     """What revokes a chain: each link's hash, each issuer and subject (tagged by kind); and
-    the authority it is justified under (`ROOT_MEMBER`: whose feed has standing over its
-    identities, review 31b, secrets 3)."""
+    the authority it is justified under with the agent that presents it (`ROOT_MEMBER`: that
+    authority's feed has standing over that agent, review 31b, secrets 3; its delegators are
+    judged by it in its chains only, review 32a, secrets 1)."""
     members: dict[bytes, None] = {}
     for link in credential.links:
         members[_CREDENTIAL_MEMBER + link.hash] = None
         members[_IDENTITY_MEMBER + link.issuer.digest] = None
         members[_IDENTITY_MEMBER + link.subject.digest] = None
-    members[ROOT_MEMBER + credential.authority.digest] = None
+    members[standing_member(credential.authority, credential.actor)] = None
     return list(members)
 
 
@@ -400,14 +409,15 @@ class LeaseBook:
 
     def revoke_for_feed(self, feed: VerifiedFeed, now: int) -> list[Lease]:
         """Install `feed` (the newest verified revocation feed of its authority) and revoke every
-        open lease justified under that authority whose chain it revokes (the identity, a
-        delegator, or a link), and every open lease of an identity it revokes that is in such
-        a chain. Another authority's chain through a revoked delegator is judged by its own
-        root's feed, as the gates judge it (review 31b, secrets 1); an agent revoked by an
-        authority with standing over it is refused as a peer whatever chain it presents, so
-        its leases under every authority end (review 31b, secrets 2; docs/formats.md, "Whose
-        word counts on an identity"), also when its leases under the authority all ended: the
-        authority justified a chain naming it here before (review 31b, secrets 3)."""
+        open lease justified under that authority whose chain it revokes (the identity, a delegator,
+        or a link), and every open lease of an identity it revokes that presented a chain of that
+        authority here. Another authority's chain through a revoked delegator is judged by its own
+        root's feed, as the gates judge it (review 31b, secrets 1); an agent revoked by an authority
+        with standing over it is refused as a peer whatever chain it presents, so its leases under
+        every authority end (review 31b, secrets 2; docs/formats.md, "Whose word counts on an
+        identity"), also when its leases under the authority all ended: it presented a chain of that
+        authority here before (review 31b, secrets 3). A delegator of the authority's chains is not
+        judged by it as a peer: its leases under another authority stay (review 32a, secrets 1)."""
         with self._feeds_lock:
             held = self._feeds.get(feed.authority)
             if held is None or (feed.count, feed.issued_at) >= (held.count, held.issued_at):
@@ -422,21 +432,23 @@ class LeaseBook:
                 in (revoked_creds if member[:1] == _CREDENTIAL_MEMBER else revoked_ids)
             ]
             leases: dict[LeaseHandle, Lease] = {}
+            standing: set[bytes] = set()  # agents that presented a chain of it (open leases)
             for member in hits:
                 for lease in self._store.leases_with_member(member, LIVE_STATES, feed.authority):
                     leases[lease.handle] = lease
-                if member[:1] == _IDENTITY_MEMBER:  # the agent itself, under any authority
-                    agent = Identifier(member[1:])
-                    for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
-                        leases[lease.handle] = lease
-            # an agent it revokes with no open lease under it, whose chains it justified before
-            # (ended leases), and live ones under another authority (review 31b, secrets 3)
-            seen = {member[1:] for member in hits if member[:1] == _IDENTITY_MEMBER}
-            root = ROOT_MEMBER + feed.authority.digest
+                    if member[:1] == _IDENTITY_MEMBER and lease.identity.digest == member[1:]:
+                        standing.add(member[1:])
+            # an agent it revokes that presented a chain of its own here, its open or ended
+            # lease's (review 31b, secrets 3): its live leases under every authority (review
+            # 31b, secrets 2); a delegator of its chains only, in its chains (review 32a,
+            # secrets 1: it is no voucher of that agent, whose node admits it with another
+            # chain). One primary-key lookup per revoked live agent (docs/secrets.md).
             for digest in self._store.live_agents(LIVE_STATES):
-                if digest in seen or digest not in revoked_ids:
+                if digest not in revoked_ids:
                     continue
-                if self._store.in_a_chain_with(_IDENTITY_MEMBER + digest, root):
+                if digest in standing or self._store.has_member(
+                    standing_member(feed.authority, Identifier(digest))
+                ):
                     agent = Identifier(digest)
                     for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
                         leases[lease.handle] = lease

@@ -497,14 +497,12 @@ class SqliteSecretStore:
         )
         return {bytes(r[0]) for r in rows}
 
-    def in_a_chain_with(self, member: bytes, other: bytes) -> bool:
-        """Whether a chain stored for a lease, ended ones too, has both `member` and `other`
-        (through the members' primary key alone: the chains of `member`, each looked up with
-        `other`)."""
+    def has_member(self, member: bytes) -> bool:
+        """Whether a chain stored for a lease, ended ones too, has `member` (one lookup of the
+        members' primary key: review 32a, secrets 1, a `ROOT_MEMBER` row naming the chain's
+        root and its actor)."""
         row = self.db.fetch_one(
-            "SELECT 1 FROM secret_lease_members AS a JOIN secret_lease_members AS b "
-            "ON b.member = ? AND b.chain_hash = a.chain_hash WHERE a.member = ? LIMIT 1",
-            (other, member),
+            "SELECT 1 FROM secret_lease_members WHERE member = ? LIMIT 1", (member,)
         )
         return row is not None
 

@@ -100,7 +100,6 @@ __all__ = [
 log = logging.getLogger("troth.node.policy")
 POLICY: Final = service_address("policy")
 _P = PolicyFailure
-"""The refusals a copy from a checkpoint that does not bind a full history lifts (`Binds`)."""
 
 
 class NodeFeeds:
