@@ -98,7 +98,8 @@ from troth.trace.checkpoint import (
     verify_note,
 )
 from troth.trace.dsse import decode_envelope, parse_envelope
-from troth.trace.record import Disclosure, decode_payload
+from troth.trace.record import Disclosure
+from troth.trace.record_decode import decode_payload
 from troth.trace.signing import keyid_of, verify_envelope
 from troth.vault import KeyPurpose, SealKey, SoftwareVault
 

@@ -40,7 +40,8 @@ from troth.node.services.policy import (
 )
 from troth.trace.dsse import parse_envelope
 from troth.trace.log import open_node_log
-from troth.trace.record import Kind, decode_payload
+from troth.trace.record import Kind
+from troth.trace.record_decode import decode_payload
 from troth.trace.verify import verify_log
 
 ORDERS = f"{HUB}/service/mcp.orders"

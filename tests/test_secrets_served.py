@@ -37,7 +37,8 @@ from troth.node.services.broker import BROKER_ADDRESS
 from troth.routing import parse_route
 from troth.secrets import HttpRequest, LeaseId, LeaseState, validate_token
 from troth.trace.dsse import parse_envelope
-from troth.trace.record import Kind, decode_payload
+from troth.trace.record import Kind
+from troth.trace.record_decode import decode_payload
 from troth.trace.verify import verify_log
 
 F = SecretFailure

@@ -30,11 +30,11 @@ from troth.trace.record import (
     TraceRecord,
     canonical_json,
     commitment,
-    decode_payload,
     disclosure_value,
     is_canonical_value,
     new_record_id,
 )
+from troth.trace.record_decode import decode_payload
 from troth.trace.recorder import RandomPool
 from troth.trace.signing import (
     RecordContent,

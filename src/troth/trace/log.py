@@ -61,9 +61,9 @@ from troth.trace.pending import Receipt
 from troth.trace.record import (
     Kind,
     TraceRecord,
-    check_resolution,
     encode_disclosures,
 )
+from troth.trace.record_decode import check_resolution
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 from troth.trace.stored import (

@@ -21,7 +21,8 @@ The payload is RFC 8785 for this schema's values (ASCII member names, integers b
 floats): members sorted, no whitespace, UTF-8, strings escaped by the standard library's JSON
 string encoder (RFC 8785 §3.2.2.2 escapes exactly what it escapes). `TraceRecord.encode` writes
 it member by member in that order; `canonical_json` (the standard encoder configured so)
-re-encodes a decoded payload to check it is canonical; the tests check both against the
+re-encodes a decoded payload to check it is canonical (`troth.trace.record_decode`, which
+decodes a payload); the tests check both against the
 `rfc8785` library. Disclosed values, which may hold anything, go through `rfc8785` itself
 (strings through the same string encoder).
 """
@@ -29,7 +30,6 @@ re-encodes a decoded payload to check it is canonical; the tests check both agai
 from __future__ import annotations
 
 import enum
-import functools
 import json
 import re
 import threading
@@ -44,7 +44,7 @@ from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.crypto import sha256
 from troth.encoding.ijson import load_json
-from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
+from troth.errors import DecodeError, DecodeProblem
 from troth.identity import Identifier
 
 __all__ = [
@@ -63,9 +63,7 @@ __all__ = [
     "ToolCall",
     "TraceRecord",
     "canonical_json",
-    "check_resolution",
     "commitment",
-    "decode_payload",
     "disclosed",
     "disclosure_value",
     "encode_disclosures",
@@ -171,6 +169,12 @@ _text: Final = json.encoder.encode_basestring
 def _member(name: str, text: str | None) -> str:
     """`,"name":text` for a present optional string member, else nothing."""
     return "" if text is None else f',"{name}":{_text(text)}'
+
+
+def _hex(value: Any, what: str, pattern: re.Pattern[str]) -> bytes:
+    if type(value) is not str or not pattern.fullmatch(value):
+        raise DecodeError(f"{what}: not {pattern.pattern}")
+    return bytes.fromhex(value)
 
 
 # -- disclosures ------------------------------------------------------------------------------
@@ -624,198 +628,3 @@ _set_authority = _slots["authority"].__set__
 _set_links = _slots["links"].__set__
 _set_escalation_to = _slots["escalation_to"].__set__
 _set_span = _slots["span"].__set__
-
-
-# -- decoding ---------------------------------------------------------------------------------
-
-_REQUIRED: Final = frozenset({"type", "version", "id", "agent", "key", "seq", "prev", "time"})
-_MEMBERS: Final = _REQUIRED | {
-    "kind",
-    "tool",
-    "digests",
-    "decision",
-    "authority",
-    "links",
-    "escalation",
-    "span",
-}
-
-
-def _hex(value: Any, what: str, pattern: re.Pattern[str]) -> bytes:
-    if type(value) is not str or not pattern.fullmatch(value):
-        raise DecodeError(f"{what}: not {pattern.pattern}")
-    return bytes.fromhex(value)
-
-
-def _string(value: Any, what: str) -> str:
-    if type(value) is not str:
-        raise DecodeError(f"{what}: not a string")
-    return value
-
-
-def _int(value: Any, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= _MAX_INT:
-        raise DecodeError(f"{what}: not an integer in [0, 2^53)")
-    return value
-
-
-def _object(value: Any, what: str, allowed: frozenset[str] | set[str]) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise DecodeError(f"{what}: not an object")
-    extra = set(value) - allowed
-    if extra:
-        raise DecodeError(f"{what}: unknown member {sorted(extra)[0]!r}")
-    return value
-
-
-def _opt_text(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise DecodeError(f"{what}: not a string")
-    return value
-
-
-def _parts(value: dict[str, Any]) -> dict[str, Any]:
-    """The optional members of a payload, decoded (ValueError from the part constructors)."""
-    parts: dict[str, Any] = {}
-    if "tool" in value:
-        tool = _object(value["tool"], "tool", {"name", "call"})
-        parts["tool"] = ToolCall(
-            _opt_text(tool.get("name"), "tool name") or "", _opt_text(tool.get("call"), "call")
-        )
-    if "digests" in value:
-        digests = _object(value["digests"], "digests", set(REDACTABLE))
-        if not digests:
-            raise DecodeError("digests: empty")
-        parts["digests"] = {k: _hex(v, f"digest {k}", _HEX64) for k, v in digests.items()}
-    if "decision" in value:
-        decision = _object(value["decision"], "decision", {"outcome", "bundle", "policies"})
-        policies = decision.get("policies", [])
-        if type(policies) is not list or ("policies" in decision and not policies):
-            raise DecodeError("decision policies: not a non-empty list")
-        parts["decision"] = Decision(
-            _opt_text(decision.get("outcome"), "outcome") or "",
-            _opt_text(decision.get("bundle"), "bundle"),
-            tuple(_opt_text(p, "policy id") or "" for p in policies),
-        )
-    if "authority" in value:
-        authority = _object(value["authority"], "authority", {"chain", "credentials", "at"})
-        credentials = authority.get("credentials")
-        if type(credentials) is not list:
-            raise DecodeError("authority credentials: not a list")
-        named = []
-        for entry in credentials:
-            entry = _object(entry, "credential", {"id", "hash"})
-            named.append(
-                (
-                    _hex(entry.get("id"), "credential id", _HEX32),
-                    _hex(entry.get("hash"), "credential hash", _HEX64),
-                )
-            )
-        parts["authority"] = Authority(
-            _hex(authority.get("chain"), "chain digest", _HEX64),
-            tuple(named),
-            _opt_text(authority.get("at"), "chain location") or "",
-        )
-    if "links" in value:
-        links = _object(
-            value["links"], "links", {"parent", "trace", "span", "parent_span", "conversation"}
-        )
-        if not links:
-            raise DecodeError("links: empty")
-        parts["links"] = Links(**{k: _opt_text(v, f"link {k}") for k, v in links.items()})
-    if "escalation" in value:
-        escalation = _object(value["escalation"], "escalation", {"to"})
-        parts["escalation_to"] = _identifier(escalation.get("to"), "escalation to")
-    if "span" in value:
-        span = _object(value["span"], "span", {"start_us", "end_us", "status"})
-        parts["span"] = SpanTimes(
-            _int(span.get("start_us"), "span start"),
-            _int(span.get("end_us"), "span end"),
-            _opt_text(span.get("status"), "span status"),
-        )
-    return parts
-
-
-def _identifier(value: Any, what: str) -> Identifier:
-    if type(value) is str and value.startswith("T"):  # the text form only: one spelling
-        try:
-            return _parse_identifier(value)
-        except ValueError:
-            pass
-    raise DecodeError(f"{what}: not an identifier (T + 64 hex)")
-
-
-@functools.lru_cache(maxsize=4096)  # a log's records name few agents, again and again
-def _parse_identifier(text: str) -> Identifier:
-    return Identifier.parse(text)
-
-
-def decode_payload(payload: bytes) -> TraceRecord:
-    """Decode and check a record payload: canonical JSON of exactly this schema. Raises only
-    DecodeError (problem UNKNOWN_TYPE / UNKNOWN_VERSION / NON_CANONICAL / OVER_LIMIT / ...)."""
-    if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
-        raise DecodeError(f"record: {len(payload)} bytes", DecodeProblem.OVER_LIMIT)
-    try:
-        value = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise DecodeError("record: not UTF-8 JSON") from None
-    if type(value) is not dict:
-        raise DecodeError("record: not an object")
-    if value.get("type") != RECORD_TYPE:
-        raise DecodeError(f"record: type {value.get('type')!r}", DecodeProblem.UNKNOWN_TYPE)
-    if value.get("version") != VERSION or type(value.get("version")) is not int:
-        raise DecodeError(
-            f"record: version {value.get('version')!r}", DecodeProblem.UNKNOWN_VERSION
-        )
-    missing = _REQUIRED - set(value)
-    if missing or "kind" not in value:
-        raise DecodeError(f"record: missing {sorted(missing | ({'kind'} - set(value)))[0]!r}")
-    _object(value, "record", _MEMBERS)
-    kind = _KINDS.get(value["kind"]) if type(value["kind"]) is str else None
-    if kind is None:
-        raise DecodeError(f"record: unknown kind {value['kind']!r}")
-    prev = value["prev"]
-    try:
-        record = TraceRecord(
-            id=_string(value["id"], "id"),  # the constructor checks ids and keys are hex
-            agent=_identifier(value["agent"], "agent"),
-            key=_string(value["key"], "key"),
-            seq=_int(value["seq"], "seq"),
-            prev=None if prev is None else _hex(prev, "prev", _HEX64),
-            time=_int(value["time"], "time"),
-            kind=kind,
-            **_parts(value),
-        )
-    except ValueError as exc:
-        raise DecodeError(f"record: {exc}") from None
-    try:
-        canonical = canonical_json(value)
-    except (UnicodeEncodeError, ValueError):
-        raise DecodeError("record: a string is not valid Unicode") from None
-    if canonical != payload:  # also refuses duplicate members, which json.loads merges
-        raise DecodeError("record: not in canonical form", DecodeProblem.NON_CANONICAL)
-    return record
-
-
-def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) -> None:
-    """Raise TraceError(LINK_INVALID) unless `resolution` resolves `escalation` (its parent
-    record, None when it is not in the log): an escalation, and, when that escalation named
-    whom it asked, signed by that identity."""
-    if resolution.links.parent is None:
-        raise TraceError(
-            TraceFailure.LINK_INVALID, "a resolution names its escalation", record=resolution.id
-        )
-    if escalation is None or escalation.kind is not Kind.ESCALATION:
-        raise TraceError(
-            TraceFailure.LINK_INVALID,
-            f"parent {resolution.links.parent} is not an escalation in the log",
-            record=resolution.id,
-        )
-    if escalation.escalation_to is not None and escalation.escalation_to != resolution.agent:
-        raise TraceError(
-            TraceFailure.LINK_INVALID,
-            f"escalated to {escalation.escalation_to}, resolved by {resolution.agent}",
-            record=resolution.id,
-        )

@@ -38,12 +38,12 @@ from troth.trace.record import (
     ToolCall,
     TraceRecord,
     commitment,
-    decode_payload,
     disclosure_value,
     encode_disclosures,
     is_canonical_value,
     new_record_id,
 )
+from troth.trace.record_decode import decode_payload
 from troth.vault import KeyPurpose
 
 __all__ = [

@@ -50,7 +50,8 @@ from troth.trace.checkpoint import (
 )
 from troth.trace.log import TraceLog
 from troth.trace.merkle import Frontier, leaf_hash
-from troth.trace.record import Disclosure, Kind, TraceRecord, check_resolution
+from troth.trace.record import Disclosure, Kind, TraceRecord
+from troth.trace.record_decode import check_resolution
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
