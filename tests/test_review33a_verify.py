@@ -59,3 +59,31 @@ def test_an_ad_hoc_roots_feed_file_stores_not_its_history(troth_home: Path) -> N
         except IdentityError as exc:  # the fork stored refuses acme's own history
             raise AssertionError(f"acme's own history refused: {exc}") from None
         assert node.identities.stored_changes(real.identifier) is None
+
+
+def test_a_trusted_roots_feed_file_still_stores_its_history(troth_home: Path) -> None:
+    """The control of review 33a, verify 1: desk trusts acme, so once the operator verified
+    one of its chains with its feed file, acme's own history is stored there (from its feed
+    file, store-or-extend, and as the chain's issuer)."""
+    init_node("auth")
+    init_node("desk")
+    with open_node("auth") as auth:
+        acme = auth.create_authority("acme", now=NOW)
+        member = auth.identities.create(now=NOW, name="m").identifier
+        signer = acme.signer(NOW + 20)
+        root = issue_credential(
+            signer, subject=member, attributes=ORDERS, now=NOW + 20, ttl=600, depth=1
+        )
+        chain = CredentialChain((root,), (signer.identity.history,))
+        feed = troth_home / "acme.feed"
+        feed.write_bytes(cbor.encode(acme.feed(now=NOW + 20, since=0)))
+        identifier = acme.identifier
+    with open_node("desk") as node:
+        node.wallet.trust(identifier, "node:auth", now=NOW)
+        assert node.identities.stored_changes(identifier) is None
+    sources = Sources(
+        frozenset({identifier}), troth_home, feed_files=(str(feed),), max_feed_age=10**6
+    )
+    with open_node("desk") as node:
+        verify_chain(chain.encode(), sources, now=NOW + 20, node=node)
+        assert node.identities.stored_changes(identifier) == 1
