@@ -38,7 +38,7 @@ from typing import Final, NamedTuple
 
 from troth.clock import Clock
 from troth.crypto import sha256
-from troth.errors import DecodeError, IdentityError, IdentityFailure
+from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError
 from troth.identity.change import ChangeBody, UnverifiedHistory
 from troth.identity.history import (
     VerifiedChange,
@@ -322,7 +322,8 @@ class KnownHistories:
 
     def _stored(self, identity: VerifiedIdentity, refuted: bytes | None) -> None:
         """What follows a committed store-or-extend of `identity`: the cache, and the
-        `refuted` callback told of the copy it replaced (`refuted`, when it did)."""
+        `refuted` callback told of the copy it replaced (`refuted`, when it did), even when
+        reading the store for the cache fails (the entry is dropped then)."""
         digest = identity.identifier.digest
         if refuted is None:
             self.remember(digest, _span(identity))  # never steps a fresher entry back
@@ -333,7 +334,12 @@ class KnownHistories:
             # commit 1: a pre-rotation history passed as the stored copy for the cache's 10 s)
             with self._lock:
                 self._cache.pop(digest, None)  # a failed read leaves the store to be read
-                stored = self._store.get_history(digest)
+                try:
+                    stored = self._store.get_history(digest)
+                except StorageError:
+                    # the write committed and the hooks below must be told: a cache miss is
+                    # all a failed read costs (review 33a, commit 1)
+                    stored = None
                 if stored is not None:
                     self._put(digest, _stored_span(stored[0]), replace=True)
         if refuted is not None and self._refuted is not None:

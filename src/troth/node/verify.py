@@ -186,10 +186,10 @@ def verify_chain(
     a full one only when an authority attesting it has standing over it, the chain's root
     among them: docs/formats.md, "A stored copy from a checkpoint") and stored once the chain
     verified (a copy that does not bind them replaced: review 30a, verify 1) when the node
-    trusts or hosts its root (else none is stored: review 32a, verify 1), and the
-    presenter's stored history is checked against the feed. The presenter defaults to the
-    chain's last subject."""
-    known = None if node is None else store_or_extend(node.identities, now)
+    trusts or hosts its root (else none is stored: review 32a, verify 1; nor the root's own
+    history its feed file carries: review 33a, verify 1), and the presenter's stored history
+    is checked against the feed. The presenter defaults to the chain's last subject."""
+    known = None if node is None else _feed_known(node, now)
     with _named_authority(sources.home, sources.authority_name) as authority:
         feeds = select_feeds(
             feed_files=sources.feed_files,
@@ -220,6 +220,23 @@ def verify_chain(
     except IdentityError as exc:  # another process stored another copy meanwhile
         raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
     return verified
+
+
+def _feed_known(node: Node, now: int) -> Known:
+    """A feed file's authority history at `node`: stored (store-or-extend) when the node trusts
+    or hosts that authority; else only checked against the stored copy, storing nothing: an
+    ad-hoc `--trust` root is no anchor of the node, and a thief's fork of its history (a
+    stolen pre-rotation key) stored here would refuse its own (review 33a, verify 1; at a
+    handshake such a root's chain is dropped)."""
+    store = store_or_extend(node.identities, now)
+
+    def known(identity: VerifiedIdentity) -> None:
+        if _anchor_here(node, identity.identifier):
+            store(identity)
+        else:
+            node.identities.check_known(identity)
+
+    return known
 
 
 def _issuer_check(node: Node) -> Callable[[VerifiedIdentity, Identifier], None]:
