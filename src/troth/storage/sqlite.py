@@ -307,12 +307,22 @@ class SqliteDatabase:
         finally:
             self._local.depth = 0
             self._local.after = []
-        for callback in after:  # committed (a rollback raised above: they are dropped)
-            callback()
+        # committed (a rollback raised above: they are dropped); every callback runs, and the
+        # first failure is raised after the last: the write stands whatever one of them does
+        # (review 34c, commit 1)
+        failure: BaseException | None = None
+        for callback in after:
+            try:
+                callback()
+            except BaseException as exc:  # raised below, once all have run
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this thread's outermost `transaction()` commits, or at once
-        outside one; dropped when it rolls back. For what must follow only a committed write
+        outside one; dropped when it rolls back. Every callback of a commit runs; the first
+        that raised is raised after the last. For what must follow only a committed write
         (a process's cache of it, hooks told of it): an inner transaction's end is no commit
         (review 31a, requests 1)."""
         if getattr(self._local, "depth", 0):
