@@ -77,9 +77,10 @@ def test_a_forged_ticket_cannot_claim_an_authority_the_node_has_not_seen() -> No
     forged = _forged_continuation(real.digest, 1, os.urandom(32), start)
     evil = Ticket(os.urandom(len(good.code)), forged, "node:acme")
     troth("enroll", str(evil), "--as", "victim", "--node", "victim", code=None)
-    with open_node("victim") as victim, pytest.raises(IdentityError):
+    with open_node("victim") as victim, pytest.raises(IdentityError) as refused:
         # the attacker's key is not acme's to this node
         verify_history(forged, now=start, checkpoints=victim.identities.attested_by_store)
+    assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT
     troth("enroll", str(good), "--as", "victim", "--node", "victim")  # on main: exit 1
 
 

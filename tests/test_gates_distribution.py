@@ -7,6 +7,7 @@ rotated authority's bundle replaces a stolen top-revision one by push and by pul
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,13 @@ def test_malformed_policy_requests_are_refused(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
         b = await net.member("agent-b")
         end = await b.channel_to(route(HUB))
-        for method, arguments in (
-            ("push", ["not bytes"]),
-            ("push", [b"\xa0"]),  # not a bundle
-            ("get", [b"short", 0]),
-            ("get", "no array"),
+        for method, arguments, why in (
+            ("push", ["not bytes"], "bundle: expected a byte string"),
+            ("push", [b"\xa0"], "signed bundle: expected an array"),  # not a bundle
+            ("get", [b"short", 0], "authority: expected 32 bytes, got 5"),
+            ("get", "no array", "get arguments: expected an array"),
         ):
-            with pytest.raises(RemoteError):
+            with pytest.raises(RemoteError, match=re.escape(why)):
                 await call(b.router, (end.enc, POLICY), method, arguments)
 
     run_memnet(test, tmp_path)

@@ -31,7 +31,7 @@ from troth.authority.client import enroll_request
 from troth.authority.requests import make_request
 from troth.credentials import delegate
 from troth.credentials.revocation import feed_checkpoints
-from troth.errors import AuthorityError, IdentityError
+from troth.errors import AuthorityError, IdentityError, IdentityFailure
 from troth.identity import verify_history
 from troth.node import Node, init_node, open_node
 
@@ -87,9 +87,10 @@ def test_an_authority_does_not_publish_anothers_word_on_a_history(
     assert authority.store.supersession_hash(dora.digest, 2) != made_up
     # a verifier trusting acme alone: acme's feed must not bind globex's history to dora
     feeds = {authority.identifier: authority.revocations.held(now=NOW)}
-    with pytest.raises(IdentityError):
+    with pytest.raises(IdentityError) as refused:
         verify_history(
             forged.identity.history,
             now=NOW,
             checkpoints=feed_checkpoints(feeds, now=NOW, max_staleness=10**6),
         )
+    assert refused.value.reason is IdentityFailure.UNATTESTED_CHECKPOINT

@@ -65,8 +65,9 @@ def test_a_line_stripped_of_the_chain_kept_at_the_log_is_refused(tmp_path: Path)
         verify_export([stripped], anchor=anchor)
     assert (caught.value.reason, caught.value.index) == (TraceFailure.CHAIN_MISMATCH, 0)
     assert "does not carry the chain" in caught.value.detail
-    with pytest.raises(TraceError):
+    with pytest.raises(TraceError) as bundled:
         verify_bundle(stripped, anchor=anchor)
+    assert bundled.value.reason is TraceFailure.CHAIN_MISMATCH
 
 
 def test_a_chain_kept_elsewhere_is_not_asked_of_a_bundle(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_a_ticket_the_authority_refuses_replaces_no_copy(
     def send(request: bytes) -> bytes:
         raise AuthorityError(AuthorityFailure.TICKET_UNKNOWN, "ticket unknown")
 
-    with pytest.raises(AuthorityError):
+    with pytest.raises(AuthorityError, match=r"ticket unknown"):
         enroll(
             members.identities, members.wallet, "alice", ticket, clock=FixedClock(NOW), send=send
         )

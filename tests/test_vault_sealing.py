@@ -80,7 +80,8 @@ def test_seal_key_rows_and_private_key_rows_do_not_mix(tmp_path: Path) -> None:
     signing = vault.generate(KeyType.ED25519, KeyPurpose.SIGNING)
     db.close()
     db, reopened = open_vault(tmp_path / "v.db")  # nothing cached
-    with pytest.raises(VaultError):  # a seal key's row used as a signing key
+    with pytest.raises(VaultError, match=r"does not match its stored record"):  # a seal key's
+        # row used as a signing key
         reopened.sign(KeyHandle("software", KeyType.ED25519, seal_key.key_id), b"x")
     with pytest.raises(
         VaultError, match=r"does not match its stored record"
