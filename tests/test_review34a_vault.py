@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run
 from troth.node import init_node, open_node
 from troth.vault import KeyHandle
@@ -18,18 +16,16 @@ def _cut(troth_home: Path, sql: str, *params: object) -> None:
         db.execute(sql, params)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 34a, vault 1: a sealed key cut short fails as a usage error (exit 2, "
-    "'Nonce must be between 8 and 128 bytes'), not as the vault failing (exit 4)",
-)
 def test_a_sealed_key_cut_short_is_a_vault_failure(troth_home: Path) -> None:
     """Review 34a, vault 1. A node's sealed primary key, cut to a few bytes (a damaged
     database, a tampered row): unsealing it raised the AES-GCM library's ValueError for the
     short nonce, which the CLI reports as a usage error (exit 2: "a bad option or value") with
     the library's words, so a script retries its command line instead of restoring the
     vault. docs/cli.md: exit 4 when "the database or vault failed"; a VaultError names the
-    key."""
+    key.
+
+    Was a strict xfail until `SoftwareVault` refused a sealed row too short for its nonce and
+    tag as a VaultError before unsealing it."""
     init_node("n")
     with open_node("n") as node:
         primary = node.identities.create(now=1_790_000_000, name="courier").primary_key
@@ -39,15 +35,12 @@ def test_a_sealed_key_cut_short_is_a_vault_failure(troth_home: Path) -> None:
     assert f"key {primary} failed to unseal" in failed.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 34a, vault 1: a key check value cut short fails every open as a usage "
-    "error (exit 2), not as the vault key not opening the vault (exit 3)",
-)
 def test_a_key_check_cut_short_is_a_vault_key_failure(troth_home: Path) -> None:
     """Review 34a, vault 1, at open: the vault's key check value (`vault_meta.kek_check`) cut
     short made every command of the node fail as a usage error with the library's words; it
-    is the configuration error every other damaged check value gives (exit 3)."""
+    is the configuration error every other damaged check value gives (exit 3).
+
+    Was a strict xfail until the key check value's length was checked first (ConfigError)."""
     init_node("n")
     _cut(troth_home, "UPDATE vault_meta SET value = substr(value, 1, 5) WHERE name = 'kek_check'")
     failed = run("identity", "list", "--node", "n", code=3)
