@@ -46,12 +46,6 @@ def _public_session(softhsm: SoftHsm, key_ids: list[str]) -> tuple[int, int]:
     return int(seen), int(destroyed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 34a, pkcs11 1: troth's public key objects are public token objects: a "
-    "session without the PIN destroys the committed next key's, and the identity can never "
-    "rotate again",
-)
 def test_a_session_without_the_pin_cannot_strand_an_identity(
     softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,7 +57,10 @@ def test_a_session_without_the_pin_cannot_strand_an_identity(
     committed next key, whose public value only that object held (the history holds its
     digest; a sensitive private key gives no public value): `troth identity rotate` fails for
     good, and the owner can never retire a stolen key. Made private objects, they are visible
-    to logged-in sessions only."""
+    to logged-in sessions only.
+
+    Was a strict xfail until `Pkcs11Vault.generate` made the public key object private
+    (CKA_PRIVATE) and not modifiable."""
     monkeypatch.setenv("TEST_HSM_PIN", softhsm.pin)
     init_node(
         "hsm",
