@@ -386,7 +386,8 @@ class IdentityService:
 
     def _presentable(self, identity: VerifiedIdentity) -> VerifiedIdentity:
         """`identity` as its node presents it: every change while they fit the limits, else
-        the most changes that fit from a checkpoint an authority published for it — the
+        the most changes that fit from a checkpoint an authority it holds a credential from
+        (or the hosted one) published for it, never another's (review 34a, presented 1) — the
         oldest within the last 64 changes, or else the newest — so that a verifier whose
         stored copy is up to 63 changes old still sees a history that overlaps it (a gap is
         refused: docs/formats.md, "Stored copies"). IdentityError OVER_LIMIT when none fits."""
