@@ -91,7 +91,9 @@ class Identities:
         records = list(self._node._stored.identities.list_local())
         return [self.get(r.name or str(Identifier(r.identifier))) for r in records]
 
-    def rotate(self, identity: IdentityRef, *, key_type: str | None = None) -> Identity:
+    def rotate(
+        self, identity: IdentityRef, *, key_type: str | None = None, compromised: bool = False
+    ) -> Identity:
         """Replace the identity's primary key by the one its history committed to (the
         identifier stays), retire its purpose keys, and announce the new history to the
         authorities on this machine it is a member of (authorities reached over the network
@@ -99,13 +101,16 @@ class Identities:
         verifying once its authority has published that: delegate again. When it is the
         authority this node hosts, the policy bundle it signed goes out of force too: check
         it, then re-sign it (`troth.node.services.policy.resign_held_bundle`, with its
-        digest)."""
+        digest). `compromised`: the node's keys may have been copied (a stolen backup), which
+        hold the committed next key too: two changes are appended, so the new primary key is
+        one made now (docs/vault.md, "Recovering from a stolen backup")."""
         node = self._node
         ref = _ref(identity)
         rotated = node._stored.identities.rotate(
             ref,
             now=node._clock,
             key_type=KeyType.from_label(key_type) if key_type else None,
+            compromised=compromised,
         )
         announce_here(node._stored, ref, now=node._clock.now())
         return Identity._of(rotated.name, rotated.identity)

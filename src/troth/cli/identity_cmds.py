@@ -168,16 +168,28 @@ def list_(node_name: str, reporter: Reporter) -> None:
 @identity_group.command("rotate")
 @IDENTITY_ARG
 @click.option("--key-type", type=KEY_TYPES, help="Key type of the new key (default: unchanged).")
+@click.option(
+    "--compromised",
+    is_flag=True,
+    help="The node's keys may have been copied (a stolen backup): append two changes, so the "
+    "new key is one made now, not the committed next key every copy holds.",
+)
 @node_option
 @json_command
-def rotate(ref: str, key_type: str | None, node_name: str, reporter: Reporter) -> None:
+def rotate(
+    ref: str, key_type: str | None, compromised: bool, node_name: str, reporter: Reporter
+) -> None:
     """Rotate IDENTITY's primary key: append a change signed by the new and the current key,
     then announce the new history to every authority the identity holds credentials from (so
-    their feeds tell every verifier the older history is superseded)."""
+    their feeds tell every verifier the older history is superseded). After a stolen backup,
+    rotate with --compromised: a plain rotation reveals the next key the backup holds."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)
         local = node.identities.rotate(  # the clock is read once the write lock is held
-            ref, now=CLOCK, key_type=KeyType.from_label(key_type) if key_type else None
+            ref,
+            now=CLOCK,
+            key_type=KeyType.from_label(key_type) if key_type else None,
+            compromised=compromised,
         )
         data: dict[str, Any] = describe(local.identity, local.name)
     announced = _announce(node_name, ref)

@@ -76,7 +76,8 @@ def cli() -> None:
     """troth: cryptographic identity and trust for AI agents.
 
     State lives in $TROTH_HOME (else the platform data directory). Times print as ISO 8601
-    UTC; durations as 1h30m (what --ttl takes)."""
+    UTC (past the year 9999, as a peer may write one: after 9999-12-31T23:59:59Z with the
+    epoch seconds); durations as 1h30m (what --ttl takes)."""
 
 
 for command in (

@@ -15,6 +15,8 @@ from troth.errors import IdentityError
 from troth.identity import (
     ChangeBody,
     SignedChange,
+    VerifiedIdentity,
+    attest_purpose_key,
     decode_history,
     did_document,
     encode_history,
@@ -74,7 +76,7 @@ def run(story: Story, home: Path, clock: Clock) -> None:
 def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
     """Pre-rotation and store-or-extend against a stolen backup (docs/formats.md)."""
     story.say("")
-    story.say("a rotation retires the keys of a stolen backup:")
+    story.say("a recovery rotation retires the keys of a stolen backup:")
     init_node("laptop", home=home)
     init_node("verifier", home=home)
     with open_node("laptop", home=home) as laptop:
@@ -89,11 +91,12 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
         open_node("stolen", home=home) as thief,
         open_node("verifier", home=home) as verifier,
     ):
-        owner.identities.rotate("courier", now=clock)
+        # a plain rotation would reveal k1, which the backup holds (review 34a, identity 1)
+        owner.identities.rotate("courier", now=clock, compromised=True)
         current = verify_history(owner.identities.export("courier"), now=clock.now())
         verifier.identities.observe(current)
-        story.say("  the owner rotates to k1; a verifier that saw the courier before stores the")
-        story.say("  new 2-change history")
+        story.say("  the owner rotates with --compromised: past k1 (the backup holds it) to k2,")
+        story.say("  made now; a verifier that saw the courier before stores the new history")
         signer = thief.identities.signer("courier", now=clock.now())
         message = b"pay the thief"
         presented = verify_history(signer.identity.history, now=clock.now())
@@ -109,6 +112,8 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
         _refusal(
             story, "    ", lambda: verify_history(_forged_rotation(thief, clock), now=clock.now())
         )
+        story.say("  the thief signs under the owner's new history with the stolen k1:")
+        _refusal(story, "    ", lambda: _signed_with_stolen_next_key(thief, current, clock))
         forked = thief.identities.rotate("courier", now=clock)  # the backup holds k1 too
         story.say(
             "  the thief rotates its copy with the stolen k1 (a fork of the owner's history):"
@@ -117,6 +122,25 @@ def _stolen_backup(story: Story, home: Path, clock: Clock) -> None:
     story.proved(
         "a stolen backup cannot roll back, forge a rotation, or fork a history a verifier stored"
     )
+
+
+def _signed_with_stolen_next_key(thief: Node, current: VerifiedIdentity, clock: Clock) -> None:
+    """A signature by a key of the thief's, attested under the owner's current change with the
+    backup's next key k1 (what a plain rotation would have made the current key)."""
+    now = clock.now()
+    stolen = thief.identities.get("courier", now=now).next_key
+    own = thief.vault.generate(stolen.key_type, KeyPurpose.SIGNING)
+    attestation = attest_purpose_key(
+        thief.vault,
+        stolen,
+        current,
+        KeyPurpose.SIGNING,
+        thief.vault.public_key(own),
+        now=now,
+        expires_at=now + 3600,
+    )
+    message = b"pay the thief"
+    verify_signed_by(current, attestation, message, thief.vault.sign(own, message), at=now)
 
 
 def _forged_rotation(thief: Node, clock: Clock) -> bytes:

@@ -325,7 +325,13 @@ class SqliteIdentityStore:
 _FEED_CHECKPOINT = (
     "SELECT f.authority, f.changes - 1 FROM feed_entries f JOIN identity_changes c "
     "ON c.identifier = f.target AND c.idx = f.changes - 1 AND c.change_hash = f.change_hash "
-    "WHERE f.target = ? AND f.kind = 3 AND f.changes >= ? ORDER BY f.changes "
+    "WHERE f.target = ? AND f.kind = 3 AND f.changes >= ? "
+    # only an authority the identity holds a credential from (which it announces its rotations
+    # to): another authority's feed may name any change of it, one its own authorities never
+    # named, and its verifiers would refuse it cut there (review 34a, presented 1)
+    "AND EXISTS (SELECT 1 FROM held_credentials h "
+    "WHERE h.identifier = f.target AND h.authority = f.authority) "
+    "ORDER BY f.changes "
 )
 _HOSTED_CHECKPOINT = (
     "SELECT a.identifier, r.changes - 1 FROM revocations r JOIN authority a "
@@ -339,7 +345,8 @@ _CHECKPOINTS_NEWEST = (
 )
 _CHECKPOINTS_OLDEST = (_FEED_CHECKPOINT + "ASC LIMIT 1", _HOSTED_CHECKPOINT + "ASC LIMIT 1")
 """The newest (or oldest from an index) supersession naming one of a local identity's own
-changes: in the feeds the node holds, and in the feed of the authority it hosts."""
+changes: in the feeds the node holds of the authorities the identity holds credentials from,
+and in the feed of the authority it hosts."""
 
 
 def _local(

@@ -155,7 +155,17 @@ class Pkcs11Vault:
             _, private = self._session.generate_keypair(
                 p11_type,
                 mechanism=mechanism,
-                public_template={**common, attr.EC_PARAMS: params, attr.VERIFY: True},
+                # a private object (PKCS#11 v3.0 §4.4): a session without the user PIN can
+                # neither see nor destroy it; else it destroys the committed next key's, the
+                # one place its public value is kept, and the identity can never rotate again
+                # (review 34a, pkcs11 1); not modifiable: its point stays the key's
+                public_template={
+                    **common,
+                    attr.EC_PARAMS: params,
+                    attr.VERIFY: True,
+                    attr.PRIVATE: True,
+                    attr.MODIFIABLE: False,
+                },
                 private_template={
                     **common,
                     attr.SENSITIVE: True,

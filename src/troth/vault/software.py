@@ -109,6 +109,8 @@ class SoftwareVault:
             )
             return
         try:
+            if len(check) < Aead.NONCE_SIZE + Aead.TAG_SIZE:  # else the library's ValueError
+                raise CryptoError("a key check value cut short")  # (review 34a, vault 1)
             aead.decrypt(check[: Aead.NONCE_SIZE], check[Aead.NONCE_SIZE :], _CHECK_AAD)
         except CryptoError:
             raise ConfigError(
@@ -291,6 +293,8 @@ class SoftwareVault:
             raise VaultError(f"key {handle} does not match its stored record")
         nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
         try:
+            if len(ciphertext) < Aead.TAG_SIZE:  # cut short: not the library's ValueError for
+                raise CryptoError("a sealed key cut short")  # the nonce (review 34a, vault 1)
             return self._aead.decrypt(nonce, ciphertext, aad_for(purpose))
         except CryptoError:
             raise VaultError(f"key {handle} failed to unseal (tampered or another KEK)") from None
