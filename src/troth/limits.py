@@ -166,6 +166,10 @@ MAX_VC_BYTES: Final = 64 * 1024
 """Largest W3C VC (JSON) a verifier reads; troth's exports stay under MAX_CREDENTIAL_BYTES x 4."""
 MAX_VC_PROOFS: Final = 8
 """Most proofs in a VC's proof set (Data Integrity §2.1.1)."""
+MAX_ED25519_MULTIKEY_CHARS: Final = 48
+"""Longest Ed25519 Multikey (`publicKeyMultibase`, a did:key): "z" and the base58 of its 34
+bytes, at most 47 characters; longer is refused before base58 decoding, whose time grows with
+the square of the length (review 34c, multikey 1)."""
 MAX_NODE_FILE_BYTES: Final = 64 * 1024
 """Largest node.json or status.json (a few hundred bytes in practice)."""
 MAX_JSON_DEPTH: Final = 32

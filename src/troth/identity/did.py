@@ -7,6 +7,7 @@ from typing import Any, Final
 
 import base58
 
+from troth import limits
 from troth.crypto import KeyType, PublicKey
 from troth.errors import InvalidKey
 from troth.identity.history import VerifiedIdentity
@@ -25,6 +26,8 @@ def multikey(key: PublicKey) -> str:
 def ed25519_from_multikey(value: str) -> PublicKey:
     """The Ed25519 key of a Multikey `publicKeyMultibase` (the inverse of `multikey`); raises
     ValueError for anything else."""
+    if len(value) > limits.MAX_ED25519_MULTIKEY_CHARS:  # a peer's text, bounded before decoding
+        raise ValueError(f"not an Ed25519 Multikey: {len(value)} characters")
     raw = base58.b58decode(value[1:]) if value.startswith("z") else b""
     if len(raw) != 34 or raw[:2] != _MULTICODEC[KeyType.ED25519]:
         raise ValueError(f"not an Ed25519 Multikey: {value!r}")
