@@ -163,6 +163,9 @@ class ChannelEnd(AllowSetSource):
         self.packets_unsent = 0
         """Packets the channel made that its first hop did not take (`flush` failed: the
         connection is congested or gone), counted by the manager too."""
+        self.handshake_timer: asyncio.TimerHandle | None = None
+        """A responder's handshake timeout (the manager cancels it when it forgets the end,
+        so a timer never holds an end that is gone: review 34e, handshakes 1)."""
 
     @property
     def peer(self) -> VerifiedPeer | None:
@@ -477,7 +480,9 @@ class ChannelManager:
         self.counters.handshakes_started += 1
         if source is not None:
             source.allow(end.dec)  # the rest of this handshake, and the channel, come this way
-        asyncio.get_running_loop().call_later(self.limits.handshake_timeout, self._expire, end)
+        end.handshake_timer = asyncio.get_running_loop().call_later(
+            self.limits.handshake_timeout, self._expire, end
+        )
         await end.from_peer(message, source)
         if end.channel.state is ChannelState.AWAITING_MESSAGE_1:  # message 1 was unusable
             self._forget(end)
@@ -601,6 +606,9 @@ class ChannelManager:
         self._forget(end)
 
     def _forget(self, end: ChannelEnd) -> None:
+        if end.handshake_timer is not None:  # it held the end for the rest of its 10 s
+            end.handshake_timer.cancel()  # (review 34e, handshakes 1)
+            end.handshake_timer = None
         self.router.unregister(end.dec)
         self.router.unregister(end.enc)
         forget_calls(self.router, end.enc, f"{end.name} closed")
