@@ -124,6 +124,7 @@ class ChannelEnd(AllowSetSource):
         source: Source | None = None,
         source_key: str = "local",
         on_unsent: Callable[[ChannelEnd, int, TrothError], None] | None = None,
+        on_route: Callable[[ChannelEnd], None] | None = None,
     ) -> None:
         self.channel = channel
         self.peer_route = peer_route
@@ -160,6 +161,7 @@ class ChannelEnd(AllowSetSource):
         self._deliver = deliver
         self._on_event = on_event
         self._on_unsent = on_unsent
+        self._on_route = on_route  # told when an initiator learns its peer route
         self.packets_unsent = 0
         """Packets the channel made that its first hop did not take (`flush` failed: the
         connection is congested or gone), counted by the manager too."""
@@ -214,6 +216,8 @@ class ChannelEnd(AllowSetSource):
             and self.channel.state is not before
         ):
             self.peer_route = message.return_route  # the initiator learns the way back
+            if self._on_route is not None:
+                self._on_route(self)
         if self.channel.has_outgoing:  # message 2 or 3, an ACCEPTED, a PONG: before the events
             await self._flush_counted()
         handling, self._receiving = self._receiving, _handler()
@@ -410,6 +414,8 @@ class ChannelManager:
     )
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
     # responder ends (handshaking or open) per source
+    _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
+    # connection they run over, their peer route's first hop (`connection_lost`)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
@@ -539,13 +545,20 @@ class ChannelManager:
             source=source,
             source_key=source_key,
             on_unsent=self._unsent,
+            on_route=self._track,
         )
         self.router.register(end.dec, end.from_peer)
         self.router.register(end.enc, end.from_local)
         self.ends[end.enc] = end
+        self._track(end)
         if self._sweeper is None:
             self._sweep()
         return end
+
+    def _track(self, end: ChannelEnd) -> None:
+        """Index `end` by the connection it runs over, once its peer route is known."""
+        if end.peer_route and end.enc in self.ends:  # (not one forgotten already)
+            self._over.setdefault(end.peer_route[0], set()).add(end)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -622,6 +635,11 @@ class ChannelManager:
             else:
                 del self._per_source[end.source_key]
         self._half_open.pop(end, None)
+        over = self._over.get(end.peer_route[0]) if end.peer_route else None
+        if over is not None:
+            over.discard(end)
+            if not over:
+                del self._over[end.peer_route[0]]
         if end.source is not None:
             end.source.forget(end.dec)
         peer = end.peer
@@ -725,8 +743,11 @@ class ChannelManager:
 
     def connection_lost(self, connection: Address) -> None:
         """Transport connection `connection` closed: close every channel that runs over it
-        (its first hop), at once rather than at its keepalive timeout."""
-        for end in list(self.ends.values()):
+        (its first hop), at once rather than at its keepalive timeout. Only those are looked
+        at (indexed by first hop: a scan of every channel per connection closed cost 2 ms
+        with 10,000 channels, and closing a connection costs nothing; review 34e,
+        connections 1)."""
+        for end in list(self._over.get(connection, ())):
             if end.peer_route and end.peer_route[0] == connection:
                 if end.channel.state is ChannelState.OPEN:
                     peer = end.peer.identifier if end.peer else "?"
