@@ -17,8 +17,9 @@ transport connection that closes closes the channels that run over it (`connecti
 
 Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded per source (the
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
-to the sender) and globally, where a new source evicts the oldest handshake of the source
-holding the most; handshakes expire by timer; channels per peer identity are bounded; the
+to the sender) and globally, where a newcomer evicts the oldest handshake of the sources
+holding the most (of all, when none holds more than its own would); handshakes expire by
+timer; channels per peer identity are bounded; the
 reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
 they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
@@ -506,12 +507,15 @@ class ChannelManager:
             raise RoutingError("too many handshakes in progress from this source")
         if len(self._half_open) < self.limits.max_half_open:
             return
-        top, most = collections.Counter(e.source_key for e in self._half_open).most_common(1)[0]
-        if most <= held + 1:  # no source holds more than this one would: refuse
-            self.counters.refused_half_open += 1
-            self._note("refused a handshake: %d in progress", len(self._half_open))
-            raise RoutingError("too many handshakes in progress")
-        victim = next(end for end in self._half_open if end.source_key == top)  # its oldest
+        # The oldest handshake of the sources holding the most goes. When none holds more
+        # than this one would, that is the oldest of all: a genuine handshake finishes within
+        # a round trip, so keeping the table full takes max_half_open messages 1 per round
+        # trip, where refusing the newcomer let sources holding one each (256 networks: one
+        # IPv6 /56) lock every newcomer out for one message 1 each per handshake timeout
+        # (review 34e, handshakes 2).
+        held_by = collections.Counter(e.source_key for e in self._half_open)
+        most = max(held_by.values())
+        victim = next(end for end in self._half_open if held_by[end.source_key] == most)
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 
