@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -383,24 +384,19 @@ class SecureChannel:
         frames = iter_packet(packet)
         events: list[Event] = []
         self._rejected = False
-        while True:
-            try:
-                frame = next(frames, None)
-            except DecodeError as exc:
-                events.append(self._drop(DropReason.MALFORMED, str(exc)))
-                break
-            if frame is None:
-                break
-            try:
-                events += self._receive_frame(frame, now)
-            except ChannelError as exc:  # raised only after the frame authenticated
-                events.append(self.close(exc.reason, exc.detail))
-            if self.state is _S.CLOSED:
-                break
-            if self._rejected:
-                if next(frames, None) is not None:  # (DecodeError: past the end anyway)
-                    events[-1] = _rest_unread(events[-1])
-                break
+        try:
+            for frame in frames:  # (a DecodeError comes from the packet's framing only)
+                try:
+                    events += self._receive_frame(frame, now)
+                except ChannelError as exc:  # raised only after the frame authenticated
+                    events.append(self.close(exc.reason, exc.detail))
+                if self.state is _S.CLOSED:
+                    break
+                if self._rejected:
+                    events[-1] = _rest_unread(events[-1], frames)
+                    break
+        except DecodeError as exc:
+            events.append(self._drop(DropReason.MALFORMED, str(exc)))
         if self._pong_due:  # one PONG answers every PING of the packet
             self._pong_due = False
             if self.state is _S.OPEN:
@@ -620,10 +616,14 @@ class SecureChannel:
         return Closed(reason, detail, by_peer)
 
 
-def _rest_unread(drop: Event) -> Event:
-    """`drop` (the Dropped event of a frame that more frames follow in its packet), saying
-    that those went unread: a packet is given up at its first dropped frame."""
-    if not isinstance(drop, Dropped):
+def _rest_unread(drop: Event, frames: Iterator[memoryview]) -> Event:
+    """`drop` (the Dropped event of a frame of a packet), saying so when more of the packet
+    follows it, unread: a packet is given up at its first dropped frame."""
+    try:
+        more = next(frames, None) is not None
+    except DecodeError:  # a malformed rest
+        more = True
+    if not more or not isinstance(drop, Dropped):
         return drop
     return Dropped(drop.reason, f"{drop.detail} (the rest of the packet not read)")
 
