@@ -385,11 +385,13 @@ class SecureChannel:
         events: list[Event] = []
         self._rejected = False
         try:
-            for frame in frames:  # (a DecodeError comes from the packet's framing only)
+            for frame in frames:  # (a DecodeError out here is the packet's framing)
                 try:
                     events += self._receive_frame(frame, now)
                 except ChannelError as exc:  # raised only after the frame authenticated
                     events.append(self.close(exc.reason, exc.detail))
+                except DecodeError as exc:  # (likewise: not the packet's framing)
+                    events.append(self.close(_F.PROTOCOL, str(exc)))
                 if self.state is _S.CLOSED:
                     break
                 if self._rejected:
