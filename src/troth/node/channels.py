@@ -507,15 +507,18 @@ class ChannelManager:
             raise RoutingError("too many handshakes in progress from this source")
         if len(self._half_open) < self.limits.max_half_open:
             return
-        # The oldest handshake of the sources holding the most goes. When none holds more
-        # than this one would, that is the oldest of all: a genuine handshake finishes within
-        # a round trip, so keeping the table full takes max_half_open messages 1 per round
-        # trip, where refusing the newcomer let sources holding one each (256 networks: one
-        # IPv6 /56) lock every newcomer out for one message 1 each per handshake timeout
-        # (review 34e, handshakes 2).
+        # The oldest handshake of the sources holding the most goes (this source's own when
+        # it is one of them): with every source at one, the oldest of all. A genuine handshake
+        # finishes within a round trip, so keeping newcomers out takes max_half_open messages
+        # 1 per round trip; refusing the newcomer when no source held more than its own would
+        # let sources holding one each (256 networks: one IPv6 /56) lock every newcomer out
+        # for one message 1 each per handshake timeout (review 34e, handshakes 2).
         held_by = collections.Counter(e.source_key for e in self._half_open)
         most = max(held_by.values())
-        victim = next(end for end in self._half_open if held_by[end.source_key] == most)
+        if held == most:  # this source is among the largest: its own oldest goes first
+            victim = next(end for end in self._half_open if end.source_key == source_key)
+        else:
+            victim = next(end for end in self._half_open if held_by[end.source_key] == most)
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 
