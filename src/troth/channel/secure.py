@@ -10,7 +10,9 @@ Unauthenticated bytes never change state: a packet that is not well-formed, a fr
 the state does not read, a handshake message that does not decrypt (it is read on a copy of
 the handshake state, kept only when it authenticates), a transport frame that does not
 authenticate or replays a nonce: each is dropped, counted in `drops`, and reported as a
-`Dropped` event. Only an authenticated frame (or a local decision) can close a channel.
+`Dropped` event, and the frames after it in its packet are not read (a genuine packet holds
+no such frame: one drop per packet of junk, review 34e, frames 1). Only an authenticated frame
+(or a local decision) can close a channel.
 
 Keepalive: `keepalive(now)` (a timer of the host, with a monotonic clock) sends an
 authenticated PING when nothing authenticated arrived for `keepalive_interval` seconds, and
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,8 +53,8 @@ from troth.channel.packets import (
     TRANSPORT_FRAME,
     group_frames,
     is_route_error,
+    iter_packet,
     parse_route_error,
-    split_packet,
 )
 from troth.channel.payloads import FRAGMENT, HEADER, AuthPayload, Kind, pack, unpack
 from troth.channel.reassembly import REASSEMBLY_TIMEOUT, Reassembler, ReassemblyBudget
@@ -189,6 +192,7 @@ class SecureChannel:
         self._heard = (-1, 0.0)  # (authenticated, keepalive time it was first seen at)
         self._pinged_at: float | None = None
         self._pong_due = False
+        self._rejected = False  # a frame of the packet being read was dropped
         self._handshake: HandshakeState | None = HandshakeState(
             self.settings.protocol_name, initiator=initiator, prologue=PROLOGUE, static=me.static
         )
@@ -374,18 +378,27 @@ class SecureChannel:
                 return [NotRouted(parse_route_error(packet))]
             except DecodeError as exc:
                 return [self._drop(DropReason.MALFORMED, str(exc))]
-        try:
-            frames = split_packet(packet)
-        except DecodeError as exc:
-            return [self._drop(DropReason.MALFORMED, str(exc))]
+        # A packet is read up to its first frame that is dropped (unauthenticated, a replay,
+        # malformed): a genuine packet holds none, so the frames after it are not read, and a
+        # packet of 65,536 junk frames costs one drop, not one each (review 34e, frames 1).
+        frames = iter_packet(packet)
         events: list[Event] = []
-        for frame in frames:
-            try:
-                events += self._receive_frame(frame, now)
-            except ChannelError as exc:  # raised only after the frame authenticated
-                events.append(self.close(exc.reason, exc.detail))
-            if self.state is _S.CLOSED:
-                break
+        self._rejected = False
+        try:
+            for frame in frames:  # (a DecodeError out here is the packet's framing)
+                try:
+                    events += self._receive_frame(frame, now)
+                except ChannelError as exc:  # raised only after the frame authenticated
+                    events.append(self.close(exc.reason, exc.detail))
+                except DecodeError as exc:  # (likewise: not the packet's framing)
+                    events.append(self.close(_F.PROTOCOL, str(exc)))
+                if self.state is _S.CLOSED:
+                    break
+                if self._rejected:
+                    events[-1] = _rest_unread(events[-1], frames)
+                    break
+        except DecodeError as exc:
+            events.append(self._drop(DropReason.MALFORMED, str(exc)))
         if self._pong_due:  # one PONG answers every PING of the packet
             self._pong_due = False
             if self.state is _S.OPEN:
@@ -404,6 +417,7 @@ class SecureChannel:
 
     def _drop(self, reason: DropReason, detail: str) -> Dropped:
         self.drops[reason] += 1
+        self._rejected = True
         return Dropped(reason, detail)
 
     def _read_handshake(self, message: bytes, now: int) -> list[Event]:
@@ -602,6 +616,18 @@ class SecureChannel:
         self._receiver = None
         self._reassembler.clear()
         return Closed(reason, detail, by_peer)
+
+
+def _rest_unread(drop: Event, frames: Iterator[memoryview]) -> Event:
+    """`drop` (the Dropped event of a frame of a packet), saying so when more of the packet
+    follows it, unread: a packet is given up at its first dropped frame."""
+    try:
+        more = next(frames, None) is not None
+    except DecodeError:  # a malformed rest
+        more = True
+    if not more or not isinstance(drop, Dropped):
+        return drop
+    return Dropped(drop.reason, f"{drop.detail} (the rest of the packet not read)")
 
 
 def _handshake_packet(message: bytes) -> bytes:

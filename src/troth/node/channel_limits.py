@@ -118,6 +118,8 @@ class ChannelCounters:
     handshakes_started: int = 0
     handshakes_timed_out: int = 0
     refused_half_open: int = 0
+    """Kept for status readers: 0 since review 34e, handshakes 2 (a full half-open table
+    gives up its oldest handshake for a newcomer, `evicted_half_open`, instead of refusing it)."""
     refused_half_open_per_source: int = 0
     refused_channels_per_source: int = 0
     evicted_half_open: int = 0
