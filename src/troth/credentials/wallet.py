@@ -179,12 +179,23 @@ class CredentialWallet:
             chain, now=now, checkpoints=checkpoints
         )
 
-    def hold(self, ref: str, chain: bytes, *, now: int) -> VerifiedCredential:
-        """Store a chain whose last subject is the local identity `ref`."""
+    def hold(
+        self, ref: str, chain: bytes, *, now: int, authority: Identifier | None = None
+    ) -> VerifiedCredential:
+        """Store a chain whose last subject is the local identity `ref` (and, given
+        `authority`, whose root that authority issued: UNTRUSTED_ISSUER before anything is
+        stored otherwise). A refresh's answer is held only as its authority's: the node shows
+        the chains that expire last, so another authority's node answering with chains rooted
+        elsewhere would push the node's own credentials off its channels (review 34b,
+        refresh 1)."""
         local = self.identities.find(ref)
         checked = self.inspect(chain, now=now)
         if checked.actor.digest != local.identifier:
             raise CredentialError(_F.WRONG_SUBJECT, f"the chain is for {checked.actor}")
+        if authority is not None and checked.authority != authority:
+            raise CredentialError(
+                _F.UNTRUSTED_ISSUER, f"issued by {checked.authority}, not by {authority}"
+            )
         self.store.put_held(
             HeldCredential(
                 local.identifier,

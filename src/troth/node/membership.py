@@ -153,14 +153,19 @@ async def _refresh_from(
         )
         end = await runtime.channel_to(parse_route(address), expect=authority)
         answer = await call(runtime.router, (end.enc, AUTHORITY), "refresh", request)
-        await runtime.worker.run(
-            wallet.hold, runtime.name, cbor.expect_bytes(answer, "chain"), now=now
+        await runtime.worker.run(  # held only as `authority`'s (review 34b, refresh 1)
+            wallet.hold,
+            runtime.name,
+            cbor.expect_bytes(answer, "chain"),
+            now=now,
+            authority=authority,
         )
 
 
 def _refresh_hosted_member(runtime: NodeRuntime, hosted: Authority, now: int) -> None:
     request = refresh_request(runtime.node.identities, runtime.name, hosted.identifier, now=now)
-    runtime.node.wallet.hold(runtime.name, hosted.refresh(request, now=now).encode(), now=now)
+    chain = hosted.refresh(request, now=now).encode()
+    runtime.node.wallet.hold(runtime.name, chain, now=now, authority=hosted.identifier)
 
 
 async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:
