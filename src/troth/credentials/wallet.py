@@ -187,7 +187,8 @@ class CredentialWallet:
         stored otherwise). A refresh's answer is held only as its authority's: the node shows
         the chains that expire last, so another authority's node answering with chains rooted
         elsewhere would push the node's own credentials off its channels (review 34b,
-        refresh 1)."""
+        refresh 1). The identity's chains from the same authority that expired by `now` are
+        forgotten, but the one that expires last."""
         local = self.identities.find(ref)
         checked = self.inspect(chain, now=now)
         if checked.actor.digest != local.identifier:
@@ -196,16 +197,21 @@ class CredentialWallet:
             raise CredentialError(
                 _F.UNTRUSTED_ISSUER, f"issued by {checked.authority}, not by {authority}"
             )
-        self.store.put_held(
-            HeldCredential(
-                local.identifier,
-                checked.links[-1].hash,
-                chain,
-                checked.authority.digest,
-                checked.expires_at,
-            ),
-            now,
-        )
+        with self.store.transaction():
+            self.store.put_held(
+                HeldCredential(
+                    local.identifier,
+                    checked.links[-1].hash,
+                    chain,
+                    checked.authority.digest,
+                    checked.expires_at,
+                ),
+                now,
+            )
+            # the chains of that authority that expired go (but the one that expires last, what
+            # `needs_refresh` reads): a node refreshing every round kept one more each time
+            # (review 34b, held 1)
+            self.store.forget_expired_held(local.identifier, checked.authority.digest, now)
         return checked
 
     def held(self, ref: str) -> list[HeldCredential]:

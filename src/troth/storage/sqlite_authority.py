@@ -281,6 +281,15 @@ class SqliteCredentialStore:
             HeldCredential(bytes(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4]) for r in rows
         ]
 
+    def forget_expired_held(self, identifier: bytes, authority: bytes, now: int) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM held_credentials WHERE identifier = ? AND authority = ? "
+            "AND expires_at <= ? AND id != (SELECT id FROM held_credentials "
+            "WHERE identifier = ? AND authority = ? ORDER BY expires_at DESC, id LIMIT 1)",
+            (identifier, authority, now, identifier, authority),
+        )
+        return cursor.rowcount
+
     def feed_state(self, authority: bytes) -> FeedState | None:
         row = self._db.fetch_one(
             "SELECT count, head, latest, issued_at FROM feed_state WHERE authority = ?",
