@@ -298,6 +298,11 @@ class AuthorityStore(Transactional, Protocol):
         None for one that went out otherwise: a VC)."""
         ...
 
+    def forget_issued_before(self, subject: bytes, expired_by: int) -> int:
+        """Delete the records of credentials issued to `subject` that expired by `expired_by`
+        (none is read again: only unexpired ones are); how many went."""
+        ...
+
     def issued_credential(self, credential_id: bytes) -> bytes | None:
         """The encoding `record_issued` stored with that credential, if any."""
         ...

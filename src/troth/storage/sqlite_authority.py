@@ -136,6 +136,13 @@ class SqliteAuthorityStore:
             (credential_id, subject, expires_at, now, credential),
         )
 
+    def forget_issued_before(self, subject: bytes, expired_by: int) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM issued_credentials WHERE subject = ? AND expires_at <= ?",
+            (subject, expired_by),
+        )
+        return cursor.rowcount
+
     def issued_credential(self, credential_id: bytes) -> bytes | None:
         row = self._db.fetch_one(
             "SELECT credential FROM issued_credentials WHERE id = ?", (credential_id,)
