@@ -30,6 +30,7 @@ from typing import Any, Final
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
+from troth.credentials.wallet import revokes_a_link
 from troth.errors import (
     ChannelError,
     ChannelFailure,
@@ -413,10 +414,18 @@ class NodeRuntime:
 
     def channel_identity(self, name: str, *, now: int) -> tuple[ChannelIdentity, int]:
         """Local identity `name` as one end of a channel (its history, channel key and live
-        credentials), and when that stops being valid (reads the store)."""
+        credentials: those no feed the node holds revokes, as a peer refuses a channel that
+        shows one — review 34b, presented 1: a delegation its delegator revoked cut the node
+        off from every node trusting its authority), and when that stops being valid (reads
+        the store)."""
         identities, wallet = self.node.identities, self.node.wallet
         handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
-        live = wallet.presentable(name, now=now)
+        feeds = self.trust.feeds
+        live = [
+            held
+            for held in wallet.presentable(name, now=now)
+            if not revokes_a_link(held.chain, feeds.get)
+        ]
         chains = tuple(h.chain for h in live[:MAX_CHANNEL_CREDENTIALS])
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(

@@ -1,0 +1,56 @@
+"""Review 34b, presented 1: a node shows every unexpired chain it holds on the channels it
+opens as itself and in its in-band refreshes (`NodeRuntime.channel_identity`:
+`CredentialWallet.presentable`), a revoked one too, though a peer refuses a channel that
+presents a revoked chain of a root it trusts (docs/formats.md, "Whose word counts on an
+identity": deny when in doubt). Only the channels opened as another local identity left the
+revoked ones out (`_shown_as`). So the revocation of one delegation a node holds — its
+delegator cutting the link, as `troth revoke link` is meant to: "descendants die, siblings
+live" — cut the node off from every node trusting that authority, its own member credential
+and every other delegation with it, until the revoked one expired. A member delegating to an
+agent, then revoking the link, took the agent off the network at will.
+
+Was a strict xfail until the node's channel identity leaves out the chains a feed it holds
+revokes a link of (`NodeRuntime.channel_identity`, as `_shown_as` did).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.credentials import Attributes, CredentialChain
+
+
+def test_a_revoked_delegation_held_does_not_cut_the_node_off(tmp_path: Path) -> None:
+    """n (a member) holds a delegation from m (a member), which m's authority revokes. n,
+    whose feed says so, opens a new channel to the hub: it is admitted, as the member it
+    still is."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        n = await net.member("n")
+        m = await net.member("m")
+        now = net.clock.now()
+        chain = m.node.wallet.delegate(
+            "m",
+            to=net.identifier(n),
+            attributes=Attributes({"agents.team": "support"}),
+            now=now,
+            ttl=600,
+            purpose="one task",
+        )
+        n.node.wallet.hold("n", chain, now=now)
+        await n.reload()  # n shows it from now on
+        assert await n.send_message(f"{HUB}/service/echo", "held") == "held"
+
+        link = CredentialChain.decode(chain).credentials[-1].hash
+        net.authority.revoke_credential(link, now=now, reason="task done")
+        await hub.refresh_feeds()
+        await n.refresh_feeds()  # n's feed says the delegation is revoked
+        for end in list(n.channels.ends.values()):
+            await end.close()
+        await n.reload()
+        assert await n.send_message(f"{HUB}/service/echo", "still a member") == "still a member"
+
+    run_memnet(test, tmp_path / "home", budget=60)
