@@ -1,4 +1,6 @@
-"""Review 34b, presented 1: a node shows every unexpired chain it holds on the channels it
+"""Review 34b, presented 1 and 2.
+
+1. a node shows every unexpired chain it holds on the channels it
 opens as itself and in its in-band refreshes (`NodeRuntime.channel_identity`:
 `CredentialWallet.presentable`), a revoked one too, though a peer refuses a channel that
 presents a revoked chain of a root it trusts (docs/formats.md, "Whose word counts on an
@@ -11,6 +13,14 @@ agent, then revoking the link, took the agent off the network at will.
 
 Was a strict xfail until the node's channel identity leaves out the chains a feed it holds
 revokes a link of (`NodeRuntime.channel_identity`, as `_shown_as` did).
+
+2. the same with a chain one of whose issuers rotated since it signed its link: its authority's
+feed supersedes the history the chain carries (`superseded history`), every peer refuses a
+channel showing it, and the node still showed it. A delegator rotating its key, as it should
+now and then, cut off every node holding a delegation of its until each expired.
+
+Was a strict xfail until the node's channel identity also leaves out the chains in which a feed
+it holds supersedes an issuer's history (`troth.credentials.wallet.supersedes_an_issuer`).
 """
 
 from __future__ import annotations
@@ -48,6 +58,44 @@ def test_a_revoked_delegation_held_does_not_cut_the_node_off(tmp_path: Path) -> 
         net.authority.revoke_credential(link, now=now, reason="task done")
         await hub.refresh_feeds()
         await n.refresh_feeds()  # n's feed says the delegation is revoked
+        for end in list(n.channels.ends.values()):
+            await end.close()
+        await n.reload()
+        assert await n.send_message(f"{HUB}/service/echo", "still a member") == "still a member"
+
+    run_memnet(test, tmp_path / "home", budget=60)
+
+
+def test_a_delegation_from_a_rotated_delegator_does_not_cut_the_node_off(
+    tmp_path: Path,
+) -> None:
+    """n (a member) holds a delegation from m (a member); m rotates its identity and announces
+    it, so the authority's feed supersedes the history n's chain carries for m. n, whose feed
+    says so, opens a new channel to the hub: it is admitted, as the member it still is."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        n = await net.member("n")
+        m = await net.member("m")
+        now = net.clock.now()
+        chain = m.node.wallet.delegate(
+            "m",
+            to=net.identifier(n),
+            attributes=Attributes({"agents.team": "support"}),
+            now=now,
+            ttl=600,
+            purpose="one task",
+        )
+        n.node.wallet.hold("n", chain, now=now)
+        await n.reload()
+        assert await n.send_message(f"{HUB}/service/echo", "held") == "held"
+
+        m.node.identities.rotate("m", now=now)
+        (announced,) = await m.announce_rotations()
+        assert announced["announced"]
+        await hub.refresh_feeds()
+        await n.refresh_feeds()  # n's feed supersedes the history of m its chain carries
         for end in list(n.channels.ends.values()):
             await end.close()
         await n.reload()

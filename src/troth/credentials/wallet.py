@@ -32,6 +32,7 @@ from troth.identity import (
     IdentityService,
     UnverifiedHistory,
     VerifiedIdentity,
+    verify_history,
 )
 from troth.identity.known import Binds
 from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
@@ -48,6 +49,7 @@ __all__ = [
     "next_page",
     "revokes_a_link",
     "superseded_changes",
+    "supersedes_an_issuer",
 ]
 
 _F = CredentialFailure
@@ -553,6 +555,39 @@ def revokes_a_link(chain: bytes, feed_for: Callable[[Identifier], VerifiedFeed |
         return True
     feed = feed_for(authority)
     return feed is not None and any(link.hash in feed.revoked_credentials for link in links)
+
+
+def supersedes_an_issuer(
+    chain: bytes,
+    feed_for: Callable[[Identifier], VerifiedFeed | None],
+    *,
+    now: int,
+    checkpoints: Checkpoints | None = None,
+) -> bool:
+    """Whether the feed held for `chain`'s authority (`feed_for`) supersedes the history the
+    chain carries for one of its issuers (a delegator rotated since it signed its link): every
+    verifier refuses the chain (`superseded history`), and a peer a channel showing it. Only
+    the histories the feed names are verified; one that does not verify here is left to the
+    verifier. Our own held chain: an undecodable one counts as superseded."""
+    try:
+        decoded = CredentialChain.decode(chain)
+        authority = CredentialBody.decode(decoded.credentials[0].body).issuer
+        histories = [UnverifiedHistory.decode(data) for data in decoded.histories]
+    except DecodeError:
+        return True
+    feed = feed_for(authority)
+    if feed is None:
+        return False
+    for history in histories:
+        if feed.supersession(Identifier(history.identifier_digest)) is None:
+            continue
+        try:
+            feed.check_current(verify_history(history, now=now, checkpoints=checkpoints))
+        except IdentityError:
+            continue
+        except CredentialError:
+            return True
+    return False
 
 
 FeedSync = Generator[int, bytes, VerifiedFeed]
