@@ -546,15 +546,24 @@ class CredentialWallet:
 
 
 def revokes_a_link(chain: bytes, feed_for: Callable[[Identifier], VerifiedFeed | None]) -> bool:
-    """Whether the feed held for `chain`'s authority (`feed_for`) revokes one of its links (an
-    undecodable chain counts as revoked: nothing may rest on it)."""
+    """Whether the feed held for `chain`'s authority (`feed_for`) revokes one of its links, or
+    the identity of a link's issuer or subject, as every verifier does (an undecodable chain
+    counts as revoked: nothing may rest on it; review 34b, presented 3: a delegation from a
+    revoked identity counted as live)."""
     try:
         links = CredentialChain.decode(chain).credentials
-        authority = CredentialBody.decode(links[0].body).issuer
+        bodies = [CredentialBody.decode(link.body) for link in links]
     except DecodeError:
         return True
-    feed = feed_for(authority)
-    return feed is not None and any(link.hash in feed.revoked_credentials for link in links)
+    feed = feed_for(bodies[0].issuer)
+    if feed is None:
+        return False
+    return any(
+        feed.credential_revoked(link.hash)
+        or feed.identity_revoked(body.issuer.digest)
+        or feed.identity_revoked(body.subject.digest)
+        for link, body in zip(links, bodies, strict=True)
+    )
 
 
 def supersedes_an_issuer(
