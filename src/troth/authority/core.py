@@ -540,7 +540,9 @@ class Authority:
         # the member pays for its own revocations; its delegates share a second budget, so a
         # delegate cannot spend what its delegator needs to revoke it
         member = links[0].subject
-        payer = member if issued <= 1 else _delegates_of(member)
+        payer: Identifier | None = member if issued <= 1 else _delegates_of(member)
+        if revoker == self.identifier:  # the authority's own revocations are not limited: a
+            payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
         try:
             with self.store.transaction():
                 self._check_standing(links[:issued], now)
@@ -554,7 +556,7 @@ class Authority:
                     charged_to=payer,
                 )
         except AuthorityError as exc:
-            if exc.reason is not _A.QUOTA_EXCEEDED or payer == member:
+            if exc.reason is not _A.QUOTA_EXCEEDED or payer is None or payer == member:
                 raise
             detail = exc.detail.replace(str(payer), f"the delegates of {member}")
             raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
