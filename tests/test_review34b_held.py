@@ -8,8 +8,8 @@ authority's node answering each refresh with a chain of its own that expires at 
 reads them all (`list_held`).
 
 Was a strict xfail until holding a chain forgets the identity's chains from the same authority
-that have expired, but the one that expires last (`CredentialStore.forget_expired_held`, called
-by `CredentialWallet.hold`; docs/storage.md, "Schema").
+that have expired, but the member credential and the chain that expire last
+(`CredentialWallet.hold`, `CredentialStore.forget_held`; docs/storage.md, "Schema").
 """
 
 from __future__ import annotations

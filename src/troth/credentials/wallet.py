@@ -95,14 +95,25 @@ def needs_refresh(
     margin: int,
 ) -> bool:
     """Whether a local identity holding `held` asks `authority` for a fresh credential now:
-    the newest it holds from it expires within `margin` seconds or was issued before the
-    authority rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable`
-    goes by, so a chain it stops showing is replaced at once)."""
-    mine = [h for h in held if h.authority == authority.digest]
+    the newest member credential it holds from it (one the authority issued to it directly:
+    a delegation rooted there, from another member, is not refreshed there and may outlive it,
+    review 34b, due 1) expires within `margin` seconds or was issued before the authority
+    rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable` goes by,
+    so a chain it stops showing is replaced at once)."""
+    mine = [h for h in held if h.authority == authority.digest and _issued_directly(h)]
     if not mine:
         return False
     newest = max(mine, key=lambda h: h.expires_at)
     return newest.expires_at - now <= margin or issued_before_rotation(newest, known)
+
+
+def _issued_directly(held: HeldCredential) -> bool:
+    """Whether `held` is a member credential: a chain of one link, its authority's (our own
+    stored chain: decoded, not verified; an unreadable one is not)."""
+    try:
+        return len(CredentialChain.decode(held.chain).credentials) == 1
+    except DecodeError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +201,7 @@ class CredentialWallet:
         the chains that expire last, so another authority's node answering with chains rooted
         elsewhere would push the node's own credentials off its channels (review 34b,
         refresh 1). The identity's chains from the same authority that expired by `now` are
-        forgotten, but the one that expires last."""
+        forgotten, but the member credential and the chain that expire last."""
         local = self.identities.find(ref)
         checked = self.inspect(chain, now=now)
         if checked.actor.digest != local.identifier:
@@ -210,11 +221,21 @@ class CredentialWallet:
                 ),
                 now,
             )
-            # the chains of that authority that expired go (but the one that expires last, what
-            # `needs_refresh` reads): a node refreshing every round kept one more each time
-            # (review 34b, held 1)
-            self.store.forget_expired_held(local.identifier, checked.authority.digest, now)
+            # the chains of that authority that expired go (a node refreshing every round kept
+            # one more each time: review 34b, held 1)
+            self._forget_expired(local.identifier, checked.authority.digest, now)
         return checked
+
+    def _forget_expired(self, identifier: bytes, authority: bytes, now: int) -> None:
+        """Forget `identifier`'s chains rooted at `authority` that expired by `now`, but the
+        member credential that expires last (what `needs_refresh` reads: one expired while the
+        node was away is refreshed, not forgotten) and the chain that expires last."""
+        rows = [h for h in self.store.list_held(identifier) if h.authority == authority]
+        direct = [h for h in rows if _issued_directly(h)]
+        keep = {max(group, key=lambda h: h.expires_at).id for group in (rows, direct) if group}
+        gone = [h.id for h in rows if h.expires_at <= now and h.id not in keep]
+        if gone:
+            self.store.forget_held(identifier, gone)
 
     def held(self, ref: str) -> list[HeldCredential]:
         return self.store.list_held(self.identities.find(ref).identifier)

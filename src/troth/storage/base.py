@@ -387,9 +387,9 @@ class CredentialStore(Transactional, Protocol):
         """Newest expiry first."""
         ...
 
-    def forget_expired_held(self, identifier: bytes, authority: bytes, now: int) -> int:
-        """Delete `identifier`'s chains rooted at `authority` that expired by `now`, except the
-        one that expires last (what a refresh decision reads); how many went."""
+    def forget_held(self, identifier: bytes, ids: Sequence[bytes]) -> int:
+        """Delete `identifier`'s chains whose last credential's hash is in `ids`; how many
+        went."""
         ...
 
     def feed_state(self, authority: bytes) -> FeedState | None: ...

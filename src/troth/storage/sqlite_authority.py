@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from troth.errors import ConflictError, StorageError
@@ -288,14 +288,14 @@ class SqliteCredentialStore:
             HeldCredential(bytes(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4]) for r in rows
         ]
 
-    def forget_expired_held(self, identifier: bytes, authority: bytes, now: int) -> int:
-        cursor = self._db.execute(
-            "DELETE FROM held_credentials WHERE identifier = ? AND authority = ? "
-            "AND expires_at <= ? AND id != (SELECT id FROM held_credentials "
-            "WHERE identifier = ? AND authority = ? ORDER BY expires_at DESC, id LIMIT 1)",
-            (identifier, authority, now, identifier, authority),
-        )
-        return cursor.rowcount
+    def forget_held(self, identifier: bytes, ids: Sequence[bytes]) -> int:
+        gone = 0
+        for credential_id in ids:
+            gone += self._db.execute(
+                "DELETE FROM held_credentials WHERE identifier = ? AND id = ?",
+                (identifier, credential_id),
+            ).rowcount
+        return gone
 
     def feed_state(self, authority: bytes) -> FeedState | None:
         row = self._db.fetch_one(
