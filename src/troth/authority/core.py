@@ -447,6 +447,10 @@ class Authority:
         body = CredentialBody.decode(credential.body)
         encoded = credential.encode()
         self.store.record_issued(credential.hash, member.digest, body.expires_at, now, encoded)
+        # the member's credentials that no verifier accepts any more (past the largest clock
+        # skew) are never read again: forgotten, so a member refreshing every round (a short
+        # TTL), or in a loop, leaves no row behind for good (review 34b, issued 1)
+        self.store.forget_issued_before(member.digest, now - limits.MAX_CLOCK_SKEW_SECONDS)
         return CredentialChain((credential,), (signer.identity.history,))
 
     # -- members ---------------------------------------------------------------------------------
@@ -536,7 +540,9 @@ class Authority:
         # the member pays for its own revocations; its delegates share a second budget, so a
         # delegate cannot spend what its delegator needs to revoke it
         member = links[0].subject
-        payer = member if issued <= 1 else _delegates_of(member)
+        payer: Identifier | None = member if issued <= 1 else _delegates_of(member)
+        if revoker == self.identifier:  # the authority's own revocations are not limited: a
+            payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
         try:
             with self.store.transaction():
                 self._check_standing(links[:issued], now)
@@ -550,7 +556,7 @@ class Authority:
                     charged_to=payer,
                 )
         except AuthorityError as exc:
-            if exc.reason is not _A.QUOTA_EXCEEDED or payer == member:
+            if exc.reason is not _A.QUOTA_EXCEEDED or payer is None or payer == member:
                 raise
             detail = exc.detail.replace(str(payer), f"the delegates of {member}")
             raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None

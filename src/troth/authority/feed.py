@@ -4,8 +4,10 @@ appends that are idempotent, bounded and charged to a member's quota, and signed
 - Revoking what is already revoked (same kind and target) appends nothing and answers the
   existing entry's sequence number.
 - Every entry a member causes (a link revocation under its credential, a supersession of its
-  history) is charged to it: at most `quota` per REVOCATION_QUOTA_WINDOW. The authority's own
-  revocations are not charged.
+  history) is charged to it: at most `quota` per REVOCATION_QUOTA_WINDOW each, link revocations
+  and supersessions on budgets apart (a thief spending the one cannot hold back the rotation
+  that retires the stolen key: review 34b, quota 2). The authority's own revocations are not
+  charged.
 - An entry that would break a limit (entry size, feed length) is refused, never written.
 """
 
@@ -26,6 +28,7 @@ from troth.credentials import (
     next_head,
 )
 from troth.credentials.revocation import entry_cost, feed_from_store, page_entry_budget
+from troth.crypto import sha256
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier, Signer, VerifiedIdentity
 from troth.storage import AuthorityStore, RevocationRecord
@@ -112,8 +115,13 @@ class AuthorityFeed:
             if published is not None and published[1] >= changes:
                 return published[0]
             payer = charged_to or identity.identifier
+            account = None
             if payer != self.authority:  # its own rotations are the authority's, not a member's
-                self._charge(payer, now)
+                # a budget apart from the payer's link revocations, which a thief holding a
+                # member's key can spend: it held back the rotation retiring that key
+                # (review 34b, quota 2)
+                account = _supersessions_of(payer)
+                self._charge(account, now, shown=payer)
             count, head = self.store.revocation_tip()
             entry = RevocationEntry(
                 count,
@@ -124,11 +132,12 @@ class AuthorityFeed:
                 "",
                 Supersession(changes, identity.current_change_hash),
             )
-            self._write(entry, head, payer)
+            self._write(entry, head, account)
         return count
 
-    def _charge(self, member: Identifier, now: int) -> None:
-        """Refuse when `member` already caused `quota` entries within the window."""
+    def _charge(self, member: Identifier, now: int, *, shown: Identifier | None = None) -> None:
+        """Refuse when `member` (an account: named `shown` in the refusal) already caused
+        `quota` entries within the window."""
         since = now - limits.REVOCATION_QUOTA_WINDOW + 1
         charged = self.store.charged_since(member.digest, since)
         if len(charged) >= self.quota:
@@ -138,7 +147,7 @@ class AuthorityFeed:
             wait = oldest + limits.REVOCATION_QUOTA_WINDOW - now
             raise AuthorityError(
                 _A.QUOTA_EXCEEDED,
-                f"{member} may cause {self.quota} feed entries per hour; "
+                f"{shown or member} may cause {self.quota} feed entries per hour; "
                 f"try again in {max(1, math.ceil(wait / 60))} min",
             )
 
@@ -204,3 +213,9 @@ class AuthorityFeed:
             head = self.store.head_at(since + len(entries)) or feed_genesis(self.authority)
         page = build_page(signer, entries, start=since, head=head, latest=latest, now=now)
         return page, since + len(entries)
+
+
+def _supersessions_of(payer: Identifier) -> Identifier:
+    """The quota account of the supersessions charged to `payer` (a name no identity has: a
+    hash under its own domain), apart from its link revocations."""
+    return Identifier(sha256(b"troth.authority.supersessions-quota/1\x00" + payer.digest))

@@ -32,6 +32,7 @@ from troth.identity import (
     IdentityService,
     UnverifiedHistory,
     VerifiedIdentity,
+    verify_history,
 )
 from troth.identity.known import Binds
 from troth.storage import CredentialStore, FeedState, HeldCredential, PendingEnrollmentRecord
@@ -48,6 +49,7 @@ __all__ = [
     "next_page",
     "revokes_a_link",
     "superseded_changes",
+    "supersedes_an_issuer",
 ]
 
 _F = CredentialFailure
@@ -93,14 +95,25 @@ def needs_refresh(
     margin: int,
 ) -> bool:
     """Whether a local identity holding `held` asks `authority` for a fresh credential now:
-    the newest it holds from it expires within `margin` seconds or was issued before the
-    authority rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable`
-    goes by, so a chain it stops showing is replaced at once)."""
-    mine = [h for h in held if h.authority == authority.digest]
+    the newest member credential it holds from it (one the authority issued to it directly:
+    a delegation rooted there, from another member, is not refreshed there and may outlive it,
+    review 34b, due 1) expires within `margin` seconds or was issued before the authority
+    rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable` goes by,
+    so a chain it stops showing is replaced at once)."""
+    mine = [h for h in held if h.authority == authority.digest and _issued_directly(h)]
     if not mine:
         return False
     newest = max(mine, key=lambda h: h.expires_at)
     return newest.expires_at - now <= margin or issued_before_rotation(newest, known)
+
+
+def _issued_directly(held: HeldCredential) -> bool:
+    """Whether `held` is a member credential: a chain of one link, its authority's (our own
+    stored chain: decoded, not verified; an unreadable one is not)."""
+    try:
+        return len(CredentialChain.decode(held.chain).credentials) == 1
+    except DecodeError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,23 +192,50 @@ class CredentialWallet:
             chain, now=now, checkpoints=checkpoints
         )
 
-    def hold(self, ref: str, chain: bytes, *, now: int) -> VerifiedCredential:
-        """Store a chain whose last subject is the local identity `ref`."""
+    def hold(
+        self, ref: str, chain: bytes, *, now: int, authority: Identifier | None = None
+    ) -> VerifiedCredential:
+        """Store a chain whose last subject is the local identity `ref` (and, given
+        `authority`, whose root that authority issued: UNTRUSTED_ISSUER before anything is
+        stored otherwise). A refresh's answer is held only as its authority's: the node shows
+        the chains that expire last, so another authority's node answering with chains rooted
+        elsewhere would push the node's own credentials off its channels (review 34b,
+        refresh 1). The identity's chains from the same authority that expired by `now` are
+        forgotten, but the member credential and the chain that expire last."""
         local = self.identities.find(ref)
         checked = self.inspect(chain, now=now)
         if checked.actor.digest != local.identifier:
             raise CredentialError(_F.WRONG_SUBJECT, f"the chain is for {checked.actor}")
-        self.store.put_held(
-            HeldCredential(
-                local.identifier,
-                checked.links[-1].hash,
-                chain,
-                checked.authority.digest,
-                checked.expires_at,
-            ),
-            now,
-        )
+        if authority is not None and checked.authority != authority:
+            raise CredentialError(
+                _F.UNTRUSTED_ISSUER, f"issued by {checked.authority}, not by {authority}"
+            )
+        with self.store.transaction():
+            self.store.put_held(
+                HeldCredential(
+                    local.identifier,
+                    checked.links[-1].hash,
+                    chain,
+                    checked.authority.digest,
+                    checked.expires_at,
+                ),
+                now,
+            )
+            # the chains of that authority that expired go (a node refreshing every round kept
+            # one more each time: review 34b, held 1)
+            self._forget_expired(local.identifier, checked.authority.digest, now)
         return checked
+
+    def _forget_expired(self, identifier: bytes, authority: bytes, now: int) -> None:
+        """Forget `identifier`'s chains rooted at `authority` that expired by `now`, but the
+        member credential that expires last (what `needs_refresh` reads: one expired while the
+        node was away is refreshed, not forgotten) and the chain that expires last."""
+        rows = [h for h in self.store.list_held(identifier) if h.authority == authority]
+        direct = [h for h in rows if _issued_directly(h)]
+        keep = {max(group, key=lambda h: h.expires_at).id for group in (rows, direct) if group}
+        gone = [h.id for h in rows if h.expires_at <= now and h.id not in keep]
+        if gone:
+            self.store.forget_held(identifier, gone)
 
     def held(self, ref: str) -> list[HeldCredential]:
         return self.store.list_held(self.identities.find(ref).identifier)
@@ -527,15 +567,57 @@ class CredentialWallet:
 
 
 def revokes_a_link(chain: bytes, feed_for: Callable[[Identifier], VerifiedFeed | None]) -> bool:
-    """Whether the feed held for `chain`'s authority (`feed_for`) revokes one of its links (an
-    undecodable chain counts as revoked: nothing may rest on it)."""
+    """Whether the feed held for `chain`'s authority (`feed_for`) revokes one of its links, or
+    the identity of a link's issuer or subject, as every verifier does (an undecodable chain
+    counts as revoked: nothing may rest on it; review 34b, presented 3: a delegation from a
+    revoked identity counted as live)."""
     try:
         links = CredentialChain.decode(chain).credentials
-        authority = CredentialBody.decode(links[0].body).issuer
+        bodies = [CredentialBody.decode(link.body) for link in links]
+    except DecodeError:
+        return True
+    feed = feed_for(bodies[0].issuer)
+    if feed is None:
+        return False
+    return any(
+        feed.credential_revoked(link.hash)
+        or feed.identity_revoked(body.issuer.digest)
+        or feed.identity_revoked(body.subject.digest)
+        for link, body in zip(links, bodies, strict=True)
+    )
+
+
+def supersedes_an_issuer(
+    chain: bytes,
+    feed_for: Callable[[Identifier], VerifiedFeed | None],
+    *,
+    now: int,
+    checkpoints: Checkpoints | None = None,
+) -> bool:
+    """Whether the feed held for `chain`'s authority (`feed_for`) supersedes the history the
+    chain carries for one of its issuers (a delegator rotated since it signed its link): every
+    verifier refuses the chain (`superseded history`), and a peer a channel showing it. Only
+    the histories the feed names are verified; one that does not verify here is left to the
+    verifier. Our own held chain: an undecodable one counts as superseded."""
+    try:
+        decoded = CredentialChain.decode(chain)
+        authority = CredentialBody.decode(decoded.credentials[0].body).issuer
+        histories = [UnverifiedHistory.decode(data) for data in decoded.histories]
     except DecodeError:
         return True
     feed = feed_for(authority)
-    return feed is not None and any(link.hash in feed.revoked_credentials for link in links)
+    if feed is None:
+        return False
+    for history in histories:
+        if feed.supersession(Identifier(history.identifier_digest)) is None:
+            continue
+        try:
+            feed.check_current(verify_history(history, now=now, checkpoints=checkpoints))
+        except IdentityError:
+            continue
+        except CredentialError:
+            return True
+    return False
 
 
 FeedSync = Generator[int, bytes, VerifiedFeed]

@@ -262,7 +262,7 @@ def refresh_locally(
     request = refresh_request(node.identities, identity, authority, now=now)
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
         chain = host.refresh(request, now=clock.now())
-        held = node.wallet.hold(identity, chain.encode(), now=clock.now())
+        held = node.wallet.hold(identity, chain.encode(), now=clock.now(), authority=authority)
         return LocalRefresh(held, _synced(node, host, clock), resumed)
 
 

@@ -18,8 +18,8 @@ from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials.wallet import needs_refresh
 from troth.encoding import cbor
-from troth.errors import AuthorityError, RemoteError, TrothError
-from troth.identity import Identifier
+from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
+from troth.identity import Identifier, UnverifiedHistory
 from troth.node.authorities import (
     FeedOutcome,
     enroll_locally,
@@ -125,11 +125,23 @@ async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MAR
             except TrothError as exc:
                 log.warning("credential of %s: %s", authority, exc)
     if refreshed:  # on each open channel in a task of its own: a peer that does not read
-        credentials = (await runtime._renew_identity()).credentials  # holds back no other
+        me = await runtime._renew_identity()  # holds back no other
         for end in list(runtime.channels.ends.values()):
-            if end.channel.state is ChannelState.OPEN:
-                runtime._spawn(_present(end, credentials))
+            # only on the channels opened as the node: a peer verifies the chains as the
+            # identity the channel shows, and closed one opened as another local identity
+            # (`channel_as`) at each refresh (review 34b, in-band 1)
+            if end.channel.state is ChannelState.OPEN and _shows(end, me.history):
+                runtime._spawn(_present(end, me.credentials))
     return refreshed
+
+
+def _shows(end: ChannelEnd, history: bytes) -> bool:
+    """Whether channel `end` shows the identity whose (current) history is `history`."""
+    try:
+        shown = UnverifiedHistory.decode(end.channel.me.history).identifier_digest
+        return shown == UnverifiedHistory.decode(history).identifier_digest
+    except DecodeError:
+        return False
 
 
 async def _refresh_from(
@@ -153,14 +165,19 @@ async def _refresh_from(
         )
         end = await runtime.channel_to(parse_route(address), expect=authority)
         answer = await call(runtime.router, (end.enc, AUTHORITY), "refresh", request)
-        await runtime.worker.run(
-            wallet.hold, runtime.name, cbor.expect_bytes(answer, "chain"), now=now
+        await runtime.worker.run(  # held only as `authority`'s (review 34b, refresh 1)
+            wallet.hold,
+            runtime.name,
+            cbor.expect_bytes(answer, "chain"),
+            now=now,
+            authority=authority,
         )
 
 
 def _refresh_hosted_member(runtime: NodeRuntime, hosted: Authority, now: int) -> None:
     request = refresh_request(runtime.node.identities, runtime.name, hosted.identifier, now=now)
-    runtime.node.wallet.hold(runtime.name, hosted.refresh(request, now=now).encode(), now=now)
+    chain = hosted.refresh(request, now=now).encode()
+    runtime.node.wallet.hold(runtime.name, chain, now=now, authority=hosted.identifier)
 
 
 async def _present(end: ChannelEnd, credentials: tuple[bytes, ...]) -> None:

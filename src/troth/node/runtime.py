@@ -30,6 +30,7 @@ from typing import Any, Final
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
+from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
 from troth.errors import (
     ChannelError,
     ChannelFailure,
@@ -65,7 +66,7 @@ from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.policy import NodePolicies, PolicyService, unrevoked
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.trace import NodeTraces
-from troth.node.trust import NodeTrust
+from troth.node.trust import FEED_STALENESS, NodeTrust
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
 from troth.transport import Listener, MemoryTransport, TcpTransport
@@ -413,10 +414,21 @@ class NodeRuntime:
 
     def channel_identity(self, name: str, *, now: int) -> tuple[ChannelIdentity, int]:
         """Local identity `name` as one end of a channel (its history, channel key and live
-        credentials), and when that stops being valid (reads the store)."""
+        credentials: those no feed the node holds revokes a link of or supersedes an issuer's
+        history in, as a peer refuses a channel that shows one — review 34b, presented 1 and
+        2: a delegation its delegator revoked, or one whose delegator rotated since, cut the
+        node off from every node trusting its authority), and when that stops being valid
+        (reads the store)."""
         identities, wallet = self.node.identities, self.node.wallet
         handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
-        live = wallet.presentable(name, now=now)
+        feeds = self.trust.feeds
+        checkpoints = wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
+        live = [
+            held
+            for held in wallet.presentable(name, now=now)
+            if not revokes_a_link(held.chain, feeds.get)
+            and not supersedes_an_issuer(held.chain, feeds.get, now=now, checkpoints=checkpoints)
+        ]
         chains = tuple(h.chain for h in live[:MAX_CHANNEL_CREDENTIALS])
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(

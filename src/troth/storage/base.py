@@ -298,6 +298,11 @@ class AuthorityStore(Transactional, Protocol):
         None for one that went out otherwise: a VC)."""
         ...
 
+    def forget_issued_before(self, subject: bytes, expired_by: int) -> int:
+        """Delete the records of credentials issued to `subject` that expired by `expired_by`
+        (none is read again: only unexpired ones are); how many went."""
+        ...
+
     def issued_credential(self, credential_id: bytes) -> bytes | None:
         """The encoding `record_issued` stored with that credential, if any."""
         ...
@@ -380,6 +385,11 @@ class CredentialStore(Transactional, Protocol):
 
     def list_held(self, identifier: bytes) -> list[HeldCredential]:
         """Newest expiry first."""
+        ...
+
+    def forget_held(self, identifier: bytes, ids: Sequence[bytes]) -> int:
+        """Delete `identifier`'s chains whose last credential's hash is in `ids`; how many
+        went."""
         ...
 
     def feed_state(self, authority: bytes) -> FeedState | None: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from troth.errors import ConflictError, StorageError
@@ -135,6 +135,13 @@ class SqliteAuthorityStore:
             "VALUES (?, ?, ?, ?, ?)",
             (credential_id, subject, expires_at, now, credential),
         )
+
+    def forget_issued_before(self, subject: bytes, expired_by: int) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM issued_credentials WHERE subject = ? AND expires_at <= ?",
+            (subject, expired_by),
+        )
+        return cursor.rowcount
 
     def issued_credential(self, credential_id: bytes) -> bytes | None:
         row = self._db.fetch_one(
@@ -280,6 +287,15 @@ class SqliteCredentialStore:
         return [
             HeldCredential(bytes(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3]), r[4]) for r in rows
         ]
+
+    def forget_held(self, identifier: bytes, ids: Sequence[bytes]) -> int:
+        gone = 0
+        for credential_id in ids:
+            gone += self._db.execute(
+                "DELETE FROM held_credentials WHERE identifier = ? AND id = ?",
+                (identifier, credential_id),
+            ).rowcount
+        return gone
 
     def feed_state(self, authority: bytes) -> FeedState | None:
         row = self._db.fetch_one(

@@ -14,7 +14,9 @@ to its class's pool: its members and the anchors draw on one
 (`limits.FEED_PAGE_SIGNS_PER_NODE`), strangers to it (identities admitted to enroll, a
 co-trusted authority's members) on another (`limits.FEED_PAGE_SIGNS_FOR_STRANGERS`), so no
 number of identities that cost someone nothing can leave a member's sync answered "busy". A
-member's delegates share its own budget and its sync allowance (`member_accounts`).
+member's delegates share its own budget and its sync allowance: the account is the member at
+the root of the caller's chains from this authority (another authority's chains name accounts
+of the caller's choosing: review 34b, feed pages 1).
 """
 
 from __future__ import annotations
@@ -171,16 +173,22 @@ class AuthorityService:
 
     def _payer(self, caller: Caller, now: int) -> _Payer | None:
         """Whom `caller`'s pages are charged to (None: a local caller, never charged). A member
-        of this authority (a credential of its that verifies now) or an anchor pays from its
-        account; anyone else is a stranger to this feed, a co-trusted authority's member too:
-        that authority mints members for free, and they would spend the pool this authority's
-        own members sync from (read on the event loop: the standing reads memory only)."""
+        of this authority (a credential of its that verifies now) pays from the account of the
+        member at the root of those credentials, an anchor from its `member_accounts`; anyone
+        else is a stranger to this feed, a co-trusted authority's member too: that authority
+        mints members for free, and they would spend the pool this authority's own members
+        sync from (read on the event loop: the standing reads memory only)."""
         if not isinstance(caller, PeerCaller):
             return None
         standing = self.trust.standing(caller.peer, now)
         mine = self.authority.identifier
-        own = any(credential.authority == mine for credential in standing.credentials)
-        if standing.problem is None and (standing.is_anchor or own):
+        # the members at the roots of this authority's chains only: a co-trusted authority's
+        # chain (it mints members for free) names an account of the caller's choosing, so a
+        # member's delegates each had one (review 34b, feed pages 1)
+        own = [c.links[0].subject.digest for c in standing.credentials if c.authority == mine]
+        if standing.problem is None and own:
+            return _Payer(min(own), self._members)
+        if standing.problem is None and standing.is_anchor:
             return _Payer(min(member_accounts(caller.peer)), self._members)
         return _Payer(caller.identifier.digest, self._strangers)
 
