@@ -57,6 +57,11 @@ MAX_TICKET_BYTES: Final = 48 * 1024
 MAX_FEED_ENTRIES: Final = 1 << 22
 """Most entries in a revocation feed (4,194,304): an authority refuses the append past it, and
 a holder's in-memory index of that many entries stays around half a GiB."""
+FEED_AUTHORITY_RESERVE: Final = 1 << 16
+"""The last entries of a revocation feed (65,536 of MAX_FEED_ENTRIES) kept for the authority's
+own (revocations, member removals, its supersessions): what members cause is refused past
+MAX_FEED_ENTRIES - FEED_AUTHORITY_RESERVE, so members together cannot leave the authority
+unable to revoke (review 34c, feed 1)."""
 MAX_FEED_PAGE_BYTES: Final = 512 * 1024
 """Largest page of a revocation feed (it always holds at least one entry): one page answers one
 `feed` request and fits in one service message with room to spare."""

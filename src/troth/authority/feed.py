@@ -157,6 +157,17 @@ class AuthorityFeed:
         """Check the limits, then store `entry` after `head`; returns the new head."""
         if entry.seq >= limits.MAX_FEED_ENTRIES:
             raise AuthorityError(_A.FEED_LIMIT, f"the feed holds {limits.MAX_FEED_ENTRIES} entries")
+        if (
+            charged_to is not None
+            and entry.seq >= limits.MAX_FEED_ENTRIES - limits.FEED_AUTHORITY_RESERVE
+        ):
+            # what members cause leaves the feed's last entries to the authority's own
+            # (docs/credentials.md, "Nobody can flood the feed"; review 34c, feed 1)
+            kept = limits.FEED_AUTHORITY_RESERVE
+            raise AuthorityError(
+                _A.FEED_LIMIT,
+                f"the feed's last {kept} entries are kept for the authority's own revocations",
+            )
         encoded = entry.encode()
         if len(encoded) > limits.MAX_REVOCATION_ENTRY_BYTES:
             raise AuthorityError(_A.FEED_LIMIT, f"an entry of {len(encoded)} bytes")
