@@ -20,7 +20,6 @@ from troth.node import daemon as node_daemon
 from troth.node.daemon import node_status, record_listen, serve, start_daemon, stop_daemon
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, node home 1: a losing start deletes the running node's status file")
 def test_a_start_that_loses_the_race_leaves_the_running_node_visible(
     troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,7 +55,6 @@ def test_a_start_that_loses_the_race_leaves_the_running_node_visible(
             os.kill(first["pid"], signal.SIGTERM)
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, node home 2: a killed writer's temporary file blocks its pid's writes")
 def test_a_temporary_file_a_killed_writer_left_blocks_no_later_write(troth_home: Path) -> None:
     """Review 34d, node home 2. A node's files are written through a temporary file beside
     them, named after the writer's pid and opened O_EXCL. A writer killed between the two
@@ -79,7 +77,6 @@ def test_a_temporary_file_a_killed_writer_left_blocks_no_later_write(troth_home:
         assert node.config.listen == "127.0.0.1:4999"
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, node home 3: the socket directory is chmod-ed through a planted symlink")
 def test_a_symlink_planted_as_the_socket_directory_changes_no_mode(
     troth_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
