@@ -116,7 +116,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, node home 4: two mcp.serve of one name at once strand an upstream")
 def test_two_mcp_serve_of_one_name_at_once_leave_no_upstream_behind(tmp_path: Path) -> None:
     """Review 34d, node home 4. `mcp.serve orders` twice at once on a running node (two
     `troth mcp serve orders`, a script retrying): each checked the name free, then spawned
