@@ -56,7 +56,6 @@ def silent_node(troth_home: Path) -> Iterator[str]:
         process.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, control 1: a node gone mid-request fails the CLI silently")
 def test_a_node_gone_mid_request_is_an_io_error_in_json(silent_node: str) -> None:
     """Review 34d, control 1. A node stopped or killed while it runs a request (an enrollment,
     a lease, `node status` at the moment it stops) closes the control connection without an

@@ -254,6 +254,13 @@ async def _control_request(path: str, op: str, arguments: dict[str, Any], timeou
         writer.write(frame(cbor.encode({"op": op, "args": arguments})))
         await writer.drain()
         answer = cbor.decode(await asyncio.wait_for(_read_frame(reader), timeout))
+    except asyncio.IncompleteReadError:
+        # the node stopped or died while it ran the request: an I/O error (exit 4), never the
+        # EOFError click takes for an aborted prompt (review 34d, control 1)
+        raise ConnectionResetError(
+            f"the node closed its control connection without an answer ({op}: it stopped or "
+            "died while running it, which may or may not have been done; see its node.log)"
+        ) from None
     finally:
         writer.close()
     if not isinstance(answer, dict):
