@@ -192,9 +192,11 @@ def _config(home: Path, name: str) -> NodeConfig:
 def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     """Run `python -m troth.node NAME` in the background; its status once it is ready."""
     directory = _dir(home, name)
-    # status.json is left as it is: the wait below takes only one naming the pid spawned here,
-    # and a start that lost a race to another deleted the running node's (review 34d, node
-    # home 1: that node ran on, hidden from status, stop and every later start)
+    # status.json is left as it is (a start that lost a race to another deleted the running
+    # node's, which ran on hidden from status, stop and every later start: review 34d, node
+    # home 1); the wait below takes only a status file written since (the daemon replaces it:
+    # a new inode) naming the pid spawned here (a stale one may name it: pids are reused)
+    stale = _file_id(directory / "status.json")
     command = [sys.executable, "-m", "troth.node", name]
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
@@ -212,9 +214,10 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        status = node_status(home, name)
-        if status["running"] and status.get("pid") == process.pid:
-            return status
+        if _file_id(directory / "status.json") not in (None, stale):
+            status = node_status(home, name)
+            if status["running"] and status.get("pid") == process.pid:
+                return status
         if process.poll() is not None:
             with open(log_file, "rb") as log:
                 log.seek(before)
@@ -223,6 +226,15 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
         time.sleep(0.05)
     process.kill()
     raise ConfigError(f"node {name!r} did not become ready within {START_TIMEOUT} s")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file at `path` (None when there is none)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def stop_daemon(home: Path, name: str) -> bool:
