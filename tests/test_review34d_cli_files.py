@@ -17,7 +17,6 @@ NOBODY = 65534
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making another user's FIFO needs root")
-@pytest.mark.xfail(strict=True, reason="review 34d, CLI files 1: --out writes into another user's FIFO")
 def test_out_never_writes_into_another_users_fifo(tmp_path: Path) -> None:
     """Review 34d, CLI files 1. Another local user plants a FIFO (anyone may make one) at the
     name a command is about to write in a shared directory (`troth trace export --out
@@ -51,7 +50,6 @@ def test_out_never_writes_into_another_users_fifo(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, CLI files 2: --out /dev/stdout is replaced, not written")
 def test_out_to_this_process_descriptor_writes_to_it(troth_home: Path) -> None:
     """Review 34d, CLI files 2. `--out /dev/stdout` (or `/dev/fd/N`) is written in place, as
     `output_file` says: these are symlinks (to /proc/self/fd/N), and a symlink at `--out` was
