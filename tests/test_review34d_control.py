@@ -45,7 +45,8 @@ def silent_node(troth_home: Path) -> Iterator[str]:
         ready = Path(str(socket_path) + ".ready")
         deadline = time.monotonic() + 30
         while not ready.exists():
-            assert time.monotonic() < deadline and process.poll() is None
+            assert time.monotonic() < deadline
+            assert process.poll() is None
             time.sleep(0.05)
         status = {"pid": process.pid, "listening": None, "control": str(socket_path)}
         (directory / "status.json").write_text(json.dumps(status))

@@ -17,8 +17,8 @@ import pytest
 
 from tests.support.nodes import MemNet, run_memnet
 from troth.errors import ConfigError, ConflictError
-from troth.node import init_node, open_node
 from troth.node import daemon as node_daemon
+from troth.node import init_node, open_node
 from troth.node.control import perform
 from troth.node.daemon import node_status, record_listen, serve, start_daemon, stop_daemon
 
@@ -97,7 +97,7 @@ def test_a_symlink_planted_as_the_socket_directory_changes_no_mode(
     shared.mkdir()
     victim = tmp_path / "victim"
     victim.mkdir()
-    os.chmod(victim, 0o755)
+    os.chmod(victim, 0o755)  # noqa: S103 - a directory others may read (a web root)
     (shared / f"troth-{os.getuid()}").symlink_to(victim)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))
     home = tmp_path / ("h" * 100)  # <home>/nodes/n/control.sock is over the AF_UNIX limit
@@ -151,7 +151,8 @@ def test_two_mcp_serve_of_one_name_at_once_leave_no_upstream_behind(tmp_path: Pa
         published = [a for a in answers if isinstance(a, dict)]
         refused = [a for a in answers if isinstance(a, BaseException)]
         assert len(published) == 1, answers
-        assert len(refused) == 1 and isinstance(refused[0], ConflictError), answers
+        assert len(refused) == 1, answers
+        assert isinstance(refused[0], ConflictError), answers
         assert "already published" in str(refused[0])
 
     run_memnet(test, tmp_path)
