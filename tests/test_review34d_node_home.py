@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from troth.node import daemon as node_daemon
 from troth.node import init_node, open_node
 from troth.node.control import perform
 from troth.node.daemon import node_status, record_listen, serve, start_daemon, stop_daemon
+
+NOBODY = 65534
 
 
 def test_a_start_that_loses_the_race_leaves_the_running_node_visible(
@@ -156,3 +160,32 @@ def test_two_mcp_serve_of_one_name_at_once_leave_no_upstream_behind(tmp_path: Pa
         assert "already published" in str(refused[0])
 
     run_memnet(test, tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process of another user needs root")
+@pytest.mark.xfail(strict=True, reason="review 34d, node home 5: another user's process on a stale pid is taken for the node")
+def test_another_users_process_on_a_stale_pid_is_not_the_node(troth_home: Path) -> None:
+    """Review 34d, node home 5. A node that crashed (a kill, the OOM killer, a reboot) leaves
+    its status file naming its pid. Another local user sees the node's command line in the
+    process list (`python -m troth.node hub`: world-readable), then forks until a process of
+    theirs gets that pid, with `troth.node hub` in its own command line. Whether a pid is the
+    node was judged by the command line alone: `troth node start hub` refused ("already
+    running") and `troth node stop hub` failed (PermissionError, exit 4) for as long as the
+    other user's process lived. Now a process of another user is never taken for the node.
+
+    Was a strict xfail until `_is_our_node` required the process to be this user's."""
+    init_node("hub")
+    impostor = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 60; :", "troth.node", "hub"], user=NOBODY, group=NOBODY
+    )
+    try:
+        directory = troth_home / "nodes" / "hub"
+        stale = {"pid": impostor.pid, "listening": None, "control": str(directory / "x.sock")}
+        (directory / "status.json").write_text(json.dumps(stale))
+        os.chmod(directory / "status.json", 0o600)
+        assert not node_status(troth_home, "hub")["running"]
+        assert stop_daemon(troth_home, "hub") is False
+        assert impostor.poll() is None  # and it was sent nothing
+    finally:
+        impostor.kill()
+        impostor.wait()
