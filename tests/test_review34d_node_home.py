@@ -163,7 +163,6 @@ def test_two_mcp_serve_of_one_name_at_once_leave_no_upstream_behind(tmp_path: Pa
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a process of another user needs root")
-@pytest.mark.xfail(strict=True, reason="review 34d, node home 5: another user's process on a stale pid is taken for the node")
 def test_another_users_process_on_a_stale_pid_is_not_the_node(troth_home: Path) -> None:
     """Review 34d, node home 5. A node that crashed (a kill, the OOM killer, a reboot) leaves
     its status file naming its pid. Another local user sees the node's command line in the

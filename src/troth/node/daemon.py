@@ -124,21 +124,25 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` is a process this user may signal (one of another user's never is this
+    user's node)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return True
     return True
 
 
 def _is_our_node(pid: int, name: str) -> bool:
-    """Whether `pid` is alive and is `python -m troth.node NAME` (or `troth node start NAME
-    --foreground`): a stale pid may be reused."""
+    """Whether `pid` is alive, this user's, and is `python -m troth.node NAME` (or `troth node
+    start NAME --foreground`): a stale pid may be reused, even by another user's process
+    naming the node in its command line on purpose (the node's is world-readable): taken
+    for the node, it kept it from starting and failed its stop (review 34d, node home 5)."""
     if not _alive(pid):
         return False
     try:
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return False
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
