@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import pytest
 
 from troth.cli.output import EXIT_IO
 from troth.node import init_node
+from troth.node.daemon import control, start_daemon, stop_daemon
 
 # A stand-in for a node killed while it ran a request: it takes each control connection, reads
 # the request, and closes it without an answer (as a SIGKILL-ed or crashed daemon's does). Its
@@ -79,3 +82,47 @@ def test_a_node_gone_mid_request_is_an_io_error_in_json(silent_node: str) -> Non
     assert error["exit_code"] == EXIT_IO
     assert "without an answer" in error["message"]
     assert "Traceback" not in result.stderr
+
+
+_MANY_TOOLS = 2500
+_MANY_TOOLS_SERVER = f"""
+from mcp.server import MCPServer
+
+app = MCPServer("catalogue")
+for i in range({_MANY_TOOLS}):
+    def tool() -> str:
+        return "ok"
+    app.add_tool(tool, name=f"tool_{{i:05d}}_" + "x" * 48)
+app.run()
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="review 34d, control 2: an answer over 128 KiB never reaches the CLI")
+def test_an_answer_over_a_transport_frame_reaches_the_cli(troth_home: Path, tmp_path: Path) -> None:
+    """Review 34d, control 2. The control socket framed with the network's frame limit (128
+    KiB), answers too: an answer that did not fit (`mcp.serve` of an upstream with a large
+    catalogue, `channel list` on a hub with several hundred channels) raised in the
+    daemon's handler after the operation was done, and the connection closed without an
+    answer. `troth mcp serve` failed while the node served the upstream (and a retry was
+    refused: already published). Now the control socket (local, the owner's) takes frames
+    up to MAX_CONTROL_FRAME, and an answer past even that is answered as an error.
+
+    Was a strict xfail until the control protocol framed with MAX_CONTROL_FRAME."""
+    upstream = tmp_path / "catalogue.py"
+    upstream.write_text(_MANY_TOOLS_SERVER)
+    init_node("n")
+    started = start_daemon(troth_home, "n", None)
+    try:
+        answer = control(
+            troth_home,
+            "n",
+            "mcp.serve",
+            {"name": "catalogue", "upstream": f"{sys.executable} {upstream}", "cwd": None},
+            timeout=120,
+        )
+        assert len(answer["tools"]) == _MANY_TOOLS
+        assert answer["service"] == "mcp.catalogue"
+    finally:
+        stop_daemon(troth_home, "n")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(started["pid"], signal.SIGKILL)
