@@ -97,7 +97,6 @@ app.run()
 """
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, control 2: an answer over 128 KiB never reaches the CLI")
 def test_an_answer_over_a_transport_frame_reaches_the_cli(troth_home: Path, tmp_path: Path) -> None:
     """Review 34d, control 2. The control socket framed with the network's frame limit (128
     KiB), answers too: an answer that did not fit (`mcp.serve` of an upstream with a large

@@ -104,6 +104,10 @@ MAX_REASSEMBLIES: Final = 16
 """Most fragmented messages a channel reassembles at once."""
 MAX_TRANSPORT_FRAME: Final = 128 * 1024
 """Largest TCP frame (a routed message: routes + one channel frame)."""
+MAX_CONTROL_FRAME: Final = 16 * 1024 * 1024
+"""Largest frame on a node's control socket (a request or an answer: docs/protocols.md, "Node
+control"). The socket is local and the owner's; an answer is whole (a hub's channel list, an
+MCP catalogue), so a transport frame's 128 KiB was too small (review 34d, control 2)."""
 MAX_CONNECTION_QUEUE_BYTES: Final = 1 << 20
 """Bytes of frames a node holds for one TCP connection whose write buffer is full (a peer slow
 to read), beyond that buffer (TcpSettings.max_queued_bytes): past it a sender waits while the

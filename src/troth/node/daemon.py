@@ -45,6 +45,7 @@ from troth.errors import (
     ChannelFailure,
     ConfigError,
     DecodeError,
+    DecodeProblem,
     Denied,
     NotFound,
     RemoteError,
@@ -59,7 +60,7 @@ from troth.node.control import perform
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.runtime import NodeRuntime
-from troth.transport.framing import FRAME_HEADER, check_header, frame
+from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header
 
 __all__ = [
     "control",
@@ -260,14 +261,26 @@ def stop_daemon(home: Path, name: str) -> bool:
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    length = check_header(await reader.readexactly(FRAME_HEADER.size))
+    length = check_header(await reader.readexactly(FRAME_HEADER.size), limits.MAX_CONTROL_FRAME)
     return await reader.readexactly(length)
+
+
+def _control_frame(value: Any) -> bytes:
+    """`value` in a control frame (transport framing, MAX_CONTROL_FRAME: review 34d, control 2;
+    DecodeError past it)."""
+    body = cbor.encode(value)
+    if len(body) > limits.MAX_CONTROL_FRAME:
+        raise DecodeError(
+            f"control frame of {len(body)} bytes over the limit of {limits.MAX_CONTROL_FRAME}",
+            DecodeProblem.OVER_LIMIT,
+        )
+    return FRAME_HEADER.pack(FRAME_VERSION, len(body)) + body
 
 
 async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:
     reader, writer = await asyncio.open_unix_connection(path)
     try:
-        writer.write(frame(cbor.encode({"op": op, "args": arguments})))
+        writer.write(_control_frame({"op": op, "args": arguments}))
         await writer.drain()
         answer = cbor.decode(await asyncio.wait_for(_read_frame(reader), timeout))
     except asyncio.IncompleteReadError:
@@ -414,8 +427,12 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
                 if not isinstance(exc, TrothError | ValueError):
                     log.exception("control request failed")
                 answer = error_answer(exc)
+            try:
+                data = _control_frame(answer)
+            except DecodeError as exc:  # too large: done, but said as an error, never dropped
+                data = _control_frame(error_answer(exc))
             with contextlib.suppress(ConnectionError):
-                writer.write(frame(cbor.encode(answer)))
+                writer.write(data)
                 await writer.drain()
             writer.close()
 
