@@ -12,7 +12,6 @@ from tests.test_mcp_channels import support_bundle
 from troth.node.services.policy import install_bundle
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, crash 1: a bundle stored without telling the running node is never taken up")
 def test_a_bundle_stored_without_telling_the_running_node_is_taken_up(tmp_path: Path) -> None:
     """Review 34d, crash 1. `troth policy push` stores the bundle in the node's table, then
     tells a running node to activate it (`policy.reload`). A push killed between the two (a
