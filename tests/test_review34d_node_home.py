@@ -188,3 +188,34 @@ def test_another_users_process_on_a_stale_pid_is_not_the_node(troth_home: Path) 
     finally:
         impostor.kill()
         impostor.wait()
+
+
+@pytest.mark.xfail(strict=True, reason="review 34d, node home 6: another home's node on a stale pid is taken for this node")
+def test_a_stale_pid_taken_by_another_homes_node_is_not_this_node(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """Review 34d, node home 6. Node `n` of this home crashed, its status file naming its pid;
+    the pid now belongs to node `n` of another home (the default node of two homes, a test
+    home and the real one; pids are reused, and in a container a daemon gets the same pid at
+    each start). Whether the pid was this node was judged by its command line, which is the
+    same: `troth node status n` said running, `troth node start n` refused ("already
+    running") and `troth node stop n` stopped the other home's node. Now the pid is this
+    node's only while that process holds this node's lock (node.lock, /proc/locks).
+
+    Was a strict xfail until `_is_our_node` asked /proc/locks who holds this node's lock."""
+    other = tmp_path / "other-home"
+    init_node("n", home=other)
+    running = start_daemon(other, "n", None)
+    try:
+        init_node("n")
+        directory = troth_home / "nodes" / "n"
+        stale = {"pid": running["pid"], "listening": None, "control": str(directory / "x.sock")}
+        (directory / "status.json").write_text(json.dumps(stale))
+        os.chmod(directory / "status.json", 0o600)
+        assert not node_status(troth_home, "n")["running"]
+        assert stop_daemon(troth_home, "n") is False
+        assert node_status(other, "n")["running"]  # the other home's node runs on
+    finally:
+        stop_daemon(other, "n")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(running["pid"], signal.SIGKILL)
