@@ -20,10 +20,12 @@ from troth.node import init_node
 from troth.node.daemon import control, start_daemon, stop_daemon
 
 # A stand-in for a node killed while it ran a request: it takes each control connection, reads
-# the request, and closes it without an answer (as a SIGKILL-ed or crashed daemon's does). Its
-# command line names troth.node and the node, as the real daemon's does.
+# the request, and closes it without an answer (as a SIGKILL-ed or crashed daemon's does). It
+# holds the node's lock, as the real daemon does.
 _SILENT_NODE = """
-import socket, sys
+import fcntl, os, socket, sys
+lock = os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(lock, fcntl.LOCK_EX)  # it runs the node: it holds its lock
 server = socket.socket(socket.AF_UNIX)
 server.bind(sys.argv[1])
 server.listen()
@@ -42,7 +44,7 @@ def silent_node(troth_home: Path) -> Iterator[str]:
     directory = troth_home / "nodes" / "n"
     socket_path = directory / "control.sock"
     process = subprocess.Popen(
-        [sys.executable, "-c", _SILENT_NODE, str(socket_path), "troth.node", "n"]
+        [sys.executable, "-c", _SILENT_NODE, str(socket_path), str(directory / "node.lock")]
     )
     try:
         ready = Path(str(socket_path) + ".ready")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_mcp_channels import support_bundle
 from troth.node.services.policy import install_bundle

@@ -190,7 +190,6 @@ def test_another_users_process_on_a_stale_pid_is_not_the_node(troth_home: Path) 
         impostor.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, node home 6: another home's node on a stale pid is taken for this node")
 def test_a_stale_pid_taken_by_another_homes_node_is_not_this_node(
     troth_home: Path, tmp_path: Path
 ) -> None:

@@ -134,16 +134,53 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_our_node(pid: int, name: str) -> bool:
-    """Whether `pid` is alive, this user's, and is `python -m troth.node NAME` (or `troth node
-    start NAME --foreground`): a stale pid may be reused, even by another user's process
-    naming the node in its command line on purpose (the node's is world-readable): taken
-    for the node, it kept it from starting and failed its stop (review 34d, node home 5)."""
+def _lock_holders(lock: Path) -> set[int] | None:
+    """The pids holding an flock on `lock` (Linux /proc/locks; none when there is no such
+    file), None when that cannot be told."""
+    try:
+        info = lock.stat()
+    except FileNotFoundError:
+        return set()
+    except OSError:
+        return None
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return None
+    holders: set[int] = set()
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5374403 0 EOF" ("->": waiting)
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            pid = int(fields[4])
+            device = (int(major, 16), int(minor, 16))
+            same = device == (os.major(info.st_dev), os.minor(info.st_dev))
+            if same and int(inode) == info.st_ino:
+                holders.add(pid)
+        except ValueError:
+            continue
+    return holders
+
+
+def _is_our_node(pid: int, name: str, directory: Path) -> bool:
+    """Whether `pid` is alive, this user's, and is node `name` of `directory`: the process
+    holding its node.lock (where /proc/locks tells), else one whose command line is `python
+    -m troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be
+    reused: by another user's process naming the node in its command line on purpose (the
+    node's is world-readable), which kept the node from starting and failed its stop
+    (review 34d, node home 5), or by a node of the same name in another home, which `troth
+    node stop` then stopped (review 34d, node home 6)."""
     if not _alive(pid):
         return False
     try:
         if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
             return False
+        holders = _lock_holders(directory / "node.lock")
+        if holders is not None:
+            return pid in holders
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
@@ -166,7 +203,7 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
     pid = status.get("pid") if isinstance(status, dict) else None
     if type(pid) is not int or pid <= 0:
         return {"name": name, "running": False}
-    if not _is_our_node(pid, name):
+    if not _is_our_node(pid, name, directory):
         return {"name": name, "running": False, "stale_pid": pid}
     return {"name": name, "running": True, **status}
 
@@ -250,11 +287,11 @@ def stop_daemon(home: Path, name: str) -> bool:
     pid = int(status["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _is_our_node(pid, name):
-        time.sleep(0.05)
-    if _is_our_node(pid, name):
-        os.kill(pid, signal.SIGKILL)
     directory = _dir(home, name)
+    while time.monotonic() < deadline and _is_our_node(pid, name, directory):
+        time.sleep(0.05)
+    if _is_our_node(pid, name, directory):
+        os.kill(pid, signal.SIGKILL)
     for leftover in ("status.json", "node.pid"):
         (directory / leftover).unlink(missing_ok=True)
     return True
