@@ -105,10 +105,10 @@ def test_an_answer_over_a_transport_frame_reaches_the_cli(troth_home: Path, tmp_
     catalogue, `channel list` on a hub with several hundred channels) raised in the
     daemon's handler after the operation was done, and the connection closed without an
     answer. `troth mcp serve` failed while the node served the upstream (and a retry was
-    refused: already published). Now the control socket (local, the owner's) takes frames
-    up to MAX_CONTROL_FRAME, and an answer past even that is answered as an error.
+    refused: already published). Now the control socket (local, the owner's) takes answers
+    up to MAX_CONTROL_ANSWER (16 MiB), and one past even that is answered as an error.
 
-    Was a strict xfail until the control protocol framed with MAX_CONTROL_FRAME."""
+    Was a strict xfail until the control protocol framed answers with MAX_CONTROL_ANSWER."""
     upstream = tmp_path / "catalogue.py"
     upstream.write_text(_MANY_TOOLS_SERVER)
     init_node("n")

@@ -297,18 +297,19 @@ def stop_daemon(home: Path, name: str) -> bool:
     return True
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    length = check_header(await reader.readexactly(FRAME_HEADER.size), limits.MAX_CONTROL_FRAME)
+async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+    length = check_header(await reader.readexactly(FRAME_HEADER.size), limit)
     return await reader.readexactly(length)
 
 
-def _control_frame(value: Any) -> bytes:
-    """`value` in a control frame (transport framing, MAX_CONTROL_FRAME: review 34d, control 2;
-    DecodeError past it)."""
+def _control_frame(value: Any, limit: int) -> bytes:
+    """`value` in a control frame (transport framing) of at most `limit` bytes: a request
+    MAX_CONTROL_REQUEST, an answer MAX_CONTROL_ANSWER (review 34d, control 2; DecodeError
+    past it)."""
     body = cbor.encode(value)
-    if len(body) > limits.MAX_CONTROL_FRAME:
+    if len(body) > limit:
         raise DecodeError(
-            f"control frame of {len(body)} bytes over the limit of {limits.MAX_CONTROL_FRAME}",
+            f"control frame of {len(body)} bytes over the limit of {limit}",
             DecodeProblem.OVER_LIMIT,
         )
     return FRAME_HEADER.pack(FRAME_VERSION, len(body)) + body
@@ -317,9 +318,11 @@ def _control_frame(value: Any) -> bytes:
 async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:
     reader, writer = await asyncio.open_unix_connection(path)
     try:
-        writer.write(_control_frame({"op": op, "args": arguments}))
+        writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
         await writer.drain()
-        answer = cbor.decode(await asyncio.wait_for(_read_frame(reader), timeout))
+        answer = cbor.decode(
+            await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_ANSWER), timeout)
+        )
     except asyncio.IncompleteReadError:
         # the node stopped or died while it ran the request: an I/O error (exit 4), never the
         # EOFError click takes for an aborted prompt (review 34d, control 1)
@@ -452,7 +455,9 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                request = cbor.decode(await asyncio.wait_for(_read_frame(reader), 10))
+                request = cbor.decode(
+                    await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_REQUEST), 10)
+                )
                 if not isinstance(request, dict) or not isinstance(request.get("op"), str):
                     raise DecodeError("a control request is a map with an op")
                 raw = request.get("args") or {}
@@ -465,9 +470,9 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
                     log.exception("control request failed")
                 answer = error_answer(exc)
             try:
-                data = _control_frame(answer)
+                data = _control_frame(answer, limits.MAX_CONTROL_ANSWER)
             except DecodeError as exc:  # too large: done, but said as an error, never dropped
-                data = _control_frame(error_answer(exc))
+                data = _control_frame(error_answer(exc), limits.MAX_CONTROL_ANSWER)
             with contextlib.suppress(ConnectionError):
                 writer.write(data)
                 await writer.drain()
