@@ -323,6 +323,11 @@ async def _control_request(path: str, op: str, arguments: dict[str, Any], timeou
         answer = cbor.decode(
             await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_ANSWER), timeout)
         )
+    except TimeoutError:  # asyncio's says nothing (review 34d, control 3)
+        raise TimeoutError(
+            f"the node did not answer {op} within {timeout:g} s (hung or slow: it may still "
+            "do it; see its node.log)"
+        ) from None
     except asyncio.IncompleteReadError:
         # the node stopped or died while it ran the request: an I/O error (exit 4), never the
         # EOFError click takes for an aborted prompt (review 34d, control 1)
