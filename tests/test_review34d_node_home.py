@@ -218,3 +218,31 @@ def test_a_stale_pid_taken_by_another_homes_node_is_not_this_node(
         stop_daemon(other, "n")
         with contextlib.suppress(ProcessLookupError):
             os.kill(running["pid"], signal.SIGKILL)
+
+
+@pytest.mark.xfail(strict=True, reason="review 34d, node home 7: a home with a non-ASCII path never starts its node")
+def test_a_node_in_a_home_with_a_non_ascii_path_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 34d, node home 7. The control socket goes to a runtime directory when its path
+    is too long for AF_UNIX (108 bytes), but the length was counted in characters: a home
+    whose path is under 100 characters and over 108 bytes (accented or CJK directory names:
+    2-3 bytes each in UTF-8) put the socket in the node directory, where bind() failed, and
+    the node never started ("AF_UNIX path too long"). Now the length is counted in bytes.
+
+    Was a strict xfail until `_socket_path` measured the encoded path."""
+    room = 99 - len(str(tmp_path)) - 1 - len("/nodes/n/control.sock")
+    if room < 12:
+        pytest.skip("the temporary directory's path is too long for this test")
+    home = tmp_path / ("€" * room)  # 3 bytes each
+    assert len(os.fsencode(home / "nodes" / "n" / "control.sock")) > 108
+    monkeypatch.setenv("TROTH_HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    init_node("n", home=home)
+    started = start_daemon(home, "n", None)
+    try:
+        assert node_status(home, "n")["running"]
+    finally:
+        stop_daemon(home, "n")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(started["pid"], signal.SIGKILL)
