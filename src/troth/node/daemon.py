@@ -86,7 +86,7 @@ def _dir(home: Path, name: str) -> Path:
 
 def _socket_path(directory: Path) -> Path:
     path = directory / "control.sock"
-    if len(str(path)) < 100:  # AF_UNIX paths are limited to ~108 bytes
+    if len(os.fsencode(path)) < 100:  # AF_UNIX paths: ~108 bytes (review 34d, node home 7)
         return path
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     runtime = Path(base) / f"troth-{os.getuid()}"
