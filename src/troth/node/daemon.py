@@ -134,21 +134,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _lock_holders(lock: Path) -> set[int] | None:
-    """The pids holding an flock on `lock` (Linux /proc/locks; none when there is no such
-    file), None when that cannot be told."""
-    try:
-        info = lock.stat()
-    except FileNotFoundError:
-        return set()
-    except OSError:
-        return None
+def _flock_holders(lock: Path) -> tuple[set[int], set[int]] | None:
+    """From Linux /proc/locks: the pids holding an flock on `lock` (none when there is no such
+    file), and every pid holding an flock on anything; None when that cannot be told."""
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
             lines = locks.read().splitlines()
     except OSError:
         return None
-    holders: set[int] = set()
+    try:
+        info = lock.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError:
+        return None
+    ours: set[int] = set()
+    anything: set[int] = set()
     for line in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5374403 0 EOF" ("->": waiting)
         fields = line.split()
         if len(fields) < 6 or fields[1] != "FLOCK":
@@ -156,31 +157,35 @@ def _lock_holders(lock: Path) -> set[int] | None:
         try:
             major, minor, inode = fields[5].split(":")
             pid = int(fields[4])
+            anything.add(pid)
             device = (int(major, 16), int(minor, 16))
-            same = device == (os.major(info.st_dev), os.minor(info.st_dev))
-            if same and int(inode) == info.st_ino:
-                holders.add(pid)
+            same = info is not None and int(inode) == info.st_ino
+            if same and info and device == (os.major(info.st_dev), os.minor(info.st_dev)):
+                ours.add(pid)
         except ValueError:
             continue
-    return holders
+    return ours, anything
 
 
 def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     """Whether `pid` is alive, this user's, and is node `name` of `directory`: the process
-    holding its node.lock (where /proc/locks tells), else one whose command line is `python
-    -m troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be
-    reused: by another user's process naming the node in its command line on purpose (the
-    node's is world-readable), which kept the node from starting and failed its stop
-    (review 34d, node home 5), or by a node of the same name in another home, which `troth
-    node stop` then stopped (review 34d, node home 6)."""
+    holding its node.lock; not one holding another flock (another node: every node holds its
+    own); else, where /proc/locks does not tell, one whose command line is `python -m
+    troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be reused: by
+    another user's process naming the node in its command line on purpose (the node's is
+    world-readable), which kept the node from starting and failed its stop (review 34d, node
+    home 5), or by the node of that name in another home, which `troth node stop` then
+    stopped (review 34d, node home 6)."""
     if not _alive(pid):
         return False
     try:
         if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
             return False
-        holders = _lock_holders(directory / "node.lock")
-        if holders is not None:
-            return pid in holders
+        holders = _flock_holders(directory / "node.lock")
+        if holders is not None and pid in holders[0]:
+            return True
+        if holders is not None and pid in holders[1]:
+            return False
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
