@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_mcp_channels import support_bundle
 from troth.node.services.policy import install_bundle
@@ -39,3 +41,29 @@ def test_a_bundle_stored_without_telling_the_running_node_is_taken_up(tmp_path: 
         assert held.bundle.body.revision == 1
 
     run_memnet(test, tmp_path)
+
+
+@pytest.mark.xfail(strict=True, reason="review 34d, crash 1: a node without the policy service never takes up a stored bundle")
+def test_a_node_without_the_policy_service_also_takes_up_a_stored_bundle(tmp_path: Path) -> None:
+    """Review 34d, crash 1 (a node that does not serve `policy`: its node.json names other
+    services). Its gates decide with the same table, and `policy.reload` activates it without
+    the service; a missed reload must cost one round there too.
+
+    Was a strict xfail until the runtime's maintenance activated the stored bundles when no
+    policy service does."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        assert "policy" not in hub.host.services
+        now = net.clock.now()
+        authority = net.authority.identifier
+        data = support_bundle(hub.node.identities.signer("hub", now=now), authority, now)
+        install_bundle(net.home, "hub", data, clock=net.clock)
+        assert hub.policies.held(authority) is None
+        await hub.maintain()
+        held = hub.policies.held(authority)
+        assert held is not None
+        assert held.bundle.body.revision == 1
+
+    run_memnet(test, tmp_path, services=("echo", "sink", "relay", "authority"))
