@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_mcp_channels import support_bundle
 from troth.node.services.policy import install_bundle
@@ -43,7 +41,6 @@ def test_a_bundle_stored_without_telling_the_running_node_is_taken_up(tmp_path: 
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="review 34d, crash 1: a node without the policy service never takes up a stored bundle")
 def test_a_node_without_the_policy_service_also_takes_up_a_stored_bundle(tmp_path: Path) -> None:
     """Review 34d, crash 1 (a node that does not serve `policy`: its node.json names other
     services). Its gates decide with the same table, and `policy.reload` activates it without
