@@ -55,13 +55,14 @@ def private_file_writer(
     left (a SIGKILL between open and rename) blocked every later write of `path` by a process
     with its pid (pid 1 in a container, at every restart), and a name planted beside a file
     written in a shared directory blocked that write (review 34d, node home 2)."""
-    while True:
+    for attempt in range(8):  # 64 random bits taken: planted, or a killed writer's
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
         try:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             break
-        except FileExistsError:  # 64 random bits taken: planted, or a killed writer's
-            continue
+        except FileExistsError:
+            if attempt == 7:
+                raise
     try:
         with os.fdopen(fd, "w" if text else "wb") as handle:
             yield handle
