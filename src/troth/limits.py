@@ -109,6 +109,13 @@ MAX_REASSEMBLIES: Final = 16
 """Most fragmented messages a channel reassembles at once."""
 MAX_TRANSPORT_FRAME: Final = 128 * 1024
 """Largest TCP frame (a routed message: routes + one channel frame)."""
+MAX_CONTROL_REQUEST: Final = MAX_TRANSPORT_FRAME
+"""Largest request on a node's control socket (docs/protocols.md, "Node control"): its
+arguments are text a command line gives (a ticket is at most MAX_TICKET_TEXT)."""
+MAX_CONTROL_ANSWER: Final = 16 * 1024 * 1024
+"""Largest answer on a node's control socket. It is whole (a hub's channel list, an MCP
+catalogue): a transport frame's 128 KiB, the limit before, dropped larger ones after the
+operation was done (review 34d, control 2)."""
 MAX_CONNECTION_QUEUE_BYTES: Final = 1 << 20
 """Bytes of frames a node holds for one TCP connection whose write buffer is full (a peer slow
 to read), beyond that buffer (TcpSettings.max_queued_bytes): past it a sender waits while the

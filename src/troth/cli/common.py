@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,18 +133,57 @@ def duration_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*names, type=str, callback=_to_seconds, metavar="DURATION", **kwargs)
 
 
+_DESCRIPTOR_NAME = re.compile(r"/dev/(stdout|stderr)|/(?:dev|proc/self)/fd/([0-9]{1,9})")
+"""The names of this process's own descriptors: written through the descriptor itself."""
+
+
+def _descriptor(path: str) -> int | None:
+    """The descriptor `path` names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N)."""
+    found = _DESCRIPTOR_NAME.fullmatch(path)
+    if found is None:
+        return None
+    stream, number = found.groups()
+    return int(number) if number is not None else (1 if stream == "stdout" else 2)
+
+
+def _open_special(target: Path, text: bool) -> IO[Any]:
+    """`target`, a special file, opened to write in place: a device, or a FIFO or socket of
+    this user (another user's FIFO, planted in a shared directory, would get the output:
+    refused; review 34d, CLI files 1)."""
+    fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)) and (
+            info.st_uid != os.geteuid()
+        ):
+            raise OSError(
+                f"it is a FIFO of another user (uid {info.st_uid}), who would read the output: "
+                "choose another name"
+            )
+        return os.fdopen(fd, "w" if text else "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @contextlib.contextmanager
 def output_file(path: str, *, text: bool = False) -> Iterator[IO[Any]]:
     """A file to write `path` through, atomically (`troth.node.home.private_file_writer`: a
     crash leaves the old file or the new one, and a symlink planted at `path` is replaced,
-    never followed, so it cannot make a command overwrite, say, a key file). A device or a
-    pipe at `path` (/dev/null) is written in place. OSError naming the file and the reason:
-    exit 4."""
+    never followed, so it cannot make a command overwrite, say, a key file). A device (/dev/null)
+    or a FIFO of this user at `path` is written in place, and so is one of this process's
+    descriptors named by /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N (symlinks:
+    they were replaced, review 34d, CLI files 2); a FIFO of another user is refused. OSError
+    naming the file and the reason: exit 4."""
     target = Path(path)
+    descriptor = _descriptor(path)
     special = not target.is_symlink() and target.exists() and not target.is_file()
     try:
-        if special:  # /dev/null, /dev/stdout, a FIFO: written in place, never replaced
-            with open(target, "w" if text else "wb") as file:
+        if descriptor is not None:  # the descriptor itself: no reopening, no truncation
+            with os.fdopen(os.dup(descriptor), "w" if text else "wb") as file:
+                yield file
+        elif special:  # /dev/null, a FIFO: written in place, never replaced
+            with _open_special(target, text) as file:
                 yield file
         else:
             with private_file_writer(target, text=text) as file:

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from troth.errors import (
     ChannelFailure,
     ConfigError,
     DecodeError,
+    DecodeProblem,
     Denied,
     NotFound,
     RemoteError,
@@ -55,10 +57,10 @@ from troth.errors import (
 )
 from troth.node.config import NodeConfig
 from troth.node.control import perform
-from troth.node.home import read_private_file, secure_dir, write_private_file
+from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.runtime import NodeRuntime
-from troth.transport.framing import FRAME_HEADER, check_header, frame
+from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header
 
 __all__ = [
     "control",
@@ -84,13 +86,22 @@ def _dir(home: Path, name: str) -> Path:
 
 def _socket_path(directory: Path) -> Path:
     path = directory / "control.sock"
-    if len(str(path)) < 100:  # AF_UNIX paths are limited to ~108 bytes
+    if len(os.fsencode(path)) < 100:  # AF_UNIX paths: ~108 bytes (review 34d, node home 7)
         return path
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     runtime = Path(base) / f"troth-{os.getuid()}"
-    secure_dir(runtime)
-    info = runtime.lstat()
-    if runtime.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+    # checked before anything is done through the name (/tmp is shared: a symlink planted
+    # there had the victim's directory chmod-ed 0700; review 34d, node home 3)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(runtime, 0o700)
+        info = runtime.lstat()
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(runtime, 0o700)  # ours, and not a link: only we can rename it (sticky /tmp)
+            info = runtime.lstat()
+    except OSError as exc:
+        raise ConfigError(f"cannot create directory {runtime}: {exc}") from exc
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise ConfigError(f"{runtime} is not a private directory of this user")
     return runtime / (hashlib.sha256(str(directory).encode()).hexdigest()[:20] + ".sock")
 
@@ -114,21 +125,67 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` is a process this user may signal (one of another user's never is this
+    user's node)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return True
     return True
 
 
-def _is_our_node(pid: int, name: str) -> bool:
-    """Whether `pid` is alive and is `python -m troth.node NAME` (or `troth node start NAME
-    --foreground`): a stale pid may be reused."""
+def _flock_holders(lock: Path) -> tuple[set[int], set[int]] | None:
+    """From Linux /proc/locks: the pids holding an flock on `lock` (none when there is no such
+    file), and every pid holding an flock on anything; None when that cannot be told."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return None
+    try:
+        info = lock.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError:
+        return None
+    ours: set[int] = set()
+    anything: set[int] = set()
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5374403 0 EOF" ("->": waiting)
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            pid = int(fields[4])
+            anything.add(pid)
+            device = (int(major, 16), int(minor, 16))
+            same = info is not None and int(inode) == info.st_ino
+            if same and info and device == (os.major(info.st_dev), os.minor(info.st_dev)):
+                ours.add(pid)
+        except ValueError:
+            continue
+    return ours, anything
+
+
+def _is_our_node(pid: int, name: str, directory: Path) -> bool:
+    """Whether `pid` is alive, this user's, and is node `name` of `directory`: the process
+    holding its node.lock; not one holding another flock (another node: every node holds its
+    own); else, where /proc/locks does not tell, one whose command line is `python -m
+    troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be reused: by
+    another user's process naming the node in its command line on purpose (the node's is
+    world-readable), which kept the node from starting and failed its stop (review 34d, node
+    home 5), or by the node of that name in another home, which `troth node stop` then
+    stopped (review 34d, node home 6)."""
     if not _alive(pid):
         return False
     try:
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return False
+        holders = _flock_holders(directory / "node.lock")
+        if holders is not None and pid in holders[0]:
+            return True
+        if holders is not None and pid in holders[1]:
+            return False
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
@@ -151,7 +208,7 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
     pid = status.get("pid") if isinstance(status, dict) else None
     if type(pid) is not int or pid <= 0:
         return {"name": name, "running": False}
-    if not _is_our_node(pid, name):
+    if not _is_our_node(pid, name, directory):
         return {"name": name, "running": False, "stale_pid": pid}
     return {"name": name, "running": True, **status}
 
@@ -182,7 +239,11 @@ def _config(home: Path, name: str) -> NodeConfig:
 def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     """Run `python -m troth.node NAME` in the background; its status once it is ready."""
     directory = _dir(home, name)
-    (directory / "status.json").unlink(missing_ok=True)
+    # status.json is left as it is (a start that lost a race to another deleted the running
+    # node's, which ran on hidden from status, stop and every later start: review 34d, node
+    # home 1); the wait below takes only a status file written since (the daemon replaces it:
+    # a new inode) naming the pid spawned here (a stale one may name it: pids are reused)
+    stale = _file_id(directory / "status.json")
     command = [sys.executable, "-m", "troth.node", name]
     if tcp_listen:
         command += ["--tcp-listen", tcp_listen]
@@ -200,9 +261,10 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        status = node_status(home, name)
-        if status["running"] and status.get("pid") == process.pid:
-            return status
+        if _file_id(directory / "status.json") not in (None, stale):
+            status = node_status(home, name)
+            if status["running"] and status.get("pid") == process.pid:
+                return status
         if process.poll() is not None:
             with open(log_file, "rb") as log:
                 log.seek(before)
@@ -213,6 +275,15 @@ def _spawn(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any]:
     raise ConfigError(f"node {name!r} did not become ready within {START_TIMEOUT} s")
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file at `path` (None when there is none)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def stop_daemon(home: Path, name: str) -> bool:
     """Stop a running node (SIGTERM, then SIGKILL after a grace period). False if not running."""
     status = node_status(home, name)
@@ -221,27 +292,54 @@ def stop_daemon(home: Path, name: str) -> bool:
     pid = int(status["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _is_our_node(pid, name):
-        time.sleep(0.05)
-    if _is_our_node(pid, name):
-        os.kill(pid, signal.SIGKILL)
     directory = _dir(home, name)
+    while time.monotonic() < deadline and _is_our_node(pid, name, directory):
+        time.sleep(0.05)
+    if _is_our_node(pid, name, directory):
+        os.kill(pid, signal.SIGKILL)
     for leftover in ("status.json", "node.pid"):
         (directory / leftover).unlink(missing_ok=True)
     return True
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    length = check_header(await reader.readexactly(FRAME_HEADER.size))
+async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+    length = check_header(await reader.readexactly(FRAME_HEADER.size), limit)
     return await reader.readexactly(length)
+
+
+def _control_frame(value: Any, limit: int) -> bytes:
+    """`value` in a control frame (transport framing) of at most `limit` bytes: a request
+    MAX_CONTROL_REQUEST, an answer MAX_CONTROL_ANSWER (review 34d, control 2; DecodeError
+    past it)."""
+    body = cbor.encode(value)
+    if len(body) > limit:
+        raise DecodeError(
+            f"control frame of {len(body)} bytes over the limit of {limit}",
+            DecodeProblem.OVER_LIMIT,
+        )
+    return FRAME_HEADER.pack(FRAME_VERSION, len(body)) + body
 
 
 async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:
     reader, writer = await asyncio.open_unix_connection(path)
     try:
-        writer.write(frame(cbor.encode({"op": op, "args": arguments})))
+        writer.write(_control_frame({"op": op, "args": arguments}, limits.MAX_CONTROL_REQUEST))
         await writer.drain()
-        answer = cbor.decode(await asyncio.wait_for(_read_frame(reader), timeout))
+        answer = cbor.decode(
+            await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_ANSWER), timeout)
+        )
+    except TimeoutError:  # asyncio's says nothing (review 34d, control 3)
+        raise TimeoutError(
+            f"the node did not answer {op} within {timeout:g} s (hung or slow: it may still "
+            "do it; see its node.log)"
+        ) from None
+    except asyncio.IncompleteReadError:
+        # the node stopped or died while it ran the request: an I/O error (exit 4), never the
+        # EOFError click takes for an aborted prompt (review 34d, control 1)
+        raise ConnectionResetError(
+            f"the node closed its control connection without an answer ({op}: it stopped or "
+            "died while running it, which may or may not have been done; see its node.log)"
+        ) from None
     finally:
         writer.close()
     if not isinstance(answer, dict):
@@ -367,7 +465,9 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                request = cbor.decode(await asyncio.wait_for(_read_frame(reader), 10))
+                request = cbor.decode(
+                    await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_REQUEST), 10)
+                )
                 if not isinstance(request, dict) or not isinstance(request.get("op"), str):
                     raise DecodeError("a control request is a map with an op")
                 raw = request.get("args") or {}
@@ -379,8 +479,12 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
                 if not isinstance(exc, TrothError | ValueError):
                     log.exception("control request failed")
                 answer = error_answer(exc)
+            try:
+                data = _control_frame(answer, limits.MAX_CONTROL_ANSWER)
+            except DecodeError as exc:  # too large: done, but said as an error, never dropped
+                data = _control_frame(error_answer(exc), limits.MAX_CONTROL_ANSWER)
             with contextlib.suppress(ConnectionError):
-                writer.write(frame(cbor.encode(answer)))
+                writer.write(data)
                 await writer.drain()
             writer.close()
 

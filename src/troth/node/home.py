@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -48,9 +49,20 @@ def private_file_writer(
     """A file to write `path` through, atomically with mode 0600: a new temporary file beside it
     (O_EXCL: never one planted there), fsynced, then renamed over `path` (a symlink at `path`
     is replaced, never followed) and the directory fsynced; removed if the block fails.
-    `exclusive`: fail with FileExistsError if `path` exists."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    `exclusive`: fail with FileExistsError if `path` exists.
+
+    The temporary name is random per write, not only the writer's pid: one a killed writer
+    left (a SIGKILL between open and rename) blocked every later write of `path` by a process
+    with its pid (pid 1 in a container, at every restart), and a name planted beside a file
+    written in a shared directory blocked that write (review 34d, node home 2)."""
+    for attempt in range(8):  # 64 random bits taken: planted, or a killed writer's
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            break
+        except FileExistsError:
+            if attempt == 7:
+                raise
     try:
         with os.fdopen(fd, "w" if text else "wb") as handle:
             yield handle

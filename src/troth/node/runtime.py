@@ -370,6 +370,9 @@ class NodeRuntime:
 
     async def _maintain_services(self) -> None:
         now = self.clock.now()
+        if "policy" not in self.host.services:  # else the policy service does it, distributing
+            # the bundles stored since (a push that never told this node: review 34d, crash 1)
+            await self.worker.run(lambda: self.policies.reload(now=now))
         for service in list(self.host.services.values()):
             await service.maintain(now)
 

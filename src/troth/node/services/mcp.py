@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -293,6 +294,10 @@ class McpService:
                 await asyncio.wait_for(asyncio.shield(task), 10)
 
 
+_STARTING: Final[weakref.WeakKeyDictionary[NodeRuntime, set[str]]] = weakref.WeakKeyDictionary()
+"""Per runtime, the MCP services whose upstream is starting (their names taken)."""
+
+
 async def publish(
     runtime: NodeRuntime, name: str, command: list[str], *, cwd: str | None
 ) -> dict[str, Any]:
@@ -310,8 +315,12 @@ async def publish(
 
 async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) -> dict[str, Any]:
     """Publish `upstream` (what `mcp.Client` connects to) as MCP server `name` on a running
-    node: the service's address and the upstream's tools."""
-    if MCP_PREFIX + name in runtime.host.services:
+    node: the service's address and the upstream's tools. The name is taken before the
+    upstream starts: a second publication of it meanwhile is refused (ConflictError) and
+    starts nothing (review 34d, node home 4: it replaced the first among the node's services,
+    then failed on the taken route, its upstream left running, served by nothing)."""
+    starting = _STARTING.setdefault(runtime, set())
+    if MCP_PREFIX + name in runtime.host.services or MCP_PREFIX + name in starting:
         raise ConflictError(f"MCP server {name} is already published on node {runtime.name}")
     service = McpService(
         name,
@@ -323,6 +332,10 @@ async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) ->
         clock=runtime.clock,
         recorder=runtime.traces.decision_recorder(),
     )
-    await service.start()
-    runtime.add_service(service)
+    starting.add(service.name)
+    try:
+        await service.start()
+        runtime.add_service(service)
+    finally:
+        starting.discard(service.name)
     return {"service": service.name, "address": f"/service/{service.name}", "tools": service.tools}

@@ -577,10 +577,17 @@ class PolicyService:
             return table.load(authority.digest)
 
     async def maintain(self, now: int) -> None:
-        """Pull newer bundles; forget subscriptions whose channel is gone."""
+        """Activate (and distribute) the bundles stored in the node's table since (a `troth
+        policy push` that never told this node: killed before it did, or it looked while the
+        node was starting; review 34d, crash 1); pull newer bundles; forget subscriptions whose
+        channel is gone."""
         for key, subscription in list(self.subscriptions.items()):
             if self.find_channel(subscription.channel) is None:
                 del self.subscriptions[key]
+        try:
+            await self.installed()
+        except TrothError as exc:  # the pull goes on
+            log.warning("policy bundles stored since: %s", exc)
         await self.pull()
 
     def status(self) -> dict[str, Any]:
