@@ -467,11 +467,14 @@ class Authority:
     def remove_member(
         self, identifier: Identifier, *, now: int, reason: str = "member removed"
     ) -> list[bytes]:
-        """Stop issuing to a member and revoke its unexpired credentials. Returns their ids."""
+        """Stop issuing to a member and revoke its credentials a verifier may still accept:
+        unexpired, or expired within `MAX_CLOCK_SKEW_SECONDS` (the most skew a verifier allows;
+        review 34c, remove 1). Returns their ids."""
         with self.store.transaction():
             if not self.store.remove_member(identifier.digest):
                 raise AuthorityError(_A.NOT_A_MEMBER, str(identifier))
-            ids = self.store.unexpired_issued(identifier.digest, now)
+            since = now - limits.MAX_CLOCK_SKEW_SECONDS
+            ids = self.store.unexpired_issued(identifier.digest, since)
             self.revoke_credentials(ids, now=now, reason=reason)
         return ids
 
