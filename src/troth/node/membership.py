@@ -35,7 +35,7 @@ from troth.routing import parse_route
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
 
-__all__ = ["AUTHORITY", "REFRESH_MARGIN", "enroll", "refresh_credentials", "refresh_feeds"]
+__all__ = ["AUTHORITY", "REFRESH_MARGIN", "enroll", "refresh_credentials", "refresh_feeds", "shows"]
 
 log = logging.getLogger("troth.node")
 AUTHORITY: Final = service_address("authority")
@@ -130,12 +130,12 @@ async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MAR
             # only on the channels opened as the node: a peer verifies the chains as the
             # identity the channel shows, and closed one opened as another local identity
             # (`channel_as`) at each refresh (review 34b, in-band 1)
-            if end.channel.state is ChannelState.OPEN and _shows(end, me.history):
+            if end.channel.state is ChannelState.OPEN and shows(end, me.history):
                 runtime._spawn(_present(end, me.credentials))
     return refreshed
 
 
-def _shows(end: ChannelEnd, history: bytes) -> bool:
+def shows(end: ChannelEnd, history: bytes) -> bool:
     """Whether channel `end` shows the identity whose (current) history is `history`."""
     try:
         shown = UnverifiedHistory.decode(end.channel.me.history).identifier_digest

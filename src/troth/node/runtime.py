@@ -662,11 +662,14 @@ class NodeRuntime:
 
     async def _rotated(self) -> None:
         """This node's identity rotated: present the new history from now on, and close the
-        channels that carry the old one (every peer holding the feed refuses it now)."""
-        await self._renew_identity()
+        channels that carry the old one (every peer holding the feed refuses it now); those
+        opened as another local identity (`channel_as`) show that identity's history, which
+        this rotation leaves as it was (review 34c, rotated 1)."""
+        me = await self._renew_identity()
         self._rotations += 1
         for end in list(self.channels.ends.values()):  # a task each, as refresh_credentials does
-            self._spawn(end.close())
+            if membership.shows(end, me.history):
+                self._spawn(end.close())
 
     # -- status ----------------------------------------------------------------------------------
 
