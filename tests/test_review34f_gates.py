@@ -1,0 +1,54 @@
+"""Review 34f, gates: attacks on the policy gates (docs/policy.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.gates import GatesWorld, T, make_world, rotate, superseding
+from troth.credentials import RevocationKind
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import ToolCall
+
+ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'
+EXPORT = ToolCall("export_customers", {})
+
+
+@pytest.fixture
+def world() -> GatesWorld:
+    return make_world()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 34f, gates 1: a bundle issued before the held one replaces it once its "
+    "signer is out of force (a replayed older revision)",
+)
+@pytest.mark.parametrize("out_of_force", ["rotated", "revoked"])
+def test_an_older_bundle_cannot_replace_one_whose_signer_left(
+    world: GatesWorld, out_of_force: str
+) -> None:
+    """The authority's early permit-all (revision 3) was replaced by its policy-admin's
+    tighter revision 9. The admin then rotates its key (routine) or is revoked: revision 9 is
+    no longer in force, so the node denies everything until a replacement comes. Any member
+    (`policy.push` is open to members) replays revision 3, still unexpired: it must not come
+    back, else the member calls what revision 9 forbade (export_customers)."""
+    older = world.bundle(revision=3, policies=ALL, now=T)
+    store = world.store(older, world.bundle(revision=9, by_admin=True, now=T + 1))
+    point = world.point(store)
+    member = world.credential(world.support_chain, world.support)
+    assert not point.decide(member, EXPORT, now=T + 10).allowed
+    if out_of_force == "rotated":
+        history, _ = rotate(world, world.admin, T + 20)
+        world.feed = superseding(world.authority, history, world.authority, T + 30)
+    else:
+        world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 30)
+
+    with pytest.raises(PolicyError) as caught:
+        store.accept(older, feeds=world.feeds(), now=T + 31)
+    assert caught.value.reason is PolicyFailure.ROLLBACK
+    assert "issued" in caught.value.detail
+    denied = point.decide(member, EXPORT, now=T + 32)
+    failure = (
+        PolicyFailure.SIGNER_SUPERSEDED if out_of_force == "rotated" else PolicyFailure.SIGNER_REVOKED
+    )
+    assert (denied.allowed, denied.reason) == (False, f"denied: {failure.value}")
