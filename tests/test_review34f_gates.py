@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.gates import GatesWorld, T, make_world, rotate, superseding
+from tests.support.gates import POLICIES, TOOLS, GatesWorld, T, make_world, rotate, superseding
 from troth.credentials import RevocationKind
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import ToolCall
+from troth.gates import Outcome, PolicyEngine, ToolCall, cedar_call, compile_policies
 
 ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'
 EXPORT = ToolCall("export_customers", {})
@@ -52,3 +52,31 @@ def test_an_older_bundle_cannot_replace_one_whose_signer_left(
         else PolicyFailure.SIGNER_REVOKED
     )
     assert (denied.allowed, denied.reason) == (False, f"denied: {failure.value}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 34f, gates 2: a Cedar answer without its errors field reads as error-free",
+)
+@pytest.mark.parametrize(
+    "diagnostics",
+    [
+        '{"reason":["policy0"]}',
+        '{"reason":["policy0"],"evaluation_errors":["error while evaluating policy `policy2`"]}',
+    ],
+)
+def test_an_allow_without_its_errors_field_denies(
+    monkeypatch: pytest.MonkeyPatch, diagnostics: str
+) -> None:
+    """cedarpy is required as `>=4.12`: a release that moves or renames the diagnostics'
+    `errors` (an erring forbid, an erring caveat: Cedar skips it and answers Allow) must not
+    make every such Allow read as error-free. The answer's errors are part of its shape: an
+    answer without them is one of another shape (UNREADABLE), a denial, as the module says."""
+    world = make_world()
+    member = world.credential(world.support_chain, world.support)
+    answer = '{"decision":"Allow","diagnostics":' + diagnostics + "}"
+    monkeypatch.setattr(cedar_call, "_native", lambda *_: [answer])
+    engine = PolicyEngine(compile_policies(POLICIES, "", TOOLS), revision=7)
+    decision = engine.decide(member, ToolCall("refund", {"order_id": "o1", "amount": 20}), now=T)
+    assert (decision.allowed, decision.outcome) == (False, Outcome.EVALUATION_ERROR)
+    assert decision.errors == ("the policy engine could not decide",)
