@@ -54,10 +54,6 @@ def test_an_older_bundle_cannot_replace_one_whose_signer_left(
     assert (denied.allowed, denied.reason) == (False, f"denied: {failure.value}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 34f, gates 2: a Cedar answer without its errors field reads as error-free",
-)
 @pytest.mark.parametrize(
     "diagnostics",
     [
@@ -71,7 +67,10 @@ def test_an_allow_without_its_errors_field_denies(
     """cedarpy is required as `>=4.12`: a release that moves or renames the diagnostics'
     `errors` (an erring forbid, an erring caveat: Cedar skips it and answers Allow) must not
     make every such Allow read as error-free. The answer's errors are part of its shape: an
-    answer without them is one of another shape (UNREADABLE), a denial, as the module says."""
+    answer without them is one of another shape (UNREADABLE), a denial, as the module says.
+
+    Review 34f, gates 2: was a strict xfail until troth.gates.cedar_call._read required the
+    diagnostics' `errors` list."""
     world = make_world()
     member = world.credential(world.support_chain, world.support)
     answer = '{"decision":"Allow","diagnostics":' + diagnostics + "}"
