@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.gates import POLICIES, TOOLS, GatesWorld, T, make_world, rotate, superseding
+from tests.support.gates import (
+    POLICIES,
+    TOOLS,
+    GatesWorld,
+    T,
+    lookup_order,
+    make_world,
+    rotate,
+    superseding,
+)
+from troth.clock import FixedClock
 from troth.credentials import RevocationKind
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import Outcome, PolicyEngine, ToolCall, cedar_call, compile_policies
+from troth.gates import (
+    ListRecorder,
+    Outcome,
+    PolicyEngine,
+    Tool,
+    ToolCall,
+    ToolGate,
+    cedar_call,
+    compile_policies,
+)
 
 ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'
 EXPORT = ToolCall("export_customers", {})
@@ -79,3 +98,50 @@ def test_an_allow_without_its_errors_field_denies(
     decision = engine.decide(member, ToolCall("refund", {"order_id": "o1", "amount": 20}), now=T)
     assert (decision.allowed, decision.outcome) == (False, Outcome.EVALUATION_ERROR)
     assert decision.errors == ("the policy engine could not decide",)
+
+
+class Posing(str):
+    """A string whose text (what JSON encodes, what Cedar judges) is one order, and which
+    formats, prints and concatenates as another."""
+
+    def __format__(self, spec: str) -> str:
+        return "9999"
+
+    def __str__(self) -> str:
+        return "9999"
+
+
+ONE_ORDER = POLICIES + (
+    '@id("own-order") forbid(principal, action == Action::"invoke:lookup_order", resource)\n'
+    '  unless { context.args.order_id == "4471" };'
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 34f, gates 3: a tool runs with the caller's nested objects, not the plain "
+    "values Cedar judged",
+)
+def test_a_tool_runs_with_the_plain_values_judged() -> None:
+    """`ToolGate.invoke` read the arguments' Mapping once (review 31b) but handed the tool the
+    caller's own values: a `str` subclass whose text is "4471" (JSON encodes the text, so
+    Cedar judged order 4471, the only one `own-order` lets through) formats as "9999", and the
+    tool looked up order 9999. The tool, the record and Cedar must see the same plain JSON
+    values."""
+    world = make_world()
+    recorder = ListRecorder()
+    gate = ToolGate(
+        world.point(world.store(world.bundle(policies=ONE_ORDER)), recorder),
+        [Tool.from_function(lookup_order)],
+        clock=FixedClock(T + 10),
+    )
+    member = world.credential(world.support_chain, world.support)
+    assert gate.invoke(member, "lookup_order", {"order_id": "9999"}).decision.outcome is (
+        Outcome.FORBIDDEN
+    )
+    result = gate.invoke(member, "lookup_order", {"order_id": Posing("4471")})
+    assert result.decision.outcome is Outcome.ALLOWED
+    assert result.value == "order 4471: 2 items, paid"
+    record = recorder.records[-1].request
+    assert isinstance(record, ToolCall)
+    assert type(record.arguments["order_id"]) is str
