@@ -117,17 +117,15 @@ ONE_ORDER = POLICIES + (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 34f, gates 3: a tool runs with the caller's nested objects, not the plain "
-    "values Cedar judged",
-)
 def test_a_tool_runs_with_the_plain_values_judged() -> None:
     """`ToolGate.invoke` read the arguments' Mapping once (review 31b) but handed the tool the
     caller's own values: a `str` subclass whose text is "4471" (JSON encodes the text, so
     Cedar judged order 4471, the only one `own-order` lets through) formats as "9999", and the
     tool looked up order 9999. The tool, the record and Cedar must see the same plain JSON
-    values."""
+    values.
+
+    Review 34f, gates 3: was a strict xfail until ToolGate.invoke ran the tool with the
+    arguments encoded and decoded once (troth.gates.tools._plain)."""
     world = make_world()
     recorder = ListRecorder()
     gate = ToolGate(
