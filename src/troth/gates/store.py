@@ -344,7 +344,7 @@ class BundleStore:
     def replaceable(self, authority: Identifier, feed: VerifiedFeed | None) -> bool:
         """Whether `feed` (the authority's current feed) says the active bundle of
         `authority` is no longer in force for good (its signer revoked or superseded), so a
-        bundle of any revision may replace it (none held: False)."""
+        bundle of any revision issued since it may replace it (none held: False)."""
         held = self._active.get(authority)
         return held is not None and _newer(0, held, feed)
 
