@@ -48,7 +48,7 @@ def test_an_older_bundle_cannot_replace_one_whose_signer_left(
     back, else the member calls what revision 9 forbade (export_customers).
 
     Review 34f, gates 1: was a strict xfail until BundleStore.accept took a replacement of a
-    bundle out of force only when issued after it (troth.gates.store._rollback)."""
+    bundle out of force only when issued since it, not before (troth.gates.store._rollback)."""
     older = world.bundle(revision=3, policies=ALL, now=T)
     store = world.store(older, world.bundle(revision=9, by_admin=True, now=T + 1))
     point = world.point(store)
