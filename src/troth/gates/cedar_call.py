@@ -9,8 +9,9 @@ checks (`troth bench --only gates.decide`). `authorize` calls the same native fu
 reads its JSON once (orjson: a third of the standard parser's time on this answer, whose
 metrics make it ~400 bytes) into a `CedarAnswer`. Where the installed cedarpy has no such function,
 the public wrapper answers instead (`DIRECT` says which); tests hold both ways to the same
-answers. An answer of another shape reads as `NoDecision` with an error (`UNREADABLE`): a
-request is allowed only on Allow with zero errors, so it is denied.
+answers. An answer of another shape — its diagnostics without their `errors` list included
+(review 34f, gates 2) — reads as `NoDecision` with an error (`UNREADABLE`): a request is
+allowed only on Allow with zero errors, so it is denied.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def _read(answer: Any) -> CedarAnswer:
     decision, diagnostics = answer.get("decision"), answer.get("diagnostics")
     if decision not in _DECISIONS or type(diagnostics) is not dict:
         return UNREADABLE
-    reasons, errors = diagnostics.get("reason", []), diagnostics.get("errors", [])
+    # the errors are required: an Allow beside an erring forbid or caveat differs from a clean
+    # one only by them (review 34f, gates 2: a missing field read as none allowed it)
+    reasons, errors = diagnostics.get("reason", []), diagnostics.get("errors")
     annotations = diagnostics.get("id_annotations_by_reason", {})
     if type(reasons) is not list or type(errors) is not list or type(annotations) is not dict:
         return UNREADABLE

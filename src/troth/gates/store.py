@@ -10,9 +10,10 @@ a history it was verified with (`VerifiedBundle.check_signer`); otherwise it rai
 PolicyError and the decision point denies.
 
 A held bundle whose signer the current feed revokes or supersedes is no longer in force and
-never will be again (feeds only grow): a verified bundle of any revision replaces it (a
-rotated authority can replace what its stolen key signed at the top revision). While the held
-bundle is in force, a revision not higher than its own is a rollback and refused.
+never will be again (feeds only grow): a verified bundle of any revision issued since it
+replaces it (a rotated authority can replace what its stolen key signed at the top revision;
+an older bundle replayed is refused: review 34f, gates 1). While the held bundle is in force,
+a revision not higher than its own is a rollback and refused.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
 this module in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
@@ -35,6 +36,7 @@ from troth.credentials import ChainVerifier, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, PolicyError, PolicyFailure, PolicyNotChecked
 from troth.gates.bundles import (
+    BundleBody,
     KnownIn,
     VerifiedBundle,
     decode_bundle,
@@ -223,16 +225,17 @@ class BundleStore:
         self, data: bytes, *, feeds: Mapping[Identifier, VerifiedFeed], now: int
     ) -> VerifiedBundle:
         """Verify and activate a bundle of a higher revision than the one held, or of any
-        revision when `feeds` says the held one is no longer in force (its signer revoked or
-        superseded); PolicyError ROLLBACK otherwise. The bytes already active are accepted
-        again as a no-op."""
+        revision issued since the held one when `feeds` says that one is no longer in force
+        (its signer revoked or superseded); PolicyError ROLLBACK otherwise. The bytes already
+        active are accepted again as a no-op."""
         claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
         feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
         if held is not None and held.bundle.data == data:
             return held.bundle
-        if held is not None and not _newer(claimed.revision, held, feed):
-            raise PolicyError(_P.ROLLBACK, f"{claimed.revision} <= {held.bundle.body.revision}")
+        refusal = None if held is None else _rollback(claimed, held, feed)
+        if refusal is not None:
+            raise PolicyError(_P.ROLLBACK, refusal)
         verified = verify_bundle(
             data,
             verifier=self.verifier,
@@ -245,11 +248,12 @@ class BundleStore:
         authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
+            refusal = None if held is None else _rollback(body, held, feed)
             if held is None or body.revision > held.bundle.body.revision:
                 if not self.table.save_if_newer(authority, body.revision, data, now):
                     raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
-            elif not _newer(body.revision, held, feed):
-                raise PolicyError(_P.ROLLBACK, f"{body.revision} <= {held.bundle.body.revision}")
+            elif refusal is not None:
+                raise PolicyError(_P.ROLLBACK, refusal)
             elif not self.table.replace(authority, held.bundle.data, body.revision, data, now):
                 raise PolicyError(_P.ROLLBACK, "another bundle was stored meanwhile: reload")
             self._active[body.authority] = _activate(verified)
@@ -340,7 +344,7 @@ class BundleStore:
     def replaceable(self, authority: Identifier, feed: VerifiedFeed | None) -> bool:
         """Whether `feed` (the authority's current feed) says the active bundle of
         `authority` is no longer in force for good (its signer revoked or superseded), so a
-        bundle of any revision may replace it (none held: False)."""
+        bundle of any revision issued since it may replace it (none held: False)."""
         held = self._active.get(authority)
         return held is not None and _newer(0, held, feed)
 
@@ -364,6 +368,27 @@ class BundleStore:
             bundle.check_signer(feed)  # the same feed object says the same: checked once
             self._signer_checked[authority] = (held, feed)
         return held.engine
+
+
+def _rollback(body: BundleBody, held: ActiveBundle, feed: VerifiedFeed | None) -> str | None:
+    """Why a bundle of `body` may not replace `held` (None: it may): a revision not higher
+    than the held one's while that one is in force; or, the held one out of force for good, a
+    bundle issued before it. A replacement is a bundle signed since the one it replaces (in
+    the same second too): an older bundle, replayed once its successor's signer rotated or
+    was revoked, would bring back what that successor took away (review 34f, gates 1;
+    docs/policy.md, "Bundles on a node")."""
+    held_body = held.bundle.body
+    if body.revision > held_body.revision:
+        return None
+    if not _newer(body.revision, held, feed):
+        return f"{body.revision} <= {held_body.revision}"
+    if body.issued_at < held_body.issued_at:
+        return (
+            f"issued at {body.issued_at}, before the bundle it would replace (issued at "
+            f"{held_body.issued_at}; its signer is no longer in force): a replacement is one "
+            "signed since"
+        )
+    return None
 
 
 def _newer(revision: int, held: ActiveBundle, feed: VerifiedFeed | None) -> bool:

@@ -4,21 +4,24 @@ Gate 1, `available_tools(caller)`: only the tools the caller could be permitted 
 (partial evaluation with the arguments unknown; a tool no permit can ever allow is never
 listed) and whose declared schema is the bundle's. Gate 2, `invoke(caller, tool, args)`: every
 call is decided with the caller's current credential and the current feed, a hidden tool
-called by name included, then run; a denial carries a reason a model can read. An allowed
-call gets what the `LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter; a
-provider that cannot lease the call's secret raises `LeaseDenied`, which denies the call. The
-call's decision is recorded before its lease is asked for (a lease step links to it); a refused
-lease, or a provider that fails (its error propagates), records the call's denial after it
-(`DecisionPoint.refuse`), so no call that did not run is left recorded as only allowed.
+called by name included, then run with the plain JSON values judged (the arguments encoded
+and decoded once: never the caller's own objects, review 34f, gates 3); a denial carries a
+reason a model can read. An allowed call gets what the `LeaseProvider` attaches (gate 3,
+issue 12) as its `lease` parameter; a provider that cannot lease the call's secret raises
+`LeaseDenied`, which denies the call. The call's decision is recorded before its lease is
+asked for (a lease step links to it); a refused lease, or a provider that fails (its error
+propagates), records the call's denial after it (`DecisionPoint.refuse`), so no call that did
+not run is left recorded as only allowed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from troth.clock import Clock, SystemClock
 from troth.gates.engine import Outcome, PolicyDecision, ToolCall
@@ -107,6 +110,20 @@ class ToolResult:
         return self.decision.allowed
 
 
+_ENCODER: Final = json.JSONEncoder(allow_nan=False)
+
+
+def _plain(arguments: Any) -> Any:
+    """`arguments` as the plain JSON values the engine encodes and Cedar judges, decoded: the
+    gate's own objects, never the caller's (a `str`, `int`, `dict` or `list` subclass becomes
+    its plain value: review 34f, gates 3). What does not encode is left as given (the engine
+    denies it)."""
+    try:
+        return json.loads(_ENCODER.encode(arguments))
+    except (TypeError, ValueError, RecursionError):
+        return arguments
+
+
 class ToolGate:
     """Gates a set of tools behind a DecisionPoint (module docstring)."""
 
@@ -140,9 +157,10 @@ class ToolGate:
             # read once: the tool runs with the copy judged and recorded, never a second read
             # of the caller's Mapping (review 31b, gates 1; docs/policy.md, "The tool gate")
             arguments = dict(arguments)
+        plain: Any = _plain(arguments)
         if declared is not None and declared.fill is not None:
-            arguments = declared.fill(arguments)  # judged, recorded and run as filled (a copy)
-        request = ToolCall(tool, arguments, "" if declared is None else declared.shape)
+            plain = declared.fill(plain)  # judged, recorded and run as filled (a copy)
+        request = ToolCall(tool, plain, "" if declared is None else declared.shape)
         record = self.point.judge(caller, request, now=self.clock.now())
         if not record.decision.allowed or declared is None or declared.run is None:
             return ToolResult(record.decision)
@@ -156,5 +174,5 @@ class ToolGate:
                 self.point.refuse(record, PolicyDecision.deny(Outcome.LEASE_DENIED, failed))
                 raise
             if declared.takes_lease:
-                return ToolResult(record.decision, declared.run(**arguments, lease=lease))
-            return ToolResult(record.decision, declared.run(**arguments))
+                return ToolResult(record.decision, declared.run(**plain, lease=lease))
+            return ToolResult(record.decision, declared.run(**plain))

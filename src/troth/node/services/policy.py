@@ -217,7 +217,8 @@ class NodePolicies:
 
     def replaceable(self, authority: Identifier) -> bool:
         """Whether the held feed says the active bundle of `authority` is no longer in force
-        for good (its signer revoked or superseded): a bundle of any revision replaces it."""
+        for good (its signer revoked or superseded): a bundle of any revision issued since it
+        replaces it."""
         return self.store is not None and self.store.replaceable(authority, self.feeds(authority))
 
     def declares(self, service: str) -> bool:
