@@ -430,8 +430,8 @@ def verify_export(
     rows: Rows | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
-    checkpoint and no index or record id repeats, and each agent's chain between consecutive
-    records present."""
+    checkpoint and no index or record id repeats, no agent has two records at one seq, and
+    each agent's chain between consecutive records present."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
@@ -456,7 +456,16 @@ def verify_export(
             )
         seen_index.add(report.index)
         seen_id.add(record.id)
-        by_agent.setdefault(record.agent, {})[record.seq] = (record.prev, report.hash, report.index)
+        chain = by_agent.setdefault(record.agent, {})
+        if record.seq in chain:  # two records the agent signed at one seq: its chain forks
+            # (review 34g, trace 1: the second replaced the first, unchecked)
+            raise TraceError(
+                _F.CHAIN_BROKEN,
+                f"seq {record.seq} twice (also at index {chain[record.seq][2]})",
+                index=report.index,
+                record=record.id,
+            )
+        chain[record.seq] = (record.prev, report.hash, report.index)
         count += 1
     for chain in by_agent.values():
         for seq, (prev, _hash, index) in chain.items():
