@@ -6,6 +6,12 @@
    "refund 20" and "refund 5000") verified as one export, where `verify_log` refuses the same
    log (`seq N after seq N`). Whoever holds the log's key (an operator colluding with the
    agent, a log re-signed after an edit) wrote both into one checkpointed tree.
+2. `prove` (the trace service's `prove`, a member's request for a proof of one of its own
+   records; `troth trace prove`) read every signer's history, every history window and every
+   key attestation the log keeps, and decoded each attestation, to bundle one record: a member
+   with one record in the log made the node's storage thread do work in proportion to every
+   other agent the log ever took, per request, with no bound on how often it asks. The work is
+   measured as SQLite virtual-machine steps (deterministic, not a timing).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog, verify_log
-from troth.trace.export import export_jsonl, verify_export
+from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
 
 
 def _forked_log(tmp_path: Path) -> TraceLog:
@@ -57,3 +63,47 @@ def test_an_export_with_two_records_at_one_seq_is_refused(tmp_path: Path) -> Non
         verify_export(lines)
     assert caught.value.reason is TraceFailure.CHAIN_BROKEN
     assert "seq 1" in caught.value.detail
+
+
+def _prove_steps(log: TraceLog, record_id: str) -> int:
+    """The SQLite virtual-machine steps `prove(log, record_id)` takes (it checks the bundle)."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn = log.store.connection()
+    conn.set_progress_handler(count, 1)
+    try:
+        bundle = prove(log, record_id)
+    finally:
+        conn.set_progress_handler(None, 1)
+    assert verify_bundle(bundle).record.id == record_id
+    return steps
+
+
+def _log_of(path: Path, others: list[Held]) -> tuple[TraceLog, str]:
+    """A log of one record of a member, then 40 records by `others` in turn, checkpointed;
+    the member's record id (index 0: the same proof in every such log)."""
+    clock = FixedClock(NOW)
+    log = open_log(path, clock)
+    mine = recorder(log, Held(), clock).record(tool_call()).record
+    recorders = [recorder(log, other, clock) for other in others]
+    for n in range(40):
+        recorders[n % len(recorders)].record(tool_call())
+    log.checkpoint()
+    return log, mine
+
+
+def test_proving_one_record_does_not_read_every_other_agents_rows(tmp_path: Path) -> None:
+    """Trace 2: proving a member's record in a log of 41 records takes the same work whether
+    the 40 others are one agent's or 40 agents' (before: 3 times the steps). Was a strict
+    xfail until the bundler read only the rows of the record's signer, key and log (and the
+    log's store indexed the attestations by identity)."""
+    few, mine = _log_of(tmp_path / "few.db", [Held()])
+    alone = _prove_steps(few, mine)
+    many, theirs = _log_of(tmp_path / "many.db", [Held() for _ in range(40)])
+    crowded = _prove_steps(many, theirs)
+    assert crowded <= alone * 1.1, f"{crowded} steps with 40 other agents, {alone} with one"

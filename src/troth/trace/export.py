@@ -52,7 +52,7 @@ from troth.trace.signing import (
     keyid_of,
     open_envelope,
 )
-from troth.trace.stored import history_windows
+from troth.trace.stored import windows_of
 from troth.trace.verify import (
     Known,
     Rows,
@@ -83,26 +83,32 @@ def _b64(data: bytes) -> str:
 
 
 class _Bundler:
-    """Builds bundles of one log against one checkpoint."""
+    """Builds bundles of one log against one checkpoint. It reads only the rows the records it
+    bundles need, each once (a signer's history and windows, a key's attestation, the log's
+    own): proving one record reads no other agent's (review 34g, trace 2)."""
 
     def __init__(self, log: TraceLog, checkpoint: Checkpoint) -> None:
         self.log = log
         self.checkpoint = checkpoint
-        self.histories = log.histories()
-        self.windows = history_windows(log.store)
-        self.attestations = log.attestations()
+        self._histories: dict[Identifier, bytes | None] = {}
+        self._attestations: dict[str, bytes | None] = {}
         self._signer_history: dict[str, bytes] = {}
         log_identity = log.log_identity
-        log_history = self.histories.get(log_identity)
+        log_history = self._newest(log_identity)
         if log_history is None:  # a crafted log: named, as `verify_log` does (review 28b,
             # export 1)
             raise TraceError(_F.MISSING_HISTORY, f"the log's own, {log_identity}")
         self.log_part = {
             "history": _b64(log_history),
             "attestations": [
-                _b64(a) for a in self.attestations.values() if _attests(a, log_identity)
+                _b64(a) for a in log.attestations_of(log_identity) if _attests(a, log_identity)
             ],
         }
+
+    def _newest(self, agent: Identifier) -> bytes | None:
+        if agent not in self._histories:
+            self._histories[agent] = self.log.history(agent)
+        return self._histories[agent]
 
     def bundle(
         self, index: int, envelope: bytes, disclosures: dict[str, Disclosure], proof: list[bytes]
@@ -137,7 +143,9 @@ class _Bundler:
             raise exc.located(index=index, record=record.id) from None
 
     def _attestation(self, keyid: str) -> bytes:
-        attestation = self.attestations.get(keyid)
+        if keyid not in self._attestations:
+            self._attestations[keyid] = self.log.attestation(keyid)
+        attestation = self._attestations[keyid]
         if attestation is None:
             raise TraceError(_F.UNKNOWN_KEY, keyid)
         return attestation
@@ -150,11 +158,11 @@ class _Bundler:
         bundle would present it as current."""
         found = self._signer_history.get(keyid)
         if found is None:
-            newest = self.histories.get(agent)
+            newest = self._newest(agent)
             if newest is None:
                 raise TraceError(_F.MISSING_HISTORY, str(agent))
             made_under = PurposeKeyAttestation.decode(self._attestation(keyid)).change_hash
-            candidates = [newest, *reversed(self.windows.get(agent, []))]
+            candidates = [newest, *reversed(windows_of(self.log.store, agent))]
             holding = [h for h in candidates if made_under in indexed_hashes(h)[1]]
             retiring = [h for h in holding if h is newest or indexed_hashes(h)[1][-1] != made_under]
             bridge = self.log.bridge
