@@ -12,6 +12,14 @@
    with one record in the log made the node's storage thread do work in proportion to every
    other agent the log ever took, per request, with no bound on how often it asks. The work is
    measured as SQLite virtual-machine steps (deterministic, not a timing).
+3. `verify_export` checked, between an agent's consecutive records present, only that the
+   later names the earlier's hash, not what `verify_log` checks along the chain too: its time
+   does not go back and its key is not of an older change of the agent's history than the
+   earlier's. Each line verifies alone by the record's own time, so a thief of a rotated-out
+   key signs a record dated before the rotation (its key valid then) chained after one the
+   agent signed with its new key: a record provably signed after its key retired. The log
+   refuses it at append; a log re-signed with it (a stolen log key, a colluding operator)
+   made an export that verified.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog, verify_log
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
+from troth.trace.signing import sign_record
 
 
 def _forked_log(tmp_path: Path) -> TraceLog:
@@ -63,6 +72,53 @@ def test_an_export_with_two_records_at_one_seq_is_refused(tmp_path: Path) -> Non
         verify_export(lines)
     assert caught.value.reason is TraceFailure.CHAIN_BROKEN
     assert "seq 1" in caught.value.detail
+
+
+def _export(log: TraceLog) -> list[bytes]:
+    out = io.StringIO()
+    export_jsonl(log, out)
+    return [line.encode() for line in out.getvalue().splitlines()]
+
+
+def test_an_export_with_a_record_signed_by_a_key_retired_before_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Trace 3: seq 0 by the agent's first key, seq 1 by its key after a rotation, seq 2 by
+    the first key again, dated before the rotation and chained after seq 1 (inserted in the
+    log by its operator): the export is refused as `verify_log` refuses the log (was a strict
+    xfail until `verify_export` checked times and key changes between consecutive records)."""
+    clock, owner, agent = FixedClock(NOW), Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    rec = recorder(log, agent, clock)
+    old = agent.signer(NOW)
+    rec.record(tool_call())
+    agent.rotate(NOW + 100)
+    clock.advance(110)
+    rec.renew()
+    rec.record(tool_call())
+    head = log.head(agent.identifier)
+    assert head is not None
+    stolen = sign_record(old, tool_call(args={"amount": 5000}), seq=2, prev=head[1], time=NOW + 90)
+    log.close()
+    raw = db(log)
+    raw.execute(
+        "INSERT INTO leaves VALUES (2, ?, ?, ?, ?)",
+        (stolen.record.id, stolen.leaf, stolen.envelope, stolen.stored_disclosures),
+    )
+    raw.execute("UPDATE meta SET value = 3 WHERE name = 'size'")
+    raw.close()
+    forged = open_log(tmp_path / "trace.db", clock, owner)
+    with pytest.raises(TraceError) as whole:
+        verify_log(forged)
+    assert whole.value.reason is TraceFailure.TIME_REVERSED
+    lines = _export(forged)
+    assert len(lines) == 3
+    for line in lines:
+        verify_bundle(line)  # each alone: the stolen key was valid at the time it claims
+    with pytest.raises(TraceError) as caught:
+        verify_export(lines)
+    assert caught.value.reason in (TraceFailure.TIME_REVERSED, TraceFailure.KEY_RETIRED)
+    assert caught.value.index == 2
 
 
 def _prove_steps(log: TraceLog, record_id: str) -> int:

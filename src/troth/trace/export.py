@@ -261,6 +261,8 @@ class BundleReport:
     checkpoint: Checkpoint
     status: AnchorStatus
     disclosed: tuple[str, ...]
+    key_change: int = 0
+    """The change of the signer's history its key was attested under (`KeyEpoch.change`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -373,7 +375,13 @@ def verify_bundle(
                 raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
             status = AnchorStatus.VALID
     return BundleReport(
-        record, index, sha256(payload), checkpoint, status, tuple(sorted(disclosures))
+        record,
+        index,
+        sha256(payload),
+        checkpoint,
+        status,
+        tuple(sorted(disclosures)),
+        epoch.change,
     )
 
 
@@ -429,6 +437,10 @@ class ExportReport:
         }
 
 
+_Link = tuple[bytes | None, bytes, int, int, int]
+"""What `verify_export` keeps of a line: the record's prev, hash, index, time, key change."""
+
+
 def verify_export(
     lines: Iterable[bytes],
     *,
@@ -444,7 +456,7 @@ def verify_export(
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
     seen_id: set[str] = set()
-    by_agent: dict[Identifier, dict[int, tuple[bytes | None, bytes, int]]] = {}
+    by_agent: dict[Identifier, dict[int, _Link]] = {}
     count = 0
     for line in _non_empty(lines):
         report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows)
@@ -473,16 +485,30 @@ def verify_export(
                 index=report.index,
                 record=record.id,
             )
-        chain[record.seq] = (record.prev, report.hash, report.index)
+        chain[record.seq] = (record.prev, report.hash, report.index, record.time, report.key_change)
         count += 1
-    for chain in by_agent.values():
-        for seq, (prev, _hash, index) in chain.items():
-            before = chain.get(seq - 1)
-            if before is not None and before[1] != prev:
-                raise TraceError(
-                    _F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index
-                )
+    for links in by_agent.values():
+        for seq, link in links.items():
+            before = links.get(seq - 1)
+            if before is not None:
+                _check_follows(seq, before, link)
     return ExportReport(count, len(by_agent), checkpoint, status)
+
+
+def _check_follows(seq: int, before: _Link, link: _Link) -> None:
+    """Record `seq` (`link`) follows `before` in its agent's chain as `verify_log` requires:
+    it names its hash, is not dated before it, and its key is of no older change of the
+    agent's history (a key retired before the record was signed, the record dated back to
+    when it was valid: review 34g, trace 3)."""
+    prev, _hash, index, time, change = link
+    if prev != before[1]:
+        raise TraceError(_F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index)
+    if time < before[3]:
+        raise TraceError(_F.TIME_REVERSED, f"{time} after {before[3]}", index=index)
+    if change < before[4]:
+        raise TraceError(
+            _F.KEY_RETIRED, f"key of change {change} after one of {before[4]}", index=index
+        )
 
 
 def _non_empty(lines: Iterable[bytes]) -> Iterator[bytes]:
