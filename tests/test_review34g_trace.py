@@ -20,6 +20,10 @@
    agent signed with its new key: a record provably signed after its key retired. The log
    refuses it at append; a log re-signed with it (a stolen log key, a colluding operator)
    made an export that verified.
+4. Likewise for decisions: `verify_export` never checked a resolution against the escalation
+   it resolves, where `verify_log` (and the log, at append) refuses a resolution signed by
+   another identity than the one the escalation asked. A re-signed log put a third party's
+   "approved" under an escalation addressed to a human, and its export verified.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
 from troth.trace import TraceLog, verify_log
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
-from troth.trace.signing import sign_record
+from troth.trace.record import Decision, Kind, Links
+from troth.trace.signing import RecordContent, VerifiedRecord, sign_record
 
 
 def _forked_log(tmp_path: Path) -> TraceLog:
@@ -100,13 +105,7 @@ def test_an_export_with_a_record_signed_by_a_key_retired_before_it_is_refused(
     assert head is not None
     stolen = sign_record(old, tool_call(args={"amount": 5000}), seq=2, prev=head[1], time=NOW + 90)
     log.close()
-    raw = db(log)
-    raw.execute(
-        "INSERT INTO leaves VALUES (2, ?, ?, ?, ?)",
-        (stolen.record.id, stolen.leaf, stolen.envelope, stolen.stored_disclosures),
-    )
-    raw.execute("UPDATE meta SET value = 3 WHERE name = 'size'")
-    raw.close()
+    _insert(log, 2, stolen)
     forged = open_log(tmp_path / "trace.db", clock, owner)
     with pytest.raises(TraceError) as whole:
         verify_log(forged)
@@ -119,6 +118,59 @@ def test_an_export_with_a_record_signed_by_a_key_retired_before_it_is_refused(
         verify_export(lines)
     assert caught.value.reason in (TraceFailure.TIME_REVERSED, TraceFailure.KEY_RETIRED)
     assert caught.value.index == 2
+
+
+def _insert(log: TraceLog, index: int, record: VerifiedRecord) -> None:
+    """Write `record` at `index` of the (closed) log's file, as its operator can."""
+    raw = db(log)
+    raw.execute(
+        "INSERT INTO leaves VALUES (?, ?, ?, ?, ?)",
+        (index, record.record.id, record.leaf, record.envelope, record.stored_disclosures),
+    )
+    raw.execute("UPDATE meta SET value = ? WHERE name = 'size'", (index + 1,))
+    signer = record.signer
+    raw.execute(
+        "INSERT OR IGNORE INTO histories VALUES (?, ?, ?, ?)",
+        (
+            signer.identifier.digest,
+            signer.history,
+            signer.change_count,
+            signer.current_change_hash,
+        ),
+    )
+    raw.execute(
+        "INSERT OR IGNORE INTO attestations VALUES (?, ?, ?)",
+        (record.epoch.keyid, signer.identifier.digest, record.attestation),
+    )
+    raw.close()
+
+
+def test_an_export_with_a_resolution_by_someone_not_asked_is_refused(tmp_path: Path) -> None:
+    """Trace 4: an agent escalates to a human; a third party's resolution of it (inserted in
+    the log by its operator) makes the export refused, as `verify_log` refuses the log (was a
+    strict xfail until `verify_export` checked each resolution against its escalation)."""
+    clock, owner = FixedClock(NOW), Held()
+    agent, human, other = Held(), Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    asked = recorder(log, agent, clock).escalate(human.identifier, question="refund 5000?")
+    content = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "nothing", "reasoning": "approved"},
+        decision=Decision("approved"),
+        links=Links(parent=asked.record),
+    )
+    forged = sign_record(other.signer(NOW), content, seq=0, prev=None, time=NOW)
+    log.close()
+    _insert(log, 1, forged)
+    resigned = open_log(tmp_path / "trace.db", clock, owner)
+    with pytest.raises(TraceError) as whole:
+        verify_log(resigned)
+    assert whole.value.reason is TraceFailure.LINK_INVALID
+    lines = _export(resigned)
+    with pytest.raises(TraceError) as caught:
+        verify_export(lines)
+    assert caught.value.reason is TraceFailure.LINK_INVALID
+    assert (caught.value.index, caught.value.record) == (1, forged.record.id)
 
 
 def _prove_steps(log: TraceLog, record_id: str) -> int:

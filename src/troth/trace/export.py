@@ -44,7 +44,8 @@ from troth.trace.checkpoint import (
 )
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
-from troth.trace.record import Disclosure, TraceRecord
+from troth.trace.record import Disclosure, Kind, TraceRecord
+from troth.trace.record_decode import check_resolution
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -450,13 +451,16 @@ def verify_export(
     rows: Rows | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
-    checkpoint and no index or record id repeats, no agent has two records at one seq, and
-    each agent's chain between consecutive records present."""
+    checkpoint and no index or record id repeats, no agent has two records at one seq, each
+    agent's chain between consecutive records present (hashes, times, key changes), and each
+    resolution whose escalation is present answers it as its signer was asked."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
     seen_id: set[str] = set()
     by_agent: dict[Identifier, dict[int, _Link]] = {}
+    escalations: dict[str, TraceRecord] = {}
+    resolutions: list[tuple[TraceRecord, int]] = []
     count = 0
     for line in _non_empty(lines):
         report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows)
@@ -486,12 +490,24 @@ def verify_export(
                 record=record.id,
             )
         chain[record.seq] = (record.prev, report.hash, report.index, record.time, report.key_change)
+        if record.kind is Kind.ESCALATION:
+            escalations[record.id] = record
+        elif record.kind is Kind.RESOLUTION:
+            resolutions.append((record, report.index))
         count += 1
     for links in by_agent.values():
         for seq, link in links.items():
             before = links.get(seq - 1)
             if before is not None:
                 _check_follows(seq, before, link)
+    for resolution, index in resolutions:  # its escalation, when the export holds it, asked
+        # its signer (review 34g, trace 4: as `verify_log` and the log at append check it)
+        parent = resolution.links.parent
+        if parent is None or parent in seen_id:
+            try:
+                check_resolution(resolution, escalations.get(parent or ""))
+            except TraceError as exc:
+                raise exc.located(index=index, record=resolution.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)
 
 
