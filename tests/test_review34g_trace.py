@@ -120,6 +120,34 @@ def test_an_export_with_a_record_signed_by_a_key_retired_before_it_is_refused(
     assert caught.value.index == 2
 
 
+def test_leaving_a_line_out_does_not_hide_a_record_dated_back(tmp_path: Path) -> None:
+    """Trace 3, with the record between them left out of the export (an export may hold any
+    subset of the lines): seq 1 by the new key and seq 3 by the rotated-out one, dated before
+    seq 1, still make the export refused: times and key changes never go back along an
+    agent's chain, whatever lies between (was a strict xfail until `verify_export` compared
+    each record with the agent's record present before it, not only with seq - 1)."""
+    clock, owner, agent = FixedClock(NOW), Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    rec = recorder(log, agent, clock)
+    old = agent.signer(NOW)
+    rec.record(tool_call())
+    agent.rotate(NOW + 100)
+    clock.advance(110)
+    rec.renew()
+    rec.record(tool_call())
+    rec.record(tool_call())
+    head = log.head(agent.identifier)
+    assert head is not None
+    stolen = sign_record(old, tool_call(args={"amount": 5000}), seq=3, prev=head[1], time=NOW + 90)
+    log.close()
+    _insert(log, 3, stolen)
+    lines = _export(open_log(tmp_path / "trace.db", clock, owner))
+    del lines[2]  # seq 2, which seq 3 names
+    with pytest.raises(TraceError) as caught:
+        verify_export(lines)
+    assert caught.value.reason in (TraceFailure.TIME_REVERSED, TraceFailure.KEY_RETIRED)
+
+
 def _insert(log: TraceLog, index: int, record: VerifiedRecord) -> None:
     """Write `record` at `index` of the (closed) log's file, as its operator can."""
     raw = db(log)
