@@ -24,6 +24,13 @@
    it resolves, where `verify_log` (and the log, at append) refuses a resolution signed by
    another identity than the one the escalation asked. A re-signed log put a third party's
    "approved" under an escalation addressed to a human, and its export verified.
+5. (Left, a strict xfail: the fix is a format change.) Record ids are one namespace for the
+   whole log, chosen by each signer (`RecordContent.id`, or random): an agent that learns
+   another's record id before that record is in the log (a parent link handed to it in a
+   multi-agent flow while the other's records wait in an outbox for the trace service) signs
+   a record of its own under that id and submits it first. The other agent's record is then
+   refused (`record already in the log`, other bytes: set aside by its outbox, so lost from
+   the log), and every link to that id resolves to the squatter's record.
 """
 
 from __future__ import annotations
@@ -243,3 +250,21 @@ def test_proving_one_record_does_not_read_every_other_agents_rows(tmp_path: Path
     many, theirs = _log_of(tmp_path / "many.db", [Held() for _ in range(40)])
     crowded = _prove_steps(many, theirs)
     assert crowded <= alone * 1.1, f"{crowded} steps with 40 other agents, {alone} with one"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 34g, trace 5: another agent's record under the same id keeps a record out",
+)
+def test_a_record_id_taken_by_another_agent_first_does_not_keep_a_record_out(
+    tmp_path: Path,
+) -> None:
+    """Trace 5: agent A's record (signed, waiting to be sent) is appended though agent M,
+    who learned its id, appended a record of its own under that id first."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    mine = sign_record(Held().signer(NOW), tool_call(), seq=0, prev=None, time=NOW)
+    squatter = recorder(log, Held(), clock)
+    squatted = RecordContent(Kind.TOOL_INVOCATION, values={"result": "squatted"}, id=mine.record.id)
+    squatter.record(squatted)
+    assert log.append(mine).index == 1
