@@ -134,12 +134,16 @@ class LeaseBook:
         *,
         quota: int = limits.DEFAULT_LEASE_QUOTA,
         pending_grace: int = 60,
+        fallback: AuditSink | None = None,
     ) -> None:
+        """`fallback` keeps the records of the revocations the broker and its node make when
+        `audit` refuses them (`_append`); None: such a refusal fails them too."""
         if quota < 1:
             raise ValueError("a lease quota is at least 1")
         self._store = store
         self._policy = policy
         self._audit = audit
+        self._fallback = fallback
         self._hasher = hasher
         self.quota = quota
         self.pending_grace = pending_grace
@@ -392,7 +396,9 @@ class LeaseBook:
             lease = self._store.get_lease(handle)
             if lease is None:
                 raise SecretError(_F.NO_SUCH_LEASE, str(handle))
-            return self._start_revoke(lease, now, EndReason.REVOKED, "revoked by an operator")
+            return self._start_revoke(
+                lease, now, EndReason.REVOKED, "revoked by an operator", ending=True
+            )
 
     def revoke_identity(
         self, identity: Identifier, now: int, *, authorities: frozenset[Identifier] | None = None
@@ -476,7 +482,9 @@ class LeaseBook:
     def abort(self, granted: Granted, now: int) -> Lease | None:
         """The engine failed to issue: PENDING -> REVOKING (the caller revokes upstream)."""
         with self._store.transaction():
-            return self._start_revoke(granted.lease, now, EndReason.ABORTED, "the engine failed")
+            return self._start_revoke(
+                granted.lease, now, EndReason.ABORTED, "the engine failed", ending=True
+            )
 
     def finish_revoke(
         self,
@@ -490,7 +498,7 @@ class LeaseBook:
         when a member asked for it)."""
         with self._store.transaction():
             if self._store.set_state(lease.handle, was=[_S.REVOKING], to=_S.REVOKED, now=now):
-                self._record(AuditKind.REVOKED, now, lease, detail, member=member)
+                self._record(AuditKind.REVOKED, now, lease, detail, member=member, ending=True)
 
     def revoke_failed(self, lease: Lease) -> int:
         """Count a failed upstream revocation (the sweep retries); returns the attempts."""
@@ -508,11 +516,15 @@ class LeaseBook:
         lease: LeaseHandle | None = None,
         value: bytes | None = None,
         member: Identifier | None = None,
+        ending: bool = False,
     ) -> None:
         """Record an event that is not a lease transition (a secret stored, a request
-        forwarded for `member`, an orphan swept), in the caller's transaction if it has one."""
+        forwarded for `member`, an orphan swept: `ending`, see `_append`), in the caller's
+        transaction if it has one."""
         digest = None if value is None else self._hasher.digest(value)
-        self._append(AuditEvent(now, kind, identity, secret, lease, detail, digest, member))
+        self._append(
+            AuditEvent(now, kind, identity, secret, lease, detail, digest, member), ending=ending
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -583,6 +595,7 @@ class LeaseBook:
         kind: AuditKind = AuditKind.REVOKE,
         *,
         member: Identifier | None = None,
+        ending: bool = False,
     ) -> Lease | None:
         if lease.state is _S.REVOKED:
             return None
@@ -591,7 +604,7 @@ class LeaseBook:
                 lease.handle, was=LIVE_STATES, to=_S.REVOKING, now=now, end_reason=reason
             ):
                 return None
-            self._record(kind, now, lease, detail, member=member)
+            self._record(kind, now, lease, detail, member=member, ending=ending)
         return self._get(lease.handle)
 
     def _start_all(
@@ -602,7 +615,9 @@ class LeaseBook:
         detail: str,
         kind: AuditKind = AuditKind.REVOKE,
     ) -> list[Lease]:
-        started = [self._start_revoke(lease, now, reason, detail, kind) for lease in leases]
+        started = [
+            self._start_revoke(lease, now, reason, detail, kind, ending=True) for lease in leases
+        ]
         return [lease for lease in started if lease is not None]
 
     def _record(
@@ -614,18 +629,34 @@ class LeaseBook:
         value: bytes | None = None,
         *,
         member: Identifier | None = None,
+        ending: bool = False,
     ) -> None:
         digest = None if value is None else self._hasher.digest(value)
         self._append(
             AuditEvent(
                 now, kind, lease.identity, lease.secret, lease.handle, detail, digest, member
-            )
+            ),
+            ending=ending,
         )
 
-    def _append(self, event: AuditEvent) -> None:
+    def _append(self, event: AuditEvent, *, ending: bool = False) -> None:
+        """Append `event` to the sink; SecretError AUDIT_FAILED when it raises (fail closed:
+        no audit record, no operation). Except for an `ending` event, the record of a
+        revocation the broker or its node makes (the feed, an expiry, an operator, an abort,
+        the engine's revocation finished, an orphan removed): when the sink refuses it, the
+        fallback keeps it (the node's `secret_audit` table, in the same transaction) and the
+        revocation goes on. A sink that cannot take records (a full trace outbox) must not
+        keep a revoked agent's leases alive (review 34g, secrets 1; docs/secrets.md,
+        "Audit")."""
         try:
             self._audit.append(event)
-        except Exception as exc:  # fail closed: no audit record, no operation
+            return
+        except Exception as exc:
+            if not ending or self._fallback is None:
+                raise SecretError(_F.AUDIT_FAILED, type(exc).__name__) from None
+        try:
+            self._fallback.append(event)
+        except Exception as exc:
             raise SecretError(_F.AUDIT_FAILED, type(exc).__name__) from None
 
     def _deny(

@@ -143,6 +143,8 @@ class Broker:
             audit or self.audit_log,  # type: ignore[arg-type]
             self.keys.hasher,
             quota=quota,
+            # the revocations' records when `audit` refuses them (review 34g, secrets 1)
+            fallback=None if audit is None else SqliteAuditLog(db),
         )
         self.engines: dict[str, Engine] = {}
         for engine in (
@@ -624,7 +626,11 @@ class Broker:
                 removed += 1
                 with self.store.transaction():
                     self.book.audit_other(
-                        AuditKind.REVOKED, now, secret=spec.name, detail=f"orphan {ref} removed"
+                        AuditKind.REVOKED,
+                        now,
+                        secret=spec.name,
+                        detail=f"orphan {ref} removed",
+                        ending=True,
                     )
         return removed
 

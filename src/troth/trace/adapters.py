@@ -16,7 +16,8 @@ What each records (kind, tool, decision, values, authority) is tabled in docs/tr
   the target, the authority, the reason and the feed entry.
 
 Fail closed: a sink that raises makes the recorder raise, and the gate, the broker or the
-delegation then fails (the decision point and the broker treat a failing recorder so).
+delegation then fails (the decision point and the broker treat a failing recorder so), but for
+the revocations the broker makes, which its fallback records (`troth.secrets.book.LeaseBook`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import binascii
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import IO, Any, Final
 
 from troth import limits
@@ -44,7 +45,8 @@ from troth.trace.checkpoint import (
 )
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
-from troth.trace.record import Disclosure, TraceRecord
+from troth.trace.record import Disclosure, Kind, TraceRecord
+from troth.trace.record_decode import check_resolution
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -52,7 +54,7 @@ from troth.trace.signing import (
     keyid_of,
     open_envelope,
 )
-from troth.trace.stored import history_windows
+from troth.trace.stored import windows_of
 from troth.trace.verify import (
     Known,
     Rows,
@@ -83,26 +85,32 @@ def _b64(data: bytes) -> str:
 
 
 class _Bundler:
-    """Builds bundles of one log against one checkpoint."""
+    """Builds bundles of one log against one checkpoint. It reads only the rows the records it
+    bundles need, each once (a signer's history and windows, a key's attestation, the log's
+    own): proving one record reads no other agent's (review 34g, trace 2)."""
 
     def __init__(self, log: TraceLog, checkpoint: Checkpoint) -> None:
         self.log = log
         self.checkpoint = checkpoint
-        self.histories = log.histories()
-        self.windows = history_windows(log.store)
-        self.attestations = log.attestations()
+        self._histories: dict[Identifier, bytes | None] = {}
+        self._attestations: dict[str, bytes | None] = {}
         self._signer_history: dict[str, bytes] = {}
         log_identity = log.log_identity
-        log_history = self.histories.get(log_identity)
+        log_history = self._newest(log_identity)
         if log_history is None:  # a crafted log: named, as `verify_log` does (review 28b,
             # export 1)
             raise TraceError(_F.MISSING_HISTORY, f"the log's own, {log_identity}")
         self.log_part = {
             "history": _b64(log_history),
             "attestations": [
-                _b64(a) for a in self.attestations.values() if _attests(a, log_identity)
+                _b64(a) for a in log.attestations_of(log_identity) if _attests(a, log_identity)
             ],
         }
+
+    def _newest(self, agent: Identifier) -> bytes | None:
+        if agent not in self._histories:
+            self._histories[agent] = self.log.history(agent)
+        return self._histories[agent]
 
     def bundle(
         self, index: int, envelope: bytes, disclosures: dict[str, Disclosure], proof: list[bytes]
@@ -137,7 +145,9 @@ class _Bundler:
             raise exc.located(index=index, record=record.id) from None
 
     def _attestation(self, keyid: str) -> bytes:
-        attestation = self.attestations.get(keyid)
+        if keyid not in self._attestations:
+            self._attestations[keyid] = self.log.attestation(keyid)
+        attestation = self._attestations[keyid]
         if attestation is None:
             raise TraceError(_F.UNKNOWN_KEY, keyid)
         return attestation
@@ -150,11 +160,11 @@ class _Bundler:
         bundle would present it as current."""
         found = self._signer_history.get(keyid)
         if found is None:
-            newest = self.histories.get(agent)
+            newest = self._newest(agent)
             if newest is None:
                 raise TraceError(_F.MISSING_HISTORY, str(agent))
             made_under = PurposeKeyAttestation.decode(self._attestation(keyid)).change_hash
-            candidates = [newest, *reversed(self.windows.get(agent, []))]
+            candidates = [newest, *reversed(windows_of(self.log.store, agent))]
             holding = [h for h in candidates if made_under in indexed_hashes(h)[1]]
             retiring = [h for h in holding if h is newest or indexed_hashes(h)[1][-1] != made_under]
             bridge = self.log.bridge
@@ -253,6 +263,8 @@ class BundleReport:
     checkpoint: Checkpoint
     status: AnchorStatus
     disclosed: tuple[str, ...]
+    key_change: int = 0
+    """The change of the signer's history its key was attested under (`KeyEpoch.change`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -365,7 +377,13 @@ def verify_bundle(
                 raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
             status = AnchorStatus.VALID
     return BundleReport(
-        record, index, sha256(payload), checkpoint, status, tuple(sorted(disclosures))
+        record,
+        index,
+        sha256(payload),
+        checkpoint,
+        status,
+        tuple(sorted(disclosures)),
+        epoch.change,
     )
 
 
@@ -421,6 +439,10 @@ class ExportReport:
         }
 
 
+_Link = tuple[bytes | None, bytes, int, int, int]
+"""What `verify_export` keeps of a line: the record's prev, hash, index, time, key change."""
+
+
 def verify_export(
     lines: Iterable[bytes],
     *,
@@ -430,13 +452,16 @@ def verify_export(
     rows: Rows | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
-    checkpoint and no index or record id repeats, and each agent's chain between consecutive
-    records present."""
+    checkpoint and no index or record id repeats, no agent has two records at one seq, each
+    agent's chain between consecutive records present (hashes, times, key changes), and each
+    resolution whose escalation is present answers it as its signer was asked."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
     seen_id: set[str] = set()
-    by_agent: dict[Identifier, dict[int, tuple[bytes | None, bytes, int]]] = {}
+    by_agent: dict[Identifier, dict[int, _Link]] = {}
+    escalations: dict[str, TraceRecord] = {}
+    resolutions: list[tuple[TraceRecord, int]] = []
     count = 0
     for line in _non_empty(lines):
         report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows)
@@ -456,16 +481,51 @@ def verify_export(
             )
         seen_index.add(report.index)
         seen_id.add(record.id)
-        by_agent.setdefault(record.agent, {})[record.seq] = (record.prev, report.hash, report.index)
+        chain = by_agent.setdefault(record.agent, {})
+        if record.seq in chain:  # two records the agent signed at one seq: its chain forks
+            # (review 34g, trace 1: the second replaced the first, unchecked)
+            raise TraceError(
+                _F.CHAIN_BROKEN,
+                f"seq {record.seq} twice (also at index {chain[record.seq][2]})",
+                index=report.index,
+                record=record.id,
+            )
+        chain[record.seq] = (record.prev, report.hash, report.index, record.time, report.key_change)
+        if record.kind is Kind.ESCALATION:
+            escalations[record.id] = record
+        elif record.kind is Kind.RESOLUTION:
+            resolutions.append((record, report.index))
         count += 1
-    for chain in by_agent.values():
-        for seq, (prev, _hash, index) in chain.items():
-            before = chain.get(seq - 1)
-            if before is not None and before[1] != prev:
-                raise TraceError(
-                    _F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index
-                )
+    for links in by_agent.values():
+        ordered = sorted(links.items())
+        for (earlier, before), (seq, link) in pairwise(ordered):
+            _check_follows(seq, before, link, next_to=earlier == seq - 1)
+    for resolution, index in resolutions:  # its escalation, when the export holds it, asked
+        # its signer (review 34g, trace 4: as `verify_log` and the log at append check it)
+        parent = resolution.links.parent
+        if parent is None or parent in seen_id:
+            try:
+                check_resolution(resolution, escalations.get(parent or ""))
+            except TraceError as exc:
+                raise exc.located(index=index, record=resolution.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)
+
+
+def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> None:
+    """Record `seq` (`link`) follows `before`, the agent's record present before it, as
+    `verify_log` requires: it names its hash (`next_to`: the record right before it), is not
+    dated before it, and its key is of no older change of the agent's history (a key retired
+    before the record was signed, the record dated back to when it was valid), whatever lies
+    between them: an export may leave lines out (review 34g, trace 3)."""
+    prev, _hash, index, time, change = link
+    if next_to and prev != before[1]:
+        raise TraceError(_F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index)
+    if time < before[3]:
+        raise TraceError(_F.TIME_REVERSED, f"{time} after {before[3]}", index=index)
+    if change < before[4]:
+        raise TraceError(
+            _F.KEY_RETIRED, f"key of change {change} after one of {before[4]}", index=index
+        )
 
 
 def _non_empty(lines: Iterable[bytes]) -> Iterator[bytes]:

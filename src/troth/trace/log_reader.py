@@ -136,6 +136,35 @@ class LogReader:
             for id_kind, keyid, kind, attestation in self.store.fetch_all(sql)
         }
 
+    def history(self, identifier: Identifier) -> bytes | None:
+        """`identifier`'s newest history the log keeps (None: none), one row read (what a
+        bundle of one record needs: `histories` reads every signer's)."""
+        row = self.store.fetch_one(
+            "SELECT typeof(history), CAST(history AS BLOB) FROM histories WHERE identifier = ?",
+            (identifier.digest,),
+        )
+        return None if row is None else stored_bytes(row[0], row[1], "history")
+
+    def attestation(self, keyid: str) -> bytes | None:
+        """The signing-key attestation `keyid` names (None: the log keeps none)."""
+        row = self.store.fetch_one(
+            "SELECT typeof(attestation), CAST(attestation AS BLOB) FROM attestations "
+            "WHERE keyid = ?",
+            (keyid,),
+        )
+        return None if row is None else stored_bytes(row[0], row[1], "attestation")
+
+    def attestations_of(self, identifier: Identifier) -> list[bytes]:
+        """The signing-key attestations the log keeps filed under `identifier`."""
+        sql = (
+            "SELECT typeof(attestation), CAST(attestation AS BLOB) FROM attestations "
+            "WHERE identifier = ?"
+        )
+        return [
+            stored_bytes(kind, attestation, "attestation")
+            for kind, attestation in self.store.fetch_all(sql, (identifier.digest,))
+        ]
+
     def chains(self) -> dict[bytes, bytes]:
         """Every delegation chain the log keeps, by digest (TraceError MALFORMED as
         `histories`)."""

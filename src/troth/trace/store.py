@@ -19,7 +19,7 @@ does not add up is reported by the verifier.
     histories     identifier -> newest verified history (agents and the log identity)
     history_windows  (identifier, last change) -> an older history the newest no longer holds
     attestations  keyid -> (identifier, attestation) of every key that signed a record or a
-                  checkpoint
+                  checkpoint (indexed by identifier too)
     chains        digest -> delegation chain bytes that records name with at = "log"
     checkpoints   size -> root, time, signed note
 """
@@ -77,6 +77,11 @@ TRACE_MIGRATIONS: Final[tuple[str, ...]] = (
         identifier BLOB NOT NULL, last INTEGER NOT NULL, history BLOB NOT NULL,
         PRIMARY KEY (identifier, last)
     ) WITHOUT ROWID;
+    """,
+    # one identity's keys (the log's own, for a proof bundle) without reading every agent's:
+    # a member's `prove` read them all (review 34g, trace 2); one entry per key, not per record
+    """
+    CREATE INDEX IF NOT EXISTS attestations_by_identifier ON attestations (identifier);
     """,
 )
 

@@ -24,6 +24,7 @@ __all__ = [
     "stored_bytes",
     "stored_identifier",
     "stored_text",
+    "windows_of",
 ]
 
 _F = TraceFailure
@@ -126,6 +127,19 @@ class SubtreeReader:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         self._cache[key] = hashes[0]
         return hashes[0]
+
+
+def windows_of(store: SqliteDatabase, identifier: Identifier) -> list[bytes]:
+    """`identifier`'s older histories its newest one no longer holds, oldest first (one
+    signer's rows of `history_windows`)."""
+    sql = (
+        "SELECT typeof(history), CAST(history AS BLOB) FROM history_windows "
+        "WHERE identifier = ? ORDER BY last"
+    )
+    return [
+        stored_bytes(kind, history, "history window")
+        for kind, history in store.fetch_all(sql, (identifier.digest,))
+    ]
 
 
 def history_windows(store: SqliteDatabase) -> dict[Identifier, list[bytes]]:
