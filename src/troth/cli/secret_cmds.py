@@ -173,6 +173,33 @@ def lease(
     reporter.result(data, "\n".join(lines))
 
 
+@secret_group.command("rotate-key")
+@click.option(
+    "--compromised",
+    is_flag=True,
+    help="The key may be in someone else's hands (a copy of the vault): withdraw every older "
+    "key at once, so nothing it signed validates any more (holders lease again).",
+)
+@node_option
+@json_command
+def rotate_key(compromised: bool, node_name: str, reporter: Reporter) -> None:
+    """Rotate the broker node's token signing key. Routine: the old key stays in the JWKS until
+    the tokens it signed expire (at most 30 days). --compromised: every older key leaves the
+    JWKS and the vault now; relying parties must fetch the JWKS again."""
+    from troth.node.services.broker import rotate_token_key
+
+    with open_cli_node(node_name) as node:
+        data = rotate_token_key(node, compromised=compromised, now=CLOCK.now())
+    text = kv(
+        {
+            "new key": data["kid"],
+            "withdrawn": " ".join(data["withdrawn"]) or "(none)",
+            "published": " ".join(data["published"]),
+        }
+    )
+    reporter.result(data, text)
+
+
 @secret_group.command("jwks")
 @node_option
 @json_command

@@ -4,11 +4,12 @@
 - the audit key (32 random bytes, stored only sealed) for the audit log's HMACs;
 - the token signing keys (Ed25519 or P-256 in the vault), published as a JWKS by their RFC 7638
   thumbprint; a retired key stays published for `limits.MAX_LEASE_TTL` so tokens it signed
-  still validate until they expire.
+  still validate until they expire, unless it was withdrawn by a compromised rotation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -16,7 +17,7 @@ from typing import Final
 
 from troth import limits
 from troth.crypto import KeyType
-from troth.errors import SecretError, SecretFailure
+from troth.errors import KeyNotFound, SecretError, SecretFailure
 from troth.secrets.audit import AuditHasher
 from troth.secrets.engines.token import TokenSigner
 from troth.secrets.jwt import ALGORITHMS, Jwk, Jwks, jwk_of, thumbprint
@@ -68,12 +69,23 @@ class BrokerKeys:
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
         self._retired: dict[str, int] = {}  # kid -> retired_at, of the keys `jwks` published
 
-    def rotate_signing_key(self, now: int) -> str:
-        """Retire the current token key and make a new one; returns the new kid."""
-        with self._lock, self._store.transaction():
-            self._store.retire_signing_keys(now)
-            kid = self._add_signing_key(now)
-            self._signer = None
+    def rotate_signing_key(self, now: int, *, compromised: bool = False) -> str:
+        """Retire the current token key and make a new one; returns the new kid. Routine: the
+        retired key stays published for `limits.MAX_LEASE_TTL`, so the tokens it signed still
+        validate. `compromised` (a copy of the vault, a leaked key: docs/secrets.md, "Token
+        keys"): every older key is withdrawn at once, out of the JWKS and deleted from the
+        vault, so nothing it signed validates any more, the thief's backdated tokens included
+        (review 34c, token keys 1)."""
+        with self._lock:
+            with self._store.transaction():
+                self._store.retire_signing_keys(now)
+                kid = self._add_signing_key(now)
+                gone = self._store.withdraw_signing_keys(kid) if compromised else []
+                self._signer = None
+                self._published = None
+            for record in gone:  # out of the store: their vault keys are no one's now
+                with contextlib.suppress(KeyNotFound):
+                    self._vault.delete(KeyHandle.parse(record.handle))
         return kid
 
     def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:

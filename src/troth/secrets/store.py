@@ -277,6 +277,13 @@ class SqliteSecretStore:
             "UPDATE secret_signing_keys SET retired_at = ? WHERE retired_at IS NULL", (now,)
         )
 
+    def withdraw_signing_keys(self, keep: str) -> list[SigningKeyRecord]:
+        """Forget every token key but `keep` (a compromised rotation: none stays published);
+        the records forgotten, whose vault keys the caller deletes once this commits."""
+        gone = [k for k in self.signing_keys() if k.kid != keep]
+        self.db.execute("DELETE FROM secret_signing_keys WHERE kid != ?", (keep,))
+        return gone
+
     def signing_keys(self) -> list[SigningKeyRecord]:
         rows = self.db.fetch_all(
             "SELECT kid, handle, created_at, retired_at FROM secret_signing_keys "

@@ -161,6 +161,22 @@ def put_secret(
     }
 
 
+def rotate_token_key(node: Node, *, compromised: bool, now: int) -> dict[str, Any]:
+    """Rotate node `node`'s token signing key (`BrokerKeys.rotate_signing_key`): the new kid,
+    the kids withdrawn (a compromised rotation: every older key), and the kids the JWKS
+    publishes now. A running broker over the same database signs with the new key within
+    `limits.TOKEN_KEY_RECHECK_SECONDS` and publishes what the store holds at once."""
+    broker = open_broker(node, now=now)
+    try:
+        before = {k.kid for k in broker.store.signing_keys()}
+        kid = broker.keys.rotate_signing_key(now, compromised=compromised)
+        kept = {k.kid for k in broker.store.signing_keys()}
+        published = sorted(broker.jwks(now).keys)
+    finally:
+        broker.close()
+    return {"kid": kid, "withdrawn": sorted(before - kept), "published": published}
+
+
 class BrokerService:
     """The broker served by a node (see the module docstring)."""
 
