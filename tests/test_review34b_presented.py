@@ -32,16 +32,21 @@ feed revokes, as every verifier does.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.credentials import Attributes, CredentialChain
+from troth.node.runtime import NodeRuntime
+
+Cut = Callable[[MemNet, NodeRuntime, bytes, int], Awaitable[None]]
+"""What makes the delegation n holds dead: (net, m, the chain, now)."""
 
 
-def test_a_revoked_delegation_held_does_not_cut_the_node_off(tmp_path: Path) -> None:
-    """n (a member) holds a delegation from m (a member), which m's authority revokes. n,
-    whose feed says so, opens a new channel to the hub: it is admitted, as the member it
-    still is."""
+def _still_admitted_after(tmp_path: Path, cut: Cut) -> None:
+    """n (a member) holds a delegation from m (a member) and shows it; `cut` kills that
+    delegation. n, whose feed says so, opens a new channel to the hub: it is admitted, as the
+    member it still is."""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -61,85 +66,45 @@ def test_a_revoked_delegation_held_does_not_cut_the_node_off(tmp_path: Path) -> 
         await n.reload()  # n shows it from now on
         assert await n.send_message(f"{HUB}/service/echo", "held") == "held"
 
-        link = CredentialChain.decode(chain).credentials[-1].hash
-        net.authority.revoke_credential(link, now=now, reason="task done")
+        await cut(net, m, chain, now)
         await hub.refresh_feeds()
-        await n.refresh_feeds()  # n's feed says the delegation is revoked
+        await n.refresh_feeds()  # n's feed says the delegation is dead
         for end in list(n.channels.ends.values()):
             await end.close()
         await n.reload()
         assert await n.send_message(f"{HUB}/service/echo", "still a member") == "still a member"
 
     run_memnet(test, tmp_path / "home", budget=60)
+
+
+def test_a_revoked_delegation_held_does_not_cut_the_node_off(tmp_path: Path) -> None:
+    """Presented 1: m's authority revokes the link."""
+
+    async def cut(net: MemNet, m: NodeRuntime, chain: bytes, now: int) -> None:
+        link = CredentialChain.decode(chain).credentials[-1].hash
+        net.authority.revoke_credential(link, now=now, reason="task done")
+
+    _still_admitted_after(tmp_path, cut)
 
 
 def test_a_delegation_from_a_rotated_delegator_does_not_cut_the_node_off(
     tmp_path: Path,
 ) -> None:
-    """n (a member) holds a delegation from m (a member); m rotates its identity and announces
-    it, so the authority's feed supersedes the history n's chain carries for m. n, whose feed
-    says so, opens a new channel to the hub: it is admitted, as the member it still is."""
+    """Presented 2: m rotates its identity and announces it, so the authority's feed
+    supersedes the history n's chain carries for m."""
 
-    async def test(net: MemNet) -> None:
-        hub = net.hub
-        assert hub is not None
-        n = await net.member("n")
-        m = await net.member("m")
-        now = net.clock.now()
-        chain = m.node.wallet.delegate(
-            "m",
-            to=net.identifier(n),
-            attributes=Attributes({"agents.team": "support"}),
-            now=now,
-            ttl=600,
-            purpose="one task",
-        )
-        n.node.wallet.hold("n", chain, now=now)
-        await n.reload()
-        assert await n.send_message(f"{HUB}/service/echo", "held") == "held"
-
+    async def cut(net: MemNet, m: NodeRuntime, chain: bytes, now: int) -> None:
         m.node.identities.rotate("m", now=now)
         (announced,) = await m.announce_rotations()
         assert announced["announced"]
-        await hub.refresh_feeds()
-        await n.refresh_feeds()  # n's feed supersedes the history of m its chain carries
-        for end in list(n.channels.ends.values()):
-            await end.close()
-        await n.reload()
-        assert await n.send_message(f"{HUB}/service/echo", "still a member") == "still a member"
 
-    run_memnet(test, tmp_path / "home", budget=60)
+    _still_admitted_after(tmp_path, cut)
 
 
 def test_a_delegation_from_a_revoked_identity_does_not_cut_the_node_off(tmp_path: Path) -> None:
-    """n (a member) holds a delegation from m (a member), whose identity the authority then
-    revokes. n, whose feed says so, opens a new channel to the hub: it is admitted, as the
-    member it still is."""
+    """Presented 3: the authority revokes m's identity."""
 
-    async def test(net: MemNet) -> None:
-        hub = net.hub
-        assert hub is not None
-        n = await net.member("n")
-        m = await net.member("m")
-        now = net.clock.now()
-        chain = m.node.wallet.delegate(
-            "m",
-            to=net.identifier(n),
-            attributes=Attributes({"agents.team": "support"}),
-            now=now,
-            ttl=600,
-            purpose="one task",
-        )
-        n.node.wallet.hold("n", chain, now=now)
-        await n.reload()
-        assert await n.send_message(f"{HUB}/service/echo", "held") == "held"
-
+    async def cut(net: MemNet, m: NodeRuntime, chain: bytes, now: int) -> None:
         net.authority.revoke_identity(net.identifier(m), now=now, reason="compromised")
-        await hub.refresh_feeds()
-        await n.refresh_feeds()  # n's feed revokes m
-        for end in list(n.channels.ends.values()):
-            await end.close()
-        await n.reload()
-        assert await n.send_message(f"{HUB}/service/echo", "still a member") == "still a member"
 
-    run_memnet(test, tmp_path / "home", budget=60)
+    _still_admitted_after(tmp_path, cut)
