@@ -56,11 +56,6 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35b, node home 1: a node whose lock /proc/locks names by another device "
-    "than stat (btrfs, an overlay over two file systems) is never taken for the node",
-)
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("flock") is None,
     reason="an overlay mount in a private mount namespace needs root, unshare and flock",
