@@ -28,8 +28,9 @@ token = lib.get_token(token_label=sys.argv[2])
 params = encode_named_curve_parameters("1.3.101.112")  # Ed25519
 with token.open(rw=True) as session:
     for key_id in sys.argv[3:]:
-        common = {Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.ID: bytes.fromhex(key_id),
-                  Attribute.KEY_TYPE: KeyType.EC_EDWARDS, Attribute.LABEL: "troth:" + key_id}
+        common = {Attribute.TOKEN: True, Attribute.PRIVATE: False,
+                  Attribute.ID: bytes.fromhex(key_id), Attribute.KEY_TYPE: KeyType.EC_EDWARDS,
+                  Attribute.LABEL: "troth:" + key_id}
         session.create_object({**common, Attribute.CLASS: ObjectClass.PUBLIC_KEY,
                                Attribute.EC_PARAMS: params,
                                Attribute.EC_POINT: bytes([4, 32]) + bytes(range(32)),
@@ -41,11 +42,6 @@ print("planted")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35b, pkcs11 1: a public object planted with a key's CKA_ID makes the key "
-    "unusable (two objects found): the identity neither signs nor rotates, even to recover",
-)
 def test_objects_planted_beside_the_keys_strand_no_identity(
     softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
