@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import NOW, SoftHsm
 from troth.identity import verify_history, verify_signed_by
 from troth.node import init_node, open_node
+from troth.vault.pkcs11 import Pkcs11Vault
 
 # A PKCS#11 application on the token without the user PIN (a public session, PKCS#11 v3.0
 # §5.6: it creates public objects) that plants, for each CKA_ID given, a public key object and
@@ -84,3 +85,45 @@ def test_objects_planted_beside_the_keys_strand_no_identity(
         rotated = node.identities.rotate("agent", now=NOW + 60, compromised=True)
         history = node.identities.export("agent")
     assert verify_history(history, now=NOW + 60).current_key == rotated.identity.current_key
+
+
+_PLANT_SECRET = """
+import sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, ObjectClass
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[2])
+with token.open(rw=True) as session:
+    session.create_object({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True,
+                           Attribute.PRIVATE: False, Attribute.KEY_TYPE: KeyType.AES,
+                           Attribute.ID: bytes.fromhex(sys.argv[3]), Attribute.VALUE: bytes(32),
+                           Attribute.ENCRYPT: True, Attribute.DECRYPT: True})
+print("planted")
+"""
+
+
+def test_a_secret_key_planted_beside_a_seal_key_keeps_nothing_sealed(softhsm: SoftHsm) -> None:
+    """Review 35b, pkcs11 1, for seal keys (what the secrets broker seals its token keys and
+    stored secrets under): a public AES object a session without the PIN created with a seal
+    key's CKA_ID made the look-up find two, and nothing sealed under it opened again.
+
+    Added with the fix of the test above (the seal key look-up takes private objects only);
+    it fails with KeyNotFound when that look-up is reverted."""
+    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    try:
+        key = vault.generate_seal_key()
+        sealed = vault.seal(key, b"a stored secret", b"aad")
+    finally:
+        vault.close()
+    done = subprocess.run(
+        [sys.executable, "-c", _PLANT_SECRET, softhsm.module, softhsm.token_label, key.key_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.strip() == "planted", done.stderr
+    reopened = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)  # no cached object
+    try:
+        assert reopened.unseal(key, sealed, b"aad") == b"a stored secret"
+    finally:
+        reopened.close()
