@@ -167,10 +167,35 @@ def _flock_holders(lock: Path) -> tuple[set[int], set[int]] | None:
     return ours, anything
 
 
+def _holds_flock_on(pid: int, lock: Path) -> bool:
+    """Whether one of `pid`'s descriptors is `lock` (stat through /proc/PID/fd: the device as
+    this process sees it) and holds an flock on it (/proc/PID/fdinfo "lock:" lines)."""
+    try:
+        info = lock.stat()
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in names:
+        try:
+            opened = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii", errors="replace") as lines:
+                for line in lines:  # "lock:\t1: FLOCK  ADVISORY  WRITE 1234 00:29:8 0 EOF"
+                    fields = line.split()
+                    if fields[:1] == ["lock:"] and fields[2:3] == ["FLOCK"]:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def _is_our_node(pid: int, name: str, directory: Path) -> bool:
     """Whether `pid` is alive, this user's, and is node `name` of `directory`: the process
     holding its node.lock; not one holding another flock (another node: every node holds its
-    own); else, where /proc/locks does not tell, one whose command line is `python -m
+    own), unless its own descriptors say it holds node.lock (`_holds_flock_on`: where
+    /proc/locks names the lock's device otherwise than stat, btrfs or an overlay, review 35b,
+    node home 1); else, where /proc/locks does not tell, one whose command line is `python -m
     troth.node NAME` (or `troth node start NAME --foreground`). A stale pid may be reused: by
     another user's process naming the node in its command line on purpose (the node's is
     world-readable), which kept the node from starting and failed its stop (review 34d, node
@@ -185,7 +210,10 @@ def _is_our_node(pid: int, name: str, directory: Path) -> bool:
         if holders is not None and pid in holders[0]:
             return True
         if holders is not None and pid in holders[1]:
-            return False
+            # /proc/locks names a device as the file system's superblock does, stat() as the
+            # file system reports it: they differ on btrfs and on an overlay over two file
+            # systems, where the node's own lock matched nothing (review 35b, node home 1)
+            return _holds_flock_on(pid, directory / "node.lock")
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file

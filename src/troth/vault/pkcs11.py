@@ -291,6 +291,7 @@ class Pkcs11Vault:
             p11.Attribute.CLASS: p11.ObjectClass.SECRET_KEY,
             p11.Attribute.KEY_TYPE: p11.KeyType.AES,
             p11.Attribute.ID: key_id,
+            p11.Attribute.PRIVATE: True,  # not one planted without the PIN (review 35b, pkcs11 1)
         }
         with self._lock, self._mapped("find seal key"):
             found = list(self._session.get_objects(query))
@@ -307,12 +308,17 @@ class Pkcs11Vault:
         if not _KEY_ID.fullmatch(handle.key_id):  # one spelling: cache and token agree
             raise KeyNotFound(f"{handle} is not a key of this vault")
         key_id = bytes.fromhex(handle.key_id)
+        attr = self._p11.Attribute
+        query = {attr.CLASS: object_class, attr.ID: key_id}
+        # among the private objects only: every object troth makes is one, and a session
+        # without the user PIN creates public ones with any CKA_ID (taken from a copy of
+        # node.db): two objects found, the key failed to sign, rotate or be deleted (review
+        # 35b, pkcs11 1). A public key object made before review 34a, pkcs11 1 is public: it
+        # is looked up among those when no private one is.
         with self._lock, self._mapped("find key"):
-            found = list(
-                self._session.get_objects(
-                    {self._p11.Attribute.CLASS: object_class, self._p11.Attribute.ID: key_id}
-                )
-            )
+            found = list(self._session.get_objects({**query, attr.PRIVATE: True}))
+            if not found and object_class == self._p11.ObjectClass.PUBLIC_KEY:
+                found = list(self._session.get_objects({**query, attr.PRIVATE: False}))
         if len(found) != 1:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
