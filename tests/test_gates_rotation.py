@@ -128,10 +128,11 @@ def test_a_rotated_admins_bundle_is_out_of_force_until_its_fresh_one_replaces_it
     assert (denied.allowed, denied.outcome) == (False, Outcome.NOT_IN_FORCE)
     assert "superseded" in denied.reason
 
-    store.accept(admin_bundle(world, admin, 2, now=T + 32), feeds=world.feeds(), now=T + 33)
+    # dated more than the clock skew after the stolen one (review 35c, gates 1)
+    store.accept(admin_bundle(world, admin, 2, now=T + 62), feeds=world.feeds(), now=T + 63)
     assert revision(store, world) == 2
-    assert point.decide(member, LOOKUP, now=T + 34).allowed
-    assert not point.decide(member, EXPORT, now=T + 34).allowed  # the stolen policy is gone
+    assert point.decide(member, LOOKUP, now=T + 64).allowed
+    assert not point.decide(member, EXPORT, now=T + 64).allowed  # the stolen policy is gone
 
 
 def test_a_fresh_bundle_of_a_higher_revision_from_the_rotated_signer_replaces_it(
@@ -164,14 +165,14 @@ def test_what_the_stolen_key_signs_cannot_replace_what_it_signed(world: GatesWor
     store takes (at any revision), and its old bundle cannot come back once replaced."""
     store = BundleStore(world.verifier)
     stolen, authority = stolen_then_rotated(world, store)
-    again = authority_bundle(world, world.authority, 2, ALL, now=T + 30)
+    again = authority_bundle(world, world.authority, 2, ALL, now=T + 61)
     with pytest.raises(PolicyError) as caught:
-        store.accept(again, feeds=world.feeds(), now=T + 31)
+        store.accept(again, feeds=world.feeds(), now=T + 62)
     assert caught.value.reason is P.SIGNER_SUPERSEDED
     assert revision(store, world) == limits.MAX_POLICY_REVISION
-    store.accept(authority_bundle(world, authority, 2, now=T + 30), feeds=world.feeds(), now=T + 31)
+    store.accept(authority_bundle(world, authority, 2, now=T + 61), feeds=world.feeds(), now=T + 62)
     with pytest.raises(PolicyError) as caught:
-        store.accept(stolen, feeds=world.feeds(), now=T + 32)
+        store.accept(stolen, feeds=world.feeds(), now=T + 63)
     assert caught.value.reason is P.SIGNER_SUPERSEDED
     assert revision(store, world) == 2
 
@@ -180,16 +181,16 @@ def test_a_revoked_signers_bundle_is_replaced_by_a_lower_revision(world: GatesWo
     store = world.store(world.bundle(revision=9, by_admin=True))
     world.revoke(RevocationKind.IDENTITY, world.admin.identifier.digest, now=T + 10)
     assert not_in_force(store, world, T + 11) is P.SIGNER_REVOKED
-    store.accept(world.bundle(revision=2, now=T + 10), feeds=world.feeds(), now=T + 11)
-    assert store.engine(world.authority.identifier, feed=world.feed, now=T + 12).revision == 2
+    store.accept(world.bundle(revision=2, now=T + 61), feeds=world.feeds(), now=T + 62)
+    assert store.engine(world.authority.identifier, feed=world.feed, now=T + 63).revision == 2
 
 
 def test_of_two_concurrent_replacements_one_wins(world: GatesWorld) -> None:
     store = BundleStore(world.verifier)
     _, authority = stolen_then_rotated(world, store)
     candidates = [
-        authority_bundle(world, authority, 2, POLICIES, now=T + 30),
-        authority_bundle(world, authority, 2, ALL, now=T + 30),
+        authority_bundle(world, authority, 2, POLICIES, now=T + 61),
+        authority_bundle(world, authority, 2, ALL, now=T + 61),
     ]
     start = threading.Barrier(2)
     outcomes: list[PolicyFailure | None] = []
@@ -197,7 +198,7 @@ def test_of_two_concurrent_replacements_one_wins(world: GatesWorld) -> None:
     def accept(data: bytes) -> None:
         start.wait()
         try:
-            store.accept(data, feeds=world.feeds(), now=T + 31)
+            store.accept(data, feeds=world.feeds(), now=T + 62)
             outcomes.append(None)
         except PolicyError as exc:
             outcomes.append(exc.reason)
@@ -227,18 +228,18 @@ def test_a_replacement_persists_and_another_process_takes_it_up(
     assert [b.body.revision for b in second.reload(now=T + 31)] == [limits.MAX_POLICY_REVISION]
     assert not_in_force(second, world, T + 31) is P.SIGNER_SUPERSEDED
 
-    winner = authority_bundle(world, authority, 2, now=T + 30)
-    first.accept(winner, feeds=world.feeds(), now=T + 32)
+    winner = authority_bundle(world, authority, 2, now=T + 61)
+    first.accept(winner, feeds=world.feeds(), now=T + 62)
     with pytest.raises(PolicyError) as caught:
         second.accept(
-            authority_bundle(world, authority, 3, ALL, now=T + 30), feeds=world.feeds(), now=T + 32
+            authority_bundle(world, authority, 3, ALL, now=T + 61), feeds=world.feeds(), now=T + 62
         )
     assert caught.value.reason is P.ROLLBACK
-    assert [b.data for b in second.reload(now=T + 33)] == [winner]
-    assert second.reload(now=T + 34) == []  # nothing changed since
-    assert second.engine(world.authority.identifier, feed=world.feed, now=T + 34).revision == 2
+    assert [b.data for b in second.reload(now=T + 63)] == [winner]
+    assert second.reload(now=T + 64) == []  # nothing changed since
+    assert second.engine(world.authority.identifier, feed=world.feed, now=T + 64).revision == 2
     third = BundleStore(world.verifier, SqliteBundleTable(db))
-    assert [b.data for b in third.reload(now=T + 35)] == [winner]
+    assert [b.data for b in third.reload(now=T + 65)] == [winner]
     db.close()
 
 

@@ -11,9 +11,10 @@ PolicyError and the decision point denies.
 
 A held bundle whose signer the current feed revokes or supersedes is no longer in force and
 never will be again (feeds only grow): a verified bundle of any revision issued since it
-replaces it (a rotated authority can replace what its stolen key signed at the top revision;
-an older bundle replayed is refused: review 34f, gates 1). While the held bundle is in force,
-a revision not higher than its own is a rollback and refused.
+(more than the clock skew after it: review 35c, gates 1) replaces it (a rotated authority can
+replace what its stolen key signed at the top revision; an older bundle replayed is refused:
+review 34f, gates 1). While the held bundle is in force, a revision not higher than its own
+is a rollback and refused.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
 this module in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
@@ -229,11 +230,12 @@ class BundleStore:
         (its signer revoked or superseded); PolicyError ROLLBACK otherwise. The bytes already
         active are accepted again as a no-op."""
         claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
+        skew = self.verifier.policy.max_clock_skew
         feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
         if held is not None and held.bundle.data == data:
             return held.bundle
-        refusal = None if held is None else _rollback(claimed, held, feed)
+        refusal = None if held is None else _rollback(claimed, held, feed, skew)
         if refusal is not None:
             raise PolicyError(_P.ROLLBACK, refusal)
         verified = verify_bundle(
@@ -248,7 +250,7 @@ class BundleStore:
         authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
-            refusal = None if held is None else _rollback(body, held, feed)
+            refusal = None if held is None else _rollback(body, held, feed, skew)
             if held is None or body.revision > held.bundle.body.revision:
                 if not self.table.save_if_newer(authority, body.revision, data, now):
                     raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
@@ -370,23 +372,28 @@ class BundleStore:
         return held.engine
 
 
-def _rollback(body: BundleBody, held: ActiveBundle, feed: VerifiedFeed | None) -> str | None:
+def _rollback(
+    body: BundleBody, held: ActiveBundle, feed: VerifiedFeed | None, skew: int
+) -> str | None:
     """Why a bundle of `body` may not replace `held` (None: it may): a revision not higher
     than the held one's while that one is in force; or, the held one out of force for good, a
-    bundle issued before it. A replacement is a bundle signed since the one it replaces (in
-    the same second too): an older bundle, replayed once its successor's signer rotated or
-    was revoked, would bring back what that successor took away (review 34f, gates 1;
-    docs/policy.md, "Bundles on a node")."""
+    bundle not issued since it. A replacement is a bundle signed since the one it replaces: an
+    older bundle, replayed once its successor's signer rotated or was revoked, would bring
+    back what that successor took away (review 34f, gates 1). `issued_at` is each signer's
+    own clock, taken up to `skew` (the clock skew) ahead, so two dates closer than that do
+    not say which bundle was signed first: a replacement is dated more than `skew` after
+    (review 35c, gates 1: an older permit-all dated 30 s after its successor by a clock
+    running ahead came back; docs/policy.md, "Bundles on a node")."""
     held_body = held.bundle.body
     if body.revision > held_body.revision:
         return None
     if not _newer(body.revision, held, feed):
         return f"{body.revision} <= {held_body.revision}"
-    if body.issued_at < held_body.issued_at:
+    if body.issued_at <= held_body.issued_at + skew:
         return (
-            f"issued at {body.issued_at}, before the bundle it would replace (issued at "
+            f"issued at {body.issued_at}, not since the bundle it would replace (issued at "
             f"{held_body.issued_at}; its signer is no longer in force): a replacement is one "
-            "signed since"
+            f"signed more than the clock skew ({skew} s) after"
         )
     return None
 

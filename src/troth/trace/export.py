@@ -321,6 +321,18 @@ def verify_bundle(
     the log's histories, the record's key at its time, signature, disclosures, chain, the
     inclusion proof and the checkpoint's signature. With `anchor` (a checkpoint note the
     verifier kept), the checkpoint must be that one (VALID) or the answer is UNANCHORED."""
+    return _verify_line(data, anchor, known, checkpoints, rows)[0]
+
+
+def _verify_line(
+    data: bytes | dict[str, Any],
+    anchor: bytes | None,
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+    rows: Rows | None,
+) -> tuple[BundleReport, VerifiedIdentity, bytes]:
+    """`verify_bundle`, and the signer's identity (the history the line carries) and key
+    attestation it judged the record by."""
     if isinstance(data, bytes | bytearray):
         try:
             value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
@@ -376,7 +388,7 @@ def verify_bundle(
             if saved.root != checkpoint.root:
                 raise TraceError(_F.FORKED, f"size {saved.size}", index=index, record=record.id)
             status = AnchorStatus.VALID
-    return BundleReport(
+    report = BundleReport(
         record,
         index,
         sha256(payload),
@@ -385,6 +397,7 @@ def verify_bundle(
         tuple(sorted(disclosures)),
         epoch.change,
     )
+    return report, identity, attestation
 
 
 def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
@@ -453,8 +466,10 @@ def verify_export(
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
     checkpoint and no index or record id repeats, no agent has two records at one seq, each
-    agent's chain between consecutive records present (hashes, times, key changes), and each
-    resolution whose escalation is present answers it as its signer was asked."""
+    agent's chain between consecutive records present (hashes, times, key changes), each
+    agent's keys used before they retired by the newest of its histories the lines carry
+    (review 35c, trace 1), and each resolution whose escalation is present answers it as its
+    signer was asked."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
@@ -462,9 +477,11 @@ def verify_export(
     by_agent: dict[Identifier, dict[int, _Link]] = {}
     escalations: dict[str, TraceRecord] = {}
     resolutions: list[tuple[TraceRecord, int]] = []
+    newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
+    keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
     count = 0
     for line in _non_empty(lines):
-        report = verify_bundle(line, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows)
+        report, identity, attestation = _verify_line(line, anchor, known, checkpoints, rows)
         record = report.record
         if checkpoint is None:
             checkpoint, status = report.checkpoint, report.status
@@ -491,11 +508,23 @@ def verify_export(
                 record=record.id,
             )
         chain[record.seq] = (record.prev, report.hash, report.index, record.time, report.key_change)
+        held = newest.get(record.agent)
+        if held is None or identity.change_count > held.change_count:
+            newest[record.agent] = identity
+        key = (record.agent, keyid_of(attestation))
+        use = keys.get(key)
+        if use is None or record.time > use[2]:
+            low = identity.change_count if use is None else min(use[4], identity.change_count)
+            keys[key] = (attestation, report.index, record.time, record.id, low)
+        elif identity.change_count < use[4]:
+            keys[key] = (*use[:4], identity.change_count)
         if record.kind is Kind.ESCALATION:
             escalations[record.id] = record
         elif record.kind is Kind.RESOLUTION:
             resolutions.append((record, report.index))
         count += 1
+    for (agent, _keyid), use in keys.items():
+        _check_retired(agent, use, newest[agent], rows, known, checkpoints)
     for links in by_agent.values():
         ordered = sorted(links.items())
         for (earlier, before), (seq, link) in pairwise(ordered):
@@ -509,6 +538,39 @@ def verify_export(
             except TraceError as exc:
                 raise exc.located(index=index, record=resolution.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)
+
+
+_KeyUse = tuple[bytes, int, int, str, int]
+"""What `verify_export` keeps of an agent's key: its attestation, the index, time and id of
+the latest record it signed, and the fewest changes of the histories its lines carried."""
+
+
+def _check_retired(
+    agent: Identifier,
+    use: _KeyUse,
+    newest: VerifiedIdentity,
+    rows: Rows | None,
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+) -> None:
+    """The latest record of an agent's key was signed before the key retired by the newest
+    history of the agent the export carries, as `verify_log` judges every record by the
+    newest the log holds. Each line carries its own history, which no signature covers: one
+    carrying an older one, where the key was still current, hid its retirement that another
+    line's newer history shows (review 35c, trace 1). Only a key some line judged by an older
+    history than the newest is looked at again; one the newest does not hold (an older
+    window's) stays judged by its lines."""
+    attestation, index, time, record_id, fewest = use
+    if fewest >= newest.change_count:
+        return
+    try:
+        epoch = newest_view(agent, attestation, newest, rows, known, checkpoints)
+    except TraceError:  # not under the newest history (a window's key): judged by its line
+        return
+    try:
+        epoch.check_time(time)
+    except TraceError as exc:
+        raise exc.located(index=index, record=record_id) from None
 
 
 def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> None:
