@@ -15,14 +15,15 @@ globex's answers expire after acme's.
 
 The node now shows each authority's chain that expires last first, then the others by expiry:
 no authority's chains push another's off its channels.
+
+Was a strict xfail until `NodeRuntime.channel_identity` put each authority's chain that expires
+last first (`_each_authority_first`; docs/protocols.md, "Nodes").
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
 from troth.credentials import CredentialBody, CredentialChain, issue_credential
@@ -33,11 +34,6 @@ def _root(chain: bytes) -> bytes:
     return CredentialBody.decode(CredentialChain.decode(chain).credentials[0].body).issuer.digest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35a, shown 1: a node shows its eight chains that expire last, whatever their "
-    "authority: a co-trusted authority's credentials expiring after acme's push it off",
-)
 def test_one_authoritys_credentials_do_not_push_anothers_off_the_channels(
     tmp_path: Path,
 ) -> None:
