@@ -93,16 +93,25 @@ def needs_refresh(
     known: int | None,
     now: int,
     margin: int,
+    *,
+    feed: VerifiedFeed | None = None,
 ) -> bool:
     """Whether a local identity holding `held` asks `authority` for a fresh credential now:
     the newest member credential it holds from it (one the authority issued to it directly:
     a delegation rooted there, from another member, is not refreshed there and may outlive it,
     review 34b, due 1) expires within `margin` seconds or was issued before the authority
     rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable` goes by,
-    so a chain it stops showing is replaced at once)."""
+    so a chain it stops showing is replaced at once). Those the authority's `feed` revokes
+    are passed over, as the node's channels leave them out: with none left it asks at once
+    (review 35a, due 1: a credential revoked to cut the member's delegations left the node
+    showing none of that authority until it neared expiry)."""
     mine = [h for h in held if h.authority == authority.digest and _issued_directly(h)]
     if not mine:
         return False
+    if feed is not None:
+        mine = [h for h in mine if not revokes_a_link(h.chain, lambda _: feed)]
+        if not mine:
+            return True
     newest = max(mine, key=lambda h: h.expires_at)
     return newest.expires_at - now <= margin or issued_before_rotation(newest, known)
 
