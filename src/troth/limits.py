@@ -84,6 +84,14 @@ would be a feed entry at its removal (review 23a, authority 2); a refusal at the
 out a member whose refresh answers were lost, retried each round (review 24a, authority 1),
 and revoking the newest there spent the member's quota and cut the links of one that holds it
 (review 25). A node refreshes near expiry or after its authority rotates: two or three live."""
+MAX_RECENT_CREDENTIALS_PER_MEMBER: Final = 2 * MAX_LIVE_CREDENTIALS_PER_MEMBER
+"""Credentials a verifier may still accept (unexpired, or expired within MAX_CLOCK_SKEW_SECONDS:
+what removing a member revokes) an authority keeps issued to one member (32): past it a
+`refresh` is answered the newest unexpired again, or, with none, the oldest expired are
+revoked (charged to the member's quota) before one is issued. MAX_LIVE_CREDENTIALS_PER_MEMBER
+alone let a member refreshing in a loop get 16 more each time its 16 expired, so its removal
+wrote 16 x (1 + 300 / TTL) entries (review 35a, remove 1); twice the live bound leaves a
+burst's member issued a new one when the oldest expires, before the newest does (review 25)."""
 DEFAULT_CREDENTIAL_SKEW_SECONDS: Final = 60
 """The clock skew a verifier allows at a credential's window edges unless told otherwise (at
 most MAX_CLOCK_SKEW_SECONDS)."""

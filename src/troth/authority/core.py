@@ -348,9 +348,11 @@ class Authority:
     ) -> CredentialChain:
         """A credential for `member` (a refresh, or an enrollment, review 25 authority 1), with
         at most MAX_LIVE_CREDENTIALS_PER_MEMBER unexpired credentials issued to it under this
-        authority's current history: each is a feed entry when the member is removed, which no
-        quota limits (review 23a, authority 2). Those issued under an older history verify
-        nowhere and do not count.
+        authority's current history, and MAX_RECENT_CREDENTIALS_PER_MEMBER a verifier may still
+        accept (expired within MAX_CLOCK_SKEW_SECONDS too: what `remove_member` revokes, review
+        35a remove 1): each is a feed entry when the member is removed, which no quota limits
+        (review 23a, authority 2). Those issued under an older history verify nowhere and do
+        not count.
 
         At the bound the newest live credential is answered again (its stored encoding, with
         the authority's current history): nothing is issued, nothing written to the feed,
@@ -365,26 +367,42 @@ class Authority:
         What is answered is the newest whose encoding was stored (a VC export, newer, is
         passed over: review 26b). When it cannot be answered again (its attributes are not the
         member's: a re-enrollment that merged a ticket's; its attestation names an older change;
-        or none was stored: rows from before review 25), the newest is revoked, an entry
-        charged to the member's quota (QUOTA_EXCEEDED past it), and a credential is issued
-        (review 24a's rule)."""
+        or none was stored: rows from before review 25; or none is unexpired), the newest
+        unexpired past the live bound are revoked, then the oldest of those expired within the
+        skew as many as the second bound needs, each an entry charged to the member's quota
+        (QUOTA_EXCEEDED past it), and a credential is issued (review 24a's rule)."""
         since = self.identities.get(self.config.name, now=now).identity.current.body.created_at
         kind = RevocationKind.CREDENTIAL
-        live = [
-            credential
-            for credential in self.store.live_issued(member.digest, now, since)
-            if self.store.find_revocation(kind, credential) is None
-        ]
+
+        def unrevoked(expired_by: int) -> list[bytes]:
+            return [
+                credential
+                for credential in self.store.live_issued(member.digest, expired_by, since)
+                if self.store.find_revocation(kind, credential) is None
+            ]
+
+        live = unrevoked(now)
         excess = len(live) - limits.MAX_LIVE_CREDENTIALS_PER_MEMBER + 1
-        if excess <= 0:
+        # a second bound counts what a removal revokes, those expired within the skew too
+        # (review 35a, remove 1: else each of the member's refreshes past the expiry of its 16
+        # got 16 more, and its removal wrote 16 x (1 + 300 / TTL) entries no quota limits)
+        recent = unrevoked(now - limits.MAX_CLOCK_SKEW_SECONDS)
+        over = len(recent) - limits.MAX_RECENT_CREDENTIALS_PER_MEMBER + 1
+        if excess <= 0 and over <= 0:
             return self._issue(member, attributes, now)
         signer = self.signer(now)
         again = self._answer_again(live, attributes, signer.identity)
         if again is not None:
             return again
+        # the newest unexpired past the bound (review 24a's rule), then the oldest of those
+        # expired within the skew: all charged to the member's quota
+        targets = live[-excess:] if excess > 0 else []
+        fresh = set(live)
+        expired = [credential for credential in recent if credential not in fresh]
+        targets += expired[: max(0, over - len(targets))]
         self.revocations.revoke_many(
             kind,
-            live[-excess:],
+            targets,
             by=self.identifier,
             now=now,
             reason="past the member's bound of live credentials",

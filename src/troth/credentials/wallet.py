@@ -93,16 +93,25 @@ def needs_refresh(
     known: int | None,
     now: int,
     margin: int,
+    *,
+    feed: VerifiedFeed | None = None,
 ) -> bool:
     """Whether a local identity holding `held` asks `authority` for a fresh credential now:
     the newest member credential it holds from it (one the authority issued to it directly:
     a delegation rooted there, from another member, is not refreshed there and may outlive it,
     review 34b, due 1) expires within `margin` seconds or was issued before the authority
     rotated to `known` changes (`CredentialWallet.known_changes`: what `presentable` goes by,
-    so a chain it stops showing is replaced at once)."""
+    so a chain it stops showing is replaced at once). Those the authority's `feed` revokes
+    are passed over, as the node's channels leave them out: with none left it asks at once
+    (review 35a, due 1: a credential revoked to cut the member's delegations left the node
+    showing none of that authority until it neared expiry)."""
     mine = [h for h in held if h.authority == authority.digest and _issued_directly(h)]
     if not mine:
         return False
+    if feed is not None:
+        mine = [h for h in mine if not revokes_a_link(h.chain, lambda _: feed)]
+        if not mine:
+            return True
     newest = max(mine, key=lambda h: h.expires_at)
     return newest.expires_at - now <= margin or issued_before_rotation(newest, known)
 
@@ -196,12 +205,15 @@ class CredentialWallet:
         self, ref: str, chain: bytes, *, now: int, authority: Identifier | None = None
     ) -> VerifiedCredential:
         """Store a chain whose last subject is the local identity `ref` (and, given
-        `authority`, whose root that authority issued: UNTRUSTED_ISSUER before anything is
-        stored otherwise). A refresh's answer is held only as its authority's: the node shows
-        the chains that expire last, so another authority's node answering with chains rooted
-        elsewhere would push the node's own credentials off its channels (review 34b,
-        refresh 1). The identity's chains from the same authority that expired by `now` are
-        forgotten, but the member credential and the chain that expire last."""
+        `authority`, a member credential that authority issued: one link, its own;
+        UNTRUSTED_ISSUER before anything is stored otherwise). A refresh's answer is held only
+        as its authority's member credential: the node shows the chains that expire last, so
+        another authority's node answering with chains rooted elsewhere (review 34b, refresh 1),
+        or with delegations rooted at itself, which leave the node's own credential due and
+        asking again each round (review 35a, refresh 1), would push the node's other
+        credentials off its channels. The identity's chains from the same authority that
+        expired by `now` are forgotten, but the member credential and the chain that expire
+        last."""
         local = self.identities.find(ref)
         checked = self.inspect(chain, now=now)
         if checked.actor.digest != local.identifier:
@@ -209,6 +221,11 @@ class CredentialWallet:
         if authority is not None and checked.authority != authority:
             raise CredentialError(
                 _F.UNTRUSTED_ISSUER, f"issued by {checked.authority}, not by {authority}"
+            )
+        if authority is not None and len(checked.links) != 1:  # an authority answers a refresh
+            raise CredentialError(  # with its member credential (review 35a, refresh 1)
+                _F.UNTRUSTED_ISSUER,
+                f"a chain of {len(checked.links)} links, not {authority}'s member credential",
             )
         with self.store.transaction():
             self.store.put_held(

@@ -118,7 +118,8 @@ async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MAR
     refreshed = 0
     for authority, address in runtime.trust.routes.items():
         known = await runtime.worker.run(runtime.node.wallet.known_changes, authority)
-        if needs_refresh(held, authority, known, now, margin):
+        feed = runtime.trust.feeds.get(authority)  # a revoked one is due (review 35a, due 1)
+        if needs_refresh(held, authority, known, now, margin, feed=feed):
             try:  # one authority's failure holds back no other's (review 22, finding 6)
                 await _refresh_from(runtime, authority, address, now)
                 refreshed += 1

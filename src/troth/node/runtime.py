@@ -69,6 +69,7 @@ from troth.node.services.trace import NodeTraces
 from troth.node.trust import FEED_STALENESS, NodeTrust
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
+from troth.storage import HeldCredential
 from troth.transport import Listener, MemoryTransport, TcpTransport
 from troth.transport.ratelog import RateLimitedLog
 from troth.vault import KeyPurpose
@@ -420,8 +421,8 @@ class NodeRuntime:
         credentials: those no feed the node holds revokes a link of or supersedes an issuer's
         history in, as a peer refuses a channel that shows one — review 34b, presented 1 and
         2: a delegation its delegator revoked, or one whose delegator rotated since, cut the
-        node off from every node trusting its authority), and when that stops being valid
-        (reads the store)."""
+        node off from every node trusting its authority; each authority's that expires last
+        first, review 35a shown 1), and when that stops being valid (reads the store)."""
         identities, wallet = self.node.identities, self.node.wallet
         handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
         feeds = self.trust.feeds
@@ -432,7 +433,7 @@ class NodeRuntime:
             if not revokes_a_link(held.chain, feeds.get)
             and not supersedes_an_issuer(held.chain, feeds.get, now=now, checkpoints=checkpoints)
         ]
-        chains = tuple(h.chain for h in live[:MAX_CHANNEL_CREDENTIALS])
+        chains = tuple(h.chain for h in _each_authority_first(live)[:MAX_CHANNEL_CREDENTIALS])
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(
             identities.export(name),
@@ -713,3 +714,16 @@ class NodeRuntime:
                 "requests_refused": self.host.refused,
             },
         }
+
+
+def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
+    """`held` (newest expiry first) with each authority's chain that expires last first, then
+    the others as they were: the node shows MAX_CHANNEL_CREDENTIALS, and one authority's chains
+    expiring later (a co-trusted authority's node choosing its answers' expiry, or a TTL under
+    the refresh margin, refreshed every round) pushed another's off its channels (review 35a,
+    shown 1)."""
+    first: dict[bytes, HeldCredential] = {}
+    for h in held:
+        first.setdefault(h.authority, h)
+    chosen = {id(h) for h in first.values()}
+    return [*first.values(), *(h for h in held if id(h) not in chosen)]
