@@ -12,19 +12,14 @@ SUPPORT = troth.Attributes({"agents.team": "support"})
 LOOPBACK = ("127.0.0.1", 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="review 35d, access 1: a rule cannot say whose attributes it requires, so any "
-    "authority the node enrolled with grants them",
-)
 def test_a_rule_pinned_to_an_authority_refuses_the_same_attributes_from_another() -> None:
     """Access 1: a node trusts every authority it enrolls with (to use another party's
     services, say), and `RequireAttributes` was met by a credential from any of them: the
     other party's authority grants `agents.team: support` to whomever it likes, and they pass
     the desk's rule, its handler reading the same attribute from a credential it never meant
     to honour. A rule names the authority whose attributes it requires (`authority=`):
-    another's credential is refused with a reason naming both."""
+    another's credential is refused with a reason naming both. Was a strict xfail until
+    `RequireAttributes` took `authority=`."""
     seen: list[troth.Request] = []
 
     async def test() -> None:

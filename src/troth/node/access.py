@@ -219,10 +219,15 @@ class GatedMembers:
 
 @dataclass(frozen=True, slots=True)
 class RequireAttributes:
-    """Open to holders of a credential (without caveats) whose attributes cover `attributes`."""
+    """Open to holders of a credential (without caveats) whose attributes cover `attributes`,
+    from `authority` when given. A node trusts every authority it enrolls with, and any of
+    them can grant any attribute: name the authority whose attributes these are, so that
+    another one granting the same does not pass (review 35d, access 1)."""
 
     attributes: Attributes
     name: str = "attributes"
+    authority: Identifier | None = field(default=None, kw_only=True)
+    """The one authority whose credentials count (None: any the node trusts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +307,8 @@ def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bo
     if isinstance(rule, MembersOnly | GatedMembers):
         return True
     if isinstance(rule, RequireAttributes):
+        if rule.authority is not None and credential.authority != rule.authority:
+            return False
         return rule.attributes.first_excess_over(credential.attributes) is None
     if isinstance(rule, AttributeCoversArgument):
         values = credential.attributes.values_of(rule.key)
@@ -318,7 +325,12 @@ def _why(
     if not usable:
         return "its only credentials carry caveats, which are not evaluated yet (fail closed)"
     if isinstance(rule, RequireAttributes):
-        return f"no credential covers the attributes {rule.attributes.to_json()}"
+        wanted = rule.attributes.to_json()
+        if rule.authority is None:
+            return f"no credential covers the attributes {wanted}"
+        held = sorted({str(c.authority) for c in usable if c.authority != rule.authority})
+        other = f" (its credentials from {', '.join(held)} do not count)" if held else ""
+        return f"no credential from {rule.authority} covers the attributes {wanted}{other}"
     if isinstance(rule, AttributeCoversArgument):
         wanted = f"{rule.key}={arguments}" if isinstance(arguments, str) else rule.key
         return (
