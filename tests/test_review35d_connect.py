@@ -56,16 +56,13 @@ def scenario(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35d, connect 1: expect=None reuses the channel another block pinned",
-)
 def test_an_unpinned_connect_does_not_inherit_another_blocks_pin() -> None:
     """Connect 1: `connect(route, expect=None)` promises the peer this node's trust admits,
     and alone it refuses the stranger; but while another block of the same running node held
     a channel to that route pinned to the stranger (admitted by that pin only), the unpinned
     block was handed that very channel, and its call, arguments and all, went to an identity
-    its node's trust refuses."""
+    its node's trust refuses. Was a strict xfail until an unpinned `connect` checked the
+    peer of the channel it is handed against the node's trust."""
 
     async def inside(running: troth.RunningNode, pinned: troth.Channel, route: str) -> None:
         with pytest.raises(troth.ChannelError) as refused:
@@ -77,14 +74,11 @@ def test_an_unpinned_connect_does_not_inherit_another_blocks_pin() -> None:
     scenario(inside)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35d, connect 2: a connect block that ends closes the channel another uses",
-)
 def test_a_connect_block_ending_leaves_the_others_channel_open() -> None:
     """Connect 2: two blocks to one route and identity share the runtime's channel, and the
     first to end closed it under the other, whose next call failed (RoutingError: no worker
-    for the channel): one task of a running node cut another's channel off."""
+    for the channel): one task of a running node cut another's channel off. Was a strict
+    xfail until the last block using a channel closes it."""
 
     async def inside(running: troth.RunningNode, pinned: troth.Channel, route: str) -> None:
         async with running.connect(route, expect=pinned.peer) as channel:

@@ -333,11 +333,13 @@ class Node:
     @contextlib.asynccontextmanager
     async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
         """A secure channel to the node at `route` (e.g. `/tcp/127.0.0.1:4000`, or through a
-        relay `/tcp/127.0.0.1:4000/relay/agent-b`), closed when the block ends. `expect` is
-        the identity you trust to answer there: anyone else is refused, and it is admitted
+        relay `/tcp/127.0.0.1:4000/relay/agent-b`), closed when the block ends (blocks of one
+        running node to one route and peer share it: the last one to end closes it). `expect`
+        is the identity you trust to answer there: anyone else is refused, and it is admitted
         even without a credential from an authority this node trusts (unless a feed this node
-        holds revokes it). None admits whoever this node's trust admits. Outside `serve`, the
-        node runs for the block's duration."""
+        holds revokes it). None admits whoever this node's trust admits, even while another
+        block holds a channel to `route` pinned to a peer it would refuse (ChannelError
+        PEER_NOT_ALLOWED). Outside `serve`, the node runs for the block's duration."""
         if self._running is not None:
             async with self._running.connect(route, expect=expect) as channel:
                 yield channel

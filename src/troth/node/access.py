@@ -325,12 +325,12 @@ def _why(
     if not usable:
         return "its only credentials carry caveats, which are not evaluated yet (fail closed)"
     if isinstance(rule, RequireAttributes):
-        wanted = rule.attributes.to_json()
+        attributes = rule.attributes.to_json()
         if rule.authority is None:
-            return f"no credential covers the attributes {wanted}"
+            return f"no credential covers the attributes {attributes}"
         held = sorted({str(c.authority) for c in usable if c.authority != rule.authority})
         other = f" (its credentials from {', '.join(held)} do not count)" if held else ""
-        return f"no credential from {rule.authority} covers the attributes {wanted}{other}"
+        return f"no credential from {rule.authority} covers the attributes {attributes}{other}"
     if isinstance(rule, AttributeCoversArgument):
         wanted = f"{rule.key}={arguments}" if isinstance(arguments, str) else rule.key
         return (
