@@ -38,10 +38,6 @@ def members(clock: FixedClock) -> Iterator[Members]:
     hub.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35d, authority 1: revoke_identity took a digest as a credential id",
-)
 def test_revoking_an_identity_by_its_digest_is_refused_not_a_credential_revocation(
     members: Members, clock: FixedClock
 ) -> None:
@@ -49,23 +45,21 @@ def test_revoking_an_identity_by_its_digest_is_refused_not_a_credential_revocati
     was passed on as a credential revocation: a feed entry revoking a credential id no
     credential has, the number returned as for any revocation, and the identity went on
     verifying, its operator believing it revoked. Anything but an identifier (an
-    `Identifier`, an `Identity`, identifier text) is a TypeError, and nothing is written."""
+    `Identifier`, an `Identity`, identifier text) is a TypeError, and nothing is written.
+    Was a strict xfail until `revoke_identity` checked what it is given."""
     with pytest.raises(TypeError, match="an identity to revoke"):
         members.acme.revoke_identity(members.customer.identifier.digest)  # type: ignore[arg-type]
     assert members.acme.revoke_identity(members.customer.identifier, reason="gone") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35d, authority 2: revoke_identity(Identity) failed with a StorageError",
-)
 def test_an_identity_is_revoked_given_as_an_identity_or_identifier_text(
     members: Members, clock: FixedClock
 ) -> None:
     """Authority 2: every other argument naming another identity takes an `Identity` or
     identifier text too, but `revoke_identity(identity)` failed deep in the store
     (StorageError "Error binding parameter") and identifier text was taken for a credential
-    id (ValueError "a credential revocation names 32 bytes"): the identity stayed valid."""
+    id (ValueError "a credential revocation names 32 bytes"): the identity stayed valid. Was a
+    strict xfail until `revoke_identity` took an `Identity` and identifier text."""
     members.verify(clock)
     assert members.acme.revoke_identity(members.customer, reason="left") == 0
     with pytest.raises(troth.CredentialError) as refused:
@@ -75,14 +69,11 @@ def test_an_identity_is_revoked_given_as_an_identity_or_identifier_text(
     assert members.acme.revoke_identity(str(other.identifier), reason="left") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35d, authority 3: revoke(Identifier) revoked the whole identity",
-)
 def test_revoke_takes_a_credential_not_an_identity(members: Members) -> None:
     """Authority 3: `revoke` takes a credential (or its id), but an `Identifier` passed to it
     was revoked as an identity for good, every link it issued or holds with it: a TypeError
-    (`revoke_identity` is the call for that), and nothing is written."""
+    (`revoke_identity` is the call for that), and nothing is written. Was a strict xfail
+    until `revoke` checked what it is given."""
     with pytest.raises(TypeError, match="revoke_identity"):
         members.acme.revoke(members.customer.identifier)  # type: ignore[arg-type]
     assert members.acme.revoke(members.member, reason="left") == 0
