@@ -8,10 +8,6 @@ import troth
 from troth.clock import FixedClock
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 35d, identities 1: an Identity argument was resolved by its name only",
-)
 def test_another_nodes_identity_is_not_taken_for_the_local_one_of_the_same_name(
     clock: FixedClock,
 ) -> None:
@@ -20,7 +16,8 @@ def test_another_nodes_identity_is_not_taken_for_the_local_one_of_the_same_name(
     "worker", `enroll` had acme issue the ticket's attributes to this node's "worker" (a
     credential the caller never asked it to hold), `identities.get` answered with an identity
     of another identifier, and `rotate` (or `delegate`, `hold`, `revoke`) acted as it. An
-    `Identity` that is not one of the node's is NotFound, and nothing is issued."""
+    `Identity` that is not one of the node's is NotFound, and nothing is issued. Was a strict
+    xfail until the API found an `Identity` by its identifier."""
     with (
         troth.Node.open("acme", clock=clock) as hub,
         troth.Node.open("agents", clock=clock) as agents,

@@ -183,7 +183,7 @@ class RunningNode:
     ) -> Credential:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
-        ref = self._node.name if identity is None else _ref(identity)
+        ref = self._node.name if identity is None else _ref(identity, self._node._stored)
         runtime = self._runtime
         held = await runtime.enroll(ticket, ref, authority_pin)
         last = bytes.fromhex(held["chain"][-1]["id"])
