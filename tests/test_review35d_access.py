@@ -58,3 +58,50 @@ def test_a_rule_pinned_to_an_authority_refuses_the_same_attributes_from_another(
             assert request.credential.authority == acme.identifier
 
     asyncio.run(asyncio.wait_for(test(), 60))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="review 35d, access 2: MembersOnly cannot say whose members it admits",
+)
+def test_members_only_pinned_to_an_authority_refuses_another_authoritys_members() -> None:
+    """Access 2: as access 1, for `MembersOnly`: a member of any authority the node enrolled
+    with, and that authority's own identity, passed it. `MembersOnly(authority=...)` admits
+    that authority's members (and it) only."""
+
+    async def test() -> None:
+        with (
+            troth.Node.open("acme") as acme_hub,
+            troth.Node.open("globex") as globex_hub,
+            troth.Node.open("desk") as desk_node,
+            troth.Node.open("member") as member,
+            troth.Node.open("outsider") as outsider,
+        ):
+            acme = acme_hub.create_authority()
+            globex = globex_hub.create_authority()
+            desk_node.enroll(acme.ticket({"agents.team": "desk"}))
+            desk_node.enroll(globex.ticket({"globex.customer": "desk"}))
+            member.enroll(acme.ticket(SUPPORT))
+            outsider.enroll(globex.ticket(SUPPORT))
+            pinned = troth.Service("pinned")
+
+            @pinned.method("ask", allow=troth.MembersOnly(authority=acme.identifier))
+            async def ask(request: troth.Request) -> str:
+                return "heard"
+
+            async with (
+                desk_node.serve(listen=LOOPBACK, services=[pinned]) as running,
+                globex_hub.serve() as globex_running,
+            ):
+                at = running.address
+                async with member.connect(at, expect=running.identifier) as channel:
+                    assert await channel.call("pinned", "ask") == "heard"
+                for caller in (outsider, globex_running):
+                    async with caller.connect(at, expect=running.identifier) as channel:
+                        with pytest.raises(troth.Denied) as denied:
+                            await channel.call("pinned", "ask")
+                    (reason,) = denied.value.reasons
+                    assert "no credential from " + str(acme.identifier) in reason
+
+    asyncio.run(asyncio.wait_for(test(), 60))
