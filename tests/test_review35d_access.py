@@ -60,15 +60,11 @@ def test_a_rule_pinned_to_an_authority_refuses_the_same_attributes_from_another(
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="review 35d, access 2: MembersOnly cannot say whose members it admits",
-)
 def test_members_only_pinned_to_an_authority_refuses_another_authoritys_members() -> None:
     """Access 2: as access 1, for `MembersOnly`: a member of any authority the node enrolled
     with, and that authority's own identity, passed it. `MembersOnly(authority=...)` admits
-    that authority's members (and it) only."""
+    that authority's members (and it) only. Was a strict xfail until `MembersOnly` took
+    `authority=`."""
 
     async def test() -> None:
         with (
@@ -97,7 +93,8 @@ def test_members_only_pinned_to_an_authority_refuses_another_authoritys_members(
                 at = running.address
                 async with member.connect(at, expect=running.identifier) as channel:
                     assert await channel.call("pinned", "ask") == "heard"
-                for caller in (outsider, globex_running):
+                callers: tuple[troth.Node | troth.RunningNode, ...] = (outsider, globex_running)
+                for caller in callers:
                     async with caller.connect(at, expect=running.identifier) as channel:
                         with pytest.raises(troth.Denied) as denied:
                             await channel.call("pinned", "ask")

@@ -81,9 +81,10 @@ class Service:
 
     def method(self, name: str, *, allow: Rule) -> Callable[[Handler], Handler]:
         """A decorator that makes `handler` the method `name`, open to the callers `allow`
-        admits: `MembersOnly()`, `RequireAttributes(Attributes({...}), authority=...)`,
-        `AnyAuthenticated()`. Every authority the node enrolls with is trusted and can grant
-        any attribute: give `authority` when the attributes are one authority's to grant.
+        admits: `MembersOnly(authority=...)`, `RequireAttributes(Attributes({...}),
+        authority=...)`, `AnyAuthenticated()`. Every authority the node enrolls with is
+        trusted and can grant any attribute: give `authority` when they are one authority's
+        to grant (None: any the node trusts).
         Credentials that carry caveats satisfy no rule yet (fail closed)."""
         if name in self._methods:
             raise ValueError(f"service {self.name} already has a method {name!r}")
