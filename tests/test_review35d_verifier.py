@@ -50,3 +50,20 @@ def test_a_revocation_in_any_feed_source_counts(members: Members, clock: FixedCl
         with pytest.raises(troth.CredentialError) as refused:
             verifier.verify(members.member, presenter=members.customer)
         assert refused.value.reason is troth.CredentialFailure.REVOKED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 35d, verifier 2: feeds given a name was taken, to fail at verification",
+)
+def test_a_feed_source_that_is_not_a_node_nor_an_authority_is_refused_at_once(
+    members: Members, clock: FixedClock
+) -> None:
+    """Verifier 2: `feeds="agents"` (the node's name, where the node was meant) made a
+    verifier, every verification of which then failed with an AttributeError, no
+    `TrothError` and no `reason`: a service catching `CredentialError` to refuse a caller
+    crashed instead, at its first request in production rather than at start-up. The
+    sources are checked when the verifier is made (TypeError naming what was given)."""
+    for wrong in ("agents", ["agents"], [members.agents, members.acme.identifier]):
+        with pytest.raises(TypeError, match="feeds come from a Node or an Authority"):
+            troth.Verifier(trust=[members.acme.identifier], feeds=wrong)  # type: ignore[arg-type]
