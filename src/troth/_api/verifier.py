@@ -30,8 +30,8 @@ def _anchor(value: Identifier | str) -> Identifier:
 class Verifier:
     """Verifies credential chains for the authorities in `trust` only (there is no default:
     an empty `trust` is a ValueError), each checked against that authority's revocation feed
-    from `feeds` (the newest any of them has), which must be at most `max_feed_age` seconds
-    old. `max_clock_skew` seconds
+    from `feeds` (the newest any of them has: each a `Node` or an `Authority`, else a
+    TypeError), which must be at most `max_feed_age` seconds old. `max_clock_skew` seconds
     are allowed at the edges of every link's validity window. Safe to reuse: checks that
     depend only on the bytes are cached."""
 
@@ -54,6 +54,12 @@ class Verifier:
         self._sources = (feeds,) if isinstance(feeds, Node | Authority) else tuple(feeds)
         if not self._sources:
             raise ValueError("a verifier needs a source of revocation feeds")
+        for source in self._sources:  # not at the first verification (review 35d, verifier 2)
+            if not isinstance(source, Node | Authority):
+                raise TypeError(
+                    f"feeds come from a Node or an Authority, not {type(source).__name__} "
+                    f"{source!r}"
+                )
         self._verifier = ChainVerifier(policy)
         self._clock = clock or SystemClock()
 
