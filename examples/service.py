@@ -17,18 +17,26 @@ import troth
 
 ORDERS = {"4471": ["2026-09-01 headphones 59.00 EUR", "2026-09-14 cable 9.99 EUR"]}
 
-orders = troth.Service("orders")
 
+def orders_service(acme: troth.Identifier) -> troth.Service:
+    """The orders service, open to holders of orders.access=read granted by acme (the node
+    trusts every authority it enrolls with: only acme's word counts on orders)."""
+    orders = troth.Service("orders")
+    reader = troth.RequireAttributes(troth.Attributes({"orders.access": "read"}), authority=acme)
 
-@orders.method("lookup", allow=troth.RequireAttributes(troth.Attributes({"orders.access": "read"})))
-async def lookup(request: troth.Request) -> list[str]:
-    """The orders of the customer asked for, if the caller's credential names that customer."""
-    customer = str(request.arguments)
-    allowed = request.attribute("orders.customer")
-    if customer not in allowed:
-        held = ", ".join(sorted(allowed)) or "none"
-        raise troth.Denied((f"orders refused customer {customer}: the credential names {held}",))
-    return ORDERS.get(customer, [])
+    @orders.method("lookup", allow=reader)
+    async def lookup(request: troth.Request) -> list[str]:
+        """The orders of the customer asked for, if the caller's credential names them."""
+        customer = str(request.arguments)
+        allowed = request.attribute("orders.customer")
+        if customer not in allowed:
+            held = ", ".join(sorted(allowed)) or "none"
+            raise troth.Denied(
+                (f"orders refused customer {customer}: the credential names {held}",)
+            )
+        return ORDERS.get(customer, [])
+
+    return orders
 
 
 async def main() -> None:
@@ -43,6 +51,7 @@ async def main() -> None:
         support.enroll(acme.ticket({"orders.access": "read", "orders.customer": "4471"}))
         billing.enroll(acme.ticket({"billing.access": "read"}))
 
+        orders = orders_service(acme.identifier)
         async with service.serve(listen=("127.0.0.1", 0), services=[orders]) as running:
             print(f"orders service {running.identifier} at {running.address}")
             expect = running.identifier

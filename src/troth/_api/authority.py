@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from troth._api.results import Credential
+from troth._api.results import Credential, Identity
 from troth.authority import Authority as HostedAuthority
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import Clock
@@ -69,15 +69,37 @@ class Authority:
         return str(ticket)
 
     def revoke(self, credential: Credential | bytes, *, reason: str = "") -> int:
-        """Revoke a credential (a `Credential`'s last link, or a credential id) in every chain
-        rooted here: every chain holding it stops verifying. Returns the feed entry's number."""
-        target = credential.id if isinstance(credential, Credential) else credential
+        """Revoke a credential (a `Credential`'s last link, or a credential id: bytes) in every
+        chain rooted here: every chain holding it stops verifying. Returns the feed entry's
+        number. Anything else is a TypeError (an identity is revoked by `revoke_identity`)."""
+        if isinstance(credential, Credential):
+            target = credential.id
+        elif isinstance(credential, bytes):
+            target = credential
+        else:  # an Identifier here was revoked as an identity (review 35d, authority 3)
+            raise TypeError(
+                f"revoke takes a Credential or a credential id, not {type(credential).__name__}"
+                " (an identity is revoked with revoke_identity)"
+            )
         return revoke_as_authority(
             self._node, self._hosted, target, reason=reason, clock=self._clock
         )
 
-    def revoke_identity(self, identifier: Identifier, *, reason: str = "") -> int:
-        """Revoke an identity for good: every link it issued or holds stops verifying."""
+    def revoke_identity(self, identity: Identifier | Identity | str, *, reason: str = "") -> int:
+        """Revoke an identity for good (an `Identifier`, an `Identity`, or identifier text):
+        every link it issued or holds stops verifying. Anything else is a TypeError (its
+        digest's bytes would name a credential id: review 35d, authority 1)."""
+        if isinstance(identity, Identity):
+            identifier = identity.identifier
+        elif isinstance(identity, Identifier):
+            identifier = identity
+        elif isinstance(identity, str):
+            identifier = Identifier.parse(identity)  # MalformedText for anything else
+        else:
+            raise TypeError(
+                "revoke_identity takes an identity to revoke (an Identifier, an Identity or "
+                f"identifier text), not {type(identity).__name__}"
+            )
         return revoke_as_authority(
             self._node, self._hosted, identifier, reason=reason, clock=self._clock
         )

@@ -17,7 +17,7 @@ from troth.encoding import cbor
 from troth.errors import ConfigError, RoutingError
 from troth.identity import Identifier
 from troth.names import check_name
-from troth.node.access import PeerCaller, Rule
+from troth.node.access import ChannelAdmission, PeerCaller, Rule
 from troth.node.channels import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
@@ -81,7 +81,10 @@ class Service:
 
     def method(self, name: str, *, allow: Rule) -> Callable[[Handler], Handler]:
         """A decorator that makes `handler` the method `name`, open to the callers `allow`
-        admits: `MembersOnly()`, `RequireAttributes(Attributes({...}))`, `AnyAuthenticated()`.
+        admits: `MembersOnly(authority=...)`, `RequireAttributes(Attributes({...}),
+        authority=...)`, `AnyAuthenticated()`. Every authority the node enrolls with is
+        trusted and can grant any attribute: give `authority` when they are one authority's
+        to grant (None: any the node trusts).
         Credentials that carry caveats satisfy no rule yet (fail closed)."""
         if name in self._methods:
             raise ValueError(f"service {self.name} already has a method {name!r}")
@@ -151,6 +154,9 @@ class RunningNode:
     def __init__(self, node: Node, runtime: NodeRuntime) -> None:
         self._node = node
         self._runtime = runtime
+        self._users: dict[ChannelEnd, int] = {}
+        """How many `connect` blocks use each channel: the runtime keeps one channel per
+        route, and the last block to end closes it (review 35d, connect 2)."""
 
     @property
     def identifier(self) -> Identifier:
@@ -178,7 +184,7 @@ class RunningNode:
     ) -> Credential:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
-        ref = self._node.name if identity is None else _ref(identity)
+        ref = self._node.name if identity is None else _ref(identity, self._node._stored)
         runtime = self._runtime
         held = await runtime.enroll(ticket, ref, authority_pin)
         last = bytes.fromhex(held["chain"][-1]["id"])
@@ -200,16 +206,28 @@ class RunningNode:
     @contextlib.asynccontextmanager
     async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
         """`Node.connect` on this running node."""
+        runtime = self._runtime
         pinned = None if expect is None else self._node._identifier_of(expect)
-        end = await self._runtime.channel_to(
+        end = await runtime.channel_to(
             parse_route(route),
             also_trust=frozenset() if pinned is None else frozenset({pinned}),
             expect=pinned,
         )
+        peer = end.peer
+        if pinned is None and peer is not None:
+            # The runtime hands out the channel already open to `route`, which another block
+            # may have opened pinned to a peer this node's trust alone refuses: unpinned, the
+            # peer must be one the node's trust admits now (review 35d, connect 1).
+            ChannelAdmission(runtime.policy, runtime.clock.now).admit(peer)
+        self._users[end] = self._users.get(end, 0) + 1
         try:
-            yield Channel(self._runtime, end, format_route(parse_route(route)))
+            yield Channel(runtime, end, format_route(parse_route(route)))
         finally:
-            await end.close()
+            users = self._users.pop(end) - 1
+            if users:
+                self._users[end] = users
+            else:
+                await end.close()
 
     def __repr__(self) -> str:
         return f"RunningNode({self._node.name!r})"

@@ -60,10 +60,14 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     )
 
 
-def _ref(identity: IdentityRef) -> str:
-    if isinstance(identity, Identity):
-        return identity.name or str(identity.identifier)
-    return identity
+def _ref(identity: IdentityRef, stored: StoredNode) -> str:
+    """The local identity `identity` names, as the layers beneath take it (its name). An
+    `Identity` is found by its identifier, never its name alone: another node's identity of
+    the same name is NotFound, not this node's (review 35d, identities 1)."""
+    if not isinstance(identity, Identity):
+        return identity
+    record = stored.identities.find(str(identity.identifier))
+    return record.name or str(identity.identifier)
 
 
 class Identities:
@@ -83,7 +87,9 @@ class Identities:
 
     def get(self, identity: IdentityRef) -> Identity:
         """The local identity named `identity` (or with that identifier); NotFound if none."""
-        local = self._node._stored.identities.get(_ref(identity), now=self._node._clock.now())
+        local = self._node._stored.identities.get(
+            _ref(identity, self._node._stored), now=self._node._clock.now()
+        )
         return Identity._of(local.name, local.identity)
 
     def all(self) -> list[Identity]:
@@ -105,7 +111,7 @@ class Identities:
         hold the committed next key too: two changes are appended, so the new primary key is
         one made now (docs/vault.md, "Recovering from a stolen backup")."""
         node = self._node
-        ref = _ref(identity)
+        ref = _ref(identity, node._stored)
         rotated = node._stored.identities.rotate(
             ref,
             now=node._clock,
@@ -213,7 +219,11 @@ class Node:
         (hex) as `troth authority list` prints them, confirmed with its operator; required when
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
         changes), and checked whenever given."""
-        ref = _ref(identity) if identity is not None else self.identity.name or self.name
+        ref = (
+            _ref(identity, self._stored)
+            if identity is not None
+            else self.identity.name or self.name
+        )
         parsed = parse_ticket(ticket)
         if not is_local(parsed.address):
             return run_sync(self._enroll_over_network(ticket, ref, authority_pin))
@@ -228,7 +238,7 @@ class Node:
 
     def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
         """The chains `identity` (default: the node's own) holds."""
-        ref = _ref(identity) if identity is not None else self.name
+        ref = _ref(identity, self._stored) if identity is not None else self.name
         wallet, now = self._stored.wallet, self._clock.now()
         return [Credential._of(wallet.inspect(h.chain, now=now)) for h in wallet.held(ref)]
 
@@ -250,7 +260,7 @@ class Node:
         the extended chain: hand `.chain` to its holder (`Node.hold`)."""
         chain = delegate_recorded(
             self._stored,
-            _ref(identity),
+            _ref(identity, self._stored),
             to=self._identifier_of(to),
             attributes=attributes_of(attributes),
             ttl=ttl,
@@ -265,7 +275,7 @@ class Node:
         """Keep a chain delegated to local `identity`, so it can present it and delegate
         further (CredentialError if the chain is not for it or does not check out)."""
         data = chain.chain if isinstance(chain, Credential) else chain
-        held = self._stored.wallet.hold(_ref(identity), data, now=self._clock.now())
+        held = self._stored.wallet.hold(_ref(identity, self._stored), data, now=self._clock.now())
         return Credential._of(held)
 
     def revoke(self, credential: Credential, *, by: IdentityRef, reason: str = "") -> int:
@@ -273,10 +283,11 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number."""
-        seq = self._revoke(credential, by=_ref(by), reason=reason)
+        ref = _ref(by, self._stored)
+        seq = self._revoke(credential, by=ref, reason=reason)
         record_revocation(
             self._stored,
-            _ref(by),
+            ref,
             "link",
             credential.id.hex(),
             authority=credential.authority,
@@ -333,11 +344,13 @@ class Node:
     @contextlib.asynccontextmanager
     async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
         """A secure channel to the node at `route` (e.g. `/tcp/127.0.0.1:4000`, or through a
-        relay `/tcp/127.0.0.1:4000/relay/agent-b`), closed when the block ends. `expect` is
-        the identity you trust to answer there: anyone else is refused, and it is admitted
+        relay `/tcp/127.0.0.1:4000/relay/agent-b`), closed when the block ends (blocks of one
+        running node to one route and peer share it: the last one to end closes it). `expect`
+        is the identity you trust to answer there: anyone else is refused, and it is admitted
         even without a credential from an authority this node trusts (unless a feed this node
-        holds revokes it). None admits whoever this node's trust admits. Outside `serve`, the
-        node runs for the block's duration."""
+        holds revokes it). None admits whoever this node's trust admits, even while another
+        block holds a channel to `route` pinned to a peer it would refuse (ChannelError
+        PEER_NOT_ALLOWED). Outside `serve`, the node runs for the block's duration."""
         if self._running is not None:
             async with self._running.connect(route, expect=expect) as channel:
                 yield channel

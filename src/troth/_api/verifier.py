@@ -30,7 +30,8 @@ def _anchor(value: Identifier | str) -> Identifier:
 class Verifier:
     """Verifies credential chains for the authorities in `trust` only (there is no default:
     an empty `trust` is a ValueError), each checked against that authority's revocation feed
-    from `feeds`, which must be at most `max_feed_age` seconds old. `max_clock_skew` seconds
+    from `feeds` (the newest any of them has: each a `Node` or an `Authority`, else a
+    TypeError), which must be at most `max_feed_age` seconds old. `max_clock_skew` seconds
     are allowed at the edges of every link's validity window. Safe to reuse: checks that
     depend only on the bytes are cached."""
 
@@ -53,6 +54,12 @@ class Verifier:
         self._sources = (feeds,) if isinstance(feeds, Node | Authority) else tuple(feeds)
         if not self._sources:
             raise ValueError("a verifier needs a source of revocation feeds")
+        for source in self._sources:  # not at the first verification (review 35d, verifier 2)
+            if not isinstance(source, Node | Authority):
+                raise TypeError(
+                    f"feeds come from a Node or an Authority, not {type(source).__name__} "
+                    f"{source!r}"
+                )
         self._verifier = ChainVerifier(policy)
         self._clock = clock or SystemClock()
 
@@ -71,13 +78,15 @@ class Verifier:
         )
 
     def _feeds(self, now: int) -> dict[Identifier, VerifiedFeed]:
+        """Each trusted authority's newest feed among the sources: the one with the most
+        entries, then the latest issued (a feed only grows, so an older copy one source
+        holds never hides a revocation another source has: review 35d, verifier 1)."""
         feeds: dict[Identifier, VerifiedFeed] = {}
         for authority in self.trust:
-            for source in self._sources:
-                feed = source._revocation_feed(authority, now=now)
-                if feed is not None:
-                    feeds[authority] = feed
-                    break
+            held = [source._revocation_feed(authority, now=now) for source in self._sources]
+            found = [feed for feed in held if feed is not None]
+            if found:
+                feeds[authority] = max(found, key=lambda feed: (feed.count, feed.issued_at))
         return feeds
 
     def __repr__(self) -> str:

@@ -203,9 +203,12 @@ class AnyAuthenticated:
 @dataclass(frozen=True, slots=True)
 class MembersOnly:
     """Open to holders of a verified credential from a trust anchor (without caveats), and to
-    the trust anchors themselves."""
+    the trust anchors themselves; from `authority` and to it only, when given (a node trusts
+    every authority it enrolls with: review 35d, access 2)."""
 
     name: str = "members only"
+    authority: Identifier | None = field(default=None, kw_only=True)
+    """The one authority whose members count (None: any the node trusts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +222,15 @@ class GatedMembers:
 
 @dataclass(frozen=True, slots=True)
 class RequireAttributes:
-    """Open to holders of a credential (without caveats) whose attributes cover `attributes`."""
+    """Open to holders of a credential (without caveats) whose attributes cover `attributes`,
+    from `authority` when given. A node trusts every authority it enrolls with, and any of
+    them can grant any attribute: name the authority whose attributes these are, so that
+    another one granting the same does not pass (review 35d, access 1)."""
 
     attributes: Attributes
     name: str = "attributes"
+    authority: Identifier | None = field(default=None, kw_only=True)
+    """The one authority whose credentials count (None: any the node trusts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +282,7 @@ class RulesPolicy:
         if isinstance(rule, AnyAuthenticated) or (
             isinstance(rule, MembersOnly | GatedMembers)
             and (standing.is_anchor or caller.identifier in self.also)
+            and _anchor_counts(rule, caller.identifier)
         ):
             why = "an authenticated identity" if isinstance(rule, AnyAuthenticated) else "anchor"
             return Decision(
@@ -298,7 +307,16 @@ class RulesPolicy:
         return Decision(False, (f"{me} refused {caller}: {why}",))
 
 
+def _anchor_counts(rule: MembersOnly | GatedMembers, caller: Identifier) -> bool:
+    """Whether an anchor passes `rule` as itself: any, unless the rule names its authority."""
+    pinned = rule.authority if isinstance(rule, MembersOnly) else None
+    return pinned is None or caller == pinned
+
+
 def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
+    pinned = rule.authority if isinstance(rule, MembersOnly | RequireAttributes) else None
+    if pinned is not None and credential.authority != pinned:
+        return False  # another authority's word (review 35d, access 1 and 2)
     if isinstance(rule, MembersOnly | GatedMembers):
         return True
     if isinstance(rule, RequireAttributes):
@@ -314,11 +332,21 @@ def _why(
 ) -> str:
     if not standing.credentials:
         dropped = f" ({'; '.join(standing.dropped)})" if standing.dropped else ""
+        if isinstance(rule, MembersOnly | RequireAttributes) and rule.authority is not None:
+            return f"it holds no credential from {rule.authority}{dropped}"
         return f"it holds no credential from an authority {me} trusts{dropped}"
     if not usable:
         return "its only credentials carry caveats, which are not evaluated yet (fail closed)"
+    if isinstance(rule, MembersOnly) and rule.authority is not None:
+        others = ", ".join(sorted({str(c.authority) for c in usable}))
+        return f"no credential from {rule.authority} (its credentials from {others} do not count)"
     if isinstance(rule, RequireAttributes):
-        return f"no credential covers the attributes {rule.attributes.to_json()}"
+        attributes = rule.attributes.to_json()
+        if rule.authority is None:
+            return f"no credential covers the attributes {attributes}"
+        held = sorted({str(c.authority) for c in usable if c.authority != rule.authority})
+        other = f" (its credentials from {', '.join(held)} do not count)" if held else ""
+        return f"no credential from {rule.authority} covers the attributes {attributes}{other}"
     if isinstance(rule, AttributeCoversArgument):
         wanted = f"{rule.key}={arguments}" if isinstance(arguments, str) else rule.key
         return (
