@@ -1,16 +1,19 @@
 """A node's limits on secure channels and the counters of what they refused
 (docs/protocols.md, "Load limits"): `ChannelLimits` (read from `TROTH_CHANNELS_*` by
-`ChannelLimits.from_environment`) and `ChannelCounters`, used by troth.node.channels."""
+`ChannelLimits.from_environment`), `ChannelCounters`, and the budgets that hold them per peer
+(`PeerReassembly`, `ChannelsPerPeer`), used by troth.node.channels."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from troth import limits as protocol_limits
-from troth.channel import ChannelSettings
+from troth.channel import ChannelSettings, PeerPolicy, ReassemblyBudget, VerifiedPeer
+from troth.identity import Identifier
+from troth.node.shares import Shares
 from troth.transport.settings import require_counts, require_seconds, settings_from_environment
 
 __all__ = [
@@ -18,6 +21,8 @@ __all__ = [
     "MIN_REASSEMBLY_BUDGET",
     "ChannelCounters",
     "ChannelLimits",
+    "ChannelsPerPeer",
+    "PeerReassembly",
 ]
 
 CHANNELS_ENVIRONMENT_PREFIX: Final = "TROTH_CHANNELS_"
@@ -128,3 +133,54 @@ class ChannelCounters:
     unsent_packets: int = 0
     """Packets channels made that their first hop did not take: a congested path (its
     connection's peer does not read, `Congested`) or a connection gone (review 27c)."""
+
+
+class PeerReassembly(ReassemblyBudget):
+    """One peer identity's reassembly budget (all its channels), drawing on the node's bytes
+    as a pool shared between authorities (troth.node.shares, in bytes): within the node's
+    total, anyone; past it, only within the share of one of the peer's authorities (strangers
+    are one), so identities that cost nothing fill the total and no more (review 23b, limits
+    1); the node holds at most twice its total."""
+
+    __slots__ = ("authorities", "node", "total")
+
+    def __init__(self, limit: int, node: Shares, total: int, authorities: frozenset[bytes]):
+        super().__init__(limit)
+        self.node, self.total, self.authorities = node, total, authorities
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` bytes (False past the peer's limit or the node's room for it);
+        nothing is always room (a channel that joins the budget holding no fragment)."""
+        if not size:
+            return True
+        if self.held + size > self.limit or not self.node.room(self.authorities, self.total, size):
+            return False
+        self.node.take(self.authorities, size)
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Release `size` bytes."""
+        self.held -= size
+        self.node.release(self.authorities, size)
+
+    def count_against(self, authorities: frozenset[bytes]) -> None:
+        """The peer's authorities now (its credentials changed: a stranger that enrolled over
+        its channel, a refresh): what it holds counts against them from now on."""
+        if authorities != self.authorities:
+            if self.held:
+                self.node.release(self.authorities, self.held)
+                self.node.take(authorities, self.held)
+            self.authorities = authorities
+
+
+class ChannelsPerPeer:
+    """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
+    opened to this node (used only until the handshake completes)."""
+
+    def __init__(self, inner: PeerPolicy, count: Callable[[Identifier], int], limit: int) -> None:
+        self.inner, self.count, self.limit = inner, count, limit
+
+    def admit(self, peer: VerifiedPeer) -> bool:
+        """Admitted by the node's policy and under the per-peer channel limit."""
+        return self.inner.admit(peer) and self.count(peer.identifier) < self.limit

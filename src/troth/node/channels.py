@@ -49,8 +49,6 @@ from troth.channel import (
     Established,
     Event,
     NotRouted,
-    PeerPolicy,
-    ReassemblyBudget,
     Received,
     SecureChannel,
     VerifiedPeer,
@@ -65,7 +63,13 @@ from troth.errors import (
 )
 from troth.identity import Identifier
 from troth.node.access import Caller, LocalCaller, PeerCaller
-from troth.node.channel_limits import CHANNELS_ENVIRONMENT_PREFIX, ChannelCounters, ChannelLimits
+from troth.node.channel_limits import (
+    CHANNELS_ENVIRONMENT_PREFIX,
+    ChannelCounters,
+    ChannelLimits,
+    ChannelsPerPeer,
+    PeerReassembly,
+)
 from troth.node.services.base import (
     BUSY,
     NO_ROUTE,
@@ -335,57 +339,6 @@ def caller_of(source: Source | None) -> Caller | None:
     return source.caller if isinstance(source, ChannelEnd) else None
 
 
-class _PeerReassembly(ReassemblyBudget):
-    """One peer identity's reassembly budget (all its channels), drawing on the node's bytes
-    as a pool shared between authorities (troth.node.shares, in bytes): within the node's
-    total, anyone; past it, only within the share of one of the peer's authorities (strangers
-    are one), so identities that cost nothing fill the total and no more (review 23b, limits
-    1); the node holds at most twice its total."""
-
-    __slots__ = ("authorities", "node", "total")
-
-    def __init__(self, limit: int, node: Shares, total: int, authorities: frozenset[bytes]):
-        super().__init__(limit)
-        self.node, self.total, self.authorities = node, total, authorities
-
-    def take(self, size: int) -> bool:
-        """Reserve `size` bytes (False past the peer's limit or the node's room for it);
-        nothing is always room (a channel that joins the budget holding no fragment)."""
-        if not size:
-            return True
-        if self.held + size > self.limit or not self.node.room(self.authorities, self.total, size):
-            return False
-        self.node.take(self.authorities, size)
-        self.held += size
-        return True
-
-    def give(self, size: int) -> None:
-        """Release `size` bytes."""
-        self.held -= size
-        self.node.release(self.authorities, size)
-
-    def count_against(self, authorities: frozenset[bytes]) -> None:
-        """The peer's authorities now (its credentials changed: a stranger that enrolled over
-        its channel, a refresh): what it holds counts against them from now on."""
-        if authorities != self.authorities:
-            if self.held:
-                self.node.release(self.authorities, self.held)
-                self.node.take(authorities, self.held)
-            self.authorities = authorities
-
-
-class _ChannelsPerPeer:
-    """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
-    opened to this node (used only until the handshake completes)."""
-
-    def __init__(self, inner: PeerPolicy, count: Callable[[Identifier], int], limit: int) -> None:
-        self.inner, self.count, self.limit = inner, count, limit
-
-    def admit(self, peer: VerifiedPeer) -> bool:
-        """Admitted by the node's policy and under the per-peer channel limit."""
-        return self.inner.admit(peer) and self.count(peer.identifier) < self.limit
-
-
 @dataclass
 class ChannelManager:
     """The node's secure channels: opens them, answers handshakes, enforces the limits."""
@@ -410,9 +363,7 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
-    _budgets: dict[Identifier, tuple[_PeerReassembly, set[ChannelEnd]]] = field(
-        default_factory=dict
-    )
+    _budgets: dict[Identifier, tuple[PeerReassembly, set[ChannelEnd]]] = field(default_factory=dict)
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
     # responder ends (handshaking or open) per source
     _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
@@ -471,7 +422,7 @@ class ChannelManager:
         source_key = source.origin(message.return_route) if source is not None else "local"
         self._make_room(source_key)
         trust = self.trust()
-        limited = _ChannelsPerPeer(
+        limited = ChannelsPerPeer(
             trust.policy, self._channels_opened_by, self.limits.max_channels_per_peer
         )
         channel = SecureChannel(
@@ -600,7 +551,7 @@ class ChannelManager:
         authorities = authorities_of(PeerCaller(peer, end.id))
         entry = self._budgets.get(peer.identifier)
         if entry is None:
-            budget = _PeerReassembly(
+            budget = PeerReassembly(
                 self.limits.max_reassembly_per_peer,
                 self._reassembly,
                 self.limits.max_reassembly_total,
