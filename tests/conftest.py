@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from troth.clock import FixedClock
+from troth.node import init_node
 
 pytest_plugins = ["tests.support.postgres"]
 
@@ -58,6 +59,17 @@ class SoftHsm:
     module: str
     token_label: str
     pin: str
+
+    def init_node(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Make node `name` with its vault in this token (PIN from $TEST_HSM_PIN)."""
+        monkeypatch.setenv("TEST_HSM_PIN", self.pin)
+        init_node(
+            name,
+            vault="pkcs11",
+            pkcs11_module=self.module,
+            token_label=self.token_label,
+            pin_env="TEST_HSM_PIN",
+        )
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import NOW, SoftHsm
 from troth.identity import verify_history
-from troth.node import init_node, open_node
+from troth.node import open_node
 
 # A PKCS#11 application that opens a read-write session on the token without logging in (a
 # public session: PKCS#11 v3.0 §5.6, public objects only), finds the objects with the given
@@ -61,14 +61,7 @@ def test_a_session_without_the_pin_cannot_strand_an_identity(
 
     Was a strict xfail until `Pkcs11Vault.generate` made the public key object private
     (CKA_PRIVATE) and not modifiable."""
-    monkeypatch.setenv("TEST_HSM_PIN", softhsm.pin)
-    init_node(
-        "hsm",
-        vault="pkcs11",
-        pkcs11_module=softhsm.module,
-        token_label=softhsm.token_label,
-        pin_env="TEST_HSM_PIN",
-    )
+    softhsm.init_node("hsm", monkeypatch)
     with open_node("hsm") as node:
         local = node.identities.create(now=NOW, name="agent")
         ids = [local.primary_key.key_id, local.next_key.key_id]

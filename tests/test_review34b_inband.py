@@ -7,7 +7,7 @@ channel (`credential invalid`) — at every credential refresh of the node (each
 round with short-lived credentials), cutting the agent's leases and calls.
 
 Was a strict xfail until the refreshed credentials are shown only on the channels that show the
-node's identity (`membership.shows`).
+node's identity (`membership.showing`).
 """
 
 from __future__ import annotations

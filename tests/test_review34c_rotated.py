@@ -6,7 +6,7 @@ leases at each of the node's rotations. Only the channels showing the node's ide
 the history peers now refuse.
 
 Was a strict xfail until `NodeRuntime._rotated` closed only the channels that show the node's
-identity (`membership.shows`)."""
+identity (`membership.showing`)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import NOW, SoftHsm
 from troth.identity import verify_history, verify_signed_by
-from troth.node import init_node, open_node
+from troth.node import open_node
 from troth.vault.pkcs11 import Pkcs11Vault
 
 # A PKCS#11 application on the token without the user PIN (a public session, PKCS#11 v3.0
@@ -59,14 +59,7 @@ def test_objects_planted_beside_the_keys_strand_no_identity(
     Was a strict xfail until `Pkcs11Vault` looked troth's keys up among the private objects
     only (troth makes every object private; a public key object of a key generated before
     review 34a, pkcs11 1 is still found, when no private one is)."""
-    monkeypatch.setenv("TEST_HSM_PIN", softhsm.pin)
-    init_node(
-        "hsm",
-        vault="pkcs11",
-        pkcs11_module=softhsm.module,
-        token_label=softhsm.token_label,
-        pin_env="TEST_HSM_PIN",
-    )
+    softhsm.init_node("hsm", monkeypatch)
     with open_node("hsm") as node:
         local = node.identities.create(now=NOW, name="agent")
         ids = [local.primary_key.key_id, local.next_key.key_id]

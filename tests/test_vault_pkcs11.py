@@ -12,7 +12,7 @@ from tests.conftest import NOW, SoftHsm
 from troth.crypto import KeyType, verify_signature
 from troth.errors import ConfigError, KeyNotFound, UnsupportedKeyType
 from troth.identity import did_document, next_key_digest, verify_attestation, verify_history
-from troth.node import init_node, open_node
+from troth.node import open_node
 from troth.vault import KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
 
@@ -87,14 +87,7 @@ def test_wrong_pin_and_missing_token(softhsm: SoftHsm) -> None:
 def test_hsm_node_identity_lifecycle(
     softhsm: SoftHsm, troth_home: Path, monkeypatch: pytest.MonkeyPatch, key_type: KeyType
 ) -> None:
-    monkeypatch.setenv("TEST_HSM_PIN", softhsm.pin)
-    init_node(
-        "hsm",
-        vault="pkcs11",
-        pkcs11_module=softhsm.module,
-        token_label=softhsm.token_label,
-        pin_env="TEST_HSM_PIN",
-    )
+    softhsm.init_node("hsm", monkeypatch)
     with open_node("hsm") as node:
         local = node.identities.create(now=NOW, name="agent", key_type=key_type)
         assert local.primary_key.vault == local.next_key.vault == "pkcs11"  # both in the token
@@ -130,14 +123,7 @@ def test_hsm_node_identity_lifecycle(
 
 
 def test_hsm_node_needs_its_pin(softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_HSM_PIN", softhsm.pin)
-    init_node(
-        "hsm2",
-        vault="pkcs11",
-        pkcs11_module=softhsm.module,
-        token_label=softhsm.token_label,
-        pin_env="TEST_HSM_PIN",
-    )
+    softhsm.init_node("hsm2", monkeypatch)
     monkeypatch.delenv("TEST_HSM_PIN")
     with pytest.raises(ConfigError, match="TEST_HSM_PIN"):
         open_node("hsm2")

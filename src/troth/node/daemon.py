@@ -45,7 +45,6 @@ from troth.errors import (
     ChannelFailure,
     ConfigError,
     DecodeError,
-    DecodeProblem,
     Denied,
     NotFound,
     RemoteError,
@@ -60,7 +59,7 @@ from troth.node.control import perform
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.node.runtime import NodeRuntime
-from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, check_header
+from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 __all__ = [
     "control",
@@ -339,13 +338,7 @@ def _control_frame(value: Any, limit: int) -> bytes:
     """`value` in a control frame (transport framing) of at most `limit` bytes: a request
     MAX_CONTROL_REQUEST, an answer MAX_CONTROL_ANSWER (review 34d, control 2; DecodeError
     past it)."""
-    body = cbor.encode(value)
-    if len(body) > limit:
-        raise DecodeError(
-            f"control frame of {len(body)} bytes over the limit of {limit}",
-            DecodeProblem.OVER_LIMIT,
-        )
-    return FRAME_HEADER.pack(FRAME_VERSION, len(body)) + body
+    return frame(cbor.encode(value), limit)
 
 
 async def _control_request(path: str, op: str, arguments: dict[str, Any], timeout: float) -> Any:

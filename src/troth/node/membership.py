@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from troth import enrollment
@@ -35,7 +36,14 @@ from troth.routing import parse_route
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
 
-__all__ = ["AUTHORITY", "REFRESH_MARGIN", "enroll", "refresh_credentials", "refresh_feeds", "shows"]
+__all__ = [
+    "AUTHORITY",
+    "REFRESH_MARGIN",
+    "enroll",
+    "refresh_credentials",
+    "refresh_feeds",
+    "showing",
+]
 
 log = logging.getLogger("troth.node")
 AUTHORITY: Final = service_address("authority")
@@ -127,22 +135,31 @@ async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MAR
                 log.warning("credential of %s: %s", authority, exc)
     if refreshed:  # on each open channel in a task of its own: a peer that does not read
         me = await runtime._renew_identity()  # holds back no other
+        shows = showing(me.history)
         for end in list(runtime.channels.ends.values()):
             # only on the channels opened as the node: a peer verifies the chains as the
             # identity the channel shows, and closed one opened as another local identity
             # (`channel_as`) at each refresh (review 34b, in-band 1)
-            if end.channel.state is ChannelState.OPEN and shows(end, me.history):
+            if end.channel.state is ChannelState.OPEN and shows(end):
                 runtime._spawn(_present(end, me.credentials))
     return refreshed
 
 
-def shows(end: ChannelEnd, history: bytes) -> bool:
-    """Whether channel `end` shows the identity whose (current) history is `history`."""
+def showing(history: bytes) -> Callable[[ChannelEnd], bool]:
+    """Whether a channel end shows the identity whose (current) history is `history` (decoded
+    once, for every end asked about)."""
     try:
-        shown = UnverifiedHistory.decode(end.channel.me.history).identifier_digest
-        return shown == UnverifiedHistory.decode(history).identifier_digest
+        digest: bytes | None = UnverifiedHistory.decode(history).identifier_digest
     except DecodeError:
-        return False
+        digest = None
+
+    def shows(end: ChannelEnd) -> bool:
+        try:
+            return UnverifiedHistory.decode(end.channel.me.history).identifier_digest == digest
+        except DecodeError:
+            return False
+
+    return shows
 
 
 async def _refresh_from(

@@ -668,8 +668,9 @@ class NodeRuntime:
         this rotation leaves as it was (review 34c, rotated 1)."""
         me = await self._renew_identity()
         self._rotations += 1
+        shows = membership.showing(me.history)
         for end in list(self.channels.ends.values()):  # a task each, as refresh_credentials does
-            if membership.shows(end, me.history):
+            if shows(end):
                 self._spawn(end.close())
 
     # -- status ----------------------------------------------------------------------------------

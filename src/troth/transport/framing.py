@@ -40,10 +40,13 @@ def _allocate(size: int) -> mmap.mmap:
     return mmap.mmap(-1, size)
 
 
-def frame(body: bytes) -> bytes:
-    """One frame around `body` (DecodeError over the frame limit)."""
-    if len(body) > limits.MAX_TRANSPORT_FRAME:
-        raise DecodeError(f"frame of {len(body)} bytes over the limit", DecodeProblem.OVER_LIMIT)
+def frame(body: bytes, max_frame: int | None = None) -> bytes:
+    """One frame around `body` (DecodeError over `max_frame`, by default the frame limit)."""
+    limit = limits.MAX_TRANSPORT_FRAME if max_frame is None else max_frame
+    if len(body) > limit:
+        raise DecodeError(
+            f"frame of {len(body)} bytes over the limit of {limit}", DecodeProblem.OVER_LIMIT
+        )
     return FRAME_HEADER.pack(FRAME_VERSION, len(body)) + body
 
 
