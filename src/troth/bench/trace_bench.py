@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from troth.bench.bare_append import bare_appends
+from troth.bench.durable_floor import DurableWrite
 from troth.bench.harness import Case, Measurement, measure_pair, ratio_target
 from troth.bench.trace_processes import BATCH, agent_processes
 from troth.clock import FixedClock
@@ -139,6 +140,7 @@ def _append(quick: bool) -> list[Measurement]:
                     },
                 )
             )
+        results.append(_commit_chain_bound(Path(tmp), n=max(50, n // 16), rounds=rounds))
         recorders[0].record(CONTENT)
         envelope = json.loads(next(iter(log.stored())).envelope)
         template = json.loads(base64.b64decode(envelope["payload"]))
@@ -159,6 +161,38 @@ def _append(quick: bool) -> list[Measurement]:
             )
         )
     return results
+
+
+def _commit_chain_bound(directory: Path, *, n: int, rounds: int) -> Measurement:
+    """`trace.append.concurrent.bound`: the most any log that answers an append only once its
+    record is durable can take from `_THREADS` appenders with one record in flight each: at
+    best every commit carries one record of each, so the rate is at most `_THREADS` records
+    per fsynced commit. The commit (one row, WAL, `synchronous = FULL`, on the disk the log is
+    on) is timed beside the same floor as the rows above."""
+    commit = DurableWrite(directory / "commit-bound.db", durability="full")
+
+    def commits(k: int) -> None:
+        for _ in range(k):
+            commit()
+
+    try:
+        value, floor = measure_pair(commits, ed25519_sign_loop(1), n=n, rounds=rounds)
+    finally:
+        commit.close()
+    rate = _THREADS / value
+    return Measurement(
+        "trace.append.concurrent.bound",
+        rate,
+        "records/s",
+        "floor: raw Ed25519 signatures per second (one thread)",
+        1 / floor,
+        rate * floor,
+        extra={
+            "subject": f"{_THREADS} records per fsynced SQLite commit (one-row commit timed: "
+            f"{value * 1e3:.2f} ms): the bound of trace.append.concurrent's appenders, one "
+            "record in flight each, whatever the log's design",
+        },
+    )
 
 
 def _append_processes(n: int, rounds: int) -> Measurement:
