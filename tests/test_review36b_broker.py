@@ -13,7 +13,6 @@ from troth.errors import Denied
 from troth.secrets import LeaseState
 
 
-@pytest.mark.xfail(strict=True, reason="review 36b, broker 1: any authority's admin is an operator")
 def test_a_co_trusted_authoritys_admin_is_not_the_brokers_operator(tmp_path: Path) -> None:
     """Broker 1: the hub hosts acme's broker and also trusts globex (it enrolled with it, to
     use globex's services). globex grants `troth.broker=admin` to whomever it likes, and the
@@ -22,7 +21,8 @@ def test_a_co_trusted_authoritys_admin_is_not_the_brokers_operator(tmp_path: Pat
     operator's authority stood between it and acme's members' leases). The rule is pinned to
     the authority the node hosts: globex's admin is refused by the decision point, the reason
     naming the hub's authority, and the member's lease stays ACTIVE; acme's own admin still
-    revokes it."""
+    revokes it. Was a strict xfail until `BrokerService` pinned its operators' rule to the
+    hosted authority (`RequireAttributes(ADMIN_ATTRIBUTE, authority=hosted)`)."""
 
     async def test(net: MemNet) -> None:
         assert net.hub is not None
