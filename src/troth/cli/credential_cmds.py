@@ -510,7 +510,7 @@ def delegate_cmd(
     "--max-feed-age",
     default=duration(FEED_STALENESS),
     show_default=True,
-    help="The oldest feed accepted.",
+    help="The oldest feed accepted (1s to 30d).",
 )
 @click.option(
     "--presenter", metavar="IDENTITY", help="Who presents the chain (default: its last subject)."

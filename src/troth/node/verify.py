@@ -28,6 +28,7 @@ from troth.credentials import (
     verify_pages,
 )
 from troth.credentials.vc import VerifiedVC, vc_issuer, verify_troth_vc
+from troth.credentials.verify import check_feed_age
 from troth.credentials.wallet import next_page
 from troth.encoding.ijson import load_json
 from troth.errors import (
@@ -134,6 +135,7 @@ def select_feeds(
 ) -> dict[Identifier, VerifiedFeed]:
     """The fresh feeds of trusted authorities, from feed files and/or a local authority
     (`checkpoints`: the caller's word on a long-lived authority's checkpointed history)."""
+    check_feed_age(max_age)
     feeds = [read_feed_file(path, anchors, now, known, checkpoints) for path in feed_files]
     if authority is not None:
         if authority.identifier not in anchors:
@@ -159,6 +161,9 @@ class Sources:
     max_feed_age: int = FEED_STALENESS
     progress: Progress | None = None
     """Told how far reading the local authority's feed got (a long feed takes seconds)."""
+
+    def __post_init__(self) -> None:
+        check_feed_age(self.max_feed_age)  # 1 s to MAX_FEED_STALENESS_SECONDS (review 36b)
 
 
 def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
