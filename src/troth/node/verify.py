@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from troth.errors import (
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.identity.known import Binds
+from troth.names import check_name
 from troth.node.copies import with_standing
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
@@ -48,6 +50,8 @@ __all__ = [
     "Progress",
     "Sources",
     "authority_pages",
+    "chain_file",
+    "named_file_hint",
     "read_feed_file",
     "select_feeds",
     "verify_chain",
@@ -59,6 +63,37 @@ _F = CredentialFailure
 
 Progress = Callable[[int, int], None]
 """Told (entries verified, entries in the feed) after each page of a feed that spans several."""
+
+
+def chain_file(ref: str) -> Path | None:
+    """Whether `ref` (`troth credential show REF`) names a chain file: its path when `ref`
+    cannot name an identity (a path separator in it, or neither a valid name nor identifier
+    text: `./customer`, `-` for stdin, `chain file`), else None:
+    `ref` names an identity, whatever file of that name the working directory holds (anyone
+    who can write there could plant another chain under an identity's name: review 36b,
+    show 1; `--file FILE` names a file whatever it looks like)."""
+    separators = [sep for sep in (os.sep, os.altsep) if sep is not None]
+    if any(sep in ref for sep in separators) or not (
+        Identifier.looks_like(ref) or _valid_name(ref)
+    ):
+        return Path(ref)
+    return None
+
+
+def named_file_hint(ref: str) -> str:
+    """What to say when identity `ref` is not found but a file of that name exists: how to
+    give it as a file (review 36b, show 1), else nothing."""
+    if chain_file(ref) is None and Path(ref).exists():
+        return f"; for the file {ref!r}, give ./{ref} or --file {ref}"
+    return ""
+
+
+def _valid_name(text: str) -> bool:
+    try:
+        check_name(text)
+    except ValueError:
+        return False
+    return True
 
 
 def authority_pages(
