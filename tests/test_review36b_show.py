@@ -59,8 +59,8 @@ def test_a_file_is_read_when_given_as_a_path_or_with_file(
         shown = run_json("credential", "show", *args)
         assert isinstance(shown, dict), args
         assert subjects(shown) == [enrolled["support"]]
-    for args in ((), ("customer", "--file", "customer")):
-        result = run("credential", "show", *args, code=2)
+    for wrong in ((), ("customer", "--file", "customer")):
+        result = run("credential", "show", *wrong, code=2)
         assert "give one of IDENTITY|FILE or --file FILE" in result.stderr
 
 
