@@ -4,8 +4,10 @@ back to when its node directory's path is too long for AF_UNIX (docs/protocols.m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import signal
 import stat
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from troth.errors import ConfigError
 from troth.node import init_node
-from troth.node.daemon import serve
+from troth.node.daemon import node_status, serve, start_daemon, stop_daemon
 from troth.node.node import node_dir
 
 OTHER_UID = 65534  # nobody: another local user
@@ -51,7 +53,6 @@ def test_another_users_directory_is_refused_untouched(
 
 
 @needs_root
-@pytest.mark.xfail(strict=True, reason="review 36b, socket dir 2: foreign entries survive chmod")
 def test_a_loose_directory_holding_another_users_entry_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,7 +61,8 @@ def test_a_loose_directory_holding_another_users_entry_is_refused(
     another user had put in it meanwhile: their entry at the socket's name (a directory of
     theirs) stayed, and the node failed to start with a bare "Is a directory" OSError that
     names no one. A loose directory is recovered only when nothing in it belongs to another
-    user; else the node refuses with a ConfigError naming the directory and the entry."""
+    user; else the node refuses with a ConfigError naming the directory and the entry. Was a
+    strict xfail until `_socket_path` looked at a loose directory's entries after the chmod."""
     home, runtime = long_home(tmp_path, monkeypatch)
     runtime.mkdir()
     os.chmod(runtime, 0o777)  # noqa: S103 - the loose directory under test
@@ -74,3 +76,22 @@ def test_a_loose_directory_holding_another_users_entry_is_refused(
     assert f"{runtime} had group/other permissions" in reason
     assert f"{name} belongs to uid {OTHER_UID}" in reason
     assert planted.is_dir()  # nothing of theirs removed: the operator decides
+
+
+def test_a_loose_directory_of_only_ours_is_made_private_and_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control of socket directory 2: our own loose `troth-<uid>` holding only our own
+    entries (a crashed node's leftovers) is made 0700 and the node starts."""
+    home, runtime = long_home(tmp_path, monkeypatch)
+    runtime.mkdir()
+    os.chmod(runtime, 0o777)  # noqa: S103 - the loose directory under test
+    (runtime / "leftover.sock").write_bytes(b"")
+    started = start_daemon(home, "n", None)
+    try:
+        assert node_status(home, "n")["running"]
+        assert stat.S_IMODE(runtime.lstat().st_mode) == 0o700
+    finally:
+        stop_daemon(home, "n")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(started["pid"], signal.SIGKILL)
