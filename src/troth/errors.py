@@ -13,6 +13,8 @@
     ├── StorageError           the database failed or a conditional write lost
     │   └── ConflictError      a compare-and-swap found a newer value
     ├── ConfigError            the node, home or environment is mis-configured
+    │   └── OutOfRange         a setting given outside its bound (`setting`, `low`, `high`;
+    │                          also a ValueError)
     ├── NotFound               no node / identity / key by that name
     ├── IdentityError          a change history or purpose-key attestation is invalid
     │                          (reason + change index)
@@ -69,6 +71,7 @@ __all__ = [
     "KeyNotFound",
     "MalformedText",
     "NotFound",
+    "OutOfRange",
     "PolicyError",
     "PolicyFailure",
     "PolicyNotChecked",
@@ -159,6 +162,16 @@ class ConflictError(StorageError):
 
 class ConfigError(TrothError):
     """The node, the troth home or the environment is mis-configured."""
+
+
+class OutOfRange(ConfigError, ValueError):
+    """A setting given outside its bound (`setting` names it; `low` <= value <= `high` is
+    allowed): a ConfigError, and the ValueError such checks raised before it."""
+
+    def __init__(self, setting: str, value: int, low: int, high: int, why: str = "") -> None:
+        self.setting, self.value, self.low, self.high = setting, value, low, high
+        because = f" ({why})" if why else ""
+        super().__init__(f"{setting} must be {low}-{high}, not {value}{because}")
 
 
 class NotFound(TrothError):

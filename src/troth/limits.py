@@ -97,6 +97,12 @@ DEFAULT_CREDENTIAL_SKEW_SECONDS: Final = 60
 most MAX_CLOCK_SKEW_SECONDS)."""
 DEFAULT_FEED_STALENESS_SECONDS: Final = 300
 """How old a revocation feed may be before a verifier refuses it, unless told otherwise."""
+MAX_FEED_STALENESS_SECONDS: Final = 30 * 86_400
+"""The oldest a verifier may be told to accept a revocation feed (`max_feed_age`,
+`--max-feed-age`, `TrustPolicy.max_feed_staleness`: 1 s to 30 days, else OutOfRange). A
+verifier told any age accepted a stale copy's verdict on every chain revoked since, for good
+(review 36b, verify 1): a month covers an offline verifier's archived feed file; past it, get
+a fresh feed."""
 
 # -- secure channels, routing, transport (troth.channel, troth.routing, troth.transport) ------
 MAX_CHANNEL_FRAME: Final = 65535

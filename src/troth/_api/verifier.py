@@ -31,8 +31,10 @@ class Verifier:
     """Verifies credential chains for the authorities in `trust` only (there is no default:
     an empty `trust` is a ValueError), each checked against that authority's revocation feed
     from `feeds` (the newest any of them has: each a `Node` or an `Authority`, else a
-    TypeError), which must be at most `max_feed_age` seconds old. `max_clock_skew` seconds
-    are allowed at the edges of every link's validity window. Safe to reuse: checks that
+    TypeError), which must be at most `max_feed_age` seconds old (1 s to
+    `limits.MAX_FEED_STALENESS_SECONDS`, 30 days, else `troth.errors.OutOfRange`, a
+    ConfigError and ValueError). `max_clock_skew` seconds (0 to 300) are allowed at the edges
+    of every link's validity window. Safe to reuse: checks that
     depend only on the bytes are cached."""
 
     def __init__(

@@ -31,7 +31,6 @@ from troth.cli.common import (
     renamed,
     write_output,
 )
-from troth.cli.names import is_name
 from troth.cli.network_cmds import ask_node
 from troth.cli.output import (
     EXIT_INVALID,
@@ -68,7 +67,7 @@ from troth.node.authorities import (
 )
 from troth.node.traces import delegate_recorded
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
-from troth.node.verify import Sources, verify_chain, verify_vc
+from troth.node.verify import Sources, chain_file, named_file_hint, verify_chain, verify_vc
 
 OUT = click.option(
     "--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="File to write."
@@ -237,27 +236,33 @@ def _chain_text(verified: VerifiedCredential, reporter: Reporter, now: int) -> s
 
 
 @credential_group.command("show")
-@click.argument("ref", metavar="IDENTITY|FILE")
+@click.argument("ref", metavar="[IDENTITY|FILE]", required=False)
+@click.option("--file", "file", type=INPUT_FILE, help="The chain file to show (instead of REF).")
 @node_option
 @json_command
-def show(ref: str, node_name: str, reporter: Reporter) -> None:
+def show(ref: str | None, file: str | None, node_name: str, reporter: Reporter) -> None:
     """Show the chains local IDENTITY holds, or the chain in FILE: links, ids, attributes,
-    expiry (structure and signatures only: troth credential verify decides trust)."""
+    expiry (structure and signatures only: troth credential verify decides trust). REF is an
+    identity when it can be one (a name or identifier), never a file of that name: give a
+    file as a path (./chain) or with --file."""
+    if (ref is None) == (file is None):
+        raise click.UsageError("give one of IDENTITY|FILE or --file FILE")
     now = CLOCK.now()
+    name = ref or ""
+    path = Path(file) if file is not None else chain_file(name)
     with open_cli_node(node_name) as node:
-        if Path(ref).is_file():
-            checked = node.wallet.inspect(read_input(ref, limits.MAX_CHAIN_BYTES, "chain"), now=now)
+        if path is not None:
+            data = read_input(str(path), limits.MAX_CHAIN_BYTES, "chain")
+            checked = node.wallet.inspect(data, now=now)
             reporter.result(checked.to_json(), _chain_text(checked, reporter, now))
             return
         try:
-            ref = reporter.names.local(ref, node)
+            name = reporter.names.local(name, node)
         except NotFound as exc:
-            if not is_name(ref):  # a path: what is missing is the file (exit 4)
-                raise OSError(f"cannot read chain {ref}: no such file") from None
-            raise Explained(exc, f"{ref!r} is neither a file nor a local identity: {exc}") from None
-        chains = [node.wallet.inspect(h.chain, now=now) for h in node.wallet.held(ref)]
+            raise Explained(exc, f"{exc}{named_file_hint(name)}") from None
+        chains = [node.wallet.inspect(h.chain, now=now) for h in node.wallet.held(name)]
     text = "\n".join(_chain_text(c, reporter, now) for c in chains)
-    reporter.result([c.to_json() for c in chains], text or f"{ref} holds no credentials")
+    reporter.result([c.to_json() for c in chains], text or f"{name} holds no credentials")
 
 
 def _best_chain(node: Node, ref: str, now: int) -> bytes:
@@ -510,7 +515,7 @@ def delegate_cmd(
     "--max-feed-age",
     default=duration(FEED_STALENESS),
     show_default=True,
-    help="The oldest feed accepted.",
+    help="The oldest feed accepted (1s to 30d).",
 )
 @click.option(
     "--presenter", metavar="IDENTITY", help="Who presents the chain (default: its last subject)."

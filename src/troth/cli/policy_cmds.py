@@ -319,7 +319,7 @@ def _parse_time(text: str) -> int:
     "--max-feed-age",
     default=duration(FEED_STALENESS),
     show_default=True,
-    help="The oldest feed accepted.",
+    help="The oldest feed accepted (1s to 30d).",
 )
 @json_command
 def test(

@@ -79,7 +79,7 @@ def not_verified(
         _F.NO_FEED: "without a revocation feed there is no verdict: give --authority NAME (an "
         f"authority on this machine) or --feed FILE ({feed_hint})",
         _F.STALE_FEED: f"get a fresh feed ({feed_hint}), or accept an older one with "
-        "--max-feed-age",
+        "--max-feed-age (at most 30d)",
         _F.UNTRUSTED_ISSUER: f"the trusted authorities are {_labels(names, anchors)}: add "
         "--trust for this one if you trust it",
         _F.EXPIRED: "its holder needs a fresh credential (troth credential refresh IDENTITY) or "

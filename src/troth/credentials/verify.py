@@ -30,6 +30,7 @@ from troth.errors import (
     DecodeProblem,
     IdentityError,
     IdentityFailure,
+    OutOfRange,
 )
 from troth.identity import (
     Checkpoints,
@@ -40,7 +41,14 @@ from troth.identity import (
     verify_signed_by,
 )
 
-__all__ = ["ChainVerifier", "TrustPolicy", "VerifiedCredential", "VerifiedLink", "chain_actor"]
+__all__ = [
+    "ChainVerifier",
+    "TrustPolicy",
+    "VerifiedCredential",
+    "VerifiedLink",
+    "chain_actor",
+    "check_feed_age",
+]
 
 _F = CredentialFailure
 _VERIFIED: Final = object()
@@ -69,7 +77,25 @@ class TrustPolicy:
         if not self.anchors:
             raise ValueError("a trust policy needs at least one authority (trust anchor)")
         if not 0 <= self.max_clock_skew <= limits.MAX_CLOCK_SKEW_SECONDS:
-            raise ValueError(f"clock skew must be 0-{limits.MAX_CLOCK_SKEW_SECONDS} s")
+            high = limits.MAX_CLOCK_SKEW_SECONDS
+            raise OutOfRange("max_clock_skew", self.max_clock_skew, 0, high)
+        check_feed_age(self.max_feed_staleness)
+
+
+def check_feed_age(seconds: int) -> int:
+    """`seconds`, the oldest revocation feed a verifier accepts, if within 1 s and
+    MAX_FEED_STALENESS_SECONDS; OutOfRange otherwise (review 36b, verify 1)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(f"max_feed_age is a number of seconds, not {type(seconds).__name__}")
+    if not 1 <= seconds <= limits.MAX_FEED_STALENESS_SECONDS:
+        raise OutOfRange(
+            "max_feed_age",
+            seconds,
+            1,
+            limits.MAX_FEED_STALENESS_SECONDS,
+            "seconds: the oldest revocation feed accepted",
+        )
+    return seconds
 
 
 @dataclass(frozen=True, slots=True, init=False)

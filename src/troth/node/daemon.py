@@ -97,12 +97,31 @@ def _socket_path(directory: Path) -> Path:
         info = runtime.lstat()
         if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
             os.chmod(runtime, 0o700)  # ours, and not a link: only we can rename it (sticky /tmp)
+            _none_of_others(runtime, info.st_mode)  # now that no one else can add one
             info = runtime.lstat()
     except OSError as exc:
         raise ConfigError(f"cannot create directory {runtime}: {exc}") from exc
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise ConfigError(f"{runtime} is not a private directory of this user")
     return runtime / (hashlib.sha256(str(directory).encode()).hexdigest()[:20] + ".sock")
+
+
+def _none_of_others(runtime: Path, mode: int) -> None:
+    """ConfigError when `runtime`, ours but with group/other permissions (`mode`) until a
+    moment ago, holds an entry of another user: what they put there while they could stays
+    after the chmod (at the socket's own name, a directory of theirs made the node fail with
+    a bare OSError; review 36b, socket dir 2). Nothing of theirs is removed: the operator
+    decides. Entries are looked at (lstat), never followed."""
+    me = os.getuid()
+    with os.scandir(runtime) as entries:
+        for entry in entries:
+            owner = entry.stat(follow_symlinks=False).st_uid
+            if owner != me:
+                raise ConfigError(
+                    f"{runtime} had group/other permissions ({stat.filemode(mode)}) and "
+                    f"{entry.name} belongs to uid {owner}: remove what is not yours there, "
+                    "or the directory itself, and start again"
+                )
 
 
 def _parse_listen(text: str) -> tuple[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from troth.credentials import (
     verify_pages,
 )
 from troth.credentials.vc import VerifiedVC, vc_issuer, verify_troth_vc
+from troth.credentials.verify import check_feed_age
 from troth.credentials.wallet import next_page
 from troth.encoding.ijson import load_json
 from troth.errors import (
@@ -39,6 +41,7 @@ from troth.errors import (
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.identity.known import Binds
+from troth.names import check_name
 from troth.node.copies import with_standing
 from troth.node.node import Node, open_node
 from troth.node.trust import FEED_STALENESS, Known, store_or_extend
@@ -47,6 +50,8 @@ __all__ = [
     "Progress",
     "Sources",
     "authority_pages",
+    "chain_file",
+    "named_file_hint",
     "read_feed_file",
     "select_feeds",
     "verify_chain",
@@ -58,6 +63,37 @@ _F = CredentialFailure
 
 Progress = Callable[[int, int], None]
 """Told (entries verified, entries in the feed) after each page of a feed that spans several."""
+
+
+def chain_file(ref: str) -> Path | None:
+    """Whether `ref` (`troth credential show REF`) names a chain file: its path when `ref`
+    cannot name an identity (a path separator in it, or neither a valid name nor identifier
+    text: `./customer`, `-` for stdin, `chain file`), else None:
+    `ref` names an identity, whatever file of that name the working directory holds (anyone
+    who can write there could plant another chain under an identity's name: review 36b,
+    show 1; `--file FILE` names a file whatever it looks like)."""
+    separators = [sep for sep in (os.sep, os.altsep) if sep is not None]
+    if any(sep in ref for sep in separators) or not (
+        Identifier.looks_like(ref) or _valid_name(ref)
+    ):
+        return Path(ref)
+    return None
+
+
+def named_file_hint(ref: str) -> str:
+    """What to say when identity `ref` is not found but a file of that name exists: how to
+    give it as a file (review 36b, show 1), else nothing."""
+    if chain_file(ref) is None and Path(ref).exists():
+        return f"; for the file {ref!r}, give ./{ref} or --file {ref}"
+    return ""
+
+
+def _valid_name(text: str) -> bool:
+    try:
+        check_name(text)
+    except ValueError:
+        return False
+    return True
 
 
 def authority_pages(
@@ -134,6 +170,7 @@ def select_feeds(
 ) -> dict[Identifier, VerifiedFeed]:
     """The fresh feeds of trusted authorities, from feed files and/or a local authority
     (`checkpoints`: the caller's word on a long-lived authority's checkpointed history)."""
+    check_feed_age(max_age)
     feeds = [read_feed_file(path, anchors, now, known, checkpoints) for path in feed_files]
     if authority is not None:
         if authority.identifier not in anchors:
@@ -159,6 +196,9 @@ class Sources:
     max_feed_age: int = FEED_STALENESS
     progress: Progress | None = None
     """Told how far reading the local authority's feed got (a long feed takes seconds)."""
+
+    def __post_init__(self) -> None:
+        check_feed_age(self.max_feed_age)  # 1 s to MAX_FEED_STALENESS_SECONDS (review 36b)
 
 
 def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:

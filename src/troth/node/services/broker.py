@@ -3,11 +3,12 @@ and its client for agents on other nodes.
 
 Every request passes the node's decision point first (issue, renew, revoke, list, jwks and
 forward: any authenticated identity; revoke-identity: local callers and holders of
-troth.broker=admin). The broker then decides on the caller's *current* credentials — the chains
-it presented on the channel, re-verified against the feeds the node holds at that request — and
-its lease policy (`GatesLeasePolicy`: the node's active policy bundle; none: deny). Broker work
-runs on the broker's own thread (SQLite, signing, the token and postgres engines' calls), never
-on the event loop; a forward's upstream call runs in the forward pool (`ForwardPool`: bounded,
+troth.broker=admin from the authority the node hosts, when it hosts one). The broker then
+decides on the caller's *current* credentials — the chains it presented on the channel,
+re-verified against the feeds the node holds at that request — and its lease policy
+(`GatesLeasePolicy`: the node's active policy bundle; none: deny). Broker work runs on the
+broker's own thread (SQLite, signing, the token and postgres engines' calls), never on the
+event loop; a forward's upstream call runs in the forward pool (`ForwardPool`: bounded,
 refusing beyond its limits), after its checks and audit on the broker's thread, so no upstream
 holds back the broker's other work.
 
@@ -210,7 +211,15 @@ class BrokerService:
         self._feed_counts: dict[Identifier, int] = {}
         self._closed = False
         self.sweeps = 0
-        anyone, operators = AnyAuthenticated(), RequireAttributes(ADMIN_ATTRIBUTE)
+        # The broker's operators are the admins of the authority the node hosts: a node trusts
+        # every authority it enrolls with, each may grant troth.broker=admin (review 36b,
+        # broker 1; docs/secrets.md, "The served broker"). A node hosting none has no own
+        # authority: each trusted one's admins act for it only (`_caller`'s `operator_of`).
+        hosted = trust.hosted.identifier if trust.hosted is not None else None
+        anyone = AnyAuthenticated()
+        operators = RequireAttributes(ADMIN_ATTRIBUTE, authority=hosted)
+        self.operators = operators
+        """The rule of `revoke-identity` for peers (local callers always pass)."""
         self.methods: Mapping[str, Method] = {
             "issue": Method(functools.partial(self._handle, "issue"), anyone),
             "renew": Method(functools.partial(self._handle, "renew"), anyone),
@@ -395,6 +404,7 @@ class BrokerService:
                 credential.authority
                 for credential in standing.credentials
                 if not credential.caveats
+                and (self.operators.authority in (None, credential.authority))
                 and ADMIN_ATTRIBUTE.first_excess_over(credential.attributes) is None
             )
             if operator
