@@ -231,12 +231,20 @@ def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -
 @click.option(
     "--out", type=click.Path(dir_okay=False), metavar="FILE", help="Write the bundle here."
 )
+@click.option(
+    "--agent",
+    "agent_ref",
+    help="Whose record (name or identifier): ids are unique per agent; needed when several "
+    "agents have a record under the id.",
+)
 @node_option
 @json_command
-def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporter) -> None:
+def prove_cmd(
+    record_id: str, out: str | None, agent_ref: str | None, node_name: str, reporter: Reporter
+) -> None:
     """An offline proof bundle for one record (verify it with: troth trace verify --file)."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-        bundle = prove(log, record_id)
+        bundle = prove(log, record_id, _agent(node, agent_ref))
     text = bundle_text(bundle, lines=True)
     if out is not None:
         write_output(out, (text + "\n").encode())
@@ -311,13 +319,22 @@ def checkpoint(node_name: str, reporter: Reporter) -> None:
     required=True,
     help="The field whose value to delete (its salted hash stays in the signed record).",
 )
+@click.option(
+    "--agent",
+    "agent_ref",
+    help="Whose record (name or identifier): ids are unique per agent; needed when several "
+    "agents have a record under the id.",
+)
 @node_option
 @json_command
-def redact(record_id: str, name: str, node_name: str, reporter: Reporter) -> None:
+def redact(
+    record_id: str, name: str, agent_ref: str | None, node_name: str, reporter: Reporter
+) -> None:
     """Delete a disclosed value; the record keeps its salted commitment and still verifies."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-        log.find(record_id)
-        removed = log.redact(record_id, name)
+        agent = _agent(node, agent_ref)
+        log.find(record_id, agent)
+        removed = log.redact(record_id, name, agent=agent)
     reporter.result(
         {"record": record_id, "field": name, "redacted": removed},
         "redacted" if removed else "nothing to redact",
@@ -330,6 +347,12 @@ def redact(record_id: str, name: str, node_name: str, reporter: Reporter) -> Non
 @click.option("--outcome", required=True, help="The decision, e.g. approved or refused.")
 @click.option("--considered", required=True, help="What was considered (kept redactable).")
 @click.option("--reasoning", required=True, help="Why (kept redactable).")
+@click.option(
+    "--agent",
+    "agent_ref",
+    help="The agent that escalated (name or identifier); default: the one whose record "
+    "under the id is an escalation asking you.",
+)
 @node_option
 @json_command
 def resolve(
@@ -338,6 +361,7 @@ def resolve(
     outcome: str,
     considered: str,
     reasoning: str,
+    agent_ref: str | None,
     node_name: str,
     reporter: Reporter,
 ) -> None:
@@ -354,6 +378,7 @@ def resolve(
                 considered=considered,
                 reasoning=reasoning,
                 clock=CLOCK,
+                agent=_agent(node, agent_ref),
             )
         except TraceError as exc:
             _invalid(reporter, exc)

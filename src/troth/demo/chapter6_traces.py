@@ -196,6 +196,7 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         await hub.worker.run(
             lambda: hub.traces.local("alice").resolve(
                 asked.record,
+                of=cast.named("support-agent"),
                 outcome="refused",
                 considered="the order's account and the delegation's caveat",
                 reasoning=reasoning,

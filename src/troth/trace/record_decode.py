@@ -120,11 +120,19 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
         )
     if "links" in value:
         links = _object(
-            value["links"], "links", {"parent", "trace", "span", "parent_span", "conversation"}
+            value["links"],
+            "links",
+            {"parent", "parent_agent", "trace", "span", "parent_span", "conversation"},
         )
         if not links:
             raise DecodeError("links: empty")
-        parts["links"] = Links(**{k: _opt_text(v, f"link {k}") for k, v in links.items()})
+        named = {k: _opt_text(v, f"link {k}") for k, v in links.items() if k != "parent_agent"}
+        if "parent_agent" in links:
+            parts["links"] = Links(
+                **named, parent_agent=_identifier(links["parent_agent"], "link parent_agent")
+            )
+        else:
+            parts["links"] = Links(**named)
     if "escalation" in value:
         escalation = _object(value["escalation"], "escalation", {"to"})
         parts["escalation_to"] = _identifier(escalation.get("to"), "escalation to")
