@@ -28,9 +28,10 @@
    one namespace for the whole log, chosen by each signer (`RecordContent.id`, or random):
    an agent that learns another's record id before that record is in the log (a parent link
    handed to it in a multi-agent flow while the other's records wait in an outbox for the
-   trace service) signs a record of its own under that id and submits it first. The other agent's record is then
-   refused (`record already in the log`, other bytes: set aside by its outbox, so lost from
-   the log), and every link to that id resolves to the squatter's record.
+   trace service) signs a record of its own under that id and submits it first. The other
+   agent's record is then refused (`record already in the log`, other bytes: set aside by
+   its outbox, so lost from the log), and every link to that id resolves to the squatter's
+   record.
 """
 
 from __future__ import annotations
