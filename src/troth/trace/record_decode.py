@@ -126,13 +126,17 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
         )
         if not links:
             raise DecodeError("links: empty")
-        named = {k: _opt_text(v, f"link {k}") for k, v in links.items() if k != "parent_agent"}
-        if "parent_agent" in links:
-            parts["links"] = Links(
-                **named, parent_agent=_identifier(links["parent_agent"], "link parent_agent")
-            )
-        else:
-            parts["links"] = Links(**named)
+        texts = {k: _opt_text(v, f"link {k}") for k, v in links.items() if k != "parent_agent"}
+        parts["links"] = Links(
+            texts.get("parent"),
+            texts.get("trace"),
+            texts.get("span"),
+            texts.get("parent_span"),
+            texts.get("conversation"),
+            None
+            if "parent_agent" not in links
+            else _identifier(links["parent_agent"], "link parent_agent"),
+        )
     if "escalation" in value:
         escalation = _object(value["escalation"], "escalation", {"to"})
         parts["escalation_to"] = _identifier(escalation.get("to"), "escalation to")

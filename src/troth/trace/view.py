@@ -84,7 +84,7 @@ def _issuers(chain: bytes | None) -> list[Identifier] | None:
 def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceNode]:
     """The log's records as trees (roots in log order); with `agent`, only the subtrees that
     contain one of its records, from their root."""
-    nodes: dict[str, TraceNode] = {}
+    nodes: dict[tuple[Identifier, str], TraceNode] = {}
     by_span: dict[tuple[str | None, str], _Claims] = {}
     order: list[TraceNode] = []
     issuers: dict[bytes, list[Identifier] | None] = {}
