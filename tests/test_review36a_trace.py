@@ -24,20 +24,24 @@ below was a strict xfail until that change.
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run, run_json
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from tests.test_review27t_collect import NOW as SERVED
 from tests.test_review27t_collect import _always, _collector
-from troth.clock import FixedClock
+from troth.clock import FixedClock, SystemClock
 from troth.errors import DecodeError, NotFound, TraceError, TraceFailure
 from troth.identity import Identifier
-from troth.trace import verify_log
+from troth.node import open_node, troth_home
+from troth.trace import TraceRecorder, verify_log
 from troth.trace.batcher import TraceBatcher
 from troth.trace.export import export_jsonl, prove, verify_bundle, verify_export
+from troth.trace.log import open_node_log
 from troth.trace.otel import record_span
 from troth.trace.record import Decision, Kind, Links, ToolCall
 from troth.trace.record_decode import decode_payload
@@ -240,3 +244,37 @@ def test_a_schema_3_log_is_filed_per_agent_when_opened(tmp_path: Path) -> None:
     squat = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=first.record)
     assert recorder(reopened, m, clock).record(squat).index == 1
     assert verify_log(reopened).size == 2
+
+
+def test_the_cli_resolves_the_escalation_of_the_agent_named() -> None:
+    """`troth trace resolve RECORD_ID`: when another agent (mallory) also has an escalation
+    asking alice under the id, the CLI does not pick one (`name the agent`); with `--agent`
+    the resolution links to that agent's record, and the answer says whose it resolved."""
+    run("identity", "create", "support")
+    run("identity", "create", "mallory")
+    alice = Identifier.parse(run_json("identity", "create", "alice")["identifier"])
+    clock = SystemClock()
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+        support = TraceRecorder(
+            log, lambda now: node.identities.signer("support", now=now), clock=clock
+        )
+        mallory = TraceRecorder(
+            log, lambda now: node.identities.signer("mallory", now=now), clock=clock
+        )
+        asked = support.escalate(alice, question="refund 5000?")
+        mallory.record(
+            RecordContent(
+                Kind.ESCALATION, values={"inputs": "x"}, escalation_to=alice, id=asked.record
+            )
+        )
+        support_id = str(support.agent)
+    args = ("--as", "alice", "--outcome", "approved", "--considered", "x", "--reasoning", "y")
+    unsure = run_json("trace", "resolve", asked.record, *args, code=1)
+    assert "name the agent" in unsure["detail"]
+    done = run_json("trace", "resolve", asked.record, *args, "--agent", "support")
+    assert (done["resolves"], done["of"]) == (asked.record, support_id)
+    bundle = json.loads(run("trace", "prove", asked.record, "--agent", "support").stdout)
+    assert bundle["record"]["agent"] == support_id
+    tree = run_json("trace", "show")
+    under = [root for root in tree if root["id"] == asked.record and root["children"]]
+    assert [child["kind"] for root in under for child in root["children"]] == ["resolution"]

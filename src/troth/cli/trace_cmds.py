@@ -27,7 +27,7 @@ from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.errors import NotFound, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
-from troth.node.traces import resolve_escalation
+from troth.node.traces import escalating_agent, resolve_escalation
 from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.outbox_store import OutboxStore, outbox_exists
@@ -370,6 +370,12 @@ def resolve(
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
         try:
+            agent = _agent(node, agent_ref)
+            if agent is None:  # the one agent whose record under the id asks them: named in
+                # the answer, so the human sees whose escalation they resolved
+                with open_node_log(node, clock=CLOCK) as log:
+                    human = Identifier(node.identities.find(as_name).identifier)
+                    agent = escalating_agent(log, record_id, human)
             receipt = resolve_escalation(
                 node,
                 as_name,
@@ -378,14 +384,14 @@ def resolve(
                 considered=considered,
                 reasoning=reasoning,
                 clock=CLOCK,
-                agent=_agent(node, agent_ref),
+                agent=agent,
             )
         except TraceError as exc:
             _invalid(reporter, exc)
     reporter.result(
-        {"record": receipt.record, "index": receipt.index, "resolves": record_id},
-        f"resolved {escape_text(record_id)}: {escape_text(outcome)} (record {receipt.record}, "
-        f"index {receipt.index})",
+        {"record": receipt.record, "index": receipt.index, "resolves": record_id, "of": str(agent)},
+        f"resolved {escape_text(record_id)} of {agent}: {escape_text(outcome)} (record "
+        f"{receipt.record}, index {receipt.index})",
     )
 
 

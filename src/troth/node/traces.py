@@ -30,6 +30,7 @@ from troth.trace.signing import open_envelope
 
 __all__ = [
     "delegate_recorded",
+    "escalating_agent",
     "record_revocation",
     "resolve_escalation",
     "revoke_as_authority",
@@ -146,14 +147,15 @@ def resolve_escalation(
     several agents', are)."""
     with traced_as(node, ref, clock=clock) as recorder:
         if agent is None:
-            agent = _escalating_agent(recorder.log, escalation, recorder.agent)
+            agent = escalating_agent(recorder.log, escalation, recorder.agent)
         return recorder.resolve(
             escalation, of=agent, outcome=outcome, considered=considered, reasoning=reasoning
         )
 
 
-def _escalating_agent(log: TraceLog, escalation: str, asked: Identifier) -> Identifier:
-    """The agent whose record `escalation` is an escalation asking `asked`."""
+def escalating_agent(log: TraceLog, escalation: str, asked: Identifier) -> Identifier:
+    """The one agent whose record `escalation` is an escalation asking `asked` (record ids are
+    unique per agent only); TraceError LINK_INVALID when no agent's, or several agents', is."""
     found = []
     for agent in log.agents_of(escalation):
         record = open_envelope(log.find(escalation, agent).envelope)[0]
