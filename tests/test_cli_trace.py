@@ -32,7 +32,9 @@ def records() -> list[str]:
         )
         first = agent.record(tool_call())
         asked = agent.escalate(human.agent, question="refund 5000?", parent=first.record)
-        answer = human.resolve(asked.record, outcome="approved", considered="x", reasoning="y")
+        answer = human.resolve(
+            asked.record, of=agent.agent, outcome="approved", considered="x", reasoning="y"
+        )
     run("trace", "checkpoint")
     return [first.record, asked.record, answer.record]
 

@@ -98,6 +98,7 @@ from troth.trace.checkpoint import (
     verify_note,
 )
 from troth.trace.dsse import decode_envelope, parse_envelope
+from troth.trace.merkle import MemoryTree
 from troth.trace.record import Disclosure
 from troth.trace.record_decode import decode_payload
 from troth.trace.signing import keyid_of, verify_envelope
@@ -561,9 +562,10 @@ def _b64(hex_text: str) -> str:
 
 
 def proof_bundle(index: int) -> dict[str, Any]:
-    """Record `index`'s proof bundle (docs/traces.md, "Exports"), from the trace vectors; in
-    a tree of 2, one leaf's inclusion proof is the other leaf's hash."""
+    """Record `index`'s proof bundle (docs/traces.md, "Exports"), from the trace vectors (the
+    agent's records: 0 and 1), its inclusion proof in the vectors' tree of every record."""
     record = RECORDS[index]
+    tree = MemoryTree([bytes.fromhex(r["leaf_hash"]) for r in RECORDS])
     return {
         "type": export.BUNDLE_TYPE,
         "version": 1,
@@ -572,7 +574,7 @@ def proof_bundle(index: int) -> dict[str, Any]:
         "record": json.loads(record["payload"]),
         "disclosures": record["disclosures"],
         "checkpoint": TRACE["checkpoint"],
-        "proof": [RECORDS[1 - index]["leaf_hash"]],
+        "proof": [p.hex() for p in tree.inclusion_proof(index)],
         "signer": {k: _b64(TRACE[f"agent_{k}"]) for k in ("history", "attestation")},
         "log": {
             "history": _b64(TRACE["log_history"]),

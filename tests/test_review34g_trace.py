@@ -24,13 +24,14 @@
    it resolves, where `verify_log` (and the log, at append) refuses a resolution signed by
    another identity than the one the escalation asked. A re-signed log put a third party's
    "approved" under an escalation addressed to a human, and its export verified.
-5. (Left, a strict xfail: the fix is a format change.) Record ids are one namespace for the
-   whole log, chosen by each signer (`RecordContent.id`, or random): an agent that learns
-   another's record id before that record is in the log (a parent link handed to it in a
-   multi-agent flow while the other's records wait in an outbox for the trace service) signs
-   a record of its own under that id and submits it first. The other agent's record is then
-   refused (`record already in the log`, other bytes: set aside by its outbox, so lost from
-   the log), and every link to that id resolves to the squatter's record.
+5. (Fixed in review 36a: ids are unique per agent, links name the agent.) Record ids were
+   one namespace for the whole log, chosen by each signer (`RecordContent.id`, or random):
+   an agent that learns another's record id before that record is in the log (a parent link
+   handed to it in a multi-agent flow while the other's records wait in an outbox for the
+   trace service) signs a record of its own under that id and submits it first. The other
+   agent's record is then refused (`record already in the log`, other bytes: set aside by
+   its outbox, so lost from the log), and every link to that id resolves to the squatter's
+   record.
 """
 
 from __future__ import annotations
@@ -159,8 +160,15 @@ def _insert(log: TraceLog, index: int, record: VerifiedRecord) -> None:
     """Write `record` at `index` of the (closed) log's file, as its operator can."""
     raw = db(log)
     raw.execute(
-        "INSERT INTO leaves VALUES (?, ?, ?, ?, ?)",
-        (index, record.record.id, record.leaf, record.envelope, record.stored_disclosures),
+        "INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            index,
+            record.record.id,
+            record.leaf,
+            record.envelope,
+            record.stored_disclosures,
+            record.record.agent.digest,
+        ),
     )
     raw.execute("UPDATE meta SET value = ? WHERE name = 'size'", (index + 1,))
     signer = record.signer
@@ -192,7 +200,7 @@ def test_an_export_with_a_resolution_by_someone_not_asked_is_refused(tmp_path: P
         Kind.RESOLUTION,
         values={"inputs": "nothing", "reasoning": "approved"},
         decision=Decision("approved"),
-        links=Links(parent=asked.record),
+        links=Links(parent=asked.record, parent_agent=agent.identifier),
     )
     forged = sign_record(other.signer(NOW), content, seq=0, prev=None, time=NOW)
     log.close()
@@ -252,15 +260,13 @@ def test_proving_one_record_does_not_read_every_other_agents_rows(tmp_path: Path
     assert crowded <= alone * 1.1, f"{crowded} steps with 40 other agents, {alone} with one"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 34g, trace 5: another agent's record under the same id keeps a record out",
-)
 def test_a_record_id_taken_by_another_agent_first_does_not_keep_a_record_out(
     tmp_path: Path,
 ) -> None:
     """Trace 5: agent A's record (signed, waiting to be sent) is appended though agent M,
-    who learned its id, appended a record of its own under that id first."""
+    who learned its id, appended a record of its own under that id first. Was a strict xfail
+    until record ids became unique per agent (the log files a record under (id, agent), a
+    link to another agent's record names it: `links.parent_agent`; review 36a, trace)."""
     clock = FixedClock(NOW)
     log = open_log(tmp_path / "trace.db", clock)
     mine = sign_record(Held().signer(NOW), tool_call(), seq=0, prev=None, time=NOW)

@@ -44,7 +44,13 @@ def log(tmp_path: Path, clock: FixedClock) -> TraceLog:
     asked = rec.escalate(
         human.identifier, question="refund 5000?", reasoning="limit", parent=step.record
     )
-    person.resolve(asked.record, outcome="approved", considered="order history", reasoning="loyal")
+    person.resolve(
+        asked.record,
+        of=agent.identifier,
+        outcome="approved",
+        considered="order history",
+        reasoning="loyal",
+    )
     return log
 
 

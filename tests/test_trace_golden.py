@@ -26,28 +26,41 @@ def test_regenerates_byte_for_byte() -> None:
 def test_stored_bytes_verify() -> None:
     agent = verify_history(bytes.fromhex(VECTORS["agent_history"]), now=CREATED)
     log = verify_history(bytes.fromhex(VECTORS["log_history"]), now=CREATED)
-    attestation = bytes.fromhex(VECTORS["agent_attestation"])
     kinds = []
-    for stored in VECTORS["records"]:
+    for stored, (signer, key) in zip(
+        VECTORS["records"],
+        [(agent, "agent_attestation")] * 2 + [(log, "log_attestation")],
+        strict=True,
+    ):
+        attestation = bytes.fromhex(VECTORS[key])
         envelope = stored["envelope"].encode()
         disclosures = {
             name: Disclosure.from_json(value, name) for name, value in stored["disclosures"].items()
         }
         verified = verify_envelope(
-            envelope, signer=agent, attestation=attestation, disclosures=disclosures
+            envelope, signer=signer, attestation=attestation, disclosures=disclosures
         )
         assert verified.record.encode() == stored["payload"].encode()
         assert verified.hash.hex() == stored["record_hash"]
         assert leaf_hash(envelope).hex() == stored["leaf_hash"]
         assert verified.record.key == keyid_of(attestation)
         kinds.append(verified.record.kind)
-    assert kinds == [Kind.TOOL_INVOCATION, Kind.ESCALATION]
+    assert kinds == [Kind.TOOL_INVOCATION, Kind.ESCALATION, Kind.RESOLUTION]
+    resolution = verify_envelope(
+        VECTORS["records"][2]["envelope"].encode(),
+        signer=log,
+        attestation=bytes.fromhex(VECTORS["log_attestation"]),
+    ).record
+    assert resolution.links.parent_of(resolution.agent) == (
+        agent.identifier,
+        json.loads(VECTORS["records"][1]["payload"])["id"],
+    )
     log_attestation = bytes.fromhex(VECTORS["log_attestation"])
     checkpoint = verify_checkpoint(
         VECTORS["checkpoint"].encode(), log, {keyid_of(log_attestation): log_attestation}
     )
-    assert (checkpoint.size, checkpoint.root.hex()) == (2, VECTORS["root"])
+    assert (checkpoint.size, checkpoint.root.hex()) == (3, VECTORS["root"])
     proof = [bytes.fromhex(p) for p in VECTORS["inclusion_proof_0"]]
     verify_inclusion(
-        0, 2, bytes.fromhex(VECTORS["records"][0]["leaf_hash"]), proof, checkpoint.root
+        0, 3, bytes.fromhex(VECTORS["records"][0]["leaf_hash"]), proof, checkpoint.root
     )

@@ -329,16 +329,24 @@ def test_resolution_must_resolve_an_escalation_to_its_signer(
     )
     step = rec.record(tool_call())
     assert _reason(
-        lambda: person.resolve(step.record, outcome="approved", considered="x", reasoning="y")
+        lambda: person.resolve(
+            step.record, of=agent.identifier, outcome="approved", considered="x", reasoning="y"
+        )
     ) is (TraceFailure.LINK_INVALID)
     asked = rec.escalate(
         human.identifier, question="refund 5000?", reasoning="over the limit", parent=step.record
     )
     assert _reason(
-        lambda: other.resolve(asked.record, outcome="approved", considered="x", reasoning="y")
+        lambda: other.resolve(
+            asked.record, of=agent.identifier, outcome="approved", considered="x", reasoning="y"
+        )
     ) is (TraceFailure.LINK_INVALID)
     answer = person.resolve(
-        asked.record, outcome="approved", considered="history", reasoning="loyal"
+        asked.record,
+        of=agent.identifier,
+        outcome="approved",
+        considered="history",
+        reasoning="loyal",
     )
     report = verify_log(log)
     assert report.size == answer.index + 1

@@ -19,6 +19,7 @@ from troth.trace.dsse import encode_envelope, pae
 from troth.trace.merkle import EMPTY_ROOT, leaf_hash
 from troth.trace.record import PAYLOAD_TYPE, Disclosure, encode_disclosures
 from troth.trace.signing import open_envelope, resolve_key, sign_record
+from troth.trace.store import envelope_agent
 from troth.trace.verify import verify_log
 
 
@@ -55,8 +56,8 @@ class World:
             )
         else:
             conn.execute(
-                "INSERT INTO leaves VALUES (?, ?, ?, ?, NULL)",
-                (index, record_id, leaf_hash(envelope), envelope),
+                "INSERT INTO leaves VALUES (?, ?, ?, ?, NULL, ?)",
+                (index, record_id, leaf_hash(envelope), envelope, envelope_agent(envelope)),
             )
         conn.close()
 

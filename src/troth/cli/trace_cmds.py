@@ -27,7 +27,7 @@ from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
 from troth.errors import NotFound, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
-from troth.node.traces import resolve_escalation
+from troth.node.traces import escalating_agent, resolve_escalation
 from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.outbox_store import OutboxStore, outbox_exists
@@ -231,12 +231,20 @@ def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -
 @click.option(
     "--out", type=click.Path(dir_okay=False), metavar="FILE", help="Write the bundle here."
 )
+@click.option(
+    "--agent",
+    "agent_ref",
+    help="Whose record (name or identifier): ids are unique per agent; needed when several "
+    "agents have a record under the id.",
+)
 @node_option
 @json_command
-def prove_cmd(record_id: str, out: str | None, node_name: str, reporter: Reporter) -> None:
+def prove_cmd(
+    record_id: str, out: str | None, agent_ref: str | None, node_name: str, reporter: Reporter
+) -> None:
     """An offline proof bundle for one record (verify it with: troth trace verify --file)."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-        bundle = prove(log, record_id)
+        bundle = prove(log, record_id, _agent(node, agent_ref))
     text = bundle_text(bundle, lines=True)
     if out is not None:
         write_output(out, (text + "\n").encode())
@@ -311,13 +319,22 @@ def checkpoint(node_name: str, reporter: Reporter) -> None:
     required=True,
     help="The field whose value to delete (its salted hash stays in the signed record).",
 )
+@click.option(
+    "--agent",
+    "agent_ref",
+    help="Whose record (name or identifier): ids are unique per agent; needed when several "
+    "agents have a record under the id.",
+)
 @node_option
 @json_command
-def redact(record_id: str, name: str, node_name: str, reporter: Reporter) -> None:
+def redact(
+    record_id: str, name: str, agent_ref: str | None, node_name: str, reporter: Reporter
+) -> None:
     """Delete a disclosed value; the record keeps its salted commitment and still verifies."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
-        log.find(record_id)
-        removed = log.redact(record_id, name)
+        agent = _agent(node, agent_ref)
+        log.find(record_id, agent)
+        removed = log.redact(record_id, name, agent=agent)
     reporter.result(
         {"record": record_id, "field": name, "redacted": removed},
         "redacted" if removed else "nothing to redact",
@@ -330,6 +347,12 @@ def redact(record_id: str, name: str, node_name: str, reporter: Reporter) -> Non
 @click.option("--outcome", required=True, help="The decision, e.g. approved or refused.")
 @click.option("--considered", required=True, help="What was considered (kept redactable).")
 @click.option("--reasoning", required=True, help="Why (kept redactable).")
+@click.option(
+    "--agent",
+    "agent_ref",
+    help="The agent that escalated (name or identifier); default: the one whose record "
+    "under the id is an escalation asking you.",
+)
 @node_option
 @json_command
 def resolve(
@@ -338,6 +361,7 @@ def resolve(
     outcome: str,
     considered: str,
     reasoning: str,
+    agent_ref: str | None,
     node_name: str,
     reporter: Reporter,
 ) -> None:
@@ -346,6 +370,12 @@ def resolve(
     with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
         try:
+            agent = _agent(node, agent_ref)
+            if agent is None:  # the one agent whose record under the id asks them: named in
+                # the answer, so the human sees whose escalation they resolved
+                with open_node_log(node, clock=CLOCK) as log:
+                    human = Identifier(node.identities.find(as_name).identifier)
+                    agent = escalating_agent(log, record_id, human)
             receipt = resolve_escalation(
                 node,
                 as_name,
@@ -354,13 +384,14 @@ def resolve(
                 considered=considered,
                 reasoning=reasoning,
                 clock=CLOCK,
+                agent=agent,
             )
         except TraceError as exc:
             _invalid(reporter, exc)
     reporter.result(
-        {"record": receipt.record, "index": receipt.index, "resolves": record_id},
-        f"resolved {escape_text(record_id)}: {escape_text(outcome)} (record {receipt.record}, "
-        f"index {receipt.index})",
+        {"record": receipt.record, "index": receipt.index, "resolves": record_id, "of": str(agent)},
+        f"resolved {escape_text(record_id)} of {agent}: {escape_text(outcome)} (record "
+        f"{receipt.record}, index {receipt.index})",
     )
 
 

@@ -144,8 +144,9 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         story.say(f"customer delegates refunds to support-agent, only if: {CAVEAT}")
         story.say("  (a `delegation` record, signed by the customer under acme's credential)")
 
+        customer = cast.named("customer")  # the delegation is the customer's record
         recorder = agent.traces.decision_recorder(
-            links=lambda: Links(parent=delegation, conversation=CONVERSATION)
+            links=lambda: Links(parent=delegation, parent_agent=customer, conversation=CONVERSATION)
         )
         client = recorder.sink
         if not isinstance(client, TraceClient):
@@ -196,6 +197,7 @@ async def _run(story: Story, home: Path, clock: Clock) -> None:
         await hub.worker.run(
             lambda: hub.traces.local("alice").resolve(
                 asked.record,
+                of=cast.named("support-agent"),
                 outcome="refused",
                 considered="the order's account and the delegation's caveat",
                 reasoning=reasoning,
@@ -245,9 +247,13 @@ def _broker(
     vault = hub.node.vault
     if not isinstance(vault, SoftwareVault):
         return None
-    audit = hub.traces.audit_sink(
-        links=lambda: Links(parent=decisions.last, conversation=CONVERSATION)
-    )
+
+    def links() -> Links:  # under the agent's last decision: its record, not acme's
+        last = decisions.last
+        of = None if last is None else agent
+        return Links(parent=last, parent_agent=of, conversation=CONVERSATION)
+
+    audit = hub.traces.audit_sink(links=links)
     policy = AllowListPolicy({agent: {"payments": None}})
     broker = Broker(hub.node.db, vault, now=clock.now(), policy=policy, audit=audit)
     broker.put_secret("payments", "token", TOKEN, b"", now=clock.now())

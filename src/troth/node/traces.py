@@ -19,15 +19,18 @@ from typing import Any
 from troth.authority import Authority
 from troth.clock import Clock
 from troth.credentials import Attributes, CredentialChain
-from troth.errors import StorageError, TrothError
+from troth.errors import StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
 from troth.node.node import Node
 from troth.trace.adapters import delegation_content, revocation_content
-from troth.trace.log import Receipt, open_node_log
+from troth.trace.log import Receipt, TraceLog, open_node_log
+from troth.trace.record import Kind
 from troth.trace.recorder import TraceRecorder
+from troth.trace.signing import open_envelope
 
 __all__ = [
     "delegate_recorded",
+    "escalating_agent",
     "record_revocation",
     "resolve_escalation",
     "revoke_as_authority",
@@ -135,10 +138,39 @@ def resolve_escalation(
     considered: Any,
     reasoning: Any,
     clock: Clock,
+    agent: Identifier | None = None,
 ) -> Receipt:
     """Record, as local identity `ref` (the human asked), the decision on escalation record
-    `escalation` in the node's log: the outcome, what was considered and why."""
+    `escalation` of `agent` in the node's log: the outcome, what was considered and why.
+    Without `agent`, of the one agent whose record under that id is an escalation asking
+    `ref` (record ids are unique per agent: TraceError LINK_INVALID when no agent's, or
+    several agents', are)."""
     with traced_as(node, ref, clock=clock) as recorder:
+        if agent is None:
+            agent = escalating_agent(recorder.log, escalation, recorder.agent)
         return recorder.resolve(
-            escalation, outcome=outcome, considered=considered, reasoning=reasoning
+            escalation, of=agent, outcome=outcome, considered=considered, reasoning=reasoning
         )
+
+
+def escalating_agent(log: TraceLog, escalation: str, asked: Identifier) -> Identifier:
+    """The one agent whose record `escalation` is an escalation asking `asked` (record ids are
+    unique per agent only); TraceError LINK_INVALID when no agent's, or several agents', is."""
+    found = []
+    for agent in log.agents_of(escalation):
+        record = open_envelope(log.find(escalation, agent).envelope)[0]
+        if record.kind is Kind.ESCALATION and record.escalation_to in (None, asked):
+            found.append(agent)
+    if not found:
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"{escalation} is not an escalation asking {asked} in the log",
+            record=escalation,
+        )
+    if len(found) > 1:
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"several agents' records {escalation} are escalations asking {asked}: name the agent",
+            record=escalation,
+        )
+    return found[0]

@@ -28,7 +28,13 @@ from typing import Any, Final, Literal, TypeVar
 from troth.errors import ConfigError, ConflictError, StorageError
 from troth.storage.peers import PeerLock
 
-__all__ = ["BUSY_TIMEOUT_ENV", "BUSY_TIMEOUT_SECONDS", "Durability", "SqliteDatabase"]
+__all__ = [
+    "BUSY_TIMEOUT_ENV",
+    "BUSY_TIMEOUT_SECONDS",
+    "Durability",
+    "Migration",
+    "SqliteDatabase",
+]
 
 Durability = Literal["normal", "full"]
 T = TypeVar("T")
@@ -42,6 +48,10 @@ _BACKOFF_FIRST: Final = 0.005  # seconds before the first retry, doubled up to _
 _BACKOFF_MAX: Final = 0.25
 _WAL_WRITE_LOCK: Final = 120  # the byte of the -shm file a WAL writer locks (SQLite wal.c)
 _CACHE_KIB: Final = 32 * 1024  # page cache per connection (SQLite's default is 2 MiB)
+
+Migration = str | Callable[[sqlite3.Connection], None]
+"""One schema migration: SQL statements (separated by `;`), or a function that migrates
+through the connection it is given (inside the migrating transaction)."""
 
 # Schema migrations, applied in order; PRAGMA user_version records how many ran.
 _MIGRATIONS: Final[tuple[str, ...]] = (
@@ -224,10 +234,11 @@ class SqliteDatabase:
         durability: Durability = "normal",
         *,
         busy_timeout: float | None = None,
-        migrations: tuple[str, ...] = _MIGRATIONS,
+        migrations: tuple[Migration, ...] = _MIGRATIONS,
     ) -> None:
         """Open (creating and migrating) the database; `migrations` is the schema of a file
-        other than node.db (the trace log's)."""
+        other than node.db (the trace log's): SQL statements, or a function given the
+        connection inside the migrating transaction (a change SQL alone cannot make)."""
         self._migrations = migrations
         if durability not in ("normal", "full"):
             raise ConfigError(f"unknown durability {durability!r} (normal or full)")
@@ -465,7 +476,12 @@ class SqliteDatabase:
                     f"{self.path} has schema {version}; this troth knows {len(self._migrations)}"
                 )
             for number in range(version, len(self._migrations)):
-                for statement in self._migrations[number].split(";"):
+                migration = self._migrations[number]
+                if callable(migration):
+                    migration(conn)
+                    conn.execute(f"PRAGMA user_version = {number + 1}")
+                    continue
+                for statement in migration.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")

@@ -128,12 +128,13 @@ class TraceCollector:
 
     def prove(self, record_id: str, *, requester: Identifier | None) -> dict[str, Any]:
         """The offline proof bundle of record `record_id` (a checkpoint is signed when none
-        covers it yet). A member gets proofs of its own records only (NotFound otherwise, as
-        for an id the log does not hold)."""
-        stored = self.log.find(record_id)
+        covers it yet). A member gets proofs of its own records only: its record under that id
+        (ids are unique per agent: another agent's record under it is never the one proved;
+        review 34g, trace 5), NotFound otherwise, as for an id the log does not hold."""
+        stored = self.log.find(record_id, requester)
         if requester is not None and open_envelope(stored.envelope)[0].agent != requester:
             raise NotFound(f"no record {record_id!r} of yours in the log")
-        return prove(self.log, record_id)
+        return prove(self.log, record_id, requester)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -190,13 +191,14 @@ class TraceCollector:
             # where it is (prove hides it too): refused as if not in the log (review 27t,
             # collection 2)
             raise TraceError(_F.SIGNER_INVALID, "the record names another agent", record=record.id)
-        try:
-            stored = self.log.find(record.id)
+        try:  # the agent's own record under this id: ids are unique per agent (review 34g,
+            # trace 5: another agent's record under it refused this one)
+            stored = self.log.find(record.id, record.agent)
         except NotFound:
             stored = None
         if stored is not None:
             if stored.envelope != item.envelope:
-                raise TraceError(_F.REPLAYED, "another record with this id is in the log")
+                raise TraceError(_F.REPLAYED, "another record of yours with this id is in the log")
             if record.authority is not None:  # its issuers are kept as an append's (review
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
@@ -289,7 +291,7 @@ class TraceCollector:
             return SubmitResult(Status.APPENDED, pending.result().index)
         except TraceError as exc:
             if exc.reason is _F.REPLAYED:  # appended by a concurrent resend of the same batch
-                stored = self.log.find(record_id)
+                stored = self.log.find(record_id, pending.record.record.agent)
                 if stored.envelope == item.envelope:
                     return SubmitResult(Status.ALREADY, stored.index)
             return _refused(exc)

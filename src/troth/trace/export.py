@@ -185,10 +185,11 @@ def _attests(attestation: bytes, identity: Identifier) -> bool:
         return False
 
 
-def prove(log: TraceLog, record_id: str) -> dict[str, Any]:
-    """The offline proof bundle of record `record_id`, against the newest checkpoint covering it
-    (one is signed when none does)."""
-    stored = log.find(record_id)
+def prove(log: TraceLog, record_id: str, agent: Identifier | None = None) -> dict[str, Any]:
+    """The offline proof bundle of record `record_id` of `agent` (ids are unique per agent;
+    without `agent`, of the one record under that id: `TraceLog.find`), against the newest
+    checkpoint covering it (one is signed when none does)."""
+    stored = log.find(record_id, agent)
     if stored.index < 0:  # a crafted log: named as `verify_log` and `export_jsonl` name it, not
         # a ValueError from the tree (review 29b, prove 1; past the size, the log names it)
         raise TraceError(
@@ -200,7 +201,8 @@ def prove(log: TraceLog, record_id: str) -> dict[str, Any]:
         checkpoint = log.checkpoint()
     proof = log.inclusion_proof(stored.index, checkpoint.size)
     bundler = _Bundler(log, checkpoint)
-    return bundler.bundle(stored.index, stored.envelope, log.disclosures(record_id), proof)
+    disclosures = log.disclosures(record_id, agent)
+    return bundler.bundle(stored.index, stored.envelope, disclosures, proof)
 
 
 def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None) -> Checkpoint:
@@ -465,7 +467,8 @@ def verify_export(
     rows: Rows | None = None,
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
-    checkpoint and no index or record id repeats, no agent has two records at one seq, each
+    checkpoint and no index or (agent, record id) repeats (ids are unique per agent), no
+    agent has two records at one seq, each
     agent's chain between consecutive records present (hashes, times, key changes), each
     agent's keys used before they retired by the newest of its histories the lines carry
     (review 35c, trace 1), and each resolution whose escalation is present answers it as its
@@ -473,9 +476,9 @@ def verify_export(
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
-    seen_id: set[str] = set()
+    seen_id: set[tuple[Identifier, str]] = set()  # (agent, record id)
     by_agent: dict[Identifier, dict[int, _Link]] = {}
-    escalations: dict[str, TraceRecord] = {}
+    escalations: dict[tuple[Identifier, str], TraceRecord] = {}
     resolutions: list[tuple[TraceRecord, int]] = []
     newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
     keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
@@ -492,12 +495,13 @@ def verify_export(
                 index=report.index,
                 record=record.id,
             )
-        if report.index in seen_index or record.id in seen_id:
+        named = (record.agent, record.id)
+        if report.index in seen_index or named in seen_id:
             raise TraceError(
                 _F.REPLAYED, "the export repeats a record", index=report.index, record=record.id
             )
         seen_index.add(report.index)
-        seen_id.add(record.id)
+        seen_id.add(named)
         chain = by_agent.setdefault(record.agent, {})
         if record.seq in chain:  # two records the agent signed at one seq: its chain forks
             # (review 34g, trace 1: the second replaced the first, unchecked)
@@ -519,7 +523,7 @@ def verify_export(
         elif identity.change_count < use[4]:
             keys[key] = (*use[:4], identity.change_count)
         if record.kind is Kind.ESCALATION:
-            escalations[record.id] = record
+            escalations[named] = record
         elif record.kind is Kind.RESOLUTION:
             resolutions.append((record, report.index))
         count += 1
@@ -531,10 +535,10 @@ def verify_export(
             _check_follows(seq, before, link, next_to=earlier == seq - 1)
     for resolution, index in resolutions:  # its escalation, when the export holds it, asked
         # its signer (review 34g, trace 4: as `verify_log` and the log at append check it)
-        parent = resolution.links.parent
+        parent = resolution.links.parent_of(resolution.agent)
         if parent is None or parent in seen_id:
             try:
-                check_resolution(resolution, escalations.get(parent or ""))
+                check_resolution(resolution, None if parent is None else escalations.get(parent))
             except TraceError as exc:
                 raise exc.located(index=index, record=resolution.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)

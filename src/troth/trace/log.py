@@ -12,7 +12,9 @@ of the last one's commit, where SQLite's busy handler slept several) and SQLite'
 keeps them apart; the Merkle frontier is reloaded when another process has appended.
 
 What the log refuses at append time (TraceError), on top of what `VerifiedRecord` guarantees
-(signature, key valid at the record's time): a record id already in the log (REPLAYED); a seq
+(signature, key valid at the record's time): a record id the same agent already has in the
+log (REPLAYED; ids are unique per agent, so another agent's record under the id keeps none
+out: review 34g, trace 5); a seq
 or prev that does not continue the agent's chain (CHAIN_BROKEN); a time before the agent's
 previous record (TIME_REVERSED) or more than 300 s from the log's clock (TIME_OUT_OF_RANGE); a
 signer history that forks from the stored one (SIGNER_INVALID); a key attested under an older
@@ -54,7 +56,7 @@ from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge, dropped_window
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from troth.trace.log_reader import LogReader
+from troth.trace.log_reader import LogReader, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
 from troth.trace.pending import Receipt
@@ -107,11 +109,11 @@ class _Batch:
     conn: sqlite3.Connection
     heads: dict[bytes, _Head | None] = field(default_factory=dict)
     changed_heads: set[bytes] = field(default_factory=set)
-    ids: set[str] = field(default_factory=set)
+    ids: set[tuple[str, bytes]] = field(default_factory=set)  # (record id, agent digest)
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     node_newest: dict[bytes, int] = field(default_factory=dict)
-    escalations: dict[str, TraceRecord] = field(default_factory=dict)
-    taken: set[str] = field(default_factory=set)
+    escalations: dict[tuple[str, bytes], TraceRecord] = field(default_factory=dict)
+    taken: set[tuple[str, bytes]] = field(default_factory=set)
     looked_up: set[bytes] = field(default_factory=set)  # identifiers whose history was read
     new_keys: set[str] = field(default_factory=set)  # cached once the commit succeeds
     new_chains: set[bytes] = field(default_factory=set)
@@ -346,6 +348,7 @@ class TraceLog(LogReader):
                                 leaf,
                                 verified.envelope,
                                 verified.stored_disclosures,
+                                verified.record.agent.digest,
                             )
                         )
                         pending.index = index
@@ -386,8 +389,9 @@ class TraceLog(LogReader):
         interval): which of their ids the log holds, their agents' heads and histories."""
         conn = state.conn
         ids = [verified.record.id for verified in records]
-        for row in select_in(conn, "SELECT record_id FROM leaves WHERE record_id", ids):
-            state.taken.add(row[0])
+        sql = "SELECT record_id, agent FROM leaves WHERE record_id"
+        for record_id, agent in select_in(conn, sql, ids):  # ids are per agent
+            state.taken.add((record_id, bytes(agent)))
         missing = []
         agents = {verified.record.agent.digest for verified in records}
         if self.bridge is not None:  # one query per commit, not one per agent
@@ -434,9 +438,10 @@ class TraceLog(LogReader):
         verified = pending.record
         record = verified.record
         conn = state.conn
-        if record.id in state.ids or record.id in state.taken:
-            raise TraceError(_F.REPLAYED, record=record.id)
         agent = record.agent.digest
+        key = (record.id, agent)  # ids are unique per agent (docs/formats.md, "Trace records")
+        if key in state.ids or key in state.taken:
+            raise TraceError(_F.REPLAYED, record=record.id)
         if agent not in state.heads:
             row = conn.execute(
                 "SELECT seq, hash, time, change FROM agents WHERE agent = ?", (agent,)
@@ -480,7 +485,7 @@ class TraceLog(LogReader):
         if authority is not None:
             held, kept = self._chain_to_keep(state, authority.chain, authority.at, pending)
         if record.kind is Kind.RESOLUTION:
-            check_resolution(record, self._escalation(state, record.links.parent))
+            check_resolution(record, self._escalation(state, record))
         # admitted: only now are its key and its chain stored, with it (a refused record
         # leaves neither behind: docs/traces.md, "Collection"; review 27t, collection 1)
         keyid = verified.epoch.keyid
@@ -495,19 +500,23 @@ class TraceLog(LogReader):
                 conn.execute("INSERT OR IGNORE INTO chains VALUES (?, ?)", (authority.chain, kept))
             state.new_chains.add(authority.chain)
         if record.kind is Kind.ESCALATION:
-            state.escalations[record.id] = record
-        state.ids.add(record.id)
+            state.escalations[key] = record
+        state.ids.add(key)
         state.heads[agent] = _Head(record.seq, verified.hash, record.time, verified.epoch.change)
         state.changed_heads.add(agent)
 
     @staticmethod
-    def _escalation(state: _Batch, parent: str | None) -> TraceRecord | None:
+    def _escalation(state: _Batch, resolution: TraceRecord) -> TraceRecord | None:
+        """The record `resolution`'s parent link names: (parent agent, id), never another
+        agent's record under the same id."""
+        parent = resolution.links.parent_of(resolution.agent)
         if parent is None:
             return None
-        if parent in state.escalations:
-            return state.escalations[parent]
+        key = (parent[1], parent[0].digest)
+        if key in state.escalations:
+            return state.escalations[key]
         row = state.conn.execute(
-            "SELECT envelope FROM leaves WHERE record_id = ?", (parent,)
+            "SELECT envelope FROM leaves WHERE record_id = ? AND agent = ?", key
         ).fetchone()
         return None if row is None else open_envelope(bytes(row[0]))[0]
 
@@ -646,22 +655,23 @@ class TraceLog(LogReader):
 
     # -- redaction -----------------------------------------------------------------------------
 
-    def redact(self, record_id: str, name: str) -> bool:
-        """Delete a disclosed value (the record and its commitment stay); True if one was held.
-        The page is overwritten (secure_delete) and the WAL, which still holds the old page,
-        is checkpointed and truncated; raises StorageError if a reader keeps it from that."""
+    def redact(self, record_id: str, name: str, *, agent: Identifier | None = None) -> bool:
+        """Delete a disclosed value of record `record_id` (of `agent`: ids are unique per
+        agent; None: the one record under that id, NotFound when several agents' are) (the
+        record and its commitment stay); True if one was held. The page is overwritten
+        (secure_delete) and the WAL, which still holds the old page, is checkpointed and
+        truncated; raises StorageError if a reader keeps it from that."""
         with self.store.transaction():
             conn = self.store.connection()
             conn.execute("PRAGMA secure_delete = ON")
-            row = conn.execute(
-                "SELECT disclosures FROM leaves WHERE record_id = ?", (record_id,)
-            ).fetchone()
+            index = locate(conn, record_id, agent)
+            row = conn.execute("SELECT disclosures FROM leaves WHERE idx = ?", (index,)).fetchone()
             held = {} if row is None or row[0] is None else decode_disclosures(bytes(row[0]))
             removed = held.pop(name, None) is not None
             if removed:
                 conn.execute(
-                    "UPDATE leaves SET disclosures = ? WHERE record_id = ?",
-                    (encode_disclosures(held), record_id),
+                    "UPDATE leaves SET disclosures = ? WHERE idx = ?",
+                    (encode_disclosures(held), index),
                 )
         busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:

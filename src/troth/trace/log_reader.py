@@ -7,10 +7,11 @@ are `troth.trace.log`'s.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from troth.errors import NotFound
+from troth.errors import NotFound, StorageError
 from troth.identity import Identifier
 from troth.storage import SqliteDatabase
 from troth.trace.merkle import consistency_proof, inclusion_proof
@@ -25,7 +26,7 @@ from troth.trace.stored import (
     stored_text,
 )
 
-__all__ = ["LogReader"]
+__all__ = ["LogReader", "locate"]
 
 
 class LogReader:
@@ -46,16 +47,30 @@ class LogReader:
         row = self.store.fetch_one("SELECT value FROM meta WHERE name = 'size'")
         return int(row[0])
 
-    def find(self, record_id: str) -> StoredRecord:
+    def find(self, record_id: str, agent: Identifier | None = None) -> StoredRecord:
+        """The stored record `record_id` of `agent` (record ids are unique per agent:
+        docs/formats.md, "Trace records"). Without `agent`, the one record under that id;
+        NotFound when there is none, or when several agents have a record under it (name
+        the agent)."""
+        index = locate(self.store.connection(), record_id, agent)
+        if index is None:
+            raise NotFound(f"no record {record_id!r} in the log")
         row = self.store.fetch_one(
             "SELECT idx, typeof(envelope), CAST(envelope AS BLOB), typeof(leaf), "
-            "CAST(leaf AS BLOB) FROM leaves "
-            "WHERE record_id = ?",
-            (record_id,),
+            "CAST(leaf AS BLOB) FROM leaves WHERE idx = ?",
+            (index,),
         )
         if row is None:
             raise NotFound(f"no record {record_id!r} in the log")
         return _stored_record(row)
+
+    def agents_of(self, record_id: str) -> list[Identifier]:
+        """The agents that have a record under `record_id` in the log (ids are per agent)."""
+        sql = "SELECT typeof(agent), CAST(agent AS BLOB) FROM leaves WHERE record_id = ?"
+        return [
+            stored_identifier(kind, agent, "record agent")
+            for kind, agent in self.store.fetch_all(sql, (record_id,))
+        ]
 
     def records(
         self, start: int = 0, stop: int | None = None, *, chunk: int = 4096
@@ -88,14 +103,14 @@ class LogReader:
             "SELECT idx, typeof(record_id), CAST(record_id AS BLOB), typeof(envelope), "
             "CAST(envelope AS BLOB), "
             "typeof(leaf), CAST(leaf AS BLOB), typeof(disclosures), "
-            "CAST(disclosures AS BLOB) FROM leaves "
+            "CAST(disclosures AS BLOB), typeof(agent), CAST(agent AS BLOB) FROM leaves "
             "WHERE idx >= ? AND idx <= ? ORDER BY idx LIMIT ?"
         )
         while last is not None and position <= last:
             rows = self.store.fetch_all(sql, (position, last, chunk))
             for index, *columns in rows:
                 id_kind, record_id, kind, envelope, leaf_kind, leaf, disclosed_kind, disclosed = (
-                    columns
+                    columns[:8]
                 )
                 yield StoredEntry(
                     index,
@@ -105,6 +120,7 @@ class LogReader:
                     None
                     if disclosed_kind == "null"
                     else stored_bytes(disclosed_kind, disclosed, "disclosures", index=index),
+                    stored_bytes(columns[8], columns[9], "record agent", index=index),
                 )
             if len(rows) < chunk:
                 return
@@ -182,10 +198,12 @@ class LogReader:
         row = self.store.fetch_one(sql, (digest,))
         return None if row is None else stored_bytes(row[0], row[1], "chain")
 
-    def disclosures(self, record_id: str) -> dict[str, Disclosure]:
+    def disclosures(self, record_id: str, agent: Identifier | None = None) -> dict[str, Disclosure]:
+        """The disclosures kept with record `record_id` of `agent` (as `find` names it)."""
+        index = locate(self.store.connection(), record_id, agent)
         row = self.store.fetch_one(
-            "SELECT typeof(disclosures), CAST(disclosures AS BLOB) FROM leaves WHERE record_id = ?",
-            (record_id,),
+            "SELECT typeof(disclosures), CAST(disclosures AS BLOB) FROM leaves WHERE idx = ?",
+            (index,),
         )
         if row is None or row[0] == "null":
             return {}
@@ -199,6 +217,24 @@ class LogReader:
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """The proof that the tree of `size1` records is a prefix of the one of `size2`."""
         return consistency_proof(size1, size2, SubtreeReader(self.store.connection()).perfect)
+
+
+def locate(conn: sqlite3.Connection, record_id: str, agent: Identifier | None) -> int | None:
+    """The log index of record `record_id` of `agent` (None: the log holds none). Without
+    `agent`, of the one record under that id; NotFound when several agents have one (ids are
+    unique per agent only: which one is meant is for the caller to say)."""
+    try:
+        if agent is not None:
+            sql = "SELECT idx FROM leaves WHERE record_id = ? AND agent = ?"
+            row = conn.execute(sql, (record_id, agent.digest)).fetchone()
+            return None if row is None else int(row[0])
+        sql = "SELECT idx FROM leaves WHERE record_id = ? LIMIT 2"
+        found = conn.execute(sql, (record_id,)).fetchall()
+    except sqlite3.Error as exc:
+        raise StorageError(str(exc)) from exc
+    if len(found) > 1:
+        raise NotFound(f"several agents have a record {record_id!r} in the log: name the agent")
+    return int(found[0][0]) if found else None
 
 
 def _stored_record(row: Sequence[Any]) -> StoredRecord:

@@ -30,6 +30,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import AttributeValue
 
 from troth.errors import ConfigError, TrothError
+from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.record import (
     Decision,
@@ -98,13 +99,17 @@ def _trace_id(record: TraceRecord) -> int:
     trace = record.links.trace
     if trace is not None and _HEX32.fullmatch(trace) and int(trace, 16):
         return int(trace, 16)
-    return _derived(b"troth.trace/otel-trace\x00", record.links.conversation or record.id, 16)
+    own = f"{record.agent}/{record.id}"  # ids are unique per agent (docs/formats.md)
+    return _derived(b"troth.trace/otel-trace\x00", record.links.conversation or own, 16)
 
 
-def _span_id(record_id: str, span: str | None) -> int:
+def _span_id(named: tuple[Identifier, str] | None, span: str | None) -> int:
+    """A span's id: its OTel span id, else derived from the record (agent, id) `named` (ids
+    are unique per agent only: another agent's record under the id derives another span)."""
     if span is not None and _HEX16.fullmatch(span) and int(span, 16):
         return int(span, 16)
-    return _derived(b"troth.trace/otel-span\x00", record_id, 8)
+    text = "" if named is None else f"{named[0]}/{named[1]}"
+    return _derived(b"troth.trace/otel-span\x00", text, 8)
 
 
 def _name_and_operation(record: TraceRecord) -> tuple[str, str | None]:
@@ -147,11 +152,14 @@ def record_span(record: TraceRecord, *, index: int, record_hash: bytes) -> Reada
         attributes[TROTH_ESCALATION_TO] = str(record.escalation_to)
     trace_id = _trace_id(record)
     context = SpanContext(
-        trace_id, _span_id(record.id, record.links.span), False, TraceFlags(TraceFlags.SAMPLED)
+        trace_id,
+        _span_id((record.agent, record.id), record.links.span),
+        False,
+        TraceFlags(TraceFlags.SAMPLED),
     )
     parent = None
     if record.links.parent_span is not None or record.links.parent is not None:
-        parent_id = _span_id(record.links.parent or "", record.links.parent_span)
+        parent_id = _span_id(record.links.parent_of(record.agent), record.links.parent_span)
         parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
     start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
     end = start if record.span is None else record.span.end_us * 1000

@@ -3,13 +3,15 @@
 The payload is RFC 8785 canonical JSON (an object; every member below, optional ones omitted
 when absent):
 
-    type "troth.trace.record", version 1, id (32 hex: 128 bits), agent ("T" + 64 hex),
-    key (64 hex: SHA-256 of the signing key's attestation = the DSSE keyid), seq (the agent's
-    record number, from 0), prev (64 hex: the hash of the agent's previous record, null for
-    seq 0), time (Unix seconds), kind,
+    type "troth.trace.record", version 1, id (32 hex: 128 bits, unique per agent), agent
+    ("T" + 64 hex), key (64 hex: SHA-256 of the signing key's attestation = the DSSE keyid),
+    seq (the agent's record number, from 0), prev (64 hex: the hash of the agent's previous
+    record, null for seq 0), time (Unix seconds), kind,
     tool {name, call?}, digests {args?, result?, inputs?, reasoning?} (salted, 64 hex),
     decision {outcome, bundle?, policies?}, authority {chain, credentials [{id, hash}], at},
-    links {parent?, trace?, span?, parent_span?, conversation?}, escalation {to},
+    links {parent?, parent_agent?, trace?, span?, parent_span?, conversation?} (a parent is
+    the record `parent` of agent `parent_agent`, or of the record's own agent when that is
+    absent: ids are unique per agent), escalation {to},
     span {start_us, end_us, status?}
 
 A record's hash is SHA-256 of its payload bytes. Redactable values (tool arguments and result,
@@ -427,32 +429,59 @@ class Authority:
 
 @dataclass(frozen=True, slots=True)
 class Links:
-    """What a record belongs to: the parent record, the trace, span and conversation."""
+    """What a record belongs to: the parent record, the trace, span and conversation.
+
+    A record id is unique per agent only (docs/formats.md, "Trace records": the id namespace),
+    so the parent record is (`parent_agent`, `parent`): `parent_agent` names the agent whose
+    record `parent` is when that is another agent than the record's own (a resolution's
+    escalation, another agent's step in a multi-agent flow); None means the record's own
+    agent. A record naming its own agent as `parent_agent` is refused (one encoding)."""
 
     parent: str | None = None
     trace: str | None = None
     span: str | None = None
     parent_span: str | None = None
     conversation: str | None = None
+    parent_agent: Identifier | None = None
 
     def __post_init__(self) -> None:
         if self.parent is not None and not _HEX32.fullmatch(self.parent):
             raise ValueError("a parent record id is 32 lowercase hex digits")
+        if self.parent_agent is not None and self.parent is None:
+            raise ValueError("a parent agent names whose parent record: only with a parent")
         for name in ("trace", "span", "parent_span", "conversation"):
             text = getattr(self, name)
             if text is not None:
                 _check_text(text, f"link {name}")
 
+    def parent_of(self, agent: Identifier) -> tuple[Identifier, str] | None:
+        """The parent record's (agent, id) for a record signed by `agent`; None: no parent."""
+        if self.parent is None:
+            return None
+        return (agent if self.parent_agent is None else self.parent_agent, self.parent)
+
+    def signed_by(self, agent: Identifier) -> Links:
+        """These links as a record of `agent` carries them: without a `parent_agent` that is
+        `agent` itself (the one encoding of a parent of its own)."""
+        if self.parent_agent is None or self.parent_agent != agent:
+            return self
+        return Links(self.parent, self.trace, self.span, self.parent_span, self.conversation)
+
     def to_json(self) -> dict[str, Any]:
         names = ("parent", "trace", "span", "parent_span", "conversation")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        value = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        if self.parent_agent is not None:
+            value["parent_agent"] = str(self.parent_agent)
+        return value
 
     def canonical(self) -> str | None:
         """`canonical_json(self.to_json())` as text, members in RFC 8785 order; None when no
         link is set (the record then omits the member)."""
+        parent_agent = "" if self.parent_agent is None else f',"parent_agent":"{self.parent_agent}"'
         members = (
             _member("conversation", self.conversation)
             + _member("parent", self.parent)
+            + parent_agent
             + _member("parent_span", self.parent_span)
             + _member("span", self.span)
             + _member("trace", self.trace)
@@ -542,6 +571,8 @@ class TraceRecord:
                 raise ValueError(f"digest {name!r}: one of {REDACTABLE}, 32 bytes")
         if (escalation_to is not None) and kind is not Kind.ESCALATION:
             raise ValueError("only an escalation names whom it escalates to")
+        if links.parent_agent is not None and links.parent_agent == agent:
+            raise ValueError("a parent of the record's own agent names no parent agent")
         # frozen: through the slots (a dataclass's object.__setattr__ per field is ~6x slower)
         _set_record_id(self, id)
         _set_agent(self, agent)

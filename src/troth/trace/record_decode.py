@@ -120,11 +120,23 @@ def _parts(value: dict[str, Any]) -> dict[str, Any]:
         )
     if "links" in value:
         links = _object(
-            value["links"], "links", {"parent", "trace", "span", "parent_span", "conversation"}
+            value["links"],
+            "links",
+            {"parent", "parent_agent", "trace", "span", "parent_span", "conversation"},
         )
         if not links:
             raise DecodeError("links: empty")
-        parts["links"] = Links(**{k: _opt_text(v, f"link {k}") for k, v in links.items()})
+        texts = {k: _opt_text(v, f"link {k}") for k, v in links.items() if k != "parent_agent"}
+        parts["links"] = Links(
+            texts.get("parent"),
+            texts.get("trace"),
+            texts.get("span"),
+            texts.get("parent_span"),
+            texts.get("conversation"),
+            None
+            if "parent_agent" not in links
+            else _identifier(links["parent_agent"], "link parent_agent"),
+        )
     if "escalation" in value:
         escalation = _object(value["escalation"], "escalation", {"to"})
         parts["escalation_to"] = _identifier(escalation.get("to"), "escalation to")

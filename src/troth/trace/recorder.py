@@ -235,16 +235,18 @@ class TraceRecorder:
         self,
         escalation: str,
         *,
+        of: Identifier,
         outcome: str,
         considered: Any,
         reasoning: Any,
         conversation: str | None = None,
         trace: str | None = None,
     ) -> Receipt:
-        """Record, as this (human's) identity, the decision on escalation record `escalation`:
+        """Record, as this (human's) identity, the decision on escalation record `escalation`
+        of agent `of` (record ids are unique per agent: the link names whose record it is):
         the outcome, what was considered (`inputs`) and why (`reasoning`)."""
         values = {"inputs": considered, "reasoning": reasoning}
-        links = Links(parent=escalation, trace=trace, conversation=conversation)
+        links = Links(parent=escalation, trace=trace, conversation=conversation, parent_agent=of)
         return self.record(
             RecordContent(Kind.RESOLUTION, values=values, decision=Decision(outcome), links=links)
         )

@@ -307,7 +307,7 @@ def sign_record(
         digests,
         content.decision,
         content.authority,
-        content.links,
+        content.links.signed_by(signer.identity.identifier),
         content.escalation_to,
         content.span,
     )

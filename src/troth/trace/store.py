@@ -11,9 +11,10 @@ does not add up is reported by the verifier.
     meta          name -> value: 'size' (records appended), 'log_identity' (32-byte identifier)
     leaves        idx, record id, leaf hash, envelope (the exact bytes appended), disclosures
                   (JSON {field: [salt hex, value text]}, NULL when none: rewriting it without
-                  a field redacts that value); record ids are time-ordered (UUIDv7 layout,
-                  increasing within a second for one process's recorders), so their index
-                  grows at its right edge
+                  a field redacts that value), agent (32-byte digest of the signer); (record
+                  id, agent) is unique: ids are per agent (schema 4). Record ids are
+                  time-ordered (UUIDv7 layout, increasing within a second for one process's
+                  recorders), so their index grows at its right edge
     nodes         (level, idx) -> hash of the perfect subtree, for levels 4, 8, 12, ...
     agents        agent -> seq, hash, time and key change of its latest record
     histories     identifier -> newest verified history (agents and the log identity)
@@ -26,14 +27,27 @@ does not add up is reported by the verifier.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from troth.errors import IdentityError
+from troth.identity import Identifier
 from troth.storage import SqliteDatabase
+from troth.storage.sqlite import Migration
 
-__all__ = ["NODE_LEVEL_STRIDE", "TRACE_MIGRATIONS", "insert_rows", "open_trace_store", "select_in"]
+__all__ = [
+    "NODE_LEVEL_STRIDE",
+    "TRACE_MIGRATIONS",
+    "envelope_agent",
+    "insert_rows",
+    "open_trace_store",
+    "select_in",
+]
 
 _ID_CHUNK: Final = 500  # keys per lookup (SQLite allows 999 parameters at least)
 _INSERT_PARAMS: Final = 999  # values per multi-row INSERT
@@ -42,7 +56,38 @@ NODE_LEVEL_STRIDE: Final = 4
 """Perfect subtrees are stored at levels 4, 8, 12, ...: 1/15 of a row per append; any other
 subtree is at most 15 stored hashes away."""
 
-TRACE_MIGRATIONS: Final[tuple[str, ...]] = (
+
+def envelope_agent(envelope: bytes) -> bytes:
+    """The 32-byte digest of the agent an envelope's payload names, read without verifying
+    anything (b"" when it names none: the verifier reports such a row); what a schema 3 log's
+    rows are filed under when migrated."""
+    try:
+        payload = json.loads(base64.b64decode(json.loads(envelope)["payload"]))
+        return Identifier.parse(payload["agent"]).digest
+    except (ValueError, TypeError, KeyError, IdentityError, binascii.Error, RecursionError):
+        return b""
+
+
+def _ids_per_agent(conn: sqlite3.Connection) -> None:
+    """Schema 4: `leaves` files each record under (record id, agent), unique together, in
+    place of a record id unique in the log; the rows are copied with their agent."""
+    conn.execute(
+        "CREATE TABLE leaves_4 ("
+        "idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL, leaf BLOB NOT NULL, "
+        "envelope BLOB NOT NULL, disclosures BLOB, agent BLOB NOT NULL, "
+        "UNIQUE (record_id, agent))"
+    )
+    rows = conn.execute("SELECT idx, record_id, leaf, envelope, disclosures FROM leaves")
+    while chunk := rows.fetchmany(_ID_CHUNK):
+        conn.executemany(
+            "INSERT INTO leaves_4 VALUES (?, ?, ?, ?, ?, ?)",
+            [(*row, envelope_agent(bytes(row[3]))) for row in chunk],
+        )
+    conn.execute("DROP TABLE leaves")
+    conn.execute("ALTER TABLE leaves_4 RENAME TO leaves")
+
+
+TRACE_MIGRATIONS: Final[tuple[Migration, ...]] = (
     """
     CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     CREATE TABLE leaves (
@@ -83,6 +128,9 @@ TRACE_MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE INDEX IF NOT EXISTS attestations_by_identifier ON attestations (identifier);
     """,
+    # record ids are unique per agent, not per log (docs/formats.md, "Trace records": another
+    # agent that learnt an id first kept the record out: review 34g, trace 5)
+    _ids_per_agent,
 )
 
 

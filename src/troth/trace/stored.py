@@ -48,6 +48,8 @@ class StoredEntry:
     envelope: bytes
     leaf: bytes
     disclosure_data: bytes | None
+    agent: bytes | None = None
+    """The agent digest the record is filed under (ids are per agent); None: not read."""
 
     def disclosures(self) -> dict[str, Disclosure]:
         """The disclosures kept with the record (TraceError MALFORMED if they do not decode)."""

@@ -264,8 +264,9 @@ class LogVerifier:
         self._windows: dict[Identifier, list[VerifiedIdentity]] = {}
         self._epochs: dict[str, KeyEpoch] = {}
         self._agents: dict[Identifier, _AgentState] = {}
-        self._ids: set[str] = set()
-        self._escalations: dict[str, TraceRecord] = {}
+        # (agent, record id): ids are unique per agent (docs/formats.md, "Trace records")
+        self._ids: set[tuple[Identifier, str]] = set()
+        self._escalations: dict[tuple[Identifier, str], TraceRecord] = {}
         self._waiting: list[tuple[int, TraceRecord]] = []
         self._chains_seen: dict[bytes, _ChainSummary] = {}
         self._frontier = Frontier()
@@ -381,10 +382,12 @@ class LogVerifier:
         *,
         stored_leaf: bytes | None = None,
         stored_id: str | None = None,
+        stored_agent: bytes | None = None,
         disclosures: Mapping[str, Disclosure] | Callable[[], Mapping[str, Disclosure]] = (_NONE),
     ) -> TraceRecord:
         """Verify the record at log position `index` (the next one); return it. `stored_leaf`
-        and `stored_id` are what the log's index says (they must agree with the record)."""
+        `stored_id` and `stored_agent` are what the log's index says (they must agree with the
+        record)."""
         record: TraceRecord | None = None
         try:
             if index != self._frontier.size:
@@ -397,6 +400,8 @@ class LogVerifier:
             self._check_record(record, payload, signature, keyid, held)
             if stored_id is not None and stored_id != record.id:
                 raise TraceError(_F.LEAF_MISMATCH, f"filed under id {stored_id}")
+            if stored_agent is not None and stored_agent != record.agent.digest:
+                raise TraceError(_F.LEAF_MISMATCH, "filed under another agent")
         except TraceError as exc:
             raise exc.located(index=index, record=None if record is None else record.id) from None
         self._frontier.append(leaf)
@@ -415,8 +420,11 @@ class LogVerifier:
         keyid: str,
         disclosures: Mapping[str, Disclosure],
     ) -> None:
-        if record.id in self._ids:
-            raise TraceError(_F.REPLAYED, "a record with this id is earlier in the log")
+        key = (record.agent, record.id)
+        if key in self._ids:
+            raise TraceError(
+                _F.REPLAYED, "a record of this agent with this id is earlier in the log"
+            )
         epoch = self._epoch(keyid, record.agent)
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
@@ -440,14 +448,14 @@ class LogVerifier:
         if record.authority is not None:
             self._check_authority(record)
         if record.kind is Kind.ESCALATION:
-            self._escalations[record.id] = record
+            self._escalations[key] = record
         elif record.kind is Kind.RESOLUTION:
-            parent = record.links.parent
+            parent = record.links.parent_of(record.agent)
             if parent is None or parent in self._ids:
-                check_resolution(record, self._escalations.get(parent or ""))
+                check_resolution(record, None if parent is None else self._escalations.get(parent))
             else:
                 self._waiting.append((self._frontier.size, record))
-        self._ids.add(record.id)
+        self._ids.add(key)
         self._agents[record.agent] = _AgentState(record.seq, record_hash, record.time, epoch.change)
 
     def _check_authority(self, record: TraceRecord) -> None:
@@ -473,7 +481,8 @@ class LogVerifier:
         it kept)."""
         for index, record in self._waiting:
             try:
-                check_resolution(record, self._escalations.get(record.links.parent or ""))
+                parent = record.links.parent_of(record.agent)
+                check_resolution(record, None if parent is None else self._escalations.get(parent))
             except TraceError as exc:
                 raise exc.located(index=index, record=record.id) from None
         size = self._frontier.size
@@ -532,6 +541,7 @@ def verify_records(
             entry.envelope,
             stored_leaf=entry.leaf,
             stored_id=entry.record_id,
+            stored_agent=entry.agent,
             disclosures=entry.disclosures,
         )
     return verifier.finish(anchor)

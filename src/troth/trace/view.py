@@ -1,6 +1,8 @@
 """The trace as a tree: who did what, under whose authority, which policy (`troth trace show`).
 
-Records are linked to their parent by the parent record id (`links.parent`) or, for records
+Records are linked to their parent by the parent record (`links.parent` of the agent
+`links.parent_agent` names, or of the record's own agent: ids are unique per agent, so another
+agent's record under the id is never taken for the parent) or, for records
 made from OpenTelemetry spans, by the parent span in the same trace (`links.trace` and
 `links.parent_span`; a span's identity is its trace id and span id): the record of that span
 by the same agent, else the one record of it, else none (review 30c: records of other agents
@@ -82,7 +84,7 @@ def _issuers(chain: bytes | None) -> list[Identifier] | None:
 def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceNode]:
     """The log's records as trees (roots in log order); with `agent`, only the subtrees that
     contain one of its records, from their root."""
-    nodes: dict[str, TraceNode] = {}
+    nodes: dict[tuple[Identifier, str], TraceNode] = {}
     by_span: dict[tuple[str | None, str], _Claims] = {}
     order: list[TraceNode] = []
     issuers: dict[bytes, list[Identifier] | None] = {}
@@ -95,7 +97,7 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
                 issuers[digest] = _issuers(log.chain(digest))
             authority = issuers[digest]
         node = TraceNode(index, record, authority)
-        nodes[record.id] = node
+        nodes[(record.agent, record.id)] = node  # ids are unique per agent
         if record.links.span is not None:
             by_span.setdefault((record.links.trace, record.links.span), _Claims()).add(node)
         order.append(node)
@@ -103,7 +105,8 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
     parents: dict[int, TraceNode] = {}
     for node in order:
         links = node.record.links
-        parent = nodes.get(links.parent) if links.parent is not None else None
+        named = links.parent_of(node.record.agent)
+        parent = nodes.get(named) if named is not None else None
         if parent is None and links.parent_span is not None:
             claims = by_span.get((links.trace, links.parent_span))
             parent = None if claims is None else claims.parent_of(node)

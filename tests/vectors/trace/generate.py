@@ -95,9 +95,29 @@ def build() -> dict[str, Any]:
         time=RECORDED + 1,
         random=random,
     )
-    tree = MemoryTree([leaf_hash(first.envelope), leaf_hash(second.envelope)])
+    # signed by the identity the escalation asks (the log's, for the vectors): a link to
+    # another agent's record names that agent (record ids are unique per agent only)
+    third = sign_record(
+        log,
+        RecordContent(
+            Kind.RESOLUTION,
+            values={"inputs": "order history", "reasoning": "a loyal customer"},
+            decision=Decision("approved"),
+            links=Links(
+                parent=second.record.id,
+                parent_agent=agent.identity.identifier,
+                conversation="conv-1",
+            ),
+        ),
+        seq=0,
+        prev=None,
+        time=RECORDED + 2,
+        random=random,
+    )
+    records = (first, second, third)
+    tree = MemoryTree([leaf_hash(r.envelope) for r in records])
     epoch = resolve_key(log.identity, log.attestation)
-    checkpoint = sign_checkpoint(log, epoch, 2, tree.root(), RECORDED + 2)
+    checkpoint = sign_checkpoint(log, epoch, 3, tree.root(), RECORDED + 3)
     return {
         "agent_private_keys": [k.hex() for k in KEYS["agent"]],
         "log_private_keys": [k.hex() for k in KEYS["log"]],
@@ -114,7 +134,7 @@ def build() -> dict[str, Any]:
                 "leaf_hash": leaf_hash(r.envelope).hex(),
                 "disclosures": {n: d.to_json() for n, d in sorted(r.disclosures.items())},
             }
-            for r in (first, second)
+            for r in records
         ],
         "root": tree.root().hex(),
         "inclusion_proof_0": [p.hex() for p in tree.inclusion_proof(0)],
