@@ -4,18 +4,34 @@ services)."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.gates import TOOLS
+from tests.support.cotrust import CoTrust, make_cotrust, member_chain
+from tests.support.gates import TOOLS, T
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.test_gates_distribution import ORDERS, READ, OrdersService, install_on_hub
 from tests.test_gates_distribution import bundle as acme_bundle
 from troth.authority import Authority
+from troth.channel import VerifiedPeer
 from troth.credentials import Attributes
-from troth.errors import Denied
-from troth.gates import create_bundle
+from troth.errors import CredentialError, Denied
+from troth.gates import BundleStore, create_bundle
+from troth.identity import Identifier
+from troth.node.access import (
+    AccessRequest,
+    Decision,
+    GatedPolicy,
+    MembersOnly,
+    PeerCaller,
+    RequireAttributes,
+    Rule,
+    RulesPolicy,
+    Standing,
+)
 from troth.node.runtime import NodeRuntime
 from troth.node.services import call
 from troth.node.services.policy import POLICY
@@ -58,11 +74,6 @@ async def push_to_hub(node: NodeRuntime, data: bytes) -> None:
     assert answer["accepted"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 36c, services 1: a co-trusted authority's bundle declaring a service puts "
-    "the hosted authority's members under Cedar for it, and they are denied",
-)
 def test_a_co_trusted_authoritys_declaration_does_not_govern_the_hosts_members(
     tmp_path: Path,
 ) -> None:
@@ -77,7 +88,10 @@ def test_a_co_trusted_authoritys_declaration_does_not_govern_the_hosts_members(
     own service, and could do the same to every non-infrastructure service (the `mcp.*`
     servers a node publishes included) of every node that trusts it. A bundle speaks for its
     own authority's chains only (docs/policy.md, "Services"): globex's declaration governs
-    globex's members (denied here, by its forbid), never acme's."""
+    globex's members (denied here, by its forbid), never acme's. Was a strict xfail until
+    `GatedPolicy(governs=)` (the runtime's: `NodePolicies.governs`) put a service under Cedar
+    only for the chains of an authority whose own bundle, or the hosted authority's, declares
+    it."""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -132,3 +146,95 @@ def test_the_hosted_authoritys_declaration_still_governs_every_caller(tmp_path: 
         assert await call(member.router, (end.enc, ORDERS), "read", None) == "order 4471: paid"
 
     run_memnet(test, tmp_path)
+
+
+# -- GatedPolicy's split, as a unit (the runtime's `governs`: NodePolicies.governs) ----------
+
+UNIT_SERVICES = {"orders": ["read", "write"]}
+FORBID_ALL = '@id("globex-none") forbid(principal, action, resource);\n'
+UNIT_RULES: dict[tuple[str, str], Rule] = {
+    ("orders", "read"): MembersOnly(),
+    ("orders", "write"): RequireAttributes(Attributes({"orders.access": "refund"})),
+}
+
+
+@dataclass
+class Hub:
+    """A hub hosting acme and trusting globex, where only globex's bundle declares `orders`
+    (globex forbids everything)."""
+
+    co: CoTrust
+    store: BundleStore
+    anchors: frozenset[Identifier]
+
+    def standing(self, peer: VerifiedPeer, now: int) -> Standing:
+        credentials = []
+        for held in peer.credentials:
+            with contextlib.suppress(CredentialError):
+                credentials.append(
+                    self.co.verifier.verify(
+                        held.chain, presenter=peer.identity, feeds=self.co.feeds(), now=now
+                    )
+                )
+        return Standing(tuple(credentials), is_anchor=peer.identifier in self.anchors)
+
+    def governs(self, service: str, authority: Identifier) -> bool:
+        hosted = self.co.acme.authority.identifier
+        return self.store.declares(service, authority) or self.store.declares(service, hosted)
+
+    def decide(self, peer: VerifiedPeer, method: str) -> Decision:
+        rules = RulesPolicy("hub", UNIT_RULES, self.standing)
+        policy = GatedPolicy(
+            rules, self.co.point(self.store), self.store.declares, governs=self.governs
+        )
+        return policy.decide(AccessRequest(PeerCaller(peer, "c"), "orders", method, None, T + 10))
+
+
+def unit_hub() -> Hub:
+    co = make_cotrust()
+    store = co.store(co.acme.bundle(), co.globex_bundle(FORBID_ALL, services=UNIT_SERVICES))
+    return Hub(co, store, frozenset({co.acme.authority.identifier, co.globex.identifier}))
+
+
+def test_a_peer_of_both_meets_the_rule_alone_with_its_ungoverned_chain() -> None:
+    """A peer holding a globex chain (governed by globex's forbid) and an acme chain (no bundle
+    governs `orders` for acme: the hub's own acme bundle declares no services): `read` is
+    allowed by the built-in rule on the acme chain alone; with the globex chain alone it is
+    denied by globex's forbid. `write` needs orders.access ∋ refund, which neither chain the
+    rule alone may use holds: denied, naming the rule's refusal and Cedar's."""
+    hub = unit_hub()
+    co = hub.co
+    dual = co.party()
+    globex_chain = member_chain(
+        co.globex, dual, Attributes({"orders.access": frozenset({"refund"})})
+    )
+    acme_chain = member_chain(co.acme.authority, dual, Attributes({"orders.access": "read"}))
+    both = VerifiedPeer(
+        dual.identity, (co.credential(globex_chain, dual), co.credential(acme_chain, dual))
+    )
+    allowed = hub.decide(both, "read")
+    assert allowed.allowed
+    assert allowed.credential is not None
+    assert allowed.credential.authority == co.acme.authority.identifier
+    only_globex = VerifiedPeer(dual.identity, (co.credential(globex_chain, dual),))
+    denied = hub.decide(only_globex, "read")
+    assert not denied.allowed
+    assert denied.policies == ("globex-none",)
+    write = hub.decide(both, "write")
+    assert not write.allowed
+    rule_alone, cedar = write.reasons
+    assert "no credential covers the attributes" in rule_alone
+    assert "denied by policy globex-none" in cedar
+
+
+def test_an_anchor_is_governed_by_its_own_authoritys_declaration() -> None:
+    """An anchor calling with no credential: acme (whose bundle declares nothing) meets the
+    members rule as an anchor; globex, whose own bundle declares `orders`, is denied (no
+    credential for Cedar to decide), as every anchor was before review 36c."""
+    hub = unit_hub()
+    co = hub.co
+    acme = hub.decide(VerifiedPeer(co.acme.authority.identity, ()), "read")
+    assert acme.allowed
+    globex = hub.decide(VerifiedPeer(co.globex.identity, ()), "read")
+    assert not globex.allowed
+    assert "holds no credential" in globex.reasons[0]
