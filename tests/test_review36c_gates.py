@@ -16,15 +16,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
 import pytest
+from mcp import Client
 
 from tests.support.cotrust import CoTrust, forged_bundle, make_cotrust, member_chain
 from tests.support.gates import POLICIES, SUPPORT, T
+from tests.support.mcp_orders import names, orders_server, text
 from tests.support.parties import Party
 from troth.channel import VerifiedPeer
+from troth.clock import FixedClock
 from troth.credentials import Attributes, CredentialChain, VerifiedCredential, delegate
 from troth.errors import CredentialError, PolicyError, PolicyFailure
-from troth.gates import BundleStore, Outcome, ServiceCall, ToolCall, load_stored_bundle
+from troth.gates import (
+    BundleStore,
+    Outcome,
+    PresentedChain,
+    ServiceCall,
+    ToolCall,
+    load_stored_bundle,
+)
+from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, gate_server
 from troth.node.access import (
     AccessRequest,
     GatedPolicy,
@@ -285,3 +297,42 @@ def test_cedar_sees_the_chains_own_authority_and_its_links_attributes() -> None:
     assert (refund.outcome, refund.revision) == (Outcome.NO_PERMIT, 1)
     export = point.decide(delegated, EXPORT, now=T + 10)
     assert (export.allowed, export.revision) == (True, 1)
+
+
+def test_the_mcp_gate_lists_and_runs_by_the_callers_own_authority() -> None:
+    """The MCP gate in front of the orders server, on a node holding acme's bundle only: a
+    globex member presenting its chain (the attributes acme's permits test) is listed no tool
+    and every call is denied for want of a bundle (the upstream never runs); acme's support
+    agent is listed and allowed what acme permits. Once globex's bundle is there, globex's
+    decides for its member: lookup_order only."""
+
+    async def main() -> None:
+        co = make_cotrust()
+        mallory = co.party()
+        presented = PresentedChain(
+            member_chain(co.globex, mallory, WINNING), mallory.identifier, co.verifier, co.held_feed
+        )
+        support = co.credential(co.acme.support_chain, co.acme.support)
+        for bundles, listed in (
+            ((co.acme.bundle(),), []),
+            ((co.acme.bundle(), co.globex_bundle(LOOKUP_ONLY)), ["lookup_order"]),
+        ):
+            point = co.point(co.store(*bundles))
+            async with Client(orders_server(), cache=None) as upstream:
+                gate = McpGate(point, upstream, clock=FixedClock(T + 10))
+                async with Client(gate_server(gate, presented), mode="legacy", cache=None) as agent:
+                    assert await names(agent) == listed
+                    refund = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
+                    assert refund.is_error
+                    expected = (
+                        f"denied: {PolicyFailure.NO_BUNDLE.value}"
+                        if not listed
+                        else "denied: no policy permits this request"
+                    )
+                    assert text(refund) == DENIED_PREFIX + expected
+                async with Client(gate_server(gate, support), mode="legacy", cache=None) as agent:
+                    assert await names(agent) == ["lookup_order", "refund"]
+                    allowed = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
+                    assert (allowed.is_error, text(allowed)) == (False, "refunded 20 on o1")
+
+    anyio.run(main)
