@@ -338,9 +338,13 @@ class BundleStore:
         """Every active bundle (in force or not), by authority."""
         return [self._active[a] for a in sorted(self._active, key=lambda a: a.digest)]
 
-    def declares(self, service: str) -> bool:
+    def declares(self, service: str, authority: Identifier | None = None) -> bool:
         """Whether an active bundle (in force or not) declares node service `service`: the
-        node then decides its requests with Cedar too (docs/policy.md, "Services")."""
+        node then decides its requests with Cedar too (docs/policy.md, "Services"); with
+        `authority`, whether that authority's active bundle does."""
+        if authority is not None:
+            held = self._active.get(authority)
+            return held is not None and service in held.bundle.body.services
         return any(service in held.bundle.body.services for held in self._active.values())
 
     def replaceable(self, authority: Identifier, feed: VerifiedFeed | None) -> bool:

@@ -17,14 +17,17 @@ conditions, which built-in rules do not evaluate (fail closed).
 (INFRASTRUCTURE) keep their built-in rules only, so no policy bundle can lock a node out of
 enrollment, feeds or policy distribution; a service an active policy bundle declares is
 allowed only when Cedar allows (action `Action::"<method>"` on `Service::"<name>"`, the
-credential's caveats enforced) AND the built-in rule is met by the same credential. No bundle
-for the caller's authority, an expired bundle or a stale feed is a denial.
+credential's caveats enforced) AND the built-in rule is met by the same credential. With
+`governs` (the runtime's), only for the chains the declaring bundles speak for: a bundle of
+their own authority or of the authority the node hosts (review 36c, services 1); the other
+chains meet the built-in rule alone. No bundle for the caller's authority, an expired bundle
+or a stale feed is a denial.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 from troth.channel import VerifiedPeer
@@ -360,12 +363,18 @@ def _why(
 class GatedPolicy:
     """The built-in rules, and Cedar for the services an active bundle declares (module
     docstring). `point` decides with the node's bundles and feeds; `declared` says whether an
-    active bundle (in force or not) declares a service."""
+    active bundle (in force or not) declares a service; `governs`, when given, whether Cedar
+    decides a service for the chains of an authority (a bundle speaks for its own authority's
+    chains: docs/policy.md, "Services"). A credential Cedar does not decide the service for,
+    or an anchor, meets the built-in rule alone (review 36c, services 1: without `governs`,
+    any co-trusted authority's bundle declaring a service put every caller under Cedar, and a
+    co-trusted authority locked the host's members out of the host's own services)."""
 
     rules: RulesPolicy
     point: DecisionPoint
     declared: Callable[[str], bool]
     infrastructure: frozenset[str] = INFRASTRUCTURE
+    governs: Callable[[str, Identifier], bool] | None = None
 
     def decide(self, request: AccessRequest) -> Decision:
         """Allow or refuse `request`: by its rule, and by Cedar where a bundle declares it."""
@@ -384,13 +393,21 @@ class GatedPolicy:
         standing = self.rules.standing(caller.peer, request.now)
         if standing.problem is not None:
             return Decision(False, (f"{me} refused {who}: {standing.problem}",), (rule.name,))
-        if not standing.credentials:
+        free, governed = self._split(service, caller, standing)
+        refusals: list[str] = []
+        if free is not None:  # the chains no bundle governs this service for: the rule alone
+            alone = replace(self.rules, standing=lambda _peer, _now: free).decide(request)
+            if alone.allowed:
+                return alone
+            refusals.extend(alone.reasons)
+        if not governed:
+            if refusals:
+                return Decision(False, tuple(refusals))
             why = _why(rule, standing, [], me, request.arguments)
             return Decision(False, (f"{me} refused {who}: {why}",))
         call = ServiceCall(service, request.method)
-        refusals: list[str] = []
         deciding: list[str] = []
-        for credential in standing.credentials:  # caveats included: Cedar enforces them
+        for credential in governed:  # caveats included: Cedar enforces them
             cedar = self.point.decide(credential, call, now=request.now)
             if not cedar.allowed:
                 revision = "" if cedar.revision is None else f" (bundle revision {cedar.revision})"
@@ -404,6 +421,25 @@ class GatedPolicy:
             reason = f"{me} allowed {who} {what}: {cedar.reason} and the rule {rule.name}"
             return Decision(True, (reason,), (*cedar.policies, rule.name), credential)
         return Decision(False, tuple(refusals), tuple(deciding))
+
+    def _split(
+        self, service: str, caller: PeerCaller, standing: Standing
+    ) -> tuple[Standing | None, tuple[VerifiedCredential, ...]]:
+        """The standing the built-in rule alone decides (the credentials whose authority no
+        bundle governs `service` for, and the anchor status of an anchor likewise; None when
+        there is none) and the credentials Cedar decides. Without `governs`, Cedar decides
+        them all."""
+        governs = self.governs
+        if governs is None:
+            return None, standing.credentials
+        governed = tuple(c for c in standing.credentials if governs(service, c.authority))
+        if len(governed) == len(standing.credentials) and not (
+            standing.is_anchor and not governs(service, caller.identifier)
+        ):
+            return None, governed
+        free = tuple(c for c in standing.credentials if not governs(service, c.authority))
+        anchor = standing.is_anchor and not governs(service, caller.identifier)
+        return Standing(free, anchor, None, standing.dropped), governed
 
 
 def _satisfies_gated(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:

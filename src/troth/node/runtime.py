@@ -136,7 +136,9 @@ class NodeRuntime:
         self.policy = RulesPolicy(self.name, {}, self.trust.standing)
         self.policies = NodePolicies(node, lambda authority: self.trust.feeds.get(authority))
         """The node's policy bundles: what Cedar decides service requests and MCP calls with."""
-        self.access = GatedPolicy(self.policy, self.policies.point, self.policies.declares)
+        self.access = GatedPolicy(
+            self.policy, self.policies.point, self.policies.declares, governs=self._cedar_governs
+        )
 
         def trusted() -> int:  # the authorities sharing node-wide pools (troth.node.shares)
             return len(self.trust.anchors)
@@ -398,6 +400,14 @@ class NodeRuntime:
         """Re-read the node's trust, and the policy bundles of the authorities it trusts."""
         self.trust.reload(now)
         self.policies.trust(self.trust.anchors, now=now)
+
+    def _cedar_governs(self, service: str, authority: Identifier) -> bool:
+        """Whether Cedar decides `service` for `authority`'s chains here: its own bundle or
+        the hosted authority's declares it (`NodePolicies.governs`; review 36c, services 1)."""
+        hosted = self.trust.hosted
+        return self.policies.governs(
+            service, authority, hosted=None if hosted is None else hosted.identifier
+        )
 
     def _channel_trust(
         self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None

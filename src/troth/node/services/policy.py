@@ -225,6 +225,21 @@ class NodePolicies:
         """Whether an active bundle declares node service `service`."""
         return self.store is not None and self.store.declares(service)
 
+    def governs(self, service: str, authority: Identifier, *, hosted: Identifier | None) -> bool:
+        """Whether Cedar decides node service `service` for the chains of `authority` on a
+        node hosting `hosted` (docs/policy.md, "Services"): when that authority's own active
+        bundle declares it, or the hosted authority's does (it speaks for the node's own
+        services: every other authority's members then need a permit of their own, deny when
+        in doubt); on a node hosting none, when any active bundle declares it. Another
+        co-trusted authority's declaration never governs `authority`'s chains (review 36c,
+        services 1)."""
+        store = self.store
+        if store is None:
+            return False
+        if hosted is None:
+            return store.declares(service)
+        return store.declares(service, authority) or store.declares(service, hosted)
+
     def credential_for(self, credentials: list[VerifiedCredential]) -> VerifiedCredential:
         """The credential a gate decides with: the first from an authority whose bundle this
         node holds (PolicyError NO_BUNDLE when none is; CredentialError when there are none)."""
