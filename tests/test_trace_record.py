@@ -114,6 +114,7 @@ def records(draw: st.DrawFn) -> TraceRecord:
                 st.sampled_from(["ok", "error", None]),
             )
         ),
+        version=draw(st.sampled_from([1, 2])),  # both read (docs/formats.md, the version rule)
     )
 
 
@@ -152,7 +153,7 @@ def _payload(**changes: Any) -> bytes:
     [
         (lambda p: p.replace(b'"seq":0', b'"seq": 0'), DecodeProblem.NON_CANONICAL),
         (
-            lambda p: b'{"version":1,' + p[1:].replace(b',"version":1', b""),
+            lambda p: b'{"version":2,' + p[1:].replace(b',"version":2', b""),
             DecodeProblem.NON_CANONICAL,
         ),
         (lambda p: p[:-1] + b',"seq":0}', DecodeProblem.NON_CANONICAL),  # duplicate member
@@ -163,7 +164,8 @@ def _payload(**changes: Any) -> bytes:
             lambda p: p.replace(b"troth.trace.record", b"troth.trace.other"),
             DecodeProblem.UNKNOWN_TYPE,
         ),
-        (lambda p: p.replace(b'"version":1', b'"version":2'), DecodeProblem.UNKNOWN_VERSION),
+        (lambda p: p.replace(b'"version":2', b'"version":3'), DecodeProblem.UNKNOWN_VERSION),
+        (lambda p: p.replace(b'"version":2', b'"version":true'), DecodeProblem.UNKNOWN_VERSION),
         (
             lambda p: p.replace(b'"kind":"tool_invocation"', b'"kind":"nap"'),
             DecodeProblem.MALFORMED,

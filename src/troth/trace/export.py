@@ -46,7 +46,7 @@ from troth.trace.checkpoint import (
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, Kind, TraceRecord
-from troth.trace.record_decode import check_resolution
+from troth.trace.record_decode import check_resolution, id_holders, parent_record
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -471,15 +471,15 @@ def verify_export(
     agent has two records at one seq, each
     agent's chain between consecutive records present (hashes, times, key changes), each
     agent's keys used before they retired by the newest of its histories the lines carry
-    (review 35c, trace 1), and each resolution whose escalation is present answers it as its
-    signer was asked."""
+    (review 35c, trace 1), each resolution whose escalation is present answers it as its
+    signer was asked, and no version 1 link is ambiguous among the lines (`parent_record`)."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
     seen_id: set[tuple[Identifier, str]] = set()  # (agent, record id)
     by_agent: dict[Identifier, dict[int, _Link]] = {}
     escalations: dict[tuple[Identifier, str], TraceRecord] = {}
-    resolutions: list[tuple[TraceRecord, int]] = []
+    linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
     newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
     keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
     count = 0
@@ -524,8 +524,8 @@ def verify_export(
             keys[key] = (*use[:4], identity.change_count)
         if record.kind is Kind.ESCALATION:
             escalations[named] = record
-        elif record.kind is Kind.RESOLUTION:
-            resolutions.append((record, report.index))
+        if record.kind is Kind.RESOLUTION or record.parent_by_id:
+            linking.append((record, report.index))
         count += 1
     for (agent, _keyid), use in keys.items():
         _check_retired(agent, use, newest[agent], rows, known, checkpoints)
@@ -533,14 +533,16 @@ def verify_export(
         ordered = sorted(links.items())
         for (earlier, before), (seq, link) in pairwise(ordered):
             _check_follows(seq, before, link, next_to=earlier == seq - 1)
-    for resolution, index in resolutions:  # its escalation, when the export holds it, asked
-        # its signer (review 34g, trace 4: as `verify_log` and the log at append check it)
-        parent = resolution.links.parent_of(resolution.agent)
-        if parent is None or parent in seen_id:
-            try:
-                check_resolution(resolution, None if parent is None else escalations.get(parent))
-            except TraceError as exc:
-                raise exc.located(index=index, record=resolution.id) from None
+    holders = id_holders(seen_id, (record for record, _ in linking))
+    for record, index in linking:  # a resolution's escalation, when the export holds it,
+        # asked its signer (review 34g, trace 4: as `verify_log` and the log at append check
+        # it); a version 1 link names one record (review 36e, trace 4)
+        try:
+            parent = parent_record(record, holders)
+            if record.kind is Kind.RESOLUTION and (parent is None or parent in seen_id):
+                check_resolution(record, None if parent is None else escalations.get(parent))
+        except TraceError as exc:
+            raise exc.located(index=index, record=record.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)
 
 

@@ -65,7 +65,7 @@ from troth.trace.record import (
     TraceRecord,
     encode_disclosures,
 )
-from troth.trace.record_decode import check_resolution
+from troth.trace.record_decode import check_resolution, parent_record
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 from troth.trace.stored import (
@@ -119,6 +119,15 @@ class _Batch:
     new_chains: set[bytes] = field(default_factory=set)
     observed: VerifiedIdentity | None = None  # the last signer `_observe` accepted
     observed_change: int = 0  # and the newest change the log holds for it
+
+
+def _holders(state: _Batch, record_id: str) -> set[Identifier]:
+    """The agents with a record under `record_id` in the log or admitted in this batch
+    (`parent_record`'s `holders`, for a version 1 link: a record holding one is rare)."""
+    rows = state.conn.execute("SELECT agent FROM leaves WHERE record_id = ?", (record_id,))
+    digests = {bytes(row[0]) for row in rows} | {a for i, a in state.ids if i == record_id}
+    return {Identifier(digest) for digest in digests if len(digest) == 32}  # (a row of no
+    # agent, from a schema 3 log: the verifier reports it)
 
 
 class TraceLog(LogReader):
@@ -484,8 +493,11 @@ class TraceLog(LogReader):
         held, kept = False, None
         if authority is not None:
             held, kept = self._chain_to_keep(state, authority.chain, authority.at, pending)
-        if record.kind is Kind.RESOLUTION:
-            check_resolution(record, self._escalation(state, record))
+        if record.kind is Kind.RESOLUTION or record.parent_by_id:  # a version 1 link names
+            # one record (review 36e, trace 4: an ambiguous one is refused)
+            parent = parent_record(record, lambda record_id: _holders(state, record_id))
+            if record.kind is Kind.RESOLUTION:
+                check_resolution(record, self._escalation(state, parent))
         # admitted: only now are its key and its chain stored, with it (a refused record
         # leaves neither behind: docs/traces.md, "Collection"; review 27t, collection 1)
         keyid = verified.epoch.keyid
@@ -506,10 +518,9 @@ class TraceLog(LogReader):
         state.changed_heads.add(agent)
 
     @staticmethod
-    def _escalation(state: _Batch, resolution: TraceRecord) -> TraceRecord | None:
-        """The record `resolution`'s parent link names: (parent agent, id), never another
-        agent's record under the same id."""
-        parent = resolution.links.parent_of(resolution.agent)
+    def _escalation(state: _Batch, parent: tuple[Identifier, str] | None) -> TraceRecord | None:
+        """The record a resolution's parent link names (`parent_record`: (agent, id), never
+        another agent's record under the same id)."""
         if parent is None:
             return None
         key = (parent[1], parent[0].digest)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.context import Context
@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from troth.errors import ConfigError, TrothError
+from troth.errors import ConfigError, TraceError, TrothError
 from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.record import (
@@ -41,6 +41,7 @@ from troth.trace.record import (
     TraceRecord,
     disclosed,
 )
+from troth.trace.record_decode import parent_record
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent, open_envelope
 
@@ -120,8 +121,18 @@ def _name_and_operation(record: TraceRecord) -> tuple[str, str | None]:
     return f"troth {record.kind.value}", None
 
 
-def record_span(record: TraceRecord, *, index: int, record_hash: bytes) -> ReadableSpan:
-    """One record as an OTel span (GenAI conventions plus troth.* attributes)."""
+def record_span(
+    record: TraceRecord,
+    *,
+    index: int,
+    record_hash: bytes,
+    holders: Callable[[str], Collection[Identifier]] | None = None,
+) -> ReadableSpan:
+    """One record as an OTel span (GenAI conventions plus troth.* attributes). `holders`:
+    the agents with a record under an id in the log (`TraceLog.agents_of`), for a version 1
+    record's parent link, named by id alone (`parent_record`: the signer's own record, else
+    the one record under it; an ambiguous link gives no parent span); None: read as the
+    signer's own."""
     name, operation = _name_and_operation(record)
     attributes: dict[str, AttributeValue] = {
         GEN_AI_AGENT_ID: str(record.agent),
@@ -158,8 +169,14 @@ def record_span(record: TraceRecord, *, index: int, record_hash: bytes) -> Reada
         TraceFlags(TraceFlags.SAMPLED),
     )
     parent = None
-    if record.links.parent_span is not None or record.links.parent is not None:
-        parent_id = _span_id(record.links.parent_of(record.agent), record.links.parent_span)
+    named = record.links.parent_of(record.agent)
+    if holders is not None and record.parent_by_id:
+        try:
+            named = parent_record(record, holders)
+        except TraceError:  # ambiguous: no record's span is its parent
+            named = None
+    if record.links.parent_span is not None or named is not None:
+        parent_id = _span_id(named, record.links.parent_span)
         parent = SpanContext(trace_id, parent_id, True, TraceFlags(TraceFlags.SAMPLED))
     start = record.time * 1_000_000_000 if record.span is None else record.span.start_us * 1000
     end = start if record.span is None else record.span.end_us * 1000
@@ -179,12 +196,18 @@ def record_span(record: TraceRecord, *, index: int, record_hash: bytes) -> Reada
     )
 
 
-def record_spans(records: Iterable[tuple[int, bytes]]) -> list[ReadableSpan]:
-    """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first)."""
+def record_spans(
+    records: Iterable[tuple[int, bytes]],
+    *,
+    holders: Callable[[str], Collection[Identifier]] | None = None,
+) -> list[ReadableSpan]:
+    """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first);
+    `holders` as for `record_span`."""
     spans = []
     for index, envelope in records:
         record, payload, _signature, _keyid = open_envelope(envelope)
-        spans.append(record_span(record, index=index, record_hash=hashlib.sha256(payload).digest()))
+        digest = hashlib.sha256(payload).digest()
+        spans.append(record_span(record, index=index, record_hash=digest, holders=holders))
     return spans
 
 
@@ -196,7 +219,7 @@ def export_otel(
     count = 0
     pending: list[ReadableSpan] = []
     for entry in log.stored():
-        span = record_spans([(entry.index, entry.envelope)])[0]
+        span = record_spans([(entry.index, entry.envelope)], holders=log.agents_of)[0]
         if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
             continue
         pending.append(span)

@@ -3,15 +3,16 @@
 The payload is RFC 8785 canonical JSON (an object; every member below, optional ones omitted
 when absent):
 
-    type "troth.trace.record", version 1, id (32 hex: 128 bits, unique per agent), agent
-    ("T" + 64 hex), key (64 hex: SHA-256 of the signing key's attestation = the DSSE keyid),
-    seq (the agent's record number, from 0), prev (64 hex: the hash of the agent's previous
-    record, null for seq 0), time (Unix seconds), kind,
+    type "troth.trace.record", version 2 (1: read, never written), id (32 hex: 128 bits,
+    unique per agent), agent ("T" + 64 hex), key (64 hex: SHA-256 of the signing key's
+    attestation = the DSSE keyid), seq (the agent's record number, from 0), prev (64 hex: the
+    hash of the agent's previous record, null for seq 0), time (Unix seconds), kind,
     tool {name, call?}, digests {args?, result?, inputs?, reasoning?} (salted, 64 hex),
     decision {outcome, bundle?, policies?}, authority {chain, credentials [{id, hash}], at},
     links {parent?, parent_agent?, trace?, span?, parent_span?, conversation?} (a parent is
     the record `parent` of agent `parent_agent`, or of the record's own agent when that is
-    absent: ids are unique per agent), escalation {to},
+    absent: ids are unique per agent; version 1 has no `parent_agent` and its parent is found
+    by id: `TraceRecord.parent_by_id`), escalation {to},
     span {start_us, end_us, status?}
 
 A record's hash is SHA-256 of its payload bytes. Redactable values (tool arguments and result,
@@ -55,6 +56,7 @@ __all__ = [
     "RECORD_TYPE",
     "REDACTABLE",
     "VERSION",
+    "VERSIONS",
     "Authority",
     "Decision",
     "Disclosure",
@@ -75,7 +77,11 @@ __all__ = [
 
 PAYLOAD_TYPE: Final = "application/vnd.troth.trace.v1+json"
 RECORD_TYPE: Final = "troth.trace.record"
-VERSION: Final = 1
+VERSION: Final = 2
+"""The record version written (docs/formats.md, "Trace records": the version rule)."""
+VERSIONS: Final = (1, 2)
+"""The record versions read: 1 (written before ids were per agent: a parent named by its id
+alone, resolved by `troth.trace.record_decode.parent_record`) and 2."""
 REDACTABLE: Final = ("args", "result", "inputs", "reasoning")
 _DISCLOSURE_DOMAIN: Final = b"troth.trace.disclosure/1\x00"
 _COMMITMENT_PREFIX: Final = {
@@ -518,13 +524,16 @@ class SpanTimes:
 # -- the record -------------------------------------------------------------------------------
 
 _TAIL: Final = f',"type":"{RECORD_TYPE}","version":{VERSION}}}'
+_TAILS: Final = {v: f',"type":"{RECORD_TYPE}","version":{v}}}' for v in VERSIONS}
 _NO_DIGESTS: Final[Mapping[str, bytes]] = MappingProxyType({})
 _NO_LINKS: Final = Links()
 
 
 @dataclass(frozen=True, slots=True, init=False)
 class TraceRecord:
-    """A record's payload fields (decoded, or about to be signed). Not verified."""
+    """A record's payload fields (decoded, or about to be signed). Not verified. `version` is
+    the payload's: `VERSION` for every record signed now, 1 for one decoded from before
+    (its parent link, by id alone, means what `parent_by_id` says)."""
 
     id: str
     agent: Identifier
@@ -540,6 +549,7 @@ class TraceRecord:
     links: Links
     escalation_to: Identifier | None
     span: SpanTimes | None
+    version: int
 
     def __init__(
         self,
@@ -557,7 +567,12 @@ class TraceRecord:
         links: Links = _NO_LINKS,
         escalation_to: Identifier | None = None,
         span: SpanTimes | None = None,
+        version: int = VERSION,
     ) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"record version {version}: not one of {VERSIONS}")
+        if version == 1 and links.parent_agent is not None:  # one encoding per version
+            raise ValueError("a version 1 record names no parent agent (its parent is by id)")
         if not _HEX32.fullmatch(id):
             raise ValueError("a record id is 32 lowercase hex digits")
         if not _HEX64.fullmatch(key):
@@ -588,12 +603,21 @@ class TraceRecord:
         _set_links(self, links)
         _set_escalation_to(self, escalation_to)
         _set_span(self, span)
+        _set_version(self, version)
+
+    @property
+    def parent_by_id(self) -> bool:
+        """Whether the parent link names a record id alone, of whichever agent holds it: a
+        version 1 record's link (docs/formats.md, "Trace records": the version rule; resolved
+        against a log or export by `troth.trace.record_decode.parent_record`). A version 2
+        link is (`parent_agent` or the record's own agent, `parent`): `Links.parent_of`."""
+        return self.version == 1 and self.links.parent is not None
 
     def to_json(self) -> dict[str, Any]:
         """The payload object (written with `canonical_json`)."""
         value: dict[str, Any] = {
             "type": RECORD_TYPE,
-            "version": VERSION,
+            "version": self.version,
             "id": self.id,
             "agent": str(self.agent),
             "key": self.key,
@@ -637,10 +661,11 @@ class TraceRecord:
         prev = "null" if self.prev is None else f'"{self.prev.hex()}"'
         span = "" if self.span is None else ',"span":' + self.span.canonical()
         tool = "" if self.tool is None else ',"tool":' + self.tool.canonical()
+        tail = _TAIL if self.version == VERSION else _TAILS[self.version]
         return (
             f'{{"agent":"{self.agent}"{authority}{decision}{digests}{escalation},"id":"{self.id}"'
             f',"key":"{self.key}","kind":"{_KIND_TEXT[self.kind]}"{links},"prev":{prev}'
-            f',"seq":{self.seq}{span},"time":{self.time}{tool}{_TAIL}'
+            f',"seq":{self.seq}{span},"time":{self.time}{tool}{tail}'
         ).encode()
 
 
@@ -659,3 +684,4 @@ _set_authority = _slots["authority"].__set__
 _set_links = _slots["links"].__set__
 _set_escalation_to = _slots["escalation_to"].__set__
 _set_span = _slots["span"].__set__
+_set_version = _slots["version"].__set__

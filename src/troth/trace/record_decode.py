@@ -1,5 +1,6 @@
 """Decoding a trace record's payload (docs/formats.md, "Trace records"): canonical JSON of
-exactly the record's schema, checked member by member (`decode_payload`), and the rule a
+exactly the record's schema, checked member by member (`decode_payload`), the record a
+parent link names in a log or export (`parent_record`: by version), and the rule a
 resolution record keeps with the escalation it answers (`check_resolution`). The record, its
 parts and its encoding are in `troth.trace.record`.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Final
 
 from troth import limits
@@ -20,7 +22,7 @@ from troth.trace.record import (
     _MAX_INT,
     RECORD_TYPE,
     REDACTABLE,
-    VERSION,
+    VERSIONS,
     Authority,
     Decision,
     Kind,
@@ -32,7 +34,7 @@ from troth.trace.record import (
     canonical_json,
 )
 
-__all__ = ["check_resolution", "decode_payload"]
+__all__ = ["check_resolution", "decode_payload", "id_holders", "parent_record"]
 
 _REQUIRED: Final = frozenset({"type", "version", "id", "agent", "key", "seq", "prev", "time"})
 _MEMBERS: Final = _REQUIRED | {
@@ -177,7 +179,8 @@ def decode_payload(payload: bytes) -> TraceRecord:
         raise DecodeError("record: not an object")
     if value.get("type") != RECORD_TYPE:
         raise DecodeError(f"record: type {value.get('type')!r}", DecodeProblem.UNKNOWN_TYPE)
-    if value.get("version") != VERSION or type(value.get("version")) is not int:
+    version = value.get("version")
+    if type(version) is not int or version not in VERSIONS:
         raise DecodeError(
             f"record: version {value.get('version')!r}", DecodeProblem.UNKNOWN_VERSION
         )
@@ -199,6 +202,7 @@ def decode_payload(payload: bytes) -> TraceRecord:
             time=_int(value["time"], "time"),
             kind=kind,
             **_parts(value),
+            version=version,  # a version 1 record naming a parent agent is refused
         )
     except ValueError as exc:
         raise DecodeError(f"record: {exc}") from None
@@ -231,3 +235,49 @@ def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) ->
             f"escalated to {escalation.escalation_to}, resolved by {resolution.agent}",
             record=resolution.id,
         )
+
+
+def parent_record(
+    record: TraceRecord, holders: Callable[[str], Collection[Identifier]]
+) -> tuple[Identifier, str] | None:
+    """The record (agent, id) that `record`'s parent link names in a log or export; None: it
+    has no parent link. `holders(id)`: the agents that have a record under that id there.
+
+    Version 2: `Links.parent_of` (`parent_agent`, else the record's own agent; `holders` is
+    not asked). Version 1 (docs/formats.md, "Trace records": the version rule): the link
+    names an id alone, so the record is the signer's own under it when there is one, else
+    the one agent's record under it; when several other agents have one the link is
+    ambiguous: TraceError LINK_INVALID naming `record`, never one of them picked. When no
+    agent has one, (the signer, id): a record the log or export does not hold, as a version 2
+    link to a record outside it."""
+    parent = record.links.parent_of(record.agent)
+    if parent is None or not record.parent_by_id:
+        return parent
+    held = holders(parent[1])
+    if record.agent in held or not held:
+        return parent
+    if len(held) > 1:
+        raise TraceError(
+            TraceFailure.LINK_INVALID,
+            f"version 1 link to {parent[1]} is ambiguous: {len(held)} agents have a record "
+            "under that id",
+            record=record.id,
+        )
+    (only,) = held
+    return (only, parent[1])
+
+
+def id_holders(
+    named: Iterable[tuple[Identifier, str]], linking: Iterable[TraceRecord]
+) -> Callable[[str], Collection[Identifier]]:
+    """`parent_record`'s `holders` over the (agent, record id) pairs `named` (a log's or an
+    export's records), for the version 1 links of `linking`: `named` is read once, and only
+    when one of them has such a link."""
+    wanted = {record.links.parent for record in linking if record.parent_by_id}
+    held: dict[str, set[Identifier]] = {}
+    if wanted:
+        for agent, record_id in named:
+            if record_id in wanted:
+                held.setdefault(record_id, set()).add(agent)
+    empty: frozenset[Identifier] = frozenset()
+    return lambda record_id: held.get(record_id, empty)

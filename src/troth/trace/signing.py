@@ -347,6 +347,7 @@ def resign_record(
         record.links,
         record.escalation_to,
         record.span,
+        record.version,  # its links keep their meaning (a version 1 parent is by id)
     )
     return _seal(signer, epoch, moved, dict(disclosures))
 

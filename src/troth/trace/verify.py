@@ -51,7 +51,7 @@ from troth.trace.checkpoint import (
 from troth.trace.log import TraceLog
 from troth.trace.merkle import Frontier, leaf_hash
 from troth.trace.record import Disclosure, Kind, TraceRecord
-from troth.trace.record_decode import check_resolution
+from troth.trace.record_decode import check_resolution, id_holders, parent_record
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -449,12 +449,15 @@ class LogVerifier:
             self._check_authority(record)
         if record.kind is Kind.ESCALATION:
             self._escalations[key] = record
+        parent = record.links.parent_of(record.agent)  # a version 1 link: the signer's own first
+        if (
+            parent is not None
+            and parent not in self._ids
+            and (record.parent_by_id or record.kind is Kind.RESOLUTION)
+        ):  # a version 1 link is resolved, and a resolution checked, once the log is read
+            self._waiting.append((self._frontier.size, record))
         elif record.kind is Kind.RESOLUTION:
-            parent = record.links.parent_of(record.agent)
-            if parent is None or parent in self._ids:
-                check_resolution(record, None if parent is None else self._escalations.get(parent))
-            else:
-                self._waiting.append((self._frontier.size, record))
+            check_resolution(record, None if parent is None else self._escalations.get(parent))
         self._ids.add(key)
         self._agents[record.agent] = _AgentState(record.seq, record_hash, record.time, epoch.change)
 
@@ -476,13 +479,16 @@ class LogVerifier:
         self.chains_checked += 1
 
     def finish(self, anchor: bytes | None = None) -> LogReport:
-        """After the last record: resolutions whose escalation came later, every checkpoint's
-        root, truncation, and the newest checkpoint against the verifier's `anchor` (the note
-        it kept)."""
+        """After the last record: version 1 links (`parent_record`: ambiguous ones refused),
+        resolutions whose escalation came later, every checkpoint's root, truncation, and the
+        newest checkpoint against the verifier's `anchor` (the note it kept)."""
+        holders = id_holders(self._ids, (record for _, record in self._waiting))
         for index, record in self._waiting:
             try:
-                parent = record.links.parent_of(record.agent)
-                check_resolution(record, None if parent is None else self._escalations.get(parent))
+                parent = parent_record(record, holders)
+                if record.kind is Kind.RESOLUTION:
+                    escalation = None if parent is None else self._escalations.get(parent)
+                    check_resolution(record, escalation)
             except TraceError as exc:
                 raise exc.located(index=index, record=record.id) from None
         size = self._frontier.size

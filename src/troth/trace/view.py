@@ -2,7 +2,9 @@
 
 Records are linked to their parent by the parent record (`links.parent` of the agent
 `links.parent_agent` names, or of the record's own agent: ids are unique per agent, so another
-agent's record under the id is never taken for the parent) or, for records
+agent's record under the id is never taken for the parent; a version 1 record's parent, named
+by id alone, is the signer's own record under it, else the one record under it, else none:
+`parent_record`) or, for records
 made from OpenTelemetry spans, by the parent span in the same trace (`links.trace` and
 `links.parent_span`; a span's identity is its trace id and span id): the record of that span
 by the same agent, else the one record of it, else none (review 30c: records of other agents
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from troth.credentials.format import CredentialBody, CredentialChain
-from troth.errors import DecodeError
+from troth.errors import DecodeError, TraceError
 from troth.identity import Identifier
 from troth.trace.log import TraceLog
 from troth.trace.record import TraceRecord
+from troth.trace.record_decode import id_holders, parent_record
 from troth.trace.signing import open_envelope
 
 __all__ = ["TraceNode", "trace_tree"]
@@ -103,9 +106,13 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
         order.append(node)
     roots: list[TraceNode] = []
     parents: dict[int, TraceNode] = {}
+    holders = id_holders(nodes, (node.record for node in order))
     for node in order:
         links = node.record.links
-        named = links.parent_of(node.record.agent)
+        try:
+            named = parent_record(node.record, holders)
+        except TraceError:  # an ambiguous version 1 link names no record (the verifier
+            named = None  # reports it)
         parent = nodes.get(named) if named is not None else None
         if parent is None and links.parent_span is not None:
             claims = by_span.get((links.trace, links.parent_span))

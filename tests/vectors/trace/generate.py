@@ -5,10 +5,16 @@
 Ed25519 is deterministic, so the same keys, times and randomness always give the same bytes.
 tests/test_trace_golden.py rebuilds every vector and compares byte for byte, and verifies the
 stored bytes (docs/formats.md, "Trace records", "Trace log and checkpoints").
+
+trace_vectors_v1.json holds the same records as version 1 wrote them (the resolution's parent
+named by id alone), made by the code of commit f53b847, the last to write version 1, and kept
+as made; `build(1)` rebuilds them byte for byte with today's version 1 encoder (records are
+read in both versions: docs/formats.md, "Trace records", the version rule).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -22,9 +28,17 @@ from tests.support.fixed_vault import FixedKeyVault
 from troth.crypto import KeyType
 from troth.identity import Signer, attest_purpose_key, new_identity
 from troth.trace.checkpoint import sign_checkpoint
+from troth.trace.dsse import encode_envelope, pae
 from troth.trace.merkle import MemoryTree, leaf_hash
-from troth.trace.record import Decision, Kind, Links, ToolCall
-from troth.trace.signing import RecordContent, resolve_key, sign_record
+from troth.trace.record import PAYLOAD_TYPE, VERSION, Decision, Kind, Links, ToolCall
+from troth.trace.signing import (
+    RecordContent,
+    VerifiedRecord,
+    keyid_of,
+    resolve_key,
+    sign_record,
+    verify_envelope,
+)
 from troth.vault import KeyPurpose
 
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -65,7 +79,25 @@ def signer(label: str) -> Signer:
     return Signer(held.identity, vault, handle, attestation, expires)
 
 
-def build() -> dict[str, Any]:
+def as_version(held: Signer, verified: VerifiedRecord, version: int) -> VerifiedRecord:
+    """`verified` as a record of `version` signs it (version 1: the parent by id alone)."""
+    if version == VERSION:
+        return verified
+    record = verified.record
+    links = dataclasses.replace(record.links, parent_agent=None)
+    payload = dataclasses.replace(record, links=links, version=version).encode()
+    signature = held.sign(pae(PAYLOAD_TYPE, payload))
+    envelope = encode_envelope(PAYLOAD_TYPE, payload, keyid_of(held.attestation), signature)
+    return verify_envelope(
+        envelope,
+        signer=held.identity,
+        attestation=held.attestation,
+        disclosures=verified.disclosures,
+    )
+
+
+def build(version: int = VERSION) -> dict[str, Any]:
+    """The vectors of records of `version` (1: as trace_vectors_v1.json keeps them)."""
     agent, log = signer("agent"), signer("log")
     random = counter(7)
     first = sign_record(
@@ -82,6 +114,7 @@ def build() -> dict[str, Any]:
         time=RECORDED,
         random=random,
     )
+    first = as_version(agent, first, version)
     second = sign_record(
         agent,
         RecordContent(
@@ -95,6 +128,7 @@ def build() -> dict[str, Any]:
         time=RECORDED + 1,
         random=random,
     )
+    second = as_version(agent, second, version)
     # signed by the identity the escalation asks (the log's, for the vectors): a link to
     # another agent's record names that agent (record ids are unique per agent only)
     third = sign_record(
@@ -114,6 +148,7 @@ def build() -> dict[str, Any]:
         time=RECORDED + 2,
         random=random,
     )
+    third = as_version(log, third, version)
     records = (first, second, third)
     tree = MemoryTree([leaf_hash(r.envelope) for r in records])
     epoch = resolve_key(log.identity, log.attestation)
