@@ -38,7 +38,6 @@ def socket_name(home: Path) -> str:
 
 
 @needs_root
-@pytest.mark.xfail(strict=True, reason="review 36d, socket dir 1: a 0700 dir is not looked at")
 def test_a_private_directory_holding_another_users_entry_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,7 +64,6 @@ def test_a_private_directory_holding_another_users_entry_is_refused(
     assert planted.is_dir()
 
 
-@pytest.mark.xfail(strict=True, reason="review 36d, socket dir 2: the base is not checked")
 def test_a_base_others_may_rename_in_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
