@@ -17,7 +17,6 @@ YEAR = 365 * 86_400
 BOUND = f"must be 1-{limits.MAX_FEED_STALENESS_SECONDS}, not "
 
 
-@pytest.mark.xfail(strict=True, reason="review 36d, feed age 1: verify_feed takes any staleness")
 def test_the_feed_functions_take_no_staleness_past_the_bound() -> None:
     """Feed age 1: review 36b bounded `max_feed_age` where a `Verifier`, a `TrustPolicy`, the
     CLI and `Sources` take it, but not the public feed functions every one of them ends in:
