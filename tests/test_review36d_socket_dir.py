@@ -88,6 +88,32 @@ def test_a_base_others_may_rename_in_is_refused(
     assert not runtime.exists()
 
 
+@pytest.mark.xfail(
+    strict=True, reason="review 36d, socket dir 3: the base's parents are not checked"
+)
+def test_a_base_under_a_directory_others_may_rename_in_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Socket dir 3: the base itself ours and private, but in a directory anyone may write to
+    without the sticky bit (`$XDG_RUNTIME_DIR=/shared/run`): another user renames `run`, with
+    our checked `troth-<uid>` in it, away and puts a tree of theirs at that name, as in socket
+    dir 2 one level up. Every directory on the base's path must let no other user rename
+    what is in it. Was a strict xfail until `_no_renames_by_others` looked at the base's
+    parents too."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # noqa: S103 - world-writable, not sticky: the parent under test
+    base = shared / "run"
+    base.mkdir(0o700)
+    home, runtime = long_home(tmp_path, monkeypatch, base)
+    with pytest.raises(ConfigError) as refused:
+        asyncio.run(asyncio.wait_for(serve(home, "n", None), 60))  # (never runs on)
+    reason = str(refused.value)
+    assert str(shared) in reason
+    assert "sticky" in reason
+    assert not runtime.exists()
+
+
 def test_a_sticky_shared_base_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The control of socket dir 2: a world-writable base with the sticky bit (what /tmp
     is) passes: the node starts with `troth-<uid>` made 0700 in it."""
