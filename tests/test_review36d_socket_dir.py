@@ -88,9 +88,6 @@ def test_a_base_others_may_rename_in_is_refused(
     assert not runtime.exists()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 36d, socket dir 3: the base's parents are not checked"
-)
 def test_a_base_under_a_directory_others_may_rename_in_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

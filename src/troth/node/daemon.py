@@ -113,18 +113,25 @@ def _socket_path(directory: Path) -> Path:
 
 def _no_renames_by_others(base: Path) -> None:
     """ConfigError unless only this user (or root) can rename entries of `base`, the directory
-    `troth-<uid>` is made in: ours or root's, and not writable by group or others unless
-    sticky (/tmp). Else another user renames our checked `troth-<uid>` away and puts theirs,
-    or a link, in its place, and every check of it is moot (review 36d, socket dir 2)."""
-    info = os.stat(base)  # followed: /tmp may be a link; what counts is the directory itself
-    ours = info.st_uid in (0, os.getuid())
-    sticky = bool(info.st_mode & stat.S_ISVTX)
-    if not ours or (info.st_mode & 0o022 and not sticky):
-        raise ConfigError(
-            f"{base} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) lets another user "
-            "rename what is in it: the control socket's directory would not stay ours. Use a "
-            "directory of this user, or one with the sticky bit (as /tmp), as $XDG_RUNTIME_DIR"
-        )
+    `troth-<uid>` is made in, and of every directory above it: each ours or root's, and not
+    writable by group or others unless sticky (/tmp). Else another user renames our checked
+    `troth-<uid>` (or a directory holding it) away and puts theirs, or a link, in its place,
+    and every check of it is moot (review 36d, socket dir 2 and 3). The path is resolved
+    first: a link on it (macOS's /tmp) counts as the directory it names, and a link in a
+    directory only we and root can write stays theirs."""
+    real = base.resolve(strict=True)
+    for directory in (real, *real.parents):
+        info = os.stat(directory)
+        ours = info.st_uid in (0, os.getuid())
+        sticky = bool(info.st_mode & stat.S_ISVTX)
+        if not ours or (info.st_mode & 0o022 and not sticky):
+            raise ConfigError(
+                f"{directory} ({stat.filemode(info.st_mode)}, uid {info.st_uid}) lets another "
+                f"user rename what is in it, so the control socket's directory under {base} "
+                "would not stay ours. Use a directory of this user, on a path only it and root "
+                "can change (directories with the sticky bit, as /tmp, count), as "
+                "$XDG_RUNTIME_DIR"
+            )
 
 
 def _none_of_others(runtime: Path, mode: int) -> None:
