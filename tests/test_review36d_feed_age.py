@@ -47,7 +47,6 @@ def test_the_feed_functions_take_no_staleness_past_the_bound() -> None:
     assert feed.complete
 
 
-@pytest.mark.xfail(strict=True, reason="review 36d, feed age 2: max_clock_skew takes bools")
 def test_the_clock_skew_is_a_whole_number_of_seconds_as_the_feed_age_is() -> None:
     """Feed age 2: review 36b made `max_feed_age` refuse what is not an int (a bool, a float,
     text) with a TypeError naming it, but its neighbour `max_clock_skew` took `True` as 1 s

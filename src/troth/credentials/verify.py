@@ -76,7 +76,10 @@ class TrustPolicy:
     def __post_init__(self) -> None:
         if not self.anchors:
             raise ValueError("a trust policy needs at least one authority (trust anchor)")
-        if not 0 <= self.max_clock_skew <= limits.MAX_CLOCK_SKEW_SECONDS:
+        skew = self.max_clock_skew
+        if isinstance(skew, bool) or not isinstance(skew, int):  # as check_feed_age (36d)
+            raise TypeError(f"max_clock_skew is a number of seconds, not {type(skew).__name__}")
+        if not 0 <= skew <= limits.MAX_CLOCK_SKEW_SECONDS:
             high = limits.MAX_CLOCK_SKEW_SECONDS
             raise OutOfRange("max_clock_skew", self.max_clock_skew, 0, high)
         check_feed_age(self.max_feed_staleness)
