@@ -124,7 +124,7 @@ def test_a_remote_enrollment_is_not_refused_by_a_gap_copy(
             wallet = desk.node.wallet
             wallet.trust(two.globex.identifier, f"node:{two.globex.identifier}", now=NOW)
             wallet.update_feed(forged.page, authority=two.globex.identifier, now=NOW)
-            checkpoints = wallet.checkpoints(now=NOW, max_staleness=10**9)
+            checkpoints = wallet.checkpoints(now=NOW, max_staleness=10**6)
             desk.node.identities.import_history(
                 forged.identity.history, now=NOW, checkpoints=checkpoints
             )

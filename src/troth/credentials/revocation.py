@@ -34,6 +34,7 @@ from troth.errors import (
     DecodeError,
     DecodeProblem,
     IdentityError,
+    OutOfRange,
     StorageError,
 )
 from troth.identity import (
@@ -55,6 +56,7 @@ __all__ = [
     "VerifiedFeed",
     "build_feed",
     "build_page",
+    "check_feed_age",
     "entry_cost",
     "feed_authority",
     "feed_checkpoints",
@@ -81,6 +83,25 @@ _PAGE_OVERHEAD: Final = 1024
 """Bytes of a page besides its entries and the authority history: header, start, the snapshot
 (body ~130 bytes, signature, an attestation of at most 512 bytes) and CBOR headers."""
 _ENTRY_HEADER: Final = 3  # a byte string header of an entry (entries are < 65,536 bytes)
+
+
+def check_feed_age(seconds: int, setting: str = "max_feed_age") -> int:
+    """`seconds`, the oldest revocation feed a verifier accepts (`setting` names it in the
+    error), if within 1 s and MAX_FEED_STALENESS_SECONDS; OutOfRange otherwise (review 36b,
+    verify 1), TypeError for what is not an int (a bool included). Every function judging a
+    feed's freshness checks it (`VerifiedFeed.check_fresh`, `feed_checkpoints`: review 36d,
+    feed age 1)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(f"{setting} is a number of seconds, not {type(seconds).__name__}")
+    if not 1 <= seconds <= limits.MAX_FEED_STALENESS_SECONDS:
+        raise OutOfRange(
+            setting,
+            seconds,
+            1,
+            limits.MAX_FEED_STALENESS_SECONDS,
+            "seconds: the oldest revocation feed accepted",
+        )
+    return seconds
 
 
 class RevocationKind(enum.IntEnum):
@@ -350,7 +371,8 @@ class VerifiedFeed:
 
     def check_fresh(self, *, now: int, max_staleness: int) -> None:
         """Raise STALE_FEED unless the holder has every entry as of at most `max_staleness`
-        seconds ago."""
+        seconds ago (1 s to MAX_FEED_STALENESS_SECONDS, else OutOfRange: `check_feed_age`)."""
+        check_feed_age(max_staleness, "max_staleness")
         if self.count < self.latest:
             raise CredentialError(
                 _F.STALE_FEED, f"holds {self.count} of {self.latest} entries: sync incomplete"
@@ -413,7 +435,9 @@ def feed_checkpoints(
     owner presents one history to every verifier, cut at one authority's checkpoint; another
     authority naming the same change attests it as well (the owner could have named that one
     instead: nothing more is accepted), so a member of two authorities verifies for a verifier
-    trusting either (review 24a, two authorities 1)."""
+    trusting either (review 24a, two authorities 1). `max_staleness`: 1 s to
+    MAX_FEED_STALENESS_SECONDS, else OutOfRange (`check_feed_age`; review 36d, feed age 1)."""
+    check_feed_age(max_staleness, "max_staleness")
 
     def fresh_attests(feed: VerifiedFeed | None, checkpoint: Checkpoint, change: bytes) -> bool:
         if feed is None or not feed.complete or now - feed.issued_at > max_staleness:

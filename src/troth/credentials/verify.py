@@ -22,7 +22,7 @@ from typing import Any, Final, NamedTuple
 from troth import limits
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
-from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
+from troth.credentials.revocation import VerifiedFeed, check_feed_age, feed_checkpoints
 from troth.errors import (
     CredentialError,
     CredentialFailure,
@@ -76,26 +76,13 @@ class TrustPolicy:
     def __post_init__(self) -> None:
         if not self.anchors:
             raise ValueError("a trust policy needs at least one authority (trust anchor)")
-        if not 0 <= self.max_clock_skew <= limits.MAX_CLOCK_SKEW_SECONDS:
+        skew = self.max_clock_skew
+        if isinstance(skew, bool) or not isinstance(skew, int):  # as check_feed_age (36d)
+            raise TypeError(f"max_clock_skew is a number of seconds, not {type(skew).__name__}")
+        if not 0 <= skew <= limits.MAX_CLOCK_SKEW_SECONDS:
             high = limits.MAX_CLOCK_SKEW_SECONDS
             raise OutOfRange("max_clock_skew", self.max_clock_skew, 0, high)
         check_feed_age(self.max_feed_staleness)
-
-
-def check_feed_age(seconds: int) -> int:
-    """`seconds`, the oldest revocation feed a verifier accepts, if within 1 s and
-    MAX_FEED_STALENESS_SECONDS; OutOfRange otherwise (review 36b, verify 1)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int):
-        raise TypeError(f"max_feed_age is a number of seconds, not {type(seconds).__name__}")
-    if not 1 <= seconds <= limits.MAX_FEED_STALENESS_SECONDS:
-        raise OutOfRange(
-            "max_feed_age",
-            seconds,
-            1,
-            limits.MAX_FEED_STALENESS_SECONDS,
-            "seconds: the oldest revocation feed accepted",
-        )
-    return seconds
 
 
 @dataclass(frozen=True, slots=True, init=False)

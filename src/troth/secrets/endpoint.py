@@ -52,10 +52,10 @@ class BrokerCaller:
     credentials: tuple[VerifiedCredential, ...] = ()
     operator: bool = False
     refused: str = ""
+    """Why the caller holds no current credential (said when one is needed)."""
     operator_of: frozenset[Identifier] | None = None
     """The authorities whose members' leases an operator may revoke (None: every one, a local
     caller); an operator made by an authority's credential acts for that authority only."""
-    """Why the caller holds no current credential (said when one is needed)."""
 
     def actor(self) -> Identifier:
         if self.identity is None:
