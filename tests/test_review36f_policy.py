@@ -16,7 +16,7 @@ from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.test_gates_distribution import bundle, install_on_hub, revision_of, until
 from tests.test_review36c_services import globex_member
 from troth.authority import Authority
-from troth.credentials import Attributes
+from troth.credentials import Attributes, CredentialChain
 from troth.errors import Denied, RemoteError
 from troth.node.access import AnyAuthenticated
 from troth.node.runtime import NodeRuntime
@@ -175,5 +175,41 @@ def test_a_co_trusted_authoritys_member_cannot_push_the_hosts_bundle(tmp_path: P
         with pytest.raises(RemoteError, match="not newer"):
             await ask(honest, "push", [old])
         assert (await ask(honest, "push", [bundle(net, 4)]))["accepted"] is True
+
+    run_memnet(test, tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 36f, policy 4: a subscriber acme revoked is still pushed acme's"
+)
+def test_a_subscriber_that_no_longer_speaks_for_the_authority_is_pushed_nothing(
+    tmp_path: Path,
+) -> None:
+    """Policy 4. A member of both acme and globex subscribes to acme's bundles (it may); acme
+    then revokes its acme credential, and its channel stays open (its globex credential still
+    verifies). Each later acme revision was still pushed to it: the subscription was checked
+    when it was made only. Now the subscriber's standing is checked again before each push,
+    and one that no longer speaks for the authority is pushed nothing more."""
+
+    async def test(net: MemNet) -> None:
+        hub, _globex_node, globex = await co_trusted(net)
+        acme = net.authority.identifier
+        dual, stolen = await recording(net, "dual", globex)
+        await dual.enroll(net.ticket(), "dual")
+        honest, kept = await recording(net, "honest", None)
+        await ask(dual, "get", [acme.digest, 1])
+        await ask(honest, "get", [acme.digest, 1])
+        (held,) = [h for h in dual.node.wallet.held("dual") if h.authority == acme.digest]
+        credential = CredentialChain.decode(held.chain).credentials[-1]
+        net.authority.revoke_credential(credential.hash, now=net.clock.now())
+        hub.trust.refresh_hosted(net.clock.now())
+        await install_on_hub(net, bundle(net, 2))
+        await until(lambda: bool(kept.pushed))
+        service = hub.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        await until(lambda: service.status()["pushed"] >= 1)
+        assert stolen.pushed == []
+        assert service.status()["subscribers"] == 1
+        assert await ask(dual, "get", [acme.digest, 0]) is None  # its globex chain only
 
     run_memnet(test, tmp_path)
