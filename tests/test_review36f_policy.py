@@ -213,3 +213,50 @@ def test_a_subscriber_that_no_longer_speaks_for_the_authority_is_pushed_nothing(
         assert await ask(dual, "get", [acme.digest, 0]) is None  # its globex chain only
 
     run_memnet(test, tmp_path)
+
+
+class Answering:
+    """What a node serves at `/service/policy` in place of the real service: `get` answers
+    `data`, whatever is asked."""
+
+    name = "policy"
+    oneway: Method | None = None
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.methods: Mapping[str, Method] = {"get": Method(self.get, AnyAuthenticated())}
+
+    async def get(self, arguments: Any, context: RequestContext) -> bytes:
+        return self.data
+
+    async def maintain(self, now: int) -> None:
+        """Nothing."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review 36f, policy 5: globex's node answers a pull with acme's bundle"
+)
+def test_a_pull_takes_a_bundle_of_the_authority_asked_only(tmp_path: Path) -> None:
+    """Policy 5. The hub pulls globex's bundle from globex's node (an anchor of the hub, but it
+    speaks for globex only). Globex answers with a bundle of acme's instead (a genuine one, of
+    a higher revision than the hub holds, which acme has not given it): the hub took it as
+    acme's new bundle — another authority chose which of acme's bundles the hub decides acme's
+    members with, as a push of it from globex could not (policy 3). Now a pull takes a bundle
+    of the authority asked only; acme's own distribution is untouched."""
+
+    async def test(net: MemNet) -> None:
+        hub, globex_node, _globex = await co_trusted(net)
+        acme = net.authority.identifier
+        globex_node.router.unregister(POLICY)
+        globex_node.add_service(Answering(bundle(net, 2)))
+        service = hub.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        assert await service.pull() == []
+        assert revision_of(hub, acme) == 1
+        await install_on_hub(net, bundle(net, 3))  # acme's own, as before
+        assert revision_of(hub, acme) == 3
+
+    run_memnet(test, tmp_path)
