@@ -86,13 +86,13 @@ async def recording(
     return node, recorder
 
 
-@pytest.mark.xfail(strict=True, reason="review 36f, policy 1: a globex member gets acme's bundle")
 def test_a_co_trusted_authoritys_member_cannot_get_the_hosts_bundle(tmp_path: Path) -> None:
-    """Policy 1. The hub hosts acme and holds acme's bundle (its Cedar text: internal roles,
-    tool names, thresholds); it trusts globex too. A globex member, and globex's own node (an
-    anchor of the hub), ask the hub's policy service for acme's bundle: it was served to any
-    member or anchor of any authority the hub trusts. Now the answer is null, the same as for
-    an authority no bundle is held of (no oracle), while acme's own member still gets it."""
+    """Policy 1. The hub hosts acme and holds acme's bundle (its Cedar text: internal roles, tool
+    names, thresholds); it trusts globex too. A globex member, and globex's own node (an anchor of
+    the hub), ask the hub's policy service for acme's bundle: it was served to any member or anchor
+    of any authority the hub trusts. Now the answer is null, the same as for an authority no bundle
+    is held of (no oracle), while acme's own member still gets it. Was a strict xfail until
+    `PolicyService.speaks_for` bounded `get` to the authorities the caller speaks for."""
 
     async def test(net: MemNet) -> None:
         hub, globex_node, globex = await co_trusted(net)
@@ -109,15 +109,13 @@ def test_a_co_trusted_authoritys_member_cannot_get_the_hosts_bundle(tmp_path: Pa
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 36f, policy 2: a globex member is subscribed to acme's bundles"
-)
 def test_a_co_trusted_authoritys_member_is_not_pushed_the_hosts_bundles(
     tmp_path: Path,
 ) -> None:
-    """Policy 2. A globex member's `get` of acme's bundle subscribed its channel to acme's
-    later bundles, so each new acme revision was pushed to it as well. Now only acme's own
-    member is subscribed: acme's revision 2 reaches it and not the globex member."""
+    """Policy 2. A globex member's `get` of acme's bundle subscribed its channel to acme's later
+    bundles, so each new acme revision was pushed to it as well. Now only acme's own member is
+    subscribed: acme's revision 2 reaches it and not the globex member. Was a strict xfail until
+    `get` subscribed only a caller speaking for the authority (`PolicyService.speaks_for`)."""
 
     async def test(net: MemNet) -> None:
         hub, _globex_node, globex = await co_trusted(net)
@@ -145,17 +143,14 @@ def bundle_of(hub: NodeRuntime, authority: Any) -> bytes:
     return held.bundle.data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 36f, policy 3: a globex member's push of acme's bundle tells what acme holds",
-)
 def test_a_co_trusted_authoritys_member_cannot_push_the_hosts_bundle(tmp_path: Path) -> None:
-    """Policy 3. A globex member pushes acme's bundles to the hub (copies of genuine ones): the
-    hub took them from any member, and its answer told the globex member what acme holds —
-    `the revision is not newer than the active bundle's (1 <= 2)` for an older one, `accepted:
-    false` for the bytes held. Now the push of another authority's bundle is refused before
-    anything held is looked at, with the same answer for either; acme's member still pushes
-    acme's."""
+    """Policy 3. A globex member pushes acme's bundles to the hub (copies of genuine ones): the hub
+    took them from any member, and its answer told the globex member what acme holds — `the revision
+    is not newer than the active bundle's (1 <= 2)` for an older one, `accepted: false` for the
+    bytes held. Now the push of another authority's bundle is refused before anything held is looked
+    at, with the same answer for either; acme's member still pushes acme's. Was a strict xfail until
+    `push` took a bundle only of an authority the caller speaks for, judged on its claimed authority
+    before the store (`PolicyService._accept_from`)."""
 
     async def test(net: MemNet) -> None:
         hub, _globex_node, globex = await co_trusted(net)
@@ -179,17 +174,15 @@ def test_a_co_trusted_authoritys_member_cannot_push_the_hosts_bundle(tmp_path: P
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 36f, policy 4: a subscriber acme revoked is still pushed acme's"
-)
 def test_a_subscriber_that_no_longer_speaks_for_the_authority_is_pushed_nothing(
     tmp_path: Path,
 ) -> None:
-    """Policy 4. A member of both acme and globex subscribes to acme's bundles (it may); acme
-    then revokes its acme credential, and its channel stays open (its globex credential still
-    verifies). Each later acme revision was still pushed to it: the subscription was checked
-    when it was made only. Now the subscriber's standing is checked again before each push,
-    and one that no longer speaks for the authority is pushed nothing more."""
+    """Policy 4. A member of both acme and globex subscribes to acme's bundles (it may); acme then
+    revokes its acme credential, and its channel stays open (its globex credential still verifies).
+    Each later acme revision was still pushed to it: the subscription was checked when it was made
+    only. Now the subscriber's standing is checked again before each push, and one that no longer
+    speaks for the authority is pushed nothing more. Was a strict xfail until `_push_to` checked the
+    subscriber's standing again (`PolicyService.speaks_for`) before each push."""
 
     async def test(net: MemNet) -> None:
         hub, _globex_node, globex = await co_trusted(net)
@@ -236,16 +229,14 @@ class Answering:
         return {}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 36f, policy 5: globex's node answers a pull with acme's bundle"
-)
 def test_a_pull_takes_a_bundle_of_the_authority_asked_only(tmp_path: Path) -> None:
     """Policy 5. The hub pulls globex's bundle from globex's node (an anchor of the hub, but it
-    speaks for globex only). Globex answers with a bundle of acme's instead (a genuine one, of
-    a higher revision than the hub holds, which acme has not given it): the hub took it as
-    acme's new bundle — another authority chose which of acme's bundles the hub decides acme's
-    members with, as a push of it from globex could not (policy 3). Now a pull takes a bundle
-    of the authority asked only; acme's own distribution is untouched."""
+    speaks for globex only). Globex answers with a bundle of acme's instead (a genuine one, of a
+    higher revision than the hub holds, which acme has not given it): the hub took it as acme's new
+    bundle — another authority chose which of acme's bundles the hub decides acme's members with, as
+    a push of it from globex could not (policy 3). Now a pull takes a bundle of the authority asked
+    only; acme's own distribution is untouched. Was a strict xfail until `pull` accepted an answer
+    only through `PolicyService._accept_from` with the authority asked."""
 
     async def test(net: MemNet) -> None:
         hub, globex_node, _globex = await co_trusted(net)
