@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
 from tests.test_gates_distribution import bundle, install_on_hub, revision_of, until
+from tests.test_node_runtime import delegated
 from tests.test_review36c_services import globex_member
 from troth.authority import Authority
 from troth.credentials import Attributes, CredentialChain
@@ -249,5 +250,26 @@ def test_a_pull_takes_a_bundle_of_the_authority_asked_only(tmp_path: Path) -> No
         assert revision_of(hub, acme) == 1
         await install_on_hub(net, bundle(net, 3))  # acme's own, as before
         assert revision_of(hub, acme) == 3
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_delegate_of_an_acme_member_still_pulls_acmes_bundle(tmp_path: Path) -> None:
+    """Pinned beside policy 1: the members an authority's bundle is served to include their
+    delegates (a chain rooted at the authority, without caveats: the `MembersOnly` reading;
+    docs/policy.md, "Distribution"). A node holding only a delegation from an acme member
+    pulls acme's bundle from the hub (which trusts globex too) on its round, as acme's members
+    do; the hub answers a globex member's pull of it with nothing."""
+
+    async def test(net: MemNet) -> None:
+        hub, _globex_node, globex = await co_trusted(net)
+        acme = net.authority.identifier
+        alice = await net.member("alice", **{"troth.relay": "*"})
+        dave, _ = await delegated(net, alice, "dave")
+        await dave.maintain()
+        assert revision_of(dave, acme) == 1
+        assert await ask(dave, "get", [acme.digest, 0]) == bundle_of(hub, acme)
+        mallory = await globex_member(net, globex, "mallory")
+        assert await ask(mallory, "get", [acme.digest, 0]) is None
 
     run_memnet(test, tmp_path)
