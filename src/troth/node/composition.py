@@ -65,6 +65,7 @@ def compose(
             channel_to=runtime.channel_to,
             find_channel=runtime.channels.find,
             clock=runtime.clock.now,
+            standing=runtime.trust.standing,
         ),
     }
     made = (factories[name]() for name in runtime.node.config.services)

@@ -5,17 +5,25 @@
     get  [authority (32 bytes), revision]  -> bundle (bytes) newer than `revision`, or null
                                               (revision 0: any bundle held in force)
 
-Both are open to members (and trust anchors): a bundle is self-authenticating (its signature,
-its signer's chain and the held feed decide, `BundleStore.accept`), so the rule only bounds who
-can make the node verify one. A `get` also subscribes the channel it came on to that
-authority's later bundles: a node that activates a new bundle (a higher revision, or one
-replacing a bundle no longer in force) pushes it once to each subscriber over its open channel
-(at most MAX_POLICY_SUBSCRIBERS subscriptions, past it only within the subscriber's authority's
-share, troth.node.shares; one per peer and authority this node trusts, so one peer holds at most
-one per trust anchor; MAX_POLICY_PUSHES in flight). A node pulls from
-each trusted authority's node when it starts and on every maintenance round, so a missed push
-costs one round; a node whose bundle is no longer in force for good (its signer revoked or
-superseded) pulls with revision 0, so a replacement of any revision reaches it.
+Both are open to members (and trust anchors), and each authority's bundles are its own
+members' (docs/policy.md, "Distribution"; review 36f, policy 1-3): a caller gets, is pushed and
+may push the bundles of the authorities it speaks for only — those at the roots of its
+credentials without caveats (its delegates' chains included: the `MembersOnly` reading), itself
+when it is a trust anchor, every one for a local caller. A `get` of another authority's bundle
+is answered null, as for one the node does not hold (no oracle), and subscribes nothing; a
+`push` of one is refused (`Denied`) before anything held is looked at. A bundle is
+self-authenticating (its signature, its signer's chain and the held feed decide,
+`BundleStore.accept`), so the rule only bounds who can make the node verify one and who reads
+it. A `get` also subscribes the channel it came on to that authority's later bundles: a node
+that activates a new bundle (a higher revision, or one replacing a bundle no longer in force)
+pushes it once to each subscriber over its open channel, the subscriber's standing checked
+again first (at most MAX_POLICY_SUBSCRIBERS subscriptions, past it only within the
+subscriber's authority's share, troth.node.shares; one per peer and authority this node
+trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A node
+pulls from each trusted authority's node when it starts and on every maintenance round, so a
+missed push costs one round; a node whose bundle is no longer in force for good (its signer
+revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it; it
+takes from that node a bundle of the authority it asked for only.
 
 `NodePolicies` is what every gate of a node decides with (the runtime's service requests, the
 MCP gates, `troth policy show`): the node's `BundleStore` over its own table, trusting the
@@ -51,6 +59,7 @@ from troth.errors import (
     CredentialError,
     CredentialFailure,
     DecodeError,
+    Denied,
     NotFound,
     PolicyError,
     PolicyFailure,
@@ -65,10 +74,11 @@ from troth.gates import (
     PolicyEngine,
     SqliteBundleTable,
     VerifiedBundle,
+    decode_bundle,
     resign_bundle,
 )
 from troth.identity import Identifier, VerifiedIdentity
-from troth.node.access import MembersOnly, PeerCaller, Standing
+from troth.node.access import Caller, MembersOnly, PeerCaller, Standing
 from troth.node.authorities import home_of, is_local
 from troth.node.copies import with_standing
 from troth.node.node import Node, open_node
@@ -384,6 +394,7 @@ def unrevoked(
 @dataclass
 class _Subscription:
     channel: str
+    peer: VerifiedPeer  # who subscribed: its standing is checked again before each push
     sent: bytes = b""  # the digest of the bundle it was last sent (or is pulling)
     authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
     waiting: bytes | None = None  # the newest bundle not pushed yet (one: it replaces the rest)
@@ -426,8 +437,10 @@ class PolicyService:
         channel_to: _ChannelTo,
         find_channel: Callable[[str], Any],
         clock: Callable[[], int],
+        standing: Callable[[VerifiedPeer, int], Standing],
     ) -> None:
         self.policies = policies
+        self.standing = standing
         self.worker = worker
         self.router = router
         self.routes = routes
@@ -445,24 +458,71 @@ class PolicyService:
             "get": Method(self.get, members),
         }
 
+    def speaks_for(self, caller: Caller, now: int) -> frozenset[Identifier] | None:
+        """The authorities whose bundles `caller` may get, be pushed and push (module
+        docstring; review 36f, policy 1-3): those at the roots of its credentials without
+        caveats that verify now (a member's, a delegate's), itself when it is a trust anchor;
+        none when its identity is revoked or superseded; None (every one) for a local
+        caller. Read on the event loop: the standing reads memory only."""
+        if not isinstance(caller, PeerCaller):
+            return None
+        return self._speaks_for(caller.peer, now)
+
+    def _speaks_for(self, peer: VerifiedPeer, now: int) -> frozenset[Identifier]:
+        standing = self.standing(peer, now)
+        if standing.problem is not None:
+            return frozenset()
+        # the MembersOnly reading: a caveated credential's caveats are Cedar conditions no
+        # built-in rule evaluates (fail closed); an anchor speaks for itself
+        own = {c.authority for c in standing.credentials if not c.caveats}
+        if standing.is_anchor:
+            own.add(peer.identifier)
+        return frozenset(own)
+
     async def push(self, arguments: Any, context: RequestContext) -> dict[str, Any]:
-        """A bundle pushed to this node: verified, stored, activated, then distributed. A push
-        cancelled (its channel closed) before the storage thread took it up leaves nothing to
-        do; once taken up, the bundle is stored and distributed all the same (`_accepted`)."""
+        """A bundle pushed to this node: verified, stored, activated, then distributed; only
+        a bundle of an authority the caller speaks for (`speaks_for`), another refused
+        (`Denied`) before anything held is looked at. A push cancelled (its channel closed)
+        before the storage thread took it up leaves nothing to do; once taken up, the bundle
+        is stored and distributed all the same (`_accepted`)."""
         data = _bundle_argument(arguments)
-        job = self.worker.submit(self.policies.accept, data, now=context.now)
+        own = self.speaks_for(context.caller, context.now)
+        why = f"{self.policies.node.name} refused {context.caller}"
+        job = self.worker.submit(self._accept_from, data, own, why, now=context.now)
         loop = asyncio.get_running_loop()
         job.add_done_callback(lambda done: _call_soon(loop, self._accepted, done))
         verified, new = await asyncio.wrap_future(job)
         body = verified.body
         return {"authority": str(body.authority), "revision": body.revision, "accepted": new}
 
+    def _accept_from(
+        self, data: bytes, own: frozenset[Identifier] | None, why: str, *, now: int
+    ) -> tuple[VerifiedBundle, bool]:
+        """`NodePolicies.accept`, for a bundle of one of the authorities `own` only (None:
+        any); else `Denied` (`why`: who refused whom), decided on the bundle's claimed
+        authority alone, so the answer says nothing of what the node holds (review 36f,
+        policy 3). On the storage thread: it decodes the bundle."""
+        authority = decode_bundle(data).authority
+        if own is not None and authority not in own:
+            raise Denied(
+                (
+                    f"{why}: a bundle of {authority} is taken only from its own members, the "
+                    "authority itself and local callers",
+                )
+            )
+        return self.policies.accept(data, now=now)
+
     async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
         """The bundle of an authority newer than the requester's revision (or null; a
         requester whose bundle is no longer in force asks with revision 0); never one this
-        node's feed says is no longer in force. The requester's channel is subscribed to
+        node's feed says is no longer in force, nor one of an authority the requester does
+        not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
+        subscription; review 36f, policy 1-2). The requester's channel is subscribed to
         later bundles."""
         authority, revision = _get_arguments(arguments)
+        own = self.speaks_for(context.caller, context.now)
+        if own is not None and authority not in own:
+            return None
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
         held = self.policies.held(authority)
@@ -487,7 +547,7 @@ class PolicyService:
         key = (caller.identifier, authority)
         found = self.subscriptions.get(key)
         if found is not None:
-            found.channel = caller.channel
+            found.channel, found.peer = caller.channel, caller.peer
             return
         authorities = authorities_of(caller)
         held = (subscription.authorities for subscription in self.subscriptions.values())
@@ -495,7 +555,7 @@ class PolicyService:
         if shares.room(authorities, limits.MAX_POLICY_SUBSCRIBERS):
             bundle = self.policies.held(authority)
             sent = b"" if bundle is None else bundle.bundle.digest  # it pulls this one now
-            self.subscriptions[key] = _Subscription(caller.channel, sent, authorities)
+            self.subscriptions[key] = _Subscription(caller.channel, caller.peer, sent, authorities)
 
     def distribute(self, bundle: VerifiedBundle) -> None:
         """Push `bundle` (one this node just activated: a higher revision, or a replacement
@@ -517,7 +577,9 @@ class PolicyService:
         """Push the subscriber's waiting bundle, and the newer one that came meanwhile, until
         none waits: one task and one bundle per subscriber, however many revisions follow
         (review 22, finding 5: a task per revision, each holding its bundle, piled up behind a
-        subscriber that reads nothing)."""
+        subscriber that reads nothing). A subscriber that no longer speaks for the authority
+        (its credential from it revoked or expired since it subscribed) is pushed nothing
+        more and its subscription ends (review 36f, policy 4)."""
         try:
             while subscription.waiting is not None:
                 async with self._pushing:
@@ -527,6 +589,9 @@ class PolicyService:
                     end = self.find_channel(subscription.channel)
                     if end is None or end.channel.state is not ChannelState.OPEN:
                         self.subscriptions.pop(key, None)  # it subscribes again when it pulls
+                        return
+                    if key[1] not in self._speaks_for(subscription.peer, self.clock()):
+                        self.subscriptions.pop(key, None)
                         return
                     try:
                         await call(self.router, (end.enc, POLICY), "push", [data])
@@ -573,8 +638,10 @@ class PolicyService:
                     data = None if answer is None else cbor.expect_bytes(answer, "bundle")
                 if data is None:
                     continue
+                # a bundle of the authority asked only: its node speaks for no other here
+                why = f"{self.policies.node.name} refused the node of {authority}"
                 verified, fresh = await self.worker.run(
-                    self.policies.accept, data, now=self.clock()
+                    self._accept_from, data, frozenset({authority}), why, now=self.clock()
                 )
             except (TrothError, DecodeError) as exc:
                 log.warning("policy bundle of %s: %s", authority, exc)
