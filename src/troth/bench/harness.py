@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Case", "Measurement", "measure_pair", "select"]
+__all__ = ["Case", "Measurement", "measure_pair", "select", "smoke"]
+
+SMOKE_DIVISOR = 20
+"""In a smoke run (`smoke()`, `troth bench --smoke`) each batch is this many times shorter."""
+
+_smoke = False
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,27 @@ def _time(batch: Batch, n: int) -> float:
     return (time.perf_counter() - start) / n if own is None else own
 
 
+@contextmanager
+def smoke() -> Iterator[None]:
+    """Inside it, `measure_pair` runs one round of batches `SMOKE_DIVISOR` times shorter with
+    no warm-up: every case runs and reports each of its figures, but the figures mean nothing
+    (what a check of the report's shape needs: `troth bench --smoke`)."""
+    global _smoke
+    before, _smoke = _smoke, True
+    try:
+        yield
+    finally:
+        _smoke = before
+
+
 def measure_pair(subject: Batch, floor: Batch, *, n: int, rounds: int) -> tuple[float, float]:
-    """Seconds per operation of `subject` and `floor`, interleaved over `rounds` rounds."""
-    subject(max(1, n // 10))  # warm caches and code paths
-    floor(max(1, n // 10))
+    """Seconds per operation of `subject` and `floor`, interleaved over `rounds` rounds (in
+    a smoke run, `smoke()`, one round of shorter batches)."""
+    if _smoke:
+        n, rounds = max(1, n // SMOKE_DIVISOR), 1
+    else:
+        subject(max(1, n // 10))  # warm caches and code paths
+        floor(max(1, n // 10))
     best_subject = best_floor = float("inf")
     for _ in range(rounds):
         best_subject = min(best_subject, _time(subject, n))

@@ -26,14 +26,23 @@ Example:
     "--only", "pattern", metavar="PATTERN", help="Run only cases matching this glob or substring."
 )
 @click.option("--quick", is_flag=True, help="Fewer rounds (a smoke run, figures are rougher).")
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help="One short round of each case (--quick's sizes): every figure reported, none "
+    "meaningful (checks that each case runs).",
+)
 @json_command
-def bench(pattern: str | None, quick: bool, reporter: Reporter) -> None:
+def bench(pattern: str | None, quick: bool, smoke: bool, reporter: Reporter) -> None:
     """Benchmarks, each beside its floor or a peer measured in the same run.
 
     The ratio is value / baseline for times (lower is better) and for rates (higher is
     better); each figure's target says which way it must go. Peer figures need the bench
     extra (pip install 'troth[bench]')."""
+    from contextlib import nullcontext
+
     from troth.bench import ALL_CASES, select
+    from troth.bench.harness import smoke as smoke_run
 
     cases = select(ALL_CASES, pattern)
     if not cases:
@@ -45,9 +54,10 @@ def bench(pattern: str | None, quick: bool, reporter: Reporter) -> None:
             "(pip install 'troth[bench]')"
         )
     results = []
-    for number, case in enumerate(cases, 1):
-        click.echo(f"[{number}/{len(cases)}] {case.name} ...", err=True)
-        results.extend(case.run(quick))
+    with smoke_run() if smoke else nullcontext():
+        for number, case in enumerate(cases, 1):
+            click.echo(f"[{number}/{len(cases)}] {case.name} ...", err=True)
+            results.extend(case.run(quick or smoke))
     lines = [f"{'benchmark':34} {'value':>16} {'baseline':>16} {'ratio':>7}  target"]
     for m in results:
         verdict = "" if m.meets_target is None else (" ok" if m.meets_target else " MISSED")

@@ -2,32 +2,101 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import click
 
 from troth import __version__
-from troth.cli.authority_cmds import authority_group
-from troth.cli.bench_cmd import bench
-from troth.cli.credential_cmds import credential_group, enroll
-from troth.cli.demo_cmd import demo
-from troth.cli.identity_cmds import identity_group
-from troth.cli.mcp_cmds import mcp_group
-from troth.cli.network_cmds import channel_group, message_group, relay_group
-from troth.cli.node_cmds import node_group
 from troth.cli.output import EXIT_CODES_HELP, error_object
-from troth.cli.policy_cmds import policy_group
-from troth.cli.revoke_cmds import revocations_group, revoke_group
-from troth.cli.secret_cmds import lease_group, secret_group
-from troth.cli.trace_cmds import trace_group
+
+COMMANDS: Mapping[str, tuple[str, str]] = {
+    "identity": ("troth.cli.identity_cmds", "identity_group"),
+    "node": ("troth.cli.node_cmds", "node_group"),
+    "authority": ("troth.cli.authority_cmds", "authority_group"),
+    "enroll": ("troth.cli.credential_cmds", "enroll"),
+    "credential": ("troth.cli.credential_cmds", "credential_group"),
+    "revoke": ("troth.cli.revoke_cmds", "revoke_group"),
+    "revocations": ("troth.cli.revoke_cmds", "revocations_group"),
+    "channel": ("troth.cli.network_cmds", "channel_group"),
+    "message": ("troth.cli.network_cmds", "message_group"),
+    "relay": ("troth.cli.network_cmds", "relay_group"),
+    "policy": ("troth.cli.policy_cmds", "policy_group"),
+    "secret": ("troth.cli.secret_cmds", "secret_group"),
+    "lease": ("troth.cli.secret_cmds", "lease_group"),
+    "mcp": ("troth.cli.mcp_cmds", "mcp_group"),
+    "trace": ("troth.cli.trace_cmds", "trace_group"),
+    "demo": ("troth.cli.demo_cmd", "demo"),
+    "bench": ("troth.cli.bench_cmd", "bench"),
+}
+"""Each top-level command: the module defining it and its name there. A module is imported
+when its command is first looked up (`troth node status` imports the node commands, not the
+credential commands and all they import: most of a command's start-up time was importing
+every other command's module); listing the commands (`troth --help`) imports them all."""
+
+
+class _Commands(dict[str, click.Command]):
+    """The root group's commands, each imported from `COMMANDS` when first read: looking one
+    up by name imports its module only; anything that lists them imports them all."""
+
+    def _load(self, name: object) -> None:
+        if isinstance(name, str) and name in COMMANDS and not super().__contains__(name):
+            module, attribute = COMMANDS[name]
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{module}.{attribute} is not a click command")
+            super().__setitem__(name, command)
+
+    def _load_all(self) -> None:
+        for name in COMMANDS:
+            self._load(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self._load(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name: str) -> click.Command:
+        self._load(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name: object) -> bool:
+        self._load(name)
+        return super().__contains__(name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._load_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load_all()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._load_all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._load_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._load_all()
+        return super().items()
 
 
 class TrothGroup(click.Group):
     """The root group: with `--json` anywhere on the command line, a usage error too is one
-    JSON object on stdout and nothing on stderr."""
+    JSON object on stdout and nothing on stderr. Its commands are imported when first looked
+    up (`COMMANDS`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        commands = _Commands()
+        commands.update(self.commands)
+        self.commands = commands
 
     def main(
         self,
@@ -78,28 +147,6 @@ def cli() -> None:
     State lives in $TROTH_HOME (else the platform data directory). Times print as ISO 8601
     UTC (past the year 9999, as a peer may write one: after 9999-12-31T23:59:59Z with the
     epoch seconds); durations as 1h30m (what --ttl takes)."""
-
-
-for command in (
-    identity_group,
-    node_group,
-    authority_group,
-    enroll,
-    credential_group,
-    revoke_group,
-    revocations_group,
-    channel_group,
-    message_group,
-    relay_group,
-    policy_group,
-    secret_group,
-    lease_group,
-    mcp_group,
-    trace_group,
-    demo,
-    bench,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -55,10 +55,8 @@ from troth.errors import (
     VaultError,
 )
 from troth.node.config import NodeConfig
-from troth.node.control import perform
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
-from troth.node.runtime import NodeRuntime
 from troth.transport.framing import FRAME_HEADER, check_header, frame
 
 __all__ = [
@@ -493,6 +491,8 @@ def control(
 
 def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> Any:
     """Do `op` with an in-process runtime of node `name` (no listener) and stop it."""
+    from troth.node.control import perform  # the runtime: imported by what runs one only
+    from troth.node.runtime import NodeRuntime
 
     async def run() -> Any:
         with open_node(name, home=home) as node:
@@ -527,6 +527,11 @@ def _running_lock(directory: Path, name: str) -> Iterator[None]:
 async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
     """Run node `name` until SIGTERM or SIGINT, listening on `listen` (else on its configured
     `listen` address, if any): the body of `python -m troth.node`."""
+    # the runtime is imported here, not with the module: `troth node status`, `start` and
+    # `stop` (the control client, the status file) start without it
+    from troth.node.control import perform
+    from troth.node.runtime import NodeRuntime
+
     directory = _dir(home, name)
     socket_path = _socket_path(directory)
     with _running_lock(directory, name), open_node(name, home=home) as node:
