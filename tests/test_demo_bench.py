@@ -126,6 +126,7 @@ def test_bench_json_shape() -> None:
         "service.rtt.1.ceiling",
         "service.rtt.100.ceiling",
         "trace.append.ceiling",
+        "trace.append.concurrent.bound",
         "trace.append.processes",
     } <= names
     for row in rows:
