@@ -15,9 +15,10 @@ A version 1 link is now resolved first among the records before it in the log (o
 old logs had unique ids log-wide, so the one earlier record under the id is the one it meant,
 and a later record cannot change that. Only when no earlier record holds the id does the link
 look at all records (it may point forward: a step appended before the record it links), with
-ambiguity reported, never resolved (docs/formats.md, "Trace records": the version rule). Each
-test marked below was a strict xfail until that change (`parent_record` takes the linking
-record's index; the holders carry each agent's first index under the id).
+ambiguity reported, never resolved (docs/formats.md, "Trace records": the version rule). The
+tests of traces 1-3 were strict xfails until that change (`parent_record` takes the linking
+record's index; the holders carry where the first two agents' records under the id are); the
+forward-link and batch tests pin the rest of the rule.
 """
 
 from __future__ import annotations
@@ -64,11 +65,6 @@ def _step(signer: Held, parent: str, *, seq: int = 0, prev: bytes | None = None)
     return _as_v1(signer, sign_record(signer.signer(NOW), content, seq=seq, prev=prev, time=NOW))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 36g, trace 1: "
-    "a record signed under an old link's id after it makes verify_log report the link ambiguous",
-)
 def test_a_later_record_under_an_old_links_id_leaves_the_log_verifying(tmp_path: Path) -> None:
     """Trace 1: M's record under the id an old resolution links, appended after it, leaves
     `verify_log` (what `troth trace verify` runs) verifying the log: the link is to the one
@@ -81,11 +77,6 @@ def test_a_later_record_under_an_old_links_id_leaves_the_log_verifying(tmp_path:
     assert (report.size, report.agents) == (3, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 36g, trace 2: "
-    "a record signed under an old link's id after it makes verify_export report the link ambiguous",
-)
 def test_a_later_record_under_an_old_links_id_leaves_the_export_verifying(
     tmp_path: Path,
 ) -> None:
@@ -100,11 +91,6 @@ def test_a_later_record_under_an_old_links_id_leaves_the_export_verifying(
     assert verify_export([lines[2], lines[0], lines[1]]).records == 3  # in any line order
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 36g, trace 3: "
-    "a record signed under an old link's id after it unhooks the link in trace show and OTel",
-)
 def test_a_later_record_under_an_old_links_id_leaves_show_and_otel_as_written(
     tmp_path: Path,
 ) -> None:
@@ -126,15 +112,12 @@ def test_a_later_record_under_an_old_links_id_leaves_show_and_otel_as_written(
     assert second.parent.span_id == first.context.span_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 36g, trace 1: "
-    "a record signed under an old link's id after it makes verify_log report the link ambiguous",
-)
 def test_a_later_record_leaves_an_old_resolution_appendable(tmp_path: Path) -> None:
-    """At append the log sees only earlier records: an old resolution whose escalation one
-    agent holds is admitted, one whose id two agents hold already is refused as ambiguous
-    (the squat came first: no record before the link tells which was meant)."""
+    """Trace 1, at append: the log sees only earlier records: an old step whose parent one
+    agent holds is admitted, an old resolution of an id two agents hold already is refused
+    as ambiguous (the squat came first: no record before the link tells which was meant),
+    and the log still verifies. Was a strict xfail until version 1 links were resolved
+    among earlier records first."""
     log, asked, answer, human = _old_log(tmp_path)
     again = _step(human, asked.record.id, seq=1, prev=answer.hash)
     assert log.append(again).index == 2
@@ -192,3 +175,24 @@ def test_a_forward_version_1_link_made_ambiguous_is_reported(tmp_path: Path) -> 
     spans = _Spans()
     export_otel(log, spans)  # type: ignore[arg-type]
     assert spans.spans[0].parent is None
+
+
+def test_one_batch_resolves_version_1_links_as_appends_one_by_one(tmp_path: Path) -> None:
+    """In one batch (`append_many`), the records admitted before a version 1 link count as
+    the log's: an old resolution of the batch's own escalation is admitted, a record under
+    that id by another agent too, and a second old resolution after both is refused as
+    ambiguous; the log verifies as written (the first resolution keeps its escalation)."""
+    log = open_log(tmp_path / "trace.db", FixedClock(NOW))
+    agent, human, m, other = Held(), Held(), Held(), Held()
+    asked = _as_v1(agent, _escalation(agent, human.identifier))
+    answer = _resolution(human, asked)
+    squat = _escalation(m, human.identifier, asked.record.id)
+    late = _resolution(other, asked)
+    results = log.append_many([asked, answer, squat, late])
+    assert [getattr(r, "index", None) for r in results[:3]] == [0, 1, 2]
+    refused = results[3]
+    assert isinstance(refused, TraceError)
+    assert refused.reason is TraceFailure.LINK_INVALID
+    assert "ambiguous" in refused.detail
+    assert verify_log(log).size == 3
+    assert [[c.index for c in root.children] for root in trace_tree(log)] == [[1], []]
