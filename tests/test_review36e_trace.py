@@ -199,34 +199,38 @@ def test_an_old_link_to_another_agents_step_shows_and_exports_under_it(tmp_path:
 
 
 def test_an_ambiguous_version_1_link_is_reported_never_resolved(tmp_path: Path) -> None:
-    """A version 1 link to an id several agents have records under (ids are per agent now:
-    M signs a record under A's escalation id after H's old resolution of it reached the log)
-    names no record: `verify_log` and `verify_export` report it as LINK_INVALID naming the
-    resolution; the log refuses a version 1 resolution whose link is ambiguous already. Was
-    a strict xfail until record version 2."""
+    """A version 1 link to an id several agents have records under, none before it (ids are
+    per agent now: B's old step, appended before the record it links, then A's record and
+    M's under that id) names no record: `verify_log` and `verify_export` report it as
+    LINK_INVALID naming the step; the log refuses a version 1 resolution whose link is
+    ambiguous already. Was a strict xfail until record version 2. (Until review 36g, trace
+    1, a record under the id signed after an old link made that link ambiguous too: the
+    link now keeps the one record before it, tests/test_review36g_trace.py.)"""
     clock = FixedClock(NOW)
     log = open_log(tmp_path / "trace.db", clock)
-    agent, human, m = Held(), Held(), Held()
+    agent, b, human, m = Held(), Held(), Held(), Held()
     asked = _as_v1(agent, _escalation(agent, human.identifier))
+    content = RecordContent(
+        Kind.TOOL_INVOCATION, values={"result": "x"}, links=Links(asked.record.id)
+    )
+    step = _as_v1(b, sign_record(b.signer(NOW), content, seq=0, prev=None, time=NOW))
+    log.append(step)  # index 0: no record under the id yet
     log.append(asked)
-    answer = _resolution(human, asked)
-    log.append(answer)
     log.append(_escalation(m, human.identifier, asked.record.id))  # version 2, M's own id
     with pytest.raises(TraceError) as caught:
         verify_log(log)
     assert caught.value.reason is TraceFailure.LINK_INVALID
     assert "ambiguous" in caught.value.detail
-    assert (caught.value.record, caught.value.index) == (answer.record.id, 1)
+    assert (caught.value.record, caught.value.index) == (step.record.id, 0)
     with pytest.raises(TraceError) as exported:
         verify_export(_export(log))
     assert exported.value.reason is TraceFailure.LINK_INVALID
     assert "ambiguous" in exported.value.detail
-    assert exported.value.record == answer.record.id
+    assert exported.value.record == step.record.id
     roots = trace_tree(log)  # hung under neither
     assert [(root.index, root.children) for root in roots] == [(0, []), (1, []), (2, [])]
-    other = Held()
     with pytest.raises(TraceError) as refused:
-        log.append(_resolution(other, asked))
+        log.append(_resolution(human, asked))
     assert refused.value.reason is TraceFailure.LINK_INVALID
     assert "ambiguous" in refused.value.detail
 

@@ -15,7 +15,7 @@ from troth.identity import verify_history
 from troth.trace.checkpoint import verify_checkpoint
 from troth.trace.merkle import leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, Kind
-from troth.trace.record_decode import parent_record
+from troth.trace.record_decode import id_holders, parent_record
 from troth.trace.signing import keyid_of, verify_envelope
 
 VECTORS: dict[str, Any] = json.loads(
@@ -69,8 +69,8 @@ def test_stored_bytes_verify(vectors: dict[str, Any], version: int) -> None:
     if version == 2:  # the link names the escalation's agent
         assert resolution.links.parent_of(resolution.agent) == (agent.identifier, escalation)
     else:  # by id alone: the one record under it, the agent's (parent_record)
-        holders = {escalation: {agent.identifier}}
-        found = parent_record(resolution, lambda i: holders.get(i, set()))
+        holders = id_holders([(agent.identifier, escalation, 1)], [resolution])
+        found = parent_record(resolution, holders, index=2)
         assert (resolution.links.parent_agent, found) == (None, (agent.identifier, escalation))
     log_attestation = bytes.fromhex(vectors["log_attestation"])
     checkpoint = verify_checkpoint(

@@ -476,7 +476,7 @@ def verify_export(
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
-    seen_id: set[tuple[Identifier, str]] = set()  # (agent, record id)
+    seen_id: dict[tuple[Identifier, str], int] = {}  # (agent, record id) to its index
     by_agent: dict[Identifier, dict[int, _Link]] = {}
     escalations: dict[tuple[Identifier, str], TraceRecord] = {}
     linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
@@ -501,7 +501,7 @@ def verify_export(
                 _F.REPLAYED, "the export repeats a record", index=report.index, record=record.id
             )
         seen_index.add(report.index)
-        seen_id.add(named)
+        seen_id[named] = report.index
         chain = by_agent.setdefault(record.agent, {})
         if record.seq in chain:  # two records the agent signed at one seq: its chain forks
             # (review 34g, trace 1: the second replaced the first, unchecked)
@@ -533,12 +533,14 @@ def verify_export(
         ordered = sorted(links.items())
         for (earlier, before), (seq, link) in pairwise(ordered):
             _check_follows(seq, before, link, next_to=earlier == seq - 1)
-    holders = id_holders(seen_id, (record for record, _ in linking))
+    placed = ((agent, record_id, at) for (agent, record_id), at in seen_id.items())
+    holders = id_holders(placed, (record for record, _ in linking))
     for record, index in linking:  # a resolution's escalation, when the export holds it,
         # asked its signer (review 34g, trace 4: as `verify_log` and the log at append check
-        # it); a version 1 link names one record (review 36e, trace 4)
+        # it); a version 1 link names one record, placed by the lines' log indices, whatever
+        # the lines' order (review 36e, trace 4; review 36g, trace 2)
         try:
-            parent = parent_record(record, holders)
+            parent = parent_record(record, holders, index=index)
             if record.kind is Kind.RESOLUTION and (parent is None or parent in seen_id):
                 check_resolution(record, None if parent is None else escalations.get(parent))
         except TraceError as exc:

@@ -56,7 +56,7 @@ from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
 from troth.trace.bridge import SignerBridge, dropped_window
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from troth.trace.log_reader import LogReader, locate
+from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
 from troth.trace.pending import Receipt
@@ -65,7 +65,7 @@ from troth.trace.record import (
     TraceRecord,
     encode_disclosures,
 )
-from troth.trace.record_decode import check_resolution, parent_record
+from troth.trace.record_decode import Holding, check_resolution, parent_record
 from troth.trace.signing import VerifiedRecord, open_envelope, resolve_key
 from troth.trace.store import NODE_LEVEL_STRIDE, insert_rows, open_trace_store, select_in
 from troth.trace.stored import (
@@ -110,6 +110,8 @@ class _Batch:
     heads: dict[bytes, _Head | None] = field(default_factory=dict)
     changed_heads: set[bytes] = field(default_factory=set)
     ids: set[tuple[str, bytes]] = field(default_factory=set)  # (record id, agent digest)
+    held: dict[str, tuple[tuple[int, bytes], ...]] = field(default_factory=dict)  # per id,
+    # the first two admitted under it: (index, agent digest), for version 1 links
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     node_newest: dict[bytes, int] = field(default_factory=dict)
     escalations: dict[tuple[str, bytes], TraceRecord] = field(default_factory=dict)
@@ -121,13 +123,15 @@ class _Batch:
     observed_change: int = 0  # and the newest change the log holds for it
 
 
-def _holders(state: _Batch, record_id: str) -> set[Identifier]:
-    """The agents with a record under `record_id` in the log or admitted in this batch
-    (`parent_record`'s `holders`, for a version 1 link: a record holding one is rare)."""
-    rows = state.conn.execute("SELECT agent FROM leaves WHERE record_id = ?", (record_id,))
-    digests = {bytes(row[0]) for row in rows} | {a for i, a in state.ids if i == record_id}
-    return {Identifier(digest) for digest in digests if len(digest) == 32}  # (a row of no
-    # agent, from a schema 3 log: the verifier reports it)
+def _holding(state: _Batch, signer: Identifier, record_id: str) -> Holding:
+    """`parent_record`'s `holders` at append, for a version 1 link (a record holding one is
+    rare): the log's records under `record_id` and those admitted in this batch, every one
+    before the record being admitted (`log_reader.holding`)."""
+    also = state.held.get(record_id, ())
+    held = holding(state.conn, signer, record_id, also=also, earliest=False)
+    if not held.own and (record_id, signer.digest) in state.ids:
+        return held._replace(own=True)
+    return held
 
 
 class TraceLog(LogReader):
@@ -340,7 +344,7 @@ class TraceLog(LogReader):
                     leaves: list[tuple[Any, ...]] = []
                     for pending in batch[start : start + _ADMIT_CHUNK]:
                         try:
-                            self._admit(pending, state, now)
+                            self._admit(pending, state, now, frontier.size)
                         except TraceError as exc:
                             pending.error = exc
                             continue
@@ -442,8 +446,9 @@ class TraceLog(LogReader):
             return self._frontier, (size, checkpointed)
         return Frontier.load(size, SubtreeReader(conn).perfect), (size, checkpointed)
 
-    def _admit(self, pending: _Pending, state: _Batch, now: int) -> None:
-        """Raise TraceError unless the log accepts `pending` next (the module's rules)."""
+    def _admit(self, pending: _Pending, state: _Batch, now: int, index: int) -> None:
+        """Raise TraceError unless the log accepts `pending` next, at `index` (the module's
+        rules)."""
         verified = pending.record
         record = verified.record
         conn = state.conn
@@ -494,8 +499,11 @@ class TraceLog(LogReader):
         if authority is not None:
             held, kept = self._chain_to_keep(state, authority.chain, authority.at, pending)
         if record.kind is Kind.RESOLUTION or record.parent_by_id:  # a version 1 link names
-            # one record (review 36e, trace 4: an ambiguous one is refused)
-            parent = parent_record(record, lambda record_id: _holders(state, record_id))
+            # one record (review 36e, trace 4: an ambiguous one is refused), among the records
+            # before it: here, all the log holds (review 36g, trace 1)
+            parent = parent_record(
+                record, lambda signer, record_id: _holding(state, signer, record_id), index=index
+            )
             if record.kind is Kind.RESOLUTION:
                 check_resolution(record, self._escalation(state, parent))
         # admitted: only now are its key and its chain stored, with it (a refused record
@@ -514,6 +522,9 @@ class TraceLog(LogReader):
         if record.kind is Kind.ESCALATION:
             state.escalations[key] = record
         state.ids.add(key)
+        under = state.held.get(record.id)
+        if under is None or len(under) < 2:
+            state.held[record.id] = (*(under or ()), (index, agent))
         state.heads[agent] = _Head(record.seq, verified.hash, record.time, verified.epoch.change)
         state.changed_heads.add(agent)
 

@@ -8,7 +8,7 @@ are `troth.trace.log`'s.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from troth.errors import NotFound, StorageError
@@ -16,6 +16,7 @@ from troth.identity import Identifier
 from troth.storage import SqliteDatabase
 from troth.trace.merkle import consistency_proof, inclusion_proof
 from troth.trace.record import Disclosure
+from troth.trace.record_decode import Holding
 from troth.trace.stored import (
     StoredEntry,
     StoredRecord,
@@ -26,7 +27,7 @@ from troth.trace.stored import (
     stored_text,
 )
 
-__all__ = ["LogReader", "locate"]
+__all__ = ["LogReader", "holding", "locate"]
 
 
 class LogReader:
@@ -63,6 +64,11 @@ class LogReader:
         if row is None:
             raise NotFound(f"no record {record_id!r} in the log")
         return _stored_record(row)
+
+    def holding(self, signer: Identifier, record_id: str) -> Holding:
+        """Where the records under `record_id` are in the log, as a version 1 link signed by
+        `signer` sees them (`troth.trace.record_decode.parent_record`'s `holders`)."""
+        return holding(self.store.connection(), signer, record_id)
 
     def agents_of(self, record_id: str) -> list[Identifier]:
         """The agents that have a record under `record_id` in the log (ids are per agent)."""
@@ -235,6 +241,51 @@ def locate(conn: sqlite3.Connection, record_id: str, agent: Identifier | None) -
     if len(found) > 1:
         raise NotFound(f"several agents have a record {record_id!r} in the log: name the agent")
     return int(found[0][0]) if found else None
+
+
+_ANY_TWO = (
+    "SELECT idx, agent FROM leaves WHERE record_id = ? AND typeof(agent) = 'blob' "
+    "AND length(agent) = 32 LIMIT 2"
+)
+_FIRST_TWO = _ANY_TWO.replace(" LIMIT 2", " ORDER BY idx LIMIT 2")
+
+
+def holding(
+    conn: sqlite3.Connection,
+    signer: Identifier,
+    record_id: str,
+    *,
+    also: Iterable[tuple[int, bytes]] = (),
+    earliest: bool = True,
+) -> Holding:
+    """Where the log's records under `record_id` are, as a version 1 link signed by `signer`
+    sees them (`troth.trace.record_decode.parent_record`'s `holders`), with `also` (index,
+    agent digest) pairs not yet stored (a batch being admitted). `earliest=False` (at append,
+    where every record the log holds is before the one admitted, so any two agents' records
+    decide as the earliest two would): two of them, read without ordering the id's records,
+    one indexed look-up however many agents hold the id. Rows of no agent (a schema 3 log's)
+    are left out: the verifier reports them."""
+    try:
+        own = (
+            conn.execute(
+                "SELECT 1 FROM leaves WHERE record_id = ? AND agent = ?", (record_id, signer.digest)
+            ).fetchone()
+            is not None
+        )
+        rows = conn.execute(_FIRST_TWO if earliest else _ANY_TWO, (record_id,)).fetchall()
+    except sqlite3.Error as exc:
+        raise StorageError(str(exc)) from exc
+    found: dict[bytes, int] = {}  # per agent its first index (`also` may repeat a row)
+    for at, agent in [*rows, *also]:
+        if at < found.get(bytes(agent), at + 1):
+            found[bytes(agent)] = at
+    first = sorted(((at, agent) for agent, at in found.items()), key=lambda pair: pair[0])[:2]
+    placed = [(at, Identifier(agent)) for at, agent in first]
+    return Holding(
+        own or signer.digest in found,
+        placed[0] if placed else None,
+        placed[1] if len(placed) > 1 else None,
+    )
 
 
 def _stored_record(row: Sequence[Any]) -> StoredRecord:

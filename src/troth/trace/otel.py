@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.context import Context
@@ -32,6 +32,7 @@ from opentelemetry.util.types import AttributeValue
 from troth.errors import ConfigError, TraceError, TrothError
 from troth.identity import Identifier
 from troth.trace.log import TraceLog
+from troth.trace.log_reader import locate
 from troth.trace.record import (
     Decision,
     Kind,
@@ -41,7 +42,7 @@ from troth.trace.record import (
     TraceRecord,
     disclosed,
 )
-from troth.trace.record_decode import parent_record
+from troth.trace.record_decode import Holders, Holding, parent_record
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent, open_envelope
 
@@ -126,13 +127,13 @@ def record_span(
     *,
     index: int,
     record_hash: bytes,
-    holders: Callable[[str], Collection[Identifier]] | None = None,
+    holders: Holders | None = None,
 ) -> ReadableSpan:
     """One record as an OTel span (GenAI conventions plus troth.* attributes). `holders`:
-    the agents with a record under an id in the log (`TraceLog.agents_of`), for a version 1
-    record's parent link, named by id alone (`parent_record`: the signer's own record, else
-    the one record under it; an ambiguous link gives no parent span); None: read as the
-    signer's own."""
+    where the records under an id are in the log (`TraceLog.holding`), for a version 1
+    record's parent link, named by id alone (`parent_record` with the record's `index`: the
+    signer's own record, else the one record under it before it, else the one after it; an
+    ambiguous link gives no parent span); None: read as the signer's own."""
     name, operation = _name_and_operation(record)
     attributes: dict[str, AttributeValue] = {
         GEN_AI_AGENT_ID: str(record.agent),
@@ -172,7 +173,7 @@ def record_span(
     named = record.links.parent_of(record.agent)
     if holders is not None and record.parent_by_id:
         try:
-            named = parent_record(record, holders)
+            named = parent_record(record, holders, index=index)
         except TraceError:  # ambiguous: no record's span is its parent
             named = None
     if record.links.parent_span is not None or named is not None:
@@ -199,7 +200,7 @@ def record_span(
 def record_spans(
     records: Iterable[tuple[int, bytes]],
     *,
-    holders: Callable[[str], Collection[Identifier]] | None = None,
+    holders: Holders | None = None,
 ) -> list[ReadableSpan]:
     """Spans of (log index, envelope) pairs (decoded, not verified: verify the log first);
     `holders` as for `record_span`."""
@@ -211,6 +212,24 @@ def record_spans(
     return spans
 
 
+class _LogHolders:
+    """`parent_record`'s `holders` over a log (`TraceLog.holding`), the earliest records
+    under an id read once per id: however many version 1 links name an id, and however many
+    agents hold it, the export reads each id's records once (then one look-up per link)."""
+
+    def __init__(self, log: TraceLog) -> None:
+        self._log = log
+        self._placed: dict[str, Holding] = {}
+
+    def __call__(self, signer: Identifier, record_id: str) -> Holding:
+        placed = self._placed.get(record_id)
+        if placed is None:
+            placed = self._placed[record_id] = self._log.holding(signer, record_id)
+            return placed
+        own = locate(self._log.store.connection(), record_id, signer) is not None
+        return placed._replace(own=own)
+
+
 def export_otel(
     log: TraceLog, exporter: SpanExporter, *, agent: str | None = None, batch: int = 512
 ) -> int:
@@ -218,8 +237,9 @@ def export_otel(
     `exporter`; return how many. Raises ConfigError when the exporter fails."""
     count = 0
     pending: list[ReadableSpan] = []
+    holders = _LogHolders(log)
     for entry in log.stored():
-        span = record_spans([(entry.index, entry.envelope)], holders=log.agents_of)[0]
+        span = record_spans([(entry.index, entry.envelope)], holders=holders)[0]
         if agent is not None and (span.attributes or {}).get(GEN_AI_AGENT_ID) != agent:
             continue
         pending.append(span)

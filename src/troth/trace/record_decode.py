@@ -8,9 +8,10 @@ parts and its encoding are in `troth.trace.record`.
 from __future__ import annotations
 
 import functools
+import heapq
 import json
-from collections.abc import Callable, Collection, Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NamedTuple
 
 from troth import limits
 from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
@@ -34,7 +35,14 @@ from troth.trace.record import (
     canonical_json,
 )
 
-__all__ = ["check_resolution", "decode_payload", "id_holders", "parent_record"]
+__all__ = [
+    "Holders",
+    "Holding",
+    "check_resolution",
+    "decode_payload",
+    "id_holders",
+    "parent_record",
+]
 
 _REQUIRED: Final = frozenset({"type", "version", "id", "agent", "key", "seq", "prev", "time"})
 _MEMBERS: Final = _REQUIRED | {
@@ -237,47 +245,89 @@ def check_resolution(resolution: TraceRecord, escalation: TraceRecord | None) ->
         )
 
 
+class Holding(NamedTuple):
+    """The records under one id in a log or export, as a version 1 link by one signer sees
+    them (`parent_record`'s `holders`)."""
+
+    own: bool
+    """The signer has a record under the id."""
+    first: tuple[int, Identifier] | None
+    """(index, agent) of the earliest record under the id; None: no record has it."""
+    second: tuple[int, Identifier] | None
+    """(index, agent) of the earliest record under it of an agent other than `first`'s."""
+
+
+Holders = Callable[[Identifier, str], Holding]
+"""`parent_record`'s `holders`: (signer, record id) to the `Holding` of the id."""
+
+
 def parent_record(
-    record: TraceRecord, holders: Callable[[str], Collection[Identifier]]
+    record: TraceRecord, holders: Holders, *, index: int
 ) -> tuple[Identifier, str] | None:
-    """The record (agent, id) that `record`'s parent link names in a log or export; None: it
-    has no parent link. `holders(id)`: the agents that have a record under that id there.
+    """The record (agent, id) that `record`'s parent link names in a log or export, where
+    `record` is at log index `index`; None: it has no parent link. `holders(agent, id)`:
+    where the records under the id are there (`Holding`).
 
     Version 2: `Links.parent_of` (`parent_agent`, else the record's own agent; `holders` is
     not asked). Version 1 (docs/formats.md, "Trace records": the version rule): the link
-    names an id alone, so the record is the signer's own under it when there is one, else
-    the one agent's record under it; when several other agents have one the link is
-    ambiguous: TraceError LINK_INVALID naming `record`, never one of them picked. When no
-    agent has one, (the signer, id): a record the log or export does not hold, as a version 2
-    link to a record outside it."""
+    names an id alone, so the record is the signer's own under it when there is one; else
+    the one agent's record under it before `index` (logs of version 1 held an id once: a
+    record under it signed later, now that ids are per agent, cannot change which one the
+    link meant; review 36g, trace 1); else, when none is before it (a link may point
+    forward), the one agent's record under it after. When several agents' records are the
+    candidates the link is ambiguous: TraceError LINK_INVALID naming `record`, never one of
+    them picked. When no agent has one, (the signer, id): a record the log or export does
+    not hold, as a version 2 link to a record outside it. O(1) given the `Holding`."""
     parent = record.links.parent_of(record.agent)
     if parent is None or not record.parent_by_id:
         return parent
-    held = holders(parent[1])
-    if record.agent in held or not held:
+    held = holders(record.agent, parent[1])
+    if held.own or held.first is None:
         return parent
-    if len(held) > 1:
-        raise TraceError(
-            TraceFailure.LINK_INVALID,
-            f"version 1 link to {parent[1]} is ambiguous: {len(held)} agents have a record "
-            "under that id",
-            record=record.id,
-        )
-    (only,) = held
-    return (only, parent[1])
+    (at, agent), second = held.first, held.second
+    if second is not None and second[0] < index:  # two agents' records before it
+        where = "before it"
+    elif at < index or second is None:  # the one before it, else the one in all
+        return (agent, parent[1])
+    else:  # none before it, several after
+        where = "after it, none before"
+    raise TraceError(
+        TraceFailure.LINK_INVALID,
+        f"version 1 link to {parent[1]} is ambiguous: several agents have a record under "
+        f"that id {where}",
+        record=record.id,
+    )
+
+
+def _at(held: tuple[int, Identifier]) -> int:
+    return held[0]
 
 
 def id_holders(
-    named: Iterable[tuple[Identifier, str]], linking: Iterable[TraceRecord]
-) -> Callable[[str], Collection[Identifier]]:
-    """`parent_record`'s `holders` over the (agent, record id) pairs `named` (a log's or an
-    export's records), for the version 1 links of `linking`: `named` is read once, and only
-    when one of them has such a link."""
+    named: Iterable[tuple[Identifier, str, int]], linking: Iterable[TraceRecord]
+) -> Holders:
+    """`parent_record`'s `holders` over the (agent, record id, index) triples `named` (a
+    log's or an export's records), for the version 1 links of `linking`: `named` is read
+    once, and only when one of them has such a link. O(len(named)) in all."""
     wanted = {record.links.parent for record in linking if record.parent_by_id}
-    held: dict[str, set[Identifier]] = {}
+    held: dict[str, dict[Identifier, int]] = {}
     if wanted:
-        for agent, record_id in named:
+        for agent, record_id, index in named:
             if record_id in wanted:
-                held.setdefault(record_id, set()).add(agent)
-    empty: frozenset[Identifier] = frozenset()
-    return lambda record_id: held.get(record_id, empty)
+                agents = held.setdefault(record_id, {})
+                if index < agents.get(agent, index + 1):  # its first (ids are per agent)
+                    agents[agent] = index
+    earliest = {
+        record_id: heapq.nsmallest(2, ((at, agent) for agent, at in agents.items()), key=_at)
+        for record_id, agents in held.items()
+    }
+
+    def holding(signer: Identifier, record_id: str) -> Holding:
+        first = earliest.get(record_id, [])
+        return Holding(
+            signer in held.get(record_id, ()),
+            first[0] if first else None,
+            first[1] if len(first) > 1 else None,
+        )
+
+    return holding

@@ -264,8 +264,9 @@ class LogVerifier:
         self._windows: dict[Identifier, list[VerifiedIdentity]] = {}
         self._epochs: dict[str, KeyEpoch] = {}
         self._agents: dict[Identifier, _AgentState] = {}
-        # (agent, record id): ids are unique per agent (docs/formats.md, "Trace records")
-        self._ids: set[tuple[Identifier, str]] = set()
+        # (agent, record id) to its index: ids are unique per agent (docs/formats.md, "Trace
+        # records"); a version 1 link is resolved by where the records under its id are
+        self._ids: dict[tuple[Identifier, str], int] = {}
         self._escalations: dict[tuple[Identifier, str], TraceRecord] = {}
         self._waiting: list[tuple[int, TraceRecord]] = []
         self._chains_seen: dict[bytes, _ChainSummary] = {}
@@ -458,7 +459,7 @@ class LogVerifier:
             self._waiting.append((self._frontier.size, record))
         elif record.kind is Kind.RESOLUTION:
             check_resolution(record, None if parent is None else self._escalations.get(parent))
-        self._ids.add(key)
+        self._ids[key] = self._frontier.size
         self._agents[record.agent] = _AgentState(record.seq, record_hash, record.time, epoch.change)
 
     def _check_authority(self, record: TraceRecord) -> None:
@@ -482,10 +483,11 @@ class LogVerifier:
         """After the last record: version 1 links (`parent_record`: ambiguous ones refused),
         resolutions whose escalation came later, every checkpoint's root, truncation, and the
         newest checkpoint against the verifier's `anchor` (the note it kept)."""
-        holders = id_holders(self._ids, (record for _, record in self._waiting))
+        named = ((agent, record_id, at) for (agent, record_id), at in self._ids.items())
+        holders = id_holders(named, (record for _, record in self._waiting))
         for index, record in self._waiting:
             try:
-                parent = parent_record(record, holders)
+                parent = parent_record(record, holders, index=index)
                 if record.kind is Kind.RESOLUTION:
                     escalation = None if parent is None else self._escalations.get(parent)
                     check_resolution(record, escalation)

@@ -3,8 +3,8 @@
 Records are linked to their parent by the parent record (`links.parent` of the agent
 `links.parent_agent` names, or of the record's own agent: ids are unique per agent, so another
 agent's record under the id is never taken for the parent; a version 1 record's parent, named
-by id alone, is the signer's own record under it, else the one record under it, else none:
-`parent_record`) or, for records
+by id alone, is the signer's own record under it, else the one record under it before it,
+else (none before it) the one after it, else none: `parent_record`) or, for records
 made from OpenTelemetry spans, by the parent span in the same trace (`links.trace` and
 `links.parent_span`; a span's identity is its trace id and span id): the record of that span
 by the same agent, else the one record of it, else none (review 30c: records of other agents
@@ -106,11 +106,12 @@ def trace_tree(log: TraceLog, *, agent: Identifier | None = None) -> list[TraceN
         order.append(node)
     roots: list[TraceNode] = []
     parents: dict[int, TraceNode] = {}
-    holders = id_holders(nodes, (node.record for node in order))
+    named_at = ((agent, record_id, node.index) for (agent, record_id), node in nodes.items())
+    holders = id_holders(named_at, (node.record for node in order))
     for node in order:
         links = node.record.links
         try:
-            named = parent_record(node.record, holders)
+            named = parent_record(node.record, holders, index=node.index)
         except TraceError:  # an ambiguous version 1 link names no record (the verifier
             named = None  # reports it)
         parent = nodes.get(named) if named is not None else None
