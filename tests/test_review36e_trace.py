@@ -229,6 +229,9 @@ def test_an_ambiguous_version_1_link_is_reported_never_resolved(tmp_path: Path) 
     assert exported.value.record == step.record.id
     roots = trace_tree(log)  # hung under neither
     assert [(root.index, root.children) for root in roots] == [(0, []), (1, []), (2, [])]
+    spans = _Spans()
+    export_otel(log, spans)  # type: ignore[arg-type]
+    assert spans.spans[0].parent is None  # nor under either in OTel
     with pytest.raises(TraceError) as refused:
         log.append(_resolution(human, asked))
     assert refused.value.reason is TraceFailure.LINK_INVALID

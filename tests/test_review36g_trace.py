@@ -150,33 +150,6 @@ def test_a_forward_version_1_link_resolves_when_one_record_holds_the_id(tmp_path
     assert first.parent.span_id == second.context.span_id
 
 
-def test_a_forward_version_1_link_made_ambiguous_is_reported(tmp_path: Path) -> None:
-    """A forward version 1 link (no record before it under the id) to an id two agents hold
-    after it names neither: LINK_INVALID naming the linking record in `verify_log` and the
-    export, no parent in `trace show` or OTel."""
-    log = open_log(tmp_path / "trace.db", FixedClock(NOW))
-    a, b, m, human = Held(), Held(), Held(), Held()
-    later = _as_v1(a, _escalation(a, human.identifier))
-    step = _step(b, later.record.id)
-    log.append(step)
-    log.append(later)
-    log.append(_escalation(m, human.identifier, later.record.id))
-    with pytest.raises(TraceError) as caught:
-        verify_log(log)
-    assert caught.value.reason is TraceFailure.LINK_INVALID
-    assert "ambiguous" in caught.value.detail
-    assert (caught.value.record, caught.value.index) == (step.record.id, 0)
-    with pytest.raises(TraceError) as exported:
-        verify_export(_export(log))
-    assert exported.value.reason is TraceFailure.LINK_INVALID
-    assert "ambiguous" in exported.value.detail
-    assert (exported.value.record, exported.value.index) == (step.record.id, 0)
-    assert [root.children for root in trace_tree(log)] == [[], [], []]
-    spans = _Spans()
-    export_otel(log, spans)  # type: ignore[arg-type]
-    assert spans.spans[0].parent is None
-
-
 def test_one_batch_resolves_version_1_links_as_appends_one_by_one(tmp_path: Path) -> None:
     """In one batch (`append_many`), the records admitted before a version 1 link count as
     the log's: an old resolution of the batch's own escalation is admitted, a record under
