@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from mcp import Client
 
 from tests.support.gates import TOOLS
 from tests.support.mcp_orders import names, orders_server, text
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.test_mcp_channels import support_bundle
 from troth.authority import Authority
 from troth.credentials import Attributes
 from troth.errors import PolicyFailure
@@ -63,15 +63,15 @@ async def enroll_with_globex(net: MemNet, runtime: NodeRuntime, globex: Authorit
     await runtime.enroll(str(ticket), runtime.name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 37a, mcp 1: tools decided with a chain the server's send refuses",
-)
 def test_tools_are_decided_by_a_chain_admitted_to_the_server(tmp_path: Path) -> None:
     """MCP 1 (module docstring). globex's own member is refused `send`; the peer of both is
     admitted by its acme chain, and its tools/list and tools/call are decided with that chain
     only (acme holds no bundle on the hub: nothing is listed, a call is denied `no policy
-    bundle`), never with its globex chain, which globex's bundle keeps out of the server."""
+    bundle`; once acme's bundle is there, acme's permits: lookup_order only), never with its
+    globex chain, which globex's bundle keeps out of the server. Was
+    a strict xfail until the MCP service's sessions took the node's decision point
+    (`McpService(access=)`) and `PeerCredential(admits=)` picked among the chains
+    `GatedPolicy.admits` admits to `send` only."""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -95,5 +95,16 @@ def test_tools_are_decided_by_a_chain_admitted_to_the_server(tmp_path: Path) -> 
             refund = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
             assert refund.is_error
             assert text(refund) == DENIED_PREFIX + f"denied: {PolicyFailure.NO_BUNDLE.value}"
+        # acme's bundle on the hub (declaring no service): acme's permits decide, by its chain
+        now = net.clock.now()
+        signer = hub.node.identities.signer("hub", now=now)
+        hub.policies.accept(support_bundle(signer, net.authority.identifier, now), now=now)
+        async with (
+            connect(dual, "dual", ORDERS) as transport,
+            Client(transport, mode="legacy", cache=None) as agent,
+        ):
+            assert await names(agent) == ["lookup_order"]
+            refund = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
+            assert text(refund) == DENIED_PREFIX + "denied: no policy permits this request"
 
     run_memnet(test, tmp_path)
