@@ -422,6 +422,39 @@ class GatedPolicy:
             return Decision(True, (reason,), (*cedar.policies, rule.name), credential)
         return Decision(False, tuple(refusals), tuple(deciding))
 
+    def admits(
+        self,
+        service: str,
+        method: str,
+        credential: VerifiedCredential,
+        now: int,
+        arguments: Any = None,
+    ) -> bool:
+        """Whether `credential` alone meets `service.method` as `decide` judges a chain (the
+        peer's standing checked apart): Cedar and the rule met by it where a bundle governing
+        its chain declares the service, else the rule alone (a caveated credential only under
+        `GatedMembers`). A service that decides a peer's later requests with one of its chains
+        (the MCP gate's tools/call) picks among the chains this admits only, so one chain's
+        admission never lets another chain's Cedar answer in (docs/policy.md, "Services";
+        review 37a, mcp 1)."""
+        rule = self.rules.rules.get((service, method))
+        if rule is None:
+            return False
+        governs = self.governs
+        cedar = (
+            service not in self.infrastructure
+            and self.declared(service)
+            and (governs is None or governs(service, credential.authority))
+        )
+        if not cedar:
+            if credential.caveats and not isinstance(rule, GatedMembers):
+                return False  # caveats are Cedar conditions no rule evaluates (fail closed)
+            return isinstance(rule, AnyAuthenticated) or _satisfies(rule, credential, arguments)
+        call = ServiceCall(service, method)
+        if not self.point.decide(credential, call, now=now).allowed:
+            return False
+        return _satisfies_gated(rule, credential, arguments)
+
     def _split(
         self, service: str, caller: PeerCaller, standing: Standing
     ) -> tuple[Standing | None, tuple[VerifiedCredential, ...]]:

@@ -11,7 +11,8 @@ that channel's peer (`PeerCredential`: its standing and credentials re-checked a
 request), fed the session's frames; its messages go back as one-way frames, through the same
 channel, to the client's worker address. Open to members, caveated credentials included
 (`GatedMembers`): Cedar decides every tools/call with the chain's caveats, and the `send`
-requests too when a bundle declares the service.
+requests too when a bundle declares the service; a tools/call is decided with a chain the
+`send` admission takes only (`GatedPolicy.admits`; review 37a, mcp 1).
 
 Bounded: MAX_MCP_SESSIONS in total (past it, a peer whose authority holds less than its share
 still opens one: troth.node.shares), MAX_MCP_SESSIONS_PER_PEER per member, MAX_MCP_QUEUE
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
 from collections.abc import Callable
@@ -41,7 +43,7 @@ from troth.errors import ConflictError, DecodeError, RemoteError, TrothError
 from troth.gates.point import DecisionRecorder
 from troth.gates.toolschema import check_name
 from troth.integrations.mcp.frames import McpFrame
-from troth.node.access import GatedMembers, PeerCaller, Standing, member_accounts
+from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, member_accounts
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
@@ -91,6 +93,7 @@ class McpService:
         router: Router,
         clock: Clock,
         recorder: DecisionRecorder | None = None,
+        access: GatedPolicy | None = None,
     ) -> None:
         check_name(name, "MCP server")
         self.name = MCP_PREFIX + name
@@ -101,6 +104,9 @@ class McpService:
         self.point = policies.decision_point(recorder)
         """Decides every tools/call (and records it, with `recorder`: the node's trace)."""
         self.standing = standing
+        self.access = access
+        """The node's decision point (the runtime's): a session's tools/calls are decided with
+        the chains it admits to `send` only (`GatedPolicy.admits`; review 37a, mcp 1)."""
         self.channels = channels
         self.router = router
         self.clock = clock
@@ -229,7 +235,9 @@ class McpService:
             end = self.channels.find(channel)
             return None if end is None else end.peer
 
-        caller_now = PeerCredential(current_peer, self.standing, self.policies)
+        access = self.access
+        admits = None if access is None else functools.partial(access.admits, self.name, "send")
+        caller_now = PeerCredential(current_peer, self.standing, self.policies, admits)
         server = gate_server(gate, caller_now)
 
         async def send(frame: bytes) -> bool:
@@ -331,6 +339,7 @@ async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) ->
         router=runtime.router,
         clock=runtime.clock,
         recorder=runtime.traces.decision_recorder(),
+        access=runtime.access,
     )
     starting.add(service.name)
     try:

@@ -343,17 +343,23 @@ class PeerCredential:
     """A channel peer's current credential (a `CredentialSource`): at each decision, the
     peer's standing against the feeds held now (its identity neither revoked nor superseded),
     then the first chain it presented from an authority whose bundle the node holds, verified
-    again against that authority's current feed (so a denial says why: revoked, expired)."""
+    again against that authority's current feed (so a denial says why: revoked, expired). With
+    `admits`, among the chains it says the service admits now only (the MCP service: the
+    chains its `send` admission takes, `GatedPolicy.admits`; review 37a, mcp 1: the peer's
+    chain of an authority whose bundle keeps it out of the server decided its tools/calls
+    while another chain admitted it)."""
 
     def __init__(
         self,
         peer: Callable[[], VerifiedPeer | None],
         standing: Callable[[VerifiedPeer, int], Standing],
         policies: NodePolicies,
+        admits: Callable[[VerifiedCredential, int], bool] | None = None,
     ) -> None:
         self.peer = peer
         self.standing = standing
         self.policies = policies
+        self.admits = admits
 
     def presenter_identifier(self) -> Identifier | None:
         """Who presents the credential (`troth.gates.Presenting`): the channel's peer, while
@@ -369,13 +375,20 @@ class PeerCredential:
         problem = self.standing(peer, now).problem
         if problem is not None:
             raise CredentialError(CredentialFailure.REVOKED, problem)
-        self.policies.credential_for(list(peer.credentials))  # raises when none is usable
+        credentials = list(peer.credentials)
+        if self.admits is not None and credentials:
+            credentials = [c for c in credentials if self.admits(c, now)]
+            if not credentials:  # none of its chains meets the service's admission now
+                raise CredentialError(
+                    CredentialFailure.UNTRUSTED_ISSUER, "no chain the service admits"
+                )
+        self.policies.credential_for(credentials)  # raises when none is usable
         store = self.policies.store
         if store is None:
             raise PolicyError(_P.NO_BUNDLE, "this node trusts no authority yet")
         chains = [
             (c.chain, c.authority)
-            for c in peer.credentials
+            for c in credentials
             if self.policies.held(c.authority) is not None
         ]
         return _first_current(store.verifier, chains, peer.identity, self.policies, now)
