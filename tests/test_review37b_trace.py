@@ -1,0 +1,84 @@
+"""Review 37b, traces: re-review of record ids per agent (schema 4), `Links.parent_agent`
+and record version 2 with version 1 links resolved earlier-first.
+
+1. A version 1 link took the signer's own record under the id wherever it was in the log,
+   even after the link. Ids are per agent now, so the signer of an old resolution (or of
+   any version 1 record it submits today) can later sign a record of its own under the id
+   the link names: the link then named that later record, not the escalation (or step)
+   before it that the log admitted it against. `verify_log` and `verify_export` turned an
+   honest log red (LINK_INVALID: the parent is not an escalation), and `troth trace show`
+   and the OTel export re-hung the signed old record under one made afterwards: a member
+   rewrote what its own past record meant. The signer's own record now comes first only
+   among the records before the link (as the other agents' do: docs/formats.md, "Trace
+   records", the version rule); a forward link (no record before it under the id) still
+   takes the signer's own record after it first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.traces import NOW, Held
+from tests.test_review36e_trace import _export, _Spans
+from tests.test_review36g_trace import _old_log, _step
+from troth.trace import verify_log
+from troth.trace.export import verify_export
+from troth.trace.otel import export_otel
+from troth.trace.record import Kind
+from troth.trace.signing import RecordContent, sign_record
+from troth.trace.view import trace_tree
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 37b, trace 1: a version 1 link takes the signer's own later record",
+)
+def test_the_signers_later_record_under_the_id_leaves_its_old_link_as_written(
+    tmp_path: Path,
+) -> None:
+    """Trace 1: the human whose old resolution (version 1) answers an agent's escalation
+    signs a record of its own under the escalation's id afterwards (the log admits it: ids
+    are per agent). The resolution still answers the escalation: `verify_log` and
+    `verify_export` verify the log, `trace show` and OTel keep it under the escalation."""
+    log, asked, answer, human = _old_log(tmp_path)
+    content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=asked.record.id)
+    mine = sign_record(human.signer(NOW), content, seq=1, prev=answer.hash, time=NOW)
+    assert log.append(mine).index == 2
+    assert verify_log(log).size == 3
+    assert verify_export(_export(log)).records == 3
+    roots = trace_tree(log)
+    assert [(root.index, [c.index for c in root.children]) for root in roots] == [
+        (0, [1]),
+        (2, []),
+    ]
+    spans = _Spans()
+    assert export_otel(log, spans) == 3  # type: ignore[arg-type]
+    first, second, _third = spans.spans
+    assert second.parent is not None
+    assert second.parent.span_id == first.context.span_id
+
+
+def test_a_forward_link_still_takes_the_signers_own_record_after_it(tmp_path: Path) -> None:
+    """A forward version 1 link (no record before it under the id) whose signer appends the
+    record afterwards names it, whoever else holds the id after the link: the old rule for a
+    step appended before its own parent."""
+    log, _asked, answer, human = _old_log(tmp_path)
+    other = Held()
+    wanted = "0190f0a0b0c07d00a000000000000001"
+    step = _step(human, wanted, seq=1, prev=answer.hash)
+    assert log.append(step).index == 2
+    squat = RecordContent(Kind.TOOL_INVOCATION, values={"result": "s"}, id=wanted)
+    log.append(sign_record(other.signer(NOW), squat, seq=0, prev=None, time=NOW))
+    content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=wanted)
+    mine = sign_record(human.signer(NOW), content, seq=2, prev=step.hash, time=NOW)
+    assert log.append(mine).index == 4
+    assert verify_log(log).size == 5
+    assert verify_export(_export(log)).records == 5
+    roots = trace_tree(log)
+    assert [(root.index, [c.index for c in root.children]) for root in roots] == [
+        (0, [1]),
+        (3, []),
+        (4, [2]),
+    ]
