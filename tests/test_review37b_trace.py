@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.traces import NOW, Held
 from tests.test_review36e_trace import _export, _Spans
 from tests.test_review36g_trace import _old_log, _step
@@ -31,17 +29,15 @@ from troth.trace.signing import RecordContent, sign_record
 from troth.trace.view import trace_tree
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 37b, trace 1: a version 1 link takes the signer's own later record",
-)
 def test_the_signers_later_record_under_the_id_leaves_its_old_link_as_written(
     tmp_path: Path,
 ) -> None:
     """Trace 1: the human whose old resolution (version 1) answers an agent's escalation
     signs a record of its own under the escalation's id afterwards (the log admits it: ids
     are per agent). The resolution still answers the escalation: `verify_log` and
-    `verify_export` verify the log, `trace show` and OTel keep it under the escalation."""
+    `verify_export` verify the log, `trace show` and OTel keep it under the escalation. Was a
+    strict xfail until the signer's own record came first only among the records before the
+    link (`Holding.own` is its index; `parent_record`)."""
     log, asked, answer, human = _old_log(tmp_path)
     content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=asked.record.id)
     mine = sign_record(human.signer(NOW), content, seq=1, prev=answer.hash, time=NOW)
