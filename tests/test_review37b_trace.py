@@ -16,11 +16,18 @@ and record version 2 with version 1 links resolved earlier-first.
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.support.traces import NOW, Held
+import troth
+from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from tests.test_review36e_trace import _export, _Spans
 from tests.test_review36g_trace import _old_log, _step
+from troth.clock import FixedClock
 from troth.trace import verify_log
 from troth.trace.export import verify_export
 from troth.trace.otel import export_otel
@@ -78,3 +85,55 @@ def test_a_forward_link_still_takes_the_signers_own_record_after_it(tmp_path: Pa
         (3, []),
         (4, [2]),
     ]
+
+
+_ROWS = 600  # more than one chunk of the migration's copy (500 rows)
+_KILL_IN_MIGRATION = """
+import os, signal, sys
+import troth.trace.store as store
+seen = [0]
+original = store.envelope_agent
+def envelope_agent(envelope):
+    seen[0] += 1
+    if seen[0] == int(sys.argv[2]):  # past the first chunk of rows copied
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(envelope)
+store.envelope_agent = envelope_agent
+store.open_trace_store(sys.argv[1])
+"""
+
+
+def test_a_migration_killed_midway_leaves_schema_3_and_is_redone(tmp_path: Path) -> None:
+    """Attack 1 (nothing found): the schema 3 -> 4 migration SIGKILLed after copying more
+    than one chunk of rows leaves the log at schema 3 with every record (one transaction:
+    no half-migrated log), and the next open migrates it whole, verifying."""
+    clock = FixedClock(NOW)
+    owner, a = Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    rec = recorder(log, a, clock)
+    ids = [rec.record(tool_call()).record for _ in range(_ROWS)]
+    log.close()
+    raw = db(log)
+    raw.executescript(
+        "BEGIN; CREATE TABLE old (idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, "
+        "leaf BLOB NOT NULL, envelope BLOB NOT NULL, disclosures BLOB); "
+        "INSERT INTO old SELECT idx, record_id, leaf, envelope, disclosures FROM leaves; "
+        "DROP TABLE leaves; ALTER TABLE old RENAME TO leaves; PRAGMA user_version = 3; COMMIT;"
+    )
+    raw.close()
+    path = str(tmp_path / "trace.db")
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILL_IN_MIGRATION, path, str(_ROWS - 10)],
+        env={**os.environ, "PYTHONPATH": str(Path(troth.__file__).parent.parent)},
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    columns = [row[1] for row in raw.execute("PRAGMA table_info(leaves)")]
+    assert columns == ["idx", "record_id", "leaf", "envelope", "disclosures"]
+    assert raw.execute("SELECT count(*) FROM leaves").fetchone()[0] == _ROWS
+    raw.close()
+    reopened = open_log(tmp_path / "trace.db", clock, owner)
+    assert reopened.find(ids[-1], a.identifier).index == _ROWS - 1
+    assert verify_log(reopened).size == _ROWS
