@@ -23,14 +23,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import troth
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from tests.test_review36e_trace import _export, _Spans
 from tests.test_review36g_trace import _old_log, _step
 from troth.clock import FixedClock
+from troth.errors import TraceError, TraceFailure
+from troth.identity import Identifier
+from troth.storage import SqliteDatabase
 from troth.trace import verify_log
 from troth.trace.export import verify_export
 from troth.trace.otel import export_otel
+from troth.trace.outbox import TraceOutbox
 from troth.trace.record import Kind
 from troth.trace.signing import RecordContent, sign_record
 from troth.trace.view import trace_tree
@@ -137,3 +143,45 @@ def test_a_migration_killed_midway_leaves_schema_3_and_is_redone(tmp_path: Path)
     reopened = open_log(tmp_path / "trace.db", clock, owner)
     assert reopened.find(ids[-1], a.identifier).index == _ROWS - 1
     assert verify_log(reopened).size == _ROWS
+
+
+def _set_aside(outbox: TraceOutbox, agent: Identifier) -> None:
+    """`agent`'s first queued record set aside, as a refusal for good sets it aside."""
+    (row,) = outbox.store.first(agent.digest, 1)
+    with outbox.store.transaction():
+        assert outbox.store.set_aside(
+            agent.digest, row.pos, row.hash, reason="refused", detail="for good", now=NOW
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 37b, trace 2: another local identity's record set aside replaces one",
+)
+def test_a_record_set_aside_is_never_replaced_by_another_agents_under_its_id(
+    tmp_path: Path,
+) -> None:
+    """Trace 2: two local identities' outboxes in one node database (the tables hold every
+    agent's records); B makes a record under the id of A's record set aside (ids may be the
+    caller's: `RecordContent.id`). B's record is refused (REPLAYED, naming the outbox), and
+    A's record set aside stays listed and counted: setting B's aside would have replaced A's
+    (the table is keyed by record id alone), losing it while its counters still said one."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    a, b = Held(), Held()
+    first = TraceOutbox(db, a.identifier, lambda now: a.signer(now))
+    second = TraceOutbox(db, b.identifier, lambda now: b.signer(now))
+    mine = first.add(RecordContent(Kind.TOOL_INVOCATION, values={"result": "a"}), now=NOW)
+    _set_aside(first, a.identifier)
+    squat = RecordContent(Kind.TOOL_INVOCATION, values={"result": "b"}, id=mine.record)
+    with pytest.raises(TraceError) as refused:
+        second.add(squat, now=NOW)
+    assert refused.value.reason is TraceFailure.REPLAYED
+    assert "set aside" in refused.value.detail
+    assert [(r.record, r.agent) for r in first.store.refused()] == [
+        (mine.record, a.identifier.digest)
+    ]
+    counted = {agent: rows for agent, _q, _qb, rows, _rb in first.store.counts()}
+    assert counted == {a.identifier.digest: 1}
+    first.close()
+    second.close()
+    db.close()
