@@ -154,10 +154,6 @@ def _set_aside(outbox: TraceOutbox, agent: Identifier) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 37b, trace 2: another local identity's record set aside replaces one",
-)
 def test_a_record_set_aside_is_never_replaced_by_another_agents_under_its_id(
     tmp_path: Path,
 ) -> None:
@@ -165,7 +161,9 @@ def test_a_record_set_aside_is_never_replaced_by_another_agents_under_its_id(
     agent's records); B makes a record under the id of A's record set aside (ids may be the
     caller's: `RecordContent.id`). B's record is refused (REPLAYED, naming the outbox), and
     A's record set aside stays listed and counted: setting B's aside would have replaced A's
-    (the table is keyed by record id alone), losing it while its counters still said one."""
+    (the table is keyed by record id alone), losing it while its counters still said one.
+    Was a strict xfail until `OutboxStore.insert` refused an id set aside (ids are unique in
+    the outbox, queued and set aside)."""
     db = SqliteDatabase(tmp_path / "node.db")
     a, b = Held(), Held()
     first = TraceOutbox(db, a.identifier, lambda now: a.signer(now))
