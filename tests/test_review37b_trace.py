@@ -27,7 +27,7 @@ import pytest
 
 import troth
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
-from tests.test_review36e_trace import _export, _Spans
+from tests.test_review36e_trace import _escalation, _export, _resolution, _Spans
 from tests.test_review36g_trace import _old_log, _step
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
@@ -183,3 +183,24 @@ def test_a_record_set_aside_is_never_replaced_by_another_agents_under_its_id(
     first.close()
     second.close()
     db.close()
+
+
+def test_a_version_1_resolution_by_another_than_the_one_asked_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Attack 3 (nothing found): a member signs a version 1 resolution today (decoders read
+    version 1 for old clients) of an agent's escalation asking another human, named by id
+    alone: the link is resolved (the one record under the id) and the escalation's `to`
+    checked all the same, refused naming both; the human asked still resolves it."""
+    log = open_log(tmp_path / "trace.db", FixedClock(NOW))
+    agent, human, member = Held(), Held(), Held()
+    asked = _escalation(agent, human.identifier)
+    log.append(asked)
+    with pytest.raises(TraceError) as refused:
+        log.append(_resolution(member, asked))
+    assert refused.value.reason is TraceFailure.LINK_INVALID
+    assert refused.value.detail == (
+        f"escalated to {human.identifier}, resolved by {member.identifier}"
+    )
+    assert log.append(_resolution(human, asked)).index == 1
+    assert verify_log(log).size == 2
