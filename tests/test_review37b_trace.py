@@ -30,11 +30,11 @@ from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from tests.test_review36e_trace import _escalation, _export, _resolution, _Spans
 from tests.test_review36g_trace import _old_log, _step
 from troth.clock import FixedClock
-from troth.errors import TraceError, TraceFailure
+from troth.errors import NotFound, TraceError, TraceFailure
 from troth.identity import Identifier
 from troth.storage import SqliteDatabase
 from troth.trace import verify_log
-from troth.trace.export import verify_export
+from troth.trace.export import prove, verify_bundle, verify_export
 from troth.trace.otel import export_otel
 from troth.trace.outbox import TraceOutbox
 from troth.trace.record import Kind
@@ -203,4 +203,27 @@ def test_a_version_1_resolution_by_another_than_the_one_asked_is_refused(
         f"escalated to {human.identifier}, resolved by {member.identifier}"
     )
     assert log.append(_resolution(human, asked)).index == 1
+    assert verify_log(log).size == 2
+
+
+def test_redact_and_prove_name_the_agents_record_or_pick_none(tmp_path: Path) -> None:
+    """Attack 4 (nothing found): with two agents' records under one id, redacting or proving
+    it without naming the agent is refused (`name the agent`, nothing redacted); naming one
+    redacts that agent's value only and proves that agent's record."""
+    clock = FixedClock(NOW)
+    log = open_log(tmp_path / "trace.db", clock)
+    a, m = Held(), Held()
+    first = recorder(log, a, clock).record(tool_call(result="a's"))
+    squat = RecordContent(Kind.TOOL_INVOCATION, values={"result": "m's"}, id=first.record)
+    recorder(log, m, clock).record(squat)
+    with pytest.raises(NotFound, match="name the agent"):
+        log.redact(first.record, "result")
+    with pytest.raises(NotFound, match="name the agent"):
+        prove(log, first.record)
+    assert set(log.disclosures(first.record, a.identifier)) == {"result"}
+    assert log.redact(first.record, "result", agent=m.identifier)
+    assert log.disclosures(first.record, m.identifier) == {}
+    assert log.disclosures(first.record, a.identifier)["result"].value == b'"a\'s"'
+    bundle = prove(log, first.record, a.identifier)
+    assert verify_bundle(bundle).index == 0
     assert verify_log(log).size == 2
