@@ -109,7 +109,8 @@ class _Batch:
     conn: sqlite3.Connection
     heads: dict[bytes, _Head | None] = field(default_factory=dict)
     changed_heads: set[bytes] = field(default_factory=set)
-    ids: set[tuple[str, bytes]] = field(default_factory=set)  # (record id, agent digest)
+    ids: dict[tuple[str, bytes], int] = field(default_factory=dict)  # (record id, agent
+    # digest) -> index of the records admitted in this batch
     held: dict[str, tuple[tuple[int, bytes], ...]] = field(default_factory=dict)  # per id,
     # the first two admitted under it: (index, agent digest), for version 1 links
     histories: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
@@ -129,8 +130,8 @@ def _holding(state: _Batch, signer: Identifier, record_id: str) -> Holding:
     before the record being admitted (`log_reader.holding`)."""
     also = state.held.get(record_id, ())
     held = holding(state.conn, signer, record_id, also=also, earliest=False)
-    if not held.own and (record_id, signer.digest) in state.ids:
-        return held._replace(own=True)
+    if held.own is None and (record_id, signer.digest) in state.ids:  # in this batch
+        return held._replace(own=state.ids[record_id, signer.digest])
     return held
 
 
@@ -521,7 +522,7 @@ class TraceLog(LogReader):
             state.new_chains.add(authority.chain)
         if record.kind is Kind.ESCALATION:
             state.escalations[key] = record
-        state.ids.add(key)
+        state.ids[key] = index
         under = state.held.get(record.id)
         if under is None or len(under) < 2:
             state.held[record.id] = (*(under or ()), (index, agent))

@@ -266,12 +266,9 @@ def holding(
     one indexed look-up however many agents hold the id. Rows of no agent (a schema 3 log's)
     are left out: the verifier reports them."""
     try:
-        own = (
-            conn.execute(
-                "SELECT 1 FROM leaves WHERE record_id = ? AND agent = ?", (record_id, signer.digest)
-            ).fetchone()
-            is not None
-        )
+        mine = conn.execute(
+            "SELECT idx FROM leaves WHERE record_id = ? AND agent = ?", (record_id, signer.digest)
+        ).fetchone()
         rows = conn.execute(_FIRST_TWO if earliest else _ANY_TWO, (record_id,)).fetchall()
     except sqlite3.Error as exc:
         raise StorageError(str(exc)) from exc
@@ -281,8 +278,11 @@ def holding(
             found[bytes(agent)] = at
     first = sorted(((at, agent) for agent, at in found.items()), key=lambda pair: pair[0])[:2]
     placed = [(at, Identifier(agent)) for at, agent in first]
+    own = None if mine is None else int(mine[0])
+    if signer.digest in found and (own is None or found[signer.digest] < own):
+        own = found[signer.digest]  # in `also` (a batch: ids are per agent, so not both)
     return Holding(
-        own or signer.digest in found,
+        own,
         placed[0] if placed else None,
         placed[1] if len(placed) > 1 else None,
     )

@@ -226,8 +226,7 @@ class _LogHolders:
         if placed is None:
             placed = self._placed[record_id] = self._log.holding(signer, record_id)
             return placed
-        own = locate(self._log.store.connection(), record_id, signer) is not None
-        return placed._replace(own=own)
+        return placed._replace(own=locate(self._log.store.connection(), record_id, signer))
 
 
 def export_otel(

@@ -278,7 +278,9 @@ class TraceOutbox:
         try:
             self.store.insert(agent, verified, made=now, chain=chain, stale=stale, source=source)
         except ConflictError:
-            raise TraceError(_F.REPLAYED, "a record with this id is queued") from None
+            raise TraceError(
+                _F.REPLAYED, "a record with this id is queued or set aside in the outbox"
+            ) from None
         return verified
 
     def _bound(self, held: tuple[int, int], percent: int, what: str, of: str = "") -> _Bound:

@@ -9,7 +9,10 @@ docs/formats.md, "Trace outbox"), made on first use (`CREATE TABLE IF NOT EXISTS
                           `stale` (it must be signed again before it is sent: a record before
                           it was refused, so its seq and prev are wrong)
     trace_outbox_refused  the records set aside: the same columns, with the reason, the detail
-                          and when it was refused (kept until an operator discards them)
+                          and when it was refused (kept until an operator discards them).
+                          A record id is unique in the outbox, queued and set aside, every
+                          agent's together (`insert` refuses one held: a record set aside is
+                          keyed by its id, review 37b, trace 2)
     trace_outbox_agents   per agent, the head the service last reported (seq, hash, time: where
                           the first record chains on when nothing is queued) and the counters
                           of what it holds: rows and bytes queued, rows and bytes set aside
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
+from troth.errors import ConflictError
 from troth.storage import SqliteDatabase
 from troth.trace.signing import VerifiedRecord
 from troth.trace.submit import Head
@@ -299,9 +303,15 @@ class OutboxStore:
         source: bytes | None = None,
     ) -> int:
         """Queue `verified` after `agent`'s last record (made on behalf of member `source`, if
-        any); its size."""
+        any); its size. ConflictError when a record under its id is queued or set aside
+        (any agent's: record ids are unique in the outbox)."""
         record = verified.record
         size = row_size(verified, chain)
+        if self.db.fetch_one(
+            "SELECT 1 FROM trace_outbox_refused WHERE record = ?", (record.id,)
+        ):  # ids are unique in the outbox, queued and set aside, every agent's together: a
+            # record set aside is keyed by its id (review 37b, trace 2: another's replaced it)
+            raise ConflictError(f"record {record.id} is set aside in the outbox")
         self.db.execute(
             "INSERT INTO trace_outbox (agent, record, seq, hash, time, made, envelope, "
             "disclosures, attestation, chain, size, stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "

@@ -249,8 +249,9 @@ class Holding(NamedTuple):
     """The records under one id in a log or export, as a version 1 link by one signer sees
     them (`parent_record`'s `holders`)."""
 
-    own: bool
-    """The signer has a record under the id."""
+    own: int | None
+    """The index of the signer's record under the id (ids are per agent: at most one); None:
+    the signer has none."""
     first: tuple[int, Identifier] | None
     """(index, agent) of the earliest record under the id; None: no record has it."""
     second: tuple[int, Identifier] | None
@@ -270,20 +271,24 @@ def parent_record(
 
     Version 2: `Links.parent_of` (`parent_agent`, else the record's own agent; `holders` is
     not asked). Version 1 (docs/formats.md, "Trace records": the version rule): the link
-    names an id alone, so the record is the signer's own under it when there is one; else
-    the one agent's record under it before `index` (logs of version 1 held an id once: a
-    record under it signed later, now that ids are per agent, cannot change which one the
-    link meant; review 36g, trace 1); else, when none is before it (a link may point
-    forward), the one agent's record under it after. When several agents' records are the
-    candidates the link is ambiguous: TraceError LINK_INVALID naming `record`, never one of
-    them picked. When no agent has one, (the signer, id): a record the log or export does
-    not hold, as a version 2 link to a record outside it. O(1) given the `Holding`."""
+    names an id alone, so the record is among those before `index` (logs of version 1 held
+    an id once: a record under it signed later, now that ids are per agent, cannot change
+    which one the link meant, the signer's own no more than another agent's; review 36g,
+    trace 1; review 37b, trace 1): the signer's own under it when there is one; else the one
+    agent's record under it. When none is before it (a link may point forward): the
+    signer's own after it, else the one agent's record under it after. When several agents'
+    records are the candidates the link is ambiguous: TraceError LINK_INVALID naming
+    `record`, never one of them picked. When no agent has one, (the signer, id): a record
+    the log or export does not hold, as a version 2 link to a record outside it. O(1) given
+    the `Holding`."""
     parent = record.links.parent_of(record.agent)
     if parent is None or not record.parent_by_id:
         return parent
     held = holders(record.agent, parent[1])
-    if held.own or held.first is None:
+    if held.first is None:  # no record under the id: one outside the log or export
         return parent
+    if held.own is not None and (held.own < index or held.first[0] >= index):
+        return parent  # the signer's own before it; or, none before it, the signer's after
     (at, agent), second = held.first, held.second
     if second is not None and second[0] < index:  # two agents' records before it
         where = "before it"
@@ -325,7 +330,7 @@ def id_holders(
     def holding(signer: Identifier, record_id: str) -> Holding:
         first = earliest.get(record_id, [])
         return Holding(
-            signer in held.get(record_id, ()),
+            held.get(record_id, {}).get(signer),
             first[0] if first else None,
             first[1] if len(first) > 1 else None,
         )
