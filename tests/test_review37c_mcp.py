@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from mcp import Client
 
 from tests.support.gates import TOOLS
@@ -64,18 +63,15 @@ async def refund_as(member: NodeRuntime, name: str) -> tuple[list[str], str]:
         return shown, text(refund)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 37c, mcp 1: a co-trusted authority's bundle grants its members the host's "
-    "MCP tools",
-)
 def test_a_co_trusted_authoritys_bundle_grants_none_of_the_hosts_tools(tmp_path: Path) -> None:
     """Mcp 1. The hub hosts acme and publishes `orders` (acme's support bundle decides it). It
     enrolls with globex, whose bundle declares the same tools and permits every call. A globex
     member connected to the hub's server was shown every tool and refunded an order, under
     globex's bundle, with nothing the hub's operator could set to prevent it. Now it is shown
     none and its call is denied as where its authority has no bundle; acme's writer, the
-    control, still refunds."""
+    control, still refunds. Was a strict xfail until a published server's decision point saw
+    only the bundles of the authorities granting its tools (`GrantedBundles`; default: the
+    node's own, `NodeTrust.own_authorities`)."""
 
     async def test(net: MemNet) -> None:
         assert net.hub is not None

@@ -280,15 +280,10 @@ class BrokerService:
 
     def own_authorities(self) -> frozenset[Identifier]:
         """Whose bundles grant a secret that names none (docs/secrets.md, "Whose bundles grant
-        a secret"): the authority the node hosts; on a node hosting none, the one it trusts
-        when it trusts exactly one; otherwise none (review 37c, broker 1: a node trusts every
+        a secret"): `NodeTrust.own_authorities` (review 37c, broker 1: a node trusts every
         authority it enrolls with, and each one's bundle granted its members the node's
         secrets)."""
-        hosted = self.trust.hosted
-        if hosted is not None:
-            return frozenset({hosted.identifier})
-        anchors = self.trust.anchors
-        return anchors if len(anchors) == 1 else frozenset()
+        return self.trust.own_authorities()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
