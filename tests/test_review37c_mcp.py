@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mcp import Client
 
 from tests.support.gates import TOOLS
@@ -18,9 +19,11 @@ from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_mcp_channels import install
 from tests.test_review36c_services import globex_member, push_to_hub
 from troth.authority import Authority
+from troth.errors import DecodeError
 from troth.gates import create_bundle
 from troth.integrations.mcp.connect import connect
 from troth.integrations.mcp.gate import DENIED_PREFIX
+from troth.node.control import OPERATIONS
 from troth.node.runtime import NodeRuntime
 from troth.node.services.mcp import publish_upstream
 
@@ -107,5 +110,21 @@ def test_the_operator_names_the_authorities_that_grant_a_servers_tools(tmp_path:
         assert answer == "refunded 20 on o1"
         writer = await net.member("writer", **{"orders.access": "write"})
         assert (await refund_as(writer, "writer"))[1] == "refunded 20 on o1"
+
+    run_memnet(test, tmp_path)
+
+
+def test_mcp_serve_refuses_a_malformed_authority_before_spawning(tmp_path: Path) -> None:
+    """The control operation `mcp.serve` takes `grantable_by` as identifiers, space-separated:
+    anything else is refused (DecodeError naming it) and nothing is published."""
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        operation = OPERATIONS["mcp.serve"]
+        args = operation.parse({"name": "orders", "upstream": "true", "grantable_by": "acme"})
+        with pytest.raises(DecodeError) as refused:
+            await operation.handler(net.hub, args)
+        assert "grantable_by" in str(refused.value)
+        assert "mcp.orders" not in net.hub.host.services
 
     run_memnet(test, tmp_path)
