@@ -90,6 +90,7 @@ def test_put_lease_list_renew_revoke_jwks(
         "scopes": ["charges", "refunds"],
         "ttl": 120,
         "max_ttl": 3600,
+        "grantable_by": [],  # the authority the node hosts (review 37c, broker 1)
         "service_added": True,
     }
     (tmp_path / "api.json").write_text(json.dumps(UPSTREAM))

@@ -208,6 +208,9 @@ MAX_SECRET_VALUE_BYTES: Final = 16 * 1024
 """Largest upstream secret the broker seals (a password, an API key, a header value)."""
 MAX_SECRET_CONFIG_BYTES: Final = 16 * 1024
 """Largest engine configuration of one secret (JSON)."""
+MAX_SECRET_GRANTORS: Final = 16
+"""Most authorities one secret may name as `grantable_by` (docs/secrets.md, "Whose bundles
+grant a secret")."""
 MAX_LEASE_TTL: Final = 30 * 86_400
 """Longest lease lifetime (max_ttl) a secret may be configured with (30 days)."""
 MIN_LEASE_TTL: Final = 1

@@ -17,6 +17,7 @@ from troth.cli.network_cmds import EXPECT, ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command
 from troth.errors import ConfigError, PolicyError
 from troth.gates.toolschema import check_name
+from troth.identity import Identifier
 
 __all__ = ["mcp_group"]
 
@@ -33,6 +34,13 @@ def _command(text: str) -> list[str]:
     if not words:
         raise ValueError("--upstream: give the upstream MCP server's command line")
     return words
+
+
+def _authority_id(reporter: Reporter, text: str) -> Identifier:
+    """An authority given as an identifier, or by the name of a local authority (or its node)."""
+    if Identifier.looks_like(text):
+        return Identifier.parse(text)
+    return reporter.names.authority(text).identifier
 
 
 def _sdk() -> None:
@@ -75,18 +83,34 @@ def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> Non
 @mcp_group.command("serve")
 @click.argument("name")
 @UPSTREAM
+@click.option(
+    "--grantable-by",
+    "grantable_by",
+    multiple=True,
+    metavar="AUTHORITY",
+    help="An authority whose policy bundles decide the server's tools (its identifier, or the "
+    "name of a local authority; repeatable). Default: the authority the node hosts (on a node "
+    "hosting none, the one it trusts, when it trusts exactly one); another authority's members "
+    "are shown no tool and denied every call.",
+)
 @node_option
 @json_command
-def serve(name: str, upstream: str, node_name: str, reporter: Reporter) -> None:
+def serve(
+    name: str, upstream: str, grantable_by: tuple[str, ...], node_name: str, reporter: Reporter
+) -> None:
     """Publish the upstream MCP server as node service mcp.NAME on the running node: agents
     reach it through secure channels (troth mcp connect), each call decided on the channel's
-    verified peer."""
+    verified peer, by the bundle of its authority when that authority grants the server's tools
+    (docs/policy.md, "MCP over secure channels")."""
     _command(upstream)
     try:
         check_name(name, "MCP server")
     except PolicyError as exc:
         raise click.BadParameter(exc.detail, param_hint="NAME") from None
+    named = [_authority_id(reporter, text) for text in grantable_by]
     arguments = {"name": name, "upstream": upstream, "cwd": os.getcwd()}
+    if named:
+        arguments["grantable_by"] = " ".join(str(authority) for authority in named)
     data = ask_node(node_name, "mcp.serve", arguments, transient=False)
     tools = ", ".join(escape_text(t) for t in data["tools"]) or "none"
     reporter.result(

@@ -30,6 +30,7 @@ from troth.cli.common import (
 from troth.cli.network_cmds import ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command, kv
 from troth.cli.text import duration, moment
+from troth.identity import Identifier
 
 _ENGINES = ("token", "postgres", "http-inject")
 BROKER = click.option(
@@ -88,6 +89,16 @@ def secret_group() -> None:
     metavar="FILE",
     help="File holding the upstream secret (default: stdin; a token secret has none).",
 )
+@click.option(
+    "--grantable-by",
+    "grantable_by",
+    multiple=True,
+    metavar="AUTHORITY",
+    help="An authority whose policy bundles may grant leases of NAME (its identifier, or the "
+    "name of a local authority; repeatable; added to the configuration's grantable_by). "
+    "Default: the authority the node hosts (on a node hosting none, the one it trusts, when "
+    "it trusts exactly one); no other authority's bundle grants it.",
+)
 @node_option
 @json_command
 def put(
@@ -95,18 +106,22 @@ def put(
     engine: str,
     config_file: str,
     value_file: str | None,
+    grantable_by: tuple[str, ...],
     node_name: str,
     reporter: Reporter,
 ) -> None:
     """Store upstream secret NAME on the node, sealed by its vault, and make the node a broker
     (it serves /service/broker once (re)started). The value is read from stdin or
-    --value-file, never from the command line, and is never printed."""
+    --value-file, never from the command line, and is never printed. Only the policy bundles
+    of the authorities it is grantable by decide who leases it (docs/secrets.md, "Whose
+    bundles grant a secret")."""
     from troth.node.services.broker import put_secret
 
     config = read_input(config_file, limits.MAX_SECRET_CONFIG_BYTES, "configuration")
+    grantors = tuple(_authority_id(reporter, text) for text in grantable_by)
     value = b"" if engine == "token" else _secret_value(value_file)
     with open_cli_node(node_name) as node:
-        data = put_secret(node, name, engine, config, value, now=CLOCK.now())
+        data = put_secret(node, name, engine, config, value, now=CLOCK.now(), grantable_by=grantors)
     text = kv(
         {
             "secret": data["secret"],
@@ -114,6 +129,7 @@ def put(
             "scopes": " ".join(data["scopes"]) or "(none)",
             "ttl": duration(data["ttl"]),
             "max ttl": duration(data["max_ttl"]),
+            "grantable by": " ".join(data["grantable_by"]) or "the authority the node hosts",
         }
     )
     if data["service_added"]:
@@ -122,6 +138,13 @@ def put(
             f"after a restart: troth node stop {node_name}; troth node start {node_name})"
         )
     reporter.result(data, text)
+
+
+def _authority_id(reporter: Reporter, text: str) -> Identifier:
+    """An authority given as an identifier, or by the name of a local authority (or its node)."""
+    if Identifier.looks_like(text):
+        return Identifier.parse(text)
+    return reporter.names.authority(text).identifier
 
 
 def _secret_value(value_file: str | None) -> bytes:

@@ -113,11 +113,14 @@ class BrokerArgs:
 
 @dataclass(frozen=True, slots=True)
 class McpServeArgs:
-    """mcp.serve: the MCP server's name, its upstream command line, the directory it runs in."""
+    """mcp.serve: the MCP server's name, its upstream command line, the directory it runs in,
+    the authorities whose bundles grant its tools (identifiers, space-separated; none: the
+    node's own)."""
 
     name: str
     upstream: str
     cwd: str | None = None
+    grantable_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +211,11 @@ async def _mcp_serve(runtime: NodeRuntime, args: McpServeArgs) -> Any:
     from troth.node.services.mcp import publish  # the MCP SDK: on use only
 
     command = shlex.split(args.upstream)
-    return await publish(runtime, args.name, command, cwd=args.cwd)
+    try:
+        named = tuple(Identifier.parse(text) for text in (args.grantable_by or "").split())
+    except ValueError as exc:
+        raise DecodeError(f"grantable_by: {exc}") from None
+    return await publish(runtime, args.name, command, cwd=args.cwd, grantable_by=named)
 
 
 OPERATIONS: Final[Mapping[str, Operation[Any]]] = {

@@ -148,6 +148,17 @@ class NodeTrust:
         self.set_feed(hosted.identifier, hosted.held_feed(now=now, previous=previous))
         return True
 
+    def own_authorities(self) -> frozenset[Identifier]:
+        """The authorities that speak for this node's own resources when the operator named
+        none (a secret's `grantable_by`, a published MCP server's): the one it hosts; on a node
+        hosting none, the one it trusts when it trusts exactly one; otherwise none (deny by
+        default: a node trusts every authority it enrolls with; review 37c, broker 1 and mcp 1;
+        docs/secrets.md, "Whose bundles grant a secret")."""
+        if self.hosted is not None:
+            return frozenset({self.hosted.identifier})
+        anchors = self.anchors
+        return anchors if len(anchors) == 1 else frozenset()
+
     # -- memory ------------------------------------------------------------------------------------
 
     def set_feed(self, authority: Identifier, feed: VerifiedFeed) -> None:

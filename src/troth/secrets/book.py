@@ -541,7 +541,9 @@ class LeaseBook:
         if now >= credential.expires_at:
             raise SecretError(_F.EXPIRED, "the credential presented has expired")
         self._check_feed(credential)
-        question = LeaseQuestion(credential, spec.name, spec.engine, scope, ttl, renewal, now)
+        question = LeaseQuestion(
+            credential, spec.name, spec.engine, scope, ttl, renewal, now, spec.grantable_by
+        )
         try:
             decision = self._policy.decide(question)
         except Exception as exc:  # a policy that fails denies (fail closed)

@@ -22,7 +22,7 @@ from troth.secrets.lease import LeaseCredential, LeaseHandle, SecretValue, check
 
 __all__ = ["Engine", "Grant", "LocalEngine", "SecretSpec", "config_error", "parse_spec"]
 
-_COMMON_KEYS = frozenset({"scopes", "ttl", "max_ttl"})
+_COMMON_KEYS = frozenset({"scopes", "ttl", "max_ttl", "grantable_by"})
 
 
 def config_error(detail: str) -> SecretError:
@@ -31,8 +31,10 @@ def config_error(detail: str) -> SecretError:
 
 @dataclass(frozen=True, slots=True)
 class SecretSpec:
-    """A secret's configuration (no value): the scopes it offers, its lease times and the
-    engine's own settings (normalised by the engine)."""
+    """A secret's configuration (no value): the scopes it offers, its lease times, the
+    authorities whose policy bundles may grant leases of it (`grantable_by`; empty: the
+    broker's default, on a node the authority it hosts: docs/secrets.md, "Whose bundles grant
+    a secret") and the engine's own settings (normalised by the engine)."""
 
     name: str
     engine: str
@@ -40,12 +42,17 @@ class SecretSpec:
     ttl: int
     max_ttl: int
     settings: Mapping[str, Any]
+    grantable_by: tuple[Identifier, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        # `grantable_by` only when named: a secret stored before it existed keeps its stored
+        # text (bound into its seal, docs/formats.md)
+        named = {"grantable_by": [str(a) for a in self.grantable_by]} if self.grantable_by else {}
         return {
             "scopes": list(self.scopes),
             "ttl": self.ttl,
             "max_ttl": self.max_ttl,
+            **named,
             **self.settings,
         }
 
@@ -150,7 +157,22 @@ def parse_spec(name: str, engine: Engine, config: Mapping[str, Any]) -> SecretSp
         )
     own = {k: v for k, v in config.items() if k not in _COMMON_KEYS}
     settings = engine.check_settings(own, scopes)
-    return SecretSpec(name, engine.kind, scopes, ttl, max_ttl, settings)
+    grantors = _grantors(config.get("grantable_by", []))
+    return SecretSpec(name, engine.kind, scopes, ttl, max_ttl, settings, grantors)
+
+
+def _grantors(value: object) -> tuple[Identifier, ...]:
+    """`grantable_by`: distinct authority identifiers, sorted (docs/secrets.md, "Whose bundles
+    grant a secret")."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise config_error("grantable_by is a list of authority identifiers")
+    if len(value) > limits.MAX_SECRET_GRANTORS:
+        raise config_error(f"grantable_by names at most {limits.MAX_SECRET_GRANTORS} authorities")
+    try:
+        parsed = {Identifier.parse(item) for item in value}
+    except ValueError as exc:
+        raise config_error(f"grantable_by: {exc}") from None
+    return tuple(sorted(parsed, key=lambda identifier: identifier.digest))
 
 
 def _seconds(config: Mapping[str, Any], key: str, default: int) -> int:

@@ -3,12 +3,14 @@
 The question is Cedar's shape (docs/secrets.md, "Policy"): principal = the verified caller,
 action `Action::"lease"`, resource `Secret::"<name>"`, context = the scopes asked for and the
 ttl. `GatesLeasePolicy` asks the gates' decision point (the node's active bundle, its feed and
-the caller's credential, as for a tool call); without a policy the broker denies everything.
+the caller's credential, as for a tool call) — only for a credential of an authority the secret
+may be granted by (docs/secrets.md, "Whose bundles grant a secret"); without a policy the broker
+denies everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -24,6 +26,7 @@ __all__ = [
     "LeaseDecision",
     "LeasePolicy",
     "LeaseQuestion",
+    "not_grantable",
 ]
 
 LEASE_ACTION: Final = "lease"
@@ -40,6 +43,9 @@ class LeaseQuestion:
     ttl: int
     renewal: bool
     now: int
+    grantable_by: tuple[Identifier, ...] = ()
+    """The authorities the secret names whose bundles may grant it (`SecretSpec.grantable_by`;
+    empty: the policy's default)."""
 
     @property
     def action(self) -> str:
@@ -91,6 +97,8 @@ class AllowListPolicy:
         }
 
     def decide(self, question: LeaseQuestion) -> LeaseDecision:
+        if question.grantable_by and question.credential.authority not in question.grantable_by:
+            return not_grantable(question)
         secrets = self._entries.get(question.credential.actor)
         if secrets is None or question.secret not in secrets:
             return LeaseDecision(False, f"{question.resource} is not on the allow list")
@@ -100,15 +108,46 @@ class AllowListPolicy:
         return _ALLOWED_BY_LIST
 
 
+def not_grantable(question: LeaseQuestion) -> LeaseDecision:
+    """The refusal of a lease asked under the bundles of an authority that may not grant it."""
+    return LeaseDecision(
+        False,
+        f"{question.resource} is not grantable under the bundles of "
+        f"{question.credential.authority} (the broker's operator names the authorities that "
+        "may grant it: troth secret put --grantable-by)",
+    )
+
+
 class GatesLeasePolicy:
     """The gates engine as the lease policy: Cedar action `lease` on `Secret::"<name>"` with
     `context.scope` and `context.ttl`, decided by `point` (the bundle in force for the
-    credential's authority; no bundle, an expired one or a stale feed deny)."""
+    credential's authority; no bundle, an expired one or a stale feed deny).
 
-    def __init__(self, point: DecisionPoint) -> None:
+    Only the bundles of an authority that may grant the secret decide (docs/secrets.md, "Whose
+    bundles grant a secret"): those the secret names (`LeaseQuestion.grantable_by`), else
+    `grantors()` — the served broker's: the authority its node hosts — else (no `grantors`,
+    a library broker whose point holds only bundles its user chose) any. A credential of
+    another authority is denied before its bundle is asked."""
+
+    def __init__(
+        self,
+        point: DecisionPoint,
+        *,
+        grantors: Callable[[], frozenset[Identifier]] | None = None,
+    ) -> None:
         self.point = point
+        self.grantors = grantors
+
+    def may_grant(self, question: LeaseQuestion) -> bool:
+        """Whether the bundles of the credential's authority may grant the secret."""
+        authority = question.credential.authority
+        if question.grantable_by:
+            return authority in question.grantable_by
+        return self.grantors is None or authority in self.grantors()
 
     def decide(self, question: LeaseQuestion) -> LeaseDecision:
+        if not self.may_grant(question):
+            return not_grantable(question)
         request = LeaseRequest(question.secret, question.scope, question.ttl)
         decision = self.point.decide(question.credential, request, now=question.now)
         return LeaseDecision(decision.allowed, decision.reason)

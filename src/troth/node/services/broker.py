@@ -29,13 +29,16 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from troth import limits
 from troth.clock import Clock
 from troth.credentials import Attributes, VerifiedCredential, VerifiedFeed
+from troth.encoding.ijson import load_json
 from troth.errors import (
     ConfigError,
     DecodeError,
@@ -143,10 +146,24 @@ def enable_broker(node: Node) -> bool:
 
 
 def put_secret(
-    node: Node, name: str, engine: str, config: bytes, value: bytes, *, now: int
+    node: Node,
+    name: str,
+    engine: str,
+    config: bytes,
+    value: bytes,
+    *,
+    now: int,
+    grantable_by: tuple[Identifier, ...] = (),
 ) -> dict[str, Any]:
     """Store upstream secret `name` on node `node` (sealed by its vault) and make the node a
-    broker: what was stored (never the value) and whether node.json changed."""
+    broker: what was stored (never the value) and whether node.json changed.
+
+    `grantable_by` names the authorities whose policy bundles may grant leases of it, with
+    those its configuration names (docs/secrets.md, "Whose bundles grant a secret"). Naming
+    none: on a node hosting an authority, that one (the served broker's default); on a node
+    hosting none that trusts exactly one, that one is recorded (it keeps granting once the node
+    enrolls with another); otherwise none is recorded and no bundle grants it until one is."""
+    config = _with_grantors(node, config, grantable_by)
     broker = open_broker(node, now=now)
     try:
         spec = broker.put_secret(name, engine, config, value, now=now)
@@ -158,8 +175,36 @@ def put_secret(
         "scopes": list(spec.scopes),
         "ttl": spec.ttl,
         "max_ttl": spec.max_ttl,
+        "grantable_by": [str(authority) for authority in spec.grantable_by],
         "service_added": enable_broker(node),
     }
+
+
+def _with_grantors(node: Node, config: bytes, named: tuple[Identifier, ...]) -> bytes:
+    """`config` with `named` added to its `grantable_by` (see `put_secret`); a malformed one
+    is left for the broker to refuse (CONFIG_INVALID)."""
+    try:
+        loaded = load_json(config, max_bytes=limits.MAX_SECRET_CONFIG_BYTES, what="config")
+    except DecodeError:
+        return config
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("grantable_by", []), list):
+        return config
+    listed: list[Any] = loaded.get("grantable_by", [])
+    if not named and not listed and not _hosts_authority(node):
+        trusted = tuple(node.wallet.trusted())
+        named = trusted if len(trusted) == 1 else ()
+    if not named:
+        return config
+    loaded["grantable_by"] = [*listed, *(str(authority) for authority in named)]
+    return json.dumps(loaded).encode()
+
+
+def _hosts_authority(node: Node) -> bool:
+    try:
+        node.authority()
+    except NotFound:
+        return False
+    return True
 
 
 def rotate_token_key(node: Node, *, compromised: bool, now: int) -> dict[str, Any]:
@@ -200,7 +245,7 @@ class BrokerService:
         self.bundles = policies
         """The node's policy bundles (`troth policy push` and the policy service activate a
         revision for the broker at once, as for every other gate of the node)."""
-        self.policy = GatesLeasePolicy(policies.decision_point())
+        self.policy = GatesLeasePolicy(policies.decision_point(), grantors=self.own_authorities)
         self.broker: Broker | None = None
         self.endpoint: BrokerEndpoint | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="troth-broker")
@@ -232,6 +277,13 @@ class BrokerService:
             ),
         }
         trust.feed_hooks.append(self._feed_installed)
+
+    def own_authorities(self) -> frozenset[Identifier]:
+        """Whose bundles grant a secret that names none (docs/secrets.md, "Whose bundles grant
+        a secret"): `NodeTrust.own_authorities` (review 37c, broker 1: a node trusts every
+        authority it enrolls with, and each one's bundle granted its members the node's
+        secrets)."""
+        return self.trust.own_authorities()
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -38,10 +38,20 @@ from typing import TYPE_CHECKING, Any, Final
 from troth import limits
 from troth.channel import VerifiedPeer
 from troth.clock import Clock
+from troth.credentials import VerifiedFeed
 from troth.encoding import cbor
-from troth.errors import ConflictError, DecodeError, RemoteError, TrothError
-from troth.gates.point import DecisionRecorder
+from troth.errors import (
+    ConflictError,
+    DecodeError,
+    PolicyError,
+    PolicyFailure,
+    RemoteError,
+    TrothError,
+)
+from troth.gates.engine import PolicyEngine
+from troth.gates.point import DecisionPoint, DecisionRecorder, PolicySource
 from troth.gates.toolschema import check_name
+from troth.identity import Identifier
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, member_accounts
 from troth.node.channels import ChannelEnd, ChannelManager
@@ -58,13 +68,32 @@ if TYPE_CHECKING:
     from troth.integrations.mcp.gate import McpGate
     from troth.node.runtime import NodeRuntime
 
-__all__ = ["MCP_PREFIX", "McpService", "publish", "publish_upstream"]
+__all__ = ["MCP_PREFIX", "GrantedBundles", "McpService", "publish", "publish_upstream"]
 
 log = logging.getLogger("troth.node.mcp")
 MCP_PREFIX: Final = "mcp."
 """A published MCP server named N is the node service `mcp.N`."""
 START_TIMEOUT: Final = 30.0
 """Seconds an upstream has to start and answer the MCP handshake."""
+
+
+class GrantedBundles:
+    """The node's bundles as a published MCP server's decision point sees them: only those of
+    the authorities `grantors()` names grant its tools (docs/policy.md, "MCP over secure
+    channels"). Another authority's bundle is as if none were in force (PolicyError NO_BUNDLE:
+    its members see no tool and every call is denied "no policy bundle", the answer they get
+    where their authority has none, so nothing tells them apart; review 37c, mcp 1: a
+    co-trusted authority's permit-all bundle let its members call the host's tools)."""
+
+    def __init__(self, bundles: PolicySource, grantors: Callable[[], frozenset[Identifier]]):
+        self.bundles = bundles
+        self.grantors = grantors
+
+    def engine(self, authority: Identifier, *, feed: VerifiedFeed | None, now: int) -> PolicyEngine:
+        """The engine of `authority`'s bundle in force, when `authority` may grant the tools."""
+        if authority not in self.grantors():
+            raise PolicyError(PolicyFailure.NO_BUNDLE)
+        return self.bundles.engine(authority, feed=feed, now=now)
 
 
 @dataclass(eq=False)
@@ -94,6 +123,7 @@ class McpService:
         clock: Clock,
         recorder: DecisionRecorder | None = None,
         access: GatedPolicy | None = None,
+        grantors: Callable[[], frozenset[Identifier]] | None = None,
     ) -> None:
         check_name(name, "MCP server")
         self.name = MCP_PREFIX + name
@@ -101,8 +131,17 @@ class McpService:
         """What `mcp.Client` connects to: `StdioServerParameters` (a command it spawns), or
         an in-process `Server` / `MCPServer`."""
         self.policies = policies
-        self.point = policies.decision_point(recorder)
-        """Decides every tools/call (and records it, with `recorder`: the node's trace)."""
+        point = policies.decision_point(recorder)
+        if grantors is not None:  # only the bundles of the authorities granting its tools
+            point = DecisionPoint(
+                GrantedBundles(policies, grantors),
+                point.feeds,
+                recorder=point.recorder,
+                max_clock_skew=point.max_clock_skew,
+            )
+        self.point = point
+        """Decides every tools/call (and records it, with `recorder`: the node's trace), with
+        the bundles of the authorities `grantors` names only (review 37c, mcp 1)."""
         self.standing = standing
         self.access = access
         """The node's decision point (the runtime's): a session's tools/calls are decided with
@@ -307,10 +346,16 @@ _STARTING: Final[weakref.WeakKeyDictionary[NodeRuntime, set[str]]] = weakref.Wea
 
 
 async def publish(
-    runtime: NodeRuntime, name: str, command: list[str], *, cwd: str | None
+    runtime: NodeRuntime,
+    name: str,
+    command: list[str],
+    *,
+    cwd: str | None,
+    grantable_by: tuple[Identifier, ...] = (),
 ) -> dict[str, Any]:
     """Publish upstream `command` as MCP server `name` on a running node (ConflictError when
-    that name is published already): the service's address and the upstream's tools."""
+    that name is published already): the service's address and the upstream's tools (the
+    authorities whose bundles grant them: `publish_upstream`)."""
     from mcp import StdioServerParameters
 
     if MCP_PREFIX + name in runtime.host.services:
@@ -318,12 +363,21 @@ async def publish(
     if not command:
         raise ValueError("an MCP server needs an upstream command")
     parameters = StdioServerParameters(command=command[0], args=command[1:], cwd=cwd)
-    return await publish_upstream(runtime, name, parameters)
+    return await publish_upstream(runtime, name, parameters, grantable_by=grantable_by)
 
 
-async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) -> dict[str, Any]:
+async def publish_upstream(
+    runtime: NodeRuntime,
+    name: str,
+    upstream: object,
+    *,
+    grantable_by: tuple[Identifier, ...] = (),
+) -> dict[str, Any]:
     """Publish `upstream` (what `mcp.Client` connects to) as MCP server `name` on a running
-    node: the service's address and the upstream's tools. The name is taken before the
+    node: the service's address and the upstream's tools. Only the bundles of the authorities
+    `grantable_by` names decide its tools; naming none, the node's own
+    (`NodeTrust.own_authorities`: the authority it hosts, else the one it trusts when it trusts
+    exactly one; review 37c, mcp 1). The name is taken before the
     upstream starts: a second publication of it meanwhile is refused (ConflictError) and
     starts nothing (review 34d, node home 4: it replaced the first among the node's services,
     then failed on the taken route, its upstream left running, served by nothing)."""
@@ -340,6 +394,7 @@ async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) ->
         clock=runtime.clock,
         recorder=runtime.traces.decision_recorder(),
         access=runtime.access,
+        grantors=_fixed(frozenset(grantable_by)) if grantable_by else runtime.trust.own_authorities,
     )
     starting.add(service.name)
     try:
@@ -348,3 +403,7 @@ async def publish_upstream(runtime: NodeRuntime, name: str, upstream: object) ->
     finally:
         starting.discard(service.name)
     return {"service": service.name, "address": f"/service/{service.name}", "tools": service.tools}
+
+
+def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:
+    return lambda: authorities
