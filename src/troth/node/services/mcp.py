@@ -142,6 +142,7 @@ class McpService:
         self.point = point
         """Decides every tools/call (and records it, with `recorder`: the node's trace), with
         the bundles of the authorities `grantors` names only (review 37c, mcp 1)."""
+        self.grantors = grantors
         self.standing = standing
         self.access = access
         """The node's decision point (the runtime's): a session's tools/calls are decided with
@@ -276,7 +277,9 @@ class McpService:
 
         access = self.access
         admits = None if access is None else functools.partial(access.admits, self.name, "send")
-        caller_now = PeerCredential(current_peer, self.standing, self.policies, admits)
+        caller_now = PeerCredential(
+            current_peer, self.standing, self.policies, admits, self.grantors
+        )
         server = gate_server(gate, caller_now)
 
         async def send(frame: bytes) -> bool:

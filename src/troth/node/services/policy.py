@@ -347,7 +347,10 @@ class PeerCredential:
     `admits`, among the chains it says the service admits now only (the MCP service: the
     chains its `send` admission takes, `GatedPolicy.admits`; review 37a, mcp 1: the peer's
     chain of an authority whose bundle keeps it out of the server decided its tools/calls
-    while another chain admitted it)."""
+    while another chain admitted it). With `granted`, the chains of the authorities it names
+    come first (a published MCP server's tools are decided by the bundles of the authorities
+    granting them only, `GrantedBundles`; review 37d, mcp 1: a peer presenting first its chain
+    of another authority was denied tools its granted authority's chain is permitted)."""
 
     def __init__(
         self,
@@ -355,11 +358,13 @@ class PeerCredential:
         standing: Callable[[VerifiedPeer, int], Standing],
         policies: NodePolicies,
         admits: Callable[[VerifiedCredential, int], bool] | None = None,
+        granted: Callable[[], frozenset[Identifier]] | None = None,
     ) -> None:
         self.peer = peer
         self.standing = standing
         self.policies = policies
         self.admits = admits
+        self.granted = granted
 
     def presenter_identifier(self) -> Identifier | None:
         """Who presents the credential (`troth.gates.Presenting`): the channel's peer, while
@@ -391,6 +396,9 @@ class PeerCredential:
             for c in credentials
             if self.policies.held(c.authority) is not None
         ]
+        if self.granted is not None:
+            granted = self.granted()
+            chains.sort(key=lambda chain: chain[1] not in granted)  # stable: granted first
         return _first_current(store.verifier, chains, peer.identity, self.policies, now)
 
 
