@@ -59,6 +59,21 @@ def _squat(log: TraceLog, asked: VerifiedRecord, human: Held) -> None:
     assert log.append(_escalation(m, human.identifier, asked.record.id)).index == 2
 
 
+def shown_as_written(log: TraceLog) -> None:
+    """`trace show` and the OTel export of an old log of three: the answer (1) under the
+    escalation (0), the later record (2) a root of its own."""
+    roots = trace_tree(log)
+    assert [(root.index, [c.index for c in root.children]) for root in roots] == [
+        (0, [1]),
+        (2, []),
+    ]
+    spans = _Spans()
+    assert export_otel(log, spans) == 3  # type: ignore[arg-type]
+    first, second, _third = spans.spans
+    assert second.parent is not None
+    assert second.parent.span_id == first.context.span_id
+
+
 def _step(signer: Held, parent: str, *, seq: int = 0, prev: bytes | None = None) -> VerifiedRecord:
     """`signer`'s version 1 tool step linking record `parent` by id alone."""
     content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "done"}, links=Links(parent))
@@ -100,16 +115,7 @@ def test_a_later_record_under_an_old_links_id_leaves_show_and_otel_as_written(
     first."""
     log, asked, _answer, human = _old_log(tmp_path)
     _squat(log, asked, human)
-    roots = trace_tree(log)
-    assert [(root.index, [c.index for c in root.children]) for root in roots] == [
-        (0, [1]),
-        (2, []),
-    ]
-    spans = _Spans()
-    assert export_otel(log, spans) == 3  # type: ignore[arg-type]
-    first, second, _third = spans.spans
-    assert second.parent is not None
-    assert second.parent.span_id == first.context.span_id
+    shown_as_written(log)
 
 
 def test_a_later_record_leaves_an_old_resolution_appendable(tmp_path: Path) -> None:
