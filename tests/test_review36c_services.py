@@ -39,16 +39,24 @@ from troth.node.services.policy import POLICY
 NOTHING = '@id("nothing") forbid(principal, action, resource);\n'
 
 
-def globex_bundle(node: NodeRuntime, globex: Authority, now: int) -> bytes:
-    """globex's bundle (signed by globex itself) declaring the hub's `orders` service and
-    forbidding everything: what globex may say of its own members."""
+def globex_bundle(
+    node: NodeRuntime,
+    globex: Authority,
+    now: int,
+    *,
+    policies: str = NOTHING,
+    services: dict[str, list[str]] | None = None,
+) -> bytes:
+    """globex's bundle (signed by globex itself) with the orders tools; by default declaring
+    the hub's `orders` service and forbidding everything: what globex may say of its own
+    members."""
     return create_bundle(
         node.node.identities.signer("globex", now=now),
         authority=globex.identifier,
-        policies=NOTHING,
+        policies=policies,
         schema="",
         tools=TOOLS,
-        services={"orders": ["read"]},
+        services={"orders": ["read"]} if services is None else services,
         revision=1,
         now=now,
         ttl=3600,

@@ -16,41 +16,23 @@ from pathlib import Path
 
 from mcp import Client
 
-from tests.support.gates import TOOLS
 from tests.support.mcp_orders import names, orders_server, text
-from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_mcp_channels import support_bundle
+from tests.test_review36c_services import globex_bundle, push_to_hub
 from troth.authority import Authority
 from troth.credentials import Attributes
 from troth.errors import PolicyFailure
-from troth.gates import create_bundle
 from troth.integrations.mcp.connect import connect
 from troth.integrations.mcp.gate import DENIED_PREFIX
 from troth.node.runtime import NodeRuntime
-from troth.node.services import call
 from troth.node.services.mcp import publish_upstream
-from troth.node.services.policy import POLICY
 
 ORDERS = f"{HUB}/service/mcp.orders"
 NO_MCP = """\
 @id("all") permit(principal, action, resource);
 @id("no-mcp") forbid(principal, action == Action::"send", resource == Service::"mcp.orders");
 """
-
-
-def globex_bundle(node: NodeRuntime, globex: Authority, now: int) -> bytes:
-    """globex's bundle: `mcp.orders` declared, `send` on it forbidden, every tool permitted."""
-    return create_bundle(
-        node.node.identities.signer("globex", now=now),
-        authority=globex.identifier,
-        policies=NO_MCP,
-        schema="",
-        tools=TOOLS,
-        services={"mcp.orders": ["send"]},
-        revision=1,
-        now=now,
-        ttl=3600,
-    )
 
 
 async def enroll_with_globex(net: MemNet, runtime: NodeRuntime, globex: Authority) -> None:
@@ -79,10 +61,11 @@ def test_tools_are_decided_by_a_chain_admitted_to_the_server(tmp_path: Path) -> 
         await publish_upstream(hub, "orders", orders_server())
         globex_node, globex, ticket = await globex_over_tcp(net)
         await hub.enroll(ticket, "hub")  # the hub trusts globex from now on
-        end = await globex_node.channel_to(route(HUB))
-        data = globex_bundle(globex_node, globex, net.clock.now())
-        answer = await call(globex_node.router, (end.enc, POLICY), "push", [data])
-        assert answer["accepted"] is True
+        now = net.clock.now()
+        no_mcp = {"mcp.orders": ["send"]}
+        await push_to_hub(
+            globex_node, globex_bundle(globex_node, globex, now, policies=NO_MCP, services=no_mcp)
+        )
         dual = await net.member("dual", **{"orders.access": "read"})
         await enroll_with_globex(net, dual, globex)
         held = {h.authority for h in dual.node.wallet.held("dual")}

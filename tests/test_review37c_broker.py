@@ -69,7 +69,7 @@ def test_a_co_trusted_authoritys_bundle_grants_none_of_the_hosts_secrets(
     the secret is not grantable under globex's bundles; nothing is leased; acme's own support
     agent, the control, still is. Was a strict xfail until each secret recorded the
     authorities whose bundles may grant it (`grantable_by`; default, on the served broker:
-    the authority the node hosts, `BrokerService.own_authorities`) and `GatesLeasePolicy`
+    the authority the node hosts, `NodeTrust.own_authorities`) and `GatesLeasePolicy`
     denied a credential of any other before its bundle was asked."""
 
     async def test(net: MemNet) -> None:

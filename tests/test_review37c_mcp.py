@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from tests.support.gates import TOOLS
 from tests.support.mcp_orders import names, orders_server, text
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_mcp_channels import install
-from tests.test_review36c_services import globex_member, push_to_hub
+from tests.test_review36c_services import globex_bundle, globex_member, push_to_hub
 from troth.authority import Authority
 from troth.errors import DecodeError
-from troth.gates import create_bundle
 from troth.integrations.mcp.connect import connect
 from troth.integrations.mcp.gate import DENIED_PREFIX
 from troth.node.control import OPERATIONS
@@ -33,16 +31,7 @@ INVOKE_ANYTHING = '@id("all") permit(principal, action, resource);\n'
 
 def globex_tools(node: NodeRuntime, globex: Authority, now: int) -> bytes:
     """globex's bundle (signed by globex) declaring the orders tools and permitting every call."""
-    return create_bundle(
-        node.node.identities.signer("globex", now=now),
-        authority=globex.identifier,
-        policies=INVOKE_ANYTHING,
-        schema="",
-        tools=TOOLS,
-        revision=1,
-        now=now,
-        ttl=3600,
-    )
+    return globex_bundle(node, globex, now, policies=INVOKE_ANYTHING, services={})
 
 
 async def globex_on_hub(net: MemNet) -> Authority:

@@ -16,14 +16,13 @@ from pathlib import Path
 from mcp import Client
 
 from tests.support.mcp_orders import names, orders_server
-from tests.support.nodes import HUB, MemNet, globex_over_tcp, route, run_memnet
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_mcp_channels import support_bundle
+from tests.test_review36c_services import push_to_hub
 from tests.test_review37a_mcp import enroll_with_globex
 from tests.test_review37c_mcp import globex_tools
 from troth.integrations.mcp.connect import connect
-from troth.node.services import call
 from troth.node.services.mcp import publish_upstream
-from troth.node.services.policy import POLICY
 
 ORDERS = f"{HUB}/service/mcp.orders"
 
@@ -44,10 +43,7 @@ def test_a_peer_of_two_authorities_is_decided_with_a_chain_of_one_granting_the_t
         await publish_upstream(hub, "orders", orders_server())
         globex_node, globex, ticket = await globex_over_tcp(net)
         await hub.enroll(ticket, "hub")
-        end = await globex_node.channel_to(route(HUB))
-        data = globex_tools(globex_node, globex, net.clock.now())
-        answer = await call(globex_node.router, (end.enc, POLICY), "push", [data])
-        assert answer["accepted"] is True
+        await push_to_hub(globex_node, globex_tools(globex_node, globex, net.clock.now()))
         now = net.clock.now()
         signer = hub.node.identities.signer("hub", now=now)
         hub.policies.accept(support_bundle(signer, net.authority.identifier, now), now=now)

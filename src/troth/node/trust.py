@@ -36,6 +36,7 @@ __all__ = [
     "STANDING_CACHE",
     "Known",
     "NodeTrust",
+    "own_authorities",
     "store_or_extend",
 ]
 
@@ -154,10 +155,9 @@ class NodeTrust:
         hosting none, the one it trusts when it trusts exactly one; otherwise none (deny by
         default: a node trusts every authority it enrolls with; review 37c, broker 1 and mcp 1;
         docs/secrets.md, "Whose bundles grant a secret")."""
-        if self.hosted is not None:
-            return frozenset({self.hosted.identifier})
-        anchors = self.anchors
-        return anchors if len(anchors) == 1 else frozenset()
+        return own_authorities(
+            None if self.hosted is None else self.hosted.identifier, self.anchors
+        )
 
     # -- memory ------------------------------------------------------------------------------------
 
@@ -330,3 +330,14 @@ class NodeTrust:
             except CredentialError as exc:
                 dropped_reasons.append(f"a credential from {credential.authority}: {exc}")
         return Standing(tuple(current), is_anchor, None, tuple(dropped_reasons))
+
+
+def own_authorities(
+    hosted: Identifier | None, trusted: frozenset[Identifier]
+) -> frozenset[Identifier]:
+    """`NodeTrust.own_authorities` from its parts: `hosted` (the authority the node hosts, if
+    any) and the authorities it `trusted`; also what `put_secret` records for a secret on a
+    node not running (the broker's `_with_grantors`)."""
+    if hosted is not None:
+        return frozenset({hosted})
+    return trusted if len(trusted) == 1 else frozenset()

@@ -60,7 +60,7 @@ from troth.node.node import Node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.forwards import ForwardPool
 from troth.node.services.policy import NodePolicies
-from troth.node.trust import NodeTrust
+from troth.node.trust import NodeTrust, own_authorities
 from troth.routing import Route, parse_route
 from troth.secrets import Broker, IssuedLease, Jwks, Lease, LeaseCredential, LeaseId
 from troth.secrets.audit import AuditSink
@@ -191,8 +191,7 @@ def _with_grantors(node: Node, config: bytes, named: tuple[Identifier, ...]) -> 
         return config
     listed: list[Any] = loaded.get("grantable_by", [])
     if not named and not listed and not _hosts_authority(node):
-        trusted = tuple(node.wallet.trusted())
-        named = trusted if len(trusted) == 1 else ()
+        named = tuple(own_authorities(None, frozenset(node.wallet.trusted())))
     if not named:
         return config
     loaded["grantable_by"] = [*listed, *(str(authority) for authority in named)]
@@ -245,7 +244,9 @@ class BrokerService:
         self.bundles = policies
         """The node's policy bundles (`troth policy push` and the policy service activate a
         revision for the broker at once, as for every other gate of the node)."""
-        self.policy = GatesLeasePolicy(policies.decision_point(), grantors=self.own_authorities)
+        # whose bundles grant a secret naming none (docs/secrets.md, "Whose bundles grant a
+        # secret"; review 37c, broker 1: each trusted authority's bundle granted the secrets)
+        self.policy = GatesLeasePolicy(policies.decision_point(), grantors=trust.own_authorities)
         self.broker: Broker | None = None
         self.endpoint: BrokerEndpoint | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="troth-broker")
@@ -277,13 +278,6 @@ class BrokerService:
             ),
         }
         trust.feed_hooks.append(self._feed_installed)
-
-    def own_authorities(self) -> frozenset[Identifier]:
-        """Whose bundles grant a secret that names none (docs/secrets.md, "Whose bundles grant
-        a secret"): `NodeTrust.own_authorities` (review 37c, broker 1: a node trusts every
-        authority it enrolls with, and each one's bundle granted its members the node's
-        secrets)."""
-        return self.trust.own_authorities()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
