@@ -391,10 +391,9 @@ class Node:
     def _revocation_feed(self, authority: Identifier, *, now: int) -> VerifiedFeed | None:
         """The feed of `authority` this node holds (hosted: read from its store), brought up to
         date first when the authority is on this machine and the copy is not fresh."""
-        with contextlib.suppress(NotFound):
-            hosted = self._stored.authority()
-            if hosted.identifier == authority:
-                return hosted.held_feed(now=now)
+        hosted = self._stored.hosted_authority()
+        if hosted is not None and hosted.identifier == authority:
+            return hosted.held_feed(now=now)
         wallet = self._stored.wallet
         feed = wallet.held_feed(authority)
         address = wallet.trusted().get(authority)

@@ -145,10 +145,10 @@ def local_authority(
     `hint` names (`node:NAME` or NAME), else by whichever node hosts it (NotFound if none).
     The node hosting it stays open inside the `with` block."""
     if beside is not None:
-        with contextlib.suppress(NotFound):
-            if (authority := beside.authority()).identifier == identifier:
-                yield authority
-                return
+        authority = beside.hosted_authority()
+        if authority is not None and authority.identifier == identifier:
+            yield authority
+            return
     names = [c.name for c in list_nodes(home) if beside is None or c.name != beside.name]
     if hint:
         first = hint[len(LOCAL_PREFIX) :] if is_local(hint) else hint
@@ -156,11 +156,8 @@ def local_authority(
     for name in names:
         with contextlib.ExitStack() as stack:
             node = stack.enter_context(open_node(name, home=home))
-            try:
-                authority = node.authority()
-            except NotFound:
-                continue
-            if authority.identifier == identifier:
+            authority = node.hosted_authority()
+            if authority is not None and authority.identifier == identifier:
                 yield authority
                 return
     raise NotFound(f"no node on this machine hosts authority {identifier}")

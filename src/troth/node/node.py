@@ -86,6 +86,13 @@ class Node:
             raise NotFound(f"node {self.name!r} hosts no authority (troth authority create)")
         return self._judging(Authority(self.identities, store, config))
 
+    def hosted_authority(self) -> Authority | None:
+        """The authority this node hosts, or None (`authority()` without the NotFound)."""
+        try:
+            return self.authority()
+        except NotFound:
+            return None
+
     def create_authority(
         self,
         name: str,

@@ -20,7 +20,6 @@ troth.node.membership's; syncing one feed over a channel, troth.node.feedsync's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
@@ -262,8 +261,7 @@ class NodeRuntime:
             self.identifier = Identifier(identities.find(self.name).identifier)
         except NotFound:
             self.identifier = identities.create(now=now, name=self.name).identifier
-        with contextlib.suppress(NotFound):
-            self.trust.hosted = self.node.authority()
+        self.trust.hosted = self.node.hosted_authority()
         self._reload_trust(now)
         if "relay" in self.node.config.services:
             self._kept_relays = self._relay_book().load()

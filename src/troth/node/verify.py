@@ -37,7 +37,6 @@ from troth.errors import (
     CredentialFailure,
     DecodeError,
     IdentityError,
-    NotFound,
 )
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.identity.known import Binds
@@ -306,10 +305,8 @@ def _anchor_here(node: Node, root: Identifier) -> bool:
     """Whether `node` trusts `root` or hosts it (its anchors, as for its policies)."""
     if root in node.wallet.trusted():
         return True
-    try:
-        return node.authority().identifier == root
-    except NotFound:
-        return False
+    hosted = node.hosted_authority()
+    return hosted is not None and hosted.identifier == root
 
 
 def verify_vc(

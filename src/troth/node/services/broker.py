@@ -199,11 +199,7 @@ def _with_grantors(node: Node, config: bytes, named: tuple[Identifier, ...]) -> 
 
 
 def _hosts_authority(node: Node) -> bool:
-    try:
-        node.authority()
-    except NotFound:
-        return False
-    return True
+    return node.hosted_authority() is not None
 
 
 def rotate_token_key(node: Node, *, compromised: bool, now: int) -> dict[str, Any]:

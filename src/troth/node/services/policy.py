@@ -60,7 +60,6 @@ from troth.errors import (
     CredentialFailure,
     DecodeError,
     Denied,
-    NotFound,
     PolicyError,
     PolicyFailure,
     RemoteError,
@@ -121,10 +120,7 @@ class NodeFeeds:
     def __init__(self, node: Node, clock: Clock) -> None:
         self.node = node
         self.clock = clock
-        try:
-            self.hosted: Authority | None = node.authority()
-        except NotFound:
-            self.hosted = None
+        self.hosted: Authority | None = node.hosted_authority()
         self._hosted_feed: VerifiedFeed | None = None
 
     def __call__(self, authority: Identifier) -> VerifiedFeed | None:
@@ -739,12 +735,11 @@ def install_bundle(home: Path, name: str, data: bytes, *, clock: Clock) -> dict[
 def held_authority_bundle(home: Path, name: str) -> tuple[Identifier, bytes] | None:
     """The authority node `name` hosts and the bundle of it the node holds, if both."""
     with open_node(name, home=home) as node:
-        try:
-            authority = node.authority().identifier
-        except NotFound:
+        hosted = node.hosted_authority()
+        if hosted is None:
             return None
-        held = SqliteBundleTable(node.db).load(authority.digest)
-    return None if held is None else (authority, held)
+        held = SqliteBundleTable(node.db).load(hosted.identifier.digest)
+    return None if held is None else (hosted.identifier, held)
 
 
 def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> dict[str, Any]:
