@@ -1,0 +1,78 @@
+"""Review 38b, traces: adversarial re-review of record ids per agent, `links.parent_agent`
+and version 1 links resolved earlier-first (docs/formats.md, "Trace records": the version
+rule).
+
+1. An export of some of a log's lines (`troth trace export --agent`, or lines an auditor
+   was handed) was verified as if it held every record: a version 1 link whose earlier
+   record under its id the export left out was read as a forward link and took the signer's
+   own later record (or another agent's) under the id. The human whose old resolution
+   answers an agent's escalation signs a record of its own under the escalation's id
+   afterwards (as in review 37b, trace 1): `verify_log` of the log stays green, but the
+   human's own export (`troth trace export --agent HUMAN`) is reported broken
+   (LINK_INVALID: the parent is no escalation), and an export of two agents' lines
+   resolved the link to a third agent's record the log never linked it to.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.support.traces import NOW, Held
+from tests.test_review36e_trace import _export
+from tests.test_review36g_trace import _old_log
+from troth.trace import verify_log
+from troth.trace.export import export_jsonl, verify_export
+from troth.trace.log import TraceLog
+from troth.trace.record import Kind
+from troth.trace.signing import RecordContent, sign_record
+
+
+def _export_of(log: TraceLog, agent: Held) -> list[bytes]:
+    out = io.StringIO()
+    export_jsonl(log, out, agent=agent.identifier)
+    return [line.encode() for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38b, trace 1: an export leaving out the record a version 1 link names "
+    "reads the link as a forward one, to the signer's own later record under the id",
+)
+def test_an_agents_export_keeps_its_old_links_meaning(tmp_path: Path) -> None:
+    """Trace 1: the human's old resolution (version 1, index 1) answers the agent's
+    escalation (index 0); the human then signs a record of its own under the escalation's
+    id (index 2). The log verifies (review 37b, trace 1); the human's own export, which
+    leaves the agent's escalation out, verifies too: a link whose record before it may be
+    among the lines left out is not read against the records after it."""
+    log, asked, answer, human = _old_log(tmp_path)
+    content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=asked.record.id)
+    mine = sign_record(human.signer(NOW), content, seq=1, prev=answer.hash, time=NOW)
+    assert log.append(mine).index == 2
+    assert verify_log(log).size == 3
+    assert verify_export(_export(log)).records == 3
+    lines = _export_of(log, human)
+    assert len(lines) == 2
+    assert verify_export(lines).records == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38b, trace 1: an export leaving out the record a version 1 link names "
+    "reads the link against another agent's later record under the id",
+)
+def test_an_export_of_some_agents_keeps_an_old_links_meaning(tmp_path: Path) -> None:
+    """Trace 1: a third identity signs a step of its own under the escalation's id after the
+    old resolution (index 2): an export of the human's and that identity's lines (the
+    agent's escalation left out) verifies; the link is not read against the later step."""
+    log, asked, _answer, human = _old_log(tmp_path)
+    third = Held()
+    content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "s"}, id=asked.record.id)
+    assert (
+        log.append(sign_record(third.signer(NOW), content, seq=0, prev=None, time=NOW)).index == 2
+    )
+    assert verify_log(log).size == 3
+    lines = _export_of(log, human) + _export_of(log, third)
+    assert verify_export(lines).records == 2
