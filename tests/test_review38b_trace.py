@@ -18,8 +18,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
-
 from tests.support.traces import NOW, Held
 from tests.test_review36e_trace import _export
 from tests.test_review36g_trace import _old_log
@@ -36,17 +34,14 @@ def _export_of(log: TraceLog, agent: Held) -> list[bytes]:
     return [line.encode() for line in out.getvalue().splitlines()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38b, trace 1: an export leaving out the record a version 1 link names "
-    "reads the link as a forward one, to the signer's own later record under the id",
-)
 def test_an_agents_export_keeps_its_old_links_meaning(tmp_path: Path) -> None:
     """Trace 1: the human's old resolution (version 1, index 1) answers the agent's
     escalation (index 0); the human then signs a record of its own under the escalation's
     id (index 2). The log verifies (review 37b, trace 1); the human's own export, which
     leaves the agent's escalation out, verifies too: a link whose record before it may be
-    among the lines left out is not read against the records after it."""
+    among the lines left out is not read against the records after it. Was a strict xfail
+    until `verify_export` resolved a version 1 link only when the lines present settle it
+    (`_settled`)."""
     log, asked, answer, human = _old_log(tmp_path)
     content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=asked.record.id)
     mine = sign_record(human.signer(NOW), content, seq=1, prev=answer.hash, time=NOW)
@@ -58,15 +53,12 @@ def test_an_agents_export_keeps_its_old_links_meaning(tmp_path: Path) -> None:
     assert verify_export(lines).records == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38b, trace 1: an export leaving out the record a version 1 link names "
-    "reads the link against another agent's later record under the id",
-)
 def test_an_export_of_some_agents_keeps_an_old_links_meaning(tmp_path: Path) -> None:
     """Trace 1: a third identity signs a step of its own under the escalation's id after the
     old resolution (index 2): an export of the human's and that identity's lines (the
-    agent's escalation left out) verifies; the link is not read against the later step."""
+    agent's escalation left out) verifies; the link is not read against the later step. Was
+    a strict xfail until `verify_export` resolved a version 1 link only when the lines
+    present settle it."""
     log, asked, _answer, human = _old_log(tmp_path)
     third = Held()
     content = RecordContent(Kind.TOOL_INVOCATION, values={"result": "s"}, id=asked.record.id)
