@@ -18,13 +18,18 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
+from tests.support.cli import run, run_json
 from tests.support.traces import NOW, Held
 from tests.test_review36e_trace import _export
 from tests.test_review36g_trace import _old_log
-from troth.trace import verify_log
+from troth.clock import SystemClock
+from troth.node import open_node, troth_home
+from troth.trace import TraceRecorder, open_node_log, verify_log
 from troth.trace.export import export_jsonl, verify_export
 from troth.trace.log import TraceLog
-from troth.trace.record import Kind
+from troth.trace.record import Kind, Links
 from troth.trace.signing import RecordContent, sign_record
 
 
@@ -68,3 +73,39 @@ def test_an_export_of_some_agents_keeps_an_old_links_meaning(tmp_path: Path) -> 
     assert verify_log(log).size == 3
     lines = _export_of(log, human) + _export_of(log, third)
     assert verify_export(lines).records == 2
+
+
+def _deep_chain(steps: int) -> list[str]:
+    """A default node's log holding `steps` records of one identity, each the child of the
+    one before (a member's records through the trace service would do as well)."""
+    run("identity", "create", "deep")
+    clock = SystemClock()
+    ids: list[str] = []
+    with open_node("default", home=troth_home()) as node, open_node_log(node, clock=clock) as log:
+        agent = TraceRecorder(log, lambda now: node.identities.signer("deep", now=now), clock=clock)
+        for _ in range(steps):
+            links = Links(parent=ids[-1] if ids else None)
+            step = RecordContent(Kind.TOOL_INVOCATION, values={"result": "ok"}, links=links)
+            ids.append(agent.record(step).record)
+    return ids
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38b, view 2: trace show draws the tree by recursion, one Python frame per "
+    "level: a chain of records each under the one before exhausts the recursion limit",
+)
+def test_show_draws_a_deep_chain_of_records() -> None:
+    """View 2: an agent whose records each name the one before as parent (a long-running
+    agent's steps; a member's records through the trace service) makes a tree as deep as
+    its records. `troth trace show` draws it, text and --json."""
+    ids = _deep_chain(1500)
+    text = run("trace", "show").stdout.splitlines()
+    assert len(text) == 1500
+    assert text[-1].startswith("  " * 1499 + "#1499 ")
+    tree = run_json("trace", "show")
+    node, depth = tree[0], 0
+    while node["children"]:
+        (node,) = node["children"]
+        depth += 1
+    assert (depth, node["id"]) == (1499, ids[-1])
