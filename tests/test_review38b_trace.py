@@ -18,12 +18,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 from tests.support.traces import NOW, Held
 from tests.test_review36e_trace import _export
 from tests.test_review36g_trace import _old_log
+from troth import limits
 from troth.clock import SystemClock
 from troth.node import open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log, verify_log
@@ -90,22 +89,29 @@ def _deep_chain(steps: int) -> list[str]:
     return ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38b, view 2: trace show draws the tree by recursion, one Python frame per "
-    "level: a chain of records each under the one before exhausts the recursion limit",
-)
 def test_show_draws_a_deep_chain_of_records() -> None:
     """View 2: an agent whose records each name the one before as parent (a long-running
     agent's steps; a member's records through the trace service) makes a tree as deep as
-    its records. `troth trace show` draws it, text and --json."""
+    its records. `troth trace show` draws it, text and --json, MAX_TRACE_SHOW_DEPTH levels at
+    a time: the records below are trees of their own naming the record they are below. Was
+    a strict xfail until the tree was drawn without recursion, in pieces (`pieces`)."""
     ids = _deep_chain(1500)
+    per = limits.MAX_TRACE_SHOW_DEPTH + 1  # records a piece of the chain holds
     text = run("trace", "show").stdout.splitlines()
     assert len(text) == 1500
-    assert text[-1].startswith("  " * 1499 + "#1499 ")
+    assert max(len(line) - len(line.lstrip()) for line in text) == 2 * (per - 1)
+    assert text[per - 1].endswith("(1 below, drawn apart)")
+    assert text[per].startswith(f"#{per} ")
+    assert text[per].endswith(f"(below #{per - 1})")
     tree = run_json("trace", "show")
-    node, depth = tree[0], 0
-    while node["children"]:
-        (node,) = node["children"]
-        depth += 1
-    assert (depth, node["id"]) == (1499, ids[-1])
+    assert len(tree) == -(-1500 // per)
+    chain: list[str] = []
+    for piece, node in enumerate(tree):
+        assert node.get("below") == (piece * per - 1 if piece else None)
+        while True:
+            chain.append(node["id"])
+            if not node["children"]:
+                break
+            (node,) = node["children"]
+        assert node.get("continued") == (1 if piece < len(tree) - 1 else None)
+    assert chain == ids
