@@ -11,6 +11,14 @@ rule).
    human's own export (`troth trace export --agent HUMAN`) is reported broken
    (LINK_INVALID: the parent is no escalation), and an export of two agents' lines
    resolved the link to a third agent's record the log never linked it to.
+2. `troth trace show` drew the tree by recursion, one Python frame per level (and each
+   record's JSON rebuilt its whole subtree): an agent whose every record names the one
+   before as parent (a long-running agent; a member through the trace service) made a tree
+   as deep as its records, and past about a thousand `trace show` failed (RecursionError),
+   its text indented with the square of their number.
+3. A member's `prove` of a record no checkpoint covered made the node sign one, whenever
+   asked: a member proving each record it submits made a checkpoint per record, every one
+   kept in the log and verified (a signature each) by every `troth trace verify`.
 """
 
 from __future__ import annotations
@@ -18,18 +26,23 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run, run_json
 from tests.support.traces import NOW, Held
+from tests.test_review27t_collect import NOW as SERVED
+from tests.test_review27t_collect import _batch, _collector
 from tests.test_review36e_trace import _export
 from tests.test_review36g_trace import _old_log
 from troth import limits
 from troth.clock import SystemClock
+from troth.errors import TraceError, TraceFailure
 from troth.node import open_node, troth_home
 from troth.trace import TraceRecorder, open_node_log, verify_log
-from troth.trace.export import export_jsonl, verify_export
+from troth.trace.export import export_jsonl, verify_bundle, verify_export
 from troth.trace.log import TraceLog
 from troth.trace.record import Kind, Links
-from troth.trace.signing import RecordContent, sign_record
+from troth.trace.signing import RecordContent, open_envelope, sign_record
 
 
 def _export_of(log: TraceLog, agent: Held) -> list[bytes]:
@@ -115,3 +128,39 @@ def test_show_draws_a_deep_chain_of_records() -> None:
             (node,) = node["children"]
         assert node.get("continued") == (1 if piece < len(tree) - 1 else None)
     assert chain == ids
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38b, trace 3: a member's prove of each record it submits makes the node "
+    "sign a checkpoint per record",
+)
+def test_a_members_proves_sign_a_checkpoint_at_most_every_interval(tmp_path: Path) -> None:
+    """Trace 3: a member submits a record and asks for its proof, 20 times in one second.
+    The node signs one checkpoint for them (the first proof); the next proofs of records it
+    does not cover are refused `over a limit` until TRACE_MEMBER_CHECKPOINT_SECONDS have
+    passed, then a new checkpoint is signed. A local caller's proof is not held back."""
+    world, log, collector = _collector(tmp_path)
+    member = world.support
+
+    def submitted() -> str:
+        submission = _batch(collector, member.signer, RecordContent(Kind.TOOL_INVOCATION))
+        (result,) = collector.submit(submission, submitter=None, now=SERVED).results
+        assert result.delivered, result.detail
+        return open_envelope(submission.records[0].envelope)[0].id
+
+    first = collector.prove(submitted(), requester=member.identifier, now=SERVED)
+    assert verify_bundle(first).index == 0
+    for _ in range(19):
+        record = submitted()
+        with pytest.raises(TraceError) as refused:
+            collector.prove(record, requester=member.identifier, now=SERVED)
+        assert refused.value.reason is TraceFailure.OVER_LIMIT
+        assert "TRACE_MEMBER_CHECKPOINT_SECONDS" in refused.value.detail
+    assert len(log.checkpoints()) == 1
+    later = SERVED + limits.TRACE_MEMBER_CHECKPOINT_SECONDS
+    proved = collector.prove(record, requester=member.identifier, now=later)
+    assert verify_bundle(proved).index == 19
+    assert len(log.checkpoints()) == 2
+    local = submitted()
+    assert verify_bundle(collector.prove(local, requester=None, now=later)).index == 20
