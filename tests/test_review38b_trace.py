@@ -130,16 +130,13 @@ def test_show_draws_a_deep_chain_of_records() -> None:
     assert chain == ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38b, trace 3: a member's prove of each record it submits makes the node "
-    "sign a checkpoint per record",
-)
 def test_a_members_proves_sign_a_checkpoint_at_most_every_interval(tmp_path: Path) -> None:
     """Trace 3: a member submits a record and asks for its proof, 20 times in one second.
     The node signs one checkpoint for them (the first proof); the next proofs of records it
     does not cover are refused `over a limit` until TRACE_MEMBER_CHECKPOINT_SECONDS have
-    passed, then a new checkpoint is signed. A local caller's proof is not held back."""
+    passed, then a new checkpoint is signed. A local caller's proof is not held back. Was a
+    strict xfail until a member's proof signed a checkpoint only when the newest is old
+    enough (`TraceCollector.prove(now=)`)."""
     world, log, collector = _collector(tmp_path)
     member = world.support
 
