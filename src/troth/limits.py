@@ -582,6 +582,18 @@ TRACE_OUTBOX_MEMBERS_PERCENT: Final = 90
 behalf of members may fill together (and of an agent's TRACE_QUEUE_RECORDS): the rest stays
 for what the node does on its own — a lease's expiry, an operator's or a feed's revocation — so
 members filling their shares can hold back no revocation."""
+TRACE_MEMBER_CHECKPOINT_SECONDS: Final = 1
+"""How often, at most, a member's `prove` through the trace service makes the node sign a
+checkpoint (one covering the record asked about, when none does yet): sooner, it is refused
+`over a limit`, to ask again. Each checkpoint is kept in the log and verified (a signature)
+by every `troth trace verify`: a member proving every record it submits made one per record
+(review 38b, trace 3)."""
+MAX_TRACE_SHOW_DEPTH: Final = 64
+"""Levels of the tree `troth trace show` nests (troth.trace.view.pieces): the records below a
+record this deep are drawn as trees of their own, each naming the record it is under. One
+level per record: an agent whose every record names the one before as parent (a member's,
+through the trace service) made a tree as deep as its records, which recursion could not
+draw and whose indentation grew with the square of its length (review 38b, view 2)."""
 TRACE_OUTBOX_SHOWN: Final = 1000
 """Records set aside that `troth trace outbox` lists (the oldest first; the counts are whole)."""
 

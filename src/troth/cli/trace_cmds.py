@@ -33,7 +33,7 @@ from troth.trace.log import TraceLog, open_node_log
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
 from troth.trace.verify import verify_log
-from troth.trace.view import TraceNode, trace_tree
+from troth.trace.view import TraceNode, pieces, trace_tree
 
 
 @click.group(
@@ -80,26 +80,41 @@ def _invalid(reporter: Reporter, exc: TraceError) -> NoReturn:
     )
 
 
-def _tree_lines(
-    nodes: list[TraceNode], names: Mapping[Identifier, str], depth: int = 0
-) -> list[str]:
+def _tree_lines(roots: list[TraceNode], names: Mapping[Identifier, str]) -> list[str]:
+    """The trees as indented text, without recursion and at most MAX_TRACE_SHOW_DEPTH levels
+    deep: a subtree below that is drawn as a tree of its own, its first line saying which
+    record it is under (`pieces`; review 38b, view 2)."""
     lines = []
-    for node in nodes:
-        item = node.to_json(names)
-        parts = [f"#{item['index']}", item["agent"], item["kind"]]
-        if "tool" in item:
-            parts.append(f"tool {item['tool']}")
-        if "decision" in item:
-            policies = ",".join(item["policies"]) or "-"
-            parts.append(f"{item['decision']} by [{policies}] rev {item['bundle'] or '-'}")
-        if "authority" in item:
-            via = " via " + " > ".join(item["delegated_by"]) if item["delegated_by"] else ""
-            parts.append(f"under {item['authority']}{via}")
-        if "escalated_to" in item:
-            parts.append(f"asks {item['escalated_to']}")
-        lines.append("  " * depth + escape_text("  ".join(str(p) for p in parts)))
-        lines.extend(_tree_lines(node.children, names, depth + 1))
+    for top, under in pieces(roots):
+        stack = [(top, 0)]
+        while stack:
+            node, depth = stack.pop()
+            lines.append(_tree_line(node, names, depth, under if node is top else None))
+            if depth < limits.MAX_TRACE_SHOW_DEPTH:
+                stack.extend((child, depth + 1) for child in reversed(node.children))
     return lines
+
+
+def _tree_line(
+    node: TraceNode, names: Mapping[Identifier, str], depth: int, under: TraceNode | None
+) -> str:
+    item = node.summary(names)
+    parts = [f"#{item['index']}", item["agent"], item["kind"]]
+    if "tool" in item:
+        parts.append(f"tool {item['tool']}")
+    if "decision" in item:
+        policies = ",".join(item["policies"]) or "-"
+        parts.append(f"{item['decision']} by [{policies}] rev {item['bundle'] or '-'}")
+    if "authority" in item:
+        via = " via " + " > ".join(item["delegated_by"]) if item["delegated_by"] else ""
+        parts.append(f"under {item['authority']}{via}")
+    if "escalated_to" in item:
+        parts.append(f"asks {item['escalated_to']}")
+    if under is not None:
+        parts.append(f"(below #{under.index})")
+    if node.children and depth >= limits.MAX_TRACE_SHOW_DEPTH:
+        parts.append(f"({len(node.children)} below, drawn apart)")
+    return "  " * depth + escape_text("  ".join(str(p) for p in parts))
 
 
 @trace_group.command("show")
@@ -112,7 +127,13 @@ def show(agent_ref: str | None, node_name: str, reporter: Reporter) -> None:
         names = _names(node)
         roots = trace_tree(log, agent=_agent(node, agent_ref))
         text = reporter.names.brief_text("\n".join(_tree_lines(roots, names)))
-        reporter.result([root.to_json(names) for root in roots], text)
+        shown = []
+        for top, under in pieces(roots):
+            value = top.to_json(names)
+            if under is not None:  # drawn apart: past MAX_TRACE_SHOW_DEPTH levels
+                value["below"] = under.index
+            shown.append(value)
+        reporter.result(shown, text)
         _outbox_note(node, reporter)
 
 

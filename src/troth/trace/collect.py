@@ -43,6 +43,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from troth import limits
 from troth.channel.verification import Vouched, identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
@@ -126,15 +127,44 @@ class TraceCollector:
         head = self.log.head(agent)
         return Receipts((), None if head is None else Head(*head), self._checkpoint())
 
-    def prove(self, record_id: str, *, requester: Identifier | None) -> dict[str, Any]:
+    def prove(
+        self, record_id: str, *, requester: Identifier | None, now: int | None = None
+    ) -> dict[str, Any]:
         """The offline proof bundle of record `record_id` (a checkpoint is signed when none
         covers it yet). A member gets proofs of its own records only: its record under that id
         (ids are unique per agent: another agent's record under it is never the one proved;
-        review 34g, trace 5), NotFound otherwise, as for an id the log does not hold."""
+        review 34g, trace 5), NotFound otherwise, as for an id the log does not hold. A
+        member's proof signs a checkpoint only when the newest is at least
+        TRACE_MEMBER_CHECKPOINT_SECONDS old at `now` (None: the log's clock), else TraceError
+        OVER_LIMIT (ask again): one per record it submits made the log's checkpoints as
+        many as its records (review 38b, trace 3)."""
         stored = self.log.find(record_id, requester)
-        if requester is not None and open_envelope(stored.envelope)[0].agent != requester:
-            raise NotFound(f"no record {record_id!r} of yours in the log")
+        if requester is not None:
+            if open_envelope(stored.envelope)[0].agent != requester:
+                raise NotFound(f"no record {record_id!r} of yours in the log")
+            self._checkpoint_due(stored.index, self.log.clock.now() if now is None else now)
         return prove(self.log, record_id, requester)
+
+    def _checkpoint_due(self, index: int, now: int) -> None:
+        """Nothing when a checkpoint covers record `index`, or a new one may be signed for a
+        member now (TRACE_MEMBER_CHECKPOINT_SECONDS after the newest); else TraceError."""
+        try:
+            self.log.latest_checkpoint(covering=index + 1)
+            return
+        except NotFound:
+            pass
+        try:
+            newest = self.log.latest_checkpoint()
+        except NotFound:  # the log's first
+            return
+        every = limits.TRACE_MEMBER_CHECKPOINT_SECONDS
+        if now - newest.time < every:
+            raise TraceError(
+                _F.OVER_LIMIT,
+                f"no checkpoint covers record {index} yet, and a member's proof signs one at "
+                f"most every {every} s (TRACE_MEMBER_CHECKPOINT_SECONDS): ask again",
+                index=index,
+            )
 
     # -- steps ---------------------------------------------------------------------------------
 

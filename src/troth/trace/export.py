@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from troth.trace.checkpoint import (
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, Kind, TraceRecord
-from troth.trace.record_decode import check_resolution, id_holders, parent_record
+from troth.trace.record_decode import Holders, check_resolution, id_holders, parent_record
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -472,7 +473,8 @@ def verify_export(
     agent's chain between consecutive records present (hashes, times, key changes), each
     agent's keys used before they retired by the newest of its histories the lines carry
     (review 35c, trace 1), each resolution whose escalation is present answers it as its
-    signer was asked, and no version 1 link is ambiguous among the lines (`parent_record`)."""
+    signer was asked, and no version 1 link is ambiguous among the lines (`parent_record`),
+    where the lines present settle which record it names (`_settled`: review 38b, trace 1)."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
@@ -535,10 +537,15 @@ def verify_export(
             _check_follows(seq, before, link, next_to=earlier == seq - 1)
     placed = ((agent, record_id, at) for (agent, record_id), at in seen_id.items())
     holders = id_holders(placed, (record for record, _ in linking))
+    present = sorted(seen_index)
+    size = 0 if checkpoint is None else checkpoint.size
     for record, index in linking:  # a resolution's escalation, when the export holds it,
         # asked its signer (review 34g, trace 4: as `verify_log` and the log at append check
         # it); a version 1 link names one record, placed by the lines' log indices, whatever
-        # the lines' order (review 36e, trace 4; review 36g, trace 2)
+        # the lines' order (review 36e, trace 4; review 36g, trace 2), when the lines left
+        # out cannot change which one (review 38b, trace 1)
+        if record.parent_by_id and not _settled(record, holders, index, present, size):
+            continue
         try:
             parent = parent_record(record, holders, index=index)
             if record.kind is Kind.RESOLUTION and (parent is None or parent in seen_id):
@@ -546,6 +553,27 @@ def verify_export(
         except TraceError as exc:
             raise exc.located(index=index, record=record.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)
+
+
+def _settled(
+    record: TraceRecord, holders: Holders, index: int, present: list[int], size: int
+) -> bool:
+    """Whether the lines of an export (`present`: their log indices, sorted; `size`: the
+    checkpoint's) settle which record `record`'s version 1 link names, as the whole log would
+    (`parent_record`): the signer's own record under the id before the link is the one
+    whatever else was left out; else the records before the link decide, so every line
+    before it must be present; else (none before it: a forward link) every line of the log.
+    An export of some lines (`troth trace export --agent`) may leave out the record the link
+    names, so that the signer's own later record, or another agent's, would be taken for it
+    (review 38b, trace 1): such a link is to a record the export does not hold."""
+    held = holders(record.agent, record.links.parent or "")
+    if held.own is not None and held.own < index:
+        return True
+    if bisect.bisect_left(present, index) != index:  # a line before it left out
+        return False
+    if held.first is not None and held.first[0] < index:
+        return True
+    return len(present) == size  # a forward link: decided by every record
 
 
 _KeyUse = tuple[bytes, int, int, str, int]

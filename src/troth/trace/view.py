@@ -11,14 +11,21 @@ by the same agent, else the one record of it, else none (review 30c: records of 
 claiming one span id, which a member signing its own records may do, cannot say which is the
 parent). Records whose parent is not in the log are roots. Decoded, not verified: `troth
 trace verify` says whether to trust what is shown.
+
+A tree is drawn (`pieces`, `TraceNode.to_json`) without recursion and at most
+MAX_TRACE_SHOW_DEPTH levels deep: the records below a record that deep are drawn as trees of
+their own, each naming the record it is under (review 38b, view 2: one level per record, so an
+agent whose every record names the one before made a tree its records deep, a RecursionError).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from troth import limits
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.errors import DecodeError, TraceError
 from troth.identity import Identifier
@@ -27,7 +34,7 @@ from troth.trace.record import TraceRecord
 from troth.trace.record_decode import id_holders, parent_record
 from troth.trace.signing import open_envelope
 
-__all__ = ["TraceNode", "trace_tree"]
+__all__ = ["TraceNode", "pieces", "trace_tree"]
 
 
 @dataclass
@@ -39,7 +46,29 @@ class TraceNode:
     authority: list[Identifier] | None
     children: list[TraceNode] = field(default_factory=list)
 
-    def to_json(self, names: Mapping[Identifier, str]) -> dict[str, Any]:
+    def to_json(
+        self, names: Mapping[Identifier, str], *, depth: int = limits.MAX_TRACE_SHOW_DEPTH
+    ) -> dict[str, Any]:
+        """This record and the ones under it, `depth` levels of them (built without
+        recursion): a record at that depth lists no children and says how many it has
+        (`continued`), drawn as trees of their own (`pieces`)."""
+        top = self.summary(names)
+        stack = [(self, top, 0)]
+        while stack:
+            node, value, level = stack.pop()
+            children: list[dict[str, Any]] = []
+            value["children"] = children
+            if node.children and level >= depth:
+                value["continued"] = len(node.children)
+                continue
+            for child in node.children:
+                item = child.summary(names)
+                children.append(item)
+                stack.append((child, item, level + 1))
+        return top
+
+    def summary(self, names: Mapping[Identifier, str]) -> dict[str, Any]:
+        """This record's fields, without its children (identifiers named by `names`)."""
         record = self.record
 
         def who(identifier: Identifier) -> str:
@@ -69,8 +98,32 @@ class TraceNode:
             value["escalated_to"] = who(record.escalation_to)
         if record.digests:
             value["committed"] = sorted(record.digests)
-        value["children"] = [child.to_json(names) for child in self.children]
         return value
+
+
+def pieces(
+    roots: list[TraceNode], *, depth: int = limits.MAX_TRACE_SHOW_DEPTH
+) -> list[tuple[TraceNode, TraceNode | None]]:
+    """The trees to draw, each at most `depth` levels deep (`TraceNode.to_json`): every root,
+    each followed by the subtrees below its records `depth` levels down, as trees of their own
+    with the record they are under (None for a root), in the order drawn."""
+    drawn: list[tuple[TraceNode, TraceNode | None]] = []
+    for root in roots:
+        found: list[tuple[TraceNode, TraceNode | None]] = []
+        waiting: deque[tuple[TraceNode, TraceNode | None]] = deque([(root, None)])
+        while waiting:
+            top, under = waiting.popleft()
+            found.append((top, under))
+            stack = [(top, 0)]
+            while stack:
+                node, level = stack.pop()
+                if level >= depth:
+                    waiting.extend((child, node) for child in node.children)
+                else:
+                    stack.extend((child, level + 1) for child in node.children)
+        drawn.append(found[0])
+        drawn.extend(sorted(found[1:], key=lambda piece: piece[0].index))
+    return drawn
 
 
 def _issuers(chain: bytes | None) -> list[Identifier] | None:

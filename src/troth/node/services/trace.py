@@ -192,9 +192,9 @@ class TraceService:
             record_id = cbor.expect_text(record_id, "record id")
         except DecodeError as exc:
             raise RemoteError(str(exc)) from None
-        requester = _submitter(context)
+        requester, now = _submitter(context), context.now
         bundle = await self.worker.run(
-            lambda: self.collector().prove(record_id, requester=requester)
+            lambda: self.collector().prove(record_id, requester=requester, now=now)
         )
         return json.dumps(bundle, sort_keys=True)
 
