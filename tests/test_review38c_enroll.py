@@ -1,0 +1,83 @@
+"""Review 38c, enroll: an enrollment interrupted after the authority committed it (a crash of
+the holder, or of the authority right after its commit, or the answer lost on the way) and
+resumed once the ticket's window (DEFAULT_TICKET_TTL: 10 minutes) had passed.
+
+The authority answered a repeat of the enrollment with the credential it recorded only while
+the ticket's window lasted; after it, the repeat was refused as `ticket unknown, used up or
+expired`, a refusal for good, so the holder deleted its pending record. The identity was left
+a member at the authority (its ticket used, a credential issued) holding no credential and no
+trust in the authority's address: nothing left to resume it with (`troth credential refresh`
+knows only authorities a credential or a pending record names), stranded until an operator
+made it a new ticket. A node down for more than ten minutes (the holder's restart, an outage
+of the authority's node) is all it takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from troth.authority.core import DEFAULT_TICKET_TTL
+from troth.clock import FixedClock
+from troth.credentials import Attributes
+from troth.enrollment import enroll, resume
+from troth.identity import Identifier
+from troth.node import init_node, open_node
+
+NOW = 1_800_000_000
+
+
+class AnswerLost(Exception):
+    """The authority committed the enrollment; its answer never reached the holder."""
+
+
+def _interrupted(tmp_path: Path) -> tuple[FixedClock, Identifier]:
+    """acme (authority) and agent (member `agent`): agent's enrollment committed at acme, the
+    answer lost (what a crash at `authority.enroll.after-commit` or `holder.enroll.before-
+    commit` leaves: a pending record, a redemption). Returns the clock and agent's identifier."""
+    clock = FixedClock(NOW)
+    init_node("acme", home=tmp_path)
+    init_node("agent", home=tmp_path)
+    with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+        authority = acme.create_authority("acme", now=NOW)
+        member = agent.identities.create(now=NOW, name="agent").identifier
+        ticket = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"team.name": "x"}),
+            address="node:acme",
+            now=NOW,
+        )
+
+        def lost(request: bytes) -> bytes:
+            authority.enroll(request, now=clock.now())
+            raise AnswerLost
+
+        with pytest.raises(AnswerLost):
+            enroll(agent.identities, agent.wallet, "agent", ticket, clock=clock, send=lost)
+        assert len(agent.wallet.pending_enrollments("agent")) == 1
+        assert agent.wallet.held("agent") == []
+    return clock, member
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38c, enroll 1: an enrollment resumed after the ticket's window is refused "
+    "as ticket unknown and its pending record deleted: the member holds nothing",
+)
+def test_an_enrollment_resumed_after_the_tickets_window_completes(tmp_path: Path) -> None:
+    clock, member = _interrupted(tmp_path)
+    clock.advance(DEFAULT_TICKET_TTL + 60)  # the holder's node was down for 11 minutes
+    with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
+        authority = acme.authority()
+        assert authority.member(member).identifier == member  # a member at acme
+        (pending,) = agent.wallet.pending_enrollments("agent")
+
+        def send(request: bytes) -> bytes:
+            return authority.enroll(request, now=clock.now()).encode()
+
+        enrolled = resume(agent.identities, agent.wallet, pending, clock=clock, send=send)
+        assert enrolled.authority == authority.identifier
+        (held,) = agent.wallet.held("agent")
+        assert held.authority == authority.identifier.digest
+        assert agent.wallet.pending_enrollments("agent") == []
