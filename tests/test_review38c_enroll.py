@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.nodes import MemNet, run_memnet
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.enrollment import enroll, resume
+from troth.enrollment import enroll, enrollment, request_of, resume
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier
 from troth.node import init_node, open_node
@@ -117,3 +118,36 @@ def test_after_the_window_a_removed_member_is_told_so_and_keeps_its_record(
             resume(agent.identities, agent.wallet, pending, clock=clock, send=send)
         assert refused.value.reason is AuthorityFailure.NOT_A_MEMBER
         assert agent.wallet.held("agent") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38c, enroll 2: a node's maintenance never resumes its interrupted "
+    "enrollments: the pending record waits for an operator",
+)
+def test_a_restarted_node_resumes_its_interrupted_enrollment(tmp_path: Path) -> None:
+    """Review 38c, enroll 2. A running node enrolls over a secure channel (`troth enroll`
+    through the node, a remote ticket) and is killed once the request left: the authority
+    committed it, the answer never arrived, the node restarts (its supervisor) with the
+    pending record. Nothing in the node resumed it: its maintenance refreshes credentials
+    only from authorities it already trusts, and the record waited for an operator to run
+    `troth enroll` or `troth credential refresh` again, within the ticket's ten minutes
+    (enroll 1: after them the member is stranded)."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent")
+        wallet = agent.node.wallet
+        steps = enrollment(
+            agent.node.identities, wallet, "agent", net.ticket(), clock=net.clock
+        )
+        request = request_of(steps)  # the pending record committed, the request sent
+        net.authority.enroll(request, now=net.clock.now())  # committed there; answer lost
+        steps.close()
+        assert len(wallet.pending_enrollments("agent")) == 1
+        assert wallet.held("agent") == []
+        await agent.maintain()  # the restarted node's first round
+        (held,) = wallet.held("agent")
+        assert held.authority == net.authority.identifier.digest
+        assert wallet.pending_enrollments("agent") == []
+
+    run_memnet(test, tmp_path)
