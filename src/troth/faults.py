@@ -6,8 +6,9 @@ variable TROTH_CRASH_AT equals `name`. The variable is read once, when this modu
 without it a crash point is one comparison with None.
 
 Crash points sit before and after each commit of a multi-step operation (enrollment on both
-sides, batch creation), so that tests can prove what a crash at each step leaves and how it is
-resumed. Names: `<side>.<operation>.<step>`, e.g. `authority.enroll.after-commit`.
+sides, batch creation, identity rotation: review 38c), so that tests can prove what a crash at
+each step leaves and how it is resumed. Names: `<side>.<operation>.<step>`, e.g.
+`authority.enroll.after-commit`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ CRASH_POINTS: Final = (
     "holder.enroll.after-commit",
     "identity.create.before-commit",
     "identity.create.after-commit",
+    "identity.rotate.before-commit",
+    "identity.rotate.after-commit",
 )
 """Every crash point the library has (tests iterate over them)."""
 

@@ -58,6 +58,7 @@ from troth.identity import Identifier
 from troth.node import Node
 from troth.node.authorities import (
     FeedOutcome,
+    announce_here,
     enroll_locally,
     interrupted,
     is_local,
@@ -368,7 +369,9 @@ def import_(file: str, as_name: str, node_name: str, reporter: Reporter) -> None
 @json_command
 def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
     """Get local IDENTITY a fresh member credential from its authority on this machine,
-    before the current one expires. An enrollment interrupted by a crash is resumed first."""
+    before the current one expires. An enrollment interrupted by a crash is resumed first,
+    and a rotation not yet announced (`identity show` lists it) is announced to the
+    authorities on this machine."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)
         for pending in node.wallet.pending_enrollments(ref):
@@ -391,6 +394,15 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
             raise NotFound(
                 f"{ref} holds no credential: enroll it first (troth enroll TICKET --as {ref})"
             )
+        # a rotation not yet announced (a `rotate` killed after its commit): told to the
+        # authorities on this machine now, the others by the running node (review 38c, rotate 1)
+        announced, _remote = announce_here(node, ref, now=CLOCK.now())
+        for outcome in announced:
+            if outcome.error is not None:
+                reporter.info(
+                    f"troth: warning: the rotation is not announced to "
+                    f"{reporter.label(outcome.authority)}: {outcome.error}"
+                )
         authority_id = Identifier(held[0].authority)
         address = node.wallet.trusted().get(authority_id)
         done = refresh_locally(

@@ -143,9 +143,23 @@ def create(name: str | None, key_type: str, count: int, node_name: str, reporter
 def show(ref: str, node_name: str, reporter: Reporter) -> None:
     """Show local identity IDENTITY (a name or an identifier)."""
     with open_cli_node(node_name) as node:
-        local = node.identities.get(reporter.names.local(ref, node), now=CLOCK.now())
+        ref = reporter.names.local(ref, node)
+        local = node.identities.get(ref, now=CLOCK.now())
         data = describe(local.identity, local.name)
-        reporter.result(data, shown(data))
+        # a rotation whose announcement never happened (the command killed after its commit,
+        # the authority unreachable) is reported, never shown as done (review 38c, rotate 1)
+        _changes, due = node.wallet.unannounced(ref)
+    text = shown(data)
+    if due:
+        data["unannounced"] = [str(authority) for authority in due]
+        name = local.name or str(local.identity.identifier)
+        text += "\n" + "\n".join(
+            f"not yet announced to {reporter.label(authority)}: its feed does not supersede the "
+            f"older history yet (troth credential refresh {name} --node {node_name}, or the "
+            "running node's next round, announces it)"
+            for authority in due
+        )
+    reporter.result(data, text)
 
 
 @identity_group.command("list")

@@ -390,6 +390,11 @@ class CredentialWallet:
         """The enrollments of local identity `ref` sent (or about to be) and not completed."""
         return self.store.list_pending(self.identities.find(ref).identifier)
 
+    def interrupted_enrollments(self, limit: int) -> list[PendingEnrollmentRecord]:
+        """Up to `limit` enrollments of any local identity sent (or about to be) and not
+        completed, oldest first (what a node resumes each round: review 38c, enroll 2)."""
+        return self.store.every_pending(limit)
+
     def record_enrollment(
         self, ref: str, authority: Identifier, ticket: str, address: str, *, now: int
     ) -> tuple[PendingEnrollmentRecord, PendingEnrollmentRecord | None]:

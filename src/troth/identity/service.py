@@ -352,9 +352,11 @@ class IdentityService:
                 later = self._retire_keys(
                     [*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)]
                 )
+                crash_point("identity.rotate.before-commit")
             except TrothError:
                 self._forget_keys(generated)
                 raise
+        crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)
         self._known.remember_identity(presented)
         self._forget_keys(later)

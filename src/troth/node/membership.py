@@ -27,6 +27,7 @@ from troth.node.authorities import (
     is_local,
     parse_ticket,
     refresh_locally,
+    resume_locally,
     sync_local_feed,
 )
 from troth.node.channels import ChannelEnd
@@ -42,6 +43,7 @@ __all__ = [
     "enroll",
     "refresh_credentials",
     "refresh_feeds",
+    "resume_enrollments",
     "showing",
 ]
 
@@ -49,6 +51,11 @@ log = logging.getLogger("troth.node")
 AUTHORITY: Final = service_address("authority")
 REFRESH_MARGIN: Final = 600
 """A member credential is refreshed when it has this many seconds left."""
+RESUME_AFTER: Final = 30
+"""An interrupted enrollment is resumed by the node's maintenance once it is this many seconds
+old (a younger one may be in flight: `troth enroll` through the node)."""
+RESUMED_PER_ROUND: Final = 16
+"""At most this many interrupted enrollments are sent again per maintenance round."""
 
 
 async def enroll(
@@ -92,6 +99,55 @@ async def enroll(
         return {**enrolled.to_json(), "feed": outcome.to_json()}
     await runtime._took_credential(None)
     return result
+
+
+async def resume_enrollments(runtime: NodeRuntime) -> int:
+    """Send again the enrollments of local identities that a crash interrupted (the node
+    killed after its request left, the answer lost: docs/storage.md, "Recovery rules"), each
+    round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old: an authority on
+    this machine through its node, another over a secure channel pinned to it. Completed, the
+    credential is held and the pending record cleared; refused for good, the record is
+    deleted; else it stays for the next round (review 38c, enroll 2: before, a restarted node
+    left them for an operator to resume). Returns how many completed."""
+    wallet, clock = runtime.node.wallet, runtime.clock
+    found = await runtime.worker.run(wallet.interrupted_enrollments, RESUMED_PER_ROUND)
+    due = [p for p in found if p.started_at <= clock.now() - RESUME_AFTER]
+    completed = 0
+    local_done: set[bytes] = set()
+    for pending in due:
+        identity = "T" + pending.identifier.hex()
+        try:
+            if is_local(pending.address):
+                if pending.identifier in local_done:  # resumed with the identity's others
+                    continue
+                local_done.add(pending.identifier)
+                resumed, _remote, failed = await runtime.worker.run(
+                    resume_locally, runtime.node, identity, clock=clock
+                )
+                completed += len(resumed)
+                for authority, exc in failed:
+                    log.warning("enrollment of %s with %s: %s", identity, authority, exc)
+                continue
+            authority = Identifier(pending.authority)
+            steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)
+            request = await runtime.worker.run(enrollment.request_of, steps)
+            try:
+                end = await runtime.channel_to(
+                    parse_route(pending.address),
+                    also_trust=frozenset({authority}),
+                    expect=authority,
+                )
+                chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
+            except (AuthorityError, RemoteError) as exc:
+                await runtime.worker.run(enrollment.refused, steps, exc)
+                raise
+            await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
+            completed += 1
+        except TrothError as exc:  # kept (unless refused for good): tried again next round
+            log.warning("enrollment of %s: %s", identity, exc)
+    if completed:
+        await runtime._took_credential(None)
+    return completed
 
 
 async def refresh_feeds(runtime: NodeRuntime) -> None:

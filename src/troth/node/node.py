@@ -209,7 +209,9 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     config = NodeConfig.from_json(read_private_file(config_path), config_path)
     db = SqliteDatabase(path / "node.db", durability=config.durability)
     try:
-        software = SoftwareVault(SqliteKeyStore(db), _load_kek(config, path))
+        keys = SqliteKeyStore(db)
+        sealed = keys.get_vault_meta("kek_check") is not None
+        software = SoftwareVault(keys, _load_kek(config, path, sealed=sealed))
         vault: Vault = software
         if config.vault == "pkcs11":
             vault = CompositeVault(_open_pkcs11(config), software, frozenset({KeyType.X25519}))
@@ -232,7 +234,11 @@ def _check_caveat(condition: str) -> str:
     return check_caveat(condition)
 
 
-def _load_kek(config: NodeConfig, path: Path) -> bytes:
+def _load_kek(config: NodeConfig, path: Path, *, sealed: bool = False) -> bytes:
+    """The software vault's KEK: from TROTH_VAULT_KEY, or `vault.key` (made on first use).
+    `sealed`: the database already holds a key check made under a KEK, so a missing
+    `vault.key` is damage (a restore killed half-way, a partial copy) reported as such, never
+    replaced by a fresh key that opens nothing (review 38c, vault 1; docs/vault.md)."""
     text = os.environ.get(_KEK_ENV)
     if config.kek_source == "env":
         if not text:
@@ -241,6 +247,11 @@ def _load_kek(config: NodeConfig, path: Path) -> bytes:
             )
         return parse_kek(text)
     key_file = path / "vault.key"
+    if sealed and not key_file.exists():
+        raise ConfigError(
+            f"{key_file} is missing, and this node's vault holds keys sealed under it: "
+            "restore it from where the node was copied from (a new key would open none of them)"
+        )
     if not key_file.exists():
         with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
             write_private_file(key_file, os.urandom(KEK_SIZE), exclusive=True)

@@ -346,11 +346,12 @@ class NodeRuntime:
 
     async def maintain(self) -> None:
         """One maintenance round: feeds (and the vouchers of authorities they show lied),
-        credentials, rotations, peers, services, identity."""
+        interrupted enrollments, credentials, rotations, peers, services, identity."""
         # each step on its own: a failing refresh must never stop the re-checks of peers
         steps: list[Callable[[], Coroutine[Any, Any, Any]]] = [
             self.refresh_feeds,
             self._forget_refuted,
+            self.resume_enrollments,
             self.refresh_credentials,
             self.announce_rotations,
             self.channels.check_peers,
@@ -481,6 +482,11 @@ class NodeRuntime:
     async def refresh_feeds(self) -> None:
         """Sync the feeds of the authorities this node trusts (troth.node.membership)."""
         await membership.refresh_feeds(self)
+
+    async def resume_enrollments(self) -> int:
+        """Send again the enrollments a crash interrupted; how many completed
+        (troth.node.membership; review 38c, enroll 2)."""
+        return await membership.resume_enrollments(self)
 
     async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int:
         """Refresh the node's credentials due within `margin` seconds, present them on open

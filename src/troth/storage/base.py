@@ -423,6 +423,10 @@ class CredentialStore(Transactional, Protocol):
         """The identity's pending enrollments, oldest first."""
         ...
 
+    def every_pending(self, limit: int) -> list[PendingEnrollmentRecord]:
+        """Up to `limit` pending enrollments of any local identity, oldest first."""
+        ...
+
     def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
         """Remove a pending enrollment; whether there was one."""
         ...

@@ -372,6 +372,14 @@ class SqliteCredentialStore:
         )
         return [PendingEnrollmentRecord(identifier, bytes(r[0]), r[1], r[2], r[3]) for r in rows]
 
+    def every_pending(self, limit: int) -> list[PendingEnrollmentRecord]:
+        rows = self._db.fetch_all(
+            "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
+            "ORDER BY started_at LIMIT ?",
+            (limit,),
+        )
+        return [PendingEnrollmentRecord(bytes(r[0]), bytes(r[1]), r[2], r[3], r[4]) for r in rows]
+
     def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
         deleted = self._db.execute(
             "DELETE FROM pending_enrollments WHERE identifier = ? AND authority = ?",
