@@ -704,11 +704,16 @@ def test_a_repeat_takes_no_second_use_of_a_multi_use_ticket(setup: Setup) -> Non
     assert caught.value.reason is A.TICKET_UNKNOWN
 
 
-def test_a_repeat_after_the_tickets_window_is_refused(setup: Setup) -> None:
-    ticket = setup.ticket(ttl=60)
+def test_after_the_tickets_window_only_its_redeemer_is_answered(setup: Setup) -> None:
+    """After the window a repeat by the member that redeemed the ticket is answered as its
+    refresh would be (review 38c, enroll 1: a holder resuming late was stranded); anyone
+    else is refused."""
+    ticket = setup.ticket(ttl=60, uses=2)
     setup.enroll("alice", ticket, now=NOW + 59)
+    again = setup.enroll("alice", ticket, now=NOW + 60)
+    assert CredentialBody.decode(again.credentials[0].body).subject == setup.id("alice")
     with pytest.raises(AuthorityError) as caught:
-        setup.enroll("alice", ticket, now=NOW + 60)
+        setup.enroll("bob", ticket, now=NOW + 60)
     assert caught.value.reason is A.TICKET_UNKNOWN
 
 

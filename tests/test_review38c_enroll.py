@@ -11,11 +11,11 @@ knows only authorities a credential or a pending record names), stranded until a
 made it a new ticket. A node down for more than ten minutes (the holder's restart, an outage
 of the authority's node) is all it takes.
 
-Left as a strict xfail: the fix (`Authority.enroll` answering a repeat by the member that
-redeemed the ticket, after its window, as that member's refresh would be: a signed request by
-that very member, so nothing a refresh would not give it) contradicts
-tests/test_authority.py::test_a_repeat_after_the_tickets_window_is_refused, a design pin in a
-file this reviewer may not edit; the lead chooses (the patch is in review 38c's report).
+Was a strict xfail until `Authority.enroll` answered a repeat by the member that redeemed the
+ticket, after its window, as that member's refresh would be (`AuthorityStore.redeemed`,
+`_issue_bounded`): a signed request by that very member, so nothing a refresh would not give
+it. Anyone else's repeat after the window is still `ticket unknown`
+(tests/test_authority.py::test_after_the_tickets_window_only_its_redeemer_is_answered).
 """
 
 from __future__ import annotations
@@ -69,12 +69,6 @@ def _interrupted(tmp_path: Path) -> tuple[FixedClock, Identifier]:
     return clock, member
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38c, enroll 1: an enrollment resumed after the ticket's window is refused "
-    "as ticket unknown and its pending record deleted: the member holds nothing (left: the fix "
-    "contradicts test_authority.py's test_a_repeat_after_the_tickets_window_is_refused)",
-)
 def test_an_enrollment_resumed_after_the_tickets_window_completes(tmp_path: Path) -> None:
     clock, member = _interrupted(tmp_path)
     clock.advance(DEFAULT_TICKET_TTL + 60)  # the holder's node was down for 11 minutes
@@ -93,12 +87,6 @@ def test_an_enrollment_resumed_after_the_tickets_window_completes(tmp_path: Path
         assert agent.wallet.pending_enrollments("agent") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38c, enroll 1: an enrollment resumed after the ticket's window is refused "
-    "as ticket unknown and its pending record deleted: the member holds nothing (left: the fix "
-    "contradicts test_authority.py's test_a_repeat_after_the_tickets_window_is_refused)",
-)
 def test_after_the_window_a_removed_member_is_told_so_and_keeps_its_record(
     tmp_path: Path,
 ) -> None:

@@ -286,6 +286,8 @@ class Authority:
         identity with the same code, within the ticket's window, even once its uses are
         gone) is answered with that credential: never a second use, never a second credential.
         So a member whose answer was lost (a crash on either side) enrolls again and gets it.
+        After the window, the same member's repeat is answered as its refresh would be
+        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN.
         """
         verified = self._verify(request, "enroll", now)
         try:
@@ -304,7 +306,15 @@ class Authority:
                 return CredentialChain.decode(issued)
             redeemed = self.store.redeem_ticket(hashed, now)
             if redeemed is None:
-                raise AuthorityError(_A.TICKET_UNKNOWN)
+                if not self.store.redeemed(hashed, member.digest):
+                    raise AuthorityError(_A.TICKET_UNKNOWN)
+                # The member that redeemed this ticket asks again after its window (its answer
+                # was lost, its resume came late): answered as its refresh would be, a signed
+                # request by that very member (review 38c, enroll 1: it was refused, and the
+                # member left holding nothing). No use is taken and nothing merged.
+                attributes = self.member(member).attributes  # NOT_A_MEMBER once removed
+                self._learn(verified.requester, now)
+                return self._issue_bounded(member, attributes, now)
             attributes_cbor, created_by, ticket_expires_at = redeemed
             granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
             existing = self.store.get_member(member.digest)

@@ -259,6 +259,10 @@ class AuthorityStore(Transactional, Protocol):
         """The chain issued when `member` redeemed the ticket, while the ticket's window lasts."""
         ...
 
+    def redeemed(self, code_hash: bytes, member: bytes) -> bool:
+        """Whether `member` ever redeemed the ticket (its window over or not)."""
+        ...
+
     def record_redemption(
         self,
         code_hash: bytes,

@@ -85,6 +85,12 @@ class SqliteAuthorityStore:
         )
         return None if row is None else bytes(row[0])
 
+    def redeemed(self, code_hash: bytes, member: bytes) -> bool:
+        row = self._db.fetch_one(
+            "SELECT 1 FROM redemptions WHERE code_hash = ? AND member = ?", (code_hash, member)
+        )
+        return row is not None
+
     def record_redemption(
         self,
         code_hash: bytes,
