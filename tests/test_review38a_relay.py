@@ -1,0 +1,62 @@
+"""Review 38a, relay: whose `troth.relay` grant claims a relay name on a hub that hosts acme
+and also trusts globex (it enrolled with globex to use globex's services).
+
+A node trusts every authority it enrolls with, and each of them may grant any attribute
+(review 35d, access 1). A relay name is the hub's: the route `/tcp/hub:4000/relay/NAME` that
+the hub's own members give out for the node behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
+from troth.authority import Authority
+from troth.credentials import Attributes
+from troth.errors import Denied
+from troth.node.runtime import NodeRuntime
+
+
+async def globex_relayer(net: MemNet, globex: Authority, name: str) -> NodeRuntime:
+    """A globex member whose credential carries `troth.relay=*` (globex grants what it likes)."""
+    runtime = await net.node(name)
+    ticket = globex.create_ticket(
+        creator=globex.identifier,
+        attributes=Attributes({"globex.team": "desk", "troth.relay": "*"}),
+        address="/tcp/globex:4000",
+        now=net.clock.now(),
+    )
+    await runtime.enroll(str(ticket), name)
+    return runtime
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38a, relay 1: a co-trusted authority's troth.relay=* claims the hub's relay names",
+)
+def test_a_co_trusted_authoritys_relay_grant_claims_no_name_on_the_hub(tmp_path: Path) -> None:
+    """Relay 1. The hub hosts acme and relays for acme's members (`troth.relay`, acme's
+    attribute). It enrolls with globex. A globex member, granted `troth.relay=*` by globex,
+    creates `/relay/tools` on the hub before acme's tools node does (or once that node's
+    grace period ran out): acme's agents routing to `/tcp/hub:4000/relay/tools` reach the
+    globex member's node, and acme's tools node is refused its own name (`belongs to another
+    identity`). The hub's operator granted globex nothing. On a node hosting an authority,
+    only that authority's `troth.relay` counts (as the broker's `troth.broker=admin`, review
+    36b); acme's own member still creates its name."""
+
+    async def test(net: MemNet) -> None:
+        assert net.hub is not None
+        _globex_node, globex, ticket = await globex_over_tcp(net)
+        await net.hub.enroll(ticket, "hub")  # the hub trusts globex from now on
+        mallory = await globex_relayer(net, globex, "mallory")
+        with pytest.raises(Denied) as refused:
+            await mallory.create_relay("tools", HUB)
+        assert f"no credential from {net.authority.identifier}" in str(refused.value)
+        assert "tools" not in net.hub.relays
+        tools = await net.member("tools", **{"troth.relay": "tools"})
+        created = await tools.create_relay("tools", HUB)
+        assert created["route"] == f"{HUB}/relay/tools"
+        assert net.hub.relays["tools"].owner == net.identifier(tools)
+
+    run_memnet(test, tmp_path / "home")
