@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from mcp import Client
 
 from tests.support.mcp_orders import names, orders_server, text
@@ -37,13 +36,6 @@ async def refund_as(member: NodeRuntime, name: str) -> tuple[list[str], str]:
         return shown, text(refund)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 38a, mcp 1: a node hosting none that enrolls with a second authority takes its "
-        "published server's tools from the one authority it trusted"
-    ),
-)
 def test_a_later_enrollment_takes_no_servers_tools_from_its_authority(tmp_path: Path) -> None:
     """Mcp 1. A tool server's node hosts no authority and is acme's member (it trusts acme
     alone); it publishes `orders` naming no authority, so acme's bundle decides its tools:
@@ -53,7 +45,9 @@ def test_a_later_enrollment_takes_no_servers_tools_from_its_authority(tmp_path: 
     bundle"), its server granted to nobody by one enrollment, where a secret stored the same
     way keeps acme (recorded at put). Published on a node hosting none, the one authority it
     trusts is now fixed for the server, as `put_secret` records it: acme's writer still
-    refunds, and globex's member, under globex's permit-all bundle, is shown nothing."""
+    refunds, and globex's member, under globex's permit-all bundle, is shown nothing. Was a
+    strict xfail until `publish_upstream` fixed, on a node hosting none, the one authority it
+    trusts as the server's grantor (and answers the grantors: `grantable_by`)."""
 
     async def test(net: MemNet) -> None:
         tools = await net.node("tools", listen=("tools", 4000))
@@ -64,6 +58,7 @@ def test_a_later_enrollment_takes_no_servers_tools_from_its_authority(tmp_path: 
         tools.policies.accept(support_bundle(signer, net.authority.identifier, now), now=now)
         published = await publish_upstream(tools, "orders", orders_server())
         assert "refund" in published["tools"]
+        assert published["grantable_by"] == [str(net.authority.identifier)]
         writer = await net.member("writer", **{"orders.access": "write"})
         assert await refund_as(writer, "writer") == (
             ["lookup_order", "refund"],
