@@ -6,19 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.support.brokers import PAYMENTS
 from tests.test_cli_secrets import Session, session  # noqa: F401 (the fixture)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 38a, broker 1: secret put on a node hosting none says the authority the node "
-        "hosts grants the secret"
-    ),
-)
 def test_secret_put_on_a_node_hosting_none_says_who_grants_it(
     session: Session,  # noqa: F811 - the fixture of tests/test_cli_secrets.py
     tmp_path: Path,
@@ -28,7 +19,9 @@ def test_secret_put_on_a_node_hosting_none_says_who_grants_it(
     grants it under the bundles of the one authority the node trusts once it trusts exactly
     one (its first enrollment), else of none. `troth secret put` said "grantable by: the
     authority the node hosts", of a node that hosts none: the operator was told its own
-    authority grants the secret, and nothing about the first enrollment. It now says so."""
+    authority grants the secret, and nothing about the first enrollment. It now says so. Was a
+    strict xfail until `troth secret put` said who grants it on a node hosting none
+    (`_default_grantors`)."""
     session.run("node", "create", "desk")
     (tmp_path / "p.json").write_text(json.dumps(PAYMENTS))
     put = ("secret", "put", "keys", "--engine", "token", "--config", str(tmp_path / "p.json"))
