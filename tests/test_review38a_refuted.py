@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.brokers import client, run_broker
+from tests.support.brokers import PAYMENTS, client, run_broker
+from tests.support.cotrust import make_cotrust
+from tests.support.gates import POLICIES, T
+from tests.support.leases import open_broker
 from tests.support.mcp_orders import orders_server
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_review36c_services import globex_member
-from tests.test_review37c_broker import globex_on_hub
+from tests.test_review37c_broker import LEASES, globex_on_hub
+from troth import limits
 from troth.credentials import Attributes
 from troth.errors import ConflictError, SecretError, SecretFailure
 from troth.node.services.mcp import McpService, publish_upstream
+from troth.secrets import GatesLeasePolicy
 
 
 def test_a_lease_follows_the_root_of_the_chain_not_the_members_authority(
@@ -80,3 +85,26 @@ def test_a_published_server_keeps_its_grantors_while_published(tmp_path: Path) -
         assert service.grantors() == frozenset({net.authority.identifier})
 
     run_memnet(test, tmp_path)
+
+
+def test_grantable_by_is_bounded_and_deduplicated(tmp_path: Path) -> None:
+    """`grantable_by` names at most MAX_SECRET_GRANTORS entries (17 distinct ones are
+    CONFIG_INVALID, naming the limit), is kept distinct, and an authority the node does not
+    trust may be named (its credentials never verify, so it grants nothing) beside the one
+    that grants."""
+    co = make_cotrust()
+    point = co.point(co.store(co.acme.bundle(policies=POLICIES + LEASES)))
+    _db, broker = open_broker(tmp_path / "node.db", now=T, policy=GatesLeasePolicy(point))
+    many = [str(co.party().identifier) for _ in range(limits.MAX_SECRET_GRANTORS + 1)]
+    with pytest.raises(SecretError) as refused:
+        broker.put_secret("wide", "token", {**PAYMENTS, "grantable_by": many}, b"", now=T)
+    assert refused.value.reason is SecretFailure.CONFIG_INVALID
+    assert f"at most {limits.MAX_SECRET_GRANTORS} authorities" in str(refused.value)
+    acme = co.acme.authority.identifier
+    stranger = co.party().identifier  # no node trusts it
+    named = [str(acme), str(stranger), str(acme)]
+    spec = broker.put_secret("payments", "token", {**PAYMENTS, "grantable_by": named}, b"", now=T)
+    assert set(spec.grantable_by) == {acme, stranger}
+    assert len(spec.grantable_by) == 2
+    support = co.credential(co.acme.support_chain, co.acme.support)
+    assert broker.issue(support, "payments", scope=("refunds",), ttl=120, now=T + 10)
