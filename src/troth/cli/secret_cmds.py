@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,9 @@ from troth.cli.network_cmds import ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command, kv
 from troth.cli.text import duration, moment
 from troth.identity import Identifier
+
+if TYPE_CHECKING:
+    from troth.node import Node
 
 _ENGINES = ("token", "postgres", "http-inject")
 BROKER = click.option(
@@ -122,6 +125,7 @@ def put(
     value = b"" if engine == "token" else _secret_value(value_file)
     with open_cli_node(node_name) as node:
         data = put_secret(node, name, engine, config, value, now=CLOCK.now(), grantable_by=grantors)
+        default = _default_grantors(node)
     text = kv(
         {
             "secret": data["secret"],
@@ -129,7 +133,7 @@ def put(
             "scopes": " ".join(data["scopes"]) or "(none)",
             "ttl": duration(data["ttl"]),
             "max ttl": duration(data["max_ttl"]),
-            "grantable by": " ".join(data["grantable_by"]) or "the authority the node hosts",
+            "grantable by": " ".join(data["grantable_by"]) or default,
         }
     )
     if data["service_added"]:
@@ -138,6 +142,27 @@ def put(
             f"after a restart: troth node stop {node_name}; troth node start {node_name})"
         )
     reporter.result(data, text)
+
+
+def _default_grantors(node: Node) -> str:
+    """Who grants a secret stored naming no authority, in words (docs/secrets.md, "Whose
+    bundles grant a secret"): the hosted authority; on a node hosting none, none yet (review
+    38a, broker 1: it said "the authority the node hosts" there too)."""
+    from troth.errors import NotFound
+
+    try:
+        node.authority()
+    except NotFound:
+        trusted = len(node.wallet.trusted())
+        if not trusted:
+            return (
+                "none yet (the node hosts no authority and trusts none: the one it trusts "
+                "when it trusts exactly one; name one with --grantable-by)"
+            )
+        return (
+            f"none (the node hosts no authority and trusts {trusted}: name one with --grantable-by)"
+        )
+    return "the authority the node hosts"
 
 
 def _authority_id(reporter: Reporter, text: str) -> Identifier:

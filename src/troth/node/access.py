@@ -239,11 +239,14 @@ class RequireAttributes:
 @dataclass(frozen=True, slots=True)
 class AttributeCoversArgument:
     """Open to holders of a credential (without caveats) whose attribute `key` holds the
-    request's text argument, or `wildcard` (relay.create(name) needs troth.relay ∋ name or *)."""
+    request's text argument, or `wildcard` (relay.create(name) needs troth.relay ∋ name or *),
+    from `authority` when given (any anchor can grant any attribute: review 38a, relay 1)."""
 
     key: str
     wildcard: str = "*"
     name: str = "attribute covers argument"
+    authority: Identifier | None = field(default=None, kw_only=True)
+    """The one authority whose credentials count (None: any the node trusts)."""
 
 
 Rule = AnyAuthenticated | MembersOnly | GatedMembers | RequireAttributes | AttributeCoversArgument
@@ -317,7 +320,11 @@ def _anchor_counts(rule: MembersOnly | GatedMembers, caller: Identifier) -> bool
 
 
 def _satisfies(rule: Rule, credential: VerifiedCredential, arguments: Any) -> bool:
-    pinned = rule.authority if isinstance(rule, MembersOnly | RequireAttributes) else None
+    pinned = (
+        rule.authority
+        if isinstance(rule, MembersOnly | RequireAttributes | AttributeCoversArgument)
+        else None
+    )
     if pinned is not None and credential.authority != pinned:
         return False  # another authority's word (review 35d, access 1 and 2)
     if isinstance(rule, MembersOnly | GatedMembers):
@@ -335,7 +342,10 @@ def _why(
 ) -> str:
     if not standing.credentials:
         dropped = f" ({'; '.join(standing.dropped)})" if standing.dropped else ""
-        if isinstance(rule, MembersOnly | RequireAttributes) and rule.authority is not None:
+        if (
+            isinstance(rule, MembersOnly | RequireAttributes | AttributeCoversArgument)
+            and rule.authority is not None
+        ):
             return f"it holds no credential from {rule.authority}{dropped}"
         return f"it holds no credential from an authority {me} trusts{dropped}"
     if not usable:
@@ -352,6 +362,14 @@ def _why(
         return f"no credential from {rule.authority} covers the attributes {attributes}{other}"
     if isinstance(rule, AttributeCoversArgument):
         wanted = f"{rule.key}={arguments}" if isinstance(arguments, str) else rule.key
+        if rule.authority is not None:
+            held = sorted({str(c.authority) for c in usable if c.authority != rule.authority})
+            other = f" (its credentials from {', '.join(held)} do not count)" if held else ""
+            return (
+                f"no credential from {rule.authority} holds the {rule.key} attribute {wanted} "
+                f"(or {rule.key}={rule.wildcard}){other}: {rule.authority} grants it with a "
+                f"ticket's --attr {wanted}"
+            )
         return (
             f"none of its credentials holds the {rule.key} attribute {wanted} (or "
             f"{rule.key}={rule.wildcard}): its authority grants it with a ticket's --attr {wanted}"

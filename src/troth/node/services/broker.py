@@ -162,7 +162,9 @@ def put_secret(
     those its configuration names (docs/secrets.md, "Whose bundles grant a secret"). Naming
     none: on a node hosting an authority, that one (the served broker's default); on a node
     hosting none that trusts exactly one, that one is recorded (it keeps granting once the node
-    enrolls with another); otherwise none is recorded and no bundle grants it until one is."""
+    enrolls with another); otherwise none is recorded, and the served broker's default decides
+    at each lease: the one authority the node trusts when it trusts exactly one (on a node that
+    trusted none at the put, its first enrollment's: review 38a, broker 1), else none."""
     config = _with_grantors(node, config, grantable_by)
     broker = open_broker(node, now=now)
     try:

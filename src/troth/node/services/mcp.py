@@ -377,16 +377,23 @@ async def publish_upstream(
     grantable_by: tuple[Identifier, ...] = (),
 ) -> dict[str, Any]:
     """Publish `upstream` (what `mcp.Client` connects to) as MCP server `name` on a running
-    node: the service's address and the upstream's tools. Only the bundles of the authorities
-    `grantable_by` names decide its tools; naming none, the node's own
-    (`NodeTrust.own_authorities`: the authority it hosts, else the one it trusts when it trusts
-    exactly one; review 37c, mcp 1). The name is taken before the
+    node: the service's address, the upstream's tools and the authorities granting them. Only
+    the bundles of the authorities `grantable_by` names decide its tools; naming none, the
+    node's own (`NodeTrust.own_authorities`: the authority it hosts, else the one it trusts when
+    it trusts exactly one; review 37c, mcp 1), fixed at publication on a node hosting none, as
+    `put_secret` records a secret's, so the node's later enrollments neither take the tools
+    from that authority nor grant them to another (review 38a, mcp 1). The name is taken before the
     upstream starts: a second publication of it meanwhile is refused (ConflictError) and
     starts nothing (review 34d, node home 4: it replaced the first among the node's services,
     then failed on the taken route, its upstream left running, served by nothing)."""
     starting = _STARTING.setdefault(runtime, set())
     if MCP_PREFIX + name in runtime.host.services or MCP_PREFIX + name in starting:
         raise ConflictError(f"MCP server {name} is already published on node {runtime.name}")
+    trust = runtime.trust
+    named = frozenset(grantable_by)
+    if not named and trust.hosted is None:  # the one authority it trusts now, kept
+        named = trust.own_authorities()
+    grantors = _fixed(named) if named else trust.own_authorities
     service = McpService(
         name,
         upstream,
@@ -397,7 +404,7 @@ async def publish_upstream(
         clock=runtime.clock,
         recorder=runtime.traces.decision_recorder(),
         access=runtime.access,
-        grantors=_fixed(frozenset(grantable_by)) if grantable_by else runtime.trust.own_authorities,
+        grantors=grantors,
     )
     starting.add(service.name)
     try:
@@ -405,7 +412,12 @@ async def publish_upstream(
         runtime.add_service(service)
     finally:
         starting.discard(service.name)
-    return {"service": service.name, "address": f"/service/{service.name}", "tools": service.tools}
+    return {
+        "service": service.name,
+        "address": f"/service/{service.name}",
+        "tools": service.tools,
+        "grantable_by": sorted(str(authority) for authority in grantors()),
+    }
 
 
 def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:

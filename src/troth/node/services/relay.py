@@ -2,17 +2,19 @@
 without a listening port asks a node to forward `/relay/<name>` to it over its own connection
 (docs/protocols.md, "Relays").
 
-`create(name)` needs a credential whose `troth.relay` attribute holds `name` or `*` (the
-access rule, decided before the handler runs). A name belongs to the identity that created it:
-when its owner's channel closes, the name stays reserved for that owner for a grace period
-(`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*` cannot take
-it over while the owner reconnects; each maintenance round decides `create` again for the
-owner of every relay whose channel is open, and a refused one is held the same way
-(`_recheck`). The names and their owners are kept in
-`<node dir>/relays.json` (`RelayBook`), so a restarted relay node holds every name for its
-owner for the grace period too. One member (the names of identities it delegated to included)
-holds at most `limits.MAX_RELAYS_PER_OWNER` names, a node at most `limits.MAX_RELAYS` (past it,
-a member whose authority holds less than its share still creates one: troth.node.shares).
+`create(name)` needs a credential whose `troth.relay` attribute holds `name` or `*` (the access
+rule, decided before the handler runs), from any authority the node trusts, or from `authority`
+alone when given (`RelayService(authority=)`; the node's composition gives none: a hub relays
+for every authority it enrolls with, review 38a, relay 1, left). A name belongs to the identity
+that created it: when its owner's channel closes, the name stays reserved for that owner for a
+grace period (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*`
+cannot take it over while the owner reconnects; each maintenance round decides `create` again
+for the owner of every relay whose channel is open, and a refused one is held the same way
+(`_recheck`). The names and their owners are kept in `<node dir>/relays.json` (`RelayBook`), so
+a restarted relay node holds every name for its owner for the grace period too. One member (the
+names of identities it delegated to included) holds at most `limits.MAX_RELAYS_PER_OWNER` names,
+a node at most `limits.MAX_RELAYS` (past it, a member whose authority holds less than its share
+still creates one: troth.node.shares).
 
 **Relay not found** (docs/protocols.md): the service is the router's transport for `relay`
 addresses. A message to a relay that is up goes on over its owner's connection; a message to
@@ -116,6 +118,7 @@ class RelayService:
         worker: StoreWorker | None = None,
         trusted: Callable[[], int] = lambda: 1,
         decide: Callable[[AccessRequest], Decision] | None = None,
+        authority: Identifier | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
@@ -139,7 +142,10 @@ class RelayService:
         self.not_found = 0
         """Messages answered `relay not found`."""
         self.methods: Mapping[str, Method] = {
-            "create": Method(self.create, AttributeCoversArgument(RELAY_ATTRIBUTE))
+            # only `authority`'s grant counts (None: any trusted one's)
+            "create": Method(
+                self.create, AttributeCoversArgument(RELAY_ATTRIBUTE, authority=authority)
+            )
         }
         channels.closed_hooks.append(self._channel_closed)
         router.add_transport(self)
