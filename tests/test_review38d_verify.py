@@ -51,11 +51,6 @@ def _desk_holding_acmes_word(troth_home: Path) -> tuple[Path, VerifiedIdentity]:
     return stale, real
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38d, verify 1: identity verify --node says a history its held feed "
-    "supersedes (a stolen backup) is valid",
-)
 def test_verify_at_a_node_refuses_a_history_its_feed_supersedes(troth_home: Path) -> None:
     """Review 38d, verify 1. `troth identity verify --node desk` said the stolen backup's
     history was `valid`, its current key the one the owner retired: desk judged it against its
@@ -80,10 +75,6 @@ def test_verify_at_a_node_refuses_a_history_its_feed_supersedes(troth_home: Path
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38d, verify 2: identity import stores a history its held feed supersedes",
-)
 def test_import_at_a_node_refuses_a_history_its_feed_supersedes(troth_home: Path) -> None:
     """Review 38d, verify 2. `troth identity import` stored the stolen backup's history at desk
     (and printed it as alice's, its current key the retired one), though desk holds acme's word
