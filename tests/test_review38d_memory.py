@@ -1,0 +1,98 @@
+"""Review 38d, memory: what a verifier with no store of its own (`ChainVerifier` without
+`known`, as the public `troth.Verifier` builds it) keeps of the histories it verified.
+
+Alice, a member of acme that may delegate, learns that her current primary key leaked (the
+thief holds k0, not her committed next key) and rotates: her delegation to bob carries her new
+history [c0, c1]. Acme's feed does not name her rotation yet (her node announces it and the
+verifier's copy of the feed syncs within its staleness). The thief, holding k0, attests a
+signing key of its own under c0 and delegates to mallory with her history [c0].
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.parties import Party, make_party, signer_as
+from tests.test_trust_scope import feed_of
+from troth.credentials import (
+    Attributes,
+    ChainVerifier,
+    CredentialChain,
+    TrustPolicy,
+    delegate,
+    issue_credential,
+)
+from troth.errors import CredentialError, CredentialFailure
+from troth.identity import Identifier, rotate_identity
+from troth.vault import SoftwareVault
+
+T = 1_780_000_000
+ORDERS = Attributes({"orders.access": "write"})
+
+
+class World:
+    """Acme, alice (its member, may delegate) rotated at T + 10, bob and mallory."""
+
+    def __init__(self) -> None:
+        self.vault = vault = SoftwareVault()
+        self.acme = make_party(vault, now=T)
+        alice = make_party(vault, now=T)
+        self.bob = make_party(vault, now=T).identifier
+        self.mallory = make_party(vault, now=T).identifier
+        root = issue_credential(
+            self.acme.signer,
+            subject=alice.identifier,
+            attributes=ORDERS,
+            now=T,
+            ttl=86_400,
+            depth=2,
+        )
+        self.root = CredentialChain((root,), (self.acme.identity.history,))
+        self.stolen = alice  # what the thief holds: k0 (and the history ending at c0)
+        held = rotate_identity(
+            vault, alice.identity, alice.primary, alice.next_primary, now=T + 10, valid_for=86_400
+        )
+        self.alice = Party(
+            held.identity,
+            held.primary,
+            signer_as(vault, held.primary, held.identity, now=T + 10),
+            held.next_key,
+        )
+        self.feeds = {self.acme.identifier: feed_of(self.acme)}  # names no rotation yet
+        self.verifier = ChainVerifier(TrustPolicy(frozenset({self.acme.identifier})))
+
+    def delegated(self, by: Party, to: Identifier) -> bytes:
+        chain = delegate(
+            by.signer, self.root, subject=to, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+        )
+        return chain.encode()
+
+    def verify(self, chain: bytes, presenter: Identifier) -> None:
+        self.verifier.verify(chain, presenter=presenter, feeds=self.feeds, now=T + 30)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 38d, memory 1: a verifier that verified alice's rotated history accepts "
+    "a chain carrying her older one (a thief's, with her retired key)",
+)
+def test_a_verifier_that_saw_a_rotation_refuses_the_retired_key() -> None:
+    """Review 38d, memory 1. The verifier verified bob's chain, which carries alice's rotated
+    history [c0, c1]; then the thief's chain to mallory, carrying [c0] and signed under it with
+    the key alice retired, was accepted: the verifier kept nothing of what it verified (but
+    the bytes of each chain, in its cache), so only acme's feed could refuse it, once it names
+    her rotation. "A verifier that saw a history keeps it" held for nodes only (their store)."""
+    world = World()
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    thiefs = world.delegated(world.stolen, world.mallory)
+    with pytest.raises(CredentialError) as refused:
+        world.verify(thiefs, world.mallory)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history is older than" in str(refused.value)
+
+
+def test_a_verifier_that_never_saw_the_rotation_still_accepts_the_older_history() -> None:
+    """The control (docs/formats.md, "Pre-rotation and stored histories"): a verifier that has
+    not seen alice's rotation has only acme's feed to tell it."""
+    world = World()
+    world.verify(world.delegated(world.stolen, world.mallory), world.mallory)
