@@ -104,3 +104,30 @@ def test_without_a_feed_the_stale_backup_is_still_a_valid_history(
     stale = troth_home / "alice-backup.history"
     stale.write_bytes(alice.identity.history)
     run("identity", command, str(stale), "--node", "desk")
+
+
+def test_verify_at_a_node_refuses_a_fork_its_feed_supersedes(troth_home: Path) -> None:
+    """The same for a fork: a thief holding the whole backup (k0 and the committed k1) rotates
+    alice's c0 to a change 1 of its own; desk, holding acme's word on her real change 1, calls
+    it superseded (another change), where it stores no copy of hers (verify 1's fix)."""
+    now = int(time.time())
+    vault = SoftwareVault()
+    acme, alice = make_party(vault, now=now - 100), make_party(vault, now=now - 100)
+    real = _rotated(vault, alice, now - 50)
+    fork = _rotated(vault, alice, now - 45)  # the same keys, another next-key commitment
+    assert fork.current_change_hash != real.current_change_hash
+    entry = superseded(
+        0, alice.identifier, acme.identifier, 2, real.current_change_hash, at=now - 40
+    )
+    (page,) = pages(acme, [entry], now=now - 30, per_page=1)
+    init_node("desk")
+    with open_node("desk") as desk:
+        desk.wallet.trust(acme.identifier, f"node:{acme.identifier}", now=now)
+        desk.wallet.update_feed(page, authority=acme.identifier, now=now)
+    path = troth_home / "fork.history"
+    path.write_bytes(fork.history)
+    verdict = json.loads(
+        run("identity", "verify", str(path), "--node", "desk", "--json", code=1).stdout
+    )
+    assert verdict["reason"] == "superseded history"
+    assert "another change" in verdict["detail"]
