@@ -96,3 +96,48 @@ def test_a_verifier_that_never_saw_the_rotation_still_accepts_the_older_history(
     not seen alice's rotation has only acme's feed to tell it."""
     world = World()
     world.verify(world.delegated(world.stolen, world.mallory), world.mallory)
+
+
+def test_a_verifier_that_saw_a_rotation_refuses_a_stolen_backups_fork() -> None:
+    """A thief holding alice's whole backup (k0 and the committed k1) rotates her c0 to a
+    change 1 of its own and delegates under it: a verifier that verified her real rotation
+    refuses the fork (memory 1's fix), where the feed does not name her rotation yet."""
+    world = World()
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    stolen = world.stolen
+    held = rotate_identity(
+        world.vault, stolen.identity, stolen.primary, stolen.next_primary, now=T + 15, valid_for=600
+    )
+    fork = Party(
+        held.identity,
+        held.primary,
+        signer_as(world.vault, held.primary, held.identity, now=T + 15),
+        held.next_key,
+    )
+    with pytest.raises(CredentialError) as refused:
+        world.verify(world.delegated(fork, world.mallory), world.mallory)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history forks from the stored copy" in str(refused.value)
+
+
+def test_her_next_rotation_extends_what_the_verifier_saw() -> None:
+    """Alice's own next rotation extends what the verifier remembers: her chains under it
+    verify, and those under her previous change no longer do."""
+    world = World()
+    before = world.delegated(world.alice, world.bob)
+    world.verify(before, world.bob)
+    alice = world.alice
+    held = rotate_identity(
+        world.vault, alice.identity, alice.primary, alice.next_primary, now=T + 15, valid_for=600
+    )
+    rotated = Party(
+        held.identity,
+        held.primary,
+        signer_as(world.vault, held.primary, held.identity, now=T + 15),
+        held.next_key,
+    )
+    world.verify(world.delegated(rotated, world.mallory), world.mallory)
+    with pytest.raises(CredentialError) as refused:
+        world.verify(before, world.bob)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history is older than the stored copy" in str(refused.value)
