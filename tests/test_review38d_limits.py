@@ -44,11 +44,6 @@ def _long_lived(vault: SoftwareVault) -> Party:
     return Party(identity, primary, signer_as(vault, primary, identity, now=T + 100), next_key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 38d, limits 1: a verifier's chain cache holds several times CACHE_BYTES "
-    "(decoded issuer histories are not counted)",
-)
 def test_the_chain_cache_bounds_the_memory_its_results_hold(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -53,7 +53,14 @@ __all__ = [
 
 _F = CredentialFailure
 _VERIFIED: Final = object()
-CACHE_BYTES: Final = 32 * 1024 * 1024  # chain bytes a verifier keeps verified results for
+CACHE_BYTES: Final = 32 * 1024 * 1024
+"""What a verifier's cached results may hold: each is charged its chain's bytes and
+`CACHED_CHANGE_BYTES` per change of the issuer histories it keeps decoded (review 38d, limits
+1: the chain's bytes alone were counted, a fifth of what a result of 64-change histories
+holds)."""
+CACHED_CHANGE_BYTES: Final = 1536
+"""What one decoded change of a cached result holds (its objects and a copy of its bytes:
+~1,300 bytes measured, with a margin)."""
 SEEN_IDENTITIES: Final = 16_384
 """Identities whose newest full history a verifier without a store (no `known`) remembers
 having verified (its last change's index and hash: ~100 bytes each); when full, the older half
@@ -310,6 +317,13 @@ def _unbound(identity: VerifiedIdentity, authority: Identifier) -> str:
     )
 
 
+def _cost(checked: _Checked) -> int:
+    """What a cached result is charged against CACHE_BYTES: its chain's bytes and each change
+    of the histories it keeps decoded (review 38d, limits 1)."""
+    changes = sum(len(identity.changes) for identity in checked.identities)
+    return len(checked.result.chain) + CACHED_CHANGE_BYTES * changes
+
+
 def _against_seen(
     identity: VerifiedIdentity, index: int, change_hash: bytes
 ) -> IdentityError | None:
@@ -393,7 +407,7 @@ class ChainVerifier:
                 feeds, now=now, max_staleness=self.policy.max_feed_staleness
             )
             checked = self._check_bytes(data, now, checkpoints)
-            self._remember(data, checked, len(data))
+            self._remember(data, checked)
         self._check_state(checked, presenter, feeds, now)
         if isinstance(presenter, Identifier):
             return checked.result
@@ -408,14 +422,16 @@ class ChainVerifier:
         `checkpoints` judges checkpointed issuer histories (none: they are refused)."""
         return self._check_bytes(data, now, checkpoints).result
 
-    def _remember(self, key: bytes, checked: _Checked, size: int) -> None:
-        """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES."""
+    def _remember(self, key: bytes, checked: _Checked) -> None:
+        """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES (each
+        charged `_cost`)."""
+        size = _cost(checked)
         cache = self._cache
         if key in cache:
             return
         while cache and (len(cache) >= self._cache_size or self._cache_bytes + size > CACHE_BYTES):
             oldest = next(iter(cache))
-            self._cache_bytes -= len(cache.pop(oldest).result.chain)
+            self._cache_bytes -= _cost(cache.pop(oldest))
         cache[key] = checked
         self._cache_bytes += size
 
