@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from troth import limits
+from troth.channel.verification import standing_feeds
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
@@ -32,10 +33,10 @@ from troth.cli.output import (
 from troth.cli.text import moment
 from troth.credentials.wallet import Announcement
 from troth.crypto import KeyType, sha256
-from troth.errors import IdentityError, TrothError
+from troth.errors import CredentialError, IdentityError, TrothError
 from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.identity.service import IdentityExists
-from troth.node import open_node, troth_home
+from troth.node import Node, open_node, troth_home
 from troth.node.authorities import announce_here
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
@@ -276,8 +277,9 @@ def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:
     "--node",
     "node_name",
     metavar="NODE",
-    help="Also require the history to extend this node's stored copy (no fork, no rollback); a "
-    "checkpointed history is attested by that copy or by a fresh feed the node holds.",
+    help="Also require the history to extend this node's stored copy (no fork, no rollback) and "
+    "not be superseded in a feed the node holds (a trusted authority's own history: in its own "
+    "feed); a checkpointed history is attested by that copy or by a fresh feed the node holds.",
 )
 @json_command
 def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
@@ -295,7 +297,8 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
                 identity = verify_history(data, now=now, checkpoints=checkpoints)
                 # judged as `import` judges it (review 30a, import 4)
                 node.identities.check_known(identity, binds=node.wallet.anchor_binds(identity))
-    except IdentityError as exc:
+                _check_current(node, identity)  # review 38d, verify 1
+    except (IdentityError, CredentialError) as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
     # `valid` is said once: the first line, not again as `valid: True` beneath it
     facts = describe(identity)
@@ -310,17 +313,36 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
 def import_(file: str, node_name: str, reporter: Reporter) -> None:
     """Store a verified history FILE (- for stdin); a known identity accepts only an extension
     of its stored copy (no fork, no rollback), but for a trusted authority's full history over
-    a copy only another authority's checkpoint ties to it."""
+    a copy only another authority's checkpoint ties to it. A history a held feed supersedes is
+    refused (a trusted authority's own: by its own feed)."""
     history = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
+    now = CLOCK.now()
     with open_cli_node(node_name) as node:
         # a trusted authority's full history is not bound by a copy from a checkpoint another
         # authority's word alone ties to it (review 30a, import 1); any other one is
-        identity = node.identities.import_history(
-            history, now=CLOCK.now(), binds=node.wallet.anchor_binds
-        )
+        binds = node.wallet.anchor_binds
+        identity = node.identities.check_history(history, now=now, binds=binds)
+        _check_current(node, identity)  # review 38d, verify 2
+        identity = node.identities.import_history(identity, now=now, binds=binds)
     data = describe(identity)
     del data["name"]
     reporter.result(data, shown(data))
+
+
+def _check_current(node: Node, identity: VerifiedIdentity) -> None:
+    """Raise CredentialError SUPERSEDED when a feed `node` holds, whose word counts on a history
+    shown with no chain, says `identity`'s history is superseded (a stolen backup's, after the
+    owner's announced rotation: review 38d, verify 1 and 2). As a stranger on a channel is
+    judged (docs/formats.md, "Whose word counts on an identity"): by every held feed, or a
+    trusted authority's own history by its own feed; fresh or not (a feed only grows, and a
+    supersession it held once stands)."""
+    trusted = node.wallet.trusted()
+    held = {authority: node.wallet.held_feed(authority) for authority in trusted}
+    feeds = {authority: feed for authority, feed in held.items() if feed is not None}
+    for feed in standing_feeds(
+        identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset()
+    ):
+        feed.check_current(identity)
 
 
 @identity_group.command("did")

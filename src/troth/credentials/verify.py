@@ -15,6 +15,7 @@ revocation feed, the presenter, and (optionally) the stored copies of identities
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
@@ -52,7 +53,18 @@ __all__ = [
 
 _F = CredentialFailure
 _VERIFIED: Final = object()
-CACHE_BYTES: Final = 32 * 1024 * 1024  # chain bytes a verifier keeps verified results for
+CACHE_BYTES: Final = 32 * 1024 * 1024
+"""What a verifier's cached results may hold: each is charged its chain's bytes and
+`CACHED_CHANGE_BYTES` per change of the issuer histories it keeps decoded (review 38d, limits
+1: the chain's bytes alone were counted, a fifth of what a result of 64-change histories
+holds)."""
+CACHED_CHANGE_BYTES: Final = 1536
+"""What one decoded change of a cached result holds (its objects and a copy of its bytes:
+~1,300 bytes measured, with a margin)."""
+SEEN_IDENTITIES: Final = 16_384
+"""Identities whose newest full history a verifier without a store (no `known`) remembers
+having verified (its last change's index and hash: ~100 bytes each); when full, the older half
+is forgotten (docs/formats.md, "Pre-rotation and stored histories"; review 38d, memory 1)."""
 _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
     DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
@@ -305,6 +317,35 @@ def _unbound(identity: VerifiedIdentity, authority: Identifier) -> str:
     )
 
 
+def _cost(checked: _Checked) -> int:
+    """What a cached result is charged against CACHE_BYTES: its chain's bytes and each change
+    of the histories it keeps decoded (review 38d, limits 1)."""
+    changes = sum(len(identity.changes) for identity in checked.identities)
+    return len(checked.result.chain) + CACHED_CHANGE_BYTES * changes
+
+
+def _against_seen(
+    identity: VerifiedIdentity, index: int, change_hash: bytes
+) -> IdentityError | None:
+    """Why `identity` does not hold change `index` with `change_hash` (the last change of a
+    history verified before) nor start right after it naming it as previous: ROLLBACK (it
+    ends earlier) or FORK; None when it does, or starts later (a checkpointed history after
+    a gap: nothing here to judge it by)."""
+    last = identity.current.index
+    if last < index:
+        return IdentityError(
+            IdentityFailure.ROLLBACK,
+            f"{identity.identifier}'s history ends at change {last}, this verifier verified "
+            f"one ending at change {index}",
+        )
+    offset = index - identity.first_index
+    if offset >= 0 and identity.changes[offset].change_hash != change_hash:
+        return IdentityError(IdentityFailure.FORK, str(identity.identifier), index)
+    if offset == -1 and identity.changes[0].body.previous != change_hash:
+        return IdentityError(IdentityFailure.FORK, str(identity.identifier), index + 1)
+    return None
+
+
 def chain_actor(data: bytes) -> Identifier:
     """The last subject of a chain (for tools that verify a file with no presenter)."""
     try:
@@ -322,7 +363,11 @@ class ChainVerifier:
     refused: ISSUER_INVALID); `known_in` likewise, given also the chain's root authority (a
     trust anchor, which vouches for every issuer of its chain: its standing over the history
     decides whether a stored copy from a checkpoint another authority attested binds it,
-    docs/formats.md, "A stored copy from a checkpoint")."""
+    docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers the last
+    change of the newest full history of each identity it verified in a chain that passed
+    (`SEEN_IDENTITIES` at most) and refuses an issuer or presenter history that ends before it
+    or forks there: a verifier that saw a rotation refuses the retired key's chains before the
+    feed names the rotation (review 38d, memory 1)."""
 
     def __init__(
         self,
@@ -338,6 +383,8 @@ class ChainVerifier:
         self._cache: dict[bytes, _Checked] = {}
         self._cache_size = cache_size
         self._cache_bytes = 0
+        # without `known`: the newest full history verified of each identity (review 38d)
+        self._seen: dict[bytes, tuple[int, bytes]] = {}
 
     def verify(
         self,
@@ -360,7 +407,7 @@ class ChainVerifier:
                 feeds, now=now, max_staleness=self.policy.max_feed_staleness
             )
             checked = self._check_bytes(data, now, checkpoints)
-            self._remember(data, checked, len(data))
+            self._remember(data, checked)
         self._check_state(checked, presenter, feeds, now)
         if isinstance(presenter, Identifier):
             return checked.result
@@ -375,14 +422,16 @@ class ChainVerifier:
         `checkpoints` judges checkpointed issuer histories (none: they are refused)."""
         return self._check_bytes(data, now, checkpoints).result
 
-    def _remember(self, key: bytes, checked: _Checked, size: int) -> None:
-        """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES."""
+    def _remember(self, key: bytes, checked: _Checked) -> None:
+        """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES (each
+        charged `_cost`)."""
+        size = _cost(checked)
         cache = self._cache
         if key in cache:
             return
         while cache and (len(cache) >= self._cache_size or self._cache_bytes + size > CACHE_BYTES):
             oldest = next(iter(cache))
-            self._cache_bytes -= len(cache.pop(oldest).result.chain)
+            self._cache_bytes -= _cost(cache.pop(oldest))
         cache[key] = checked
         self._cache_bytes += size
 
@@ -429,7 +478,9 @@ class ChainVerifier:
             None if isinstance(presenter, Identifier) else presenter,
         )
         known, known_in = self._known, self._known_in
-        if known is not None or known_in is not None:
+        if known is None and known_in is None:
+            self._check_seen(checked.identities, presenter)
+        else:
             for identity in checked.identities:
                 try:
                     if known is not None:
@@ -438,6 +489,43 @@ class ChainVerifier:
                         known_in(identity, result.authority)
                 except IdentityError as exc:
                     raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
+
+    def _check_seen(
+        self,
+        issuers: tuple[VerifiedIdentity, ...],
+        presenter: Identifier | VerifiedIdentity,
+    ) -> None:
+        """Without a store (`known`): raise unless each issuer history (ISSUER_INVALID, with
+        the link's index) and the presenter's (WRONG_SUBJECT) holds the last change of the
+        newest full history of it this verifier verified (or starts right after it, naming it
+        as previous); then remember the newer full histories. A verifier that saw a rotation
+        refuses the older history (a thief's, with the retired key) before the feed names it
+        (review 38d, memory 1). Only a full history (tied to its identifier by its own hash) is
+        remembered: a checkpointed one's first change is its checkpoint authority's word, and
+        a co-trusted authority's made-up change must not lock out her own (review 23a)."""
+        seen = self._seen
+        shown: list[VerifiedIdentity] = list(issuers)
+        if not isinstance(presenter, Identifier):
+            shown.append(presenter)
+        for position, identity in enumerate(shown):
+            remembered = seen.get(identity.identifier.digest)
+            if remembered is None:
+                continue
+            refusal = _against_seen(identity, *remembered)
+            if refusal is None:
+                continue
+            if position < len(issuers):
+                raise CredentialError(_F.ISSUER_INVALID, str(refusal), position)
+            raise CredentialError(_F.WRONG_SUBJECT, str(refusal))
+        for identity in shown:
+            digest = identity.identifier.digest
+            remembered = seen.get(digest)
+            last = identity.current.index
+            if identity.first_index != 0 or (remembered is not None and remembered[0] >= last):
+                continue
+            if remembered is None and len(seen) >= SEEN_IDENTITIES:  # drop the older half
+                self._seen = seen = dict(itertools.islice(seen.items(), SEEN_IDENTITIES // 2, None))
+            seen[digest] = (last, identity.current_change_hash)
 
     # -- checks that depend on the bytes (cached) -----------------------------------------------
 
