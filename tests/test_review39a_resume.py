@@ -20,7 +20,7 @@ from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.authority import Authority
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.enrollment import enrollment, refused, request_of
+from troth.enrollment import complete, enrollment, refused, request_of
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.node import init_node, open_node
 from troth.node.membership import RESUME_AFTER, RESUMED_PER_ROUND
@@ -66,18 +66,17 @@ def _count_channels(runtime: NodeRuntime, address: str) -> list[Any]:
     return opened
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39a, resume 1: RESUMED_PER_ROUND stuck records, oldest first, starve every "
-    "newer one: a resumable enrollment behind them is never sent",
-)
 def test_stuck_enrollments_do_not_starve_a_newer_one(tmp_path: Path) -> None:
     """Review 39a, resume 1. The operator gave `troth enroll` sixteen tickets naming an
     address no one answers at (a typo, a hostile ticket, an authority since moved), for
     sixteen agents; each failed and stayed pending. Then the node's own enrollment's answer
     was lost. Each round took the RESUMED_PER_ROUND oldest records (`every_pending`, ORDER BY
     started_at LIMIT 16): the sixteen stuck ones, never the node's, which waited for an
-    operator however many rounds passed."""
+    operator however many rounds passed.
+
+    Was a strict xfail until the maintenance went round every record from where the last
+    round stopped (`Resumption.choose`, RESUME_SCANNED_PER_ROUND; `every_pending(after=)`).
+    """
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
@@ -86,7 +85,8 @@ def test_stuck_enrollments_do_not_starve_a_newer_one(tmp_path: Path) -> None:
             _pending(agent, f"stuck{i}", _ticket(authority, NOWHERE, net.clock.now()), net.clock)
         net.clock.advance(1)
         ticket = _ticket(authority, HUB, net.clock.now())
-        steps = enrollment(agent.node.identities, agent.node.wallet, "agent", ticket, clock=net.clock)
+        node = agent.node
+        steps = enrollment(node.identities, node.wallet, "agent", ticket, clock=net.clock)
         authority.enroll(request_of(steps), now=net.clock.now())  # committed; answer lost
         steps.close()
         for _ in range(4):
@@ -99,18 +99,17 @@ def test_stuck_enrollments_do_not_starve_a_newer_one(tmp_path: Path) -> None:
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39a, resume 2: a pending record naming an address no one answers at is "
-    "contacted again every maintenance round, forever",
-)
 def test_a_stuck_enrollment_is_not_sent_again_every_round(tmp_path: Path) -> None:
     """Review 39a, resume 2. A ticket naming an address that never completes the enrollment
     (no one there; another party; an authority that answers garbage or not at all) left a
     pending record, and each maintenance round (30 s) opened a channel to that address again
     and sent a signed request to whoever answers, for as long as the node ran: nothing ever
     ends it (only `ticket unknown` deletes a record, and there is no command to give one up).
-    Twenty rounds: twenty attempts."""
+    Twenty rounds: twenty attempts.
+
+    Was a strict xfail until a record that did not complete waited before its next attempt,
+    doubled each time (RESUME_BACKOFF up to RESUME_BACKOFF_MAX; `Resumption`).
+    """
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
@@ -126,15 +125,13 @@ def test_a_stuck_enrollment_is_not_sent_again_every_round(tmp_path: Path) -> Non
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39a, resume 2: a pending record is sent again however old it is (a "
-    "week-old ticket's address contacted every round)",
-)
 def test_an_old_stuck_enrollment_is_left_to_the_operator(tmp_path: Path) -> None:
     """Review 39a, resume 2 (its end). A record older than a week is no longer sent by the
     node's maintenance: it stays for an operator (`troth enroll` with the same ticket, `troth
-    credential refresh`), who sees it failing there."""
+    credential refresh`), who sees it failing there.
+
+    Was a strict xfail until the maintenance left records older than RESUME_FOR (a week).
+    """
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
@@ -148,18 +145,17 @@ def test_an_old_stuck_enrollment_is_left_to_the_operator(tmp_path: Path) -> None
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39a, resume 3: an enrollment whose address keeps the request waiting holds "
-    "back the round's credential refresh, rotation announcements and peer re-checks",
-)
 def test_a_waiting_enrollment_holds_back_no_other_maintenance(tmp_path: Path) -> None:
     """Review 39a, resume 3. The maintenance ran its steps one after the other, and resuming
     came before the credentials, the rotations and the re-checks of peers (their revocations):
     a ticket's address that accepts the connection and answers slowly (a handshake timeout,
     then a call timeout: about 20 s, each of sixteen records in turn, each round) held all of
     them back, so a revoked peer stayed admitted minutes longer. Here the address keeps the
-    request waiting: the peers were never re-checked while it waited."""
+    request waiting: the peers were never re-checked while it waited.
+
+    Was a strict xfail until resuming came last in the round, and the records are sent at
+    once (`asyncio.gather`), not one after the other.
+    """
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")
@@ -192,18 +188,17 @@ def test_a_waiting_enrollment_holds_back_no_other_maintenance(tmp_path: Path) ->
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39a, resume 4: a resumed enrollment's refusal deletes the pending record "
-    "of the operator's newer enrollment with the same authority (another ticket)",
-)
 def test_a_resumes_refusal_deletes_no_newer_enrollment(tmp_path: Path) -> None:
     """Review 39a, resume 4. The node's maintenance loaded an old pending record (ticket T1)
     and sent it again; meanwhile the operator ran `troth enroll` with a new ticket T2 for the
     same authority, which replaced the record (one per identity and authority) and sent T2's
     request. The authority refused T1 for good; the resume deleted the pending record of
     (identity, authority): T2's. T2's answer then lost, nothing was left to resume it with.
-    The same when the resume completes: it cleared T2's record with its own."""
+    The same when the resume completes: it cleared T2's record with its own.
+
+    Was a strict xfail until a pending record was cleared only if it names the ticket that
+    completed or was refused (`CredentialStore.clear_pending(ticket=)`).
+    """
     clock = FixedClock(1_800_000_000)
     init_node("acme", home=tmp_path)
     init_node("agent", home=tmp_path)
@@ -225,17 +220,14 @@ def test_a_resumes_refusal_deletes_no_newer_enrollment(tmp_path: Path) -> None:
         assert [p.ticket for p in agent.wallet.pending_enrollments("agent")] == [new]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39a, resume 4: a resumed enrollment that completes clears the pending "
-    "record of the operator's newer enrollment with another ticket",
-)
 def test_a_resumes_completion_clears_no_newer_enrollment(tmp_path: Path) -> None:
     """Review 39a, resume 4 (the completion). As above, but T1's resume completes: the
     credential is held, and T2's record (another ticket: its redemption merged other
-    attributes, its answer lost) must stay, for the next round to complete it."""
-    from troth.enrollment import complete  # noqa: PLC0415
+    attributes, its answer lost) must stay, for the next round to complete it.
 
+    Was a strict xfail until a pending record was cleared only if it names the ticket that
+    completed (`CredentialStore.clear_pending(ticket=)`).
+    """
     clock = FixedClock(1_800_000_000)
     init_node("acme", home=tmp_path)
     init_node("agent", home=tmp_path)
