@@ -75,10 +75,21 @@ doubled at each further one up to RESUME_BACKOFF_MAX (review 39a, resume 2)."""
 RESUME_BACKOFF_MAX: Final = 3600
 """The longest wait between two attempts to resume one record."""
 RESUME_FOR: Final = 7 * 24 * 3600
-"""A record older than this is no longer resumed by the maintenance: it stays for an operator
-(`troth enroll` with its ticket, `troth credential refresh`; review 39a, resume 2)."""
+"""A record whose attempts have failed for this long (since the first failed one in this run
+of the node) is no longer resumed by the maintenance: it stays for an operator (`troth enroll`
+with its ticket, `troth credential refresh`; review 39a, resume 2)."""
 MAX_RESUME_BACKOFFS: Final = 4096
 """Records whose backoff a node remembers (past it, those whose wait is over are forgotten)."""
+
+
+@dataclass(slots=True)
+class _Wait:
+    """A record's attempts that did not complete: when the next may go, the wait before it,
+    and when the first failed."""
+
+    next_at: int
+    delay: int
+    since: int
 
 
 @dataclass(slots=True)
@@ -88,7 +99,7 @@ class Resumption:
     record's wait after an attempt that did not complete."""
 
     cursor: tuple[int, bytes, bytes] | None = None
-    waits: dict[tuple[bytes, bytes, bytes], tuple[int, int]] = field(default_factory=dict)
+    waits: dict[tuple[bytes, bytes, bytes], _Wait] = field(default_factory=dict)
 
     @staticmethod
     def key(pending: PendingEnrollmentRecord) -> tuple[bytes, bytes, bytes]:
@@ -98,21 +109,25 @@ class Resumption:
 
     def due(self, pending: PendingEnrollmentRecord, now: int) -> bool:
         """Whether `pending` is sent again this round: old enough that no `troth enroll` is
-        still carrying it, young enough to be the node's to resume, and its wait over."""
-        age = now - pending.started_at
-        if age < RESUME_AFTER or age > RESUME_FOR:
+        still carrying it, its wait over, and not failing for RESUME_FOR already (counted from
+        its first failed attempt in this run, not from its start: a node down for weeks still
+        resumes what it left pending)."""
+        if now - pending.started_at < RESUME_AFTER:
             return False
         wait = self.waits.get(self.key(pending))
-        return wait is None or wait[0] <= now
+        return wait is None or (wait.next_at <= now and now - wait.since <= RESUME_FOR)
 
     def failed(self, pending: PendingEnrollmentRecord, now: int) -> None:
         """`pending` did not complete: wait longer before the next attempt."""
         if len(self.waits) >= MAX_RESUME_BACKOFFS:
-            self.waits = {k: v for k, v in self.waits.items() if v[0] > now}
+            self.waits = {k: v for k, v in self.waits.items() if v.next_at > now}
         key = self.key(pending)
         previous = self.waits.get(key)
-        delay = RESUME_BACKOFF if previous is None else min(2 * previous[1], RESUME_BACKOFF_MAX)
-        self.waits[key] = (now + delay, delay)
+        if previous is None:
+            self.waits[key] = _Wait(now + RESUME_BACKOFF, RESUME_BACKOFF, now)
+        else:
+            delay = min(2 * previous.delay, RESUME_BACKOFF_MAX)
+            self.waits[key] = _Wait(now + delay, delay, previous.since)
 
     def done(self, pending: PendingEnrollmentRecord) -> None:
         """`pending` completed (or is gone)."""
@@ -190,8 +205,8 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     over a secure channel pinned to it, all at once (one that keeps its request waiting holds
     back no other: review 39a, resume 3). Completed, the credential is held and the pending
     record cleared; refused for good, the record is deleted; else it stays, and is sent again
-    after a wait doubled at each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until
-    RESUME_FOR has passed since it started: then it is left for an operator (review 39a,
+    after a wait doubled at each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its
+    attempts have failed for RESUME_FOR: then it is left for an operator (review 39a,
     resume 2: an address that never answers was contacted each round, for good). Review 38c,
     enroll 2: before, a restarted node left them all for an operator. Returns how many
     completed."""
@@ -207,8 +222,14 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
         *(_resume_remote(runtime, pending) for pending in remote),
+        return_exceptions=True,  # one's failure abandons no other midway
     )
-    completed = sum(outcomes)
+    completed = 0
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            log.error("resuming an enrollment failed", exc_info=outcome)
+        else:
+            completed += outcome
     if completed:
         await runtime._took_credential(None)
     return completed
