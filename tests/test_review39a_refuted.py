@@ -8,7 +8,10 @@
 - enroll 2 (a node resumes its interrupted enrollments): the channel admits only the
   authority the record names, so an address where another identity answers gets nothing
   and is trusted for nothing; the node's resumption racing the operator's `troth enroll` with
-  the same ticket ends with one credential and nothing pending.
+  the same ticket ends with one credential and nothing pending; an answer that is no chain
+  (garbage, or an error other than `ticket unknown`) holds and trusts nothing and keeps the
+  record. `also_trust` admits the named authority to the channel's handshake only (the
+  `ChannelAdmission`), never to the node's services.
 - vault 1: a `vault.key` cut to nothing is reported, never replaced.
 """
 
@@ -27,9 +30,9 @@ from troth.authority.client import enroll_request, refresh_request, rotated_requ
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.credentials import Attributes, CredentialBody
 from troth.enrollment import enrollment, request_of
-from troth.errors import AuthorityError, ConfigError
+from troth.errors import AuthorityError, ConfigError, RemoteError
 from troth.identity import Identifier
-from troth.node import Node, init_node, open_node
+from troth.node import Node, init_node, membership, open_node
 from troth.node.membership import RESUME_AFTER
 from troth.node.node import node_dir
 
@@ -184,3 +187,35 @@ def test_a_vault_key_cut_to_nothing_is_reported_not_replaced(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="must hold exactly 32 bytes"):
         open_node("agent", home=tmp_path)
     assert key_file.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "answer", [b"not a chain", "not bytes", RemoteError("busy")], ids=["garbage", "text", "error"]
+)
+def test_a_garbage_answer_to_a_resume_holds_nothing_and_keeps_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: object
+) -> None:
+    """The authority's node (or whoever holds its key) answers a resumed enrollment with
+    bytes that are no chain, a value that is no bytes, or an error other than `ticket
+    unknown`: nothing is held or trusted, the record stays (and is backed off)."""
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent")
+        node = agent.node
+        steps = enrollment(node.identities, node.wallet, "agent", net.ticket(), clock=net.clock)
+        request_of(steps)
+        steps.close()
+
+        async def hostile(*_args: object, **_kwargs: object) -> object:
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        monkeypatch.setattr(membership, "call", hostile)
+        net.clock.advance(RESUME_AFTER)
+        assert await agent.resume_enrollments() == 0
+        assert node.wallet.held("agent") == []
+        assert net.authority.identifier not in node.wallet.trusted()
+        assert len(node.wallet.pending_enrollments("agent")) == 1
+
+    run_memnet(test, tmp_path)
