@@ -390,10 +390,14 @@ class CredentialWallet:
         """The enrollments of local identity `ref` sent (or about to be) and not completed."""
         return self.store.list_pending(self.identities.find(ref).identifier)
 
-    def interrupted_enrollments(self, limit: int) -> list[PendingEnrollmentRecord]:
+    def interrupted_enrollments(
+        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+    ) -> list[PendingEnrollmentRecord]:
         """Up to `limit` enrollments of any local identity sent (or about to be) and not
-        completed, oldest first (what a node resumes each round: review 38c, enroll 2)."""
-        return self.store.every_pending(limit)
+        completed, oldest first, those after the key `after` (started_at, identifier,
+        authority) only if given (what a node resumes each round, going round them all:
+        review 38c, enroll 2; review 39a, resume 1)."""
+        return self.store.every_pending(limit, after)
 
     def record_enrollment(
         self, ref: str, authority: Identifier, ticket: str, address: str, *, now: int
@@ -431,7 +435,10 @@ class CredentialWallet:
                     _F.UNTRUSTED_ISSUER, f"issued by {held.authority}, not by {authority}"
                 )
             self.trust(authority, pending.address, now=now)
-            self.store.clear_pending(pending.identifier, pending.authority)
+            # this ticket's record only: an enrollment with another ticket that replaced it
+            # meanwhile (`troth enroll` while the node resumed this one) stays pending
+            # (review 39a, resume 4)
+            self.store.clear_pending(pending.identifier, pending.authority, pending.ticket)
             crash_point("holder.enroll.before-commit")
         crash_point("holder.enroll.after-commit")
         return held
@@ -439,8 +446,9 @@ class CredentialWallet:
     def forget_enrollment(self, pending: PendingEnrollmentRecord) -> bool:
         """Forget a pending enrollment: completed elsewhere (by a running node), or refused for
         good by the authority (ticket unknown, used up or expired with no redemption of it by
-        this identity)."""
-        return self.store.clear_pending(pending.identifier, pending.authority)
+        this identity). Only this ticket's record: one that replaced it meanwhile (another
+        ticket) stays (review 39a, resume 4)."""
+        return self.store.clear_pending(pending.identifier, pending.authority, pending.ticket)
 
     # -- rotation announcements -----------------------------------------------------------------
 

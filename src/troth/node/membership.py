@@ -8,16 +8,19 @@ through its methods of the same names: `NodeRuntime.enroll`, `refresh_feeds`,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from troth import enrollment
 from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
-from troth.credentials.wallet import needs_refresh
+from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
 from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
 from troth.identity import Identifier, UnverifiedHistory
@@ -33,6 +36,7 @@ from troth.node.authorities import (
 from troth.node.channels import ChannelEnd
 from troth.node.services import call, service_address
 from troth.routing import parse_route
+from troth.storage import PendingEnrollmentRecord
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
@@ -40,6 +44,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTHORITY",
     "REFRESH_MARGIN",
+    "RESUMED_PER_ROUND",
+    "RESUME_AFTER",
+    "RESUME_BACKOFF",
+    "RESUME_BACKOFF_MAX",
+    "RESUME_FOR",
+    "Resumption",
     "enroll",
     "refresh_credentials",
     "refresh_feeds",
@@ -56,6 +66,92 @@ RESUME_AFTER: Final = 30
 old (a younger one may be in flight: `troth enroll` through the node)."""
 RESUMED_PER_ROUND: Final = 16
 """At most this many interrupted enrollments are sent again per maintenance round."""
+RESUME_SCANNED_PER_ROUND: Final = 4 * RESUMED_PER_ROUND
+"""Pending records looked at per round, going round them all from where the last round
+stopped (review 39a, resume 1: the oldest sixteen, stuck, starved every newer one)."""
+RESUME_BACKOFF: Final = 60
+"""After an attempt that did not complete, a record waits this many seconds before the next,
+doubled at each further one up to RESUME_BACKOFF_MAX (review 39a, resume 2)."""
+RESUME_BACKOFF_MAX: Final = 3600
+"""The longest wait between two attempts to resume one record."""
+RESUME_FOR: Final = 7 * 24 * 3600
+"""A record whose attempts have failed for this long (since the first failed one in this run
+of the node) is no longer resumed by the maintenance: it stays for an operator (`troth enroll`
+with its ticket, `troth credential refresh`; review 39a, resume 2)."""
+MAX_RESUME_BACKOFFS: Final = 4096
+"""Records whose backoff a node remembers (past it, those whose wait is over are forgotten)."""
+
+
+@dataclass(slots=True)
+class _Wait:
+    """A record's attempts that did not complete: when the next may go, the wait before it,
+    and when the first failed."""
+
+    next_at: int
+    delay: int
+    since: int
+
+
+@dataclass(slots=True)
+class Resumption:
+    """A running node's memory of its resumption of interrupted enrollments (not stored: a
+    restart tries each once more): where the last round stopped among the records, and each
+    record's wait after an attempt that did not complete."""
+
+    cursor: tuple[int, bytes, bytes] | None = None
+    waits: dict[tuple[bytes, bytes, bytes], _Wait] = field(default_factory=dict)
+
+    @staticmethod
+    def key(pending: PendingEnrollmentRecord) -> tuple[bytes, bytes, bytes]:
+        """A record's key: identity, authority, its ticket's digest (another ticket: anew)."""
+        ticket = hashlib.sha256(pending.ticket.encode()).digest()
+        return pending.identifier, pending.authority, ticket
+
+    def due(self, pending: PendingEnrollmentRecord, now: int) -> bool:
+        """Whether `pending` is sent again this round: old enough that no `troth enroll` is
+        still carrying it, its wait over, and not failing for RESUME_FOR already (counted from
+        its first failed attempt in this run, not from its start: a node down for weeks still
+        resumes what it left pending)."""
+        if now - pending.started_at < RESUME_AFTER:
+            return False
+        wait = self.waits.get(self.key(pending))
+        return wait is None or (wait.next_at <= now and now - wait.since <= RESUME_FOR)
+
+    def failed(self, pending: PendingEnrollmentRecord, now: int) -> None:
+        """`pending` did not complete: wait longer before the next attempt."""
+        if len(self.waits) >= MAX_RESUME_BACKOFFS:
+            self.waits = {k: v for k, v in self.waits.items() if v.next_at > now}
+        key = self.key(pending)
+        previous = self.waits.get(key)
+        if previous is None:
+            self.waits[key] = _Wait(now + RESUME_BACKOFF, RESUME_BACKOFF, now)
+        else:
+            delay = min(2 * previous.delay, RESUME_BACKOFF_MAX)
+            self.waits[key] = _Wait(now + delay, delay, previous.since)
+
+    def done(self, pending: PendingEnrollmentRecord) -> None:
+        """`pending` completed (or is gone)."""
+        self.waits.pop(self.key(pending), None)
+
+    def choose(self, wallet: CredentialWallet, now: int) -> list[PendingEnrollmentRecord]:
+        """This round's records (storage thread): up to RESUMED_PER_ROUND due ones among the
+        next RESUME_SCANNED_PER_ROUND from where the last round stopped, round again from the
+        oldest once past the newest."""
+        page = wallet.interrupted_enrollments(RESUME_SCANNED_PER_ROUND, self.cursor)
+        if not page and self.cursor is not None:
+            self.cursor = None
+            page = wallet.interrupted_enrollments(RESUME_SCANNED_PER_ROUND)
+        chosen: list[PendingEnrollmentRecord] = []
+        for pending in page:
+            self.cursor = (pending.started_at, pending.identifier, pending.authority)
+            if self.due(pending, now):
+                chosen.append(pending)
+                if len(chosen) == RESUMED_PER_ROUND:
+                    break
+        else:
+            if len(page) < RESUME_SCANNED_PER_ROUND:  # the newest looked at: from the oldest next
+                self.cursor = None
+        return chosen
 
 
 async def enroll(
@@ -104,50 +200,92 @@ async def enroll(
 async def resume_enrollments(runtime: NodeRuntime) -> int:
     """Send again the enrollments of local identities that a crash interrupted (the node
     killed after its request left, the answer lost: docs/storage.md, "Recovery rules"), each
-    round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old: an authority on
-    this machine through its node, another over a secure channel pinned to it. Completed, the
-    credential is held and the pending record cleared; refused for good, the record is
-    deleted; else it stays for the next round (review 38c, enroll 2: before, a restarted node
-    left them for an operator to resume). Returns how many completed."""
-    wallet, clock = runtime.node.wallet, runtime.clock
-    found = await runtime.worker.run(wallet.interrupted_enrollments, RESUMED_PER_ROUND)
-    due = [p for p in found if p.started_at <= clock.now() - RESUME_AFTER]
-    completed = 0
-    local_done: set[bytes] = set()
+    round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old, going round all
+    of them (`Resumption.choose`): an authority on this machine through its node, another
+    over a secure channel pinned to it, all at once (one that keeps its request waiting holds
+    back no other: review 39a, resume 3). Completed, the credential is held and the pending
+    record cleared; refused for good, the record is deleted; else it stays, and is sent again
+    after a wait doubled at each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its
+    attempts have failed for RESUME_FOR: then it is left for an operator (review 39a,
+    resume 2: an address that never answers was contacted each round, for good). Review 38c,
+    enroll 2: before, a restarted node left them all for an operator. Returns how many
+    completed."""
+    wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
+    due = await runtime.worker.run(state.choose, wallet, clock.now())
+    local: dict[bytes, list[PendingEnrollmentRecord]] = {}
+    remote: list[PendingEnrollmentRecord] = []
     for pending in due:
-        identity = "T" + pending.identifier.hex()
-        try:
-            if is_local(pending.address):
-                if pending.identifier in local_done:  # resumed with the identity's others
-                    continue
-                local_done.add(pending.identifier)
-                resumed, _remote, failed = await runtime.worker.run(
-                    resume_locally, runtime.node, identity, clock=clock
-                )
-                completed += len(resumed)
-                for authority, exc in failed:
-                    log.warning("enrollment of %s with %s: %s", identity, authority, exc)
-                continue
-            authority = Identifier(pending.authority)
-            steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)
-            request = await runtime.worker.run(enrollment.request_of, steps)
-            try:
-                end = await runtime.channel_to(
-                    parse_route(pending.address),
-                    also_trust=frozenset({authority}),
-                    expect=authority,
-                )
-                chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
-            except (AuthorityError, RemoteError) as exc:
-                await runtime.worker.run(enrollment.refused, steps, exc)
-                raise
-            await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
-            completed += 1
-        except TrothError as exc:  # kept (unless refused for good): tried again next round
-            log.warning("enrollment of %s: %s", identity, exc)
+        if is_local(pending.address):
+            local.setdefault(pending.identifier, []).append(pending)
+        else:
+            remote.append(pending)
+    outcomes = await asyncio.gather(
+        *(_resume_local(runtime, records) for records in local.values()),
+        *(_resume_remote(runtime, pending) for pending in remote),
+        return_exceptions=True,  # one's failure abandons no other midway
+    )
+    completed = 0
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            log.error("resuming an enrollment failed", exc_info=outcome)
+        else:
+            completed += outcome
     if completed:
         await runtime._took_credential(None)
     return completed
+
+
+async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
+    """Resume one identity's enrollments with authorities on this machine (all of them: its
+    node is opened once); how many completed."""
+    identity, clock, state = "T" + records[0].identifier.hex(), runtime.clock, runtime.resumption
+    try:
+        resumed, _remote, failed = await runtime.worker.run(
+            resume_locally, runtime.node, identity, clock=clock
+        )
+    except TrothError as exc:
+        log.warning("enrollment of %s: %s", identity, exc)
+        for pending in records:
+            state.failed(pending, clock.now())
+        return 0
+    refused = {authority.digest for authority, _exc in failed}
+    for authority, error in failed:
+        log.warning("enrollment of %s with %s: %s", identity, authority, error)
+    for pending in records:
+        if pending.authority in refused:
+            state.failed(pending, clock.now())
+        else:
+            state.done(pending)
+    return len(resumed)
+
+
+async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> int:
+    """Resume one enrollment over a secure channel pinned to its authority (the trust the
+    original `troth enroll` gave it: that authority alone, admitted as an anchor for this
+    channel); 1 if it completed."""
+    identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
+    wallet = runtime.node.wallet
+    try:
+        authority = Identifier(pending.authority)
+        steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)
+        request = await runtime.worker.run(enrollment.request_of, steps)
+        try:
+            end = await runtime.channel_to(
+                parse_route(pending.address),
+                also_trust=frozenset({authority}),
+                expect=authority,
+            )
+            chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
+        except (AuthorityError, RemoteError) as exc:
+            await runtime.worker.run(enrollment.refused, steps, exc)
+            raise
+        await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
+    except TrothError as exc:  # kept (unless refused for good): tried again after a wait
+        log.warning("enrollment of %s: %s", identity, exc)
+        state.failed(pending, clock.now())
+        return 0
+    state.done(pending)
+    return 1
 
 
 async def refresh_feeds(runtime: NodeRuntime) -> None:

@@ -171,6 +171,7 @@ class NodeRuntime:
         self._kept_relays: dict[str, Identifier] = {}
         self._me_cache: _Cached | None = None
         self._rotations = 0  # times `_rotated` closed every channel
+        self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
         self._trace_route: PinnedService | None = None
         self.traces = NodeTraces(node, clock=self.clock, send=self._trace_call, run=self.worker.run)
@@ -346,17 +347,19 @@ class NodeRuntime:
 
     async def maintain(self) -> None:
         """One maintenance round: feeds (and the vouchers of authorities they show lied),
-        interrupted enrollments, credentials, rotations, peers, services, identity."""
-        # each step on its own: a failing refresh must never stop the re-checks of peers
+        credentials, rotations, peers, services, identity, then interrupted enrollments."""
+        # each step on its own: a failing refresh must never stop the re-checks of peers;
+        # resuming enrollments last: a ticket's address that keeps its request waiting holds
+        # back none of the others (review 39a, resume 3)
         steps: list[Callable[[], Coroutine[Any, Any, Any]]] = [
             self.refresh_feeds,
             self._forget_refuted,
-            self.resume_enrollments,
             self.refresh_credentials,
             self.announce_rotations,
             self.channels.check_peers,
             self._renew_identity,
             self._maintain_services,
+            self.resume_enrollments,
         ]
         for step in steps:
             try:

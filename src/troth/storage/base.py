@@ -427,12 +427,18 @@ class CredentialStore(Transactional, Protocol):
         """The identity's pending enrollments, oldest first."""
         ...
 
-    def every_pending(self, limit: int) -> list[PendingEnrollmentRecord]:
-        """Up to `limit` pending enrollments of any local identity, oldest first."""
+    def every_pending(
+        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+    ) -> list[PendingEnrollmentRecord]:
+        """Up to `limit` pending enrollments of any local identity, oldest first (ordered by
+        started_at, identifier, authority), those after the key `after` only if given (a node's
+        maintenance goes round them all: review 39a, resume 1)."""
         ...
 
-    def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
-        """Remove a pending enrollment; whether there was one."""
+    def clear_pending(self, identifier: bytes, authority: bytes, ticket: str | None = None) -> bool:
+        """Remove a pending enrollment (only if it names `ticket`, when given: an enrollment
+        with another ticket replaced it meanwhile, review 39a, resume 4); whether there was
+        one."""
         ...
 
 

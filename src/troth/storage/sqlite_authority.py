@@ -378,17 +378,32 @@ class SqliteCredentialStore:
         )
         return [PendingEnrollmentRecord(identifier, bytes(r[0]), r[1], r[2], r[3]) for r in rows]
 
-    def every_pending(self, limit: int) -> list[PendingEnrollmentRecord]:
-        rows = self._db.fetch_all(
+    def every_pending(
+        self, limit: int, after: tuple[int, bytes, bytes] | None = None
+    ) -> list[PendingEnrollmentRecord]:
+        order = "ORDER BY started_at, identifier, authority LIMIT ?"
+        columns = (
             "SELECT identifier, authority, ticket, address, started_at FROM pending_enrollments "
-            "ORDER BY started_at LIMIT ?",
-            (limit,),
         )
+        if after is None:
+            rows = self._db.fetch_all(columns + order, (limit,))
+        else:
+            rows = self._db.fetch_all(
+                columns + "WHERE (started_at, identifier, authority) > (?, ?, ?) " + order,
+                (*after, limit),
+            )
         return [PendingEnrollmentRecord(bytes(r[0]), bytes(r[1]), r[2], r[3], r[4]) for r in rows]
 
-    def clear_pending(self, identifier: bytes, authority: bytes) -> bool:
-        deleted = self._db.execute(
-            "DELETE FROM pending_enrollments WHERE identifier = ? AND authority = ?",
-            (identifier, authority),
-        )
+    def clear_pending(self, identifier: bytes, authority: bytes, ticket: str | None = None) -> bool:
+        if ticket is None:
+            deleted = self._db.execute(
+                "DELETE FROM pending_enrollments WHERE identifier = ? AND authority = ?",
+                (identifier, authority),
+            )
+        else:
+            deleted = self._db.execute(
+                "DELETE FROM pending_enrollments "
+                "WHERE identifier = ? AND authority = ? AND ticket = ?",
+                (identifier, authority, ticket),
+            )
         return deleted.rowcount == 1
