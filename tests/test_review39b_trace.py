@@ -18,12 +18,16 @@ from pathlib import Path
 import pytest
 
 from tests.test_review27t_collect import _batch, _collector
+from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.test_review34g_trace import _export, _insert
+from tests.test_review36e_trace import _as_v1
 from troth import limits
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
-from troth.trace.export import verify_bundle
-from troth.trace.record import Kind
-from troth.trace.signing import RecordContent, open_envelope
+from troth.trace import verify_log
+from troth.trace.export import verify_bundle, verify_export
+from troth.trace.record import Decision, Kind, Links
+from troth.trace.signing import RecordContent, open_envelope, sign_record
 
 
 def test_a_clock_set_back_leaves_members_proves_limited_not_refused(tmp_path: Path) -> None:
@@ -61,3 +65,59 @@ def test_a_clock_set_back_leaves_members_proves_limited_not_refused(tmp_path: Pa
     later = now + limits.TRACE_MEMBER_CHECKPOINT_SECONDS
     assert verify_bundle(collector.prove(second, requester=member.identifier, now=later)).index == 1
     assert len(log.checkpoints()) == 3
+
+
+def _unsettled_log(tmp_path: Path) -> tuple[list[bytes], str]:
+    """A log an operator re-signed (records written into its file, as review 34g, trace 4):
+    0, D's step; 1, A's escalation asking C; 2, M's version 1 resolution naming the
+    escalation's id alone (M was not asked: the log would refuse it at append); 3, M's own
+    step under that id, after it. Its export's lines, and the resolution's id."""
+    clock, owner = FixedClock(NOW), Held()
+    d, a, c, m = Held(), Held(), Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    recorder(log, d, clock).record(tool_call())
+    asked = recorder(log, a, clock).escalate(c.identifier, question="refund 5000?")
+    content = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "nothing", "reasoning": "approved"},
+        decision=Decision("approved"),
+        links=Links(parent=asked.record, parent_agent=a.identifier),
+    )
+    forged = _as_v1(m, sign_record(m.signer(NOW), content, seq=0, prev=None, time=NOW))
+    step = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=asked.record)
+    own = sign_record(m.signer(NOW), step, seq=1, prev=forged.hash, time=NOW)
+    log.close()
+    _insert(log, 2, forged)
+    _insert(log, 3, own)
+    resigned = open_log(tmp_path / "trace.db", clock, owner)
+    with pytest.raises(TraceError) as whole:
+        verify_log(resigned)
+    assert whole.value.reason is TraceFailure.LINK_INVALID
+    lines = _export(resigned)
+    resigned.close()
+    return lines, forged.record.id
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 39b, trace 2: an export leaving out a line before a version 1 resolution "
+    "is not checked against the escalation its lines prove it names (or an ambiguity)",
+)
+def test_leaving_a_line_out_does_not_hide_a_forged_old_resolution(tmp_path: Path) -> None:
+    """Trace 2: the whole export is refused (LINK_INVALID: escalated to C, resolved by M).
+    Its lines of A's escalation, M's resolution and M's later step (D's step, before the
+    resolution, left out) still show what the link names: M has its one record under the
+    id after the resolution (ids are per agent), so none before it, and the escalation is
+    before it: the link names the escalation, or is ambiguous (a record of another agent
+    under the id among the lines left out). Either is refused; the export was verified."""
+    lines, forged = _unsettled_log(tmp_path)
+    with pytest.raises(TraceError) as whole:
+        verify_export(lines)
+    assert whole.value.reason is TraceFailure.LINK_INVALID
+    assert whole.value.record == forged
+    for kept in (lines[1:], [lines[3], lines[2], lines[1]]):
+        with pytest.raises(TraceError) as caught:
+            verify_export(kept)
+        assert caught.value.reason is TraceFailure.LINK_INVALID
+        assert caught.value.record == forged
+        assert "resolved by" in caught.value.detail
