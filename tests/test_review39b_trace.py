@@ -121,3 +121,42 @@ def test_leaving_a_line_out_does_not_hide_a_forged_old_resolution(tmp_path: Path
         assert caught.value.reason is TraceFailure.LINK_INVALID
         assert caught.value.record == forged
         assert "resolved by" in caught.value.detail
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 39b, trace 2: an export leaving out a line after a version 1 resolution "
+    "whose signer's own record under the id follows it is not checked against that record",
+)
+def test_leaving_a_later_line_out_does_not_hide_a_forged_forward_link(tmp_path: Path) -> None:
+    """Trace 2, a forward link: M's version 1 resolution (0) names an id no record holds
+    before it, and M's own step under that id follows (1): the link names that step (the
+    signer's own after it comes first), no escalation, whatever lines after it are left
+    out, so an export leaving out D's later step (2) is refused as the whole is."""
+    clock, owner = FixedClock(NOW), Held()
+    d, m = Held(), Held()
+    log = open_log(tmp_path / "trace.db", clock, owner)
+    named = sign_record(d.signer(NOW), tool_call(), seq=0, prev=None, time=NOW).record.id
+    content = RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "nothing", "reasoning": "approved"},
+        decision=Decision("approved"),
+        links=Links(parent=named),
+    )
+    forged = _as_v1(m, sign_record(m.signer(NOW), content, seq=0, prev=None, time=NOW))
+    step = RecordContent(Kind.TOOL_INVOCATION, values={"result": "x"}, id=named)
+    own = sign_record(m.signer(NOW), step, seq=1, prev=forged.hash, time=NOW)
+    later = sign_record(d.signer(NOW), tool_call(), seq=0, prev=None, time=NOW)
+    log.close()
+    for index, record in enumerate((forged, own, later)):
+        _insert(log, index, record)
+    resigned = open_log(tmp_path / "trace.db", clock, owner)
+    with pytest.raises(TraceError) as whole:
+        verify_log(resigned)
+    assert whole.value.reason is TraceFailure.LINK_INVALID
+    lines = _export(resigned)
+    for kept in (lines, lines[:2]):
+        with pytest.raises(TraceError) as caught:
+            verify_export(kept)
+        assert caught.value.reason is TraceFailure.LINK_INVALID
+        assert caught.value.record == forged.record.id
