@@ -9,6 +9,14 @@ most every TRACE_MEMBER_CHECKPOINT_SECONDS).
    refused `over a limit` ("ask again"), however long since a checkpoint was signed. Now
    such a checkpoint's time is not used: the collector measures from the last checkpoint it
    signed for a member, by the times the proofs were asked at.
+2. Review 38b, trace 1 made an export's verification skip a version 1 link its lines do not
+   settle, a resolution's escalation check with it, and counted the signer's own record under
+   the id only before the link. Its own record after the link settles it as well (ids are
+   per agent: none of its own is before it): another agent's record before it present is
+   the one named (or the link is ambiguous, refused either way), and, no record before it,
+   its own after it is. An exporter of a re-signed log holding a forged resolution left out
+   one unrelated line before it (after it, for a forward link) and the export verified,
+   though the lines present show the forgery. Now `_settled` counts it.
 """
 
 from __future__ import annotations
@@ -98,18 +106,14 @@ def _unsettled_log(tmp_path: Path) -> tuple[list[bytes], str]:
     return lines, forged.record.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39b, trace 2: an export leaving out a line before a version 1 resolution "
-    "is not checked against the escalation its lines prove it names (or an ambiguity)",
-)
 def test_leaving_a_line_out_does_not_hide_a_forged_old_resolution(tmp_path: Path) -> None:
     """Trace 2: the whole export is refused (LINK_INVALID: escalated to C, resolved by M).
     Its lines of A's escalation, M's resolution and M's later step (D's step, before the
     resolution, left out) still show what the link names: M has its one record under the
     id after the resolution (ids are per agent), so none before it, and the escalation is
     before it: the link names the escalation, or is ambiguous (a record of another agent
-    under the id among the lines left out). Either is refused; the export was verified."""
+    under the id among the lines left out). Either is refused. Was a strict xfail until
+    `_settled` counted the signer's own record after the link."""
     lines, forged = _unsettled_log(tmp_path)
     with pytest.raises(TraceError) as whole:
         verify_export(lines)
@@ -123,16 +127,12 @@ def test_leaving_a_line_out_does_not_hide_a_forged_old_resolution(tmp_path: Path
         assert "resolved by" in caught.value.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39b, trace 2: an export leaving out a line after a version 1 resolution "
-    "whose signer's own record under the id follows it is not checked against that record",
-)
 def test_leaving_a_later_line_out_does_not_hide_a_forged_forward_link(tmp_path: Path) -> None:
     """Trace 2, a forward link: M's version 1 resolution (0) names an id no record holds
     before it, and M's own step under that id follows (1): the link names that step (the
     signer's own after it comes first), no escalation, whatever lines after it are left
-    out, so an export leaving out D's later step (2) is refused as the whole is."""
+    out, so an export leaving out D's later step (2) is refused as the whole is. Was a
+    strict xfail until `_settled` counted the signer's own record after the link."""
     clock, owner = FixedClock(NOW), Held()
     d, m = Held(), Held()
     log = open_log(tmp_path / "trace.db", clock, owner)
