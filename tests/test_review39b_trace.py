@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_review27t_collect import _batch, _collector
 from tests.support.traces import NOW, Held, open_log, recorder, tool_call
+from tests.test_review27t_collect import _batch, _collector
 from tests.test_review34g_trace import _export, _insert
 from tests.test_review36e_trace import _as_v1
 from troth import limits
