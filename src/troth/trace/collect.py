@@ -83,6 +83,8 @@ class TraceCollector:
         self._feeds = feeds
         self._observe = observe
         self._vouched = vouched
+        self._member_signed: int | None = None  # the `now` of the last member's prove that
+        # signed a checkpoint (`_checkpoint_due`)
 
     def submit(
         self,
@@ -137,7 +139,9 @@ class TraceCollector:
         member's proof signs a checkpoint only when the newest is at least
         TRACE_MEMBER_CHECKPOINT_SECONDS old at `now` (None: the log's clock), else TraceError
         OVER_LIMIT (ask again): one per record it submits made the log's checkpoints as
-        many as its records (review 38b, trace 3)."""
+        many as its records (review 38b, trace 3). A newest checkpoint dated after `now` (the
+        clock set back) is measured from the last this collector signed for a member
+        instead (review 39b, trace 1)."""
         stored = self.log.find(record_id, requester)
         if requester is not None:
             if open_envelope(stored.envelope)[0].agent != requester:
@@ -147,24 +151,30 @@ class TraceCollector:
 
     def _checkpoint_due(self, index: int, now: int) -> None:
         """Nothing when a checkpoint covers record `index`, or a new one may be signed for a
-        member now (TRACE_MEMBER_CHECKPOINT_SECONDS after the newest); else TraceError."""
+        member now: TRACE_MEMBER_CHECKPOINT_SECONDS after the newest, by its time, or, when
+        that is after `now` (signed while the clock ran ahead: a checkpoint is never dated
+        before an older one, so every later one is dated then too), after the last this
+        collector signed for a member, by the times they were asked at (review 39b, trace 1:
+        every member's proof was refused until the clock caught up); else TraceError."""
         try:
             self.log.latest_checkpoint(covering=index + 1)
             return
         except NotFound:
             pass
-        try:
-            newest = self.log.latest_checkpoint()
-        except NotFound:  # the log's first
-            return
         every = limits.TRACE_MEMBER_CHECKPOINT_SECONDS
-        if now - newest.time < every:
+        try:
+            newest: int | None = self.log.latest_checkpoint().time
+        except NotFound:  # the log's first
+            newest = None
+        last = self._member_signed
+        if any(t is not None and t <= now < t + every for t in (newest, last)):
             raise TraceError(
                 _F.OVER_LIMIT,
                 f"no checkpoint covers record {index} yet, and a member's proof signs one at "
                 f"most every {every} s (TRACE_MEMBER_CHECKPOINT_SECONDS): ask again",
                 index=index,
             )
+        self._member_signed = now
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -560,20 +560,27 @@ def _settled(
 ) -> bool:
     """Whether the lines of an export (`present`: their log indices, sorted; `size`: the
     checkpoint's) settle which record `record`'s version 1 link names, as the whole log would
-    (`parent_record`): the signer's own record under the id before the link is the one
-    whatever else was left out; else the records before the link decide, so every line
-    before it must be present; else (none before it: a forward link) every line of the log.
-    An export of some lines (`troth trace export --agent`) may leave out the record the link
-    names, so that the signer's own later record, or another agent's, would be taken for it
-    (review 38b, trace 1): such a link is to a record the export does not hold."""
+    (`parent_record`), or that it is ambiguous: the signer's own record under the id before
+    the link is the one whatever else was left out; the signer's own after it (ids are per
+    agent: none of its own before it) leaves another agent's record before it present the
+    one, or the link ambiguous (another's among the lines left out), and, none before it with
+    every line before it present (a forward link), is itself the one; else the records before
+    the link decide, so every line before it must be present; else (none before it: a forward
+    link) every line of the log. An export of some lines (`troth trace export --agent`) may
+    leave out the record the link names, so that the signer's own later record, or another
+    agent's, would be taken for it (review 38b, trace 1): such a link is to a record the
+    export does not hold. Review 39b, trace 2: with the signer's own record after the link
+    not counted, leaving out any line before a forged resolution let it pass unchecked
+    against the escalation its lines showed it names."""
     held = holders(record.agent, record.links.parent or "")
     if held.own is not None and held.own < index:
         return True
-    if bisect.bisect_left(present, index) != index:  # a line before it left out
+    all_before = bisect.bisect_left(present, index) == index
+    if held.first is not None and held.first[0] < index:  # another agent's, before it
+        return all_before or held.own is not None
+    if not all_before:  # a line before it left out
         return False
-    if held.first is not None and held.first[0] < index:
-        return True
-    return len(present) == size  # a forward link: decided by every record
+    return held.own is not None or len(present) == size  # a forward link
 
 
 _KeyUse = tuple[bytes, int, int, str, int]

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -382,7 +383,9 @@ async def publish_upstream(
     node's own (`NodeTrust.own_authorities`: the authority it hosts, else the one it trusts when
     it trusts exactly one; review 37c, mcp 1), fixed at publication on a node hosting none, as
     `put_secret` records a secret's, so the node's later enrollments neither take the tools
-    from that authority nor grant them to another (review 38a, mcp 1). The name is taken before the
+    from that authority nor grant them to another (review 38a, mcp 1); a node that had none
+    then (trusting none yet, or several) keeps the first it has once it has one, its first
+    enrollment's (`_first_own`; review 39b, mcp 1). The name is taken before the
     upstream starts: a second publication of it meanwhile is refused (ConflictError) and
     starts nothing (review 34d, node home 4: it replaced the first among the node's services,
     then failed on the taken route, its upstream left running, served by nothing)."""
@@ -393,7 +396,7 @@ async def publish_upstream(
     named = frozenset(grantable_by)
     if not named and trust.hosted is None:  # the one authority it trusts now, kept
         named = trust.own_authorities()
-    grantors = _fixed(named) if named else trust.own_authorities
+    grantors = _fixed(named) if named else _first_own(trust.own_authorities)
     service = McpService(
         name,
         upstream,
@@ -422,3 +425,28 @@ async def publish_upstream(
 
 def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:
     return lambda: authorities
+
+
+def _first_own(
+    own: Callable[[], frozenset[Identifier]],
+) -> Callable[[], frozenset[Identifier]]:
+    """A server's grantors when the node had no own authority at its publication (it trusted
+    none yet, or several): `own()` at each call until it names some (the node's first
+    enrollment, or the one left trusted), then those, kept for as long as the server is
+    published, as `_fixed` keeps the one it had (review 39b, mcp 1: a server published before
+    the node's first enrollment lost its tools to the second)."""
+    kept: list[frozenset[Identifier]] = []
+    lock = threading.Lock()
+
+    def grantors() -> frozenset[Identifier]:
+        if kept:
+            return kept[0]
+        found = own()
+        if found:
+            with lock:
+                if not kept:
+                    kept.append(found)
+            return kept[0]
+        return found
+
+    return grantors
