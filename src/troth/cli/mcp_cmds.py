@@ -90,7 +90,8 @@ def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> Non
     metavar="AUTHORITY",
     help="An authority whose policy bundles decide the server's tools (its identifier, or the "
     "name of a local authority; repeatable). Default: the authority the node hosts (on a node "
-    "hosting none, the one it trusts when it trusts exactly one, fixed at publication); another "
+    "hosting none, the first it trusts alone, kept while published: name it to keep it across "
+    "restarts); another "
     "authority's members are shown no tool and denied every call.",
 )
 @node_option
