@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enroll import acme_and_agent
 from tests.support.nodes import HUB, MemNet, run_memnet
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import FixedClock
@@ -31,7 +32,7 @@ from troth.credentials import Attributes
 from troth.enrollment import enroll, enrollment, request_of, resume
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier
-from troth.node import init_node, open_node
+from troth.node import open_node
 from troth.node.membership import RESUME_AFTER
 
 NOW = 1_800_000_000
@@ -46,17 +47,7 @@ def _interrupted(tmp_path: Path) -> tuple[FixedClock, Identifier]:
     answer lost (what a crash at `authority.enroll.after-commit` or `holder.enroll.before-
     commit` leaves: a pending record, a redemption). Returns the clock and agent's identifier."""
     clock = FixedClock(NOW)
-    init_node("acme", home=tmp_path)
-    init_node("agent", home=tmp_path)
-    with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
-        authority = acme.create_authority("acme", now=NOW)
-        member = agent.identities.create(now=NOW, name="agent").identifier
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"team.name": "x"}),
-            address="node:acme",
-            now=NOW,
-        )
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
 
         def lost(request: bytes) -> bytes:
             authority.enroll(request, now=clock.now())

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.enroll import acme_and_agent
 from tests.test_review38c_enroll import _interrupted
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import FixedClock
-from troth.credentials import Attributes
 from troth.enrollment import enroll
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier
@@ -39,17 +39,7 @@ class Pair:
 def enrolled(tmp_path: Path) -> Iterator[Pair]:
     """acme (authority) and agent (member `agent`, enrolled); both nodes closed."""
     clock = FixedClock(NOW)
-    init_node("acme", home=tmp_path)
-    init_node("agent", home=tmp_path)
-    with open_node("acme", home=tmp_path) as acme, open_node("agent", home=tmp_path) as agent:
-        authority = acme.create_authority("acme", now=NOW)
-        member = agent.identities.create(now=NOW, name="agent").identifier
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"team.name": "x"}),
-            address="node:acme",
-            now=NOW,
-        )
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
 
         def send(request: bytes) -> bytes:
             return authority.enroll(request, now=clock.now()).encode()

@@ -20,13 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from troth.authority import Authority
+from tests.support.enroll import acme_and_agent
 from troth.clock import SystemClock
-from troth.credentials import Attributes
 from troth.enrollment import enroll
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.identity import Identifier
-from troth.node import init_node, open_node
+from troth.node import open_node
 from troth.storage import SqliteAuthorityStore
 
 
@@ -47,18 +46,7 @@ def troth(*args: str, crash: str | None = None, code: int = 0) -> subprocess.Com
 
 def enrolled() -> tuple[Identifier, Identifier]:
     """Nodes acme (authority) and agent (member `agent`, enrolled with a `node:acme` ticket)."""
-    now = int(time.time())
-    init_node("acme")
-    init_node("agent")
-    with open_node("acme") as acme, open_node("agent") as agent:
-        authority: Authority = acme.create_authority("acme", now=now)
-        member = agent.identities.create(now=now, name="agent").identifier
-        ticket = authority.create_ticket(
-            creator=authority.identifier,
-            attributes=Attributes({"team.name": "x"}),
-            address="node:acme",
-            now=now,
-        )
+    with acme_and_agent(None, int(time.time())) as (authority, agent, member, ticket):
 
         def send(request: bytes) -> bytes:
             return authority.enroll(request, now=int(time.time())).encode()

@@ -3,12 +3,18 @@ authority's `enroll` is the transport), as the attack and long-life tests set it
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 from troth import enrollment
 from troth.authority import Authority
 from troth.authority.tickets import Ticket
 from troth.clock import Clock
+from troth.credentials import Attributes
 from troth.enrollment import Enrolled
-from troth.node import Node
+from troth.identity import Identifier
+from troth.node import Node, init_node, open_node
 
 
 def enroll_in_process(
@@ -30,3 +36,23 @@ def enroll_in_process(
         send=lambda request: authority.enroll(request, now=clock.now()).encode(),
         authority_pin=pin,
     )
+
+
+@contextlib.contextmanager
+def acme_and_agent(
+    home: Path | None, now: int
+) -> Iterator[tuple[Authority, Node, Identifier, Ticket]]:
+    """New nodes acme (hosting authority acme) and agent (local identity `agent`), both open,
+    and a one-use `node:acme` ticket of acme for team x: what the crash tests enroll with."""
+    init_node("acme", home=home)
+    init_node("agent", home=home)
+    with open_node("acme", home=home) as acme, open_node("agent", home=home) as agent:
+        authority = acme.create_authority("acme", now=now)
+        member = agent.identities.create(now=now, name="agent").identifier
+        ticket = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes({"team.name": "x"}),
+            address="node:acme",
+            now=now,
+        )
+        yield authority, agent, member, ticket
