@@ -28,11 +28,6 @@ from troth.node import open_node
 from troth.node.verify import Sources, verify_chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40a, node 1: a presenter's stored copy from a checkpoint is not verified, "
-    "so the feed's supersession of it is not checked",
-)
 def test_a_checkpointed_stored_copy_of_the_presenter_is_judged_by_the_feed(
     troth_home: Path,
 ) -> None:

@@ -202,12 +202,15 @@ class Sources:
 
 def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
     """The actor's history as the node stores it (so the feed can tell whether it is
-    superseded), else only its identifier."""
+    superseded), else only its identifier. A copy from a checkpoint is verified with the
+    node's store attesting its first change (the copy itself: what the node knows of her), as
+    the node's own lookups do; verified with none it failed, and the feed's supersession of it
+    went unchecked (review 40a, node 1)."""
     stored = node.identities.store.get_history(actor.digest)
     if stored is None:
         return actor
     try:
-        return verify_history(stored[0], now=now)
+        return verify_history(stored[0], now=now, checkpoints=node.identities.attested_by_store)
     except IdentityError:
         return actor
 
