@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.parties import Party, make_party
+from tests.support.feeds import pages
+from tests.support.parties import Party, make_party, signer_as
 from tests.test_review38d_memory import ORDERS, T, World
-from troth.credentials import CredentialChain, delegate, issue_credential
+from troth.credentials import (
+    CredentialChain,
+    RevocationEntry,
+    RevocationKind,
+    Supersession,
+    delegate,
+    issue_credential,
+    verify_page,
+)
 from troth.errors import CredentialError, CredentialFailure
+from troth.identity import rotate_identity
 
 SMALL = 16  # SEEN_IDENTITIES for these tests (SEEN_PER_SOURCE a quarter): the same at 16,384
 
@@ -97,3 +107,58 @@ def test_a_members_delegate_flushes_no_member(monkeypatch: pytest.MonkeyPatch) -
         world.verify(thiefs, world.mallory)
     assert refused.value.reason is CredentialFailure.ISSUER_INVALID
     assert "history is older than" in str(refused.value)
+
+
+def thiefs_rotation(world: World) -> Party:
+    """The thief holding alice's whole backup (k0 and the committed k1) rotates c0 to a change
+    1 of its own, c1'."""
+    stolen = world.stolen
+    held = rotate_identity(
+        world.vault, stolen.identity, stolen.primary, stolen.next_primary, now=T + 5, valid_for=600
+    )
+    return Party(
+        held.identity,
+        held.primary,
+        signer_as(world.vault, held.primary, held.identity, now=T + 5),
+        held.next_key,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 40a, memory 3: a thief's fork the memory saw first refuses the owner's "
+    "history for good, though the root's feed names her change",
+)
+def test_the_roots_feed_outranks_a_fork_the_memory_saw_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 40a, memory 3. The thief, holding alice's whole backup, rotates first: its chain
+    carrying [c0, c1'] verifies (acme's feed names nothing yet) and the memory keeps c1'. Acme
+    then names alice's real rotation (histories shorter than 2 changes are superseded, change 1
+    is c1): the thief's chains are refused by the feed, and alice's own [c0, c1] were refused
+    by the memory as a fork of c1' for as long as the verifier ran, though every verifier that
+    never saw the thief's accepts them (before review 38d this one did too).
+
+    Was a strict xfail until the root's feed naming a change at or after the one remembered
+    overruled the memory (the presented history holds the named change: the feed checked it
+    first), the memory replaced by the presented history."""
+    world = World()
+    fork = thiefs_rotation(world)
+    world.verify(world.delegated(fork, world.mallory), world.mallory)  # the memory keeps c1'
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        world.alice.identifier.digest,
+        world.acme.identifier,
+        T + 10,
+        "",
+        Supersession(2, world.alice.identity.current_change_hash),
+    )
+    (page,) = pages(world.acme, [entry], now=T + 10, per_page=1)
+    world.feeds = {
+        world.acme.identifier: verify_page(page, authority=world.acme.identifier, now=T + 10)
+    }
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    with pytest.raises(CredentialError) as refused:  # the thief's: by the feed
+        world.verify(world.delegated(fork, world.mallory), world.mallory)
+    assert refused.value.reason is CredentialFailure.SUPERSEDED
