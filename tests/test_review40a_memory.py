@@ -124,11 +124,6 @@ def thiefs_rotation(world: World) -> Party:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40a, memory 3: a thief's fork the memory saw first refuses the owner's "
-    "history for good, though the root's feed names her change",
-)
 def test_the_roots_feed_outranks_a_fork_the_memory_saw_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -498,7 +498,7 @@ class ChainVerifier:
         known, known_in = self._known, self._known_in
         if known is None and known_in is None:
             with self._lock:
-                self._check_seen(checked.result, checked.identities, presenter)
+                self._check_seen(checked.result, checked.identities, presenter, feed)
         else:
             for identity in checked.identities:
                 try:
@@ -514,6 +514,7 @@ class ChainVerifier:
         result: VerifiedCredential,
         issuers: tuple[VerifiedIdentity, ...],
         presenter: Identifier | VerifiedIdentity,
+        feed: VerifiedFeed,
     ) -> None:
         """Without a store (`known`): raise unless each issuer history (ISSUER_INVALID, with
         the link's index) and the presenter's (WRONG_SUBJECT) holds the last change of the
@@ -524,17 +525,25 @@ class ChainVerifier:
         remembered: a checkpointed one's first change is its checkpoint authority's word, and
         a co-trusted authority's made-up change must not lock out her own (review 23a). An
         identity below the member the root vouched for is charged to that member
-        (`SEEN_PER_SOURCE`, review 40a, memory 1)."""
+        (`SEEN_PER_SOURCE`, review 40a, memory 1). The root's `feed` naming a change at or
+        after the one remembered outranks the memory (the history holds that change: the feed
+        checked it first), which is replaced: a thief's fork seen first no longer refuses the
+        owner's history once her authority names it (review 40a, memory 3)."""
         seen = self._seen
         shown: list[VerifiedIdentity] = list(issuers)
         if not isinstance(presenter, Identifier):
             shown.append(presenter)
+        overruled: set[bytes] = set()
         for position, identity in enumerate(shown):
             remembered = seen.get(identity.identifier.digest)
             if remembered is None:
                 continue
             refusal = _against_seen(identity, *remembered)
             if refusal is None:
+                continue
+            named = feed.supersession(identity.identifier)
+            if named is not None and named.changes - 1 >= remembered[0]:
+                overruled.add(identity.identifier.digest)
                 continue
             if position < len(issuers):
                 raise CredentialError(_F.ISSUER_INVALID, str(refusal), position)
@@ -546,7 +555,10 @@ class ChainVerifier:
             digest = identity.identifier.digest
             # the root and the member it vouched for are charged to no one; the rest to her
             source = None if position == 0 or digest == member else member
-            self._record(digest, identity.current.index, identity.current_change_hash, source)
+            last, change_hash = identity.current.index, identity.current_change_hash
+            if digest in overruled:
+                seen[digest] = (last, change_hash)  # the feed's word replaces the memory's
+            self._record(digest, last, change_hash, source)
 
     def _record(self, digest: bytes, last: int, change_hash: bytes, source: bytes | None) -> None:
         """Remember `digest`'s newest full history ending at change `last` (`change_hash`),
