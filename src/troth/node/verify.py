@@ -17,6 +17,7 @@ from pathlib import Path
 
 from troth import limits
 from troth.authority import Authority
+from troth.channel.verification import standing_feeds
 from troth.credentials import (
     ChainVerifier,
     TrustPolicy,
@@ -347,3 +348,49 @@ def verify_vc(
             progress=sources.progress,
         )
     return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
+
+
+# -- a bare history (no chain): `troth identity verify --node`, `troth identity import` -------
+
+
+def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
+    """Raise CredentialError SUPERSEDED when a feed `node` holds, whose word counts on a history
+    shown with no chain, says `identity`'s history is superseded (a stolen backup's, after the
+    owner's announced rotation: review 38d, verify 1 and 2). As a stranger on a channel is
+    judged (docs/formats.md, "Whose word counts on an identity"): by every held feed, or a
+    trusted authority's own history by its own feed; fresh or not (a feed only grows, and a
+    supersession it held once stands). Library logic, not the CLI's (review 40a, verify 1)."""
+    trusted = node.wallet.trusted()
+    held = {authority: node.wallet.held_feed(authority) for authority in trusted}
+    feeds = {authority: feed for authority, feed in held.items() if feed is not None}
+    for feed in standing_feeds(
+        identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset()
+    ):
+        feed.check_current(identity)
+
+
+def verify_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
+    """Verify history bytes `data` shown with no chain at `node` (what `troth identity verify
+    --node` does, as one call): a checkpointed history attested by the node's copy or a fresh
+    feed it holds, extending the stored copy as `import_bare_history` requires (review 30a,
+    import 4), and superseded in no held feed whose word counts (`check_not_superseded`).
+    Raises IdentityError or CredentialError."""
+    checkpoints = node.wallet.checkpoints(
+        now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
+    )
+    identity = verify_history(data, now=now, checkpoints=checkpoints)
+    node.identities.check_known(identity, binds=node.wallet.anchor_binds(identity))
+    check_not_superseded(node, identity)  # review 38d, verify 1
+    return identity
+
+
+def import_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
+    """Store history bytes `data` at `node` (what `troth identity import` does, as one call): a
+    known identity accepts only an extension of its stored copy, but for a trusted authority's
+    full history over a copy only another authority's checkpoint ties to it (review 30a,
+    import 1); a history a held feed supersedes is refused and nothing stored
+    (`check_not_superseded`, review 38d, verify 2). Raises IdentityError or CredentialError."""
+    binds = node.wallet.anchor_binds
+    identity = node.identities.check_history(data, now=now, binds=binds)
+    check_not_superseded(node, identity)
+    return node.identities.import_history(identity, now=now, binds=binds)
