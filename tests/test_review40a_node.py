@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.channels import T
 from tests.support.feeds import pages
 from tests.test_review30a_import import desk_with_globex_copy
-from tests.support.channels import T
 from tests.test_trust_scope import NOW, make_two
 from troth.credentials import RevocationEntry, RevocationKind, Supersession
 from troth.encoding import cbor
@@ -51,9 +51,8 @@ def test_a_checkpointed_stored_copy_of_the_presenter_is_judged_by_the_feed(
     feed = troth_home / "globex.feed"
     feed.write_bytes(cbor.encode(pages(two.globex, [entry], now=NOW, per_page=1)[0]))
     sources = Sources(frozenset({two.globex.identifier}), troth_home, feed_files=(str(feed),))
-    with open_node("desk") as node:
-        with pytest.raises(CredentialError) as caught:
-            verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
+    with open_node("desk") as node, pytest.raises(CredentialError) as caught:
+        verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
     assert caught.value.reason is CredentialFailure.SUPERSEDED
     assert "superseded" in str(caught.value)
 
@@ -77,7 +76,6 @@ def test_a_full_stored_copy_of_the_presenter_was_already_judged(troth_home: Path
     feed = troth_home / "globex.feed"
     feed.write_bytes(cbor.encode(pages(two.globex, [entry], now=NOW, per_page=1)[0]))
     sources = Sources(frozenset({two.globex.identifier}), troth_home, feed_files=(str(feed),))
-    with open_node("desk") as node:
-        with pytest.raises(CredentialError) as caught:
-            verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
+    with open_node("desk") as node, pytest.raises(CredentialError) as caught:
+        verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
     assert caught.value.reason is CredentialFailure.SUPERSEDED
