@@ -373,9 +373,12 @@ class ChainVerifier:
     decides whether a stored copy from a checkpoint another authority attested binds it,
     docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers the last
     change of the newest full history of each identity it verified in a chain that passed
-    (`SEEN_IDENTITIES` at most) and refuses an issuer or presenter history that ends before it
-    or forks there: a verifier that saw a rotation refuses the retired key's chains before the
-    feed names the rotation (review 38d, memory 1)."""
+    (`SEEN_IDENTITIES` at most; those below the member a chain's root vouched for charged to
+    her, `SEEN_PER_SOURCE` each: review 40a, memory 1) and refuses an issuer or presenter
+    history that ends before it or forks there: a verifier that saw a rotation refuses the
+    retired key's chains before the feed names the rotation (review 38d, memory 1). The root's
+    feed naming a change at or after the one remembered outranks it (review 40a, memory 3).
+    Safe to share across threads."""
 
     def __init__(
         self,
