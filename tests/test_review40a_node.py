@@ -79,3 +79,19 @@ def test_a_full_stored_copy_of_the_presenter_was_already_judged(troth_home: Path
     with open_node("desk") as node, pytest.raises(CredentialError) as caught:
         verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
     assert caught.value.reason is CredentialFailure.SUPERSEDED
+
+
+def test_a_checkpointed_stored_copy_another_authority_attested_refuses_no_chain(
+    troth_home: Path,
+) -> None:
+    """Judging the presenter by her stored copy from globex's checkpoint must not refuse acme's
+    chain to her because acme's feed names none of that copy's changes (that rule is for a
+    history the presenter shows: review 23a): only the feed's supersession counts here."""
+    two = make_two()
+    desk_with_globex_copy(two, two.alice.identifier)
+    feed = troth_home / "acme.feed"
+    feed.write_bytes(cbor.encode(pages(two.acme, [], now=NOW, per_page=1)[0]))
+    sources = Sources(frozenset({two.acme.identifier}), troth_home, feed_files=(str(feed),))
+    with open_node("desk") as node:
+        verified = verify_chain(two.chain(two.acme), sources, now=NOW, node=node)
+    assert verified.actor == two.alice.identifier

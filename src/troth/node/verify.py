@@ -205,8 +205,9 @@ def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | V
     """The actor's history as the node stores it (so the feed can tell whether it is
     superseded), else only its identifier. A copy from a checkpoint is verified with the
     node's store attesting its first change (the copy itself: what the node knows of her), as
-    the node's own lookups do; verified with none it failed, and the feed's supersession of it
-    went unchecked (review 40a, node 1)."""
+    the node's own lookups do, and judged by the root's feed's supersession alone (not
+    `binds`: the presenter did not show it); verified with none it failed, and the feed's
+    supersession of it went unchecked (review 40a, node 1)."""
     stored = node.identities.store.get_history(actor.digest)
     if stored is None:
         return actor
@@ -248,9 +249,15 @@ def verify_chain(
     policy = TrustPolicy(sources.anchors)
     if node is None:
         return ChainVerifier(policy).verify(data, presenter=actor, feeds=feeds, now=now)
+    stored = _stored_presenter(node, actor, now)
+    # a stored copy from a checkpoint is not shown by the presenter: the chain's root need not
+    # name its changes (review 23a's rule for a shown history), only its supersession counts
+    whole = isinstance(stored, Identifier) or stored.first_index == 0
     verified = ChainVerifier(policy, known_in=_issuer_check(node)).verify(
-        data, presenter=_stored_presenter(node, actor, now), feeds=feeds, now=now
+        data, presenter=stored if whole else actor, feeds=feeds, now=now
     )
+    if not isinstance(stored, Identifier) and not whole:
+        feeds[verified.authority].check_current(stored)  # review 40a, node 1
     if not _anchor_here(node, verified.authority):
         # a root the node does not trust stores nothing here: its checkpoint made up a copy,
         # its chain carried a thief's fork (review 32a, verify 1; as at a handshake, where
