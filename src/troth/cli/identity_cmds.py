@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from troth import limits
-from troth.channel.verification import standing_feeds
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
@@ -36,8 +35,9 @@ from troth.crypto import KeyType, sha256
 from troth.errors import CredentialError, IdentityError, TrothError
 from troth.identity import Identifier, VerifiedIdentity, did_document, verify_history
 from troth.identity.service import IdentityExists
-from troth.node import Node, open_node, troth_home
+from troth.node import open_node, troth_home
 from troth.node.authorities import announce_here
+from troth.node.verify import import_bare_history, verify_bare_history
 
 KEY_TYPES = click.Choice(["ed25519", "p256"])
 IDENTITY_ARG = click.argument("ref", metavar="IDENTITY")
@@ -291,13 +291,7 @@ def verify(file: str, node_name: str | None, reporter: Reporter) -> None:
             identity = verify_history(data, now=now)
         else:
             with open_node(node_name, home=troth_home()) as node:
-                checkpoints = node.wallet.checkpoints(
-                    now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
-                )
-                identity = verify_history(data, now=now, checkpoints=checkpoints)
-                # judged as `import` judges it (review 30a, import 4)
-                node.identities.check_known(identity, binds=node.wallet.anchor_binds(identity))
-                _check_current(node, identity)  # review 38d, verify 1
+                identity = verify_bare_history(node, data, now=now)
     except (IdentityError, CredentialError) as exc:
         reporter.fail(exc, EXIT_INVALID, invalid_object(exc))
     # `valid` is said once: the first line, not again as `valid: True` beneath it
@@ -316,33 +310,11 @@ def import_(file: str, node_name: str, reporter: Reporter) -> None:
     a copy only another authority's checkpoint ties to it. A history a held feed supersedes is
     refused (a trusted authority's own: by its own feed)."""
     history = read_input(file, limits.MAX_IDENTITY_HISTORY_BYTES, "history")
-    now = CLOCK.now()
     with open_cli_node(node_name) as node:
-        # a trusted authority's full history is not bound by a copy from a checkpoint another
-        # authority's word alone ties to it (review 30a, import 1); any other one is
-        binds = node.wallet.anchor_binds
-        identity = node.identities.check_history(history, now=now, binds=binds)
-        _check_current(node, identity)  # review 38d, verify 2
-        identity = node.identities.import_history(identity, now=now, binds=binds)
+        identity = import_bare_history(node, history, now=CLOCK.now())
     data = describe(identity)
     del data["name"]
     reporter.result(data, shown(data))
-
-
-def _check_current(node: Node, identity: VerifiedIdentity) -> None:
-    """Raise CredentialError SUPERSEDED when a feed `node` holds, whose word counts on a history
-    shown with no chain, says `identity`'s history is superseded (a stolen backup's, after the
-    owner's announced rotation: review 38d, verify 1 and 2). As a stranger on a channel is
-    judged (docs/formats.md, "Whose word counts on an identity"): by every held feed, or a
-    trusted authority's own history by its own feed; fresh or not (a feed only grows, and a
-    supersession it held once stands)."""
-    trusted = node.wallet.trusted()
-    held = {authority: node.wallet.held_feed(authority) for authority in trusted}
-    feeds = {authority: feed for authority, feed in held.items() if feed is not None}
-    for feed in standing_feeds(
-        identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset()
-    ):
-        feed.check_current(identity)
 
 
 @identity_group.command("did")

@@ -16,6 +16,7 @@ revocation feed, the presenter, and (optionally) the stored copies of identities
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
@@ -65,6 +66,13 @@ SEEN_IDENTITIES: Final = 16_384
 """Identities whose newest full history a verifier without a store (no `known`) remembers
 having verified (its last change's index and hash: ~100 bytes each); when full, the older half
 is forgotten (docs/formats.md, "Pre-rotation and stored histories"; review 38d, memory 1)."""
+SEEN_PER_SOURCE: Final = 256
+"""Entries of that memory one member may bring in: the histories of the identities a chain
+carries below the member its root vouched for (her delegates, theirs) are charged to her, and
+past this many her oldest is forgotten; the root and the member herself are charged to no one.
+A member delegating to fresh identities of her own flushes only her own delegates' entries,
+never another member's rotation (review 40a, memory 1: 16,384 fresh delegates of one member
+restored a stolen backup's acceptance)."""
 _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
     DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
@@ -365,9 +373,12 @@ class ChainVerifier:
     decides whether a stored copy from a checkpoint another authority attested binds it,
     docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers the last
     change of the newest full history of each identity it verified in a chain that passed
-    (`SEEN_IDENTITIES` at most) and refuses an issuer or presenter history that ends before it
-    or forks there: a verifier that saw a rotation refuses the retired key's chains before the
-    feed names the rotation (review 38d, memory 1)."""
+    (`SEEN_IDENTITIES` at most; those below the member a chain's root vouched for charged to
+    her, `SEEN_PER_SOURCE` each: review 40a, memory 1) and refuses an issuer or presenter
+    history that ends before it or forks there: a verifier that saw a rotation refuses the
+    retired key's chains before the feed names the rotation (review 38d, memory 1). The root's
+    feed naming a change at or after the one remembered outranks it (review 40a, memory 3).
+    Safe to share across threads."""
 
     def __init__(
         self,
@@ -383,8 +394,14 @@ class ChainVerifier:
         self._cache: dict[bytes, _Checked] = {}
         self._cache_size = cache_size
         self._cache_bytes = 0
-        # without `known`: the newest full history verified of each identity (review 38d)
+        # without `known`: the newest full history verified of each identity (review 38d),
+        # the member each delegate's entry is charged to, and each member's (review 40a)
         self._seen: dict[bytes, tuple[int, bytes]] = {}
+        self._charged: dict[bytes, bytes] = {}
+        self._by_source: dict[bytes, dict[bytes, None]] = {}
+        # a verifier shared across threads (the public `troth.Verifier`): the memory and the
+        # cache change only under this lock (review 40a, memory 2)
+        self._lock = threading.Lock()
 
     def verify(
         self,
@@ -426,6 +443,10 @@ class ChainVerifier:
         """Cache a result; the oldest go first past `cache_size` entries or CACHE_BYTES (each
         charged `_cost`)."""
         size = _cost(checked)
+        with self._lock:  # shared across threads: two evicting at once popped one key twice
+            self._remember_locked(key, checked, size)
+
+    def _remember_locked(self, key: bytes, checked: _Checked, size: int) -> None:
         cache = self._cache
         if key in cache:
             return
@@ -479,7 +500,8 @@ class ChainVerifier:
         )
         known, known_in = self._known, self._known_in
         if known is None and known_in is None:
-            self._check_seen(checked.identities, presenter)
+            with self._lock:
+                self._check_seen(checked.result, checked.identities, presenter, feed)
         else:
             for identity in checked.identities:
                 try:
@@ -492,8 +514,10 @@ class ChainVerifier:
 
     def _check_seen(
         self,
+        result: VerifiedCredential,
         issuers: tuple[VerifiedIdentity, ...],
         presenter: Identifier | VerifiedIdentity,
+        feed: VerifiedFeed,
     ) -> None:
         """Without a store (`known`): raise unless each issuer history (ISSUER_INVALID, with
         the link's index) and the presenter's (WRONG_SUBJECT) holds the last change of the
@@ -502,11 +526,17 @@ class ChainVerifier:
         refuses the older history (a thief's, with the retired key) before the feed names it
         (review 38d, memory 1). Only a full history (tied to its identifier by its own hash) is
         remembered: a checkpointed one's first change is its checkpoint authority's word, and
-        a co-trusted authority's made-up change must not lock out her own (review 23a)."""
+        a co-trusted authority's made-up change must not lock out her own (review 23a). An
+        identity below the member the root vouched for is charged to that member
+        (`SEEN_PER_SOURCE`, review 40a, memory 1). The root's `feed` naming a change at or
+        after the one remembered outranks the memory (the history holds that change: the feed
+        checked it first), which is replaced: a thief's fork seen first no longer refuses the
+        owner's history once her authority names it (review 40a, memory 3)."""
         seen = self._seen
         shown: list[VerifiedIdentity] = list(issuers)
         if not isinstance(presenter, Identifier):
             shown.append(presenter)
+        overruled: set[bytes] = set()
         for position, identity in enumerate(shown):
             remembered = seen.get(identity.identifier.digest)
             if remembered is None:
@@ -514,18 +544,65 @@ class ChainVerifier:
             refusal = _against_seen(identity, *remembered)
             if refusal is None:
                 continue
+            named = feed.supersession(identity.identifier)
+            if named is not None and named.changes - 1 >= remembered[0]:
+                overruled.add(identity.identifier.digest)
+                continue
             if position < len(issuers):
                 raise CredentialError(_F.ISSUER_INVALID, str(refusal), position)
             raise CredentialError(_F.WRONG_SUBJECT, str(refusal))
-        for identity in shown:
-            digest = identity.identifier.digest
-            remembered = seen.get(digest)
-            last = identity.current.index
-            if identity.first_index != 0 or (remembered is not None and remembered[0] >= last):
+        member = result.links[0].subject.digest
+        for position, identity in enumerate(shown):
+            if identity.first_index != 0:
                 continue
-            if remembered is None and len(seen) >= SEEN_IDENTITIES:  # drop the older half
-                self._seen = seen = dict(itertools.islice(seen.items(), SEEN_IDENTITIES // 2, None))
-            seen[digest] = (last, identity.current_change_hash)
+            digest = identity.identifier.digest
+            # the root and the member it vouched for are charged to no one; the rest to her
+            source = None if position == 0 or digest == member else member
+            last, change_hash = identity.current.index, identity.current_change_hash
+            if digest in overruled:
+                seen[digest] = (last, change_hash)  # the feed's word replaces the memory's
+            self._record(digest, last, change_hash, source)
+
+    def _record(self, digest: bytes, last: int, change_hash: bytes, source: bytes | None) -> None:
+        """Remember `digest`'s newest full history ending at change `last` (`change_hash`),
+        charged to member `source` (None: to no one). An entry seen uncharged (the identity
+        shown as a root or a member) is uncharged for good; a new charged one past
+        SEEN_PER_SOURCE forgets its member's oldest; past SEEN_IDENTITIES the older half of
+        all goes (review 38d and 40a, memory 1)."""
+        seen, charged = self._seen, self._charged
+        remembered = seen.get(digest)
+        if remembered is not None:
+            was = charged.get(digest)
+            if was is not None and source is None:  # shown as a member (or root) herself now
+                del charged[digest]
+                self._uncharge(was, digest)
+            if remembered[0] < last:
+                seen[digest] = (last, change_hash)
+            return
+        if source is not None:
+            owned = self._by_source.setdefault(source, {})
+            if len(owned) >= SEEN_PER_SOURCE:  # her oldest delegate's entry goes
+                oldest = next(iter(owned))
+                del owned[oldest]
+                seen.pop(oldest, None)
+                charged.pop(oldest, None)
+            owned[digest] = None
+            charged[digest] = source
+        if len(seen) >= SEEN_IDENTITIES:  # drop the older half
+            half = SEEN_IDENTITIES // 2
+            for forgotten in list(itertools.islice(seen, half)):
+                del seen[forgotten]
+                was = charged.pop(forgotten, None)
+                if was is not None:
+                    self._uncharge(was, forgotten)
+        seen[digest] = (last, change_hash)
+
+    def _uncharge(self, source: bytes, digest: bytes) -> None:
+        owned = self._by_source.get(source)
+        if owned is not None:
+            owned.pop(digest, None)
+            if not owned:
+                del self._by_source[source]
 
     # -- checks that depend on the bytes (cached) -----------------------------------------------
 

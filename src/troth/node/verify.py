@@ -17,6 +17,7 @@ from pathlib import Path
 
 from troth import limits
 from troth.authority import Authority
+from troth.channel.verification import standing_feeds
 from troth.credentials import (
     ChainVerifier,
     TrustPolicy,
@@ -202,12 +203,16 @@ class Sources:
 
 def _stored_presenter(node: Node, actor: Identifier, now: int) -> Identifier | VerifiedIdentity:
     """The actor's history as the node stores it (so the feed can tell whether it is
-    superseded), else only its identifier."""
+    superseded), else only its identifier. A copy from a checkpoint is verified with the
+    node's store attesting its first change (the copy itself: what the node knows of her), as
+    the node's own lookups do, and judged by the root's feed's supersession alone (not
+    `binds`: the presenter did not show it); verified with none it failed, and the feed's
+    supersession of it went unchecked (review 40a, node 1)."""
     stored = node.identities.store.get_history(actor.digest)
     if stored is None:
         return actor
     try:
-        return verify_history(stored[0], now=now)
+        return verify_history(stored[0], now=now, checkpoints=node.identities.attested_by_store)
     except IdentityError:
         return actor
 
@@ -244,9 +249,15 @@ def verify_chain(
     policy = TrustPolicy(sources.anchors)
     if node is None:
         return ChainVerifier(policy).verify(data, presenter=actor, feeds=feeds, now=now)
+    stored = _stored_presenter(node, actor, now)
+    # a stored copy from a checkpoint is not shown by the presenter: the chain's root need not
+    # name its changes (review 23a's rule for a shown history), only its supersession counts
+    whole = isinstance(stored, Identifier) or stored.first_index == 0
     verified = ChainVerifier(policy, known_in=_issuer_check(node)).verify(
-        data, presenter=_stored_presenter(node, actor, now), feeds=feeds, now=now
+        data, presenter=stored if whole else actor, feeds=feeds, now=now
     )
+    if not isinstance(stored, Identifier) and not whole:
+        feeds[verified.authority].check_current(stored)  # review 40a, node 1
     if not _anchor_here(node, verified.authority):
         # a root the node does not trust stores nothing here: its checkpoint made up a copy,
         # its chain carried a thief's fork (review 32a, verify 1; as at a handshake, where
@@ -344,3 +355,49 @@ def verify_vc(
             progress=sources.progress,
         )
     return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
+
+
+# -- a bare history (no chain): `troth identity verify --node`, `troth identity import` -------
+
+
+def check_not_superseded(node: Node, identity: VerifiedIdentity) -> None:
+    """Raise CredentialError SUPERSEDED when a feed `node` holds, whose word counts on a history
+    shown with no chain, says `identity`'s history is superseded (a stolen backup's, after the
+    owner's announced rotation: review 38d, verify 1 and 2). As a stranger on a channel is
+    judged (docs/formats.md, "Whose word counts on an identity"): by every held feed, or a
+    trusted authority's own history by its own feed; fresh or not (a feed only grows, and a
+    supersession it held once stands). Library logic, not the CLI's (review 40a, verify 1)."""
+    trusted = node.wallet.trusted()
+    held = {authority: node.wallet.held_feed(authority) for authority in trusted}
+    feeds = {authority: feed for authority, feed in held.items() if feed is not None}
+    for feed in standing_feeds(
+        identity.identifier, (), frozenset(trusted), feeds, vouched=frozenset()
+    ):
+        feed.check_current(identity)
+
+
+def verify_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
+    """Verify history bytes `data` shown with no chain at `node` (what `troth identity verify
+    --node` does, as one call): a checkpointed history attested by the node's copy or a fresh
+    feed it holds, extending the stored copy as `import_bare_history` requires (review 30a,
+    import 4), and superseded in no held feed whose word counts (`check_not_superseded`).
+    Raises IdentityError or CredentialError."""
+    checkpoints = node.wallet.checkpoints(
+        now=now, max_staleness=limits.DEFAULT_FEED_STALENESS_SECONDS
+    )
+    identity = verify_history(data, now=now, checkpoints=checkpoints)
+    node.identities.check_known(identity, binds=node.wallet.anchor_binds(identity))
+    check_not_superseded(node, identity)  # review 38d, verify 1
+    return identity
+
+
+def import_bare_history(node: Node, data: bytes, *, now: int) -> VerifiedIdentity:
+    """Store history bytes `data` at `node` (what `troth identity import` does, as one call): a
+    known identity accepts only an extension of its stored copy, but for a trusted authority's
+    full history over a copy only another authority's checkpoint ties to it (review 30a,
+    import 1); a history a held feed supersedes is refused and nothing stored
+    (`check_not_superseded`, review 38d, verify 2). Raises IdentityError or CredentialError."""
+    binds = node.wallet.anchor_binds
+    identity = node.identities.check_history(data, now=now, binds=binds)
+    check_not_superseded(node, identity)
+    return node.identities.import_history(identity, now=now, binds=binds)
