@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
+from tests.support.nodes import MemNet, run_memnet
 from tests.test_review39a_resume import NOWHERE, _count_channels, _pending, _ticket
 from troth.enrollment import enrollment, request_of
 from troth.node import init_node, open_node
@@ -22,18 +22,14 @@ DAY = 24 * 3600
 WEEK = 7 * DAY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40b, resume 1: a backoff set while the clock ran ahead lasts until the clock catches up",
-)
 def test_a_backed_off_record_is_tried_again_after_the_clock_is_set_back(tmp_path: Path) -> None:
     """Review 40b, resume 1. A record failed while the node's clock ran a day ahead: its
     next attempt was set for a minute later by that clock (`_Wait.next_at`). The operator set
     the clock right (a day back): the record waited for the clock to catch up, a day with no
     attempt (until a restart), though its wait was a minute.
 
-    Was a strict xfail until a wait ending further ahead than its own length (the clock went
-    back since) was taken as over (`Resumption.due`).
+    Was a strict xfail until `Resumption.due` took a wait ending further ahead than its own
+    length (the clock went back since) as over.
     """
 
     async def test(net: MemNet) -> None:
@@ -53,10 +49,6 @@ def test_a_backed_off_record_is_tried_again_after_the_clock_is_set_back(tmp_path
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40b, resume 2: a record dated in the future is not resumed until the clock reaches it",
-)
 def test_a_record_started_while_the_clock_ran_ahead_is_resumed(tmp_path: Path) -> None:
     """Review 40b, resume 2. The node's own enrollment started while its clock ran a day
     ahead (its record's `started_at` a day in the future once the clock was set right); the
@@ -64,7 +56,7 @@ def test_a_record_started_while_the_clock_ran_ahead_is_resumed(tmp_path: Path) -
     the record for one a `troth enroll` still carried (younger than RESUME_AFTER) for a
     whole day: the node held no credential all that time.
 
-    Was a strict xfail until a record dated in the future is resumed RESUME_AFTER after the
+    Was a strict xfail until a record dated in the future was resumed RESUME_AFTER after the
     maintenance first saw it (`Resumption.due`).
     """
 
@@ -86,10 +78,6 @@ def test_a_record_started_while_the_clock_ran_ahead_is_resumed(tmp_path: Path) -
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40b, resume 3: a due local record resumes its identity's given-up and backed-off ones",
-)
 def test_a_given_up_local_record_is_not_resumed_with_its_identitys_others(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -100,7 +88,7 @@ def test_a_given_up_local_record_is_not_resumed_with_its_identitys_others(
     (`resume_locally`), the given-up and backed-off first one included, unrecorded: the
     first was attempted again with the second, its wait and its giving up ignored.
 
-    Was a strict xfail until the local path resumes only the records chosen this round
+    Was a strict xfail until the local path resumed only the records chosen this round
     (`resume_locally(only=)`).
     """
 

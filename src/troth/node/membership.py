@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -111,23 +112,45 @@ class Resumption:
         """Whether `pending` is sent again this round: old enough that no `troth enroll` is
         still carrying it, its wait over, and not failing for RESUME_FOR already (counted from
         its first failed attempt in this run, not from its start: a node down for weeks still
-        resumes what it left pending)."""
+        resumes what it left pending).
+
+        The clock set back (docs/storage.md, "Recovery rules"): a record dated in the future
+        (started while the clock ran ahead) is due RESUME_AFTER after this memory first saw
+        it, not once the clock reaches its date (review 40b, resume 2); a wait ending further
+        ahead than its own length (set while the clock ran ahead) is over (review 40b,
+        resume 1). Either waited for the clock to catch up: a day, for a clock a day ahead."""
+        key = self.key(pending)
+        wait = self.waits.get(key)
         if now - pending.started_at < RESUME_AFTER:
-            return False
-        wait = self.waits.get(self.key(pending))
-        return wait is None or (wait.next_at <= now and now - wait.since <= RESUME_FOR)
+            if pending.started_at <= now:
+                return False
+            if wait is None:  # dated in the future: from now on, as if it started now
+                self._remember(key, _Wait(now + RESUME_AFTER, RESUME_AFTER, now), now)
+                return False
+        if wait is None:
+            return True
+        if wait.next_at - now > wait.delay:  # set while the clock ran ahead
+            return True
+        return wait.next_at <= now and now - wait.since <= RESUME_FOR
 
     def failed(self, pending: PendingEnrollmentRecord, now: int) -> None:
         """`pending` did not complete: wait longer before the next attempt."""
-        if len(self.waits) >= MAX_RESUME_BACKOFFS:
-            self.waits = {k: v for k, v in self.waits.items() if v.next_at > now}
         key = self.key(pending)
         previous = self.waits.get(key)
         if previous is None:
-            self.waits[key] = _Wait(now + RESUME_BACKOFF, RESUME_BACKOFF, now)
+            wait = _Wait(now + RESUME_BACKOFF, RESUME_BACKOFF, now)
         else:
-            delay = min(2 * previous.delay, RESUME_BACKOFF_MAX)
-            self.waits[key] = _Wait(now + delay, delay, previous.since)
+            delay = min(max(2 * previous.delay, RESUME_BACKOFF), RESUME_BACKOFF_MAX)
+            # the first failure's time, or now if the clock was set back before it
+            wait = _Wait(now + delay, delay, min(previous.since, now))
+        self._remember(key, wait, now)
+
+    def _remember(self, key: tuple[bytes, bytes, bytes], wait: _Wait, now: int) -> None:
+        """Keep `wait` for `key` (past MAX_RESUME_BACKOFFS, those whose wait is over are
+        forgotten first)."""
+        if len(self.waits) >= MAX_RESUME_BACKOFFS and key not in self.waits:
+            self.waits = {k: v for k, v in self.waits.items() if v.next_at > now}
+        self.waits[key] = wait
 
     def done(self, pending: PendingEnrollmentRecord) -> None:
         """`pending` completed (or is gone)."""
@@ -236,12 +259,17 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
 
 
 async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
-    """Resume one identity's enrollments with authorities on this machine (all of them: its
-    node is opened once); how many completed."""
+    """Resume one identity's enrollments with authorities on this machine chosen this round
+    (`records`: not its others, backed off or given up: review 40b, resume 3); how many
+    completed."""
     identity, clock, state = "T" + records[0].identifier.hex(), runtime.clock, runtime.resumption
+    chosen = frozenset((pending.authority, pending.ticket) for pending in records)
     try:
         resumed, _remote, failed = await runtime.worker.run(
-            resume_locally, runtime.node, identity, clock=clock
+            functools.partial(resume_locally, only=chosen),
+            runtime.node,
+            identity,
+            clock=clock,
         )
     except TrothError as exc:
         log.warning("enrollment of %s: %s", identity, exc)
