@@ -15,7 +15,12 @@ from tests.support.nodes import MemNet, run_memnet
 from tests.test_review39a_resume import NOWHERE, _count_channels, _pending, _ticket
 from troth.enrollment import enrollment, request_of
 from troth.node import init_node, open_node
-from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF, RESUME_BACKOFF_MAX
+from troth.node.membership import (
+    RESUME_AFTER,
+    RESUME_BACKOFF,
+    RESUME_BACKOFF_MAX,
+    RESUMED_PER_ROUND,
+)
 from troth.node.runtime import MAINTENANCE_SECONDS
 
 DAY = 24 * 3600
@@ -118,5 +123,42 @@ def test_a_given_up_local_record_is_not_resumed_with_its_identitys_others(
             await agent.resume_enrollments()
         assert sum(second in r.getMessage() for r in caplog.records) > 0
         assert sum(first in r.getMessage() for r in caplog.records) == tried  # given up
+
+    run_memnet(test, tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 40b, resume 4: records naming one dead address each cost its timeout, "
+    "one after another",
+)
+def test_records_at_one_dead_address_cost_one_attempt_a_round(tmp_path: Path) -> None:
+    """Review 40b, resume 4. Sixteen agents enrolled at once with one authority; its node
+    went dark (a firewall dropping packets) before their answers came: sixteen pending
+    records naming one address. Review 39a sent them "at once", but a channel to one route is
+    opened under that route's lock (`NodeRuntime.channel_to`): each record waited for the one
+    before it to fail, and each failed only after its own connect or handshake timeout (5 s,
+    10 s): up to 160 s, at each step of their (shared) backoff, and resuming is the last step
+    of a round, so the next round's re-checks of peers waited as long. Here the address
+    refuses at once: each round that they are due, sixteen attempts at the one address.
+
+    Was a strict xfail until the records naming one address are tried through the first: not
+    reached, the others wait as it does, uncontacted (`_resume_at`).
+    """
+
+    async def test(net: MemNet) -> None:
+        agent = await net.node("agent")
+        for i in range(RESUMED_PER_ROUND):
+            ticket = _ticket(net.authority, NOWHERE, net.clock.now())
+            _pending(agent, f"agent{i}", ticket, net.clock)
+        opened = _count_channels(agent, NOWHERE)
+        net.clock.advance(RESUME_AFTER)
+        await agent.resume_enrollments()
+        assert len(opened) == 1  # the address not reached: the others not tried this round
+        for _ in range(4):
+            net.clock.advance(RESUME_BACKOFF_MAX)
+            await agent.resume_enrollments()
+        assert len(opened) == 5
+        assert len(agent.node.wallet.interrupted_enrollments(64)) == RESUMED_PER_ROUND
 
     run_memnet(test, tmp_path)
