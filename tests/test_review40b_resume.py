@@ -127,11 +127,6 @@ def test_a_given_up_local_record_is_not_resumed_with_its_identitys_others(
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40b, resume 4: records naming one dead address each cost its timeout, "
-    "one after another",
-)
 def test_records_at_one_dead_address_cost_one_attempt_a_round(tmp_path: Path) -> None:
     """Review 40b, resume 4. Sixteen agents enrolled at once with one authority; its node
     went dark (a firewall dropping packets) before their answers came: sixteen pending
@@ -142,7 +137,7 @@ def test_records_at_one_dead_address_cost_one_attempt_a_round(tmp_path: Path) ->
     of a round, so the next round's re-checks of peers waited as long. Here the address
     refuses at once: each round that they are due, sixteen attempts at the one address.
 
-    Was a strict xfail until the records naming one address are tried through the first: not
+    Was a strict xfail until the records naming one address were tried through the first: not
     reached, the others wait as it does, uncontacted (`_resume_at`).
     """
 

@@ -226,25 +226,26 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old, going round all
     of them (`Resumption.choose`): an authority on this machine through its node, another
     over a secure channel pinned to it, all at once (one that keeps its request waiting holds
-    back no other: review 39a, resume 3). Completed, the credential is held and the pending
-    record cleared; refused for good, the record is deleted; else it stays, and is sent again
-    after a wait doubled at each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its
-    attempts have failed for RESUME_FOR: then it is left for an operator (review 39a,
-    resume 2: an address that never answers was contacted each round, for good). Review 38c,
-    enroll 2: before, a restarted node left them all for an operator. Returns how many
-    completed."""
+    back no other: review 39a, resume 3), those naming one address through the first (not
+    reached, the others wait as it does: review 40b, resume 4). Completed, the credential is
+    held and the pending record cleared; refused for good, the record is deleted; else it
+    stays, and is sent again after a wait doubled at each attempt (RESUME_BACKOFF up to
+    RESUME_BACKOFF_MAX), until its attempts have failed for RESUME_FOR: then it is left for
+    an operator (review 39a, resume 2: an address that never answers was contacted each
+    round, for good). Review 38c, enroll 2: before, a restarted node left them all for an
+    operator. Returns how many completed."""
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
-    remote: list[PendingEnrollmentRecord] = []
+    remote: dict[str, list[PendingEnrollmentRecord]] = {}
     for pending in due:
         if is_local(pending.address):
             local.setdefault(pending.identifier, []).append(pending)
         else:
-            remote.append(pending)
+            remote.setdefault(pending.address, []).append(pending)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
-        *(_resume_remote(runtime, pending) for pending in remote),
+        *(_resume_at(runtime, records) for records in remote.values()),
         return_exceptions=True,  # one's failure abandons no other midway
     )
     completed = 0
@@ -287,12 +288,35 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
     return len(resumed)
 
 
-async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> int:
+async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
+    """Resume the records naming one address: the first alone, then, the address reached,
+    the others at once; not reached, the others wait as the first does, not contacted (a
+    channel to one route is opened under its lock: each would have waited for the one before
+    it to fail, each its own connect or handshake timeout; review 40b, resume 4). How many
+    completed."""
+    first = await _resume_remote(runtime, records[0])
+    if first is None:
+        state, now = runtime.resumption, runtime.clock.now()
+        for pending in records[1:]:
+            state.failed(pending, now)
+        return 0
+    rest = await asyncio.gather(
+        *(_resume_remote(runtime, p) for p in records[1:]), return_exceptions=True
+    )
+    for outcome in rest:
+        if isinstance(outcome, BaseException):
+            log.error("resuming an enrollment failed", exc_info=outcome)
+    return first + sum(r for r in rest if isinstance(r, int))
+
+
+async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> int | None:
     """Resume one enrollment over a secure channel pinned to its authority (the trust the
     original `troth enroll` gave it: that authority alone, admitted as an anchor for this
-    channel); 1 if it completed."""
+    channel); 1 if it completed, 0 if not, None if its address was not reached (no channel,
+    or no answer to the call)."""
     identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
     wallet = runtime.node.wallet
+    unreached = False
     try:
         authority = Identifier(pending.authority)
         steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)
@@ -304,14 +328,17 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
                 expect=authority,
             )
             chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
-        except (AuthorityError, RemoteError) as exc:
+        except (AuthorityError, RemoteError) as exc:  # answered: a refusal
             await runtime.worker.run(enrollment.refused, steps, exc)
+            raise
+        except TrothError:  # no channel, or no answer to the call
+            unreached = True
             raise
         await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
     except TrothError as exc:  # kept (unless refused for good): tried again after a wait
         log.warning("enrollment of %s: %s", identity, exc)
         state.failed(pending, clock.now())
-        return 0
+        return None if unreached else 0
     state.done(pending)
     return 1
 
