@@ -10,7 +10,7 @@ Everything here is synchronous storage work: async code runs it off the event lo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -211,19 +211,27 @@ def enroll_locally(
 
 
 def resume_locally(
-    node: Node, identity: str, *, clock: Clock
+    node: Node,
+    identity: str,
+    *,
+    clock: Clock,
+    only: Collection[tuple[bytes, str]] | None = None,
 ) -> tuple[list[Enrolled], list[PendingEnrollmentRecord], list[tuple[Identifier, TrothError]]]:
     """Resume `identity`'s interrupted enrollments with authorities on this machine; the
     others (remote authorities) are returned for the caller to send again over the network
     (a node's `enroll` with the same ticket resumes them). One that cannot complete now is
     returned with its error and stays pending (unless refused for good): it must not stop the
-    identity's other enrollments or credentials."""
+    identity's other enrollments or credentials. `only`: those records alone, by (authority
+    digest, ticket) (a node's maintenance: the ones it chose this round, not those it backs
+    off or gave up; review 40b, resume 3)."""
     resumed: list[Enrolled] = []
     remote: list[PendingEnrollmentRecord] = []
     failed: list[tuple[Identifier, TrothError]] = []
     for pending in node.wallet.pending_enrollments(identity):
         if not is_local(pending.address):
             remote.append(pending)
+            continue
+        if only is not None and (pending.authority, pending.ticket) not in only:
             continue
         authority = Identifier(pending.authority)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -111,23 +112,45 @@ class Resumption:
         """Whether `pending` is sent again this round: old enough that no `troth enroll` is
         still carrying it, its wait over, and not failing for RESUME_FOR already (counted from
         its first failed attempt in this run, not from its start: a node down for weeks still
-        resumes what it left pending)."""
+        resumes what it left pending).
+
+        The clock set back (docs/storage.md, "Recovery rules"): a record dated in the future
+        (started while the clock ran ahead) is due RESUME_AFTER after this memory first saw
+        it, not once the clock reaches its date (review 40b, resume 2); a wait ending further
+        ahead than its own length (set while the clock ran ahead) is over (review 40b,
+        resume 1). Either waited for the clock to catch up: a day, for a clock a day ahead."""
+        key = self.key(pending)
+        wait = self.waits.get(key)
         if now - pending.started_at < RESUME_AFTER:
-            return False
-        wait = self.waits.get(self.key(pending))
-        return wait is None or (wait.next_at <= now and now - wait.since <= RESUME_FOR)
+            if pending.started_at <= now:
+                return False
+            if wait is None:  # dated in the future: from now on, as if it started now
+                self._remember(key, _Wait(now + RESUME_AFTER, RESUME_AFTER, now), now)
+                return False
+        if wait is None:
+            return True
+        if wait.next_at - now > wait.delay:  # set while the clock ran ahead
+            return True
+        return wait.next_at <= now and now - wait.since <= RESUME_FOR
 
     def failed(self, pending: PendingEnrollmentRecord, now: int) -> None:
         """`pending` did not complete: wait longer before the next attempt."""
-        if len(self.waits) >= MAX_RESUME_BACKOFFS:
-            self.waits = {k: v for k, v in self.waits.items() if v.next_at > now}
         key = self.key(pending)
         previous = self.waits.get(key)
         if previous is None:
-            self.waits[key] = _Wait(now + RESUME_BACKOFF, RESUME_BACKOFF, now)
+            wait = _Wait(now + RESUME_BACKOFF, RESUME_BACKOFF, now)
         else:
-            delay = min(2 * previous.delay, RESUME_BACKOFF_MAX)
-            self.waits[key] = _Wait(now + delay, delay, previous.since)
+            delay = min(max(2 * previous.delay, RESUME_BACKOFF), RESUME_BACKOFF_MAX)
+            # the first failure's time, or now if the clock was set back before it
+            wait = _Wait(now + delay, delay, min(previous.since, now))
+        self._remember(key, wait, now)
+
+    def _remember(self, key: tuple[bytes, bytes, bytes], wait: _Wait, now: int) -> None:
+        """Keep `wait` for `key` (past MAX_RESUME_BACKOFFS, those whose wait is over are
+        forgotten first)."""
+        if len(self.waits) >= MAX_RESUME_BACKOFFS and key not in self.waits:
+            self.waits = {k: v for k, v in self.waits.items() if v.next_at > now}
+        self.waits[key] = wait
 
     def done(self, pending: PendingEnrollmentRecord) -> None:
         """`pending` completed (or is gone)."""
@@ -203,25 +226,26 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old, going round all
     of them (`Resumption.choose`): an authority on this machine through its node, another
     over a secure channel pinned to it, all at once (one that keeps its request waiting holds
-    back no other: review 39a, resume 3). Completed, the credential is held and the pending
-    record cleared; refused for good, the record is deleted; else it stays, and is sent again
-    after a wait doubled at each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its
-    attempts have failed for RESUME_FOR: then it is left for an operator (review 39a,
-    resume 2: an address that never answers was contacted each round, for good). Review 38c,
-    enroll 2: before, a restarted node left them all for an operator. Returns how many
-    completed."""
+    back no other: review 39a, resume 3), those naming one address through the first (not
+    reached, the others wait as it does: review 40b, resume 4). Completed, the credential is
+    held and the pending record cleared; refused for good, the record is deleted; else it
+    stays, and is sent again after a wait doubled at each attempt (RESUME_BACKOFF up to
+    RESUME_BACKOFF_MAX), until its attempts have failed for RESUME_FOR: then it is left for
+    an operator (review 39a, resume 2: an address that never answers was contacted each
+    round, for good). Review 38c, enroll 2: before, a restarted node left them all for an
+    operator. Returns how many completed."""
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
-    remote: list[PendingEnrollmentRecord] = []
+    remote: dict[str, list[PendingEnrollmentRecord]] = {}
     for pending in due:
         if is_local(pending.address):
             local.setdefault(pending.identifier, []).append(pending)
         else:
-            remote.append(pending)
+            remote.setdefault(pending.address, []).append(pending)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
-        *(_resume_remote(runtime, pending) for pending in remote),
+        *(_resume_at(runtime, records) for records in remote.values()),
         return_exceptions=True,  # one's failure abandons no other midway
     )
     completed = 0
@@ -236,12 +260,17 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
 
 
 async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
-    """Resume one identity's enrollments with authorities on this machine (all of them: its
-    node is opened once); how many completed."""
+    """Resume one identity's enrollments with authorities on this machine chosen this round
+    (`records`: not its others, backed off or given up: review 40b, resume 3); how many
+    completed."""
     identity, clock, state = "T" + records[0].identifier.hex(), runtime.clock, runtime.resumption
+    chosen = frozenset((pending.authority, pending.ticket) for pending in records)
     try:
         resumed, _remote, failed = await runtime.worker.run(
-            resume_locally, runtime.node, identity, clock=clock
+            functools.partial(resume_locally, only=chosen),
+            runtime.node,
+            identity,
+            clock=clock,
         )
     except TrothError as exc:
         log.warning("enrollment of %s: %s", identity, exc)
@@ -259,12 +288,35 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
     return len(resumed)
 
 
-async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> int:
+async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
+    """Resume the records naming one address: the first alone, then, the address reached,
+    the others at once; not reached, the others wait as the first does, not contacted (a
+    channel to one route is opened under its lock: each would have waited for the one before
+    it to fail, each its own connect or handshake timeout; review 40b, resume 4). How many
+    completed."""
+    first = await _resume_remote(runtime, records[0])
+    if first is None:
+        state, now = runtime.resumption, runtime.clock.now()
+        for pending in records[1:]:
+            state.failed(pending, now)
+        return 0
+    rest = await asyncio.gather(
+        *(_resume_remote(runtime, p) for p in records[1:]), return_exceptions=True
+    )
+    for outcome in rest:
+        if isinstance(outcome, BaseException):
+            log.error("resuming an enrollment failed", exc_info=outcome)
+    return first + sum(r for r in rest if isinstance(r, int))
+
+
+async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> int | None:
     """Resume one enrollment over a secure channel pinned to its authority (the trust the
     original `troth enroll` gave it: that authority alone, admitted as an anchor for this
-    channel); 1 if it completed."""
+    channel); 1 if it completed, 0 if not, None if its address was not reached (no channel,
+    or no answer to the call)."""
     identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
     wallet = runtime.node.wallet
+    unreached = False
     try:
         authority = Identifier(pending.authority)
         steps = enrollment.resumption(runtime.node.identities, wallet, pending, clock=clock)
@@ -276,14 +328,17 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
                 expect=authority,
             )
             chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
-        except (AuthorityError, RemoteError) as exc:
+        except (AuthorityError, RemoteError) as exc:  # answered: a refusal
             await runtime.worker.run(enrollment.refused, steps, exc)
+            raise
+        except TrothError:  # no channel, or no answer to the call
+            unreached = True
             raise
         await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
     except TrothError as exc:  # kept (unless refused for good): tried again after a wait
         log.warning("enrollment of %s: %s", identity, exc)
         state.failed(pending, clock.now())
-        return 0
+        return None if unreached else 0
     state.done(pending)
     return 1
 

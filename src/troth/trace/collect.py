@@ -155,7 +155,11 @@ class TraceCollector:
         that is after `now` (signed while the clock ran ahead: a checkpoint is never dated
         before an older one, so every later one is dated then too), after the last this
         collector signed for a member, by the times they were asked at (review 39b, trace 1:
-        every member's proof was refused until the clock caught up); else TraceError."""
+        every member's proof was refused until the clock caught up); else TraceError. A
+        request dated before that last one (the clock set back again) is refused, and the
+        limit measured from it: a clock stepped back before each request signed one per
+        request (review 40b, trace 1); now one needs the clock to run forward
+        TRACE_MEMBER_CHECKPOINT_SECONDS between two."""
         try:
             self.log.latest_checkpoint(covering=index + 1)
             return
@@ -167,7 +171,10 @@ class TraceCollector:
         except NotFound:  # the log's first
             newest = None
         last = self._member_signed
-        if any(t is not None and t <= now < t + every for t in (newest, last)):
+        back = last is not None and now < last  # the clock set back since (review 40b, trace 1)
+        if back:
+            self._member_signed = now  # the limit's second starts again from here
+        if back or any(t is not None and t <= now < t + every for t in (newest, last)):
             raise TraceError(
                 _F.OVER_LIMIT,
                 f"no checkpoint covers record {index} yet, and a member's proof signs one at "
