@@ -236,3 +236,37 @@ def test_the_record_is_bounded(tmp_path: Path) -> None:
         assert (await publish_upstream(tools, "refunds", orders_server()))["grantable_by"] == [acme]
 
     run_memnet(test, tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 40c, mcp 1: a grantor fixed at a decision is recorded on the thread deciding "
+    "it (the event loop), waiting there for a held write lock, and lost when it times out",
+)
+def test_a_grantor_fixed_while_the_store_is_busy_is_recorded_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mcp 1 (review 40c, an attack on the record). `orders` is published before the node
+    enrolls (nothing to record); it enrolls with acme while another process holds node.db's
+    write lock (a CLI command writing, say). Acme's writer's first call fixes acme: the call is
+    answered while the lock is held, and once it is released the record is written (the
+    storage worker waits for the lock, off the event loop)."""
+    monkeypatch.setenv("TROTH_BUSY_TIMEOUT", "10")
+
+    async def test(net: MemNet) -> None:
+        tools = await net.node("tools", listen=("tools", 4000))
+        published = await publish_upstream(tools, "orders", orders_server())
+        assert published["grantable_by"] == []
+        await _acme_tools(net, tools)
+        writer = await net.member("writer", **{"orders.access": "write"})
+        other = sqlite3.connect(tools.node.path / "node.db", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process's write in progress
+            assert await refund_as(writer, "writer") == REFUNDED
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        await tools.worker.run(lambda: None)  # the storage thread's earlier calls done
+        assert recorded_grantors(tools.node, "orders") == (net.authority.identifier,)
+
+    run_memnet(test, tmp_path)
