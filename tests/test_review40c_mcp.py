@@ -31,8 +31,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from mcp import Client
 
-from tests.support.mcp_orders import orders_server
+from tests.support.mcp_orders import names, orders_server, text
 from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
 from tests.test_mcp_channels import support_bundle
 from tests.test_review37a_mcp import enroll_with_globex
@@ -42,6 +43,7 @@ from troth.cli.main import cli
 from troth.errors import ConflictError
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.identity import Identifier
+from troth.integrations.mcp.connect import connect
 from troth.node import open_node
 from troth.node.node import init_node
 from troth.node.runtime import NodeRuntime
@@ -248,9 +250,12 @@ def test_a_grantor_fixed_while_the_store_is_busy_is_recorded_off_the_loop(
 ) -> None:
     """Mcp 1 (review 40c, an attack on the record). `orders` is published before the node
     enrolls (nothing to record); it enrolls with acme while another process holds node.db's
-    write lock (a CLI command writing, say). Acme's writer's first call fixes acme: the call is
-    answered while the lock is held, and once it is released the record is written (the
-    storage worker waits for the lock, off the event loop)."""
+    write lock (a CLI command writing, say), taken once acme's writer has opened its session
+    (the channel's own writes done). Its tools/list fixes acme: the list is answered while the
+    lock is held, and once it is released the record is written (the storage worker waits for
+    the lock, off the event loop) and a refund is answered. (A first call signed into the
+    node's trace log while the lock is held waits for it, creating the node's signing key:
+    not this change's.)"""
     monkeypatch.setenv("TROTH_BUSY_TIMEOUT", "10")
 
     async def test(net: MemNet) -> None:
@@ -259,13 +264,19 @@ def test_a_grantor_fixed_while_the_store_is_busy_is_recorded_off_the_loop(
         assert published["grantable_by"] == []
         await _acme_tools(net, tools)
         writer = await net.member("writer", **{"orders.access": "write"})
-        other = sqlite3.connect(tools.node.path / "node.db", isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")  # another process's write in progress
-            assert await refund_as(writer, "writer") == REFUNDED
-            other.execute("COMMIT")
-        finally:
-            other.close()
+        async with (
+            connect(writer, "writer", "/tcp/tools:4000/service/mcp.orders") as transport,
+            Client(transport, mode="legacy", cache=None) as agent,
+        ):  # the channel and the session open (their writes done), nothing decided yet
+            other = sqlite3.connect(tools.node.path / "node.db", isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # another process's write in progress
+                assert await names(agent) == REFUNDED[0]
+                other.execute("COMMIT")
+            finally:
+                other.close()
+            refund = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
+            assert text(refund) == REFUNDED[1]
         await tools.worker.run(lambda: None)  # the storage thread's earlier calls done
         assert recorded_grantors(tools.node, "orders") == (net.authority.identifier,)
 
