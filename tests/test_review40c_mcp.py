@@ -240,11 +240,6 @@ def test_the_record_is_bounded(tmp_path: Path) -> None:
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40c, mcp 1: a grantor fixed at a decision is recorded on the thread deciding "
-    "it (the event loop), waiting there for a held write lock, and lost when it times out",
-)
 def test_a_grantor_fixed_while_the_store_is_busy_is_recorded_off_the_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,7 +250,9 @@ def test_a_grantor_fixed_while_the_store_is_busy_is_recorded_off_the_loop(
     lock is held, and once it is released the record is written (the storage worker waits for
     the lock, off the event loop) and a refund is answered. (A first call signed into the
     node's trace log while the lock is held waits for it, creating the node's signing key:
-    not this change's.)"""
+    not this change's.) Was a strict xfail until `_record_later` queued the write on the
+    node's storage thread: the event loop waited there for the lock (every channel of the
+    node stalled) and the record was lost when it timed out."""
     monkeypatch.setenv("TROTH_BUSY_TIMEOUT", "10")
 
     async def test(net: MemNet) -> None:

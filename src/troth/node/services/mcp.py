@@ -474,12 +474,19 @@ def _record(
 def _record_later(
     runtime: NodeRuntime, store: SqliteMcpGrantors, name: str, grantors: frozenset[Identifier]
 ) -> None:
-    """Record the grantors `_first_own` fixed, on whichever thread fixed them; a failure is
-    logged (they are kept in memory while published, as before the record existed)."""
-    try:
-        _record(runtime, store, name, grantors)
-    except TrothError as exc:
-        log.warning("MCP server %s: its grantors are not recorded: %s", name, exc)
+    """Record the grantors `_first_own` fixed at a decision: queued on the node's storage
+    thread, never written on the deciding thread (the event loop, when no trace log records
+    decisions: a write lock another process held stalled every channel of the node; review
+    40c, mcp 1). A failure is logged; they are kept in memory while published, as before the
+    record existed."""
+
+    def record() -> None:
+        try:
+            _record(runtime, store, name, grantors)
+        except TrothError as exc:
+            log.warning("MCP server %s: its grantors are not recorded: %s", name, exc)
+
+    runtime.worker.submit(record)
 
 
 def forget_grantors(node: Node, name: str) -> bool:
