@@ -278,3 +278,44 @@ def test_a_grantor_fixed_while_the_store_is_busy_is_recorded_off_the_loop(
         assert recorded_grantors(tools.node, "orders") == (net.authority.identifier,)
 
     run_memnet(test, tmp_path)
+
+
+def _other_server() -> object:
+    """Another upstream: one tool, `wipe` (what an operator might publish under a reused name)."""
+    from mcp.server import MCPServer
+
+    app = MCPServer("other")
+
+    @app.tool()
+    def wipe(order_id: str) -> str:
+        """Wipe an order."""
+        return f"wiped {order_id}"
+
+    return app
+
+
+def test_a_name_reused_for_another_upstream_takes_the_names_record(tmp_path: Path) -> None:
+    """Attack (refuted as a design decision, pinned): the node, acme's member, published
+    `orders` naming globex (recorded); after a restart the operator publishes another upstream
+    under `orders` naming none: the record is the operator's word on the name, so globex
+    grants it (its answer says so) and acme's writer is shown none of its tools. The name
+    grants no authority the operator did not name or the node did not have as its own."""
+
+    async def test(net: MemNet) -> None:
+        tools = await net.node("tools", listen=("tools", 4000))
+        await _acme_tools(net, tools)
+        _globex_node, globex, _ticket = await globex_over_tcp(net)
+        named = await publish_upstream(
+            tools, "orders", orders_server(), grantable_by=(globex.identifier,)
+        )
+        assert named["grantable_by"] == [str(globex.identifier)]
+        tools = await _restarted(net, tools)
+        other = await publish_upstream(tools, "orders", _other_server())
+        assert other["tools"] == ["wipe"]
+        assert other["grantable_by"] == [str(globex.identifier)]
+        writer = await net.member("writer", **{"orders.access": "write"})
+        shown, answer = await refund_as(writer, "writer")
+        assert shown == []
+        assert answer.endswith("denied: no policy bundle")
+
+    run_memnet(test, tmp_path)
