@@ -40,7 +40,7 @@ from tests.test_review37a_mcp import enroll_with_globex
 from tests.test_review38a_mcp import refund_as
 from troth import limits
 from troth.cli.main import cli
-from troth.errors import ConflictError
+from troth.errors import ConflictError, PolicyError
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.identity import Identifier
 from troth.integrations.mcp.connect import connect
@@ -317,5 +317,37 @@ def test_a_name_reused_for_another_upstream_takes_the_names_record(tmp_path: Pat
         shown, answer = await refund_as(writer, "writer")
         assert shown == []
         assert answer.endswith("denied: no policy bundle")
+
+    run_memnet(test, tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 40c, mcp 2: a refused name is recorded before its refusal, and a "
+    "publication's grantable_by is unbounded: the table's rows are not",
+)
+def test_a_refused_publication_records_nothing_and_rows_are_bounded(tmp_path: Path) -> None:
+    """Mcp 2 (review 40c, an attack on the record). Through the control socket or the library
+    a name is any text: one of 5,000 characters naming acme is refused ("MCP server name"),
+    and nothing is recorded for it; a publication naming MAX_SECRET_GRANTORS + 1 authorities
+    is refused ("at most"), nothing recorded; so each row holds at most a MAX_TOOL_NAME name
+    and MAX_SECRET_GRANTORS identifiers (with MAX_MCP_GRANTOR_RECORDS rows, the table is
+    bounded in bytes too)."""
+
+    async def test(net: MemNet) -> None:
+        tools = await net.node("tools", listen=("tools", 4000))
+        await _acme_tools(net, tools)
+        acme = net.authority.identifier
+        long_name = "x" * 5000
+        with pytest.raises(PolicyError) as refused:
+            await publish_upstream(tools, long_name, orders_server(), grantable_by=(acme,))
+        assert "MCP server name" in str(refused.value)
+        assert recorded_grantors(tools.node, long_name) is None
+        many = tuple(Identifier(bytes([n]) * 32) for n in range(limits.MAX_SECRET_GRANTORS + 1))
+        with pytest.raises(PolicyError) as wide:
+            await publish_upstream(tools, "orders", orders_server(), grantable_by=many)
+        assert f"at most {limits.MAX_SECRET_GRANTORS}" in str(wide.value)
+        assert recorded_grantors(tools.node, "orders") is None
+        assert "mcp.orders" not in tools.host.services
 
     run_memnet(test, tmp_path)
