@@ -321,18 +321,14 @@ def test_a_name_reused_for_another_upstream_takes_the_names_record(tmp_path: Pat
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40c, mcp 2: a refused name is recorded before its refusal, and a "
-    "publication's grantable_by is unbounded: the table's rows are not",
-)
 def test_a_refused_publication_records_nothing_and_rows_are_bounded(tmp_path: Path) -> None:
     """Mcp 2 (review 40c, an attack on the record). Through the control socket or the library
     a name is any text: one of 5,000 characters naming acme is refused ("MCP server name"),
-    and nothing is recorded for it; a publication naming MAX_SECRET_GRANTORS + 1 authorities
+    and nothing is recorded for it; a publication naming MAX_MCP_GRANTORS + 1 authorities
     is refused ("at most"), nothing recorded; so each row holds at most a MAX_TOOL_NAME name
-    and MAX_SECRET_GRANTORS identifiers (with MAX_MCP_GRANTOR_RECORDS rows, the table is
-    bounded in bytes too)."""
+    and MAX_MCP_GRANTORS identifiers (with MAX_MCP_GRANTOR_RECORDS rows, the table is
+    bounded in bytes too). Was a strict xfail until `publish_upstream` checked the name and
+    the number of grantors (MAX_MCP_GRANTORS) before reading or writing the record."""
 
     async def test(net: MemNet) -> None:
         tools = await net.node("tools", listen=("tools", 4000))
@@ -343,10 +339,10 @@ def test_a_refused_publication_records_nothing_and_rows_are_bounded(tmp_path: Pa
             await publish_upstream(tools, long_name, orders_server(), grantable_by=(acme,))
         assert "MCP server name" in str(refused.value)
         assert recorded_grantors(tools.node, long_name) is None
-        many = tuple(Identifier(bytes([n]) * 32) for n in range(limits.MAX_SECRET_GRANTORS + 1))
+        many = tuple(Identifier(bytes([n]) * 32) for n in range(limits.MAX_MCP_GRANTORS + 1))
         with pytest.raises(PolicyError) as wide:
             await publish_upstream(tools, "orders", orders_server(), grantable_by=many)
-        assert f"at most {limits.MAX_SECRET_GRANTORS}" in str(wide.value)
+        assert f"at most {limits.MAX_MCP_GRANTORS}" in str(wide.value)
         assert recorded_grantors(tools.node, "orders") is None
         assert "mcp.orders" not in tools.host.services
 

@@ -403,6 +403,13 @@ async def publish_upstream(
     upstream starts: a second publication of it meanwhile is refused (ConflictError) and
     starts nothing (review 34d, node home 4: it replaced the first among the node's services,
     then failed on the taken route, its upstream left running, served by nothing)."""
+    check_name(name, "MCP server")  # before anything is recorded for it (review 40c, mcp 2)
+    if len(set(grantable_by)) > limits.MAX_MCP_GRANTORS:
+        raise PolicyError(
+            PolicyFailure.OVER_LIMIT,
+            f"grantable_by names at most {limits.MAX_MCP_GRANTORS} authorities, "
+            f"not {len(set(grantable_by))}",
+        )
     starting = _STARTING.setdefault(runtime, set())
     if MCP_PREFIX + name in runtime.host.services or MCP_PREFIX + name in starting:
         raise ConflictError(f"MCP server {name} is already published on node {runtime.name}")
