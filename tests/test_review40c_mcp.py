@@ -17,8 +17,16 @@ Attack notes (review 40c):
   operator's word on the name, as a secret's `grantable_by` is on the secret's name; an
   operator who reuses a name for another server names its grantors or forgets the record
   first (docs/policy.md says so). Not a finding: only the node's operator publishes.
-- many names: bounded by MAX_MCP_GRANTOR_RECORDS (pinned below); rows are a name (at most
-  MAX_NAME characters) and at most the bounded grantable_by list.
+- many names: bounded by MAX_MCP_GRANTOR_RECORDS (pinned below). Finding mcp 2 (fixed): a
+  name refused as a server name was recorded before its refusal, and a publication's
+  grantable_by was unbounded, so rows were not bounded in size; now the name and at most
+  MAX_MCP_GRANTORS grantors are checked first.
+- finding mcp 1 (fixed): a grantor fixed at a decision (`_first_own`) was written on the
+  deciding thread, the event loop when no trace log records decisions: another process's
+  write lock stalled every channel of the node for up to TROTH_BUSY_TIMEOUT and the record
+  was lost at the timeout; now it is queued on the node's storage thread.
+- seen, not this change's: while another process holds node.db's write lock, a new channel's
+  handshake and a first decision signed into the trace log wait for it (their own writes).
 """
 
 from __future__ import annotations
