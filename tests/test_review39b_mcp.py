@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.mcp_orders import orders_server
 from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
 from tests.test_mcp_channels import support_bundle
@@ -90,16 +88,13 @@ async def _restarted(net: MemNet, runtime: NodeRuntime) -> NodeRuntime:
     return again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 39b, mcp 2: a server's default grantor is not stored: re-published after "
-    "the node restarts, trusting two authorities by then, it is granted by none (left)",
-)
 def test_a_restarted_nodes_server_keeps_its_authority(tmp_path: Path) -> None:
     """Mcp 2. The tools node, acme's member alone, publishes `orders` naming no authority
     (acme fixed as its grantor), then enrolls with globex: acme's writer still refunds
     (review 38a, mcp 1). The node restarts and `orders` is published again, as it was
-    (`troth mcp serve` naming no authority): acme's writer still refunds."""
+    (`troth mcp serve` naming no authority): acme's writer still refunds. Was a strict xfail
+    until a server's grantors were recorded by its name in the node's store (`mcp_grantors`,
+    review 40c) and read back when the name is published again naming none."""
 
     async def test(net: MemNet) -> None:
         tools = await net.node("tools", listen=("tools", 4000))

@@ -31,6 +31,7 @@ CRASH_POINTS: Final = (
     "identity.create.after-commit",
     "identity.rotate.before-commit",
     "identity.rotate.after-commit",
+    "node.mcp-grantors.before-commit",
 )
 """Every crash point the library has (tests iterate over them)."""
 

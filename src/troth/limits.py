@@ -439,6 +439,13 @@ holds less than its share (troth.node.shares): at most twice this."""
 MAX_MCP_SESSIONS_PER_PEER: Final = 8
 """MCP sessions one member may hold on one published MCP server, its delegates' included (they
 count against the member at the root of their chains)."""
+MAX_MCP_GRANTORS: Final = MAX_SECRET_GRANTORS
+"""Most authorities one published MCP server may name as `grantable_by` (as a secret may; each
+row of the `mcp_grantors` record holds at most these and a MAX_TOOL_NAME name; review 40c,
+mcp 2)."""
+MAX_MCP_GRANTOR_RECORDS: Final = 1024
+"""Published MCP server names whose grantors a node records (the `mcp_grantors` table): past
+it, publishing a new name is refused until the operator forgets one (`troth mcp forget`)."""
 MAX_MCP_QUEUE: Final = 64
 """JSON-RPC messages queued for one MCP session either way; a session whose reader falls this
 far behind is closed."""

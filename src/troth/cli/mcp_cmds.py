@@ -12,7 +12,14 @@ import shlex
 
 import click
 
-from troth.cli.common import as_option, home, local_identity, node_option, renamed
+from troth.cli.common import (
+    as_option,
+    home,
+    local_identity,
+    node_option,
+    open_cli_node,
+    renamed,
+)
 from troth.cli.network_cmds import EXPECT, ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command
 from troth.errors import ConfigError, PolicyError
@@ -89,10 +96,10 @@ def gate(as_name: str, upstream: str, node_name: str, reporter: Reporter) -> Non
     multiple=True,
     metavar="AUTHORITY",
     help="An authority whose policy bundles decide the server's tools (its identifier, or the "
-    "name of a local authority; repeatable). Default: the authority the node hosts (on a node "
-    "hosting none, the first it trusts alone, kept while published: name it to keep it across "
-    "restarts); another "
-    "authority's members are shown no tool and denied every call.",
+    "name of a local authority; repeatable; recorded for NAME in place of any record). "
+    "Default: the authorities recorded for NAME, else the authority the node hosts (on a node "
+    "hosting none, the first it trusts alone), recorded for NAME (troth mcp forget NAME "
+    "forgets them); another authority's members are shown no tool and denied every call.",
 )
 @node_option
 @json_command
@@ -141,3 +148,23 @@ def connect(
     pinned = None if expect is None else reporter.names.identifier(expect)
     as_name = local_identity(reporter.names, as_name, node_name)
     anyio.run(lambda: serve_connect(home(), node_name, as_name, route, expect=pinned))
+
+
+@mcp_group.command("forget")
+@click.argument("name")
+@node_option
+@json_command
+def forget(name: str, node_name: str, reporter: Reporter) -> None:
+    """Forget the authorities recorded as MCP server NAME's grantors: its next publication
+    naming none (troth mcp serve without --grantable-by) takes the node's own authority then.
+    A running publication keeps its grantors until the node stops (docs/policy.md, "MCP over
+    secure channels")."""
+    from troth.node.services.mcp import forget_grantors
+
+    with open_cli_node(node_name) as node:
+        forgotten = forget_grantors(node, name)
+    reporter.result(
+        {"name": name, "forgotten": forgotten},
+        f"MCP server {escape_text(name)}: "
+        + ("its recorded grantors forgotten" if forgotten else "no grantors were recorded"),
+    )

@@ -222,6 +222,15 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE refuted_changes ADD COLUMN copy_seq INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX refuted_copies ON refuted_changes (copy_seq);
     """,
+    """
+    -- review 39b, mcp 2: the authorities whose bundles grant a published MCP server's tools,
+    -- by the server's name (space-separated identifiers), recorded when they were first fixed
+    -- (or named): the same name published again naming none keeps them across restarts
+    -- (docs/policy.md, "MCP over secure channels", and docs/formats.md, "mcp_grantors")
+    CREATE TABLE IF NOT EXISTS mcp_grantors (
+        name TEXT PRIMARY KEY, grantors TEXT NOT NULL, recorded_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

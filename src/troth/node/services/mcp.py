@@ -61,15 +61,25 @@ from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential
 from troth.node.shares import Shares, authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router
+from troth.storage.sqlite_mcp import SqliteMcpGrantors
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
     from mcp.shared.message import SessionMessage
 
     from troth.integrations.mcp.gate import McpGate
+    from troth.node.node import Node
     from troth.node.runtime import NodeRuntime
 
-__all__ = ["MCP_PREFIX", "GrantedBundles", "McpService", "publish", "publish_upstream"]
+__all__ = [
+    "MCP_PREFIX",
+    "GrantedBundles",
+    "McpService",
+    "forget_grantors",
+    "publish",
+    "publish_upstream",
+    "recorded_grantors",
+]
 
 log = logging.getLogger("troth.node.mcp")
 MCP_PREFIX: Final = "mcp."
@@ -385,36 +395,44 @@ async def publish_upstream(
     `put_secret` records a secret's, so the node's later enrollments neither take the tools
     from that authority nor grant them to another (review 38a, mcp 1); a node that had none
     then (trusting none yet, or several) keeps the first it has once it has one, its first
-    enrollment's (`_first_own`; review 39b, mcp 1). The name is taken before the
+    enrollment's (`_first_own`; review 39b, mcp 1). The grantors are recorded in the node's
+    store by the server's name (`mcp_grantors`) when first fixed or when named: the same name
+    published again naming none takes the recorded ones, after a restart too; naming some
+    replaces the record (review 39b, mcp 2; `forget_grantors` forgets it; past
+    MAX_MCP_GRANTOR_RECORDS names a new one is refused, ConflictError). The name is taken before the
     upstream starts: a second publication of it meanwhile is refused (ConflictError) and
     starts nothing (review 34d, node home 4: it replaced the first among the node's services,
     then failed on the taken route, its upstream left running, served by nothing)."""
+    check_name(name, "MCP server")  # before anything is recorded for it (review 40c, mcp 2)
+    if len(set(grantable_by)) > limits.MAX_MCP_GRANTORS:
+        raise PolicyError(
+            PolicyFailure.OVER_LIMIT,
+            f"grantable_by names at most {limits.MAX_MCP_GRANTORS} authorities, "
+            f"not {len(set(grantable_by))}",
+        )
     starting = _STARTING.setdefault(runtime, set())
     if MCP_PREFIX + name in runtime.host.services or MCP_PREFIX + name in starting:
         raise ConflictError(f"MCP server {name} is already published on node {runtime.name}")
-    trust = runtime.trust
-    named = frozenset(grantable_by)
-    if not named and trust.hosted is None:  # the one authority it trusts now, kept
-        named = trust.own_authorities()
-    grantors = _fixed(named) if named else _first_own(trust.own_authorities)
-    service = McpService(
-        name,
-        upstream,
-        policies=runtime.policies,
-        standing=runtime.trust.standing,
-        channels=runtime.channels,
-        router=runtime.router,
-        clock=runtime.clock,
-        recorder=runtime.traces.decision_recorder(),
-        access=runtime.access,
-        grantors=grantors,
-    )
-    starting.add(service.name)
+    service_name = MCP_PREFIX + name
+    starting.add(service_name)  # taken before the store is read: no await before this
     try:
+        grantors = await _grantors(runtime, name, frozenset(grantable_by))
+        service = McpService(
+            name,
+            upstream,
+            policies=runtime.policies,
+            standing=runtime.trust.standing,
+            channels=runtime.channels,
+            router=runtime.router,
+            clock=runtime.clock,
+            recorder=runtime.traces.decision_recorder(),
+            access=runtime.access,
+            grantors=grantors,
+        )
         await service.start()
         runtime.add_service(service)
     finally:
-        starting.discard(service.name)
+        starting.discard(service_name)
     return {
         "service": service.name,
         "address": f"/service/{service.name}",
@@ -423,12 +441,78 @@ async def publish_upstream(
     }
 
 
+async def _grantors(
+    runtime: NodeRuntime, name: str, named: frozenset[Identifier]
+) -> Callable[[], frozenset[Identifier]]:
+    """Server `name`'s grantors (review 39b, mcp 2; docs/policy.md, "MCP over secure
+    channels"): the authorities named, recorded in place of any record of the name; naming
+    none, those recorded for the name; without a record, the node's own now, recorded; a node
+    with none (trusting none yet, or several) records the first it has (`_first_own`)."""
+    store = SqliteMcpGrantors(runtime.node.db)
+    if not named:
+        recorded = await runtime.worker.run(lambda: store.get(name))
+        if recorded is not None:
+            return _fixed(frozenset(Identifier.parse(text) for text in recorded))
+        named = runtime.trust.own_authorities()
+        if not named:
+            return _first_own(
+                runtime.trust.own_authorities,
+                lambda found: _record_later(runtime, store, name, found),
+            )
+    await runtime.worker.run(lambda: _record(runtime, store, name, named))
+    return _fixed(named)
+
+
 def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:
     return lambda: authorities
 
 
+def _record(
+    runtime: NodeRuntime, store: SqliteMcpGrantors, name: str, grantors: frozenset[Identifier]
+) -> None:
+    store.record(
+        name,
+        (str(authority) for authority in grantors),
+        now=runtime.clock.now(),
+        limit=limits.MAX_MCP_GRANTOR_RECORDS,
+    )
+
+
+def _record_later(
+    runtime: NodeRuntime, store: SqliteMcpGrantors, name: str, grantors: frozenset[Identifier]
+) -> None:
+    """Record the grantors `_first_own` fixed at a decision: queued on the node's storage
+    thread, never written on the deciding thread (the event loop, when no trace log records
+    decisions: a write lock another process held stalled every channel of the node; review
+    40c, mcp 1). A failure is logged; they are kept in memory while published, as before the
+    record existed."""
+
+    def record() -> None:
+        try:
+            _record(runtime, store, name, grantors)
+        except TrothError as exc:
+            log.warning("MCP server %s: its grantors are not recorded: %s", name, exc)
+
+    runtime.worker.submit(record)
+
+
+def forget_grantors(node: Node, name: str) -> bool:
+    """Forget the recorded grantors of MCP server `name` on `node` (False: none were
+    recorded): its next publication naming no authority takes the node's own authority
+    then, as a first publication does. A running publication keeps its grantors until it
+    ends (docs/policy.md, "MCP over secure channels")."""
+    return SqliteMcpGrantors(node.db).forget(name)
+
+
+def recorded_grantors(node: Node, name: str) -> tuple[Identifier, ...] | None:
+    """The grantors recorded for MCP server `name` on `node` (None: nothing recorded)."""
+    recorded = SqliteMcpGrantors(node.db).get(name)
+    return None if recorded is None else tuple(Identifier.parse(text) for text in recorded)
+
+
 def _first_own(
     own: Callable[[], frozenset[Identifier]],
+    record: Callable[[frozenset[Identifier]], None] = lambda _: None,
 ) -> Callable[[], frozenset[Identifier]]:
     """A server's grantors when the node had no own authority at its publication (it trusted
     none yet, or several): `own()` at each call until it names some (the node's first
@@ -443,9 +527,13 @@ def _first_own(
             return kept[0]
         found = own()
         if found:
+            fixed = False
             with lock:
                 if not kept:
                     kept.append(found)
+                    fixed = True
+            if fixed:  # recorded once, outside the lock (review 39b, mcp 2)
+                record(found)
             return kept[0]
         return found
 

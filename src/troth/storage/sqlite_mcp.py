@@ -1,0 +1,62 @@
+"""The `mcp_grantors` table over SQLite: the authorities whose bundles grant a published MCP
+server's tools, by the server's name, recorded when first fixed or named (docs/policy.md, "MCP
+over secure channels"; docs/formats.md, "mcp_grantors"; review 39b, mcp 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from troth.errors import ConflictError
+from troth.faults import crash_point
+from troth.storage.sqlite import SqliteDatabase
+
+__all__ = ["SqliteMcpGrantors"]
+
+_GET = "SELECT grantors FROM mcp_grantors WHERE name = ?"
+_COUNT = "SELECT count(*) FROM mcp_grantors"
+_PUT = """
+INSERT INTO mcp_grantors (name, grantors, recorded_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET grantors = excluded.grantors,
+    recorded_at = excluded.recorded_at
+"""
+_FORGET = "DELETE FROM mcp_grantors WHERE name = ?"
+
+
+class SqliteMcpGrantors:
+    """The recorded grantors of published MCP servers, by name (identifiers as text)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def get(self, name: str) -> tuple[str, ...] | None:
+        """The identifiers recorded for server `name` (None: nothing recorded)."""
+        rows = self._db.fetch_all(_GET, (name,))
+        if not rows:
+            return None
+        return tuple(str(rows[0][0]).split())
+
+    def record(self, name: str, grantors: Iterable[str], *, now: int, limit: int) -> None:
+        """Record `grantors` for server `name`, replacing what was recorded, in one
+        transaction; a name not yet recorded past `limit` names is refused (ConflictError)."""
+        text = " ".join(sorted(set(grantors)))
+        if not text:
+            raise ValueError("an MCP server's recorded grantors name at least one authority")
+        with self._db.transaction():
+            known = self._db.fetch_all(_GET, (name,))
+            if not known and int(self._db.fetch_all(_COUNT, ())[0][0]) >= limit:
+                raise ConflictError(
+                    f"the node records the grantors of {limit} MCP servers already: forget one "
+                    f"(troth mcp forget NAME) before publishing a new one ({name})"
+                )
+            self._db.execute(_PUT, (name, text, now))
+            crash_point("node.mcp-grantors.before-commit")
+
+    def forget(self, name: str) -> bool:
+        """Forget server `name`'s record (False: there was none)."""
+        return bool(self._db.execute(_FORGET, (name,)).rowcount)
+
+    def names(self) -> list[str]:
+        """Every server name with a record, sorted."""
+        return [
+            str(r[0]) for r in self._db.fetch_all("SELECT name FROM mcp_grantors ORDER BY 1", ())
+        ]
