@@ -8,14 +8,11 @@ hosting none keeps the one authority the node trusted at publication as its gran
    authority), acme's members were shown none and denied every call ("no policy bundle") —
    review 38a, mcp 1's effect, for a server published a moment earlier. Now such a server
    keeps the first own authority the node has (its first enrollment's).
-2. (left) A server's default grantor lives as long as the publication, in the running node:
-   publications are not stored, so after a restart the server is published again and its
-   grantor worked out again. A node that was acme's member alone when it published, and has
-   enrolled with globex since, re-publishes the same server granted by none: acme's members
-   lose its tools at the restart, review 38a, mcp 1's effect deferred to the next restart.
-   Keeping it means storing the publication's grantors (per server name, in the node's
-   store, owned by another helper) and deciding when they are forgotten: a design choice.
-   docs/policy.md tells the operator to name the authority (`--grantable-by`).
+2. (fixed by review 40c) A server's default grantor lived as long as the publication, in the
+   running node: after a restart the server was published again and its grantor worked out
+   again, so a node that had enrolled with globex since re-published it granted by none.
+   The grantors are now recorded per server name in the node's store (mcp_grantors), read
+   back when the name is published again naming none, and forgotten by `troth mcp forget`.
 """
 
 from __future__ import annotations
