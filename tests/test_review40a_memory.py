@@ -65,6 +65,23 @@ def flood(world: World, eve: Party, count: int, root: CredentialChain | None = N
         world.verify(onward.encode(), world.mallory)
 
 
+def acme_names_alices_rotation(world: World) -> None:
+    """Acme's feed, held by the verifier, names alice's change 2 (her own rotation)."""
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        world.alice.identifier.digest,
+        world.acme.identifier,
+        T + 10,
+        "",
+        Supersession(2, world.alice.identity.current_change_hash),
+    )
+    (page,) = pages(world.acme, [entry], now=T + 10, per_page=1)
+    world.feeds = {
+        world.acme.identifier: verify_page(page, authority=world.acme.identifier, now=T + 10)
+    }
+
+
 def test_a_delegating_member_cannot_flush_anothers_rotation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -140,19 +157,7 @@ def test_the_roots_feed_outranks_a_fork_the_memory_saw_first(
     world = World()
     fork = thiefs_rotation(world)
     world.verify(world.delegated(fork, world.mallory), world.mallory)  # the memory keeps c1'
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        world.alice.identifier.digest,
-        world.acme.identifier,
-        T + 10,
-        "",
-        Supersession(2, world.alice.identity.current_change_hash),
-    )
-    (page,) = pages(world.acme, [entry], now=T + 10, per_page=1)
-    world.feeds = {
-        world.acme.identifier: verify_page(page, authority=world.acme.identifier, now=T + 10)
-    }
+    acme_names_alices_rotation(world)
     world.verify(world.delegated(world.alice, world.bob), world.bob)
     with pytest.raises(CredentialError) as refused:  # the thief's: by the feed
         world.verify(world.delegated(fork, world.mallory), world.mallory)
@@ -185,17 +190,5 @@ def test_a_fork_remembered_past_the_named_change_is_outranked_too() -> None:
         held.next_key,
     )
     world.verify(world.delegated(second, world.mallory), world.mallory)  # the memory: c2'
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        world.alice.identifier.digest,
-        world.acme.identifier,
-        T + 10,
-        "",
-        Supersession(2, world.alice.identity.current_change_hash),
-    )
-    (page,) = pages(world.acme, [entry], now=T + 10, per_page=1)
-    world.feeds = {
-        world.acme.identifier: verify_page(page, authority=world.acme.identifier, now=T + 10)
-    }
+    acme_names_alices_rotation(world)
     world.verify(world.delegated(world.alice, world.bob), world.bob)

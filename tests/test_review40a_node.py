@@ -20,12 +20,29 @@ import pytest
 from tests.support.channels import T
 from tests.support.feeds import pages
 from tests.test_review30a_import import desk_with_globex_copy
-from tests.test_trust_scope import NOW, make_two
+from tests.test_trust_scope import NOW, Two, make_two
 from troth.credentials import RevocationEntry, RevocationKind, Supersession
 from troth.encoding import cbor
 from troth.errors import CredentialError, CredentialFailure
+from troth.identity import Identifier
 from troth.node import open_node
 from troth.node.verify import Sources, verify_chain
+
+
+def globex_supersedes(two: Two, alice: Identifier, troth_home: Path) -> Sources:
+    """Sources trusting globex alone, its feed (a file) naming a change 7 of alice's."""
+    entry = RevocationEntry(
+        0,
+        RevocationKind.SUPERSEDED,
+        alice.digest,
+        two.globex.identifier,
+        T,
+        "",
+        Supersession(7, os.urandom(32)),
+    )
+    feed = troth_home / "globex.feed"
+    feed.write_bytes(cbor.encode(pages(two.globex, [entry], now=NOW, per_page=1)[0]))
+    return Sources(frozenset({two.globex.identifier}), troth_home, feed_files=(str(feed),))
 
 
 def test_a_checkpointed_stored_copy_of_the_presenter_is_judged_by_the_feed(
@@ -39,18 +56,7 @@ def test_a_checkpointed_stored_copy_of_the_presenter_is_judged_by_the_feed(
     two = make_two()
     alice = two.alice.identifier
     desk_with_globex_copy(two, alice)  # stored: globex's copy, from a checkpoint at change 5
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        alice.digest,
-        two.globex.identifier,
-        T,
-        "",
-        Supersession(7, os.urandom(32)),
-    )
-    feed = troth_home / "globex.feed"
-    feed.write_bytes(cbor.encode(pages(two.globex, [entry], now=NOW, per_page=1)[0]))
-    sources = Sources(frozenset({two.globex.identifier}), troth_home, feed_files=(str(feed),))
+    sources = globex_supersedes(two, alice, troth_home)
     with open_node("desk") as node, pytest.raises(CredentialError) as caught:
         verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
     assert caught.value.reason is CredentialFailure.SUPERSEDED
@@ -64,18 +70,7 @@ def test_a_full_stored_copy_of_the_presenter_was_already_judged(troth_home: Path
     desk_with_globex_copy(two, two.acme.identifier)  # desk initialised, alice not stored
     with open_node("desk") as node:
         node.identities.import_history(two.alice.party.identity.history, now=NOW)
-    entry = RevocationEntry(
-        0,
-        RevocationKind.SUPERSEDED,
-        alice.digest,
-        two.globex.identifier,
-        T,
-        "",
-        Supersession(7, os.urandom(32)),
-    )
-    feed = troth_home / "globex.feed"
-    feed.write_bytes(cbor.encode(pages(two.globex, [entry], now=NOW, per_page=1)[0]))
-    sources = Sources(frozenset({two.globex.identifier}), troth_home, feed_files=(str(feed),))
+    sources = globex_supersedes(two, alice, troth_home)
     with open_node("desk") as node, pytest.raises(CredentialError) as caught:
         verify_chain(two.chain(two.globex), sources, now=NOW, node=node)
     assert caught.value.reason is CredentialFailure.SUPERSEDED
