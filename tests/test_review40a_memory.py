@@ -164,20 +164,18 @@ def test_the_roots_feed_outranks_a_fork_the_memory_saw_first(
     assert refused.value.reason is CredentialFailure.SUPERSEDED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 40a, memory 4: a thief's fork remembered past the change the root's feed "
-    "names still refuses the owner's history: the memory keeps only the last change, so it "
-    "cannot tell the fork from her own later rotation the feed has not caught up with (left)",
-)
 def test_a_fork_remembered_past_the_named_change_is_outranked_too() -> None:
-    """Review 40a, memory 4 (left). As memory 3, but the thief rotated twice ([c0, c1', c2'],
-    its own committed keys) before the verifier saw it; acme then names alice's change 1. The
-    memory holds change 2 (c2'): a change 1 named by the feed is older than it, and the memory
-    holds no hash of change 1 to see that c2' descends from another one. Overruling it anyway
-    would let a fork of a rotation the feed has not caught up with (what memory 1 refuses)
-    replace it: the design choice is left to the lead (keep every hash of an entry: ~2 KB
-    instead of ~100 bytes each, or forget an entry the feed refuses when it is presented)."""
+    """Review 40a, memory 4. As memory 3, but the thief rotated twice ([c0, c1', c2'], its
+    own committed keys) before the verifier saw it; acme then names alice's change 1. The
+    memory held only change 2 (c2'): a change 1 named by the feed is older than it, and the
+    memory held no hash of change 1 to see that c2' descends from another one, so alice's
+    [c0, c1] stayed refused as a fork for as long as the verifier ran.
+
+    Was a strict xfail until the memory kept every change's hash of a remembered history
+    (review 41a: `SEEN_CHANGES`, `SEEN_CHANGES_PER_SOURCE`), so the feed naming change k
+    outranks a remembered history whose change k is another one (a fork, replaced by the
+    presented history) and not one whose change k is the named one (the owner's later
+    rotation, kept: review 41a's pinned refutation)."""
     world = World()
     first = thiefs_rotation(world)
     held = rotate_identity(

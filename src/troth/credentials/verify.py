@@ -15,7 +15,6 @@ revocation feed, the presenter, and (optionally) the stored copies of identities
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,8 +63,15 @@ CACHED_CHANGE_BYTES: Final = 1536
 ~1,300 bytes measured, with a margin)."""
 SEEN_IDENTITIES: Final = 16_384
 """Identities whose newest full history a verifier without a store (no `known`) remembers
-having verified (its last change's index and hash: ~100 bytes each); when full, the older half
-is forgotten (docs/formats.md, "Pre-rotation and stored histories"; review 38d, memory 1)."""
+having verified (the hash of each of its changes); when full (or `SEEN_CHANGES` is), the older
+half is forgotten (docs/formats.md, "Pre-rotation and stored histories"; review 38d, memory
+1)."""
+SEEN_CHANGES: Final = 65_536
+"""Changes that memory holds in all (32 bytes each, at most MAX_IDENTITY_CHANGES per entry:
+review 41a, the memory keeps every change's hash so that the root's feed can tell a fork from
+the owner's later rotation, review 40a, memory 4). With SEEN_IDENTITIES entries, ~7.5 MB at
+worst (measured, with each entry's charge: docs/formats.md, "Pre-rotation and stored
+histories")."""
 SEEN_PER_SOURCE: Final = 256
 """Entries of that memory one member may bring in: the histories of the identities a chain
 carries below the member its root vouched for (her delegates, theirs) are charged to her, and
@@ -73,6 +79,12 @@ past this many her oldest is forgotten; the root and the member herself are char
 A member delegating to fresh identities of her own flushes only her own delegates' entries,
 never another member's rotation (review 40a, memory 1: 16,384 fresh delegates of one member
 restored a stolen backup's acceptance)."""
+SEEN_CHANGES_PER_SOURCE: Final = SEEN_PER_SOURCE * SEEN_CHANGES // SEEN_IDENTITIES
+"""Changes of the entries charged to one member (1,024), charged as `SEEN_PER_SOURCE` is: her
+delegates' long histories flush only her own delegates' entries, and one member never fills
+`SEEN_CHANGES` (review 41a, memory 4)."""
+_HASH: Final = 32  # a change hash's bytes (the memory's entries are their concatenation)
+_SEVERAL: Final = b""  # an entry shown under more than one root authority's chains
 _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
     DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
@@ -333,25 +345,47 @@ def _cost(checked: _Checked) -> int:
 
 
 def _against_seen(
-    identity: VerifiedIdentity, index: int, change_hash: bytes
-) -> IdentityError | None:
-    """Why `identity` does not hold change `index` with `change_hash` (the last change of a
-    history verified before) nor start right after it naming it as previous: ROLLBACK (it
-    ends earlier) or FORK; None when it does, or starts later (a checkpointed history after
-    a gap: nothing here to judge it by)."""
-    last = identity.current.index
-    if last < index:
+    identity: VerifiedIdentity, hashes: bytes
+) -> tuple[IdentityError, int | None] | None:
+    """Why `identity` does not hold the full history this verifier verified before (`hashes`:
+    its changes' hashes, concatenated) nor extend it: FORK (with the index of the first change
+    at which they may differ: a feed naming a change there or later outranks the memory) or
+    ROLLBACK (it ends earlier, agreeing: None, nothing outranks it); None when it agrees, or
+    starts after a gap (a checkpointed history: nothing here to judge it by)."""
+    count, first, last = len(hashes) // _HASH, identity.first_index, identity.current.index
+    changes = identity.changes
+    both = min(count - 1, last)  # the last change both hold (each change names the previous)
+    diverged: int | None = None
+    if both >= first:
+        if changes[both - first].change_hash != hashes[both * _HASH : (both + 1) * _HASH]:
+            if first and changes[0].body.previous != hashes[(first - 1) * _HASH : first * _HASH]:
+                diverged = first - 1
+            else:
+                diverged = next(
+                    index
+                    for index in range(first, both + 1)
+                    if changes[index - first].change_hash
+                    != hashes[index * _HASH : (index + 1) * _HASH]
+                )
+    elif first == count:  # starts right after the remembered last change: names it previous?
+        if changes[0].body.previous != hashes[-_HASH:]:
+            diverged = count - 1
+    else:
+        return None
+    if diverged is not None:
+        return IdentityError(IdentityFailure.FORK, str(identity.identifier), diverged), diverged
+    if last < count - 1:
         return IdentityError(
             IdentityFailure.ROLLBACK,
             f"{identity.identifier}'s history ends at change {last}, this verifier verified "
-            f"one ending at change {index}",
-        )
-    offset = index - identity.first_index
-    if offset >= 0 and identity.changes[offset].change_hash != change_hash:
-        return IdentityError(IdentityFailure.FORK, str(identity.identifier), index)
-    if offset == -1 and identity.changes[0].body.previous != change_hash:
-        return IdentityError(IdentityFailure.FORK, str(identity.identifier), index + 1)
+            f"one ending at change {count - 1}",
+        ), None
     return None
+
+
+def _hashes(identity: VerifiedIdentity) -> bytes:
+    """A full history's change hashes, concatenated (a memory entry)."""
+    return b"".join(change.change_hash for change in identity.changes)
 
 
 def chain_actor(data: bytes) -> Identifier:
@@ -371,13 +405,15 @@ class ChainVerifier:
     refused: ISSUER_INVALID); `known_in` likewise, given also the chain's root authority (a
     trust anchor, which vouches for every issuer of its chain: its standing over the history
     decides whether a stored copy from a checkpoint another authority attested binds it,
-    docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers the last
-    change of the newest full history of each identity it verified in a chain that passed
-    (`SEEN_IDENTITIES` at most; those below the member a chain's root vouched for charged to
-    her, `SEEN_PER_SOURCE` each: review 40a, memory 1) and refuses an issuer or presenter
-    history that ends before it or forks there: a verifier that saw a rotation refuses the
-    retired key's chains before the feed names the rotation (review 38d, memory 1). The root's
-    feed naming a change at or after the one remembered outranks it (review 40a, memory 3).
+    docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers every
+    change's hash of the newest full history of each identity it verified in a chain that
+    passed (`SEEN_IDENTITIES` entries and `SEEN_CHANGES` changes at most; those below the member
+    a chain's root vouched for charged to her, `SEEN_PER_SOURCE` and `SEEN_CHANGES_PER_SOURCE`
+    each: review 40a and 41a, memory 1 and 4) and refuses an issuer or presenter history that
+    ends before it or forks from it: a verifier that saw a rotation refuses the retired key's
+    chains before the feed names the rotation (review 38d, memory 1). The root's feed naming a
+    change the remembered history does not hold outranks it, and replaces it when only that
+    root's chains showed it (review 40a, memory 3 and 4; review 41a, memory 1).
     Safe to share across threads."""
 
     def __init__(
@@ -396,9 +432,13 @@ class ChainVerifier:
         self._cache_bytes = 0
         # without `known`: the newest full history verified of each identity (review 38d),
         # the member each delegate's entry is charged to, and each member's (review 40a)
-        self._seen: dict[bytes, tuple[int, bytes]] = {}
+        # (every change's hash, and the root whose chains showed it: review 41a), the changes
+        # held, and each member's
+        self._seen: dict[bytes, tuple[bytes, bytes]] = {}
+        self._seen_changes = 0
         self._charged: dict[bytes, bytes] = {}
         self._by_source: dict[bytes, dict[bytes, None]] = {}
+        self._source_changes: dict[bytes, int] = {}
         # a verifier shared across threads (the public `troth.Verifier`): the memory and the
         # cache change only under this lock (review 40a, memory 2)
         self._lock = threading.Lock()
@@ -520,89 +560,146 @@ class ChainVerifier:
         feed: VerifiedFeed,
     ) -> None:
         """Without a store (`known`): raise unless each issuer history (ISSUER_INVALID, with
-        the link's index) and the presenter's (WRONG_SUBJECT) holds the last change of the
-        newest full history of it this verifier verified (or starts right after it, naming it
-        as previous); then remember the newer full histories. A verifier that saw a rotation
-        refuses the older history (a thief's, with the retired key) before the feed names it
-        (review 38d, memory 1). Only a full history (tied to its identifier by its own hash) is
-        remembered: a checkpointed one's first change is its checkpoint authority's word, and
-        a co-trusted authority's made-up change must not lock out her own (review 23a). An
-        identity below the member the root vouched for is charged to that member
-        (`SEEN_PER_SOURCE`, review 40a, memory 1). The root's `feed` naming a change at or
-        after the one remembered outranks the memory (the history holds that change: the feed
-        checked it first), which is replaced: a thief's fork seen first no longer refuses the
-        owner's history once her authority names it (review 40a, memory 3)."""
+        the link's index) and the presenter's (WRONG_SUBJECT) holds the newest full history of
+        it this verifier verified (or extends it); then remember the newer full histories. A
+        verifier that saw a rotation refuses the older history (a thief's, with the retired
+        key) before the feed names it (review 38d, memory 1). Only a full history (tied to its
+        identifier by its own hash) is remembered: a checkpointed one's first change is its
+        checkpoint authority's word, and a co-trusted authority's made-up change must not lock
+        out her own (review 23a). An identity below the member the root vouched for is charged
+        to that member (`SEEN_PER_SOURCE`, `SEEN_CHANGES_PER_SOURCE`: review 40a and 41a,
+        memory 1 and 4).
+
+        The root's `feed` naming change k (hash h) outranks a remembered history whose change
+        k is not h, or that ends before k not leading to it (a fork: the presented history
+        holds h, the feed checked it first), for this chain; the presented full history
+        replaces it when only this root's chains showed it (review 40a, memory 3 and 4). One
+        whose change k is h is the owner's later rotation the feed has not caught up with: it
+        stands. Another root's feed never replaces it: a co-trusted authority's word counts for
+        its own chains only, and naming a thief's fork must not unlock it for this authority's
+        (review 41a, memory 1)."""
         seen = self._seen
+        root = result.authority.digest
         shown: list[VerifiedIdentity] = list(issuers)
         if not isinstance(presenter, Identifier):
             shown.append(presenter)
-        overruled: set[bytes] = set()
+        replaced: set[bytes] = set()
+        outranked: set[bytes] = set()  # by the feed, the memory kept (another root's entry)
         for position, identity in enumerate(shown):
-            remembered = seen.get(identity.identifier.digest)
+            digest = identity.identifier.digest
+            remembered = seen.get(digest)
             if remembered is None:
                 continue
-            refusal = _against_seen(identity, *remembered)
-            if refusal is None:
+            judged = _against_seen(identity, remembered[0])
+            if judged is None:
                 continue
+            refusal, diverged = judged
             named = feed.supersession(identity.identifier)
-            if named is not None and named.changes - 1 >= remembered[0]:
-                overruled.add(identity.identifier.digest)
+            if diverged is not None and named is not None and diverged <= named.changes - 1:
+                (replaced if remembered[1] == root else outranked).add(digest)
                 continue
             if position < len(issuers):
                 raise CredentialError(_F.ISSUER_INVALID, str(refusal), position)
             raise CredentialError(_F.WRONG_SUBJECT, str(refusal))
         member = result.links[0].subject.digest
         for position, identity in enumerate(shown):
-            if identity.first_index != 0:
-                continue
             digest = identity.identifier.digest
+            if identity.first_index != 0 or digest in outranked:
+                continue
             # the root and the member it vouched for are charged to no one; the rest to her
             source = None if position == 0 or digest == member else member
-            last, change_hash = identity.current.index, identity.current_change_hash
-            if digest in overruled:
-                seen[digest] = (last, change_hash)  # the feed's word replaces the memory's
-            self._record(digest, last, change_hash, source)
+            self._record(digest, _hashes(identity), root, source, digest in replaced)
 
-    def _record(self, digest: bytes, last: int, change_hash: bytes, source: bytes | None) -> None:
-        """Remember `digest`'s newest full history ending at change `last` (`change_hash`),
-        charged to member `source` (None: to no one). An entry seen uncharged (the identity
-        shown as a root or a member) is uncharged for good; a new charged one past
-        SEEN_PER_SOURCE forgets its member's oldest; past SEEN_IDENTITIES the older half of
-        all goes (review 38d and 40a, memory 1)."""
+    def _record(
+        self, digest: bytes, hashes: bytes, root: bytes, source: bytes | None, replace: bool
+    ) -> None:
+        """Remember `digest`'s newest full history (`hashes`), shown in a chain of `root`,
+        charged to member `source` (None: to no one); `replace`: the root's feed outranked the
+        remembered one. An entry seen uncharged (the identity shown as a root or a member) is
+        uncharged for good; past SEEN_PER_SOURCE entries or SEEN_CHANGES_PER_SOURCE changes
+        charged to one member her oldest go; past SEEN_IDENTITIES entries or SEEN_CHANGES
+        changes the older half of all goes (review 38d, 40a and 41a, memory 1 and 4)."""
         seen, charged = self._seen, self._charged
+        size = len(hashes) // _HASH
         remembered = seen.get(digest)
         if remembered is not None:
             was = charged.get(digest)
             if was is not None and source is None:  # shown as a member (or root) herself now
-                del charged[digest]
                 self._uncharge(was, digest)
-            if remembered[0] < last:
-                seen[digest] = (last, change_hash)
+                was = None
+            held, by = remembered
+            if not replace and len(hashes) <= len(held):
+                if by != root and by != _SEVERAL:
+                    seen[digest] = (held, _SEVERAL)
+                return
+            grown = size - len(held) // _HASH
+            seen[digest] = (hashes, root if replace or by == root else _SEVERAL)
+            self._seen_changes += grown
+            if was is not None:
+                self._source_changes[was] += grown
+                self._fit_source(was, 0, keep=digest)
+            self._fit_all(0, keep=digest)
             return
         if source is not None:
-            owned = self._by_source.setdefault(source, {})
-            if len(owned) >= SEEN_PER_SOURCE:  # her oldest delegate's entry goes
-                oldest = next(iter(owned))
-                del owned[oldest]
-                seen.pop(oldest, None)
-                charged.pop(oldest, None)
-            owned[digest] = None
+            self._fit_source(source, size)
+            self._by_source.setdefault(source, {})[digest] = None
+            self._source_changes[source] = self._source_changes.get(source, 0) + size
             charged[digest] = source
-        if len(seen) >= SEEN_IDENTITIES:  # drop the older half
-            half = SEEN_IDENTITIES // 2
-            for forgotten in list(itertools.islice(seen, half)):
-                del seen[forgotten]
-                was = charged.pop(forgotten, None)
-                if was is not None:
-                    self._uncharge(was, forgotten)
-        seen[digest] = (last, change_hash)
+        self._fit_all(size, keep=digest)
+        seen[digest] = (hashes, root)
+        self._seen_changes += size
+
+    def _fit_source(self, source: bytes, size: int, keep: bytes | None = None) -> None:
+        """Forget member `source`'s oldest delegates' entries (never `keep`) until one more of
+        `size` changes fits within SEEN_PER_SOURCE and SEEN_CHANGES_PER_SOURCE."""
+        owned = self._by_source.get(source)
+        while owned:
+            count = len(owned) + (1 if size else 0)
+            if count <= SEEN_PER_SOURCE and (
+                self._source_changes.get(source, 0) + size <= SEEN_CHANGES_PER_SOURCE
+            ):
+                return
+            oldest = next((d for d in owned if d != keep), None)
+            if oldest is None:
+                return
+            self._forget(oldest)
+            owned = self._by_source.get(source)
+
+    def _fit_all(self, size: int, keep: bytes) -> None:
+        """Past SEEN_IDENTITIES entries or SEEN_CHANGES changes (one more of `size` counted),
+        forget the oldest entries (never `keep`) until at most half of each is held."""
+        seen = self._seen
+        if len(seen) + (1 if size else 0) <= SEEN_IDENTITIES and (
+            self._seen_changes + size <= SEEN_CHANGES
+        ):
+            return
+        for forgotten in list(seen):
+            if len(seen) <= SEEN_IDENTITIES // 2 and self._seen_changes <= SEEN_CHANGES // 2:
+                break
+            if forgotten != keep:
+                self._forget(forgotten)
+
+    def _forget(self, digest: bytes) -> None:
+        """Drop `digest`'s entry and its charge."""
+        source = self._charged.get(digest)
+        if source is not None:
+            self._uncharge(source, digest)
+        held = self._seen.pop(digest, None)
+        if held is not None:
+            self._seen_changes -= len(held[0]) // _HASH
 
     def _uncharge(self, source: bytes, digest: bytes) -> None:
+        """Charge `digest`'s entry to no one (it stays remembered)."""
+        del self._charged[digest]
+        held = self._seen.get(digest)
+        if held is not None:
+            self._source_changes[source] -= len(held[0]) // _HASH
         owned = self._by_source.get(source)
         if owned is not None:
             owned.pop(digest, None)
             if not owned:
                 del self._by_source[source]
+                self._source_changes.pop(source, None)
 
     # -- checks that depend on the bytes (cached) -----------------------------------------------
 
