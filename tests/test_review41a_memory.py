@@ -186,3 +186,72 @@ def test_a_members_long_histories_flush_no_other_members_rotation(
         world.verify(thiefs, world.mallory)
     assert refused.value.reason is CredentialFailure.ISSUER_INVALID
     assert "history is older than" in str(refused.value)
+
+
+def _via_globex_member(world: World, globex: Party, by: Party) -> bytes:
+    """A member of globex (colluding with the thief, or only careless) delegates to alice's
+    identifier; `by` (holding a history of it) delegates on to mallory."""
+    member = make_party(world.vault, now=T)
+    root = issue_credential(
+        globex.signer, subject=member.identifier, attributes=ORDERS, now=T, ttl=86_400, depth=3
+    )
+    chain = delegate(
+        member.signer,
+        CredentialChain((root,), (globex.identity.history,)),
+        subject=by.identifier,
+        attributes=ORDERS,
+        now=T + 20,
+        ttl=600,
+        purpose="x",
+        depth=2,
+    )
+    onward = delegate(
+        by.signer, chain, subject=world.mallory, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+    )
+    return onward.encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 41a, memory 2 (left): an entry shown under two roots' chains is replaced by "
+    "neither root's feed (memory 1's fix), so a thief showing its fork under another root too "
+    "keeps the owner's later rotation out of the memory: her authority's feed alone protects her",
+)
+def test_a_fork_shown_under_two_roots_is_still_replaced_by_the_owners_authority() -> None:
+    """Review 41a, memory 2 (left, a design choice). The thief rotated twice ([c0, c1', c2'])
+    and shows the fork in acme's chain and, through a member of globex that delegates to
+    alice's identifier, in globex's: the entry is marked as shown under several roots, which
+    no feed replaces (review 41a, memory 1). Acme names alice's change 1: her [c0, c1, c2]
+    verifies (acme's feed outranks the fork for acme's chains) but is not remembered, so the
+    thief's replay of her public [c0, c1] with the stolen k1 is judged by the feed alone and
+    verifies, where a verifier that saw only acme's chains refuses it (memory 1 of review
+    38d). Fixing it needs an entry per root that outranked it (bounded as the rest): left to
+    the lead; the protection left is the stateless one (acme naming her change 2)."""
+    world = World()
+    globex = _with_globex(world)
+    second = _rotated(world, thiefs_rotation(world), T + 6)
+    world.verify(world.delegated(second, world.mallory), world.mallory)
+    world.verify(_via_globex_member(world, globex, second), world.mallory)
+    twice = _rotated(world, world.alice, T + 12)
+    world.feeds = {**world.feeds, **_supersession_feed(world.acme, world.alice)}  # change 1: c1
+    world.verify(world.delegated(twice, world.bob), world.bob)  # outranks the fork
+    with pytest.raises(CredentialError) as refused:
+        world.verify(world.delegated(world.alice, world.mallory), world.mallory)  # k1, [c0, c1]
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history is older than" in str(refused.value)
+
+
+def test_refuted_the_same_fork_shown_under_one_root_is_replaced() -> None:
+    """The control of memory 2: shown under acme's chains alone, the fork is replaced by
+    alice's [c0, c1, c2] and the thief's replay of [c0, c1] is refused."""
+    world = World()
+    _with_globex(world)
+    second = _rotated(world, thiefs_rotation(world), T + 6)
+    world.verify(world.delegated(second, world.mallory), world.mallory)
+    twice = _rotated(world, world.alice, T + 12)
+    world.feeds = {**world.feeds, **_supersession_feed(world.acme, world.alice)}
+    world.verify(world.delegated(twice, world.bob), world.bob)
+    with pytest.raises(CredentialError) as refused:
+        world.verify(world.delegated(world.alice, world.mallory), world.mallory)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history is older than" in str(refused.value)
