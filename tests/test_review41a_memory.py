@@ -255,3 +255,21 @@ def test_refuted_the_same_fork_shown_under_one_root_is_replaced() -> None:
         world.verify(world.delegated(world.alice, world.mallory), world.mallory)
     assert refused.value.reason is CredentialFailure.ISSUER_INVALID
     assert "history is older than" in str(refused.value)
+
+
+def test_refuted_a_replayed_fork_under_an_older_feed_stays_refused() -> None:
+    """Refuted (pinned), memory 3: once acme's feed replaced the thief's remembered
+    [c0, c1', c2'] by alice's [c0, c1], the thief replays its fork to a relying party handed
+    acme's older feed (naming nothing, still within its staleness): the memory the newer feed
+    wrote refuses it (a fork), where the old memory would have accepted it."""
+    world = World()
+    older = world.feeds
+    second = _rotated(world, thiefs_rotation(world), T + 6)
+    world.verify(world.delegated(second, world.mallory), world.mallory)
+    acme_names_alices_rotation(world)
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    world.feeds = older
+    with pytest.raises(CredentialError) as refused:
+        world.verify(world.delegated(second, world.mallory), world.mallory)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history forks from the stored copy" in str(refused.value)
