@@ -608,19 +608,24 @@ class ChainVerifier:
                 continue
             # the root and the member it vouched for are charged to no one; the rest to her
             source = None if position == 0 or digest == member else member
-            self._record(digest, _hashes(identity), root, source, digest in replaced)
+            self._record(digest, identity, root, source, digest in replaced)
 
     def _record(
-        self, digest: bytes, hashes: bytes, root: bytes, source: bytes | None, replace: bool
+        self,
+        digest: bytes,
+        identity: VerifiedIdentity,
+        root: bytes,
+        source: bytes | None,
+        replace: bool,
     ) -> None:
-        """Remember `digest`'s newest full history (`hashes`), shown in a chain of `root`,
+        """Remember `digest`'s newest full history (`identity`'s), shown in a chain of `root`,
         charged to member `source` (None: to no one); `replace`: the root's feed outranked the
         remembered one. An entry seen uncharged (the identity shown as a root or a member) is
         uncharged for good; past SEEN_PER_SOURCE entries or SEEN_CHANGES_PER_SOURCE changes
         charged to one member her oldest go; past SEEN_IDENTITIES entries or SEEN_CHANGES
         changes the older half of all goes (review 38d, 40a and 41a, memory 1 and 4)."""
         seen, charged = self._seen, self._charged
-        size = len(hashes) // _HASH
+        size = identity.current.index + 1
         remembered = seen.get(digest)
         if remembered is not None:
             was = charged.get(digest)
@@ -628,12 +633,12 @@ class ChainVerifier:
                 self._uncharge(was, digest)
                 was = None
             held, by = remembered
-            if not replace and len(hashes) <= len(held):
+            if not replace and size <= len(held) // _HASH:  # no hashing on the usual path
                 if by != root and by != _SEVERAL:
                     seen[digest] = (held, _SEVERAL)
                 return
             grown = size - len(held) // _HASH
-            seen[digest] = (hashes, root if replace or by == root else _SEVERAL)
+            seen[digest] = (_hashes(identity), root if replace or by == root else _SEVERAL)
             self._seen_changes += grown
             if was is not None:
                 self._source_changes[was] += grown
@@ -646,7 +651,7 @@ class ChainVerifier:
             self._source_changes[source] = self._source_changes.get(source, 0) + size
             charged[digest] = source
         self._fit_all(size, keep=digest)
-        seen[digest] = (hashes, root)
+        seen[digest] = (_hashes(identity), root)
         self._seen_changes += size
 
     def _fit_source(self, source: bytes, size: int, keep: bytes | None = None) -> None:
