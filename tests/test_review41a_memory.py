@@ -211,22 +211,18 @@ def _via_globex_member(world: World, globex: Party, by: Party) -> bytes:
     return onward.encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 41a, memory 2 (left): an entry shown under two roots' chains is replaced by "
-    "neither root's feed (memory 1's fix), so a thief showing its fork under another root too "
-    "keeps the owner's later rotation out of the memory: her authority's feed alone protects her",
-)
 def test_a_fork_shown_under_two_roots_is_still_replaced_by_the_owners_authority() -> None:
-    """Review 41a, memory 2 (left, a design choice). The thief rotated twice ([c0, c1', c2'])
-    and shows the fork in acme's chain and, through a member of globex that delegates to
-    alice's identifier, in globex's: the entry is marked as shown under several roots, which
-    no feed replaces (review 41a, memory 1). Acme names alice's change 1: her [c0, c1, c2]
-    verifies (acme's feed outranks the fork for acme's chains) but is not remembered, so the
-    thief's replay of her public [c0, c1] with the stolen k1 is judged by the feed alone and
-    verifies, where a verifier that saw only acme's chains refuses it (memory 1 of review
-    38d). Fixing it needs an entry per root that outranked it (bounded as the rest): left to
-    the lead; the protection left is the stateless one (acme naming her change 2)."""
+    """Review 41a, memory 2. The thief rotated twice ([c0, c1', c2']) and shows the fork in
+    acme's chain and, through a member of globex that delegates to alice's identifier, in
+    globex's: the entry is marked as shown under several roots, which no feed replaces (review
+    41a, memory 1). Acme names alice's change 1: her [c0, c1, c2] verifies (acme's feed
+    outranks the fork for acme's chains) but was not remembered, so the thief's replay of her
+    public [c0, c1] with the stolen k1 was judged by the feed alone and verified, where a
+    verifier that saw only acme's chains refuses it (memory 1 of review 38d).
+
+    Was a strict xfail until a root's feed outranking an entry it may not replace kept the
+    presented history beside it as that root's own copy, judging that root's chains from then
+    on (bounded and charged as the rest)."""
     world = World()
     globex = _with_globex(world)
     second = _rotated(world, thiefs_rotation(world), T + 6)

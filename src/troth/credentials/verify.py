@@ -70,8 +70,8 @@ SEEN_CHANGES: Final = 65_536
 """Changes that memory holds in all (32 bytes each, at most MAX_IDENTITY_CHANGES per entry:
 review 41a, the memory keeps every change's hash so that the root's feed can tell a fork from
 the owner's later rotation, review 40a, memory 4). With SEEN_IDENTITIES entries, ~7.5 MB at
-worst (measured, with each entry's charge: docs/formats.md, "Pre-rotation and stored
-histories")."""
+worst (measured, with each entry's charge), ~12 MB if each also holds a copy of its own for a
+second root (docs/formats.md, "Pre-rotation and stored histories")."""
 SEEN_PER_SOURCE: Final = 256
 """Entries of that memory one member may bring in: the histories of the identities a chain
 carries below the member its root vouched for (her delegates, theirs) are charged to her, and
@@ -344,6 +344,27 @@ def _cost(checked: _Checked) -> int:
     return len(checked.result.chain) + CACHED_CHANGE_BYTES * changes
 
 
+class _Seen:
+    """A memory entry: the change hashes of the newest full history of an identity verified
+    (`hashes`), the root whose chains showed it (`by`, `_SEVERAL` for more than one), and, per
+    root whose feed outranked it without the standing to replace it, that root's own (`scoped`:
+    review 41a, memory 2)."""
+
+    __slots__ = ("by", "hashes", "scoped")
+
+    def __init__(self, hashes: bytes, by: bytes) -> None:
+        self.hashes = hashes
+        self.by = by
+        self.scoped: dict[bytes, bytes] | None = None
+
+    def size(self) -> int:
+        """The changes it holds (what it is charged)."""
+        held = len(self.hashes)
+        if self.scoped:
+            held += sum(len(hashes) for hashes in self.scoped.values())
+        return held // _HASH
+
+
 def _against_seen(
     identity: VerifiedIdentity, hashes: bytes
 ) -> tuple[IdentityError, int | None] | None:
@@ -413,7 +434,8 @@ class ChainVerifier:
     ends before it or forks from it: a verifier that saw a rotation refuses the retired key's
     chains before the feed names the rotation (review 38d, memory 1). The root's feed naming a
     change the remembered history does not hold outranks it, and replaces it when only that
-    root's chains showed it (review 40a, memory 3 and 4; review 41a, memory 1).
+    root's chains showed it, else is kept beside it for that root's chains (review 40a, memory
+    3 and 4; review 41a, memory 1 and 2).
     Safe to share across threads."""
 
     def __init__(
@@ -434,7 +456,7 @@ class ChainVerifier:
         # the member each delegate's entry is charged to, and each member's (review 40a)
         # (every change's hash, and the root whose chains showed it: review 41a), the changes
         # held, and each member's
-        self._seen: dict[bytes, tuple[bytes, bytes]] = {}
+        self._seen: dict[bytes, _Seen] = {}
         self._seen_changes = 0
         self._charged: dict[bytes, bytes] = {}
         self._by_source: dict[bytes, dict[bytes, None]] = {}
@@ -577,26 +599,31 @@ class ChainVerifier:
         whose change k is h is the owner's later rotation the feed has not caught up with: it
         stands. Another root's feed never replaces it: a co-trusted authority's word counts for
         its own chains only, and naming a thief's fork must not unlock it for this authority's
-        (review 41a, memory 1)."""
+        (review 41a, memory 1); the presented history is kept beside it as that root's own,
+        which judges that root's chains from then on (review 41a, memory 2: else a fork shown
+        under two roots' chains kept the owner's later rotation out of the memory)."""
         seen = self._seen
         root = result.authority.digest
         shown: list[VerifiedIdentity] = list(issuers)
         if not isinstance(presenter, Identifier):
             shown.append(presenter)
-        replaced: set[bytes] = set()
-        outranked: set[bytes] = set()  # by the feed, the memory kept (another root's entry)
+        replaced: set[bytes] = set()  # by the feed: the entry (or this root's own) replaced
+        scoped: set[bytes] = set()  # by the feed of a root without standing: its own kept
         for position, identity in enumerate(shown):
             digest = identity.identifier.digest
             remembered = seen.get(digest)
             if remembered is None:
                 continue
-            judged = _against_seen(identity, remembered[0])
+            own = None if remembered.scoped is None else remembered.scoped.get(root)
+            held = remembered.hashes if own is None else own
+            judged = _against_seen(identity, held)
             if judged is None:
                 continue
             refusal, diverged = judged
             named = feed.supersession(identity.identifier)
             if diverged is not None and named is not None and diverged <= named.changes - 1:
-                (replaced if remembered[1] == root else outranked).add(digest)
+                mine = own is not None or remembered.by == root
+                (replaced if mine else scoped).add(digest)
                 continue
             if position < len(issuers):
                 raise CredentialError(_F.ISSUER_INVALID, str(refusal), position)
@@ -604,11 +631,11 @@ class ChainVerifier:
         member = result.links[0].subject.digest
         for position, identity in enumerate(shown):
             digest = identity.identifier.digest
-            if identity.first_index != 0 or digest in outranked:
+            if identity.first_index != 0:
                 continue
             # the root and the member it vouched for are charged to no one; the rest to her
             source = None if position == 0 or digest == member else member
-            self._record(digest, identity, root, source, digest in replaced)
+            self._record(digest, identity, root, source, digest in replaced, digest in scoped)
 
     def _record(
         self,
@@ -617,42 +644,54 @@ class ChainVerifier:
         root: bytes,
         source: bytes | None,
         replace: bool,
+        scope: bool,
     ) -> None:
         """Remember `digest`'s newest full history (`identity`'s), shown in a chain of `root`,
         charged to member `source` (None: to no one); `replace`: the root's feed outranked the
-        remembered one. An entry seen uncharged (the identity shown as a root or a member) is
-        uncharged for good; past SEEN_PER_SOURCE entries or SEEN_CHANGES_PER_SOURCE changes
-        charged to one member her oldest go; past SEEN_IDENTITIES entries or SEEN_CHANGES
-        changes the older half of all goes (review 38d, 40a and 41a, memory 1 and 4)."""
+        remembered one (or the root's own), `scope`: it outranked one it has no standing to
+        replace, and the root's own is kept beside it. An entry seen uncharged (the identity
+        shown as a root or a member) is uncharged for good; past SEEN_PER_SOURCE entries or
+        SEEN_CHANGES_PER_SOURCE changes charged to one member her oldest go; past
+        SEEN_IDENTITIES entries or SEEN_CHANGES changes the older half of all goes (review 38d,
+        40a and 41a, memory 1, 2 and 4)."""
         seen, charged = self._seen, self._charged
         size = identity.current.index + 1
         remembered = seen.get(digest)
-        if remembered is not None:
-            was = charged.get(digest)
-            if was is not None and source is None:  # shown as a member (or root) herself now
-                self._uncharge(was, digest)
-                was = None
-            held, by = remembered
-            if not replace and size <= len(held) // _HASH:  # no hashing on the usual path
-                if by != root and by != _SEVERAL:
-                    seen[digest] = (held, _SEVERAL)
-                return
-            grown = size - len(held) // _HASH
-            seen[digest] = (_hashes(identity), root if replace or by == root else _SEVERAL)
-            self._seen_changes += grown
-            if was is not None:
-                self._source_changes[was] += grown
-                self._fit_source(was, 0, keep=digest)
-            self._fit_all(0, keep=digest)
+        if remembered is None:
+            if source is not None:
+                self._fit_source(source, size)
+                self._by_source.setdefault(source, {})[digest] = None
+                self._source_changes[source] = self._source_changes.get(source, 0) + size
+                charged[digest] = source
+            self._fit_all(size, keep=digest)
+            seen[digest] = _Seen(_hashes(identity), root)
+            self._seen_changes += size
             return
-        if source is not None:
-            self._fit_source(source, size)
-            self._by_source.setdefault(source, {})[digest] = None
-            self._source_changes[source] = self._source_changes.get(source, 0) + size
-            charged[digest] = source
-        self._fit_all(size, keep=digest)
-        seen[digest] = (_hashes(identity), root)
-        self._seen_changes += size
+        was = charged.get(digest)
+        if was is not None and source is None:  # shown as a member (or root) herself now
+            self._uncharge(was, digest)
+            was = None
+        before = remembered.size()
+        own = None if remembered.scoped is None else remembered.scoped.get(root)
+        if scope or own is not None:  # this root's own entry
+            if own is not None and not replace and size <= len(own) // _HASH:
+                return
+            if remembered.scoped is None:
+                remembered.scoped = {}
+            remembered.scoped[root] = _hashes(identity)
+        else:
+            if not replace and size <= len(remembered.hashes) // _HASH:  # no hashing
+                if remembered.by != root:
+                    remembered.by = _SEVERAL
+                return
+            remembered.hashes = _hashes(identity)
+            remembered.by = root if replace or remembered.by == root else _SEVERAL
+        grown = remembered.size() - before
+        self._seen_changes += grown
+        if was is not None:
+            self._source_changes[was] += grown
+            self._fit_source(was, 0, keep=digest)
+        self._fit_all(0, keep=digest)
 
     def _fit_source(self, source: bytes, size: int, keep: bytes | None = None) -> None:
         """Forget member `source`'s oldest delegates' entries (never `keep`) until one more of
@@ -691,14 +730,14 @@ class ChainVerifier:
             self._uncharge(source, digest)
         held = self._seen.pop(digest, None)
         if held is not None:
-            self._seen_changes -= len(held[0]) // _HASH
+            self._seen_changes -= held.size()
 
     def _uncharge(self, source: bytes, digest: bytes) -> None:
         """Charge `digest`'s entry to no one (it stays remembered)."""
         del self._charged[digest]
         held = self._seen.get(digest)
         if held is not None:
-            self._source_changes[source] -= len(held[0]) // _HASH
+            self._source_changes[source] -= held.size()
         owned = self._by_source.get(source)
         if owned is not None:
             owned.pop(digest, None)
