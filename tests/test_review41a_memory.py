@@ -269,3 +269,34 @@ def test_refuted_a_replayed_fork_under_an_older_feed_stays_refused() -> None:
         world.verify(world.delegated(second, world.mallory), world.mallory)
     assert refused.value.reason is CredentialFailure.ISSUER_INVALID
     assert "history forks from the stored copy" in str(refused.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 41a, memory 3 (left): a co-trusted authority's fresh members are charged to "
+    "no one, so their entries flush another authority's member's rotation from the memory; a "
+    "bound per root authority (its share of SEEN_IDENTITIES) is the lead's design choice",
+)
+def test_a_co_trusted_authoritys_members_flush_no_other_authoritys_rotation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 41a, memory 3 (left). Globex (a co-trusted authority, malicious or with a leaked
+    key) vouches for SEEN_IDENTITIES fresh identities, each delegating on to mallory: each is
+    the member of its chain, charged to no one (review 40a, memory 1), so the older half of the
+    memory goes, alice's rotation with it, and the thief's chain under acme with her retired
+    key verifies again before acme's feed names her rotation: globex's chains weakened acme's
+    (review 23a: a co-trusted authority's word counts for its own chains only). At 16,384 it
+    costs globex 16,384 key pairs and signatures. A bound per root authority (members charged
+    to their root, each root a share) would close it; the shares are a design choice."""
+    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", 16)
+    monkeypatch.setattr("troth.credentials.verify.SEEN_PER_SOURCE", 4)
+    world = World()
+    globex = _with_globex(world)
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    thiefs = world.delegated(world.stolen, world.mallory)
+    for _ in range(16):
+        world.verify(_globex_chain(world, globex, make_party(world.vault, now=T)), world.mallory)
+    with pytest.raises(CredentialError) as refused:
+        world.verify(thiefs, world.mallory)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history is older than" in str(refused.value)
