@@ -548,6 +548,14 @@ class ChannelManager:
         trust = self._half_open.pop(end, None)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
+            # counted again here: the handshake's policy checked it as message 3 was read, but
+            # the end sent its ACCEPTED before this event was handled, and a send that waits
+            # (its peer does not read) let the same identity's other messages 3 pass the same
+            # check meanwhile (docs/protocols.md, "Limits"; review 41b, channels 1)
+            if self._channels_opened_by(peer.identifier) >= self.limits.max_channels_per_peer:
+                detail = f"{peer.identifier} holds its most channels to this node"
+                self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
+                return
         authorities = authorities_of(PeerCaller(peer, end.id))
         entry = self._budgets.get(peer.identifier)
         if entry is None:
