@@ -133,7 +133,8 @@ class ChannelEnd(AllowSetSource):
     ) -> None:
         self.channel = channel
         self.peer_route = peer_route
-        self.source = source  # the connection that brought message 1 (responders)
+        self.source = source  # the connection that brought message 1 (responders), or
+        # message 2 (initiators): it holds this end's `.dec` until the end is forgotten
         self.direct = False
         """Whether the peer is the other end of the connection this channel runs over, as
         this node knows it (not from the peer route, whose hops past the first are the peer's
@@ -221,6 +222,10 @@ class ChannelEnd(AllowSetSource):
             and self.channel.state is not before
         ):
             self.peer_route = message.return_route  # the initiator learns the way back
+            if source is not None and self.source is None:  # and holds its end there, as
+                # `ChannelManager._listen` does a responder's (review 41b, reply paths 1)
+                self.source = source
+                source.hold(self.dec)
             if self._on_route is not None:
                 self._on_route(self)
         if self.channel.has_outgoing:  # message 2 or 3, an ACCEPTED, a PONG: before the events
@@ -437,7 +442,11 @@ class ChannelManager:
         self._per_source[source_key] += 1
         self.counters.handshakes_started += 1
         if source is not None:
-            source.allow(end.dec)  # the rest of this handshake, and the channel, come this way
+            # the rest of this handshake, and the channel, come this way: held on the source
+            # while the end lives, not among its reply paths, which the channels others open
+            # over the same connection (a relay's, to a relayed node) pushed it out of
+            # (docs/protocols.md, "Routing"; review 41b, reply paths 1)
+            source.hold(end.dec)
         end.handshake_timer = asyncio.get_running_loop().call_later(
             self.limits.handshake_timeout, self._expire, end
         )
