@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -203,6 +203,19 @@ class ChannelEnd(AllowSetSource):
         """The connection this channel runs over: its peer route's first hop (for a channel
         through a relay, the connection to the relay, which every relayed channel shares)."""
         return self.peer_route[0] if self.peer_route else None
+
+    def request_lane(self) -> Hashable | None:
+        """What the peer's requests count against as their connection (docs/protocols.md,
+        "Concurrent requests"): the connection this channel runs over (`carrier`), but for a
+        channel a peer opened through a relay this node connected to, the sender behind the
+        relay as the relay names it (`source_key`, the key of the per-source channel limits:
+        its host, by the tag of the relay's connection to it), so the peers behind one relay
+        do not share one count: four members filled it for every other (review 41b, relayed
+        requests 1)."""
+        source = self.source
+        if isinstance(source, Connection) and source.outgoing and not self.channel.initiator:
+            return self.source_key
+        return self.carrier()
 
     # -- workers -----------------------------------------------------------------------------------
 
