@@ -20,7 +20,8 @@ TCP peer's address, or for a relayed handshake the relay connection and the rela
 to the sender) and globally, where a newcomer evicts the oldest handshake of the sources
 holding the most (of all, when none holds more than its own would); handshakes expire by
 timer; channels per peer identity are bounded; the
-reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's
+reassemblies of one member's channels (its delegates' included: a peer with no chain, its own)
+share one budget, all members' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
 they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
@@ -62,7 +63,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.node.access import Caller, LocalCaller, PeerCaller
+from troth.node.access import Caller, LocalCaller, PeerCaller, member_accounts
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
     ChannelCounters,
@@ -381,7 +382,13 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
-    _budgets: dict[Identifier, tuple[PeerReassembly, set[ChannelEnd]]] = field(default_factory=dict)
+    _users: dict[Identifier, set[ChannelEnd]] = field(default_factory=dict)  # the open ends
+    # by peer identity (the per-peer channel limit)
+    _budgets: dict[frozenset[bytes], tuple[PeerReassembly, set[ChannelEnd]]] = field(
+        default_factory=dict
+    )  # the reassembly budgets by member (`member_accounts`: a member's delegates share its
+    # budget, review 41b, delegates 1), and the ends drawing on each
+    _budget_of: dict[ChannelEnd, frozenset[bytes]] = field(default_factory=dict)
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
     # responder ends (handshaking or open) per source
     _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
@@ -496,10 +503,10 @@ class ChannelManager:
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 
     def _channels_opened_by(self, identifier: Identifier) -> int:
-        users = self._budgets.get(identifier)
+        users = self._users.get(identifier)
         if users is None:
             return 0
-        return sum(1 for end in users[1] if not end.channel.initiator)
+        return sum(1 for end in users if not end.channel.initiator)
 
     def _expire(self, end: ChannelEnd) -> None:
         if end.channel.handshaking and end.enc in self.ends:
@@ -579,7 +586,13 @@ class ChannelManager:
                 self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
                 return
         authorities = authorities_of(PeerCaller(peer, end.id))
-        entry = self._budgets.get(peer.identifier)
+        # the budget of the member at the root of the peer's chains, its delegates' too (a
+        # member mints them for free; a peer with no chain: its own), chosen as the channel
+        # opens (review 41b, delegates 1)
+        account = self._budget_of.get(end)
+        if account is None:
+            account = self._budget_of[end] = member_accounts(peer)
+        entry = self._budgets.get(account)
         if entry is None:
             budget = PeerReassembly(
                 self.limits.max_reassembly_per_peer,
@@ -587,11 +600,13 @@ class ChannelManager:
                 self.limits.max_reassembly_total,
                 authorities,
             )
-            entry = self._budgets[peer.identifier] = (budget, set())
-        budget, users = entry
+            entry = self._budgets[account] = (budget, set())
+        budget, holders = entry
         budget.count_against(authorities)  # a refresh (Established again) may change them
+        users = self._users.setdefault(peer.identifier, set())
         if end not in users:
             users.add(end)
+            holders.add(end)
             closed = end.channel.share_reassembly_budget(budget)
             if closed is not None:  # fragments sent with message 3 passed the peer's budget
                 self._on_closed(end, closed)
@@ -631,11 +646,17 @@ class ChannelManager:
         if end.source is not None:
             end.source.forget(end.dec)
         peer = end.peer
-        entry = self._budgets.get(peer.identifier) if peer is not None else None
-        if entry is not None and peer is not None:
+        users = self._users.get(peer.identifier) if peer is not None else None
+        if users is not None and peer is not None:
+            users.discard(end)
+            if not users:
+                del self._users[peer.identifier]
+        account = self._budget_of.pop(end, None)
+        entry = self._budgets.get(account) if account is not None else None
+        if entry is not None and account is not None:
             entry[1].discard(end)
             if not entry[1]:
-                del self._budgets[peer.identifier]
+                del self._budgets[account]
         for hook in self.closed_hooks:
             hook(end)
 
