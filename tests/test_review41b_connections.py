@@ -13,20 +13,16 @@ connections (the fair share the eviction of active connections already used).
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_transport_tcp import Server, answer, run, until
 from troth.transport import TcpSettings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 41b, connections 1: a flood evicts a newcomer's frameless connection",
-)
 def test_a_flood_of_connections_from_one_address_does_not_evict_a_newcomer_from_another() -> None:
     """Connections 1: cap 4. A peer from 127.0.0.3 connects (its first frame not sent yet);
     127.0.0.2 then opens four connections that send nothing: the fourth evicts one of its own,
-    and the newcomer's request is answered."""
+    and the newcomer's request is answered.
+    Was a strict xfail until a newcomer evicted the oldest frameless connection of the source
+    holding the most connections, not the oldest of all."""
 
     async def test(server: Server) -> None:
         counters = server.transport.counters
