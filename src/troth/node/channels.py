@@ -209,13 +209,16 @@ class ChannelEnd(AllowSetSource):
         """What the peer's requests count against as their connection (docs/protocols.md,
         "Concurrent requests"): the connection this channel runs over (`carrier`), but for a
         channel a peer opened through a relay this node connected to, the sender behind the
-        relay as the relay names it (`source_key`, the key of the per-source channel limits:
-        its host, by the tag of the relay's connection to it), so the peers behind one relay
-        do not share one count: four members filled it for every other (review 41b, relayed
-        requests 1)."""
+        relay as the relay names it (`Connection.relayed_sender`, the key of the per-source
+        channel limits: its host, by the tag of the relay's connection to it), so the peers
+        behind one relay do not share one count: four members filled it for every other
+        (review 41b, relayed requests 1). A route the relay did not tag counts against the
+        connection, as before."""
         source = self.source
-        if isinstance(source, Connection) and source.outgoing and not self.channel.initiator:
-            return self.source_key
+        if isinstance(source, Connection) and not self.channel.initiator:
+            sender = source.relayed_sender(self.peer_route)
+            if sender is not None:
+                return sender
         return self.carrier()
 
     # -- workers -----------------------------------------------------------------------------------
