@@ -91,6 +91,9 @@ class Allowing:
     def allow(self, address: Address) -> None:
         self.allowed.add(address)
 
+    def hold(self, address: Address) -> None:
+        self.allowed.add(address)
+
     def forget(self, address: Address) -> None:
         self.allowed.discard(address)
 

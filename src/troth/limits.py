@@ -168,8 +168,10 @@ MAX_REQUESTS_PER_PEER: Final = 16
 chains) a node runs at once, over all its channels (docs/protocols.md, "Concurrent requests"):
 one more is answered "busy" at once, never queued."""
 MAX_REQUESTS_PER_CONNECTION: Final = 64
-"""Requests a node runs at once for the channels over one connection (every channel through a
-relay shares the node's connection to it): one more is answered "busy" at once."""
+"""Requests a node runs at once for the channels over one connection, or, through a relay the
+node connected to, for the channels of one sender behind it (its host as the relay names it:
+review 41b, relayed requests 1; before, every relayed channel shared the node's connection to
+the relay, and four members filled it for all): one more is answered "busy" at once."""
 MAX_REQUESTS_RUNNING: Final = 256
 """Requests a node runs at once, all peers together: one more is answered "busy" at once, unless
 one of the authorities at the roots of its caller's chains holds less than its share (this bound

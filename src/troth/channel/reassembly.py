@@ -6,8 +6,9 @@ peer's own (a ChannelError that closes the channel). Memory is bounded three way
 - per message: its declared total is at most `max_message` bytes;
 - per channel: at most `max_messages` messages at once, holding at most `max_message` +
   one frame of decrypted bytes together;
-- per peer identity: a `ReassemblyBudget` shared by all channels with that peer (the node
-  gives each peer one), so many channels cannot multiply the per-channel bound;
+- per peer: a `ReassemblyBudget` shared by all channels with that peer (the node gives each
+  member one, its delegates' channels included: troth.node.channels), so many channels cannot
+  multiply the per-channel bound;
 - per node: each peer's budget draws on the node's (its `parent`), so many identities
   cannot multiply the per-peer bound either.
 

@@ -50,7 +50,9 @@ class ChannelLimits:
     max_reassembly_per_peer: int = 2 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
-    """Bytes held by incomplete fragmented messages of one peer identity, all its channels."""
+    """Bytes held by incomplete fragmented messages of one member, all the channels of it and
+    of its delegates (the members at the roots of a peer's chains, `member_accounts`: a member
+    mints delegates for free; a peer with no chain, its own: review 41b, delegates 1)."""
     max_reassembly_total: int = 8 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
@@ -136,11 +138,11 @@ class ChannelCounters:
 
 
 class PeerReassembly(ReassemblyBudget):
-    """One peer identity's reassembly budget (all its channels), drawing on the node's bytes
-    as a pool shared between authorities (troth.node.shares, in bytes): within the node's
-    total, anyone; past it, only within the share of one of the peer's authorities (strangers
-    are one), so identities that cost nothing fill the total and no more (review 23b, limits
-    1); the node holds at most twice its total."""
+    """One member's reassembly budget (all its channels and its delegates'), drawing on the
+    node's bytes as a pool shared between authorities (troth.node.shares, in bytes): within the
+    node's total, anyone; past it, only within the share of one of the peer's authorities
+    (strangers are one), so identities that cost nothing fill the total and no more (review
+    23b, limits 1); the node holds at most twice its total."""
 
     __slots__ = ("authorities", "node", "total")
 

@@ -20,7 +20,8 @@ TCP peer's address, or for a relayed handshake the relay connection and the rela
 to the sender) and globally, where a newcomer evicts the oldest handshake of the sources
 holding the most (of all, when none holds more than its own would); handshakes expire by
 timer; channels per peer identity are bounded; the
-reassemblies of one peer's channels share one budget, all peers' budgets draw on the node's
+reassemblies of one member's channels (its delegates' included: a peer with no chain, its own)
+share one budget, all members' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
 they expire by timer. `ChannelLimits.from_environment` reads `TROTH_CHANNELS_*`.
 """
@@ -34,7 +35,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -62,7 +63,7 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.node.access import Caller, LocalCaller, PeerCaller
+from troth.node.access import Caller, LocalCaller, PeerCaller, member_accounts
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
     ChannelCounters,
@@ -133,7 +134,8 @@ class ChannelEnd(AllowSetSource):
     ) -> None:
         self.channel = channel
         self.peer_route = peer_route
-        self.source = source  # the connection that brought message 1 (responders)
+        self.source = source  # the connection that brought message 1 (responders), or
+        # message 2 (initiators): it holds this end's `.dec` until the end is forgotten
         self.direct = False
         """Whether the peer is the other end of the connection this channel runs over, as
         this node knows it (not from the peer route, whose hops past the first are the peer's
@@ -203,6 +205,22 @@ class ChannelEnd(AllowSetSource):
         through a relay, the connection to the relay, which every relayed channel shares)."""
         return self.peer_route[0] if self.peer_route else None
 
+    def request_lane(self) -> Hashable | None:
+        """What the peer's requests count against as their connection (docs/protocols.md,
+        "Concurrent requests"): the connection this channel runs over (`carrier`), but for a
+        channel a peer opened through a relay this node connected to, the sender behind the
+        relay as the relay names it (`Connection.relayed_sender`, the key of the per-source
+        channel limits: its host, by the tag of the relay's connection to it), so the peers
+        behind one relay do not share one count: four members filled it for every other
+        (review 41b, relayed requests 1). A route the relay did not tag counts against the
+        connection, as before."""
+        source = self.source
+        if isinstance(source, Connection) and not self.channel.initiator:
+            sender = source.relayed_sender(self.peer_route)
+            if sender is not None:
+                return sender
+        return self.carrier()
+
     # -- workers -----------------------------------------------------------------------------------
 
     async def from_peer(self, message: RoutedMessage, source: Source | None) -> None:
@@ -221,6 +239,10 @@ class ChannelEnd(AllowSetSource):
             and self.channel.state is not before
         ):
             self.peer_route = message.return_route  # the initiator learns the way back
+            if source is not None and self.source is None:  # and holds its end there, as
+                # `ChannelManager._listen` does a responder's (review 41b, reply paths 1)
+                self.source = source
+                source.hold(self.dec)
             if self._on_route is not None:
                 self._on_route(self)
         if self.channel.has_outgoing:  # message 2 or 3, an ACCEPTED, a PONG: before the events
@@ -363,7 +385,13 @@ class ChannelManager:
     connection, went silent past the keepalive timeout: the connection is dead too."""
     _half_open: dict[ChannelEnd, ChannelTrust] = field(default_factory=dict)  # responder
     # handshakes (oldest first) and the trust each gets once open
-    _budgets: dict[Identifier, tuple[PeerReassembly, set[ChannelEnd]]] = field(default_factory=dict)
+    _users: dict[Identifier, set[ChannelEnd]] = field(default_factory=dict)  # the open ends
+    # by peer identity (the per-peer channel limit)
+    _budgets: dict[frozenset[bytes], tuple[PeerReassembly, set[ChannelEnd]]] = field(
+        default_factory=dict
+    )  # the reassembly budgets by member (`member_accounts`: a member's delegates share its
+    # budget, review 41b, delegates 1), and the ends drawing on each
+    _budget_of: dict[ChannelEnd, frozenset[bytes]] = field(default_factory=dict)
     _per_source: collections.Counter[str] = field(default_factory=collections.Counter)
     # responder ends (handshaking or open) per source
     _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
@@ -437,7 +465,11 @@ class ChannelManager:
         self._per_source[source_key] += 1
         self.counters.handshakes_started += 1
         if source is not None:
-            source.allow(end.dec)  # the rest of this handshake, and the channel, come this way
+            # the rest of this handshake, and the channel, come this way: held on the source
+            # while the end lives, not among its reply paths, which the channels others open
+            # over the same connection (a relay's, to a relayed node) pushed it out of
+            # (docs/protocols.md, "Routing"; review 41b, reply paths 1)
+            source.hold(end.dec)
         end.handshake_timer = asyncio.get_running_loop().call_later(
             self.limits.handshake_timeout, self._expire, end
         )
@@ -474,10 +506,10 @@ class ChannelManager:
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 
     def _channels_opened_by(self, identifier: Identifier) -> int:
-        users = self._budgets.get(identifier)
+        users = self._users.get(identifier)
         if users is None:
             return 0
-        return sum(1 for end in users[1] if not end.channel.initiator)
+        return sum(1 for end in users if not end.channel.initiator)
 
     def _expire(self, end: ChannelEnd) -> None:
         if end.channel.handshaking and end.enc in self.ends:
@@ -548,8 +580,22 @@ class ChannelManager:
         trust = self._half_open.pop(end, None)
         if trust is not None:  # a responder's handshake completed: the per-peer limit is done
             end.channel.trust = trust
+            # counted again here: the handshake's policy checked it as message 3 was read, but
+            # the end sent its ACCEPTED before this event was handled, and a send that waits
+            # (its peer does not read) let the same identity's other messages 3 pass the same
+            # check meanwhile (docs/protocols.md, "Limits"; review 41b, channels 1)
+            if self._channels_opened_by(peer.identifier) >= self.limits.max_channels_per_peer:
+                detail = f"{peer.identifier} holds its most channels to this node"
+                self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
+                return
         authorities = authorities_of(PeerCaller(peer, end.id))
-        entry = self._budgets.get(peer.identifier)
+        # the budget of the member at the root of the peer's chains, its delegates' too (a
+        # member mints them for free; a peer with no chain: its own), chosen as the channel
+        # opens (review 41b, delegates 1)
+        account = self._budget_of.get(end)
+        if account is None:
+            account = self._budget_of[end] = member_accounts(peer)
+        entry = self._budgets.get(account)
         if entry is None:
             budget = PeerReassembly(
                 self.limits.max_reassembly_per_peer,
@@ -557,11 +603,13 @@ class ChannelManager:
                 self.limits.max_reassembly_total,
                 authorities,
             )
-            entry = self._budgets[peer.identifier] = (budget, set())
-        budget, users = entry
+            entry = self._budgets[account] = (budget, set())
+        budget, holders = entry
         budget.count_against(authorities)  # a refresh (Established again) may change them
+        users = self._users.setdefault(peer.identifier, set())
         if end not in users:
             users.add(end)
+            holders.add(end)
             closed = end.channel.share_reassembly_budget(budget)
             if closed is not None:  # fragments sent with message 3 passed the peer's budget
                 self._on_closed(end, closed)
@@ -601,11 +649,17 @@ class ChannelManager:
         if end.source is not None:
             end.source.forget(end.dec)
         peer = end.peer
-        entry = self._budgets.get(peer.identifier) if peer is not None else None
-        if entry is not None and peer is not None:
+        users = self._users.get(peer.identifier) if peer is not None else None
+        if users is not None and peer is not None:
+            users.discard(end)
+            if not users:
+                del self._users[peer.identifier]
+        account = self._budget_of.pop(end, None)
+        entry = self._budgets.get(account) if account is not None else None
+        if entry is not None and account is not None:
             entry[1].discard(end)
             if not entry[1]:
-                del self._budgets[peer.identifier]
+                del self._budgets[account]
         for hook in self.closed_hooks:
             hook(end)
 

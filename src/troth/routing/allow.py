@@ -17,9 +17,11 @@ __all__ = ["AllowSet", "AllowSetSource"]
 
 
 class AllowSet:
-    """Fixed addresses + address kinds + a bounded LRU of reply paths."""
+    """Fixed addresses + address kinds + a bounded LRU of reply paths + the endpoints held
+    (`hold`: the channel ends that run over a connection, never pushed out by other reply
+    paths; review 41b, reply paths 1)."""
 
-    __slots__ = ("_fixed", "_kinds", "_replies", "max_reply_paths")
+    __slots__ = ("_fixed", "_held", "_kinds", "_replies", "max_reply_paths")
 
     def __init__(
         self,
@@ -33,12 +35,13 @@ class AllowSet:
         self._fixed: frozenset[Address] = addresses
         self._kinds = kinds
         self._replies: OrderedDict[Address, None] = OrderedDict()
+        self._held: set[Address] = set()
         self.max_reply_paths = max_reply_paths
 
     def allows(self, address: Address) -> bool:
         """Whether a message from this source may go to `address` (a reply path hit is
         refreshed, so paths in use are never the ones forgotten)."""
-        if address in self._fixed:
+        if address in self._fixed or address in self._held:
             return True
         replies = self._replies
         if address in replies:
@@ -49,7 +52,7 @@ class AllowSet:
     def allow(self, address: Address) -> None:
         """Remember a reply path (the least recently used goes when the LRU is full)."""
         replies = self._replies
-        if address in self._fixed:
+        if address in self._fixed or address in self._held:
             return
         if address in replies:
             replies.move_to_end(address)
@@ -58,9 +61,17 @@ class AllowSet:
             replies.popitem(last=False)
         replies[address] = None
 
-    def forget(self, address: Address) -> None:
-        """Forget a reply path (its endpoint is gone); fixed addresses stay."""
+    def hold(self, address: Address) -> None:
+        """Allow `address` until `forget` (an endpoint that lives as long as its owner says,
+        such as a channel end: the LRU of reply paths does not push it out, so what others
+        send cannot cut it off; its owner forgets it when it goes)."""
         self._replies.pop(address, None)
+        self._held.add(address)
+
+    def forget(self, address: Address) -> None:
+        """Forget a reply path or an endpoint held (it is gone); fixed addresses stay."""
+        self._replies.pop(address, None)
+        self._held.discard(address)
 
     def permit(self, address: Address) -> None:
         """Add a fixed address (never forgotten by the LRU): e.g. a relayed node's listener."""
@@ -76,17 +87,24 @@ class AllowSet:
         """How many reply paths are remembered now."""
         return len(self._replies)
 
+    @property
+    def held(self) -> int:
+        """How many endpoints are held now (`hold`)."""
+        return len(self._held)
+
 
 class AllowSetSource:
     """The Source methods of anything that keeps what it allows in an AllowSet (connections,
-    channel ends): `allows`, `allow` and `forget` are the allow-set's own, bound once (they run
-    for every routed message, so no extra call)."""
+    channel ends): `allows`, `allow`, `hold` and `forget` are the allow-set's own, bound once
+    (they run for every routed message, so no extra call)."""
 
     allowed: AllowSet
     allows: Callable[[Address], bool]
     allow: Callable[[Address], None]
+    hold: Callable[[Address], None]
     forget: Callable[[Address], None]
 
     def _use(self, allowed: AllowSet) -> None:
         self.allowed = allowed
         self.allows, self.allow, self.forget = allowed.allows, allowed.allow, allowed.forget
+        self.hold = allowed.hold

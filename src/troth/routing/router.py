@@ -29,8 +29,13 @@ class Source(Protocol):
         """Let later messages from this source reach `address` (a reply path, a new endpoint)."""
         ...
 
+    def hold(self, address: Address) -> None:
+        """Let later messages from this source reach `address` until `forget`, whatever else
+        it allows meanwhile (a channel end that runs over this source)."""
+        ...
+
     def forget(self, address: Address) -> None:
-        """Undo `allow` (the endpoint is gone)."""
+        """Undo `allow` or `hold` (the endpoint is gone)."""
         ...
 
     def origin(self, return_route: Route) -> str:

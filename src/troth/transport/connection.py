@@ -136,10 +136,16 @@ class Connection(AllowSetSource):
         via = return_route[1] if len(return_route) > 1 else None
         if via is None:
             return str(self.address)
-        tagged = _TAGGED.fullmatch(via.value) if via.kind == "worker" else None
-        if tagged is not None:
-            return f"{self.address} via host {tagged.group(1)}"
-        return f"{self.address} via {via}"
+        return self.relayed_sender(return_route) or f"{self.address} via {via}"
+
+    def relayed_sender(self, return_route: Route) -> str | None:
+        """For a connection this node opened (to a relay), the host behind the relay that sent
+        a message with `return_route`, as `origin` names it, when the relay tagged its own
+        connection to that host in the route (None otherwise: an accepted connection, or a
+        route whose second hop the relay did not tag)."""
+        via = return_route[1] if self.outgoing and len(return_route) > 1 else None
+        tagged = _TAGGED.fullmatch(via.value) if via is not None and via.kind == "worker" else None
+        return None if tagged is None else f"{self.address} via host {tagged.group(1)}"
 
     # -- frames ----------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@ counts of the requests running per member, per connection and in all, and the re
 more past a limit ("busy", answered at once: no request waits in a queue).
 
 A request counts against every member at the root of the caller's chains (`member_accounts`:
-a member's delegates share its share), against the connection its channel runs over (the
-channels relayed to a node share its one connection to the relay) and against the node: past
+a member's delegates share its share), against the connection its channel runs over (for a
+channel relayed to the node, the sender behind the relay, `ChannelEnd.request_lane`: review
+41b, relayed requests 1) and against the node: past
 the node's limit, a request still runs while one of the authorities at the roots of its
 caller's chains holds fewer than its share (troth.node.shares), so one authority's members
 cannot leave another's busy. Counts that reach zero are forgotten, so what this holds is

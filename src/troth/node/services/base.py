@@ -48,7 +48,7 @@ import logging
 import os
 import random
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
@@ -295,8 +295,10 @@ class RequestSource(Protocol):
 
     requests: set[asyncio.Task[None]]
 
-    def carrier(self) -> Address | None:
-        """The connection this source's messages arrive over (None: none known)."""
+    def request_lane(self) -> Hashable | None:
+        """What this source's requests count against as their connection: the connection its
+        messages arrive over, or the sender behind a relay this node connected to (None: none
+        known)."""
         ...
 
 
@@ -512,7 +514,7 @@ def _lane(caller: Caller, source: Source, carried: RequestSource | None, back: R
         members: frozenset[Any] = member_accounts(caller.peer)
     else:
         members = frozenset({source.origin(back)})
-    carrier = carried.carrier() if carried is not None else None
+    carrier = carried.request_lane() if carried is not None else None
     return Lane(members, source if carrier is None else carrier, authorities_of(caller))
 
 
