@@ -23,7 +23,14 @@ from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
-from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
+from troth.errors import (
+    AuthorityError,
+    ChannelError,
+    ChannelFailure,
+    DecodeError,
+    RemoteError,
+    TrothError,
+)
 from troth.identity import Identifier, UnverifiedHistory
 from troth.node.authorities import (
     FeedOutcome,
@@ -313,7 +320,7 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
     """Resume one enrollment over a secure channel pinned to its authority (the trust the
     original `troth enroll` gave it: that authority alone, admitted as an anchor for this
     channel); 1 if it completed, 0 if not, None if its address was not reached (no channel,
-    or no answer to the call)."""
+    or no answer to the call; a handshake a peer there failed reached it: `_answered`)."""
     identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
     wallet = runtime.node.wallet
     unreached = False
@@ -331,8 +338,8 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
         except (AuthorityError, RemoteError) as exc:  # answered: a refusal
             await runtime.worker.run(enrollment.refused, steps, exc)
             raise
-        except TrothError:  # no channel, or no answer to the call
-            unreached = True
+        except TrothError as exc:  # no channel, or no answer to the call
+            unreached = not _answered(exc)
             raise
         await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
     except TrothError as exc:  # kept (unless refused for good): tried again after a wait
@@ -341,6 +348,16 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
         return None if unreached else 0
     state.done(pending)
     return 1
+
+
+def _answered(exc: TrothError) -> bool:
+    """Whether a failed resumption was answered at its address: a handshake or channel that
+    failed by what a peer there sent (another identity than the record's authority answered,
+    its credential refused, ...), not by a timeout. Such a failure is the record's own (its
+    pin, its ticket), not its address's: the other records naming the address are sent
+    (review 41c, resume 1: a hostile ticket naming another authority's address, the oldest
+    record there, held back every record of that authority, uncontacted, until given up)."""
+    return isinstance(exc, ChannelError) and exc.reason is not ChannelFailure.TIMEOUT
 
 
 async def refresh_feeds(runtime: NodeRuntime) -> None:
