@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
-from tests.test_review39a_resume import _count_channels, _pending, _ticket
+from tests.test_review39a_resume import NOWHERE, _count_channels, _pending, _ticket
 from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF_MAX
 
 
@@ -27,8 +27,8 @@ def test_a_ticket_naming_anothers_address_holds_back_no_record_of_that_authority
     never sent, at each step of their shared backoff, until both were given up: a ticket
     from one authority stopped the node resuming its enrollments with another.
 
-    Was a strict xfail until a handshake failed by what a peer at the address sent (another
-    identity answered) counted as the address reached (`membership._answered`).
+    Was a strict xfail until the records were resumed through the first by address and
+    authority, not by address alone (`resume_enrollments`, `_resume_at`).
     """
 
     async def test(net: MemNet) -> None:
@@ -45,5 +45,25 @@ def test_a_ticket_naming_anothers_address_holds_back_no_record_of_that_authority
         assert opened  # the address was tried
         left = agent.node.wallet.interrupted_enrollments(64)
         assert [p.authority for p in left] == [globex.identifier.digest]  # the hub's completed
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_dark_address_costs_one_attempt_a_round_per_authority(tmp_path: Path) -> None:
+    """Review 41c, resume 1, its bound: six records naming one dark address, three pinned to
+    the hub's authority, three to globex's, cost two attempts a round (one per authority),
+    not six; each record stays pending."""
+
+    async def test(net: MemNet) -> None:
+        _globex_node, globex, _ = await globex_over_tcp(net)
+        agent = await net.node("agent")
+        for i in range(3):
+            _pending(agent, f"a{i}", _ticket(net.authority, NOWHERE, net.clock.now()), net.clock)
+            _pending(agent, f"g{i}", _ticket(globex, NOWHERE, net.clock.now()), net.clock)
+        opened = _count_channels(agent, NOWHERE)
+        net.clock.advance(RESUME_AFTER)
+        await agent.resume_enrollments()
+        assert len(opened) == 2
+        assert len(agent.node.wallet.interrupted_enrollments(64)) == 6
 
     run_memnet(test, tmp_path)

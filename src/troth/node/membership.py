@@ -23,14 +23,7 @@ from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
-from troth.errors import (
-    AuthorityError,
-    ChannelError,
-    ChannelFailure,
-    DecodeError,
-    RemoteError,
-    TrothError,
-)
+from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
 from troth.identity import Identifier, UnverifiedHistory
 from troth.node.authorities import (
     FeedOutcome,
@@ -233,23 +226,25 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old, going round all
     of them (`Resumption.choose`): an authority on this machine through its node, another
     over a secure channel pinned to it, all at once (one that keeps its request waiting holds
-    back no other: review 39a, resume 3), those naming one address through the first (not
-    reached, the others wait as it does: review 40b, resume 4). Completed, the credential is
-    held and the pending record cleared; refused for good, the record is deleted; else it
-    stays, and is sent again after a wait doubled at each attempt (RESUME_BACKOFF up to
-    RESUME_BACKOFF_MAX), until its attempts have failed for RESUME_FOR: then it is left for
-    an operator (review 39a, resume 2: an address that never answers was contacted each
-    round, for good). Review 38c, enroll 2: before, a restarted node left them all for an
-    operator. Returns how many completed."""
+    back no other: review 39a, resume 3), those naming one address and one authority through
+    the first (not reached, the others wait as it does: review 40b, resume 4; review 41c,
+    resume 1). Completed, the credential is held and the pending record cleared; refused for
+    good, the record is deleted; else it stays, and is sent again after a wait doubled at
+    each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its attempts have failed
+    for RESUME_FOR: then it is left for an operator (review 39a, resume 2: an address that
+    never answers was contacted each round, for good). Review 38c, enroll 2: before, a
+    restarted node left them all for an operator. Returns how many completed."""
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
-    remote: dict[str, list[PendingEnrollmentRecord]] = {}
+    # by address and authority: a record pinned to another authority at the address is not
+    # the address's (review 41c, resume 1)
+    remote: dict[tuple[str, bytes], list[PendingEnrollmentRecord]] = {}
     for pending in due:
         if is_local(pending.address):
             local.setdefault(pending.identifier, []).append(pending)
         else:
-            remote.setdefault(pending.address, []).append(pending)
+            remote.setdefault((pending.address, pending.authority), []).append(pending)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
         *(_resume_at(runtime, records) for records in remote.values()),
@@ -296,11 +291,14 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
 
 
 async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
-    """Resume the records naming one address: the first alone, then, the address reached,
-    the others at once; not reached, the others wait as the first does, not contacted (a
-    channel to one route is opened under its lock: each would have waited for the one before
-    it to fail, each its own connect or handshake timeout; review 40b, resume 4). How many
-    completed."""
+    """Resume the records naming one address and one authority: the first alone, then, the
+    address reached, the others at once; not reached, the others wait as the first does, not
+    contacted (a channel to one route is opened under its lock: each would have waited for
+    the one before it to fail, each its own connect or handshake timeout; review 40b, resume
+    4). A record pinned to another authority at the address is not of the group (review 41c,
+    resume 1: a hostile ticket naming another authority's address, the oldest record there,
+    failed its handshake at each round and held back every record of that authority,
+    uncontacted, until given up). How many completed."""
     first = await _resume_remote(runtime, records[0])
     if first is None:
         state, now = runtime.resumption, runtime.clock.now()
@@ -320,7 +318,7 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
     """Resume one enrollment over a secure channel pinned to its authority (the trust the
     original `troth enroll` gave it: that authority alone, admitted as an anchor for this
     channel); 1 if it completed, 0 if not, None if its address was not reached (no channel,
-    or no answer to the call; a handshake a peer there failed reached it: `_answered`)."""
+    or no answer to the call)."""
     identity, clock, state = "T" + pending.identifier.hex(), runtime.clock, runtime.resumption
     wallet = runtime.node.wallet
     unreached = False
@@ -338,8 +336,8 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
         except (AuthorityError, RemoteError) as exc:  # answered: a refusal
             await runtime.worker.run(enrollment.refused, steps, exc)
             raise
-        except TrothError as exc:  # no channel, or no answer to the call
-            unreached = not _answered(exc)
+        except TrothError:  # no channel, or no answer to the call
+            unreached = True
             raise
         await runtime.worker.run(enrollment.complete, steps, cbor.expect_bytes(chain, "chain"))
     except TrothError as exc:  # kept (unless refused for good): tried again after a wait
@@ -348,16 +346,6 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
         return None if unreached else 0
     state.done(pending)
     return 1
-
-
-def _answered(exc: TrothError) -> bool:
-    """Whether a failed resumption was answered at its address: a handshake or channel that
-    failed by what a peer there sent (another identity than the record's authority answered,
-    its credential refused, ...), not by a timeout. Such a failure is the record's own (its
-    pin, its ticket), not its address's: the other records naming the address are sent
-    (review 41c, resume 1: a hostile ticket naming another authority's address, the oldest
-    record there, held back every record of that authority, uncontacted, until given up)."""
-    return isinstance(exc, ChannelError) and exc.reason is not ChannelFailure.TIMEOUT
 
 
 async def refresh_feeds(runtime: NodeRuntime) -> None:
