@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gates import Party
+from tests.support.parties import Party
 from tests.test_review27t_collect import _batch, _collector
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
