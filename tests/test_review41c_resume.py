@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import HUB, MemNet, globex_over_tcp, run_memnet
 from tests.test_review39a_resume import NOWHERE, _count_channels, _pending, _ticket
 from troth.node.membership import RESUME_AFTER, RESUME_BACKOFF_MAX
@@ -71,17 +69,16 @@ def test_a_dark_address_costs_one_attempt_a_round_per_authority(tmp_path: Path) 
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 41c, resume 2: one dark address spelt several ways costs one attempt a "
-    "round per spelling, one after another",
-)
 def test_one_dark_address_spelt_several_ways_costs_one_attempt_a_round(tmp_path: Path) -> None:
     """Review 41c, resume 2. Review 40b grouped the records by their address's text: four
     tickets naming one dark address spelt four ways (`/tcp/nowhere:4000`, a trailing slash,
     a doubled one, both), all parsed to one route and so opened under one lock, made four
     groups: four attempts a round, one after another, each its own connect or handshake
-    timeout (what review 40b, resume 4 bounded to one)."""
+    timeout (what review 40b, resume 4 bounded to one).
+
+    Was a strict xfail until the records were grouped by their route as `channel_to` locks
+    it (`membership._route_key`), not by their address's text.
+    """
 
     async def test(net: MemNet) -> None:
         agent = await net.node("agent")

@@ -36,7 +36,7 @@ from troth.node.authorities import (
 )
 from troth.node.channels import ChannelEnd
 from troth.node.services import call, service_address
-from troth.routing import parse_route
+from troth.routing import format_route, parse_route
 from troth.storage import PendingEnrollmentRecord
 
 if TYPE_CHECKING:
@@ -237,14 +237,16 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
-    # by address and authority: a record pinned to another authority at the address is not
-    # the address's (review 41c, resume 1)
+    # by route and authority: a record pinned to another authority at the address is not
+    # the address's (review 41c, resume 1); the route as `channel_to` locks it, whatever its
+    # spelling (review 41c, resume 2)
     remote: dict[tuple[str, bytes], list[PendingEnrollmentRecord]] = {}
     for pending in due:
         if is_local(pending.address):
             local.setdefault(pending.identifier, []).append(pending)
         else:
-            remote.setdefault((pending.address, pending.authority), []).append(pending)
+            key = (_route_key(pending.address), pending.authority)
+            remote.setdefault(key, []).append(pending)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
         *(_resume_at(runtime, records) for records in remote.values()),
@@ -259,6 +261,15 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     if completed:
         await runtime._took_credential(None)
     return completed
+
+
+def _route_key(address: str) -> str:
+    """`address` as a channel to it is locked by (`NodeRuntime.channel_to`: the parsed route,
+    formatted); its text when it does not parse (its resumption fails on its own)."""
+    try:
+        return format_route(parse_route(address))
+    except (TrothError, ValueError):
+        return address
 
 
 async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
