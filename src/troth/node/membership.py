@@ -36,7 +36,7 @@ from troth.node.authorities import (
 )
 from troth.node.channels import ChannelEnd
 from troth.node.services import call, service_address
-from troth.routing import parse_route
+from troth.routing import format_route, parse_route
 from troth.storage import PendingEnrollmentRecord
 
 if TYPE_CHECKING:
@@ -226,23 +226,27 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     round, at most RESUMED_PER_ROUND of them once RESUME_AFTER seconds old, going round all
     of them (`Resumption.choose`): an authority on this machine through its node, another
     over a secure channel pinned to it, all at once (one that keeps its request waiting holds
-    back no other: review 39a, resume 3), those naming one address through the first (not
-    reached, the others wait as it does: review 40b, resume 4). Completed, the credential is
-    held and the pending record cleared; refused for good, the record is deleted; else it
-    stays, and is sent again after a wait doubled at each attempt (RESUME_BACKOFF up to
-    RESUME_BACKOFF_MAX), until its attempts have failed for RESUME_FOR: then it is left for
-    an operator (review 39a, resume 2: an address that never answers was contacted each
-    round, for good). Review 38c, enroll 2: before, a restarted node left them all for an
-    operator. Returns how many completed."""
+    back no other: review 39a, resume 3), those naming one address and one authority through
+    the first (not reached, the others wait as it does: review 40b, resume 4; review 41c,
+    resume 1). Completed, the credential is held and the pending record cleared; refused for
+    good, the record is deleted; else it stays, and is sent again after a wait doubled at
+    each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its attempts have failed
+    for RESUME_FOR: then it is left for an operator (review 39a, resume 2: an address that
+    never answers was contacted each round, for good). Review 38c, enroll 2: before, a
+    restarted node left them all for an operator. Returns how many completed."""
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
-    remote: dict[str, list[PendingEnrollmentRecord]] = {}
+    # by route and authority: a record pinned to another authority at the address is not
+    # the address's (review 41c, resume 1); the route as `channel_to` locks it, whatever its
+    # spelling (review 41c, resume 2)
+    remote: dict[tuple[str, bytes], list[PendingEnrollmentRecord]] = {}
     for pending in due:
         if is_local(pending.address):
             local.setdefault(pending.identifier, []).append(pending)
         else:
-            remote.setdefault(pending.address, []).append(pending)
+            key = (_route_key(pending.address), pending.authority)
+            remote.setdefault(key, []).append(pending)
     outcomes = await asyncio.gather(
         *(_resume_local(runtime, records) for records in local.values()),
         *(_resume_at(runtime, records) for records in remote.values()),
@@ -257,6 +261,15 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     if completed:
         await runtime._took_credential(None)
     return completed
+
+
+def _route_key(address: str) -> str:
+    """`address` as a channel to it is locked by (`NodeRuntime.channel_to`: the parsed route,
+    formatted); its text when it does not parse (its resumption fails on its own)."""
+    try:
+        return format_route(parse_route(address))
+    except (TrothError, ValueError):
+        return address
 
 
 async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
@@ -289,11 +302,14 @@ async def _resume_local(runtime: NodeRuntime, records: list[PendingEnrollmentRec
 
 
 async def _resume_at(runtime: NodeRuntime, records: list[PendingEnrollmentRecord]) -> int:
-    """Resume the records naming one address: the first alone, then, the address reached,
-    the others at once; not reached, the others wait as the first does, not contacted (a
-    channel to one route is opened under its lock: each would have waited for the one before
-    it to fail, each its own connect or handshake timeout; review 40b, resume 4). How many
-    completed."""
+    """Resume the records naming one address and one authority: the first alone, then, the
+    address reached, the others at once; not reached, the others wait as the first does, not
+    contacted (a channel to one route is opened under its lock: each would have waited for
+    the one before it to fail, each its own connect or handshake timeout; review 40b, resume
+    4). A record pinned to another authority at the address is not of the group (review 41c,
+    resume 1: a hostile ticket naming another authority's address, the oldest record there,
+    failed its handshake at each round and held back every record of that authority,
+    uncontacted, until given up). How many completed."""
     first = await _resume_remote(runtime, records[0])
     if first is None:
         state, now = runtime.resumption, runtime.clock.now()

@@ -44,12 +44,17 @@ class SqliteMcpGrantors:
         with self._db.transaction():
             known = self._db.fetch_all(_GET, (name,))
             if not known and int(self._db.fetch_all(_COUNT, ())[0][0]) >= limit:
-                raise ConflictError(
-                    f"the node records the grantors of {limit} MCP servers already: forget one "
-                    f"(troth mcp forget NAME) before publishing a new one ({name})"
-                )
+                raise _full(name, limit)
             self._db.execute(_PUT, (name, text, now))
             crash_point("node.mcp-grantors.before-commit")
+
+    def check_room(self, name: str, *, limit: int) -> None:
+        """ConflictError when `name` has no record and `limit` names have one (what `record`
+        refuses), before a publication starts anything (review 41c, mcp 1)."""
+        if self._db.fetch_all(_GET, (name,)):
+            return
+        if int(self._db.fetch_all(_COUNT, ())[0][0]) >= limit:
+            raise _full(name, limit)
 
     def forget(self, name: str) -> bool:
         """Forget server `name`'s record (False: there was none)."""
@@ -60,3 +65,10 @@ class SqliteMcpGrantors:
         return [
             str(r[0]) for r in self._db.fetch_all("SELECT name FROM mcp_grantors ORDER BY 1", ())
         ]
+
+
+def _full(name: str, limit: int) -> ConflictError:
+    return ConflictError(
+        f"the node records the grantors of {limit} MCP servers already: forget one "
+        f"(troth mcp forget NAME) before publishing a new one ({name})"
+    )

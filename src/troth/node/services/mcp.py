@@ -399,7 +399,9 @@ async def publish_upstream(
     store by the server's name (`mcp_grantors`) when first fixed or when named: the same name
     published again naming none takes the recorded ones, after a restart too; naming some
     replaces the record (review 39b, mcp 2; `forget_grantors` forgets it; past
-    MAX_MCP_GRANTOR_RECORDS names a new one is refused, ConflictError). The name is taken before the
+    MAX_MCP_GRANTOR_RECORDS names a new one is refused, ConflictError, before the upstream
+    starts), once the upstream has started: a publication refused records nothing (review
+    41c, mcp 1). The name is taken before the
     upstream starts: a second publication of it meanwhile is refused (ConflictError) and
     starts nothing (review 34d, node home 4: it replaced the first among the node's services,
     then failed on the taken route, its upstream left running, served by nothing)."""
@@ -416,7 +418,12 @@ async def publish_upstream(
     service_name = MCP_PREFIX + name
     starting.add(service_name)  # taken before the store is read: no await before this
     try:
-        grantors = await _grantors(runtime, name, frozenset(grantable_by))
+        store = SqliteMcpGrantors(runtime.node.db)
+        grantors, to_record = await _grantors(runtime, store, name, frozenset(grantable_by))
+        if to_record is not None:  # a full record refuses a new name before anything starts
+            await runtime.worker.run(
+                lambda: store.check_room(name, limit=limits.MAX_MCP_GRANTOR_RECORDS)
+            )
         service = McpService(
             name,
             upstream,
@@ -430,6 +437,12 @@ async def publish_upstream(
             grantors=grantors,
         )
         await service.start()
+        if to_record is not None:  # recorded once served: a refused publication records
+            try:  # nothing (review 41c, mcp 1)
+                await runtime.worker.run(lambda: _record(runtime, store, name, to_record))
+            except BaseException:
+                await service.close()
+                raise
         runtime.add_service(service)
     finally:
         starting.discard(service_name)
@@ -442,25 +455,27 @@ async def publish_upstream(
 
 
 async def _grantors(
-    runtime: NodeRuntime, name: str, named: frozenset[Identifier]
-) -> Callable[[], frozenset[Identifier]]:
+    runtime: NodeRuntime, store: SqliteMcpGrantors, name: str, named: frozenset[Identifier]
+) -> tuple[Callable[[], frozenset[Identifier]], frozenset[Identifier] | None]:
     """Server `name`'s grantors (review 39b, mcp 2; docs/policy.md, "MCP over secure
-    channels"): the authorities named, recorded in place of any record of the name; naming
-    none, those recorded for the name; without a record, the node's own now, recorded; a node
-    with none (trusting none yet, or several) records the first it has (`_first_own`)."""
-    store = SqliteMcpGrantors(runtime.node.db)
+    channels") and those to record once it is served (None: nothing): the authorities named,
+    recorded in place of any record of the name; naming none, those recorded for the name;
+    without a record, the node's own now, recorded; a node with none (trusting none yet, or
+    several) records the first it has (`_first_own`). Nothing is written here: a publication
+    refused after this (its upstream not started) leaves the record as it was (review 41c,
+    mcp 1: it replaced it, and a new name took a slot of the record for good)."""
     if not named:
         recorded = await runtime.worker.run(lambda: store.get(name))
         if recorded is not None:
-            return _fixed(frozenset(Identifier.parse(text) for text in recorded))
+            return _fixed(frozenset(Identifier.parse(text) for text in recorded)), None
         named = runtime.trust.own_authorities()
         if not named:
-            return _first_own(
+            first = _first_own(
                 runtime.trust.own_authorities,
                 lambda found: _record_later(runtime, store, name, found),
             )
-    await runtime.worker.run(lambda: _record(runtime, store, name, named))
-    return _fixed(named)
+            return first, None
+    return _fixed(named), named
 
 
 def _fixed(authorities: frozenset[Identifier]) -> Callable[[], frozenset[Identifier]]:
