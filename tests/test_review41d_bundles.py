@@ -1,0 +1,58 @@
+"""Review 41d, bundles: a node's stored bundle and the node's clock (docs/policy.md, "Bundles
+on a node").
+
+bundles 1: `BundleStore.reload` marked a stored bundle it could not load as never to be tried
+again, whatever the reason, a refusal for the time included: a node restarted with its clock
+behind (a VM or a board whose clock is set late at boot) read its own bundle as not yet
+valid, and kept it inactive after the clock was right, until a restart. The same bundle
+arriving again (a pull, a push) was refused as a rollback (the table holds its revision), so
+every gated call of the authority's members was denied (`no bundle`) until a higher revision
+came. A clock set back past a stored bundle's expiry and forward again did the same.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.gates import T, make_world
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import BundleStore, MemoryBundleTable, ToolCall
+
+REFUND = ToolCall("refund", {"order_id": "4471", "amount": 20})
+
+
+def test_a_stored_bundle_refused_for_the_time_loads_once_the_clock_is_right() -> None:
+    """bundles 1: a reload at a clock 10 minutes behind the bundle's issue loads nothing; one
+    at the right time loads it and it decides (the same bundle pushed again is then the
+    active bytes). Was a strict xfail until `BundleStore.reload` tried such a bundle again
+    once `now` is inside its window (it is not decoded again before)."""
+    world = make_world()
+    table = MemoryBundleTable()
+    data = world.bundle(now=T)
+    BundleStore(world.verifier, table).accept(data, feeds=world.feeds(), now=T + 5)
+    restarted = BundleStore(world.verifier, table)
+    assert restarted.reload(now=T - 600) == []
+    assert restarted.reload(now=T - 300) == []  # still behind: not tried (nothing loads)
+    loaded = restarted.reload(now=T + 10)
+    assert [bundle.data for bundle in loaded] == [data]
+    assert restarted.accept(data, feeds=world.feeds(), now=T + 10).data == data
+    point = world.point(restarted)
+    support = world.credential(world.support_chain, world.support)
+    decision = point.decide(support, REFUND, now=T + 10)
+    assert (decision.allowed, decision.policies) == (True, ("refund",))
+
+
+def test_a_stored_bundle_read_past_its_expiry_loads_when_the_clock_comes_back() -> None:
+    """bundles 1: a clock run past the stored bundle's expiry (one day) and set back: the
+    bundle loads at the first reload within its lifetime. A bundle read at a time outside its
+    window is still not in force (`engine` refuses it then)."""
+    world = make_world()
+    table = MemoryBundleTable()
+    data = world.bundle(now=T, ttl=86_400)
+    BundleStore(world.verifier, table).accept(data, feeds=world.feeds(), now=T + 5)
+    restarted = BundleStore(world.verifier, table)
+    assert restarted.reload(now=T + 2 * 86_400) == []
+    assert [b.data for b in restarted.reload(now=T + 20)] == [data]
+    with pytest.raises(PolicyError) as refused:
+        restarted.engine(world.authority.identifier, feed=world.feed, now=T + 86_400)
+    assert refused.value.reason is PolicyFailure.EXPIRED
