@@ -8,6 +8,10 @@ valid, and kept it inactive after the clock was right, until a restart. The same
 arriving again (a pull, a push) was refused as a rollback (the table holds its revision), so
 every gated call of the authority's members was denied (`no bundle`) until a higher revision
 came. A clock set back past a stored bundle's expiry and forward again did the same.
+
+bundles 2 (left, strict xfail: a design choice): two different bundles of one revision (the
+authority's and a policy-admin's, or two admins') split the nodes for good, each keeping the
+one it saw first.
 """
 
 from __future__ import annotations
@@ -56,3 +60,39 @@ def test_a_stored_bundle_read_past_its_expiry_loads_when_the_clock_comes_back() 
     with pytest.raises(PolicyError) as refused:
         restarted.engine(world.authority.identifier, feed=world.feed, now=T + 86_400)
     assert refused.value.reason is PolicyFailure.EXPIRED
+
+
+TIGHTER = """\
+@id("lookup") permit(principal, action == Action::"invoke:lookup_order", resource)
+  when { principal.hasTag("orders.access") };
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "review 41d, bundles 2: two bundles of one revision split a fleet for good; which one "
+        "wins (the later issued, the authority's, the lower digest) is a design choice"
+    ),
+)
+def test_two_bundles_of_one_revision_converge_on_every_node() -> None:
+    """bundles 2 (left): the authority and its policy-admin each sign a revision 6 (two
+    admins bumping the revision at once do the same), one with refund and one without. A
+    node that took the authority's first refuses the admin's as a rollback, and a node that
+    took the admin's first refuses the authority's: the fleet decides refund two ways under
+    "revision 6" (a decision and its trace name the revision only), and a pull never mends it
+    (`get` answers only a higher revision). Only a revision 7 ends it."""
+    world = make_world()
+    mine = world.bundle(revision=6, now=T)
+    admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER)
+    first, second = BundleStore(world.verifier), BundleStore(world.verifier)
+    for store, order in ((first, (mine, admins)), (second, (admins, mine))):
+        store.accept(order[0], feeds=world.feeds(), now=T + 5)
+        with pytest.raises(PolicyError) as refused:
+            store.accept(order[1], feeds=world.feeds(), now=T + 5)
+        assert refused.value.reason is PolicyFailure.ROLLBACK
+    support = world.credential(world.support_chain, world.support)
+    answers = {
+        world.point(store).decide(support, REFUND, now=T + 10).allowed for store in (first, second)
+    }
+    assert answers == {True} or answers == {False}
