@@ -86,6 +86,7 @@ ENTITY = {"__entity": {"type": "Agent", "id": "x"}}
         {"n": "5"},
         {"s": None},
         {"r": None},
+        {"s": "adm\ud800in"},  # a lone surrogate: no text Cedar and an upstream read alike
     ],
 )
 def test_arguments_using_cedars_json_escapes_or_other_types_are_denied(
