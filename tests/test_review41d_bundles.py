@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.gates import T, make_world
+from tests.support.gates import TOOLS, T, make_world, rotate, superseding
+from troth.encoding import cbor
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import BundleStore, MemoryBundleTable, ToolCall
+from troth.gates import BundleStore, MemoryBundleTable, ToolCall, create_bundle
 
 REFUND = ToolCall("refund", {"order_id": "4471", "amount": 20})
 
@@ -96,3 +97,36 @@ def test_two_bundles_of_one_revision_converge_on_every_node() -> None:
         world.point(store).decide(support, REFUND, now=T + 10).allowed for store in (first, second)
     }
     assert answers == {True} or answers == {False}
+
+
+PERMIT_ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'
+
+
+def test_a_stolen_pre_rotation_key_signs_nothing_with_either_history() -> None:
+    """Refuted: a thief holding the authority's key from before its rotation signs a
+    permit-all (dated before the rotation) and pushes it to a node with the feed that says the
+    rotation. Carrying the old history it is superseded; swapping in the current history (the
+    history is not under the bundle's signature, so anyone can swap it) fails too, the signing
+    key's attestation being bound to the old history's last change."""
+    world = make_world()
+    stolen = create_bundle(
+        world.authority.signer,
+        authority=world.authority.identifier,
+        policies=PERMIT_ALL,
+        schema="",
+        tools=TOOLS,
+        revision=9,
+        now=T,
+        ttl=86_400,
+    )
+    history, authority = rotate(world, world.authority, T + 20)
+    world.feed = superseding(authority, history, world.authority, T + 30)
+    fields = cbor.decode(stolen)
+    fields[5] = authority.identity.history  # the signer's history, in the signed envelope
+    swapped = cbor.encode(fields)
+    reasons = []
+    for data in (stolen, swapped):
+        with pytest.raises(PolicyError) as refused:
+            BundleStore(world.verifier).accept(data, feeds=world.feeds(), now=T + 40)
+        reasons.append(refused.value.reason)
+    assert reasons == [PolicyFailure.SIGNER_SUPERSEDED, PolicyFailure.SIGNER_INVALID]
