@@ -7,7 +7,8 @@ decision names the deciding policies by their `@id`s, sorted, and gives a reason
 read that never echoes argument values (Cedar's request errors do: they are mapped to fixed
 texts). Per verified chain (keyed by the hash of its last credential body, which commits to
 every body above it) the engine builds the chain's entities and the bundle's policy set plus
-the chain's caveats once, and reuses them; the caches are bounded.
+the chain's caveats once, and reuses them; the caches are bounded (those of chains with
+caveats, each a copy of the policy set, by the policy text's length too: review 41d, caveats 1).
 """
 
 from __future__ import annotations
@@ -191,6 +192,10 @@ class PolicyEngine:
             for name, spec in compiled.tools.items()
         }
         self._principals: _Bounded[bytes, _Principal] = _Bounded(cache_size)
+        # the chains with caveats: each keeps a copy of the policy set (its text too), so
+        # their number is bounded by the text's length (review 41d, caveats 1)
+        copies = limits.MAX_CAVEATED_POLICY_TEXT // max(1, compiled.text_size)
+        self._caveated: _Bounded[bytes, _Principal] = _Bounded(max(1, min(cache_size, copies)))
         self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
 
     @property
@@ -201,7 +206,7 @@ class PolicyEngine:
 
     def _principal(self, credential: VerifiedCredential) -> _Principal:
         key = credential.links[-1].hash
-        found = self._principals.get(key)
+        found = self._principals.get(key) or self._caveated.get(key)
         if found is not None:
             return found
         uid = agent_uid(credential.actor)
@@ -223,7 +228,8 @@ class PolicyEngine:
             return self._principals.put(key, _Principal(uid, None, base, {}, refused))
         names = dict(self.compiled.names)
         names.update(zip(fragment_ids(len(names), len(ids)), ids, strict=True))
-        return self._principals.put(key, _Principal(uid, entities, merged, names, None))
+        kept = self._caveated if ids else self._principals
+        return kept.put(key, _Principal(uid, entities, merged, names, None))
 
     # -- deciding ---------------------------------------------------------------------------
 

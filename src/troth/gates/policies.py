@@ -146,6 +146,9 @@ class CompiledPolicies:
     policy_ids: tuple[str, ...]
     names: Mapping[str, str]
     """Each policy's Cedar id (positional, `policy<N>`) -> its `@id`."""
+    text_size: int = 0
+    """The length of the policy text (what a copy of `policy_set` holds: the engine bounds
+    its copies with caveats added by it, review 41d, caveats 1)."""
 
 
 def compose_schema(
@@ -547,6 +550,7 @@ def compile_policies(
         checked_services,
         tuple(ids.values()),
         ids,
+        len(policies),
     )
 
 

@@ -51,6 +51,8 @@ from troth.storage.sqlite import SqliteDatabase
 __all__ = ["ActiveBundle", "BundleStore", "BundleTable", "MemoryBundleTable", "SqliteBundleTable"]
 
 _P = PolicyFailure
+_UNTIMELY = frozenset({_P.NOT_YET_VALID, _P.EXPIRED})
+"""Refusals of a stored bundle for the time alone (`reload` tries it again in its window)."""
 Stamp = tuple[int, bytes]
 """What a table says of a stored bundle without reading it: its revision and digest."""
 
@@ -217,6 +219,11 @@ class BundleStore:
         # (digest, stamp) -> (when it was last tried, the wait before the next try): bundles
         # whose policies could not be checked (PolicyNotChecked), tried again after a backoff
         self._unchecked: dict[tuple[bytes, Stamp], tuple[int, int]] = {}
+        # (digest, stamp) -> the times [from, until) it can load at: bundles refused for the
+        # time only (not yet valid, expired), tried again when the clock is inside that window
+        # (review 41d, bundles 1: kept unloadable for good, a node restarted with its clock
+        # behind never activated its own bundle)
+        self._untimely: dict[tuple[bytes, Stamp], tuple[int, int]] = {}
         # the active bundle and the feed object its signer last passed `check_signer` with,
         # per authority: a VerifiedFeed is immutable, so the same pair passes again (`engine`)
         self._signer_checked: dict[Identifier, tuple[ActiveBundle, VerifiedFeed]] = {}
@@ -273,11 +280,17 @@ class BundleStore:
         or finish, on a loaded machine) stays inactive (fail closed) and is tried again at a
         reload once its backoff is over (CEDAR_RETRY_FIRST_SECONDS, doubling up to
         CEDAR_RETRY_MAX_SECONDS: review 25, gates 3; review 26c, gates 2), or at once when
-        `now` is before its last try (a clock set back: review 27d, gates 1)."""
+        `now` is before its last try (a clock set back: review 27d, gates 1). One refused for
+        the time alone (not yet valid, expired) is tried again at a reload whose `now` is
+        inside its lifetime (a node restarted with its clock behind, then set right: review
+        41d, bundles 1)."""
         loaded = []
         for digest, stamp in self.table.stamps().items():
             key = (digest, stamp)
             if self._seen.get(digest) == stamp or key in self._unloadable:
+                continue
+            window = self._untimely.get(key)
+            if window is not None and not window[0] <= now < window[1]:
                 continue
             retry = self._unchecked.get(key)
             # within the wait since the last try; a clock set back before that try tries it
@@ -285,9 +298,9 @@ class BundleStore:
             if retry is not None and 0 <= now - retry[0] < retry[1]:
                 continue
             data = self.table.load(digest)
+            if data is None:
+                continue
             try:
-                if data is None:
-                    continue
                 verified = load_stored_bundle(data, verifier=self.verifier, now=now)
             except PolicyNotChecked:  # no verdict on the bundle: tried again after a while
                 wait = limits.CEDAR_RETRY_FIRST_SECONDS
@@ -295,11 +308,18 @@ class BundleStore:
                     wait = min(2 * retry[1], limits.CEDAR_RETRY_MAX_SECONDS)
                 self._unchecked[key] = (now, wait)
                 continue
-            except PolicyError:
+            except PolicyError as exc:
                 self._unchecked.pop(key, None)
-                self._unloadable.add(key)
+                if exc.reason in _UNTIMELY:  # the clock's doing: loads at another time
+                    body = decode_bundle(data)
+                    skew = self.verifier.policy.max_clock_skew
+                    self._untimely[key] = (body.issued_at - skew, body.expires_at)
+                else:
+                    self._untimely.pop(key, None)
+                    self._unloadable.add(key)
                 continue
             self._unchecked.pop(key, None)
+            self._untimely.pop(key, None)
             if self._activate_stored(verified, stamp):
                 loaded.append(verified)
         return loaded
@@ -310,6 +330,7 @@ class BundleStore:
         self.verifier = verifier
         self._unloadable.clear()
         self._unchecked.clear()
+        self._untimely.clear()
 
     def _activate_stored(self, verified: VerifiedBundle, stamp: Stamp) -> bool:
         """Activate a bundle read from the table: a higher revision than the active one, or

@@ -188,8 +188,9 @@ def _composite(node: dict[str, Any], kind: str, path: str, depth: int) -> tuple[
 
 
 def _safe_integer(value: Any) -> bool:
-    """Whether `value` is no integer past I-JSON's range (other types are Cedar's to judge)."""
-    return type(value) is not int or -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    """Whether `value` is no integer past I-JSON's range (other types are Cedar's to judge).
+    An `int` subclass is an integer too (JSON encodes its value: review 41d, gates 1)."""
+    return not isinstance(value, int) or -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def _scalar_check(node: dict[str, Any], kind: str, path: str) -> Check | None:
