@@ -118,19 +118,26 @@ def test_a_co_trusted_authoritys_members_leave_running_requests_for_anothers(
 def test_a_co_trusted_authoritys_members_leave_relay_names_for_anothers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The hub holds at most 3 relay names. A globex member creates 3: acme's member must
-    still create its own; globex's next name is refused."""
+    """A relay node hosting none, enrolled with acme and globex, holds at most 3 relay names. A
+    globex member creates 3: acme's member must still create its own; globex's next name is
+    refused. (A node hosting an authority relays for that authority's members alone: review
+    38a, relay 1, tests/test_review38a_relay.py.)"""
     monkeypatch.setattr(limits, "MAX_RELAYS", BOUND)
+    relay = "/tcp/relay:4000"
 
     async def test(net: MemNet) -> None:
-        _hub, globex = await _co_trusted(net)
+        _globex_node, globex, ticket = await globex_over_tcp(net)
+        node = await net.node("relay", listen=("relay", 4000))
+        await node.enroll(net.ticket(), "relay")
+        await node.enroll(ticket, "relay")
+        assert {net.authority.identifier, globex.identifier} <= set(node.trust.anchors)
         mallory = await _globex_member(net, globex, "mallory")
         for n in range(BOUND):
-            await mallory.create_relay(f"mallory-{n}", HUB)
+            await mallory.create_relay(f"mallory-{n}", relay)
         honest = await net.member("honest", **{"troth.relay": "honest"})
-        await honest.create_relay("honest", HUB)
+        await honest.create_relay("honest", relay)
         with pytest.raises(RemoteError, match="relay names"):
-            await mallory.create_relay("one-more", HUB)
+            await mallory.create_relay("one-more", relay)
 
     run_memnet(test, tmp_path / "home", budget=90)
 

@@ -43,13 +43,6 @@ async def globex_relayer(net: MemNet, globex: Authority, name: str) -> NodeRunti
     return runtime
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 38a, relay 1: a co-trusted authority's troth.relay=* claims the hub's relay "
-        "names (left)"
-    ),
-)
 def test_a_co_trusted_authoritys_relay_grant_claims_no_name_on_the_hub(tmp_path: Path) -> None:
     """Relay 1. The hub hosts acme and relays for acme's members (`troth.relay`, acme's
     attribute). It enrolls with globex. A globex member, granted `troth.relay=*` by globex,
@@ -61,13 +54,10 @@ def test_a_co_trusted_authoritys_relay_grant_claims_no_name_on_the_hub(tmp_path:
     authority's `troth.relay` counts (as the broker's `troth.broker=admin`, review 36b), acme's
     own member still creating its name.
 
-    Left: docs/cli.md (`troth relay create`: "from an authority the relay trusts") and
-    docs/protocols.md ("Shares of node-wide pools": relay names shared among the authorities a
-    node trusts; tests/test_attacks_review21_shares.py has a globex member create names on the
-    acme hub) make relaying for every trusted authority's members the design. The rule can
-    now pin it (`AttributeCoversArgument(authority=)`, `RelayService(authority=)`, below); the
-    node's composition passes none. Passing the hosted authority there closes this, and the
-    review 21 shares test must then run its globex relay names on a hub hosting none."""
+    Was a strict xfail until the node's composition passed the authority it hosts to
+    `RelayService(authority=)` (before, relaying for every trusted authority's members was the
+    design, docs/protocols.md "Services"); review 21's shares test now runs its globex relay
+    names on a relay node hosting none."""
 
     async def test(net: MemNet) -> None:
         assert net.hub is not None
@@ -90,7 +80,7 @@ def test_a_pinned_relay_rule_counts_one_authoritys_grant_only() -> None:
     """`AttributeCoversArgument(authority=acme)`: a globex chain holding `troth.relay=*` does
     not cover `tools` (the refusal names acme and says globex's chain does not count); an acme
     chain holding `troth.relay=tools` does; unpinned, globex's grant counts (the composition's
-    rule today, relay 1 above)."""
+    rule on a node hosting none)."""
     co = make_cotrust()
     acme, globex = co.acme.authority, co.globex
     mallory, tools = co.party(), co.party()

@@ -163,8 +163,8 @@ def relay_group() -> None:
 @json_command
 def relay_create(name: str, route: str, node_name: str, reporter: Reporter) -> None:
     """Ask the relay node at ROUTE to forward /relay/NAME to the (running) node. The node's
-    identity needs a credential with troth.relay=NAME (or *) from an authority the relay
-    trusts."""
+    identity needs a credential with troth.relay=NAME (or *) from the authority the relay
+    node hosts (from any authority it trusts when it hosts none)."""
     data = ask_node(node_name, "relay.create", {"name": name, "at": route}, transient=False)
     reporter.result(
         data,

@@ -42,6 +42,9 @@ def compose(
             worker=runtime.worker,
             trusted=lambda: len(runtime.trust.anchors),
             decide=runtime.access.decide,
+            # on a node hosting an authority, only its troth.relay grant claims a name there
+            # (review 38a, relay 1: a co-trusted authority's troth.relay=* took the hub's)
+            authority=_hosted(runtime),
         ),
         "authority": lambda: (
             None if hosted is None else AuthorityService(hosted, runtime.trust, runtime.worker)

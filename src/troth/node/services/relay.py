@@ -3,9 +3,11 @@ without a listening port asks a node to forward `/relay/<name>` to it over its o
 (docs/protocols.md, "Relays").
 
 `create(name)` needs a credential whose `troth.relay` attribute holds `name` or `*` (the access
-rule, decided before the handler runs), from any authority the node trusts, or from `authority`
-alone when given (`RelayService(authority=)`; the node's composition gives none: a hub relays
-for every authority it enrolls with, review 38a, relay 1, left). A name belongs to the identity
+rule, decided before the handler runs), from `authority` alone when given: the node's
+composition gives the authority the node hosts, so a hub relays for its own members only, not
+for those of every authority it enrolls with (review 38a, relay 1: a co-trusted authority's
+`troth.relay=*` claimed the hub's names); a node hosting none relays for the members of every
+authority it trusts (their shares of the names: troth.node.shares). A name belongs to the identity
 that created it: when its owner's channel closes, the name stays reserved for that owner for a
 grace period (`RELAY_GRACE`, 5 minutes by default), so that another holder of `troth.relay=*`
 cannot take it over while the owner reconnects; each maintenance round decides `create` again
