@@ -344,17 +344,32 @@ def _cost(checked: _Checked) -> int:
     return len(checked.result.chain) + CACHED_CHANGE_BYTES * changes
 
 
+class _Share:
+    """What the memory holds charged to one root authority: its entries, oldest first, and
+    their changes (review 42a, memory 1). One per root with an entry: at most the trust
+    anchors, and at most the entries."""
+
+    __slots__ = ("changes", "entries", "root")
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+        self.entries: dict[bytes, None] = {}
+        self.changes = 0
+
+
 class _Seen:
     """A memory entry: the change hashes of the newest full history of an identity verified
-    (`hashes`), the root whose chains showed it (`by`, `_SEVERAL` for more than one), and, per
-    root whose feed outranked it without the standing to replace it, that root's own (`scoped`:
-    review 41a, memory 2)."""
+    (`hashes`), the root whose chains showed it (`by`, `_SEVERAL` for more than one), the share
+    of the root it is charged to (`owner`: the first whose chains showed it, review 42a, memory
+    1), and, per root whose feed outranked it without the standing to replace it, that root's
+    own (`scoped`: review 41a, memory 2)."""
 
-    __slots__ = ("by", "hashes", "scoped")
+    __slots__ = ("by", "hashes", "owner", "scoped")
 
-    def __init__(self, hashes: bytes, by: bytes) -> None:
+    def __init__(self, hashes: bytes, by: bytes, owner: _Share) -> None:
         self.hashes = hashes
         self.by = by
+        self.owner = owner
         self.scoped: dict[bytes, bytes] | None = None
 
     def size(self) -> int:
@@ -461,6 +476,8 @@ class ChainVerifier:
         self._charged: dict[bytes, bytes] = {}
         self._by_source: dict[bytes, dict[bytes, None]] = {}
         self._source_changes: dict[bytes, int] = {}
+        # each entry charged to the root whose chains showed it first (review 42a, memory 1)
+        self._shares: dict[bytes, _Share] = {}
         # a verifier shared across threads (the public `troth.Verifier`): the memory and the
         # cache change only under this lock (review 40a, memory 2)
         self._lock = threading.Lock()
@@ -663,8 +680,13 @@ class ChainVerifier:
                 self._by_source.setdefault(source, {})[digest] = None
                 self._source_changes[source] = self._source_changes.get(source, 0) + size
                 charged[digest] = source
-            self._fit_all(size, keep=digest)
-            seen[digest] = _Seen(_hashes(identity), root)
+            self._fit_all(size, keep=digest, root=root)
+            share = self._shares.get(root)
+            if share is None:
+                share = self._shares[root] = _Share(root)
+            seen[digest] = _Seen(_hashes(identity), share.root, share)
+            share.entries[digest] = None
+            share.changes += size
             self._seen_changes += size
             return
         was = charged.get(digest)
@@ -688,10 +710,11 @@ class ChainVerifier:
             remembered.by = root if replace or remembered.by == root else _SEVERAL
         grown = remembered.size() - before
         self._seen_changes += grown
+        remembered.owner.changes += grown
         if was is not None:
             self._source_changes[was] += grown
             self._fit_source(was, 0, keep=digest)
-        self._fit_all(0, keep=digest)
+        self._fit_all(0, keep=digest, root=remembered.owner.root)
 
     def _fit_source(self, source: bytes, size: int, keep: bytes | None = None) -> None:
         """Forget member `source`'s oldest delegates' entries (never `keep`) until one more of
@@ -709,19 +732,33 @@ class ChainVerifier:
             self._forget(oldest)
             owned = self._by_source.get(source)
 
-    def _fit_all(self, size: int, keep: bytes) -> None:
-        """Past SEEN_IDENTITIES entries or SEEN_CHANGES changes (one more of `size` counted),
-        forget the oldest entries (never `keep`) until at most half of each is held."""
+    def _fit_all(self, size: int, keep: bytes, root: bytes) -> None:
+        """Past SEEN_IDENTITIES entries or SEEN_CHANGES changes (one more of `size`, charged to
+        `root`, counted), forget the oldest entries (never `keep`) of the root holding the most
+        (entries, or changes when only those are over), one by one until it fits: a root
+        flooding the memory forgets only its own entries while it holds more than another
+        (review 42a, memory 1: the older half of all went, another authority's member's
+        rotation with it). One pass over the shares (at most the trust anchors) per entry
+        forgotten."""
         seen = self._seen
-        if len(seen) + (1 if size else 0) <= SEEN_IDENTITIES and (
-            self._seen_changes + size <= SEEN_CHANGES
-        ):
-            return
-        for forgotten in list(seen):
-            if len(seen) <= SEEN_IDENTITIES // 2 and self._seen_changes <= SEEN_CHANGES // 2:
-                break
-            if forgotten != keep:
-                self._forget(forgotten)
+        while True:
+            entries = len(seen) + (1 if size else 0) > SEEN_IDENTITIES
+            if not entries and self._seen_changes + size <= SEEN_CHANGES:
+                return
+            victim: bytes | None = None
+            most = -1
+            for share in self._shares.values():
+                held = len(share.entries) if entries else share.changes
+                if share.root == root:
+                    held += (1 if size else 0) if entries else size
+                if held <= most:
+                    continue
+                oldest = next((d for d in share.entries if d != keep), None)
+                if oldest is not None:
+                    victim, most = oldest, held
+            if victim is None:
+                return
+            self._forget(victim)
 
     def _forget(self, digest: bytes) -> None:
         """Drop `digest`'s entry and its charge."""
@@ -730,7 +767,13 @@ class ChainVerifier:
             self._uncharge(source, digest)
         held = self._seen.pop(digest, None)
         if held is not None:
-            self._seen_changes -= held.size()
+            size = held.size()
+            self._seen_changes -= size
+            share = held.owner
+            share.changes -= size
+            del share.entries[digest]
+            if not share.entries:
+                del self._shares[share.root]
 
     def _uncharge(self, source: bytes, digest: bytes) -> None:
         """Charge `digest`'s entry to no one (it stays remembered)."""
