@@ -82,22 +82,20 @@ def test_pinned_a_single_root_verifier_forgets_its_older_entries_past_the_bound(
     world.verify(thiefs, world.mallory)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 42a, memory 1: an entry is charged to the first root whose chains showed "
-    "it, so a thief showing the owner's stale history under a co-trusted authority first "
-    "makes that authority's flood forget the owner's later rotation shown under acme",
-)
 def test_a_co_trusted_authority_showing_a_stale_history_first_cannot_flush_the_rotation() -> (
     None
 ):
     """Review 42a, memory 1. Before the verifier sees alice's rotation, the thief (holding her
     k0) shows her [c0] in a globex chain (globex vouches for her identifier: malicious, or a
     careless member): the entry is charged to globex. Alice's [c0, c1] under acme then extends
-    it, still charged to globex; globex vouches for SMALL fresh members, and as the root
-    holding the most forgets its oldest entries, alice's rotation with them: the thief's chain
-    under acme with her retired key verifies again, globex's chains weakening acme's (review
-    23a) as in review 41a, memory 3."""
+    it, and stayed charged to globex; globex vouched for SMALL fresh members, and as the root
+    holding the most forgot its oldest entries, alice's rotation with them: the thief's chain
+    under acme with her retired key verified again, globex's chains weakening acme's (review
+    23a) as in review 41a, memory 3.
+
+    Was a strict xfail until an entry's main history replaced or extended by a root's chain was
+    charged to that root (the root whose chains showed the newest history it holds first):
+    alice's [c0, c1] moves it to acme's share, which globex's flood does not touch."""
     world = World()
     globex = _with_globex(world)
     world.verify(_member_chain(world, globex, world.stolen), world.mallory)  # [c0], first

@@ -708,6 +708,8 @@ class ChainVerifier:
                 return
             remembered.hashes = _hashes(identity)
             remembered.by = root if replace or remembered.by == root else _SEVERAL
+            if remembered.owner.root != root:  # charged to the root showing the newest
+                self._recharge(digest, remembered, root, before)
         grown = remembered.size() - before
         self._seen_changes += grown
         remembered.owner.changes += grown
@@ -715,6 +717,23 @@ class ChainVerifier:
             self._source_changes[was] += grown
             self._fit_source(was, 0, keep=digest)
         self._fit_all(0, keep=digest, root=remembered.owner.root)
+
+    def _recharge(self, digest: bytes, remembered: _Seen, root: bytes, size: int) -> None:
+        """Charge `digest`'s entry (`size` changes charged so far) to `root`, whose chain showed
+        the newest history it holds, as its newest: else a thief showing the owner's older
+        history under a co-trusted authority's chain first left her later rotation charged to
+        that authority, whose flood forgot it (review 42a, memory 1)."""
+        was = remembered.owner
+        was.changes -= size
+        del was.entries[digest]
+        if not was.entries:
+            del self._shares[was.root]
+        share = self._shares.get(root)
+        if share is None:
+            share = self._shares[root] = _Share(root)
+        share.entries[digest] = None
+        share.changes += size
+        remembered.owner = share
 
     def _fit_source(self, source: bytes, size: int, keep: bytes | None = None) -> None:
         """Forget member `source`'s oldest delegates' entries (never `keep`) until one more of
