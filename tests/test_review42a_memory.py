@@ -13,9 +13,11 @@ import pytest
 
 from tests.support.parties import Party, make_party
 from tests.test_review38d_memory import ORDERS, T, World
+from tests.test_review40a_memory import eves_root, flood
 from tests.test_review41a_memory import _rotated, _with_globex
 from troth.credentials import CredentialChain, delegate, issue_credential
 from troth.errors import CredentialError, CredentialFailure
+from troth.identity import Identifier
 
 SMALL = 16
 
@@ -103,4 +105,46 @@ def test_a_co_trusted_authority_showing_a_stale_history_first_cannot_flush_the_r
     thiefs = world.delegated(world.stolen, world.mallory)
     _refused_as_older(thiefs, world)
     _flood(world, globex, SMALL)
+    _refused_as_older(thiefs, world)
+
+
+def _via(world: World, member: Party, by: Party, to: Identifier) -> bytes:
+    """Acme's `member` delegates to `by`'s identifier, who delegates on to `to`."""
+    chain = delegate(
+        member.signer,
+        eves_root(world, member),
+        subject=by.identifier,
+        attributes=ORDERS,
+        now=T + 20,
+        ttl=600,
+        purpose="x",
+        depth=1,
+    )
+    onward = delegate(
+        by.signer, chain, subject=to, attributes=ORDERS, now=T + 20, ttl=600, purpose="x"
+    )
+    return onward.encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 42a, memory 2: a delegate's entry stays charged to the first member whose "
+    "chain showed it, so a thief showing the owner's stale history as one member's delegate "
+    "first makes that member's fresh delegates forget the owner's later rotation",
+)
+def test_a_member_showing_a_stale_history_first_cannot_flush_the_rotation() -> None:
+    """Review 42a, memory 2. Alice is a delegate of acme's members xavier and eve (malicious,
+    or careless). Before the verifier sees alice's rotation, the thief (holding her k0) shows
+    her [c0] as eve's delegate: the entry is charged to eve. Alice's [c0, c1] as xavier's
+    delegate extends it, still charged to eve; eve delegates to SEEN_PER_SOURCE fresh
+    identities, and her oldest charged entry, alice's rotation, goes: the thief's chain under
+    xavier with her retired key verifies again (review 40a, memory 1: a member's delegates
+    were to flush only her own delegates' entries)."""
+    world = World()
+    eve, xavier = make_party(world.vault, now=T), make_party(world.vault, now=T)
+    world.verify(_via(world, eve, world.stolen, world.mallory), world.mallory)  # [c0], first
+    world.verify(_via(world, xavier, world.alice, world.bob), world.bob)  # [c0, c1]
+    thiefs = _via(world, xavier, world.stolen, world.mallory)
+    _refused_as_older(thiefs, world)
+    flood(world, eve, SMALL // 4)
     _refused_as_older(thiefs, world)
