@@ -89,8 +89,8 @@ def test_a_co_trusted_authority_showing_a_stale_history_first_cannot_flush_the_r
 ):
     """Review 42a, memory 1. Before the verifier sees alice's rotation, the thief (holding her
     k0) shows her [c0] in a globex chain (globex vouches for her identifier: malicious, or a
-    careless member): the entry is charged to globex. Alice's [c0, c1] under acme then extends
-    it, and stayed charged to globex; globex vouched for SMALL fresh members, and as the root
+    careless member): the entry is charged to globex. Alice's [c0, c1] under acme then extended
+    it, and it stayed charged to globex; globex vouched for SMALL fresh members, and as the root
     holding the most forgot its oldest entries, alice's rotation with them: the thief's chain
     under acme with her retired key verified again, globex's chains weakening acme's (review
     23a) as in review 41a, memory 3.
@@ -126,20 +126,17 @@ def _via(world: World, member: Party, by: Party, to: Identifier) -> bytes:
     return onward.encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 42a, memory 2: a delegate's entry stays charged to the first member whose "
-    "chain showed it, so a thief showing the owner's stale history as one member's delegate "
-    "first makes that member's fresh delegates forget the owner's later rotation",
-)
 def test_a_member_showing_a_stale_history_first_cannot_flush_the_rotation() -> None:
     """Review 42a, memory 2. Alice is a delegate of acme's members xavier and eve (malicious,
     or careless). Before the verifier sees alice's rotation, the thief (holding her k0) shows
     her [c0] as eve's delegate: the entry is charged to eve. Alice's [c0, c1] as xavier's
-    delegate extends it, still charged to eve; eve delegates to SEEN_PER_SOURCE fresh
-    identities, and her oldest charged entry, alice's rotation, goes: the thief's chain under
-    xavier with her retired key verifies again (review 40a, memory 1: a member's delegates
-    were to flush only her own delegates' entries)."""
+    delegate extended it, and it stayed charged to eve; eve delegated to SEEN_PER_SOURCE fresh
+    identities, and her oldest charged entry, alice's rotation, went: the thief's chain under
+    xavier with her retired key verified again (review 40a, memory 1: a member's delegates
+    were to flush only her own delegates' entries).
+
+    Was a strict xfail until an entry's main history replaced or extended by a chain was
+    charged to that chain's member (and root): alice's [c0, c1] moves it to xavier's."""
     world = World()
     eve, xavier = make_party(world.vault, now=T), make_party(world.vault, now=T)
     world.verify(_via(world, eve, world.stolen, world.mallory), world.mallory)  # [c0], first

@@ -694,6 +694,7 @@ class ChainVerifier:
             self._uncharge(was, digest)
             was = None
         before = remembered.size()
+        moved: bytes | None = None  # the member charged anew (review 42a, memory 2)
         own = None if remembered.scoped is None else remembered.scoped.get(root)
         if scope or own is not None:  # this root's own entry
             if own is not None and not replace and size <= len(own) // _HASH:
@@ -706,9 +707,14 @@ class ChainVerifier:
                 if remembered.by != root:
                     remembered.by = _SEVERAL
                 return
+            # charged to the root and member whose chain showed the newest (review 42a,
+            # memory 1 and 2: else a thief showing her older history first chose them)
+            if was is not None and source is not None and was != source:
+                self._uncharge(was, digest)
+                was, moved = None, source
             remembered.hashes = _hashes(identity)
             remembered.by = root if replace or remembered.by == root else _SEVERAL
-            if remembered.owner.root != root:  # charged to the root showing the newest
+            if remembered.owner.root != root:
                 self._recharge(digest, remembered, root, before)
         grown = remembered.size() - before
         self._seen_changes += grown
@@ -716,6 +722,12 @@ class ChainVerifier:
         if was is not None:
             self._source_changes[was] += grown
             self._fit_source(was, 0, keep=digest)
+        elif moved is not None:
+            size = remembered.size()
+            self._fit_source(moved, size)
+            self._by_source.setdefault(moved, {})[digest] = None
+            self._source_changes[moved] = self._source_changes.get(moved, 0) + size
+            charged[digest] = moved
         self._fit_all(0, keep=digest, root=remembered.owner.root)
 
     def _recharge(self, digest: bytes, remembered: _Seen, root: bytes, size: int) -> None:
