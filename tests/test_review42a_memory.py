@@ -145,3 +145,23 @@ def test_a_member_showing_a_stale_history_first_cannot_flush_the_rotation() -> N
     _refused_as_older(thiefs, world)
     flood(world, eve, SMALL // 4)
     _refused_as_older(thiefs, world)
+
+
+def test_the_root_holding_the_most_changes_forgets_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past SEEN_CHANGES the root holding the most changes forgets its own oldest entries:
+    globex vouching for members with long histories (4 changes each, past the bound in all)
+    never forgets acme's entries, and alice's thief is still refused."""
+    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", 1024)
+    monkeypatch.setattr("troth.credentials.verify.SEEN_CHANGES", 24)
+    world = World()
+    globex = _with_globex(world)
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    thiefs = world.delegated(world.stolen, world.mallory)
+    for _ in range(12):  # 48 changes
+        member = make_party(world.vault, now=T)
+        for step in range(3):
+            member = _rotated(world, member, T + 1 + step)
+        world.verify(_member_chain(world, globex, member), world.mallory)
+    _refused_as_older(thiefs, world)
