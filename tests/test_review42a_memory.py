@@ -84,9 +84,7 @@ def test_pinned_a_single_root_verifier_forgets_its_older_entries_past_the_bound(
     world.verify(thiefs, world.mallory)
 
 
-def test_a_co_trusted_authority_showing_a_stale_history_first_cannot_flush_the_rotation() -> (
-    None
-):
+def test_a_co_trusted_authority_showing_a_stale_history_first_cannot_flush_the_rotation() -> None:
     """Review 42a, memory 1. Before the verifier sees alice's rotation, the thief (holding her
     k0) shows her [c0] in a globex chain (globex vouches for her identifier: malicious, or a
     careless member): the entry is charged to globex. Alice's [c0, c1] under acme then extended

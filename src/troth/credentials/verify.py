@@ -63,9 +63,11 @@ CACHED_CHANGE_BYTES: Final = 1536
 ~1,300 bytes measured, with a margin)."""
 SEEN_IDENTITIES: Final = 16_384
 """Identities whose newest full history a verifier without a store (no `known`) remembers
-having verified (the hash of each of its changes); when full (or `SEEN_CHANGES` is), the older
-half is forgotten (docs/formats.md, "Pre-rotation and stored histories"; review 38d, memory
-1)."""
+having verified (the hash of each of its changes); when full (or `SEEN_CHANGES` is), the
+oldest entries of the root authority holding the most are forgotten, each entry charged to the
+root whose chain showed its newest history (docs/formats.md, "Pre-rotation and stored
+histories"; review 38d, memory 1; review 42a, memory 1: the older half of all went, a
+co-trusted authority's flood with it another authority's member's rotation)."""
 SEEN_CHANGES: Final = 65_536
 """Changes that memory holds in all (32 bytes each, at most MAX_IDENTITY_CHANGES per entry:
 review 41a, the memory keeps every change's hash so that the root's feed can tell a fork from
@@ -75,7 +77,8 @@ second root (docs/formats.md, "Pre-rotation and stored histories")."""
 SEEN_PER_SOURCE: Final = 256
 """Entries of that memory one member may bring in: the histories of the identities a chain
 carries below the member its root vouched for (her delegates, theirs) are charged to her, and
-past this many her oldest is forgotten; the root and the member herself are charged to no one.
+past this many her oldest is forgotten; the root and the member herself are charged to no
+member (to the root only, as every entry: `SEEN_IDENTITIES`).
 A member delegating to fresh identities of her own flushes only her own delegates' entries,
 never another member's rotation (review 40a, memory 1: 16,384 fresh delegates of one member
 restored a stolen backup's acceptance)."""
@@ -443,9 +446,11 @@ class ChainVerifier:
     decides whether a stored copy from a checkpoint another authority attested binds it,
     docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers every
     change's hash of the newest full history of each identity it verified in a chain that
-    passed (`SEEN_IDENTITIES` entries and `SEEN_CHANGES` changes at most; those below the member
-    a chain's root vouched for charged to her, `SEEN_PER_SOURCE` and `SEEN_CHANGES_PER_SOURCE`
-    each: review 40a and 41a, memory 1 and 4) and refuses an issuer or presenter history that
+    passed (`SEEN_IDENTITIES` entries and `SEEN_CHANGES` changes at most, each entry charged
+    to the root whose chain showed its newest history and, when full, the oldest of the root
+    holding the most forgotten: review 42a, memory 1; those below the member a chain's root
+    vouched for charged to her too, `SEEN_PER_SOURCE` and `SEEN_CHANGES_PER_SOURCE` each:
+    review 40a and 41a, memory 1 and 4) and refuses an issuer or presenter history that
     ends before it or forks from it: a verifier that saw a rotation refuses the retired key's
     chains before the feed names the rotation (review 38d, memory 1). The root's feed naming a
     change the remembered history does not hold outranks it, and replaces it when only that
@@ -650,7 +655,8 @@ class ChainVerifier:
             digest = identity.identifier.digest
             if identity.first_index != 0:
                 continue
-            # the root and the member it vouched for are charged to no one; the rest to her
+            # the root and the member it vouched for are charged to no member; the rest to her
+            # (all to the root: review 42a, memory 1)
             source = None if position == 0 or digest == member else member
             self._record(digest, identity, root, source, digest in replaced, digest in scoped)
 
@@ -667,10 +673,12 @@ class ChainVerifier:
         charged to member `source` (None: to no one); `replace`: the root's feed outranked the
         remembered one (or the root's own), `scope`: it outranked one it has no standing to
         replace, and the root's own is kept beside it. An entry seen uncharged (the identity
-        shown as a root or a member) is uncharged for good; past SEEN_PER_SOURCE entries or
-        SEEN_CHANGES_PER_SOURCE changes charged to one member her oldest go; past
-        SEEN_IDENTITIES entries or SEEN_CHANGES changes the older half of all goes (review 38d,
-        40a and 41a, memory 1, 2 and 4)."""
+        shown as a root or a member) is uncharged to members for good; past SEEN_PER_SOURCE
+        entries or SEEN_CHANGES_PER_SOURCE changes charged to one member her oldest go; past
+        SEEN_IDENTITIES entries or SEEN_CHANGES changes the oldest of the root holding the most
+        go (review 38d, 40a and 41a, memory 1, 2 and 4). Every entry is charged to `root` when
+        first recorded, and an entry's main history replaced or extended here is charged to
+        `root` and `source` from then on (review 42a, memory 1 and 2)."""
         seen, charged = self._seen, self._charged
         size = identity.current.index + 1
         remembered = seen.get(digest)
