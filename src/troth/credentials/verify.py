@@ -363,9 +363,9 @@ class _Share:
 class _Seen:
     """A memory entry: the change hashes of the newest full history of an identity verified
     (`hashes`), the root whose chains showed it (`by`, `_SEVERAL` for more than one), the share
-    of the root it is charged to (`owner`: the first whose chains showed it, review 42a, memory
-    1), and, per root whose feed outranked it without the standing to replace it, that root's
-    own (`scoped`: review 41a, memory 2)."""
+    of the root it is charged to (`owner`: the first whose chain showed its newest history,
+    review 42a, memory 1), and, per root whose feed outranked it without the standing to
+    replace it, that root's own (`scoped`: review 41a, memory 2)."""
 
     __slots__ = ("by", "hashes", "owner", "scoped")
 
@@ -481,7 +481,7 @@ class ChainVerifier:
         self._charged: dict[bytes, bytes] = {}
         self._by_source: dict[bytes, dict[bytes, None]] = {}
         self._source_changes: dict[bytes, int] = {}
-        # each entry charged to the root whose chains showed it first (review 42a, memory 1)
+        # each entry charged to the root whose chain showed its newest history (review 42a)
         self._shares: dict[bytes, _Share] = {}
         # a verifier shared across threads (the public `troth.Verifier`): the memory and the
         # cache change only under this lock (review 40a, memory 2)
