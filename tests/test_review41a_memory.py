@@ -271,23 +271,20 @@ def test_refuted_a_replayed_fork_under_an_older_feed_stays_refused() -> None:
     assert "history forks from the stored copy" in str(refused.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 41a, memory 3 (left): a co-trusted authority's fresh members are charged to "
-    "no one, so their entries flush another authority's member's rotation from the memory; a "
-    "bound per root authority (its share of SEEN_IDENTITIES) is the lead's design choice",
-)
 def test_a_co_trusted_authoritys_members_flush_no_other_authoritys_rotation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Review 41a, memory 3 (left). Globex (a co-trusted authority, malicious or with a leaked
-    key) vouches for SEEN_IDENTITIES fresh identities, each delegating on to mallory: each is
-    the member of its chain, charged to no one (review 40a, memory 1), so the older half of the
-    memory goes, alice's rotation with it, and the thief's chain under acme with her retired
-    key verifies again before acme's feed names her rotation: globex's chains weakened acme's
+    """Review 41a, memory 3. Globex (a co-trusted authority, malicious or with a leaked key)
+    vouches for SEEN_IDENTITIES fresh identities, each delegating on to mallory: each is the
+    member of its chain, charged to no member (review 40a, memory 1), so the older half of the
+    memory went, alice's rotation with it, and the thief's chain under acme with her retired
+    key verified again before acme's feed named her rotation: globex's chains weakened acme's
     (review 23a: a co-trusted authority's word counts for its own chains only). At 16,384 it
-    costs globex 16,384 key pairs and signatures. A bound per root authority (members charged
-    to their root, each root a share) would close it; the shares are a design choice."""
+    cost globex 16,384 key pairs and signatures.
+
+    Was a strict xfail until review 42a charged every entry to the root authority whose chains
+    showed it first and, when the memory is full, forgot the oldest entries of the root holding
+    the most: globex's flood forgets only globex's entries while it holds more than acme."""
     monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", 16)
     monkeypatch.setattr("troth.credentials.verify.SEEN_PER_SOURCE", 4)
     world = World()

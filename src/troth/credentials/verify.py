@@ -63,9 +63,11 @@ CACHED_CHANGE_BYTES: Final = 1536
 ~1,300 bytes measured, with a margin)."""
 SEEN_IDENTITIES: Final = 16_384
 """Identities whose newest full history a verifier without a store (no `known`) remembers
-having verified (the hash of each of its changes); when full (or `SEEN_CHANGES` is), the older
-half is forgotten (docs/formats.md, "Pre-rotation and stored histories"; review 38d, memory
-1)."""
+having verified (the hash of each of its changes); when full (or `SEEN_CHANGES` is), the
+oldest entries of the root authority holding the most are forgotten, each entry charged to the
+root whose chain showed its newest history (docs/formats.md, "Pre-rotation and stored
+histories"; review 38d, memory 1; review 42a, memory 1: the older half of all went, a
+co-trusted authority's flood with it another authority's member's rotation)."""
 SEEN_CHANGES: Final = 65_536
 """Changes that memory holds in all (32 bytes each, at most MAX_IDENTITY_CHANGES per entry:
 review 41a, the memory keeps every change's hash so that the root's feed can tell a fork from
@@ -75,7 +77,8 @@ second root (docs/formats.md, "Pre-rotation and stored histories")."""
 SEEN_PER_SOURCE: Final = 256
 """Entries of that memory one member may bring in: the histories of the identities a chain
 carries below the member its root vouched for (her delegates, theirs) are charged to her, and
-past this many her oldest is forgotten; the root and the member herself are charged to no one.
+past this many her oldest is forgotten; the root and the member herself are charged to no
+member (to the root only, as every entry: `SEEN_IDENTITIES`).
 A member delegating to fresh identities of her own flushes only her own delegates' entries,
 never another member's rotation (review 40a, memory 1: 16,384 fresh delegates of one member
 restored a stolen backup's acceptance)."""
@@ -344,17 +347,32 @@ def _cost(checked: _Checked) -> int:
     return len(checked.result.chain) + CACHED_CHANGE_BYTES * changes
 
 
+class _Share:
+    """What the memory holds charged to one root authority: its entries, oldest first, and
+    their changes (review 42a, memory 1). One per root with an entry: at most the trust
+    anchors, and at most the entries."""
+
+    __slots__ = ("changes", "entries", "root")
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+        self.entries: dict[bytes, None] = {}
+        self.changes = 0
+
+
 class _Seen:
     """A memory entry: the change hashes of the newest full history of an identity verified
-    (`hashes`), the root whose chains showed it (`by`, `_SEVERAL` for more than one), and, per
-    root whose feed outranked it without the standing to replace it, that root's own (`scoped`:
-    review 41a, memory 2)."""
+    (`hashes`), the root whose chains showed it (`by`, `_SEVERAL` for more than one), the share
+    of the root it is charged to (`owner`: the first whose chain showed its newest history,
+    review 42a, memory 1), and, per root whose feed outranked it without the standing to
+    replace it, that root's own (`scoped`: review 41a, memory 2)."""
 
-    __slots__ = ("by", "hashes", "scoped")
+    __slots__ = ("by", "hashes", "owner", "scoped")
 
-    def __init__(self, hashes: bytes, by: bytes) -> None:
+    def __init__(self, hashes: bytes, by: bytes, owner: _Share) -> None:
         self.hashes = hashes
         self.by = by
+        self.owner = owner
         self.scoped: dict[bytes, bytes] | None = None
 
     def size(self) -> int:
@@ -428,9 +446,11 @@ class ChainVerifier:
     decides whether a stored copy from a checkpoint another authority attested binds it,
     docs/formats.md, "A stored copy from a checkpoint"). Without either, it remembers every
     change's hash of the newest full history of each identity it verified in a chain that
-    passed (`SEEN_IDENTITIES` entries and `SEEN_CHANGES` changes at most; those below the member
-    a chain's root vouched for charged to her, `SEEN_PER_SOURCE` and `SEEN_CHANGES_PER_SOURCE`
-    each: review 40a and 41a, memory 1 and 4) and refuses an issuer or presenter history that
+    passed (`SEEN_IDENTITIES` entries and `SEEN_CHANGES` changes at most, each entry charged
+    to the root whose chain showed its newest history and, when full, the oldest of the root
+    holding the most forgotten: review 42a, memory 1; those below the member a chain's root
+    vouched for charged to her too, `SEEN_PER_SOURCE` and `SEEN_CHANGES_PER_SOURCE` each:
+    review 40a and 41a, memory 1 and 4) and refuses an issuer or presenter history that
     ends before it or forks from it: a verifier that saw a rotation refuses the retired key's
     chains before the feed names the rotation (review 38d, memory 1). The root's feed naming a
     change the remembered history does not hold outranks it, and replaces it when only that
@@ -461,6 +481,8 @@ class ChainVerifier:
         self._charged: dict[bytes, bytes] = {}
         self._by_source: dict[bytes, dict[bytes, None]] = {}
         self._source_changes: dict[bytes, int] = {}
+        # each entry charged to the root whose chain showed its newest history (review 42a)
+        self._shares: dict[bytes, _Share] = {}
         # a verifier shared across threads (the public `troth.Verifier`): the memory and the
         # cache change only under this lock (review 40a, memory 2)
         self._lock = threading.Lock()
@@ -633,7 +655,8 @@ class ChainVerifier:
             digest = identity.identifier.digest
             if identity.first_index != 0:
                 continue
-            # the root and the member it vouched for are charged to no one; the rest to her
+            # the root and the member it vouched for are charged to no member; the rest to her
+            # (all to the root: review 42a, memory 1)
             source = None if position == 0 or digest == member else member
             self._record(digest, identity, root, source, digest in replaced, digest in scoped)
 
@@ -650,10 +673,12 @@ class ChainVerifier:
         charged to member `source` (None: to no one); `replace`: the root's feed outranked the
         remembered one (or the root's own), `scope`: it outranked one it has no standing to
         replace, and the root's own is kept beside it. An entry seen uncharged (the identity
-        shown as a root or a member) is uncharged for good; past SEEN_PER_SOURCE entries or
-        SEEN_CHANGES_PER_SOURCE changes charged to one member her oldest go; past
-        SEEN_IDENTITIES entries or SEEN_CHANGES changes the older half of all goes (review 38d,
-        40a and 41a, memory 1, 2 and 4)."""
+        shown as a root or a member) is uncharged to members for good; past SEEN_PER_SOURCE
+        entries or SEEN_CHANGES_PER_SOURCE changes charged to one member her oldest go; past
+        SEEN_IDENTITIES entries or SEEN_CHANGES changes the oldest of the root holding the most
+        go (review 38d, 40a and 41a, memory 1, 2 and 4). Every entry is charged to `root` when
+        first recorded, and an entry's main history replaced or extended here is charged to
+        `root` and `source` from then on (review 42a, memory 1 and 2)."""
         seen, charged = self._seen, self._charged
         size = identity.current.index + 1
         remembered = seen.get(digest)
@@ -663,8 +688,13 @@ class ChainVerifier:
                 self._by_source.setdefault(source, {})[digest] = None
                 self._source_changes[source] = self._source_changes.get(source, 0) + size
                 charged[digest] = source
-            self._fit_all(size, keep=digest)
-            seen[digest] = _Seen(_hashes(identity), root)
+            self._fit_all(size, keep=digest, root=root)
+            share = self._shares.get(root)
+            if share is None:
+                share = self._shares[root] = _Share(root)
+            seen[digest] = _Seen(_hashes(identity), share.root, share)
+            share.entries[digest] = None
+            share.changes += size
             self._seen_changes += size
             return
         was = charged.get(digest)
@@ -672,6 +702,7 @@ class ChainVerifier:
             self._uncharge(was, digest)
             was = None
         before = remembered.size()
+        moved: bytes | None = None  # the member charged anew (review 42a, memory 2)
         own = None if remembered.scoped is None else remembered.scoped.get(root)
         if scope or own is not None:  # this root's own entry
             if own is not None and not replace and size <= len(own) // _HASH:
@@ -684,14 +715,45 @@ class ChainVerifier:
                 if remembered.by != root:
                     remembered.by = _SEVERAL
                 return
+            # charged to the root and member whose chain showed the newest (review 42a,
+            # memory 1 and 2: else a thief showing her older history first chose them)
+            if was is not None and source is not None and was != source:
+                self._uncharge(was, digest)
+                was, moved = None, source
             remembered.hashes = _hashes(identity)
             remembered.by = root if replace or remembered.by == root else _SEVERAL
+            if remembered.owner.root != root:
+                self._recharge(digest, remembered, root, before)
         grown = remembered.size() - before
         self._seen_changes += grown
+        remembered.owner.changes += grown
         if was is not None:
             self._source_changes[was] += grown
             self._fit_source(was, 0, keep=digest)
-        self._fit_all(0, keep=digest)
+        elif moved is not None:
+            size = remembered.size()
+            self._fit_source(moved, size)
+            self._by_source.setdefault(moved, {})[digest] = None
+            self._source_changes[moved] = self._source_changes.get(moved, 0) + size
+            charged[digest] = moved
+        self._fit_all(0, keep=digest, root=remembered.owner.root)
+
+    def _recharge(self, digest: bytes, remembered: _Seen, root: bytes, size: int) -> None:
+        """Charge `digest`'s entry (`size` changes charged so far) to `root`, whose chain showed
+        the newest history it holds, as its newest: else a thief showing the owner's older
+        history under a co-trusted authority's chain first left her later rotation charged to
+        that authority, whose flood forgot it (review 42a, memory 1)."""
+        was = remembered.owner
+        was.changes -= size
+        del was.entries[digest]
+        if not was.entries:
+            del self._shares[was.root]
+        share = self._shares.get(root)
+        if share is None:
+            share = self._shares[root] = _Share(root)
+        share.entries[digest] = None
+        share.changes += size
+        remembered.owner = share
 
     def _fit_source(self, source: bytes, size: int, keep: bytes | None = None) -> None:
         """Forget member `source`'s oldest delegates' entries (never `keep`) until one more of
@@ -709,19 +771,33 @@ class ChainVerifier:
             self._forget(oldest)
             owned = self._by_source.get(source)
 
-    def _fit_all(self, size: int, keep: bytes) -> None:
-        """Past SEEN_IDENTITIES entries or SEEN_CHANGES changes (one more of `size` counted),
-        forget the oldest entries (never `keep`) until at most half of each is held."""
+    def _fit_all(self, size: int, keep: bytes, root: bytes) -> None:
+        """Past SEEN_IDENTITIES entries or SEEN_CHANGES changes (one more of `size`, charged to
+        `root`, counted), forget the oldest entries (never `keep`) of the root holding the most
+        (entries, or changes when only those are over), one by one until it fits: a root
+        flooding the memory forgets only its own entries while it holds more than another
+        (review 42a, memory 1: the older half of all went, another authority's member's
+        rotation with it). One pass over the shares (at most the trust anchors) per entry
+        forgotten."""
         seen = self._seen
-        if len(seen) + (1 if size else 0) <= SEEN_IDENTITIES and (
-            self._seen_changes + size <= SEEN_CHANGES
-        ):
-            return
-        for forgotten in list(seen):
-            if len(seen) <= SEEN_IDENTITIES // 2 and self._seen_changes <= SEEN_CHANGES // 2:
-                break
-            if forgotten != keep:
-                self._forget(forgotten)
+        while True:
+            entries = len(seen) + (1 if size else 0) > SEEN_IDENTITIES
+            if not entries and self._seen_changes + size <= SEEN_CHANGES:
+                return
+            victim: bytes | None = None
+            most = -1
+            for share in self._shares.values():
+                held = len(share.entries) if entries else share.changes
+                if share.root == root:
+                    held += (1 if size else 0) if entries else size
+                if held <= most:
+                    continue
+                oldest = next((d for d in share.entries if d != keep), None)
+                if oldest is not None:
+                    victim, most = oldest, held
+            if victim is None:
+                return
+            self._forget(victim)
 
     def _forget(self, digest: bytes) -> None:
         """Drop `digest`'s entry and its charge."""
@@ -730,7 +806,13 @@ class ChainVerifier:
             self._uncharge(source, digest)
         held = self._seen.pop(digest, None)
         if held is not None:
-            self._seen_changes -= held.size()
+            size = held.size()
+            self._seen_changes -= size
+            share = held.owner
+            share.changes -= size
+            del share.entries[digest]
+            if not share.entries:
+                del self._shares[share.root]
 
     def _uncharge(self, source: bytes, digest: bytes) -> None:
         """Charge `digest`'s entry to no one (it stays remembered)."""
