@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,11 @@ from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_gates_distribution import bundle, install_on_hub
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import DecodeError, PolicyError, PolicyFailure, RemoteError
 from troth.gates import BundleBody, BundleConflict, ToolCall
-from troth.node.services import call
-from troth.node.services.policy import POLICY
+from troth.node.access import AnyAuthenticated
+from troth.node.services import Method, RequestContext, call
+from troth.node.services.policy import POLICY, PolicyService
 
 REFUND = ToolCall("refund", {"order_id": "4471", "amount": 20})
 TIGHTER = """\
@@ -203,3 +205,55 @@ def test_the_signing_command_refuses_a_revision_its_node_holds(
     made = create(2, "r2")
     assert isinstance(made, dict)
     assert made["revision"] == 2
+
+
+class BeforeDigests:
+    """A policy service from before review 42b at `/service/policy`: `get [authority,
+    revision]` only (three arguments refused as that version did), answering `data`."""
+
+    name = "policy"
+    oneway: Method | None = None
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[int] = []
+        self.methods: Mapping[str, Method] = {"get": Method(self.get, AnyAuthenticated())}
+
+    async def get(self, arguments: Any, context: RequestContext) -> bytes:
+        self.asked.append(len(arguments))
+        try:
+            cbor.expect_array(arguments, "get arguments", 2)
+        except DecodeError as exc:
+            raise RemoteError(str(exc)) from None
+        return self.data
+
+    async def maintain(self, now: int) -> None:
+        """Nothing."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_pull_from_a_node_that_takes_no_digest_asks_again_without(tmp_path: Path) -> None:
+    """Member b holds revision 1; the authority's node runs a policy service from before the
+    digest (it refuses `get` with three arguments): b's pull asks again with two and takes
+    revision 2 (a fleet upgraded in any order keeps pulling)."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        b.policies.accept(bundle(net, 1), now=net.clock.now())
+        hub = net.hub
+        assert hub is not None
+        hub.router.unregister(POLICY)
+        old = BeforeDigests(bundle(net, 2))
+        hub.add_service(old)
+        service = b.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        assert [v.body.revision for v in await service.pull()] == [2]
+        assert old.asked == [3, 2]
+        held = b.policies.held(authority)
+        assert held is not None
+        assert held.bundle.body.revision == 2
+
+    run_memnet(test, tmp_path)

@@ -2,7 +2,9 @@
 "Bundles on a node").
 
 A `BundleStore` accepts a bundle only when it verifies and its revision is higher than the one
-held (the same bytes again are accepted as a no-op), persists it, then swaps it in with one
+held, or the same with a lower digest (of two bundles of one revision the lower SHA-256 wins on
+every node: review 41d, bundles 2; a higher one is refused SAME_REVISION; the same bytes again
+are accepted as a no-op), persists it, then swaps it in with one
 assignment of an immutable object, so a decision made during a swap uses one bundle or the
 other, never a mix. It answers an engine only while the bundle is unexpired, the authority's
 feed is complete and fresh, and that feed neither revokes the bundle's signer nor supersedes
@@ -260,10 +262,12 @@ class BundleStore:
     def accept(
         self, data: bytes, *, feeds: Mapping[Identifier, VerifiedFeed], now: int
     ) -> VerifiedBundle:
-        """Verify and activate a bundle of a higher revision than the one held, or of any
-        revision issued since the held one when `feeds` says that one is no longer in force
-        (its signer revoked or superseded); PolicyError ROLLBACK otherwise. The bytes already
-        active are accepted again as a no-op."""
+        """Verify and activate a bundle of a higher revision than the one held, of the same
+        revision with a lower digest (SHA-256 of `data`: the one every node keeps; review 41d,
+        bundles 2), or of any revision issued since the held one when `feeds` says that one is
+        no longer in force (its signer revoked or superseded); PolicyError SAME_REVISION for
+        the same revision with a higher digest (recorded: `conflicts`), ROLLBACK otherwise.
+        The bytes already active are accepted again as a no-op."""
         claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
         skew = self.verifier.policy.max_clock_skew
         feed = feeds.get(claimed.authority)

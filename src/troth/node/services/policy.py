@@ -112,6 +112,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("troth.node.policy")
+_OLD_GET: Final = "get arguments: expected 2 elements"
+"""How a node from before review 42b refuses a `get` with a digest (it is asked again without)."""
 POLICY: Final = service_address("policy")
 _P = PolicyFailure
 
@@ -689,7 +691,12 @@ class PolicyService:
                     data = await self.worker.run(self._local, authority, address, *asked[1:])
                 else:
                     end = await self.channel_to(parse_route(address), expect=authority)
-                    answer = await call(self.router, (end.enc, POLICY), "get", asked)
+                    try:
+                        answer = await call(self.router, (end.enc, POLICY), "get", asked)
+                    except RemoteError as exc:  # a node from before review 42b: no digest
+                        if len(asked) == 2 or _OLD_GET not in str(exc):
+                            raise
+                        answer = await call(self.router, (end.enc, POLICY), "get", asked[:2])
                     data = None if answer is None else cbor.expect_bytes(answer, "bundle")
                 if data is None:
                     continue
