@@ -257,7 +257,10 @@ def test_no_bundle_and_an_expired_bundle_deny(world: GatesWorld) -> None:
 
 
 def test_rollback_is_refused_and_a_repeat_is_a_no_op(world: GatesWorld) -> None:
-    first, second = world.bundle(revision=1), world.bundle(revision=2, policies=ALL)
+    first = world.bundle(revision=1)
+    # the lowest digest of 8 bundles of revision 2, so one of higher digest is found below
+    seconds = (world.bundle(revision=2, policies=ALL, ttl=86_400 - i) for i in range(8))
+    second = min(seconds, key=sha256)
     store = world.store(first, second)
     # another bundle of revision 2 whose digest is higher than the held one's: the lower digest
     # wins at one revision (docs/policy.md, "Bundles on a node": review 41d, bundles 2)
