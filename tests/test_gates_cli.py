@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.gates import POLICIES, TOOLS
+from troth.crypto import sha256
 
 
 @pytest.fixture
@@ -100,6 +101,7 @@ def test_admin_and_authority_create_bundles_that_decide(desk: dict[str, str]) ->
         "policies": ["refund"],
         "errors": [],
         "revision": 1,
+        "digest": sha256((Path(desk["dir"]) / "b1").read_bytes()).hex(),
     }
     denied = policy_test(desk, "b2", '{"order_id": "o1", "amount": 5000}', code=1)
     assert isinstance(denied, dict)

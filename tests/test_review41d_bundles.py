@@ -9,9 +9,9 @@ arriving again (a pull, a push) was refused as a rollback (the table holds its r
 every gated call of the authority's members was denied (`no bundle`) until a higher revision
 came. A clock set back past a stored bundle's expiry and forward again did the same.
 
-bundles 2 (left, strict xfail: a design choice): two different bundles of one revision (the
-authority's and a policy-admin's, or two admins') split the nodes for good, each keeping the
-one it saw first.
+bundles 2: two different bundles of one revision (the authority's and a policy-admin's, or
+two admins') split the nodes for good, each keeping the one it saw first (fixed in review 42b:
+the lower digest wins on every node; tests/test_review42b_bundles.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gates import TOOLS, T, make_world, rotate, superseding
+from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import PolicyError, PolicyFailure
 from troth.gates import BundleStore, MemoryBundleTable, ToolCall, create_bundle
@@ -70,34 +71,35 @@ TIGHTER = """\
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 41d, bundles 2: two bundles of one revision split a fleet for good; which one "
-        "wins (the later issued, the authority's, the lower digest) is a design choice"
-    ),
-)
 def test_two_bundles_of_one_revision_converge_on_every_node() -> None:
-    """bundles 2 (left): the authority and its policy-admin each sign a revision 6 (two
-    admins bumping the revision at once do the same), one with refund and one without. A
-    node that took the authority's first refuses the admin's as a rollback, and a node that
-    took the admin's first refuses the authority's: the fleet decides refund two ways under
-    "revision 6" (a decision and its trace name the revision only), and a pull never mends it
-    (`get` answers only a higher revision). Only a revision 7 ends it."""
+    """bundles 2: the authority and its policy-admin each sign a revision 6 (two admins
+    bumping the revision at once do the same), one with refund and one without. A node that
+    took the authority's first refused the admin's as a rollback, and a node that took the
+    admin's first refused the authority's: the fleet decided refund two ways under "revision
+    6" (a decision and its trace named the revision only), and a pull never mended it (`get`
+    answered only a higher revision). Only a revision 7 ended it. Was a strict xfail until
+    `BundleStore.accept` kept, of two bundles of one revision, the one of the lower digest on
+    every node (the other refused SAME_REVISION, or replaced), and decisions name the digest
+    (review 42b)."""
     world = make_world()
     mine = world.bundle(revision=6, now=T)
     admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER)
+    low = min(mine, admins, key=sha256)
     first, second = BundleStore(world.verifier), BundleStore(world.verifier)
     for store, order in ((first, (mine, admins)), (second, (admins, mine))):
         store.accept(order[0], feeds=world.feeds(), now=T + 5)
-        with pytest.raises(PolicyError) as refused:
-            store.accept(order[1], feeds=world.feeds(), now=T + 5)
-        assert refused.value.reason is PolicyFailure.ROLLBACK
+        if order[0] == low:
+            with pytest.raises(PolicyError) as refused:
+                store.accept(order[1], feeds=world.feeds(), now=T + 5)
+            assert refused.value.reason is PolicyFailure.SAME_REVISION
+        else:
+            assert store.accept(order[1], feeds=world.feeds(), now=T + 5).data == low
     support = world.credential(world.support_chain, world.support)
-    answers = {
-        world.point(store).decide(support, REFUND, now=T + 10).allowed for store in (first, second)
-    }
-    assert answers == {True} or answers == {False}
+    decisions = [
+        world.point(store).decide(support, REFUND, now=T + 10) for store in (first, second)
+    ]
+    assert decisions[0] == decisions[1]
+    assert (decisions[0].revision, decisions[0].digest) == (6, sha256(low).hex())
 
 
 PERMIT_ALL = '@id("all") permit(principal, action in Action::"invoke", resource);'

@@ -294,6 +294,7 @@ class PolicyFailure(enum.Enum):
     SIGNER_REVOKED = "the signer's credential or identity is revoked"
     SIGNER_SUPERSEDED = "the signer's history, or one its chain carries, is superseded"
     ROLLBACK = "the revision is not newer than the active bundle's"
+    SAME_REVISION = "same revision, lower digest held"
     NOT_YET_VALID = "issued in the future"
     EXPIRED = "the bundle expired"
     NO_BUNDLE = "no policy bundle"

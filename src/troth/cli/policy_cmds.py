@@ -29,12 +29,13 @@ from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
 from troth.cli.text import duration, moment
 from troth.credentials import Attributes, ChainVerifier, TrustPolicy, chain_actor
 from troth.encoding.ijson import load_json
-from troth.errors import DecodeError, NotFound, PolicyError
+from troth.errors import DecodeError, NotFound, PolicyError, PolicyFailure
 from troth.gates import (
     POLICY_ADMIN,
     BundleStore,
     DecisionPoint,
     PresentedChain,
+    SqliteBundleTable,
     ToolCall,
     create_bundle,
     decode_bundle,
@@ -143,7 +144,10 @@ def bundle_group() -> None:
     "--revision",
     required=True,
     type=click.IntRange(min=1),
-    help="The bundle's revision: higher than every revision nodes hold.",
+    help=(
+        "The bundle's revision: higher than every revision nodes hold (a revision the node "
+        "already holds a bundle of is refused)."
+    ),
 )
 @as_option("The local identity signing (the authority, or a policy-admin member)")
 @authority_option(help_text="The authority the bundle is for: its name here, or its identifier.")
@@ -195,6 +199,7 @@ def create(
             signing = node.identities.signer(signer, now=now)
             is_authority = signing.identity.identifier == authority
             chain = None if is_authority else _admin_chain(node, signer, authority, now)
+            _check_unsigned_revision(node, node_name, authority, revision)
             data = create_bundle(
                 signing,
                 authority=authority,
@@ -255,6 +260,23 @@ def resign(digest: str, node_name: str, reporter: Reporter) -> None:
         f"re-signed as revision {summary['revision']} of {reporter.label(summary['authority'])}"
         f" and installed on node {node_name!r}{then}",
     )
+
+
+def _check_unsigned_revision(
+    node: Node, node_name: str, authority: Identifier, revision: int
+) -> None:
+    """PolicyError ROLLBACK when the node holds a bundle of `authority` at `revision`: a new
+    signature makes a different bundle of that revision, and of two such bundles only the one
+    of the lower digest decides, on every node (docs/policy.md, "Bundles on a node": review
+    41d, bundles 2) — which one is not the signer's choice."""
+    stamp = SqliteBundleTable(node.db).stamps().get(authority.digest)
+    if stamp is not None and stamp[0] == revision:
+        raise PolicyError(
+            PolicyFailure.ROLLBACK,
+            f"node {node_name!r} already holds revision {revision} of this authority (digest "
+            f"{stamp[1].hex()}): sign revision {revision + 1} (of two bundles of one revision "
+            "every node keeps the one of the lower digest)",
+        )
 
 
 def _refused(exc: PolicyError) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from troth.gates.point import (
 from troth.gates.policies import FIXED_SCHEMA, CompiledPolicies, compile_policies
 from troth.gates.store import (
     ActiveBundle,
+    BundleConflict,
     BundleStore,
     BundleTable,
     MemoryBundleTable,
@@ -54,6 +55,7 @@ __all__ = [
     "POLICY_ADMIN",
     "ActiveBundle",
     "BundleBody",
+    "BundleConflict",
     "BundleStore",
     "BundleTable",
     "Caller",

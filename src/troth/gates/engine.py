@@ -82,7 +82,8 @@ _TEXT: Final = {
 @dataclass(frozen=True, slots=True)
 class PolicyDecision:
     """A decision: allowed or not, why (fit for a model to read), the deciding `@id`s (sorted)
-    and the policy errors (fixed texts), under bundle `revision`."""
+    and the policy errors (fixed texts), under bundle `revision`, whose SHA-256 is `digest`
+    (hex: two bundles of one revision differ by it; docs/policy.md, "Bundles on a node")."""
 
     allowed: bool
     outcome: Outcome
@@ -90,6 +91,7 @@ class PolicyDecision:
     policies: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     revision: int | None = None
+    digest: str | None = None
 
     @classmethod
     def deny(
@@ -98,10 +100,12 @@ class PolicyDecision:
         reason: str | None = None,
         *,
         revision: int | None = None,
+        digest: str | None = None,
         **fmt: str,
     ) -> PolicyDecision:
         """A denial with `outcome`'s fixed reason (or `reason`)."""
-        return cls(False, outcome, reason or _TEXT[outcome].format(**fmt), revision=revision)
+        text = reason or _TEXT[outcome].format(**fmt)
+        return cls(False, outcome, text, revision=revision, digest=digest)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class PolicyDecision:
             "policies": list(self.policies),
             "errors": list(self.errors),
             "revision": self.revision,
+            "digest": self.digest,
         }
 
 
@@ -180,13 +185,20 @@ class _Bounded(dict[_K, _V]):
 
 class PolicyEngine:
     """Decides requests against one compiled bundle (immutable; safe to share between
-    threads). `revision` is reported in every decision."""
+    threads). `revision`, and the bundle's SHA-256 `digest` when given, are reported in every
+    decision."""
 
     def __init__(
-        self, compiled: CompiledPolicies, *, revision: int = 0, cache_size: int = CACHE_ENTRIES
+        self,
+        compiled: CompiledPolicies,
+        *,
+        revision: int = 0,
+        digest: bytes | None = None,
+        cache_size: int = CACHE_ENTRIES,
     ) -> None:
         self.compiled = compiled
         self.revision = revision
+        self.digest = None if digest is None else digest.hex()
         self._tools = {
             name: (spec, f'Action::"{tool_action(name)}"', f'Tool::"{name}"')
             for name, spec in compiled.tools.items()
@@ -234,7 +246,9 @@ class PolicyEngine:
     # -- deciding ---------------------------------------------------------------------------
 
     def _deny(self, outcome: Outcome, reason: str | None = None, **fmt: str) -> PolicyDecision:
-        return PolicyDecision.deny(outcome, reason, revision=self.revision, **fmt)
+        return PolicyDecision.deny(
+            outcome, reason, revision=self.revision, digest=self.digest, **fmt
+        )
 
     def decide(
         self, credential: VerifiedCredential, request: Request, *, now: int
@@ -310,10 +324,14 @@ class PolicyEngine:
         policies = tuple(sorted(names.get(p, p) for p in reasons))
         if allow:
             reason = "allowed by policy " + ", ".join(policies)
-            return PolicyDecision(True, Outcome.ALLOWED, reason, policies, (), self.revision)
+            return PolicyDecision(
+                True, Outcome.ALLOWED, reason, policies, (), self.revision, self.digest
+            )
         if policies:
             reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
-            return PolicyDecision(False, Outcome.FORBIDDEN, reason, policies, (), self.revision)
+            return PolicyDecision(
+                False, Outcome.FORBIDDEN, reason, policies, (), self.revision, self.digest
+            )
         return self._deny(Outcome.NO_PERMIT)
 
     def _failed(self, answer: CedarAnswer, cedar_ids: Mapping[str, str]) -> PolicyDecision:
@@ -335,7 +353,13 @@ class PolicyEngine:
         if answer.decision == "Deny" and policies:
             reason = _TEXT[Outcome.FORBIDDEN].format(ids=", ".join(policies))
             return PolicyDecision(
-                False, Outcome.FORBIDDEN, reason, policies, tuple(errors), self.revision
+                False,
+                Outcome.FORBIDDEN,
+                reason,
+                policies,
+                tuple(errors),
+                self.revision,
+                self.digest,
             )
         ids = ", ".join(sorted(failing)) or "(unknown)"
         return PolicyDecision(
@@ -345,6 +369,7 @@ class PolicyEngine:
             policies,
             tuple(errors),
             self.revision,
+            self.digest,
         )
 
     # -- previews (gate 1) ------------------------------------------------------------------

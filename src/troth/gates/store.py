@@ -2,7 +2,9 @@
 "Bundles on a node").
 
 A `BundleStore` accepts a bundle only when it verifies and its revision is higher than the one
-held (the same bytes again are accepted as a no-op), persists it, then swaps it in with one
+held, or the same with a lower digest (of two bundles of one revision the lower SHA-256 wins on
+every node: review 41d, bundles 2; a higher one is refused SAME_REVISION; the same bytes again
+are accepted as a no-op), persists it, then swaps it in with one
 assignment of an immutable object, so a decision made during a swap uses one bundle or the
 other, never a mix. It answers an engine only while the bundle is unexpired, the authority's
 feed is complete and fresh, and that feed neither revokes the bundle's signer nor supersedes
@@ -30,7 +32,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from troth import limits
 from troth.credentials import ChainVerifier, VerifiedFeed
@@ -48,7 +50,14 @@ from troth.gates.engine import PolicyEngine
 from troth.identity import Identifier, VerifiedIdentity
 from troth.storage.sqlite import SqliteDatabase
 
-__all__ = ["ActiveBundle", "BundleStore", "BundleTable", "MemoryBundleTable", "SqliteBundleTable"]
+__all__ = [
+    "ActiveBundle",
+    "BundleConflict",
+    "BundleStore",
+    "BundleTable",
+    "MemoryBundleTable",
+    "SqliteBundleTable",
+]
 
 _P = PolicyFailure
 _UNTIMELY = frozenset({_P.NOT_YET_VALID, _P.EXPIRED})
@@ -188,6 +197,26 @@ class SqliteBundleTable:
         return bytes(rows[0][0]) if rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class BundleConflict:
+    """Two different verified bundles of one authority with the same `revision` (SHA-256
+    digests): `kept` decides — the lower digest, on every node, unless the other was out of
+    force for good and replaced — and `other` was refused or replaced (review 41d, bundles 2)."""
+
+    authority: Identifier
+    revision: int
+    kept: bytes
+    other: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authority": str(self.authority),
+            "revision": self.revision,
+            "kept": self.kept.hex(),
+            "other": self.other.hex(),
+        }
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ActiveBundle:
     """A verified bundle and the engine deciding by it (swapped as one object)."""
@@ -227,24 +256,29 @@ class BundleStore:
         # the active bundle and the feed object its signer last passed `check_signer` with,
         # per authority: a VerifiedFeed is immutable, so the same pair passes again (`engine`)
         self._signer_checked: dict[Identifier, tuple[ActiveBundle, VerifiedFeed]] = {}
+        self._conflicts: dict[Identifier, BundleConflict] = {}
         self._lock = threading.Lock()
 
     def accept(
         self, data: bytes, *, feeds: Mapping[Identifier, VerifiedFeed], now: int
     ) -> VerifiedBundle:
-        """Verify and activate a bundle of a higher revision than the one held, or of any
-        revision issued since the held one when `feeds` says that one is no longer in force
-        (its signer revoked or superseded); PolicyError ROLLBACK otherwise. The bytes already
-        active are accepted again as a no-op."""
+        """Verify and activate a bundle of a higher revision than the one held, of the same
+        revision with a lower digest (SHA-256 of `data`: the one every node keeps; review 41d,
+        bundles 2), or of any revision issued since the held one when `feeds` says that one is
+        no longer in force (its signer revoked or superseded); PolicyError SAME_REVISION for
+        the same revision with a higher digest (recorded: `conflicts`), ROLLBACK otherwise.
+        The bytes already active are accepted again as a no-op."""
         claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
         skew = self.verifier.policy.max_clock_skew
         feed = feeds.get(claimed.authority)
         held = self._active.get(claimed.authority)
         if held is not None and held.bundle.data == data:
             return held.bundle
-        refusal = None if held is None else _rollback(claimed, held, feed, skew)
+        digest = sha256(data)
+        refusal = None if held is None else _rollback(claimed, digest, held, feed, skew)
         if refusal is not None:
-            raise PolicyError(_P.ROLLBACK, refusal)
+            self._note_refused(claimed, digest, held, refusal)
+            raise PolicyError(*refusal)
         verified = verify_bundle(
             data,
             verifier=self.verifier,
@@ -257,17 +291,41 @@ class BundleStore:
         authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
-            refusal = None if held is None else _rollback(body, held, feed, skew)
+            refusal = None if held is None else _rollback(body, verified.digest, held, feed, skew)
             if held is None or body.revision > held.bundle.body.revision:
                 if not self.table.save_if_newer(authority, body.revision, data, now):
                     raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
             elif refusal is not None:
-                raise PolicyError(_P.ROLLBACK, refusal)
+                self._note_refused(body, verified.digest, held, refusal)
+                raise PolicyError(*refusal)
             elif not self.table.replace(authority, held.bundle.data, body.revision, data, now):
                 raise PolicyError(_P.ROLLBACK, "another bundle was stored meanwhile: reload")
+            if held is not None and held.bundle.body.revision == body.revision:
+                self._note(body.authority, body.revision, verified.digest, held.bundle.digest)
             self._active[body.authority] = _activate(verified)
             self._seen[authority] = (body.revision, verified.digest)
         return verified
+
+    def _note_refused(
+        self,
+        body: BundleBody,
+        digest: bytes,
+        held: ActiveBundle | None,
+        refusal: tuple[PolicyFailure, str],
+    ) -> None:
+        """Record a bundle refused for a lower digest held at its revision (`conflicts`)."""
+        if held is not None and refusal[0] is _P.SAME_REVISION:
+            self._note(body.authority, body.revision, held.bundle.digest, digest)
+
+    def _note(self, authority: Identifier, revision: int, kept: bytes, other: bytes) -> None:
+        """Keep `(revision, kept, other)` as `authority`'s last same-revision conflict."""
+        self._conflicts[authority] = BundleConflict(authority, revision, kept, other)
+
+    def conflicts(self) -> list[BundleConflict]:
+        """The last conflict seen per authority: two different bundles of one revision, the
+        one of the lower digest kept (docs/policy.md, "Bundles on a node": review 41d,
+        bundles 2). A node's status shows them and its log says each."""
+        return [self._conflicts[a] for a in sorted(self._conflicts, key=lambda a: a.digest)]
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
         """Activate the stored bundles this store has not loaded (at start, or after another
@@ -346,6 +404,12 @@ class BundleStore:
                 and held.bundle.data != verified.data
                 and self.table.load(authority.digest) == verified.data
             )
+            if (
+                replaced
+                and held is not None
+                and held.bundle.body.revision == verified.body.revision
+            ):
+                self._note(authority, verified.body.revision, verified.digest, held.bundle.digest)
             if newer or replaced:
                 self._active[authority] = _activate(verified)
             self._seen[authority.digest] = stamp
@@ -398,27 +462,41 @@ class BundleStore:
 
 
 def _rollback(
-    body: BundleBody, held: ActiveBundle, feed: VerifiedFeed | None, skew: int
-) -> str | None:
-    """Why a bundle of `body` may not replace `held` (None: it may): a revision not higher
-    than the held one's while that one is in force; or, the held one out of force for good, a
-    bundle not issued since it. A replacement is a bundle signed since the one it replaces: an
-    older bundle, replayed once its successor's signer rotated or was revoked, would bring
-    back what that successor took away (review 34f, gates 1). `issued_at` is each signer's
-    own clock, taken up to `skew` (the clock skew) ahead, so two dates closer than that do
-    not say which bundle was signed first: a replacement is dated more than `skew` after
-    (review 35c, gates 1: an older permit-all dated 30 s after its successor by a clock
-    running ahead came back; docs/policy.md, "Bundles on a node")."""
+    body: BundleBody, digest: bytes, held: ActiveBundle, feed: VerifiedFeed | None, skew: int
+) -> tuple[PolicyFailure, str] | None:
+    """Why a bundle of `body` and `digest` (the SHA-256 of its signed bytes) may not replace
+    `held` (None: it may), and the reason to refuse it with: a revision lower than the held
+    one's while that one is in force (ROLLBACK); the same revision with a higher digest while
+    it is in force (SAME_REVISION: of two bundles of one revision, the lower digest wins on
+    every node whichever it saw first; review 41d, bundles 2); or, the held one out of force
+    for good, a bundle not issued since it. A bundle of the held one's revision and a lower
+    digest replaces it, in force or not: it is the one every node keeps. A replacement of a
+    bundle out of force is a bundle signed since the one it replaces: an older bundle,
+    replayed once its successor's signer rotated or was revoked, would bring back what that
+    successor took away (review 34f, gates 1). `issued_at` is each signer's own clock, taken
+    up to `skew` (the clock skew) ahead, so two dates closer than that do not say which bundle
+    was signed first: a replacement is dated more than `skew` after (review 35c, gates 1: an
+    older permit-all dated 30 s after its successor by a clock running ahead came back;
+    docs/policy.md, "Bundles on a node")."""
     held_body = held.bundle.body
     if body.revision > held_body.revision:
         return None
+    if body.revision == held_body.revision and digest < held.bundle.digest:
+        return None
     if not _newer(body.revision, held, feed):
-        return f"{body.revision} <= {held_body.revision}"
+        if body.revision == held_body.revision:
+            return (
+                _P.SAME_REVISION,
+                f"revision {body.revision} of digest {digest.hex()} is not the one kept: the "
+                f"held bundle of that revision has the lower digest {held.bundle.digest.hex()}",
+            )
+        return _P.ROLLBACK, f"{body.revision} <= {held_body.revision}"
     if body.issued_at <= held_body.issued_at + skew:
         return (
+            _P.ROLLBACK,
             f"issued at {body.issued_at}, not since the bundle it would replace (issued at "
             f"{held_body.issued_at}; its signer is no longer in force): a replacement is one "
-            f"signed more than the clock skew ({skew} s) after"
+            f"signed more than the clock skew ({skew} s) after",
         )
     return None
 
@@ -435,4 +513,5 @@ def _newer(revision: int, held: ActiveBundle, feed: VerifiedFeed | None) -> bool
 
 
 def _activate(bundle: VerifiedBundle) -> ActiveBundle:
-    return ActiveBundle(bundle, PolicyEngine(bundle.compiled, revision=bundle.body.revision))
+    engine = PolicyEngine(bundle.compiled, revision=bundle.body.revision, digest=bundle.digest)
+    return ActiveBundle(bundle, engine)

@@ -2,8 +2,10 @@
 (docs/policy.md, "Distribution"; docs/protocols.md, "Policy service").
 
     push [bundle (bytes)]                  -> {"authority": text, "revision": n, "accepted": bool}
-    get  [authority (32 bytes), revision]  -> bundle (bytes) newer than `revision`, or null
-                                              (revision 0: any bundle held in force)
+    get  [authority (32 bytes), revision, digest (32 bytes)?]
+                                           -> bundle (bytes) newer than `revision`, or of
+                                              `revision` with a lower SHA-256 than `digest`,
+                                              or null (revision 0: any bundle held in force)
 
 Both are open to members (and trust anchors), and each authority's bundles are its own
 members' (docs/policy.md, "Distribution"; review 36f, policy 1-3): a caller gets, is pushed and
@@ -23,7 +25,10 @@ trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in fli
 pulls from each trusted authority's node when it starts and on every maintenance round, so a
 missed push costs one round; a node whose bundle is no longer in force for good (its signer
 revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it; it
-takes from that node a bundle of the authority it asked for only.
+takes from that node a bundle of the authority it asked for only. A node pulls with the
+digest of the bundle it holds: of two different bundles of one revision the lower digest wins
+on every node (`BundleStore.accept`), so the node answers its own when it is that one, and the
+fleet converges (review 41d, bundles 2).
 
 `NodePolicies` is what every gate of a node decides with (the runtime's service requests, the
 MCP gates, `troth policy show`): the node's `BundleStore` over its own table, trusting the
@@ -107,6 +112,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("troth.node.policy")
+_OLD_GET: Final = "get arguments: expected 2 elements"
+"""How a node from before review 42b refuses a `get` with a digest (it is asked again without)."""
 POLICY: Final = service_address("policy")
 _P = PolicyFailure
 
@@ -205,9 +212,28 @@ class NodePolicies:
             raise PolicyError(_P.UNTRUSTED_AUTHORITY, "this node trusts no authority yet")
         held = {a: self.store.active(a) for a in self.anchors}
         feeds = {a: feed for a in self.anchors if (feed := self.feeds(a)) is not None}
-        verified = self.store.accept(data, feeds=feeds, now=now)
+        try:
+            verified = self.store.accept(data, feeds=feeds, now=now)
+        except PolicyError as exc:
+            if exc.reason is _P.SAME_REVISION:  # two signers at one revision: say it
+                log.warning("policy bundle refused: %s", exc)
+            raise
         before = held.get(verified.body.authority)
+        same = before is not None and before.bundle.body.revision == verified.body.revision
+        if same and before is not None and before.bundle.data != verified.data:
+            log.warning(
+                "policy bundle of %s: revision %d of digest %s replaced by the one of digest "
+                "%s (two bundles signed at one revision: review 41d, bundles 2)",
+                verified.body.authority,
+                verified.body.revision,
+                before.bundle.digest.hex(),
+                verified.digest.hex(),
+            )
         return verified, before is None or before.bundle.data != verified.data
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        """The last same-revision conflict of each authority (`BundleStore.conflicts`)."""
+        return [] if self.store is None else [c.to_json() for c in self.store.conflicts()]
 
     # -- what gates ask -------------------------------------------------------------------------
 
@@ -426,14 +452,27 @@ def _bundle_argument(arguments: Any) -> bytes:
         raise RemoteError(str(exc)) from None
 
 
-def _get_arguments(arguments: Any) -> tuple[Identifier, int]:
+def _get_arguments(arguments: Any) -> tuple[Identifier, int, bytes | None]:
+    """`[authority, revision]` or `[authority, revision, digest]` (the requester's bundle of
+    that revision: review 41d, bundles 2)."""
     try:
-        authority, revision = cbor.expect_array(arguments, "get arguments", 2)
-        return Identifier(cbor.expect_bytes(authority, "authority", 32)), cbor.expect_int(
-            revision, "revision"
-        )
+        value = cbor.expect_array(arguments, "get arguments")
+        if len(value) not in (2, 3):
+            raise DecodeError("get arguments: expected [authority, revision, digest?]")
+        authority = Identifier(cbor.expect_bytes(value[0], "authority", 32))
+        digest = None if len(value) == 2 else cbor.expect_bytes(value[2], "digest", 32)
+        return authority, cbor.expect_int(value[1], "revision"), digest
     except DecodeError as exc:
         raise RemoteError(str(exc)) from None
+
+
+def _answers(revision: int, digest: bytes, asked: int, asked_digest: bytes | None) -> bool:
+    """Whether a held bundle of `revision` and `digest` answers a `get` of `asked` (and
+    `asked_digest`): a higher revision, or the same one of a lower digest (the one every node
+    keeps: docs/policy.md, "Bundles on a node")."""
+    if revision != asked:
+        return revision > asked
+    return asked_digest is not None and digest < asked_digest
 
 
 class PolicyService:
@@ -530,20 +569,23 @@ class PolicyService:
         return self.policies.accept(data, now=now)
 
     async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
-        """The bundle of an authority newer than the requester's revision (or null; a
-        requester whose bundle is no longer in force asks with revision 0); never one this
+        """The bundle of an authority newer than the requester's revision, or of that revision
+        with a lower digest than the requester's (or null; a requester whose bundle is no
+        longer in force asks with revision 0); never one this
         node's feed says is no longer in force, nor one of an authority the requester does
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
         later bundles."""
-        authority, revision = _get_arguments(arguments)
+        authority, revision, digest = _get_arguments(arguments)
         own = self.speaks_for(context.caller, context.now)
         if own is not None and authority not in own:
             return None
         if isinstance(context.caller, PeerCaller):
             self._subscribe(context.caller, authority)
         held = self.policies.held(authority)
-        if held is None or held.bundle.body.revision <= revision:
+        if held is None:
+            return None
+        if not _answers(held.bundle.body.revision, held.bundle.digest, revision, digest):
             return None
         if self.policies.replaceable(authority):
             return None
@@ -639,19 +681,22 @@ class PolicyService:
             if authority == hosted:
                 continue
             held = self.policies.held(authority)
-            revision = (  # 0: its bundle is not in force for good, any other one replaces it
-                0
-                if held is None or self.policies.replaceable(authority)
-                else held.bundle.body.revision
-            )
+            # 0: its bundle is not in force for good, any other one replaces it; else the held
+            # bundle's digest too: one of its revision with a lower digest replaces it
+            asked: list[Any] = [authority.digest, 0]
+            if held is not None and not self.policies.replaceable(authority):
+                asked = [authority.digest, held.bundle.body.revision, held.bundle.digest]
             try:
                 if is_local(address):
-                    data = await self.worker.run(self._local, authority, address, revision)
+                    data = await self.worker.run(self._local, authority, address, *asked[1:])
                 else:
                     end = await self.channel_to(parse_route(address), expect=authority)
-                    answer = await call(
-                        self.router, (end.enc, POLICY), "get", [authority.digest, revision]
-                    )
+                    try:
+                        answer = await call(self.router, (end.enc, POLICY), "get", asked)
+                    except RemoteError as exc:  # a node from before review 42b: no digest
+                        if len(asked) == 2 or _OLD_GET not in str(exc):
+                            raise
+                        answer = await call(self.router, (end.enc, POLICY), "get", asked[:2])
                     data = None if answer is None else cbor.expect_bytes(answer, "bundle")
                 if data is None:
                     continue
@@ -668,11 +713,15 @@ class PolicyService:
                 new.append(verified)
         return new
 
-    def _local(self, authority: Identifier, address: str, revision: int) -> bytes | None:
-        """The bundle of `authority` stored by the node on this machine at `address`."""
+    def _local(
+        self, authority: Identifier, address: str, revision: int, digest: bytes | None = None
+    ) -> bytes | None:
+        """The bundle of `authority` stored by the node on this machine at `address`, as its
+        `get` would answer (`_answers`)."""
         with open_node(address.partition(":")[2], home=home_of(self.policies.node)) as node:
             table = SqliteBundleTable(node.db)
-            if table.revisions().get(authority.digest, 0) <= revision:
+            stamp = table.stamps().get(authority.digest)
+            if stamp is None or not _answers(stamp[0], stamp[1], revision, digest):
                 return None
             return table.load(authority.digest)
 
@@ -691,11 +740,14 @@ class PolicyService:
         await self.pull()
 
     def status(self) -> dict[str, Any]:
-        """The active bundles' revisions, subscribers and pushes."""
+        """The active bundles' revisions, the last same-revision conflict of each authority
+        (`conflicts`: two bundles signed at one revision, the lower digest kept), subscribers
+        and pushes."""
         store = self.policies.store
         actives = [] if store is None else store.actives()
         return {
             "bundles": {str(a.bundle.body.authority): a.bundle.body.revision for a in actives},
+            "conflicts": self.policies.conflicts(),
             "subscribers": len(self.subscriptions),
             "pushed": self.pushed,
         }
