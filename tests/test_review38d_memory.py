@@ -141,3 +141,18 @@ def test_her_next_rotation_extends_what_the_verifier_saw() -> None:
         world.verify(before, world.bob)
     assert refused.value.reason is CredentialFailure.ISSUER_INVALID
     assert "history is older than the stored copy" in str(refused.value)
+
+
+def test_a_chain_that_passed_is_judged_again_once_the_memory_learns_more() -> None:
+    """The warm path (`_Checked.agreed`: a chain that passed the memory at its current version
+    passes again unjudged) must not outlive what the memory learns: the thief's chain passes
+    twice before the verifier sees alice's rotation (the control) and is refused after it."""
+    world = World()
+    thiefs = world.delegated(world.stolen, world.mallory)
+    world.verify(thiefs, world.mallory)
+    world.verify(thiefs, world.mallory)  # the same bytes: the cached chain, the warm path
+    world.verify(world.delegated(world.alice, world.bob), world.bob)
+    with pytest.raises(CredentialError) as refused:
+        world.verify(thiefs, world.mallory)
+    assert refused.value.reason is CredentialFailure.ISSUER_INVALID
+    assert "history is older than" in str(refused.value)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from troth import limits
 from troth.credentials.attributes import Attributes
@@ -296,13 +296,27 @@ def _presented_by(
 ) = (vars(VerifiedCredential)[name].__set__ for name in VerifiedCredential.__slots__)
 
 
-class _Checked(NamedTuple):
-    """What verification derived from the bytes alone (cached per chain)."""
+class _Checked:
+    """What verification derived from the bytes alone (cached per chain), and `agreed`: the
+    memory's version and the presenter (None, or her identifier, first and last change) with
+    which the chain last passed the memory's checks (`ChainVerifier._check_seen`): with both
+    unchanged it passes again, the memory then holding every history it shows (none of them
+    judged: the warm path)."""
 
-    result: VerifiedCredential
-    identities: tuple[VerifiedIdentity, ...]
-    keys_valid_until: int
-    verified_at: int
+    __slots__ = ("agreed", "identities", "keys_valid_until", "result", "verified_at")
+
+    def __init__(
+        self,
+        result: VerifiedCredential,
+        identities: tuple[VerifiedIdentity, ...],
+        keys_valid_until: int,
+        verified_at: int,
+    ) -> None:
+        self.result = result
+        self.identities = identities
+        self.keys_valid_until = keys_valid_until
+        self.verified_at = verified_at
+        self.agreed: tuple[int, tuple[bytes, int, bytes] | None] | None = None
 
 
 def _check_current(
@@ -483,6 +497,9 @@ class ChainVerifier:
         self._source_changes: dict[bytes, int] = {}
         # each entry charged to the root whose chain showed its newest history (review 42a)
         self._shares: dict[bytes, _Share] = {}
+        # counts the memory's changes: a chain that passed it at this version, shown by the
+        # same presenter, passes again without being judged (`_Checked.agreed`)
+        self._version = 0
         # a verifier shared across threads (the public `troth.Verifier`): the memory and the
         # cache change only under this lock (review 40a, memory 2)
         self._lock = threading.Lock()
@@ -584,8 +601,19 @@ class ChainVerifier:
         )
         known, known_in = self._known, self._known_in
         if known is None and known_in is None:
+            shown = (
+                None
+                if isinstance(presenter, Identifier)
+                else (
+                    presenter.identifier.digest,
+                    presenter.first_index,
+                    presenter.current.change_hash,
+                )
+            )
             with self._lock:
-                self._check_seen(checked.result, checked.identities, presenter, feed)
+                if checked.agreed != (self._version, shown):
+                    self._check_seen(checked.result, checked.identities, presenter, feed)
+                    checked.agreed = (self._version, shown)
         else:
             for identity in checked.identities:
                 try:
@@ -683,6 +711,7 @@ class ChainVerifier:
         size = identity.current.index + 1
         remembered = seen.get(digest)
         if remembered is None:
+            self._version += 1
             if source is not None:
                 self._fit_source(source, size)
                 self._by_source.setdefault(source, {})[digest] = None
@@ -701,12 +730,14 @@ class ChainVerifier:
         if was is not None and source is None:  # shown as a member (or root) herself now
             self._uncharge(was, digest)
             was = None
+            self._version += 1
         before = remembered.size()
         moved: bytes | None = None  # the member charged anew (review 42a, memory 2)
         own = None if remembered.scoped is None else remembered.scoped.get(root)
         if scope or own is not None:  # this root's own entry
             if own is not None and not replace and size <= len(own) // _HASH:
                 return
+            self._version += 1
             if remembered.scoped is None:
                 remembered.scoped = {}
             remembered.scoped[root] = _hashes(identity)
@@ -714,7 +745,9 @@ class ChainVerifier:
             if not replace and size <= len(remembered.hashes) // _HASH:  # no hashing
                 if remembered.by != root:
                     remembered.by = _SEVERAL
+                    self._version += 1
                 return
+            self._version += 1
             # charged to the root and member whose chain showed the newest (review 42a,
             # memory 1 and 2: else a thief showing her older history first chose them)
             if was is not None and source is not None and was != source:
@@ -801,6 +834,7 @@ class ChainVerifier:
 
     def _forget(self, digest: bytes) -> None:
         """Drop `digest`'s entry and its charge."""
+        self._version += 1
         source = self._charged.get(digest)
         if source is not None:
             self._uncharge(source, digest)
@@ -816,6 +850,7 @@ class ChainVerifier:
 
     def _uncharge(self, source: bytes, digest: bytes) -> None:
         """Charge `digest`'s entry to no one (it stays remembered)."""
+        self._version += 1
         del self._charged[digest]
         held = self._seen.get(digest)
         if held is not None:
