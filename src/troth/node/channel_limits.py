@@ -47,6 +47,11 @@ class ChannelLimits:
     """Channels (handshaking or open) that peers from one source (the origin the half-open
     limit counts under) may hold to this node: identities cost nothing, so the per-peer limit
     alone does not bound one source."""
+    max_channels_per_member: int = protocol_limits.MAX_CHANNELS_PER_MEMBER
+    """Open channels the peers of one member may hold to this node (ones they opened): the
+    member's own and its delegates' (`member_accounts`: a member mints delegates for free, so
+    the per-peer limit alone does not bound one member; a peer with no chain counts as its own
+    member, its per-peer limit the lower: review 43a, channels 1)."""
     max_reassembly_per_peer: int = 2 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
@@ -88,6 +93,7 @@ class ChannelLimits:
             "max_half_open_per_source",
             "max_channels_per_peer",
             "max_channels_per_source",
+            "max_channels_per_member",
             "max_reply_paths",  # each channel end failed as it was made (settings 2)
         )
         if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
