@@ -44,18 +44,14 @@ async def open_as(peer: Peer, me: ChannelIdentity) -> ChannelEnd:
     return await peer.manager.open(parse_route(HUB), me=me)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 43a, channels 1: a member's delegates from many addresses hold channels "
-    "past any per-member bound (there was none)",
-)
 def test_a_members_delegates_share_its_channel_limit() -> None:
     """Channels 1: per peer 2, per source 2, per member 3. Member alice's delegates, one
     channel each from three addresses, hold her 3; a fourth delegate from a fourth address
     (under its own per-peer and per-source limits) is refused `peer-not-allowed`; bob, another
     member, still opens his; once one of alice's closes, a new delegate of hers gets one.
     Was a strict xfail until the channel manager counted open channels per member
-    (`member_accounts`), as the handshake's policy and again once the channel is taken in."""
+    (`member_accounts`, `ChannelLimits.max_channels_per_member`), in the handshake's policy and
+    again once the channel is taken in."""
 
     async def test(net: Net) -> None:
         limits = ChannelLimits(

@@ -184,11 +184,25 @@ class PeerReassembly(ReassemblyBudget):
 
 class ChannelsPerPeer:
     """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
-    opened to this node (used only until the handshake completes)."""
+    opened to this node, nor the peers of its member (`member_count`, given the peer: its own
+    and its delegates', review 43a, channels 1) more than `member_limit` (used only until the
+    handshake completes)."""
 
-    def __init__(self, inner: PeerPolicy, count: Callable[[Identifier], int], limit: int) -> None:
+    def __init__(
+        self,
+        inner: PeerPolicy,
+        count: Callable[[Identifier], int],
+        limit: int,
+        *,
+        member_count: Callable[[VerifiedPeer], int] | None = None,
+        member_limit: int = protocol_limits.MAX_CHANNELS_PER_MEMBER,
+    ) -> None:
         self.inner, self.count, self.limit = inner, count, limit
+        self.member_count, self.member_limit = member_count, member_limit
 
     def admit(self, peer: VerifiedPeer) -> bool:
-        """Admitted by the node's policy and under the per-peer channel limit."""
-        return self.inner.admit(peer) and self.count(peer.identifier) < self.limit
+        """Admitted by the node's policy and under the per-peer and per-member channel
+        limits."""
+        if not self.inner.admit(peer) or self.count(peer.identifier) >= self.limit:
+            return False
+        return self.member_count is None or self.member_count(peer) < self.member_limit
