@@ -14,17 +14,10 @@ ones (the flood of review 41b still gives up its own).
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_transport_tcp import Server, answer, run, until
 from troth.transport import TcpSettings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 43a, connections 1: a busy legitimate source's new connection is the one "
-    "evicted, its active connections counted toward 'the most'",
-)
 def test_a_busy_sources_new_connection_is_not_the_one_evicted() -> None:
     """Connections 1: cap 6. 127.0.0.3 holds three active connections (each answered); the
     attacker opens one that sends nothing from each of 127.0.0.2 and 127.0.0.4; 127.0.0.3
