@@ -163,6 +163,13 @@ refuses to send more. Everything the protocol sends fits: a feed page (512 KiB),
 MAX_CALLS_IN_FLIGHT: Final = 1024
 """Most requests one node has in flight through one channel (or to one local service) at once:
 more callers wait for a slot, so the answers a peer can be owed stay bounded."""
+MAX_CHANNELS_PER_MEMBER: Final = 256
+"""Open channels the peers of one member (the member and every delegate it minted: the members
+at the roots of a peer's chains, `member_accounts`; a peer with no chain, its own) may hold to
+a node, ones they opened (docs/protocols.md, "Load limits"): a member mints delegates for free,
+so the per-identity limit (`ChannelLimits.max_channels_per_peer`, 64) and the per-source one
+did not bound one member's delegates from many addresses (review 43a, channels 1). The default
+of `ChannelLimits.max_channels_per_member`."""
 MAX_REQUESTS_PER_PEER: Final = 16
 """Requests of one member (its delegates' included: the members at the roots of the caller's
 chains) a node runs at once, over all its channels (docs/protocols.md, "Concurrent requests"):

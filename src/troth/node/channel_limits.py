@@ -47,6 +47,11 @@ class ChannelLimits:
     """Channels (handshaking or open) that peers from one source (the origin the half-open
     limit counts under) may hold to this node: identities cost nothing, so the per-peer limit
     alone does not bound one source."""
+    max_channels_per_member: int = protocol_limits.MAX_CHANNELS_PER_MEMBER
+    """Open channels the peers of one member may hold to this node (ones they opened): the
+    member's own and its delegates' (`member_accounts`: a member mints delegates for free, so
+    the per-peer limit alone does not bound one member; a peer with no chain counts as its own
+    member, its per-peer limit the lower: review 43a, channels 1)."""
     max_reassembly_per_peer: int = 2 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
@@ -88,6 +93,7 @@ class ChannelLimits:
             "max_half_open_per_source",
             "max_channels_per_peer",
             "max_channels_per_source",
+            "max_channels_per_member",
             "max_reply_paths",  # each channel end failed as it was made (settings 2)
         )
         if self.reassembly_timeout is not None and self.reassembly_timeout <= 0:
@@ -178,11 +184,25 @@ class PeerReassembly(ReassemblyBudget):
 
 class ChannelsPerPeer:
     """The handshake's policy: the node's, and a peer may not hold more than `limit` channels
-    opened to this node (used only until the handshake completes)."""
+    opened to this node, nor the peers of its member (`member_count`, given the peer: its own
+    and its delegates', review 43a, channels 1) more than `member_limit` (used only until the
+    handshake completes)."""
 
-    def __init__(self, inner: PeerPolicy, count: Callable[[Identifier], int], limit: int) -> None:
+    def __init__(
+        self,
+        inner: PeerPolicy,
+        count: Callable[[Identifier], int],
+        limit: int,
+        *,
+        member_count: Callable[[VerifiedPeer], int] | None = None,
+        member_limit: int = protocol_limits.MAX_CHANNELS_PER_MEMBER,
+    ) -> None:
         self.inner, self.count, self.limit = inner, count, limit
+        self.member_count, self.member_limit = member_count, member_limit
 
     def admit(self, peer: VerifiedPeer) -> bool:
-        """Admitted by the node's policy and under the per-peer channel limit."""
-        return self.inner.admit(peer) and self.count(peer.identifier) < self.limit
+        """Admitted by the node's policy and under the per-peer and per-member channel
+        limits."""
+        if not self.inner.admit(peer) or self.count(peer.identifier) >= self.limit:
+            return False
+        return self.member_count is None or self.member_count(peer) < self.member_limit

@@ -19,7 +19,8 @@ Hostile load (all limits in `ChannelLimits`): half-open handshakes are bounded p
 TCP peer's address, or for a relayed handshake the relay connection and the relay's connection
 to the sender) and globally, where a newcomer evicts the oldest handshake of the sources
 holding the most (of all, when none holds more than its own would); handshakes expire by
-timer; channels per peer identity are bounded; the
+timer; channels per peer identity are bounded, and per member (its delegates' included,
+counted as the reassembly budgets are: review 43a, channels 1); the
 reassemblies of one member's channels (its delegates' included: a peer with no chain, its own)
 share one budget, all members' budgets draw on the node's
 (past its total, within the share of one of the peer's authorities: troth.node.shares), and
@@ -451,7 +452,11 @@ class ChannelManager:
         self._make_room(source_key)
         trust = self.trust()
         limited = ChannelsPerPeer(
-            trust.policy, self._channels_opened_by, self.limits.max_channels_per_peer
+            trust.policy,
+            self._channels_opened_by,
+            self.limits.max_channels_per_peer,
+            member_count=self._channels_opened_by_member,
+            member_limit=self.limits.max_channels_per_member,
         )
         channel = SecureChannel(
             initiator=False,
@@ -510,6 +515,14 @@ class ChannelManager:
         if users is None:
             return 0
         return sum(1 for end in users if not end.channel.initiator)
+
+    def _channels_opened_by_member(self, peer: VerifiedPeer) -> int:
+        """Open channels the peers of `peer`'s member opened to this node: its delegates' too
+        (`member_accounts`, as the reassembly budgets are kept; review 43a, channels 1)."""
+        entry = self._budgets.get(member_accounts(peer))
+        if entry is None:
+            return 0
+        return sum(1 for end in entry[1] if not end.channel.initiator)
 
     def _expire(self, end: ChannelEnd) -> None:
         if end.channel.handshaking and end.enc in self.ends:
@@ -586,6 +599,12 @@ class ChannelManager:
             # check meanwhile (docs/protocols.md, "Limits"; review 41b, channels 1)
             if self._channels_opened_by(peer.identifier) >= self.limits.max_channels_per_peer:
                 detail = f"{peer.identifier} holds its most channels to this node"
+                self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
+                return
+            # and its member's, its delegates' included: a member mints them for free, each
+            # under its own per-peer limit (review 43a, channels 1)
+            if self._channels_opened_by_member(peer) >= self.limits.max_channels_per_member:
+                detail = f"the member of {peer.identifier} holds its most channels to this node"
                 self._on_closed(end, end.channel.close(ChannelFailure.PEER_NOT_ALLOWED, detail))
                 return
         authorities = authorities_of(PeerCaller(peer, end.id))

@@ -11,8 +11,8 @@ it returns.
 
 Hostile load (all limits in `TcpSettings`):
 - Connections: accepted connections are capped in total and per source IP address; at the cap
-  a new connection evicts one that brought no frame yet (of the source holding the most) or
-  has been idle a while, else it is refused.
+  a new connection evicts one that brought no frame yet (of the source holding the most of
+  those) or has been idle a while, else it is refused.
 - Timeouts: connecting gives up after `connect_timeout`; a connection must bring its first
   frame within `first_frame_timeout`, a started frame must finish within `frame_timeout`, and a
   connection that carries no frame for `idle_timeout` is closed (one sweep timer checks them).
@@ -698,24 +698,27 @@ class TcpTransport(ConnectionTable[TcpConnection]):
 
     def _eviction_candidate(self, newcomer: TcpConnection) -> TcpConnection | None:
         """The accepted connection to give up for a new one: of those that brought no frame
-        yet, the oldest of the source address that holds the most connections (a flood of
+        yet, the oldest of the source address that holds the most such connections (a flood of
         connections from one address gives up its own, not a newcomer's from another address
-        accepted before its first frame arrived: review 41b, connections 1); else, when
+        accepted before its first frame arrived: review 41b, connections 1; its active
+        connections not counted, so a busy source is not "the most" for its next connection,
+        which an attacker's many addresses, each holding fewer, then evicted at once: review
+        43a, connections 1); else, when
         another source address holds at least two more connections than the newcomer's (a
         fair share: many addresses each under the per-source cap cannot lock out a new one),
         that source's connection idle the longest; else the one idle the longest if idle at
         least `evict_idle_after`."""
         idlest: TcpConnection | None = None
-        frameless: TcpConnection | None = None
-        per_host = self._per_host
+        frameless: list[TcpConnection] = []  # oldest first
         for connection in self._accepted:  # oldest first
             if not connection.frames_read:
-                if frameless is None or per_host[connection.host] > per_host[frameless.host]:
-                    frameless = connection
+                frameless.append(connection)
             elif idlest is None or connection.last_active < idlest.last_active:
                 idlest = connection
-        if frameless is not None:
-            return frameless
+        if frameless:
+            waiting = collections.Counter(connection.host for connection in frameless)
+            most_waiting = max(waiting.values())
+            return next(c for c in frameless if waiting[c.host] == most_waiting)
         top, most = self._per_host.most_common(1)[0]
         if most >= self._per_host[newcomer.host] + 2:
             return min((c for c in self._accepted if c.host == top), key=lambda c: c.last_active)
