@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import MemNet, globex_over_tcp, run_memnet
 from tests.test_review39a_resume import _pending, _ticket
 from troth.channel import ChannelState
@@ -21,26 +19,23 @@ from troth.routing import parse_route
 TOOLS = "/tcp/tools:4000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 43c, resume 1: a resumption pinned to the ticket's authority, answered at the "
-        "address by another identity, closes the node's connection there (and every channel "
-        "over it) at each attempt"
-    ),
-)
 def test_a_ticket_naming_a_peers_address_does_not_cut_the_nodes_channels_there(
     tmp_path: Path,
 ) -> None:
-    """Globex, hostile, hands the operator of acme's agent a ticket naming the address of
-    tools, another acme member the agent works with (globex's own identifier). `troth enroll`
-    with it fails at the handshake (tools answers, not globex) and leaves its record pending.
-    The agent talks to tools over a channel of its own (no link pins tools' address). Each
-    resumption opens a channel to tools pinned to globex; tools answers, and the node took
-    that as "this connection goes to the wrong node" (what a link's pin means: review 25,
-    relays 1) and closed its connection to tools, the agent's open channel with it: a
-    ticket's issuer cuts the node's channels to any address it names, at every attempt for
-    RESUME_FOR. A ticket's authority is not a pin on the address."""
+    """Review 43c, resume 1. Globex, hostile, hands the operator of acme's agent a ticket
+    naming the address of tools, another acme member the agent works with (globex's own
+    identifier). `troth enroll` with it fails at the handshake (tools answers, not globex)
+    and leaves its record pending. The agent talks to tools over a channel of its own (no
+    link pins tools' address). Each resumption opens a channel to tools pinned to globex;
+    tools answers, and the node took that as "this connection goes to the wrong node" (what
+    a link's pin means: review 25, relays 1) and closed its connection to tools, the agent's
+    open channel with it: a ticket's issuer cuts the node's channels to any address it
+    names, at every attempt for RESUME_FOR. A ticket's authority is not a pin on the
+    address.
+
+    Was a strict xfail until an enrollment's channel (`troth enroll` and its resumption) was
+    opened with `channel_to(claimed=True)`: another identity answering a ticket's claim
+    closes no connection (a link's pin still does: review 25, relays 1)."""
 
     async def test(net: MemNet) -> None:
         _globex_node, globex, _ = await globex_over_tcp(net)
