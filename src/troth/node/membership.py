@@ -200,7 +200,10 @@ async def enroll(
         request = await runtime.worker.run(enrollment.request_of, steps)
         try:
             end = await runtime.channel_to(
-                parse_route(ticket.address), also_trust=frozenset({authority}), expect=authority
+                parse_route(ticket.address),
+                also_trust=frozenset({authority}),
+                expect=authority,
+                claimed=True,  # a ticket's word: no pin on the address (review 43c, resume 1)
             )
             chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
         except (AuthorityError, RemoteError) as exc:
@@ -342,6 +345,7 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
                 parse_route(pending.address),
                 also_trust=frozenset({authority}),
                 expect=authority,
+                claimed=True,  # a ticket's word: no pin on the address (review 43c, resume 1)
             )
             chain = await call(runtime.router, (end.enc, AUTHORITY), "enroll", request)
         except (AuthorityError, RemoteError) as exc:  # answered: a refusal

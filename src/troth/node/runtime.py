@@ -505,12 +505,18 @@ class NodeRuntime:
         also_trust: frozenset[Identifier] = frozenset(),
         expect: Identifier | None = None,
         identity: str | None = None,
+        claimed: bool = False,
     ) -> ChannelEnd:
         """An open channel to the node at `route` (reused while it stays open). `expect` pins
         the identity expected there: anyone else is refused (ChannelError PEER_NOT_ALLOWED
-        naming both); `also_trust` admits these identities as if they were anchors. `identity`
-        (a local identity other than the node's) opens the channel as that identity: its
-        history, channel key and credentials (an agent leasing a secret as itself)."""
+        naming both), and the connection it came over is closed as going to the wrong node
+        (unless a link's pinned identity answers over it) — not when `claimed`: `expect` is
+        then only what a ticket says is there (an enrollment's), and another identity
+        answering says nothing of the connection (review 43c, resume 1: a hostile ticket
+        naming a peer's address closed the node's channels with it at each resumption).
+        `also_trust` admits these identities as if they were anchors. `identity` (a local
+        identity other than the node's) opens the channel as that identity: its history,
+        channel key and credentials (an agent leasing a secret as itself)."""
         if identity is not None and identity != self.name:
             return await self._channel_as(identity, route, expect)
         key = format_route(route)
@@ -529,8 +535,10 @@ class NodeRuntime:
                 refused = exc.reason is ChannelFailure.PEER_NOT_ALLOWED and not exc.by_peer
                 if exc.reason is ChannelFailure.TIMEOUT:
                     self._drop_unanswered(route[0])
-                elif refused and pinned and len(route) == 1:  # (not the peer's own refusal: it
-                    pin = self.links.pin(key)  # was the one expected; review 25, relays 1)
+                elif refused and pinned and len(route) == 1 and not claimed:
+                    # (not the peer's own refusal: it was the one expected; review 25, relays
+                    # 1; nor a ticket's claim: review 43c, resume 1)
+                    pin = self.links.pin(key)
                     self._drop_connection(route[0], "another identity answered over it", pin)
                 if rotations == self._rotations:
                     raise
