@@ -1,0 +1,105 @@
+"""Review 43b, bundles: adversarial re-review of review 42b's lower-digest rule (docs/policy.md,
+"Two bundles of one revision").
+
+bundles 1: anyone who can push to a node (a member, or any peer of the policy service) sends a
+forged bundle naming the authority and the held revision, with a broken signature and a digest
+above the held one's. It was refused SAME_REVISION on its decoding alone and recorded as a
+conflict (`BundleStore.conflicts`, a node's status) and logged as two signers at one revision:
+an operator was told the authority signed twice when nobody did. Refused for what it is now.
+
+bundles 2: a peer pushes the genuine higher-digest bundle of the held revision again and again:
+each push logged a warning, a log flood at a push's cost. The conflict is logged once, when it
+is first seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.support.gates import T, make_world
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_gates_distribution import bundle
+from tests.test_review42b_bundles import TIGHTER, below, held_high, pair
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import BundleConflict
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 43b, bundles 1: a forged same-revision bundle is recorded as a conflict",
+)
+def test_a_forged_higher_digest_bundle_is_refused_for_its_signature_not_recorded() -> None:
+    """The held revision-6 bundle's bytes with its signature altered and a digest above the
+    held one's: refused BAD_SIGNATURE (not SAME_REVISION), no conflict recorded."""
+    world = make_world()
+    low, high = pair(world)
+    store = world.store(low)
+    fields = cbor.decode(low)
+    forged = None
+    for i in range(256):
+        signature = bytearray(fields[3])
+        signature[i % 64] ^= 1 + i // 64
+        data = cbor.encode([*fields[:3], bytes(signature), *fields[4:]])
+        if sha256(data) > sha256(low):
+            forged = data
+            break
+    assert forged is not None
+    with pytest.raises(PolicyError) as refused:
+        store.accept(forged, feeds=world.feeds(), now=T + 5)
+    assert refused.value.reason is PolicyFailure.BAD_SIGNATURE
+    assert store.conflicts() == []
+    with pytest.raises(PolicyError) as genuine:  # the genuine higher one is still recorded
+        store.accept(high, feeds=world.feeds(), now=T + 5)
+    assert genuine.value.reason is PolicyFailure.SAME_REVISION
+    conflict = BundleConflict(world.authority.identifier, 6, sha256(low), sha256(high))
+    assert store.conflicts() == [conflict]
+
+
+def test_a_lower_digest_forgery_is_refused_and_not_recorded() -> None:
+    """Refuted: the same forgery with a digest below the held one's goes to verification and
+    is refused BAD_SIGNATURE, recording nothing."""
+    world = make_world()
+    kept = held_high(world)
+    store = world.store(kept)
+    fields = cbor.decode(kept)
+
+    def altered(i: int) -> bytes:
+        signature = bytearray(fields[3])
+        signature[i % 64] ^= 1 + i // 64
+        return cbor.encode([*fields[:3], bytes(signature), *fields[4:]])
+
+    with pytest.raises(PolicyError) as refused:
+        store.accept(below(kept, altered), feeds=world.feeds(), now=T + 5)
+    assert refused.value.reason is PolicyFailure.BAD_SIGNATURE
+    assert store.conflicts() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 43b, bundles 2: each push of the refused same-revision bundle logs a warning",
+)
+def test_a_replayed_higher_digest_bundle_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Member b holds revision 2 of the lower digest; the higher is pushed to it 20 times:
+    each refused SAME_REVISION, one warning logged."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.member("agent-b")
+        low, high = sorted((bundle(net, 2), bundle(net, 2, policies=TIGHTER)), key=sha256)
+        b.policies.accept(low, now=net.clock.now())
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="troth.node.policy"):
+            for _ in range(20):
+                with pytest.raises(PolicyError) as refused:
+                    b.policies.accept(high, now=net.clock.now())
+                assert refused.value.reason is PolicyFailure.SAME_REVISION
+        said = [r for r in caplog.records if sha256(high).hex() in r.getMessage()]
+        assert len(said) == 1
+
+    run_memnet(test, tmp_path)
