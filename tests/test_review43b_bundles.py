@@ -5,11 +5,14 @@ bundles 1: anyone who can push to a node (a member, or any peer of the policy se
 forged bundle naming the authority and the held revision, with a broken signature and a digest
 above the held one's. It was refused SAME_REVISION on its decoding alone and recorded as a
 conflict (`BundleStore.conflicts`, a node's status) and logged as two signers at one revision:
-an operator was told the authority signed twice when nobody did. Refused for what it is now.
+an operator was told the authority signed twice when nobody did. Refused for what it is now:
+a same-revision bundle is verified before it is recorded (was a strict xfail until
+`BundleStore.accept` refused on the decoding alone only a conflict it had already seen).
 
 bundles 2: a peer pushes the genuine higher-digest bundle of the held revision again and again:
 each push logged a warning, a log flood at a push's cost. The conflict is logged once, when it
-is first seen.
+is first seen (was a strict xfail until `NodePolicies.accept` logged only a new conflict,
+`BundleStore.conflicts_noted`, the store remembering MAX_POLICY_CONFLICTS_SEEN per authority).
 """
 
 from __future__ import annotations
@@ -29,10 +32,6 @@ from troth.errors import PolicyError, PolicyFailure
 from troth.gates import BundleConflict
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 43b, bundles 1: a forged same-revision bundle is recorded as a conflict",
-)
 def test_a_forged_higher_digest_bundle_is_refused_for_its_signature_not_recorded() -> None:
     """The held revision-6 bundle's bytes with its signature altered and a digest above the
     held one's: refused BAD_SIGNATURE (not SAME_REVISION), no conflict recorded."""
@@ -79,10 +78,6 @@ def test_a_lower_digest_forgery_is_refused_and_not_recorded() -> None:
     assert store.conflicts() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 43b, bundles 2: each push of the refused same-revision bundle logs a warning",
-)
 def test_a_replayed_higher_digest_bundle_is_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
