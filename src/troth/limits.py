@@ -281,9 +281,10 @@ MAX_POLICY_TEXT: Final = 512 * 1024
 """Longest Cedar policy text in a bundle (characters); 1,000 typical policies take ~150 KB."""
 MAX_CAVEATED_POLICY_TEXT: Final = 16 * 1024 * 1024
 """Policy text an engine keeps in its copies of the bundle's policy set with a chain's caveats
-added (one per caveated chain, each a copy of the text): it keeps MAX_CAVEATED_POLICY_TEXT /
-the text's length of them (at least one, at most its cache's entries), and builds the others
-again at each call (review 41d, caveats 1: 4,096 copies of a 400 KB text held 1.7 GB)."""
+added (one per caveated chain, each a copy of the text with the chain's caveats): it keeps the
+latest whose texts, the caveats' included, add up to at most this (at most its cache's
+entries), and builds the others again at each call (review 41d, caveats 1: 4,096 copies of a
+400 KB text held 1.7 GB; review 43b, caveats 1: the caveats' text was not counted)."""
 MAX_CEDAR_NESTING: Final = 64
 """Deepest bracket nesting of Cedar text (policies, a schema, a caveat) troth hands cedarpy:
 its parser recurses per bracket and kills the process at a few hundred levels (troth.gates.
