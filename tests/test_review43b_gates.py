@@ -4,14 +4,13 @@
 gates 1: the check of an `int` subclass compared it with its own operators: a subclass whose
 comparisons say "in range" (a caller's numeric wrapper, a proxy) carried 2^53 + 1 past the
 check, and JSON encodes its int value, so Cedar judged and permitted a number outside I-JSON
-where the plain integer is denied.
+where the plain integer is denied. Was a strict xfail until `toolschema._safe_integer`
+compared the integer's value (`int.__int__`), not the subclass.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from tests.support.gates import T
 from tests.test_review41d_gates import BIG, _setup
@@ -34,10 +33,6 @@ class Agreeable(int):
         return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 43b, gates 1: an int subclass's own comparisons pass the range check",
-)
 def test_an_int_subclass_with_its_own_comparisons_is_range_checked_by_its_value() -> None:
     """2^53 + 1 as `Agreeable` is denied as the arguments (as the plain integer is); 5 as
     `Agreeable` is decided by Cedar as 5."""
