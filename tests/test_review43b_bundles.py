@@ -13,23 +13,30 @@ bundles 2: a peer pushes the genuine higher-digest bundle of the held revision a
 each push logged a warning, a log flood at a push's cost. The conflict is logged once, when it
 is first seen (was a strict xfail until `NodePolicies.accept` logged only a new conflict,
 `BundleStore.conflicts_noted`, the store remembering MAX_POLICY_CONFLICTS_SEEN per authority).
+
+The other tests pin refuted attempts: a same-revision bundle of a lower digest signed by a
+policy-admin since revoked, or one whose chain carries the authority's history from before its
+rotation (a thief's, or a replay of one), is refused for what it is and the held one kept.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support.gates import T, make_world
+from tests.support.gates import POLICIES, TOOLS, T, make_world, rotate, superseding
 from tests.support.nodes import MemNet, run_memnet
+from tests.test_gates_bundles import decode_chain_hash
 from tests.test_gates_distribution import bundle
 from tests.test_review42b_bundles import TIGHTER, below, held_high, pair
+from troth.credentials import RevocationKind
 from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import PolicyError, PolicyFailure
-from troth.gates import BundleConflict
+from troth.gates import BundleConflict, BundleStore, create_bundle
 
 
 def test_a_forged_higher_digest_bundle_is_refused_for_its_signature_not_recorded() -> None:
@@ -98,3 +105,62 @@ def test_a_replayed_higher_digest_bundle_is_logged_once(
         assert len(said) == 1
 
     run_memnet(test, tmp_path)
+
+
+def above(low: bytes, make: Callable[[int], bytes]) -> bytes:
+    """The first of `make(0)`, `make(1)`, ... whose digest is higher than `low`'s."""
+    for i in range(256):
+        data = make(i)
+        if sha256(data) > sha256(low):
+            return data
+    raise AssertionError("no variant above")
+
+
+def test_a_lower_digest_bundle_of_a_revoked_admin_is_refused() -> None:
+    """Refuted: the admin's revision-6 bundle, its credential revoked since, offered to a node
+    holding the authority's revision 6 of a higher digest: refused SIGNER_REVOKED, the held one
+    kept, no conflict recorded."""
+    world = make_world()
+    admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER)
+    held = above(admins, lambda i: world.bundle(revision=6, now=T, ttl=86_400 - i))
+    world.revoke(RevocationKind.CREDENTIAL, decode_chain_hash(world.admin_chain), now=T + 2)
+    store = world.store(held)
+    with pytest.raises(PolicyError) as refused:
+        store.accept(admins, feeds=world.feeds(), now=T + 5)
+    assert refused.value.reason is PolicyFailure.SIGNER_REVOKED
+    active = store.active(world.authority.identifier)
+    assert active is not None
+    assert active.bundle.data == held
+    assert store.conflicts() == []
+
+
+def test_a_lower_digest_bundle_from_before_the_authoritys_rotation_is_refused() -> None:
+    """Refuted: the admin's revision-6 bundle, its chain carrying the authority's history from
+    before the authority rotated, offered to a node holding the rotated authority's revision 6
+    of a higher digest: refused SIGNER_SUPERSEDED, the held one kept."""
+    world = make_world()
+    admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER)
+    history, authority = rotate(world, world.authority, T + 20)
+    world.feed = superseding(authority, history, world.authority, T + 30)
+    held = above(
+        admins,
+        lambda i: create_bundle(
+            authority.signer,
+            authority=authority.identifier,
+            policies=POLICIES,
+            schema="",
+            tools=TOOLS,
+            revision=6,
+            now=T + 40,
+            ttl=86_400 - i,
+        ),
+    )
+    store = BundleStore(world.verifier)
+    store.accept(held, feeds=world.feeds(), now=T + 50)
+    with pytest.raises(PolicyError) as refused:
+        store.accept(admins, feeds=world.feeds(), now=T + 50)
+    assert refused.value.reason is PolicyFailure.SIGNER_SUPERSEDED
+    active = store.active(authority.identifier)
+    assert active is not None
+    assert active.bundle.data == held
+    assert store.conflicts() == []
