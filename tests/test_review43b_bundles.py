@@ -16,7 +16,9 @@ is first seen (was a strict xfail until `NodePolicies.accept` logged only a new 
 
 The other tests pin refuted attempts: a same-revision bundle of a lower digest signed by a
 policy-admin since revoked, or one whose chain carries the authority's history from before its
-rotation (a thief's, or a replay of one), is refused for what it is and the held one kept.
+rotation (a thief's, or a replay of one), is refused for what it is and the held one kept; an
+authority's node that refuses the two-argument `get` too is asked once more a round, not
+again and again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,12 +34,14 @@ from tests.support.gates import POLICIES, TOOLS, T, make_world, rotate, supersed
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_gates_bundles import decode_chain_hash
 from tests.test_gates_distribution import bundle
-from tests.test_review42b_bundles import TIGHTER, below, held_high, pair
+from tests.test_review42b_bundles import TIGHTER, BeforeDigests, below, held_high, pair
 from troth.credentials import RevocationKind
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import PolicyError, PolicyFailure
+from troth.errors import PolicyError, PolicyFailure, RemoteError
 from troth.gates import BundleConflict, BundleStore, create_bundle
+from troth.node.services import RequestContext
+from troth.node.services.policy import POLICY, PolicyService
 
 
 def test_a_forged_higher_digest_bundle_is_refused_for_its_signature_not_recorded() -> None:
@@ -164,3 +169,36 @@ def test_a_lower_digest_bundle_from_before_the_authoritys_rotation_is_refused() 
     assert active is not None
     assert active.bundle.data == held
     assert store.conflicts() == []
+
+
+class AlwaysOld(BeforeDigests):
+    """An authority's node that answers every `get`, two arguments too, with the error a node
+    from before review 42b gives three."""
+
+    async def get(self, arguments: Any, context: RequestContext) -> bytes:
+        self.asked.append(len(arguments))
+        raise RemoteError("get arguments: expected 2 elements, got 3")
+
+
+def test_a_node_refusing_both_gets_is_asked_twice_a_round(tmp_path: Path) -> None:
+    """Refuted: the authority's node answers the two-argument retry with the same error: b
+    asks once more, not again and again, and takes nothing (its revision 1 stays)."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        b.policies.accept(bundle(net, 1), now=net.clock.now())
+        hub = net.hub
+        assert hub is not None
+        hub.router.unregister(POLICY)
+        old = AlwaysOld(bundle(net, 2))
+        hub.add_service(old)
+        service = b.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        assert await service.pull() == []
+        assert old.asked == [3, 2]
+        held = b.policies.held(authority)
+        assert held is not None
+        assert held.bundle.body.revision == 1
+
+    run_memnet(test, tmp_path)
