@@ -441,7 +441,6 @@ MAX_POLICY_CONFLICTS_SEEN: Final = 16
 """Same-revision conflicts (revision, kept digest, other digest) one bundle store remembers per
 authority, so a replay of a bundle it already refused for one costs its decoding and is not
 logged again (review 43b, bundles 2); past it, the memory of that authority starts over."""
-"""Bundle pushes one node has in flight at once (the others wait their turn)."""
 
 # -- MCP over secure channels (troth.node.services.mcp) ---------------------------------------
 MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE
