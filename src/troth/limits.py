@@ -288,9 +288,10 @@ MAX_POLICY_TEXT: Final = 512 * 1024
 """Longest Cedar policy text in a bundle (characters); 1,000 typical policies take ~150 KB."""
 MAX_CAVEATED_POLICY_TEXT: Final = 16 * 1024 * 1024
 """Policy text an engine keeps in its copies of the bundle's policy set with a chain's caveats
-added (one per caveated chain, each a copy of the text): it keeps MAX_CAVEATED_POLICY_TEXT /
-the text's length of them (at least one, at most its cache's entries), and builds the others
-again at each call (review 41d, caveats 1: 4,096 copies of a 400 KB text held 1.7 GB)."""
+added (one per caveated chain, each a copy of the text with the chain's caveats): it keeps the
+latest whose texts, the caveats' included, add up to at most this (at most its cache's
+entries), and builds the others again at each call (review 41d, caveats 1: 4,096 copies of a
+400 KB text held 1.7 GB; review 43b, caveats 1: the caveats' text was not counted)."""
 MAX_CEDAR_NESTING: Final = 64
 """Deepest bracket nesting of Cedar text (policies, a schema, a caveat) troth hands cedarpy:
 its parser recurses per bracket and kills the process at a few hundred levels (troth.gates.
@@ -443,6 +444,10 @@ past it, a peer still pulls on its maintenance rounds), unless the peer's author
 than its share (troth.node.shares): at most twice this."""
 MAX_POLICY_PUSHES: Final = 16
 """Bundle pushes one node has in flight at once (the others wait their turn)."""
+MAX_POLICY_CONFLICTS_SEEN: Final = 16
+"""Same-revision conflicts (revision, kept digest, other digest) one bundle store remembers per
+authority, so a replay of a bundle it already refused for one costs its decoding and is not
+logged again (review 43b, bundles 2); past it, the memory of that authority starts over."""
 
 # -- MCP over secure channels (troth.node.services.mcp) ---------------------------------------
 MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE

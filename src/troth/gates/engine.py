@@ -8,7 +8,8 @@ read that never echoes argument values (Cedar's request errors do: they are mapp
 texts). Per verified chain (keyed by the hash of its last credential body, which commits to
 every body above it) the engine builds the chain's entities and the bundle's policy set plus
 the chain's caveats once, and reuses them; the caches are bounded (those of chains with
-caveats, each a copy of the policy set, by the policy text's length too: review 41d, caveats 1).
+caveats, each a copy of the policy set with the caveats added, by the length of that text too:
+review 41d, caveats 1; review 43b, caveats 1).
 """
 
 from __future__ import annotations
@@ -183,6 +184,36 @@ class _Bounded(dict[_K, _V]):
         return value
 
 
+class _Weighed(dict[_K, _V]):
+    """A dict of at most `size` entries weighing at most `budget` together (each its weight
+    when put): the oldest dropped to make room, an entry heavier than `budget` alone not kept
+    (inserts under a lock; reads free)."""
+
+    def __init__(self, size: int, budget: int) -> None:
+        super().__init__()
+        self._size = size
+        self._budget = budget
+        self._weights: dict[_K, int] = {}
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: _K, value: _V, weight: int) -> _V:
+        if weight > self._budget:
+            return value
+        with self._lock:
+            if key in self:
+                self._total -= self._weights.pop(key)
+                del self[key]
+            while self and (len(self) >= self._size or self._total + weight > self._budget):
+                oldest = next(iter(self))
+                self._total -= self._weights.pop(oldest)
+                del self[oldest]
+            self[key] = value
+            self._weights[key] = weight
+            self._total += weight
+        return value
+
+
 class PolicyEngine:
     """Decides requests against one compiled bundle (immutable; safe to share between
     threads). `revision`, and the bundle's SHA-256 `digest` when given, are reported in every
@@ -204,10 +235,13 @@ class PolicyEngine:
             for name, spec in compiled.tools.items()
         }
         self._principals: _Bounded[bytes, _Principal] = _Bounded(cache_size)
-        # the chains with caveats: each keeps a copy of the policy set (its text too), so
-        # their number is bounded by the text's length (review 41d, caveats 1)
-        copies = limits.MAX_CAVEATED_POLICY_TEXT // max(1, compiled.text_size)
-        self._caveated: _Bounded[bytes, _Principal] = _Bounded(max(1, min(cache_size, copies)))
+        # the chains with caveats: each keeps a copy of the policy set with its caveats added
+        # (the text of both), so they are bounded by that text's length (review 41d, caveats
+        # 1), the caveats' counted too (review 43b, caveats 1: under a small bundle 4,096
+        # chains of big caveats held hundreds of MB)
+        self._caveated: _Weighed[bytes, _Principal] = _Weighed(
+            cache_size, limits.MAX_CAVEATED_POLICY_TEXT
+        )
         self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
 
     @property
@@ -240,8 +274,10 @@ class PolicyEngine:
             return self._principals.put(key, _Principal(uid, None, base, {}, refused))
         names = dict(self.compiled.names)
         names.update(zip(fragment_ids(len(names), len(ids)), ids, strict=True))
-        kept = self._caveated if ids else self._principals
-        return kept.put(key, _Principal(uid, entities, merged, names, None))
+        principal = _Principal(uid, entities, merged, names, None)
+        if ids:
+            return self._caveated.put(key, principal, self.compiled.text_size + len(fragment))
+        return self._principals.put(key, principal)
 
     # -- deciding ---------------------------------------------------------------------------
 

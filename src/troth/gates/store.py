@@ -257,6 +257,12 @@ class BundleStore:
         # per authority: a VerifiedFeed is immutable, so the same pair passes again (`engine`)
         self._signer_checked: dict[Identifier, tuple[ActiveBundle, VerifiedFeed]] = {}
         self._conflicts: dict[Identifier, BundleConflict] = {}
+        # the conflicts seen per authority (at most MAX_POLICY_CONFLICTS_SEEN each): a replay
+        # of one is refused on its decoding and not counted again (review 43b, bundles 2)
+        self._conflicts_seen: dict[Identifier, set[tuple[int, bytes, bytes]]] = {}
+        self.conflicts_noted = 0
+        """How many different same-revision conflicts this store has seen (a node logs each
+        new one once: review 43b, bundles 2)."""
         self._lock = threading.Lock()
 
     def accept(
@@ -276,8 +282,15 @@ class BundleStore:
             return held.bundle
         digest = sha256(data)
         refusal = None if held is None else _rollback(claimed, digest, held, feed, skew)
-        if refusal is not None:
-            self._note_refused(claimed, digest, held, refusal)
+        # a refusal on the decoding alone records nothing: a same-revision bundle is verified
+        # before it is recorded as a conflict (review 43b, bundles 1: a forged one, its
+        # signature broken, was reported as the authority signing twice), unless this very
+        # conflict is already known (a replay costs its decoding: review 43b, bundles 2)
+        if refusal is not None and (
+            refusal[0] is not _P.SAME_REVISION
+            or held is None
+            or (claimed.revision, held.bundle.digest, digest) in self._seen_conflicts(claimed)
+        ):
             raise PolicyError(*refusal)
         verified = verify_bundle(
             data,
@@ -318,8 +331,19 @@ class BundleStore:
             self._note(body.authority, body.revision, held.bundle.digest, digest)
 
     def _note(self, authority: Identifier, revision: int, kept: bytes, other: bytes) -> None:
-        """Keep `(revision, kept, other)` as `authority`'s last same-revision conflict."""
+        """Keep `(revision, kept, other)` as `authority`'s last same-revision conflict; a
+        conflict not seen before adds one to `conflicts_noted`."""
         self._conflicts[authority] = BundleConflict(authority, revision, kept, other)
+        seen = self._conflicts_seen.setdefault(authority, set())
+        if (revision, kept, other) in seen:
+            return
+        if len(seen) >= limits.MAX_POLICY_CONFLICTS_SEEN:
+            seen.clear()
+        seen.add((revision, kept, other))
+        self.conflicts_noted += 1
+
+    def _seen_conflicts(self, body: BundleBody) -> set[tuple[int, bytes, bytes]]:
+        return self._conflicts_seen.get(body.authority, set())
 
     def conflicts(self) -> list[BundleConflict]:
         """The last conflict seen per authority: two different bundles of one revision, the

@@ -189,8 +189,13 @@ def _composite(node: dict[str, Any], kind: str, path: str, depth: int) -> tuple[
 
 def _safe_integer(value: Any) -> bool:
     """Whether `value` is no integer past I-JSON's range (other types are Cedar's to judge).
-    An `int` subclass is an integer too (JSON encodes its value: review 41d, gates 1)."""
-    return not isinstance(value, int) or -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    An `int` subclass is an integer too (JSON encodes its value: review 41d, gates 1), compared
+    by that value, not by its own operators (review 43b, gates 1: ones that always said "in
+    range" passed 2^53 + 1)."""
+    if not isinstance(value, int):
+        return True
+    number = int.__int__(value)  # the value JSON encodes (`int.__repr__`), exactly an int
+    return -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER
 
 
 def _scalar_check(node: dict[str, Any], kind: str, path: str) -> Check | None:

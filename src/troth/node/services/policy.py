@@ -212,10 +212,13 @@ class NodePolicies:
             raise PolicyError(_P.UNTRUSTED_AUTHORITY, "this node trusts no authority yet")
         held = {a: self.store.active(a) for a in self.anchors}
         feeds = {a: feed for a in self.anchors if (feed := self.feeds(a)) is not None}
+        noted = self.store.conflicts_noted
         try:
             verified = self.store.accept(data, feeds=feeds, now=now)
         except PolicyError as exc:
-            if exc.reason is _P.SAME_REVISION:  # two signers at one revision: say it
+            # two signers at one revision: said once per conflict, not at each replay of the
+            # refused bundle (review 43b, bundles 2)
+            if exc.reason is _P.SAME_REVISION and self.store.conflicts_noted != noted:
                 log.warning("policy bundle refused: %s", exc)
             raise
         before = held.get(verified.body.authority)
