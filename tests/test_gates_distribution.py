@@ -227,6 +227,11 @@ def test_malformed_policy_requests_are_refused(tmp_path: Path) -> None:
             ("push", [b"\xa0"], "signed bundle: expected an array"),  # not a bundle
             ("get", [b"short", 0], "authority: expected 32 bytes, got 5"),
             ("get", "no array", "get arguments: expected an array"),
+            # review 42b's held digest: 32 bytes or nothing, and no fourth element
+            ("get", [bytes(32), 0, b"short"], "digest: expected 32 bytes, got 5"),
+            ("get", [bytes(32), 0, "a digest"], "digest: expected a byte string"),
+            ("get", [bytes(32), 0, bytes(32), 1], "expected [authority, revision, digest?]"),
+            ("get", [bytes(32)], "expected [authority, revision, digest?]"),
         ):
             with pytest.raises(RemoteError, match=re.escape(why)):
                 await call(b.router, (end.enc, POLICY), method, arguments)
