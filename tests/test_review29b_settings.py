@@ -37,6 +37,7 @@ from troth.transport.settings import TcpSettings
         ("MAX_HALF_OPEN_PER_SOURCE", "0"),
         ("MAX_CHANNELS_PER_SOURCE", "0"),
         ("MAX_CHANNELS_PER_PEER", "-1"),
+        ("MAX_CHANNELS_PER_MEMBER", "0"),  # review 43a's
     ],
 )
 def test_a_channel_limit_that_breaks_every_channel_is_refused_at_start(
@@ -49,7 +50,12 @@ def test_a_channel_limit_that_breaks_every_channel_is_refused_at_start(
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("REASSEMBLY_TIMEOUT", "1"), ("MAX_HALF_OPEN", "1"), ("MAX_CHANNELS_PER_PEER", "1")],
+    [
+        ("REASSEMBLY_TIMEOUT", "1"),
+        ("MAX_HALF_OPEN", "1"),
+        ("MAX_CHANNELS_PER_PEER", "1"),
+        ("MAX_CHANNELS_PER_MEMBER", "1"),
+    ],
 )
 def test_the_least_working_channel_limits_are_taken(name: str, value: str) -> None:
     limits = ChannelLimits.from_environment({f"TROTH_CHANNELS_{name}": value})
