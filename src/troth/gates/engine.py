@@ -169,27 +169,11 @@ class _Principal:
 
 
 class _Bounded(dict[_K, _V]):
-    """A dict that drops its oldest entries past `size` (inserts under a lock; reads free)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def put(self, key: _K, value: _V) -> _V:
-        with self._lock:
-            while len(self) >= self._size:
-                self.pop(next(iter(self)))
-            self[key] = value
-        return value
-
-
-class _Weighed(dict[_K, _V]):
     """A dict of at most `size` entries weighing at most `budget` together (each its weight
-    when put): the oldest dropped to make room, an entry heavier than `budget` alone not kept
-    (inserts under a lock; reads free)."""
+    when put, none by default): the oldest dropped to make room, an entry heavier than
+    `budget` alone not kept (inserts under a lock; reads free)."""
 
-    def __init__(self, size: int, budget: int) -> None:
+    def __init__(self, size: int, budget: int = 0) -> None:
         super().__init__()
         self._size = size
         self._budget = budget
@@ -197,7 +181,7 @@ class _Weighed(dict[_K, _V]):
         self._total = 0
         self._lock = threading.Lock()
 
-    def put(self, key: _K, value: _V, weight: int) -> _V:
+    def put(self, key: _K, value: _V, weight: int = 0) -> _V:
         if weight > self._budget:
             return value
         with self._lock:
@@ -239,7 +223,7 @@ class PolicyEngine:
         # (the text of both), so they are bounded by that text's length (review 41d, caveats
         # 1), the caveats' counted too (review 43b, caveats 1: under a small bundle 4,096
         # chains of big caveats held hundreds of MB)
-        self._caveated: _Weighed[bytes, _Principal] = _Weighed(
+        self._caveated: _Bounded[bytes, _Principal] = _Bounded(
             cache_size, limits.MAX_CAVEATED_POLICY_TEXT
         )
         self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
