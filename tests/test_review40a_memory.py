@@ -9,6 +9,8 @@ acme's feed names the rotation. Eve is another member of acme that may delegate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.support.feeds import pages
@@ -37,12 +39,20 @@ def eves_root(world: World, eve: Party) -> CredentialChain:
     return CredentialChain((root,), (world.acme.identity.history,))
 
 
-def flood(world: World, eve: Party, count: int, root: CredentialChain | None = None) -> None:
-    """Eve delegates to `count` fresh identities of her own, each delegating on to mallory:
-    each chain verifies and carries a new full issuer history (the fresh identity's)."""
+def flood(
+    world: World,
+    eve: Party,
+    count: int,
+    root: CredentialChain | None = None,
+    *,
+    made: Callable[[], Party] | None = None,
+) -> None:
+    """Eve delegates to `count` fresh identities of her own (`made`, else new parties), each
+    delegating on to mallory: each chain verifies and carries a new full issuer history (the
+    fresh identity's)."""
     root = root or eves_root(world, eve)
     for _ in range(count):
-        fresh = make_party(world.vault, now=T)
+        fresh = made() if made is not None else make_party(world.vault, now=T)
         chain = delegate(
             eve.signer,
             root,

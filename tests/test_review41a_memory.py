@@ -14,7 +14,11 @@ import pytest
 from tests.support.feeds import pages
 from tests.support.parties import Party, make_party, signer_as
 from tests.test_review38d_memory import ORDERS, T, World
-from tests.test_review40a_memory import acme_names_alices_rotation, eves_root, thiefs_rotation
+from tests.test_review40a_memory import (
+    acme_names_alices_rotation,
+    flood,
+    thiefs_rotation,
+)
 from tests.test_trust_scope import feed_of
 from troth.credentials import (
     ChainVerifier,
@@ -142,31 +146,14 @@ def test_refuted_the_replaced_fork_stays_refused() -> None:
 def _long_flood(world: World, eve: Party, count: int, rotations: int) -> None:
     """Eve delegates to `count` fresh identities of her own, each rotated `rotations` times,
     delegating on to mallory: each chain carries a full history of `rotations + 1` changes."""
-    root = eves_root(world, eve)
-    for _ in range(count):
+
+    def made() -> Party:
         fresh = make_party(world.vault, now=T)
         for step in range(rotations):
             fresh = _rotated(world, fresh, T + 1 + step)
-        chain = delegate(
-            eve.signer,
-            root,
-            subject=fresh.identifier,
-            attributes=ORDERS,
-            now=T + 20,
-            ttl=600,
-            purpose="x",
-            depth=1,
-        )
-        onward = delegate(
-            fresh.signer,
-            chain,
-            subject=world.mallory,
-            attributes=ORDERS,
-            now=T + 20,
-            ttl=600,
-            purpose="x",
-        )
-        world.verify(onward.encode(), world.mallory)
+        return fresh
+
+    flood(world, eve, count, made=made)
 
 
 def test_a_members_long_histories_flush_no_other_members_rotation(
