@@ -12,9 +12,9 @@ caveats shares the bundle's set and costs nothing of the kind.
 
 from __future__ import annotations
 
-from tests.support.gates import POLICIES, T, make_world
+from tests.support.gates import POLICIES, GatesWorld, T, make_world
 from tests.support.parties import make_party
-from troth.credentials import Attributes, CredentialChain, delegate
+from troth.credentials import Attributes, CredentialChain, VerifiedCredential, delegate
 from troth.gates import ToolCall
 
 LOOKUP = ToolCall("lookup_order", {"order_id": "4471"})
@@ -25,6 +25,28 @@ BIG_TEXT = 400_000
 def _resident_mb() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096 / 1e6
+
+
+def caveated_callers(
+    world: GatesWorld, count: int, caveats: tuple[str, ...]
+) -> list[VerifiedCredential]:
+    """`count` fresh delegates of the support agent, each delegation carrying `caveats`."""
+    support = CredentialChain.decode(world.support_chain)
+    callers = []
+    for _ in range(count):
+        party = make_party(world.vault, now=T)
+        chain = delegate(
+            world.support.signer,
+            support,
+            subject=party.identifier,
+            attributes=Attributes({"orders.access": "read"}),
+            now=T,
+            ttl=86_400,
+            purpose="lookups",
+            caveats=caveats,
+        )
+        callers.append(world.credential(chain.encode(), party))
+    return callers
 
 
 def test_caveated_chains_keep_a_bounded_copy_of_a_big_bundle() -> None:
@@ -40,21 +62,7 @@ def test_caveated_chains_keep_a_bounded_copy_of_a_big_bundle() -> None:
         + f'when {{ context.args.order_id == "{"x" * BIG_TEXT}" }};\n'
     )
     point = world.point(world.store(world.bundle(policies=big)))
-    support = CredentialChain.decode(world.support_chain)
-    callers = []
-    for _ in range(CHAINS):
-        party = make_party(world.vault, now=T)
-        chain = delegate(
-            world.support.signer,
-            support,
-            subject=party.identifier,
-            attributes=Attributes({"orders.access": "read"}),
-            now=T,
-            ttl=86_400,
-            purpose="lookups",
-            caveats=("true",),
-        )
-        callers.append(world.credential(chain.encode(), party))
+    callers = caveated_callers(world, CHAINS, ("true",))
     before = _resident_mb()
     decisions = [point.decide(caller, LOOKUP, now=T + 10) for caller in callers]
     grown = _resident_mb() - before

@@ -15,19 +15,13 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gates import T, make_world
-from tests.support.parties import make_party
+from tests.test_review41d_caveats import _resident_mb, caveated_callers
 from troth import limits
-from troth.credentials import Attributes, CredentialChain, delegate
 from troth.gates import ToolCall
 
 LOOKUP = ToolCall("lookup_order", {"order_id": "4471"})
 CHAINS = 600
 CAVEATS = tuple(f'context.args.order_id != "{i:02d}{"x" * 960}"' for i in range(7))
-
-
-def _resident_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 1e6
 
 
 def test_big_caveats_under_a_small_bundle_stay_within_the_bound(
@@ -41,21 +35,7 @@ def test_big_caveats_under_a_small_bundle_stay_within_the_bound(
     monkeypatch.setattr(limits, "MAX_CAVEATED_POLICY_TEXT", 1 << 20)
     world = make_world()
     point = world.point(world.store(world.bundle()))
-    support = CredentialChain.decode(world.support_chain)
-    callers = []
-    for _ in range(CHAINS):
-        party = make_party(world.vault, now=T)
-        chain = delegate(
-            world.support.signer,
-            support,
-            subject=party.identifier,
-            attributes=Attributes({"orders.access": "read"}),
-            now=T,
-            ttl=86_400,
-            purpose="lookups",
-            caveats=CAVEATS,
-        )
-        callers.append(world.credential(chain.encode(), party))
+    callers = caveated_callers(world, CHAINS, CAVEATS)
     before = _resident_mb()
     decisions = [point.decide(caller, LOOKUP, now=T + 10) for caller in callers]
     grown = _resident_mb() - before
