@@ -115,21 +115,26 @@ def test_a_lower_digest_bundle_of_another_signer_without_standing_is_refused() -
     assert store.conflicts() == []
 
 
-def test_a_lower_digest_bundle_with_a_bad_signature_is_refused() -> None:
-    """bundles 1: the held revision-6 bundle's bytes with its signature altered, the digest
-    lower: refused BAD_SIGNATURE (the lower digest is no standing)."""
-    world = make_world()
-    kept = held_high(world)
-    store = world.store(kept)
-    fields = cbor.decode(kept)
+def signature_altered(data: bytes) -> Callable[[int], bytes]:
+    """Signed bundle `data` with its signature altered, a different way for each `i`."""
+    fields = cbor.decode(data)
 
     def altered(i: int) -> bytes:
         signature = bytearray(fields[3])
         signature[i % 64] ^= 1 + i // 64
         return cbor.encode([*fields[:3], bytes(signature), *fields[4:]])
 
+    return altered
+
+
+def test_a_lower_digest_bundle_with_a_bad_signature_is_refused() -> None:
+    """bundles 1: the held revision-6 bundle's bytes with its signature altered, the digest
+    lower: refused BAD_SIGNATURE (the lower digest is no standing)."""
+    world = make_world()
+    kept = held_high(world)
+    store = world.store(kept)
     with pytest.raises(PolicyError) as refused:
-        store.accept(below(kept, altered), feeds=world.feeds(), now=T + 5)
+        store.accept(below(kept, signature_altered(kept)), feeds=world.feeds(), now=T + 5)
     assert refused.value.reason is PolicyFailure.BAD_SIGNATURE
     held = store.active(world.authority.identifier)
     assert held is not None

@@ -39,10 +39,16 @@ from tests.support.gates import POLICIES, TOOLS, T, make_world, rotate, supersed
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_gates_bundles import decode_chain_hash
 from tests.test_gates_distribution import bundle
-from tests.test_review42b_bundles import TIGHTER, BeforeDigests, below, held_high, pair
+from tests.test_review42b_bundles import (
+    TIGHTER,
+    BeforeDigests,
+    below,
+    held_high,
+    pair,
+    signature_altered,
+)
 from troth.credentials import RevocationKind
 from troth.crypto import sha256
-from troth.encoding import cbor
 from troth.errors import PolicyError, PolicyFailure, RemoteError
 from troth.gates import BundleConflict, BundleStore, create_bundle
 from troth.node.services import RequestContext
@@ -55,12 +61,10 @@ def test_a_forged_higher_digest_bundle_is_refused_for_its_signature_not_recorded
     world = make_world()
     low, high = pair(world)
     store = world.store(low)
-    fields = cbor.decode(low)
+    altered = signature_altered(low)
     forged = None
     for i in range(256):
-        signature = bytearray(fields[3])
-        signature[i % 64] ^= 1 + i // 64
-        data = cbor.encode([*fields[:3], bytes(signature), *fields[4:]])
+        data = altered(i)
         if sha256(data) > sha256(low):
             forged = data
             break
@@ -82,15 +86,8 @@ def test_a_lower_digest_forgery_is_refused_and_not_recorded() -> None:
     world = make_world()
     kept = held_high(world)
     store = world.store(kept)
-    fields = cbor.decode(kept)
-
-    def altered(i: int) -> bytes:
-        signature = bytearray(fields[3])
-        signature[i % 64] ^= 1 + i // 64
-        return cbor.encode([*fields[:3], bytes(signature), *fields[4:]])
-
     with pytest.raises(PolicyError) as refused:
-        store.accept(below(kept, altered), feeds=world.feeds(), now=T + 5)
+        store.accept(below(kept, signature_altered(kept)), feeds=world.feeds(), now=T + 5)
     assert refused.value.reason is PolicyFailure.BAD_SIGNATURE
     assert store.conflicts() == []
 
