@@ -106,8 +106,8 @@ def test_a_delegating_member_cannot_flush_anothers_rotation(
     vouched for (its first subject; the root and that member themselves charged to no one)
     and forgot, past `SEEN_PER_SOURCE` entries of one member, that member's oldest: a member's
     delegates flush only her own delegates' entries."""
-    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", SMALL)
-    monkeypatch.setattr("troth.credentials.verify.SEEN_PER_SOURCE", SMALL // 4)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_IDENTITIES", SMALL)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_PER_SOURCE", SMALL // 4)
     world = World()
     world.verify(world.delegated(world.alice, world.bob), world.bob)  # alice's [c0, c1] seen
     thiefs = world.delegated(world.stolen, world.mallory)
@@ -124,8 +124,8 @@ def test_a_members_delegate_flushes_no_member(monkeypatch: pytest.MonkeyPatch) -
     """Alice's own delegate (she may delegate twice over) flooding with fresh identities of
     its own is charged to alice, the member acme vouched for: it forgets alice's delegates'
     entries, never the members' own (alice's rotation stands)."""
-    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", SMALL)
-    monkeypatch.setattr("troth.credentials.verify.SEEN_PER_SOURCE", SMALL // 4)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_IDENTITIES", SMALL)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_PER_SOURCE", SMALL // 4)
     world = World()
     world.verify(world.delegated(world.alice, world.bob), world.bob)
     thiefs = world.delegated(world.stolen, world.mallory)

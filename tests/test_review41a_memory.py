@@ -163,8 +163,8 @@ def test_a_members_long_histories_flush_no_other_members_rotation(
     charged to eve by their changes (`SEEN_CHANGES_PER_SOURCE`): past it her oldest goes, and
     the memory as a whole (`SEEN_CHANGES`) is never filled by one member: alice's rotation
     stands and the thief's chain under her retired key is still refused."""
-    monkeypatch.setattr("troth.credentials.verify.SEEN_CHANGES", 32)
-    monkeypatch.setattr("troth.credentials.verify.SEEN_CHANGES_PER_SOURCE", 8)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_CHANGES", 32)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_CHANGES_PER_SOURCE", 8)
     world = World()
     world.verify(world.delegated(world.alice, world.bob), world.bob)
     thiefs = world.delegated(world.stolen, world.mallory)
@@ -272,8 +272,8 @@ def test_a_co_trusted_authoritys_members_flush_no_other_authoritys_rotation(
     Was a strict xfail until review 42a charged every entry to the root authority whose chains
     showed it first and, when the memory is full, forgot the oldest entries of the root holding
     the most: globex's flood forgets only globex's entries while it holds more than acme."""
-    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", 16)
-    monkeypatch.setattr("troth.credentials.verify.SEEN_PER_SOURCE", 4)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_IDENTITIES", 16)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_PER_SOURCE", 4)
     world = World()
     globex = _with_globex(world)
     world.verify(world.delegated(world.alice, world.bob), world.bob)

@@ -24,8 +24,8 @@ SMALL = 16
 
 @pytest.fixture(autouse=True)
 def _small_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", SMALL)
-    monkeypatch.setattr("troth.credentials.verify.SEEN_PER_SOURCE", SMALL // 4)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_IDENTITIES", SMALL)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_PER_SOURCE", SMALL // 4)
 
 
 def _member_chain(world: World, authority: Party, by: Party) -> bytes:
@@ -151,8 +151,8 @@ def test_the_root_holding_the_most_changes_forgets_its_own(
     """Past SEEN_CHANGES the root holding the most changes forgets its own oldest entries:
     globex vouching for members with long histories (4 changes each, past the bound in all)
     never forgets acme's entries, and alice's thief is still refused."""
-    monkeypatch.setattr("troth.credentials.verify.SEEN_IDENTITIES", 1024)
-    monkeypatch.setattr("troth.credentials.verify.SEEN_CHANGES", 24)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_IDENTITIES", 1024)
+    monkeypatch.setattr("troth.credentials.memory.SEEN_CHANGES", 24)
     world = World()
     globex = _with_globex(world)
     world.verify(world.delegated(world.alice, world.bob), world.bob)
