@@ -18,7 +18,7 @@ from troth.errors import ConfigError, RoutingError
 from troth.identity import Identifier
 from troth.names import check_name
 from troth.node.access import ChannelAdmission, PeerCaller, Rule
-from troth.node.channels import ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address

@@ -18,7 +18,7 @@ from troth.encoding import cbor
 from troth.errors import NotFound, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import announce_locally, is_local
-from troth.node.channels import ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.node.node import Node
 from troth.node.services import call, service_address
 from troth.node.trust import NodeTrust

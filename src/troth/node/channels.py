@@ -1,5 +1,6 @@
 """Secure channels on a node: the asyncio glue between the sans-IO SecureChannel and the
-router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end has two workers:
+router (docs/protocols.md, "Secure channel" and "Limits"). Each channel end (`ChannelEnd`,
+troth.node.channel_ends) has two workers:
 
     /worker/chan-<id>.dec   packets from the peer: decrypt, then route the inner message with
                             this channel as its Source (it reaches only what the peer may)
@@ -34,9 +35,8 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -51,7 +51,6 @@ from troth.channel import (
     Established,
     Event,
     NotRouted,
-    Received,
     SecureChannel,
     VerifiedPeer,
 )
@@ -64,7 +63,8 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.node.access import Caller, LocalCaller, PeerCaller, member_accounts
+from troth.node.access import PeerCaller, member_accounts
+from troth.node.channel_ends import ChannelEnd, caller_of
 from troth.node.channel_limits import (
     CHANNELS_ENVIRONMENT_PREFIX,
     ChannelCounters,
@@ -82,8 +82,6 @@ from troth.node.services.base import (
 from troth.node.shares import Shares, authorities_of
 from troth.routing import (
     Address,
-    AllowSet,
-    AllowSetSource,
     Route,
     RoutedMessage,
     Router,
@@ -106,260 +104,10 @@ __all__ = [
 log = logging.getLogger("troth.node.channels")
 _CONGESTED_ANSWER: Final = "busy: the way on is congested, send it again later"
 LISTENER = Address("service", "channels")
-COALESCE_LIMIT: Final = 64 * 1024
-"""Bytes of messages a channel end queues within one loop iteration before it sends them at
-once (below it, what one iteration queues leaves as one packet when the iteration ends)."""
 _MESSAGE_1 = b"\x00\x21\x01"  # a packet of one 33-byte handshake frame: "-> e", no payload
 
 Services = Callable[[], frozenset[Address]]
 """The node addresses a channel's decrypted messages may be routed to (its services)."""
-
-
-class ChannelEnd(AllowSetSource):
-    """One end of a secure channel on this node; the Source of the messages it decrypts."""
-
-    def __init__(
-        self,
-        channel: SecureChannel,
-        peer_route: Route,
-        *,
-        router: Router,
-        clock: Callable[[], int],
-        deliver: Callable[[ChannelEnd, bytes | memoryview], Awaitable[None]],
-        on_event: Callable[[ChannelEnd, Event], None],
-        max_reply_paths: int,
-        source: Source | None = None,
-        source_key: str = "local",
-        on_unsent: Callable[[ChannelEnd, int, TrothError], None] | None = None,
-        on_route: Callable[[ChannelEnd], None] | None = None,
-    ) -> None:
-        self.channel = channel
-        self.peer_route = peer_route
-        self.source = source  # the connection that brought message 1 (responders), or
-        # message 2 (initiators): it holds this end's `.dec` until the end is forgotten
-        self.direct = False
-        """Whether the peer is the other end of the connection this channel runs over, as
-        this node knows it (not from the peer route, whose hops past the first are the peer's
-        to choose): a channel it opened to a one-hop route (`/tcp/hub:4000`), or one a peer
-        opened over a connection that peer made to this node. Only then does the channel's
-        silence say the connection is dead (`ChannelManager.silent_hooks`)."""
-        self.source_key = source_key  # who sent message 1, for the per-source handshake limit
-        token = os.urandom(8).hex()
-        self.id = f"chan-{token}"
-        self.enc = Address("worker", f"chan-{token}.enc")
-        self.dec = Address("worker", f"chan-{token}.dec")
-        self.name = f"channel {token}"
-        # what decrypted messages may reach: the peer's access and local senders' replies
-        self._use(AllowSet(max_reply_paths=max_reply_paths))
-        self.established: asyncio.Future[VerifiedPeer] = asyncio.get_running_loop().create_future()
-        # a responder's failure has no waiter: mark the exception as seen
-        self.established.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.messages_in = 0
-        self.messages_out = 0
-        self._loop = asyncio.get_running_loop()
-        self._batch: asyncio.Handle | None = None  # set while messages of this loop iteration
-        # are being queued: they leave together when it ends (`_end_batch`)
-        self._receiving: object = None  # who handles a packet now (`_handler`)
-        self._flushes: set[asyncio.Task[None]] = set()
-        self.requests: set[asyncio.Task[None]] = set()
-        """The peer's requests running concurrently (ServiceHost): cancelled when it closes."""
-        self._caller: PeerCaller | None = None
-        self._router = router
-        self._clock = clock
-        self._deliver = deliver
-        self._on_event = on_event
-        self._on_unsent = on_unsent
-        self._on_route = on_route  # told when an initiator learns its peer route
-        self.packets_unsent = 0
-        """Packets the channel made that its first hop did not take (`flush` failed: the
-        connection is congested or gone), counted by the manager too."""
-        self.handshake_timer: asyncio.TimerHandle | None = None
-        """A responder's handshake timeout (the manager cancels it when it forgets the end,
-        so a timer never holds an end that is gone: review 34e, handshakes 1)."""
-
-    @property
-    def peer(self) -> VerifiedPeer | None:
-        """The verified peer (None until its handshake message is verified)."""
-        return self.channel.peer
-
-    @property
-    def caller(self) -> PeerCaller | None:
-        """The peer as a caller of this node's services (None before the handshake); made
-        again when the peer changes (a credential refresh verifies a new VerifiedPeer)."""
-        peer = self.channel.peer
-        if peer is None:
-            return None
-        caller = self._caller
-        if caller is None or caller.peer is not peer:
-            caller = self._caller = PeerCaller(peer, self.id)
-        return caller
-
-    # -- Source (for decrypted messages) ---------------------------------------------------------
-
-    def origin(self, return_route: Route) -> str:
-        """Messages out of a channel come from its peer identity."""
-        peer = self.channel.peer
-        return f"channel {peer.identifier if peer else self.name}"
-
-    def carrier(self) -> Address | None:
-        """The connection this channel runs over: its peer route's first hop (for a channel
-        through a relay, the connection to the relay, which every relayed channel shares)."""
-        return self.peer_route[0] if self.peer_route else None
-
-    def request_lane(self) -> Hashable | None:
-        """What the peer's requests count against as their connection (docs/protocols.md,
-        "Concurrent requests"): the connection this channel runs over (`carrier`), but for a
-        channel a peer opened through a relay this node connected to, the sender behind the
-        relay as the relay names it (`Connection.relayed_sender`, the key of the per-source
-        channel limits: its host, by the tag of the relay's connection to it), so the peers
-        behind one relay do not share one count: four members filled it for every other
-        (review 41b, relayed requests 1). A route the relay did not tag counts against the
-        connection, as before."""
-        source = self.source
-        if isinstance(source, Connection) and not self.channel.initiator:
-            sender = source.relayed_sender(self.peer_route)
-            if sender is not None:
-                return sender
-        return self.carrier()
-
-    # -- workers -----------------------------------------------------------------------------------
-
-    async def from_peer(self, message: RoutedMessage, source: Source | None) -> None:
-        """The `.dec` worker: a packet from the peer. Its events are handled, in order, whatever
-        sending what the channel made of it does (docs/protocols.md, "Secure channel"): the
-        channel accepted the packet (its replay window moved on), so its messages must not be
-        lost with a PONG or an answer that a congested path back dropped (review 27c,
-        congested 1). A flush that fails is counted (`ChannelCounters.unsent_packets`), and the
-        channel goes on: `Congested` is not that the peer is gone (its keepalive judges that),
-        and a connection that closed closes its channels (`ChannelManager.connection_lost`)."""
-        before = self.channel.state
-        events = self.channel.receive(message.payload, self._clock())
-        if (
-            not self.peer_route
-            and before is ChannelState.AWAITING_MESSAGE_2
-            and self.channel.state is not before
-        ):
-            self.peer_route = message.return_route  # the initiator learns the way back
-            if source is not None and self.source is None:  # and holds its end there, as
-                # `ChannelManager._listen` does a responder's (review 41b, reply paths 1)
-                self.source = source
-                source.hold(self.dec)
-            if self._on_route is not None:
-                self._on_route(self)
-        if self.channel.has_outgoing:  # message 2 or 3, an ACCEPTED, a PONG: before the events
-            await self._flush_counted()
-        handling, self._receiving = self._receiving, _handler()
-        try:
-            await self.handle(events)
-        finally:
-            self._receiving = handling
-        if self.channel.has_outgoing:  # the answers to the messages of this packet
-            await self._flush_counted()
-
-    async def from_local(self, message: RoutedMessage, source: Source | None) -> None:
-        """The `.enc` worker: a local message to send through the channel.
-
-        Coalescing (docs/protocols.md, "Secure channel"): the first message of a loop
-        iteration leaves at once; the ones after it in the same iteration are queued and leave
-        together, in one packet, when the iteration ends (or at once past `COALESCE_LIMIT`
-        queued bytes, so a sender that never yields is still paced by the connection). Answers
-        made while a packet from the peer is handled leave together after it."""
-        channel = self.channel
-        if channel.state is not ChannelState.OPEN:
-            raise RoutingError(f"{self.name} is {channel.state.value}")
-        if message.return_route:
-            self.allow(message.return_route[0])  # the reply may come back to the sender
-        channel.send(message.encode())
-        self.messages_out += 1
-        if self._batch is None:
-            # the iteration's end sends what is queued then: an answer made while a packet is
-            # handled must not wait for a slow request of the same packet (its handler's flush)
-            self._batch = self._loop.call_soon(self._end_batch)
-            if self._receiving is None or self._receiving is not _handler():
-                await self.flush()
-        elif channel.queued_bytes >= COALESCE_LIMIT:
-            await self.flush()
-
-    def _end_batch(self) -> None:
-        """The loop iteration in which messages were queued is over: send what is left."""
-        self._batch = None
-        if self.channel.has_outgoing:
-            task = self._loop.create_task(self._flush_counted())
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-
-    async def _flush_counted(self) -> None:
-        """`flush` where no one is told of a failure: no local sender waits for it (`flush`
-        counts and logs what it could not send)."""
-        with contextlib.suppress(TrothError):
-            await self.flush()
-
-    async def present(self, chains: tuple[bytes, ...]) -> None:
-        """In-band credential refresh: show the peer (new) credentials on this open channel."""
-        self.channel.send_credentials(chains)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Send the packets the channel has queued: straight to the local worker of the peer
-        route's first hop (a connection) when there is one, which is what `Router.route` does
-        for a local sender, with one look-up per flush instead of one per packet. When the
-        first hop refuses a packet (`Congested`: its peer does not read; RoutingError: the
-        connection is gone) that packet and the ones after it are lost: counted
-        (`packets_unsent`, and by the manager), and the error raised to the sender."""
-        packets = self.channel.outgoing()
-        if not packets:
-            return
-        route = self.peer_route
-        first_hop = self._router.worker(route[0]) if route else None
-        for sent, packet in enumerate(packets):
-            try:
-                if first_hop is None:
-                    await self._router.route(RoutedMessage(route, (self.dec,), packet))
-                else:
-                    await first_hop(RoutedMessage(route[1:], (self.dec,), packet), None)
-            except TrothError as exc:  # this packet and the ones after it are lost
-                unsent = len(packets) - sent
-                self.packets_unsent += unsent
-                if self._on_unsent is not None:
-                    self._on_unsent(self, unsent, exc)
-                raise
-
-    async def handle(self, events: list[Event]) -> None:
-        """Hand the channel's events to the manager: Received messages to deliver, the others
-        to take effect."""
-        for event in events:
-            if isinstance(event, Received):
-                if self.channel.closed:  # closed by an event before it (a limit passed)
-                    continue
-                self.messages_in += 1
-                await self._deliver(self, event.payload)
-            else:
-                self._on_event(self, event)
-
-    async def close(self, reason: ChannelFailure = ChannelFailure.NORMAL) -> None:
-        """Close the channel (the peer is told when keys exist)."""
-        event = self.channel.close(reason)
-        with contextlib.suppress(TrothError):
-            await self.flush()
-        self._on_event(self, event)
-
-
-_CALLBACK: Final = object()
-"""`_handler()` outside any task: a transport's read callback routing what arrived (no other
-code runs until it returns or, waiting, goes on in a task)."""
-
-
-def _handler() -> object:
-    """Who runs now: the current task, or `_CALLBACK` in a plain callback."""
-    return asyncio.current_task() or _CALLBACK
-
-
-def caller_of(source: Source | None) -> Caller | None:
-    """Who sent a message that came from `source`: a local caller (no source), the verified
-    peer of a channel end, or None (any other source is not a verified caller)."""
-    if source is None:
-        return LocalCaller()
-    return source.caller if isinstance(source, ChannelEnd) else None
 
 
 @dataclass

@@ -21,7 +21,7 @@ from troth.credentials.wallet import feed_step
 from troth.encoding import cbor
 from troth.errors import RemoteError, Unreachable
 from troth.identity import Identifier
-from troth.node.channels import ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.node.services import call, service_address
 
 if TYPE_CHECKING:

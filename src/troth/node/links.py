@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth.identity import Identifier
-from troth.node.channels import ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.transport.settings import settings_from_environment
 
 __all__ = [

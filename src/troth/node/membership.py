@@ -34,7 +34,7 @@ from troth.node.authorities import (
     resume_locally,
     sync_local_feed,
 )
-from troth.node.channels import ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.node.services import call, service_address
 from troth.routing import format_route, parse_route
 from troth.storage import PendingEnrollmentRecord

@@ -26,7 +26,7 @@ from troth import limits
 from troth.errors import ChannelError, ChannelFailure, ConfigError, RoutingError
 from troth.identity import Identifier
 from troth.node.books import IdentifierBook
-from troth.node.channels import ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.node.node import Node
 from troth.node.services.base import call
 from troth.node.worker import StoreWorker

@@ -55,7 +55,8 @@ from troth.node.access import (
 )
 from troth.node.announcements import Announcer
 from troth.node.authorities import is_local
-from troth.node.channels import LISTENER, ChannelEnd, ChannelLimits, ChannelManager, caller_of
+from troth.node.channel_ends import ChannelEnd, caller_of
+from troth.node.channels import LISTENER, ChannelLimits, ChannelManager
 from troth.node.composition import compose
 from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.membership import AUTHORITY, REFRESH_MARGIN

@@ -34,7 +34,8 @@ from troth import limits
 from troth.errors import DecodeError, Denied, RemoteError, TrothError
 from troth.integrations.mcp.frames import SESSION_BYTES, McpFrame
 from troth.integrations.mcp.gate import DENIED_PREFIX
-from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.channel_ends import ChannelEnd
+from troth.node.channels import ChannelManager
 from troth.node.services.base import call
 from troth.routing import Address, RoutedMessage, Router, Source, new_worker_address
 

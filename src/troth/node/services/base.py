@@ -291,7 +291,7 @@ def _run(method: Method, arguments: Any, context: RequestContext) -> Awaitable[A
 class RequestSource(Protocol):
     """A source whose requests the host runs concurrently knows the connection it runs over
     and keeps their tasks, to cancel them when it closes (a channel end,
-    troth.node.channels)."""
+    troth.node.channel_ends)."""
 
     requests: set[asyncio.Task[None]]
 

@@ -55,7 +55,8 @@ from troth.gates.toolschema import check_name
 from troth.identity import Identifier
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, member_accounts
-from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.channel_ends import ChannelEnd
+from troth.node.channels import ChannelManager
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
 from troth.node.services.policy import NodePolicies, PeerCredential

@@ -51,7 +51,8 @@ from troth.node.access import (
     member_accounts,
 )
 from troth.node.books import IdentifierBook
-from troth.node.channels import ChannelEnd, ChannelManager
+from troth.node.channel_ends import ChannelEnd
+from troth.node.channels import ChannelManager
 from troth.node.services.base import LOG_LINES_PER_MINUTE, Method, RequestContext, to_the_end
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
