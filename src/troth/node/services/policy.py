@@ -5,7 +5,8 @@
     get  [authority (32 bytes), revision, digest (32 bytes)?]
                                            -> bundle (bytes) newer than `revision`, or of
                                               `revision` with a lower SHA-256 than `digest`,
-                                              or null (revision 0: any bundle held in force)
+                                              unexpired, or null (revision 0: any bundle
+                                              held in force)
 
 Both are open to members (and trust anchors), and each authority's bundles are its own
 members' (docs/policy.md, "Distribution"; review 36f, policy 1-3): a caller gets, is pushed and
@@ -24,11 +25,14 @@ subscriber's authority's share, troth.node.shares; one per peer and authority th
 trusts, so one peer holds at most one per trust anchor; MAX_POLICY_PUSHES in flight). A node
 pulls from each trusted authority's node when it starts and on every maintenance round, so a
 missed push costs one round; a node whose bundle is no longer in force for good (its signer
-revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it; it
-takes from that node a bundle of the authority it asked for only. A node pulls with the
-digest of the bundle it holds: of two different bundles of one revision the lower digest wins
-on every node (`BundleStore.accept`), so the node answers its own when it is that one, and the
-fleet converges (review 41d, bundles 2).
+revoked or superseded) pulls with revision 0, so a replacement of any revision reaches it, and
+a node whose bundle has expired with the revision below its own, so the bundle of its revision
+still in force (or a newer one) reaches it, whatever its digest (review 43b, bundles 3); a node
+never answers a bundle expired at its clock; it takes from that node a bundle of the authority
+it asked for only. Otherwise a node pulls with the digest of the bundle it holds: of two
+different bundles of one revision the lower digest wins on every node (`BundleStore.accept`),
+so the node answers its own when it is that one, and the fleet converges (review 41d, bundles
+2).
 
 `NodePolicies` is what every gate of a node decides with (the runtime's service requests, the
 MCP gates, `troth policy show`): the node's `BundleStore` over its own table, trusting the
@@ -224,13 +228,15 @@ class NodePolicies:
         before = held.get(verified.body.authority)
         same = before is not None and before.bundle.body.revision == verified.body.revision
         if same and before is not None and before.bundle.data != verified.data:
+            expired = now >= before.bundle.body.expires_at  # review 43b, bundles 3
             log.warning(
                 "policy bundle of %s: revision %d of digest %s replaced by the one of digest "
-                "%s (two bundles signed at one revision: review 41d, bundles 2)",
+                "%s (two bundles signed at one revision: review 41d, bundles 2%s)",
                 verified.body.authority,
                 verified.body.revision,
                 before.bundle.digest.hex(),
                 verified.digest.hex(),
+                "; the one replaced expired" if expired else "",
             )
         return verified, before is None or before.bundle.data != verified.data
 
@@ -574,7 +580,8 @@ class PolicyService:
     async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
         """The bundle of an authority newer than the requester's revision, or of that revision
         with a lower digest than the requester's (or null; a requester whose bundle is no
-        longer in force asks with revision 0); never one this
+        longer in force for good asks with revision 0, one whose bundle expired with the
+        revision below it: `_asked`); never one expired at `context.now` nor one this
         node's feed says is no longer in force, nor one of an authority the requester does
         not speak for (`speaks_for`: null, as for a bundle the node does not hold, and no
         subscription; review 36f, policy 1-2). The requester's channel is subscribed to
@@ -590,8 +597,8 @@ class PolicyService:
             return None
         if not _answers(held.bundle.body.revision, held.bundle.digest, revision, digest):
             return None
-        if self.policies.replaceable(authority):
-            return None
+        if context.now >= held.bundle.body.expires_at or self.policies.replaceable(authority):
+            return None  # every node refuses it (expired: review 43b, bundles 3)
         return held.bundle.data
 
     def _accepted(self, job: Future[tuple[VerifiedBundle, bool]]) -> None:
@@ -683,15 +690,12 @@ class PolicyService:
         for authority, address in self.routes().items():
             if authority == hosted:
                 continue
-            held = self.policies.held(authority)
-            # 0: its bundle is not in force for good, any other one replaces it; else the held
-            # bundle's digest too: one of its revision with a lower digest replaces it
-            asked: list[Any] = [authority.digest, 0]
-            if held is not None and not self.policies.replaceable(authority):
-                asked = [authority.digest, held.bundle.body.revision, held.bundle.digest]
+            asked = self._asked(authority, now=self.clock())
             try:
                 if is_local(address):
-                    data = await self.worker.run(self._local, authority, address, *asked[1:])
+                    data = await self.worker.run(
+                        self._local, authority, address, *asked[1:], now=self.clock()
+                    )
                 else:
                     end = await self.channel_to(parse_route(address), expect=authority)
                     try:
@@ -716,17 +720,42 @@ class PolicyService:
                 new.append(verified)
         return new
 
+    def _asked(self, authority: Identifier, *, now: int) -> list[Any]:
+        """The arguments of this node's `get` of `authority`'s bundle: revision 0 when none is
+        held or the held one is out of force for good (any other one replaces it); the
+        revision below the held one's when it has expired at `now` (a bundle of its revision
+        or a higher one replaces it, whatever its digest: review 43b, bundles 3; asked as
+        "newer than the one below", which every node since the first answers, and a lower
+        revision, refused here as a rollback, is not sent); else the held revision and digest
+        (one of that revision with a lower digest replaces it: review 41d, bundles 2)."""
+        held = self.policies.held(authority)
+        if held is None or self.policies.replaceable(authority):
+            return [authority.digest, 0]
+        body = held.bundle.body
+        if now >= body.expires_at:
+            return [authority.digest, body.revision - 1]
+        return [authority.digest, body.revision, held.bundle.digest]
+
     def _local(
-        self, authority: Identifier, address: str, revision: int, digest: bytes | None = None
+        self,
+        authority: Identifier,
+        address: str,
+        revision: int,
+        digest: bytes | None = None,
+        *,
+        now: int,
     ) -> bytes | None:
         """The bundle of `authority` stored by the node on this machine at `address`, as its
-        `get` would answer (`_answers`)."""
+        `get` would answer (`_answers`; none expired at `now`)."""
         with open_node(address.partition(":")[2], home=home_of(self.policies.node)) as node:
             table = SqliteBundleTable(node.db)
             stamp = table.stamps().get(authority.digest)
             if stamp is None or not _answers(stamp[0], stamp[1], revision, digest):
                 return None
-            return table.load(authority.digest)
+            data = table.load(authority.digest)
+        if data is None or now >= decode_bundle(data).expires_at:
+            return None
+        return data
 
     async def maintain(self, now: int) -> None:
         """Activate (and distribute) the bundles stored in the node's table since (a `troth
