@@ -58,7 +58,7 @@ from troth.node.access import GatedMembers, GatedPolicy, PeerCaller, Standing, m
 from troth.node.channels import ChannelEnd, ChannelManager
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
-from troth.node.services.policy import NodePolicies, PeerCredential
+from troth.node.services.node_policies import NodePolicies, PeerCredential
 from troth.node.shares import Shares, authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router
 from troth.storage.sqlite_mcp import SqliteMcpGrantors
