@@ -18,16 +18,18 @@ A held bundle whose signer the current feed revokes or supersedes is no longer i
 never will be again (feeds only grow): a verified bundle of any revision issued since it
 (more than the clock skew after it: review 35c, gates 1) replaces it (a rotated authority can
 replace what its stolen key signed at the top revision; an older bundle replayed is refused:
-review 34f, gates 1). A bundle of a lower revision than the held one's replaces it only
-then: an expired held bundle yields to its own revision, never a lower one (no rollback).
+review 34f, gates 1). Otherwise a revision lower than the held one's is a rollback and
+refused, the held one expired or not: an expired bundle yields to one of its own revision in
+force, never to a lower one.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
 this module in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
 upsert so two processes can never roll a revision back, or replaced (a bundle no longer in
-force) with a compare-and-set on the bundle the replacing process judged, so of two
-concurrent replacements one wins. Bundles read back are the node's own (verified when
-stored): signatures and compilation are checked again, revocations and supersessions at every
-decision. A bundle another process stored (or replaced) is seen after `reload`.
+force, or by one of its revision: the lower digest, or once it expired) with a compare-and-set
+on the bundle the replacing process judged, so of two concurrent replacements one wins.
+Bundles read back are the node's own (verified when stored): signatures and compilation are
+checked again, revocations and supersessions at every decision. A bundle another process
+stored (or replaced) is seen after `reload`.
 """
 
 from __future__ import annotations
