@@ -31,7 +31,8 @@ from troth.errors import PolicyError, PolicyFailure, SecretError, SecretFailure
 from troth.gates import BundleStore, SqliteBundleTable, bundles, create_bundle
 from troth.node.control import perform
 from troth.node.services import call
-from troth.node.services.policy import POLICY, NodeFeeds, NodePolicies
+from troth.node.services.node_policies import NodeFeeds, NodePolicies
+from troth.node.services.policy import POLICY
 from troth.secrets import AllowListPolicy, Broker, HttpRequest, HttpResponse, IssuedLease
 from troth.storage import SqliteDatabase
 

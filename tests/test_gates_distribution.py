@@ -23,7 +23,8 @@ from troth.node.access import MembersOnly
 from troth.node.control import perform
 from troth.node.runtime import NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address
-from troth.node.services.policy import POLICY, NodeFeeds, NodePolicies
+from troth.node.services.node_policies import NodeFeeds, NodePolicies
+from troth.node.services.policy import POLICY
 
 ORDERS = service_address("orders")
 READ = '@id("orders-read") permit(principal, action == Action::"read", resource);\n'

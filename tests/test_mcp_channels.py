@@ -32,12 +32,8 @@ from troth.node import init_node, open_node
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import call, service_address
 from troth.node.services.mcp import publish_upstream
-from troth.node.services.policy import (
-    LocalCredential,
-    NodeFeeds,
-    NodePolicies,
-    install_bundle,
-)
+from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
+from troth.node.services.policy import install_bundle
 from troth.trace.dsse import parse_envelope
 from troth.trace.log import open_node_log
 from troth.trace.record import Kind

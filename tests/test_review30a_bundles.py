@@ -29,7 +29,7 @@ from tests.test_review30a_enrollment import stores_globex_copy
 from tests.test_trust_scope import make_two
 from troth.errors import PolicyError, PolicyFailure
 from troth.node import init_node, open_node
-from troth.node.services.policy import NodePolicies
+from troth.node.services.node_policies import NodePolicies
 from troth.storage import SqliteVoucherStore
 
 

@@ -14,10 +14,19 @@ each push logged a warning, a log flood at a push's cost. The conflict is logged
 is first seen (was a strict xfail until `NodePolicies.accept` logged only a new conflict,
 `BundleStore.conflicts_noted`, the store remembering MAX_POLICY_CONFLICTS_SEEN per authority).
 
-bundles 3 (left as a strict xfail, a design choice): of two bundles of one revision the lower
-digest wins whatever its lifetime, and an expired held bundle yields only to a higher
-revision: a short-lived one (a policy-admin's lives an hour by default) that expires leaves
-every node denying until a new revision, the other bundle of that revision still valid.
+bundles 3: of two bundles of one revision the lower digest won whatever its lifetime, and an
+expired held bundle yielded only to a higher revision: a short-lived one (a policy-admin's
+lives an hour by default) that expired left every node denying until a new revision, the
+other bundle of that revision still valid. Fixed (the lead's decision; was a strict xfail): an
+expired held bundle yields to a verified bundle of its own revision in force, whatever its
+digest (`BundleStore.accept`; between two in force the lower digest still wins, and never to a
+lower revision), a table holding the expired one not loaded at a restart included
+(`BundleStore._replace_stored`); a node whose bundle expired pulls with the revision below its
+own (`get [authority, revision - 1]`, which every node answers), and a node answers no bundle
+expired at its clock. The tests after it pin the attacks tried on the fix: a lower revision
+(rollback), the expired one replayed (no swap back, no new conflict), a forgery, bytes that
+are no bundle, a revoked signer's or a pre-rotation chain's bundle, and a pull asking again
+and again.
 
 The other tests pin refuted attempts: a same-revision bundle of a lower digest signed by a
 policy-admin since revoked, or one whose chain carries the authority's history from before its
@@ -29,16 +38,16 @@ again and again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.gates import POLICIES, TOOLS, T, make_world, rotate, superseding
-from tests.support.nodes import MemNet, run_memnet
+from tests.support.gates import POLICIES, TOOLS, GatesWorld, T, make_world, rotate, superseding
+from tests.support.nodes import HUB, MemNet, route, run_memnet
 from tests.test_gates_bundles import decode_chain_hash
-from tests.test_gates_distribution import bundle
+from tests.test_gates_distribution import bundle, install_on_hub
 from tests.test_review42b_bundles import (
     TIGHTER,
     BeforeDigests,
@@ -50,9 +59,12 @@ from tests.test_review42b_bundles import (
 from troth.credentials import RevocationKind
 from troth.crypto import sha256
 from troth.errors import PolicyError, PolicyFailure, RemoteError
-from troth.gates import BundleConflict, BundleStore, create_bundle
-from troth.node.services import RequestContext
-from troth.node.services.policy import POLICY, PolicyService
+from troth.gates import BundleConflict, BundleStore, MemoryBundleTable, create_bundle, decode_bundle
+from troth.node.access import AnyAuthenticated
+from troth.node.services import Method, RequestContext, call
+from troth.node.services.policy import POLICY, PolicyService, _answers
+
+_P = PolicyFailure
 
 
 def test_a_forged_higher_digest_bundle_is_refused_for_its_signature_not_recorded() -> None:
@@ -206,22 +218,13 @@ def test_a_node_refusing_both_gets_is_asked_twice_a_round(tmp_path: Path) -> Non
     run_memnet(test, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review 43b, bundles 3: of two bundles of one revision the lower digest wins whatever "
-        "its lifetime, and an expired held bundle yields only to a higher revision (expiry is "
-        "not 'out of force for good'); a design choice left to the lead: let an expired held "
-        "bundle yield to one of its revision in force (store, pull with revision 0, get)"
-    ),
-)
 def test_an_expired_short_lived_lower_digest_bundle_gives_way_to_its_revision_in_force() -> None:
     """bundles 3: the authority's revision 6 lives a day; a policy-admin signs another
     revision 6 living an hour (an admin's bundle lives at most as long as its chain, an hour
     by default), its digest the lower. Every node swaps to the admin's, and once it expires
     the authority's, still valid for most of a day, is refused SAME_REVISION: every call of the
-    authority's members is denied (`expired`) until someone signs revision 7. Before review
-    42b a node holding the authority's kept it."""
+    authority's members is denied (`expired`) until someone signs revision 7 (was a strict
+    xfail). Fixed: an expired held bundle yields to the bundle of its revision in force."""
     world = make_world()
     admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER, ttl=3_600)
     mine = above(admins, lambda i: world.bundle(revision=6, now=T, ttl=86_400 - i))
@@ -234,3 +237,243 @@ def test_an_expired_short_lived_lower_digest_bundle_gives_way_to_its_revision_in
     assert store.accept(mine, feeds=world.feeds(), now=T + 4_000).data == mine
     engine = store.engine(world.authority.identifier, feed=world.feed, now=T + 4_000)
     assert engine.digest == sha256(mine).hex()
+
+
+def short_and_long(world: GatesWorld) -> tuple[bytes, bytes]:
+    """The admin's revision 6 living an hour and, of a higher digest, the authority's living
+    a day (bundles 3's pair)."""
+    admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER, ttl=3_600)
+    return admins, above(admins, lambda i: world.bundle(revision=6, now=T, ttl=86_400 - i))
+
+
+def test_an_expired_bundle_never_yields_to_a_lower_revision() -> None:
+    """bundles 3, no rollback: the held revision 6 expired, a revision 5 in force is refused
+    ROLLBACK and the expired one stays held (the node denies until a revision 6 or higher in
+    force comes)."""
+    world = make_world()
+    admins, _ = short_and_long(world)
+    older = world.bundle(revision=5, now=T, ttl=86_400)
+    store = world.store(admins)
+    world.refresh_feed(T + 4_000)
+    with pytest.raises(PolicyError) as refused:
+        store.accept(older, feeds=world.feeds(), now=T + 4_000)
+    assert refused.value.reason is PolicyFailure.ROLLBACK
+    active = store.active(world.authority.identifier)
+    assert active is not None
+    assert active.bundle.data == admins
+
+
+def test_the_expired_bundle_replayed_after_its_replacement_is_refused_expired() -> None:
+    """bundles 3, no swapping back: once the authority's bundle replaced the admin's expired
+    one, the admin's pushed again 20 times is refused EXPIRED on its decoding each time (the
+    node keeps the one in force, notes no new conflict), and a third bundle of revision 6 of
+    a higher digest than the one now held is refused SAME_REVISION (the held one is in
+    force)."""
+    world = make_world()
+    admins, mine = short_and_long(world)
+    store = world.store(mine, admins)
+    world.refresh_feed(T + 4_000)
+    store.accept(mine, feeds=world.feeds(), now=T + 4_000)
+    noted = store.conflicts_noted
+    for _ in range(20):
+        with pytest.raises(PolicyError) as refused:
+            store.accept(admins, feeds=world.feeds(), now=T + 4_000)
+        assert refused.value.reason is PolicyFailure.EXPIRED
+    assert store.conflicts_noted == noted
+    active = store.active(world.authority.identifier)
+    assert active is not None
+    assert active.bundle.data == mine
+    third = above(mine, lambda i: world.bundle(revision=6, now=T + 2, ttl=86_000 - i))
+    with pytest.raises(PolicyError) as same:
+        store.accept(third, feeds=world.feeds(), now=T + 4_000)
+    assert same.value.reason is PolicyFailure.SAME_REVISION
+
+
+def test_an_expired_bundle_yields_to_no_forgery_nor_revoked_signer() -> None:
+    """bundles 3, hostile inputs: the authority's revision 6 living ten minutes held and
+    expired; another revision 6 of the authority with its signature altered is refused
+    BAD_SIGNATURE, bytes that are no bundle MALFORMED, and the admin's revision 6 (in force,
+    its digest higher) once its credential is revoked SIGNER_REVOKED; the expired one stays
+    held, no conflict recorded."""
+    world = make_world()
+    held = world.bundle(revision=6, now=T, ttl=600)
+    store = world.store(held)
+    admins = above(
+        held,
+        lambda i: world.bundle(
+            revision=6, now=T + 1, by_admin=True, policies=TIGHTER, ttl=3_600 - i
+        ),
+    )
+    forged = signature_altered(world.bundle(revision=6, now=T + 1))(0)
+    world.revoke(RevocationKind.CREDENTIAL, decode_chain_hash(world.admin_chain), now=T + 700)
+    refusals = []
+    for data in (forged, b"\x87" + held[1:40], admins):
+        with pytest.raises(PolicyError) as refused:
+            store.accept(data, feeds=world.feeds(), now=T + 700)
+        refusals.append(refused.value.reason)
+    assert refusals == [_P.BAD_SIGNATURE, _P.MALFORMED, _P.SIGNER_REVOKED]
+    active = store.active(world.authority.identifier)
+    assert active is not None
+    assert active.bundle.data == held
+    assert store.conflicts() == []
+
+
+def test_an_expired_bundle_yields_to_no_bundle_from_before_the_rotation() -> None:
+    """bundles 3, a replay: the rotated authority's revision 6 living ten minutes held and
+    expired; the admin's revision 6 (in force), its chain carrying the authority's history
+    from before the rotation, is refused SIGNER_SUPERSEDED and the expired one stays held."""
+    world = make_world()
+    admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER)
+    history, authority = rotate(world, world.authority, T + 20)
+    world.feed = superseding(authority, history, world.authority, T + 30)
+    held = create_bundle(
+        authority.signer,
+        authority=authority.identifier,
+        policies=POLICIES,
+        schema="",
+        tools=TOOLS,
+        revision=6,
+        now=T + 40,
+        ttl=600,
+    )
+    store = BundleStore(world.verifier)
+    store.accept(held, feeds=world.feeds(), now=T + 50)
+    world.feed = superseding(authority, history, world.authority, T + 690)
+    with pytest.raises(PolicyError) as refused:
+        store.accept(admins, feeds=world.feeds(), now=T + 700)
+    assert refused.value.reason is PolicyFailure.SIGNER_SUPERSEDED
+    active = store.active(authority.identifier)
+    assert active is not None
+    assert active.bundle.data == held
+
+
+def test_a_store_restarted_after_its_bundle_expired_takes_the_one_in_force() -> None:
+    """bundles 3 across a restart: the table holds the admin's revision 6 (expired at the
+    restart, so it does not load); the authority's revision 6, in force, is taken in its
+    place (it was refused ROLLBACK, 'a newer revision is stored', for good)."""
+    world = make_world()
+    admins, mine = short_and_long(world)
+    table = MemoryBundleTable()
+    BundleStore(world.verifier, table).accept(admins, feeds=world.feeds(), now=T + 5)
+    world.refresh_feed(T + 4_000)
+    restarted = BundleStore(world.verifier, table)
+    assert restarted.reload(now=T + 4_000) == []
+    assert restarted.accept(mine, feeds=world.feeds(), now=T + 4_000).data == mine
+    assert table.load(world.authority.identifier.digest) == mine
+    engine = restarted.engine(world.authority.identifier, feed=world.feed, now=T + 4_000)
+    assert engine.digest == sha256(mine).hex()
+    again = BundleStore(world.verifier, table)  # the next start loads the one in force
+    assert [b.data for b in again.reload(now=T + 4_001)] == [mine]
+
+
+def short_bundle(net: MemNet, revision: int, below_digest: bytes) -> bytes:
+    """A bundle of the hub's authority at `revision` living ten minutes, its digest below
+    `below_digest`."""
+    hub = net.hub
+    assert hub is not None
+    now = net.clock.now()
+    signer = hub.node.identities.signer("hub", now=now)
+    authority = net.authority.identifier
+
+    def make(i: int) -> bytes:
+        return create_bundle(
+            signer,
+            authority=authority,
+            policies=TIGHTER,
+            schema="",
+            tools=TOOLS,
+            revision=revision,
+            now=now,
+            ttl=600 - i,
+        )
+
+    for i in range(256):
+        data = make(i)
+        if sha256(data) < below_digest:
+            return data
+    raise AssertionError("no variant below")
+
+
+class Recording:
+    """An authority's node answering `get` as a current one does, holding `data` (in force),
+    recording each `get`'s arguments after the authority."""
+
+    name = "policy"
+    oneway: Method | None = None
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.arguments: list[list[Any]] = []
+        self.methods: Mapping[str, Method] = {"get": Method(self.get, AnyAuthenticated())}
+
+    async def maintain(self, now: int) -> None:
+        """Nothing."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+    async def get(self, arguments: Any, context: RequestContext) -> bytes | None:
+        self.arguments.append(list(arguments[1:]))
+        body = decode_bundle(self.data)
+        digest = None if len(arguments) == 2 else arguments[2]
+        if _answers(body.revision, sha256(self.data), arguments[1], digest):
+            return self.data
+        return None
+
+
+def test_a_node_whose_bundle_expired_pulls_the_one_in_force_once(tmp_path: Path) -> None:
+    """bundles 3 over the network: member b holds the lower-digest revision 2 living ten
+    minutes, the authority's node the other revision 2 living an hour. Eleven minutes on, b's
+    round asks for what is newer than revision 1 (not the held revision and digest, which
+    the authority's node would answer null) and takes the one in force; the next round asks
+    with that one's revision and digest, and is answered nothing (no fetch again and again)."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        kept = bundle(net, 2)
+        short = short_bundle(net, 2, sha256(kept))
+        b.policies.accept(short, now=net.clock.now())
+        hub = net.hub
+        assert hub is not None
+        hub.router.unregister(POLICY)
+        node = Recording(kept)
+        hub.add_service(node)
+        service = b.host.services["policy"]
+        assert isinstance(service, PolicyService)
+        assert await service.pull() == []  # in force: the held revision and digest asked
+        net.clock.advance(660)
+        await b.refresh_feeds()
+        assert [v.data for v in await service.pull()] == [kept]
+        assert await service.pull() == []
+        assert node.arguments == [[2, sha256(short)], [1], [2, sha256(kept)]]
+        held = b.policies.held(authority)
+        assert held is not None
+        assert held.bundle.data == kept
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_node_answers_no_expired_bundle(tmp_path: Path) -> None:
+    """bundles 3: the hub holds a revision 2 living ten minutes; eleven minutes on, its `get`
+    answers null to a node asking for anything newer than revision 0 or 1 (every node would
+    refuse it: fetching it round after round would cost a bundle each time)."""
+
+    async def test(net: MemNet) -> None:
+        authority = net.authority.identifier
+        b = await net.member("agent-b")
+        short = short_bundle(net, 2, b"\xff" * 32)
+        await install_on_hub(net, short)
+        end = await b.channel_to(route(HUB))
+        assert await call(b.router, (end.enc, POLICY), "get", [authority.digest, 1]) == short
+        net.clock.advance(660)
+        hub = net.hub
+        assert hub is not None
+        await hub.refresh_feeds()
+        await b.refresh_feeds()
+        end = await b.channel_to(route(HUB))
+        for revision in (0, 1):
+            asked = [authority.digest, revision]
+            assert await call(b.router, (end.enc, POLICY), "get", asked) is None
+
+    run_memnet(test, tmp_path)

@@ -26,7 +26,8 @@ from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import call
-from troth.node.services.policy import LocalCredential, PolicyService
+from troth.node.services.node_policies import LocalCredential
+from troth.node.services.policy import PolicyService
 from troth.routing import parse_route
 
 CAVEAT = "context.args.amount <= 100"

@@ -3,8 +3,11 @@
 
 A `BundleStore` accepts a bundle only when it verifies and its revision is higher than the one
 held, or the same with a lower digest (of two bundles of one revision the lower SHA-256 wins on
-every node: review 41d, bundles 2; a higher one is refused SAME_REVISION; the same bytes again
-are accepted as a no-op), persists it, then swaps it in with one
+every node: review 41d, bundles 2; a higher one is refused SAME_REVISION while the held one is
+unexpired; the same bytes again are accepted as a no-op), or the same revision whatever its
+digest when the held one has expired (it verified at `now`, so it is in force: review 43b,
+bundles 3, the lead's decision: a short-lived bundle of the lower digest, once expired, gave
+way to a higher revision only and left the node denying), persists it, then swaps it in with one
 assignment of an immutable object, so a decision made during a swap uses one bundle or the
 other, never a mix. It answers an engine only while the bundle is unexpired, the authority's
 feed is complete and fresh, and that feed neither revokes the bundle's signer nor supersedes
@@ -15,16 +18,18 @@ A held bundle whose signer the current feed revokes or supersedes is no longer i
 never will be again (feeds only grow): a verified bundle of any revision issued since it
 (more than the clock skew after it: review 35c, gates 1) replaces it (a rotated authority can
 replace what its stolen key signed at the top revision; an older bundle replayed is refused:
-review 34f, gates 1). While the held bundle is in force, a revision not higher than its own
-is a rollback and refused.
+review 34f, gates 1). Otherwise a revision lower than the held one's is a rollback and
+refused, the held one expired or not: an expired bundle yields to one of its own revision in
+force, never to a lower one.
 
 Persistence: the last good bundle per authority, in table `gates_policy_bundles` created by
 this module in the node's database (`CREATE TABLE IF NOT EXISTS`), written with a conditional
 upsert so two processes can never roll a revision back, or replaced (a bundle no longer in
-force) with a compare-and-set on the bundle the replacing process judged, so of two
-concurrent replacements one wins. Bundles read back are the node's own (verified when
-stored): signatures and compilation are checked again, revocations and supersessions at every
-decision. A bundle another process stored (or replaced) is seen after `reload`.
+force, or by one of its revision: the lower digest, or once it expired) with a compare-and-set
+on the bundle the replacing process judged, so of two concurrent replacements one wins.
+Bundles read back are the node's own (verified when stored): signatures and compilation are
+checked again, revocations and supersessions at every decision. A bundle another process
+stored (or replaced) is seen after `reload`.
 """
 
 from __future__ import annotations
@@ -201,7 +206,8 @@ class SqliteBundleTable:
 class BundleConflict:
     """Two different verified bundles of one authority with the same `revision` (SHA-256
     digests): `kept` decides — the lower digest, on every node, unless the other was out of
-    force for good and replaced — and `other` was refused or replaced (review 41d, bundles 2)."""
+    force for good or expired, and replaced (review 43b, bundles 3) — and `other` was refused
+    or replaced (review 41d, bundles 2)."""
 
     authority: Identifier
     revision: int
@@ -270,10 +276,13 @@ class BundleStore:
     ) -> VerifiedBundle:
         """Verify and activate a bundle of a higher revision than the one held, of the same
         revision with a lower digest (SHA-256 of `data`: the one every node keeps; review 41d,
-        bundles 2), or of any revision issued since the held one when `feeds` says that one is
+        bundles 2) or whatever its digest once the held one has expired at `now` (review 43b,
+        bundles 3), or of any revision issued since the held one when `feeds` says that one is
         no longer in force (its signer revoked or superseded); PolicyError SAME_REVISION for
         the same revision with a higher digest (recorded: `conflicts`), ROLLBACK otherwise.
-        The bytes already active are accepted again as a no-op."""
+        The bytes already active are accepted again as a no-op. A bundle of the revision the
+        table holds in a bundle not active here (it did not load at `reload`: expired then)
+        replaces it by the same rules, read from its decoding (`_replace_stored`)."""
         claimed = decode_bundle(data)  # a replayed old revision costs only its decoding
         skew = self.verifier.policy.max_clock_skew
         feed = feeds.get(claimed.authority)
@@ -281,7 +290,7 @@ class BundleStore:
         if held is not None and held.bundle.data == data:
             return held.bundle
         digest = sha256(data)
-        refusal = None if held is None else _rollback(claimed, digest, held, feed, skew)
+        refusal = None if held is None else _rollback(claimed, digest, held, feed, skew, now)
         # a refusal on the decoding alone records nothing: a same-revision bundle is verified
         # before it is recorded as a conflict (review 43b, bundles 1: a forged one, its
         # signature broken, was reported as the authority signing twice), unless this very
@@ -304,10 +313,15 @@ class BundleStore:
         authority = body.authority.digest
         with self._lock:
             held = self._active.get(body.authority)
-            refusal = None if held is None else _rollback(body, verified.digest, held, feed, skew)
+            refusal = None
+            if held is not None:
+                refusal = _rollback(body, verified.digest, held, feed, skew, now)
             if held is None or body.revision > held.bundle.body.revision:
                 if not self.table.save_if_newer(authority, body.revision, data, now):
-                    raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
+                    replaced = self._replace_stored(body, verified.digest, data, now)
+                    if replaced is None:
+                        raise PolicyError(_P.ROLLBACK, "a newer revision is stored: reload")
+                    self._note(body.authority, body.revision, verified.digest, replaced)
             elif refusal is not None:
                 self._note_refused(body, verified.digest, held, refusal)
                 raise PolicyError(*refusal)
@@ -318,6 +332,32 @@ class BundleStore:
             self._active[body.authority] = _activate(verified)
             self._seen[authority] = (body.revision, verified.digest)
         return verified
+
+    def _replace_stored(
+        self, body: BundleBody, digest: bytes, data: bytes, now: int
+    ) -> bytes | None:
+        """Store `data` (verified, of `body` and `digest`) in place of the table's bundle of
+        its authority when that one is of the same revision, not active here (it did not load
+        at `reload`: expired, or not yet valid, then) and `data` would replace it were it
+        held: its digest is lower, or it has expired at `now` (review 43b, bundles 3: a node
+        restarted after its bundle expired was refused the other bundle of that revision for
+        good, ROLLBACK, its table holding that revision). The replaced bundle's digest, or
+        None (nothing stored). The table's bundle is this node's own, verified when stored:
+        its decoding says its revision and lifetime."""
+        authority = body.authority.digest
+        stored = self.table.load(authority)
+        if stored is None or stored == data:
+            return None
+        try:
+            old = decode_bundle(stored)
+        except PolicyError:
+            return None
+        stored_digest = sha256(stored)
+        if old.revision != body.revision or not (digest < stored_digest or now >= old.expires_at):
+            return None
+        if not self.table.replace(authority, stored, body.revision, data, now):
+            return None
+        return stored_digest
 
     def _note_refused(
         self,
@@ -347,8 +387,9 @@ class BundleStore:
 
     def conflicts(self) -> list[BundleConflict]:
         """The last conflict seen per authority: two different bundles of one revision, the
-        one of the lower digest kept (docs/policy.md, "Bundles on a node": review 41d,
-        bundles 2). A node's status shows them and its log says each."""
+        one of the lower digest kept unless the other one expired (docs/policy.md, "Bundles on
+        a node": review 41d, bundles 2; review 43b, bundles 3). A node's status shows them and
+        its log says each."""
         return [self._conflicts[a] for a in sorted(self._conflicts, key=lambda a: a.digest)]
 
     def reload(self, *, now: int) -> list[VerifiedBundle]:
@@ -486,27 +527,35 @@ class BundleStore:
 
 
 def _rollback(
-    body: BundleBody, digest: bytes, held: ActiveBundle, feed: VerifiedFeed | None, skew: int
+    body: BundleBody,
+    digest: bytes,
+    held: ActiveBundle,
+    feed: VerifiedFeed | None,
+    skew: int,
+    now: int,
 ) -> tuple[PolicyFailure, str] | None:
-    """Why a bundle of `body` and `digest` (the SHA-256 of its signed bytes) may not replace
-    `held` (None: it may), and the reason to refuse it with: a revision lower than the held
-    one's while that one is in force (ROLLBACK); the same revision with a higher digest while
-    it is in force (SAME_REVISION: of two bundles of one revision, the lower digest wins on
-    every node whichever it saw first; review 41d, bundles 2); or, the held one out of force
-    for good, a bundle not issued since it. A bundle of the held one's revision and a lower
-    digest replaces it, in force or not: it is the one every node keeps. A replacement of a
-    bundle out of force is a bundle signed since the one it replaces: an older bundle,
-    replayed once its successor's signer rotated or was revoked, would bring back what that
-    successor took away (review 34f, gates 1). `issued_at` is each signer's own clock, taken
-    up to `skew` (the clock skew) ahead, so two dates closer than that do not say which bundle
-    was signed first: a replacement is dated more than `skew` after (review 35c, gates 1: an
-    older permit-all dated 30 s after its successor by a clock running ahead came back;
-    docs/policy.md, "Bundles on a node")."""
+    """Why a bundle of `body` and `digest` (the SHA-256 of its signed bytes) may not replace `held`
+    (None: it may), and the reason to refuse it with: a revision lower than the held one's while
+    that one is in force (ROLLBACK); the same revision with a higher digest while it is unexpired
+    and in force (SAME_REVISION: of two bundles of one revision, the lower digest wins on every node
+    whichever it saw first; review 41d, bundles 2); or, the held one out of force for good, a bundle
+    not issued since it. A bundle of the held one's revision and a lower digest replaces it, in
+    force or not: it is the one every node keeps; one of a higher digest replaces it once it has
+    expired at `now` (review 43b, bundles 3, the lead's decision: the replacement verifies at `now`,
+    so it is in force; an expired bundle never yields to a lower revision). A replacement of a
+    bundle out of force is a bundle signed since the one it replaces: an older bundle, replayed once
+    its successor's signer rotated or was revoked, would bring back what that successor took away
+    (review 34f, gates 1). `issued_at` is each signer's own clock, taken up to `skew` (the clock
+    skew) ahead, so two dates closer than that do not say which bundle was signed first: a
+    replacement is dated more than `skew` after (review 35c, gates 1: an older permit-all dated 30 s
+    after its successor by a clock running ahead came back; docs/policy.md, "Bundles on a node")."""
     held_body = held.bundle.body
     if body.revision > held_body.revision:
         return None
     if body.revision == held_body.revision and digest < held.bundle.digest:
         return None
+    if body.revision == held_body.revision and now >= held_body.expires_at:
+        return None  # expired: the bundle of its revision in force decides (bundles 3)
     if not _newer(body.revision, held, feed):
         if body.revision == held_body.revision:
             return (

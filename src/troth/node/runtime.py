@@ -63,7 +63,8 @@ from troth.node.membership import AUTHORITY, REFRESH_MARGIN
 from troth.node.node import Node
 from troth.node.pins import PinnedService, pinned_traces, split_service_route
 from troth.node.services import NodeService, ServiceHost, call, service_address
-from troth.node.services.policy import NodePolicies, PolicyService, unrevoked
+from troth.node.services.node_policies import NodePolicies, unrevoked
+from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.trace import NodeTraces
 from troth.node.trust import FEED_STALENESS, NodeTrust

@@ -22,7 +22,7 @@ from mcp.server.stdio import stdio_server
 from troth.clock import Clock, SystemClock
 from troth.integrations.mcp.gate import McpGate, gate_server, upstream_error
 from troth.node import open_node
-from troth.node.services.policy import LocalCredential, NodeFeeds, NodePolicies
+from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
 from troth.node.services.trace import NodeTraces
 
 __all__ = ["serve_local_gate"]

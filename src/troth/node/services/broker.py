@@ -59,7 +59,7 @@ from troth.node.home import read_private_file, write_private_file
 from troth.node.node import Node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.forwards import ForwardPool
-from troth.node.services.policy import NodePolicies
+from troth.node.services.node_policies import NodePolicies
 from troth.node.trust import NodeTrust, own_authorities
 from troth.routing import Route, parse_route
 from troth.secrets import Broker, IssuedLease, Jwks, Lease, LeaseCredential, LeaseId

@@ -59,7 +59,7 @@ from troth.node.channel_ends import ChannelEnd
 from troth.node.channels import ChannelManager
 from troth.node.rates import ByteBudgets
 from troth.node.services.base import Method, RequestContext
-from troth.node.services.policy import NodePolicies, PeerCredential
+from troth.node.services.node_policies import NodePolicies, PeerCredential
 from troth.node.shares import Shares, authorities_of
 from troth.routing import Address, Route, RoutedMessage, Router
 from troth.storage.sqlite_mcp import SqliteMcpGrantors
