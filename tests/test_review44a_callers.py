@@ -15,6 +15,11 @@ Refuted (pinned), as the docs say:
   anchor") and is refused the relay (pinned to the hosted authority, review 38a); on a node
   hosting none it creates a relay name with its own authority's grant;
 - a stranger (no credential) reaches only the `AnyAuthenticated` methods.
+
+callers 1 (docs, fixed): docs/protocols.md's table of rules listed `MembersOnly(authority=A)`
+for echo, sink and policy, leaving it to the reader whether `A` was the authority the node
+hosts; none of them (nor trace, missing from the list) names one, so a co-trusted authority's
+member passes them all on the hub (pinned below). The table now says so.
 """
 
 from __future__ import annotations
