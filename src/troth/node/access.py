@@ -64,6 +64,10 @@ INFRASTRUCTURE: Final = frozenset(
     {"authority", "broker", "channels", "control", "echo", "policy", "relay", "sink", "trace"}
 )
 """Services decided by their built-in rules only, even when a policy bundle declares them."""
+MAX_ARGUMENT_SHOWN: Final = 64
+"""Characters of a request's text argument a refusal's reasons quote: the caller chose it, up
+to the whole request, and the decision quotes it before the service validated it (review 44a,
+malformed 2: a 900 KB relay name was a 1.8 MB `denied` answer, over the service limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +365,12 @@ def _why(
         other = f" (its credentials from {', '.join(held)} do not count)" if held else ""
         return f"no credential from {rule.authority} covers the attributes {attributes}{other}"
     if isinstance(rule, AttributeCoversArgument):
-        wanted = f"{rule.key}={arguments}" if isinstance(arguments, str) else rule.key
+        if isinstance(arguments, str):
+            shown = arguments[:MAX_ARGUMENT_SHOWN]
+            more = len(arguments) - len(shown)
+            wanted = f"{rule.key}={shown}" + (f"... ({more} more characters)" if more else "")
+        else:
+            wanted = rule.key
         if rule.authority is not None:
             held = sorted({str(c.authority) for c in usable if c.authority != rule.authority})
             other = f" (its credentials from {', '.join(held)} do not count)" if held else ""

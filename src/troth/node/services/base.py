@@ -119,6 +119,15 @@ LOG_LINES_PER_MINUTE: Final = 10
 to no request in flight): the peer chooses how many, and a node's log is a file on its disk
 (docs/protocols.md, "Load limits"; review 23b, logs 1)."""
 _DROPPED_ANSWERS: Final = RateLimitedLog(log, LOG_LINES_PER_MINUTE)
+MAX_NAME_SHOWN: Final = 64
+"""Characters of an unknown method's name an answer shows (the caller chose the name, up to
+the whole request: review 44a, malformed 1)."""
+MAX_ERROR_TEXT: Final = 4096
+"""Characters an error answer keeps of its message and of each reason when the whole answer
+would be over `limits.MAX_SERVICE_MESSAGE` (text a caller sent may be quoted in them: review
+44a, malformed 1-2); with MAX_ERROR_REASONS, a cut answer is under 300 KB."""
+MAX_ERROR_REASONS: Final = 16
+"""Reasons an error answer keeps when the whole answer would be over the limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +270,25 @@ def _error_fields(error: Any) -> tuple[str, str, tuple[str, ...]]:
 def error_response(
     kind: str, message: str, reasons: tuple[str, ...] = (), *, request: int
 ) -> bytes:
-    """An error answer of `kind` (DENIED, NO_ROUTE, BUSY or FAILED) to request id `request`."""
+    """An error answer of `kind` (DENIED, NO_ROUTE, BUSY or FAILED) to request id `request`,
+    within `limits.MAX_SERVICE_MESSAGE`: one that would be over it keeps MAX_ERROR_REASONS
+    reasons and MAX_ERROR_TEXT characters of each text (a caller decodes answers within the
+    limit: a larger one would be dropped, and its caller told nothing but `Unreachable`;
+    review 44a, malformed 1)."""
     error = {"error": kind, "message": message, "reasons": list(reasons)}
+    answer = cbor.encode([RESPONSE, VERSION, request, False, error])
+    if len(answer) <= limits.MAX_SERVICE_MESSAGE:
+        return answer
+    kept = [_cut(reason, MAX_ERROR_TEXT) for reason in reasons[:MAX_ERROR_REASONS]]
+    if len(reasons) > MAX_ERROR_REASONS:
+        kept.append(f"(and {len(reasons) - MAX_ERROR_REASONS} more reasons)")
+    error = {"error": kind, "message": _cut(message, MAX_ERROR_TEXT), "reasons": kept}
     return cbor.encode([RESPONSE, VERSION, request, False, error])
+
+
+def _cut(text: str, most: int) -> str:
+    """`text`, or its first `most` characters and how many more there were."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text) - most} more)"
 
 
 def _failure(exc: TrothError, request: int) -> bytes:
@@ -401,7 +426,8 @@ class ServiceHost:
             name = cbor.expect_text(value[3], "method")
             method = service.methods.get(name)
             if method is None:
-                raise RemoteError(f"service {service.name} has no method {name!r}")
+                shown = _cut(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
+                raise RemoteError(f"service {service.name} has no method {shown!r}")
             caller = self._caller(service.name, name, source)
             if source is None or method.inline:
                 context = self._decide(service.name, name, arguments, caller, back)
