@@ -1,20 +1,19 @@
 """Review 44a, gated channels: a caveated delegate and an MCP server published on a node that
 hosts no authority (docs/protocols.md, "Access" and "MCP service").
 
-gated channels 1 (left, a strict xfail): `mcp.<name>` is `GatedMembers` — members and anchors,
-caveated credentials included, the gate deciding every tools/call with the caveats — but a
-channel is admitted by `channels.open`, whose rule `NodeRuntime._set_rules` makes
+gated channels 1 (fixed; was a strict xfail): `mcp.<name>` is `GatedMembers` — members and
+anchors, caveated credentials included, the gate deciding every tools/call with the caveats —
+but a channel is admitted by `channels.open`, whose rule `NodeRuntime._set_rules` made
 `AnyAuthenticated` when a service has such a method, else `MembersOnly`, and `MembersOnly`
 never takes a caveated credential (caveats fail closed). On the hub (its `authority` service is
-`AnyAuthenticated`) a caveated delegate reaches the server; on a member's node that publishes
-one (`troth mcp serve`, no authority, no broker) it cannot even open a channel: refused
-PEER_NOT_ALLOWED ("its only credentials carry caveats"). Nothing is let in that should not be
-(deny, not allow), but the one service meant for caveated delegates is out of their reach
-there. The fix is in `src/troth/node/runtime.py` (`_set_rules`, not this review's to edit):
-the channel rule `GatedMembers()` when no method is `AnyAuthenticated` but one is
-`GatedMembers` (channels are infrastructure: no bundle governs them), so that a caveated chain
-opens a channel and each request is still decided by its method's rule — every other
-service's built-in rule keeps refusing it.
+`AnyAuthenticated`) a caveated delegate reached the server; on a member's node that publishes
+one (`troth mcp serve`, no authority, no broker) it could not even open a channel: refused
+PEER_NOT_ALLOWED ("its only credentials carry caveats"). Nothing was let in that should not be
+(deny, not allow), but the one service meant for caveated delegates was out of their reach
+there. Fixed in `NodeRuntime._set_rules`: the channel rule is `GatedMembers()` when no method
+is `AnyAuthenticated` but one is `GatedMembers` (channels are infrastructure: no bundle governs
+them), so a caveated chain opens a channel and each request is still decided by its method's
+rule — every other service's built-in rule keeps refusing it (the test asks echo).
 """
 
 from __future__ import annotations
@@ -32,12 +31,6 @@ from troth.node.services import call, service_address
 from troth.node.services.mcp import publish_upstream
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gated channels 1: channels.open is MembersOnly on a node without an "
-    "AnyAuthenticated method, so a caveated delegate cannot reach its GatedMembers MCP "
-    "server (fix: NodeRuntime._set_rules, not this review's file)",
-)
 def test_a_caveated_delegate_reaches_an_mcp_server_on_a_node_hosting_none(
     tmp_path: Path,
 ) -> None:

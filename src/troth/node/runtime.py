@@ -48,6 +48,7 @@ from troth.node.access import (
     AnyAuthenticated,
     ChannelAdmission,
     Decision,
+    GatedMembers,
     GatedPolicy,
     MembersOnly,
     Rule,
@@ -238,7 +239,12 @@ class NodeRuntime:
             if service.oneway is not None:
                 rules[(service.name, "message")] = service.oneway.rule
         anyone = any(isinstance(rule, AnyAuthenticated) for rule in rules.values())
-        rules[CHANNELS] = AnyAuthenticated() if anyone else MembersOnly()  # newcomers enroll
+        gated = any(isinstance(rule, GatedMembers) for rule in rules.values())
+        # newcomers enroll (AnyAuthenticated); a caveated delegate reaches a gated service (an
+        # MCP server on a node hosting none), every request still decided by its method's rule
+        # (review 44a, gated channels 1: MembersOnly refused it the channel)
+        channels: Rule = GatedMembers() if gated else MembersOnly()
+        rules[CHANNELS] = AnyAuthenticated() if anyone else channels
         self.policy.rules = rules
 
     def add_service(self, service: NodeService) -> None:
