@@ -221,6 +221,10 @@ class PostgresEngine:
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
+                # another role's session holding a lock on what the lease owns (a live lease
+                # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
+                # (review 44b, postgres 1): those objects end now, and so do their users' sessions
+                _end_lock_holders(conn, ref, settings["terminate_wait_ms"])
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)
@@ -467,6 +471,27 @@ def _session_options(settings: Mapping[str, Any]) -> str:
         "-c search_path=pg_catalog,pg_temp "
         f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
     )
+
+
+def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
+    """End every other session holding (or waiting for) a lock on a relation `role` owns in
+    the connection's database: `DROP OWNED BY role` needs them all. A session that does not
+    end (one the admin may not signal) is left for DROP OWNED's lock timeout, and the revocation
+    is retried (review 44b, postgres 1)."""
+    import psycopg
+
+    rows = conn.execute(
+        "SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE l.locktype = 'relation' AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+        (role,),
+    ).fetchall()
+    for (pid,) in rows:
+        try:
+            conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
+        except psycopg.Error:  # not ours to signal: DROP OWNED waits, then fails and is retried
+            continue
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
