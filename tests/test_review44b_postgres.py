@@ -12,9 +12,16 @@
    agent's issue, renewal and revocation — the feed's included — waits behind the sweeps (the
    revocation bound of docs/secrets.md no longer holds).
 
-The test asserts the correct behaviour and was a strict xfail until the revocation ended, in
-each database, the other sessions holding a lock on a relation the lease's role owns before
-`DROP OWNED` (`_end_lock_holders` in troth/secrets/engines/postgres.py).
+The same through a dependency: the lock is on a table of the second lease whose column default
+calls a function of the first; `DROP OWNED BY ... CASCADE` (review 22, finding 3) drops the
+default, which locks that table.
+
+Both tests assert the correct behaviour and were strict xfails until the revocation ended, in
+each database, the other sessions holding a lock on a relation `DROP OWNED` drops or alters —
+what the lease's role owns and what depends on it (pg_depend) — before running it
+(`_end_lock_holders` in troth/secrets/engines/postgres.py; the first test passed with the first
+form of it, the relations the role owns, and the second was a strict xfail until the
+dependents were added).
 """
 
 from __future__ import annotations
@@ -64,6 +71,37 @@ def test_a_live_leases_lock_cannot_keep_a_revocation_failing(
             holder.execute("SELECT 1").fetchall()
         (lease,) = [lease for lease in broker.leases(agent) if lease.state is LeaseState.ACTIVE]
         assert lease.handle == second.lease.handle  # the second lease itself lives on
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            holder.close()
+        broker.close()
+
+
+def test_a_lock_on_what_depends_on_the_leases_objects_cannot_keep_it_failing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Postgres 1, through a dependency: the first lease writes a function (PUBLIC may execute
+    it); the second makes a table whose column default calls it and keeps a transaction open
+    on its own table. The lock is on the second lease's table, not on anything the first
+    owns, but `DROP OWNED BY ... CASCADE` drops the default, which locks that table."""
+    import psycopg
+
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    with login(orders, first.credential.reveal()) as session:
+        session.execute("CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    holder = login(orders, second.credential.reveal())
+    holder.execute("CREATE TABLE mine (x int DEFAULT public.one())")
+    holder.autocommit = False
+    holder.execute("SELECT * FROM mine").fetchall()  # its transaction stays open: a lock
+    try:
+        revoked = broker.revoke(agent, first.lease_id, now=now())
+        assert revoked.state is LeaseState.REVOKED
+        assert first.lease.engine_ref not in orders.roles("tl_")
     finally:
         with contextlib.suppress(psycopg.Error):
             holder.close()

@@ -473,21 +473,43 @@ def _session_options(settings: Mapping[str, Any]) -> str:
     )
 
 
+_LOCK_HOLDERS: Final = (
+    # what `role` owns in this database, then everything that depends on it (pg_depend, a
+    # rule's view, a default's, trigger's, policy's or constraint's table): what DROP OWNED
+    # (with CASCADE) drops or alters, each of which it must lock
+    "WITH RECURSIVE r AS (SELECT oid FROM pg_roles WHERE rolname = %s), "
+    "owned(classid, objid) AS ("
+    " SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c, r WHERE c.relowner = r.oid"
+    " UNION SELECT 'pg_proc'::regclass::oid, p.oid FROM pg_proc p, r WHERE p.proowner = r.oid"
+    " UNION SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t, r WHERE t.typowner = r.oid"
+    " UNION SELECT 'pg_namespace'::regclass::oid, n.oid FROM pg_namespace n, r"
+    " WHERE n.nspowner = r.oid), "
+    "reach(classid, objid) AS (SELECT classid, objid FROM owned UNION"
+    " SELECT v.classid, v.objid FROM reach x JOIN pg_depend d"
+    " ON d.refclassid = x.classid AND d.refobjid = x.objid"
+    " CROSS JOIN LATERAL (VALUES (d.classid, d.objid), ('pg_class'::regclass::oid, COALESCE("
+    "(SELECT ev_class FROM pg_rewrite WHERE d.classid = 'pg_rewrite'::regclass AND oid = d.objid),"
+    "(SELECT adrelid FROM pg_attrdef WHERE d.classid = 'pg_attrdef'::regclass AND oid = d.objid),"
+    "(SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid),"
+    "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
+    "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
+    " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
+    "SELECT DISTINCT l.pid FROM pg_locks l WHERE l.locktype = 'relation' "
+    "AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass)"
+)
+
+
 def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
-    """End every other session holding (or waiting for) a lock on a relation `role` owns in
-    the connection's database: `DROP OWNED BY role` needs them all. A session that does not
-    end (one the admin may not signal) is left for DROP OWNED's lock timeout, and the revocation
-    is retried (review 44b, postgres 1)."""
+    """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
+    role` drops or alters in the connection's database: what `role` owns and what depends on
+    it (another live lease's view on its table, a column default calling its function), since
+    DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
+    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1)."""
     import psycopg
 
-    rows = conn.execute(
-        "SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-        "WHERE l.locktype = 'relation' AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
-        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = %s)",
-        (role,),
-    ).fetchall()
-    for (pid,) in rows:
+    for (pid,) in conn.execute(_LOCK_HOLDERS, (role,)).fetchall():
         try:
             conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
         except psycopg.Error:  # not ours to signal: DROP OWNED waits, then fails and is retried
