@@ -14,14 +14,26 @@
 
 The same through a dependency: the lock is on a table of the second lease whose column default
 calls a function of the first; `DROP OWNED BY ... CASCADE` (review 22, finding 3) drops the
-default, which locks that table.
+default, which locks that table. And through a shared dependency: the second lease names the
+first lease's role in a row-level security policy on its own table (an owner may name any role)
+and keeps a transaction open on it; `DROP OWNED BY` takes the role out of the policy, which
+locks the table.
 
-Both tests assert the correct behaviour and were strict xfails until the revocation ended, in
-each database, the other sessions holding a lock on a relation `DROP OWNED` drops or alters —
-what the lease's role owns and what depends on it (pg_depend) — before running it
-(`_end_lock_holders` in troth/secrets/engines/postgres.py; the first test passed with the first
-form of it, the relations the role owns, and the second was a strict xfail until the
-dependents were added).
+The tests assert the correct behaviour and were strict xfails until the revocation ended, in
+each database, the other sessions holding or awaiting a lock on a relation `DROP OWNED` drops or
+alters before running it (`_end_lock_holders` in troth/secrets/engines/postgres.py): the first
+until the relations the role owns, the second until what depends on them (pg_depend), the
+third until the tables whose policies name the role.
+
+Left: a lock held by a session the admin may not signal (a superuser's, when the admin is
+not one) or by a prepared transaction (`max_prepared_transactions`, 0 by default), and one a
+holder takes again between the termination and `DROP OWNED` (a race it must win at each
+sweep), still fail the revocation, which is retried.
+
+2. A REVOKING lease counted against no quota (the account's PENDING and unexpired ACTIVE ones
+   did): whatever keeps revocations failing, the roles of an agent's leases piled up without
+   bound while it held a few live ones. The last test (an engine whose revocation fails) was a
+   strict xfail until the quota counted REVOKING leases too (`config_and_live`).
 """
 
 from __future__ import annotations
@@ -31,7 +43,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.leases import LeaseWorld
+from tests.conftest import NOW
+from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
 from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
     SECRET,
     OrdersDb,
@@ -42,7 +55,10 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     setup,
     world,
 )
-from troth.secrets import LeaseState
+from troth.errors import SecretError, SecretFailure
+from troth.secrets import AllowListPolicy, LeaseState
+from troth.secrets.engine import SecretSpec
+from troth.secrets.lease import SecretValue
 
 
 def test_a_live_leases_lock_cannot_keep_a_revocation_failing(
@@ -106,3 +122,62 @@ def test_a_lock_on_what_depends_on_the_leases_objects_cannot_keep_it_failing(
         with contextlib.suppress(psycopg.Error):
             holder.close()
         broker.close()
+
+
+def test_a_policy_naming_the_leases_role_on_a_locked_table_cannot_keep_it_failing(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Postgres 1, through a shared dependency: the second lease names the first lease's role
+    in a row-level security policy on its own table (an owner may name any role) and keeps a
+    transaction open on that table; `DROP OWNED BY` the first role takes it out of the policy,
+    which locks the table."""
+    import psycopg
+
+    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    holder = login(orders, second.credential.reveal())
+    holder.execute(
+        f'CREATE TABLE mine (x int); CREATE POLICY p ON mine TO "{first.lease.engine_ref}" '
+        "USING (true)"
+    )
+    holder.autocommit = False
+    holder.execute("SELECT * FROM mine").fetchall()  # its transaction stays open: a lock
+    try:
+        revoked = broker.revoke(agent, first.lease_id, now=now())
+        assert revoked.state is LeaseState.REVOKED
+        assert first.lease.engine_ref not in orders.roles("tl_")
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            holder.close()
+        broker.close()
+
+
+class _Stuck(RemoteStub):
+    """A remote engine whose revocations fail (what a lock held against `DROP OWNED` did)."""
+
+    def revoke(self, spec: SecretSpec, ref: str | None, upstream: SecretValue) -> None:
+        raise OSError("lock timeout")
+
+
+def test_a_lease_whose_revocation_keeps_failing_keeps_its_place_in_the_quota(
+    tmp_path: Path,
+) -> None:
+    """Postgres 2: quota 2; the agent revokes its first lease, whose revocation fails (REVOKING,
+    its role still there); a third lease is refused, not issued beside two live ones."""
+    lease_world = make_world(NOW)
+    policy = AllowListPolicy({lease_world.agent_b.identifier: {"stuck": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy, quota=2)
+    engine = _Stuck()
+    broker.engines[engine.kind] = engine
+    broker.put_secret("stuck", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    agent = lease_world.credential_b()
+    first = broker.issue(agent, "stuck", now=NOW)
+    broker.issue(agent, "stuck", now=NOW)
+    assert broker.revoke(agent, first.lease_id, now=NOW + 1).state is LeaseState.REVOKING
+    with pytest.raises(SecretError) as caught:
+        broker.issue(agent, "stuck", now=NOW + 2)
+    assert caught.value.reason is SecretFailure.QUOTA_EXCEEDED

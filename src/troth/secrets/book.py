@@ -184,7 +184,7 @@ class LeaseBook:
                 self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
                 if live >= self.quota:
                     raise SecretError(
-                        _F.QUOTA_EXCEEDED, f"{self.quota} live leases under member {account}"
+                        _F.QUOTA_EXCEEDED, f"{self.quota} open leases under member {account}"
                     )
                 cap = min(now + spec.max_ttl, credential.expires_at)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)

@@ -475,8 +475,9 @@ def _session_options(settings: Mapping[str, Any]) -> str:
 
 _LOCK_HOLDERS: Final = (
     # what `role` owns in this database, then everything that depends on it (pg_depend, a
-    # rule's view, a default's, trigger's, policy's or constraint's table): what DROP OWNED
-    # (with CASCADE) drops or alters, each of which it must lock
+    # rule's view, a default's, trigger's, policy's or constraint's table), and the tables
+    # whose policies name it: what DROP OWNED (with CASCADE) drops or alters, each of which it
+    # must lock
     "WITH RECURSIVE r AS (SELECT oid FROM pg_roles WHERE rolname = %s), "
     "owned(classid, objid) AS ("
     " SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c, r WHERE c.relowner = r.oid"
@@ -497,14 +498,19 @@ _LOCK_HOLDERS: Final = (
     "SELECT DISTINCT l.pid FROM pg_locks l WHERE l.locktype = 'relation' "
     "AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass)"
+    "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
+    # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
+    "OR l.relation IN (SELECT p.polrelid FROM pg_shdepend s JOIN pg_policy p ON p.oid = s.objid, r"
+    " WHERE s.classid = 'pg_policy'::regclass AND s.refclassid = 'pg_authid'::regclass"
+    " AND s.refobjid = r.oid AND s.dbid = l.database))"
 )
 
 
 def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
     """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
     role` drops or alters in the connection's database: what `role` owns and what depends on
-    it (another live lease's view on its table, a column default calling its function), since
+    it (another live lease's view on its table, a column default calling its function), and a
+    table whose row-level security policy names it, since
     DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
     left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1)."""
     import psycopg
