@@ -25,10 +25,17 @@ alters before running it (`_end_lock_holders` in troth/secrets/engines/postgres.
 until the relations the role owns, the second until what depends on them (pg_depend), the
 third until the tables whose policies name the role.
 
+The guard (pinned): only what its owner made depend on the lease's objects counts. A lease's
+foreign key puts internal triggers on the table it references (a template's, which every agent
+reads); ending the sessions locking it would let any lease end every other agent's session
+reading that table at each of its revocations (the guard fails with the internal triggers
+counted: AdminShutdown in the other agent's session).
+
 Left: a lock held by a session the admin may not signal (a superuser's, when the admin is
 not one) or by a prepared transaction (`max_prepared_transactions`, 0 by default), and one a
 holder takes again between the termination and `DROP OWNED` (a race it must win at each
-sweep), still fail the revocation, which is retried.
+sweep), or by another lease on the table a lease's foreign key references (its template must
+grant REFERENCES), still fail the revocation, which is retried.
 
 2. A REVOKING lease counted against no quota (the account's PENDING and unexpired ACTIVE ones
    did): whatever keeps revocations failing, the roles of an agent's leases piled up without
@@ -181,3 +188,40 @@ def test_a_lease_whose_revocation_keeps_failing_keeps_its_place_in_the_quota(
     with pytest.raises(SecretError) as caught:
         broker.issue(agent, "stuck", now=NOW + 2)
     assert caught.value.reason is SecretFailure.QUOTA_EXCEEDED
+
+
+def test_a_leases_foreign_key_ends_no_session_reading_the_table_it_references(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811 - the fixture imported above
+    orders: OrdersDb,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The guard of postgres 1: a lease whose table references `orders` (its template may)
+    puts internal triggers on `orders`, which its revocation drops; the sessions it ends are
+    never another agent's reading `orders` (that agent made nothing depend on the lease), and
+    the lease ends once that reader's transaction does."""
+    _admin_sql(
+        orders,
+        "ALTER TABLE orders ADD PRIMARY KEY (id)",
+        f"GRANT CREATE ON SCHEMA public TO {orders.writer}",
+        f"GRANT REFERENCES ON orders TO {orders.writer}",
+    )
+    broker = setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    first = broker.issue(agent, SECRET, scope=["orders:write"], now=now())
+    with login(orders, first.credential.reveal()) as session:
+        session.execute("CREATE TABLE refs (id int REFERENCES orders (id))")
+    other = broker.issue(world.credential_b(), SECRET, scope=["orders:read"], now=now())
+    reader = login(orders, other.credential.reveal())
+    reader.autocommit = False
+    reader.execute("SELECT * FROM orders").fetchall()  # another agent's open transaction
+    try:
+        broker.revoke(agent, first.lease_id, now=now())
+        assert reader.execute("SELECT count(*) FROM orders").fetchone() == (1,)  # alive
+        reader.commit()
+        broker.sweep(now() + 1)
+        lease = broker.book.lease(first.lease.handle)
+        assert lease is not None
+        assert lease.state is LeaseState.REVOKED
+    finally:
+        reader.close()
+        broker.close()

@@ -477,7 +477,9 @@ _LOCK_HOLDERS: Final = (
     # what `role` owns in this database, then everything that depends on it (pg_depend, a
     # rule's view, a default's, trigger's, policy's or constraint's table), and the tables
     # whose policies name it: what DROP OWNED (with CASCADE) drops or alters, each of which it
-    # must lock
+    # must lock. Only what its owner made depend on the lease's objects: a foreign key of the
+    # lease's table puts internal triggers on the table it references (a template's, which
+    # every agent reads), and a lease must not end the sessions reading that table
     "WITH RECURSIVE r AS (SELECT oid FROM pg_roles WHERE rolname = %s), "
     "owned(classid, objid) AS ("
     " SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c, r WHERE c.relowner = r.oid"
@@ -491,7 +493,8 @@ _LOCK_HOLDERS: Final = (
     " CROSS JOIN LATERAL (VALUES (d.classid, d.objid), ('pg_class'::regclass::oid, COALESCE("
     "(SELECT ev_class FROM pg_rewrite WHERE d.classid = 'pg_rewrite'::regclass AND oid = d.objid),"
     "(SELECT adrelid FROM pg_attrdef WHERE d.classid = 'pg_attrdef'::regclass AND oid = d.objid),"
-    "(SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid),"
+    "(SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid"
+    " AND NOT tgisinternal),"
     "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
     "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
     " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
