@@ -184,7 +184,7 @@ class LeaseBook:
                 self._check_standing(credential, spec, wanted, ttl, now, renewal=False)
                 if live >= self.quota:
                     raise SecretError(
-                        _F.QUOTA_EXCEEDED, f"{self.quota} live leases under member {account}"
+                        _F.QUOTA_EXCEEDED, f"{self.quota} open leases under member {account}"
                     )
                 cap = min(now + spec.max_ttl, credential.expires_at)
                 for _ in range(_LOCATOR_DRAWS):  # a locator is taken: draw again (mint is pure)
@@ -564,17 +564,28 @@ class LeaseBook:
             )
 
     def _check_feed(self, credential: VerifiedCredential) -> None:
+        """The chain is revoked by its authority's newest feed, or its agent by the feed of
+        another authority with standing over it (one that justified a chain the agent presented
+        here): `revoke_for_feed` ended its leases under every authority, so none is issued,
+        renewed or used again under any (review 44b, secrets 1; review 31b, secrets 2)."""
         feed = self._feeds.get(credential.authority)
-        if feed is None:
-            return
-        revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
-        for link in credential.links:
-            if (
-                link.hash in revoked_creds
-                or link.subject.digest in revoked_ids
-                or link.issuer.digest in revoked_ids
+        if feed is not None:
+            revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
+            for link in credential.links:
+                if (
+                    link.hash in revoked_creds
+                    or link.subject.digest in revoked_ids
+                    or link.issuer.digest in revoked_ids
+                ):
+                    raise SecretError(_F.REVOKED, f"link {link.index} of the credential is revoked")
+        actor = credential.actor
+        with self._feeds_lock:
+            others = [a for a, f in self._feeds.items() if actor.digest in f.revoked_identities]
+        for authority in others:  # one primary-key lookup per feed revoking the agent
+            if authority != credential.authority and self._store.has_member(
+                standing_member(authority, actor)
             ):
-                raise SecretError(_F.REVOKED, f"link {link.index} of the credential is revoked")
+                raise SecretError(_F.REVOKED, f"the agent is revoked by {authority}")
 
     def _own(self, identity: Identifier, lease_id: LeaseId) -> Lease:
         lease = self._store.get_lease(*lease_id.handle_and_proof())

@@ -393,7 +393,9 @@ class SqliteSecretStore:
         self, name: str, account: Identifier, now: int, *, up_to: int
     ) -> tuple[tuple[str, str] | None, int]:
         """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases filed
-        under `account` that count against its quota (pending, or active and unexpired),
+        under `account` that count against its quota (pending, active and unexpired, or being
+        revoked: a REVOKING lease's upstream object, a database role, still exists, and one
+        whose revocation keeps failing must not free its place: review 44b, postgres 1),
         counted up to `up_to` (the quota: the work stays bounded): the issue path's two reads,
         one query."""
         row = self._one(
@@ -401,7 +403,9 @@ class SqliteSecretStore:
             "(SELECT config FROM secret_store WHERE name = ?6), "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
             "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
-            "WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
+            "WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5)) + "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
+            "AND state = ?7 LIMIT ?5))",
             (
                 sql_blob(account.digest),
                 int(LeaseState.PENDING),
@@ -409,6 +413,7 @@ class SqliteSecretStore:
                 now,
                 up_to,
                 name,
+                int(LeaseState.REVOKING),
             ),
         )
         return (None if row[0] is None else (row[0], row[1])), int(row[2])

@@ -221,6 +221,10 @@ class PostgresEngine:
                 # what it holds first: if DROP OWNED fails (another role's object depends on
                 # one of the lease's), the role is left with no privilege while it is retried
                 grants.apply(conn, "REVOKE", ref, grants.held(conn, ref, shared=False))
+                # another role's session holding a lock on what the lease owns (a live lease
+                # reading the table it let PUBLIC read) would keep DROP OWNED failing for good
+                # (review 44b, postgres 1): those objects end now, and so do their users' sessions
+                _end_lock_holders(conn, ref, settings["terminate_wait_ms"])
                 # dropped, never REASSIGNed to the admin: a SECURITY DEFINER function the lease
                 # wrote would then run with the admin's rights for every later caller
                 _drop_owned(conn, ref, self.role_prefix)
@@ -467,6 +471,58 @@ def _session_options(settings: Mapping[str, Any]) -> str:
         "-c search_path=pg_catalog,pg_temp "
         f"-c lock_timeout={limits.POSTGRES_LOCK_TIMEOUT_MS} -c statement_timeout={statement_ms}"
     )
+
+
+_LOCK_HOLDERS: Final = (
+    # what `role` owns in this database, then everything that depends on it (pg_depend, a
+    # rule's view, a default's, trigger's, policy's or constraint's table), and the tables
+    # whose policies name it: what DROP OWNED (with CASCADE) drops or alters, each of which it
+    # must lock. Only what its owner made depend on the lease's objects: a foreign key of the
+    # lease's table puts internal triggers on the table it references (a template's, which
+    # every agent reads), and a lease must not end the sessions reading that table
+    "WITH RECURSIVE r AS (SELECT oid FROM pg_roles WHERE rolname = %s), "
+    "owned(classid, objid) AS ("
+    " SELECT 'pg_class'::regclass::oid, c.oid FROM pg_class c, r WHERE c.relowner = r.oid"
+    " UNION SELECT 'pg_proc'::regclass::oid, p.oid FROM pg_proc p, r WHERE p.proowner = r.oid"
+    " UNION SELECT 'pg_type'::regclass::oid, t.oid FROM pg_type t, r WHERE t.typowner = r.oid"
+    " UNION SELECT 'pg_namespace'::regclass::oid, n.oid FROM pg_namespace n, r"
+    " WHERE n.nspowner = r.oid), "
+    "reach(classid, objid) AS (SELECT classid, objid FROM owned UNION"
+    " SELECT v.classid, v.objid FROM reach x JOIN pg_depend d"
+    " ON d.refclassid = x.classid AND d.refobjid = x.objid"
+    " CROSS JOIN LATERAL (VALUES (d.classid, d.objid), ('pg_class'::regclass::oid, COALESCE("
+    "(SELECT ev_class FROM pg_rewrite WHERE d.classid = 'pg_rewrite'::regclass AND oid = d.objid),"
+    "(SELECT adrelid FROM pg_attrdef WHERE d.classid = 'pg_attrdef'::regclass AND oid = d.objid),"
+    "(SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid"
+    " AND NOT tgisinternal),"
+    "(SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid),"
+    "(SELECT conrelid FROM pg_constraint WHERE d.classid = 'pg_constraint'::regclass"
+    " AND oid = d.objid), 0::oid))) v(classid, objid) WHERE v.objid <> 0) "
+    "SELECT DISTINCT l.pid FROM pg_locks l WHERE l.locktype = 'relation' "
+    "AND l.pid IS NOT NULL AND l.pid <> pg_backend_pid() "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND (l.relation IN (SELECT objid FROM reach WHERE classid = 'pg_class'::regclass) "
+    # a table whose row-level security policy names `role`: DROP OWNED takes it out of it
+    "OR l.relation IN (SELECT p.polrelid FROM pg_shdepend s JOIN pg_policy p ON p.oid = s.objid, r"
+    " WHERE s.classid = 'pg_policy'::regclass AND s.refclassid = 'pg_authid'::regclass"
+    " AND s.refobjid = r.oid AND s.dbid = l.database))"
+)
+
+
+def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
+    """End every other session holding (or waiting for) a lock on a relation `DROP OWNED BY
+    role` drops or alters in the connection's database: what `role` owns and what depends on
+    it (another live lease's view on its table, a column default calling its function), and a
+    table whose row-level security policy names it, since
+    DROP OWNED needs them all. A session that does not end (one the admin may not signal) is
+    left for DROP OWNED's lock timeout, and the revocation is retried (review 44b, postgres 1)."""
+    import psycopg
+
+    for (pid,) in conn.execute(_LOCK_HOLDERS, (role,)).fetchall():
+        try:
+            conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
+        except psycopg.Error:  # not ours to signal: DROP OWNED waits, then fails and is retried
+            continue
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:
