@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.support.traces import DAY, NOW, Held, tool_call
 from troth.errors import DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.identity import Identifier
-from troth.trace.dsse import decode_envelope, encode_checked_envelope, encode_envelope, pae
+from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.record import (
     PAYLOAD_TYPE,
     Authority,
@@ -30,7 +30,6 @@ from troth.trace.record import (
     TraceRecord,
     canonical_json,
     commitment,
-    committed,
     disclosure_value,
     is_canonical_value,
     new_record_id,
@@ -139,61 +138,6 @@ def test_payload_is_rfc8785_and_round_trips(record: TraceRecord) -> None:
 )
 def test_disclosed_values_are_rfc8785(value: Any) -> None:
     assert disclosure_value(value) == rfc8785.dumps(value)
-
-
-_REFUSED = "not a (value an export can carry|JSON value)"  # what sign_record raises
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.sampled_from(["args", "result", "inputs", "reasoning"]),
-    st.recursive(
-        st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-        max_leaves=10,
-    ),
-    st.binary(min_size=16, max_size=16),
-)
-def test_committed_is_the_disclosure_and_its_commitment(name: str, value: Any, salt: bytes) -> None:
-    """`sign_record`'s one call per value: the disclosure `disclosure_value` makes and its
-    `commitment`, refused (ValueError) exactly when the value is not one an export carries."""
-    try:
-        encoded = disclosure_value(value)
-    except ValueError:
-        exportable = False
-    else:
-        exportable = is_canonical_value(encoded)
-    if not exportable:
-        with pytest.raises(ValueError, match=_REFUSED):
-            committed(name, value, salt)
-        return
-    disclosure, digest = committed(name, value, salt)
-    assert disclosure == Disclosure(salt, encoded)
-    assert digest == commitment(name, disclosure)
-
-
-def _nested(depth: int) -> Any:
-    value: Any = 0
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-@pytest.mark.parametrize("value", ["\ufdd0", "\ud800", _nested(30)])
-def test_committed_refuses_what_an_export_cannot_carry(value: Any) -> None:
-    with pytest.raises(ValueError, match=_REFUSED):
-        committed("args", value, bytes(16))
-
-
-def test_checked_envelope_is_the_envelope() -> None:
-    """`encode_checked_envelope` (a signer's, its keyid checked as the record's key) writes what
-    `encode_envelope` writes, which checks the keyid itself."""
-    keyid, payload = "ab" * 32, b'{"a":1}'
-    assert encode_checked_envelope(PAYLOAD_TYPE, payload, keyid, bytes(64)) == encode_envelope(
-        PAYLOAD_TYPE, payload, keyid, bytes(64)
-    )
-    with pytest.raises(ValueError, match="keyid"):
-        encode_envelope(PAYLOAD_TYPE, payload, "AB" * 32, bytes(64))
 
 
 def _payload(**changes: Any) -> bytes:

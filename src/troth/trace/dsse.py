@@ -33,7 +33,6 @@ __all__ = [
     "b64decode",
     "b64encode",
     "decode_envelope",
-    "encode_checked_envelope",
     "encode_envelope",
     "pae",
     "parse_envelope",
@@ -98,14 +97,6 @@ def encode_envelope(payload_type: str, payload: bytes, keyid: str, signature: by
     values are base64, a hex keyid and a media type, which JSON never escapes)."""
     if not _KEYID.fullmatch(keyid):
         raise ValueError("a troth keyid is 64 lowercase hex digits")
-    return encode_checked_envelope(payload_type, payload, keyid, signature)
-
-
-def encode_checked_envelope(
-    payload_type: str, payload: bytes, keyid: str, signature: bytes
-) -> bytes:
-    """`encode_envelope` for a caller that has checked `keyid` (64 lowercase hex digits)
-    itself: a record's signer, whose `TraceRecord` checked the same key per record."""
     kind = _JSON_TEXT.get(payload_type) or json.dumps(payload_type).encode()
     return b'{"payload":"%s","payloadType":%s,"signatures":[{"keyid":"%s","sig":"%s"}]}' % (
         binascii.b2a_base64(payload, newline=False),  # = base64.b64encode, one call less

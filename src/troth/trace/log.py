@@ -94,7 +94,7 @@ SignerSource = Callable[[int], Signer]
 """The log identity's signer at a time (a node renews the signing key on demand)."""
 
 
-@dataclass(slots=True)
+@dataclass
 class _Head:
     seq: int
     hash: bytes

@@ -33,7 +33,6 @@ decodes a payload); the tests check both against the
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import re
 import threading
@@ -69,7 +68,6 @@ __all__ = [
     "TraceRecord",
     "canonical_json",
     "commitment",
-    "committed",
     "disclosed",
     "disclosure_value",
     "encode_disclosures",
@@ -303,32 +301,8 @@ def commitment(name: str, disclosure: Disclosure) -> bytes:
     """SHA-256("troth.trace.disclosure/1" 0x00 || field name || 0x00 || salt || value): the
     128-bit random salt keeps a value from a small domain (a decision, an amount) from being
     found by hashing every candidate."""
-    return _commitment(name, disclosure.salt, disclosure.value)
-
-
-_sha256: Final = hashlib.sha256
-
-
-def _commitment(name: str, salt: bytes, value: bytes) -> bytes:
     prefix = _COMMITMENT_PREFIX.get(name) or _DISCLOSURE_DOMAIN + name.encode() + b"\x00"
-    return _sha256(prefix + salt + value).digest()  # (hashlib's: one call less per value)
-
-
-def committed(name: str, value: Any, salt: bytes) -> tuple[Disclosure, bytes]:
-    """A value to sign as field `name`: its disclosure (with `salt`) and the commitment to it
-    (`disclosure_value`, `is_canonical_value` past the cheap case of an ASCII string, and
-    `commitment`, in one call per value). Raises ValueError for a value an export cannot carry
-    (I-JSON: no surrogate or noncharacter, not nested too deep)."""
-    if type(value) is str and value.isascii():  # canonical and exportable as it is
-        encoded = _text(value).encode()
-    else:
-        encoded = disclosure_value(value)
-        if not is_canonical_value(encoded):
-            raise ValueError(
-                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
-                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
-            )
-    return Disclosure(salt, encoded), _commitment(name, salt, encoded)
+    return sha256(prefix + disclosure.salt + disclosure.value)
 
 
 _ascii_text: Final = json.encoder.encode_basestring_ascii  # a string as json.dumps writes it
@@ -509,20 +483,16 @@ class Links:
     def canonical(self) -> str | None:
         """`canonical_json(self.to_json())` as text, members in RFC 8785 order; None when no
         link is set (the record then omits the member)."""
-        members = []  # (no call per absent member: a record has one or two links, if any)
-        if self.conversation is not None:
-            members.append('"conversation":' + _text(self.conversation))
-        if self.parent is not None:
-            members.append('"parent":' + _text(self.parent))
-        if self.parent_agent is not None:
-            members.append(f'"parent_agent":"{self.parent_agent}"')
-        if self.parent_span is not None:
-            members.append('"parent_span":' + _text(self.parent_span))
-        if self.span is not None:
-            members.append('"span":' + _text(self.span))
-        if self.trace is not None:
-            members.append('"trace":' + _text(self.trace))
-        return "{" + ",".join(members) + "}" if members else None
+        parent_agent = "" if self.parent_agent is None else f',"parent_agent":"{self.parent_agent}"'
+        members = (
+            _member("conversation", self.conversation)
+            + _member("parent", self.parent)
+            + parent_agent
+            + _member("parent_span", self.parent_span)
+            + _member("span", self.span)
+            + _member("trace", self.trace)
+        )
+        return "{" + members[1:] + "}" if members else None
 
 
 @dataclass(frozen=True, slots=True)

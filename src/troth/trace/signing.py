@@ -13,7 +13,6 @@ that change was the current one (`KeyEpoch.check_time`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from troth.crypto import PublicKey, sha256, verify_signature
 from troth.errors import CryptoError, DecodeError, DecodeProblem, TraceError, TraceFailure
 from troth.identity import PurposeKeyAttestation, Signer, VerifiedIdentity
 from troth.identity.identifier import Identifier
-from troth.trace.dsse import decode_envelope, encode_checked_envelope, pae
+from troth.trace.dsse import decode_envelope, encode_envelope, pae
 from troth.trace.merkle import leaf_hash
 from troth.trace.record import (
     PAYLOAD_TYPE,
@@ -39,7 +38,7 @@ from troth.trace.record import (
     ToolCall,
     TraceRecord,
     commitment,
-    committed,
+    disclosure_value,
     encode_disclosures,
     is_canonical_value,
     new_record_id,
@@ -65,7 +64,6 @@ __all__ = [
 
 _F = TraceFailure
 _VERIFIED: Final = object()
-_sha256: Final = hashlib.sha256  # (the record hash per record: one call less than sha256)
 _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _F.UNKNOWN_TYPE,
     DecodeProblem.UNKNOWN_VERSION: _F.UNKNOWN_VERSION,
@@ -284,9 +282,18 @@ def sign_record(
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
     offset = 16
-    for name, value in values.items():  # (what a collector admits and an export carries)
-        disclosures[name], digests[name] = committed(name, value, entropy[offset : offset + 16])
+    for name, value in values.items():
+        encoded = disclosure_value(value)
+        # what a collector admits and an export carries (an ASCII string always is)
+        if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
+            raise ValueError(
+                f"{name}: not a value an export can carry (I-JSON: no surrogate or "
+                f"noncharacter, at most {limits.MAX_JSON_DEPTH - 3} levels of nesting)"
+            )
+        disclosure = Disclosure(entropy[offset : offset + 16], encoded)
         offset += 16
+        disclosures[name] = disclosure
+        digests[name] = commitment(name, disclosure)
     record = TraceRecord(  # (positional: keywords cost a lookup each, per record)
         content.id
         or (new_record_id(time, entropy[:16]) if ids is None else ids.next(time, entropy[:16])),
@@ -352,14 +359,13 @@ def _seal(
     payload = record.encode()
     if len(payload) > limits.MAX_TRACE_PAYLOAD_BYTES:
         raise TraceError(_F.OVER_LIMIT, f"payload of {len(payload)} bytes")
-    # the keyid is the record's key, which TraceRecord checked (64 lowercase hex digits)
-    envelope = encode_checked_envelope(
-        PAYLOAD_TYPE, payload, record.key, signer.sign(pae(PAYLOAD_TYPE, payload))
+    envelope = encode_envelope(
+        PAYLOAD_TYPE, payload, epoch.keyid, signer.sign(pae(PAYLOAD_TYPE, payload))
     )
     return VerifiedRecord(
         record,
         envelope,
-        _sha256(payload).digest(),
+        sha256(payload),
         leaf_hash(envelope),
         signer.identity,
         signer.attestation,
