@@ -1,0 +1,69 @@
+"""Review 44d, node home: what a node whose files were lost or damaged opens as.
+
+Node home 1. The mirror of review 38c, vault 1 (tests/test_review38c_vault.py): a node whose
+`node.db` is gone or empty (a restore killed after it copied `node.json` and `vault.key` but
+before the database, a copy that created the file and wrote nothing, a file deleted by
+mistake) while its `vault.key` is there. SQLite takes a missing or empty file for a new
+database, so `open_node` made a fresh one: the node's identities, its authority and members,
+its credentials and pending enrollments silently gone, and a started daemon created a new
+identity under the node's name, published from then on in place of the old one; the restored
+database, copied in later, then lost to whatever the fresh one had done meanwhile. A
+`vault.key` is written only after the database was made (`open_node`: the database first, then
+the key on first use), so a key file beside a missing or empty database is damage to report,
+never a node to start afresh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from troth.errors import ConfigError
+from troth.node import init_node, open_node
+from troth.node.node import node_dir
+
+NOW = 1_800_000_000
+
+
+def _node_with_an_identity(home: Path) -> Path:
+    init_node("agent", home=home)
+    with open_node("agent", home=home) as node:
+        node.identities.create(now=NOW, name="agent")
+    return node_dir(home, "agent") / "node.db"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 44d, node home 1: open_node makes a fresh database beside vault.key",
+    raises=pytest.fail.Exception,
+)
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_lost_database_beside_its_vault_key_is_reported_not_made_afresh(
+    tmp_path: Path, damage: str
+) -> None:
+    """Review 44d, node home 1."""
+    db = _node_with_an_identity(tmp_path)
+    original = db.read_bytes()
+    db.unlink()
+    if damage == "empty":
+        db.write_bytes(b"")
+        db.chmod(0o600)
+    with pytest.raises(ConfigError, match=r"node\.db.* (is missing|is empty)"):
+        open_node("agent", home=tmp_path)
+    assert not db.exists() or db.stat().st_size == 0  # nothing made in its place
+    db.write_bytes(original)  # restored: the node opens with its identity
+    db.chmod(0o600)
+    with open_node("agent", home=tmp_path) as node:
+        assert node.identities.find("agent").name == "agent"
+
+
+def test_a_node_whose_creation_stopped_before_its_vault_key_opens(tmp_path: Path) -> None:
+    """Review 44d, node home 1: `init_node` killed after it wrote `node.json` (no database,
+    no `vault.key` yet) leaves a node that opens, its database made then."""
+    init_node("agent", home=tmp_path)
+    path = node_dir(tmp_path, "agent")
+    (path / "node.db").unlink()
+    (path / "vault.key").unlink()
+    with open_node("agent", home=tmp_path) as node:
+        node.identities.create(now=NOW, name="agent")
