@@ -11,6 +11,9 @@ database, copied in later, then lost to whatever the fresh one had done meanwhil
 `vault.key` is written only after the database was made (`open_node`: the database first, then
 the key on first use), so a key file beside a missing or empty database is damage to report,
 never a node to start afresh.
+
+Was a strict xfail until `open_node` refused a missing or empty `node.db` beside a
+`vault.key` (ConfigError naming the file: restore it, or remove `vault.key` too).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from troth.errors import ConfigError
+from troth.errors import ConfigError, StorageError
 from troth.node import init_node, open_node
 from troth.node.node import node_dir
 
@@ -33,11 +36,6 @@ def _node_with_an_identity(home: Path) -> Path:
     return node_dir(home, "agent") / "node.db"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 44d, node home 1: open_node makes a fresh database beside vault.key",
-    raises=pytest.fail.Exception,
-)
 @pytest.mark.parametrize("damage", ["missing", "empty"])
 def test_a_lost_database_beside_its_vault_key_is_reported_not_made_afresh(
     tmp_path: Path, damage: str
@@ -67,3 +65,27 @@ def test_a_node_whose_creation_stopped_before_its_vault_key_opens(tmp_path: Path
     (path / "vault.key").unlink()
     with open_node("agent", home=tmp_path) as node:
         node.identities.create(now=NOW, name="agent")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 44d, node home 2: the StorageError of a damaged page names no file",
+    raises=AssertionError,
+)
+def test_a_damaged_database_page_is_a_storage_error_naming_the_file(tmp_path: Path) -> None:
+    """Review 44d, node home 2. A page of `node.db` damaged (a bad sector, a copy taken while
+    the node wrote, an edit with another tool) is found when a statement reads it: the
+    StorageError said only SQLite's "database disk image is malformed", naming no file, where
+    a node's home holds several databases (node.db, the trace log, the secrets' store) and an
+    operator must know which one to restore."""
+    init_node("agent", home=tmp_path)
+    with open_node("agent", home=tmp_path) as node:
+        for number in range(40):  # enough rows for the table to span several pages
+            node.identities.create(now=NOW, name=f"agent-{number}")
+    db = node_dir(tmp_path, "agent") / "node.db"
+    data = bytearray(db.read_bytes())
+    data[8192 : 8192 + 4096] = b"\x5a" * 4096  # one page of rows, overwritten
+    db.write_bytes(bytes(data))
+    with pytest.raises(StorageError) as raised, open_node("agent", home=tmp_path) as node:
+        list(node.identities.list_local())
+    assert str(db) in str(raised.value), raised.value
