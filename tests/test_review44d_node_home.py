@@ -14,6 +14,9 @@ never a node to start afresh.
 
 Was a strict xfail until `open_node` refused a missing or empty `node.db` beside a
 `vault.key` (ConfigError naming the file: restore it, or remove `vault.key` too).
+
+Node home 2: a damaged page's StorageError named no file (test below); was a strict xfail until
+`SqliteDatabase` named its file in every statement's error.
 """
 
 from __future__ import annotations
@@ -67,11 +70,6 @@ def test_a_node_whose_creation_stopped_before_its_vault_key_opens(tmp_path: Path
         node.identities.create(now=NOW, name="agent")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 44d, node home 2: the StorageError of a damaged page names no file",
-    raises=AssertionError,
-)
 def test_a_damaged_database_page_is_a_storage_error_naming_the_file(tmp_path: Path) -> None:
     """Review 44d, node home 2. A page of `node.db` damaged (a bad sector, a copy taken while
     the node wrote, an edit with another tool) is found when a statement reads it: the

@@ -356,7 +356,7 @@ class SqliteDatabase:
         try:
             self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"), "begin a transaction")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot begin a transaction: {exc}") from exc
+            raise StorageError(f"{self.path}: cannot begin a transaction: {exc}") from exc
         try:
             yield
         except BaseException:
@@ -366,7 +366,7 @@ class SqliteDatabase:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise StorageError(f"commit failed: {exc}") from exc
+            raise StorageError(f"{self.path}: commit failed: {exc}") from exc
 
     @property
     def in_transaction(self) -> bool:
@@ -384,20 +384,26 @@ class SqliteDatabase:
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise self._failed(exc) from exc
 
     def fetch_one(self, sql: str, params: tuple[object, ...] = ()) -> Any:
         """The first row of a query (or None), errors mapped like `execute`."""
         try:
             return self.execute(sql, params).fetchone()
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise self._failed(exc) from exc
 
     def fetch_all(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         try:
             return self.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error) -> StorageError:
+        """A statement's failure, naming this file: a damaged page ("database disk image is
+        malformed"), a full disk, a read-only file are found by whichever statement meets
+        them, and a node's home holds several databases (review 44d, node home 2)."""
+        return StorageError(f"{self.path}: {exc}")
 
     def peer_lock(self, kind: str) -> PeerLock:
         """A hold on `<this file>.<kind>` that tells whether another user of `kind` (another
