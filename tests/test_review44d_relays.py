@@ -1,0 +1,71 @@
+"""Review 44d, relays: a member's relay names across a crash of the member itself.
+
+Relays 1. `troth relay create b --at HUB` is acknowledged once the hub forwards `/relay/b` to
+the member; the member keeps the name in its link to the hub and creates it again whenever
+that link reconnects (docs/protocols.md, "Reconnecting"), and the hub keeps the name for its
+owner in relays.json across the hub's own restarts. But the member kept it in memory only:
+a member killed (SIGKILL, the OOM killer, a reboot) or merely restarted came back with no
+relay anywhere, the hub held the name for the grace period and then freed it, and the member,
+whose whole reachability was that name (it has no listening port), stayed unreachable until
+an operator noticed and ran `relay create` again. Checked with real daemons too: a member
+SIGKILLed and started again 8 times never got `/relay/b1` back; `message send` through it
+answered `relay not found`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.nodes import HUB, MemNet, run_memnet
+from troth.node.links import Backoff, LinkState
+from troth.node.runtime import NodeRuntime
+
+FAST = Backoff(0.05, 0.2)
+TO_B = f"{HUB}/relay/b/service/echo"
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def crash_and_restart(net: MemNet, old: NodeRuntime) -> NodeRuntime:
+    """The member's connections drop without a word (a crash), its runtime goes; a new
+    runtime of the same node (its directory, its database) starts."""
+    await old.tcp.close()
+    await old.stop()
+    host = f"host-{old.node.name}"
+    runtime = NodeRuntime(old.node, clock=net.clock, transport=net.transport(host), backoff=FAST)
+    net.runtimes.append(runtime)
+    await runtime.start()
+    return runtime
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 44d, relays 1: a member keeps its relay names in memory only",
+    raises=TimeoutError,
+)
+def test_a_member_restarted_after_a_crash_creates_its_relays_again(tmp_path: Path) -> None:
+    """Review 44d, relays 1."""
+
+    async def test(net: MemNet) -> None:
+        b = await net.node("b", backoff=FAST)
+        await b.enroll(net.ticket(**{"troth.relay": "b"}), "b")
+        await b.create_relay("b", HUB)
+        a = await net.member("a")
+        assert await a.send_message(TO_B, "before") == "before"
+        hub = net.hub
+        assert hub is not None
+        b = await crash_and_restart(net, b)
+        await until(lambda: hub.status()["services"]["relay"]["b"]["state"] == "up")
+        (row,) = b.link_rows()
+        assert (row.route, row.state, row.relays) == (HUB, LinkState.CONNECTED, ("b",))
+        assert await a.send_message(TO_B, "after") == "after"
+
+    run_memnet(test, tmp_path)
