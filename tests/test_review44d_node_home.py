@@ -21,7 +21,6 @@ Node home 2: a damaged page's StorageError named no file (test below); was a str
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -90,11 +89,6 @@ def test_a_damaged_database_page_is_a_storage_error_naming_the_file(tmp_path: Pa
     assert str(db) in str(raised.value), raised.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 44d, node home 3: a full disk raises sqlite3's 'cannot rollback'",
-    raises=sqlite3.OperationalError,
-)
 def test_a_full_disk_is_a_storage_error_saying_so(tmp_path: Path) -> None:
     """Review 44d, node home 3. A write that meets a full disk (SQLITE_FULL: a full file
     system, or here the database's page limit, which fails the same way) made SQLite roll the
@@ -102,7 +96,8 @@ def test_a_full_disk_is_a_storage_error_saying_so(tmp_path: Path) -> None:
     library's untyped `sqlite3.OperationalError: cannot rollback - no transaction is active`
     in place of the StorageError saying the disk is full (with a real full tmpfs too): the CLI
     reported an internal error, and a daemon's step failed with words naming neither cause nor
-    file. Nothing was half-written (the transaction was rolled back)."""
+    file. Nothing was half-written (the transaction was rolled back). Was a strict xfail until
+    `transaction()` rolled back only a transaction SQLite had not."""
     init_node("agent", home=tmp_path)
     with open_node("agent", home=tmp_path) as node:
         pages = node.db.fetch_one("PRAGMA page_count")[0]

@@ -15,6 +15,7 @@ held the lock. Opening a database whose schema is current takes no write lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -360,12 +361,12 @@ class SqliteDatabase:
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise StorageError(f"{self.path}: commit failed: {exc}") from exc
 
     @property
@@ -500,6 +501,16 @@ class SqliteDatabase:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction a failure ends, if SQLite has not: a full disk, an I/O error
+    or a damaged page (SQLITE_FULL, SQLITE_IOERR, SQLITE_CORRUPT) may roll it back itself, and
+    a ROLLBACK then raised "cannot rollback - no transaction is active" in place of the
+    failure (review 44d, node home 3)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the failure being raised says more
+            conn.execute("ROLLBACK")
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
