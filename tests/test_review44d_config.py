@@ -25,6 +25,7 @@ import pytest
 from troth.node import init_node, open_node
 from troth.node.config import NodeConfig
 from troth.node.daemon import record_listen
+from troth.node.home import read_private_file
 from troth.node.node import node_dir
 from troth.node.services import broker
 
@@ -42,10 +43,9 @@ def test_two_updates_of_node_json_at_once_keep_both(
     """Review 44d, config 1."""
     init_node("n", home=tmp_path)
     path = node_dir(tmp_path, "n") / "node.json"
-    read = broker.read_private_file
 
     def read_then_the_other_process_writes(target: Path) -> bytes:
-        data = read(target)
+        data = read_private_file(target)
         if target == path:
             record_listen(tmp_path, "n", LISTEN)  # `troth node start n --tcp-listen` meanwhile
         return data
