@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import HUB, MemNet, run_memnet
-from troth.errors import ConfigError
+from troth.errors import ConfigError, StorageError
 from troth.node.home import write_private_file
 from troth.node.links import Backoff, LinkState
 from troth.node.own_relays import OwnRelays
@@ -129,3 +129,11 @@ def test_a_damaged_book_of_own_relays_names_itself(tmp_path: Path, text: bytes) 
     write_private_file(path, text)
     with pytest.raises(ConfigError, match=r"own-relays\.json is not a valid book of own relays"):
         OwnRelays(path).load()
+
+
+def test_a_book_of_own_relays_that_cannot_be_written_is_a_storage_error(tmp_path: Path) -> None:
+    """Review 44d, relays 1: the book not written (a full disk, a read-only home; here its
+    directory is gone) is a StorageError naming it, not the OSError of the write."""
+    book = OwnRelays(tmp_path / "gone" / "own-relays.json")
+    with pytest.raises(StorageError, match=r"cannot keep the relay names in .*own-relays\.json"):
+        book.save({})

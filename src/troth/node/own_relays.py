@@ -13,10 +13,11 @@ as before, and the link connects and creates it again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from troth import limits
-from troth.errors import ConfigError, RoutingError
+from troth.errors import ConfigError, RoutingError, StorageError
 from troth.identity import Identifier
 from troth.node.books import IdentifierBook
 from troth.node.links import Links
@@ -45,6 +46,17 @@ class OwnRelays(IdentifierBook):
             max_bytes=limits.MAX_OWN_RELAYS_FILE_BYTES,
             key=_relay_route,
         )
+
+    def save(self, entries: Mapping[str, Identifier]) -> None:
+        """Keep `entries` (StorageError naming the file when it cannot be written: a full
+        disk, a read-only home; the relay works until the node stops, but is not kept)."""
+        try:
+            super().save(entries)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot keep the relay names in {self.path}: {exc} (they are not created "
+                "again after a restart until it can be written)"
+            ) from exc
 
 
 def kept_relays(links: Links, *, adding: str | None = None) -> dict[str, Identifier]:
