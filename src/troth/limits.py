@@ -633,6 +633,14 @@ against the member at the root of their chains)."""
 MAX_RELAY_FILE_BYTES: Final = 2 * MAX_RELAYS * (MAX_ADDRESS_TEXT + 128) + 1024
 """Largest relays.json (every name at its longest, with its owner's identifier)."""
 
+MAX_OWN_RELAYS: Final = 256
+"""Relay names one node keeps for itself, created at other nodes (`<node dir>/own-relays.json`,
+troth.node.own_relays: created again after its restarts)."""
+MAX_OWN_RELAYS_FILE_BYTES: Final = MAX_OWN_RELAYS * (
+    (MAX_ROUTE_LENGTH + 1) * (MAX_ADDRESS_TEXT + 16) + 128
+)
+"""Largest own-relays.json (every relay route at its longest, with its identifier)."""
+
 # -- pinned routes (troth.node.pins) ---------------------------------------------------------
 MAX_ROUTE_PINS: Final = 64
 """Routes a node keeps a pinned identity for (`<node dir>/pins.json`, troth.node.pins: the trace

@@ -114,6 +114,7 @@ class LinkStep(enum.Enum):
 _L = LinkState
 _TRANSITIONS: Final[dict[tuple[LinkState, LinkStep], LinkState]] = {
     (_L.IDLE, LinkStep.OPENED): _L.CONNECTED,
+    (_L.IDLE, LinkStep.DUE): _L.CONNECTING,  # a restarted node's kept relays (`Links.resume`)
     (_L.CONNECTED, LinkStep.OPENED): _L.CONNECTED,
     (_L.CONNECTED, LinkStep.LOST): _L.RECONNECTING,
     (_L.RECONNECTING, LinkStep.OPENED): _L.CONNECTING,
@@ -308,6 +309,15 @@ class Links:
                 link.step(LinkStep.LOST)
                 link.attempts, link.error = 0, None
                 self._start(link)
+
+    def resume(self, route: str) -> None:
+        """Have the idle link to `route` connect now (a restarted node's link holding relay
+        names it kept: troth.node.own_relays), retried with the backoff like a lost one."""
+        link = self.links.get(route)
+        if link is None or link.state is not LinkState.IDLE or self._stopped:
+            return
+        link.step(LinkStep.DUE)
+        self._start(link)
 
     def _start(self, link: Link) -> None:
         running = self._tasks.get(link.route)

@@ -207,6 +207,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
         else:
             raise NotFound(f"no node {name!r} in {home} (create it with: troth node create {name})")
     config = NodeConfig.from_json(read_private_file(config_path), config_path)
+    _check_database_kept(config, path)
     db = SqliteDatabase(path / "node.db", durability=config.durability)
     try:
         keys = SqliteKeyStore(db)
@@ -232,6 +233,42 @@ def _check_caveat(condition: str) -> str:
     from troth.gates import check_caveat
 
     return check_caveat(condition)
+
+
+def _check_database_kept(config: NodeConfig, path: Path) -> None:
+    """Refuse to make a fresh `node.db` beside a `vault.key`. SQLite takes a missing or empty
+    file for a new database; the key file is written only after the database was made (see
+    `open_node`), so a key file beside a missing or empty database (with no write-ahead log
+    holding its pages) is damage — a restore killed half-way, a file deleted by mistake —
+    never a node to start afresh (review 44d, node home 1; the mirror of review 38c, vault 1).
+    """
+    if config.kek_source != "file" or not (path / "vault.key").exists():
+        return
+    db = path / "node.db"
+    try:
+        size = db.stat().st_size
+    except FileNotFoundError:
+        state = "is missing"
+    except OSError as exc:
+        raise ConfigError(f"cannot read {db}: {exc}") from exc
+    else:
+        if size > 0 or _has_pages(path / "node.db-wal"):
+            return
+        state = "is empty"
+    raise ConfigError(
+        f"{db} {state}, and this node's vault.key was made with it: restore it from where the "
+        "node was copied from (a new database would hold none of its identities); to start the "
+        "node afresh, remove vault.key too"
+    )
+
+
+def _has_pages(wal: Path) -> bool:
+    try:
+        return wal.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot read {wal}: {exc}") from exc
 
 
 def _load_kek(config: NodeConfig, path: Path, *, sealed: bool = False) -> bytes:

@@ -62,6 +62,7 @@ from troth.node.composition import compose
 from troth.node.links import Backoff, Link, LinkRow, Links
 from troth.node.membership import AUTHORITY, REFRESH_MARGIN
 from troth.node.node import Node
+from troth.node.own_relays import OwnRelays, kept_relays, resume_relays
 from troth.node.pins import PinnedService, pinned_traces, split_service_route
 from troth.node.services import NodeService, ServiceHost, call, service_address
 from troth.node.services.node_policies import NodePolicies, unrevoked
@@ -172,6 +173,8 @@ class NodeRuntime:
         self._open: dict[str, ChannelEnd] = {}
         self._opening: dict[str, asyncio.Lock] = {}  # one channel opened per route at a time
         self._kept_relays: dict[str, Identifier] = {}
+        self._own_relays = OwnRelays(node.path / "own-relays.json")  # review 44d, relays 1
+        self._kept_own: dict[str, Identifier] = {}
         self._me_cache: _Cached | None = None
         self._rotations = 0  # times `_rotated` closed every channel
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
@@ -221,6 +224,7 @@ class NodeRuntime:
         self._set_rules()
         self._sync_links()
         self.channels.start()
+        resume_relays(self.links, self._kept_own)
         if listen is not None:
             listener = Listener(addresses=frozenset({LISTENER}), kinds=frozenset({"relay"}))
             self.listening = await self.tcp.listen(listen[0], listen[1], listener)
@@ -274,6 +278,7 @@ class NodeRuntime:
         self._reload_trust(now)
         if "relay" in self.node.config.services:
             self._kept_relays = self._relay_book().load()
+        self._kept_own = self._own_relays.load()
         self._me()
 
     def _relay_book(self) -> RelayBook:
@@ -614,11 +619,14 @@ class NodeRuntime:
         opened there: review 26a, links 1)."""
         route = parse_route(at)
         key = format_route(route)
+        kept_relays(self.links, adding=f"{key}/relay/{name}")  # the book has room for it
         end = await self.channel_to(route, expect=self.links.pin(key))
         await self._create_relay_over(end, name)
         link = self.links.link(key)
         link.relays.add(name)
         self.links.opened(key, end)
+        # kept before the answer, so an acknowledged name is created again after a restart
+        await self.worker.run(self._own_relays.save, kept_relays(self.links))
         return {"relay": name, "at": at, "route": f"{at}/relay/{name}"}
 
     async def _create_relay_over(self, end: ChannelEnd, name: str) -> None:

@@ -15,6 +15,7 @@ held the lock. Opening a database whose schema is current takes no write lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -356,17 +357,17 @@ class SqliteDatabase:
         try:
             self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"), "begin a transaction")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot begin a transaction: {exc}") from exc
+            raise StorageError(f"{self.path}: cannot begin a transaction: {exc}") from exc
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StorageError(f"commit failed: {exc}") from exc
+            _rollback(conn)
+            raise StorageError(f"{self.path}: commit failed: {exc}") from exc
 
     @property
     def in_transaction(self) -> bool:
@@ -384,20 +385,26 @@ class SqliteDatabase:
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise self._failed(exc) from exc
 
     def fetch_one(self, sql: str, params: tuple[object, ...] = ()) -> Any:
         """The first row of a query (or None), errors mapped like `execute`."""
         try:
             return self.execute(sql, params).fetchone()
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise self._failed(exc) from exc
 
     def fetch_all(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         try:
             return self.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error) -> StorageError:
+        """A statement's failure, naming this file: a damaged page ("database disk image is
+        malformed"), a full disk, a read-only file are found by whichever statement meets
+        them, and a node's home holds several databases (review 44d, node home 2)."""
+        return StorageError(f"{self.path}: {exc}")
 
     def peer_lock(self, kind: str) -> PeerLock:
         """A hold on `<this file>.<kind>` that tells whether another user of `kind` (another
@@ -494,6 +501,16 @@ class SqliteDatabase:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction a failure ends, if SQLite has not: a full disk, an I/O error
+    or a damaged page (SQLITE_FULL, SQLITE_IOERR, SQLITE_CORRUPT) may roll it back itself, and
+    a ROLLBACK then raised "cannot rollback - no transaction is active" in place of the
+    failure (review 44d, node home 3)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the failure being raised says more
+            conn.execute("ROLLBACK")
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
