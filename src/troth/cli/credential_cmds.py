@@ -4,7 +4,6 @@ credentials."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ from troth.cli.output import (
 from troth.cli.text import attributes, duration, moment, relative, timestamp
 from troth.cli.verdicts import delegation_refused, not_verified
 from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
-from troth.credentials.vc import export_credential_vc, vc_credential_hash
+from troth.credentials.vc import vc_credential_hash
 from troth.errors import (
     AuthorityError,
     AuthorityFailure,
@@ -314,22 +313,8 @@ def export(
         raise click.UsageError("--format vc needs --authority (the issuing authority)")
     subject = reporter.names.identifier(ref)
     with open_authority_node(reporter.names, authority_ref) as node:
-        authority = node.authority()
-        member = authority.member(subject)
-        valid_until = now + authority.config.credential_ttl
-        document = export_credential_vc(
-            authority.signer(now),
-            credential_id=os.urandom(16),
-            subject=member.identifier,
-            attributes=member.attributes,
-            valid_from=now,
-            valid_until=valid_until,
-            now=now,
-        )
-        # issued to the member before it leaves this process: removing the member revokes it
-        # like the member's CBOR credentials
-        credential_hash = vc_credential_hash(document["id"])
-        authority.store.record_issued(credential_hash, member.identifier.digest, valid_until, now)
+        document = node.authority().issue_member_vc(subject, now=now)
+    credential_hash = vc_credential_hash(document["id"])
     write_output(out, json.dumps(document, indent=2).encode() + b"\n")
     reporter.result(
         {
