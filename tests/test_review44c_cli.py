@@ -9,11 +9,14 @@ arguments (every command, every file, name, duration and route argument mutated)
 2. `--out -` wrote a file named `-` in the working directory and reported success, where every
    input takes `-` as stdin (and stdout could not carry a file and the `--json` result): it is
    refused as a usage error, naming /dev/stdout.
+3. `troth trace export --json` without --out printed the JSONL export, one document a line,
+   not one JSON document: it prints one object now, the proofs in a list beside the checkpoint.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +75,31 @@ def test_out_dash_is_refused_never_a_file_named_dash(
     refused = run_json(*command, "--out", "-", code=2)
     assert "/dev/stdout" in refused["message"]
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="trace export --json without --out prints JSONL")
+def test_trace_export_json_without_out_is_one_document(member: str, tmp_path: Path) -> None:
+    run_json("identity", "create", "helper")
+    for purpose in ("one", "two"):  # each delegation is a trace record
+        run_json(
+            "credential",
+            "delegate",
+            "--as",
+            "customer",
+            "--to",
+            "helper",
+            "--ttl",
+            "5m",
+            "--attr",
+            "orders.access=read",
+            "--purpose",
+            purpose,
+            "--out",
+            str(tmp_path / "c"),
+        )
+    exported = run("trace", "export").stdout.splitlines()
+    assert len(exported) > 1  # one line a record
+    document = json.loads(run("trace", "export", "--json").stdout)
+    assert document["out"] is None
+    assert document["proofs"] == [json.loads(line) for line in exported]
+    assert document["checkpoint"] == document["proofs"][-1]["checkpoint"]
