@@ -99,6 +99,21 @@ INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
 """The click type of an input file argument: a file path, or `-` for stdin."""
 
 
+class _OutputPath(click.Path):
+    """An output file: `-` is refused (a usage error), never taken as a file's name. It wrote
+    a file named `-` where every input reads `-` as stdin, and stdout cannot carry the file
+    beside the command's result (review 44c, CLI 2); /dev/stdout names stdout."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "-":
+            self.fail("- is not a file name here: name a file, or /dev/stdout", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+OUTPUT_FILE = _OutputPath(dir_okay=False)
+"""The click type of an output file option (--out): a file path; `-` is refused."""
+
+
 def read_input(path: str, limit: int, what: str) -> bytes:
     """The bytes of input file `path` (`-`: stdin), read up to `limit` before anything parses
     them: a larger input (`/dev/zero`) fails at once, after reading limit + 1 bytes.

@@ -18,6 +18,7 @@ from troth.cli.common import (
     CLOCK,
     IDENTITY_HELP,
     INPUT_FILE,
+    OUTPUT_FILE,
     as_option,
     authority_option,
     duration_option,
@@ -69,9 +70,7 @@ from troth.node.traces import delegate_recorded
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 from troth.node.verify import Sources, chain_file, named_file_hint, verify_chain, verify_vc
 
-OUT = click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="File to write."
-)
+OUT = click.option("--out", required=True, type=OUTPUT_FILE, metavar="FILE", help="File to write.")
 FORMAT = click.option(
     "--format",
     "fmt",
