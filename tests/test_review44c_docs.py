@@ -13,8 +13,6 @@ import inspect
 import re
 from pathlib import Path
 
-import pytest
-
 from troth.trace import TraceRecorder
 
 TRACES = Path(__file__).resolve().parent.parent / "docs" / "traces.md"
@@ -39,7 +37,6 @@ def test_the_snippet_calls_recorders() -> None:
     assert {call.func.attr for call in _calls()} >= {"record", "escalate", "resolve"}  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="docs/traces.md: alice.resolve(...) has no of=")
 def test_every_recorder_call_in_docs_traces_binds_to_its_signature() -> None:
     for call in _calls():
         method = getattr(TraceRecorder, call.func.attr)  # type: ignore[attr-defined]
