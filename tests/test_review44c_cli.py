@@ -11,6 +11,10 @@ arguments (every command, every file, name, duration and route argument mutated)
    refused as a usage error, naming /dev/stdout.
 3. `troth trace export --json` without --out printed the JSONL export, one document a line,
    not one JSON document: it prints one object now, the proofs in a list beside the checkpoint.
+4. `troth trace checkpoint | troth trace verify --checkpoint -` ignored the checkpoint piped in:
+   `-` was taken as a kept checkpoint's file name, none there yet, so the log verified
+   `unanchored` with exit 0 (the verifier believed it had anchored it) and the new checkpoint
+   went to a file named `-`. --checkpoint is read and then replaced: `-` is refused.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.cli import run, run_json
 from troth.cli import credential_cmds
+from troth.cli.main import cli
 from troth.clock import SystemClock
 from troth.credentials.vc import vc_credential_hash
 from troth.identity import Identifier
@@ -102,3 +108,15 @@ def test_trace_export_json_without_out_is_one_document(member: str, tmp_path: Pa
     records = [json.loads(line)["record"] for line in exported]  # each export: a new checkpoint
     assert [proof["record"] for proof in document["proofs"]] == records
     assert {proof["checkpoint"] for proof in document["proofs"]} == {document["checkpoint"]["note"]}
+
+
+@pytest.mark.xfail(strict=True, reason="trace verify --checkpoint - is unanchored, exit 0")
+def test_trace_verify_refuses_checkpoint_dash(
+    member: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kept = run("trace", "checkpoint").stdout
+    result = CliRunner().invoke(cli, ["trace", "verify", "--checkpoint", "-", "--json"], input=kept)
+    assert result.exit_code == 2, result.stdout
+    assert "--checkpoint" in json.loads(result.stdout)["message"]
+    assert not (tmp_path / "-").exists()
