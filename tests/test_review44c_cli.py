@@ -110,7 +110,6 @@ def test_trace_export_json_without_out_is_one_document(member: str, tmp_path: Pa
     assert {proof["checkpoint"] for proof in document["proofs"]} == {document["checkpoint"]["note"]}
 
 
-@pytest.mark.xfail(strict=True, reason="trace verify --checkpoint - is unanchored, exit 0")
 def test_trace_verify_refuses_checkpoint_dash(
     member: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

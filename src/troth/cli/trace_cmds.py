@@ -18,6 +18,7 @@ from troth import limits
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
+    KEPT_FILE,
     OUTPUT_FILE,
     as_option,
     node_option,
@@ -157,7 +158,7 @@ def _outbox_note(node: Node, reporter: Reporter) -> None:
 @click.option(
     "--checkpoint",
     "anchor_path",
-    type=click.Path(dir_okay=False),
+    type=KEPT_FILE,
     help="The checkpoint this verifier keeps: compared with, then replaced by the newest.",
 )
 @click.option(
