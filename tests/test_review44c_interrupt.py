@@ -20,7 +20,6 @@ def _interrupted(*args: object, **kwargs: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
-@pytest.mark.xfail(strict=True, reason="Ctrl-C exits 1 (invalid or denied), no JSON document")
 @pytest.mark.parametrize("as_json", [False, True])
 def test_ctrl_c_exits_130_with_one_json_document(
     monkeypatch: pytest.MonkeyPatch, as_json: bool
