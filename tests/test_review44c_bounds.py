@@ -23,7 +23,6 @@ from troth.cli.main import cli
 HUGE = "99999999999999999999d"
 
 
-@pytest.mark.xfail(strict=True, reason="OverflowError traceback")
 @pytest.mark.parametrize(
     "args",
     [
@@ -39,9 +38,6 @@ def test_a_huge_ttl_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
     assert json.loads(result.stdout)["error"] == "BadParameter"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="OverflowError from SQLite; credential_ttl=0, depth 99 taken"
-)
 @pytest.mark.parametrize(
     "make",
     [

@@ -132,8 +132,23 @@ class Authority:
         revocation_quota: int = limits.DEFAULT_REVOCATION_QUOTA,
     ) -> Authority:
         """Create the authority's identity (named `name`) and its configuration."""
-        if revocation_quota < 0:
-            raise AuthorityError(_A.REQUEST_INVALID, "the revocation quota cannot be negative")
+        if not 0 <= revocation_quota <= limits.MAX_REVOCATION_QUOTA:
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"the revocation quota is 0 to {limits.MAX_REVOCATION_QUOTA}, "
+                f"not {revocation_quota}",
+            )
+        if not 1 <= credential_ttl <= limits.MAX_TTL:  # review 44c, bounds 1
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"the credential TTL is 1 to {limits.MAX_TTL} s (MAX_TTL), not {credential_ttl}",
+            )
+        if not 0 <= delegation_depth <= limits.MAX_DELEGATION_LINKS:
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"the delegation depth is 0 to {limits.MAX_DELEGATION_LINKS}, "
+                f"not {delegation_depth}",
+            )
         with store.transaction():
             if store.get_config() is not None:
                 raise AuthorityError(_A.REQUEST_INVALID, "this node already hosts an authority")
@@ -181,8 +196,12 @@ class Authority:
         role: str | None = None,
     ) -> Ticket:
         """A one-time (or `uses`-time) ticket granting `attributes` (and `role`) to its redeemer."""
-        if uses < 1 or ttl < 1:
-            raise AuthorityError(_A.REQUEST_INVALID, "uses and ttl must be positive")
+        if not (1 <= uses <= limits.MAX_TICKET_USES and 1 <= ttl <= limits.MAX_TTL):
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"uses must be 1 to {limits.MAX_TICKET_USES} (MAX_TICKET_USES) and ttl 1 to "
+                f"{limits.MAX_TTL} s (MAX_TTL) (review 44c, bounds 1)",
+            )
         roles = self.roles_of(creator)
         is_admin = ADMIN in roles
         if not (is_admin or ENROLLER in roles):
