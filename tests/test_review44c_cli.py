@@ -15,6 +15,8 @@ arguments (every command, every file, name, duration and route argument mutated)
    `-` was taken as a kept checkpoint's file name, none there yet, so the log verified
    `unanchored` with exit 0 (the verifier believed it had anchored it) and the new checkpoint
    went to a file named `-`. --checkpoint is read and then replaced: `-` is refused.
+5. `troth trace export --out "" --json` took the empty name for no --out: the JSONL export on
+   stdout under --json. An empty file name is refused like `-`.
 """
 
 from __future__ import annotations
@@ -119,3 +121,9 @@ def test_trace_verify_refuses_checkpoint_dash(
     assert result.exit_code == 2, result.stdout
     assert "--checkpoint" in json.loads(result.stdout)["message"]
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="--out '' is taken for no --out: JSONL under --json")
+def test_an_empty_out_is_refused(member: str) -> None:
+    refused = run_json("trace", "export", "--out", "", code=2)
+    assert "--out" in refused["message"]
