@@ -123,7 +123,6 @@ def test_trace_verify_refuses_checkpoint_dash(
     assert not (tmp_path / "-").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="--out '' is taken for no --out: JSONL under --json")
 def test_an_empty_out_is_refused(member: str) -> None:
     refused = run_json("trace", "export", "--out", "", code=2)
     assert "--out" in refused["message"]

@@ -100,9 +100,10 @@ INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
 
 
 class _NamedFile(click.Path):
-    """A file the command writes, by name: `-` is refused (a usage error, saying why), never
-    taken as a file's name. An output wrote a file named `-` where every input reads `-` as
-    stdin, and stdout cannot carry the file beside the command's result (review 44c, CLI 2)."""
+    """A file the command writes, by name: `-` and an empty name are refused (a usage error,
+    saying why), never taken as a file's name or as none. An output wrote a file named `-`
+    where every input reads `-` as stdin, and stdout cannot carry the file beside the
+    command's result (review 44c, CLI 2)."""
 
     def __init__(self, dash: str) -> None:
         super().__init__(dir_okay=False)
@@ -111,6 +112,8 @@ class _NamedFile(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "-":
             self.fail(f"- is not a file name here: {self.dash}", param, ctx)
+        if value == "":  # taken for no file at all (review 44c, CLI 5)
+            self.fail("an empty file name", param, ctx)
         return super().convert(value, param, ctx)
 
 
