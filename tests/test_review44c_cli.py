@@ -133,7 +133,6 @@ def test_an_empty_out_is_refused(member: str) -> None:
     assert "--out" in refused["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="delegated and recorded, then the write fails")
 def test_a_delegation_whose_chain_cannot_be_written_is_not_made(
     member: str, tmp_path: Path
 ) -> None:

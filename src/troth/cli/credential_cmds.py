@@ -27,6 +27,7 @@ from troth.cli.common import (
     node_running,
     open_authority_node,
     open_cli_node,
+    output_file,
     read_input,
     renamed,
     write_output,
@@ -311,10 +312,12 @@ def export(
     if not authority_ref:
         raise click.UsageError("--format vc needs --authority (the issuing authority)")
     subject = reporter.names.identifier(ref)
-    with open_authority_node(reporter.names, authority_ref) as node:
+    # the file first: a VC is issued (recorded as issued) only when it can be written (review
+    # 44c, CLI 6)
+    with output_file(out) as file, open_authority_node(reporter.names, authority_ref) as node:
         document = node.authority().issue_member_vc(subject, now=now)
+        file.write(json.dumps(document, indent=2).encode() + b"\n")
     credential_hash = vc_credential_hash(document["id"])
-    write_output(out, json.dumps(document, indent=2).encode() + b"\n")
     reporter.result(
         {
             "file": out,
@@ -451,7 +454,9 @@ def delegate_cmd(
     later expiry, more depth)."""
     now = CLOCK.now()
     requested = Attributes.from_assignments(attrs)
-    with open_cli_node(node_name) as node:
+    # the file first: a chain that cannot be written is never delegated, nor recorded in the
+    # signed trace (review 44c, CLI 6); a refusal below leaves no file
+    with output_file(out) as file, open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
         to = reporter.names.identifier(to_ref, node)
         try:
@@ -475,7 +480,7 @@ def delegate_cmd(
             )
             raise delegation_refused(exc, parent, requested, ttl=ttl, now=now) from None
         summary = node.wallet.inspect(chain, now=now)
-    write_output(out, chain)
+        file.write(chain)
     reporter.result(
         summary.to_json(),
         f"wrote a {len(summary.links)}-link chain to {escape_text(out)} for "
