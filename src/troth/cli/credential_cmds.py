@@ -585,8 +585,7 @@ def verify(
             )
     except CredentialError as exc:
         reporter.fail(not_verified(exc, names, anchors, now), EXIT_INVALID, invalid_object(exc))
-    within_skew = now >= verified.expires_at or now < verified.not_before
-    result = {"valid": True, **verified.to_json(), "within_skew": within_skew}
+    result = {"valid": True, **verified.to_json(), "within_skew": verified.within_skew(now)}
     lines = [
         f"{_valid(verified.not_before, verified.expires_at, now)}: "
         f"{reporter.label(verified.actor)} acts, "
