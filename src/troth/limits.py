@@ -75,6 +75,14 @@ of its history), unless the authority is configured otherwise. The authority's o
 are not limited."""
 REVOCATION_QUOTA_WINDOW: Final = 3600
 """The window of the per-member quota (seconds)."""
+MAX_REVOCATION_QUOTA: Final = 1_000_000
+"""Highest per-member quota an authority may be configured with (entries per window)."""
+MAX_TICKET_USES: Final = 1_000_000
+"""Most redemptions one enrollment ticket may allow."""
+MAX_TTL: Final = 1 << 62
+"""Longest TTL an authority takes (a ticket's, a member credential's; seconds): any time before
+2**62 plus it still fits the signed 64-bit integers times are stored and signed as. Larger
+ended in SQLite's OverflowError, a traceback (review 44c, bounds 1)."""
 MAX_LIVE_CREDENTIALS_PER_MEMBER: Final = 16
 """Unexpired credentials an authority keeps issued to one member under its current history: at
 it, a `refresh` is answered the newest again (nothing issued, written or charged: review 25,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from troth import limits
 from troth._api.authority import AttributesLike, Authority, attributes_of
 from troth._api.results import Credential, Identity
 from troth.authority.client import revoke_request
@@ -257,7 +258,14 @@ class Node:
         attributes must be a subset of a held chain's, the expiry no later than its own
         (CredentialError AMPLIFIED otherwise). `caveats` are conditions (Cedar expressions)
         every use must meet; `depth` limits further delegation (default: one less). Returns
-        the extended chain: hand `.chain` to its holder (`Node.hold`)."""
+        the extended chain: hand `.chain` to its holder (`Node.hold`). A ttl that is not a
+        whole number of seconds from 1 to `troth.limits.MAX_TTL` is a ValueError."""
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= limits.MAX_TTL:
+            # refused first, naming ttl: it failed deep inside, or made a link expired at birth
+            # (review 44c, API 1)
+            raise ValueError(
+                f"ttl is a whole number of seconds, 1 to {limits.MAX_TTL}: not {ttl!r}"
+            )
         chain = delegate_recorded(
             self._stored,
             _ref(identity, self._stored),

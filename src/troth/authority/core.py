@@ -15,6 +15,7 @@ attributes. Nobody else may create tickets.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from troth.credentials import (
     check_fits,
     issue_credential,
 )
+from troth.credentials.vc import export_credential_vc, vc_credential_hash
 from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import (
@@ -66,6 +68,8 @@ ENROLLER: Final = "enroller"
 DEFAULT_CREDENTIAL_TTL: Final = 3600
 DEFAULT_TICKET_TTL: Final = 600
 DEFAULT_DELEGATION_DEPTH: Final = 4
+VC_ID_BYTES: Final = 16
+"""The random part of a member VC's id (`urn:troth:credential:` + its hex): 128 bits."""
 ANSWERED_REQUESTS: Final = 4096
 """Answers to revoke and rotated requests kept by request hash: a replayed request gets the
 same answer without costing the authority its signature checks again."""
@@ -128,8 +132,23 @@ class Authority:
         revocation_quota: int = limits.DEFAULT_REVOCATION_QUOTA,
     ) -> Authority:
         """Create the authority's identity (named `name`) and its configuration."""
-        if revocation_quota < 0:
-            raise AuthorityError(_A.REQUEST_INVALID, "the revocation quota cannot be negative")
+        if not 0 <= revocation_quota <= limits.MAX_REVOCATION_QUOTA:
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"the revocation quota is 0 to {limits.MAX_REVOCATION_QUOTA}, "
+                f"not {revocation_quota}",
+            )
+        if not 1 <= credential_ttl <= limits.MAX_TTL:  # review 44c, bounds 1
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"the credential TTL is 1 to {limits.MAX_TTL} s (MAX_TTL), not {credential_ttl}",
+            )
+        if not 0 <= delegation_depth <= limits.MAX_DELEGATION_LINKS:
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"the delegation depth is 0 to {limits.MAX_DELEGATION_LINKS}, "
+                f"not {delegation_depth}",
+            )
         with store.transaction():
             if store.get_config() is not None:
                 raise AuthorityError(_A.REQUEST_INVALID, "this node already hosts an authority")
@@ -177,8 +196,12 @@ class Authority:
         role: str | None = None,
     ) -> Ticket:
         """A one-time (or `uses`-time) ticket granting `attributes` (and `role`) to its redeemer."""
-        if uses < 1 or ttl < 1:
-            raise AuthorityError(_A.REQUEST_INVALID, "uses and ttl must be positive")
+        if not (1 <= uses <= limits.MAX_TICKET_USES and 1 <= ttl <= limits.MAX_TTL):
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                f"uses must be 1 to {limits.MAX_TICKET_USES} (MAX_TICKET_USES) and ttl 1 to "
+                f"{limits.MAX_TTL} s (MAX_TTL) (review 44c, bounds 1)",
+            )
         roles = self.roles_of(creator)
         is_admin = ADMIN in roles
         if not (is_admin or ENROLLER in roles):
@@ -459,6 +482,29 @@ class Authority:
     def issue_member_credential(self, member: Identifier, *, now: int) -> CredentialChain:
         with self.store.transaction():
             return self._issue(member, self.member(member).attributes, now)
+
+    def issue_member_vc(self, member: Identifier, *, now: int) -> dict[str, Any]:
+        """Member `member`'s credential as a W3C VC (troth.credentials.vc, eddsa-jcs-2022), valid
+        for the authority's credential TTL from `now`. Its `vc_credential_hash` is recorded as
+        issued to the member in the same transaction, before the VC leaves: removing the member
+        revokes it like the member's CBOR credentials (docs/credentials.md). It was issued by the
+        CLI, out of the Python API's reach (review 44c, CLI 1)."""
+        valid_until = now + self.config.credential_ttl
+        with self.store.transaction():
+            attributes = self.member(member).attributes
+            document = export_credential_vc(
+                self.signer(now),
+                credential_id=os.urandom(VC_ID_BYTES),
+                subject=member,
+                attributes=attributes,
+                valid_from=now,
+                valid_until=valid_until,
+                now=now,
+            )
+            credential_hash = vc_credential_hash(document["id"])
+            self.store.record_issued(credential_hash, member.digest, valid_until, now)
+            self.store.forget_issued_before(member.digest, now - limits.MAX_CLOCK_SKEW_SECONDS)
+        return document
 
     def _issue(
         self, member: Identifier, attributes: Attributes, now: int, signer: Signer | None = None

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from troth import limits
 from troth.authority import ADMIN, ENROLLER
 from troth.authority.client import authority_pin_of
 from troth.cli.common import (
@@ -54,14 +55,14 @@ def authority_group() -> None:
 )
 @click.option(
     "--depth",
-    type=click.IntRange(0, 8),
+    type=click.IntRange(0, limits.MAX_DELEGATION_LINKS),
     default=4,
     show_default=True,
     help="How many delegation links may hang below a member credential.",
 )
 @click.option(
     "--revocation-quota",
-    type=click.IntRange(0, 1_000_000),
+    type=click.IntRange(0, limits.MAX_REVOCATION_QUOTA),
     default=DEFAULT_REVOCATION_QUOTA,
     show_default=True,
     help="Feed entries (link revocations, supersessions) one member may cause per hour.",
@@ -163,7 +164,7 @@ def ticket_group() -> None:
 @click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help=ATTR_HELP)
 @click.option(
     "--uses",
-    type=click.IntRange(1, 1_000_000),
+    type=click.IntRange(1, limits.MAX_TICKET_USES),
     default=1,
     show_default=True,
     help="How many enrollments the ticket allows.",

@@ -99,6 +99,31 @@ INPUT_FILE = click.Path(dir_okay=False, allow_dash=True)
 """The click type of an input file argument: a file path, or `-` for stdin."""
 
 
+class _NamedFile(click.Path):
+    """A file the command writes, by name: `-` and an empty name are refused (a usage error,
+    saying why), never taken as a file's name or as none. An output wrote a file named `-`
+    where every input reads `-` as stdin, and stdout cannot carry the file beside the
+    command's result (review 44c, CLI 2)."""
+
+    def __init__(self, dash: str) -> None:
+        super().__init__(dir_okay=False)
+        self.dash = dash
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "-":
+            self.fail(f"- is not a file name here: {self.dash}", param, ctx)
+        if value == "":  # taken for no file at all (review 44c, CLI 5)
+            self.fail("an empty file name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+OUTPUT_FILE = _NamedFile("name a file, or /dev/stdout")
+"""The click type of an output file option (--out): a file path; `-` is refused."""
+KEPT_FILE = _NamedFile("the file is read, then replaced: name a file (stdin cannot be replaced)")
+"""The click type of a file read and then rewritten (trace verify --checkpoint): `-` is refused:
+taken as a name, a checkpoint piped in was ignored, unanchored (review 44c, CLI 4)."""
+
+
 def read_input(path: str, limit: int, what: str) -> bytes:
     """The bytes of input file `path` (`-`: stdin), read up to `limit` before anything parses
     them: a larger input (`/dev/zero`) fails at once, after reading limit + 1 bytes.

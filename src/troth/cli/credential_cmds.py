@@ -4,7 +4,6 @@ credentials."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from troth.cli.common import (
     CLOCK,
     IDENTITY_HELP,
     INPUT_FILE,
+    OUTPUT_FILE,
     as_option,
     authority_option,
     duration_option,
@@ -27,6 +27,7 @@ from troth.cli.common import (
     node_running,
     open_authority_node,
     open_cli_node,
+    output_file,
     read_input,
     renamed,
     write_output,
@@ -45,7 +46,7 @@ from troth.cli.output import (
 from troth.cli.text import attributes, duration, moment, relative, timestamp
 from troth.cli.verdicts import delegation_refused, not_verified
 from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
-from troth.credentials.vc import export_credential_vc, vc_credential_hash
+from troth.credentials.vc import vc_credential_hash
 from troth.errors import (
     AuthorityError,
     AuthorityFailure,
@@ -70,9 +71,7 @@ from troth.node.traces import delegate_recorded
 from troth.node.trust import CREDENTIAL_SKEW, FEED_STALENESS
 from troth.node.verify import Sources, chain_file, named_file_hint, verify_chain, verify_vc
 
-OUT = click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="File to write."
-)
+OUT = click.option("--out", required=True, type=OUTPUT_FILE, metavar="FILE", help="File to write.")
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -313,24 +312,12 @@ def export(
     if not authority_ref:
         raise click.UsageError("--format vc needs --authority (the issuing authority)")
     subject = reporter.names.identifier(ref)
-    with open_authority_node(reporter.names, authority_ref) as node:
-        authority = node.authority()
-        member = authority.member(subject)
-        valid_until = now + authority.config.credential_ttl
-        document = export_credential_vc(
-            authority.signer(now),
-            credential_id=os.urandom(16),
-            subject=member.identifier,
-            attributes=member.attributes,
-            valid_from=now,
-            valid_until=valid_until,
-            now=now,
-        )
-        # issued to the member before it leaves this process: removing the member revokes it
-        # like the member's CBOR credentials
-        credential_hash = vc_credential_hash(document["id"])
-        authority.store.record_issued(credential_hash, member.identifier.digest, valid_until, now)
-    write_output(out, json.dumps(document, indent=2).encode() + b"\n")
+    # the file first: a VC is issued (recorded as issued) only when it can be written (review
+    # 44c, CLI 6)
+    with output_file(out) as file, open_authority_node(reporter.names, authority_ref) as node:
+        document = node.authority().issue_member_vc(subject, now=now)
+        file.write(json.dumps(document, indent=2).encode() + b"\n")
+    credential_hash = vc_credential_hash(document["id"])
     reporter.result(
         {
             "file": out,
@@ -467,7 +454,9 @@ def delegate_cmd(
     later expiry, more depth)."""
     now = CLOCK.now()
     requested = Attributes.from_assignments(attrs)
-    with open_cli_node(node_name) as node:
+    # the file first: a chain that cannot be written is never delegated, nor recorded in the
+    # signed trace (review 44c, CLI 6); a refusal below leaves no file
+    with output_file(out) as file, open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
         to = reporter.names.identifier(to_ref, node)
         try:
@@ -491,7 +480,7 @@ def delegate_cmd(
             )
             raise delegation_refused(exc, parent, requested, ttl=ttl, now=now) from None
         summary = node.wallet.inspect(chain, now=now)
-    write_output(out, chain)
+        file.write(chain)
     reporter.result(
         summary.to_json(),
         f"wrote a {len(summary.links)}-link chain to {escape_text(out)} for "
@@ -596,8 +585,7 @@ def verify(
             )
     except CredentialError as exc:
         reporter.fail(not_verified(exc, names, anchors, now), EXIT_INVALID, invalid_object(exc))
-    within_skew = now >= verified.expires_at or now < verified.not_before
-    result = {"valid": True, **verified.to_json(), "within_skew": within_skew}
+    result = {"valid": True, **verified.to_json(), "within_skew": verified.within_skew(now)}
     lines = [
         f"{_valid(verified.not_before, verified.expires_at, now)}: "
         f"{reporter.label(verified.actor)} acts, "

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from troth.cli.output import Reporter, json_command
+
 
 @click.command("demo", epilog="\b\nExample:\n  troth demo --chapter 2")
 @click.option(
@@ -24,16 +26,29 @@ import click
     metavar="N",
     help="Run only chapter N (repeat for several; default: all).",
 )
-def demo(home_dir: str | None, chapters: tuple[int, ...]) -> None:
-    """Tell troth's story end to end on embedded defaults."""
+@json_command
+def demo(home_dir: str | None, chapters: tuple[int, ...], reporter: Reporter) -> None:
+    """Tell troth's story end to end on embedded defaults. With --json, the story's lines go
+    to stderr as it runs, and then to stdout in one JSON object (`lines`)."""
     from troth.demo import CHAPTERS, run_demo
 
     unknown = [c for c in chapters if c not in CHAPTERS]
     if unknown:
         raise click.BadParameter(f"no chapter {unknown[0]} (have {sorted(CHAPTERS)})")
-    click.echo("troth demo: cryptographic identity and trust for AI agents")
+    lines: list[str] = []
+
+    def write(line: str) -> None:  # --json: one document on stdout, the story as progress
+        if reporter.as_json:
+            lines.append(line)
+        click.echo(line, err=reporter.as_json)
+
+    write("troth demo: cryptographic identity and trust for AI agents")
     if home_dir:
-        run_demo(click.echo, Path(home_dir), list(chapters))
-        return
-    with tempfile.TemporaryDirectory(prefix="troth-demo-") as tmp:
-        run_demo(click.echo, Path(tmp), list(chapters))
+        run_demo(write, Path(home_dir), list(chapters))
+    else:
+        with tempfile.TemporaryDirectory(prefix="troth-demo-") as tmp:
+            run_demo(write, Path(tmp), list(chapters))
+    if reporter.as_json:
+        reporter.result(
+            {"home": home_dir, "chapters": list(chapters) or sorted(CHAPTERS), "lines": lines}
+        )

@@ -11,6 +11,7 @@ from troth import limits
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
+    OUTPUT_FILE,
     home,
     node_option,
     open_cli_node,
@@ -256,9 +257,7 @@ def _announce(node_name: str, ref: str) -> list[dict[str, Any]]:
 
 @identity_group.command("export")
 @IDENTITY_ARG
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), metavar="FILE", help="File to write."
-)
+@click.option("--out", required=True, type=OUTPUT_FILE, metavar="FILE", help="File to write.")
 @node_option
 @json_command
 def export(ref: str, out: str, node_name: str, reporter: Reporter) -> None:

@@ -31,6 +31,7 @@ from troth.node import troth_home
 
 __all__ = [
     "EXIT_CONFIG",
+    "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_IO",
     "EXIT_USAGE",
@@ -50,6 +51,9 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_IO = 4
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: 128 + SIGINT, the shell's code for it; never 1, which a script reads as a verdict
+(review 44c, interrupt 1)."""
 
 R = TypeVar("R")
 
@@ -97,7 +101,8 @@ Exit codes:
   3  configuration: a node's setup (its configuration or vault key, a node not running
      or already running, a missing environment variable)
   4  I/O: a file could not be read or written, the network did not answer (connection
-     refused, unreachable, timed out), the database or vault failed"""
+     refused, unreachable, timed out), the database or vault failed
+  130  interrupted (Ctrl-C)"""
 """The exit code table, as `troth --help` prints it (and docs/cli.md, and the README)."""
 
 
@@ -105,6 +110,8 @@ def exit_code(exc: BaseException) -> int:
     """The exit code of an error (the table in EXIT_CODES_HELP)."""
     if isinstance(exc, Explained):
         return exit_code(exc.error)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
     if isinstance(exc, click.ClickException):
         return exc.exit_code
     if isinstance(exc, ChannelError) and exc.reason is ChannelFailure.TIMEOUT:
@@ -266,6 +273,8 @@ def json_command(func: Callable[..., R]) -> Callable[..., R]:
             return func(*args, reporter=reporter, **kwargs)
         except (TrothError, ValueError, OSError, Explained) as exc:
             reporter.fail(exc)
+        except KeyboardInterrupt:  # Ctrl-C: exit 130, with --json one error object
+            reporter.fail(KeyboardInterrupt("interrupted"))
 
     return wrapper
 

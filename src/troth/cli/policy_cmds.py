@@ -14,6 +14,7 @@ from troth import limits
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
+    OUTPUT_FILE,
     as_option,
     authority_option,
     duration_option,
@@ -155,7 +156,7 @@ def bundle_group() -> None:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False),
+    type=OUTPUT_FILE,
     metavar="FILE",
     help="File to write.",
 )

@@ -14,6 +14,7 @@ from troth.authority.client import revoke_request
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
+    OUTPUT_FILE,
     as_option,
     authority_option,
     node_option,
@@ -175,7 +176,7 @@ def revocations_group() -> None:
 @authority_option()
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False),
+    type=OUTPUT_FILE,
     metavar="FILE",
     help="Also write the signed feed here (a CBOR sequence of pages, for verify --feed).",
 )

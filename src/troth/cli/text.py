@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from troth import limits
+
 __all__ = ["attributes", "duration", "moment", "parse_duration", "relative", "timestamp"]
 
 _UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
@@ -88,6 +90,8 @@ def parse_duration(text: str) -> int:
             )
     if seconds <= 0:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 1h30m, 2d)")
+    if seconds > limits.MAX_TTL:  # it would not fit a time (review 44c, bounds 1)
+        raise ValueError(f"{text!r} is longer than troth takes ({limits.MAX_TTL} s, MAX_TTL)")
     return seconds
 
 

@@ -3,7 +3,9 @@ log); outbox (what waits for the node's trace service)."""
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import sys
 from collections.abc import Generator, Mapping
 from contextlib import nullcontext
@@ -16,6 +18,8 @@ from troth import limits
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
+    KEPT_FILE,
+    OUTPUT_FILE,
     as_option,
     node_option,
     open_cli_node,
@@ -154,7 +158,7 @@ def _outbox_note(node: Node, reporter: Reporter) -> None:
 @click.option(
     "--checkpoint",
     "anchor_path",
-    type=click.Path(dir_okay=False),
+    type=KEPT_FILE,
     help="The checkpoint this verifier keeps: compared with, then replaced by the newest.",
 )
 @click.option(
@@ -249,9 +253,7 @@ def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -
 
 @trace_group.command("prove")
 @click.argument("record_id")
-@click.option(
-    "--out", type=click.Path(dir_okay=False), metavar="FILE", help="Write the bundle here."
-)
+@click.option("--out", type=OUTPUT_FILE, metavar="FILE", help="Write the bundle here.")
 @click.option(
     "--agent",
     "agent_ref",
@@ -283,9 +285,7 @@ def prove_cmd(
     show_default=True,
     help="jsonl: an evaluation set (records, proofs, checkpoint); otel: OpenTelemetry spans.",
 )
-@click.option(
-    "--out", type=click.Path(dir_okay=False), metavar="FILE", help="JSONL file (default: stdout)."
-)
+@click.option("--out", type=OUTPUT_FILE, metavar="FILE", help="JSONL file (default: stdout).")
 @click.option("--endpoint", help="OTLP/HTTP endpoint, e.g. http://localhost:4318/v1/traces.")
 @click.option("--agent", "agent_ref", help="Only this agent's records (name or identifier).")
 @node_option
@@ -299,7 +299,8 @@ def export(
     reporter: Reporter,
 ) -> None:
     """An evaluation set (JSONL: each line a record, its inclusion proof and the checkpoint) or
-    OpenTelemetry spans (GenAI conventions + troth.*) sent to an OTLP endpoint."""
+    OpenTelemetry spans (GenAI conventions + troth.*) sent to an OTLP endpoint. With --json and
+    no --out, one JSON object: the lines in `proofs`, beside the `checkpoint`."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         agent = _agent(node, agent_ref)
         if fmt == "otel":
@@ -307,6 +308,12 @@ def export(
                 raise click.UsageError("--format otel needs --endpoint")
             count = _export_otel(log, endpoint, agent)
             reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
+            return
+        if out is None and reporter.as_json:  # one JSON document, not JSONL (review 44c, CLI 3)
+            buffer = io.StringIO()
+            checkpoint = export_jsonl(log, buffer, agent=agent)
+            proofs = [json.loads(line) for line in buffer.getvalue().splitlines()]
+            reporter.result({"out": None, "proofs": proofs, "checkpoint": checkpoint.to_json()})
             return
         target: Any = output_file(out, text=True) if out else nullcontext(sys.stdout)
         with target as stream:

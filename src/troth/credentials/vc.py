@@ -276,7 +276,8 @@ def export_credential_vc(
 ) -> dict[str, Any]:
     """An authority's credential as a W3C VC 2.0 JSON document, secured with eddsa-jcs-2022,
     its `credentialStatus` naming the authority's feed and `vc_credential_hash(id)`. The
-    caller records that hash as issued to `subject` (so removing the member revokes it)."""
+    caller records that hash as issued to `subject` (so removing the member revokes it):
+    `troth.authority.Authority.issue_member_vc` does both."""
     key = signer.vault.public_key(signer.handle)
     if key.key_type is not KeyType.ED25519:
         raise CredentialError(_F.MALFORMED, "eddsa-jcs-2022 needs an Ed25519 issuer")

@@ -224,6 +224,12 @@ class VerifiedCredential:
         `ChainVerifier.verify` makes, for a credential held since it verified."""
         _check_current(feed, self.authority, self.issuers, self.presenter)
 
+    def within_skew(self, now: int) -> bool:
+        """Whether the chain is valid at `now` only thanks to the clock-skew allowance (at or
+        past `expires_at`, or before `not_before`), as `VerifiedVC.within_skew` says of a VC;
+        the CLI decided it for chains (review 44c, skew 1)."""
+        return now >= self.expires_at or now < self.not_before
+
     def to_json(self) -> dict[str, Any]:
         """The verified chain as JSON data."""
         return {
