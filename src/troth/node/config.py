@@ -9,11 +9,18 @@ node sends the records its own identity signs to (a route ending in `/service/tr
 it, records go to the node's own log (docs/traces.md, "Where records go"). `traces_expect` (an
 identifier) is the identity expected there; without it, the identity that answers there first
 is pinned (troth.node.pins).
+
+`update_config` is the one way to change a node.json that exists: a read-modify-write under
+an flock on `node.json.lock` beside it (review 44d, config 1: two processes' updates, e.g.
+`troth node start --tcp-listen` and the first `troth secrets put`, each dropped the other's).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -23,8 +30,9 @@ from troth.encoding.ijson import load_json
 from troth.errors import ConfigError, DecodeError
 from troth.identity import Identifier
 from troth.names import check_name
+from troth.node.home import read_private_file, write_private_file
 
-__all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind"]
+__all__ = ["DEFAULT_SERVICES", "KNOWN_SERVICES", "NodeConfig", "VaultKind", "update_config"]
 
 VaultKind = Literal["software", "pkcs11"]
 KNOWN_SERVICES: Final = ("echo", "sink", "relay", "authority", "policy", "trace", "broker")
@@ -131,3 +139,20 @@ def _typed_as_declared(raw: dict[str, Any]) -> bool:
         and (name != "services" or all(type(item) is str for item in value))
         for name, value in raw.items()
     )
+
+
+def update_config(path: Path, change: Callable[[NodeConfig], NodeConfig]) -> NodeConfig:
+    """Read the node.json at `path`, apply `change` and write what it returns (when it differs),
+    holding an flock on `node.json.lock` beside it from the read to the rename, so that of two
+    processes updating it at once the later reads what the earlier wrote (review 44d, config
+    1: each read, then wrote its own change over what it read). The configuration now."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor closes
+        config = NodeConfig.from_json(read_private_file(path), path)
+        updated = change(config)
+        if updated != config:
+            write_private_file(path, updated.to_json())
+        return updated
+    finally:
+        os.close(fd)

@@ -54,7 +54,7 @@ from troth.errors import (
     Unreachable,
     VaultError,
 )
-from troth.node.config import NodeConfig
+from troth.node.config import NodeConfig, update_config
 from troth.node.home import read_private_file, write_private_file
 from troth.node.node import node_dir, open_node
 from troth.transport.framing import FRAME_HEADER, check_header, frame
@@ -165,12 +165,9 @@ def record_listen(home: Path, name: str, listen: str) -> NodeConfig:
     """Record in node `name`'s configuration that it listens on `listen` (host:port), so its
     tickets carry that address whether or not it runs (a port of 0 is not recorded)."""
     _parse_listen(listen)  # ValueError / RoutingError for a bad address
-    config = _config(home, name)
-    if listen.endswith(":0") or config.listen == listen:
-        return config
-    updated = config.with_listen(listen)
-    write_private_file(_dir(home, name) / "node.json", updated.to_json())
-    return updated
+    if listen.endswith(":0"):
+        return _config(home, name)
+    return update_config(_dir(home, name) / "node.json", lambda config: config.with_listen(listen))
 
 
 def _alive(pid: int) -> bool:
@@ -302,9 +299,12 @@ def start_daemon(home: Path, name: str, tcp_listen: str | None) -> dict[str, Any
     try:
         return _spawn(home, name, tcp_listen)
     except ConfigError:  # it never listened there: the address it had stays the recorded one
-        if tcp_listen and _config(home, name).listen == tcp_listen != previous:
-            path = _dir(home, name) / "node.json"
-            write_private_file(path, _config(home, name).with_listen(previous).to_json())
+        if tcp_listen and tcp_listen != previous:
+
+            def restore(config: NodeConfig) -> NodeConfig:
+                return config.with_listen(previous) if config.listen == tcp_listen else config
+
+            update_config(_dir(home, name) / "node.json", restore)
         raise
 
 

@@ -55,7 +55,7 @@ from troth.node.access import (
     PeerCaller,
     RequireAttributes,
 )
-from troth.node.home import read_private_file, write_private_file
+from troth.node.config import NodeConfig, update_config
 from troth.node.node import Node
 from troth.node.services.base import Method, RequestContext, call, service_address
 from troth.node.services.forwards import ForwardPool
@@ -135,14 +135,17 @@ def enable_broker(node: Node) -> bool:
     serves it once restarted)."""
     if BROKER in node.config.services:
         return False
-    path = node.path / "node.json"
-    config = type(node.config).from_json(read_private_file(path), path)
-    if BROKER in config.services:
-        return False
-    updated = dataclasses.replace(config, services=(*config.services, BROKER))
-    write_private_file(path, updated.to_json())
-    node.config = updated
-    return True
+    added = False
+
+    def add(config: NodeConfig) -> NodeConfig:
+        nonlocal added
+        if BROKER in config.services:
+            return config
+        added = True
+        return dataclasses.replace(config, services=(*config.services, BROKER))
+
+    node.config = update_config(node.path / "node.json", add)  # review 44d, config 1
+    return added
 
 
 def put_secret(
