@@ -7,7 +7,9 @@ identity's keys stay in the node's vault; for every request the gate re-reads fr
 store the identity's credential chains, the bundles the node holds (`troth policy push`, or
 the running node's distribution) and the feeds (the running node keeps them fresh; a feed
 left stale denies every call). Every decided call, allowed or denied, is a trace record signed
-by the identity, in the node's own log (docs/traces.md).
+by the identity, in the node's own log (docs/traces.md). An upstream has `START_TIMEOUT` to
+answer the MCP handshake, as a published one has (review 44c, gate start 1: one that never
+answered hung the gate for good).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
 from mcp import Client, StdioServerParameters
 from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
 from troth.integrations.mcp.gate import McpGate, gate_server, upstream_error
 from troth.node import open_node
+from troth.node.services.mcp import START_TIMEOUT
 from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
 from troth.node.services.trace import NodeTraces
 
@@ -47,11 +51,27 @@ async def serve_local_gate(
         point = policies.decision_point(traces.decision_recorder(identity))
         caller = LocalCredential(node, identity, policies, anchors=feeds.anchors)
         parameters = StdioServerParameters(command=command[0], args=list(command[1:]), cwd=cwd)
+        bound = START_TIMEOUT
+        timed_out = False
         try:
-            async with Client(parameters, cache=None) as upstream:
-                server = gate_server(McpGate(point, upstream, clock=clock), caller)
-                async with stdio_server() as (read, write):
-                    await server.run(read, write, server.create_initialization_options())
+            async with anyio.create_task_group() as group:
+                watch = anyio.CancelScope()
+
+                async def watchdog() -> None:
+                    # cancels the gate (the SDK's task groups nested in it) when the upstream
+                    # has not answered the handshake in time
+                    nonlocal timed_out
+                    with watch:
+                        await anyio.sleep(bound)
+                        timed_out = True
+                        group.cancel_scope.cancel()
+
+                group.start_soon(watchdog)
+                async with Client(parameters, cache=None) as upstream:
+                    watch.cancel()
+                    server = gate_server(McpGate(point, upstream, clock=clock), caller)
+                    async with stdio_server() as (read, write):
+                        await server.run(read, write, server.create_initialization_options())
         except BaseException as exc:  # the SDK's errors come in anyio's task groups
             failed = upstream_error(exc, shlex.join(command))
             if failed is None:
@@ -59,3 +79,8 @@ async def serve_local_gate(
             raise failed from None
         finally:
             await traces.close()
+        if timed_out:
+            raise OSError(
+                f"the upstream MCP server {shlex.join(command)} did not answer the MCP "
+                f"handshake within {bound} s"
+            )
