@@ -46,7 +46,9 @@ grant REFERENCES), still fail the revocation, which is retried.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,10 +64,51 @@ from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` a
     setup,
     world,
 )
+from troth.credentials import VerifiedCredential
 from troth.errors import SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, LeaseState
+from troth.secrets.broker import Broker, IssuedLease
 from troth.secrets.engine import SecretSpec
 from troth.secrets.lease import SecretValue
+
+
+@contextlib.contextmanager
+def _revoked_past_a_lock(
+    tmp_path: Path,
+    leases: LeaseWorld,
+    db: OrdersDb,
+    *,
+    first_sql: str | None,
+    holder_sql: str | None,
+    locked: str,
+) -> Iterator[tuple[Broker, VerifiedCredential, IssuedLease, Any]]:
+    """Postgres 1's scene: an agent's two leases; the first runs `first_sql`, the second runs
+    `holder_sql` (`{role}`: the first lease's role) and keeps a transaction open on table
+    `locked`; the first lease is revoked, and must end REVOKED, its role dropped. Yields the
+    broker, the agent, the second lease and its session."""
+    import psycopg
+
+    _admin_sql(db, f"GRANT CREATE ON SCHEMA public TO {db.writer}")
+    broker = setup(tmp_path, leases, db)
+    agent = leases.credential_a()
+    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
+    if first_sql is not None:
+        with login(db, first.credential.reveal()) as session:
+            session.execute(first_sql)
+    holder = login(db, second.credential.reveal())
+    if holder_sql is not None:
+        holder.execute(holder_sql.format(role=first.lease.engine_ref))
+    holder.autocommit = False
+    holder.execute(f"SELECT * FROM {locked}").fetchall()  # noqa: S608 - a lock
+    try:
+        revoked = broker.revoke(agent, first.lease_id, now=now())
+        assert revoked.state is LeaseState.REVOKED
+        assert first.lease.engine_ref not in db.roles("tl_")
+        yield broker, agent, second, holder
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            holder.close()
+        broker.close()
 
 
 def test_a_live_leases_lock_cannot_keep_a_revocation_failing(
@@ -77,27 +120,15 @@ def test_a_live_leases_lock_cannot_keep_a_revocation_failing(
     keep the first lease's revocation from finishing (its role dropped, REVOKED)."""
     import psycopg
 
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    with login(orders, first.credential.reveal()) as session:
-        session.execute("CREATE TABLE hold (x int); GRANT SELECT ON hold TO PUBLIC")
-    holder = login(orders, second.credential.reveal())
-    holder.autocommit = False
-    holder.execute("SELECT * FROM hold").fetchall()  # its transaction stays open: a lock
-    try:
-        revoked = broker.revoke(agent, first.lease_id, now=now())
-        assert revoked.state is LeaseState.REVOKED
-        assert first.lease.engine_ref not in orders.roles("tl_")
+    made = "CREATE TABLE hold (x int); GRANT SELECT ON hold TO PUBLIC"
+    scene = _revoked_past_a_lock(
+        tmp_path, world, orders, first_sql=made, holder_sql=None, locked="hold"
+    )
+    with scene as (broker, agent, second, holder):
         with pytest.raises(psycopg.OperationalError):  # the lock holder's session ended
             holder.execute("SELECT 1").fetchall()
         (lease,) = [lease for lease in broker.leases(agent) if lease.state is LeaseState.ACTIVE]
         assert lease.handle == second.lease.handle  # the second lease itself lives on
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            holder.close()
-        broker.close()
 
 
 def test_a_lock_on_what_depends_on_the_leases_objects_cannot_keep_it_failing(
@@ -109,26 +140,12 @@ def test_a_lock_on_what_depends_on_the_leases_objects_cannot_keep_it_failing(
     it); the second makes a table whose column default calls it and keeps a transaction open
     on its own table. The lock is on the second lease's table, not on anything the first
     owns, but `DROP OWNED BY ... CASCADE` drops the default, which locks that table."""
-    import psycopg
-
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    with login(orders, first.credential.reveal()) as session:
-        session.execute("CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'")
-    holder = login(orders, second.credential.reveal())
-    holder.execute("CREATE TABLE mine (x int DEFAULT public.one())")
-    holder.autocommit = False
-    holder.execute("SELECT * FROM mine").fetchall()  # its transaction stays open: a lock
-    try:
-        revoked = broker.revoke(agent, first.lease_id, now=now())
-        assert revoked.state is LeaseState.REVOKED
-        assert first.lease.engine_ref not in orders.roles("tl_")
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            holder.close()
-        broker.close()
+    function = "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+    table = "CREATE TABLE mine (x int DEFAULT public.one())"
+    with _revoked_past_a_lock(
+        tmp_path, world, orders, first_sql=function, holder_sql=table, locked="mine"
+    ):
+        pass  # revoked, REVOKED, its role dropped (the scene's checks)
 
 
 def test_a_policy_naming_the_leases_role_on_a_locked_table_cannot_keep_it_failing(
@@ -140,27 +157,11 @@ def test_a_policy_naming_the_leases_role_on_a_locked_table_cannot_keep_it_failin
     in a row-level security policy on its own table (an owner may name any role) and keeps a
     transaction open on that table; `DROP OWNED BY` the first role takes it out of the policy,
     which locks the table."""
-    import psycopg
-
-    _admin_sql(orders, f"GRANT CREATE ON SCHEMA public TO {orders.writer}")
-    broker = setup(tmp_path, world, orders)
-    agent = world.credential_a()
-    first, second = (broker.issue(agent, SECRET, scope=["orders:write"], now=now()) for _ in "12")
-    holder = login(orders, second.credential.reveal())
-    holder.execute(
-        f'CREATE TABLE mine (x int); CREATE POLICY p ON mine TO "{first.lease.engine_ref}" '
-        "USING (true)"
-    )
-    holder.autocommit = False
-    holder.execute("SELECT * FROM mine").fetchall()  # its transaction stays open: a lock
-    try:
-        revoked = broker.revoke(agent, first.lease_id, now=now())
-        assert revoked.state is LeaseState.REVOKED
-        assert first.lease.engine_ref not in orders.roles("tl_")
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            holder.close()
-        broker.close()
+    policy = 'CREATE TABLE mine (x int); CREATE POLICY p ON mine TO "{role}" USING (true)'
+    with _revoked_past_a_lock(
+        tmp_path, world, orders, first_sql=None, holder_sql=policy, locked="mine"
+    ):
+        pass  # revoked, REVOKED, its role dropped (the scene's checks)
 
 
 class _Stuck(RemoteStub):
