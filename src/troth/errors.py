@@ -86,6 +86,7 @@ __all__ = [
     "Unreachable",
     "UnsupportedKeyType",
     "VaultError",
+    "cut_text",
 ]
 
 
@@ -487,3 +488,11 @@ class TraceError(TrothError):
             index=self.index if index is None else index,
             record=self.record if record is None else record,
         )
+
+
+def cut_text(text: str, most: int) -> str:
+    """`text` as an error quotes it: within `most` characters, saying how many were left out (a
+    peer, a file or a policy chose it, up to a whole message)."""
+    if len(text) <= most:
+        return text
+    return f"{text[:most]}... ({len(text) - most} more characters)"

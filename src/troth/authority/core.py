@@ -501,9 +501,7 @@ class Authority:
                 valid_until=valid_until,
                 now=now,
             )
-            credential_hash = vc_credential_hash(document["id"])
-            self.store.record_issued(credential_hash, member.digest, valid_until, now)
-            self.store.forget_issued_before(member.digest, now - limits.MAX_CLOCK_SKEW_SECONDS)
+            self._record_issued(vc_credential_hash(document["id"]), member, valid_until, now)
         return document
 
     def _issue(
@@ -519,13 +517,23 @@ class Authority:
             depth=self.config.delegation_depth,
         )
         body = CredentialBody.decode(credential.body)
-        encoded = credential.encode()
-        self.store.record_issued(credential.hash, member.digest, body.expires_at, now, encoded)
-        # the member's credentials that no verifier accepts any more (past the largest clock
-        # skew) are never read again: forgotten, so a member refreshing every round (a short
-        # TTL), or in a loop, leaves no row behind for good (review 34b, issued 1)
-        self.store.forget_issued_before(member.digest, now - limits.MAX_CLOCK_SKEW_SECONDS)
+        self._record_issued(credential.hash, member, body.expires_at, now, credential.encode())
         return CredentialChain((credential,), (signer.identity.history,))
+
+    def _record_issued(
+        self,
+        credential_hash: bytes,
+        member: Identifier,
+        expires_at: int,
+        now: int,
+        encoded: bytes | None = None,
+    ) -> None:
+        """Record a credential (CBOR, or a VC by its hash) as issued to `member`. The member's
+        credentials that no verifier accepts any more (past the largest clock skew) are never
+        read again: forgotten, so a member refreshing every round (a short TTL), or in a loop,
+        leaves no row behind for good (review 34b, issued 1)."""
+        self.store.record_issued(credential_hash, member.digest, expires_at, now, encoded)
+        self.store.forget_issued_before(member.digest, now - limits.MAX_CLOCK_SKEW_SECONDS)
 
     # -- members ---------------------------------------------------------------------------------
 

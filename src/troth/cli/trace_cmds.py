@@ -3,9 +3,7 @@ log); outbox (what waits for the node's trace service)."""
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import sys
 from collections.abc import Generator, Mapping
 from contextlib import nullcontext
@@ -32,7 +30,14 @@ from troth.errors import NotFound, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
-from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
+from troth.trace.export import (
+    bundle_text,
+    export_bundles,
+    export_jsonl,
+    prove,
+    verify_bundle,
+    verify_export,
+)
 from troth.trace.log import TraceLog, open_node_log
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
@@ -310,9 +315,8 @@ def export(
             reporter.result({"spans": count, "endpoint": endpoint}, f"{count} spans sent")
             return
         if out is None and reporter.as_json:  # one JSON document, not JSONL (review 44c, CLI 3)
-            buffer = io.StringIO()
-            checkpoint = export_jsonl(log, buffer, agent=agent)
-            proofs = [json.loads(line) for line in buffer.getvalue().splitlines()]
+            checkpoint, bundles = export_bundles(log, agent=agent)
+            proofs = list(bundles)
             reporter.result({"out": None, "proofs": proofs, "checkpoint": checkpoint.to_json()})
             return
         target: Any = output_file(out, text=True) if out else nullcontext(sys.stdout)

@@ -51,7 +51,7 @@ from typing import Any, Final
 import cedarpy
 
 from troth import limits
-from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked
+from troth.errors import PolicyError, PolicyFailure, PolicyNotChecked, cut_text
 from troth.gates.caveats import CAVEAT_ID_PREFIX
 from troth.gates.nesting import action_hierarchy, cedar_refusal, largest_types
 from troth.gates.toolschema import ToolSchema, check_name, compile_tool_schema
@@ -113,10 +113,7 @@ def _refuse(reason: PolicyFailure, detail: str, messages: Iterable[str] = ()) ->
 
 def _cut(message: str) -> str:
     """`message` within MAX_POLICY_MESSAGE_TEXT characters, saying how many were left out."""
-    most = limits.MAX_POLICY_MESSAGE_TEXT
-    if len(message) <= most:
-        return message
-    return f"{message[:most]}... ({len(message) - most} more characters)"
+    return cut_text(message, limits.MAX_POLICY_MESSAGE_TEXT)
 
 
 def _kept(messages: Iterable[str]) -> list[str]:

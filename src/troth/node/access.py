@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 
 from troth.channel import VerifiedPeer
 from troth.credentials import Attributes, VerifiedCredential
-from troth.errors import ChannelError, ChannelFailure, Denied
+from troth.errors import ChannelError, ChannelFailure, Denied, cut_text
 from troth.gates import DecisionPoint, ServiceCall
 from troth.identity import Identifier
 
@@ -366,9 +366,7 @@ def _why(
         return f"no credential from {rule.authority} covers the attributes {attributes}{other}"
     if isinstance(rule, AttributeCoversArgument):
         if isinstance(arguments, str):
-            shown = arguments[:MAX_ARGUMENT_SHOWN]
-            more = len(arguments) - len(shown)
-            wanted = f"{rule.key}={shown}" + (f"... ({more} more characters)" if more else "")
+            wanted = f"{rule.key}={cut_text(arguments, MAX_ARGUMENT_SHOWN)}"
         else:
             wanted = rule.key
         if rule.authority is not None:

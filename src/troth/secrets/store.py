@@ -402,10 +402,8 @@ class SqliteSecretStore:
             "SELECT (SELECT engine FROM secret_store WHERE name = ?6), "
             "(SELECT config FROM secret_store WHERE name = ?6), "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
-            "AND state = ?2 LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases "
-            "WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5)) + "
-            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
-            "AND state = ?7 LIMIT ?5))",
+            "AND state IN (?2, ?7) LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM "
+            "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
             (
                 sql_blob(account.digest),
                 int(LeaseState.PENDING),

@@ -70,6 +70,7 @@ __all__ = [
     "BundleReport",
     "ExportReport",
     "bundle_text",
+    "export_bundles",
     "export_jsonl",
     "prove",
     "verify_bundle",
@@ -209,6 +210,18 @@ def prove(log: TraceLog, record_id: str, agent: Identifier | None = None) -> dic
 def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None) -> Checkpoint:
     """Write every record (of `agent`, or all) as one proof bundle per line, against a fresh
     checkpoint of the whole log. Refuses (TraceError) a log whose records do not hash to it."""
+    checkpoint, bundles = export_bundles(log, agent=agent)
+    for bundle in bundles:
+        out.write(bundle_text(bundle) + "\n")
+    return checkpoint
+
+
+def export_bundles(
+    log: TraceLog, *, agent: Identifier | None = None
+) -> tuple[Checkpoint, Iterator[dict[str, Any]]]:
+    """A fresh checkpoint of the whole log (TraceError, before any bundle, for a log whose
+    records do not hash to it), and the proof bundle of every record (of `agent`, or all)
+    against it, one by one: the lines of `export_jsonl`."""
     checkpoint = log.checkpoint()
     leaves: list[bytes] = []
     for entry in log.stored():
@@ -226,15 +239,17 @@ def export_jsonl(log: TraceLog, out: IO[str], *, agent: Identifier | None = None
     if tree.root(checkpoint.size) != checkpoint.root:
         raise TraceError(_F.ROOT_MISMATCH, "the stored records do not hash to the checkpoint")
     bundler = _Bundler(log, checkpoint)
-    for entry in log.stored():
-        if entry.index >= checkpoint.size:
-            break
-        if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
-            continue
-        proof = tree.inclusion_proof(entry.index, checkpoint.size)
-        line = bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
-        out.write(bundle_text(line) + "\n")
-    return checkpoint
+
+    def bundles() -> Iterator[dict[str, Any]]:
+        for entry in log.stored():
+            if entry.index >= checkpoint.size:
+                break
+            if agent is not None and open_envelope(entry.envelope)[0].agent != agent:
+                continue
+            proof = tree.inclusion_proof(entry.index, checkpoint.size)
+            yield bundler.bundle(entry.index, entry.envelope, entry.disclosures(), proof)
+
+    return checkpoint, bundles()
 
 
 def bundle_text(bundle: dict[str, Any], *, lines: bool = False) -> str:

@@ -62,6 +62,7 @@ from troth.errors import (
     RoutingError,
     TrothError,
     Unreachable,
+    cut_text,
 )
 from troth.node.access import (
     AccessPolicy,
@@ -279,16 +280,11 @@ def error_response(
     answer = cbor.encode([RESPONSE, VERSION, request, False, error])
     if len(answer) <= limits.MAX_SERVICE_MESSAGE:
         return answer
-    kept = [_cut(reason, MAX_ERROR_TEXT) for reason in reasons[:MAX_ERROR_REASONS]]
+    kept = [cut_text(reason, MAX_ERROR_TEXT) for reason in reasons[:MAX_ERROR_REASONS]]
     if len(reasons) > MAX_ERROR_REASONS:
         kept.append(f"(and {len(reasons) - MAX_ERROR_REASONS} more reasons)")
-    error = {"error": kind, "message": _cut(message, MAX_ERROR_TEXT), "reasons": kept}
+    error = {"error": kind, "message": cut_text(message, MAX_ERROR_TEXT), "reasons": kept}
     return cbor.encode([RESPONSE, VERSION, request, False, error])
-
-
-def _cut(text: str, most: int) -> str:
-    """`text`, or its first `most` characters and how many more there were."""
-    return text if len(text) <= most else f"{text[:most]}... ({len(text) - most} more)"
 
 
 def _failure(exc: TrothError, request: int) -> bytes:
@@ -426,7 +422,7 @@ class ServiceHost:
             name = cbor.expect_text(value[3], "method")
             method = service.methods.get(name)
             if method is None:
-                shown = _cut(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
+                shown = cut_text(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
                 raise RemoteError(f"service {service.name} has no method {shown!r}")
             caller = self._caller(service.name, name, source)
             if source is None or method.inline:

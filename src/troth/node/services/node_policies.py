@@ -2,8 +2,7 @@
 policy bundles and the decision point on them (`NodePolicies`), the feeds it holds
 (`NodeFeeds`, for code outside a running node), and the credentials a decision is made for (a
 local identity's, `LocalCredential`; a channel peer's, `PeerCredential`). Split from
-troth.node.services.policy, which distributes the bundles (the policy service) and still
-exports these names."""
+troth.node.services.policy, which distributes the bundles (the policy service)."""
 
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ different bundles of one revision the lower digest wins on every node (`BundleSt
 so the node answers its own when it is that one, and the fleet converges (review 41d, bundles
 2).
 
-`NodePolicies` (troth.node.services.node_policies, exported here too with the feeds and
-credential sources beside it) is what every gate of a node decides with (the runtime's service
+`NodePolicies` (troth.node.services.node_policies, with the feeds and credential sources
+beside it) is what every gate of a node decides with (the runtime's service
 requests, the MCP gates, `troth policy show`): the node's `BundleStore` over its own table,
 trusting the node's anchors, and the `DecisionPoint` on the feeds held now.
 """
@@ -75,13 +75,7 @@ from troth.node.access import Caller, MembersOnly, PeerCaller, Standing
 from troth.node.authorities import home_of, is_local
 from troth.node.node import Node, open_node
 from troth.node.services.base import Method, RequestContext, call, service_address
-from troth.node.services.node_policies import (
-    LocalCredential,
-    NodeFeeds,
-    NodePolicies,
-    PeerCredential,
-    unrevoked,
-)
+from troth.node.services.node_policies import NodeFeeds, NodePolicies
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
 from troth.routing import Route, Router, parse_route
@@ -95,14 +89,9 @@ class _ChannelTo(Protocol):
 
 __all__ = [
     "POLICY",
-    "LocalCredential",
-    "NodeFeeds",
-    "NodePolicies",
-    "PeerCredential",
     "PolicyService",
     "install_bundle",
     "stored_bundles",
-    "unrevoked",
 ]
 
 log = logging.getLogger("troth.node.policy")
