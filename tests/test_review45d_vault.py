@@ -28,7 +28,6 @@ def _drop_check(path: Path) -> None:
     db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review 45d, vault 1")
 def test_a_vault_holding_keys_without_a_check_opens_only_under_their_kek(tmp_path: Path) -> None:
     """Review 45d, vault 1. The KEK check value is what tells a wrong KEK at open; with it
     gone, `SoftwareVault` wrote a fresh check under whatever KEK it was given, even though
@@ -37,8 +36,10 @@ def test_a_vault_holding_keys_without_a_check_opens_only_under_their_kek(tmp_pat
     `vault_meta`) then recorded the wrong KEK as the vault's: every later open with the
     right KEK was refused ("does not open this vault") while every key was sealed under it,
     and the node was locked out of its own keys. A vault that holds sealed keys and no
-    check now checks the KEK against a stored key first: a KEK that opens none is refused
-    (ConfigError, nothing written), the right one writes the check again."""
+    check now checks the KEK against its newest stored key first: a KEK that does not open it
+    is refused (ConfigError, nothing written), the right one writes the check again.
+
+    Was a strict xfail until `SoftwareVault._check_kek` did so (`_opens_newest_key`)."""
     path = tmp_path / "v.db"
     db, vault = _open(path, KEK)
     with db.transaction():
@@ -61,7 +62,6 @@ def test_a_vault_holding_keys_without_a_check_opens_only_under_their_kek(tmp_pat
     db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review 45d, vault 1")
 def test_a_vault_of_seal_keys_only_without_a_check_is_judged_the_same(tmp_path: Path) -> None:
     """Review 45d, vault 1, for a vault whose newest key is a seal key (its row's AAD is not
     a private key's): the KEK is judged by that key too."""

@@ -103,6 +103,14 @@ class SoftwareVault:
     def _check_kek(store: SealedKeyStore, aead: Aead) -> None:
         check = store.get_vault_meta("kek_check")
         if check is None:
+            # no check, yet keys sealed under some KEK (a restore without `vault_meta`, a row
+            # deleted): a check written now under a wrong KEK would refuse the right one for
+            # good (review 45d, vault 1), so the newest key must open first
+            if not _opens_newest_key(store, aead):
+                raise ConfigError(
+                    "the vault key (TROTH_VAULT_KEY or vault.key) does not open this vault "
+                    "(its key check value is missing and its newest sealed key does not unseal)"
+                )
             nonce = os.urandom(Aead.NONCE_SIZE)
             store.put_vault_meta(
                 "kek_check", nonce + aead.encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
@@ -378,6 +386,38 @@ class _SoftwareKeyBatch:
             cache.pop(key_id, None)
         self._rows.clear()
         self._made.clear()
+
+
+def _opens_newest_key(store: SealedKeyStore, aead: Aead) -> bool:
+    """Whether `aead` (a KEK) unseals the newest sealed key of `store`, or it holds none."""
+    number = store.max_key_number()
+    if number <= 0:
+        return True
+    row = store.get_sealed_key(number)
+    if row is None:
+        return True  # deleted meanwhile: nothing sealed to judge by
+    key_type, purpose, sealed = row
+    key_id = f"{number:016x}"
+    if key_type == SEAL_KEY_TYPE:
+        aad = _seal_key_aad(key_id)
+    elif key_type in _KEY_TYPE_NUMBERS and purpose in _PURPOSE_NUMBERS:
+        aad = _aad(key_id, key_type, purpose)
+    else:
+        return False
+    if not isinstance(sealed, bytes) or sealed[:1] != _SEAL_VERSION:
+        return False
+    nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
+    if len(nonce) != Aead.NONCE_SIZE or len(ciphertext) < Aead.TAG_SIZE:
+        return False
+    try:
+        aead.decrypt(nonce, ciphertext, aad)
+    except CryptoError:
+        return False
+    return True
+
+
+_KEY_TYPE_NUMBERS: Final = frozenset(int(key_type) for key_type in KeyType)
+_PURPOSE_NUMBERS: Final = frozenset(int(purpose) for purpose in KeyPurpose)
 
 
 def _key_number(handle: KeyHandle | SealKey) -> int:
