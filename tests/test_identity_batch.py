@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import NOW
 from troth.crypto import KeyType, PublicKey
-from troth.errors import DecodeError, DecodeProblem, InvalidKey
+from troth.errors import IdentityError, IdentityFailure, InvalidKey
 from troth.identity import verify_history
 from troth.identity.change import ChangeBody, FirstChanges, SignedChange, encode_history
 from troth.identity.create import new_identities, new_identity
@@ -75,13 +75,16 @@ def test_values_off_the_template_are_encoded_as_ever() -> None:
 
 
 def test_a_window_the_format_cannot_carry_is_refused_as_before() -> None:
+    # refused by the maker before a key is generated (review 45d, identity 1), not by the
+    # CBOR encoder after both were (a DecodeError, MALFORMED, before)
     vault = SoftwareVault()
-    with pytest.raises(DecodeError) as raised:
+    with pytest.raises(IdentityError) as raised:
         new_identity(vault, KeyType.ED25519, now=NOW, valid_for=1 << 64)
-    assert raised.value.problem is DecodeProblem.MALFORMED
-    with pytest.raises(DecodeError) as raised:
+    assert raised.value.reason is IdentityFailure.KEY_OUTSIDE_VALIDITY
+    with pytest.raises(IdentityError) as raised:
         list(new_identities(vault, KeyType.ED25519, 3, now=NOW, valid_for=1 << 64))
-    assert raised.value.problem is DecodeProblem.MALFORMED
+    assert raised.value.reason is IdentityFailure.KEY_OUTSIDE_VALIDITY
+    assert not vault._cache
 
 
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])

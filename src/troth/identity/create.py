@@ -21,6 +21,21 @@ from troth.vault import KeyHandle, KeyPurpose, Vault
 __all__ = ["HeldIdentity", "new_identities", "new_identity", "rotate_identity"]
 
 _PRIMARY = KeyPurpose.PRIMARY  # bound once: a member's lookup through its enum class is slow
+_UINT_BOUND = 1 << 64  # a change's times are CBOR unsigned integers (docs/formats.md)
+
+
+def _check_window(now: int, valid_for: int, index: int) -> None:
+    """IdentityError KEY_OUTSIDE_VALIDITY unless a change made at `now` with a key valid for
+    `valid_for` seconds is one every verifier takes (`verify_history`: created within its key's
+    window, every time an unsigned 64-bit integer): the maker refuses, before generating a key,
+    what no reader accepts (review 45d, identity 1)."""
+    if now < 0 or valid_for < 0 or now + valid_for >= _UINT_BOUND:
+        raise IdentityError(
+            IdentityFailure.KEY_OUTSIDE_VALIDITY,
+            f"a key valid for {valid_for} s from {now} (0 <= now, 0 <= valid_for, "
+            f"now + valid_for < 2**64)",
+            index,
+        )
 
 
 class HeldIdentity(NamedTuple):
@@ -34,6 +49,7 @@ class HeldIdentity(NamedTuple):
 def new_identity(vault: Vault, key_type: KeyType, *, now: int, valid_for: int) -> HeldIdentity:
     """Generate a primary key and the next primary key in `vault`, and sign the first change of
     a new history (committing to the next key)."""
+    _check_window(now, valid_for, 0)
     handle = vault.generate(key_type, _PRIMARY)
     next_key = vault.generate(key_type, _PRIMARY)
     body = ChangeBody(
@@ -56,6 +72,7 @@ def new_identities(
     """`count` new identities, each made as `new_identity` makes one (the same bytes), their
     first changes and histories encoded from one template (`FirstChanges`: a batch shares its
     key type and window)."""
+    _check_window(now, valid_for, 0)
     if count == 1:  # the template costs more than it saves for one
         yield new_identity(vault, key_type, now=now, valid_for=valid_for)
         return
@@ -90,6 +107,7 @@ def rotate_identity(
     """
     before = identity.current.body
     index = identity.current.index + 1
+    _check_window(now, valid_for, index)
     if not before.valid_from <= now <= before.valid_until:
         raise IdentityError(
             IdentityFailure.KEY_OUTSIDE_VALIDITY,
