@@ -26,7 +26,6 @@ from troth.errors import AuthorityError, AuthorityFailure
 NOW = 1_800_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="review 45c, enrollment 1")
 def test_an_identity_revoked_for_good_cannot_enroll_again(tmp_path: Path) -> None:
     with acme_and_agent(tmp_path, NOW) as (authority, agent, member, ticket):
         authority.enroll(enroll_request(agent.identities, "agent", ticket, now=NOW), now=NOW)

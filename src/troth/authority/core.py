@@ -310,7 +310,8 @@ class Authority:
         gone) is answered with that credential: never a second use, never a second credential.
         So a member whose answer was lost (a crash on either side) enrolls again and gets it.
         After the window, the same member's repeat is answered as its refresh would be
-        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN.
+        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN. An
+        identity revoked for good (`revoke_identity`) is NOT_A_MEMBER whatever its ticket.
         """
         verified = self._verify(request, "enroll", now)
         try:
@@ -321,6 +322,10 @@ class Authority:
         member = verified.requester.identifier
         hashed = code_hash(code)
         with self.store.transaction():
+            # revoked for good (`revoke_identity`): no ticket makes it a member again, none of
+            # its uses taken (review 45c, enrollment 1)
+            if self.store.find_revocation(int(RevocationKind.IDENTITY), member.digest) is not None:
+                raise AuthorityError(_A.NOT_A_MEMBER, f"{member} is revoked for good")
             issued = self.store.find_redemption(hashed, member.digest, now)
             if issued is not None:
                 if self.store.get_member(member.digest) is None:
