@@ -9,6 +9,13 @@ ticket's attributes and role: an `enroller` role lets it create tickets for fres
 that nothing revokes — and was issued a credential (a row charged to no quota, a member VC the
 CLI would export). Was a strict xfail until `enroll` refused an identity revoked in the
 authority's own feed (NOT_A_MEMBER) before taking the ticket's use.
+
+Enrollment 2. A ticket records who created it (an admin or an `enroller` member), and
+`create_ticket` checks that role; nothing checked it again at redemption. So the tickets an
+enroller made — up to MAX_TICKET_USES uses each, valid up to MAX_TTL — kept making members
+after the authority removed that enroller or revoked its identity for good (its key stolen:
+the thief's first act is a ticket of a million uses for a year). A revoked identity's links
+stop verifying; its tickets went on.
 """
 
 from __future__ import annotations
@@ -50,3 +57,39 @@ def test_an_identity_revoked_for_good_cannot_enroll_again(tmp_path: Path) -> Non
             agent.identities.create(now=NOW, name=name)
             again = enroll_request(agent.identities, name, shared, now=NOW + 3)
             authority.enroll(again, now=NOW + 3)
+
+
+@pytest.mark.xfail(strict=True, reason="review 45c, enrollment 2")
+@pytest.mark.parametrize("cut_off", ["revoked", "removed"])
+def test_a_ticket_outlives_no_standing_of_the_enroller_that_made_it(
+    tmp_path: Path, cut_off: str
+) -> None:
+    with acme_and_agent(tmp_path, NOW) as (authority, agent, enroller, ticket):
+        enroller_ticket = authority.create_ticket(
+            creator=authority.identifier,
+            attributes=Attributes(),
+            address="node:acme",
+            now=NOW,
+            role=ENROLLER,
+        )
+        request = enroll_request(agent.identities, "agent", enroller_ticket, now=NOW)
+        authority.enroll(request, now=NOW)
+        made = authority.create_ticket(
+            creator=enroller,
+            attributes=Attributes({"team.name": "x"}),
+            address="node:acme",
+            now=NOW,
+            uses=1000,
+            ttl=86_400,
+        )
+        if cut_off == "revoked":
+            authority.revoke_identity(enroller, now=NOW + 1, reason="key stolen")
+        else:
+            authority.remove_member(enroller, now=NOW + 1)
+        stranger = agent.identities.create(now=NOW, name="stranger").identifier
+        with pytest.raises(AuthorityError) as caught:
+            authority.enroll(
+                enroll_request(agent.identities, "stranger", made, now=NOW + 2), now=NOW + 2
+            )
+        assert caught.value.reason is AuthorityFailure.TICKET_UNKNOWN
+        assert authority.store.get_member(stranger.digest) is None
