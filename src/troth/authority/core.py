@@ -345,6 +345,7 @@ class Authority:
                 return self._issue_bounded(member, attributes, now)
             attributes_cbor, created_by, ticket_expires_at = redeemed
             granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
+            self._check_creator(Identifier(created_by), granted)  # rolls the use back
             existing = self.store.get_member(member.digest)
             try:  # a re-enrollment merges: within what a credential may hold (review 22c)
                 attributes = (
@@ -371,6 +372,17 @@ class Authority:
             crash_point("authority.enroll.before-commit")
         crash_point("authority.enroll.after-commit")
         return chain
+
+    def _check_creator(self, creator: Identifier, granted: Attributes) -> None:
+        """A ticket is good while its creator still may create it (`create_ticket`'s rule):
+        one made by an enroller or admin member no longer makes members once that member was
+        removed or revoked for good (review 45c, enrollment 2). TICKET_UNKNOWN: never again."""
+        roles = self.roles_of(creator)
+        reserved = bool(granted.reserved_keys())
+        if ADMIN not in roles and (reserved or ENROLLER not in roles):
+            raise AuthorityError(
+                _A.TICKET_UNKNOWN, "its creator no longer has the role that made it"
+            )
 
     def refresh(self, request: bytes, *, now: int) -> CredentialChain:
         """A fresh credential for a member that proves it is itself (a signed refresh request);
