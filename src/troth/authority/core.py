@@ -310,7 +310,8 @@ class Authority:
         gone) is answered with that credential: never a second use, never a second credential.
         So a member whose answer was lost (a crash on either side) enrolls again and gets it.
         After the window, the same member's repeat is answered as its refresh would be
-        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN.
+        (`_issue_bounded`; NOT_A_MEMBER once removed); anyone else's is TICKET_UNKNOWN. An
+        identity revoked for good (`revoke_identity`) is NOT_A_MEMBER whatever its ticket.
         """
         verified = self._verify(request, "enroll", now)
         try:
@@ -321,6 +322,10 @@ class Authority:
         member = verified.requester.identifier
         hashed = code_hash(code)
         with self.store.transaction():
+            # revoked for good (`revoke_identity`): no ticket makes it a member again, none of
+            # its uses taken (review 45c, enrollment 1)
+            if self.store.find_revocation(int(RevocationKind.IDENTITY), member.digest) is not None:
+                raise AuthorityError(_A.NOT_A_MEMBER, f"{member} is revoked for good")
             issued = self.store.find_redemption(hashed, member.digest, now)
             if issued is not None:
                 if self.store.get_member(member.digest) is None:
@@ -340,6 +345,7 @@ class Authority:
                 return self._issue_bounded(member, attributes, now)
             attributes_cbor, created_by, ticket_expires_at = redeemed
             granted = Attributes.from_cbor(cbor.decode(attributes_cbor))
+            self._check_creator(Identifier(created_by), granted)  # rolls the use back
             existing = self.store.get_member(member.digest)
             try:  # a re-enrollment merges: within what a credential may hold (review 22c)
                 attributes = (
@@ -366,6 +372,17 @@ class Authority:
             crash_point("authority.enroll.before-commit")
         crash_point("authority.enroll.after-commit")
         return chain
+
+    def _check_creator(self, creator: Identifier, granted: Attributes) -> None:
+        """A ticket is good while its creator still may create it (`create_ticket`'s rule):
+        one made by an enroller or admin member no longer makes members once that member was
+        removed or revoked for good (review 45c, enrollment 2). TICKET_UNKNOWN: never again."""
+        roles = self.roles_of(creator)
+        reserved = bool(granted.reserved_keys())
+        if ADMIN not in roles and (reserved or ENROLLER not in roles):
+            raise AuthorityError(
+                _A.TICKET_UNKNOWN, "its creator no longer has the role that made it"
+            )
 
     def refresh(self, request: bytes, *, now: int) -> CredentialChain:
         """A fresh credential for a member that proves it is itself (a signed refresh request);
