@@ -21,12 +21,16 @@ from troth import limits
 from troth.encoding import cbor
 from troth.errors import ChannelError, ChannelFailure, DecodeError
 
-__all__ = ["AuthPayload", "Kind", "pack", "unpack"]
+__all__ = ["MAX_AUTH_PAYLOAD", "AuthPayload", "Kind", "fitting_chains", "pack", "unpack"]
 
 AUTH_TYPE: Final = "troth.channel.auth"
 VERSION: Final = 1
 HEADER: Final = struct.Struct(">BI")
 FRAGMENT: Final = struct.Struct(">QII")
+MAX_AUTH_PAYLOAD: Final = limits.MAX_CHANNEL_FRAME - 96
+"""Largest auth payload a handshake message carries: Noise XX message 2 holds it beside an
+ephemeral key (32 bytes), the encrypted static key (32 + a 16-byte tag) and its own tag (16),
+all within MAX_CHANNEL_FRAME (message 3 has less around it)."""
 
 
 class Kind(enum.IntEnum):
@@ -73,6 +77,26 @@ class AuthPayload:
             )
         except DecodeError as exc:
             raise ChannelError(ChannelFailure.PEER_INVALID, f"auth payload: {exc}") from None
+
+
+def fitting_chains(
+    history: bytes, attestation: bytes, chains: tuple[bytes, ...]
+) -> tuple[bytes, ...]:
+    """The chains of `chains`, in order, that an auth payload beside `history` and
+    `attestation` carries within MAX_AUTH_PAYLOAD (at most MAX_CHANNEL_CREDENTIALS): one that
+    does not fit with those before it is left out, the others still shown. Chains within
+    MAX_CHAIN_BYTES add up to more than a handshake message holds (review 45g, channel 1:
+    eight credentials at MAX_CREDENTIAL_BYTES closed every channel TOO_LARGE)."""
+    size = len(AuthPayload(history, attestation, ()).encode())
+    kept: list[bytes] = []
+    for chain in chains:
+        if len(kept) == limits.MAX_CHANNEL_CREDENTIALS:
+            break
+        need = len(cbor.encode(chain))  # its length header and bytes (the list's stays 1)
+        if size + need <= MAX_AUTH_PAYLOAD:
+            kept.append(chain)
+            size += need
+    return tuple(kept)
 
 
 def pack(kind: Kind, parts: tuple[bytes | memoryview, ...], padding: int) -> bytes:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
+from troth.channel.payloads import fitting_chains
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
 from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
@@ -40,7 +41,6 @@ from troth.errors import (
     TrothError,
 )
 from troth.identity import Identifier
-from troth.limits import MAX_CHANNEL_CREDENTIALS
 from troth.node import feedsync, membership
 from troth.node.access import (
     CHANNELS,
@@ -458,13 +458,12 @@ class NodeRuntime:
             if not revokes_a_link(held.chain, feeds.get)
             and not supersedes_an_issuer(held.chain, feeds.get, now=now, checkpoints=checkpoints)
         ]
-        chains = tuple(h.chain for h in _each_authority_first(live)[:MAX_CHANNEL_CREDENTIALS])
+        history = identities.export(name)
+        ordered = tuple(h.chain for h in _each_authority_first(live))
+        chains = fitting_chains(history, key.attestation, ordered)  # review 45g, channel 1
         expiry = min([key.expires_at, *(h.expires_at for h in live)])
         identity = ChannelIdentity(
-            identities.export(name),
-            VaultDhKey(self.node.vault, handle),
-            key.attestation,
-            chains,
+            history, VaultDhKey(self.node.vault, handle), key.attestation, chains
         )
         return identity, expiry
 
