@@ -35,7 +35,9 @@ MAX_CLOCK_SKEW_SECONDS: Final = 300
 
 # -- credentials (troth.credentials, troth.authority) ----------------------------------------
 MAX_CREDENTIAL_BYTES: Final = 8 * 1024
-"""Largest signed credential (body, signature and the issuer's key attestation)."""
+"""Largest encoded credential body (what is signed: `CredentialBody.decode` reads it, `delegate`
+and `issue_credential` refuse to sign more); its signature (64 bytes) and the issuer's key
+attestation (MAX_ATTESTATION_BYTES) travel beside it, in the chain (MAX_CHAIN_BYTES)."""
 MAX_ATTRIBUTES: Final = 64
 """Most attributes in one credential."""
 MAX_ATTRIBUTE_VALUES: Final = 64
