@@ -27,7 +27,8 @@ MAX_CHANGE_INDEX: Final = (1 << 32) - 1
 """Highest change index (an identity may rotate this often in its life; a checkpointed history
 presents its newest changes). A rotation a minute lasts 8,000 years."""
 MAX_CHANGE_BYTES: Final = 512
-"""Largest encoded change body (a P-256 change is ~150 bytes)."""
+"""Largest encoded change body (a P-256 rotation's is 177 bytes, 190 at the latest times a key
+window takes; 64 of them make a ~20.7 KB history: tests/test_review45g_artifacts.py)."""
 MAX_ATTESTATION_BYTES: Final = 512
 """Largest encoded purpose-key attestation."""
 MAX_CLOCK_SKEW_SECONDS: Final = 300
@@ -169,7 +170,8 @@ MAX_ADDRESS_TEXT: Final = 256
 MAX_SERVICE_MESSAGE: Final = 1 << 20
 """Largest service request or response (1 MiB): `call` decodes answers with it, a service
 refuses to send more. Everything the protocol sends fits: a feed page (512 KiB), a chain
-(128 KiB), a signed request carrying a chain and a history (< 161 KiB)."""
+(128 KiB), a signed request to an authority carrying a chain and a history (at most
+166,528 bytes, ~163 KiB: troth.authority.requests.MAX_REQUEST_BYTES)."""
 MAX_CALLS_IN_FLIGHT: Final = 1024
 """Most requests one node has in flight through one channel (or to one local service) at once:
 more callers wait for a slot, so the answers a peer can be owed stay bounded."""
