@@ -10,17 +10,15 @@
    long as it held them. Fixed: the node shows the chains that fit the handshake message
    (`troth.channel.payloads.fitting_chains`, MAX_AUTH_PAYLOAD), each authority's first.
 
-2. (left, a strict xfail) `delegate` makes chains up to MAX_CHAIN_BYTES (128 KiB), and the
-   wallet holds them, but a handshake message carries at most MAX_AUTH_PAYLOAD (~64 KiB) with
-   the holder's history (up to MAX_IDENTITY_HISTORY_BYTES) beside it: a chain at
-   MAX_DELEGATION_LINKS whose links grant ~7.8 KB of attributes (~75 KB, well within
-   MAX_CHAIN_BYTES) is made and then shown to no peer (since fix 1 the node leaves it out; before,
-   it closed every channel). Fixing it is a format decision: a chain a holder presents bounded
-   by what a handshake carries (MAX_CHAIN_BYTES lowered, or `delegate` refusing past the
-   handshake budget less the largest history), or chains carried after the handshake in
-   fragments.
+2. `delegate` made chains up to MAX_CHAIN_BYTES (128 KiB), and the wallet held them, but a
+   handshake message carries at most MAX_AUTH_PAYLOAD (~64 KiB) with the holder's history (up
+   to MAX_IDENTITY_HISTORY_BYTES) beside it: a chain at MAX_DELEGATION_LINKS whose links grant
+   ~7.8 KB of attributes (~75 KB) was made and then shown to no peer (since fix 1 the node
+   leaves it out; before, it closed every channel). Fixed (lead's decision): `delegate`
+   refuses a chain past MAX_PRESENTED_CHAIN_BYTES, what a handshake carries beside a history
+   and an attestation at their limits; readers still take up to MAX_CHAIN_BYTES.
 
-Each test asserts the behaviour the limits promise; the first was a strict xfail until its fix.
+Each test asserts the behaviour the limits promise; both were strict xfails until their fixes.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from tests.support.parties import make_party
 from troth import limits
 from troth.channel.payloads import fitting_chains
 from troth.credentials import Attributes, CredentialChain, delegate, issue_credential
+from troth.errors import CredentialError, CredentialFailure
 from troth.node.services import call
 from troth.routing import Address
 
@@ -76,10 +75,9 @@ def test_a_node_holding_credentials_at_their_limits_still_opens_channels(tmp_pat
     run_memnet(test, tmp_path / "home", budget=60)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 45g channel 2: MAX_CHAIN_BYTES is over what a handshake carries"
-)
 def test_a_chain_delegate_makes_is_one_its_holder_shows_in_a_handshake() -> None:
+    """Channel 2: `delegate` refuses (OVER_LIMIT) a chain past MAX_PRESENTED_CHAIN_BYTES, and
+    the largest it makes is shown beside a history and an attestation at their limits."""
     world = make_world()
     attributes = Attributes({"agents.team": "support", **WIDE})
     links = limits.MAX_DELEGATION_LINKS
@@ -94,18 +92,24 @@ def test_a_chain_delegate_makes_is_one_its_holder_shows_in_a_handshake() -> None
         depth=links,
     )
     chain = CredentialChain((root,), (world.authority.identity.history,))
-    for n in range(1, links + 1):
-        chain = delegate(
-            subjects[n - 1].signer,
-            chain,
-            subject=subjects[n].identifier,
-            attributes=attributes,
-            now=T,
-            ttl=3000,
-            purpose="a pipeline",
-        )
-    data = chain.encode()
-    assert len(data) <= limits.MAX_CHAIN_BYTES  # made, and held
-    me = world.alice.me((data,))
-    shown = fitting_chains(me.history, me.attestation, me.credentials)
-    assert shown == (data,)  # left out: no handshake carries it
+    with pytest.raises(CredentialError) as refused:
+        for n in range(1, links + 1):
+            chain = delegate(
+                subjects[n - 1].signer,
+                chain,
+                subject=subjects[n].identifier,
+                attributes=attributes,
+                now=T,
+                ttl=3000,
+                purpose="a pipeline",
+            )
+    assert refused.value.reason is CredentialFailure.OVER_LIMIT, refused.value
+    assert "MAX_PRESENTED_CHAIN_BYTES" in str(refused.value)
+    data = chain.encode()  # the largest made: within the bound, and shown at the worst
+    assert len(chain.credentials) > 1
+    assert len(data) <= limits.MAX_PRESENTED_CHAIN_BYTES
+    history = b"h" * limits.MAX_IDENTITY_HISTORY_BYTES
+    attestation = b"a" * limits.MAX_ATTESTATION_BYTES
+    assert fitting_chains(history, attestation, (data,)) == (data,)
+    at_bound = b"c" * limits.MAX_PRESENTED_CHAIN_BYTES  # any chain delegate may make fits
+    assert fitting_chains(history, attestation, (at_bound,)) == (at_bound,)

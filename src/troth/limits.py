@@ -118,6 +118,14 @@ a fresh feed."""
 # -- secure channels, routing, transport (troth.channel, troth.routing, troth.transport) ------
 MAX_CHANNEL_FRAME: Final = 65535
 """A channel frame is one Noise message (Noise spec §3)."""
+MAX_PRESENTED_CHAIN_BYTES: Final = (
+    MAX_CHANNEL_FRAME - 96 - MAX_IDENTITY_HISTORY_BYTES - MAX_ATTESTATION_BYTES - 256
+)
+"""Largest chain `delegate` makes (31,903 bytes): what a handshake message carries beside its
+holder's history and attestation at their limits (a Noise frame, MAX_CHANNEL_FRAME, less its
+96 bytes of keys and tags, less 256 for the auth payload's CBOR headers, which take 31).
+Readers still take chains up to MAX_CHAIN_BYTES. Review 45g, channel 2: a 75 KB chain was made,
+held and then shown to no peer."""
 MAX_CHANNEL_CREDENTIALS: Final = 8
 """Most credential chains one side presents in a handshake or refresh."""
 CHANNEL_REFRESH_BURST: Final = 8

@@ -133,11 +133,12 @@ def delegate(
     )
     extended = chain.extended(_sign(signer, body, link), signer.identity.history)
     size = len(extended.encode())
-    if size > limits.MAX_CHAIN_BYTES:  # what every verifier refuses first
+    if size > limits.MAX_PRESENTED_CHAIN_BYTES:  # what a handshake carries (review 45g)
         raise CredentialError(
             _F.OVER_LIMIT,
-            f"the chain would be {size} bytes, over {limits.MAX_CHAIN_BYTES} (MAX_CHAIN_BYTES): "
-            "its issuers' histories are long (present them from a checkpoint) or it is deep",
+            f"the chain would be {size} bytes, over {limits.MAX_PRESENTED_CHAIN_BYTES} "
+            "(MAX_PRESENTED_CHAIN_BYTES, what a handshake carries): its issuers' histories are "
+            "long (present them from a checkpoint), it grants many attributes, or it is deep",
             link,
         )
     return extended
