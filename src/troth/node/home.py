@@ -16,6 +16,7 @@ from typing import IO, Any
 import platformdirs
 
 from troth.errors import ConfigError
+from troth.faults import crash_point
 
 __all__ = [
     "private_file_writer",
@@ -68,6 +69,7 @@ def private_file_writer(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("node.file.before-rename")  # the old file whole, a temporary one beside it
         if exclusive:
             os.link(tmp, path)  # fails with FileExistsError if another writer won
             os.unlink(tmp)
@@ -77,6 +79,7 @@ def private_file_writer(
         if tmp.exists():
             tmp.unlink()
         raise
+    crash_point("node.file.after-rename")
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
