@@ -6,8 +6,9 @@ variable TROTH_CRASH_AT equals `name`. The variable is read once, when this modu
 without it a crash point is one comparison with None.
 
 Crash points sit before and after each commit of a multi-step operation (enrollment on both
-sides, batch creation, identity rotation: review 38c), so that tests can prove what a crash at
-each step leaves and how it is resumed. Names: `<side>.<operation>.<step>`, e.g.
+sides, batch creation, identity rotation: review 38c; revocation, tickets, the trace log,
+policy bundles and the node's private files: review 45f), so that tests can prove what a crash
+at each step leaves and how it is resumed. Names: `<side>.<operation>.<step>`, e.g.
 `authority.enroll.after-commit`.
 """
 
@@ -32,6 +33,21 @@ CRASH_POINTS: Final = (
     "identity.rotate.before-commit",
     "identity.rotate.after-commit",
     "node.mcp-grantors.before-commit",
+    # review 45f: the other operations whose steps span a commit and another effect
+    "authority.revoke.before-commit",
+    "authority.revoke.after-commit",
+    "authority.ticket.before-commit",
+    "authority.ticket.after-commit",
+    "trace.append.before-commit",
+    "trace.append.after-commit",
+    "trace.checkpoint.before-commit",
+    "trace.checkpoint.after-commit",
+    "trace.redact.before-commit",
+    "trace.redact.after-commit",
+    "node.policy-bundle.before-commit",
+    "node.policy-bundle.after-commit",
+    "node.file.before-rename",
+    "node.file.after-rename",
 )
 """Every crash point the library has (tests iterate over them)."""
 

@@ -221,9 +221,19 @@ class Authority:
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, exc.detail) from None
         code = new_code()
-        self.store.put_ticket(
-            code_hash(code), cbor.encode(attributes.to_cbor()), uses, now + ttl, creator.digest, now
-        )
+        with self.store.transaction():
+            self.store.put_ticket(
+                code_hash(code),
+                cbor.encode(attributes.to_cbor()),
+                uses,
+                now + ttl,
+                creator.digest,
+                now,
+            )
+            crash_point("authority.ticket.before-commit")
+        # killed here, the ticket is stored but its code is in no one's hands: only its hash
+        # is kept, so it can never be redeemed and is gone at its expiry (review 45f)
+        crash_point("authority.ticket.after-commit")
         return Ticket(code, self.history(), address)
 
     # -- enrollment and member credentials -------------------------------------------------------
@@ -574,7 +584,9 @@ class Authority:
                 raise AuthorityError(_A.NOT_A_MEMBER, str(identifier))
             since = now - limits.MAX_CLOCK_SKEW_SECONDS
             ids = self.store.unexpired_issued(identifier.digest, since)
-            self.revoke_credentials(ids, now=now, reason=reason)
+            self._revoke_many(RevocationKind.CREDENTIAL, ids, now, reason)
+            crash_point("authority.revoke.before-commit")
+        crash_point("authority.revoke.after-commit")
         return ids
 
     # -- revocation ------------------------------------------------------------------------------
@@ -588,7 +600,11 @@ class Authority:
         self, credential_hashes: Iterable[bytes], *, now: int, reason: str = ""
     ) -> list[int]:
         """Revoke many credentials in one transaction (the authority's bulk path)."""
-        return self._revoke_many(RevocationKind.CREDENTIAL, credential_hashes, now, reason)
+        with self.store.transaction():
+            seqs = self._revoke_many(RevocationKind.CREDENTIAL, credential_hashes, now, reason)
+            crash_point("authority.revoke.before-commit")
+        crash_point("authority.revoke.after-commit")
+        return seqs
 
     def revoke_identity(self, identifier: Identifier, *, now: int, reason: str = "") -> int:
         """Revoke an identity for good: every link it issued or holds stops verifying."""
@@ -596,7 +612,10 @@ class Authority:
             raise AuthorityError(_A.REQUEST_INVALID, "an authority cannot revoke itself")
         with self.store.transaction():
             self.store.remove_member(identifier.digest)
-            return self._revoke_many(RevocationKind.IDENTITY, [identifier.digest], now, reason)[0]
+            seq = self._revoke_many(RevocationKind.IDENTITY, [identifier.digest], now, reason)[0]
+            crash_point("authority.revoke.before-commit")
+        crash_point("authority.revoke.after-commit")
+        return seq
 
     def _revoke_many(
         self, kind: RevocationKind, targets: Iterable[bytes], now: int, reason: str
@@ -657,6 +676,8 @@ class Authority:
                     reason=reason,
                     charged_to=payer,
                 )
+                crash_point("authority.revoke.before-commit")
+            crash_point("authority.revoke.after-commit")
         except AuthorityError as exc:
             if exc.reason is not _A.QUOTA_EXCEEDED or payer is None or payer == member:
                 raise

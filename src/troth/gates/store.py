@@ -43,6 +43,7 @@ from troth import limits
 from troth.credentials import ChainVerifier, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, PolicyError, PolicyFailure, PolicyNotChecked
+from troth.faults import crash_point
 from troth.gates.bundles import (
     BundleBody,
     KnownIn,
@@ -169,22 +170,28 @@ class SqliteBundleTable:
             )
 
     def save_if_newer(self, authority: bytes, revision: int, data: bytes, now: int) -> bool:
-        cursor = self.db.execute(
-            "INSERT INTO gates_policy_bundles (authority, revision, bundle, stored_at, digest) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (authority) DO UPDATE SET "
-            "revision = excluded.revision, bundle = excluded.bundle, "
-            "stored_at = excluded.stored_at, digest = excluded.digest "
-            "WHERE excluded.revision > revision",
-            (authority, revision, data, now, sha256(data)),
-        )
+        with self.db.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO gates_policy_bundles (authority, revision, bundle, stored_at, "
+                "digest) VALUES (?, ?, ?, ?, ?) ON CONFLICT (authority) DO UPDATE SET "
+                "revision = excluded.revision, bundle = excluded.bundle, "
+                "stored_at = excluded.stored_at, digest = excluded.digest "
+                "WHERE excluded.revision > revision",
+                (authority, revision, data, now, sha256(data)),
+            )
+            crash_point("node.policy-bundle.before-commit")
+        crash_point("node.policy-bundle.after-commit")
         return cursor.rowcount == 1
 
     def replace(self, authority: bytes, held: bytes, revision: int, data: bytes, now: int) -> bool:
-        cursor = self.db.execute(  # compared by the bytes: a digest column is only a hint
-            "UPDATE gates_policy_bundles SET revision = ?, bundle = ?, stored_at = ?, "
-            "digest = ? WHERE authority = ? AND bundle = ?",
-            (revision, data, now, sha256(data), authority, held),
-        )
+        with self.db.transaction():
+            cursor = self.db.execute(  # compared by the bytes: a digest column is only a hint
+                "UPDATE gates_policy_bundles SET revision = ?, bundle = ?, stored_at = ?, "
+                "digest = ? WHERE authority = ? AND bundle = ?",
+                (revision, data, now, sha256(data), authority, held),
+            )
+            crash_point("node.policy-bundle.before-commit")
+        crash_point("node.policy-bundle.after-commit")
         return cursor.rowcount == 1
 
     def revisions(self) -> dict[bytes, int]:

@@ -9,21 +9,29 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import platformdirs
 
 from troth.errors import ConfigError
+from troth.faults import crash_point
 
 __all__ = [
+    "STALE_TEMPORARY_AGE",
     "private_file_writer",
     "read_private_file",
     "secure_dir",
     "troth_home",
     "write_private_file",
 ]
+
+STALE_TEMPORARY_AGE: Final = 60
+"""Seconds after which a temporary file left by a writer whose pid no longer runs here is
+removed by the next write of its target (review 45f, files 1)."""
 
 
 def troth_home() -> Path:
@@ -68,6 +76,7 @@ def private_file_writer(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("node.file.before-rename")  # the old file whole, a temporary one beside it
         if exclusive:
             os.link(tmp, path)  # fails with FileExistsError if another writer won
             os.unlink(tmp)
@@ -77,11 +86,61 @@ def private_file_writer(
         if tmp.exists():
             tmp.unlink()
         raise
+    crash_point("node.file.after-rename")
+    _remove_stale_temporaries(path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files killed writers of `path` left beside it (review 45f, files
+    1: each write killed before its rename left one for good, a delegated chain or a node.json
+    in it): named as `private_file_writer` names them, regular files of this user, of a pid
+    not running here, unmodified for STALE_TEMPORARY_AGE seconds (a live writer holds its own
+    for one write: milliseconds). Anything else, and any failure, is left alone."""
+    prefix = f".{path.name}."
+    now = time.time()
+    try:
+        entries = os.scandir(path.parent)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            parts = name[len(prefix) : -len(".tmp")].split(".")
+            if len(parts) != 2 or not parts[0].isdigit() or len(parts[1]) != 16:
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (
+                not stat.S_ISREG(info.st_mode)
+                or info.st_uid != os.geteuid()
+                or now - info.st_mtime < STALE_TEMPORARY_AGE
+                or _running(int(parts[0]))
+            ):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process `pid` runs here (one of another user's included)."""
+    if pid <= 0:
+        return True  # not a writer's pid: left alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as someone else
+        return True
+    return True
 
 
 def write_private_file(path: Path, data: bytes, *, exclusive: bool = False) -> None:

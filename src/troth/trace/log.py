@@ -45,6 +45,7 @@ from troth.errors import (
     TraceFailure,
     TrothError,
 )
+from troth.faults import crash_point
 from troth.identity import (
     Identifier,
     Signer,
@@ -375,6 +376,8 @@ class TraceLog(LogReader):
                 ]
                 insert_rows(conn, "agents", heads, verb="INSERT OR REPLACE")
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'size'", (frontier.size,))
+                crash_point("trace.append.before-commit")
+            crash_point("trace.append.after-commit")
             self._frontier = frontier
             self._known_keys |= state.new_keys
             self._known_chains |= state.new_chains
@@ -658,6 +661,8 @@ class TraceLog(LogReader):
                 "INSERT INTO checkpoints VALUES (?, ?, ?, ?)",
                 (size, root, signed.time, signed.note),
             )
+            crash_point("trace.checkpoint.before-commit")
+        crash_point("trace.checkpoint.after-commit")
         return signed
 
     def latest_checkpoint(self, *, covering: int = 0) -> Checkpoint:
@@ -696,6 +701,8 @@ class TraceLog(LogReader):
                     "UPDATE leaves SET disclosures = ? WHERE idx = ?",
                     (encode_disclosures(held), index),
                 )
+            crash_point("trace.redact.before-commit")
+        crash_point("trace.redact.after-commit")  # the old page still in the WAL
         busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             raise StorageError("redacted, but a reader holds the write-ahead log: run it again")
