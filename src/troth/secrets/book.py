@@ -41,7 +41,14 @@ from troth.secrets.lease import (
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.store import SqliteSecretStore
 
-__all__ = ["Granted", "LeaseBook", "chain_members"]
+__all__ = [
+    "REVOKE_RETRY_FIRST",
+    "REVOKE_RETRY_MAX",
+    "Granted",
+    "LeaseBook",
+    "chain_members",
+    "revoke_backoff",
+]
 
 _F = SecretFailure
 _S = LeaseState
@@ -58,6 +65,23 @@ _DENIALS: Final = frozenset(
     }
 )
 _CHAIN_HASH_CACHE: Final = 1024
+REVOKE_RETRY_FIRST: Final = 5
+"""Seconds after a failed upstream revocation before the sweep tries it again (the served
+broker's SWEEP_SECONDS); each further failure doubles the wait, up to `REVOKE_RETRY_MAX`."""
+REVOKE_RETRY_MAX: Final = 1800
+"""Longest wait between two attempts at a revocation that keeps failing (seconds): an attempt
+may cost the broker's thread the engine's lock timeout (limits.POSTGRES_LOCK_TIMEOUT_MS), so a
+lease stuck for good costs it at most that every 30 minutes, not every sweep (review 45b,
+revocations 1). The lease stays REVOKING meanwhile (counted in its quota)."""
+MAX_DUE_REVOCATIONS: Final = 10_000
+"""REVOKING leases one sweep tries at most (the longest due first)."""
+
+
+def revoke_backoff(attempts: int) -> int:
+    """Seconds to wait after the `attempts`-th failed revocation of a lease before the next."""
+    return min(REVOKE_RETRY_FIRST << min(max(attempts - 1, 0), 16), REVOKE_RETRY_MAX)
+
+
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
 _CREDENTIAL_MEMBER: Final = b"\x01"
 _IDENTITY_MEMBER: Final = b"\x02"
@@ -472,12 +496,13 @@ class LeaseBook:
     def stalled(self, now: int, *, all_pending: bool = False) -> list[Lease]:
         """Leases whose revocation must be (re)done: PENDING ones older than the grace (all of
         them with `all_pending`: the caller knows no issue is in flight, its broker restarted
-        and no other is open) become REVOKING; with every lease already REVOKING."""
+        and no other is open) become REVOKING; with every lease already REVOKING whose retry
+        is due (`revoke_failed`: a failed revocation waits longer at each failure)."""
         cutoff = now if all_pending else now - self.pending_grace
         with self._store.transaction():
             pending = self._store.leases_in([_S.PENDING], state_before=cutoff)
             self._start_all(pending, now, EndReason.ABORTED, "never confirmed by its engine")
-            return self._store.leases_in([_S.REVOKING])
+            return self._store.due_revocations(now, limit=MAX_DUE_REVOCATIONS)
 
     def abort(self, granted: Granted, now: int) -> Lease | None:
         """The engine failed to issue: PENDING -> REVOKING (the caller revokes upstream)."""
@@ -500,10 +525,18 @@ class LeaseBook:
             if self._store.set_state(lease.handle, was=[_S.REVOKING], to=_S.REVOKED, now=now):
                 self._record(AuditKind.REVOKED, now, lease, detail, member=member, ending=True)
 
-    def revoke_failed(self, lease: Lease) -> int:
-        """Count a failed upstream revocation (the sweep retries); returns the attempts."""
+    def revoke_failed(self, lease: Lease, now: int) -> tuple[int, int]:
+        """Count a failed upstream revocation: the sweep retries it `revoke_backoff(attempts)`
+        seconds from `now` (stored with the lease: a restart keeps the schedule). Returns the
+        attempts and when the next is due."""
         with self._store.transaction():
-            return self._store.note_attempt(lease.handle)
+            attempts = self._store.note_attempt(lease.handle, lambda n: now + revoke_backoff(n))
+        return attempts, now + revoke_backoff(attempts)
+
+    def retry_due(self, lease: Lease, now: int) -> bool:
+        """Whether `lease`'s upstream revocation may be tried at `now` (never failed, or its
+        retry time came)."""
+        return self._store.retry_due(lease.handle, now)
 
     def audit_other(
         self,

@@ -356,6 +356,8 @@ class BrokerService:
             "ready": True,
             "secrets": len(broker.store.secrets()),
             "sweeps": self.sweeps,
+            # REVOKING leases whose upstream revocation failed (up to MAX_STUCK_REPORTED)
+            "stuck_revocations": len(broker.stuck_revocations()),
         }
 
     # -- revocation through the feed ----------------------------------------------------------
