@@ -7,6 +7,12 @@
    for good. The retries now back off per lease (`REVOKE_RETRY_FIRST` doubling up to
    `REVOKE_RETRY_MAX`), the schedule stored with the lease (a restart does not reset it); the
    lease stays REVOKING (counted in its quota) and is reported (`Broker.stuck_revocations`).
+
+2. Ended leases (REVOKED: revoked, expired, aborted) stayed in `secret_leases` for good. The
+   served broker's maintenance now prunes those ended more than `ENDED_LEASE_RETENTION` ago
+   (`Broker.prune`); never a live or REVOKING one.
+
+Both tests were strict xfails until the fixes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 from tests.conftest import NOW
 from tests.support.leases import RemoteStub, make_world, open_broker
 from troth.secrets import AllowListPolicy, LeaseState
-from troth.secrets.book import REVOKE_RETRY_FIRST, REVOKE_RETRY_MAX
+from troth.secrets.book import ENDED_LEASE_RETENTION, REVOKE_RETRY_FIRST, REVOKE_RETRY_MAX
 from troth.secrets.broker import Broker
 from troth.secrets.engine import SecretSpec
 from troth.secrets.lease import LeaseHandle, SecretValue
@@ -103,3 +109,54 @@ def test_the_backoff_survives_a_restart(tmp_path: Path) -> None:
     for n in range(401, 420):
         again.sweep(NOW + n * SWEEP)
     assert engine.attempts == before
+
+
+# -- 2. ended leases are pruned ----------------------------------------------------------------
+
+
+def _rows(broker: Broker) -> int:
+    row = broker.store.db.fetch_one("SELECT COUNT(*) FROM secret_leases")
+    assert row is not None
+    return int(row[0])
+
+
+def test_ended_leases_are_pruned_after_the_retention_live_and_revoking_ones_never(
+    tmp_path: Path,
+) -> None:
+    """2: REVOKED (and expired) lease rows stayed in the broker's table for good. `prune(now)`
+    (the served broker's maintenance) deletes those ended more than `ENDED_LEASE_RETENTION`
+    ago; an ACTIVE lease (even past its expiry, not yet swept), a REVOKING one (its role may
+    still exist) and a recently ended one stay."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_b.identifier: {"stuck": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    engine = _Stuck()
+    engine.stuck = False
+    broker.engines[engine.kind] = engine
+    broker.put_secret("stuck", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    agent = world.credential_b()
+    old = broker.issue(agent, "stuck", now=NOW)
+    broker.revoke(agent, old.lease_id, now=NOW)
+    expired = broker.issue(agent, "stuck", now=NOW, ttl=10)
+    broker.sweep(NOW + 20)  # expired -> REVOKED
+    live = broker.issue(agent, "stuck", now=NOW)
+    engine.stuck = True
+    stuck = broker.issue(agent, "stuck", now=NOW)
+    broker.revoke(agent, stuck.lease_id, now=NOW)
+    engine.stuck = False
+    later = NOW + ENDED_LEASE_RETENTION - 5
+    recent = broker.issue(agent, "stuck", now=NOW)
+    broker.revoke(agent.actor, recent.lease_id, now=later)  # by its identity (no credential)
+    assert _rows(broker) == 5
+    assert broker.prune(NOW + ENDED_LEASE_RETENTION + 30) == 2
+    assert broker.book.lease(old.lease.handle) is None
+    assert broker.book.lease(expired.lease.handle) is None
+    for kept, state in (
+        (live, LeaseState.ACTIVE),
+        (stuck, LeaseState.REVOKING),
+        (recent, LeaseState.REVOKED),
+    ):
+        lease = broker.book.lease(kept.lease.handle)
+        assert lease is not None
+        assert lease.state is state
+    assert broker.prune(NOW + ENDED_LEASE_RETENTION + 30) == 0

@@ -42,6 +42,7 @@ from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.store import SqliteSecretStore
 
 __all__ = [
+    "ENDED_LEASE_RETENTION",
     "REVOKE_RETRY_FIRST",
     "REVOKE_RETRY_MAX",
     "Granted",
@@ -73,6 +74,12 @@ REVOKE_RETRY_MAX: Final = 1800
 may cost the broker's thread the engine's lock timeout (limits.POSTGRES_LOCK_TIMEOUT_MS), so a
 lease stuck for good costs it at most that every 30 minutes, not every sweep (review 45b,
 revocations 1). The lease stays REVOKING meanwhile (counted in its quota)."""
+ENDED_LEASE_RETENTION: Final = 30 * 86_400
+"""Seconds an ended lease's row (REVOKED: revoked, expired, aborted) stays in the broker's
+table after it ended, for `list --ended` and token checks; then `prune` deletes it (review 45b,
+revocations 2: they were kept for good). Its audit records stay."""
+MAX_PRUNED_LEASES: Final = 10_000
+"""Ended leases one `prune` deletes at most (the oldest ended first; the next round goes on)."""
 MAX_DUE_REVOCATIONS: Final = 10_000
 """REVOKING leases one sweep tries at most (the longest due first)."""
 
@@ -532,6 +539,12 @@ class LeaseBook:
         with self._store.transaction():
             attempts = self._store.note_attempt(lease.handle, lambda n: now + revoke_backoff(n))
         return attempts, now + revoke_backoff(attempts)
+
+    def prune(self, now: int, *, retention: int = ENDED_LEASE_RETENTION) -> int:
+        """Delete the rows of leases that ended (REVOKED) more than `retention` seconds before
+        `now`, at most MAX_PRUNED_LEASES; never a live or REVOKING one. Returns how many."""
+        with self._store.transaction():
+            return self._store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
 
     def retry_due(self, lease: Lease, now: int) -> bool:
         """Whether `lease`'s upstream revocation may be tried at `now` (never failed, or its

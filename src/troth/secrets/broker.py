@@ -467,6 +467,11 @@ class Broker:
         orphans = self._sweep_orphans(now)
         return SweepReport(len(expired), len(expired) + len(redo) - failed, failed, orphans)
 
+    def prune(self, now: int) -> int:
+        """Forget the leases that ended more than `ENDED_LEASE_RETENTION` ago (the node's
+        maintenance); their audit records stay. Returns how many."""
+        return self.book.prune(now)
+
     def stuck_revocations(self, limit: int = MAX_STUCK_REPORTED) -> list[tuple[Lease, int, int]]:
         """REVOKING leases whose upstream revocation failed (the most attempted first, at most
         `limit`), each with its attempts and when the sweep tries it next: what an operator
