@@ -26,6 +26,7 @@ from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
+from troth.secrets.denials import DenialBudget, Unrecorded
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import (
     LIVE_STATES,
@@ -181,6 +182,7 @@ class LeaseBook:
         self._feeds: dict[Identifier, VerifiedFeed] = {}
         self._feeds_lock = threading.Lock()
         self._chain_hashes: dict[bytes, bytes] = {}
+        self._denials = DenialBudget()
 
     # -- issue --------------------------------------------------------------------------------
 
@@ -732,7 +734,37 @@ class LeaseBook:
         if exc.reason not in _DENIALS:
             return
         member = identity if account is None else account
+        # at most so many a caller and an account per window (review 45b, denials 4)
+        record, summaries = self._denials.admit(identity, member, now)
+        if not record and not summaries:
+            return
         with self._store.transaction():
+            self._write_unrecorded(summaries, now)
+            if record:
+                self._append(
+                    AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
+                )
+
+    def flush_denials(self, now: int) -> int:
+        """Write the summaries of the refusals not recorded in windows that ended by `now`
+        (troth.secrets.denials); returns how many."""
+        summaries = self._denials.due(now)
+        if summaries:
+            with self._store.transaction():
+                self._write_unrecorded(summaries, now)
+        return len(summaries)
+
+    def _write_unrecorded(self, summaries: list[Unrecorded], now: int) -> None:
+        for summary in summaries:
             self._append(
-                AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
+                AuditEvent(
+                    now,
+                    AuditKind.DENY,
+                    None,
+                    None,
+                    None,
+                    summary.detail(),
+                    None,
+                    summary.account,
+                )
             )

@@ -465,6 +465,10 @@ class Broker:
         again = [lease for lease in redo if lease.handle not in handled]
         failed = self._revoke_upstream(expired + again, now)
         orphans = self._sweep_orphans(now)
+        try:
+            self.book.flush_denials(now)
+        except SecretError as exc:  # the sink refused them: the counts are lost, not the sweep
+            log.warning("the summaries of unrecorded refusals: %s", exc)
         return SweepReport(len(expired), len(expired) + len(redo) - failed, failed, orphans)
 
     def prune(self, now: int) -> int:
