@@ -93,10 +93,12 @@ def test_a_failed_upstream_revocation_changes_nothing(tmp_path: Path, world: Lea
     assert broker.spec(SECRET).settings["server"] == "db-1"
     assert _state(broker, issued.lease.handle) is LeaseState.REVOKING
     engine.down = False
-    broker.sweep(NOW + 3)
+    broker.sweep(NOW + 3)  # its retry is not due yet (backoff: review 45b, revocations 1)
+    assert _state(broker, issued.lease.handle) is LeaseState.REVOKING
+    broker.sweep(NOW + 30)
     assert _state(broker, issued.lease.handle) is LeaseState.REVOKED
     assert engine.revoked == [issued.lease.engine_ref]
-    broker.put_secret(SECRET, engine.kind, moved, b"admin", now=NOW + 4)
+    broker.put_secret(SECRET, engine.kind, moved, b"admin", now=NOW + 31)
     assert broker.spec(SECRET).settings["server"] == "db-2"
 
 

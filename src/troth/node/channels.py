@@ -258,6 +258,11 @@ class ChannelManager:
         self.counters.evicted_half_open += 1
         self._on_closed(victim, victim.channel.close(ChannelFailure.TIMEOUT, "evicted"))
 
+    def holds_channels_of(self, identifier: Identifier) -> bool:
+        """Whether an open channel's peer is `identifier` (the closed hooks see the end that
+        closed already forgotten)."""
+        return identifier in self._users
+
     def _channels_opened_by(self, identifier: Identifier) -> int:
         users = self._users.get(identifier)
         if users is None:

@@ -168,6 +168,7 @@ class NodeRuntime:
         self._dropping: set[Address] = set()  # connections `_drop_connection` is closing
         self._drop_lines = RateLimitedLog(log, self.channels.limits.log_lines_per_minute)
         self.channels.closed_hooks.append(self.links.closed)
+        self.channels.closed_hooks.append(self._peer_closed)
         self.listening: tuple[str, int] | None = None
         self.identifier: Identifier | None = None
         self._open: dict[str, ChannelEnd] = {}
@@ -509,6 +510,12 @@ class NodeRuntime:
         return await membership.refresh_credentials(self, margin=margin)
 
     # -- channels ------------------------------------------------------------------------------
+
+    def _peer_closed(self, end: ChannelEnd) -> None:
+        """A channel closed: its peer's cached standings go with its last channel."""
+        peer = end.peer
+        if peer is not None and not self.channels.holds_channels_of(peer.identifier):
+            self.trust.forget_peer(peer.identifier)
 
     async def channel_to(
         self,

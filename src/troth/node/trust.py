@@ -13,6 +13,7 @@ when a peer shows a chain of an authority, or a later expiry, this node has not 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Final
 
@@ -45,7 +46,8 @@ FEED_STALENESS: Final = limits.DEFAULT_FEED_STALENESS_SECONDS
 CREDENTIAL_SKEW: Final = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS
 """The clock skew allowed at the edges of a credential's window (seconds)."""
 STANDING_CACHE: Final = 4096
-"""Standings remembered (a standing depends only on the peer, the feeds and the second)."""
+"""Standings remembered (a standing depends only on the peer, the feeds and the second); a
+peer's are forgotten when its last channel to the node closes (`NodeTrust.forget_peer`)."""
 
 
 Known = Callable[[VerifiedIdentity], None]
@@ -97,6 +99,8 @@ class NodeTrust:
         node.wallet.feed_binds = lambda identity: self._binds(identity, ())
         self._generation = 0
         self._standings: dict[int, tuple[VerifiedPeer, tuple[int, int], int, Standing]] = {}
+        self._standing_keys: dict[Identifier, set[int]] = {}  # `_standings`' keys by identity
+        self._standings_lock = threading.Lock()  # `standing` runs on worker threads too
         self.feed_hooks: list[Callable[[VerifiedFeed], None]] = []
         """Called with every feed `set_feed` installs (on the thread that installed it)."""
 
@@ -296,10 +300,23 @@ class NodeTrust:
         ):
             return cached[3]
         standing = self._judge(peer, now)
-        if len(self._standings) >= STANDING_CACHE:
-            self._standings.clear()
-        self._standings[key] = (peer, generation, now, standing)
+        with self._standings_lock:
+            if len(self._standings) >= STANDING_CACHE:
+                self._standings.clear()
+                self._standing_keys.clear()
+            self._standings[key] = (peer, generation, now, standing)
+            self._standing_keys.setdefault(peer.identifier, set()).add(key)
         return standing
+
+    def forget_peer(self, identifier: Identifier) -> None:
+        """Drop the standings cached for `identifier`'s peers (its last channel to the node
+        closed: they held its identity and chains until 4,096 other peers' took their place;
+        review 45b, standings 3)."""
+        with self._standings_lock:
+            for key in self._standing_keys.pop(identifier, ()):
+                entry = self._standings.get(key)
+                if entry is not None and entry[0].identifier == identifier:
+                    del self._standings[key]
 
     def _judge(self, peer: VerifiedPeer, now: int) -> Standing:
         identity = peer.identity

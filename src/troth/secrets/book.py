@@ -26,6 +26,7 @@ from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
+from troth.secrets.denials import DenialBudget, Unrecorded
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import (
     LIVE_STATES,
@@ -41,7 +42,15 @@ from troth.secrets.lease import (
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.store import SqliteSecretStore
 
-__all__ = ["Granted", "LeaseBook", "chain_members"]
+__all__ = [
+    "ENDED_LEASE_RETENTION",
+    "REVOKE_RETRY_FIRST",
+    "REVOKE_RETRY_MAX",
+    "Granted",
+    "LeaseBook",
+    "chain_members",
+    "revoke_backoff",
+]
 
 _F = SecretFailure
 _S = LeaseState
@@ -58,6 +67,29 @@ _DENIALS: Final = frozenset(
     }
 )
 _CHAIN_HASH_CACHE: Final = 1024
+REVOKE_RETRY_FIRST: Final = 5
+"""Seconds after a failed upstream revocation before the sweep tries it again (the served
+broker's SWEEP_SECONDS); each further failure doubles the wait, up to `REVOKE_RETRY_MAX`."""
+REVOKE_RETRY_MAX: Final = 1800
+"""Longest wait between two attempts at a revocation that keeps failing (seconds): an attempt
+may cost the broker's thread the engine's lock timeout (limits.POSTGRES_LOCK_TIMEOUT_MS), so a
+lease stuck for good costs it at most that every 30 minutes, not every sweep (review 45b,
+revocations 1). The lease stays REVOKING meanwhile (counted in its quota)."""
+ENDED_LEASE_RETENTION: Final = 30 * 86_400
+"""Seconds an ended lease's row (REVOKED: revoked, expired, aborted) stays in the broker's
+table after it ended, for `list --ended` and token checks; then `prune` deletes it (review 45b,
+revocations 2: they were kept for good). Its audit records stay."""
+MAX_PRUNED_LEASES: Final = 10_000
+"""Ended leases one `prune` deletes at most (the oldest ended first; the next round goes on)."""
+MAX_DUE_REVOCATIONS: Final = 10_000
+"""REVOKING leases one sweep tries at most (the longest due first)."""
+
+
+def revoke_backoff(attempts: int) -> int:
+    """Seconds to wait after the `attempts`-th failed revocation of a lease before the next."""
+    return min(REVOKE_RETRY_FIRST << min(max(attempts - 1, 0), 16), REVOKE_RETRY_MAX)
+
+
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
 _CREDENTIAL_MEMBER: Final = b"\x01"
 _IDENTITY_MEMBER: Final = b"\x02"
@@ -150,6 +182,7 @@ class LeaseBook:
         self._feeds: dict[Identifier, VerifiedFeed] = {}
         self._feeds_lock = threading.Lock()
         self._chain_hashes: dict[bytes, bytes] = {}
+        self._denials = DenialBudget()
 
     # -- issue --------------------------------------------------------------------------------
 
@@ -472,12 +505,13 @@ class LeaseBook:
     def stalled(self, now: int, *, all_pending: bool = False) -> list[Lease]:
         """Leases whose revocation must be (re)done: PENDING ones older than the grace (all of
         them with `all_pending`: the caller knows no issue is in flight, its broker restarted
-        and no other is open) become REVOKING; with every lease already REVOKING."""
+        and no other is open) become REVOKING; with every lease already REVOKING whose retry
+        is due (`revoke_failed`: a failed revocation waits longer at each failure)."""
         cutoff = now if all_pending else now - self.pending_grace
         with self._store.transaction():
             pending = self._store.leases_in([_S.PENDING], state_before=cutoff)
             self._start_all(pending, now, EndReason.ABORTED, "never confirmed by its engine")
-            return self._store.leases_in([_S.REVOKING])
+            return self._store.due_revocations(now, limit=MAX_DUE_REVOCATIONS)
 
     def abort(self, granted: Granted, now: int) -> Lease | None:
         """The engine failed to issue: PENDING -> REVOKING (the caller revokes upstream)."""
@@ -500,10 +534,24 @@ class LeaseBook:
             if self._store.set_state(lease.handle, was=[_S.REVOKING], to=_S.REVOKED, now=now):
                 self._record(AuditKind.REVOKED, now, lease, detail, member=member, ending=True)
 
-    def revoke_failed(self, lease: Lease) -> int:
-        """Count a failed upstream revocation (the sweep retries); returns the attempts."""
+    def revoke_failed(self, lease: Lease, now: int) -> tuple[int, int]:
+        """Count a failed upstream revocation: the sweep retries it `revoke_backoff(attempts)`
+        seconds from `now` (stored with the lease: a restart keeps the schedule). Returns the
+        attempts and when the next is due."""
         with self._store.transaction():
-            return self._store.note_attempt(lease.handle)
+            attempts = self._store.note_attempt(lease.handle, lambda n: now + revoke_backoff(n))
+        return attempts, now + revoke_backoff(attempts)
+
+    def prune(self, now: int, *, retention: int = ENDED_LEASE_RETENTION) -> int:
+        """Delete the rows of leases that ended (REVOKED) more than `retention` seconds before
+        `now`, at most MAX_PRUNED_LEASES; never a live or REVOKING one. Returns how many."""
+        with self._store.transaction():
+            return self._store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
+
+    def retry_due(self, lease: Lease, now: int) -> bool:
+        """Whether `lease`'s upstream revocation may be tried at `now` (never failed, or its
+        retry time came)."""
+        return self._store.retry_due(lease.handle, now)
 
     def audit_other(
         self,
@@ -686,7 +734,37 @@ class LeaseBook:
         if exc.reason not in _DENIALS:
             return
         member = identity if account is None else account
+        # at most so many a caller and an account per window (review 45b, denials 4)
+        record, summaries = self._denials.admit(identity, member, now)
+        if not record and not summaries:
+            return
         with self._store.transaction():
+            self._write_unrecorded(summaries, now)
+            if record:
+                self._append(
+                    AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
+                )
+
+    def flush_denials(self, now: int) -> int:
+        """Write the summaries of the refusals not recorded in windows that ended by `now`
+        (troth.secrets.denials); returns how many."""
+        summaries = self._denials.due(now)
+        if summaries:
+            with self._store.transaction():
+                self._write_unrecorded(summaries, now)
+        return len(summaries)
+
+    def _write_unrecorded(self, summaries: list[Unrecorded], now: int) -> None:
+        for summary in summaries:
             self._append(
-                AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
+                AuditEvent(
+                    now,
+                    AuditKind.DENY,
+                    None,
+                    None,
+                    None,
+                    summary.detail(),
+                    None,
+                    summary.account,
+                )
             )

@@ -10,6 +10,7 @@ caller (`VerifiedCredential`) and `now`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -49,6 +50,8 @@ from troth.storage import SqliteDatabase
 from troth.vault import SealingVault
 
 __all__ = ["Broker", "IssuedLease", "SweepReport"]
+
+log = logging.getLogger("troth.secrets.broker")
 
 _F = SecretFailure
 _T = TypeVar("_T")
@@ -105,6 +108,8 @@ class _SealedUpstream(SecretValue):
 
 
 _PUT_ATTEMPTS: Final = 3  # rounds of revoking before a moved secret is stored or removed
+MAX_STUCK_REPORTED: Final = 100
+"""Stuck revocations `Broker.stuck_revocations` lists at most (the most attempted first)."""
 
 
 class _RevokedLeases(Container[str]):
@@ -244,7 +249,8 @@ class Broker:
         with self.store.transaction():
             leases = self._open_leases(name)
         started = [self.book.revoke_handle(lease.handle, now) for lease in leases]
-        failed = self._revoke_upstream([lease for lease in started if lease is not None], now, spec)
+        done = [lease for lease in started if lease is not None]
+        failed = self._revoke_upstream(done, now, spec, early=True)
         if failed:
             raise SecretError(
                 _F.ENGINE_FAILED,
@@ -424,7 +430,7 @@ class Broker:
         """An operator revokes any lease by its handle."""
         lease = self.book.revoke_handle(handle, now)
         if lease is not None:
-            self._revoke_upstream([lease], now)
+            self._revoke_upstream([lease], now, early=True)
         return self._lease(handle)
 
     def revoke_identity(
@@ -459,7 +465,22 @@ class Broker:
         again = [lease for lease in redo if lease.handle not in handled]
         failed = self._revoke_upstream(expired + again, now)
         orphans = self._sweep_orphans(now)
+        try:
+            self.book.flush_denials(now)
+        except SecretError as exc:  # the sink refused them: the counts are lost, not the sweep
+            log.warning("the summaries of unrecorded refusals: %s", exc)
         return SweepReport(len(expired), len(expired) + len(redo) - failed, failed, orphans)
+
+    def prune(self, now: int) -> int:
+        """Forget the leases that ended more than `ENDED_LEASE_RETENTION` ago (the node's
+        maintenance); their audit records stay. Returns how many."""
+        return self.book.prune(now)
+
+    def stuck_revocations(self, limit: int = MAX_STUCK_REPORTED) -> list[tuple[Lease, int, int]]:
+        """REVOKING leases whose upstream revocation failed (the most attempted first, at most
+        `limit`), each with its attempts and when the sweep tries it next: what an operator
+        must look at (a lock the engine cannot take, its server gone)."""
+        return self.store.stuck_revocations(limit=limit)
 
     def recover(self, now: int) -> SweepReport:
         """At start-up (no issue of this broker is in flight):
@@ -574,12 +595,18 @@ class Broker:
         spec: SecretSpec | None = None,
         *,
         member: Identifier | None = None,
+        early: bool = False,
     ) -> int:
         """Run each engine's revocation (its records counted for `member`, who asked for it;
-        None: the broker's own); failures stay REVOKING for the next sweep. Returns how many
-        failed."""
+        None: the broker's own); failures stay REVOKING, retried by the sweep with a backoff
+        (`LeaseBook.revoke_failed`). A lease whose retry is not due yet is left to the sweep
+        (an agent revoking its stuck lease again cost the engine's lock timeout at each call)
+        unless `early` (an operator's call). Returns how many were not revoked."""
         failed = 0
         for lease in leases:
+            if not early and not self.book.retry_due(lease, now):
+                failed += 1
+                continue
             try:
                 lease_spec = spec if spec is not None else self.spec(lease.secret)
             except SecretError:  # the secret is gone: nothing of it can be reached any more
@@ -587,8 +614,17 @@ class Broker:
                 continue
             try:
                 self._revoke_ref(lease_spec, lease.engine_ref)
-            except SecretError:
-                self.book.revoke_failed(lease)
+            except SecretError as exc:
+                attempts, retry_at = self.book.revoke_failed(lease, now)
+                log.warning(
+                    "lease %s of %s: its upstream revocation failed (attempt %d: %s); "
+                    "it stays revoking, retried from %d",
+                    lease.handle,
+                    lease.secret,
+                    attempts,
+                    exc.detail,
+                    retry_at,
+                )
                 failed += 1
                 continue
             self.book.finish_revoke(lease, now, member=member)

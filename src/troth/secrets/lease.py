@@ -122,6 +122,12 @@ class LeaseHandle:
             raise SecretError(SecretFailure.NO_SUCH_LEASE, "not a lease handle") from None
 
 
+def locator_floor(second: int) -> int:
+    """The least locator of a lease issued at `second` or later (clamped as `LeaseId.new`
+    clamps): the rows of leases issued before `second` are the rowid range below it."""
+    return min(max(second, 0), _LOCATOR_MAX_SECOND) << _LOCATOR_RANDOM_BITS
+
+
 class LeaseId(SecretValue):
     """The secret that proves a lease is the caller's (hidden in repr; only its handle shows)."""
 

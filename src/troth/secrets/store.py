@@ -39,6 +39,7 @@ from troth.secrets.lease import (
     Lease,
     LeaseHandle,
     LeaseState,
+    locator_floor,
 )
 from troth.storage import SqliteDatabase
 
@@ -67,7 +68,8 @@ _SCHEMA: Final = (
         authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
         ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
         state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
-        engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0
+        engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+        retry_at INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE INDEX IF NOT EXISTS secret_leases_live
         ON secret_leases (state, account, expires_at)""",
@@ -193,6 +195,14 @@ def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
     conn.execute("DROP TABLE secret_leases")  # its indexes go with it
 
 
+def _add_retry_at(conn: sqlite3.Connection) -> None:
+    """Give a `secret_leases` table made before revocation retries backed off (review 45b,
+    revocations 1) its `retry_at` column (0: due now)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
+    if "retry_at" not in columns:
+        conn.execute("ALTER TABLE secret_leases ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0")
+
+
 def _states(states: Iterable[LeaseState]) -> str:
     """A JSON array of state numbers, for `state IN (SELECT value FROM json_each(?))`."""
     return json.dumps(sorted(int(s) for s in states))
@@ -211,6 +221,7 @@ class SqliteSecretStore:
             _retire_old_leases(conn, db)
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _add_retry_at(conn)
 
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction of the node database. Writers of this process queue on a lock
@@ -565,15 +576,60 @@ class SqliteSecretStore:
         )
         return cursor.rowcount == 1
 
-    def note_attempt(self, handle: LeaseHandle) -> int:
-        key = (handle.locator, handle.digest)
+    def note_attempt(self, handle: LeaseHandle, retry_at: Callable[[int], int]) -> int:
+        """Count a failed upstream revocation of a lease and store when it is retried next,
+        `retry_at(attempts)`; returns the attempts (0: no such lease)."""
+        key = (handle.locator, sql_blob(handle.digest))
+        row = self._one("SELECT attempts FROM secret_leases WHERE locator = ? AND handle = ?", key)
+        if row is None:
+            return 0
+        attempts = int(row[0]) + 1
         self.db.execute(
-            "UPDATE secret_leases SET attempts = attempts + 1 WHERE locator = ? AND handle = ?", key
+            "UPDATE secret_leases SET attempts = ?, retry_at = ? WHERE locator = ? AND handle = ?",
+            (attempts, retry_at(attempts), *key),
         )
-        row = self.db.fetch_one(
-            "SELECT attempts FROM secret_leases WHERE locator = ? AND handle = ?", key
+        return attempts
+
+    def retry_due(self, handle: LeaseHandle, now: int) -> bool:
+        """Whether a lease's upstream revocation may be tried at `now` (never tried, or its
+        retry time came; an unknown lease too: the caller finds it gone)."""
+        row = self._one(
+            "SELECT retry_at FROM secret_leases WHERE locator = ? AND handle = ?",
+            (handle.locator, sql_blob(handle.digest)),
         )
-        return 0 if row is None else int(row[0])
+        return row is None or int(row[0]) <= now
+
+    def due_revocations(self, now: int, *, limit: int) -> list[Lease]:
+        """REVOKING leases whose revocation may be tried at `now`, the longest due first, at
+        most `limit` (read through the state index: open leases are bounded by the quotas)."""
+        return self._leases(
+            "WHERE state = ? AND retry_at <= ? ORDER BY retry_at LIMIT ?",
+            (int(LeaseState.REVOKING), now, limit),
+        )
+
+    def prune_ended(self, before: int, *, limit: int) -> int:
+        """Delete up to `limit` REVOKED leases that ended (`state_at`) before `before`; returns
+        how many. Read through the rowid range of the leases issued before then (a lease ends
+        after its issue), not the state's index: that range holds the old ended rows this
+        deletes and the few old leases still open (REVOKING ones whose revocation keeps
+        failing, expired ones the sweep has not ended), so a round reads about what it
+        deletes. Their chains stay (a chain's members say which authorities have standing over
+        its agent: review 31b, secrets 3)."""
+        return self.db.execute(
+            "DELETE FROM secret_leases WHERE locator IN (SELECT locator FROM secret_leases "
+            "WHERE locator < ? AND +state = ? AND state_at < ? ORDER BY locator LIMIT ?)",
+            (locator_floor(before), int(LeaseState.REVOKED), before, limit),
+        ).rowcount
+
+    def stuck_revocations(self, *, limit: int) -> list[tuple[Lease, int, int]]:
+        """REVOKING leases whose upstream revocation failed at least once, with the attempts
+        and when the next one is due; the most attempted first, at most `limit`."""
+        rows = self.db.fetch_all(
+            _SELECT_LEASES.replace(" FROM ", ", attempts, retry_at FROM ", 1)
+            + "WHERE state = ? AND attempts > 0 ORDER BY attempts DESC, locator LIMIT ?",
+            (int(LeaseState.REVOKING), limit),
+        )
+        return [(_lease(row), int(row[17]), int(row[18])) for row in rows]
 
     def engine_refs(self, engine: str, states: Iterable[LeaseState]) -> set[str]:
         rows = self.db.fetch_all(

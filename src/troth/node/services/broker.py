@@ -344,8 +344,19 @@ class BrokerService:
             log.warning("broker sweep: %s", exc)
 
     async def maintain(self, now: int) -> None:
-        """Re-read the stored policy bundles (a bundle another process stored)."""
+        """Re-read the stored policy bundles (a bundle another process stored); forget the
+        leases that ended more than ENDED_LEASE_RETENTION ago (`Broker.prune`)."""
         await self._run(lambda: self.bundles.reload(now=now))
+        broker = self.broker
+        if broker is None:
+            return
+        try:
+            pruned = await self._run(broker.prune, now)
+        except TrothError as exc:
+            log.warning("broker prune: %s", exc)
+            return
+        if pruned:
+            log.info("broker: %d ended leases forgotten", pruned)
 
     def status(self) -> dict[str, Any]:
         """What `node status` shows of the broker."""
@@ -356,6 +367,8 @@ class BrokerService:
             "ready": True,
             "secrets": len(broker.store.secrets()),
             "sweeps": self.sweeps,
+            # REVOKING leases whose upstream revocation failed (up to MAX_STUCK_REPORTED)
+            "stuck_revocations": len(broker.stuck_revocations()),
         }
 
     # -- revocation through the feed ----------------------------------------------------------
