@@ -510,18 +510,27 @@ def run_transient(home: Path, name: str, op: str, arguments: dict[str, Any]) -> 
 def _running_lock(directory: Path, name: str) -> Iterator[None]:
     """Hold `<node dir>/node.lock` exclusively while the node runs (ConfigError if another
     process holds it: a second runtime on one node directory would take over its control
-    socket and status files). The OS drops the lock when the process dies, even by SIGKILL."""
-    fd = os.open(directory / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    socket and status files). The OS drops the lock when the process dies, even by SIGKILL.
+    The node directory itself is locked too: a node.lock deleted while the node runs let a
+    second start lock a new file and run beside it (review 45, node lock); node.lock stays the
+    file `troth node status` finds in /proc/locks."""
+    fds: list[int] = []
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"node {name!r} is already running: stop it first (troth node stop {name})"
-            ) from None
+        for path, flags in (
+            (directory, os.O_RDONLY | os.O_DIRECTORY),
+            (directory / "node.lock", os.O_RDWR | os.O_CREAT),
+        ):
+            fds.append(os.open(path, flags, 0o600))
+            try:
+                fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    f"node {name!r} is already running: stop it first (troth node stop {name})"
+                ) from None
         yield
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
 
 
 async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
