@@ -131,7 +131,9 @@ def test_the_largest_pages_the_authority_publishes_reach_a_node_over_a_channel(
                 assert taken + entry_cost(following) > page_entry_budget(history)
             pages.append(page)
             since = end
-        assert feed is not None and feed.complete and feed.count == latest
+        assert feed is not None
+        assert feed.complete
+        assert feed.count == latest
         assert len(pages) >= 3
         assert max(len(p) for p in pages) > limits.MAX_FEED_PAGE_BYTES - 2 * (
             limits.MAX_REVOCATION_ENTRY_BYTES + _PAGE_OVERHEAD
