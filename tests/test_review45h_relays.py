@@ -6,9 +6,9 @@ relay state files at their limits.
    `kept_relays`). At an `at` of MAX_ROUTE_LENGTH hops that route has one hop more than a route
    may have: a name no sender can address (`parse_route` refuses the route), and a book the
    node writes but refuses to read back (`OwnRelays.load`: ConfigError), so the node did not
-   start again. Fixed: `kept_relays` refuses (RoutingError) a relay route that is not one
-   (`parse_route`: at most MAX_ROUTE_LENGTH hops, a valid name), and `create_relay` asks it
-   before anything is sent.
+   start again. Was a strict xfail until `kept_relays` refused (RoutingError) a relay route
+   that is not one (`parse_route`: at most MAX_ROUTE_LENGTH hops, a valid name);
+   `create_relay` asks it before anything is sent.
 
 The passing tests pin what holds: a name of MAX_ADDRESS_TEXT characters (what a `troth.relay`
 attribute of MAX_ATTRIBUTE_TEXT holds) is created at the hub and reached through it, and
@@ -89,7 +89,6 @@ async def _nothing(_: object) -> None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="review 45h relays 1: kept_relays takes a 17-hop route")
 def test_a_relay_route_past_the_longest_route_is_refused_before_it_is_kept(
     tmp_path: Path,
 ) -> None:
@@ -105,7 +104,6 @@ def test_a_relay_route_past_the_longest_route_is_refused_before_it_is_kept(
     assert kept_relays(links, adding=f"{at[: at.rindex('/relay/')]}/relay/b") == {}
 
 
-@pytest.mark.xfail(strict=True, reason="review 45h relays 1: kept_relays takes a 17-hop route")
 def test_create_relay_at_the_longest_route_is_refused_before_anything_is_sent(
     tmp_path: Path,
 ) -> None:

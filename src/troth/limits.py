@@ -661,7 +661,8 @@ troth.node.own_relays: created again after its restarts)."""
 MAX_OWN_RELAYS_FILE_BYTES: Final = MAX_OWN_RELAYS * (
     (MAX_ROUTE_LENGTH + 1) * (MAX_ADDRESS_TEXT + 16) + 128
 )
-"""Largest own-relays.json (every relay route at its longest, with its identifier)."""
+"""Largest own-relays.json (every relay route at its longest, with its identifier: a relay
+route is at most MAX_ROUTE_LENGTH hops, `kept_relays` refuses more; one hop of room)."""
 
 # -- pinned routes (troth.node.pins) ---------------------------------------------------------
 MAX_ROUTE_PINS: Final = 64
