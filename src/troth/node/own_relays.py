@@ -61,7 +61,12 @@ class OwnRelays(IdentifierBook):
 
 def kept_relays(links: Links, *, adding: str | None = None) -> dict[str, Identifier]:
     """What the book keeps for `links`: each relay name of a link with a pin. `adding` (a relay
-    route about to be created): ConfigError when it would make more than the book holds."""
+    route about to be created): RoutingError when it is not a route the book reads back (a
+    valid name, at most MAX_ROUTE_LENGTH hops: a link at MAX_ROUTE_LENGTH hops made one more,
+    a name no sender could address, kept in a book the node then refused at its start: review
+    45h, relays 1); ConfigError when it would make more than the book holds."""
+    if adding is not None:
+        _relay_route(adding)
     kept = {
         f"{link.route}/relay/{name}": pin
         for link in links.links.values()
