@@ -23,7 +23,6 @@ from troth._api.arguments import (
 )
 from troth._api.authority import AttributesLike, Authority, attributes_of
 from troth._api.results import Credential, Identity
-from troth.authority.client import revoke_request
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
@@ -42,7 +41,7 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
-from troth.node.traces import delegate_recorded, record_revocation
+from troth.node.traces import delegate_recorded, record_revocation, revoke_link_at
 from troth.node.trust import FEED_STALENESS
 
 if TYPE_CHECKING:
@@ -345,18 +344,17 @@ class Node:
         if address is not None and not is_local(address):
             return run_sync(self._revoke_over_network(credential, by, reason, address))
         now = self._clock.now()
-        request = revoke_request(
-            self._stored.identities,
-            by,
-            authority,
-            credential_hash=credential.id,
-            chain=credential.chain,
-            reason=reason,
-            now=now,
-        )
         home = home_of(self._stored)
         with local_authority(home, authority, hint=address, beside=self._stored) as host:
-            seq = host.revoke_link(request, now=now)
+            seq = revoke_link_at(
+                self._stored,
+                by,
+                host,
+                credential.id,
+                chain=credential.chain,
+                reason=reason,
+                now=now,
+            )
         if address is not None:
             sync_local_feed(self._stored, authority, address=address, now=now)
         return seq
