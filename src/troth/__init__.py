@@ -43,6 +43,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "troth._api.verifier": ("Verifier",),
     "troth.credentials": ("Attributes", "VerifiedCredential", "VerifiedLink"),
     "troth.errors": (
+        "ArgumentError",
         "AuthorityError",
         "AuthorityFailure",
         "ChannelError",
@@ -111,6 +112,7 @@ __all__ = [  # noqa: RUF022 - in the order a newcomer reads them (help(troth), d
     "ConflictError",
     "ConfigError",
     "NotFound",
+    "ArgumentError",
     "IdentityError",
     "IdentityFailure",
     "CredentialError",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:
     from troth._api.verifier import Verifier
     from troth.credentials import Attributes, VerifiedCredential, VerifiedLink
     from troth.errors import (
+        ArgumentError,
         AuthorityError,
         AuthorityFailure,
         ChannelError,

@@ -16,6 +16,8 @@
     │   └── OutOfRange         a setting given outside its bound (`setting`, `low`, `high`;
     │                          also a ValueError)
     ├── NotFound               no node / identity / key by that name
+    ├── ArgumentError          a public API call given an argument it does not take
+    │                          (`parameter`, `expected`; also a TypeError and a ValueError)
     ├── IdentityError          a change history or purpose-key attestation is invalid
     │                          (reason + change index)
     ├── CredentialError        a credential, delegation chain or revocation feed is invalid
@@ -41,8 +43,8 @@
 
 Exit codes (cli): 0 ok; 1 invalid/denied (DecodeError, CryptoError, IdentityError,
 CredentialError, AuthorityError, PolicyError, ConflictError, Denied, SecretError, TraceError);
-2 usage (bad arguments, NotFound); 3 ConfigError; 4 I/O (StorageError, VaultError, OSError,
-Unreachable, a channel timeout).
+2 usage (bad arguments, ArgumentError, NotFound); 3 ConfigError; 4 I/O (StorageError,
+VaultError, OSError, Unreachable, a channel timeout).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ArgumentError",
     "AuthorityError",
     "AuthorityFailure",
     "Busy",
@@ -177,6 +180,16 @@ class OutOfRange(ConfigError, ValueError):
 
 class NotFound(TrothError):
     """No node, identity, authority or key by that name."""
+
+
+class ArgumentError(TrothError, TypeError, ValueError):
+    """A public API call given an argument it does not take: of another type, or a value out
+    of its range. `parameter` names it, `expected` says what it takes. Also a TypeError and a
+    ValueError, which such checks raised before (review 45a, API 1); the CLI's exit code 2."""
+
+    def __init__(self, call: str, parameter: str, expected: str, got: str) -> None:
+        self.call, self.parameter, self.expected = call, parameter, expected
+        super().__init__(f"{call}: {parameter} must be {expected}, not {got}")
 
 
 class IdentityFailure(enum.Enum):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from troth._api.arguments import check_mapping, check_optional_text, check_text, check_whole
 from troth._api.results import Credential, Identity
 from troth.authority import Authority as HostedAuthority
 from troth.authority.core import DEFAULT_TICKET_TTL
 from troth.clock import Clock
 from troth.credentials import Attributes, VerifiedFeed
+from troth.errors import ArgumentError
 from troth.identity import Identifier
 from troth.node.node import Node as StoredNode
 from troth.node.traces import revoke_as_authority
@@ -58,6 +60,10 @@ class Authority:
         `Node.enroll`. It carries the authority's identity and where it is reached: `at` (a
         route such as `/tcp/127.0.0.1:4000`), else the node's configured address (`node:NAME`
         on this machine when it has none). `uses` redemptions within `ttl` seconds."""
+        check_mapping("Authority.ticket", "attributes", attributes)
+        check_optional_text("Authority.ticket", "at", at)
+        check_whole("Authority.ticket", "uses", uses)
+        check_whole("Authority.ticket", "ttl", ttl, unit=" of seconds")
         ticket = self._hosted.create_ticket(
             creator=self._hosted.identifier,
             attributes=attributes_of(attributes),
@@ -71,15 +77,19 @@ class Authority:
     def revoke(self, credential: Credential | bytes, *, reason: str = "") -> int:
         """Revoke a credential (a `Credential`'s last link, or a credential id: bytes) in every
         chain rooted here: every chain holding it stops verifying. Returns the feed entry's
-        number. Anything else is a TypeError (an identity is revoked by `revoke_identity`)."""
+        number. Anything else is an ArgumentError, a TypeError (an identity is revoked by
+        `revoke_identity`)."""
+        check_text("Authority.revoke", "reason", reason)
         if isinstance(credential, Credential):
             target = credential.id
         elif isinstance(credential, bytes):
             target = credential
         else:  # an Identifier here was revoked as an identity (review 35d, authority 3)
-            raise TypeError(
-                f"revoke takes a Credential or a credential id, not {type(credential).__name__}"
-                " (an identity is revoked with revoke_identity)"
+            raise ArgumentError(
+                "Authority.revoke",
+                "credential",
+                "a Credential or a credential id (bytes)",
+                f"{type(credential).__name__} (an identity is revoked with revoke_identity)",
             )
         return revoke_as_authority(
             self._node, self._hosted, target, reason=reason, clock=self._clock
@@ -87,8 +97,9 @@ class Authority:
 
     def revoke_identity(self, identity: Identifier | Identity | str, *, reason: str = "") -> int:
         """Revoke an identity for good (an `Identifier`, an `Identity`, or identifier text):
-        every link it issued or holds stops verifying. Anything else is a TypeError (its
-        digest's bytes would name a credential id: review 35d, authority 1)."""
+        every link it issued or holds stops verifying. Anything else is an ArgumentError, a
+        TypeError (its digest's bytes would name a credential id: review 35d, authority 1)."""
+        check_text("Authority.revoke_identity", "reason", reason)
         if isinstance(identity, Identity):
             identifier = identity.identifier
         elif isinstance(identity, Identifier):
@@ -96,9 +107,11 @@ class Authority:
         elif isinstance(identity, str):
             identifier = Identifier.parse(identity)  # MalformedText for anything else
         else:
-            raise TypeError(
-                "revoke_identity takes an identity to revoke (an Identifier, an Identity or "
-                f"identifier text), not {type(identity).__name__}"
+            raise ArgumentError(
+                "Authority.revoke_identity",
+                "identity",
+                "an identity to revoke (an Identifier, an Identity or identifier text)",
+                type(identity).__name__,
             )
         return revoke_as_authority(
             self._node, self._hosted, identifier, reason=reason, clock=self._clock

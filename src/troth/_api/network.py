@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from troth._api.arguments import check_optional_text, check_peer, check_text
 from troth._api.node import IdentityRef, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority.client import revoke_request
@@ -184,7 +185,13 @@ class RunningNode:
     ) -> Credential:
         """`Node.enroll` from inside `serve` (the credential is presented on open channels
         at once when `identity` is the node's own)."""
-        ref = self._node.name if identity is None else _ref(identity, self._node._stored)
+        check_text("RunningNode.enroll", "ticket", ticket)
+        check_optional_text("RunningNode.enroll", "authority_pin", authority_pin)
+        ref = (
+            self._node.name
+            if identity is None
+            else _ref(identity, self._node._stored, "RunningNode.enroll")
+        )
         runtime = self._runtime
         held = await runtime.enroll(ticket, ref, authority_pin)
         last = bytes.fromhex(held["chain"][-1]["id"])
@@ -206,6 +213,9 @@ class RunningNode:
     @contextlib.asynccontextmanager
     async def connect(self, route: str, *, expect: PeerRef | None) -> AsyncIterator[Channel]:
         """`Node.connect` on this running node."""
+        check_text("RunningNode.connect", "route", route)
+        if expect is not None:
+            check_peer("RunningNode.connect", "expect", expect)
         runtime = self._runtime
         pinned = None if expect is None else self._node._identifier_of(expect)
         end = await runtime.channel_to(

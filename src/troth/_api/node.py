@@ -10,9 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from troth import limits
+from troth._api.arguments import (
+    check_chain,
+    check_credential,
+    check_identity,
+    check_mapping,
+    check_optional_text,
+    check_peer,
+    check_text,
+    check_texts,
+    check_whole,
+)
 from troth._api.authority import AttributesLike, Authority, attributes_of
 from troth._api.results import Credential, Identity
-from troth.authority.client import revoke_request
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPTH
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
@@ -31,7 +41,7 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
-from troth.node.traces import delegate_recorded, record_revocation
+from troth.node.traces import delegate_recorded, record_revocation, revoke_link_at
 from troth.node.trust import FEED_STALENESS
 
 if TYPE_CHECKING:
@@ -61,10 +71,12 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     )
 
 
-def _ref(identity: IdentityRef, stored: StoredNode) -> str:
+def _ref(identity: IdentityRef, stored: StoredNode, call: str, parameter: str = "identity") -> str:
     """The local identity `identity` names, as the layers beneath take it (its name). An
     `Identity` is found by its identifier, never its name alone: another node's identity of
-    the same name is NotFound, not this node's (review 35d, identities 1)."""
+    the same name is NotFound, not this node's (review 35d, identities 1). Anything else is an
+    ArgumentError naming `call`'s `parameter`."""
+    check_identity(call, parameter, identity)
     if not isinstance(identity, Identity):
         return identity
     record = stored.identities.find(str(identity.identifier))
@@ -81,6 +93,8 @@ class Identities:
         """Create an identity named `name` (keys generated inside the node's vault);
         ConflictError if the name is taken."""
         stored = self._node._stored
+        check_text("Identities.create", "name", name)
+        check_text("Identities.create", "key_type", key_type)
         created = stored.identities.create(
             now=self._node._clock.now(), name=name, key_type=KeyType.from_label(key_type)
         )
@@ -89,7 +103,7 @@ class Identities:
     def get(self, identity: IdentityRef) -> Identity:
         """The local identity named `identity` (or with that identifier); NotFound if none."""
         local = self._node._stored.identities.get(
-            _ref(identity, self._node._stored), now=self._node._clock.now()
+            _ref(identity, self._node._stored, "Identities.get"), now=self._node._clock.now()
         )
         return Identity._of(local.name, local.identity)
 
@@ -112,7 +126,8 @@ class Identities:
         hold the committed next key too: two changes are appended, so the new primary key is
         one made now (docs/vault.md, "Recovering from a stolen backup")."""
         node = self._node
-        ref = _ref(identity, node._stored)
+        ref = _ref(identity, node._stored, "Identities.rotate")
+        check_optional_text("Identities.rotate", "key_type", key_type)
         rotated = node._stored.identities.rotate(
             ref,
             now=node._clock,
@@ -147,6 +162,7 @@ class Node:
         """Open node `name` in `home` (default: `$TROTH_HOME`, else the platform's data
         directory), creating it (software vault) on first use unless `create` is False
         (then NotFound). `clock` gives the time (default: the system clock)."""
+        check_text("Node.open", "name", name)
         home = home or troth_home()
         if create and not (node_dir(home, name) / "node.json").is_file():
             try:
@@ -185,6 +201,8 @@ class Node:
         node: the identity its tickets name and its channels present). Member credentials
         last `credential_ttl` seconds and allow `delegation_depth` further links. Create it
         before the node first runs (ConflictError once the node's identity exists)."""
+        check_whole("Node.create_authority", "credential_ttl", credential_ttl, unit=" of seconds")
+        check_whole("Node.create_authority", "delegation_depth", delegation_depth)
         try:
             hosted = self._stored.create_authority(
                 self.name,
@@ -220,8 +238,10 @@ class Node:
         (hex) as `troth authority list` prints them, confirmed with its operator; required when
         the ticket gives an authority this node has never seen from a checkpoint (one past 64
         changes), and checked whenever given."""
+        check_text("Node.enroll", "ticket", ticket)
+        check_optional_text("Node.enroll", "authority_pin", authority_pin)
         ref = (
-            _ref(identity, self._stored)
+            _ref(identity, self._stored, "Node.enroll")
             if identity is not None
             else self.identity.name or self.name
         )
@@ -239,7 +259,9 @@ class Node:
 
     def credentials(self, identity: IdentityRef | None = None) -> list[Credential]:
         """The chains `identity` (default: the node's own) holds."""
-        ref = _ref(identity, self._stored) if identity is not None else self.name
+        ref = (
+            _ref(identity, self._stored, "Node.credentials") if identity is not None else self.name
+        )
         wallet, now = self._stored.wallet, self._clock.now()
         return [Credential._of(wallet.inspect(h.chain, now=now)) for h in wallet.held(ref)]
 
@@ -259,16 +281,22 @@ class Node:
         (CredentialError AMPLIFIED otherwise). `caveats` are conditions (Cedar expressions)
         every use must meet; `depth` limits further delegation (default: one less). Returns
         the extended chain: hand `.chain` to its holder (`Node.hold`). A ttl that is not a
-        whole number of seconds from 1 to `troth.limits.MAX_TTL` is a ValueError."""
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= limits.MAX_TTL:
-            # refused first, naming ttl: it failed deep inside, or made a link expired at birth
-            # (review 44c, API 1)
-            raise ValueError(
-                f"ttl is a whole number of seconds, 1 to {limits.MAX_TTL}: not {ttl!r}"
-            )
+        whole number of seconds from 1 to `troth.limits.MAX_TTL` is an ArgumentError (a
+        ValueError), as is any argument of another type."""
+        call = "Node.delegate"
+        ref = _ref(identity, self._stored, call)
+        check_peer(call, "to", to)
+        check_mapping(call, "attributes", attributes)
+        # refused first, naming ttl: it failed deep inside, or made a link expired at birth
+        # (review 44c, API 1)
+        check_whole(call, "ttl", ttl, low=1, high=limits.MAX_TTL, unit=" of seconds")
+        check_text(call, "purpose", purpose)
+        check_texts(call, "caveats", caveats)
+        if depth is not None:
+            check_whole(call, "depth", depth)
         chain = delegate_recorded(
             self._stored,
-            _ref(identity, self._stored),
+            ref,
             to=self._identifier_of(to),
             attributes=attributes_of(attributes),
             ttl=ttl,
@@ -282,8 +310,10 @@ class Node:
     def hold(self, identity: IdentityRef, chain: Credential | bytes) -> Credential:
         """Keep a chain delegated to local `identity`, so it can present it and delegate
         further (CredentialError if the chain is not for it or does not check out)."""
+        ref = _ref(identity, self._stored, "Node.hold")
+        check_chain("Node.hold", "chain", chain)
         data = chain.chain if isinstance(chain, Credential) else chain
-        held = self._stored.wallet.hold(_ref(identity, self._stored), data, now=self._clock.now())
+        held = self._stored.wallet.hold(ref, data, now=self._clock.now())
         return Credential._of(held)
 
     def revoke(self, credential: Credential, *, by: IdentityRef, reason: str = "") -> int:
@@ -291,7 +321,9 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number."""
-        ref = _ref(by, self._stored)
+        check_credential("Node.revoke", "credential", credential)
+        ref = _ref(by, self._stored, "Node.revoke", "by")
+        check_text("Node.revoke", "reason", reason)
         seq = self._revoke(credential, by=ref, reason=reason)
         record_revocation(
             self._stored,
@@ -312,18 +344,17 @@ class Node:
         if address is not None and not is_local(address):
             return run_sync(self._revoke_over_network(credential, by, reason, address))
         now = self._clock.now()
-        request = revoke_request(
-            self._stored.identities,
-            by,
-            authority,
-            credential_hash=credential.id,
-            chain=credential.chain,
-            reason=reason,
-            now=now,
-        )
         home = home_of(self._stored)
         with local_authority(home, authority, hint=address, beside=self._stored) as host:
-            seq = host.revoke_link(request, now=now)
+            seq = revoke_link_at(
+                self._stored,
+                by,
+                host,
+                credential.id,
+                chain=credential.chain,
+                reason=reason,
+                now=now,
+            )
         if address is not None:
             sync_local_feed(self._stored, authority, address=address, now=now)
         return seq
@@ -359,6 +390,9 @@ class Node:
         holds revokes it). None admits whoever this node's trust admits, even while another
         block holds a channel to `route` pinned to a peer it would refuse (ChannelError
         PEER_NOT_ALLOWED). Outside `serve`, the node runs for the block's duration."""
+        check_text("Node.connect", "route", route)
+        if expect is not None:
+            check_peer("Node.connect", "expect", expect)
         if self._running is not None:
             async with self._running.connect(route, expect=expect) as channel:
                 yield channel
@@ -377,6 +411,9 @@ class Node:
     ) -> Any:
         """Synchronous `connect` + `Channel.call`: open a channel to `route`, call `method` of
         `service` there with `arguments`, close the channel, return the answer."""
+        check_text("Node.call", "route", route)
+        if expect is not None:
+            check_peer("Node.call", "expect", expect)
 
         async def call() -> Any:
             async with self.connect(route, expect=expect) as channel:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from troth.cli.output import Reporter, json_command
+from troth.cli.output import EXIT_INTERRUPTED, Reporter, error_object, json_command
+
+if TYPE_CHECKING:
+    from troth.bench import Measurement
 
 
 def _missing_peers() -> list[str]:
@@ -53,11 +57,41 @@ def bench(pattern: str | None, quick: bool, smoke: bool, reporter: Reporter) -> 
             f"troth: note: {', '.join(missing)} not installed: their peer figures are left out "
             "(pip install 'troth[bench]')"
         )
-    results = []
-    with smoke_run() if smoke else nullcontext():
-        for number, case in enumerate(cases, 1):
-            click.echo(f"[{number}/{len(cases)}] {case.name} ...", err=True)
-            results.extend(case.run(quick or smoke))
+    results: list[Measurement] = []
+    measured = 0
+    try:
+        with smoke_run() if smoke else nullcontext():
+            for number, case in enumerate(cases, 1):
+                click.echo(f"[{number}/{len(cases)}] {case.name} ...", err=True)
+                results.extend(case.run(quick or smoke))
+                measured = number
+    except KeyboardInterrupt:
+        _interrupted(reporter, results, measured, len(cases))
+    reporter.result([m.to_json() for m in results], _table(results))
+
+
+def _interrupted(
+    reporter: Reporter, results: list[Measurement], measured: int, total: int
+) -> NoReturn:
+    """Ctrl-C: the rows of the cases measured so far, marked interrupted (with --json the
+    error object with them), and exit 130 (review 45a, bench 1: they were dropped)."""
+    interrupted = KeyboardInterrupt("interrupted")
+    if reporter.as_json:
+        payload = {
+            **error_object(interrupted),
+            "interrupted": True,
+            "cases": total,
+            "cases_measured": measured,
+            "results": [m.to_json() for m in results],
+        }
+        reporter.fail(interrupted, EXIT_INTERRUPTED, payload)
+    note = f"interrupted: {measured} of {total} case(s) measured"
+    reporter.result([], f"{_table(results)}\n{note}")
+    reporter.fail(interrupted, EXIT_INTERRUPTED)
+
+
+def _table(results: list[Measurement]) -> str:
+    """The measurements, one row each with its baseline and extras."""
     lines = [f"{'benchmark':34} {'value':>16} {'baseline':>16} {'ratio':>7}  target"]
     for m in results:
         verdict = "" if m.meets_target is None else (" ok" if m.meets_target else " MISSED")
@@ -69,4 +103,4 @@ def bench(pattern: str | None, quick: bool, smoke: bool, reporter: Reporter) -> 
         lines.append(f"  {'':32} baseline = {m.baseline}")
         for key, extra in m.extra.items():
             lines.append(f"  {'':34} {key} = {extra}")
-    reporter.result([m.to_json() for m in results], "\n".join(lines))
+    return "\n".join(lines)

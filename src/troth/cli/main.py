@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from troth import __version__
-from troth.cli.output import EXIT_CODES_HELP, error_object
+from troth.cli.output import EXIT_CODES_HELP, EXIT_INTERRUPTED, error_object
 
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "identity": ("troth.cli.identity_cmds", "identity_group"),
@@ -87,16 +87,42 @@ class _Commands(dict[str, click.Command]):
         return super().items()
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C before a command ran (`TrothGroup`): exit 130, as inside one (`json_command`)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+    def show(self, file: Any = None) -> None:
+        click.echo("troth: interrupted", err=True)
+
+
 class TrothGroup(click.Group):
     """The root group: with `--json` anywhere on the command line, a usage error too is one
     JSON object on stdout and nothing on stderr. Its commands are imported when first looked
-    up (`COMMANDS`)."""
+    up (`COMMANDS`). Ctrl-C while the command line is parsed (the root's options, the
+    subcommand's, importing the subcommand's module) exits 130 as inside a command (review
+    45a, interrupt 1: click's own handling exits 1, "Aborted!")."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         commands = _Commands()
         commands.update(self.commands)
         self.commands = commands
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # resolving, importing or parsing the subcommand
+            raise Interrupted() from None
 
     def main(
         self,
@@ -112,7 +138,8 @@ class TrothGroup(click.Group):
         try:
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
-            click.echo(json.dumps(error_object(exc), indent=2))
+            shown = KeyboardInterrupt("interrupted") if isinstance(exc, Interrupted) else exc
+            click.echo(json.dumps(error_object(shown), indent=2))
             sys.exit(exc.exit_code)
         except click.Abort:
             sys.exit(1)

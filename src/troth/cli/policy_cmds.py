@@ -28,27 +28,21 @@ from troth.cli.common import (
 from troth.cli.names import Directory
 from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
 from troth.cli.text import duration, moment
-from troth.credentials import Attributes, ChainVerifier, TrustPolicy, chain_actor
+from troth.credentials import ChainVerifier, TrustPolicy, chain_actor
 from troth.encoding.ijson import load_json
-from troth.errors import DecodeError, NotFound, PolicyError, PolicyFailure
+from troth.errors import DecodeError, PolicyError
 from troth.gates import (
-    POLICY_ADMIN,
     BundleStore,
     DecisionPoint,
     PresentedChain,
-    SqliteBundleTable,
     ToolCall,
-    create_bundle,
     decode_bundle,
 )
 from troth.identity import Identifier
-from troth.node import Node
 from troth.node.trust import FEED_STALENESS
 from troth.node.verify import select_feeds
 
 __all__ = ["policy_group"]
-
-_ROLE = "troth.role"
 
 
 def _text(path: str, limit: int, what: str) -> str:
@@ -70,17 +64,6 @@ def _authority_id(names: Directory, text: str) -> Identifier:
     if Identifier.looks_like(text):
         return Identifier.parse(text)
     return names.authority(text).identifier
-
-
-def _admin_chain(node: Node, signer: str, authority: Identifier, now: int) -> bytes:
-    """The unexpired chain `signer` holds from `authority` granting troth.role=policy-admin."""
-    needs = Attributes({_ROLE: POLICY_ADMIN})
-    for held in node.wallet.held(signer):
-        if held.authority != authority.digest or held.expires_at <= now:
-            continue
-        if not needs.first_excess_over(node.wallet.inspect(held.chain, now=now).attributes):
-            return held.chain
-    raise NotFound(f"{signer} holds no unexpired {_ROLE}={POLICY_ADMIN} credential of {authority}")
 
 
 @click.group(
@@ -194,24 +177,21 @@ def create(
         if not all(isinstance(m, list) for m in services.values()):
             raise DecodeError("services: each service maps to a list of method names")
     authority = _authority_id(reporter.names, authority_ref)
+    from troth.node.services.policy import sign_bundle_as
+
     try:
         with open_cli_node(node_name) as node:
-            signer = reporter.names.local(as_name, node)
-            signing = node.identities.signer(signer, now=now)
-            is_authority = signing.identity.identifier == authority
-            chain = None if is_authority else _admin_chain(node, signer, authority, now)
-            _check_unsigned_revision(node, node_name, authority, revision)
-            data = create_bundle(
-                signing,
+            data = sign_bundle_as(
+                node,
+                reporter.names.local(as_name, node),
                 authority=authority,
                 policies=policies,
                 schema=schema,
                 tools=tools,
                 services=services,
                 revision=revision,
-                now=now,
                 ttl=ttl,
-                chain=chain,
+                now=now,
             )
     except PolicyError as exc:
         reporter.fail(exc, EXIT_INVALID, _refused(exc))
@@ -261,23 +241,6 @@ def resign(digest: str, node_name: str, reporter: Reporter) -> None:
         f"re-signed as revision {summary['revision']} of {reporter.label(summary['authority'])}"
         f" and installed on node {node_name!r}{then}",
     )
-
-
-def _check_unsigned_revision(
-    node: Node, node_name: str, authority: Identifier, revision: int
-) -> None:
-    """PolicyError ROLLBACK when the node holds a bundle of `authority` at `revision`: a new
-    signature makes a different bundle of that revision, and of two such bundles only the one
-    of the lower digest decides, on every node (docs/policy.md, "Bundles on a node": review
-    41d, bundles 2) — which one is not the signer's choice."""
-    stamp = SqliteBundleTable(node.db).stamps().get(authority.digest)
-    if stamp is not None and stamp[0] == revision:
-        raise PolicyError(
-            PolicyFailure.ROLLBACK,
-            f"node {node_name!r} already holds revision {revision} of this authority (digest "
-            f"{stamp[1].hex()}): sign revision {revision + 1} (of two bundles of one revision "
-            "every node keeps the one of the lower digest)",
-        )
 
 
 def _refused(exc: PolicyError) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from troth import limits
-from troth.authority.client import revoke_request
 from troth.cli.common import (
     CLOCK,
     INPUT_FILE,
@@ -27,7 +26,7 @@ from troth.cli.common import (
 from troth.cli.output import Progress, Reporter, escape_text, json_command
 from troth.cli.text import moment
 from troth.credentials import write_page_sequence
-from troth.node.traces import record_revocation, revoke_as_authority
+from troth.node.traces import revoke_as_authority, revoke_link_recorded
 from troth.node.verify import authority_pages
 
 REASON = click.option("--reason", default="", help="Why (recorded in the signed feed).")
@@ -121,7 +120,6 @@ def revoke_link(
 ) -> None:
     """A delegator revokes link ID, which it (or a link upstream of it) issued: the links
     below it die, their siblings live."""
-    now = CLOCK.now()
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
     local = reporter.names.authority(authority_ref)
     with ExitStack() as stack:
@@ -132,27 +130,8 @@ def revoke_link(
             if local.node == node.name
             else stack.enter_context(open_authority_node(reporter.names, authority_ref))
         )
-        authority = host.authority()
-        request = revoke_request(
-            node.identities,
-            as_name,
-            authority.identifier,
-            credential_hash=credential_id,
-            chain=chain,
-            reason=reason,
-            now=now,
-        )
-        seq = authority.revoke_link(request, now=now)
-        record_revocation(
-            node,
-            as_name,
-            "link",
-            credential_id.hex(),
-            authority=authority.identifier,
-            reason=reason,
-            seq=seq,
-            clock=CLOCK,
-            chain=chain,
+        seq = revoke_link_recorded(
+            node, as_name, host.authority(), credential_id, chain=chain, reason=reason, clock=CLOCK
         )
     reporter.result(
         {"seq": seq, "revoked": credential_id.hex()},

@@ -291,13 +291,16 @@ class CredentialWallet:
         now: int,
         needs: Attributes | None = None,
         credential_hash: bytes | None = None,
+        authority: Identifier | None = None,
     ) -> bytes:
         """The held chain that expires last among those valid at `now`, revoked by no feed
-        held (and covering `needs`)."""
+        held (and covering `needs`, rooted at `authority`)."""
         for held in self.held(ref):
             if held.expires_at <= now or (
                 credential_hash is not None and held.id != credential_hash
             ):
+                continue
+            if authority is not None and held.authority != authority.digest:
                 continue
             if revokes_a_link(held.chain, self.held_feed):
                 continue

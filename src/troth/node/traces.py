@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from troth.authority import Authority
+from troth.authority.client import revoke_request
 from troth.clock import Clock
 from troth.credentials import Attributes, CredentialChain
 from troth.errors import StorageError, TraceError, TraceFailure, TrothError
@@ -34,6 +35,8 @@ __all__ = [
     "record_revocation",
     "resolve_escalation",
     "revoke_as_authority",
+    "revoke_link_at",
+    "revoke_link_recorded",
     "traced_as",
 ]
 
@@ -126,6 +129,61 @@ def revoke_as_authority(
         what, text = "credential", target.hex()
     me = authority.identifier
     record_revocation(node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock)
+    return seq
+
+
+def revoke_link_at(
+    node: Node,
+    ref: str,
+    authority: Authority,
+    credential_hash: bytes,
+    *,
+    chain: bytes,
+    reason: str,
+    now: int,
+) -> int:
+    """Local identity `ref` revokes link `credential_hash` of `chain` (a link it, or an
+    identity upstream of it, issued) with `authority`, hosted on this machine: its signed
+    request (`revoke_request`), which the authority takes as a feed entry; the entry's seq.
+    Not recorded: `revoke_link_recorded` (the CLI), `Node.revoke` (the API) record it."""
+    request = revoke_request(
+        node.identities,
+        ref,
+        authority.identifier,
+        credential_hash=credential_hash,
+        chain=chain,
+        reason=reason,
+        now=now,
+    )
+    return authority.revoke_link(request, now=now)
+
+
+def revoke_link_recorded(
+    node: Node,
+    ref: str,
+    authority: Authority,
+    credential_hash: bytes,
+    *,
+    chain: bytes,
+    reason: str,
+    clock: Clock,
+) -> int:
+    """`revoke_link_at`, then recorded, signed by `ref` (`record_revocation`: the link's
+    revocation stands if the record fails); the feed entry's seq."""
+    seq = revoke_link_at(
+        node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
+    )
+    record_revocation(
+        node,
+        ref,
+        "link",
+        credential_hash.hex(),
+        authority=authority.identifier,
+        reason=reason,
+        seq=seq,
+        clock=clock,
+        chain=chain,
+    )
     return seq
 
 

@@ -489,7 +489,8 @@ def verify_export(
     agent's keys used before they retired by the newest of its histories the lines carry
     (review 35c, trace 1), each resolution whose escalation is present answers it as its
     signer was asked, and no version 1 link is ambiguous among the lines (`parent_record`),
-    where the lines present settle which record it names (`_settled`: review 38b, trace 1)."""
+    where the lines present settle which record it names (`_settled`: review 38b, trace 1).
+    With `anchor`, the export must reach it (`_check_reaches`: TRUNCATED otherwise)."""
     checkpoint: Checkpoint | None = None
     status = AnchorStatus.UNANCHORED
     seen_index: set[int] = set()
@@ -544,6 +545,8 @@ def verify_export(
         if record.kind is Kind.RESOLUTION or record.parent_by_id:
             linking.append((record, report.index))
         count += 1
+    if anchor is not None:
+        _check_reaches(anchor, checkpoint)
     for (agent, _keyid), use in keys.items():
         _check_retired(agent, use, newest[agent], rows, known, checkpoints)
     for links in by_agent.values():
@@ -568,6 +571,27 @@ def verify_export(
         except TraceError as exc:
             raise exc.located(index=index, record=record.id) from None
     return ExportReport(count, len(by_agent), checkpoint, status)
+
+
+def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
+    """An export reaches the checkpoint its verifier kept (`anchor`): one of no lines against a
+    kept checkpoint of N > 0 records, or whose checkpoint of the same log is smaller than the
+    kept one, is taken from a log that lacks records the verifier saw: truncated, as
+    `verify_log` says of the log itself (review 45a, trace 1; it answered "unanchored"). A
+    kept checkpoint of the empty tree is a prefix of every log; one of another log, or a
+    larger checkpoint than the kept one (no consistency proof in an export), stays
+    unanchored."""
+    saved = parse_checkpoint(anchor)[0]
+    if checkpoint is None:
+        if saved.size > 0:
+            raise TraceError(
+                _F.TRUNCATED, f"anchored at {saved.size} records, the export holds none"
+            )
+    elif checkpoint.origin == saved.origin and checkpoint.size < saved.size:
+        raise TraceError(
+            _F.TRUNCATED,
+            f"the export's checkpoint is of {checkpoint.size} records, anchored at {saved.size}",
+        )
 
 
 def _settled(

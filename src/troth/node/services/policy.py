@@ -52,21 +52,26 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from troth import limits
+from troth.authority.core import ROLE
 from troth.channel import ChannelState, VerifiedPeer
 from troth.clock import Clock
+from troth.credentials import Attributes
 from troth.crypto import sha256
 from troth.encoding import cbor
 from troth.errors import (
     DecodeError,
     Denied,
+    NotFound,
     PolicyError,
     PolicyFailure,
     RemoteError,
     TrothError,
 )
 from troth.gates import (
+    POLICY_ADMIN,
     SqliteBundleTable,
     VerifiedBundle,
+    create_bundle,
     decode_bundle,
     resign_bundle,
 )
@@ -90,7 +95,9 @@ class _ChannelTo(Protocol):
 __all__ = [
     "POLICY",
     "PolicyService",
+    "admin_chain",
     "install_bundle",
+    "sign_bundle_as",
     "stored_bundles",
 ]
 
@@ -509,6 +516,64 @@ def resign_held_bundle(home: Path, name: str, *, digest: str, clock: Clock) -> d
         signer = node.identities.signer(str(authority), now=now)
         data = resign_bundle(held, signer, now=now)
     return install_bundle(home, name, data, clock=clock)
+
+
+def admin_chain(node: Node, signer: str, authority: Identifier, *, now: int) -> bytes:
+    """The chain `signer` signs `authority`'s bundles under: the one from `authority` granting
+    troth.role=policy-admin that expires last, unexpired and revoked by no feed the node holds
+    (`CredentialWallet.best`, as a delegation's parent is picked); NotFound if none."""
+    try:
+        return node.wallet.best(
+            signer, now=now, needs=Attributes({ROLE: POLICY_ADMIN}), authority=authority
+        )
+    except NotFound:
+        raise NotFound(
+            f"{signer} holds no unexpired {ROLE}={POLICY_ADMIN} credential of {authority}"
+        ) from None
+
+
+def sign_bundle_as(
+    node: Node,
+    signer: str,
+    *,
+    authority: Identifier,
+    policies: str,
+    schema: str,
+    tools: Mapping[str, Any],
+    services: Mapping[str, Any],
+    revision: int,
+    ttl: int,
+    now: int,
+) -> bytes:
+    """A new bundle of `authority` (`create_bundle`), signed by local identity `signer`: the
+    authority itself, or a member under its policy-admin chain (`admin_chain`). Refused first
+    (PolicyError ROLLBACK) when the node holds a bundle of `authority` at `revision`: a new
+    signature makes a different bundle of that revision, and of two such bundles only the one
+    of the lower digest decides, on every node (docs/policy.md, "Bundles on a node": review
+    41d, bundles 2) — which one is not the signer's choice."""
+    signing = node.identities.signer(signer, now=now)
+    is_authority = signing.identity.identifier == authority
+    chain = None if is_authority else admin_chain(node, signer, authority, now=now)
+    stamp = SqliteBundleTable(node.db).stamps().get(authority.digest)
+    if stamp is not None and stamp[0] == revision:
+        raise PolicyError(
+            _P.ROLLBACK,
+            f"node {node.name!r} already holds revision {revision} of this authority (digest "
+            f"{stamp[1].hex()}): sign revision {revision + 1} (of two bundles of one revision "
+            "every node keeps the one of the lower digest)",
+        )
+    return create_bundle(
+        signing,
+        authority=authority,
+        policies=policies,
+        schema=schema,
+        tools=tools,
+        services=services,
+        revision=revision,
+        now=now,
+        ttl=ttl,
+        chain=chain,
+    )
 
 
 def stored_bundles(home: Path, name: str, *, clock: Clock) -> list[dict[str, Any]]:
