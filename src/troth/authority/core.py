@@ -196,8 +196,8 @@ class Authority:
         role: str | None = None,
     ) -> Ticket:
         """A one-time (or `uses`-time) ticket granting `attributes` (and `role`) to its redeemer,
-        at `address` (`node:NAME` or a route: `check_address`); REQUEST_INVALID otherwise,
-        nothing stored."""
+        at `address` (`node:NAME` or a route: `check_address`), at most MAX_TICKET_BYTES
+        encoded (what `Ticket.parse` accepts); REQUEST_INVALID otherwise, nothing stored."""
         if not (1 <= uses <= limits.MAX_TICKET_USES and 1 <= ttl <= limits.MAX_TTL):
             raise AuthorityError(
                 _A.REQUEST_INVALID,
@@ -227,10 +227,18 @@ class Authority:
         except DecodeError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, str(exc)) from None
         code = new_code()
+        ticket = Ticket(code, self.history(), address)
+        size = len(ticket.encode())
+        if size > limits.MAX_TICKET_BYTES:  # one its redeemers' `Ticket.parse` accepts
+            raise AuthorityError(  # (review 45e, tickets 1)
+                _A.REQUEST_INVALID,
+                f"the ticket would be {size} bytes, over MAX_TICKET_BYTES "
+                f"({limits.MAX_TICKET_BYTES}): give a shorter address",
+            )
         self.store.put_ticket(
             code_hash(code), cbor.encode(attributes.to_cbor()), uses, now + ttl, creator.digest, now
         )
-        return Ticket(code, self.history(), address)
+        return ticket
 
     # -- enrollment and member credentials -------------------------------------------------------
 
