@@ -1,13 +1,13 @@
 """Review 45g (limits end to end): the largest identity history, ticket and trace record each
 producing API makes, fed to their readers; one step past, refused by the producer, typed.
 
-1. (left, a strict xfail) `Authority.create_ticket` (and `troth.Authority.ticket(at=...)`)
-   takes any address text: a ticket whose address is no route (`parse_route`: at most
-   MAX_ROUTE_LENGTH hops of MAX_ADDRESS_TEXT) is made and refused by the enrolling node, and one
-   of ~60,000 characters makes a ticket over MAX_TICKET_BYTES that `Ticket.parse` refuses
-   ("ticket too long"). The fix is in troth.authority.core (`create_ticket`: the address
-   `node:NAME` or a route `parse_route` takes, and the encoded ticket within
-   MAX_TICKET_BYTES, else AuthorityError REQUEST_INVALID), which this review does not edit.
+1. `Authority.create_ticket` (and `troth.Authority.ticket(at=...)`) took any address text: a
+   ticket whose address is no route (`parse_route`: at most MAX_ROUTE_LENGTH hops of
+   MAX_ADDRESS_TEXT) was made and refused by the enrolling node, and one of ~60,000 characters
+   made a ticket over MAX_TICKET_BYTES that `Ticket.parse` refuses ("ticket too long"). A
+   strict xfail here; fixed by review 45e (`create_ticket`: the address `node:NAME` or a route
+   `parse_route` takes, and the encoded ticket within MAX_TICKET_BYTES, else AuthorityError
+   REQUEST_INVALID).
 
 The passing tests pin what holds.
 """
@@ -82,9 +82,6 @@ def test_the_largest_history_fits_every_reader() -> None:
 # -- tickets ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 45g artifacts 1: create_ticket takes any address (authority.core)"
-)
 @pytest.mark.parametrize(
     "address",
     [
@@ -108,7 +105,7 @@ def test_a_ticket_is_made_only_with_an_address_its_redeemer_reads(
             )
         except AuthorityError:
             return  # the maker refuses, typed
-        parse_route(Ticket.parse(str(ticket)).address)  # RoutingError / DecodeError on main
+        parse_route(Ticket.parse(str(ticket)).address)  # RoutingError / DecodeError before 45e
 
 
 def test_a_ticket_at_the_longest_route_is_one_its_redeemer_reads(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 from troth.authority import Ticket
 from troth.authority.client import TicketBinds, accept_ticket, check_ticket, enroll_request
+from troth.authority.tickets import check_address
 from troth.clock import Clock
 from troth.credentials.verify import VerifiedCredential
 from troth.credentials.wallet import CredentialWallet
@@ -93,6 +94,8 @@ def enrollment(
     ticket that gives an unknown authority's history from a checkpoint)."""
     if not isinstance(ticket, Ticket):
         ticket = _parse(ticket)
+    else:  # built in code, not parsed: its address is checked here (review 45e, address 1)
+        check_address(ticket.address)
     now = clock.now()
     binds = _ticket_binds(wallet)
     authority = check_ticket(identities, ticket, now=now, authority_pin=authority_pin, binds=binds)

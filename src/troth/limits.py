@@ -56,7 +56,10 @@ MAX_DELEGATION_LINKS: Final = 8
 MAX_CHAIN_BYTES: Final = 128 * 1024
 """Largest credential chain bundle (credentials and the issuers' histories)."""
 MAX_TICKET_BYTES: Final = 48 * 1024
-"""Largest decoded enrollment ticket (it carries the authority's history)."""
+"""Largest decoded enrollment ticket (it carries the authority's history). An authority
+creates none larger (review 45e, tickets 1); with its address a route (at most
+MAX_ROUTE_LENGTH hops of MAX_ADDRESS_TEXT) and its history at most MAX_IDENTITY_HISTORY_BYTES,
+none reaches it (~37 KiB at most)."""
 MAX_FEED_ENTRIES: Final = 1 << 22
 """Most entries in a revocation feed (4,194,304): an authority refuses the append past it, and
 a holder's in-memory index of that many entries stays around half a GiB."""

@@ -24,7 +24,7 @@ from typing import Any, Final
 from troth import limits
 from troth.authority.feed import AuthorityFeed
 from troth.authority.requests import VerifiedRequest, verify_request
-from troth.authority.tickets import Ticket, code_hash, new_code
+from troth.authority.tickets import Ticket, check_address, code_hash, new_code
 from troth.credentials import (
     Attributes,
     ChainVerifier,
@@ -195,7 +195,9 @@ class Authority:
         ttl: int = DEFAULT_TICKET_TTL,
         role: str | None = None,
     ) -> Ticket:
-        """A one-time (or `uses`-time) ticket granting `attributes` (and `role`) to its redeemer."""
+        """A one-time (or `uses`-time) ticket granting `attributes` (and `role`) to its redeemer,
+        at `address` (`node:NAME` or a route: `check_address`), at most MAX_TICKET_BYTES
+        encoded (what `Ticket.parse` accepts); REQUEST_INVALID otherwise, nothing stored."""
         if not (1 <= uses <= limits.MAX_TICKET_USES and 1 <= ttl <= limits.MAX_TTL):
             raise AuthorityError(
                 _A.REQUEST_INVALID,
@@ -220,7 +222,19 @@ class Authority:
             check_fits(attributes)
         except CredentialError as exc:
             raise AuthorityError(_A.REQUEST_INVALID, exc.detail) from None
+        try:  # an address its redeemer can reach (review 45e, address 1)
+            check_address(address)
+        except DecodeError as exc:
+            raise AuthorityError(_A.REQUEST_INVALID, str(exc)) from None
         code = new_code()
+        ticket = Ticket(code, self.history(), address)
+        size = len(ticket.encode())
+        if size > limits.MAX_TICKET_BYTES:  # one its redeemers' `Ticket.parse` accepts
+            raise AuthorityError(  # (review 45e, tickets 1)
+                _A.REQUEST_INVALID,
+                f"the ticket would be {size} bytes, over MAX_TICKET_BYTES "
+                f"({limits.MAX_TICKET_BYTES}): give a shorter address",
+            )
         with self.store.transaction():
             self.store.put_ticket(
                 code_hash(code),
@@ -234,7 +248,7 @@ class Authority:
         # killed here, the ticket is stored but its code is in no one's hands: only its hash
         # is kept, so it can never be redeemed and is gone at its expiry (review 45f)
         crash_point("authority.ticket.after-commit")
-        return Ticket(code, self.history(), address)
+        return ticket
 
     # -- enrollment and member credentials -------------------------------------------------------
 

@@ -4,7 +4,10 @@ its address, so `troth enroll TICKET` needs nothing else (docs/formats.md, "Tick
     ticket = "troth-ticket:" + base64url(["troth.ticket", 1, code (32 bytes),
                                           authority history, address])
 
-The code is 256 random bits; the authority stores only SHA-256(code).
+The code is 256 random bits; the authority stores only SHA-256(code). The address is
+`node:NAME` (a node on this machine, NAME a node name) or a route (`/tcp/host:port...`):
+anything else is refused when a ticket is created or parsed, before an enrollment records
+anything (review 45e, address 1).
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from typing import Final
 from troth import limits
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import DecodeError
+from troth.errors import DecodeError, RoutingError
+from troth.names import check_name
+from troth.routing.address import parse_route
 
-__all__ = ["TICKET_PREFIX", "Ticket", "code_hash", "new_code"]
+__all__ = ["LOCAL_PREFIX", "TICKET_PREFIX", "Ticket", "check_address", "code_hash", "new_code"]
 
 TICKET_PREFIX: Final = "troth-ticket:"
+LOCAL_PREFIX: Final = "node:"
+"""The address of an authority hosted by a node on this machine: `node:NAME`."""
 TICKET_TYPE: Final = "troth.ticket"
 VERSION: Final = 1
 CODE_SIZE: Final = 32
@@ -36,14 +43,36 @@ def code_hash(code: bytes) -> bytes:
     return sha256(b"troth.ticket-code/1\x00" + code)
 
 
+def check_address(address: str) -> str:
+    """`address` if a node can reach an authority there: `node:NAME` (NAME a node name) or a
+    route (`troth.routing.parse_route`: known kinds, valid values, at most MAX_ROUTE_LENGTH
+    hops); else DecodeError naming it (review 45e, address 1: an enrollment recorded one it
+    could never send, and its node sent it again for a week)."""
+    try:
+        if address.startswith(LOCAL_PREFIX):
+            check_name(address[len(LOCAL_PREFIX) :], "node name")
+        else:
+            parse_route(address)
+    except (RoutingError, ValueError) as exc:
+        raise DecodeError(
+            f"address {address[:80]!r} is neither node:NAME nor a route ({exc})"
+        ) from None
+    return address
+
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     code: bytes
     authority_history: bytes
     address: str
 
+    def encode(self) -> bytes:
+        """The ticket's CBOR (what its text carries in base64url; at most MAX_TICKET_BYTES
+        to parse)."""
+        return cbor.encode([TICKET_TYPE, VERSION, self.code, self.authority_history, self.address])
+
     def __str__(self) -> str:
-        data = cbor.encode([TICKET_TYPE, VERSION, self.code, self.authority_history, self.address])
+        data = self.encode()
         return TICKET_PREFIX + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
     def __repr__(self) -> str:  # never print the code by accident
@@ -66,5 +95,5 @@ class Ticket:
         return cls(
             cbor.expect_bytes(value[2], "code", CODE_SIZE),
             cbor.expect_bytes(value[3], "authority history"),
-            cbor.expect_text(value[4], "address"),
+            check_address(cbor.expect_text(value[4], "address")),
         )

@@ -18,6 +18,7 @@ from typing import Any, Final
 from troth import enrollment
 from troth.authority import Authority, Ticket
 from troth.authority.client import refresh_request, rotated_request, ticket_authority
+from troth.authority.tickets import LOCAL_PREFIX
 from troth.clock import Clock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement
@@ -49,8 +50,6 @@ __all__ = [
     "ticket_address",
 ]
 
-LOCAL_PREFIX: Final = "node:"
-"""The address of an authority hosted by a node on this machine: `node:NAME`."""
 INTERRUPTED: Final = (
     "the enrollment was not completed; it is recorded and resumes with the same ticket or with "
     "troth credential refresh --identity {name}"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from troth import enrollment
 from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
+from troth.authority.tickets import Ticket, check_address
 from troth.channel import ChannelState
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
@@ -56,6 +57,7 @@ __all__ = [
     "refresh_feeds",
     "resume_enrollments",
     "showing",
+    "unusable",
 ]
 
 log = logging.getLogger("troth.node")
@@ -236,9 +238,12 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     each attempt (RESUME_BACKOFF up to RESUME_BACKOFF_MAX), until its attempts have failed
     for RESUME_FOR: then it is left for an operator (review 39a, resume 2: an address that
     never answers was contacted each round, for good). Review 38c, enroll 2: before, a
-    restarted node left them all for an operator. Returns how many completed."""
+    restarted node left them all for an operator. A record whose ticket or address can never
+    be used (stored by an earlier version: review 45e, address 2) is dropped, logged, and no
+    one contacted. Returns how many completed."""
     wallet, clock, state = runtime.node.wallet, runtime.clock, runtime.resumption
     due = await runtime.worker.run(state.choose, wallet, clock.now())
+    due = [pending for pending in due if not await _dropped(runtime, pending)]
     local: dict[bytes, list[PendingEnrollmentRecord]] = {}
     # by route and authority: a record pinned to another authority at the address is not
     # the address's (review 41c, resume 1); the route as `channel_to` locks it, whatever its
@@ -264,6 +269,34 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     if completed:
         await runtime._took_credential(None)
     return completed
+
+
+def unusable(pending: PendingEnrollmentRecord) -> str | None:
+    """Why `pending` can never complete (its ticket does not parse, or its address is neither
+    `node:NAME` nor a route: what an earlier version recorded before it checked the address;
+    review 45e, address 2), or None."""
+    try:
+        Ticket.parse(pending.ticket)
+        check_address(pending.address)
+    except DecodeError as exc:
+        return str(exc)
+    return None
+
+
+async def _dropped(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> bool:
+    """Whether `pending` was dropped (forgotten and logged) as `unusable`."""
+    why = unusable(pending)
+    if why is None:
+        return False
+    await runtime.worker.run(runtime.node.wallet.forget_enrollment, pending)
+    runtime.resumption.done(pending)
+    log.warning(
+        "enrollment of T%s with T%s dropped: it can never complete (%s)",
+        pending.identifier.hex(),
+        pending.authority.hex(),
+        why,
+    )
+    return True
 
 
 def _route_key(address: str) -> str:

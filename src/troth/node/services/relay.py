@@ -56,7 +56,7 @@ from troth.node.channels import ChannelManager
 from troth.node.services.base import LOG_LINES_PER_MINUTE, Method, RequestContext, to_the_end
 from troth.node.shares import Shares, authorities_of
 from troth.node.worker import StoreWorker
-from troth.routing import Address, RoutedMessage, Router
+from troth.routing import Address, Route, RoutedMessage, Router
 from troth.transport.ratelog import RateLimitedLog
 
 __all__ = ["RELAY_ATTRIBUTE", "RELAY_GRACE", "Relay", "RelayBook", "RelayService"]
@@ -72,8 +72,9 @@ NOT_FOUND: Final = route_error(RouteProblem.RELAY_NOT_FOUND)
 @dataclass(slots=True)
 class Relay:
     """One relay name: its owner, the connection messages are forwarded to (None for a name
-    kept across a restart, until its owner comes back), the owner's channel, and when that
-    channel was lost (None while it is open)."""
+    kept across a restart, until its owner comes back) and the hops past it to the owner's
+    node (`beyond`: an owner that reached this node through other relays), the owner's
+    channel, and when that channel was lost (None while it is open)."""
 
     owner: Identifier
     connection: Address | None
@@ -83,6 +84,8 @@ class Relay:
     authorities: frozenset[bytes] = frozenset()  # whose share it counts in (authorities_of)
     refused: bool = False  # held since `lost_at` because its owner may no longer create it,
     # its channel still open (`RelayService._recheck`: forwards again once it may)
+    beyond: Route = ()  # the hops past `connection` to the owner's node: an owner that came
+    # through other relays (review 45e, relay 1)
 
 
 class RelayBook(IdentifierBook):
@@ -180,8 +183,17 @@ class RelayService:
         elif existing is not None and existing.connection is None:  # kept across a restart,
             # whose member was not known: counted now, as a new name (review 27b, relays 2)
             self._check_quota(caller.identifier, accounts, authorities, context.now, name)
+        # the way to the owner's node: its channel's route back, but the channel's own end
+        # (not only the first hop: an owner behind another relay; review 45e, relay 1)
+        first, *beyond = end.peer_route[:-1] or end.peer_route
         self.relays[name] = Relay(
-            caller.identifier, end.peer_route[0], caller.channel, None, accounts, authorities
+            caller.identifier,
+            first,
+            caller.channel,
+            None,
+            accounts,
+            authorities,
+            beyond=tuple(beyond),
         )
         if new_owner:  # kept even if this request is cancelled meanwhile (its channel closed)
             await to_the_end(self._save(), self._saving)
@@ -238,7 +250,9 @@ class RelayService:
         relay = self.relays.get(address.value)
         if relay is not None and relay.lost_at is None and relay.connection is not None:
             onward = RoutedMessage(
-                (relay.connection, *message.onward), message.return_route, message.payload
+                (relay.connection, *relay.beyond, *message.onward),
+                message.return_route,
+                message.payload,
             )
             try:
                 await self.router.route(onward)
