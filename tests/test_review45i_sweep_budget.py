@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NOW
 from tests.support.leases import RemoteStub, make_world, open_broker
 from troth.secrets import AllowListPolicy, LeaseState
@@ -93,7 +91,6 @@ def _world(tmp_path: Path, cost: float = 0.0) -> tuple[Broker, _Engine, list[str
     return broker, engine, refs, other.lease.handle
 
 
-@pytest.mark.xfail(strict=True, reason="review 45i: unbudgeted")
 def test_a_sweep_tries_a_bounded_number_of_retries_fairly_across_accounts(
     tmp_path: Path,
 ) -> None:
@@ -110,7 +107,6 @@ def test_a_sweep_tries_a_bounded_number_of_retries_fairly_across_accounts(
     assert set(engine.attempts) >= set(refs)
 
 
-@pytest.mark.xfail(strict=True, reason="review 45i: unbudgeted")
 def test_the_engine_time_a_sweep_spends_on_retries_is_bounded(tmp_path: Path) -> None:
     """Each failed attempt costs 5 s of engine time (a lock timeout): the first sweep does
     B's revocation and then stops after one of A's; over the following sweeps the retries

@@ -41,6 +41,7 @@ from troth.secrets.lease import (
 )
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.store import SqliteSecretStore
+from troth.secrets.sweep import Due
 
 __all__ = [
     "ENDED_LEASE_RETENTION",
@@ -502,11 +503,12 @@ class LeaseBook:
             due = self._store.leases_in([_S.ACTIVE], expires_before=now, limit=limit)
             return self._start_all(due, now, EndReason.EXPIRED, "expired", kind=AuditKind.EXPIRE)
 
-    def stalled(self, now: int, *, all_pending: bool = False) -> list[Lease]:
+    def stalled(self, now: int, *, all_pending: bool = False) -> list[Due]:
         """Leases whose revocation must be (re)done: PENDING ones older than the grace (all of
         them with `all_pending`: the caller knows no issue is in flight, its broker restarted
         and no other is open) become REVOKING; with every lease already REVOKING whose retry
-        is due (`revoke_failed`: a failed revocation waits longer at each failure)."""
+        is due (`revoke_failed`: a failed revocation waits longer at each failure), with its
+        account and failed attempts (the sweep budgets the retries: troth.secrets.sweep)."""
         cutoff = now if all_pending else now - self.pending_grace
         with self._store.transaction():
             pending = self._store.leases_in([_S.PENDING], state_before=cutoff)

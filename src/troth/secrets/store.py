@@ -41,6 +41,7 @@ from troth.secrets.lease import (
     LeaseState,
     locator_floor,
 )
+from troth.secrets.sweep import Due
 from troth.storage import SqliteDatabase
 
 __all__ = [
@@ -599,13 +600,16 @@ class SqliteSecretStore:
         )
         return row is None or int(row[0]) <= now
 
-    def due_revocations(self, now: int, *, limit: int) -> list[Lease]:
+    def due_revocations(self, now: int, *, limit: int) -> list[Due]:
         """REVOKING leases whose revocation may be tried at `now`, the longest due first, at
-        most `limit` (read through the state index: open leases are bounded by the quotas)."""
-        return self._leases(
-            "WHERE state = ? AND retry_at <= ? ORDER BY retry_at LIMIT ?",
+        most `limit`, each with its account and failed attempts (read through the state index:
+        open leases are bounded by the quotas)."""
+        rows = self.db.fetch_all(
+            _SELECT_LEASES.replace(" FROM ", ", account, attempts FROM ", 1)
+            + "WHERE state = ? AND retry_at <= ? ORDER BY retry_at, locator LIMIT ?",
             (int(LeaseState.REVOKING), now, limit),
         )
+        return [Due(_lease(row), bytes(row[17]), int(row[18])) for row in rows]
 
     def prune_ended(self, before: int, *, limit: int) -> int:
         """Delete up to `limit` REVOKED leases that ended (`state_at`) before `before`; returns
