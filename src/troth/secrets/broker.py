@@ -42,6 +42,7 @@ from troth.secrets.lease import (
     LeaseCredential,
     LeaseHandle,
     LeaseId,
+    LeaseRequest,
     SecretValue,
     check_secret_name,
 )
@@ -303,6 +304,7 @@ class Broker:
         now: int,
         scope: Iterable[str] | None = None,
         ttl: int | None = None,
+        request: LeaseRequest | None = None,
     ) -> IssuedLease:
         """Lease secret `name` to the credential's actor (policy, quota and revocation checked
         inside the transaction that writes the lease)."""
