@@ -307,7 +307,14 @@ class Broker:
         request: LeaseRequest | None = None,
     ) -> IssuedLease:
         """Lease secret `name` to the credential's actor (policy, quota and revocation checked
-        inside the transaction that writes the lease)."""
+        inside the transaction that writes the lease). With `request` (the agent's name for
+        the request and this attempt at it), the leases its earlier attempts were issued
+        (their answers lost) are revoked first, so they neither stay live nor hold the quota;
+        SecretError BAD_REQUEST if this attempt or a later one was served (review 45i,
+        secrets 2; docs/secrets.md, "Retried requests")."""
+        if request is not None:
+            earlier = self.book.supersede(credential, request, now)
+            self._revoke_upstream(earlier, now, member=lease_account(credential))
         granted = self.book.open_lease(
             credential,
             name,
@@ -317,6 +324,7 @@ class Broker:
             spec_of=self._parsed,
             engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
             mint=self._mint_local,
+            request=request,
         )
         if granted.credential is not None:
             return IssuedLease(granted.lease_id, granted.lease, granted.credential)
