@@ -71,3 +71,9 @@ def delegators(credential: VerifiedCredential) -> tuple[Identifier, ...]:
     if len(links) == 1:  # a member's own credential: no delegator
         return ()
     return tuple(link.issuer for link in reversed(links[1:]))
+
+
+MAX_CHAIN_HASH_CACHE_BYTES: Final = 16 * 1024 * 1024
+"""Bytes of chains the book's cache of chain hashes holds at most (the least recently used
+evicted first): a chain may be `limits.MAX_CHAIN_BYTES` (128 KiB), so a cache bounded by
+entries alone (1,024) could hold 128 MiB (review 45i, secrets 3)."""
