@@ -22,7 +22,6 @@ from typing import Final
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
@@ -44,6 +43,7 @@ from troth.secrets.members import (
     CREDENTIAL_MEMBER,
     IDENTITY_MEMBER,
     ROOT_MEMBER,
+    ChainHashes,
     chain_members,
     delegators,
     lease_account,
@@ -81,7 +81,6 @@ _DENIALS: Final = frozenset(
         _F.FORBIDDEN_REQUEST,
     }
 )
-_CHAIN_HASH_CACHE: Final = 1024
 REVOKE_RETRY_FIRST: Final = 5
 """Seconds after a failed upstream revocation before the sweep tries it again (the served
 broker's SWEEP_SECONDS); each further failure doubles the wait, up to `REVOKE_RETRY_MAX`."""
@@ -147,7 +146,7 @@ class LeaseBook:
         self.pending_grace = pending_grace
         self._feeds: dict[Identifier, VerifiedFeed] = {}
         self._feeds_lock = threading.Lock()
-        self._chain_hashes: dict[bytes, bytes] = {}
+        self._chain_hashes = ChainHashes()
         self._denials = DenialBudget()
 
     # -- issue --------------------------------------------------------------------------------
@@ -283,14 +282,9 @@ class LeaseBook:
         return live
 
     def _chain_hash(self, chain: bytes) -> bytes:
-        """SHA-256 of a chain, remembered for the chains seen last (an agent leases with the
-        same chain many times)."""
-        digest = self._chain_hashes.get(chain)
-        if digest is None:
-            if len(self._chain_hashes) >= _CHAIN_HASH_CACHE:
-                self._chain_hashes.clear()
-            digest = self._chain_hashes[chain] = sha256(chain)
-        return digest
+        """SHA-256 of a chain, remembered for the chains used last (`ChainHashes`: at most
+        `MAX_CHAIN_HASH_CACHE_BYTES` of chains held; review 45i, secrets 3)."""
+        return self._chain_hashes.digest(chain)
 
     def activate(self, granted: Granted, made: LeaseCredential, now: int) -> Lease:
         """PENDING -> ACTIVE once the engine made the credential; SecretError REVOKED if the
