@@ -22,7 +22,6 @@ from typing import Final
 
 from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
-from troth.crypto import sha256
 from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
 from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
@@ -35,21 +34,37 @@ from troth.secrets.lease import (
     LeaseCredential,
     LeaseHandle,
     LeaseId,
+    LeaseRequest,
     LeaseState,
     check_scope,
     check_secret_name,
 )
+from troth.secrets.members import (
+    CREDENTIAL_MEMBER,
+    IDENTITY_MEMBER,
+    ROOT_MEMBER,
+    ChainHashes,
+    chain_members,
+    delegators,
+    lease_account,
+    printable_name,
+    standing_member,
+)
 from troth.secrets.policy import LeasePolicy, LeaseQuestion
 from troth.secrets.store import SqliteSecretStore
+from troth.secrets.sweep import Due
 
 __all__ = [
     "ENDED_LEASE_RETENTION",
     "REVOKE_RETRY_FIRST",
     "REVOKE_RETRY_MAX",
+    "ROOT_MEMBER",
     "Granted",
     "LeaseBook",
     "chain_members",
+    "lease_account",
     "revoke_backoff",
+    "standing_member",
 ]
 
 _F = SecretFailure
@@ -66,7 +81,6 @@ _DENIALS: Final = frozenset(
         _F.FORBIDDEN_REQUEST,
     }
 )
-_CHAIN_HASH_CACHE: Final = 1024
 REVOKE_RETRY_FIRST: Final = 5
 """Seconds after a failed upstream revocation before the sweep tries it again (the served
 broker's SWEEP_SECONDS); each further failure doubles the wait, up to `REVOKE_RETRY_MAX`."""
@@ -91,55 +105,6 @@ def revoke_backoff(attempts: int) -> int:
 
 
 _LOCATOR_DRAWS: Final = 8  # 28 random bits per second: 8 collisions in a row never happen
-_CREDENTIAL_MEMBER: Final = b"\x01"
-_IDENTITY_MEMBER: Final = b"\x02"
-ROOT_MEMBER: Final = b"\x03"
-"""The kind of a chain's member row naming its authority (the root) and its actor, the agent
-that presented it: `ROOT_MEMBER || authority digest || actor digest` (review 31b, secrets 3;
-review 32a, secrets 1: a root has standing over the actors of its chains, not their
-delegators)."""
-
-
-def standing_member(authority: Identifier, actor: Identifier) -> bytes:
-    """The member row saying that `authority` justified a chain `actor` presented here."""
-    return ROOT_MEMBER + authority.digest + actor.digest
-
-
-def chain_members(credential: VerifiedCredential) -> list[bytes]:
-    """What revokes a chain: each link's hash, each issuer and subject (tagged by kind); and
-    the authority it is justified under with the agent that presents it (`ROOT_MEMBER`: that
-    authority's feed has standing over that agent, review 31b, secrets 3; its delegators are
-    judged by it in its chains only, review 32a, secrets 1)."""
-    members: dict[bytes, None] = {}
-    for link in credential.links:
-        members[_CREDENTIAL_MEMBER + link.hash] = None
-        members[_IDENTITY_MEMBER + link.issuer.digest] = None
-        members[_IDENTITY_MEMBER + link.subject.digest] = None
-    members[standing_member(credential.authority, credential.actor)] = None
-    return list(members)
-
-
-def _printable_name(name: str) -> str | None:
-    """A secret name as the caller sent it, for the audit, if it is a valid name at all."""
-    try:
-        return check_secret_name(name)
-    except SecretError:
-        return None
-
-
-def lease_account(credential: VerifiedCredential) -> Identifier:
-    """The account a lease is filed under and whose quota it spends: the subject of the
-    chain's first link, the member its authority credentialed. A member's delegates share it:
-    delegates are minted offline for free, so a quota per actor would bound nothing."""
-    return credential.links[0].subject
-
-
-def _delegators(credential: VerifiedCredential) -> tuple[Identifier, ...]:
-    """Who delegated to the actor, nearest first: the issuers of the delegation links."""
-    links = credential.links
-    if len(links) == 1:  # a member's own credential: no delegator
-        return ()
-    return tuple(link.issuer for link in reversed(links[1:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +146,7 @@ class LeaseBook:
         self.pending_grace = pending_grace
         self._feeds: dict[Identifier, VerifiedFeed] = {}
         self._feeds_lock = threading.Lock()
-        self._chain_hashes: dict[bytes, bytes] = {}
+        self._chain_hashes = ChainHashes()
         self._denials = DenialBudget()
 
     # -- issue --------------------------------------------------------------------------------
@@ -197,15 +162,19 @@ class LeaseBook:
         spec_of: Callable[[str, tuple[str, str] | None], SecretSpec],
         engine_ref: Callable[[SecretSpec, LeaseHandle], str | None],
         mint: Callable[[Grant], LeaseCredential | None],
+        request: LeaseRequest | None = None,
     ) -> Granted:
         """Check and write a lease of secret `name` (its stored (engine, config) read inside
         the transaction and parsed by `spec_of`): ACTIVE with `mint`'s credential when it makes
         one (local engines, one transaction), else PENDING until `activate`. SecretError
-        (audited) when refused."""
+        (audited) when refused; with `request`, also when a lease of it is live or was issued
+        to this attempt or a later one (`supersede` first)."""
         identity, account = credential.actor, lease_account(credential)
         try:
             with self._store.transaction():
                 check_secret_name(name)
+                if request is not None:
+                    self._request_leases(identity, request, live_too=True)
                 stored, live = self._store.config_and_live(name, account, now, up_to=self.quota)
                 spec = spec_of(name, stored)
                 wanted = spec.scopes if scope is None else check_scope(list(scope))
@@ -226,7 +195,7 @@ class LeaseBook:
                     grant = Grant(
                         handle,
                         identity,
-                        _delegators(credential),
+                        delegators(credential),
                         spec,
                         wanted,
                         now,
@@ -253,7 +222,12 @@ class LeaseBook:
                         grant.engine_ref,
                     )
                     if self._store.insert_lease(
-                        lease, account, proof, credential.chain, lambda: chain_members(credential)
+                        lease,
+                        account,
+                        proof,
+                        credential.chain,
+                        lambda: chain_members(credential),
+                        None if request is None else (request.key(identity), request.attempt),
                     ):
                         break
                 else:
@@ -263,20 +237,54 @@ class LeaseBook:
                         AuditKind.ISSUE, now, lease, "issued", made.digest_input, member=account
                     )
         except SecretError as exc:
-            self._deny(exc, now, identity, _printable_name(name), None, account)
+            self._deny(exc, now, identity, printable_name(name), None, account)
             raise
         self._store.chain_committed(lease.chain_hash)
         return Granted(lease_id, lease, grant, made, account)
 
+    def supersede(
+        self, credential: VerifiedCredential, request: LeaseRequest, now: int
+    ) -> list[Lease]:
+        """Before a lease for `request`: its earlier attempts' live leases (issued, their
+        answers lost: the agent asks again) -> REVOKING, returned for the caller to revoke
+        upstream; SecretError BAD_REQUEST (audited) if this attempt or a later one was served
+        already (a late copy of an attempt the agent gave up on). Review 45i, secrets 2."""
+        identity, account = credential.actor, lease_account(credential)
+        try:
+            with self._store.transaction():
+                return self._start_all(
+                    self._request_leases(identity, request, live_too=False),
+                    now,
+                    EndReason.REVOKED,
+                    f"its request was retried (attempt {request.attempt})",
+                )
+        except SecretError as exc:
+            self._deny(exc, now, identity, None, None, account)
+            raise
+
+    def _request_leases(
+        self, identity: Identifier, request: LeaseRequest, *, live_too: bool
+    ) -> list[Lease]:
+        """`identity`'s live leases of `request`'s earlier attempts; BAD_REQUEST if one of
+        this attempt or a later one exists (or, `live_too`, any is live)."""
+        live = []
+        for lease, attempt in self._store.leases_of_request(request.key(identity)):
+            if attempt >= request.attempt:
+                raise SecretError(
+                    _F.BAD_REQUEST,
+                    f"attempt {attempt} of this lease request was served already "
+                    f"(lease {lease.handle}): a new request takes a new id",
+                )
+            if lease.state in LIVE_STATES:
+                live.append(lease)
+        if live and live_too:
+            raise SecretError(_F.BAD_REQUEST, "an earlier attempt of this request is live: retry")
+        return live
+
     def _chain_hash(self, chain: bytes) -> bytes:
-        """SHA-256 of a chain, remembered for the chains seen last (an agent leases with the
-        same chain many times)."""
-        digest = self._chain_hashes.get(chain)
-        if digest is None:
-            if len(self._chain_hashes) >= _CHAIN_HASH_CACHE:
-                self._chain_hashes.clear()
-            digest = self._chain_hashes[chain] = sha256(chain)
-        return digest
+        """SHA-256 of a chain, remembered for the chains used last (`ChainHashes`: at most
+        `MAX_CHAIN_HASH_CACHE_BYTES` of chains held; review 45i, secrets 3)."""
+        return self._chain_hashes.digest(chain)
 
     def activate(self, granted: Granted, made: LeaseCredential, now: int) -> Lease:
         """PENDING -> ACTIVE once the engine made the credential; SecretError REVOKED if the
@@ -340,7 +348,7 @@ class LeaseBook:
                 grant = Grant(
                     handle,
                     identity,
-                    _delegators(credential),
+                    delegators(credential),
                     spec,
                     lease.scope,
                     now,
@@ -468,14 +476,14 @@ class LeaseBook:
                 for member in self._store.members_of_open(feed.authority)
                 if member[:1] != ROOT_MEMBER
                 and member[1:]
-                in (revoked_creds if member[:1] == _CREDENTIAL_MEMBER else revoked_ids)
+                in (revoked_creds if member[:1] == CREDENTIAL_MEMBER else revoked_ids)
             ]
             leases: dict[LeaseHandle, Lease] = {}
             standing: set[bytes] = set()  # agents that presented a chain of it (open leases)
             for member in hits:
                 for lease in self._store.leases_with_member(member, LIVE_STATES, feed.authority):
                     leases[lease.handle] = lease
-                    if member[:1] == _IDENTITY_MEMBER and lease.identity.digest == member[1:]:
+                    if member[:1] == IDENTITY_MEMBER and lease.identity.digest == member[1:]:
                         standing.add(member[1:])
             # an agent it revokes that presented a chain of its own here, its open or ended
             # lease's (review 31b, secrets 3): its live leases under every authority (review
@@ -502,11 +510,12 @@ class LeaseBook:
             due = self._store.leases_in([_S.ACTIVE], expires_before=now, limit=limit)
             return self._start_all(due, now, EndReason.EXPIRED, "expired", kind=AuditKind.EXPIRE)
 
-    def stalled(self, now: int, *, all_pending: bool = False) -> list[Lease]:
+    def stalled(self, now: int, *, all_pending: bool = False) -> list[Due]:
         """Leases whose revocation must be (re)done: PENDING ones older than the grace (all of
         them with `all_pending`: the caller knows no issue is in flight, its broker restarted
         and no other is open) become REVOKING; with every lease already REVOKING whose retry
-        is due (`revoke_failed`: a failed revocation waits longer at each failure)."""
+        is due (`revoke_failed`: a failed revocation waits longer at each failure), with its
+        account and failed attempts (the sweep budgets the retries: troth.secrets.sweep)."""
         cutoff = now if all_pending else now - self.pending_grace
         with self._store.transaction():
             pending = self._store.leases_in([_S.PENDING], state_before=cutoff)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -41,11 +42,13 @@ from troth.secrets.lease import (
     LeaseCredential,
     LeaseHandle,
     LeaseId,
+    LeaseRequest,
     SecretValue,
     check_secret_name,
 )
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
 from troth.secrets.store import SecretRecord, SqliteSecretStore
+from troth.secrets.sweep import Due, RetryBudget, fair_order
 from troth.storage import SqliteDatabase
 from troth.vault import SealingVault
 
@@ -83,6 +86,8 @@ class SweepReport:
     revoked: int
     failed: int
     orphans: int
+    deferred: int = 0
+    """Due retries left to the next sweeps (its budget spent: troth.secrets.sweep)."""
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -90,6 +95,7 @@ class SweepReport:
             "revoked": self.revoked,
             "failed": self.failed,
             "orphans": self.orphans,
+            "deferred": self.deferred,
         }
 
 
@@ -158,6 +164,9 @@ class Broker:
             HttpInjectEngine(),
         ):
             self.engines[engine.kind] = engine
+        self.monotonic: Callable[[], float] = time.monotonic
+        """The clock the sweep's retry budget measures engine time with (tests replace it)."""
+        self.retries = RetryBudget(lambda: self.monotonic())
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
         self._upstreams: dict[tuple[str, str, str], SecretValue] = {}
         # held while open: `recover` aborts every PENDING lease only when no other broker (of
@@ -295,9 +304,17 @@ class Broker:
         now: int,
         scope: Iterable[str] | None = None,
         ttl: int | None = None,
+        request: LeaseRequest | None = None,
     ) -> IssuedLease:
         """Lease secret `name` to the credential's actor (policy, quota and revocation checked
-        inside the transaction that writes the lease)."""
+        inside the transaction that writes the lease). With `request` (the agent's name for
+        the request and this attempt at it), the leases its earlier attempts were issued
+        (their answers lost) are revoked first, so they neither stay live nor hold the quota;
+        SecretError BAD_REQUEST if this attempt or a later one was served (review 45i,
+        secrets 2; docs/secrets.md, "Retried requests")."""
+        if request is not None:
+            earlier = self.book.supersede(credential, request, now)
+            self._revoke_upstream(earlier, now, member=lease_account(credential))
         granted = self.book.open_lease(
             credential,
             name,
@@ -307,6 +324,7 @@ class Broker:
             spec_of=self._parsed,
             engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
             mint=self._mint_local,
+            request=request,
         )
         if granted.credential is not None:
             return IssuedLease(granted.lease_id, granted.lease, granted.credential)
@@ -458,18 +476,28 @@ class Broker:
         """Revoke expired leases, finish or retry pending and interrupted revocations, and
         remove upstream objects no lease accounts for. PENDING leases are aborted once older
         than the book's grace; `after_restart`, all of them if no other broker has the
-        database open (none can be issuing one)."""
+        database open (none can be issuing one). Revocations that failed before are retried
+        within the sweep's budget, in turn across accounts (troth.secrets.sweep); the rest
+        stay due for the next sweeps (`SweepReport.deferred`)."""
         expired = self.book.expire(now)
         redo = self._stalled(now, after_restart)
         handled = {lease.handle for lease in expired}
-        again = [lease for lease in redo if lease.handle not in handled]
-        failed = self._revoke_upstream(expired + again, now)
+        first = [due.lease for due in redo if not due.attempts and due.lease.handle not in handled]
+        failed = self._revoke_upstream(expired + first, now)
+        # retries within the sweep's budget, in turn across accounts (review 45i, secrets 1)
+        retries = fair_order(due for due in redo if due.attempts)
+        failures: list[int] = []
+        left = self.retries.run(
+            retries, lambda lease: failures.append(self._revoke_upstream([lease], now))
+        )
+        failed += sum(failures)
         orphans = self._sweep_orphans(now)
         try:
             self.book.flush_denials(now)
         except SecretError as exc:  # the sink refused them: the counts are lost, not the sweep
             log.warning("the summaries of unrecorded refusals: %s", exc)
-        return SweepReport(len(expired), len(expired) + len(redo) - failed, failed, orphans)
+        done = len(expired) + len(first) + len(failures) - failed
+        return SweepReport(len(expired), done, failed, orphans, left)
 
     def prune(self, now: int) -> int:
         """Forget the leases that ended more than `ENDED_LEASE_RETENTION` ago (the node's
@@ -487,7 +515,7 @@ class Broker:
         `sweep(now, after_restart=True)`."""
         return self.sweep(now, after_restart=True)
 
-    def _stalled(self, now: int, after_restart: bool) -> list[Lease]:
+    def _stalled(self, now: int, after_restart: bool) -> list[Due]:
         """`book.stalled`: every PENDING lease only after a restart with no other broker open,
         the database's broker lock held exclusively meanwhile (a broker opening waits)."""
         if not after_restart:

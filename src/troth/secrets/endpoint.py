@@ -105,7 +105,12 @@ class BrokerEndpoint:
         for credential in candidates:
             try:
                 issued = self.broker.issue(
-                    credential, args.secret, scope=args.scope, ttl=args.ttl, now=now
+                    credential,
+                    args.secret,
+                    scope=args.scope,
+                    ttl=args.ttl,
+                    now=now,
+                    request=args.request,
                 )
             except SecretError as exc:
                 if exc.reason is not _F.DENIED:

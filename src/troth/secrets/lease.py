@@ -30,6 +30,7 @@ __all__ = [
     "LeaseCredential",
     "LeaseHandle",
     "LeaseId",
+    "LeaseRequest",
     "LeaseState",
     "SecretValue",
     "b64url",
@@ -46,6 +47,10 @@ _HANDLE_DOMAIN: Final = b"troth.lease.handle/2\x00"
 _LOCATOR_RANDOM_BITS: Final = 28
 _LOCATOR_MAX_SECOND: Final = (1 << (63 - _LOCATOR_RANDOM_BITS)) - 1
 _LEASE_ID_PREFIX: Final = "lease_"
+_REQUEST_DOMAIN: Final = b"troth.lease.request/1\x00"
+REQUEST_ID_SIZE: Final = 16
+MAX_REQUEST_ATTEMPT: Final = (1 << 31) - 1
+"""The highest attempt number a lease request may carry."""
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -170,6 +175,43 @@ class LeaseId(SecretValue):
         digest = sha256(_HANDLE_DOMAIN + raw)
         tag = HANDLE_SIZE - LOCATOR_SIZE
         return LeaseHandle(raw[:LOCATOR_SIZE] + digest[:tag]), digest[tag : tag + PROOF_SIZE]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRequest:
+    """An agent's name for one lease request (`id`: `REQUEST_ID_SIZE` random bytes it chose)
+    and which attempt at it this is (review 45i, secrets 2; docs/secrets.md, "Retried
+    requests"): an agent that gave up waiting for an answer asks again with the same id and
+    the next attempt, and the broker revokes the lease an earlier attempt was issued (held by
+    no one) instead of leaving it live beside the new one; an attempt older than one already
+    served is refused. The broker files it per identity (`key`): another agent's request
+    never names this one's leases."""
+
+    id: bytes
+    attempt: int = 1
+
+    def __post_init__(self) -> None:
+        if type(self.id) is not bytes or len(self.id) != REQUEST_ID_SIZE:
+            raise SecretError(
+                SecretFailure.BAD_REQUEST, f"a lease request id is {REQUEST_ID_SIZE} bytes"
+            )
+        if type(self.attempt) is not int or not 1 <= self.attempt <= MAX_REQUEST_ATTEMPT:
+            raise SecretError(
+                SecretFailure.BAD_REQUEST, f"a request's attempt is 1-{MAX_REQUEST_ATTEMPT}"
+            )
+
+    @classmethod
+    def new(cls) -> LeaseRequest:
+        """A fresh request (a random id), its first attempt."""
+        return cls(os.urandom(REQUEST_ID_SIZE))
+
+    def retry(self) -> LeaseRequest:
+        """The next attempt at the same request."""
+        return LeaseRequest(self.id, self.attempt + 1)
+
+    def key(self, identity: Identifier) -> bytes:
+        """What the broker stores with the lease: SHA-256(domain || identity || id)[:16]."""
+        return sha256(_REQUEST_DOMAIN + identity.digest + self.id)[:HANDLE_SIZE]
 
 
 class LeaseState(enum.IntEnum):

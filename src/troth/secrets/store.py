@@ -41,6 +41,7 @@ from troth.secrets.lease import (
     LeaseState,
     locator_floor,
 )
+from troth.secrets.sweep import Due
 from troth.storage import SqliteDatabase
 
 __all__ = [
@@ -69,7 +70,7 @@ _SCHEMA: Final = (
         ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
         state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
         engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0,
-        retry_at INTEGER NOT NULL DEFAULT 0
+        retry_at INTEGER NOT NULL DEFAULT 0, request BLOB, request_attempt INTEGER
     )""",
     """CREATE INDEX IF NOT EXISTS secret_leases_live
         ON secret_leases (state, account, expires_at)""",
@@ -195,12 +196,21 @@ def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
     conn.execute("DROP TABLE secret_leases")  # its indexes go with it
 
 
-def _add_retry_at(conn: sqlite3.Connection) -> None:
+def _add_columns(conn: sqlite3.Connection) -> None:
     """Give a `secret_leases` table made before revocation retries backed off (review 45b,
-    revocations 1) its `retry_at` column (0: due now)."""
+    revocations 1) its `retry_at` column (0: due now), and one made before lease requests
+    (review 45i, secrets 2) its `request` and `request_attempt` (NULL: none); then the
+    requests' index (partial: a lease issued without one adds no entry)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
     if "retry_at" not in columns:
         conn.execute("ALTER TABLE secret_leases ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0")
+    if "request" not in columns:
+        conn.execute("ALTER TABLE secret_leases ADD COLUMN request BLOB")
+        conn.execute("ALTER TABLE secret_leases ADD COLUMN request_attempt INTEGER")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS secret_leases_request ON secret_leases (request) "
+        "WHERE request IS NOT NULL"
+    )
 
 
 def _states(states: Iterable[LeaseState]) -> str:
@@ -221,7 +231,7 @@ class SqliteSecretStore:
             _retire_old_leases(conn, db)
             for statement in _SCHEMA:
                 conn.execute(statement)
-            _add_retry_at(conn)
+            _add_columns(conn)
 
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction of the node database. Writers of this process queue on a lock
@@ -319,12 +329,14 @@ class SqliteSecretStore:
         proof: bytes,
         chain: bytes,
         members: Callable[[], Iterable[bytes]],
+        request: tuple[bytes, int] | None = None,
     ) -> bool:
-        """Write a lease filed under `account` (whose quota it spends) and, unless already
-        stored, its chain, the chain's `members()` and its (identity, account) pair; False
-        (nothing written) if its locator is taken (the caller draws another lease id)."""
+        """Write a lease filed under `account` (whose quota it spends), with the key and the
+        attempt of the request that asked for it if any, and, unless already stored, its
+        chain, the chain's `members()` and its (identity, account) pair; False (nothing
+        written) if its locator is taken (the caller draws another lease id)."""
         try:
-            self._insert_lease(lease, account, proof)
+            self._insert_lease(lease, account, proof, request)
         except ConflictError as exc:
             if "secret_leases.locator" in str(exc):  # SQLite names the key that clashed
                 return False
@@ -345,12 +357,14 @@ class SqliteSecretStore:
                 )
         return True
 
-    def _insert_lease(self, lease: Lease, account: Identifier, proof: bytes) -> None:
+    def _insert_lease(
+        self, lease: Lease, account: Identifier, proof: bytes, request: tuple[bytes, int] | None
+    ) -> None:
         self.db.execute(
             "INSERT INTO secret_leases (locator, handle, identity, account, secret, engine, "
             "scope, chain_hash, authority, issued_at, expires_at, ttl, max_ttl, cap_at, state, "
-            "state_at, end_reason, engine_ref, proof) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "state_at, end_reason, engine_ref, proof, request, request_attempt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 lease.handle.locator,
                 sql_blob(lease.handle.digest),
@@ -371,8 +385,19 @@ class SqliteSecretStore:
                 None if lease.end_reason is None else int(lease.end_reason),
                 lease.engine_ref,
                 sql_blob(proof),
+                None if request is None else request[0],
+                None if request is None else request[1],
             ),
         )
+
+    def leases_of_request(self, key: bytes) -> list[tuple[Lease, int]]:
+        """The leases (ended ones too, until pruned) a request with `key` asked for, each with
+        its attempt (the partial `secret_leases_request` index: one entry per attempt)."""
+        rows = self.db.fetch_all(
+            _SELECT_LEASES.replace(" FROM ", ", request_attempt FROM ", 1) + "WHERE request = ?",
+            (key,),
+        )
+        return [(_lease(row), int(row[17])) for row in rows]
 
     def chain_committed(self, chain_hash: bytes) -> None:
         """Note that a transaction that stored `chain_hash` committed (later leases of the same
@@ -599,13 +624,16 @@ class SqliteSecretStore:
         )
         return row is None or int(row[0]) <= now
 
-    def due_revocations(self, now: int, *, limit: int) -> list[Lease]:
+    def due_revocations(self, now: int, *, limit: int) -> list[Due]:
         """REVOKING leases whose revocation may be tried at `now`, the longest due first, at
-        most `limit` (read through the state index: open leases are bounded by the quotas)."""
-        return self._leases(
-            "WHERE state = ? AND retry_at <= ? ORDER BY retry_at LIMIT ?",
+        most `limit`, each with its account and failed attempts (read through the state index:
+        open leases are bounded by the quotas)."""
+        rows = self.db.fetch_all(
+            _SELECT_LEASES.replace(" FROM ", ", account, attempts FROM ", 1)
+            + "WHERE state = ? AND retry_at <= ? ORDER BY retry_at, locator LIMIT ?",
             (int(LeaseState.REVOKING), now, limit),
         )
+        return [Due(_lease(row), bytes(row[17]), int(row[18])) for row in rows]
 
     def prune_ended(self, before: int, *, limit: int) -> int:
         """Delete up to `limit` REVOKED leases that ended (`state_at`) before `before`; returns

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import json
 import logging
+import threading
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -67,6 +68,7 @@ from troth.secrets.audit import AuditSink
 from troth.secrets.book import lease_account
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.engines.http_inject import HttpRequest, HttpResponse
+from troth.secrets.lease import LeaseRequest
 from troth.secrets.policy import GatesLeasePolicy, LeasePolicy
 from troth.secrets.toolgate import SecretNeed
 from troth.secrets.wire import (
@@ -534,10 +536,17 @@ class BrokerClient:
             raise RemoteError(f"a malformed broker answer: {exc}") from None
 
     async def issue(
-        self, secret: str, *, scope: tuple[str, ...] | None = None, ttl: int | None = None
+        self,
+        secret: str,
+        *,
+        scope: tuple[str, ...] | None = None,
+        ttl: int | None = None,
+        request: LeaseRequest | None = None,
     ) -> IssuedLease:
-        """A new lease of `secret` (SecretError when the broker refuses)."""
-        answer = await self._call("issue", IssueArgs(secret, scope, ttl).to_wire())
+        """A new lease of `secret` (SecretError when the broker refuses); `request` names the
+        request and the attempt, so that a retry replaces what a lost answer's attempt was
+        issued (docs/secrets.md, "Retried requests")."""
+        answer = await self._call("issue", IssueArgs(secret, scope, ttl, request).to_wire())
         return _decoded(decode_issued, answer)
 
     async def renew(
@@ -583,13 +592,23 @@ def _decoded(decode: Callable[[Any], T], value: Any) -> T:
         raise RemoteError(f"a malformed broker answer: {exc}") from None
 
 
+MAX_UNANSWERED_REQUESTS: Final = 64
+"""Needs whose lease request got no answer a `RemoteLeases` remembers to retry (the oldest
+forgotten first: its lease then lives until its TTL, as before requests were named)."""
+
+
 class RemoteLeases:
     """Gate 3's `LeaseSource` over a broker on another node: the tool gate runs in a thread of
     its own and `loop` runs `client`'s node (a call from `loop`'s own thread is refused: it
     would wait on itself), at most `timeout` seconds: then its request is cancelled on the loop
     (one already sent may still be carried out at the broker) and TimeoutError raised. Leases
     are bound to the client's identity: a call by anyone else is refused. A held lease is
-    reused until its expiry (its revocation shows at the service that validates it)."""
+    reused until its expiry (its revocation shows at the service that validates it).
+
+    Each issue names its request (`LeaseRequest`); a need whose request got no answer (timed
+    out, the channel failed: the broker may have issued the lease anyway) is remembered, and
+    its next issue is a retry of that request, which revokes the lease the lost answer
+    carried (review 45i, secrets 2)."""
 
     def __init__(
         self,
@@ -603,6 +622,8 @@ class RemoteLeases:
         self.holder = holder
         self.loop = loop
         self.timeout = timeout
+        self._unanswered: dict[tuple[object, ...], LeaseRequest] = {}
+        self._lock = threading.Lock()  # the gates of several tools' threads share a source
 
     def _wait(self, coroutine: Any) -> Any:
         with contextlib.suppress(RuntimeError):
@@ -625,9 +646,22 @@ class RemoteLeases:
 
     def issue(self, credential: VerifiedCredential, need: SecretNeed, now: int) -> IssuedLease:
         self._check(credential)
-        issued: IssuedLease = self._wait(
-            self.client.issue(need.secret, scope=need.scope, ttl=need.ttl)
-        )
+        key = (need.secret, need.scope, need.ttl)
+        with self._lock:
+            earlier = self._unanswered.pop(key, None)
+        request = LeaseRequest.new() if earlier is None else earlier.retry()
+        try:
+            issued: IssuedLease = self._wait(
+                self.client.issue(need.secret, scope=need.scope, ttl=need.ttl, request=request)
+            )
+        except SecretError:  # the broker answered: this attempt leased nothing
+            raise
+        except BaseException:  # no answer: the broker may have issued it all the same
+            with self._lock:
+                self._unanswered[key] = request
+                while len(self._unanswered) > MAX_UNANSWERED_REQUESTS:
+                    del self._unanswered[next(iter(self._unanswered))]  # the oldest
+            raise
         return issued
 
     def live(self, issued: IssuedLease, now: int) -> bool:

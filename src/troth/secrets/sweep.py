@@ -1,0 +1,89 @@
+"""The sweep's budget for retried upstream revocations (docs/secrets.md, "Crash safety").
+
+A revocation that failed is retried with a backoff per lease (troth.secrets.book,
+`revoke_backoff`), but many stuck leases still add up: each attempt may cost the broker's
+thread the engine's lock timeout. So one sweep tries at most `MAX_SWEEP_RETRIES` retries and
+starts none once `SWEEP_RETRY_SECONDS` of engine time went to them; an attempt that overran
+(one lock timeout is longer) is charged to the following sweeps, so over time retries take at
+most that much engine time a sweep. The due retries are taken in turn across accounts (one of
+each account's, then a second of each, ...), the accounts with the fewest due retries first:
+one account's stuck leases never go before another account's revocation (review 45i,
+secrets 1). A retry not tried stays due (its lease REVOKING, counted in its quota); the next
+sweep takes it, the longest due first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from troth.secrets.lease import Lease
+
+__all__ = ["MAX_SWEEP_RETRIES", "SWEEP_RETRY_SECONDS", "Due", "RetryBudget", "fair_order"]
+
+MAX_SWEEP_RETRIES: Final = 32
+"""Retried upstream revocations (leases whose revocation failed before) one sweep tries at
+most (first attempts are not counted: each lease has one)."""
+SWEEP_RETRY_SECONDS: Final = 0.5
+"""Seconds of engine time one sweep spends on retried revocations (averaged over the sweeps:
+an overrun is charged to the next ones). With the served broker's sweep every 5 s, retries
+take at most ~10% of the broker's thread however many leases are stuck."""
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A REVOKING lease whose upstream revocation may be tried now: the account its quota is
+    counted in (digest) and how many attempts failed so far (0: never tried)."""
+
+    lease: Lease
+    account: bytes
+    attempts: int
+
+
+def fair_order(due: Iterable[Due]) -> list[Lease]:
+    """`due` (the longest due first) in turn across accounts: each account's first, then each
+    one's second, ...; the accounts with the fewest due leases first (ties: the one due
+    longest first)."""
+    by_account: dict[bytes, list[Lease]] = {}
+    for item in due:
+        by_account.setdefault(item.account, []).append(item.lease)
+    queues = sorted(by_account.values(), key=len)  # stable: ties keep the longest due first
+    ordered: list[Lease] = []
+    for depth in range(max((len(queue) for queue in queues), default=0)):
+        ordered += [queue[depth] for queue in queues if depth < len(queue)]
+    return ordered
+
+
+class RetryBudget:
+    """The engine time retries may take, carried from sweep to sweep (module docstring)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        seconds: float = SWEEP_RETRY_SECONDS,
+        attempts: int = MAX_SWEEP_RETRIES,
+    ) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.attempts = attempts
+        self._debt = 0.0  # engine time spent past the allowance, paid back by later sweeps
+
+    def run(self, leases: Iterable[Lease], attempt: Callable[[Lease], None]) -> int:
+        """Call `attempt` for each of `leases` in order while this sweep's allowance lasts;
+        returns how many were left untried."""
+        allowance = self.seconds - self._debt
+        tried = left = 0
+        for lease in leases:
+            if allowance <= 0 or tried >= self.attempts:
+                left += 1
+                continue
+            started = self.clock()
+            try:
+                attempt(lease)
+            finally:
+                tried += 1
+                allowance -= max(self.clock() - started, 0.0)
+        self._debt = max(-allowance, 0.0) if tried else max(self._debt - self.seconds, 0.0)
+        return left
