@@ -320,8 +320,9 @@ class _Revoked(Set[bytes]):
 @dataclass(frozen=True, slots=True, eq=False)
 class VerifiedFeed:
     """The first `count` entries of `authority`'s feed, verified (hash chain to a signed head).
-    `latest` is how many entries the feed had at `issued_at`: the holder is up to date only
-    when `count == latest`. `new_entries` are the entries the last verified page added."""
+    `latest` is how many entries the feed had at `issued_at` (the page's signed date, or when
+    the holder accepted the page if that was earlier: `verify_page`): the holder is up to date
+    only when `count == latest`. `new_entries` are the entries the last verified page added."""
 
     authority: Identifier
     count: int
@@ -635,6 +636,8 @@ def verify_page(
     signed by the authority, starting where `previous` ends, its entries numbered on from
     there and hashing from `previous.head` to the signed head, not issued before `previous`.
     Freshness is not checked (a page in the middle of a sync is not fresh): see check_fresh.
+    The feed's `issued_at` is min(the signed date, `now`): a page dated ahead counts as issued
+    when accepted (review 45j, freshness 1); a rollback compares the signed date with it.
     `known` raises IdentityError when the page's authority history forks from or rolls back
     a copy the caller stored. An authority past 64 changes presents its history from a
     checkpoint of its own feed: accepted when the feed held (`previous`) names that change of
@@ -703,7 +706,8 @@ def verify_page(
             None if extra is None else extra.changes,
             None if extra is None else extra.change_hash,
         )
-    return _feed(authority, page.count, head, page.latest, page.issued_at, entries, index)
+    issued_at = min(page.issued_at, now)  # fresh no longer than max_staleness from `now`
+    return _feed(authority, page.count, head, page.latest, issued_at, entries, index)
 
 
 def verify_pages(
