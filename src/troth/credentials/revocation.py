@@ -82,7 +82,6 @@ _VERIFIED: Final = object()
 _PAGE_OVERHEAD: Final = 1024
 """Bytes of a page besides its entries and the authority history: header, start, the snapshot
 (body ~130 bytes, signature, an attestation of at most 512 bytes) and CBOR headers."""
-_ENTRY_HEADER: Final = 3  # a byte string header of an entry (entries are < 65,536 bytes)
 
 
 def check_feed_age(seconds: int, setting: str = "max_feed_age") -> int:
@@ -221,14 +220,18 @@ def next_head(head: bytes, entry: bytes) -> bytes:
 
 
 def page_entry_budget(history: bytes) -> int:
-    """Bytes the entries of one page may take (each costs its length + 3) so that the page,
+    """Bytes the entries of one page may take (each costs `entry_cost`) so that the page,
     carrying `history`, stays within MAX_FEED_PAGE_BYTES."""
     return limits.MAX_FEED_PAGE_BYTES - _PAGE_OVERHEAD - len(history)
 
 
 def entry_cost(entry: bytes) -> int:
-    """What one entry adds to a page."""
-    return len(entry) + _ENTRY_HEADER
+    """What one entry adds to a page, exactly: its length and its CBOR byte-string header
+    (1 to 9 bytes by size; review 45j, feed cost 1: 3 for all left pages short)."""
+    n = len(entry)
+    return n + (
+        1 if n < 24 else 2 if n < 1 << 8 else 3 if n < 1 << 16 else 5 if n >> 32 == 0 else 9
+    )
 
 
 def build_page(
@@ -320,8 +323,9 @@ class _Revoked(Set[bytes]):
 @dataclass(frozen=True, slots=True, eq=False)
 class VerifiedFeed:
     """The first `count` entries of `authority`'s feed, verified (hash chain to a signed head).
-    `latest` is how many entries the feed had at `issued_at`: the holder is up to date only
-    when `count == latest`. `new_entries` are the entries the last verified page added."""
+    `latest` is how many entries the feed had at `issued_at` (the page's signed date, or when
+    the holder accepted the page if that was earlier: `verify_page`): the holder is up to date
+    only when `count == latest`. `new_entries` are the entries the last verified page added."""
 
     authority: Identifier
     count: int
@@ -635,6 +639,8 @@ def verify_page(
     signed by the authority, starting where `previous` ends, its entries numbered on from
     there and hashing from `previous.head` to the signed head, not issued before `previous`.
     Freshness is not checked (a page in the middle of a sync is not fresh): see check_fresh.
+    The feed's `issued_at` is min(the signed date, `now`): a page dated ahead counts as issued
+    when accepted (review 45j, freshness 1); a rollback compares the signed date with it.
     `known` raises IdentityError when the page's authority history forks from or rolls back
     a copy the caller stored. An authority past 64 changes presents its history from a
     checkpoint of its own feed: accepted when the feed held (`previous`) names that change of
@@ -703,7 +709,8 @@ def verify_page(
             None if extra is None else extra.changes,
             None if extra is None else extra.change_hash,
         )
-    return _feed(authority, page.count, head, page.latest, page.issued_at, entries, index)
+    issued_at = min(page.issued_at, now)  # fresh no longer than max_staleness from `now`
+    return _feed(authority, page.count, head, page.latest, issued_at, entries, index)
 
 
 def verify_pages(

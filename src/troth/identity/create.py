@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from troth import limits
 from troth.crypto import KeyType
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity.change import ChangeBody, FirstChanges, SignedChange, next_key_digest
@@ -103,10 +104,18 @@ def rotate_identity(
 
     Refuses (IdentityError) when the current key is not valid at `now` (an expired key must not
     be able to sign a rotation: Trail of Bits' finding in Ockam), when `current` is not the
-    current key, and when `next_key` is not the committed one (NEXT_KEY_MISMATCH).
+    current key, when `next_key` is not the committed one (NEXT_KEY_MISMATCH), and when the new
+    change's index would pass MAX_CHANGE_INDEX (OVER_LIMIT: review 45j, rotation 1).
     """
     before = identity.current.body
     index = identity.current.index + 1
+    if index > limits.MAX_CHANGE_INDEX:  # its supersession (index + 1 changes) is unwritable
+        raise IdentityError(
+            IdentityFailure.OVER_LIMIT,
+            f"a change index is at most {limits.MAX_CHANGE_INDEX} (MAX_CHANGE_INDEX): "
+            "this identity can rotate no more, make a new one",
+            index,
+        )
     _check_window(now, valid_for, index)
     if not before.valid_from <= now <= before.valid_until:
         raise IdentityError(
