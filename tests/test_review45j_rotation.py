@@ -109,3 +109,20 @@ def test_the_service_refuses_a_rotation_past_the_highest_index(node: Node) -> No
         assert refused.value.reason is IdentityFailure.OVER_LIMIT
         assert service.find(name).history == identity.history
         assert service.get(name, now=NOW + 1).identity.current.index == index
+
+
+def test_a_history_past_the_highest_index_is_refused_by_its_verifier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review 45j left: `verify_history` bounded only a checkpoint's index, so a history made
+    by another maker (here: troth with a raised bound) ending at MAX_CHANGE_INDEX + 1 verified,
+    and its supersession could not be written. Each change's index is bounded now."""
+    vault = SoftwareVault()
+    identity, primary, following = at_index(vault, limits.MAX_CHANGE_INDEX)
+    with monkeypatch.context() as raised:
+        raised.setattr(limits, "MAX_CHANGE_INDEX", limits.MAX_CHANGE_INDEX + 1)
+        held = rotate_identity(vault, identity, primary, following, now=NOW + 1, valid_for=DAY)
+    with pytest.raises(IdentityError) as refused:
+        verify_history(held.identity.history, now=NOW + 1, checkpoints=lambda c, h: True)
+    assert refused.value.reason is IdentityFailure.OVER_LIMIT
+    assert refused.value.change == limits.MAX_CHANGE_INDEX + 1

@@ -289,6 +289,12 @@ def _check_structure(
     fail = IdentityFailure
     if body.position != index:
         raise IdentityError(fail.BROKEN_LINK, f"index {body.position} at position {index}", index)
+    if index > limits.MAX_CHANGE_INDEX:  # its supersession could not be written (review 45j)
+        raise IdentityError(
+            fail.OVER_LIMIT,
+            f"index {index} over MAX_CHANGE_INDEX ({limits.MAX_CHANGE_INDEX})",
+            index,
+        )
     if not body.valid_from <= body.created_at <= body.valid_until:
         raise IdentityError(
             fail.KEY_OUTSIDE_VALIDITY, "created outside its own key's validity", index
