@@ -57,7 +57,6 @@ def _http_config() -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="review 45k secrets 1: forward refusals bypass the budget")
 def test_forbidden_forwards_write_a_bounded_number_of_records(tmp_path: Path) -> None:
     world = make_world(NOW)
     sink = _Sink()
