@@ -11,7 +11,7 @@ passed as the wrong type is still a secret."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from troth._api.results import Credential, Identity
 from troth.errors import ArgumentError
@@ -64,8 +64,22 @@ def check_whole(
         raise ArgumentError(call, parameter, f"a whole number{unit}", _got(value))
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"{'' if low is None else low} to {'' if high is None else high}".strip()
-        raise ArgumentError(call, parameter, f"a whole number{unit}, {bounds}", str(value))
+        raise ArgumentError(call, parameter, f"a whole number{unit}, {bounds}", _number(value))
     return value
+
+
+_SHOWN_BITS: Final = 64
+"""Numbers shown in an ArgumentError at most this wide; a wider one is named by its width (its
+digits could be more than `str` converts: a ValueError, not the ArgumentError; review 45k)."""
+
+
+def _number(value: int) -> str:
+    bits = value.bit_length()
+    return (
+        str(value)
+        if bits <= _SHOWN_BITS
+        else f"a {'negative ' if value < 0 else ''}number of {bits} bits"
+    )
 
 
 def check_identity(call: str, parameter: str, value: T) -> T:

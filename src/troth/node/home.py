@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 import time
@@ -32,6 +33,9 @@ __all__ = [
 STALE_TEMPORARY_AGE: Final = 60
 """Seconds after which a temporary file left by a writer whose pid no longer runs here is
 removed by the next write of its target (review 45f, files 1)."""
+_PID: Final = re.compile(r"[0-9]{1,10}")
+"""A writer's pid in a temporary's name: ASCII digits, at most 10 (a pid_t is 32 bits); any
+other name is left alone, and never fails the write (review 45k, files 1)."""
 
 
 def troth_home() -> Path:
@@ -113,8 +117,8 @@ def _remove_stale_temporaries(path: Path) -> None:
             if not (name.startswith(prefix) and name.endswith(".tmp")):
                 continue
             parts = name[len(prefix) : -len(".tmp")].split(".")
-            if len(parts) != 2 or not parts[0].isdigit() or len(parts[1]) != 16:
-                continue
+            if len(parts) != 2 or not _PID.fullmatch(parts[0]) or len(parts[1]) != 16:
+                continue  # not a writer's pid (Unicode digits, past any pid: review 45k)
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
@@ -138,7 +142,7 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # EPERM: it runs, as someone else
+    except (OSError, OverflowError):  # EPERM: it runs, as someone else; past a pid_t: no pid
         return True
     return True
 

@@ -419,6 +419,8 @@ class Broker:
         if not isinstance(engine, HttpInjectEngine):
             raise SecretError(_F.BAD_REQUEST, f"{spec.name} is not an http-inject secret")
 
+        account = lease_account(credential)
+
         def record(kind: AuditKind, detail: str) -> None:
             with self.store.transaction():
                 self.book.audit_other(
@@ -428,14 +430,14 @@ class Broker:
                     identity=lease.identity,
                     lease=lease.handle,
                     detail=detail,
-                    member=lease_account(credential),
+                    member=account,
                 )
 
         try:
             target, headers = engine.check_request(spec, lease.scope, request)
         except SecretError as exc:
-            if exc.reason is _F.FORBIDDEN_REQUEST:
-                record(AuditKind.DENY, str(exc))
+            if exc.reason is _F.FORBIDDEN_REQUEST:  # within the denial budget (review 45k)
+                self.book.deny(exc, now, lease.identity, spec.name, lease.handle, account)
             raise
         secret = SecretValue(self._upstream(spec).reveal())
         # audited before it is sent (fail closed)

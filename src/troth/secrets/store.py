@@ -200,16 +200,18 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     """Give a `secret_leases` table made before revocation retries backed off (review 45b,
     revocations 1) its `retry_at` column (0: due now), and one made before lease requests
     (review 45i, secrets 2) its `request` and `request_attempt` (NULL: none); then the
-    requests' index (partial: a lease issued without one adds no entry)."""
+    requests' index, by request and attempt (partial: a lease issued without one adds no
+    entry; its highest attempt is one look-up: review 45k, secrets 2)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
     if "retry_at" not in columns:
         conn.execute("ALTER TABLE secret_leases ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0")
     if "request" not in columns:
         conn.execute("ALTER TABLE secret_leases ADD COLUMN request BLOB")
         conn.execute("ALTER TABLE secret_leases ADD COLUMN request_attempt INTEGER")
+    conn.execute("DROP INDEX IF EXISTS secret_leases_request")  # by request alone (45i)
     conn.execute(
-        "CREATE INDEX IF NOT EXISTS secret_leases_request ON secret_leases (request) "
-        "WHERE request IS NOT NULL"
+        "CREATE INDEX IF NOT EXISTS secret_leases_request_attempt "
+        "ON secret_leases (request, request_attempt) WHERE request IS NOT NULL"
     )
 
 
@@ -390,14 +392,16 @@ class SqliteSecretStore:
             ),
         )
 
-    def leases_of_request(self, key: bytes) -> list[tuple[Lease, int]]:
-        """The leases (ended ones too, until pruned) a request with `key` asked for, each with
-        its attempt (the partial `secret_leases_request` index: one entry per attempt)."""
-        rows = self.db.fetch_all(
-            _SELECT_LEASES.replace(" FROM ", ", request_attempt FROM ", 1) + "WHERE request = ?",
+    def last_of_request(self, key: bytes) -> tuple[Lease, int] | None:
+        """The lease of the highest attempt of the request with `key` (ended ones too, until
+        pruned), with that attempt: one look-up in the `secret_leases_request_attempt` index,
+        however many attempts the request made (review 45k, secrets 2)."""
+        row = self._one(
+            _SELECT_LEASES.replace(" FROM ", ", request_attempt FROM ", 1)
+            + "WHERE request = ? ORDER BY request_attempt DESC LIMIT 1",
             (key,),
         )
-        return [(_lease(row), int(row[17])) for row in rows]
+        return None if row is None else (_lease(row), int(row[17]))
 
     def chain_committed(self, chain_hash: bytes) -> None:
         """Note that a transaction that stored `chain_hash` committed (later leases of the same
