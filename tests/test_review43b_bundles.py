@@ -37,6 +37,7 @@ again and again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -127,8 +128,9 @@ def test_a_replayed_higher_digest_bundle_is_logged_once(
 
 
 def above(low: bytes, make: Callable[[int], bytes]) -> bytes:
-    """The first of `make(0)`, `make(1)`, ... whose digest is higher than `low`'s."""
-    for i in range(256):
+    """The first of `make(0)`, `make(1)`, ... whose digest is higher than `low`'s (one in
+    4,097 lows is above 4,096 variants; with 256, one in 257 was: a flake)."""
+    for i in range(4_096):
         data = make(i)
         if sha256(data) > sha256(low):
             return data
@@ -241,9 +243,21 @@ def test_an_expired_short_lived_lower_digest_bundle_gives_way_to_its_revision_in
 
 def short_and_long(world: GatesWorld) -> tuple[bytes, bytes]:
     """The admin's revision 6 living an hour and, of a higher digest, the authority's living
-    a day (bundles 3's pair)."""
-    admins = world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER, ttl=3_600)
-    return admins, above(admins, lambda i: world.bundle(revision=6, now=T, ttl=86_400 - i))
+    a day (bundles 3's pair). Both are taken low among variants of themselves (the lowest of
+    4, the lowest of 16 above), so that a test finds a bundle above either at once: the first
+    variant above, uniform over the digests above, was now and then so high that no one of 256
+    variants was above it (a flake, "no variant above")."""
+    admins = min(
+        (
+            world.bundle(revision=6, now=T + 1, by_admin=True, policies=TIGHTER, ttl=3_600 - i)
+            for i in range(4)
+        ),
+        key=sha256,
+    )
+    variants = (world.bundle(revision=6, now=T, ttl=86_400 - i) for i in range(4_096))
+    higher = (data for data in variants if sha256(data) > sha256(admins))
+    mine = min(itertools.islice(higher, 16), key=sha256)
+    return admins, mine
 
 
 def test_an_expired_bundle_never_yields_to_a_lower_revision() -> None:
