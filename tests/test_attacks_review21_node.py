@@ -103,7 +103,7 @@ from tests.test_trust_scope import NOW, Two
 from tests.test_vouchers import Memory, credential, two  # noqa: F401 - `two` is a fixture
 from troth import limits
 from troth.credentials import Attributes
-from troth.credentials.revocation import build_page
+from troth.credentials.revocation_pages import build_page
 from troth.errors import ChannelError, ChannelFailure, Denied, TrothError
 from troth.gates import VerifiedBundle
 from troth.identity import Identifier

@@ -19,7 +19,7 @@ from tests.test_identity_long_life import ANNOUNCE_EVERY, World
 from tests.test_identity_long_life import world as long_life_world
 from troth.channel import ChannelTrust, SecureChannel, VerifiedPeer
 from troth.clock import FixedClock
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.errors import PolicyError
 from troth.gates import Tool, ToolGate
 from troth.identity import Signer, verify_history

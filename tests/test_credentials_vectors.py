@@ -19,7 +19,7 @@ from troth.credentials import (
     verify_feed,
     verify_page,
 )
-from troth.credentials.revocation import feed_from_store
+from troth.credentials.revocation_held import feed_from_store
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import Identifier
 

@@ -55,12 +55,9 @@ from troth.credentials import (
     verify_feed,
     verify_page,
 )
-from troth.credentials.revocation import (
-    feed_authority,
-    feed_from_store,
-    read_page_sequence,
-    write_page_sequence,
-)
+from troth.credentials.revocation import feed_authority
+from troth.credentials.revocation_held import feed_from_store
+from troth.credentials.revocation_pages import read_page_sequence, write_page_sequence
 from troth.credentials.vc import did_key_resolver, vc_issuer, verify_eddsa_jcs_2022, verify_troth_vc
 from troth.credentials.verify import chain_actor
 from troth.crypto import Aead, AeadAlgorithm, KeyType, sha256

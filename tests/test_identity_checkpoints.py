@@ -30,7 +30,7 @@ from troth.credentials import (
     next_head,
     verify_page,
 )
-from troth.credentials.revocation import VerifiedFeed, feed_checkpoints
+from troth.credentials.revocation_held import VerifiedFeed, feed_checkpoints
 from troth.crypto import KeyType, sha256
 from troth.crypto.private import generate_private_key
 from troth.errors import CredentialError, CredentialFailure, IdentityError, IdentityFailure

@@ -21,7 +21,7 @@ from troth.authority.client import refresh_request, rotated_request
 from troth.cli.common import CLOCK
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.errors import IdentityError, IdentityFailure
 from troth.identity import Checkpoint, UnverifiedHistory, VerifiedIdentity, verify_history
 from troth.node import Node, init_node, open_node

@@ -32,7 +32,7 @@ from troth.credentials import (
     delegate,
     verify_page,
 )
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.crypto import KeyType, sha256
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import (

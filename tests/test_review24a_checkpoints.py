@@ -19,7 +19,7 @@ from troth.credentials import (
     CredentialChain,
     delegate,
 )
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import (
     Checkpoint,

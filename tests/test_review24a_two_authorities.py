@@ -23,7 +23,7 @@ from troth.authority import Authority
 from troth.authority.client import rotated_request
 from troth.clock import FixedClock
 from troth.credentials import Attributes
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.identity import verify_history
 from troth.node import Node, init_node, open_node
 

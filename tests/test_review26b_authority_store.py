@@ -30,7 +30,7 @@ from troth.authority import Authority
 from troth.authority.client import enroll_request
 from troth.authority.requests import make_request
 from troth.credentials import delegate
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.errors import AuthorityError, IdentityError, IdentityFailure
 from troth.identity import verify_history
 from troth.node import Node, init_node, open_node

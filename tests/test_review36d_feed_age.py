@@ -8,7 +8,7 @@ import pytest
 from tests.support.parties import empty_feed, make_party
 from troth import limits
 from troth.credentials import TrustPolicy, verify_feed
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.errors import CredentialError, CredentialFailure, OutOfRange
 from troth.vault import SoftwareVault
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from troth.credentials.revocation import RevocationKind
+from troth.credentials.revocation_entry import RevocationKind
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import init_node, open_node

@@ -24,10 +24,10 @@ from troth.credentials import (
     build_page,
     verify_page,
 )
-from troth.credentials.revocation import (
+from troth.credentials.revocation import feed_authority
+from troth.credentials.revocation_pages import (
     _PAGE_OVERHEAD,
     entry_cost,
-    feed_authority,
     page_entry_budget,
     read_page_sequence,
     write_page_sequence,

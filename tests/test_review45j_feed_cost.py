@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import NOW
 from troth import limits
 from troth.credentials import verify_page
-from troth.credentials.revocation import _PAGE_OVERHEAD, entry_cost, page_entry_budget
+from troth.credentials.revocation_pages import _PAGE_OVERHEAD, entry_cost, page_entry_budget
 from troth.encoding import cbor
 from troth.node import init_node, open_node
 

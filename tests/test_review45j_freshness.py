@@ -21,7 +21,7 @@ from troth.credentials import (
     next_head,
     verify_page,
 )
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.errors import CredentialError, CredentialFailure
 from troth.identity import Checkpoint
 from troth.vault import SoftwareVault

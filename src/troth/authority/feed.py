@@ -27,7 +27,8 @@ from troth.credentials import (
     feed_genesis,
     next_head,
 )
-from troth.credentials.revocation import entry_cost, feed_from_store, page_entry_budget
+from troth.credentials.revocation_held import feed_from_store
+from troth.credentials.revocation_pages import entry_cost, page_entry_budget
 from troth.crypto import sha256
 from troth.errors import AuthorityError, AuthorityFailure
 from troth.identity import Identifier, Signer, VerifiedIdentity

@@ -41,7 +41,7 @@ from troth.credentials import (
     next_head,
     verify_feed,
 )
-from troth.credentials.revocation import entry_cost, page_entry_budget
+from troth.credentials.revocation_pages import entry_cost, page_entry_budget
 from troth.crypto import KeyType, sha256
 from troth.crypto.bench_floor import (
     ed25519_sign_loop,

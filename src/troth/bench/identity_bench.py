@@ -20,7 +20,7 @@ from troth.credentials import (
     next_head,
     verify_page,
 )
-from troth.credentials.revocation import feed_checkpoints
+from troth.credentials.revocation_held import feed_checkpoints
 from troth.crypto import KeyType
 from troth.crypto.bench_floor import ed25519_verify_loop, identity_floor, rotation_floor
 from troth.identity import (

@@ -3,20 +3,19 @@
 from troth.credentials.attributes import Attributes, check_key
 from troth.credentials.format import CredentialBody, CredentialChain, Delegation, SignedCredential
 from troth.credentials.issue import check_fits, delegate, issue_credential
-from troth.credentials.revocation import (
+from troth.credentials.revocation import feed_authority, verify_feed, verify_page, verify_pages
+from troth.credentials.revocation_entry import (
     RevocationEntry,
     RevocationKind,
     Supersession,
-    VerifiedFeed,
-    build_feed,
-    build_page,
-    feed_authority,
     feed_genesis,
     next_head,
+)
+from troth.credentials.revocation_held import VerifiedFeed
+from troth.credentials.revocation_pages import (
+    build_feed,
+    build_page,
     read_page_sequence,
-    verify_feed,
-    verify_page,
-    verify_pages,
     write_page_sequence,
 )
 from troth.credentials.verify import (

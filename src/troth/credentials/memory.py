@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from troth.credentials.revocation import VerifiedFeed
+from troth.credentials.revocation_held import VerifiedFeed
 from troth.errors import CredentialError, CredentialFailure, IdentityError, IdentityFailure
 from troth.identity import Identifier, VerifiedIdentity
 

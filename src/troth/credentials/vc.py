@@ -37,7 +37,7 @@ import rfc8785
 
 from troth import limits
 from troth.credentials.attributes import Attributes
-from troth.credentials.revocation import VerifiedFeed
+from troth.credentials.revocation_held import VerifiedFeed
 from troth.credentials.verify import TrustPolicy
 from troth.crypto import KeyType, PublicKey, sha256, verify_signature
 from troth.errors import CredentialError, CredentialFailure, CryptoError, IdentityError

@@ -24,7 +24,7 @@ from troth import limits
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.credentials.memory import VerifierMemory
-from troth.credentials.revocation import VerifiedFeed, check_feed_age, feed_checkpoints
+from troth.credentials.revocation_held import VerifiedFeed, check_feed_age, feed_checkpoints
 from troth.errors import (
     CredentialError,
     CredentialFailure,

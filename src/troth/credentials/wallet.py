@@ -14,13 +14,13 @@ from troth.clock import Clock
 from troth.credentials.attributes import Attributes
 from troth.credentials.format import CredentialBody, CredentialChain
 from troth.credentials.issue import delegate
-from troth.credentials.revocation import (
-    RevocationKind,
+from troth.credentials.revocation import verify_page
+from troth.credentials.revocation_entry import RevocationKind
+from troth.credentials.revocation_held import (
     VerifiedFeed,
     feed_checkpoints,
     feed_from_store,
     store_rows,
-    verify_page,
 )
 from troth.credentials.verify import ChainVerifier, TrustPolicy, VerifiedCredential
 from troth.errors import CredentialError, CredentialFailure, DecodeError, IdentityError, NotFound

@@ -11,11 +11,14 @@ writes the lease, the policy, the quota and the newest revocation feed the book 
 written concurrently is either refused or found by that scan (docs/secrets.md, "Revocation").
 Several brokers may share a database (a node's daemon, its CLI commands' runtimes): only a caller
 that knows no other broker is open may abort every PENDING lease (`stalled(all_pending=True)`).
+
+Beside it: what the book writes to its audit sink (`BookAudit`, which `LeaseBook` is) in
+troth.secrets.book_audit; the feeds it holds and the leases a feed ends in
+troth.secrets.book_feeds; what a lease is filed under in troth.secrets.members.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -24,8 +27,9 @@ from troth import limits
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.errors import SecretError, SecretFailure, StorageError
 from troth.identity import Identifier
-from troth.secrets.audit import AuditEvent, AuditHasher, AuditKind, AuditSink
-from troth.secrets.denials import DenialBudget, Unrecorded
+from troth.secrets.audit import AuditHasher, AuditKind, AuditSink
+from troth.secrets.book_audit import BookAudit
+from troth.secrets.book_feeds import HeldFeeds, leases_revoked_by
 from troth.secrets.engine import Grant, SecretSpec
 from troth.secrets.lease import (
     LIVE_STATES,
@@ -40,8 +44,6 @@ from troth.secrets.lease import (
     check_secret_name,
 )
 from troth.secrets.members import (
-    CREDENTIAL_MEMBER,
-    IDENTITY_MEMBER,
     ROOT_MEMBER,
     ChainHashes,
     chain_members,
@@ -69,18 +71,6 @@ __all__ = [
 
 _F = SecretFailure
 _S = LeaseState
-_DENIALS: Final = frozenset(
-    {
-        _F.DENIED,
-        _F.QUOTA_EXCEEDED,
-        _F.REVOKED,
-        _F.EXPIRED,
-        _F.BAD_REQUEST,
-        _F.NO_SUCH_LEASE,
-        _F.NOT_CONFIGURED,
-        _F.FORBIDDEN_REQUEST,
-    }
-)
 REVOKE_RETRY_FIRST: Final = 5
 """Seconds after a failed upstream revocation before the sweep tries it again (the served
 broker's SWEEP_SECONDS); each further failure doubles the wait, up to `REVOKE_RETRY_MAX`."""
@@ -119,7 +109,7 @@ class Granted:
     account: Identifier | None = None  # the member it is filed under (lease_account)
 
 
-class LeaseBook:
+class LeaseBook(BookAudit):
     """Leases of one broker (see the module docstring)."""
 
     def __init__(
@@ -137,17 +127,12 @@ class LeaseBook:
         `audit` refuses them (`_append`); None: such a refusal fails them too."""
         if quota < 1:
             raise ValueError("a lease quota is at least 1")
-        self._store = store
+        super().__init__(store, audit, hasher, fallback)
         self._policy = policy
-        self._audit = audit
-        self._fallback = fallback
-        self._hasher = hasher
         self.quota = quota
         self.pending_grace = pending_grace
-        self._feeds: dict[Identifier, VerifiedFeed] = {}
-        self._feeds_lock = threading.Lock()
+        self._feeds = HeldFeeds()
         self._chain_hashes = ChainHashes()
-        self._denials = DenialBudget()
 
     # -- issue --------------------------------------------------------------------------------
 
@@ -470,42 +455,13 @@ class LeaseBook:
         identity"), also when its leases under the authority all ended: it presented a chain of that
         authority here before (review 31b, secrets 3). A delegator of the authority's chains is not
         judged by it as a peer: its leases under another authority stay (review 32a, secrets 1)."""
-        with self._feeds_lock:
-            held = self._feeds.get(feed.authority)
-            if held is None or (feed.count, feed.issued_at) >= (held.count, held.issued_at):
-                self._feeds[feed.authority] = feed
-        revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
+        self._feeds.install(feed)
         with self._store.transaction():
-            hits = [
-                member
-                for member in self._store.members_of_open(feed.authority)
-                if member[:1] != ROOT_MEMBER
-                and member[1:]
-                in (revoked_creds if member[:1] == CREDENTIAL_MEMBER else revoked_ids)
-            ]
-            leases: dict[LeaseHandle, Lease] = {}
-            standing: set[bytes] = set()  # agents that presented a chain of it (open leases)
-            for member in hits:
-                for lease in self._store.leases_with_member(member, LIVE_STATES, feed.authority):
-                    leases[lease.handle] = lease
-                    if member[:1] == IDENTITY_MEMBER and lease.identity.digest == member[1:]:
-                        standing.add(member[1:])
-            # an agent it revokes that presented a chain of its own here, its open or ended
-            # lease's (review 31b, secrets 3): its live leases under every authority (review
-            # 31b, secrets 2); a delegator of its chains only, in its chains (review 32a,
-            # secrets 1: it is no voucher of that agent, whose node admits it with another
-            # chain). One primary-key lookup per revoked live agent (docs/secrets.md).
-            for digest in self._store.live_agents(LIVE_STATES):
-                if digest not in revoked_ids:
-                    continue
-                if digest in standing or self._store.has_member(
-                    standing_member(feed.authority, Identifier(digest))
-                ):
-                    agent = Identifier(digest)
-                    for lease in self._store.leases_in(LIVE_STATES, identity=agent, limit=None):
-                        leases[lease.handle] = lease
             return self._start_all(
-                leases.values(), now, EndReason.IDENTITY_REVOKED, "revoked in the feed"
+                leases_revoked_by(self._store, feed),
+                now,
+                EndReason.IDENTITY_REVOKED,
+                "revoked in the feed",
             )
 
     def expire(self, now: int, *, limit: int = 10_000) -> list[Lease]:
@@ -567,27 +523,6 @@ class LeaseBook:
         retry time came)."""
         return self._store.retry_due(lease.handle, now)
 
-    def audit_other(
-        self,
-        kind: AuditKind,
-        now: int,
-        *,
-        secret: str | None,
-        detail: str,
-        identity: Identifier | None = None,
-        lease: LeaseHandle | None = None,
-        value: bytes | None = None,
-        member: Identifier | None = None,
-        ending: bool = False,
-    ) -> None:
-        """Record an event that is not a lease transition (a secret stored, a request
-        forwarded for `member`, an orphan swept: `ending`, see `_append`), in the caller's
-        transaction if it has one."""
-        digest = None if value is None else self._hasher.digest(value)
-        self._append(
-            AuditEvent(now, kind, identity, secret, lease, detail, digest, member), ending=ending
-        )
-
     # -- internals ----------------------------------------------------------------------------
 
     def _check_standing(
@@ -630,24 +565,7 @@ class LeaseBook:
         another authority with standing over it (one that justified a chain the agent presented
         here): `revoke_for_feed` ended its leases under every authority, so none is issued,
         renewed or used again under any (review 44b, secrets 1; review 31b, secrets 2)."""
-        feed = self._feeds.get(credential.authority)
-        if feed is not None:
-            revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
-            for link in credential.links:
-                if (
-                    link.hash in revoked_creds
-                    or link.subject.digest in revoked_ids
-                    or link.issuer.digest in revoked_ids
-                ):
-                    raise SecretError(_F.REVOKED, f"link {link.index} of the credential is revoked")
-        actor = credential.actor
-        with self._feeds_lock:
-            others = [a for a, f in self._feeds.items() if actor.digest in f.revoked_identities]
-        for authority in others:  # one primary-key lookup per feed revoking the agent
-            if authority != credential.authority and self._store.has_member(
-                standing_member(authority, actor)
-            ):
-                raise SecretError(_F.REVOKED, f"the agent is revoked by {authority}")
+        self._feeds.check(credential, self._store)
 
     def _own(self, identity: Identifier, lease_id: LeaseId) -> Lease:
         lease = self._store.get_lease(*lease_id.handle_and_proof())
@@ -694,105 +612,3 @@ class LeaseBook:
             self._start_revoke(lease, now, reason, detail, kind, ending=True) for lease in leases
         ]
         return [lease for lease in started if lease is not None]
-
-    def _record(
-        self,
-        kind: AuditKind,
-        now: int,
-        lease: Lease,
-        detail: str,
-        value: bytes | None = None,
-        *,
-        member: Identifier | None = None,
-        ending: bool = False,
-    ) -> None:
-        digest = None if value is None else self._hasher.digest(value)
-        self._append(
-            AuditEvent(
-                now, kind, lease.identity, lease.secret, lease.handle, detail, digest, member
-            ),
-            ending=ending,
-        )
-
-    def _append(self, event: AuditEvent, *, ending: bool = False) -> None:
-        """Append `event` to the sink; SecretError AUDIT_FAILED when it raises (fail closed:
-        no audit record, no operation). Except for an `ending` event, the record of a
-        revocation the broker or its node makes (the feed, an expiry, an operator, an abort,
-        the engine's revocation finished, an orphan removed): when the sink refuses it, the
-        fallback keeps it (the node's `secret_audit` table, in the same transaction) and the
-        revocation goes on. A sink that cannot take records (a full trace outbox) must not
-        keep a revoked agent's leases alive (review 34g, secrets 1; docs/secrets.md,
-        "Audit")."""
-        try:
-            self._audit.append(event)
-            return
-        except Exception as exc:
-            if not ending or self._fallback is None:
-                raise SecretError(_F.AUDIT_FAILED, type(exc).__name__) from None
-        try:
-            self._fallback.append(event)
-        except Exception as exc:
-            raise SecretError(_F.AUDIT_FAILED, type(exc).__name__) from None
-
-    def deny(
-        self,
-        exc: SecretError,
-        now: int,
-        identity: Identifier,
-        secret: str | None,
-        lease: LeaseHandle | None,
-        account: Identifier | None = None,
-    ) -> None:
-        """Audit a refusal made outside the book (a forward the secret's rules forbid) as the
-        book's own are: within the denial budget (troth.secrets.denials; review 45k, secrets
-        1: they were written one record each)."""
-        self._deny(exc, now, identity, secret, lease, account)
-
-    def _deny(
-        self,
-        exc: SecretError,
-        now: int,
-        identity: Identifier,
-        secret: str | None,
-        lease: LeaseHandle | None,
-        account: Identifier | None = None,
-    ) -> None:
-        """Audit a refusal in its own transaction (the refused one rolled back), counted for
-        `account` (the member the caller's chain names; else the caller)."""
-        if exc.reason not in _DENIALS:
-            return
-        member = identity if account is None else account
-        # at most so many a caller and an account per window (review 45b, denials 4)
-        record, summaries = self._denials.admit(identity, member, now)
-        if not record and not summaries:
-            return
-        with self._store.transaction():
-            self._write_unrecorded(summaries, now)
-            if record:
-                self._append(
-                    AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
-                )
-
-    def flush_denials(self, now: int) -> int:
-        """Write the summaries of the refusals not recorded in windows that ended by `now`
-        (troth.secrets.denials); returns how many."""
-        summaries = self._denials.due(now)
-        if summaries:
-            with self._store.transaction():
-                self._write_unrecorded(summaries, now)
-        return len(summaries)
-
-    def _write_unrecorded(self, summaries: list[Unrecorded], now: int) -> None:
-        for summary in summaries:
-            self._append(
-                AuditEvent(
-                    now,
-                    AuditKind.DENY,
-                    None,
-                    None,
-                    None,
-                    summary.detail(),
-                    None,
-                    summary.account,
-                )
-            )
