@@ -615,12 +615,15 @@ class Calls:
             ceiling = BUSY_BACKOFF[0]
             while True:
                 sent = (request_id, request, deadline, timeout)
+                started = loop.time()
                 response = await self._exchange(router, route, *sent)
                 try:
                     return result_of(response)
                 except Busy:
                     pause = ceiling * (0.5 + random.random() / 2)
-                    if loop.time() + pause >= deadline:
+                    # sent again only with time left for twice the answer's round trip: one
+                    # sent too late ended Unreachable at the deadline, not Busy
+                    if loop.time() + pause + 2 * (loop.time() - started) >= deadline:
                         raise
                 await asyncio.sleep(pause)
                 ceiling = min(2 * ceiling, BUSY_BACKOFF[1])
