@@ -113,20 +113,6 @@ class BookAudit:
         except Exception as exc:
             raise SecretError(_F.AUDIT_FAILED, type(exc).__name__) from None
 
-    def deny(
-        self,
-        exc: SecretError,
-        now: int,
-        identity: Identifier,
-        secret: str | None,
-        lease: LeaseHandle | None,
-        account: Identifier | None = None,
-    ) -> None:
-        """Audit a refusal made outside the book (a forward the secret's rules forbid) as the
-        book's own are: within the denial budget (troth.secrets.denials; review 45k, secrets
-        1: they were written one record each)."""
-        self._deny(exc, now, identity, secret, lease, account)
-
     def _deny(
         self,
         exc: SecretError,
@@ -151,6 +137,11 @@ class BookAudit:
                 self._append(
                     AuditEvent(now, AuditKind.DENY, identity, secret, lease, str(exc), None, member)
                 )
+
+    deny = _deny
+    """Audit a refusal made outside the book (a forward the secret's rules forbid) as the
+    book's own are: within the denial budget (troth.secrets.denials; review 45k, secrets 1:
+    they were written one record each)."""
 
     def flush_denials(self, now: int) -> int:
         """Write the summaries of the refusals not recorded in windows that ended by `now`
