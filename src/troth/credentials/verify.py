@@ -224,6 +224,19 @@ class VerifiedCredential:
         `ChainVerifier.verify` makes, for a credential held since it verified."""
         _check_current(feed, self.authority, self.issuers, self.presenter)
 
+    def revoked_link_in(self, feed: VerifiedFeed) -> int | None:
+        """The index of the first link `feed` revokes (the link itself, or its issuer's or
+        its subject's identity), or None."""
+        revoked, identities = feed.revoked_credentials, feed.revoked_identities
+        for link in self.links:
+            if (
+                link.hash in revoked
+                or link.subject.digest in identities
+                or link.issuer.digest in identities
+            ):
+                return link.index
+        return None
+
     def within_skew(self, now: int) -> bool:
         """Whether the chain is valid at `now` only thanks to the clock-skew allowance (at or
         past `expires_at`, or before `not_before`), as `VerifiedVC.within_skew` says of a VC;

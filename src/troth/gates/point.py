@@ -231,14 +231,9 @@ def _check_current(
 def _check_feed(credential: VerifiedCredential, feed: VerifiedFeed) -> None:
     """`feed` revokes none of the credential's links or identities and supersedes none of the
     histories it was verified with."""
-    revoked, identities = feed.revoked_credentials, feed.revoked_identities
-    for link in credential.links:
-        if (
-            link.hash in revoked
-            or link.subject.digest in identities
-            or link.issuer.digest in identities
-        ):
-            raise CredentialError(CredentialFailure.REVOKED, "", link.index)
+    revoked = credential.revoked_link_in(feed)
+    if revoked is not None:
+        raise CredentialError(CredentialFailure.REVOKED, "", revoked)
     credential.current_in(feed)
 
 

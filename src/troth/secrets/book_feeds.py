@@ -45,15 +45,9 @@ class HeldFeeds:
         its authority's, a link; another authority's, its agent, when that authority has
         standing over it in `store`."""
         feed = self._feeds.get(credential.authority)
-        if feed is not None:
-            revoked_ids, revoked_creds = feed.revoked_identities, feed.revoked_credentials
-            for link in credential.links:
-                if (
-                    link.hash in revoked_creds
-                    or link.subject.digest in revoked_ids
-                    or link.issuer.digest in revoked_ids
-                ):
-                    raise SecretError(_F.REVOKED, f"link {link.index} of the credential is revoked")
+        revoked = None if feed is None else credential.revoked_link_in(feed)
+        if revoked is not None:
+            raise SecretError(_F.REVOKED, f"link {revoked} of the credential is revoked")
         actor = credential.actor
         with self._lock:
             others = [a for a, f in self._feeds.items() if actor.digest in f.revoked_identities]
