@@ -5,8 +5,9 @@ A checkpoint is one commit (`trace.checkpoint.*`) and idempotent: the checkpoint
 already signed is the stored one. A redaction is a commit (the value deleted, the page
 overwritten: secure_delete) then a WAL checkpoint that truncates the write-ahead log, which
 still holds the old page (`trace.redact.*`): killed between the two, the value is gone from
-what the log reads but its bytes may still be in the files; `troth trace redact` again (it
-says `nothing to redact`) truncates the WAL, as does the last connection's clean close."""
+what the log reads but its bytes are still in the files until the log is next opened, which
+truncates the WAL first (review 46c: `tests/test_review46c_trace_crash.py`); `troth trace
+redact` again says `nothing to redact`."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ answers the same feed entry and does not record it a second time."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -23,7 +24,9 @@ import pytest
 from tests.support.traces import tool_call
 from troth.clock import SystemClock
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.identity import Identifier
 from troth.node import init_node, open_node
+from troth.node.traces import record_revocation, revoke_as_authority
 from troth.trace import TraceRecorder, open_node_log
 
 HEAD = "card-4471-0000-HEAD"  # in the row's cell
@@ -31,6 +34,7 @@ TAIL = "card-4471-0000-TAIL"  # past 6 KB of padding: on an overflow page
 REDACT_POINTS = (
     "trace.redact.before-commit",
     "trace.redact.after-commit",
+    "trace.redact.after-checkpoint",
 )
 
 
@@ -86,16 +90,7 @@ def test_the_points_are_declared() -> None:
     assert set(REDACT_POINTS) <= set(CRASH_POINTS)
 
 
-@pytest.mark.parametrize(
-    "point",
-    [
-        "trace.redact.before-commit",
-        pytest.param(
-            "trace.redact.after-commit",
-            marks=pytest.mark.xfail(strict=True, reason="review 46c: bytes left in the WAL"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("point", REDACT_POINTS)
 def test_a_redaction_killed_at_any_step_leaves_the_old_state_or_no_bytes_once_reopened(
     troth_home: Path, point: str
 ) -> None:
@@ -126,13 +121,13 @@ def test_a_redaction_killed_at_any_step_leaves_the_old_state_or_no_bytes_once_re
     assert verified["disclosures_checked"] == 19 * 2 + 1
 
 
-def acme(*names: str) -> None:
+def acme(*names: str) -> dict[str, Identifier]:
+    """Node `acme` hosting authority `acme`, and local identities `names` (to revoke)."""
     now = int(time.time())
     init_node("acme")
     with open_node("acme") as node:
         node.create_authority("acme", now=now)
-        for name in names:
-            node.identities.create(now=now, name=name)
+        return {n: node.identities.create(now=now, name=n).identifier for n in names}
 
 
 def revocation_records(home: Path) -> list[str]:
@@ -140,10 +135,12 @@ def revocation_records(home: Path) -> list[str]:
         return [str(r[0]) for r in conn.execute("SELECT record_id FROM leaves ORDER BY idx")]
 
 
-@pytest.mark.xfail(strict=True, reason="review 46c: a redo records the revocation again")
 def test_a_revocation_redone_after_its_record_is_not_recorded_twice(troth_home: Path) -> None:
     """Killed after the trace record's commit (the answer never printed): the redo answers the
-    same feed entry and the log keeps the one record of it; another revocation is recorded."""
+    same feed entry and the log keeps the one record of it; another revocation is recorded.
+
+    Was a strict xfail until a revocation's record id came from its feed entry
+    (`revocation_record_id`): the redo recorded the entry a second time (review 45f)."""
     acme("c", "d")
     revoke = ("revoke", "identity", "c", "--authority", "acme", "--json")
     assert troth(*revoke, crash="trace.append.after-commit").stdout == ""
@@ -156,3 +153,27 @@ def test_a_revocation_redone_after_its_record_is_not_recorded_twice(troth_home: 
     troth("revoke", "identity", "d", "--authority", "acme")
     assert len(revocation_records(troth_home)) == 2
     troth("trace", "verify", "--node", "acme")
+
+
+def test_a_revocation_recorded_again_in_process_answers_the_held_record(troth_home: Path) -> None:
+    """`record_revocation` of an entry the revoker's record holds (even with its values
+    redacted) answers that record's receipt; another entry, or another revoker, gets its own."""
+    who = acme("c")["c"]
+    clock = SystemClock()
+    with open_node("acme") as node:
+        authority = node.authority()
+        seq = revoke_as_authority(node, authority, who, reason="gone", clock=clock)
+        me = str(authority.identifier)
+        again = functools.partial(
+            record_revocation, node, me, "identity", str(who), authority=authority.identifier
+        )
+        first = again(reason="gone", seq=seq, clock=clock)
+        with open_node_log(node, clock=clock) as log:
+            assert log.size() == 1
+            assert log.redact(first.record, "args")
+            assert log.redact(first.record, "result")
+        assert again(reason="other words", seq=seq, clock=clock) == first
+        other = again(reason="gone", seq=seq + 1, clock=clock)
+        assert other.record != first.record
+        with open_node_log(node, clock=clock) as log:
+            assert log.size() == 2

@@ -44,6 +44,7 @@ CRASH_POINTS: Final = (
     "trace.checkpoint.after-commit",
     "trace.redact.before-commit",
     "trace.redact.after-commit",
+    "trace.redact.after-checkpoint",  # review 46c: the WAL truncated, the redaction's mark kept
     "node.policy-bundle.before-commit",
     "node.policy-bundle.after-commit",
     "node.file.before-rename",

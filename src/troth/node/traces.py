@@ -20,6 +20,7 @@ from troth.authority import Authority
 from troth.authority.client import revoke_request
 from troth.clock import Clock
 from troth.credentials import Attributes, CredentialChain
+from troth.crypto import sha256
 from troth.errors import StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
 from troth.node.node import Node
@@ -27,7 +28,7 @@ from troth.trace.adapters import delegation_content, revocation_content
 from troth.trace.log import Receipt, TraceLog, open_node_log
 from troth.trace.record import Kind
 from troth.trace.recorder import TraceRecorder
-from troth.trace.signing import open_envelope
+from troth.trace.signing import RecordContent, open_envelope
 
 __all__ = [
     "delegate_recorded",
@@ -96,18 +97,52 @@ def record_revocation(
     chain: bytes | None = None,
 ) -> Receipt:
     """Record that local `ref` revoked `target` (`what`: link, credential or identity) with
-    `authority`, which took it as feed entry `seq`."""
+    `authority`, which took it as feed entry `seq`. Once per feed entry: its record id comes
+    from the entry (`revocation_record_id`), so a redo (the same command after a crash that
+    followed the record's commit) finds `ref`'s record of it and answers its receipt, where it
+    recorded it again before review 46c."""
     content = revocation_content(
         what, target, authority=authority, reason=reason, seq=seq, chain=chain
     )
     try:
         with traced_as(node, ref, clock=clock) as recorder:
-            return recorder.record(content)
+            record_id = content.id
+            if record_id is None:  # (no feed entry: nothing to find it by)
+                return recorder.record(content)
+            if (held := _recorded(recorder, content, record_id)) is not None:
+                return held
+            try:
+                return recorder.record(content)
+            except TraceError as exc:  # recorded meanwhile by another process's redo
+                if exc.reason is not TraceFailure.REPLAYED:
+                    raise
+                if (held := _recorded(recorder, content, record_id)) is None:
+                    raise
+                return held
     except TrothError as exc:
         raise StorageError(
             f"the {what} is revoked (feed entry {seq}), but the revocation could not be "
             f"recorded in the trace: {exc}"
         ) from exc
+
+
+def _recorded(recorder: TraceRecorder, content: RecordContent, record_id: str) -> Receipt | None:
+    """The receipt of the record the recorder's agent holds under `content.id`, if it is the
+    revocation `content` describes (kind and tool: its values may have been redacted); None
+    when it holds none. TraceError when the id holds another record (a clash of 128 bits).
+    `record_id` is `content.id`."""
+    agent = recorder.agent
+    if agent not in recorder.log.agents_of(record_id):
+        return None
+    stored = recorder.log.find(record_id, agent)
+    record, payload, _, _ = open_envelope(stored.envelope)
+    if record.kind is not content.kind or record.tool != content.tool:
+        raise TraceError(
+            TraceFailure.REPLAYED,
+            f"record {record_id} of {agent} is not this revocation",
+            record=record_id,
+        )
+    return Receipt(stored.index, record_id, sha256(payload), stored.leaf)
 
 
 def revoke_as_authority(

@@ -53,6 +53,7 @@ __all__ = [
     "decision_content",
     "delegation_content",
     "revocation_content",
+    "revocation_record_id",
 ]
 
 LinksSource = Callable[[], Links]
@@ -255,7 +256,9 @@ def revocation_content(
     links: Links | None = None,
 ) -> RecordContent:
     """The record of a revocation (`what`: link, credential or identity) of `target` (a link's
-    id, or an identifier) with `authority`, feed entry `seq`."""
+    id, or an identifier) with `authority`, feed entry `seq`. With a seq, its record id is
+    `revocation_record_id`'s: a redo that answers the same feed entry signs the same id, which
+    the log refuses (REPLAYED) for the agent that holds it already (review 46c)."""
     args: Mapping[str, Any] = {
         "authority": str(authority),
         "what": what,
@@ -268,4 +271,20 @@ def revocation_content(
         tool=TracedTool(f"revoke {what}", target),
         values={"args": dict(args), "result": {"feed_entry": seq}},
         links=links or Links(),
+        id=None if seq is None else revocation_record_id(authority, seq, what, target),
     )
+
+
+def revocation_record_id(authority: Identifier, seq: int, what: str, target: str) -> str:
+    """The record id of the revocation of `target` that `authority` took as feed entry `seq`:
+    32 hex digits of SHA-256 over them (not time-ordered: revocations are rare). Ids are
+    unique per agent, so only the revoker's own earlier record of that entry holds it."""
+    digest = sha256(
+        b"troth.trace.revocation-id/1\x00"
+        + authority.digest
+        + seq.to_bytes(8, "big")
+        + what.encode()
+        + b"\x00"
+        + target.encode()
+    )
+    return digest[:16].hex()

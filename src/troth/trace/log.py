@@ -24,6 +24,7 @@ that the log does not hold or that does not match (CHAIN_MISMATCH).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -84,6 +85,8 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "Receipt", "StoredEntry", "StoredRecord", "TraceLog", "open_node_log"]
 
 LOG_FILE: Final = "trace.db"
+_REDACTING: Final = "redacting"  # meta: set by a redaction's commit, cleared once the WAL is
+# truncated (`TraceLog.redact`)
 _F = TraceFailure
 
 _ADMIT_CHUNK: Final = 32
@@ -164,6 +167,7 @@ class TraceLog(LogReader):
         self.bridge: SignerBridge | None = None
         """What bridges a signer's history across 64 silent rotations: the node's own rows
         (`open_node_log` sets it)."""
+        self._finish_interrupted_redaction()
 
     @classmethod
     def open(
@@ -688,7 +692,12 @@ class TraceLog(LogReader):
         agent; None: the one record under that id, NotFound when several agents' are) (the
         record and its commitment stay); True if one was held. The page is overwritten
         (secure_delete) and the WAL, which still holds the old page, is checkpointed and
-        truncated; raises StorageError if a reader keeps it from that."""
+        truncated; raises StorageError if a reader keeps it from that.
+
+        The commit that deletes the value also marks the log `redacting` (meta, a random
+        token); the mark is cleared once the WAL is truncated. A log opened with the mark set
+        (the redaction's process died between the two) truncates the WAL first (review 46c):
+        once the log is next opened, the value's bytes are in none of its files."""
         with self.store.transaction():
             conn = self.store.connection()
             conn.execute("PRAGMA secure_delete = ON")
@@ -701,12 +710,42 @@ class TraceLog(LogReader):
                     "UPDATE leaves SET disclosures = ? WHERE idx = ?",
                     (encode_disclosures(held), index),
                 )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                    (_REDACTING, os.urandom(16)),
+                )
             crash_point("trace.redact.before-commit")
         crash_point("trace.redact.after-commit")  # the old page still in the WAL
-        busy = self.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        if busy:
+        if not self._finish_redaction():
             raise StorageError("redacted, but a reader holds the write-ahead log: run it again")
         return removed
+
+    def _finish_redaction(self) -> bool:
+        """Truncate the WAL (the old pages of a committed redaction) and clear the log's
+        `redacting` mark if it still names the redaction it read; False when a reader keeps
+        the WAL from being truncated (the mark stays: the next open or redaction does it)."""
+        conn = self.store.connection()
+        rows = conn.execute("SELECT value FROM meta WHERE name = ?", (_REDACTING,)).fetchall()
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
+        if busy:
+            return False
+        crash_point("trace.redact.after-checkpoint")
+        if rows:
+            with self.store.transaction():
+                conn.execute(
+                    "DELETE FROM meta WHERE name = ? AND value = ?", (_REDACTING, rows[0][0])
+                )
+        return True
+
+    def _finish_interrupted_redaction(self) -> None:
+        """At open: `_finish_redaction` if the log is marked `redacting` (a redaction's process
+        died after its commit). A reader holding the WAL, or a file this process cannot write,
+        leaves the mark for the next open or redaction; the log opens all the same."""
+        try:
+            if self.store.fetch_all("SELECT 1 FROM meta WHERE name = ?", (_REDACTING,)):
+                self._finish_redaction()
+        except (StorageError, sqlite3.Error):
+            pass
 
 
 def open_node_log(node: Node, *, clock: Clock) -> TraceLog:
