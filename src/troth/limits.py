@@ -568,6 +568,12 @@ TRACE_SUBMIT_BYTES_PER_SECOND: Final = 1 << 20
 "busy": its client sends again after a back-off); valid or not, every submission counts."""
 TRACE_SUBMIT_BURST_BYTES: Final = 16 * MAX_SERVICE_MESSAGE
 """What one member may send at once before the rate applies (16 full submissions)."""
+TRACE_SUBMIT_CHARGE: Final = 64 * 1024
+"""The least one `trace.submit` costs of that budget, whatever its size: each costs the node a
+durable commit of its log on the storage thread (a few ms), so one-record submissions of about
+1 KB let through about 800 a second and 12,900 at once kept the storage thread busy for
+seconds (review 46a, trace 2). At most 16 a second, 256 in a burst, per member: a client sends a
+batch every TRACE_FLUSH_SECONDS at most, or when it is full."""
 FEED_PAGE_SIGNS_PER_CALLER: Final = 2
 """Feed pages a hosted authority signs per second at one source's request: a member and its
 delegates together, or one stranger (a page already signed is served again without); past its
