@@ -115,3 +115,22 @@ def test_tiny_submissions_are_charged_at_least_a_submissions_cost(tmp_path: Path
         served += 1
     assert served == most
     assert "busy" in refusal
+
+
+def test_undecodable_submissions_are_charged_too(tmp_path: Path) -> None:
+    """Trace 2's rule for what does not decode (left by 46a, closed by the lead): the byte
+    budget's docstring says every submission counts, valid or not, but one that was not a
+    submission was refused before any charge, so a member could send them without end. Each
+    now costs TRACE_SUBMIT_CHARGE: at most the burst's share at once, past it `busy`."""
+    world, log, collector = _collector(tmp_path)
+    service = _service(collector)
+    context = _member_context(world, log.clock.now())
+    most = limits.TRACE_SUBMIT_BURST_BYTES // limits.TRACE_SUBMIT_CHARGE
+    refusals = []
+    for _ in range(most + 1):
+        try:
+            asyncio.run(service.submit(["not", "a", "submission"], context))
+        except RemoteError as exc:
+            refusals.append(str(exc))
+    assert all("not a submission" in refusal for refusal in refusals[:most])
+    assert "busy" in refusals[most]

@@ -150,17 +150,17 @@ class TraceService:
 
     async def submit(self, arguments: Any, context: RequestContext) -> list[Any]:
         """Verify and append a batch of the caller's records: the Receipts."""
+        submitter, accounts = _submitter(context), _accounts(context)
+        # each commits the log, whatever its size (review 46a, trace 2: one-record
+        # submissions kept the storage thread busy); never more than the whole burst; one
+        # that does not decode costs that least too (valid or not, every submission counts)
+        least = min(limits.TRACE_SUBMIT_CHARGE, self._rates.burst)
         try:
             submission = Submission.from_cbor(arguments)
         except DecodeError as exc:
+            self._charge(accounts, least, context.now)
             raise RemoteError(f"not a submission: {exc}") from None
-        submitter, accounts = _submitter(context), _accounts(context)
-        # each commits the log, whatever its size (review 46a, trace 2: one-record
-        # submissions kept the storage thread busy); never more than the whole burst
-        least = min(limits.TRACE_SUBMIT_CHARGE, self._rates.burst)
-        cost = max(submission.size(), least)
-        if accounts is not None and not self._rates.take_all(accounts, cost, now=context.now):
-            raise RemoteError("busy: over this member's trace byte rate, send again later")
+        self._charge(accounts, max(submission.size(), least), context.now)
         caller = context.caller
         with self._slot(accounts, authorities_of(caller)):
             shown = caller.peer.credentials if isinstance(caller, PeerCaller) else ()
@@ -175,6 +175,12 @@ class TraceService:
             else:
                 self.refused += 1
         return receipts.to_cbor()
+
+    def _charge(self, accounts: frozenset[bytes] | None, cost: int, now: int) -> None:
+        """Take `cost` from every account's trace byte budget (a local caller has none), or
+        refuse the submission "busy"."""
+        if accounts is not None and not self._rates.take_all(accounts, cost, now=now):
+            raise RemoteError("busy: over this member's trace byte rate, send again later")
 
     async def head(self, arguments: Any, context: RequestContext) -> list[Any]:
         """The caller's head in the log (a local caller: arguments [identifier text])."""
