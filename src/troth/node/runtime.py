@@ -15,6 +15,11 @@ and syncing the feed. Storage work runs off the event loop on one storage thread
 but for the handshake's identity-store callbacks (the sans-IO channel calls them in line).
 Enrolling and keeping its authorities' feeds and its credentials fresh are
 troth.node.membership's; syncing one feed over a channel, troth.node.feedsync's.
+
+The runtime is put together from its parts: troth.node.shown_identity (the identity it shows
+and the trust it admits peers with), .channel_opening (channels opened and reused, connections
+closed), .upkeep (the maintenance round, re-reading trust). This module holds its
+construction, lifecycle, relays, links, enrollment and rotation, and status.
 """
 
 from __future__ import annotations
@@ -23,30 +28,18 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Final
 
-from troth.channel import ChannelIdentity, ChannelSettings, ChannelState, ChannelTrust
-from troth.channel.payloads import fitting_chains
+from troth.channel import ChannelSettings, ChannelState
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
-from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
-from troth.errors import (
-    ChannelError,
-    ChannelFailure,
-    Denied,
-    NotFound,
-    RemoteError,
-    RoutingError,
-    TrothError,
-)
+from troth.errors import Denied, NotFound, RemoteError, RoutingError, TrothError
 from troth.identity import Identifier
 from troth.node import feedsync, membership
 from troth.node.access import (
     CHANNELS,
     AccessRequest,
     AnyAuthenticated,
-    ChannelAdmission,
     Decision,
     GatedMembers,
     GatedPolicy,
@@ -57,6 +50,7 @@ from troth.node.access import (
 from troth.node.announcements import Announcer
 from troth.node.authorities import is_local
 from troth.node.channel_ends import ChannelEnd, caller_of
+from troth.node.channel_opening import ChannelOpening, Transport
 from troth.node.channels import LISTENER, ChannelLimits, ChannelManager
 from troth.node.composition import compose
 from troth.node.links import Backoff, Link, LinkRow, Links
@@ -65,18 +59,16 @@ from troth.node.node import Node
 from troth.node.own_relays import OwnRelays, kept_relays, resume_relays
 from troth.node.pins import PinnedService, pinned_traces, split_service_route
 from troth.node.services import NodeService, ServiceHost, call, service_address
-from troth.node.services.node_policies import NodePolicies, unrevoked
+from troth.node.services.node_policies import NodePolicies
 from troth.node.services.policy import PolicyService
 from troth.node.services.relay import RELAY_GRACE, Relay, RelayBook, RelayService
 from troth.node.services.trace import NodeTraces
-from troth.node.trust import FEED_STALENESS, NodeTrust
+from troth.node.trust import NodeTrust
+from troth.node.upkeep import HOSTED_FEED_POLL, MAINTENANCE_SECONDS, Upkeep
 from troth.node.worker import StoreWorker
 from troth.routing import Address, Route, RoutedMessage, Router, format_route, parse_route
-from troth.storage import HeldCredential
-from troth.transport import Listener, MemoryTransport, TcpTransport
+from troth.transport import Listener, TcpTransport
 from troth.transport.ratelog import RateLimitedLog
-from troth.vault import KeyPurpose
-from troth.vault.ephemeral import VaultDhKey
 
 __all__ = [
     "AUTHORITY",
@@ -94,24 +86,9 @@ log = logging.getLogger("troth.node")
 ECHO: Final = service_address("echo")
 SINK: Final = service_address("sink")
 RELAY: Final = service_address("relay")
-MAINTENANCE_SECONDS: Final = 30
-"""How often feeds are synced, credentials refreshed, rotations announced, peers re-checked."""
-HOSTED_FEED_POLL: Final = 1.0
-"""How often (seconds) the hosted authority's store is checked for entries another process
-appended (a `troth revoke` on this machine takes effect within this)."""
-IDENTITY_CACHE: Final = 60
-"""Seconds the node's channel identity (history, key, credentials) is reused."""
-
-Transport = TcpTransport | MemoryTransport
 
 
-@dataclass
-class _Cached:
-    identity: ChannelIdentity
-    until: int
-
-
-class NodeRuntime:
+class NodeRuntime(ChannelOpening, Upkeep):
     """A node running: transport, channels, services, trust and the access decision point."""
 
     def __init__(
@@ -176,7 +153,7 @@ class NodeRuntime:
         self._kept_relays: dict[str, Identifier] = {}
         self._own_relays = OwnRelays(node.path / "own-relays.json")  # review 44d, relays 1
         self._kept_own: dict[str, Identifier] = {}
-        self._me_cache: _Cached | None = None
+        self._me_cache = None
         self._rotations = 0  # times `_rotated` closed every channel
         self.resumption = membership.Resumption()  # interrupted enrollments (review 39a)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -306,187 +283,11 @@ class NodeRuntime:
         self.host.remove_all()
         await self.worker.drain()
 
-    def _drop_connection(
-        self, address: Address, why: str = "its peer went silent", unless: Identifier | None = None
-    ) -> None:
-        """Close a connection (new channels get a new one): the keepalive found it dead (its
-        worker address), or a pinned channel over it (`/tcp/host:port`) was answered by
-        another identity than the one expected at that address — unless a channel over it is
-        answered by `unless` (the identity a link pins there: it goes to the right node)."""
-        if address.kind == "tcp":
-            connection = next(
-                (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
-            )
-        else:
-            connection = self.tcp.connection(address)
-        if connection is None or connection.address in self._dropping:
-            return  # already closing: a line a connection, not one per channel over it
-        over, ends = (connection.address,), self.channels.ends.values()
-        peers = (end.peer for end in ends if end.direct and end.peer_route[:1] == over)
-        if unless is not None and any(p is not None and p.identifier == unless for p in peers):
-            return  # an open channel over it is answered by `unless`: the right node
-        self._dropping.add(connection.address)
-        if connection.outgoing:
-            log.warning("%s: closed, %s", connection.name, why)
-        else:  # one a peer made: as many as it chooses, within lines a minute (review 24b)
-            self._drop_lines.log(logging.WARNING, "%s: closed, %s", connection.name, why)
-        task = self._spawn(connection.close())
-        task.add_done_callback(lambda _: self._dropping.discard(connection.address))
-
-    def _drop_unanswered(self, address: Address) -> None:
-        """A handshake over our connection to `address` got no answer: unless an open channel
-        runs over that connection, it is dead too (a blackholed connection would otherwise
-        swallow every later attempt)."""
-        connection = next(
-            (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
-        )
-        if connection is None:
-            return
-        for end in self.channels.ends.values():
-            if end.peer_route[:1] == (connection.address,) and not end.channel.handshaking:
-                return
-        log.warning("%s: closed, no handshake answered over it", connection.name)
-        self._spawn(connection.close())
-
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    async def _maintain(self) -> None:
-        while True:
-            await asyncio.sleep(MAINTENANCE_SECONDS)
-            await self.maintain()
-
-    async def maintain(self) -> None:
-        """One maintenance round: feeds (and the vouchers of authorities they show lied),
-        credentials, rotations, peers, services, identity, then interrupted enrollments."""
-        # each step on its own: a failing refresh must never stop the re-checks of peers;
-        # resuming enrollments last: a ticket's address that keeps its request waiting holds
-        # back none of the others (review 39a, resume 3)
-        steps: list[Callable[[], Coroutine[Any, Any, Any]]] = [
-            self.refresh_feeds,
-            self._forget_refuted,
-            self.refresh_credentials,
-            self.announce_rotations,
-            self.channels.check_peers,
-            self._renew_identity,
-            self._maintain_services,
-            self.resume_enrollments,
-        ]
-        for step in steps:
-            try:
-                await step()
-            except Exception:  # logged, retried next round
-                log.exception("maintenance: %s failed", getattr(step, "__name__", step))
-
-    async def _forget_refuted(self) -> None:
-        """Forget the vouchers of the authorities that named a made-up change another process
-        recorded (`Vouchers.forget_refuted`: review 26b, refuted 2), or that a feed synced since
-        names."""
-        await self.worker.run(self.trust.vouchers.forget_refuted)
-
-    async def _maintain_services(self) -> None:
-        now = self.clock.now()
-        if "policy" not in self.host.services:  # else the policy service does it, distributing
-            # the bundles stored since (a push that never told this node: review 34d, crash 1)
-            await self.worker.run(lambda: self.policies.reload(now=now))
-        for service in list(self.host.services.values()):
-            await service.maintain(now)
-
-    async def _watch_hosted(self) -> None:
-        while True:
-            await asyncio.sleep(HOSTED_FEED_POLL)
-            try:
-                await self.worker.run(self.trust.refresh_hosted, self.clock.now())
-            except TrothError as exc:
-                log.warning("hosted feed: %s", exc)
-
-    # -- trust and identity ----------------------------------------------------------------------
-
-    async def reload(self) -> None:
-        """Re-read what the node's store says this node trusts and holds (after another
-        process, or code outside the runtime, enrolled, trusted or stored credentials)."""
-        await self.worker.run(self._reload_trust, self.clock.now())
-        self._sync_links()
-        await self._renew_identity()
-
-    def _reload_trust(self, now: int) -> None:
-        """Re-read the node's trust, and the policy bundles of the authorities it trusts."""
-        self.trust.reload(now)
-        self.policies.trust(self.trust.anchors, now=now)
-
-    def _cedar_governs(self, service: str, authority: Identifier) -> bool:
-        """Whether Cedar decides `service` for `authority`'s chains here: its own bundle or
-        the hosted authority's declares it (`NodePolicies.governs`; review 36c, services 1)."""
-        hosted = self.trust.hosted
-        return self.policies.governs(
-            service, authority, hosted=None if hosted is None else hosted.identifier
-        )
-
-    def _channel_trust(
-        self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
-    ) -> ChannelTrust:
-        policy = dataclasses.replace(self.policy, also=also) if also else self.policy
-        return self.trust.channel_trust(ChannelAdmission(policy, self.clock.now, expect=expect))
-
-    def _me(self) -> ChannelIdentity:
-        """This node's channel identity (cached IDENTITY_CACHE s; renewed off the loop by the
-        maintenance, so the handshake path rarely reads the store)."""
-        now = self.clock.now()
-        cached = self._me_cache
-        if cached is not None and now < cached.until:
-            return cached.identity
-        identity, expiry = self.channel_identity(self.name, now=now)
-        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
-        return identity
-
-    def channel_identity(self, name: str, *, now: int) -> tuple[ChannelIdentity, int]:
-        """Local identity `name` as one end of a channel (its history, channel key and live
-        credentials: those no feed the node holds revokes a link of or supersedes an issuer's
-        history in, as a peer refuses a channel that shows one — review 34b, presented 1 and
-        2: a delegation its delegator revoked, or one whose delegator rotated since, cut the
-        node off from every node trusting its authority; each authority's that expires last
-        first, review 35a shown 1), and when that stops being valid (reads the store)."""
-        identities, wallet = self.node.identities, self.node.wallet
-        handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
-        feeds = self.trust.feeds
-        checkpoints = wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
-        live = [
-            held
-            for held in wallet.presentable(name, now=now)
-            if not revokes_a_link(held.chain, feeds.get)
-            and not supersedes_an_issuer(held.chain, feeds.get, now=now, checkpoints=checkpoints)
-        ]
-        history = identities.export(name)
-        ordered = tuple(h.chain for h in _each_authority_first(live))
-        chains = fitting_chains(history, key.attestation, ordered)  # review 45g, channel 1
-        expiry = min([key.expires_at, *(h.expires_at for h in live)])
-        identity = ChannelIdentity(
-            history, VaultDhKey(self.node.vault, handle), key.attestation, chains
-        )
-        return identity, expiry
-
-    async def channel_as(
-        self, name: str, route: Route, *, expect: Identifier | None = None
-    ) -> ChannelEnd:
-        """A new channel of its own to the node at `route`, as local identity `name` (the peer
-        decides its requests on `name`'s identity and credentials; never shared)."""
-        identity = await self._shown_as(name)
-        trust = self._channel_trust(expect=expect) if expect is not None else None
-        return await self.channels.open(route, trust=trust, me=identity)
-
-    async def _shown_as(self, name: str) -> ChannelIdentity:
-        """Local identity `name` as a channel of its own shows it: its credentials that no feed
-        the node holds revokes (a revoked one would fail the channel)."""
-        identity, _ = await self.worker.run(self.channel_identity, name, now=self.clock.now())
-        chains = unrevoked(identity.credentials, self.trust.feeds)
-        return dataclasses.replace(identity, credentials=chains)
-
-    async def _renew_identity(self) -> ChannelIdentity:
-        self._me_cache = None
-        return await self.worker.run(self._me)
 
     # -- feeds and credentials -------------------------------------------------------------------
 
@@ -508,93 +309,6 @@ class NodeRuntime:
         """Refresh the node's credentials due within `margin` seconds, present them on open
         channels; how many (troth.node.membership)."""
         return await membership.refresh_credentials(self, margin=margin)
-
-    # -- channels ------------------------------------------------------------------------------
-
-    def _peer_closed(self, end: ChannelEnd) -> None:
-        """A channel closed: its peer's cached standings go with its last channel."""
-        peer = end.peer
-        if peer is not None and not self.channels.holds_channels_of(peer.identifier):
-            self.trust.forget_peer(peer.identifier)
-
-    async def channel_to(
-        self,
-        route: Route,
-        *,
-        also_trust: frozenset[Identifier] = frozenset(),
-        expect: Identifier | None = None,
-        identity: str | None = None,
-        claimed: bool = False,
-    ) -> ChannelEnd:
-        """An open channel to the node at `route` (reused while it stays open). `expect` pins
-        the identity expected there: anyone else is refused (ChannelError PEER_NOT_ALLOWED
-        naming both), and the connection it came over is closed as going to the wrong node
-        (unless a link's pinned identity answers over it) — not when `claimed`: `expect` is
-        then only what a ticket says is there (an enrollment's), and another identity
-        answering says nothing of the connection (review 43c, resume 1: a hostile ticket
-        naming a peer's address closed the node's channels with it at each resumption).
-        `also_trust` admits these identities as if they were anchors. `identity` (a local
-        identity other than the node's) opens the channel as that identity: its history,
-        channel key and credentials (an agent leasing a secret as itself)."""
-        if identity is not None and identity != self.name:
-            return await self._channel_as(identity, route, expect)
-        key = format_route(route)
-        if len(self._opening) > 1024:  # routes no one is opening a channel to now
-            self._opening = {k: v for k, v in self._opening.items() if v.locked()}
-        async with self._opening.setdefault(key, asyncio.Lock()):
-            end = self._still_open(key, expect)
-            if end is not None:
-                return end
-            pinned = also_trust or expect is not None
-            trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
-            rotations = self._rotations
-            try:
-                end = await self.channels.open(route, trust=trust)
-            except ChannelError as exc:
-                refused = exc.reason is ChannelFailure.PEER_NOT_ALLOWED and not exc.by_peer
-                if exc.reason is ChannelFailure.TIMEOUT:
-                    self._drop_unanswered(route[0])
-                elif refused and pinned and len(route) == 1 and not claimed:
-                    # (not the peer's own refusal: it was the one expected; review 25, relays
-                    # 1; nor a ticket's claim: review 43c, resume 1)
-                    pin = self.links.pin(key)
-                    self._drop_connection(route[0], "another identity answered over it", pin)
-                if rotations == self._rotations:
-                    raise
-                # `_rotated` closed it during the handshake: once more, with the new history
-                end = await self.channels.open(route, trust=trust)
-            self._open[key] = end
-        self.links.opened(key, end)
-        return end
-
-    async def _channel_as(
-        self, identity: str, route: Route, expect: Identifier | None
-    ) -> ChannelEnd:
-        """A channel to `route` as local identity `identity` (reused while open; not a link:
-        nothing is restored when it dies)."""
-        key = f"{identity} {format_route(route)}"  # a space is in no route nor name
-        async with self._opening.setdefault(key, asyncio.Lock()):
-            end = self._still_open(key, expect)
-            if end is not None:
-                return end
-            me = await self._shown_as(identity)
-            trust = self._channel_trust(expect=expect) if expect is not None else None
-            end = await self.channels.open(route, trust=trust, me=me)
-            self._open[key] = end
-        return end
-
-    def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
-        """The channel opened under `key` if it is still open and its peer is `expect` (when
-        given); else None: a new channel is opened, pinned to `expect`, and takes the key (an
-        open channel another identity answered, opened without a pin, must not keep a pinned
-        caller — a link — from the identity it expects: review 23b, relays 3)."""
-        end = self._open.get(key)
-        if end is None or end.enc not in self.channels.ends:
-            return None
-        peer = end.peer
-        if expect is None or (peer is not None and peer.identifier == expect):
-            return end
-        return None
 
     async def send_message(self, to: str, text: str, *, expect: Identifier | None = None) -> Any:
         """Send `text` to the echo method of the service at `to`; its answer."""
@@ -762,16 +476,3 @@ class NodeRuntime:
                 "requests_refused": self.host.refused,
             },
         }
-
-
-def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
-    """`held` (newest expiry first) with each authority's chain that expires last first, then
-    the others as they were: the node shows MAX_CHANNEL_CREDENTIALS, and one authority's chains
-    expiring later (a co-trusted authority's node choosing its answers' expiry, or a TTL under
-    the refresh margin, refreshed every round) pushed another's off its channels (review 35a,
-    shown 1)."""
-    first: dict[bytes, HeldCredential] = {}
-    for h in held:
-        first.setdefault(h.authority, h)
-    chosen = {id(h) for h in first.values()}
-    return [*first.values(), *(h for h in held if id(h) not in chosen)]

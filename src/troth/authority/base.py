@@ -1,0 +1,69 @@
+"""The authority's parts (its identity service, store, configuration and revocation feed) and
+the look-ups every other part of it uses: its signer and history, its members and their roles.
+
+`AuthorityBase` is the class the authority's parts (troth.authority.requesters, .issuing,
+.revoking) build on; `troth.authority.core.Authority` is them put together.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from troth.authority.feed import AuthorityFeed
+from troth.authority.members import ADMIN, ROLE, Member, member_from_record
+from troth.credentials import ChainVerifier, TrustPolicy
+from troth.errors import AuthorityError, AuthorityFailure
+from troth.identity import Identifier, IdentityService, Signer, VerifiedIdentity
+from troth.identity.known import Binds
+from troth.storage import AuthorityConfig, AuthorityStore
+
+__all__ = ["AuthorityBase"]
+
+_A = AuthorityFailure
+
+
+class AuthorityBase:
+    """The authority's parts, and its look-ups of itself and its members."""
+
+    def __init__(self, identities: IdentityService, store: AuthorityStore, config: AuthorityConfig):
+        self.identities = identities
+        self.store = store
+        self.config = config
+        self.identifier = Identifier(config.identifier)
+        self.revocations = AuthorityFeed(store, self.identifier, config.revocation_quota)
+        self._chains = ChainVerifier(TrustPolicy(frozenset({self.identifier})))
+        self._answered: OrderedDict[bytes, tuple[int, int | None]] = OrderedDict()
+        self.binds: Callable[[VerifiedIdentity], Binds] | None = None
+        """Given a requester's history (a full one), which stored copies from a checkpoint bind
+        it (troth.identity.known `Binds`: its node gives its rule, this authority having
+        standing over its requesters' histories, troth.node.copies); None: every copy binds
+        it. Without it, a co-trusted authority's copy of a member made up after a gap refused
+        her every request here (review 30a, enrollment 1)."""
+
+    def signer(self, now: int) -> Signer:
+        return self.identities.signer(self.config.name, now=now)
+
+    def history(self) -> bytes:
+        return self.identities.export(self.config.name)
+
+    def changes(self) -> int:
+        """How many changes the authority's own history has (each rotation adds one)."""
+        return self.identities.find(self.config.name).changes
+
+    def roles_of(self, identifier: Identifier) -> frozenset[str]:
+        if identifier == self.identifier:
+            return frozenset({ADMIN})
+        record = self.store.get_member(identifier.digest)
+        if record is None:
+            return frozenset()
+        return member_from_record(record).attributes.values_of(ROLE)
+
+    def members(self) -> list[Member]:
+        return [member_from_record(r) for r in self.store.list_members()]
+
+    def member(self, identifier: Identifier) -> Member:
+        record = self.store.get_member(identifier.digest)
+        if record is None:
+            raise AuthorityError(_A.NOT_A_MEMBER, str(identifier))
+        return member_from_record(record)

@@ -1,0 +1,169 @@
+"""The authority's revocations: credentials and identities revoked by the authority (in bulk
+too), and links revoked by their delegators (`revoke_link`: a signed request, charged to the
+quota of the member whose credential roots the chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from troth import limits
+from troth.authority.requesters import Requesters
+from troth.credentials import RevocationKind, VerifiedLink
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    CredentialError,
+    DecodeError,
+    IdentityError,
+)
+from troth.faults import crash_point
+from troth.identity import Identifier, VerifiedIdentity
+
+__all__ = ["Revoking"]
+
+_A = AuthorityFailure
+
+
+class Revoking(Requesters):
+    """Revocations by the authority and by delegators."""
+
+    def revoke_credential(self, credential_hash: bytes, *, now: int, reason: str = "") -> int:
+        """Revoke any credential (by its hash) in chains rooted here (the authority is
+        upstream of all of them). Idempotent: returns the (existing or new) entry's seq."""
+        return self.revoke_credentials([credential_hash], now=now, reason=reason)[0]
+
+    def revoke_credentials(
+        self, credential_hashes: Iterable[bytes], *, now: int, reason: str = ""
+    ) -> list[int]:
+        """Revoke many credentials in one transaction (the authority's bulk path)."""
+        with self.store.transaction():
+            seqs = self._revoke_many(RevocationKind.CREDENTIAL, credential_hashes, now, reason)
+            crash_point("authority.revoke.before-commit")
+        crash_point("authority.revoke.after-commit")
+        return seqs
+
+    def revoke_identity(self, identifier: Identifier, *, now: int, reason: str = "") -> int:
+        """Revoke an identity for good: every link it issued or holds stops verifying."""
+        if identifier == self.identifier:
+            raise AuthorityError(_A.REQUEST_INVALID, "an authority cannot revoke itself")
+        with self.store.transaction():
+            self.store.remove_member(identifier.digest)
+            seq = self._revoke_many(RevocationKind.IDENTITY, [identifier.digest], now, reason)[0]
+            crash_point("authority.revoke.before-commit")
+        crash_point("authority.revoke.after-commit")
+        return seq
+
+    def _revoke_many(
+        self, kind: RevocationKind, targets: Iterable[bytes], now: int, reason: str
+    ) -> list[int]:
+        if len(reason) > limits.MAX_REVOCATION_REASON:
+            raise AuthorityError(_A.REQUEST_INVALID, "reason too long")
+        return self.revocations.revoke_many(
+            kind, targets, by=self.identifier, now=now, reason=reason
+        )
+
+    def revoke_link(self, request: bytes, *, now: int) -> int:
+        """A delegator revokes a link: it must have issued that link or one upstream of it.
+        The entry is charged to the member whose credential roots the chain (its quota), so
+        delegating to throwaway identities gains no extra revocations."""
+        cached = self._replayed(request, now)
+        if cached is not None and cached[1] is not None:
+            return cached[1]
+        verified = self._verify(request, "revoke", now)
+        try:
+            target, chain, reason = verified.arguments
+            target = cbor.expect_bytes(target, "credential hash", 32)
+            chain = cbor.expect_bytes(chain, "chain")
+            reason = cbor.expect_text(reason, "reason")
+            if len(reason) > limits.MAX_REVOCATION_REASON:
+                raise ValueError("reason too long")
+        except (ValueError, DecodeError):
+            raise AuthorityError(_A.REQUEST_INVALID, "revoke takes [id, chain, reason]") from None
+        try:
+            checked = self._chains.verify_structure(chain, now=now, checkpoints=self._attests)
+        except CredentialError as exc:
+            raise AuthorityError(_A.REQUEST_INVALID, f"chain: {exc}") from None
+        self._check_issuers(checked.issuers, now)
+        links = checked.links
+        position = next((link.index for link in links if link.hash == target), None)
+        if position is None:
+            raise AuthorityError(_A.REQUEST_INVALID, "the credential is not in the chain")
+        revoker = verified.requester.identifier
+        issued = next(
+            (link.index for link in links[: position + 1] if link.issuer == revoker), None
+        )
+        if issued is None:
+            raise AuthorityError(_A.NOT_UPSTREAM, str(revoker))
+        # the member pays for its own revocations; its delegates share a second budget, so a
+        # delegate cannot spend what its delegator needs to revoke it
+        member = links[0].subject
+        payer: Identifier | None = member if issued <= 1 else _delegates_of(member)
+        if revoker == self.identifier:  # the authority's own revocations are not limited: a
+            payer = None  # member that spent its quota kept it from revoking (review 34b, quota 1)
+        try:
+            with self.store.transaction():
+                self._check_standing(links[:issued], now)
+                self._learn(verified.requester, now, charged_to=payer)
+                seq = self.revocations.revoke(
+                    RevocationKind.CREDENTIAL,
+                    target,
+                    by=revoker,
+                    now=now,
+                    reason=reason,
+                    charged_to=payer,
+                )
+                crash_point("authority.revoke.before-commit")
+            crash_point("authority.revoke.after-commit")
+        except AuthorityError as exc:
+            if exc.reason is not _A.QUOTA_EXCEEDED or payer is None or payer == member:
+                raise
+            detail = exc.detail.replace(str(payer), f"the delegates of {member}")
+            raise AuthorityError(_A.QUOTA_EXCEEDED, detail) from None
+        self._remember(request, verified, seq)
+        return seq
+
+    def _check_issuers(self, issuers: Sequence[VerifiedIdentity], now: int) -> None:
+        """Refuse a chain whose root was issued under a history of this authority other than
+        its current one, or that carries an issuer history forking from or rolling back the
+        copy stored here: `verify_structure` judges a chain by the histories it carries, so a
+        pre-rotation key from a stolen backup forges roots for made-up members, each with a
+        quota of its own (review 23a, authority 1; docs/credentials.md, "A stolen authority
+        key"). A copy from a checkpoint binds an issuer's full history as a requester's
+        (`_check_known`); one that does not is left as it is (only the requester is stored)."""
+        current = self.identities.get(self.config.name, now=now).identity.current_change_hash
+        if issuers[0].current_change_hash != current:
+            raise AuthorityError(
+                _A.REQUEST_INVALID,
+                "chain: issued under an older history of the authority (it rotated since: "
+                "ask it for a fresh credential)",
+            )
+        for issuer in issuers[1:]:
+            try:
+                # judged as a requester's (`_check_known`): this authority, the chain's root,
+                # has standing over its issuers' histories (review 30a, requests 1)
+                self._check_known(issuer)
+            except IdentityError as exc:
+                raise AuthorityError(_A.REQUEST_INVALID, f"chain: issuer {exc}") from None
+
+    def _check_standing(self, links: Sequence[VerifiedLink], now: int) -> None:
+        """Refuse a requester whose own links (the chain above the link it issued) are expired
+        or in the feed, or whose identities are: a cut-off delegate writes no more entries."""
+        store = self.store
+        for link in links:
+            if now >= link.expires_at + limits.MAX_CLOCK_SKEW_SECONDS:
+                raise AuthorityError(_A.NO_STANDING, f"link {link.index} expired")
+            revoked = store.find_revocation(int(RevocationKind.CREDENTIAL), link.hash) is not None
+            if revoked or any(
+                store.find_revocation(int(RevocationKind.IDENTITY), who.digest) is not None
+                for who in (link.issuer, link.subject)
+            ):
+                raise AuthorityError(_A.NO_STANDING, f"link {link.index} is revoked")
+
+
+def _delegates_of(member: Identifier) -> Identifier:
+    """The quota account a member's delegates share (a name no identity has: a hash under its
+    own domain)."""
+    return Identifier(sha256(b"troth.authority.delegates-quota/1\x00" + member.digest))

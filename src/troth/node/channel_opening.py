@@ -1,0 +1,169 @@
+"""A running node's channels to other nodes: opened once per route and reused while open
+(`channel_to`, pinned to the identity expected there), or opened as another local identity;
+and the connections closed under them (a silent peer's, another identity answering a pinned
+channel, a handshake never answered). Part of `NodeRuntime` (troth.node.runtime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from troth.errors import ChannelError, ChannelFailure
+from troth.identity import Identifier
+from troth.node.channel_ends import ChannelEnd
+from troth.node.links import Links
+from troth.node.shown_identity import ShownIdentity
+from troth.routing import Address, Route, format_route
+from troth.transport import MemoryTransport, TcpTransport
+from troth.transport.ratelog import RateLimitedLog
+
+__all__ = ["ChannelOpening", "Transport"]
+
+log = logging.getLogger("troth.node")
+
+Transport = TcpTransport | MemoryTransport
+
+
+class ChannelOpening(ShownIdentity):
+    """Channels opened and reused, and connections closed (a part of `NodeRuntime`)."""
+
+    tcp: Transport
+    links: Links
+    _open: dict[str, ChannelEnd]
+    _opening: dict[str, asyncio.Lock]
+    _rotations: int
+    _dropping: set[Address]
+    _drop_lines: RateLimitedLog
+    if TYPE_CHECKING:
+
+        def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+
+    def _peer_closed(self, end: ChannelEnd) -> None:
+        """A channel closed: its peer's cached standings go with its last channel."""
+        peer = end.peer
+        if peer is not None and not self.channels.holds_channels_of(peer.identifier):
+            self.trust.forget_peer(peer.identifier)
+
+    async def channel_to(
+        self,
+        route: Route,
+        *,
+        also_trust: frozenset[Identifier] = frozenset(),
+        expect: Identifier | None = None,
+        identity: str | None = None,
+        claimed: bool = False,
+    ) -> ChannelEnd:
+        """An open channel to the node at `route` (reused while it stays open). `expect` pins
+        the identity expected there: anyone else is refused (ChannelError PEER_NOT_ALLOWED
+        naming both), and the connection it came over is closed as going to the wrong node
+        (unless a link's pinned identity answers over it) — not when `claimed`: `expect` is
+        then only what a ticket says is there (an enrollment's), and another identity
+        answering says nothing of the connection (review 43c, resume 1: a hostile ticket
+        naming a peer's address closed the node's channels with it at each resumption).
+        `also_trust` admits these identities as if they were anchors. `identity` (a local
+        identity other than the node's) opens the channel as that identity: its history,
+        channel key and credentials (an agent leasing a secret as itself)."""
+        if identity is not None and identity != self.name:
+            return await self._channel_as(identity, route, expect)
+        key = format_route(route)
+        if len(self._opening) > 1024:  # routes no one is opening a channel to now
+            self._opening = {k: v for k, v in self._opening.items() if v.locked()}
+        async with self._opening.setdefault(key, asyncio.Lock()):
+            end = self._still_open(key, expect)
+            if end is not None:
+                return end
+            pinned = also_trust or expect is not None
+            trust = self._channel_trust(also=also_trust, expect=expect) if pinned else None
+            rotations = self._rotations
+            try:
+                end = await self.channels.open(route, trust=trust)
+            except ChannelError as exc:
+                refused = exc.reason is ChannelFailure.PEER_NOT_ALLOWED and not exc.by_peer
+                if exc.reason is ChannelFailure.TIMEOUT:
+                    self._drop_unanswered(route[0])
+                elif refused and pinned and len(route) == 1 and not claimed:
+                    # (not the peer's own refusal: it was the one expected; review 25, relays
+                    # 1; nor a ticket's claim: review 43c, resume 1)
+                    pin = self.links.pin(key)
+                    self._drop_connection(route[0], "another identity answered over it", pin)
+                if rotations == self._rotations:
+                    raise
+                # `_rotated` closed it during the handshake: once more, with the new history
+                end = await self.channels.open(route, trust=trust)
+            self._open[key] = end
+        self.links.opened(key, end)
+        return end
+
+    async def _channel_as(
+        self, identity: str, route: Route, expect: Identifier | None
+    ) -> ChannelEnd:
+        """A channel to `route` as local identity `identity` (reused while open; not a link:
+        nothing is restored when it dies)."""
+        key = f"{identity} {format_route(route)}"  # a space is in no route nor name
+        async with self._opening.setdefault(key, asyncio.Lock()):
+            end = self._still_open(key, expect)
+            if end is not None:
+                return end
+            me = await self._shown_as(identity)
+            trust = self._channel_trust(expect=expect) if expect is not None else None
+            end = await self.channels.open(route, trust=trust, me=me)
+            self._open[key] = end
+        return end
+
+    def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
+        """The channel opened under `key` if it is still open and its peer is `expect` (when
+        given); else None: a new channel is opened, pinned to `expect`, and takes the key (an
+        open channel another identity answered, opened without a pin, must not keep a pinned
+        caller — a link — from the identity it expects: review 23b, relays 3)."""
+        end = self._open.get(key)
+        if end is None or end.enc not in self.channels.ends:
+            return None
+        peer = end.peer
+        if expect is None or (peer is not None and peer.identifier == expect):
+            return end
+        return None
+
+    def _drop_connection(
+        self, address: Address, why: str = "its peer went silent", unless: Identifier | None = None
+    ) -> None:
+        """Close a connection (new channels get a new one): the keepalive found it dead (its
+        worker address), or a pinned channel over it (`/tcp/host:port`) was answered by
+        another identity than the one expected at that address — unless a channel over it is
+        answered by `unless` (the identity a link pins there: it goes to the right node)."""
+        if address.kind == "tcp":
+            connection = next(
+                (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
+            )
+        else:
+            connection = self.tcp.connection(address)
+        if connection is None or connection.address in self._dropping:
+            return  # already closing: a line a connection, not one per channel over it
+        over, ends = (connection.address,), self.channels.ends.values()
+        peers = (end.peer for end in ends if end.direct and end.peer_route[:1] == over)
+        if unless is not None and any(p is not None and p.identifier == unless for p in peers):
+            return  # an open channel over it is answered by `unless`: the right node
+        self._dropping.add(connection.address)
+        if connection.outgoing:
+            log.warning("%s: closed, %s", connection.name, why)
+        else:  # one a peer made: as many as it chooses, within lines a minute (review 24b)
+            self._drop_lines.log(logging.WARNING, "%s: closed, %s", connection.name, why)
+        task = self._spawn(connection.close())
+        task.add_done_callback(lambda _: self._dropping.discard(connection.address))
+
+    def _drop_unanswered(self, address: Address) -> None:
+        """A handshake over our connection to `address` got no answer: unless an open channel
+        runs over that connection, it is dead too (a blackholed connection would otherwise
+        swallow every later attempt)."""
+        connection = next(
+            (c for c in self.tcp.connections() if c.outgoing and c.peer == address.value), None
+        )
+        if connection is None:
+            return
+        for end in self.channels.ends.values():
+            if end.peer_route[:1] == (connection.address,) and not end.channel.handshaking:
+                return
+        log.warning("%s: closed, no handshake answered over it", connection.name)
+        self._spawn(connection.close())

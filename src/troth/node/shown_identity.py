@@ -1,0 +1,128 @@
+"""The identity a running node shows on its channels, and the trust it admits peers with:
+its channel identity (history, channel key, the credentials no feed it holds refuses; cached
+IDENTITY_CACHE s), a local identity's for a channel opened as it (`channel_as`), and the
+channel trust of its access policy. Part of `NodeRuntime` (troth.node.runtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+
+from troth.channel import ChannelIdentity, ChannelTrust
+from troth.channel.payloads import fitting_chains
+from troth.clock import Clock
+from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
+from troth.identity import Identifier
+from troth.node.access import ChannelAdmission, RulesPolicy
+from troth.node.channel_ends import ChannelEnd
+from troth.node.channels import ChannelManager
+from troth.node.node import Node
+from troth.node.services.node_policies import unrevoked
+from troth.node.trust import FEED_STALENESS, NodeTrust
+from troth.node.worker import StoreWorker
+from troth.routing import Route
+from troth.storage import HeldCredential
+from troth.vault import KeyPurpose
+from troth.vault.ephemeral import VaultDhKey
+
+__all__ = ["IDENTITY_CACHE", "ShownIdentity"]
+
+IDENTITY_CACHE: Final = 60
+"""Seconds the node's channel identity (history, key, credentials) is reused."""
+
+
+@dataclass
+class _Cached:
+    identity: ChannelIdentity
+    until: int
+
+
+class ShownIdentity:
+    """The node's channel identity and channel trust (a part of `NodeRuntime`)."""
+
+    node: Node
+    name: str
+    clock: Clock
+    trust: NodeTrust
+    policy: RulesPolicy
+    worker: StoreWorker
+    channels: ChannelManager
+    _me_cache: _Cached | None
+
+    def _channel_trust(
+        self, *, also: frozenset[Identifier] = frozenset(), expect: Identifier | None = None
+    ) -> ChannelTrust:
+        policy = dataclasses.replace(self.policy, also=also) if also else self.policy
+        return self.trust.channel_trust(ChannelAdmission(policy, self.clock.now, expect=expect))
+
+    def _me(self) -> ChannelIdentity:
+        """This node's channel identity (cached IDENTITY_CACHE s; renewed off the loop by the
+        maintenance, so the handshake path rarely reads the store)."""
+        now = self.clock.now()
+        cached = self._me_cache
+        if cached is not None and now < cached.until:
+            return cached.identity
+        identity, expiry = self.channel_identity(self.name, now=now)
+        self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
+        return identity
+
+    def channel_identity(self, name: str, *, now: int) -> tuple[ChannelIdentity, int]:
+        """Local identity `name` as one end of a channel (its history, channel key and live
+        credentials: those no feed the node holds revokes a link of or supersedes an issuer's
+        history in, as a peer refuses a channel that shows one — review 34b, presented 1 and
+        2: a delegation its delegator revoked, or one whose delegator rotated since, cut the
+        node off from every node trusting its authority; each authority's that expires last
+        first, review 35a shown 1), and when that stops being valid (reads the store)."""
+        identities, wallet = self.node.identities, self.node.wallet
+        handle, key = identities.purpose_key(name, KeyPurpose.SECURE_CHANNEL, now=now)
+        feeds = self.trust.feeds
+        checkpoints = wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
+        live = [
+            held
+            for held in wallet.presentable(name, now=now)
+            if not revokes_a_link(held.chain, feeds.get)
+            and not supersedes_an_issuer(held.chain, feeds.get, now=now, checkpoints=checkpoints)
+        ]
+        history = identities.export(name)
+        ordered = tuple(h.chain for h in _each_authority_first(live))
+        chains = fitting_chains(history, key.attestation, ordered)  # review 45g, channel 1
+        expiry = min([key.expires_at, *(h.expires_at for h in live)])
+        identity = ChannelIdentity(
+            history, VaultDhKey(self.node.vault, handle), key.attestation, chains
+        )
+        return identity, expiry
+
+    async def channel_as(
+        self, name: str, route: Route, *, expect: Identifier | None = None
+    ) -> ChannelEnd:
+        """A new channel of its own to the node at `route`, as local identity `name` (the peer
+        decides its requests on `name`'s identity and credentials; never shared)."""
+        identity = await self._shown_as(name)
+        trust = self._channel_trust(expect=expect) if expect is not None else None
+        return await self.channels.open(route, trust=trust, me=identity)
+
+    async def _shown_as(self, name: str) -> ChannelIdentity:
+        """Local identity `name` as a channel of its own shows it: its credentials that no feed
+        the node holds revokes (a revoked one would fail the channel)."""
+        identity, _ = await self.worker.run(self.channel_identity, name, now=self.clock.now())
+        chains = unrevoked(identity.credentials, self.trust.feeds)
+        return dataclasses.replace(identity, credentials=chains)
+
+    async def _renew_identity(self) -> ChannelIdentity:
+        self._me_cache = None
+        return await self.worker.run(self._me)
+
+
+def _each_authority_first(held: list[HeldCredential]) -> list[HeldCredential]:
+    """`held` (newest expiry first) with each authority's chain that expires last first, then
+    the others as they were: the node shows MAX_CHANNEL_CREDENTIALS, and one authority's chains
+    expiring later (a co-trusted authority's node choosing its answers' expiry, or a TTL under
+    the refresh margin, refreshed every round) pushed another's off its channels (review 35a,
+    shown 1)."""
+    first: dict[bytes, HeldCredential] = {}
+    for h in held:
+        first.setdefault(h.authority, h)
+    chosen = {id(h) for h in first.values()}
+    return [*first.values(), *(h for h in held if id(h) not in chosen)]

@@ -1,0 +1,110 @@
+"""A running node's upkeep: the maintenance round every MAINTENANCE_SECONDS (feeds, credentials,
+rotations, peers, services, identity, interrupted enrollments), the watch on the hosted
+authority's store, and re-reading the node's trust. Part of `NodeRuntime` (troth.node.runtime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final
+
+from troth.errors import TrothError
+from troth.identity import Identifier
+from troth.node.membership import REFRESH_MARGIN
+from troth.node.services import ServiceHost
+from troth.node.services.node_policies import NodePolicies
+from troth.node.shown_identity import ShownIdentity
+
+__all__ = ["HOSTED_FEED_POLL", "MAINTENANCE_SECONDS", "Upkeep"]
+
+log = logging.getLogger("troth.node")
+MAINTENANCE_SECONDS: Final = 30
+"""How often feeds are synced, credentials refreshed, rotations announced, peers re-checked."""
+HOSTED_FEED_POLL: Final = 1.0
+"""How often (seconds) the hosted authority's store is checked for entries another process
+appended (a `troth revoke` on this machine takes effect within this)."""
+
+
+class Upkeep(ShownIdentity):
+    """The maintenance round and the re-reading of trust (a part of `NodeRuntime`)."""
+
+    host: ServiceHost
+    policies: NodePolicies
+    if TYPE_CHECKING:
+
+        async def refresh_feeds(self) -> None: ...
+        async def refresh_credentials(self, *, margin: int = REFRESH_MARGIN) -> int: ...
+        async def announce_rotations(self, ref: str | None = None) -> list[dict[str, Any]]: ...
+        async def resume_enrollments(self) -> int: ...
+        def _sync_links(self) -> None: ...
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            await self.maintain()
+
+    async def maintain(self) -> None:
+        """One maintenance round: feeds (and the vouchers of authorities they show lied),
+        credentials, rotations, peers, services, identity, then interrupted enrollments."""
+        # each step on its own: a failing refresh must never stop the re-checks of peers;
+        # resuming enrollments last: a ticket's address that keeps its request waiting holds
+        # back none of the others (review 39a, resume 3)
+        steps: list[Callable[[], Coroutine[Any, Any, Any]]] = [
+            self.refresh_feeds,
+            self._forget_refuted,
+            self.refresh_credentials,
+            self.announce_rotations,
+            self.channels.check_peers,
+            self._renew_identity,
+            self._maintain_services,
+            self.resume_enrollments,
+        ]
+        for step in steps:
+            try:
+                await step()
+            except Exception:  # logged, retried next round
+                log.exception("maintenance: %s failed", getattr(step, "__name__", step))
+
+    async def _forget_refuted(self) -> None:
+        """Forget the vouchers of the authorities that named a made-up change another process
+        recorded (`Vouchers.forget_refuted`: review 26b, refuted 2), or that a feed synced since
+        names."""
+        await self.worker.run(self.trust.vouchers.forget_refuted)
+
+    async def _maintain_services(self) -> None:
+        now = self.clock.now()
+        if "policy" not in self.host.services:  # else the policy service does it, distributing
+            # the bundles stored since (a push that never told this node: review 34d, crash 1)
+            await self.worker.run(lambda: self.policies.reload(now=now))
+        for service in list(self.host.services.values()):
+            await service.maintain(now)
+
+    async def _watch_hosted(self) -> None:
+        while True:
+            await asyncio.sleep(HOSTED_FEED_POLL)
+            try:
+                await self.worker.run(self.trust.refresh_hosted, self.clock.now())
+            except TrothError as exc:
+                log.warning("hosted feed: %s", exc)
+
+    async def reload(self) -> None:
+        """Re-read what the node's store says this node trusts and holds (after another
+        process, or code outside the runtime, enrolled, trusted or stored credentials)."""
+        await self.worker.run(self._reload_trust, self.clock.now())
+        self._sync_links()
+        await self._renew_identity()
+
+    def _reload_trust(self, now: int) -> None:
+        """Re-read the node's trust, and the policy bundles of the authorities it trusts."""
+        self.trust.reload(now)
+        self.policies.trust(self.trust.anchors, now=now)
+
+    def _cedar_governs(self, service: str, authority: Identifier) -> bool:
+        """Whether Cedar decides `service` for `authority`'s chains here: its own bundle or
+        the hosted authority's declares it (`NodePolicies.governs`; review 36c, services 1)."""
+        hosted = self.trust.hosted
+        return self.policies.governs(
+            service, authority, hosted=None if hosted is None else hosted.identifier
+        )
