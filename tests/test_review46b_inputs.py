@@ -160,13 +160,12 @@ def test_a_huge_private_file_is_not_read_whole(tmp_path: Path) -> None:
         read_private_file(big)
 
 
-@pytest.mark.xfail(strict=True, reason="cli 1: an empty file is told to checkpoint the log")
 def test_an_empty_export_says_the_file_holds_nothing(tmp_path: Path) -> None:
     """Review 46b, cli 1. `troth trace verify --file` of an empty file (a cut download, a
     truncation to nothing) said "unanchored: 0 record(s) verified (the log has no checkpoint
     yet: troth trace checkpoint)": advice about the node's own log, which was not read, for a
     file that holds nothing. It is still unanchored (exit 0; --require-anchor: exit 1), and
-    says the file holds no record."""
+    says the file holds no record. Was a strict xfail until `verify` said so for a file."""
     empty = tmp_path / "export.jsonl"
     empty.write_bytes(b"")
     result = CliRunner().invoke(cli, ["trace", "verify", "--file", str(empty)])
@@ -176,3 +175,29 @@ def test_an_empty_export_says_the_file_holds_nothing(tmp_path: Path) -> None:
     assert "the file holds no record" in result.stdout
     strict = ["trace", "verify", "--file", str(empty), "--require-anchor"]
     assert CliRunner().invoke(cli, strict).exit_code == 1
+
+
+ANCHOR = "T" + "0" * 64
+_SIGNING = ("--revision", "1", "--as", "x", "--authority", ANCHOR, "--out", "o")
+
+
+@pytest.mark.xfail(strict=True, reason="cli 2: two inputs read stdin, the second gets nothing")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("secret", "put", "s", "--engine", "http-inject", "--config", "-"),
+        ("secret", "put", "s", "--engine", "postgres", "--config", "-", "--value-file", "-"),
+        ("policy", "test", "--bundle", "-", "--chain", "-", "--tool", "t", "--feed", "f"),
+        ("credential", "verify", "-", "--format", "vc", "--issuer-history", "-", "--trust", ANCHOR),
+        ("policy", "bundle", "create", "--policies", "-", "--tools", "-", *_SIGNING),
+    ],
+)
+def test_stdin_is_named_for_one_input_only(args: tuple[str, ...]) -> None:
+    """Review 46b, cli 2. Two inputs of one command given as `-` (or `secret put --config -`,
+    whose value is read from stdin by default): the first read all of stdin, the second read
+    nothing, and the command judged that (exit 1: a "configuration invalid" for a secret's
+    value piped in as its configuration, the value parsed and named in the error as JSON). A
+    usage error now (exit 2) naming both, before anything is read."""
+    result = CliRunner().invoke(cli, list(args), input=b'{"a": 1}')
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "stdin" in result.stderr
