@@ -181,7 +181,6 @@ ANCHOR = "T" + "0" * 64
 _SIGNING = ("--revision", "1", "--as", "x", "--authority", ANCHOR, "--out", "o")
 
 
-@pytest.mark.xfail(strict=True, reason="cli 2: two inputs read stdin, the second gets nothing")
 @pytest.mark.parametrize(
     "args",
     [
@@ -197,7 +196,8 @@ def test_stdin_is_named_for_one_input_only(args: tuple[str, ...]) -> None:
     whose value is read from stdin by default): the first read all of stdin, the second read
     nothing, and the command judged that (exit 1: a "configuration invalid" for a secret's
     value piped in as its configuration, the value parsed and named in the error as JSON). A
-    usage error now (exit 2) naming both, before anything is read."""
+    usage error now (exit 2) naming both, before anything is read. Was a strict xfail until
+    `stdin_once` refused it."""
     result = CliRunner().invoke(cli, list(args), input=b'{"a": 1}')
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert "stdin" in result.stderr

@@ -124,6 +124,19 @@ KEPT_FILE = _NamedFile("the file is read, then replaced: name a file (stdin cann
 taken as a name, a checkpoint piped in was ignored, unanchored (review 44c, CLI 4)."""
 
 
+def stdin_once(**inputs: str | None) -> None:
+    """A usage error (exit 2) when more than one of a command's `inputs` (option name: its
+    value) is `-`: stdin is read once, by the first; the second read nothing, and the command
+    judged that (exit 1), a secret's value piped in parsed as its configuration (review 46b,
+    cli 2). Called before any input is read."""
+    dashes = [name for name, value in inputs.items() if value == "-"]
+    if len(dashes) > 1:
+        raise click.UsageError(
+            f"{' and '.join(dashes)} both read stdin (-), which can be read once: "
+            "give all but one of them as a file"
+        )
+
+
 def read_input(path: str, limit: int, what: str) -> bytes:
     """The bytes of input file `path` (`-`: stdin), read up to `limit` before anything parses
     them: a larger input (`/dev/zero`) fails at once, after reading limit + 1 bytes.

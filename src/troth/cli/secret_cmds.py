@@ -26,6 +26,7 @@ from troth.cli.common import (
     node_option,
     open_cli_node,
     read_input,
+    stdin_once,
 )
 from troth.cli.network_cmds import ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command, kv
@@ -120,6 +121,8 @@ def put(
     bundles grant a secret")."""
     from troth.node.services.broker import put_secret
 
+    value_from = None if engine == "token" else value_file or "-"  # the value: stdin by default
+    stdin_once(**{"--config": config_file, "the secret value (--value-file)": value_from})
     config = read_input(config_file, limits.MAX_SECRET_CONFIG_BYTES, "configuration")
     grantors = tuple(_authority_id(reporter, text) for text in grantable_by)
     value = b"" if engine == "token" else _secret_value(value_file)

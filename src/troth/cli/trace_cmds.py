@@ -214,7 +214,9 @@ def verify(
     status = data_out["status"]
     # The verdict leads: `unanchored` is not `valid` (docs/traces.md, "Proof rules").
     text = f"{status}: {data_out.get('records', 1)} record(s) verified"
-    if data_out.get("checkpoint", True) is None:
+    if data_out.get("checkpoint", True) is None and file_path is not None:
+        text += " (the file holds no record)"  # not the log's (review 46b, cli 1)
+    elif data_out.get("checkpoint", True) is None:
         text += " (the log has no checkpoint yet: troth trace checkpoint)"
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
