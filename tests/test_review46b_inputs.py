@@ -203,7 +203,6 @@ def test_stdin_is_named_for_one_input_only(args: tuple[str, ...]) -> None:
     assert "stdin" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="cli 3: a closed stdin is a traceback, exit 1")
 @pytest.mark.parametrize(
     "args",
     [

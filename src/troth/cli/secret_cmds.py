@@ -26,6 +26,7 @@ from troth.cli.common import (
     node_option,
     open_cli_node,
     read_input,
+    stdin_bytes,
     stdin_once,
 )
 from troth.cli.network_cmds import ask_node, route_value
@@ -176,7 +177,7 @@ def _authority_id(reporter: Reporter, text: str) -> Identifier:
 
 
 def _secret_value(value_file: str | None) -> bytes:
-    if value_file is None and sys.stdin.isatty():
+    if value_file is None and sys.stdin is not None and sys.stdin.isatty():
         raise click.UsageError(
             "give the upstream secret on stdin (e.g. a pipe) or with --value-file FILE: never "
             "on the command line"
@@ -398,7 +399,7 @@ def _lease_id(text: str | None) -> str:
     if text is None:
         raise click.UsageError("say which lease: LEASE (the lease id troth secret lease printed)")
     if text == "-":
-        text = sys.stdin.readline(256).strip()
+        text = stdin_bytes().readline(256).decode(errors="replace").strip()
     return text
 
 

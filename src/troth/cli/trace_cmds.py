@@ -23,6 +23,7 @@ from troth.cli.common import (
     open_cli_node,
     output_file,
     read_input,
+    stdin_bytes,
     write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
@@ -242,11 +243,14 @@ def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -
     known, attests = identities.check_no_fork, identities.attested_by_store
     rows = identities.window_around
     limit = limits.MAX_TRACE_LINE_BYTES
-    try:
-        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with nullcontext() if stream is sys.stdin.buffer else stream:
+    if path == "-":
+        stream = stdin_bytes()
+    else:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with nullcontext() if path == "-" else stream:
         lines = _lines(stream, path)
         first = next(lines, b"")
         if first.strip() == b"{":  # an indented bundle: the rest of it, from the same stream
