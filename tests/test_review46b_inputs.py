@@ -234,3 +234,33 @@ def test_a_closed_stdin_is_an_io_error(args: tuple[str, ...], tmp_path: Path) ->
     assert "Traceback" not in child.stderr, child.stderr
     assert child.returncode == 4, child.stderr
     assert "stdin is closed" in child.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="node main 1: a bad name or address is a traceback")
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("../../etc",), "invalid node name"),
+        (("nosuch",), "no node 'nosuch'"),
+        (("n", "--tcp-listen", "bad"), "is not host:port"),
+    ],
+)
+def test_the_daemon_says_what_is_wrong_with_its_command_line(
+    args: tuple[str, ...], says: str, troth_home: Path
+) -> None:
+    """Review 46b, node main 1. `python -m troth.node NAME` (docs/protocols.md: the daemon,
+    which `troth node start` runs) with a name that is not a node name, a node that does not
+    exist, or a listen address that is not host:port died in a traceback, exit 1; it says
+    what is wrong, exit 2 (a usage error), as `troth node start` does. Was a strict xfail
+    until `main` caught them."""
+    init_node("n", home=troth_home)
+    child = subprocess.run(
+        [sys.executable, "-m", "troth.node", *args],
+        capture_output=True,
+        text=True,
+        timeout=8,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+    assert "Traceback" not in child.stderr, child.stderr
+    assert child.returncode == 2, child.stderr
+    assert says in child.stderr
