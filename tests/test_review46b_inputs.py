@@ -236,7 +236,6 @@ def test_a_closed_stdin_is_an_io_error(args: tuple[str, ...], tmp_path: Path) ->
     assert "stdin is closed" in child.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="node main 1: a bad name or address is a traceback")
 @pytest.mark.parametrize(
     ("args", "says"),
     [
