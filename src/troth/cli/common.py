@@ -16,7 +16,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, BinaryIO, TypeVar
 
 import click
 
@@ -124,6 +124,28 @@ KEPT_FILE = _NamedFile("the file is read, then replaced: name a file (stdin cann
 taken as a name, a checkpoint piped in was ignored, unanchored (review 44c, CLI 4)."""
 
 
+def stdin_once(**inputs: str | None) -> None:
+    """A usage error (exit 2) when more than one of a command's `inputs` (option name: its
+    value) is `-`: stdin is read once, by the first; the second read nothing, and the command
+    judged that (exit 1), a secret's value piped in parsed as its configuration (review 46b,
+    cli 2). Called before any input is read."""
+    dashes = [name for name, value in inputs.items() if value == "-"]
+    if len(dashes) > 1:
+        raise click.UsageError(
+            f"{' and '.join(dashes)} both read stdin (-), which can be read once: "
+            "give all but one of them as a file"
+        )
+
+
+def stdin_bytes() -> BinaryIO:
+    """Standard input, as bytes: OSError (exit 4) when it is closed (`<&-`: Python has no
+    sys.stdin, and reading it died in an AttributeError traceback, exit 1, read by a script
+    as a verdict; review 46b, cli 3)."""
+    if sys.stdin is None:
+        raise OSError("cannot read stdin: stdin is closed (give the input as a file)")
+    return sys.stdin.buffer
+
+
 def read_input(path: str, limit: int, what: str) -> bytes:
     """The bytes of input file `path` (`-`: stdin), read up to `limit` before anything parses
     them: a larger input (`/dev/zero`) fails at once, after reading limit + 1 bytes.
@@ -133,7 +155,7 @@ def read_input(path: str, limit: int, what: str) -> bytes:
     data: bytes
     try:
         if path == "-":
-            data = sys.stdin.buffer.read(limit + 1)
+            data = stdin_bytes().read(limit + 1)
         else:
             with open(path, "rb") as file:
                 data = file.read(limit + 1)

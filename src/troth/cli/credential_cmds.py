@@ -30,6 +30,7 @@ from troth.cli.common import (
     output_file,
     read_input,
     renamed,
+    stdin_once,
     write_output,
 )
 from troth.cli.network_cmds import ask_node
@@ -555,6 +556,7 @@ def verify(
     A chain is checked against the node's store of histories (each issuer's history must
     extend the stored copy, and is stored; the presenter's stored history is checked against
     the feed), unless --no-store."""
+    stdin_once(FILE=file, **{"--issuer-history": issuer_history})
     now = CLOCK.now()
     names = reporter.names
     anchors = frozenset(names.anchor(t) for t in trusted)

@@ -23,6 +23,7 @@ from troth.cli.common import (
     open_authority_node,
     open_cli_node,
     read_input,
+    stdin_once,
     write_output,
 )
 from troth.cli.names import Directory
@@ -160,6 +161,10 @@ def create(
 ) -> None:
     """Compile, validate and sign a policy bundle as SIGNER: the authority itself, or a member
     holding troth.role=policy-admin (refused with the validator's messages if invalid)."""
+    stdin_once(
+        **{"--policies": policies_file, "--schema": schema_file, "--tools": tools_file},
+        **{"--services": services_file},
+    )
     now = CLOCK.now()
     policies = _text(policies_file, limits.MAX_POLICY_TEXT, "policies")
     schema = (
@@ -320,6 +325,7 @@ def test(
     reporter: Reporter,
 ) -> None:
     """Decide one tool call by a chain's holder under a bundle: exit 0 allow, 1 deny."""
+    stdin_once(**{"--bundle": bundle_file, "--chain": chain_file})
     now = CLOCK.now() if at_text is None else _parse_time(at_text)
     bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")

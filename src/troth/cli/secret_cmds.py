@@ -26,6 +26,8 @@ from troth.cli.common import (
     node_option,
     open_cli_node,
     read_input,
+    stdin_bytes,
+    stdin_once,
 )
 from troth.cli.network_cmds import ask_node, route_value
 from troth.cli.output import Reporter, escape_text, json_command, kv
@@ -120,6 +122,8 @@ def put(
     bundles grant a secret")."""
     from troth.node.services.broker import put_secret
 
+    value_from = None if engine == "token" else value_file or "-"  # the value: stdin by default
+    stdin_once(**{"--config": config_file, "the secret value (--value-file)": value_from})
     config = read_input(config_file, limits.MAX_SECRET_CONFIG_BYTES, "configuration")
     grantors = tuple(_authority_id(reporter, text) for text in grantable_by)
     value = b"" if engine == "token" else _secret_value(value_file)
@@ -173,7 +177,7 @@ def _authority_id(reporter: Reporter, text: str) -> Identifier:
 
 
 def _secret_value(value_file: str | None) -> bytes:
-    if value_file is None and sys.stdin.isatty():
+    if value_file is None and sys.stdin is not None and sys.stdin.isatty():
         raise click.UsageError(
             "give the upstream secret on stdin (e.g. a pipe) or with --value-file FILE: never "
             "on the command line"
@@ -395,7 +399,7 @@ def _lease_id(text: str | None) -> str:
     if text is None:
         raise click.UsageError("say which lease: LEASE (the lease id troth secret lease printed)")
     if text == "-":
-        text = sys.stdin.readline(256).strip()
+        text = stdin_bytes().readline(256).decode(errors="replace").strip()
     return text
 
 

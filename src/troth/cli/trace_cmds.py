@@ -23,6 +23,7 @@ from troth.cli.common import (
     open_cli_node,
     output_file,
     read_input,
+    stdin_bytes,
     write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
@@ -214,7 +215,9 @@ def verify(
     status = data_out["status"]
     # The verdict leads: `unanchored` is not `valid` (docs/traces.md, "Proof rules").
     text = f"{status}: {data_out.get('records', 1)} record(s) verified"
-    if data_out.get("checkpoint", True) is None:
+    if data_out.get("checkpoint", True) is None and file_path is not None:
+        text += " (the file holds no record)"  # not the log's (review 46b, cli 1)
+    elif data_out.get("checkpoint", True) is None:
         text += " (the log has no checkpoint yet: troth trace checkpoint)"
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
@@ -240,11 +243,14 @@ def _verify_file(path: str, anchor: bytes | None, identities: IdentityService) -
     known, attests = identities.check_no_fork, identities.attested_by_store
     rows = identities.window_around
     limit = limits.MAX_TRACE_LINE_BYTES
-    try:
-        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with nullcontext() if stream is sys.stdin.buffer else stream:
+    if path == "-":
+        stream = stdin_bytes()
+    else:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with nullcontext() if path == "-" else stream:
         lines = _lines(stream, path)
         first = next(lines, b"")
         if first.strip() == b"{":  # an indented bundle: the rest of it, from the same stream

@@ -49,7 +49,7 @@ class IdentifierBook:
         not a valid book)."""
         if not self.path.is_file():
             return {}
-        data = read_private_file(self.path)
+        data = read_private_file(self.path, self.max_bytes)
         try:
             raw = load_json(data, max_bytes=self.max_bytes, what=str(self.path))
             if not isinstance(raw, dict) or raw.get("version") != _VERSION:

@@ -71,6 +71,11 @@ __all__ = [
 
 START_TIMEOUT: Final = 15.0
 STOP_TIMEOUT: Final = 10.0
+CONTROL_IO_TIMEOUT: Final = 10.0
+"""Seconds a control client has to send its whole request, and then to take its whole answer:
+past either, the node drops the connection (a client that never read its answer held the
+connection, its handler and the answer, up to MAX_CONTROL_ANSWER, forever: review 46b,
+control 1)."""
 log = logging.getLogger("troth.node.daemon")
 
 
@@ -274,9 +279,9 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
     if not status_file.is_file():
         return {"name": name, "running": False}
     try:
-        status = load_json(
-            status_file.read_bytes(), max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(status_file)
-        )
+        with open(status_file, "rb") as file:  # a regular file (is_file): read to its limit
+            data = file.read(limits.MAX_NODE_FILE_BYTES + 1)
+        status = load_json(data, max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(status_file))
     except (DecodeError, OSError):
         return {"name": name, "running": False}
     pid = status.get("pid") if isinstance(status, dict) else None
@@ -382,6 +387,22 @@ def stop_daemon(home: Path, name: str) -> bool:
 async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
     length = check_header(await reader.readexactly(FRAME_HEADER.size), limit)
     return await reader.readexactly(length)
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """A control request's frame, whole within CONTROL_IO_TIMEOUT; DecodeError when it did not
+    come whole (the client closed, or sent too slowly): the client's failure, logged as such in
+    one line, never with a traceback (review 46b, control 2)."""
+    try:
+        return await asyncio.wait_for(
+            _read_frame(reader, limits.MAX_CONTROL_REQUEST), CONTROL_IO_TIMEOUT
+        )
+    except (asyncio.IncompleteReadError, TimeoutError) as exc:
+        why = "closed" if isinstance(exc, asyncio.IncompleteReadError) else "too slow"
+        log.info("control request not received whole: the client %s", why)
+        raise DecodeError(
+            f"the request did not come whole within {CONTROL_IO_TIMEOUT:g} s"
+        ) from None
 
 
 def _control_frame(value: Any, limit: int) -> bytes:
@@ -552,9 +573,7 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                request = cbor.decode(
-                    await asyncio.wait_for(_read_frame(reader, limits.MAX_CONTROL_REQUEST), 10)
-                )
+                request = cbor.decode(await _read_request(reader))
                 if not isinstance(request, dict) or not isinstance(request.get("op"), str):
                     raise DecodeError("a control request is a map with an op")
                 raw = request.get("args") or {}
@@ -572,7 +591,11 @@ async def serve(home: Path, name: str, listen: tuple[str, int] | None) -> None:
                 data = _control_frame(error_answer(exc), limits.MAX_CONTROL_ANSWER)
             with contextlib.suppress(ConnectionError):
                 writer.write(data)
-                await writer.drain()
+                try:
+                    await asyncio.wait_for(writer.drain(), CONTROL_IO_TIMEOUT)
+                except TimeoutError:  # a client not reading its answer: dropped, with it
+                    log.info("control answer not taken within %g s: dropped", CONTROL_IO_TIMEOUT)
+                    writer.transport.abort()
             writer.close()
 
         server = await asyncio.start_unix_server(handle, str(socket_path))
