@@ -11,6 +11,10 @@ padding (an overflow page)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,16 +26,20 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     Service,
     service,
 )
+from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.storage import SqliteDatabase
-from troth.trace.outbox import TraceOutbox
+from troth.trace import verify_log
+from troth.trace.outbox import TraceOutbox, redact_outbox
+from troth.trace.outbox_store import OutboxStore
 from troth.trace.record import Kind, ToolCall
 from troth.trace.signing import RecordContent
 
 HEAD = "card-5517-0000-HEAD"  # in the row's cell
 TAIL = "card-5517-0000-TAIL"  # past 6 KB of padding: on an overflow page
 SMALL = "card-5517-0000-SMALL"  # a small record's value, in its cell
+POINTS = ("trace.outbox-redact.before-commit", "trace.outbox-redact.after-commit")
 
 
 def content(*markers: str, pad: int = 0) -> RecordContent:
@@ -61,7 +69,6 @@ def default_off(db: SqliteDatabase) -> None:
     db.connection().execute("PRAGMA secure_delete = OFF")
 
 
-@pytest.mark.xfail(strict=True, reason="review 46e: the delivered rows stay in node.db's WAL")
 def test_a_delivered_then_redacted_value_leaves_no_bytes_in_the_node_directory(
     tmp_path: Path,
     service: Service,  # noqa: F811
@@ -94,7 +101,6 @@ def test_a_delivered_then_redacted_value_leaves_no_bytes_in_the_node_directory(
         db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review 46e: a discarded row stays in node.db's WAL")
 def test_a_discarded_record_leaves_no_bytes_while_the_node_runs(troth_home: Path) -> None:
     """A record the service refused is set aside; the operator discards it
     (`troth trace outbox --discard`) while the node runs (node.db held open): no marker is in
@@ -121,3 +127,101 @@ def test_a_discarded_record_leaves_no_bytes_while_the_node_runs(troth_home: Path
             assert left_in(node.path, HEAD, TAIL) == {}
         finally:
             outbox.close()
+
+
+def test_a_value_redacted_while_queued_is_delivered_without_it(
+    tmp_path: Path,
+    service: Service,  # noqa: F811
+) -> None:
+    """`redact_outbox` (what `troth trace redact` runs on the node's outbox) deletes a queued
+    record's value: the outbox's counters follow the row, no marker is left in the directory,
+    and the record is delivered without the value (the log keeps its commitment and
+    verifies)."""
+    party = service.world.support
+    db = SqliteDatabase(tmp_path / "node.db")
+    default_off(db)
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    try:
+        record = outbox.add(content(HEAD, TAIL, pad=6000), now=NOW).record
+        assert redact_outbox(db, record, "result") is False  # nothing disclosed under it
+        assert redact_outbox(db, "no-such-record", "args") is None
+        assert redact_outbox(db, record, "args") is True
+        (row,) = outbox.store.first(party.identifier.digest, 1)
+        assert row.disclosures is None
+        assert outbox.store.usage() == (1, row.size)
+        assert left_in(tmp_path, HEAD, TAIL) == {}
+        assert outbox.claim()
+        batch = outbox.next_batch(NOW)
+        assert batch is not None
+        outbox.answered(service.submit(batch.submission, party), now=NOW)
+        assert outbox.pending() == 0
+        assert service.log.disclosures(record) == {}
+        assert verify_log(service.log).disclosures == 0
+    finally:
+        outbox.close()
+        db.close()
+
+
+def queued_record(home: Path) -> str:
+    """Node `agent` with one record queued in its outbox (HEAD and TAIL in its args)."""
+    run("node", "create", "agent")
+    now = int(time.time())
+    with open_node("agent", home=home) as node:
+        identities = node.identities
+        agent = Identifier(identities.find("agent").identifier)
+        outbox = TraceOutbox(node.db, agent, lambda now: identities.signer("agent", now=now))
+        record = outbox.add(content(HEAD, TAIL, pad=6000), now=now).record
+        outbox.close()
+    return record
+
+
+def troth(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash is not None:
+        env[CRASH_ENV] = crash
+    result = subprocess.run(
+        [sys.executable, "-m", "troth.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+    assert result.returncode == (0 if crash is None else CRASH_EXIT_CODE), result
+    return result
+
+
+def test_the_points_are_declared() -> None:
+    assert set(POINTS) <= set(CRASH_POINTS)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_queued_redaction_killed_at_any_step_is_completed(troth_home: Path, point: str) -> None:
+    """`troth trace redact` of a record still queued, killed before or after its commit:
+    either the value is still queued, or the node's next opening of its outbox leaves none of
+    its bytes in the node's directory; a redo completes it (`nothing to redact` once the value
+    is gone)."""
+    record = queued_record(troth_home)
+    directory = troth_home / "nodes" / "agent"
+    assert left_in(directory, HEAD, TAIL)
+    redact = ("trace", "redact", record, "--field", "args", "--node", "agent", "--json")
+    troth(*redact, crash=point)
+    with open_node("agent", home=troth_home) as node:
+        store = OutboxStore(node.db)
+        (row,) = store.db.fetch_all("SELECT disclosures FROM trace_outbox")
+        disclosed = row[0] is not None
+        if point.endswith("before-commit"):
+            assert disclosed
+        else:
+            assert not disclosed
+            identities = node.identities
+            agent = Identifier(identities.find("agent").identifier)
+            TraceOutbox(node.db, agent, lambda now: identities.signer("agent", now=now)).close()
+            assert left_in(directory, HEAD, TAIL) == {}  # the node's next opening scrubbed
+    again = json.loads(troth(*redact).stdout)
+    assert again == {
+        "record": record,
+        "field": "args",
+        "redacted": disclosed,
+        "outbox": disclosed,
+    }
+    assert left_in(directory, HEAD, TAIL) == {}
