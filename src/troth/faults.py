@@ -45,6 +45,8 @@ CRASH_POINTS: Final = (
     "trace.redact.before-commit",
     "trace.redact.after-commit",
     "trace.redact.after-checkpoint",  # review 46c: the WAL truncated, the redaction's mark kept
+    "trace.outbox-redact.before-commit",  # review 46e: a queued record's value redacted
+    "trace.outbox-redact.after-commit",  # (node.db's WAL not truncated yet)
     "node.policy-bundle.before-commit",
     "node.policy-bundle.after-commit",
     "node.file.before-rename",

@@ -40,6 +40,7 @@ from troth.trace.export import (
     verify_export,
 )
 from troth.trace.log import TraceLog, open_node_log
+from troth.trace.outbox import redact_outbox
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.record import REDACTABLE
 from troth.trace.verify import verify_log
@@ -368,14 +369,29 @@ def checkpoint(node_name: str, reporter: Reporter) -> None:
 def redact(
     record_id: str, name: str, agent_ref: str | None, node_name: str, reporter: Reporter
 ) -> None:
-    """Delete a disclosed value; the record keeps its salted commitment and still verifies."""
+    """Delete a disclosed value; the record keeps its salted commitment and still verifies.
+    A record still in the node's trace outbox (queued for the trace service, or set aside)
+    loses the value there too, and is delivered without it."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         agent = _agent(node, agent_ref)
-        log.find(record_id, agent)
-        removed = log.redact(record_id, name, agent=agent)
+        queued = redact_outbox(node.db, record_id, name, agent=agent)  # None: not there
+        try:
+            log.find(record_id, agent)
+        except NotFound:
+            if queued is None:
+                raise
+            removed = False
+        else:
+            removed = log.redact(record_id, name, agent=agent)
+    data: dict[str, Any] = {"record": record_id, "field": name, "redacted": removed or bool(queued)}
+    if queued is not None:
+        data["outbox"] = queued
+    where = {True: " (the log's and the trace outbox's copy)", False: " (in the trace outbox)"}
     reporter.result(
-        {"record": record_id, "field": name, "redacted": removed},
-        "redacted" if removed else "nothing to redact",
+        data,
+        ("redacted" + (where[removed] if queued else ""))
+        if data["redacted"]
+        else "nothing to redact",
     )
 
 

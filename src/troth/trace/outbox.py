@@ -39,6 +39,16 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   longer than the window (a node down for a while) are refused TIME_OUT_OF_RANGE when first
   sent and go again re-dated.
 
+**Disclosed values** (review 46e). A row holds the record's disclosures until it is
+delivered: every change runs with secure_delete on, and once a delivery deleted rows the
+write-ahead log of node.db (whose frames still hold the rows' old pages) is truncated
+(`OutboxStore.scrub`): by a delivery that leaves nothing queued, else at most every
+SCRUB_SECONDS, and when the outbox is opened (a process killed in between). Best effort: a
+reader holding the log leaves it to the next of them, to `troth trace redact`, or to the
+node's clean stop (SQLite checkpoints and deletes the log when its last connection closes).
+`redact_outbox` deletes a value from a record still queued or set aside (`troth trace
+redact`): it is then delivered without it.
+
 Only one process sends an outbox at a time: `claim()` takes an exclusive lock beside the
 database (`<node.db>.trace-outbox`, dropped with the process even on SIGKILL); any process may
 `add`. A row changes only if it still has the hash the change was decided on.
@@ -58,11 +68,12 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from troth import limits
 from troth.crypto import sha256
-from troth.errors import ConflictError, KeyNotFound, TraceError, TraceFailure
+from troth.errors import ConflictError, KeyNotFound, StorageError, TraceError, TraceFailure
+from troth.faults import crash_point
 from troth.identity import Identifier, Signer
 from troth.storage import SqliteDatabase
 from troth.storage.peers import SoleHolder
@@ -74,7 +85,7 @@ from troth.trace.batcher import (
     Queued,
     SignerSource,
 )
-from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, row_size
+from troth.trace.outbox_store import OutboxRow, OutboxStore, Tail, outbox_exists, row_size
 from troth.trace.record import Kind
 from troth.trace.recorder import RandomPool, SignerCache
 from troth.trace.signing import (
@@ -88,9 +99,12 @@ from troth.trace.signing import (
 from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head, Receipts, Submission, SubmittedRecord, item_size
 
-__all__ = ["OutboxBatch", "TraceOutbox"]
+__all__ = ["OutboxBatch", "TraceOutbox", "redact_outbox", "scrub_quietly"]
 
 _F = TraceFailure
+SCRUB_SECONDS: Final = 5
+"""While records stay queued, a delivery truncates node.db's WAL at most this often (seconds);
+a delivery that leaves none queued always does (module docstring, "Disclosed values")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +181,7 @@ class TraceOutbox:
         self.store = OutboxStore(db)
         with self.store.transaction():  # what an earlier version changed counts as it is
             self.store.recount()
+        scrub_quietly(self.store)  # a process killed after a delivery, before its scrub
         self.identifier = agent
         self._agent = agent.digest
         self.batch_records = batch_records
@@ -192,6 +207,7 @@ class TraceOutbox:
         """Submissions made (statistics: one request each, resends not counted)."""
         self.refused = 0
         """Records this process set aside."""
+        self._scrubbed_at: int | None = None  # when a delivery last truncated the WAL
 
     # -- any thread ----------------------------------------------------------------------------
 
@@ -450,6 +466,8 @@ class TraceOutbox:
                 # (a batch refused whole reports no head: the one kept stays)
                 self.store.set_head(agent, receipts.head)
         self._in_flight = None
+        if delivered and self._scrub_due(now):  # the rows' old pages are in the WAL's frames
+            self._scrubbed_at = now if scrub_quietly(self.store) else self._scrubbed_at
         if any(r.reason is _F.ATTESTATION_STALE for r in receipts.results):
             with self._signers_lock:
                 self._signers.renew()  # rotated: sign again with the newest key
@@ -490,6 +508,13 @@ class TraceOutbox:
         )
         self.refused += int(done)
         return done
+
+    def _scrub_due(self, now: int) -> bool:
+        """Whether a delivery at `now` truncates node.db's WAL: when it left nothing queued
+        for the agent, or SCRUB_SECONDS after the last truncation (a checkpoint costs an
+        fsync, ~15-20 ms: once per batch of a busy outbox would tax the storage thread)."""
+        last = self._scrubbed_at
+        return last is None or now - last >= SCRUB_SECONDS or not self.store.pending(self._agent)
 
     def _keep_chain(self, digest: bytes) -> None:
         if len(self._kept_chains) >= limits.TRACE_KEPT_CHAINS:
@@ -539,6 +564,46 @@ class TraceOutbox:
             "batches": self.batches,
             "recent_refusals": [r.to_json() for r in refusals],
         }
+
+
+def scrub_quietly(store: OutboxStore) -> bool:
+    """`store.scrub()`, a failure (a busy or read-only database) reported as False: the next
+    delivery, opening or redaction scrubs again."""
+    if store.db.in_transaction:
+        return False
+    try:
+        return store.scrub()
+    except StorageError:
+        return False
+
+
+def redact_outbox(
+    db: SqliteDatabase, record_id: str, name: str, *, agent: Identifier | None = None
+) -> bool | None:
+    """Delete disclosed value `name` of record `record_id` (of `agent`, if given) where the
+    node's outbox holds it, queued or set aside, and truncate node.db's write-ahead log (the
+    old pages of that row, and of rows delivered before, are in its frames): whether a value
+    was held; None when the outbox holds no such record (the log was truncated all the same).
+    A queued record is then delivered without the value (the log keeps its commitment). A
+    batch already read for sending by a running node carries the value as it was read.
+
+    StorageError when a reader keeps the log from being truncated: the value is deleted from
+    the row, the command is run again. Crash-safe: the value's deletion is one transaction, and
+    a run killed after it is completed by running it again (or by the node's next opening of
+    the outbox, or next delivery)."""
+    if not outbox_exists(db):
+        return None
+    store = OutboxStore(db)
+    with store.transaction():
+        held = store.redact(record_id, name, None if agent is None else agent.digest)
+        crash_point("trace.outbox-redact.before-commit")
+    crash_point("trace.outbox-redact.after-commit")  # the old page still in the WAL
+    if not store.scrub():
+        raise StorageError(
+            f"{db.path}: the outbox's value is deleted, but a reader holds the write-ahead "
+            "log: run it again"
+        )
+    return held
 
 
 def _error(exc: Exception) -> TraceError:

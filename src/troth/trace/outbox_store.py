@@ -30,19 +30,28 @@ The methods only run statements: the caller (troth.trace.outbox) wraps each chan
 transaction, so a crash leaves every row as it was before the change or after it. A row that
 changes is named by its position and its hash, so an answer to bytes that are no longer in the
 outbox changes nothing.
+
+A row holds the record's disclosed values (arguments, inputs, reasoning): once it is gone
+(delivered, discarded) or a value is redacted, none of their bytes may stay in node.db (review
+46e). Every transaction of the outbox runs with `PRAGMA secure_delete = ON` on its connection
+(SQLite then zeroes a deleted cell and a freed page, overflow pages too; most builds default
+to OFF, and FAST leaves freed pages as they were), and `scrub()` truncates the write-ahead
+log, whose frames still hold the old pages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
-from troth.errors import ConflictError
+from troth.errors import ConflictError, StorageError
 from troth.storage import SqliteDatabase
+from troth.trace.record import encode_disclosures
 from troth.trace.signing import VerifiedRecord
+from troth.trace.stored import decode_disclosures
 from troth.trace.submit import Head
 
 __all__ = ["OutboxRow", "OutboxStore", "RefusedRow", "Tail", "outbox_exists"]
@@ -86,6 +95,14 @@ _SELECT_ROWS: Final = (
     "SELECT pos, record, seq, hash, time, made, envelope, disclosures, attestation, chain, "
     "size, attempts, stale FROM trace_outbox "
 )
+_REDACT: Final = tuple(
+    (
+        f"SELECT agent, disclosures, size FROM {table} WHERE record = ?",  # noqa: S608
+        f"UPDATE {table} SET disclosures = ?, size = size + ? WHERE record = ?",  # noqa: S608
+    )
+    for table in ("trace_outbox", "trace_outbox_refused")
+)
+"""A record's row and its change by a redaction: queued, then set aside."""
 _SELECT_REFUSED: Final = (
     "SELECT record, agent, seq, time, reason, detail, refused_at, size FROM trace_outbox_refused "
 )
@@ -213,9 +230,18 @@ class OutboxStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One unit of work (re-entrant: inside the caller's transaction, it joins it)."""
+        """One unit of work (re-entrant: inside the caller's transaction, it joins it), with
+        secure_delete on (module docstring: the connection keeps it)."""
         with self.db.transaction():
+            self.db.execute("PRAGMA secure_delete = ON")
             yield
+
+    def scrub(self) -> bool:
+        """Truncate node.db's write-ahead log (a checkpoint, TRUNCATE): the old pages of rows
+        deleted or redacted are in its frames. False when a reader keeps the log from being
+        truncated (the next scrub does it). Outside a transaction only."""
+        row = self.db.fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
+        return row is not None and not row[0]
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -442,7 +468,9 @@ class OutboxStore:
 
     def discard(self, records: Sequence[str]) -> list[str]:
         """Delete set-aside records (an operator's decision, troth trace outbox --discard);
-        the ids deleted."""
+        the ids deleted. Once the caller's transaction commits, node.db's write-ahead log is
+        truncated (`scrub`, best effort: a reader holding it, or a busy database, leaves it to
+        the next)."""
         gone: list[str] = []
         for record in records:
             row = self.db.fetch_one(
@@ -453,7 +481,43 @@ class OutboxStore:
                 self._count(bytes(row[0]), refused=-1, refused_bytes=-int(row[1]))
                 self._forget_source(record)
                 gone.append(record)
+        self.db.after_commit(self._scrub_quietly)
         return gone
+
+    def _scrub_quietly(self) -> None:
+        with suppress(StorageError):  # a busy database: the next scrub does it
+            self.scrub()
+
+    def redact(self, record: str, name: str, agent: bytes | None = None) -> bool | None:
+        """Delete disclosed value `name` of record `record` (of `agent`, if given), queued or
+        set aside: whether one was held; None when the outbox holds no such record. A queued
+        record is then sent without it (the log keeps its commitment, as after a redaction
+        there). Inside the caller's transaction; `scrub()` after it."""
+        found: bool | None = None
+        for held_at, (select, update) in enumerate(_REDACT):
+            row = self.db.fetch_one(select, (record,))
+            if row is None or (agent is not None and bytes(row[0]) != agent):
+                continue
+            old = None if row[1] is None else bytes(row[1])
+            held = decode_disclosures(old)
+            if held.pop(name, None) is None:
+                found = bool(found)
+                continue
+            new = encode_disclosures(held)
+            change = (0 if new is None else len(new)) - (0 if old is None else len(old))
+            self.db.execute(update, (new, change, record))
+            if held_at == 0:  # queued
+                self._count(bytes(row[0]), queued_bytes=change)
+            else:
+                self._count(bytes(row[0]), refused_bytes=change)
+            member = self.db.fetch_one(
+                "UPDATE trace_outbox_sources SET size = size + ? WHERE record = ? RETURNING source",
+                (change, record),
+            )
+            if member is not None:
+                self._count_member(bytes(member[0]), 0, change)
+            found = True
+        return found
 
     def _forget_source(self, record: str) -> None:
         gone = self.db.fetch_one(
