@@ -15,6 +15,9 @@
    the accounts in expiry order. They are now taken in turn across accounts within their own
    budget (`MAX_SWEEP_FIRST_ATTEMPTS`, `SWEEP_FIRST_SECONDS`); the rest stay REVOKING, due,
    for the next sweeps.
+
+Each test was a strict xfail until its fix (the second one of 1 guards that fix: a chain
+pruned while another broker remembers it as stored).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import RemoteStub, make_world, open_broker
+from troth.errors import StorageError
 from troth.secrets import AllowListPolicy, LeaseState
 from troth.secrets.book import ENDED_LEASE_RETENTION
 from troth.secrets.broker import Broker
@@ -44,11 +48,11 @@ def _count(broker: Broker, table: str) -> int:
 # -- 1. the chain tables are pruned -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 46d 1: the chain tables are not pruned")
 def test_chains_no_lease_refers_to_are_pruned_with_the_leases(tmp_path: Path) -> None:
     """1: an agent leasing under a fresh chain each time (its credential refreshed), each
     lease ended: once its leases are pruned, its chains and their members are too; the chain
-    of its live lease stays, and so does its authority's standing over it (one row)."""
+    of its live lease stays, and so does its authority's standing over it (one row). Was a
+    strict xfail until `LeaseBook.prune` pruned the chains."""
     world = make_world(NOW)
     policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
     _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
@@ -72,7 +76,8 @@ def test_chains_no_lease_refers_to_are_pruned_with_the_leases(tmp_path: Path) ->
     rows = broker.store.db.fetch_one(
         "SELECT COUNT(*) FROM secret_lease_members WHERE member = ?", (standing,)
     )
-    assert rows is not None and rows[0] <= 2  # the live chain's row and one kept for standing
+    assert rows is not None
+    assert rows[0] <= 2  # the live chain's row and one kept for standing
     # the live lease is still revoked by its chain's revocation
     link = live_credential.links[0].hash
     ended = broker.revoke_for_feed(world.feed_revoking([(1, link)], now=NOW + 1), now=NOW + 1)
@@ -84,12 +89,12 @@ def test_chains_no_lease_refers_to_are_pruned_with_the_leases(tmp_path: Path) ->
     assert broker.store.has_member(standing)
 
 
-@pytest.mark.xfail(strict=True, reason="review 46d 1: the chain tables are not pruned")
 def test_a_broker_that_remembers_a_pruned_chain_stores_it_again(tmp_path: Path) -> None:
     """1: a broker's store remembers the chains it stored (it skips writing them again).
     Another broker on the same database (the daemon, a CLI command) prunes that chain: the
     first broker's next lease under it stores the chain and its members again, so the feed
-    still finds that lease."""
+    still finds that lease. Was a strict xfail until the chains were pruned (the store's
+    cache now empties when the chains' epoch moved on)."""
     world = make_world(NOW)
     policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
     db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
@@ -111,6 +116,37 @@ def test_a_broker_that_remembers_a_pruned_chain_stores_it_again(tmp_path: Path) 
     other.close()
     broker.close()
     db.close()
+
+
+def test_a_prune_that_fails_midway_keeps_the_leases_and_their_chains(tmp_path: Path) -> None:
+    """1: the leases and the chains are forgotten in one transaction: a failure after the
+    chains' deletion (a crash, the disk full) keeps every lease row and every chain, so a
+    chain is never deleted while a lease that refers to it stays, and the next round does it
+    all."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    engine = RemoteStub()
+    broker.engines[engine.kind] = engine
+    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    for _ in range(3):
+        credential = world.member_credential(world.agent_b)
+        issued = broker.issue(credential, "s", now=NOW)
+        broker.revoke(credential, issued.lease_id, now=NOW)
+    store = broker.store
+    prune_chains = store.prune_chains
+
+    def failing(after: bytes, *, limit: int) -> tuple[int, bytes]:
+        prune_chains(after, limit=limit)
+        raise StorageError("disk full")
+
+    store.prune_chains = failing  # type: ignore[method-assign]
+    with pytest.raises(StorageError):
+        broker.prune(LATER)
+    assert (_count(broker, "secret_leases"), _count(broker, "secret_lease_chains")) == (3, 3)
+    store.prune_chains = prune_chains  # type: ignore[method-assign]
+    assert broker.prune(LATER) == 3
+    assert (_count(broker, "secret_leases"), _count(broker, "secret_lease_chains")) == (0, 0)
 
 
 # -- 2. first revocation attempts are budgeted --------------------------------------------------
@@ -137,11 +173,11 @@ class _Slow(RemoteStub):
         super().revoke(spec, ref, upstream)
 
 
-@pytest.mark.xfail(strict=True, reason="review 46d 2: first attempts are not budgeted")
 def test_a_burst_of_expiring_leases_is_revoked_within_a_budget_fairly(tmp_path: Path) -> None:
     """2: account A's 100 leases and account B's one expire at once, each upstream revocation
     costing 0.1 s: the first sweep tries a bounded number (not all 101), B's among them; the
-    rest stay REVOKING (none lost, none live) and the next sweeps revoke each exactly once."""
+    rest stay REVOKING (none lost, none live) and the next sweeps revoke each exactly once.
+    Was a strict xfail until the sweep budgeted first attempts."""
     from troth.secrets.sweep import MAX_SWEEP_FIRST_ATTEMPTS, SWEEP_FIRST_SECONDS
 
     world = make_world(NOW)
