@@ -85,6 +85,10 @@ table after it ended, for `list --ended` and token checks; then `prune` deletes 
 revocations 2: they were kept for good). Its audit records stay."""
 MAX_PRUNED_LEASES: Final = 10_000
 """Ended leases one `prune` deletes at most (the oldest ended first; the next round goes on)."""
+MAX_PRUNE_CHAINS_READ: Final = 10_000
+"""Stored chains one `prune` looks at (whether a lease still refers to each: one look-up in
+an index), in the order of their hashes, from where the last one stopped: the chains no lease
+refers to are deleted within a pass over the table (review 46d, secrets 1)."""
 MAX_DUE_REVOCATIONS: Final = 10_000
 """REVOKING leases one sweep tries at most (the longest due first)."""
 
@@ -133,6 +137,7 @@ class LeaseBook(BookAudit):
         self.pending_grace = pending_grace
         self._feeds = HeldFeeds()
         self._chain_hashes = ChainHashes()
+        self._chain_cursor = b""  # where `prune` goes on reading the stored chains
 
     # -- issue --------------------------------------------------------------------------------
 
@@ -514,9 +519,16 @@ class LeaseBook(BookAudit):
 
     def prune(self, now: int, *, retention: int = ENDED_LEASE_RETENTION) -> int:
         """Delete the rows of leases that ended (REVOKED) more than `retention` seconds before
-        `now`, at most MAX_PRUNED_LEASES; never a live or REVOKING one. Returns how many."""
+        `now`, at most MAX_PRUNED_LEASES; never a live or REVOKING one. Then, in the same
+        transaction (a crash keeps both or neither), the chains no lease refers to any more
+        among the next `MAX_PRUNE_CHAINS_READ` stored (`SqliteSecretStore.prune_chains`: each
+        one's standing row kept). Returns how many leases."""
         with self._store.transaction():
-            return self._store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
+            pruned = self._store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
+            _chains, self._chain_cursor = self._store.prune_chains(
+                self._chain_cursor, limit=MAX_PRUNE_CHAINS_READ
+            )
+        return pruned
 
     def retry_due(self, lease: Lease, now: int) -> bool:
         """Whether `lease`'s upstream revocation may be tried at `now` (never failed, or its

@@ -48,7 +48,13 @@ from troth.secrets.lease import (
 )
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
 from troth.secrets.store import SecretRecord, SqliteSecretStore
-from troth.secrets.sweep import Due, RetryBudget, fair_order
+from troth.secrets.sweep import (
+    MAX_SWEEP_FIRST_ATTEMPTS,
+    SWEEP_FIRST_SECONDS,
+    Due,
+    RetryBudget,
+    fair_order,
+)
 from troth.storage import SqliteDatabase
 from troth.vault import SealingVault
 
@@ -87,7 +93,8 @@ class SweepReport:
     failed: int
     orphans: int
     deferred: int = 0
-    """Due retries left to the next sweeps (its budget spent: troth.secrets.sweep)."""
+    """Due revocations (first attempts and retries) left to the next sweeps (their budgets
+    spent: troth.secrets.sweep)."""
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -167,6 +174,9 @@ class Broker:
         self.monotonic: Callable[[], float] = time.monotonic
         """The clock the sweep's retry budget measures engine time with (tests replace it)."""
         self.retries = RetryBudget(lambda: self.monotonic())
+        self.first_attempts = RetryBudget(
+            lambda: self.monotonic(), seconds=SWEEP_FIRST_SECONDS, attempts=MAX_SWEEP_FIRST_ATTEMPTS
+        )
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
         self._upstreams: dict[tuple[str, str, str], SecretValue] = {}
         # held while open: `recover` aborts every PENDING lease only when no other broker (of
@@ -478,32 +488,36 @@ class Broker:
         """Revoke expired leases, finish or retry pending and interrupted revocations, and
         remove upstream objects no lease accounts for. PENDING leases are aborted once older
         than the book's grace; `after_restart`, all of them if no other broker has the
-        database open (none can be issuing one). Revocations that failed before are retried
-        within the sweep's budget, in turn across accounts (troth.secrets.sweep); the rest
-        stay due for the next sweeps (`SweepReport.deferred`)."""
-        expired = self.book.expire(now)
+        database open (none can be issuing one). First revocations (the expired leases, the
+        aborted ones) and those that failed before are tried each within its own budget of the
+        sweep, in turn across accounts (troth.secrets.sweep; review 46d, secrets 2: a burst of
+        expiring leases was tried all at once); the rest stay REVOKING, due for the next
+        sweeps (`SweepReport.deferred`)."""
+        expired = self.book.expire(now)  # -> REVOKING, never tried: due below
         redo = self._stalled(now, after_restart)
-        handled = {lease.handle for lease in expired}
-        first = [due.lease for due in redo if not due.attempts and due.lease.handle not in handled]
-        failed = self._revoke_upstream(expired + first, now)
-        # retries within the sweep's budget, in turn across accounts (review 45i, secrets 1)
-        retries = fair_order(due for due in redo if due.attempts)
         failures: list[int] = []
-        left = self.retries.run(
-            retries, lambda lease: failures.append(self._revoke_upstream([lease], now))
-        )
-        failed += sum(failures)
+
+        def attempt(lease: Lease) -> None:
+            failures.append(self._revoke_upstream([lease], now))
+
+        left = 0
+        for budget, due in (
+            (self.first_attempts, [item for item in redo if not item.attempts]),
+            (self.retries, [item for item in redo if item.attempts]),  # review 45i, secrets 1
+        ):
+            left += budget.run(fair_order(due), attempt)
+        failed = sum(failures)
         orphans = self._sweep_orphans(now)
         try:
             self.book.flush_denials(now)
         except SecretError as exc:  # the sink refused them: the counts are lost, not the sweep
             log.warning("the summaries of unrecorded refusals: %s", exc)
-        done = len(expired) + len(first) + len(failures) - failed
-        return SweepReport(len(expired), done, failed, orphans, left)
+        return SweepReport(len(expired), len(failures) - failed, failed, orphans, left)
 
     def prune(self, now: int) -> int:
         """Forget the leases that ended more than `ENDED_LEASE_RETENTION` ago (the node's
-        maintenance); their audit records stay. Returns how many."""
+        maintenance), and then the chains no lease refers to any more (`LeaseBook.prune`);
+        their audit records stay. Returns how many leases."""
         return self.book.prune(now)
 
     def stuck_revocations(self, limit: int = MAX_STUCK_REPORTED) -> list[tuple[Lease, int, int]]:

@@ -10,8 +10,11 @@
                          (state, account, expires_at), serves the quota (per
                          account: the member a chain starts from), an identity's leases and
                          the sweep
-    secret_lease_chains  the credential chain that justified leases, by its SHA-256
-    secret_lease_members each chain's credential hashes and identities (revocation lookups)
+    secret_lease_chains  the credential chain that justified leases, by its SHA-256; deleted
+                         with its members once no lease refers to it (`prune_chains`)
+    secret_lease_members each chain's credential hashes and identities (revocation lookups);
+                         a pruned chain's standing row (`ROOT_MEMBER`) is kept once, under
+                         the empty chain hash
     secret_lease_accounts (identity, account) for every chain: the accounts an identity's
                          leases are filed under
     secret_audit         (troth.secrets.audit) the append-only audit log
@@ -41,10 +44,12 @@ from troth.secrets.lease import (
     LeaseState,
     locator_floor,
 )
+from troth.secrets.members import ROOT_MEMBER
 from troth.secrets.sweep import Due
 from troth.storage import SqliteDatabase
 
 __all__ = [
+    "KEPT_STANDING",
     "MAX_STORED_CHAINS_CACHE",
     "SecretRecord",
     "SigningKeyRecord",
@@ -74,6 +79,11 @@ _SCHEMA: Final = (
     )""",
     """CREATE INDEX IF NOT EXISTS secret_leases_live
         ON secret_leases (state, account, expires_at)""",
+    # whether an ended lease still refers to a chain, for `prune_chains` (review 46d,
+    # secrets 1); partial: a lease adds its entry when it ends, never at issue (open leases,
+    # bounded by the quotas, are read through the state index instead)
+    """CREATE INDEX IF NOT EXISTS secret_leases_ended_chain
+        ON secret_leases (chain_hash) WHERE state = 4""",  # 4: LeaseState.REVOKED
     """CREATE TABLE IF NOT EXISTS secret_lease_chains (
         chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
     )""",
@@ -124,7 +134,17 @@ _OF_IDENTITY: Final = (
 MAX_STORED_CHAINS_CACHE: Final = 4096
 """Chains a store remembers as stored (it then skips writing them again); emptied when full:
 a cache, not a record (a chain forgotten is written again with INSERT OR IGNORE). Delegates are
-minted for free, so remembering every chain grew without bound (review 30b, store 4)."""
+minted for free, so remembering every chain grew without bound (review 30b, store 4). Emptied
+too when any store on the database pruned chains (`prune_chains`: the epoch it bumps)."""
+
+_CHAINS_EPOCH: Final = "lease_chains_pruned"
+"""The `secret_meta` row counting the `prune_chains` calls that deleted chains: a store whose
+cache of stored chains was filled under another count empties it (another broker on the
+database, the daemon or a CLI command's, may have pruned a chain it remembers)."""
+
+KEPT_STANDING: Final = b""
+"""The chain hash under which a pruned chain's standing row (`ROOT_MEMBER` || authority ||
+actor) is kept: one row per (authority, actor), whatever chains it came from."""
 
 
 def sql_blob(data: bytes) -> bytearray:
@@ -225,8 +245,11 @@ class SqliteSecretStore:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        # chains are never deleted, so a chain remembered here is stored (bounded: a cache)
+        # a chain remembered here is stored, unless the chains' epoch moved on since (bounded:
+        # a cache; `insert_lease` reads the epoch in its transaction and empties it then)
         self._stored_chains: set[bytes] = set()
+        self._chains_epoch = -1
+        self._read_epoch = threading.local()  # the epoch the thread's last insert read
         self._write_lock = threading.RLock()
         conn = db.connection()
         with db.transaction():
@@ -336,14 +359,20 @@ class SqliteSecretStore:
         """Write a lease filed under `account` (whose quota it spends), with the key and the
         attempt of the request that asked for it if any, and, unless already stored, its
         chain, the chain's `members()` and its (identity, account) pair; False (nothing
-        written) if its locator is taken (the caller draws another lease id)."""
+        written) if its locator is taken (the caller draws another lease id). Called in the
+        transaction of the `config_and_live` it follows (the chains' epoch it read decides
+        whether the chains remembered as stored still are)."""
         try:
             self._insert_lease(lease, account, proof, request)
         except ConflictError as exc:
             if "secret_leases.locator" in str(exc):  # SQLite names the key that clashed
                 return False
             raise
-        if lease.chain_hash in self._stored_chains:
+        epoch = self._read_epoch.value = self._epoch()  # config_and_live's, else read now
+        if epoch != self._chains_epoch:  # chains were pruned since (any store's prune_chains)
+            self._stored_chains.clear()
+            self._chains_epoch = epoch
+        elif lease.chain_hash in self._stored_chains:
             return True
         self.db.execute(  # a chain names one actor and one account: once per chain
             "INSERT OR IGNORE INTO secret_lease_accounts VALUES (?, ?)",
@@ -406,9 +435,22 @@ class SqliteSecretStore:
     def chain_committed(self, chain_hash: bytes) -> None:
         """Note that a transaction that stored `chain_hash` committed (later leases of the same
         chain then skip re-inserting it)."""
+        if getattr(self._read_epoch, "value", None) != self._chains_epoch:
+            return  # chains were pruned after it was stored: it may be gone
         if len(self._stored_chains) >= MAX_STORED_CHAINS_CACHE:
             self._stored_chains.clear()
         self._stored_chains.add(chain_hash)
+
+    def _epoch(self) -> int:
+        """How many `prune_chains` calls deleted chains (`_CHAINS_EPOCH`): as `config_and_live`
+        read it in this thread's transaction (the issue path's one query; taken once), else
+        read now, in the caller's transaction."""
+        pending = getattr(self._read_epoch, "pending", None)
+        if pending is not None:
+            self._read_epoch.pending = None
+            return int(pending)
+        row = self._one("SELECT value FROM secret_meta WHERE name = ?", (_CHAINS_EPOCH,))
+        return 0 if row is None else int(row[0])
 
     def get_lease(self, handle: LeaseHandle, proof: bytes | None = None) -> Lease | None:
         """The lease named `handle` (one row by its locator); with `proof`, only if the stored
@@ -437,9 +479,11 @@ class SqliteSecretStore:
         revoked: a REVOKING lease's upstream object, a database role, still exists, and one
         whose revocation keeps failing must not free its place: review 44b, postgres 1),
         counted up to `up_to` (the quota: the work stays bounded): the issue path's two reads,
-        one query."""
+        one query; with them the chains' epoch, for the `insert_lease` that follows in the
+        same transaction."""
         row = self._one(
             "SELECT (SELECT engine FROM secret_store WHERE name = ?6), "
+            "(SELECT COALESCE((SELECT value FROM secret_meta WHERE name = ?8), 0)), "
             "(SELECT config FROM secret_store WHERE name = ?6), "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
             "AND state IN (?2, ?7) LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM "
@@ -452,9 +496,11 @@ class SqliteSecretStore:
                 up_to,
                 name,
                 int(LeaseState.REVOKING),
+                _CHAINS_EPOCH,
             ),
         )
-        return (None if row[0] is None else (row[0], row[1])), int(row[2])
+        self._read_epoch.pending = int(row[1])
+        return (None if row[0] is None else (row[0], row[2])), int(row[3])
 
     def leases_of(self, identity: Identifier, *, include_ended: bool, limit: int) -> list[Lease]:
         """An identity's open leases (bounded: the quota per account, and REVOKING ones) and,
@@ -550,7 +596,7 @@ class SqliteSecretStore:
     def has_member(self, member: bytes) -> bool:
         """Whether a chain stored for a lease, ended ones too, has `member` (one lookup of the
         members' primary key: review 32a, secrets 1, a `ROOT_MEMBER` row naming the chain's
-        root and its actor)."""
+        root and its actor; kept under `KEPT_STANDING` once its chains are pruned)."""
         row = self.db.fetch_one(
             "SELECT 1 FROM secret_lease_members WHERE member = ? LIMIT 1", (member,)
         )
@@ -629,14 +675,19 @@ class SqliteSecretStore:
         return row is None or int(row[0]) <= now
 
     def due_revocations(self, now: int, *, limit: int) -> list[Due]:
-        """REVOKING leases whose revocation may be tried at `now`, the longest due first, at
-        most `limit`, each with its account and failed attempts (read through the state index:
-        open leases are bounded by the quotas)."""
-        rows = self.db.fetch_all(
-            _SELECT_LEASES.replace(" FROM ", ", account, attempts FROM ", 1)
-            + "WHERE state = ? AND retry_at <= ? ORDER BY retry_at, locator LIMIT ?",
-            (int(LeaseState.REVOKING), now, limit),
-        )
+        """REVOKING leases whose revocation may be tried at `now`, each with its account and
+        failed attempts: at most `limit` never tried (the oldest first) and at most `limit`
+        retries (the longest due first), each kind its own limit (a burst of first attempts
+        never hides the retries: review 46d, secrets 2). Read through the state index: open
+        leases are bounded by the quotas."""
+        rows = []
+        for tried in ("attempts = 0", "attempts > 0"):  # fixed text
+            rows += self.db.fetch_all(
+                _SELECT_LEASES.replace(" FROM ", ", account, attempts FROM ", 1)
+                + f"WHERE state = ? AND retry_at <= ? AND {tried} "
+                "ORDER BY retry_at, locator LIMIT ?",
+                (int(LeaseState.REVOKING), now, limit),
+            )
         return [Due(_lease(row), bytes(row[17]), int(row[18])) for row in rows]
 
     def prune_ended(self, before: int, *, limit: int) -> int:
@@ -645,13 +696,52 @@ class SqliteSecretStore:
         after its issue), not the state's index: that range holds the old ended rows this
         deletes and the few old leases still open (REVOKING ones whose revocation keeps
         failing, expired ones the sweep has not ended), so a round reads about what it
-        deletes. Their chains stay (a chain's members say which authorities have standing over
-        its agent: review 31b, secrets 3)."""
+        deletes. Their chains go with `prune_chains`."""
         return self.db.execute(
             "DELETE FROM secret_leases WHERE locator IN (SELECT locator FROM secret_leases "
             "WHERE locator < ? AND +state = ? AND state_at < ? ORDER BY locator LIMIT ?)",
             (locator_floor(before), int(LeaseState.REVOKED), before, limit),
         ).rowcount
+
+    def prune_chains(self, after: bytes, *, limit: int) -> tuple[int, bytes]:
+        """Delete the chains no lease refers to (review 46d, secrets 1: they were kept for
+        good, a new one at each credential refresh) among the `limit` chains whose hashes
+        follow `after` (the chains' key index, read in order), with their members, but keep
+        each standing row (`ROOT_MEMBER` || authority || actor: the authority has standing
+        over that agent, review 31b, secrets 3) once under `KEPT_STANDING`. Bumps the chains'
+        epoch when it deleted any, in the caller's transaction (stores remembering a chain as
+        stored write it again). Returns how many chains it deleted and where the next call
+        goes on (b"": from the start again)."""
+        rows = self.db.fetch_all(
+            "SELECT chain_hash, EXISTS (SELECT 1 FROM secret_leases AS l "  # the partial index
+            "WHERE l.chain_hash = c.chain_hash AND l.state = 4) FROM secret_lease_chains AS c "
+            "WHERE chain_hash > ? ORDER BY chain_hash LIMIT ?",
+            (after, limit),
+        )
+        open_chains = {  # the open leases' chains: the state index, bounded by the quotas
+            bytes(row[0])
+            for row in self.db.fetch_all(
+                "SELECT DISTINCT chain_hash FROM secret_leases WHERE state IN "
+                "(SELECT value FROM json_each(?))",
+                (_states(OPEN_STATES),),
+            )
+        }
+        unused = [bytes(row[0]) for row in rows if not row[1] and bytes(row[0]) not in open_chains]
+        for chain_hash in unused:
+            self.db.execute(
+                "INSERT OR IGNORE INTO secret_lease_members SELECT member, ? "
+                "FROM secret_lease_members WHERE chain_hash = ? AND substr(member, 1, 1) = ?",
+                (KEPT_STANDING, chain_hash, ROOT_MEMBER),
+            )
+            self.db.execute("DELETE FROM secret_lease_members WHERE chain_hash = ?", (chain_hash,))
+            self.db.execute("DELETE FROM secret_lease_chains WHERE chain_hash = ?", (chain_hash,))
+        if unused:
+            self.db.execute(
+                "INSERT INTO secret_meta VALUES (?, 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+                (_CHAINS_EPOCH,),
+            )
+        return len(unused), (bytes(rows[-1][0]) if len(rows) == limit else b"")
 
     def stuck_revocations(self, *, limit: int) -> list[tuple[Lease, int, int]]:
         """REVOKING leases whose upstream revocation failed at least once, with the attempts

@@ -1,4 +1,5 @@
-"""The sweep's budget for retried upstream revocations (docs/secrets.md, "Crash safety").
+"""The sweep's budgets for upstream revocations (docs/secrets.md, "Crash safety"): first
+attempts and retries, each its own.
 
 A revocation that failed is retried with a backoff per lease (troth.secrets.book,
 `revoke_backoff`), but many stuck leases still add up: each attempt may cost the broker's
@@ -10,6 +11,13 @@ each account's, then a second of each, ...), the accounts with the fewest due re
 one account's stuck leases never go before another account's revocation (review 45i,
 secrets 1). A retry not tried stays due (its lease REVOKING, counted in its quota); the next
 sweep takes it, the longest due first.
+
+First attempts (leases that expired, PENDING ones aborted, revocations never tried) are
+budgeted the same way with their own allowance (`MAX_SWEEP_FIRST_ATTEMPTS`,
+`SWEEP_FIRST_SECONDS`), in turn across accounts: a burst of leases expiring at once (10,000
+of them, each an upstream round trip) made one sweep try them all, however long that took,
+in expiry order (review 46d, secrets 2). A first attempt not tried stays due (REVOKING, never
+tried) for the next sweeps; retries keep their own allowance, so a burst never starves them.
 """
 
 from __future__ import annotations
@@ -20,15 +28,29 @@ from typing import Final
 
 from troth.secrets.lease import Lease
 
-__all__ = ["MAX_SWEEP_RETRIES", "SWEEP_RETRY_SECONDS", "Due", "RetryBudget", "fair_order"]
+__all__ = [
+    "MAX_SWEEP_FIRST_ATTEMPTS",
+    "MAX_SWEEP_RETRIES",
+    "SWEEP_FIRST_SECONDS",
+    "SWEEP_RETRY_SECONDS",
+    "Due",
+    "RetryBudget",
+    "fair_order",
+]
 
 MAX_SWEEP_RETRIES: Final = 32
 """Retried upstream revocations (leases whose revocation failed before) one sweep tries at
-most (first attempts are not counted: each lease has one)."""
+most (first attempts have their own budget, `MAX_SWEEP_FIRST_ATTEMPTS`)."""
 SWEEP_RETRY_SECONDS: Final = 0.5
 """Seconds of engine time one sweep spends on retried revocations (averaged over the sweeps:
 an overrun is charged to the next ones). With the served broker's sweep every 5 s, retries
 take at most ~10% of the broker's thread however many leases are stuck."""
+MAX_SWEEP_FIRST_ATTEMPTS: Final = 1024
+"""First upstream revocations (expired leases, aborted ones) one sweep tries at most."""
+SWEEP_FIRST_SECONDS: Final = 1.0
+"""Seconds of engine time (and of the book's writes that end each lease) one sweep spends on
+first revocations, averaged over the sweeps as for retries: with the served broker's sweep
+every 5 s, a burst of expiring leases takes at most ~20% of the broker's thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +78,8 @@ def fair_order(due: Iterable[Due]) -> list[Lease]:
 
 
 class RetryBudget:
-    """The engine time retries may take, carried from sweep to sweep (module docstring)."""
+    """The engine time retries (or first attempts) may take, carried from sweep to sweep
+    (module docstring)."""
 
     def __init__(
         self,

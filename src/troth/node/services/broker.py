@@ -16,7 +16,9 @@ Upkeep (docs/secrets.md, "The served broker"):
 - at start, `recover` (expired and unfinished leases revoked, orphans swept), then the feeds the
   node holds are installed;
 - every `SWEEP_SECONDS`, `sweep`: an expired lease — and its database sessions — lives at most
-  that long past its expiry;
+  that long past its expiry, unless more leases expired at once than a sweep's budget of first
+  revocations takes (troth.secrets.sweep): the rest wait for the next sweeps, in turn across
+  accounts;
 - whenever the node installs a feed with more entries, `revoke_for_feed`: the leases it revokes
   are revoked within the time the node takes to see the feed (the hosted authority's: within
   HOSTED_FEED_POLL; another authority's: its next feed refresh, MAINTENANCE_SECONDS) plus the
@@ -113,7 +115,8 @@ T = TypeVar("T")
 BROKER_ADDRESS: Final = service_address(BROKER)
 SWEEP_SECONDS: Final = 5
 """How often the served broker sweeps: an expired lease (a database role and its open
-sessions) is revoked at most this long after it expired."""
+sessions) is revoked at most this long after it expired (a burst past a sweep's budget of first
+revocations, `MAX_SWEEP_FIRST_ATTEMPTS` and `SWEEP_FIRST_SECONDS`, over the next sweeps)."""
 ADMIN_ATTRIBUTE: Final = Attributes({"troth.broker": "admin"})
 """A peer whose credential carries it may revoke every lease of an identity (local callers
 always may)."""
