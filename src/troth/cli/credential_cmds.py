@@ -61,6 +61,7 @@ from troth.node import Node
 from troth.node.authorities import (
     FeedOutcome,
     announce_here,
+    drop_unusable,
     enroll_locally,
     interrupted,
     is_local,
@@ -362,6 +363,12 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
     authorities on this machine."""
     with open_cli_node(node_name) as node:
         ref = reporter.names.local(ref, node)
+        dropped = drop_unusable(node, ref)
+        for pending, reason in dropped:
+            reporter.info(
+                f"the enrollment with {reporter.label(Identifier(pending.authority))} is "
+                f"dropped: it can never complete ({reason})"
+            )
         for pending in node.wallet.pending_enrollments(ref):
             reporter.info(f"resuming the enrollment interrupted at {_utc(pending.started_at)}")
         resumed, remote, failed = resume_locally(node, ref, clock=CLOCK)
@@ -399,6 +406,9 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
     _feed_warning(reporter, authority_id, done.feed)
     data = done.to_json()
     data["pending"] = [{"authority": str(a), "error": str(why)} for a, why in failed]
+    data["dropped"] = [
+        {"authority": str(Identifier(pending.authority)), "error": why} for pending, why in dropped
+    ]
     reporter.result(
         data,
         f"refreshed {reporter.label(done.credential.actor)}\n"

@@ -18,7 +18,7 @@ from typing import Any, Final
 from troth import enrollment
 from troth.authority import Authority, Ticket
 from troth.authority.client import refresh_request, rotated_request, ticket_authority
-from troth.authority.tickets import LOCAL_PREFIX
+from troth.authority.tickets import LOCAL_PREFIX, check_address
 from troth.clock import Clock
 from troth.credentials import VerifiedCredential, VerifiedFeed
 from troth.credentials.wallet import Announcement
@@ -38,6 +38,7 @@ __all__ = [
     "LocalRefresh",
     "announce_here",
     "announce_locally",
+    "drop_unusable",
     "enroll_locally",
     "home_of",
     "interrupted",
@@ -48,6 +49,7 @@ __all__ = [
     "resume_locally",
     "sync_local_feed",
     "ticket_address",
+    "unusable",
 ]
 
 INTERRUPTED: Final = (
@@ -207,6 +209,30 @@ def enroll_locally(
         except StorageError as exc:
             raise StorageError(f"{exc} ({INTERRUPTED.format(name=identity)})") from None
         return LocalEnrollment(enrolled, _synced(node, host, clock))
+
+
+def unusable(pending: PendingEnrollmentRecord) -> str | None:
+    """Why `pending` can never complete (its ticket does not parse, or its address is neither
+    `node:NAME` nor a route: what an earlier version recorded before it checked the address;
+    review 45e, address 2), or None."""
+    try:
+        Ticket.parse(pending.ticket)
+        check_address(pending.address)
+    except DecodeError as exc:
+        return str(exc)
+    return None
+
+
+def drop_unusable(node: Node, identity: str) -> list[tuple[PendingEnrollmentRecord, str]]:
+    """Forget `identity`'s pending enrollments that can never complete (`unusable`), each with
+    why: `troth credential refresh` reports them dropped, as a running node's next round would
+    (troth.node.membership), rather than "stays pending" (review 46, lead)."""
+    dropped: list[tuple[PendingEnrollmentRecord, str]] = []
+    for pending in node.wallet.pending_enrollments(identity):
+        why = unusable(pending)
+        if why is not None and node.wallet.forget_enrollment(pending):
+            dropped.append((pending, why))
+    return dropped
 
 
 def resume_locally(

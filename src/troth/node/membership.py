@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Final
 from troth import enrollment
 from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
-from troth.authority.tickets import Ticket, check_address
 from troth.channel import ChannelState
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
@@ -34,6 +33,7 @@ from troth.node.authorities import (
     refresh_locally,
     resume_locally,
     sync_local_feed,
+    unusable,
 )
 from troth.node.channel_ends import ChannelEnd
 from troth.node.services import call, service_address
@@ -269,18 +269,6 @@ async def resume_enrollments(runtime: NodeRuntime) -> int:
     if completed:
         await runtime._took_credential(None)
     return completed
-
-
-def unusable(pending: PendingEnrollmentRecord) -> str | None:
-    """Why `pending` can never complete (its ticket does not parse, or its address is neither
-    `node:NAME` nor a route: what an earlier version recorded before it checked the address;
-    review 45e, address 2), or None."""
-    try:
-        Ticket.parse(pending.ticket)
-        check_address(pending.address)
-    except DecodeError as exc:
-        return str(exc)
-    return None
 
 
 async def _dropped(runtime: NodeRuntime, pending: PendingEnrollmentRecord) -> bool:
