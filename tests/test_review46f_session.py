@@ -1,0 +1,55 @@
+"""Review 46f: an adversarial review of the code merged in session 46 (the trace log's
+crash-safe redaction, derived revocation record ids, the outbox's redaction, the secrets
+broker's chain pruning and sweep budget, the control socket and private-file reads, CLI stdin,
+and the authority/runtime mixin refactor). Each finding here was a strict xfail first; the
+attacks that failed are in tests/test_review46f_refuted.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_review46e_outbox_redaction import HEAD, TAIL, content, default_off
+from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
+    NOW,
+    Service,
+    service,
+)
+from troth.storage import SqliteDatabase
+from troth.trace.outbox import TraceOutbox, redact_outbox
+
+
+@pytest.mark.xfail(strict=True, reason="an unanswered batch is resent as first read")
+def test_an_unanswered_batch_is_not_sent_again_with_a_value_redacted_since(
+    tmp_path: Path,
+    service: Service,  # noqa: F811
+) -> None:
+    """Outbox 1. The node reads a batch and sends it; the trace service does not answer (down
+    for hours: the outbox keeps the batch in memory and sends the same one again until it is
+    answered). The operator runs `troth trace redact` on the queued record meanwhile: it
+    reports the value deleted from the outbox. The resend carried the value as first read,
+    and the service's log took it: a redaction that reported success while the value went on
+    to be delivered. The batch sent again is now read again where a row changed since.
+
+    Was a strict xfail until the fix (troth.trace.outbox, `TraceOutbox.next_batch`)."""
+    party = service.world.support
+    db = SqliteDatabase(tmp_path / "node.db")
+    default_off(db)
+    outbox = TraceOutbox(db, party.identifier, lambda now: party.signer)
+    try:
+        record = outbox.add(content(HEAD, TAIL, pad=6000), now=NOW).record
+        assert outbox.claim()
+        first = outbox.next_batch(NOW)
+        assert first is not None  # sent; no answer comes
+        assert redact_outbox(db, record, "args") is True
+        again = outbox.next_batch(NOW + 30)
+        assert again is not None
+        (sent,) = again.submission.records
+        assert "args" not in sent.disclosures
+        outbox.answered(service.submit(again.submission, party), now=NOW + 30)
+        assert outbox.pending() == 0
+        assert service.log.disclosures(record) == {}
+    finally:
+        outbox.close()
+        db.close()
