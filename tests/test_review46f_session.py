@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.test_review46e_outbox_redaction import HEAD, TAIL, content, default_off
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     NOW,
@@ -20,7 +18,6 @@ from troth.storage import SqliteDatabase
 from troth.trace.outbox import TraceOutbox, redact_outbox
 
 
-@pytest.mark.xfail(strict=True, reason="an unanswered batch is resent as first read")
 def test_an_unanswered_batch_is_not_sent_again_with_a_value_redacted_since(
     tmp_path: Path,
     service: Service,  # noqa: F811
@@ -32,7 +29,8 @@ def test_an_unanswered_batch_is_not_sent_again_with_a_value_redacted_since(
     and the service's log took it: a redaction that reported success while the value went on
     to be delivered. The batch sent again is now read again where a row changed since.
 
-    Was a strict xfail until the fix (troth.trace.outbox, `TraceOutbox.next_batch`)."""
+    Was a strict xfail until the fix (troth.trace.outbox, `TraceOutbox.next_batch`: an
+    unanswered batch is read again when a row's size changed since it was read)."""
     party = service.world.support
     db = SqliteDatabase(tmp_path / "node.db")
     default_off(db)
