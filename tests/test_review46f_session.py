@@ -6,7 +6,10 @@ attacks that failed are in tests/test_review46f_refuted.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.test_review46e_outbox_redaction import HEAD, TAIL, content, default_off
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
@@ -14,6 +17,8 @@ from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     Service,
     service,
 )
+from troth.errors import ConfigError
+from troth.node.home import read_private_file
 from troth.storage import SqliteDatabase
 from troth.trace.outbox import TraceOutbox, redact_outbox
 
@@ -51,3 +56,25 @@ def test_an_unanswered_batch_is_not_sent_again_with_a_value_redacted_since(
     finally:
         outbox.close()
         db.close()
+
+
+@pytest.mark.xfail(strict=True, reason="a directory: IsADirectoryError, its descriptor leaked")
+def test_a_private_file_that_is_a_directory_is_a_config_error_and_leaks_no_descriptor(
+    tmp_path: Path,
+) -> None:
+    """Home 1. `read_private_file` (node.json, the vault's key file, the books) opens the
+    path without waiting and checks it is a regular file (review 46b), but it wrapped the
+    descriptor in a file object before that check: a directory there (`node.json/`) raised
+    IsADirectoryError ("Is a directory: 16", naming a descriptor, not the path), an untyped
+    error where its contract and its callers (`open_node`: ConfigError, exit 3) expect a
+    ConfigError, and the descriptor stayed open (each `list_nodes` leaked one).
+
+    Was a strict xfail until the fix (troth.node.home: the checks before the file object, the
+    descriptor closed on every failure)."""
+    folder = tmp_path / "node.json"
+    folder.mkdir(mode=0o700)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            read_private_file(folder)
+    assert len(os.listdir("/proc/self/fd")) == before
