@@ -15,7 +15,7 @@ from tests.support.leases import RemoteStub, make_world, open_broker
 from tests.test_review46d_secrets import LATER, _count
 from troth.authority import Authority
 from troth.clock import SystemClock
-from troth.errors import ConfigError, SecretError, StorageError
+from troth.errors import ConfigError, StorageError
 from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.node.home import read_private_file
@@ -54,7 +54,7 @@ def test_another_agent_holding_the_derived_id_does_not_stop_the_record(troth_hom
         me = authority.identifier
         forged = {}
         with traced_as(node, "d", clock=clock) as recorder:
-            for seq in range(0, 4):
+            for seq in range(4):
                 content = revocation_content(
                     "identity", str(ids["c"]), authority=me, reason="gone", seq=seq
                 )
@@ -79,7 +79,7 @@ def test_the_revokers_own_other_record_under_the_id_is_an_error_not_a_success(
         authority = node.authority()
         me = authority.identifier
         with traced_as(node, str(me), clock=clock) as recorder:
-            for seq in range(0, 4):
+            for seq in range(4):
                 rid = revocation_content(
                     "identity", str(ids["c"]), authority=me, reason="gone", seq=seq
                 ).id
@@ -119,7 +119,8 @@ def test_a_revoking_lease_keeps_its_chain_and_standing_through_prunes(tmp_path: 
     members = broker.store.db.fetch_one(
         "SELECT COUNT(*) FROM secret_lease_members WHERE chain_hash = ?", (lease.chain_hash,)
     )
-    assert members is not None and members[0] > 0
+    assert members is not None
+    assert members[0] > 0
     standing = standing_member(world.authority.identifier, world.agent_b.identifier)
     assert broker.store.has_member(standing)
 

@@ -58,7 +58,6 @@ def test_an_unanswered_batch_is_not_sent_again_with_a_value_redacted_since(
         db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a directory: IsADirectoryError, its descriptor leaked")
 def test_a_private_file_that_is_a_directory_is_a_config_error_and_leaks_no_descriptor(
     tmp_path: Path,
 ) -> None:
