@@ -94,7 +94,6 @@ def test_a_private_file_that_is_a_directory_is_a_config_error_and_leaks_no_descr
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-@pytest.mark.xfail(strict=True, reason="a busy node.db WAL stops the log's redaction")
 def test_a_busy_node_db_does_not_stop_the_logs_redaction(troth_home: Path) -> None:
     """Trace 1. `troth trace redact` of a record in the node's log (delivered long ago: the
     outbox holds no copy) first redacts the outbox, which truncates node.db's write-ahead

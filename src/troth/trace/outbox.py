@@ -595,7 +595,8 @@ def redact_outbox(
     """Delete disclosed value `name` of record `record_id` (of `agent`, if given) where the
     node's outbox holds it, queued or set aside, and truncate node.db's write-ahead log (the
     old pages of that row, and of rows delivered before, are in its frames): whether a value
-    was held; None when the outbox holds no such record (the log was truncated all the same).
+    was held; None when the outbox holds no such record (the log is truncated all the same, best
+    effort: a reader holding it is no failure then).
     A queued record is then delivered without the value (the log keeps its commitment). A
     batch a running node sent already carries the value as it was read (its resends do not:
     `TraceOutbox.next_batch` reads a changed row again).
@@ -611,6 +612,9 @@ def redact_outbox(
         held = store.redact(record_id, name, None if agent is None else agent.digest)
         crash_point("trace.outbox-redact.before-commit")
     crash_point("trace.outbox-redact.after-commit")  # the old page still in the WAL
+    if held is None:  # no copy here: truncating for rows delivered before is best effort
+        scrub_quietly(store)  # (a reader of node.db failed `troth trace redact` of a record
+        return None  # only the log held, before the log was redacted: review 46f, trace 1)
     if not store.scrub():
         raise StorageError(
             f"{db.path}: the outbox's value is deleted, but a reader holds the write-ahead "
