@@ -3,7 +3,6 @@ findings are in tests/test_review46f_session.py)."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from pathlib import Path
@@ -166,4 +165,4 @@ def test_no_mixin_shadows_another(cls: type) -> None:
             assert callable(value) or isinstance(value, property | staticmethod | classmethod), (
                 f"{klass.__name__}.{name} is class-level state"
             )
-    assert inspect.signature(cls.__init__).parameters
+    assert len([k for k in cls.__mro__[:-1] if "__init__" in vars(k)]) == 1  # one constructor
