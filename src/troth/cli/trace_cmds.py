@@ -27,7 +27,7 @@ from troth.cli.common import (
     write_output,
 )
 from troth.cli.output import EXIT_INVALID, Reporter, escape_text, json_command
-from troth.errors import NotFound, TraceError
+from troth.errors import NotFound, StorageError, TraceError
 from troth.identity import Identifier, IdentityService
 from troth.node import Node
 from troth.node.traces import escalating_agent, resolve_escalation
@@ -374,7 +374,11 @@ def redact(
     loses the value there too, and is delivered without it."""
     with open_cli_node(node_name) as node, open_node_log(node, clock=CLOCK) as log:
         agent = _agent(node, agent_ref)
-        queued = redact_outbox(node.db, record_id, name, agent=agent)  # None: not there
+        unscrubbed: StorageError | None = None
+        try:
+            queued = redact_outbox(node.db, record_id, name, agent=agent)  # None: not there
+        except StorageError as exc:  # the outbox's copy changed, node.db's WAL not truncated:
+            queued, unscrubbed = True, exc  # the log's value is redacted all the same (46f)
         try:
             log.find(record_id, agent)
         except NotFound:
@@ -383,6 +387,8 @@ def redact(
             removed = False
         else:
             removed = log.redact(record_id, name, agent=agent)
+    if unscrubbed is not None:
+        raise unscrubbed
     data: dict[str, Any] = {"record": record_id, "field": name, "redacted": removed or bool(queued)}
     if queued is not None:
         data["outbox"] = queued

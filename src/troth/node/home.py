@@ -163,16 +163,23 @@ def read_private_file(path: Path, max_bytes: int = MAX_NODE_FILE_BYTES) -> bytes
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
-    with os.fdopen(fd, "rb") as file:
+    try:  # checked before the file object (a directory's is an IsADirectoryError: review 46f)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path} is not a regular file")
+        mode = info.st_mode
+        if mode & 0o077:
+            raise ConfigError(
+                f"{path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it"
+            )
+        file = os.fdopen(fd, "rb")
+    except BaseException as exc:
+        os.close(fd)  # never left open (each failure leaked one)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise
+    with file:
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ConfigError(f"{path} is not a regular file")
-            mode = info.st_mode
-            if mode & 0o077:
-                raise ConfigError(
-                    f"{path} is accessible by others (mode {mode & 0o777:o}); chmod 600 it"
-                )
             data = file.read(max_bytes + 1)
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc

@@ -114,6 +114,7 @@ class _Sent:
     record: str
     attempts: int
     chain: bytes | None
+    size: int  # the row's when read: a redaction since changes it (`TraceOutbox.next_batch`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,9 +337,14 @@ class TraceOutbox:
 
     def next_batch(self, now: int) -> OutboxBatch | None:
         """The batch to send now: the unanswered one again, else the first queued records (the
-        stale ones signed again first). None: nothing to send."""
+        stale ones signed again first). None: nothing to send. The unanswered batch is read
+        again when one of its rows changed since (`redact_outbox`: a value deleted while the
+        service did not answer was sent again, for as long as it did not; review 46f, outbox
+        1)."""
         if self._in_flight is not None:
-            return self._in_flight
+            if not self._changed_since_read(self._in_flight):
+                return self._in_flight
+            self._in_flight = None  # read again below, as the rows are now
         signer, epoch = self._signer(now)
         agent = self._agent
         rows = self.store.first(agent, self.batch_records)
@@ -387,7 +393,7 @@ class TraceOutbox:
             if new_chain and digest is not None and row.chain is not None:
                 chains[digest] = row.chain
             records.append(submitted)
-            items.append(_Sent(row.pos, row.hash, row.record, row.attempts, row.chain))
+            items.append(_Sent(row.pos, row.hash, row.record, row.attempts, row.chain, row.size))
         if not items:
             return None
         submission = Submission(
@@ -396,6 +402,12 @@ class TraceOutbox:
         self._in_flight = OutboxBatch(submission, tuple(items))
         self.batches += 1
         return self._in_flight
+
+    def _changed_since_read(self, batch: OutboxBatch) -> bool:
+        """Whether a row of `batch` is gone or has another size than when it was read (a
+        redaction changes a row's size, never its hash)."""
+        sizes = self.store.sizes(self._agent, [(item.pos, item.hash) for item in batch.items])
+        return any(sizes.get(item.pos) != item.size for item in batch.items)
 
     def _resign(
         self, agent: bytes, signer: Signer, epoch: KeyEpoch, now: int
@@ -583,9 +595,11 @@ def redact_outbox(
     """Delete disclosed value `name` of record `record_id` (of `agent`, if given) where the
     node's outbox holds it, queued or set aside, and truncate node.db's write-ahead log (the
     old pages of that row, and of rows delivered before, are in its frames): whether a value
-    was held; None when the outbox holds no such record (the log was truncated all the same).
+    was held; None when the outbox holds no such record (the log is truncated all the same, best
+    effort: a reader holding it is no failure then).
     A queued record is then delivered without the value (the log keeps its commitment). A
-    batch already read for sending by a running node carries the value as it was read.
+    batch a running node sent already carries the value as it was read (its resends do not:
+    `TraceOutbox.next_batch` reads a changed row again).
 
     StorageError when a reader keeps the log from being truncated: the value is deleted from
     the row, the command is run again. Crash-safe: the value's deletion is one transaction, and
@@ -598,6 +612,9 @@ def redact_outbox(
         held = store.redact(record_id, name, None if agent is None else agent.digest)
         crash_point("trace.outbox-redact.before-commit")
     crash_point("trace.outbox-redact.after-commit")  # the old page still in the WAL
+    if held is None:  # no copy here: truncating for rows delivered before is best effort
+        scrub_quietly(store)  # (a reader of node.db failed `troth trace redact` of a record
+        return None  # only the log held, before the log was redacted: review 46f, trace 1)
     if not store.scrub():
         raise StorageError(
             f"{db.path}: the outbox's value is deleted, but a reader holds the write-ahead "

@@ -292,6 +292,19 @@ class OutboxStore:
         )
         return [OutboxRow.from_sql(row) for row in rows]
 
+    def sizes(self, agent: bytes, rows: Sequence[tuple[int, bytes]]) -> dict[int, int]:
+        """The sizes of `agent`'s queued rows among `rows` (position, hash), by position: a
+        row gone, or with another hash, is not there."""
+        found: dict[int, int] = {}
+        for pos, digest in rows:  # a batch's rows: at most TRACE_BATCH_RECORDS primary-key reads
+            row = self.db.fetch_one(
+                "SELECT size FROM trace_outbox WHERE pos = ? AND agent = ? AND hash = ?",
+                (pos, agent, digest),
+            )
+            if row is not None:
+                found[pos] = int(row[0])
+        return found
+
     def pending(self, agent: bytes) -> int:
         """How many of `agent`'s records are queued."""
         row = self.db.fetch_one("SELECT queued FROM trace_outbox_agents WHERE agent = ?", (agent,))
