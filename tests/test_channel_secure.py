@@ -411,10 +411,10 @@ def test_replay_inside_the_window_and_below_it_is_dropped(world: World) -> None:
     first = a.outgoing()[0]
     assert b.receive(first, T) == [Received(b"first")]
     assert dropped(b.receive(first, T)) == [DropReason.DUPLICATE]
-    for n in range(64):
+    for n in range(64):  # 64 frames (messages taken together would be one BATCH frame)
         a.send(b"%d" % n)
-    for frame in a.outgoing():
-        b.receive(frame, T)
+        for frame in a.outgoing():
+            b.receive(frame, T)
     assert dropped(b.receive(first, T)) == [DropReason.REPLAY]  # the keys of its epoch are gone
     assert b.state is ChannelState.OPEN
 

@@ -7,7 +7,9 @@ Handshake payloads (Noise XX messages 2 and 3, encrypted):
 Transport plaintext (after the handshake): kind (1 byte) || body length (4, big-endian) || body
 || zero padding. Kinds: 0 data, 1 fragment (message id 8 || total 4 || offset 4 || chunk),
 2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail), 4 accepted (empty),
-5 ping (empty: answer with a pong), 6 pong (empty) — the keepalive (secure.py, `keepalive`).
+5 ping (empty: answer with a pong), 6 pong (empty) — the keepalive (secure.py, `keepalive`),
+7 batch (two or more messages, each length 2 || message, none empty: the one-frame messages
+held when the packets are taken, sealed as one frame).
 """
 
 from __future__ import annotations
@@ -21,12 +23,21 @@ from troth import limits
 from troth.encoding import cbor
 from troth.errors import ChannelError, ChannelFailure, DecodeError
 
-__all__ = ["MAX_AUTH_PAYLOAD", "AuthPayload", "Kind", "fitting_chains", "pack", "unpack"]
+__all__ = [
+    "MAX_AUTH_PAYLOAD",
+    "AuthPayload",
+    "Kind",
+    "batch_items",
+    "fitting_chains",
+    "pack",
+    "unpack",
+]
 
 AUTH_TYPE: Final = "troth.channel.auth"
 VERSION: Final = 1
 HEADER: Final = struct.Struct(">BI")
 FRAGMENT: Final = struct.Struct(">QII")
+BATCH_ITEM: Final = struct.Struct(">H")
 MAX_AUTH_PAYLOAD: Final = limits.MAX_CHANNEL_FRAME - 96
 """Largest auth payload a handshake message carries: Noise XX message 2 holds it beside an
 ephemeral key (32 bytes), the encrypted static key (32 + a 16-byte tag) and its own tag (16),
@@ -43,6 +54,7 @@ class Kind(enum.IntEnum):
     ACCEPTED = 4  # the responder admitted the initiator (sent once, after message 3)
     PING = 5  # keepalive: the peer answers with a PONG
     PONG = 6  # keepalive: the answer to a PING
+    BATCH = 7  # two or more messages, each its length (2 bytes) and its bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +134,24 @@ def unpack(plain: bytes) -> tuple[Kind, memoryview]:
     if known is None:
         raise ChannelError(ChannelFailure.PROTOCOL, f"unknown frame kind {kind}")
     return known, memoryview(plain)[HEADER.size : HEADER.size + length]
+
+
+def batch_items(body: memoryview) -> list[memoryview]:
+    """The messages of a BATCH frame's body (views of it): two or more, each a 2-byte length
+    and that many bytes (at least one), tiling the body exactly (ChannelError PROTOCOL if
+    not)."""
+    items: list[memoryview] = []
+    at, end = 0, len(body)
+    item = BATCH_ITEM.size
+    while at < end:
+        if end - at < item:
+            raise ChannelError(ChannelFailure.PROTOCOL, "a batch item header past the end")
+        (length,) = BATCH_ITEM.unpack_from(body, at)
+        at += item
+        if not length or length > end - at:
+            raise ChannelError(ChannelFailure.PROTOCOL, "a batch item empty or past the end")
+        items.append(body[at : at + length])
+        at += length
+    if len(items) < 2:
+        raise ChannelError(ChannelFailure.PROTOCOL, "a batch of fewer than two messages")
+    return items

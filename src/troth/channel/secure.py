@@ -56,7 +56,16 @@ from troth.channel.packets import (
     iter_packet,
     parse_route_error,
 )
-from troth.channel.payloads import FRAGMENT, HEADER, AuthPayload, Kind, pack, unpack
+from troth.channel.payloads import (
+    BATCH_ITEM,
+    FRAGMENT,
+    HEADER,
+    AuthPayload,
+    Kind,
+    batch_items,
+    pack,
+    unpack,
+)
 from troth.channel.reassembly import REASSEMBLY_TIMEOUT, Reassembler, ReassemblyBudget
 from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
@@ -81,6 +90,7 @@ _NONCE: Final = struct.Struct(">Q")
 _OVERHEAD: Final = 1 + _NONCE.size + TAGLEN  # frame type, nonce, tag
 _FRAME_HEAD: Final = struct.Struct(">HBQ")  # a transport frame's length, type and nonce
 _DATA: Final = int(Kind.DATA)
+_BATCH: Final = int(Kind.BATCH)
 MAX_PLAINTEXT: Final = MAX_MESSAGE - _OVERHEAD
 MAX_PADDING: Final = 4096
 _F = ChannelFailure
@@ -198,6 +208,8 @@ class SecureChannel:
         )
         self._outgoing: list[bytes | bytearray] = []
         self._queued = 0  # bytes in _outgoing
+        self._pending: list[bytes] = []  # one-frame messages not yet sealed
+        self._pending_size = 0  # their plaintext as one frame (a DATA or a BATCH frame)
         self._send: CipherState | None = None
         self._send_epoch = 0
         self._receiver: _Receiver | None = None
@@ -229,7 +241,7 @@ class SecureChannel:
     @property
     def has_outgoing(self) -> bool:
         """Whether packets wait to be taken by `outgoing()`."""
-        return bool(self._outgoing)
+        return bool(self._outgoing) or bool(self._pending)
 
     @property
     def reassembling(self) -> int:
@@ -241,13 +253,17 @@ class SecureChannel:
     @property
     def queued_bytes(self) -> int:
         """The size of the packets waiting to be taken by `outgoing()`."""
-        return self._queued
+        return self._queued + (
+            self._pending_size + _FRAME_HEAD.size + TAGLEN if self._pending else 0
+        )
 
     def outgoing(self) -> list[bytes | bytearray]:
         """The packets to send, in order (each taken once). Transport frames queued one after
         another leave together, in packets of up to `PACKET_LIMIT` bytes (a packet is its
         frames one after another, so joined packets are one packet): what a host queues before
         it takes them costs the path one packet instead of one per message."""
+        if self._pending:
+            self._seal_pending()
         packets, self._outgoing = self._outgoing, []
         self._queued = 0
         if len(packets) < 2:
@@ -272,6 +288,8 @@ class SecureChannel:
         return joined
 
     def _queue(self, packet: bytes | bytearray) -> None:
+        if self._pending:  # the messages sent before it go first
+            self._seal_pending()
         self._outgoing.append(packet)
         self._queued += len(packet)
 
@@ -288,9 +306,23 @@ class SecureChannel:
         if size <= chunk:
             if padding > 1:
                 self._emit([(Kind.DATA, (payload,))])
-            else:  # the common case, one frame: sealed straight into its packet
-                self._queue(self._seal_data(HEADER.pack(_DATA, size) + payload))
+            elif not size:  # (a batch item is never empty)
+                self._queue(self._seal_data(HEADER.pack(_DATA, 0)))
+            else:  # the common case, one frame: held until the packets are taken, then
+                # sealed alone (DATA) or with the others held beside it (BATCH)
+                if self._pending and self._pending_size + 2 * BATCH_ITEM.size + size > capacity:
+                    self._seal_pending()
+                pending = self._pending
+                pending.append(payload if type(payload) is bytes else bytes(payload))
+                if len(pending) == 1:
+                    self._pending_size = HEADER.size + size
+                elif len(pending) == 2:
+                    self._pending_size += BATCH_ITEM.size * 2 + size
+                else:
+                    self._pending_size += BATCH_ITEM.size + size
             return
+        if self._pending:  # (its message id is the nonce of its first fragment)
+            self._seal_pending()
         chunk -= FRAGMENT.size
         message_id = self._next_nonce
         view = memoryview(payload)
@@ -345,6 +377,22 @@ class SecureChannel:
             cipher.encrypt_at_into(nonce, b"", plain, view[body : body + len(plain) + TAGLEN])
             at += LENGTH.size + length
         return packet
+
+    def _seal_pending(self) -> None:
+        """Seal the messages held by `send`: one alone as a DATA frame, several as one BATCH
+        frame (each item its length and its bytes)."""
+        pending, self._pending = self._pending, []
+        if len(pending) == 1:
+            payload = pending[0]
+            plain = HEADER.pack(_DATA, len(payload)) + payload
+        else:
+            parts = [HEADER.pack(_BATCH, self._pending_size - HEADER.size)]
+            for payload in pending:
+                parts += (BATCH_ITEM.pack(len(payload)), payload)
+            plain = b"".join(parts)
+        packet = self._seal_data(plain)
+        self._outgoing.append(packet)
+        self._queued += len(packet)
 
     def _seal_data(self, plain: bytes) -> bytearray:
         """A packet of one transport frame holding `plain` (`_seal` for one frame)."""
@@ -500,6 +548,8 @@ class SecureChannel:
             self.state = next_state(self.state, step)
         if kind is Kind.DATA:
             return [received(body)]  # a view of the decrypted plaintext, not a copy
+        if kind is Kind.BATCH:
+            return [received(message) for message in batch_items(body)]
         if kind is Kind.FRAGMENT:
             self._reassembler.expire(now)
             message = self._reassembler.add(body, now)

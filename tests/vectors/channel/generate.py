@@ -1,6 +1,7 @@
 """Regenerate tests/vectors/channel/keepalive_vectors.json: the keepalive frames (PING and
 PONG plaintexts, and each sealed as a transport frame under a fixed key and nonce, for both
-ciphers) and the route error a relay node answers with (docs/formats.md, "Secure channel").
+ciphers), a BATCH frame of two messages (likewise) and the route error a relay node answers
+with (docs/formats.md, "Secure channel").
 
     python tests/vectors/channel/generate.py > tests/vectors/channel/keepalive_vectors.json
 
@@ -26,6 +27,7 @@ from troth.crypto import AeadAlgorithm
 
 KEY = bytes(range(32))
 NONCE = 7
+BATCH_MESSAGES = (b"first message", b"second")
 
 
 def sealed(algorithm: AeadAlgorithm, plaintext: bytes) -> bytes:
@@ -48,7 +50,20 @@ def vectors() -> dict[str, Any]:
                 for algorithm in AeadAlgorithm
             },
         }
+    # BATCH, written from docs/formats.md: kind 7 || body length (4) || items, each length (2)
+    # || message
+    body = b"".join(struct.pack(">H", len(m)) + m for m in BATCH_MESSAGES)
+    batch = bytes((int(Kind.BATCH),)) + struct.pack(">I", len(body)) + body
     return {
+        "batch": {
+            "kind": int(Kind.BATCH),
+            "messages": [m.hex() for m in BATCH_MESSAGES],
+            "plaintext": batch.hex(),
+            **{
+                f"frame_{algorithm.value}": sealed(algorithm, batch).hex()
+                for algorithm in AeadAlgorithm
+            },
+        },
         "_provenance": "troth, tests/vectors/channel/generate.py",
         "key": KEY.hex(),
         "nonce": NONCE,
