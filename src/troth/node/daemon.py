@@ -276,13 +276,11 @@ def node_status(home: Path, name: str) -> dict[str, Any]:
     """Whether node `name` runs, and its status file (pid, listening, control socket)."""
     directory = _dir(home, name)
     status_file = directory / "status.json"
-    if not status_file.is_file():
-        return {"name": name, "running": False}
-    try:
-        with open(status_file, "rb") as file:  # a regular file (is_file): read to its limit
-            data = file.read(limits.MAX_NODE_FILE_BYTES + 1)
+    try:  # as written (write_private_file); opened without waiting and checked after it is
+        # open (a FIFO swapped in after an `is_file` check hung it: review 46f, left)
+        data = read_private_file(status_file, limits.MAX_NODE_FILE_BYTES)
         status = load_json(data, max_bytes=limits.MAX_NODE_FILE_BYTES, what=str(status_file))
-    except (DecodeError, OSError):
+    except (DecodeError, ConfigError):  # missing, not a regular file, not ours, too large
         return {"name": name, "running": False}
     pid = status.get("pid") if isinstance(status, dict) else None
     if type(pid) is not int or pid <= 0:
