@@ -7,9 +7,9 @@ without it a crash point is one comparison with None.
 
 Crash points sit before and after each commit of a multi-step operation (enrollment on both
 sides, batch creation, identity rotation: review 38c; revocation, tickets, the trace log,
-policy bundles and the node's private files: review 45f), so that tests can prove what a crash
-at each step leaves and how it is resumed. Names: `<side>.<operation>.<step>`, e.g.
-`authority.enroll.after-commit`.
+policy bundles and the node's private files: review 45f; a vault's rekey), so that tests can
+prove what a crash at each step leaves and how it is resumed. Names:
+`<side>.<operation>.<step>`, e.g. `authority.enroll.after-commit`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ CRASH_POINTS: Final = (
     "node.policy-bundle.after-commit",
     "node.file.before-rename",
     "node.file.after-rename",
+    # troth vault rekey (troth.node.rekey): the new KEK pending, the rows re-sealed, node.db
+    # vacuumed, the key file switched
+    "vault.rekey.before-pending",
+    "vault.rekey.after-pending",
+    "vault.rekey.before-commit",
+    "vault.rekey.after-commit",
+    "vault.rekey.after-vacuum",
+    "vault.rekey.after-rename",
 )
 """Every crash point the library has (tests iterate over them)."""
 

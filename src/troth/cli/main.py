@@ -29,6 +29,7 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
     "lease": ("troth.cli.secret_cmds", "lease_group"),
     "mcp": ("troth.cli.mcp_cmds", "mcp_group"),
     "trace": ("troth.cli.trace_cmds", "trace_group"),
+    "vault": ("troth.cli.vault_cmds", "vault_group"),
     "demo": ("troth.cli.demo_cmd", "demo"),
     "bench": ("troth.cli.bench_cmd", "bench"),
 }

@@ -12,7 +12,7 @@ import binascii
 import contextlib
 import os
 from collections.abc import Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -36,10 +36,19 @@ from troth.storage import (
     SqliteKeyStore,
     SqliteVoucherStore,
 )
+from troth.storage.peers import PeerLock
 from troth.vault import CompositeVault, SoftwareVault, Vault
 from troth.vault.software import KEK_SIZE
 
-__all__ = ["DEFAULT_NODE", "Node", "NodeExists", "init_node", "list_nodes", "open_node"]
+__all__ = [
+    "DEFAULT_NODE",
+    "Node",
+    "NodeExists",
+    "init_node",
+    "list_nodes",
+    "open_node",
+    "open_software_vault",
+]
 
 DEFAULT_NODE: Final = "default"
 DEFAULT_PKCS11_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
@@ -66,6 +75,9 @@ class Node:
     vault: Vault
     identities: IdentityService
     wallet: CredentialWallet
+    _vault_peers: PeerLock | None = field(default=None, init=False, repr=False, compare=False)
+    """A shared hold on `node.db.vault` while open: `troth vault rekey` runs alone
+    (troth.node.rekey)."""
 
     @property
     def name(self) -> str:
@@ -127,6 +139,8 @@ class Node:
         if close is not None:
             close()
         self.db.close()
+        if self._vault_peers is not None:
+            self._vault_peers.close()
 
     def __enter__(self) -> Node:
         return self
@@ -209,23 +223,46 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     config = NodeConfig.from_json(read_private_file(config_path), config_path)
     _check_database_kept(config, path)
     db = SqliteDatabase(path / "node.db", durability=config.durability)
+    peers: PeerLock | None = None
     try:
-        keys = SqliteKeyStore(db)
-        sealed = keys.get_vault_meta("kek_check") is not None
-        software = SoftwareVault(keys, _load_kek(config, path, sealed=sealed))
+        peers, software = open_software_vault(config, path, db)
         vault: Vault = software
         if config.vault == "pkcs11":
             vault = CompositeVault(_open_pkcs11(config), software, frozenset({KeyType.X25519}))
     except BaseException:
         db.close()
+        if peers is not None:
+            peers.close()
         raise
     identities = IdentityService(
         vault, SqliteIdentityStore(db), keys_in_store=frozenset({software.name})
     )
     wallet = CredentialWallet(identities, SqliteCredentialStore(db), check_caveat=_check_caveat)
     node = Node(config, path, db, vault, identities, wallet)
+    node._vault_peers = peers
     wallet.binds_over = node.binds_over  # a ticket's authority history (review 30a)
     return node
+
+
+def open_software_vault(
+    config: NodeConfig, path: Path, db: SqliteDatabase
+) -> tuple[PeerLock, SoftwareVault]:
+    """The node's software vault over `db` (its KEK checked), and the shared hold on
+    `node.db.vault` every open node keeps: taken first, it waits while `troth vault rekey`
+    runs, and the switch-over a killed rekey left is finished (or undone) under it
+    (troth.node.rekey.settle_pending_key)."""
+    from troth.node.rekey import settle_pending_key
+
+    peers = db.peer_lock("vault")
+    try:
+        keys = SqliteKeyStore(db)
+        if config.kek_source == "file":
+            settle_pending_key(path, keys)
+        sealed = keys.get_vault_meta("kek_check") is not None
+        return peers, SoftwareVault(keys, _load_kek(config, path, sealed=sealed))
+    except BaseException:
+        peers.close()
+        raise
 
 
 def _check_caveat(condition: str) -> str:

@@ -63,6 +63,21 @@ class SqliteKeyStore:
     def put_vault_meta(self, name: str, value: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO vault_meta VALUES (?, ?)", (name, value))
 
+    def sealed_keys_after(self, key_number: int, limit: int) -> list[tuple[int, int, int, bytes]]:
+        found = self._db.fetch_all(
+            "SELECT key_id, key_type, purpose, sealed FROM vault_keys WHERE key_id > ? "
+            "ORDER BY key_id LIMIT ?",
+            (key_number, limit),
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in found]
+
+    def replace_sealed_keys(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        with self._db.transaction():
+            for number, sealed in rows:
+                self._db.execute(
+                    "UPDATE vault_keys SET sealed = ? WHERE key_id = ?", (sealed, number)
+                )
+
 
 _BATCH = 500  # identifiers per IN (...) query, well below SQLite's limit on parameters
 _INSERT_ROWS = 128  # rows per multi-row INSERT: under 999 parameters (SQLite before 3.32)

@@ -34,7 +34,14 @@ from troth.vault.base import (
     split_sealed,
 )
 
-__all__ = ["KEK_SIZE", "SEAL_KEY_TYPE", "SealedKeyRow", "SealedKeyStore", "SoftwareVault"]
+__all__ = [
+    "KEK_SIZE",
+    "SEAL_KEY_TYPE",
+    "SealedKeyRow",
+    "SealedKeyStore",
+    "SoftwareVault",
+    "kek_opens_check",
+]
 
 KEK_SIZE: Final = 32
 _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")  # a software key id's one spelling
@@ -49,6 +56,7 @@ _CACHE_SIZE: Final = 4096
 _EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _MAX_KEY_NUMBER: Final = (1 << 63) - 1  # a SQLite INTEGER
 _NONCES_PER_READ: Final = 64  # a key batch's random nonces, read from the OS together
+_RESEAL_CHUNK: Final = 1000  # rows a rekey reads and rewrites at a time
 
 SealedKeyRow = tuple[int, int, int, bytes, int]
 """A `vault_keys` row: key number, key type, purpose, sealed key, created_at."""
@@ -77,6 +85,15 @@ class SealedKeyStore(Protocol):
     def get_vault_meta(self, name: str) -> bytes | None: ...
 
     def put_vault_meta(self, name: str, value: bytes) -> None: ...
+
+    def sealed_keys_after(self, key_number: int, limit: int) -> list[tuple[int, int, int, bytes]]:
+        """Up to `limit` rows (key number, key type, purpose, sealed) numbered above
+        `key_number`, in key number order."""
+        ...
+
+    def replace_sealed_keys(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Set the sealed value of each (key number, sealed) row."""
+        ...
 
 
 class SoftwareVault:
@@ -124,6 +141,45 @@ class SoftwareVault:
             raise ConfigError(
                 "the vault key (TROTH_VAULT_KEY or vault.key) does not open this vault"
             ) from None
+
+    def rekey(self, new_kek: bytes) -> int:
+        """Re-seal every stored key (private keys and seal keys) and the key check under
+        `new_kek`, each with its own AAD and a fresh nonce; the number of keys re-sealed. Call it
+        inside the store's write transaction: a row that does not unseal under the current KEK
+        (damaged, or foreign) raises VaultError, and the caller's rollback then leaves every row
+        as it was. Afterwards this vault seals under `new_kek` (discard it if the transaction
+        rolls back). The node's switch-over (the key file, crash safety): troth.node.rekey."""
+        store, old = self._store, self._aead
+        if store is None or old is None:
+            raise VaultError("an ephemeral vault has no KEK to change")
+        if len(new_kek) != KEK_SIZE:
+            raise ConfigError(f"a vault key is {KEK_SIZE} bytes")
+        new = Aead(AeadAlgorithm.AES_256_GCM, new_kek)
+        count = 0
+        after = 0
+        while True:
+            found = store.sealed_keys_after(after, _RESEAL_CHUNK)
+            if not found:
+                break
+            resealed: list[tuple[int, bytes]] = []
+            for number, key_type, purpose, sealed in found:
+                key_id = f"{number:016x}"
+                aad = _row_aad(key_id, key_type, purpose)
+                raw = None if aad is None else _unseal_with(old, sealed, aad)
+                if aad is None or raw is None:
+                    raise VaultError(
+                        f"key {key_id} does not unseal under the vault's key (damaged or not "
+                        "troth's): nothing was re-sealed; delete its row or restore it first"
+                    )
+                nonce = os.urandom(Aead.NONCE_SIZE)
+                resealed.append((number, _SEAL_VERSION + nonce + new.encrypt(nonce, raw, aad)))
+            store.replace_sealed_keys(resealed)
+            count += len(resealed)
+            after = found[-1][0]
+        nonce = os.urandom(Aead.NONCE_SIZE)
+        store.put_vault_meta("kek_check", nonce + new.encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD))
+        self._aead = new
+        return count
 
     # -- the Vault interface ------------------------------------------------------------------
 
@@ -397,23 +453,46 @@ def _opens_newest_key(store: SealedKeyStore, aead: Aead) -> bool:
     if row is None:
         return True  # deleted meanwhile: nothing sealed to judge by
     key_type, purpose, sealed = row
-    key_id = f"{number:016x}"
-    if key_type == SEAL_KEY_TYPE:
-        aad = _seal_key_aad(key_id)
-    elif key_type in _KEY_TYPE_NUMBERS and purpose in _PURPOSE_NUMBERS:
-        aad = _aad(key_id, key_type, purpose)
-    else:
-        return False
-    if not isinstance(sealed, bytes) or sealed[:1] != _SEAL_VERSION:
-        return False
-    nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
-    if len(nonce) != Aead.NONCE_SIZE or len(ciphertext) < Aead.TAG_SIZE:
+    aad = _row_aad(f"{number:016x}", key_type, purpose)
+    return aad is not None and _unseal_with(aead, sealed, aad) is not None
+
+
+def kek_opens_check(store: SealedKeyStore, kek: bytes) -> bool:
+    """Whether `kek` opens the store's key check value (False without one): which of two keys
+    a vault is sealed under, as a rekey killed half-way leaves the node (troth.node.rekey)."""
+    check = store.get_vault_meta("kek_check")
+    if check is None or len(kek) != KEK_SIZE or len(check) < Aead.NONCE_SIZE + Aead.TAG_SIZE:
         return False
     try:
-        aead.decrypt(nonce, ciphertext, aad)
+        Aead(AeadAlgorithm.AES_256_GCM, kek).decrypt(
+            check[: Aead.NONCE_SIZE], check[Aead.NONCE_SIZE :], _CHECK_AAD
+        )
     except CryptoError:
         return False
     return True
+
+
+def _row_aad(key_id: str, key_type: int, purpose: int) -> bytes | None:
+    """The AAD a stored row is sealed with (None: a row of no type troth makes)."""
+    if key_type == SEAL_KEY_TYPE:
+        return _seal_key_aad(key_id)
+    if key_type in _KEY_TYPE_NUMBERS and purpose in _PURPOSE_NUMBERS:
+        return _aad(key_id, key_type, purpose)
+    return None
+
+
+def _unseal_with(aead: Aead, sealed: object, aad: bytes) -> bytes | None:
+    """A stored row's raw key unsealed by `aead`, or None (not version 1, cut short, tampered
+    or another KEK)."""
+    if not isinstance(sealed, bytes) or sealed[:1] != _SEAL_VERSION:
+        return None
+    nonce, ciphertext = sealed[1 : 1 + Aead.NONCE_SIZE], sealed[1 + Aead.NONCE_SIZE :]
+    if len(nonce) != Aead.NONCE_SIZE or len(ciphertext) < Aead.TAG_SIZE:
+        return None
+    try:
+        return aead.decrypt(nonce, ciphertext, aad)
+    except CryptoError:
+        return None
 
 
 _KEY_TYPE_NUMBERS: Final = frozenset(int(key_type) for key_type in KeyType)

@@ -1,0 +1,198 @@
+"""Re-sealing a node's software vault under a new key-encryption key (`troth vault rekey`;
+docs/vault.md, "Changing the vault key").
+
+A copy of the node directory (a stolen backup) holds the KEK; keys made afterwards, the
+replacements `troth identity rotate --compromised` makes included, are sealed under it, so a
+later copy of node.db alone yields them. `rekey_vault` re-seals every sealed row (private keys,
+seal keys, the key check) under a fresh KEK and retires the old one, in steps a crash may cut
+at any point (node with the KEK in `vault.key`):
+
+1. the new KEK is written to `vault.key.new` (atomically, 0600);
+2. every row and a new key check are re-sealed in one SQLite transaction;
+3. node.db is vacuumed and its write-ahead log truncated (no page sealed under the old KEK is
+   left in the file's free space or the log);
+4. `vault.key.new` is renamed over `vault.key`.
+
+Every open of the node settles a `vault.key.new` it finds (`settle_pending_key`): if the key
+check opens under `vault.key`, the transaction never committed and the pending key is removed;
+if it opens under the pending key, the rename is finished. So the node opens with exactly one
+working KEK and every key at each step. A node whose KEK comes from TROTH_VAULT_KEY takes the
+new key from its caller (no file is written: its owner sets the variable afterwards) and is
+re-sealed in steps 2 and 3.
+
+The rekey runs alone: not while the node's daemon runs (its node.lock held here, the daemon
+cannot start meanwhile), nor while another process has the node open (every open node holds
+`node.db.vault` shared; the rekey holds it exclusively, and an open waits for it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from troth.errors import ConfigError, NotFound, StorageError
+from troth.faults import crash_point
+from troth.node.config import NodeConfig
+from troth.node.home import read_private_file, troth_home, write_private_file
+from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.vault.software import KEK_SIZE, SoftwareVault, kek_opens_check
+
+__all__ = ["PENDING_KEY_FILE", "RekeyResult", "rekey_vault", "settle_pending_key"]
+
+PENDING_KEY_FILE: Final = "vault.key.new"
+"""The new KEK while a rekey switches over (beside `vault.key`)."""
+_KEY_FILE: Final = "vault.key"
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    """What `rekey_vault` did: the node, how many keys it re-sealed, and where the new KEK is
+    (`key_file`, or None: the caller's, for TROTH_VAULT_KEY)."""
+
+    node: str
+    keys: int
+    kek_source: Literal["file", "env"]
+    key_file: str | None
+
+
+def rekey_vault(
+    name: str, *, home: Path | None = None, new_kek: bytes | None = None
+) -> RekeyResult:
+    """Re-seal node `name`'s software vault under `new_kek` (default: 32 fresh random bytes;
+    required for a node whose KEK is TROTH_VAULT_KEY, which must then be set to it). The old
+    KEK opens nothing afterwards. ConfigError while the node runs or another process has it
+    open, for a `new_kek` that is not 32 bytes or is the current KEK; VaultError (nothing
+    changed) if a stored row does not unseal under the current KEK. A PKCS#11 node's software
+    part (its X25519 keys and seal keys, if any) is re-sealed; the token is not opened."""
+    from troth.node.daemon import _running_lock  # asyncio: on use only
+    from troth.node.node import _check_database_kept, node_dir, open_software_vault
+
+    home = home or troth_home()
+    path = node_dir(home, name)
+    config_path = path / "node.json"
+    if not config_path.is_file():
+        raise NotFound(f"no node {name!r} in {home} (create it with: troth node create {name})")
+    config = NodeConfig.from_json(read_private_file(config_path), config_path)
+    if config.kek_source == "env" and new_kek is None:
+        raise ConfigError(
+            f"node {name!r} takes its vault key from TROTH_VAULT_KEY: give the new key "
+            "(--new-key-env VAR or --new-key-file PATH), then set TROTH_VAULT_KEY to it"
+        )
+    kek = os.urandom(KEK_SIZE) if new_kek is None else new_kek
+    if len(kek) != KEK_SIZE:
+        raise ConfigError(f"a vault key is {KEK_SIZE} bytes")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_running_lock(path, name))  # the daemon cannot start meanwhile
+        except ConfigError:
+            raise ConfigError(
+                f"node {name!r} is running: stop it first (troth node stop {name}), then rekey"
+            ) from None
+        _check_database_kept(config, path)
+        db = SqliteDatabase(path / "node.db", durability=config.durability)
+        stack.callback(db.close)
+        peers, vault = open_software_vault(config, path, db)
+        stack.callback(peers.close)
+        with peers.alone() as alone:
+            if not alone:
+                raise ConfigError(
+                    f"another process has node {name!r} open: wait for it to end (or stop "
+                    f"the node: troth node stop {name}), then rekey"
+                )
+            if kek_opens_check(SqliteKeyStore(db), kek):
+                raise ConfigError("the new vault key is the current one")
+            count = _switch(config, path, db, vault, kek)
+    file_source = config.kek_source == "file"
+    return RekeyResult(
+        node=name,
+        keys=count,
+        kek_source="file" if file_source else "env",
+        key_file=str(path / _KEY_FILE) if file_source else None,
+    )
+
+
+def _switch(
+    config: NodeConfig,
+    path: Path,
+    db: SqliteDatabase,
+    vault: SoftwareVault,
+    kek: bytes,
+) -> int:
+    """The steps of the module docstring; the number of keys re-sealed."""
+    file_source = config.kek_source == "file"
+    pending = path / PENDING_KEY_FILE
+    if file_source:
+        crash_point("vault.rekey.before-pending")
+        write_private_file(pending, kek)
+        crash_point("vault.rekey.after-pending")
+    try:
+        db.execute("PRAGMA secure_delete = ON")  # pages the rewrite frees are zeroed
+        with db.transaction():
+            count = vault.rekey(kek)
+            crash_point("vault.rekey.before-commit")
+    except BaseException:
+        if file_source:
+            with contextlib.suppress(OSError):
+                pending.unlink()  # nothing is sealed under it
+        raise
+    crash_point("vault.rekey.after-commit")
+    _scrub(db)
+    crash_point("vault.rekey.after-vacuum")
+    if file_source:
+        os.replace(pending, path / _KEY_FILE)
+        _sync_dir(path)
+        crash_point("vault.rekey.after-rename")
+    return count
+
+
+def _scrub(db: SqliteDatabase) -> None:
+    """Rewrite node.db without the pages the old KEK sealed (freed pages, rows deleted before
+    the rekey) and empty its write-ahead log, which held the rows' older versions."""
+    db.execute("VACUUM")
+    busy = db.fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
+    if busy is not None and busy[0]:
+        raise StorageError(f"{db.path}: its write-ahead log could not be emptied (busy)")
+
+
+def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
+    """Finish or undo the switch-over a killed rekey left in node directory `path` (called
+    by every open, holding `node.db.vault` shared: no rekey runs meanwhile): the key check
+    under `vault.key` means the re-seal never committed (the pending key is removed); under
+    `vault.key.new`, it committed (the rename is finished). Neither: ConfigError, both kept."""
+    pending = path / PENDING_KEY_FILE
+    if not pending.exists():
+        return
+    key_file = path / _KEY_FILE
+    if keys.get_vault_meta("kek_check") is None:
+        return  # nothing to judge by: the open's own checks decide, the file is kept
+    if key_file.exists() and kek_opens_check(keys, read_private_file(key_file)):
+        with contextlib.suppress(FileNotFoundError):  # another open settled it first
+            pending.unlink()
+        return
+    try:
+        new = read_private_file(pending)
+    except ConfigError:
+        if not pending.exists():  # another open finished the rename meanwhile
+            return
+        raise
+    if not kek_opens_check(keys, new):
+        raise ConfigError(
+            f"neither {key_file} nor {pending} opens this node's vault: restore vault.key "
+            "from where the node was copied from"
+        )
+    try:
+        os.replace(pending, key_file)
+    except FileNotFoundError:
+        return  # another open finished it first
+    _sync_dir(path)
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
