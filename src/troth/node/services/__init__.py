@@ -1,5 +1,7 @@
-"""Node services as plug-ins (base: the protocol, the host and the client `call`; echo, sink,
-relay, authority: the services a node composes from its configuration)."""
+"""Node services as plug-ins (plugin: what a service declares; protocol: the request/response
+envelopes; host: `ServiceHost`, which decides and runs requests; calls: the client `call`; base:
+all of these in one namespace; echo, sink, relay, authority: the services a node composes from
+its configuration)."""
 
 from troth.node.services.base import (
     DENIED,

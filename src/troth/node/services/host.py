@@ -1,0 +1,293 @@
+"""The service host: `ServiceHost` serves node services on a router, the one place requests
+are decided and dispatched (docs/protocols.md, "Services"). Every request passes the node's
+`AccessPolicy` before its handler runs, and the handler gets the verified caller in its
+`RequestContext`; what it returns, or the error it raises, is answered along the request's
+return route with the request's id (troth.node.services.protocol).
+
+What runs concurrently (docs/protocols.md, "Concurrent requests"): a connection routes what
+arrives on it in order, and the host decides each request there, in arrival order. A request
+from a peer to a method that is not `inline` then runs in a task of its own (started in
+arrival order, answered whenever it ends), so a handler that waits holds back no other request
+of its connection; at most `RequestLimits` of them run at once (per member, per connection, in
+all: one more is answered "busy" at once), and a channel that closes cancels its requests
+still running. Everything else stays in order, within the connection's routing: inline
+methods, one-way messages (their handlers are awaited there, one after the other), and below
+the host the channel's frames, reassembly and the relay's forwarding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
+
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import Busy, DecodeError, Denied, RemoteError, TrothError, cut_text
+from troth.node.access import AccessPolicy, AccessRequest, Caller, PeerCaller, member_accounts
+from troth.node.services.admission import Admission, Lane, RequestLimits
+from troth.node.services.plugin import Method, NodeService, RequestContext, service_address
+from troth.node.services.protocol import (
+    FAILED,
+    LOG_LINES_PER_MINUTE,
+    REQUEST,
+    RESPONSE,
+    VERSION,
+    decode_envelope,
+    error_response,
+    failure_response,
+)
+from troth.node.shares import authorities_of
+from troth.routing import Address, Route, RoutedMessage, Router, Source
+from troth.transport.ratelog import RateLimitedLog
+
+__all__ = ["MAX_NAME_SHOWN", "RequestSource", "ServiceHost", "to_the_end"]
+
+log = logging.getLogger("troth.node.services")
+T = TypeVar("T")
+MAX_NAME_SHOWN: Final = 64
+"""Characters of an unknown method's name an answer shows (the caller chose the name, up to
+the whole request: review 44a, malformed 1)."""
+
+
+def _run(method: Method, arguments: Any, context: RequestContext) -> Awaitable[Any]:
+    """Call `method`'s handler: as it is when inline or in a task already, else (a transport's
+    read callback routes the request) in a task of its own."""
+    if method.inline or asyncio.current_task() is not None:
+        return method.handler(arguments, context)
+    return asyncio.ensure_future(method.handler(arguments, context))
+
+
+@runtime_checkable
+class RequestSource(Protocol):
+    """A source whose requests the host runs concurrently knows the connection it runs over
+    and keeps their tasks, to cancel them when it closes (a channel end,
+    troth.node.channel_ends)."""
+
+    requests: set[asyncio.Task[None]]
+
+    def request_lane(self) -> Hashable | None:
+        """What this source's requests count against as their connection: the connection its
+        messages arrive over, or the sender behind a relay this node connected to (None: none
+        known)."""
+        ...
+
+
+class ServiceHost:
+    """Serves node services on a router; the one place requests are decided and dispatched.
+    `callers` maps a message's Source to its verified caller (None: refused); `limits` bound
+    the requests running at once (module docstring), shared between the `trusted` authorities
+    (how many the node trusts now) past the node's limit (troth.node.shares)."""
+
+    def __init__(
+        self,
+        router: Router,
+        policy: AccessPolicy,
+        *,
+        clock: Callable[[], int],
+        callers: Callable[[Source | None], Caller | None],
+        limits: RequestLimits | None = None,
+        trusted: Callable[[], int] = lambda: 1,
+    ) -> None:
+        self.router = router
+        self.policy = policy
+        self.clock = clock
+        self.callers = callers
+        self.services: dict[str, NodeService] = {}
+        self.admission = Admission(limits, trusted)
+        """The requests running concurrently, counted (`busy` past its limits)."""
+        self.refused = 0
+        """Requests and one-way messages the decision point refused."""
+        self.malformed = 0
+        """Requests dropped unanswered: no request id could be read from them."""
+        self.busy = 0
+        """Requests answered "busy" (a limit of requests running was reached)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._log = RateLimitedLog(log, LOG_LINES_PER_MINUTE)
+
+    @property
+    def running(self) -> int:
+        """Requests running concurrently now."""
+        return len(self._tasks)
+
+    def add(self, service: NodeService) -> None:
+        """Serve `service` at `/service/<name>`."""
+        self.services[service.name] = service
+        address = service_address(service.name)
+        if service.oneway is not None:
+            oneway = service.oneway
+
+            async def message(message: RoutedMessage, source: Source | None) -> None:
+                # one-way messages keep their order: handled in the routing, one after another
+                caller = self._caller(service.name, "message", source)
+                context = self._decide(service.name, "message", None, caller, message.return_route)
+                await _run(oneway, message.payload, context)
+
+            self.router.register(address, message)
+        else:
+            self.router.register(address, functools.partial(self._request, service))
+
+    def addresses(self) -> frozenset[Address]:
+        """The addresses of the services served."""
+        return frozenset(service_address(name) for name in self.services)
+
+    def remove_all(self) -> None:
+        """Stop serving every service; cancel the requests still running."""
+        for name in self.services:
+            self.router.unregister(service_address(name))
+        self.services.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _caller(self, service: str, method: str, source: Source | None) -> Caller:
+        caller = self.callers(source)
+        if caller is None:
+            self.refused += 1
+            raise Denied((f"{service}.{method} refused: the source is not a verified caller",))
+        return caller
+
+    def _decide(
+        self, service: str, method: str, arguments: Any, caller: Caller, back: Route
+    ) -> RequestContext:
+        now = self.clock()
+        decision = self.policy.decide(AccessRequest(caller, service, method, arguments, now))
+        if not decision.allowed:
+            self.refused += 1
+            raise Denied(decision.reasons)
+        return RequestContext(caller, back, decision, now)
+
+    async def _request(
+        self, service: NodeService, message: RoutedMessage, source: Source | None
+    ) -> None:
+        """A request, in its connection's routing: decided here; run here when it is inline or
+        local (the caller's own task waits for it), else started in a task of its own."""
+        try:
+            value = decode_envelope(message.payload, REQUEST, "request")
+        except DecodeError as exc:  # no id to answer to
+            self.malformed += 1
+            self._log.log(logging.INFO, "%s: dropped a malformed request: %s", service.name, exc)
+            return
+        request, arguments, back = value[2], value[4], message.return_route
+        try:
+            name = cbor.expect_text(value[3], "method")
+            method = service.methods.get(name)
+            if method is None:
+                shown = cut_text(name, MAX_NAME_SHOWN)  # review 44a, malformed 1
+                raise RemoteError(f"service {service.name} has no method {shown!r}")
+            caller = self._caller(service.name, name, source)
+            if source is None or method.inline:
+                context = self._decide(service.name, name, arguments, caller, back)
+                payload = await self._respond(service.name, method, request, arguments, context)
+            else:
+                carried = source if isinstance(source, RequestSource) else None
+                lane = _lane(caller, source, carried, back)
+                why = self.admission.refusal(lane)
+                if why is not None:  # answered at once: nothing waits in a queue
+                    self.busy += 1
+                    raise Busy(f"busy: {why}, send it again later")
+                context = self._decide(service.name, name, arguments, caller, back)
+                kept = carried.requests if carried is not None else None
+                self._start(service.name, method, request, arguments, context, kept, lane)
+                return
+        except TrothError as exc:
+            payload = failure_response(exc, request)
+        except Exception:  # a bug: answer, log, and keep the connection that carried it
+            log.exception("%s: a request failed", service.name)
+            payload = error_response(FAILED, "internal error", request=request)
+        await self._answer(back, payload)
+
+    def _start(
+        self,
+        service: str,
+        method: Method,
+        request: int,
+        arguments: Any,
+        context: RequestContext,
+        kept: set[asyncio.Task[None]] | None,
+        lane: Lane,
+    ) -> None:
+        """Run a request in a task of its own, counted in `lane` until it ends; `kept` (its
+        channel end's) keeps the task, to cancel it when the channel closes."""
+
+        async def run() -> None:
+            payload = await self._respond(service, method, request, arguments, context)
+            await self._answer(context.return_route, payload)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.admission.take(lane)
+        self._tasks.add(task)
+        if kept is not None:
+            kept.add(task)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if kept is not None:
+                kept.discard(task)
+            self.admission.release(lane)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s: a request's task failed", service, exc_info=task.exception())
+
+        task.add_done_callback(ended)
+
+    async def _respond(
+        self, service: str, method: Method, request: int, arguments: Any, context: RequestContext
+    ) -> bytes:
+        """Run the handler: its answer to request `request` (an error answer when it failed;
+        an error answers this request only)."""
+        try:
+            result = await _run(method, arguments, context)
+            payload = cbor.encode([RESPONSE, VERSION, request, True, result])
+            if len(payload) > limits.MAX_SERVICE_MESSAGE:
+                log.error("%s: a %d-byte answer is over the limit", service, len(payload))
+                limit = limits.MAX_SERVICE_MESSAGE
+                too_large = f"the answer is over the {limit}-byte service limit"
+                payload = error_response(FAILED, too_large, request=request)
+        except Busy as exc:  # the handler ran and met busy further on (a call of its own):
+            # `failed`, for `busy` says it did not run and its caller would run it again
+            # (docs/protocols.md, "Services"; review 28a, busy 1)
+            ran = f"{service}: the request ran and met {exc}"
+            payload = error_response(FAILED, ran, request=request)
+        except TrothError as exc:
+            payload = failure_response(exc, request)
+        except Exception:  # a bug: answer, log, and keep the connection that carried it
+            log.exception("%s: a request failed", service)
+            payload = error_response(FAILED, "internal error", request=request)
+        return payload
+
+    async def _answer(self, back: Route, payload: bytes) -> None:
+        if back:
+            with contextlib.suppress(TrothError):
+                await self.router.route(RoutedMessage(back, (), payload))
+
+
+def to_the_end(work: Coroutine[Any, Any, T], kept: set[asyncio.Task[Any]]) -> Awaitable[T]:
+    """`work` in a task of its own that a cancelled request does not stop, for a handler whose
+    steps must go together (docs/protocols.md, "Concurrent requests"): the handler awaits it
+    shielded, so when its channel closes and the request is cancelled, the handler stops
+    waiting but `work` still ends. The task stays in `kept` (its service's) until it ends; an
+    error no one waits for any more is logged."""
+    task = asyncio.get_running_loop().create_task(work)
+    kept.add(task)
+
+    def ended(task: asyncio.Task[T]) -> None:
+        kept.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("work a cancelled request left to finish failed: %s", task.exception())
+
+    task.add_done_callback(ended)
+    return asyncio.shield(task)
+
+
+def _lane(caller: Caller, source: Source, carried: RequestSource | None, back: Route) -> Lane:
+    """Whom a peer's request counts against: the members at the roots of its chains (else the
+    source's origin), the connection it came over (else its source), and the authorities at
+    the roots of its chains (troth.node.shares)."""
+    if isinstance(caller, PeerCaller):
+        members: frozenset[Any] = member_accounts(caller.peer)
+    else:
+        members = frozenset({source.origin(back)})
+    carrier = carried.request_lane() if carried is not None else None
+    return Lane(members, source if carrier is None else carrier, authorities_of(caller))
