@@ -7,7 +7,7 @@ is to the hub, which never closed, so nothing closed a's channel: every call a s
 it, the new b (which has no such channel) dropped it, and each call failed "no answer within
 10 s" until a's keepalive closed the channel 45 s after b's last frame.
 
-Fix (to come): a channel this node opened probes its peer with a PING when a message
+Was a strict xfail until a channel this node opened probes its peer with a PING when a message
 sent on it gets nothing authenticated back (`ChannelEnd.probe`), and `channel_to` closes one
 whose message and probe both went unanswered (`ChannelEnd.suspect`) and opens a fresh channel:
 the first call after b is back fails within its own timeout (or succeeds), the next one
@@ -21,17 +21,15 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.nodes import HUB, MemNet, run_memnet
 from tests.test_review44d_relays import FAST, crash_and_restart, until
 from troth.errors import TrothError
+from troth.node.channel_ends import PROBE_AFTER, PROBE_WAIT
 from troth.node.channels import ChannelLimits
 from troth.node.links import LinkState
 from troth.node.runtime import SINK
 from troth.routing import RoutedMessage, parse_route
 
-PROBE_AFTER, PROBE_WAIT = 1.0, 2.0  # the probe's times (to come)
 TO_B = f"{HUB}/relay/b/service/echo"
 B = parse_route(f"{HUB}/relay/b")
 
@@ -42,9 +40,6 @@ async def relayed_b(net: MemNet) -> None:
     await b.create_relay("b", HUB)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a dead relayed channel is reused until its keepalive timeout"
-)
 def test_a_sender_reaches_a_member_restarted_behind_its_relay(tmp_path: Path) -> None:
     async def test(net: MemNet) -> None:
         await relayed_b(net)
@@ -90,6 +85,7 @@ def test_a_live_peer_that_does_not_answer_a_message_is_not_suspect(tmp_path: Pat
             await asyncio.sleep(0.2)
         assert sum(end.channel.drops.values()) > 0  # the junk reached it, and was dropped
         assert not end.channel.closed
+        assert not end.suspect(asyncio.get_running_loop().time())
         assert await a.channel_to(B) is end
         assert await a.send_message(TO_B, "after") == "after"
 
