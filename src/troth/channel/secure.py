@@ -636,6 +636,14 @@ class SecureChannel:
             self._emit([(Kind.PING, ())])
         return []
 
+    def probe(self, now: float) -> None:
+        """Queue a PING now (the node asks whether its peer is still there: a request sent on
+        this channel got nothing authenticated back; docs/protocols.md, "Unanswered channels"). The
+        peer answers it as any PING; it counts as this interval's keepalive PING."""
+        if self.state is _S.OPEN:
+            self._pinged_at = now
+            self._emit([(Kind.PING, ())])
+
     def next_expiry(self) -> int | None:
         """When `expire` next has something to give up (None: nothing held)."""
         return self._reassembler.next_expiry()

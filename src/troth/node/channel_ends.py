@@ -32,6 +32,13 @@ __all__ = ["COALESCE_LIMIT", "ChannelEnd", "caller_of"]
 COALESCE_LIMIT: Final = 64 * 1024
 """Bytes of messages a channel end queues within one loop iteration before it sends them at
 once (below it, what one iteration queues leaves as one packet when the iteration ends)."""
+PROBE_AFTER: Final = 1.0
+"""Seconds a message sent on a channel this node opened may go without any authenticated frame
+back before the channel timer probes the peer with a PING (docs/protocols.md, "Unanswered
+channels")."""
+PROBE_WAIT: Final = 2.0
+"""Seconds a probe may go unanswered (nothing authenticated since the message and the PING)
+before the channel is suspect: `channel_to` opens a fresh one instead of reusing it."""
 
 
 class ChannelEnd(AllowSetSource):
@@ -92,6 +99,9 @@ class ChannelEnd(AllowSetSource):
         self.packets_unsent = 0
         """Packets the channel made that its first hop did not take (`flush` failed: the
         connection is congested or gone), counted by the manager too."""
+        self._unanswered: tuple[int, float] | None = None  # an initiator's first message
+        # sent since its last authenticated frame: (`channel.authenticated` then, loop time)
+        self._probed: tuple[int, float] | None = None  # the probe PING sent for it, likewise
         self.handshake_timer: asyncio.TimerHandle | None = None
         """A responder's handshake timeout (the manager cancels it when it forgets the end,
         so a timer never holds an end that is gone: review 34e, handshakes 1)."""
@@ -190,6 +200,10 @@ class ChannelEnd(AllowSetSource):
             self.allow(message.return_route[0])  # the reply may come back to the sender
         channel.send(message.encode())
         self.messages_out += 1
+        if channel.initiator:  # sent with nothing heard since: awaiting news of the peer
+            unanswered = self._unanswered
+            if unanswered is None or unanswered[0] != channel.authenticated:
+                self._unanswered = (channel.authenticated, self._loop.time())
         if self._batch is None:
             # the iteration's end sends what is queued then: an answer made while a packet is
             # handled must not wait for a slow request of the same packet (its handler's flush)
@@ -212,6 +226,37 @@ class ChannelEnd(AllowSetSource):
         counts and logs what it could not send)."""
         with contextlib.suppress(TrothError):
             await self.flush()
+
+    def probe(self, now: float) -> bool:
+        """The channel timer (`ChannelManager.keepalive`) at loop time `now`: when a message
+        sent on this channel (one this node opened) has had no authenticated frame back for
+        `PROBE_AFTER` s, queue one PING (a live peer answers it at once; any authenticated
+        frame clears the wait). Whether a PING was queued (the caller flushes it)."""
+        unanswered = self._unanswered
+        count = self.channel.authenticated
+        if unanswered is None or unanswered[0] != count or now - unanswered[1] < PROBE_AFTER:
+            return False
+        probed = self._probed
+        if probed is not None and probed[0] == count and probed[1] >= unanswered[1]:
+            return False  # probed already for this wait
+        self._probed = (count, now)
+        self.channel.probe(now)
+        return True
+
+    def suspect(self, now: float) -> bool:
+        """Whether the peer looks gone (docs/protocols.md, "Unanswered channels"): a message was
+        sent and then a probe PING, and nothing authenticated came back since for `PROBE_WAIT` s.
+        Only authenticated frames clear it and only this node's own sends and PINGs set it:
+        no one else can make a live channel suspect, short of dropping its packets."""
+        unanswered, probed = self._unanswered, self._probed
+        count = self.channel.authenticated
+        return (
+            unanswered is not None
+            and probed is not None
+            and unanswered[0] == count == probed[0]
+            and probed[1] >= unanswered[1]
+            and now - probed[1] >= PROBE_WAIT
+        )
 
     async def present(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: show the peer (new) credentials on this open channel."""

@@ -121,6 +121,14 @@ class ChannelOpening(ShownIdentity):
         end = self._open.get(key)
         if end is None or end.enc not in self.channels.ends:
             return None
+        if end.suspect(asyncio.get_running_loop().time()):
+            # a request and a probe PING went unanswered (nothing authenticated since): the
+            # peer is gone, e.g. restarted behind a relay, whose connection never closed.
+            # Closed here, by what this node saw itself, and a fresh channel opened, rather
+            # than calls sent into it until its keepalive timeout (45 s)
+            log.warning("%s to %s: closed, no answer to a request nor a PING", end.name, key)
+            self._spawn(end.close(ChannelFailure.TIMEOUT))
+            return None
         peer = end.peer
         if expect is None or (peer is not None and peer.identifier == expect):
             return end

@@ -501,9 +501,12 @@ class ChannelManager:
 
     def keepalive(self, now: float) -> None:
         """Run every channel's keepalive at monotonic time `now` (the sweep does, four times a
-        keepalive interval): PINGs are sent, channels silent past the timeout closed."""
+        keepalive interval): PINGs are sent, channels silent past the timeout closed, and a
+        channel this node opened whose message went unanswered is probed (`ChannelEnd.probe`,
+        docs/protocols.md "Unanswered channels")."""
         for end in list(self.ends.values()):
             events = end.channel.keepalive(now)
+            end.probe(now)  # a message of ours unanswered: is the peer still there?
             if events or end.channel.has_outgoing:
                 task = asyncio.get_running_loop().create_task(self._keepalive_sent(end, events))
                 self._flushing.add(task)
