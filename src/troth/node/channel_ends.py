@@ -36,9 +36,11 @@ PROBE_AFTER: Final = 1.0
 """Seconds a message sent on a channel this node opened may go without any authenticated frame
 back before the channel timer probes the peer with a PING (docs/protocols.md, "Unanswered
 channels")."""
-PROBE_WAIT: Final = 2.0
+PROBE_WAIT: Final = 5.0
 """Seconds a probe may go unanswered (nothing authenticated since the message and the PING)
-before the channel is suspect: `channel_to` opens a fresh one instead of reusing it."""
+before the channel is suspect: `channel_to` opens a fresh one instead of reusing it. Generous
+(a PING is answered by the peer's channel layer at once): a peer on a starved host, or behind a
+busy relay, is not taken for gone."""
 
 
 class ChannelEnd(AllowSetSource):
