@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -161,10 +162,20 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
     """Finish or undo the switch-over a killed rekey left in node directory `path` (called
     by every open, holding `node.db.vault` shared: no rekey runs meanwhile): the key check
     under `vault.key` means the re-seal never committed (the pending key is removed); under
-    `vault.key.new`, it committed (the rename is finished). Neither: ConfigError, both kept."""
+    `vault.key.new`, it committed (the rename is finished). Neither: ConfigError, both kept;
+    so too for a `vault.key.new` that is not a regular file (nothing a rekey writes)."""
     pending = path / PENDING_KEY_FILE
-    if not pending.exists():
+    try:
+        info = os.lstat(pending)
+    except FileNotFoundError:
         return
+    except OSError as exc:
+        raise ConfigError(f"cannot read {pending}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):  # a rekey writes a regular file (review 46h, rekey 1)
+        raise ConfigError(
+            f"{pending} is not a regular file (a directory, link or device planted there, not "
+            "a key a rekey left): remove it"
+        )
     key_file = path / _KEY_FILE
     if keys.get_vault_meta("kek_check") is None:
         return  # nothing to judge by: the open's own checks decide, the file is kept

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,10 +145,20 @@ _POLL_MAX: Final = 0.001
 
 
 def _lock_file(path: Path) -> BinaryIO:
-    """`path` opened (created 0600) for a flock held until its user closes it."""
+    """`path` opened (created 0600) for a flock held until its user closes it: a regular file,
+    opened without waiting and not through a symbolic link, else StorageError (a FIFO planted
+    there hung every open of the node; an O_CREAT through a dangling link made a file wherever
+    it pointed: review 46h, rekey 2)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY
     try:
-        return open(  # held until its user closes it
-            path, "ab", buffering=0, opener=lambda p, flags: os.open(p, flags, 0o600)
-        )
+        fd = os.open(path, flags, 0o600)
     except OSError as exc:
         raise StorageError(f"cannot open {path}: {exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path} is not a regular file: remove it")
+        os.set_blocking(fd, True)
+        return open(fd, "ab", buffering=0)  # held until its user closes it
+    except BaseException:
+        os.close(fd)
+        raise
