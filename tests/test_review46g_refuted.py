@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.channels import T, frames_of, make_world, pump
-from tests.support.nodes import MemNet, run_memnet
-from tests.test_reconnect_restarted_member import B, relayed_b
+from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
+from tests.test_review44d_relays import until
 from troth.channel import ChannelSettings, ChannelState, Received, SecureChannel
 from troth.channel.noise import MAX_MESSAGE
 from troth.channel.payloads import BATCH_ITEM, HEADER, Kind, unpack
@@ -18,8 +19,10 @@ from troth.channel.secure import MAX_PLAINTEXT
 from troth.node.access import MembersOnly
 from troth.node.channel_ends import PROBE_AFTER, PROBE_WAIT
 from troth.node.channels import ChannelLimits
+from troth.node.links import LinkState
 from troth.node.services import RequestContext, call, service_address
 from troth.node.services.plugin import Method
+from troth.routing import parse_route
 
 
 def _pair(settings: ChannelSettings | None = None) -> tuple[SecureChannel, SecureChannel]:
@@ -164,5 +167,37 @@ def test_a_long_running_request_does_not_make_its_channel_suspect(tmp_path: Path
         assert not end.suspect(asyncio.get_running_loop().time())
         assert await a.channel_to(B) is end
         assert not end.channel.closed
+
+    run_memnet(test, tmp_path)
+
+
+def test_a_link_channel_replaced_as_suspect_keeps_its_relay_name(tmp_path: Path) -> None:
+    """b's channel to its hub (its link, holding relay name b) goes suspect: the next
+    `channel_to` closes it and opens a fresh one. The link takes the new channel as lost and
+    restored (the hub keeps the name for its owner through RELAY_GRACE), b's relay is up
+    over the new channel, and a still reaches b through it: nothing is stranded."""
+
+    async def test(net: MemNet) -> None:
+        await relayed_b(net)
+        b = net.runtimes[-1]
+        hub = net.hub
+        assert hub is not None
+        a = await net.member("a")
+        assert await a.send_message(TO_B, "before") == "before"
+        old = await b.channel_to(parse_route(HUB))
+        now = asyncio.get_running_loop().time()
+        count = old.channel.authenticated  # as if a message and its probe went unanswered
+        old._unanswered = (count, now - PROBE_AFTER - PROBE_WAIT - 2)
+        old._probed = (count, now - PROBE_WAIT - 1)
+        assert old.suspect(now)
+        new = await b.channel_to(parse_route(HUB))
+        assert new is not old
+        await until(lambda: old.channel.closed)
+        await until(lambda: b.link_rows()[0].state is LinkState.CONNECTED)
+        assert b.link_rows()[0].relays == ("b",)
+        assert b.links.links[HUB].end is new
+        await until(lambda: hub.status()["services"]["relay"]["b"]["state"] == "up")
+        assert await a.send_message(TO_B, "after") == "after"
+        assert await b.channel_to(parse_route(HUB)) is new
 
     run_memnet(test, tmp_path)
