@@ -673,6 +673,11 @@ class SecureChannel:
         self._send = None
         self._receiver = None
         self._reassembler.clear()
+        # messages `send` still held: a local close sealed them before its CLOSE; after the
+        # peer's (or with no keys) nothing can be sent, so they go with the channel instead of
+        # `outgoing()` raising "no transport keys" (review 46g, batches 1)
+        self._pending = []
+        self._pending_size = 0
         return Closed(reason, detail, by_peer)
 
 
