@@ -197,9 +197,9 @@ class TraceService:
 
     async def prove(self, arguments: Any, context: RequestContext) -> str:
         """The offline proof bundle of one of the caller's records (JSON text, as `troth trace
-        prove` writes it: UTF-8, not `\\uXXXX` escapes, which made a record's non-ASCII
-        disclosures up to 3 times their size and its proof over the answer limit; review
-        46a, trace 1)."""
+        prove` writes it: UTF-8, not `\\u` escapes of 6 characters each, which made a
+        record's non-ASCII disclosures up to 3 times their size and its proof over the answer
+        limit; review 46a, trace 1)."""
         try:
             (record_id,) = cbor.expect_array(arguments, "prove arguments [record id]", 1)
             record_id = cbor.expect_text(record_id, "record id")
