@@ -86,9 +86,10 @@ revocations 2: they were kept for good). Its audit records stay."""
 MAX_PRUNED_LEASES: Final = 10_000
 """Ended leases one `prune` deletes at most (the oldest ended first; the next round goes on)."""
 MAX_PRUNE_CHAINS_READ: Final = 10_000
-"""Stored chains one `prune` looks at (whether a lease still refers to each: one look-up in
-an index), in the order of their hashes, from where the last one stopped: the chains no lease
-refers to are deleted within a pass over the table (review 46d, secrets 1)."""
+"""Stored chains one `prune` looks at (whether a lease still refers to each: one scan of the
+leases' chain hashes, no index, which would cost every lease an entry), in the order of their
+hashes, from where the last one stopped: the chains no lease refers to are deleted within a
+pass over the table (review 46d, secrets 1), which starts when a `prune` deleted leases."""
 MAX_DUE_REVOCATIONS: Final = 10_000
 """REVOKING leases one sweep tries at most (the longest due first)."""
 
@@ -525,9 +526,11 @@ class LeaseBook(BookAudit):
         one's standing row kept). Returns how many leases."""
         with self._store.transaction():
             pruned = self._store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
-            _chains, self._chain_cursor = self._store.prune_chains(
-                self._chain_cursor, limit=MAX_PRUNE_CHAINS_READ
-            )
+            if pruned or self._chain_cursor:  # a chain is left unused only by a lease pruned:
+                # a pass over the chains starts then, and goes on until it is through
+                _chains, self._chain_cursor = self._store.prune_chains(
+                    self._chain_cursor, limit=MAX_PRUNE_CHAINS_READ
+                )
         return pruned
 
     def retry_due(self, lease: Lease, now: int) -> bool:
