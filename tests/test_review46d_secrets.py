@@ -23,6 +23,7 @@ pruned while another broker remembers it as stored).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,18 @@ def _count(broker: Broker, table: str) -> int:
     return int(row[0])
 
 
+def _stub_broker(tmp_path: Path) -> tuple[Any, AllowListPolicy, Broker, RemoteStub]:
+    """Agent b allowed secret "s" of a RemoteStub engine, on a broker over tmp_path/node.db:
+    the world, the policy, the broker and the engine."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    engine = RemoteStub()
+    broker.engines[engine.kind] = engine
+    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    return world, policy, broker, engine
+
+
 # -- 1. the chain tables are pruned -------------------------------------------------------------
 
 
@@ -53,12 +66,7 @@ def test_chains_no_lease_refers_to_are_pruned_with_the_leases(tmp_path: Path) ->
     lease ended: once its leases are pruned, its chains and their members are too; the chain
     of its live lease stays, and so does its authority's standing over it (one row). Was a
     strict xfail until `LeaseBook.prune` pruned the chains."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    engine = RemoteStub()
-    broker.engines[engine.kind] = engine
-    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    world, _policy, broker, _engine = _stub_broker(tmp_path)
     refreshes = 30
     for _ in range(refreshes):
         credential = world.member_credential(world.agent_b)
@@ -95,12 +103,7 @@ def test_a_broker_that_remembers_a_pruned_chain_stores_it_again(tmp_path: Path) 
     first broker's next lease under it stores the chain and its members again, so the feed
     still finds that lease. Was a strict xfail until the chains were pruned (the store's
     cache now empties when the chains' epoch moved on)."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
-    db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    engine = RemoteStub()
-    broker.engines[engine.kind] = engine
-    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    world, policy, broker, engine = _stub_broker(tmp_path)
     credential = world.member_credential(world.agent_b)
     issued = broker.issue(credential, "s", now=NOW)
     broker.revoke(credential, issued.lease_id, now=NOW)
@@ -115,7 +118,7 @@ def test_a_broker_that_remembers_a_pruned_chain_stores_it_again(tmp_path: Path) 
     assert [lease.handle for lease in ended] == [again.lease.handle]
     other.close()
     broker.close()
-    db.close()
+    broker.store.db.close()
 
 
 def test_a_prune_that_fails_midway_keeps_the_leases_and_their_chains(tmp_path: Path) -> None:
@@ -123,12 +126,7 @@ def test_a_prune_that_fails_midway_keeps_the_leases_and_their_chains(tmp_path: P
     chains' deletion (a crash, the disk full) keeps every lease row and every chain, so a
     chain is never deleted while a lease that refers to it stays, and the next round does it
     all."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    engine = RemoteStub()
-    broker.engines[engine.kind] = engine
-    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    world, _policy, broker, _engine = _stub_broker(tmp_path)
     for _ in range(3):
         credential = world.member_credential(world.agent_b)
         issued = broker.issue(credential, "s", now=NOW)

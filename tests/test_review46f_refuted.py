@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import RemoteStub, make_world, open_broker
-from tests.test_review46d_secrets import LATER, _count
+from tests.test_review46d_secrets import LATER, _count, _stub_broker
 from troth.authority import Authority
 from troth.clock import SystemClock
 from troth.errors import ConfigError, StorageError
@@ -20,7 +19,7 @@ from troth.node import init_node, open_node
 from troth.node.home import read_private_file
 from troth.node.runtime import NodeRuntime
 from troth.node.traces import revoke_as_authority, traced_as
-from troth.secrets import AllowListPolicy, LeaseState
+from troth.secrets import LeaseState
 from troth.secrets.engine import SecretSpec
 from troth.secrets.lease import SecretValue
 from troth.secrets.members import standing_member
@@ -96,12 +95,7 @@ def test_a_revoking_lease_keeps_its_chain_and_standing_through_prunes(tmp_path: 
     """Attack: prune a chain that a lease still needs. A lease whose upstream revocation
     keeps failing stays REVOKING for longer than the retention; every prune keeps its chain
     and members (an open lease's chain), and the authority's standing row."""
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    engine = RemoteStub()
-    broker.engines[engine.kind] = engine
-    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    world, _policy, broker, engine = _stub_broker(tmp_path)
     credential = world.member_credential(world.agent_b)
     issued = broker.issue(credential, "s", now=NOW)
 

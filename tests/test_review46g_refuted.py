@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.channels import T, frames_of, make_world, pump
+from tests.support.channels import T, frames_of, make_world
 from tests.support.nodes import HUB, MemNet, run_memnet
+from tests.test_channel_batch import _pair as open_pair
 from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
 from tests.test_review44d_relays import until
-from troth.channel import ChannelSettings, ChannelState, Received, SecureChannel
+from troth.channel import ChannelSettings, Received, SecureChannel
 from troth.channel.noise import MAX_MESSAGE
 from troth.channel.payloads import BATCH_ITEM, HEADER, Kind, unpack
 from troth.channel.secure import MAX_PLAINTEXT
@@ -26,20 +27,7 @@ from troth.routing import parse_route
 
 
 def _pair(settings: ChannelSettings | None = None) -> tuple[SecureChannel, SecureChannel]:
-    world = make_world()
-    a = SecureChannel.initiate(
-        me=world.alice.me((world.credential(world.alice),)), trust=world.trust(), settings=settings
-    )
-    b = SecureChannel(
-        initiator=False,
-        me=world.bob.me((world.credential(world.bob),)),
-        trust=world.trust(),
-        settings=settings,
-    )
-    pump(a, b)
-    assert a.state is ChannelState.OPEN
-    assert b.state is ChannelState.OPEN
-    return a, b
+    return open_pair(make_world(), settings)
 
 
 def _delivered(b: SecureChannel, packets: list[bytes | bytearray]) -> list[bytes]:

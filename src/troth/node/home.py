@@ -27,6 +27,7 @@ __all__ = [
     "private_file_writer",
     "read_private_file",
     "secure_dir",
+    "sync_dir",
     "troth_home",
     "write_private_file",
 ]
@@ -93,7 +94,12 @@ def private_file_writer(
         raise
     crash_point("node.file.after-rename")
     _remove_stale_temporaries(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    sync_dir(path.parent)
+
+
+def sync_dir(path: Path) -> None:
+    """fsync directory `path`: a rename or unlink in it is durable once this returns."""
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -37,7 +37,7 @@ from typing import Final, Literal
 from troth.errors import ConfigError, NotFound, StorageError
 from troth.faults import crash_point
 from troth.node.config import NodeConfig
-from troth.node.home import read_private_file, troth_home, write_private_file
+from troth.node.home import read_private_file, sync_dir, troth_home, write_private_file
 from troth.storage import SqliteDatabase, SqliteKeyStore
 from troth.vault.software import KEK_SIZE, SoftwareVault, kek_opens_check
 
@@ -144,7 +144,7 @@ def _switch(
     crash_point("vault.rekey.after-vacuum")
     if file_source:
         os.replace(pending, path / _KEY_FILE)
-        _sync_dir(path)
+        sync_dir(path)
         crash_point("vault.rekey.after-rename")
     return count
 
@@ -153,8 +153,7 @@ def _scrub(db: SqliteDatabase) -> None:
     """Rewrite node.db without the pages the old KEK sealed (freed pages, rows deleted before
     the rekey) and empty its write-ahead log, which held the rows' older versions."""
     db.execute("VACUUM")
-    busy = db.fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
-    if busy is not None and busy[0]:
+    if not db.truncate_wal():
         raise StorageError(f"{db.path}: its write-ahead log could not be emptied (busy)")
 
 
@@ -198,12 +197,4 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
         os.replace(pending, key_file)
     except FileNotFoundError:
         return  # another open finished it first
-    _sync_dir(path)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_dir(path)

@@ -394,6 +394,13 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
 
+    def truncate_wal(self) -> bool:
+        """Checkpoint the write-ahead log and truncate it (`wal_checkpoint(TRUNCATE)`): its
+        frames hold the older versions of pages, deleted values' included. False when a
+        reader kept it from being truncated. Outside a transaction only."""
+        row = self.fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
+        return row is not None and not row[0]
+
     def fetch_all(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         try:
             return self.execute(sql, params).fetchall()

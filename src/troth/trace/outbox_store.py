@@ -240,8 +240,7 @@ class OutboxStore:
         """Truncate node.db's write-ahead log (a checkpoint, TRUNCATE): the old pages of rows
         deleted or redacted are in its frames. False when a reader keeps the log from being
         truncated (the next scrub does it). Outside a transaction only."""
-        row = self.db.fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
-        return row is not None and not row[0]
+        return self.db.truncate_wal()
 
     # -- reads --------------------------------------------------------------------------------
 
