@@ -33,6 +33,7 @@ POINTS = (
     "vault.rekey.before-commit",
     "vault.rekey.after-commit",
     "vault.rekey.after-vacuum",
+    "vault.rekey.after-scrub",
     "vault.rekey.after-rename",
 )
 

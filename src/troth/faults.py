@@ -51,13 +51,15 @@ CRASH_POINTS: Final = (
     "node.policy-bundle.after-commit",
     "node.file.before-rename",
     "node.file.after-rename",
-    # troth vault rekey (troth.node.rekey): the new KEK pending, the rows re-sealed, node.db
-    # vacuumed, the key file switched
+    # troth vault rekey (troth.node.rekey): the new KEK pending, the rows re-sealed (and the
+    # scrub marked owed), node.db vacuumed, the mark cleared (review 47c), the key file switched;
+    # an open finishing a killed rekey passes after-vacuum and after-scrub too
     "vault.rekey.before-pending",
     "vault.rekey.after-pending",
     "vault.rekey.before-commit",
     "vault.rekey.after-commit",
     "vault.rekey.after-vacuum",
+    "vault.rekey.after-scrub",
     "vault.rekey.after-rename",
 )
 """Every crash point the library has (tests iterate over them)."""

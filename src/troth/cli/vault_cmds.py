@@ -48,7 +48,8 @@ def rekey(
     A node with vault.key gets a fresh random key there; a node whose key is TROTH_VAULT_KEY
     takes the new key from --new-key-env or --new-key-file (set TROTH_VAULT_KEY to it
     afterwards); nothing secret is printed. The node must not be running (troth node stop).
-    Crash-safe: a kill at any step leaves the node opening with one key and every key kept."""
+    Crash-safe: a kill at any step leaves the node opening with one key and every key kept;
+    what the old key sealed is scrubbed from node.db by the next open no other process shares."""
     if new_key_env is not None and new_key_file is not None:
         raise click.UsageError("give --new-key-env or --new-key-file, not both")
     new_kek = None

@@ -249,15 +249,14 @@ def open_software_vault(
 ) -> tuple[PeerLock, SoftwareVault]:
     """The node's software vault over `db` (its KEK checked), and the shared hold on
     `node.db.vault` every open node keeps: taken first, it waits while `troth vault rekey`
-    runs, and the switch-over a killed rekey left is finished (or undone) under it
-    (troth.node.rekey.settle_pending_key)."""
-    from troth.node.rekey import settle_pending_key
+    runs, and what a killed rekey left is finished (or undone) under it: its scrub, its
+    switch-over of vault.key (troth.node.rekey.settle_rekey)."""
+    from troth.node.rekey import settle_rekey
 
     peers = db.peer_lock("vault")
     try:
         keys = SqliteKeyStore(db)
-        if config.kek_source == "file":
-            settle_pending_key(path, keys)
+        settle_rekey(config, path, db, peers)
         sealed = keys.get_vault_meta("kek_check") is not None
         return peers, SoftwareVault(keys, _load_kek(config, path, sealed=sealed))
     except BaseException:

@@ -8,17 +8,29 @@ seal keys, the key check) under a fresh KEK and retires the old one, in steps a 
 at any point (node with the KEK in `vault.key`):
 
 1. the new KEK is written to `vault.key.new` (atomically, 0600);
-2. every row and a new key check are re-sealed in one SQLite transaction;
+2. every row and a new key check are re-sealed in one SQLite transaction, which also records
+   that a scrub is owed (the `vault_meta` row `SCRUB_MARK`: review 47c, rekey 1-2);
 3. node.db is vacuumed and its write-ahead log truncated (no page sealed under the old KEK is
-   left in the file's free space or the log);
+   left in the file's free space or the log), and only then the mark is deleted;
 4. `vault.key.new` is renamed over `vault.key`.
 
-Every open of the node settles a `vault.key.new` it finds (`settle_pending_key`): if the key
+Every open of the node finishes what a killed rekey left (`settle_rekey`), holding
+`node.db.vault` shared. First step 3, if the mark is there and the open has the node alone
+(`node.db.vault` held exclusively without waiting, as the rekey holds it): a kill during it
+leaves the mark, and the next open scrubs again (a VACUUM is idempotent). An open that does
+not have the node alone (another process has it open: its reads would keep the log from being
+emptied, and a running node holds it open as long as it runs) or whose scrub fails (a full
+disk) still opens: the scrub stays owed, made by the first open that has the node alone, or by
+the next rekey. Then step 4 (`settle_pending_key`, for a `vault.key.new` it finds): if the key
 check opens under `vault.key`, the transaction never committed and the pending key is removed;
-if it opens under the pending key, the rename is finished. So the node opens with exactly one
-working KEK and every key at each step. A node whose KEK comes from TROTH_VAULT_KEY takes the
-new key from its caller (no file is written: its owner sets the variable afterwards) and is
-re-sealed in steps 2 and 3.
+if it opens under the pending key, the rename is finished. So an open that scrubs renames only
+after the scrub, as the rekey; one that cannot scrub renames all the same (decided in review
+47c): the owed scrub is recorded in node.db, not by the key files, and a node left opening
+under `vault.key.new` would have its only working KEK in a file that looks left over. So the
+node opens with exactly one working KEK and every key at each step, and no open that has the
+node alone leaves a page sealed under the old KEK. A node whose KEK comes from TROTH_VAULT_KEY
+takes the new key from its caller (no file is written: its owner sets the variable afterwards)
+and is re-sealed in steps 2 and 3; its mark is all that records the scrub is owed.
 
 The rekey runs alone: not while the node's daemon runs (its node.lock held here, the daemon
 cannot start meanwhile), nor while another process has the node open (every open node holds
@@ -39,13 +51,25 @@ from troth.faults import crash_point
 from troth.node.config import NodeConfig
 from troth.node.home import read_private_file, sync_dir, troth_home, write_private_file
 from troth.storage import SqliteDatabase, SqliteKeyStore
+from troth.storage.peers import PeerLock
 from troth.vault.software import KEK_SIZE, SoftwareVault, kek_opens_check
 
-__all__ = ["PENDING_KEY_FILE", "RekeyResult", "rekey_vault", "settle_pending_key"]
+__all__ = [
+    "PENDING_KEY_FILE",
+    "SCRUB_MARK",
+    "RekeyResult",
+    "rekey_vault",
+    "settle_pending_key",
+    "settle_rekey",
+]
 
 PENDING_KEY_FILE: Final = "vault.key.new"
 """The new KEK while a rekey switches over (beside `vault.key`)."""
 _KEY_FILE: Final = "vault.key"
+SCRUB_MARK: Final = "rekey_scrub"
+"""The `vault_meta` row a rekey commits with its re-sealed rows and deletes once node.db is
+scrubbed: while it is there, the scrub is owed (and every open that has the node alone makes
+it)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,8 @@ def _switch(
         db.execute("PRAGMA secure_delete = ON")  # pages the rewrite frees are zeroed
         with db.transaction():
             count = vault.rekey(kek)
+            # committed with the rows: whatever cuts the rekey short, an open finishes it
+            SqliteKeyStore(db).put_vault_meta(SCRUB_MARK, b"\x01")
             crash_point("vault.rekey.before-commit")
     except BaseException:
         if file_source:
@@ -141,7 +167,6 @@ def _switch(
         raise
     crash_point("vault.rekey.after-commit")
     _scrub(db)
-    crash_point("vault.rekey.after-vacuum")
     if file_source:
         os.replace(pending, path / _KEY_FILE)
         sync_dir(path)
@@ -151,10 +176,42 @@ def _switch(
 
 def _scrub(db: SqliteDatabase) -> None:
     """Rewrite node.db without the pages the old KEK sealed (freed pages, rows deleted before
-    the rekey) and empty its write-ahead log, which held the rows' older versions."""
+    the rekey) and empty its write-ahead log, which held the rows' older versions; then clear
+    the mark that the scrub is owed (only now: a crash before redoes it, which is harmless).
+    StorageError if it did not succeed (the mark kept)."""
     db.execute("VACUUM")
     if not db.truncate_wal():
         raise StorageError(f"{db.path}: its write-ahead log could not be emptied (busy)")
+    crash_point("vault.rekey.after-vacuum")
+    db.execute("DELETE FROM vault_meta WHERE name = ?", (SCRUB_MARK,))
+    crash_point("vault.rekey.after-scrub")
+
+
+def settle_rekey(config: NodeConfig, path: Path, db: SqliteDatabase, peers: PeerLock) -> None:
+    """Finish what a killed rekey left undone (called by every open of node directory `path`,
+    holding `node.db.vault` shared through `peers`; module docstring): the scrub it owes, if
+    this open has the node alone; then, for a node with `vault.key`, the pending key's switch
+    (`settle_pending_key`), so the rename follows the scrub as in the rekey itself. ConfigError
+    as `settle_pending_key`; none from the scrub (it stays owed)."""
+    # first: the hold on node.db.vault is not kept through a refused attempt to hold it alone
+    # (flock(2) converts a lock in two steps), so a rekey may run meanwhile; nothing read
+    # before it may decide what `settle_pending_key` does after
+    _scrub_owed(db, peers)
+    if config.kek_source == "file":
+        settle_pending_key(path, SqliteKeyStore(db))
+
+
+def _scrub_owed(db: SqliteDatabase, peers: PeerLock) -> None:
+    """The scrub a rekey owes, made if this open holds `node.db.vault` alone. Another process
+    has the node open (its reads would keep the write-ahead log from being emptied, and a
+    running node may hold the node open for days): the open goes on, the scrub stays owed. So
+    does it when the scrub fails (a full disk, a busy database): the open does not need it."""
+    if SqliteKeyStore(db).get_vault_meta(SCRUB_MARK) is None:
+        return
+    with peers.alone() as alone:
+        if alone:
+            with contextlib.suppress(StorageError):
+                _scrub(db)
 
 
 def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
