@@ -1,0 +1,100 @@
+"""Review 47e: BATCH transport frames, held messages and closing channels, as an
+authenticated peer attacks them (docs/protocols.md, "Secure channel", "Batches"). Findings,
+each a strict xfail until fixed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.channels import T, frames_of, make_world
+from tests.test_channel_batch import _pair as open_pair
+from troth.channel import Event, Received, SecureChannel
+from troth.channel.payloads import BATCH_ITEM, HEADER, Kind
+from troth.errors import ChannelFailure
+from troth.node.channel_ends import ChannelEnd
+from troth.routing import Route, RoutedMessage, Router
+
+
+def _pair() -> tuple[SecureChannel, SecureChannel]:
+    return open_pair(make_world())
+
+
+def _end(channel: SecureChannel, delivered: list[bytes], events: list[Event]) -> ChannelEnd:
+    """A node's end of `channel` (no manager): what it delivers and its other events kept."""
+
+    async def deliver(end: ChannelEnd, payload: bytes | memoryview) -> None:
+        delivered.append(bytes(payload))
+
+    def on_event(end: ChannelEnd, event: Event) -> None:
+        events.append(event)
+
+    route: Route = ()
+    return ChannelEnd(
+        channel,
+        route,
+        router=Router(),
+        clock=lambda: T + 1,
+        deliver=deliver,
+        on_event=on_event,
+        max_reply_paths=8,
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="review 47e, close 1: messages before a CLOSE dropped")
+def test_messages_sealed_before_the_peers_close_reach_the_node() -> None:
+    """Close 1: a channel closed locally seals the messages it holds before its CLOSE
+    (docs/protocols.md, "Batches"), and `outgoing()` joins them into one packet. The node's
+    end read that packet (the channel CLOSED once its last frame was read) and then skipped
+    every Received event of it as "closed by an event before it": the peer's last messages
+    (a batch or DATA frames, authenticated, in order, before its CLOSE) were lost whenever
+    they left with the CLOSE, e.g. a one-way notice sent and the channel closed in the same
+    loop iteration."""
+    a, b = _pair()
+    for message in (b"one", b"two", b"three"):
+        a.send(message)
+    a.close(ChannelFailure.NORMAL, "done")
+    (packet,) = a.outgoing()
+    assert len(frames_of([packet])) == 2  # the batch and the CLOSE, one packet
+
+    async def run() -> tuple[list[bytes], list[Event]]:
+        delivered: list[bytes] = []
+        events: list[Event] = []
+        end = _end(b, delivered, events)
+        await end.from_peer(RoutedMessage((), (), packet), None)
+        return delivered, events
+
+    delivered, events = asyncio.run(run())
+    assert b.closed
+    assert delivered == [b"one", b"two", b"three"]
+
+
+@pytest.mark.xfail(strict=True, reason="review 47e, batch 1: messages per frame unbounded")
+def test_a_batch_carries_no_more_messages_than_data_frames_of_its_bytes() -> None:
+    """Batch 1: one BATCH frame held ~21,800 one-byte messages (3 bytes each), where DATA
+    frames of the same bytes hold ~2,000 (33 bytes each: a frame's length, type, nonce, tag
+    and header): a peer sent 11x the messages per byte, each an event, a view (~230 bytes
+    held while its packet is handled: 10 MB for one 128 KiB packet, 1.6 MB as DATA frames)
+    and a routing of its own, past the cost per message that the AEAD and the frame overhead
+    set. A batch now holds at most MAX_BATCH_MESSAGES (the sender seals it there; a receiver
+    closes a channel whose peer sends more, `protocol`)."""
+    from troth.channel import payloads
+
+    limit = payloads.MAX_BATCH_MESSAGES  # type: ignore[attr-defined,unused-ignore]
+    assert 2 <= limit <= 65_535 // 33
+    a, b = _pair()
+    for _ in range(3 * limit + 5):
+        a.send(b"\x01")
+    packets = a.outgoing()
+    assert len(frames_of(packets)) == 4
+    received = [e for p in packets for e in b.receive(p, T + 1) if isinstance(e, Received)]
+    assert len(received) == 3 * limit + 5
+    # a peer that batches more anyway: the channel closes, none of its messages delivered
+    a, b = _pair()
+    body = b"".join(BATCH_ITEM.pack(1) + b"\x01" for _ in range(limit + 1))
+    a._queue(a._seal_data(HEADER.pack(int(Kind.BATCH), len(body)) + body))
+    events = [e for p in a.outgoing() for e in b.receive(p, T + 1)]
+    assert not [e for e in events if isinstance(e, Received)]
+    assert b.closed
+    assert b.close_reason is ChannelFailure.PROTOCOL
