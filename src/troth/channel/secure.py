@@ -60,6 +60,7 @@ from troth.channel.payloads import (
     BATCH_ITEM,
     FRAGMENT,
     HEADER,
+    MAX_BATCH_MESSAGES,
     AuthPayload,
     Kind,
     batch_items,
@@ -310,9 +311,13 @@ class SecureChannel:
                 self._queue(self._seal_data(HEADER.pack(_DATA, 0)))
             else:  # the common case, one frame: held until the packets are taken, then
                 # sealed alone (DATA) or with the others held beside it (BATCH)
-                if self._pending and self._pending_size + 2 * BATCH_ITEM.size + size > capacity:
-                    self._seal_pending()
                 pending = self._pending
+                if pending and (
+                    self._pending_size + 2 * BATCH_ITEM.size + size > capacity
+                    or len(pending) == MAX_BATCH_MESSAGES  # (review 47e, batch 1)
+                ):
+                    self._seal_pending()
+                    pending = self._pending
                 pending.append(payload if type(payload) is bytes else bytes(payload))
                 if len(pending) == 1:
                     self._pending_size = HEADER.size + size
