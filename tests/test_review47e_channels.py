@@ -8,7 +8,7 @@ import asyncio
 
 from tests.support.channels import T, frames_of, make_world
 from tests.test_channel_batch import _pair as open_pair
-from troth.channel import Event, Received, SecureChannel
+from troth.channel import Established, Event, Received, SecureChannel
 from troth.channel.payloads import BATCH_ITEM, HEADER, MAX_BATCH_MESSAGES, Kind
 from troth.errors import ChannelFailure
 from troth.node.channel_ends import ChannelEnd
@@ -98,3 +98,33 @@ def test_a_batch_carries_no_more_messages_than_data_frames_of_its_bytes() -> Non
     assert not [e for e in events if isinstance(e, Received)]
     assert b.closed
     assert b.close_reason is ChannelFailure.PROTOCOL
+
+
+def test_messages_after_the_node_closes_the_end_are_still_not_delivered() -> None:
+    """The other side of close 1: an end the node closes while a packet is handled (a limit
+    passed on an event before its messages: the manager forgets it) delivers none of the rest
+    of that packet, whether or not the packet had closed the channel too."""
+
+    async def run(close_in_packet: bool) -> list[bytes]:
+        a, b = _pair()
+        delivered: list[bytes] = []
+        end = _end(b, delivered, [])
+
+        def refuse(end: ChannelEnd, event: Event) -> None:  # the manager, a limit passed
+            if isinstance(event, Established):
+                end.channel.close(ChannelFailure.PEER_NOT_ALLOWED)
+                end.forgotten = True
+
+        end._on_event = refuse
+        assert b.peer is not None
+        a.send(b"one")
+        a.send(b"two")
+        if close_in_packet:
+            a.close()
+        events: list[Event] = [Established(b.peer, b.handshake_hash)]
+        events += [e for p in a.outgoing() for e in b.receive(p, T + 1)]
+        await end.handle(events)
+        return delivered
+
+    assert asyncio.run(run(False)) == []
+    assert asyncio.run(run(True)) == []

@@ -236,3 +236,29 @@ def test_what_a_channel_end_holds_toward_a_slow_reader_is_bounded() -> None:
         await asyncio.gather(*tasks)
 
     asyncio.run(run())
+
+
+def test_a_batch_before_the_responders_accepted_closes_the_initiator() -> None:
+    """A responder that sends a BATCH before its ACCEPTED (the initiator not yet admitted):
+    a protocol violation, as a DATA frame there is; none of its messages is delivered."""
+    world = make_world()
+    a = SecureChannel.initiate(
+        me=world.alice.me((world.credential(world.alice),)), trust=world.trust()
+    )
+    b = SecureChannel(
+        initiator=False, me=world.bob.me((world.credential(world.bob),)), trust=world.trust()
+    )
+    for p in a.outgoing():  # message 1
+        b.receive(p, T + 1)
+    for p in b.outgoing():  # message 2
+        a.receive(p, T + 1)
+    for p in a.outgoing():  # message 3: b queues its ACCEPTED
+        b.receive(p, T + 1)
+    assert a.state is ChannelState.AWAITING_ACCEPT
+    accepted = b.outgoing()
+    early = _sealed(b, Kind.BATCH, _batch(b"one", b"two"))
+    events = [e for p in early for e in a.receive(p, T + 1)]
+    assert _messages(events) == []
+    assert a.closed
+    assert a.close_reason is ChannelFailure.PROTOCOL
+    assert accepted  # (never delivered: the initiator closed first)
