@@ -15,7 +15,7 @@ from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
 from tests.test_review44d_relays import until
 from troth.channel import ChannelSettings, Received, SecureChannel
 from troth.channel.noise import MAX_MESSAGE
-from troth.channel.payloads import BATCH_ITEM, HEADER, MAX_BATCH_MESSAGES, Kind, unpack
+from troth.channel.payloads import BATCH_ITEM, HEADER, Kind, unpack
 from troth.channel.secure import MAX_PLAINTEXT
 from troth.node.access import MembersOnly
 from troth.node.channel_ends import PROBE_AFTER, PROBE_WAIT
@@ -36,16 +36,16 @@ def _delivered(b: SecureChannel, packets: list[bytes | bytearray]) -> list[bytes
 
 
 def test_a_batch_of_one_byte_messages_is_each_message_on_its_own() -> None:
-    """21,000 one-byte messages; each still arrives as a message of its own (the node routes
-    and decides each, as one of a DATA frame), in order, once: the batch adds no message a
-    DATA stream of the same messages would not carry. (~21,800 fitted one frame; a batch now
-    holds at most MAX_BATCH_MESSAGES, review 47e, batch 1.)"""
+    """21,000 one-byte messages each arrive as a message of their own (the node routes and
+    decides each, as one of a DATA frame), in order, once. (~21,800 fitted one BATCH frame;
+    a message under MIN_BATCH_MESSAGE bytes now leaves in a DATA frame of its own, review
+    47e, batch 1.)"""
     a, b = _pair()
     sent = [bytes([n % 251 + 1]) for n in range(21_000)]
     for message in sent:
         a.send(message)
     packets = a.outgoing()
-    assert len(frames_of(packets)) == -(-21_000 // MAX_BATCH_MESSAGES)
+    assert len(frames_of(packets)) == 21_000
     assert _delivered(b, packets) == sent
 
 

@@ -9,7 +9,7 @@ import asyncio
 from tests.support.channels import T, frames_of, make_world
 from tests.test_channel_batch import _pair as open_pair
 from troth.channel import Established, Event, Received, SecureChannel
-from troth.channel.payloads import BATCH_ITEM, HEADER, MAX_BATCH_MESSAGES, Kind
+from troth.channel.payloads import BATCH_ITEM, HEADER, Kind
 from troth.errors import ChannelFailure
 from troth.node.channel_ends import ChannelEnd
 from troth.routing import Route, RoutedMessage, Router
@@ -52,7 +52,8 @@ def test_messages_sealed_before_the_peers_close_reach_the_node() -> None:
     Was a strict xfail until `ChannelEnd.handle` skipped only what follows the node's own
     closing of the end (a limit passed: the manager forgot it)."""
     a, b = _pair()
-    for message in (b"one", b"two", b"three"):
+    sent = [b"%s, a message as long as a routed one" % w for w in (b"one", b"two", b"three")]
+    for message in sent:
         a.send(message)
     a.close(ChannelFailure.NORMAL, "done")
     (packet,) = a.outgoing()
@@ -67,32 +68,32 @@ def test_messages_sealed_before_the_peers_close_reach_the_node() -> None:
 
     delivered, events = asyncio.run(run())
     assert b.closed
-    assert delivered == [b"one", b"two", b"three"]
+    assert delivered == sent
     assert [type(e).__name__ for e in events] == ["Closed"]  # handed on after them
 
 
 def test_a_batch_carries_no_more_messages_than_data_frames_of_its_bytes() -> None:
-    """Batch 1: one BATCH frame held ~21,800 one-byte messages (3 bytes each), where DATA
-    frames of the same bytes hold ~2,000 (33 bytes each: a frame's length, type, nonce, tag
-    and header): a peer sent 11x the messages per byte, each an event, a view (~230 bytes
-    held while its packet is handled: 10 MB for one 128 KiB packet, 1.6 MB as DATA frames)
-    and a routing of its own, past the cost per message that the AEAD and the frame overhead
-    set. A batch now holds at most MAX_BATCH_MESSAGES (the sender seals it there; a receiver
-    closes a channel whose peer sends more, `protocol`).
+    """Batch 1: a BATCH member cost its length (2 bytes) and its bytes, where the smallest
+    DATA frame costs 33 (frame length, type, nonce, tag, header, one byte): one-byte members
+    made ~40,000 messages out of one 124 KiB packet (3,760 as DATA frames), each an event, a
+    view (10 MB held while the packet is handled, 1.6 MB as DATA frames) and a routing of its
+    own, past the cost per message that the frame overhead and the AEAD set. A member is now
+    at least MIN_BATCH_MESSAGE (31) bytes: a smaller message leaves in a DATA frame of its
+    own, and a receiver closes a channel whose peer batches one (`protocol`). (A first fix
+    capped the members per frame, which bounded nothing per byte: a packet holds many
+    frames.)
 
-    Was a strict xfail until `batch_items` and `SecureChannel.send` kept to it."""
-    limit = MAX_BATCH_MESSAGES
-    assert 2 <= limit <= 65_535 // 33
+    Was a strict xfail until `SecureChannel.send` and `batch_items` kept to it."""
     a, b = _pair()
-    for _ in range(3 * limit + 5):
-        a.send(b"\x01")
+    for n in range(40_000):
+        a.send(bytes([n % 251 + 1]) * (1 + n % 40))  # 1 to 40 bytes
     packets = a.outgoing()
-    assert len(frames_of(packets)) == 4
     received = [e for p in packets for e in b.receive(p, T + 1) if isinstance(e, Received)]
-    assert len(received) == 3 * limit + 5
-    # a peer that batches more anyway: the channel closes, none of its messages delivered
+    assert len(received) == 40_000
+    assert len(received) * 33 <= sum(map(len, packets))  # no more than DATA frames would
+    # a peer that batches small messages anyway: the channel closes, none delivered
     a, b = _pair()
-    body = b"".join(BATCH_ITEM.pack(1) + b"\x01" for _ in range(limit + 1))
+    body = b"".join(BATCH_ITEM.pack(1) + b"\x01" for _ in range(1000))
     a._queue(a._seal_data(HEADER.pack(int(Kind.BATCH), len(body)) + body))
     events = [e for p in a.outgoing() for e in b.receive(p, T + 1)]
     assert not [e for e in events if isinstance(e, Received)]

@@ -26,6 +26,8 @@ from troth.node.channel_ends import COALESCE_LIMIT, PROBE_AFTER, PROBE_WAIT, Cha
 from troth.routing import Address, RoutedMessage, Router, Source
 
 HOP = Address("worker", "review47e-hop")
+ONE = b"1" * 31  # MIN_BATCH_MESSAGE bytes
+TWO = b"2" * 40
 
 
 def _pair() -> tuple[SecureChannel, SecureChannel]:
@@ -50,10 +52,11 @@ def _sealed(a: SecureChannel, kind: Kind, body: bytes) -> list[bytes | bytearray
 @pytest.mark.parametrize(
     "body",
     [
-        _batch(b"alone"),  # one message: a DATA frame's
-        BATCH_ITEM.pack(0) + _batch(b"one", b"two"),  # an empty member
-        _batch(b"one") + BATCH_ITEM.pack(60_000) + b"two",  # a length past the frame
-        _batch(b"one", b"two") + b"\x00",  # half a member header
+        _batch(ONE),  # one message: a DATA frame's
+        BATCH_ITEM.pack(0) + _batch(ONE, TWO),  # an empty member
+        _batch(ONE, b"x" * 30, TWO),  # a member under MIN_BATCH_MESSAGE (review 47e, batch 1)
+        _batch(ONE) + BATCH_ITEM.pack(60_000) + TWO,  # a length past the frame
+        _batch(ONE, TWO) + b"\x00",  # half a member header
     ],
 )
 def test_a_malformed_authenticated_batch_closes_and_delivers_none_of_it(body: bytes) -> None:
@@ -76,13 +79,13 @@ def test_batch_members_are_application_messages_whatever_bytes_they_hold() -> No
     reassembled (a member cannot reach the reassembly budget), no replay-window entry is
     taken beyond the batch's own nonce."""
     a, b = _pair()
-    inner = pack(Kind.BATCH, (_batch(b"x", b"y"),), 0)
-    members = [
+    inner = pack(Kind.BATCH, (_batch(b"x" * 31, b"y" * 31),), 0)
+    members = [  # (each padded past MIN_BATCH_MESSAGE, as a padded channel's frames are)
         inner,
-        pack(Kind.PING, (), 0),
-        pack(Kind.PONG, (), 0),
-        pack(Kind.CLOSE, (bytes((int(ChannelFailure.NORMAL),)), b"bye"), 0),
-        pack(Kind.ACCEPTED, (), 0),
+        pack(Kind.PING, (), 32),
+        pack(Kind.PONG, (), 32),
+        pack(Kind.CLOSE, (bytes((int(ChannelFailure.NORMAL),)), b"bye"), 32),
+        pack(Kind.ACCEPTED, (), 32),
         pack(Kind.FRAGMENT, (FRAGMENT.pack(0, 1 << 20, 0), b"z" * 100), 0),
         b"\x00\x21\x01" + bytes(32),  # a message 1's packet
     ]
@@ -256,7 +259,7 @@ def test_a_batch_before_the_responders_accepted_closes_the_initiator() -> None:
         b.receive(p, T + 1)
     assert a.state is ChannelState.AWAITING_ACCEPT
     accepted = b.outgoing()
-    early = _sealed(b, Kind.BATCH, _batch(b"one", b"two"))
+    early = _sealed(b, Kind.BATCH, _batch(ONE, TWO))
     events = [e for p in early for e in a.receive(p, T + 1)]
     assert _messages(events) == []
     assert a.closed
