@@ -13,7 +13,7 @@ import pytest
 from tests.support.channels import T, World, dropped, frames_of, make_world, pump
 from troth.channel import ChannelSettings, ChannelState, Received, SecureChannel
 from troth.channel.noise import CipherState
-from troth.channel.payloads import BATCH_ITEM, HEADER, Kind, batch_items, unpack
+from troth.channel.payloads import BATCH_ITEM, HEADER, MIN_BATCH_MESSAGE, Kind, batch_items, unpack
 from troth.crypto import AeadAlgorithm
 from troth.errors import ChannelError, ChannelFailure
 
@@ -42,12 +42,13 @@ def _received(events: Sequence[object]) -> list[bytes]:
 
 def test_messages_taken_together_leave_as_one_batch_frame_and_arrive_in_order() -> None:
     a, b = _pair(make_world())
-    for n in range(5):
-        a.send(b"message %d" % n)
+    sent = [b"message %d, as long as a routed message is" % n for n in range(5)]
+    for message in sent:
+        a.send(message)
     packets = a.outgoing()
     assert len(frames_of(packets)) == 1  # one frame, one nonce
     events = [e for p in packets for e in b.receive(p, T + 1)]
-    assert _received(events) == [b"message %d" % n for n in range(5)]
+    assert _received(events) == sent
     # replayed, the whole batch is refused: no message of it is delivered twice
     replayed = [e for p in packets for e in b.receive(p, T + 1)]
     assert _received(replayed) == []
@@ -105,6 +106,9 @@ def test_padded_channels_do_not_batch() -> None:
     assert _received([e for p in packets for e in b.receive(p, T + 1)]) == [b"m0", b"m1", b"m2"]
 
 
+ONE, TWO = b"1" * 31, b"2" * 31  # MIN_BATCH_MESSAGE bytes each
+
+
 def _body(*items: bytes) -> memoryview:
     return memoryview(b"".join(items))
 
@@ -113,10 +117,11 @@ def _body(*items: bytes) -> memoryview:
     "body",
     [
         b"",
-        BATCH_ITEM.pack(3) + b"one",  # one message: a DATA frame's
-        BATCH_ITEM.pack(3) + b"one" + BATCH_ITEM.pack(0),  # an empty item
-        BATCH_ITEM.pack(3) + b"one" + BATCH_ITEM.pack(4) + b"two",  # past the end
-        BATCH_ITEM.pack(3) + b"one" + BATCH_ITEM.pack(3) + b"two" + b"\x00",  # a cut header
+        BATCH_ITEM.pack(31) + ONE,  # one message: a DATA frame's
+        BATCH_ITEM.pack(31) + ONE + BATCH_ITEM.pack(0),  # an empty item
+        BATCH_ITEM.pack(31) + ONE + BATCH_ITEM.pack(3) + b"two",  # under MIN_BATCH_MESSAGE
+        BATCH_ITEM.pack(31) + ONE + BATCH_ITEM.pack(32) + TWO,  # past the end
+        BATCH_ITEM.pack(31) + ONE + BATCH_ITEM.pack(31) + TWO + b"\x00",  # a cut header
     ],
 )
 def test_malformed_batches_are_refused(body: bytes) -> None:
@@ -126,8 +131,9 @@ def test_malformed_batches_are_refused(body: bytes) -> None:
 
 
 def test_batch_items_are_views_of_the_body() -> None:
-    body = _body(BATCH_ITEM.pack(3), b"one", BATCH_ITEM.pack(3), b"two")
-    assert [bytes(m) for m in batch_items(body)] == [b"one", b"two"]
+    one, two = b"1" * MIN_BATCH_MESSAGE, b"2" * (MIN_BATCH_MESSAGE + 1)
+    body = _body(BATCH_ITEM.pack(len(one)), one, BATCH_ITEM.pack(len(two)), two)
+    assert [bytes(m) for m in batch_items(body)] == [one, two]
     plain = HEADER.pack(int(Kind.BATCH), len(body)) + bytes(body)
     kind, inner = unpack(plain)
     assert kind is Kind.BATCH

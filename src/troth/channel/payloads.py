@@ -8,8 +8,8 @@ Transport plaintext (after the handshake): kind (1 byte) || body length (4, big-
 || zero padding. Kinds: 0 data, 1 fragment (message id 8 || total 4 || offset 4 || chunk),
 2 credentials (CBOR [chain, ...]), 3 close (code 1 || UTF-8 detail), 4 accepted (empty),
 5 ping (empty: answer with a pong), 6 pong (empty) — the keepalive (secure.py, `keepalive`),
-7 batch (two or more messages, each length 2 || message, none empty: the one-frame messages
-held when the packets are taken, sealed as one frame).
+7 batch (two or more messages, each length 2 || message, each at least MIN_BATCH_MESSAGE bytes:
+the one-frame messages held when the packets are taken, sealed as one frame).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from troth.errors import ChannelError, ChannelFailure, DecodeError
 
 __all__ = [
     "MAX_AUTH_PAYLOAD",
+    "MIN_BATCH_MESSAGE",
     "AuthPayload",
     "Kind",
     "batch_items",
@@ -38,6 +39,14 @@ VERSION: Final = 1
 HEADER: Final = struct.Struct(">BI")
 FRAGMENT: Final = struct.Struct(">QII")
 BATCH_ITEM: Final = struct.Struct(">H")
+MIN_BATCH_MESSAGE: Final = 31
+"""Fewest bytes of a message in a BATCH frame (docs/formats.md, "Secure channel"): a member (its
+2-byte length and its bytes) then costs the wire at least what the smallest DATA frame does (33
+bytes: frame length 2, type 1, nonce 8, tag 16, header 5, one byte), so a peer gets no more
+messages, events and routings per byte received out of batches than out of DATA frames (review
+47e, batch 1: one-byte members, 3 bytes each, made 40,000 messages and 10 MB of events out of
+one 124 KiB packet). A smaller message leaves in a DATA frame of its own. (To move to
+troth.limits.)"""
 MAX_AUTH_PAYLOAD: Final = limits.MAX_CHANNEL_FRAME - 96
 """Largest auth payload a handshake message carries: Noise XX message 2 holds it beside an
 ephemeral key (32 bytes), the encrypted static key (32 + a 16-byte tag) and its own tag (16),
@@ -138,8 +147,8 @@ def unpack(plain: bytes) -> tuple[Kind, memoryview]:
 
 def batch_items(body: memoryview) -> list[memoryview]:
     """The messages of a BATCH frame's body (views of it): two or more, each a 2-byte length
-    and that many bytes (at least one), tiling the body exactly (ChannelError PROTOCOL if
-    not)."""
+    and that many bytes (at least MIN_BATCH_MESSAGE), tiling the body exactly (ChannelError
+    PROTOCOL if not)."""
     items: list[memoryview] = []
     at, end = 0, len(body)
     item = BATCH_ITEM.size
@@ -148,8 +157,11 @@ def batch_items(body: memoryview) -> list[memoryview]:
             raise ChannelError(ChannelFailure.PROTOCOL, "a batch item header past the end")
         (length,) = BATCH_ITEM.unpack_from(body, at)
         at += item
-        if not length or length > end - at:
-            raise ChannelError(ChannelFailure.PROTOCOL, "a batch item empty or past the end")
+        if length < MIN_BATCH_MESSAGE or length > end - at:
+            raise ChannelError(
+                ChannelFailure.PROTOCOL,
+                f"a batch item under {MIN_BATCH_MESSAGE} bytes or past the end",
+            )
         items.append(body[at : at + length])
         at += length
     if len(items) < 2:

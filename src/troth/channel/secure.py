@@ -60,6 +60,7 @@ from troth.channel.payloads import (
     BATCH_ITEM,
     FRAGMENT,
     HEADER,
+    MIN_BATCH_MESSAGE,
     AuthPayload,
     Kind,
     batch_items,
@@ -306,8 +307,9 @@ class SecureChannel:
         if size <= chunk:
             if padding > 1:
                 self._emit([(Kind.DATA, (payload,))])
-            elif not size:  # (a batch item is never empty)
-                self._queue(self._seal_data(HEADER.pack(_DATA, 0)))
+            elif size < MIN_BATCH_MESSAGE:  # a DATA frame of its own: a batch item costs the
+                # wire at least what one does (review 47e, batch 1)
+                self._queue(self._seal_data(HEADER.pack(_DATA, size) + payload))
             else:  # the common case, one frame: held until the packets are taken, then
                 # sealed alone (DATA) or with the others held beside it (BATCH)
                 if self._pending and self._pending_size + 2 * BATCH_ITEM.size + size > capacity:
@@ -678,6 +680,10 @@ class SecureChannel:
         # `outgoing()` raising "no transport keys" (review 46g, batches 1)
         self._pending = []
         self._pending_size = 0
+        if by_peer:  # and what was sealed, not yet taken: the peer reads no more (a message
+            # under MIN_BATCH_MESSAGE is sealed at once, review 47e, batch 1)
+            self._outgoing = []
+            self._queued = 0
         return Closed(reason, detail, by_peer)
 
 

@@ -104,6 +104,9 @@ class ChannelEnd(AllowSetSource):
         self._unanswered: tuple[int, float] | None = None  # an initiator's first message
         # sent since its last authenticated frame: (`channel.authenticated` then, loop time)
         self._probed: tuple[int, float] | None = None  # the probe PING sent for it, likewise
+        self.forgotten = False
+        """Whether the manager forgot this end (closed, failed or expired): the messages of a
+        packet still being handled are not delivered (`handle`)."""
         self.handshake_timer: asyncio.TimerHandle | None = None
         """A responder's handshake timeout (the manager cancels it when it forgets the end,
         so a timer never holds an end that is gone: review 34e, handshakes 1)."""
@@ -293,9 +296,15 @@ class ChannelEnd(AllowSetSource):
     async def handle(self, events: list[Event]) -> None:
         """Hand the channel's events to the manager: Received messages to deliver, the others
         to take effect."""
+        # A channel the packet itself closed (its peer's CLOSE, a violation after these
+        # messages) still delivers the messages authenticated before that frame: a channel
+        # closed locally seals what it holds before its CLOSE, one packet with it (review
+        # 47e, close 1). One the node closes while they are handled (a limit passed on an
+        # event before them; the end forgotten) delivers none of the rest.
+        closed = self.channel.closed
         for event in events:
             if isinstance(event, Received):
-                if self.channel.closed:  # closed by an event before it (a limit passed)
+                if self.forgotten or (self.channel.closed and not closed):
                     continue
                 self.messages_in += 1
                 await self._deliver(self, event.payload)

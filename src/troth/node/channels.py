@@ -397,6 +397,7 @@ class ChannelManager:
         self._forget(end)
 
     def _forget(self, end: ChannelEnd) -> None:
+        end.forgotten = True  # the messages of a packet it is handling go with it
         if end.handshake_timer is not None:  # it held the end for the rest of its 10 s
             end.handshake_timer.cancel()  # (review 34e, handshakes 1)
             end.handshake_timer = None

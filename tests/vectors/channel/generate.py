@@ -27,7 +27,8 @@ from troth.crypto import AeadAlgorithm
 
 KEY = bytes(range(32))
 NONCE = 7
-BATCH_MESSAGES = (b"first message", b"second")
+BATCH_MESSAGES = (b"the first message of this batch", b"the second message, a little longer")
+"""Each at least MIN_BATCH_MESSAGE (31) bytes (review 47e, batch 1)."""
 
 
 def sealed(algorithm: AeadAlgorithm, plaintext: bytes) -> bytes:
