@@ -9,8 +9,9 @@ allowed call goes to the upstream re-encoded from the dict judged. So:
 1. Numbers: `1e2`, `100.0`, `-0.0`, NaN, ±Infinity (the SDK's parser takes them), integers
    past I-JSON or past i64, a string, a boolean or null where the schema says integer are
    denied before the upstream; `-0` is the integer 0, judged and forwarded as 0.
-2. Strings: `\\u` escapes (in values and argument names), NUL, a surrogate pair are decoded
-   once: the upstream gets the string judged; a lone surrogate is not a message.
+2. Strings: `\\u` escapes (in values and argument names), an escaped backslash before
+   `u0000` (text, not a NUL: a NUL is denied, test_review47g_gates), a surrogate pair are
+   decoded once: the upstream gets the string judged; a lone surrogate is not a message.
 3. Tool names that differ from an allowed one by case, a space, a NUL, a zero-width or a
    fullwidth character are undeclared; `\\u0072efund` is `refund`, judged as it.
 4. Arguments: an extra one, a missing one, none, null, Cedar's JSON escapes (`__entity`,
@@ -170,13 +171,13 @@ def test_escaped_strings_are_decoded_once_and_forwarded_as_judged() -> None:
     lines = [
         _call(1, "lookup_order", '{"order_id":"\\u006f1"}'),
         _call(2, "lookup_order", '{"order\\u005fid":"o2"}'),
-        _call(3, "lookup_order", '{"order_id":"o\\u00003"}'),
+        _call(3, "lookup_order", '{"order_id":"o\\\\u00003"}'),
         _call(4, "lookup_order", '{"order_id":"\\ud83d\\ude00"}'),
     ]
     answers, calls, recorder = _exchange(lines, 4)
     assert all(a["result"]["isError"] is False for a in answers)
     forwarded = sorted(args["order_id"] for _, args in calls if args is not None)
-    assert forwarded == sorted(["o1", "o2", "o\x003", "\U0001f600"])
+    assert forwarded == sorted(["o1", "o2", "o\\u00003", "\U0001f600"])
     assert sorted([(t, a) for t, a, _ in _judged(recorder)], key=repr) == sorted(calls, key=repr)
 
 
