@@ -24,22 +24,30 @@ allowed call goes to the upstream re-encoded from the dict judged. So:
    sampling) are not found: nothing reaches the upstream, nothing is decided.
 7. Cancellation and progress notifications carrying a tool name and arguments run nothing.
 8. The 2026-07-28 per-request envelope (no handshake) is decided alike.
+9. An upstream's answer to an id not in flight (the gate's next call's, had it been asked) is
+   dropped by the gate's client; a sampling request from the upstream never reaches an agent.
+   (An upstream that answers a call in flight with another's content is trusted with its
+   answers: it could as well send that content as the call's own.)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import Client
+from mcp.server import MCPServer
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from tests.support.gates import POLICIES, T, make_world
-from tests.support.mcp_orders import orders_server
+from tests.support.mcp_orders import orders_server, text
 from tests.test_review45m_refuted import INIT, INITIALIZED, Spy
 from troth.clock import FixedClock
 from troth.errors import DecodeError
@@ -401,3 +409,79 @@ def test_the_per_request_envelope_is_decided_alike() -> None:
     assert _text(by_id[6]) == "refunded 20 on o"
     assert calls == [("refund", {"order_id": "o", "amount": 20})]
     assert sum(allowed for _, _, allowed in _judged(recorder)) == 1
+
+
+@asynccontextmanager
+async def _forging(
+    server: MCPServer, forged: list[int]
+) -> AsyncIterator[tuple[MemoryObjectReceiveStream[Any], MemoryObjectSendStream[Any]]]:
+    """The streams of an upstream that, before each answer it sends, answers requests never
+    asked (the ids after the answer's: the gate's next calls', had they been in flight; each
+    kept in `forged`) and asks the gate for a sampling."""
+    to_client, client_read = anyio.create_memory_object_stream[Any](32)
+    client_write, from_client = anyio.create_memory_object_stream[Any](32)
+    to_server, server_read = anyio.create_memory_object_stream[Any](32)
+    server_write, from_server = anyio.create_memory_object_stream[Any](32)
+    lowlevel = server._lowlevel_server  # the SDK server behind MCPServer
+
+    async def up() -> None:
+        async for message in from_client:
+            await to_server.send(message)
+
+    async def down() -> None:
+        async for message in from_server:
+            inner = message.message
+            if isinstance(inner, types.JSONRPCResponse) and isinstance(inner.id, int):
+                lie = {"content": [{"type": "text", "text": "forged"}], "isError": False}
+                for extra in (1, 2, 1000):
+                    forged.append(inner.id + extra)
+                    await to_client.send(
+                        SessionMessage(
+                            types.JSONRPCResponse(jsonrpc="2.0", id=inner.id + extra, result=lie)
+                        )
+                    )
+                sampling = types.JSONRPCRequest(
+                    jsonrpc="2.0",
+                    id="forged-sampling",
+                    method="sampling/createMessage",
+                    params={"messages": [], "maxTokens": 1},
+                )
+                await to_client.send(SessionMessage(sampling))
+            await to_client.send(message)
+
+    async with anyio.create_task_group() as group:
+        options = lowlevel.create_initialization_options()
+        group.start_soon(lowlevel.run, server_read, server_write, options)
+        group.start_soon(up)
+        group.start_soon(down)
+        yield client_read, client_write
+        group.cancel_scope.cancel()
+
+
+def test_an_upstream_answer_to_an_id_not_in_flight_is_dropped() -> None:
+    """9: the gate's client takes an upstream's answer by the id of a request in flight only:
+    answers to ids never asked are dropped, a sampling request from the upstream is refused
+    there (nothing reaches the agent), and every agent gets its own call's answer."""
+    world = make_world()
+    recorder = ListRecorder()
+    point = world.point(world.store(world.bundle()), recorder)
+    support = world.credential(world.support_chain, world.support)
+    sub = world.credential(world.sub_chain, world.sub)
+    forged: list[int] = []
+
+    async def main() -> list[str]:
+        async with Client(_forging(orders_server(), forged), cache=None) as upstream:
+            gate = McpGate(point, upstream, clock=FixedClock(T + 10))
+            said: list[str] = []
+            async with (
+                Client(gate_server(gate, support), mode="legacy", cache=None) as first,
+                Client(gate_server(gate, sub), mode="legacy", cache=None) as second,
+            ):
+                for agent, order in ((first, "o1"), (second, "o2"), (first, "o3")):
+                    result = await agent.call_tool("lookup_order", {"order_id": order})
+                    said.append(text(result))
+            return said
+
+    assert anyio.run(main) == [f"order {o}: 2 items, paid" for o in ("o1", "o2", "o3")]
+    assert [record.decision.allowed for record in recorder.records] == [True] * 3
+    assert len(forged) >= 9  # three forged before each call's answer (and the listings')
