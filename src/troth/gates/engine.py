@@ -49,6 +49,9 @@ DECISIONS_PER_CHAIN: Final = 64
 """Mapped error-free decisions an engine keeps per chain (they repeat call after call)."""
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 _EVALUATION_ERROR: Final = re.compile(r"error while evaluating policy `([^`]*)`")
+_NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
+"""A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
+backslashes: `\\\\u0000` is a backslash, then text)."""
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -297,6 +300,11 @@ class PolicyEngine:
             except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
                 return self._deny(Outcome.ARGUMENTS)
             if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
+                return self._deny(Outcome.ARGUMENTS)
+            # a NUL ends the string a tool hands on as a C string (a path, a command): Cedar
+            # would judge more than it acts on (review 47g, gates 1; docs/policy.md, "Tool
+            # arguments")
+            if "\\u0000" in encoded and _NUL.search(encoded):
                 return self._deny(Outcome.ARGUMENTS)
             context = f'{{"args":{encoded},"now":{int(now)}}}'
         elif isinstance(request, ServiceCall):
