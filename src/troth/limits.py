@@ -541,7 +541,9 @@ MAX_TRACE_DISCLOSURE_BYTES: Final = 256 * 1024
 """Largest disclosed value of one redactable field (its canonical JSON)."""
 MAX_TRACE_DENIED_DISCLOSURE_BYTES: Final = 4096
 """Largest value a gate keeps in clear in the record of a DENIED call (the caller's arguments,
-a made-up tool name): past it, its hash and size, so denied calls cannot fill the log."""
+a made-up tool name): past it, its hash and size, so denied calls cannot fill the log. A
+made-up tool name is kept in clear up to it in any record (a gate's, a span's), so a record's
+values stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES."""
 MAX_TRACE_LINE_BYTES: Final = 2 * 1024 * 1024
 """Largest exported JSONL line or proof bundle a verifier reads (a record, its disclosures,
 proof, checkpoint and the signers' histories)."""
@@ -549,6 +551,32 @@ MAX_TRACE_CHECKPOINT_BYTES: Final = 4096
 """Largest checkpoint note (C2SP signed note) a verifier reads."""
 MAX_TRACE_PROOF_HASHES: Final = 64
 """Most hashes in an inclusion or consistency proof (a tree of 2^63 leaves needs 63)."""
+MAX_TRACE_PROOF_OVERHEAD: Final = (
+    MAX_TRACE_ENVELOPE_BYTES
+    + 64  # "envelope": its exact (ASCII) text, 12 quotes escaped
+    + MAX_TRACE_PAYLOAD_BYTES  # "record": the payload again (canonical: the same bytes)
+    + 4 * 64  # "disclosures": each of the 4 redactable fields' name, salt hex and braces
+    + MAX_TRACE_PROOF_HASHES * 67  # "proof": quoted hex hashes
+    + 2 * MAX_TRACE_CHECKPOINT_BYTES  # "checkpoint": the note, a newline escaped in 2 bytes
+    + 2 * 4 * -(-MAX_IDENTITY_HISTORY_BYTES // 3)  # "signer", "log": histories in base64
+    + 2 * 4 * -(-MAX_ATTESTATION_BYTES // 3)  # and one attestation each (the log's: the key
+    # that signed the checkpoint)
+    + 4 * -(-MAX_CHAIN_BYTES // 3)  # "chain": the chain the record names, in base64
+    + 1024  # member names, index, line breaks, the service response's CBOR frame (~40)
+)
+"""The most a proof bundle (troth.trace.export, `bundle_text`) holds beside its record's
+disclosed values (318,300 bytes): every other part at its limit. The disclosed values are
+written as the canonical JSON committed to (`Disclosure.value`), so they take in a bundle the
+bytes they take in a submission."""
+MAX_TRACE_RECORD_DISCLOSURE_BYTES: Final = MAX_SERVICE_MESSAGE - MAX_TRACE_PROOF_OVERHEAD
+"""Most bytes of one record's disclosed values together (their canonical JSON; 730,276): its
+signer refuses a record over it (`sign_record`), and so does a trace service's collector
+(`verify_envelope`), so the proof bundle of every record a node accepts fits the answer to
+`trace.prove` (MAX_SERVICE_MESSAGE; review 47b, limits 1: a record whose values filled a
+1 MiB submission was appended and could never be proved). Each value is still at most
+MAX_TRACE_DISCLOSURE_BYTES; what discloses whatever it is given (a gate's recorder, the span
+processor) keeps at most two values of that size and a made-up tool name of at most
+MAX_TRACE_DENIED_DISCLOSURE_BYTES in one record, well within it."""
 MAX_TRACE_BATCH: Final = 1024
 """Most records one group commit writes (more wait for the next commit)."""
 MAX_TRACE_SUBMIT_RECORDS: Final = 256
