@@ -39,8 +39,10 @@ from troth.crypto import KeyType
 from troth.encoding import cbor
 from troth.errors import TraceFailure
 from troth.identity import Signer, new_identity, rotate_identity
+from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import Decision, LocalCaller
 from troth.node.services.base import RequestContext
+from troth.node.services.protocol import MAX_REQUEST_ID, encode_request
 from troth.node.services.trace import TraceService
 from troth.trace.batcher import SUBMIT_ROOM, TraceBatcher
 from troth.trace.collect import TraceCollector
@@ -211,3 +213,24 @@ def test_what_discloses_whatever_it_is_given_stays_within_the_record_bound() -> 
     assert most + 1024 <= limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES
     name = "x" * (limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES + 1)
     assert disclosed(name, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES) != name
+
+
+# -- 2. an MCP frame inside its `send` request --------------------------------------------------
+
+
+def test_an_mcp_frame_at_its_limit_fits_the_send_request_that_carries_it() -> None:
+    """Limits 2: a client sends each MCP frame as a service request `send [frame, reply
+    address]` (troth.integrations.mcp.channel). MAX_MCP_FRAME was MAX_SERVICE_MESSAGE itself,
+    so a frame `frames_of` made at the limit (a tools/call of ~1 MiB of arguments) was over
+    the request that carries it: `encode_request` refused it ("a request over the service
+    limit") and the call failed, instead of the frame limit's own JSON-RPC error. Was a strict
+    xfail until MAX_MCP_FRAME left room for the request around it."""
+    session = bytes(16)
+    size = limits.MAX_MCP_FRAME - 40
+    frame = McpFrame(session, b"x" * size).encode()
+    while len(frame) < limits.MAX_MCP_FRAME:  # exactly at the limit
+        size += 1
+        frame = McpFrame(session, b"x" * size).encode()
+    reply = "\U0001f600" * limits.MAX_ADDRESS_TEXT  # the longest reply address
+    request = encode_request(MAX_REQUEST_ID, "send", [frame, reply])
+    assert len(request) <= limits.MAX_SERVICE_MESSAGE

@@ -477,8 +477,13 @@ authority, so a replay of a bundle it already refused for one costs its decoding
 logged again (review 43b, bundles 2); past it, the memory of that authority starts over."""
 
 # -- MCP over secure channels (troth.node.services.mcp) ---------------------------------------
-MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE
-"""Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts."""
+MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE - 2048
+"""Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts: a
+client sends each as a service request `send [frame, reply address]`, whose envelope (~40
+bytes), the frame's byte-string header (5) and a reply address (at most MAX_ADDRESS_TEXT
+characters, 1,027 bytes with its header) it leaves room for within MAX_SERVICE_MESSAGE (review
+47b, limits 2: a frame of MAX_SERVICE_MESSAGE was made and then refused as a request over the
+service limit)."""
 MAX_MCP_SESSIONS: Final = 256
 """MCP sessions one published MCP server holds at once, in total, unless the peer's authority
 holds less than its share (troth.node.shares): at most twice this."""
