@@ -38,12 +38,15 @@ from troth.clock import FixedClock
 from troth.crypto import KeyType
 from troth.encoding import cbor
 from troth.errors import TraceFailure
-from troth.identity import Signer, new_identity, rotate_identity
+from troth.identity import Identifier, Signer, new_identity, rotate_identity
 from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import Decision, LocalCaller
 from troth.node.services.base import RequestContext
 from troth.node.services.protocol import MAX_REQUEST_ID, encode_request
 from troth.node.services.trace import TraceService
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.lease import EndReason, Lease, LeaseHandle, LeaseState
+from troth.secrets.wire import decode_leases
 from troth.trace.batcher import SUBMIT_ROOM, TraceBatcher
 from troth.trace.collect import TraceCollector
 from troth.trace.export import bundle_text, prove, verify_bundle
@@ -234,3 +237,50 @@ def test_an_mcp_frame_at_its_limit_fits_the_send_request_that_carries_it() -> No
     reply = "\U0001f600" * limits.MAX_ADDRESS_TEXT  # the longest reply address
     request = encode_request(MAX_REQUEST_ID, "send", [frame, reply])
     assert len(request) <= limits.MAX_SERVICE_MESSAGE
+
+
+# -- 3. a broker's `list` answer --------------------------------------------------------------
+
+
+def _lease(n: int, scope_text: int) -> Lease:
+    """An ended lease of a secret that offers MAX_LEASE_SCOPES scopes of `scope_text`
+    characters (ASCII scope tokens)."""
+    agent = Identifier(bytes(32))
+    scopes = tuple(f"{i:02d}" + "x" * (scope_text - 2) for i in range(limits.MAX_LEASE_SCOPES))
+    long = 1 << 40
+    return Lease(
+        LeaseHandle(n.to_bytes(16, "big")),
+        agent,
+        "s" * limits.MAX_SECRET_NAME,
+        "http-inject",
+        scopes,
+        bytes(32),
+        agent,
+        long,
+        long,
+        3600,
+        3600,
+        long,
+        LeaseState.REVOKED,
+        long,
+        EndReason.EXPIRED,
+        None,
+    )
+
+
+def test_a_list_of_ended_leases_fits_the_service_answer() -> None:
+    """Limits 3: `list` (ended leases too) answered up to MAX_LEASE_LIST leases, bounded by
+    count only: a member whose secret offers 16 scopes of 48 characters and that took 1,000
+    leases over time was answered 1.3 MB, over MAX_SERVICE_MESSAGE: the node answered "the
+    answer is over the service limit" each time, and the member could never list its leases.
+    The newest that fit are answered (a decoder still reads up to MAX_LEASE_LIST). Was a
+    strict xfail until `BrokerEndpoint` bounded the answer by MAX_LEASE_LIST_BYTES too."""
+    leases = [_lease(n, 48) for n in range(limits.MAX_LEASE_LIST)]
+    broker: Any = types.SimpleNamespace(leases=lambda actor, include_ended: leases)
+    caller = BrokerCaller(Identifier(bytes(32)))
+    answer = BrokerEndpoint(broker).handle("list", {"ended": True}, caller, 1 << 40)
+    frame = cbor.encode(["troth.service.response", 2, MAX_REQUEST_ID, True, answer])
+    assert len(frame) <= limits.MAX_SERVICE_MESSAGE
+    shown = decode_leases(answer)
+    assert 0 < len(shown) < limits.MAX_LEASE_LIST
+    assert shown == leases[: len(shown)]  # the newest first, as the broker gave them

@@ -256,6 +256,12 @@ MAX_LEASE_SCOPES: Final = 16
 """Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
 MAX_LEASE_LIST: Final = 1000
 """Most leases one `list` answer holds (newest first)."""
+MAX_LEASE_LIST_BYTES: Final = MAX_SERVICE_MESSAGE - 4096
+"""Most bytes of the leases one `list` answer holds (their CBOR; the answer's map and the
+service response's frame take the rest of MAX_SERVICE_MESSAGE): the newest that fit. A lease
+takes ~0.5 KB, up to ~4.6 KB with MAX_LEASE_SCOPES scopes of MAX_ATTRIBUTE_TEXT characters:
+MAX_LEASE_LIST of them, bounded by count only, made an answer over the service limit, refused
+each time (review 47b, limits 3)."""
 MAX_LEASE_LIST_ENDED_SCAN: Final = 2 * MAX_LEASE_LIST
 """Ended leases of one account (a member and its delegates) a `list` with ended leases reads:
 the latest-ending ones, of which it answers the caller's. Ended leases are kept (the audit names
