@@ -34,6 +34,7 @@ from tests.support.gates import T
 from tests.support.parties import make_party, signer_as
 from tests.test_review27t_collect import NOW, _always, _collector
 from troth import limits
+from troth.channel.packets import PACKET_LIMIT
 from troth.clock import FixedClock
 from troth.crypto import KeyType
 from troth.encoding import cbor
@@ -44,6 +45,8 @@ from troth.node.access import Decision, LocalCaller
 from troth.node.services.base import RequestContext
 from troth.node.services.protocol import MAX_REQUEST_ID, encode_request
 from troth.node.services.trace import TraceService
+from troth.routing.address import KINDS, Address
+from troth.routing.message import RoutedMessage
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.lease import EndReason, Lease, LeaseHandle, LeaseState
 from troth.secrets.wire import decode_leases
@@ -284,3 +287,28 @@ def test_a_list_of_ended_leases_fits_the_service_answer() -> None:
     shown = decode_leases(answer)
     assert 0 < len(shown) < limits.MAX_LEASE_LIST
     assert shown == leases[: len(shown)]  # the newest first, as the broker gave them
+
+
+# -- 4. a channel packet on the longest route (open: troth.channel.packets) ---------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 47b, limits 4: PACKET_LIMIT leaves 4,096 bytes for a route header of up to "
+    "8,194 (a fix in troth/channel/packets.py, reviewed by another helper)",
+)
+def test_a_full_packet_on_the_longest_route_reaches_the_next_hop() -> None:
+    """Limits 4: a channel fills a packet up to PACKET_LIMIT (MAX_TRANSPORT_FRAME - 4096,
+    "room for the routes") and routes it; a route of MAX_ROUTE_LENGTH hops of MAX_ADDRESS_TEXT
+    characters (`parse_route` takes it) makes a route header of 4,293 bytes (and the router
+    sends headers up to 8,192), so the message is 131,269 bytes, over MAX_TRANSPORT_FRAME:
+    the next hop's decoder refuses it and the channel's full packets never arrive. PACKET_LIMIT
+    = MAX_TRANSPORT_FRAME - 2 - 8192 (the header's length and the largest header the router
+    sends) would leave them room."""
+    kind = max(KINDS, key=len)
+    onward = tuple(
+        Address(kind, f"{n:02d}" + "a" * (limits.MAX_ADDRESS_TEXT - 2))
+        for n in range(limits.MAX_ROUTE_LENGTH)
+    )
+    data = RoutedMessage(onward, (), b"x" * PACKET_LIMIT).encode()
+    assert RoutedMessage.decode(data).onward == onward
