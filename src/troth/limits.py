@@ -3,6 +3,14 @@
 Each bound is far above what an honest peer produces and low enough that a hostile input is
 refused before it costs memory or time. Changing one is a format change: note it in
 docs/formats.md.
+
+The bounds hold end to end: what one side may send, the other accepts, wrapping included.
+Where one thing travels inside another, its bound is derived from the outer one less what
+wraps it: a handshake's chain (MAX_PRESENTED_CHAIN_BYTES, a Noise frame less the rest of the
+auth payload), an MCP frame (MAX_MCP_FRAME, a service message less its `send` request), a
+record's disclosed values (MAX_TRACE_RECORD_DISCLOSURE_BYTES, a service answer less
+MAX_TRACE_PROOF_OVERHEAD: what a proof bundle holds beside them, every part at its limit), a
+broker's lease list (MAX_LEASE_LIST_BYTES). Review 47b, limits 1-4.
 """
 
 from __future__ import annotations
