@@ -13,7 +13,8 @@ from troth.channel.payloads import MAX_AUTH_PAYLOAD, AuthPayload, fitting_chains
 from troth.encoding import cbor
 from troth.errors import TraceFailure
 from troth.trace.dsse import encode_envelope
-from troth.trace.signing import PAYLOAD_TYPE, keyid_of
+from troth.trace.record import PAYLOAD_TYPE
+from troth.trace.signing import keyid_of
 from troth.trace.submit import Submission, SubmittedRecord
 from troth.vault import SoftwareVault
 
