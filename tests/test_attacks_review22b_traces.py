@@ -35,12 +35,16 @@ def _at_the_limit() -> str:
 
 
 def test_an_export_line_of_a_record_at_the_disclosure_limit_verifies(tmp_path: Path) -> None:
-    """A Russian-speaking agent's tool call: arguments, result and inputs, each a text at the
-    disclosure limit (the log takes it). Its JSONL export line and its proof bundle verify."""
+    """A Russian-speaking agent's tool call: arguments and result each a text at the
+    disclosure limit, inputs the rest of what one record discloses (the log takes it; three at
+    the limit are over MAX_TRACE_RECORD_DISCLOSURE_BYTES since review 47b, limits 1). Its
+    JSONL export line and its proof bundle verify."""
     clock = FixedClock(NOW)
     log = open_log(tmp_path / "trace.db", clock)
     value = _at_the_limit()
-    receipt = recorder(log, Held(), clock).record(tool_call(args=value, result=value, inputs=value))
+    rest = "ж" * ((limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES - 2 * len(value.encode()) - 6) // 2)
+    record = tool_call(args=value, result=value, inputs=rest)
+    receipt = recorder(log, Held(), clock).record(record)
     out = io.StringIO()
     export_jsonl(log, out)
     lines = out.getvalue().encode().splitlines()

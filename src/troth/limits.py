@@ -3,6 +3,14 @@
 Each bound is far above what an honest peer produces and low enough that a hostile input is
 refused before it costs memory or time. Changing one is a format change: note it in
 docs/formats.md.
+
+The bounds hold end to end: what one side may send, the other accepts, wrapping included.
+Where one thing travels inside another, its bound is derived from the outer one less what
+wraps it: a handshake's chain (MAX_PRESENTED_CHAIN_BYTES, a Noise frame less the rest of the
+auth payload), an MCP frame (MAX_MCP_FRAME, a service message less its `send` request), a
+record's disclosed values (MAX_TRACE_RECORD_DISCLOSURE_BYTES, a service answer less
+MAX_TRACE_PROOF_OVERHEAD: what a proof bundle holds beside them, every part at its limit), a
+broker's lease list (MAX_LEASE_LIST_BYTES). Review 47b, limits 1-4.
 """
 
 from __future__ import annotations
@@ -256,6 +264,12 @@ MAX_LEASE_SCOPES: Final = 16
 """Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
 MAX_LEASE_LIST: Final = 1000
 """Most leases one `list` answer holds (newest first)."""
+MAX_LEASE_LIST_BYTES: Final = MAX_SERVICE_MESSAGE - 4096
+"""Most bytes of the leases one `list` answer holds (their CBOR; the answer's map and the
+service response's frame take the rest of MAX_SERVICE_MESSAGE): the newest that fit. A lease
+takes ~0.5 KB, up to ~4.6 KB with MAX_LEASE_SCOPES scopes of MAX_ATTRIBUTE_TEXT characters:
+MAX_LEASE_LIST of them, bounded by count only, made an answer over the service limit, refused
+each time (review 47b, limits 3)."""
 MAX_LEASE_LIST_ENDED_SCAN: Final = 2 * MAX_LEASE_LIST
 """Ended leases of one account (a member and its delegates) a `list` with ended leases reads:
 the latest-ending ones, of which it answers the caller's. Ended leases are kept (the audit names
@@ -477,8 +491,13 @@ authority, so a replay of a bundle it already refused for one costs its decoding
 logged again (review 43b, bundles 2); past it, the memory of that authority starts over."""
 
 # -- MCP over secure channels (troth.node.services.mcp) ---------------------------------------
-MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE
-"""Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts."""
+MAX_MCP_FRAME: Final = MAX_SERVICE_MESSAGE - 2048
+"""Largest MCP frame (one JSON-RPC message and its header) either side sends or accepts: a
+client sends each as a service request `send [frame, reply address]`, whose envelope (~40
+bytes), the frame's byte-string header (5) and a reply address (at most MAX_ADDRESS_TEXT
+characters, 1,027 bytes with its header) it leaves room for within MAX_SERVICE_MESSAGE (review
+47b, limits 2: a frame of MAX_SERVICE_MESSAGE was made and then refused as a request over the
+service limit)."""
 MAX_MCP_SESSIONS: Final = 256
 """MCP sessions one published MCP server holds at once, in total, unless the peer's authority
 holds less than its share (troth.node.shares): at most twice this."""
@@ -541,7 +560,9 @@ MAX_TRACE_DISCLOSURE_BYTES: Final = 256 * 1024
 """Largest disclosed value of one redactable field (its canonical JSON)."""
 MAX_TRACE_DENIED_DISCLOSURE_BYTES: Final = 4096
 """Largest value a gate keeps in clear in the record of a DENIED call (the caller's arguments,
-a made-up tool name): past it, its hash and size, so denied calls cannot fill the log."""
+a made-up tool name): past it, its hash and size, so denied calls cannot fill the log. A
+made-up tool name is kept in clear up to it in any record (a gate's, a span's), so a record's
+values stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES."""
 MAX_TRACE_LINE_BYTES: Final = 2 * 1024 * 1024
 """Largest exported JSONL line or proof bundle a verifier reads (a record, its disclosures,
 proof, checkpoint and the signers' histories)."""
@@ -549,6 +570,32 @@ MAX_TRACE_CHECKPOINT_BYTES: Final = 4096
 """Largest checkpoint note (C2SP signed note) a verifier reads."""
 MAX_TRACE_PROOF_HASHES: Final = 64
 """Most hashes in an inclusion or consistency proof (a tree of 2^63 leaves needs 63)."""
+MAX_TRACE_PROOF_OVERHEAD: Final = (
+    MAX_TRACE_ENVELOPE_BYTES
+    + 64  # "envelope": its exact (ASCII) text, 12 quotes escaped
+    + MAX_TRACE_PAYLOAD_BYTES  # "record": the payload again (canonical: the same bytes)
+    + 4 * 64  # "disclosures": each of the 4 redactable fields' name, salt hex and braces
+    + MAX_TRACE_PROOF_HASHES * 67  # "proof": quoted hex hashes
+    + 2 * MAX_TRACE_CHECKPOINT_BYTES  # "checkpoint": the note, a newline escaped in 2 bytes
+    + 2 * 4 * -(-MAX_IDENTITY_HISTORY_BYTES // 3)  # "signer", "log": histories in base64
+    + 2 * 4 * -(-MAX_ATTESTATION_BYTES // 3)  # and one attestation each (the log's: the key
+    # that signed the checkpoint)
+    + 4 * -(-MAX_CHAIN_BYTES // 3)  # "chain": the chain the record names, in base64
+    + 1024  # member names, index, line breaks, the service response's CBOR frame (~40)
+)
+"""The most a proof bundle (troth.trace.export, `bundle_text`) holds beside its record's
+disclosed values (318,300 bytes): every other part at its limit. The disclosed values are
+written as the canonical JSON committed to (`Disclosure.value`), so they take in a bundle the
+bytes they take in a submission."""
+MAX_TRACE_RECORD_DISCLOSURE_BYTES: Final = MAX_SERVICE_MESSAGE - MAX_TRACE_PROOF_OVERHEAD
+"""Most bytes of one record's disclosed values together (their canonical JSON; 730,276): its
+signer refuses a record over it (`sign_record`), and so does a trace service's collector
+(`verify_envelope`), so the proof bundle of every record a node accepts fits the answer to
+`trace.prove` (MAX_SERVICE_MESSAGE; review 47b, limits 1: a record whose values filled a
+1 MiB submission was appended and could never be proved). Each value is still at most
+MAX_TRACE_DISCLOSURE_BYTES; what discloses whatever it is given (a gate's recorder, the span
+processor) keeps at most two values of that size and a made-up tool name of at most
+MAX_TRACE_DENIED_DISCLOSURE_BYTES in one record, well within it."""
 MAX_TRACE_BATCH: Final = 1024
 """Most records one group commit writes (more wait for the next commit)."""
 MAX_TRACE_SUBMIT_RECORDS: Final = 256

@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from troth import limits
 from troth.credentials import VerifiedCredential
 from troth.crypto import sha256
+from troth.encoding import cbor
 from troth.errors import DecodeError, SecretError, SecretFailure
 from troth.identity import Identifier
 from troth.secrets.audit import UNCREDENTIALED
@@ -139,9 +141,19 @@ class BrokerEndpoint:
         return {"lease": encode_lease(lease)}
 
     def _list(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
+        """The caller's leases, newest first: at most MAX_LEASE_LIST, and those that fit
+        MAX_LEASE_LIST_BYTES (a service answer; review 47b, limits 3)."""
         args = ListArgs.from_wire(arguments)
         leases = self.broker.leases(caller.actor(), include_ended=args.ended)
-        return {"leases": [encode_lease(lease) for lease in leases]}
+        shown: list[dict[str, Any]] = []
+        size = 0
+        for lease in leases:
+            item = encode_lease(lease)
+            size += len(cbor.encode(item))
+            if size > limits.MAX_LEASE_LIST_BYTES:
+                break
+            shown.append(item)
+        return {"leases": shown}
 
     def _revoke_identity(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = RevokeIdentityArgs.from_wire(arguments)

@@ -114,8 +114,10 @@ def decision_content(
             else limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES
         )
         values["args"] = disclosed(dict(request.arguments), limit)
-        if tool.name != request.tool:
-            values["inputs"] = {"tool": disclosed(request.tool, limit)}
+        if tool.name != request.tool:  # a made-up name: small in clear, so the record's values
+            # stay within MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
+            made_up = min(limit, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
+            values["inputs"] = {"tool": disclosed(request.tool, made_up)}
     else:
         name = (
             f"service:{request.service}.{request.method}"

@@ -41,12 +41,13 @@ from troth.identity import (
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
+    note_key_id,
     parse_checkpoint,
     verify_checkpoint,
 )
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
-from troth.trace.record import Disclosure, Kind, TraceRecord
+from troth.trace.record import Disclosure, Kind, TraceRecord, disclosure_value
 from troth.trace.record_decode import Holders, check_resolution, id_holders, parent_record
 from troth.trace.signing import (
     KeyEpoch,
@@ -104,9 +105,7 @@ class _Bundler:
             raise TraceError(_F.MISSING_HISTORY, f"the log's own, {log_identity}")
         self.log_part = {
             "history": _b64(log_history),
-            "attestations": [
-                _b64(a) for a in log.attestations_of(log_identity) if _attests(a, log_identity)
-            ],
+            "attestations": [_b64(a) for a in _signing(log, log_identity, checkpoint)],
         }
 
     def _newest(self, agent: Identifier) -> bytes | None:
@@ -180,11 +179,22 @@ class _Bundler:
         return found
 
 
-def _attests(attestation: bytes, identity: Identifier) -> bool:
-    try:
-        return PurposeKeyAttestation.decode(attestation).identifier == identity
-    except DecodeError:
-        return False
+def _signing(log: TraceLog, identity: Identifier, checkpoint: Checkpoint) -> list[bytes]:
+    """The log's attestations of the key(s) whose signature the checkpoint note carries (one
+    each): all it ever kept grew a bundle by one per renewal of its key, without bound (review
+    47b, limits 1: MAX_TRACE_PROOF_OVERHEAD counts one)."""
+    origin = checkpoint.origin
+    signed = {key for name, key, _ in parse_checkpoint(checkpoint.note)[1] if name == origin}
+    found: dict[bytes, bytes] = {}
+    for attestation in log.attestations_of(identity):
+        try:
+            decoded = PurposeKeyAttestation.decode(attestation)
+        except DecodeError:
+            continue
+        key = note_key_id(origin, decoded.key)
+        if decoded.identifier == identity and key in signed:
+            found.setdefault(key, attestation)
+    return list(found.values())
 
 
 def prove(log: TraceLog, record_id: str, agent: Identifier | None = None) -> dict[str, Any]:
@@ -254,18 +264,40 @@ def export_bundles(
 
 def bundle_text(bundle: dict[str, Any], *, lines: bool = False) -> str:
     """A proof bundle as the JSON text written: UTF-8, not `\\u00fc`-style escapes (which make a
-    non-ASCII character up to 6 bytes), each value compact — so a record the log holds at its
-    limits makes a bundle within MAX_TRACE_LINE_BYTES, which verifiers read. An export line is
-    one line; `troth trace prove`'s file (`lines`) puts each top-level field on a line of its
-    own (a few dozen bytes more: indenting the values would put every element of an array
-    disclosure on an indented line, past the bound)."""
+    non-ASCII character up to 6 bytes), each value compact, each disclosed value the canonical
+    JSON committed to (what a verifier recomputes; Python's own number form is longer, `1e-07`
+    for `1e-7`) — so a record at its limits makes a bundle within MAX_TRACE_RECORD_DISCLOSURE_BYTES
+    + MAX_TRACE_PROOF_OVERHEAD, a service answer (review 47b, limits 1), and within
+    MAX_TRACE_LINE_BYTES, which verifiers read. An export line is one line; `troth trace
+    prove`'s file (`lines`) puts each top-level field on a line of its own (a few dozen bytes
+    more: indenting the values would put every element of an array disclosure on an indented
+    line, past the bound)."""
+    fields = [(_compact(key), _value_text(key, value)) for key, value in bundle.items()]
     if not lines:
-        return json.dumps(bundle, separators=(",", ":"), ensure_ascii=False)
-    fields = (
-        f"  {json.dumps(key)}: {json.dumps(value, separators=(',', ':'), ensure_ascii=False)}"
-        for key, value in bundle.items()
-    )
-    return "{\n" + ",\n".join(fields) + "\n}"
+        return "{" + ",".join(f"{key}:{value}" for key, value in fields) + "}"
+    return "{\n" + ",\n".join(f"  {key}: {value}" for key, value in fields) + "\n}"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _value_text(key: str, value: Any) -> str:
+    """A bundle's top-level value as written: the disclosures' values canonical."""
+    if key != "disclosures" or type(value) is not dict:
+        return _compact(value)
+    members = []
+    for name, disclosure in value.items():
+        if type(disclosure) is not dict or set(disclosure) != {"salt", "value"}:
+            members.append(f"{_compact(name)}:{_compact(disclosure)}")
+            continue
+        try:
+            shown = disclosure_value(disclosure["value"]).decode()
+        except (ValueError, RecursionError):  # not one a log holds: as it is
+            shown = _compact(disclosure["value"])
+        salt = _compact(disclosure["salt"])
+        members.append(f'{_compact(name)}:{{"salt":{salt},"value":{shown}}}')
+    return "{" + ",".join(members) + "}"
 
 
 # -- verification -----------------------------------------------------------------------------

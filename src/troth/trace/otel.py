@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
+from troth import limits
 from troth.errors import ConfigError, TraceError, TrothError
 from troth.identity import Identifier
 from troth.trace.log import TraceLog
@@ -377,7 +378,11 @@ def span_content(
         call = _carried(_text(attributes.get(GEN_AI_TOOL_CALL_ID)))
         tool, made_up = _tool_call(name, call)
         if made_up is not None:
-            values["inputs"] = {"tool": disclosed(made_up)}
+            # small in clear: the record's values stay within
+            # MAX_TRACE_RECORD_DISCLOSURE_BYTES (review 47b, limits 1)
+            values["inputs"] = {
+                "tool": disclosed(made_up, limits.MAX_TRACE_DENIED_DISCLOSURE_BYTES)
+            }
         kind = Kind.DENIAL if decision_text == "deny" else Kind.TOOL_INVOCATION
         for key, field in (
             (GEN_AI_TOOL_CALL_ARGUMENTS, "args"),

@@ -274,7 +274,9 @@ def sign_record(
 ) -> VerifiedRecord:
     """Number, date, commit and sign `content` as `signer`'s identity. `epoch` (the signer's
     resolved key, when the caller keeps it) saves resolving the attestation again; `ids`
-    (when content names no id) numbers it in the sequence of ids it keeps."""
+    (when content names no id) numbers it in the sequence of ids it keeps. TraceError
+    OVER_LIMIT when its values together are over MAX_TRACE_RECORD_DISCLOSURE_BYTES (its
+    proof would not fit a service answer: review 47b, limits 1)."""
     epoch = epoch or resolve_key(signer.identity, signer.attestation)
     epoch.check_time(time)
     values = content.values
@@ -282,8 +284,12 @@ def sign_record(
     disclosures: dict[str, Disclosure] = {}
     digests: dict[str, bytes] = {}
     offset = 16
+    total = 0
     for name, value in values.items():
         encoded = disclosure_value(value)
+        total += len(encoded)
+        if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:
+            raise _over_disclosed(content.id)
         # what a collector admits and an export carries (an ASCII string always is)
         if not (type(value) is str and value.isascii()) and not is_canonical_value(encoded):
             raise ValueError(
@@ -418,6 +424,10 @@ def verify_envelope(
     epoch.check_time(record.time)
     check_signature(epoch, payload, signature)
     given = dict(disclosures or {})
+    total = sum(len(disclosure.value) for disclosure in given.values())
+    if total > limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES:  # its proof would be over a service
+        # answer (review 47b, limits 1)
+        raise _over_disclosed(record.id)
     for name, disclosure in given.items():  # as exports carry it (Disclosure.from_json)
         if not is_canonical_value(disclosure.value):
             raise TraceError(
@@ -436,6 +446,15 @@ def verify_envelope(
         given,
         encode_disclosures(given),
         _VERIFIED,
+    )
+
+
+def _over_disclosed(record: str | None) -> TraceError:
+    return TraceError(
+        _F.OVER_LIMIT,
+        f"its disclosed values together are over {limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES} "
+        "bytes (MAX_TRACE_RECORD_DISCLOSURE_BYTES: its proof must fit a service answer)",
+        record=record,
     )
 
 

@@ -199,7 +199,9 @@ class TraceService:
         """The offline proof bundle of one of the caller's records (JSON text, as `troth trace
         prove` writes it: UTF-8, not `\\u` escapes of 6 characters each, which made a
         record's non-ASCII disclosures up to 3 times their size and its proof over the answer
-        limit; review 46a, trace 1)."""
+        limit; review 46a, trace 1). Within the answer limit for every record the collector
+        accepts: its values together are at most MAX_TRACE_RECORD_DISCLOSURE_BYTES, the answer
+        limit less all else a bundle holds (review 47b, limits 1)."""
         try:
             (record_id,) = cbor.expect_array(arguments, "prove arguments [record id]", 1)
             record_id = cbor.expect_text(record_id, "record id")
