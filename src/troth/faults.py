@@ -7,8 +7,9 @@ without it a crash point is one comparison with None.
 
 Crash points sit before and after each commit of a multi-step operation (enrollment on both
 sides, batch creation, identity rotation: review 38c; revocation, tickets, the trace log,
-policy bundles and the node's private files: review 45f; a vault's rekey), so that tests can
-prove what a crash at each step leaves and how it is resumed. Names:
+policy bundles and the node's private files: review 45f; a vault's rekey; a member
+credential's refresh: review 47f), so that tests can prove what a crash at each step leaves
+and how it is resumed. Names:
 `<side>.<operation>.<step>`, e.g. `authority.enroll.after-commit`.
 """
 
@@ -47,6 +48,9 @@ CRASH_POINTS: Final = (
     "trace.redact.after-checkpoint",  # review 46c: the WAL truncated, the redaction's mark kept
     "trace.outbox-redact.before-commit",  # review 46e: a queued record's value redacted
     "trace.outbox-redact.after-commit",  # (node.db's WAL not truncated yet)
+    # review 47f: a member credential's refresh at the authority (issued, the answer lost)
+    "authority.refresh.before-commit",
+    "authority.refresh.after-commit",
     "node.policy-bundle.before-commit",
     "node.policy-bundle.after-commit",
     "node.file.before-rename",

@@ -1,0 +1,114 @@
+"""Review 47f, the node's durable state across crashes and restarts: problems found (each was
+a strict xfail until fixed). Real `troth` processes killed (TROTH_CRASH_AT, exit 137 as a
+SIGKILL would) between two durable effects, then the node reopened."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SoftHsm
+from troth.errors import TrothError
+from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.node import open_node
+from troth.vault import KeyHandle
+
+
+def rotate(*flags: str, crash: str | None = None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash is not None:
+        env[CRASH_ENV] = crash
+    result = subprocess.run(
+        [sys.executable, "-m", "troth.cli.main", "identity", "rotate", "agent", *flags,
+         "--node", "hsm"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )  # fmt: skip
+    code = 0 if crash is None else CRASH_EXIT_CODE
+    assert result.returncode == code, (crash, result.stdout, result.stderr)
+
+
+def test_a_rotation_killed_after_its_commit_leaves_no_retired_key_in_the_token(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
+) -> None:
+    """Review 47f, rotate 1. A PKCS#11 node's rotation retires the old primary key and the
+    purpose keys (the signing key) in the transaction that stores the new history, but their
+    token objects, which no transaction covers, were destroyed after the commit, in memory
+    only: a rotation killed between the two (`identity.rotate.after-commit`) left both in the
+    token for good, still signing (nothing ever looked for them again), although the history
+    says they are retired — after `--compromised`, the very keys the owner meant to be rid
+    of. A software vault's rows go in the transaction (tests/test_review47f_refuted.py).
+
+    Was a strict xfail until the rotation recorded those keys (`retired_keys`) in its
+    transaction and `IdentityService.forget_retired` deleted them after it: the next
+    rotation, or a running node's maintenance round, deletes what a killed one left."""
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        local = node.identities.create(now=now, name="agent")
+        old_primary = local.primary_key
+        signer = node.identities.signer("agent", now=now)
+        old_signing = signer.handle
+        signer.sign(b"before")
+    rotate("--compromised", crash="identity.rotate.after-commit")
+    with open_node("hsm") as node:
+        retired = {old_primary, local.next_key, old_signing}  # --compromised: both keys
+        assert {str(h) for h in retired} <= set(node.identities.store.retired_keys(16))
+        current = node.identities.find("agent")
+        assert KeyHandle.parse(current.primary_key) not in retired  # the rotation committed
+    rotate()  # the next rotation deletes them (a running node: its next maintenance round)
+    with open_node("hsm") as node:
+        for handle in retired:
+            with pytest.raises(TrothError):
+                node.vault.sign(handle, b"after its retirement")
+
+
+def test_a_running_nodes_maintenance_deletes_the_retired_keys_a_killed_rotation_left(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
+) -> None:
+    """What `Upkeep.maintain` runs each round (`forget_retired`) deletes the recorded keys and
+    their records; a key deleted meanwhile by another process counts as deleted; a rotation
+    that completes leaves nothing recorded."""
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        local = node.identities.create(now=now, name="agent")
+        first = local.primary_key
+    rotate(crash="identity.rotate.after-commit")
+    with open_node("hsm") as node:
+        assert node.identities.store.retired_keys(16) == [str(first)]
+        node.vault.sign(first, b"left in the token")
+        node.vault.delete(first)  # (as another process's call would have)
+        assert node.identities.forget_retired() == 1
+        assert node.identities.store.retired_keys(16) == []
+        second = node.identities.find("agent").primary_key
+    rotate(crash="identity.rotate.after-commit")
+    with open_node("hsm") as node:
+        assert node.identities.forget_retired() == 1
+        with pytest.raises(TrothError):
+            node.vault.sign(KeyHandle.parse(second), b"after its retirement")
+        assert node.identities.forget_retired() == 0
+    rotate()
+    with open_node("hsm") as node:
+        assert node.identities.store.retired_keys(16) == []
+
+
+def test_a_software_vault_records_no_retired_key(troth_home: Path) -> None:
+    """A software vault's retired keys are rows deleted in the rotation's transaction: nothing
+    is recorded, nothing left to delete."""
+    from troth.node import init_node
+
+    init_node("hsm")
+    with open_node("hsm") as node:
+        node.identities.create(now=int(time.time()), name="agent")
+    rotate(crash="identity.rotate.after-commit")
+    with open_node("hsm") as node:
+        assert node.identities.store.retired_keys(16) == []
+        assert node.identities.forget_retired() == 0
