@@ -35,39 +35,66 @@ def rotate(*flags: str, crash: str | None = None) -> None:
     assert result.returncode == code, (crash, result.stdout, result.stderr)
 
 
+def hsm_agent(softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch) -> set[KeyHandle]:
+    """Node `hsm` (a PKCS#11 vault) with identity `agent`, its signing key made: the keys a
+    `--compromised` rotation retires (the primary, the committed next, the signing key)."""
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        local = node.identities.create(now=now, name="agent")
+        signer = node.identities.signer("agent", now=now)
+        signer.sign(b"before")
+        return {local.primary_key, local.next_key, signer.handle}
+
+
+def signing(handles: set[KeyHandle]) -> set[KeyHandle]:
+    """Which of `handles` the token still signs with."""
+    left = set()
+    with open_node("hsm") as node:
+        for handle in handles:
+            try:
+                node.vault.sign(handle, b"after its retirement")
+            except TrothError:
+                continue
+            left.add(handle)
+    return left
+
+
 def test_a_rotation_killed_after_its_commit_leaves_no_retired_key_in_the_token(
     softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
 ) -> None:
     """Review 47f, rotate 1. A PKCS#11 node's rotation retires the old primary key and the
     purpose keys (the signing key) in the transaction that stores the new history, but their
     token objects, which no transaction covers, were destroyed after the commit, in memory
-    only: a rotation killed between the two (`identity.rotate.after-commit`) left both in the
-    token for good, still signing (nothing ever looked for them again), although the history
-    says they are retired — after `--compromised`, the very keys the owner meant to be rid
-    of. A software vault's rows go in the transaction (tests/test_review47f_refuted.py).
+    only: a rotation killed between the two (then at `identity.rotate.after-commit`) left
+    them in the token for good, still signing (nothing ever looked for them again), although
+    the history says they are retired — after `--compromised`, the very keys the owner meant
+    to be rid of. A software vault's rows go in the transaction
+    (tests/test_review47f_refuted.py).
 
-    Was a strict xfail until the rotation recorded those keys (`retired_keys`) in its
-    transaction and `IdentityService.forget_retired` deleted them after it: the next
-    rotation, or a running node's maintenance round, deletes what a killed one left."""
-    softhsm.init_node("hsm", monkeypatch)
-    now = int(time.time())
-    with open_node("hsm") as node:
-        local = node.identities.create(now=now, name="agent")
-        old_primary = local.primary_key
-        signer = node.identities.signer("agent", now=now)
-        old_signing = signer.handle
-        signer.sign(b"before")
+    Was a strict xfail (killed at `identity.rotate.after-commit`, the three keys signed after
+    the next rotation) until the rotation recorded those keys (`retired_keys`) in its
+    transaction and deleted them once it committed (`IdentityService.forget_retired`): killed
+    there now, they are gone; killed between the commit and their deletion
+    (`identity.retired-keys.before-delete`), they are recorded, and the next rotation (or a
+    running node's maintenance round) deletes them."""
+    retired = hsm_agent(softhsm, monkeypatch)
     rotate("--compromised", crash="identity.rotate.after-commit")
+    assert signing(retired) == set()
+
     with open_node("hsm") as node:
-        retired = {old_primary, local.next_key, old_signing}  # --compromised: both keys
+        local = node.identities.get("agent", now=int(time.time()))
+        retired = {local.primary_key, local.next_key}
+    rotate("--compromised", crash="identity.retired-keys.before-delete")
+    with open_node("hsm") as node:
         assert {str(h) for h in retired} <= set(node.identities.store.retired_keys(16))
         current = node.identities.find("agent")
         assert KeyHandle.parse(current.primary_key) not in retired  # the rotation committed
+    assert signing(retired) == retired  # left by the kill, recorded
     rotate()  # the next rotation deletes them (a running node: its next maintenance round)
+    assert signing(retired) == set()
     with open_node("hsm") as node:
-        for handle in retired:
-            with pytest.raises(TrothError):
-                node.vault.sign(handle, b"after its retirement")
+        assert node.identities.store.retired_keys(16) == []
 
 
 def test_a_running_nodes_maintenance_deletes_the_retired_keys_a_killed_rotation_left(
@@ -81,7 +108,7 @@ def test_a_running_nodes_maintenance_deletes_the_retired_keys_a_killed_rotation_
     with open_node("hsm") as node:
         local = node.identities.create(now=now, name="agent")
         first = local.primary_key
-    rotate(crash="identity.rotate.after-commit")
+    rotate(crash="identity.retired-keys.before-delete")
     with open_node("hsm") as node:
         assert node.identities.store.retired_keys(16) == [str(first)]
         node.vault.sign(first, b"left in the token")
@@ -89,7 +116,7 @@ def test_a_running_nodes_maintenance_deletes_the_retired_keys_a_killed_rotation_
         assert node.identities.forget_retired() == 1
         assert node.identities.store.retired_keys(16) == []
         second = node.identities.find("agent").primary_key
-    rotate(crash="identity.rotate.after-commit")
+    rotate(crash="identity.retired-keys.before-delete")
     with open_node("hsm") as node:
         assert node.identities.forget_retired() == 1
         with pytest.raises(TrothError):

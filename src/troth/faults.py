@@ -33,6 +33,8 @@ CRASH_POINTS: Final = (
     "identity.create.after-commit",
     "identity.rotate.before-commit",
     "identity.rotate.after-commit",
+    # review 47f: a token's retired keys recorded and committed, not yet deleted from it
+    "identity.retired-keys.before-delete",
     "node.mcp-grantors.before-commit",
     # review 45f: the other operations whose steps span a commit and another effect
     "authority.revoke.before-commit",

@@ -363,8 +363,6 @@ class IdentityService:
         crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)
         self._known.remember_identity(presented)
-        # this rotation's keys outside the store, and any a process killed here left
-        self._forget_retired_after_commit()
         return LocalIdentity(local.name, presented, held.primary, held.next_key)
 
     def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity, rows: int) -> None:
@@ -666,9 +664,7 @@ class IdentityService:
             )
             verified = verify_attestation(local.identity, attestation, purpose=purpose, now=now)
             replaced = [] if record is None else [KeyHandle.parse(record.key_handle)]
-            later = self._retire_keys(replaced)
-        if later:
-            self._forget_retired_after_commit()
+            self._retire_keys(replaced)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
@@ -684,28 +680,32 @@ class IdentityService:
             )
         verified[identity.identifier.digest] = identity
 
-    def _retire_keys(self, handles: list[KeyHandle]) -> list[KeyHandle]:
+    def _retire_keys(self, handles: list[KeyHandle]) -> None:
         """Inside a write transaction: delete the keys of `handles` whose rows live in the
         store (they come back if it rolls back); record the others as retired (`retired_keys`,
-        in the same transaction), to delete after the commit (`forget_retired`). Returns
-        those. Review 47f, rotate 1: they were deleted after the commit from memory only, so
-        a process killed in between left a token's retired keys in it for good, signing."""
+        in the same transaction), deleted once the outermost transaction commits
+        (`forget_retired`; nothing on a rollback). Review 47f, rotate 1: they were deleted
+        after the commit from memory only, so a process killed in between left a token's
+        retired keys in it for good, signing."""
         inside = self._keys_in_store
         self._forget_keys([h for h in handles if h.vault in inside])
-        outside = [h for h in handles if h.vault not in inside]
+        outside = [str(h) for h in handles if h.vault not in inside]
         if outside:
-            self.store.add_retired_keys([str(h) for h in outside])
-        return outside
+            self.store.add_retired_keys(outside)
+            self.store.after_commit(self._forget_retired_after_commit)
 
     def forget_retired(self, limit: int = RETIRED_KEYS_PER_CALL) -> int:
         """Delete from the vault up to `limit` keys recorded as retired (by a rotation or a
         purpose key's renewal, in a vault whose keys are not rows of the store: a token's),
         then their records; a key the vault does not hold (deleted by another process) counts
-        as deleted, one it failed to delete stays recorded for the next call. Called after each
-        commit that records some, and by a running node's maintenance round: a process killed
+        as deleted, one it failed to delete stays recorded for the next call. Runs after each
+        commit that records some, and in a running node's maintenance round: a process killed
         after such a commit leaves them to the next. Returns how many records went."""
         done: list[str] = []
-        for text in self.store.retired_keys(limit):
+        recorded = self.store.retired_keys(limit)
+        if recorded:
+            crash_point("identity.retired-keys.before-delete")
+        for text in recorded:
             try:
                 handle = KeyHandle.parse(text)
             except MalformedText:  # names no key: nothing to delete
@@ -724,9 +724,9 @@ class IdentityService:
         return len(done)
 
     def _forget_retired_after_commit(self) -> None:
-        """`forget_retired` after a commit that retired keys: best effort (what it leaves
-        stays recorded for the next call), so the committed operation is never reported as
-        failed."""
+        """`forget_retired` once a commit that retired keys is done: best effort (what it
+        leaves stays recorded for the next call), so the committed operation is never reported
+        as failed."""
         with contextlib.suppress(TrothError):
             self.forget_retired()
 
