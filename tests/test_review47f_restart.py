@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SoftHsm
-from troth.errors import TrothError
+from troth.errors import KeyNotFound, TrothError
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
-from troth.node import open_node
+from troth.node import init_node, open_node
+from troth.secrets.store import SqliteSecretStore
 from troth.vault import KeyHandle
 
 
@@ -130,8 +131,6 @@ def test_a_running_nodes_maintenance_deletes_the_retired_keys_a_killed_rotation_
 def test_a_software_vault_records_no_retired_key(troth_home: Path) -> None:
     """A software vault's retired keys are rows deleted in the rotation's transaction: nothing
     is recorded, nothing left to delete."""
-    from troth.node import init_node
-
     init_node("hsm")
     with open_node("hsm") as node:
         node.identities.create(now=int(time.time()), name="agent")
@@ -139,3 +138,73 @@ def test_a_software_vault_records_no_retired_key(troth_home: Path) -> None:
     with open_node("hsm") as node:
         assert node.identities.store.retired_keys(16) == []
         assert node.identities.forget_retired() == 0
+
+
+def troth(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash is not None:
+        env[CRASH_ENV] = crash
+    result = subprocess.run(
+        [sys.executable, "-m", "troth.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+    code = 0 if crash is None else CRASH_EXIT_CODE
+    assert result.returncode == code, (args, crash, result.stdout, result.stderr)
+    return result
+
+
+def token_keys() -> list[KeyHandle]:
+    """The handles of broker node `b`'s token signing keys in its store."""
+    with open_node("b") as node:
+        return [KeyHandle.parse(k.handle) for k in SqliteSecretStore(node.db).signing_keys()]
+
+
+def in_vault(handles: list[KeyHandle]) -> list[KeyHandle]:
+    with open_node("b") as node:
+        held = []
+        for handle in handles:
+            try:
+                node.vault.public_key(handle)
+            except KeyNotFound:
+                continue
+            held.append(handle)
+        return held
+
+
+def test_a_compromised_token_key_rotation_killed_after_its_commit_leaves_no_withdrawn_key(
+    troth_home: Path,
+) -> None:
+    """Review 47f, token keys 1. `troth secret rotate-key --compromised` withdraws every older
+    token key "out of the JWKS and the vault now": out of the store in its commit, out of the
+    vault after it, from memory only. Killed between the two the withdrawn keys stayed in the
+    vault for good (a software vault's sealed rows, a token's objects), nothing deleting them
+    later: the key the operator withdrew as stolen still signed, in every later backup of the
+    node. Its tokens no longer validate (the JWKS and the broker know it no more), so what
+    stays is the key itself.
+
+    Was a strict xfail until the rotation recorded the withdrawn keys (`retired_keys`) in its
+    commit: the node deletes them later (`IdentityService.forget_retired`: a running node's
+    maintenance round, the next `troth secret rotate-key` or identity rotation)."""
+    init_node("b")
+    troth("secret", "rotate-key", "--node", "b")  # two keys: the first retired, the current
+    older = token_keys()
+    assert len(older) == 2
+    rotate_key = ("secret", "rotate-key", "--compromised", "--node", "b")
+    troth(*rotate_key, crash="secrets.rotate-key.before-commit")
+    assert token_keys() == older  # rolled back: nothing withdrawn
+    assert in_vault(older) == older
+    troth(*rotate_key, crash="secrets.rotate-key.after-commit")
+    kept = token_keys()
+    assert not set(older) & set(kept)  # withdrawn from the store: the commit happened
+    assert in_vault(older) == older  # left by the kill, recorded
+    troth("secret", "rotate-key", "--node", "b")  # any later rotation, or a running node
+    assert in_vault(older) == []
+    with open_node("b") as node:
+        assert node.identities.store.retired_keys(16) == []
+    troth(*rotate_key)  # completed: the keys it withdraws are gone at once, none recorded
+    assert in_vault(kept) == []
+    with open_node("b") as node:
+        assert node.identities.store.retired_keys(16) == []

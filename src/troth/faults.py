@@ -53,6 +53,9 @@ CRASH_POINTS: Final = (
     # review 47f: a member credential's refresh at the authority (issued, the answer lost)
     "authority.refresh.before-commit",
     "authority.refresh.after-commit",
+    # review 47f: a broker's token key rotation (a compromised one withdraws the older keys)
+    "secrets.rotate-key.before-commit",
+    "secrets.rotate-key.after-commit",
     "node.policy-bundle.before-commit",
     "node.policy-bundle.after-commit",
     "node.file.before-rename",
