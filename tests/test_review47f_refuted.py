@@ -22,10 +22,11 @@ from tests.conftest import NOW
 from tests.support.enroll import acme_and_agent
 from tests.support.leases import make_world, open_broker
 from troth import limits
+from troth.authority.client import revoke_request, rotated_request
 from troth.clock import SystemClock
 from troth.credentials import CredentialChain, RevocationKind
 from troth.enrollment import enroll
-from troth.errors import KeyNotFound, SecretError, SecretFailure, TrothError
+from troth.errors import AuthorityError, KeyNotFound, SecretError, SecretFailure, TrothError
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import open_node
@@ -314,3 +315,45 @@ def test_a_broker_restart_keeps_the_lease_quota_and_the_served_request_attempts(
     finally:
         broker.close()
         db.close()
+
+
+def test_a_signed_request_replayed_after_the_authority_restarted_changes_nothing(
+    troth_home: Path, tmp_path: Path
+) -> None:
+    """The authority's memory of answered requests (`ANSWERED_REQUESTS`) is in memory only:
+    a restart forgets it. A revoke request (and a `rotated` one) replayed after the restart,
+    within its validity, is verified and carried out again, which is idempotent: the same
+    feed entry, no second entry, the member's quota charged once; a request older than the
+    clock skew is refused whatever the memory holds."""
+    acme_id, helper = enrolled_with_helper()
+    chain = tmp_path / "helper.chain"
+    link = delegate(chain, helper)
+    now = int(time.time())
+    with open_node("agent") as agent:
+        member = agent.identities.find("agent").identifier
+        request = revoke_request(
+            agent.identities,
+            "agent",
+            acme_id,
+            credential_hash=link,
+            chain=chain.read_bytes(),
+            reason="lost",
+            now=now,
+        )
+        rotated = rotated_request(agent.identities, "agent", acme_id, now=now)
+    answers = []
+    for _restart in range(2):  # each open is a fresh authority: an empty memory
+        with open_node("acme") as acme:
+            authority = acme.authority()
+            answers.append(
+                (
+                    authority.revoke_link(request, now=now + 1),
+                    authority.rotated(rotated, now=now + 1),
+                    authority.store.revocation_tip()[0],
+                    len(authority.store.charged_since(member, now - 3600)),
+                )
+            )
+    assert answers[0] == answers[1]
+    assert answers[0][3] == 1  # the link's entry, charged once
+    with open_node("acme") as acme, pytest.raises(AuthorityError):
+        acme.authority().revoke_link(request, now=now + 2 * limits.MAX_CLOCK_SKEW_SECONDS)
