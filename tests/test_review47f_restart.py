@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import SoftHsm
 from troth.errors import KeyNotFound, TrothError
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.identity.service import PURPOSE_KEY_TTL
 from troth.node import init_node, open_node
 from troth.secrets.store import SqliteSecretStore
 from troth.vault import KeyHandle
@@ -207,4 +208,31 @@ def test_a_compromised_token_key_rotation_killed_after_its_commit_leaves_no_with
     troth(*rotate_key)  # completed: the keys it withdraws are gone at once, none recorded
     assert in_vault(kept) == []
     with open_node("b") as node:
+        assert node.identities.store.retired_keys(16) == []
+
+
+def test_the_points_are_declared() -> None:
+    assert {
+        "identity.retired-keys.before-delete",
+        "secrets.rotate-key.before-commit",
+        "secrets.rotate-key.after-commit",
+    } <= set(CRASH_POINTS)
+
+
+def test_a_renewed_signing_key_leaves_the_token_once_the_renewal_commits(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
+) -> None:
+    """A purpose key within a day of its expiry is replaced at its next use: the one it
+    replaces is retired the same way (recorded in the renewal's commit, deleted after it)."""
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        node.identities.create(now=now, name="agent")
+        old = node.identities.signer("agent", now=now).handle
+        later = now + PURPOSE_KEY_TTL - 3600
+        new = node.identities.signer("agent", now=later)
+        assert new.handle != old
+        new.sign(b"the renewed key signs")
+        with pytest.raises(TrothError):
+            node.vault.sign(old, b"after its retirement")
         assert node.identities.store.retired_keys(16) == []
