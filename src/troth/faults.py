@@ -7,8 +7,9 @@ without it a crash point is one comparison with None.
 
 Crash points sit before and after each commit of a multi-step operation (enrollment on both
 sides, batch creation, identity rotation: review 38c; revocation, tickets, the trace log,
-policy bundles and the node's private files: review 45f; a vault's rekey), so that tests can
-prove what a crash at each step leaves and how it is resumed. Names:
+policy bundles and the node's private files: review 45f; a vault's rekey; a member
+credential's refresh: review 47f), so that tests can prove what a crash at each step leaves
+and how it is resumed. Names:
 `<side>.<operation>.<step>`, e.g. `authority.enroll.after-commit`.
 """
 
@@ -32,6 +33,8 @@ CRASH_POINTS: Final = (
     "identity.create.after-commit",
     "identity.rotate.before-commit",
     "identity.rotate.after-commit",
+    # review 47f: a token's retired keys recorded and committed, not yet deleted from it
+    "identity.retired-keys.before-delete",
     "node.mcp-grantors.before-commit",
     # review 45f: the other operations whose steps span a commit and another effect
     "authority.revoke.before-commit",
@@ -47,6 +50,12 @@ CRASH_POINTS: Final = (
     "trace.redact.after-checkpoint",  # review 46c: the WAL truncated, the redaction's mark kept
     "trace.outbox-redact.before-commit",  # review 46e: a queued record's value redacted
     "trace.outbox-redact.after-commit",  # (node.db's WAL not truncated yet)
+    # review 47f: a member credential's refresh at the authority (issued, the answer lost)
+    "authority.refresh.before-commit",
+    "authority.refresh.after-commit",
+    # review 47f: a broker's token key rotation (a compromised one withdraws the older keys)
+    "secrets.rotate-key.before-commit",
+    "secrets.rotate-key.after-commit",
     "node.policy-bundle.before-commit",
     "node.policy-bundle.after-commit",
     "node.file.before-rename",

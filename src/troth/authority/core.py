@@ -254,7 +254,12 @@ class Authority(Revoking, Issuing):
         with self.store.transaction():
             member = self.member(verified.requester.identifier)
             self._learn(verified.requester, now)
-            return self._issue_bounded(member.identifier, member.attributes, now)
+            chain = self._issue_bounded(member.identifier, member.attributes, now)
+            crash_point("authority.refresh.before-commit")
+        # killed here, the credential is issued and its answer lost: the member holds its
+        # older one and asks again, within the bound of live credentials (`_issue_bounded`)
+        crash_point("authority.refresh.after-commit")
+        return chain
 
     def rotated(self, request: bytes, *, now: int) -> int | None:
         """A member announces its rotated history (a signed `rotated` request, arguments []):

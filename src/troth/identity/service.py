@@ -29,6 +29,8 @@ from troth.errors import (
     DecodeError,
     IdentityError,
     IdentityFailure,
+    KeyNotFound,
+    MalformedText,
     NotFound,
     TrothError,
 )
@@ -70,6 +72,8 @@ _RENEW_BEFORE: Final = 86_400
 """A purpose key within a day of expiry is replaced on next use."""
 _VERIFIED_LOCAL_SIZE: Final = 4096
 """Local identities whose verified history is kept in memory at most."""
+RETIRED_KEYS_PER_CALL: Final = 256
+"""Retired keys one `IdentityService.forget_retired` deletes at most (the rest at the next)."""
 
 Progress = Callable[[Literal["created", "committing"], int, int], None]
 """Told ("created", done, total) after each identity of a batch, then ("committing", total,
@@ -349,7 +353,7 @@ class IdentityService:
                     change_rows=presented.change_count if archived else 0,
                 )
                 retired_purpose = self.store.take_purpose_keys(digest)
-                later = self._retire_keys(
+                self._retire_keys(
                     [*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)]
                 )
                 crash_point("identity.rotate.before-commit")
@@ -359,7 +363,6 @@ class IdentityService:
         crash_point("identity.rotate.after-commit")
         self._keep_verified(presented)
         self._known.remember_identity(presented)
-        self._forget_keys(later)
         return LocalIdentity(local.name, presented, held.primary, held.next_key)
 
     def _archive(self, before: VerifiedIdentity, after: VerifiedIdentity, rows: int) -> None:
@@ -661,8 +664,7 @@ class IdentityService:
             )
             verified = verify_attestation(local.identity, attestation, purpose=purpose, now=now)
             replaced = [] if record is None else [KeyHandle.parse(record.key_handle)]
-            later = self._retire_keys(replaced)
-        self._forget_keys(later)
+            self._retire_keys(replaced)
         return local, handle, verified
 
     def signer(self, ref: str, *, now: int) -> Signer:
@@ -678,12 +680,55 @@ class IdentityService:
             )
         verified[identity.identifier.digest] = identity
 
-    def _retire_keys(self, handles: list[KeyHandle]) -> list[KeyHandle]:
+    def _retire_keys(self, handles: list[KeyHandle]) -> None:
         """Inside a write transaction: delete the keys of `handles` whose rows live in the
-        store (they come back if it rolls back); the others, to delete after the commit."""
+        store (they come back if it rolls back); record the others as retired (`retired_keys`,
+        in the same transaction), deleted once the outermost transaction commits
+        (`forget_retired`; nothing on a rollback). Review 47f, rotate 1: they were deleted
+        after the commit from memory only, so a process killed in between left a token's
+        retired keys in it for good, signing."""
         inside = self._keys_in_store
         self._forget_keys([h for h in handles if h.vault in inside])
-        return [h for h in handles if h.vault not in inside]
+        outside = [str(h) for h in handles if h.vault not in inside]
+        if outside:
+            self.store.add_retired_keys(outside)
+            self.store.after_commit(self._forget_retired_after_commit)
+
+    def forget_retired(self, limit: int = RETIRED_KEYS_PER_CALL) -> int:
+        """Delete from the vault up to `limit` keys recorded as retired (by a rotation or a
+        purpose key's renewal, in a vault whose keys are not rows of the store: a token's),
+        then their records; a key the vault does not hold (deleted by another process) counts
+        as deleted, one it failed to delete stays recorded for the next call. Runs after each
+        commit that records some, and in a running node's maintenance round: a process killed
+        after such a commit leaves them to the next. Returns how many records went."""
+        done: list[str] = []
+        recorded = self.store.retired_keys(limit)
+        if recorded:
+            crash_point("identity.retired-keys.before-delete")
+        for text in recorded:
+            try:
+                handle = KeyHandle.parse(text)
+            except MalformedText:  # names no key: nothing to delete
+                done.append(text)
+                continue
+            try:
+                self.vault.delete(handle)
+            except KeyNotFound:
+                pass  # gone already (another process's call)
+            except TrothError:
+                continue  # kept: tried again at the next call
+            done.append(text)
+        if done:
+            with self.store.transaction():
+                self.store.drop_retired_keys(done)
+        return len(done)
+
+    def _forget_retired_after_commit(self) -> None:
+        """`forget_retired` once a commit that retired keys is done: best effort (what it
+        leaves stays recorded for the next call), so the committed operation is never reported
+        as failed."""
+        with contextlib.suppress(TrothError):
+            self.forget_retired()
 
     def _forget_keys(self, handles: list[KeyHandle]) -> None:
         """Delete keys that no longer back anything (best effort: an orphan is harmless)."""

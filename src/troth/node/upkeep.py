@@ -47,7 +47,8 @@ class Upkeep(ShownIdentity):
 
     async def maintain(self) -> None:
         """One maintenance round: feeds (and the vouchers of authorities they show lied),
-        credentials, rotations, peers, services, identity, then interrupted enrollments."""
+        credentials, rotations, peers, identity, retired keys, services, then interrupted
+        enrollments."""
         # each step on its own: a failing refresh must never stop the re-checks of peers;
         # resuming enrollments last: a ticket's address that keeps its request waiting holds
         # back none of the others (review 39a, resume 3)
@@ -58,6 +59,7 @@ class Upkeep(ShownIdentity):
             self.announce_rotations,
             self.channels.check_peers,
             self._renew_identity,
+            self._forget_retired_keys,
             self._maintain_services,
             self.resume_enrollments,
         ]
@@ -72,6 +74,13 @@ class Upkeep(ShownIdentity):
         recorded (`Vouchers.forget_refuted`: review 26b, refuted 2), or that a feed synced since
         names."""
         await self.worker.run(self.trust.vouchers.forget_refuted)
+
+    async def _forget_retired_keys(self) -> None:
+        """Delete the retired keys a process killed after its rotation's commit left recorded
+        in a vault outside the database (a token's: review 47f, rotate 1)."""
+        forgotten = await self.worker.run(self.node.identities.forget_retired)
+        if forgotten:
+            log.info("maintenance: %d retired keys deleted from the vault", forgotten)
 
     async def _maintain_services(self) -> None:
         now = self.clock.now()

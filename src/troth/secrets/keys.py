@@ -17,11 +17,13 @@ from typing import Final
 
 from troth import limits
 from troth.crypto import KeyType
-from troth.errors import KeyNotFound, SecretError, SecretFailure
+from troth.errors import KeyNotFound, SecretError, SecretFailure, TrothError
+from troth.faults import crash_point
 from troth.secrets.audit import AuditHasher
 from troth.secrets.engines.token import TokenSigner
 from troth.secrets.jwt import ALGORITHMS, Jwk, Jwks, jwk_of, thumbprint
 from troth.secrets.store import SigningKeyRecord, SqliteSecretStore
+from troth.storage import SqliteIdentityStore
 from troth.vault import KeyHandle, KeyPurpose, SealingVault, SealKey
 
 __all__ = ["BrokerKeys"]
@@ -75,17 +77,37 @@ class BrokerKeys:
         validate. `compromised` (a copy of the vault, a leaked key: docs/secrets.md, "Token
         keys"): every older key is withdrawn at once, out of the JWKS and deleted from the
         vault, so nothing it signed validates any more, the thief's backdated tokens included
-        (review 34c, token keys 1)."""
+        (review 34c, token keys 1).
+
+        The withdrawn keys are recorded as retired (`retired_keys`) in the commit that
+        withdraws them and deleted from the vault after it, their records then dropped; one
+        the vault fails to delete, or a process killed before, stays recorded, and the node
+        deletes it later (`IdentityService.forget_retired`: a running node's maintenance, the
+        next rotation). Review 47f, token keys 1: they were deleted from memory only, and a
+        process killed after the commit left them in the vault for good."""
+        retired = SqliteIdentityStore(self._store.db)
         with self._lock:
             with self._store.transaction():
                 self._store.retire_signing_keys(now)
                 kid = self._add_signing_key(now)
                 gone = self._store.withdraw_signing_keys(kid) if compromised else []
+                retired.add_retired_keys([record.handle for record in gone])
                 self._signer = None
                 self._published = None
+                crash_point("secrets.rotate-key.before-commit")
+            crash_point("secrets.rotate-key.after-commit")
+            deleted = []
             for record in gone:  # out of the store: their vault keys are no one's now
-                with contextlib.suppress(KeyNotFound):
+                try:
                     self._vault.delete(KeyHandle.parse(record.handle))
+                except KeyNotFound:
+                    pass
+                except TrothError:  # left recorded: deleted later
+                    continue
+                deleted.append(record.handle)
+            if deleted:
+                with contextlib.suppress(TrothError), self._store.transaction():
+                    retired.drop_retired_keys(deleted)
         return kid
 
     def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:

@@ -132,6 +132,19 @@ class IdentityStore(Transactional, Protocol):
         """Remove and return every purpose key of the identity (a rotation retires them)."""
         ...
 
+    def add_retired_keys(self, handles: Sequence[str]) -> None:
+        """Record keys retired from a vault whose keys are not rows of this store (their
+        handles), in the caller's transaction: to delete from that vault after the commit."""
+        ...
+
+    def retired_keys(self, limit: int) -> list[str]:
+        """Up to `limit` handles of keys recorded as retired and not deleted yet."""
+        ...
+
+    def drop_retired_keys(self, handles: Sequence[str]) -> None:
+        """Forget the records of retired keys the vault deleted (or never held)."""
+        ...
+
     def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
         """Add a local identity's changes, one row each (ConflictError if one is there
         already: another rotation won)."""

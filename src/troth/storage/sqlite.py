@@ -232,6 +232,15 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         name TEXT PRIMARY KEY, grantors TEXT NOT NULL, recorded_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    """
+    -- review 47f, rotate 1 and token keys 1: the keys a rotation (or a purpose key's
+    -- renewal) retired from a vault whose keys are not rows here (a PKCS#11 token's), and
+    -- the token keys a compromised rotation withdrew, by handle, written in the transaction
+    -- that retires them and deleted once the vault deleted the keys: a process killed in
+    -- between leaves them here for the next one to delete
+    -- (`IdentityService.forget_retired`, docs/storage.md "Recovery rules")
+    CREATE TABLE IF NOT EXISTS retired_keys (handle TEXT PRIMARY KEY) WITHOUT ROWID;
+    """,
 )
 
 

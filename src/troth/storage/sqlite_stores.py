@@ -244,6 +244,20 @@ class SqliteIdentityStore:
         )
         return [PurposeKeyRecord(identifier, r[0], r[1], bytes(r[2])) for r in rows]
 
+    def add_retired_keys(self, handles: Sequence[str]) -> None:
+        self._db.connection().executemany(
+            "INSERT OR IGNORE INTO retired_keys VALUES (?)", [(h,) for h in handles]
+        )
+
+    def retired_keys(self, limit: int) -> list[str]:
+        rows = self._db.fetch_all("SELECT handle FROM retired_keys LIMIT ?", (limit,))
+        return [str(r[0]) for r in rows]
+
+    def drop_retired_keys(self, handles: Sequence[str]) -> None:
+        self._db.connection().executemany(
+            "DELETE FROM retired_keys WHERE handle = ?", [(h,) for h in handles]
+        )
+
     def append_changes(self, identifier: bytes, rows: Sequence[ChangeRow]) -> None:
         try:
             self._db.connection().executemany(
