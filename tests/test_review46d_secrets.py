@@ -134,8 +134,8 @@ def test_a_prune_that_fails_midway_keeps_the_leases_and_their_chains(tmp_path: P
     store = broker.store
     prune_chains = store.prune_chains
 
-    def failing(after: bytes, *, limit: int) -> tuple[int, bytes]:
-        prune_chains(after, limit=limit)
+    def failing(after: bytes, *, limit: int, **kwargs: Any) -> tuple[int, bytes]:
+        prune_chains(after, limit=limit, **kwargs)
         raise StorageError("disk full")
 
     store.prune_chains = failing  # type: ignore[method-assign]

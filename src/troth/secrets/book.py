@@ -90,6 +90,11 @@ MAX_PRUNE_CHAINS_READ: Final = 10_000
 leases' chain hashes, no index, which would cost every lease an entry), in the order of their
 hashes, from where the last one stopped: the chains no lease refers to are deleted within a
 pass over the table (review 46d, secrets 1), which starts when a `prune` deleted leases."""
+MAX_PRUNE_ACCOUNTS_READ: Final = 10_000
+"""(identity, account) rows one `prune` looks at (whether a lease is still filed under each:
+the same scan of the leases as the chains'), in key order from where the last one stopped:
+the rows no lease is filed under are deleted within a pass over the table (review 47d,
+accounts 1), which starts when a `prune` deleted leases."""
 MAX_DUE_REVOCATIONS: Final = 10_000
 """REVOKING leases one sweep tries at most (the longest due first)."""
 
@@ -139,6 +144,7 @@ class LeaseBook(BookAudit):
         self._feeds = HeldFeeds()
         self._chain_hashes = ChainHashes()
         self._chain_cursor = b""  # where `prune` goes on reading the stored chains
+        self._account_cursor: tuple[bytes, bytes] | None = None  # ... and the account rows
 
     # -- issue --------------------------------------------------------------------------------
 
@@ -523,14 +529,27 @@ class LeaseBook(BookAudit):
         `now`, at most MAX_PRUNED_LEASES; never a live or REVOKING one. Then, in the same
         transaction (a crash keeps both or neither), the chains no lease refers to any more
         among the next `MAX_PRUNE_CHAINS_READ` stored (`SqliteSecretStore.prune_chains`: each
-        one's standing row kept). Returns how many leases."""
-        with self._store.transaction():
-            pruned = self._store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
-            if pruned or self._chain_cursor:  # a chain is left unused only by a lease pruned:
-                # a pass over the chains starts then, and goes on until it is through
-                _chains, self._chain_cursor = self._store.prune_chains(
-                    self._chain_cursor, limit=MAX_PRUNE_CHAINS_READ
-                )
+        one's standing row kept), and the (identity, account) rows no lease is filed under
+        among the next `MAX_PRUNE_ACCOUNTS_READ` (`SqliteSecretStore.prune_accounts`). Returns
+        how many leases."""
+        store = self._store
+        with store.transaction():
+            pruned = store.prune_ended(now - retention, limit=MAX_PRUNED_LEASES)
+            # a chain or an account row is left unused only by a lease pruned: a pass over
+            # each starts then, and goes on until it is through; one scan of the leases a
+            # round serves both (review 47d, accounts 1)
+            chains = bool(pruned or self._chain_cursor)
+            accounts = bool(pruned or self._account_cursor is not None)
+            if chains or accounts:
+                used = store.lease_references()
+                if chains:
+                    _chains, self._chain_cursor = store.prune_chains(
+                        self._chain_cursor, limit=MAX_PRUNE_CHAINS_READ, used=used.chains
+                    )
+                if accounts:
+                    _rows, self._account_cursor = store.prune_accounts(
+                        self._account_cursor, limit=MAX_PRUNE_ACCOUNTS_READ, used=used.pairs
+                    )
         return pruned
 
     def retry_due(self, lease: Lease, now: int) -> bool:

@@ -16,7 +16,8 @@
                          a pruned chain's standing row (`ROOT_MEMBER`) is kept once, under
                          the empty chain hash
     secret_lease_accounts (identity, account) for every chain: the accounts an identity's
-                         leases are filed under
+                         leases are filed under; deleted once no lease is filed under it
+                         (`prune_accounts`)
     secret_audit         (troth.secrets.audit) the append-only audit log
 
 Docs: docs/secrets.md ("Storage"), docs/formats.md ("Leases", "Sealed secrets").
@@ -28,13 +29,13 @@ import hmac
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
 from troth import limits
-from troth.errors import ConfigError, ConflictError, StorageError
+from troth.errors import ConflictError, StorageError
 from troth.identity import Identifier
 from troth.secrets.lease import (
     OPEN_STATES,
@@ -45,56 +46,19 @@ from troth.secrets.lease import (
     locator_floor,
 )
 from troth.secrets.members import ROOT_MEMBER
+from troth.secrets.store_schema import create_tables
 from troth.secrets.sweep import Due
 from troth.storage import SqliteDatabase
 
 __all__ = [
     "KEPT_STANDING",
     "MAX_STORED_CHAINS_CACHE",
+    "LeaseReferences",
     "SecretRecord",
     "SigningKeyRecord",
     "SqliteSecretStore",
     "sql_blob",
 ]
-
-_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS secret_store (
-        name TEXT PRIMARY KEY, engine TEXT NOT NULL, config TEXT NOT NULL,
-        sealed BLOB NOT NULL, updated_at INTEGER NOT NULL
-    )""",
-    "CREATE TABLE IF NOT EXISTS secret_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS secret_signing_keys (
-        kid TEXT PRIMARY KEY, handle TEXT NOT NULL, created_at INTEGER NOT NULL,
-        retired_at INTEGER
-    )""",
-    """CREATE TABLE IF NOT EXISTS secret_leases (
-        locator INTEGER PRIMARY KEY, handle BLOB NOT NULL, proof BLOB NOT NULL,
-        identity BLOB NOT NULL, account BLOB NOT NULL, secret TEXT NOT NULL,
-        engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
-        authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-        ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
-        state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
-        engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0,
-        retry_at INTEGER NOT NULL DEFAULT 0, request BLOB, request_attempt INTEGER
-    )""",
-    """CREATE INDEX IF NOT EXISTS secret_leases_live
-        ON secret_leases (state, account, expires_at)""",
-    # review 46d's index of ended leases' chains cost every lease an index entry when it
-    # ended (secrets.token.issue 2.05x -> 2.8-3.0x its floor): `prune_chains` scans instead
-    "DROP INDEX IF EXISTS secret_leases_ended_chain",
-    """CREATE TABLE IF NOT EXISTS secret_lease_chains (
-        chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS secret_lease_members (
-        member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
-    ) WITHOUT ROWID""",
-    # the members of a chain, for the open leases' chains at each feed (review 30b, store 3)
-    """CREATE INDEX IF NOT EXISTS secret_lease_members_chain
-        ON secret_lease_members (chain_hash)""",
-    """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
-        identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
-    ) WITHOUT ROWID""",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +70,15 @@ class SecretRecord:
     config: str  # JSON, checked by the engine when stored
     sealed: bytes
     updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseReferences:
+    """What the leases stored refer to (`SqliteSecretStore.lease_references`): their chains'
+    hashes and their (identity digest, account digest) pairs."""
+
+    chains: frozenset[bytes]
+    pairs: frozenset[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +106,14 @@ MAX_STORED_CHAINS_CACHE: Final = 4096
 """Chains a store remembers as stored (it then skips writing them again); emptied when full:
 a cache, not a record (a chain forgotten is written again with INSERT OR IGNORE). Delegates are
 minted for free, so remembering every chain grew without bound (review 30b, store 4). Emptied
-too when any store on the database pruned chains (`prune_chains`: the epoch it bumps)."""
+too when any store on the database pruned chains or account rows (`prune_chains`,
+`prune_accounts`: the epoch they bump)."""
 
 _CHAINS_EPOCH: Final = "lease_chains_pruned"
-"""The `secret_meta` row counting the `prune_chains` calls that deleted chains: a store whose
-cache of stored chains was filled under another count empties it (another broker on the
-database, the daemon or a CLI command's, may have pruned a chain it remembers)."""
+"""The `secret_meta` row counting the `prune_chains` and `prune_accounts` calls that deleted
+chains or (identity, account) rows: a store whose cache of stored chains was filled under
+another count empties it (another broker on the database, the daemon or a CLI command's, may
+have pruned a chain it remembers, or the row filed with it: review 47d, accounts 1)."""
 
 KEPT_STANDING: Final = b""
 """The chain hash under which a pruned chain's standing row (`ROOT_MEMBER` || authority ||
@@ -196,43 +171,6 @@ class _Locked(AbstractContextManager[None]):
             self._lock.release()
 
 
-def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
-    """A `secret_leases` table of an older layout (the first, keyed by a 16-byte hash handle,
-    before locators; the second, without the account a lease's quota is counted in) is dropped
-    when none of its leases is open (ended ones stay in the audit log); with open leases the
-    broker refuses to open: their handles have no locator, or their quota no account."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
-    if not columns or {"locator", "account"} <= columns:
-        return
-    if conn.execute(
-        "SELECT 1 FROM secret_leases WHERE state <> ? LIMIT 1", (int(LeaseState.REVOKED),)
-    ).fetchone():
-        raise ConfigError(
-            f"{db.path} holds open leases in the layout of an older troth: "
-            "revoke them with that troth first, or give this broker a new node database"
-        )
-    conn.execute("DROP TABLE secret_leases")  # its indexes go with it
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Give a `secret_leases` table made before revocation retries backed off (review 45b,
-    revocations 1) its `retry_at` column (0: due now), and one made before lease requests
-    (review 45i, secrets 2) its `request` and `request_attempt` (NULL: none); then the
-    requests' index, by request and attempt (partial: a lease issued without one adds no
-    entry; its highest attempt is one look-up: review 45k, secrets 2)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
-    if "retry_at" not in columns:
-        conn.execute("ALTER TABLE secret_leases ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0")
-    if "request" not in columns:
-        conn.execute("ALTER TABLE secret_leases ADD COLUMN request BLOB")
-        conn.execute("ALTER TABLE secret_leases ADD COLUMN request_attempt INTEGER")
-    conn.execute("DROP INDEX IF EXISTS secret_leases_request")  # by request alone (45i)
-    conn.execute(
-        "CREATE INDEX IF NOT EXISTS secret_leases_request_attempt "
-        "ON secret_leases (request, request_attempt) WHERE request IS NOT NULL"
-    )
-
-
 def _states(states: Iterable[LeaseState]) -> str:
     """A JSON array of state numbers, for `state IN (SELECT value FROM json_each(?))`."""
     return json.dumps(sorted(int(s) for s in states))
@@ -251,10 +189,7 @@ class SqliteSecretStore:
         self._write_lock = threading.RLock()
         conn = db.connection()
         with db.transaction():
-            _retire_old_leases(conn, db)
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            _add_columns(conn)
+            create_tables(conn, db)
 
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction of the node database. Writers of this process queue on a lock
@@ -440,7 +375,7 @@ class SqliteSecretStore:
         self._stored_chains.add(chain_hash)
 
     def _epoch(self) -> int:
-        """How many `prune_chains` calls deleted chains (`_CHAINS_EPOCH`): as `config_and_live`
+        """How many prunes deleted chains or their rows (`_CHAINS_EPOCH`): as `config_and_live`
         read it in this thread's transaction (the issue path's one query; taken once), else
         read now, in the caller's transaction."""
         pending = getattr(self._read_epoch, "pending", None)
@@ -701,32 +636,26 @@ class SqliteSecretStore:
             (locator_floor(before), int(LeaseState.REVOKED), before, limit),
         ).rowcount
 
-    def prune_chains(self, after: bytes, *, limit: int) -> tuple[int, bytes]:
+    def prune_chains(
+        self, after: bytes, *, limit: int, used: Set[bytes] | None = None
+    ) -> tuple[int, bytes]:
         """Delete the chains no lease refers to (review 46d, secrets 1: they were kept for
         good, a new one at each credential refresh) among the `limit` chains whose hashes
         follow `after` (the chains' key index, read in order), with their members, but keep
         each standing row (`ROOT_MEMBER` || authority || actor: the authority has standing
         over that agent, review 31b, secrets 3) once under `KEPT_STANDING`. Bumps the chains'
         epoch when it deleted any, in the caller's transaction (stores remembering a chain as
-        stored write it again). Returns how many chains it deleted and where the next call
-        goes on (b"": from the start again)."""
+        stored write it again). `used`: the chains leases refer to (`lease_references`, read
+        now when None). Returns how many chains it deleted and where the next call goes on
+        (b"": from the start again)."""
         rows = self.db.fetch_all(
             "SELECT chain_hash FROM secret_lease_chains WHERE chain_hash > ? "
             "ORDER BY chain_hash LIMIT ?",
             (after, limit),
         )
-        # the chains any lease (open or ended) refers to: one scan of the leases, no index
-        # (an index on chain_hash cost every lease an entry; `LeaseBook.prune` runs this only
-        # while a pass goes on after leases were pruned)
-        used = (
-            {
-                bytes(row[0])
-                for row in self.db.fetch_all("SELECT DISTINCT chain_hash FROM secret_leases")
-            }
-            if rows
-            else set()
-        )
-        unused = [bytes(row[0]) for row in rows if bytes(row[0]) not in used]
+        if rows and used is None:
+            used = self.lease_references().chains
+        unused = [bytes(row[0]) for row in rows if bytes(row[0]) not in (used or ())]
         for chain_hash in unused:
             self.db.execute(
                 "INSERT OR IGNORE INTO secret_lease_members SELECT member, ? "
@@ -736,12 +665,68 @@ class SqliteSecretStore:
             self.db.execute("DELETE FROM secret_lease_members WHERE chain_hash = ?", (chain_hash,))
             self.db.execute("DELETE FROM secret_lease_chains WHERE chain_hash = ?", (chain_hash,))
         if unused:
-            self.db.execute(
-                "INSERT INTO secret_meta VALUES (?, 1) "
-                "ON CONFLICT (name) DO UPDATE SET value = value + 1",
-                (_CHAINS_EPOCH,),
-            )
+            self._next_epoch()
         return len(unused), (bytes(rows[-1][0]) if len(rows) == limit else b"")
+
+    def lease_references(self) -> LeaseReferences:
+        """The chains and the (identity, account) pairs any lease, open or ended, refers to:
+        one scan of the leases, no index (an index on chain_hash cost every lease an entry
+        when it ended: review 46d; `LeaseBook.prune` reads this only while a pass over the
+        chains or the accounts goes on, which starts in a round that forgot leases). A chain
+        names one actor and one account, so there are as many rows as chains."""
+        chains: set[bytes] = set()
+        pairs: set[tuple[bytes, bytes]] = set()
+        for chain_hash, identity, account in self.db.fetch_all(
+            "SELECT DISTINCT chain_hash, identity, account FROM secret_leases"
+        ):
+            chains.add(bytes(chain_hash))
+            pairs.add((bytes(identity), bytes(account)))
+        return LeaseReferences(frozenset(chains), frozenset(pairs))
+
+    def prune_accounts(
+        self,
+        after: tuple[bytes, bytes] | None,
+        *,
+        limit: int,
+        used: Set[tuple[bytes, bytes]] | None = None,
+    ) -> tuple[int, tuple[bytes, bytes] | None]:
+        """Delete the (identity, account) rows no lease (open or ended) is filed under (review
+        47d, accounts 1: they were kept for good, one per pair ever seen, and each query of an
+        identity's leases reads one index range per row of it) among the `limit` rows whose
+        keys follow `after` (None: from the first), read in key order; `used`, the pairs
+        leases refer to (`lease_references`, read now when None). A row of a live or retained
+        lease stays. Bumps the chains' epoch when it deleted any, in the caller's transaction:
+        a store remembering a chain as stored skips filing its row (`insert_lease`), so it
+        must forget the chains it remembers and file the row again at that chain's next
+        lease. Returns how many rows it deleted and where the next call goes on (None: the
+        pass is through)."""
+        start = after or (b"", b"")
+        rows = self.db.fetch_all(
+            "SELECT identity, account FROM secret_lease_accounts "
+            "WHERE (identity, account) > (?, ?) ORDER BY identity, account LIMIT ?",
+            (*start, limit),
+        )
+        if rows and used is None:
+            used = self.lease_references().pairs
+        pairs = [(bytes(row[0]), bytes(row[1])) for row in rows]
+        unused = [pair for pair in pairs if pair not in (used or ())]
+        for identity, account in unused:
+            self.db.execute(
+                "DELETE FROM secret_lease_accounts WHERE identity = ? AND account = ?",
+                (identity, account),
+            )
+        if unused:
+            self._next_epoch()
+        return len(unused), (pairs[-1] if len(pairs) == limit else None)
+
+    def _next_epoch(self) -> None:
+        """Move the chains' epoch on (`_CHAINS_EPOCH`): a chain, or the row filed with it, was
+        deleted; every store empties its cache of chains stored at its next lease."""
+        self.db.execute(
+            "INSERT INTO secret_meta VALUES (?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            (_CHAINS_EPOCH,),
+        )
 
     def stuck_revocations(self, *, limit: int) -> list[tuple[Lease, int, int]]:
         """REVOKING leases whose upstream revocation failed at least once, with the attempts

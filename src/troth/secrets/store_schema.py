@@ -1,0 +1,99 @@
+"""The broker's tables (troth.secrets.store lists them): created `IF NOT EXISTS` when a store
+opens, and a table of an older troth's layout migrated or refused (split from
+troth.secrets.store). Docs: docs/formats.md ("Leases")."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from troth.errors import ConfigError
+from troth.secrets.lease import LeaseState
+from troth.storage import SqliteDatabase
+
+__all__ = ["create_tables"]
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS secret_store (
+        name TEXT PRIMARY KEY, engine TEXT NOT NULL, config TEXT NOT NULL,
+        sealed BLOB NOT NULL, updated_at INTEGER NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS secret_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS secret_signing_keys (
+        kid TEXT PRIMARY KEY, handle TEXT NOT NULL, created_at INTEGER NOT NULL,
+        retired_at INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS secret_leases (
+        locator INTEGER PRIMARY KEY, handle BLOB NOT NULL, proof BLOB NOT NULL,
+        identity BLOB NOT NULL, account BLOB NOT NULL, secret TEXT NOT NULL,
+        engine TEXT NOT NULL, scope TEXT NOT NULL, chain_hash BLOB NOT NULL,
+        authority BLOB NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        ttl INTEGER NOT NULL, max_ttl INTEGER NOT NULL, cap_at INTEGER NOT NULL,
+        state INTEGER NOT NULL, state_at INTEGER NOT NULL, end_reason INTEGER,
+        engine_ref TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+        retry_at INTEGER NOT NULL DEFAULT 0, request BLOB, request_attempt INTEGER
+    )""",
+    """CREATE INDEX IF NOT EXISTS secret_leases_live
+        ON secret_leases (state, account, expires_at)""",
+    # review 46d's index of ended leases' chains cost every lease an index entry when it
+    # ended (secrets.token.issue 2.05x -> 2.8-3.0x its floor): `prune_chains` scans instead
+    "DROP INDEX IF EXISTS secret_leases_ended_chain",
+    """CREATE TABLE IF NOT EXISTS secret_lease_chains (
+        chain_hash BLOB PRIMARY KEY, chain BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS secret_lease_members (
+        member BLOB NOT NULL, chain_hash BLOB NOT NULL, PRIMARY KEY (member, chain_hash)
+    ) WITHOUT ROWID""",
+    # the members of a chain, for the open leases' chains at each feed (review 30b, store 3)
+    """CREATE INDEX IF NOT EXISTS secret_lease_members_chain
+        ON secret_lease_members (chain_hash)""",
+    """CREATE TABLE IF NOT EXISTS secret_lease_accounts (
+        identity BLOB NOT NULL, account BLOB NOT NULL, PRIMARY KEY (identity, account)
+    ) WITHOUT ROWID""",
+)
+
+
+def create_tables(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
+    """Create the broker's tables on `conn` (`db`'s, in the caller's transaction): an older
+    layout's lease table retired first, then older tables given their new columns."""
+    _retire_old_leases(conn, db)
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    _add_columns(conn)
+
+
+def _retire_old_leases(conn: sqlite3.Connection, db: SqliteDatabase) -> None:
+    """A `secret_leases` table of an older layout (the first, keyed by a 16-byte hash handle,
+    before locators; the second, without the account a lease's quota is counted in) is dropped
+    when none of its leases is open (ended ones stay in the audit log); with open leases the
+    broker refuses to open: their handles have no locator, or their quota no account."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
+    if not columns or {"locator", "account"} <= columns:
+        return
+    if conn.execute(
+        "SELECT 1 FROM secret_leases WHERE state <> ? LIMIT 1", (int(LeaseState.REVOKED),)
+    ).fetchone():
+        raise ConfigError(
+            f"{db.path} holds open leases in the layout of an older troth: "
+            "revoke them with that troth first, or give this broker a new node database"
+        )
+    conn.execute("DROP TABLE secret_leases")  # its indexes go with it
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Give a `secret_leases` table made before revocation retries backed off (review 45b,
+    revocations 1) its `retry_at` column (0: due now), and one made before lease requests
+    (review 45i, secrets 2) its `request` and `request_attempt` (NULL: none); then the
+    requests' index, by request and attempt (partial: a lease issued without one adds no
+    entry; its highest attempt is one look-up: review 45k, secrets 2)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(secret_leases)")}
+    if "retry_at" not in columns:
+        conn.execute("ALTER TABLE secret_leases ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0")
+    if "request" not in columns:
+        conn.execute("ALTER TABLE secret_leases ADD COLUMN request BLOB")
+        conn.execute("ALTER TABLE secret_leases ADD COLUMN request_attempt INTEGER")
+    conn.execute("DROP INDEX IF EXISTS secret_leases_request")  # by request alone (45i)
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS secret_leases_request_attempt "
+        "ON secret_leases (request, request_attempt) WHERE request IS NOT NULL"
+    )

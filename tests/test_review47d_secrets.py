@@ -1,0 +1,199 @@
+"""Review 47d, the secrets broker's `secret_lease_accounts` table.
+
+1. The (identity, account) rows were never pruned. `insert_lease` files one row per chain: the
+   accounts an identity's leases are counted under, which every query of an identity's leases
+   reads (`leases_of`, `leases_in(identity=...)`: one index range per account and state). Ended
+   leases are forgotten 30 days after they ended (review 45b) and their chains with them
+   (review 46d), but the rows stayed: a member delegating to its agent from fresh members'
+   chains, or minting fresh delegates (free, offline) that each lease once, grew the table
+   by one row per pair for good, and an identity leasing under many accounts made each later
+   query of its leases read one more range per account ever used. `LeaseBook.prune` now
+   deletes, in the rounds that go over the chains, the rows no lease (open or ended) is
+   filed under; a row of a live lease stays (its identity's leases are still found, by its
+   own queries and by a feed revoking it), and a row deleted under a store that remembers
+   its chain as stored is filed again at that chain's next lease (the deletion moves the
+   chains' epoch on).
+
+Each test was a strict xfail until its fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import NOW
+from tests.support.leases import ATTRS, CHAIN_TTL, RemoteStub, make_world, open_broker
+from tests.support.parties import Party, make_party
+from tests.test_review46d_secrets import LATER, _count
+from troth.credentials import CredentialChain, VerifiedCredential, delegate, issue_credential
+from troth.errors import SecretError
+from troth.secrets import AllowListPolicy, LeaseState, book
+from troth.secrets.book import ENDED_LEASE_RETENTION, MAX_PRUNED_LEASES
+from troth.secrets.broker import Broker
+
+
+def _delegated(world: Any, member: Party, agent: Party) -> VerifiedCredential:
+    """`agent`'s chain from `member` (credentialed by the world's authority): its account is
+    `member`, its identity `agent`."""
+    issued = issue_credential(
+        world.authority.signer,
+        subject=member.identifier,
+        attributes=ATTRS,
+        now=NOW,
+        ttl=CHAIN_TTL,
+        depth=1,
+    )
+    chain = delegate(
+        member.signer,
+        CredentialChain((issued,), (world.authority.identity.history,)),
+        subject=agent.identifier,
+        attributes=ATTRS,
+        now=NOW,
+        ttl=CHAIN_TTL,
+        purpose="lease",
+    )
+    return world.verifier.verify(  # type: ignore[no-any-return]
+        chain.encode(), presenter=agent.identifier, feeds=world.feeds(), now=NOW
+    )
+
+
+def _broker(tmp_path: Path, world: Any, allowed: list[Party], *, quota: int = 100) -> Broker:
+    policy = AllowListPolicy({p.identifier: {"s": None} for p in [world.agent_b, *allowed]})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy, quota=quota)
+    engine = RemoteStub()
+    broker.engines[engine.kind] = engine
+    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    return broker
+
+
+def _accounts_of(broker: Broker, identity: Party) -> set[bytes]:
+    rows = broker.store.db.fetch_all(
+        "SELECT account FROM secret_lease_accounts WHERE identity = ?",
+        (identity.identifier.digest,),
+    )
+    return {bytes(row[0]) for row in rows}
+
+
+def _parties(world: Any, n: int) -> list[Party]:
+    return [make_party(world.vault, now=NOW) for _ in range(n)]
+
+
+def test_the_accounts_of_forgotten_leases_are_forgotten(tmp_path: Path) -> None:
+    """1: agent b leases under the chains of 8 fresh members (8 accounts), and 8 fresh
+    delegates of a member lease once each (8 identities); every lease ends and is pruned.
+    Their (identity, account) rows go with them (they stayed, 16 rows, for good); agent b's
+    next query of its leases reads no account it no longer uses."""
+    world = make_world(NOW)
+    members, delegates = _parties(world, 8), _parties(world, 8)
+    broker = _broker(tmp_path, world, delegates)
+    owner = members[0]
+    for credential in [_delegated(world, m, world.agent_b) for m in members] + [
+        _delegated(world, owner, d) for d in delegates
+    ]:
+        issued = broker.issue(credential, "s", now=NOW)
+        broker.revoke(credential, issued.lease_id, now=NOW)
+    assert _count(broker, "secret_lease_accounts") == 16
+    assert broker.prune(LATER) == 16
+    assert _count(broker, "secret_leases") == 0
+    assert _count(broker, "secret_lease_accounts") == 0
+    assert _accounts_of(broker, world.agent_b) == set()
+    assert broker.leases(world.agent_b.identifier, include_ended=True) == []
+
+
+def test_an_identity_with_a_live_or_retained_lease_keeps_its_accounts(tmp_path: Path) -> None:
+    """1: agent b holds a live lease under member 0's chain, an ended lease still retained
+    under member 1's, and ended leases past retention under members 2-5. A prune keeps the
+    rows of the first two accounts only; its own listing still shows both leases, the quota
+    of the live lease's account still counts it (quota 1: a second lease is refused), and a
+    feed revoking agent b still ends its live lease (`leases_in(identity=...)`, through the
+    rows kept)."""
+    world = make_world(NOW)
+    members = _parties(world, 6)
+    broker = _broker(tmp_path, world, [], quota=1)
+    for member in members[2:]:
+        credential = _delegated(world, member, world.agent_b)
+        issued = broker.issue(credential, "s", now=NOW)
+        broker.revoke(credential, issued.lease_id, now=NOW)
+    retained_credential = _delegated(world, members[1], world.agent_b)
+    retained = broker.issue(retained_credential, "s", now=NOW + 100)
+    broker.revoke(retained_credential, retained.lease_id, now=NOW + 100)
+    live_credential = _delegated(world, members[0], world.agent_b)
+    live = broker.issue(live_credential, "s", now=NOW)
+    assert len(_accounts_of(broker, world.agent_b)) == 6
+    for round_ in range(3):
+        broker.prune(LATER + round_)
+    assert _accounts_of(broker, world.agent_b) == {
+        members[0].identifier.digest,
+        members[1].identifier.digest,
+    }
+    listed = broker.leases(world.agent_b.identifier, include_ended=True)
+    assert {lease.handle for lease in listed} == {live.lease.handle, retained.lease.handle}
+    with pytest.raises(SecretError, match="1 open leases under member"):
+        broker.issue(live_credential, "s", now=NOW + 1)
+    feed = world.feed_revoking([(2, world.agent_b.identifier.digest)], now=NOW + 2)
+    ended = broker.revoke_for_feed(feed, now=NOW + 2)
+    assert [lease.handle for lease in ended] == [live.lease.handle]
+    assert broker.store.get_lease(live.lease.handle).state is LeaseState.REVOKED  # type: ignore[union-attr]
+
+
+def test_an_account_row_pruned_under_a_remembered_chain_is_filed_again(tmp_path: Path) -> None:
+    """1: broker 1 remembers agent b's chain as stored (it skips writing the chain and its
+    row again). Another broker on the database forgets b's ended lease and b's account row
+    while the chain is still stored (its pass over the chains has not reached it). Broker 1's
+    next lease under that chain files the row again: b's listing and a feed revoking b find
+    that lease."""
+    world = make_world(NOW)
+    broker = _broker(tmp_path, world, [])
+    credential = world.member_credential(world.agent_b)
+    issued = broker.issue(credential, "s", now=NOW)
+    broker.revoke(credential, issued.lease_id, now=NOW)
+    _db2, other = open_broker(tmp_path / "node.db", now=NOW, policy=None)
+    store = other.store
+    with store.transaction():  # a round whose chain pass is elsewhere: the leases, the rows
+        assert store.prune_ended(LATER - ENDED_LEASE_RETENTION, limit=MAX_PRUNED_LEASES) == 1
+        store.prune_accounts(None, limit=100)
+    assert (_count(broker, "secret_lease_chains"), _count(broker, "secret_leases")) == (1, 0)
+    assert _count(broker, "secret_lease_accounts") == 0
+    again = broker.issue(credential, "s", now=NOW + 1)
+    assert _accounts_of(broker, world.agent_b) == {world.agent_b.identifier.digest}
+    assert [lease.handle for lease in broker.leases(credential)] == [again.lease.handle]
+    feed = world.feed_revoking([(2, world.agent_b.identifier.digest)], now=NOW + 2)
+    ended = broker.revoke_for_feed(feed, now=NOW + 2)
+    assert [lease.handle for lease in ended] == [again.lease.handle]
+    other.close()
+    broker.close()
+
+
+def test_the_pass_over_the_account_rows_goes_on_across_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1: a round reads at most `MAX_PRUNE_ACCOUNTS_READ` rows (3 here): the rows of 8
+    forgotten delegates go within the next rounds, which forget no lease, and the pass then
+    stops (no scan of the leases in a round with nothing to do)."""
+    monkeypatch.setattr(book, "MAX_PRUNE_ACCOUNTS_READ", 3)
+    world = make_world(NOW)
+    delegates = _parties(world, 8)
+    broker = _broker(tmp_path, world, delegates)
+    for agent in delegates:
+        credential = _delegated(world, world.agent_b, agent)
+        issued = broker.issue(credential, "s", now=NOW)
+        broker.revoke(credential, issued.lease_id, now=NOW)
+    assert broker.prune(LATER) == 8
+    assert _count(broker, "secret_lease_accounts") == 5
+    assert broker.prune(LATER + 1) == 0
+    assert broker.prune(LATER + 2) == 0
+    assert _count(broker, "secret_lease_accounts") == 0
+    scans = []
+    store = broker.store
+    references = store.lease_references
+
+    def counted() -> Any:
+        scans.append(1)
+        return references()
+
+    store.lease_references = counted  # type: ignore[method-assign]
+    broker.prune(LATER + 3)  # the last page was short: the pass is through
+    assert scans == []
