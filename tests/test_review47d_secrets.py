@@ -190,9 +190,9 @@ def test_the_pass_over_the_account_rows_goes_on_across_rounds(
     store = broker.store
     references = store.lease_references
 
-    def counted() -> Any:
+    def counted(**kwargs: Any) -> Any:
         scans.append(1)
-        return references()
+        return references(**kwargs)
 
     store.lease_references = counted  # type: ignore[method-assign]
     broker.prune(LATER + 3)  # the last page was short: the pass is through

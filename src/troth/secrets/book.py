@@ -541,7 +541,7 @@ class LeaseBook(BookAudit):
             chains = bool(pruned or self._chain_cursor)
             accounts = bool(pruned or self._account_cursor is not None)
             if chains or accounts:
-                used = store.lease_references()
+                used = store.lease_references(pairs=accounts)
                 if chains:
                     _chains, self._chain_cursor = store.prune_chains(
                         self._chain_cursor, limit=MAX_PRUNE_CHAINS_READ, used=used.chains

@@ -668,20 +668,24 @@ class SqliteSecretStore:
             self._next_epoch()
         return len(unused), (bytes(rows[-1][0]) if len(rows) == limit else b"")
 
-    def lease_references(self) -> LeaseReferences:
-        """The chains and the (identity, account) pairs any lease, open or ended, refers to:
-        one scan of the leases, no index (an index on chain_hash cost every lease an entry
-        when it ended: review 46d; `LeaseBook.prune` reads this only while a pass over the
-        chains or the accounts goes on, which starts in a round that forgot leases). A chain
-        names one actor and one account, so there are as many rows as chains."""
+    def lease_references(self, *, pairs: bool = True) -> LeaseReferences:
+        """The chains and (`pairs`, else none) the (identity, account) pairs any lease, open or
+        ended, refers to: one scan of the leases, no index (an index on chain_hash cost every
+        lease an entry when it ended: review 46d; `LeaseBook.prune` reads this only while a
+        pass over the chains or the accounts goes on, which starts in a round that forgot
+        leases). A chain names one actor and one account, so the pairs add no row, only width
+        to the DISTINCT's keys: read only for a pass over the accounts."""
+        if not pairs:
+            rows = self.db.fetch_all("SELECT DISTINCT chain_hash FROM secret_leases")
+            return LeaseReferences(frozenset(bytes(row[0]) for row in rows), frozenset())
         chains: set[bytes] = set()
-        pairs: set[tuple[bytes, bytes]] = set()
+        found: set[tuple[bytes, bytes]] = set()
         for chain_hash, identity, account in self.db.fetch_all(
             "SELECT DISTINCT chain_hash, identity, account FROM secret_leases"
         ):
             chains.add(bytes(chain_hash))
-            pairs.add((bytes(identity), bytes(account)))
-        return LeaseReferences(frozenset(chains), frozenset(pairs))
+            found.add((bytes(identity), bytes(account)))
+        return LeaseReferences(frozenset(chains), frozenset(found))
 
     def prune_accounts(
         self,
