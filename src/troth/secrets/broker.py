@@ -516,8 +516,8 @@ class Broker:
 
     def prune(self, now: int) -> int:
         """Forget the leases that ended more than `ENDED_LEASE_RETENTION` ago (the node's
-        maintenance), and then the chains no lease refers to any more (`LeaseBook.prune`);
-        their audit records stay. Returns how many leases."""
+        maintenance), and then the chains, or the (identity, account) rows, no lease refers
+        to any more (`LeaseBook.prune`); their audit records stay. Returns how many leases."""
         return self.book.prune(now)
 
     def stuck_revocations(self, limit: int = MAX_STUCK_REPORTED) -> list[tuple[Lease, int, int]]:

@@ -29,7 +29,7 @@ import hmac
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,7 +53,6 @@ from troth.storage import SqliteDatabase
 __all__ = [
     "KEPT_STANDING",
     "MAX_STORED_CHAINS_CACHE",
-    "LeaseReferences",
     "SecretRecord",
     "SigningKeyRecord",
     "SqliteSecretStore",
@@ -70,15 +69,6 @@ class SecretRecord:
     config: str  # JSON, checked by the engine when stored
     sealed: bytes
     updated_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseReferences:
-    """What the leases stored refer to (`SqliteSecretStore.lease_references`): their chains'
-    hashes and their (identity digest, account digest) pairs."""
-
-    chains: frozenset[bytes]
-    pairs: frozenset[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,26 +626,32 @@ class SqliteSecretStore:
             (locator_floor(before), int(LeaseState.REVOKED), before, limit),
         ).rowcount
 
-    def prune_chains(
-        self, after: bytes, *, limit: int, used: Set[bytes] | None = None
-    ) -> tuple[int, bytes]:
+    def prune_chains(self, after: bytes, *, limit: int) -> tuple[int, bytes]:
         """Delete the chains no lease refers to (review 46d, secrets 1: they were kept for
         good, a new one at each credential refresh) among the `limit` chains whose hashes
         follow `after` (the chains' key index, read in order), with their members, but keep
         each standing row (`ROOT_MEMBER` || authority || actor: the authority has standing
         over that agent, review 31b, secrets 3) once under `KEPT_STANDING`. Bumps the chains'
         epoch when it deleted any, in the caller's transaction (stores remembering a chain as
-        stored write it again). `used`: the chains leases refer to (`lease_references`, read
-        now when None). Returns how many chains it deleted and where the next call goes on
-        (b"": from the start again)."""
+        stored write it again). Returns how many chains it deleted and where the next call
+        goes on (b"": from the start again)."""
         rows = self.db.fetch_all(
             "SELECT chain_hash FROM secret_lease_chains WHERE chain_hash > ? "
             "ORDER BY chain_hash LIMIT ?",
             (after, limit),
         )
-        if rows and used is None:
-            used = self.lease_references().chains
-        unused = [bytes(row[0]) for row in rows if bytes(row[0]) not in (used or ())]
+        # the chains any lease (open or ended) refers to: one scan of the leases, no index
+        # (an index on chain_hash cost every lease an entry; `LeaseBook.prune` runs this only
+        # while a pass goes on after leases were pruned)
+        used = (
+            {
+                bytes(row[0])
+                for row in self.db.fetch_all("SELECT DISTINCT chain_hash FROM secret_leases")
+            }
+            if rows
+            else set()
+        )
+        unused = [bytes(row[0]) for row in rows if bytes(row[0]) not in used]
         for chain_hash in unused:
             self.db.execute(
                 "INSERT OR IGNORE INTO secret_lease_members SELECT member, ? "
@@ -668,52 +664,37 @@ class SqliteSecretStore:
             self._next_epoch()
         return len(unused), (bytes(rows[-1][0]) if len(rows) == limit else b"")
 
-    def lease_references(self, *, pairs: bool = True) -> LeaseReferences:
-        """The chains and (`pairs`, else none) the (identity, account) pairs any lease, open or
-        ended, refers to: one scan of the leases, no index (an index on chain_hash cost every
-        lease an entry when it ended: review 46d; `LeaseBook.prune` reads this only while a
-        pass over the chains or the accounts goes on, which starts in a round that forgot
-        leases). A chain names one actor and one account, so the pairs add no row, only width
-        to the DISTINCT's keys: read only for a pass over the accounts."""
-        if not pairs:
-            rows = self.db.fetch_all("SELECT DISTINCT chain_hash FROM secret_leases")
-            return LeaseReferences(frozenset(bytes(row[0]) for row in rows), frozenset())
-        chains: set[bytes] = set()
-        found: set[tuple[bytes, bytes]] = set()
-        for chain_hash, identity, account in self.db.fetch_all(
-            "SELECT DISTINCT chain_hash, identity, account FROM secret_leases"
-        ):
-            chains.add(bytes(chain_hash))
-            found.add((bytes(identity), bytes(account)))
-        return LeaseReferences(frozenset(chains), frozenset(found))
-
     def prune_accounts(
-        self,
-        after: tuple[bytes, bytes] | None,
-        *,
-        limit: int,
-        used: Set[tuple[bytes, bytes]] | None = None,
+        self, after: tuple[bytes, bytes] | None, *, limit: int
     ) -> tuple[int, tuple[bytes, bytes] | None]:
         """Delete the (identity, account) rows no lease (open or ended) is filed under (review
         47d, accounts 1: they were kept for good, one per pair ever seen, and each query of an
         identity's leases reads one index range per row of it) among the `limit` rows whose
-        keys follow `after` (None: from the first), read in key order; `used`, the pairs
-        leases refer to (`lease_references`, read now when None). A row of a live or retained
-        lease stays. Bumps the chains' epoch when it deleted any, in the caller's transaction:
-        a store remembering a chain as stored skips filing its row (`insert_lease`), so it
-        must forget the chains it remembers and file the row again at that chain's next
-        lease. Returns how many rows it deleted and where the next call goes on (None: the
-        pass is through)."""
+        keys follow `after` (None: from the first), read in key order, against the pairs of
+        every lease read in one scan of the leases, no index (as `prune_chains`: an index
+        would cost every lease an entry; `LeaseBook.prune` runs this only while a pass goes on
+        after leases were pruned, in the rounds that do not scan for the chains). A row of a
+        live or retained lease stays. Bumps the chains' epoch when it deleted any, in the
+        caller's transaction: a store remembering a chain as stored skips filing its row
+        (`insert_lease`), so it must forget the chains it remembers and file the row again at
+        that chain's next lease. Returns how many rows it deleted and where the next call goes
+        on (None: the pass is through)."""
         start = after or (b"", b"")
         rows = self.db.fetch_all(
             "SELECT identity, account FROM secret_lease_accounts "
             "WHERE (identity, account) > (?, ?) ORDER BY identity, account LIMIT ?",
             (*start, limit),
         )
-        if rows and used is None:
-            used = self.lease_references().pairs
+        used = (
+            {
+                (bytes(row[0]), bytes(row[1]))
+                for row in self.db.fetch_all("SELECT DISTINCT identity, account FROM secret_leases")
+            }
+            if rows
+            else set()
+        )
         pairs = [(bytes(row[0]), bytes(row[1])) for row in rows]
-        unused = [pair for pair in pairs if pair not in (used or ())]
+        unused = [pair for pair in pairs if pair not in used]
         for identity, account in unused:
             self.db.execute(
                 "DELETE FROM secret_lease_accounts WHERE identity = ? AND account = ?",
