@@ -530,10 +530,11 @@ class LeaseBook(BookAudit):
     def prune(self, now: int, *, retention: int = ENDED_LEASE_RETENTION) -> int:
         """Delete the rows of leases that ended (REVOKED) more than `retention` seconds before
         `now`, at most MAX_PRUNED_LEASES; never a live or REVOKING one. Then, in the same
-        transaction (a crash keeps both or neither), the chains no lease refers to any more
-        among the next `MAX_PRUNE_CHAINS_READ` stored (`SqliteSecretStore.prune_chains`: each
-        one's standing row kept) or, in the other rounds of a pass, the (identity, account)
-        rows no lease is filed under among the next `MAX_PRUNE_ACCOUNTS_READ`
+        transaction (a crash keeps all or none; each looks at the leases left in it), the
+        chains no lease refers to any more among the next `MAX_PRUNE_CHAINS_READ` stored
+        (`SqliteSecretStore.prune_chains`: each one's standing row kept) or, in the other
+        rounds of a pass (review 47d, accounts 1), the (identity, account) rows no lease is
+        filed under among the next `MAX_PRUNE_ACCOUNTS_READ`
         (`SqliteSecretStore.prune_accounts`). Returns how many leases."""
         store = self._store
         with store.transaction():
