@@ -517,8 +517,12 @@ class Broker:
     def prune(self, now: int) -> int:
         """Forget the leases that ended more than `ENDED_LEASE_RETENTION` ago (the node's
         maintenance), and then the chains, or the (identity, account) rows, no lease refers
-        to any more (`LeaseBook.prune`); their audit records stay. Returns how many leases."""
-        return self.book.prune(now)
+        to any more (`LeaseBook.prune`); their audit records stay. Then the token keys retired
+        long enough ago that they are published no more (`BrokerKeys.forget_retired`: review
+        47d, signing keys 2). Returns how many leases."""
+        pruned = self.book.prune(now)
+        self.keys.forget_retired(now)
+        return pruned
 
     def stuck_revocations(self, limit: int = MAX_STUCK_REPORTED) -> list[tuple[Lease, int, int]]:
         """REVOKING leases whose upstream revocation failed (the most attempted first, at most

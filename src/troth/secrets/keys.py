@@ -4,7 +4,8 @@
 - the audit key (32 random bytes, stored only sealed) for the audit log's HMACs;
 - the token signing keys (Ed25519 or P-256 in the vault), published as a JWKS by their RFC 7638
   thumbprint; a retired key stays published for `limits.MAX_LEASE_TTL` so tokens it signed
-  still validate until they expire, unless it was withdrawn by a compromised rotation.
+  still validate until they expire, unless it was withdrawn by a compromised rotation; then,
+  `RETIRED_KEY_GRACE` later, the broker's prune deletes it (`forget_retired`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ from troth.secrets.store import SigningKeyRecord, SqliteSecretStore
 from troth.storage import SqliteIdentityStore
 from troth.vault import KeyHandle, KeyPurpose, SealingVault, SealKey
 
-__all__ = ["BrokerKeys"]
+__all__ = ["RETIRED_KEY_GRACE", "BrokerKeys"]
 
 _AUDIT_KEY_AAD: Final = b"troth.secrets.audit-key/1"
 _AUDIT_KEY_SIZE: Final = 32
+
+RETIRED_KEY_GRACE: Final = 86_400
+"""Seconds a retired token key is kept after it stopped being published (`limits.MAX_LEASE_TTL`
+after its retirement) before `BrokerKeys.forget_retired` deletes it, row and vault key: a
+process whose clock lags (another broker on the database, a CLI command) may still publish it
+that much later (review 47d, signing keys 2: retired keys were kept for good)."""
 
 
 class BrokerKeys:
@@ -109,6 +116,27 @@ class BrokerKeys:
                 with contextlib.suppress(TrothError), self._store.transaction():
                     retired.drop_retired_keys(deleted)
         return kid
+
+    def forget_retired(self, now: int) -> int:
+        """Delete the token keys retired more than `limits.MAX_LEASE_TTL` +
+        `RETIRED_KEY_GRACE` before `now` (no longer published: nothing they signed validates),
+        their rows in one transaction, then their vault keys; never the current key. Each
+        routine rotation left one more for good (review 47d, signing keys 2). Returns how
+        many."""
+        before = now - limits.MAX_LEASE_TTL - RETIRED_KEY_GRACE
+        if not any(
+            k.retired_at is not None and k.retired_at < before for k in self._store.signing_keys()
+        ):
+            return 0  # (a read: no write transaction in a round with nothing to forget)
+        with self._lock:
+            with self._store.transaction():
+                gone = self._store.forget_signing_keys(retired_before=before)
+                if gone:
+                    self._published = None
+            for record in gone:  # out of the store: their vault keys are no one's now
+                with contextlib.suppress(KeyNotFound):
+                    self._vault.delete(KeyHandle.parse(record.handle))
+        return len(gone)
 
     def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:
         """The current signing key as the token engine uses it. Read again from the store every

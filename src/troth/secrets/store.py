@@ -253,6 +253,21 @@ class SqliteSecretStore:
         self.db.execute("DELETE FROM secret_signing_keys WHERE kid != ?", (keep,))
         return gone
 
+    def forget_signing_keys(self, *, retired_before: int) -> list[SigningKeyRecord]:
+        """Delete the token keys retired before `retired_before` (never the current one: its
+        `retired_at` is NULL); the records deleted, whose vault keys the caller deletes once
+        this commits."""
+        gone = [
+            k
+            for k in self.signing_keys()
+            if k.retired_at is not None and k.retired_at < retired_before
+        ]
+        self.db.execute(
+            "DELETE FROM secret_signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?",
+            (retired_before,),
+        )
+        return gone
+
     def signing_keys(self) -> list[SigningKeyRecord]:
         rows = self.db.fetch_all(
             "SELECT kid, handle, created_at, retired_at FROM secret_signing_keys "
