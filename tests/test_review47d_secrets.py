@@ -46,6 +46,7 @@ from troth.secrets import AllowListPolicy, LeaseState, book
 from troth.secrets.book import ENDED_LEASE_RETENTION, MAX_PRUNED_LEASES
 from troth.secrets.broker import Broker
 from troth.secrets.keys import RETIRED_KEY_GRACE
+from troth.storage import SqliteIdentityStore
 from troth.vault import KeyHandle
 
 
@@ -247,6 +248,7 @@ def test_a_token_key_retired_past_its_publication_is_forgotten(tmp_path: Path) -
     for handle in first + [r.handle for r in records[:-1]]:
         with pytest.raises(KeyNotFound):
             broker.vault.public_key(KeyHandle.parse(handle))
+    assert SqliteIdentityStore(broker.store.db).retired_keys(10) == []  # none left to delete
     far = kept_until + 10 * limits.MAX_LEASE_TTL
     broker.prune(far)
     assert [k.kid for k in broker.store.signing_keys()] == [current.kid]

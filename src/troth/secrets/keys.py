@@ -103,39 +103,45 @@ class BrokerKeys:
                 self._published = None
                 crash_point("secrets.rotate-key.before-commit")
             crash_point("secrets.rotate-key.after-commit")
-            deleted = []
-            for record in gone:  # out of the store: their vault keys are no one's now
-                try:
-                    self._vault.delete(KeyHandle.parse(record.handle))
-                except KeyNotFound:
-                    pass
-                except TrothError:  # left recorded: deleted later
-                    continue
-                deleted.append(record.handle)
-            if deleted:
-                with contextlib.suppress(TrothError), self._store.transaction():
-                    retired.drop_retired_keys(deleted)
+            self._delete_committed(gone, retired)
         return kid
+
+    def _delete_committed(self, gone: list[SigningKeyRecord], retired: SqliteIdentityStore) -> None:
+        """Delete from the vault the keys of `gone`, out of the store and recorded as retired
+        by a commit just made, then drop their records; one the vault fails to delete stays
+        recorded (`IdentityService.forget_retired` deletes it later)."""
+        deleted = []
+        for record in gone:  # out of the store: their vault keys are no one's now
+            try:
+                self._vault.delete(KeyHandle.parse(record.handle))
+            except KeyNotFound:
+                pass
+            except TrothError:  # left recorded: deleted later
+                continue
+            deleted.append(record.handle)
+        if deleted:
+            with contextlib.suppress(TrothError), self._store.transaction():
+                retired.drop_retired_keys(deleted)
 
     def forget_retired(self, now: int) -> int:
         """Delete the token keys retired more than `limits.MAX_LEASE_TTL` +
         `RETIRED_KEY_GRACE` before `now` (no longer published: nothing they signed validates),
-        their rows in one transaction, then their vault keys; never the current key. Each
-        routine rotation left one more for good (review 47d, signing keys 2). Returns how
-        many."""
+        their rows in one transaction that records their vault keys as retired, then those
+        keys (as a compromised rotation's: one left, by a failure or a process killed, the
+        node deletes later); never the current key. Each routine rotation left one more for
+        good (review 47d, signing keys 2). Returns how many."""
         before = now - limits.MAX_LEASE_TTL - RETIRED_KEY_GRACE
         if not any(
             k.retired_at is not None and k.retired_at < before for k in self._store.signing_keys()
         ):
             return 0  # (a read: no write transaction in a round with nothing to forget)
+        retired = SqliteIdentityStore(self._store.db)
         with self._lock:
             with self._store.transaction():
                 gone = self._store.forget_signing_keys(retired_before=before)
-                if gone:
-                    self._published = None
-            for record in gone:  # out of the store: their vault keys are no one's now
-                with contextlib.suppress(KeyNotFound):
-                    self._vault.delete(KeyHandle.parse(record.handle))
+                retired.add_retired_keys([record.handle for record in gone])  # as a rotation's
+                self._published = None
+            self._delete_committed(gone, retired)
         return len(gone)
 
     def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:
