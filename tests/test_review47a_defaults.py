@@ -1,0 +1,124 @@
+"""Review 47a, defaults 1: `troth policy bundle create` without --ttl asked for a 7 d bundle,
+which a policy-admin whose credential came from a default ticket (1 h, DEFAULT_CREDENTIAL_TTL)
+could never sign ("a bundle does not outlive its signer's chain"), nor the authority in the
+last 6 days of its 30 d signing key (renewed with a day left: "not past its key"). Left to
+its default, a bundle lives 7 d or until its signer's key or chain expires, whichever is
+first (`sign_bundle_as`, `troth.gates.default_bundle_ttl`), and says when; an explicit --ttl
+past either is still refused.
+
+The clock is stepped by hand (`SystemClock.now`), so which second each step falls in is the
+test's choice: the race review 45a's test lost on CI (a bundle as long as the admin's
+credential, signed one second after it was issued) is shown here, not left to chance."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import run, run_json
+from tests.support.gates import POLICIES, TOOLS
+from troth.authority.core import DEFAULT_CREDENTIAL_TTL
+from troth.clock import FixedClock, SystemClock
+from troth.gates import DEFAULT_POLICY_BUNDLE_TTL
+
+DAY = 86_400
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FixedClock:
+    """The CLI's clock (and every SystemClock), moved only by the test."""
+    fixed = FixedClock(int(time.time()))
+    monkeypatch.setattr(SystemClock, "now", lambda _self: fixed.now())
+    return fixed
+
+
+@pytest.fixture
+def admin(clock: FixedClock, tmp_path: Path) -> int:
+    """Authority acme and member `admin` (troth.role=policy-admin, a default ticket's
+    credential); when the admin's credential was issued."""
+    run_json("authority", "create", "acme")
+    run_json("identity", "create", "admin")
+    ticket = run(
+        "authority", "ticket", "create", "--authority", "acme", "--attr", "troth.role=policy-admin"
+    )
+    run("enroll", ticket.stdout.strip(), "--as", "admin")
+    (tmp_path / "policies").write_text(POLICIES)
+    (tmp_path / "tools").write_text(json.dumps(TOOLS))
+    return clock.now()
+
+
+def _create(tmp_path: Path, signer: str, revision: int, *extra: str, code: int = 0) -> Any:
+    return run_json(
+        "policy",
+        "bundle",
+        "create",
+        "--policies",
+        str(tmp_path / "policies"),
+        "--tools",
+        str(tmp_path / "tools"),
+        "--revision",
+        str(revision),
+        "--authority",
+        "acme",
+        "--as",
+        signer,
+        "--out",
+        str(tmp_path / f"{signer}-{revision}.bundle"),
+        *extra,
+        code=code,
+    )
+
+
+def test_a_bundle_as_long_as_the_admins_credential_loses_the_second_race(
+    admin: int, clock: FixedClock, tmp_path: Path
+) -> None:
+    """What failed CI (review 45a's test, 1 h): the admin's credential expires at issue + 1 h,
+    so a 1 h bundle signed a second later outlives it, and is refused."""
+    clock.advance(1)
+    refused = _create(tmp_path, "admin", 1, "--ttl", "1h", code=1)
+    assert "does not outlive its signer's chain" in refused["detail"]
+    assert str(admin + DEFAULT_CREDENTIAL_TTL) in refused["detail"]
+
+
+def test_a_policy_admins_default_bundle_lives_until_its_chain_expires(
+    admin: int, clock: FixedClock, tmp_path: Path
+) -> None:
+    clock.advance(1)  # a second after the credential: the bundle still ends with it
+    made = _create(tmp_path, "admin", 1)
+    assert (made["issued_at"], made["expires_at"]) == (admin + 1, admin + DEFAULT_CREDENTIAL_TTL)
+    run_json("policy", "push", str(tmp_path / "admin-1.bundle"))  # verified, and held
+    (held,) = run_json("policy", "show")
+    assert (held["expires_at"], held["in_force"]) == (admin + DEFAULT_CREDENTIAL_TTL, True)
+
+
+def test_an_explicit_ttl_past_the_chain_is_still_refused(
+    admin: int, clock: FixedClock, tmp_path: Path
+) -> None:
+    refused = _create(tmp_path, "admin", 1, "--ttl", "7d", code=1)
+    assert "does not outlive its signer's chain" in refused["detail"]
+    assert not (tmp_path / "admin-1.bundle").exists()
+
+
+def test_the_authoritys_default_bundle_lives_seven_days(
+    admin: int, clock: FixedClock, tmp_path: Path
+) -> None:
+    made = _create(tmp_path, "acme", 1, "--node", "acme")
+    assert made["expires_at"] - made["issued_at"] == DEFAULT_POLICY_BUNDLE_TTL == 7 * DAY
+
+
+def test_the_authoritys_default_bundle_ends_with_its_signing_key(
+    admin: int, clock: FixedClock, tmp_path: Path
+) -> None:
+    """The authority's 30 d signing key is renewed with a day left: 25 days in, it has 5 left,
+    and a 7 d bundle would outlive it."""
+    made = _create(tmp_path, "acme", 1, "--node", "acme")  # its signing key made now
+    clock.advance(25 * DAY)
+    late = _create(tmp_path, "acme", 2, "--node", "acme")
+    assert late["expires_at"] - late["issued_at"] == 5 * DAY
+    assert late["expires_at"] == made["issued_at"] + 30 * DAY
+    refused = _create(tmp_path, "acme", 3, "--node", "acme", "--ttl", "7d", code=1)
+    assert "not past its key" in refused["detail"]
