@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run, run_json
-from tests.support.gates import POLICIES, TOOLS
+from tests.support.gates import ADMIN, POLICIES, TOOLS, T, make_world
 from troth.authority.core import DEFAULT_CREDENTIAL_TTL
 from troth.clock import FixedClock, SystemClock
-from troth.gates import DEFAULT_POLICY_BUNDLE_TTL
+from troth.credentials import CredentialChain, issue_credential
+from troth.errors import PolicyError, PolicyFailure
+from troth.gates import DEFAULT_POLICY_BUNDLE_TTL, create_bundle, decode_bundle, default_bundle_ttl
 
 DAY = 86_400
 
@@ -122,3 +124,28 @@ def test_the_authoritys_default_bundle_ends_with_its_signing_key(
     assert late["expires_at"] == made["issued_at"] + 30 * DAY
     refused = _create(tmp_path, "acme", 3, "--node", "acme", "--ttl", "7d", code=1)
     assert "not past its key" in refused["detail"]
+
+
+def test_the_default_ttl_is_the_shortest_of_seven_days_the_key_and_the_chain() -> None:
+    world = make_world()
+    authority = world.authority.identifier
+    credential = issue_credential(
+        world.authority.signer, subject=world.admin.identifier, attributes=ADMIN, now=T,
+        ttl=3600, depth=0,
+    )  # fmt: skip
+    chain = CredentialChain((credential,), (world.authority.identity.history,)).encode()
+    admin = world.admin.signer
+    assert default_bundle_ttl(admin, authority=authority, now=T + 1, chain=chain) == 3599
+    bundle = create_bundle(
+        admin, authority=authority, policies=POLICIES, schema="", tools=TOOLS, revision=1,
+        now=T + 1, ttl=3599, chain=chain,
+    )  # fmt: skip
+    assert decode_bundle(bundle).expires_at == T + 3600  # what create_bundle takes
+    assert default_bundle_ttl(world.authority.signer, authority=authority, now=T) == 7 * DAY
+    late = world.authority.signer.expires_at - DAY
+    assert default_bundle_ttl(world.authority.signer, authority=authority, now=late) == DAY
+    with pytest.raises(PolicyError) as refused:  # a support agent's chain makes no admin
+        default_bundle_ttl(
+            world.support.signer, authority=authority, now=T, chain=world.support_chain
+        )
+    assert refused.value.reason is PolicyFailure.NOT_POLICY_ADMIN

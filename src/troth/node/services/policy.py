@@ -543,8 +543,8 @@ def sign_bundle_as(
     tools: Mapping[str, Any],
     services: Mapping[str, Any],
     revision: int,
-    ttl: int | None,
     now: int,
+    ttl: int | None = None,
 ) -> bytes:
     """A new bundle of `authority` (`create_bundle`), signed by local identity `signer`: the
     authority itself, or a member under its policy-admin chain (`admin_chain`). It lives `ttl`
