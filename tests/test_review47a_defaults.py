@@ -6,6 +6,9 @@ its default, a bundle lives 7 d or until its signer's key or chain expires, whic
 first (`sign_bundle_as`, `troth.gates.default_bundle_ttl`), and says when; an explicit --ttl
 past either is still refused.
 
+Defaults 2: a member's VC said `validUntil` the authority's credential ttl on, past the
+signing key that verifies it, where its CBOR credential ends with that key.
+
 The clock is stepped by hand (`SystemClock.now`), so which second each step falls in is the
 test's choice: the race review 45a's test lost on CI (a bundle as long as the admin's
 credential, signed one second after it was issued) is shown here, not left to chance."""
@@ -149,3 +152,32 @@ def test_the_default_ttl_is_the_shortest_of_seven_days_the_key_and_the_chain() -
             world.support.signer, authority=authority, now=T, chain=world.support_chain
         )
     assert refused.value.reason is PolicyFailure.NOT_POLICY_ADMIN
+
+
+def test_a_members_vc_ends_with_the_authoritys_key_like_its_credential(troth_home: Path) -> None:
+    """Defaults 2: an authority whose credential ttl (here 40 d) is longer than what its
+    30 d signing key has left issued CBOR credentials ending with the key
+    (`issue_credential`) but VCs saying `validUntil` 40 d on: no verifier accepts such a VC
+    once the key has expired (`troth_resolver` checks the attestation at its `now`), so its
+    holder and verifiers were told a lifetime it never had."""
+    from troth.authority.client import enroll_request
+    from troth.credentials import Attributes, CredentialBody
+    from troth.credentials.vc import parse_xsd_datetime
+    from troth.node import init_node, open_node
+
+    init_node("auth")
+    init_node("agents")
+    with open_node("auth") as auth_node, open_node("agents") as agents:
+        authority = auth_node.create_authority("acme", now=T, credential_ttl=40 * DAY)
+        ticket = authority.create_ticket(
+            creator=authority.identifier, attributes=Attributes({"agents.team": "x"}),
+            address="node:auth", now=T,
+        )  # fmt: skip
+        alice = agents.identities.create(now=T, name="alice").identifier
+        authority.enroll(enroll_request(agents.identities, "alice", ticket, now=T), now=T)
+        now = T + 20 * DAY  # the key made at T expires at T + 30 d
+        chain = authority.issue_member_credential(alice, now=now)
+        ends = CredentialBody.decode(chain.credentials[-1].body).expires_at
+        document = authority.issue_member_vc(alice, now=now)
+    assert ends == T + 30 * DAY
+    assert parse_xsd_datetime(document["validUntil"], "validUntil") == ends
