@@ -39,9 +39,16 @@ class Early:
     async def note(self, arguments: Any, context: RequestContext) -> int:
         # a message of its own to the caller's reply worker (dropped there: no call has its
         # id), through the channel the request came in on
+        caller = self.watched[0]
+        before = caller.messages_in
         await self.router.route(RoutedMessage(context.return_route, (), b"\x00"))
-        await asyncio.sleep(0.3)  # waits: the read callback's routing goes on in a task
-        return self.watched[0].messages_in
+        # waits (the read callback's routing goes on in a task) until the caller has read it,
+        # or 5 s: a message held until the handler ends never arrives meanwhile, however slow
+        # the machine, where a fixed 0.3 s sleep failed on a loaded one (review 47a, flakes 1)
+        deadline = asyncio.get_running_loop().time() + 5  # (inline: not a task of its own)
+        while caller.messages_in == before and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return caller.messages_in
 
     async def maintain(self, now: int) -> None:
         return None
@@ -51,6 +58,13 @@ class Early:
 
 
 def test_a_handler_that_sends_then_waits_does_not_hold_its_message(tmp_path: Path) -> None:
+    scenario(tmp_path)
+
+
+def scenario(tmp_path: Path, watched: list[ChannelEnd] | None = None) -> None:
+    """Hub and member `a` over TCP; `a`'s channel end to the hub is appended to `watched`
+    too (tests/test_review47a_flakes.py slows its reads)."""
+
     async def main() -> None:
         init_node("hub", home=tmp_path)
         init_node("a", home=tmp_path)
@@ -74,6 +88,8 @@ def test_a_handler_that_sends_then_waits_does_not_hold_its_message(tmp_path: Pat
             hub.add_service(early)
             end = await a.channel_to(parse_route(address))
             early.watched.append(end)
+            if watched is not None:
+                watched.append(end)
             for _ in range(3):  # plain answers on this channel go on as before
                 assert await call(a.router, (end.enc, ECHO), "echo", b"x") == b"x"
             before = end.messages_in

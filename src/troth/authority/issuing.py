@@ -124,15 +124,18 @@ class Issuing(AuthorityBase):
 
     def issue_member_vc(self, member: Identifier, *, now: int) -> dict[str, Any]:
         """Member `member`'s credential as a W3C VC (troth.credentials.vc, eddsa-jcs-2022), valid
-        for the authority's credential TTL from `now`. Its `vc_credential_hash` is recorded as
+        for the authority's credential TTL from `now`, and never past its signing key, like a CBOR
+        credential (`issue_credential`; review 47a, defaults 2: a VC said it lived on after
+        the key no verifier accepts it without). Its `vc_credential_hash` is recorded as
         issued to the member in the same transaction, before the VC leaves: removing the member
         revokes it like the member's CBOR credentials (docs/credentials.md). It was issued by the
         CLI, out of the Python API's reach (review 44c, CLI 1)."""
-        valid_until = now + self.config.credential_ttl
         with self.store.transaction():
             attributes = self.member(member).attributes
+            signer = self.signer(now)
+            valid_until = min(now + self.config.credential_ttl, signer.expires_at)
             document = export_credential_vc(
-                self.signer(now),
+                signer,
                 credential_id=os.urandom(VC_ID_BYTES),
                 subject=member,
                 attributes=attributes,

@@ -136,7 +136,13 @@ def bundle_group() -> None:
 )
 @as_option("The local identity signing (the authority, or a policy-admin member)")
 @authority_option(help_text="The authority the bundle is for: its name here, or its identifier.")
-@duration_option("--ttl", default="7d", show_default=True, help="How long the bundle is valid.")
+@duration_option(
+    "--ttl",
+    help=(
+        "How long the bundle is valid (default: 7d, or until the signer's key or policy-admin "
+        "credential expires if sooner; a longer --ttl is refused)."
+    ),
+)
 @click.option(
     "--out",
     required=True,
@@ -154,7 +160,7 @@ def create(
     revision: int,
     as_name: str,
     authority_ref: str,
-    ttl: int,
+    ttl: int | None,
     out: str,
     node_name: str,
     reporter: Reporter,

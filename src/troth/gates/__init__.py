@@ -3,11 +3,13 @@
 decides every call with its arguments; gate 3 (issue 12) attaches a leased secret."""
 
 from troth.gates.bundles import (
+    DEFAULT_POLICY_BUNDLE_TTL,
     POLICY_ADMIN,
     BundleBody,
     VerifiedBundle,
     create_bundle,
     decode_bundle,
+    default_bundle_ttl,
     load_stored_bundle,
     resign_bundle,
     verify_bundle,
@@ -51,6 +53,7 @@ from troth.gates.tools import Tool, ToolGate, ToolResult
 from troth.gates.toolschema import ToolSchema, compile_tool_schema, schema_from_function
 
 __all__ = [
+    "DEFAULT_POLICY_BUNDLE_TTL",
     "FIXED_SCHEMA",
     "POLICY_ADMIN",
     "ActiveBundle",
@@ -92,6 +95,7 @@ __all__ = [
     "compile_tool_schema",
     "create_bundle",
     "decode_bundle",
+    "default_bundle_ttl",
     "load_stored_bundle",
     "resign_bundle",
     "schema_from_function",

@@ -58,6 +58,7 @@ from troth.identity import Identifier, Signer, VerifiedIdentity, verify_history,
 
 __all__ = [
     "BUNDLE_TYPE",
+    "DEFAULT_POLICY_BUNDLE_TTL",
     "POLICY_ADMIN",
     "SIGNED_BUNDLE_TYPE",
     "BundleBody",
@@ -65,6 +66,7 @@ __all__ = [
     "VerifiedBundle",
     "create_bundle",
     "decode_bundle",
+    "default_bundle_ttl",
     "load_stored_bundle",
     "resign_bundle",
     "verify_bundle",
@@ -75,6 +77,9 @@ SIGNED_BUNDLE_TYPE: Final = "troth.policy.bundle.signed"
 VERSION: Final = 1
 POLICY_ADMIN: Final = "policy-admin"
 """The `troth.role` value that lets a member sign its authority's policy bundles."""
+DEFAULT_POLICY_BUNDLE_TTL: Final = 7 * 86_400
+"""How long a bundle lives when its signer names no ttl, unless its signer's key or chain
+expires first (`default_bundle_ttl`)."""
 _P = PolicyFailure
 _DECODE_REASONS: Final = {
     DecodeProblem.UNKNOWN_TYPE: _P.UNKNOWN_TYPE,
@@ -373,6 +378,21 @@ def create_bundle(
             "(MAX_POLICY_BUNDLE_BYTES): fewer or smaller tools, policies or schema",
         )
     return signed
+
+
+def default_bundle_ttl(
+    signer: Signer, *, authority: Identifier, now: int, chain: bytes | None = None
+) -> int:
+    """The ttl of a bundle whose signer names none: DEFAULT_POLICY_BUNDLE_TTL, or less when
+    `signer`'s key or (a policy-admin's) `chain` expires sooner, so the bundle ends with it
+    instead of being refused by `create_bundle` (review 47a, defaults 1: a policy-admin's 1 h
+    credential could never sign a 7 d bundle). PolicyError when the chain cannot make `signer`
+    `authority`'s policy-admin; a ttl below 1 when the key or chain has already expired (which
+    `create_bundle` refuses)."""
+    ends = signer.expires_at
+    if chain is not None:
+        ends = min(ends, _check_admin_chain(chain, signer.identity.identifier, authority))
+    return min(DEFAULT_POLICY_BUNDLE_TTL, ends - now)
 
 
 def resign_bundle(data: bytes, signer: Signer, *, now: int) -> bytes:

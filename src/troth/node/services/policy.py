@@ -73,6 +73,7 @@ from troth.gates import (
     VerifiedBundle,
     create_bundle,
     decode_bundle,
+    default_bundle_ttl,
     resign_bundle,
 )
 from troth.identity import Identifier
@@ -542,11 +543,13 @@ def sign_bundle_as(
     tools: Mapping[str, Any],
     services: Mapping[str, Any],
     revision: int,
-    ttl: int,
     now: int,
+    ttl: int | None = None,
 ) -> bytes:
     """A new bundle of `authority` (`create_bundle`), signed by local identity `signer`: the
-    authority itself, or a member under its policy-admin chain (`admin_chain`). Refused first
+    authority itself, or a member under its policy-admin chain (`admin_chain`). It lives `ttl`
+    seconds (refused past the signer's key or chain), or with `ttl` None 7 days or until the
+    signer's key or chain expires, whichever is first (`default_bundle_ttl`). Refused first
     (PolicyError ROLLBACK) when the node holds a bundle of `authority` at `revision`: a new
     signature makes a different bundle of that revision, and of two such bundles only the one
     of the lower digest decides, on every node (docs/policy.md, "Bundles on a node": review
@@ -562,6 +565,8 @@ def sign_bundle_as(
             f"{stamp[1].hex()}): sign revision {revision + 1} (of two bundles of one revision "
             "every node keeps the one of the lower digest)",
         )
+    if ttl is None:
+        ttl = default_bundle_ttl(signing, authority=authority, now=now, chain=chain)
     return create_bundle(
         signing,
         authority=authority,
