@@ -19,7 +19,8 @@ feed it holds names it), never on the history's own word.
    (from change 0, or from a change an older one holds) ties the checkpoint to the identifier,
    as a stored copy does.
 
-1 was a strict xfail until `TraceCollector` verified the signer with the node's checkpoints.
+Both were strict xfails until `TraceCollector` verified the signer with the node's
+checkpoints (1) and `LogVerifier` took the log's own windows as anchors (2).
 """
 
 from __future__ import annotations
@@ -132,7 +133,6 @@ def test_an_agent_past_64_changes_submits_records_through_the_trace_service(
     run("trace", "verify", "--file", str(export), "--node", "hub")
 
 
-@pytest.mark.xfail(strict=True, reason="review 47i, collector 2: verify needs the node's copy")
 def test_the_nodes_log_verifies_after_the_agent_rotates_on(tmp_path: Path) -> None:
     """The long-lived agent rotates 30 more times and announces it: the hub's stored copy of
     it now starts past the change the log's copy of it starts at. The hub's log still
