@@ -180,7 +180,7 @@ class NodeTrust:
             feeds=lambda: self.feeds,
             known=self.node.identities.check_known,
             observe=self._remember,
-            checkpoints=self._checkpoints,
+            checkpoints=self.checkpoints,
             vouched=self.vouchers.of,
             vouched_for=self.vouchers.standing,
             vouch=self._vouch,
@@ -278,8 +278,9 @@ class NodeTrust:
             # history is replaced now that it is admitted, and its attesters' word forgotten
             observe(peer.identity, binds=self._binds(peer.identity, peer.credentials))
 
-    def _checkpoints(self, now: int) -> Checkpoints:
-        """The node's word on checkpointed peer histories: its stored copies and held feeds."""
+    def checkpoints(self, now: int) -> Checkpoints:
+        """The node's word on checkpointed peer histories: its stored copies and held feeds
+        (channels, and the trace service's signers: review 47i, collector 1)."""
         return self.node.wallet.checkpoints(now=now, max_staleness=FEED_STALENESS)
 
     def standing(self, peer: VerifiedPeer, now: int) -> Standing:

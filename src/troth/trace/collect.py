@@ -4,9 +4,12 @@ submitted batch to its log (docs/protocols.md, "Trace service"; docs/traces.md, 
 `TraceCollector.submit(submission, submitter=, now=)` is synchronous storage work (the service
 runs it on the node's storage thread). For the batch, once:
 
-- the signer's history verifies in full (no checkpointed suffix: the log keeps histories that
-  verify offline) and, when a member submits it, is the member's own (`submitter`): a member
-  submits only the records it signed;
+- the signer's history verifies, in full or (an identity past MAX_IDENTITY_CHANGES changes)
+  from a checkpoint the node attests as a channel does (`checkpoints`: its stored copy of the
+  identity holds that change, or a fresh feed it holds names it), never on the history's own
+  word: a checkpoint nothing the node holds attests is refused (review 47i, collector 1);
+  and, when a member submits it, is the member's own (`submitter`): a member submits only the
+  records it signed;
 - no feed of an authority with standing over that identity revokes or supersedes it: the
   roots of the chains its channel showed, the authorities whose chains the node verified for
   it before (`vouched`), itself as an anchor; every held feed for a stranger (docs/formats.md,
@@ -48,7 +51,7 @@ from troth.channel.verification import Vouched, identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
-from troth.identity import Identifier, VerifiedIdentity, verify_history
+from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
 from troth.trace.export import prove
 from troth.trace.log import TraceLog
 from troth.trace.record import TraceRecord
@@ -77,12 +80,16 @@ class TraceCollector:
         feeds: Feeds,
         observe: Known,
         vouched: Vouched,
+        checkpoints: Callable[[int], Checkpoints] | None = None,
     ) -> None:
+        """`checkpoints(now)`: the node's word on a checkpointed signer history (its stored
+        copies and held feeds: `NodeTrust.checkpoints`); None takes full histories only."""
         self.log = log
         self._verifier = verifier
         self._feeds = feeds
         self._observe = observe
         self._vouched = vouched
+        self._checkpoints = checkpoints
         self._member_signed: int | None = None  # the `now` of the last member's prove that
         # signed a checkpoint (`_checkpoint_due`)
 
@@ -192,8 +199,10 @@ class TraceCollector:
         now: int,
         credentials: tuple[VerifiedCredential, ...],
     ) -> VerifiedIdentity:
+        # a checkpointed history only as the node attests it (review 47i, collector 1)
+        attests = None if self._checkpoints is None else self._checkpoints(now)
         try:
-            identity = verify_history(history, now=now)  # no checkpoints: the full history
+            identity = verify_history(history, now=now, checkpoints=attests)
         except IdentityError as exc:
             raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
         if submitter is not None and identity.identifier != submitter:

@@ -8,7 +8,10 @@ the checkpoints) and raises TraceError naming the first bad record and why:
   appended (when the log's stored leaf hash is given);
 - its key: the attestation its keyid names is for the record's agent, under a change of the
   agent's verified history, and could sign at the record's time (`KeyEpoch.check_time`:
-  "signatures outlive rotations", a retired key's later record is KEY_RETIRED);
+  "signatures outlive rotations", a retired key's later record is KEY_RETIRED); a history
+  from a checkpoint is attested by the verifier's stored copy, else by an older history the
+  log kept of the agent that verifies and holds that change (docs/traces.md, "Signer
+  histories": review 47i, collector 2);
 - the signature over the PAE of the exact payload bytes;
 - the agent's chain: seq 0, 1, 2, ... each naming the previous record's hash, times never
   decreasing, keys never going back to an older change;
@@ -41,6 +44,7 @@ from troth.identity import (
     VerifiedIdentity,
     verify_history,
 )
+from troth.identity import Checkpoint as IdentityCheckpoint
 from troth.trace.checkpoint import (
     AnchorStatus,
     Checkpoint,
@@ -237,6 +241,20 @@ def check_chain(record: TraceRecord, chain: bytes) -> None:
     _check_summary(record, _chain_summary(chain))
 
 
+def _holds(histories: Sequence[VerifiedIdentity | None], index: int, change_hash: bytes) -> bool:
+    """Whether one of `histories` (verified; None: one that did not) holds change `index`
+    with hash `change_hash`."""
+    for history in histories:
+        if history is None:
+            continue
+        position = index - history.first_index
+        if 0 <= position < len(history.changes) and (
+            history.changes[position].change_hash == change_hash
+        ):
+            return True
+    return False
+
+
 @dataclass
 class _AgentState:
     seq: int
@@ -262,6 +280,7 @@ class LogVerifier:
         self._rows = rows
         self._identities: dict[Identifier, VerifiedIdentity] = {}
         self._windows: dict[Identifier, list[VerifiedIdentity]] = {}
+        self._linkable_windows: dict[Identifier, list[VerifiedIdentity | None]] = {}
         self._epochs: dict[str, KeyEpoch] = {}
         self._agents: dict[Identifier, _AgentState] = {}
         # (agent, record id) to its index: ids are unique per agent (docs/formats.md, "Trace
@@ -319,9 +338,73 @@ class LogVerifier:
         identity = self._identities.get(identifier)
         if identity is None:
             history = self.material.histories.get(identifier)
-            identity = verify_identity(identifier, history, self._known, self._attests)
+            identity = verify_identity(identifier, history, self._known, self._anchors(identifier))
             self._identities[identifier] = identity
         return identity
+
+    def _anchors(self, agent: Identifier) -> Checkpoints:
+        """The verifier's word on `agent`'s checkpointed histories (`checkpoints`: a node's
+        stored copies), else the log's own: a window of the agent the log kept that verifies
+        (from change 0, or from a change an older window holds) and holds the change. The
+        verifier's stored copy moves on as the agent rotates; the windows the log kept stay
+        (review 47i, collector 2)."""
+
+        def attests(checkpoint: IdentityCheckpoint, change_hash: bytes) -> bool:
+            if self._attests is not None and self._attests(checkpoint, change_hash):
+                return True
+            return checkpoint.identifier == agent.digest and _holds(
+                self._linkable(agent), checkpoint.index, change_hash
+            )
+
+        return attests
+
+    def _linkable(self, agent: Identifier) -> list[VerifiedIdentity | None]:
+        """The windows the log kept of `agent`, oldest first, each verified as a history of
+        the agent (a checkpointed one attested by the verifier or by an older window), None
+        for one that does not; not judged against the verifier's stored copy (`_kept`)."""
+        found = self._linkable_windows.get(agent)
+        if found is None:
+            found = self._linkable_windows[agent] = []
+
+            def older(checkpoint: IdentityCheckpoint, change_hash: bytes) -> bool:
+                if self._attests is not None and self._attests(checkpoint, change_hash):
+                    return True
+                return checkpoint.identifier == agent.digest and _holds(
+                    found, checkpoint.index, change_hash
+                )
+
+            for window in self.material.windows.get(agent, ()):
+                try:
+                    found.append(verify_identity(agent, window, None, older))
+                except TraceError:
+                    found.append(None)
+        return found
+
+    def _kept(self, agent: Identifier) -> list[VerifiedIdentity]:
+        """The windows the log kept of `agent`, oldest first, verified once per agent
+        (whatever number of keys it used): one whose last change the newest history (or a
+        newer window so linked) holds is a prefix of the history `known` judged, and passes
+        as it; any other is judged by `known` itself (a stored copy that moved past it
+        refuses it: nothing shows it is a prefix)."""
+        kept = self._windows.get(agent)
+        if kept is None:
+            newest = self._identity(agent)
+            windows = self.material.windows.get(agent, ())
+            linked = [newest]
+            judged: list[VerifiedIdentity] = []
+            for window, verified in zip(
+                reversed(windows), reversed(self._linkable(agent)), strict=True
+            ):
+                if verified is not None and _holds(
+                    linked, verified.current.index, verified.current_change_hash
+                ):
+                    linked.append(verified)
+                    judged.append(verified)
+                else:
+                    anchors = self._anchors(agent)
+                    judged.append(verify_identity(agent, window, self._known, anchors))
+            kept = self._windows[agent] = judged[::-1]
+        return kept
 
     def _epoch(self, keyid: str, agent: Identifier) -> KeyEpoch:
         epoch = self._epochs.get(keyid)
@@ -344,12 +427,7 @@ class LogVerifier:
             return newest_view(agent, attestation, newest, self._rows, self._known, self._attests)
         except TraceError as exc:
             refused = exc
-        kept = self._windows.get(agent)
-        if kept is None:  # verified once per agent, whatever number of keys it used
-            kept = self._windows[agent] = [
-                verify_identity(agent, w, self._known, self._attests)
-                for w in self.material.windows.get(agent, ())
-            ]
+        kept = self._kept(agent)
         later = [*kept, newest]
         for position, window in enumerate(kept):
             try:

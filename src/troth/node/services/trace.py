@@ -122,6 +122,7 @@ class TraceService:
                 feeds=lambda: self.trust.feeds,
                 observe=self.traces.node.identities.observe,
                 vouched=self.trust.vouchers.of,
+                checkpoints=self.trust.checkpoints,
             )
         return self._collector
 
