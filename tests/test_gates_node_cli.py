@@ -160,10 +160,10 @@ def test_demo_chapter_4() -> None:
         "support-agent: refund  20 -> allowed: refunded 20 on order 4471",
         "support-agent: refund 500 -> denied by policy caveat:1:0",
         "sub-agent sees: lookup_order",
-        "sub-agent: refund  20 -> denied: no policy permits this request",
+        "sub-agent: refund  20 -> denied: the policy bundle declares no such tool",
         "support-agent: refund  20 -> denied: the caller's credential is revoked",
         "support-agent: refund 500 -> 'troth: denied by policy caveat:1:0'",
-        "sub-agent: refund  20 -> 'troth: denied: no policy permits this request'",
+        "sub-agent: refund  20 -> 'troth: denied: the policy bundle declares no such tool'",
     ):
         assert line in out
     after_mcp = out[out.index("the same story through MCP") :]

@@ -65,14 +65,15 @@ def test_invoke_runs_allowed_calls_only() -> None:
 
 def test_a_hidden_tool_called_by_name_is_denied() -> None:
     world = make_world()
-    gate = gate_for(world)
+    recorder = ListRecorder()
+    gate = gate_for(world, recorder=recorder)
     member = world.credential(world.support_chain, world.support)
     sub = world.credential(world.sub_chain, world.sub)
     assert "export_customers" not in [t.name for t in gate.available_tools(member)]
-    assert (
-        gate.invoke(member, "export_customers", {"fmt": "csv"}).decision.outcome
-        is Outcome.NO_PERMIT
-    )
+    # told as a tool the bundle does not declare (review 47h, gates 1), recorded as it is
+    told = gate.invoke(member, "export_customers", {"fmt": "csv"}).decision
+    assert told.outcome is Outcome.UNKNOWN_REQUEST
+    assert recorder.records[-1].decision.outcome is Outcome.NO_PERMIT
     assert not gate.invoke(sub, "refund", {"order_id": "o", "amount": 1}).allowed
 
 
@@ -162,11 +163,14 @@ def test_a_tool_whose_schema_differs_from_the_bundles_is_denied() -> None:
     def refund(order_id: str, amount: int, reason: str) -> str:  # one argument more
         return "refunded"
 
-    gate = gate_for(world, Tool.from_function(refund), Tool.from_function(lookup_order))
+    recorder = ListRecorder()
+    tools = (Tool.from_function(refund), Tool.from_function(lookup_order))
+    gate = gate_for(world, *tools, recorder=recorder)
     member = world.credential(world.support_chain, world.support)
     assert [t.name for t in gate.available_tools(member)] == ["lookup_order"]
     decision = gate.invoke(member, "refund", {"order_id": "o", "amount": 1, "reason": "x"}).decision
-    assert decision.outcome is Outcome.SCHEMA_MISMATCH
+    assert decision.outcome is Outcome.UNKNOWN_REQUEST  # hidden: told as undeclared (47h)
+    assert recorder.records[-1].decision.outcome is Outcome.SCHEMA_MISMATCH
     undeclared = gate.invoke(member, "export_customers", {"fmt": "csv"}).decision
     assert undeclared.outcome is Outcome.UNKNOWN_REQUEST
 

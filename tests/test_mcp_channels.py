@@ -107,7 +107,8 @@ def test_one_published_server_serves_each_agent_with_its_own_rights(tmp_path: Pa
         ):
             assert await names(agent) == ["lookup_order"]
             hidden = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
-            assert text(hidden) == DENIED_PREFIX + "denied: no policy permits this request"
+            # told as a tool the bundle does not declare (review 47h, gates 1)
+            assert text(hidden) == DENIED_PREFIX + "denied: the policy bundle declares no such tool"
             order = await agent.call_tool("lookup_order", {"order_id": "o9"})
             assert text(order) == "order o9: 2 items, paid"
         # every call decided is a record signed by the hub in its trace (issue 13, wired in)
@@ -245,7 +246,8 @@ def test_troth_mcp_gate_end_to_end_over_stdio(troth_home: Path) -> None:
             small = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
             assert (small.is_error, text(small)) == (False, "refunded 20 on o1")
             hidden = await agent.call_tool("export_customers", {"fmt": "csv"})
-            assert text(hidden) == DENIED_PREFIX + "denied: no policy permits this request"
+            # told as a tool the bundle does not declare (review 47h, gates 1)
+            assert text(hidden) == DENIED_PREFIX + "denied: the policy bundle declares no such tool"
 
     anyio.run(main)
     with open_node("shop", home=troth_home) as node:  # each call: a record support signed

@@ -122,15 +122,16 @@ def test_a_tool_whose_upstream_schema_differs_is_not_offered(
     async def main() -> None:
         world = make_world()
         support = world.credential(world.support_chain, world.support)
-        async with gated(world, support, upstream=upstream) as agent:
+        recorder = ListRecorder()
+        async with gated(world, support, upstream=upstream, recorder=recorder) as agent:
             with caplog.at_level(logging.WARNING, logger="troth.mcp"):
                 assert await names(agent) == ["lookup_order"]
                 assert await names(agent) == ["lookup_order"]
             args = {"order_id": "o1", "amount": 1, "reason": "x"}
             result = await agent.call_tool("refund", args)
-            assert text(result) == (
-                DENIED_PREFIX + "denied: the tool's input schema differs from the policy bundle's"
-            )
+            # not offered: told as undeclared (review 47h, gates 1), recorded as it is
+            assert text(result) == DENIED_PREFIX + "denied: the policy bundle declares no such tool"
+        assert recorder.records[-1].decision.outcome.value == "schema-mismatch"
         reports = [r for r in caplog.records if "input schema differs" in r.getMessage()]
         assert len(reports) == 1  # once per tool and revision
         assert "tool refund" in reports[0].getMessage()

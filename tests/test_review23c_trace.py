@@ -89,8 +89,11 @@ def test_a_decision_on_arguments_no_export_carries_is_recorded_with_their_hash(
 ) -> None:
     gate, log, caller = _gate(tmp_path)
     result = gate.invoke(caller, tool, arguments)
-    assert result.decision.outcome is outcome
+    hidden = tool == "export_customers"  # told as undeclared, recorded as is (review 47h)
+    assert result.decision.outcome is (Outcome.UNKNOWN_REQUEST if hidden else outcome)
     record, disclosed = _recorded(log)
+    assert record.decision is not None
+    assert record.decision.outcome == outcome.value
     assert record.kind is (Kind.TOOL_INVOCATION if result.allowed else Kind.DENIAL)
     encoded = disclosure_value(arguments)
     assert disclosed == disclosure_value({"sha256": sha256(encoded).hex(), "bytes": len(encoded)})
@@ -100,8 +103,11 @@ def test_a_decision_on_arguments_no_export_carries_is_recorded_with_their_hash(
 def test_a_call_nested_past_the_json_encoders_is_a_recorded_denial(tmp_path: Path) -> None:
     gate, log, caller = _gate(tmp_path)
     result = gate.invoke(caller, "export_customers", {"fmt": _nested(1_000)})
-    assert (result.allowed, result.decision.outcome) == (False, Outcome.ARGUMENTS)
+    # export_customers is hidden from the caller: told as undeclared (review 47h, gates 1)
+    assert (result.allowed, result.decision.outcome) == (False, Outcome.UNKNOWN_REQUEST)
     record, disclosed = _recorded(log)
+    assert record.decision is not None
+    assert record.decision.outcome == Outcome.ARGUMENTS.value
     assert record.kind is Kind.DENIAL
     assert disclosed == disclosure_value({"not_json": "dict"})  # not even hashable
     assert verify_log(log).size == 1

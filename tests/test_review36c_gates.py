@@ -327,7 +327,7 @@ def test_the_mcp_gate_lists_and_runs_by_the_callers_own_authority() -> None:
                     expected = (
                         f"denied: {PolicyFailure.NO_BUNDLE.value}"
                         if not listed
-                        else "denied: no policy permits this request"
+                        else "denied: the policy bundle declares no such tool"  # hidden (47h)
                     )
                     assert text(refund) == DENIED_PREFIX + expected
                 async with Client(gate_server(gate, support), mode="legacy", cache=None) as agent:

@@ -88,6 +88,7 @@ def test_tools_are_decided_by_a_chain_admitted_to_the_server(tmp_path: Path) -> 
         ):
             assert await names(agent) == ["lookup_order"]
             refund = await agent.call_tool("refund", {"order_id": "o1", "amount": 20})
-            assert text(refund) == DENIED_PREFIX + "denied: no policy permits this request"
+            # refund is hidden from it: told as undeclared (review 47h, gates 1)
+            assert text(refund) == DENIED_PREFIX + "denied: the policy bundle declares no such tool"
 
     run_memnet(test, tmp_path)

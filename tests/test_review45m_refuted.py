@@ -192,7 +192,8 @@ def test_notifications_and_extra_fields_never_reach_the_upstream_undecided() -> 
         ),
     ]
     got, calls, recorder = _raw(lines, {3, 4, 5})
-    assert _denial(got[3]) == "troth: denied: no policy permits this request"
+    # export_customers is hidden from the caller: told as undeclared (review 47h, gates 1)
+    assert _denial(got[3]) == "troth: denied: the policy bundle declares no such tool"
     assert _denial(got[4]) == "troth: denied by policy refund-cap"
     assert got[5]["result"]["isError"] is False
     assert calls == [("lookup_order", {"order_id": "o1"})]

@@ -155,6 +155,8 @@ async def _tell(
     say(f"  sub-agent sees: {', '.join(await lists('sub-agent'))}")
     allowed, text = await ask("sub-agent", "refund", {"order_id": "4471", "amount": 20})
     say(f"  sub-agent: refund  20 -> {_shown(allowed, scene.name(text))}")
+    say("    (gate 1 hides refund from it: it is told what a name the bundle lacks is told, so")
+    say("    calling names reveals no tool it may never use; a decision record keeps the real why)")
     say(f"  {await revoke()}")
     allowed, text = await ask("support-agent", "refund", {"order_id": "4471", "amount": 20})
     say(f"  support-agent: refund  20 -> {_shown(allowed, scene.name(text))}")

@@ -402,6 +402,27 @@ class PolicyEngine:
 
     # -- previews (gate 1) ------------------------------------------------------------------
 
+    def told(
+        self, credential: VerifiedCredential, request: ToolCall, decision: PolicyDecision
+    ) -> PolicyDecision:
+        """What the caller of `request`, denied with `decision` by this engine, is told: that
+        decision when gate 1 shows it the tool (its reason names why these arguments are
+        denied), else, for a tool hidden from it (no permit could allow it; or the schema the
+        gate declares for it is not the bundle's), exactly the denial of a tool the bundle does
+        not declare, so a caller cannot learn by calling names which tools and schemas the
+        bundle holds that it may never use (review 47h, gates 1; docs/policy.md, "The tool
+        gate"). The record keeps `decision`. Only for denials: an allowed tool is shown."""
+        if decision.allowed or decision.outcome is Outcome.UNKNOWN_REQUEST:
+            return decision
+        entry = self._tools.get(request.tool)
+        if (
+            entry is not None
+            and (request.schema is None or request.schema == entry[0].shape)
+            and request.tool in self.visible_tools(credential)
+        ):
+            return decision
+        return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
+
     def visible_tools(self, credential: VerifiedCredential) -> frozenset[str]:
         """The bundle's tools the actor could be permitted to call: partial evaluation with the
         context unknown hides a tool iff the answer is Deny or has errors (sound, not complete:

@@ -7,7 +7,9 @@ checks the credential against that feed (no link or identity revoked, no history
 verified with superseded, inside its window) so a revocation or a rotation between two calls
 denies the second; decides; and hands every decision, allowed or
 denied, to the recorder. The tool gate, the MCP gate and the node's access decision for service
-requests all call it. A recorder that raises stops the request (fail closed). A call allowed
+requests all call it (the tool gates through `judge_tool`, which tells a caller denied a tool
+hidden from it what an undeclared tool's caller is told; the record keeps the real decision). A
+recorder that raises stops the request (fail closed). A call allowed
 whose lease is then refused (gate 3) is recorded again, denied (`DecisionPoint.refuse`).
 """
 
@@ -26,7 +28,7 @@ from troth.credentials import (
     VerifiedFeed,
 )
 from troth.errors import CredentialError, CredentialFailure, DecodeError, PolicyError
-from troth.gates.engine import Outcome, PolicyDecision, PolicyEngine, Request
+from troth.gates.engine import Outcome, PolicyDecision, PolicyEngine, Request, ToolCall
 from troth.identity import Identifier, VerifiedIdentity
 
 __all__ = [
@@ -264,26 +266,27 @@ class DecisionPoint:
 
     def _decide(
         self, caller: Caller, request: Request, now: int
-    ) -> tuple[VerifiedCredential | None, PolicyDecision]:
+    ) -> tuple[VerifiedCredential | None, PolicyDecision, PolicyEngine | None]:
+        """The credential used, the decision, and the engine that decided (None: the credential
+        or the bundle was refused first, whatever the request)."""
         credential: VerifiedCredential | None = None
         try:
             credential = (
                 caller if isinstance(caller, VerifiedCredential) else caller.current(now=now)
             )
             credential, engine = self._engine(credential, now)
-            return credential, engine.decide(credential, request, now=now)
+            return credential, engine.decide(credential, request, now=now), engine
         except CredentialError as exc:
             reason = _CREDENTIAL_DENIALS.get(
                 exc.reason, f"denied: the caller's credential is {exc.reason.value}"
             )
-            return None, PolicyDecision.deny(Outcome.CREDENTIAL, reason)
+            return None, PolicyDecision.deny(Outcome.CREDENTIAL, reason), None
         except PolicyError as exc:
             # no bundle in force: the record still names a caller whose credential is current
             # (review 23c: such denials were signed into the trace as nobody's)
             reason = f"denied: {exc.reason.value}"
-            return self._if_current(credential, now), PolicyDecision.deny(
-                Outcome.NOT_IN_FORCE, reason
-            )
+            decision = PolicyDecision.deny(Outcome.NOT_IN_FORCE, reason)
+            return self._if_current(credential, now), decision, None
 
     def _if_current(
         self, credential: VerifiedCredential | None, now: int
@@ -299,7 +302,26 @@ class DecisionPoint:
 
     def judge(self, caller: Caller, request: Request, *, now: int) -> DecisionRecord:
         """Decide `request` and record it; the record carries the credential used."""
-        credential, decision = self._decide(caller, request, now)
+        return self._judge(caller, request, now)[0]
+
+    def judge_tool(
+        self, caller: Caller, call: ToolCall, *, now: int
+    ) -> tuple[DecisionRecord, PolicyDecision]:
+        """`judge` a tool call, and the decision its caller is told: the record's, except that
+        a denied call of a tool gate 1 hides from the caller is told exactly what a tool the
+        bundle does not declare is (`PolicyEngine.told`; review 47h, gates 1). The record, and
+        so the recorder and the trace, keeps the real decision (outcome, reason, policies).
+        Visibility is looked up on denials only, with the engine that decided."""
+        record, engine = self._judge(caller, call, now)
+        decision = record.decision
+        if decision.allowed or engine is None or record.credential is None:
+            return record, decision  # a credential or bundle refused: whatever the tool
+        return record, engine.told(record.credential, call, decision)
+
+    def _judge(
+        self, caller: Caller, request: Request, now: int
+    ) -> tuple[DecisionRecord, PolicyEngine | None]:
+        credential, decision, engine = self._decide(caller, request, now)
         if credential is not None:
             presenter: Identifier | None = credential.actor
         elif isinstance(caller, VerifiedCredential):
@@ -309,7 +331,7 @@ class DecisionPoint:
         record = DecisionRecord(now, credential, request, decision, presenter)
         if self.recorder is not None:
             self.recorder.record(record)
-        return record
+        return record, engine
 
     def refuse(self, record: DecisionRecord, decision: PolicyDecision) -> DecisionRecord:
         """The call `record` allowed, refused after all (gate 3: its lease was refused, or the

@@ -3,15 +3,16 @@
 Gate 1, `available_tools(caller)`: only the tools the caller could be permitted to call
 (partial evaluation with the arguments unknown; a tool no permit can ever allow is never
 listed) and whose declared schema is the bundle's. Gate 2, `invoke(caller, tool, args)`: every
-call is decided with the caller's current credential and the current feed, a hidden tool
-called by name included, then run with the plain JSON values judged (the arguments encoded
-and decoded once: never the caller's own objects, review 34f, gates 3); a denial carries a
-reason a model can read. An allowed call gets what the `LeaseProvider` attaches (gate 3,
-issue 12) as its `lease` parameter; a provider that cannot lease the call's secret raises
-`LeaseDenied`, which denies the call. The call's decision is recorded before its lease is
-asked for (a lease step links to it); a refused lease, or a provider that fails (its error
-propagates), records the call's denial after it (`DecisionPoint.refuse`), so no call that did
-not run is left recorded as only allowed.
+call is decided with the caller's current credential and the current feed, a hidden tool called
+by name included (denied exactly as a name the bundle does not declare, whatever the arguments;
+its record keeps the real decision: review 47h, gates 1), then run with the plain JSON values
+judged (the arguments encoded and decoded once: never the caller's own objects, review 34f,
+gates 3); a denial carries a reason a model can read. An allowed call gets what the
+`LeaseProvider` attaches (gate 3, issue 12) as its `lease` parameter; a provider that cannot
+lease the call's secret raises `LeaseDenied`, which denies the call. The call's decision is
+recorded before its lease is asked for (a lease step links to it); a refused lease, or a
+provider that fails (its error propagates), records the call's denial after it
+(`DecisionPoint.refuse`), so no call that did not run is left recorded as only allowed.
 """
 
 from __future__ import annotations
@@ -158,12 +159,14 @@ class ToolGate:
             # of the caller's Mapping (review 31b, gates 1; docs/policy.md, "The tool gate")
             arguments = dict(arguments)
         plain: Any = _plain(arguments)
-        if declared is not None and declared.fill is not None:
-            plain = declared.fill(plain)  # judged, recorded and run as filled (a copy)
+        if declared is not None and declared.fill is not None and type(plain) is dict:
+            # judged, recorded and run as filled (a copy); what is no JSON object is denied
+            # unfilled, not read as one (review 47h, gates 2: a list was taken for pairs)
+            plain = declared.fill(plain)
         request = ToolCall(tool, plain, "" if declared is None else declared.shape)
-        record = self.point.judge(caller, request, now=self.clock.now())
-        if not record.decision.allowed or declared is None or declared.run is None:
-            return ToolResult(record.decision)
+        record, told = self.point.judge_tool(caller, request, now=self.clock.now())
+        if not told.allowed or declared is None or declared.run is None:
+            return ToolResult(told)  # a hidden tool's denial: an undeclared one's (47h, gates 1)
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(self.leases.lease(record))

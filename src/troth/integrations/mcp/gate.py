@@ -6,20 +6,23 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   call is not listed, nor one whose upstream schema differs from the bundle's (logged once per
   tool and revision), nor a name the upstream lists twice (which entry would run is the
   upstream's to pick: it is called as a tool the bundle does not declare).
-- `tools/call`: every call is decided (gate 2) with the caller's current credential and feed,
-  a hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
+- `tools/call`: every call is decided (gate 2) with the caller's current credential and feed, a
+  hidden tool called by name included; a denial is `CallToolResult(isError=True)` with the
   decision's fixed reason, which names policy ids and never echoes argument values (research
-  §1.6). Arguments the caller omits are filled with their schema's defaults before the call is
-  judged (as the tool gate does), and an allowed call goes to the upstream with exactly the
-  arguments judged: an upstream whose own default differs from the one judged (a new version
-  since the gate's last listing) still runs what the policies saw. A call of a name the last
-  listing does not know lists the upstream again, at most once per MCP_RELIST_SECONDS for all
-  callers together (one listing at a time): within it the name is judged as undeclared
-  (denied), so calls of made-up names cannot make the gate list the upstream (up to
-  MAX_TOOL_PAGES pages) once each. A tools/list is answered with a listing begun since it was
-  asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one
-  connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at
-  once.
+  §1.6). A tool gate 1 hides from the caller (or whose upstream schema is not the bundle's) is
+  denied exactly as a name the bundle does not declare, whatever its arguments: calling names
+  cannot enumerate the bundle's tools (review 47h, gates 1); the recorded decision keeps the
+  real outcome and policies. Arguments the caller omits are filled with their schema's defaults
+  before the call is judged (as the tool gate does), and an allowed call goes to the upstream
+  with exactly the arguments judged: an upstream whose own default differs from the one judged
+  (a new version since the gate's last listing) still runs what the policies saw. A call of a
+  name the last listing does not know lists the upstream again, at most once per
+  MCP_RELIST_SECONDS for all callers together (one listing at a time): within it the name is
+  judged as undeclared (denied), so calls of made-up names cannot make the gate list the
+  upstream (up to MAX_TOOL_PAGES pages) once each. A tools/list is answered with a listing
+  begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a
+  few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at
+  the upstream at once.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -198,12 +201,11 @@ class McpGate:
         if fill is not None:
             args = fill(args)  # judged, recorded and forwarded as filled (review 23c)
         request = ToolCall(name, args, listed.schemas.get(name, ""))
-        judge = functools.partial(self.point.judge, caller, request, now=self.clock.now())
+        judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others
-        judged = judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
-        decision = judged.decision
-        if not decision.allowed:
-            return _denied(decision.reason)
+        _, told = judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
+        if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
+            return _denied(told.reason)
         return await self.upstream.call_tool(name, args)
 
 
