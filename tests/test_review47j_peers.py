@@ -53,7 +53,6 @@ def in_the_window(
     yield ran
 
 
-@pytest.mark.xfail(strict=True, reason="review 47j, peers 1: alone in a refused conversion")
 def test_no_peer_is_alone_while_another_is_open(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -81,7 +80,6 @@ def test_no_peer_is_alone_while_another_is_open(
 _REKEY_ENV = {"PYTHONPATH": "src"}
 
 
-@pytest.mark.xfail(strict=True, reason="review 47j, peers 2: a rekey in an open's window")
 def test_no_rekey_runs_while_an_open_settles(
     monkeypatch: pytest.MonkeyPatch, troth_home: Path
 ) -> None:
@@ -89,7 +87,10 @@ def test_no_rekey_runs_while_an_open_settles(
     has the node alone (troth.node.rekey.settle_rekey); another process has it open, so no. In
     the refused conversion's window that other process closed and `troth vault rekey` (a real
     process) found the node held by no one: it re-sealed every row while this open was in
-    progress, holding (by PeerLock's word) the node open. It must be refused."""
+    progress, holding (by PeerLock's word) the node open. It must be refused.
+
+    Was a strict xfail until `alone()` converted only under the gate (`<lock>.gate`): the
+    rekey's own `alone()` finds the gate held and says another process has the node open."""
     run("node", "create", "n")
     run("identity", "create", "agent", "--node", "n")
     path = troth_home / "nodes" / "n"
@@ -123,3 +124,56 @@ def test_no_rekey_runs_while_an_open_settles(
     assert (path / "vault.key").read_bytes() == kek
     run("vault", "rekey", "--node", "n")  # nothing open now: it runs
     assert (path / "vault.key").read_bytes() != kek
+
+
+def test_a_held_gate_makes_no_one_wait(tmp_path: Path) -> None:
+    """Review 47j, peers 3. The gate is taken without waiting: held by another (here an
+    independent open of it), a peer still opens (it takes only the lock, shared) and is told at
+    once that it is not alone; let go, the peer is alone."""
+    path = tmp_path / "db.peers"
+    first = PeerLock(path)
+    first.close()  # the gate made
+    with open(first.gate, "ab") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        peer = PeerLock(path)
+        with peer.alone() as alone:
+            assert not alone
+        fcntl.flock(other, fcntl.LOCK_UN)
+    with peer.alone() as alone:
+        assert alone
+    peer.close()
+
+
+_ALONE_THEN_WAIT = """
+import sys, time
+from pathlib import Path
+from troth.storage import PeerLock
+with PeerLock(Path(sys.argv[1])).alone() as alone:
+    print(alone, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_peer_killed_while_alone_leaves_no_lock(tmp_path: Path) -> None:
+    """Review 47j, peers 4. A process killed (SIGKILL) while alone, holding the lock exclusive
+    and the gate, holds neither: the next peer opens and is alone."""
+    path = tmp_path / "db.peers"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ALONE_THEN_WAIT, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **_REKEY_ENV),
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "True\n"
+        for held in (path, path.with_name("db.peers.gate")):  # both held meanwhile
+            with open(held, "ab") as probe, pytest.raises(BlockingIOError):
+                fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    finally:
+        child.kill()
+        child.wait()
+    peer = PeerLock(path)
+    with peer.alone() as alone:
+        assert alone
+    peer.close()
