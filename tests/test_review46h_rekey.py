@@ -59,7 +59,8 @@ print("opened")
 """
 
 
-def test_a_fifo_planted_as_the_vault_lock_file_hangs_no_open(troth_home: Path) -> None:
+@pytest.mark.parametrize("name", ["node.db.vault", "node.db.vault.gate"])
+def test_a_fifo_planted_as_the_vault_lock_file_hangs_no_open(troth_home: Path, name: str) -> None:
     """Review 46h, rekey 2. Every open of a node holds `node.db.vault` shared (so a rekey runs
     alone); the lock file was opened for appending, waiting: a FIFO planted in its place (by
     anyone who can write the node directory) hung every command on the node for good, as one at
@@ -68,9 +69,10 @@ def test_a_fifo_planted_as_the_vault_lock_file_hangs_no_open(troth_home: Path) -
     made a file wherever it pointed), is a StorageError naming it.
 
     Was a strict xfail until troth.storage.peers opened its lock files with O_NONBLOCK and
-    O_NOFOLLOW and refused any but a regular file."""
+    O_NOFOLLOW and refused any but a regular file. The same for the gate every open of the
+    node now opens beside it (review 47j, peers 3: troth.storage.peers)."""
     path = make_node(troth_home)
-    lock = path / "node.db.vault"
+    lock = path / name
     lock.unlink()
     os.mkfifo(lock, 0o600)
     env = dict(os.environ, PYTHONPATH="src")
@@ -82,7 +84,7 @@ def test_a_fifo_planted_as_the_vault_lock_file_hangs_no_open(troth_home: Path) -
         pytest.fail("the open hung on the FIFO")
     assert done.returncode == 3, done
     assert done.stdout.startswith("StorageError")
-    assert "node.db.vault" in done.stdout
+    assert name in done.stdout
     lock.unlink()
     elsewhere = troth_home / "made-through-the-link"
     lock.symlink_to(elsewhere)
@@ -91,3 +93,10 @@ def test_a_fifo_planted_as_the_vault_lock_file_hangs_no_open(troth_home: Path) -
     )
     assert done.returncode == 3, done
     assert not elsewhere.exists()
+    lock.unlink()
+    lock.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN], capture_output=True, text=True, timeout=20, env=env
+    )
+    assert done.returncode == 3, done
+    assert name in done.stdout

@@ -193,9 +193,10 @@ def settle_rekey(config: NodeConfig, path: Path, db: SqliteDatabase, peers: Peer
     this open has the node alone; then, for a node with `vault.key`, the pending key's switch
     (`settle_pending_key`), so the rename follows the scrub as in the rekey itself. ConfigError
     as `settle_pending_key`; none from the scrub (it stays owed)."""
-    # first: the hold on node.db.vault is not kept through a refused attempt to hold it alone
-    # (flock(2) converts a lock in two steps), so a rekey may run meanwhile; nothing read
-    # before it may decide what `settle_pending_key` does after
+    # first: flock(2) converts a lock in two steps, and a refused attempt to hold it alone
+    # holds nothing until the shared lock is back; the gate keeps any rekey out meanwhile
+    # (troth.storage.peers, review 47j), and still nothing read before it decides what
+    # `settle_pending_key` does after
     _scrub_owed(db, peers)
     if config.kek_source == "file":
         settle_pending_key(path, SqliteKeyStore(db))

@@ -8,6 +8,16 @@ that succeeds only when no other user is open, in this process or another. A pro
 even by SIGKILL, holds nothing: the kernel drops its locks with its file descriptors. A flock
 lock belongs to an open file description, so every `PeerLock` opens the file itself and two of
 them in one process conflict as two processes would.
+
+flock(2) converts a lock in two steps (the old lock removed, then the new one taken), and a
+refused conversion leaves no lock at all: until the shared lock is taken again, the user holds
+nothing, and another user's conversion found no one open (review 47j, peers 1-2: `troth vault
+rekey` ran in full while an open of the node was settling). So `alone()` converts only while
+holding a second lock file, the gate (`<lock>.gate`), exclusively: taken without waiting before
+the conversion, and held until the shared lock is back (through the block when it succeeded). A
+user that finds the gate held answers no at once: its holder is open (it held the lock shared to
+get there). So no user is ever alone while another is open, and none waits on the gate; an open
+takes only the lock, shared, and waits only while a user is alone.
 """
 
 from __future__ import annotations
@@ -27,36 +37,60 @@ __all__ = ["PeerLock", "SoleHolder", "Turns"]
 
 
 class PeerLock:
-    """A shared hold on `path` (created 0600) from construction to `close()`."""
+    """A shared hold on `path` (created 0600) from construction to `close()`; `alone()` also
+    takes `<path>.gate` (created 0600; module docstring)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.gate = path.with_name(f"{path.name}.gate")
         self._file = _lock_file(path)
         try:
-            # waits only while a peer is inside `alone()`
-            fcntl.flock(self._file, fcntl.LOCK_SH)
+            self._gate = _lock_file(self.gate)
         except BaseException:
             self._file.close()
+            raise
+        try:
+            # waits only while a peer is inside `alone()`, and alone
+            fcntl.flock(self._file, fcntl.LOCK_SH)
+        except BaseException:
+            self.close()
             raise
 
     @contextmanager
     def alone(self) -> Iterator[bool]:
         """True (the lock held exclusively for the block: no peer is open, none can open until
-        it ends) or False (another peer is open). Shared again afterwards."""
+        it ends) or False (another peer is open). Shared again afterwards. Never waits."""
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            # flock(2): a conversion is not atomic and a refused one leaves no lock at all
-            fcntl.flock(self._file, fcntl.LOCK_SH)
+            # a peer is converting (or alone with its lock exclusive, impossible while this one
+            # holds its lock shared): it is open, so this one is not alone
             yield False
             return
         try:
-            yield True
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # flock(2): a refused conversion leaves no lock at all. Taken again under the
+                # gate, so no peer converts meanwhile; never waits (no peer holds it exclusive:
+                # one would have to convert, and this one held it shared until now)
+                fcntl.flock(self._file, fcntl.LOCK_SH)
+                alone = False
+            else:
+                alone = True
+            if alone:
+                try:
+                    yield True
+                finally:  # a conversion too: the gate is held until it is done
+                    fcntl.flock(self._file, fcntl.LOCK_SH)
         finally:
-            fcntl.flock(self._file, fcntl.LOCK_SH)
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+        if not alone:
+            yield False  # the gate let go: a peer's conversion is refused by this one's hold
 
     def close(self) -> None:
-        """Release the hold (the kernel drops the lock with the file)."""
+        """Release the hold (the kernel drops the locks with the files)."""
+        self._gate.close()
         self._file.close()
 
 
