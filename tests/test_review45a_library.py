@@ -2,8 +2,8 @@
 authority take it, then recorded it, in the CLI (a second copy of what `Node.revoke` does);
 `troth policy bundle create` picked the signer's policy-admin chain (`_admin_chain`) and
 checked the revision held, in the CLI. Each command is one library call now:
-`troth.node.traces.revoke_link_recorded` (its request made by `revoke_link_at`, which
-`Node.revoke` uses too) and `troth.node.services.policy.sign_bundle_as` (the chain by
+`troth.node.traces.revoke_link_recorded` (which `Node.revoke` calls too, for an authority on
+this machine: review 47k, revsync 1) and `troth.node.services.policy.sign_bundle_as` (the chain by
 `CredentialWallet.best`, as a delegation's parent is picked)."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_revoke_link_is_one_library_call(
 
 
 def test_the_api_revokes_through_the_same_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _spy(monkeypatch, troth._api.node, "revoke_link_at")  # the name Node.revoke calls
+    calls = _spy(monkeypatch, troth._api.node, "revoke_link_recorded")  # the CLI's call
     with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
         acme = hub.create_authority()
         agents.identities.create("customer")

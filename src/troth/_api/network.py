@@ -15,7 +15,7 @@ from troth._api.results import Credential
 from troth.authority.client import revoke_request
 from troth.credentials import VerifiedCredential
 from troth.encoding import cbor
-from troth.errors import ConfigError, RoutingError
+from troth.errors import ConfigError, RoutingError, StorageError, TrothError
 from troth.identity import Identifier
 from troth.names import check_name
 from troth.node.access import ChannelAdmission, PeerCaller, Rule
@@ -23,6 +23,7 @@ from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address
+from troth.node.traces import unsynced
 from troth.routing import format_route, parse_route
 
 if TYPE_CHECKING:
@@ -266,8 +267,12 @@ async def serve(
 
 async def revoke_remotely(
     running: RunningNode, credential: Credential, ref: str, reason: str, address: str
-) -> int:
-    """`Node.revoke` with an authority reached over the network (a secure channel to it)."""
+) -> tuple[int, StorageError | None]:
+    """`Node.revoke` with an authority reached over the network (a secure channel to it): the
+    feed entry's seq, once the node holds the authority's feed up to it (synced through the
+    same channel, each page verified before it is stored), else with the error saying it does
+    not (`unsynced`: the revocation stands; review 47k, revsync 1: a failed sync was logged,
+    and the node accepted the link until its next feed refresh)."""
     runtime = running._runtime
     now = runtime.clock.now()
     request = await runtime.worker.run(
@@ -284,6 +289,13 @@ async def revoke_remotely(
     end = await runtime.channel_to(
         parse_route(address), also_trust=frozenset({authority}), expect=authority
     )
-    seq = await call(runtime.router, (end.enc, AUTHORITY), "revoke", request)
-    await runtime.refresh_feeds()
-    return cbor.expect_int(seq, "seq")
+    seq = cbor.expect_int(
+        await call(runtime.router, (end.enc, AUTHORITY), "revoke", request), "seq"
+    )
+    try:
+        feed = await runtime.sync_feed(authority, end)
+    except TrothError as exc:
+        return seq, unsynced(seq, exc)
+    if feed.count <= seq:
+        return seq, unsynced(seq, StorageError(f"its feed ends at {feed.count} entries"))
+    return seq, None

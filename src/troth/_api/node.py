@@ -27,7 +27,7 @@ from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPT
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
 from troth.crypto import KeyType
-from troth.errors import ConfigError, ConflictError, NotFound
+from troth.errors import ConfigError, ConflictError, NotFound, StorageError
 from troth.identity import Identifier
 from troth.node.authorities import (
     announce_here,
@@ -41,7 +41,7 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
-from troth.node.traces import delegate_recorded, record_revocation, revoke_link_at
+from troth.node.traces import delegate_recorded, record_revocation, revoke_link_recorded
 from troth.node.trust import FEED_STALENESS
 
 if TYPE_CHECKING:
@@ -320,48 +320,48 @@ class Node:
         """Local identity `by` revokes `credential`'s last link, which it (or an identity
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
-        number."""
+        number, once this node's copy of the authority's feed (and, inside `serve`, the
+        running node's) holds it."""
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
         check_text("Node.revoke", "reason", reason)
-        seq = self._revoke(credential, by=ref, reason=reason)
-        record_revocation(
-            self._stored,
-            ref,
-            "link",
-            credential.id.hex(),
-            authority=credential.authority,
-            reason=reason,
-            seq=seq,
-            clock=self._clock,
-            chain=credential.chain,
-        )
-        return seq
-
-    def _revoke(self, credential: Credential, *, by: str, reason: str) -> int:
         authority = credential.authority
         address = self._stored.wallet.trusted().get(authority)
         if address is not None and not is_local(address):
-            return run_sync(self._revoke_over_network(credential, by, reason, address))
-        now = self._clock.now()
+            seq, not_held = run_sync(self._revoke_over_network(credential, ref, reason, address))
+            record_revocation(
+                self._stored,
+                ref,
+                "link",
+                credential.id.hex(),
+                authority=authority,
+                reason=reason,
+                seq=seq,
+                clock=self._clock,
+                chain=credential.chain,
+            )
+            if not_held is not None:  # the link is revoked and recorded: the error says so
+                raise not_held
+            return seq
         home = home_of(self._stored)
         with local_authority(home, authority, hint=address, beside=self._stored) as host:
-            seq = revoke_link_at(
+            # recorded, and the feed this node holds synced: the CLI's call (review 47k)
+            seq = revoke_link_recorded(
                 self._stored,
-                by,
+                ref,
                 host,
                 credential.id,
                 chain=credential.chain,
                 reason=reason,
-                now=now,
+                clock=self._clock,
             )
-        if address is not None:
-            sync_local_feed(self._stored, authority, address=address, now=now)
+        if self._running is not None:  # the running node's decisions see it at once
+            self._running._runtime.trust.learn_held()
         return seq
 
     async def _revoke_over_network(
         self, credential: Credential, ref: str, reason: str, address: str
-    ) -> int:
+    ) -> tuple[int, StorageError | None]:
         from troth._api.network import revoke_remotely
 
         async with self.serve() as running:

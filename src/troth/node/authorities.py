@@ -47,6 +47,7 @@ __all__ = [
     "parse_ticket",
     "refresh_locally",
     "resume_locally",
+    "sync_from",
     "sync_local_feed",
     "ticket_address",
     "unusable",
@@ -178,9 +179,7 @@ def _send_to(host: Authority, clock: Clock) -> Callable[[bytes], bytes]:
 
 def _synced(node: Node, host: Authority, clock: Clock) -> FeedOutcome:
     try:
-        feed = node.wallet.sync_feed(
-            host.identifier, lambda since: host.feed(now=clock.now(), since=since), now=clock
-        )
+        feed = sync_from(node, host, now=clock)
     except TrothError as exc:
         return FeedOutcome(False, error=str(exc))
     return FeedOutcome(True, feed.count)
@@ -303,11 +302,18 @@ def sync_local_feed(
     with a Clock, the time is read for each page; a race with another process's sync is
     retried, not reported as a fork)."""
     with local_authority(home_of(node), authority, hint=address, beside=node) as host:
+        return sync_from(node, host, now=now)
 
-        def fetch(since: int) -> bytes:
-            return host.feed(now=now if isinstance(now, int) else now.now(), since=since)
 
-        return node.wallet.sync_feed(authority, fetch, now=now)
+def sync_from(node: Node, host: Authority, *, now: int | Clock) -> VerifiedFeed:
+    """Bring the feed `node` holds of authority `host` (open on this machine) up to date from
+    it: page by page, each page verified before it is stored (`CredentialWallet.sync_feed`;
+    with a Clock, the time is read for each page)."""
+
+    def fetch(since: int) -> bytes:
+        return host.feed(now=now if isinstance(now, int) else now.now(), since=since)
+
+    return node.wallet.sync_feed(host.identifier, fetch, now=now)
 
 
 def announce_locally(

@@ -7,22 +7,25 @@ each call returns once its record is durable.
 A delegation is recorded before the new chain is handed out: if the record cannot be made,
 the chain is not returned (no record, no delegation). A revocation takes effect at the
 authority first (a record of one that was refused would be false), then is recorded with its
-feed entry; if the record then fails, the error says the revocation stands.
+feed entry; if the record then fails, the error says the revocation stands. A link's
+revocation is then synced into the node's own copy of the authority's feed (verified, then
+stored), so the node that revoked refuses the link at once (review 47k, revsync 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from troth.authority import Authority
 from troth.authority.client import revoke_request
 from troth.clock import Clock
-from troth.credentials import Attributes, CredentialChain
+from troth.credentials import Attributes, CredentialChain, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
+from troth.node.authorities import sync_from
 from troth.node.node import Node
 from troth.trace.adapters import delegation_content, revocation_content
 from troth.trace.log import Receipt, TraceLog, open_node_log
@@ -33,12 +36,14 @@ from troth.trace.signing import RecordContent, open_envelope
 __all__ = [
     "delegate_recorded",
     "escalating_agent",
+    "hold_revocation",
     "record_revocation",
     "resolve_escalation",
     "revoke_as_authority",
     "revoke_link_at",
     "revoke_link_recorded",
     "traced_as",
+    "unsynced",
 ]
 
 
@@ -204,22 +209,67 @@ def revoke_link_recorded(
     clock: Clock,
 ) -> int:
     """`revoke_link_at`, then recorded, signed by `ref` (`record_revocation`: the link's
-    revocation stands if the record fails); the feed entry's seq."""
+    revocation stands if the record fails), then the feed `node` holds of `authority` synced
+    from it (`hold_revocation`): when this returns, `node` refuses every chain holding the
+    link. The one call of the CLI (`troth revoke link`) and the API (`Node.revoke`, an authority
+    on this machine); the feed entry's seq."""
     seq = revoke_link_at(
         node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
     )
-    record_revocation(
-        node,
-        ref,
-        "link",
-        credential_hash.hex(),
-        authority=authority.identifier,
-        reason=reason,
-        seq=seq,
-        clock=clock,
-        chain=chain,
-    )
+    try:
+        record_revocation(
+            node,
+            ref,
+            "link",
+            credential_hash.hex(),
+            authority=authority.identifier,
+            reason=reason,
+            seq=seq,
+            clock=clock,
+            chain=chain,
+        )
+    except StorageError:  # the revocation stands: the node's feed learns it all the same
+        with suppress(TrothError):
+            hold_revocation(node, authority, seq, clock=clock)
+        raise
+    hold_revocation(node, authority, seq, clock=clock)
     return seq
+
+
+def hold_revocation(
+    node: Node, authority: Authority, seq: int, *, clock: Clock
+) -> VerifiedFeed | None:
+    """Sync the feed `node` holds of `authority` (on this machine) up to the entry `seq` it
+    just took, each page verified before it is stored (`sync_from`; review 47k, revsync 1:
+    `troth revoke link` left it as it was, and the node accepted the revoked link until its
+    next feed refresh). None when `node` neither trusts `authority` nor holds a feed of it
+    (a node hosting it reads the authority's store). StorageError, saying the revocation
+    stands, when the sync fails. A process killed after the authority's commit and before
+    this store leaves the entry to the node's next feed refresh (a running node's maintenance
+    round, or any sync from the authority: docs/credentials.md, "Revocation")."""
+    identifier = authority.identifier
+    wallet = node.wallet
+    if identifier not in wallet.trusted() and wallet.store.feed_state(identifier.digest) is None:
+        return None
+    try:
+        feed = sync_from(node, authority, now=clock)
+    except TrothError as exc:
+        raise unsynced(seq, exc) from exc
+    if feed.count <= seq:  # (the authority's own feed answers every entry it took)
+        raise StorageError(
+            f"the link is revoked (feed entry {seq}), but the authority's feed held here ends "
+            f"before it (at {feed.count} entries; the node's next feed refresh brings it)"
+        )
+    return feed
+
+
+def unsynced(seq: int, error: TrothError) -> StorageError:
+    """The error of a link revocation the authority took as entry `seq` that the node's copy
+    of its feed could not be synced with (`error`): it says the revocation stands."""
+    return StorageError(
+        f"the link is revoked (feed entry {seq}), but this node's copy of the authority's "
+        f"feed could not be updated: {error} (the node's next feed refresh brings it)"
+    )
 
 
 def resolve_escalation(

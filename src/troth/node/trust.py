@@ -126,14 +126,27 @@ class NodeTrust:
                 None if policy is None else ChainVerifier(policy, known_in=self._issuer_known)
             )
             self._recheck = None if policy is None else ChainVerifier(policy)
-        for authority in self.routes:
-            feed = wallet.held_feed(authority)
-            if feed is not None and authority not in self.feeds:
-                self.set_feed(authority, feed)
+        self.learn_held()
         self.refresh_hosted(now, force=True)
         # made-up changes another process recorded (or this one, before a crash): their
         # authors' rows go, once their feeds are held (review 26b, refuted 2)
         self.vouchers.forget_refuted()
+
+    def learn_held(self) -> None:
+        """Hold the feed the store holds of each trusted authority (the hosted one aside: its
+        feed is its store's) when it is newer than the one in memory: another process, or code
+        outside the runtime, synced it (`troth revoke link` stores the entry its revocation
+        took: review 47k, revsync 1; it only re-read the feeds it did not hold yet). Never an
+        older one: a feed only grows."""
+        wallet = self.node.wallet
+        hosted = None if self.hosted is None else self.hosted.identifier
+        for authority in self.routes:
+            feed = wallet.held_feed(authority)
+            current = self.feeds.get(authority)
+            if feed is None or authority == hosted:
+                continue
+            if current is None or (feed.count, feed.issued_at) > (current.count, current.issued_at):
+                self.set_feed(authority, feed)
 
     def routes_changed(self) -> bool:
         """Whether the store trusts other authorities (or routes) than this node read (another
