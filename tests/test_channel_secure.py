@@ -313,6 +313,26 @@ def test_fragmentation_and_padding(world: World) -> None:
     assert caught.value.reason is F.TOO_LARGE
 
 
+@pytest.mark.parametrize("padding", [0, 256])
+def test_a_prefix_is_sent_as_if_joined_to_the_payload(world: World, padding: int) -> None:
+    """`send(payload, prefix)` (a routed header before a large payload, not copied together
+    first) puts the same frames on the wire as `send(prefix + payload)`: same frame sizes, and
+    the peer receives the one message."""
+    a, b, _, _ = pair(world, settings=ChannelSettings(padding=padding))
+    rng = random.Random(padding)
+    for head in (0, 1, 61, 8194, 70_000):
+        for size in (0, 30, 65_400, 65_468 - head, 65_469 - head, 65_536, 200_001):
+            prefix, payload = rng.randbytes(head), rng.randbytes(max(0, size))
+            shapes = []
+            for message in ((payload, prefix), (prefix + payload, b"")):
+                a.send(memoryview(message[0]), message[1])
+                packets = a.outgoing()
+                shapes.append([len(f) for p in packets for f in split_packet(p)])
+                events = [e for p in packets for e in b.receive(p, T)]
+                assert events == [Received(prefix + payload)], (head, size)
+            assert shapes[0] == shapes[1], (head, size)
+
+
 def test_rekey_epochs(world: World) -> None:
     a, b, _, _ = pair(world, settings=ChannelSettings(replay_window=64, rekey_interval=64))
     for n in range(300):
