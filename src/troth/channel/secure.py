@@ -67,7 +67,13 @@ from troth.channel.payloads import (
     pack,
     unpack,
 )
-from troth.channel.reassembly import REASSEMBLY_TIMEOUT, Reassembler, ReassemblyBudget
+from troth.channel.reassembly import (
+    IN_PLACE_FROM,
+    IN_PLACE_ROOM,
+    REASSEMBLY_TIMEOUT,
+    Reassembler,
+    ReassemblyBudget,
+)
 from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
 from troth.channel.verification import ChannelTrust, HandshakeClaim, VerifiedPeer, verify_peer
@@ -539,8 +545,16 @@ class SecureChannel:
         cipher = receiver.cipher_for(epoch)
         if cipher is None:
             return [self._drop(DropReason.UNDECRYPTABLE, f"no key for epoch {epoch}")]
+        ciphertext = frame[1 + _NONCE.size :]
         try:
-            plain = cipher.decrypt_at(nonce, b"", frame[1 + _NONCE.size :])
+            if len(ciphertext) < IN_PLACE_FROM:
+                plain: bytes | bytearray = cipher.decrypt_at(nonce, b"", ciphertext)
+            else:  # a large frame, probably a fragment: decrypted with room after it, so the
+                # rest of its message is put behind it in place (reassembly.py, "In place")
+                size = len(ciphertext) - TAGLEN
+                plain = bytearray(size + IN_PLACE_ROOM)
+                cipher.decrypt_at_into(nonce, b"", ciphertext, memoryview(plain)[:size])
+                del plain[size:]  # (the room stays allocated)
         except ChannelError:
             return [self._drop(DropReason.UNDECRYPTABLE, f"nonce {nonce}")]
         receiver.commit(epoch, cipher)  # only an authenticated frame changes any state
