@@ -208,8 +208,8 @@ def _in_place(chunks: dict[int, memoryview], offsets: list[int], total: int) -> 
     ):
         return None
     rest = [chunks[o] for o in offsets[1:]]
-    first.release()  # the frame's only view left (the channel keeps none): it may grow now
     try:
+        first.release()  # the frame's only view left (the channel keeps none): it may grow now
         for chunk in rest:
             frame += chunk  # within the room allocated: what it holds is not moved
     except BufferError:  # (another view of it is alive: not resized, nothing appended)
