@@ -43,6 +43,7 @@ from troth.channel import (
     VerifiedPeer,
     split_packet,
 )
+from troth.channel.reassembly import IN_PLACE_ROOM
 from troth.credentials import (
     Attributes,
     CredentialChain,
@@ -311,6 +312,56 @@ def test_fragmentation_and_padding(world: World) -> None:
     with pytest.raises(ChannelError) as caught:
         a.send(bytes(16 * 1024 * 1024 + 1))
     assert caught.value.reason is F.TOO_LARGE
+
+
+@pytest.mark.parametrize("padding", [0, 256])
+def test_a_prefix_is_sent_as_if_joined_to_the_payload(world: World, padding: int) -> None:
+    """`send(payload, prefix)` (a routed header before a large payload, not copied together
+    first) puts the same frames on the wire as `send(prefix + payload)`: same frame sizes, and
+    the peer receives the one message."""
+    a, b, _, _ = pair(world, settings=ChannelSettings(padding=padding))
+    rng = random.Random(padding)
+    for head in (0, 1, 61, 8194, 70_000):
+        for size in (0, 30, 65_400, 65_468 - head, 65_469 - head, 65_536, 200_001):
+            prefix, payload = rng.randbytes(head), rng.randbytes(max(0, size))
+            shapes = []
+            for message in ((payload, prefix), (prefix + payload, b"")):
+                a.send(memoryview(message[0]), message[1])
+                packets = a.outgoing()
+                shapes.append([len(f) for p in packets for f in split_packet(p)])
+                events = [e for p in packets for e in b.receive(p, T)]
+                assert events == [Received(prefix + payload)], (head, size)
+            assert shapes[0] == shapes[1], (head, size)
+
+
+def test_a_64_kib_message_is_put_together_in_its_first_frame(world: World) -> None:
+    """A message of one full fragment and a small one (64 KiB behind a routed header) is
+    completed in the bytearray its first frame was decrypted into (reassembly.py, "In
+    place", padded too: a full fragment has no padding); one whose rest does not fit the
+    room, or whose first fragment comes last, is copied together as before; each arrives
+    whole."""
+    rng = random.Random(64)
+    for padding, size, reverse in [
+        (0, 65_536, False),
+        (0, 65_536, True),
+        (0, 65_468 + IN_PLACE_ROOM + 1, False),
+        (0, 200_000, False),
+        (256, 65_536, False),
+    ]:
+        a, b, _, _ = pair(world, settings=ChannelSettings(padding=padding))
+        prefix, payload = rng.randbytes(60), rng.randbytes(size)
+        a.send(payload, prefix)
+        frames = [bytes(f) for p in a.outgoing() for f in split_packet(p)]
+        if reverse:
+            frames.reverse()
+        events = [e for f in frames for e in b.receive(packet(f), T)]
+        assert events == [Received(prefix + payload)]
+        assert isinstance(events[0], Received)
+        message = events[0].payload
+        in_place = isinstance(message, memoryview) and type(message.obj) is bytearray
+        # (not when the first fragment is the last to come: its frame is still being read)
+        assert in_place is (size == 65_536 and not reverse), (padding, size)
+        assert b.reassembling == 0
 
 
 def test_rekey_epochs(world: World) -> None:

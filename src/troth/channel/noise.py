@@ -114,6 +114,17 @@ class CipherState:
         except CryptoError:
             raise _fail(ChannelFailure.DECRYPT_FAILED, "authentication failed") from None
 
+    def decrypt_at_into(
+        self, nonce: int, ad: bytes, ciphertext: bytes | memoryview, out: bytearray | memoryview
+    ) -> None:
+        """`decrypt_at`, writing the plaintext into `out` (len(ciphertext) - 16 bytes)."""
+        if self._aead is None or nonce >= MAX_NONCE:
+            raise _fail(ChannelFailure.DECRYPT_FAILED, "no key or reserved nonce")
+        try:
+            self._aead.decrypt_into(self._nonce(nonce), ciphertext, ad, out)
+        except CryptoError:
+            raise _fail(ChannelFailure.DECRYPT_FAILED, "authentication failed") from None
+
     def rekey(self) -> None:
         """§5.1 Rekey(): k = REKEY(k); n is kept."""
         n = self.n

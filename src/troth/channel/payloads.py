@@ -120,7 +120,7 @@ def fitting_chains(
     return tuple(kept)
 
 
-def pack(kind: Kind, parts: tuple[bytes | memoryview, ...], padding: int) -> bytes:
+def pack(kind: Kind, parts: tuple[bytes | bytearray | memoryview, ...], padding: int) -> bytes:
     """The plaintext of one transport frame (its body given in parts, joined once), padded to
     a multiple of `padding` (0: none)."""
     length = sum(len(p) for p in parts)
@@ -132,7 +132,7 @@ def pack(kind: Kind, parts: tuple[bytes | memoryview, ...], padding: int) -> byt
 _KINDS: Final = {int(kind): kind for kind in Kind}  # by the kind byte (Kind(byte) is slower)
 
 
-def unpack(plain: bytes) -> tuple[Kind, memoryview]:
+def unpack(plain: bytes | bytearray) -> tuple[Kind, memoryview]:
     """The kind and body of a transport plaintext (ChannelError PROTOCOL when malformed)."""
     if len(plain) < HEADER.size:
         raise ChannelError(ChannelFailure.PROTOCOL, "short frame")

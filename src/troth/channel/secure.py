@@ -67,7 +67,13 @@ from troth.channel.payloads import (
     pack,
     unpack,
 )
-from troth.channel.reassembly import REASSEMBLY_TIMEOUT, Reassembler, ReassemblyBudget
+from troth.channel.reassembly import (
+    IN_PLACE_FROM,
+    IN_PLACE_ROOM,
+    REASSEMBLY_TIMEOUT,
+    Reassembler,
+    ReassemblyBudget,
+)
 from troth.channel.replay import ReplayWindow, Verdict
 from troth.channel.state import HANDSHAKE_STEPS, READS, ChannelState, Step, next_state
 from troth.channel.verification import ChannelTrust, HandshakeClaim, VerifiedPeer, verify_peer
@@ -294,17 +300,21 @@ class SecureChannel:
         self._outgoing.append(packet)
         self._queued += len(packet)
 
-    def send(self, payload: bytes | memoryview) -> None:
-        """Queue an application message (fragmented when over one frame)."""
+    def send(self, payload: bytes | bytearray | memoryview, prefix: bytes = b"") -> None:
+        """Queue an application message, `prefix` || `payload` (fragmented when over one
+        frame). A message over one frame is cut into its fragments straight from the two, so
+        a large payload is not first copied behind its prefix (a routed message's header)."""
         if self.state is not _S.OPEN:
             raise ChannelError(_F.PROTOCOL, f"channel is {self.state.value}")
-        size = len(payload)
+        size = len(prefix) + len(payload)
         if size > self.settings.max_message:
             raise ChannelError(_F.TOO_LARGE, f"{size} bytes")
         padding = self.settings.padding
         capacity = MAX_PLAINTEXT - (MAX_PLAINTEXT % padding if padding > 1 else 0)
         chunk = capacity - HEADER.size  # the kind and length header
         if size <= chunk:
+            if prefix:
+                payload = prefix + payload
             if padding > 1:
                 self._emit([(Kind.DATA, (payload,))])
             elif size < MIN_BATCH_MESSAGE:  # a DATA frame of its own: a batch item costs the
@@ -328,18 +338,16 @@ class SecureChannel:
         chunk -= FRAGMENT.size
         message_id = self._next_nonce
         view = memoryview(payload)
-        self._emit(
-            [
-                (
-                    Kind.FRAGMENT,
-                    (
-                        FRAGMENT.pack(message_id, len(payload), offset),
-                        view[offset : offset + chunk],
-                    ),
-                )
-                for offset in range(0, len(payload), chunk)
-            ]
-        )
+        head = len(prefix)
+        frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]] = []
+        for offset in range(0, size, chunk):
+            fragment = FRAGMENT.pack(message_id, size, offset)
+            rest = view[max(0, offset - head) : max(0, offset + chunk - head)]
+            if offset < head:  # (what of the prefix falls in this fragment, then the payload)
+                frames.append((Kind.FRAGMENT, (fragment, prefix[offset : offset + chunk], rest)))
+            else:
+                frames.append((Kind.FRAGMENT, (fragment, rest)))
+        self._emit(frames)
 
     def send_credentials(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: present (new) chains to the peer."""
@@ -355,7 +363,7 @@ class SecureChannel:
             self._emit([(Kind.CLOSE, (bytes((int(reason),)), detail.encode()[:200]))])
         return self._closed(reason, detail, by_peer=False)
 
-    def _emit(self, frames: list[tuple[Kind, tuple[bytes | memoryview, ...]]]) -> None:
+    def _emit(self, frames: list[tuple[Kind, tuple[bytes | bytearray | memoryview, ...]]]) -> None:
         padding = self.settings.padding
         plains = [pack(kind, parts, padding) for kind, parts in frames]
         for group, size in group_frames(plains, _OVERHEAD):
@@ -537,8 +545,16 @@ class SecureChannel:
         cipher = receiver.cipher_for(epoch)
         if cipher is None:
             return [self._drop(DropReason.UNDECRYPTABLE, f"no key for epoch {epoch}")]
+        ciphertext = frame[1 + _NONCE.size :]
         try:
-            plain = cipher.decrypt_at(nonce, b"", frame[1 + _NONCE.size :])
+            if len(ciphertext) < IN_PLACE_FROM:
+                plain: bytes | bytearray = cipher.decrypt_at(nonce, b"", ciphertext)
+            else:  # a large frame, probably a fragment: decrypted with room after it, so the
+                # rest of its message is put behind it in place (reassembly.py, "In place")
+                size = len(ciphertext) - TAGLEN
+                plain = bytearray(size + IN_PLACE_ROOM)
+                cipher.decrypt_at_into(nonce, b"", ciphertext, memoryview(plain)[:size])
+                del plain[size:]  # (the room stays allocated)
         except ChannelError:
             return [self._drop(DropReason.UNDECRYPTABLE, f"nonce {nonce}")]
         receiver.commit(epoch, cipher)  # only an authenticated frame changes any state

@@ -56,3 +56,17 @@ class Aead:
             return self._cipher.decrypt(nonce, ciphertext, associated_data)
         except InvalidTag:
             raise CryptoError("decryption failed") from None
+
+    def decrypt_into(
+        self,
+        nonce: bytes,
+        ciphertext: bytes | memoryview,
+        associated_data: bytes,
+        out: bytearray | memoryview,
+    ) -> int:
+        """Decrypt into a preallocated buffer (len(ciphertext) - 16 bytes); returns the
+        length. On failure (`CryptoError`) `out` holds no authenticated bytes: drop it."""
+        try:
+            return self._cipher.decrypt_into(nonce, ciphertext, associated_data, out)
+        except InvalidTag:
+            raise CryptoError("decryption failed") from None

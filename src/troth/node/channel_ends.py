@@ -203,7 +203,8 @@ class ChannelEnd(AllowSetSource):
             raise RoutingError(f"{self.name} is {channel.state.value}")
         if message.return_route:
             self.allow(message.return_route[0])  # the reply may come back to the sender
-        channel.send(message.encode())
+        channel.send(message.payload, message.header())  # (no copy of the payload behind
+        # its header: the channel reads both into its frames)
         self.messages_out += 1
         if channel.initiator:  # sent with nothing heard since: awaiting news of the peer
             unanswered = self._unanswered
