@@ -292,19 +292,15 @@ def test_a_list_of_ended_leases_fits_the_service_answer() -> None:
 # -- 4. a channel packet on the longest route (open: troth.channel.packets) ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 47b, limits 4: PACKET_LIMIT leaves 4,096 bytes for a route header of up to "
-    "8,194 (a fix in troth/channel/packets.py, reviewed by another helper)",
-)
 def test_a_full_packet_on_the_longest_route_reaches_the_next_hop() -> None:
-    """Limits 4: a channel fills a packet up to PACKET_LIMIT (MAX_TRANSPORT_FRAME - 4096,
-    "room for the routes") and routes it; a route of MAX_ROUTE_LENGTH hops of MAX_ADDRESS_TEXT
-    characters (`parse_route` takes it) makes a route header of 4,293 bytes (and the router
-    sends headers up to 8,192), so the message is 131,269 bytes, over MAX_TRANSPORT_FRAME:
-    the next hop's decoder refuses it and the channel's full packets never arrive. PACKET_LIMIT
-    = MAX_TRANSPORT_FRAME - 2 - 8192 (the header's length and the largest header the router
-    sends) would leave them room."""
+    """Limits 4: a channel fills a packet up to PACKET_LIMIT and routes it; a route of
+    MAX_ROUTE_LENGTH hops of MAX_ADDRESS_TEXT characters (`parse_route` takes it) makes a route
+    header of 4,293 bytes, and the router writes headers up to MAX_ROUTE_HEADER_BYTES. With
+    PACKET_LIMIT = MAX_TRANSPORT_FRAME - 4096 the message was 131,269 bytes, over
+    MAX_TRANSPORT_FRAME: the next hop's decoder refused it and the channel's full packets never
+    arrived (a strict xfail until PACKET_LIMIT left room for the largest header and its
+    length)."""
+    assert PACKET_LIMIT + 2 + limits.MAX_ROUTE_HEADER_BYTES <= limits.MAX_TRANSPORT_FRAME
     kind = max(KINDS, key=len)
     onward = tuple(
         Address(kind, f"{n:02d}" + "a" * (limits.MAX_ADDRESS_TEXT - 2))

@@ -184,6 +184,19 @@ MAX_ROUTE_LENGTH: Final = 16
 """Most addresses in an onward or return route."""
 MAX_ADDRESS_TEXT: Final = 256
 """Longest address value."""
+MAX_ROUTE_HEADER_BYTES: Final = 8192
+"""Largest routed message's route header (its CBOR [onward, return]; docs/formats.md, "Routed
+message"), after its 2-byte length: a router refuses to write a larger one and a reader to read
+one. A channel's packet leaves room for the largest (troth.channel.packets.PACKET_LIMIT), so a
+full packet on any route a router writes stays within MAX_TRANSPORT_FRAME (review 47b, limits 4:
+the packet left 4,096 bytes, and a 16-hop route of 256-character addresses takes 4,293)."""
+MIN_BATCH_MESSAGE: Final = 31
+"""Fewest bytes of a message in a channel's BATCH frame (docs/formats.md, "Secure channel"): a
+member (its 2-byte length and its bytes) then costs the wire at least what the smallest DATA
+frame does (33 bytes: frame length 2, type 1, nonce 8, tag 16, header 5, one byte), so a peer
+gets no more messages, events and routings per byte received out of batches than out of DATA
+frames (review 47e, batch 1: one-byte members, 3 bytes each, made 40,000 messages and 10 MB of
+events out of one 124 KiB packet). A smaller message leaves in a DATA frame of its own."""
 
 # -- services (troth.node.services) ----------------------------------------------------------
 MAX_SERVICE_MESSAGE: Final = 1 << 20

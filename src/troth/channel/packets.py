@@ -45,7 +45,9 @@ __all__ = [
 HANDSHAKE_FRAME: Final = 0x01
 TRANSPORT_FRAME: Final = 0x02
 LENGTH: Final = struct.Struct(">H")
-PACKET_LIMIT: Final = limits.MAX_TRANSPORT_FRAME - 4096  # leaves room for the routes
+PACKET_LIMIT: Final = limits.MAX_TRANSPORT_FRAME - 2 - limits.MAX_ROUTE_HEADER_BYTES
+"""Largest packet: room is left for the largest route header and its length (review 47b,
+limits 4)."""
 ROUTE_ERROR_TYPE: Final = "troth.route.error"
 ROUTE_ERROR_VERSION: Final = 1
 

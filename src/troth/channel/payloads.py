@@ -39,14 +39,7 @@ VERSION: Final = 1
 HEADER: Final = struct.Struct(">BI")
 FRAGMENT: Final = struct.Struct(">QII")
 BATCH_ITEM: Final = struct.Struct(">H")
-MIN_BATCH_MESSAGE: Final = 31
-"""Fewest bytes of a message in a BATCH frame (docs/formats.md, "Secure channel"): a member (its
-2-byte length and its bytes) then costs the wire at least what the smallest DATA frame does (33
-bytes: frame length 2, type 1, nonce 8, tag 16, header 5, one byte), so a peer gets no more
-messages, events and routings per byte received out of batches than out of DATA frames (review
-47e, batch 1: one-byte members, 3 bytes each, made 40,000 messages and 10 MB of events out of
-one 124 KiB packet). A smaller message leaves in a DATA frame of its own. (To move to
-troth.limits.)"""
+MIN_BATCH_MESSAGE: Final = limits.MIN_BATCH_MESSAGE
 MAX_AUTH_PAYLOAD: Final = limits.MAX_CHANNEL_FRAME - 96
 """Largest auth payload a handshake message carries: Noise XX message 2 holds it beside an
 ephemeral key (32 bytes), the encrypted static key (32 + a 16-byte tag) and its own tag (16),

@@ -19,7 +19,7 @@ Buffer = bytes | bytearray | memoryview
 """Payloads travel as any bytes-like object, so large ones are not copied at every layer."""
 
 
-_MAX_HEADER: Final = 8192
+_MAX_HEADER: Final = limits.MAX_ROUTE_HEADER_BYTES
 
 
 @functools.lru_cache(maxsize=1024)  # a stream repeats the same routes frame after frame
