@@ -70,6 +70,7 @@ class Outcome(enum.Enum):
     CREDENTIAL = "credential"
     NOT_IN_FORCE = "not-in-force"
     LEASE_DENIED = "lease-denied"
+    UNANSWERED = "unanswered"  # allowed, then cancelled or failed before its result (47m)
 
 
 _TEXT: Final = {

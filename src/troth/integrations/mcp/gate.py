@@ -19,10 +19,14 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   name the last listing does not know lists the upstream again, at most once per
   MCP_RELIST_SECONDS for all callers together (one listing at a time): within it the name is
   judged as undeclared (denied), so calls of made-up names cannot make the gate list the
-  upstream (up to MAX_TOOL_PAGES pages) once each. A tools/list is answered with a listing
-  begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of tools/list shares a
-  few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION tools/call decided and at
-  the upstream at once.
+  upstream (up to MAX_TOOL_PAGES pages) once each. An allowed call the upstream never answers
+  (cancelled: notifications/cancelled, the connection closed; or failed) is recorded again after
+  its allowed record as a denial, outcome UNANSWERED (`DecisionPoint.refuse`, as the tool gate
+  records a refused lease): no call without a result is left recorded as only allowed (review
+  47m, mcp 1); one the upstream answered ran and stays allowed only. A tools/list is answered
+  with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of
+  tools/list shares a few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION
+  tools/call decided and at the upstream at once.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -47,7 +51,7 @@ from mcp.shared.exceptions import MCPError
 from troth import __version__, limits
 from troth.clock import Clock, SystemClock
 from troth.errors import PolicyError
-from troth.gates import Caller, DecisionPoint, ToolCall
+from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
 __all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server", "upstream_error"]
@@ -203,10 +207,34 @@ class McpGate:
         request = ToolCall(name, args, listed.schemas.get(name, ""))
         judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others
-        _, told = judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
+        record, told = (
+            judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
+        )
         if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
             return _denied(told.reason)
-        return await self.upstream.call_tool(name, args)
+        try:
+            return await self.upstream.call_tool(name, args)
+        except BaseException as exc:  # cancelled (the agent, its connection) or failed
+            await self._unanswered(record, exc)
+            raise
+
+    async def _unanswered(self, record: DecisionRecord, exc: BaseException) -> None:
+        """Record that the call `record` allowed got no result from the upstream (it may have
+        run in part), after its allowed record, as `DecisionPoint.refuse` records a refused
+        lease: no call whose result never came is left recorded as only allowed (review 47m,
+        mcp 1). Shielded: the cancellation that ended the call does not end its record."""
+        why = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "failed"
+        decision = PolicyDecision.deny(
+            Outcome.UNANSWERED,
+            f"denied: the call was {why} before the upstream answered ({type(exc).__name__}); "
+            "it may have run in part",
+        )
+        refuse = functools.partial(self.point.refuse, record, decision)
+        with anyio.CancelScope(shield=True):
+            if self.point.recorder is None:
+                refuse()
+            else:  # signed and appended durably: off the event loop
+                await anyio.to_thread.run_sync(refuse)
 
 
 def gate_server(gate: McpGate, caller: Caller) -> Server[Any]:
