@@ -158,3 +158,38 @@ def test_an_upstream_that_fails_is_recorded_as_not_answered() -> None:
         assert "OSError" in recorder.records[1].decision.reason
 
     anyio.run(main)
+
+
+def test_a_cancellation_after_the_upstream_answered_leaves_the_call_allowed() -> None:
+    """The agent's cancellation arrives as the upstream's answer returns: the tool ran, so its
+    record stays allowed only (the cancellation lands after the gate's call, which returned)."""
+
+    class AnswerThenCancel:
+        def __init__(self, inner: Any, scope: anyio.CancelScope) -> None:
+            self.inner, self.scope = inner, scope
+
+        async def list_tools(self, *, cursor: str | None = None) -> Any:
+            return await self.inner.list_tools(cursor=cursor)
+
+        async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> Any:
+            result = await self.inner.call_tool(name, arguments)
+            self.scope.cancel()  # no checkpoint before the answer is returned
+            return result
+
+    async def main() -> None:
+        world = make_world()
+        support = world.credential(world.support_chain, world.support)
+        recorder, upstream = ListRecorder(), Blocking()
+        upstream.release.set()
+        answers: list[Any] = []
+        async with gate_of(world, upstream, recorder) as gate:
+            await gate.list_tools(support)
+            with anyio.CancelScope() as scope:
+                gate.upstream = AnswerThenCancel(gate.upstream, scope)
+                answers.append(await gate.call_tool(support, "lookup_order", {"order_id": "o1"}))
+                await anyio.sleep(0)  # the cancellation lands here, after the call
+            assert scope.cancelled_caught
+        assert (upstream.answered, len(answers)) == (1, 1)
+        assert outcomes(recorder) == [("lookup_order", "allowed")]
+
+    anyio.run(main)
