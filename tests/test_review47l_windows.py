@@ -14,25 +14,39 @@ the log's copy to the presented history, change by change, and the log keeps the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run
 from tests.support.nodes import MemNet, run_memnet
-from tests.test_review47i_collector import _long_lived_agent, _to_hub, _verify_on
-from tests.test_trace_node import step
-from troth.identity import indexed_hashes
+from tests.support.traces import NOW, Held
+from tests.test_review47i_collector import (
+    _batch,
+    _long_collector,
+    _long_lived_agent,
+    _to_hub,
+    _verify_on,
+)
+from tests.test_trace_node import send_to_hub, step
+from troth import limits
+from troth.clock import FixedClock
+from troth.encoding import cbor
+from troth.errors import DecodeError, TraceFailure
+from troth.identity import Checkpoint, SignedChange, encode_history, indexed_hashes
 from troth.node.runtime import NodeRuntime
 from troth.node.services.trace import TraceClient
+from troth.trace import TraceLog, verify_log
+from troth.trace.batcher import SUBMIT_ROOM
+from troth.trace.bridge import window_spans
+from troth.trace.export import verify_bundle
+from troth.trace.stored import history_windows
+from troth.trace.submit import Submission, SubmitResult, SubmittedRecord, windows_size
 
 ROUNDS = (20,) * 8  # 160 rotations, no record between: the gap is 2 windows wide
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 47l, windows 1: a gap of 64+ silent rotations refused the agent for good",
-)
 def test_an_agent_back_after_160_silent_rotations_is_bridged_by_its_windows(
     tmp_path: Path,
 ) -> None:
@@ -61,8 +75,18 @@ def test_an_agent_back_after_160_silent_rotations_is_bridged_by_its_windows(
         kept = await hub.worker.run(lambda: hub.traces.log().history(who))
         assert kept is not None
         assert indexed_hashes(kept)[0] == presented.first_index
+        windows = await hub.worker.run(lambda: history_windows(hub.traces.log().store))
+        spans = [indexed_hashes(w) for w in windows[who]]
+        assert [(f, f + len(h) - 1) for f, h in spans] == [
+            (0, 0),  # the log's copy the newest drops
+            (0, 63),  # the windows sent: from the log's copy's last change
+            (63, presented.first_index),  # to the newest's first
+        ]
         report = await hub.worker.run(_verify_on, hub)
         assert (report.size, report.agents) == (2, 1)
+        text = await send_to_hub(agent, hub)("prove", [first.record])  # signed at change 0
+        mine = agent.node.identities.attested_by_store
+        assert verify_bundle(text.encode(), checkpoints=mine).index == 0
 
     run_memnet(test, tmp_path / "home", budget=180)
     run("trace", "verify", "--node", "hub")
@@ -80,6 +104,208 @@ async def _rotate(net: MemNet, agent: NodeRuntime, name: str, times: int) -> Non
     await agent.worker.run(rotate)
     (row,) = await agent.announce_rotations(name)
     assert row["announced"] is True, row.get("error")
+    await agent.refresh_feeds()  # its checkpoint, before it rotates again (no record between)
 
 
 _ = _long_lived_agent  # the set-up this one extends (review 47i, collector 1)
+
+
+# -- the collector and the log, without a network ----------------------------------------------
+
+EARLY = NOW + 30
+LATE = NOW + 400  # after the silent rotations (one a second from NOW + 60)
+
+
+class _Silent:
+    """An agent with a record at change 0 in a log, then `times` rotations without a record
+    (presented from a checkpoint past 60 changes, as its node does); `changes` keeps every
+    signed change, as its node's rows do."""
+
+    def __init__(self, path: Path, times: int) -> None:
+        self.agent = Held()
+        self.changes: list[SignedChange] = [self.agent.identity.changes[0].signed]
+        self.clock = FixedClock(EARLY)
+        self.collector = _long_collector(path, lambda _c, _h: True, self.clock)
+        early = _batch(self.collector, self.agent.signer(EARLY), EARLY)
+        (result,) = self.collector.submit(early, submitter=None, now=EARLY).results
+        assert result.delivered, result.detail
+        for number in range(times):
+            self.agent.rotate(NOW + 60 + number)
+            identity = self.agent.identity
+            self.changes.append(identity.changes[-1].signed)
+            if len(identity.changes) >= 60:
+                digest = identity.identifier.digest
+                cut = identity.from_checkpoint(Checkpoint(digest, digest, identity.current.index))
+                self.agent.held = self.agent.held._replace(identity=cut)
+        self.clock.advance(LATE - self.clock.now())
+
+    def window(self, first: int, last: int) -> bytes:
+        digest = self.agent.identifier.digest
+        checkpoint = Checkpoint(digest, digest, first) if first else None
+        return encode_history(self.changes[first : last + 1], checkpoint)
+
+    def bridging(self) -> tuple[bytes, ...]:
+        spans = window_spans(0, self.agent.identity.first_index)
+        assert spans
+        return tuple(self.window(first, last) for first, last in spans)
+
+    def submit(self, windows: tuple[bytes, ...]) -> SubmitResult:
+        late = _batch(self.collector, self.agent.signer(LATE), LATE)
+        late = dataclasses.replace(late, windows=windows)
+        (result,) = self.collector.submit(late, submitter=None, now=LATE).results
+        return result
+
+    @property
+    def log(self) -> TraceLog:
+        return self.collector.log
+
+
+def test_the_windows_sent_bridge_a_gap_and_the_log_verifies_on_their_own(tmp_path: Path) -> None:
+    """150 silent rotations: the history presented starts at change 118, the log's copy ends
+    at change 0. Without windows the batch is refused ("the stored copy ends at change 0");
+    with the two its node holds (0-63, 63-118) it is appended, the log keeps them, and the
+    log verifies with no stored copy at all: its windows anchor the checkpoint."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    assert silent.agent.identity.first_index == 118
+    refused = silent.submit(())
+    assert refused.reason is TraceFailure.SIGNER_INVALID
+    assert "the stored copy ends at change 0" in refused.detail
+    windows = silent.bridging()
+    assert len(windows) == 2
+    result = silent.submit(windows)
+    assert result.delivered, result.detail
+    kept = history_windows(silent.log.store)[silent.agent.identifier]
+    assert kept[1:] == list(windows)  # after the log's copy of change 0 the newest drops
+    report = verify_log(silent.log)
+    assert (report.size, report.agents) == (2, 1)
+    silent.log.close()
+
+
+def _forged(silent: _Silent) -> dict[str, tuple[bytes, ...]]:
+    """Windows that must not bridge the gap, by what is wrong with them."""
+    good = silent.bridging()
+    digest = silent.agent.identifier.digest
+    other = Held()
+    for number in range(5):
+        other.rotate(NOW + 60 + number)
+    return {
+        "skips a change": (good[0], silent.window(70, 118)),
+        "not from the log's copy": (silent.window(1, 63), *good[1:]),
+        "another identity's": (other.identity.history, *good),
+        "ends before the history": good[:1],
+        "a change reordered": (
+            good[0],
+            encode_history(
+                [*silent.changes[63:70], *silent.changes[71:69:-1], *silent.changes[72:119]],
+                Checkpoint(digest, digest, 63),
+            ),
+        ),
+        "adds nothing": (good[0], good[0], good[1]),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "skips a change",
+        "not from the log's copy",
+        "another identity's",
+        "ends before the history",
+        "a change reordered",
+        "adds nothing",
+    ],
+)
+def test_windows_that_do_not_chain_are_refused_and_leave_nothing(tmp_path: Path, case: str) -> None:
+    """Windows that do not bridge the log's copy to the history, change by change, each from a
+    change the one before holds, refuse the batch (SIGNER_INVALID, never appended on their
+    word) and leave nothing in the log: no window, its copy of the agent as it was."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    before = silent.log.history(silent.agent.identifier)
+    result = silent.submit(_forged(silent)[case][: limits.MAX_TRACE_SUBMIT_WINDOWS])
+    assert result.reason is TraceFailure.SIGNER_INVALID, result
+    assert history_windows(silent.log.store) == {}
+    assert silent.log.history(silent.agent.identifier) == before
+    silent.log.close()
+
+
+def test_windows_sent_with_no_gap_to_bridge_are_ignored(tmp_path: Path) -> None:
+    """A history that reaches back to the log's copy needs no windows: sent anyway (a client
+    that asked before a concurrent batch bridged it), they are neither checked nor kept."""
+    silent = _Silent(tmp_path / "trace.db", 10)
+    result = silent.submit((b"not a history",))
+    assert result.delivered, result.detail
+    assert history_windows(silent.log.store) == {}
+    silent.log.close()
+
+
+def test_window_spans_bridge_up_to_the_limit() -> None:
+    """The windows between a log's copy ending at change `held` and a history starting at
+    `first`: none when it starts at most one change later, each of at most 64 changes and
+    starting where the one before ends, None past MAX_TRACE_SUBMIT_WINDOWS."""
+    assert window_spans(5, 3) == window_spans(5, 6) == []
+    assert window_spans(0, 2) == [(0, 2)]
+    assert window_spans(0, 100) == [(0, 63), (63, 100)]
+    most = limits.MAX_TRACE_SUBMIT_WINDOWS * (limits.MAX_IDENTITY_CHANGES - 1)
+    assert window_spans(0, most) is not None
+    assert window_spans(0, most + 1) is None
+
+
+# -- the request format -------------------------------------------------------------------------
+
+
+def _submission(windows: tuple[bytes, ...]) -> Submission:
+    record = SubmittedRecord(b"{}")
+    return Submission(b"history", (b"key",), (), (record,), windows)
+
+
+def test_a_submission_without_windows_is_version_1_byte_for_byte() -> None:
+    """No windows: the 6 fields of version 1 as before (an older service takes it); windows:
+    version 2 with a seventh field, which decodes back to them."""
+    plain = _submission(()).to_cbor()
+    assert (plain[1], len(plain)) == (1, 6)
+    carried = _submission((b"w1", b"w2")).to_cbor()
+    assert (carried[1], len(carried)) == (2, 7)
+    assert carried[:1] + carried[2:6] == plain[:1] + plain[2:]
+    assert Submission.from_cbor(carried).windows == (b"w1", b"w2")
+    assert Submission.from_cbor(plain).windows == ()
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["version 1 with windows", "version 2 without", "no window", "too many", "one too big"],
+)
+def test_a_malformed_windows_field_is_refused(change: str) -> None:
+    """The windows field only with version 2, 1 to MAX_TRACE_SUBMIT_WINDOWS windows of at
+    most MAX_IDENTITY_HISTORY_BYTES each."""
+    value = _submission((b"w",)).to_cbor()
+    if change == "version 1 with windows":
+        value[1] = 1
+    elif change == "version 2 without":
+        value = value[:6]
+    elif change == "no window":
+        value[6] = []
+    elif change == "too many":
+        value[6] = [b"w"] * (limits.MAX_TRACE_SUBMIT_WINDOWS + 1)
+    else:
+        value[6] = [bytes(limits.MAX_IDENTITY_HISTORY_BYTES + 1)]
+    with pytest.raises(DecodeError):
+        Submission.from_cbor(value)
+
+
+def test_a_full_batch_with_its_maximal_windows_fits_a_service_message() -> None:
+    """A batch packed with MAX_TRACE_SUBMIT_WINDOW_BYTES kept free, then carrying the most
+    windows at their largest, is within MAX_SERVICE_MESSAGE with the request frame
+    (SUBMIT_ROOM): `size()` bounds its encoding."""
+    windows = tuple(
+        bytes(limits.MAX_IDENTITY_HISTORY_BYTES) for _ in range(limits.MAX_TRACE_SUBMIT_WINDOWS)
+    )
+    assert windows_size(windows) <= limits.MAX_TRACE_SUBMIT_WINDOW_BYTES
+    record = SubmittedRecord(bytes(limits.MAX_TRACE_ENVELOPE_BYTES))
+    history = bytes(limits.MAX_IDENTITY_HISTORY_BYTES)
+    room = limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM - limits.MAX_TRACE_SUBMIT_WINDOW_BYTES
+    records: list[SubmittedRecord] = []
+    while Submission(history, (b"k" * 300,), (), (*records, record)).size() <= room:
+        records.append(record)
+    full = Submission(history, (b"k" * 300,), (), tuple(records), windows)
+    encoded = cbor.encode(full.to_cbor())
+    assert len(encoded) <= full.size() <= limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM
