@@ -14,14 +14,17 @@ the log's copy to the presented history, change by change, and the log keeps the
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.cli import run
 from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import NOW, Held
+from tests.test_review46a_traces import _service
 from tests.test_review47i_collector import (
     _batch,
     _long_collector,
@@ -31,15 +34,19 @@ from tests.test_review47i_collector import (
 )
 from tests.test_trace_node import send_to_hub, step
 from troth import limits
+from troth.channel.verification import VerifiedPeer
 from troth.clock import FixedClock
 from troth.encoding import cbor
-from troth.errors import DecodeError, TraceFailure
+from troth.errors import DecodeError, RemoteError, TraceError, TraceFailure
 from troth.identity import Checkpoint, SignedChange, encode_history, indexed_hashes
+from troth.node.access import Decision, PeerCaller
 from troth.node.runtime import NodeRuntime
+from troth.node.services.base import RequestContext
 from troth.node.services.trace import TraceClient
 from troth.trace import TraceLog, verify_log
-from troth.trace.batcher import SUBMIT_ROOM
-from troth.trace.bridge import window_spans
+from troth.trace.batcher import SUBMIT_ROOM, TraceBatcher
+from troth.trace.bridge import AgentWindows, window_spans
+from troth.trace.collect import TraceCollector
 from troth.trace.export import verify_bundle
 from troth.trace.stored import history_windows
 from troth.trace.submit import Submission, SubmitResult, SubmittedRecord, windows_size
@@ -309,3 +316,116 @@ def test_a_full_batch_with_its_maximal_windows_fits_a_service_message() -> None:
     full = Submission(history, (b"k" * 300,), (), tuple(records), windows)
     encoded = cbor.encode(full.to_cbor())
     assert len(encoded) <= full.size() <= limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM
+
+
+# -- the client and the service -----------------------------------------------------------------
+
+
+def _client(silent: _Silent, *, knows_held: bool) -> tuple[TraceClient, list[str]]:
+    """A client of `silent`'s agent (its node's windows from `silent.changes`) sending to its
+    collector through a service that knows `held` (else one of before review 47l: no such
+    method, and only version 1 submissions); the methods it was asked, in order."""
+    calls: list[str] = []
+    agent = silent.agent.identifier
+    held = TraceCollector.held
+
+    async def send(method: str, arguments: Any) -> Any:
+        calls.append(method)
+        if method == "head":
+            return silent.collector.head(agent).to_cbor()
+        if method == "held":
+            if not knows_held:
+                raise RemoteError("service trace has no method 'held'")
+            found = held(silent.collector, agent)
+            return None if found is None else list(found)
+        if not knows_held and len(arguments) != 6:
+            raise RemoteError("not a submission: expected 6 elements")
+        submission = Submission.from_cbor(cbor.decode(cbor.encode(arguments)))
+        receipts = silent.collector.submit(submission, submitter=agent, now=silent.clock.now())
+        return receipts.to_cbor()
+
+    batcher = TraceBatcher(lambda now: silent.agent.signer(LATE))
+    windows = AgentWindows(
+        lambda now: silent.agent.identity, lambda _d, first, last: silent.window(first, last)
+    )
+    client = TraceClient(
+        send, batcher, clock=silent.clock, flush_seconds=0.01, jitter=lambda: 0.0, windows=windows
+    )
+    return client, calls
+
+
+def test_the_client_asks_where_the_logs_copy_ends_once_and_sends_the_windows(
+    tmp_path: Path,
+) -> None:
+    """Two records after 150 silent rotations, one batch each: the client asks `held` before
+    the first (its history is checkpointed) and sends the windows with it; both are
+    appended, and it does not ask again for the same history."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    client, calls = _client(silent, knows_held=True)
+
+    async def main() -> list[int]:
+        done = []
+        for n in range(2):
+            queued = client.record(step(n))
+            await client.flush(10)
+            done.append(queued.result())
+        await client.stop()
+        return done
+
+    assert asyncio.run(main()) == [1, 2]
+    assert calls == ["head", "held", "submit", "submit"]
+    assert len(history_windows(silent.log.store)[silent.agent.identifier]) == 3
+    silent.log.close()
+
+
+def test_a_client_sends_no_windows_to_a_service_that_knows_no_held(tmp_path: Path) -> None:
+    """A service of before review 47l has no `held`: the client sends its batches as version
+    1, never a version 2 one that service would refuse as not a submission (and the client
+    send again without end); the batch is refused as before, and `held` is not asked again
+    for the same history."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    client, calls = _client(silent, knows_held=False)
+
+    async def main() -> list[str]:
+        refusals = []
+        for n in range(2):
+            queued = client.record(step(n))
+            await client.flush(10)
+            with pytest.raises(TraceError) as refused:
+                queued.result()
+            refusals.append(refused.value.detail)
+        await client.stop()
+        return refusals
+
+    refusals = asyncio.run(main())
+    assert all("the stored copy ends at change 0" in refusal for refusal in refusals)
+    assert calls == ["head", "held", "submit", "submit"]
+    assert client.failures == 0
+    silent.log.close()
+
+
+def test_each_window_costs_a_submission_charge(tmp_path: Path) -> None:
+    """A submission carrying the most windows costs its member's byte budget at least
+    TRACE_SUBMIT_CHARGE for itself and as much for each window (each may take 64 signatures
+    to verify), whatever its bytes: at most the burst's share of such submissions at once,
+    then `busy`."""
+    silent = _Silent(tmp_path / "trace.db", 10)
+    service = _service(silent.collector)
+    peer = VerifiedPeer(silent.agent.identity, ())
+    context = RequestContext(PeerCaller(peer, "channel-1"), (), Decision(True), LATE)
+    windows = (b"w",) * limits.MAX_TRACE_SUBMIT_WINDOWS
+    cost = limits.TRACE_SUBMIT_CHARGE * (1 + limits.MAX_TRACE_SUBMIT_WINDOWS)
+    most = limits.TRACE_SUBMIT_BURST_BYTES // cost
+    served, refusal = 0, ""
+    for _ in range(most + 1):
+        batch = _batch(silent.collector, silent.agent.signer(LATE), LATE)
+        submission = dataclasses.replace(batch, windows=windows)
+        try:
+            asyncio.run(service.submit(submission.to_cbor(), context))
+        except RemoteError as exc:
+            refusal = str(exc)
+            break
+        served += 1
+    assert served == most
+    assert "busy" in refusal
+    silent.log.close()
