@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from troth import limits
 from troth.channel.verification import VerifiedPeer
 from troth.clock import FixedClock
 from troth.encoding import cbor
-from troth.errors import DecodeError, RemoteError, TraceError, TraceFailure
+from troth.errors import DecodeError, RemoteError, TraceError, TraceFailure, Unreachable
 from troth.identity import Checkpoint, SignedChange, encode_history, indexed_hashes
 from troth.node.access import Decision, PeerCaller
 from troth.node.runtime import NodeRuntime
@@ -136,15 +137,20 @@ class _Silent:
         early = _batch(self.collector, self.agent.signer(EARLY), EARLY)
         (result,) = self.collector.submit(early, submitter=None, now=EARLY).results
         assert result.delivered, result.detail
+        self.rotate(times, NOW + 60)
+        self.clock.advance(LATE - self.clock.now())
+
+    def rotate(self, times: int, at: int) -> None:
+        """`times` rotations, one a second from `at`, presented from a checkpoint at the
+        current change once the history holds 60."""
         for number in range(times):
-            self.agent.rotate(NOW + 60 + number)
+            self.agent.rotate(at + number)
             identity = self.agent.identity
             self.changes.append(identity.changes[-1].signed)
             if len(identity.changes) >= 60:
                 digest = identity.identifier.digest
                 cut = identity.from_checkpoint(Checkpoint(digest, digest, identity.current.index))
                 self.agent.held = self.agent.held._replace(identity=cut)
-        self.clock.advance(LATE - self.clock.now())
 
     def window(self, first: int, last: int) -> bytes:
         digest = self.agent.identifier.digest
@@ -321,10 +327,13 @@ def test_a_full_batch_with_its_maximal_windows_fits_a_service_message() -> None:
 # -- the client and the service -----------------------------------------------------------------
 
 
-def _client(silent: _Silent, *, knows_held: bool) -> tuple[TraceClient, list[str]]:
+def _client(
+    silent: _Silent, *, knows_held: bool, lose: Callable[[], None] | None = None
+) -> tuple[TraceClient, list[str]]:
     """A client of `silent`'s agent (its node's windows from `silent.changes`) sending to its
     collector through a service that knows `held` (else one of before review 47l: no such
-    method, and only version 1 submissions); the methods it was asked, in order."""
+    method, and only version 1 submissions); the methods it was asked, in order. With
+    `lose`, the first submission is lost (after `lose` runs)."""
     calls: list[str] = []
     agent = silent.agent.identifier
     held = TraceCollector.held
@@ -338,6 +347,9 @@ def _client(silent: _Silent, *, knows_held: bool) -> tuple[TraceClient, list[str
                 raise RemoteError("service trace has no method 'held'")
             found = held(silent.collector, agent)
             return None if found is None else list(found)
+        if lose is not None and calls.count("submit") == 1:
+            lose()
+            raise Unreachable("the request was lost")
         if not knows_held and len(arguments) != 6:
             raise RemoteError("not a submission: expected 6 elements")
         submission = Submission.from_cbor(cbor.decode(cbor.encode(arguments)))
@@ -375,6 +387,35 @@ def test_the_client_asks_where_the_logs_copy_ends_once_and_sends_the_windows(
     assert asyncio.run(main()) == [1, 2]
     assert calls == ["head", "held", "submit", "submit"]
     assert len(history_windows(silent.log.store)[silent.agent.identifier]) == 3
+    silent.log.close()
+
+
+def test_a_batch_sent_again_after_a_rotation_carries_the_windows_to_its_own_history(
+    tmp_path: Path,
+) -> None:
+    """The first send of a batch (history from change 118) is lost, and the agent rotates
+    27 times meanwhile (now presented from change 177): the batch sent again carries the
+    windows to the history it carries (0-63, 63-118), not to the one presented now (whose
+    last window, 126-177, the batch's history does not start in: refused), and is appended."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+
+    def rotate() -> None:
+        silent.rotate(27, LATE - 100)
+
+    client, calls = _client(silent, knows_held=True, lose=rotate)
+
+    async def main() -> int:
+        queued = client.record(step(1))
+        await client.flush(10)
+        await client.stop()
+        return queued.result()
+
+    assert asyncio.run(main()) == 1
+    assert silent.agent.identity.first_index == 177
+    assert calls == ["head", "held", "submit", "held", "submit"]
+    assert client.failures == 1  # the lost request, nothing else
+    kept = history_windows(silent.log.store)[silent.agent.identifier]
+    assert [indexed_hashes(w)[0] for w in kept] == [0, 0, 63]
     silent.log.close()
 
 

@@ -154,24 +154,24 @@ class AgentWindows:
     presented: Callable[[int], VerifiedIdentity]
     window: Callable[[bytes, int, int], bytes | None]
 
-    def between(
-        self, presented: VerifiedIdentity, held: int, held_hash: bytes
-    ) -> tuple[bytes, ...] | None:
+    def between(self, history: bytes, held: int, held_hash: bytes) -> tuple[bytes, ...] | None:
         """The windows that bridge a log's copy of the agent ending at change `held` (hash
-        `held_hash`) to `presented` (`window_spans`): () when none is needed; None when the
-        node cannot (that change is not its own, a row is missing, more than
-        MAX_TRACE_SUBMIT_WINDOWS would be needed)."""
-        spans = window_spans(held, presented.first_index)
+        `held_hash`) to `history` (the one a batch carries: `window_spans`): () when none is
+        needed; None when the node cannot (that change is not its own, a row is missing, more
+        than MAX_TRACE_SUBMIT_WINDOWS would be needed, one would be over
+        MAX_IDENTITY_HISTORY_BYTES: the service would refuse the whole request)."""
+        decoded = UnverifiedHistory.decode(history)
+        spans = window_spans(held, decoded.first_index)
         if not spans:
             return spans if spans is None else ()
-        digest = presented.identifier.digest
+        digest = decoded.identifier_digest
         mine = self.window(digest, held, held)
         if mine is None or indexed_hashes(mine)[1] != [held_hash]:
             return None  # the log holds a change this node does not: no window bridges it
         windows: list[bytes] = []
         for first, last in spans:
             window = self.window(digest, first, last)
-            if window is None:
+            if window is None or len(window) > limits.MAX_IDENTITY_HISTORY_BYTES:
                 return None
             windows.append(window)
         return tuple(windows)

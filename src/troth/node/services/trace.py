@@ -401,15 +401,19 @@ class TraceClient:
             agent = str(self.agent)
             answer = await self.send("head", [agent])
             batcher.set_head(Receipts.from_cbor(answer, expected=0).head)
-        presented, windows = await self._windows()
-        reserve = windows_size(windows)
+        presented, held = await self._held()
+        reserve = 0 if held is None else limits.MAX_TRACE_SUBMIT_WINDOW_BYTES
         batch = await self._call(batcher.next_batch, self.clock.now(), reserve=reserve)
         if batch is None:
             return
         submission = batch.submission
-        if windows and submission.size() + reserve <= limits.MAX_SERVICE_MESSAGE - SUBMIT_ROOM:
-            # (a batch made before, without room for them, goes without: refused as before)
-            submission = dataclasses.replace(submission, windows=windows)
+        if held is not None and self.windows is not None:  # the windows to the history the
+            # batch carries (older than `presented` in a batch made before a rotation, resent)
+            windows = await self._windows(self.windows, submission.history, held)
+            fits = submission.size() + windows_size(windows) + SUBMIT_ROOM
+            if windows and fits <= limits.MAX_SERVICE_MESSAGE:  # a batch made before, with
+                # no room kept for them, goes without: refused as before
+                submission = dataclasses.replace(submission, windows=windows)
         answer = await self.send("submit", submission.to_cbor())
         try:
             receipts = Receipts.from_cbor(answer, expected=len(submission.records))
@@ -419,36 +423,43 @@ class TraceClient:
             self._bridged = presented.current_change_hash
         await self._call(batcher.answered, receipts, now=self.clock.now())
 
-    async def _windows(self) -> tuple[VerifiedIdentity | None, tuple[bytes, ...]]:
-        """The agent's history as presented now and the windows its next batch carries: none
-        unless it is checkpointed and the log's copy of it (`held`) ends more than a change
+    async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
+        """The agent's history as presented now, and where the log's copy of it ends (`held`:
+        (index, change hash)) when its next batch needs windows: only when it presents a
+        checkpointed history not known to be taken, and the log's copy ends more than a change
         before it starts (review 47l, windows 1)."""
         source = self.windows
         if source is None:
-            return None, ()
+            return None, None
         presented = await self._call(source.presented, self.clock.now())
         if presented.first_index == 0 or presented.current_change_hash == self._bridged:
-            return presented, ()
+            return presented, None
         try:
-            answer = await self.send("held", [str(presented.identifier)])
-            held = _held(answer)
+            held = _held(await self.send("held", [str(presented.identifier)]))
         except RemoteError as exc:  # a service that knows no `held`: never any windows
             log.info("trace: the service tells not where its copy of the agent ends: %s", exc)
             self._bridged = presented.current_change_hash
-            return presented, ()
-        if held is None:  # the log holds none: the history is taken as it is
-            return presented, ()
-        windows = await self._call(source.between, presented, *held)
+            return presented, None
+        if held is None or held[0] + 1 >= presented.first_index:  # the history is taken as
+            # it is (the log holds none, or it reaches back to the log's copy)
+            self._bridged = presented.current_change_hash
+            return presented, None
+        return presented, held
+
+    async def _windows(
+        self, source: AgentWindows, history: bytes, held: tuple[int, bytes]
+    ) -> tuple[bytes, ...]:
+        """The windows that bridge the log's copy ending at `held` to `history` (its node's
+        rows), or none when its node cannot: the batch is refused as before."""
+        windows: tuple[bytes, ...] | None = await self._call(source.between, history, *held)
         if windows is None:
             log.warning(
-                "trace: the log's copy of %s ends at change %d, and this node holds no windows "
-                "that bridge it to change %d (its records there will be refused)",
-                presented.identifier,
+                "trace: the log's copy of the agent ends at change %d, and this node holds no "
+                "windows that bridge it to its history (its records there will be refused)",
                 held[0],
-                presented.first_index,
             )
-            return presented, ()
-        return presented, windows
+            return ()
+        return windows
 
 
 def _held(answer: Any) -> tuple[int, bytes] | None:
