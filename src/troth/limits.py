@@ -618,6 +618,18 @@ MAX_TRACE_SUBMIT_KEYS: Final = 4
 """Most signing-key attestations one `trace.submit` request carries (a batch spans a rotation)."""
 MAX_TRACE_SUBMIT_CHAINS: Final = 8
 """Most delegation chains one `trace.submit` request carries."""
+MAX_TRACE_SUBMIT_WINDOWS: Final = 4
+"""Most history windows one `trace.submit` request carries (docs/formats.md, "Trace
+submissions"): the changes of an agent that rotated past its last record in the log, each a
+history of at most MAX_IDENTITY_CHANGES changes starting at a change the one before it holds
+(review 47l, windows 1). Four bridge a gap of 252 changes (63 each); an agent silent for
+longer at a log is refused there as before (deny when in doubt). Each window costs the
+member's byte budget at least TRACE_SUBMIT_CHARGE (up to 64 signatures to verify)."""
+MAX_TRACE_SUBMIT_WINDOW_BYTES: Final = MAX_TRACE_SUBMIT_WINDOWS * (MAX_IDENTITY_HISTORY_BYTES + 8)
+"""Most bytes the windows add to a submission (131,104: each at MAX_IDENTITY_HISTORY_BYTES and
+its CBOR head). A client keeps that much free in a batch that carries windows (its records
+fill MAX_SERVICE_MESSAGE less the request frame less this), so the submission with its
+maximal windows still fits MAX_SERVICE_MESSAGE."""
 MAX_TRACE_SUBMITS_PER_CALLER: Final = 2
 """`trace.submit` requests one caller may have in progress at a node (more: refused, retry)."""
 MAX_TRACE_SUBMITS: Final = 32

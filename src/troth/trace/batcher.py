@@ -141,7 +141,7 @@ class Batcher(Protocol):
 
     def set_head(self, head: Head | None) -> None: ...
 
-    def next_batch(self, now: int) -> SentBatch | None: ...
+    def next_batch(self, now: int, *, reserve: int = 0) -> SentBatch | None: ...
 
     def answered(self, receipts: Receipts, *, now: int) -> None: ...
 
@@ -268,10 +268,11 @@ class TraceBatcher:
         self._head = head
         self.head_known = True
 
-    def next_batch(self, now: int) -> Batch | None:
-        """The batch to send now: the unanswered one again, else the queued records signed
-        (None: nothing to send). Raises TraceError when the signer cannot sign (the records
-        stay queued)."""
+    def next_batch(self, now: int, *, reserve: int = 0) -> Batch | None:
+        """The batch to send now: the unanswered one again, else the queued records signed,
+        `reserve` bytes of the request kept free (the history windows sent with it) (None:
+        nothing to send). Raises TraceError when the signer cannot sign (the records stay
+        queued)."""
         if self._in_flight is not None:
             return self._in_flight
         if not self.head_known:
@@ -282,7 +283,7 @@ class TraceBatcher:
         signer = self._signer(now)
         epoch = self._epoch(signer)
         head = self._head
-        base = len(signer.identity.history) + len(signer.attestation) + 64
+        base = len(signer.identity.history) + len(signer.attestation) + 64 + reserve
         items: list[Queued] = []
         records: list[SubmittedRecord] = []
         chains: dict[bytes, bytes] = {}

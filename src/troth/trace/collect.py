@@ -14,7 +14,13 @@ runs it on the node's storage thread). For the batch, once:
   roots of the chains its channel showed, the authorities whose chains the node verified for
   it before (`vouched`), itself as an anchor; every held feed for a stranger (docs/formats.md,
   "Whose word counts on an identity");
-- the history is stored or extends the node's copy (store-or-extend, `observe`).
+- the history is stored or extends the node's copy (store-or-extend, `observe`);
+- the history windows sent with it, if any (an agent that rotated 64 times or more since its
+  last record in the log: its history shares no change with the log's copy), are its own and
+  verify, each from a change the one before it holds (the log's copy for the first: never on
+  their own word), and chain from the log's copy to the history (`check_windows`); the log
+  checks them again against its copy as it appends and keeps them (`history_windows`). Sent
+  with no gap to bridge, they are ignored (review 47l, windows 1).
 
 The issuer histories of a chain a record names are judged when the chain verifies (the node's
 verifier stores only those that extend a stored copy: `NodeTrust.verifier`) and stored
@@ -51,13 +57,22 @@ from troth.channel.verification import Vouched, identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
-from troth.identity import Checkpoints, Identifier, VerifiedIdentity, verify_history
+from troth.identity import (
+    Checkpoint,
+    Checkpoints,
+    Identifier,
+    VerifiedIdentity,
+    check_extends,
+    indexed_hashes,
+    verify_history,
+)
+from troth.trace.bridge import check_windows
 from troth.trace.export import prove
 from troth.trace.log import TraceLog
 from troth.trace.record import TraceRecord
 from troth.trace.signing import keyid_of, open_envelope, verify_envelope
 from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
-from troth.trace.verify import check_chain
+from troth.trace.verify import check_chain, verify_identity
 
 __all__ = ["TraceCollector"]
 
@@ -106,6 +121,7 @@ class TraceCollector:
         on its control socket, who may submit anyone's records)."""
         try:
             identity = self._signer(submission.history, submitter, now, tuple(credentials))
+            windows = self._windows(submission.windows, identity)
         except TraceError as exc:
             refused = _refused(exc)
             return Receipts(tuple(refused for _ in submission.records), None, self._checkpoint())
@@ -117,7 +133,9 @@ class TraceCollector:
         try:
             for item in submission.records:
                 try:
-                    queued.append(self._queue(item, identity, keys, chains, checked, already, now))
+                    queued.append(
+                        self._queue(item, identity, keys, chains, checked, already, now, windows)
+                    )
                 except TraceError as exc:
                     queued.append(_refused(exc))
         finally:  # whatever was queued is committed: wait for it before answering or raising
@@ -135,6 +153,15 @@ class TraceCollector:
         """No records, only `agent`'s head in the log and the checkpoint reference."""
         head = self.log.head(agent)
         return Receipts((), None if head is None else Head(*head), self._checkpoint())
+
+    def held(self, agent: Identifier) -> tuple[int, bytes] | None:
+        """(index, hash) of the last change of the log's copy of `agent`'s history (None: the
+        log holds none): where the windows that bridge it to a newer history start."""
+        stored = self.log.history(agent)
+        if stored is None:
+            return None
+        first, hashes = indexed_hashes(stored)
+        return first + len(hashes) - 1, hashes[-1]
 
     def prove(
         self, record_id: str, *, requester: Identifier | None, now: int | None = None
@@ -230,6 +257,54 @@ class TraceCollector:
             raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
         return identity
 
+    def _windows(
+        self, sent: tuple[bytes, ...], identity: VerifiedIdentity
+    ) -> tuple[VerifiedIdentity, ...]:
+        """The history windows `sent` with a batch of `identity`'s, verified (module docstring):
+        () when none were sent or the log's copy needs no bridge to `identity`; TraceError
+        SIGNER_INVALID when they do not verify or do not bridge it (review 47l, windows 1)."""
+        if not sent:
+            return ()
+        agent = identity.identifier
+        stored = self.log.history(agent)
+        if stored is None:
+            raise TraceError(
+                _F.SIGNER_INVALID, "history windows sent for a signer the log holds none of"
+            )
+        first, hashes = indexed_hashes(stored)
+        try:
+            check_extends(hashes, identity, stored_first=first)
+            return ()  # no gap (a concurrent batch of the signer's bridged it): nothing to keep
+        except IdentityError:
+            pass
+        held: list[tuple[int, list[bytes]]] = [(first, hashes)]
+
+        def attests(checkpoint: Checkpoint, change_hash: bytes) -> bool:
+            """A window's checkpoint: a change the one before it holds (the log's copy)."""
+            start, known = held[-1]
+            position = checkpoint.index - start
+            return (
+                checkpoint.identifier == agent.digest
+                and 0 <= position < len(known)
+                and known[position] == change_hash
+            )
+
+        verified: list[VerifiedIdentity] = []
+        for position, window in enumerate(sent):
+            try:
+                found = verify_identity(agent, window, None, attests)
+            except TraceError as exc:
+                raise TraceError(_F.SIGNER_INVALID, f"window {position}: {exc.detail}") from None
+            verified.append(found)
+            held.append((found.first_index, [change.change_hash for change in found.changes]))
+        try:
+            check_windows(first, hashes, verified, identity)
+        except IdentityError as exc:
+            raise TraceError(
+                _F.SIGNER_INVALID, f"the history windows do not bridge the log's copy: {exc}"
+            ) from None
+        return tuple(verified)
+
     def _queue(
         self,
         item: SubmittedRecord,
@@ -239,6 +314,7 @@ class TraceCollector:
         checked: dict[bytes, TraceError | VerifiedCredential],
         already: dict[bytes, TraceRecord],
         now: int,
+        windows: tuple[VerifiedIdentity, ...],
     ) -> SubmitResult | _Queued:
         """The record's result when it is already in the log (the chain it names noted in
         `already`), else its queued append once it verifies (TraceError when it does not)."""
@@ -281,7 +357,7 @@ class TraceCollector:
             if isinstance(outcome, TraceError):
                 raise outcome
         digest = None if authority is None else authority.chain
-        return self.log.enqueue(verified, chain=given), item, record.id, digest
+        return self.log.enqueue(verified, chain=given, windows=windows), item, record.id, digest
 
     def _credential(
         self, chain: bytes, identity: VerifiedIdentity, now: int

@@ -56,7 +56,7 @@ from troth.identity import (
 )
 from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
-from troth.trace.bridge import SignerBridge, dropped_window
+from troth.trace.bridge import SignerBridge, dropped_window, sent_windows
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
@@ -244,11 +244,18 @@ class TraceLog(LogReader):
                 results.append(pending.result())
         return results
 
-    def enqueue(self, record: VerifiedRecord, *, chain: bytes | None = None) -> _Pending:
+    def enqueue(
+        self,
+        record: VerifiedRecord,
+        *,
+        chain: bytes | None = None,
+        windows: tuple[VerifiedIdentity, ...] = (),
+    ) -> _Pending:
         """Queue `record` behind every record queued before it (per-agent order is queue
-        order). The caller must then `wait` for it (the lead passes to the oldest queued
-        record's waiter) and read `result()`."""
-        pending = _Pending(record, chain)
+        order), with its signer's verified `windows` (bridging the log's copy of the signer:
+        `check_windows`). The caller must then `wait` for it (the lead passes to the oldest
+        queued record's waiter) and read `result()`."""
+        pending = _Pending(record, chain, windows)
         self._queue.append(pending)  # (atomic: no mutex, whose wait would let go of the GIL)
         return pending
 
@@ -489,7 +496,7 @@ class TraceLog(LogReader):
         if signer is state.observed:  # a batch's records mostly share their signer's object
             current = state.observed_change
         else:
-            current = self._observe(state, signer)
+            current = self._observe(state, signer, pending.windows)
             state.observed, state.observed_change = signer, current
         if verified.epoch.change != current:
             raise TraceError(
@@ -571,9 +578,12 @@ class TraceLog(LogReader):
             return True, None
         return known, None
 
-    def _observe(self, state: _Batch, identity: VerifiedIdentity) -> int:
-        """Store-or-extend `identity`'s history; return the index of the newest change the
-        log holds for it. A fork raises TraceError(SIGNER_INVALID)."""
+    def _observe(
+        self, state: _Batch, identity: VerifiedIdentity, sent: tuple[VerifiedIdentity, ...] = ()
+    ) -> int:
+        """Store-or-extend `identity`'s history (a gap bridged by the node's rows, or by the
+        windows `sent` with it); return the index of the newest change the log holds for it.
+        A fork raises TraceError(SIGNER_INVALID)."""
         digest = identity.identifier.digest
         known = state.histories.get(digest)
         if known is None and digest not in state.looked_up:
@@ -610,9 +620,12 @@ class TraceLog(LogReader):
                     if self.bridge is None
                     else self.bridge.across(exc, digest, last, stored[-1], identity)
                 )
-                if across is None:
+                bridged = [across] if across is not None else None
+                if bridged is None:  # review 47l, windows 1
+                    bridged = sent_windows(exc, first, stored, sent, identity)
+                if bridged is None:
                     raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
-                windows.append(across)
+                windows.extend(bridged)
             state.conn.executemany(
                 "INSERT OR IGNORE INTO history_windows VALUES (?, ?, ?)",
                 [(digest, end, window) for end, window in windows],

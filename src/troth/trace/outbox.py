@@ -335,9 +335,10 @@ class TraceOutbox:
         with self._unit():
             self.store.set_head(self._agent, head)
 
-    def next_batch(self, now: int) -> OutboxBatch | None:
+    def next_batch(self, now: int, *, reserve: int = 0) -> OutboxBatch | None:
         """The batch to send now: the unanswered one again, else the first queued records (the
-        stale ones signed again first). None: nothing to send. The unanswered batch is read
+        stale ones signed again first), `reserve` bytes of the request kept free (the history
+        windows sent with it). None: nothing to send. The unanswered batch is read
         again when one of its rows changed since (`redact_outbox`: a value deleted while the
         service did not answer was sent again, for as long as it did not; review 46f, outbox
         1)."""
@@ -354,7 +355,7 @@ class TraceOutbox:
             self._settle((), failed)
             rows = self.store.first(agent, self.batch_records)
         history = signer.identity.history
-        size = len(history) + 64
+        size = len(history) + 64 + reserve
         keys: dict[bytes, bytes] = {}
         chains: dict[bytes, bytes] = {}
         records: list[SubmittedRecord] = []

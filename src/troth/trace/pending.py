@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from troth.errors import StorageError
+from troth.identity import VerifiedIdentity
 from troth.trace.signing import VerifiedRecord
 
 __all__ = ["Pending", "Receipt"]
@@ -37,11 +38,17 @@ _set_leaf = vars(Receipt)["leaf"].__set__
 class Pending:
     """A queued record; its `gate` (a lock held until then) opens when it is done or may lead."""
 
-    __slots__ = ("chain", "done", "error", "gate", "index", "record")
+    __slots__ = ("chain", "done", "error", "gate", "index", "record", "windows")
 
-    def __init__(self, record: VerifiedRecord, chain: bytes | None) -> None:
+    def __init__(
+        self,
+        record: VerifiedRecord,
+        chain: bytes | None,
+        windows: tuple[VerifiedIdentity, ...] = (),
+    ) -> None:
         self.record = record
         self.chain = chain
+        self.windows = windows  # the signer's, bridging the log's copy (review 47l, windows 1)
         self.done = False
         self.index: int | None = None  # its log position once committed
         self.error: BaseException | None = None

@@ -6,10 +6,17 @@ A submission is the arguments of `trace.submit` (CBOR, inside the service reques
     ["troth.trace.submit", 1, history, [attestation, ...], [chain, ...],
      [[envelope, {field: [salt, value]}], ...]]
 
-`history` is the signer's full change history (the records' agent); each attestation is a
-signing-key attestation some record's keyid names (SHA-256 of it); each chain a delegation
-chain some record names (by its SHA-256), sent once per batch; each record its exact DSSE
-envelope bytes and its disclosures (field -> 16-byte salt and the canonical JSON committed to).
+`history` is the signer's change history (the records' agent: in full, or from a checkpoint
+past 64 changes); each attestation is a signing-key attestation some record's keyid names
+(SHA-256 of it); each chain a delegation chain some record names (by its SHA-256), sent once
+per batch; each record its exact DSSE envelope bytes and its disclosures (field -> 16-byte
+salt and the canonical JSON committed to).
+
+Version 2 is version 1 with a seventh field, `[window, ...]` (1 to MAX_TRACE_SUBMIT_WINDOWS):
+the signer's older histories that bridge the log's copy of it to `history`, oldest first (an
+agent that rotated 64 times or more since its last record there; review 47l, windows 1). A
+submission without windows is encoded as version 1, byte for byte as before; a service that
+knows only version 1 refuses a version 2 one as not a submission.
 
 The answer (`Receipts`):
 
@@ -42,6 +49,7 @@ __all__ = [
     "RECEIPTS_TYPE",
     "SUBMIT_TYPE",
     "VERSION",
+    "WINDOWS_VERSION",
     "Head",
     "Receipts",
     "Status",
@@ -49,11 +57,14 @@ __all__ = [
     "SubmitResult",
     "SubmittedRecord",
     "item_size",
+    "windows_size",
 ]
 
 SUBMIT_TYPE: Final = "troth.trace.submit"
 RECEIPTS_TYPE: Final = "troth.trace.receipts"
 VERSION: Final = 1
+WINDOWS_VERSION: Final = 2
+"""The submission version that carries history windows (its seventh field)."""
 _REASONS: Final = {reason.value: reason for reason in TraceFailure}
 _OVERHEAD: Final = 64  # the request's header, the submission's header and array heads
 
@@ -86,31 +97,44 @@ class Submission:
     attestations: tuple[bytes, ...]
     chains: tuple[bytes, ...]
     records: tuple[SubmittedRecord, ...]
+    windows: tuple[bytes, ...] = ()
+    """The signer's older histories bridging the log's copy of it to `history`, oldest first
+    (version 2; none: version 1)."""
 
     def to_cbor(self) -> list[Any]:
-        return [
+        fields = [
             SUBMIT_TYPE,
-            VERSION,
+            WINDOWS_VERSION if self.windows else VERSION,
             self.history,
             list(self.attestations),
             list(self.chains),
             [record.to_cbor() for record in self.records],
         ]
+        return [*fields, list(self.windows)] if self.windows else fields
 
     def size(self) -> int:
         """An upper bound of the submission's encoded size."""
         fixed = len(self.history) + sum(len(a) + 8 for a in self.attestations)
-        fixed += sum(len(c) + 8 for c in self.chains)
+        fixed += sum(len(c) + 8 for c in self.chains) + windows_size(self.windows)
         return _OVERHEAD + fixed + sum(item_size(r) for r in self.records)
 
     @classmethod
     def from_cbor(cls, value: Any) -> Submission:
         """Decode `trace.submit` arguments (DecodeError for anything else)."""
-        fields = cbor.expect_array(value, "submission", 6)
-        cbor.expect_header(fields, SUBMIT_TYPE, VERSION, "submission")
+        fields = cbor.expect_array(value, "submission")
+        if len(fields) not in (6, 7):
+            raise DecodeError(f"submission: expected 6 elements (7: windows), got {len(fields)}")
+        version = WINDOWS_VERSION if len(fields) == 7 else VERSION
+        cbor.expect_header(fields, SUBMIT_TYPE, version, "submission")
         history = cbor.expect_bytes(fields[2], "history")
         if len(history) > limits.MAX_IDENTITY_HISTORY_BYTES:
             raise DecodeError("history: over the limit")
+        windows: tuple[bytes, ...] = ()
+        if version == WINDOWS_VERSION:
+            given = _bounded(fields[6], "windows", limits.MAX_TRACE_SUBMIT_WINDOWS, 1)
+            windows = tuple(cbor.expect_bytes(w, "window") for w in given)
+            if any(len(window) > limits.MAX_IDENTITY_HISTORY_BYTES for window in windows):
+                raise DecodeError("window: over the limit")
         attestations = _bounded(fields[3], "attestations", limits.MAX_TRACE_SUBMIT_KEYS, 1)
         chains = _bounded(fields[4], "chains", limits.MAX_TRACE_SUBMIT_CHAINS, 0)
         keys = tuple(cbor.expect_bytes(a, "attestation") for a in attestations)
@@ -118,7 +142,12 @@ class Submission:
         if any(len(chain) > limits.MAX_CHAIN_BYTES for chain in kept):
             raise DecodeError("chain: over the limit")
         items = _bounded(fields[5], "records", limits.MAX_TRACE_SUBMIT_RECORDS, 1)
-        return cls(history, keys, kept, tuple(_record(item) for item in items))
+        return cls(history, keys, kept, tuple(_record(item) for item in items), windows)
+
+
+def windows_size(windows: tuple[bytes, ...]) -> int:
+    """An upper bound of the bytes `windows` add to a submission (its seventh field)."""
+    return sum(len(window) + 8 for window in windows)
 
 
 def _bounded(value: Any, what: str, most: int, least: int) -> list[Any]:

@@ -9,6 +9,9 @@ control socket passes too):
     submit  a Submission (troth.trace.submit)  -> Receipts: per record its index or refusal,
                                                   the caller's head, a checkpoint reference
     head    []                                 -> Receipts without results (where to chain on)
+    held    []                                 -> null | [index, change hash]: the last change
+                                                  of the log's copy of the caller's history
+                                                  (where its history windows start from)
     prove   [record id]                        -> the record's offline proof bundle (JSON text)
 
 **Who may submit what**: a member submits only the records it signed itself (the submitted
@@ -18,19 +21,26 @@ MAX_TRACE_SUBMITS_PER_CALLER submissions in progress, the node MAX_TRACE_SUBMITS
 caller whose authority holds less than its share still submits: troth.node.shares); more are
 refused at once ("busy") and the client sends again after a backoff. A member's submissions
 (its delegates' with them) spend TRACE_SUBMIT_BYTES_PER_SECOND, each at least
-TRACE_SUBMIT_CHARGE (a commit of the log, whatever its size).
+TRACE_SUBMIT_CHARGE (a commit of the log, whatever its size), and as much again for each
+history window it carries (up to 64 signatures to verify; review 47l, windows 1).
 
 `TraceClient` is the agent's side: `record(content)` (from any thread) queues a record and
 returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or as soon as a
 batch is full), one request per batch, resending a batch byte for byte until it is answered
-(troth.trace.batcher), with backoff between failures. `NodeTraces` is where a node's records
-go: its own log (`<node>/trace.db`, the default), or the trace service node.json names.
+(troth.trace.batcher), with backoff between failures. A client presenting a checkpointed
+history asks once per history where the log's copy of it ends (`held`); when its history no
+longer reaches back to it (64 rotations or more without a record there), its batch carries
+the windows its node holds that bridge the two (`AgentWindows`; at most
+MAX_TRACE_SUBMIT_WINDOWS; review 47l, windows 1). A service that knows no `held` gets none.
+`NodeTraces` is where a node's records go: its own log (`<node>/trace.db`, the default), or the
+trace service node.json names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import threading
@@ -41,7 +51,7 @@ from troth import limits
 from troth.clock import Clock
 from troth.encoding import cbor
 from troth.errors import DecodeError, NotFound, RemoteError, TrothError
-from troth.identity import Identifier
+from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, member_accounts
 from troth.node.links import Backoff
 from troth.node.node import Node
@@ -51,7 +61,8 @@ from troth.node.shares import Shares, authorities_of
 from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 from troth.trace.adapters import LinksSource, TraceAuditSink, TraceDecisionRecorder
-from troth.trace.batcher import Batcher, Queued
+from troth.trace.batcher import SUBMIT_ROOM, Batcher, Queued
+from troth.trace.bridge import AgentWindows
 from troth.trace.collect import TraceCollector
 from troth.trace.export import bundle_text
 from troth.trace.log import TraceLog, open_node_log
@@ -59,7 +70,7 @@ from troth.trace.outbox import TraceOutbox
 from troth.trace.outbox_store import OutboxStore, outbox_exists
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent
-from troth.trace.submit import Receipts, Submission
+from troth.trace.submit import Receipts, Submission, windows_size
 
 __all__ = ["TRACE_BACKOFF", "NodeTraces", "Send", "TraceClient", "TraceService"]
 
@@ -77,6 +88,18 @@ Send = Callable[[str, Any], Awaitable[Any]]
 def _submitter(context: RequestContext) -> Identifier | None:
     caller = context.caller
     return caller.identifier if isinstance(caller, PeerCaller) else None
+
+
+def _agent(arguments: Any, context: RequestContext, method: str) -> Identifier:
+    """Whose head a `method` call asks for: a member's own, a local caller's argument."""
+    agent = _submitter(context)
+    if agent is None:
+        try:
+            (text,) = cbor.expect_array(arguments, f"{method} arguments [agent]", 1)
+            agent = Identifier.parse(cbor.expect_text(text, "agent"))
+        except (DecodeError, ValueError) as exc:
+            raise RemoteError(str(exc)) from None
+    return agent
 
 
 def _accounts(context: RequestContext) -> frozenset[bytes] | None:
@@ -110,6 +133,7 @@ class TraceService:
         self.methods: Mapping[str, Method] = {
             "submit": Method(self.submit, members),
             "head": Method(self.head, members),
+            "held": Method(self.held, members),
             "prove": Method(self.prove, members),
         }
 
@@ -161,7 +185,9 @@ class TraceService:
         except DecodeError as exc:
             self._charge(accounts, least, context.now)
             raise RemoteError(f"not a submission: {exc}") from None
-        self._charge(accounts, max(submission.size(), least), context.now)
+        # each window verified costs about a commit too (review 47l, windows 1)
+        cost = max(submission.size(), least * (1 + len(submission.windows)))
+        self._charge(accounts, cost, context.now)
         caller = context.caller
         with self._slot(accounts, authorities_of(caller)):
             shown = caller.peer.credentials if isinstance(caller, PeerCaller) else ()
@@ -185,16 +211,17 @@ class TraceService:
 
     async def head(self, arguments: Any, context: RequestContext) -> list[Any]:
         """The caller's head in the log (a local caller: arguments [identifier text])."""
-        agent = _submitter(context)
-        if agent is None:
-            try:
-                (text,) = cbor.expect_array(arguments, "head arguments [agent]", 1)
-                agent = Identifier.parse(cbor.expect_text(text, "agent"))
-            except (DecodeError, ValueError) as exc:
-                raise RemoteError(str(exc)) from None
-        who = agent
+        who = _agent(arguments, context, "head")
         receipts = await self.worker.run(lambda: self.collector().head(who))
         return receipts.to_cbor()
+
+    async def held(self, arguments: Any, context: RequestContext) -> list[Any] | None:
+        """The last change of the log's copy of the caller's history, [index, change hash]
+        (null: the log holds none; a local caller: arguments [identifier text]): where the
+        history windows a client sends start from (review 47l, windows 1)."""
+        who = _agent(arguments, context, "held")
+        held = await self.worker.run(lambda: self.collector().held(who))
+        return None if held is None else list(held)
 
     async def prove(self, arguments: Any, context: RequestContext) -> str:
         """The offline proof bundle of one of the caller's records (JSON text, as `troth trace
@@ -237,9 +264,15 @@ class TraceClient:
         flush_seconds: float = limits.TRACE_FLUSH_SECONDS,
         backoff: Backoff = TRACE_BACKOFF,
         jitter: Callable[[], float] = random.random,
+        windows: AgentWindows | None = None,
     ) -> None:
+        """`windows`: the agent's node's rows of its identity, for the history windows a batch
+        carries when the log's copy of the agent lags (None: never any)."""
         self.send = send
         self.batcher = batcher
+        self.windows = windows
+        self._bridged: bytes | None = None  # the current change hash of the newest history
+        # the log took (or needs no windows for): `held` is asked again once the agent rotates
         self.clock = clock
         self._run = run
         self.flush_seconds = flush_seconds
@@ -368,16 +401,76 @@ class TraceClient:
             agent = str(self.agent)
             answer = await self.send("head", [agent])
             batcher.set_head(Receipts.from_cbor(answer, expected=0).head)
-        batch = await self._call(batcher.next_batch, self.clock.now())
+        presented, held = await self._held()
+        reserve = 0 if held is None else limits.MAX_TRACE_SUBMIT_WINDOW_BYTES
+        batch = await self._call(batcher.next_batch, self.clock.now(), reserve=reserve)
         if batch is None:
             return
         submission = batch.submission
+        if held is not None and self.windows is not None:  # the windows to the history the
+            # batch carries (older than `presented` in a batch made before a rotation, resent)
+            windows = await self._windows(self.windows, submission.history, held)
+            fits = submission.size() + windows_size(windows) + SUBMIT_ROOM
+            if windows and fits <= limits.MAX_SERVICE_MESSAGE:  # a batch made before, with
+                # no room kept for them, goes without: refused as before
+                submission = dataclasses.replace(submission, windows=windows)
         answer = await self.send("submit", submission.to_cbor())
         try:
             receipts = Receipts.from_cbor(answer, expected=len(submission.records))
         except DecodeError as exc:
             raise RemoteError(f"malformed receipts: {exc}") from None
+        if presented is not None and any(result.delivered for result in receipts.results):
+            self._bridged = presented.current_change_hash
         await self._call(batcher.answered, receipts, now=self.clock.now())
+
+    async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
+        """The agent's history as presented now, and where the log's copy of it ends (`held`:
+        (index, change hash)) when its next batch needs windows: only when it presents a
+        checkpointed history not known to be taken, and the log's copy ends more than a change
+        before it starts (review 47l, windows 1)."""
+        source = self.windows
+        if source is None:
+            return None, None
+        presented = await self._call(source.presented, self.clock.now())
+        if presented.first_index == 0 or presented.current_change_hash == self._bridged:
+            return presented, None
+        try:
+            held = _held(await self.send("held", [str(presented.identifier)]))
+        except RemoteError as exc:  # a service that knows no `held`: never any windows
+            log.info("trace: the service tells not where its copy of the agent ends: %s", exc)
+            self._bridged = presented.current_change_hash
+            return presented, None
+        if held is None or held[0] + 1 >= presented.first_index:  # the history is taken as
+            # it is (the log holds none, or it reaches back to the log's copy)
+            self._bridged = presented.current_change_hash
+            return presented, None
+        return presented, held
+
+    async def _windows(
+        self, source: AgentWindows, history: bytes, held: tuple[int, bytes]
+    ) -> tuple[bytes, ...]:
+        """The windows that bridge the log's copy ending at `held` to `history` (its node's
+        rows), or none when its node cannot: the batch is refused as before."""
+        windows: tuple[bytes, ...] | None = await self._call(source.between, history, *held)
+        if windows is None:
+            log.warning(
+                "trace: the log's copy of the agent ends at change %d, and this node holds no "
+                "windows that bridge it to its history (its records there will be refused)",
+                held[0],
+            )
+            return ()
+        return windows
+
+
+def _held(answer: Any) -> tuple[int, bytes] | None:
+    """The answer to `held`: (index, change hash) or None; RemoteError when malformed."""
+    if answer is None:
+        return None
+    try:
+        index, digest = cbor.expect_array(answer, "held", 2)
+        return cbor.expect_int(index, "index"), cbor.expect_bytes(digest, "change hash", 32)
+    except DecodeError as exc:
+        raise RemoteError(f"malformed answer to held: {exc}") from None
 
 
 class NodeTraces:
@@ -445,7 +538,13 @@ class NodeTraces:
                         Identifier(identities.find(name).identifier),
                         lambda now: identities.signer(name, now=now),
                     )
-                    self._client = TraceClient(self._send, outbox, clock=self.clock, run=self._run)
+                    windows = AgentWindows(
+                        lambda now: identities.get(name, now=now).identity,
+                        identities.history_window,
+                    )
+                    self._client = TraceClient(
+                        self._send, outbox, clock=self.clock, run=self._run, windows=windows
+                    )
                 client = self._client
             try:
                 asyncio.get_running_loop()
