@@ -23,7 +23,7 @@ FRAME = limits.MAX_CHANNEL_FRAME
 TWO_FRAMES = 2 * FRAME
 
 
-def _two_frame_message(budget: int) -> bytes | None:
+def _two_frame_message(budget: int) -> bytes | memoryview | None:
     """A message in two fragments, each in a full frame, reassembled under `budget`."""
     chunk = FRAME - FRAGMENT.size
     reassembler = Reassembler(max_message=2 * chunk, budget=ReassemblyBudget(budget))
