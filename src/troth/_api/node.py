@@ -198,8 +198,9 @@ class Node:
         delegation_depth: int = DEFAULT_DELEGATION_DEPTH,
     ) -> Authority:
         """Make this node host an authority whose identity is the node's own (named like the
-        node: the identity its tickets name and its channels present). Member credentials
-        last `credential_ttl` seconds and allow `delegation_depth` further links. Create it
+        node: the identity its tickets name and its channels present). Member credentials (and
+        their VC exports) last `credential_ttl` seconds, never past the authority's signing
+        key, and allow `delegation_depth` further links. Create it
         before the node first runs (ConflictError once the node's identity exists)."""
         check_whole("Node.create_authority", "credential_ttl", credential_ttl, unit=" of seconds")
         check_whole("Node.create_authority", "delegation_depth", delegation_depth)
@@ -321,7 +322,10 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number, once this node's copy of the authority's feed (and, inside `serve`, the
-        running node's) holds it."""
+        running node's) holds it. A sync of that copy that fails (the authority over the
+        network, or on this machine) raises StorageError saying the link is revoked and its
+        feed entry: the revocation stands, and the node's next feed refresh stores it
+        (docs/credentials.md, "Revocation is real")."""
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
         check_text("Node.revoke", "reason", reason)

@@ -51,7 +51,10 @@ def authority_group() -> None:
     "--credential-ttl",
     default="1h",
     show_default=True,
-    help="How long a member credential lasts (members refresh it: troth credential refresh).",
+    help=(
+        "How long a member credential lasts, never past the authority's signing key (members "
+        "refresh it: troth credential refresh)."
+    ),
 )
 @click.option(
     "--depth",

@@ -291,7 +291,8 @@ def list_(
     node_name: str,
     reporter: Reporter,
 ) -> None:
-    """The identity's own leases at the broker (nobody else's), newest first."""
+    """The identity's own leases at the broker (nobody else's), newest first.
+    At most 1,000: the newest that fit one service answer."""
     arguments = _lease_args(reporter, as_name, broker_route, expect, node_name)
     arguments["ended"] = "yes" if ended else None
     data = ask_node(node_name, "lease.list", arguments)

@@ -246,7 +246,7 @@ def hold_revocation(
     (a node hosting it reads the authority's store). StorageError, saying the revocation
     stands, when the sync fails. A process killed after the authority's commit and before
     this store leaves the entry to the node's next feed refresh (a running node's maintenance
-    round, or any sync from the authority: docs/credentials.md, "Revocation")."""
+    round, or any sync from the authority: docs/credentials.md, "Revocation is real")."""
     identifier = authority.identifier
     wallet = node.wallet
     if identifier not in wallet.trusted() and wallet.store.feed_state(identifier.digest) is None:

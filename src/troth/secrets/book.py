@@ -8,7 +8,8 @@ Every transition is one SQLite transaction holding the write lock (BEGIN IMMEDIA
 audit record is written inside it (fail closed). Issue re-checks, inside the transaction that
 writes the lease, the policy, the quota and the newest revocation feed the book was given; since
 `revoke_for_feed` installs the feed *before* its own transaction scans the open leases, a lease
-written concurrently is either refused or found by that scan (docs/secrets.md, "Revocation").
+written concurrently is either refused or found by that scan (docs/secrets.md, "Revocation and
+its bound").
 Several brokers may share a database (a node's daemon, its CLI commands' runtimes): only a caller
 that knows no other broker is open may abort every PENDING lease (`stalled(all_pending=True)`).
 
