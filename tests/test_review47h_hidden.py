@@ -17,6 +17,7 @@ from mcp.server import MCPServer
 
 from tests.support.gates import GatesWorld, T, export_customers, lookup_order, make_world, refund
 from tests.support.mcp_orders import names, orders_server, text
+from tests.test_attacks_review22b_gates import _nested_sets
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome, Tool, ToolGate, ToolResult
 from troth.integrations.mcp.gate import DENIED_PREFIX, McpGate, gate_server
@@ -224,3 +225,18 @@ def test_mcp_gate_keeps_the_real_reason_of_a_visible_tool() -> None:
             )
 
     anyio.run(main)
+
+
+def test_a_refused_credential_reads_as_it_is_for_any_tool() -> None:
+    """Review 47n, gates 3: a denial that does not depend on the tool (the caller's caveat is
+    not a Cedar condition) reads as it is for every name, a tool the caller would be shown
+    included (docs/policy.md, "The tool gate"); `told` rewrote it to "declares no such tool"
+    since the refused credential sees no tools, while the record said CAVEAT_INVALID (a strict
+    xfail until `told` passed such denials on)."""
+    world = make_world(sub_caveats=(_nested_sets(),))
+    recorder = ListRecorder()
+    gate = _gate(world, recorder)
+    sub = _caller(world, "sub")
+    for tool in ("lookup_order", "refund", MADE_UP):
+        decision = gate.invoke(sub, tool, {"order_id": "o1"}).decision
+        assert (decision.allowed, decision.outcome) == (False, Outcome.CAVEAT_INVALID), tool

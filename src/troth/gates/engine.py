@@ -412,8 +412,15 @@ class PolicyEngine:
         gate declares for it is not the bundle's), exactly the denial of a tool the bundle does
         not declare, so a caller cannot learn by calling names which tools and schemas the
         bundle holds that it may never use (review 47h, gates 1; docs/policy.md, "The tool
-        gate"). The record keeps `decision`. Only for denials: an allowed tool is shown."""
-        if decision.allowed or decision.outcome is Outcome.UNKNOWN_REQUEST:
+        gate"). A caller whose credential this engine refuses (a caveat that is not a Cedar
+        condition) is told that refusal for every name, made up or not (review 47n, gates 3).
+        The record keeps `decision`. Only for denials: an allowed tool is shown."""
+        if decision.allowed:
+            return decision
+        refused = self._principal(credential).refused
+        if refused is not None:
+            return refused
+        if decision.outcome is Outcome.UNKNOWN_REQUEST:
             return decision
         entry = self._tools.get(request.tool)
         if (
