@@ -14,34 +14,19 @@ authority on this machine (the refresh request carries the new history).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from tests.support.cli import troth_process
 from tests.support.enroll import acme_and_agent
 from troth.clock import SystemClock
 from troth.enrollment import enroll
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
+from troth.faults import CRASH_EXIT_CODE
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.storage import SqliteAuthorityStore
 
-
-def troth(*args: str, crash: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
-    assert result.returncode == code, (args, crash, result.stdout, result.stderr)
-    return result
+troth = troth_process
 
 
 def enrolled() -> tuple[Identifier, Identifier]:

@@ -12,36 +12,24 @@ redact` again says `nothing to redact`."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.cli import troth_process
 from tests.support.traces import tool_call
 from troth.clock import SystemClock
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 from troth.node import init_node, open_node
 from troth.trace import TraceRecorder, open_node_log
 
 MARKER = "card-4471-0000-MARKER"
 
 
-def troth(*args: str, crash: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-        code = CRASH_EXIT_CODE
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args, "--node", "ops"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
-    if result.returncode != code:
-        raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
-    return result
+def troth(
+    *args: str, crash: str | None = None, code: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`troth *args --node ops` in a process of its own (tests.support.cli.troth_process)."""
+    return troth_process(*args, "--node", "ops", crash=crash, code=code)
 
 
 def logged(home: Path) -> str:

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import troth_process
 from tests.support.traces import tool_call
 from troth.clock import SystemClock
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.faults import CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.node.traces import record_revocation, revoke_as_authority
@@ -38,22 +36,7 @@ REDACT_POINTS = (
 )
 
 
-def troth(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    code = 0
-    if crash is not None:
-        env[CRASH_ENV] = crash
-        code = CRASH_EXIT_CODE
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
-    if result.returncode != code:
-        raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
-    return result
+troth = troth_process
 
 
 def logged() -> str:

@@ -12,21 +12,18 @@ padding (an overflow page)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run, run_json
+from tests.support.cli import run, run_json, troth_process
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     NOW,
     Service,
     service,
 )
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.faults import CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.storage import SqliteDatabase
@@ -175,19 +172,7 @@ def queued_record(home: Path) -> str:
     return record
 
 
-def troth(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
-    assert result.returncode == (0 if crash is None else CRASH_EXIT_CODE), result
-    return result
+troth = troth_process
 
 
 def test_the_points_are_declared() -> None:

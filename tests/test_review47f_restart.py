@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.cli import troth_process
 from troth.errors import KeyNotFound, TrothError
 from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity.service import PURPOSE_KEY_TTL
@@ -141,20 +142,7 @@ def test_a_software_vault_records_no_retired_key(troth_home: Path) -> None:
         assert node.identities.forget_retired() == 0
 
 
-def troth(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
-    code = 0 if crash is None else CRASH_EXIT_CODE
-    assert result.returncode == code, (args, crash, result.stdout, result.stderr)
-    return result
+troth = troth_process
 
 
 def token_keys() -> list[KeyHandle]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 from click.testing import CliRunner, Result
 
 from troth.cli.main import cli
+from troth.faults import CRASH_ENV, CRASH_EXIT_CODE
 
 
 def run(*args: str, code: int = 0) -> Result:
@@ -18,3 +22,25 @@ def run(*args: str, code: int = 0) -> Result:
 
 def run_json(*args: str, code: int = 0) -> Any:
     return json.loads(run(*args, "--json", code=code).stdout)
+
+
+def troth_process(
+    *args: str, crash: str | None = None, code: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `troth *args` in a process of its own, killed at crash point `crash` (troth.faults;
+    CRASH_ENV cleared otherwise); its exit code checked: `code`, else CRASH_EXIT_CODE when it
+    is to crash, else 0."""
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash is not None:
+        env[CRASH_ENV] = crash
+    result = subprocess.run(
+        [sys.executable, "-m", "troth.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+    expected = code if code is not None else CRASH_EXIT_CODE if crash is not None else 0
+    if result.returncode != expected:
+        raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
+    return result
