@@ -16,17 +16,29 @@ never valid without a kept checkpoint.
 
 from __future__ import annotations
 
+import base64
+import copy
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.nodes import MemNet, run_memnet
+from tests.support.traces import NOW, Held
 from tests.test_review47i_collector import _to_hub
-from tests.test_review47l_windows import _rotate
+from tests.test_review47l_windows import _rotate, _Silent
 from tests.test_trace_node import step
+from troth import limits
+from troth.errors import IdentityError, IdentityFailure, TraceError, TraceFailure
+from troth.identity import Identifier, VerifiedIdentity
 from troth.node.services.trace import TraceClient
+from troth.trace.checkpoint import AnchorStatus
+from troth.trace.export import bundle_text, export_jsonl, verify_bundle, verify_export
+from troth.trace.links import link_windows
+from troth.trace.verify import Known
 
 ROUNDS = (20,) * 8  # 160 rotations, no record between: review 47l's set-up
 
@@ -56,7 +68,6 @@ def _hub_with_an_old_record(tmp_path: Path) -> None:
     run("trace", "verify", "--node", "hub")
 
 
-@pytest.mark.xfail(strict=True, reason="review 47o, bundles 1: one history per bundle")
 def test_the_export_and_an_old_records_proof_verify_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,3 +100,124 @@ def test_the_export_and_an_old_records_proof_verify_offline(
             "trace", "verify", "--file", str(path), "--node", "verifier", "--checkpoint", str(kept)
         )
         assert (anchored["valid"], anchored["status"]) == (True, "valid")
+
+
+# -- the bundles, without a network (review 47l's silent agent) --------------------------------
+
+
+def _silent_export(tmp_path: Path) -> tuple[_Silent, list[dict[str, Any]]]:
+    """An agent with a record at change 0, then 150 silent rotations and a record from change
+    118 bridged by two windows (0-63, 63-118): the log's export, line by line."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    assert silent.submit(silent.bridging()).delivered
+    out = io.StringIO()
+    export_jsonl(silent.log, out)
+    return silent, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def _lines(bundles: list[dict[str, Any]]) -> list[bytes]:
+    return [bundle_text(b).encode() for b in bundles]
+
+
+def _moved_on(agent: Identifier, first: int) -> Known:
+    """A verifier's stored copy of `agent` from change `first` on, as a node's refuses a
+    history that ends before it begins (`check_no_fork`: no row of its own shows a prefix)."""
+
+    def known(identity: VerifiedIdentity) -> None:
+        if identity.identifier == agent and identity.current.index < first:
+            raise IdentityError(
+                IdentityFailure.UNATTESTED_CHECKPOINT,
+                "nothing here shows it is an older prefix",
+                identity.current.index,
+            )
+
+    return known
+
+
+def test_an_export_verifies_by_the_windows_it_carries(tmp_path: Path) -> None:
+    """The old record carries the windows forward to the newest history (63-118, from 118);
+    the newest record those back to change 0 (0-63, 63-118): each line verifies alone with no
+    stored copy of the agent, unanchored, and with a copy that moved past the old record's
+    history. Stripped of its windows, the newest is refused with no copy (its checkpoint
+    unattested), the old one by the copy that moved on."""
+    silent, bundles = _silent_export(tmp_path)
+    old, new = bundles
+    assert (old["version"], old["signer"]["at"], len(old["signer"]["windows"])) == (2, 0, 2)
+    assert (new["version"], new["signer"]["at"], len(new["signer"]["windows"])) == (2, 2, 2)
+    moved = _moved_on(silent.agent.identifier, 118)
+    for known in (None, moved):
+        report = verify_export(_lines(bundles), known=known)
+        assert (report.records, report.status) == (2, AnchorStatus.UNANCHORED)
+    for bundle, known in ((old, moved), (new, None)):
+        assert verify_bundle(bundle, known=known).status is AnchorStatus.UNANCHORED
+        bare = copy.deepcopy(bundle)
+        del bare["signer"]["windows"], bare["signer"]["at"]
+        bare["version"] = 1
+        with pytest.raises(TraceError) as refused:
+            verify_bundle(bare, known=known)
+        assert refused.value.reason is TraceFailure.SIGNER_INVALID
+    silent.log.close()
+
+
+def _tampered(bundle: dict[str, Any], other: bytes) -> dict[str, dict[str, Any]]:
+    """The old record's bundle with its windows made wrong, by what is wrong with them."""
+    windows = bundle["signer"]["windows"]
+    cases: dict[str, dict[str, Any]] = {}
+
+    def case(name: str, **signer: Any) -> None:
+        changed = copy.deepcopy(bundle)
+        changed["signer"].update(signer)
+        cases[name] = changed
+
+    case("a window left out", windows=windows[1:])
+    case("another identity's window", windows=[base64.b64encode(other).decode(), *windows])
+    case("the history out of place", at=1)
+    case("at past the windows", at=3)
+    case("no windows", windows=[])
+    case("too many windows", windows=windows * 3)
+    case("windows not base64", windows=["not base64!"])
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("a window left out", TraceFailure.SIGNER_INVALID),
+        ("another identity's window", TraceFailure.SIGNER_INVALID),
+        ("the history out of place", TraceFailure.SIGNER_INVALID),
+        ("at past the windows", TraceFailure.MALFORMED),
+        ("no windows", TraceFailure.MALFORMED),
+        ("too many windows", TraceFailure.MALFORMED),
+        ("windows not base64", TraceFailure.MALFORMED),
+    ],
+)
+def test_windows_that_do_not_link_the_history_are_refused(
+    tmp_path: Path, case: str, reason: TraceFailure
+) -> None:
+    """Windows that do not chain the record's history to a newer one (a window left out,
+    another identity's, the history put where it does not follow) are refused, as are
+    malformed ones, whatever the verifier holds."""
+    silent, (old, _new) = _silent_export(tmp_path)
+    other = Held()
+    for number in range(3):
+        other.rotate(NOW + 60 + number)
+    with pytest.raises(TraceError) as refused:
+        verify_bundle(_tampered(old, other.identity.history)[case])
+    assert refused.value.reason is reason, refused.value
+    silent.log.close()
+
+
+def test_a_link_longer_than_the_bound_is_not_carried(tmp_path: Path) -> None:
+    """Five windows forward from the record's history to the newest (over
+    MAX_TRACE_PROOF_WINDOWS): none is carried (the bundle is version 1, verified where the
+    verifier's copy still holds the history); four are."""
+    silent = _Silent(tmp_path / "trace.db", 0)
+    silent.rotate(60, NOW + 60)
+    spans = [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60)]
+    histories = [silent.window(first, last) for first, last in spans]
+    assert limits.MAX_TRACE_PROOF_WINDOWS == 4
+    assert link_windows(histories[0], histories[1:-1], histories[-1]) is None
+    assert link_windows(histories[1], histories[2:-1], histories[-1]) == (histories[2:], 0)
+    linked = link_windows(histories[-1], histories[:-1], histories[-1])
+    assert linked == (histories[1:-1], 4)  # back: the four nearest it
+    silent.log.close()
