@@ -28,16 +28,22 @@ import pytest
 from tests.support.cli import run, run_json
 from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import NOW, Held
+from tests.test_review27t_collect import NOW as NOW_47B
+from tests.test_review27t_collect import _collector
+from tests.test_review47b_limits import _largest, _largest_signer
 from tests.test_review47i_collector import _to_hub
 from tests.test_review47l_windows import _rotate, _Silent
 from tests.test_trace_node import step
 from troth import limits
+from troth.encoding import cbor
 from troth.errors import IdentityError, IdentityFailure, TraceError, TraceFailure
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.services.trace import TraceClient
 from troth.trace.checkpoint import AnchorStatus
-from troth.trace.export import bundle_text, export_jsonl, verify_bundle, verify_export
+from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.links import link_windows
+from troth.trace.record import REDACTABLE
+from troth.trace.signing import open_envelope
 from troth.trace.verify import Known
 
 ROUNDS = (20,) * 8  # 160 rotations, no record between: review 47l's set-up
@@ -221,3 +227,30 @@ def test_a_link_longer_than_the_bound_is_not_carried(tmp_path: Path) -> None:
     linked = link_windows(histories[-1], histories[:-1], histories[-1])
     assert linked == (histories[1:-1], 4)  # back: the four nearest it
     silent.log.close()
+
+
+def test_the_largest_record_proves_within_an_answer_with_the_most_windows(
+    tmp_path: Path,
+) -> None:
+    """MAX_TRACE_PROOF_OVERHEAD counts the windows a bundle may carry: the largest record a
+    trace service accepts (review 47b's), its bundle given MAX_TRACE_PROOF_WINDOWS windows of
+    MAX_IDENTITY_HISTORY_BYTES, is still within a service answer (MAX_SERVICE_MESSAGE), and
+    what it holds beside the values within the overhead (less the chain it names not)."""
+    _world, _log, collector = _collector(tmp_path)
+    each = limits.MAX_TRACE_RECORD_DISCLOSURE_BYTES // len(REDACTABLE)
+    batcher, queued = _largest(NOW_47B, _largest_signer(), each)
+    batch = batcher.next_batch(NOW_47B)
+    assert batch is not None, queued.error
+    (result,) = collector.submit(batch.submission, submitter=None, now=NOW_47B).results
+    assert result.delivered, result.detail
+    record = open_envelope(batch.submission.records[0].envelope)[0].id
+    bundle = prove(collector.log, record)
+    window = base64.b64encode(bytes(limits.MAX_IDENTITY_HISTORY_BYTES)).decode()
+    bundle["version"] = 2
+    bundle["signer"]["windows"] = [window] * limits.MAX_TRACE_PROOF_WINDOWS
+    bundle["signer"]["at"] = limits.MAX_TRACE_PROOF_WINDOWS
+    answer = bundle_text(bundle, lines=True)
+    frame = len(cbor.encode(["troth.service.response", 2, (1 << 64) - 1, True, answer]))
+    assert frame <= limits.MAX_SERVICE_MESSAGE
+    values = sum(len(d.value) for d in batch.submission.records[0].disclosures.values())
+    assert frame - values <= limits.MAX_TRACE_PROOF_OVERHEAD - 4 * -(-limits.MAX_CHAIN_BYTES // 3)

@@ -414,15 +414,24 @@ def verify_bundle(
     return _verify_line(data, anchor, known, checkpoints, rows)[0]
 
 
+_Chains = dict[
+    tuple[Identifier, bytes, tuple[bytes, ...], int], tuple[VerifiedIdentity, VerifiedIdentity]
+]
+"""The chains of windows one `verify_export` verified, by what the line carried: the lines of
+an agent's old records carry the same windows, verified once (each up to 64 signatures)."""
+
+
 def _linked(
     agent: Identifier,
     history: bytes,
     signer: dict[str, Any],
     known: Known | None,
     checkpoints: Checkpoints | None,
+    chains: _Chains | None = None,
 ) -> tuple[VerifiedIdentity, VerifiedIdentity]:
     """The signer's `history` and the newest history of its chain, by the windows a version 2
-    bundle carries (`verify_linked`; review 47o, bundles 1)."""
+    bundle carries (`verify_linked`; review 47o, bundles 1); `chains`, those verified before
+    against the same verifier (a refused one is not kept)."""
     entries, at = signer.get("windows"), signer.get("at")
     if (
         type(entries) is not list
@@ -436,7 +445,13 @@ def _linked(
             "the history's place among them",
         )
     windows = [_unb64(entry, "signer window") for entry in entries]
-    return verify_linked(agent, [*windows[:at], history, *windows[at:]], at, known, checkpoints)
+    key = (agent, history, tuple(windows), at)
+    if chains is not None and key in chains:
+        return chains[key]
+    found = verify_linked(agent, [*windows[:at], history, *windows[at:]], at, known, checkpoints)
+    if chains is not None:
+        chains[key] = found
+    return found
 
 
 def _verify_line(
@@ -445,10 +460,11 @@ def _verify_line(
     known: Known | None,
     checkpoints: Checkpoints | None,
     rows: Rows | None,
+    chains: _Chains | None = None,
 ) -> tuple[BundleReport, VerifiedIdentity, bytes, VerifiedIdentity]:
     """`verify_bundle`, and the signer's identity (the history the line carries) and key
     attestation it judged the record by, and the newest history of the signer it carries (the
-    last of its windows, else that one)."""
+    last of its windows, else that one); `chains`: `_linked`'s."""
     if isinstance(data, bytes | bytearray):
         try:
             value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
@@ -474,7 +490,7 @@ def _verify_line(
             raise TraceError(_F.UNKNOWN_KEY, "the bundle's attestation is not the record's key")
         history = _unb64(signer.get("history"), "signer history")
         if version == _WINDOWED:
-            identity, newest = _linked(record.agent, history, signer, known, checkpoints)
+            identity, newest = _linked(record.agent, history, signer, known, checkpoints, chains)
         else:
             identity = newest = verify_identity(record.agent, history, known, checkpoints)
         epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
@@ -601,9 +617,12 @@ def verify_export(
     linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
     newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
     keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
+    chains: _Chains = {}  # the windows lines carried, verified once
     count = 0
     for line in _non_empty(lines):
-        report, identity, attestation, latest = _verify_line(line, anchor, known, checkpoints, rows)
+        report, identity, attestation, latest = _verify_line(
+            line, anchor, known, checkpoints, rows, chains
+        )
         record = report.record
         if checkpoint is None:
             checkpoint, status = report.checkpoint, report.status
