@@ -26,6 +26,7 @@ checkpoints (1) and `LogVerifier` took the log's own windows as anchors (2).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ from troth.node.runtime import NodeRuntime
 from troth.node.services.trace import TraceClient
 from troth.trace import verify_log
 from troth.trace.batcher import Queued, TraceBatcher
+from troth.trace.checkpoint import AnchorStatus
 from troth.trace.collect import TraceCollector
 from troth.trace.export import verify_bundle
 from troth.trace.submit import Submission
@@ -107,8 +109,9 @@ def test_an_agent_past_64_changes_submits_records_through_the_trace_service(
 ) -> None:
     """Every record of the long-lived agent is appended; the hub's log, its export and the
     last record's proof (with the agent's own rows) verify, `troth trace verify` and
-    `--file` on the hub too. A verifier that knows nothing of the agent refuses the proof,
-    naming the unattested checkpoint (never "valid" on the history's own word)."""
+    `--file` on the hub too. A verifier that knows nothing of the agent verifies the proof by
+    the windows it carries back to change 0 (review 47o, bundles 1), unanchored; without them
+    it refuses it, naming the unattested checkpoint (never on the history's own word)."""
 
     async def test(net: MemNet) -> None:
         hub = net.hub
@@ -121,8 +124,15 @@ def test_an_agent_past_64_changes_submits_records_through_the_trace_service(
         text = await send_to_hub(agent, hub)("prove", [queued[-1].record])
         mine = agent.node.identities.attested_by_store  # the agent's node knows its own rows
         assert verify_bundle(text.encode(), checkpoints=mine).index == 3
+        bundle = json.loads(text)  # it carries the log's windows back to change 0 (review
+        # 47o, bundles 1): a verifier that knows nothing of the agent verifies it, unanchored
+        assert bundle["version"] == 2
+        assert bundle["signer"]["at"] == len(bundle["signer"]["windows"])
+        assert verify_bundle(bundle).status is AnchorStatus.UNANCHORED
+        del bundle["signer"]["windows"], bundle["signer"]["at"]
+        bundle["version"] = 1  # without them, never on the history's own word
         with pytest.raises(TraceError, match="checkpointed history not attested"):
-            verify_bundle(text.encode())
+            verify_bundle(bundle)
 
     run_memnet(test, tmp_path / "home", budget=120)
     run("trace", "checkpoint", "--node", "hub")

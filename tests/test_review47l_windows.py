@@ -61,10 +61,10 @@ def test_an_agent_back_after_160_silent_rotations_is_bridged_by_its_windows(
     """Agent `agent-a` records once (change 0), rotates 160 times in announced rounds without
     a record, records again (its history from a change past 64): the record is appended, the log
     keeps the windows between, and the hub's log verifies (`troth trace verify`), as does the
-    old record's proof with the agent's rows. (A JSONL export of the log does not verify on
-    the hub, `--file`: a bundle carries one history per record, and the old record's ends
-    before the hub's copy of the agent begins: docs/traces.md, "Signer histories", names that
-    limit, which review 47i left and this one does not change.)"""
+    old record's proof with the agent's rows. (A JSONL export of the log did not verify on
+    the hub, `--file`: a bundle carried one history per record, and the old record's ended
+    before the hub's copy of the agent began; review 47o, bundles 1, made bundles carry the
+    log's windows: tests/test_review47o_bundlewin.py.)"""
 
     async def test(net: MemNet) -> None:
         hub = net.hub

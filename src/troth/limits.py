@@ -583,6 +583,13 @@ MAX_TRACE_CHECKPOINT_BYTES: Final = 4096
 """Largest checkpoint note (C2SP signed note) a verifier reads."""
 MAX_TRACE_PROOF_HASHES: Final = 64
 """Most hashes in an inclusion or consistency proof (a tree of 2^63 leaves needs 63)."""
+MAX_TRACE_PROOF_WINDOWS: Final = 4
+"""Most history windows a proof bundle carries to link its signer's history to the agent's
+newest history its log holds and back towards change 0 (version 2; review 47o, bundles 1):
+as many as a trace submission may carry (MAX_TRACE_SUBMIT_WINDOWS), each at most
+MAX_IDENTITY_HISTORY_BYTES. A record that would need more forward is bundled with none
+(version 1): it verifies only where the verifier's copy of the agent still holds its history;
+of the windows back, those nearest the history are kept."""
 MAX_TRACE_PROOF_OVERHEAD: Final = (
     MAX_TRACE_ENVELOPE_BYTES
     + 64  # "envelope": its exact (ASCII) text, 12 quotes escaped
@@ -594,16 +601,19 @@ MAX_TRACE_PROOF_OVERHEAD: Final = (
     + 2 * 4 * -(-MAX_ATTESTATION_BYTES // 3)  # and one attestation each (the log's: the key
     # that signed the checkpoint)
     + 4 * -(-MAX_CHAIN_BYTES // 3)  # "chain": the chain the record names, in base64
+    + MAX_TRACE_PROOF_WINDOWS * (4 * -(-MAX_IDENTITY_HISTORY_BYTES // 3) + 3)  # "windows":
+    # the signer's history windows in base64, quoted, comma-separated (review 47o, bundles 1)
     + 1024  # member names, index, line breaks, the service response's CBOR frame (~40)
 )
 """The most a proof bundle (troth.trace.export, `bundle_text`) holds beside its record's
-disclosed values (318,300 bytes): every other part at its limit. The disclosed values are
+disclosed values (493,080 bytes): every other part at its limit. The disclosed values are
 written as the canonical JSON committed to (`Disclosure.value`), so they take in a bundle the
 bytes they take in a submission."""
 MAX_TRACE_RECORD_DISCLOSURE_BYTES: Final = MAX_SERVICE_MESSAGE - MAX_TRACE_PROOF_OVERHEAD
-"""Most bytes of one record's disclosed values together (their canonical JSON; 730,276): its
-signer refuses a record over it (`sign_record`), and so does a trace service's collector
-(`verify_envelope`), so the proof bundle of every record a node accepts fits the answer to
+"""Most bytes of one record's disclosed values together (their canonical JSON; 555,496, and
+730,276 before bundles carried history windows, review 47o, bundles 1): its signer refuses a
+record over it (`sign_record`), and so does a trace service's collector (`verify_envelope`),
+so the proof bundle of every record a node accepts fits the answer to
 `trace.prove` (MAX_SERVICE_MESSAGE; review 47b, limits 1: a record whose values filled a
 1 MiB submission was appended and could never be proved). Each value is still at most
 MAX_TRACE_DISCLOSURE_BYTES; what discloses whatever it is given (a gate's recorder, the span

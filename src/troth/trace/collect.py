@@ -58,7 +58,6 @@ from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
 from troth.identity import (
-    Checkpoint,
     Checkpoints,
     Identifier,
     VerifiedIdentity,
@@ -72,7 +71,7 @@ from troth.trace.log import TraceLog
 from troth.trace.record import TraceRecord
 from troth.trace.signing import keyid_of, open_envelope, verify_envelope
 from troth.trace.submit import Head, Receipts, Status, Submission, SubmitResult, SubmittedRecord
-from troth.trace.verify import check_chain, verify_identity
+from troth.trace.verify import check_chain, verify_windows
 
 __all__ = ["TraceCollector"]
 
@@ -277,26 +276,7 @@ class TraceCollector:
             return ()  # no gap (a concurrent batch of the signer's bridged it): nothing to keep
         except IdentityError:
             pass
-        held: list[tuple[int, list[bytes]]] = [(first, hashes)]
-
-        def attests(checkpoint: Checkpoint, change_hash: bytes) -> bool:
-            """A window's checkpoint: a change the one before it holds (the log's copy)."""
-            start, known = held[-1]
-            position = checkpoint.index - start
-            return (
-                checkpoint.identifier == agent.digest
-                and 0 <= position < len(known)
-                and known[position] == change_hash
-            )
-
-        verified: list[VerifiedIdentity] = []
-        for position, window in enumerate(sent):
-            try:
-                found = verify_identity(agent, window, None, attests)
-            except TraceError as exc:
-                raise TraceError(_F.SIGNER_INVALID, f"window {position}: {exc.detail}") from None
-            verified.append(found)
-            held.append((found.first_index, [change.change_hash for change in found.changes]))
+        verified = verify_windows(agent, first, hashes, sent)
         try:
             check_windows(first, hashes, verified, identity)
         except IdentityError as exc:

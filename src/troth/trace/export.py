@@ -7,9 +7,17 @@ A proof bundle is one JSON object that proves one record with nothing else at ha
      "disclosures": {field: {"salt", "value"}} (what was not redacted),
      "proof": [hex, ...] (RFC 9162 inclusion proof in the checkpoint's tree),
      "checkpoint": the checkpoint note,
-     "signer": {"history": base64, "attestation": base64},
+     "signer": {"history": base64, "attestation": base64,
+                "windows": [base64, ...], "at": n (version 2 only)},
      "log": {"history": base64, "attestations": [base64, ...]},
      "chain": base64 (the delegation chain the record names, when kept "at log": required)}
+
+Version 2 (review 47o, bundles 1) adds the signer's `windows`: for a record signed under an
+older window of its agent's history the log keeps (an agent past 64 changes), the log's
+windows that link that history (its place among them: `at`) forward to the agent's newest
+history the log holds and back towards change 0, at most MAX_TRACE_PROOF_WINDOWS, so that a
+verifier whose copy of the agent moved past the record's history, or that holds none, still
+verifies it (`_linked`). A bundle that needs none is version 1, as before; both are read.
 
 `troth trace export --format jsonl` writes one bundle per line, all against one checkpoint, so
 each line verifies alone (shuffled, filtered) and the file as a whole also checks the agents'
@@ -45,6 +53,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
+from troth.trace.links import link_windows, verify_linked
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, Kind, TraceRecord, disclosure_value
@@ -80,6 +89,7 @@ __all__ = [
 
 BUNDLE_TYPE: Final = "troth.trace.proof"
 _VERSION: Final = 1
+_WINDOWED: Final = 2  # the version of a bundle whose signer part carries windows
 _F = TraceFailure
 
 
@@ -98,6 +108,8 @@ class _Bundler:
         self._histories: dict[Identifier, bytes | None] = {}
         self._attestations: dict[str, bytes | None] = {}
         self._signer_history: dict[str, bytes] = {}
+        self._windows: dict[Identifier, list[bytes]] = {}
+        self._links: dict[tuple[Identifier, bytes], tuple[list[bytes], int] | None] = {}
         log_identity = log.log_identity
         log_history = self._newest(log_identity)
         if log_history is None:  # a crafted log: named, as `verify_log` does (review 28b,
@@ -117,16 +129,17 @@ class _Bundler:
         self, index: int, envelope: bytes, disclosures: dict[str, Disclosure], proof: list[bytes]
     ) -> dict[str, Any]:
         record, payload, _signature, keyid = open_envelope(envelope)
+        signer = self._signer(index, record, keyid)
         value: dict[str, Any] = {
             "type": BUNDLE_TYPE,
-            "version": _VERSION,
+            "version": _WINDOWED if "windows" in signer else _VERSION,
             "index": index,
             "envelope": envelope.decode("ascii"),
             "record": json.loads(payload),
             "disclosures": {name: d.to_json() for name, d in sorted(disclosures.items())},
             "proof": [p.hex() for p in proof],
             "checkpoint": self.checkpoint.note.decode(),
-            "signer": self._signer(index, record, keyid),
+            "signer": signer,
             "log": self.log_part,
         }
         if record.authority is not None:
@@ -135,15 +148,42 @@ class _Bundler:
                 value["chain"] = _b64(chain)
         return value
 
-    def _signer(self, index: int, record: TraceRecord, keyid: str) -> dict[str, str]:
-        """The bundle's signer part; a row the log does not keep (a crafted log) is named at
-        its record, as `verify_log` names it (MISSING_HISTORY, UNKNOWN_KEY), never a KeyError
-        (review 28b, export 1)."""
+    def _signer(self, index: int, record: TraceRecord, keyid: str) -> dict[str, Any]:
+        """The bundle's signer part, with the windows that link its history (`_link`); a row
+        the log does not keep (a crafted log) is named at its record, as `verify_log` names it
+        (MISSING_HISTORY, UNKNOWN_KEY), never a KeyError (review 28b, export 1)."""
         try:
             history = self._history(record.agent, keyid)
-            return {"history": _b64(history), "attestation": _b64(self._attestation(keyid))}
+            part: dict[str, Any] = {
+                "history": _b64(history),
+                "attestation": _b64(self._attestation(keyid)),
+            }
         except TraceError as exc:
             raise exc.located(index=index, record=record.id) from None
+        linked = self._link(record.agent, history)
+        if linked is not None:
+            part["windows"] = [_b64(w) for w in linked[0]]
+            part["at"] = linked[1]
+        return part
+
+    def _link(self, agent: Identifier, history: bytes) -> tuple[list[bytes], int] | None:
+        """(the windows, oldest first, the place of `history` among them) that link `history`
+        forward to the agent's newest history the log holds and back towards its change 0, of
+        the log's windows of the agent (`history_windows`; review 47o, bundles 1): each starts
+        at a change the one before holds, agrees with it there and ends later (the newest may
+        end where the last does), as `check_windows` (the verifier's check) asks. Back, as far
+        as the log's windows go (a verifier's stored copy may attest where they stop); None
+        when none is needed, or no chain of them reaches the newest, or it takes more than
+        MAX_TRACE_PROOF_WINDOWS (the bundle is then version 1: verified where the verifier's
+        copy of the agent still holds the history, refused elsewhere, as before); the windows
+        back nearest the history are kept within it first."""
+        key = (agent, history)
+        if key not in self._links:
+            if agent not in self._windows:
+                self._windows[agent] = windows_of(self.log.store, agent)
+            found = link_windows(history, self._windows[agent], self._newest(agent))
+            self._links[key] = found
+        return self._links[key]
 
     def _attestation(self, keyid: str) -> bytes:
         if keyid not in self._attestations:
@@ -374,15 +414,57 @@ def verify_bundle(
     return _verify_line(data, anchor, known, checkpoints, rows)[0]
 
 
+_Chains = dict[
+    tuple[Identifier, bytes, tuple[bytes, ...], int], tuple[VerifiedIdentity, VerifiedIdentity]
+]
+"""The chains of windows one `verify_export` verified, by what the line carried: the lines of
+an agent's old records carry the same windows, verified once (each up to 64 signatures)."""
+
+
+def _linked(
+    agent: Identifier,
+    history: bytes,
+    signer: dict[str, Any],
+    known: Known | None,
+    checkpoints: Checkpoints | None,
+    chains: _Chains | None = None,
+) -> tuple[VerifiedIdentity, VerifiedIdentity]:
+    """The signer's `history` and the newest history of its chain, by the windows a version 2
+    bundle carries (`verify_linked`; review 47o, bundles 1); `chains`, those verified before
+    against the same verifier (a refused one is not kept)."""
+    entries, at = signer.get("windows"), signer.get("at")
+    if (
+        type(entries) is not list
+        or not 0 < len(entries) <= limits.MAX_TRACE_PROOF_WINDOWS
+        or type(at) is not int
+        or not 0 <= at <= len(entries)
+    ):
+        raise TraceError(
+            _F.MALFORMED,
+            f"bundle signer windows: not 1 to {limits.MAX_TRACE_PROOF_WINDOWS} histories with "
+            "the history's place among them",
+        )
+    windows = [_unb64(entry, "signer window") for entry in entries]
+    key = (agent, history, tuple(windows), at)
+    if chains is not None and key in chains:
+        return chains[key]
+    found = verify_linked(agent, [*windows[:at], history, *windows[at:]], at, known, checkpoints)
+    if chains is not None:
+        chains[key] = found
+    return found
+
+
 def _verify_line(
     data: bytes | dict[str, Any],
     anchor: bytes | None,
     known: Known | None,
     checkpoints: Checkpoints | None,
     rows: Rows | None,
-) -> tuple[BundleReport, VerifiedIdentity, bytes]:
+    chains: _Chains | None = None,
+) -> tuple[BundleReport, VerifiedIdentity, bytes, VerifiedIdentity]:
     """`verify_bundle`, and the signer's identity (the history the line carries) and key
-    attestation it judged the record by."""
+    attestation it judged the record by, and the newest history of the signer it carries (the
+    last of its windows, else that one); `chains`: `_linked`'s."""
     if isinstance(data, bytes | bytearray):
         try:
             value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
@@ -392,8 +474,9 @@ def _verify_line(
         value = data
     if type(value) is not dict or value.get("type") != BUNDLE_TYPE:
         raise TraceError(_F.UNKNOWN_TYPE, "not a troth trace proof bundle")
-    if value.get("version") != _VERSION:
-        raise TraceError(_F.UNKNOWN_VERSION, repr(value.get("version")))
+    version = value.get("version")
+    if type(version) is not int or version not in (_VERSION, _WINDOWED):
+        raise TraceError(_F.UNKNOWN_VERSION, repr(version))
     index = _field(value, "index", int)
     envelope = _field(value, "envelope", str).encode("utf-8")
     record: TraceRecord | None = None
@@ -405,9 +488,11 @@ def _verify_line(
         attestation = _unb64(signer.get("attestation"), "signer attestation")
         if keyid_of(attestation) != keyid:
             raise TraceError(_F.UNKNOWN_KEY, "the bundle's attestation is not the record's key")
-        identity = verify_identity(
-            record.agent, _unb64(signer.get("history"), "signer history"), known, checkpoints
-        )
+        history = _unb64(signer.get("history"), "signer history")
+        if version == _WINDOWED:
+            identity, newest = _linked(record.agent, history, signer, known, checkpoints, chains)
+        else:
+            identity = newest = verify_identity(record.agent, history, known, checkpoints)
         epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
@@ -447,7 +532,7 @@ def _verify_line(
         tuple(sorted(disclosures)),
         epoch.change,
     )
-    return report, identity, attestation
+    return report, identity, attestation, newest
 
 
 def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
@@ -532,9 +617,12 @@ def verify_export(
     linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
     newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
     keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
+    chains: _Chains = {}  # the windows lines carried, verified once
     count = 0
     for line in _non_empty(lines):
-        report, identity, attestation = _verify_line(line, anchor, known, checkpoints, rows)
+        report, identity, attestation, latest = _verify_line(
+            line, anchor, known, checkpoints, rows, chains
+        )
         record = report.record
         if checkpoint is None:
             checkpoint, status = report.checkpoint, report.status
@@ -563,8 +651,8 @@ def verify_export(
             )
         chain[record.seq] = (record.prev, report.hash, report.index, record.time, report.key_change)
         held = newest.get(record.agent)
-        if held is None or identity.change_count > held.change_count:
-            newest[record.agent] = identity
+        if held is None or latest.change_count > held.change_count:
+            newest[record.agent] = latest
         key = (record.agent, keyid_of(attestation))
         use = keys.get(key)
         if use is None or record.time > use[2]:

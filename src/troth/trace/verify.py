@@ -77,6 +77,7 @@ __all__ = [
     "verify_identity",
     "verify_log",
     "verify_records",
+    "verify_windows",
 ]
 
 _F = TraceFailure
@@ -210,6 +211,43 @@ def verify_identity(
     if identity.identifier != identifier:
         raise TraceError(_F.SIGNER_INVALID, f"the history filed under {identifier} is another's")
     return identity
+
+
+def verify_windows(
+    agent: Identifier,
+    first: int,
+    hashes: Sequence[bytes],
+    sent: Sequence[bytes],
+    checkpoints: Checkpoints | None = None,
+) -> list[VerifiedIdentity]:
+    """`sent`, histories of `agent` oldest first, each verified as of its latest change from
+    change 0 or from a checkpoint the one before it holds (the first: the history of changes
+    `first`.. by `hashes`), or one `checkpoints` attests (a verifier's stored copies), never
+    judged against a stored copy (the caller judges the newest, and `check_windows` that they
+    chain): the windows a trace batch carries (the collector; review 47l, windows 1) and a
+    proof bundle's (review 47o, bundles 1). TraceError SIGNER_INVALID naming the window."""
+    held: list[tuple[int, Sequence[bytes]]] = [(first, hashes)]
+
+    def attests(checkpoint: IdentityCheckpoint, change_hash: bytes) -> bool:
+        if checkpoints is not None and checkpoints(checkpoint, change_hash):
+            return True
+        start, known = held[-1]
+        position = checkpoint.index - start
+        return (
+            checkpoint.identifier == agent.digest
+            and 0 <= position < len(known)
+            and known[position] == change_hash
+        )
+
+    verified: list[VerifiedIdentity] = []
+    for position, window in enumerate(sent):
+        try:
+            found = verify_identity(agent, window, None, attests)
+        except TraceError as exc:
+            raise TraceError(_F.SIGNER_INVALID, f"window {position}: {exc.detail}") from None
+        verified.append(found)
+        held.append((found.first_index, [change.change_hash for change in found.changes]))
+    return verified
 
 
 _ChainSummary = tuple[tuple[tuple[bytes, bytes], ...], Identifier]
