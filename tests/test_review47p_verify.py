@@ -52,10 +52,6 @@ def _forked_log(tmp_path: Path) -> tuple[_Silent, LogMaterial]:
     return silent, dataclasses.replace(material, windows=windows, histories=histories)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 47p, verify 1: a fork kept as a window lends its key to a record",
-)
 def test_a_record_under_a_forked_window_is_refused(tmp_path: Path) -> None:
     """The thief's record (seq 1, its key at change 5' of the fork) is refused, SIGNER_INVALID
     or ATTESTATION_INVALID: the fork window disagrees with the real window 0-63 at changes 1

@@ -255,6 +255,26 @@ def _holds(histories: Sequence[VerifiedIdentity | None], index: int, change_hash
     return False
 
 
+def _no_fork(
+    agent: Identifier, window: VerifiedIdentity, linked: Sequence[VerifiedIdentity]
+) -> None:
+    """Raise TraceError SIGNER_INVALID when `window` (a history window a log kept) holds a
+    change that one of `linked` (the agent's newest history and the windows linked to it) holds
+    with another hash: two branches of one identity (a stolen key backup's fork), of which a
+    log keeps only one on its own (review 47p, verify 1)."""
+    for history in linked:
+        for change in window.changes:
+            position = change.index - history.first_index
+            if 0 <= position < len(history.changes) and (
+                history.changes[position].change_hash != change.change_hash
+            ):
+                raise TraceError(
+                    _F.SIGNER_INVALID,
+                    f"{agent}: a history window the log kept forks from its newest history "
+                    f"at change {change.index}",
+                )
+
+
 @dataclass
 class _AgentState:
     seq: int
@@ -402,7 +422,9 @@ class LogVerifier:
                     judged.append(verified)
                 else:
                     anchors = self._anchors(agent)
-                    judged.append(verify_identity(agent, window, self._known, anchors))
+                    found = verify_identity(agent, window, self._known, anchors)
+                    _no_fork(agent, found, linked)  # review 47p, verify 1
+                    judged.append(found)
             kept = self._windows[agent] = judged[::-1]
         return kept
 
@@ -435,10 +457,14 @@ class LogVerifier:
             except TraceError:
                 continue
             if epoch.retired_at is None:  # its window's last change: the next one retired it
+                # by a history that holds the key's own change: a change after it on another
+                # branch says nothing of it (review 47p, verify 1)
+                mine = window.changes[epoch.change - window.first_index].change_hash
                 following = next(
                     (
                         c.body.created_at
                         for other in later[position + 1 :]
+                        if _holds((other,), epoch.change, mine)
                         for c in other.changes
                         if c.index == epoch.change + 1
                     ),
