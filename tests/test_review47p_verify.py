@@ -9,11 +9,13 @@ windows are not under the log's checkpoints) verified that record: the fork wind
 on its own from change 0, is not linked to the newest, and with no stored copy of the agent
 nothing judged it; its last key was then "retired" by change 6 of the real history. Two
 histories of one identifier that differ at a change are the fork pre-rotation cannot stop,
-and the log's own material shows it: the verifier now refuses a window that disagrees with a
-history linked to the newest on a change both hold, and dates a key's retirement only by a
-history that holds the key's own change (docs/traces.md, "Signer histories").
+and the log's own material shows it: the verifier now refuses the agent's kept windows when
+two of its histories (the newest, the windows) hold a change with two hashes, and dates a
+key's retirement only by a history that holds the key's own change (docs/traces.md, "Signer
+histories").
 
-The test was a strict xfail until `LogVerifier` refused the fork.
+The test was a strict xfail until `LogVerifier` refused the fork (the unlinked case was added
+with the fix, and failed "DID NOT RAISE" before it too).
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from troth.errors import TraceError, TraceFailure
 from troth.trace.verify import LogMaterial, LogVerifier, log_material, verify_records
 
 
-def _forked_log(tmp_path: Path) -> tuple[_Silent, LogMaterial]:
+def _forked_log(tmp_path: Path, linked: bool) -> tuple[_Silent, LogMaterial]:
     """The agent's record at change 0; the thief's fork (changes 1' to 5', made just after)
     and its record at 5'; then the agent's 150 real rotations. Returns the log and what a
-    colluding log's material holds: the real newest history, the real windows (0-63,
-    63-118) and the fork as a window (0-5')."""
+    colluding log's material holds: the real newest history, the fork as a window (0-5') and
+    the real windows (0-63, 63-118; `linked`: else 0-63 alone, which the newest does not
+    link, for a verifier whose stored copy attests the newest)."""
     silent = _Silent(tmp_path / "trace.db", 0)
     thief = copy.copy(silent.agent)  # the backup: the same keys, the next one included
     for number in range(5):
@@ -47,18 +50,20 @@ def _forked_log(tmp_path: Path) -> tuple[_Silent, LogMaterial]:
     silent.rotate(150, EARLY + 100)
     agent = silent.agent.identifier
     material = log_material(silent.log)
-    windows = {agent: [thief.identity.history, *silent.bridging()]}
+    real = silent.bridging() if linked else silent.bridging()[:1]
+    windows = {agent: [thief.identity.history, *real]}
     histories = {**material.histories, agent: silent.agent.identity.history}
     return silent, dataclasses.replace(material, windows=windows, histories=histories)
 
 
-def test_a_record_under_a_forked_window_is_refused(tmp_path: Path) -> None:
-    """The thief's record (seq 1, its key at change 5' of the fork) is refused, SIGNER_INVALID
-    or ATTESTATION_INVALID: the fork window disagrees with the real window 0-63 at changes 1
-    to 5, and no history that holds change 5' says when its key retired."""
-    silent, material = _forked_log(tmp_path)
+@pytest.mark.parametrize("linked", [True, False])
+def test_a_log_that_kept_a_forked_window_is_refused(tmp_path: Path, linked: bool) -> None:
+    """Refused, SIGNER_INVALID: the fork window and the real window 0-63 hold changes 1 to 5
+    with other hashes (whether or not the real one is linked to the newest)."""
+    silent, material = _forked_log(tmp_path, linked)
+    attests = None if linked else (lambda _checkpoint, _hash: True)
     with pytest.raises(TraceError) as caught:
-        verify_records(LogVerifier(material), silent.log.stored(), None)
-    assert caught.value.reason in (TraceFailure.SIGNER_INVALID, TraceFailure.ATTESTATION_INVALID)
-    assert "forks from its newest history at change 1" in caught.value.detail
+        verify_records(LogVerifier(material, checkpoints=attests), silent.log.stored(), None)
+    assert caught.value.reason is TraceFailure.SIGNER_INVALID, caught.value
+    assert "the histories the log kept fork at change 1" in caught.value.detail
     silent.log.close()

@@ -255,23 +255,17 @@ def _holds(histories: Sequence[VerifiedIdentity | None], index: int, change_hash
     return False
 
 
-def _no_fork(
-    agent: Identifier, window: VerifiedIdentity, linked: Sequence[VerifiedIdentity]
-) -> None:
-    """Raise TraceError SIGNER_INVALID when `window` (a history window a log kept) holds a
-    change that one of `linked` (the agent's newest history and the windows linked to it) holds
-    with another hash: two branches of one identity (a stolen key backup's fork), of which a
-    log keeps only one on its own (review 47p, verify 1)."""
-    for history in linked:
-        for change in window.changes:
-            position = change.index - history.first_index
-            if 0 <= position < len(history.changes) and (
-                history.changes[position].change_hash != change.change_hash
-            ):
+def _no_fork(agent: Identifier, histories: Sequence[VerifiedIdentity]) -> None:
+    """Raise TraceError SIGNER_INVALID when two of `histories` (an agent's newest and the
+    windows a log kept of it) hold a change with two hashes: two branches of one identity (a
+    stolen key backup's fork), which a log never keeps on its own (review 47p, verify 1)."""
+    seen: dict[int, bytes] = {}
+    for history in histories:
+        for change in history.changes:
+            if seen.setdefault(change.index, change.change_hash) != change.change_hash:
                 raise TraceError(
                     _F.SIGNER_INVALID,
-                    f"{agent}: a history window the log kept forks from its newest history "
-                    f"at change {change.index}",
+                    f"{agent}: the histories the log kept fork at change {change.index}",
                 )
 
 
@@ -422,9 +416,8 @@ class LogVerifier:
                     judged.append(verified)
                 else:
                     anchors = self._anchors(agent)
-                    found = verify_identity(agent, window, self._known, anchors)
-                    _no_fork(agent, found, linked)  # review 47p, verify 1
-                    judged.append(found)
+                    judged.append(verify_identity(agent, window, self._known, anchors))
+            _no_fork(agent, [newest, *judged])  # review 47p, verify 1
             kept = self._windows[agent] = judged[::-1]
         return kept
 
