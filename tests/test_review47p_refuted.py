@@ -16,6 +16,10 @@ on `trace.held` (review 47l, windows 1) that the code already stops.
   the caller itself ends.
 - The window charge is taken before any verification: a member over its byte budget is
   refused `busy` and its windows never reach the collector.
+- A window not in canonical form (a byte after it, a tag before it), which the log would keep
+  as sent, does not decode: refused, nothing kept.
+- A hostile service's `held` (a negative index, which would run the client's window spans
+  back without end on its node's storage thread; a malformed answer) is refused by the client.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from troth.errors import RemoteError, TraceFailure
 from troth.identity import VerifiedIdentity, indexed_hashes
 from troth.node.access import Decision, PeerCaller
 from troth.node.services.base import RequestContext
+from troth.node.services.trace import _held
 from troth.trace.stored import history_windows
 from troth.trace.submit import Receipts, Submission
 
@@ -161,3 +166,25 @@ def test_the_window_charge_is_taken_before_any_verification(tmp_path: Path) -> N
             )
     assert 0 < len(reached) == sent - 1
     silent.log.close()
+
+
+@pytest.mark.parametrize("change", ["trailing byte", "tag before"])
+def test_a_window_not_in_canonical_form_is_refused(tmp_path: Path, change: str) -> None:
+    """The log keeps a window's bytes as sent: a window with a byte after its document, or a
+    CBOR tag before it, does not decode (window 0), and nothing is kept."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    first, second = silent.bridging()
+    bent = first + b"\x00" if change == "trailing byte" else b"\xc0" + first
+    result = silent.submit((bent, second))
+    assert result.reason is TraceFailure.SIGNER_INVALID, result
+    assert "window 0: " in result.detail
+    assert history_windows(silent.log.store) == {}
+    silent.log.close()
+
+
+@pytest.mark.parametrize("answer", [[-1, bytes(32)], [0, bytes(31)], [0], "0"])
+def test_a_hostile_services_held_answer_is_refused(answer: Any) -> None:
+    """A service answering `held` with a negative index (windows from before change 0: the
+    client's spans would run back without end) or a malformed one: RemoteError, no windows."""
+    with pytest.raises(RemoteError, match="malformed answer to held"):
+        _held(answer)
