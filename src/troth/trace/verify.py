@@ -293,6 +293,20 @@ def _holds(histories: Sequence[VerifiedIdentity | None], index: int, change_hash
     return False
 
 
+def _no_fork(agent: Identifier, histories: Sequence[VerifiedIdentity]) -> None:
+    """Raise TraceError SIGNER_INVALID when two of `histories` (an agent's newest and the
+    windows a log kept of it) hold a change with two hashes: two branches of one identity (a
+    stolen key backup's fork), which a log never keeps on its own (review 47p, verify 1)."""
+    seen: dict[int, bytes] = {}
+    for history in histories:
+        for change in history.changes:
+            if seen.setdefault(change.index, change.change_hash) != change.change_hash:
+                raise TraceError(
+                    _F.SIGNER_INVALID,
+                    f"{agent}: the histories the log kept fork at change {change.index}",
+                )
+
+
 @dataclass
 class _AgentState:
     seq: int
@@ -441,6 +455,7 @@ class LogVerifier:
                 else:
                     anchors = self._anchors(agent)
                     judged.append(verify_identity(agent, window, self._known, anchors))
+            _no_fork(agent, [newest, *judged])  # review 47p, verify 1
             kept = self._windows[agent] = judged[::-1]
         return kept
 
@@ -473,10 +488,14 @@ class LogVerifier:
             except TraceError:
                 continue
             if epoch.retired_at is None:  # its window's last change: the next one retired it
+                # by a history that holds the key's own change: a change after it on another
+                # branch says nothing of it (review 47p, verify 1)
+                mine = window.changes[epoch.change - window.first_index].change_hash
                 following = next(
                     (
                         c.body.created_at
                         for other in later[position + 1 :]
+                        if _holds((other,), epoch.change, mine)
                         for c in other.changes
                         if c.index == epoch.change + 1
                     ),
