@@ -36,3 +36,19 @@ def test_a_message_in_one_large_fragment_is_delivered_not_an_unexpected_error() 
         assert events == [Received(payload)], size
         assert b.state is ChannelState.OPEN
         assert b.reassembling == 0
+
+
+def test_a_payload_view_of_wider_items_is_sent_as_its_bytes() -> None:
+    """`send(payload, prefix)` with a memoryview whose items are wider than a byte (a routed
+    message's payload is any buffer: `RoutedMessage.encode` joined it as its bytes before
+    the channel end handed the two apart): its size was len() in items, so a 200,000-byte
+    payload took the one-frame path and a struct.error left `send`. Sent as its bytes."""
+    a, b = open_pair(make_world())
+    data = bytes(range(256)) * 800
+    for prefix in (b"\x00\x02hh", b""):
+        a.send(memoryview(data).cast("I"), prefix)
+        events = [e for p in a.outgoing() for e in b.receive(p, T + 1)]
+        assert events == [Received(prefix + data)]
+    a.send(memoryview(data[:4000]).cast("Q"), b"\x00\x01h")  # one frame
+    events = [e for p in a.outgoing() for e in b.receive(p, T + 1)]
+    assert events == [Received(b"\x00\x01h" + data[:4000])]
