@@ -23,7 +23,9 @@ from troth.channel import (
 from troth.channel.payloads import FRAGMENT, HEADER, Kind
 from troth.channel.reassembly import IN_PLACE_FROM, IN_PLACE_ROOM
 from troth.crypto.aead import Aead, AeadAlgorithm
+from troth.encoding import cbor
 from troth.errors import ChannelFailure, CryptoError
+from troth.routing import Address, RoutedMessage
 
 F = ChannelFailure
 TAG = 16
@@ -353,3 +355,23 @@ def test_concurrent_reassemblies_are_charged_their_frames_within_the_limits() ->
     (message,) = _messages(_receive(b, *map(bytes, a.outgoing())))
     assert message == payload
     assert budget.held == 0
+
+
+def test_what_consumers_decode_from_a_message_in_place_is_a_copy() -> None:
+    """Services, MCP frames and trace submissions take a delivered message through CBOR
+    (`RoutedMessage.arrived`, then `cbor.decode`): what they keep are bytes of their own, so
+    a message in place (a writable view of its frame) pins nothing past the handling, and
+    nothing written to that buffer later (nothing is) could reach them."""
+    a, b = _pair()
+    inner = _data(65_000, 13)
+    request = RoutedMessage((Address("service", "sink"),), (), cbor.encode([b"id", inner]))
+    a.send(request.payload, request.header())
+    (message,) = _messages(_receive(b, *map(bytes, a.outgoing())))
+    assert isinstance(message, memoryview)
+    assert _in_place(message)
+    routed = RoutedMessage.arrived(message, Address("worker", "dec"))
+    decoded = cbor.decode(routed.payload)
+    assert type(decoded[1]) is bytes
+    assert decoded[1] == inner
+    message[len(message) - 1] ^= 0xFF  # (the view is writable: a consumer's own to change)
+    assert decoded[1] == inner
