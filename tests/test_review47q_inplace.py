@@ -1,5 +1,6 @@
-"""Review 47q: in-place reassembly (troth/channel/reassembly.py, "In place"; docs/protocols.md,
-"Secure channel"): what an authenticated peer could do with it, each fixed."""
+"""Review 47q: the bulk pass p10 (in-place reassembly, troth/channel/reassembly.py, "In place";
+`SecureChannel.send(payload, prefix)`; docs/protocols.md, "Secure channel"): what an
+authenticated peer, or a caller's buffer, could do with it, each fixed."""
 
 from __future__ import annotations
 
