@@ -208,6 +208,10 @@ def _in_place(chunks: dict[int, memoryview], offsets: list[int], total: int) -> 
     ):
         return None
     rest = [chunks[o] for o in offsets[1:]]
+    if not rest:  # one fragment, the whole message (no honest sender's: `send` fragments only
+        # what a frame cannot hold): copied, as its frame may still be viewed (the one being
+        # read) and cannot then lose its header in place (BufferError, review 47q, in place 1)
+        return None
     try:
         first.release()  # the frame's only view left (the channel keeps none): it may grow now
         for chunk in rest:
