@@ -57,7 +57,9 @@ class ChannelLimits:
     )
     """Bytes held by incomplete fragmented messages of one member, all the channels of it and
     of its delegates (the members at the roots of a peer's chains, `member_accounts`: a member
-    mints delegates for free; a peer with no chain, its own: review 41b, delegates 1)."""
+    mints delegates for free; a peer with no chain, its own: review 41b, delegates 1). Charged
+    bytes, as `max_reassembly_total`: the memory held is at most 61/60 of them (the uncharged
+    1 KiB after a large frame; docs/protocols.md, "Secure channel")."""
     max_reassembly_total: int = 8 * (
         protocol_limits.MAX_APPLICATION_MESSAGE + protocol_limits.MAX_CHANNEL_FRAME
     )
