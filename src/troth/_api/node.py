@@ -321,10 +321,12 @@ class Node:
         """Local identity `by` revokes `credential`'s last link, which it (or an identity
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
-        number, once this node's copy of the authority's feed (and, inside `serve`, the
-        running node's) holds it. A sync of that copy that fails (the authority over the
-        network, or on this machine) raises StorageError saying the link is revoked and its
-        feed entry: the revocation stands, and the node's next feed refresh stores it
+        number, once this node's copy of the authority's feed holds it and the running node
+        refuses the link: inside `serve`, this one; outside it, a daemon running this node
+        (`troth node start`), told as `troth revoke link` tells it. A sync of that copy that
+        fails (the authority over the network, or on this machine), or a daemon that cannot be
+        told, raises StorageError saying the link is revoked and its feed entry: the revocation
+        stands, and the node's (or the daemon's) next feed refresh takes it
         (docs/credentials.md, "Revocation is real")."""
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")

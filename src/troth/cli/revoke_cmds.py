@@ -17,20 +17,16 @@ from troth.cli.common import (
     as_option,
     authority_option,
     node_option,
-    node_running,
     open_authority_node,
     open_cli_node,
     read_input,
     renamed,
     write_output,
 )
-from troth.cli.network_cmds import ask_node
-from troth.cli.output import Explained, Progress, Reporter, escape_text, json_command
+from troth.cli.output import Progress, Reporter, escape_text, json_command
 from troth.cli.text import moment
 from troth.credentials import write_page_sequence
-from troth.errors import TrothError
 from troth.node.traces import revoke_as_authority, revoke_link_recorded
-from troth.node.upkeep import MAINTENANCE_SECONDS
 from troth.node.verify import authority_pages
 
 REASON = click.option("--reason", default="", help="Why (recorded in the signed feed).")
@@ -138,16 +134,6 @@ def revoke_link(
         seq = revoke_link_recorded(
             node, as_name, host.authority(), credential_id, chain=chain, reason=reason, clock=CLOCK
         )
-    if node_running(node_name):  # the running node re-reads the feed its store now holds
-        try:
-            ask_node(node_name, "trust.reload", {})
-        except TrothError as exc:
-            raise Explained(
-                exc,
-                f"the link is revoked (feed entry {seq}) and this node's store holds it, but "
-                f"the running node {node_name!r} could not be told: {exc} (it learns it at its "
-                f"next feed refresh, within {MAINTENANCE_SECONDS} s)",
-            ) from None
     reporter.result(
         {"seq": seq, "revoked": credential_id.hex()},
         f"revoked link {credential_id.hex()} (feed entry {seq})",

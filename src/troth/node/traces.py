@@ -9,7 +9,8 @@ the chain is not returned (no record, no delegation). A revocation takes effect 
 authority first (a record of one that was refused would be false), then is recorded with its
 feed entry; if the record then fails, the error says the revocation stands. A link's
 revocation is then synced into the node's own copy of the authority's feed (verified, then
-stored), so the node that revoked refuses the link at once (review 47k, revsync 1).
+stored), so the node that revoked refuses the link at once (review 47k, revsync 1), and a
+daemon running the node is told to re-read it (`tell_running`: review 47s, revdaemon 1).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from troth.credentials import Attributes, CredentialChain, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
-from troth.node.authorities import sync_from
+from troth.node.authorities import home_of, sync_from
 from troth.node.node import Node
 from troth.trace.adapters import delegation_content, revocation_content
 from troth.trace.log import Receipt, TraceLog, open_node_log
@@ -42,6 +43,7 @@ __all__ = [
     "revoke_as_authority",
     "revoke_link_at",
     "revoke_link_recorded",
+    "tell_running",
     "traced_as",
     "unsynced",
 ]
@@ -210,9 +212,10 @@ def revoke_link_recorded(
 ) -> int:
     """`revoke_link_at`, then recorded, signed by `ref` (`record_revocation`: the link's
     revocation stands if the record fails), then the feed `node` holds of `authority` synced
-    from it (`hold_revocation`): when this returns, `node` refuses every chain holding the
-    link. The one call of the CLI (`troth revoke link`) and the API (`Node.revoke`, an authority
-    on this machine); the feed entry's seq."""
+    from it (`hold_revocation`), then a daemon running `node` told (`tell_running`): when this
+    returns, `node`, and the daemon running it, refuse every chain holding the link. The one
+    call of the CLI (`troth revoke link`) and the API (`Node.revoke`, an authority on this
+    machine); the feed entry's seq."""
     seq = revoke_link_at(
         node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
     )
@@ -231,9 +234,50 @@ def revoke_link_recorded(
     except StorageError:  # the revocation stands: the node's feed learns it all the same
         with suppress(TrothError):
             hold_revocation(node, authority, seq, clock=clock)
+            tell_running(node, seq)
         raise
     hold_revocation(node, authority, seq, clock=clock)
+    tell_running(node, seq)
     return seq
+
+
+def tell_running(node: Node, seq: int) -> None:
+    """Ask a daemon running `node` (`troth node start`) to re-read the feeds its store holds
+    (control op `trust.reload`, `NodeTrust.learn_held`), now that the store holds entry `seq`:
+    its decisions are made from the feeds in its memory, which took the revocation only at
+    its next maintenance round (review 47s, revdaemon 1: `Node.revoke` from a script beside
+    the daemon left it accepting the revoked link; the CLI alone told it). Nothing when no
+    daemon runs `node` (a runtime inside this process, `Node.serve`, is told by its caller).
+    StorageError, saying the link is revoked and stored, when the daemon cannot be told."""
+    import asyncio  # the control client: on use only
+    from concurrent.futures import ThreadPoolExecutor
+
+    from troth.node.daemon import control, node_status
+
+    home = home_of(node)
+    status = node_status(home, node.name)
+    if not status["running"]:
+        return
+
+    def reload() -> None:
+        control(home, node.name, "trust.reload", {}, status=status)
+
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            reload()
+        else:  # called from a coroutine: the control client runs a loop of its own
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(reload).result()
+    except TrothError as exc:
+        from troth.node.upkeep import MAINTENANCE_SECONDS
+
+        raise StorageError(
+            f"the link is revoked (feed entry {seq}) and this node's store holds it, but the "
+            f"running node {node.name!r} could not be told: {exc} (it learns it at its next "
+            f"feed refresh, within {MAINTENANCE_SECONDS} s)"
+        ) from exc
 
 
 def hold_revocation(

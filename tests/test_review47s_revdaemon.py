@@ -1,0 +1,108 @@
+"""Review 47s, revdaemon: `troth revoke link` asked a daemon running the node to re-read its
+trust (review 47k), but the Python API's `Node.revoke`, called outside `serve` on a node a
+daemon runs (a script beside `troth node start`), did not: the daemon went on admitting the
+revoked link until its next maintenance round. Revocation is real: the node that revoked
+refuses at once, whichever front end revoked."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import troth
+import troth.node.shown_identity
+from tests.support.cli import run, run_json
+from troth.errors import Unreachable
+
+
+def _setup() -> tuple[troth.Credential, str]:
+    """acme on `hub`, `agents` enrolled with it and running as a daemon, `sub` holding a chain
+    `agents` delegated to it: the chain and the daemon's route."""
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
+        chain = agents.delegate(
+            agents.identity,
+            to=sub.identity,
+            attributes={"orders.access": "read"},
+            ttl=600,
+            purpose="p",
+        )
+        sub.hold(sub.identity, chain)
+        sub.identities.create("other")  # so that sub trusts acme (its own identity: the chain)
+        sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+    started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
+    return chain, "/tcp/" + started["listening"]
+
+
+def _echo(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked (a
+    node shows none its feeds say are revoked: the one the chain was revoked from would refuse
+    the channel; a revoked peer that shows it anyway is what the daemon must refuse)."""
+    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
+        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
+        return sub.call(route, "echo", "echo", "hi", expect=None)
+
+
+def test_node_revoke_outside_serve_tells_the_running_daemon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain, route = _setup()
+    try:
+        assert _echo(route, monkeypatch) == "hi"  # a member through the chain: the daemon admits it
+        with troth.Node.open("agents") as agents:
+            agents.revoke(chain, by=agents.identity, reason="done")
+        with pytest.raises(troth.ChannelError) as refused:  # the daemon refuses it at once
+            _echo(route, monkeypatch)
+        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+    finally:
+        run("node", "stop", "agents")
+
+
+def test_a_daemon_that_cannot_be_told_fails_the_call_saying_the_link_is_revoked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The daemon cannot be told: `Node.revoke` fails, saying the link is revoked and this
+    node's store holds it (the daemon learns it at its next feed refresh)."""
+    import troth.node.daemon
+
+    chain, _ = _setup()
+    try:
+
+        def unreachable(*args: object, **kwargs: object) -> None:
+            raise Unreachable("the control socket went away")
+
+        with monkeypatch.context() as patched, troth.Node.open("agents") as agents:
+            patched.setattr(troth.node.daemon, "control", unreachable)
+            with pytest.raises(troth.StorageError, match=r"the link is revoked \(feed entry 0\)"):
+                agents.revoke(chain, by=agents.identity)
+            held = agents._stored.wallet.held_feed(chain.authority)
+            assert held is not None
+            assert held.credential_revoked(chain.id)
+    finally:
+        run("node", "stop", "agents")
+
+
+def test_node_revoke_from_a_coroutine_tells_the_running_daemon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`Node.revoke` called from a coroutine (an event loop running, no `serve`): the daemon is
+    told all the same (its control client runs a loop of its own, off this one)."""
+    chain, route = _setup()
+    try:
+
+        async def revoke() -> None:
+            with troth.Node.open("agents") as agents:
+                agents.revoke(chain, by=agents.identity)
+
+        asyncio.run(revoke())
+        with pytest.raises(troth.ChannelError) as refused:
+            _echo(route, monkeypatch)
+        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+    finally:
+        run("node", "stop", "agents")
