@@ -7,12 +7,14 @@ refuses at once, whichever front end revoked."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 import troth
 import troth.node.shown_identity
 from tests.support.cli import run, run_json
+from tests.test_cli_credentials import delegate, world  # noqa: F401  (the fixture)
 from troth.errors import Unreachable
 
 
@@ -106,3 +108,40 @@ def test_node_revoke_from_a_coroutine_tells_the_running_daemon(
         assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
     finally:
         run("node", "stop", "agents")
+
+
+def test_troth_revoke_link_says_so_when_the_daemon_cannot_be_told(
+    world: dict[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI relies on the library call: a daemon that cannot be told fails the command
+    (exit 4), saying the link is revoked and stored."""
+    import troth.node.daemon
+
+    d1 = str(Path(world["dir"]) / "d1")
+    delegate(world, "customer", "support", "d1", "orders.customer=4471")
+    link = run_json("credential", "show", d1)["chain"][-1]["id"]
+    run("node", "start", "default")
+    try:
+
+        def unreachable(*args: object, **kwargs: object) -> None:
+            raise Unreachable("the control socket went away")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(troth.node.daemon, "control", unreachable)
+            failed = run(
+                "revoke",
+                "link",
+                link,
+                "--chain",
+                d1,
+                "--as",
+                "customer",
+                "--authority",
+                "acme",
+                code=4,
+            )
+        assert "the link is revoked (feed entry 0) and this node's store holds it" in failed.stderr
+        assert "the running node 'default' could not be told" in failed.stderr
+    finally:
+        run("node", "stop", "default")
