@@ -16,9 +16,16 @@ from troth import limits
 from troth.errors import IdentityError, TraceError, TraceFailure
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, indexed_hashes
 from troth.trace.bridge import check_windows
-from troth.trace.verify import Known, verify_identity, verify_windows
+from troth.trace.verify import Known, no_fork, verify_identity, verify_windows
 
-__all__ = ["link_windows", "verify_linked"]
+__all__ = ["Chains", "check_one_branch", "link_windows", "verify_linked"]
+
+Chains = dict[
+    tuple[Identifier, bytes, tuple[bytes, ...], int],
+    tuple[VerifiedIdentity, list[VerifiedIdentity]],
+]
+"""The chains of windows one `verify_export` verified, by what the line carried: the lines of
+an agent's old records carry the same windows, verified once (each up to 64 signatures)."""
 
 _Span = tuple[int, list[bytes]]
 
@@ -88,15 +95,15 @@ def verify_linked(
     at: int,
     known: Known | None,
     checkpoints: Checkpoints | None,
-) -> tuple[VerifiedIdentity, VerifiedIdentity]:
-    """(the history at `at` of `chain`, the chain's last) verified: the first from change 0 or
-    a checkpoint the verifier attests (`checkpoints`), each next one from a change the one
-    before it holds (`verify_windows`), the whole as `check_windows` takes it (each agrees
-    with the one before on every change both hold, no fork, no rollback, each adds changes),
-    and its last judged by the verifier's stored copy (`known`). The history at `at` is then a
-    prefix of a history the verifier's copy does not refuse, or, with no copy, of one tied to
-    the identifier from change 0 (or a change the verifier attests). TraceError
-    SIGNER_INVALID otherwise."""
+) -> tuple[VerifiedIdentity, list[VerifiedIdentity]]:
+    """(the history at `at` of `chain`, the whole chain, oldest first) verified: the first
+    from change 0 or a checkpoint the verifier attests (`checkpoints`), each next one from a
+    change the one before it holds (`verify_windows`), the whole as `check_windows` takes it
+    (each agrees with the one before on every change both hold, no fork, no rollback, each
+    adds changes), and its last judged by the verifier's stored copy (`known`). The history at
+    `at` is then a prefix of a history the verifier's copy does not refuse, or, with no copy,
+    of one tied to the identifier from change 0 (or a change the verifier attests).
+    TraceError SIGNER_INVALID otherwise."""
     head = verify_identity(agent, chain[0], None, checkpoints)
     hashes = [change.change_hash for change in head.changes]
     rest = verify_windows(agent, head.first_index, hashes, chain[1:], checkpoints)
@@ -107,4 +114,27 @@ def verify_linked(
             known(newest)
     except IdentityError as exc:
         raise TraceError(TraceFailure.SIGNER_INVALID, f"{agent}: the windows: {exc}") from None
-    return [head, *rest][at], newest
+    histories = [head, *rest]
+    return histories[at], histories
+
+
+def check_one_branch(
+    agent: Identifier,
+    carried: Sequence[VerifiedIdentity],
+    branches: dict[Identifier, dict[int, bytes]],
+    *,
+    index: int,
+    record: str,
+) -> None:
+    """Raise TraceError SIGNER_INVALID (at the line: `index`, `record`) when the histories
+    of `agent` a line carries (its history, and its windows) and those the lines before it
+    carried (`branches`: the hashes of each agent's changes, by index, added to) hold a change
+    with two hashes: lines of two branches of one identity, each verifying alone from change
+    0 (a stolen key backup's fork beside the agent's real history), as `LogVerifier` refuses
+    of the windows a log kept (`no_fork`; review 47r, bundles 1)."""
+    try:
+        no_fork(
+            agent, carried, branches.setdefault(agent, {}), what="the histories the lines carry"
+        )
+    except TraceError as exc:
+        raise exc.located(index=index, record=record) from None

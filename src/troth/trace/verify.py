@@ -293,17 +293,24 @@ def _holds(histories: Sequence[VerifiedIdentity | None], index: int, change_hash
     return False
 
 
-def _no_fork(agent: Identifier, histories: Sequence[VerifiedIdentity]) -> None:
+def no_fork(
+    agent: Identifier,
+    histories: Iterable[VerifiedIdentity],
+    seen: dict[int, bytes] | None = None,
+    *,
+    what: str = "the histories the log kept",
+) -> None:
     """Raise TraceError SIGNER_INVALID when two of `histories` (an agent's newest and the
-    windows a log kept of it) hold a change with two hashes: two branches of one identity (a
-    stolen key backup's fork), which a log never keeps on its own (review 47p, verify 1)."""
-    seen: dict[int, bytes] = {}
+    windows a log kept of it; the histories an export's lines carry) hold a change with two
+    hashes: two branches of one identity (a stolen key backup's fork), which a log never keeps
+    on its own (review 47p, verify 1; review 47r, bundles 1). `seen`: the hashes of the changes
+    of `agent` checked before, by index, added to (one export's lines, line by line)."""
+    seen = {} if seen is None else seen
     for history in histories:
         for change in history.changes:
             if seen.setdefault(change.index, change.change_hash) != change.change_hash:
                 raise TraceError(
-                    _F.SIGNER_INVALID,
-                    f"{agent}: the histories the log kept fork at change {change.index}",
+                    _F.SIGNER_INVALID, f"{agent}: {what} fork at change {change.index}"
                 )
 
 
@@ -455,7 +462,7 @@ class LogVerifier:
                 else:
                     anchors = self._anchors(agent)
                     judged.append(verify_identity(agent, window, self._known, anchors))
-            _no_fork(agent, [newest, *judged])  # review 47p, verify 1
+            no_fork(agent, [newest, *judged])  # review 47p, verify 1
             kept = self._windows[agent] = judged[::-1]
         return kept
 
