@@ -53,7 +53,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from troth.trace.links import Chains, check_one_branch, link_windows, verify_linked
+from troth.trace.links import Chains, chain_retired, check_one_branch, link_windows, verify_linked
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, Kind, TraceRecord, disclosure_value
@@ -488,6 +488,7 @@ def _verify_line(
             identity = verify_identity(record.agent, history, known, checkpoints)
             carried = [identity]
         epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
+        epoch = chain_retired(epoch, identity, carried)  # review 47r, bundles 2
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
         disclosures = _disclosures(_field(value, "disclosures", dict))

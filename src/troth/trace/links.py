@@ -11,14 +11,16 @@ judges its newest by its stored copy.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from troth import limits
 from troth.errors import IdentityError, TraceError, TraceFailure
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, indexed_hashes
 from troth.trace.bridge import check_windows
-from troth.trace.verify import Known, no_fork, verify_identity, verify_windows
+from troth.trace.signing import KeyEpoch
+from troth.trace.verify import Known, no_fork, retired_by, verify_identity, verify_windows
 
-__all__ = ["Chains", "check_one_branch", "link_windows", "verify_linked"]
+__all__ = ["Chains", "chain_retired", "check_one_branch", "link_windows", "verify_linked"]
 
 Chains = dict[
     tuple[Identifier, bytes, tuple[bytes, ...], int],
@@ -138,3 +140,25 @@ def check_one_branch(
         )
     except TraceError as exc:
         raise exc.located(index=index, record=record) from None
+
+
+def chain_retired(
+    epoch: KeyEpoch, identity: VerifiedIdentity, carried: Sequence[VerifiedIdentity]
+) -> KeyEpoch:
+    """`epoch` (a key resolved in `identity`, a record's history, or the verifier's rows), and
+    when current there, retired when a later history of the chain a bundle carries
+    (`carried`, oldest first, `identity` among them) holds its change and the next one
+    (`retired_by`, as `LogVerifier` dates a kept window's key): a bundle with a history that
+    ends at the key's change, the windows after it showing the next, presented the key as
+    current (review 47r, bundles 2)."""
+    if epoch.retired_at is not None or not 0 <= epoch.change - identity.first_index < len(
+        identity.changes
+    ):
+        return epoch
+    mine = identity.changes[epoch.change - identity.first_index].change_hash
+    at = next((i for i, h in enumerate(carried) if h is identity), len(carried))
+    later = carried[at + 1 :]
+    following = retired_by(epoch.change, mine, later)
+    if following is None:
+        return epoch
+    return replace(epoch, is_current=False, retired_at=following)

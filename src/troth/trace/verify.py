@@ -314,6 +314,24 @@ def no_fork(
                 )
 
 
+def retired_by(change: int, change_hash: bytes, later: Iterable[VerifiedIdentity]) -> int | None:
+    """When the change after `change` (hash `change_hash`: a key's, current in the history
+    that ends at it) was made, by the first of `later` (an agent's histories after that one:
+    the windows a log kept, a bundle's windows) that holds both: only a history that holds
+    the key's own change says when it retired, a change after it on another branch says
+    nothing of it (review 47p, verify 1; review 47r, bundles 2). None: none holds them."""
+    return next(
+        (
+            c.body.created_at
+            for other in later
+            if _holds((other,), change, change_hash)
+            for c in other.changes
+            if c.index == change + 1
+        ),
+        None,
+    )
+
+
 @dataclass
 class _AgentState:
     seq: int
@@ -495,19 +513,8 @@ class LogVerifier:
             except TraceError:
                 continue
             if epoch.retired_at is None:  # its window's last change: the next one retired it
-                # by a history that holds the key's own change: a change after it on another
-                # branch says nothing of it (review 47p, verify 1)
                 mine = window.changes[epoch.change - window.first_index].change_hash
-                following = next(
-                    (
-                        c.body.created_at
-                        for other in later[position + 1 :]
-                        if _holds((other,), epoch.change, mine)
-                        for c in other.changes
-                        if c.index == epoch.change + 1
-                    ),
-                    None,
-                )
+                following = retired_by(epoch.change, mine, later[position + 1 :])
                 if following is None:  # (the verifier's rows were asked first: newest_view)
                     raise TraceError(
                         _F.ATTESTATION_INVALID,
