@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run
 from tests.test_review47i_collector import _batch
 from tests.test_review47l_windows import LATE, _Silent
 from tests.test_review47o_bundlewin import _lines, _moved_on
@@ -121,3 +122,39 @@ def test_a_key_retired_by_a_window_the_bundle_carries_is_refused(tmp_path: Path)
         verify_export(_lines([bundles[0], stolen, bundles[2]]))
     assert (caught.value.reason, caught.value.index) == (TraceFailure.KEY_RETIRED, 1)
     silent.log.close()
+
+
+def test_the_cli_refuses_both_on_a_home_that_knows_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`troth trace verify --file` on a fresh home: the export of two branches and the bundle
+    (and an export) of the key retired by its own windows are refused, exit 1."""
+    for part in ("fork", "retired"):
+        (tmp_path / part).mkdir()
+    silent, _material = _forked_log(tmp_path / "fork", True)
+    out = io.StringIO()
+    export_jsonl(silent.log, out)
+    own, stolen = (json.loads(line) for line in out.getvalue().splitlines())
+    own["signer"]["history"] = base64.b64encode(silent.bridging()[0]).decode()
+    silent.log.close()
+    forked = tmp_path / "forked.jsonl"
+    forked.write_bytes(b"\n".join(_lines([own, stolen])))
+    retired, bundles, windows = _retired_key_export(tmp_path / "retired")
+    retired.log.close()
+    late = copy.deepcopy(bundles[1])
+    text = [base64.b64encode(w).decode() for w in windows]
+    late["signer"].update(history=text[2], at=1)
+    late["signer"]["windows"] = [text[1], text[3], bundles[2]["signer"]["history"]]
+    bundle = tmp_path / "late.json"
+    bundle.write_bytes(_lines([late])[0])
+    export = tmp_path / "late.jsonl"
+    export.write_bytes(b"\n".join(_lines([bundles[0], late, bundles[2]])))
+    monkeypatch.setenv("TROTH_HOME", str(tmp_path / "fresh"))
+    run("node", "init", "verifier")
+    for path, said in (
+        (forked, "fork at change 1"),
+        (bundle, "retire"),
+        (export, "retire"),
+    ):
+        result = run("trace", "verify", "--file", str(path), "--node", "verifier", code=1)
+        assert said in result.output + result.stderr, (path, result.output, result.stderr)
