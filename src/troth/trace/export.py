@@ -53,7 +53,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from troth.trace.links import link_windows, verify_linked
+from troth.trace.links import Chains, chain_retired, check_one_branch, link_windows, verify_linked
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
 from troth.trace.record import Disclosure, Kind, TraceRecord, disclosure_value
@@ -414,24 +414,17 @@ def verify_bundle(
     return _verify_line(data, anchor, known, checkpoints, rows)[0]
 
 
-_Chains = dict[
-    tuple[Identifier, bytes, tuple[bytes, ...], int], tuple[VerifiedIdentity, VerifiedIdentity]
-]
-"""The chains of windows one `verify_export` verified, by what the line carried: the lines of
-an agent's old records carry the same windows, verified once (each up to 64 signatures)."""
-
-
 def _linked(
     agent: Identifier,
     history: bytes,
     signer: dict[str, Any],
     known: Known | None,
     checkpoints: Checkpoints | None,
-    chains: _Chains | None = None,
-) -> tuple[VerifiedIdentity, VerifiedIdentity]:
-    """The signer's `history` and the newest history of its chain, by the windows a version 2
-    bundle carries (`verify_linked`; review 47o, bundles 1); `chains`, those verified before
-    against the same verifier (a refused one is not kept)."""
+    chains: Chains | None = None,
+) -> tuple[VerifiedIdentity, list[VerifiedIdentity]]:
+    """The signer's `history` and its chain (it and the windows, oldest first), by the windows
+    a version 2 bundle carries (`verify_linked`; review 47o, bundles 1); `chains`, those
+    verified before against the same verifier (a refused one is not kept)."""
     entries, at = signer.get("windows"), signer.get("at")
     if (
         type(entries) is not list
@@ -460,11 +453,11 @@ def _verify_line(
     known: Known | None,
     checkpoints: Checkpoints | None,
     rows: Rows | None,
-    chains: _Chains | None = None,
-) -> tuple[BundleReport, VerifiedIdentity, bytes, VerifiedIdentity]:
+    chains: Chains | None = None,
+) -> tuple[BundleReport, VerifiedIdentity, bytes, list[VerifiedIdentity]]:
     """`verify_bundle`, and the signer's identity (the history the line carries) and key
-    attestation it judged the record by, and the newest history of the signer it carries (the
-    last of its windows, else that one); `chains`: `_linked`'s."""
+    attestation it judged the record by, and the histories of the signer it carries (that one,
+    and its windows, oldest first: the newest last); `chains`: `_linked`'s."""
     if isinstance(data, bytes | bytearray):
         try:
             value = load_json(bytes(data), max_bytes=limits.MAX_TRACE_LINE_BYTES, what="bundle")
@@ -490,10 +483,12 @@ def _verify_line(
             raise TraceError(_F.UNKNOWN_KEY, "the bundle's attestation is not the record's key")
         history = _unb64(signer.get("history"), "signer history")
         if version == _WINDOWED:
-            identity, newest = _linked(record.agent, history, signer, known, checkpoints, chains)
+            identity, carried = _linked(record.agent, history, signer, known, checkpoints, chains)
         else:
-            identity = newest = verify_identity(record.agent, history, known, checkpoints)
+            identity = verify_identity(record.agent, history, known, checkpoints)
+            carried = [identity]
         epoch = newest_view(record.agent, attestation, identity, rows, known, checkpoints)
+        epoch = chain_retired(epoch, identity, carried)  # review 47r, bundles 2
         epoch.check_time(record.time)
         check_signature(epoch, payload, signature)
         disclosures = _disclosures(_field(value, "disclosures", dict))
@@ -532,7 +527,7 @@ def _verify_line(
         tuple(sorted(disclosures)),
         epoch.change,
     )
-    return report, identity, attestation, newest
+    return report, identity, attestation, carried
 
 
 def _disclosures(value: dict[str, Any]) -> dict[str, Disclosure]:
@@ -617,13 +612,15 @@ def verify_export(
     linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
     newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
     keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
-    chains: _Chains = {}  # the windows lines carried, verified once
+    chains: Chains = {}  # the windows lines carried, verified once
+    branches: dict[Identifier, dict[int, bytes]] = {}  # each agent's changes the lines carry
     count = 0
     for line in _non_empty(lines):
-        report, identity, attestation, latest = _verify_line(
+        report, identity, attestation, carried = _verify_line(
             line, anchor, known, checkpoints, rows, chains
         )
-        record = report.record
+        record, latest = report.record, carried[-1]
+        check_one_branch(record.agent, carried, branches, index=report.index, record=record.id)
         if checkpoint is None:
             checkpoint, status = report.checkpoint, report.status
         elif report.checkpoint.note != checkpoint.note:

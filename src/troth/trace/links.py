@@ -11,14 +11,23 @@ judges its newest by its stored copy.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from troth import limits
 from troth.errors import IdentityError, TraceError, TraceFailure
 from troth.identity import Checkpoints, Identifier, VerifiedIdentity, indexed_hashes
 from troth.trace.bridge import check_windows
-from troth.trace.verify import Known, verify_identity, verify_windows
+from troth.trace.signing import KeyEpoch
+from troth.trace.verify import Known, no_fork, retired_by, verify_identity, verify_windows
 
-__all__ = ["link_windows", "verify_linked"]
+__all__ = ["Chains", "chain_retired", "check_one_branch", "link_windows", "verify_linked"]
+
+Chains = dict[
+    tuple[Identifier, bytes, tuple[bytes, ...], int],
+    tuple[VerifiedIdentity, list[VerifiedIdentity]],
+]
+"""The chains of windows one `verify_export` verified, by what the line carried: the lines of
+an agent's old records carry the same windows, verified once (each up to 64 signatures)."""
 
 _Span = tuple[int, list[bytes]]
 
@@ -88,15 +97,15 @@ def verify_linked(
     at: int,
     known: Known | None,
     checkpoints: Checkpoints | None,
-) -> tuple[VerifiedIdentity, VerifiedIdentity]:
-    """(the history at `at` of `chain`, the chain's last) verified: the first from change 0 or
-    a checkpoint the verifier attests (`checkpoints`), each next one from a change the one
-    before it holds (`verify_windows`), the whole as `check_windows` takes it (each agrees
-    with the one before on every change both hold, no fork, no rollback, each adds changes),
-    and its last judged by the verifier's stored copy (`known`). The history at `at` is then a
-    prefix of a history the verifier's copy does not refuse, or, with no copy, of one tied to
-    the identifier from change 0 (or a change the verifier attests). TraceError
-    SIGNER_INVALID otherwise."""
+) -> tuple[VerifiedIdentity, list[VerifiedIdentity]]:
+    """(the history at `at` of `chain`, the whole chain, oldest first) verified: the first
+    from change 0 or a checkpoint the verifier attests (`checkpoints`), each next one from a
+    change the one before it holds (`verify_windows`), the whole as `check_windows` takes it
+    (each agrees with the one before on every change both hold, no fork, no rollback, each
+    adds changes), and its last judged by the verifier's stored copy (`known`). The history at
+    `at` is then a prefix of a history the verifier's copy does not refuse, or, with no copy,
+    of one tied to the identifier from change 0 (or a change the verifier attests).
+    TraceError SIGNER_INVALID otherwise."""
     head = verify_identity(agent, chain[0], None, checkpoints)
     hashes = [change.change_hash for change in head.changes]
     rest = verify_windows(agent, head.first_index, hashes, chain[1:], checkpoints)
@@ -107,4 +116,49 @@ def verify_linked(
             known(newest)
     except IdentityError as exc:
         raise TraceError(TraceFailure.SIGNER_INVALID, f"{agent}: the windows: {exc}") from None
-    return [head, *rest][at], newest
+    histories = [head, *rest]
+    return histories[at], histories
+
+
+def check_one_branch(
+    agent: Identifier,
+    carried: Sequence[VerifiedIdentity],
+    branches: dict[Identifier, dict[int, bytes]],
+    *,
+    index: int,
+    record: str,
+) -> None:
+    """Raise TraceError SIGNER_INVALID (at the line: `index`, `record`) when the histories
+    of `agent` a line carries (its history, and its windows) and those the lines before it
+    carried (`branches`: the hashes of each agent's changes, by index, added to) hold a change
+    with two hashes: lines of two branches of one identity, each verifying alone from change
+    0 (a stolen key backup's fork beside the agent's real history), as `LogVerifier` refuses
+    of the windows a log kept (`no_fork`; review 47r, bundles 1)."""
+    try:
+        no_fork(
+            agent, carried, branches.setdefault(agent, {}), what="the histories the lines carry"
+        )
+    except TraceError as exc:
+        raise exc.located(index=index, record=record) from None
+
+
+def chain_retired(
+    epoch: KeyEpoch, identity: VerifiedIdentity, carried: Sequence[VerifiedIdentity]
+) -> KeyEpoch:
+    """`epoch` (a key resolved in `identity`, a record's history, or the verifier's rows), and
+    when current there, retired when a later history of the chain a bundle carries
+    (`carried`, oldest first, `identity` among them) holds its change and the next one
+    (`retired_by`, as `LogVerifier` dates a kept window's key): a bundle with a history that
+    ends at the key's change, the windows after it showing the next, presented the key as
+    current (review 47r, bundles 2)."""
+    if epoch.retired_at is not None or not 0 <= epoch.change - identity.first_index < len(
+        identity.changes
+    ):
+        return epoch
+    mine = identity.changes[epoch.change - identity.first_index].change_hash
+    at = next((i for i, h in enumerate(carried) if h is identity), len(carried))
+    later = carried[at + 1 :]
+    following = retired_by(epoch.change, mine, later)
+    if following is None:
+        return epoch
+    return replace(epoch, is_current=False, retired_at=following)

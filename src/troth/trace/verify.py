@@ -293,18 +293,43 @@ def _holds(histories: Sequence[VerifiedIdentity | None], index: int, change_hash
     return False
 
 
-def _no_fork(agent: Identifier, histories: Sequence[VerifiedIdentity]) -> None:
+def no_fork(
+    agent: Identifier,
+    histories: Iterable[VerifiedIdentity],
+    seen: dict[int, bytes] | None = None,
+    *,
+    what: str = "the histories the log kept",
+) -> None:
     """Raise TraceError SIGNER_INVALID when two of `histories` (an agent's newest and the
-    windows a log kept of it) hold a change with two hashes: two branches of one identity (a
-    stolen key backup's fork), which a log never keeps on its own (review 47p, verify 1)."""
-    seen: dict[int, bytes] = {}
+    windows a log kept of it; the histories an export's lines carry) hold a change with two
+    hashes: two branches of one identity (a stolen key backup's fork), which a log never keeps
+    on its own (review 47p, verify 1; review 47r, bundles 1). `seen`: the hashes of the changes
+    of `agent` checked before, by index, added to (one export's lines, line by line)."""
+    seen = {} if seen is None else seen
     for history in histories:
         for change in history.changes:
             if seen.setdefault(change.index, change.change_hash) != change.change_hash:
                 raise TraceError(
-                    _F.SIGNER_INVALID,
-                    f"{agent}: the histories the log kept fork at change {change.index}",
+                    _F.SIGNER_INVALID, f"{agent}: {what} fork at change {change.index}"
                 )
+
+
+def retired_by(change: int, change_hash: bytes, later: Iterable[VerifiedIdentity]) -> int | None:
+    """When the change after `change` (hash `change_hash`: a key's, current in the history
+    that ends at it) was made, by the first of `later` (an agent's histories after that one:
+    the windows a log kept, a bundle's windows) that holds both: only a history that holds
+    the key's own change says when it retired, a change after it on another branch says
+    nothing of it (review 47p, verify 1; review 47r, bundles 2). None: none holds them."""
+    return next(
+        (
+            c.body.created_at
+            for other in later
+            if _holds((other,), change, change_hash)
+            for c in other.changes
+            if c.index == change + 1
+        ),
+        None,
+    )
 
 
 @dataclass
@@ -455,7 +480,7 @@ class LogVerifier:
                 else:
                     anchors = self._anchors(agent)
                     judged.append(verify_identity(agent, window, self._known, anchors))
-            _no_fork(agent, [newest, *judged])  # review 47p, verify 1
+            no_fork(agent, [newest, *judged])  # review 47p, verify 1
             kept = self._windows[agent] = judged[::-1]
         return kept
 
@@ -488,19 +513,8 @@ class LogVerifier:
             except TraceError:
                 continue
             if epoch.retired_at is None:  # its window's last change: the next one retired it
-                # by a history that holds the key's own change: a change after it on another
-                # branch says nothing of it (review 47p, verify 1)
                 mine = window.changes[epoch.change - window.first_index].change_hash
-                following = next(
-                    (
-                        c.body.created_at
-                        for other in later[position + 1 :]
-                        if _holds((other,), epoch.change, mine)
-                        for c in other.changes
-                        if c.index == epoch.change + 1
-                    ),
-                    None,
-                )
+                following = retired_by(epoch.change, mine, later[position + 1 :])
                 if following is None:  # (the verifier's rows were asked first: newest_view)
                     raise TraceError(
                         _F.ATTESTATION_INVALID,
