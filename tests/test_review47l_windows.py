@@ -69,15 +69,7 @@ def test_an_agent_back_after_160_silent_rotations_is_bridged_by_its_windows(
     async def test(net: MemNet) -> None:
         hub = net.hub
         assert hub is not None
-        agent = await net.node("agent-a", prepare=_to_hub)
-        await agent.enroll(net.ticket(), "agent-a")
-        client = agent.traces.recorder()
-        assert isinstance(client, TraceClient)
-        first = client.record(step(0))
-        await client.flush(20)
-        assert first.result() == 0
-        for times in ROUNDS:
-            await _rotate(net, agent, "agent-a", times)
+        agent, client, first = await recorded_then_rotated(net)
         presented = agent.node.identities.get("agent-a", now=net.clock.now()).identity
         assert presented.first_index > 64  # no change in common with the log's copy (0)
         later = client.record(step(1))
@@ -102,6 +94,21 @@ def test_an_agent_back_after_160_silent_rotations_is_bridged_by_its_windows(
 
     run_memnet(test, tmp_path / "home", budget=180)
     run("trace", "verify", "--node", "hub")
+
+
+async def recorded_then_rotated(net: MemNet) -> tuple[NodeRuntime, TraceClient, Any]:
+    """Agent `agent-a` (its node, its trace client and its first record's receipt) records
+    once at the hub (change 0), then rotates through ROUNDS without a record."""
+    agent = await net.node("agent-a", prepare=_to_hub)
+    await agent.enroll(net.ticket(), "agent-a")
+    client = agent.traces.recorder()
+    assert isinstance(client, TraceClient)
+    first = client.record(step(0))
+    await client.flush(20)
+    assert first.result() == 0
+    for times in ROUNDS:
+        await _rotate(net, agent, "agent-a", times)
+    return agent, client, first
 
 
 async def _rotate(net: MemNet, agent: NodeRuntime, name: str, times: int) -> None:

@@ -31,14 +31,12 @@ from tests.support.traces import NOW, Held
 from tests.test_review27t_collect import NOW as NOW_47B
 from tests.test_review27t_collect import _collector
 from tests.test_review47b_limits import _largest, _largest_signer
-from tests.test_review47i_collector import _to_hub
-from tests.test_review47l_windows import _rotate, _Silent
+from tests.test_review47l_windows import _rotate, _Silent, recorded_then_rotated
 from tests.test_trace_node import step
 from troth import limits
 from troth.encoding import cbor
 from troth.errors import IdentityError, IdentityFailure, TraceError, TraceFailure
 from troth.identity import Identifier, VerifiedIdentity
-from troth.node.services.trace import TraceClient
 from troth.trace.checkpoint import AnchorStatus
 from troth.trace.export import bundle_text, export_jsonl, prove, verify_bundle, verify_export
 from troth.trace.links import link_windows
@@ -55,15 +53,7 @@ def _hub_with_an_old_record(tmp_path: Path) -> None:
     moves past the history of its newest record in the log too."""
 
     async def test(net: MemNet) -> None:
-        agent = await net.node("agent-a", prepare=_to_hub)
-        await agent.enroll(net.ticket(), "agent-a")
-        client = agent.traces.recorder()
-        assert isinstance(client, TraceClient)
-        first = client.record(step(0))
-        await client.flush(20)
-        assert first.result() == 0
-        for times in ROUNDS:
-            await _rotate(net, agent, "agent-a", times)
+        agent, client, _first = await recorded_then_rotated(net)
         later = client.record(step(1))
         await client.flush(20)
         assert later.result() == 1
