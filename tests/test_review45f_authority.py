@@ -9,15 +9,14 @@ printed once (`authority.ticket.*`)."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from tests.support.cli import troth_process
 from troth.credentials.revocation_entry import RevocationKind
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import init_node, open_node
 from troth.storage import SqliteAuthorityStore
@@ -32,23 +31,7 @@ POINTS = (
 )
 
 
-def troth(
-    *args: str, crash: str | None = None, code: int = 0, input_text: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=input_text,
-        timeout=90,
-        env=env,
-    )
-    if result.returncode != code:
-        raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
-    return result
+troth = troth_process
 
 
 def acme(*names: str) -> dict[str, Identifier]:

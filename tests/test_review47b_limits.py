@@ -33,6 +33,7 @@ import pytest
 from tests.support.gates import T
 from tests.support.parties import make_party, signer_as
 from tests.test_review27t_collect import NOW, _always, _collector
+from tests.test_review46a_traces import _service
 from troth import limits
 from troth.channel.packets import PACKET_LIMIT
 from troth.clock import FixedClock
@@ -44,33 +45,18 @@ from troth.integrations.mcp.frames import McpFrame
 from troth.node.access import Decision, LocalCaller
 from troth.node.services.base import RequestContext
 from troth.node.services.protocol import MAX_REQUEST_ID, encode_request
-from troth.node.services.trace import TraceService
 from troth.routing.address import KINDS, Address
 from troth.routing.message import RoutedMessage
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.lease import EndReason, Lease, LeaseHandle, LeaseState
 from troth.secrets.wire import decode_leases
 from troth.trace.batcher import SUBMIT_ROOM, TraceBatcher
-from troth.trace.collect import TraceCollector
 from troth.trace.export import bundle_text, prove, verify_bundle
 from troth.trace.log import TraceLog
 from troth.trace.record import REDACTABLE, Kind, ToolCall, disclosed
 from troth.trace.recorder import TraceRecorder
 from troth.trace.signing import RecordContent, open_envelope
 from troth.vault import SoftwareVault
-
-
-def _service(collector: TraceCollector) -> TraceService:
-    """A trace service over `collector`, its storage work run inline."""
-
-    async def run(function: Any) -> Any:
-        return function()
-
-    trust: Any = types.SimpleNamespace(anchors=())
-    worker: Any = types.SimpleNamespace(run=run)
-    service = TraceService(types.SimpleNamespace(), trust, worker)  # type: ignore[arg-type]
-    service._collector = collector
-    return service
 
 
 def _largest_signer() -> Signer:

@@ -11,7 +11,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.cli import troth_process
 from tests.support.enroll import acme_and_agent
 from tests.support.leases import make_world, open_broker
 from troth import limits
@@ -27,7 +27,7 @@ from troth.clock import SystemClock
 from troth.credentials import CredentialChain, RevocationKind
 from troth.enrollment import enroll
 from troth.errors import AuthorityError, KeyNotFound, SecretError, SecretFailure, TrothError
-from troth.faults import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from troth.faults import CRASH_EXIT_CODE, CRASH_POINTS
 from troth.identity import Identifier
 from troth.node import open_node
 from troth.secrets import AllowListPolicy, LeaseState
@@ -39,21 +39,10 @@ from troth.vault import KeyHandle
 def troth(
     *args: str, crash: str | None = None, code: int | None = 0, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = crash
-        code = CRASH_EXIT_CODE if code == 0 else code
-    result = subprocess.run(
-        [sys.executable, "-m", "troth.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=input_text,
-        timeout=90,
-        env=env,
+    """`troth_process`; `code=None`: the exit code not checked."""
+    return troth_process(
+        *args, crash=crash, code=code or None, input_text=input_text, check=code is not None
     )
-    if code is not None and result.returncode != code:
-        raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
-    return result
 
 
 def enrolled_with_helper() -> tuple[Identifier, Identifier]:

@@ -25,11 +25,15 @@ def run_json(*args: str, code: int = 0) -> Any:
 
 
 def troth_process(
-    *args: str, crash: str | None = None, code: int | None = None
+    *args: str,
+    crash: str | None = None,
+    code: int | None = None,
+    input_text: str | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `troth *args` in a process of its own, killed at crash point `crash` (troth.faults;
-    CRASH_ENV cleared otherwise); its exit code checked: `code`, else CRASH_EXIT_CODE when it
-    is to crash, else 0."""
+    """Run `troth *args` in a process of its own (`input_text` its stdin), killed at crash
+    point `crash` (troth.faults; CRASH_ENV cleared otherwise); unless `check` is False, its
+    exit code checked: `code`, else CRASH_EXIT_CODE when it is to crash, else 0."""
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash is not None:
         env[CRASH_ENV] = crash
@@ -37,9 +41,12 @@ def troth_process(
         [sys.executable, "-m", "troth.cli.main", *args],
         capture_output=True,
         text=True,
+        input=input_text,
         timeout=90,
         env=env,
     )
+    if not check:
+        return result
     expected = code if code is not None else CRASH_EXIT_CODE if crash is not None else 0
     if result.returncode != expected:
         raise AssertionError((args, crash, result.returncode, result.stdout, result.stderr))
