@@ -230,9 +230,12 @@ def verify(
 def _lines(stream: BinaryIO, path: str) -> Generator[bytes, None, None]:
     """The lines of `stream` (file `path`), each read up to MAX_TRACE_LINE_BYTES."""
     limit = limits.MAX_TRACE_LINE_BYTES
-    while line := stream.readline(limit + 1):
-        if len(line) > limit:
-            raise OSError(f"{path}: a line is longer than {limit} bytes")
+    for number in itertools.count(1):
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit:  # named by its number, as a line that is no bundle (48b)
+            raise OSError(f"{path}: line {number} is longer than {limit} bytes")
         yield line
 
 

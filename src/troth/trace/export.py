@@ -53,6 +53,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
+from troth.trace.export_lines import at_line, numbered, readable_is_payload
 from troth.trace.links import Chains, chain_retired, check_one_branch, link_windows, verify_linked
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
@@ -471,11 +472,11 @@ def _verify_line(
     if type(version) is not int or version not in (_VERSION, _WINDOWED):
         raise TraceError(_F.UNKNOWN_VERSION, repr(version))
     index = _field(value, "index", int)
-    envelope = _field(value, "envelope", str).encode("utf-8")
     record: TraceRecord | None = None
     try:
+        envelope = _field(value, "envelope", str).encode("utf-8")
         record, payload, signature, keyid = open_envelope(envelope)
-        if value.get("record") != json.loads(payload):
+        if not readable_is_payload(value.get("record"), payload):  # review 48b, exports 1
             raise TraceError(_F.MALFORMED, "the readable record is not the signed one")
         signer = _field(value, "signer", dict)
         attestation = _unb64(signer.get("attestation"), "signer attestation")
@@ -615,10 +616,12 @@ def verify_export(
     chains: Chains = {}  # the windows lines carried, verified once
     branches: dict[Identifier, dict[int, bytes]] = {}  # each agent's changes the lines carry
     count = 0
-    for line in _non_empty(lines):
-        report, identity, attestation, carried = _verify_line(
-            line, anchor, known, checkpoints, rows, chains
-        )
+    for number, line in numbered(lines):
+        try:
+            found = _verify_line(line, anchor, known, checkpoints, rows, chains)
+        except TraceError as exc:  # a line that is no bundle: named by its number (48b)
+            raise at_line(exc, number) from None
+        report, identity, attestation, carried = found
         record, latest = report.record, carried[-1]
         check_one_branch(record.agent, carried, branches, index=report.index, record=record.id)
         if checkpoint is None:
@@ -787,9 +790,3 @@ def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> No
         raise TraceError(
             _F.KEY_RETIRED, f"key of change {change} after one of {before[4]}", index=index
         )
-
-
-def _non_empty(lines: Iterable[bytes]) -> Iterator[bytes]:
-    for line in lines:
-        if line.strip():
-            yield line
