@@ -12,6 +12,11 @@ Exports 2: an export line that is not a bundle (one byte of its JSON edited: not
 line whose index is read is now located at it (its `envelope` is read where a failure is
 located), and a line that names none by its line number in the file.
 
+Exports 3: `troth trace verify --file EXPORT --checkpoint KEPT` whose kept checkpoint is
+another log's (or of a size the export holds no proof against) answers `unanchored`, and said
+"no kept checkpoint to compare with: pass --checkpoint FILE", though one was passed: it now
+says the kept checkpoint was not compared.
+
 The tests were strict xfails until the verifiers refused / located them.
 """
 
@@ -137,3 +142,27 @@ def test_the_cli_names_the_first_bad_line(tmp_path: Path, monkeypatch: pytest.Mo
     said = json.loads(result.stdout)
     assert (said["index"], said["record"]) == (2, value["record"]["id"]), said
     assert said["reason"] == TraceFailure.DISCLOSURE_MISMATCH.value, said
+
+
+def test_an_unanchored_answer_against_a_kept_checkpoint_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exports 3: `troth trace verify --file EXPORT --checkpoint KEPT`, KEPT another log's:
+    the answer is `unanchored` (exit 0; 1 with --require-anchor), and said so as "no kept
+    checkpoint to compare with: pass --checkpoint FILE", though one was passed. It now says
+    the kept checkpoint is not one this answer can be compared with."""
+    lines = _export(tmp_path)
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    other = _log(tmp_path / "other.db")
+    kept = tmp_path / "kept.checkpoint"
+    kept.write_bytes(other.checkpoint().note)
+    other.close()
+    monkeypatch.setenv("TROTH_HOME", str(tmp_path / "fresh"))
+    run("node", "init", "verifier")
+    result = run("trace", "verify", "--file", str(export), "--checkpoint", str(kept))
+    assert result.stdout.startswith("unanchored: 3 record(s) verified"), result.stdout
+    assert "pass --checkpoint" not in result.stdout, result.stdout
+    assert "the kept checkpoint" in result.stdout, result.stdout
+    args = ("--checkpoint", str(kept), "--require-anchor")
+    run("trace", "verify", "--file", str(export), *args, code=1)

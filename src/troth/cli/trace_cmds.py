@@ -220,6 +220,9 @@ def verify(
         text += " (the file holds no record)"  # not the log's (review 46b, cli 1)
     elif data_out.get("checkpoint", True) is None:
         text += " (the log has no checkpoint yet: troth trace checkpoint)"
+    elif status == "unanchored" and anchor is not None:  # another log's, or a size this
+        # answer holds no proof against: not "pass --checkpoint", which was (review 48b, 3)
+        text += " (the kept checkpoint is another log's, or of another size: not compared)"
     elif status == "unanchored":
         text += " (no kept checkpoint to compare with: pass --checkpoint FILE)"
     reporter.result(data_out, text)
