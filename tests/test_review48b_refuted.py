@@ -18,6 +18,7 @@ import pytest
 from tests.support.cli import run
 from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
 from tests.test_review34g_trace import _insert
+from troth import limits
 from troth.clock import FixedClock
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, TraceError, TraceFailure
@@ -300,3 +301,32 @@ def test_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert (said["valid"], said["status"]) == (True, "valid")
     said = json.loads(run("trace", "verify", "--file", str(bad), "--json", code=1).stdout)
     assert (said["valid"], said["index"], said["record"]) == (False, 1, lines[1]["record"]["id"])
+
+
+def test_an_export_line_of_exactly_the_limit_verifies_one_byte_more_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAX_TRACE_LINE_BYTES counts a line's bytes with its newline, at the CLI's reader and at
+    the loader alike: an honest line padded with JSON whitespace to exactly the limit (its
+    newline included) verifies, in a file of two such lines; one byte more is refused before
+    it is parsed (OSError: exit 4), naming its line. (The largest bundle a log writes is
+    within MAX_SERVICE_MESSAGE, half the limit: test_review47b_limits, test_review47o.)"""
+    lines = [_text(line) for line in _lines(_log(tmp_path / "trace.db", 2))]
+    most = limits.MAX_TRACE_LINE_BYTES
+
+    def padded(line: bytes, size: int) -> bytes:
+        return line[:-1] + b" " * (size - len(line) - 1) + b"}\n"
+
+    exact = tmp_path / "exact.jsonl"
+    exact.write_bytes(padded(lines[0], most) + padded(lines[1], most))
+    assert verify_export([padded(line, most) for line in lines]).records == 2
+    over = tmp_path / "over.jsonl"
+    over.write_bytes(padded(lines[0], most) + padded(lines[1], most + 1))
+    with pytest.raises(TraceError) as caught:
+        verify_bundle(padded(lines[1], most + 1))
+    assert caught.value.reason is _F.MALFORMED
+    monkeypatch.setenv("TROTH_HOME", str(tmp_path / "fresh"))
+    run("node", "init", "verifier")
+    assert run("trace", "verify", "--file", str(exact)).stdout.startswith("unanchored: 2 rec")
+    result = run("trace", "verify", "--file", str(over), code=4)
+    assert "line 2 is longer than" in result.output + result.stderr
