@@ -554,6 +554,9 @@ tool names its last listing does not know (troth.integrations.mcp.gate; every ca
 together, one listing at a time): within it such a call is judged as a tool the gate does not
 declare (denied). A listing reads up to MAX_TOOL_PAGES pages of the upstream; calls of made-up
 names listed it once each. A caller's own tools/list still lists it."""
+MCP_RELISTEN_SECONDS: Final = 1
+"""How long an MCP gate waits to listen again for the upstream's tool-list changes after the
+listen stream was lost (troth.integrations.mcp.gate.UpstreamChanges; review 48e, gates 2)."""
 
 # -- traces (troth.trace) ---------------------------------------------------------------------
 MAX_TRACE_PAYLOAD_BYTES: Final = 16 * 1024

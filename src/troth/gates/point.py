@@ -335,13 +335,18 @@ class DecisionPoint:
 
     def refuse(self, record: DecisionRecord, decision: PolicyDecision) -> DecisionRecord:
         """The call `record` allowed, refused after all (gate 3: its lease was refused, or the
-        lease provider failed): the same time, credential and request with `decision` (a
-        denial; an allowed one is taken as a refused lease), recorded after the allowed record,
-        so the trace never leaves a call that did not run as only allowed."""
+        lease provider failed; review 47m: the MCP upstream never answered): the same time,
+        credential and request with `decision` (a denial; an allowed one is taken as a refused
+        lease) under the bundle revision and digest the call was decided under, recorded after
+        the allowed record, so the trace never leaves a call that did not run as only allowed,
+        and both records of the call name the one revision it was decided under (review 48e,
+        gates 1: the refusal named none)."""
         if decision.allowed:  # a provider's mistake: the tool does not run, so it is a denial
             decision = PolicyDecision.deny(
                 Outcome.LEASE_DENIED, "denied: the lease provider refused the call's lease"
             )
+        decided = record.decision
+        decision = replace(decision, revision=decided.revision, digest=decided.digest)
         refused = replace(record, decision=decision)
         if self.recorder is not None:
             self.recorder.record(refused)

@@ -19,7 +19,12 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   name the last listing does not know lists the upstream again, at most once per
   MCP_RELIST_SECONDS for all callers together (one listing at a time): within it the name is
   judged as undeclared (denied), so calls of made-up names cannot make the gate list the
-  upstream (up to MAX_TOOL_PAGES pages) once each. An allowed call the upstream never answers
+  upstream (up to MAX_TOOL_PAGES pages) once each. An upstream's announced change of its tools
+  (`tools/list_changed` to the upstream client's message handler, or an event on a listen
+  stream: `UpstreamChanges`) makes the next tools/call or tools/list list it again, so a
+  listed tool is judged by what the upstream says it is since it last announced a change
+  (review 48e, gates 2: a tool changed and announced was judged by its old schema, and ran
+  with a new argument's default no policy saw). An allowed call the upstream never answers
   (cancelled: notifications/cancelled, the connection closed; or failed) is recorded again after
   its allowed record as a denial, outcome UNANSWERED (`DecisionPoint.refuse`, as the tool gate
   records a refused lease): no call without a result is left recorded as only allowed (review
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -54,7 +60,15 @@ from troth.errors import PolicyError
 from troth.gates import Caller, DecisionPoint, DecisionRecord, Outcome, PolicyDecision, ToolCall
 from troth.gates.toolschema import NAME, Fill, compile_tool_schema, schema_shape
 
-__all__ = ["DENIED_PREFIX", "GATE_NAME", "McpGate", "Upstream", "gate_server", "upstream_error"]
+__all__ = [
+    "DENIED_PREFIX",
+    "GATE_NAME",
+    "McpGate",
+    "Upstream",
+    "UpstreamChanges",
+    "gate_server",
+    "upstream_error",
+]
 
 log = logging.getLogger("troth.mcp")
 GATE_NAME: Final = "troth-gate"
@@ -74,6 +88,47 @@ class Upstream(Protocol):
     ) -> types.CallToolResult: ...
 
 
+class UpstreamChanges:
+    """Counts the changes of its tools the upstream announces, for the `McpGate` in front of
+    it, whose listing is stale once the count moves (review 48e, gates 2): an MCP client's
+    message handler (`mcp.Client(..., message_handler=changes)`: the
+    `notifications/tools/list_changed` of protocol versions before 2026-07-28), and `watch`
+    (a `subscriptions/listen` stream, 2026-07-28)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self, message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self.count += 1
+        await anyio.lowlevel.checkpoint()
+
+    async def watch(self, client: Any) -> None:
+        """Count the tool-list changes `client`'s upstream announces on a listen stream,
+        listening again after a stream lost (limits.MCP_RELISTEN_SECONDS later); each stream's start
+        counts as a change (what changed before it is not known). Returns when the negotiated
+        version has no such stream (its notifications reach the message handler), or the
+        upstream refuses, ends or fails it (logged: the gate then lists on unknown names and
+        tools/list only, as an upstream announcing nothing)."""
+        from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+
+        while True:
+            try:
+                async with client.listen(tools_list_changed=True) as events:
+                    self.count += 1
+                    async for _event in events:
+                        self.count += 1
+                return
+            except ListenNotSupportedError:
+                return
+            except SubscriptionLost:
+                self.count += 1
+                await anyio.sleep(limits.MCP_RELISTEN_SECONDS)
+            except Exception as exc:  # MCPError (refused), a timeout before its answer, ...
+                log.warning("the upstream's tool-list changes are not followed: %s", exc)
+                return
+
+
 @dataclass(frozen=True, slots=True)
 class _Listed:
     """The upstream's tools as last listed: each tool and its input schema's shape (a name
@@ -81,6 +136,7 @@ class _Listed:
 
     tools: tuple[types.Tool, ...]
     schemas: Mapping[str, str]
+    changes: int = 0  # the upstream's announced changes counted when the listing began
     fills: dict[str, Fill | None] = field(default_factory=dict)
 
     def fill(self, name: str) -> Fill | None:
@@ -111,10 +167,20 @@ def _denied(reason: str) -> types.CallToolResult:
 class McpGate:
     """Decides tools/list and tools/call of an upstream MCP server (module docstring)."""
 
-    def __init__(self, point: DecisionPoint, upstream: Upstream, *, clock: Clock | None = None):
+    def __init__(
+        self,
+        point: DecisionPoint,
+        upstream: Upstream,
+        *,
+        clock: Clock | None = None,
+        changes: UpstreamChanges | None = None,
+    ):
+        """`changes`: the message handler of the upstream's client (`UpstreamChanges`), which
+        tells the gate its listing is stale; None: the upstream never announces a change."""
         self.point = point
         self.upstream = upstream
         self.clock: Clock = clock or SystemClock()
+        self.changes = changes or UpstreamChanges()
         self._listed: _Listed | None = None
         self._listed_at: int | None = None  # when the last listing started (the gate's clock)
         self._begun = self._kept = 0  # listings begun; the count of the one `_listed` holds
@@ -123,10 +189,15 @@ class McpGate:
         self._reported: set[tuple[str, int | None]] = set()
         self._twice: set[str] = set()  # names the upstream listed twice (logged once)
 
+    def _stale(self, listed: _Listed) -> bool:
+        """Whether the upstream announced a change of its tools since `listed` began."""
+        return listed.changes != self.changes.count
+
     async def _list_upstream(self) -> _Listed:
         self._listed_at = self.clock.now()  # a listing that fails counts too
         self._begun += 1
         begun = self._begun
+        changes = self.changes.count  # one announced during the listing leaves it stale
         tools: list[types.Tool] = []
         cursor: str | None = None
         for _ in range(MAX_TOOL_PAGES):
@@ -153,7 +224,7 @@ class McpGate:
             if name not in self._twice and NAME.fullmatch(name):
                 self._twice.add(name)
                 log.warning("tool %s: the upstream lists it twice: not offered", name)
-        listed = _Listed(tuple(tools), schemas)
+        listed = _Listed(tuple(tools), schemas, changes)
         if begun > self._kept:  # not one begun before the listing kept (review 26c, mcp 2)
             self._listed, self._kept = listed, begun
         return listed
@@ -165,7 +236,8 @@ class McpGate:
         asked = self._begun
         async with self._listings:
             listed = self._listed
-            if listed is None or self._kept <= asked:  # none begun since: list now
+            # none begun since, or the upstream announced a change since: list now
+            if listed is None or self._kept <= asked or self._stale(listed):
                 listed = await self._list_upstream()
         preview = self.point.preview_tools(caller, now=self.clock.now(), declared=listed.schemas)
         for name in sorted(preview.mismatched):
@@ -183,9 +255,12 @@ class McpGate:
         """The listing a call of `name`, which the last listing does not know, is judged with: a
         new one when none was made in the last MCP_RELIST_SECONDS (a tool called before any
         listing, or added since), else the last (the name is unknown: denied). Calls wait for a
-        listing in progress and use it."""
+        listing in progress and use it. A listing the upstream announced a change since is
+        made again whatever its age (review 48e, gates 2)."""
         async with self._relisting:
             listed, last = self._listed, self._listed_at
+            if listed is not None and self._stale(listed):
+                return await self._list_upstream()
             if listed is not None and name in listed.schemas:
                 return listed  # listed while this call waited
             # a clock set back (the wall clock: NTP, an operator) lists again too (review 26c)
@@ -198,7 +273,7 @@ class McpGate:
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed."""
         listed = self._listed
-        if listed is None or name not in listed.schemas:
+        if listed is None or name not in listed.schemas or self._stale(listed):
             listed = await self._listing(name)
         args = dict(arguments or {})
         fill = listed.fill(name)

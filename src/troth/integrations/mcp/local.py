@@ -23,7 +23,7 @@ from mcp import Client, StdioServerParameters
 from mcp.server.stdio import stdio_server
 
 from troth.clock import Clock, SystemClock
-from troth.integrations.mcp.gate import McpGate, gate_server, upstream_error
+from troth.integrations.mcp.gate import McpGate, UpstreamChanges, gate_server, upstream_error
 from troth.node import open_node
 from troth.node.services.mcp import START_TIMEOUT
 from troth.node.services.node_policies import LocalCredential, NodeFeeds, NodePolicies
@@ -67,11 +67,18 @@ async def serve_local_gate(
                         group.cancel_scope.cancel()
 
                 group.start_soon(watchdog)
-                async with Client(parameters, cache=None) as upstream:
+                changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e)
+                async with (
+                    Client(parameters, cache=None, message_handler=changes) as upstream,
+                    anyio.create_task_group() as listening,
+                ):
                     watch.cancel()
-                    server = gate_server(McpGate(point, upstream, clock=clock), caller)
+                    listening.start_soon(changes.watch, upstream)
+                    gate = McpGate(point, upstream, clock=clock, changes=changes)
+                    server = gate_server(gate, caller)
                     async with stdio_server() as (read, write):
                         await server.run(read, write, server.create_initialization_options())
+                    listening.cancel_scope.cancel()  # the listen stream ends with the gate
         except BaseException as exc:  # the SDK's errors come in anyio's task groups
             failed = upstream_error(exc, shlex.join(command))
             if failed is None:

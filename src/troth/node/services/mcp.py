@@ -188,17 +188,24 @@ class McpService:
             raise
 
     async def _run_upstream(self, ready: asyncio.Future[None]) -> None:
+        import anyio
         from mcp import Client
 
-        from troth.integrations.mcp.gate import McpGate, upstream_error
+        from troth.integrations.mcp.gate import McpGate, UpstreamChanges, upstream_error
 
+        changes = UpstreamChanges()  # its tool-list changes: listed again (review 48e, gates 2)
         try:
-            async with Client(self.upstream, cache=None) as client:  # type: ignore[arg-type]
+            async with (
+                Client(self.upstream, cache=None, message_handler=changes) as client,  # type: ignore[arg-type]
+                anyio.create_task_group() as listening,
+            ):
+                listening.start_soon(changes.watch, client)
                 listed = await client.list_tools()
                 self.tools = [tool.name for tool in listed.tools]
-                self.gate = McpGate(self.point, client, clock=self.clock)
+                self.gate = McpGate(self.point, client, clock=self.clock, changes=changes)
                 ready.set_result(None)
                 await self._stop.wait()
+                listening.cancel_scope.cancel()  # the listen stream ends with the upstream
         except Exception as exc:
             # the SDK's errors come in anyio's task groups: the server and why (review 30c)
             failed = upstream_error(exc, self.name) or exc
