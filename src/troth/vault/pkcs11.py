@@ -9,6 +9,7 @@ token to sign.
 - CKA_EC_POINT is a DER OCTET STRING around the raw point (PKCS#11 v3.0 §2.3.3).
 - X25519 is not offered: SoftHSM2 2.6 and python-pkcs11 have no CKK_EC_MONTGOMERY. A PKCS#11 node
   keeps its secure-channel keys in its software vault (troth.vault.composite).
+- Key pairs: the private key signs and nothing else (CKA_DERIVE false, not modifiable).
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
   encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
   96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
@@ -166,12 +167,18 @@ class Pkcs11Vault:
                     attr.PRIVATE: True,
                     attr.MODIFIABLE: False,
                 },
+                # a signing key only: python-pkcs11 asks for an EC key's default capabilities
+                # (derive among them), and a P-256 key with CKA_DERIVE ran CKM_ECDH1_DERIVE for
+                # any PIN session, a Diffie-Hellman oracle on the identity's key (review 48d,
+                # pkcs11 1); not modifiable, so no session turns it back on
                 private_template={
                     **common,
                     attr.SENSITIVE: True,
                     attr.EXTRACTABLE: False,
                     attr.SIGN: True,
+                    attr.DERIVE: False,
                     attr.PRIVATE: True,
+                    attr.MODIFIABLE: False,
                 },
                 store=True,
             )

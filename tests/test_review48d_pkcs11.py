@@ -1,0 +1,68 @@
+"""Review 48d: the PKCS#11 vault's key objects (docs/vault.md, "PKCS#11 vault"). An identity's
+primary and signing keys are for signing only (troth.vault.base: "Signing keys sign; X25519
+keys do DH"); the token must not let a session use them for anything else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import SoftHsm
+from troth.crypto import KeyType
+from troth.vault import KeyPurpose
+from troth.vault.pkcs11 import Pkcs11Vault
+
+pytestmark = pytest.mark.hsm
+
+
+@pytest.fixture
+def vault(softhsm: SoftHsm) -> Iterator[Pkcs11Vault]:
+    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    yield vault
+    vault.close()
+
+
+@pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])
+@pytest.mark.parametrize("purpose", [KeyPurpose.PRIMARY, KeyPurpose.SIGNING])
+def test_a_signing_key_cannot_derive_a_shared_secret(
+    vault: Pkcs11Vault, key_type: KeyType, purpose: KeyPurpose
+) -> None:
+    """Review 48d, pkcs11 1. The private template set no CKA_DERIVE, and python-pkcs11 asks
+    for its default capabilities of an EC key (sign, verify, derive): every P-256 primary and
+    signing key was made with CKA_DERIVE = true. Any session holding the PIN could run
+    CKM_ECDH1_DERIVE with the identity's key against a point of its choosing and read the
+    shared secret (a derived key it makes extractable): a Diffie-Hellman oracle on a signing
+    key, and on a token that does not check that the point is on the curve, an invalid-curve
+    attack recovers the private value. Now every key pair is made with CKA_DERIVE = false
+    (and not modifiable), and the token refuses the derivation."""
+    import pkcs11
+    from asn1crypto.core import OctetString
+    from pkcs11 import Attribute, Mechanism, ObjectClass
+
+    handle = vault.generate(key_type, purpose)
+    private = vault._find(handle, ObjectClass.PRIVATE_KEY)
+    assert private[Attribute.SENSITIVE] is True
+    assert private[Attribute.EXTRACTABLE] is False
+    assert private[Attribute.ALWAYS_SENSITIVE] is True
+    assert private[Attribute.NEVER_EXTRACTABLE] is True
+    assert private[Attribute.SIGN] is True
+    assert private[Attribute.DERIVE] is False
+    assert private[Attribute.MODIFIABLE] is False
+    with pytest.raises(pkcs11.exceptions.PKCS11Error):  # SoftHSM2: CKR_ACTION_PROHIBITED
+        private[Attribute.DERIVE] = True
+    assert private[Attribute.DERIVE] is False
+    if key_type is KeyType.P256:
+        public = vault._find(handle, ObjectClass.PUBLIC_KEY)
+        point = bytes(OctetString.load(public[Attribute.EC_POINT]).native)
+        derive = vars(pkcs11._pkcs11)["DeriveMixin"].derive_key  # offered with CKA_DERIVE only
+        with pytest.raises(pkcs11.exceptions.PKCS11Error):  # CKR_KEY_FUNCTION_NOT_PERMITTED
+            derive(
+                private,
+                pkcs11.KeyType.GENERIC_SECRET,
+                256,
+                mechanism=Mechanism.ECDH1_DERIVE,
+                mechanism_param=(pkcs11.KDF.NULL, None, point),
+                template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
+            )
+    assert vault.sign(handle, b"still signs")
