@@ -66,3 +66,43 @@ def test_a_signing_key_cannot_derive_a_shared_secret(
                 template={Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False},
             )
     assert vault.sign(handle, b"still signs")
+
+
+def test_a_key_pair_made_before_loses_derive_when_it_first_signs(vault: Pkcs11Vault) -> None:
+    """Review 48d, pkcs11 1, for the keys tokens already hold: a P-256 key pair made as before
+    the fix (CKA_DERIVE true, modifiable) has CKA_DERIVE cleared the first time a process signs
+    with it, and still signs."""
+    import pkcs11
+    from pkcs11 import Attribute, ObjectClass
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    from troth.crypto import verify_signature
+    from troth.vault import KeyHandle
+
+    key_id = "ab" * 16
+    common = {Attribute.TOKEN: True, Attribute.ID: bytes.fromhex(key_id)}
+    with vault._lock:
+        vault._session.generate_keypair(  # the templates before the fix
+            pkcs11.KeyType.EC,
+            mechanism=pkcs11.Mechanism.EC_KEY_PAIR_GEN,
+            public_template={
+                **common,
+                Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1"),
+                Attribute.VERIFY: True,
+                Attribute.PRIVATE: True,
+                Attribute.MODIFIABLE: False,
+            },
+            private_template={
+                **common,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.SIGN: True,
+                Attribute.PRIVATE: True,
+            },
+            store=True,
+        )
+    handle = KeyHandle(vault.name, KeyType.P256, key_id)
+    assert vault._find(handle, ObjectClass.PRIVATE_KEY)[Attribute.DERIVE] is True  # premise
+    verify_signature(vault.public_key(handle), vault.sign(handle, b"m"), b"m")
+    assert vault._find(handle, ObjectClass.PRIVATE_KEY)[Attribute.DERIVE] is False
+    verify_signature(vault.public_key(handle), vault.sign(handle, b"n"), b"n")

@@ -19,6 +19,7 @@ python-pkcs11 is the optional `hsm` extra; it is imported when this vault is ope
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -198,6 +199,7 @@ class Pkcs11Vault:
         private = self._objects.get(cached) if handle.vault == self.name else None
         if private is None:  # _find refuses a handle of another vault or key type
             private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+            self._sign_only(private)
             self._objects[cached] = private
         mechanism = self._p11.Mechanism
         with self._lock, self._mapped("sign"):
@@ -329,6 +331,15 @@ class Pkcs11Vault:
         if len(found) != 1:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
+
+    def _sign_only(self, private: Any) -> None:
+        """Clear CKA_DERIVE of a private key made before review 48d, pkcs11 1 (made with it,
+        and modifiable), the first time this process signs with it. Best effort: a token that
+        refuses keeps the key as it was, and it still signs."""
+        attr = self._p11.Attribute
+        with self._lock, contextlib.suppress(self._errors.PKCS11Error):
+            if private[attr.DERIVE]:
+                private[attr.DERIVE] = False
 
     def _mapped(self, what: str) -> _MapErrors:
         return _MapErrors(what, self._errors.PKCS11Error)
