@@ -106,3 +106,18 @@ def test_a_key_pair_made_before_loses_derive_when_it_first_signs(vault: Pkcs11Va
     verify_signature(vault.public_key(handle), vault.sign(handle, b"m"), b"m")
     assert vault._find(handle, ObjectClass.PRIVATE_KEY)[Attribute.DERIVE] is False
     verify_signature(vault.public_key(handle), vault.sign(handle, b"n"), b"n")
+
+
+def test_a_deleted_key_leaves_no_object_cached(vault: Pkcs11Vault) -> None:
+    """Review 48d, pkcs11 2. `generate` cached the new private key object under its bare key
+    id, which `sign` never looks up (it caches `<type>:<id>`) and `delete` never removes: one
+    dead entry per key made, for the life of the process (a running node renews purpose keys
+    for as long as it runs), each holding the object of a key destroyed in the token. Now
+    `generate` caches it where `sign` and `delete` look."""
+    for key_type in (KeyType.ED25519, KeyType.P256):
+        handle = vault.generate(key_type, KeyPurpose.SIGNING)
+        vault.sign(handle, b"m")
+        vault.delete(handle)
+    seal = vault.generate_seal_key()
+    vault.delete_seal_key(seal)
+    assert vault._objects == {}

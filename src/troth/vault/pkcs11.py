@@ -183,7 +183,9 @@ class Pkcs11Vault:
                 },
                 store=True,
             )
-            self._objects[key_id] = private
+            # where `sign` looks and `delete` removes (review 48d, pkcs11 2: under the bare
+            # key id, one dead entry per key made, for the life of the process)
+            self._objects[f"{key_type.label}:{key_id}"] = private
         return KeyHandle(self.name, key_type, key_id)
 
     def public_key(self, handle: KeyHandle) -> PublicKey:
