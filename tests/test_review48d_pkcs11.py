@@ -1,15 +1,20 @@
 """Review 48d: the PKCS#11 vault's key objects (docs/vault.md, "PKCS#11 vault"). An identity's
 primary and signing keys are for signing only (troth.vault.base: "Signing keys sign; X25519
-keys do DH"); the token must not let a session use them for anything else."""
+keys do DH"); the token must not let a session use them for anything else. And the keys the
+node destroys in the token are the ones its records name (pkcs11 3, open)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.test_vault_rekey import node_path
 from troth.crypto import KeyType
+from troth.storage import SqliteDatabase
 from troth.vault import KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
 
@@ -121,3 +126,38 @@ def test_a_deleted_key_leaves_no_object_cached(vault: Pkcs11Vault) -> None:
     seal = vault.generate_seal_key()
     vault.delete_seal_key(seal)
     assert vault._objects == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 48d, pkcs11 3 (open): a planted retired_keys row destroys a current token key",
+)
+def test_a_planted_retired_key_record_does_not_destroy_a_current_key(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
+) -> None:
+    """Review 48d, pkcs11 3, found and not fixed. `retired_keys` (review 47f) names token keys
+    a committed rotation or renewal retired; `IdentityService.forget_retired` (after such a
+    commit, and in every maintenance round of a running node) destroys them in the token. A
+    writer of node.db who holds no PIN can insert a row naming an identity's current primary
+    key (its handle is in `identities.primary_key`), and the node, which holds the PIN,
+    destroys it: the identity neither signs nor rotates again, for good, where every other
+    change to node.db is undone by restoring it. A guard (never destroy a key a local identity
+    or a purpose key record still names) needs an indexed lookup of handles the schema does
+    not have (a full scan of `identities`, whose histories precede the handles, per commit that
+    retires a token key); and it would not stop a writer who first points the identity at
+    another handle. Documented in docs/vault.md ("PKCS#11 vault")."""
+    from troth.node import open_node
+
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        primary = node.identities.create(now=now, name="agent").primary_key
+    db = SqliteDatabase(node_path(troth_home, "hsm") / "node.db")
+    try:
+        db.execute("INSERT INTO retired_keys VALUES (?)", (str(primary),))
+    finally:
+        db.close()
+    with open_node("hsm") as node:
+        node.identities.forget_retired()  # what a running node's maintenance round does
+        node.identities.signer("agent", now=now).sign(b"still signs")
+        node.vault.public_key(primary)
