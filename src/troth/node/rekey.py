@@ -9,7 +9,8 @@ at any point (node with the KEK in `vault.key`):
 
 1. the new KEK is written to `vault.key.new` (atomically, 0600);
 2. every row and a new key check are re-sealed in one SQLite transaction, which also records
-   that a scrub is owed (the `vault_meta` row `SCRUB_MARK`: review 47c, rekey 1-2);
+   that a scrub is owed (the `vault_meta` row `SCRUB_MARK`: review 47c, rekey 1-2) and, for a
+   node with `vault.key`, the new KEK's tag under the old one (`REKEY_TAG`: review 48d);
 3. node.db is vacuumed and its write-ahead log truncated (no page sealed under the old KEK is
    left in the file's free space or the log), and only then the mark is deleted;
 4. `vault.key.new` is renamed over `vault.key`.
@@ -23,7 +24,11 @@ emptied, and a running node holds it open as long as it runs) or whose scrub fai
 disk) still opens: the scrub stays owed, made by the first open that has the node alone, or by
 the next rekey. Then step 4 (`settle_pending_key`, for a `vault.key.new` it finds): if the key
 check opens under `vault.key`, the transaction never committed and the pending key is removed;
-if it opens under the pending key, the rename is finished. So an open that scrubs renames only
+if it opens under the pending key and `vault.key` authenticates it (the tag), the rename is
+finished. The tag is what a writer of node.db cannot forge without the KEK: a key check of a key
+of their own, beside that key planted as `vault.key.new`, made the open rename it over the
+node's real KEK, which was lost with every key sealed under it, and every key made afterwards
+was sealed under the planted one (review 48d, rekey 1). So an open that scrubs renames only
 after the scrub, as the rekey; one that cannot scrub renames all the same (decided in review
 47c): the owed scrub is recorded in node.db, not by the key files, and a node left opening
 under `vault.key.new` would have its only working KEK in a file that looks left over. So the
@@ -40,6 +45,8 @@ cannot start meanwhile), nor while another process has the node open (every open
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import stat
 from dataclasses import dataclass
@@ -56,6 +63,7 @@ from troth.vault.software import KEK_SIZE, SoftwareVault, kek_opens_check
 
 __all__ = [
     "PENDING_KEY_FILE",
+    "REKEY_TAG",
     "SCRUB_MARK",
     "RekeyResult",
     "rekey_vault",
@@ -70,6 +78,14 @@ SCRUB_MARK: Final = "rekey_scrub"
 """The `vault_meta` row a rekey commits with its re-sealed rows and deletes once node.db is
 scrubbed: while it is there, the scrub is owed (and every open that has the node alone makes
 it)."""
+
+
+REKEY_TAG: Final = "rekey_to"
+"""The `vault_meta` row a rekey of a node with `vault.key` commits with its re-sealed rows:
+HMAC-SHA-256, keyed by the old KEK, of `_TAG_LABEL` and the new KEK. An open renames
+`vault.key.new` over `vault.key` only when the tag of that pair is this row (review 48d, rekey
+1); it stays, harmless, until the next rekey replaces it."""
+_TAG_LABEL: Final = b"troth.vault.rekey-to/1\x00"
 
 
 @dataclass(frozen=True)
@@ -149,7 +165,9 @@ def _switch(
     """The steps of the module docstring; the number of keys re-sealed."""
     file_source = config.kek_source == "file"
     pending = path / PENDING_KEY_FILE
+    tag = None
     if file_source:
+        tag = _rekey_tag(read_private_file(path / _KEY_FILE), kek)  # the KEK the vault opened
         crash_point("vault.rekey.before-pending")
         write_private_file(pending, kek)
         crash_point("vault.rekey.after-pending")
@@ -159,6 +177,8 @@ def _switch(
             count = vault.rekey(kek)
             # committed with the rows: whatever cuts the rekey short, an open finishes it
             SqliteKeyStore(db).put_vault_meta(SCRUB_MARK, b"\x01")
+            if tag is not None:  # what makes vault.key.new the key to switch to
+                SqliteKeyStore(db).put_vault_meta(REKEY_TAG, tag)
             crash_point("vault.rekey.before-commit")
     except BaseException:
         if file_source:
@@ -251,8 +271,31 @@ def settle_pending_key(path: Path, keys: SqliteKeyStore) -> None:
             f"neither {key_file} nor {pending} opens this node's vault: restore vault.key "
             "from where the node was copied from"
         )
+    if not _made_by_rekey(key_file, keys, new):
+        raise ConfigError(
+            f"{pending} opens this node's key check, but no rekey under {key_file} made it "
+            "(node.db written by someone without the vault key?): both kept. Remove it; if "
+            f"{key_file} then does not open the vault, delete node.db's key check (the "
+            "vault_meta row 'kek_check': the next open checks the key against the newest "
+            "sealed key). A rekey cut short by a troth before review 48d left no tag: if it "
+            f"was yours, rename {pending} over {key_file}"
+        )
     try:
         os.replace(pending, key_file)
     except FileNotFoundError:
         return  # another open finished it first
     sync_dir(path)
+
+
+def _rekey_tag(old: bytes, new: bytes) -> bytes:
+    """The tag (`REKEY_TAG`) of a switch from KEK `old` to KEK `new`."""
+    return hmac.new(old, _TAG_LABEL + new, hashlib.sha256).digest()
+
+
+def _made_by_rekey(key_file: Path, keys: SqliteKeyStore, new: bytes) -> bool:
+    """Whether a rekey under the KEK in `key_file` committed the switch to `new`: node.db holds
+    the tag of that pair, which only a holder of the old KEK could make."""
+    tag = keys.get_vault_meta(REKEY_TAG)
+    if tag is None or not key_file.exists():
+        return False
+    return hmac.compare_digest(tag, _rekey_tag(read_private_file(key_file), new))

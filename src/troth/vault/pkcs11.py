@@ -9,6 +9,7 @@ token to sign.
 - CKA_EC_POINT is a DER OCTET STRING around the raw point (PKCS#11 v3.0 §2.3.3).
 - X25519 is not offered: SoftHSM2 2.6 and python-pkcs11 have no CKK_EC_MONTGOMERY. A PKCS#11 node
   keeps its secure-channel keys in its software vault (troth.vault.composite).
+- Key pairs: the private key signs and nothing else (CKA_DERIVE false, not modifiable).
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
   encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
   96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
@@ -18,6 +19,7 @@ python-pkcs11 is the optional `hsm` extra; it is imported when this vault is ope
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -166,16 +168,24 @@ class Pkcs11Vault:
                     attr.PRIVATE: True,
                     attr.MODIFIABLE: False,
                 },
+                # a signing key only: python-pkcs11 asks for an EC key's default capabilities
+                # (derive among them), and a P-256 key with CKA_DERIVE ran CKM_ECDH1_DERIVE for
+                # any PIN session, a Diffie-Hellman oracle on the identity's key (review 48d,
+                # pkcs11 1); not modifiable, so no session turns it back on
                 private_template={
                     **common,
                     attr.SENSITIVE: True,
                     attr.EXTRACTABLE: False,
                     attr.SIGN: True,
+                    attr.DERIVE: False,
                     attr.PRIVATE: True,
+                    attr.MODIFIABLE: False,
                 },
                 store=True,
             )
-            self._objects[key_id] = private
+            # where `sign` looks and `delete` removes (review 48d, pkcs11 2: under the bare
+            # key id, one dead entry per key made, for the life of the process)
+            self._objects[f"{key_type.label}:{key_id}"] = private
         return KeyHandle(self.name, key_type, key_id)
 
     def public_key(self, handle: KeyHandle) -> PublicKey:
@@ -191,6 +201,7 @@ class Pkcs11Vault:
         private = self._objects.get(cached) if handle.vault == self.name else None
         if private is None:  # _find refuses a handle of another vault or key type
             private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+            self._sign_only(private)
             self._objects[cached] = private
         mechanism = self._p11.Mechanism
         with self._lock, self._mapped("sign"):
@@ -322,6 +333,15 @@ class Pkcs11Vault:
         if len(found) != 1:
             raise KeyNotFound(f"no key {handle} in the token")
         return found[0]
+
+    def _sign_only(self, private: Any) -> None:
+        """Clear CKA_DERIVE of a private key made before review 48d, pkcs11 1 (made with it,
+        and modifiable), the first time this process signs with it. Best effort: a token that
+        refuses keeps the key as it was, and it still signs."""
+        attr = self._p11.Attribute
+        with self._lock, contextlib.suppress(self._errors.PKCS11Error):
+            if private[attr.DERIVE]:
+                private[attr.DERIVE] = False
 
     def _mapped(self, what: str) -> _MapErrors:
         return _MapErrors(what, self._errors.PKCS11Error)
