@@ -604,9 +604,22 @@ bundle within the cost model's bounds could meet MAX_CEDAR_VALIDATION_CPU_SECOND
 space (MAX_CEDAR_VALIDATION_BYTES), and gone when it exits."""
 
 
+# What the validation child keeps of the node's environment (review 48d: deny by default, so
+# the vault key, a PKCS#11 PIN and whatever else the node was given do not reach it).
+_CHILD_ENVIRONMENT: Final = frozenset(
+    {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "GLIBC_TUNABLES", "LD_LIBRARY_PATH"}
+)
+_CHILD_ENVIRONMENT_PREFIXES: Final = ("PYTHON",)
+
+
 def _child_environment() -> dict[str, str]:
-    """The node's environment with `CHILD_MALLOC` added to GLIBC_TUNABLES."""
-    environment = dict(os.environ)
+    """The part of the node's environment the child needs (`_CHILD_ENVIRONMENT`, PYTHON*),
+    with `CHILD_MALLOC` added to GLIBC_TUNABLES."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name in _CHILD_ENVIRONMENT or name.startswith(_CHILD_ENVIRONMENT_PREFIXES)
+    }
     tunables = environment.get("GLIBC_TUNABLES")
     environment["GLIBC_TUNABLES"] = CHILD_MALLOC if not tunables else f"{tunables}:{CHILD_MALLOC}"
     return environment
