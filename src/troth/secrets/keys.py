@@ -74,7 +74,6 @@ class BrokerKeys:
         self.seal_key = seal_key
         self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
         self._signer: TokenSigner | None = None
-        self._checked_at: int | None = None  # when the store's current kid was last read
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
         self._retired: dict[str, int] = {}  # kid -> retired_at, of the keys `jwks` published
 
@@ -144,28 +143,27 @@ class BrokerKeys:
             self._delete_committed(gone, retired)
         return len(gone)
 
-    def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:
-        """The current signing key as the token engine uses it. Read again from the store every
-        TOKEN_KEY_RECHECK_SECONDS of `now` (and at once after this object's own rotation), so a
-        rotation made by another process over the same database (another broker, the CLI) is in
-        force here within that bound: a retired key signs no new token after it."""
+    def token_signer(self, issuer: str) -> TokenSigner:
+        """The current signing key as the token engine uses it: the store's current kid as the
+        transaction minting the token reads it (`SqliteSecretStore.signing_kid_now`: the
+        issue's own query, a renewal's one more), so a rotation another process made over the
+        same database (another broker, the CLI) is in force here at the next token: a retired
+        key signs nothing after its retirement's commit. Review 48f, tokens 1: it was read
+        again only every 10 s, and the tokens the retired key signed meanwhile, dated after
+        its retirement, were refused by `Broker.validate_token` (after a compromised rotation,
+        by everyone: a key withdrawn from the JWKS)."""
         current = self._signer
-        if current is not None and current.issuer == issuer:
-            checked = self._checked_at
-            if now is None or (
-                checked is not None and 0 <= now - checked < limits.TOKEN_KEY_RECHECK_SECONDS
-            ):
-                return current
-            self._checked_at = now
-            kid = self._store.current_signing_kid()
-            if kid == current.kid:
-                return current
+        if (
+            current is not None
+            and current.issuer == issuer
+            and self._store.signing_kid_now() == current.kid
+        ):
+            return current
         records = [k for k in self._store.signing_keys() if k.retired_at is None]
         if not records:
             raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
         kid, handle = records[-1].kid, KeyHandle.parse(records[-1].handle)
         sign = functools.partial(self._vault.sign, handle)
-        self._checked_at = now
         current = self._signer = TokenSigner(kid, ALGORITHMS[handle.key_type], issuer, sign)
         return current
 

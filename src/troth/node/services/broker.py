@@ -215,8 +215,8 @@ def _hosts_authority(node: Node) -> bool:
 def rotate_token_key(node: Node, *, compromised: bool, now: int) -> dict[str, Any]:
     """Rotate node `node`'s token signing key (`BrokerKeys.rotate_signing_key`): the new kid,
     the kids withdrawn (a compromised rotation: every older key), and the kids the JWKS
-    publishes now. A running broker over the same database signs with the new key within
-    `limits.TOKEN_KEY_RECHECK_SECONDS` and publishes what the store holds at once."""
+    publishes now. A running broker over the same database signs its next token with the new
+    key and publishes what the store holds at once."""
     broker = open_broker(node, now=now)
     try:
         before = {k.kid for k in broker.store.signing_keys()}
