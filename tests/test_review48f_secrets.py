@@ -7,6 +7,13 @@
    token signed by a retired key must predate its retirement"): a lease handed out ACTIVE with
    a token no broker takes. After a compromised rotation, the key it signed with was withdrawn
    from the JWKS: a token nobody takes.
+
+2. `revoke-identity` answered every lease it revoked, unbounded: an identity holding more
+   live leases than a list answer carries (`limits.MAX_LEASE_LIST`, `MAX_LEASE_LIST_BYTES`;
+   an agent delegated by several members holds a quota under each, and short leases not yet
+   swept are ACTIVE past the quota) had them revoked, but the operator was told a failure:
+   the client refused the answer (more than the list limit), or the node did (over the
+   service limit). It now answers the leases that fit, newest first, and how many it revoked.
 """
 
 from __future__ import annotations
@@ -17,8 +24,15 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.parties import make_party
+from tests.test_review47d_secrets import _delegated
 from tests.test_secrets_tokens import AUDIENCE, CONFIG
-from troth.secrets import AllowListPolicy, Broker
+from troth import limits
+from troth.encoding import cbor
+from troth.errors import DecodeError
+from troth.secrets import AllowListPolicy, Broker, LeaseState
+from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.wire import decode_leases, decode_revoked
 
 
 def _pair(tmp_path: Path, world: LeaseWorld) -> tuple[Broker, Broker]:
@@ -43,3 +57,45 @@ def test_a_token_minted_after_another_process_rotated_is_valid(
     for broker in (first, second):
         validated = broker.validate_token(token, audience=AUDIENCE, now=NOW + 3)
         assert validated.jti == str(issued.lease.handle)
+
+
+def test_revoke_identity_answers_within_a_list_answer(tmp_path: Path) -> None:
+    world = make_world(NOW)
+    members = [make_party(world.vault, now=NOW) for _ in range(11)]
+    policy = AllowListPolicy({world.agent_b.identifier: {"payments": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    broker.put_secret("payments", "token", CONFIG, b"", now=NOW)
+    for member in members:  # a full quota under each member's account
+        credential = _delegated(world, member, world.agent_b)
+        for _ in range(broker.book.quota):
+            broker.issue(credential, "payments", now=NOW)
+    live = 11 * broker.book.quota
+    assert live > limits.MAX_LEASE_LIST
+    answer = BrokerEndpoint(broker).handle(
+        "revoke-identity",
+        {"identity": str(world.agent_b.identifier)},
+        BrokerCaller(None, operator=True),
+        NOW + 1,
+    )
+    assert len(cbor.encode(answer)) <= limits.MAX_LEASE_LIST_BYTES + 64
+    shown, revoked = decode_revoked(answer)
+    assert revoked == live
+    assert [lease.issued_at for lease in shown] == sorted(
+        (lease.issued_at for lease in shown), reverse=True
+    )
+    assert 0 < len(shown) <= limits.MAX_LEASE_LIST
+    assert all(lease.state.name == "REVOKED" for lease in shown)
+    assert not broker.store.leases_in([LeaseState.ACTIVE], identity=world.agent_b.identifier)
+    # an answer that holds them all carries no count, as before
+    small = BrokerEndpoint(broker).handle(
+        "revoke-identity",
+        {"identity": str(world.agent_a.identifier)},
+        BrokerCaller(None, operator=True),
+        NOW + 1,
+    )
+    assert small == {"leases": []}
+    assert decode_leases(small) == []
+    with pytest.raises(DecodeError):  # a list answer carries no count
+        decode_leases({"leases": [], "revoked": 3})
+    with pytest.raises(DecodeError):  # nor one below the leases it shows
+        decode_revoked({"leases": answer["leases"][:2], "revoked": 2})

@@ -85,6 +85,7 @@ from troth.secrets.wire import (
     decode_lease,
     decode_leases,
     decode_response,
+    decode_revoked,
     encode_response,
     mapping_of,
     raise_refusal,
@@ -573,10 +574,11 @@ class BrokerClient:
         """Our leases at that broker."""
         return _decoded(decode_leases, await self._call("list", ListArgs(ended).to_wire()))
 
-    async def revoke_identity(self, identity: Identifier) -> list[Lease]:
-        """Every lease of `identity` (a broker operator's call)."""
+    async def revoke_identity(self, identity: Identifier) -> tuple[list[Lease], int]:
+        """Revoke every lease of `identity` (a broker operator's call): those revoked, newest
+        first, as many as a list answer holds, and how many it revoked."""
         answer = await self._call("revoke-identity", RevokeIdentityArgs(identity).to_wire())
-        return _decoded(decode_leases, answer)
+        return _decoded(decode_revoked, answer)
 
     async def jwks(self) -> Jwks:
         """The broker's token keys."""
