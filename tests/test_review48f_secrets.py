@@ -14,6 +14,12 @@
    swept are ACTIVE past the quota) had them revoked, but the operator was told a failure:
    the client refused the answer (more than the list limit), or the node did (over the
    service limit). It now answers the leases that fit, newest first, and how many it revoked.
+
+3. An ACTIVE lease past its expiry freed its place in the quota at once, though its upstream
+   object (a database role, and its sessions) lives until the sweep revokes it: review 44b
+   made a REVOKING lease hold its place for that reason, and a member leasing with ttl 1
+   between two sweeps held several quotas of roles. An expired lease with an upstream object
+   (`engine_ref`) now counts until the sweep; an expired token lease still frees its place.
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.support.leases import LeaseWorld, make_world, open_broker
+from tests.support.leases import LeaseWorld, RemoteStub, make_world, open_broker
 from tests.support.parties import make_party
 from tests.test_review47d_secrets import _delegated
 from tests.test_secrets_tokens import AUDIENCE, CONFIG
 from troth import limits
 from troth.encoding import cbor
-from troth.errors import DecodeError
+from troth.errors import DecodeError, SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, LeaseState
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.wire import decode_leases, decode_revoked
@@ -99,3 +105,26 @@ def test_revoke_identity_answers_within_a_list_answer(tmp_path: Path) -> None:
         decode_leases({"leases": [], "revoked": 3})
     with pytest.raises(DecodeError):  # nor one below the leases it shows
         decode_revoked({"leases": answer["leases"][:2], "revoked": 2})
+
+
+def test_a_lease_past_its_expiry_holds_its_place_until_the_sweep_revokes_it(
+    tmp_path: Path,
+) -> None:
+    """quota 2, a remote engine (a database role per lease), ttl 1: at NOW + 1 the two leases
+    of NOW are over but not swept (the served broker sweeps every few seconds), their roles
+    still there; two more leases would make four roles for a quota of two."""
+    world = make_world(NOW)
+    policy = AllowListPolicy({world.agent_b.identifier: {"s": None}})
+    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy, quota=2)
+    engine = RemoteStub()
+    broker.engines[engine.kind] = engine
+    broker.put_secret("s", engine.kind, {"scopes": ["x"], "server": "a"}, b"admin", now=NOW)
+    credential = world.credential_b()
+    for _ in range(2):
+        broker.issue(credential, "s", now=NOW, ttl=1)
+    with pytest.raises(SecretError) as refused:
+        broker.issue(credential, "s", now=NOW + 1, ttl=1)
+    assert refused.value.reason is SecretFailure.QUOTA_EXCEEDED
+    broker.sweep(NOW + 1)  # the expired ones revoked upstream: their places are free
+    assert engine.revoked
+    broker.issue(credential, "s", now=NOW + 1, ttl=1)

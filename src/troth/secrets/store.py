@@ -426,11 +426,12 @@ class SqliteSecretStore:
         """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases filed
         under `account` that count against its quota (pending, active and unexpired, or being
         revoked: a REVOKING lease's upstream object, a database role, still exists, and one
-        whose revocation keeps failing must not free its place: review 44b, postgres 1),
-        counted up to `up_to` (the quota: the work stays bounded): the issue path's two reads,
-        one query; with them the chains' epoch, for the `insert_lease` that follows in the
-        same transaction, and the current token key's kid, for a token minted in it
-        (`signing_kid_now`)."""
+        whose revocation keeps failing must not free its place: review 44b, postgres 1; nor
+        does an expired ACTIVE lease with an upstream object, `engine_ref`, until the sweep
+        revokes it: review 48f, quota 1), counted up to `up_to` (the quota: the work stays
+        bounded): the issue path's two reads, one query; with them the chains' epoch, for the
+        `insert_lease` that follows in the same transaction, and the current token key's kid,
+        for a token minted in it (`signing_kid_now`)."""
         row = self._one(
             "SELECT (SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
             "ORDER BY created_at DESC, kid DESC LIMIT 1), "
@@ -439,7 +440,9 @@ class SqliteSecretStore:
             "(SELECT config FROM secret_store WHERE name = ?6), "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
             "AND state IN (?2, ?7) LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM "
-            "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
+            "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5)) + "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?3 "
+            "AND expires_at <= ?4 AND engine_ref IS NOT NULL LIMIT ?5))",
             (
                 sql_blob(account.digest),
                 int(LeaseState.PENDING),
