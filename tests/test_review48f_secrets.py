@@ -36,7 +36,7 @@ from tests.test_secrets_tokens import AUDIENCE, CONFIG
 from troth import limits
 from troth.encoding import cbor
 from troth.errors import DecodeError, SecretError, SecretFailure
-from troth.secrets import AllowListPolicy, Broker, LeaseState
+from troth.secrets import AllowListPolicy, Broker, Jwks, LeaseState
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
 from troth.secrets.wire import decode_leases, decode_revoked
 
@@ -128,3 +128,30 @@ def test_a_lease_past_its_expiry_holds_its_place_until_the_sweep_revokes_it(
     broker.sweep(NOW + 1)  # the expired ones revoked upstream: their places are free
     assert engine.revoked
     broker.issue(credential, "s", now=NOW + 1, ttl=1)
+
+
+def test_routine_rotations_never_publish_more_keys_than_a_jwks_holds(tmp_path: Path) -> None:
+    """Each routine rotation keeps the retired key published for `MAX_LEASE_TTL`: an operator
+    rotating hourly published a JWKS of more than `MAX_JWKS_KEYS` keys within three days,
+    which `Jwks.parse` (the broker client's `jwks()`, any troth relying party) refuses: no
+    token of the broker validated there any more. A routine rotation past the bound is refused
+    (a compromised one, which withdraws every older key, is not); what was published stays."""
+    world = make_world(NOW)
+    first, _second = _pair(tmp_path, world)
+    at = NOW
+    for _ in range(limits.MAX_JWKS_KEYS - 1):
+        at += 3600
+        first.keys.rotate_signing_key(at)
+    published = first.jwks(at).to_json()
+    assert len(Jwks.parse(published).keys) == limits.MAX_JWKS_KEYS
+    with pytest.raises(SecretError) as refused:
+        first.keys.rotate_signing_key(at + 3600)
+    assert refused.value.reason is SecretFailure.CONFIG_INVALID
+    assert first.jwks(at + 3600).to_json() == published
+    first.keys.rotate_signing_key(at + 3600, compromised=True)
+    assert len(Jwks.parse(first.jwks(at + 3600).to_json()).keys) == 1
+    # once the oldest retired key is published no more, a routine rotation is allowed again
+    oldest = NOW + 3600 + limits.MAX_LEASE_TTL + 1
+    later = max(oldest, at + 7200)
+    first.keys.rotate_signing_key(later)
+    assert len(Jwks.parse(first.jwks(later).to_json()).keys) <= limits.MAX_JWKS_KEYS

@@ -90,10 +90,17 @@ class BrokerKeys:
         the vault fails to delete, or a process killed before, stays recorded, and the node
         deletes it later (`IdentityService.forget_retired`: a running node's maintenance, the
         next rotation). Review 47f, token keys 1: they were deleted from memory only, and a
-        process killed after the commit left them in the vault for good."""
+        process killed after the commit left them in the vault for good.
+
+        A routine rotation that would publish more than `limits.MAX_JWKS_KEYS` keys (the
+        current one and those retired in the last `MAX_LEASE_TTL`) is refused, SecretError
+        CONFIG_INVALID, nothing changed: a JWKS of more is one `Jwks.parse` refuses, and no
+        token of the broker would validate where it is parsed (review 48f, jwks 1)."""
         retired = SqliteIdentityStore(self._store.db)
         with self._lock:
             with self._store.transaction():
+                if not compromised:
+                    self._check_room(now)
                 self._store.retire_signing_keys(now)
                 kid = self._add_signing_key(now)
                 gone = self._store.withdraw_signing_keys(kid) if compromised else []
@@ -104,6 +111,17 @@ class BrokerKeys:
             crash_point("secrets.rotate-key.after-commit")
             self._delete_committed(gone, retired)
         return kid
+
+    def _check_room(self, now: int) -> None:
+        """SecretError CONFIG_INVALID if one more published key would be over the JWKS bound."""
+        published = sum(1 for record in self._store.signing_keys() if _published(record, now))
+        if published >= limits.MAX_JWKS_KEYS:
+            raise SecretError(
+                SecretFailure.CONFIG_INVALID,
+                f"the JWKS publishes {published} token keys, at most {limits.MAX_JWKS_KEYS}: "
+                "a retired key stays published until the tokens it signed expired (30 days); "
+                "rotate again later, or as compromised (every older key withdrawn)",
+            )
 
     def _delete_committed(self, gone: list[SigningKeyRecord], retired: SqliteIdentityStore) -> None:
         """Delete from the vault the keys of `gone`, out of the store and recorded as retired
@@ -168,11 +186,7 @@ class BrokerKeys:
         return current
 
     def jwks(self, now: int) -> Jwks:
-        records = tuple(
-            record
-            for record in self._store.signing_keys()
-            if record.retired_at is None or now <= record.retired_at + limits.MAX_LEASE_TTL
-        )
+        records = tuple(record for record in self._store.signing_keys() if _published(record, now))
         published = self._published
         if published is not None and published[0] == records:
             return published[1]
@@ -197,3 +211,9 @@ class BrokerKeys:
         """When the published key `kid` was retired (None: current, or not published); as of
         the last `jwks()`."""
         return self._retired.get(kid)
+
+
+def _published(record: SigningKeyRecord, now: int) -> bool:
+    """Whether the JWKS at `now` publishes the key: current, or retired at most
+    `limits.MAX_LEASE_TTL` ago (what it signed may not have expired)."""
+    return record.retired_at is None or now <= record.retired_at + limits.MAX_LEASE_TTL
