@@ -20,11 +20,23 @@
    made a REVOKING lease hold its place for that reason, and a member leasing with ttl 1
    between two sweeps held several quotas of roles. An expired lease with an upstream object
    (`engine_ref`) now counts until the sweep; an expired token lease still frees its place.
+
+4. A routine token key rotation could publish more keys than a JWKS holds (`MAX_JWKS_KEYS`:
+   each retired key stays published 30 days): `Jwks.parse` refused the broker's JWKS and no
+   token validated there. Such a rotation is now refused (a compromised one never is).
+
+5. Gate 3's held leases (up to 1,024) were keyed by the caller's whole chain, up to 128 KiB
+   each: now by its hash.
+
+Each test was a strict xfail until its fix.
 """
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -38,6 +50,7 @@ from troth.encoding import cbor
 from troth.errors import DecodeError, SecretError, SecretFailure
 from troth.secrets import AllowListPolicy, Broker, Jwks, LeaseState
 from troth.secrets.endpoint import BrokerCaller, BrokerEndpoint
+from troth.secrets.toolgate import SecretNeed, ToolLeases
 from troth.secrets.wire import decode_leases, decode_revoked
 
 
@@ -155,3 +168,36 @@ def test_routine_rotations_never_publish_more_keys_than_a_jwks_holds(tmp_path: P
     later = max(oldest, at + 7200)
     first.keys.rotate_signing_key(later)
     assert len(Jwks.parse(first.jwks(later).to_json()).keys) <= limits.MAX_JWKS_KEYS
+
+
+class _Source:
+    """A lease source whose every lease lives an hour (gate 3 keeps each one it hands out)."""
+
+    def issue(self, credential: Any, need: SecretNeed, now: int) -> Any:
+        return SimpleNamespace(lease=SimpleNamespace(expires_at=now + 3600))
+
+    def live(self, issued: Any, now: int) -> bool:
+        return True
+
+    def forward(self, credential: Any, lease_id: Any, request: Any, now: int) -> Any:
+        raise AssertionError("no forward")
+
+
+def test_gate3_keeps_no_chain_of_the_leases_it_holds() -> None:
+    """Gate 3 keeps up to 1,024 leases for reuse, keyed by the caller's chain: the key held the
+    chain itself, up to `limits.MAX_CHAIN_BYTES` (128 KiB) each, so callers with large chains
+    (a member's delegates are free) made it hold 128 MiB. It keys them by the chain's hash."""
+    leases = ToolLeases(_Source(), {})
+    need = SecretNeed("payments")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(64):
+            chain = n.to_bytes(4, "big") * (limits.MAX_CHAIN_BYTES // 4)
+            caller = SimpleNamespace(actor=SimpleNamespace(digest=b"a" * 32), chain=chain)
+            leases._obtain(caller, need, NOW)  # type: ignore[arg-type]  # (private: the cache)
+            del chain, caller
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1 << 20, held
