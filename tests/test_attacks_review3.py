@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import NOW
 from tests.support.leases import make_world, open_broker
-from troth import limits
 from troth.crypto import KeyType
 from troth.errors import KeyNotFound
 from troth.secrets import AllowListPolicy
@@ -59,8 +58,8 @@ def test_a_retired_token_key_stops_signing_in_every_broker_of_the_node(tmp_path:
     # the operator rotates the (say, leaked) token key from another process on the same node
     _db2, operator = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
     new_kid = operator.keys.rotate_signing_key(NOW + 1)
-    recheck = NOW + limits.TOKEN_KEY_RECHECK_SECONDS  # the bound on another process's rotation
-    issued = serving.issue(world.credential_a(), "payments", now=recheck)
+    # in force at the serving broker's next token (review 48f, tokens 1)
+    issued = serving.issue(world.credential_a(), "payments", now=NOW + 1)
     after = issued.credential.reveal()["token"]
     assert jwt.get_unverified_header(str(before))["kid"] != new_kid
     assert jwt.get_unverified_header(str(after))["kid"] == new_kid

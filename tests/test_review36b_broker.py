@@ -47,7 +47,8 @@ def test_a_co_trusted_authoritys_admin_is_not_the_brokers_operator(tmp_path: Pat
         assert lease.handle == issued.lease.handle
         assert lease.state is LeaseState.ACTIVE
         admin = await net.member("ops", **{"troth.broker": "admin"})
-        (revoked,) = await client(admin).revoke_identity(holder)
+        (revoked,), count = await client(admin).revoke_identity(holder)
+        assert count == 1
         assert revoked.handle == issued.lease.handle
 
     run_broker(test, tmp_path)

@@ -253,5 +253,5 @@ def test_a_token_key_retired_past_its_publication_is_forgotten(tmp_path: Path) -
     broker.prune(far)
     assert [k.kid for k in broker.store.signing_keys()] == [current.kid]
     assert list(broker.jwks(far).keys) == [current.kid]
-    assert broker.keys.token_signer(broker.issuer, far).kid == current.kid
+    assert broker.keys.token_signer(broker.issuer).kid == current.kid
     broker.vault.public_key(KeyHandle.parse(current.handle))  # its vault key is kept

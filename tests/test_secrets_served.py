@@ -286,8 +286,9 @@ def test_revoke_identity_is_for_the_brokers_operators(tmp_path: Path) -> None:
         with pytest.raises(Denied) as denied:
             await client(agent).revoke_identity(holder)
         assert "troth.broker" in denied.value.reasons[0]
-        (revoked,) = await client(admin).revoke_identity(holder)
+        (revoked,), count = await client(admin).revoke_identity(holder)
         assert revoked.handle == issued.lease.handle
+        assert count == 1
         answer = await broker_of(net.hub).local("revoke-identity", {"identity": str(holder)})
         assert answer == {"leases": []}
 

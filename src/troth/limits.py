@@ -688,9 +688,6 @@ charged to no one."""
 MAX_FEED_SIGN_SOURCES: Final = 4096
 """Callers whose feed-signing budget and sync a hosted authority keeps at once, per class
 (members and anchors; strangers): refilled budgets and the oldest syncs are forgotten first."""
-TOKEN_KEY_RECHECK_SECONDS: Final = 10
-"""How often a broker reads its current token key again (a rotation another process made over
-the same node database is in force within this bound)."""
 MAX_TRACE_RATE_SOURCES: Final = 4096
 """Members whose trace byte budget a node keeps at once (refilled ones are forgotten first)."""
 TRACE_QUEUE_RECORDS: Final = 4096

@@ -363,7 +363,10 @@ def revoke(
         identifier = str(reporter.names.identifier(holder))
         data = ask_node(node_name, "broker.revoke-identity", {"identity": identifier})
         lines = [_lease_line(reporter, lease) for lease in data["leases"]]
-        summary = f"revoked {len(lines)} lease(s) of {reporter.label(identifier)}"
+        revoked = data.get("revoked", len(lines))  # more than an answer holds: the newest
+        summary = f"revoked {revoked} lease(s) of {reporter.label(identifier)}"
+        if revoked > len(lines):
+            summary += f" (the {len(lines)} newest shown)"
         reporter.result(data, "\n".join([summary, *lines]))
         return
     if as_name is None:

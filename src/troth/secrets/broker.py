@@ -166,7 +166,7 @@ class Broker:
         )
         self.engines: dict[str, Engine] = {}
         for engine in (
-            TokenEngine(lambda now: self.keys.token_signer(issuer, now)),
+            TokenEngine(lambda _now: self.keys.token_signer(issuer)),
             PostgresEngine(role_prefix=f"tl_{self.keys.broker_id}_"),
             HttpInjectEngine(),
         ):

@@ -144,23 +144,18 @@ class BrokerEndpoint:
         """The caller's leases, newest first: at most MAX_LEASE_LIST, and those that fit
         MAX_LEASE_LIST_BYTES (a service answer; review 47b, limits 3)."""
         args = ListArgs.from_wire(arguments)
-        leases = self.broker.leases(caller.actor(), include_ended=args.ended)
-        shown: list[dict[str, Any]] = []
-        size = 0
-        for lease in leases:
-            item = encode_lease(lease)
-            size += len(cbor.encode(item))
-            if size > limits.MAX_LEASE_LIST_BYTES:
-                break
-            shown.append(item)
-        return {"leases": shown}
+        return {"leases": _fitting(self.broker.leases(caller.actor(), include_ended=args.ended))}
 
     def _revoke_identity(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         args = RevokeIdentityArgs.from_wire(arguments)
         if not caller.operator:
             raise SecretError(_F.DENIED, "only the broker's operators revoke an identity's leases")
         leases = self.broker.revoke_identity(args.identity, now=now, authorities=caller.operator_of)
-        return {"leases": _encoded(leases)}
+        leases.sort(key=lambda lease: (-lease.issued_at, lease.handle.digest))  # newest first
+        shown = _fitting(leases)
+        if len(shown) == len(leases):
+            return {"leases": shown}
+        return {"leases": shown, "revoked": len(leases)}  # (review 48f, revoke-identity 1)
 
     def _jwks(self, arguments: Any, caller: BrokerCaller, now: int) -> Any:
         if arguments is not None and arguments != {}:
@@ -195,5 +190,15 @@ class BrokerEndpoint:
         return credentials[0]
 
 
-def _encoded(leases: list[Lease]) -> list[dict[str, Any]]:
-    return [encode_lease(lease) for lease in leases]
+def _fitting(leases: list[Lease]) -> list[dict[str, Any]]:
+    """The first of `leases` a list answer holds: at most `limits.MAX_LEASE_LIST`, and those
+    that fit `limits.MAX_LEASE_LIST_BYTES` (a service answer; review 47b, limits 3)."""
+    shown: list[dict[str, Any]] = []
+    size = 0
+    for lease in leases[: limits.MAX_LEASE_LIST]:
+        item = encode_lease(lease)
+        size += len(cbor.encode(item))
+        if size > limits.MAX_LEASE_LIST_BYTES:
+            break
+        shown.append(item)
+    return shown

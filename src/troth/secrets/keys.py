@@ -74,7 +74,6 @@ class BrokerKeys:
         self.seal_key = seal_key
         self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
         self._signer: TokenSigner | None = None
-        self._checked_at: int | None = None  # when the store's current kid was last read
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
         self._retired: dict[str, int] = {}  # kid -> retired_at, of the keys `jwks` published
 
@@ -91,10 +90,17 @@ class BrokerKeys:
         the vault fails to delete, or a process killed before, stays recorded, and the node
         deletes it later (`IdentityService.forget_retired`: a running node's maintenance, the
         next rotation). Review 47f, token keys 1: they were deleted from memory only, and a
-        process killed after the commit left them in the vault for good."""
+        process killed after the commit left them in the vault for good.
+
+        A routine rotation that would publish more than `limits.MAX_JWKS_KEYS` keys (the
+        current one and those retired in the last `MAX_LEASE_TTL`) is refused, SecretError
+        CONFIG_INVALID, nothing changed: a JWKS of more is one `Jwks.parse` refuses, and no
+        token of the broker would validate where it is parsed (review 48f, jwks 1)."""
         retired = SqliteIdentityStore(self._store.db)
         with self._lock:
             with self._store.transaction():
+                if not compromised:
+                    self._check_room(now)
                 self._store.retire_signing_keys(now)
                 kid = self._add_signing_key(now)
                 gone = self._store.withdraw_signing_keys(kid) if compromised else []
@@ -105,6 +111,17 @@ class BrokerKeys:
             crash_point("secrets.rotate-key.after-commit")
             self._delete_committed(gone, retired)
         return kid
+
+    def _check_room(self, now: int) -> None:
+        """SecretError CONFIG_INVALID if one more published key would be over the JWKS bound."""
+        published = sum(1 for record in self._store.signing_keys() if _published(record, now))
+        if published >= limits.MAX_JWKS_KEYS:
+            raise SecretError(
+                SecretFailure.CONFIG_INVALID,
+                f"the JWKS publishes {published} token keys, at most {limits.MAX_JWKS_KEYS}: "
+                "a retired key stays published until the tokens it signed expired (30 days); "
+                "rotate again later, or as compromised (every older key withdrawn)",
+            )
 
     def _delete_committed(self, gone: list[SigningKeyRecord], retired: SqliteIdentityStore) -> None:
         """Delete from the vault the keys of `gone`, out of the store and recorded as retired
@@ -144,37 +161,32 @@ class BrokerKeys:
             self._delete_committed(gone, retired)
         return len(gone)
 
-    def token_signer(self, issuer: str, now: int | None = None) -> TokenSigner:
-        """The current signing key as the token engine uses it. Read again from the store every
-        TOKEN_KEY_RECHECK_SECONDS of `now` (and at once after this object's own rotation), so a
-        rotation made by another process over the same database (another broker, the CLI) is in
-        force here within that bound: a retired key signs no new token after it."""
+    def token_signer(self, issuer: str) -> TokenSigner:
+        """The current signing key as the token engine uses it: the store's current kid as the
+        transaction minting the token reads it (`SqliteSecretStore.signing_kid_now`: the
+        issue's own query, a renewal's one more), so a rotation another process made over the
+        same database (another broker, the CLI) is in force here at the next token: a retired
+        key signs nothing after its retirement's commit. Review 48f, tokens 1: it was read
+        again only every 10 s, and the tokens the retired key signed meanwhile, dated after
+        its retirement, were refused by `Broker.validate_token` (after a compromised rotation,
+        by everyone: a key withdrawn from the JWKS)."""
         current = self._signer
-        if current is not None and current.issuer == issuer:
-            checked = self._checked_at
-            if now is None or (
-                checked is not None and 0 <= now - checked < limits.TOKEN_KEY_RECHECK_SECONDS
-            ):
-                return current
-            self._checked_at = now
-            kid = self._store.current_signing_kid()
-            if kid == current.kid:
-                return current
+        if (
+            current is not None
+            and current.issuer == issuer
+            and self._store.signing_kid_now() == current.kid
+        ):
+            return current
         records = [k for k in self._store.signing_keys() if k.retired_at is None]
         if not records:
             raise SecretError(SecretFailure.CONFIG_INVALID, "the broker has no signing key")
         kid, handle = records[-1].kid, KeyHandle.parse(records[-1].handle)
         sign = functools.partial(self._vault.sign, handle)
-        self._checked_at = now
         current = self._signer = TokenSigner(kid, ALGORITHMS[handle.key_type], issuer, sign)
         return current
 
     def jwks(self, now: int) -> Jwks:
-        records = tuple(
-            record
-            for record in self._store.signing_keys()
-            if record.retired_at is None or now <= record.retired_at + limits.MAX_LEASE_TTL
-        )
+        records = tuple(record for record in self._store.signing_keys() if _published(record, now))
         published = self._published
         if published is not None and published[0] == records:
             return published[1]
@@ -199,3 +211,9 @@ class BrokerKeys:
         """When the published key `kid` was retired (None: current, or not published); as of
         the last `jwks()`."""
         return self._retired.get(kid)
+
+
+def _published(record: SigningKeyRecord, now: int) -> bool:
+    """Whether the JWKS at `now` publishes the key: current, or retired at most
+    `limits.MAX_LEASE_TTL` ago (what it signed may not have expired)."""
+    return record.retired_at is None or now <= record.retired_at + limits.MAX_LEASE_TTL

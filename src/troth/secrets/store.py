@@ -161,6 +161,12 @@ class _Locked(AbstractContextManager[None]):
             self._lock.release()
 
 
+_CURRENT_KID: Final = (
+    "SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
+    "ORDER BY created_at DESC, kid DESC LIMIT 1"
+)
+
+
 def _states(states: Iterable[LeaseState]) -> str:
     """A JSON array of state numbers, for `state IN (SELECT value FROM json_each(?))`."""
     return json.dumps(sorted(int(s) for s in states))
@@ -184,6 +190,7 @@ class SqliteSecretStore:
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction of the node database. Writers of this process queue on a lock
         first: SQLite's busy handler would make them sleep and retry (1-100 ms at a time)."""
+        self._read_epoch.kid = None  # what an earlier transaction read is not this one's
         return _Locked(self._write_lock, self.db.transaction())
 
     # -- upstream secrets ---------------------------------------------------------------------
@@ -277,11 +284,15 @@ class SqliteSecretStore:
 
     def current_signing_kid(self) -> str | None:
         """The kid of the newest unretired token key (the one `signing_keys` lists last)."""
-        row = self.db.fetch_one(
-            "SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
-            "ORDER BY created_at DESC, kid DESC LIMIT 1"
-        )
+        row = self.db.fetch_one(_CURRENT_KID)
         return None if row is None else str(row[0])
+
+    def signing_kid_now(self) -> str | None:
+        """`current_signing_kid` as the `config_and_live` of this thread's transaction read it
+        (the issue path's one query), else read now: what a token minted in the transaction
+        is signed with (review 48f, tokens 1)."""
+        kid = getattr(self._read_epoch, "kid", None)
+        return str(kid) if kid is not None else self.current_signing_kid()
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -415,17 +426,23 @@ class SqliteSecretStore:
         """Secret `name`'s (engine, JSON config) as `get_config` reads it, and the leases filed
         under `account` that count against its quota (pending, active and unexpired, or being
         revoked: a REVOKING lease's upstream object, a database role, still exists, and one
-        whose revocation keeps failing must not free its place: review 44b, postgres 1),
-        counted up to `up_to` (the quota: the work stays bounded): the issue path's two reads,
-        one query; with them the chains' epoch, for the `insert_lease` that follows in the
-        same transaction."""
+        whose revocation keeps failing must not free its place: review 44b, postgres 1; nor
+        does an expired ACTIVE lease with an upstream object, `engine_ref`, until the sweep
+        revokes it: review 48f, quota 1), counted up to `up_to` (the quota: the work stays
+        bounded): the issue path's two reads, one query; with them the chains' epoch, for the
+        `insert_lease` that follows in the same transaction, and the current token key's kid,
+        for a token minted in it (`signing_kid_now`)."""
         row = self._one(
-            "SELECT (SELECT engine FROM secret_store WHERE name = ?6), "
+            "SELECT (SELECT kid FROM secret_signing_keys WHERE retired_at IS NULL "
+            "ORDER BY created_at DESC, kid DESC LIMIT 1), "
+            "(SELECT engine FROM secret_store WHERE name = ?6), "
             "(SELECT COALESCE((SELECT value FROM secret_meta WHERE name = ?8), 0)), "
             "(SELECT config FROM secret_store WHERE name = ?6), "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
             "AND state IN (?2, ?7) LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM "
-            "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5))",
+            "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5)) + "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?3 "
+            "AND expires_at <= ?4 AND engine_ref IS NOT NULL LIMIT ?5))",
             (
                 sql_blob(account.digest),
                 int(LeaseState.PENDING),
@@ -437,6 +454,7 @@ class SqliteSecretStore:
                 _CHAINS_EPOCH,
             ),
         )
+        self._read_epoch.kid, row = row[0], row[1:]
         self._read_epoch.pending = int(row[1])
         return (None if row[0] is None else (row[0], row[2])), int(row[3])
 

@@ -45,6 +45,7 @@ __all__ = [
     "decode_lease",
     "decode_leases",
     "decode_response",
+    "decode_revoked",
     "encode_lease",
     "encode_response",
     "mapping_of",
@@ -302,10 +303,25 @@ def decode_lease(value: Any) -> Lease:
 
 def decode_leases(value: Any) -> list[Lease]:
     """The leases of a `{"leases": [...]}` answer."""
-    items = cbor.expect_array(_map(value, "leases", ("leases",))["leases"], "leases")
+    return _leases_answer(value, ())[0]
+
+
+def decode_revoked(value: Any) -> tuple[list[Lease], int]:
+    """The leases of a `revoke-identity` answer and how many it revoked: `{"leases": [...]}`,
+    and `"revoked": n` when it revoked more than a list answer holds (review 48f,
+    revoke-identity 1)."""
+    return _leases_answer(value, ("revoked",))
+
+
+def _leases_answer(value: Any, optional: tuple[str, ...]) -> tuple[list[Lease], int]:
+    fields = _map(value, "leases", ("leases",), optional)
+    items = cbor.expect_array(fields["leases"], "leases")
     if len(items) > limits.MAX_LEASE_LIST:
         raise DecodeError("leases: more than the list limit")
-    return [decode_lease(item) for item in items]
+    leases = [decode_lease(item) for item in items]
+    if "revoked" not in fields:
+        return leases, len(leases)
+    return leases, cbor.expect_int(fields["revoked"], "revoked", len(leases) + 1)
 
 
 def decode_credential(value: Any) -> LeaseCredential:

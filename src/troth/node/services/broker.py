@@ -85,6 +85,7 @@ from troth.secrets.wire import (
     decode_lease,
     decode_leases,
     decode_response,
+    decode_revoked,
     encode_response,
     mapping_of,
     raise_refusal,
@@ -215,8 +216,8 @@ def _hosts_authority(node: Node) -> bool:
 def rotate_token_key(node: Node, *, compromised: bool, now: int) -> dict[str, Any]:
     """Rotate node `node`'s token signing key (`BrokerKeys.rotate_signing_key`): the new kid,
     the kids withdrawn (a compromised rotation: every older key), and the kids the JWKS
-    publishes now. A running broker over the same database signs with the new key within
-    `limits.TOKEN_KEY_RECHECK_SECONDS` and publishes what the store holds at once."""
+    publishes now. A running broker over the same database signs its next token with the new
+    key and publishes what the store holds at once."""
     broker = open_broker(node, now=now)
     try:
         before = {k.kid for k in broker.store.signing_keys()}
@@ -573,10 +574,11 @@ class BrokerClient:
         """Our leases at that broker."""
         return _decoded(decode_leases, await self._call("list", ListArgs(ended).to_wire()))
 
-    async def revoke_identity(self, identity: Identifier) -> list[Lease]:
-        """Every lease of `identity` (a broker operator's call)."""
+    async def revoke_identity(self, identity: Identifier) -> tuple[list[Lease], int]:
+        """Revoke every lease of `identity` (a broker operator's call): those revoked, newest
+        first, as many as a list answer holds, and how many it revoked."""
         answer = await self._call("revoke-identity", RevokeIdentityArgs(identity).to_wire())
-        return _decoded(decode_leases, answer)
+        return _decoded(decode_revoked, answer)
 
     async def jwks(self) -> Jwks:
         """The broker's token keys."""
