@@ -1,0 +1,205 @@
+"""docs/formats.md against the code (review 48g, formats): every type tag and version the doc
+writes is the one the encoder writes, and every figure of its Limits table is the constant of
+src/troth/limits.py it names (formats 1: the table gave a record's disclosures 730,276 bytes,
+the bound before review 47o; MAX_TRACE_RECORD_DISCLOSURE_BYTES is 555,496)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from troth import limits as L
+from troth.authority import requests, tickets
+from troth.channel import packets, payloads
+from troth.credentials import format as credential_format
+from troth.credentials import revocation_entry
+from troth.gates import bundles
+from troth.identity import attestation, change
+from troth.integrations.mcp import frames
+from troth.node.services import protocol
+from troth.trace import export, record, submit
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FORMATS = (DOCS / "formats.md").read_text()
+KIB, MIB = 1024, 1024 * 1024
+
+# every type tag the code writes, with the versions it writes or reads
+WRITTEN: dict[str, set[int]] = {
+    change.CHANGE_TYPE: {change.FORMAT_VERSION},
+    change.HISTORY_TYPE: {change.FORMAT_VERSION},
+    attestation.ATTESTATION_TYPE: {attestation._VERSION},
+    credential_format.CREDENTIAL_TYPE: {credential_format.VERSION},
+    credential_format.CHAIN_TYPE: {credential_format.VERSION},
+    revocation_entry.ENTRY_TYPE: {revocation_entry.VERSION},
+    revocation_entry.SNAPSHOT_TYPE: {revocation_entry.VERSION},
+    revocation_entry.PAGE_TYPE: {revocation_entry.VERSION},
+    tickets.TICKET_TYPE: {tickets.VERSION},
+    requests.REQUEST_TYPE: {requests.VERSION},
+    payloads.AUTH_TYPE: {payloads.VERSION},
+    packets.ROUTE_ERROR_TYPE: {packets.ROUTE_ERROR_VERSION},
+    protocol.REQUEST: {protocol.VERSION},
+    protocol.RESPONSE: {protocol.VERSION},
+    frames.FRAME_TYPE: {frames.VERSION},
+    bundles.BUNDLE_TYPE: {bundles.VERSION},
+    bundles.SIGNED_BUNDLE_TYPE: {bundles.VERSION},
+    record.RECORD_TYPE: set(record.VERSIONS),
+    export.BUNDLE_TYPE: {export._VERSION, export._WINDOWED},
+    submit.SUBMIT_TYPE: {submit.VERSION, submit.WINDOWS_VERSION},
+    submit.RECEIPTS_TYPE: {submit.VERSION},
+}
+
+_WRITTEN_AS = re.compile(r'"(troth\.[a-z.-]+)"`?,\s*(?:"version":\s*)?`?(\d+)')
+_HEADED = re.compile(r"`(troth\.[a-z.-]+)`, versions? (\d+)(?: and (\d+))?")
+
+
+def _documented() -> list[tuple[str, str, int]]:
+    found = []
+    for doc in ("formats.md", "protocols.md"):
+        text = (DOCS / doc).read_text()
+        for match in _WRITTEN_AS.finditer(text):
+            found.append((doc, match.group(1), int(match.group(2))))
+        for match in _HEADED.finditer(text):
+            for version in filter(None, match.groups()[1:]):
+                found.append((doc, match.group(1), int(version)))
+    return found
+
+
+def test_the_doc_names_every_type_tag_the_code_writes() -> None:
+    named = {tag for _, tag, _ in _documented()}
+    assert set(WRITTEN) - named == set()
+
+
+@pytest.mark.parametrize(("doc", "tag", "version"), _documented())
+def test_each_documented_tag_and_version_is_the_codes(doc: str, tag: str, version: int) -> None:
+    assert tag in WRITTEN, f"{doc}: {tag} is no type tag the code writes"
+    assert version in WRITTEN[tag], f"{doc}: {tag} version {version}, code {WRITTEN[tag]}"
+
+
+def _row(name: str) -> str:
+    match = re.search(rf"^\| {re.escape(name)} \| (.*) \|$", FORMATS, re.MULTILINE)
+    assert match, f"no row {name!r} in the Limits table"
+    return match.group(1)
+
+
+def _packet_overhead() -> int:
+    return L.MAX_TRANSPORT_FRAME - packets.PACKET_LIMIT
+
+
+LIMITS_TABLE: dict[str, list[str]] = {
+    "CBOR document": [
+        f"{L.MAX_CBOR_BYTES // MIB} MiB, depth {L.MAX_CBOR_DEPTH}, {L.MAX_CBOR_ITEMS:,} items"
+    ],
+    "identity history": [
+        f"{L.MAX_IDENTITY_CHANGES} changes, {L.MAX_IDENTITY_HISTORY_BYTES // KIB} KiB",
+        f"change index ≤ 2^{(L.MAX_CHANGE_INDEX + 1).bit_length() - 1} - 1",
+    ],
+    "change body / attestation": [f"{L.MAX_CHANGE_BYTES} bytes each"],
+    "clock skew allowed": [f"{L.MAX_CLOCK_SKEW_SECONDS} s"],
+    "node / identity name": [f"{L.MAX_NAME_LENGTH} characters"],
+    "recorded MCP server grantors": [
+        f"{L.MAX_MCP_GRANTOR_RECORDS:,} names",
+        f"{L.MAX_MCP_GRANTORS} authorities each",
+    ],
+    "credential": [
+        f"{L.MAX_CREDENTIAL_BYTES // KIB} KiB",
+        f"{L.MAX_ATTRIBUTES} attributes; {L.MAX_ATTRIBUTE_VALUES} values per set; "
+        f"{L.MAX_ATTRIBUTE_TEXT} characters per key or value",
+    ],
+    "delegation": [
+        f"{L.MAX_CAVEATS} caveats of {L.MAX_CAVEAT_TEXT:,} characters; purpose "
+        f"{L.MAX_PURPOSE_TEXT} characters; {L.MAX_DELEGATION_LINKS} links below the root"
+    ],
+    "chain bundle (read / made by `delegate`) / ticket": [
+        f"{L.MAX_CHAIN_BYTES // KIB} KiB / {L.MAX_PRESENTED_CHAIN_BYTES:,} bytes / "
+        f"{L.MAX_TICKET_BYTES // KIB} KiB"
+    ],
+    "revocation feed": [
+        f"{L.MAX_FEED_ENTRIES:,} entries; entry {L.MAX_REVOCATION_ENTRY_BYTES:,} bytes; page "
+        f"{L.MAX_FEED_PAGE_BYTES // KIB} KiB; reason {L.MAX_REVOCATION_REASON} characters"
+    ],
+    "refuted changes": [f"{L.MAX_REFUTED_CHANGES:,} recorded"],
+    "member credentials": [f"{L.MAX_LIVE_CREDENTIALS_PER_MEMBER} unexpired per member"],
+    "service message": [
+        f"{L.MAX_SERVICE_MESSAGE // MIB} MiB (request or response)",
+        f"an MCP frame 1 MiB - {(L.MAX_SERVICE_MESSAGE - L.MAX_MCP_FRAME) // KIB} KiB",
+        f"lease list 1 MiB - {(L.MAX_SERVICE_MESSAGE - L.MAX_LEASE_LIST_BYTES) // KIB} KiB",
+        f"one record's trace disclosures {L.MAX_TRACE_RECORD_DISCLOSURE_BYTES:,} bytes",
+    ],
+    "channel": [
+        f"frame {L.MAX_CHANNEL_FRAME:,} bytes; {L.MAX_CHANNEL_CREDENTIALS} chains per handshake; "
+        f"{L.MAX_REASSEMBLIES} reassemblies of at most {L.MAX_APPLICATION_MESSAGE // MIB} MiB",
+        f"a BATCH member at least {L.MIN_BATCH_MESSAGE} bytes",
+    ],
+    "routing / TCP": [
+        f"route {L.MAX_ROUTE_LENGTH} hops, address {L.MAX_ADDRESS_TEXT} characters, route "
+        f"header {L.MAX_ROUTE_HEADER_BYTES:,} bytes; TCP frame {L.MAX_TRANSPORT_FRAME // KIB} KiB",
+        f"channel packet {L.MAX_TRANSPORT_FRAME // KIB} KiB - {_packet_overhead():,}",
+        f"is full {L.MAX_CONNECTION_QUEUE_BYTES // MIB} MiB",
+        f"one peer address {L.MAX_QUEUED_BYTES_PER_SOURCE // MIB} MiB",
+        f"for all connections {L.MAX_QUEUED_BYTES // MIB} MiB",
+    ],
+    "relays": [
+        f"{L.MAX_RELAYS:,} names on a node ({2 * L.MAX_RELAYS:,} within",
+        f"{L.MAX_RELAYS_PER_OWNER} per owner identity",
+        f"relays.json {L.MAX_RELAY_FILE_BYTES // KIB} KiB",
+        f"own relay names {L.MAX_OWN_RELAYS}, each route at most {L.MAX_ROUTE_LENGTH} hops",
+        f"own-relays.json {L.MAX_OWN_RELAYS_FILE_BYTES // KIB:,} KiB",
+    ],
+    "trace outbox": [
+        f"{L.TRACE_OUTBOX_RECORDS:,} records and {L.TRACE_OUTBOX_BYTES // MIB} MiB",
+        f"denials {L.TRACE_OUTBOX_DENIAL_PERCENT}%, one member "
+        f"{L.TRACE_OUTBOX_SOURCE_PERCENT}%, all members {L.TRACE_OUTBOX_MEMBERS_PERCENT}%",
+    ],
+    "trace service / show": [
+        f"at most every {L.TRACE_MEMBER_CHECKPOINT_SECONDS} s",
+        f"nests {L.MAX_TRACE_SHOW_DEPTH} levels",
+        f"at most {L.MAX_TRACE_SUBMIT_WINDOWS} history windows",
+        f"{L.MAX_TRACE_SUBMIT_WINDOW_BYTES:,} bytes",
+    ],
+    "Cedar text": [
+        f"{L.MAX_CEDAR_NESTING} levels of brackets",
+        f"{L.MAX_CEDAR_OPERATORS:,} operators per statement",
+        f"{L.MAX_CEDAR_ANCESTORS:,} (type, ancestor) pairs",
+        f"its actions {L.MAX_CEDAR_ENVIRONMENTS:,} (principal type, resource type) environments",
+        f"policies {L.MAX_POLICY_TEXT // KIB} Ki characters",
+    ],
+    "channel refresh": [f"{L.CHANNEL_REFRESH_BURST} in-band credential refreshes back to back"],
+}
+
+
+def test_the_table_s_exact_multiples_hold() -> None:
+    """The table writes these in units: each is an exact multiple (else the unit would lie)."""
+    assert L.MAX_CHANGE_INDEX == 2**32 - 1
+    assert L.MAX_ATTESTATION_BYTES == L.MAX_CHANGE_BYTES  # "512 bytes each"
+    assert L.CHANNEL_REFRESH_SECONDS == 1  # "one more a second"
+    assert L.MAX_SERVICE_MESSAGE == MIB
+    assert (L.MAX_SERVICE_MESSAGE - L.MAX_MCP_FRAME) % KIB == 0
+    assert (L.MAX_SERVICE_MESSAGE - L.MAX_LEASE_LIST_BYTES) % KIB == 0
+    assert L.MAX_QUEUED_BYTES_PER_SOURCE * 4 == L.MAX_QUEUED_BYTES  # "a quarter of the total"
+    for value in (L.MAX_CBOR_BYTES, L.MAX_APPLICATION_MESSAGE, L.TRACE_OUTBOX_BYTES):
+        assert value % MIB == 0
+    for value in (L.MAX_CHAIN_BYTES, L.MAX_TICKET_BYTES, L.MAX_FEED_PAGE_BYTES):
+        assert value % KIB == 0
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS_TABLE))
+def test_the_limits_table_row_is_the_constants(name: str) -> None:
+    row = _row(name)
+    for figure in LIMITS_TABLE[name]:
+        assert figure in row, f"{name}: {figure!r} not in {row!r}"
+
+
+def test_the_record_disclosure_bound_is_written_as_the_constant_everywhere() -> None:
+    bound = f"{L.MAX_TRACE_RECORD_DISCLOSURE_BYTES:,}"
+    overhead = f"{L.MAX_TRACE_PROOF_OVERHEAD:,}"
+    assert L.MAX_TRACE_RECORD_DISCLOSURE_BYTES == L.MAX_SERVICE_MESSAGE - L.MAX_TRACE_PROOF_OVERHEAD
+    for doc in ("formats.md", "protocols.md", "traces.md"):
+        text = (DOCS / doc).read_text()
+        for match in re.finditer(r"MAX_TRACE_RECORD_DISCLOSURE_BYTES`? \(([\d,]+)", text):
+            assert match.group(1) == bound, doc
+        for match in re.finditer(r"MAX_TRACE_PROOF_OVERHEAD`? \(([\d,]+)", text):
+            assert match.group(1) == overhead, doc
+        for match in re.finditer(r"([\d,]+) bytes \(`MAX_TRACE_RECORD_DISCLOSURE_BYTES`", text):
+            assert match.group(1) == bound, doc

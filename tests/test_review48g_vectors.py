@@ -1,0 +1,172 @@
+"""Golden vectors of the formats that had none (review 48g, formats): enrollment tickets and
+requests to an authority (tests/vectors/authority), trace submissions of versions 1 and 2 and
+their receipts (tests/vectors/trace/submit_vectors.json). Each is rebuilt byte for byte by its
+generator, built again here from docs/formats.md's layout (so the doc and the encoder agree),
+and decoded into the fields it was made of."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.vectors.authority.generate import CHAIN, CODE, CREDENTIAL_HASH
+from tests.vectors.authority.generate import build as build_authority
+from tests.vectors.trace.generate_submit import build as build_submit
+from troth.authority import Ticket, verify_request
+from troth.authority.tickets import code_hash
+from troth.crypto import sha256
+from troth.encoding import cbor
+from troth.errors import AuthorityError, AuthorityFailure, TraceFailure
+from troth.identity import Identifier
+from troth.trace.record import canonical_json
+from troth.trace.submit import Receipts, Status, Submission
+
+VECTORS = Path(__file__).parent / "vectors"
+AUTHORITY: dict[str, Any] = json.loads(
+    (VECTORS / "authority" / "authority_vectors.json").read_text()
+)["vectors"]
+SUBMIT: dict[str, Any] = json.loads((VECTORS / "trace" / "submit_vectors.json").read_text())[
+    "vectors"
+]
+TRACE: dict[str, Any] = json.loads((VECTORS / "trace" / "trace_vectors.json").read_text())[
+    "vectors"
+]
+
+
+def _hex(name: str) -> bytes:
+    return bytes.fromhex(AUTHORITY[name])
+
+
+# -- tickets and requests --------------------------------------------------------------------
+
+
+def test_the_authority_vectors_regenerate_byte_for_byte() -> None:
+    assert build_authority() == AUTHORITY
+
+
+def test_a_ticket_is_the_documented_array_in_base64url_without_padding() -> None:
+    history = _hex("authority_history")
+    documented = cbor.encode(["troth.ticket", 1, CODE, history, "/tcp/127.0.0.1:4000"])
+    assert documented == _hex("ticket_cbor")
+    text = AUTHORITY["ticket"]
+    assert text.startswith("troth-ticket:")
+    assert "=" not in text
+    assert base64.urlsafe_b64decode(text[13:] + "=" * (-len(text[13:]) % 4)) == documented
+
+
+@pytest.mark.parametrize(
+    ("name", "address"), [("ticket", "/tcp/127.0.0.1:4000"), ("ticket_local", "node:acme")]
+)
+def test_a_stored_ticket_parses_into_its_fields(name: str, address: str) -> None:
+    ticket = Ticket.parse(AUTHORITY[name])
+    assert ticket.code == CODE
+    assert ticket.authority_history == _hex("authority_history")
+    assert ticket.address == address
+    assert str(ticket) == AUTHORITY[name]
+
+
+def test_the_authority_stores_the_documented_hash_of_the_code() -> None:
+    documented = sha256(b"troth.ticket-code/1" + b"\x00" + CODE)
+    assert code_hash(CODE) == documented == _hex("code_hash")
+
+
+ARGUMENTS: dict[str, list[Any]] = {
+    "enroll": [CODE],
+    "refresh": [],
+    "revoke": [CREDENTIAL_HASH, CHAIN, "order history sent"],
+    "rotated": [],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ARGUMENTS))
+def test_a_stored_request_has_the_documented_fields_and_verifies(kind: str) -> None:
+    data = bytes.fromhex(AUTHORITY["requests"][kind])
+    authority = Identifier.parse(AUTHORITY["authority"])
+    body, signature, attestation, history = cbor.decode(data)
+    assert cbor.decode(body) == [
+        "troth.authority.request",
+        1,
+        kind,
+        authority.digest,
+        AUTHORITY["requested_at"],
+        ARGUMENTS[kind],
+    ]
+    assert len(signature) == 64
+    assert attestation == _hex("member_attestation")
+    assert history == _hex("member_history")
+    now = AUTHORITY["requested_at"]
+    verified = verify_request(data, authority=authority, kind=kind, now=now)
+    assert verified.kind == kind
+    assert verified.requester.identifier == Identifier.parse(AUTHORITY["member"])
+    assert verified.arguments == ARGUMENTS[kind]
+    assert verified.requested_at == now
+
+
+def test_a_stored_request_is_refused_as_another_kind_or_out_of_its_window() -> None:
+    data = bytes.fromhex(AUTHORITY["requests"]["refresh"])
+    authority = Identifier.parse(AUTHORITY["authority"])
+    now = AUTHORITY["requested_at"]
+    for kind, at in (("enroll", now), ("refresh", now + 301)):
+        with pytest.raises(AuthorityError) as caught:
+            verify_request(data, authority=authority, kind=kind, now=at)
+        assert caught.value.reason is AuthorityFailure.REQUEST_INVALID
+
+
+# -- trace submissions and receipts ----------------------------------------------------------
+
+
+def test_the_submit_vectors_regenerate_byte_for_byte() -> None:
+    assert build_submit() == SUBMIT
+
+
+def _documented_records() -> list[list[Any]]:
+    return [
+        [
+            record["envelope"].encode(),
+            {
+                name: [bytes.fromhex(shown["salt"]), canonical_json(shown["value"])]
+                for name, shown in record["disclosures"].items()
+            },
+        ]
+        for record in TRACE["records"][:2]
+    ]
+
+
+def test_a_submission_is_the_documented_array_in_each_version() -> None:
+    history = bytes.fromhex(TRACE["agent_history"])
+    attestation = bytes.fromhex(TRACE["agent_attestation"])
+    v1 = ["troth.trace.submit", 1, history, [attestation], [], _documented_records()]
+    assert cbor.encode(v1) == bytes.fromhex(SUBMIT["submit_v1"])
+    v2 = ["troth.trace.submit", 2, history, [attestation], [], _documented_records(), [history]]
+    assert cbor.encode(v2) == bytes.fromhex(SUBMIT["submit_v2"])
+
+
+@pytest.mark.parametrize(("name", "windows"), [("submit_v1", 0), ("submit_v2", 1)])
+def test_a_stored_submission_decodes_into_its_fields(name: str, windows: int) -> None:
+    submission = Submission.from_cbor(cbor.decode(bytes.fromhex(SUBMIT[name])))
+    assert submission.history == bytes.fromhex(TRACE["agent_history"])
+    assert submission.attestations == (bytes.fromhex(TRACE["agent_attestation"]),)
+    assert submission.chains == ()
+    assert len(submission.windows) == windows
+    assert [r.envelope.decode() for r in submission.records] == [
+        r["envelope"] for r in TRACE["records"][:2]
+    ]
+    shown = submission.records[0].disclosures["args"]
+    assert json.loads(shown.value) == TRACE["records"][0]["disclosures"]["args"]["value"]
+
+
+def test_stored_receipts_decode_into_their_fields() -> None:
+    value = cbor.decode(bytes.fromhex(SUBMIT["receipts"]))
+    assert value[:2] == ["troth.trace.receipts", 1]
+    assert value[2] == [[0, 0], [1, 1], [2, "malformed", "not a record"]]
+    receipts = Receipts.from_cbor(value, expected=3)
+    assert [r.status for r in receipts.results] == [Status.APPENDED, Status.ALREADY, Status.REFUSED]
+    assert receipts.results[2].reason is TraceFailure.MALFORMED
+    assert receipts.head is not None
+    assert receipts.head.seq == 1
+    assert receipts.head.hash.hex() == TRACE["records"][1]["record_hash"]
+    assert receipts.checkpoint == (3, TRACE["checkpoint"].encode())
