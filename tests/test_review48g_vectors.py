@@ -1,6 +1,7 @@
 """Golden vectors of the formats that had none (review 48g, formats): enrollment tickets and
 requests to an authority (tests/vectors/authority), trace submissions of versions 1 and 2 and
-their receipts (tests/vectors/trace/submit_vectors.json). Each is rebuilt byte for byte by its
+their receipts (tests/vectors/trace/submit_vectors.json), a channel's auth payload and service
+requests and responses (tests/vectors/protocol). Each is rebuilt byte for byte by its
 generator, built again here from docs/formats.md's layout (so the doc and the encoder agree),
 and decoded into the fields it was made of."""
 
@@ -15,13 +16,16 @@ import pytest
 
 from tests.vectors.authority.generate import CHAIN, CODE, CREDENTIAL_HASH
 from tests.vectors.authority.generate import build as build_authority
+from tests.vectors.protocol.generate import build as build_protocol
 from tests.vectors.trace.generate_submit import build as build_submit
 from troth.authority import Ticket, verify_request
 from troth.authority.tickets import code_hash
+from troth.channel.payloads import AuthPayload
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import AuthorityError, AuthorityFailure, TraceFailure
+from troth.errors import AuthorityError, AuthorityFailure, Busy, Denied, TraceFailure
 from troth.identity import Identifier
+from troth.node.services.protocol import decode_request, decode_response, result_of
 from troth.trace.record import canonical_json
 from troth.trace.submit import Receipts, Status, Submission
 
@@ -170,3 +174,73 @@ def test_stored_receipts_decode_into_their_fields() -> None:
     assert receipts.head.seq == 1
     assert receipts.head.hash.hex() == TRACE["records"][1]["record_hash"]
     assert receipts.checkpoint == (3, TRACE["checkpoint"].encode())
+
+
+# -- channel auth payloads and service messages ----------------------------------------------
+
+PROTOCOL: dict[str, Any] = json.loads((VECTORS / "protocol" / "protocol_vectors.json").read_text())[
+    "vectors"
+]
+IDENTITY: dict[str, Any] = json.loads((VECTORS / "identity" / "identity_vectors.json").read_text())[
+    "vectors"
+][0]
+CREDENTIALS: dict[str, Any] = json.loads(
+    (VECTORS / "credentials" / "credential_vectors.json").read_text()
+)["vectors"]
+
+
+def _protocol(name: str) -> bytes:
+    return bytes.fromhex(PROTOCOL[name])
+
+
+def test_the_protocol_vectors_regenerate_byte_for_byte() -> None:
+    assert build_protocol() == PROTOCOL
+
+
+@pytest.mark.parametrize(("name", "chains"), [("auth_payload", 1), ("auth_payload_no_chain", 0)])
+def test_an_auth_payload_is_the_documented_array(name: str, chains: int) -> None:
+    history = bytes.fromhex(IDENTITY["history1"])
+    attestation = bytes.fromhex(IDENTITY["channel_attestation"])
+    chain = [bytes.fromhex(CREDENTIALS["chain1"])][:chains]
+    documented = cbor.encode(["troth.channel.auth", 1, history, attestation, chain])
+    assert documented == _protocol(name)
+    decoded = AuthPayload.decode(_protocol(name))
+    assert (decoded.history, decoded.attestation, decoded.credentials) == (
+        history,
+        attestation,
+        tuple(chain),
+    )
+
+
+def test_service_requests_are_the_documented_arrays() -> None:
+    assert _protocol("request") == cbor.encode(["troth.service.request", 2, 7, "status", "4471"])
+    assert decode_request(_protocol("request")) == (7, "status", "4471")
+    largest = decode_request(_protocol("request_largest_id"))
+    assert largest == (2**64 - 1, "echo", b"\x00")
+
+
+def test_service_responses_are_the_documented_arrays_and_decode_to_their_results() -> None:
+    documented = cbor.encode(["troth.service.response", 2, 7, True, "shipped"])
+    assert _protocol("response_ok") == documented
+    request_id, response = decode_response(documented)
+    assert (request_id, result_of(response)) == (7, "shipped")
+    denied = cbor.decode(_protocol("response_denied"))
+    assert denied == [
+        "troth.service.response",
+        2,
+        7,
+        False,
+        {
+            "error": "denied",
+            "message": "denied: peer not allowed; no permit",
+            "reasons": ["peer not allowed", "no permit"],
+        },
+    ]
+    with pytest.raises(Denied) as refused:
+        result_of(decode_response(_protocol("response_denied"))[1])
+    assert refused.value.reasons == ("peer not allowed", "no permit")
+    request_id, busy = decode_response(_protocol("response_busy"))
+    assert request_id == 8
+    assert busy[4]["error"] == "busy"
+    with pytest.raises(Busy):
+        result_of(busy)
