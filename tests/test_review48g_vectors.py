@@ -1,7 +1,8 @@
 """Golden vectors of the formats that had none (review 48g, formats): enrollment tickets and
 requests to an authority (tests/vectors/authority), trace submissions of versions 1 and 2 and
 their receipts (tests/vectors/trace/submit_vectors.json), a channel's auth payload and service
-requests and responses (tests/vectors/protocol). Each is rebuilt byte for byte by its
+requests and responses (tests/vectors/protocol), trace proof bundles of version 1
+(tests/vectors/trace/proof_vectors.json). Each is rebuilt byte for byte by its
 generator, built again here from docs/formats.md's layout (so the doc and the encoder agree),
 and decoded into the fields it was made of."""
 
@@ -17,15 +18,18 @@ import pytest
 from tests.vectors.authority.generate import CHAIN, CODE, CREDENTIAL_HASH
 from tests.vectors.authority.generate import build as build_authority
 from tests.vectors.protocol.generate import build as build_protocol
+from tests.vectors.trace.generate_proof import build as build_proof
 from tests.vectors.trace.generate_submit import build as build_submit
 from troth.authority import Ticket, verify_request
 from troth.authority.tickets import code_hash
 from troth.channel.payloads import AuthPayload
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import AuthorityError, AuthorityFailure, Busy, Denied, TraceFailure
+from troth.errors import AuthorityError, AuthorityFailure, Busy, Denied, TraceError, TraceFailure
 from troth.identity import Identifier
 from troth.node.services.protocol import decode_request, decode_response, result_of
+from troth.trace.checkpoint import AnchorStatus
+from troth.trace.export import verify_bundle
 from troth.trace.record import canonical_json
 from troth.trace.submit import Receipts, Status, Submission
 
@@ -244,3 +248,53 @@ def test_service_responses_are_the_documented_arrays_and_decode_to_their_results
     assert busy[4]["error"] == "busy"
     with pytest.raises(Busy):
         result_of(busy)
+
+
+# -- trace proof bundles -----------------------------------------------------------------------
+
+PROOFS: list[str] = json.loads((VECTORS / "trace" / "proof_vectors.json").read_text())["vectors"][
+    "bundles"
+]
+
+
+def test_the_proof_vectors_regenerate_byte_for_byte() -> None:
+    assert build_proof() == {"bundles": PROOFS}
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_a_stored_proof_bundle_has_the_documented_fields_and_verifies(index: int) -> None:
+    stored = TRACE["records"][index]
+    bundle = json.loads(PROOFS[index])
+    assert list(bundle) == [
+        "type",
+        "version",
+        "index",
+        "envelope",
+        "record",
+        "disclosures",
+        "proof",
+        "checkpoint",
+        "signer",
+        "log",
+    ]
+    assert (bundle["type"], bundle["version"], bundle["index"]) == ("troth.trace.proof", 1, index)
+    assert bundle["envelope"] == stored["envelope"]
+    assert bundle["record"] == json.loads(stored["payload"])
+    assert bundle["disclosures"] == stored["disclosures"]
+    assert bundle["checkpoint"] == TRACE["checkpoint"]
+    assert set(bundle["signer"]) == {"history", "attestation"}
+    assert set(bundle["log"]) == {"history", "attestations"}
+    if index == 0:
+        assert bundle["proof"] == TRACE["inclusion_proof_0"]
+    report = verify_bundle(PROOFS[index].encode(), anchor=TRACE["checkpoint"].encode())
+    assert report.status is AnchorStatus.VALID
+    assert (report.index, report.hash.hex()) == (index, stored["record_hash"])
+    assert report.checkpoint.root.hex() == TRACE["root"]
+    assert sorted(report.disclosed) == sorted(stored["disclosures"])
+
+
+def test_a_stored_proof_bundle_with_one_byte_changed_is_refused() -> None:
+    changed = PROOFS[0].replace('"amount":20', '"amount":21')
+    assert changed != PROOFS[0]
+    with pytest.raises(TraceError):
+        verify_bundle(changed.encode(), anchor=TRACE["checkpoint"].encode())
