@@ -5,6 +5,7 @@ the bound before review 47o; MAX_TRACE_RECORD_DISCLOSURE_BYTES is 555,496)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from troth.gates import bundles
 from troth.identity import attestation, change
 from troth.integrations.mcp import frames
 from troth.node.services import protocol
-from troth.trace import export, record, submit
+from troth.trace import export, record, record_decode, submit
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FORMATS = (DOCS / "formats.md").read_text()
@@ -203,3 +204,52 @@ def test_the_record_disclosure_bound_is_written_as_the_constant_everywhere() -> 
             assert match.group(1) == overhead, doc
         for match in re.finditer(r"([\d,]+) bytes \(`MAX_TRACE_RECORD_DISCLOSURE_BYTES`", text):
             assert match.group(1) == bound, doc
+
+
+# -- trace record members ----------------------------------------------------------------------
+
+
+def _decoded_members() -> dict[str, set[str]]:
+    """The members record_decode.py takes in each object: `_object(value, "what", {...})`."""
+    source = Path(record_decode.__file__).read_text()
+    found: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "_object"
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[2], ast.Set)
+        ):
+            found[str(node.args[1].value)] = {ast.literal_eval(e) for e in node.args[2].elts}
+    found["digests"] = set(record.REDACTABLE)
+    return found
+
+
+def _documented_members() -> tuple[set[str], dict[str, set[str]]]:
+    section = FORMATS[FORMATS.index("**Payload**") : FORMATS.index("**The id namespace")]
+    top: set[str] = set()
+    inner: dict[str, set[str]] = {}
+    for names, value in re.findall(r"^\| (`[^|]+`) \| (.*) \|$", section, re.MULTILINE):
+        members = re.findall(r"`(\w+)`", names)
+        top |= set(members)
+        braces = re.match(r"`\{([^}]*)\}`", value)
+        if braces and len(members) == 1:
+            inner[members[0]] = {m.strip().rstrip("?") for m in braces.group(1).split(",")}
+    return top, inner
+
+
+def test_the_documented_record_members_are_those_the_decoder_takes() -> None:
+    top, inner = _documented_members()
+    assert top == set(record_decode._MEMBERS)
+    decoded = _decoded_members()
+    assert inner == {name: decoded[name] for name in inner}
+    assert set(inner) == set(decoded) - {"record", "credential"}  # the record itself; a list item
+    kinds = re.sub(r"\([^)]*\)", "", _row_of_kind())  # "(also an OTel ... span)"
+    assert {kind.value for kind in record.Kind} == set(re.findall(r"`(\w+)`", kinds))
+
+
+def _row_of_kind() -> str:
+    match = re.search(r"^\| `kind` \| (.*) \|$", FORMATS, re.MULTILINE)
+    assert match
+    return match.group(1)
