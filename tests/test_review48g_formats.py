@@ -6,6 +6,7 @@ the bound before review 47o; MAX_TRACE_RECORD_DISCLOSURE_BYTES is 555,496)."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from troth.authority import requests, tickets
 from troth.channel import packets, payloads
 from troth.credentials import format as credential_format
 from troth.credentials import revocation_entry
+from troth.crypto import KeyType
+from troth.encoding import cbor
 from troth.gates import bundles
 from troth.identity import attestation, change
 from troth.integrations.mcp import frames
 from troth.node.services import protocol
 from troth.trace import export, record, record_decode, submit
+from troth.vault import KeyPurpose
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FORMATS = (DOCS / "formats.md").read_text()
@@ -253,3 +257,111 @@ def _row_of_kind() -> str:
     match = re.search(r"^\| `kind` \| (.*) \|$", FORMATS, re.MULTILINE)
     assert match
     return match.group(1)
+
+
+# -- the documented layouts, read off the golden vectors -------------------------------------
+
+VECTORS = Path(__file__).resolve().parent / "vectors"
+
+
+def _shape(value: object) -> object:
+    """A decoded value with each byte string as `b<length>` and each time as `t`."""
+    if isinstance(value, bytes):
+        return f"b{len(value)}"
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if type(value) is int and value > 1_000_000_000:
+        return "t"
+    return value
+
+
+def _decoded(name: str, field: str, index: int | None = None) -> object:
+    data = json.loads((VECTORS / name).read_text())["vectors"]
+    if index is not None:
+        data = data[index]
+    return _shape(cbor.decode(bytes.fromhex(data[field])))
+
+
+IDENTITY = "identity/identity_vectors.json"
+CREDENTIALS = "credentials/credential_vectors.json"
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "index", "layout"),
+    [
+        # "Change body": type, version, index, previous, [key-type, key], next-key digest, times
+        (IDENTITY, "change0_body", 0, ["troth.identity.change", 2, 0, None, [1, "b32"], "b32"]),
+        # "History": signed changes [body, signature, previous signature / null], checkpoint
+        (IDENTITY, "history2", 0, ["troth.identity.history", 2]),
+        (IDENTITY, "history2_from_change1", 0, ["troth.identity.history", 2]),
+        # "Purpose-key attestation": [body, signature]
+        (IDENTITY, "channel_attestation", 0, ["b145", "b64"]),
+        # "Credentials": serial 16, subject, issuer, attributes, times, depth, null (a root)
+        (CREDENTIALS, "root_credential_body", None, ["troth.credential", 1, "b16", "b32", "b32"]),
+        (CREDENTIALS, "chain2", None, ["troth.credential.chain", 1]),
+        (CREDENTIALS, "revocation_entries", None, None),
+        (CREDENTIALS, "feed", None, ["troth.revocation.page", 2]),
+    ],
+)
+def test_a_golden_vector_has_the_documented_layout(
+    name: str, field: str, index: int | None, layout: list[object] | None
+) -> None:
+    if field == "revocation_entries":  # "Revocation feed": entry, kind 3 with its extra
+        entries = json.loads((VECTORS / name).read_text())["vectors"][field]
+        entry = _shape(cbor.decode(bytes.fromhex(entries[2])))
+        assert entry == ["troth.revocation", 2, 2, 3, "b32", "b32", "t", "", [2, "b32"]]
+        return
+    value = _decoded(name, field, index)
+    assert isinstance(value, list)
+    assert layout is not None
+    assert value[: len(layout)] == layout
+    if field == "change0_body":
+        assert len(value) == 9
+        assert value[6:] == ["t", "t", "t"]
+    if field == "history2":
+        assert value[2] == [["b111", "b64", None], ["b144", "b64", "b64"]]
+        assert value[3] is None
+    if field == "history2_from_change1":
+        assert value[3] == ["b32", "b32", 1]  # identifier, authority, index of the first change
+    if field == "channel_attestation":
+        data = json.loads((VECTORS / name).read_text())["vectors"][0][field]
+        body = _shape(cbor.decode(cbor.decode(bytes.fromhex(data))[0]))
+        # purpose 1 (secure channel) with an X25519 key (type 3), created_at, expires_at
+        assert body == ["troth.identity.purpose-key", 1, "b32", "b32", 1, [3, "b32"], "t", "t"]
+    if field == "root_credential_body":
+        assert len(value) == 11
+        assert value[6:] == ["t", "t", "t", 2, None]
+    if field == "chain2":
+        credentials, histories = value[2], value[3]
+        assert [len(c) for c in credentials] == [3, 3]  # body, signature, attestation
+        assert all(c[1] == "b64" for c in credentials)
+        assert len(histories) == 2
+    if field == "feed":
+        # [snapshot, signature, attestation], start, [entry, ...], authority history
+        assert len(value) == 6
+        assert value[3] == 0
+        assert len(value[2]) == 3
+        assert len(value[4]) == 3
+        data = json.loads((VECTORS / name).read_text())["vectors"][field]
+        snapshot = _shape(cbor.decode(cbor.decode(bytes.fromhex(data))[2][0]))
+        assert snapshot == ["troth.revocation.snapshot", 2, "b32", 3, "b32", 3, "t"]
+
+
+def test_a_delegation_body_ends_in_parent_purpose_and_caveats() -> None:
+    value = _decoded(CREDENTIALS, "delegation_body")
+    assert isinstance(value, list)
+    assert value[-1] == ["b32", "resolve complaint 123", ['context.complaint == "123"']]
+
+
+def test_the_key_type_and_purpose_numbers_are_the_codes() -> None:
+    table = FORMATS[FORMATS.index("## Key types") : FORMATS.index("## Identifiers")]
+    assert re.findall(r"^\| (\d) \| (\S+)", table, re.MULTILINE) == [
+        ("1", "Ed25519"),
+        ("2", "ECDSA"),
+        ("3", "X25519"),
+    ]
+    assert [int(KeyType.ED25519), int(KeyType.P256), int(KeyType.X25519)] == [1, 2, 3]
+    assert "1 = secure channel (X25519), 2 = signing" in FORMATS
+    assert (int(KeyPurpose.SECURE_CHANNEL), int(KeyPurpose.SIGNING)) == (1, 2)
