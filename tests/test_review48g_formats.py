@@ -26,7 +26,8 @@ from troth.node.services import protocol
 from troth.trace import export, record, record_decode, submit
 from troth.vault import KeyPurpose
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 FORMATS = (DOCS / "formats.md").read_text()
 KIB, MIB = 1024, 1024 * 1024
 
@@ -365,3 +366,16 @@ def test_the_key_type_and_purpose_numbers_are_the_codes() -> None:
     assert [int(KeyType.ED25519), int(KeyType.P256), int(KeyType.X25519)] == [1, 2, 3]
     assert "1 = secure channel (X25519), 2 = signing" in FORMATS
     assert (int(KeyPurpose.SECURE_CHANNEL), int(KeyPurpose.SIGNING)) == (1, 2)
+
+
+def test_every_domain_separation_string_is_documented_and_in_the_code() -> None:
+    """Each `troth.NAME/VERSION` prefix the code hashes, seals or signs under is written in
+    docs/ (formats.md, or where the text it belongs to is), and each the docs write is the
+    code's (the quota accounts' two were in no doc: review 48g, formats 6)."""
+    source = ROOT / "src" / "troth"
+    pattern = r'"(troth\.[a-z.-]+/\d+)'
+    coded = {m for path in source.rglob("*.py") for m in re.findall(pattern, path.read_text())}
+    written = {m for doc in DOCS.glob("*.md") for m in re.findall(pattern, doc.read_text())}
+    prologue = re.findall(r"prologue `(troth\.[a-z.-]+/\d+)`", (DOCS / "protocols.md").read_text())
+    assert coded - written == set(prologue)
+    assert written - coded == set()
