@@ -379,3 +379,24 @@ def test_every_domain_separation_string_is_documented_and_in_the_code() -> None:
     prologue = re.findall(r"prologue `(troth\.[a-z.-]+/\d+)`", (DOCS / "protocols.md").read_text())
     assert coded - written == set(prologue)
     assert written - coded == set()
+
+
+@pytest.mark.parametrize(
+    ("field", "chained"), [("bundle_by_authority", False), ("bundle_by_admin", True)]
+)
+def test_a_policy_bundle_vector_has_the_documented_layout(field: str, chained: bool) -> None:
+    """docs/formats.md, "Policy bundles": the signed bundle's 7 fields (a chain iff an admin
+    signed) and the body's 11 (tool schemas as canonical JSON text, services' methods sorted)."""
+    data = json.loads((VECTORS / "gates" / "bundle_vectors.json").read_text())["vectors"][field]
+    bundle = cbor.decode(bytes.fromhex(data))
+    shape = _shape(bundle)
+    assert isinstance(shape, list)
+    assert shape[:2] == ["troth.policy.bundle.signed", 1]
+    assert shape[3] == "b64"
+    assert len(shape) == 7
+    assert (shape[6] is not None) == chained
+    body = cbor.decode(bundle[2])
+    assert _shape(body[:7]) == ["troth.policy.bundle", 1, "b32", "b32", body[4], "t", "t"]
+    assert [type(v) for v in body[7:]] == [str, str, dict, dict]
+    assert all(json.loads(schema) is not None for schema in body[9].values())
+    assert all(methods == sorted(set(methods)) for methods in body[10].values())
