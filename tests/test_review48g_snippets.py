@@ -13,7 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+
+from troth.cli.main import cli
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 RUN_ELSEWHERE = {"python.md"}
@@ -95,3 +98,58 @@ def test_a_fragment_compiles_imports_and_binds(doc: str, number: int, text: str)
         arguments = [None] * len(node.args)
         keywords = {k.arg: None for k in node.keywords if k.arg is not None}
         signature.bind(*arguments, **keywords)  # TypeError: the doc's call does not fit
+
+
+# -- the commands the prose and the synopses name ----------------------------------------------
+
+ROOT = DOCS.parent
+PROSE = [ROOT / "README.md", *sorted(p for p in DOCS.glob("*.md") if p.name != "cli.md")]
+"""docs/cli.md is generated from the commands (tests/test_cli_reference.py)."""
+SHORTHAND = {"troth revoke identity/credential", "troth trace prove|redact|resolve RECORD_ID"}
+"""Prose that names several commands at once."""
+
+
+def _resolve(words: list[str]) -> click.Command:
+    command: click.Command = cli
+    context = click.Context(cli, info_name="troth")
+    for word in words:
+        if not isinstance(command, click.Group):
+            break
+        found = command.get_command(context, word)
+        if found is None:
+            break
+        command = found
+    return command
+
+
+def _named_commands() -> list[tuple[str, str]]:
+    """(doc, command line) for each `troth ...` in inline code and each line of a fenced block
+    (a synopsis, a shell block) that starts with one, pipelines split."""
+    found = []
+    for path in PROSE:
+        text = path.read_text()
+        lines = [span.replace("\n", " ") for span in re.findall(r"`(troth [^`]+)`", text)]
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.DOTALL):
+            for line in block.replace("\\\n", " ").splitlines():
+                lines += [part.strip() for part in line.split("#")[0].split(" | ")]
+        found += [(path.name, line) for line in lines if line.startswith("troth ")]
+    return found
+
+
+def test_the_docs_name_commands() -> None:
+    assert len(_named_commands()) > 100
+
+
+@pytest.mark.parametrize(("doc", "line"), _named_commands(), ids=lambda v: str(v)[:40])
+def test_each_command_the_docs_name_exists_with_its_options(doc: str, line: str) -> None:
+    if " ".join(line.split()) in SHORTHAND:
+        return
+    words = re.sub(r"[\[\]|]", " ", line).split()[1:]
+    path = [w for w in words if not w.startswith("-") and re.fullmatch(r"[a-z][a-z-]*", w)]
+    command = _resolve(path[:3])
+    if isinstance(command, click.Group) and words == path[:1]:
+        return  # a group named as such ("`troth lease` ...")
+    assert not isinstance(command, click.Group), f"{doc}: {line!r} names no command"
+    options = {o for param in command.params for o in (*param.opts, *param.secondary_opts)}
+    named = [w.split("=")[0] for w in words if w.startswith("--")]
+    assert [o for o in named if o not in options] == [], f"{doc}: {line!r}"
