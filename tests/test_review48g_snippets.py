@@ -7,8 +7,10 @@ import is taken from the public packages (PUBLIC), as the doc's prose names them
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import click
 import pytest
 
+import troth
 from troth.cli.main import cli
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -153,3 +156,96 @@ def test_each_command_the_docs_name_exists_with_its_options(doc: str, line: str)
     options = {o for param in command.params for o in (*param.opts, *param.secondary_opts)}
     named = [w.split("=")[0] for w in words if w.startswith("--")]
     assert [o for o in named if o not in options] == [], f"{doc}: {line!r}"
+
+
+# -- the Python names the prose gives ----------------------------------------------------------
+
+NOT_PYTHON = {
+    "troth.credential",  # type tags (docs/formats.md)
+    "troth.credential.chain",
+    "troth.mcp.frame",
+    "troth.role",  # attribute keys
+    "troth.relay",
+    "troth.decision",  # span attributes (docs/traces.md)
+    "troth.policy.ids",
+    "troth.node.policy",  # a logger
+}
+
+
+def _dotted_names() -> list[tuple[str, str]]:
+    pattern = r"`(troth(?:\.[A-Za-z_]\w*)+)(?:\([^`]*\))?`"
+    return sorted(
+        {(path.name, name) for path in PROSE for name in re.findall(pattern, path.read_text())}
+    )
+
+
+def _lookup(dotted: str) -> object:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            found = getattr(found, part)  # AttributeError: the doc names what is not there
+        return found
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize(("doc", "name"), _dotted_names(), ids=lambda v: str(v)[:40])
+def test_each_python_name_the_docs_give_exists(doc: str, name: str) -> None:
+    if name in NOT_PYTHON:
+        return
+    assert _lookup(name) is not None, f"{doc}: {name}"
+
+
+def _classes() -> dict[str, list[type]]:
+    """Every class troth defines, by name (a name may be several: troth.Authority and
+    troth.authority.Authority)."""
+    found: dict[str, list[type]] = {}
+    for info in pkgutil.walk_packages(troth.__path__, "troth."):
+        if info.name.startswith("troth.integrations"):
+            continue  # needs an extra
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and value.__module__ == info.name:
+                found.setdefault(name, []).append(value)
+    return found
+
+
+def _members_named() -> list[tuple[str, str, str]]:
+    pattern = r"`([A-Z][A-Za-z0-9]+)\.([a-z_]\w*)(?:\([^`]*\))?`"
+    return sorted(
+        {(path.name, *found) for path in PROSE for found in re.findall(pattern, path.read_text())}
+    )
+
+
+def test_each_class_the_docs_name_a_member_of_exists() -> None:
+    """`Class.member` in README.md and docs/ names a class troth defines (formats.md named
+    `Wallet.feed`: the class is CredentialWallet) that has that member: defined on it, a
+    field, or set on `self` by it or a base (secrets.md named `BrokerService.own_authorities`,
+    which is NodeTrust's)."""
+    classes = _classes()
+    named = _members_named()
+    assert len(named) > 50
+    assert [(doc, cls) for doc, cls, _ in named if cls not in classes] == []
+    absent = [
+        (doc, cls, member)
+        for doc, cls, member in named
+        if not any(hasattr(c, member) or member in _instance_attributes(c) for c in classes[cls])
+    ]
+    assert absent == []
+
+
+def _instance_attributes(cls: type) -> set[str]:
+    """The attributes `cls` and its bases set on `self` (`self.drops = 0`), and its fields."""
+    found = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("troth"):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        found |= set(re.findall(r"self\.(\w+)(?::[^=\n]+)? = ", source))
+    return found
