@@ -20,6 +20,8 @@ import pytest
 
 import troth
 from troth.cli.main import cli
+from troth.node.channel_limits import ChannelLimits
+from troth.transport.settings import TcpSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 RUN_ELSEWHERE = {"python.md"}
@@ -249,3 +251,17 @@ def _instance_attributes(cls: type) -> set[str]:
             continue
         found |= set(re.findall(r"self\.(\w+)(?::[^=\n]+)? = ", source))
     return found
+
+
+def test_each_environment_setting_the_docs_name_is_a_field() -> None:
+    """`TROTH_TCP_<FIELD>` sets a TcpSettings field, `TROTH_CHANNELS_<FIELD>` a ChannelLimits
+    one (docs/protocols.md, "Load limits"): every one the docs write exists."""
+    tcp = {field.name.upper() for field in dataclasses.fields(TcpSettings)}
+    channels = {field.name.upper() for field in dataclasses.fields(ChannelLimits)}
+    text = "\n".join(path.read_text() for path in PROSE)
+    named_tcp = set(re.findall(r"TROTH_TCP_([A-Z_]*[A-Z])", text))
+    named_channels = set(re.findall(r"TROTH_CHANNELS_([A-Z_]*[A-Z])", text))
+    assert named_tcp
+    assert named_channels
+    assert named_tcp - tcp == set()
+    assert named_channels - channels == set()
