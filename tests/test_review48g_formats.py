@@ -6,6 +6,7 @@ the bound before review 47o; MAX_TRACE_RECORD_DISCLOSURE_BYTES is 555,496)."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -20,9 +21,14 @@ from troth.credentials import revocation_entry
 from troth.crypto import KeyType
 from troth.encoding import cbor
 from troth.gates import bundles
-from troth.identity import attestation, change
+from troth.identity import Identifier, attestation, change
 from troth.integrations.mcp import frames
+from troth.node.books import IdentifierBook
+from troth.node.config import NodeConfig
+from troth.node.own_relays import OwnRelays
+from troth.node.pins import RoutePins
 from troth.node.services import protocol
+from troth.node.services.relay import RelayBook
 from troth.trace import export, record, record_decode, submit
 from troth.vault import KeyPurpose
 
@@ -400,3 +406,48 @@ def test_a_policy_bundle_vector_has_the_documented_layout(field: str, chained: b
     assert [type(v) for v in body[7:]] == [str, str, dict, dict]
     assert all(json.loads(schema) is not None for schema in body[9].values())
     assert all(methods == sorted(set(methods)) for methods in body[10].values())
+
+
+def _section(title: str) -> str:
+    start = FORMATS.index(f"## {title}")
+    end = FORMATS.find("\n## ", start + 1)
+    return FORMATS[start : end if end > 0 else None]
+
+
+def test_node_json_holds_the_documented_fields() -> None:
+    """docs/formats.md, "Node configuration": the fields node.json holds are those named."""
+    config = NodeConfig("hub")
+    written = set(json.loads(config.to_json()))
+    documented = set(re.findall(r"`([a-z_0-9]+)`", _section("Node configuration")))
+    assert written == {field.name for field in dataclasses.fields(NodeConfig)}
+    assert written - documented == set()
+    assert json.loads(config.to_json())["version"] == 1
+
+
+BOOKS = [
+    ("Relay book", "relays", "relays"),
+    ("Own relay book", "own", "relays"),
+    ("Pin book", "pins", "pins"),
+]
+
+
+@pytest.mark.parametrize(("title", "book", "field"), BOOKS)
+def test_a_book_file_is_the_documented_json(
+    tmp_path: Path, title: str, book: str, field: str
+) -> None:
+    """docs/formats.md's relay, own relay and pin books: the JSON each writes and reads."""
+    identifier = Identifier(bytes(32))
+    books: dict[str, tuple[IdentifierBook, str, str]] = {
+        "relays": (RelayBook(tmp_path / "relays.json"), "relays.json", "orders"),
+        "own": (OwnRelays(tmp_path / "own-relays.json"), "own-relays.json", "/tcp/h:4000/relay/b"),
+        "pins": (RoutePins(tmp_path / "pins.json"), "pins.json", "/tcp/h:4000/service/trace"),
+    }
+    kept, name, key = books[book]
+    kept.save({key: identifier})
+    assert kept.load() == {key: identifier}
+    assert f'`{{"version": 1, "{field}": {{' in _section(title)
+    assert f"<home>/nodes/<name>/{name}" in _section(title)
+    assert json.loads((tmp_path / name).read_text()) == {
+        "version": 1,
+        field: {key: str(identifier)},
+    }
