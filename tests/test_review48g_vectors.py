@@ -252,13 +252,15 @@ def test_service_responses_are_the_documented_arrays_and_decode_to_their_results
 
 # -- trace proof bundles -----------------------------------------------------------------------
 
-PROOFS: list[str] = json.loads((VECTORS / "trace" / "proof_vectors.json").read_text())["vectors"][
-    "bundles"
+PROOF_VECTORS: dict[str, Any] = json.loads((VECTORS / "trace" / "proof_vectors.json").read_text())[
+    "vectors"
 ]
+PROOFS: list[str] = PROOF_VECTORS["bundles"]
+BRIDGED: str = PROOF_VECTORS["bundle_v2"]
 
 
 def test_the_proof_vectors_regenerate_byte_for_byte() -> None:
-    assert build_proof() == {"bundles": PROOFS}
+    assert build_proof() == PROOF_VECTORS
 
 
 @pytest.mark.parametrize("index", range(3))
@@ -298,3 +300,42 @@ def test_a_stored_proof_bundle_with_one_byte_changed_is_refused() -> None:
     assert changed != PROOFS[0]
     with pytest.raises(TraceError):
         verify_bundle(changed.encode(), anchor=TRACE["checkpoint"].encode())
+
+
+def test_a_stored_version_2_bundle_carries_the_documented_windows_and_verifies() -> None:
+    """docs/formats.md, "Proof bundle", version 2: `signer.windows` (1 to 4 histories, oldest
+    first) and `signer.at` link the history that holds the record's key (the log's window of
+    changes 0-63) to the agent's newest the log holds (from change 70): windows 63-70 and 70
+    after it (`at` 0)."""
+    bundle = json.loads(BRIDGED)
+    assert (bundle["type"], bundle["version"]) == ("troth.trace.proof", 2)
+    signer = bundle["signer"]
+    assert list(signer) == ["history", "attestation", "windows", "at"]
+    assert signer["at"] == 0
+    histories = [base64.b64decode(w) for w in (signer["history"], *signer["windows"])]
+    spans = []
+    for history in histories:
+        changes, checkpoint = cbor.decode(history)[2:]
+        first = 0 if checkpoint is None else checkpoint[2]
+        spans.append((first, first + len(changes) - 1))
+    assert spans == [(0, 63), (63, 70), (70, 70)]
+    report = verify_bundle(BRIDGED.encode(), anchor=bundle["checkpoint"].encode())
+    assert report.status is AnchorStatus.VALID
+    assert (report.index, report.record.seq) == (0, 0)
+
+
+@pytest.mark.parametrize("change", ["window dropped", "windows swapped", "at past them"])
+def test_a_stored_version_2_bundle_whose_windows_do_not_chain_is_refused(change: str) -> None:
+    bundle = json.loads(BRIDGED)
+    windows = bundle["signer"]["windows"]
+    if change == "window dropped":
+        bundle["signer"]["windows"] = windows[1:]
+    elif change == "windows swapped":
+        bundle["signer"]["windows"] = windows[::-1]
+    else:
+        bundle["signer"]["at"] = 3
+    with pytest.raises(TraceError) as refused:
+        verify_bundle(bundle)
+    # the doc's words: windows that do not chain `signer identity invalid`, a bad `at` malformed
+    expected = TraceFailure.MALFORMED if change == "at past them" else TraceFailure.SIGNER_INVALID
+    assert refused.value.reason is expected
