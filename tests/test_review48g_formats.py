@@ -24,6 +24,7 @@ from troth.gates import bundles
 from troth.identity import Identifier, attestation, change
 from troth.integrations.mcp import frames
 from troth.node.books import IdentifierBook
+from troth.node.channel_limits import ChannelLimits
 from troth.node.config import NodeConfig
 from troth.node.control import OPERATIONS
 from troth.node.own_relays import OwnRelays
@@ -470,3 +471,16 @@ def test_every_control_operation_is_documented_with_its_arguments() -> None:
         row = next(line for line in rows if f"`{op}`" in line.split(" | ")[0])
         for name in names:
             assert f"`{name}`" in row, (op, name)
+
+
+def test_the_reassembly_budgets_are_written_as_the_code_computes_them() -> None:
+    """docs/protocols.md: a member's and the node's reassembly budgets are 2 and 8 times a
+    message and a frame, 16 MiB + 65,535 (it wrote 64 KiB, a byte more each time)."""
+    protocols = (DOCS / "protocols.md").read_text()
+    unit = L.MAX_APPLICATION_MESSAGE + L.MAX_CHANNEL_FRAME
+    limits_now = ChannelLimits()
+    assert limits_now.max_reassembly_per_peer == 2 * unit
+    assert limits_now.max_reassembly_total == 8 * unit
+    written = f"16 MiB + {L.MAX_CHANNEL_FRAME:,}"
+    assert "16 MiB + 64 KiB" not in protocols
+    assert protocols.count(written) >= 4
