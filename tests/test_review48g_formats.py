@@ -16,6 +16,7 @@ import pytest
 from troth import limits as L
 from troth.authority import requests, tickets
 from troth.channel import packets, payloads
+from troth.channel.secure import ChannelSettings
 from troth.credentials import format as credential_format
 from troth.credentials import revocation_entry
 from troth.crypto import KeyType
@@ -32,6 +33,7 @@ from troth.node.pins import RoutePins
 from troth.node.services import protocol
 from troth.node.services.relay import RelayBook
 from troth.trace import export, record, record_decode, submit
+from troth.transport.settings import TcpSettings
 from troth.vault import KeyPurpose
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -484,3 +486,47 @@ def test_the_reassembly_budgets_are_written_as_the_code_computes_them() -> None:
     written = f"16 MiB + {L.MAX_CHANNEL_FRAME:,}"
     assert "16 MiB + 64 KiB" not in protocols
     assert protocols.count(written) >= 4
+
+
+def _default_row(label: str) -> str:
+    protocols = (DOCS / "protocols.md").read_text()
+    rows = [line for line in protocols.splitlines() if line.startswith(f"| {label}")]
+    assert len(rows) == 1, label
+    return rows[0].split(" | ")[1]
+
+
+def _defaults() -> list[tuple[str, str]]:
+    tcp, channels, settings = TcpSettings(), ChannelLimits(), ChannelSettings()
+    return [
+        ("connect timeout", f"{tcp.connect_timeout:g} s"),
+        ("first frame", f"{tcp.first_frame_timeout:g} s"),
+        ("stalled frame", f"{tcp.frame_timeout:g} s"),
+        ("idle |", f"{tcp.idle_timeout:g} s"),
+        ("accepted connections in total", f"{tcp.max_connections:,}"),
+        ("accepted connections per source", f"{tcp.max_connections_per_source}"),
+        ("reply paths per connection", f"{tcp.max_reply_paths:,}"),
+        ("write buffer per connection", f"{tcp.write_buffer // MIB} MiB"),
+        ("queue per connection", f"{tcp.max_queued_bytes // MIB} MiB"),
+        ("queues of the connections of one peer", f"{tcp.max_queued_total // 4 // MIB} MiB"),
+        ("queues of all connections", f"{tcp.max_queued_total // MIB} MiB"),
+        ("stall timeout", f"{tcp.stall_timeout:g} s"),
+        ("write timeout", f"{tcp.write_timeout:g} s"),
+        ("handshake timeout", f"{channels.handshake_timeout:g} s"),
+        ("keepalive interval", f"{settings.keepalive_interval:g} s"),
+        ("keepalive timeout", f"{settings.keepalive_timeout:g} s"),
+        ("half-open handshakes per source", f"{channels.max_half_open_per_source}"),
+        ("half-open handshakes in total", f"{channels.max_half_open}"),
+        ("open channels one peer identity", f"{channels.max_channels_per_peer}"),
+        ("open channels the peers of one member", f"{channels.max_channels_per_member}"),
+        ("channels (handshaking or open)", f"{channels.max_channels_per_source}"),
+        ("reassembly timeout", f"the channel settings' ({settings.reassembly_timeout} s)"),
+        ("channel timer", f"every {channels.reassembly_sweep:g} s"),
+        ("reply paths per channel", f"{channels.max_reply_paths:,}"),
+    ]
+
+
+@pytest.mark.parametrize(("label", "value"), _defaults())
+def test_the_load_limit_tables_give_the_defaults(label: str, value: str) -> None:
+    """docs/protocols.md's tables of a node's channel and TCP limits: each default is the
+    code's (ChannelLimits, ChannelSettings, TcpSettings)."""
+    assert _default_row(label.removesuffix(" |")).startswith(value)
