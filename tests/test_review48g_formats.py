@@ -6,6 +6,7 @@ the bound before review 47o; MAX_TRACE_RECORD_DISCLOSURE_BYTES is 555,496)."""
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
 import json
 import re
@@ -19,7 +20,8 @@ from troth.channel import packets, payloads
 from troth.channel.secure import ChannelSettings
 from troth.credentials import format as credential_format
 from troth.credentials import revocation_entry
-from troth.crypto import KeyType
+from troth.crypto import KeyType, PublicKey, sha256
+from troth.crypto.keys import verify_signature
 from troth.encoding import cbor
 from troth.gates import bundles
 from troth.identity import Identifier, attestation, change
@@ -530,3 +532,50 @@ def test_the_load_limit_tables_give_the_defaults(label: str, value: str) -> None
     """docs/protocols.md's tables of a node's channel and TCP limits: each default is the
     code's (ChannelLimits, ChannelSettings, TcpSettings)."""
     assert _default_row(label.removesuffix(" |")).startswith(value)
+
+
+def test_the_checkpoint_vector_is_the_documented_signed_note() -> None:
+    """docs/formats.md, "Checkpoint": origin, size, base64 root, one `troth-time` line, a blank
+    line, and `— origin base64(key id (4) || Ed25519 signature (64))`, the key id
+    SHA-256(origin || 0x0A || 0x01 || public key)[:4] of the log's signing key."""
+    vectors = json.loads((VECTORS / "trace" / "trace_vectors.json").read_text())["vectors"]
+    note = vectors["checkpoint"]
+    lines = note.split("\n")
+    origin = lines[0]
+    assert re.fullmatch(r"troth\.trace/T[0-9a-f]{64}", origin)
+    assert lines[1] == "3"
+    assert base64.b64decode(lines[2], validate=True).hex() == vectors["root"]
+    assert re.fullmatch(r"troth-time [1-9]\d*", lines[3])
+    assert (lines[4], lines[6]) == ("", "")
+    dash, name, signature = lines[5].split(" ")
+    assert (dash, name) == ("\u2014", origin)
+    signed = base64.b64decode(signature, validate=True)
+    assert len(signed) == 4 + 64
+    body = cbor.decode(cbor.decode(bytes.fromhex(vectors["log_attestation"]))[0])
+    key_type, key = body[5]
+    assert (key_type, body[4]) == (int(KeyType.ED25519), int(KeyPurpose.SIGNING))
+    assert signed[:4] == sha256(origin.encode() + b"\n\x01" + key)[:4]
+    assert len(note.encode()) <= L.MAX_TRACE_CHECKPOINT_BYTES
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_a_record_vector_is_the_documented_dsse_envelope(index: int) -> None:
+    """docs/formats.md, "Trace records": canonical JSON `{"payload", "payloadType",
+    "signatures": [{"keyid", "sig"}]}`, keyid the hex SHA-256 of the attestation, the signature
+    the signing key's over PAE(type, payload) = "DSSEv1" SP LEN SP type SP LEN SP payload."""
+    vectors = json.loads((VECTORS / "trace" / "trace_vectors.json").read_text())["vectors"]
+    stored = vectors["records"][index]
+    envelope = json.loads(stored["envelope"])
+    assert stored["envelope"] == json.dumps(envelope, separators=(",", ":"), sort_keys=True)
+    assert list(envelope) == ["payload", "payloadType", "signatures"]
+    assert envelope["payloadType"] == record.PAYLOAD_TYPE
+    (signature,) = envelope["signatures"]
+    assert list(signature) == ["keyid", "sig"]
+    payload = base64.b64decode(envelope["payload"], validate=True)
+    assert payload == stored["payload"].encode()
+    attestation = bytes.fromhex(vectors["log_attestation" if index == 2 else "agent_attestation"])
+    assert signature["keyid"] == sha256(attestation).hex()
+    kind, key = cbor.decode(cbor.decode(attestation)[0])[5]
+    kind_text = record.PAYLOAD_TYPE.encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(kind_text), kind_text, len(payload), payload)
+    verify_signature(PublicKey(KeyType(kind), key), base64.b64decode(signature["sig"]), pae)
