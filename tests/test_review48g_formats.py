@@ -34,6 +34,9 @@ from troth.node.own_relays import OwnRelays
 from troth.node.pins import RoutePins
 from troth.node.services import protocol
 from troth.node.services.relay import RelayBook
+from troth.secrets import audit
+from troth.secrets.store import SqliteSecretStore
+from troth.storage import SqliteDatabase
 from troth.trace import export, record, record_decode, submit
 from troth.transport.settings import TcpSettings
 from troth.vault import KeyPurpose
@@ -579,3 +582,50 @@ def test_a_record_vector_is_the_documented_dsse_envelope(index: int) -> None:
     kind_text = record.PAYLOAD_TYPE.encode()
     pae = b"DSSEv1 %d %s %d %s" % (len(kind_text), kind_text, len(payload), payload)
     verify_signature(PublicKey(KeyType(kind), key), base64.b64decode(signature["sig"]), pae)
+
+
+def _leases_block() -> str:
+    section = _section("Leases")
+    return section[section.index("```") : section.index("```", section.index("```") + 3)]
+
+
+def _table_text(block: str, table: str, tables: list[str]) -> str:
+    """The text of `table`'s entry in the block: from its name to the next table's."""
+    start = re.search(rf"^{table}\b", block, re.MULTILINE)
+    assert start, table
+    ends = [m.start() for t in tables if (m := re.search(rf"^{t}\b", block, re.MULTILINE))]
+    end = min((e for e in ends if e > start.start()), default=len(block))
+    return block[start.start() : end]
+
+
+def test_the_broker_tables_hold_the_documented_columns(tmp_path: Path) -> None:
+    """docs/formats.md, "Leases": each column of the broker's tables is named in its table's
+    entry, each index too, and the audit kinds are AuditKind's."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    SqliteSecretStore(db)
+    conn = db.connection()
+    conn.executescript(audit._SCHEMA)
+    block = _leases_block()
+    names = [
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if row[0].startswith("secret_")
+    ]
+    assert sorted(names) == sorted(re.findall(r"^(secret_\w+)", block, re.MULTILINE))
+    for table in names:
+        text = _table_text(block, table, names)
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        if table == "secret_meta":  # a key-value table: its keys are documented
+            columns = ["broker_id", "seal_key", "audit_key", "lease_chains_pruned"]
+        assert [c for c in columns if not re.search(rf"\b{c}\b", text)] == [], table
+    indexes = [
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        if row[0].startswith("secret_") and not row[0].startswith("sqlite_")
+    ]
+    assert indexes
+    assert [index for index in indexes if index not in block] == []
+    kinds = re.search(r"kind \(([^)]*)\)", _table_text(block, "secret_audit", names))
+    assert kinds
+    assert sorted(kinds.group(1).split(", ")) == sorted(kind.value for kind in audit.AuditKind)
+    db.close()
