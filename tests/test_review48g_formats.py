@@ -37,7 +37,7 @@ from troth.node.services.relay import RelayBook
 from troth.secrets import audit
 from troth.secrets.store import SqliteSecretStore
 from troth.storage import SqliteDatabase
-from troth.trace import export, record, record_decode, submit
+from troth.trace import export, outbox_store, record, record_decode, submit
 from troth.transport.settings import TcpSettings
 from troth.vault import KeyPurpose
 
@@ -628,4 +628,31 @@ def test_the_broker_tables_hold_the_documented_columns(tmp_path: Path) -> None:
     kinds = re.search(r"kind \(([^)]*)\)", _table_text(block, "secret_audit", names))
     assert kinds
     assert sorted(kinds.group(1).split(", ")) == sorted(kind.value for kind in audit.AuditKind)
+    db.close()
+
+
+def test_the_node_database_tables_hold_the_documented_columns(tmp_path: Path) -> None:
+    """docs/formats.md's blocks for `vault_keys`, `mcp_grantors` and the trace outbox name
+    every column the code creates (`vault_keys` lacked key_type, purpose and created_at)."""
+    db = SqliteDatabase(tmp_path / "node.db")
+    conn = db.connection()
+    for statement in (*outbox_store._SCHEMA, *outbox_store._SOURCES):
+        conn.execute(statement)
+
+    def columns(table: str) -> list[str]:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+    keys = _section("Sealed software keys")
+    assert re.findall(r"^(\w+) +[A-Z]+ ", keys, re.MULTILINE) == columns("vault_keys")
+    created = re.search(r"CREATE TABLE mcp_grantors \((.*?)\)", _section("Published MCP"), re.S)
+    assert created
+    written = [part.split()[0] for part in created.group(1).split(",")]
+    assert written == columns("mcp_grantors")
+    block = _section("Trace outbox")
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    outbox = [table for table in tables if table.startswith("trace_outbox")]
+    assert sorted(outbox) == sorted(re.findall(r"^(trace_outbox\w*)", block, re.MULTILINE))
+    for table in outbox:
+        text = _table_text(block, table, outbox)
+        assert [c for c in columns(table) if not re.search(rf"\b{c}\b", text)] == [], table
     db.close()
