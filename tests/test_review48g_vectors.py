@@ -9,6 +9,7 @@ and decoded into the fields it was made of."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,23 @@ from tests.vectors.authority.generate import build as build_authority
 from tests.vectors.protocol.generate import build as build_protocol
 from tests.vectors.trace.generate_proof import build as build_proof
 from tests.vectors.trace.generate_submit import build as build_submit
+from troth import limits
 from troth.authority import Ticket, verify_request
 from troth.authority.tickets import code_hash
 from troth.channel.payloads import AuthPayload
+from troth.credentials.revocation_pages import read_page_sequence, write_page_sequence
 from troth.crypto import sha256
 from troth.encoding import cbor
-from troth.errors import AuthorityError, AuthorityFailure, Busy, Denied, TraceError, TraceFailure
+from troth.errors import (
+    AuthorityError,
+    AuthorityFailure,
+    Busy,
+    DecodeError,
+    DecodeProblem,
+    Denied,
+    TraceError,
+    TraceFailure,
+)
 from troth.identity import Identifier
 from troth.node.services.protocol import decode_request, decode_response, result_of
 from troth.trace.checkpoint import AnchorStatus
@@ -339,3 +351,20 @@ def test_a_stored_version_2_bundle_whose_windows_do_not_chain_is_refused(change:
     # the doc's words: windows that do not chain `signer identity invalid`, a bad `at` malformed
     expected = TraceFailure.MALFORMED if change == "at past them" else TraceFailure.SIGNER_INVALID
     assert refused.value.reason is expected
+
+
+# -- feed files --------------------------------------------------------------------------------
+
+
+def test_a_feed_file_is_the_documented_cbor_sequence_of_the_vector_pages() -> None:
+    """docs/formats.md, "Feed files": a CBOR sequence (RFC 8742) of byte strings, each one page,
+    from entry 0 on; a reader takes each item's size from its header and refuses one over
+    512 KiB before reading it."""
+    pages = [bytes.fromhex(CREDENTIALS["feed"]), bytes.fromhex(CREDENTIALS["feed_page_from_2"])]
+    data = b"".join(write_page_sequence(pages))
+    assert data == b"".join(b"\x59" + len(p).to_bytes(2, "big") + p for p in pages)
+    assert list(read_page_sequence(io.BytesIO(data).read)) == pages
+    huge = b"\x5a" + (limits.MAX_FEED_PAGE_BYTES + 1).to_bytes(4, "big")
+    with pytest.raises(DecodeError) as refused:
+        list(read_page_sequence(io.BytesIO(huge).read))
+    assert refused.value.problem is DecodeProblem.OVER_LIMIT
