@@ -20,6 +20,9 @@ ENROLLER: Final = "enroller"
 
 @dataclass(frozen=True, slots=True)
 class Member:
+    """A member of an authority: its identifier, the attributes its credentials grant, and
+    who added it when."""
+
     identifier: Identifier
     attributes: Attributes
     added_by: Identifier

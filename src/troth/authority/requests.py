@@ -42,12 +42,18 @@ MAX_REQUEST_BYTES: Final = (
 def make_request(
     signer: Signer, kind: str, authority: Identifier, arguments: list[Any], *, now: int
 ) -> bytes:
+    """A signed request of `kind` to `authority` with `arguments`, made at `now`
+    (docs/formats.md, "Requests to an authority"): the body, the signer's signature, its
+    key's attestation and its history."""
     body = cbor.encode([REQUEST_TYPE, VERSION, kind, authority.digest, now, arguments])
     return cbor.encode([body, signer.sign(body), signer.attestation, signer.identity.history])
 
 
 @dataclass(frozen=True, slots=True)
 class VerifiedRequest:
+    """A request `verify_request` accepted: its kind, the requester's verified identity, the
+    arguments (not yet checked: each kind's handler reads its own) and when it was made."""
+
     kind: str
     requester: VerifiedIdentity
     arguments: list[Any]

@@ -1,10 +1,11 @@
 """Enrollment tickets: one string that carries a one-time code, the authority's identity and
-its address, so `troth enroll TICKET` needs nothing else (docs/formats.md, "Tickets").
+its address, so `troth enroll TICKET` needs nothing else (docs/formats.md, "Enrollment
+tickets").
 
     ticket = "troth-ticket:" + base64url(["troth.ticket", 1, code (32 bytes),
                                           authority history, address])
 
-The code is 256 random bits; the authority stores only SHA-256(code). The address is
+The code is 256 random bits; the authority stores only its hash, `code_hash`. The address is
 `node:NAME` (a node on this machine, NAME a node name) or a route (`/tcp/host:port...`):
 anything else is refused when a ticket is created or parsed, before an enrollment records
 anything (review 45e, address 1).
@@ -36,10 +37,12 @@ CODE_SIZE: Final = 32
 
 
 def new_code() -> bytes:
+    """A fresh one-time code: 256 random bits."""
     return os.urandom(CODE_SIZE)
 
 
 def code_hash(code: bytes) -> bytes:
+    """What the authority stores of a code: SHA-256("troth.ticket-code/1" 0x00 || code)."""
     return sha256(b"troth.ticket-code/1\x00" + code)
 
 
@@ -62,6 +65,10 @@ def check_address(address: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
+    """An enrollment ticket: a one-time code, the authority's change history and the address
+    to enroll at (docs/formats.md, "Enrollment tickets"). Its text is `str(ticket)`; `repr`
+    never shows the code."""
+
     code: bytes
     authority_history: bytes
     address: str

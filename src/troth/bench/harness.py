@@ -21,6 +21,9 @@ _smoke = False
 
 @dataclass(frozen=True)
 class Measurement:
+    """One benchmark figure beside its floor (`baseline`, measured in the same run) and the
+    ratio of the two; `target` is the figure it should stay within, if any."""
+
     name: str
     value: float
     unit: str
@@ -87,6 +90,8 @@ def ratio_target(ratio: float, limit: float) -> tuple[str, bool]:
 
 
 def select(cases: list[Case], pattern: str | None) -> list[Case]:
+    """The cases whose name matches `pattern` (a glob, or a substring when it has no glob
+    characters); all of them without one."""
     if not pattern:
         return cases
     glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"

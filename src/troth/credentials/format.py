@@ -66,6 +66,10 @@ class Delegation:
 
 @dataclass(frozen=True, slots=True, init=False)
 class CredentialBody:
+    """The signed body of a credential (docs/formats.md, "Credentials"): its id, subject,
+    issuer, attributes, validity window and, for a delegation link, what it delegates.
+    Checked against the limits when made and when decoded."""
+
     id: bytes
     subject: Identifier
     issuer: Identifier

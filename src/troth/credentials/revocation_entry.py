@@ -44,6 +44,9 @@ _GENESIS: Final = b"troth.revocation.feed/2\x00"
 
 
 class RevocationKind(enum.IntEnum):
+    """What a revocation entry revokes: a credential (by its hash), an identity, or the
+    histories a newer one supersedes."""
+
     CREDENTIAL = 1
     IDENTITY = 2
     SUPERSEDED = 3
@@ -69,6 +72,10 @@ class Supersession:
 
 @dataclass(frozen=True, slots=True)
 class RevocationEntry:
+    """One entry of a revocation feed (docs/formats.md, "Revocation feed"): its sequence
+    number, what it revokes (`kind`, `target`), who revoked it when and why, and for a
+    supersession the change it names (`extra`)."""
+
     seq: int
     kind: RevocationKind
     target: bytes
@@ -149,8 +156,11 @@ class RevocationEntry:
 
 
 def feed_genesis(authority: Identifier) -> bytes:
+    """The head of `authority`'s empty feed: SHA-256("troth.revocation.feed/2" 0x00 ||
+    identifier)."""
     return sha256(_GENESIS + authority.digest)
 
 
 def next_head(head: bytes, entry: bytes) -> bytes:
+    """The feed's head after `entry` (its encoded bytes): SHA-256(head || entry)."""
     return sha256(head + entry)

@@ -359,11 +359,11 @@ def verify_troth_vc(
     feeds: Mapping[Identifier, VerifiedFeed],
     now: int,
 ) -> VerifiedVC:
-    """Verify a troth VC like a one-link CBOR chain (docs/formats.md, "W3C VC"): the issuer is
-    a trust anchor whose history is `issuer`; its proof (set) verifies; `now` is in
-    [validFrom - skew, validUntil + skew) with the policy's skew; its `credentialStatus` names
-    the issuer's feed and the hash of its `id`; that feed is held and fresh, and neither the
-    credential hash, the issuer nor the subject is revoked in it."""
+    """Verify a troth VC like a one-link CBOR chain (docs/formats.md, "W3C Verifiable
+    Credentials"): the issuer is a trust anchor whose history is `issuer`; its proof (set)
+    verifies; `now` is in [validFrom - skew, validUntil + skew) with the policy's skew; its
+    `credentialStatus` names the issuer's feed and the hash of its `id`; that feed is held and
+    fresh, and neither the credential hash, the issuer nor the subject is revoked in it."""
     named = vc_issuer(document)
     if named not in policy.anchors:
         raise CredentialError(_F.UNTRUSTED_ISSUER, str(named))

@@ -17,11 +17,15 @@ __all__ = ["Aead", "AeadAlgorithm"]
 
 
 class AeadAlgorithm(enum.Enum):
+    """The AEAD ciphers troth uses, named as Noise names them."""
+
     AES_256_GCM = "AESGCM"
     CHACHA20_POLY1305 = "ChaChaPoly"
 
 
 class Aead:
+    """An AEAD cipher under one 32-byte key: 12-byte nonces, 16-byte tags."""
+
     __slots__ = ("_cipher", "algorithm")
 
     KEY_SIZE = 32

@@ -12,18 +12,22 @@ __all__ = ["constant_time_equal", "hkdf_sha256", "hmac_sha256", "noise_hkdf", "s
 
 
 def sha256(data: bytes) -> bytes:
+    """SHA-256 of `data` (32 bytes)."""
     return hashlib.sha256(data).digest()
 
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of `data` under `key` (32 bytes)."""
     return _hmac.new(key, data, hashlib.sha256).digest()
 
 
 def hkdf_sha256(key_material: bytes, *, salt: bytes | None, info: bytes, length: int) -> bytes:
+    """RFC 5869 HKDF-SHA256: `length` bytes from `key_material`, `salt` and `info`."""
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key_material)
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Whether `a` equals `b`, in time independent of where they differ."""
     return _hmac.compare_digest(a, b)
 
 

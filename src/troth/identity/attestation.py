@@ -139,6 +139,9 @@ class PurposeKeyAttestation:
 
 @dataclass(frozen=True, slots=True, init=False)
 class VerifiedPurposeKey:
+    """A purpose key an identity attested and a verifier checked: whose it is, for what, the
+    public key, until when, and the attestation's bytes."""
+
     identifier: Identifier
     purpose: KeyPurpose
     key: PublicKey

@@ -1,4 +1,4 @@
-"""Rotation announcements (docs/protocols.md, "Rotation announcements"): after a local identity
+"""Rotation announcements (docs/protocols.md, "Nodes"): after a local identity
 rotates, its new history goes to every authority it holds credentials from that has not seen it
 yet — the hosted authority in process, one on this machine through its node, any other over a
 secure channel to its node (pinned to the authority). What fails stays pending in the wallet

@@ -27,6 +27,8 @@ _HMAC_DOMAIN: Final = b"troth.secrets.audit/1\x00"
 
 
 class AuditKind(enum.Enum):
+    """What an audit record records."""
+
     ISSUE = "issue"
     RENEW = "renew"
     REVOKE = "revoke"

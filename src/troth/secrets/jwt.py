@@ -5,7 +5,7 @@ Ed25519 (RFC 8037 §3.1) or ES256 (RFC 7518 §3.4, raw r||s, low-s), published a
 `validate_token` checks a token the way any relying party should (signature by a key of the
 JWKS whose `alg` is the key's own, `exp`/`nbf`/`iat` against `now`, `aud`, optionally `iss`)
 and additionally that its lease (`jti`) is not revoked. Its hot path is one signature
-verification plus two small JSON parses (docs/secrets.md, "Validating tokens").
+verification plus two small JSON parses (docs/secrets.md, "`token`: a JWT per lease").
 """
 
 from __future__ import annotations

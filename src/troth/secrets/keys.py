@@ -80,8 +80,8 @@ class BrokerKeys:
     def rotate_signing_key(self, now: int, *, compromised: bool = False) -> str:
         """Retire the current token key and make a new one; returns the new kid. Routine: the
         retired key stays published for `limits.MAX_LEASE_TTL`, so the tokens it signed still
-        validate. `compromised` (a copy of the vault, a leaked key: docs/secrets.md, "Token
-        keys"): every older key is withdrawn at once, out of the JWKS and deleted from the
+        validate. `compromised` (a copy of the vault, a leaked key: docs/secrets.md,
+        "Keys"): every older key is withdrawn at once, out of the JWKS and deleted from the
         vault, so nothing it signed validates any more, the thief's backdated tokens included
         (review 34c, token keys 1).
 

@@ -30,6 +30,8 @@ __all__ = [
 
 
 class Transactional(Protocol):
+    """A store whose writes group into units of work."""
+
     def transaction(self) -> AbstractContextManager[None]:
         """A unit of work: everything written inside commits together or not at all.
         Re-entrant: an inner `transaction()` joins the outer one."""
@@ -53,6 +55,9 @@ class LocalIdentityRecord:
 
 @dataclass(frozen=True, slots=True)
 class PurposeKeyRecord:
+    """A purpose key of a held identity: the identity, the purpose, the vault's handle of
+    the key and its attestation."""
+
     identifier: bytes
     purpose: int
     key_handle: str
@@ -202,6 +207,9 @@ FeedRow = tuple[int, int, bytes, int | None, bytes | None]
 
 @dataclass(frozen=True, slots=True)
 class AuthorityConfig:
+    """An authority's settings as stored: its identity, name, member credential TTL,
+    delegation depth, creation time and per-member revocation quota."""
+
     identifier: bytes
     name: str
     credential_ttl: int
@@ -239,6 +247,9 @@ class FeedState:
 
 @dataclass(frozen=True, slots=True)
 class MemberRecord:
+    """An authority's member as stored: its identifier, its encoded attributes, and who
+    added it when."""
+
     identifier: bytes
     attributes: bytes
     added_by: bytes
@@ -385,6 +396,9 @@ class PendingEnrollmentRecord:
 
 @dataclass(frozen=True, slots=True)
 class HeldCredential:
+    """A credential chain an identity holds: the holder, the credential's id, the chain's
+    bytes, its root authority and when it expires."""
+
     identifier: bytes
     id: bytes
     chain: bytes

@@ -22,6 +22,9 @@ __all__ = ["SqliteAuthorityStore", "SqliteCredentialStore"]
 
 
 class SqliteAuthorityStore:
+    """An authority's state in a SQLite database (docs/storage.md): its settings, tickets and
+    redemptions, members, the credentials it issued and its revocation feed."""
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
@@ -272,6 +275,10 @@ def _member(row: tuple[bytes, bytes, bytes, int]) -> MemberRecord:
 
 
 class SqliteCredentialStore:
+    """A holder's side in a SQLite database (docs/storage.md): the credential chains its
+    identities hold, the revocation feeds it verified, the authorities it trusts and its
+    pending enrollments."""
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 

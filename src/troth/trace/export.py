@@ -1,4 +1,4 @@
-"""Offline proof bundles and JSONL evaluation sets (docs/traces.md, "Exports").
+"""Offline proof bundles and JSONL evaluation sets (docs/traces.md, "The pieces").
 
 A proof bundle is one JSON object that proves one record with nothing else at hand:
 

@@ -1,5 +1,5 @@
 """What links an old signer history to its agent's newest in a proof bundle (version 2;
-docs/formats.md, "Trace proof bundles"; docs/traces.md, "Signer histories"; review 47o,
+docs/formats.md, "Trace log and checkpoints"; docs/traces.md, "Signer histories"; review 47o,
 bundles 1). A record signed under a history its log keeps only as a window (the agent rotated
 past 64 changes since) carries, with that history, the log's windows that link it forward to
 the agent's newest history the log holds and back towards change 0: a verifier whose stored

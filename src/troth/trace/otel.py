@@ -1,4 +1,4 @@
-"""OpenTelemetry both ways (needs `troth[otel]`: opentelemetry-sdk; docs/traces.md, "OTel").
+"""OpenTelemetry both ways (needs `troth[otel]`: opentelemetry-sdk; docs/traces.md, "The pieces").
 
 Out: `record_spans` turns records into SDK spans (`ReadableSpan`) named and attributed per the
 GenAI semantic conventions (`execute_tool {tool}`, `invoke_agent {agent}`; gen_ai.agent.id,

@@ -1,4 +1,4 @@
-"""Verifying a whole trace log offline (docs/traces.md, "Verification").
+"""Verifying a whole trace log offline (docs/traces.md, "What verification detects").
 
 `LogVerifier` takes the records in log order (sans-IO) with what a verifier needs beside them
 (`LogMaterial`: the signers' histories, the attestations by keyid, the chains the log keeps,
