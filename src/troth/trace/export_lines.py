@@ -1,6 +1,6 @@
 """What a proof bundle's verifier checks of a line's text beside its signatures (docs/traces.md,
-"Exports"; review 48b): the readable record is the signed payload, and a line that is no
-bundle is named by its place in the export.
+"What verification detects"; review 48b): the readable record is the signed payload, and a
+line that is no bundle is named by its place in the export.
 """
 
 from __future__ import annotations
