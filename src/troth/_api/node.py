@@ -27,7 +27,7 @@ from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPT
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
 from troth.crypto import KeyType
-from troth.errors import ConfigError, ConflictError, NotFound, StorageError
+from troth.errors import ConfigError, ConflictError, NotFound, StorageError, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import (
     announce_here,
@@ -41,7 +41,12 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
-from troth.node.traces import delegate_recorded, record_revocation, revoke_link_recorded
+from troth.node.traces import (
+    delegate_recorded,
+    record_revocation,
+    revoke_link_recorded,
+    tell_running,
+)
 from troth.node.trust import FEED_STALENESS
 
 if TYPE_CHECKING:
@@ -335,19 +340,28 @@ class Node:
         address = self._stored.wallet.trusted().get(authority)
         if address is not None and not is_local(address):
             seq, not_held = run_sync(self._revoke_over_network(credential, ref, reason, address))
-            record_revocation(
-                self._stored,
-                ref,
-                "link",
-                credential.id.hex(),
-                authority=authority,
-                reason=reason,
-                seq=seq,
-                clock=self._clock,
-                chain=credential.chain,
-            )
+            try:
+                record_revocation(
+                    self._stored,
+                    ref,
+                    "link",
+                    credential.id.hex(),
+                    authority=authority,
+                    reason=reason,
+                    seq=seq,
+                    clock=self._clock,
+                    chain=credential.chain,
+                )
+            except StorageError:  # the revocation stands: a daemon learns it all the same
+                if not_held is None:
+                    with contextlib.suppress(TrothError):
+                        tell_running(self._stored, seq)
+                raise
             if not_held is not None:  # the link is revoked and recorded: the error says so
                 raise not_held
+            # the store holds the entry: a daemon running this node is told, as the path
+            # with an authority on this machine tells it (review 48c, revnet 1)
+            tell_running(self._stored, seq)
             return seq
         home = home_of(self._stored)
         with local_authority(home, authority, hint=address, beside=self._stored) as host:

@@ -192,8 +192,11 @@ def _leases(op: str) -> Operation[LeaseArgs]:
 
 
 async def _trust_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
-    """Re-read what the store trusts and holds (another process enrolled or resumed one)."""
+    """Re-read what the store trusts and holds (another process enrolled or resumed one), and
+    sync the feeds of the authorities on this machine (one of them revoked: review 48c,
+    revocation 2; a remote one's waits for the maintenance round)."""
     await runtime.reload()
+    await runtime.refresh_feeds(local_only=True)
     return sorted(str(authority) for authority in runtime.trust.routes)
 
 

@@ -384,9 +384,11 @@ async def _resume_remote(runtime: NodeRuntime, pending: PendingEnrollmentRecord)
     return 1
 
 
-async def refresh_feeds(runtime: NodeRuntime) -> None:
+async def refresh_feeds(runtime: NodeRuntime, *, local_only: bool = False) -> None:
     """Feeds: the hosted one re-read, a local one synced from its node, a remote one over
-    a channel (trust re-read first when another process changed it, e.g. an enrollment)."""
+    a channel (trust re-read first when another process changed it, e.g. an enrollment).
+    `local_only`: the remote ones left to the maintenance round (control op `trust.reload`,
+    which a revocation on this machine sends every running node: review 48c, revocation 2)."""
     now = runtime.clock.now()
     if await runtime.worker.run(runtime.trust.routes_changed):
         await runtime.reload()
@@ -394,6 +396,8 @@ async def refresh_feeds(runtime: NodeRuntime) -> None:
     hosted = runtime.trust.hosted
     for authority, address in runtime.trust.routes.items():
         if hosted is not None and authority == hosted.identifier:
+            continue
+        if local_only and not is_local(address):
             continue
         try:
             if is_local(address):

@@ -296,9 +296,9 @@ class NodeRuntime(ChannelOpening, Upkeep):
         (troth.node.feedsync)."""
         return await feedsync.sync_feed(self, authority, end)
 
-    async def refresh_feeds(self) -> None:
+    async def refresh_feeds(self, *, local_only: bool = False) -> None:
         """Sync the feeds of the authorities this node trusts (troth.node.membership)."""
-        await membership.refresh_feeds(self)
+        await membership.refresh_feeds(self, local_only=local_only)
 
     async def resume_enrollments(self) -> int:
         """Send again the enrollments a crash interrupted; how many completed

@@ -1,0 +1,108 @@
+"""Review 48c, revnet: `Node.revoke` with the chain's authority reached over the network
+synced the node's own copy of the feed (review 47k), but told no daemon running the node
+(`troth node start`): the daemon went on admitting the revoked link until its next
+maintenance round. The path with an authority on this machine told it (review 47s)."""
+
+from __future__ import annotations
+
+import pytest
+
+import troth
+import troth.node.shown_identity
+from tests.support.cli import run, run_json
+from tests.test_api_network import LOOPBACK, served_in_a_thread
+from tests.test_review47s_revdaemon import _setup
+
+
+def _echo(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked."""
+    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
+        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
+        return sub.call(route, "echo", "echo", "hi", expect=None)
+
+
+def test_node_revoke_over_the_network_tells_the_running_daemon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        with served_in_a_thread(hub, listen=LOOPBACK) as serving:
+            with troth.Node.open("agents") as agents, troth.Node.open("sub") as sub:
+                agents.enroll(acme.ticket({"orders.access": "read"}, at=serving.address))
+                chain = agents.delegate(
+                    agents.identity,
+                    to=sub.identity,
+                    attributes={"orders.access": "read"},
+                    ttl=600,
+                    purpose="p",
+                )
+                sub.hold(sub.identity, chain)
+                sub.identities.create("other")
+                other = acme.ticket({"orders.access": "none"}, at=serving.address)
+                sub.enroll(other, identity="other")
+            started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
+            route = "/tcp/" + started["listening"]
+            try:
+                assert _echo(route, monkeypatch) == "hi"
+                with troth.Node.open("agents") as agents:
+                    assert agents.revoke(chain, by=agents.identity, reason="done") == 0
+                with pytest.raises(troth.ChannelError) as refused:  # at once, not next round
+                    _echo(route, monkeypatch)
+                assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+            finally:
+                run("node", "stop", "agents")
+
+
+def test_an_authority_revocation_reaches_a_running_local_node_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The authority on `hub` revokes a link (`Authority.revoke`, as `troth revoke credential`):
+    the daemon running `agents`, which trusts acme at `node:hub`, refuses the link at once
+    (it synced acme's feed only at its next maintenance round)."""
+    chain, route = _setup()
+    try:
+        assert _echo(route, monkeypatch) == "hi"
+        with troth.Node.open("hub") as hub:
+            hub.authority().revoke(chain, reason="done")
+        with pytest.raises(troth.ChannelError) as refused:
+            _echo(route, monkeypatch)
+        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+    finally:
+        run("node", "stop", "agents")
+
+
+def test_troth_revoke_identity_reaches_a_running_local_node_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`troth revoke identity` of the delegate: the daemon of the delegator's node refuses it."""
+    _, route = _setup()
+    try:
+        assert _echo(route, monkeypatch) == "hi"
+        with troth.Node.open("sub") as sub:
+            who = str(sub.identity.identifier)
+        run("revoke", "identity", who, "--authority", "hub")
+        with pytest.raises(troth.ChannelError, match="revoked"):
+            _echo(route, monkeypatch)
+    finally:
+        run("node", "stop", "agents")
+
+
+def test_troth_authority_members_remove_tells_the_running_local_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`troth authority members remove` revokes the member's credentials: it tells the nodes
+    running here (`tell_local_nodes`, whose effect the tests above show), as the other
+    revocations on this machine do."""
+    import troth.cli.authority_cmds
+
+    told: list[str] = []
+    monkeypatch.setattr(
+        troth.cli.authority_cmds, "tell_local_nodes", lambda node: told.append(node.name)
+    )
+    with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
+        hub.create_authority()
+        agents.enroll(hub.authority().ticket({"orders.access": "read"}))
+        who = str(agents.identity.identifier)
+    removed = run_json("authority", "members", "remove", who, "--authority", "hub")
+    assert len(removed["revoked_credentials"]) == 1
+    assert told == ["hub"]
