@@ -106,3 +106,25 @@ def test_troth_authority_members_remove_tells_the_running_local_nodes(
     removed = run_json("authority", "members", "remove", who, "--authority", "hub")
     assert len(removed["revoked_credentials"]) == 1
     assert told == ["hub"]
+
+
+def test_a_link_revoked_by_its_delegator_reaches_another_running_local_node_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`agents` revokes the link it delegated to `sub` (`Node.revoke`, as `troth revoke link`):
+    the daemon running `svc`, another node here trusting acme, refuses the chain at once."""
+    chain, agents_route = _setup()
+    run("node", "stop", "agents")  # the daemon under test is svc's
+    with troth.Node.open("hub") as hub, troth.Node.open("svc") as svc:
+        svc.enroll(hub.authority().ticket({"orders.access": "none"}))
+    route = "/tcp/" + run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")["listening"]
+    assert route != agents_route
+    try:
+        assert _echo(route, monkeypatch) == "hi"
+        with troth.Node.open("agents") as agents:
+            agents.revoke(chain, by=agents.identity)
+        with pytest.raises(troth.ChannelError) as refused:
+            _echo(route, monkeypatch)
+        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+    finally:
+        run("node", "stop", "svc")
