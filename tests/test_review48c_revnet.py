@@ -5,6 +5,8 @@ maintenance round. The path with an authority on this machine told it (review 47
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import troth
@@ -128,3 +130,36 @@ def test_a_link_revoked_by_its_delegator_reaches_another_running_local_node_at_o
         assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
     finally:
         run("node", "stop", "svc")
+
+
+def test_a_node_serving_revokes_a_link_at_an_authority_over_the_network() -> None:
+    """A node running inside `serve` (in a coroutine, or `Node.revoke` from another thread)
+    could not revoke a link with an authority reached over the network: `Node.revoke` raised
+    RuntimeError (an event loop running; or the node already running in this process), and
+    `RunningNode` had no `revoke`. `RunningNode.revoke` revokes through the running node's
+    channel; when it returns, the running node refuses the link."""
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        acme = hub.create_authority()
+        with served_in_a_thread(hub, listen=LOOPBACK) as serving:
+            agents.enroll(acme.ticket({"orders.access": "read"}, at=serving.address))
+            chain = agents.delegate(
+                agents.identity,
+                to=sub.identity,
+                attributes={"orders.access": "read"},
+                ttl=600,
+                purpose="p",
+            )
+
+            async def main() -> int:
+                async with agents.serve() as running:
+                    seq = await running.revoke(chain, by=agents.identity, reason="done")
+                    held = running._runtime.trust.feeds[acme.identifier]
+                    assert held.credential_revoked(chain.id)
+                    return int(seq)
+
+            assert asyncio.run(main()) == 0
+    assert run_json("trace", "show", "--node", "agents")[-1]["kind"] == "revocation"
