@@ -6,6 +6,7 @@ maintenance round. The path with an authority on this machine told it (review 47
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -97,17 +98,19 @@ def test_troth_authority_members_remove_tells_the_running_local_nodes(
     revocations on this machine do."""
     import troth.cli.authority_cmds
 
-    told: list[str] = []
+    told: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        troth.cli.authority_cmds, "tell_local_nodes", lambda node: told.append(node.name)
+        troth.cli.authority_cmds,
+        "tell_local_nodes",
+        lambda node, authority: told.append((node.name, str(authority))),
     )
     with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
-        hub.create_authority()
-        agents.enroll(hub.authority().ticket({"orders.access": "read"}))
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
         who = str(agents.identity.identifier)
     removed = run_json("authority", "members", "remove", who, "--authority", "hub")
     assert len(removed["revoked_credentials"]) == 1
-    assert told == ["hub"]
+    assert told == [("hub", str(acme.identifier))]
 
 
 def test_a_link_revoked_by_its_delegator_reaches_another_running_local_node_at_once(
@@ -163,3 +166,56 @@ def test_a_node_serving_revokes_a_link_at_an_authority_over_the_network() -> Non
 
             assert asyncio.run(main()) == 0
     assert run_json("trace", "show", "--node", "agents")[-1]["kind"] == "revocation"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub listens on a fixed port, so acme's tickets carry `/tcp/...` and the nodes
+    here sync its feed over TCP, not from `node:hub`: `svc`'s daemon too refuses a link
+    `agents` revoked (`Node.revoke`, the authority over the network) at once."""
+    with troth.Node.open("hub") as hub:
+        hub.create_authority()
+    port = _free_port()
+    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
+    try:
+        with (
+            troth.Node.open("hub") as hub,
+            troth.Node.open("agents") as agents,
+            troth.Node.open("sub") as sub,
+            troth.Node.open("svc") as svc,
+        ):
+            acme = hub.authority()
+            assert acme.ticket({"orders.access": "read"}).startswith("troth")
+            agents.enroll(acme.ticket({"orders.access": "read"}))
+            assert agents._stored.wallet.trusted()[acme.identifier] == f"/tcp/127.0.0.1:{port}"
+            chain = agents.delegate(
+                agents.identity,
+                to=sub.identity,
+                attributes={"orders.access": "read"},
+                ttl=600,
+                purpose="p",
+            )
+            sub.hold(sub.identity, chain)
+            sub.identities.create("other")
+            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+            svc.enroll(acme.ticket({"orders.access": "none"}))
+        started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
+        route = "/tcp/" + started["listening"]
+        try:
+            assert _echo(route, monkeypatch) == "hi"
+            with troth.Node.open("agents") as agents:
+                assert agents.revoke(chain, by=agents.identity) >= 0
+            with pytest.raises(troth.ChannelError) as refused:
+                _echo(route, monkeypatch)
+            assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+        finally:
+            run("node", "stop", "svc")
+    finally:
+        run("node", "stop", "hub")

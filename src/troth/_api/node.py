@@ -45,6 +45,7 @@ from troth.node.traces import (
     delegate_recorded,
     record_revocation,
     revoke_link_recorded,
+    tell_local_nodes,
     tell_running,
 )
 from troth.node.trust import FEED_STALENESS
@@ -392,6 +393,8 @@ class Node:
                 with contextlib.suppress(TrothError):
                     tell_running(self._stored, seq)
             raise
+        finally:  # the other nodes running here sync it (review 48c, revocation 2)
+            tell_local_nodes(self._stored, credential.authority)
         if not_held is not None:  # the link is revoked and recorded: the error says so
             raise not_held
         tell_running(self._stored, seq)

@@ -280,8 +280,9 @@ def members_remove(member: str, authority_ref: str, reason: str, reporter: Repor
     """Stop issuing to member IDENTITY and revoke its unexpired credentials."""
     identifier = reporter.names.identifier(member)
     with open_authority_node(reporter.names, authority_ref) as node:
-        revoked = node.authority().remove_member(identifier, now=CLOCK.now(), reason=reason)
-        tell_local_nodes(node)  # the nodes running here refuse them at once (review 48c)
+        authority = node.authority()
+        revoked = authority.remove_member(identifier, now=CLOCK.now(), reason=reason)
+        tell_local_nodes(node, authority.identifier)  # the nodes running here refuse them
     data = {"removed": str(identifier), "revoked_credentials": [r.hex() for r in revoked]}
     reporter.result(
         data, f"removed {reporter.label(identifier)}; revoked {len(revoked)} credential(s)"

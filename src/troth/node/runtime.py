@@ -296,9 +296,14 @@ class NodeRuntime(ChannelOpening, Upkeep):
         (troth.node.feedsync)."""
         return await feedsync.sync_feed(self, authority, end)
 
-    async def refresh_feeds(self, *, local_only: bool = False) -> None:
+    async def refresh_feeds(self) -> None:
         """Sync the feeds of the authorities this node trusts (troth.node.membership)."""
-        await membership.refresh_feeds(self, local_only=local_only)
+        await membership.refresh_feeds(self)
+
+    async def sync_trusted_feed(self, authority: Identifier) -> int | None:
+        """Sync the feed of `authority` now: its entry count, None when the node does not
+        trust it (troth.node.membership)."""
+        return await membership.sync_trusted_feed(self, authority)
 
     async def resume_enrollments(self) -> int:
         """Send again the enrollments a crash interrupted; how many completed

@@ -12,8 +12,8 @@ revocation is synced into the node's own copy of the authority's feed (verified,
 before it is recorded (a record here means the node enforces it, after a crash too: review
 48c, revcrash 1), so the node that revoked refuses the link at once (review 47k, revsync 1), and a
 daemon running the node is told to re-read it (`tell_running`: review 47s, revdaemon 1), and the
-daemons running the other nodes here to sync the feeds of authorities on this machine
-(`tell_local_nodes`: review 48c, revocation 2).
+daemons running the other nodes here to sync the authority's feed (`tell_local_nodes`: review
+48c, revocation 2).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def revoke_as_authority(
             node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock
         )
     finally:  # recorded or not, the revocation stands: the nodes running here learn it
-        tell_local_nodes(node)
+        tell_local_nodes(node, me)
     return seq
 
 
@@ -263,7 +263,7 @@ def revoke_link_recorded(
             raise not_held
         tell_running(node, seq)
     finally:
-        tell_local_nodes(node)
+        tell_local_nodes(node, authority.identifier)
     return seq
 
 
@@ -282,7 +282,7 @@ def tell_running(node: Node, seq: int) -> None:
     if not status["running"]:
         return
     try:
-        _reload(home, node.name, status)
+        _control(home, node.name, status, "trust.reload", {})
     except TrothError as exc:
         from troth.node.upkeep import MAINTENANCE_SECONDS
 
@@ -293,17 +293,18 @@ def tell_running(node: Node, seq: int) -> None:
         ) from exc
 
 
-def tell_local_nodes(node: Node) -> None:
-    """Ask the daemons running the other nodes of `node`'s home to re-read their trust and
-    sync the feeds of the authorities on this machine (control op `trust.reload`), now that
-    one of them took a revocation: they held their copies as they were until their next
+def tell_local_nodes(node: Node, authority: Identifier) -> None:
+    """Ask the daemons running the other nodes of `node`'s home to sync the feed of
+    `authority` now (control op `feed.sync`; one that does not trust it does nothing), now
+    that it took a revocation: they held their copies as they were until their next
     maintenance round, admitting what was revoked meanwhile (review 48c, revocation 2). The
     hosting node's own daemon re-reads its store (`HOSTED_FEED_POLL`). One that cannot be told
-    is logged and learns it at its next round: the revocation stands, and where it was made
-    holds it."""
+    (or whose sync fails) is logged and learns it at its next round: the revocation stands,
+    and where it was made holds it."""
     from troth.node.daemon import node_status
 
     home = home_of(node)
+    arguments = {"authority": str(authority)}
     for config in list_nodes(home):
         if config.name == node.name:
             continue
@@ -311,28 +312,31 @@ def tell_local_nodes(node: Node) -> None:
         if not status["running"]:
             continue
         try:
-            _reload(home, config.name, status)
+            _control(home, config.name, status, "feed.sync", arguments)
         except TrothError as exc:
             log.warning("node %r was not told of the revocation: %s", config.name, exc)
 
 
-def _reload(home: Path, name: str, status: dict[str, Any]) -> None:
-    """Control op `trust.reload` on the daemon running node `name` (its `status`)."""
+def _control(
+    home: Path, name: str, status: dict[str, Any], op: str, arguments: dict[str, Any]
+) -> None:
+    """Control op `op` on the daemon running node `name` (its `status`), from a coroutine too
+    (the control client runs a loop of its own, off the caller's)."""
     import asyncio  # the control client: on use only
     from concurrent.futures import ThreadPoolExecutor
 
     from troth.node.daemon import control
 
-    def reload() -> None:
-        control(home, name, "trust.reload", {}, status=status)
+    def send() -> None:
+        control(home, name, op, arguments, status=status)
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        reload()
-    else:  # called from a coroutine: the control client runs a loop of its own
+        send()
+    else:
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(reload).result()
+            pool.submit(send).result()
 
 
 def hold_revocation(
