@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,18 @@ def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
             run("node", "stop", "svc")
     finally:
         run("node", "stop", "hub")
+
+
+def test_another_nodes_broken_configuration_fails_no_revocation(
+    troth_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telling the nodes running here reads every node's configuration: one that is broken
+    is logged, and the revocation (committed, recorded) returns its entry."""
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        broken = troth_home / "nodes" / "broken"
+        broken.mkdir(parents=True)
+        (broken / "node.json").write_text("{not json")
+        (broken / "node.json").chmod(0o600)
+        assert acme.revoke(b"\x01" * 32) == 0
+    assert "were not told of the revocation" in caplog.text

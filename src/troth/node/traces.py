@@ -305,7 +305,12 @@ def tell_local_nodes(node: Node, authority: Identifier) -> None:
 
     home = home_of(node)
     arguments = {"authority": str(authority)}
-    for config in list_nodes(home):
+    try:
+        configs = list_nodes(home)
+    except TrothError as exc:  # another node's broken configuration fails no revocation
+        log.warning("the nodes running here were not told of the revocation: %s", exc)
+        return
+    for config in configs:
         if config.name == node.name:
             continue
         status = node_status(home, config.name)
