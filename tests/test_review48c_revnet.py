@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,62 @@ def test_another_nodes_broken_configuration_fails_no_revocation(
         (broken / "node.json").chmod(0o600)
         assert acme.revoke(b"\x01" * 32) == 0
     assert "were not told of the revocation" in caplog.text
+
+
+def _refused_within(route: str, monkeypatch: pytest.MonkeyPatch, seconds: int) -> str:
+    """Call echo at `route` until it is refused (the refusal), at most `seconds` tries a
+    second apart (the daemon is told in the background; its own round is 30 s away)."""
+    for _ in range(seconds):
+        try:
+            _echo(route, monkeypatch)
+        except troth.ChannelError as exc:
+            return str(exc)
+        time.sleep(1)
+    raise AssertionError(f"still admitted after {seconds} tries")
+
+
+def test_a_revocation_the_hub_daemon_takes_over_the_network_reaches_local_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A delegator elsewhere revokes a link at the hub's daemon (its authority service): the
+    daemons running beside the hub sync acme's feed then (the revoker's machine is not theirs:
+    here its `tell_local_nodes` is left out), not at their next round."""
+    import troth._api.node
+
+    with troth.Node.open("hub") as hub:
+        hub.create_authority()
+    port = _free_port()
+    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
+    try:
+        with (
+            troth.Node.open("hub") as hub,
+            troth.Node.open("agents") as agents,
+            troth.Node.open("sub") as sub,
+            troth.Node.open("svc") as svc,
+        ):
+            acme = hub.authority()
+            agents.enroll(acme.ticket({"orders.access": "read"}))
+            chain = agents.delegate(
+                agents.identity,
+                to=sub.identity,
+                attributes={"orders.access": "read"},
+                ttl=600,
+                purpose="p",
+            )
+            sub.hold(sub.identity, chain)
+            sub.identities.create("other")
+            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+            svc.enroll(acme.ticket({"orders.access": "none"}))
+        started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
+        route = "/tcp/" + started["listening"]
+        try:
+            assert _echo(route, monkeypatch) == "hi"
+            with monkeypatch.context() as patched, troth.Node.open("agents") as agents:
+                patched.setattr(troth._api.node, "tell_local_nodes", lambda *args: None)
+                agents.revoke(chain, by=agents.identity)
+            refused = _refused_within(route, monkeypatch, 10)
+            assert f"revoked (credential {chain.id.hex()})" in refused
+        finally:
+            run("node", "stop", "svc")
+    finally:
+        run("node", "stop", "hub")
