@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from troth._api.arguments import check_optional_text, check_peer, check_text
+from troth._api.arguments import check_credential, check_optional_text, check_peer, check_text
 from troth._api.node import IdentityRef, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority.client import revoke_request
@@ -19,6 +19,7 @@ from troth.errors import ConfigError, RoutingError, StorageError, TrothError
 from troth.identity import Identifier
 from troth.names import check_name
 from troth.node.access import ChannelAdmission, PeerCaller, Rule
+from troth.node.authorities import is_local
 from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
@@ -150,8 +151,8 @@ class Channel:
 
 
 class RunningNode:
-    """A node while `Node.serve` runs it: enroll over the network, hold a relay name, open
-    channels."""
+    """A node while `Node.serve` runs it: enroll over the network, revoke a link, hold a relay
+    name, open channels."""
 
     def __init__(self, node: Node, runtime: NodeRuntime) -> None:
         self._node = node
@@ -197,6 +198,24 @@ class RunningNode:
         held = await runtime.enroll(ticket, ref, authority_pin)
         last = bytes.fromhex(held["chain"][-1]["id"])
         return await runtime.worker.run(self._held, ref, last)
+
+    async def revoke(self, credential: Credential, *, by: IdentityRef, reason: str = "") -> int:
+        """`Node.revoke` from inside `serve`: with an authority reached over the network,
+        through a secure channel to it (its feed synced through the same channel); with one
+        on this machine, as `Node.revoke` does. When it returns, this running node refuses
+        the link (review 48c, revnet 2: a node running inside `serve` could not revoke over
+        the network)."""
+        check_credential("RunningNode.revoke", "credential", credential)
+        check_text("RunningNode.revoke", "reason", reason)
+        node = self._node
+        stored = node._stored
+        ref = _ref(by, stored, "RunningNode.revoke", "by")
+        worker = self._runtime.worker
+        address = (await worker.run(stored.wallet.trusted)).get(credential.authority)
+        if address is None or is_local(address):
+            return await worker.run(node._revoke_here, credential, ref, reason, address)
+        seq, not_held = await revoke_remotely(self, credential, ref, reason, address)
+        return await worker.run(node._revoked_remotely, credential, ref, reason, seq, not_held)
 
     def _held(self, ref: str, last: bytes) -> Credential:
         for credential in self._node.credentials(ref):

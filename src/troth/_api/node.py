@@ -27,7 +27,7 @@ from troth.authority.core import DEFAULT_CREDENTIAL_TTL, DEFAULT_DELEGATION_DEPT
 from troth.clock import Clock, SystemClock
 from troth.credentials import VerifiedFeed
 from troth.crypto import KeyType
-from troth.errors import ConfigError, ConflictError, NotFound, StorageError
+from troth.errors import ConfigError, ConflictError, NotFound, StorageError, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import (
     announce_here,
@@ -41,7 +41,13 @@ from troth.node.authorities import (
 from troth.node.home import troth_home
 from troth.node.node import DEFAULT_NODE, init_node, node_dir, open_node
 from troth.node.node import Node as StoredNode
-from troth.node.traces import delegate_recorded, record_revocation, revoke_link_recorded
+from troth.node.traces import (
+    delegate_recorded,
+    record_revocation,
+    revoke_link_recorded,
+    tell_local_nodes,
+    tell_running,
+)
 from troth.node.trust import FEED_STALENESS
 
 if TYPE_CHECKING:
@@ -67,7 +73,8 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     coroutine.close()
     raise RuntimeError(
         "this synchronous call needs the network and an event loop is running: use the async "
-        "form inside `async with node.serve() as running` (running.enroll, node.connect)"
+        "form inside `async with node.serve() as running` (running.enroll, running.revoke, "
+        "node.connect)"
     )
 
 
@@ -322,7 +329,8 @@ class Node:
         upstream of it) issued, with the authority at the chain's root: every chain holding
         the link stops verifying, sibling delegations stay valid. Returns the feed entry's
         number, once this node's copy of the authority's feed holds it and the running node
-        refuses the link: inside `serve`, this one; outside it, a daemon running this node
+        refuses the link: inside `serve`, this one (with an authority reached over the
+        network, await `RunningNode.revoke` there); outside it, a daemon running this node
         (`troth node start`), told as `troth revoke link` tells it. A sync of that copy that
         fails (the authority over the network, or on this machine), or a daemon that cannot be
         told, raises StorageError saying the link is revoked and its feed entry: the revocation
@@ -331,25 +339,17 @@ class Node:
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
         check_text("Node.revoke", "reason", reason)
-        authority = credential.authority
-        address = self._stored.wallet.trusted().get(authority)
+        address = self._stored.wallet.trusted().get(credential.authority)
         if address is not None and not is_local(address):
-            seq, not_held = run_sync(self._revoke_over_network(credential, ref, reason, address))
-            record_revocation(
-                self._stored,
-                ref,
-                "link",
-                credential.id.hex(),
-                authority=authority,
-                reason=reason,
-                seq=seq,
-                clock=self._clock,
-                chain=credential.chain,
-            )
-            if not_held is not None:  # the link is revoked and recorded: the error says so
-                raise not_held
-            return seq
+            return run_sync(self._revoke_over_network(credential, ref, reason))
+        return self._revoke_here(credential, ref, reason, address)
+
+    def _revoke_here(
+        self, credential: Credential, ref: str, reason: str, address: str | None
+    ) -> int:
+        """`revoke` with the authority on this machine (at `address`, or wherever it is)."""
         home = home_of(self._stored)
+        authority = credential.authority
         with local_authority(home, authority, hint=address, beside=self._stored) as host:
             # recorded, and the feed this node holds synced: the CLI's call (review 47k)
             seq = revoke_link_recorded(
@@ -365,13 +365,44 @@ class Node:
             self._running._runtime.trust.learn_held()
         return seq
 
-    async def _revoke_over_network(
-        self, credential: Credential, ref: str, reason: str, address: str
-    ) -> tuple[int, StorageError | None]:
-        from troth._api.network import revoke_remotely
+    def _revoked_remotely(
+        self,
+        credential: Credential,
+        ref: str,
+        reason: str,
+        seq: int,
+        not_held: StorageError | None,
+    ) -> int:
+        """Record the revocation an authority over the network took as entry `seq` (this
+        node's copy of its feed synced up to it, else `not_held` says why not), then tell a
+        daemon running this node (review 48c, revnet 1: it went on admitting the link)."""
+        try:
+            record_revocation(
+                self._stored,
+                ref,
+                "link",
+                credential.id.hex(),
+                authority=credential.authority,
+                reason=reason,
+                seq=seq,
+                clock=self._clock,
+                chain=credential.chain,
+            )
+        except StorageError:  # the revocation stands: a daemon learns it all the same
+            if not_held is None:
+                with contextlib.suppress(TrothError):
+                    tell_running(self._stored, seq)
+            raise
+        finally:  # the other nodes running here sync it (review 48c, revocation 2)
+            tell_local_nodes(self._stored, credential.authority)
+        if not_held is not None:  # the link is revoked and recorded: the error says so
+            raise not_held
+        tell_running(self._stored, seq)
+        return seq
 
+    async def _revoke_over_network(self, credential: Credential, ref: str, reason: str) -> int:
         async with self.serve() as running:
-            return await revoke_remotely(running, credential, ref, reason, address)
+            return await running.revoke(credential, by=ref, reason=reason)
 
     # -- the network (troth._api.network) --------------------------------------------------------
 

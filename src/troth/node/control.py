@@ -28,6 +28,7 @@ __all__ = [
     "BrokerArgs",
     "ChannelCreateArgs",
     "EnrollArgs",
+    "FeedSyncArgs",
     "LeaseArgs",
     "McpServeArgs",
     "MessageSendArgs",
@@ -78,6 +79,13 @@ class EnrollArgs:
     ticket: str
     identity: str | None = None
     authority_pin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSyncArgs:
+    """feed.sync: the authority (identifier) whose feed to sync."""
+
+    authority: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +205,12 @@ async def _trust_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
     return sorted(str(authority) for authority in runtime.trust.routes)
 
 
+async def _feed_sync(runtime: NodeRuntime, args: FeedSyncArgs) -> Any:
+    """Sync a trusted authority's feed now (a revocation on this machine: review 48c,
+    revocation 2); its entry count, null when the node does not trust it."""
+    return await runtime.sync_trusted_feed(Identifier.parse(args.authority))
+
+
 async def _policy_reload(runtime: NodeRuntime, _: NoArgs) -> Any:
     from troth.node.services.policy import PolicyService
 
@@ -236,6 +250,7 @@ OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     "broker.jwks": Operation(BrokerArgs, lambda runtime, args: _broker(runtime, args, "jwks")),
     "policy.reload": Operation(NoArgs, _policy_reload),
     "trust.reload": Operation(NoArgs, _trust_reload),
+    "feed.sync": Operation(FeedSyncArgs, _feed_sync),
     "mcp.serve": Operation(McpServeArgs, _mcp_serve),
 }
 """Every control operation, by name."""

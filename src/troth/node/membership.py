@@ -21,6 +21,7 @@ from troth import enrollment
 from troth.authority import Authority
 from troth.authority.client import refresh_request, ticket_authority
 from troth.channel import ChannelState
+from troth.credentials import VerifiedFeed
 from troth.credentials.wallet import CredentialWallet, needs_refresh
 from troth.encoding import cbor
 from troth.errors import AuthorityError, DecodeError, RemoteError, TrothError
@@ -57,6 +58,7 @@ __all__ = [
     "refresh_feeds",
     "resume_enrollments",
     "showing",
+    "sync_trusted_feed",
     "unusable",
 ]
 
@@ -396,16 +398,42 @@ async def refresh_feeds(runtime: NodeRuntime) -> None:
         if hosted is not None and authority == hosted.identifier:
             continue
         try:
-            if is_local(address):
-                feed = await runtime.worker.run(
-                    sync_local_feed, runtime.node, authority, address=address, now=now
-                )
-                runtime.trust.set_feed(authority, feed)
-            else:
-                end = await runtime.channel_to(parse_route(address), expect=authority)
-                await runtime.sync_feed(authority, end)
+            await _sync_feed_at(runtime, authority, address, now)
         except TrothError as exc:
             log.warning("feed of %s: %s", authority, exc)
+
+
+async def sync_trusted_feed(runtime: NodeRuntime, authority: Identifier) -> int | None:
+    """Sync the feed of `authority` now, as the maintenance round does (trust re-read first
+    when another process changed it; the hosted one re-read): its entry count, None when the
+    node does not trust it. What a revocation made on this machine asks every node running
+    here (control op `feed.sync`: review 48c, revocation 2: they admitted what was revoked
+    until their next round)."""
+    now = runtime.clock.now()
+    if await runtime.worker.run(runtime.trust.routes_changed):
+        await runtime.reload()
+    hosted = runtime.trust.hosted
+    if hosted is not None and authority == hosted.identifier:
+        await runtime.worker.run(runtime.trust.refresh_hosted, now)
+        return runtime.trust.feeds[authority].count
+    address = runtime.trust.routes.get(authority)
+    if address is None:
+        return None
+    return (await _sync_feed_at(runtime, authority, address, now)).count
+
+
+async def _sync_feed_at(
+    runtime: NodeRuntime, authority: Identifier, address: str, now: int
+) -> VerifiedFeed:
+    """Sync `authority`'s feed from `address`: its node on this machine, or over a channel."""
+    if is_local(address):
+        feed = await runtime.worker.run(
+            sync_local_feed, runtime.node, authority, address=address, now=now
+        )
+        runtime.trust.set_feed(authority, feed)
+        return feed
+    end = await runtime.channel_to(parse_route(address), expect=authority)
+    return await runtime.sync_feed(authority, end)
 
 
 async def refresh_credentials(runtime: NodeRuntime, *, margin: int = REFRESH_MARGIN) -> int:

@@ -300,6 +300,11 @@ class NodeRuntime(ChannelOpening, Upkeep):
         """Sync the feeds of the authorities this node trusts (troth.node.membership)."""
         await membership.refresh_feeds(self)
 
+    async def sync_trusted_feed(self, authority: Identifier) -> int | None:
+        """Sync the feed of `authority` now: its entry count, None when the node does not
+        trust it (troth.node.membership)."""
+        return await membership.sync_trusted_feed(self, authority)
+
     async def resume_enrollments(self) -> int:
         """Send again the enrollments a crash interrupted; how many completed
         (troth.node.membership; review 38c, enroll 2)."""

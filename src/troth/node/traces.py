@@ -8,15 +8,20 @@ A delegation is recorded before the new chain is handed out: if the record canno
 the chain is not returned (no record, no delegation). A revocation takes effect at the
 authority first (a record of one that was refused would be false), then is recorded with its
 feed entry; if the record then fails, the error says the revocation stands. A link's
-revocation is then synced into the node's own copy of the authority's feed (verified, then
-stored), so the node that revoked refuses the link at once (review 47k, revsync 1), and a
-daemon running the node is told to re-read it (`tell_running`: review 47s, revdaemon 1).
+revocation is synced into the node's own copy of the authority's feed (verified, then stored)
+before it is recorded (a record here means the node enforces it, after a crash too: review
+48c, revcrash 1), so the node that revoked refuses the link at once (review 47k, revsync 1), and a
+daemon running the node is told to re-read it (`tell_running`: review 47s, revdaemon 1), and the
+daemons running the other nodes here to sync the authority's feed (`tell_local_nodes`: review
+48c, revocation 2).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from troth.authority import Authority
@@ -27,7 +32,7 @@ from troth.crypto import sha256
 from troth.errors import StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
 from troth.node.authorities import home_of, sync_from
-from troth.node.node import Node
+from troth.node.node import Node, list_nodes
 from troth.trace.adapters import delegation_content, revocation_content
 from troth.trace.log import Receipt, TraceLog, open_node_log
 from troth.trace.record import Kind
@@ -43,10 +48,13 @@ __all__ = [
     "revoke_as_authority",
     "revoke_link_at",
     "revoke_link_recorded",
+    "tell_local_nodes",
     "tell_running",
     "traced_as",
     "unsynced",
 ]
+
+log = logging.getLogger("troth.node")
 
 
 @contextmanager
@@ -170,7 +178,12 @@ def revoke_as_authority(
         seq = authority.revoke_credential(target, now=now, reason=reason)
         what, text = "credential", target.hex()
     me = authority.identifier
-    record_revocation(node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock)
+    try:
+        record_revocation(
+            node, str(me), what, text, authority=me, reason=reason, seq=seq, clock=clock
+        )
+    finally:  # recorded or not, the revocation stands: the nodes running here learn it
+        tell_local_nodes(node, me)
     return seq
 
 
@@ -210,34 +223,47 @@ def revoke_link_recorded(
     reason: str,
     clock: Clock,
 ) -> int:
-    """`revoke_link_at`, then recorded, signed by `ref` (`record_revocation`: the link's
-    revocation stands if the record fails), then the feed `node` holds of `authority` synced
-    from it (`hold_revocation`), then a daemon running `node` told (`tell_running`): when this
-    returns, `node`, and the daemon running it, refuse every chain holding the link. The one
-    call of the CLI (`troth revoke link`) and the API (`Node.revoke`, an authority on this
-    machine); the feed entry's seq."""
+    """`revoke_link_at`, then the feed `node` holds of `authority` synced from it
+    (`hold_revocation`), then recorded, signed by `ref` (`record_revocation`: the link's
+    revocation stands if the record fails), then a daemon running `node` told
+    (`tell_running`) and those running the other nodes here (`tell_local_nodes`): when this
+    returns, `node`, and the daemons, refuse every chain holding the link. The one call of the
+    CLI (`troth revoke link`) and the API (`Node.revoke`, an authority on this machine); the
+    feed entry's seq. The sync comes before the record: a process killed between them left a
+    revocation recorded here that the node, restarted, did not enforce (review 48c, revcrash
+    1); a sync that fails is recorded all the same, then raised (it says the link is
+    revoked)."""
     seq = revoke_link_at(
         node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
     )
     try:
-        record_revocation(
-            node,
-            ref,
-            "link",
-            credential_hash.hex(),
-            authority=authority.identifier,
-            reason=reason,
-            seq=seq,
-            clock=clock,
-            chain=chain,
-        )
-    except StorageError:  # the revocation stands: the node's feed learns it all the same
-        with suppress(TrothError):
+        not_held: StorageError | None = None
+        try:
             hold_revocation(node, authority, seq, clock=clock)
-            tell_running(node, seq)
-        raise
-    hold_revocation(node, authority, seq, clock=clock)
-    tell_running(node, seq)
+        except StorageError as exc:
+            not_held = exc
+        try:
+            record_revocation(
+                node,
+                ref,
+                "link",
+                credential_hash.hex(),
+                authority=authority.identifier,
+                reason=reason,
+                seq=seq,
+                clock=clock,
+                chain=chain,
+            )
+        except StorageError:  # the revocation stands: a daemon learns it all the same
+            if not_held is None:
+                with suppress(TrothError):
+                    tell_running(node, seq)
+            raise
+        if not_held is not None:
+            raise not_held
+        tell_running(node, seq)
+    finally:
+        tell_local_nodes(node, authority.identifier)
     return seq
 
 
@@ -249,27 +275,14 @@ def tell_running(node: Node, seq: int) -> None:
     the daemon left it accepting the revoked link; the CLI alone told it). Nothing when no
     daemon runs `node` (a runtime inside this process, `Node.serve`, is told by its caller).
     StorageError, saying the link is revoked and stored, when the daemon cannot be told."""
-    import asyncio  # the control client: on use only
-    from concurrent.futures import ThreadPoolExecutor
-
-    from troth.node.daemon import control, node_status
+    from troth.node.daemon import node_status
 
     home = home_of(node)
     status = node_status(home, node.name)
     if not status["running"]:
         return
-
-    def reload() -> None:
-        control(home, node.name, "trust.reload", {}, status=status)
-
     try:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            reload()
-        else:  # called from a coroutine: the control client runs a loop of its own
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(reload).result()
+        _control(home, node.name, status, "trust.reload", {})
     except TrothError as exc:
         from troth.node.upkeep import MAINTENANCE_SECONDS
 
@@ -278,6 +291,57 @@ def tell_running(node: Node, seq: int) -> None:
             f"running node {node.name!r} could not be told: {exc} (it learns it at its next "
             f"feed refresh, within {MAINTENANCE_SECONDS} s)"
         ) from exc
+
+
+def tell_local_nodes(node: Node, authority: Identifier) -> None:
+    """Ask the daemons running the other nodes of `node`'s home to sync the feed of
+    `authority` now (control op `feed.sync`; one that does not trust it does nothing), now
+    that it took a revocation: they held their copies as they were until their next
+    maintenance round, admitting what was revoked meanwhile (review 48c, revocation 2). The
+    hosting node's own daemon re-reads its store (`HOSTED_FEED_POLL`). One that cannot be told
+    (or whose sync fails) is logged and learns it at its next round: the revocation stands,
+    and where it was made holds it."""
+    from troth.node.daemon import node_status
+
+    home = home_of(node)
+    arguments = {"authority": str(authority)}
+    try:
+        configs = list_nodes(home)
+    except TrothError as exc:  # another node's broken configuration fails no revocation
+        log.warning("the nodes running here were not told of the revocation: %s", exc)
+        return
+    for config in configs:
+        if config.name == node.name:
+            continue
+        status = node_status(home, config.name)
+        if not status["running"]:
+            continue
+        try:
+            _control(home, config.name, status, "feed.sync", arguments)
+        except TrothError as exc:
+            log.warning("node %r was not told of the revocation: %s", config.name, exc)
+
+
+def _control(
+    home: Path, name: str, status: dict[str, Any], op: str, arguments: dict[str, Any]
+) -> None:
+    """Control op `op` on the daemon running node `name` (its `status`), from a coroutine too
+    (the control client runs a loop of its own, off the caller's)."""
+    import asyncio  # the control client: on use only
+    from concurrent.futures import ThreadPoolExecutor
+
+    from troth.node.daemon import control
+
+    def send() -> None:
+        control(home, name, op, arguments, status=status)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send()
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(send).result()
 
 
 def hold_revocation(

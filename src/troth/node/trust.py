@@ -179,7 +179,13 @@ class NodeTrust:
     # -- memory ------------------------------------------------------------------------------------
 
     def set_feed(self, authority: Identifier, feed: VerifiedFeed) -> None:
-        """Hold `feed` as `authority`'s current feed (every later decision sees it)."""
+        """Hold `feed` as `authority`'s current feed (every later decision sees it), unless
+        it has fewer entries than the one held: a sync that ended before another process
+        stored a revocation installs its feed after `learn_held` took the newer one (review
+        48c, memory 1: the node admitted the revoked link until its next round)."""
+        current = self.feeds.get(authority)
+        if current is not None and feed.count < current.count:
+            return
         self.feeds = {**self.feeds, authority: feed}  # replaced, never mutated: readers on
         self._generation += 1  # another thread keep a consistent mapping
         for hook in self.feed_hooks:

@@ -4,7 +4,8 @@ refresh, revoke, rotated and feed (docs/protocols.md, "Services").
 Open to any authenticated identity: the authority verifies every request's signature and the
 requester's rights itself (a newcomer enrolls with a ticket). Storage work runs off the event
 loop; a revocation or supersession updates the node's held copy of its own feed at once, so the
-next access decision sees it.
+next access decision sees it, and a revocation asks the other nodes running on this machine to
+sync the feed (in the background: review 48c, revocation 3).
 
 Feed pages (docs/protocols.md, "Services": `feed [since]`): a `since` outside the feed is
 refused before anything is spent; the page at the feed's end (what every up-to-date node asks
@@ -21,6 +22,8 @@ of the caller's choosing: review 34b, feed pages 1).
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -36,6 +39,8 @@ from troth.node.trust import NodeTrust
 from troth.node.worker import StoreWorker
 
 __all__ = ["FEED_PAGES_CACHED", "FEED_REUSE", "AuthorityService"]
+
+log = logging.getLogger("troth.node")
 
 FEED_REUSE: Final = 5
 """Seconds a signed feed page is served again before it is re-signed."""
@@ -132,6 +137,9 @@ class AuthorityService:
         # pages signed on request, by class of caller (storage thread only)
         self._members = _Class.of(limits.FEED_PAGE_SIGNS_PER_NODE)
         self._strangers = _Class.of(limits.FEED_PAGE_SIGNS_FOR_STRANGERS)
+        self._telling = False  # `_tell_local_nodes`: a thread tells, and tells again after
+        self._tell_again = False
+        self._tell_lock = threading.Lock()
         anyone = AnyAuthenticated()
         self.methods: Mapping[str, Method] = {
             "enroll": Method(self.enroll, anyone),
@@ -154,7 +162,11 @@ class AuthorityService:
     async def revoke(self, request: Any, context: RequestContext) -> int:
         """A delegator revokes a link: the feed entry's seq."""
         data = _request(request)
-        return await self.worker.run(self._changing, self.authority.revoke_link, data, context.now)
+        seq: int = await self.worker.run(
+            self._changing, self.authority.revoke_link, data, context.now
+        )
+        self._tell_local_nodes()
+        return seq
 
     async def rotated(self, request: Any, context: RequestContext) -> int | None:
         """A member announces its rotated history: its supersession's seq, if any."""
@@ -191,6 +203,34 @@ class AuthorityService:
         if standing.problem is None and standing.is_anchor:
             return _Payer(min(member_accounts(caller.peer)), self._members)
         return _Payer(caller.identifier.digest, self._strangers)
+
+    def _tell_local_nodes(self) -> None:
+        """Ask the nodes running on this machine to sync the feed now, in the background
+        (`troth.node.traces.tell_local_nodes`; review 48c, revocation 3: a revocation taken
+        over the network reached them only at their next round). On a thread of its own (a
+        daemon thread: a stopping node waits for no telling), not holding the answer nor the
+        storage worker: their syncs over TCP ask this node for pages. One telling at a time;
+        revocations meanwhile tell once more after it."""
+        with self._tell_lock:
+            if self._telling:
+                self._tell_again = True
+                return
+            self._telling = True
+        threading.Thread(target=self._tell, name="troth-tell-local-nodes", daemon=True).start()
+
+    def _tell(self) -> None:
+        from troth.node.traces import tell_local_nodes  # (it imports the trace log)
+
+        while True:
+            try:
+                tell_local_nodes(self.trust.node, self.authority.identifier)
+            except Exception:  # logged: it does not stop the tellings after it
+                log.exception("telling the nodes running here of a revocation")
+            with self._tell_lock:
+                if not self._tell_again:
+                    self._telling = False
+                    return
+                self._tell_again = False
 
     def _changing(self, change: Callable[..., Any], data: bytes, now: int) -> Any:
         result = change(data, now=now)

@@ -1,0 +1,297 @@
+"""Review 48c, revnet: `Node.revoke` with the chain's authority reached over the network
+synced the node's own copy of the feed (review 47k), but told no daemon running the node
+(`troth node start`): the daemon went on admitting the revoked link until its next
+maintenance round. The path with an authority on this machine told it (review 47s)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+import troth
+import troth.node.shown_identity
+from tests.support.cli import run, run_json
+from tests.test_api_network import LOOPBACK, served_in_a_thread
+from tests.test_review47s_revdaemon import _setup
+
+
+def _echo(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked."""
+    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
+        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
+        return sub.call(route, "echo", "echo", "hi", expect=None)
+
+
+def test_node_revoke_over_the_network_tells_the_running_daemon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        with served_in_a_thread(hub, listen=LOOPBACK) as serving:
+            with troth.Node.open("agents") as agents, troth.Node.open("sub") as sub:
+                agents.enroll(acme.ticket({"orders.access": "read"}, at=serving.address))
+                chain = agents.delegate(
+                    agents.identity,
+                    to=sub.identity,
+                    attributes={"orders.access": "read"},
+                    ttl=600,
+                    purpose="p",
+                )
+                sub.hold(sub.identity, chain)
+                sub.identities.create("other")
+                other = acme.ticket({"orders.access": "none"}, at=serving.address)
+                sub.enroll(other, identity="other")
+            started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
+            route = "/tcp/" + started["listening"]
+            try:
+                assert _echo(route, monkeypatch) == "hi"
+                with troth.Node.open("agents") as agents:
+                    assert agents.revoke(chain, by=agents.identity, reason="done") == 0
+                with pytest.raises(troth.ChannelError) as refused:  # at once, not next round
+                    _echo(route, monkeypatch)
+                assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+            finally:
+                run("node", "stop", "agents")
+
+
+def test_an_authority_revocation_reaches_a_running_local_node_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The authority on `hub` revokes a link (`Authority.revoke`, as `troth revoke credential`):
+    the daemon running `agents`, which trusts acme at `node:hub`, refuses the link at once
+    (it synced acme's feed only at its next maintenance round)."""
+    chain, route = _setup()
+    try:
+        assert _echo(route, monkeypatch) == "hi"
+        with troth.Node.open("hub") as hub:
+            hub.authority().revoke(chain, reason="done")
+        with pytest.raises(troth.ChannelError) as refused:
+            _echo(route, monkeypatch)
+        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+    finally:
+        run("node", "stop", "agents")
+
+
+def test_troth_revoke_identity_reaches_a_running_local_node_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`troth revoke identity` of the delegate: the daemon of the delegator's node refuses it."""
+    _, route = _setup()
+    try:
+        assert _echo(route, monkeypatch) == "hi"
+        with troth.Node.open("sub") as sub:
+            who = str(sub.identity.identifier)
+        run("revoke", "identity", who, "--authority", "hub")
+        with pytest.raises(troth.ChannelError, match="revoked"):
+            _echo(route, monkeypatch)
+    finally:
+        run("node", "stop", "agents")
+
+
+def test_troth_authority_members_remove_tells_the_running_local_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`troth authority members remove` revokes the member's credentials: it tells the nodes
+    running here (`tell_local_nodes`, whose effect the tests above show), as the other
+    revocations on this machine do."""
+    import troth.cli.authority_cmds
+
+    told: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        troth.cli.authority_cmds,
+        "tell_local_nodes",
+        lambda node, authority: told.append((node.name, str(authority))),
+    )
+    with troth.Node.open("hub") as hub, troth.Node.open("agents") as agents:
+        acme = hub.create_authority()
+        agents.enroll(acme.ticket({"orders.access": "read"}))
+        who = str(agents.identity.identifier)
+    removed = run_json("authority", "members", "remove", who, "--authority", "hub")
+    assert len(removed["revoked_credentials"]) == 1
+    assert told == [("hub", str(acme.identifier))]
+
+
+def test_a_link_revoked_by_its_delegator_reaches_another_running_local_node_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`agents` revokes the link it delegated to `sub` (`Node.revoke`, as `troth revoke link`):
+    the daemon running `svc`, another node here trusting acme, refuses the chain at once."""
+    chain, agents_route = _setup()
+    run("node", "stop", "agents")  # the daemon under test is svc's
+    with troth.Node.open("hub") as hub, troth.Node.open("svc") as svc:
+        svc.enroll(hub.authority().ticket({"orders.access": "none"}))
+    route = "/tcp/" + run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")["listening"]
+    assert route != agents_route
+    try:
+        assert _echo(route, monkeypatch) == "hi"
+        with troth.Node.open("agents") as agents:
+            agents.revoke(chain, by=agents.identity)
+        with pytest.raises(troth.ChannelError) as refused:
+            _echo(route, monkeypatch)
+        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+    finally:
+        run("node", "stop", "svc")
+
+
+def test_a_node_serving_revokes_a_link_at_an_authority_over_the_network() -> None:
+    """A node running inside `serve` (in a coroutine, or `Node.revoke` from another thread)
+    could not revoke a link with an authority reached over the network: `Node.revoke` raised
+    RuntimeError (an event loop running; or the node already running in this process), and
+    `RunningNode` had no `revoke`. `RunningNode.revoke` revokes through the running node's
+    channel; when it returns, the running node refuses the link."""
+    with (
+        troth.Node.open("hub") as hub,
+        troth.Node.open("agents") as agents,
+        troth.Node.open("sub") as sub,
+    ):
+        acme = hub.create_authority()
+        with served_in_a_thread(hub, listen=LOOPBACK) as serving:
+            agents.enroll(acme.ticket({"orders.access": "read"}, at=serving.address))
+            chain = agents.delegate(
+                agents.identity,
+                to=sub.identity,
+                attributes={"orders.access": "read"},
+                ttl=600,
+                purpose="p",
+            )
+
+            async def main() -> int:
+                async with agents.serve() as running:
+                    seq = await running.revoke(chain, by=agents.identity, reason="done")
+                    held = running._runtime.trust.feeds[acme.identifier]
+                    assert held.credential_revoked(chain.id)
+                    return int(seq)
+
+            assert asyncio.run(main()) == 0
+    assert run_json("trace", "show", "--node", "agents")[-1]["kind"] == "revocation"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub listens on a fixed port, so acme's tickets carry `/tcp/...` and the nodes
+    here sync its feed over TCP, not from `node:hub`: `svc`'s daemon too refuses a link
+    `agents` revoked (`Node.revoke`, the authority over the network) at once."""
+    with troth.Node.open("hub") as hub:
+        hub.create_authority()
+    port = _free_port()
+    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
+    try:
+        with (
+            troth.Node.open("hub") as hub,
+            troth.Node.open("agents") as agents,
+            troth.Node.open("sub") as sub,
+            troth.Node.open("svc") as svc,
+        ):
+            acme = hub.authority()
+            assert acme.ticket({"orders.access": "read"}).startswith("troth")
+            agents.enroll(acme.ticket({"orders.access": "read"}))
+            assert agents._stored.wallet.trusted()[acme.identifier] == f"/tcp/127.0.0.1:{port}"
+            chain = agents.delegate(
+                agents.identity,
+                to=sub.identity,
+                attributes={"orders.access": "read"},
+                ttl=600,
+                purpose="p",
+            )
+            sub.hold(sub.identity, chain)
+            sub.identities.create("other")
+            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+            svc.enroll(acme.ticket({"orders.access": "none"}))
+        started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
+        route = "/tcp/" + started["listening"]
+        try:
+            assert _echo(route, monkeypatch) == "hi"
+            with troth.Node.open("agents") as agents:
+                assert agents.revoke(chain, by=agents.identity) >= 0
+            with pytest.raises(troth.ChannelError) as refused:
+                _echo(route, monkeypatch)
+            assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+        finally:
+            run("node", "stop", "svc")
+    finally:
+        run("node", "stop", "hub")
+
+
+def test_another_nodes_broken_configuration_fails_no_revocation(
+    troth_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telling the nodes running here reads every node's configuration: one that is broken
+    is logged, and the revocation (committed, recorded) returns its entry."""
+    with troth.Node.open("hub") as hub:
+        acme = hub.create_authority()
+        broken = troth_home / "nodes" / "broken"
+        broken.mkdir(parents=True)
+        (broken / "node.json").write_text("{not json")
+        (broken / "node.json").chmod(0o600)
+        assert acme.revoke(b"\x01" * 32) == 0
+    assert "were not told of the revocation" in caplog.text
+
+
+def _refused_within(route: str, monkeypatch: pytest.MonkeyPatch, seconds: int) -> str:
+    """Call echo at `route` until it is refused (the refusal), at most `seconds` tries a
+    second apart (the daemon is told in the background; its own round is 30 s away)."""
+    for _ in range(seconds):
+        try:
+            _echo(route, monkeypatch)
+        except troth.ChannelError as exc:
+            return str(exc)
+        time.sleep(1)
+    raise AssertionError(f"still admitted after {seconds} tries")
+
+
+def test_a_revocation_the_hub_daemon_takes_over_the_network_reaches_local_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A delegator elsewhere revokes a link at the hub's daemon (its authority service): the
+    daemons running beside the hub sync acme's feed then (the revoker's machine is not theirs:
+    here its `tell_local_nodes` is left out), not at their next round."""
+    import troth._api.node
+
+    with troth.Node.open("hub") as hub:
+        hub.create_authority()
+    port = _free_port()
+    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
+    try:
+        with (
+            troth.Node.open("hub") as hub,
+            troth.Node.open("agents") as agents,
+            troth.Node.open("sub") as sub,
+            troth.Node.open("svc") as svc,
+        ):
+            acme = hub.authority()
+            agents.enroll(acme.ticket({"orders.access": "read"}))
+            chain = agents.delegate(
+                agents.identity,
+                to=sub.identity,
+                attributes={"orders.access": "read"},
+                ttl=600,
+                purpose="p",
+            )
+            sub.hold(sub.identity, chain)
+            sub.identities.create("other")
+            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+            svc.enroll(acme.ticket({"orders.access": "none"}))
+        started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
+        route = "/tcp/" + started["listening"]
+        try:
+            assert _echo(route, monkeypatch) == "hi"
+            with monkeypatch.context() as patched, troth.Node.open("agents") as agents:
+                patched.setattr(troth._api.node, "tell_local_nodes", lambda *args: None)
+                agents.revoke(chain, by=agents.identity)
+            refused = _refused_within(route, monkeypatch, 10)
+            assert f"revoked (credential {chain.id.hex()})" in refused
+        finally:
+            run("node", "stop", "svc")
+    finally:
+        run("node", "stop", "hub")
