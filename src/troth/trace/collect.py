@@ -19,7 +19,8 @@ runs it on the node's storage thread). For the batch, once:
   last record in the log: its history shares no change with the log's copy), are its own and
   verify, each from a change the one before it holds (the log's copy for the first: never on
   their own word), and chain from the log's copy to the history (`check_windows`); the log
-  checks them again against its copy as it appends and keeps them (`history_windows`). Sent
+  checks them again against its copy as it appends and keeps them (`history_windows`) with a
+  record it admits only (review 48a, windows 1). Sent
   with no gap to bridge, they are ignored (review 47l, windows 1).
 
 The issuer histories of a chain a record names are judged when the chain verifies (the node's

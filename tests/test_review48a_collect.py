@@ -1,0 +1,135 @@
+"""Review 48a: trace collection on a node, attacked as an enrolled member would.
+
+1. (windows) A batch whose signer history and history windows verified, and whose record the
+   log then refused for a reason found after it took the signer's history (a resolution of
+   no escalation, a key the log holds retired, a chain it does not hold), left the log's copy
+   of the signer moved on and the windows stored: the log took verified state from a batch
+   it refused (review 47l's "windows stored with later-refused batch"). The log now keeps a
+   signer's history and windows only with a record it admits (`troth.trace.log_histories`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.traces import Held
+from tests.test_review46a_traces import _service
+from tests.test_review47l_windows import LATE, _client, _Silent
+from tests.test_trace_node import step
+from troth import limits
+from troth.channel.verification import VerifiedPeer
+from troth.errors import Busy, RemoteError, TraceFailure
+from troth.node.access import Decision as Allowed
+from troth.node.access import LocalCaller, PeerCaller
+from troth.node.services.base import RequestContext
+from troth.trace import Decision, Kind, Links, RecordContent
+from troth.trace.batcher import TraceBatcher
+from troth.trace.stored import history_windows
+
+
+def _refused_resolution(silent: _Silent) -> RecordContent:
+    """A resolution of an escalation the log does not hold: refused by the log's append-time
+    checks (LINK_INVALID), after its signer's history is taken."""
+    links = Links(parent="0" * 32, parent_agent=Held().identifier)
+    return RecordContent(
+        Kind.RESOLUTION,
+        values={"inputs": "x", "reasoning": "y"},
+        decision=Decision("allow"),
+        links=links,
+    )
+
+
+def test_windows_sent_with_a_batch_the_log_refuses_are_not_kept(tmp_path: Path) -> None:
+    """150 silent rotations, then a batch with the windows that bridge the gap and one record
+    the log refuses (a resolution of no escalation): refused, and the log's copy of the agent
+    is as it was, no window kept. A later batch with the same windows is appended and keeps
+    them."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    who = silent.agent.identifier
+    before = silent.log.history(who)
+    batcher = TraceBatcher(lambda now: silent.agent.signer(LATE))
+    batcher.set_head(silent.collector.head(who).head)
+    batcher.add(_refused_resolution(silent), now=LATE)
+    batch = batcher.next_batch(LATE)
+    assert batch is not None
+    bad = dataclasses.replace(batch.submission, windows=silent.bridging())
+    (result,) = silent.collector.submit(bad, submitter=who, now=LATE).results
+    assert result.reason is TraceFailure.LINK_INVALID, result
+    assert history_windows(silent.log.store) == {}
+    assert silent.log.history(who) == before
+    good = silent.submit(silent.bridging())
+    assert good.delivered, good.detail
+    assert len(history_windows(silent.log.store)[who]) == 3
+    silent.log.close()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Busy("busy: too many requests in progress, send it again later"),
+        RemoteError("StorageError: disk I/O error"),
+    ],
+    ids=["busy", "failed"],
+)
+def test_a_held_answered_busy_is_asked_again_not_taken_for_a_service_without_it(
+    tmp_path: Path, error: RemoteError
+) -> None:
+    """Review 48a, held 1: the client took any error answer to `held` (busy, a failure on the
+    node) for a service that knows no `held`, marked the history as needing no windows, and
+    sent its batch without them: refused ("the stored copy ends at change 0"), the record set
+    aside for good. Only an answer that the service has no such method means that; any other
+    error is a failed request, sent again after a backoff."""
+    silent = _Silent(tmp_path / "trace.db", 150)
+    client, calls = _client(silent, knows_held=True)
+    answer = client.send
+    failed: list[str] = []
+
+    async def send(method: str, arguments: Any) -> Any:
+        if method == "held" and not failed:
+            failed.append(method)
+            raise error
+        return await answer(method, arguments)
+
+    client.send = send
+
+    async def main() -> int:
+        queued = client.record(step(1))
+        await client.flush(10)
+        await client.stop()
+        return queued.result()
+
+    assert asyncio.run(main()) == 1
+    assert calls == ["head", "held", "submit"]  # (the failed `held` never reached it)
+    assert client.failures == 1
+    assert len(history_windows(silent.log.store)[silent.agent.identifier]) == 3
+    silent.log.close()
+
+
+@pytest.mark.parametrize("method", ["head", "held"])
+def test_a_members_head_and_held_are_charged_to_its_trace_budget(
+    tmp_path: Path, method: str
+) -> None:
+    """Review 48a, queries 1: `head` and `held` (each a read on the node's storage thread,
+    `held` parsing the stored history) cost a member nothing, bounded only by its requests in
+    progress, so a member asked them without end. Each now costs its trace byte budget
+    TRACE_QUERY_CHARGE (a read, no commit): past its burst, `busy`; a local caller is not
+    charged."""
+    silent = _Silent(tmp_path / "trace.db", 10)
+    service = _service(silent.collector)
+    peer = VerifiedPeer(silent.agent.identity, ())
+    context = RequestContext(PeerCaller(peer, "channel-1"), (), Allowed(True), LATE)
+    ask = getattr(service, method)
+    most = limits.TRACE_SUBMIT_BURST_BYTES // limits.TRACE_QUERY_CHARGE
+    for _ in range(most):
+        asyncio.run(ask([], context))
+    with pytest.raises(RemoteError, match="trace byte rate"):
+        asyncio.run(ask([], context))
+    local = RequestContext(LocalCaller(), (), Allowed(True), LATE)
+    for _ in range(3):
+        asyncio.run(ask([str(silent.agent.identifier)], local))
+    silent.log.close()
