@@ -6,6 +6,15 @@
    of the signer moved on and the windows stored: the log took verified state from a batch
    it refused (review 47l's "windows stored with later-refused batch"). The log now keeps a
    signer's history and windows only with a record it admits (`troth.trace.log_histories`).
+2. (held) The client took any error answer to `held` for a service without it: its batch went
+   without windows and its records were set aside (test below).
+3. (queries) `head` and `held` cost a member nothing (review 47l's "held/head uncharged"):
+   now TRACE_QUERY_CHARGE each.
+4. (resend) A batch sent again after its agent rotated was refused whole as an invalid signer
+   by the node's store ("history is older than the stored copy"): its records were set aside,
+   even those in the log.
+
+Each was a strict xfail, seen failing for its reason, until its fix.
 """
 
 from __future__ import annotations
@@ -18,12 +27,13 @@ from typing import Any
 import pytest
 
 from tests.support.traces import Held
+from tests.test_identity_observe import observer
 from tests.test_review46a_traces import _service
 from tests.test_review47l_windows import LATE, _client, _Silent
 from tests.test_trace_node import step
 from troth import limits
 from troth.channel.verification import VerifiedPeer
-from troth.errors import Busy, RemoteError, TraceFailure
+from troth.errors import Busy, RemoteError, TraceFailure, Unreachable
 from troth.node.access import Decision as Allowed
 from troth.node.access import LocalCaller, PeerCaller
 from troth.node.services.base import RequestContext
@@ -132,4 +142,62 @@ def test_a_members_head_and_held_are_charged_to_its_trace_budget(
     local = RequestContext(LocalCaller(), (), Allowed(True), LATE)
     for _ in range(3):
         asyncio.run(ask([str(silent.agent.identifier)], local))
+    silent.log.close()
+
+
+def _resent_across_a_rotation(tmp_path: Path, *, appended: bool) -> tuple[_Silent, Any]:
+    """An agent at change 0 with a record in the log, the node's store holding its history
+    (its channel); its client's next batch is sent, and lost (before the service took it, or
+    after: `appended`); meanwhile the agent rotates once and the node's store learns the new
+    history (the agent's channel again). The client sends the batch again, byte for byte."""
+    silent = _Silent(tmp_path / "trace.db", 0)
+    store = observer(tmp_path / "node.db")
+    store.observe(silent.agent.identity)
+    silent.collector._observe = store.observe
+    rotated: list[bool] = []
+
+    def lose() -> None:
+        rotated.append(True)
+        silent.rotate(1, LATE + 1)
+        silent.clock.advance(2)
+        store.observe(silent.agent.identity)
+
+    client, _calls = _client(silent, knows_held=True)
+    answer = client.send
+
+    async def send(method: str, arguments: Any) -> Any:
+        if method != "submit" or rotated:
+            return await answer(method, arguments)
+        if appended:
+            await answer(method, arguments)
+        lose()
+        raise Unreachable("the answer was lost")
+
+    client.send = send
+
+    async def main() -> Any:
+        queued = client.record(step(1))
+        await client.flush(10)
+        await client.stop()
+        return queued
+
+    return silent, asyncio.run(main())
+
+
+@pytest.mark.parametrize("appended", [False, True], ids=["lost request", "lost answer"])
+def test_a_batch_sent_again_after_its_agent_rotated_is_delivered(
+    tmp_path: Path, appended: bool
+) -> None:
+    """Review 48a, resend 1: a batch sent again byte for byte after its agent rotated (its
+    history one change behind the node's stored copy, which the agent's channel moved on)
+    was refused whole, `signer identity invalid` (the node's store: "history is older than
+    the stored copy"), a refusal the client does not sign again for: the record was set
+    aside, though it was signed before the rotation (and, when only the answer was lost, was
+    in the log). Now records of a history the node's copy extends (an older prefix, no fork)
+    are answered `already` when in the log byte for byte, else refused ATTESTATION_STALE (the
+    node holds a later change): the client signs them again with its newest key."""
+    silent, queued = _resent_across_a_rotation(tmp_path, appended=appended)
+    assert queued.error is None, queued.error
+    assert queued.result() == 1
+    assert silent.log.size() == 2
     silent.log.close()

@@ -148,8 +148,10 @@ def test_a_thief_with_a_key_from_before_a_rotation_the_node_knows_is_refused(
 ) -> None:
     """The agent records at change 0, then rotates; the node learns the new history (its
     channel) but the log's copy stays at change 0. A thief holding the change-0 key and history
-    sends a batch as the agent: refused SIGNER_INVALID (the node's copy is newer: a rollback),
-    nothing appended, the log's copy of the agent as it was."""
+    sends a batch as the agent: refused, nothing appended, the log's copy of the agent as it
+    was. (Refused SIGNER_INVALID before review 48a, resend 1; now ATTESTATION_STALE, as a
+    batch of the agent's own signed before its rotation is: signed again with the newest key,
+    which the thief does not hold, it would be appended.)"""
     agent = Held()
     old = agent.signer(AT)
     store = observer(tmp_path / "node.db")
@@ -161,8 +163,8 @@ def test_a_thief_with_a_key_from_before_a_rotation_the_node_knows_is_refused(
     before = collector.log.history(agent.identifier)
     stolen = _submission(collector, old, 1)
     (result,) = collector.submit(stolen, submitter=agent.identifier, now=AT + 2).results
-    assert result.reason is TraceFailure.SIGNER_INVALID, result
-    assert "older than the stored copy" in result.detail
+    assert result.reason is TraceFailure.ATTESTATION_STALE, result
+    assert "the node holds a later change" in result.detail
     assert collector.log.size() == 1
     assert collector.log.history(agent.identifier) == before
     collector.log.close()

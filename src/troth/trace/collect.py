@@ -45,6 +45,11 @@ nothing of where another's record is.
 
 A refusal of the whole batch (an invalid, foreign, revoked or superseded signer) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
+A signer history behind the node's copy of it (an older prefix: a batch signed before a
+rotation the node learnt of since, sent again) is no such refusal: each record in the log
+byte for byte is answered with its index, every other one refused ATTESTATION_STALE, which
+the client signs again with its newest key (review 48a, resend 1: refused whole, the client
+set aside records signed before the rotation, and records the log held).
 """
 
 from __future__ import annotations
@@ -57,7 +62,14 @@ from troth import limits
 from troth.channel.verification import Vouched, identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
-from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
+from troth.errors import (
+    CredentialError,
+    IdentityError,
+    IdentityFailure,
+    NotFound,
+    TraceError,
+    TraceFailure,
+)
 from troth.identity import (
     Checkpoints,
     Identifier,
@@ -120,8 +132,8 @@ class TraceCollector:
         verified `credentials` its channel showed; None: a caller in the node's own process or
         on its control socket, who may submit anyone's records)."""
         try:
-            identity = self._signer(submission.history, submitter, now, tuple(credentials))
-            windows = self._windows(submission.windows, identity)
+            identity, behind = self._signer(submission.history, submitter, now, tuple(credentials))
+            windows = () if behind else self._windows(submission.windows, identity)
         except TraceError as exc:
             refused = _refused(exc)
             return Receipts(tuple(refused for _ in submission.records), None, self._checkpoint())
@@ -134,7 +146,9 @@ class TraceCollector:
             for item in submission.records:
                 try:
                     queued.append(
-                        self._queue(item, identity, keys, chains, checked, already, now, windows)
+                        self._queue(
+                            item, identity, keys, chains, checked, already, now, windows, behind
+                        )
                     )
                 except TraceError as exc:
                     queued.append(_refused(exc))
@@ -225,7 +239,10 @@ class TraceCollector:
         submitter: Identifier | None,
         now: int,
         credentials: tuple[VerifiedCredential, ...],
-    ) -> VerifiedIdentity:
+    ) -> tuple[VerifiedIdentity, str | None]:
+        """The batch's signer, verified, and, when it is behind the node's copy of it (an older
+        prefix: a batch signed before a rotation the node learnt of since, sent again), where
+        each ends (review 48a, resend 1); TraceError when the batch is refused whole."""
         # a checkpointed history only as the node attests it (review 47i, collector 1)
         attests = None if self._checkpoints is None else self._checkpoints(now)
         try:
@@ -254,8 +271,10 @@ class TraceCollector:
         try:
             self._observe(identity)
         except IdentityError as exc:
-            raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
-        return identity
+            if exc.reason is not IdentityFailure.ROLLBACK:  # (a fork: FORK, never ROLLBACK)
+                raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+            return identity, exc.detail or exc.reason.value
+        return identity, None
 
     def _windows(
         self, sent: tuple[bytes, ...], identity: VerifiedIdentity
@@ -296,9 +315,13 @@ class TraceCollector:
         already: dict[bytes, TraceRecord],
         now: int,
         windows: tuple[VerifiedIdentity, ...],
+        behind: str | None = None,
     ) -> SubmitResult | _Queued:
         """The record's result when it is already in the log (the chain it names noted in
-        `already`), else its queued append once it verifies (TraceError when it does not)."""
+        `already`), else its queued append once it verifies (TraceError when it does not).
+        A signer `behind` the node's copy of it: ATTESTATION_STALE unless the record is in the
+        log (signed again with its newest key, the client sends it again; review 48a, resend
+        1: refused whole SIGNER_INVALID, the client set its records aside)."""
         record, _payload, _signature, keyid = open_envelope(item.envelope)
         if record.agent != identity.identifier:  # whoever holds another's record, nothing of
             # where it is (prove hides it too): refused as if not in the log (review 27t,
@@ -316,6 +339,12 @@ class TraceCollector:
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
             return SubmitResult(Status.ALREADY, stored.index)
+        if behind is not None:
+            raise TraceError(
+                _F.ATTESTATION_STALE,
+                f"the node holds a later change of the signer ({behind}): sign it again",
+                record=record.id,
+            )
         attestation = keys.get(keyid)
         if attestation is None:
             raise TraceError(_F.UNKNOWN_KEY, "no attestation sent for the record's key")
