@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.traces import NOW, Held
+from tests.support.traces import NOW, Held, tool_call
 from tests.test_identity_observe import observer
 from tests.test_review46a_traces import _service
 from tests.test_review47i_collector import _long_collector
@@ -20,13 +20,16 @@ from tests.test_trace_node import step
 from troth import limits
 from troth.channel.verification import VerifiedPeer
 from troth.clock import FixedClock
+from troth.encoding import cbor
 from troth.errors import RemoteError, TraceFailure
 from troth.identity import Signer
 from troth.node.access import Decision, PeerCaller
 from troth.node.services.base import RequestContext
-from troth.trace.batcher import TraceBatcher
+from troth.storage import SqliteDatabase
+from troth.trace.batcher import SUBMIT_ROOM, TraceBatcher
 from troth.trace.collect import TraceCollector
-from troth.trace.submit import Head, Status, Submission
+from troth.trace.outbox import TraceOutbox
+from troth.trace.submit import Head, Receipts, Status, Submission
 
 AT = NOW + 100
 
@@ -167,4 +170,43 @@ def test_a_thief_with_a_key_from_before_a_rotation_the_node_knows_is_refused(
     assert "the node holds a later change" in result.detail
     assert collector.log.size() == 1
     assert collector.log.history(agent.identifier) == before
+    collector.log.close()
+
+
+@pytest.mark.parametrize("shape", ["256 small records", "records of 100 KB values"])
+def test_every_batch_an_outbox_packs_is_taken_by_the_service(tmp_path: Path, shape: str) -> None:
+    """Limits end to end: what a node's durable outbox packs into a batch (at most
+    MAX_TRACE_SUBMIT_RECORDS records, MAX_SERVICE_MESSAGE less the request's frame) decodes as
+    a submission at the service, within MAX_SERVICE_MESSAGE encoded, is charged within a
+    member's burst, and every record is appended: 600 small records (three batches, the first
+    two full), or 24 records each disclosing 100 KB (about 10 a batch)."""
+    agent = Held()
+    signer = agent.signer(AT)
+    collector = _collector(tmp_path / "trace.db")
+    service = _service(collector)
+    peer = VerifiedPeer(agent.identity, ())
+    context = RequestContext(PeerCaller(peer, "channel-1"), (), Decision(True), AT)
+    outbox = TraceOutbox(SqliteDatabase(tmp_path / "node.db"), agent.identifier, lambda _: signer)
+    count, value = (600, 1) if shape == "256 small records" else (24, "v" * 100_000)
+    for n in range(count):
+        outbox.add(tool_call(args={"n": n, "v": value}), now=AT)
+    sizes: list[int] = []
+    largest = 0
+    while outbox.pending():
+        batch = outbox.next_batch(AT)
+        assert batch is not None
+        request = cbor.encode(batch.submission.to_cbor())
+        assert len(request) + SUBMIT_ROOM <= limits.MAX_SERVICE_MESSAGE
+        sizes.append(len(batch.items))
+        largest = max(largest, len(request))
+        answer = asyncio.run(service.submit(cbor.decode(request), context))
+        receipts = Receipts.from_cbor(answer, expected=len(batch.items))
+        assert all(r.status is Status.APPENDED for r in receipts.results), receipts
+        outbox.answered(receipts, now=AT)
+    assert collector.log.size() == count
+    if count == 600:
+        assert sizes == [limits.MAX_TRACE_SUBMIT_RECORDS] * 2 + [88]
+    else:  # packed by bytes: the first batches within 4 % of the limit
+        assert sizes[0] < 24
+        assert largest > limits.MAX_SERVICE_MESSAGE * 96 // 100
     collector.log.close()
