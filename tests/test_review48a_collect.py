@@ -13,6 +13,8 @@
 4. (resend) A batch sent again after its agent rotated was refused whole as an invalid signer
    by the node's store ("history is older than the stored copy"): its records were set aside,
    even those in the log.
+5. (resend) The same after a rotation the agent announced: refused whole as superseded by its
+   authority's feed.
 
 Each was a strict xfail, seen failing for its reason, until its fix.
 """
@@ -26,9 +28,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import Held
 from tests.test_identity_observe import observer
 from tests.test_review46a_traces import _service
+from tests.test_review47i_collector import _rotate, _to_hub
 from tests.test_review47l_windows import LATE, _client, _Silent
 from tests.test_trace_node import step
 from troth import limits
@@ -37,6 +41,7 @@ from troth.errors import Busy, RemoteError, TraceFailure, Unreachable
 from troth.node.access import Decision as Allowed
 from troth.node.access import LocalCaller, PeerCaller
 from troth.node.services.base import RequestContext
+from troth.node.services.trace import TraceClient
 from troth.trace import Decision, Kind, Links, RecordContent
 from troth.trace.batcher import TraceBatcher
 from troth.trace.stored import history_windows
@@ -201,3 +206,42 @@ def test_a_batch_sent_again_after_its_agent_rotated_is_delivered(
     assert queued.result() == 1
     assert silent.log.size() == 2
     silent.log.close()
+
+
+def test_a_batch_sent_again_after_an_announced_rotation_is_delivered(tmp_path: Path) -> None:
+    """Review 48a, resend 2: as resend 1, the agent's rotation announced to its authority (the
+    hub) meanwhile: the hub's feed supersedes the history the batch carries, and the batch
+    was refused whole (`signer identity invalid`, "superseded"), its record set aside. A feed
+    that supersedes (not revokes) the signer's history now refuses its records
+    ATTESTATION_STALE, those in the log answered with their index: signed again with the
+    newest key, the record is appended."""
+
+    async def test(net: MemNet) -> None:
+        hub = net.hub
+        assert hub is not None
+        agent = await net.node("agent-a", prepare=_to_hub)
+        await agent.enroll(net.ticket(), "agent-a")
+        client = agent.traces.recorder()
+        assert isinstance(client, TraceClient)
+        first = client.record(step(0))
+        await client.flush(20)
+        assert first.result() == 0
+        answer = client.send
+        lost: list[str] = []
+
+        async def send(method: str, arguments: Any) -> Any:
+            if method != "submit" or lost:
+                return await answer(method, arguments)
+            lost.append(method)
+            await _rotate(net, agent, "agent-a", 1)
+            await hub.refresh_feeds()
+            raise Unreachable("the request was lost")
+
+        client.send = send
+        later = client.record(step(1))
+        await client.flush(20)
+        assert lost
+        assert later.error is None, later.error
+        assert later.result() == 1
+
+    run_memnet(test, tmp_path / "home", budget=120)

@@ -43,13 +43,14 @@ appended twice. The same id with other bytes is refused (REPLAYED). A record tha
 agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
 nothing of where another's record is.
 
-A refusal of the whole batch (an invalid, foreign, revoked or superseded signer) is answered
+A refusal of the whole batch (an invalid, foreign or revoked signer, a fork) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
 A signer history behind the node's copy of it (an older prefix: a batch signed before a
-rotation the node learnt of since, sent again) is no such refusal: each record in the log
-byte for byte is answered with its index, every other one refused ATTESTATION_STALE, which
-the client signs again with its newest key (review 48a, resend 1: refused whole, the client
-set aside records signed before the rotation, and records the log held).
+rotation the node learnt of since, sent again), or that a feed supersedes, is no such
+refusal (a revoked signer is): each record in the log byte for byte is answered with its
+index, every other one refused ATTESTATION_STALE, which the client signs again with its
+newest key (review 48a, resend 1: refused whole, the client set aside records signed before
+the rotation, and records the log held; resend 2: a rotation announced to an authority).
 """
 
 from __future__ import annotations
@@ -241,8 +242,9 @@ class TraceCollector:
         credentials: tuple[VerifiedCredential, ...],
     ) -> tuple[VerifiedIdentity, str | None]:
         """The batch's signer, verified, and, when it is behind the node's copy of it (an older
-        prefix: a batch signed before a rotation the node learnt of since, sent again), where
-        each ends (review 48a, resend 1); TraceError when the batch is refused whole."""
+        prefix: a batch signed before a rotation the node learnt of since, sent again) or a
+        feed with standing supersedes it, why (review 48a, resend 1 and 2); TraceError when
+        the batch is refused whole."""
         # a checkpointed history only as the node attests it (review 47i, collector 1)
         attests = None if self._checkpoints is None else self._checkpoints(now)
         try:
@@ -266,8 +268,12 @@ class TraceCollector:
         vouched = self._vouched(signer)
         feeds = standing_feeds(signer, credentials, anchors, self._feeds(), vouched=vouched)
         refusal = identity_refusal(identity, feeds)
-        if refusal is not None:
+        if refusal is not None and refusal.revoked:
             raise TraceError(_F.SIGNER_INVALID, refusal.detail)
+        if refusal is not None:  # superseded: behind a change an authority published (a
+            # stolen backup's fork too: none of its records is appended either way; review
+            # 48a, resend 2), and never stored
+            return identity, refusal.detail
         try:
             self._observe(identity)
         except IdentityError as exc:
