@@ -23,7 +23,7 @@ from troth.clock import FixedClock
 from troth.encoding import cbor
 from troth.errors import RemoteError, TraceFailure
 from troth.identity import Signer
-from troth.node.access import Decision, PeerCaller
+from troth.node.access import Decision, MembersOnly, PeerCaller
 from troth.node.services.base import RequestContext
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import SUBMIT_ROOM, TraceBatcher
@@ -209,4 +209,16 @@ def test_every_batch_an_outbox_packs_is_taken_by_the_service(tmp_path: Path, sha
     else:  # packed by bytes: the first batches within 4 % of the limit
         assert sizes[0] < 24
         assert largest > limits.MAX_SERVICE_MESSAGE * 96 // 100
+    collector.log.close()
+
+
+def test_every_trace_method_is_for_members_only(tmp_path: Path) -> None:
+    """An unauthenticated peer (or one without a credential from an authority the node
+    trusts) reaches no trace method: each is behind `MembersOnly`, with no authority of its
+    own (the decision point: tests/test_node_access.py), `held` and `head` included."""
+    collector = _collector(tmp_path / "trace.db")
+    service = _service(collector)
+    assert set(service.methods) == {"submit", "head", "held", "prove"}
+    for method in service.methods.values():
+        assert method.rule == MembersOnly()
     collector.log.close()
