@@ -9,7 +9,7 @@
 2. (held) The client took any error answer to `held` for a service without it: its batch went
    without windows and its records were set aside (test below).
 3. (queries) `head` and `held` cost a member nothing (review 47l's "held/head uncharged"):
-   now TRACE_QUERY_CHARGE each.
+   now TRACE_QUERY_CHARGE each; `prove` neither (2): now its answer's bytes.
 4. (resend) A batch sent again after its agent rotated was refused whole as an invalid signer
    by the node's store ("history is older than the stored copy"): its records were set aside,
    even those in the log.
@@ -29,14 +29,15 @@ from typing import Any
 import pytest
 
 from tests.support.nodes import MemNet, run_memnet
-from tests.support.traces import Held
+from tests.support.traces import Held, tool_call
 from tests.test_identity_observe import observer
 from tests.test_review46a_traces import _service
-from tests.test_review47i_collector import _rotate, _to_hub
+from tests.test_review47i_collector import _long_collector, _rotate, _to_hub
 from tests.test_review47l_windows import LATE, _client, _Silent
 from tests.test_trace_node import step
 from troth import limits
 from troth.channel.verification import VerifiedPeer
+from troth.clock import FixedClock
 from troth.errors import Busy, RemoteError, TraceFailure, Unreachable
 from troth.node.access import Decision as Allowed
 from troth.node.access import LocalCaller, PeerCaller
@@ -44,6 +45,7 @@ from troth.node.services.base import RequestContext
 from troth.node.services.trace import TraceClient
 from troth.trace import Decision, Kind, Links, RecordContent
 from troth.trace.batcher import TraceBatcher
+from troth.trace.signing import open_envelope
 from troth.trace.stored import history_windows
 
 
@@ -245,3 +247,35 @@ def test_a_batch_sent_again_after_an_announced_rotation_is_delivered(tmp_path: P
         assert later.result() == 1
 
     run_memnet(test, tmp_path / "home", budget=120)
+
+
+def test_a_members_proofs_are_charged_their_answers_bytes(tmp_path: Path) -> None:
+    """Review 48a, queries 2: a member's `prove` (its proof bundle read and built on the
+    storage thread, an answer of up to 1 MiB for a request of a few dozen bytes) cost it
+    nothing: a member asking for the proof of its largest record without end had the node
+    send it 1 MiB answers as fast as its channel took them. Each now costs the answer's
+    bytes of its trace byte budget (TRACE_QUERY_CHARGE before it is made, the rest after):
+    past its burst, `busy` until it refills."""
+    agent = Held()
+    collector = _long_collector(tmp_path / "trace.db", None, FixedClock(LATE))
+    batcher = TraceBatcher(lambda now: agent.signer(LATE))
+    batcher.set_head(None)
+    batcher.add(tool_call(args="x" * 200_000), now=LATE)
+    batch = batcher.next_batch(LATE)
+    assert batch is not None
+    (result,) = collector.submit(batch.submission, submitter=None, now=LATE).results
+    assert result.delivered, result.detail
+    record = open_envelope(batch.submission.records[0].envelope)[0].id
+    service = _service(collector)
+    peer = VerifiedPeer(agent.identity, ())
+    context = RequestContext(PeerCaller(peer, "channel-1"), (), Allowed(True), LATE)
+    size = len(asyncio.run(service.prove([record], context)).encode())
+    assert size > 200_000
+    most = (limits.TRACE_SUBMIT_BURST_BYTES - size - limits.TRACE_QUERY_CHARGE) // size + 1
+    served = 0
+    with pytest.raises(RemoteError, match="trace byte rate"):
+        for _ in range(most + 1):
+            asyncio.run(service.prove([record], context))
+            served += 1
+    assert served == most
+    collector.log.close()

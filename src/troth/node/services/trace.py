@@ -23,7 +23,8 @@ refused at once ("busy") and the client sends again after a backoff. A member's 
 (its delegates' with them) spend TRACE_SUBMIT_BYTES_PER_SECOND, each at least
 TRACE_SUBMIT_CHARGE (a commit of the log, whatever its size), and as much again for each
 history window it carries (up to 64 signatures to verify; review 47l, windows 1); each `head`
-and `held` TRACE_QUERY_CHARGE (review 48a, queries 1).
+and `held` TRACE_QUERY_CHARGE (review 48a, queries 1), each `prove` its answer's bytes (at
+least that; queries 2).
 
 `TraceClient` is the agent's side: `record(content)` (from any thread) queues a record and
 returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or as soon as a
@@ -232,17 +233,24 @@ class TraceService:
         record's non-ASCII disclosures up to 3 times their size and its proof over the answer
         limit; review 46a, trace 1). Within the answer limit for every record the collector
         accepts: its values together are at most MAX_TRACE_RECORD_DISCLOSURE_BYTES, the answer
-        limit less all else a bundle holds (review 47b, limits 1)."""
+        limit less all else a bundle holds (review 47b, limits 1). A member pays the answer's
+        bytes from its trace byte budget: TRACE_QUERY_CHARGE before, the rest once it is made
+        (review 48a, queries 2)."""
         try:
             (record_id,) = cbor.expect_array(arguments, "prove arguments [record id]", 1)
             record_id = cbor.expect_text(record_id, "record id")
         except DecodeError as exc:
             raise RemoteError(str(exc)) from None
-        requester, now = _submitter(context), context.now
+        requester, now, accounts = _submitter(context), context.now, _accounts(context)
+        self._charge(accounts, limits.TRACE_QUERY_CHARGE, now)
         bundle = await self.worker.run(
             lambda: self.collector().prove(record_id, requester=requester, now=now)
         )
-        return bundle_text(bundle, lines=True)
+        text = bundle_text(bundle, lines=True)
+        if accounts is not None:  # the rest of the answer's bytes (review 48a, queries 2)
+            owed = len(text.encode()) - limits.TRACE_QUERY_CHARGE
+            self._rates.owe(accounts, max(0, owed), now=now)
+        return text
 
     async def maintain(self, now: int) -> None:
         """Forget the byte budgets that refilled (checkpoints are signed when a proof needs
