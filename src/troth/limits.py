@@ -659,6 +659,9 @@ durable commit of its log on the storage thread (a few ms), so one-record submis
 1 KB let through about 800 a second and 12,900 at once kept the storage thread busy for
 seconds (review 46a, trace 2). At most 16 a second, 256 in a burst, per member: a client sends a
 batch every TRACE_FLUSH_SECONDS at most, or when it is full."""
+TRACE_QUERY_CHARGE: Final = 4 * 1024
+"""What a `trace.head` or `trace.held` costs that budget, a read with no commit, and a `prove`
+at least (its answer's bytes; review 48a, queries 1-2: uncharged, asked without end)."""
 FEED_PAGE_SIGNS_PER_CALLER: Final = 2
 """Feed pages a hosted authority signs per second at one source's request: a member and its
 delegates together, or one stranger (a page already signed is served again without); past its

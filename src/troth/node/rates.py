@@ -46,6 +46,15 @@ class ByteBudgets:
             bucket.level -= amount
         return True
 
+    def owe(self, sources: Iterable[Hashable], amount: int, *, now: int) -> None:
+        """Spend `amount` bytes of each source's budget after the fact (what an answer weighs,
+        known once it is made): its level may go below zero, and the source is refused until
+        it refills (review 48a, queries 2)."""
+        for source in sources:
+            bucket = self._bucket(source, now)
+            if bucket is not None:
+                bucket.level -= amount
+
     def _bucket(self, source: Hashable, now: int) -> _Bucket | None:
         """`source`'s bucket refilled to `now` (a new one, full, while there is room)."""
         bucket = self._buckets.get(source)

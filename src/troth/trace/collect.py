@@ -19,7 +19,8 @@ runs it on the node's storage thread). For the batch, once:
   last record in the log: its history shares no change with the log's copy), are its own and
   verify, each from a change the one before it holds (the log's copy for the first: never on
   their own word), and chain from the log's copy to the history (`check_windows`); the log
-  checks them again against its copy as it appends and keeps them (`history_windows`). Sent
+  checks them again against its copy as it appends and keeps them (`history_windows`) with a
+  record it admits only (review 48a, windows 1). Sent
   with no gap to bridge, they are ignored (review 47l, windows 1).
 
 The issuer histories of a chain a record names are judged when the chain verifies (the node's
@@ -42,8 +43,14 @@ appended twice. The same id with other bytes is refused (REPLAYED). A record tha
 agent than the signer is refused first (SIGNER_INVALID), in the log or not: a member learns
 nothing of where another's record is.
 
-A refusal of the whole batch (an invalid, foreign, revoked or superseded signer) is answered
+A refusal of the whole batch (an invalid, foreign or revoked signer, a fork) is answered
 as every record refused with that reason, so the client drops the batch rather than resend it.
+A signer history behind the node's copy of it (an older prefix: a batch signed before a
+rotation the node learnt of since, sent again), or that a feed supersedes, is no such
+refusal (a revoked signer is): each record in the log byte for byte is answered with its
+index, every other one refused ATTESTATION_STALE, which the client signs again with its
+newest key (review 48a, resend 1: refused whole, the client set aside records signed before
+the rotation, and records the log held; resend 2: a rotation announced to an authority).
 """
 
 from __future__ import annotations
@@ -56,7 +63,14 @@ from troth import limits
 from troth.channel.verification import Vouched, identity_refusal, standing_feeds
 from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
-from troth.errors import CredentialError, IdentityError, NotFound, TraceError, TraceFailure
+from troth.errors import (
+    CredentialError,
+    IdentityError,
+    IdentityFailure,
+    NotFound,
+    TraceError,
+    TraceFailure,
+)
 from troth.identity import (
     Checkpoints,
     Identifier,
@@ -119,8 +133,8 @@ class TraceCollector:
         verified `credentials` its channel showed; None: a caller in the node's own process or
         on its control socket, who may submit anyone's records)."""
         try:
-            identity = self._signer(submission.history, submitter, now, tuple(credentials))
-            windows = self._windows(submission.windows, identity)
+            identity, behind = self._signer(submission.history, submitter, now, tuple(credentials))
+            windows = () if behind else self._windows(submission.windows, identity)
         except TraceError as exc:
             refused = _refused(exc)
             return Receipts(tuple(refused for _ in submission.records), None, self._checkpoint())
@@ -133,7 +147,9 @@ class TraceCollector:
             for item in submission.records:
                 try:
                     queued.append(
-                        self._queue(item, identity, keys, chains, checked, already, now, windows)
+                        self._queue(
+                            item, identity, keys, chains, checked, already, now, windows, behind
+                        )
                     )
                 except TraceError as exc:
                     queued.append(_refused(exc))
@@ -224,7 +240,11 @@ class TraceCollector:
         submitter: Identifier | None,
         now: int,
         credentials: tuple[VerifiedCredential, ...],
-    ) -> VerifiedIdentity:
+    ) -> tuple[VerifiedIdentity, str | None]:
+        """The batch's signer, verified, and, when it is behind the node's copy of it (an older
+        prefix: a batch signed before a rotation the node learnt of since, sent again) or a
+        feed with standing supersedes it, why (review 48a, resend 1 and 2); TraceError when
+        the batch is refused whole."""
         # a checkpointed history only as the node attests it (review 47i, collector 1)
         attests = None if self._checkpoints is None else self._checkpoints(now)
         try:
@@ -248,13 +268,19 @@ class TraceCollector:
         vouched = self._vouched(signer)
         feeds = standing_feeds(signer, credentials, anchors, self._feeds(), vouched=vouched)
         refusal = identity_refusal(identity, feeds)
-        if refusal is not None:
+        if refusal is not None and refusal.revoked:
             raise TraceError(_F.SIGNER_INVALID, refusal.detail)
+        if refusal is not None:  # superseded: behind a change an authority published (a
+            # stolen backup's fork too: none of its records is appended either way; review
+            # 48a, resend 2), and never stored
+            return identity, refusal.detail
         try:
             self._observe(identity)
         except IdentityError as exc:
-            raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
-        return identity
+            if exc.reason is not IdentityFailure.ROLLBACK:  # (a fork: FORK, never ROLLBACK)
+                raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+            return identity, exc.detail or exc.reason.value
+        return identity, None
 
     def _windows(
         self, sent: tuple[bytes, ...], identity: VerifiedIdentity
@@ -295,9 +321,13 @@ class TraceCollector:
         already: dict[bytes, TraceRecord],
         now: int,
         windows: tuple[VerifiedIdentity, ...],
+        behind: str | None = None,
     ) -> SubmitResult | _Queued:
         """The record's result when it is already in the log (the chain it names noted in
-        `already`), else its queued append once it verifies (TraceError when it does not)."""
+        `already`), else its queued append once it verifies (TraceError when it does not).
+        A signer `behind` the node's copy of it: ATTESTATION_STALE unless the record is in the
+        log (signed again with its newest key, the client sends it again; review 48a, resend
+        1: refused whole SIGNER_INVALID, the client set its records aside)."""
         record, _payload, _signature, keyid = open_envelope(item.envelope)
         if record.agent != identity.identifier:  # whoever holds another's record, nothing of
             # where it is (prove hides it too): refused as if not in the log (review 27t,
@@ -315,6 +345,12 @@ class TraceCollector:
                 # 28b, collection 1)
                 already.setdefault(record.authority.chain, record)
             return SubmitResult(Status.ALREADY, stored.index)
+        if behind is not None:
+            raise TraceError(
+                _F.ATTESTATION_STALE,
+                f"the node holds a later change of the signer ({behind}): sign it again",
+                record=record.id,
+            )
         attestation = keys.get(keyid)
         if attestation is None:
             raise TraceError(_F.UNKNOWN_KEY, "no attestation sent for the record's key")

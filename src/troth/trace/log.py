@@ -39,7 +39,6 @@ from troth.clock import Clock
 from troth.crypto import sha256
 from troth.errors import (
     ConfigError,
-    IdentityError,
     NotFound,
     StorageError,
     TraceError,
@@ -51,13 +50,12 @@ from troth.identity import (
     Identifier,
     Signer,
     VerifiedIdentity,
-    check_extends,
-    indexed_hashes,
 )
 from troth.storage import SqliteDatabase
 from troth.storage.peers import Turns
-from troth.trace.bridge import SignerBridge, dropped_window, sent_windows
+from troth.trace.bridge import SignerBridge
 from troth.trace.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from troth.trace.log_histories import Observed, keep, observe
 from troth.trace.log_reader import LogReader, holding, locate
 from troth.trace.merkle import Frontier
 from troth.trace.pending import Pending as _Pending
@@ -492,12 +490,12 @@ class TraceLog(LogReader):
             raise TraceError(
                 _F.TIME_OUT_OF_RANGE, f"record at {record.time}, log at {now}", record=record.id
             )
-        signer = verified.signer
+        signer, seen = verified.signer, None
         if signer is state.observed:  # a batch's records mostly share their signer's object
             current = state.observed_change
-        else:
-            current = self._observe(state, signer, pending.windows)
-            state.observed, state.observed_change = signer, current
+        else:  # kept once the record is admitted (review 48a, windows 1)
+            seen = self._observe(state, signer, pending.windows)
+            current = seen.current
         if verified.epoch.change != current:
             raise TraceError(
                 _F.ATTESTATION_STALE,
@@ -521,8 +519,13 @@ class TraceLog(LogReader):
             )
             if record.kind is Kind.RESOLUTION:
                 check_resolution(record, self._escalation(state, parent))
-        # admitted: only now are its key and its chain stored, with it (a refused record
-        # leaves neither behind: docs/traces.md, "Collection"; review 27t, collection 1)
+        # admitted: only now are its signer's history and windows, its key and its chain
+        # stored, with it (a refused record leaves none behind: docs/traces.md, "Collection";
+        # review 27t, collection 1; review 48a, windows 1)
+        if seen is not None:
+            keep(conn, seen)
+            state.histories[seen.digest] = seen.known
+            state.observed, state.observed_change = signer, current
         keyid = verified.epoch.keyid
         if keyid not in self._known_keys and keyid not in state.new_keys:
             conn.execute(
@@ -579,11 +582,10 @@ class TraceLog(LogReader):
         return known, None
 
     def _observe(
-        self, state: _Batch, identity: VerifiedIdentity, sent: tuple[VerifiedIdentity, ...] = ()
-    ) -> int:
-        """Store-or-extend `identity`'s history (a gap bridged by the node's rows, or by the
-        windows `sent` with it); return the index of the newest change the log holds for it.
-        A fork raises TraceError(SIGNER_INVALID)."""
+        self, state: _Batch, identity: VerifiedIdentity, sent: tuple[VerifiedIdentity, ...]
+    ) -> Observed:
+        """What the log holds of `identity` once a record it signed is admitted (`observe`:
+        nothing written until `keep`). A fork raises TraceError(SIGNER_INVALID)."""
         digest = identity.identifier.digest
         known = state.histories.get(digest)
         if known is None and digest not in state.looked_up:
@@ -591,52 +593,7 @@ class TraceLog(LogReader):
                 "SELECT changes, current FROM histories WHERE identifier = ?", (digest,)
             ).fetchone()
             known = None if row is None else (row[0], bytes(row[1]))
-        if known is not None and known[1] == identity.current_change_hash:
-            state.histories[digest] = known
-            return known[0] - 1  # the current change hash commits to every earlier change
-        if known is not None:
-            row = state.conn.execute(
-                "SELECT history FROM histories WHERE identifier = ?", (digest,)
-            ).fetchone()
-            first, stored = indexed_hashes(bytes(row[0]))  # either may be a checkpointed suffix
-            if identity.current.index < first + len(stored):  # an older view (a late record)
-                overlap = [c for c in identity.changes if c.index >= first]
-                if not overlap:
-                    raise TraceError(_F.SIGNER_INVALID, "history ends before the stored copy")
-                for change in overlap:
-                    if stored[change.index - first] != change.change_hash:
-                        raise TraceError(
-                            _F.SIGNER_INVALID, f"history forks at change {change.index}"
-                        )
-                state.histories[digest] = known
-                return known[0] - 1
-            last = first + len(stored) - 1
-            windows = [] if identity.first_index <= first else [dropped_window(row[0], identity)]
-            try:  # the newest drops changes older records need: `windows` keeps them
-                check_extends(stored, identity, stored_first=first)
-            except IdentityError as exc:
-                across = (
-                    None
-                    if self.bridge is None
-                    else self.bridge.across(exc, digest, last, stored[-1], identity)
-                )
-                bridged = [across] if across is not None else None
-                if bridged is None:  # review 47l, windows 1
-                    bridged = sent_windows(exc, first, stored, sent, identity)
-                if bridged is None:
-                    raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
-                windows.extend(bridged)
-            state.conn.executemany(
-                "INSERT OR IGNORE INTO history_windows VALUES (?, ?, ?)",
-                [(digest, end, window) for end, window in windows],
-            )
-        count = identity.change_count  # changes up to the newest, by index
-        state.conn.execute(
-            "INSERT OR REPLACE INTO histories VALUES (?, ?, ?, ?)",
-            (digest, identity.history, count, identity.current_change_hash),
-        )
-        state.histories[digest] = (count, identity.current_change_hash)
-        return count - 1
+        return observe(state.conn, known, identity, sent, self.bridge)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -669,7 +626,7 @@ class TraceLog(LogReader):
             floor = max(last or 0, (newest or 0) - limits.MAX_CLOCK_SKEW_SECONDS)
             signed = sign_checkpoint(signer, epoch, size, root, max(now, floor))
             state = _Batch(conn)
-            self._observe(state, signer.identity)
+            keep(conn, self._observe(state, signer.identity, ()))
             conn.execute(
                 "INSERT OR IGNORE INTO attestations VALUES (?, ?, ?)",
                 (epoch.keyid, signer.identity.identifier.digest, signer.attestation),

@@ -22,7 +22,9 @@ caller whose authority holds less than its share still submits: troth.node.share
 refused at once ("busy") and the client sends again after a backoff. A member's submissions
 (its delegates' with them) spend TRACE_SUBMIT_BYTES_PER_SECOND, each at least
 TRACE_SUBMIT_CHARGE (a commit of the log, whatever its size), and as much again for each
-history window it carries (up to 64 signatures to verify; review 47l, windows 1).
+history window it carries (up to 64 signatures to verify; review 47l, windows 1); each `head`
+and `held` TRACE_QUERY_CHARGE (review 48a, queries 1), each `prove` its answer's bytes (at
+least that; queries 2).
 
 `TraceClient` is the agent's side: `record(content)` (from any thread) queues a record and
 returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or as soon as a
@@ -50,7 +52,7 @@ from typing import Any, Final
 from troth import limits
 from troth.clock import Clock
 from troth.encoding import cbor
-from troth.errors import DecodeError, NotFound, RemoteError, TrothError
+from troth.errors import Busy, DecodeError, NotFound, RemoteError, TrothError
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, member_accounts
 from troth.node.links import Backoff
@@ -205,13 +207,14 @@ class TraceService:
 
     def _charge(self, accounts: frozenset[bytes] | None, cost: int, now: int) -> None:
         """Take `cost` from every account's trace byte budget (a local caller has none), or
-        refuse the submission "busy"."""
+        refuse the request "busy" (its client sends it again after a backoff)."""
         if accounts is not None and not self._rates.take_all(accounts, cost, now=now):
             raise RemoteError("busy: over this member's trace byte rate, send again later")
 
     async def head(self, arguments: Any, context: RequestContext) -> list[Any]:
         """The caller's head in the log (a local caller: arguments [identifier text])."""
         who = _agent(arguments, context, "head")
+        self._charge(_accounts(context), limits.TRACE_QUERY_CHARGE, context.now)
         receipts = await self.worker.run(lambda: self.collector().head(who))
         return receipts.to_cbor()
 
@@ -220,6 +223,7 @@ class TraceService:
         (null: the log holds none; a local caller: arguments [identifier text]): where the
         history windows a client sends start from (review 47l, windows 1)."""
         who = _agent(arguments, context, "held")
+        self._charge(_accounts(context), limits.TRACE_QUERY_CHARGE, context.now)
         held = await self.worker.run(lambda: self.collector().held(who))
         return None if held is None else list(held)
 
@@ -229,17 +233,24 @@ class TraceService:
         record's non-ASCII disclosures up to 3 times their size and its proof over the answer
         limit; review 46a, trace 1). Within the answer limit for every record the collector
         accepts: its values together are at most MAX_TRACE_RECORD_DISCLOSURE_BYTES, the answer
-        limit less all else a bundle holds (review 47b, limits 1)."""
+        limit less all else a bundle holds (review 47b, limits 1). A member pays the answer's
+        bytes from its trace byte budget: TRACE_QUERY_CHARGE before, the rest once it is made
+        (review 48a, queries 2)."""
         try:
             (record_id,) = cbor.expect_array(arguments, "prove arguments [record id]", 1)
             record_id = cbor.expect_text(record_id, "record id")
         except DecodeError as exc:
             raise RemoteError(str(exc)) from None
-        requester, now = _submitter(context), context.now
+        requester, now, accounts = _submitter(context), context.now, _accounts(context)
+        self._charge(accounts, limits.TRACE_QUERY_CHARGE, now)
         bundle = await self.worker.run(
             lambda: self.collector().prove(record_id, requester=requester, now=now)
         )
-        return bundle_text(bundle, lines=True)
+        text = bundle_text(bundle, lines=True)
+        if accounts is not None:  # the rest of the answer's bytes (review 48a, queries 2)
+            owed = len(text.encode()) - limits.TRACE_QUERY_CHARGE
+            self._rates.owe(accounts, max(0, owed), now=now)
+        return text
 
     async def maintain(self, now: int) -> None:
         """Forget the byte budgets that refilled (checkpoints are signed when a proof needs
@@ -436,7 +447,12 @@ class TraceClient:
             return presented, None
         try:
             held = _held(await self.send("held", [str(presented.identifier)]))
-        except RemoteError as exc:  # a service that knows no `held`: never any windows
+        except RemoteError as exc:  # a service that knows no `held`: never any windows; any
+            # other error (busy, a failure on the node) fails the request, sent again after a
+            # backoff (review 48a, held 1: taken for none, the batch went without its windows
+            # and its records were set aside, refused)
+            if not _no_method(exc):
+                raise
             log.info("trace: the service tells not where its copy of the agent ends: %s", exc)
             self._bridged = presented.current_change_hash
             return presented, None
@@ -460,6 +476,12 @@ class TraceClient:
             )
             return ()
         return windows
+
+
+def _no_method(exc: RemoteError) -> bool:
+    """Whether `exc` answers that the service has no such method (a service of before review
+    47l: troth.node.services.host), not that it failed or is busy."""
+    return not isinstance(exc, Busy) and " has no method " in str(exc)
 
 
 def _held(answer: Any) -> tuple[int, bytes] | None:
