@@ -7,14 +7,15 @@ Each test asserts the secure or correct behaviour and is marked xfail while main
 """
 
 # Held (tried, no test kept; "ran" = exercised here, "read" = from the code only):
-# - read: a remote agent cannot be locked out by the new node-store check beyond what was
-#   refused before: the trace service's collector observes the submitted history into the
-#   node's store first (store-or-extend, `identities.observe`), so an older presented history
-#   (ROLLBACK) or a fork the node stored first (a thief who rotated a stolen backup: FORK) is
-#   refused there as SIGNER_INVALID before `_admit` runs; after `observe` the store's newest
-#   index equals the presented one (a concurrent extension only makes the record stale, which
-#   the log's own check already refused). A local identity is never replaced by an observed
-#   copy, so the node's own agent cannot be pinned to a thief's fork either.
+# - read: a remote agent cannot be locked out by the new node-store check beyond what was refused
+#   before: the trace service's collector observes the submitted history into the node's store first
+#   (store-or-extend, `identities.observe`), so an older presented history (ROLLBACK) or a fork the
+#   node stored first (a thief who rotated a stolen backup: FORK) is refused there before `_admit`
+#   runs (SIGNER_INVALID; since review 48a, resend 1, an older prefix of the stored copy is refused
+#   ATTESTATION_STALE per record, nothing appended); after `observe` the store's newest index equals
+#   the presented one (a concurrent extension only makes the record stale, which the log's own check
+#   already refused). A local identity is never replaced by an observed copy, so the node's own
+#   agent cannot be pinned to a thief's fork either.
 # - read: `newest_change` is index-based (`changes` = current index + 1, also for a history
 #   presented from a checkpoint), so a checkpointed suffix does not weaken the comparison.
 # - read: the recorder's renew-and-retry terminates: `_RETRIED` allows 3 attempts, attempts
