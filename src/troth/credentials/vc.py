@@ -330,8 +330,8 @@ class VerifiedVC:
     issuer: Identifier
     subject: Identifier
     attributes: Attributes
-    valid_from: int | None
-    valid_until: int | None
+    valid_from: int
+    valid_until: int
     within_skew: bool  # valid only thanks to the clock-skew allowance
     proofs: int
 
@@ -429,20 +429,20 @@ def _attributes(value: Any) -> Attributes:
     raise CredentialError(_F.MALFORMED, "attributes must map names to text or lists of text")
 
 
-def _window(signed: dict[str, Any], skew: int, now: int) -> tuple[int | None, int | None, bool]:
+def _window(signed: dict[str, Any], skew: int, now: int) -> tuple[int, int, bool]:
     """validFrom / validUntil (VC 2.0 §4.9) checked at `now` with `skew` seconds either way
     (the chain verifier's rule: `not_before - skew <= now < expires_at + skew`); also whether
-    only the skew made the VC valid."""
-    valid_from = valid_until = None
-    within_skew = False
-    if "validFrom" in signed:
-        valid_from = parse_xsd_datetime(signed["validFrom"], "validFrom")
-        if now < valid_from - skew:
-            raise CredentialError(_F.NOT_YET_VALID, signed["validFrom"])
-        within_skew = now < valid_from
-    if "validUntil" in signed:
-        valid_until = parse_xsd_datetime(signed["validUntil"], "validUntil")
-        if now >= valid_until + skew:
-            raise CredentialError(_F.EXPIRED, signed["validUntil"])
-        within_skew = within_skew or now >= valid_until
-    return valid_from, valid_until, within_skew
+    only the skew made the VC valid. A troth VC names both, as a CBOR credential has its
+    window (docs/formats.md, "W3C VC"): one without is malformed (review 48j, delegation 1: a
+    VC without `validUntil` was valid for as long as its key, one without `validFrom` before
+    it was issued)."""
+    for name in ("validFrom", "validUntil"):
+        if name not in signed:
+            raise CredentialError(_F.MALFORMED, f"no {name}: a troth VC names its window")
+    valid_from = parse_xsd_datetime(signed["validFrom"], "validFrom")
+    if now < valid_from - skew:
+        raise CredentialError(_F.NOT_YET_VALID, signed["validFrom"])
+    valid_until = parse_xsd_datetime(signed["validUntil"], "validUntil")
+    if now >= valid_until + skew:
+        raise CredentialError(_F.EXPIRED, signed["validUntil"])
+    return valid_from, valid_until, now < valid_from or now >= valid_until
