@@ -1,4 +1,4 @@
-"""Review 48j, delegation 1: a troth VC that names no window."""
+"""Review 48j, delegation 1 and 4: a troth VC that names no window, or outlives its key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import NOW
 from tests.test_credentials_vc import VcWorld
+from troth.credentials import Attributes
+from troth.credentials.vc import export_credential_vc
 from troth.errors import CredentialError, CredentialFailure
 
 F = CredentialFailure
@@ -32,3 +35,34 @@ def test_a_troth_vc_without_its_window_is_refused(fields: tuple[str, ...]) -> No
         world.verify(document)
     assert caught.value.reason is F.MALFORMED, caught.value
     assert fields[0] in str(caught.value)
+
+
+def test_a_troth_vc_that_outlives_its_signing_key_is_refused() -> None:
+    """Review 48j, delegation 4: a CBOR credential whose expiry is past its issuer's signing
+    key is refused (`outlives the issuer's signing key`), and the authority caps a VC's
+    `validUntil` at its key (docs/formats.md, "W3C VC"); but a VC signed past its key verified,
+    valid to its reader until the key's attestation lapsed. It is refused as a chain is."""
+    world = VcWorld()
+    signer = world.authority.signer
+    document = export_credential_vc(
+        signer,
+        credential_id=b"\x02" * 16,
+        subject=world.member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        valid_from=NOW,
+        valid_until=signer.expires_at + 1,
+        now=NOW,
+    )
+    with pytest.raises(CredentialError) as caught:
+        world.verify(document)
+    assert caught.value.reason is F.ATTESTATION_INVALID, caught.value
+    at_the_key = export_credential_vc(
+        signer,
+        credential_id=b"\x03" * 16,
+        subject=world.member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        valid_from=NOW,
+        valid_until=signer.expires_at,
+        now=NOW,
+    )
+    assert world.verify(at_the_key).valid_until == signer.expires_at
