@@ -441,7 +441,7 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
 )
 @click.option(
     "--depth",
-    type=click.IntRange(0, 8),
+    type=click.IntRange(0, limits.MAX_DELEGATION_LINKS),
     help="Further links allowed below this one (default: one less).",
 )
 @OUT
