@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from troth._api.arguments import check_credential, check_optional_text, check_peer, check_text
 from troth._api.node import IdentityRef, PeerRef, _ref
@@ -15,10 +15,18 @@ from troth._api.results import Credential
 from troth.authority.client import revoke_request
 from troth.credentials import VerifiedCredential
 from troth.encoding import cbor
-from troth.errors import ConfigError, RoutingError, StorageError, TrothError
+from troth.errors import ArgumentError, ConfigError, RoutingError, StorageError, TrothError
 from troth.identity import Identifier
 from troth.names import check_name
-from troth.node.access import ChannelAdmission, PeerCaller, Rule
+from troth.node.access import (
+    AnyAuthenticated,
+    AttributeCoversArgument,
+    ChannelAdmission,
+    MembersOnly,
+    PeerCaller,
+    RequireAttributes,
+    Rule,
+)
 from troth.node.authorities import is_local
 from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
@@ -31,6 +39,10 @@ if TYPE_CHECKING:
     from troth._api.node import Node
 
 __all__ = ["Channel", "Handler", "Request", "RunningNode", "Service", "revoke_remotely", "serve"]
+
+_SERVICE_RULES: Final = (AnyAuthenticated, MembersOnly, RequireAttributes, AttributeCoversArgument)
+"""The rules a service of your own may take: each refuses a credential that carries caveats
+(not `GatedMembers`, the MCP service's: review 48j, delegation 3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +100,19 @@ class Service:
         authority=...)`, `AnyAuthenticated()`. Every authority the node enrolls with is
         trusted and can grant any attribute: give `authority` when they are one authority's
         to grant (None: any the node trusts).
-        Credentials that carry caveats satisfy no rule yet (fail closed)."""
+        Credentials that carry caveats satisfy no rule yet (fail closed). Any other `allow`
+        is an ArgumentError: `GatedMembers` admits caveated credentials, which only a service
+        that decides each request with Cedar itself may take (the MCP service; review 48j,
+        delegation 3)."""
         if name in self._methods:
             raise ValueError(f"service {self.name} already has a method {name!r}")
+        if not isinstance(allow, _SERVICE_RULES):
+            raise ArgumentError(
+                "Service.method",
+                "allow",
+                "AnyAuthenticated, MembersOnly or RequireAttributes",
+                "None" if allow is None else type(allow).__name__,
+            )
 
         def register(handler: Handler) -> Handler:
             async def answer(arguments: Any, context: RequestContext) -> Any:

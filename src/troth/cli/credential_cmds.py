@@ -441,7 +441,7 @@ def refresh(ref: str, node_name: str, reporter: Reporter) -> None:
 )
 @click.option(
     "--depth",
-    type=click.IntRange(0, 8),
+    type=click.IntRange(0, limits.MAX_DELEGATION_LINKS),
     help="Further links allowed below this one (default: one less).",
 )
 @OUT
@@ -565,7 +565,8 @@ def verify(
 
     A chain is checked against the node's store of histories (each issuer's history must
     extend the stored copy, and is stored; the presenter's stored history is checked against
-    the feed), unless --no-store."""
+    the feed), and so are a VC's issuer history and the feed files' authority histories,
+    unless --no-store."""
     stdin_once(FILE=file, **{"--issuer-history": issuer_history})
     now = CLOCK.now()
     names = reporter.names
@@ -583,7 +584,9 @@ def verify(
                 if issuer_history
                 else None
             )
-            vc = verify_vc(data, sources, now=now, issuer_history=history).to_json()
+            with ExitStack() as stack:  # the store, as for a chain (review 48j, delegation 5)
+                node = None if no_store else stack.enter_context(open_cli_node(node_name))
+                vc = verify_vc(data, sources, now=now, issuer_history=history, node=node).to_json()
             reporter.result(vc, _vc_text(vc, reporter, now))
             return
         with ExitStack() as stack:

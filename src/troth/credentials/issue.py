@@ -93,9 +93,10 @@ def delegate(
     """Append a delegation from the holder of `chain` (the signer) to `subject`.
 
     Refuses (CredentialError) unless the signer is the chain's subject, every attribute is held
-    (a set may only shrink), the expiry is no later than the parent's, and the remaining depth
-    is below the parent's. `depth` defaults to one less than the parent's. `credential_id`
-    (16 bytes) is random unless given (golden vectors)."""
+    (a set may only shrink), the expiry is no later than the parent's nor before the link's
+    start (the parent's, when later than `now`), and the remaining depth is below the
+    parent's. `depth` defaults to one less than the parent's. `credential_id` (16 bytes) is
+    random unless given (golden vectors)."""
     parent_signed = chain.credentials[-1]
     parent = CredentialBody.decode(parent_signed.body)
     link = len(chain.credentials)
@@ -116,6 +117,16 @@ def delegate(
         raise CredentialError(_F.AMPLIFIED, "expires after the parent credential", link)
     if expires_at > signer.expires_at:
         raise CredentialError(_F.ATTESTATION_INVALID, "signing key expires first; renew it", link)
+    not_before = max(now, parent.not_before)
+    if expires_at < not_before:  # review 48j, delegation 2: a bare ValueError from the body
+        if parent.not_before > now:
+            raise CredentialError(
+                _F.NOT_YET_VALID,
+                f"the parent is valid from {parent.not_before}, after this delegation would "
+                f"end at {expires_at}: a longer ttl, or delegate once it starts",
+                link,
+            )
+        raise CredentialError(_F.MALFORMED, f"a ttl of {ttl} s ends before it starts", link)
     try:
         delegation = Delegation(parent_signed.hash, purpose, tuple(caveats))
     except ValueError as exc:
@@ -126,7 +137,7 @@ def delegate(
         issuer=signer.identity.identifier,
         attributes=attributes,
         created_at=now,
-        not_before=max(now, parent.not_before),
+        not_before=not_before,
         expires_at=expires_at,
         depth=depth,
         delegation=delegation,

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Final, Protocol, runtime_checkable
 
+from troth import limits
 from troth.credentials import (
     ChainVerifier,
     CredentialBody,
@@ -248,7 +249,7 @@ class DecisionPoint:
         feeds: FeedSource,
         *,
         recorder: DecisionRecorder | None = None,
-        max_clock_skew: int = 60,
+        max_clock_skew: int = limits.DEFAULT_CREDENTIAL_SKEW_SECONDS,
     ) -> None:
         self.bundles = bundles
         self.feeds = feeds

@@ -321,13 +321,23 @@ def _anchor_here(node: Node, root: Identifier) -> bool:
 
 
 def verify_vc(
-    data: bytes, sources: Sources, *, now: int, issuer_history: bytes | None = None
+    data: bytes,
+    sources: Sources,
+    *,
+    now: int,
+    issuer_history: bytes | None = None,
+    node: Node | None = None,
 ) -> VerifiedVC:
     """Verify a troth VC: its issuer must be one of `sources.anchors`; proofs, window and
     revocation status against the issuer's feed, like a chain. The issuer's history comes from
-    `issuer_history`, else from the local authority. CredentialError when it is not valid;
-    ValueError when no issuer history is given."""
+    `issuer_history`, else from the local authority. With `node`, that history and the feed
+    files' are checked against its store as a chain's are (`verify_chain`: stored when the
+    node trusts or hosts the issuer, else only checked), so a node that stored the issuer's
+    rotation refuses a VC made with its retired key, and a feed that key signed (review 48j,
+    delegation 5). CredentialError when it is not valid; ValueError when no issuer history is
+    given."""
     policy = TrustPolicy(sources.anchors, max_feed_staleness=sources.max_feed_age)
+    known = None if node is None else _feed_known(node, now)
     try:
         document = load_json(data, max_bytes=limits.MAX_VC_BYTES, what="VC")
     except DecodeError as exc:
@@ -344,6 +354,8 @@ def verify_vc(
             issuer_history = authority.history()
         try:
             identity = verify_history(issuer_history, now=now)
+            if known is not None:
+                known(identity)  # a fork or a rollback of the stored copy (review 48j)
         except IdentityError as exc:
             raise CredentialError(_F.ISSUER_INVALID, str(exc)) from None
         feeds = select_feeds(
@@ -352,7 +364,9 @@ def verify_vc(
             anchors=policy.anchors,
             now=now,
             max_age=sources.max_feed_age,
+            known=known,
             progress=sources.progress,
+            checkpoints=None if node is None else node.identities.attested_by_store,
         )
     return verify_troth_vc(document, policy=policy, issuer=identity, feeds=feeds, now=now)
 

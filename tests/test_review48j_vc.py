@@ -1,0 +1,68 @@
+"""Review 48j, delegation 1 and 4: a troth VC that names no window, or outlives its key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import NOW
+from tests.test_credentials_vc import VcWorld
+from troth.credentials import Attributes
+from troth.credentials.vc import export_credential_vc
+from troth.errors import CredentialError, CredentialFailure
+
+F = CredentialFailure
+
+
+def _without(world: VcWorld, *fields: str) -> dict[str, Any]:
+    """The world's VC without `fields`, signed again by its authority (a document the issuer
+    really signed)."""
+    unsecured = {k: v for k, v in world.vc.items() if k != "proof" and k not in fields}
+    return world.resigned(unsecured)
+
+
+@pytest.mark.parametrize("fields", [("validUntil",), ("validFrom",), ("validFrom", "validUntil")])
+def test_a_troth_vc_without_its_window_is_refused(fields: tuple[str, ...]) -> None:
+    """Review 48j, delegation 1: a troth VC is verified like a one-link chain, whose window is
+    always there (docs/formats.md, "W3C VC", step 5), but one signed without `validUntil`
+    verified as valid for as long as its key (and `troth credential verify --format vc` then
+    crashed printing its window, a TypeError); without `validFrom` it was valid before it was
+    issued. Both are refused, malformed."""
+    world = VcWorld()
+    document = _without(world, *fields)
+    with pytest.raises(CredentialError) as caught:
+        world.verify(document)
+    assert caught.value.reason is F.MALFORMED, caught.value
+    assert fields[0] in str(caught.value)
+
+
+def test_a_troth_vc_that_outlives_its_signing_key_is_refused() -> None:
+    """Review 48j, delegation 4: a CBOR credential whose expiry is past its issuer's signing
+    key is refused (`outlives the issuer's signing key`), and the authority caps a VC's
+    `validUntil` at its key (docs/formats.md, "W3C VC"); but a VC signed past its key verified,
+    valid to its reader until the key's attestation lapsed. It is refused as a chain is."""
+    world = VcWorld()
+    signer = world.authority.signer
+    document = export_credential_vc(
+        signer,
+        credential_id=b"\x02" * 16,
+        subject=world.member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        valid_from=NOW,
+        valid_until=signer.expires_at + 1,
+        now=NOW,
+    )
+    with pytest.raises(CredentialError) as caught:
+        world.verify(document)
+    assert caught.value.reason is F.ATTESTATION_INVALID, caught.value
+    at_the_key = export_credential_vc(
+        signer,
+        credential_id=b"\x03" * 16,
+        subject=world.member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        valid_from=NOW,
+        valid_until=signer.expires_at,
+        now=NOW,
+    )
+    assert world.verify(at_the_key).valid_until == signer.expires_at
