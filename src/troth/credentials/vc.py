@@ -443,9 +443,9 @@ def _window(signed: dict[str, Any], skew: int, now: int) -> tuple[int, int, bool
     """validFrom / validUntil (VC 2.0 §4.9) checked at `now` with `skew` seconds either way
     (the chain verifier's rule: `not_before - skew <= now < expires_at + skew`); also whether
     only the skew made the VC valid. A troth VC names both, as a CBOR credential has its
-    window (docs/formats.md, "W3C VC"): one without is malformed (review 48j, delegation 1: a
-    VC without `validUntil` was valid for as long as its key, one without `validFrom` before
-    it was issued)."""
+    window (docs/formats.md, "W3C Verifiable Credentials"): one without is malformed (review
+    48j, delegation 1: a VC without `validUntil` was valid for as long as its key, one without
+    `validFrom` before it was issued)."""
     for name in ("validFrom", "validUntil"):
         if name not in signed:
             raise CredentialError(_F.MALFORMED, f"no {name}: a troth VC names its window")
