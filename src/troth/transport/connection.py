@@ -23,11 +23,27 @@ from troth.routing import (
     new_worker_address,
 )
 
-__all__ = ["IPV6_SOURCE_PREFIX", "Connection", "ConnectionTable", "Listener", "source_host"]
+__all__ = [
+    "IPV4_NETWORK_PREFIX",
+    "IPV6_NETWORK_PREFIX",
+    "IPV6_SOURCE_PREFIX",
+    "Connection",
+    "ConnectionTable",
+    "Listener",
+    "source_host",
+    "source_network",
+]
 
 IPV6_SOURCE_PREFIX: Final = 64
 """The bits of an IPv6 peer address that name its source for the per-source limits: a host on
 an IPv6 network is given a /64 and may send from any address in it (review 28a, sources 1)."""
+
+IPV4_NETWORK_PREFIX: Final = 24
+"""The bits of an IPv4 source address that name its network for the TCP connection table's
+fair share between networks (`source_network`: review 48h, sources 1)."""
+IPV6_NETWORK_PREFIX: Final = 48
+"""The bits of an IPv6 source's /64 that name its network, as `IPV4_NETWORK_PREFIX`: a site is
+given a /48 (65,536 /64s, each a source of its own: review 48h, sources 1)."""
 
 _NAT64_PREFIX: Final = ipaddress.IPv6Network("64:ff9b::/96")
 """The NAT64 well-known prefix (RFC 6052): an IPv4 client reaches an IPv6-only node through a
@@ -59,6 +75,23 @@ def source_host(host: str) -> str:
         return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
+
+
+def source_network(host: str) -> str:
+    """The network a source (`source_host`'s answer) belongs to, for the connection table's
+    fair share between networks: an IPv4 address's /24 (`IPV4_NETWORK_PREFIX`), an IPv6 /64's
+    /48 (`IPV6_NETWORK_PREFIX`), with its zone when it has one; anything else (a host name) as
+    it is. One party holds a whole network's sources as cheaply as one of them (a /48's 65,536
+    /64s): review 48h, sources 1."""
+    text, _, zone = host.partition("%")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return host
+    prefix = IPV4_NETWORK_PREFIX if network.version == 4 else IPV6_NETWORK_PREFIX
+    if network.prefixlen > prefix:
+        network = network.supernet(new_prefix=prefix)
+    return f"{network}%{zone}" if zone else str(network)
 
 
 def _accepted_address(kind: str, host: str) -> Address:
