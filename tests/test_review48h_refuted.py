@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import multiprocessing
+import os
 import socket
 import sys
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_json
+from tests.support.cli import run, run_json
 from tests.support.load import (
     NodeProcess,
     Nodes,
@@ -27,16 +28,19 @@ from tests.support.load import (
     close_all,
     closed_by_node,
     connect,
+    enroll_and_start,
     garbage_frame,
     hub_and_member,
+    paced,
     timed_echo,
 )
 from troth import limits
+from troth.channel.packets import LENGTH
 from troth.errors import TrothError
 from troth.node.channels import ChannelManager
 from troth.node.services.protocol import encode_request
 from troth.routing import Address, RoutedMessage, Router
-from troth.transport import TcpSettings, TcpTransport
+from troth.transport import TcpSettings, TcpTransport, frame
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION
 
 pytestmark = [
@@ -46,6 +50,7 @@ pytestmark = [
 
 MiB = 1 << 20
 LIVENESS = 1.0  # seconds: the issue's requirement for a legitimate channel and echo
+RELAY_B = Address("relay", "b")
 
 
 @pytest.fixture
@@ -252,3 +257,67 @@ def test_one_identity_from_many_source_addresses_holds_its_per_peer_channels_onl
                 await transport.close()
 
     assert asyncio.run(attack()) == 8
+
+
+def large_junk_to(route: tuple[Address, ...]) -> bytes:
+    """A TCP frame carrying a packet of two 60,000-byte "transport" frames of junk (the
+    receiver tries to authenticate the first: an AEAD over 60 KB, which fails) along `route`:
+    ~120 KB, near the largest packet."""
+    body = b"\x02" + os.urandom(60_000 - 1)
+    packet = (LENGTH.pack(len(body)) + body) * 2
+    return frame(RoutedMessage(route, (), packet).encode())
+
+
+def test_a_bandwidth_flood_through_a_relay_does_not_starve_the_relayed_nodes_channels(
+    nodes: Nodes,
+) -> None:
+    """Node b has no listener and is reachable as HUB/relay/b. An attacker that reaches the
+    hub sends ~120 KB packets of junk to b's channel ends through the relay, 300 a second
+    (~36 MB/s, all of it for b's one connection to the hub, which it shares with every
+    relayed sender). The hub's queue for b stays bounded and the attacker's own routing waits
+    (backpressure), b drops the junk, every channel stays open, a's channel through the relay
+    and a new handshake through it (from c) are answered within 1 s, and neither node's memory
+    grows past the bounds."""
+    net = hub_and_member(nodes)
+    b = enroll_and_start(nodes, "b", ("agents.team=x", "troth.relay=b"))
+    run("relay", "create", "b", "--at", net.hub.address, "--node", "b")
+    relayed = f"{net.hub.address}/relay/b/service/echo"
+    timed_echo(relayed)  # a's channel to b, through the relay
+    enroll_and_start(nodes, "c", ("agents.team=x",))
+    channels = {row["id"]: row for row in run_json("channel", "list", "--node", "b")}
+    ends = [(RELAY_B, Address("worker", f"{id_}.dec")) for id_ in channels]
+    junk = [large_junk_to(end) for end in ends]
+    hub_before, b_before = net.hub.rss(), b.rss()
+    log_before = b.log_size()
+    attacker = connect("127.0.0.8", net.hub)
+    stop = threading.Event()
+    sent = 0
+
+    def inject() -> None:
+        nonlocal sent
+        for n in paced(300, 20, lambda n: attacker.sendall(junk[n % len(junk)])):
+            sent = n
+            if stop.is_set():
+                return
+
+    thread = threading.Thread(target=inject, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        assert timed_echo(relayed) < LIVENESS  # a's open channel through the relay
+        assert timed_echo(relayed, sender="c") < LIVENESS  # a new handshake through it
+        hub_during, b_during = net.hub.rss(), b.rss()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(10)
+        attacker.close()
+    after = {row["id"]: row for row in run_json("channel", "list", "--node", "b")}
+    assert sent >= 300  # the attack was real: ~36 MB through the relay
+    for id_ in channels:  # the same channels, all open
+        assert after[id_]["state"] == "open", after
+    assert hub_during - hub_before < 16 * MiB, (hub_before, hub_during)
+    assert b_during - b_before < 16 * MiB, (b_before, b_during)
+    log = b.log.read_text()[log_before:]
+    assert "dropped a frame" in log  # the junk did reach b's channel ends
+    assert "Traceback" not in log, log
