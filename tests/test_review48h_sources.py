@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_json
 from tests.support.load import (
     Nodes,
     attacker_addresses,
@@ -97,3 +98,34 @@ def test_one_network_of_sources_at_the_cap_does_not_lock_a_newcomer_out(nodes: N
 def test_a_source_counts_in_its_network(source: str, network: str) -> None:
     """The networks the table shares between: `source_host`'s answers, widened."""
     assert source_network(source) == network
+
+
+def test_a_newcomer_the_node_refuses_is_told_its_connection_closed(nodes: Nodes) -> None:
+    """Review 48h, sources 2: the node refuses a connection over a limit by closing it as it
+    accepts it, after the peer's handshake message 1 was already on its way. The peer's
+    connection closed, but its handshake was addressed to `/tcp/HOST:PORT`, not to the
+    connection, and nothing closed it: it waited the whole handshake timeout (10 s) and was
+    told "no handshake ... nothing answered there (is the node behind that route running?)".
+    It now fails as the connection closes, saying so, with the network's exit code, 4 (was a
+    strict xfail until the channel manager failed the handshakes opened on a connection that
+    closed; a close that came before message 1 left failed its send at once, but as a
+    RoutingError, exit code 1: it is Unreachable now, as a refused connection is). Here
+    127.0.0.1 (the legitimate peer's address) already holds the 4 connections one source may
+    (set through the environment)."""
+    environment = {"TROTH_TCP_MAX_CONNECTIONS_PER_SOURCE": "4"}
+    net = hub_and_member(nodes, environment=environment)
+    held = [connect("127.0.0.1", net.hub) for _ in range(4)]
+    try:
+        for sock in held:
+            sock.sendall(garbage_frame(100))
+        time.sleep(0.5)
+        reply = run_json(
+            "message", "send", f"{net.hub.address}/service/echo", "hello", "--node", "a", code=4
+        )
+        # the node's close came after message 1 left (the handshake fails: `peer closed`), or
+        # before (sending it fails: the connection is closed); either way not a timeout
+        assert reply.get("reason") != "timeout", reply
+        assert "closed" in reply["message"], reply
+    finally:
+        close_all(held)
+    assert timed_echo(f"{net.hub.address}/service/echo") < LIVENESS  # room again: answered

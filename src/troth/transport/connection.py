@@ -5,6 +5,7 @@ an arriving frame body becomes a routed message."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import ipaddress
 import os
 import re
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from troth.crypto import sha256
+from troth.errors import RoutingError
 from troth.routing import (
     Address,
     AllowSet,
@@ -191,6 +193,8 @@ class Connection(AllowSetSource):
 class _Open(Protocol):
     address: Address
     peer: str
+    kind: str
+    outgoing: bool
 
     async def send(self, message: RoutedMessage) -> None: ...
 
@@ -204,7 +208,8 @@ class ConnectionTable(abc.ABC, Generic[C]):
 
     router: Router
     lost: list[Callable[[Address], None]]
-    """Called with the worker address of every connection that closed (its channels die)."""
+    """Called with the worker address of every connection that closed (its channels die),
+    and an outgoing one's `/tcp/host:port` (the handshakes opened on it fail: `_drop`)."""
     _all: set[C]
     _connections: dict[str, C]
 
@@ -227,10 +232,22 @@ class ConnectionTable(abc.ABC, Generic[C]):
         await connection.send(message)
 
     def _drop(self, connection: C) -> None:
-        """Forget a closed connection (its worker address is released)."""
+        """Forget a closed connection (its worker address is released). The `lost` hooks
+        are told its worker address, and, for the outgoing connection to `host:port` that
+        closed, that address too (`/tcp/host:port`): what was sent to it before any answer
+        came back over the connection, a handshake's message 1, went over this one, and
+        its answer cannot come now (review 48h, sources 2: a node that refused the
+        connection closed it as it accepted it, and the handshake waited its whole timeout,
+        10 s, told that nothing answered there)."""
         self._all.discard(connection)
         self.router.unregister(connection.address)
-        if self._connections.get(connection.peer) is connection:
+        current = self._connections.get(connection.peer) is connection
+        if current:
             del self._connections[connection.peer]
-        for hook in self.lost:
-            hook(connection.address)
+        lost = [connection.address]
+        if connection.outgoing and current:  # (not once a new connection took its place)
+            with contextlib.suppress(RoutingError):  # (no address: nothing went to one)
+                lost.append(Address(connection.kind, connection.peer))
+        for address in lost:
+            for hook in self.lost:
+                hook(address)

@@ -448,7 +448,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         the queue is too, and the peer reads; Congested once it stalled)."""
         socket = self._socket
         if socket is None or self.closed.is_set():
-            raise RoutingError(f"{self.name} is {self._why_closed}")
+            raise Unreachable(f"{self.name} is {self._why_closed}")
         if message.return_route:
             self.allowed.allow(message.return_route[0])  # replies may come back to the sender
         header = message.header()
@@ -490,7 +490,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._write_corked()  # what was sent before goes first
         while True:
             if self._socket is None or self.closed.is_set():
-                raise RoutingError(f"{self.name} is {self._why_closed}")
+                raise Unreachable(f"{self.name} is {self._why_closed}")
             if self._stalled:
                 self._stalled_drop()
             if not self._queue and self._writable:  # drained meanwhile
@@ -583,7 +583,8 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     )
     """Called with every message that arrives (what a relay sees: tests and the demo)."""
     lost: list[collections.abc.Callable[[Address], None]] = field(default_factory=list)
-    """Called with the worker address of every connection that closed (its channels die)."""
+    """Called with the worker address of every connection that closed (its channels die), and
+    an outgoing one's `/tcp/host:port` (the handshakes opened on it fail at once)."""
     _connections: dict[str, TcpConnection] = field(default_factory=dict)
     _all: set[TcpConnection] = field(default_factory=set)
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
