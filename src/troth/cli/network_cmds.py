@@ -46,6 +46,12 @@ def ask_node(node: str, op: str, arguments: dict[str, Any], *, transient: bool =
             exc, f"{exc}: is a node listening there? (troth node start NAME --tcp-listen HOST:PORT)"
         ) from None
     except ChannelError as exc:
+        if exc.reason is ChannelFailure.PEER_CLOSED:
+            raise Explained(
+                exc,
+                f"{exc.detail or exc}: the node there closed the connection (one at its "
+                "connection limits closes a newcomer's: try again later)",
+            ) from None
         if exc.reason is not ChannelFailure.TIMEOUT:
             raise
         raise Explained(

@@ -101,9 +101,14 @@ Exit codes:
   3  configuration: a node's setup (its configuration or vault key, a node not running
      or already running, a missing environment variable)
   4  I/O: a file could not be read or written, the network did not answer (connection
-     refused, unreachable, timed out), the database or vault failed
+     refused or closed, unreachable, timed out), the database or vault failed
   130  interrupted (Ctrl-C)"""
 """The exit code table, as `troth --help` prints it (and docs/cli.md, and the README)."""
+
+
+_NETWORK_FAILURES = frozenset({ChannelFailure.TIMEOUT, ChannelFailure.PEER_CLOSED})
+"""A channel that failed as the network did: nothing answered, or the connection under it
+closed (a node at its connection limits closes a newcomer's: review 48h, sources 2)."""
 
 
 def exit_code(exc: BaseException) -> int:
@@ -114,7 +119,7 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_INTERRUPTED
     if isinstance(exc, click.ClickException):
         return exc.exit_code
-    if isinstance(exc, ChannelError) and exc.reason is ChannelFailure.TIMEOUT:
+    if isinstance(exc, ChannelError) and exc.reason in _NETWORK_FAILURES:
         return EXIT_IO
     if isinstance(exc, ConflictError):  # a name taken, a conditional write lost: a verdict
         return EXIT_INVALID

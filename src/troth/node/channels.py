@@ -145,6 +145,9 @@ class ChannelManager:
     # responder ends (handshaking or open) per source
     _over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends by the
     # connection they run over, their peer route's first hop (`connection_lost`)
+    _opening_over: dict[Address, set[ChannelEnd]] = field(default_factory=dict)  # the ends
+    # `open` waits for, by the first hop of the route they are opened on (no peer route yet:
+    # `connection_lost` fails them when that connection closes; review 48h, sources 2)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
@@ -178,6 +181,8 @@ class ChannelManager:
         end.direct = len(route) == 1  # the listener at the end of our own connection
         (first,) = channel.outgoing()
         timeout = self.limits.handshake_timeout
+        opening = self._opening_over.setdefault(route[0], set())
+        opening.add(end)
         try:
             await self.router.route(RoutedMessage((*route, LISTENER), (end.dec,), first))
             await asyncio.wait_for(asyncio.shield(end.established), timeout)
@@ -190,6 +195,10 @@ class ChannelManager:
         except BaseException:
             await end.close(ChannelFailure.HANDSHAKE_FAILED)
             raise
+        finally:
+            opening.discard(end)
+            if not opening and self._opening_over.get(route[0]) is opening:
+                del self._opening_over[route[0]]
         return end
 
     async def _listen(self, message: RoutedMessage, source: Source | None) -> None:
@@ -531,10 +540,11 @@ class ChannelManager:
 
     def connection_lost(self, connection: Address) -> None:
         """Transport connection `connection` closed: close every channel that runs over it
-        (its first hop), at once rather than at its keepalive timeout. Only those are looked
-        at (indexed by first hop: a scan of every channel per connection closed cost 2 ms
-        with 10,000 channels, and closing a connection costs nothing; review 34e,
-        connections 1)."""
+        (its first hop), at once rather than at its keepalive timeout, and fail every
+        handshake `open` waits for that was opened on it (`/tcp/host:port`: the transport
+        says that address too for its outgoing connection). Only those are looked at
+        (indexed by first hop: a scan of every channel per connection closed cost 2 ms with
+        10,000 channels, and closing a connection costs nothing; review 34e, connections 1)."""
         for end in list(self._over.get(connection, ())):
             if end.peer_route and end.peer_route[0] == connection:
                 if end.channel.state is ChannelState.OPEN:
@@ -544,6 +554,13 @@ class ChannelManager:
                     )
                 event = end.channel.close(ChannelFailure.PEER_CLOSED, "its connection closed")
                 self._on_closed(end, event)
+        # the handshakes opened on it, their message 1 sent over it, whose answer cannot come
+        # now: failed at once (a node at its connection limits closes a newcomer's connection
+        # as it accepts it: review 48h, sources 2, where the handshake waited its 10 s)
+        for end in list(self._opening_over.get(connection, ())):
+            if end.channel.handshaking:
+                why = "its connection closed before the handshake was answered"
+                self._on_closed(end, end.channel.close(ChannelFailure.PEER_CLOSED, why))
 
     def expire_reassemblies(self) -> int:
         """Give up incomplete messages past the reassembly timeout on every channel (a timer

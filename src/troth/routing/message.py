@@ -20,10 +20,26 @@ Buffer = bytes | bytearray | memoryview
 
 
 _MAX_HEADER: Final = limits.MAX_ROUTE_HEADER_BYTES
+CACHED_HEADER: Final = 1024
+"""The largest route header the decoder's cache keeps (the routes of a stream: a few hops of
+short addresses, ~100-600 bytes). The caches' bound is on entries (1,024 each), and a header
+may take `MAX_ROUTE_HEADER_BYTES`, its decoded routes as much again: 1,024 distinct headers
+near the limit, anyone's to send, held ~20 MiB in each cache for good (review 48h, routes 1).
+A larger header is decoded every time."""
+CACHED_HOPS: Final = 6
+"""The most addresses (onward and return together) of routes whose header the encoder's cache
+keeps: a header of at most ~1.6 KB (as `CACHED_HEADER`; a channel's packet relayed once has 4,
+a request in it 3); larger ones are encoded every time."""
 
 
-@functools.lru_cache(maxsize=1024)  # a stream repeats the same routes frame after frame
 def _encode_header(onward: Route, return_route: Route) -> bytes:
+    """The routes' header (RoutingError past the limits), cached for short routes."""
+    if len(onward) + len(return_route) <= CACHED_HOPS:
+        return _encode_cached(onward, return_route)
+    return _encode(onward, return_route)
+
+
+def _encode(onward: Route, return_route: Route) -> bytes:
     if len(onward) > limits.MAX_ROUTE_LENGTH or len(return_route) > limits.MAX_ROUTE_LENGTH:
         raise RoutingError(f"a route longer than {limits.MAX_ROUTE_LENGTH} hops")
     header = cbor.encode([route_to_cbor(onward), route_to_cbor(return_route)])
@@ -32,12 +48,25 @@ def _encode_header(onward: Route, return_route: Route) -> bytes:
     return _HEADER_LEN.pack(len(header)) + header
 
 
-@functools.lru_cache(maxsize=1024)
+_encode_cached = functools.lru_cache(maxsize=1024)(_encode)  # a stream repeats the same
+# routes frame after frame
+
+
 def _decode_header(header: bytes) -> tuple[Route, Route]:
+    """The routes of a header (DecodeError when malformed), cached for small headers."""
+    if len(header) <= CACHED_HEADER:
+        return _decode_cached(header)
+    return _decode(header)
+
+
+def _decode(header: bytes) -> tuple[Route, Route]:
     onward, return_route = cbor.expect_array(
         cbor.decode(header, max_bytes=_MAX_HEADER), "routes", 2
     )
     return route_from_cbor(onward), route_from_cbor(return_route)
+
+
+_decode_cached = functools.lru_cache(maxsize=1024)(_decode)
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -5,6 +5,7 @@ an arriving frame body becomes a routed message."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import ipaddress
 import os
 import re
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from troth.crypto import sha256
+from troth.errors import RoutingError
 from troth.routing import (
     Address,
     AllowSet,
@@ -23,11 +25,27 @@ from troth.routing import (
     new_worker_address,
 )
 
-__all__ = ["IPV6_SOURCE_PREFIX", "Connection", "ConnectionTable", "Listener", "source_host"]
+__all__ = [
+    "IPV4_NETWORK_PREFIX",
+    "IPV6_NETWORK_PREFIX",
+    "IPV6_SOURCE_PREFIX",
+    "Connection",
+    "ConnectionTable",
+    "Listener",
+    "source_host",
+    "source_network",
+]
 
 IPV6_SOURCE_PREFIX: Final = 64
 """The bits of an IPv6 peer address that name its source for the per-source limits: a host on
 an IPv6 network is given a /64 and may send from any address in it (review 28a, sources 1)."""
+
+IPV4_NETWORK_PREFIX: Final = 24
+"""The bits of an IPv4 source address that name its network for the TCP connection table's
+fair share between networks (`source_network`: review 48h, sources 1)."""
+IPV6_NETWORK_PREFIX: Final = 48
+"""The bits of an IPv6 source's /64 that name its network, as `IPV4_NETWORK_PREFIX`: a site is
+given a /48 (65,536 /64s, each a source of its own: review 48h, sources 1)."""
 
 _NAT64_PREFIX: Final = ipaddress.IPv6Network("64:ff9b::/96")
 """The NAT64 well-known prefix (RFC 6052): an IPv4 client reaches an IPv6-only node through a
@@ -59,6 +77,23 @@ def source_host(host: str) -> str:
         return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     network = str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return f"{network}%{zone}" if zone else network
+
+
+def source_network(host: str) -> str:
+    """The network a source (`source_host`'s answer) belongs to, for the connection table's
+    fair share between networks: an IPv4 address's /24 (`IPV4_NETWORK_PREFIX`), an IPv6 /64's
+    /48 (`IPV6_NETWORK_PREFIX`), with its zone when it has one; anything else (a host name) as
+    it is. One party holds a whole network's sources as cheaply as one of them (a /48's 65,536
+    /64s): review 48h, sources 1."""
+    text, _, zone = host.partition("%")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return host
+    prefix = IPV4_NETWORK_PREFIX if network.version == 4 else IPV6_NETWORK_PREFIX
+    if network.prefixlen > prefix:
+        network = network.supernet(new_prefix=prefix)
+    return f"{network}%{zone}" if zone else str(network)
 
 
 def _accepted_address(kind: str, host: str) -> Address:
@@ -158,6 +193,8 @@ class Connection(AllowSetSource):
 class _Open(Protocol):
     address: Address
     peer: str
+    kind: str
+    outgoing: bool
 
     async def send(self, message: RoutedMessage) -> None: ...
 
@@ -171,7 +208,8 @@ class ConnectionTable(abc.ABC, Generic[C]):
 
     router: Router
     lost: list[Callable[[Address], None]]
-    """Called with the worker address of every connection that closed (its channels die)."""
+    """Called with the worker address of every connection that closed (its channels die),
+    and an outgoing one's `/tcp/host:port` (the handshakes opened on it fail: `_drop`)."""
     _all: set[C]
     _connections: dict[str, C]
 
@@ -194,10 +232,22 @@ class ConnectionTable(abc.ABC, Generic[C]):
         await connection.send(message)
 
     def _drop(self, connection: C) -> None:
-        """Forget a closed connection (its worker address is released)."""
+        """Forget a closed connection (its worker address is released). The `lost` hooks
+        are told its worker address, and, for the outgoing connection to `host:port` that
+        closed, that address too (`/tcp/host:port`): what was sent to it before any answer
+        came back over the connection, a handshake's message 1, went over this one, and
+        its answer cannot come now (review 48h, sources 2: a node that refused the
+        connection closed it as it accepted it, and the handshake waited its whole timeout,
+        10 s, told that nothing answered there)."""
         self._all.discard(connection)
         self.router.unregister(connection.address)
-        if self._connections.get(connection.peer) is connection:
+        current = self._connections.get(connection.peer) is connection
+        if current:
             del self._connections[connection.peer]
-        for hook in self.lost:
-            hook(connection.address)
+        lost = [connection.address]
+        if connection.outgoing and current:  # (not once a new connection took its place)
+            with contextlib.suppress(RoutingError):  # (no address: nothing went to one)
+                lost.append(Address(connection.kind, connection.peer))
+        for address in lost:
+            for hook in self.lost:
+                hook(address)

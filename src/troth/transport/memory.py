@@ -57,7 +57,7 @@ class MemoryConnection(Connection):
         """Hand one message to the other side (waits while its queue is full)."""
         other = self.other
         if other is None or self.closed.is_set() or other.closed.is_set():
-            raise RoutingError(f"{self.name} is closed")
+            raise Unreachable(f"{self.name} is closed")
         if message.return_route:
             self.allowed.allow(message.return_route[0])  # replies may come back to the sender
         body = message.encode()

@@ -56,7 +56,7 @@ from troth.errors import (
     Unreachable,
 )
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
-from troth.transport.connection import Connection, ConnectionTable, Listener
+from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
 from troth.transport.ratelog import RateLimitedLog, install_accept_error_filter
@@ -106,6 +106,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self.opened_at = 0.0
         self.last_active = 0.0
         """When the sweep last saw a frame go either way (loop time)."""
+        self.network = ""
+        """The network of its source (`source_network`), set as an accepted one is admitted."""
 
         self._reader = FrameReader(
             small=settings.small_read_buffer, large=settings.large_read_buffer
@@ -446,7 +448,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         the queue is too, and the peer reads; Congested once it stalled)."""
         socket = self._socket
         if socket is None or self.closed.is_set():
-            raise RoutingError(f"{self.name} is {self._why_closed}")
+            raise Unreachable(f"{self.name} is {self._why_closed}")
         if message.return_route:
             self.allowed.allow(message.return_route[0])  # replies may come back to the sender
         header = message.header()
@@ -488,7 +490,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._write_corked()  # what was sent before goes first
         while True:
             if self._socket is None or self.closed.is_set():
-                raise RoutingError(f"{self.name} is {self._why_closed}")
+                raise Unreachable(f"{self.name} is {self._why_closed}")
             if self._stalled:
                 self._stalled_drop()
             if not self._queue and self._writable:  # drained meanwhile
@@ -581,11 +583,13 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     )
     """Called with every message that arrives (what a relay sees: tests and the demo)."""
     lost: list[collections.abc.Callable[[Address], None]] = field(default_factory=list)
-    """Called with the worker address of every connection that closed (its channels die)."""
+    """Called with the worker address of every connection that closed (its channels die), and
+    an outgoing one's `/tcp/host:port` (the handshakes opened on it fail at once)."""
     _connections: dict[str, TcpConnection] = field(default_factory=dict)
     _all: set[TcpConnection] = field(default_factory=set)
     _accepted: dict[TcpConnection, None] = field(default_factory=dict)  # oldest first
     _per_host: collections.Counter[str] = field(default_factory=collections.Counter)
+    _per_network: collections.Counter[str] = field(default_factory=collections.Counter)
     _listeners: list[Listener] = field(default_factory=list)
     _sweeper: asyncio.TimerHandle | None = None
     _log: RateLimitedLog | None = None
@@ -671,6 +675,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         """A new connection against the limits (outgoing ones are this node's own)."""
         if not connection.outgoing:
             settings, counters = self.settings, self.counters
+            connection.network = source_network(connection.host)
             if self._per_host[connection.host] >= settings.max_connections_per_source:
                 counters.refused_per_source += 1
                 self.warn(
@@ -690,6 +695,7 @@ class TcpTransport(ConnectionTable[TcpConnection]):
             counters.accepted += 1
             self._accepted[connection] = None
             self._per_host[connection.host] += 1
+            self._per_network[connection.network] += 1
         self._all.add(connection)
         self.router.register(connection.address, connection_worker(connection))
         if self._sweeper is None:
@@ -706,8 +712,11 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         43a, connections 1); else, when
         another source address holds at least two more connections than the newcomer's (a
         fair share: many addresses each under the per-source cap cannot lock out a new one),
-        that source's connection idle the longest; else the one idle the longest if idle at
-        least `evict_idle_after`."""
+        that source's connection idle the longest; else, the same between networks
+        (`source_network`: one party holds the /64s of a /48, or the addresses of a /24, as
+        cheaply as one of them, each a source holding one connection: review 48h, sources 1),
+        the idlest connection of the network holding at least two more than the newcomer's;
+        else the one idle the longest if idle at least `evict_idle_after`."""
         idlest: TcpConnection | None = None
         frameless: list[TcpConnection] = []  # oldest first
         for connection in self._accepted:  # oldest first
@@ -722,6 +731,11 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         top, most = self._per_host.most_common(1)[0]
         if most >= self._per_host[newcomer.host] + 2:
             return min((c for c in self._accepted if c.host == top), key=lambda c: c.last_active)
+        network, most = self._per_network.most_common(1)[0]
+        if most >= self._per_network[newcomer.network] + 2:
+            return min(
+                (c for c in self._accepted if c.network == network), key=lambda c: c.last_active
+            )
         now = newcomer.opened_at
         if idlest is not None and now - idlest.last_active >= self.settings.evict_idle_after:
             return idlest
@@ -740,9 +754,13 @@ class TcpTransport(ConnectionTable[TcpConnection]):
         self._all.discard(connection)
         if connection in self._accepted:
             del self._accepted[connection]
-            self._per_host[connection.host] -= 1
-            if not self._per_host[connection.host]:
-                del self._per_host[connection.host]
+            for counts, key in (
+                (self._per_host, connection.host),
+                (self._per_network, connection.network),
+            ):
+                counts[key] -= 1
+                if not counts[key]:
+                    del counts[key]
         self._drop(connection)
 
     async def close(self) -> None:
