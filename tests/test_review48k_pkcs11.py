@@ -166,7 +166,8 @@ def test_a_rotation_killed_before_its_commit_leaves_no_usable_proof(
     """Crash safety. A rotation killed after `retire` made its object in the token but before
     the commit (`identity.rotate.before-commit`) leaves the old key current with a retirement
     object whose proof no commit recorded: a row then planted naming the key (with no proof,
-    or any) deletes nothing, and the next rotation retires it anew and deletes it."""
+    or any) deletes nothing, and the next rotation retires it anew and deletes it, with every
+    retirement object of it."""
     softhsm.init_node("hsm", monkeypatch)
     now = int(time.time())
     with open_node("hsm") as node:
@@ -189,6 +190,11 @@ def test_a_rotation_killed_before_its_commit_leaves_no_usable_proof(
     assert not still_signs(primary)
     with open_node("hsm") as node:
         assert node.identities.store.retired_keys(16) == []
+    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
+    try:
+        assert markers(vault, primary) == 0  # the killed rotation's went with the key
+    finally:
+        vault.close()
 
 
 def test_a_deletion_killed_halfway_is_finished_by_the_next_call(

@@ -239,12 +239,13 @@ class Pkcs11Vault:
         keys) or the token holds a retirement of it (`retire`): else KeyNotFound, the key
         kept. The secrets broker deletes its token keys itself, from its rows of node.db, and
         a writer of node.db without the PIN pointed one at an identity's current key (review
-        48k, pkcs11 4)."""
+        48k, pkcs11 4). The key's retirement objects go with it."""
         private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+        retirements = self._retirement_objects(handle)
         if (
             handle.key_id not in self._made
             and self._purpose(private) in (None, KeyPurpose.PRIMARY)
-            and not self._retirement_objects(handle)
+            and not retirements
         ):
             raise KeyNotFound(f"{handle} is an identity key the token has not retired")
         objects = [private, self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)]
@@ -253,6 +254,8 @@ class Pkcs11Vault:
                 obj.destroy()
             self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
             self._made.discard(handle.key_id)
+            for obj in retirements:  # of no use once the key is gone (key ids are not reused)
+                obj.destroy()
 
     # -- retirement (the RetiringVault interface; review 48k, pkcs11 3) ------------------------
 
@@ -296,12 +299,14 @@ class Pkcs11Vault:
                 raise KeyNotFound(f"{handle} is an identity key: not retired in the token")
             self.delete(handle)
             return
-        markers = self._retirements(handle, proof)
-        with contextlib.suppress(KeyNotFound):  # gone already: a call killed after it
-            self.delete(handle)
-        with self._lock, self._mapped("delete a retirement"):
-            for marker in markers:
-                marker.destroy()
+        self._retirements(handle, proof)  # KeyNotFound unless the token retired it
+        try:
+            self.delete(handle)  # the key, then its retirement objects
+        except KeyNotFound:  # gone already (a call killed before its objects went)
+            markers = self._retirement_objects(handle)
+            with self._lock, self._mapped("delete a retirement"):
+                for marker in markers:
+                    marker.destroy()
 
     def _retirements(self, handle: KeyHandle, proof: str) -> list[Any]:
         """The private objects `retire` made for `handle` with `proof`; KeyNotFound if none."""
