@@ -69,7 +69,7 @@ def still_signs(handle: KeyHandle) -> bool:
         return True
 
 
-@pytest.mark.parametrize("which", ["primary", "next"])
+@pytest.mark.parametrize("which", ["primary", "next", "signing"])
 def test_a_purpose_key_record_pointed_at_an_identity_key_does_not_destroy_it(
     softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path, which: str
 ) -> None:
@@ -78,15 +78,23 @@ def test_a_purpose_key_record_pointed_at_an_identity_key_does_not_destroy_it(
     key, the one place its public value is kept); at its renewal (within a day of expiry, at
     the next use) the node retired the key the record named, in the token: the other identity
     lost for good. Now `retire` asks the token: the key's label, set by the PIN holder when it
-    was made, says it is an identity key, not a signing key, and nothing is retired."""
+    was made, says it is an identity key, not a signing key, and nothing is retired. Pointed
+    at the other identity's signing key (whose label says signing), the record's attestation
+    is not of that key (`owned_purpose_keys`): nothing is retired either (it was, and the
+    other identity failed to sign until its own renewal or rotation)."""
     softhsm.init_node("hsm", monkeypatch)
     now = int(time.time())
     with open_node("hsm") as node:
         victim = node.identities.create(now=now, name="victim")
+        victim_signing = node.identities.signer("victim", now=now).handle
         node.identities.create(now=now, name="agent")
         node.identities.signer("agent", now=now).sign(b"made its signing key")
         agent = node.identities.find("agent").identifier
-    target = victim.primary_key if which == "primary" else victim.next_key
+    target = {
+        "primary": victim.primary_key,
+        "next": victim.next_key,
+        "signing": victim_signing,
+    }[which]
     write_node_db(
         troth_home,
         "UPDATE purpose_keys SET key_handle = ? WHERE identifier = ? AND purpose = ?",
@@ -98,9 +106,38 @@ def test_a_purpose_key_record_pointed_at_an_identity_key_does_not_destroy_it(
         assert renewed.handle != target
         node.identities.forget_retired()
         assert node.identities.store.retired_keys(16) == []  # nothing was retired
-        node.identities.signer("victim", now=later).sign(b"the victim still signs")
+        node.vault.sign(target, b"still in the token")
+        node.identities.signer("victim", now=now + 60).sign(b"the victim still signs")
         node.identities.rotate("victim", now=later + 1)  # and rotates (its next key is there)
     assert still_signs(target) is (which == "next")  # the next key is the primary now
+
+
+def test_a_rotation_retires_only_the_purpose_keys_its_identity_attested(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
+) -> None:
+    """A rotation retires every purpose key of the identity its records name: a record
+    pointed at another identity's signing key (its label says signing, so no label check
+    stops it) got that key destroyed. Now only a key the record's attestation names, under
+    this identity, is retired."""
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        node.identities.create(now=now, name="victim")
+        target = node.identities.signer("victim", now=now).handle
+        node.identities.create(now=now, name="agent")
+        own = node.identities.signer("agent", now=now).handle
+        agent = node.identities.find("agent").identifier
+    write_node_db(
+        troth_home,
+        "UPDATE purpose_keys SET key_handle = ? WHERE identifier = ? AND purpose = ?",
+        (str(target), agent, int(KeyPurpose.SIGNING)),
+    )
+    with open_node("hsm") as node:
+        node.identities.rotate("agent", now=now + 1)
+        assert node.identities.store.retired_keys(16) == []
+        node.identities.signer("victim", now=now + 2).sign(b"the victim still signs")
+    assert still_signs(target)
+    assert still_signs(own)  # no record names it now: left, an orphan (docs/vault.md)
 
 
 def test_a_proof_made_without_the_pin_or_for_another_key_deletes_nothing(

@@ -47,6 +47,7 @@ from troth.identity.known import (
     Refuted,
     StoredSpan,
 )
+from troth.identity.retirement import owned_purpose_keys
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
@@ -356,7 +357,7 @@ class IdentityService:
                 self._retire_keys(
                     [
                         *((h, KeyPurpose.PRIMARY) for h in retired),
-                        *_purpose_handles(retired_purpose),
+                        *owned_purpose_keys(self.vault, local.identity, retired_purpose),
                     ]
                 )
                 crash_point("identity.rotate.before-commit")
@@ -666,7 +667,9 @@ class IdentityService:
                 PurposeKeyRecord(digest, int(purpose), str(handle), attestation)
             )
             verified = verify_attestation(local.identity, attestation, purpose=purpose, now=now)
-            replaced = [] if record is None else [(KeyHandle.parse(record.key_handle), purpose)]
+            replaced = (
+                [] if record is None else owned_purpose_keys(self.vault, local.identity, [record])
+            )
             self._retire_keys(replaced)
         return local, handle, verified
 
@@ -764,17 +767,6 @@ class IdentityService:
         for handle in handles:
             with contextlib.suppress(TrothError):
                 self.vault.delete(handle)
-
-
-def _purpose_handles(
-    records: list[PurposeKeyRecord],
-) -> Iterator[tuple[KeyHandle, KeyPurpose]]:
-    """The handles of purpose key records with their purposes (one of no known purpose
-    is retired as none: no vault key is)."""
-    known = set(KeyPurpose)
-    for record in records:
-        if record.purpose in known:
-            yield KeyHandle.parse(record.key_handle), KeyPurpose(record.purpose)
 
 
 def _whole(identity: VerifiedIdentity) -> bool:
