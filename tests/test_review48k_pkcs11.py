@@ -365,3 +365,27 @@ def test_a_broker_token_key_record_pointed_at_an_identity_key_does_not_destroy_i
         assert node.identities.store.retired_keys(16) == []
         node.identities.signer("agent", now=now).sign(b"still signs")
         node.identities.rotate("agent", now=now + 2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 48k, pkcs11 5 (open): a planted record destroys a signing key (recoverable)",
+)
+def test_a_planted_record_does_not_destroy_a_current_signing_key(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
+) -> None:
+    """Review 48k, pkcs11 5, found and not fixed. The secrets broker records its retired
+    token keys (signing keys of the vault) by handle, with no proof, and deletes them itself:
+    a signing key is deleted without a proof. A `retired_keys` row planted naming an
+    identity's current signing key gets it destroyed, and the identity fails to sign until
+    the key's renewal or a rotation. Closing it needs the broker to retire its keys through
+    `RetiringVault.retire` (src/troth/secrets, outside review 48k's change; docs/vault.md)."""
+    softhsm.init_node("hsm", monkeypatch)
+    now = int(time.time())
+    with open_node("hsm") as node:
+        node.identities.create(now=now, name="agent")
+        signing = node.identities.signer("agent", now=now).handle
+    plant_row(troth_home, str(signing))
+    with open_node("hsm") as node:
+        node.identities.forget_retired()
+        node.identities.signer("agent", now=now + 60).sign(b"still signs")
