@@ -1,7 +1,7 @@
 """Review 48d: the PKCS#11 vault's key objects (docs/vault.md, "PKCS#11 vault"). An identity's
 primary and signing keys are for signing only (troth.vault.base: "Signing keys sign; X25519
 keys do DH"); the token must not let a session use them for anything else. And the keys the
-node destroys in the token are the ones its records name (pkcs11 3, open)."""
+node destroys in the token are ones it retired there (pkcs11 3, fixed by review 48k)."""
 
 from __future__ import annotations
 
@@ -128,10 +128,6 @@ def test_a_deleted_key_leaves_no_object_cached(vault: Pkcs11Vault) -> None:
     assert vault._objects == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 48d, pkcs11 3 (open): a planted retired_keys row destroys a current token key",
-)
 def test_a_planted_retired_key_record_does_not_destroy_a_current_key(
     softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
 ) -> None:
@@ -145,7 +141,10 @@ def test_a_planted_retired_key_record_does_not_destroy_a_current_key(
     or a purpose key record still names) needs an indexed lookup of handles the schema does
     not have (a full scan of `identities`, whose histories precede the handles, per commit that
     retires a token key); and it would not stop a writer who first points the identity at
-    another handle. Documented in docs/vault.md ("PKCS#11 vault")."""
+    another handle. Was a strict xfail until review 48k: a retirement is recorded in the token
+    before its commit (a private object only a PIN session makes, holding a proof the commit
+    records), and the node destroys a key only with that proof, or, without one, a key whose
+    label in the token says it is a purpose key (tests/test_review48k_pkcs11.py)."""
     from troth.node import open_node
 
     softhsm.init_node("hsm", monkeypatch)

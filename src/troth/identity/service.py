@@ -47,12 +47,13 @@ from troth.identity.known import (
     Refuted,
     StoredSpan,
 )
+from troth.identity.retirement import owned_purpose_keys
 from troth.identity.signer import Signer
 from troth.names import check_name
 from troth.storage import IdentityStore, LocalIdentityRecord, PurposeKeyRecord
-from troth.storage.base import LocalIdentityRow
+from troth.storage.base import RETIRED_PROOF_MARK, LocalIdentityRow
 from troth.vault import KeyHandle, KeyPurpose, Vault
-from troth.vault.base import key_batch
+from troth.vault.base import RetiringVault, key_batch
 
 __all__ = [
     "PRIMARY_KEY_TTL",
@@ -354,7 +355,10 @@ class IdentityService:
                 )
                 retired_purpose = self.store.take_purpose_keys(digest)
                 self._retire_keys(
-                    [*retired, *(KeyHandle.parse(r.key_handle) for r in retired_purpose)]
+                    [
+                        *((h, KeyPurpose.PRIMARY) for h in retired),
+                        *owned_purpose_keys(self.vault, local.identity, retired_purpose),
+                    ]
                 )
                 crash_point("identity.rotate.before-commit")
             except TrothError:
@@ -663,7 +667,9 @@ class IdentityService:
                 PurposeKeyRecord(digest, int(purpose), str(handle), attestation)
             )
             verified = verify_attestation(local.identity, attestation, purpose=purpose, now=now)
-            replaced = [] if record is None else [KeyHandle.parse(record.key_handle)]
+            replaced = (
+                [] if record is None else owned_purpose_keys(self.vault, local.identity, [record])
+            )
             self._retire_keys(replaced)
         return local, handle, verified
 
@@ -680,19 +686,40 @@ class IdentityService:
             )
         verified[identity.identifier.digest] = identity
 
-    def _retire_keys(self, handles: list[KeyHandle]) -> None:
+    def _retire_keys(self, handles: list[tuple[KeyHandle, KeyPurpose]]) -> None:
         """Inside a write transaction: delete the keys of `handles` whose rows live in the
         store (they come back if it rolls back); record the others as retired (`retired_keys`,
         in the same transaction), deleted once the outermost transaction commits
         (`forget_retired`; nothing on a rollback). Review 47f, rotate 1: they were deleted
         after the commit from memory only, so a process killed in between left a token's
-        retired keys in it for good, signing."""
+        retired keys in it for good, signing. Each with its vault's proof (`_retirement`)."""
         inside = self._keys_in_store
-        self._forget_keys([h for h in handles if h.vault in inside])
-        outside = [str(h) for h in handles if h.vault not in inside]
+        self._forget_keys([h for h, _ in handles if h.vault in inside])
+        outside = [
+            text
+            for handle, purpose in handles
+            if handle.vault not in inside
+            and (text := self._retirement(handle, purpose)) is not None
+        ]
         if outside:
             self.store.add_retired_keys(outside)
             self.store.after_commit(self._forget_retired_after_commit)
+
+    def _retirement(self, handle: KeyHandle, purpose: KeyPurpose) -> str | None:
+        """The record of `handle` retired as a key of `purpose`: the handle and the proof its
+        vault made of the retirement (`RetiringVault.retire`, before the commit), which
+        `forget_retired` needs to delete it: a record planted in node.db by a writer who
+        cannot use the vault has none, and the vault keeps the key (review 48k, pkcs11 3).
+        None when the vault holds no such key of `purpose` (a purpose key record pointed at
+        an identity's key): nothing to delete."""
+        vault = self.vault
+        if not isinstance(vault, RetiringVault):
+            return str(handle)
+        try:
+            proof = vault.retire(handle, purpose)
+        except KeyNotFound:
+            return None
+        return str(handle) if proof is None else f"{handle}{RETIRED_PROOF_MARK}{proof}"
 
     def forget_retired(self, limit: int = RETIRED_KEYS_PER_CALL) -> int:
         """Delete from the vault up to `limit` keys recorded as retired (by a rotation or a
@@ -702,19 +729,24 @@ class IdentityService:
         commit that records some, and in a running node's maintenance round: a process killed
         after such a commit leaves them to the next. Returns how many records went."""
         done: list[str] = []
-        recorded = self.store.retired_keys(limit)
+        recorded = self.store.retired_key_records(limit)
         if recorded:
             crash_point("identity.retired-keys.before-delete")
+        vault = self.vault
         for text in recorded:
+            named, marked, proof = text.partition(RETIRED_PROOF_MARK)
             try:
-                handle = KeyHandle.parse(text)
+                handle = KeyHandle.parse(named)
             except MalformedText:  # names no key: nothing to delete
                 done.append(text)
                 continue
             try:
-                self.vault.delete(handle)
+                if isinstance(vault, RetiringVault):  # only what the vault says was retired
+                    vault.delete_retired(handle, proof if marked else None)
+                else:
+                    vault.delete(handle)
             except KeyNotFound:
-                pass  # gone already (another process's call)
+                pass  # gone already (another process's call), or its retirement unproven
             except TrothError:
                 continue  # kept: tried again at the next call
             done.append(text)

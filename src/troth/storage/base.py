@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = [
+    "RETIRED_PROOF_MARK",
     "AuthorityConfig",
     "AuthorityStore",
     "ChangeRow",
@@ -27,6 +28,10 @@ __all__ = [
     "VoucherRow",
     "VoucherStore",
 ]
+
+RETIRED_PROOF_MARK: Final = "#"
+"""Between a retired key's handle and its vault's proof in a `retired_keys` record (no key id
+troth makes has one; review 48k, pkcs11 3)."""
 
 
 class Transactional(Protocol):
@@ -143,7 +148,14 @@ class IdentityStore(Transactional, Protocol):
         ...
 
     def retired_keys(self, limit: int) -> list[str]:
-        """Up to `limit` handles of keys recorded as retired and not deleted yet."""
+        """Up to `limit` handles of keys recorded as retired and not deleted yet (without
+        the proof a record may carry after `RETIRED_PROOF_MARK`)."""
+        ...
+
+    def retired_key_records(self, limit: int) -> list[str]:
+        """Up to `limit` records of retired keys as written: a handle, and after
+        `RETIRED_PROOF_MARK` its vault's proof of the retirement when it gave one (review
+        48k, pkcs11 3); what `drop_retired_keys` takes."""
         ...
 
     def drop_retired_keys(self, handles: Sequence[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from troth import limits
 from troth.errors import ConflictError, StorageError
 from troth.storage.base import (
+    RETIRED_PROOF_MARK,
     ChangeRow,
     LocalIdentityRecord,
     LocalIdentityRow,
@@ -250,6 +251,9 @@ class SqliteIdentityStore:
         )
 
     def retired_keys(self, limit: int) -> list[str]:
+        return [r.partition(RETIRED_PROOF_MARK)[0] for r in self.retired_key_records(limit)]
+
+    def retired_key_records(self, limit: int) -> list[str]:
         rows = self._db.fetch_all("SELECT handle FROM retired_keys LIMIT ?", (limit,))
         return [str(r[0]) for r in rows]
 

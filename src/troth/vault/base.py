@@ -16,12 +16,14 @@ from troth.crypto import Aead, KeyType, PublicKey
 from troth.errors import CryptoError, KeyNotFound, MalformedText, TrothError
 
 __all__ = [
+    "RETIRE_PROOF_SIZE",
     "SEAL_OVERHEAD",
     "SEAL_VERSION",
     "BatchingVault",
     "KeyBatch",
     "KeyHandle",
     "KeyPurpose",
+    "RetiringVault",
     "SealKey",
     "SealingVault",
     "Vault",
@@ -34,6 +36,8 @@ __all__ = [
 SEAL_VERSION: Final = 1
 SEAL_OVERHEAD: Final = 1 + Aead.NONCE_SIZE + Aead.TAG_SIZE
 """Bytes a sealed blob adds to its plaintext: version, nonce, tag (docs/formats.md)."""
+RETIRE_PROOF_SIZE: Final = 16
+"""Random bytes of a `RetiringVault.retire` proof (recorded as hex)."""
 _SEAL_AAD: Final = b"troth.vault.sealed/1\x00"
 _SEAL_KEY_LABEL: Final = "aes256gcm"
 _KEY_LABELS: Final = {key_type: key_type.label for key_type in KeyType}  # no property call
@@ -99,6 +103,25 @@ class Vault(Protocol):
         ...
 
     def delete(self, handle: KeyHandle) -> None: ...
+
+
+@runtime_checkable
+class RetiringVault(Vault, Protocol):
+    """A vault whose keys are not rows of the node's database (a PKCS#11 token's): a key
+    retired by a commit is destroyed after it, from a record of node.db, and a writer of
+    node.db who cannot use the vault must not get a current key destroyed by planting one
+    (review 48k, pkcs11 3; docs/vault.md, "PKCS#11 vault")."""
+
+    def retire(self, handle: KeyHandle, purpose: KeyPurpose) -> str | None:
+        """Before the commit that retires the key as a key of `purpose`: record that in the
+        vault, where only its user can, and return the proof to record with the handle
+        (None: the vault needs none). KeyNotFound when it holds no such key of `purpose`."""
+        ...
+
+    def delete_retired(self, handle: KeyHandle, proof: str | None) -> None:
+        """Delete a key retired with `proof` (`retire`'s; None when none was recorded).
+        KeyNotFound when the vault holds no such key or the retirement is not proven."""
+        ...
 
 
 class KeyBatch(Vault, Protocol):

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from troth.crypto import KeyType, PublicKey
 from troth.errors import KeyNotFound, UnsupportedKeyType
-from troth.vault.base import KeyHandle, KeyPurpose, SealingVault, SealKey, Vault
+from troth.vault.base import (
+    KeyHandle,
+    KeyPurpose,
+    RetiringVault,
+    SealingVault,
+    SealKey,
+    Vault,
+)
 
 __all__ = ["CompositeVault"]
 
@@ -48,6 +55,19 @@ class CompositeVault:
 
     def delete(self, handle: KeyHandle) -> None:
         self._route(handle).delete(handle)
+
+    # -- retirement: the routed vault's when it records them (review 48k, pkcs11 3) -----------
+
+    def retire(self, handle: KeyHandle, purpose: KeyPurpose) -> str | None:
+        vault = self._route(handle)
+        return vault.retire(handle, purpose) if isinstance(vault, RetiringVault) else None
+
+    def delete_retired(self, handle: KeyHandle, proof: str | None) -> None:
+        vault = self._route(handle)
+        if isinstance(vault, RetiringVault):
+            vault.delete_retired(handle, proof)
+        else:
+            vault.delete(handle)
 
     # -- sealing: the primary's seal keys when it can seal, else the fallback's ----------------
 

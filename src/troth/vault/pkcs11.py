@@ -9,7 +9,14 @@ token to sign.
 - CKA_EC_POINT is a DER OCTET STRING around the raw point (PKCS#11 v3.0 §2.3.3).
 - X25519 is not offered: SoftHSM2 2.6 and python-pkcs11 have no CKK_EC_MONTGOMERY. A PKCS#11 node
   keeps its secure-channel keys in its software vault (troth.vault.composite).
-- Key pairs: the private key signs and nothing else (CKA_DERIVE false, not modifiable).
+- Key pairs: the private key signs and nothing else (CKA_DERIVE false, not modifiable); its
+  label names its purpose (`troth:<purpose>:<key id>`), set once by a PIN holder.
+- Retirement (review 48k, pkcs11 3; docs/vault.md, "PKCS#11 vault"): node.db's records of
+  retired keys are no proof (a writer without the PIN plants them). `retire` makes, before the
+  retiring commit, a private data object (a PIN session only: PKCS#11 v3.0 §4.4) holding a
+  random proof the commit records; `delete_retired` destroys a key with that proof, or without
+  one a key whose label says it is a purpose key, never an identity's own; `delete` destroys
+  an identity's key only when this object made it or the token holds a retirement of it.
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
   encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
   96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
@@ -31,6 +38,7 @@ from troth.crypto import KeyType, PublicKey
 from troth.crypto.private import p256_raw_low_s
 from troth.errors import ConfigError, CryptoError, KeyNotFound, UnsupportedKeyType, VaultError
 from troth.vault.base import (
+    RETIRE_PROOF_SIZE,
     SEAL_VERSION,
     KeyHandle,
     KeyPurpose,
@@ -43,6 +51,7 @@ from troth.vault.base import (
 __all__ = ["Pkcs11Vault"]
 
 _KEY_ID: Final = re.compile(r"[0-9a-f]{32}")  # a token object's CKA_ID, its one spelling
+_PROOF: Final = re.compile(f"[0-9a-f]{{{2 * RETIRE_PROOF_SIZE}}}")  # `retire`'s, as recorded
 
 
 def _open_session(pkcs11: Any, module_path: str, token_label: str, pin: str) -> Any:
@@ -68,6 +77,13 @@ _OID_ED25519 = "1.3.101.112"
 _CURVE_P256 = "secp256r1"
 _LABEL_PREFIX = "troth:"
 _SEAL_LABEL_PREFIX = "troth-seal:"
+_RETIRED_LABEL_PREFIX = "troth-retired:"
+_PURPOSE_LABELS: Final = {
+    KeyPurpose.PRIMARY: "primary",
+    KeyPurpose.SECURE_CHANNEL: "secure-channel",
+    KeyPurpose.SIGNING: "signing",
+}
+_PURPOSES: Final = {label: purpose for purpose, label in _PURPOSE_LABELS.items()}
 _NONCE_SIZE = 12
 _TAG_BITS = 128
 
@@ -104,6 +120,7 @@ class Pkcs11Vault:
         self._p11 = pkcs11
         self._errors = p11_errors
         self._objects: dict[str, Any] = {}
+        self._made: set[str] = set()  # the identity keys made here and not deleted (`delete`)
         self._key = (module_path, token_label)
         pin_digest = hashlib.sha256(pin.encode()).digest()
         with _SESSIONS_LOCK:
@@ -151,7 +168,8 @@ class Pkcs11Vault:
         common = {
             attr.TOKEN: True,
             attr.ID: bytes.fromhex(key_id),
-            attr.LABEL: _LABEL_PREFIX + key_id,
+            # what `delete_retired` reads: a PIN holder says here, once, what the key is for
+            attr.LABEL: f"{_LABEL_PREFIX}{_PURPOSE_LABELS[purpose]}:{key_id}",
         }
         with self._lock, self._mapped("generate"):
             _, private = self._session.generate_keypair(
@@ -186,6 +204,8 @@ class Pkcs11Vault:
             # where `sign` looks and `delete` removes (review 48d, pkcs11 2: under the bare
             # key id, one dead entry per key made, for the life of the process)
             self._objects[f"{key_type.label}:{key_id}"] = private
+            if purpose is KeyPurpose.PRIMARY:
+                self._made.add(key_id)
         return KeyHandle(self.name, key_type, key_id)
 
     def public_key(self, handle: KeyHandle) -> PublicKey:
@@ -214,14 +234,111 @@ class Pkcs11Vault:
         raise UnsupportedKeyType("the PKCS#11 vault holds no X25519 keys")
 
     def delete(self, handle: KeyHandle) -> None:
-        objects = [
-            self._find(handle, self._p11.ObjectClass.PRIVATE_KEY),
-            self._find(handle, self._p11.ObjectClass.PUBLIC_KEY),
-        ]
+        """Destroy a key pair. An identity's key (its label says `primary`, or none: made
+        before review 48k) only when this vault made it (a rotation that failed undoes its
+        keys) or the token holds a retirement of it (`retire`): else KeyNotFound, the key
+        kept. The secrets broker deletes its token keys itself, from its rows of node.db, and
+        a writer of node.db without the PIN pointed one at an identity's current key (review
+        48k, pkcs11 4). The key's retirement objects go with it."""
+        private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+        retirements = self._retirement_objects(handle)
+        if (
+            handle.key_id not in self._made
+            and self._purpose(private) in (None, KeyPurpose.PRIMARY)
+            and not retirements
+        ):
+            raise KeyNotFound(f"{handle} is an identity key the token has not retired")
+        objects = [private, self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)]
         with self._lock, self._mapped("delete"):
             for obj in objects:
                 obj.destroy()
             self._objects.pop(f"{handle.key_type.label}:{handle.key_id}", None)
+            self._made.discard(handle.key_id)
+            for obj in retirements:  # of no use once the key is gone (key ids are not reused)
+                obj.destroy()
+
+    # -- retirement (the RetiringVault interface; review 48k, pkcs11 3) ------------------------
+
+    def retire(self, handle: KeyHandle, purpose: KeyPurpose) -> str:
+        """In the transaction that retires the key, before its commit: a private data object
+        (`troth-retired:<key id>`, a random proof as its value) only a PIN session can make;
+        the proof (hex) is what the commit records. KeyNotFound when the token holds no such
+        key of `purpose` (its label says another; a key made before review 48k, whose label
+        says none, is retired as an identity key only: a purpose key record pointed at an
+        identity's key does not get it destroyed at its renewal)."""
+        private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
+        made_for = self._purpose(private)
+        if made_for is not purpose and (made_for is not None or purpose is not KeyPurpose.PRIMARY):
+            raise KeyNotFound(f"{handle} is no {_PURPOSE_LABELS[purpose]} key in the token")
+        proof = os.urandom(RETIRE_PROOF_SIZE)
+        attr = self._p11.Attribute
+        with self._lock, self._mapped("record a retirement"):
+            self._session.create_object(
+                {
+                    attr.CLASS: self._p11.ObjectClass.DATA,
+                    attr.TOKEN: True,
+                    attr.PRIVATE: True,
+                    attr.MODIFIABLE: False,
+                    attr.LABEL: _RETIRED_LABEL_PREFIX + handle.key_id,
+                    attr.APPLICATION: "troth",
+                    attr.VALUE: proof,
+                }
+            )
+        return proof.hex()
+
+    def delete_retired(self, handle: KeyHandle, proof: str | None) -> None:
+        """Destroy a retired key: one `retire` made `proof` for (then that proof's object),
+        or, with no proof, a key whose label says it is a purpose key (what a vault user that
+        records none retires: the broker's token keys). KeyNotFound for any other (a record
+        planted without the PIN: the key stays) and for a key the token no longer holds."""
+        if proof is None:
+            if self._purpose(self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)) in (
+                None,
+                KeyPurpose.PRIMARY,
+            ):
+                raise KeyNotFound(f"{handle} is an identity key: not retired in the token")
+            self.delete(handle)
+            return
+        self._retirements(handle, proof)  # KeyNotFound unless the token retired it
+        try:
+            self.delete(handle)  # the key, then its retirement objects
+        except KeyNotFound:  # gone already (a call killed before its objects went)
+            markers = self._retirement_objects(handle)
+            with self._lock, self._mapped("delete a retirement"):
+                for marker in markers:
+                    marker.destroy()
+
+    def _retirements(self, handle: KeyHandle, proof: str) -> list[Any]:
+        """The private objects `retire` made for `handle` with `proof`; KeyNotFound if none."""
+        if not _PROOF.fullmatch(proof):
+            raise KeyNotFound(f"{handle} was not retired in the token")
+        wanted = bytes.fromhex(proof)
+        value = self._p11.Attribute.VALUE
+        objects = self._retirement_objects(handle)
+        with self._lock, self._mapped("read a retirement"):
+            found = [obj for obj in objects if hmac.compare_digest(bytes(obj[value]), wanted)]
+        if not found:
+            raise KeyNotFound(f"{handle} was not retired in the token")
+        return found
+
+    def _retirement_objects(self, handle: KeyHandle) -> list[Any]:
+        """The private objects `retire` made for `handle` (not one made without the PIN)."""
+        self._check_handle(handle)
+        attr = self._p11.Attribute
+        query = {
+            attr.CLASS: self._p11.ObjectClass.DATA,
+            attr.LABEL: _RETIRED_LABEL_PREFIX + handle.key_id,
+            attr.PRIVATE: True,
+        }
+        with self._lock, self._mapped("find a retirement"):
+            return list(self._session.get_objects(query))
+
+    def _purpose(self, private: Any) -> KeyPurpose | None:
+        """What the key's label says it is for; None for a key made before review 48k."""
+        with self._lock, self._mapped("read key label"):
+            label = str(private[self._p11.Attribute.LABEL])
+        purpose, _, key_id = label.removeprefix(_LABEL_PREFIX).rpartition(":")
+        return _PURPOSES.get(purpose) if _KEY_ID.fullmatch(key_id) else None
 
     # -- sealing (the SealingVault interface) ---------------------------------------------------
 
@@ -313,11 +430,14 @@ class Pkcs11Vault:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _find(self, handle: KeyHandle, object_class: Any) -> Any:
+    def _check_handle(self, handle: KeyHandle) -> None:
         if handle.vault != self.name or handle.key_type not in (KeyType.ED25519, KeyType.P256):
             raise KeyNotFound(f"{handle} is not a key of this vault")
         if not _KEY_ID.fullmatch(handle.key_id):  # one spelling: cache and token agree
             raise KeyNotFound(f"{handle} is not a key of this vault")
+
+    def _find(self, handle: KeyHandle, object_class: Any) -> Any:
+        self._check_handle(handle)
         key_id = bytes.fromhex(handle.key_id)
         attr = self._p11.Attribute
         query = {attr.CLASS: object_class, attr.ID: key_id}
