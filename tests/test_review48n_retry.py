@@ -17,6 +17,7 @@ TRACE_TRANSIENT_RETRIES times (then it is set aside, with the reason, as a refus
 3. (classes) The collector answers NOT_YET for a stale or missing feed, a node that trusts no
    authority yet and an unattested checkpoint; SIGNER_INVALID etc. stay refusals for good.
 4. (bound) A record refused for now more than TRACE_TRANSIENT_RETRIES times is set aside.
+5. (classes 3) In a batch, a record refused for now and those after it go again as signed.
 
 Each was a strict xfail, seen failing for its reason, until its fix.
 """
@@ -39,7 +40,8 @@ from tests.support.nodes import MemNet, run_memnet
 from tests.support.traces import NOW, Held, open_log
 from tests.test_review47i_collector import ROUNDS, _rotate, _to_hub
 from tests.test_trace_node import step
-from tests.test_trace_service import tool
+from tests.test_trace_service import NOW as SERVICE_NOW
+from tests.test_trace_service import F, Service, service, tool  # noqa: F401 - a fixture
 from troth.clock import FixedClock
 from troth.encoding import cbor
 from troth.errors import CredentialError, CredentialFailure
@@ -108,7 +110,8 @@ def test_a_record_refused_while_the_nodes_word_is_stale_reaches_its_log_once_fre
 _CHILD = """
 import json, os, signal, sys
 from pathlib import Path
-from tests.test_trace_service import tool
+from tests.test_trace_service import NOW as SERVICE_NOW
+from tests.test_trace_service import F, Service, service, tool  # noqa: F401 - a fixture
 from troth.encoding import cbor
 from troth.identity import Identifier
 from troth.node import open_node
@@ -265,3 +268,57 @@ def test_the_in_memory_batcher_keeps_a_record_refused_for_now(tmp_path: Path) ->
     assert again is not None
     record = open_envelope(again.submission.records[0].envelope)[0]
     assert (record.id, record.seq) == (queued.record, 0)  # signed again where it was
+
+
+class _StaleOnce:
+    """The world's chain verifier, its feeds stale for the first chain it is asked to verify
+    (the node's feed refresh comes between two batches)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.policy = real.policy
+        self.asked = 0
+
+    def verify(self, chain: bytes, **kwargs: Any) -> Any:
+        self.asked += 1
+        if self.asked == 1:
+            raise CredentialError(CredentialFailure.STALE_FEED, "the feed held here is stale")
+        return self.real.verify(chain, **kwargs)
+
+
+def test_a_record_refused_for_now_in_a_batch_goes_again_with_those_after_it(
+    service: Service,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Review 48n, classes 3: a batch of three records, the second under a chain whose feed
+    the node holds stale: the first is appended, the second refused for now, the third
+    refused `per-agent chain broken` (its predecessor is not in the log). The second was set
+    aside for good (`delegation chain does not verify`) and the third signed again after
+    it; now both stay queued as signed and go again, byte for byte, once the feed is fresh."""
+    world = service.world
+    stale = _StaleOnce(world.verifier)
+    verifier: Any = stale
+    service.collector._verifier = lambda: verifier
+    sub = world.sub
+    db = SqliteDatabase(tmp_path / "node.db")
+    outbox = TraceOutbox(db, sub.identifier, lambda now: sub.signer)
+    chain = world.sub_chain
+    queued = [
+        outbox.add(tool("lookup_order"), now=SERVICE_NOW),
+        outbox.add(tool("lookup_order", chain, n=1), chain=chain, now=SERVICE_NOW),
+        outbox.add(tool("lookup_order", n=2), now=SERVICE_NOW),
+    ]
+    first = outbox.next_batch(SERVICE_NOW)
+    assert first is not None
+    receipts = service.submit(first.submission, sub)
+    assert [r.reason for r in receipts.results] == [None, F.NOT_YET, F.CHAIN_BROKEN]
+    outbox.answered(receipts, now=SERVICE_NOW)
+    again = outbox.next_batch(SERVICE_NOW)
+    assert again is not None
+    assert again.submission.records == first.submission.records[1:]  # as signed
+    outbox.answered(service.submit(again.submission, sub), now=SERVICE_NOW)
+    assert [q.result() for q in queued] == [0, 1, 2]
+    assert (outbox.pending(), outbox.status()["refused"]) == (0, 0)
+    assert service.log.size() == 3
+    outbox.close()
+    db.close()
