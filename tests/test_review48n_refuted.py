@@ -7,10 +7,13 @@
 3. The wire: a refusal for now encodes as every refusal, `[2, reason text, detail]`, and a
    reason the receiver does not know decodes as `malformed` (what a client of before review
    48n makes of `not accepted yet`: it sets the record aside, as it did before).
+4. A storage failure on the node (its log's commit) fails the request: the batch goes again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,13 @@ import pytest
 
 from tests.support.traces import NOW, Held, open_log
 from tests.test_review48n_retry import _StaleVerifier
-from tests.test_trace_service import tool
+from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
+    FlakyService,
+    Service,
+    client_for,
+    service,
+    tool,
+)
 from troth.clock import FixedClock
 from troth.encoding import cbor
 from troth.errors import CredentialFailure, TraceFailure
@@ -73,3 +82,34 @@ def test_a_refusal_for_now_is_a_refusal_on_the_wire() -> None:
     unknown = SubmitResult.from_cbor([2, "a reason of a later release", "x"])
     assert unknown.reason is TraceFailure.MALFORMED
     assert not unknown.transient
+
+
+def test_a_storage_failure_on_the_node_fails_the_request_and_it_goes_again(
+    service: Service,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """4. A transient storage failure as the node's log commits the batch is no refusal: the
+    collector raises (the service answers `failed`), the client sends the batch again after
+    its backoff, and the record is appended once."""
+    failed: list[str] = []
+
+    def disk_full(name: str) -> None:
+        if name == "trace.append.before-commit" and not failed:
+            failed.append(name)
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr("troth.trace.log.crash_point", disk_full)
+    flaky = FlakyService(service, service.world.support, loss=0.0)
+    client = client_for(flaky)
+
+    async def main() -> Any:
+        queued = client.record(tool("refund"))
+        await client.flush(10)
+        await client.stop()
+        return queued
+
+    queued = asyncio.run(main())
+    assert failed
+    assert queued.result() == 0
+    assert client.failures == 1
+    assert service.log.size() == 1
