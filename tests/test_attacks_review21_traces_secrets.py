@@ -50,8 +50,9 @@ Each test asserts the secure behaviour and is marked xfail (strict) while main h
 #   for the time window: the record is then set aside as `replayed` though in the log
 #   (conservative: nothing lost, nothing twice).
 # - read: a collector's transient refusal (SIGNER_INVALID while its copy of a feed is stale,
-#   CREDENTIAL_INVALID) sets records aside for good: the known "set-aside records cannot be
-#   re-queued".
+#   CREDENTIAL_INVALID) set records aside for good: the known "set-aside records cannot be
+#   re-queued". Fixed by review 48n: such refusals are `not accepted yet`, kept and sent again
+#   (tests/test_review48n_retry.py).
 # - read (low): a record id queued again after its first copy was set aside is kept once in
 #   `trace_outbox_refused` (INSERT OR REPLACE) but counted twice in `trace_outbox_agents`.
 # - read (low): another lease may grant its own objects to a lease's role: that lease's next

@@ -469,6 +469,10 @@ class TraceFailure(enum.Enum):
     CHAIN_MISMATCH = "delegation chain does not match the record"
     CREDENTIAL_INVALID = "delegation chain does not verify"
     LINK_INVALID = "linked record missing or of the wrong kind"
+    NOT_YET = "not accepted yet"
+    """Refused for a passing condition on the node (its copy of a feed not fresh, a
+    checkpoint it cannot attest yet): the record is sent again later, as signed (review 48n,
+    docs/protocols.md, "Trace service")."""
 
 
 class TraceError(TrothError):

@@ -698,6 +698,11 @@ TRACE_QUEUE_RECORDS: Final = 4096
 record: an agent that cannot keep its audit trail stops)."""
 TRACE_FLUSH_SECONDS: Final = 0.2
 """How long a trace client waits for more records before it sends a batch."""
+TRACE_TRANSIENT_RETRIES: Final = 720
+"""Times a trace client sends a record again that the service refused `not accepted yet` (a
+passing condition on the node: its feed copy stale, a checkpoint not attested yet), after a
+backoff of up to 10 s each (about an hour), before it sets the record aside as refused for
+good; counted per process (a restart counts again: the record stays queued; review 48n)."""
 TRACE_KEPT_CHAINS: Final = 1024
 """Chains a trace client remembers the service keeps (not sent again; past this it forgets them
 all and sends each once more)."""

@@ -14,9 +14,11 @@ and hands back the answers (troth.node.services.trace.TraceClient pumps it over 
   after a lost answer is answered with the same indices (`Status.ALREADY`), never appended
   twice.
 - `answered(receipts)`: delivered records get their index; a record refused because the chain
-  moved under it (another writer, a rotation, the clock) is signed again, up to 3 times; any
-  other refusal fails that record (its `error`), and the records after it are signed again on
-  the head the answer reports.
+  moved under it (another writer, a rotation, the clock) is signed again, up to 3 times; a
+  record refused for now (`not accepted yet`: troth.trace.submit, TRANSIENT) stays queued and
+  goes again after the client's backoff, up to TRACE_TRANSIENT_RETRIES times (review 48n);
+  any other refusal fails that record (its `error`), and the records after it are signed
+  again on the head the answer reports (kept when a batch refused whole reports none).
 
 A record keeps the time it was made unless it waited in the queue more than half the log's
 window (MAX_CLOCK_SKEW_SECONDS / 2): then it is dated when it is signed, since the log accepts
@@ -71,6 +73,8 @@ class Queued:
     index: int | None = None
     error: TraceError | None = None
     attempts: int = 0
+    waits: int = 0
+    """Times the service refused it for now (`not accepted yet`) and it was kept."""
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -164,10 +168,13 @@ class TraceBatcher:
         random: Callable[[int], bytes] = os.urandom,
         source_percent: int = limits.TRACE_OUTBOX_SOURCE_PERCENT,
         members_percent: int = limits.TRACE_OUTBOX_MEMBERS_PERCENT,
+        transient_retries: int = limits.TRACE_TRANSIENT_RETRIES,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
             raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
         self._signer = signer
+        self.transient_retries = transient_retries
+        """Times a record refused for now is kept and sent again before it is set aside."""
         self.queue_size = queue_size
         self.source_share = queue_size * source_percent // 100
         """Records of one member (`add(source=)`) the queue holds at most."""
@@ -375,15 +382,20 @@ class TraceBatcher:
             if refused and result.reason is _F.CHAIN_BROKEN:
                 again.append(queued)  # chained after a refused record: not its own failure
                 continue
+            refused = True
+            if result.transient and queued.waits < self.transient_retries:
+                queued.waits += 1  # refused for now: sent again after a backoff (review 48n)
+                again.append(queued)
+                continue
             queued.attempts += 1
             if result.reason in RESIGNED and queued.attempts < RESIGN_ATTEMPTS:
                 again.append(queued)
             else:
                 self._settle(queued, None, result.error(queued.record))
-            refused = True
         with self._lock:
             self._queue.extendleft(reversed(again))
-        self._head = receipts.head
+        if receipts.head is not None or any(r.delivered for r in receipts.results):
+            self._head = receipts.head  # (a batch refused whole reports none: kept)
 
     def agent(self, now: int) -> Identifier:
         """The identity whose records these are."""

@@ -51,13 +51,20 @@ refusal (a revoked signer is): each record in the log byte for byte is answered 
 index, every other one refused ATTESTATION_STALE, which the client signs again with its
 newest key (review 48a, resend 1: refused whole, the client set aside records signed before
 the rotation, and records the log held; resend 2: a rotation announced to an authority).
+
+A refusal for a passing condition is NOT_YET, not a refusal for good (review 48n; the client
+keeps the record and sends it again after a backoff, troth.trace.submit "TRANSIENT"): the
+whole batch for a checkpointed signer history the node cannot attest yet (its feed copy not
+fresh, its stored copy behind) or a change dated ahead of its clock; a record for a chain
+whose authority's feed the node holds stale or not at all, or a node that trusts no
+authority yet. A storage failure on the node fails the request (the client sends it again).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from troth import limits
 from troth.channel.verification import Vouched, identity_refusal, standing_feeds
@@ -65,6 +72,7 @@ from troth.credentials import ChainVerifier, VerifiedCredential, VerifiedFeed
 from troth.crypto import sha256
 from troth.errors import (
     CredentialError,
+    CredentialFailure,
     IdentityError,
     IdentityFailure,
     NotFound,
@@ -95,6 +103,8 @@ _Queued = tuple[Any, SubmittedRecord, str, bytes | None]
 the chain it names."""
 Known = Callable[[VerifiedIdentity], None]
 Feeds = Callable[[], Mapping[Identifier, VerifiedFeed]]
+_FEED_NOT_YET: Final = frozenset({CredentialFailure.STALE_FEED, CredentialFailure.NO_FEED})
+"""A chain's refusals that the node's next feed refresh may lift (review 48n)."""
 
 
 class TraceCollector:
@@ -250,7 +260,13 @@ class TraceCollector:
         try:
             identity = verify_history(history, now=now, checkpoints=attests)
         except IdentityError as exc:
-            raise TraceError(_F.SIGNER_INVALID, str(exc)) from None
+            # a checkpoint the node cannot attest yet (its feed copy not fresh) or a change
+            # dated ahead of its clock may pass later: refused for now, sent again (review
+            # 48n, stale 1: refused for good, the client set the records aside)
+            passing = exc.reason is IdentityFailure.FUTURE_CHANGE or (
+                attests is not None and exc.reason is IdentityFailure.UNATTESTED_CHECKPOINT
+            )
+            raise TraceError(_F.NOT_YET if passing else _F.SIGNER_INVALID, str(exc)) from None
         if submitter is not None and identity.identifier != submitter:
             raise TraceError(
                 _F.SIGNER_INVALID,
@@ -380,12 +396,15 @@ class TraceCollector:
     ) -> TraceError | VerifiedCredential:
         """`chain` verified now for `identity`, or why it does not verify."""
         verifier = self._verifier()
-        if verifier is None:
-            return TraceError(_F.CREDENTIAL_INVALID, "this node trusts no authority yet")
+        if verifier is None:  # (trust is being set up: refused for now; review 48n)
+            return TraceError(_F.NOT_YET, "this node trusts no authority yet")
         try:
             return verifier.verify(chain, presenter=identity, feeds=self._feeds(), now=now)
         except CredentialError as exc:
-            return TraceError(_F.CREDENTIAL_INVALID, str(exc))
+            # the node's copy of a feed stale or not fetched yet: refused for now, sent again
+            # once it is fresh (review 48n, classes 1: refused for good, set aside)
+            passing = exc.reason in _FEED_NOT_YET
+            return TraceError(_F.NOT_YET if passing else _F.CREDENTIAL_INVALID, str(exc))
 
     def _already_under(
         self,

@@ -20,7 +20,12 @@ troth.node.services.trace.TraceClient, as the in-memory troth.trace.batcher.Trac
   after a crash the batch that was in flight goes again byte for byte, and the service answers
   what it already holds `already`, with its index (exactly once).
 - `answered(receipts)`: a delivered record (appended or already there) leaves the outbox in
-  the transaction that reads the answer. A record refused because the chain moved under it
+  the transaction that reads the answer. A record refused for now (`not accepted yet`: the
+  node's feed copy not fresh, a checkpoint it cannot attest yet; troth.trace.submit,
+  TRANSIENT) stays queued as signed, and the records after it too: the batch goes again,
+  byte for byte, after the client's backoff, up to TRACE_TRANSIENT_RETRIES times in a process
+  (review 48n; a SIGKILL loses nothing: the rows are as they were). A record refused because
+  the chain moved under it
   (CHAIN_BROKEN, ATTESTATION_STALE, TIME_REVERSED, TIME_OUT_OF_RANGE: another writer, a
   rotation, the time it waited) is signed again, up to 3 times; any other refusal (or the
   third) sets the record aside in `trace_outbox_refused` with its reason, kept and reported,
@@ -176,9 +181,13 @@ class TraceOutbox:
         source_percent: int = limits.TRACE_OUTBOX_SOURCE_PERCENT,
         members_percent: int = limits.TRACE_OUTBOX_MEMBERS_PERCENT,
         random: Callable[[int], bytes] | None = None,
+        transient_retries: int = limits.TRACE_TRANSIENT_RETRIES,
     ) -> None:
         if not 1 <= batch_records <= limits.MAX_TRACE_SUBMIT_RECORDS:
             raise ValueError(f"batch_records: 1 to {limits.MAX_TRACE_SUBMIT_RECORDS}")
+        self.transient_retries = transient_retries
+        """Times a record refused for now is kept and sent again before it is set aside."""
+        self._waits: dict[str, int] = {}  # per record id: refusals for now in this process
         self.store = OutboxStore(db)
         with self.store.transaction():  # what an earlier version changed counts as it is
             self.store.recount()
@@ -455,27 +464,32 @@ class TraceOutbox:
         delivered: list[tuple[str, int | None]] = []
         failed: list[tuple[str, TraceError]] = []
         with self._unit():
-            refused_at: int | None = None
+            refused = False
+            stale_from: int | None = None
             for item, result in zip(batch.items, receipts.results, strict=True):
                 if result.delivered:
+                    self._waits.pop(item.record, None)
                     if self.store.delete(agent, item.pos, item.hash):
                         delivered.append((item.record, result.index))
                     if item.chain is not None:
                         self._keep_chain(sha256(item.chain))
                     continue
-                if refused_at is None:
-                    refused_at = item.pos
-                elif result.reason is _F.CHAIN_BROKEN:
+                if refused and result.reason is _F.CHAIN_BROKEN:
                     continue  # chained after a refused record: not its own failure
+                refused = True
+                if result.transient and self._wait(item.record):
+                    continue  # refused for now: kept as signed, sent again (review 48n)
+                if stale_from is None:
+                    stale_from = item.pos
                 if result.reason in RESIGNED and item.attempts + 1 < RESIGN_ATTEMPTS:
                     self.store.retry(agent, item.pos, item.hash)
                     continue
                 error = result.error(item.record)
                 if self._set_aside(agent, item.pos, item.hash, error, now):
                     failed.append((item.record, error))
-            if refused_at is not None:
-                self.store.mark_stale(agent, refused_at)
-            if not all(r.reason is _F.SIGNER_INVALID for r in receipts.results):
+            if stale_from is not None:
+                self.store.mark_stale(agent, stale_from)
+            if receipts.head is not None or any(r.delivered for r in receipts.results):
                 # (a batch refused whole reports no head: the one kept stays)
                 self.store.set_head(agent, receipts.head)
         self._in_flight = None
@@ -485,6 +499,18 @@ class TraceOutbox:
             with self._signers_lock:
                 self._signers.renew()  # rotated: sign again with the newest key
         self._settle(delivered, failed)
+
+    def _wait(self, record: str) -> bool:
+        """Whether `record`, refused for now, is kept to be sent again: at most
+        `transient_retries` times in this process (a new process counts again: the record
+        stays queued), then it is set aside as refused for good (review 48n, bound 1)."""
+        waits = self._waits.pop(record, 0) + 1
+        if waits > self.transient_retries:
+            return False
+        if len(self._waits) >= limits.TRACE_QUEUE_RECORDS:  # (ids of rows gone elsewhere)
+            self._waits.clear()
+        self._waits[record] = waits
+        return True
 
     def _settle(
         self,

@@ -31,6 +31,17 @@ The answer (`Receipts`):
     checkpoint  null | [size, note]        the newest signed checkpoint (C2SP note): records
                                             below `size` are covered, later ones by the next
                                             (`trace.prove RECORD_ID` returns a proof bundle)
+
+A refusal is for good, or for now (review 48n): `not accepted yet` (TraceFailure.NOT_YET,
+`TRANSIENT`) says a passing condition on the node refused the record (its copy of a feed
+not fresh, a checkpoint it cannot attest yet, a change dated ahead of its clock), and the
+client sends it again later as signed; a batch refused whole for one answers it for every
+record. `RESIGNED` refusals (troth.trace.batcher) have it signed again; any other is for good
+(the record could never be accepted as signed: a bad signature, another agent's record, a
+revoked signer). The reason travels as every other's text, so the wire is unchanged: a client
+of before review 48n takes it for an unknown reason (`malformed`) and sets the record aside,
+as it did when the node said `signer identity invalid` or `delegation chain does not verify`
+for those conditions.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ from troth.trace.record import REDACTABLE, Disclosure
 __all__ = [
     "RECEIPTS_TYPE",
     "SUBMIT_TYPE",
+    "TRANSIENT",
     "VERSION",
     "WINDOWS_VERSION",
     "Head",
@@ -66,6 +78,9 @@ VERSION: Final = 1
 WINDOWS_VERSION: Final = 2
 """The submission version that carries history windows (its seventh field)."""
 _REASONS: Final = {reason.value: reason for reason in TraceFailure}
+TRANSIENT: Final = frozenset({TraceFailure.NOT_YET})
+"""Refusals for now: the record is sent again, as signed, after a backoff (module
+docstring)."""
 _OVERHEAD: Final = 64  # the request's header, the submission's header and array heads
 
 
@@ -200,6 +215,11 @@ class SubmitResult:
     def delivered(self) -> bool:
         """Whether the record is in the log (this time or before)."""
         return self.status is not Status.REFUSED
+
+    @property
+    def transient(self) -> bool:
+        """Whether the record was refused for now (`TRANSIENT`: send it again later)."""
+        return self.status is Status.REFUSED and self.reason in TRANSIENT
 
     def error(self, record: str | None = None) -> TraceError:
         """The refusal as a TraceError (for a refused record)."""

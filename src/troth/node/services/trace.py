@@ -29,7 +29,9 @@ least that; queries 2).
 `TraceClient` is the agent's side: `record(content)` (from any thread) queues a record and
 returns at once (`Queued`); a pump sends batches (after TRACE_FLUSH_SECONDS, or as soon as a
 batch is full), one request per batch, resending a batch byte for byte until it is answered
-(troth.trace.batcher), with backoff between failures. A client presenting a checkpointed
+(troth.trace.batcher), with backoff between failures; a batch whose records the service
+refused for now (`not accepted yet`: its feed copy not fresh) is kept and sent again after the
+same backoff (review 48n). A client presenting a checkpointed
 history asks once per history where the log's copy of it ends (`held`); when its history no
 longer reaches back to it (64 rotations or more without a record there), its batch carries
 the windows its node holds that bridge the two (`AgentWindows`; at most
@@ -52,7 +54,15 @@ from typing import Any, Final
 from troth import limits
 from troth.clock import Clock
 from troth.encoding import cbor
-from troth.errors import Busy, DecodeError, NotFound, RemoteError, TrothError
+from troth.errors import (
+    Busy,
+    DecodeError,
+    NotFound,
+    RemoteError,
+    TraceError,
+    TraceFailure,
+    TrothError,
+)
 from troth.identity import Identifier, VerifiedIdentity
 from troth.node.access import MembersOnly, PeerCaller, member_accounts
 from troth.node.links import Backoff
@@ -433,6 +443,13 @@ class TraceClient:
         if presented is not None and any(result.delivered for result in receipts.results):
             self._bridged = presented.current_change_hash
         await self._call(batcher.answered, receipts, now=self.clock.now())
+        if any(result.transient for result in receipts.results):  # refused for now: sent
+            # again after a backoff, not at once (review 48n, stale 1)
+            raise TraceError(
+                TraceFailure.NOT_YET,
+                "the service refused records for now, sent again later: "
+                + next(r.detail for r in receipts.results if r.transient),
+            )
 
     async def _held(self) -> tuple[VerifiedIdentity | None, tuple[int, bytes] | None]:
         """The agent's history as presented now, and where the log's copy of it ends (`held`:
