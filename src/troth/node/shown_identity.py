@@ -14,6 +14,7 @@ from troth.channel import ChannelIdentity, ChannelTrust
 from troth.channel.payloads import fitting_chains
 from troth.clock import Clock
 from troth.credentials.wallet import revokes_a_link, supersedes_an_issuer
+from troth.errors import KeyNotFound
 from troth.identity import Identifier
 from troth.node.access import ChannelAdmission, RulesPolicy
 from troth.node.channel_ends import ChannelEnd
@@ -62,11 +63,26 @@ class ShownIdentity:
         maintenance, so the handshake path rarely reads the store)."""
         now = self.clock.now()
         cached = self._me_cache
-        if cached is not None and now < cached.until:
+        if cached is not None and now < cached.until and self._still_held(cached.identity):
             return cached.identity
         identity, expiry = self.channel_identity(self.name, now=now)
         self._me_cache = _Cached(identity, min(now + IDENTITY_CACHE, expiry))
         return identity
+
+    def _still_held(self, identity: ChannelIdentity) -> bool:
+        """Whether the vault still holds the channel key `identity` shows: a rotation in
+        another process (`troth identity rotate` beside the running node) deleted it with the
+        history it was attested under, and the node then shows the new history and key at its
+        next handshake, not the retired ones for the rest of IDENTITY_CACHE (review 48l,
+        rotate 2). A cached key costs the vault one look at the store's data version."""
+        static = identity.static
+        if not isinstance(static, VaultDhKey):
+            return True
+        try:
+            static.vault.public_key(static.handle)
+        except KeyNotFound:
+            return False
+        return True
 
     def channel_identity(self, name: str, *, now: int) -> tuple[ChannelIdentity, int]:
         """Local identity `name` as one end of a channel (its history, channel key and live

@@ -53,6 +53,9 @@ class SqliteKeyStore:
         )
         return None if row is None else (row[0], row[1], row[2])
 
+    def data_version(self) -> int:
+        return self._db.data_version()
+
     def delete_sealed_key(self, key_number: int) -> bool:
         query = "DELETE FROM vault_keys WHERE key_id = ?"
         return self._db.execute(query, (key_number,)).rowcount == 1

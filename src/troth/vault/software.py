@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
@@ -80,6 +81,12 @@ class SealedKeyStore(Protocol):
 
     def get_sealed_key(self, key_number: int) -> tuple[int, int, bytes] | None: ...
 
+    def data_version(self) -> int:
+        """A number that changes when, and only when, another connection (process, thread)
+        committed to the store since the calling thread last asked (SQLite's `PRAGMA
+        data_version`)."""
+        ...
+
     def delete_sealed_key(self, key_number: int) -> bool: ...
 
     def get_vault_meta(self, name: str) -> bytes | None: ...
@@ -96,10 +103,26 @@ class SealedKeyStore(Protocol):
         ...
 
 
+class _Seen(threading.local):
+    """What one thread knows of the store (SoftwareVault._live): its connection's data version
+    when last asked, and the cached keys whose rows it saw since."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.live: set[str] = set()
+
+
 class SoftwareVault:
     """Keys in process memory (a bounded cache) and, when `store` is given, sealed at rest.
 
     With `store=None` the vault is ephemeral: keys live only as long as this object.
+
+    A cached key is used only while its row is in the store: another process (the CLI beside
+    a running node, or the node beside a command) that deleted it (a rotation, a renewed
+    purpose key) deleted it here too. Before each use of a cached key the vault asks the
+    store's data version (one `PRAGMA data_version`, a few microseconds): when another
+    connection committed since, the key's row is looked up again before it is used (review
+    48l, vault 1: the cache signed on with keys a compromised rotation elsewhere had deleted).
     """
 
     name = "software"
@@ -110,6 +133,8 @@ class SoftwareVault:
         self._seal_keys: dict[str, Aead] = {}
         self._aead: Aead | None = None
         self._last_number = 0
+        self._seen = _Seen()
+        self._unstored: set[str] = set()  # a key batch's keys until its store() (no row yet)
         if store is not None:
             if kek is None or len(kek) != KEK_SIZE:
                 raise ConfigError(f"a persistent software vault needs a {KEK_SIZE}-byte KEK")
@@ -193,6 +218,7 @@ class SoftwareVault:
             _AAD_TAILS[key_type, purpose][0],
         )
         self._remember(key_id, key)
+        self._seen.live.add(key_id)
         return KeyHandle(self.name, key_type, key_id)
 
     def key_batch(self) -> KeyBatch:
@@ -268,6 +294,7 @@ class SoftwareVault:
         self._check_handle(handle)
         number = _key_number(handle)  # the one spelling: the cache and the row agree
         found = self._cache.pop(handle.key_id, None) is not None
+        self._seen.live.discard(handle.key_id)
         if self._store is not None:
             found = self._store.delete_sealed_key(number) or found
         if not found:
@@ -279,6 +306,7 @@ class SoftwareVault:
         raw = os.urandom(Aead.KEY_SIZE)
         key_id = self._store_new(SEAL_KEY_TYPE, 0, raw, _SEAL_KEY_AAD, b"")
         self._seal_keys[key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
+        self._seen.live.add(key_id)
         return SealKey(self.name, key_id)
 
     def seal(self, key: SealKey, plaintext: bytes, aad: bytes) -> bytes:
@@ -300,6 +328,7 @@ class SoftwareVault:
         check_seal_key(self.name, key)
         number = _key_number(key)
         found = self._seal_keys.pop(key.key_id, None) is not None
+        self._seen.live.discard(key.key_id)
         if self._store is not None:
             found = self._store.delete_sealed_key(number) or found
         if not found:
@@ -308,10 +337,13 @@ class SoftwareVault:
     def _seal_key(self, key: SealKey) -> Aead:
         aead = self._seal_keys.get(key.key_id)
         if aead is not None and key.vault == self.name:
-            return aead
+            if self._live(key.key_id):
+                return aead
+            self._seal_keys.pop(key.key_id, None)  # deleted by another process
         check_seal_key(self.name, key)
         raw = self._unseal_row(key, SEAL_KEY_TYPE, lambda _purpose: _seal_key_aad(key.key_id))
         aead = self._seal_keys[key.key_id] = Aead(AeadAlgorithm.AES_256_GCM, raw)
+        self._seen.live.add(key.key_id)
         return aead
 
     # -- internals ----------------------------------------------------------------------------
@@ -329,19 +361,41 @@ class SoftwareVault:
     def _load(self, handle: KeyHandle) -> PrivateKey:
         if handle.vault != self.name:  # _check_handle, inlined (hot path: every sign)
             raise KeyNotFound(f"{handle} belongs to the {handle.vault} vault")
-        key = self._cache.get(
-            handle.key_id
-        )  # after the check: another vault's handle signs nothing
+        key_id = handle.key_id
+        key = self._cache.get(key_id)  # after the check: another vault's handle signs nothing
         if key is not None and key.key_type is handle.key_type:
-            return key
+            if self._live(key_id):
+                return key
+            self._cache.pop(key_id, None)  # deleted by another process
         raw = self._unseal_row(
             handle,
             int(handle.key_type),
-            lambda purpose: _aad(handle.key_id, handle.key_type, purpose),
+            lambda purpose: _aad(key_id, handle.key_type, purpose),
         )
         key = load_private_key(handle.key_type, raw)
-        self._remember(handle.key_id, key)
+        self._remember(key_id, key)
+        self._seen.live.add(key_id)
         return key
+
+    def _live(self, key_id: str) -> bool:
+        """Whether the cached key `key_id` may be used: its row is still stored, as this
+        thread's connection last saw it, unless another connection committed since (a
+        rotation in another process deleting it), then looked up again. An ephemeral vault's
+        keys are its cache."""
+        store = self._store
+        if store is None or key_id in self._unstored:
+            return True
+        seen = self._seen
+        version = store.data_version()
+        if version != seen.version:  # written elsewhere: every cached key is looked up again
+            seen.version = version
+            seen.live = set()
+        elif key_id in seen.live:
+            return True
+        if store.get_sealed_key(int(key_id, 16)) is None:  # key ids: _key_number's spelling
+            return False
+        seen.live.add(key_id)
+        return True
 
     def _unseal_row(
         self, handle: KeyHandle | SealKey, key_type: int, aad_for: Callable[[int], bytes]
@@ -415,6 +469,7 @@ class _SoftwareKeyBatch:
         else:
             vault._remember(key_id, key)
         self._made.append(key_id)
+        vault._unstored.add(key_id)
         return KeyHandle(self.name, key_type, key_id)
 
     def delete(self, handle: KeyHandle) -> None:
@@ -423,6 +478,7 @@ class _SoftwareKeyBatch:
             self._rows = [row for row in self._rows if row[0] != number]
             self._made.remove(handle.key_id)
             self._vault._cache.pop(handle.key_id, None)
+            self._vault._unstored.discard(handle.key_id)
             return
         self._vault.delete(handle)
 
@@ -433,6 +489,7 @@ class _SoftwareKeyBatch:
                 store.put_sealed_keys(self._rows)
             except ConflictError:  # only when key_batch() was not called inside the transaction
                 raise VaultError("a key number of the batch was taken meanwhile") from None
+        self._vault._unstored.difference_update(self._made)
         self._rows.clear()
         self._made.clear()
 
@@ -440,6 +497,7 @@ class _SoftwareKeyBatch:
         cache = self._vault._cache
         for key_id in self._made:
             cache.pop(key_id, None)
+        self._vault._unstored.difference_update(self._made)
         self._rows.clear()
         self._made.clear()
 
