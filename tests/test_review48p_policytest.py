@@ -17,7 +17,14 @@ REASON = "review 48p, cligaps 2: policy test trusts the bundle's authority unask
 
 
 def _test(desk: dict[str, str], *extra: str, code: int = 0, json: bool = True) -> object:  # noqa: F811
-    args = ("policy", "test", "--bundle", str(Path(desk["dir"]) / "b1"), "--chain", desk["chain"])
+    args: tuple[str, ...] = (
+        "policy",
+        "test",
+        "--bundle",
+        str(Path(desk["dir"]) / "b1"),
+        "--chain",
+        desk["chain"],
+    )
     args += ("--tool", "refund", "--args", ARGS, *extra)
     return run_json(*args, code=code) if json else run(*args, code=code).stdout
 
@@ -66,6 +73,7 @@ def test_a_named_authority_is_said_and_must_have_signed(desk: dict[str, str]) ->
         "trusted_by": "--authority",
     }
     text = _test(desk, "--authority", "acme", json=False)
+    assert isinstance(text, str)
     assert f"authority acme ({desk['authority']}) trusted because --authority names it" in text
     other = run_json("authority", "create", "other")["identifier"]
     refused = _test(desk, "--feed", feed, "--trust", other, code=1)
