@@ -1,19 +1,17 @@
 """Review 48p, cligaps 2: `troth policy test` trusted whatever authority the bundle named, and
 did not say so: a bundle, a feed and a chain all from a made-up authority were "allowed". The
 trusted authority is now chosen by the caller (`--authority`, `--trust`, or, for offline
-testing, `--trust-bundle-authority`), and the output (text and --json) names it and why."""
+testing, `--trust-bundle-authority`), and the output (text and --json) names it and why. The
+tests were strict xfails until then."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import run, run_json
 from tests.test_gates_cli import create, desk  # noqa: F401  (the fixture)
 
 ARGS = '{"order_id": "o1", "amount": 20}'
-REASON = "review 48p, cligaps 2: policy test trusts the bundle's authority unasked"
 
 
 def _test(desk: dict[str, str], *extra: str, code: int = 0, json: bool = True) -> object:  # noqa: F811
@@ -35,7 +33,6 @@ def _feed(desk: dict[str, str]) -> str:  # noqa: F811
     return path
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_a_feed_alone_does_not_choose_the_authority(desk: dict[str, str]) -> None:  # noqa: F811
     """The made-up-authority case: nothing but the bundle names the authority to trust."""
     create(desk, "admin", "b1", "--revision", "1", "--ttl", "30m")
@@ -44,7 +41,6 @@ def test_a_feed_alone_does_not_choose_the_authority(desk: dict[str, str]) -> Non
     assert "--trust-bundle-authority" in refused["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_trusting_the_bundles_authority_is_said(desk: dict[str, str]) -> None:  # noqa: F811
     create(desk, "admin", "b1", "--revision", "1", "--ttl", "30m")
     feed = _feed(desk)
@@ -59,7 +55,6 @@ def test_trusting_the_bundles_authority_is_said(desk: dict[str, str]) -> None:  
     assert "--trust-bundle-authority" in text
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_a_named_authority_is_said_and_must_have_signed(desk: dict[str, str]) -> None:  # noqa: F811
     create(desk, "admin", "b1", "--revision", "1", "--ttl", "30m")
     feed = _feed(desk)
@@ -76,9 +71,15 @@ def test_a_named_authority_is_said_and_must_have_signed(desk: dict[str, str]) ->
     assert isinstance(text, str)
     assert f"authority acme ({desk['authority']}) trusted because --authority names it" in text
     other = run_json("authority", "create", "other")["identifier"]
-    refused = _test(desk, "--feed", feed, "--trust", other, code=1)
+    refused = _test(desk, "--feed", feed, "--trust", other, code=1)  # acme's feed: not trusted
     assert isinstance(refused, dict)
-    assert refused["ok"] is False
+    assert "not a trusted authority" in refused["message"]
+    other_feed = str(Path(desk["dir"]) / "other.feed")
+    run("revocations", "show", "--authority", "other", "--out", other_feed)
+    refused = _test(desk, "--feed", other_feed, "--trust", other, code=1)  # signed under acme
+    assert isinstance(refused, dict)
+    assert refused["reason"] == "the bundle's authority is not trusted"
+    assert refused["detail"] == desk["authority"]
 
 
 def test_trust_options_conflict(desk: dict[str, str]) -> None:  # noqa: F811
@@ -88,3 +89,7 @@ def test_trust_options_conflict(desk: dict[str, str]) -> None:  # noqa: F811
     feed = _feed(desk)
     _test(desk, "--feed", feed, "--trust", "acme", "--trust-bundle-authority", code=2)
     _test(desk, "--authority", "acme", "--trust-bundle-authority", code=2)
+    other = run_json("authority", "create", "other")["identifier"]
+    differ = _test(desk, "--authority", "acme", "--trust", other, code=2)
+    assert isinstance(differ, dict)
+    assert differ["message"] == "--trust and --authority name different authorities"
