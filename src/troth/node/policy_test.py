@@ -1,5 +1,5 @@
 """One tool call decided offline under a signed policy bundle (`troth policy test`,
-docs/policy.md "Testing a bundle"): the caller says which authority is trusted, and the answer
+docs/policy.md "Command line"): the caller says which authority is trusted, and the answer
 names it. Review 48p, cligaps 2: the authority the bundle named was trusted unasked, so a
 bundle, feed and chain all from a made-up authority were "allowed", and the output did not
 say by which authority."""
