@@ -98,3 +98,39 @@ def test_revoke_link_in_a_process_of_its_own_and_an_unreachable_authority(
             assert done.stdout.strip() == f"revoked link {chain.id.hex()} (feed entry 0)"
         gone = troth_process(*args, "--json", code=4)
         assert '"ok": false' in gone.stdout
+
+
+def test_revoke_link_over_the_network_that_cannot_sync_exits_4_saying_it_is_revoked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The authority over the network takes the entry, but this node's copy of its feed
+    cannot be synced: exit 4 (as with an authority on this machine), the error saying the
+    link is revoked and its entry, and the revocation recorded all the same."""
+    import troth.node.runtime
+    from troth.errors import StorageError
+
+    async def broken(*args: object) -> object:
+        raise StorageError("the feed store failed")
+
+    with troth.Node.open("hub", home=tmp_path / "elsewhere") as hub:
+        acme = hub.create_authority()
+        with served_in_a_thread(hub, listen=LOOPBACK) as serving:
+            chain, chain_file = _delegated(acme, serving.address, tmp_path)
+            monkeypatch.setattr(troth.node.runtime.NodeRuntime, "sync_feed", broken)
+            failed = run_json(
+                "revoke",
+                "link",
+                chain.id.hex(),
+                "--chain",
+                chain_file,
+                "--as",
+                "agents",
+                "--authority",
+                str(acme.identifier),
+                "--node",
+                "agents",
+                code=4,
+            )
+    assert failed["error"] == "StorageError"
+    assert "the link is revoked (feed entry 0)" in failed["message"]
+    assert run_json("trace", "show", "--node", "agents")[-1]["kind"] == "revocation"
