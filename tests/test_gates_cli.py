@@ -102,6 +102,7 @@ def test_admin_and_authority_create_bundles_that_decide(desk: dict[str, str]) ->
         "errors": [],
         "revision": 1,
         "digest": sha256((Path(desk["dir"]) / "b1").read_bytes()).hex(),
+        "authority": {"identifier": desk["authority"], "trusted_by": "--authority"},
     }
     denied = policy_test(desk, "b2", '{"order_id": "o1", "amount": 5000}', code=1)
     assert isinstance(denied, dict)

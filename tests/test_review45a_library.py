@@ -4,7 +4,9 @@ authority take it, then recorded it, in the CLI (a second copy of what `Node.rev
 checked the revision held, in the CLI. Each command is one library call now:
 `troth.node.traces.revoke_link_recorded` (which `Node.revoke` calls too, for an authority on
 this machine: review 47k, revsync 1) and `troth.node.services.policy.sign_bundle_as` (the chain by
-`CredentialWallet.best`, as a delegation's parent is picked)."""
+`CredentialWallet.best`, as a delegation's parent is picked). Review 48p, cligaps 1: `troth
+revoke link` calls `troth._api.node.revoke_link`, `Node.revoke`'s own path (an authority here:
+`revoke_link_recorded`; one over the network: `RunningNode.revoke`'s)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import pytest
 
 import troth
 import troth._api.node
-import troth.cli.revoke_cmds
 import troth.node.services.policy
 from tests.support.cli import run, run_json
 from tests.support.gates import POLICIES, TOOLS
@@ -40,7 +41,8 @@ def test_revoke_link_is_one_library_call(
     world: dict[str, str],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls = _spy(monkeypatch, troth.cli.revoke_cmds, "revoke_link_recorded")
+    calls = _spy(monkeypatch, troth._api.node, "revoke_link")  # the CLI's one call
+    recorded = _spy(monkeypatch, troth._api.node, "revoke_link_recorded")  # Node.revoke's, here
     delegate(world, "customer", "support", "d1", "orders.customer=4471")
     chain = str(Path(world["dir"]) / "d1")
     link = run_json("credential", "show", chain)["chain"][1]["id"]
@@ -48,7 +50,7 @@ def test_revoke_link_is_one_library_call(
         "revoke", "link", link, "--chain", chain, "--as", "customer", "--authority", "acme"
     )
     assert (done["seq"], done["revoked"]) == (0, link)
-    assert len(calls) == 1
+    assert len(calls) == len(recorded) == 1
     assert run_json("trace", "show", "--agent", "customer")[-1]["kind"] == "revocation"
 
 

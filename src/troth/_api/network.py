@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from troth._api.arguments import check_credential, check_optional_text, check_peer, check_text
-from troth._api.node import IdentityRef, PeerRef, _ref
+from troth._api.node import IdentityRef, Link, PeerRef, _ref
 from troth._api.results import Credential
 from troth.authority.client import revoke_request
 from troth.credentials import VerifiedCredential
@@ -229,15 +229,17 @@ class RunningNode:
         the network)."""
         check_credential("RunningNode.revoke", "credential", credential)
         check_text("RunningNode.revoke", "reason", reason)
+        ref = _ref(by, self._node._stored, "RunningNode.revoke", "by")
+        return await self._revoke(credential, ref, reason)
+
+    async def _revoke(self, link: Link, ref: str, reason: str) -> int:
         node = self._node
-        stored = node._stored
-        ref = _ref(by, stored, "RunningNode.revoke", "by")
         worker = self._runtime.worker
-        address = (await worker.run(stored.wallet.trusted)).get(credential.authority)
+        address = (await worker.run(node._stored.wallet.trusted)).get(link.authority)
         if address is None or is_local(address):
-            return await worker.run(node._revoke_here, credential, ref, reason, address)
-        seq, not_held = await revoke_remotely(self, credential, ref, reason, address)
-        return await worker.run(node._revoked_remotely, credential, ref, reason, seq, not_held)
+            return await worker.run(node._revoke_here, link, ref, reason, address)
+        seq, not_held = await revoke_remotely(self, link, ref, reason, address)
+        return await worker.run(node._revoked_remotely, link, ref, reason, seq, not_held)
 
     def _held(self, ref: str, last: bytes) -> Credential:
         for credential in self._node.credentials(ref):
@@ -307,7 +309,7 @@ async def serve(
 
 
 async def revoke_remotely(
-    running: RunningNode, credential: Credential, ref: str, reason: str, address: str
+    running: RunningNode, link: Link, ref: str, reason: str, address: str
 ) -> tuple[int, StorageError | None]:
     """`Node.revoke` with an authority reached over the network (a secure channel to it): the
     feed entry's seq, once the node holds the authority's feed up to it (synced through the
@@ -320,13 +322,13 @@ async def revoke_remotely(
         revoke_request,
         runtime.node.identities,
         ref,
-        credential.authority,
-        credential_hash=credential.id,
-        chain=credential.chain,
+        link.authority,
+        credential_hash=link.id,
+        chain=link.chain,
         reason=reason,
         now=now,
     )
-    authority = credential.authority
+    authority = link.authority
     end = await runtime.channel_to(
         parse_route(address), also_trust=frozenset({authority}), expect=authority
     )

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from troth import limits
 from troth._api.arguments import (
@@ -53,7 +54,16 @@ from troth.node.trust import FEED_STALENESS
 if TYPE_CHECKING:
     from troth._api.network import Channel, RunningNode, Service
 
-__all__ = ["Identities", "IdentityRef", "Node", "PeerRef", "run_sync"]
+__all__ = [
+    "ChainLink",
+    "Identities",
+    "IdentityRef",
+    "Link",
+    "Node",
+    "PeerRef",
+    "revoke_link",
+    "run_sync",
+]
 
 IdentityRef = str | Identity
 """A local identity: its name (or identifier text) on the node, or an `Identity`."""
@@ -61,6 +71,31 @@ PeerRef = Identifier | Identity | str
 """Another identity: an `Identifier`, an `Identity`, identifier text, or a local name."""
 
 T = TypeVar("T")
+
+
+class Link(Protocol):
+    """What a link's revocation names: a `Credential` (its last link), or a `ChainLink`."""
+
+    @property
+    def chain(self) -> bytes:
+        """A chain holding the link: proves who issued what upstream of it."""
+
+    @property
+    def id(self) -> bytes:
+        """The link's id (the credential id a revocation names)."""
+
+    @property
+    def authority(self) -> Identifier:
+        """The authority the chain is rooted at: the one that revokes."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """Link `id` anywhere in `chain` (not only its last), rooted at `authority`."""
+
+    chain: bytes
+    id: bytes
+    authority: Identifier
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -339,25 +374,27 @@ class Node:
         check_credential("Node.revoke", "credential", credential)
         ref = _ref(by, self._stored, "Node.revoke", "by")
         check_text("Node.revoke", "reason", reason)
-        address = self._stored.wallet.trusted().get(credential.authority)
-        if address is not None and not is_local(address):
-            return run_sync(self._revoke_over_network(credential, ref, reason))
-        return self._revoke_here(credential, ref, reason, address)
+        return self._revoke(credential, ref, reason)
 
-    def _revoke_here(
-        self, credential: Credential, ref: str, reason: str, address: str | None
-    ) -> int:
+    def _revoke(self, link: Link, ref: str, reason: str) -> int:
+        """`revoke` of `link`: over the network when this node trusts its authority at a
+        network address, else with the authority on this machine."""
+        address = self._stored.wallet.trusted().get(link.authority)
+        if address is not None and not is_local(address):
+            return run_sync(self._revoke_over_network(link, ref, reason))
+        return self._revoke_here(link, ref, reason, address)
+
+    def _revoke_here(self, link: Link, ref: str, reason: str, address: str | None) -> int:
         """`revoke` with the authority on this machine (at `address`, or wherever it is)."""
         home = home_of(self._stored)
-        authority = credential.authority
-        with local_authority(home, authority, hint=address, beside=self._stored) as host:
+        with local_authority(home, link.authority, hint=address, beside=self._stored) as host:
             # recorded, and the feed this node holds synced: the CLI's call (review 47k)
             seq = revoke_link_recorded(
                 self._stored,
                 ref,
                 host,
-                credential.id,
-                chain=credential.chain,
+                link.id,
+                chain=link.chain,
                 reason=reason,
                 clock=self._clock,
             )
@@ -367,7 +404,7 @@ class Node:
 
     def _revoked_remotely(
         self,
-        credential: Credential,
+        link: Link,
         ref: str,
         reason: str,
         seq: int,
@@ -381,12 +418,12 @@ class Node:
                 self._stored,
                 ref,
                 "link",
-                credential.id.hex(),
-                authority=credential.authority,
+                link.id.hex(),
+                authority=link.authority,
                 reason=reason,
                 seq=seq,
                 clock=self._clock,
-                chain=credential.chain,
+                chain=link.chain,
             )
         except StorageError:  # the revocation stands: a daemon learns it all the same
             if not_held is None:
@@ -394,15 +431,15 @@ class Node:
                     tell_running(self._stored, seq)
             raise
         finally:  # the other nodes running here sync it (review 48c, revocation 2)
-            tell_local_nodes(self._stored, credential.authority)
+            tell_local_nodes(self._stored, link.authority)
         if not_held is not None:  # the link is revoked and recorded: the error says so
             raise not_held
         tell_running(self._stored, seq)
         return seq
 
-    async def _revoke_over_network(self, credential: Credential, ref: str, reason: str) -> int:
+    async def _revoke_over_network(self, link: Link, ref: str, reason: str) -> int:
         async with self.serve() as running:
-            return await running.revoke(credential, by=ref, reason=reason)
+            return await running._revoke(link, ref, reason)
 
     # -- the network (troth._api.network) --------------------------------------------------------
 
@@ -496,3 +533,22 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node({self.name!r})"
+
+
+def revoke_link(
+    node: StoredNode,
+    ref: str,
+    link: bytes,
+    *,
+    chain: bytes,
+    authority: Identifier,
+    reason: str,
+    clock: Clock,
+) -> int:
+    """`Node.revoke` of link `link` of `chain` (any of its links) by local identity `ref`,
+    with `authority`, on this machine or reached over the network as the node trusts it: the
+    one call of `troth revoke link` (review 48p, cligaps 1: the CLI reached only authorities
+    on this machine). The same outcome as `Node.revoke`: the feed entry's seq once this
+    node's copy of the feed holds it, the revocation recorded, a daemon running `node` told;
+    else StorageError saying the link is revoked. `node` stays open."""
+    return Node(node, clock)._revoke(ChainLink(chain, link, authority), ref, reason)

@@ -157,7 +157,8 @@ Grammar:
   NAME / IDENTITY        what a command creates or acts on (an identity: its local name or T…)
   --node NODE            the node whose vault and store are used ($TROTH_NODE, else default)
   --as IDENTITY          the local identity that acts (delegates, enrolls, holds, revokes)
-  --authority AUTHORITY  an authority on this machine: its name or identifier
+  --authority AUTHORITY  an authority on this machine: its name or identifier (revoke link:
+                         also the identifier of one the node trusts over the network)
   --trust AUTHORITY      a trust anchor: a local authority's name, or any identifier
   --json                 the result, or the error, as one JSON object on stdout
 

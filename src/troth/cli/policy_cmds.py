@@ -29,19 +29,12 @@ from troth.cli.common import (
 from troth.cli.names import Directory
 from troth.cli.output import EXIT_INVALID, Reporter, json_command, kv
 from troth.cli.text import duration, moment
-from troth.credentials import ChainVerifier, TrustPolicy, chain_actor
 from troth.encoding.ijson import load_json
 from troth.errors import DecodeError, PolicyError
-from troth.gates import (
-    BundleStore,
-    DecisionPoint,
-    PresentedChain,
-    ToolCall,
-    decode_bundle,
-)
+from troth.gates import ToolCall, decode_bundle
 from troth.identity import Identifier
+from troth.node.policy_test import decide_offline
 from troth.node.trust import FEED_STALENESS
-from troth.node.verify import select_feeds
 
 __all__ = ["policy_group"]
 
@@ -310,7 +303,20 @@ def _parse_time(text: str) -> int:
     help="The authority's revocation feed (troth revocations show --out).",
 )
 @authority_option(
-    required=False, help_text="Take the feed from this local authority (name or identifier)."
+    required=False,
+    help_text="Trust this local authority (name or identifier), and take its feed from it.",
+)
+@click.option(
+    "--trust",
+    "trust_ref",
+    metavar="AUTHORITY",
+    help="Trust this authority (a local authority's name, or any identifier); its feed: --feed.",
+)
+@click.option(
+    "--trust-bundle-authority",
+    is_flag=True,
+    help="Trust whatever authority the bundle names (offline testing only: nothing else "
+    "vouches for it, and the output says so).",
 )
 @duration_option(
     "--max-feed-age",
@@ -327,43 +333,83 @@ def test(
     at_text: str | None,
     feed_files: tuple[str, ...],
     authority_ref: str | None,
+    trust_ref: str | None,
+    trust_bundle_authority: bool,
     max_feed_age: int,
     reporter: Reporter,
 ) -> None:
-    """Decide one tool call by a chain's holder under a bundle: exit 0 allow, 1 deny."""
+    """Decide one tool call by a chain's holder under a bundle: exit 0 allow, 1 deny. One
+    authority is trusted, and the output names it: --authority's or --trust's (the bundle
+    must be signed under it), or the one the bundle names (--trust-bundle-authority)."""
     stdin_once(**{"--bundle": bundle_file, "--chain": chain_file})
+    trusted_by = _trusted_by(authority_ref, trust_ref, trust_bundle_authority)
     now = CLOCK.now() if at_text is None else _parse_time(at_text)
     bundle = read_input(bundle_file, limits.MAX_POLICY_BUNDLE_BYTES, "bundle")
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
     arguments = _json_object(args_text.encode(), limits.MAX_TOOL_ARGUMENTS_BYTES, "--args")
     if not feed_files and not authority_ref:
         raise ValueError("the authority's feed is needed: --feed FILE or --authority NAME")
+    names = reporter.names
+    anchor = None
+    if trust_ref is not None:
+        anchor = names.anchor(trust_ref)
     try:
-        anchors = frozenset({decode_bundle(bundle).authority})
         with ExitStack() as stack:
             host = None
             if authority_ref is not None:
-                opened = open_authority_node(reporter.names, authority_ref)
-                host = stack.enter_context(opened).authority()
-            feeds = select_feeds(
+                host = stack.enter_context(open_authority_node(names, authority_ref)).authority()
+                if anchor is not None and anchor != host.identifier:
+                    raise click.UsageError("--trust and --authority name different authorities")
+                anchor = host.identifier
+            outcome = decide_offline(
+                bundle,
+                chain,
+                ToolCall(tool, arguments),
+                anchor=anchor,
+                host=host,
                 feed_files=feed_files,
-                authority=host,
-                anchors=anchors,
                 now=now,
                 max_age=max_feed_age,
             )
-        verifier = ChainVerifier(TrustPolicy(anchors, max_feed_staleness=max_feed_age))
-        store = BundleStore(verifier)
-        store.accept(bundle, feeds=feeds, now=now)
     except PolicyError as exc:
         reporter.fail(exc, EXIT_INVALID, _refused(exc))
-    caller = PresentedChain(chain, chain_actor(chain), verifier, feeds.get)
-    decision = DecisionPoint(store, feeds.get).decide(caller, ToolCall(tool, arguments), now=now)
+    decision = outcome.decision
+    name = names.name_of(outcome.authority)
+    shown = f"{name} ({outcome.authority})" if name else str(outcome.authority)
+    why = (
+        "the bundle names it (--trust-bundle-authority: nothing else vouches for it)"
+        if trusted_by == "bundle"
+        else f"{trusted_by} names it"
+    )
     lines = [decision.reason]
     lines += [f"  error: {error}" for error in decision.errors]
-    reporter.result(decision.to_json(), "\n".join(lines))
+    lines.append(f"authority {shown} trusted because {why}")
+    result = decision.to_json()
+    result["authority"] = {"identifier": str(outcome.authority), "trusted_by": trusted_by}
+    reporter.result(result, "\n".join(lines))
     if not decision.allowed:
         sys.exit(EXIT_INVALID)
+
+
+def _trusted_by(authority_ref: str | None, trust_ref: str | None, bundle: bool) -> str:
+    """Which option chose the authority `policy test` trusts: `--trust`, `--authority`, or
+    `bundle` (--trust-bundle-authority); a usage error for none, or the flag with another."""
+    if bundle and (authority_ref or trust_ref):
+        raise click.UsageError(
+            "--trust-bundle-authority trusts whatever authority the bundle names: give it "
+            "without --trust or --authority"
+        )
+    if bundle:
+        return "bundle"
+    if trust_ref is not None:
+        return "--trust"
+    if authority_ref is not None:
+        return "--authority"
+    raise click.UsageError(
+        "say which authority to trust: --authority NAME (a local authority, its feed read "
+        "from it), --trust AUTHORITY (with --feed), or --trust-bundle-authority to trust "
+        "whichever authority the bundle names (offline testing)"
+    )
 
 
 @policy_group.command("push")

@@ -4,7 +4,6 @@ that carries them to every verifier."""
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -26,7 +25,7 @@ from troth.cli.common import (
 from troth.cli.output import Progress, Reporter, escape_text, json_command
 from troth.cli.text import moment
 from troth.credentials import write_page_sequence
-from troth.node.traces import revoke_as_authority, revoke_link_recorded
+from troth.node.traces import revoke_as_authority
 from troth.node.verify import authority_pages
 
 REASON = click.option("--reason", default="", help="Why (recorded in the signed feed).")
@@ -104,7 +103,10 @@ def revoke_identity(ref: str, authority_ref: str, reason: str, reporter: Reporte
     help="A chain holding the link (proves who issued what upstream).",
 )
 @as_option("The local identity revoking: the link's issuer or an issuer upstream of it")
-@authority_option(help_text="The authority the chain is rooted at (its name or identifier).")
+@authority_option(
+    help_text="The authority the chain is rooted at: a local authority's name or identifier, "
+    "or the identifier of one the node trusts at a network address (reached there)."
+)
 @REASON
 @renamed("--by", "--as IDENTITY")
 @node_option
@@ -119,20 +121,23 @@ def revoke_link(
     reporter: Reporter,
 ) -> None:
     """A delegator revokes link ID, which it (or a link upstream of it) issued: the links
-    below it die, their siblings live. The node's copy of the authority's feed (and the
-    running node's) holds the revocation when this returns."""
+    below it die, their siblings live. The authority is on this machine, or reached over the
+    network where the node enrolled with it. The node's copy of the authority's feed (and
+    the running node's) holds the revocation when this returns."""
+    from troth._api.node import revoke_link as revoke  # asyncio: on use only
+
     chain = read_input(chain_file, limits.MAX_CHAIN_BYTES, "chain")
-    local = reporter.names.authority(authority_ref)
-    with ExitStack() as stack:
-        node = stack.enter_context(open_cli_node(node_name))
+    authority = reporter.names.anchor(authority_ref)
+    with open_cli_node(node_name) as node:
         as_name = reporter.names.local(as_name, node)
-        host = (
-            node
-            if local.node == node.name
-            else stack.enter_context(open_authority_node(reporter.names, authority_ref))
-        )
-        seq = revoke_link_recorded(
-            node, as_name, host.authority(), credential_id, chain=chain, reason=reason, clock=CLOCK
+        seq = revoke(
+            node,
+            as_name,
+            credential_id,
+            chain=chain,
+            authority=authority,
+            reason=reason,
+            clock=CLOCK,
         )
     reporter.result(
         {"seq": seq, "revoked": credential_id.hex()},
