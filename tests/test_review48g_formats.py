@@ -616,7 +616,7 @@ def test_the_broker_tables_hold_the_documented_columns(tmp_path: Path) -> None:
         text = _table_text(block, table, names)
         columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
         if table == "secret_meta":  # a key-value table: its keys are documented
-            columns = ["broker_id", "seal_key", "audit_key", "lease_chains_pruned"]
+            columns = ["broker_id", "seal_key", "audit_key", "lease_chains_pruned", "token-key"]
         assert [c for c in columns if not re.search(rf"\b{c}\b", text)] == [], table
     indexes = [
         row[0]

@@ -271,18 +271,18 @@ def test_a_deletion_killed_halfway_is_finished_by_the_next_call(
         vault.close()
 
 
-def test_only_a_purpose_key_is_deleted_without_a_proof(vault: Pkcs11Vault) -> None:
-    """What records no proof (the secrets broker's retired token keys, by handle) still gets
-    its signing keys deleted: a key whose label says it is one. An identity key, and a key made
-    before review 48k (labelled `troth:<key id>`, what it is for unknown), is deleted with a
-    proof only, and retired as an identity key only (its retirement as a purpose key is
-    refused: a record pointed at it does not make one)."""
+def test_no_key_is_deleted_without_a_proof(vault: Pkcs11Vault) -> None:
+    """No key is deleted without a proof: a signing key was (the secrets broker recorded its
+    retired token keys by handle, until review 48r, pkcs11 1). An identity key, and a key made
+    before review 48k (labelled `troth:<key id>`, what it is for unknown), is retired as an
+    identity key only (its retirement as a purpose key is refused: a record pointed at it
+    does not make one)."""
     signing = vault.generate(KeyType.P256, KeyPurpose.SIGNING)
     primary = vault.generate(KeyType.ED25519, KeyPurpose.PRIMARY)
     older = _made_before(vault)
-    vault.delete_retired(signing, None)
     with pytest.raises(KeyNotFound):
-        vault.public_key(signing)
+        vault.delete_retired(signing, None)
+    vault.sign(signing, b"kept")
     for key in (primary, older):
         with pytest.raises(KeyNotFound):
             vault.delete_retired(key, None)
@@ -367,19 +367,16 @@ def test_a_broker_token_key_record_pointed_at_an_identity_key_does_not_destroy_i
         node.identities.rotate("agent", now=now + 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 48k, pkcs11 5 (open): a planted record destroys a signing key (recoverable)",
-)
 def test_a_planted_record_does_not_destroy_a_current_signing_key(
     softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, troth_home: Path
 ) -> None:
-    """Review 48k, pkcs11 5, found and not fixed. The secrets broker records its retired
-    token keys (signing keys of the vault) by handle, with no proof, and deletes them itself:
-    a signing key is deleted without a proof. A `retired_keys` row planted naming an
-    identity's current signing key gets it destroyed, and the identity fails to sign until
-    the key's renewal or a rotation. Closing it needs the broker to retire its keys through
-    `RetiringVault.retire` (src/troth/secrets, outside review 48k's change; docs/vault.md)."""
+    """Review 48k, pkcs11 5 (fixed by review 48r, pkcs11 1). The secrets broker recorded its
+    retired token keys (signing keys of the vault) by handle, with no proof, and a signing key
+    was deleted without one: a `retired_keys` row planted naming an identity's current signing
+    key got it destroyed, and the identity failed to sign until the key's renewal or a
+    rotation. Now the broker retires its keys through `RetiringVault.retire`, with a proof,
+    and the token deletes no key without one: the row is dropped, the key kept. Was a strict
+    xfail (KeyNotFound at the sign)."""
     softhsm.init_node("hsm", monkeypatch)
     now = int(time.time())
     with open_node("hsm") as node:
@@ -387,5 +384,7 @@ def test_a_planted_record_does_not_destroy_a_current_signing_key(
         signing = node.identities.signer("agent", now=now).handle
     plant_row(troth_home, str(signing))
     with open_node("hsm") as node:
-        node.identities.forget_retired()
+        assert node.identities.forget_retired() == 1
+        assert node.identities.store.retired_key_records(16) == []
         node.identities.signer("agent", now=now + 60).sign(b"still signs")
+    assert still_signs(signing)

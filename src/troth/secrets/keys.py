@@ -6,6 +6,14 @@
   thumbprint; a retired key stays published for `limits.MAX_LEASE_TTL` so tokens it signed
   still validate until they expire, unless it was withdrawn by a compromised rotation; then,
   `RETIRED_KEY_GRACE` later, the broker's prune deletes it (`forget_retired`).
+
+A token key is retired (withdrawn, pruned) as the identity service retires its keys: in the
+retiring transaction the vault records the retirement (`RetiringVault.retire`, a PKCS#11
+token's private object) and the proof it returns is recorded with the handle
+(`retired_keys`), which the deletion after the commit needs. Only a key the broker made is
+retired: its ownership tag, sealed under the broker's seal key when it was made (a
+`secret_meta` row `token-key:<handle>`), names it; a row of node.db pointed at another key
+(an identity's current signing key) retires nothing (review 48r, pkcs11 1; docs/vault.md).
 """
 
 from __future__ import annotations
@@ -25,12 +33,16 @@ from troth.secrets.engines.token import TokenSigner
 from troth.secrets.jwt import ALGORITHMS, Jwk, Jwks, jwk_of, thumbprint
 from troth.secrets.store import SigningKeyRecord, SqliteSecretStore
 from troth.storage import SqliteIdentityStore
+from troth.storage.base import RETIRED_PROOF_MARK
 from troth.vault import KeyHandle, KeyPurpose, SealingVault, SealKey
+from troth.vault.base import RetiringVault
 
 __all__ = ["RETIRED_KEY_GRACE", "BrokerKeys"]
 
 _AUDIT_KEY_AAD: Final = b"troth.secrets.audit-key/1"
 _AUDIT_KEY_SIZE: Final = 32
+_OWNED_AAD: Final = b"troth.secrets.token-key/1\x00"  # then the handle: the tag names it
+_OWNED_PREFIX: Final = "token-key:"  # the `secret_meta` row of a token key's ownership tag
 
 RETIRED_KEY_GRACE: Final = 86_400
 """Seconds a retired token key is kept after it stopped being published (`limits.MAX_LEASE_TTL`
@@ -68,10 +80,10 @@ class BrokerKeys:
             if sealed_audit is None:
                 sealed_audit = vault.seal(seal_key, os.urandom(_AUDIT_KEY_SIZE), _AUDIT_KEY_AAD)
                 store.put_meta("audit_key", sealed_audit)
+            self.seal_key = seal_key
             if not any(k.retired_at is None for k in store.signing_keys()):
                 self._add_signing_key(now)
         self.broker_id = broker_id.decode()
-        self.seal_key = seal_key
         self.hasher = AuditHasher(vault.unseal(seal_key, sealed_audit, _AUDIT_KEY_AAD))
         self._signer: TokenSigner | None = None
         self._published: tuple[tuple[SigningKeyRecord, ...], Jwks] | None = None
@@ -104,12 +116,13 @@ class BrokerKeys:
                 self._store.retire_signing_keys(now)
                 kid = self._add_signing_key(now)
                 gone = self._store.withdraw_signing_keys(kid) if compromised else []
-                retired.add_retired_keys([record.handle for record in gone])
+                records = self._retire(gone)
+                retired.add_retired_keys(records)
                 self._signer = None
                 self._published = None
                 crash_point("secrets.rotate-key.before-commit")
             crash_point("secrets.rotate-key.after-commit")
-            self._delete_committed(gone, retired)
+            self._delete_committed(records, retired)
         return kid
 
     def _check_room(self, now: int) -> None:
@@ -123,19 +136,64 @@ class BrokerKeys:
                 "rotate again later, or as compromised (every older key withdrawn)",
             )
 
-    def _delete_committed(self, gone: list[SigningKeyRecord], retired: SqliteIdentityStore) -> None:
-        """Delete from the vault the keys of `gone`, out of the store and recorded as retired
-        by a commit just made, then drop their records; one the vault fails to delete stays
-        recorded (`IdentityService.forget_retired` deletes it later)."""
-        deleted = []
-        for record in gone:  # out of the store: their vault keys are no one's now
+    def _retire(self, gone: list[SigningKeyRecord]) -> list[str]:
+        """Inside the transaction that takes `gone` out of the store: the `retired_keys`
+        records of their vault keys, each the handle and, from a vault that records
+        retirements (a token's), its proof (`RetiringVault.retire`). There, only a key whose
+        ownership tag names it is retired (review 48r, pkcs11 1): a row pointed at another key
+        (an identity's current signing key: a writer of node.db without the PIN), or at a key
+        made before that review (no tag), retires nothing, and the key stays in the token (an
+        orphan: docs/secrets.md, "`token`"). The tags go with the rows."""
+        records = []
+        for record in gone:
+            owned = self._owned(record.handle)
+            self._store.drop_meta(_OWNED_PREFIX + record.handle)
+            vault = self._vault
+            if not isinstance(vault, RetiringVault):  # its keys are rows of node.db
+                records.append(record.handle)
+                continue
+            if not owned:
+                continue
             try:
-                self._vault.delete(KeyHandle.parse(record.handle))
+                proof = vault.retire(KeyHandle.parse(record.handle), KeyPurpose.SIGNING)
+            except KeyNotFound:  # not in the vault (any more), or no signing key there
+                continue
+            records.append(
+                record.handle if proof is None else f"{record.handle}{RETIRED_PROOF_MARK}{proof}"
+            )
+        return records
+
+    def _owned(self, handle: str) -> bool:
+        """Whether the ownership tag of `handle` opens under the seal key: the broker made
+        the key (a tag only a user of the vault makes)."""
+        tag = self._store.get_meta(_OWNED_PREFIX + handle)
+        if tag is None:
+            return False
+        try:
+            self._vault.unseal(self.seal_key, tag, _OWNED_AAD + handle.encode())
+        except TrothError:
+            return False
+        return True
+
+    def _delete_committed(self, records: list[str], retired: SqliteIdentityStore) -> None:
+        """Delete from the vault the keys of `records`, retired by a commit just made (with
+        their proofs), then drop the records; one the vault fails to delete stays recorded
+        (`IdentityService.forget_retired` deletes it later)."""
+        deleted = []
+        vault = self._vault
+        for text in records:  # out of the store: their vault keys are no one's now
+            named, marked, proof = text.partition(RETIRED_PROOF_MARK)
+            try:
+                handle = KeyHandle.parse(named)
+                if isinstance(vault, RetiringVault):
+                    vault.delete_retired(handle, proof if marked else None)
+                else:
+                    vault.delete(handle)
             except KeyNotFound:
                 pass
             except TrothError:  # left recorded: deleted later
                 continue
-            deleted.append(record.handle)
+            deleted.append(text)
         if deleted:
             with contextlib.suppress(TrothError), self._store.transaction():
                 retired.drop_retired_keys(deleted)
@@ -156,9 +214,10 @@ class BrokerKeys:
         with self._lock:
             with self._store.transaction():
                 gone = self._store.forget_signing_keys(retired_before=before)
-                retired.add_retired_keys([record.handle for record in gone])  # as a rotation's
+                records = self._retire(gone)
+                retired.add_retired_keys(records)  # as a rotation's
                 self._published = None
-            self._delete_committed(gone, retired)
+            self._delete_committed(records, retired)
         return len(gone)
 
     def token_signer(self, issuer: str) -> TokenSigner:
@@ -202,9 +261,13 @@ class BrokerKeys:
         return jwks
 
     def _add_signing_key(self, now: int) -> str:
+        """A new current token key, in the caller's transaction, with its ownership tag
+        (`_owned`: what `_retire` wants)."""
         handle = self._vault.generate(self._key_type, KeyPurpose.SIGNING)
         kid = thumbprint(jwk_of(self._vault.public_key(handle)))
         self._store.add_signing_key(SigningKeyRecord(kid, str(handle), now, None))
+        tag = self._vault.seal(self.seal_key, b"", _OWNED_AAD + str(handle).encode())
+        self._store.put_meta(_OWNED_PREFIX + str(handle), tag)
         return kid
 
     def retired_at(self, kid: str) -> int | None:

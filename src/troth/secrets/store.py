@@ -242,6 +242,9 @@ class SqliteSecretStore:
     def put_meta(self, name: str, value: bytes) -> None:
         self.db.execute("INSERT INTO secret_meta VALUES (?, ?)", (name, value))
 
+    def drop_meta(self, name: str) -> None:
+        self.db.execute("DELETE FROM secret_meta WHERE name = ?", (name,))
+
     def add_signing_key(self, record: SigningKeyRecord) -> None:
         self.db.execute(
             "INSERT INTO secret_signing_keys VALUES (?, ?, ?, ?)",

@@ -14,9 +14,9 @@ token to sign.
 - Retirement (review 48k, pkcs11 3; docs/vault.md, "PKCS#11 vault"): node.db's records of
   retired keys are no proof (a writer without the PIN plants them). `retire` makes, before the
   retiring commit, a private data object (a PIN session only: PKCS#11 v3.0 §4.4) holding a
-  random proof the commit records; `delete_retired` destroys a key with that proof, or without
-  one a key whose label says it is a purpose key, never an identity's own; `delete` destroys
-  an identity's key only when this object made it or the token holds a retirement of it.
+  random proof the commit records; `delete_retired` destroys a key with that proof only (the
+  secrets broker records one too: review 48r, pkcs11 1); `delete` destroys a key only when
+  this object made it or the token holds a retirement of it.
 - Seal keys: CKK_AES, 256 bits, CKM_AES_KEY_GEN, sensitive and never extractable, usable only to
   encrypt/decrypt (no wrap/unwrap); sealing is CKM_AES_GCM (PKCS#11 v3.0 §2.12.5) with a
   96-bit nonce drawn on the host and a 128-bit tag, in the `SealingVault` blob format.
@@ -120,7 +120,7 @@ class Pkcs11Vault:
         self._p11 = pkcs11
         self._errors = p11_errors
         self._objects: dict[str, Any] = {}
-        self._made: set[str] = set()  # the identity keys made here and not deleted (`delete`)
+        self._made: set[str] = set()  # the keys made here and not deleted (`delete`)
         self._key = (module_path, token_label)
         pin_digest = hashlib.sha256(pin.encode()).digest()
         with _SESSIONS_LOCK:
@@ -204,8 +204,7 @@ class Pkcs11Vault:
             # where `sign` looks and `delete` removes (review 48d, pkcs11 2: under the bare
             # key id, one dead entry per key made, for the life of the process)
             self._objects[f"{key_type.label}:{key_id}"] = private
-            if purpose is KeyPurpose.PRIMARY:
-                self._made.add(key_id)
+            self._made.add(key_id)
         return KeyHandle(self.name, key_type, key_id)
 
     def public_key(self, handle: KeyHandle) -> PublicKey:
@@ -234,20 +233,17 @@ class Pkcs11Vault:
         raise UnsupportedKeyType("the PKCS#11 vault holds no X25519 keys")
 
     def delete(self, handle: KeyHandle) -> None:
-        """Destroy a key pair. An identity's key (its label says `primary`, or none: made
-        before review 48k) only when this vault made it (a rotation that failed undoes its
-        keys) or the token holds a retirement of it (`retire`): else KeyNotFound, the key
-        kept. The secrets broker deletes its token keys itself, from its rows of node.db, and
-        a writer of node.db without the PIN pointed one at an identity's current key (review
-        48k, pkcs11 4). The key's retirement objects go with it."""
+        """Destroy a key pair, only when this vault made it (a rotation or a renewal that
+        failed undoes its keys) or the token holds a retirement of it (`retire`): else
+        KeyNotFound, the key kept. The secrets broker deleted its token keys this way, from
+        its rows of node.db, and a writer of node.db without the PIN pointed one at an
+        identity's current key (review 48k, pkcs11 4; at its signing key, review 48r, pkcs11
+        1); it retires them through `retire` and `delete_retired` now, which want the exact
+        proof. The key's retirement objects go with it."""
         private = self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)
         retirements = self._retirement_objects(handle)
-        if (
-            handle.key_id not in self._made
-            and self._purpose(private) in (None, KeyPurpose.PRIMARY)
-            and not retirements
-        ):
-            raise KeyNotFound(f"{handle} is an identity key the token has not retired")
+        if handle.key_id not in self._made and not retirements:
+            raise KeyNotFound(f"{handle} is a key the token has not retired")
         objects = [private, self._find(handle, self._p11.ObjectClass.PUBLIC_KEY)]
         with self._lock, self._mapped("delete"):
             for obj in objects:
@@ -287,18 +283,14 @@ class Pkcs11Vault:
         return proof.hex()
 
     def delete_retired(self, handle: KeyHandle, proof: str | None) -> None:
-        """Destroy a retired key: one `retire` made `proof` for (then that proof's object),
-        or, with no proof, a key whose label says it is a purpose key (what a vault user that
-        records none retires: the broker's token keys). KeyNotFound for any other (a record
-        planted without the PIN: the key stays) and for a key the token no longer holds."""
+        """Destroy a retired key: one `retire` made `proof` for (then every retirement object
+        of it). KeyNotFound for any other, a record with no proof included (planted without
+        the PIN, or a broker's token key recorded before review 48r: the key stays), and for a
+        key the token no longer holds. Review 48k, pkcs11 5: a key whose label said signing
+        was destroyed with no proof (the secrets broker recorded none), so a planted record
+        destroyed an identity's current signing key."""
         if proof is None:
-            if self._purpose(self._find(handle, self._p11.ObjectClass.PRIVATE_KEY)) in (
-                None,
-                KeyPurpose.PRIMARY,
-            ):
-                raise KeyNotFound(f"{handle} is an identity key: not retired in the token")
-            self.delete(handle)
-            return
+            raise KeyNotFound(f"{handle}: no proof of its retirement in the token")
         self._retirements(handle, proof)  # KeyNotFound unless the token retired it
         try:
             self.delete(handle)  # the key, then its retirement objects
