@@ -57,8 +57,9 @@ def test_an_upgraded_database_keeps_the_bound(members: Node) -> None:
         conn.execute("ALTER TABLE identities DROP COLUMN linked")
         conn.execute("DROP TABLE mcp_grantors")  # review 40c's
         conn.execute("DROP TABLE retired_keys")  # review 47f's
+        conn.execute("DROP TABLE feed_syncs_due")  # review 48m's
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        conn.execute(f"PRAGMA user_version = {version - 6}")
+        conn.execute(f"PRAGMA user_version = {version - 7}")
     with open_node("acme-node") as node:
         authority = node.authority()
         start = authority.store.revocation_tip()[0]

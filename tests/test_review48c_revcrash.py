@@ -17,15 +17,7 @@ from tests.test_cli_credentials import delegate, world  # noqa: F401  (the fixtu
     "crash",
     [
         "trace.append.after-commit",  # recorded here: enforced here
-        pytest.param(
-            "authority.revoke.after-commit",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="review 48c, revcrash 2 (left): killed between the authority's commit "
-                "and the node's sync, the revocation is in the authority's feed, recorded "
-                "nowhere here, and this node takes it at its next feed refresh",
-            ),
-        ),
+        "authority.revoke.after-commit",  # review 48m: the node syncs first (its mark)
     ],
 )
 def test_a_revocation_killed_before_the_sync_is_enforced_after_restart(

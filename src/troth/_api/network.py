@@ -32,6 +32,7 @@ from troth.node.channel_ends import ChannelEnd
 from troth.node.config import KNOWN_SERVICES
 from troth.node.runtime import AUTHORITY, NodeRuntime
 from troth.node.services import Method, RequestContext, call, service_address
+from troth.node.syncdue import sync_due_while
 from troth.node.traces import unsynced
 from troth.routing import format_route, parse_route
 
@@ -238,7 +239,16 @@ class RunningNode:
         address = (await worker.run(node._stored.wallet.trusted)).get(link.authority)
         if address is None or is_local(address):
             return await worker.run(node._revoke_here, link, ref, reason, address)
-        seq, not_held = await revoke_remotely(self, link, ref, reason, address)
+        with contextlib.ExitStack() as stack:
+            # the node's copy of the feed marked due first: a process killed once the
+            # authority took the entry leaves the mark (review 48m, revcrash 2)
+            marking = sync_due_while(
+                node._stored, link.authority, address=address, now=self._runtime.clock.now()
+            )
+            due = await worker.run(stack.enter_context, marking)
+            seq, not_held = await revoke_remotely(self, link, ref, reason, address)
+            if not_held is None:
+                await worker.run(due.clear)
         return await worker.run(node._revoked_remotely, link, ref, reason, seq, not_held)
 
     def _held(self, ref: str, last: bytes) -> Credential:

@@ -175,6 +175,12 @@ class CredentialWallet:
         authority history, that authority having standing over its own (review 30a,
         enrollment 2: else a co-trusted authority's copy of it made up after a gap kept the
         node from ever enrolling with it)."""
+        self.settle_due: Callable[[Identifier, int], bool] | None = None
+        """Given an authority whose feed a link revocation made here left to sync
+        (`CredentialStore.mark_sync_due`: the process was killed, or its sync failed, after
+        the authority took it), sync this node's copy of that feed and forget the mark;
+        whether it did (a node gives it: troth.node.syncdue). None: the mark stands until
+        its revocation's own process clears it (review 48m, revcrash 2)."""
 
     def anchor_binds(self, identity: VerifiedIdentity) -> Binds | None:
         """Which stored copies from a checkpoint bind `identity`, a history of an authority
@@ -262,10 +268,13 @@ class CredentialWallet:
         their authority that this node knows (its held feed's supersession of the authority,
         or its stored copy of the authority's history). A chain issued before the authority
         rotated is refused by every peer that knows, which would refuse the channel too: after
-        an authority's rotation its members reach it (to sync the feed, to refresh) without."""
+        an authority's rotation its members reach it (to sync the feed, to refresh) without.
+        Nor one whose authority's feed a link revocation made here left to sync (`sync_due`,
+        review 48m, revcrash 2)."""
         live = []
+        due: dict[bytes, bool] = {}
         for held in self.held(ref):
-            if held.expires_at <= now:
+            if held.expires_at <= now or self._waits(held.authority, due, now):
                 continue
             if not issued_before_rotation(held, self.known_changes(Identifier(held.authority))):
                 live.append(held)
@@ -294,7 +303,10 @@ class CredentialWallet:
         authority: Identifier | None = None,
     ) -> bytes:
         """The held chain that expires last among those valid at `now`, revoked by no feed
-        held (and covering `needs`, rooted at `authority`)."""
+        held (and covering `needs`, rooted at `authority`). A chain whose authority's feed a
+        link revocation made here left to sync is passed over until it is synced
+        (`sync_due`: fail closed, review 48m, revcrash 2)."""
+        due: dict[bytes, bool] = {}
         for held in self.held(ref):
             if held.expires_at <= now or (
                 credential_hash is not None and held.id != credential_hash
@@ -302,15 +314,23 @@ class CredentialWallet:
                 continue
             if authority is not None and held.authority != authority.digest:
                 continue
-            if revokes_a_link(held.chain, self.held_feed):
+            if self._waits(held.authority, due, now) or revokes_a_link(held.chain, self.held_feed):
                 continue
             if needs is not None and needs.first_excess_over(
                 self.inspect(held.chain, now=now).attributes
             ):
                 continue
             return held.chain
+        waiting = [str(Identifier(a)) for a, standing in due.items() if standing]
         raise NotFound(
-            f"{ref} holds no unexpired credential" + (" with those attributes" if needs else "")
+            f"{ref} holds no unexpired credential"
+            + (" with those attributes" if needs else "")
+            + (
+                f" (those of authority {', '.join(waiting)} wait for this node's copy of its "
+                "feed to be synced: a revocation made here was interrupted)"
+                if waiting
+                else ""
+            )
         )
 
     def parent_for(
@@ -477,6 +497,30 @@ class CredentialWallet:
         return Announcement(ref, authority, changes, seq)
 
     # -- revocation feeds ------------------------------------------------------------------------
+
+    def sync_due(self, authority: Identifier, *, now: int) -> bool:
+        """Whether a link revocation made here left `authority`'s feed to sync before a chain
+        of it is handed out (`CredentialStore.mark_sync_due`), once `settle_due` tried to
+        sync it now (review 48m, revcrash 2)."""
+        if not self.store.sync_due(authority.digest):
+            return False
+        settle = self.settle_due
+        return settle is None or not settle(authority, now)
+
+    def _waits(self, authority: bytes, due: dict[bytes, bool], now: int) -> bool:
+        """`sync_due` of `authority`, asked once per call (`due` holds the answers)."""
+        if authority not in due:
+            due[authority] = self.sync_due(Identifier(authority), now=now)
+        return due[authority]
+
+    def settle_syncs(self, *, now: int) -> list[Identifier]:
+        """Try to sync every feed a link revocation made here left to sync (`sync_due`); the
+        authorities still waiting."""
+        return [
+            Identifier(digest)
+            for digest, _ in self.store.syncs_due()
+            if self.sync_due(Identifier(digest), now=now)
+        ]
 
     def update_feed(self, page: bytes, *, authority: Identifier, now: int) -> VerifiedFeed:
         """Verify one page extending the feed held for `authority` and store what it added at

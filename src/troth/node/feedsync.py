@@ -23,6 +23,7 @@ from troth.errors import RemoteError, Unreachable
 from troth.identity import Identifier
 from troth.node.channel_ends import ChannelEnd
 from troth.node.services import call, service_address
+from troth.node.syncdue import clear_marks, orphaned_marks
 
 if TYPE_CHECKING:
     from troth.node.runtime import NodeRuntime
@@ -39,8 +40,12 @@ async def sync_feed(runtime: NodeRuntime, authority: Identifier, end: ChannelEnd
     """Fetch `authority`'s feed through channel `end` page by page, from where the node's copy
     ends, storing each page as it is verified (a page another process's sync overtook is
     fetched again: troth.credentials.wallet.feed_sync), and hold it; Unreachable when it did
-    not end within `limits.FEED_SYNC_SECONDS` (the pages verified so far are kept)."""
+    not end within `limits.FEED_SYNC_SECONDS` (the pages verified so far are kept). The marks
+    of link revocations made here that left the feed due a sync, and that no revocation under
+    way holds, go once it completed (troth.node.syncdue `orphaned_marks`)."""
     seconds = limits.FEED_SYNC_SECONDS
+    node = runtime.node
+    orphaned = await runtime.worker.run(orphaned_marks, node, authority)
     try:
         async with asyncio.timeout(seconds):
             feed = await _pages(runtime, authority, end)
@@ -50,6 +55,8 @@ async def sync_feed(runtime: NodeRuntime, authority: Identifier, end: ChannelEnd
             "kept: its sync goes on next time)"
         ) from None
     runtime.trust.set_feed(authority, feed)
+    if orphaned:  # the revocations they were made for are in it (review 48m, revcrash 2)
+        await runtime.worker.run(clear_marks, node, authority, orphaned)
     return feed
 
 

@@ -90,6 +90,13 @@ class Node:
         node's store (troth.node.copies; a running node's `NodeTrust` judges from memory)."""
         return stored_binds(self.wallet, SqliteVoucherStore(self.db), identity, roots)
 
+    def settle_due(self, authority: Identifier, now: int) -> bool:
+        """Sync this node's copy of `authority`'s feed that a link revocation made here left
+        due, and forget the marks; whether it did (troth.node.syncdue)."""
+        from troth.node.syncdue import settle_sync
+
+        return settle_sync(self, authority, now)
+
     def authority(self) -> Authority:
         """The authority this node hosts (NotFound if none)."""
         store = SqliteAuthorityStore(self.db)
@@ -241,6 +248,7 @@ def open_node(name: str, *, home: Path | None = None, create_default: bool = Fal
     node = Node(config, path, db, vault, identities, wallet)
     node._vault_peers = peers
     wallet.binds_over = node.binds_over  # a ticket's authority history (review 30a)
+    wallet.settle_due = node.settle_due  # review 48m, revcrash 2
     return node
 
 

@@ -13,7 +13,10 @@ before it is recorded (a record here means the node enforces it, after a crash t
 48c, revcrash 1), so the node that revoked refuses the link at once (review 47k, revsync 1), and a
 daemon running the node is told to re-read it (`tell_running`: review 47s, revdaemon 1), and the
 daemons running the other nodes here to sync the authority's feed (`tell_local_nodes`: review
-48c, revocation 2).
+48c, revocation 2). The node's copy is marked due a sync before the authority is asked
+(troth.node.syncdue): a process killed after the authority's commit leaves the mark, and the
+node syncs the feed before it hands out a chain of that authority again (review 48m, revcrash
+2).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from troth.authority.client import revoke_request
 from troth.clock import Clock
 from troth.credentials import Attributes, CredentialChain, VerifiedFeed
 from troth.crypto import sha256
-from troth.errors import StorageError, TraceError, TraceFailure, TrothError
+from troth.errors import AuthorityError, StorageError, TraceError, TraceFailure, TrothError
 from troth.identity import Identifier
-from troth.node.authorities import home_of, sync_from
+from troth.node.authorities import home_of, is_local, sync_from
 from troth.node.node import Node, list_nodes
+from troth.node.syncdue import sync_due_while
 from troth.trace.adapters import delegation_content, revocation_content
 from troth.trace.log import Receipt, TraceLog, open_node_log
 from troth.trace.record import Kind
@@ -232,38 +236,52 @@ def revoke_link_recorded(
     feed entry's seq. The sync comes before the record: a process killed between them left a
     revocation recorded here that the node, restarted, did not enforce (review 48c, revcrash
     1); a sync that fails is recorded all the same, then raised (it says the link is
-    revoked)."""
-    seq = revoke_link_at(
-        node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
-    )
-    try:
-        not_held: StorageError | None = None
+    revoked). The node's copy of the feed is marked due before the authority is asked, and
+    the mark cleared once it holds the entry (troth.node.syncdue): a process killed between
+    the authority's commit and the sync leaves the mark, and the node syncs that feed before
+    it hands out a chain of that authority again (review 48m, revcrash 2)."""
+    identifier = authority.identifier
+    address = node.wallet.trusted().get(identifier) or ""
+    here = address if is_local(address) else ""  # (on this machine: its node is found)
+    with sync_due_while(node, identifier, address=here, now=clock.now()) as due:
         try:
-            hold_revocation(node, authority, seq, clock=clock)
-        except StorageError as exc:
-            not_held = exc
-        try:
-            record_revocation(
-                node,
-                ref,
-                "link",
-                credential_hash.hex(),
-                authority=authority.identifier,
-                reason=reason,
-                seq=seq,
-                clock=clock,
-                chain=chain,
+            seq = revoke_link_at(
+                node, ref, authority, credential_hash, chain=chain, reason=reason, now=clock.now()
             )
-        except StorageError:  # the revocation stands: a daemon learns it all the same
-            if not_held is None:
-                with suppress(TrothError):
-                    tell_running(node, seq)
+        except AuthorityError:  # refused: the authority took nothing
+            due.clear()
             raise
-        if not_held is not None:
-            raise not_held
-        tell_running(node, seq)
-    finally:
-        tell_local_nodes(node, authority.identifier)
+        try:
+            not_held: StorageError | None = None
+            try:
+                hold_revocation(node, authority, seq, clock=clock)
+            except StorageError as exc:
+                not_held = exc
+            else:
+                with suppress(TrothError):  # (a mark left is settled by the next sync)
+                    due.clear()
+            try:
+                record_revocation(
+                    node,
+                    ref,
+                    "link",
+                    credential_hash.hex(),
+                    authority=identifier,
+                    reason=reason,
+                    seq=seq,
+                    clock=clock,
+                    chain=chain,
+                )
+            except StorageError:  # the revocation stands: a daemon learns it all the same
+                if not_held is None:
+                    with suppress(TrothError):
+                        tell_running(node, seq)
+                raise
+            if not_held is not None:
+                raise not_held
+            tell_running(node, seq)
+        finally:
+            tell_local_nodes(node, identifier)
     return seq
 
 
@@ -353,8 +371,9 @@ def hold_revocation(
     next feed refresh). None when `node` neither trusts `authority` nor holds a feed of it
     (a node hosting it reads the authority's store). StorageError, saying the revocation
     stands, when the sync fails. A process killed after the authority's commit and before
-    this store leaves the entry to the node's next feed refresh (a running node's maintenance
-    round, or any sync from the authority: docs/credentials.md, "Revocation is real")."""
+    this store leaves the mark `revoke_link_recorded` made: the node syncs the feed before it
+    hands out a chain of that authority again (troth.node.syncdue; review 48m, revcrash 2;
+    docs/credentials.md, "Revocation is real")."""
     identifier = authority.identifier
     wallet = node.wallet
     if identifier not in wallet.trusted() and wallet.store.feed_state(identifier.digest) is None:

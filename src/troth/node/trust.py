@@ -112,6 +112,9 @@ class NodeTrust:
         `Vouchers.forget_refuted`)."""
         self.vouchers.load()
         wallet = self.node.wallet
+        # a feed a link revocation made here left to sync (its process killed after the
+        # authority took it) is synced before the feeds are read (review 48m, revcrash 2)
+        wallet.settle_syncs(now=now)  # (a sync that fails is logged: the marks stand)
         self.routes = wallet.trusted()
         anchors = set(self.routes)
         if self.hosted is not None:

@@ -480,6 +480,29 @@ class CredentialStore(Transactional, Protocol):
         one."""
         ...
 
+    def mark_sync_due(self, authority: bytes, address: str, now: int) -> int:
+        """Record that this node's copy of `authority`'s feed (reached at `address`) must be
+        synced before a chain of that authority is handed out: a link revocation is under way
+        with it (review 48m, revcrash 2); the mark's number (one per revocation)."""
+        ...
+
+    def syncs_due(self) -> list[tuple[bytes, str]]:
+        """The authorities whose feeds must be synced first, each with an address."""
+        ...
+
+    def sync_due(self, authority: bytes) -> bool:
+        """Whether `authority`'s feed must be synced first."""
+        ...
+
+    def marks_due(self, authority: bytes) -> list[int]:
+        """The numbers of `authority`'s marks, oldest first."""
+        ...
+
+    def clear_sync_due(self, authority: bytes, mark: int | None = None) -> int:
+        """Forget the marks of `authority` (only mark `mark`, when given: the revocation that
+        made it is done); how many went."""
+        ...
+
 
 VoucherRow = tuple[bytes, bytes, int, bytes, tuple[int, bytes] | None]
 """(identifier, authority, expires_at, member, since): an authority whose chain a node verified

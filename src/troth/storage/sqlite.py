@@ -241,6 +241,18 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     -- (`IdentityService.forget_retired`, docs/storage.md "Recovery rules")
     CREATE TABLE IF NOT EXISTS retired_keys (handle TEXT PRIMARY KEY) WITHOUT ROWID;
     """,
+    """
+    -- review 48m, revcrash 2: the authorities a link revocation made here is under way with,
+    -- and where each is reached, written (committed) before the authority is asked and
+    -- deleted once this node's copy of its feed holds the entry: a process killed in between
+    -- leaves it here, and the node syncs that feed before it hands out a chain of that
+    -- authority again (docs/credentials.md, "Revocation is real", and docs/storage.md)
+    CREATE TABLE IF NOT EXISTS feed_syncs_due (
+        id INTEGER PRIMARY KEY, authority BLOB NOT NULL, address TEXT NOT NULL,
+        marked_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS feed_syncs_due_authority ON feed_syncs_due (authority);
+    """,
 )
 
 

@@ -414,3 +414,39 @@ class SqliteCredentialStore:
                 (identifier, authority, ticket),
             )
         return deleted.rowcount == 1
+
+    def mark_sync_due(self, authority: bytes, address: str, now: int) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO feed_syncs_due (authority, address, marked_at) VALUES (?, ?, ?)",
+            (authority, address, now),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def syncs_due(self) -> list[tuple[bytes, str]]:
+        rows = self._db.fetch_all(
+            "SELECT authority, min(address) FROM feed_syncs_due GROUP BY authority"
+        )
+        return [(bytes(r[0]), r[1]) for r in rows]
+
+    def sync_due(self, authority: bytes) -> bool:
+        found = self._db.fetch_one(
+            "SELECT 1 FROM feed_syncs_due WHERE authority = ? LIMIT 1", (authority,)
+        )
+        return found is not None
+
+    def marks_due(self, authority: bytes) -> list[int]:
+        rows = self._db.fetch_all(
+            "SELECT id FROM feed_syncs_due WHERE authority = ? ORDER BY id", (authority,)
+        )
+        return [int(r[0]) for r in rows]
+
+    def clear_sync_due(self, authority: bytes, mark: int | None = None) -> int:
+        if mark is None:
+            deleted = self._db.execute(
+                "DELETE FROM feed_syncs_due WHERE authority = ?", (authority,)
+            )
+        else:
+            deleted = self._db.execute(
+                "DELETE FROM feed_syncs_due WHERE authority = ? AND id = ?", (authority, mark)
+            )
+        return deleted.rowcount

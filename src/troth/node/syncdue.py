@@ -1,0 +1,136 @@
+"""Feed syncs a link revocation leaves due (docs/credentials.md, "Revocation is real"; review
+48m, revcrash 2).
+
+A link revocation made on this machine (`troth revoke link`, `Node.revoke`) is taken by the
+authority first, then synced into this node's copy of the authority's feed. A process killed
+between the two left the entry in the authority's feed and nowhere here: the node, restarted,
+handed out the revoked link until its next feed refresh. So the revoker first records, and
+commits, that the feed must be synced (`CredentialStore.mark_sync_due`), and clears its mark
+once the node's copy holds the entry. A mark that stands is settled before the node hands out
+a chain of that authority (`CredentialWallet.best`: a delegation's parent, a credential shown
+to a peer) and when a running node reads its trust (`NodeTrust.reload`): the feed is synced
+from the authority here, then the authority's marks go; until that succeeds, the node hands
+out none of that authority's chains (fail closed).
+
+A mark is cleared by a sync only when no revocation is under way here: each revoker holds
+`<node>/node.db.revoking` shared from before its mark until it cleared it (troth.storage.peers
+`PeerLock`), and a settling sync runs only while it holds that file alone. So a sync that
+fetched the feed before a live revoker's authority took the entry never clears that
+revoker's mark; a killed revoker holds nothing (the kernel drops its lock), and its
+authority's commit, if any, came before the sync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from troth.errors import TrothError
+from troth.identity import Identifier
+from troth.node.authorities import is_local, sync_local_feed
+from troth.node.node import Node
+from troth.storage.peers import PeerLock
+
+__all__ = ["SyncDue", "clear_marks", "orphaned_marks", "settle_sync", "sync_due_while"]
+
+log = logging.getLogger("troth.node")
+
+
+def _lock_path(node: Node) -> Path:
+    return node.path / "node.db.revoking"
+
+
+@dataclass(slots=True)
+class SyncDue:
+    """A revoker's mark (None: this node holds no copy of the authority's feed to sync)."""
+
+    node: Node
+    authority: Identifier
+    mark: int | None
+
+    def clear(self) -> None:
+        """The node's copy of the feed holds the revocation (or the authority refused it,
+        taking nothing): the mark goes."""
+        if self.mark is not None:
+            self.node.wallet.store.clear_sync_due(self.authority.digest, self.mark)
+            self.mark = None
+
+
+@contextlib.contextmanager
+def sync_due_while(
+    node: Node, authority: Identifier, *, address: str | None, now: int
+) -> Iterator[SyncDue]:
+    """Inside the block, a link revocation with `authority` (reached at `address`; None: not
+    known here, found among the nodes on this machine) is under way: the node's copy of its
+    feed is marked due (committed before the block runs) unless the node neither trusts it
+    nor holds a feed of it (it has no copy to sync). `SyncDue.synced` clears the mark; one
+    left at the end of the block stands (settled by `settle_sync`)."""
+    wallet = node.wallet
+    holds = authority in wallet.trusted() or wallet.store.feed_state(authority.digest) is not None
+    if not holds:
+        yield SyncDue(node, authority, None)
+        return
+    lock = PeerLock(_lock_path(node))
+    try:
+        mark = wallet.store.mark_sync_due(authority.digest, address or "", now)
+        yield SyncDue(node, authority, mark)
+    finally:
+        lock.close()
+
+
+def settle_sync(node: Node, authority: Identifier, now: int) -> bool:
+    """Sync `node`'s copy of the feed of `authority`, on this machine, that a link revocation
+    left due, and forget its marks; whether it did. Not while a revocation is under way here
+    (its own process clears its mark), nor for an authority reached over the network (a
+    running node's sync of its feed settles them: `orphaned_marks`); a sync that fails (the
+    authority is not on this machine now, or its node does not open) is logged, and the
+    marks stand."""
+    address = dict(node.wallet.store.syncs_due()).get(authority.digest)
+    if address is None:
+        return True
+    if address and not is_local(address):
+        return False
+    lock = PeerLock(_lock_path(node))
+    try:
+        with lock.alone() as alone:
+            if not alone:
+                return False
+            try:
+                sync_local_feed(node, authority, address=address, now=now)
+            except TrothError as exc:
+                log.warning(
+                    "the feed of %s, due a sync after a revocation, was not synced: %s",
+                    authority,
+                    exc,
+                )
+                return False
+            node.wallet.store.clear_sync_due(authority.digest)
+            return True
+    finally:
+        lock.close()
+
+
+def orphaned_marks(node: Node, authority: Identifier) -> list[int]:
+    """The marks of `authority` no revocation under way here holds (read while `node.db.revoking`
+    is held alone; none when it is not): a sync of its feed started after this is called
+    holds their entries, if their authority took them, and may clear them
+    (`clear_marks`)."""
+    store = node.wallet.store
+    if not store.sync_due(authority.digest):
+        return []
+    lock = PeerLock(_lock_path(node))
+    try:
+        with lock.alone() as alone:
+            return store.marks_due(authority.digest) if alone else []
+    finally:
+        lock.close()
+
+
+def clear_marks(node: Node, authority: Identifier, marks: list[int]) -> None:
+    """Forget `marks` of `authority` (`orphaned_marks`), once a sync started after they were
+    read completed."""
+    for mark in marks:
+        node.wallet.store.clear_sync_due(authority.digest, mark)
