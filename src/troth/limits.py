@@ -169,6 +169,9 @@ transport").
 At least MAX_TRANSPORT_FRAME plus its 5-byte header and the cost of holding a frame
 (transport.settings.QUEUED_FRAME_COST, counted for each), so one frame always fits an empty
 queue."""
+MAX_WRITE_BUFFER_TOTAL: Final = 64 << 20
+"""Bytes a node's TCP write buffers hold together (TcpSettings.write_buffer_total, 64 MiB;
+review 48q: before, 1 MiB each, ~1 GiB at the connection cap, for peers that never read)."""
 MAX_QUEUED_BYTES: Final = 64 * MAX_CONNECTION_QUEUE_BYTES
 """Bytes of frames a node holds queued for all its TCP connections together
 (TcpSettings.max_queued_total; 64 MiB): one source addressing many stalled connections cannot

@@ -128,6 +128,10 @@ class TcpSettings:
     """Frames read but not yet routed before reading pauses (backpressure)."""
     write_buffer: int = 1 << 20
     """Bytes queued for the socket before senders wait."""
+    write_buffer_total: int = limits.MAX_WRITE_BUFFER_TOTAL
+    """Bytes the write buffers of all connections hold together: past it, a connection left
+    holding unsent bytes by a write is treated as over `write_buffer` (its frames queue, its
+    timers run) until it drains; a peer that reads promptly holds none (review 48q)."""
     write_timeout: float = 10.0
     """A connection whose write buffer stays over `write_buffer` this long (its peer does not
     read it down to a quarter of that) is dropped."""
@@ -179,8 +183,8 @@ class TcpSettings:
         require_counts(self, "max_reply_paths")
         if self.max_queued_frames < 2:  # reading resumes below half of it: never below 1
             raise ValueError("max_queued_frames must be at least 2")
-        if self.write_buffer < 1:
-            raise ValueError("write_buffer must be at least 1 byte")
+        if not 1 <= self.write_buffer <= self.write_buffer_total:
+            raise ValueError("write_buffer must be at least 1 byte and at most write_buffer_total")
         if not FRAME_HEADER.size <= self.small_read_buffer <= self.large_read_buffer:
             raise ValueError(
                 f"small_read_buffer must hold a frame header ({FRAME_HEADER.size} bytes) "
@@ -230,3 +234,6 @@ class TcpCounters:
     """Times a connection's peer stalled (`TcpSettings.stall_timeout`)."""
     dropped_stalled: int = 0
     """Frames dropped for a stalled peer (queued, or sent while it stalled)."""
+    held_back: int = 0
+    """Times a connection was held back as the write buffers together passed
+    `TcpSettings.write_buffer_total` (review 48q, write budget 1)."""

@@ -26,7 +26,8 @@ Hostile load (all limits in `TcpSettings`):
   goes on routing. Past the bound a sender waits while the peer reads (backpressure); a peer
   that takes (next to) nothing for `stall_timeout` has stalled, and its queue and every frame
   for it are dropped (counted, `Congested` to the sender) until it drains; one that does not
-  drain for `write_timeout` is dropped.
+  drain for `write_timeout` is dropped. While the write buffers together hold more than
+  `write_buffer_total`, one left holding unsent bytes by a write is full until it drains.
 - Logs: lines about misbehaving connections and accept() errors (out of descriptors) are rate
   limited; a listener out of descriptors pauses a second and recovers when they free up.
 - Shutdown: `close()` closes listeners and connections and cancels their tasks; a closed
@@ -39,11 +40,8 @@ import asyncio
 import collections
 import collections.abc
 import contextlib
-import fcntl
 import logging
 import os
-import struct
-import termios
 from dataclasses import dataclass, field
 
 from troth import limits
@@ -56,6 +54,7 @@ from troth.errors import (
     Unreachable,
 )
 from troth.routing import Address, Handler, RoutedMessage, Router, Source
+from troth.transport.budget import STALL_PROGRESS, WriteBudget, unsent
 from troth.transport.connection import Connection, ConnectionTable, Listener, source_network
 from troth.transport.eager import start_eagerly
 from troth.transport.framing import FRAME_HEADER, FRAME_VERSION, FrameReader
@@ -69,16 +68,6 @@ CORK_LIMIT = 64 * 1024
 """The first frame sent in a loop iteration is written at once; the ones after it in the same
 iteration are written together when it ends, or as soon as this many bytes wait (a large frame
 is written at once, and backpressure sees it)."""
-
-
-_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
-"""The ioctl that tells the bytes a socket's kernel send queue holds (Linux): whether a peer
-takes what was sent shows there first, before the event loop's write buffer shrinks."""
-
-
-STALL_PROGRESS = 16
-"""A peer whose write buffer is full takes at least `write_buffer / STALL_PROGRESS` bytes (64 KiB
-at the defaults) in each `stall_timeout`, or it has stalled."""
 
 
 EAGER_LIMIT = 64 * 1024
@@ -119,6 +108,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         self._wakeup = asyncio.Event()
         self._reading_paused = False
         self._writable = True  # False while the socket's write buffer is over its limit
+        self._held_back = False  # not writable for the node-wide budget (`_wrote`)
         self._write_waiters: list[asyncio.Future[None]] = []  # senders waiting for the queue
         self._queue: collections.deque[bytes] = collections.deque()  # frames waiting for the
         # write buffer to drain (bounded: `_enqueue`)
@@ -241,27 +231,39 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
         """asyncio: the socket's write buffer drained (to a quarter of its limit): the queue
         goes on into it, and a stalled peer reads again."""
         self._stop_timers()
+        socket, queue = self._socket, self._queue
+        if self._held_back and socket is not None:  # held by the budget: its own limit again
+            self._held_back = False
+            socket.set_write_buffer_limits(high=self.owner.settings.write_buffer)
+        self.owner.budget.count(self)
         self._writable = True
         self._stalled = False
-        socket, queue = self._socket, self._queue
         while queue and self._writable and socket is not None:  # pause_writing may stop it
             frame = queue.popleft()
             self._dequeued(len(frame) + QUEUED_FRAME_COST)
             socket.write(frame)
+            self._wrote()
         self._wake()
 
     def _unsent(self) -> int:
-        """Bytes sent to the peer that it has not taken yet: the event loop's write buffer and
-        the kernel's send queue."""
+        """Bytes sent to the peer that it has not taken yet (`budget.unsent`)."""
+        return unsent(self._socket)
+
+    def buffered(self) -> int:
+        """The bytes the event loop's write buffer holds now (what the budget counts)."""
         socket = self._socket
-        if socket is None:
-            return 0
-        size = socket.get_write_buffer_size()
-        raw = socket.get_extra_info("socket")
-        if _OUTQ is not None and raw is not None:
-            with contextlib.suppress(OSError, ValueError):
-                size += struct.unpack("i", fcntl.ioctl(raw.fileno(), _OUTQ, bytes(4)))[0]
-        return size
+        return 0 if socket is None else socket.get_write_buffer_size()
+
+    def _wrote(self) -> None:
+        """After a write: the node-wide budget counts this buffer; past the budget
+        (`write_buffer_total`), a connection left holding unsent bytes is held back as if its
+        buffer were full (review 48q, write budget 1): its frames queue (within the queues'
+        bounds) and its timers run, as past `write_buffer`, until it drains."""
+        budget, socket = self.owner.budget, self._socket
+        if budget.count(self) and self._writable and socket and budget.over(self._time()):
+            self.owner.counters.held_back += 1
+            self._held_back = True
+            socket.set_write_buffer_limits(high=0)  # pause_writing now; resumed once empty
 
     def _check_stall(self) -> None:
         """The stall timer: the peer took at least a sixteenth of `write_buffer` of what was
@@ -326,6 +328,8 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             self._linger.cancel()
             self._linger = None
         self._writable = True
+        self._held_back = False
+        self.owner.budget.forget(self)
         self._drop_queue()
 
     def _wake(self) -> None:
@@ -462,17 +466,15 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             await self._enqueue(b"".join((head, message.payload)))
             return
         reading = self.owner.reading
-        if reading is not None:  # a read callback routes: written when it returns
-            if not self._corked:
-                reading.append(self)
-            self._corked += (head, message.payload)
-            self._corked_size += size + FRAME_HEADER.size
-            if self._corked_size >= CORK_LIMIT:
-                self._write_corked()
-        elif self._cork is None:  # the first frame of this loop iteration: written at once
+        if reading is None and self._cork is None:  # the first frame of this loop iteration
+            # (no read callback routing): written at once
             self._cork = self._loop.call_soon(self._uncork)
             socket.write(b"".join((head, message.payload)))
-        else:  # written with the others of this iteration when it ends
+            self._wrote()
+        else:  # written when the read callback that routes returns, or with the others of
+            # this iteration when it ends
+            if reading is not None and not self._corked:
+                reading.append(self)
             self._corked += (head, message.payload)
             self._corked_size += size + FRAME_HEADER.size
             if self._corked_size >= CORK_LIMIT:
@@ -495,6 +497,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 self._stalled_drop()
             if not self._queue and self._writable:  # drained meanwhile
                 self._socket.write(frame)
+                self._wrote()
                 break
             room = (
                 self._queued + size <= settings.max_queued_bytes
@@ -540,6 +543,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
             if not self._writable:  # the stall check counts what the peer takes from here
                 self._unsent_at_check += len(data)
             self._socket.write(data)
+            self._wrote()
 
     def _abort(self) -> None:
         if self._socket is not None:
@@ -554,6 +558,7 @@ class TcpConnection(Connection, asyncio.BufferedProtocol):
                 self._socket.write(frame)
             self._drop_queue()  # (in the socket's buffer now: written within the write
             # timeout, or the connection is dropped)
+            self.owner.budget.count(self)  # (until it is lost)
             self._socket.close()
             if self._linger is None:
                 timeout = self.owner.settings.write_timeout
@@ -603,9 +608,12 @@ class TcpTransport(ConnectionTable[TcpConnection]):
     reading: list[TcpConnection] | None = None
     """While a read callback routes what arrived: the connections with frames corked meanwhile
     (written together when it returns)."""
+    budget: WriteBudget = field(init=False)
+    """The write buffers of all connections together (`settings.write_buffer_total`)."""
 
     def __post_init__(self) -> None:
         self.router.add_transport(self)
+        self.budget = WriteBudget(self.settings.write_buffer_total)
         self._log = RateLimitedLog(log, self.settings.log_lines_per_minute)
 
     def queued_from(self, host: str) -> int:
