@@ -276,6 +276,25 @@ MIN_LEASE_TTL: Final = 1
 DEFAULT_LEASE_QUOTA: Final = 100
 """Live leases one member (with every identity it delegated to) may hold at once, unless the
 broker is configured otherwise (docs/secrets.md, "Issue")."""
+LEASE_ISSUE_BURST: Final = 600
+"""Leases one member (with every identity it delegated to) may be issued, or renew, in a burst,
+whatever it gives back meanwhile; then `LEASE_ISSUE_RATE` a second (more: SecretError BUSY,
+nothing written). The quota bounds open leases only: a member looping issue and revoke left a
+lease row (kept 30 days: troth.secrets.book.ENDED_LEASE_RETENTION) and ~3 audit records a round
+(review 48o; docs/secrets.md, "Issue rate")."""
+LEASE_ISSUE_RATE: Final = 1
+"""Leases a second one member's issue budget refills with (`LEASE_ISSUE_BURST`): at most
+2.6 million rows of one member in the 30 days an ended lease is kept."""
+LEASE_ISSUE_TOTAL_BURST: Final = 6000
+"""Leases a broker issues in a burst, all members together (ten members' bursts); then
+`LEASE_ISSUE_TOTAL_RATE` a second: what bounds the database's growth however many members
+the policy allows."""
+LEASE_ISSUE_TOTAL_RATE: Final = 20
+"""Leases a second the broker's total issue budget refills with (twenty members' rates: one
+member at its own rate takes a twentieth)."""
+MAX_LEASE_ISSUE_ACCOUNTS: Final = 65_536
+"""Members whose issue budgets a broker keeps at once (a refilled one is forgotten first: it
+starts full again anyway); when every kept budget is in use, a new member is refused BUSY."""
 MAX_LEASE_SCOPES: Final = 16
 """Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
 MAX_LEASE_LIST: Final = 1000

@@ -1,83 +1,8 @@
-"""Per-source byte budgets (token buckets): how much one source may send a service per second,
-so one member's volume cannot crowd out the others' or fill a node's disk at the speed of its
-link. Sans-IO: the caller passes `now` (seconds)."""
+"""Per-source byte budgets of the node's services: `ByteBudgets`, which lives in troth.rates (the
+secrets broker, a layer below the node, counts lease issues with it too: review 48o)."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from troth.rates import ByteBudgets
 
 __all__ = ["ByteBudgets"]
-
-
-@dataclass(slots=True)
-class _Bucket:
-    level: int
-    at: int
-
-
-class ByteBudgets:
-    """A bucket of `burst` bytes per source, refilled at `rate` bytes per second. At most
-    `max_sources` buckets are kept; a full (refilled) bucket is dropped first, and when every
-    kept bucket is in use a new source is refused (deny when in doubt)."""
-
-    def __init__(self, *, rate: int, burst: int, max_sources: int) -> None:
-        if rate < 1 or burst < 1 or max_sources < 1:
-            raise ValueError("a byte budget needs a positive rate, burst and source count")
-        self.rate = rate
-        self.burst = burst
-        self.max_sources = max_sources
-        self._buckets: dict[Hashable, _Bucket] = {}
-
-    def take(self, source: Hashable, amount: int, *, now: int) -> bool:
-        """Spend `amount` bytes of `source`'s budget; False (nothing spent) when it lacks them."""
-        return self.take_all((source,), amount, now=now)
-
-    def take_all(self, sources: Iterable[Hashable], amount: int, *, now: int) -> bool:
-        """Spend `amount` bytes of each source's budget (a delegate's request, of every member
-        it counts against); False, nothing spent, when one lacks them or has no bucket."""
-        buckets = []
-        for source in sources:
-            bucket = self._bucket(source, now)
-            if bucket is None or amount > bucket.level:
-                return False
-            buckets.append(bucket)
-        for bucket in buckets:
-            bucket.level -= amount
-        return True
-
-    def owe(self, sources: Iterable[Hashable], amount: int, *, now: int) -> None:
-        """Spend `amount` bytes of each source's budget after the fact (what an answer weighs,
-        known once it is made): its level may go below zero, and the source is refused until
-        it refills (review 48a, queries 2)."""
-        for source in sources:
-            bucket = self._bucket(source, now)
-            if bucket is not None:
-                bucket.level -= amount
-
-    def _bucket(self, source: Hashable, now: int) -> _Bucket | None:
-        """`source`'s bucket refilled to `now` (a new one, full, while there is room)."""
-        bucket = self._buckets.get(source)
-        if bucket is None:
-            if len(self._buckets) >= self.max_sources:
-                self.prune(now=now)
-                if len(self._buckets) >= self.max_sources:
-                    return None
-            bucket = self._buckets[source] = _Bucket(self.burst, now)
-        elif now > bucket.at:
-            bucket.level = min(self.burst, bucket.level + (now - bucket.at) * self.rate)
-            bucket.at = now
-        return bucket
-
-    def prune(self, *, now: int) -> None:
-        """Forget the sources whose bucket has refilled (they start full again anyway)."""
-        full = [
-            source
-            for source, bucket in self._buckets.items()
-            if bucket.level + max(0, now - bucket.at) * self.rate >= self.burst
-        ]
-        for source in full:
-            del self._buckets[source]
-
-    def __len__(self) -> int:
-        return len(self._buckets)

@@ -34,6 +34,7 @@ from troth.secrets.engines.http_inject import (
 )
 from troth.secrets.engines.postgres import PostgresEngine
 from troth.secrets.engines.token import TokenEngine
+from troth.secrets.issues import IssueBudget
 from troth.secrets.jwt import Jwks, ValidatedToken, validate_token
 from troth.secrets.keys import BrokerKeys
 from troth.secrets.lease import (
@@ -149,7 +150,11 @@ class Broker:
         issuer: str = "troth-broker",
         key_type: KeyType = KeyType.ED25519,
         quota: int = limits.DEFAULT_LEASE_QUOTA,
+        issues: IssueBudget | None = None,
     ) -> None:
+        """`issues`: how many leases are issued per member and in all (default: the named
+        limits, `limits.LEASE_ISSUE_*`)."""
+        self.issues = issues or IssueBudget()
         self.store = SqliteSecretStore(db)
         self.vault = vault
         self.issuer = issuer
@@ -321,21 +326,29 @@ class Broker:
         the request and this attempt at it), the leases its earlier attempts were issued
         (their answers lost) are revoked first, so they neither stay live nor hold the quota;
         SecretError BAD_REQUEST if this attempt or a later one was served (review 45i,
-        secrets 2; docs/secrets.md, "Retried requests")."""
-        if request is not None:
-            earlier = self.book.supersede(credential, request, now)
-            self._revoke_upstream(earlier, now, member=lease_account(credential))
-        granted = self.book.open_lease(
-            credential,
-            name,
-            scope=scope,
-            ttl=ttl,
-            now=now,
-            spec_of=self._parsed,
-            engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
-            mint=self._mint_local,
-            request=request,
-        )
+        secrets 2; docs/secrets.md, "Retried requests"). Each call spends one of the issue
+        budget of the credential's member and of the broker's (`IssueBudget`); SecretError
+        BUSY, nothing read or written, when either is spent (review 48o, issue rate 1). A
+        refusal gives the broker's back (the member's stays spent)."""
+        self.issues.take(lease_account(credential), now)
+        try:
+            if request is not None:
+                earlier = self.book.supersede(credential, request, now)
+                self._revoke_upstream(earlier, now, member=lease_account(credential))
+            granted = self.book.open_lease(
+                credential,
+                name,
+                scope=scope,
+                ttl=ttl,
+                now=now,
+                spec_of=self._parsed,
+                engine_ref=lambda spec, handle: self.engines[spec.engine].engine_ref(spec, handle),
+                mint=self._mint_local,
+                request=request,
+            )
+        except SecretError:  # refused, no lease written: the total is given back
+            self.issues.refund_total(now)
+            raise
         if granted.credential is not None:
             return IssuedLease(granted.lease_id, granted.lease, granted.credential)
         spec = granted.grant.spec
@@ -371,17 +384,24 @@ class Broker:
         ttl: int | None = None,
     ) -> tuple[Lease, LeaseCredential]:
         """Extend the caller's lease from `now` (capped); returns it and the new credential.
-        `credential` is the one the lease was issued under (its chain; EXPIRED otherwise)."""
-        return self.book.renew(
-            credential,
-            lease_id,
-            ttl=ttl,
-            now=now,
-            spec_of=self.spec,
-            extend=lambda grant: _engine_call(
-                lambda: self.engines[grant.spec.engine].renew(grant, self._upstream(grant.spec))
-            ),
-        )
+        `credential` is the one the lease was issued under (its chain; EXPIRED otherwise).
+        Each call spends one of the issue budgets, as `issue` does (review 48o, issue rate 2:
+        each renewal writes an audit record and mints a credential)."""
+        self.issues.take(lease_account(credential), now)
+        try:
+            return self.book.renew(
+                credential,
+                lease_id,
+                ttl=ttl,
+                now=now,
+                spec_of=self.spec,
+                extend=lambda grant: _engine_call(
+                    lambda: self.engines[grant.spec.engine].renew(grant, self._upstream(grant.spec))
+                ),
+            )
+        except SecretError:  # refused in its transaction, nothing written: as for `issue`
+            self.issues.refund_total(now)
+            raise
 
     def revoke(
         self,
