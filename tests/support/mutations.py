@@ -1,4 +1,4 @@
-"""Mutations of valid encodings for fuzzing decoders (tests/test_decoders_mutated.py): byte-level
+"""Mutations of valid encodings for fuzzing decoders (tests/test_decoders_mutated_*.py): byte-level
 edits, and for CBOR and JSON a drawn value put at a drawn place (also inside nested CBOR byte
 strings and JSON text strings), encoded again; `typed`, the rule every decoder is held to."""
 
