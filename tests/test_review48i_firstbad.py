@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,7 +106,6 @@ def _broken_chain(tmp_path: Path) -> tuple[TraceLog, FixedClock, Held, VerifiedR
     return log, clock, owner, broken
 
 
-@pytest.mark.xfail(strict=True, reason="review 48i, first bad 1: the later bad signature named")
 def test_an_export_names_a_broken_chain_before_a_bad_signature(tmp_path: Path) -> None:
     """1: the chain broken at record 1 is named, not record 2's bad signature, whatever the
     order of the lines."""
@@ -117,6 +118,9 @@ def test_an_export_names_a_broken_chain_before_a_bad_signature(tmp_path: Path) -
     error = _raises(TraceFailure.CHAIN_BROKEN, 1, lines)
     assert error.record == broken.record.id
     _raises(TraceFailure.CHAIN_BROKEN, 1, lines[::-1])
+    endless = itertools.chain(lines[:2], itertools.repeat(lines[2]))  # read until repeated
+    _raises(TraceFailure.CHAIN_BROKEN, 1, endless)
+    _raises(TraceFailure.REPLAYED, 0, itertools.repeat(lines[0]))
 
 
 def _retired_key(tmp_path: Path, stolen: int) -> tuple[TraceLog, FixedClock, Held, bytes]:
@@ -164,7 +168,6 @@ def _old_histories(lines: list[bytes], before: bytes, stolen: int) -> list[bytes
     return encoded
 
 
-@pytest.mark.xfail(strict=True, reason="review 48i, first bad 2: the later bad signature named")
 def test_an_export_names_a_retired_key_before_a_bad_signature(tmp_path: Path) -> None:
     """2: record 1, signed by a key retired before it (its line hiding the rotation), is
     named, not record 2's bad signature."""
@@ -176,7 +179,6 @@ def test_an_export_names_a_retired_key_before_a_bad_signature(tmp_path: Path) ->
     _raises(TraceFailure.KEY_RETIRED, 1, lines[::-1])
 
 
-@pytest.mark.xfail(strict=True, reason="review 48i, first bad 2: the key's latest record named")
 def test_an_export_names_the_first_record_of_a_retired_key_not_its_latest(tmp_path: Path) -> None:
     """2: records 1 to 3 signed by a retired key: record 1 is the first bad one (the latest,
     record 3, was named)."""
@@ -197,7 +199,6 @@ def _resolution(by: Held, escalation: str, agent: Held, time: int) -> VerifiedRe
     return sign_record(by.signer(NOW), content, seq=0, prev=None, time=time)
 
 
-@pytest.mark.xfail(strict=True, reason="review 48i, first bad 3: the later bad signature named")
 def test_an_export_names_a_bad_link_before_a_bad_signature(tmp_path: Path) -> None:
     """3: review 34g's resolution by a third party (record 1) of an escalation to a human
     (record 0) is named, not record 2's bad signature, whatever the order of the lines."""
@@ -216,10 +217,13 @@ def test_an_export_names_a_bad_link_before_a_bad_signature(tmp_path: Path) -> No
     _raises(TraceFailure.LINK_INVALID, 1, [lines[2], lines[0], lines[1]])
 
 
-def _forward_link(tmp_path: Path, resolver: str) -> tuple[TraceLog, FixedClock, Held]:
+def _forward_link(
+    tmp_path: Path, resolver: str, *, gap: bool = False
+) -> tuple[TraceLog, FixedClock, Held]:
     """A log: a resolution (record 0, by `resolver`: "human", asked, or "other") of the
-    agent's escalation to a human under id _ESCALATION (record 1, after it), another agent's record
-    (record 2). The log is closed."""
+    agent's escalation to a human (record 1, after it), another agent's record (record 2);
+    with `gap`, that other record before the escalation (records 1 and 2 swapped). The log is
+    closed."""
     clock, owner = FixedClock(NOW), Held()
     agent, human, other, third = Held(), Held(), Held(), Held()
     log = open_log(tmp_path / "trace.db", clock, owner)
@@ -231,12 +235,13 @@ def _forward_link(tmp_path: Path, resolver: str) -> tuple[TraceLog, FixedClock, 
         escalation_to=human.identifier,
         id=_ESCALATION,
     )
-    _insert(log, 1, sign_record(agent.signer(NOW), asked, seq=0, prev=None, time=NOW))
-    _insert(log, 2, sign_record(third.signer(NOW), tool_call(), seq=0, prev=None, time=NOW))
+    escalation = sign_record(agent.signer(NOW), asked, seq=0, prev=None, time=NOW)
+    filler = sign_record(third.signer(NOW), tool_call(), seq=0, prev=None, time=NOW)
+    _insert(log, 1, filler if gap else escalation)
+    _insert(log, 2, escalation if gap else filler)
     return log, clock, owner
 
 
-@pytest.mark.xfail(strict=True, reason="review 48i, first bad 4: the later bad signature named")
 def test_a_log_names_a_bad_forward_link_before_a_bad_signature(tmp_path: Path) -> None:
     """4: the resolution at record 0 of the escalation at record 1 (which asked another) is
     named, not record 2's bad signature."""
@@ -246,10 +251,30 @@ def test_a_log_names_a_bad_forward_link_before_a_bad_signature(tmp_path: Path) -
     _raises(TraceFailure.LINK_INVALID, 0, open_log(closed.store.path, clock, owner), export=False)
 
 
-@pytest.mark.xfail(strict=True, reason="review 48i, first bad 5: the line after it named")
+def test_a_log_reads_on_past_a_bad_record_to_judge_a_link_before_it(tmp_path: Path) -> None:
+    """4: the escalation (record 2) is after the bad record (record 1): the log is read on
+    past it, as the record stands, and past a row the log cannot read, to judge the link."""
+    closed, clock, owner = _forward_link(tmp_path, "other", gap=True)
+    _sign_badly_in_log(closed, 1)
+    _raises(TraceFailure.LINK_INVALID, 0, open_log(closed.store.path, clock, owner), export=False)
+    raw = db(closed)
+    raw.execute("UPDATE leaves SET envelope = 7 WHERE idx = 1")  # not bytes: the log says so
+    raw.close()
+    log = open_log(closed.store.path, clock, owner)
+    with pytest.raises(TraceError) as unread:
+        next(iter(log.stored(1)))
+    assert (unread.value.reason, unread.value.index) == (TraceFailure.MALFORMED, 1)
+    _raises(TraceFailure.LINK_INVALID, 0, log, export=False)
+    (tmp_path / "asked").mkdir()
+    closed, clock, owner = _forward_link(tmp_path / "asked", "human", gap=True)
+    _sign_badly_in_log(closed, 1)  # a good link: the bad record named
+    _raises(TraceFailure.BAD_SIGNATURE, 1, open_log(closed.store.path, clock, owner), export=False)
+
+
 def test_an_export_names_a_broken_chain_before_a_line_that_is_no_bundle(tmp_path: Path) -> None:
     """5: a line that is no bundle after the line of a broken chain's record: the record is
-    named (the line names no record, it is placed after the lines before it)."""
+    named (the line names no record: the export ends there, the first fault before it is
+    named, else the line; the lines after it are not read, an endless file of them ends)."""
     _closed, clock, owner, broken = _broken_chain(tmp_path)
     lines = _export(open_log(tmp_path / "trace.db", clock, owner))
     lines[2] = b"{not json"
@@ -258,3 +283,22 @@ def test_an_export_names_a_broken_chain_before_a_line_that_is_no_bundle(tmp_path
         verify_export([lines[2], *lines[:2]])
     assert (caught.value.reason, caught.value.index) == (TraceFailure.MALFORMED, None)
     assert caught.value.detail.startswith("line 1:")
+    with pytest.raises(TraceError) as endless:
+        verify_export(itertools.chain(lines[:2], itertools.repeat(b"{not json")))
+    assert (endless.value.reason, endless.value.index) == (TraceFailure.CHAIN_BROKEN, 1)
+
+
+def test_an_export_names_a_broken_chain_before_a_line_it_cannot_read(tmp_path: Path) -> None:
+    """5: the reader fails at a line (an OSError: a line over MAX_TRACE_LINE_BYTES, at the
+    CLI) after the line of a broken chain's record: the record is named; with no fault before
+    it, the reader's error."""
+    _closed, clock, owner, broken = _broken_chain(tmp_path)
+    lines = _export(open_log(tmp_path / "trace.db", clock, owner))
+
+    def reader(good: int) -> Iterator[bytes]:
+        yield from lines[:good]
+        raise OSError("line 3 is longer than allowed")
+
+    assert _raises(TraceFailure.CHAIN_BROKEN, 1, reader(2)).record == broken.record.id
+    with pytest.raises(OSError, match="line 3"):
+        verify_export(reader(1))
