@@ -33,7 +33,7 @@ def test_a_line_carrying_an_older_history_does_not_hide_its_keys_retirement(
     the log's.
 
     Review 35c, trace 1: was a strict xfail until `verify_export` checked each agent's keys
-    against the newest history of the agent its lines carry (troth.trace.export._check_retired).
+    against the newest history of the agent its lines carry (troth.trace.export_check).
     """
     clock, owner, agent = FixedClock(NOW), Held(), Held()
     log = open_log(tmp_path / "trace.db", clock, owner)

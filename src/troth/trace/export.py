@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import IO, Any, Final
 
 from troth import limits
@@ -53,12 +51,12 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from troth.trace.export_lines import at_line, numbered, readable_is_payload
-from troth.trace.links import Chains, chain_retired, check_one_branch, link_windows, verify_linked
+from troth.trace.export_check import ExportReport, LineFound, check_export
+from troth.trace.export_lines import readable_is_payload
+from troth.trace.links import Chains, chain_retired, link_windows, verify_linked
 from troth.trace.log import TraceLog
 from troth.trace.merkle import MemoryTree, leaf_hash, verify_inclusion
-from troth.trace.record import Disclosure, Kind, TraceRecord, disclosure_value
-from troth.trace.record_decode import Holders, check_resolution, id_holders, parent_record
+from troth.trace.record import Disclosure, TraceRecord, disclosure_value
 from troth.trace.signing import (
     KeyEpoch,
     check_disclosures,
@@ -561,32 +559,6 @@ def _checkpoint(
     return verify_checkpoint(note, identity, attestations, resolve=judge)
 
 
-@dataclass(frozen=True, slots=True)
-class ExportReport:
-    """A verified JSONL export."""
-
-    records: int
-    agents: int
-    checkpoint: Checkpoint | None
-    status: AnchorStatus
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "valid": self.status is AnchorStatus.VALID,  # unanchored is not valid
-            "verified": True,  # every signature, chain and proof checked
-            "status": self.status.value,
-            "records": self.records,
-            "agents": self.agents,
-            "checkpoint": None
-            if self.checkpoint is None
-            else {"size": self.checkpoint.size, "root": self.checkpoint.root.hex()},
-        }
-
-
-_Link = tuple[bytes | None, bytes, int, int, int]
-"""What `verify_export` keeps of a line: the record's prev, hash, index, time, key change."""
-
-
 def verify_export(
     lines: Iterable[bytes],
     *,
@@ -597,196 +569,19 @@ def verify_export(
 ) -> ExportReport:
     """Verify every line of a JSONL export (`verify_bundle`), that all lines share one
     checkpoint and no index or (agent, record id) repeats (ids are unique per agent), no
-    agent has two records at one seq, each
-    agent's chain between consecutive records present (hashes, times, key changes), each
-    agent's keys used before they retired by the newest of its histories the lines carry
-    (review 35c, trace 1), each resolution whose escalation is present answers it as its
-    signer was asked, and no version 1 link is ambiguous among the lines (`parent_record`),
-    where the lines present settle which record it names (`_settled`: review 38b, trace 1).
-    With `anchor`, the export must reach it (`_check_reaches`: TRUNCATED otherwise)."""
-    checkpoint: Checkpoint | None = None
-    status = AnchorStatus.UNANCHORED
-    seen_index: set[int] = set()
-    seen_id: dict[tuple[Identifier, str], int] = {}  # (agent, record id) to its index
-    by_agent: dict[Identifier, dict[int, _Link]] = {}
-    escalations: dict[tuple[Identifier, str], TraceRecord] = {}
-    linking: list[tuple[TraceRecord, int]] = []  # resolutions and version 1 links
-    newest: dict[Identifier, VerifiedIdentity] = {}  # per agent, the newest history carried
-    keys: dict[tuple[Identifier, str], _KeyUse] = {}  # per agent's key, its latest record
+    agent has two records at one seq, each agent's chain between consecutive records present
+    (hashes, times, key changes), each agent's keys used before they retired by the newest
+    of its histories the lines carry (review 35c, trace 1), each resolution whose escalation
+    is present answers it as its signer was asked, and no version 1 link is ambiguous among
+    the lines (`parent_record`), where the lines present settle which record it names
+    (review 38b, trace 1). With `anchor`, the export must reach it (TRUNCATED otherwise).
+    TraceError: the first bad record's fault, the one of the lowest log index of every fault
+    found, whatever the order of the lines (`check_export`; issue #13, review 48i)."""
     chains: Chains = {}  # the windows lines carried, verified once
-    branches: dict[Identifier, dict[int, bytes]] = {}  # each agent's changes the lines carry
-    count = 0
-    for number, line in numbered(lines):
-        try:
-            found = _verify_line(line, anchor, known, checkpoints, rows, chains)
-        except TraceError as exc:  # a line that is no bundle: named by its number (48b)
-            raise at_line(exc, number) from None
-        report, identity, attestation, carried = found
-        record, latest = report.record, carried[-1]
-        check_one_branch(record.agent, carried, branches, index=report.index, record=record.id)
-        if checkpoint is None:
-            checkpoint, status = report.checkpoint, report.status
-        elif report.checkpoint.note != checkpoint.note:
-            raise TraceError(
-                _F.MALFORMED,
-                "lines against different checkpoints",
-                index=report.index,
-                record=record.id,
-            )
-        named = (record.agent, record.id)
-        if report.index in seen_index or named in seen_id:
-            raise TraceError(
-                _F.REPLAYED, "the export repeats a record", index=report.index, record=record.id
-            )
-        seen_index.add(report.index)
-        seen_id[named] = report.index
-        chain = by_agent.setdefault(record.agent, {})
-        if record.seq in chain:  # two records the agent signed at one seq: its chain forks
-            # (review 34g, trace 1: the second replaced the first, unchecked)
-            raise TraceError(
-                _F.CHAIN_BROKEN,
-                f"seq {record.seq} twice (also at index {chain[record.seq][2]})",
-                index=report.index,
-                record=record.id,
-            )
-        chain[record.seq] = (record.prev, report.hash, report.index, record.time, report.key_change)
-        held = newest.get(record.agent)
-        if held is None or latest.change_count > held.change_count:
-            newest[record.agent] = latest
-        key = (record.agent, keyid_of(attestation))
-        use = keys.get(key)
-        if use is None or record.time > use[2]:
-            low = identity.change_count if use is None else min(use[4], identity.change_count)
-            keys[key] = (attestation, report.index, record.time, record.id, low)
-        elif identity.change_count < use[4]:
-            keys[key] = (*use[:4], identity.change_count)
-        if record.kind is Kind.ESCALATION:
-            escalations[named] = record
-        if record.kind is Kind.RESOLUTION or record.parent_by_id:
-            linking.append((record, report.index))
-        count += 1
-    if anchor is not None:
-        _check_reaches(anchor, checkpoint)
-    for (agent, _keyid), use in keys.items():
-        _check_retired(agent, use, newest[agent], rows, known, checkpoints)
-    for links in by_agent.values():
-        ordered = sorted(links.items())
-        for (earlier, before), (seq, link) in pairwise(ordered):
-            _check_follows(seq, before, link, next_to=earlier == seq - 1)
-    placed = ((agent, record_id, at) for (agent, record_id), at in seen_id.items())
-    holders = id_holders(placed, (record for record, _ in linking))
-    present = sorted(seen_index)
-    size = 0 if checkpoint is None else checkpoint.size
-    for record, index in linking:  # a resolution's escalation, when the export holds it,
-        # asked its signer (review 34g, trace 4: as `verify_log` and the log at append check
-        # it); a version 1 link names one record, placed by the lines' log indices, whatever
-        # the lines' order (review 36e, trace 4; review 36g, trace 2), when the lines left
-        # out cannot change which one (review 38b, trace 1)
-        if record.parent_by_id and not _settled(record, holders, index, present, size):
-            continue
-        try:
-            parent = parent_record(record, holders, index=index)
-            if record.kind is Kind.RESOLUTION and (parent is None or parent in seen_id):
-                check_resolution(record, None if parent is None else escalations.get(parent))
-        except TraceError as exc:
-            raise exc.located(index=index, record=record.id) from None
-    return ExportReport(count, len(by_agent), checkpoint, status)
 
+    def verify(line: bytes) -> LineFound:
+        return _verify_line(line, anchor, known, checkpoints, rows, chains)
 
-def _check_reaches(anchor: bytes, checkpoint: Checkpoint | None) -> None:
-    """An export reaches the checkpoint its verifier kept (`anchor`): one of no lines against a
-    kept checkpoint of N > 0 records, or whose checkpoint of the same log is smaller than the
-    kept one, is taken from a log that lacks records the verifier saw: truncated, as
-    `verify_log` says of the log itself (review 45a, trace 1; it answered "unanchored"). A
-    kept checkpoint of the empty tree is a prefix of every log; one of another log, or a
-    larger checkpoint than the kept one (no consistency proof in an export), stays
-    unanchored."""
-    saved = parse_checkpoint(anchor)[0]
-    if checkpoint is None:
-        if saved.size > 0:
-            raise TraceError(
-                _F.TRUNCATED, f"anchored at {saved.size} records, the export holds none"
-            )
-    elif checkpoint.origin == saved.origin and checkpoint.size < saved.size:
-        raise TraceError(
-            _F.TRUNCATED,
-            f"the export's checkpoint is of {checkpoint.size} records, anchored at {saved.size}",
-        )
-
-
-def _settled(
-    record: TraceRecord, holders: Holders, index: int, present: list[int], size: int
-) -> bool:
-    """Whether the lines of an export (`present`: their log indices, sorted; `size`: the
-    checkpoint's) settle which record `record`'s version 1 link names, as the whole log would
-    (`parent_record`), or that it is ambiguous: the signer's own record under the id before
-    the link is the one whatever else was left out; the signer's own after it (ids are per
-    agent: none of its own before it) leaves another agent's record before it present the
-    one, or the link ambiguous (another's among the lines left out), and, none before it with
-    every line before it present (a forward link), is itself the one; else the records before
-    the link decide, so every line before it must be present; else (none before it: a forward
-    link) every line of the log. An export of some lines (`troth trace export --agent`) may
-    leave out the record the link names, so that the signer's own later record, or another
-    agent's, would be taken for it (review 38b, trace 1): such a link is to a record the
-    export does not hold. Review 39b, trace 2: with the signer's own record after the link
-    not counted, leaving out any line before a forged resolution let it pass unchecked
-    against the escalation its lines showed it names."""
-    held = holders(record.agent, record.links.parent or "")
-    if held.own is not None and held.own < index:
-        return True
-    all_before = bisect.bisect_left(present, index) == index
-    if held.first is not None and held.first[0] < index:  # another agent's, before it
-        return all_before or held.own is not None
-    if not all_before:  # a line before it left out
-        return False
-    return held.own is not None or len(present) == size  # a forward link
-
-
-_KeyUse = tuple[bytes, int, int, str, int]
-"""What `verify_export` keeps of an agent's key: its attestation, the index, time and id of
-the latest record it signed, and the fewest changes of the histories its lines carried."""
-
-
-def _check_retired(
-    agent: Identifier,
-    use: _KeyUse,
-    newest: VerifiedIdentity,
-    rows: Rows | None,
-    known: Known | None,
-    checkpoints: Checkpoints | None,
-) -> None:
-    """The latest record of an agent's key was signed before the key retired by the newest
-    history of the agent the export carries, as `verify_log` judges every record by the
-    newest the log holds. Each line carries its own history, which no signature covers: one
-    carrying an older one, where the key was still current, hid its retirement that another
-    line's newer history shows (review 35c, trace 1). Only a key some line judged by an older
-    history than the newest is looked at again; one the newest does not hold (an older
-    window's) stays judged by its lines."""
-    attestation, index, time, record_id, fewest = use
-    if fewest >= newest.change_count:
-        return
-    try:
-        epoch = newest_view(agent, attestation, newest, rows, known, checkpoints)
-    except TraceError:  # not under the newest history (a window's key): judged by its line
-        return
-    try:
-        epoch.check_time(time)
-    except TraceError as exc:
-        raise exc.located(index=index, record=record_id) from None
-
-
-def _check_follows(seq: int, before: _Link, link: _Link, *, next_to: bool) -> None:
-    """Record `seq` (`link`) follows `before`, the agent's record present before it, as
-    `verify_log` requires: it names its hash (`next_to`: the record right before it), is not
-    dated before it, and its key is of no older change of the agent's history (a key retired
-    before the record was signed, the record dated back to when it was valid), whatever lies
-    between them: an export may leave lines out (review 34g, trace 3)."""
-    prev, _hash, index, time, change = link
-    if next_to and prev != before[1]:
-        raise TraceError(_F.CHAIN_BROKEN, f"seq {seq} does not name seq {seq - 1}", index=index)
-    if time < before[3]:
-        raise TraceError(_F.TIME_REVERSED, f"{time} after {before[3]}", index=index)
-    if change < before[4]:
-        raise TraceError(
-            _F.KEY_RETIRED, f"key of change {change} after one of {before[4]}", index=index
-        )
+    return check_export(
+        lines, verify, anchor=anchor, known=known, checkpoints=checkpoints, rows=rows
+    )

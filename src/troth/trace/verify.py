@@ -2,7 +2,9 @@
 
 `LogVerifier` takes the records in log order (sans-IO) with what a verifier needs beside them
 (`LogMaterial`: the signers' histories, the attestations by keyid, the chains the log keeps,
-the checkpoints) and raises TraceError naming the first bad record and why:
+the checkpoints) and raises TraceError naming the first bad record and why (the lowest index
+of every fault: a link to a later record, judged once the log is read, before a record refused
+as it is read, `first_fault`; review 48i):
 
 - the record decodes (canonical envelope and payload), its id is new, its leaf is the one
   appended (when the log's stored leaf hash is given);
@@ -27,6 +29,7 @@ or UNANCHORED with no saved checkpoint (never "valid").
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -52,6 +55,7 @@ from troth.trace.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
+from troth.trace.faults import read_on
 from troth.trace.log import TraceLog
 from troth.trace.merkle import Frontier, leaf_hash
 from troth.trace.record import Disclosure, Kind, TraceRecord
@@ -632,16 +636,7 @@ class LogVerifier:
         """After the last record: version 1 links (`parent_record`: ambiguous ones refused),
         resolutions whose escalation came later, every checkpoint's root, truncation, and the
         newest checkpoint against the verifier's `anchor` (the note it kept)."""
-        named = ((agent, record_id, at) for (agent, record_id), at in self._ids.items())
-        holders = id_holders(named, (record for _, record in self._waiting))
-        for index, record in self._waiting:
-            try:
-                parent = parent_record(record, holders, index=index)
-                if record.kind is Kind.RESOLUTION:
-                    escalation = None if parent is None else self._escalations.get(parent)
-                    check_resolution(record, escalation)
-            except TraceError as exc:
-                raise exc.located(index=index, record=record.id) from None
+        self._check_links(self._frontier.size)
         size = self._frontier.size
         for checkpoint in self._checkpoints:
             self._check_root(checkpoint, size)
@@ -667,6 +662,49 @@ class LogVerifier:
             self.chains_elsewhere,
         )
 
+    def _check_links(self, before: int) -> None:
+        """The version 1 links and the resolutions `add` left for the end (a link to a record
+        later in the log), of the records before index `before`, in log order."""
+        named = ((agent, record_id, at) for (agent, record_id), at in self._ids.items())
+        waiting = [(index, record) for index, record in self._waiting if index < before]
+        holders = id_holders(named, (record for _, record in waiting))
+        for index, record in waiting:
+            try:
+                parent = parent_record(record, holders, index=index)
+                if record.kind is Kind.RESOLUTION:
+                    escalation = None if parent is None else self._escalations.get(parent)
+                    check_resolution(record, escalation)
+            except TraceError as exc:
+                raise exc.located(index=index, record=record.id) from None
+
+    def first_fault(self, fault: TraceError, rest: Iterable[tuple[int, bytes]]) -> TraceError:
+        """The first bad record's failure (issue #13: the lowest index of every fault), once
+        `add` refused a record (`fault`, at its index): `fault`, unless a link of a record
+        before it, judged at the end (`finish`: a link to a later record), is bad. `rest`:
+        (index, envelope) of the records from the refused one on, each read as it stands (no
+        signature checked: a link to a badly signed record is not the first fault, the record
+        is) for the ids and escalations such links name; read only when such a link waits.
+        A record of `rest` that does not decode names nothing; one the log cannot read (a
+        TraceError) leaves those links unjudged: `fault`."""
+        if fault.index is None or not any(index < fault.index for index, _ in self._waiting):
+            return fault
+        try:
+            for index, envelope in rest:
+                try:
+                    record = open_envelope(envelope)[0]
+                except TraceError:
+                    continue
+                self._ids.setdefault((record.agent, record.id), index)
+                if record.kind is Kind.ESCALATION:
+                    self._escalations.setdefault((record.agent, record.id), record)
+        except TraceError:  # a row the log cannot read: the links stay unjudged
+            return fault
+        try:
+            self._check_links(fault.index)
+        except TraceError as exc:
+            return exc
+        return fault
+
     def _root_at(self, size: int) -> bytes:
         root = self._roots.get(size)
         if root is None:
@@ -687,21 +725,41 @@ class LogVerifier:
 
 
 def verify_records(
-    verifier: LogVerifier, entries: Iterable[StoredEntry], anchor: bytes | None
+    verifier: LogVerifier,
+    entries: Iterable[StoredEntry],
+    anchor: bytes | None,
+    *,
+    resume: Callable[[int], Iterable[StoredEntry]] | None = None,
 ) -> LogReport:
-    """Feed a log's stored entries to `verifier` in order and finish."""
+    """Feed a log's stored entries to `verifier` in order and finish. A refused record is
+    reported unless a record before it is bad (`LogVerifier.first_fault`: the entries after it
+    are read for that); `resume(index)`: the log's entries from `index` on, read after a row
+    the entries could not read (TraceError at its index), else that row is reported as is."""
     if anchor is not None:
         verifier.want_root(parse_checkpoint(anchor)[0].size)
-    for entry in entries:
-        verifier.add(
-            entry.index,
-            entry.envelope,
-            stored_leaf=entry.leaf,
-            stored_id=entry.record_id,
-            stored_agent=entry.agent,
-            disclosures=entry.disclosures,
-        )
-    return verifier.finish(anchor)
+    stream = iter(entries)
+    while True:
+        try:
+            entry = next(stream, None)
+        except TraceError as exc:  # a row the log cannot read: the bad record
+            if exc.index is None or resume is None:
+                raise
+            later = read_on(resume(exc.index + 1), resume)
+            raise verifier.first_fault(exc, later) from None
+        if entry is None:
+            return verifier.finish(anchor)
+        try:
+            verifier.add(
+                entry.index,
+                entry.envelope,
+                stored_leaf=entry.leaf,
+                stored_id=entry.record_id,
+                stored_agent=entry.agent,
+                disclosures=entry.disclosures,
+            )
+        except TraceError as exc:
+            later = read_on(itertools.chain([entry], stream), resume)
+            raise verifier.first_fault(exc, later) from None
 
 
 def log_material(log: TraceLog) -> LogMaterial:
@@ -734,4 +792,4 @@ def verify_log(
     `key_in_rows`)."""
     material = log_material(log)
     verifier = LogVerifier(material, known=known, checkpoints=checkpoints, rows=rows)
-    return verify_records(verifier, log.stored(), anchor)
+    return verify_records(verifier, log.stored(), anchor, resume=log.stored)
