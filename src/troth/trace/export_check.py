@@ -1,5 +1,5 @@
-"""Verifying a JSONL export as a whole (docs/traces.md, "Exports"): what lies between its
-lines, each verified alone (`troth.trace.export`), and which fault is named.
+"""Verifying a JSONL export as a whole (docs/traces.md, "What verification detects"): what
+lies between its lines, each verified alone (`troth.trace.export`), and which fault is named.
 
 An export's lines are checked one by one as they are read (each bundle alone, then one
 checkpoint, no record twice, no seq twice), and what lies between them once the last is read

@@ -1,5 +1,6 @@
 """Which fault `troth trace verify` names: the first bad record, the one of the lowest log index
-of every fault of any kind, and why (docs/traces.md, "Verification"; issue #13, review 48i).
+of every fault of any kind, and why (docs/traces.md, "What verification detects";
+issue #13, review 48i).
 A verifier that checks some things only once every record is read (`LogVerifier`: a link to a
 later record; `verify_export`: what lies between an export's lines) goes on after a refused
 record to learn whether a record before it is bad.
