@@ -18,6 +18,7 @@ import cedarpy
 import pytest
 
 from tests.support.gates import GatesWorld, T, export_customers, lookup_order, make_world, refund
+from tests.test_attacks_review22b_gates import _nested_sets
 from troth.clock import FixedClock
 from troth.gates import ListRecorder, Outcome, Tool, ToolCall, ToolGate
 from troth.gates import engine as engine_module
@@ -121,32 +122,6 @@ def test_a_hidden_tool_and_a_made_up_name_cost_the_same_work(
     assert outcomes == [recorded] * 3 + [Outcome.UNKNOWN_REQUEST] * 3
 
 
-def test_a_tool_the_gate_does_not_declare_costs_what_a_made_up_name_does(
-    world: GatesWorld, work: Counter[str]
-) -> None:
-    """A tool the bundle declares but the gate does not (and one whose gate schema is not the
-    bundle's) is told as undeclared for the same work as a made-up name."""
-    arguments = {"order_id": "o1", "amount": 1}
-    only_lookup = Tool.from_function(lookup_order)
-    schema = {"type": "object", "properties": {"order_id": {"type": "string"}}}
-    other_refund = Tool("refund", schema)
-    undeclared = _calls(
-        world, work, _gate(world, ListRecorder(), only_lookup), "support", "refund", arguments
-    )
-    mismatched = _calls(
-        world,
-        work,
-        _gate(world, ListRecorder(), only_lookup, other_refund),
-        "support",
-        "refund",
-        arguments,
-    )
-    made_up = _calls(
-        world, work, _gate(world, ListRecorder(), only_lookup), "support", MADE_UP, arguments
-    )
-    assert undeclared == mismatched == made_up
-
-
 def test_the_engine_alone_costs_the_same_for_both(world: GatesWorld, work: Counter[str]) -> None:
     """`DecisionPoint.judge_tool` without a declared schema (as `troth policy test` asks)."""
     seen: dict[str, list[Counter[str]]] = {}
@@ -172,3 +147,21 @@ def test_an_allowed_call_costs_no_visibility_lookup(world: GatesWorld, work: Cou
     work.clear()
     assert gate.invoke(caller, "lookup_order", {"order_id": "o1"}).allowed
     assert (work["cedar"], work["partial"], work["visible"]) == (1, 0, 0)
+
+
+def test_a_refused_caveat_costs_the_same_for_both(work: Counter[str]) -> None:
+    """A caller whose caveat is no Cedar condition is told that refusal for every name (review
+    47n): no Cedar runs for it, for a made-up name as for a bundle tool, and the lookups match."""
+    world = make_world(sub_caveats=(_nested_sets(),))
+    seen: dict[str, list[Counter[str]]] = {}
+    for tool in ("refund", MADE_UP):
+        gate = _gate(world, ListRecorder())
+        caller = _caller(world, "sub")
+        seen[tool] = []
+        for _ in range(2):
+            work.clear()
+            decision = gate.invoke(caller, tool, {"order_id": "o1", "amount": 1}).decision
+            assert decision.outcome is Outcome.CAVEAT_INVALID
+            seen[tool].append(Counter(work))
+    assert seen["refund"] == seen[MADE_UP]
+    assert all(c["cedar"] == c["partial"] == 0 for c in seen["refund"])
