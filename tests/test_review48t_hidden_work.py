@@ -165,3 +165,20 @@ def test_a_refused_caveat_costs_the_same_for_both(work: Counter[str]) -> None:
             seen[tool].append(Counter(work))
     assert seen["refund"] == seen[MADE_UP]
     assert all(c["cedar"] == c["partial"] == 0 for c in seen["refund"])
+
+
+def test_a_bundle_declaring_the_placeholder_action_still_denies(
+    world: GatesWorld, work: Counter[str]
+) -> None:
+    """A schema fragment may declare the placeholder's action itself: the placeholder schema
+    cannot be composed, the bundle's own is used (Cedar refuses the request: still one call),
+    and a made-up name is denied as before."""
+    fragment = 'action "invoke:*" appliesTo { principal: [Agent], resource: [Tool] };\n'
+    point = world.point(world.store(world.bundle(schema=fragment)))
+    caller = _caller(world, "sub")
+    record, told = point.judge_tool(caller, ToolCall(MADE_UP, {}), now=T + 10)
+    assert record.decision.outcome is Outcome.UNKNOWN_REQUEST
+    assert told.reason == UNDECLARED
+    assert work["cedar"] == 1
+    engine = point.bundles.engine(world.authority.identifier, feed=world.feed, now=T + 10)
+    assert engine._placeholder_schema() is engine.compiled.schema  # the fallback was taken
