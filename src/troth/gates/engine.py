@@ -52,6 +52,16 @@ _EVALUATION_ERROR: Final = re.compile(r"error while evaluating policy `([^`]*)`"
 _NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 """A NUL in the arguments' JSON text as `_ENCODER` writes it (`\\u0000` after an even run of
 backslashes: `\\\\u0000` is a backslash, then text)."""
+_PLACEHOLDER: Final = "invoke:*"
+"""The Cedar action id of the placeholder tool a call denied before Cedar is evaluated as
+(`PolicyEngine._placeholder`): `*` is no tool name's character (toolschema.NAME)."""
+_PLACEHOLDER_ACTION: Final = f'Action::"{_PLACEHOLDER}"'
+_PLACEHOLDER_RESOURCE: Final = 'Tool::"*"'
+_PLACEHOLDER_SCHEMA: Final = (
+    f'\naction "{_PLACEHOLDER}" in [Action::"invoke"] appliesTo {{\n'
+    "  principal: [Agent], resource: [Tool],\n"
+    "  context: { args: {}, now: __cedar::Long }\n};\n"
+)
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -231,6 +241,7 @@ class PolicyEngine:
             cache_size, limits.MAX_CAVEATED_POLICY_TEXT
         )
         self._visible: _Bounded[bytes, frozenset[str]] = _Bounded(cache_size)
+        self._with_placeholder: cedarpy.Schema | None = None  # _placeholder_schema
 
     @property
     def tools(self) -> Mapping[str, ToolSchema]:
@@ -279,35 +290,10 @@ class PolicyEngine:
     ) -> PolicyDecision:
         """Decide `request` by the (current, verified) `credential`'s actor at `now`."""
         if isinstance(request, ToolCall):
-            entry = self._tools.get(request.tool)
-            if entry is None:
-                return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
-            spec, action, resource = entry
-            if request.schema is not None and request.schema != spec.shape:
-                if not request.schema:
-                    return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
-                return self._deny(Outcome.SCHEMA_MISMATCH)
-            args = request.arguments
-            if type(args) is not dict:  # (a dict first: an ABC check costs at every call)
-                if not isinstance(args, Mapping):
-                    return self._deny(Outcome.ARGUMENTS)
-                args = dict(args)
-            if spec.fill is not None:  # judged with what the tool runs with (toolschema)
-                args = spec.fill(args)
-            if spec.check is not None and not spec.check(args):
-                return self._deny(Outcome.ARGUMENTS)
-            try:
-                encoded = _ENCODER.encode(args)
-            except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
-                return self._deny(Outcome.ARGUMENTS)
-            if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
-                return self._deny(Outcome.ARGUMENTS)
-            # a NUL ends the string a tool hands on as a C string (a path, a command): Cedar
-            # would judge more than it acts on (review 47g, gates 1; docs/policy.md, "Tool
-            # arguments")
-            if "\\u0000" in encoded and _NUL.search(encoded):
-                return self._deny(Outcome.ARGUMENTS)
-            context = f'{{"args":{encoded},"now":{int(now)}}}'
+            built = self._tool_request(request, now)
+            if isinstance(built, PolicyDecision):  # denied before Cedar: the same work anyway
+                return self._placeholder(credential, built, now)
+            action, resource, context = built
         elif isinstance(request, ServiceCall):
             methods = self.compiled.services.get(request.service)
             if methods is None or request.method not in methods:
@@ -344,6 +330,75 @@ class PolicyEngine:
             if len(principal.decided) < DECISIONS_PER_CHAIN:
                 principal.decided[key] = found
         return found
+
+    def _tool_request(self, request: ToolCall, now: int) -> tuple[str, str, str] | PolicyDecision:
+        """The Cedar action, resource and context of tool call `request`, or its denial before
+        Cedar (a tool the bundle or the gate does not declare, a schema that differs, arguments
+        that do not fit)."""
+        entry = self._tools.get(request.tool)
+        if entry is None:
+            return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
+        spec, action, resource = entry
+        if request.schema is not None and request.schema != spec.shape:
+            if not request.schema:
+                return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")
+            return self._deny(Outcome.SCHEMA_MISMATCH)
+        args = request.arguments
+        if type(args) is not dict:  # (a dict first: an ABC check costs at every call)
+            if not isinstance(args, Mapping):
+                return self._deny(Outcome.ARGUMENTS)
+            args = dict(args)
+        if spec.fill is not None:  # judged with what the tool runs with (toolschema)
+            args = spec.fill(args)
+        if spec.check is not None and not spec.check(args):
+            return self._deny(Outcome.ARGUMENTS)
+        try:
+            encoded = _ENCODER.encode(args)
+        except (TypeError, ValueError, RecursionError):  # nested past the encoder: review 23c
+            return self._deny(Outcome.ARGUMENTS)
+        if len(encoded) > limits.MAX_TOOL_ARGUMENTS_BYTES:
+            return self._deny(Outcome.ARGUMENTS)
+        # a NUL ends the string a tool hands on as a C string (a path, a command): Cedar would
+        # judge more than it acts on (review 47g, gates 1; docs/policy.md, "Tool arguments")
+        if "\\u0000" in encoded and _NUL.search(encoded):
+            return self._deny(Outcome.ARGUMENTS)
+        return action, resource, f'{{"args":{encoded},"now":{int(now)}}}'
+
+    def _placeholder(
+        self, credential: VerifiedCredential, denial: PolicyDecision, now: int
+    ) -> PolicyDecision:
+        """`denial`, a tool call's denied before Cedar (a made-up name included), after the work
+        of a call Cedar decides: the caller's chain looked up and one Cedar evaluation, of a
+        placeholder tool no bundle can declare (its answer unused), so a name the bundle does
+        not declare costs what a tool hidden from the caller does (review 48t, gates 1;
+        docs/policy.md, "The tool gate"). Only on denials: an allowed call costs nothing more."""
+        principal = self._principal(credential)
+        if principal.refused is None:
+            authorize(
+                {
+                    "principal": principal.uid,
+                    "action": _PLACEHOLDER_ACTION,
+                    "resource": _PLACEHOLDER_RESOURCE,
+                    "context": f'{{"args":{{}},"now":{int(now)}}}',
+                },
+                principal.policy_set,
+                principal.entities,  # type: ignore[arg-type]  # set whenever refused is None
+                self._placeholder_schema(),
+            )
+        return denial
+
+    def _placeholder_schema(self) -> cedarpy.Schema:
+        """The bundle's schema with the placeholder tool declared (parsed once; the bundle's
+        own where the two cannot be composed: the placeholder request is then refused by
+        Cedar, still one evaluation call)."""
+        schema = self._with_placeholder
+        if schema is None:
+            try:
+                schema = cedarpy.Schema.from_str(self.compiled.schema_text + _PLACEHOLDER_SCHEMA)
+            except ValueError:
+                schema = self.compiled.schema
+            self._with_placeholder = schema
+        return schema
 
     def _error_free(
         self, allow: bool, reasons: tuple[str, ...], names: Mapping[str, str]
@@ -420,13 +475,16 @@ class PolicyEngine:
         refused = self._principal(credential).refused
         if refused is not None:
             return refused
+        # looked up for every denied name, a made-up one included: the same cached lookup, or
+        # the same partial evaluations the first time for a chain (review 48t, gates 1)
+        visible = self.visible_tools(credential)
         if decision.outcome is Outcome.UNKNOWN_REQUEST:
             return decision
         entry = self._tools.get(request.tool)
         if (
             entry is not None
             and (request.schema is None or request.schema == entry[0].shape)
-            and request.tool in self.visible_tools(credential)
+            and request.tool in visible
         ):
             return decision
         return self._deny(Outcome.UNKNOWN_REQUEST, what="tool")

@@ -19,19 +19,21 @@ a time (docs/policy.md, "MCP gates"; research §2.2).
   name the last listing does not know lists the upstream again, at most once per
   MCP_RELIST_SECONDS for all callers together (one listing at a time): within it the name is
   judged as undeclared (denied), so calls of made-up names cannot make the gate list the
-  upstream (up to MAX_TOOL_PAGES pages) once each. An upstream's announced change of its tools
-  (`tools/list_changed` to the upstream client's message handler, or an event on a listen
-  stream: `UpstreamChanges`) makes the next tools/call or tools/list list it again, so a
-  listed tool is judged by what the upstream says it is since it last announced a change
-  (review 48e, gates 2: a tool changed and announced was judged by its old schema, and ran
-  with a new argument's default no policy saw). An allowed call the upstream never answers
-  (cancelled: notifications/cancelled, the connection closed; or failed) is recorded again after
-  its allowed record as a denial, outcome UNANSWERED (`DecisionPoint.refuse`, as the tool gate
-  records a refused lease): no call without a result is left recorded as only allowed (review
-  47m, mcp 1); one the upstream answered ran and stays allowed only. A tools/list is answered
-  with a listing begun since it was asked, at most MAX_MCP_LISTINGS at once (a burst of
-  tools/list shares a few listings); one connection has at most MAX_MCP_CALLS_PER_SESSION
-  tools/call decided and at the upstream at once.
+  upstream (up to MAX_TOOL_PAGES pages) once each; a listed tool's call told what an unknown
+  name's is (hidden from the caller) lists it again as that call would, when one is due, so the
+  listings cannot tell a timer which names the upstream serves (review 48t, gates 1). An
+  upstream's announced change of its tools (`tools/list_changed` to the upstream client's
+  message handler, or an event on a listen stream: `UpstreamChanges`) makes the next tools/call
+  or tools/list list it again, so a listed tool is judged by what the upstream says it is since
+  it last announced a change (review 48e, gates 2: a tool changed and announced was judged by
+  its old schema, and ran with a new argument's default no policy saw). An allowed call the
+  upstream never answers (cancelled: notifications/cancelled, the connection closed; or failed)
+  is recorded again after its allowed record as a denial, outcome UNANSWERED
+  (`DecisionPoint.refuse`, as the tool gate records a refused lease): no call without a result
+  is left recorded as only allowed (review 47m, mcp 1); one the upstream answered ran and stays
+  allowed only. A tools/list is answered with a listing begun since it was asked, at most
+  MAX_MCP_LISTINGS at once (a burst of tools/list shares a few listings); one connection has at
+  most MAX_MCP_CALLS_PER_SESSION tools/call decided and at the upstream at once.
 
 Only tools pass: the gate offers no resources, prompts or sampling (closed by default). One
 `McpGate` serves many callers (the upstream client is shared); `gate_server` builds the MCP
@@ -158,6 +160,12 @@ class _Listed:
         return found
 
 
+_AS_UNKNOWN: Final = frozenset(
+    {Outcome.UNKNOWN_REQUEST, Outcome.CREDENTIAL, Outcome.CAVEAT_INVALID, Outcome.NOT_IN_FORCE}
+)
+"""What a call of a name the gate's listing does not know can be told (`call_tool`)."""
+
+
 def _denied(reason: str) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=DENIED_PREFIX + reason)], is_error=True
@@ -251,17 +259,18 @@ class McpGate:
                 )
         return types.ListToolsResult(tools=[t for t in listed.tools if t.name in preview.visible])
 
-    async def _listing(self, name: str) -> _Listed:
+    async def _listing(self, name: str | None) -> _Listed:
         """The listing a call of `name`, which the last listing does not know, is judged with: a
         new one when none was made in the last MCP_RELIST_SECONDS (a tool called before any
         listing, or added since), else the last (the name is unknown: denied). Calls wait for a
         listing in progress and use it. A listing the upstream announced a change since is
-        made again whatever its age (review 48e, gates 2)."""
+        made again whatever its age (review 48e, gates 2). `name` None: a listed tool whose
+        call was told what an unknown name's is, which costs the same (review 48t, gates 1)."""
         async with self._relisting:
             listed, last = self._listed, self._listed_at
             if listed is not None and self._stale(listed):
                 return await self._list_upstream()
-            if listed is not None and name in listed.schemas:
+            if listed is not None and name is not None and name in listed.schemas:
                 return listed  # listed while this call waited
             # a clock set back (the wall clock: NTP, an operator) lists again too (review 26c)
             if last is None or not 0 <= self.clock.now() - last < limits.MCP_RELIST_SECONDS:
@@ -273,7 +282,8 @@ class McpGate:
     ) -> types.CallToolResult:
         """Decide the call now (gate 2); forward it to the upstream only when allowed."""
         listed = self._listed
-        if listed is None or name not in listed.schemas or self._stale(listed):
+        unknown = listed is None or name not in listed.schemas or self._stale(listed)
+        if listed is None or unknown:
             listed = await self._listing(name)
         args = dict(arguments or {})
         fill = listed.fill(name)
@@ -286,6 +296,10 @@ class McpGate:
             judge() if self.point.recorder is None else await anyio.to_thread.run_sync(judge)
         )
         if not told.allowed:  # a hidden tool: told as undeclared (review 47h, gates 1)
+            if not unknown and told.outcome in _AS_UNKNOWN:
+                # what a name the listing does not know costs: the same listing, when one is
+                # due (review 48t, gates 1: else a timer tells the upstream's tools)
+                await self._listing(None)
             return _denied(told.reason)
         try:
             return await self.upstream.call_tool(name, args)
