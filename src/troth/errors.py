@@ -283,6 +283,9 @@ class AuthorityFailure(enum.Enum):
     NO_STANDING = "the requester's own credential is revoked or expired"
     QUOTA_EXCEEDED = "quota exceeded"
     FEED_LIMIT = "the revocation feed would exceed a limit"
+    CLOCK_SKEW = "request made outside the allowed clock skew of the authority's time"
+    """A request made, or a requester history dated, more than MAX_CLOCK_SKEW_SECONDS from
+    the authority's clock (review 48s, skew 1: it was `request invalid`, as a forgery is)."""
 
 
 class AuthorityError(TrothError):
