@@ -216,6 +216,9 @@ class IdentityFailure(enum.Enum):
     ATTESTATION_INVALID = "purpose-key attestation invalid"
     ATTESTATION_STALE = "purpose-key attestation made under an older change"
     ATTESTATION_EXPIRED = "purpose-key attestation expired"
+    ATTESTATION_NOT_YET_VALID = "purpose-key attestation not yet valid"
+    """Created more than MAX_CLOCK_SKEW_SECONDS after the verifier's clock (review 48s, skew 2:
+    it was `expired`, of a key whose window had not begun)."""
     WRONG_PURPOSE = "purpose key has the wrong purpose or key type"
 
 
