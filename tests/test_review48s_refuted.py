@@ -278,3 +278,25 @@ def test_a_half_open_connection_is_noticed_and_the_relay_comes_back(
     links = troth_json("node", "status", "b")["links"]
     assert {row["state"] for row in links} == {"connected"}, links  # the hub's, the proxy's
     assert send(to_b, "again").returncode == 0
+
+
+def test_one_member_enrolling_twice_at_once_holds_one_credential() -> None:
+    """The same `troth enroll TICKET --as agent` run twice at the same moment (a double
+    click, a retry while the first still ran): one redemption, one credential held, nothing
+    left pending, and every run that succeeded answered that credential."""
+    setup = prepare("node:acme")
+    racers = [
+        subprocess.Popen(
+            [*CLI, "enroll", setup.ticket, "--as", "agent", "--node", "agent", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [(*racer.communicate(timeout=90), racer.returncode) for racer in racers]
+    answered = {json.loads(out)["credential"] for out, _, code in results if code == 0}
+    assert len(answered) == 1, results
+    setup.check_enrolled_once()
+    with open_node("agent") as holder:
+        assert [h.id.hex() for h in holder.wallet.held("agent")] == [*answered], results
