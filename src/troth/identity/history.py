@@ -269,10 +269,11 @@ def _check_checkpoint(
 
 
 def future(dated: int, now: int) -> str:
-    """The detail of a date more than MAX_CLOCK_SKEW_SECONDS after `now`: both times and the
-    clock to suspect, so a member whose clock is off is told so (review 48s, skew 2)."""
+    """The detail of a date more than MAX_CLOCK_SKEW_SECONDS after `now` (the verifier's
+    clock, or the time a signature is checked at): both times and the clock to suspect, so a
+    member whose clock is off is told so (review 48s, skew 2)."""
     return (
-        f"created_at {dated}, {dated - now} s after this clock's {now}: more than the "
+        f"created_at {dated}, {dated - now} s after {now}, the time checked at: more than the "
         f"{limits.MAX_CLOCK_SKEW_SECONDS} s clock skew allowed (is a clock off?)"
     )
 
