@@ -336,3 +336,32 @@ def test_a_hub_stopped_cleanly_and_started_again_gets_its_members_back(
     for name in ("b1", "b2"):
         until_sent(f"{route}/relay/{name}/service/echo", "after", 60.0)
         assert troth_json("node", "status", name)["pid"] == before[name]
+
+
+def test_two_members_redeeming_one_ticket_at_once_over_tcp_make_one_member(
+    hub: Hub,  # noqa: F811
+) -> None:
+    """The same race through a running hub: two holder processes send their enrollments with
+    one one-use ticket at the same moment; the hub's authority service makes one member and
+    tells the other `ticket unknown`."""
+    setup = prepare(hub.route)
+    stolen = thief()
+    hub.start()
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.enroll_driver", name, name, setup.ticket],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("agent", "thief")
+    ]
+    results = [(*racer.communicate(timeout=90), racer.returncode) for racer in racers]
+    assert sorted(code == 0 for _, _, code in results) == [False, True], results
+    loser = next(out + err for out, err, code in results if code != 0)
+    assert UNKNOWN in loser, results
+    with open_node("acme") as acme:
+        store = SqliteAuthorityStore(acme.db)
+        made = [m for m in (setup.member.digest, stolen) if store.get_member(m) is not None]
+        assert len(made) == 1
+        assert sum(store.count_redemptions(m) for m in (setup.member.digest, stolen)) == 1
