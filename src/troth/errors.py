@@ -216,6 +216,9 @@ class IdentityFailure(enum.Enum):
     ATTESTATION_INVALID = "purpose-key attestation invalid"
     ATTESTATION_STALE = "purpose-key attestation made under an older change"
     ATTESTATION_EXPIRED = "purpose-key attestation expired"
+    ATTESTATION_NOT_YET_VALID = "purpose-key attestation not yet valid"
+    """Created more than MAX_CLOCK_SKEW_SECONDS after the verifier's clock (review 48s, skew 2:
+    it was `expired`, of a key whose window had not begun)."""
     WRONG_PURPOSE = "purpose key has the wrong purpose or key type"
 
 
@@ -283,6 +286,9 @@ class AuthorityFailure(enum.Enum):
     NO_STANDING = "the requester's own credential is revoked or expired"
     QUOTA_EXCEEDED = "quota exceeded"
     FEED_LIMIT = "the revocation feed would exceed a limit"
+    CLOCK_SKEW = "request made outside the allowed clock skew of the authority's time"
+    """A request made, or a requester history dated, more than MAX_CLOCK_SKEW_SECONDS from
+    the authority's clock (review 48s, skew 1: it was `request invalid`, as a forgery is)."""
 
 
 class AuthorityError(TrothError):

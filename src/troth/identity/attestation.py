@@ -19,7 +19,7 @@ from troth.crypto import KeyType, PublicKey, verify_signature
 from troth.encoding import cbor
 from troth.errors import CryptoError, DecodeError, IdentityError, IdentityFailure
 from troth.identity.change import decode_public_key, encode_public_key
-from troth.identity.history import VerifiedIdentity
+from troth.identity.history import VerifiedIdentity, future
 from troth.identity.identifier import Identifier
 from troth.vault import KeyHandle, KeyPurpose, Vault
 
@@ -227,7 +227,9 @@ def verify_attestation(
         verify_signature(identity.current_key, attestation.signature, attestation.body)
     except CryptoError:
         raise IdentityError(fail.ATTESTATION_INVALID, "bad signature") from None
-    if not attestation.created_at - limits.MAX_CLOCK_SKEW_SECONDS <= now < attestation.expires_at:
+    if now < attestation.created_at - limits.MAX_CLOCK_SKEW_SECONDS:  # review 48s, skew 2
+        raise IdentityError(fail.ATTESTATION_NOT_YET_VALID, future(attestation.created_at, now))
+    if not now < attestation.expires_at:
         raise IdentityError(
             fail.ATTESTATION_EXPIRED, f"valid {attestation.created_at}..{attestation.expires_at}"
         )
