@@ -277,24 +277,19 @@ DEFAULT_LEASE_QUOTA: Final = 100
 """Live leases one member (with every identity it delegated to) may hold at once, unless the
 broker is configured otherwise (docs/secrets.md, "Issue")."""
 LEASE_ISSUE_BURST: Final = 600
-"""Leases one member (with every identity it delegated to) may be issued, or renew, in a burst,
-whatever it gives back meanwhile; then `LEASE_ISSUE_RATE` a second (more: SecretError BUSY,
-nothing written). The quota bounds open leases only: a member looping issue and revoke left a
-lease row (kept 30 days: troth.secrets.book.ENDED_LEASE_RETENTION) and ~3 audit records a round
-(review 48o; docs/secrets.md, "Issue rate")."""
+"""Leases one member (and its delegates) may be issued or renew in a burst, then
+`LEASE_ISSUE_RATE` a second; more is SecretError BUSY, nothing written (review 48o: an
+issue-revoke loop left a row kept 30 days and ~3 audit records a round; docs/secrets.md)."""
 LEASE_ISSUE_RATE: Final = 1
-"""Leases a second one member's issue budget refills with (`LEASE_ISSUE_BURST`): at most
-2.6 million rows of one member in the 30 days an ended lease is kept."""
+"""Leases a second one member's issue budget refills with."""
 LEASE_ISSUE_TOTAL_BURST: Final = 6000
-"""Leases a broker issues in a burst, all members together (ten members' bursts); then
-`LEASE_ISSUE_TOTAL_RATE` a second: what bounds the database's growth however many members
-the policy allows."""
+"""Leases a broker issues in a burst, all members together, then `LEASE_ISSUE_TOTAL_RATE` a
+second: what bounds the database's growth however many members the policy allows."""
 LEASE_ISSUE_TOTAL_RATE: Final = 20
-"""Leases a second the broker's total issue budget refills with (twenty members' rates: one
-member at its own rate takes a twentieth)."""
+"""Leases a second the broker's total issue budget refills with."""
 MAX_LEASE_ISSUE_ACCOUNTS: Final = 65_536
-"""Members whose issue budgets a broker keeps at once (a refilled one is forgotten first: it
-starts full again anyway); when every kept budget is in use, a new member is refused BUSY."""
+"""Members whose issue budgets a broker keeps (a refilled one is forgotten first); all in use:
+a new member is refused BUSY."""
 MAX_LEASE_SCOPES: Final = 16
 """Most scopes one lease may carry (each at most MAX_ATTRIBUTE_TEXT characters)."""
 MAX_LEASE_LIST: Final = 1000
@@ -406,48 +401,27 @@ gates 1). A fragment written out flat prints within ~2x its text; this bound is 
 MAX_POLICY_SCHEMA_TEXT."""
 MAX_CEDAR_ACTION_PAIRS: Final = 1 << 26
 """Most (request environment, action) pairs Cedar's validator walks for a bundle's policies:
-each policy costs the composed schema's request environments times (1 + the descendants of
-each action group an `in` names, `action in Action::"g"` in its scope or conditions, an entry
-of `in [...]` each time listed). The validator checks the action against the group's members
-one by one in each environment (~6 ns a pair): 2,000 actions in one group and 100 policies
-`action in Action::"g"` took ~2.7 s, 4,000 ~0.1 s a policy (review 22h, gates 6; troth.gates.
-policies). This bound is ~0.4 s; policies without groups (at most MAX_POLICIES x the
-environments of the fragment, tools and services) stay within it, and 100 tools in `invoke`
-allow more than MAX_POLICIES policies `action in Action::"invoke"` (512 tools: ~250)."""
+the composed schema's environments times (1 + the descendants of each action group an `in`
+names), ~6 ns a pair: ~0.4 s here (review 22h, gates 6; docs/policy.md, "Nesting and size").
+100 tools in `invoke` allow MAX_POLICIES policies `action in Action::"invoke"` (512: ~250)."""
 MAX_CEDAR_COMPARED_NODES: Final = 1 << 24
-"""Most type nodes Cedar's validator may walk comparing values in a bundle's policies: the
-composed schema's request environments times its largest record type (attributes, nested
-records and common types expanded) times the policies' comparisons of two non-literal values
-(`==`, `!=`, `.contains*`, `if` branches, set elements; troth.gates.policies). The validator
-walks both types attribute by attribute (~80-120 ns a node) in each environment: a context of
-8,000 attributes and 6,400 `context == context` took ~6.6 s, and 4,096 environments of a
-16,000-node context ~5 s for one (review 22h, gates 5). This bound is ~1.5-2 s; comparing an
-attribute with a literal (`context.args.path == "a"`) is not counted. A record type's width
-alone is no bound: records nest, and every environment walks again."""
+"""Most type nodes Cedar's validator may walk comparing two non-literal values in a bundle's
+policies: environments x the largest record type (expanded) x such comparisons (`==`, `!=`,
+`.contains*`, `if` branches, set elements), ~80-120 ns a node: ~1.5-2 s here (review 22h,
+gates 5; docs/policy.md, "Nesting and size"). A comparison with a literal is not counted."""
 MAX_CEDAR_CHECKED_NODES: Final = 1 << 24
-"""Most (request environment, policy node) pairs Cedar's validator typechecks for a bundle: it
-checks every policy in each environment, each node of its condition each time (~80-130 ns a
-node, ~300 ns a record literal's attribute, counted 4). 4,096 environments (a 2 KB fragment,
-within MAX_CEDAR_ENVIRONMENTS) and one policy of a 40,000-element set literal (80 KB) took
-~13 s, 2,000 small policies ~15 s (review 22i, gates 1; troth.gates.policies). This bound is
-~1.3-2.2 s (~2.6-2.9 s of the validating child's CPU time on a slower virtual machine, with
-its heap settings, `troth.gates.policies.CHILD_MALLOC`: 7.1 s without); 1,000 policies of
-~30 nodes and 512 tools (513 environments) are ~15 M. A node
-counts once more for each `has`/`.hasTag` proven before it, which the validator carries into
-it (~70 ns each): 300 guards joined by `&&` in 4,096 environments took ~38 s; a string given
-to a function (`decimal`, `ip`, ...), parsed in each, a node per 8 characters; an environment
-a policy is not checked in, walked to find that, 10 nodes (~1.1 µs; review 22j)."""
+"""Most (request environment, policy node) pairs Cedar's validator typechecks for a bundle
+(~80-130 ns a node; a node counts once more for each `has`/`.hasTag` proven before it, a
+function's string argument a node per 8 characters, an environment a policy is not checked
+in 10 nodes): ~1.3-2.2 s here, where 4,096 environments and one 80 KB set literal took ~13 s
+(reviews 22i, 22j; measurements in docs/policy.md, "Nesting and size")."""
 MAX_CEDAR_INPROCESS_WORK: Final = 1 << 30
-"""Most request environments (of the composed schema) x policy text length² (characters)
-whose Cedar validation runs in the calling process; above it, in a child process under
-MAX_CEDAR_VALIDATION_CPU_SECONDS and MAX_CEDAR_VALIDATION_BYTES (troth.gates.validate_child).
-The validator spends ~0.25-0.5 ns per (error, environment, character of the whole text), and
-an error takes ~3 characters (`!1,` in a set literal), so its worst case is ~environments x
-text²/3 x 0.5 ns: ~0.18 s at this bound, where compile_policies of failing texts took
-0.10-0.25 s (22 KB in 2 environments, 7.9 KB in 17, 1.6 KB in 257, 1 KB in 1,025, 0.4 KB in
-4,097; review 22j, gates 5; above it, 16 KiB in 2,026 environments with 1,000 errors took
-7.8 s). Starting the child costs ~0.07 s (an interpreter and cedarpy, no troth package); a
-bundle of a few tools stays in-process up to ~16 KiB of policies."""
+"""Most request environments x policy text length² (characters) whose Cedar validation runs
+in the calling process; above it, in a child under MAX_CEDAR_VALIDATION_CPU_SECONDS and
+MAX_CEDAR_VALIDATION_BYTES (troth.gates.validate_child). The validator's worst case is ~0.5 ns
+x environments x text²/3 (an error per ~3 characters): ~0.18 s at this bound (review 22j,
+gates 5); the child costs ~0.07 s to start, so a bundle of a few tools stays in-process up to
+~16 KiB of policies (docs/policy.md, "Nesting and size")."""
 MAX_CEDAR_INPROCESS_MESSAGES: Final = 1 << 24
 """Most text of the types a bundle's validation errors may name (an upper bound read before
 Cedar runs: troth.gates.policies, `_quoted_text`) for its Cedar validation to run in the calling
@@ -721,10 +695,8 @@ record: an agent that cannot keep its audit trail stops)."""
 TRACE_FLUSH_SECONDS: Final = 0.2
 """How long a trace client waits for more records before it sends a batch."""
 TRACE_TRANSIENT_RETRIES: Final = 720
-"""Times a trace client sends a record again that the service refused `not accepted yet` (a
-passing condition on the node: its feed copy stale, a checkpoint not attested yet), after a
-backoff of up to 10 s each (about an hour), before it sets the record aside as refused for
-good; counted per process (a restart counts again: the record stays queued; review 48n)."""
+"""Times a trace client resends a record refused `not accepted yet` (feed copy stale, checkpoint
+not attested yet), backing off up to 10 s (~1 h), before setting it aside; per process."""
 TRACE_KEPT_CHAINS: Final = 1024
 """Chains a trace client remembers the service keeps (not sent again; past this it forgets them
 all and sends each once more)."""
