@@ -57,6 +57,7 @@ async def sync_feed(runtime: NodeRuntime, authority: Identifier, end: ChannelEnd
     runtime.trust.set_feed(authority, feed)
     if orphaned:  # the revocations they were made for are in it (review 48m, revcrash 2)
         await runtime.worker.run(clear_marks, node, authority, orphaned)
+    await runtime.worker.run(runtime.trust.read_due)  # (review 48w, duepeer 1)
     return feed
 
 

@@ -38,6 +38,7 @@ from troth.node.authorities import (
 )
 from troth.node.channel_ends import ChannelEnd
 from troth.node.services import call, service_address
+from troth.node.syncdue import clear_marks, orphaned_marks
 from troth.routing import format_route, parse_route
 from troth.storage import PendingEnrollmentRecord
 
@@ -427,10 +428,16 @@ async def _sync_feed_at(
 ) -> VerifiedFeed:
     """Sync `authority`'s feed from `address`: its node on this machine, or over a channel."""
     if is_local(address):
-        feed = await runtime.worker.run(
-            sync_local_feed, runtime.node, authority, address=address, now=now
-        )
+        node = runtime.node
+        # as a sync over a channel (troth.node.feedsync): the marks of revocations made here
+        # that no revocation under way holds go once it completed, and the node's decisions
+        # read the marks standing (review 48w, duepeer 1)
+        orphaned = await runtime.worker.run(orphaned_marks, node, authority)
+        feed = await runtime.worker.run(sync_local_feed, node, authority, address=address, now=now)
         runtime.trust.set_feed(authority, feed)
+        if orphaned:
+            await runtime.worker.run(clear_marks, node, authority, orphaned)
+        await runtime.worker.run(runtime.trust.read_due)
         return feed
     end = await runtime.channel_to(parse_route(address), expect=authority)
     return await runtime.sync_feed(authority, end)

@@ -74,6 +74,11 @@ class NodeTrust:
         """The authority this node hosts (its own feed is read from its store)."""
         self.anchors: frozenset[Identifier] = frozenset()
         self.feeds: dict[Identifier, VerifiedFeed] = {}
+        self.due: frozenset[Identifier] = frozenset()
+        """The authorities whose feed a link revocation made here left due a sync (the store's
+        marks, read at each feed refresh: `read_due`): their chains a peer presents are judged
+        by none of this node's decisions until it is synced (`_judge`: fail closed; review
+        48w, duepeer 1)."""
         self.routes: dict[Identifier, str] = {}
         """Where each trusted authority is reached (a route, or node:NAME on this machine)."""
         self.verifier: ChainVerifier | None = None
@@ -142,6 +147,7 @@ class NodeTrust:
         took: review 47k, revsync 1; it only re-read the feeds it did not hold yet). Never an
         older one: a feed only grows."""
         wallet = self.node.wallet
+        self.read_due()
         hosted = None if self.hosted is None else self.hosted.identifier
         for authority in self.routes:
             feed = wallet.held_feed(authority)
@@ -150,6 +156,14 @@ class NodeTrust:
                 continue
             if current is None or (feed.count, feed.issued_at) > (current.count, current.issued_at):
                 self.set_feed(authority, feed)
+
+    def read_due(self) -> None:
+        """Read which authorities' feeds link revocations made here left due a sync (`due`;
+        one query, at each feed refresh: the decisions themselves read memory only)."""
+        due = frozenset(Identifier(digest) for digest, _ in self.node.wallet.store.syncs_due())
+        if due != self.due:
+            self.due = due
+            self._generation += 1  # the standings cached were judged without it
 
     def routes_changed(self) -> bool:
         """Whether the store trusts other authorities (or routes) than this node read (another
@@ -362,7 +376,15 @@ class NodeTrust:
             return Standing((), is_anchor, None, dropped)
         current: list[VerifiedCredential] = []
         dropped_reasons = list(peer.dropped)  # chains of roots this node does not trust
+        due = self.due
         for credential in peer.credentials:
+            if credential.authority in due:  # the held feed may predate a revocation made here
+                dropped_reasons.append(  # (review 48w, duepeer 1)
+                    f"a credential from {credential.authority}: its feed is due a sync after a "
+                    f"link revocation made on {self.node.name}; wait for this node's copy of "
+                    "its feed to be synced"
+                )
+                continue
             try:
                 current.append(
                     verifier.verify(credential.chain, presenter=identity, feeds=feeds, now=now)
