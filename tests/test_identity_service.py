@@ -120,7 +120,7 @@ def test_a_rotation_that_fails_after_retiring_keys_keeps_them(
     channel, _ = service.purpose_key("a", KeyPurpose.SECURE_CHANNEL, now=NOW)
     retire = service._retire_keys
 
-    def retire_then_fail(handles: list[KeyHandle]) -> None:
+    def retire_then_fail(handles: list[tuple[KeyHandle, KeyPurpose]]) -> None:
         retire(handles)
         # every retired key was deleted inside the transaction, none left to delete after it
         assert service.store.retired_keys(16) == []
