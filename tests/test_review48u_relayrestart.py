@@ -13,6 +13,7 @@ channel carries the call, which is answered well within a 5 s timeout.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -26,8 +27,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.nodes import MemNet, run_memnet
+from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
+from tests.test_review44d_relays import crash_and_restart
 from troth.errors import TrothError
+from troth.node.channel_ends import RECHECK_AFTER
 from troth.node.daemon import control, node_status
+from troth.routing import RoutedMessage
 
 
 def troth(*args: str) -> subprocess.CompletedProcess[str]:
@@ -112,16 +118,14 @@ def hub(troth_home: Path) -> Iterator[str]:
             )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review 48u, relays 1: the first call waits its timeout (10 s)"
-)
 def test_the_first_call_after_a_relayed_member_restarts_does_not_wait_its_timeout(
     hub: str,
 ) -> None:
     to_b = f"{hub}/relay/b/service/echo"
     assert ask("a", "message.send", {"to": to_b, "text": "before"}) == "before"
     rows = ask("a", "channel.list", {})
-    olds = [row["id"] for row in rows if "relay/b" in row["route"]]
+    b = ask("b", "status", {})["identifier"]
+    olds = [row["id"] for row in rows if row["peer"] == b]
     assert len(olds) == 1, rows
     old = olds[0]
     kill("b")
@@ -135,3 +139,40 @@ def test_the_first_call_after_a_relayed_member_restarts_does_not_wait_its_timeou
     assert first == "first"
     ids = [row["id"] for row in ask("a", "channel.list", {})]
     assert old not in ids  # a fresh channel to the new b, the old one closed
+
+
+def test_junk_while_the_channel_is_checked_is_no_answer(tmp_path: Path) -> None:
+    """A third party cannot keep a channel to the gone b in use: frames no key made, sent
+    into a's end while `channel_to` waits for its PING's answer, are dropped and count for
+    nothing; the channel is closed and a fresh one reaches the new b."""
+
+    async def test(net: MemNet) -> None:
+        await relayed_b(net)
+        b = net.runtimes[-1]
+        a = await net.member("a")
+        assert await a.send_message(TO_B, "before") == "before"
+        old = await a.channel_to(B)
+        await crash_and_restart(net, b)
+        hub = net.hub
+        assert hub is not None
+        while hub.status()["services"]["relay"]["b"]["state"] != "up":
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(RECHECK_AFTER)
+
+        async def junk() -> None:
+            while True:
+                frame = b"\x00\x21\x02" + b"\x00" * 32  # a transport frame no key made
+                await a.router.route(RoutedMessage((old.dec,), (), frame))
+                await asyncio.sleep(0.05)
+
+        injecting = asyncio.ensure_future(junk())
+        try:
+            fresh = await a.channel_to(B)
+        finally:
+            injecting.cancel()
+        assert sum(old.channel.drops.values()) > 0  # the junk reached it, and was dropped
+        assert fresh is not old
+        assert old.channel.closed
+        assert await asyncio.wait_for(a.send_message(TO_B, "after"), 5) == "after"
+
+    run_memnet(test, tmp_path)
