@@ -295,7 +295,9 @@ class ChannelEnd(AllowSetSource):
 
     async def recheck(self, wait: float = RECHECK_WAIT) -> bool:
         """Send the peer a PING now and wait up to `wait` s for an authenticated frame (a live
-        peer answers a PING at once); whether one came. Nothing else answers: a frame no key
+        peer answers a PING at once); whether one came (True too when the first hop refused
+        the PING: congestion is not that the peer is gone, and a connection that closes closes
+        its channels itself). Nothing else answers: a frame no key
         made, or one replayed, is dropped by the channel and counts for nothing, so no third
         party can make a dead channel look alive, and only one dropping the packets can make a
         live one look dead (docs/protocols.md, "Unanswered channels")."""
@@ -304,8 +306,8 @@ class ChannelEnd(AllowSetSource):
         self.channel.probe(loop.time())
         try:
             await self.flush()
-        except TrothError:
-            return False  # not even sent: the first hop refused it
+        except TrothError:  # the first hop refused it (congested, or closing: which closes
+            return True  # its channels): no news of the peer, and no reason to set it aside
         deadline = loop.time() + wait
         while self.channel.authenticated == count and self.channel.state is ChannelState.OPEN:
             left = deadline - loop.time()
