@@ -444,8 +444,9 @@ class SqliteSecretStore:
             "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 "
             "AND state IN (?2, ?7) LIMIT ?5)) + (SELECT COUNT(*) FROM (SELECT 1 FROM "
             "secret_leases WHERE account = ?1 AND state = ?3 AND expires_at > ?4 LIMIT ?5)) + "
-            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases WHERE account = ?1 AND state = ?3 "
-            "AND expires_at <= ?4 AND engine_ref IS NOT NULL LIMIT ?5))",
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM secret_leases INDEXED BY secret_leases_upstream "
+            "WHERE account = ?1 AND state = ?3 AND expires_at <= ?4 AND engine_ref IS NOT NULL "
+            "LIMIT ?5))",
             (
                 sql_blob(account.digest),
                 int(LeaseState.PENDING),
