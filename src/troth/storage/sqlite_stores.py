@@ -6,7 +6,7 @@ import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Final
 
 from troth import limits
 from troth.errors import ConflictError, StorageError
@@ -20,6 +20,12 @@ from troth.storage.base import (
 from troth.storage.sqlite import SqliteDatabase
 
 __all__ = ["SqliteIdentityStore", "SqliteKeyStore"]
+
+
+_DELETED: Final = "deleted_keys"
+"""`vault_meta` row counting the keys deleted from `vault_keys` (in each deletion's transaction):
+what another process's software vault reads to tell whether a cached key may be gone (review
+48l; docs/vault.md, "Keys deleted by another process")."""
 
 
 class SqliteKeyStore:
@@ -56,9 +62,21 @@ class SqliteKeyStore:
     def data_version(self) -> int:
         return self._db.data_version()
 
+    def deleted_keys(self) -> int:
+        row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (_DELETED,))
+        return 0 if row is None else int(row[0])
+
     def delete_sealed_key(self, key_number: int) -> bool:
         query = "DELETE FROM vault_keys WHERE key_id = ?"
-        return self._db.execute(query, (key_number,)).rowcount == 1
+        with self._db.transaction():
+            if self._db.execute(query, (key_number,)).rowcount != 1:
+                return False
+            self._db.execute(
+                "INSERT INTO vault_meta VALUES (?, 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1",
+                (_DELETED,),
+            )
+        return True
 
     def get_vault_meta(self, name: str) -> bytes | None:
         row = self._db.fetch_one("SELECT value FROM vault_meta WHERE name = ?", (name,))
