@@ -14,6 +14,7 @@ import pytest
 import troth
 import troth.node.shown_identity
 from tests.support.cli import run, run_json
+from tests.support.revocation import delegated_to_sub
 from tests.test_cli_credentials import delegate, world  # noqa: F401  (the fixture)
 from troth.errors import Unreachable
 
@@ -27,17 +28,7 @@ def _setup() -> tuple[troth.Credential, str]:
         troth.Node.open("sub") as sub,
     ):
         acme = hub.create_authority()
-        agents.enroll(acme.ticket({"orders.access": "read"}))
-        chain = agents.delegate(
-            agents.identity,
-            to=sub.identity,
-            attributes={"orders.access": "read"},
-            ttl=600,
-            purpose="p",
-        )
-        sub.hold(sub.identity, chain)
-        sub.identities.create("other")  # so that sub trusts acme (its own identity: the chain)
-        sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+        chain = delegated_to_sub(acme, agents, sub)
     started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
     return chain, "/tcp/" + started["listening"]
 

@@ -20,6 +20,7 @@ import pytest
 import troth
 import troth.node.shown_identity
 from tests.conftest import NOW
+from tests.support.revocation import delegated_to_sub
 from tests.test_api_network import LOOPBACK
 from troth.credentials import RevocationEntry, RevocationKind, build_page, next_head
 from troth.errors import CredentialError, CredentialFailure
@@ -43,17 +44,7 @@ def test_a_link_revoked_mid_channel_is_refused_at_the_next_request(
             troth.Node.open("sub") as sub,
         ):
             acme = hub.create_authority()
-            agents.enroll(acme.ticket({"orders.access": "read"}))
-            chain = agents.delegate(
-                agents.identity,
-                to=sub.identity,
-                attributes={"orders.access": "read"},
-                ttl=600,
-                purpose="p",
-            )
-            sub.hold(sub.identity, chain)
-            sub.identities.create("other")  # so that sub trusts acme
-            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+            chain = delegated_to_sub(acme, agents, sub)
             async with (
                 agents.serve(listen=LOOPBACK) as running,
                 sub.serve() as calling,

@@ -15,6 +15,7 @@ import pytest
 import troth
 import troth.node.shown_identity
 from tests.support.cli import run, run_json
+from tests.support.revocation import delegated_to_sub
 from tests.test_api_network import LOOPBACK, served_in_a_thread
 from tests.test_review47s_revdaemon import _setup
 
@@ -33,18 +34,7 @@ def test_node_revoke_over_the_network_tells_the_running_daemon(
         acme = hub.create_authority()
         with served_in_a_thread(hub, listen=LOOPBACK) as serving:
             with troth.Node.open("agents") as agents, troth.Node.open("sub") as sub:
-                agents.enroll(acme.ticket({"orders.access": "read"}, at=serving.address))
-                chain = agents.delegate(
-                    agents.identity,
-                    to=sub.identity,
-                    attributes={"orders.access": "read"},
-                    ttl=600,
-                    purpose="p",
-                )
-                sub.hold(sub.identity, chain)
-                sub.identities.create("other")
-                other = acme.ticket({"orders.access": "none"}, at=serving.address)
-                sub.enroll(other, identity="other")
+                chain = delegated_to_sub(acme, agents, sub, at=serving.address)
             started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
             route = "/tcp/" + started["listening"]
             try:
@@ -195,18 +185,8 @@ def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
         ):
             acme = hub.authority()
             assert acme.ticket({"orders.access": "read"}).startswith("troth")
-            agents.enroll(acme.ticket({"orders.access": "read"}))
+            chain = delegated_to_sub(acme, agents, sub)
             assert agents._stored.wallet.trusted()[acme.identifier] == f"/tcp/127.0.0.1:{port}"
-            chain = agents.delegate(
-                agents.identity,
-                to=sub.identity,
-                attributes={"orders.access": "read"},
-                ttl=600,
-                purpose="p",
-            )
-            sub.hold(sub.identity, chain)
-            sub.identities.create("other")
-            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
             svc.enroll(acme.ticket({"orders.access": "none"}))
         started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
         route = "/tcp/" + started["listening"]
@@ -270,17 +250,7 @@ def test_a_revocation_the_hub_daemon_takes_over_the_network_reaches_local_nodes(
             troth.Node.open("svc") as svc,
         ):
             acme = hub.authority()
-            agents.enroll(acme.ticket({"orders.access": "read"}))
-            chain = agents.delegate(
-                agents.identity,
-                to=sub.identity,
-                attributes={"orders.access": "read"},
-                ttl=600,
-                purpose="p",
-            )
-            sub.hold(sub.identity, chain)
-            sub.identities.create("other")
-            sub.enroll(acme.ticket({"orders.access": "none"}), identity="other")
+            chain = delegated_to_sub(acme, agents, sub)
             svc.enroll(acme.ticket({"orders.access": "none"}))
         started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
         route = "/tcp/" + started["listening"]

@@ -13,6 +13,7 @@ import pytest
 import troth
 import troth.node.shown_identity
 from tests.support.cli import run, run_json, troth_process
+from tests.support.revocation import delegated_to_sub
 from tests.test_api_network import LOOPBACK, served_in_a_thread
 
 
@@ -27,17 +28,7 @@ def _delegated(acme: troth.Authority, address: str, tmp_path: Path) -> tuple[tro
     """`agents` enrolled with acme at `address`, `sub` holding a chain `agents` delegated to it
     (and a member credential of its own, so that it trusts acme): the chain and its file."""
     with troth.Node.open("agents") as agents, troth.Node.open("sub") as sub:
-        agents.enroll(acme.ticket({"orders.access": "read"}, at=address))
-        chain = agents.delegate(
-            agents.identity,
-            to=sub.identity,
-            attributes={"orders.access": "read"},
-            ttl=600,
-            purpose="p",
-        )
-        sub.hold(sub.identity, chain)
-        sub.identities.create("other")
-        sub.enroll(acme.ticket({"orders.access": "none"}, at=address), identity="other")
+        chain = delegated_to_sub(acme, agents, sub, at=address)
     path = tmp_path / "sub.chain"
     path.write_bytes(chain.chain)
     return chain, str(path)
