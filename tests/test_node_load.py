@@ -12,24 +12,26 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.load import (
+    LIVENESS,
     HandshakeFlood,
+    MiB,
     Nodes,
     Stranger,
     attacker_addresses,
     close_all,
     closed_by_node,
     connect,
+    echo_route,
     enroll_and_start,
     garbage_frame,
     hub_and_member,
     junk_to,
+    nodes_fixture,  # noqa: F401  (the fixture `nodes`)
     paced,
     raise_descriptor_limit,
     timed_echo,
@@ -43,22 +45,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8"),
 ]
 
-MiB = 1 << 20
-LIVENESS = 1.0  # seconds: the requirement for a legitimate channel and echo
 RELAY_B = Address("relay", "b")
-
-
-@pytest.fixture
-def nodes(troth_home: Path) -> Iterator[Nodes]:
-    started = Nodes(troth_home)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-def echo_route(hub_address: str) -> str:
-    return f"{hub_address}/service/echo"
 
 
 def test_garbage_frames_on_1000_connections_memory_bounded_and_given_back(nodes: Nodes) -> None:

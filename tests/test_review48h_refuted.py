@@ -13,14 +13,14 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run, run_json
 from tests.support.load import (
+    LIVENESS,
+    MiB,
     NodeProcess,
     Nodes,
     Stranger,
@@ -28,9 +28,11 @@ from tests.support.load import (
     close_all,
     closed_by_node,
     connect,
+    echo_route,
     enroll_and_start,
     garbage_frame,
     hub_and_member,
+    nodes_fixture,  # noqa: F401  (the fixture `nodes`)
     paced,
     timed_echo,
 )
@@ -48,22 +50,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8"),
 ]
 
-MiB = 1 << 20
-LIVENESS = 1.0  # seconds: the requirement for a legitimate channel and echo
 RELAY_B = Address("relay", "b")
-
-
-@pytest.fixture
-def nodes(troth_home: Path) -> Iterator[Nodes]:
-    started = Nodes(troth_home)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-def echo_route(hub_address: str) -> str:
-    return f"{hub_address}/service/echo"
 
 
 def drip(sockets: list[socket.socket], stop: threading.Event) -> threading.Thread:

@@ -16,16 +16,17 @@ import os
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.load import (
+    LIVENESS,
+    MiB,
     Nodes,
     close_all,
     connect,
     hub_and_member,
+    nodes_fixture,  # noqa: F401  (the fixture `nodes`)
     timed_echo,
 )
 from troth import limits
@@ -34,18 +35,7 @@ from troth.routing import Address, RoutedMessage
 from troth.routing.message import CACHED_HEADER
 from troth.transport import frame
 
-MiB = 1 << 20
-LIVENESS = 1.0  # seconds: the issue's requirement for a legitimate channel and echo
 HEADERS = 1200  # distinct route headers: past the caches' 1,024 entries
-
-
-@pytest.fixture
-def nodes(troth_home: Path) -> Iterator[Nodes]:
-    started = Nodes(troth_home)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 def long_route(first: Address | None, count: int, size: int) -> tuple[Address, ...]:

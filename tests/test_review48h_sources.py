@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run_json
 from tests.support.load import (
+    LIVENESS,
+    MiB,
     Nodes,
     attacker_addresses,
     close_all,
@@ -28,6 +28,7 @@ from tests.support.load import (
     connect,
     garbage_frame,
     hub_and_member,
+    nodes_fixture,  # noqa: F401  (the fixture `nodes`)
     raise_descriptor_limit,
     timed_echo,
 )
@@ -38,18 +39,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8"),
 ]
 
-MiB = 1 << 20
-LIVENESS = 1.0  # seconds: the requirement for a legitimate channel and echo
 CAP = 48
-
-
-@pytest.fixture
-def nodes(troth_home: Path) -> Iterator[Nodes]:
-    started = Nodes(troth_home)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 def test_one_network_of_sources_at_the_cap_does_not_lock_a_newcomer_out(nodes: Nodes) -> None:

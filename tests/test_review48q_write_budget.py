@@ -16,18 +16,19 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run_json
 from tests.support.load import (
+    LIVENESS,
+    MiB,
     NodeProcess,
     Nodes,
     attacker_addresses,
     close_all,
     hub_and_member,
+    nodes_fixture,  # noqa: F401  (the fixture `nodes`)
     timed_echo,
 )
 from troth import limits
@@ -39,8 +40,6 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and 127/8"),
 ]
 
-MiB = 1 << 20
-LIVENESS = 1.0  # seconds: the requirement for a legitimate channel and echo
 PEERS = 24  # connections that never read (from 2 addresses: under the per-source cap)
 ANSWERED_PER_PEER = int(1.5 * MiB)  # bytes of answers each peer asks for
 RATE = 3000  # frames a second, all peers together (paced: the machine's load does not decide)
@@ -57,15 +56,6 @@ ENVIRONMENT = {
     "TROTH_TCP_MAX_QUEUED_TOTAL": str(QUEUED_TOTAL),
     "TROTH_TCP_WRITE_BUFFER_TOTAL": str(BUDGET),
 }
-
-
-@pytest.fixture
-def nodes(troth_home: Path) -> Iterator[Nodes]:
-    started = Nodes(troth_home)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 def never_reading(source: str, node: NodeProcess) -> socket.socket:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run, run_json
 from tests.support.parties import make_channel_party
 from troth.channel import AnyAuthenticatedIdentity, ChannelTrust
@@ -348,3 +350,22 @@ def junk_to(route: tuple[Address, ...]) -> bytes:
     authenticates under no key) along `route`."""
     packet = b"\x00\x27\x02" + os.urandom(38)
     return frame(RoutedMessage(route, (), packet).encode())
+
+
+MiB = 1 << 20
+LIVENESS = 1.0  # seconds: the issue's requirement for a legitimate channel and echo
+
+
+@pytest.fixture(name="nodes")
+def nodes_fixture(troth_home: Path) -> Iterator[Nodes]:
+    """The nodes a load test starts, all stopped after it (import this as `nodes_fixture`
+    and ask for `nodes`)."""
+    started = Nodes(troth_home)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def echo_route(hub_address: str) -> str:
+    return f"{hub_address}/service/echo"
