@@ -34,6 +34,16 @@ def _delegated(acme: troth.Authority, address: str, tmp_path: Path) -> tuple[tro
     return chain, str(path)
 
 
+def _revoke_link(
+    chain: troth.Credential, chain_file: str, acme: troth.Authority
+) -> tuple[str, ...]:
+    """`troth revoke link` for `chain`, as `agents` on node `agents`, at acme."""
+    return (
+        *("revoke", "link", chain.id.hex(), "--chain", chain_file),
+        *("--as", "agents", "--authority", str(acme.identifier), "--node", "agents"),
+    )
+
+
 def test_revoke_link_reaches_an_authority_over_the_network_and_tells_the_daemon(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -49,17 +59,7 @@ def test_revoke_link_reaches_an_authority_over_the_network_and_tells_the_daemon(
             try:
                 assert _echo(route, monkeypatch) == "hi"
                 revoked = run_json(
-                    "revoke",
-                    "link",
-                    chain.id.hex(),
-                    "--chain",
-                    chain_file,
-                    "--as",
-                    "agents",
-                    "--authority",
-                    str(acme.identifier),
-                    "--node",
-                    "agents",
+                    *_revoke_link(chain, chain_file, acme),
                     "--reason",
                     "done",
                 )
@@ -83,8 +83,7 @@ def test_revoke_link_in_a_process_of_its_own_and_an_unreachable_authority(
         acme = hub.create_authority()
         with served_in_a_thread(hub, listen=LOOPBACK) as serving:
             chain, chain_file = _delegated(acme, serving.address, tmp_path)
-            args: tuple[str, ...] = ("revoke", "link", chain.id.hex(), "--chain", chain_file)
-            args += ("--as", "agents", "--authority", str(acme.identifier), "--node", "agents")
+            args = _revoke_link(chain, chain_file, acme)
             done = troth_process(*args)
             assert done.stdout.strip() == f"revoked link {chain.id.hex()} (feed entry 0)"
         gone = troth_process(*args, "--json", code=4)
@@ -109,17 +108,7 @@ def test_revoke_link_over_the_network_that_cannot_sync_exits_4_saying_it_is_revo
             chain, chain_file = _delegated(acme, serving.address, tmp_path)
             monkeypatch.setattr(troth.node.runtime.NodeRuntime, "sync_feed", broken)
             failed = run_json(
-                "revoke",
-                "link",
-                chain.id.hex(),
-                "--chain",
-                chain_file,
-                "--as",
-                "agents",
-                "--authority",
-                str(acme.identifier),
-                "--node",
-                "agents",
+                *_revoke_link(chain, chain_file, acme),
                 code=4,
             )
     assert failed["error"] == "StorageError"
