@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
+from tests.support.traces import (
+    NOW,
+    Held,
+    open_log,
+    recorder,
+    set_newest_history,
+    tool_call,
+)
 from tests.test_review34g_trace import _insert
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
@@ -48,12 +55,7 @@ def test_a_line_carrying_an_older_history_does_not_hide_its_keys_retirement(
     log.close()
     stolen = sign_record(old, tool_call(args={"amount": 5000}), seq=1, prev=head[1], time=NOW + 150)
     _insert(log, 1, stolen)
-    raw = db(log)
-    raw.execute(  # the log's newest history of the agent: the rotated one
-        "UPDATE histories SET history = ?, changes = ?, current = ? WHERE identifier = ?",
-        (after.history, after.change_count, after.current_change_hash, agent.identifier.digest),
-    )
-    raw.close()
+    set_newest_history(log, agent, after)  # the rotated one
     clock.advance(200)
     forged = open_log(tmp_path / "trace.db", clock, owner)
     with pytest.raises(TraceError) as whole:

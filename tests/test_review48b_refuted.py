@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run
-from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
+from tests.support.traces import (
+    NOW,
+    Held,
+    one_record_then_rotated,
+    open_log,
+    recorder,
+    set_newest_history,
+    tool_call,
+)
 from tests.test_review34g_trace import _insert
 from troth import limits
 from troth.clock import FixedClock
@@ -141,22 +149,10 @@ def _stolen(tmp_path: Path) -> tuple[list[dict[str, Any]], bytes, bytes]:
     The export's lines, and the agent's histories before and after the rotation."""
     clock, owner, agent = FixedClock(NOW), Held(), Held()
     log = open_log(tmp_path / "trace.db", clock, owner)
-    old = agent.signer(NOW)
-    before = old.identity.history
-    recorder(log, agent, clock).record(tool_call())
-    agent.rotate(NOW + 100)
-    after = agent.identity
-    head = log.head(agent.identifier)
-    assert head is not None
-    log.close()
-    stolen = sign_record(old, tool_call(args={"amount": 5000}), seq=1, prev=head[1], time=NOW + 150)
+    old, before, after, head = one_record_then_rotated(log, agent, clock)
+    stolen = sign_record(old, tool_call(args={"amount": 5000}), seq=1, prev=head, time=NOW + 150)
     _insert(log, 1, stolen)
-    raw = db(log)
-    raw.execute(
-        "UPDATE histories SET history = ?, changes = ?, current = ? WHERE identifier = ?",
-        (after.history, after.change_count, after.current_change_hash, agent.identifier.digest),
-    )
-    raw.close()
+    set_newest_history(log, agent, after)
     clock.advance(200)
     return _lines(open_log(tmp_path / "trace.db", clock, owner)), before, after.history
 

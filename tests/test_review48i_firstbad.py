@@ -32,7 +32,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.traces import NOW, Held, db, open_log, recorder, tool_call
+from tests.support.traces import (
+    NOW,
+    Held,
+    db,
+    one_record_then_rotated,
+    open_log,
+    recorder,
+    set_newest_history,
+    tool_call,
+)
 from tests.test_review34g_trace import _insert
 from troth.clock import FixedClock
 from troth.errors import TraceError, TraceFailure
@@ -130,15 +139,7 @@ def _retired_key(tmp_path: Path, stolen: int) -> tuple[TraceLog, FixedClock, Hel
     another agent's record. The log is closed; the agent's history from before the rotation."""
     clock, owner, agent, other = FixedClock(NOW), Held(), Held(), Held()
     log = open_log(tmp_path / "trace.db", clock, owner)
-    old = agent.signer(NOW)
-    before = old.identity.history
-    recorder(log, agent, clock).record(tool_call())
-    agent.rotate(NOW + 100)
-    after = agent.identity
-    head = log.head(agent.identifier)
-    assert head is not None
-    log.close()
-    prev = head[1]
+    old, before, after, prev = one_record_then_rotated(log, agent, clock)
     for n in range(stolen):
         content = tool_call(args={"amount": 5000 + n})
         forged = sign_record(old, content, seq=1 + n, prev=prev, time=NOW + 150 + n)
@@ -146,12 +147,7 @@ def _retired_key(tmp_path: Path, stolen: int) -> tuple[TraceLog, FixedClock, Hel
         prev = forged.hash
     signed = sign_record(other.signer(NOW), tool_call(), seq=0, prev=None, time=NOW + 150)
     _insert(log, 1 + stolen, signed)
-    raw = db(log)
-    raw.execute(
-        "UPDATE histories SET history = ?, changes = ?, current = ? WHERE identifier = ?",
-        (after.history, after.change_count, after.current_change_hash, agent.identifier.digest),
-    )
-    raw.close()
+    set_newest_history(log, agent, after)
     clock.advance(200)
     return log, clock, owner, before
 

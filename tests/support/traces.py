@@ -147,3 +147,36 @@ def unreachable_outbox(
 
     outbox = TraceOutbox(db, node.identifier, lambda now: node.signer, max_records=max_records)
     return TraceClient(unreachable, outbox, clock=FixedClock(now))
+
+
+def one_record_then_rotated(
+    log: TraceLog, agent: Held, clock: FixedClock
+) -> tuple[Signer, bytes, VerifiedIdentity, bytes]:
+    """`agent`'s seq 0 in `log` at NOW by its first key, then a rotation at NOW + 100; the log
+    closed. The first key's signer, the agent's history before the rotation, its identity
+    after it, and the hash of its seq 0 (the head)."""
+    old = agent.signer(NOW)
+    before = old.identity.history
+    recorder(log, agent, clock).record(tool_call())
+    agent.rotate(NOW + 100)
+    after = agent.identity
+    head = log.head(agent.identifier)
+    assert head is not None
+    log.close()
+    return old, before, after, head[1]
+
+
+def set_newest_history(log: TraceLog, agent: Held, identity: VerifiedIdentity) -> None:
+    """Make `identity`'s history the log's newest of `agent`, in its file (as its operator
+    could)."""
+    raw = db(log)
+    raw.execute(
+        "UPDATE histories SET history = ?, changes = ?, current = ? WHERE identifier = ?",
+        (
+            identity.history,
+            identity.change_count,
+            identity.current_change_hash,
+            agent.identifier.digest,
+        ),
+    )
+    raw.close()
