@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,21 +22,26 @@ from troth.node import init_node, open_node
 from troth.vault import SoftwareVault
 
 
+def _vc(acme: Party, member: Party, now: int, credential_id: bytes, access: str) -> dict[str, Any]:
+    """acme's VC (made at now - 10, valid an hour) of `member`'s orders.access `access`."""
+    return export_credential_vc(
+        acme.signer,
+        credential_id=credential_id,
+        subject=member.identifier,
+        attributes=Attributes({"orders.access": access}),
+        valid_from=now - 10,
+        valid_until=now + 3600,
+        now=now - 10,
+    )
+
+
 def _thiefs_files(tmp_path: Path, now: int) -> tuple[Party, list[str]]:
     """An authority whose pre-rotation keys a thief holds: the thief's VC, a fresh feed signed
     with the old key, the old history; and the authority's rotation stored by node `desk`.
     Returns the authority and the files' paths (vc, feed, history)."""
     vault = SoftwareVault()
     acme, member = make_party(vault, now=now - 60), make_party(vault, now=now - 60)
-    vc = export_credential_vc(
-        acme.signer,
-        credential_id=b"\x05" * 16,
-        subject=member.identifier,
-        attributes=Attributes({"orders.access": "write"}),
-        valid_from=now - 10,
-        valid_until=now + 3600,
-        now=now - 10,
-    )
+    vc = _vc(acme, member, now, b"\x05" * 16, "write")
     files = {
         "vc.json": json.dumps(vc).encode(),
         "feed.cbor": cbor.encode(empty_feed(acme, now=now - 5)),  # a file of one page
@@ -72,15 +78,7 @@ def test_a_vc_of_the_current_key_still_verifies_with_the_store(tmp_path: Path, s
     now = int(time.time())
     vault = SoftwareVault()
     acme, member = make_party(vault, now=now - 60), make_party(vault, now=now - 60)
-    vc = export_credential_vc(
-        acme.signer,
-        credential_id=b"\x06" * 16,
-        subject=member.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        valid_from=now - 10,
-        valid_until=now + 3600,
-        now=now - 10,
-    )
+    vc = _vc(acme, member, now, b"\x06" * 16, "read")
     (tmp_path / "vc.json").write_text(json.dumps(vc))
     (tmp_path / "feed.cbor").write_bytes(cbor.encode(empty_feed(acme, now=now - 5)))
     (tmp_path / "acme.history").write_bytes(acme.identity.history)
