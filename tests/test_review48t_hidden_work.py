@@ -17,10 +17,10 @@ from typing import Any
 import cedarpy
 import pytest
 
-from tests.support.gates import GatesWorld, T, export_customers, lookup_order, make_world, refund
+from tests.support.gates import GatesWorld, T, make_world
 from tests.test_attacks_review22b_gates import _nested_sets
-from troth.clock import FixedClock
-from troth.gates import ListRecorder, Outcome, Tool, ToolCall, ToolGate
+from tests.test_review47h_hidden import _caller, _gate
+from troth.gates import ListRecorder, Outcome, ToolCall, ToolGate
 from troth.gates import engine as engine_module
 from troth.gates.cedar_call import authorize
 from troth.gates.engine import PolicyEngine
@@ -72,20 +72,6 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         PolicyEngine, "visible_tools", counted("visible", PolicyEngine.visible_tools)
     )
     return counts
-
-
-def _caller(world: GatesWorld, who: str) -> Any:
-    if who == "sub":
-        return world.credential(world.sub_chain, world.sub)
-    return world.credential(world.support_chain, world.support)
-
-
-def _gate(world: GatesWorld, recorder: ListRecorder, *tools: Tool) -> ToolGate:
-    declared = tools or tuple(
-        Tool.from_function(f) for f in (lookup_order, refund, export_customers)
-    )
-    point = world.point(world.store(world.bundle()), recorder)
-    return ToolGate(point, declared, clock=FixedClock(T + 10))
 
 
 def _calls(
