@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from tests.support.fixed_vault import FixedKeyVault
+from tests.support.traces import bare_collector
 from tests.vectors.trace.generate import RECORDED, counter, signer
 from troth import limits
 from troth.clock import FixedClock
@@ -25,7 +26,6 @@ from troth.encoding import cbor
 from troth.errors import TraceFailure
 from troth.identity import Signer, attest_purpose_key, new_identity
 from troth.node.services.protocol import RESPONSE, VERSION
-from troth.trace.collect import TraceCollector
 from troth.trace.dsse import encode_envelope, pae
 from troth.trace.log import TraceLog
 from troth.trace.record import PAYLOAD_TYPE, Kind, ToolCall, canonical_json
@@ -85,13 +85,7 @@ def test_receipts_quoting_submitted_text_stay_within_a_service_message() -> None
             clock=FixedClock(RECORDED),
             signer=lambda now: log_signer,
         )
-        collector = TraceCollector(
-            log,
-            verifier=lambda: None,
-            feeds=dict,
-            observe=lambda identity: None,
-            vouched=lambda identifier: frozenset(),
-        )
+        collector = bare_collector(log, None)
         receipts = collector.submit(submission, submitter=None, now=RECORDED)
         log.close()
     assert {r.status for r in receipts.results} == {Status.REFUSED}

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.traces import NOW, Held, open_log
+from tests.support.traces import NOW, Held, bare_collector, open_log
 from tests.test_review48n_retry import _StaleVerifier
 from tests.test_trace_service import (  # noqa: F401 - `service` is a fixture
     FlakyService,
@@ -32,7 +32,6 @@ from troth.clock import FixedClock
 from troth.encoding import cbor
 from troth.errors import CredentialFailure, TraceFailure
 from troth.storage import SqliteDatabase
-from troth.trace.collect import TraceCollector
 from troth.trace.outbox import TraceOutbox
 from troth.trace.submit import Receipts, Status, SubmitResult
 
@@ -43,13 +42,7 @@ def test_a_chain_refused_for_good_stays_refused_for_good(
 ) -> None:
     log = open_log(tmp_path / "trace.db", FixedClock(0))
     verifier: Any = _StaleVerifier(failure)
-    collector = TraceCollector(
-        log,
-        verifier=lambda: verifier,
-        feeds=dict,
-        observe=lambda identity: None,
-        vouched=lambda identifier: frozenset(),
-    )
+    collector = bare_collector(log, verifier)
     outcome = collector._credential(b"chain", Held().identity, 0)
     assert getattr(outcome, "reason", None) is TraceFailure.CREDENTIAL_INVALID
     log.close()

@@ -37,7 +37,7 @@ import pytest
 
 from tests.support.cli import run
 from tests.support.nodes import MemNet, run_memnet
-from tests.support.traces import NOW, Held, open_log
+from tests.support.traces import NOW, Held, bare_collector, open_log
 from tests.test_review47i_collector import ROUNDS, _rotate, _to_hub
 from tests.test_trace_node import step
 from tests.test_trace_service import NOW as SERVICE_NOW
@@ -50,7 +50,6 @@ from troth.node import open_node
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace.batcher import TraceBatcher
-from troth.trace.collect import TraceCollector
 from troth.trace.outbox import TraceOutbox
 from troth.trace.outbox_store import OutboxStore
 from troth.trace.signing import open_envelope
@@ -155,13 +154,7 @@ def test_records_waiting_to_be_sent_again_survive_a_sigkill(troth_home: Path) ->
     status = json.loads(child.stdout.splitlines()[-1])
     assert (status["queued"], status["refused"]) == (3, 0), status
     log = open_log(troth_home / "trace.db", FixedClock(now))
-    collector = TraceCollector(
-        log,
-        verifier=lambda: None,
-        feeds=dict,
-        observe=lambda identity: None,
-        vouched=lambda identifier: frozenset(),
-    )
+    collector = bare_collector(log, None)
     with open_node("agent", home=troth_home) as node:
         identities = node.identities
         agent = Identifier(identities.find("agent").identifier)
@@ -205,13 +198,7 @@ def test_a_chain_the_node_cannot_judge_yet_is_refused_for_now(
     aside for good by the client); now NOT_YET (a revoked or expired chain stays
     CREDENTIAL_INVALID: tests/test_review48n_refuted.py)."""
     log = open_log(tmp_path / "trace.db", FixedClock(0))
-    collector = TraceCollector(
-        log,
-        verifier=lambda: verifier,
-        feeds=dict,
-        observe=lambda identity: None,
-        vouched=lambda identifier: frozenset(),
-    )
+    collector = bare_collector(log, verifier)
     outcome = collector._credential(b"chain", Held().identity, 0)
     assert not isinstance(outcome, CredentialError)
     assert getattr(outcome, "reason", None) is not None

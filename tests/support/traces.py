@@ -23,6 +23,7 @@ from troth.identity import (
 from troth.node.services.trace import TraceClient
 from troth.storage import SqliteDatabase
 from troth.trace import Decision, Kind, Links, RecordContent, ToolCall, TraceLog, TraceRecorder
+from troth.trace.collect import TraceCollector
 from troth.trace.export import ExportReport, export_jsonl, verify_export
 from troth.trace.outbox import TraceOutbox
 from troth.vault import KeyPurpose, SoftwareVault
@@ -180,3 +181,15 @@ def set_newest_history(log: TraceLog, agent: Held, identity: VerifiedIdentity) -
         ),
     )
     raw.close()
+
+
+def bare_collector(log: TraceLog, verifier: Any) -> TraceCollector:
+    """A collector into `log` whose chains `verifier` judges (None: it trusts no authority
+    yet), with no feeds, no observer and nothing vouched."""
+    return TraceCollector(
+        log,
+        verifier=lambda: verifier,
+        feeds=dict,
+        observe=lambda identity: None,
+        vouched=lambda identifier: frozenset(),
+    )
