@@ -6,12 +6,12 @@ node destroys in the token are ones it retired there (pkcs11 3, fixed by review 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.hsm import vault_fixture  # noqa: F401  (the fixture `vault`)
 from tests.test_vault_rekey import node_path
 from troth.crypto import KeyType
 from troth.storage import SqliteDatabase
@@ -19,13 +19,6 @@ from troth.vault import KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
 
 pytestmark = pytest.mark.hsm
-
-
-@pytest.fixture
-def vault(softhsm: SoftHsm) -> Iterator[Pkcs11Vault]:
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    yield vault
-    vault.close()
 
 
 @pytest.mark.parametrize("key_type", [KeyType.ED25519, KeyType.P256])

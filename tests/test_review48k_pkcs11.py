@@ -8,12 +8,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.hsm import (
+    token_vault,
+    vault_fixture,  # noqa: F401  (the fixture `vault`)
+)
 from tests.test_review47f_restart import rotate
 from tests.test_vault_rekey import node_path
 from troth.crypto import KeyType
@@ -25,13 +28,6 @@ from troth.vault import KeyHandle, KeyPurpose
 from troth.vault.pkcs11 import Pkcs11Vault
 
 pytestmark = pytest.mark.hsm
-
-
-@pytest.fixture
-def vault(softhsm: SoftHsm) -> Iterator[Pkcs11Vault]:
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    yield vault
-    vault.close()
 
 
 def write_node_db(home: Path, sql: str, params: tuple[object, ...]) -> None:
@@ -159,12 +155,9 @@ def test_a_proof_made_without_the_pin_or_for_another_key_deletes_nothing(
         check=False,
     )
     assert done.stdout.split() == ["planted", "refused"], done.stderr
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         genuine = vault.retire(other, KeyPurpose.PRIMARY)
         assert markers(vault, primary) == 1  # the public one planted (seen with the PIN)
-    finally:
-        vault.close()
     for proof in ("ab" * 16, "00" * 16, genuine, "not hex", ""):
         plant_row(troth_home, f"{primary}#{proof}")
     with open_node("hsm") as node:
@@ -213,11 +206,8 @@ def test_a_rotation_killed_before_its_commit_leaves_no_usable_proof(
     with open_node("hsm") as node:
         assert node.identities.find("agent").primary_key == str(primary)  # rolled back
         assert node.identities.store.retired_keys(16) == []
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         assert markers(vault, primary) == 1  # made before the kill
-    finally:
-        vault.close()
     plant_row(troth_home, str(primary))
     plant_row(troth_home, f"{primary}#{'cd' * 16}")
     with open_node("hsm") as node:
@@ -227,11 +217,8 @@ def test_a_rotation_killed_before_its_commit_leaves_no_usable_proof(
     assert not still_signs(primary)
     with open_node("hsm") as node:
         assert node.identities.store.retired_keys(16) == []
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         assert markers(vault, primary) == 0  # the killed rotation's went with the key
-    finally:
-        vault.close()
 
 
 def test_a_deletion_killed_halfway_is_finished_by_the_next_call(
@@ -254,21 +241,15 @@ def test_a_deletion_killed_halfway_is_finished_by_the_next_call(
         second = KeyHandle.parse(node.identities.find("agent").primary_key)
     assert not still_signs(first)
     rotate(crash="identity.retired-keys.before-delete")
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         assert markers(vault, first) == 0
         assert markers(vault, second) == 1
         vault.delete(second)  # the half a killed `delete_retired` did
-    finally:
-        vault.close()
     with open_node("hsm") as node:
         assert node.identities.forget_retired() == 1
         assert node.identities.store.retired_key_records(16) == []
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         assert markers(vault, second) == 0
-    finally:
-        vault.close()
 
 
 def test_no_key_is_deleted_without_a_proof(vault: Pkcs11Vault) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SoftHsm
+from tests.support.hsm import token_vault
 from tests.test_review48k_pkcs11 import markers, still_signs, write_node_db
 from troth import limits
 from troth.crypto import KeyType
@@ -127,11 +128,8 @@ def test_a_compromised_rotation_killed_before_or_after_its_commit(
     with open_node("hsm") as node:
         assert token_handles(node.db) == [first]  # rolled back
         assert node.identities.store.retired_key_records(16) == []
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         assert markers(vault, first) == 1  # made before the kill
-    finally:
-        vault.close()
     for text in (str(first), f"{first}{RETIRED_PROOF_MARK}{'cd' * 16}"):
         write_node_db(troth_home, "INSERT INTO retired_keys VALUES (?)", (text,))
     with open_node("hsm") as node:
@@ -149,11 +147,8 @@ def test_a_compromised_rotation_killed_before_or_after_its_commit(
         assert node.identities.store.retired_key_records(16) == []
     assert not still_signs(first)
     assert still_signs(second)
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         assert markers(vault, first) == 0  # both retirement objects went with the key
-    finally:
-        vault.close()
 
 
 def test_no_key_is_deleted_without_a_proof_or_by_a_plain_delete(
@@ -169,8 +164,7 @@ def test_no_key_is_deleted_without_a_proof_or_by_a_plain_delete(
         first.delete(made_here)  # (undoing what failed)
     finally:
         first.close()
-    vault = Pkcs11Vault(softhsm.module, softhsm.token_label, softhsm.pin)
-    try:
+    with token_vault(softhsm) as vault:
         with pytest.raises(KeyNotFound):
             vault.delete_retired(signing, None)
         with pytest.raises(KeyNotFound):
@@ -184,8 +178,6 @@ def test_no_key_is_deleted_without_a_proof_or_by_a_plain_delete(
             vault.public_key(signing)
         with pytest.raises(KeyNotFound):
             vault.public_key(made_here)
-    finally:
-        vault.close()
 
 
 def test_a_tag_copied_to_another_handle_names_no_key(
