@@ -25,12 +25,10 @@ def _root(now: int, ttl: int = 3600) -> tuple[Any, Any, CredentialChain]:
     return alice, bob, CredentialChain((root,), (authority.identity.history,))
 
 
-def test_a_delegation_of_a_parent_not_valid_yet_is_a_credential_error() -> None:
-    """Review 48j, delegation 2: delegating from a chain whose start is later than the
-    delegation would end (the authority's clock ahead of the member's, a short --ttl) raised a
-    bare ValueError from deep inside (`not_before is after expires_at`), not the
-    CredentialError `delegate` documents; the CLI showed it as a usage error."""
-    alice, bob, chain = _root(NOW + 120)
+def _delegated_from(start: int, *, ttl: int) -> pytest.ExceptionInfo[CredentialError]:
+    """alice delegates READ to bob at NOW for `ttl` seconds from a chain starting at `start`:
+    the CredentialError it raised."""
+    alice, bob, chain = _root(start)
     with pytest.raises(CredentialError) as caught:
         delegate(
             alice.signer,
@@ -38,9 +36,18 @@ def test_a_delegation_of_a_parent_not_valid_yet_is_a_credential_error() -> None:
             subject=bob.identifier,
             attributes=READ,
             now=NOW,
-            ttl=60,
+            ttl=ttl,
             purpose="p",
         )
+    return caught
+
+
+def test_a_delegation_of_a_parent_not_valid_yet_is_a_credential_error() -> None:
+    """Review 48j, delegation 2: delegating from a chain whose start is later than the
+    delegation would end (the authority's clock ahead of the member's, a short --ttl) raised a
+    bare ValueError from deep inside (`not_before is after expires_at`), not the
+    CredentialError `delegate` documents; the CLI showed it as a usage error."""
+    caught = _delegated_from(NOW + 120, ttl=60)
     assert caught.value.reason is F.NOT_YET_VALID, caught.value
     assert caught.value.link == 1
     assert str(NOW + 120) in caught.value.detail
@@ -48,16 +55,6 @@ def test_a_delegation_of_a_parent_not_valid_yet_is_a_credential_error() -> None:
 
 def test_a_delegation_with_a_negative_ttl_is_a_credential_error() -> None:
     """Review 48j, delegation 2: a negative ttl raised a bare ValueError too."""
-    alice, bob, chain = _root(NOW)
-    with pytest.raises(CredentialError) as caught:
-        delegate(
-            alice.signer,
-            chain,
-            subject=bob.identifier,
-            attributes=READ,
-            now=NOW,
-            ttl=-5,
-            purpose="p",
-        )
+    caught = _delegated_from(NOW, ttl=-5)
     assert caught.value.reason is F.MALFORMED, caught.value
     assert caught.value.link == 1
