@@ -28,7 +28,8 @@ from tests.conftest import NOW
 from tests.support.leases import RemoteStub, make_world, open_broker
 from tests.test_secrets_tokens import AUDIENCE, CONFIG, b64d, b64e, rejects
 from troth.errors import SecretFailure
-from troth.secrets import AllowListPolicy, LeaseState, validate_token
+from troth.secrets import AllowListPolicy, Broker, LeaseState, validate_token
+from troth.storage import SqliteDatabase
 
 F = SecretFailure
 _ROOT = Path(__file__).resolve().parent.parent
@@ -148,16 +149,23 @@ def test_two_brokers_over_one_database_share_one_quota(tmp_path: Path) -> None:
         )
 
 
-def test_a_token_is_refused_at_another_audience_also_after_its_secret_moved(
-    tmp_path: Path,
-) -> None:
+def _issued_token(tmp_path: Path) -> tuple[SqliteDatabase, Broker, str]:
+    """A broker over `tmp_path`/node.db holding secret `payments` (a token), and the token it
+    issued to agent A (the database is returned to be held while the broker is used)."""
     world = make_world(NOW)
     policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
+    db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
     broker.put_secret("payments", "token", CONFIG, b"", now=NOW)
     token = str(
         broker.issue(world.credential_a(), "payments", now=NOW).credential.reveal()["token"]
     )
+    return db, broker, token
+
+
+def test_a_token_is_refused_at_another_audience_also_after_its_secret_moved(
+    tmp_path: Path,
+) -> None:
+    _db, broker, token = _issued_token(tmp_path)
     rejects(
         lambda: broker.validate_token(token, audience="ledger", now=NOW + 1),
         F.JWT_WRONG_AUDIENCE,
@@ -171,13 +179,7 @@ def test_a_token_is_refused_at_another_audience_also_after_its_secret_moved(
 
 
 def test_hs256_keyed_with_the_public_key_and_none_are_refused(tmp_path: Path) -> None:
-    world = make_world(NOW)
-    policy = AllowListPolicy({world.agent_a.identifier: {"payments": None}})
-    _db, broker = open_broker(tmp_path / "node.db", now=NOW, policy=policy)
-    broker.put_secret("payments", "token", CONFIG, b"", now=NOW)
-    token = str(
-        broker.issue(world.credential_a(), "payments", now=NOW).credential.reveal()["token"]
-    )
+    _db, broker, token = _issued_token(tmp_path)
     head, body, _ = token.split(".")
     kid = json.loads(b64d(head))["kid"]
     published = broker.jwks(NOW).to_json()
