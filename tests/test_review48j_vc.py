@@ -37,6 +37,19 @@ def test_a_troth_vc_without_its_window_is_refused(fields: tuple[str, ...]) -> No
     assert fields[0] in str(caught.value)
 
 
+def _read_until(world: VcWorld, credential_id: bytes, valid_until: int) -> dict[str, Any]:
+    """The authority's VC (at NOW) of the member's orders.access read, valid to `valid_until`."""
+    return export_credential_vc(
+        world.authority.signer,
+        credential_id=credential_id,
+        subject=world.member.identifier,
+        attributes=Attributes({"orders.access": "read"}),
+        valid_from=NOW,
+        valid_until=valid_until,
+        now=NOW,
+    )
+
+
 def test_a_troth_vc_that_outlives_its_signing_key_is_refused() -> None:
     """Review 48j, delegation 4: a CBOR credential whose expiry is past its issuer's signing
     key is refused (`outlives the issuer's signing key`), and the authority caps a VC's
@@ -44,25 +57,9 @@ def test_a_troth_vc_that_outlives_its_signing_key_is_refused() -> None:
     valid to its reader until the key's attestation lapsed. It is refused as a chain is."""
     world = VcWorld()
     signer = world.authority.signer
-    document = export_credential_vc(
-        signer,
-        credential_id=b"\x02" * 16,
-        subject=world.member.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        valid_from=NOW,
-        valid_until=signer.expires_at + 1,
-        now=NOW,
-    )
+    document = _read_until(world, b"\x02" * 16, signer.expires_at + 1)
     with pytest.raises(CredentialError) as caught:
         world.verify(document)
     assert caught.value.reason is F.ATTESTATION_INVALID, caught.value
-    at_the_key = export_credential_vc(
-        signer,
-        credential_id=b"\x03" * 16,
-        subject=world.member.identifier,
-        attributes=Attributes({"orders.access": "read"}),
-        valid_from=NOW,
-        valid_until=signer.expires_at,
-        now=NOW,
-    )
+    at_the_key = _read_until(world, b"\x03" * 16, signer.expires_at)
     assert world.verify(at_the_key).valid_until == signer.expires_at
