@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -166,17 +168,27 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextmanager
+def _hub_daemon_on_a_port() -> Iterator[int]:
+    """acme on `hub`, its daemon listening on a fixed port (so that acme's tickets carry
+    `/tcp/...`), stopped after: the port."""
+    with troth.Node.open("hub") as hub:
+        hub.create_authority()
+    port = _free_port()
+    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
+    try:
+        yield port
+    finally:
+        run("node", "stop", "hub")
+
+
 def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The hub listens on a fixed port, so acme's tickets carry `/tcp/...` and the nodes
     here sync its feed over TCP, not from `node:hub`: `svc`'s daemon too refuses a link
     `agents` revoked (`Node.revoke`, the authority over the network) at once."""
-    with troth.Node.open("hub") as hub:
-        hub.create_authority()
-    port = _free_port()
-    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
-    try:
+    with _hub_daemon_on_a_port() as port:
         with (
             troth.Node.open("hub") as hub,
             troth.Node.open("agents") as agents,
@@ -199,8 +211,6 @@ def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
             assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
         finally:
             run("node", "stop", "svc")
-    finally:
-        run("node", "stop", "hub")
 
 
 def test_another_nodes_broken_configuration_fails_no_revocation(
@@ -238,11 +248,7 @@ def test_a_revocation_the_hub_daemon_takes_over_the_network_reaches_local_nodes(
     here its `tell_local_nodes` is left out), not at their next round."""
     import troth._api.node
 
-    with troth.Node.open("hub") as hub:
-        hub.create_authority()
-    port = _free_port()
-    run("node", "start", "hub", "--tcp-listen", f"127.0.0.1:{port}")
-    try:
+    with _hub_daemon_on_a_port():
         with (
             troth.Node.open("hub") as hub,
             troth.Node.open("agents") as agents,
@@ -263,5 +269,3 @@ def test_a_revocation_the_hub_daemon_takes_over_the_network_reaches_local_nodes(
             assert f"revoked (credential {chain.id.hex()})" in refused
         finally:
             run("node", "stop", "svc")
-    finally:
-        run("node", "stop", "hub")
