@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tests.support.nodes import MemNet, run_memnet
 from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
+from tests.test_review48u_relayrestart import channel_to_b_amid_junk
 from troth.node.channel_ends import RECHECK_AFTER
-from troth.routing import RoutedMessage
 
 
 def test_junk_cannot_make_a_live_quiet_channel_be_set_aside(tmp_path: Path) -> None:
@@ -26,17 +26,7 @@ def test_junk_cannot_make_a_live_quiet_channel_be_set_aside(tmp_path: Path) -> N
         assert end.quiet(asyncio.get_running_loop().time())
         heard = end.channel.authenticated
 
-        async def junk() -> None:
-            while True:
-                frame = b"\x00\x21\x02" + b"\x00" * 32
-                await a.router.route(RoutedMessage((end.dec,), (), frame))
-                await asyncio.sleep(0.01)
-
-        injecting = asyncio.ensure_future(junk())
-        try:
-            again = await a.channel_to(B)
-        finally:
-            injecting.cancel()
+        again = await channel_to_b_amid_junk(a, end, 0.01)
         assert again is end
         assert not end.channel.closed
         assert end.channel.authenticated > heard  # the PONG

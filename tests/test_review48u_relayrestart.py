@@ -31,8 +31,9 @@ from tests.support.nodes import MemNet, run_memnet
 from tests.test_reconnect_restarted_member import TO_B, B, relayed_b
 from tests.test_review44d_relays import crash_and_restart
 from troth.errors import TrothError
-from troth.node.channel_ends import RECHECK_AFTER
+from troth.node.channel_ends import RECHECK_AFTER, ChannelEnd
 from troth.node.daemon import control, node_status
+from troth.node.runtime import NodeRuntime
 from troth.routing import RoutedMessage
 
 
@@ -141,6 +142,23 @@ def test_the_first_call_after_a_relayed_member_restarts_does_not_wait_its_timeou
     assert old not in ids  # a fresh channel to the new b, the old one closed
 
 
+async def channel_to_b_amid_junk(a: NodeRuntime, end: ChannelEnd, pause: float) -> ChannelEnd:
+    """`a`'s channel to B, asked for while a transport frame no key made reaches `end` every
+    `pause` seconds."""
+
+    async def junk() -> None:
+        while True:
+            frame = b"\x00\x21\x02" + b"\x00" * 32  # a transport frame no key made
+            await a.router.route(RoutedMessage((end.dec,), (), frame))
+            await asyncio.sleep(pause)
+
+    injecting = asyncio.ensure_future(junk())
+    try:
+        return await a.channel_to(B)
+    finally:
+        injecting.cancel()
+
+
 def test_junk_while_the_channel_is_checked_is_no_answer(tmp_path: Path) -> None:
     """A third party cannot keep a channel to the gone b in use: frames no key made, sent
     into a's end while `channel_to` waits for its PING's answer, are dropped and count for
@@ -159,17 +177,7 @@ def test_junk_while_the_channel_is_checked_is_no_answer(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         await asyncio.sleep(RECHECK_AFTER)
 
-        async def junk() -> None:
-            while True:
-                frame = b"\x00\x21\x02" + b"\x00" * 32  # a transport frame no key made
-                await a.router.route(RoutedMessage((old.dec,), (), frame))
-                await asyncio.sleep(0.05)
-
-        injecting = asyncio.ensure_future(junk())
-        try:
-            fresh = await a.channel_to(B)
-        finally:
-            injecting.cancel()
+        fresh = await channel_to_b_amid_junk(a, old, 0.05)
         assert sum(old.channel.drops.values()) > 0  # the junk reached it, and was dropped
         assert fresh is not old
         assert old.channel.closed
