@@ -8,7 +8,7 @@ first call went into it, the new b (which has no such channel) dropped it, and t
 waited its whole timeout (10 s) before the channel was judged gone. Now a channel to a peer
 past the first hop that has heard nothing authenticated for `RECHECK_AFTER` s is checked with
 a PING before a call is sent into it (`ChannelEnd.check`): the dead one is closed and a fresh
-channel carries the call, which is answered well within a 5 s timeout.
+channel carries the call, which is answered within an 8 s timeout (less than the 10 s it waited).
 """
 
 from __future__ import annotations
@@ -133,10 +133,13 @@ def test_the_first_call_after_a_relayed_member_restarts_does_not_wait_its_timeou
     troth("node", "start", "b")
     until(lambda: node_status(Path(os.environ["TROTH_HOME"]), "b")["running"])
     until(lambda: relay_up("b"))
-    try:  # waited the channel's 10 s call timeout: this 5 s one gives up first
-        first = ask("a", "message.send", {"to": to_b, "text": "first"}, timeout=5.0)
+    # waited the channel's 10 s call timeout: this 8 s one gives up first. Not tighter: the
+    # answer takes the 2 s PING wait (RECHECK_WAIT) plus a handshake and the call, and on a
+    # loaded 2-core CI run a 5 s wait was missed once (the fresh-clone CI at c0943b1)
+    try:
+        first = ask("a", "message.send", {"to": to_b, "text": "first"}, timeout=8.0)
     except (TrothError, TimeoutError) as exc:
-        pytest.fail(f"the first call after b's restart did not answer within 5 s: {exc!r}")
+        pytest.fail(f"the first call after b's restart did not answer within 8 s: {exc!r}")
     assert first == "first"
     ids = [row["id"] for row in ask("a", "channel.list", {})]
     assert old not in ids  # a fresh channel to the new b, the old one closed
