@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections import Counter
 
 from tests.support.gates import GatesWorld, lookup_order
-from tests.test_review48t_hidden_work import MADE_UP, _calls, _gate, work, world
+from tests.test_review47h_hidden import _gate
+from tests.test_review48t_hidden_work import MADE_UP, _calls, work, world
 from troth.gates import ListRecorder, Tool
 
 __all__ = ["work", "world"]  # the fixtures, shared
