@@ -41,14 +41,6 @@ PROBE_WAIT: Final = 5.0
 before the channel is suspect: `channel_to` opens a fresh one instead of reusing it. Generous
 (a PING is answered by the peer's channel layer at once): a peer on a starved host, or behind a
 busy relay, is not taken for gone."""
-RECHECK_AFTER: Final = 0.5
-"""Seconds a channel this node opened to a peer past its first hop (one not `direct`) may go
-without an authenticated frame before `channel_to` asks it a PING before reusing it: a member
-restarted behind a relay answers nothing on its old channel, and a call sent into it waited
-its whole timeout (docs/protocols.md, "Unanswered channels"; review 48u, relays 1)."""
-RECHECK_WAIT: Final = 2.0
-"""Seconds `channel_to` waits for that PING's answer (anything authenticated) before it sets
-the channel aside (closed, `timeout`) and opens a fresh one."""
 
 
 class ChannelEnd(AllowSetSource):
@@ -112,9 +104,6 @@ class ChannelEnd(AllowSetSource):
         self._unanswered: tuple[int, float] | None = None  # an initiator's first message
         # sent since its last authenticated frame: (`channel.authenticated` then, loop time)
         self._probed: tuple[int, float] | None = None  # the probe PING sent for it, likewise
-        self._heard = (channel.authenticated, self._loop.time())  # the authenticated frames
-        # so far, and the loop time the last of them was counted (`quiet`)
-        self._news: asyncio.Future[None] | None = None  # a `recheck` waiting for one
         self.forgotten = False
         """Whether the manager forgot this end (closed, failed or expired): the messages of a
         packet still being handled are not delivered (`handle`)."""
@@ -179,11 +168,6 @@ class ChannelEnd(AllowSetSource):
         and a connection that closed closes its channels (`ChannelManager.connection_lost`)."""
         before = self.channel.state
         events = self.channel.receive(message.payload, self._clock())
-        if self.channel.authenticated != self._heard[0]:  # news of the peer, authenticated
-            self._heard = (self.channel.authenticated, self._loop.time())
-            news, self._news = self._news, None
-            if news is not None and not news.done():
-                news.set_result(None)
         if (
             not self.peer_route
             and before is ChannelState.AWAITING_MESSAGE_2
@@ -279,45 +263,6 @@ class ChannelEnd(AllowSetSource):
             and probed[1] >= unanswered[1]
             and now - probed[1] >= PROBE_WAIT
         )
-
-    def quiet(self, now: float) -> bool:
-        """Whether `channel_to` should check the peer before reusing this channel (loop time
-        `now`): an open channel this node opened, to a peer past the first hop (one the
-        connection's closing would not tell of: not `direct`), that has counted no
-        authenticated frame for `RECHECK_AFTER` s (docs/protocols.md, "Unanswered channels")."""
-        channel = self.channel
-        return (
-            channel.initiator
-            and not self.direct
-            and channel.state is ChannelState.OPEN
-            and now - self._heard[1] >= RECHECK_AFTER
-        )
-
-    async def recheck(self, wait: float = RECHECK_WAIT) -> bool:
-        """Send the peer a PING now and wait up to `wait` s for an authenticated frame (a live
-        peer answers a PING at once); whether one came (True too when the first hop refused
-        the PING: congestion is not that the peer is gone, and a connection that closes closes
-        its channels itself). Nothing else answers: a frame no key
-        made, or one replayed, is dropped by the channel and counts for nothing, so no third
-        party can make a dead channel look alive, and only one dropping the packets can make a
-        live one look dead (docs/protocols.md, "Unanswered channels")."""
-        count = self.channel.authenticated
-        loop = self._loop
-        self.channel.probe(loop.time())
-        try:
-            await self.flush()
-        except TrothError:  # the first hop refused it (congested, or closing: which closes
-            return True  # its channels): no news of the peer, and no reason to set it aside
-        deadline = loop.time() + wait
-        while self.channel.authenticated == count and self.channel.state is ChannelState.OPEN:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            if self._news is None or self._news.done():
-                self._news = loop.create_future()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._news), left)
-        return self.channel.authenticated != count and self.channel.state is ChannelState.OPEN
 
     async def present(self, chains: tuple[bytes, ...]) -> None:
         """In-band credential refresh: show the peer (new) credentials on this open channel."""

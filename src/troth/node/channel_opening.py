@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from troth.errors import ChannelError, ChannelFailure
 from troth.identity import Identifier
-from troth.node.channel_ends import RECHECK_WAIT, ChannelEnd
+from troth.node.channel_ends import ChannelEnd
 from troth.node.links import Links
 from troth.node.shown_identity import ShownIdentity
 from troth.routing import Address, Route, format_route
@@ -72,7 +72,7 @@ class ChannelOpening(ShownIdentity):
         if len(self._opening) > 1024:  # routes no one is opening a channel to now
             self._opening = {k: v for k, v in self._opening.items() if v.locked()}
         async with self._opening.setdefault(key, asyncio.Lock()):
-            end = await self._answering(key, expect)
+            end = self._still_open(key, expect)
             if end is not None:
                 return end
             pinned = also_trust or expect is not None
@@ -104,7 +104,7 @@ class ChannelOpening(ShownIdentity):
         nothing is restored when it dies)."""
         key = f"{identity} {format_route(route)}"  # a space is in no route nor name
         async with self._opening.setdefault(key, asyncio.Lock()):
-            end = await self._answering(key, expect)
+            end = self._still_open(key, expect)
             if end is not None:
                 return end
             me = await self._shown_as(identity)
@@ -112,29 +112,6 @@ class ChannelOpening(ShownIdentity):
             end = await self.channels.open(route, trust=trust, me=me)
             self._open[key] = end
         return end
-
-    async def _answering(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
-        """`_still_open`, and when that channel went quiet past its first hop
-        (`ChannelEnd.quiet`), only if the peer answers a PING within `RECHECK_WAIT` s
-        (docs/protocols.md, "Unanswered channels"; review 48u, relays 1): a member restarted
-        behind a relay whose connection never closed answers nothing on its old channel, and
-        the first call sent into it waited its whole timeout. A channel that does not answer
-        is closed (`timeout`, as a suspect one) and None returned: a fresh one is opened. The
-        call is not sent until then, so it is never sent twice."""
-        end = self._still_open(key, expect)
-        if end is None or not end.quiet(asyncio.get_running_loop().time()):
-            return end
-        if await end.recheck():
-            return end
-        if end.enc in self.channels.ends and not end.channel.closed:
-            log.warning(
-                "%s to %s: closed, quiet and no answer to a PING within %g s",
-                end.name,
-                key,
-                RECHECK_WAIT,
-            )
-            self._spawn(end.close(ChannelFailure.TIMEOUT))
-        return None
 
     def _still_open(self, key: str, expect: Identifier | None) -> ChannelEnd | None:
         """The channel opened under `key` if it is still open and its peer is `expect` (when
