@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 import troth
-import troth.node.shown_identity
 from tests.support.cli import run, run_json
-from tests.support.revocation import delegated_to_sub
+from tests.support.revocation import delegated_to_sub, echo_as_sub, refused_as_revoked
 from tests.test_cli_credentials import delegate, world  # noqa: F401  (the fixture)
 from troth.errors import Unreachable
 
@@ -33,26 +32,17 @@ def _setup() -> tuple[troth.Credential, str]:
     return chain, "/tcp/" + started["listening"]
 
 
-def _echo(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
-    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked (a
-    node shows none its feeds say are revoked: the one the chain was revoked from would refuse
-    the channel; a revoked peer that shows it anyway is what the daemon must refuse)."""
-    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
-        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
-        return sub.call(route, "echo", "echo", "hi", expect=None)
-
-
 def test_node_revoke_outside_serve_tells_the_running_daemon(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     chain, route = _setup()
     try:
-        assert _echo(route, monkeypatch) == "hi"  # a member through the chain: the daemon admits it
+        assert (
+            echo_as_sub(route, monkeypatch) == "hi"
+        )  # a member through the chain: the daemon admits it
         with troth.Node.open("agents") as agents:
             agents.revoke(chain, by=agents.identity, reason="done")
-        with pytest.raises(troth.ChannelError) as refused:  # the daemon refuses it at once
-            _echo(route, monkeypatch)
-        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+        refused_as_revoked(route, chain, monkeypatch)
     finally:
         run("node", "stop", "agents")
 
@@ -94,9 +84,7 @@ def test_node_revoke_from_a_coroutine_tells_the_running_daemon(
                 agents.revoke(chain, by=agents.identity)
 
         asyncio.run(revoke())
-        with pytest.raises(troth.ChannelError) as refused:
-            _echo(route, monkeypatch)
-        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+        refused_as_revoked(route, chain, monkeypatch)
     finally:
         run("node", "stop", "agents")
 

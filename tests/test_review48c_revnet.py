@@ -15,18 +15,10 @@ from pathlib import Path
 import pytest
 
 import troth
-import troth.node.shown_identity
 from tests.support.cli import run, run_json
-from tests.support.revocation import delegated_to_sub
+from tests.support.revocation import delegated_to_sub, echo_as_sub, refused_as_revoked
 from tests.test_api_network import LOOPBACK, served_in_a_thread
 from tests.test_review47s_revdaemon import _setup
-
-
-def _echo(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
-    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked."""
-    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
-        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
-        return sub.call(route, "echo", "echo", "hi", expect=None)
 
 
 def test_node_revoke_over_the_network_tells_the_running_daemon(
@@ -40,12 +32,10 @@ def test_node_revoke_over_the_network_tells_the_running_daemon(
             started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
             route = "/tcp/" + started["listening"]
             try:
-                assert _echo(route, monkeypatch) == "hi"
+                assert echo_as_sub(route, monkeypatch) == "hi"
                 with troth.Node.open("agents") as agents:
                     assert agents.revoke(chain, by=agents.identity, reason="done") == 0
-                with pytest.raises(troth.ChannelError) as refused:  # at once, not next round
-                    _echo(route, monkeypatch)
-                assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+                refused_as_revoked(route, chain, monkeypatch)
             finally:
                 run("node", "stop", "agents")
 
@@ -58,12 +48,10 @@ def test_an_authority_revocation_reaches_a_running_local_node_at_once(
     (it synced acme's feed only at its next maintenance round)."""
     chain, route = _setup()
     try:
-        assert _echo(route, monkeypatch) == "hi"
+        assert echo_as_sub(route, monkeypatch) == "hi"
         with troth.Node.open("hub") as hub:
             hub.authority().revoke(chain, reason="done")
-        with pytest.raises(troth.ChannelError) as refused:
-            _echo(route, monkeypatch)
-        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+        refused_as_revoked(route, chain, monkeypatch)
     finally:
         run("node", "stop", "agents")
 
@@ -74,12 +62,12 @@ def test_troth_revoke_identity_reaches_a_running_local_node_at_once(
     """`troth revoke identity` of the delegate: the daemon of the delegator's node refuses it."""
     _, route = _setup()
     try:
-        assert _echo(route, monkeypatch) == "hi"
+        assert echo_as_sub(route, monkeypatch) == "hi"
         with troth.Node.open("sub") as sub:
             who = str(sub.identity.identifier)
         run("revoke", "identity", who, "--authority", "hub")
         with pytest.raises(troth.ChannelError, match="revoked"):
-            _echo(route, monkeypatch)
+            echo_as_sub(route, monkeypatch)
     finally:
         run("node", "stop", "agents")
 
@@ -119,12 +107,10 @@ def test_a_link_revoked_by_its_delegator_reaches_another_running_local_node_at_o
     route = "/tcp/" + run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")["listening"]
     assert route != agents_route
     try:
-        assert _echo(route, monkeypatch) == "hi"
+        assert echo_as_sub(route, monkeypatch) == "hi"
         with troth.Node.open("agents") as agents:
             agents.revoke(chain, by=agents.identity)
-        with pytest.raises(troth.ChannelError) as refused:
-            _echo(route, monkeypatch)
-        assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+        refused_as_revoked(route, chain, monkeypatch)
     finally:
         run("node", "stop", "svc")
 
@@ -203,12 +189,10 @@ def test_a_revocation_reaches_a_running_local_node_that_syncs_over_tcp(
         started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
         route = "/tcp/" + started["listening"]
         try:
-            assert _echo(route, monkeypatch) == "hi"
+            assert echo_as_sub(route, monkeypatch) == "hi"
             with troth.Node.open("agents") as agents:
                 assert agents.revoke(chain, by=agents.identity) >= 0
-            with pytest.raises(troth.ChannelError) as refused:
-                _echo(route, monkeypatch)
-            assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+            refused_as_revoked(route, chain, monkeypatch)
         finally:
             run("node", "stop", "svc")
 
@@ -233,7 +217,7 @@ def _refused_within(route: str, monkeypatch: pytest.MonkeyPatch, seconds: int) -
     second apart (the daemon is told in the background; its own round is 30 s away)."""
     for _ in range(seconds):
         try:
-            _echo(route, monkeypatch)
+            echo_as_sub(route, monkeypatch)
         except troth.ChannelError as exc:
             return str(exc)
         time.sleep(1)
@@ -261,7 +245,7 @@ def test_a_revocation_the_hub_daemon_takes_over_the_network_reaches_local_nodes(
         started = run_json("node", "start", "svc", "--tcp-listen", "127.0.0.1:0")
         route = "/tcp/" + started["listening"]
         try:
-            assert _echo(route, monkeypatch) == "hi"
+            assert echo_as_sub(route, monkeypatch) == "hi"
             with monkeypatch.context() as patched, troth.Node.open("agents") as agents:
                 patched.setattr(troth._api.node, "tell_local_nodes", lambda *args: None)
                 agents.revoke(chain, by=agents.identity)

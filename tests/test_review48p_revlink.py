@@ -11,17 +11,9 @@ from pathlib import Path
 import pytest
 
 import troth
-import troth.node.shown_identity
 from tests.support.cli import run, run_json, troth_process
-from tests.support.revocation import delegated_to_sub
+from tests.support.revocation import delegated_to_sub, echo_as_sub, refused_as_revoked
 from tests.test_api_network import LOOPBACK, served_in_a_thread
-
-
-def _echo(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
-    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked."""
-    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
-        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
-        return sub.call(route, "echo", "echo", "hi", expect=None)
 
 
 def _delegated(acme: troth.Authority, address: str, tmp_path: Path) -> tuple[troth.Credential, str]:
@@ -57,16 +49,14 @@ def test_revoke_link_reaches_an_authority_over_the_network_and_tells_the_daemon(
             started = run_json("node", "start", "agents", "--tcp-listen", "127.0.0.1:0")
             route = "/tcp/" + started["listening"]
             try:
-                assert _echo(route, monkeypatch) == "hi"
+                assert echo_as_sub(route, monkeypatch) == "hi"
                 revoked = run_json(
                     *_revoke_link(chain, chain_file, acme),
                     "--reason",
                     "done",
                 )
                 assert revoked == {"seq": 0, "revoked": chain.id.hex()}
-                with pytest.raises(troth.ChannelError) as refused:  # at once, not next round
-                    _echo(route, monkeypatch)
-                assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
+                refused_as_revoked(route, chain, monkeypatch)
             finally:
                 run("node", "stop", "agents")
     shown = run_json("trace", "show", "--node", "agents")

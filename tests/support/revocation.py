@@ -1,8 +1,12 @@
-"""A delegated link to revoke, shared by the revocation reviews (47s, 48c, 48p)."""
+"""A delegated link to revoke, and the daemon's refusal of it, shared by the revocation reviews
+(47s, 48c, 48p)."""
 
 from __future__ import annotations
 
+import pytest
+
 import troth
+import troth.node.shown_identity
 
 
 def delegated_to_sub(
@@ -23,3 +27,21 @@ def delegated_to_sub(
     sub.identities.create("other")
     sub.enroll(acme.ticket({"orders.access": "none"}, at=at), identity="other")
     return chain
+
+
+def echo_as_sub(route: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    """`sub` calls echo (members only) at the daemon, showing its chain even once revoked (a
+    node shows none its feeds say are revoked: the one the chain was revoked from would refuse
+    the channel; a revoked peer that shows it anyway is what the daemon must refuse)."""
+    with monkeypatch.context() as patched, troth.Node.open("sub") as sub:
+        patched.setattr(troth.node.shown_identity, "revokes_a_link", lambda *args: False)
+        return sub.call(route, "echo", "echo", "hi", expect=None)
+
+
+def refused_as_revoked(
+    route: str, chain: troth.Credential, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`echo_as_sub` is refused at once (not at the daemon's next round), naming `chain`."""
+    with pytest.raises(troth.ChannelError) as refused:
+        echo_as_sub(route, monkeypatch)
+    assert f"revoked (credential {chain.id.hex()})" in str(refused.value)
