@@ -34,6 +34,7 @@ from troth.node.own_relays import OwnRelays
 from troth.node.pins import RoutePins
 from troth.node.services import protocol
 from troth.node.services.relay import RelayBook
+from troth.routing import notice
 from troth.secrets import audit
 from troth.secrets.store import SqliteSecretStore
 from troth.storage import SqliteDatabase
@@ -60,6 +61,7 @@ WRITTEN: dict[str, set[int]] = {
     requests.REQUEST_TYPE: {requests.VERSION},
     payloads.AUTH_TYPE: {payloads.VERSION},
     packets.ROUTE_ERROR_TYPE: {packets.ROUTE_ERROR_VERSION},
+    notice.NO_ROUTE_TYPE: {notice.NO_ROUTE_VERSION},
     protocol.REQUEST: {protocol.VERSION},
     protocol.RESPONSE: {protocol.VERSION},
     frames.FRAME_TYPE: {frames.VERSION},

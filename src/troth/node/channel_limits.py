@@ -143,6 +143,11 @@ class ChannelCounters:
     unsent_packets: int = 0
     """Packets channels made that their first hop did not take: a congested path (its
     connection's peer does not read, `Congested`) or a connection gone (review 27c)."""
+    no_route_notices_sent: int = 0
+    """No-route notices sent: a packet from a peer named a `/worker/...` hop this node serves
+    no more (troth.node.no_route; review 49b, relays 1)."""
+    closed_by_no_route: int = 0
+    """Channels closed by a no-route notice from the node at the other end of their first hop."""
 
 
 class PeerReassembly(ReassemblyBudget):

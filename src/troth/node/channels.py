@@ -10,7 +10,8 @@ The listener (`/service/channels`) answers handshakes and creates responder ends
 end reports what its channel did as events (troth.channel.events); the manager reacts to them
 in one place: it delivers Received (`_deliver`) and, in `_on_event`, grants access on
 Established, counts Dropped, gives up a handshake on NotRouted (a relay on the way said
-"relay not found") and forgets the end on Closed.
+"relay not found") and forgets the end on Closed. No-route notices (troth.node.no_route) are
+sent for what the router drops for a dead `/worker/...` hop and taken out of `_deliver`.
 
 Dead channels (docs/protocols.md, "Keepalive"): one timer drives every channel's keepalive
 (PING when idle, closed after `keepalive_timeout` without an authenticated frame), and a
@@ -72,6 +73,7 @@ from troth.node.channel_limits import (
     ChannelsPerPeer,
     PeerReassembly,
 )
+from troth.node.no_route import NoRouteNotices
 from troth.node.services.base import (
     BUSY,
     NO_ROUTE,
@@ -88,6 +90,7 @@ from troth.routing import (
     Source,
     format_route,
 )
+from troth.routing.notice import NOTICE_SERVICE
 from troth.transport.connection import Connection
 from troth.transport.ratelog import RateLimitedLog
 
@@ -152,6 +155,7 @@ class ChannelManager:
     _log: RateLimitedLog | None = None
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)  # keepalive, close sends
     _reassembly: Shares = field(init=False)  # the node's bytes, every peer's budget draws on
+    _notices: NoRouteNotices = field(init=False)  # troth.node.no_route
 
     def __post_init__(self) -> None:
         if self.limits.reassembly_timeout is not None:
@@ -160,10 +164,21 @@ class ChannelManager:
         self.settings = self.limits.keepalive(self.settings)
         self._log = RateLimitedLog(log, self.limits.log_lines_per_minute)
         self._reassembly = Shares(self.trusted)
+        self._notices = NoRouteNotices(self)
 
     def start(self) -> None:
-        """Serve the channel listener (`/service/channels`)."""
+        """Serve the channel listener (`/service/channels`), and send no-route notices for
+        what the router drops for a dead `/worker/...` hop (troth.node.no_route)."""
         self.router.register(LISTENER, self._listen)
+        self.router.unroutable = self._notices.unroutable
+
+    def ends_over(self, connection: Address) -> tuple[ChannelEnd, ...]:
+        """The channel ends whose peer route's first hop is `connection`."""
+        return tuple(self._over.get(connection, ()))
+
+    def close_end(self, end: ChannelEnd, reason: ChannelFailure, detail: str) -> None:
+        """Close `end` here and forget it (its CLOSE frame is not sent)."""
+        self._on_closed(end, end.channel.close(reason, detail))
 
     async def open(
         self,
@@ -458,6 +473,9 @@ class ChannelManager:
         except (DecodeError, RoutingError) as exc:
             self._note("%s: dropped a malformed inner message: %s", end.name, exc)
             return
+        if inner.onward[:1] == (NOTICE_SERVICE,):  # a no-route notice (troth.node.no_route)
+            self._notices.received(end, inner)
+            return
         try:
             await self.router.route(inner, end)
         except Congested as exc:
@@ -486,6 +504,10 @@ class ChannelManager:
         channels' lines a minute (a peer that does not read chooses how many)."""
         self.counters.unsent_packets += packets
         self._note("%s: %d packets not sent: %s", end.name, packets, exc)
+
+    def note(self, message: str, *args: object) -> None:
+        """Log within the channels' lines a minute (what peers choose how many of)."""
+        self._note(message, *args)
 
     def _note(self, message: str, *args: object) -> None:
         if self._log is not None:
@@ -545,6 +567,7 @@ class ChannelManager:
         says that address too for its outgoing connection). Only those are looked at
         (indexed by first hop: a scan of every channel per connection closed cost 2 ms with
         10,000 channels, and closing a connection costs nothing; review 34e, connections 1)."""
+        self._notices.forget(connection)
         for end in list(self._over.get(connection, ())):
             if end.peer_route and end.peer_route[0] == connection:
                 if end.channel.state is ChannelState.OPEN:

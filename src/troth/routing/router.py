@@ -13,7 +13,7 @@ from troth.errors import DecodeError, RoutingError
 from troth.routing.address import Address, Route
 from troth.routing.message import RoutedMessage, stepped
 
-__all__ = ["Handler", "Router", "Source", "Transport", "new_worker_address"]
+__all__ = ["Handler", "Router", "Source", "Transport", "Unroutable", "new_worker_address"]
 
 
 class Source(Protocol):
@@ -46,6 +46,9 @@ class Source(Protocol):
 
 Handler = Callable[[RoutedMessage, Source | None], Awaitable[None]]
 """A worker: gets the message (already past its own address) and its source (None: local)."""
+Unroutable = Callable[[RoutedMessage, Source], None]
+"""Told of a message from a source whose next hop is a node-local address (`/worker/...`) no
+worker serves, before it is dropped (troth.node.no_route: the no-route notice)."""
 
 
 class Transport(Protocol):
@@ -69,6 +72,9 @@ class Router:
     def __init__(self) -> None:
         self._workers: dict[Address, Handler] = {}
         self._transports: dict[str, Transport] = {}
+        self.unroutable: Unroutable | None = None
+        """Told of each message from a source dropped for a `/worker/...` next hop no worker
+        serves (docs/protocols.md, "Unanswered channels"; review 49b, relays 1)."""
 
     def register(self, address: Address, handler: Handler) -> None:
         """Serve `address` with `handler` (RoutingError when it is taken)."""
@@ -99,6 +105,8 @@ class Router:
             raise DecodeError("message has no onward route")
         hop = onward[0]
         if source is not None and not source.allows(hop):
+            if hop.kind == "worker" and hop not in self._workers:
+                self._unroutable(message, source)
             raise RoutingError(f"{source.name} may not reach {hop}")
         handler = self._workers.get(hop)
         if handler is not None:
@@ -106,7 +114,13 @@ class Router:
             return
         transport = self._transports.get(hop.kind)
         if transport is None:
+            if source is not None and hop.kind == "worker":
+                self._unroutable(message, source)
             raise RoutingError(f"no worker or transport for {hop}")
         if source is not None and hop.kind == "tcp":
             raise RoutingError(f"{source.name} may not open connections ({hop})")
         await transport.send(hop, stepped(message))
+
+    def _unroutable(self, message: RoutedMessage, source: Source) -> None:
+        if self.unroutable is not None:
+            self.unroutable(message, source)

@@ -1,7 +1,8 @@
 """Regenerate tests/vectors/channel/keepalive_vectors.json: the keepalive frames (PING and
 PONG plaintexts, and each sealed as a transport frame under a fixed key and nonce, for both
-ciphers), a BATCH frame of two messages (likewise) and the route error a relay node answers
-with (docs/formats.md, "Secure channel").
+ciphers), a BATCH frame of two messages (likewise), the route error a relay node answers
+with (docs/formats.md, "Secure channel") and a no-route notice (docs/formats.md, "No-route
+notice").
 
     python tests/vectors/channel/generate.py > tests/vectors/channel/keepalive_vectors.json
 
@@ -24,9 +25,15 @@ from troth.channel.noise import CipherState
 from troth.channel.packets import TRANSPORT_FRAME
 from troth.channel.payloads import Kind, pack
 from troth.crypto import AeadAlgorithm
+from troth.routing import Address
+from troth.routing.notice import no_route
 
 KEY = bytes(range(32))
 NONCE = 7
+DEAD = Address("worker", "tcp-h0123456789abcdef-0011223344556677")
+"""The connection of a member gone from its hub, as the hub names an accepted one."""
+SENDER = Address("worker", "chan-8899aabbccddeeff.dec")
+"""The sender's channel end that sent into it."""
 BATCH_MESSAGES = (b"the first message of this batch", b"the second message, a little longer")
 """Each at least MIN_BATCH_MESSAGE (31) bytes (review 47e, batch 1)."""
 
@@ -69,6 +76,11 @@ def vectors() -> dict[str, Any]:
         "key": KEY.hex(),
         "nonce": NONCE,
         "keepalive": frames,
+        "no_route_notice": {
+            "dead": str(DEAD),
+            "sender": str(SENDER),
+            "bytes": no_route(DEAD, SENDER).hex(),
+        },
         "route_error": {
             "code": int(RouteProblem.RELAY_NOT_FOUND),
             "bytes": route_error(RouteProblem.RELAY_NOT_FOUND).hex(),
