@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth.clock import Clock, SystemClock
+from troth.errors import PolicyError
 from troth.gates.engine import Outcome, PolicyDecision, ToolCall
 from troth.gates.point import Caller, DecisionPoint, LeaseDenied, LeaseProvider, NoLeases
 from troth.gates.toolschema import (
@@ -162,7 +163,8 @@ class ToolGate:
         if declared is not None and declared.fill is not None and type(plain) is dict:
             # judged, recorded and run as filled (a copy); what is no JSON object is denied
             # unfilled, not read as one (review 47h, gates 2: a list was taken for pairs)
-            plain = declared.fill(plain)
+            with contextlib.suppress(PolicyError):  # over the limit filled: the engine denies
+                plain = declared.fill(plain)  # it unfilled (review 49d, gates 1)
         request = ToolCall(tool, plain, "" if declared is None else declared.shape)
         record, told = self.point.judge_tool(caller, request, now=self.clock.now())
         if not told.allowed or declared is None or declared.run is None:
