@@ -117,3 +117,46 @@ def test_a_fill_past_the_limit_is_a_typed_refusal() -> None:
     assert len(fill({"notes": [{}] * fits})["notes"]) == fits
     with pytest.raises(PolicyError):
         fill({"notes": [{}] * (fits + 1)})
+
+
+# -- review 49d, gates 2: a positional-only parameter never receives its argument -------------
+
+REFUND_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string"},
+        "amount": {"type": "integer", "default": 5000},
+    },
+    "required": ["order_id"],
+}
+REFUND_POLICIES = (
+    '@id("refund") permit(principal, action == Action::"invoke:refund", resource)\n'
+    "  when { context.args has amount && context.args.amount <= 1000 };\n"
+)
+
+
+def _refund(amount: int = 5000, /, *, order_id: str, **rest: Any) -> int:
+    """Refunds `amount` (positional-only: `run(**arguments)` puts an `amount` into `rest`)."""
+    return amount
+
+
+def test_a_tool_whose_parameter_cannot_take_its_argument_is_refused() -> None:
+    """The tool gate runs `run(**arguments)`: a positional-only `amount` keeps its own default
+    (5000) while the `amount` judged (10, within the permit's 1000) lands in `**rest`, so the
+    tool refunded what no policy allowed. Such a tool is refused when it is declared, as one
+    whose defaults differ from its schema's is (what is judged must be what runs)."""
+    world = make_world()
+    bundle = world.bundle(policies=REFUND_POLICIES, tools={"refund": REFUND_SCHEMA})
+    point = world.point(world.store(bundle))
+    caller = world.credential(world.support_chain, world.support)
+    with pytest.raises(ValueError, match="positional-only"):
+        Tool("refund", REFUND_SCHEMA, _refund)
+
+    def keyword(*, order_id: str, amount: int = 5000, **rest: Any) -> int:
+        return amount
+
+    gate = ToolGate(point, [Tool("refund", REFUND_SCHEMA, keyword)], clock=FixedClock(T + 10))
+    result = gate.invoke(caller, "refund", {"order_id": "o1", "amount": 10})
+    assert result.allowed
+    assert result.value == 10  # what ran is what was judged
+    assert not gate.invoke(caller, "refund", {"order_id": "o1"}).allowed  # 5000 judged

@@ -65,6 +65,13 @@ class Tool:
             raise ValueError(f"tool {self.name}: `{LEASE_PARAMETER}` is the lease, not an argument")
         properties = self.input_schema.get("properties", {})
         for parameter in parameters.values():  # what is judged must be what runs
+            if parameter.kind is parameter.POSITIONAL_ONLY and parameter.name in properties:
+                # run(**arguments) hands its argument to **kwargs, or fails: it keeps its own
+                # default, which no policy judged (review 49d, gates 2)
+                raise ValueError(
+                    f"tool {self.name}: parameter {parameter.name} is positional-only: the "
+                    "argument of that name would not reach it"
+                )
             default = parameter.default
             if default is parameter.empty or default is None or parameter.name not in properties:
                 continue
