@@ -17,9 +17,10 @@ import anyio
 import pytest
 from mcp_types import CallToolResult, ListToolsResult, TextContent
 
-from tests.support.gates import T, make_world
+from tests.support.gates import T, export_customers, make_world
 from troth import limits
 from troth.clock import FixedClock
+from troth.credentials import Attributes, issue_credential
 from troth.errors import PolicyError
 from troth.gates import ListRecorder, Outcome, Tool, ToolGate, compile_tool_schema
 from troth.integrations.mcp.gate import McpGate
@@ -160,3 +161,36 @@ def test_a_tool_whose_parameter_cannot_take_its_argument_is_refused() -> None:
     assert result.allowed
     assert result.value == 10  # what ran is what was judged
     assert not gate.invoke(caller, "refund", {"order_id": "o1"}).allowed  # 5000 judged
+
+
+# -- review 49d, gates 3: a tool run elsewhere is told the arguments judged --------------------
+
+
+def test_a_tool_run_elsewhere_is_given_the_arguments_judged() -> None:
+    """A `Tool` declared without a function is decided by the gate and run by something else:
+    an allowed call omitting `fmt` was judged with the schema's default ("csv"), but the
+    `ToolResult` said nothing of it, so the runner ran with its own default (perhaps "json",
+    which a policy forbids). The allowed result carries the arguments as judged."""
+    world = make_world()
+    point = world.point(world.store(world.bundle()))
+    tool = Tool.from_function(export_customers)
+    elsewhere = Tool(tool.name, tool.input_schema)
+    gate = ToolGate(point, [elsewhere], clock=FixedClock(T + 10))
+    dpo = Attributes({"troth.role": "dpo"})
+    party, _ = world.new_member()
+    issued = issue_credential(
+        world.authority.signer,
+        subject=party.identifier,
+        attributes=dpo,
+        now=T,
+        ttl=86_400,
+        depth=1,
+    )
+    caller = world.member_credential(party, issued)
+    result = gate.invoke(caller, "export_customers", {})
+    assert result.allowed
+    assert result.value is None
+    assert result.arguments == {"fmt": "csv"}
+    denied = gate.invoke(caller, "export_customers", {"fmt": "xml"})
+    assert not denied.allowed
+    assert denied.arguments is None

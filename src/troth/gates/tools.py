@@ -109,10 +109,15 @@ class Tool:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """What `invoke` returns: the decision, and the tool's return value when it ran."""
+    """What `invoke` returns: the decision, the tool's return value when it ran, and, for an
+    allowed call of a tool declared without a function (`run` None), the arguments as judged
+    (plain JSON values, their schema's defaults filled in), which whatever runs the tool must
+    run it with (review 49d, gates 3: an omitted argument was judged with the schema's default,
+    and the runner, told nothing of it, used its own)."""
 
     decision: PolicyDecision
     value: Any = None
+    arguments: Mapping[str, Any] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -174,8 +179,10 @@ class ToolGate:
                 plain = declared.fill(plain)  # it unfilled (review 49d, gates 1)
         request = ToolCall(tool, plain, "" if declared is None else declared.shape)
         record, told = self.point.judge_tool(caller, request, now=self.clock.now())
-        if not told.allowed or declared is None or declared.run is None:
+        if not told.allowed or declared is None:
             return ToolResult(told)  # a hidden tool's denial: an undeclared one's (47h, gates 1)
+        if declared.run is None:  # run elsewhere: with the arguments judged (49d, gates 3)
+            return ToolResult(told, None, plain)
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(self.leases.lease(record))
