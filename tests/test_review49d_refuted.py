@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from tests.support.gates import T, lookup_order, make_world, refund
+import anyio
+import pytest
+from mcp_types import CallToolResult, ListToolsResult, TextContent
+
+from tests.support.gates import POLICIES, T, lookup_order, make_world, refund
 from troth.clock import FixedClock
-from troth.credentials import Attributes, CredentialChain, delegate
+from troth.credentials import Attributes, CredentialChain, RevocationKind, delegate
 from troth.errors import CredentialError, PolicyError
 from troth.gates import Outcome, Tool, ToolGate, check_caveat
+from troth.integrations.mcp.gate import McpGate
 
 
 def test_a_delegation_back_to_an_earlier_subject_is_refused() -> None:
@@ -65,3 +70,39 @@ def test_caveats_cannot_displace_a_bundle_forbid() -> None:
     denied = gate.invoke(sub, "refund", {"order_id": "o1", "amount": 5000})
     assert denied.decision.outcome is Outcome.FORBIDDEN
     assert denied.decision.policies == ("refund-cap",)
+
+
+def test_an_mcp_listing_is_not_kept_across_a_revocation_or_a_bundle_change() -> None:
+    """The MCP gate keeps the upstream's listing, never a caller's view of it: a tools/list
+    after the caller's identity is revoked lists nothing, and one after a bundle of a higher
+    revision that forbids a tool no longer lists it."""
+    world = make_world()
+    store = world.store(world.bundle())
+    gate = McpGate(world.point(store), _Orders(), clock=FixedClock(T + 20))
+    caller = world.credential(world.support_chain, world.support)
+
+    async def names() -> list[str]:
+        return [tool.name for tool in (await gate.list_tools(caller)).tools]
+
+    assert anyio.run(names) == ["lookup_order", "refund"]
+    stricter = world.bundle(
+        revision=2,
+        policies=POLICIES + '@id("no-refunds") forbid(principal, action, resource is Tool)\n'
+        '  when { action == Action::"invoke:refund" };\n',
+        now=T + 10,
+    )
+    store.accept(stricter, feeds=world.feeds(), now=T + 15)
+    assert anyio.run(names) == ["lookup_order"]
+    world.revoke(RevocationKind.IDENTITY, world.support.identifier.digest, now=T + 15)
+    assert anyio.run(names) == []
+
+
+class _Orders:
+    """An MCP upstream listing the orders tools."""
+
+    async def list_tools(self, *, cursor: str | None = None) -> ListToolsResult:
+        tools = [Tool.from_function(f).to_json() for f in (lookup_order, refund)]
+        return ListToolsResult.model_validate({"tools": tools})
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text="ran")])
