@@ -349,7 +349,10 @@ class PolicyEngine:
                 return self._deny(Outcome.ARGUMENTS)
             args = dict(args)
         if spec.fill is not None:  # judged with what the tool runs with (toolschema)
-            args = spec.fill(args)
+            try:
+                args = spec.fill(args)
+            except PolicyError:  # its defaults would take it past the limit (49d, gates 1)
+                return self._deny(Outcome.ARGUMENTS)
         if spec.check is not None and not spec.check(args):
             return self._deny(Outcome.ARGUMENTS)
         try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troth.clock import Clock, SystemClock
+from troth.errors import PolicyError
 from troth.gates.engine import Outcome, PolicyDecision, ToolCall
 from troth.gates.point import Caller, DecisionPoint, LeaseDenied, LeaseProvider, NoLeases
 from troth.gates.toolschema import (
@@ -64,6 +65,13 @@ class Tool:
             raise ValueError(f"tool {self.name}: `{LEASE_PARAMETER}` is the lease, not an argument")
         properties = self.input_schema.get("properties", {})
         for parameter in parameters.values():  # what is judged must be what runs
+            if parameter.kind is parameter.POSITIONAL_ONLY and parameter.name in properties:
+                # run(**arguments) hands its argument to **kwargs, or fails: it keeps its own
+                # default, which no policy judged (review 49d, gates 2)
+                raise ValueError(
+                    f"tool {self.name}: parameter {parameter.name} is positional-only: the "
+                    "argument of that name would not reach it"
+                )
             default = parameter.default
             if default is parameter.empty or default is None or parameter.name not in properties:
                 continue
@@ -101,10 +109,15 @@ class Tool:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """What `invoke` returns: the decision, and the tool's return value when it ran."""
+    """What `invoke` returns: the decision, the tool's return value when it ran, and, for an
+    allowed call of a tool declared without a function (`run` None), the arguments as judged
+    (plain JSON values, their schema's defaults filled in), which whatever runs the tool must
+    run it with (review 49d, gates 3: an omitted argument was judged with the schema's default,
+    and the runner, told nothing of it, used its own)."""
 
     decision: PolicyDecision
     value: Any = None
+    arguments: Mapping[str, Any] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -162,11 +175,14 @@ class ToolGate:
         if declared is not None and declared.fill is not None and type(plain) is dict:
             # judged, recorded and run as filled (a copy); what is no JSON object is denied
             # unfilled, not read as one (review 47h, gates 2: a list was taken for pairs)
-            plain = declared.fill(plain)
+            with contextlib.suppress(PolicyError):  # over the limit filled: the engine denies
+                plain = declared.fill(plain)  # it unfilled (review 49d, gates 1)
         request = ToolCall(tool, plain, "" if declared is None else declared.shape)
         record, told = self.point.judge_tool(caller, request, now=self.clock.now())
-        if not told.allowed or declared is None or declared.run is None:
+        if not told.allowed or declared is None:
             return ToolResult(told)  # a hidden tool's denial: an undeclared one's (47h, gates 1)
+        if declared.run is None:  # run elsewhere: with the arguments judged (49d, gates 3)
+            return ToolResult(told, None, plain)
         with contextlib.ExitStack() as stack:
             try:
                 lease = stack.enter_context(self.leases.lease(record))

@@ -17,7 +17,8 @@ the number Cedar judged (a parser of JSON numbers as doubles reads 2^53 + 1 as 2
 An argument the caller omits is judged with its `default` (nested records too): the tool or
 MCP upstream runs with that value, so a policy on it must see it. `default` is therefore part
 of a schema's shape (a gate's tool and the bundle must agree on it) and must conform to its
-property's schema.
+property's schema. Filling stops, refused, once the defaults would add more than
+MAX_TOOL_ARGUMENTS_BYTES (review 49d, gates 1).
 
 Anything else is refused when the schema is compiled (at bundle creation and verification):
 `number` (use integer units or a string), `null`, type lists, `$ref`, `anyOf`/`oneOf`/`allOf`,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import re
 import types
 import typing
@@ -224,10 +226,40 @@ def _conforms(value: Any, kind: str, check: Check | None) -> bool:
 
 def _filler(node: dict[str, Any]) -> Fill | None:
     """What fills a record's omitted properties with their defaults, nested records (and
-    records in arrays) too; None when the schema has no default."""
+    records in arrays) too; None when the schema has no default. It refuses (PolicyError
+    OVER_LIMIT) arguments its defaults would grow by more than MAX_TOOL_ARGUMENTS_BYTES of
+    JSON, counted across the whole call before they are built (review 49d, gates 1: each `{}`
+    of an array of records took a 4,000-character default, so 30 KB of arguments made 86 MB
+    before they were refused for their size)."""
+    record = _record_filler(node)
+    if record is None:
+        return None
+
+    def fill(args: dict[str, Any]) -> dict[str, Any]:
+        filled: dict[str, Any] = record(args, [limits.MAX_TOOL_ARGUMENTS_BYTES])
+        return filled
+
+    return fill
+
+
+_Inner = Callable[[Any, list[int]], Any]
+"""A nested filler: the value filled, and the bytes the defaults may still add (spent)."""
+
+
+def _json_size(name: str, value: Any) -> int:
+    """The fewest bytes `"name":value` adds to the arguments' JSON as the engine encodes it
+    (compact, ASCII)."""
+    return len(name) + 3 + len(json.dumps(value, separators=(",", ":")))
+
+
+def _record_filler(node: dict[str, Any]) -> _Inner | None:
     properties: dict[str, Any] = node.get("properties", {})
-    defaults = {name: sub["default"] for name, sub in properties.items() if "default" in sub}
-    nested: dict[str, Callable[[Any], Any]] = {}
+    defaults = {
+        name: (sub["default"], _json_size(name, sub["default"]))
+        for name, sub in properties.items()
+        if "default" in sub
+    }
+    nested: dict[str, _Inner] = {}
     for name, sub in properties.items():
         inner = _value_filler(sub)
         if inner is not None:
@@ -235,31 +267,37 @@ def _filler(node: dict[str, Any]) -> Fill | None:
     if not defaults and not nested:
         return None
 
-    def fill(args: dict[str, Any]) -> dict[str, Any]:
+    def fill(args: dict[str, Any], budget: list[int]) -> dict[str, Any]:
         filled = dict(args)
-        for name, value in defaults.items():
+        for name, (value, size) in defaults.items():
             if name not in filled:
+                budget[0] -= size
+                if budget[0] < 0:  # the call is over the limit: refused before it is built
+                    raise PolicyError(
+                        PolicyFailure.OVER_LIMIT,
+                        "the arguments with their defaults are over MAX_TOOL_ARGUMENTS_BYTES",
+                    )
                 filled[name] = copy.deepcopy(value)
         for name, inner in nested.items():
             if name in filled:
-                filled[name] = inner(filled[name])
+                filled[name] = inner(filled[name], budget)
         return filled
 
     return fill
 
 
-def _value_filler(node: dict[str, Any]) -> Callable[[Any], Any] | None:
+def _value_filler(node: dict[str, Any]) -> _Inner | None:
     kind = node.get("type")
     if kind == "object":
-        record = _filler(node)
+        record = _record_filler(node)
         if record is None:
             return None
-        return lambda v: record(v) if type(v) is dict else v
+        return lambda v, budget: record(v, budget) if type(v) is dict else v
     if kind == "array":
         item = _value_filler(node["items"])
         if item is None:
             return None
-        return lambda v: [item(x) for x in v] if type(v) is list else v
+        return lambda v, budget: [item(x, budget) for x in v] if type(v) is list else v
     return None
 
 

@@ -42,6 +42,7 @@ Only tools pass: the gate offers no resources, prompts or sampling (closed by de
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -287,8 +288,9 @@ class McpGate:
             listed = await self._listing(name)
         args = dict(arguments or {})
         fill = listed.fill(name)
-        if fill is not None:
-            args = fill(args)  # judged, recorded and forwarded as filled (review 23c)
+        if fill is not None:  # judged, recorded and forwarded as filled (review 23c); over the
+            with contextlib.suppress(PolicyError):  # limit filled, denied unfilled (49d, gates 1)
+                args = fill(args)
         request = ToolCall(name, args, listed.schemas.get(name, ""))
         judge = functools.partial(self.point.judge_tool, caller, request, now=self.clock.now())
         # a recording point signs and appends durably: off the event loop, which serves others
