@@ -138,7 +138,7 @@ def test_a_healthy_server_is_listed_once_per_period_not_at_every_sweep(tmp_path:
 # -- renewals 1 -----------------------------------------------------------------------------------
 
 
-def _write_locked(path: Path) -> bool:
+def write_locked(path: Path) -> bool:
     """Whether another connection holds node.db's write lock (a write transaction open)."""
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
@@ -183,7 +183,7 @@ def test_a_remote_renewal_holds_no_write_lock_of_the_node_database(tmp_path: Pat
     credential = world.credential_a()
     issued = broker.issue(credential, "s", now=NOW)
     locked: list[bool] = []
-    engine.during_renew = lambda: locked.append(_write_locked(path))
+    engine.during_renew = lambda: locked.append(write_locked(path))
     lease, _made = broker.renew(credential, issued.lease_id, now=NOW + 10)
     assert engine.renewed == 1
     assert lease.expires_at > issued.lease.expires_at
