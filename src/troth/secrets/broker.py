@@ -521,7 +521,8 @@ class Broker:
         aborted ones) and those that failed before are tried each within its own budget of the
         sweep, in turn across accounts (troth.secrets.sweep; review 46d, secrets 2: a burst of
         expiring leases was tried all at once); the rest stay REVOKING, due for the next
-        sweeps (`SweepReport.deferred`)."""
+        sweeps (`SweepReport.deferred`). The orphans are swept on a schedule and within a budget
+        of their own (troth.secrets.orphans; review 49e, orphans 1)."""
         expired = self.book.expire(now)  # -> REVOKING, never tried: due below
         redo = self._stalled(now, after_restart)
         failures: list[int] = []
