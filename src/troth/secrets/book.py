@@ -317,10 +317,17 @@ class LeaseBook(BookAudit):
         now: int,
         spec_of: Callable[[str], SecretSpec],
         extend: Callable[[Grant], LeaseCredential],
+        remote: Callable[[SecretSpec], bool] = lambda _spec: False,
+        undo: Callable[[Lease, SecretSpec], object] = lambda _lease, _spec: None,
     ) -> tuple[Lease, LeaseCredential]:
         """Extend an active lease from `now` by `ttl` (default: its ttl), capped by its max_ttl
         and the secret's as stored now, and the credential that justified it, which
-        `credential` must be (its chain)."""
+        `credential` must be (its chain). A local engine's `extend` runs inside the
+        transaction that writes the renewal; a `remote` one's (postgres: its server's round
+        trips, up to a connect or lock timeout) between the transaction that checks it and the
+        one that writes it, so no write lock of the node's database is held while an upstream
+        takes its time (review 49e, renewals 1); a lease revoked meanwhile is refused REVOKED,
+        `undo` called first (its revocation may have run before the extension)."""
         identity = credential.actor
         secret: str | None = None
         handle = lease_id.handle
@@ -328,53 +335,80 @@ class LeaseBook(BookAudit):
             with self._store.transaction():
                 lease = self._own(identity, lease_id)
                 secret = lease.secret
-                if lease.state is not _S.ACTIVE:
-                    raise SecretError(_F.REVOKED, f"lease {handle}")
-                self._check_chain(credential, lease)
-                if now >= lease.expires_at:
-                    raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
-                spec = spec_of(lease.secret)
-                if spec.engine != lease.engine:  # re-stored with another engine (put_secret)
-                    raise SecretError(_F.REVOKED, f"lease {handle}: its secret changed engine")
-                if not set(lease.scope) <= set(spec.scopes):  # an operator withdrew one since
-                    raise SecretError(
-                        _F.BAD_REQUEST, "a scope the secret no longer offers: issue a new lease"
-                    )
-                # the secret's max_ttl as stored now bounds it too: an operator who lowered it
-                # stops longer renewals, as one who withdrew a scope (review 30b, leases 3)
-                max_ttl = min(lease.max_ttl, spec.max_ttl)
-                cap = min(lease.cap_at, lease.issued_at + spec.max_ttl)
-                ttl = min(lease.ttl, max_ttl) if ttl is None else ttl
-                if not limits.MIN_LEASE_TTL <= ttl <= max_ttl:
-                    raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{max_ttl} seconds")
-                self._check_standing(credential, spec, lease.scope, ttl, now, renewal=True)
-                expires_at = min(now + ttl, cap, credential.expires_at)
-                if expires_at <= now:
-                    raise SecretError(_F.EXPIRED, f"lease {handle} cannot be renewed past {cap}")
-                grant = Grant(
-                    handle,
-                    identity,
-                    delegators(credential),
-                    spec,
-                    lease.scope,
-                    now,
-                    expires_at,
-                    lease.engine_ref,
-                )
-                made = extend(grant)
-                self._store.extend(handle, expires_at, now)
-                lease = self._get(handle)
-                self._record(
-                    AuditKind.RENEW,
-                    now,
-                    lease,
-                    f"until {expires_at}",
-                    made.digest_input,
-                    member=lease_account(credential),
-                )
+                grant = self._renewal(credential, lease, ttl, now, spec_of)
+                if not remote(grant.spec):
+                    return self._renewed(credential, grant, extend(grant), now)
+            made = extend(grant)
+            with self._store.transaction():
+                lease = self._own(identity, lease_id)
+                if lease.state is _S.ACTIVE:
+                    return self._renewed(credential, grant, made, now)
+            undo(lease, grant.spec)
+            raise SecretError(_F.REVOKED, f"lease {handle} was revoked while it was renewed")
         except SecretError as exc:
             self._deny(exc, now, identity, secret, handle, lease_account(credential))
             raise
+
+    def _renewal(
+        self,
+        credential: VerifiedCredential,
+        lease: Lease,
+        ttl: int | None,
+        now: int,
+        spec_of: Callable[[str], SecretSpec],
+    ) -> Grant:
+        """What a renewal of `lease` asks its engine for (`renew`'s checks, in its
+        transaction)."""
+        handle = lease.handle
+        if lease.state is not _S.ACTIVE:
+            raise SecretError(_F.REVOKED, f"lease {handle}")
+        self._check_chain(credential, lease)
+        if now >= lease.expires_at:
+            raise SecretError(_F.EXPIRED, f"lease {handle} expired at {lease.expires_at}")
+        spec = spec_of(lease.secret)
+        if spec.engine != lease.engine:  # re-stored with another engine (put_secret)
+            raise SecretError(_F.REVOKED, f"lease {handle}: its secret changed engine")
+        if not set(lease.scope) <= set(spec.scopes):  # an operator withdrew one since
+            raise SecretError(
+                _F.BAD_REQUEST, "a scope the secret no longer offers: issue a new lease"
+            )
+        # the secret's max_ttl as stored now bounds it too: an operator who lowered it
+        # stops longer renewals, as one who withdrew a scope (review 30b, leases 3)
+        max_ttl = min(lease.max_ttl, spec.max_ttl)
+        cap = min(lease.cap_at, lease.issued_at + spec.max_ttl)
+        ttl = min(lease.ttl, max_ttl) if ttl is None else ttl
+        if not limits.MIN_LEASE_TTL <= ttl <= max_ttl:
+            raise SecretError(_F.BAD_REQUEST, f"ttl must be 1-{max_ttl} seconds")
+        self._check_standing(credential, spec, lease.scope, ttl, now, renewal=True)
+        expires_at = min(now + ttl, cap, credential.expires_at)
+        if expires_at <= now:
+            raise SecretError(_F.EXPIRED, f"lease {handle} cannot be renewed past {cap}")
+        return Grant(
+            handle,
+            lease.identity,
+            delegators(credential),
+            spec,
+            lease.scope,
+            now,
+            expires_at,
+            lease.engine_ref,
+        )
+
+    def _renewed(
+        self, credential: VerifiedCredential, grant: Grant, made: LeaseCredential, now: int
+    ) -> tuple[Lease, LeaseCredential]:
+        """Write a renewal (`grant.expires_at`) and its audit record, in the caller's
+        transaction."""
+        self._store.extend(grant.handle, grant.expires_at, now)
+        lease = self._get(grant.handle)
+        self._record(
+            AuditKind.RENEW,
+            now,
+            lease,
+            f"until {grant.expires_at}",
+            made.digest_input,
+            member=lease_account(credential),
+        )
         return lease, made
 
     def active_lease(self, credential: VerifiedCredential, lease_id: LeaseId, now: int) -> Lease:

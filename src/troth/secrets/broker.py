@@ -47,6 +47,7 @@ from troth.secrets.lease import (
     SecretValue,
     check_secret_name,
 )
+from troth.secrets.orphans import OrphanSweep
 from troth.secrets.policy import DenyAllPolicy, LeasePolicy
 from troth.secrets.store import SecretRecord, SqliteSecretStore
 from troth.secrets.sweep import (
@@ -182,6 +183,8 @@ class Broker:
         self.first_attempts = RetryBudget(
             lambda: self.monotonic(), seconds=SWEEP_FIRST_SECONDS, attempts=MAX_SWEEP_FIRST_ATTEMPTS
         )
+        self.orphans = OrphanSweep(lambda: self.monotonic())
+        """The orphan sweep's schedule and budget (troth.secrets.orphans)."""
         self._specs: dict[str, tuple[tuple[str, str], SecretSpec]] = {}
         self._upstreams: dict[tuple[str, str, str], SecretValue] = {}
         # held while open: `recover` aborts every PENDING lease only when no other broker (of
@@ -384,7 +387,9 @@ class Broker:
         ttl: int | None = None,
     ) -> tuple[Lease, LeaseCredential]:
         """Extend the caller's lease from `now` (capped); returns it and the new credential.
-        `credential` is the one the lease was issued under (its chain; EXPIRED otherwise).
+        `credential` is the one the lease was issued under (its chain; EXPIRED otherwise). A
+        remote engine (postgres) renews upstream with no write transaction of the node's
+        database open (`LeaseBook.renew`).
         Each call spends one of the issue budgets, as `issue` does (review 48o, issue rate 2:
         each renewal writes an audit record and mints a credential)."""
         self.issues.take(lease_account(credential), now)
@@ -398,6 +403,10 @@ class Broker:
                 extend=lambda grant: _engine_call(
                     lambda: self.engines[grant.spec.engine].renew(grant, self._upstream(grant.spec))
                 ),
+                # a remote engine's renewal runs outside the write transaction (review 49e,
+                # renewals 1); one revoked meanwhile is revoked upstream again (idempotent)
+                remote=lambda spec: not self.engines[spec.engine].local,
+                undo=lambda lease, spec: self._revoke_upstream([lease], now, spec, early=True),
             )
         except SecretError:  # refused in its transaction, nothing written: as for `issue`
             self.issues.refund_total(now)
@@ -512,7 +521,8 @@ class Broker:
         aborted ones) and those that failed before are tried each within its own budget of the
         sweep, in turn across accounts (troth.secrets.sweep; review 46d, secrets 2: a burst of
         expiring leases was tried all at once); the rest stay REVOKING, due for the next
-        sweeps (`SweepReport.deferred`)."""
+        sweeps (`SweepReport.deferred`). The orphans are swept on a schedule and within a budget
+        of their own (troth.secrets.orphans; review 49e, orphans 1)."""
         expired = self.book.expire(now)  # -> REVOKING, never tried: due below
         redo = self._stalled(now, after_restart)
         failures: list[int] = []
@@ -707,36 +717,38 @@ class Broker:
         _engine_call(lambda: engine.revoke(spec, ref, upstream))
 
     def _sweep_orphans(self, now: int) -> int:
-        """Remove upstream objects with this broker's prefix that no open lease names. The
-        PENDING row is committed before an engine creates anything, so after a process crash
-        every object has a row; this catches the rest (a power loss can undo the last commits
-        at durability "normal", a revocation an operator finished by hand)."""
-        removed = 0
+        """Remove upstream objects with this broker's prefix that no open lease names, within
+        the orphan sweep's schedule and budget (troth.secrets.orphans; review 49e, orphans 1:
+        every sweep listed every remote secret's server, a dead one's connect timeout each)."""
+        remote = {}
         for record in self.store.secrets():
             spec = self.spec(record.name)
-            engine = self.engines[spec.engine]
-            if engine.local:
-                continue
-            try:
-                found = self._upstream_refs(engine, spec)
-            except SecretError:
-                continue
+            if not self.engines[spec.engine].local:
+                remote[spec.name] = spec
+
+        def orphans_of(name: str) -> list[str]:
+            spec = remote[name]
+            found = self._upstream_refs(self.engines[spec.engine], spec)
             live = self.store.engine_refs(spec.engine, OPEN_STATES)  # read after listing
-            for ref in sorted(found - live):
-                try:
-                    self._revoke_ref(spec, ref)
-                except SecretError:
-                    continue
-                removed += 1
-                with self.store.transaction():
-                    self.book.audit_other(
-                        AuditKind.REVOKED,
-                        now,
-                        secret=spec.name,
-                        detail=f"orphan {ref} removed",
-                        ending=True,
-                    )
-        return removed
+            return sorted(found - live)
+
+        def remove(name: str, ref: str) -> bool:
+            spec = remote[name]
+            try:
+                self._revoke_ref(spec, ref)
+            except SecretError:
+                return False
+            with self.store.transaction():
+                self.book.audit_other(
+                    AuditKind.REVOKED,
+                    now,
+                    secret=spec.name,
+                    detail=f"orphan {ref} removed",
+                    ending=True,
+                )
+            return True
+
+        return self.orphans.run(now, dict(remote), orphans_of, remove)
 
 
 def _actor(caller: VerifiedCredential | Identifier) -> Identifier:

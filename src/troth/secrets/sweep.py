@@ -18,20 +18,27 @@ budgeted the same way with their own allowance (`MAX_SWEEP_FIRST_ATTEMPTS`,
 of them, each an upstream round trip) made one sweep try them all, however long that took,
 in expiry order (review 46d, secrets 2). A first attempt not tried stays due (REVOKING, never
 tried) for the next sweeps; retries keep their own allowance, so a burst never starves them.
+
+The orphan sweep (troth.secrets.orphans) has a third allowance of its own, in upstream calls
+(`MAX_SWEEP_ORPHANS`) and engine time (`SWEEP_ORPHAN_SECONDS`; review 49e, orphans 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from troth.secrets.lease import Lease
 
 __all__ = [
     "MAX_SWEEP_FIRST_ATTEMPTS",
+    "MAX_SWEEP_ORPHANS",
     "MAX_SWEEP_RETRIES",
+    "ORPHAN_RETRY_MAX",
+    "ORPHAN_SWEEP_SECONDS",
     "SWEEP_FIRST_SECONDS",
+    "SWEEP_ORPHAN_SECONDS",
     "SWEEP_RETRY_SECONDS",
     "Due",
     "RetryBudget",
@@ -51,6 +58,20 @@ SWEEP_FIRST_SECONDS: Final = 1.0
 """Seconds of engine time (and of the book's writes that end each lease) one sweep spends on
 first revocations, averaged over the sweeps as for retries: with the served broker's sweep
 every 5 s, a burst of expiring leases takes at most ~20% of the broker's thread."""
+MAX_SWEEP_ORPHANS: Final = 32
+"""Upstream calls of the orphan sweep (a secret's listing of its server's objects, the removal
+of one orphan) one sweep makes at most (troth.secrets.orphans; review 49e, orphans 1)."""
+SWEEP_ORPHAN_SECONDS: Final = 0.5
+"""Seconds of engine time one sweep spends on the orphan sweep, averaged over the sweeps as
+for retries (an overrun, one connect timeout of a server that stopped answering, is charged to
+the next sweeps): with the served broker's sweep every 5 s, at most ~10% of its thread."""
+ORPHAN_SWEEP_SECONDS: Final = 60
+"""Seconds between two listings of one secret's upstream objects by the orphan sweep (the
+first sweep of a broker lists every secret's: what a crash left)."""
+ORPHAN_RETRY_MAX: Final = 1800
+"""Longest wait before listing again a secret whose listings keep failing (seconds): the wait
+starts at `ORPHAN_SWEEP_SECONDS` and doubles at each failure up to this."""
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +114,18 @@ class RetryBudget:
         self.attempts = attempts
         self._debt = 0.0  # engine time spent past the allowance, paid back by later sweeps
 
-    def run(self, leases: Iterable[Lease], attempt: Callable[[Lease], None]) -> int:
-        """Call `attempt` for each of `leases` in order while this sweep's allowance lasts;
-        returns how many were left untried."""
+    def run(self, items: Iterable[_T], attempt: Callable[[_T], None]) -> int:
+        """Call `attempt` for each of `items` (leases, or the orphan sweep's calls) in order
+        while this sweep's allowance lasts; returns how many were left untried."""
         allowance = self.seconds - self._debt
         tried = left = 0
-        for lease in leases:
+        for item in items:
             if allowance <= 0 or tried >= self.attempts:
                 left += 1
                 continue
             started = self.clock()
             try:
-                attempt(lease)
+                attempt(item)
             finally:
                 tried += 1
                 allowance -= max(self.clock() - started, 0.0)

@@ -12,8 +12,10 @@ those the templates its scopes map to hold now (REVOKE the others, ending its se
 was taken, GRANT the missing), then `ALTER ROLE ... VALID UNTIL`.
 
 Revoke, in this order (an expired VALID UNTIL alone keeps open sessions with every privilege,
-docs/secrets.md): `ALTER ROLE ... NOLOGIN` (no new session), `pg_terminate_backend(pid,
-wait)` for each of its sessions (it fails unless every one is gone, so the broker retries),
+docs/secrets.md): `pg_terminate_backend(pid, wait)` for each of its sessions, `ALTER ROLE
+... NOLOGIN` (no new session; its sessions first: one of them may hold the role's row, review
+49e, revocations 1), `pg_terminate_backend` again for any that logged in meanwhile (it fails
+unless every one is gone, so the broker retries),
 `REVOKE` of each role it is a member of (a role made by an older release) and of each
 privilege it holds, `DROP OWNED BY` in dbname, each configured database and any other where
 the role owns or holds something (pg_shdepend: a large object needs no privilege to create, in
@@ -67,6 +69,12 @@ _SETTINGS = frozenset(
     }
 )
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+OWN_ROW_LOCK_MS: Final = 200
+"""Milliseconds a statement on a lease's own role (`ALTER ROLE`) waits for its pg_authid row,
+which the lease's own session can hold (review 49e, revocations 1): a revocation ends that
+session and tries again, a renewal is refused."""
+NOLOGIN_ROUNDS: Final = 3
+"""Rounds of ending a role's sessions and making it NOLOGIN a revocation tries (`_shut_out`)."""
 
 
 def _engine_error(what: str, exc: Exception) -> SecretError:
@@ -190,10 +198,13 @@ class PostgresEngine:
             settings, upstream, role, self._plan(settings, upstream, role, _templates(grant))
         )
         with self._admin(settings, settings["dbname"], upstream, "renew role") as conn:
-            conn.execute(
+            # its own session may hold its pg_authid row (review 49e, revocations 1): refused
+            # at once, never a lock timeout of the broker's thread at each renewal it asks for
+            _short_wait(
+                conn,
                 sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
                     sql.Identifier(role), sql.Literal(_at(grant.expires_at))
-                )
+                ),
             )
         return LeaseCredential({"user": role, "valid_until": grant.expires_at}, role.encode())
 
@@ -206,8 +217,7 @@ class PostgresEngine:
         with self._admin(settings, settings["dbname"], upstream, "revoke role") as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ref,)).fetchone() is None:
                 return
-            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
-            _end_sessions(conn, ref, settings["terminate_wait_ms"])
+            _shut_out(conn, ref, settings["terminate_wait_ms"])
             # a role made by an older release is a member of its templates
             for group in sorted(_memberships(conn, ref)):
                 conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
@@ -523,6 +533,40 @@ def _end_lock_holders(conn: Any, role: str, wait_ms: int) -> None:
             conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
         except psycopg.Error:  # not ours to signal: DROP OWNED waits, then fails and is retried
             continue
+
+
+def _short_wait(conn: Any, statement: Any) -> None:
+    """Run `statement` waiting at most `OWN_ROW_LOCK_MS` for a lock (in a transaction of its
+    own: `SET LOCAL`)."""
+    with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = {OWN_ROW_LOCK_MS}")
+        conn.execute(statement)
+
+
+def _shut_out(conn: Any, role: str, wait_ms: int) -> None:
+    """End `role`'s sessions, make it NOLOGIN, end any that logged in meanwhile. Its sessions
+    end first: one that keeps a transaction open after changing its own password (any role
+    may) holds the role's pg_authid row, and `ALTER ROLE ... NOLOGIN` first waited the lock
+    timeout and failed, at every retry, the session reading on after the revocation for as
+    long as it kept that transaction (review 49e, revocations 1). A session that logs in again
+    and takes the row between the two steps is ended at the next of `NOLOGIN_ROUNDS` rounds
+    (the revocation fails, retried by the sweep, only if it wins every one)."""
+    import psycopg
+    from psycopg import sql
+
+    nologin = sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
+    for _ in range(NOLOGIN_ROUNDS):
+        _end_sessions(conn, role, wait_ms)
+        try:
+            _short_wait(conn, nologin)
+        except psycopg.errors.LockNotAvailable:
+            continue
+        break
+    else:
+        raise SecretError(
+            SecretFailure.ENGINE_FAILED, f"a session of {role} kept its role locked: retry"
+        )
+    _end_sessions(conn, role, wait_ms)
 
 
 def _end_sessions(conn: Any, role: str, wait_ms: int) -> None:

@@ -1,0 +1,136 @@
+"""Review 49e against a real PostgreSQL server. A lease's own session may change its role's
+password (any role may) in a transaction it keeps open, holding the role's pg_authid row:
+
+- renewals 1: each renewal its agent asked for then held the node database's write lock for
+  the lock timeout (5 s), since the engine's round trips ran inside the transaction that wrote
+  the renewal (tests/test_review49e_secrets.py has the library-level tests);
+- revocations 1: the revocation's first step, `ALTER ROLE ... NOLOGIN`, waited the lock
+  timeout and failed before any session was ended, at every retry: a revoked lease kept its
+  session reading for as long as it kept that transaction open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.leases import LeaseWorld
+from tests.test_review49e_secrets import write_locked
+from tests.test_secrets_postgres import (  # noqa: F401 - `orders` and `world` are fixtures
+    SECRET,
+    OrdersDb,
+    orders,
+    world,
+)
+from tests.test_secrets_postgres import login as pg_login
+from tests.test_secrets_postgres import now as pg_now
+from tests.test_secrets_postgres import setup as pg_setup
+from troth.errors import SecretError, SecretFailure
+from troth.secrets import LeaseState
+from troth.secrets.engines import postgres as postgres_engine
+
+
+def test_an_agent_holding_its_roles_row_lock_leaves_the_node_database_free(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against PostgreSQL: the lease's own session changes its password in a transaction it
+    keeps open (any role may), so the admin's `ALTER ROLE ... VALID UNTIL` of each renewal its
+    agent asks for waits the lock timeout (5 s). While it waits, node.db's write lock is
+    free (it was held: 5 s of every other writer of the node per renewal, one a second)."""
+    import psycopg
+
+    # the renewal's wait on its role's row as long as it was (it is 200 ms now: revocations 1),
+    # so that the test sees it waiting
+    monkeypatch.setattr(postgres_engine, "OWN_ROW_LOCK_MS", 5000)
+    path = tmp_path / "node.db"
+    broker = pg_setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=pg_now())
+    login = issued.credential.reveal()
+    role = str(login["user"])
+    session = pg_login(orders, login)
+    session.execute("BEGIN")
+    session.execute(sql_password(role))
+    outcome: list[BaseException | None] = []
+
+    def renew() -> None:
+        try:
+            broker.renew(agent, issued.lease_id, now=pg_now())
+        except BaseException as exc:  # (the lock timeout: ENGINE_FAILED)
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=renew)
+    worker.start()
+    try:
+        with orders.server.connect() as watcher:
+            while not outcome:  # until the admin's ALTER ROLE waits for the agent's lock
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE %s",
+                    (f"ALTER ROLE%{role}%VALID UNTIL%",),
+                ).fetchone()
+                if waiting is not None and waiting[0]:
+                    break
+            assert not outcome, outcome  # it was waiting
+            assert not write_locked(path)
+    finally:
+        worker.join()
+        session.execute("ROLLBACK")
+        session.close()
+    assert isinstance(outcome[0], SecretError)
+    assert outcome[0].reason is SecretFailure.ENGINE_FAILED
+    lease = broker.book.lease(issued.lease.handle)
+    assert lease is not None
+    assert lease.expires_at == issued.lease.expires_at  # not renewed
+    with contextlib.suppress(psycopg.Error):
+        broker.revoke(agent, issued.lease_id, now=pg_now())
+    broker.close()
+
+
+def sql_password(role: str) -> Any:
+    from psycopg import sql
+
+    return sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(role), sql.Literal("chosen-by-the-agent")
+    )
+
+
+def test_a_lease_holding_its_own_roles_row_lock_is_revoked_all_the_same(
+    tmp_path: Path,
+    world: LeaseWorld,  # noqa: F811
+    orders: OrdersDb,  # noqa: F811
+) -> None:
+    """The lease's session changes its own password in a transaction it keeps open (any role
+    may): its role's pg_authid row stays locked, so the revocation's first step, `ALTER ROLE
+    ... NOLOGIN`, waited the lock timeout and failed, at every retry, before any session was
+    ended: the revoked (or expired, or feed-revoked) lease kept its open session reading, for
+    as long as it kept that transaction open. Now its sessions end first."""
+    import psycopg
+
+    broker = pg_setup(tmp_path, world, orders)
+    agent = world.credential_a()
+    issued = broker.issue(agent, SECRET, scope=["orders:read"], now=pg_now())
+    login = issued.credential.reveal()
+    session = pg_login(orders, login)
+    session.execute("BEGIN")
+    session.execute(sql_password(str(login["user"])))
+    try:
+        lease = broker.revoke(agent, issued.lease_id, now=pg_now())
+        assert lease.state is LeaseState.REVOKED
+        with pytest.raises(psycopg.OperationalError):
+            session.execute("SELECT id FROM orders").fetchall()
+        assert orders.roles(str(login["user"])) == set()
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            session.execute("ROLLBACK")
+        session.close()
+        broker.close()
