@@ -92,6 +92,11 @@ class _Seen(enum.Enum):
     LINKS = 5  # her full history, ending at the stored copy from a checkpoint's last change
 
 
+_UNCHANGED: Final = (_Seen.STORED, _Seen.LINKS)
+"""What leaves a stored copy's changes as they are (a local identity's rows stand)."""
+_LOCAL_ONLY: Final = "a local identity is rotated only by its own node"
+
+
 class StoredSpan(NamedTuple):
     """The changes of a stored copy: the index of its first one and their hashes in order."""
 
@@ -171,7 +176,8 @@ class KnownHistories:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
         it (`binds`) is left as it is, and no one is told of it."""
-        self._judge(identity, binds)
+        if self._judge(identity, binds) not in _UNCHANGED:
+            self._own_only(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
@@ -180,7 +186,7 @@ class KnownHistories:
         begins is accepted only when this node stores a row of its last change (a local
         identity's), else refused as a gap: deny when in doubt."""
         try:
-            self._judge(identity)
+            seen = self._judge(identity)
         except IdentityError as exc:
             if exc.reason is not IdentityFailure.ROLLBACK:
                 raise
@@ -197,6 +203,32 @@ class KnownHistories:
                         f"({known.first}): nothing here shows it is an older prefix",
                         last,
                     ) from None
+        else:
+            if seen not in _UNCHANGED:
+                self._own_only(identity, older=True)
+
+    def _own_only(self, identity: VerifiedIdentity, *, older: bool = False) -> None:
+        """Raise FORK when `identity` would change the stored history of a local identity, as
+        `_store_or_extend` does: only its own node rotates it, so a change it did not make is
+        a thief's (a copy of its vault holds the committed next key: review 49c, local 1: the
+        checks that store nothing passed it, and the owner's node called the thief's rotation
+        of its own identity valid). Judged by the copy the store holds: another process of the
+        node may have rotated it since the cache was filled, and its own newer history passes.
+        `older`: an older prefix of that copy passes (`check_no_fork`)."""
+        digest = identity.identifier.digest
+        if self._store.find_local(identifier=digest) is None:
+            return
+        stored = self._store.get_history(digest)
+        if stored is None:
+            return
+        try:
+            seen = self._extends(digest, stored[0], identity, None)
+        except IdentityError as exc:
+            if older and exc.reason is IdentityFailure.ROLLBACK:
+                return
+            raise
+        if seen not in _UNCHANGED:
+            raise IdentityError(IdentityFailure.FORK, _LOCAL_ONLY)
 
     def stored(self, digest: bytes) -> StoredSpan | None:
         """The changes of the stored copy of `digest` (cached for `cache_seconds`)."""
@@ -290,9 +322,7 @@ class KnownHistories:
                 write = replaced or count > stored[1] or seen is _Seen.LINKS
                 if write and self._store.find_local(identifier=digest) is not None:
                     if seen is not _Seen.LINKS:
-                        raise IdentityError(
-                            IdentityFailure.FORK, "a local identity is rotated only by its own node"
-                        )
+                        raise IdentityError(IdentityFailure.FORK, _LOCAL_ONLY)
                     write = False  # its own rows stand: nothing to link
                 if write:
                     # an extension keeps the stored copy's link (checked, or a checkpoint's
