@@ -28,6 +28,7 @@ stored copy cannot extend a newer one.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import threading
@@ -38,7 +39,7 @@ from typing import Final, NamedTuple
 
 from troth.clock import Clock
 from troth.crypto import sha256
-from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError
+from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError, TrothError
 from troth.identity.change import ChangeBody, UnverifiedHistory
 from troth.identity.history import (
     VerifiedChange,
@@ -143,13 +144,45 @@ class KnownHistories:
         nor extends it. Give `binds` only for a presenter already admitted: the copy is then
         replaced and its changes recorded refuted. `linked`: the caller checked the link of a
         history from a checkpoint to its identifier (an authority pin confirmed out of band:
-        review 30a, enrollment 7), so it is stored linked as a full one is."""
-        if self._judge(identity, binds, tell=False) is not _Seen.STORED:
-            # tells `refuted` of a copy it replaces; stores her full history over a copy
-            # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
-            self._store_or_extend(identity, binds, linked)
-        elif linked and identity.first_index > 0:
-            self._link(identity)
+        review 30a, enrollment 7), so it is stored linked as a full one is. A FORK is kept as
+        evidence (`_keeping_forks`)."""
+        with self._keeping_forks(identity):
+            if self._judge(identity, binds, tell=False) is not _Seen.STORED:
+                # tells `refuted` of a copy it replaces; stores her full history over a copy
+                # from a checkpoint ending at the same change (`_Seen.LINKS`: review 29a)
+                self._store_or_extend(identity, binds, linked)
+            elif linked and identity.first_index > 0:
+                self._link(identity)
+
+    @contextmanager
+    def _keeping_forks(self, identity: VerifiedIdentity) -> Iterator[None]:
+        """Keep `identity` as evidence (`IdentityStore.add_fork`) when the judgment inside
+        refuses it as a FORK (review 49c, forks 1: the signed proof that its maker held the
+        identity's keys went with the refusal). Its first change the stored copy does not hold
+        must be one whose previous-key signature `verify_history` checked: not the first of
+        a checkpointed history (its checkpoint's word). Best effort, in a transaction of its
+        own, after the judgment's rolled back: the refusal stands whatever happens to it (a
+        caller's transaction that the refusal rolls back drops it too)."""
+        try:
+            yield
+        except IdentityError as exc:
+            if exc.reason is IdentityFailure.FORK:
+                with contextlib.suppress(TrothError):
+                    self._keep_fork(identity, exc.change)
+            raise
+
+    def _keep_fork(self, identity: VerifiedIdentity, change: int | None) -> None:
+        digest = identity.identifier.digest
+        with self._store.transaction():
+            if change is None:  # a local identity's continuation: the change after its own
+                stored = self._store.get_history(digest)
+                if stored is None:
+                    return
+                change = _stored_span(stored[0]).last + 1
+            if not identity.first_index < change <= identity.current.index:
+                return
+            forking = identity.changes[change - identity.first_index].change_hash
+            self._store.add_fork(digest, change, forking, identity.history, self._clock.now())
 
     def _link(self, identity: VerifiedIdentity) -> None:
         """Mark the stored copy that ends at `identity`'s last change linked: the caller tied
@@ -175,16 +208,23 @@ class KnownHistories:
     def check(self, identity: VerifiedIdentity, *, binds: Binds | None = None) -> None:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
-        it (`binds`) is left as it is, and no one is told of it."""
-        if self._judge(identity, binds) not in _UNCHANGED:
-            self._own_only(identity)
+        it (`binds`) is left as it is, and no one is told of it. A FORK is kept as evidence
+        (`_keeping_forks`: its maker held the identity's keys, whoever presents it)."""
+        with self._keeping_forks(identity):
+            if self._judge(identity, binds) not in _UNCHANGED:
+                self._own_only(identity)
 
     def check_no_fork(self, identity: VerifiedIdentity) -> None:
         """Raise IdentityError (FORK, IDENTIFIER_MISMATCH, a gap) unless `identity` equals,
         extends or is an older prefix of the stored copy (what a signature made before a
         rotation carries); store nothing. A prefix that ends before a checkpointed stored copy
         begins is accepted only when this node stores a row of its last change (a local
-        identity's), else refused as a gap: deny when in doubt."""
+        identity's), else refused as a gap: deny when in doubt. A FORK is kept as evidence."""
+        with self._keeping_forks(identity):
+            self._no_fork(identity)
+
+    def _no_fork(self, identity: VerifiedIdentity) -> None:
+        """`check_no_fork`, its evidence aside."""
         try:
             seen = self._judge(identity)
         except IdentityError as exc:

@@ -253,6 +253,17 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX IF NOT EXISTS feed_syncs_due_authority ON feed_syncs_due (authority);
     """,
+    """
+    -- review 49c, forks 1: verified histories refused as forks of the stored copy, kept as
+    -- evidence (the first change the stored copy does not hold, validly signed, proves its
+    -- maker held the identity's keys), the first MAX_FORKS_PER_IDENTITY of an identity and
+    -- MAX_FORK_RECORDS in all (`IdentityService.forks`, docs/storage.md "Schema")
+    CREATE TABLE IF NOT EXISTS identity_forks (
+        seq INTEGER PRIMARY KEY, identifier BLOB NOT NULL, change_hash BLOB NOT NULL,
+        idx INTEGER NOT NULL, history BLOB NOT NULL, seen_at INTEGER NOT NULL,
+        UNIQUE (identifier, change_hash)
+    );
+    """,
 )
 
 
