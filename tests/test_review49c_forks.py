@@ -115,3 +115,23 @@ def test_a_database_from_before_the_table_opens_and_keeps_forks(troth_home: Path
         assert len(node.identities.forks(Identifier(sha256(base.changes[0].body)))) == 1
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == current
+
+
+def test_a_replayed_fork_takes_no_write_lock(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forks 1, the fix's bound: a fork once public is anyone's to replay at every handshake;
+    one kept already (or past the identity's bound) is refused without a write transaction."""
+    base = honest_history(1)
+    real, forged = forks_of(base, 2)
+    node.identities.import_history(encode(real.changes), now=NOW)
+    replayed = verify_history(encode(forged.changes), now=NOW)
+    with pytest.raises(IdentityError):
+        node.identities.check_known(replayed)
+
+    def no_write() -> None:
+        raise AssertionError("a write transaction")
+
+    monkeypatch.setattr(node.identities.store, "transaction", no_write)
+    for _ in range(3):
+        with pytest.raises(IdentityError) as refused:
+            node.identities.check_known(replayed)
+        assert refused.value.reason is IdentityFailure.FORK

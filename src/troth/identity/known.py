@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final, NamedTuple
 
+from troth import limits
 from troth.clock import Clock
 from troth.crypto import sha256
 from troth.errors import DecodeError, IdentityError, IdentityFailure, StorageError, TrothError
@@ -172,16 +173,23 @@ class KnownHistories:
             raise
 
     def _keep_fork(self, identity: VerifiedIdentity, change: int | None) -> None:
+        """`_keeping_forks`: the write lock is taken only for a fork not kept yet and within
+        the identity's bound (a fork once public is anyone's to replay, at every handshake)."""
         digest = identity.identifier.digest
-        with self._store.transaction():
-            if change is None:  # a local identity's continuation: the change after its own
-                stored = self._store.get_history(digest)
-                if stored is None:
-                    return
-                change = _stored_span(stored[0]).last + 1
-            if not identity.first_index < change <= identity.current.index:
+        if change is None:  # a local identity's continuation: the change after its own
+            stored = self._store.get_history(digest)
+            if stored is None:
                 return
-            forking = identity.changes[change - identity.first_index].change_hash
+            change = _stored_span(stored[0]).last + 1
+        if not identity.first_index < change <= identity.current.index:
+            return
+        forking = identity.changes[change - identity.first_index].change_hash
+        kept = self._store.forks(digest)
+        if len(kept) >= limits.MAX_FORKS_PER_IDENTITY or any(
+            k.change_hash == forking for k in kept
+        ):
+            return
+        with self._store.transaction():
             self._store.add_fork(digest, change, forking, identity.history, self._clock.now())
 
     def _link(self, identity: VerifiedIdentity) -> None:
