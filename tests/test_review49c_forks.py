@@ -18,11 +18,13 @@ not kept: its link to the change before it is only its checkpoint's word, no sig
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run, run_json
 from tests.support.histories import DAY, T0, HonestHistory, encode, extend, honest_history
 from troth import limits
 from troth.crypto import sha256
@@ -135,3 +137,31 @@ def test_a_replayed_fork_takes_no_write_lock(node: Node, monkeypatch: pytest.Mon
         with pytest.raises(IdentityError) as refused:
             node.identities.check_known(replayed)
         assert refused.value.reason is IdentityFailure.FORK
+
+
+def test_the_cli_shows_the_owner_the_forks_of_her_identity(troth_home: Path) -> None:
+    """Forks 1: `troth identity show` tells the owner a fork of her identity was seen (someone
+    holds its keys: rotate it with --compromised), `troth identity forks` lists the evidence,
+    and its history verifies on its own."""
+    run("identity", "create", "alice")
+    assert "forks" not in run_json("identity", "show", "alice")
+    now = int(time.time())  # the CLI's clock
+    with open_node("default") as node:
+        local = node.identities.get("alice", now=now)
+        forged = rotate_identity(
+            node.vault, local.identity, local.primary_key, local.next_key, now=now, valid_for=DAY
+        ).identity
+        with pytest.raises(IdentityError):
+            node.identities.check_known(forged)
+    assert run_json("identity", "show", "alice")["forks"] == 1
+    shown = run("identity", "show", "alice").output
+    assert "1 fork(s) of it seen" in shown
+    assert "--compromised" in shown
+    (kept,) = run_json("identity", "forks", "alice")
+    assert (kept["index"], kept["change_hash"]) == (1, forged.current_change_hash.hex())
+    assert bytes.fromhex(kept["history"]) == forged.history
+    listed = run("identity", "forks", "alice").output
+    assert f"change 1 {forged.current_change_hash.hex()}" in listed
+    other = str(Identifier(b"\x02" * 32))
+    assert run_json("identity", "forks", other) == []
+    assert "no fork of" in run("identity", "forks", other).output
