@@ -344,8 +344,9 @@ def did(ref: str, node_name: str, reporter: Reporter) -> None:
 def forks(ref: str, node_name: str, reporter: Reporter) -> None:
     """List the histories of IDENTITY this node refused as forks of its stored copy, kept as
     evidence: the first change of each that the stored copy does not hold is signed with the
-    identity's keys, so whoever made it held them (a stolen backup), or its owner signed two
-    rotations. JSON carries each history (hex), which `troth identity verify` takes."""
+    identity's keys, as the stored copy's is, so one of the two was made by someone holding a
+    copy of them (a stolen backup), or its owner signed both. JSON carries each history (hex),
+    which `troth identity verify` takes."""
     with open_cli_node(node_name) as node:
         identifier = reporter.names.identifier(ref, node)
         kept = node.identities.forks(identifier)

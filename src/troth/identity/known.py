@@ -158,8 +158,9 @@ class KnownHistories:
     @contextmanager
     def _keeping_forks(self, identity: VerifiedIdentity) -> Iterator[None]:
         """Keep `identity` as evidence (`IdentityStore.add_fork`) when the judgment inside
-        refuses it as a FORK (review 49c, forks 1: the signed proof that its maker held the
-        identity's keys went with the refusal). Its first change the stored copy does not hold
+        refuses it as a FORK (review 49c, forks 1: with the stored copy, the signed proof that
+        two rotations were made with the identity's keys, one by a copy's holder, went with the
+        refusal). Its first change the stored copy does not hold
         must be one whose previous-key signature `verify_history` checked: not the first of
         a checkpointed history (its checkpoint's word). Best effort, in a transaction of its
         own, after the judgment's rolled back: the refusal stands whatever happens to it (a
@@ -217,7 +218,7 @@ class KnownHistories:
         """Raise IdentityError as `observe` would, but store nothing (for a requester not yet
         authorised: a stranger must not be able to fill the store). A copy that does not bind
         it (`binds`) is left as it is, and no one is told of it. A FORK is kept as evidence
-        (`_keeping_forks`: its maker held the identity's keys, whoever presents it)."""
+        (`_keeping_forks`: signed with the identity's keys, whoever presents it)."""
         with self._keeping_forks(identity):
             if self._judge(identity, binds) not in _UNCHANGED:
                 self._own_only(identity)

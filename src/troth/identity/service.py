@@ -549,7 +549,8 @@ class IdentityService:
 
     def forks(self, identifier: Identifier) -> list[ForkRecord]:
         """The verified histories of `identifier` refused as forks, kept as evidence that their
-        makers held its keys (troth.identity.known; review 49c, forks 1)."""
+        two rotations were signed with its keys, one by someone holding a copy of them
+        (troth.identity.known; review 49c, forks 1)."""
         return self.store.forks(identifier.digest)
 
     def stored_changes(self, identifier: Identifier) -> int | None:
