@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.support.histories import encode, honest_history
 from troth.errors import IdentityError, IdentityFailure
-from troth.identity import VerifiedIdentity, rotate_identity
+from troth.identity import VerifiedIdentity, rotate_identity, verify_history
 from troth.node import Node, init_node, open_node
 from troth.node.verify import verify_bare_history
 
@@ -91,3 +92,18 @@ def test_the_nodes_own_rotation_still_passes_every_check(troth_home: Path) -> No
         second.identities.check_known(rotated)
         second.identities.check_no_fork(rotated)
         second.identities.check_no_fork(before)  # an older prefix: signatures before it
+
+
+def test_a_first_sight_looks_for_no_local_identity(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local 1, the fix's cost: a stranger's history, of which nothing is stored (so no local
+    identity either), is checked without the extra query for a local identity."""
+
+    def no_query(**_: object) -> None:
+        raise AssertionError("looked for a local identity")
+
+    stranger = honest_history(2)
+    monkeypatch.setattr(node.identities.store, "find_local", no_query)
+    node.identities.check_known(verify_history(encode(stranger.changes), now=NOW + 10 * DAY))
+    node.identities.check_no_fork(verify_history(encode(stranger.changes), now=NOW + 10 * DAY))

@@ -88,14 +88,16 @@ class _Seen(enum.Enum):
     rolls back one that is not made up)."""
 
     STORED = 1  # the stored copy itself
-    NEW = 2  # none stored, or it extends the stored copy
+    NEW = 2  # it extends the stored copy
     REFUTED = 3  # it shows the stored copy made up
     UNBOUND = 4  # a copy from a checkpoint that does not bind it (`Binds`)
     LINKS = 5  # her full history, ending at the stored copy from a checkpoint's last change
+    FIRST = 6  # none stored (so no local identity's either)
 
 
-_UNCHANGED: Final = (_Seen.STORED, _Seen.LINKS)
-"""What leaves a stored copy's changes as they are (a local identity's rows stand)."""
+_UNCHANGED: Final = (_Seen.STORED, _Seen.LINKS, _Seen.FIRST)
+"""What continues no stored copy past its last change (none stored, so no local identity;
+her own changes up to it): `_own_only` need not look for a local identity."""
 _LOCAL_ONLY: Final = "a local identity is rotated only by its own node"
 
 
@@ -297,7 +299,7 @@ class KnownHistories:
         digest = identity.identifier.digest
         known = self.stored(digest)
         if known is None:
-            return _Seen.NEW
+            return _Seen.FIRST
         if known.hashes[-1] == identity.current_change_hash:
             return _equal(known, identity)  # hash-linked changes, equal last hash, equal all
         if identity.first_index != known.last + 1:
@@ -315,7 +317,7 @@ class KnownHistories:
         # known 1)
         stored = self._store.get_history(digest)
         if stored is None:
-            return _Seen.NEW
+            return _Seen.FIRST
         seen = self._extends(digest, stored[0], identity, binds)
         if seen is _Seen.REFUTED and tell and self._refuted is not None:
             self._refuted(identity.identifier, _decode(stored[0]))
